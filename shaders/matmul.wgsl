@@ -1,0 +1,119 @@
+// Tiled fp32 GEMM, the workhorse of forward and backward:
+//   C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]
+// A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N], all row-major.
+// The three products of a linear layer Y = X·Wᵀ are this one kernel with different transposes:
+//   forward   Y  = X · Wᵀ      (TRANS_B)
+//   backward  dX = dY · W      (no transpose)
+//             dW = dYᵀ · X     (TRANS_A); beta = 1 accumulates gradients.
+// Each 16×16 workgroup computes a 64×64 block of C, 4×4 values per thread, stepping K by 16 through workgroup memory.
+// Ragged edges (any M, N, K) load zeros and skip out-of-range stores.
+// B may be stored as f32, bf16 (two per u32, low half first: the Hub's format, no feature needed) or f16
+// (needs the adapter's shader-f16); accumulation is always f32.
+
+//#if B_F16
+enable f16;
+//#endif
+
+struct Params {
+  M: u32, N: u32, K: u32, _p0: u32,
+  strideA: u32, strideB: u32, strideC: u32, _p1: u32,
+  alpha: f32, beta: f32, _p2: f32, _p3: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+//#if B_F16
+@group(0) @binding(2) var<storage, read> B: array<f16>;
+//#else
+//#if B_BF16
+@group(0) @binding(2) var<storage, read> B: array<u32>;
+//#else
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+//#endif
+//#endif
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+const BM = 64u;
+const BN = 64u;
+const BK = 16u;
+
+var<workgroup> As: array<f32, 1024>; // [BK][BM]
+var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+
+fn loadB(i: u32) -> f32 {
+//#if B_F16
+  return f32(B[i]);
+//#else
+//#if B_BF16
+  let w = B[i >> 1u];
+  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));
+//#else
+  return B[i];
+//#endif
+//#endif
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * BM;
+  let col0 = wg.x * BN;
+  let aBase = wg.z * p.strideA;
+  let bBase = wg.z * p.strideB;
+  let cBase = wg.z * p.strideC;
+
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    for (var t = 0u; t < 4u; t++) {
+      let idx = li + t * 256u;
+      // A tile element (m, k): read along the stored row so neighbouring threads read neighbouring addresses.
+      var m: u32;
+      var k: u32;
+      if (TRANS_A) { m = idx % BM; k = idx / BM; } else { k = idx % BK; m = idx / BK; }
+      let gm = row0 + m;
+      let gk = k0 + k;
+      var a = 0.0;
+      if (gm < p.M && gk < p.K) {
+        if (TRANS_A) { a = A[aBase + gk * p.M + gm]; } else { a = A[aBase + gm * p.K + gk]; }
+      }
+      As[k * BM + m] = a;
+      // B tile element (k, n).
+      var n: u32;
+      var kb: u32;
+      if (TRANS_B) { kb = idx % BK; n = idx / BK; } else { n = idx % BN; kb = idx / BN; }
+      let gn = col0 + n;
+      let gkb = k0 + kb;
+      var b = 0.0;
+      if (gn < p.N && gkb < p.K) {
+        if (TRANS_B) { b = loadB(bBase + gn * p.K + gkb); } else { b = loadB(bBase + gkb * p.N + gn); }
+      }
+      Bs[kb * BN + n] = b;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { av[i] = As[kk * BM + lid.y + 16u * i]; }
+      for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * BN + lid.x + 16u * j]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + lid.y + 16u * i;
+    if (r >= p.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + lid.x + 16u * j;
+      if (c >= p.N) { continue; }
+      let o = cBase + r * p.N + c;
+      var v = p.alpha * acc[i * 4u + j];
+      if (p.beta != 0.0) { v += p.beta * C[o]; }
+      C[o] = v;
+    }
+  }
+}

@@ -1,0 +1,24 @@
+import type { Command } from '../command.ts';
+import { createNodeContext } from '../node-gpu.ts';
+import { checkMatmul } from '../../engine/selftest.ts';
+
+export const gpuInfoCommand: Command = {
+  name: 'gpu-info',
+  summary: 'show the WebGPU adapter this machine offers and check that its matmul computes right',
+  usage: `finetune gpu-info [--no-check]
+
+Prints one JSON object: the adapter (vendor, architecture, features, limits), how it was found (hardware GPU or
+SwiftShader), and a quick matmul correctness check against a float64 reference (skip it with --no-check).`,
+  async run(args, io) {
+    const { ctx, found } = await createNodeContext();
+    if (found.note) io.err(`note: ${found.note}`);
+    const result: Record<string, unknown> = { via: found.via, adapter: ctx.report };
+    if (!args.includes('--no-check')) {
+      const checks = [await checkMatmul(ctx, 17, 33, 65), await checkMatmul(ctx, 130, 7, 300)];
+      result.matmulCheck = { ok: checks.every((c) => c.ok), checks };
+    }
+    io.out(JSON.stringify(result, null, 2));
+    ctx.destroyDevice();
+    return (result.matmulCheck as { ok: boolean } | undefined)?.ok === false ? 1 : 0;
+  },
+};

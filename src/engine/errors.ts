@@ -1,0 +1,48 @@
+// Typed errors that survive the worker boundary. comlink passes a plain Error, so the page could not tell an
+// out-of-memory from a corrupt file; every error we raise carries a `kind` and is serialised with it.
+
+export type ErrorKind =
+  | 'no-webgpu' // no adapter/device could be had
+  | 'out-of-memory' // a GPU allocation failed or would exceed a limit
+  | 'device-lost' // the GPU device went away mid-run
+  | 'shader-compile' // WGSL failed to compile or a pipeline failed to build
+  | 'bad-input' // user-supplied data (files, config, flags) is wrong
+  | 'mismatch' // a numerical check failed
+  | 'internal'; // a bug on our side
+
+export class FinetuneError extends Error {
+  readonly kind: ErrorKind;
+  readonly details?: Record<string, unknown>;
+  constructor(kind: ErrorKind, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'FinetuneError';
+    this.kind = kind;
+    if (details !== undefined) this.details = details;
+  }
+}
+
+export interface SerializedError {
+  name: string;
+  kind: ErrorKind;
+  message: string;
+  stack?: string;
+  details?: Record<string, unknown>;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof FinetuneError) {
+    return { name: err.name, kind: err.kind, message: err.message, stack: err.stack, details: err.details };
+  }
+  if (err instanceof Error) return { name: err.name, kind: 'internal', message: err.message, stack: err.stack };
+  return { name: 'Error', kind: 'internal', message: String(err) };
+}
+
+export function deserializeError(s: SerializedError): FinetuneError {
+  const e = new FinetuneError(s.kind, s.message, s.details);
+  if (s.stack) e.stack = s.stack;
+  return e;
+}
+
+export function isFinetuneError(err: unknown, kind?: ErrorKind): err is FinetuneError {
+  return err instanceof FinetuneError && (kind === undefined || err.kind === kind);
+}

@@ -1,0 +1,256 @@
+// The GPU context: one device, its memory ledger and kernel registry, and a command recorder that batches
+// dispatches into one encoder per flush. Nothing here is browser- or Node-specific: it takes a `GPU` object
+// (navigator.gpu in a worker, Dawn's `create()` in Node).
+
+import { describeAdapter, type AdapterReport } from './adapter.ts';
+import { FinetuneError } from './errors.ts';
+import { MemoryLedger, type MemoryCategory } from './ledger.ts';
+import { KernelRegistry, type KernelSpec } from './registry.ts';
+import { shaderSources } from './shaders.ts';
+
+/** The largest buffer we ask for: some drivers report 1 TiB and crash when asked for it (design.md). */
+const MAX_REQUESTED_BUFFER = 4 * 1024 ** 3 - 4;
+const UNIFORM_SLOT = 256;
+const UNIFORM_SLOTS = 2048;
+
+export interface GpuContextOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Ask for `shader-f16` when the adapter has it (default true). */
+  useF16?: boolean;
+}
+
+export class GpuContext {
+  readonly ledger: MemoryLedger;
+  readonly registry: KernelRegistry;
+  readonly hasF16: boolean;
+  readonly hasSubgroups: boolean;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly uniformBuffer: GPUBuffer;
+  private readonly uniformStaging = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
+  private uniformSlotsUsed = 0;
+  private lostInfo: GPUDeviceLostInfo | null = null;
+  private pendingError: FinetuneError | null = null;
+  private readonly fenceBuffer: GPUBuffer;
+  private readonly fenceSource: GPUBuffer;
+  /** Number of dispatches recorded since creation; benchmarks use it to report kernel launches per step. */
+  dispatchCount = 0;
+
+  private constructor(
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+    readonly report: AdapterReport,
+  ) {
+    this.ledger = new MemoryLedger(device);
+    this.registry = new KernelRegistry(device, shaderSources);
+    this.hasF16 = device.features.has('shader-f16');
+    this.hasSubgroups = device.features.has('subgroups');
+    device.lost.then((info) => {
+      this.lostInfo = info;
+    });
+    const onError = (ev: Event): void => {
+      const error = (ev as GPUUncapturedErrorEvent).error;
+      const isOom = error.constructor?.name === 'GPUOutOfMemoryError' || /out of memory/i.test(error.message);
+      this.pendingError ??= new FinetuneError(isOom ? 'out-of-memory' : 'internal', `GPU error: ${error.message}`);
+    };
+    if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', onError);
+    else (device as { onuncapturederror: unknown }).onuncapturederror = onError;
+    this.uniformBuffer = this.ledger.create('uniform arena', UNIFORM_SLOT * UNIFORM_SLOTS, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'scratch');
+    this.fenceSource = this.ledger.create('fence source', 4, GPUBufferUsage.COPY_SRC | GPUBufferUsage.STORAGE, 'scratch');
+    this.fenceBuffer = this.ledger.create('fence', 4, GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, 'scratch');
+  }
+
+  static async create(gpu: GPU, options: GpuContextOptions = {}): Promise<GpuContext> {
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new FinetuneError('no-webgpu', 'WebGPU is available but no GPU adapter was found');
+    return GpuContext.fromAdapter(adapter, options);
+  }
+
+  static async fromAdapter(adapter: GPUAdapter, options: GpuContextOptions = {}): Promise<GpuContext> {
+    const report = describeAdapter(adapter);
+    const requiredFeatures: GPUFeatureName[] = [];
+    if (options.useF16 !== false && adapter.features.has('shader-f16')) requiredFeatures.push('shader-f16');
+    if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups' as GPUFeatureName);
+    if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+    const l = adapter.limits;
+    const requiredLimits: Record<string, number> = {
+      maxBufferSize: Math.min(l.maxBufferSize, MAX_REQUESTED_BUFFER),
+      maxStorageBufferBindingSize: Math.min(l.maxStorageBufferBindingSize, MAX_REQUESTED_BUFFER),
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    };
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({ label: 'finetune', requiredFeatures, requiredLimits });
+    } catch (e) {
+      throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${(e as Error).message}`);
+    }
+    return new GpuContext(adapter, device, report);
+  }
+
+  /** Throws the typed error for a lost device or an uncaptured GPU error, if one happened. */
+  checkHealthy(): void {
+    if (this.lostInfo) {
+      throw new FinetuneError('device-lost', `the GPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
+    }
+    if (this.pendingError) {
+      const e = this.pendingError;
+      this.pendingError = null;
+      throw e;
+    }
+  }
+
+  createBuffer(label: string, size: number, category: MemoryCategory, extraUsage: GPUBufferUsageFlags = 0): GPUBuffer {
+    return this.ledger.create(label, size, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage, category);
+  }
+
+  /** Creates a storage buffer holding `data` (any typed array). */
+  upload(label: string, data: ArrayBufferView, category: MemoryCategory): GPUBuffer {
+    const buf = this.createBuffer(label, data.byteLength, category);
+    this.write(buf, data);
+    return buf;
+  }
+
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    this.checkHealthy();
+    // writeBuffer needs a multiple of 4 bytes.
+    if (data.byteLength % 4 !== 0) {
+      const padded = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.device.queue.writeBuffer(buffer, offset, padded);
+    } else {
+      this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    }
+  }
+
+  destroy(buffer: GPUBuffer): void {
+    this.ledger.destroy(buffer);
+  }
+
+  private ensurePass(): GPUComputePassEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'finetune' });
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'finetune' });
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    return this.encoder;
+  }
+
+  /**
+   * Records one compute dispatch. Binding 0 is the uniform block (if `uniforms` is given), then `buffers` in order.
+   * Buffers may be given with an offset/size to bind a slice.
+   */
+  dispatch(
+    spec: KernelSpec,
+    buffers: readonly (GPUBuffer | GPUBufferBinding)[],
+    uniforms: ArrayBuffer | ArrayBufferView | null,
+    workgroups: readonly [number, number?, number?],
+  ): void {
+    this.checkHealthy();
+    const [x, y = 1, z = 1] = workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new FinetuneError('internal', `${spec.shader}: dispatch ${x}×${y}×${z} exceeds ${maxWg} workgroups per dimension`);
+    }
+    const pipeline = this.registry.pipeline(spec);
+    const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
+    if (uniforms) {
+      if (this.uniformSlotsUsed === UNIFORM_SLOTS) this.flush();
+      const bytes = uniforms instanceof ArrayBuffer ? new Uint8Array(uniforms) : new Uint8Array(uniforms.buffer, uniforms.byteOffset, uniforms.byteLength);
+      if (bytes.byteLength > UNIFORM_SLOT) throw new FinetuneError('internal', `${spec.shader}: uniforms over ${UNIFORM_SLOT} bytes`);
+      const offset = this.uniformSlotsUsed * UNIFORM_SLOT;
+      new Uint8Array(this.uniformStaging, offset, bytes.byteLength).set(bytes);
+      this.uniformSlotsUsed++;
+      entries.push({ binding: binding++, resource: { buffer: this.uniformBuffer, offset, size: Math.ceil(bytes.byteLength / 16) * 16 } });
+    }
+    for (const b of buffers) {
+      entries.push({ binding: binding++, resource: 'buffer' in b ? b : { buffer: b } });
+    }
+    const bindGroup = this.device.createBindGroup({ label: spec.shader, layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.ensurePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatchCount++;
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+  }
+
+  clear(buffer: GPUBuffer, offset = 0, size?: number): void {
+    this.endPass().clearBuffer(buffer, offset, size);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    this.checkHealthy();
+    if (this.uniformSlotsUsed) {
+      this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging, 0, this.uniformSlotsUsed * UNIFORM_SLOT);
+      this.uniformSlotsUsed = 0;
+    }
+    if (this.encoder) {
+      const enc = this.endPass();
+      this.encoder = null;
+      this.device.queue.submit([enc.finish()]);
+    }
+  }
+
+  /** Copies `size` bytes of `buffer` back to the CPU (flushes first). */
+  async read(buffer: GPUBuffer, offset = 0, size?: number): Promise<ArrayBuffer> {
+    const bytes = size ?? buffer.size - offset;
+    const aligned = Math.ceil(bytes / 4) * 4;
+    const staging = this.ledger.create(`readback ${buffer.label}`, aligned, GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, 'io');
+    try {
+      this.endPass().copyBufferToBuffer(buffer, offset, staging, 0, aligned);
+      this.flush();
+      await this.mapOrFail(staging);
+      const out = staging.getMappedRange(0, aligned).slice(0, bytes);
+      staging.unmap();
+      this.checkHealthy();
+      return out;
+    } finally {
+      this.ledger.destroy(staging);
+    }
+  }
+
+  async readF32(buffer: GPUBuffer, offset = 0, count?: number): Promise<Float32Array> {
+    return new Float32Array(await this.read(buffer, offset, count === undefined ? undefined : count * 4));
+  }
+
+  /**
+   * Waits until all submitted work is done. A 4-byte mapAsync after the work is the fence: queue.onSubmittedWorkDone
+   * hung on one driver (design.md).
+   */
+  async sync(): Promise<void> {
+    this.endPass().copyBufferToBuffer(this.fenceSource, 0, this.fenceBuffer, 0, 4);
+    this.flush();
+    await this.mapOrFail(this.fenceBuffer);
+    this.fenceBuffer.unmap();
+    this.checkHealthy();
+  }
+
+  private async mapOrFail(buffer: GPUBuffer): Promise<void> {
+    try {
+      await buffer.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.checkHealthy();
+      throw new FinetuneError('device-lost', `reading back from the GPU failed: ${(e as Error).message}`);
+    }
+  }
+
+  destroyDevice(): void {
+    this.device.destroy();
+  }
+}

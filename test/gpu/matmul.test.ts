@@ -1,0 +1,149 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { gemm, matmul_backward, matmul_forward } from '../../src/engine/kernels/matmul.ts';
+import { gemmRef, maxRelError, randomArray } from '../../src/engine/reference.ts';
+import { gpuContext } from './context.ts';
+
+const TOL = 1e-5;
+// Odd shapes on purpose: nothing is a multiple of the 64×64×16 tile.
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [17, 33, 65],
+  [130, 7, 300],
+  [64, 64, 16],
+  [3, 129, 5],
+  [97, 70, 1],
+];
+
+function toBf16Bits(x: Float32Array): { packed: Uint16Array; rounded: Float32Array } {
+  const u = new Uint32Array(x.buffer.slice(0));
+  const packed = new Uint16Array(x.length);
+  const rounded = new Float32Array(x.length);
+  const r32 = new Uint32Array(rounded.buffer);
+  for (let i = 0; i < x.length; i++) {
+    const v = u[i];
+    const r = (v + 0x7fff + ((v >>> 16) & 1)) >>> 16; // round to nearest even
+    packed[i] = r;
+    r32[i] = r << 16;
+  }
+  return { packed, rounded };
+}
+
+describe('matmul (tiled fp32) against float64', () => {
+  let ctx: GpuContext;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+  });
+
+  it('has a real adapter', () => {
+    expect(ctx.report.vendor + ctx.report.architecture + ctx.report.description).not.toBe('');
+  });
+
+  for (const [M, N, K] of SHAPES) {
+    it(`forward and backward at M=${M} N=${N} K=${K}`, async () => {
+      const X = randomArray(M * K, M * 7 + K);
+      const W = randomArray(N * K, N * 11 + K);
+      const dY = randomArray(M * N, M + N);
+      const bX = ctx.upload('X', X, 'scratch');
+      const bW = ctx.upload('W', W, 'scratch');
+      const bdY = ctx.upload('dY', dY, 'scratch');
+      const bY = ctx.createBuffer('Y', M * N * 4, 'scratch');
+      const bdX = ctx.createBuffer('dX', M * K * 4, 'scratch');
+      const bdW = ctx.createBuffer('dW', N * K * 4, 'scratch');
+      matmul_forward(ctx, bY, bX, bW, M, N, K);
+      matmul_backward(ctx, bdX, bdW, bdY, bX, bW, M, N, K);
+      expect(maxRelError(await ctx.readF32(bY), gemmRef(X, W, M, N, K, false, true))).toBeLessThan(TOL);
+      expect(maxRelError(await ctx.readF32(bdX), gemmRef(dY, W, M, K, N))).toBeLessThan(TOL);
+      expect(maxRelError(await ctx.readF32(bdW), gemmRef(dY, X, N, K, M, true))).toBeLessThan(TOL);
+      for (const b of [bX, bW, bdY, bY, bdX, bdW]) ctx.destroy(b);
+    });
+  }
+
+  it('accumulates with beta = 1 and scales with alpha (gradient accumulation)', async () => {
+    const [M, N, K] = [19, 23, 41];
+    const X = randomArray(M * K, 3);
+    const W = randomArray(N * K, 4);
+    const bX = ctx.upload('X', X, 'scratch');
+    const bW = ctx.upload('W', W, 'scratch');
+    const bY = ctx.upload('Y', new Float32Array(M * N).fill(0.5), 'scratch');
+    matmul_forward(ctx, bY, bX, bW, M, N, K, { accumulate: true, alpha: 2 });
+    const ref = gemmRef(X, W, M, N, K, false, true).map((v) => 2 * v + 0.5);
+    expect(maxRelError(await ctx.readF32(bY), ref)).toBeLessThan(TOL);
+    for (const b of [bX, bW, bY]) ctx.destroy(b);
+  });
+
+  it('runs batched products with strides', async () => {
+    const [B, M, N, K] = [3, 9, 13, 21];
+    const A = randomArray(B * M * K, 5);
+    const Bm = randomArray(B * K * N, 6);
+    const bA = ctx.upload('A', A, 'scratch');
+    const bB = ctx.upload('B', Bm, 'scratch');
+    const bC = ctx.createBuffer('C', B * M * N * 4, 'scratch');
+    gemm(ctx, { C: bC, A: bA, B: bB, M, N, K, batch: B, strideA: M * K, strideB: K * N, strideC: M * N });
+    const got = await ctx.readF32(bC);
+    for (let b = 0; b < B; b++) {
+      const ref = gemmRef(A.subarray(b * M * K), Bm.subarray(b * K * N), M, N, K);
+      expect(maxRelError(got.subarray(b * M * N, (b + 1) * M * N), ref)).toBeLessThan(TOL);
+    }
+    for (const b of [bA, bB, bC]) ctx.destroy(b);
+  });
+
+  it('reads bf16-packed weights (the Hub format) exactly as their float values', async () => {
+    const [M, N, K] = [33, 17, 45];
+    const X = randomArray(M * K, 8);
+    const { packed, rounded } = toBf16Bits(randomArray(N * K, 9));
+    const bX = ctx.upload('X', X, 'scratch');
+    const bW = ctx.upload('W bf16', packed, 'scratch');
+    const bY = ctx.createBuffer('Y', M * N * 4, 'scratch');
+    const bdY = ctx.upload('dY', randomArray(M * N, 10), 'scratch');
+    const bdX = ctx.createBuffer('dX', M * K * 4, 'scratch');
+    matmul_forward(ctx, bY, bX, bW, M, N, K, { wStorage: 'bf16' });
+    matmul_backward(ctx, bdX, null, bdY, bX, bW, M, N, K, { wStorage: 'bf16' });
+    expect(maxRelError(await ctx.readF32(bY), gemmRef(X, rounded, M, N, K, false, true))).toBeLessThan(TOL);
+    expect(maxRelError(await ctx.readF32(bdX), gemmRef(await ctx.readF32(bdY), rounded, M, K, N))).toBeLessThan(TOL);
+    for (const b of [bX, bW, bY, bdY, bdX]) ctx.destroy(b);
+  });
+
+  it('uses f16 weight storage only when the adapter has shader-f16', async () => {
+    const [M, N, K] = [5, 6, 7];
+    const X = randomArray(M * K, 11);
+    const W = randomArray(N * K, 12);
+    const bX = ctx.upload('X', X, 'scratch');
+    const bY = ctx.createBuffer('Y', M * N * 4, 'scratch');
+    if (ctx.hasF16) {
+      const h = new Uint16Array(N * K);
+      const wr = new Float32Array(N * K);
+      for (let i = 0; i < W.length; i++) {
+        // Values of the form k/1024 with |k| < 1024 are exact in f16.
+        const q = Math.round(W[i] * 1024) / 1024;
+        wr[i] = q;
+        h[i] = f32ToF16Bits(q);
+      }
+      const bW = ctx.upload('W f16', h, 'scratch');
+      matmul_forward(ctx, bY, bX, bW, M, N, K, { wStorage: 'f16' });
+      expect(maxRelError(await ctx.readF32(bY), gemmRef(X, wr, M, N, K, false, true))).toBeLessThan(TOL);
+      ctx.destroy(bW);
+    } else {
+      const bW = ctx.upload('W', W, 'scratch');
+      expect(() => matmul_forward(ctx, bY, bX, bW, M, N, K, { wStorage: 'f16' })).toThrow(/shader-f16/);
+      ctx.destroy(bW);
+    }
+    ctx.destroy(bX);
+    ctx.destroy(bY);
+  });
+
+  it('leaves no buffers behind in the ledger', () => {
+    const names = ctx.ledger.liveBuffers().map((b) => b.label);
+    expect(names.sort()).toEqual(['fence', 'fence source', 'uniform arena']);
+  });
+});
+
+function f32ToF16Bits(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = ((x >>> 23) & 0xff) - 127 + 15;
+  const mant = x & 0x7fffff;
+  if (exp <= 0) return sign | ((mant | 0x800000) >>> (14 - exp)) >>> 0;
+  return sign | (exp << 10) | (mant >>> 13);
+}
