@@ -3,7 +3,8 @@
 
 import type { GpuContext } from './gpu.ts';
 import { matmul_backward, matmul_forward } from './kernels/matmul.ts';
-import { gemmRef, maxRelError, randomArray } from './reference.ts';
+import { maxRelError, randomArray } from './reference/common.ts';
+import { gemmRef } from './reference/matmul.ts';
 
 export interface MatmulCheck {
   M: number;

@@ -1,7 +1,8 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gemm, matmul_backward, matmul_forward } from '../../src/engine/kernels/matmul.ts';
-import { gemmRef, maxRelError, randomArray } from '../../src/engine/reference.ts';
+import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
+import { gemmRef } from '../../src/engine/reference/matmul.ts';
 import { gpuContext } from './context.ts';
 
 const TOL = 1e-5;

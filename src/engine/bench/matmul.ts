@@ -3,7 +3,7 @@
 
 import type { GpuContext } from '../gpu.ts';
 import { gemm, type WeightStorage } from '../kernels/matmul.ts';
-import { randomArray } from '../reference.ts';
+import { randomArray } from '../reference/common.ts';
 import { timeGpu } from './timing.ts';
 
 export interface MatmulBenchResult {

@@ -1,21 +1,6 @@
-// Float64 CPU references for the GPU kernels. Tests compare every kernel against these; the worker's
-// self-test uses them to tell a user whether their GPU computes right.
+// Shared helpers of the float64 CPU references in this folder (one file per kernel family, like shaders/).
 
 export type Vec = ArrayLike<number>;
-
-/** C (M, N) = op(A) · op(B), A (M, K) or (K, M) if transA, B (K, N) or (N, K) if transB; float64. */
-export function gemmRef(A: Vec, B: Vec, M: number, N: number, K: number, transA = false, transB = false): Float64Array {
-  const C = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let k = 0; k < K; k++) {
-      const a = transA ? A[k * M + m] : A[m * K + k];
-      if (a === 0) continue;
-      const row = m * N;
-      for (let n = 0; n < N; n++) C[row + n] += a * (transB ? B[n * K + k] : B[k * N + n]);
-    }
-  }
-  return C;
-}
 
 /** Largest |a - b| divided by the largest |b| (or 1e-30): the tolerance measure of design.md. */
 export function maxRelError(actual: Vec, expected: Vec): number {

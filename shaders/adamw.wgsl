@@ -1,0 +1,1 @@
+// (kernel family 'adamw': not written yet)

@@ -1,0 +1,1 @@
+// (kernel family 'attention': not written yet)

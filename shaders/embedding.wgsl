@@ -1,0 +1,1 @@
+// (kernel family 'embedding': not written yet)

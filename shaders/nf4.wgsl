@@ -1,0 +1,1 @@
+// (kernel family 'nf4': not written yet)

@@ -1,0 +1,1 @@
+// (kernel family 'nf4_matmul': not written yet)

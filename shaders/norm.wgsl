@@ -1,0 +1,1 @@
+// (kernel family 'norm': not written yet)

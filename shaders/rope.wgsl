@@ -1,0 +1,1 @@
+// (kernel family 'rope': not written yet)

@@ -1,0 +1,1 @@
+// (kernel family 'swiglu': not written yet)
