@@ -11,6 +11,7 @@ import embedding from '../../shaders/embedding.wgsl?raw';
 import xent from '../../shaders/xent.wgsl?raw';
 import adamw from '../../shaders/adamw.wgsl?raw';
 import lora from '../../shaders/lora.wgsl?raw';
+import elementwise from '../../shaders/elementwise.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
@@ -24,4 +25,5 @@ export const shaderSources: Readonly<Record<string, string>> = {
   xent,
   adamw,
   lora,
+  elementwise,
 };

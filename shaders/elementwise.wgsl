@@ -1,0 +1,1 @@
+// (kernel family 'elementwise': not written yet)
