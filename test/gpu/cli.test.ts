@@ -1,0 +1,33 @@
+// The `finetune` binary as a user runs it: a separate Node process, finding its adapter by itself.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const env = { ...process.env };
+delete env.VK_ICD_FILENAMES; // it must find SwiftShader without help
+
+describe('finetune CLI over Dawn', () => {
+  it('gpu-info reports the adapter and a passing matmul check', async () => {
+    const { stdout, stderr } = await run('node', ['bin/finetune.mjs', 'gpu-info'], { env, timeout: 120_000 });
+    const info = JSON.parse(stdout);
+    expect(info.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    expect(info.matmulCheck.ok).toBe(true);
+    if (info.via === 'swiftshader') expect(stderr).toMatch(/SwiftShader.*slow/);
+  });
+
+  it('bench matmul prints one JSON line per result with GFLOP/s against the plain product', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'matmul', '--sizes', '32,48', '--min-ms', '20'], { env, timeout: 120_000 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0].bench).toBe('adapter');
+    const results = lines.filter((l) => l.bench === 'matmul');
+    expect(results.length).toBeGreaterThanOrEqual(8);
+    for (const r of results) {
+      expect(r.gflops).toBeGreaterThan(0);
+      expect(r.ms).toBeGreaterThan(0);
+    }
+    const plain = results.filter((r) => r.variant.startsWith('plain'));
+    expect(plain.map((r) => r.vsPlain)).toEqual([1, 1]);
+    expect(new Set(results.map((r) => r.M))).toEqual(new Set([32, 48]));
+  });
+});

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.ts';
+
+function capture(): { io: { out: (l: string) => void; err: (l: string) => void }; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, out, err };
+}
+
+describe('finetune command line', () => {
+  it('lists its commands', async () => {
+    const c = capture();
+    expect(await main([], c.io)).toBe(0);
+    const text = c.out.join('\n');
+    expect(text).toContain('gpu-info');
+    expect(text).toContain('bench');
+  });
+
+  it('rejects an unknown command with exit code 2', async () => {
+    const c = capture();
+    expect(await main(['frobnicate'], c.io)).toBe(2);
+    expect(c.err.join('\n')).toContain('unknown command "frobnicate"');
+  });
+
+  it('explains a bad benchmark name as bad input', async () => {
+    const c = capture();
+    expect(await main(['bench', 'nothing'], c.io)).toBe(2);
+    expect(c.err.join('\n')).toContain('unknown benchmark "nothing"');
+  });
+
+  it('shows usage of one command', async () => {
+    const c = capture();
+    expect(await main(['help', 'bench'], c.io)).toBe(0);
+    expect(c.out.join('\n')).toContain('--sizes');
+  });
+});
