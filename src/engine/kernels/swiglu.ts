@@ -1,0 +1,34 @@
+// SwiGLU forward and backward (shaders/swiglu.wgsl): h = silu(gate) · up, elementwise over the MLP's
+// (BT, intermediate) activations.
+
+import { FinetuneError } from '../errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import { grid1d, requireBytes } from './elementwise.ts';
+
+function params(n: number): ArrayBuffer {
+  const u = new ArrayBuffer(16);
+  new Uint32Array(u)[0] = n;
+  return u;
+}
+
+/** h (n) = silu(gate (n)) · up (n). h must be a new buffer (the backward needs gate and up). */
+export function swiglu_forward(ctx: GpuContext, h: GPUBuffer, gate: GPUBuffer, up: GPUBuffer, n: number): void {
+  if (n === 0) return;
+  if (h === gate || h === up) throw new FinetuneError('internal', 'swiglu_forward: h must not alias gate or up');
+  for (const b of [h, gate, up]) requireBytes(b, n * 4, 'swiglu_forward');
+  ctx.dispatch({ shader: 'swiglu' }, [h, gate, up], params(n), grid1d(n));
+}
+
+/**
+ * dgate (n) = dh · up · σ(g)(1 + g(1 − σ(g))), dup (n) = dh · silu(g), from dh, gate, up (n). Overwrites (these
+ * feed the frozen projections' input gradients). dgate and dup must be distinct new buffers.
+ */
+export function swiglu_backward(ctx: GpuContext, dgate: GPUBuffer, dup: GPUBuffer, dh: GPUBuffer, gate: GPUBuffer, up: GPUBuffer, n: number): void {
+  if (n === 0) return;
+  const outs = new Set([dgate, dup]);
+  if (outs.size !== 2 || outs.has(dh) || outs.has(gate) || outs.has(up)) {
+    throw new FinetuneError('internal', 'swiglu_backward: dgate and dup must be distinct from each other and from the inputs');
+  }
+  for (const b of [dgate, dup, dh, gate, up]) requireBytes(b, n * 4, 'swiglu_backward');
+  ctx.dispatch({ shader: 'swiglu', defines: { BACKWARD: true } }, [dgate, dup, dh, gate, up], params(n), grid1d(n));
+}
