@@ -1,0 +1,159 @@
+// Causal grouped-query attention (shaders/attention.wgsl), flash style: attention_forward and attention_backward side
+// by side, outputs first, then what backward needs, then inputs, then dimensions.
+//
+// Layout: tokens flattened row-major, BT = B·T. q (BT, nH·hd) already rotated by RoPE; k, v (BT, nKV·hd);
+// seg (BT u32) per-token segment ids (packed examples differ, padding is 0). Query i of row b attends key j of the same
+// row iff j ≤ i, seg[b·T+j] == seg[b·T+i] and seg[b·T+i] != 0. Scale 1/sqrt(hd). lse (BT, nH) f32, in nats, 0 for
+// padding queries (whose output is zero and which receive and pass no gradient).
+//
+// Backward runs three passes (see the shader): D = rowsum(dout·out), then dk/dv with one workgroup per key block of a
+// kv head looping over all query heads of its group (each dk/dv row has one writer: no races, no atomics), then dq
+// with one workgroup per query block. Results overwrite dq, dk, dv.
+
+import { FinetuneError } from '../errors.ts';
+import type { GpuContext } from '../gpu.ts';
+
+const MAX_HD = 128;
+
+interface Layout {
+  HD: number;
+  DPT: number;
+  WG: number;
+  rows: number;
+}
+
+/** Largest dims-per-thread ≤ maxDpt (a multiple of 4) dividing hd. */
+function dimsPerThread(hd: number, maxDpt: number): number {
+  for (let d = Math.min(maxDpt, hd); d >= 4; d -= 4) if (hd % d === 0) return d;
+  return 4;
+}
+
+/** Forward and dq: up to 32 dims per thread, at most 128 threads, at most 64 query rows per workgroup. */
+function queryLayout(hd: number): Layout {
+  const DPT = dimsPerThread(hd, 32);
+  const parts = hd / DPT;
+  const rows = Math.min(64, Math.floor(128 / parts));
+  return { HD: hd, DPT, WG: rows * parts, rows };
+}
+
+/** dk/dv: four register arrays per thread, so up to 16 dims per thread, at most 256 threads, 64 key rows. */
+function keyLayout(hd: number): Layout {
+  const DPT = dimsPerThread(hd, 16);
+  const parts = hd / DPT;
+  const rows = Math.min(64, Math.floor(256 / parts));
+  return { HD: hd, DPT, WG: rows * parts, rows };
+}
+
+function check(B: number, T: number, nH: number, nKV: number, hd: number): void {
+  if (hd % 4 !== 0 || hd < 4 || hd > MAX_HD) throw new FinetuneError('internal', `attention: head_dim ${hd} must be a multiple of 4 in [4, ${MAX_HD}]`);
+  if (nKV < 1 || nH % nKV !== 0) throw new FinetuneError('internal', `attention: ${nH} query heads are not a multiple of ${nKV} kv heads`);
+  if (B < 1 || T < 1) throw new FinetuneError('internal', `attention: empty batch (B ${B}, T ${T})`);
+}
+
+function params(B: number, T: number, nH: number, nKV: number, hd: number, n = 0, nx = 0): ArrayBuffer {
+  const u = new ArrayBuffer(32);
+  const u32 = new Uint32Array(u);
+  const f32 = new Float32Array(u);
+  u32[0] = B;
+  u32[1] = T;
+  u32[2] = nH;
+  u32[3] = nKV;
+  f32[4] = Math.LOG2E / Math.sqrt(hd);
+  f32[5] = 1 / Math.sqrt(hd);
+  u32[6] = n;
+  u32[7] = nx;
+  return u;
+}
+
+function constants(l: Layout): Record<string, number> {
+  return { HD: l.HD, DPT: l.DPT, WG: l.WG };
+}
+
+/**
+ * out (BT, nH·hd), lse (BT·nH f32, saved for backward) = causal GQA attention of q (BT, nH·hd), k, v (BT, nKV·hd)
+ * under the segment mask seg (BT u32).
+ */
+export function attention_forward(
+  ctx: GpuContext,
+  out: GPUBuffer, // (BT, nH·hd)
+  lse: GPUBuffer, // (BT, nH)
+  q: GPUBuffer, // (BT, nH·hd)
+  k: GPUBuffer, // (BT, nKV·hd)
+  v: GPUBuffer, // (BT, nKV·hd)
+  seg: GPUBuffer, // (BT) u32
+  B: number,
+  T: number,
+  nH: number,
+  nKV: number,
+  hd: number,
+): void {
+  check(B, T, nH, nKV, hd);
+  const l = queryLayout(hd);
+  ctx.dispatch({ shader: 'attention', entry: 'forward', constants: constants(l) }, [q, k, v, seg, out, lse], params(B, T, nH, nKV, hd), [
+    Math.ceil(T / l.rows),
+    nH,
+    B,
+  ]);
+}
+
+/** Bytes of the scratch buffer attention_backward needs (D, one f32 per token and head). */
+export function attentionBackwardScratchBytes(B: number, T: number, nH: number): number {
+  return B * T * nH * 4;
+}
+
+/**
+ * dq (BT, nH·hd), dk, dv (BT, nKV·hd) — overwritten — from dout (BT, nH·hd) and the forward's out and lse.
+ * `scratch` (≥ attentionBackwardScratchBytes) holds D; without it a temporary buffer is made, and the work recorded so
+ * far is submitted so that it can be freed.
+ */
+export function attention_backward(
+  ctx: GpuContext,
+  dq: GPUBuffer, // (BT, nH·hd)
+  dk: GPUBuffer, // (BT, nKV·hd)
+  dv: GPUBuffer, // (BT, nKV·hd)
+  dout: GPUBuffer, // (BT, nH·hd)
+  out: GPUBuffer, // (BT, nH·hd)
+  lse: GPUBuffer, // (BT, nH)
+  q: GPUBuffer,
+  k: GPUBuffer,
+  v: GPUBuffer,
+  seg: GPUBuffer, // (BT) u32
+  B: number,
+  T: number,
+  nH: number,
+  nKV: number,
+  hd: number,
+  scratch?: GPUBuffer,
+): void {
+  check(B, T, nH, nKV, hd);
+  const need = attentionBackwardScratchBytes(B, T, nH);
+  if (scratch && scratch.size < need) throw new FinetuneError('internal', `attention_backward: scratch of ${scratch.size} bytes, needs ${need}`);
+  const D = scratch ?? ctx.createBuffer('attention D', need, 'scratch');
+
+  const n = B * T * nH;
+  const groups = Math.ceil(n / 64);
+  const nx = Math.min(groups, 65535);
+  ctx.dispatch({ shader: 'attention', entry: 'dot_rows', constants: { HD: hd } }, [dout, out, D], params(B, T, nH, nKV, hd, n, nx), [
+    nx,
+    Math.ceil(groups / nx),
+  ]);
+
+  const kl = keyLayout(hd);
+  ctx.dispatch({ shader: 'attention', entry: 'backward_dkv', constants: constants(kl) }, [q, k, v, seg, dout, lse, D, dk, dv], params(B, T, nH, nKV, hd), [
+    Math.ceil(T / kl.rows),
+    nKV,
+    B,
+  ]);
+
+  const ql = queryLayout(hd);
+  ctx.dispatch({ shader: 'attention', entry: 'backward_dq', constants: constants(ql) }, [q, k, v, seg, dout, lse, D, dq], params(B, T, nH, nKV, hd), [
+    Math.ceil(T / ql.rows),
+    nH,
+    B,
+  ]);
+
+  if (!scratch) {
+    ctx.flush();
+    ctx.destroy(D);
+  }
+}
