@@ -1,0 +1,405 @@
+// Byte sources: random access to a file's bytes wherever it lives — in memory, a browser Blob/File, or an HTTP server
+// that honours Range requests (the Hugging Face Hub). A FileSet is a "directory" of such sources (a Hub repository,
+// a folder the user picked, a Node directory — see src/cli/node-source.ts). Nothing here is Node- or DOM-only: fetch
+// and Blob exist in browser workers and in Node ≥ 18.
+//
+// Secrets: an access token is only ever sent as an `Authorization: Bearer` header. It never goes into a URL, an error
+// message or a log line; error messages are additionally scrubbed of it in case a server echoes it back.
+
+import { FinetuneError } from '../engine/errors.ts';
+
+export interface ByteSource {
+  /** What to call it in messages: a file name or a URL (never carrying a secret). */
+  readonly name: string;
+  /** Total size in bytes. */
+  readonly size: number;
+  /** Exactly `length` bytes starting at `offset`; throws FinetuneError('bad-input') for a range outside [0, size). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** A directory of files: a Hub repository at a revision, a folder on disk, files the user dropped on the page. */
+export interface FileSet {
+  /** What to call it in messages. */
+  readonly name?: string;
+  /** The file names (relative paths with '/'), when the set can list itself. */
+  list?(): string[];
+  /** Opens one file; a missing file throws FinetuneError('bad-input') with details.reason 'not-found'. */
+  open(name: string): Promise<ByteSource>;
+}
+
+/** Reasons carried in `details.reason` of the errors raised here, so callers can react (e.g. fall back on 404). */
+export type SourceErrorReason =
+  | 'not-found'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'network'
+  | 'no-range'
+  | 'http'
+  | 'out-of-range'
+  | 'bad-name';
+
+function sourceError(reason: SourceErrorReason, message: string, extra: Record<string, unknown> = {}): FinetuneError {
+  return new FinetuneError('bad-input', message, { reason, ...extra });
+}
+
+/** True when `err` says a file does not exist (a FileSet's missing file, an HTTP 404). */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof FinetuneError && err.details?.reason === 'not-found';
+}
+
+/** Checks a read request against the source's size; shared by every implementation. */
+export function checkRange(source: { name: string; size: number }, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw sourceError('out-of-range', `${source.name}: invalid read of ${length} bytes at offset ${offset}`);
+  }
+  if (offset + length > source.size) {
+    throw sourceError(
+      'out-of-range',
+      `${source.name}: read of ${length} bytes at offset ${offset} goes past the end of the file (${source.size} bytes)`,
+    );
+  }
+}
+
+/**
+ * Refuses file names that could escape a directory or a repository: absolute paths, '..' segments, backslashes,
+ * empty segments, control characters. Names come from files we parse (an index's weight_map), so they are untrusted.
+ */
+export function checkFileName(name: string, where = 'file set'): string {
+  const bad =
+    typeof name !== 'string' ||
+    name.length === 0 ||
+    name.length > 1024 ||
+    name.startsWith('/') ||
+    name.includes('\\') ||
+    /[\u0000-\u001f\u007f]/.test(name) ||
+    name.split('/').some((seg) => seg === '' || seg === '.' || seg === '..');
+  if (bad) throw sourceError('bad-name', `${where}: refusing the file name ${JSON.stringify(String(name))}`);
+  return name;
+}
+
+/** Reads a whole source (for small files: configs, indexes, adapters). */
+export async function readAll(source: ByteSource): Promise<Uint8Array> {
+  return source.read(0, source.size);
+}
+
+/** Reads and parses a JSON file, with a message naming the file when it is not JSON. */
+export async function readJson(source: ByteSource): Promise<unknown> {
+  const bytes = await readAll(source);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new FinetuneError('bad-input', `${source.name} is not UTF-8 text`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new FinetuneError('bad-input', `${source.name} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// In memory
+
+export function bytesSource(bytes: Uint8Array, name = 'memory'): ByteSource {
+  const src: ByteSource = {
+    name,
+    size: bytes.byteLength,
+    async read(offset, length) {
+      checkRange(src, offset, length);
+      return bytes.slice(offset, offset + length);
+    },
+  };
+  return src;
+}
+
+/** A FileSet over named byte arrays (tests, unzipped archives, files generated in the page). */
+export function memoryFileSet(files: Record<string, Uint8Array | string>, name = 'memory'): FileSet {
+  const enc = new TextEncoder();
+  const map = new Map<string, Uint8Array>();
+  for (const [k, v] of Object.entries(files)) map.set(k, typeof v === 'string' ? enc.encode(v) : v);
+  return {
+    name,
+    list: () => [...map.keys()].sort(),
+    async open(file) {
+      checkFileName(file, name);
+      const bytes = map.get(file);
+      if (!bytes) throw sourceError('not-found', `${name}: no file ${file}`, { file });
+      return bytesSource(bytes, file);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Browser Blob / File
+
+export function blobSource(blob: Blob, name?: string): ByteSource {
+  const label = name ?? (blob as Partial<File>).name ?? 'blob';
+  const src: ByteSource = {
+    name: label,
+    size: blob.size,
+    async read(offset, length) {
+      checkRange(src, offset, length);
+      const buf = await blob.slice(offset, offset + length).arrayBuffer();
+      if (buf.byteLength !== length) {
+        throw sourceError('out-of-range', `${label}: asked for ${length} bytes at ${offset}, got ${buf.byteLength}`);
+      }
+      return new Uint8Array(buf);
+    },
+  };
+  return src;
+}
+
+/**
+ * A FileSet over files the user picked (an <input type=file webkitdirectory> or a drop). Files are keyed by their
+ * path relative to the picked folder (webkitRelativePath without its first segment) and by their bare name.
+ */
+export function blobFileSet(files: Iterable<File>, name = 'selected files'): FileSet {
+  const map = new Map<string, File>();
+  for (const f of files) {
+    const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath;
+    if (rel) {
+      const parts = rel.split('/');
+      map.set(parts.length > 1 ? parts.slice(1).join('/') : rel, f);
+    }
+    if (!map.has(f.name)) map.set(f.name, f);
+  }
+  return {
+    name,
+    list: () => [...map.keys()].sort(),
+    async open(file) {
+      checkFileName(file, name);
+      const f = map.get(file);
+      if (!f) throw sourceError('not-found', `${name}: no file ${file}`, { file });
+      return blobSource(f, file);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP with Range requests (the Hub)
+
+export interface HttpOptions {
+  /** Hugging Face (or other) access token, sent only as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** fetch implementation (default: globalThis.fetch). */
+  fetch?: typeof fetch;
+  /** Name for messages (default: the URL). */
+  name?: string;
+  /**
+   * When a server ignores Range requests (answers 200 with the whole file), a file up to this many bytes is
+   * downloaded once and served from memory; a bigger one is an error. Default 16 MiB.
+   */
+  fullDownloadLimit?: number;
+  signal?: AbortSignal;
+  /** Extra context for 401/403 messages, e.g. the model page URL. */
+  accessHint?: string;
+}
+
+const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
+
+export function hubFileUrl(repo: string, file: string, revision = 'main'): string {
+  checkRepoId(repo);
+  checkFileName(file, repo);
+  const path = file.split('/').map(encodeURIComponent).join('/');
+  return `https://huggingface.co/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
+}
+
+function checkRepoId(repo: string): void {
+  if (!/^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/.test(repo) || repo.includes('..')) {
+    throw sourceError('bad-name', `not a Hugging Face repository id: ${JSON.stringify(repo)} (expected owner/name)`);
+  }
+}
+
+function scrub(text: string, token: string | undefined): string {
+  if (!token) return text;
+  return text.split(token).join('***');
+}
+
+/** Strips credentials and query strings that might carry secrets from a URL before it appears in a message. */
+function displayUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    u.hash = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+function statusError(status: number, name: string, opts: HttpOptions): FinetuneError {
+  const hint = opts.accessHint ? ` ${opts.accessHint}` : '';
+  let reason: SourceErrorReason;
+  let message: string;
+  if (status === 401) {
+    reason = 'unauthorized';
+    message = opts.token
+      ? `${name}: the server rejected the access token (HTTP 401): check that it is a valid, unexpired token.${hint}`
+      : `${name}: authentication required (HTTP 401): the repository is gated or private; accept the licence on the model page and provide an access token.${hint}`;
+  } else if (status === 403) {
+    reason = 'forbidden';
+    message = `${name}: access denied (HTTP 403): accept the licence on the model page, or the token lacks access to this repository (a fine-grained token needs read access to gated repositories).${hint}`;
+  } else if (status === 404) {
+    reason = 'not-found';
+    message = `${name}: not found (HTTP 404): check the repository, revision and file name.`;
+  } else if (status === 416) {
+    reason = 'out-of-range';
+    message = `${name}: the server refused the byte range (HTTP 416): the file is shorter than expected.`;
+  } else {
+    reason = 'http';
+    message = `${name}: HTTP ${status} from the server.`;
+  }
+  return sourceError(reason, scrub(message, opts.token), { status });
+}
+
+interface ContentRange {
+  start: number;
+  end: number; // inclusive
+  total: number | null;
+}
+
+function parseContentRange(v: string | null): ContentRange | null {
+  if (!v) return null;
+  const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(v.trim());
+  if (!m) return null;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? null : Number(m[3]) };
+}
+
+async function drain(res: Response): Promise<void> {
+  try {
+    await res.body?.cancel();
+  } catch {
+    // ignore: we only want the connection back
+  }
+}
+
+/**
+ * Opens a file over HTTP. The size comes from a `Range: bytes=0-0` probe (its Content-Range total); each read is one
+ * Range request. A server that ignores Range is tolerated for small files (see `fullDownloadLimit`).
+ */
+export async function httpSource(url: string, opts: HttpOptions = {}): Promise<ByteSource> {
+  const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const name = opts.name ?? displayUrl(url);
+  const headers = (range: string): Record<string, string> => {
+    const h: Record<string, string> = { Range: range };
+    if (opts.token) h.Authorization = `Bearer ${opts.token}`;
+    return h;
+  };
+  const get = async (range: string): Promise<Response> => {
+    let res: Response;
+    try {
+      res = await doFetch(url, { headers: headers(range), signal: opts.signal, redirect: 'follow' });
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      const why = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+      throw sourceError('network', scrub(`${name}: network failure (${why}): check the connection and the URL.`, opts.token));
+    }
+    if (res.status !== 200 && res.status !== 206) {
+      await drain(res);
+      throw statusError(res.status, name, opts);
+    }
+    return res;
+  };
+  const body = async (res: Response): Promise<Uint8Array> => {
+    try {
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      throw sourceError('network', scrub(`${name}: connection lost while downloading (${(e as Error).message}).`, opts.token));
+    }
+  };
+
+  const probe = await get('bytes=0-0');
+  let size: number;
+  let whole: Uint8Array | null = null;
+  if (probe.status === 206) {
+    const cr = parseContentRange(probe.headers.get('content-range'));
+    await drain(probe);
+    if (!cr || cr.total === null) {
+      throw sourceError('no-range', `${name}: the server answered a Range request without a usable Content-Range header; cannot tell the file size.`);
+    }
+    size = cr.total;
+  } else {
+    // 200: the server ignored Range and is sending the whole file.
+    const limit = opts.fullDownloadLimit ?? DEFAULT_FULL_DOWNLOAD_LIMIT;
+    const len = Number(probe.headers.get('content-length') ?? NaN);
+    if (!(len <= limit)) {
+      await drain(probe);
+      throw sourceError(
+        'no-range',
+        `${name}: the server ignores HTTP Range requests (answered 200 instead of 206), and the file (${Number.isFinite(len) ? `${len} bytes` : 'unknown size'}) is too big to download whole; serve it from a server that supports Range.`,
+      );
+    }
+    whole = await body(probe);
+    if (whole.byteLength > limit) {
+      throw sourceError('no-range', `${name}: the server ignores HTTP Range requests and the file is bigger than ${limit} bytes.`);
+    }
+    size = whole.byteLength;
+  }
+
+  const src: ByteSource = {
+    name,
+    size,
+    async read(offset, length) {
+      checkRange(src, offset, length);
+      if (whole) return whole.slice(offset, offset + length);
+      if (length === 0) return new Uint8Array(0);
+      const res = await get(`bytes=${offset}-${offset + length - 1}`);
+      if (res.status !== 206) {
+        await drain(res);
+        throw sourceError('no-range', `${name}: the server stopped honouring Range requests (answered ${res.status} instead of 206).`);
+      }
+      const cr = parseContentRange(res.headers.get('content-range'));
+      if (cr && cr.start !== offset) {
+        await drain(res);
+        throw sourceError('no-range', `${name}: asked for bytes from ${offset}, the server sent them from ${cr.start}.`);
+      }
+      const bytes = await body(res);
+      if (bytes.byteLength !== length) {
+        throw sourceError('network', `${name}: asked for ${length} bytes at ${offset}, received ${bytes.byteLength}.`);
+      }
+      return bytes;
+    },
+  };
+  return src;
+}
+
+export interface HubOptions extends Omit<HttpOptions, 'name' | 'accessHint'> {
+  revision?: string;
+}
+
+/** One file of a Hub repository. */
+export function hubSource(repo: string, file: string, opts: HubOptions = {}): Promise<ByteSource> {
+  const revision = opts.revision ?? 'main';
+  return httpSource(hubFileUrl(repo, file, revision), {
+    ...opts,
+    name: `${repo}/${file}${revision === 'main' ? '' : `@${revision}`}`,
+    accessHint: `Model page: https://huggingface.co/${repo}`,
+  });
+}
+
+/** A Hub repository at a revision as a FileSet (it cannot list itself without the Hub API). */
+export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
+  checkRepoId(repo);
+  return {
+    name: repo,
+    open: (file) => hubSource(repo, file, opts),
+  };
+}
+
+/** A FileSet of files under a base URL (e.g. the demo model served by the page's own origin). */
+export function urlFileSet(baseUrl: string, opts: Omit<HttpOptions, 'name'> = {}): FileSet {
+  const here = (globalThis as { location?: { href: string } }).location?.href;
+  const base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`, here).toString();
+  return {
+    name: displayUrl(base),
+    open: (file) => {
+      checkFileName(file, base);
+      const path = file.split('/').map(encodeURIComponent).join('/');
+      return httpSource(new URL(path, base).toString(), { ...opts, name: file });
+    },
+  };
+}
