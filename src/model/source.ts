@@ -237,7 +237,7 @@ function statusError(status: number, name: string, opts: HttpOptions): FinetuneE
   if (status === 401) {
     reason = 'unauthorized';
     message = opts.token
-      ? `${name}: the server rejected the access token (HTTP 401): check that it is a valid, unexpired token.${hint}`
+      ? `${name}: the server refused the access token (HTTP 401): check that the token is valid and unexpired; for a gated repository, accept the licence on the model page.${hint}`
       : `${name}: authentication required (HTTP 401): the repository is gated or private; accept the licence on the model page and provide an access token.${hint}`;
   } else if (status === 403) {
     reason = 'forbidden';

@@ -1,0 +1,72 @@
+// Node file access for the model loaders: a ByteSource over a file (positioned reads, no full load) and a FileSet
+// over a directory. src/model stays free of `node:*`; this is the Node side of its interfaces.
+
+import { open, stat } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { FinetuneError } from '../engine/errors.ts';
+import { checkFileName, checkRange, type ByteSource, type FileSet } from '../model/source.ts';
+
+/** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
+export async function nodeFileSource(path: string, name = path): Promise<ByteSource> {
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new FinetuneError('bad-input', `${name} is not a regular file`, { reason: 'not-found' });
+    size = st.size;
+  } catch (e) {
+    if (e instanceof FinetuneError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FinetuneError('bad-input', `no such file: ${name}`, { reason: 'not-found' });
+    throw new FinetuneError('bad-input', `cannot open ${name}: ${(e as Error).message}`);
+  }
+  const src: ByteSource = {
+    name,
+    size,
+    async read(offset, length) {
+      checkRange(src, offset, length);
+      const out = new Uint8Array(length);
+      if (length === 0) return out;
+      const fh = await open(path, 'r');
+      try {
+        let done = 0;
+        while (done < length) {
+          const { bytesRead } = await fh.read(out, done, length - done, offset + done);
+          if (bytesRead === 0) throw new FinetuneError('bad-input', `${name}: file shrank while reading (got ${done} of ${length} bytes at ${offset})`);
+          done += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+      return out;
+    },
+  };
+  return src;
+}
+
+/** A directory as a FileSet; names are relative paths with '/', and may not escape the directory. */
+export function nodeDirectory(dir: string): FileSet {
+  const root = resolve(dir);
+  const list = (): string[] => {
+    const out: string[] = [];
+    const walk = (rel: string): void => {
+      for (const ent of readdirSync(join(root, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${ent.name}` : ent.name;
+        if (ent.isDirectory()) walk(r);
+        else if (ent.isFile() || (ent.isSymbolicLink() && statSync(join(root, r)).isFile())) out.push(r);
+      }
+    };
+    walk('');
+    return out.sort();
+  };
+  return {
+    name: dir,
+    list,
+    async open(file) {
+      checkFileName(file, dir);
+      const full = resolve(root, ...file.split('/'));
+      if (!full.startsWith(root + sep)) throw new FinetuneError('bad-input', `${dir}: refusing the file name ${JSON.stringify(file)}`, { reason: 'bad-name' });
+      return nodeFileSource(full, `${dir}/${file}`);
+    },
+  };
+}

@@ -1,0 +1,288 @@
+// Byte sources: HTTP against a local node:http server on 127.0.0.1 (never the internet), Blob/File, memory, and the
+// Node file source.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory, nodeFileSource } from '../../../src/cli/node-source.ts';
+import {
+  blobFileSet,
+  blobSource,
+  bytesSource,
+  checkFileName,
+  hubFileSet,
+  hubFileUrl,
+  hubSource,
+  httpSource,
+  isNotFound,
+  memoryFileSet,
+  readJson,
+  urlFileSet,
+} from '../../../src/model/source.ts';
+import { parseSafetensorsHeader } from '../../../src/model/safetensors.ts';
+import { errorOf, fixtureBytes, TINY_ADAPTER } from './helpers.ts';
+
+const TOKEN = 'hf_SeCrEtToKeN1234567890abcdef';
+const FILE = new Uint8Array(5000).map((_, i) => (i * 7 + 3) & 0xff);
+const ADAPTER = fixtureBytes(`${TINY_ADAPTER}/adapter_model.safetensors`);
+
+interface Seen {
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
+let server: Server;
+let base = '';
+const seen: Seen[] = [];
+
+function serveRange(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: Uint8Array): void {
+  const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  if (!m) {
+    res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
+    res.end(Buffer.from(body));
+    return;
+  }
+  const start = Number(m[1]);
+  const end = Math.min(Number(m[2]), body.length - 1);
+  if (start >= body.length) {
+    res.writeHead(416, { 'content-range': `bytes */${body.length}` });
+    res.end();
+    return;
+  }
+  res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${body.length}`, 'content-length': end - start + 1 });
+  res.end(Buffer.from(body.subarray(start, end + 1)));
+}
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    seen.push({ url: req.url ?? '', headers: req.headers });
+    const url = req.url ?? '';
+    // Error pages echo the Authorization header back, to prove we never repeat what a server says verbatim.
+    const echo = `you sent ${req.headers.authorization ?? 'nothing'}`;
+    if (url.endsWith('/401')) return void res.writeHead(401).end(echo);
+    if (url.endsWith('/403')) return void res.writeHead(403).end(echo);
+    if (url.endsWith('/404') || url.includes('missing')) return void res.writeHead(404).end(echo);
+    if (url.endsWith('/500')) return void res.writeHead(500).end(echo);
+    if (url.endsWith('/redirect')) return void res.writeHead(302, { location: '/file.bin' }).end();
+    if (url.endsWith('/norange-small')) {
+      res.writeHead(200, { 'content-length': 300 });
+      return void res.end(Buffer.from(FILE.subarray(0, 300)));
+    }
+    if (url.endsWith('/norange-big')) {
+      res.writeHead(200, { 'content-length': FILE.length });
+      return void res.end(Buffer.from(FILE));
+    }
+    if (url.endsWith('/no-content-range')) return void res.writeHead(206).end(Buffer.from([1]));
+    if (url.endsWith('adapter_model.safetensors')) return serveRange(req, res, ADAPTER);
+    if (url.endsWith('config.json')) return serveRange(req, res, new TextEncoder().encode('{"r": 4}'));
+    if (url.endsWith('/file.bin') || url.includes('/resolve/')) return serveRange(req, res, FILE);
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise<void>((ok) => server.close(() => ok()));
+});
+
+/** A fetch that sends Hub URLs to the local server instead (same path). */
+const localHubFetch: typeof fetch = (input, init) => {
+  const url = String(input);
+  return fetch(url.replace('https://huggingface.co', base), init);
+};
+
+describe('HTTP byte source', () => {
+  it('gets the size from a Range probe and reads exact ranges with Range requests', async () => {
+    seen.length = 0;
+    const src = await httpSource(`${base}/file.bin`, { token: TOKEN });
+    expect(src.size).toBe(FILE.length);
+    expect(await src.read(1000, 37)).toEqual(FILE.subarray(1000, 1037));
+    expect(await src.read(4990, 10)).toEqual(FILE.subarray(4990));
+    expect(await src.read(10, 0)).toEqual(new Uint8Array(0));
+    expect(seen.map((s) => s.headers.range)).toEqual(['bytes=0-0', 'bytes=1000-1036', 'bytes=4990-4999']);
+    // The token travels only in the Authorization header.
+    for (const s of seen) {
+      expect(s.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      expect(s.url).not.toContain(TOKEN);
+    }
+    expect(src.name).not.toContain(TOKEN);
+    const e = await errorOf(() => src.read(4990, 11));
+    expect(e.message).toMatch(/goes past the end of the file \(5000 bytes\)/);
+    expect(e.details?.reason).toBe('out-of-range');
+  });
+
+  it('sends no Authorization header without a token, and follows redirects', async () => {
+    seen.length = 0;
+    const src = await httpSource(`${base}/redirect`);
+    expect(await src.read(0, 4)).toEqual(FILE.subarray(0, 4));
+    expect(seen.every((s) => s.headers.authorization === undefined)).toBe(true);
+    expect(seen.some((s) => s.url === '/file.bin')).toBe(true);
+  });
+
+  it('parses a safetensors header over HTTP with two small range reads', async () => {
+    seen.length = 0;
+    const src = await httpSource(`${base}/adapter_model.safetensors`);
+    const h = await parseSafetensorsHeader(src);
+    expect(h.tensors.size).toBe(28);
+    expect(seen.map((s) => s.headers.range)).toEqual(['bytes=0-0', 'bytes=0-7', `bytes=8-${8 + h.headerLength - 1}`]);
+  });
+
+  it('tells 401 / 403 / 404 / 500 apart, and never shows the token', async () => {
+    const cases: [string, RegExp, string][] = [
+      ['401', /refused the access token \(HTTP 401\).*valid and unexpired.*accept the licence/, 'unauthorized'],
+      ['403', /HTTP 403.*accept the licence on the model page.*token lacks access/, 'forbidden'],
+      ['404', /not found \(HTTP 404\)/, 'not-found'],
+      ['500', /HTTP 500/, 'http'],
+    ];
+    for (const [path, re, reason] of cases) {
+      const e = await errorOf(() => httpSource(`${base}/${path}`, { token: TOKEN }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toMatch(re);
+      expect(e.details?.reason).toBe(reason);
+      expect(e.details?.status).toBe(Number(path));
+      expect(JSON.stringify({ m: e.message, d: e.details, s: e.stack })).not.toContain(TOKEN);
+      expect(e.message).not.toContain('you sent'); // the server's body is not repeated
+    }
+    const anon = await errorOf(() => httpSource(`${base}/401`));
+    expect(anon.message).toMatch(/authentication required \(HTTP 401\).*gated or private.*accept the licence.*access token/);
+    expect(isNotFound(await errorOf(() => httpSource(`${base}/404`)))).toBe(true);
+  });
+
+  it('reports a network failure as such, without the token', async () => {
+    const closed = createServer();
+    await new Promise<void>((ok) => closed.listen(0, '127.0.0.1', ok));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((ok) => closed.close(() => ok()));
+    const e = await errorOf(() => httpSource(`http://127.0.0.1:${port}/x`, { token: TOKEN }));
+    expect(e.details?.reason).toBe('network');
+    expect(e.message).toMatch(/network failure/);
+    expect(e.message).not.toContain(TOKEN);
+  });
+
+  it('handles a server that ignores Range: small files whole, big files refused', async () => {
+    seen.length = 0;
+    const small = await httpSource(`${base}/norange-small`);
+    expect(small.size).toBe(300);
+    expect(await small.read(100, 5)).toEqual(FILE.subarray(100, 105));
+    expect(seen.length).toBe(1); // downloaded once, served from memory afterwards
+    const e = await errorOf(() => httpSource(`${base}/norange-big`, { fullDownloadLimit: 1000 }));
+    expect(e.details?.reason).toBe('no-range');
+    expect(e.message).toMatch(/ignores HTTP Range requests \(answered 200 instead of 206\).*5000 bytes/);
+    const e2 = await errorOf(() => httpSource(`${base}/no-content-range`));
+    expect(e2.details?.reason).toBe('no-range');
+  });
+
+  it('builds Hub URLs and sends the token to the Hub only as a header', async () => {
+    expect(hubFileUrl('mistralai/Mistral-7B-Instruct-v0.2', 'model-00001-of-00003.safetensors')).toBe(
+      'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.2/resolve/main/model-00001-of-00003.safetensors',
+    );
+    expect(hubFileUrl('org/repo', 'sub dir/a.json', 'refs/pr/1')).toBe('https://huggingface.co/org/repo/resolve/refs%2Fpr%2F1/sub%20dir/a.json');
+    expect((await errorOf(() => hubFileUrl('../etc', 'x'))).details?.reason).toBe('bad-name');
+    expect((await errorOf(() => hubFileUrl('a/b', '../../x'))).details?.reason).toBe('bad-name');
+
+    seen.length = 0;
+    const src = await hubSource('someone/model', 'weights.bin', { token: TOKEN, fetch: localHubFetch });
+    expect(src.name).toBe('someone/model/weights.bin');
+    expect(await src.read(3, 3)).toEqual(FILE.subarray(3, 6));
+    expect(seen[0].url).toBe('/someone/model/resolve/main/weights.bin');
+    expect(seen.every((s) => s.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+
+    const gated = await errorOf(() => hubSource('mistralai/403', '403', { token: TOKEN, fetch: localHubFetch }));
+    expect(gated.message).toMatch(/accept the licence on the model page.*https:\/\/huggingface\.co\/mistralai\/403/);
+    expect(gated.message).not.toContain(TOKEN);
+
+    const files = hubFileSet('someone/model', { fetch: localHubFetch });
+    expect(await readJson(await files.open('config.json'))).toEqual({ r: 4 });
+    expect(isNotFound(await errorOf(() => files.open('missing.json')))).toBe(true);
+  });
+
+  it('serves a FileSet from a base URL', async () => {
+    const files = urlFileSet(`${base}/models/demo`);
+    const src = await files.open('adapter_model.safetensors');
+    expect(src.size).toBe(ADAPTER.length);
+    expect((await errorOf(() => files.open('../secret'))).details?.reason).toBe('bad-name');
+  });
+});
+
+describe('memory, Blob and File sources', () => {
+  it('bytesSource reads exact slices and checks ranges', async () => {
+    const src = bytesSource(FILE, 'mem');
+    expect(await src.read(7, 3)).toEqual(FILE.subarray(7, 10));
+    for (const [o, l] of [
+      [-1, 2],
+      [0, 5001],
+      [4999, 2],
+      [1.5, 1],
+      [0, -1],
+    ]) {
+      expect((await errorOf(() => src.read(o, l))).details?.reason).toBe('out-of-range');
+    }
+  });
+
+  it('blobSource and blobFileSet read through slice().arrayBuffer()', async () => {
+    const file = new File([FILE], 'weights.bin');
+    const src = blobSource(file);
+    expect(src.name).toBe('weights.bin');
+    expect(src.size).toBe(5000);
+    expect(await src.read(4000, 100)).toEqual(FILE.subarray(4000, 4100));
+    expect((await errorOf(() => src.read(4999, 5))).details?.reason).toBe('out-of-range');
+
+    const cfg = new File(['{"a":1}'], 'config.json');
+    Object.defineProperty(cfg, 'webkitRelativePath', { value: 'my-model/config.json' });
+    const nested = new File(['x'], 'b.txt');
+    Object.defineProperty(nested, 'webkitRelativePath', { value: 'my-model/sub/b.txt' });
+    const set = blobFileSet([file, cfg, nested]);
+    expect(set.list?.()).toEqual(['b.txt', 'config.json', 'sub/b.txt', 'weights.bin']);
+    expect(await readJson(await set.open('config.json'))).toEqual({ a: 1 });
+    expect((await (await set.open('sub/b.txt')).read(0, 1))[0]).toBe(0x78);
+    expect(isNotFound(await errorOf(() => set.open('nope.json')))).toBe(true);
+  });
+
+  it('memoryFileSet and readJson', async () => {
+    const set = memoryFileSet({ 'a.json': '{"x": [1, 2]}', 'bad.json': '{x', 'bin.json': new Uint8Array([0xff, 0xfe]) }, 'mem');
+    expect(set.list?.()).toEqual(['a.json', 'bad.json', 'bin.json']);
+    expect(await readJson(await set.open('a.json'))).toEqual({ x: [1, 2] });
+    expect((await errorOf(async () => readJson(await set.open('bad.json')))).message).toMatch(/bad\.json is not valid JSON/);
+    expect((await errorOf(async () => readJson(await set.open('bin.json')))).message).toMatch(/not UTF-8/);
+    expect(isNotFound(await errorOf(() => set.open('c.json')))).toBe(true);
+  });
+
+  it('checkFileName refuses names that could escape a directory', async () => {
+    for (const ok of ['model.safetensors', 'a/b.json', 'x..y']) expect(checkFileName(ok)).toBe(ok);
+    for (const badName of ['', '/etc/passwd', '../x', 'a/../b', 'a//b', 'a\\b', './a', 'a/', 'x\u0000']) {
+      expect((await errorOf(() => checkFileName(badName))).details?.reason).toBe('bad-name');
+    }
+  });
+});
+
+describe('Node file source', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'node-source-'));
+    writeFileSync(join(dir, 'w.bin'), FILE);
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'sub', 'c.json'), '{"ok":true}');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads at offsets without loading the file, and checks ranges', async () => {
+    const src = await nodeFileSource(join(dir, 'w.bin'));
+    expect(src.size).toBe(5000);
+    expect(await src.read(2500, 1000)).toEqual(FILE.subarray(2500, 3500));
+    expect(await src.read(0, 5000)).toEqual(FILE);
+    expect((await errorOf(() => src.read(4000, 1001))).details?.reason).toBe('out-of-range');
+    expect(isNotFound(await errorOf(() => nodeFileSource(join(dir, 'nope.bin'))))).toBe(true);
+  });
+
+  it('nodeDirectory lists, opens and refuses escapes', async () => {
+    const set = nodeDirectory(dir);
+    expect(set.list?.()).toEqual(['sub/c.json', 'w.bin']);
+    expect(await readJson(await set.open('sub/c.json'))).toEqual({ ok: true });
+    expect(isNotFound(await errorOf(() => set.open('missing.json')))).toBe(true);
+    expect(isNotFound(await errorOf(() => set.open('sub')))).toBe(true); // a directory is not a file
+    expect((await errorOf(() => set.open('../w.bin'))).details?.reason).toBe('bad-name');
+  });
+});
