@@ -1,0 +1,232 @@
+// LoRA adapters on a frozen linear layer, forward and backward, with dropout from a counter-based RNG
+// (shaders/lora.wgsl) and the products on the tiled GEMM (kernels/matmul.ts). PEFT's definition:
+//   y = x·Wᵀ + scale · (drop(x)·Aᵀ)·Bᵀ,   A (r, in), B (out, r), scale = alpha / r (alpha / √r with rsLoRA)
+// The base product x·Wᵀ is someone else's (NF4 matmul); lora_forward adds the adapter's term to y.
+
+import { FinetuneError } from '../errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import { grid1d, requireBytes } from './elementwise.ts';
+import { gemm } from './matmul.ts';
+
+/** The seven projections PEFT targets in Mistral, in the order used as the dropout key's `module`. */
+export const LORA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type LoraModuleName = (typeof LORA_MODULES)[number];
+
+export function loraModuleId(name: LoraModuleName): number {
+  return LORA_MODULES.indexOf(name);
+}
+
+/**
+ * What the dropout mask of one LoRA input depends on (each a u32). `step` must differ for every forward pass that
+ * should see a new mask (use the micro-batch counter, not the optimizer step, under gradient accumulation); a
+ * recomputation (gradient checkpointing) and the backward pass reuse the forward's key to get the same mask.
+ */
+export interface DropoutKey {
+  seed: number;
+  step: number;
+  layer: number;
+  module: number;
+}
+
+export interface LoraDropout {
+  /** Drop probability in [0, 1]. */
+  p: number;
+  key: DropoutKey;
+}
+
+// murmur3_x86_32 on u32 words, the same arithmetic as shaders/lora.wgsl.
+const rotl = (v: number, r: number): number => ((v << r) | (v >>> (32 - r))) >>> 0;
+
+function murmurBlock(h: number, word: number): number {
+  let k = Math.imul(word >>> 0, 0xcc9e2d51);
+  k = rotl(k, 15);
+  k = Math.imul(k, 0x1b873593);
+  let s = (h ^ k) >>> 0;
+  s = rotl(s, 13);
+  return (Math.imul(s, 5) + 0xe6546b64) >>> 0;
+}
+
+function murmurFinal(h0: number, bytes: number): number {
+  let h = (h0 ^ bytes) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function checkU32(v: number, what: string): void {
+  if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) throw new FinetuneError('internal', `dropout key ${what} must be a u32, got ${v}`);
+}
+
+/** The murmur3 state after the key's four words: the uniform the shader starts from. */
+export function dropoutKeyState(key: DropoutKey): number {
+  checkU32(key.seed, 'seed');
+  checkU32(key.step, 'step');
+  checkU32(key.layer, 'layer');
+  checkU32(key.module, 'module');
+  let h = 0;
+  for (const w of [key.seed, key.step, key.layer, key.module]) h = murmurBlock(h, w);
+  return h;
+}
+
+/** murmur3_x86_32(seed, step, layer, module, i): the dropout RNG's value for element i (bit-exact with the GPU). */
+export function dropoutHash(state: number, i: number): number {
+  return murmurFinal(murmurBlock(state, i), 20);
+}
+
+/** Elements with hash ≥ threshold are kept. */
+export function dropoutThreshold(p: number): number {
+  if (!(p >= 0 && p <= 1)) throw new FinetuneError('internal', `dropout probability must be in [0, 1], got ${p}`);
+  return Math.min(0xffffffff, Math.round(p * 2 ** 32));
+}
+
+/** f32(1 / (1 − p)), 0 when p = 1 (everything dropped, as torch). */
+export function dropoutScale(p: number): number {
+  return p >= 1 ? 0 : Math.fround(1 / (1 - p));
+}
+
+export interface DropoutOptions {
+  /** out += drop(x) instead of out = drop(x) (out must then differ from x). */
+  accumulate?: boolean;
+}
+
+/**
+ * out (n) (+)= x (n) · mask / (1 − p), the mask regenerated from `key` (never stored). out === x works in place
+ * (without accumulate). p = 0 is an exact copy (a buffer copy; with accumulate, out += x).
+ */
+export function lora_dropout(ctx: GpuContext, out: GPUBuffer, x: GPUBuffer, n: number, p: number, key: DropoutKey, o: DropoutOptions = {}): void {
+  const u = new ArrayBuffer(16);
+  const u32 = new Uint32Array(u);
+  u32[1] = dropoutKeyState(key);
+  u32[2] = dropoutThreshold(p);
+  new Float32Array(u)[3] = dropoutScale(p);
+  if (n === 0) return;
+  u32[0] = n;
+  requireBytes(out, n * 4, 'lora_dropout out');
+  requireBytes(x, n * 4, 'lora_dropout x');
+  const inplace = out === x;
+  if (inplace && o.accumulate) throw new FinetuneError('internal', 'lora_dropout: accumulate needs out and x to differ');
+  if (p === 0 && !o.accumulate) {
+    // A buffer copy, bit for bit (a multiply by 1 could flush subnormals on some GPUs).
+    if (!inplace) ctx.copy(x, 0, out, 0, n * 4);
+    return;
+  }
+  ctx.dispatch(
+    { shader: 'lora', defines: { INPLACE: inplace, ACCUMULATE: Boolean(o.accumulate) } },
+    inplace ? [out] : [out, x],
+    u,
+    grid1d(n),
+  );
+}
+
+/**
+ * Scratch the LoRA kernels use instead of allocating per call; one set sized for the largest module serves all.
+ * dt: ≥ BT·r f32 (backward only). drop: ≥ BT·inF f32, only needed when dropout p > 0 (holds drop(x), and dt·A).
+ */
+export interface LoraScratch {
+  dt: GPUBuffer | null;
+  drop: GPUBuffer | null;
+}
+
+/** Bytes of each scratch buffer for BT tokens, the largest in-features and rank r. */
+export function loraScratchBytes(BT: number, maxInF: number, r: number): { dt: number; drop: number } {
+  return { dt: BT * r * 4, drop: BT * maxInF * 4 };
+}
+
+function active(dropout: LoraDropout | null): dropout is LoraDropout {
+  return dropout !== null && dropout.p > 0;
+}
+
+function needDrop(scratch: LoraScratch, BT: number, inF: number, what: string): GPUBuffer {
+  if (!scratch.drop) throw new FinetuneError('internal', `${what}: dropout p > 0 needs scratch.drop (BT·inF f32)`);
+  requireBytes(scratch.drop, BT * inF * 4, `${what} scratch.drop`);
+  return scratch.drop;
+}
+
+/**
+ * y (BT, outF) += scale · t·Bᵀ, with t (BT, r) = drop(x (BT, inF))·Aᵀ saved for the backward.
+ * A (r, inF), B (outF, r) f32. dropout null or p = 0: no mask (x is used directly, no scratch needed).
+ */
+export function lora_forward(
+  ctx: GpuContext,
+  y: GPUBuffer,
+  t: GPUBuffer,
+  x: GPUBuffer,
+  A: GPUBuffer,
+  B: GPUBuffer,
+  BT: number,
+  inF: number,
+  outF: number,
+  r: number,
+  scale: number,
+  dropout: LoraDropout | null,
+  scratch: LoraScratch,
+): void {
+  requireBytes(y, BT * outF * 4, 'lora_forward y');
+  requireBytes(t, BT * r * 4, 'lora_forward t');
+  requireBytes(x, BT * inF * 4, 'lora_forward x');
+  requireBytes(A, r * inF * 4, 'lora_forward A');
+  requireBytes(B, outF * r * 4, 'lora_forward B');
+  let xin = x;
+  if (active(dropout)) {
+    xin = needDrop(scratch, BT, inF, 'lora_forward');
+    lora_dropout(ctx, xin, x, BT * inF, dropout.p, dropout.key);
+  }
+  gemm(ctx, { C: t, A: xin, B: A, M: BT, N: r, K: inF, transB: true });
+  gemm(ctx, { C: y, A: t, B, M: BT, N: outF, K: r, transB: true, alpha: scale, beta: 1 });
+}
+
+/**
+ * The adapter's gradients, accumulated (+=) so zeroing is the caller's explicit step:
+ *   dB (outF, r) += scale · dyᵀ·t
+ *   dt (BT, r)    = scale · dy·B                      (in scratch.dt)
+ *   dA (r, inF)  += dtᵀ·drop(x)                       (the mask regenerated from the forward's key)
+ *   dx (BT, inF) += drop'(dt·A)                       (the same mask and scale applied to the product; dx null: skipped)
+ * dy (BT, outF) is the layer output's gradient; x, t, A, B as in lora_forward.
+ */
+export function lora_backward(
+  ctx: GpuContext,
+  dx: GPUBuffer | null,
+  dA: GPUBuffer,
+  dB: GPUBuffer,
+  dy: GPUBuffer,
+  x: GPUBuffer,
+  t: GPUBuffer,
+  A: GPUBuffer,
+  B: GPUBuffer,
+  BT: number,
+  inF: number,
+  outF: number,
+  r: number,
+  scale: number,
+  dropout: LoraDropout | null,
+  scratch: LoraScratch,
+): void {
+  if (!scratch.dt) throw new FinetuneError('internal', 'lora_backward needs scratch.dt (BT·r f32)');
+  const dt = scratch.dt;
+  requireBytes(dt, BT * r * 4, 'lora_backward scratch.dt');
+  if (dx) requireBytes(dx, BT * inF * 4, 'lora_backward dx');
+  requireBytes(dA, r * inF * 4, 'lora_backward dA');
+  requireBytes(dB, outF * r * 4, 'lora_backward dB');
+  requireBytes(dy, BT * outF * 4, 'lora_backward dy');
+  requireBytes(x, BT * inF * 4, 'lora_backward x');
+  requireBytes(t, BT * r * 4, 'lora_backward t');
+  requireBytes(A, r * inF * 4, 'lora_backward A');
+  requireBytes(B, outF * r * 4, 'lora_backward B');
+  gemm(ctx, { C: dB, A: dy, B: t, M: outF, N: r, K: BT, transA: true, alpha: scale, beta: 1 });
+  gemm(ctx, { C: dt, A: dy, B, M: BT, N: r, K: outF, alpha: scale });
+  if (active(dropout)) {
+    const drop = needDrop(scratch, BT, inF, 'lora_backward');
+    lora_dropout(ctx, drop, x, BT * inF, dropout.p, dropout.key);
+    gemm(ctx, { C: dA, A: dt, B: drop, M: r, N: inF, K: BT, transA: true, beta: 1 });
+    if (dx) {
+      gemm(ctx, { C: drop, A: dt, B: A, M: BT, N: inF, K: r });
+      lora_dropout(ctx, dx, drop, BT * inF, dropout.p, dropout.key, { accumulate: true });
+    }
+  } else {
+    gemm(ctx, { C: dA, A: dt, B: x, M: r, N: inF, K: BT, transA: true, beta: 1 });
+    if (dx) gemm(ctx, { C: dx, A: dt, B: A, M: BT, N: inF, K: r, beta: 1 });
+  }
+}
