@@ -1,0 +1,237 @@
+// A Hub-layout checkpoint opened through a FileSet: config.json plus either model.safetensors or
+// model.safetensors.index.json + shards. Every tensor is looked up through the index's weight_map (a layer can span
+// two shards). Opening reads only headers; tensor data is read on demand. The tensor set is checked against the
+// config: every expected Mistral tensor present, with the right shape and a floating-point dtype.
+
+import { FinetuneError } from '../engine/errors.ts';
+import { parseMistralConfig, type MistralConfig } from './config.ts';
+import { openSafetensors, toFloat32, type SafetensorsDtype, type SafetensorsFile, type TensorInfo } from './safetensors.ts';
+import { checkFileName, isNotFound, readJson, type FileSet } from './source.ts';
+
+export const INDEX_FILE = 'model.safetensors.index.json';
+export const SINGLE_FILE = 'model.safetensors';
+
+export interface CheckpointTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Raw little-endian bytes, row-major. */
+  bytes: Uint8Array;
+}
+
+export interface CheckpointTensorInfo extends TensorInfo {
+  /** The shard (file name in the FileSet) holding the tensor. */
+  file: string;
+}
+
+export interface Checkpoint {
+  config: MistralConfig;
+  /** config.json as parsed JSON (for fields we do not model). */
+  configJson: Record<string, unknown>;
+  /** The tensor names, in index/file order. */
+  tensorNames: string[];
+  /** The files the checkpoint is made of (shards, or model.safetensors). */
+  files: string[];
+  /** Total bytes of tensor data. */
+  totalBytes: number;
+  /** Tensors the checkpoint holds beyond the Mistral set (ignored by the model), and other notes. */
+  warnings: string[];
+  has(name: string): boolean;
+  info(name: string): CheckpointTensorInfo;
+  read(name: string): Promise<CheckpointTensor>;
+  /** Reads a floating-point tensor and converts it to f32 on the CPU. */
+  readFloat32(name: string): Promise<Float32Array>;
+}
+
+export type MistralModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+export const MISTRAL_MODULES: readonly MistralModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/** [out, in] of a layer's linear module (y = x Wᵀ). */
+export function moduleShape(c: MistralConfig, module: MistralModule): [number, number] {
+  const q = c.heads * c.headDim;
+  const kv = c.kvHeads * c.headDim;
+  switch (module) {
+    case 'q_proj':
+      return [q, c.hidden];
+    case 'k_proj':
+    case 'v_proj':
+      return [kv, c.hidden];
+    case 'o_proj':
+      return [c.hidden, q];
+    case 'gate_proj':
+    case 'up_proj':
+      return [c.intermediate, c.hidden];
+    case 'down_proj':
+      return [c.hidden, c.intermediate];
+  }
+}
+
+/** The Hub name of a layer's linear weight, e.g. model.layers.3.self_attn.q_proj.weight. */
+export function moduleWeightName(layer: number, module: MistralModule): string {
+  const group = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
+  return `model.layers.${layer}.${group}.${module}.weight`;
+}
+
+/** Every tensor a Mistral checkpoint must hold, with its shape, in a stable order. */
+export function expectedTensors(c: MistralConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  m.set('model.embed_tokens.weight', [c.vocabSize, c.hidden]);
+  for (let l = 0; l < c.layers; l++) {
+    m.set(`model.layers.${l}.input_layernorm.weight`, [c.hidden]);
+    for (const mod of MISTRAL_MODULES.slice(0, 4)) m.set(moduleWeightName(l, mod), moduleShape(c, mod));
+    m.set(`model.layers.${l}.post_attention_layernorm.weight`, [c.hidden]);
+    for (const mod of MISTRAL_MODULES.slice(4)) m.set(moduleWeightName(l, mod), moduleShape(c, mod));
+  }
+  m.set('model.norm.weight', [c.hidden]);
+  if (!c.tieWordEmbeddings) m.set('lm_head.weight', [c.vocabSize, c.hidden]);
+  return m;
+}
+
+const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F32', 'F64']);
+
+function bad(message: string, details?: Record<string, unknown>): FinetuneError {
+  return new FinetuneError('bad-input', message, details);
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Which weight file layout the set has: the index when present, else the single file. */
+async function findWeightLayout(files: FileSet, where: string): Promise<{ index: Record<string, unknown> | null }> {
+  const listed = files.list?.();
+  if (listed) {
+    if (listed.includes(INDEX_FILE)) return { index: await loadIndex(files, where) };
+    if (listed.includes(SINGLE_FILE)) return { index: null };
+    throw bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE} (files: ${listed.slice(0, 20).join(', ')}${listed.length > 20 ? ', …' : ''})`);
+  }
+  try {
+    return { index: await loadIndex(files, where) };
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+    return { index: null };
+  }
+}
+
+async function loadIndex(files: FileSet, where: string): Promise<Record<string, unknown>> {
+  const json = await readJson(await files.open(INDEX_FILE));
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad(`${where}/${INDEX_FILE}: must be a JSON object`);
+  return json as Record<string, unknown>;
+}
+
+/** Opens a checkpoint; throws FinetuneError('bad-input') naming every missing or mis-shaped tensor. */
+export async function openCheckpoint(files: FileSet): Promise<Checkpoint> {
+  const where = files.name ?? 'checkpoint';
+  let configJson: unknown;
+  try {
+    configJson = await readJson(await files.open('config.json'));
+  } catch (e) {
+    if (isNotFound(e)) throw bad(`${where}: no config.json`);
+    throw e;
+  }
+  const config = parseMistralConfig(configJson, `${where}/config.json`);
+
+  const { index } = await findWeightLayout(files, where);
+  // name → shard file
+  const weightMap = new Map<string, string>();
+  const shardNames: string[] = [];
+  if (index) {
+    const wm = index.weight_map;
+    if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw bad(`${where}/${INDEX_FILE}: missing "weight_map" object`);
+    for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
+      if (typeof file !== 'string') throw bad(`${where}/${INDEX_FILE}: weight_map["${name}"] must be a file name, got ${JSON.stringify(file)}`);
+      checkFileName(file, `${where}/${INDEX_FILE}`);
+      weightMap.set(name, file);
+      if (!shardNames.includes(file)) shardNames.push(file);
+    }
+    if (weightMap.size === 0) throw bad(`${where}/${INDEX_FILE}: weight_map is empty`);
+  } else {
+    shardNames.push(SINGLE_FILE);
+  }
+
+  const shards = new Map<string, SafetensorsFile>();
+  await Promise.all(
+    shardNames.map(async (file) => {
+      let src;
+      try {
+        src = await files.open(file);
+      } catch (e) {
+        if (isNotFound(e)) {
+          throw index
+            ? bad(`${where}: shard ${file} named by ${INDEX_FILE} is missing`, { file })
+            : bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE}: not a safetensors checkpoint`, { file });
+        }
+        throw e;
+      }
+      shards.set(file, await openSafetensors(src));
+    }),
+  );
+
+  const infos = new Map<string, CheckpointTensorInfo>();
+  if (index) {
+    for (const [name, file] of weightMap) {
+      const t = (shards.get(file) as SafetensorsFile).header.tensors.get(name);
+      if (!t) throw bad(`${where}: ${INDEX_FILE} puts ${name} in ${file}, but ${file} has no such tensor`, { tensor: name, file });
+      infos.set(name, { ...t, file });
+    }
+  } else {
+    const only = shards.get(SINGLE_FILE) as SafetensorsFile;
+    for (const t of only.header.tensors.values()) infos.set(t.name, { ...t, file: SINGLE_FILE });
+  }
+
+  // Check the tensor set against the config.
+  const expected = expectedTensors(config);
+  const missing: string[] = [];
+  const misShaped: string[] = [];
+  const wrongDtype: string[] = [];
+  for (const [name, shape] of expected) {
+    const t = infos.get(name);
+    if (!t) missing.push(name);
+    else if (!sameShape(t.shape, shape)) misShaped.push(`${name} is [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    else if (!FLOAT_DTYPES.has(t.dtype)) wrongDtype.push(`${name} is ${t.dtype}`);
+  }
+  if (missing.length || misShaped.length || wrongDtype.length) {
+    const lines: string[] = [];
+    const cap = (xs: string[]): string => (xs.length > 12 ? `${xs.slice(0, 12).join('; ')}; … (${xs.length} in all)` : xs.join('; '));
+    if (missing.length) lines.push(`missing tensors: ${cap(missing)}`);
+    if (misShaped.length) lines.push(`tensors whose shape does not match config.json: ${cap(misShaped)}`);
+    if (wrongDtype.length) lines.push(`tensors that are not floating point: ${cap(wrongDtype)}`);
+    throw bad(`${where} does not match a Mistral model with this config.json: ${lines.join('. ')}`, { missing, misShaped, wrongDtype });
+  }
+  const warnings = [...config.warnings];
+  const extra = [...infos.keys()].filter((n) => !expected.has(n));
+  if (extra.length) warnings.push(`ignoring ${extra.length} tensor(s) a Mistral model does not use: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? ', …' : ''}`);
+
+  let totalBytes = 0;
+  for (const t of infos.values()) totalBytes += t.end - t.begin;
+  if (index && typeof index.metadata === 'object' && index.metadata !== null) {
+    const ts = (index.metadata as Record<string, unknown>).total_size;
+    if (typeof ts === 'number' && ts !== totalBytes) warnings.push(`${INDEX_FILE} says total_size ${ts}, the shards hold ${totalBytes} bytes of tensors`);
+  }
+
+  const info = (name: string): CheckpointTensorInfo => {
+    const t = infos.get(name);
+    if (!t) throw bad(`${where}: no tensor named ${name}`);
+    return t;
+  };
+  const read = async (name: string): Promise<CheckpointTensor> => {
+    const t = info(name);
+    const bytes = await (shards.get(t.file) as SafetensorsFile).read(name);
+    return { dtype: t.dtype, shape: t.shape.slice(), bytes };
+  };
+  return {
+    config,
+    configJson: configJson as Record<string, unknown>,
+    tensorNames: [...infos.keys()],
+    files: shardNames,
+    totalBytes,
+    warnings,
+    has: (name) => infos.has(name),
+    info,
+    read,
+    async readFloat32(name) {
+      const t = await read(name);
+      if (!FLOAT_DTYPES.has(t.dtype)) throw bad(`${where}: ${name} is ${t.dtype}, not a floating-point tensor`);
+      return toFloat32(t.bytes, t.dtype);
+    },
+  };
+}

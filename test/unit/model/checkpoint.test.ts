@@ -1,0 +1,145 @@
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../../src/cli/node-source.ts';
+import { expectedTensors, openCheckpoint, INDEX_FILE } from '../../../src/model/checkpoint.ts';
+import { openSafetensors, toFloat64, typedView, writeSafetensors } from '../../../src/model/safetensors.ts';
+import { bytesSource, memoryFileSet } from '../../../src/model/source.ts';
+import { errorOf, FIXTURES, fixtureBytes, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
+
+/** The tiny-mistral directory as an in-memory file map, to derive broken variants from. */
+function tinyFiles(): Record<string, Uint8Array | string> {
+  const out: Record<string, Uint8Array | string> = {};
+  for (const f of readdirSync(TINY_MISTRAL)) out[f] = fixtureBytes(`${TINY_MISTRAL}/${f}`);
+  return out;
+}
+
+function tinyIndex(): { metadata: Record<string, number>; weight_map: Record<string, string> } {
+  return JSON.parse(new TextDecoder().decode(fixtureBytes(`${TINY_MISTRAL}/${INDEX_FILE}`)));
+}
+
+describe('openCheckpoint', () => {
+  it('opens the 3-shard tiny-mistral through its index', async () => {
+    const ck = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    expect(ck.config.hidden).toBe(128);
+    expect(ck.files.sort()).toEqual(['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
+    expect(ck.tensorNames).toHaveLength(3 + 2 * 9);
+    expect(new Set(ck.tensorNames)).toEqual(new Set(expectedTensors(ck.config).keys()));
+    expect(ck.totalBytes).toBe(17237248); // the index's metadata.total_size
+    expect(ck.warnings).toEqual([]);
+    const emb = ck.info('model.embed_tokens.weight');
+    expect(emb).toMatchObject({ file: 'model-00001-of-00003.safetensors', dtype: 'BF16', shape: [32000, 128] });
+    expect(ck.info('lm_head.weight').file).toBe('model-00002-of-00003.safetensors');
+    const q = await ck.read('model.layers.1.self_attn.q_proj.weight');
+    expect(q).toMatchObject({ dtype: 'BF16', shape: [128, 128] });
+    // The bytes are those of the named shard at the tensor's offsets.
+    const shard = fixtureBytes(`${TINY_MISTRAL}/${ck.info('model.layers.1.self_attn.q_proj.weight').file}`);
+    const t = ck.info('model.layers.1.self_attn.q_proj.weight');
+    expect(q.bytes).toEqual(shard.subarray(t.offset, t.offset + t.end - t.begin));
+    expect((await errorOf(() => ck.info('model.layers.2.self_attn.q_proj.weight'))).message).toMatch(/no tensor named/);
+  });
+
+  it('reads embeddings that equal the float64 golden hidden_states/0 (bf16 → f32 exact)', async () => {
+    const ck = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const emb = await ck.readFloat32('model.embed_tokens.weight');
+    const golden = await openSafetensors(bytesSource(fixtureBytes(`${FIXTURES}/golden_lora.safetensors`)));
+    const ids = typedView(await golden.read('input_ids'), 'I32');
+    const h0 = toFloat64(await golden.read('hidden_states/0'), golden.info('hidden_states/0').dtype);
+    expect(h0.length).toBe(ids.length * 128);
+    for (let t = 0; t < ids.length; t++) {
+      for (let c = 0; c < 128; c++) expect(emb[ids[t] * 128 + c]).toBe(h0[t * 128 + c]);
+    }
+  });
+
+  it('opens the single-file demo model', async () => {
+    const ck = await openCheckpoint(nodeDirectory(NANO_DEMO));
+    expect(ck.files).toEqual(['model.safetensors']);
+    expect(ck.config.layers).toBe(4);
+    expect(ck.tensorNames).toHaveLength(3 + 4 * 9);
+    const norm = await ck.readFloat32('model.norm.weight');
+    expect(norm.length).toBe(256);
+    expect(norm.every(Number.isFinite)).toBe(true);
+  });
+
+  it('follows weight_map when a layer spans shards', async () => {
+    // Re-shard tiny-mistral so that layer 0's attention and MLP tensors alternate between two files.
+    const src = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const a: Parameters<typeof writeSafetensors>[0] = [];
+    const b: Parameters<typeof writeSafetensors>[0] = [];
+    const weightMap: Record<string, string> = {};
+    let i = 0;
+    for (const name of src.tensorNames) {
+      const t = await src.read(name);
+      const toA = i++ % 2 === 0;
+      (toA ? a : b).push({ name, ...t, data: t.bytes });
+      weightMap[name] = toA ? 'part-a.safetensors' : 'part-b.safetensors';
+    }
+    const layer0 = src.tensorNames.filter((n) => n.startsWith('model.layers.0.'));
+    expect(new Set(layer0.map((n) => weightMap[n])).size).toBe(2);
+    const files = memoryFileSet({
+      'config.json': fixtureBytes(`${TINY_MISTRAL}/config.json`),
+      [INDEX_FILE]: JSON.stringify({ metadata: {}, weight_map: weightMap }),
+      'part-a.safetensors': writeSafetensors(a, { format: 'pt' }),
+      'part-b.safetensors': writeSafetensors(b, { format: 'pt' }),
+    });
+    const ck = await openCheckpoint(files);
+    for (const name of layer0) {
+      expect(ck.info(name).file).toBe(weightMap[name]);
+      expect((await ck.read(name)).bytes).toEqual((await src.read(name)).bytes);
+    }
+  });
+
+  it('names every missing and mis-shaped tensor', async () => {
+    // Drop two tensors from the index: missing.
+    const idx = tinyIndex();
+    delete idx.weight_map['model.layers.1.mlp.up_proj.weight'];
+    delete idx.weight_map['model.norm.weight'];
+    const e1 = await errorOf(() => openCheckpoint(memoryFileSet({ ...tinyFiles(), [INDEX_FILE]: JSON.stringify(idx) }, 'tiny')));
+    expect(e1.message).toMatch(/missing tensors: model\.layers\.1\.mlp\.up_proj\.weight; model\.norm\.weight/);
+    expect(e1.details?.missing).toEqual(['model.layers.1.mlp.up_proj.weight', 'model.norm.weight']);
+
+    // A config that disagrees with the weights: mis-shaped (and the extra layer is missing).
+    const cfg = JSON.parse(new TextDecoder().decode(fixtureBytes(`${TINY_MISTRAL}/config.json`)));
+    const e2 = await errorOf(() => openCheckpoint(memoryFileSet({ ...tinyFiles(), 'config.json': JSON.stringify({ ...cfg, intermediate_size: 512, num_hidden_layers: 3 }) })));
+    expect(e2.message).toMatch(/model\.layers\.0\.mlp\.gate_proj\.weight is \[448, 128\], expected \[512, 128\]/);
+    expect(e2.message).toMatch(/missing tensors: model\.layers\.2\.input_layernorm\.weight/);
+
+    // Tied embeddings declared: lm_head becomes an extra tensor, reported as a warning only.
+    const tied = await openCheckpoint(memoryFileSet({ ...tinyFiles(), 'config.json': JSON.stringify({ ...cfg, tie_word_embeddings: true }) }));
+    expect(tied.warnings.join(' ')).toMatch(/ignoring 1 tensor.*lm_head\.weight/);
+  });
+
+  it('reports broken layouts clearly', async () => {
+    const files = tinyFiles();
+    // A shard named by the index is absent.
+    const noShard = { ...files };
+    delete noShard['model-00002-of-00003.safetensors'];
+    expect((await errorOf(() => openCheckpoint(memoryFileSet(noShard, 'tiny')))).message).toMatch(/shard model-00002-of-00003\.safetensors named by model\.safetensors\.index\.json is missing/);
+    // The index points a tensor at a shard that does not hold it.
+    const idx = tinyIndex();
+    idx.weight_map['model.norm.weight'] = 'model-00001-of-00003.safetensors';
+    expect((await errorOf(() => openCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(idx) })))).message).toMatch(
+      /puts model\.norm\.weight in model-00001-of-00003\.safetensors, but model-00001-of-00003\.safetensors has no such tensor/,
+    );
+    // A weight_map entry trying to escape the directory.
+    const evil = tinyIndex();
+    evil.weight_map['model.norm.weight'] = '../../etc/passwd';
+    expect((await errorOf(() => openCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(evil) })))).details?.reason).toBe('bad-name');
+    // No config, no weights.
+    const noCfg = { ...files };
+    delete noCfg['config.json'];
+    expect((await errorOf(() => openCheckpoint(memoryFileSet(noCfg, 'tiny')))).message).toMatch(/tiny: no config\.json/);
+    const onlyCfg = memoryFileSet({ 'config.json': files['config.json'] }, 'tiny');
+    expect((await errorOf(() => openCheckpoint(onlyCfg))).message).toMatch(/no model\.safetensors or model\.safetensors\.index\.json/);
+    // Without list(): the index is tried first, then model.safetensors.
+    const unlisted = { name: 'remote', open: onlyCfg.open };
+    expect((await errorOf(() => openCheckpoint(unlisted))).message).toMatch(/remote: no model\.safetensors or model\.safetensors\.index\.json/);
+    // Bad index JSON.
+    expect((await errorOf(() => openCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: '{"weight_map": 3}' })))).message).toMatch(/missing "weight_map" object/);
+  });
+
+  it('opens a single-file checkpoint from a FileSet that cannot list itself (like the Hub)', async () => {
+    const mem = memoryFileSet({ 'config.json': fixtureBytes(`${NANO_DEMO}/config.json`), 'model.safetensors': fixtureBytes(`${NANO_DEMO}/model.safetensors`) });
+    const ck = await openCheckpoint({ name: 'hub-like', open: mem.open });
+    expect(ck.files).toEqual(['model.safetensors']);
+  });
+});

@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import { parameterCount, parseMistralConfig } from '../../../src/model/config.ts';
+import { errorOf, fixtureJson, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
+
+/** Mistral-7B-Instruct-v0.2's config.json as transformers 4 wrote it (values from docs/facts.md). */
+const MISTRAL_7B_V02 = {
+  architectures: ['MistralForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 4096,
+  initializer_range: 0.02,
+  intermediate_size: 14336,
+  max_position_embeddings: 32768,
+  model_type: 'mistral',
+  num_attention_heads: 32,
+  num_hidden_layers: 32,
+  num_key_value_heads: 8,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1000000.0,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.36.0',
+  use_cache: true,
+  vocab_size: 32000,
+};
+
+describe('parseMistralConfig', () => {
+  it('reads the transformers-5 fixture (rope_parameters, dtype)', () => {
+    const c = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
+    expect(c).toEqual({
+      vocabSize: 32000,
+      hidden: 128,
+      intermediate: 448,
+      layers: 2,
+      heads: 8,
+      kvHeads: 2,
+      headDim: 16,
+      ropeTheta: 1e6,
+      rmsNormEps: 1e-5,
+      maxPositions: 32768,
+      tieWordEmbeddings: false,
+      slidingWindow: null,
+      dtype: 'bfloat16',
+      bosTokenId: 1,
+      eosTokenId: 2,
+      warnings: [],
+    });
+    // The README's count: 8,618,624 parameters.
+    expect(parameterCount(c)).toBe(8618624);
+  });
+
+  it('reads the demo model config', () => {
+    const c = parseMistralConfig(fixtureJson(`${NANO_DEMO}/config.json`));
+    expect(c).toMatchObject({ hidden: 256, intermediate: 896, layers: 4, heads: 8, kvHeads: 2, headDim: 32, ropeTheta: 1e6 });
+    // README: 19.8 M parameters.
+    expect(parameterCount(c) / 1e6).toBeCloseTo(19.8, 1);
+  });
+
+  it('reads the transformers-4 layout of Mistral-7B-Instruct-v0.2 (rope_theta, torch_dtype, no head_dim)', () => {
+    const c = parseMistralConfig(MISTRAL_7B_V02);
+    expect(c).toMatchObject({
+      vocabSize: 32000,
+      hidden: 4096,
+      intermediate: 14336,
+      layers: 32,
+      heads: 32,
+      kvHeads: 8,
+      headDim: 128,
+      ropeTheta: 1e6,
+      rmsNormEps: 1e-5,
+      maxPositions: 32768,
+      tieWordEmbeddings: false,
+      slidingWindow: null,
+      dtype: 'bfloat16',
+      warnings: [],
+    });
+    // facts.md: 7.24 B parameters.
+    expect(parameterCount(c) / 1e9).toBeCloseTo(7.24, 2);
+  });
+
+  it('refuses missing required values instead of using library defaults', async () => {
+    for (const key of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'max_position_embeddings', 'rms_norm_eps']) {
+      const j: Record<string, unknown> = { ...MISTRAL_7B_V02 };
+      delete j[key];
+      const e = await errorOf(() => parseMistralConfig(j));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toContain(`"${key}"`);
+    }
+    const noTheta: Record<string, unknown> = { ...MISTRAL_7B_V02 };
+    delete noTheta.rope_theta;
+    expect((await errorOf(() => parseMistralConfig(noTheta))).message).toMatch(/neither "rope_theta" nor "rope_parameters.rope_theta"/);
+  });
+
+  it('warns (does not hide) when sliding_window or tie_word_embeddings are absent', () => {
+    const j: Record<string, unknown> = { ...MISTRAL_7B_V02 };
+    delete j.sliding_window;
+    delete j.tie_word_embeddings;
+    const c = parseMistralConfig(j);
+    expect(c.slidingWindow).toBe(4096);
+    expect(c.tieWordEmbeddings).toBe(false);
+    expect(c.warnings).toHaveLength(2);
+    expect(c.warnings.join(' ')).toMatch(/sliding_window.*4096/);
+    expect(parseMistralConfig({ ...MISTRAL_7B_V02, sliding_window: 4096 }).slidingWindow).toBe(4096);
+  });
+
+  it('validates values with clear messages', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ num_key_value_heads: 5 }, /num_attention_heads \(32\) must be a multiple of num_key_value_heads \(5\)/],
+      [{ hidden_size: 4096.5 }, /"hidden_size" must be a positive integer/],
+      [{ num_hidden_layers: 0 }, /"num_hidden_layers" must be a positive integer/],
+      [{ vocab_size: '32000' }, /"vocab_size" must be a positive integer/],
+      [{ hidden_size: 4100 }, /hidden_size \(4100\) is not divisible by num_attention_heads \(32\)/],
+      [{ head_dim: 15 }, /head_dim \(15\) must be even/],
+      [{ rms_norm_eps: -1 }, /"rms_norm_eps" must be a positive number/],
+      [{ rope_theta: 0 }, /"rope_theta" must be a positive number/],
+      [{ rope_parameters: { rope_theta: 10000 } }, /disagree/],
+      [{ rope_parameters: { rope_theta: 1e6, rope_type: 'yarn' } }, /rope_type "yarn" is not supported/],
+      [{ rope_scaling: { type: 'linear', factor: 2 } }, /rope_scaling .* is not supported/],
+      [{ model_type: 'llama' }, /model_type is "llama"/],
+      [{ hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/],
+      [{ torch_dtype: 'int8' }, /dtype "int8" is not supported/],
+      [{ sliding_window: -3 }, /"sliding_window" must be a positive integer/],
+      [{ tie_word_embeddings: 'no' }, /"tie_word_embeddings" must be true or false/],
+      [{ bos_token_id: 40000 }, /bos_token_id 40000 is outside the vocabulary/],
+    ];
+    for (const [patch, re] of cases) {
+      const e = await errorOf(() => parseMistralConfig({ ...MISTRAL_7B_V02, ...patch }, 'my/config.json'));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toMatch(/^my\/config\.json: /);
+      expect(e.message).toMatch(re);
+    }
+    expect((await errorOf(() => parseMistralConfig([1, 2]))).message).toMatch(/must be a JSON object/);
+  });
+
+  it('accepts equivalent spellings', () => {
+    const t5: Record<string, unknown> = { ...MISTRAL_7B_V02, rope_parameters: { rope_theta: 1e6, rope_type: 'default' }, dtype: 'float32' };
+    delete t5.rope_theta;
+    delete t5.torch_dtype;
+    expect(parseMistralConfig(t5)).toMatchObject({ ropeTheta: 1e6, dtype: 'float32' });
+    // Both places agreeing is fine; explicit head_dim wins over hidden/heads.
+    const both = parseMistralConfig({ ...MISTRAL_7B_V02, rope_parameters: { rope_theta: 1e6 }, head_dim: 64, eos_token_id: [2, 5] });
+    expect(both).toMatchObject({ headDim: 64, eosTokenId: 2 });
+    expect(parseMistralConfig({ ...MISTRAL_7B_V02, torch_dtype: undefined }).dtype).toBeNull();
+  });
+});
