@@ -1,0 +1,445 @@
+// PEFT LoRA adapters for Mistral: `adapter_config.json` + `adapter_model.safetensors`.
+//
+// Keys: base_model.model.model.layers.N.(self_attn|mlp).X_proj.lora_(A|B).weight, A [r, in], B [out, r].
+// Forward: y = x Wᵀ + scaling · (dropout(x) Aᵀ) Bᵀ with scaling = alpha / r (alpha / √r with rsLoRA).
+// Reading validates keys, ranks and shapes (against a Mistral config when one is given); writing produces what PEFT
+// itself writes: config JSON with sorted keys and 2-space indent, safetensors F32 with metadata {"format": "pt"}.
+
+import { FinetuneError } from '../engine/errors.ts';
+import { MISTRAL_MODULES, moduleShape, type MistralModule } from './checkpoint.ts';
+import type { MistralConfig } from './config.ts';
+import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
+import { bytesSource, isNotFound, readJson, type ByteSource, type FileSet } from './source.ts';
+
+export type LoraModule = MistralModule;
+export const LORA_MODULES = MISTRAL_MODULES;
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+
+export interface LoraConfig {
+  r: number;
+  loraAlpha: number;
+  loraDropout: number;
+  /** In canonical order (q, k, v, o, gate, up, down). */
+  targetModules: LoraModule[];
+  useRslora: boolean;
+  /** base_model_name_or_path. */
+  baseModel: string | null;
+  /** Layers the adapter covers (PEFT's layers_to_transform), or null for all. */
+  layersToTransform: number[] | null;
+  taskType: string;
+  inferenceMode: boolean;
+  /** The config JSON as read, so writing it back keeps fields we do not model. Null for a new adapter. */
+  raw: Record<string, unknown> | null;
+}
+
+export interface LoraPair {
+  /** (r, in) row-major. */
+  A: Float32Array;
+  /** (out, r) row-major. */
+  B: Float32Array;
+}
+
+export interface LoraAdapter {
+  config: LoraConfig;
+  /** alpha / r, or alpha / √r with rsLoRA. */
+  scaling: number;
+  /** Number of layers of the model (length of `tensors`). */
+  layers: number;
+  /** tensors[layer][module]; a module absent from a layer is not adapted there. */
+  tensors: Partial<Record<LoraModule, LoraPair>>[];
+  /** (in, out) of each adapted module, as found in (and checked across) the tensors. */
+  dims: Partial<Record<LoraModule, { in: number; out: number }>>;
+}
+
+export function loraScaling(c: Pick<LoraConfig, 'r' | 'loraAlpha' | 'useRslora'>): number {
+  return c.useRslora ? c.loraAlpha / Math.sqrt(c.r) : c.loraAlpha / c.r;
+}
+
+/** The PEFT key of one LoRA factor. */
+export function peftKey(layer: number, module: LoraModule, factor: 'A' | 'B'): string {
+  const group = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
+  return `base_model.model.model.layers.${layer}.${group}.${module}.lora_${factor}.weight`;
+}
+
+const KEY_RE = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
+
+function bad(where: string, message: string, details?: Record<string, unknown>): FinetuneError {
+  return new FinetuneError('bad-input', `${where}: ${message}`, details);
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function isEmpty(v: unknown): boolean {
+  return v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) || (isObject(v) && Object.keys(v).length === 0);
+}
+
+function canonicalModules(mods: Iterable<LoraModule>): LoraModule[] {
+  const set = new Set(mods);
+  return LORA_MODULES.filter((m) => set.has(m));
+}
+
+/** Resolves PEFT's target_modules (a list of names, "all-linear", or a regex string) to our module names. */
+function resolveTargets(v: unknown, where: string): LoraModule[] {
+  if (v === 'all-linear') return [...LORA_MODULES];
+  if (typeof v === 'string') {
+    let re: RegExp;
+    try {
+      re = new RegExp(`^(?:${v})$`);
+    } catch {
+      throw bad(where, `target_modules ${JSON.stringify(v)} is not a valid regular expression`);
+    }
+    const hits = LORA_MODULES.filter((m) => {
+      const group = m === 'gate_proj' || m === 'up_proj' || m === 'down_proj' ? 'mlp' : 'self_attn';
+      return re.test(`model.layers.0.${group}.${m}`) || re.test(m);
+    });
+    if (!hits.length) throw bad(where, `target_modules ${JSON.stringify(v)} matches none of ${LORA_MODULES.join(', ')}`);
+    return hits;
+  }
+  if (!Array.isArray(v) || v.length === 0) throw bad(where, `target_modules must be a non-empty list of module names, got ${JSON.stringify(v)}`);
+  const out: LoraModule[] = [];
+  for (const m of v) {
+    if (typeof m !== 'string') throw bad(where, `target_modules holds a non-string ${JSON.stringify(m)}`);
+    const short = m.split('.').pop() as string;
+    if (!(LORA_MODULES as readonly string[]).includes(short)) {
+      throw bad(where, `target module ${JSON.stringify(m)} is not supported (supported: ${LORA_MODULES.join(', ')})`);
+    }
+    out.push(short as LoraModule);
+  }
+  return canonicalModules(out);
+}
+
+/** Parses and validates adapter_config.json (parsed JSON). */
+export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): LoraConfig {
+  if (!isObject(json)) throw bad(where, 'must be a JSON object');
+  if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw bad(where, `peft_type ${JSON.stringify(json.peft_type)} is not supported (only "LORA")`);
+  const r = json.r;
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r <= 0) throw bad(where, `"r" must be a positive integer, got ${JSON.stringify(r)}`);
+  const alpha = json.lora_alpha;
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw bad(where, `"lora_alpha" must be a positive number, got ${JSON.stringify(alpha)}`);
+  const dropout = json.lora_dropout ?? 0;
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw bad(where, `"lora_dropout" must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  const useRslora = json.use_rslora ?? false;
+  if (typeof useRslora !== 'boolean') throw bad(where, `"use_rslora" must be true or false, got ${JSON.stringify(useRslora)}`);
+
+  // Features that change the math or the tensor set: refuse rather than load something different.
+  const unsupported: [string, boolean][] = [
+    ['use_dora', json.use_dora === true],
+    ['fan_in_fan_out', json.fan_in_fan_out === true],
+    ['bias', json.bias !== undefined && json.bias !== 'none'],
+    ['lora_bias', json.lora_bias === true],
+    ['rank_pattern', !isEmpty(json.rank_pattern)],
+    ['alpha_pattern', !isEmpty(json.alpha_pattern)],
+    ['modules_to_save', !isEmpty(json.modules_to_save)],
+    ['layer_replication', !isEmpty(json.layer_replication)],
+    ['trainable_token_indices', !isEmpty(json.trainable_token_indices)],
+    ['target_parameters', !isEmpty(json.target_parameters)],
+    ['use_qalora', json.use_qalora === true],
+  ];
+  const refused = unsupported.filter(([, on]) => on).map(([k]) => k);
+  if (refused.length) throw bad(where, `unsupported LoRA option(s): ${refused.map((k) => `${k}=${JSON.stringify(json[k])}`).join(', ')}`);
+
+  let layersToTransform: number[] | null = null;
+  const ltt = json.layers_to_transform;
+  if (ltt !== undefined && ltt !== null) {
+    const list = Array.isArray(ltt) ? ltt : [ltt];
+    if (!list.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw bad(where, `layers_to_transform must be layer indices, got ${JSON.stringify(ltt)}`);
+    layersToTransform = [...new Set(list as number[])].sort((a, b) => a - b);
+  }
+  const base = json.base_model_name_or_path;
+  return {
+    r,
+    loraAlpha: alpha,
+    loraDropout: dropout,
+    targetModules: resolveTargets(json.target_modules, where),
+    useRslora,
+    baseModel: typeof base === 'string' ? base : null,
+    layersToTransform,
+    taskType: typeof json.task_type === 'string' ? json.task_type : 'CAUSAL_LM',
+    inferenceMode: typeof json.inference_mode === 'boolean' ? json.inference_mode : true,
+    raw: json,
+  };
+}
+
+export interface ReadAdapterOptions {
+  /** The base model's config: shapes and layer count are checked against it. */
+  base?: MistralConfig;
+  /** Names for messages. */
+  where?: string;
+}
+
+/** Parses an adapter from its config JSON (parsed) and its safetensors file (bytes or a source). */
+export async function parseAdapter(configJson: unknown, weights: Uint8Array | ByteSource, opts: ReadAdapterOptions = {}): Promise<LoraAdapter> {
+  const where = opts.where ?? 'adapter';
+  const config = parseLoraConfig(configJson, `${where}/${ADAPTER_CONFIG_FILE}`);
+  const source = weights instanceof Uint8Array ? bytesSource(weights, ADAPTER_WEIGHTS_FILE) : weights;
+  const wfile = `${where}/${ADAPTER_WEIGHTS_FILE}`;
+  const header = await parseSafetensorsHeader(source, wfile);
+  const base = opts.base;
+
+  // Group tensors by (layer, module).
+  const found = new Map<string, { layer: number; module: LoraModule; A?: string; B?: string }>();
+  const strange: string[] = [];
+  let maxLayer = -1;
+  for (const name of header.tensors.keys()) {
+    const m = KEY_RE.exec(name);
+    if (!m) {
+      strange.push(name);
+      continue;
+    }
+    const layer = Number(m[1]);
+    const module = m[3] as LoraModule;
+    const group = m[2];
+    const expectedGroup = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
+    if (group !== expectedGroup) {
+      strange.push(name);
+      continue;
+    }
+    const k = `${layer}.${module}`;
+    const e = found.get(k) ?? { layer, module };
+    e[m[4] as 'A' | 'B'] = name;
+    found.set(k, e);
+    maxLayer = Math.max(maxLayer, layer);
+  }
+  if (strange.length) {
+    throw bad(
+      wfile,
+      `unexpected tensor name(s) ${strange.slice(0, 5).map((s) => JSON.stringify(s)).join(', ')}${strange.length > 5 ? ', …' : ''}; expected base_model.model.model.layers.N.(self_attn|mlp).X_proj.lora_(A|B).weight`,
+    );
+  }
+  if (found.size === 0) throw bad(wfile, 'holds no LoRA tensors');
+
+  const layers = base ? base.layers : maxLayer + 1;
+  if (base && maxLayer >= base.layers) throw bad(wfile, `has tensors for layer ${maxLayer}, but the base model has ${base.layers} layers`);
+  const targets = new Set(config.targetModules);
+  const coveredLayers = config.layersToTransform ?? Array.from({ length: layers }, (_, i) => i);
+  for (const l of coveredLayers) {
+    if (l >= layers) throw bad(where, `layers_to_transform names layer ${l}, but the model has ${layers} layers`);
+  }
+  const problems: string[] = [];
+  for (const e of found.values()) {
+    if (!targets.has(e.module)) problems.push(`${e.module} (layer ${e.layer}) is not in target_modules`);
+    if (!e.A) problems.push(`missing ${peftKey(e.layer, e.module, 'A')}`);
+    if (!e.B) problems.push(`missing ${peftKey(e.layer, e.module, 'B')}`);
+  }
+  for (const l of coveredLayers) {
+    for (const mod of config.targetModules) if (!found.has(`${l}.${mod}`)) problems.push(`missing ${mod} of layer ${l}`);
+  }
+  if (config.layersToTransform) {
+    for (const e of found.values()) if (!config.layersToTransform.includes(e.layer)) problems.push(`layer ${e.layer} is not in layers_to_transform`);
+  }
+  if (problems.length) throw bad(wfile, `${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; … (${problems.length} problems)` : ''}`);
+
+  const dims: Partial<Record<LoraModule, { in: number; out: number }>> = {};
+  const tensors: Partial<Record<LoraModule, LoraPair>>[] = Array.from({ length: layers }, () => ({}));
+  const r = config.r;
+  const entries = [...found.values()].sort((a, b) => a.layer - b.layer || LORA_MODULES.indexOf(a.module) - LORA_MODULES.indexOf(b.module));
+  for (const e of entries) {
+    const a = header.tensors.get(e.A as string)!;
+    const b = header.tensors.get(e.B as string)!;
+    for (const t of [a, b]) {
+      if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F64') throw bad(wfile, `${t.name} is ${t.dtype}, not floating point`);
+      if (t.shape.length !== 2) throw bad(wfile, `${t.name} has shape [${t.shape.join(', ')}], expected a matrix`);
+    }
+    if (a.shape[0] !== r) throw bad(wfile, `${a.name} has shape [${a.shape.join(', ')}] but r = ${r}: lora_A must be [r, in]`);
+    if (b.shape[1] !== r) throw bad(wfile, `${b.name} has shape [${b.shape.join(', ')}] but r = ${r}: lora_B must be [out, r]`);
+    const d = { in: a.shape[1], out: b.shape[0] };
+    if (base) {
+      const [out, inn] = moduleShape(base, e.module);
+      if (d.in !== inn || d.out !== out) {
+        throw bad(wfile, `${e.module} of layer ${e.layer}: lora_A [${a.shape.join(', ')}] / lora_B [${b.shape.join(', ')}] do not fit the base model's [${out}, ${inn}] weight (expected lora_A [${r}, ${inn}], lora_B [${out}, ${r}])`);
+      }
+    }
+    const prev = dims[e.module];
+    if (prev && (prev.in !== d.in || prev.out !== d.out)) throw bad(wfile, `${e.module} has different shapes in different layers`);
+    dims[e.module] = d;
+    const [ab, bb] = await Promise.all([readTensor(source, a), readTensor(source, b)]);
+    tensors[e.layer][e.module] = { A: toFloat32(ab, a.dtype), B: toFloat32(bb, b.dtype) };
+  }
+  return { config, scaling: loraScaling(config), layers, tensors, dims };
+}
+
+/** Reads adapter_config.json + adapter_model.safetensors from a FileSet (a directory, an unzipped archive). */
+export async function readAdapter(files: FileSet, opts: ReadAdapterOptions = {}): Promise<LoraAdapter> {
+  const where = opts.where ?? files.name ?? 'adapter';
+  const open = async (name: string): Promise<ByteSource> => {
+    try {
+      return await files.open(name);
+    } catch (e) {
+      if (isNotFound(e)) throw bad(where, `no ${name}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`);
+      throw e;
+    }
+  };
+  const configJson = await readJson(await open(ADAPTER_CONFIG_FILE));
+  return parseAdapter(configJson, await open(ADAPTER_WEIGHTS_FILE), { ...opts, where });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Creating and writing
+
+export interface NewAdapterOptions {
+  r: number;
+  alpha: number;
+  dropout?: number;
+  targetModules: LoraModule[];
+  useRslora?: boolean;
+  baseModel?: string | null;
+  /** Uniform [0, 1) generator for A's init (kaiming-uniform a=√5: U(±1/√in)). B starts at zero. */
+  random: () => number;
+}
+
+/** A fresh adapter as PEFT initialises it: A ~ U(−1/√in, 1/√in), B = 0. */
+export function createAdapter(base: MistralConfig, o: NewAdapterOptions): LoraAdapter {
+  const config: LoraConfig = {
+    r: o.r,
+    loraAlpha: o.alpha,
+    loraDropout: o.dropout ?? 0,
+    targetModules: canonicalModules(o.targetModules),
+    useRslora: o.useRslora ?? false,
+    baseModel: o.baseModel ?? null,
+    layersToTransform: null,
+    taskType: 'CAUSAL_LM',
+    inferenceMode: true,
+    raw: null,
+  };
+  // Validate through the same path as a file.
+  parseLoraConfig(adapterConfigObject(config), 'new adapter');
+  const dims: LoraAdapter['dims'] = {};
+  for (const m of config.targetModules) {
+    const [out, inn] = moduleShape(base, m);
+    dims[m] = { in: inn, out };
+  }
+  const tensors: LoraAdapter['tensors'] = [];
+  for (let l = 0; l < base.layers; l++) {
+    const layer: Partial<Record<LoraModule, LoraPair>> = {};
+    for (const m of config.targetModules) {
+      const { in: inn, out } = dims[m]!;
+      const bound = 1 / Math.sqrt(inn);
+      const A = new Float32Array(o.r * inn);
+      for (let i = 0; i < A.length; i++) A[i] = (o.random() * 2 - 1) * bound;
+      layer[m] = { A, B: new Float32Array(out * o.r) };
+    }
+    tensors.push(layer);
+  }
+  return { config, scaling: loraScaling(config), layers: base.layers, tensors, dims };
+}
+
+/**
+ * The adapter_config.json object PEFT would write. A config read from a file keeps its other fields; a new one gets
+ * the classic LoRA field set that every PEFT release since 0.10 (and vLLM) loads.
+ */
+export function adapterConfigObject(c: LoraConfig): Record<string, unknown> {
+  const base: Record<string, unknown> = c.raw
+    ? { ...c.raw }
+    : {
+        alpha_pattern: {},
+        auto_mapping: null,
+        base_model_name_or_path: null,
+        bias: 'none',
+        fan_in_fan_out: false,
+        inference_mode: true,
+        init_lora_weights: true,
+        layer_replication: null,
+        layers_pattern: null,
+        layers_to_transform: null,
+        loftq_config: {},
+        lora_alpha: 16,
+        lora_dropout: 0,
+        megatron_config: null,
+        megatron_core: 'megatron.core',
+        modules_to_save: null,
+        peft_type: 'LORA',
+        r: 8,
+        rank_pattern: {},
+        revision: null,
+        target_modules: [],
+        task_type: 'CAUSAL_LM',
+        use_dora: false,
+        use_rslora: false,
+      };
+  base.peft_type = 'LORA';
+  base.r = c.r;
+  base.lora_alpha = c.loraAlpha;
+  base.lora_dropout = c.loraDropout;
+  base.use_rslora = c.useRslora;
+  base.base_model_name_or_path = c.baseModel;
+  base.task_type = c.taskType;
+  base.inference_mode = c.inferenceMode;
+  base.layers_to_transform = c.layersToTransform;
+  // Keep the file's own order of target_modules when it names the same set (PEFT stores a set).
+  const rawTargets = c.raw?.target_modules;
+  const same =
+    Array.isArray(rawTargets) &&
+    rawTargets.length === c.targetModules.length &&
+    c.targetModules.every((m) => rawTargets.includes(m));
+  base.target_modules = same ? rawTargets : [...c.targetModules];
+  return base;
+}
+
+/** Fields PEFT writes as Python floats (json.dumps prints them with a decimal point, e.g. 0.0). */
+const FLOAT_FIELDS = new Set(['lora_dropout']);
+
+function pyFloat(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'NaN' : x > 0 ? 'Infinity' : '-Infinity';
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  // Python's repr: the shortest round-trip digits (as JS), in exponent form when exp < -4 or exp >= 16.
+  const [mant, expStr] = x.toExponential().split('e');
+  const exp = Number(expStr);
+  if (exp < -4 || exp >= 16) return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  const s = String(x); // no exponent form for these magnitudes in JS either
+  return s.includes('.') ? s : `${s}.0`;
+}
+
+/** JSON like Python's json.dumps(obj, indent=2, sort_keys=True). */
+function pythonJson(v: unknown, indent: string, key: string | null): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'number') return key !== null && FLOAT_FIELDS.has(key) ? pyFloat(v) : Number.isInteger(v) ? String(v) : pyFloat(v);
+  if (typeof v === 'string') return asciiJsonString(v);
+  const inner = `${indent}  `;
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '[]';
+    return `[\n${v.map((x) => inner + pythonJson(x, inner, null)).join(',\n')}\n${indent}]`;
+  }
+  const keys = Object.keys(v as Record<string, unknown>).sort();
+  if (keys.length === 0) return '{}';
+  return `{\n${keys.map((k) => `${inner}${asciiJsonString(k)}: ${pythonJson((v as Record<string, unknown>)[k], inner, k)}`).join(',\n')}\n${indent}}`;
+}
+
+/** json.dumps escapes non-ASCII by default (ensure_ascii=True). */
+function asciiJsonString(s: string): string {
+  return JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** adapter_config.json text, as PEFT formats it (sorted keys, 2-space indent, no trailing newline). */
+export function adapterConfigJson(c: LoraConfig): string {
+  return pythonJson(adapterConfigObject(c), '', null);
+}
+
+/** adapter_model.safetensors bytes: F32 tensors, metadata {"format": "pt"}. */
+export function adapterSafetensors(a: LoraAdapter): Uint8Array {
+  const r = a.config.r;
+  const out: TensorToWrite[] = [];
+  a.tensors.forEach((layer, l) => {
+    for (const m of LORA_MODULES) {
+      const p = layer[m];
+      if (!p) continue;
+      const d = a.dims[m];
+      if (!d) throw new FinetuneError('internal', `adapter has ${m} tensors but no dims for it`);
+      if (p.A.length !== r * d.in || p.B.length !== d.out * r) {
+        throw new FinetuneError('internal', `layer ${l} ${m}: A has ${p.A.length} values (want ${r}×${d.in}), B has ${p.B.length} (want ${d.out}×${r})`);
+      }
+      out.push({ name: peftKey(l, m, 'A'), dtype: 'F32', shape: [r, d.in], data: p.A });
+      out.push({ name: peftKey(l, m, 'B'), dtype: 'F32', shape: [d.out, r], data: p.B });
+    }
+  });
+  return writeSafetensors(out, { format: 'pt' });
+}
+
+/** Both files of a PEFT adapter directory. */
+export function writeAdapter(a: LoraAdapter): { [ADAPTER_CONFIG_FILE]: string; [ADAPTER_WEIGHTS_FILE]: Uint8Array } {
+  return { [ADAPTER_CONFIG_FILE]: adapterConfigJson(a.config), [ADAPTER_WEIGHTS_FILE]: adapterSafetensors(a) };
+}

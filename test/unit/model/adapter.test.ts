@@ -1,0 +1,251 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../../src/cli/node-source.ts';
+import {
+  adapterConfigJson,
+  createAdapter,
+  parseAdapter,
+  parseLoraConfig,
+  peftKey,
+  readAdapter,
+  writeAdapter,
+  LORA_MODULES,
+  type LoraAdapter,
+} from '../../../src/model/adapter.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { openSafetensors, toFloat32, toFloat64, writeSafetensors } from '../../../src/model/safetensors.ts';
+import { bytesSource, memoryFileSet } from '../../../src/model/source.ts';
+import { mulberry32 } from '../../../src/engine/reference/common.ts';
+import { errorOf, FIXTURES, fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from './helpers.ts';
+
+const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
+const fixtureConfig = fixtureJson(`${TINY_ADAPTER}/adapter_config.json`) as Record<string, unknown>;
+const fixtureWeights = fixtureBytes(`${TINY_ADAPTER}/adapter_model.safetensors`);
+
+describe('reading a PEFT adapter', () => {
+  it('reads the tiny-adapter fixture with config, scaling and per-layer A/B', async () => {
+    const a = await readAdapter(nodeDirectory(TINY_ADAPTER), { base });
+    expect(a.config).toMatchObject({
+      r: 4,
+      loraAlpha: 8,
+      loraDropout: 0,
+      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      useRslora: false,
+      baseModel: 'tiny-mistral',
+      layersToTransform: null,
+      taskType: 'CAUSAL_LM',
+      inferenceMode: true,
+    });
+    expect(a.scaling).toBe(2);
+    expect(a.layers).toBe(2);
+    expect(a.dims).toEqual({
+      q_proj: { in: 128, out: 128 },
+      k_proj: { in: 128, out: 32 },
+      v_proj: { in: 128, out: 32 },
+      o_proj: { in: 128, out: 128 },
+      gate_proj: { in: 128, out: 448 },
+      up_proj: { in: 128, out: 448 },
+      down_proj: { in: 448, out: 128 },
+    });
+    for (let l = 0; l < 2; l++) {
+      for (const m of LORA_MODULES) {
+        const p = a.tensors[l][m]!;
+        expect(p.A.length).toBe(4 * a.dims[m]!.in);
+        expect(p.B.length).toBe(a.dims[m]!.out * 4);
+      }
+    }
+  });
+
+  it('holds the values of the golden adapter after one AdamW step (to f32 rounding)', async () => {
+    // The fixtures README calls tiny-adapter "the initial adapter of the goldens", but its values are the golden's
+    // adamw_step1/<key> rounded to f32 (they differ from lora/<key> by lr = 1e-3 per element: one Adam step).
+    const a = await readAdapter(nodeDirectory(TINY_ADAPTER), { base });
+    const golden = await openSafetensors(bytesSource(fixtureBytes(`${FIXTURES}/golden_lora.safetensors`)));
+    let checked = 0;
+    for (let l = 0; l < 2; l++) {
+      for (const m of LORA_MODULES) {
+        for (const f of ['A', 'B'] as const) {
+          const key = peftKey(l, m, f);
+          const step1 = toFloat64(await golden.read(`adamw_step1/${key}`), 'F64');
+          const init = toFloat32(await golden.read(`lora/${key}`), 'F32');
+          const ours = a.tensors[l][m]![f];
+          expect(ours.length).toBe(step1.length);
+          let notRounded = 0;
+          let maxStep = 0;
+          for (let i = 0; i < ours.length; i++) {
+            if (ours[i] !== Math.fround(step1[i])) notRounded++;
+            maxStep = Math.max(maxStep, Math.abs(ours[i] - init[i]));
+          }
+          expect(notRounded).toBe(0);
+          // Adam's first step moves each value by lr·g/(|g|+eps) ≤ lr.
+          expect(maxStep).toBeGreaterThan(0.99e-3);
+          expect(maxStep).toBeLessThan(1.01e-3);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(28);
+  });
+
+  it('validates keys, ranks and shapes against the base model', async () => {
+    const good = await openSafetensors(bytesSource(fixtureWeights));
+    const all = await Promise.all(good.names().map(async (name) => ({ ...good.info(name), data: await good.read(name) })));
+    const rewrite = (f: (t: (typeof all)[number]) => (typeof all)[number] | null): Uint8Array =>
+      writeSafetensors(all.map(f).filter((t): t is (typeof all)[number] => t !== null), { format: 'pt' });
+
+    const cases: [Uint8Array, RegExp][] = [
+      [rewrite((t) => (t.name.endsWith('layers.1.self_attn.v_proj.lora_B.weight') ? null : t)), /missing base_model\.model\.model\.layers\.1\.self_attn\.v_proj\.lora_B\.weight/],
+      [rewrite((t) => (t.name.includes('layers.0.mlp.up_proj') ? null : t)), /missing up_proj of layer 0/],
+      [rewrite((t) => (t.name.includes('q_proj.lora_A') ? { ...t, name: t.name.replace('lora_A', 'lora_a') } : t)), /unexpected tensor name\(s\) "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_a\.weight"/],
+      [rewrite((t) => (t.name.includes('layers.0.self_attn.q_proj') ? { ...t, name: t.name.replace('self_attn', 'mlp') } : t)), /unexpected tensor name/],
+      [
+        rewrite((t) => (t.name.endsWith('layers.0.self_attn.k_proj.lora_B.weight') ? { ...t, shape: [64, 2], data: t.data.subarray(0, 512) } : t)),
+        /lora_B must be \[out, r\]/,
+      ],
+      [
+        rewrite((t) => (t.name.endsWith('layers.0.mlp.down_proj.lora_A.weight') ? { ...t, shape: [4, 128], data: t.data.subarray(0, 2048) } : t)),
+        /down_proj of layer 0: .* do not fit the base model's \[128, 448\] weight/,
+      ],
+      [rewrite((t) => (t.name.includes('layers.0.self_attn.q_proj.lora_A') ? { ...t, dtype: 'I32' } : t)), /is I32, not floating point/],
+    ];
+    for (const [bytes, re] of cases) {
+      const e = await errorOf(() => parseAdapter(fixtureConfig, bytes, { base }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toMatch(re);
+    }
+    // Layer beyond the base model.
+    const deep = { name: peftKey(5, 'q_proj', 'A'), dtype: 'F32' as const, shape: [4, 128], data: new Uint8Array(2048) };
+    const e = await errorOf(() => parseAdapter(fixtureConfig, writeSafetensors([...all, deep]), { base }));
+    expect(e.message).toMatch(/tensors for layer 5, but the base model has 2 layers/);
+    // A module the config does not target.
+    const e2 = await errorOf(() => parseAdapter({ ...fixtureConfig, target_modules: ['q_proj', 'v_proj'] }, fixtureWeights, { base }));
+    expect(e2.message).toMatch(/k_proj \(layer 0\) is not in target_modules/);
+    // No base given: shapes are only checked for consistency.
+    const free = await parseAdapter(fixtureConfig, fixtureWeights);
+    expect(free.layers).toBe(2);
+  });
+
+  it('validates the config and refuses options that change the math', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ r: 0 }, /"r" must be a positive integer/],
+      [{ lora_alpha: 'x' }, /"lora_alpha" must be a positive number/],
+      [{ lora_dropout: 1.5 }, /"lora_dropout" must be in \[0, 1\)/],
+      [{ peft_type: 'IA3' }, /peft_type "IA3" is not supported/],
+      [{ use_dora: true }, /unsupported LoRA option\(s\): use_dora=true/],
+      [{ bias: 'all' }, /bias="all"/],
+      [{ fan_in_fan_out: true }, /fan_in_fan_out/],
+      [{ rank_pattern: { q_proj: 8 } }, /rank_pattern/],
+      [{ modules_to_save: ['lm_head'] }, /modules_to_save/],
+      [{ target_modules: ['q_proj', 'lm_head'] }, /target module "lm_head" is not supported/],
+      [{ target_modules: [] }, /non-empty list/],
+      [{ target_modules: '(' }, /not a valid regular expression/],
+      [{ target_modules: 'embed_tokens' }, /matches none of/],
+      [{ use_rslora: 'yes' }, /"use_rslora" must be true or false/],
+    ];
+    for (const [patch, re] of cases) {
+      const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, ...patch }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toMatch(re);
+    }
+    expect(parseLoraConfig({ ...fixtureConfig, target_modules: 'all-linear' }).targetModules).toEqual([...LORA_MODULES]);
+    expect(parseLoraConfig({ ...fixtureConfig, target_modules: '.*\\.(q_proj|v_proj)' }).targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(parseLoraConfig({ ...fixtureConfig, target_modules: ['model.layers.0.self_attn.v_proj', 'q_proj'] }).targetModules).toEqual(['q_proj', 'v_proj']);
+    const rs = parseLoraConfig({ ...fixtureConfig, use_rslora: true, r: 16, lora_alpha: 8 });
+    const adapter = await parseAdapter({ ...fixtureConfig, use_rslora: true }, fixtureWeights, { base });
+    expect(adapter.scaling).toBe(8 / Math.sqrt(4)); // alpha/√r
+    expect(rs.r).toBe(16);
+  });
+
+  it('reads layers_to_transform adapters', async () => {
+    const only1 = writeSafetensors(
+      [
+        { name: peftKey(1, 'q_proj', 'A'), dtype: 'F32', shape: [2, 128], data: new Float32Array(256).fill(0.5) },
+        { name: peftKey(1, 'q_proj', 'B'), dtype: 'BF16', shape: [128, 2], data: new Uint16Array(256).fill(0x3f80) },
+      ],
+      { format: 'pt' },
+    );
+    const a = await parseAdapter({ ...fixtureConfig, r: 2, target_modules: ['q_proj'], layers_to_transform: [1] }, only1, { base });
+    expect(a.tensors[0]).toEqual({});
+    expect(a.tensors[1].q_proj?.B[0]).toBe(1); // BF16 converted to f32
+    const e = await errorOf(() => parseAdapter({ ...fixtureConfig, r: 2, target_modules: ['q_proj'] }, only1, { base }));
+    expect(e.message).toMatch(/missing q_proj of layer 0/);
+  });
+
+  it('says which file is missing from an adapter directory', async () => {
+    const e = await errorOf(() => readAdapter(memoryFileSet({ 'adapter_config.json': JSON.stringify(fixtureConfig) }, 'out')));
+    expect(e.message).toMatch(/out: no adapter_model\.safetensors/);
+  });
+});
+
+describe('writing a PEFT adapter', () => {
+  it('round-trips the fixture byte for byte (safetensors and config JSON)', async () => {
+    const a = await readAdapter(nodeDirectory(TINY_ADAPTER), { base });
+    const out = writeAdapter(a);
+    expect(Buffer.from(out['adapter_model.safetensors']).equals(Buffer.from(fixtureWeights))).toBe(true);
+    expect(out['adapter_config.json']).toBe(readFileSync(`${TINY_ADAPTER}/adapter_config.json`, 'utf8'));
+  });
+
+  it('writes a fresh adapter PEFT can load, and reads it back unchanged', async () => {
+    const a = createAdapter(base, { r: 8, alpha: 16, dropout: 0.05, targetModules: ['v_proj', 'q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2', random: mulberry32(7) });
+    expect(a.scaling).toBe(2);
+    const q = a.tensors[0].q_proj!;
+    expect(q.A.length).toBe(8 * 128);
+    expect(q.B.every((x) => x === 0)).toBe(true);
+    const bound = 1 / Math.sqrt(128);
+    expect(Math.max(...q.A.map(Math.abs))).toBeLessThanOrEqual(bound);
+    expect(Math.max(...q.A.map(Math.abs))).toBeGreaterThan(bound * 0.9);
+    expect(a.tensors[1].k_proj).toBeUndefined();
+    // Give B values so the round trip is not trivially zeros.
+    a.tensors[1].v_proj!.B.set([1.5, -2.25, 3e-8], 5);
+
+    const out = writeAdapter(a);
+    const text = out['adapter_config.json'];
+    const json = JSON.parse(text) as Record<string, unknown>;
+    expect(json).toMatchObject({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      r: 8,
+      lora_alpha: 16,
+      lora_dropout: 0.05,
+      target_modules: ['q_proj', 'v_proj'],
+      bias: 'none',
+      fan_in_fan_out: false,
+      use_rslora: false,
+      use_dora: false,
+      base_model_name_or_path: 'mistralai/Mistral-7B-Instruct-v0.2',
+      inference_mode: true,
+    });
+    // Python's json.dumps(indent=2, sort_keys=True) layout.
+    const keys = Object.keys(json);
+    expect(keys).toEqual([...keys].sort());
+    expect(text).toMatch(/^\{\n {2}"alpha_pattern": \{\},\n/);
+    expect(text).toContain('"lora_dropout": 0.05,');
+    expect(text.endsWith('\n}')).toBe(true);
+
+    const w = await openSafetensors(bytesSource(out['adapter_model.safetensors']));
+    expect(w.header.metadata).toEqual({ format: 'pt' });
+    expect(w.names()).toEqual([0, 1].flatMap((l) => [peftKey(l, 'q_proj', 'A'), peftKey(l, 'q_proj', 'B'), peftKey(l, 'v_proj', 'A'), peftKey(l, 'v_proj', 'B')]));
+    expect(new Set(w.names().map((n) => w.info(n).dtype))).toEqual(new Set(['F32']));
+    expect(w.info(peftKey(0, 'v_proj', 'B')).shape).toEqual([32, 8]);
+
+    const back: LoraAdapter = await parseAdapter(json, out['adapter_model.safetensors'], { base });
+    expect(back.config).toMatchObject({ r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: ['q_proj', 'v_proj'] });
+    for (let l = 0; l < 2; l++) {
+      for (const m of ['q_proj', 'v_proj'] as const) {
+        expect(back.tensors[l][m]!.A).toEqual(a.tensors[l][m]!.A);
+        expect(back.tensors[l][m]!.B).toEqual(a.tensors[l][m]!.B);
+      }
+    }
+  });
+
+  it('formats floats like Python', () => {
+    const a = createAdapter(base, { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj'], random: mulberry32(1) });
+    expect(adapterConfigJson(a.config)).toContain('"lora_dropout": 0.0,');
+    a.config.loraDropout = 1e-5;
+    expect(adapterConfigJson(a.config)).toContain('"lora_dropout": 1e-05,');
+    a.config.loraDropout = 0.1;
+    expect(adapterConfigJson(a.config)).toContain('"lora_dropout": 0.1,');
+    a.config.baseModel = 'ünï/çødé';
+    expect(adapterConfigJson(a.config)).toContain('"base_model_name_or_path": "\\u00fcn\\u00ef/\\u00e7\\u00f8d\\u00e9",');
+  });
+});
