@@ -1,5 +1,8 @@
 import type { Command } from '../command.ts';
 import { benchCommand } from './bench.ts';
+import { checkCommand } from './check.ts';
 import { gpuInfoCommand } from './gpu-info.ts';
+import { tokenizeCommand } from './tokenize.ts';
+import { validateCommand } from './validate.ts';
 
-export const commands: Command[] = [gpuInfoCommand, benchCommand];
+export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand];

@@ -1,0 +1,67 @@
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { FinetuneError } from '../../engine/errors.ts';
+import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.ts';
+import type { Command } from '../command.ts';
+
+/** The project's tokenizer (Mistral v1 SentencePiece), the one the demo model and the page use. */
+export const DEFAULT_TOKENIZER_DIR = resolve(fileURLToPath(new URL('../../../public/tokenizer', import.meta.url)));
+
+/** Loads `tokenizer.model` from a directory (or a .model file given directly). */
+export async function loadTokenizerFrom(dirOrFile: string = DEFAULT_TOKENIZER_DIR): Promise<Tokenizer> {
+  let path = dirOrFile;
+  try {
+    if (statSync(dirOrFile).isDirectory()) path = join(dirOrFile, 'tokenizer.model');
+  } catch {
+    throw new FinetuneError('bad-input', `--tokenizer: ${dirOrFile} does not exist`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new FinetuneError('bad-input', `--tokenizer: cannot read ${path}: ${(e as Error).message}`);
+  }
+  return loadTokenizer(bytes);
+}
+
+const USAGE = `finetune tokenize --texts FILE.json [--tokenizer DIR]
+
+Reads a JSON array of strings and prints a JSON array of id arrays, one per string: SentencePiece \`encode\` (with the
+dummy-prefix space, without <s> or </s>).
+
+options:
+  --texts FILE.json   the strings to encode
+  --tokenizer DIR     directory holding tokenizer.model (default: the project's public/tokenizer)`;
+
+export const tokenizeCommand: Command = {
+  name: 'tokenize',
+  summary: 'encode a JSON array of strings with the SentencePiece tokenizer (prints a JSON array of id arrays)',
+  usage: USAGE,
+  async run(args, io) {
+    let values: { texts?: string; tokenizer?: string };
+    try {
+      ({ values } = parseArgs({ args, options: { texts: { type: 'string' }, tokenizer: { type: 'string' } }, allowPositionals: false }));
+    } catch (e) {
+      throw new FinetuneError('bad-input', `${(e as Error).message}\n\n${USAGE}`);
+    }
+    if (!values.texts) throw new FinetuneError('bad-input', `--texts FILE.json is required\n\n${USAGE}`);
+    let texts: unknown;
+    try {
+      texts = JSON.parse(readFileSync(values.texts, 'utf8'));
+    } catch (e) {
+      throw new FinetuneError('bad-input', `--texts: cannot read ${values.texts} as JSON: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(texts)) throw new FinetuneError('bad-input', `--texts: ${values.texts} must hold a JSON array of strings`);
+    const bad = texts.findIndex((t) => typeof t !== 'string');
+    if (bad >= 0) throw new FinetuneError('bad-input', `--texts: element ${bad} of ${values.texts} is not a string`);
+    const tok = await loadTokenizerFrom(values.tokenizer);
+    try {
+      io.out(JSON.stringify((texts as string[]).map((t) => tok.encode(t))));
+    } finally {
+      tok.dispose();
+    }
+    return 0;
+  },
+};

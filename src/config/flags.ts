@@ -1,0 +1,88 @@
+// The hyperparameters as command-line flags: `--learning_rate 2e-4`, `--learning_rate=2e-4`, `--pack_sequences`
+// (true), `--pack_sequences false`, `--no-pack_sequences`. Names are the schema's (snake_case; kebab-case is accepted
+// too). Flags that are not hyperparameters are left to the command.
+
+import { FinetuneError } from '../engine/errors.ts';
+import { FIELDS, FIELD_BY_NAME, HYPERPARAM_NAMES, describeRule, safeParseHyperparams, type HyperparamName, type Hyperparams } from './hyperparams.ts';
+
+export interface SplitArgs {
+  /** Raw hyperparameter values by name (strings, or true for a bare boolean flag). */
+  values: Partial<Record<HyperparamName, string | boolean>>;
+  /** Every argument that is not a hyperparameter flag, in order (the command's own flags and positionals). */
+  rest: string[];
+}
+
+function hyperparamName(flag: string): HyperparamName | null {
+  const n = flag.replace(/-/g, '_');
+  return (HYPERPARAM_NAMES as readonly string[]).includes(n) ? (n as HyperparamName) : null;
+}
+
+/** Takes the hyperparameter flags out of an argument list. */
+export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
+  const values: Partial<Record<HyperparamName, string | boolean>> = {};
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') {
+      rest.push(...args.slice(i));
+      break;
+    }
+    if (!a.startsWith('--')) {
+      rest.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const flag = a.slice(2, eq < 0 ? undefined : eq);
+    const negated = flag.startsWith('no-') ? hyperparamName(flag.slice(3)) : null;
+    if (negated && FIELD_BY_NAME[negated].type === 'bool' && eq < 0) {
+      values[negated] = false;
+      continue;
+    }
+    const name = hyperparamName(flag);
+    if (!name) {
+      rest.push(a);
+      continue;
+    }
+    if (eq >= 0) {
+      values[name] = a.slice(eq + 1);
+    } else if (FIELD_BY_NAME[name].type === 'bool') {
+      const next = args[i + 1]?.toLowerCase();
+      if (next === 'true' || next === 'false') {
+        values[name] = next;
+        i++;
+      } else values[name] = true;
+    } else {
+      if (i + 1 >= args.length) throw new FinetuneError('bad-input', `--${flag} needs a value (${describeRule(FIELD_BY_NAME[name])})`);
+      values[name] = args[++i];
+    }
+  }
+  return { values, rest };
+}
+
+/**
+ * The hyperparameters of a command line: every hyperparameter flag validated against the one schema, missing ones
+ * at their defaults. Throws FinetuneError('bad-input') listing every problem.
+ */
+export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[] } {
+  const { values, rest } = splitHyperparamFlags(args);
+  const r = safeParseHyperparams({ ...base, ...values });
+  if (!r.ok) throw new FinetuneError('bad-input', r.errors.join('; '), { errors: r.errors });
+  return { hp: r.value, rest };
+}
+
+/** The flags section of a usage text, one line per hyperparameter, grouped. */
+export function hyperparamUsage(names: readonly HyperparamName[] = HYPERPARAM_NAMES): string {
+  const chosen = FIELDS.filter((f) => names.includes(f.name));
+  const width = Math.max(...chosen.map((f) => f.name.length)) + 2;
+  const lines: string[] = [];
+  for (const group of ['replicate', 'extra'] as const) {
+    const fs = chosen.filter((f) => f.group === group);
+    if (fs.length === 0) continue;
+    lines.push(group === 'replicate' ? "Replicate's training inputs:" : 'ours (stripped or refused when sent to Replicate):');
+    for (const f of fs) {
+      const def = f.default === undefined ? '' : `; default ${String(f.default)}`;
+      lines.push(`  --${f.name.padEnd(width)}${describeRule(f)}${def}. ${f.help}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,29 @@
+// The one hyperparameter schema: Replicate's training inputs + our extras, for the CLI, the page and remote mode.
+export {
+  FIELDS,
+  FIELD_BY_NAME,
+  HYPERPARAM_NAMES,
+  PROJECTIONS,
+  TARGET_PRESETS,
+  defaultHyperparams,
+  defaultQuantization,
+  describeRule,
+  hyperparamsSchema,
+  nonDefault,
+  parseHyperparams,
+  parseTargetModules,
+  safeParseHyperparams,
+  targetModules,
+  unknownNameMessage,
+  type FieldMeta,
+  type Group,
+  type HyperparamName,
+  type Hyperparams,
+  type LrScheduler,
+  type ParseResult,
+  type PeftMethod,
+  type Projection,
+  type Quantization,
+} from './hyperparams.ts';
+export { hyperparamUsage, hyperparamsFromArgs, splitHyperparamFlags, type SplitArgs } from './flags.ts';
+export { REPLICATE_INPUT_NAMES, toReplicateInput, type ReplicateConversion, type ReplicateTrainingInput } from './replicate.ts';

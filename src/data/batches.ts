@@ -1,0 +1,336 @@
+// From examples to what the trainer consumes: the validation split, per-epoch seeded shuffling, packing, optimizer
+// steps of train_batch_size sequences made of micro-batches of micro_batch_size sequences (gradient accumulation
+// = train_batch_size / micro_batch_size), and the numbers the UI shows before training starts.
+//
+// A micro-batch holds B sequences padded to T tokens, row-major (B, T), the model's flattened token layout:
+//   inputIds      u32  token ids (padding: padId)
+//   labels        i32  unshifted labels: the id where the loss counts, -100 on prompt tokens (instruct) and padding
+//   targets       i32  what the loss kernel compares logits[t] with: labels[t+1] when t+1 is in the same segment,
+//                      else -100 (HF convention, logits[t] predicts labels[t+1]; -100 at segment ends and padding)
+//   segmentIds    u32  0 = padding, 1.. = the k-th packed example of the row; the attention kernel lets query i see
+//                      key j iff j ≤ i and seg[j] == seg[i] != 0
+//   positionIds   u32  restart at 0 at each segment (0 on padding). A segment that continues an example cut by
+//                      wrap_packed_sequences restarts at 0 too: with attention confined to the segment, RoPE only
+//                      sees relative positions, so the offset would change nothing.
+//   attentionMask u8   1 = real token, 0 = padding
+
+import { FinetuneError } from '../engine/errors.ts';
+import { IGNORE_INDEX, lossTokensIn, type Example } from './layout.ts';
+import { packSequences, sequenceLength, type Sequence } from './pack.ts';
+import { epochPermutation } from './prng.ts';
+
+/** The hyperparameters the data plan depends on (names as in the one schema, src/config). */
+export interface DataPlanOptions {
+  num_train_epochs: number;
+  train_batch_size: number;
+  micro_batch_size: number;
+  validation_batch_size: number;
+  pack_sequences: boolean;
+  wrap_packed_sequences: boolean;
+  chunk_size: number;
+  seed: number;
+  run_validation: boolean;
+  num_validation_samples: number;
+}
+
+export interface MicroBatch {
+  B: number;
+  T: number;
+  inputIds: Uint32Array; // (B, T)
+  labels: Int32Array; // (B, T)
+  targets: Int32Array; // (B, T)
+  segmentIds: Uint32Array; // (B, T)
+  positionIds: Uint32Array; // (B, T)
+  attentionMask: Uint8Array; // (B, T)
+  /** Real (non-padding) tokens. */
+  tokens: number;
+  /** Positions whose target is not -100. */
+  lossTokens: number;
+  /** File lines of the examples in each row, for debugging and display. */
+  lines: number[][];
+}
+
+export interface TrainStep {
+  /** 0-based optimizer step over the whole run. */
+  index: number;
+  epoch: number;
+  /** 0-based step within the epoch. */
+  stepInEpoch: number;
+  /** train_batch_size / micro_batch_size micro-batches (fewer, or a smaller last one, at the end of an epoch). */
+  microBatches: MicroBatch[];
+  tokens: number;
+  lossTokens: number;
+}
+
+export interface DataStats {
+  trainExamples: number;
+  validationExamples: number;
+  /** Real tokens the model reads per epoch (the same every epoch: packing loses none). */
+  tokensPerEpoch: number;
+  /** Tokens with a loss target in epoch 0 (wrap cuts can change it by a few tokens in later epochs). */
+  lossTokensPerEpoch: number;
+  /** Sequences (batch rows) in epoch 0. */
+  sequencesPerEpoch: number;
+  /** Optimizer steps in epoch 0; see stepsByEpoch when greedy packing varies it. */
+  stepsPerEpoch: number;
+  stepsByEpoch: number[];
+  totalSteps: number;
+  epochs: number;
+  trainBatchSize: number;
+  microBatchSize: number;
+  gradientAccumulationSteps: number;
+  /** Longest sequence over every epoch: the T to size activations for when padding to one length. */
+  longestSequence: number;
+  /** Fraction of padding tokens in epoch 0's micro-batches (each padded to its own longest row, or to padTo). */
+  paddingFraction: number;
+  validation: { examples: number; sequences: number; tokens: number; lossTokens: number; batches: number };
+}
+
+export interface BatchBuildOptions {
+  /** Pad every micro-batch to this T instead of its own longest row (must be ≥ every sequence). */
+  padTo?: number;
+  /** Id written at padding positions (never read by the loss or attention); default 0. */
+  padId?: number;
+}
+
+/** Builds one micro-batch of B = seqs.length rows. */
+export function buildMicroBatch(examples: readonly Example[], seqs: readonly Sequence[], options: BatchBuildOptions = {}): MicroBatch {
+  const B = seqs.length;
+  let longest = 0;
+  for (const s of seqs) longest = Math.max(longest, sequenceLength(s));
+  const T = options.padTo ?? longest;
+  if (longest > T) throw new FinetuneError('internal', `buildMicroBatch: a sequence of ${longest} tokens does not fit padTo ${T}`);
+  const padId = options.padId ?? 0;
+  const inputIds = new Uint32Array(B * T).fill(padId);
+  const labels = new Int32Array(B * T).fill(IGNORE_INDEX);
+  const targets = new Int32Array(B * T).fill(IGNORE_INDEX);
+  const segmentIds = new Uint32Array(B * T);
+  const positionIds = new Uint32Array(B * T);
+  const attentionMask = new Uint8Array(B * T);
+  const lines: number[][] = [];
+  let tokens = 0;
+  let lossTokens = 0;
+  for (let b = 0; b < B; b++) {
+    let t = b * T;
+    const rowLines: number[] = [];
+    seqs[b].forEach((seg, k) => {
+      const ex = examples[seg.example];
+      rowLines.push(ex.line);
+      const segStart = t;
+      for (let i = seg.start; i < seg.end; i++, t++) {
+        inputIds[t] = ex.ids[i];
+        labels[t] = i >= ex.lossStart ? ex.ids[i] : IGNORE_INDEX;
+        segmentIds[t] = k + 1;
+        positionIds[t] = t - segStart;
+        attentionMask[t] = 1;
+      }
+      // targets[t] = labels[t+1] inside the segment; its last token has no next token here.
+      for (let u = segStart; u < t - 1; u++) {
+        targets[u] = labels[u + 1];
+        if (targets[u] !== IGNORE_INDEX) lossTokens++;
+      }
+      tokens += seg.end - seg.start;
+    });
+    lines.push(rowLines);
+  }
+  return { B, T, inputIds, labels, targets, segmentIds, positionIds, attentionMask, tokens, lossTokens, lines };
+}
+
+function positiveInt(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new FinetuneError('bad-input', `${name} must be a positive integer, got ${v}`);
+}
+
+/** Checks train_batch_size / micro_batch_size and returns the number of micro-batches per optimizer step. */
+export function gradientAccumulationSteps(trainBatchSize: number, microBatchSize: number): number {
+  positiveInt('train_batch_size', trainBatchSize);
+  positiveInt('micro_batch_size', microBatchSize);
+  if (trainBatchSize % microBatchSize !== 0) {
+    throw new FinetuneError(
+      'bad-input',
+      `train_batch_size (${trainBatchSize}) must be a multiple of micro_batch_size (${microBatchSize}): each optimizer step accumulates train_batch_size / micro_batch_size micro-batches`,
+    );
+  }
+  return trainBatchSize / microBatchSize;
+}
+
+/**
+ * The validation split, as Replicate's trainer makes it: with run_validation false, none; with validation data, its
+ * first num_validation_samples rows (all of it if shorter); otherwise the last num_validation_samples rows of the
+ * training file (unshuffled), which then leave the training set.
+ */
+export function splitExamples(
+  train: readonly Example[],
+  validation: readonly Example[] | null,
+  opts: Pick<DataPlanOptions, 'run_validation' | 'num_validation_samples'>,
+): { train: Example[]; validation: Example[] } {
+  if (!opts.run_validation) return { train: train.slice(), validation: [] };
+  const n = opts.num_validation_samples;
+  positiveInt('num_validation_samples', n);
+  if (validation) {
+    if (validation.length === 0) throw new FinetuneError('bad-input', 'validation_data has no usable rows');
+    return { train: train.slice(), validation: validation.slice(0, n) };
+  }
+  if (n >= train.length) {
+    throw new FinetuneError(
+      'bad-input',
+      `num_validation_samples (${n}) must be less than the number of training rows (${train.length}): the last ${n} rows are held out for validation. Lower num_validation_samples, give validation_data, or set run_validation false.`,
+    );
+  }
+  return { train: train.slice(0, train.length - n), validation: train.slice(train.length - n) };
+}
+
+function lossTokensOf(examples: readonly Example[], seqs: readonly Sequence[]): number {
+  let n = 0;
+  for (const s of seqs) for (const seg of s) n += lossTokensIn(examples[seg.example], seg.start, seg.end);
+  return n;
+}
+
+/** The training and validation data of a run, with its plan of steps. */
+export class TrainingData {
+  readonly train: Example[];
+  readonly validation: Example[];
+  readonly options: DataPlanOptions;
+  readonly stats: DataStats;
+  readonly accumulation: number;
+  private readonly lengths: Uint32Array;
+  private readonly stepStarts: number[]; // global index of the first step of each epoch, plus the total at the end
+  private cache: { epoch: number; seqs: Sequence[] } | null = null;
+  private readonly validationSeqs: Sequence[];
+
+  constructor(
+    train: Example[],
+    validation: Example[],
+    options: DataPlanOptions,
+    private readonly build: BatchBuildOptions = {},
+  ) {
+    this.accumulation = gradientAccumulationSteps(options.train_batch_size, options.micro_batch_size);
+    positiveInt('num_train_epochs', options.num_train_epochs);
+    positiveInt('validation_batch_size', options.validation_batch_size);
+    positiveInt('chunk_size', options.chunk_size);
+    if (!Number.isSafeInteger(options.seed)) throw new FinetuneError('bad-input', `seed must be an integer, got ${options.seed}`);
+    if (train.length === 0) throw new FinetuneError('bad-input', 'there are no training rows left');
+    this.train = train;
+    this.validation = validation;
+    this.options = options;
+    this.lengths = Uint32Array.from(train, (e) => e.ids.length);
+    const valLengths = Uint32Array.from(validation, (e) => e.ids.length);
+    const valOrder = Uint32Array.from(validation, (_, i) => i);
+    this.validationSeqs = packSequences(valLengths, valOrder, this.packOptions());
+
+    const tbs = options.train_batch_size;
+    const mbs = options.micro_batch_size;
+    const stepsByEpoch: number[] = [];
+    this.stepStarts = [0];
+    let longest = 0;
+    let sequences0 = 0;
+    let lossTokens0 = 0;
+    let padded0 = 0;
+    for (let e = 0; e < options.num_train_epochs; e++) {
+      const seqs = this.epochSequences(e);
+      const steps = Math.ceil(seqs.length / tbs);
+      stepsByEpoch.push(steps);
+      this.stepStarts.push(this.stepStarts[e] + steps);
+      for (const s of seqs) longest = Math.max(longest, sequenceLength(s));
+      if (e === 0) {
+        sequences0 = seqs.length;
+        lossTokens0 = lossTokensOf(train, seqs);
+        for (let i = 0; i < seqs.length; i += mbs) {
+          const group = seqs.slice(i, i + mbs);
+          const T = build.padTo ?? Math.max(...group.map(sequenceLength));
+          padded0 += group.length * T;
+        }
+      }
+    }
+    if (build.padTo !== undefined && longest > build.padTo) {
+      throw new FinetuneError('bad-input', `a training sequence has ${longest} tokens, more than the padded length ${build.padTo}`);
+    }
+    const tokensPerEpoch = this.lengths.reduce((a, b) => a + b, 0);
+    const valTokens = valLengths.reduce((a, b) => a + b, 0);
+    this.stats = {
+      trainExamples: train.length,
+      validationExamples: validation.length,
+      tokensPerEpoch,
+      lossTokensPerEpoch: lossTokens0,
+      sequencesPerEpoch: sequences0,
+      stepsPerEpoch: stepsByEpoch[0],
+      stepsByEpoch,
+      totalSteps: this.stepStarts[this.stepStarts.length - 1],
+      epochs: options.num_train_epochs,
+      trainBatchSize: tbs,
+      microBatchSize: mbs,
+      gradientAccumulationSteps: this.accumulation,
+      longestSequence: longest,
+      paddingFraction: padded0 === 0 ? 0 : 1 - tokensPerEpoch / padded0,
+      validation: {
+        examples: validation.length,
+        sequences: this.validationSeqs.length,
+        tokens: valTokens,
+        lossTokens: lossTokensOf(validation, this.validationSeqs),
+        batches: Math.ceil(this.validationSeqs.length / options.validation_batch_size),
+      },
+    };
+  }
+
+  private packOptions() {
+    return { pack: this.options.pack_sequences, wrap: this.options.wrap_packed_sequences, chunkSize: this.options.chunk_size };
+  }
+
+  /** The training rows in epoch `epoch`'s seeded order, packed: the same for the same seed everywhere. */
+  epochSequences(epoch: number): Sequence[] {
+    if (this.cache?.epoch === epoch) return this.cache.seqs;
+    const order = epochPermutation(this.train.length, this.options.seed, epoch);
+    const seqs = packSequences(this.lengths, order, this.packOptions());
+    this.cache = { epoch, seqs };
+    return seqs;
+  }
+
+  /** Optimizer step `index` (0-based over the run). */
+  step(index: number): TrainStep {
+    const total = this.stats.totalSteps;
+    if (!Number.isInteger(index) || index < 0 || index >= total) throw new FinetuneError('internal', `step ${index} is outside 0..${total - 1}`);
+    let epoch = 0;
+    while (this.stepStarts[epoch + 1] <= index) epoch++;
+    const stepInEpoch = index - this.stepStarts[epoch];
+    const seqs = this.epochSequences(epoch);
+    const tbs = this.options.train_batch_size;
+    const mbs = this.options.micro_batch_size;
+    const mine = seqs.slice(stepInEpoch * tbs, (stepInEpoch + 1) * tbs);
+    const microBatches: MicroBatch[] = [];
+    for (let i = 0; i < mine.length; i += mbs) microBatches.push(buildMicroBatch(this.train, mine.slice(i, i + mbs), this.build));
+    return {
+      index,
+      epoch,
+      stepInEpoch,
+      microBatches,
+      tokens: microBatches.reduce((a, m) => a + m.tokens, 0),
+      lossTokens: microBatches.reduce((a, m) => a + m.lossTokens, 0),
+    };
+  }
+
+  /** Every optimizer step from `from` (0-based) to the end of the run, built lazily. */
+  *steps(from = 0): Generator<TrainStep> {
+    for (let i = from; i < this.stats.totalSteps; i++) yield this.step(i);
+  }
+
+  /** The validation set in file order, validation_batch_size sequences per batch. */
+  *validationBatches(): Generator<MicroBatch> {
+    const bs = this.options.validation_batch_size;
+    for (let i = 0; i < this.validationSeqs.length; i += bs) {
+      yield buildMicroBatch(this.validation, this.validationSeqs.slice(i, i + bs), this.build);
+    }
+  }
+}
+
+/**
+ * The data of a run: splits the validation set off (or takes it from validation data), then plans the epochs.
+ * `trainExamples` and `validationExamples` are in file order, as loadDataset returns them.
+ */
+export function prepareTrainingData(
+  trainExamples: readonly Example[],
+  validationExamples: readonly Example[] | null,
+  options: DataPlanOptions,
+  build: BatchBuildOptions = {},
+): TrainingData {
+  const { train, validation } = splitExamples(trainExamples, validationExamples, options);
+  return new TrainingData(train, validation, options, build);
+}

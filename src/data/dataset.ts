@@ -1,0 +1,150 @@
+// A JSONL file → validated, tokenised examples plus every problem found, in one streaming pass. The same function
+// backs `finetune validate`, the page's dataset panel and the trainer (which keeps the examples).
+
+import type { ByteSource, ReadCounters, ReadOptions } from './jsonl.ts';
+import { readJsonl } from './jsonl.ts';
+import { encodeRow, lossTokensIn, type Example, type Layout } from './layout.ts';
+import { ProblemLog } from './problems.ts';
+import { RowChecker, type DataRow, type RowShape } from './rows.ts';
+import type { Tokenizer } from './tokenizer.ts';
+
+export interface LoadOptions extends ReadOptions {
+  /** Without a tokenizer the rows are validated only (no token counts, no truncation warnings). */
+  tokenizer?: Tokenizer;
+  layout?: Layout; // default 'replicate'
+  maxSeqLen?: number; // default 4096, as Replicate
+  /** Problems kept in the log (the rest are counted); default 100. */
+  maxProblems?: number;
+  /** Keep the tokenised examples (the trainer does; validation needs only their lengths). Default true. */
+  keepExamples?: boolean;
+  /** Keep the rows as read (for display and export). Default false. */
+  keepRows?: boolean;
+}
+
+export interface TokenStats {
+  total: number;
+  min: number;
+  median: number;
+  max: number;
+  /** Tokens whose next-token prediction counts in the loss (after the shift), summed over rows. */
+  lossTokens: number;
+}
+
+export interface DatasetSummary {
+  /** Usable rows (the examples). */
+  rows: number;
+  /** Non-blank lines that could not be used (each has an error). */
+  rejectedRows: number;
+  /** Lines in the file, blank ones included. */
+  lines: number;
+  bytes: number;
+  shape: RowShape | null;
+  layout: Layout;
+  maxSeqLen: number;
+  /** Null without a tokenizer. Counts are after truncation. */
+  tokens: TokenStats | null;
+  rowsTruncated: number;
+  tokensLost: number;
+  errors: number;
+  warnings: number;
+}
+
+export interface LoadedDataset {
+  /** In file order; empty unless keepExamples. */
+  examples: Example[];
+  /** In file order; empty unless keepRows. */
+  rows: DataRow[];
+  problems: ProblemLog;
+  summary: DatasetSummary;
+  /** True when the data can be trained on: no errors. */
+  ok: boolean;
+}
+
+function median(sorted: Uint32Array): number {
+  const n = sorted.length;
+  if (n === 0) return 0;
+  return n % 2 === 1 ? sorted[(n - 1) >> 1] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/** Reads, validates and (with a tokenizer) tokenises a JSONL dataset. Throws only FinetuneError('bad-input'). */
+export async function loadDataset(source: ByteSource, options: LoadOptions = {}): Promise<LoadedDataset> {
+  const layout = options.layout ?? 'replicate';
+  const maxSeqLen = options.maxSeqLen ?? 4096;
+  const keepExamples = options.keepExamples ?? true;
+  const tok = options.tokenizer;
+  const log = new ProblemLog(options.maxProblems ?? 100);
+  const checker = new RowChecker();
+  const examples: Example[] = [];
+  const rows: DataRow[] = [];
+  let lengths = new Uint32Array(1024);
+  let count = 0;
+  let total = 0;
+  let lossTokens = 0;
+  let rowsTruncated = 0;
+  let tokensLost = 0;
+  let layoutReported = false;
+
+  const counters: ReadCounters = options.counters ?? { lines: 0, contentLines: 0, bytes: 0 };
+  for await (const { line, value } of readJsonl(source, log, { ...options, counters })) {
+    const row = checker.check(value, line, log);
+    if (!row) continue;
+    if (layout === 'instruct' && row.shape === 'text') {
+      if (!layoutReported) {
+        log.error(line, 'layout-mismatch', 'the instruct layout needs rows with "prompt" and "completion"; this file has "text" rows (use the replicate layout)');
+        layoutReported = true;
+      }
+      continue;
+    }
+    if (options.keepRows) rows.push(row);
+    if (tok) {
+      const ex = encodeRow(tok, row, layout, maxSeqLen);
+      const len = ex.ids.length;
+      const learn = lossTokensIn(ex, 0, len);
+      if (ex.truncated > 0) {
+        rowsTruncated++;
+        tokensLost += ex.truncated;
+        log.warn(line, 'truncated', `${len + ex.truncated} tokens, longer than max_seq_len ${maxSeqLen}: truncated, ${ex.truncated} tokens lost`);
+        if (learn === 0) log.warn(line, 'no-loss-tokens', `after truncation nothing of the completion is left to learn from (its prompt alone takes ${ex.lossStart} tokens)`);
+      }
+      if (count === lengths.length) {
+        const grown = new Uint32Array(lengths.length * 2);
+        grown.set(lengths);
+        lengths = grown;
+      }
+      lengths[count] = len;
+      total += len;
+      lossTokens += learn;
+      if (keepExamples) examples.push(ex);
+    }
+    count++;
+  }
+
+  const rejected = counters.contentLines - count;
+  if (counters.contentLines === 0) {
+    log.error(null, 'empty-file', 'the file has no rows (it is empty or holds only blank lines); expected one JSON object per line');
+  } else if (count === 0) {
+    // Every row was rejected: say so once, after the per-line problems.
+    log.error(null, 'empty-file', 'no usable rows: every row has an error');
+  }
+
+  let tokens: TokenStats | null = null;
+  if (tok) {
+    const sorted = lengths.slice(0, count).sort();
+    tokens = { total, min: count ? sorted[0] : 0, median: median(sorted), max: count ? sorted[count - 1] : 0, lossTokens };
+  }
+  const summary: DatasetSummary = {
+    rows: count,
+    rejectedRows: rejected,
+    lines: counters.lines,
+    bytes: counters.bytes,
+    shape: checker.shape,
+    layout,
+    maxSeqLen,
+    tokens,
+    rowsTruncated,
+    tokensLost,
+    errors: log.errorCount,
+    warnings: log.warningCount,
+  };
+  return { examples, rows, problems: log, summary, ok: log.errorCount === 0 };
+}

@@ -1,0 +1,223 @@
+// Streaming JSONL reader: bytes in, one parsed JSON value per non-blank line out, problems into a ProblemLog.
+// It never holds more than one line of the file as a string, so a 1 GB file is read in constant memory (apart from
+// what the caller keeps). It runs unchanged in a browser worker (File/Blob.stream()) and in Node (a file stream):
+// the source is a ReadableStream of bytes or any (async) iterable of Uint8Array chunks.
+//
+// Rules: UTF-8 with or without a byte-order mark; LF or CRLF line ends; blank (whitespace-only) lines are skipped but
+// counted, so line numbers match an editor's; invalid UTF-8 and JSON syntax errors are reported with the line and
+// column and the line is skipped; a line longer than `maxLineBytes` is reported and skipped without being buffered.
+
+import { FinetuneError } from '../engine/errors.ts';
+import { columnOf, findJsonSyntaxError } from './json-syntax.ts';
+import type { ProblemLog } from './problems.ts';
+
+export type ByteSource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array;
+
+export interface JsonlLine {
+  /** 1-based line number in the file. */
+  line: number;
+  value: unknown;
+}
+
+export interface ReadOptions {
+  /** Longest line accepted, in bytes (default 64 MiB). Longer lines are reported and skipped. */
+  maxLineBytes?: number;
+  /** Called after each chunk with the number of bytes read so far (for a progress bar). */
+  onProgress?: (bytesRead: number) => void;
+  /** Filled in while reading: lines seen, lines with content (blank ones excluded), bytes. */
+  counters?: ReadCounters;
+}
+
+export interface ReadCounters {
+  lines: number;
+  contentLines: number;
+  bytes: number;
+}
+
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** Chunks of a byte source, whatever its kind. */
+export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array> {
+  if (source instanceof Uint8Array) {
+    yield source;
+    return;
+  }
+  if (typeof (source as ReadableStream<Uint8Array>).getReader === 'function') {
+    // A WHATWG stream: read it through a reader (async iteration of ReadableStream is not in every browser).
+    const reader = (source as ReadableStream<Uint8Array>).getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+  if (Symbol.asyncIterator in source) {
+    for await (const chunk of source as AsyncIterable<Uint8Array>) yield chunk;
+    return;
+  }
+  for (const chunk of source as Iterable<Uint8Array>) yield chunk;
+}
+
+/**
+ * Index of the first byte that is not part of well-formed UTF-8 (overlong forms, surrogates and code points above
+ * U+10FFFF are ill-formed, as in the WHATWG decoder), or -1 if all of `bytes` is well-formed.
+ */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  const n = bytes.length;
+  let i = 0;
+  while (i < n) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) need = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      need = 2;
+      if (b === 0xe0) lo = 0xa0; // no overlongs
+      if (b === 0xed) hi = 0x9f; // no surrogates
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need = 3;
+      if (b === 0xf0) lo = 0x90; // no overlongs
+      if (b === 0xf4) hi = 0x8f; // nothing above U+10FFFF
+    } else return i;
+    for (let k = 1; k <= need; k++) {
+      if (i + k >= n) return i;
+      const c = bytes[i + k];
+      if (k === 1 ? c < lo || c > hi : c < 0x80 || c > 0xbf) return i;
+    }
+    i += need + 1;
+  }
+  return -1;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function isBlank(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a && c !== 0xfeff) return false;
+  }
+  return true;
+}
+
+/** One complete line's bytes (without its LF) → a JsonlLine, or null when blank or bad (bad ones are logged). */
+function parseLine(bytes: Uint8Array, line: number, log: ProblemLog, counters: ReadCounters): JsonlLine | null {
+  counters.lines = line;
+  if (line === 1 && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+  let end = bytes.length;
+  if (end > 0 && bytes[end - 1] === 0x0d) end--; // CRLF
+  bytes = bytes.subarray(0, end);
+  const bad = firstInvalidUtf8(bytes);
+  if (bad >= 0) {
+    const column = columnOf(decoder.decode(bytes.subarray(0, bad)), Infinity);
+    counters.contentLines++;
+    log.error(line, 'invalid-utf8', `invalid UTF-8 at byte ${bad + 1} of the line (0x${bytes[bad].toString(16).toUpperCase().padStart(2, '0')}…); save the file as UTF-8`, column);
+    return null;
+  }
+  const text = decoder.decode(bytes);
+  if (isBlank(text)) return null;
+  counters.contentLines++;
+  try {
+    return { line, value: JSON.parse(text) as unknown };
+  } catch {
+    const e = findJsonSyntaxError(text);
+    if (e) log.error(line, 'invalid-json', `invalid JSON: ${e.message}`, columnOf(text, e.index));
+    // Valid per the grammar yet refused by the engine (e.g. nesting deeper than it supports).
+    else log.error(line, 'invalid-json', 'invalid JSON: this JavaScript engine could not parse the line (nested too deeply?)');
+    return null;
+  }
+}
+
+/**
+ * The JSON values of the non-blank lines of a JSONL byte stream, in file order. Problems go into `log`; the generator
+ * itself throws only FinetuneError('bad-input') when the stream fails to deliver its bytes.
+ */
+export async function* readJsonl(source: ByteSource, log: ProblemLog, options: ReadOptions = {}): AsyncGenerator<JsonlLine> {
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  let line = 1;
+  let parts: Uint8Array[] = [];
+  let partLen = 0;
+  let overflow = false; // the current line passed maxLineBytes: count its bytes, keep none
+  let bytesRead = 0;
+  const counters = options.counters ?? { lines: 0, contentLines: 0, bytes: 0 };
+
+  const tooLong = () => {
+    counters.lines = line;
+    counters.contentLines++;
+    log.error(line, 'line-too-long', `line longer than ${maxLineBytes} bytes; skipped (is this really JSONL, one object per line?)`);
+  };
+
+  const iterator = chunksOf(source);
+  for (;;) {
+    let chunk: Uint8Array;
+    try {
+      const r = await iterator.next();
+      if (r.done) break;
+      chunk = r.value;
+    } catch (e) {
+      throw new FinetuneError('bad-input', `reading the file failed at byte ${bytesRead} (line ${line}): ${(e as Error)?.message ?? String(e)}`);
+    }
+    if (!(chunk instanceof Uint8Array)) throw new FinetuneError('bad-input', 'the data source delivered something other than bytes');
+    bytesRead += chunk.length;
+    counters.bytes = bytesRead;
+    let pos = 0;
+    while (pos < chunk.length) {
+      const nl = chunk.indexOf(0x0a, pos);
+      const end = nl < 0 ? chunk.length : nl;
+      if (!overflow) {
+        if (partLen + (end - pos) > maxLineBytes) {
+          overflow = true;
+          parts = [];
+          partLen = 0;
+        } else if (end > pos) {
+          parts.push(chunk.subarray(pos, end));
+          partLen += end - pos;
+        }
+      }
+      if (nl < 0) {
+        // The line continues in the next chunk: keep a copy, the producer may reuse its buffer.
+        if (!overflow && parts.length > 0) {
+          const last = parts.length - 1;
+          parts[last] = parts[last].slice();
+        }
+        break;
+      }
+      if (overflow) tooLong();
+      else {
+        const row = parseLine(concat(parts, partLen), line, log, counters);
+        if (row) yield row;
+      }
+      parts = [];
+      partLen = 0;
+      overflow = false;
+      line++;
+      pos = nl + 1;
+    }
+    options.onProgress?.(bytesRead);
+  }
+  // The last line has no LF.
+  if (overflow) tooLong();
+  else if (partLen > 0) {
+    const row = parseLine(concat(parts, partLen), line, log, counters);
+    if (row) yield row;
+  }
+}

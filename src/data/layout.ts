@@ -1,0 +1,60 @@
+// How a row becomes token ids and loss labels (facts.md, "Tokenizer" and "Replicate"):
+//   replicate (default, Replicate's trainer): <s> + enc(text) + </s>, or <s> + enc(prompt + "\n" + completion) + </s>;
+//             loss on every token.
+//   instruct  (mistral-common's layout): <s> + enc("[INST] " + prompt + " [/INST]") + enc(completion) + </s>;
+//             loss on the completion ids (and </s>) only.
+// Sequences longer than max_seq_len keep their first max_seq_len tokens (as Replicate's `truncation=True`); the
+// caller reports how many were lost.
+
+import type { DataRow } from './rows.ts';
+import type { Tokenizer } from './tokenizer.ts';
+
+export type Layout = 'replicate' | 'instruct';
+export const LAYOUTS: readonly Layout[] = ['replicate', 'instruct'];
+
+/** One training example: its ids and where the loss starts. Labels are ids[i] for i >= lossStart, -100 before. */
+export interface Example {
+  /** Line of the row in its file (1-based). */
+  line: number;
+  /** (len) token ids, already truncated to max_seq_len. */
+  ids: Uint32Array;
+  /** First index whose label counts in the loss (0 = every token; > ids.length possible after truncation). */
+  lossStart: number;
+  /** Tokens cut off by truncation (0 if none). */
+  truncated: number;
+}
+
+export const IGNORE_INDEX = -100;
+
+/** The ids of a row in a layout, before truncation, and where its loss starts. */
+export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout): { ids: number[]; lossStart: number } {
+  if (layout === 'replicate') {
+    const body = row.shape === 'text' ? row.text : `${row.prompt}\n${row.completion}`;
+    return { ids: [tok.bosId, ...tok.encode(body), tok.eosId], lossStart: 0 };
+  }
+  if (row.shape !== 'prompt_completion') {
+    throw new Error('layoutIds: the instruct layout needs prompt/completion rows'); // the loader reports this first
+  }
+  const prompt = [tok.bosId, ...tok.encode(`[INST] ${row.prompt} [/INST]`)];
+  const completion = [...tok.encode(row.completion), tok.eosId];
+  return { ids: prompt.concat(completion), lossStart: prompt.length };
+}
+
+/** A row as a training example: laid out, then cut to maxSeqLen tokens. */
+export function encodeRow(tok: Tokenizer, row: DataRow, layout: Layout, maxSeqLen: number): Example {
+  const { ids, lossStart } = layoutIds(tok, row, layout);
+  const keep = Math.min(ids.length, maxSeqLen);
+  return { line: row.line, ids: Uint32Array.from(ids.length > keep ? ids.slice(0, keep) : ids), lossStart, truncated: ids.length - keep };
+}
+
+/** (len) labels of an example: the id where the loss counts, -100 elsewhere (HF convention, unshifted). */
+export function exampleLabels(ex: Example): Int32Array {
+  const labels = new Int32Array(ex.ids.length);
+  for (let i = 0; i < ex.ids.length; i++) labels[i] = i >= ex.lossStart ? ex.ids[i] : IGNORE_INDEX;
+  return labels;
+}
+
+/** Number of positions t with a next-token target inside [start, end) of the example: labels[t+1] counted. */
+export function lossTokensIn(ex: Example, start: number, end: number): number {
+  return Math.max(0, end - Math.max(start + 1, ex.lossStart));
+}

@@ -1,0 +1,109 @@
+// Which JSON values are training rows. As Replicate's trainer accepts: `{"text": "..."}` or
+// `{"prompt": "...", "completion": "..."}`, one shape per file. Everything else is reported, never guessed at.
+
+import type { ProblemLog } from './problems.ts';
+
+export type RowShape = 'text' | 'prompt_completion';
+
+export type DataRow =
+  | { line: number; shape: 'text'; text: string }
+  | { line: number; shape: 'prompt_completion'; prompt: string; completion: string };
+
+export const ROW_FIELDS: Readonly<Record<RowShape, readonly string[]>> = {
+  text: ['text'],
+  prompt_completion: ['prompt', 'completion'],
+};
+
+export function describeShape(shape: RowShape): string {
+  return shape === 'text' ? '{"text"}' : '{"prompt", "completion"}';
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  switch (typeof v) {
+    case 'string':
+      return 'a string';
+    case 'number':
+      return 'a number';
+    case 'boolean':
+      return 'a boolean';
+    case 'object':
+      return 'an object';
+    default:
+      return typeof v;
+  }
+}
+
+function isBlankText(s: string): boolean {
+  return s.trim().length === 0;
+}
+
+/** Remembers the shape of the file (from its first good row) so rows of the other shape are caught. */
+export class RowChecker {
+  shape: RowShape | null = null;
+  shapeLine = 0;
+
+  /** The row on `line`, or null when it cannot be used (its problems are in `log`). */
+  check(value: unknown, line: number, log: ProblemLog): DataRow | null {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      log.error(line, 'not-object', `a row must be a JSON object like {"text": "..."} or {"prompt": "...", "completion": "..."}, got ${typeName(value)}`);
+      return null;
+    }
+    const obj = value as Record<string, unknown>;
+    const has = (k: string) => Object.prototype.hasOwnProperty.call(obj, k);
+    const hasText = has('text');
+    const hasPrompt = has('prompt');
+    const hasCompletion = has('completion');
+    if (hasText && (hasPrompt || hasCompletion)) {
+      log.error(line, 'both-shapes', `a row has either "text" or "prompt" + "completion", not both (this one has "text" and "${hasPrompt ? 'prompt' : 'completion'}")`);
+      return null;
+    }
+    if (!hasText && !hasPrompt && !hasCompletion) {
+      const keys = Object.keys(obj);
+      const found = keys.length === 0 ? 'an empty object' : `fields ${keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 5 ? ', …' : ''}`;
+      log.error(line, 'no-fields', `a row needs "text", or "prompt" and "completion"; found ${found}`);
+      return null;
+    }
+    if (hasPrompt !== hasCompletion) {
+      log.error(line, 'missing-field', hasPrompt ? 'missing "completion" (a row with "prompt" needs "completion")' : 'missing "prompt" (a row with "completion" needs "prompt")');
+      return null;
+    }
+    const shape: RowShape = hasText ? 'text' : 'prompt_completion';
+    const fields = ROW_FIELDS[shape];
+    let ok = true;
+    for (const f of fields) {
+      const v = obj[f];
+      if (typeof v !== 'string') {
+        log.error(line, 'not-string', `"${f}" must be a string, got ${typeName(v)}`);
+        ok = false;
+      } else if (v.length === 0) {
+        log.error(line, 'empty-string', `"${f}" is empty`);
+        ok = false;
+      }
+    }
+    if (!ok) return null;
+    const unknown = Object.keys(obj).filter((k) => !fields.includes(k));
+    if (unknown.length > 0) {
+      const names = unknown.slice(0, 5).map((k) => JSON.stringify(k)).join(', ') + (unknown.length > 5 ? `, … (${unknown.length} in all)` : '');
+      log.warn(line, 'unknown-fields', `unknown field${unknown.length === 1 ? '' : 's'} ${names} ignored (rows use ${fields.map((f) => `"${f}"`).join(' and ')})`);
+    }
+    for (const f of fields) {
+      if (isBlankText(obj[f] as string)) log.warn(line, 'blank-string', `"${f}" holds only whitespace`);
+    }
+    if (this.shape === null) {
+      this.shape = shape;
+      this.shapeLine = line;
+    } else if (this.shape !== shape) {
+      log.error(
+        line,
+        'mixed-shapes',
+        `this row is ${describeShape(shape)} but the file's rows are ${describeShape(this.shape)} (since line ${this.shapeLine}); use one shape per file`,
+      );
+      return null;
+    }
+    return shape === 'text'
+      ? { line, shape, text: obj.text as string }
+      : { line, shape, prompt: obj.prompt as string, completion: obj.completion as string };
+  }
+}

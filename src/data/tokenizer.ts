@@ -1,0 +1,230 @@
+// Mistral's SentencePiece tokenizer, in Node and in a browser worker alike, loaded from the bytes of
+// `tokenizer.model`. The encoder is SentencePiece itself compiled to WASM (@agnai/sentencepiece-js), so ids are the
+// canonical ones (design.md: a tokenizer.json port disagreed on runs of whitespace).
+//
+// Loading from bytes: the package's own `load(path)` creates the WASM module and then reads the model with Node's
+// `fs.readFileSync`, which a browser does not have. We use its exported class only to instantiate the WASM module
+// (its first step), then write the model bytes into the module's in-memory file system and call the embind
+// `SentencePieceProcessor.Load` ourselves — the same calls `load()` makes, minus the Node file read. The WASM binary is
+// embedded in the package as a data: URL, so nothing is fetched. (@sctg/sentencepiece-js's `loadFromB64StringModel`
+// would do the same from base64, at the cost of a second ~4 MB bundle with three unrelated models inside.)
+
+import spm, { type SpModule, type SpProcessor } from '@agnai/sentencepiece-js';
+import { FinetuneError } from '../engine/errors.ts';
+
+export interface Tokenizer {
+  readonly vocabSize: number;
+  readonly unkId: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  /** -1 when the model has no padding piece (Mistral's has none). */
+  readonly padId: number;
+  /** SentencePiece `encode`: with the dummy-prefix space, without BOS/EOS. */
+  encode(text: string): number[];
+  /** SentencePiece `decode` (byte-fallback pieces are joined back into UTF-8; control pieces print as nothing). */
+  decode(ids: ArrayLike<number>): string;
+  /** The piece string of an id (e.g. "▁Hello", "<0x0A>", "<s>"). */
+  idToPiece(id: number): string;
+  /** Frees the WASM-side processor. */
+  dispose(): void;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The model file is a serialized sentencepiece.ModelProto. We read its piece table and the special ids from it
+// (the WASM build exposes no GetPieceSize / IdToPiece), which also checks that the bytes are a model at all.
+
+interface ModelInfo {
+  pieces: string[];
+  unkId: number;
+  bosId: number;
+  eosId: number;
+  padId: number;
+}
+
+class ProtoReader {
+  pos: number;
+  constructor(
+    readonly buf: Uint8Array,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+  varint(): number {
+    // Low 32 bits as a signed int32 (negative int32 fields are written as 10-byte varints).
+    let result = 0;
+    let shift = 0;
+    for (let k = 0; k < 10; k++) {
+      if (this.pos >= this.end) throw new Error('truncated varint');
+      const b = this.buf[this.pos++];
+      if (shift < 32) result |= (b & 0x7f) << shift;
+      shift += 7;
+      if ((b & 0x80) === 0) return result | 0;
+    }
+    throw new Error('varint too long');
+  }
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 2) {
+      const len = this.varint() >>> 0;
+      this.pos += len;
+    }
+    else if (wire === 5) this.pos += 4;
+    else throw new Error(`unsupported wire type ${wire}`);
+    if (this.pos > this.end) throw new Error('field runs past the end');
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+
+function readModelInfo(bytes: Uint8Array): ModelInfo {
+  const info: ModelInfo = { pieces: [], unkId: 0, bosId: 1, eosId: 2, padId: -1 };
+  const r = new ProtoReader(bytes, 0, bytes.length);
+  while (r.pos < r.end) {
+    const key = r.varint() >>> 0;
+    const field = key >>> 3;
+    const wire = key & 7;
+    if (wire === 2 && (field === 1 || field === 2)) {
+      const len = r.varint() >>> 0;
+      const end = r.pos + len;
+      if (end > r.end) throw new Error('message runs past the end');
+      const m = new ProtoReader(bytes, r.pos, end);
+      if (field === 1) {
+        let piece = '';
+        while (m.pos < m.end) {
+          const k = m.varint() >>> 0;
+          if (k >>> 3 === 1 && (k & 7) === 2) {
+            const l = m.varint() >>> 0;
+            piece = utf8.decode(bytes.subarray(m.pos, m.pos + l));
+            m.pos += l;
+          } else m.skip(k & 7);
+        }
+        info.pieces.push(piece);
+      } else {
+        while (m.pos < m.end) {
+          const k = m.varint() >>> 0;
+          const f = k >>> 3;
+          if ((k & 7) === 0 && f >= 40 && f <= 43) {
+            const v = m.varint();
+            if (f === 40) info.unkId = v;
+            else if (f === 41) info.bosId = v;
+            else if (f === 42) info.eosId = v;
+            else info.padId = v;
+          } else m.skip(k & 7);
+        }
+      }
+      r.pos = end;
+    } else r.skip(wire);
+  }
+  return info;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+let wasm: Promise<SpModule> | null = null;
+
+/** The emscripten module, instantiated once per JS realm (see the header for why through a failed `load`). */
+function wasmModule(): Promise<SpModule> {
+  wasm ??= (async () => {
+    const Processor = spm.SentencePieceProcessor;
+    const probe = new Processor();
+    try {
+      // Instantiates the module into `probe.sentencepiece`, then fails on the file read (no path): expected.
+      await probe.load(undefined as unknown as string);
+    } catch {
+      /* the file read after instantiation */
+    }
+    const mod = probe.sentencepiece;
+    if (!mod?.FS || !mod.SentencePieceProcessor || !mod.StringView) {
+      throw new FinetuneError('internal', '@agnai/sentencepiece-js did not expose its WASM module as expected (package version changed?)');
+    }
+    return mod;
+  })().catch((e: unknown) => {
+    wasm = null;
+    throw e;
+  });
+  return wasm;
+}
+
+let modelCounter = 0;
+
+/** Replaces lone UTF-16 surrogates (possible through JSON "\ud800" escapes) by U+FFFD, as a UTF-8 file would have. */
+function wellFormed(text: string): string {
+  const s = text as string & { toWellFormed?: () => string };
+  if (typeof s.toWellFormed === 'function') return s.toWellFormed();
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
+/** Loads a SentencePiece tokenizer from the bytes of a `tokenizer.model` file. */
+export async function loadTokenizer(modelBytes: Uint8Array): Promise<Tokenizer> {
+  let info: ModelInfo;
+  try {
+    info = readModelInfo(modelBytes);
+  } catch (e) {
+    throw new FinetuneError('bad-input', `not a SentencePiece model file: ${(e as Error).message}`);
+  }
+  if (info.pieces.length === 0) throw new FinetuneError('bad-input', 'not a SentencePiece model file: it holds no pieces');
+  const mod = await wasmModule();
+  const path = `/tokenizer-${++modelCounter}.model`;
+  mod.FS.writeFile(path, modelBytes);
+  const pathView = new mod.StringView(path);
+  const absl = pathView.getView();
+  const processor: SpProcessor = new mod.SentencePieceProcessor();
+  const status = processor.Load(absl);
+  const message = status.ToString();
+  status.delete();
+  absl.delete();
+  pathView.delete();
+  mod.FS.unlink(path);
+  if (message !== 'OK') {
+    processor.delete();
+    throw new FinetuneError('bad-input', `SentencePiece could not load the model: ${message}`);
+  }
+  const vocabSize = info.pieces.length;
+  let disposed = false;
+  const live = () => {
+    if (disposed) throw new FinetuneError('internal', 'tokenizer used after dispose()');
+  };
+
+  return {
+    vocabSize,
+    unkId: info.unkId,
+    bosId: info.bosId,
+    eosId: info.eosId,
+    padId: info.padId,
+    encode(text: string): number[] {
+      live();
+      if (text.length === 0) return [];
+      const view = new mod.StringView(wellFormed(text));
+      const a = view.getView();
+      const vec = processor.EncodeAsIds(a);
+      const n = vec.size();
+      const ids = new Array<number>(n);
+      for (let i = 0; i < n; i++) ids[i] = vec.get(i);
+      vec.delete();
+      a.delete();
+      view.delete();
+      return ids;
+    },
+    decode(ids: ArrayLike<number>): string {
+      live();
+      const list = Array.from(ids);
+      for (const id of list) {
+        if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new FinetuneError('bad-input', `token id ${id} is outside the vocabulary (0..${vocabSize - 1})`);
+      }
+      const vec = mod.vecFromJSArray(list);
+      const text = processor.DecodeIds(vec).slice();
+      vec.delete();
+      return text;
+    },
+    idToPiece(id: number): string {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new FinetuneError('bad-input', `token id ${id} is outside the vocabulary (0..${vocabSize - 1})`);
+      return info.pieces[id];
+    },
+    dispose(): void {
+      if (!disposed) processor.delete();
+      disposed = true;
+    },
+  };
+}
