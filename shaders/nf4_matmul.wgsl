@@ -1,1 +1,176 @@
-// (kernel family 'nf4_matmul': not written yet)
+// Products with a frozen NF4 weight W [N, K] (N = out features = rows, K = in features = cols, K % 64 == 0; layout
+// in shaders/nf4.wgsl), never materialising the fp32 weight:
+//   forward   Y  (M, N) = alpha · X  (M, K) · deq(W)ᵀ  (+ Y with accumulate)
+//   backward  dX (M, K) = alpha · dY (M, N) · deq(W)   (+ dX with accumulate)
+// Like shaders/matmul.wgsl, a 16×16 workgroup computes a 64×64 block of the output, 4×4 values per thread, but it
+// steps the reduction by 32 and dequantises each 32×64 slice of W once into workgroup memory, where all 64 rows of
+// the block reuse it: one u32 of codes (8 weights) and one block scale per thread per step. Accumulation is f32.
+// Tiles are stored [k][64] with a row stride of 65 so the transposing stores hit distinct banks.
+// Ragged M and N are handled (zeros in, no stores out); K must be a multiple of 64 (one block = one tile row).
+// Define DQ for double-quantised block scales; entry points `forward` and `backward`.
+
+struct Params {
+  M: u32, N: u32, K: u32, accumulate: u32,
+  alpha: f32, _p0: f32, _p1: f32, _p2: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+//#if BACKWARD
+@group(0) @binding(1) var<storage, read> A: array<f32>;         // dY (M, N)
+//#else
+@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;   // X (M, K)
+//#endif
+@group(0) @binding(2) var<storage, read> codes: array<u32>;
+//#if DQ
+@group(0) @binding(3) var<storage, read> q8: array<u32>;
+@group(0) @binding(4) var<storage, read> dqScale: array<f32>;
+@group(0) @binding(5) var<storage, read> dqOffset: array<f32>;
+@group(0) @binding(6) var<storage, read> dqTable: array<f32>;
+@group(0) @binding(7) var<storage, read_write> C: array<f32>;
+//#else
+@group(0) @binding(3) var<storage, read> absmax: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+//#endif
+
+const NF4 = array<f32, 16>(
+  -0x1p0f, -0x1.647362p-1f, -0x1.0cd66p-1f, -0x1.94654p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f, -0x1.74f0e2p-4f, 0.0f,
+  0x1.45f5fep-4f, 0x1.4995c6p-3f, 0x1.f809bap-3f, 0x1.5a0674p-2f, 0x1.c3497p-2f, 0x1.200f56p-1f, 0x1.722766p-1f, 0x1p0f);
+
+const BK = 32u;   // reduction step
+const S = 65u;    // padded row stride of the tiles
+
+var<workgroup> As: array<f32, 2080>;  // [BK][S]: A tile, 64 output rows
+var<workgroup> Bs: array<f32, 2080>;  // [BK][S]: dequantised W tile, 64 output columns
+var<workgroup> lut: array<f32, 16>;
+
+fn blockScale(b: u32) -> f32 {
+//#if DQ
+  let q = (q8[b >> 2u] >> ((b & 3u) * 8u)) & 255u;
+  return dqTable[q] * dqScale[b >> 8u] + dqOffset[0];
+//#else
+  return absmax[b];
+//#endif
+}
+
+// Where element j (0..7) of a code word sits: byte j/2, high nibble for even j.
+fn nibbleShift(j: u32) -> u32 {
+  return (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
+}
+
+fn store(acc: array<f32, 16>, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + lid.y + 16u * i;
+    if (r >= p.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + lid.x + 16u * j;
+      if (c >= ldc) { continue; }
+      let o = r * ldc + c;
+      var v = p.alpha * acc[i * 4u + j];
+      if (p.accumulate != 0u) { v += C[o]; }
+      C[o] = v;
+    }
+  }
+}
+
+fn multiply(lid: vec3u, acc: ptr<function, array<f32, 16>>) {
+  for (var kk = 0u; kk < BK; kk++) {
+    var av: array<f32, 4>;
+    var bv: array<f32, 4>;
+    for (var i = 0u; i < 4u; i++) { av[i] = As[kk * S + lid.y + 16u * i]; }
+    for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * S + lid.x + 16u * j]; }
+    for (var i = 0u; i < 4u; i++) {
+      for (var j = 0u; j < 4u; j++) { (*acc)[i * 4u + j] = fma(av[i], bv[j], (*acc)[i * 4u + j]); }
+    }
+  }
+}
+
+//#if BACKWARD
+// dX block (64 tokens × 64 input features = one NF4 block column). W slice: 32 rows n × 64 columns k = one block
+// per row, 8 code words.
+@compute @workgroup_size(16, 16)
+fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * 64u;
+  let col0 = wg.x * 64u;
+  if (li < 16u) { lut[li] = NF4[li]; }
+  let kWords = p.K / 8u;
+  let kBlocks = p.K / 64u;
+  let wn = li >> 3u;
+  let wq = li & 7u;
+  var acc: array<f32, 16>;
+  workgroupBarrier();
+  for (var n0 = 0u; n0 < p.N; n0 += BK) {
+    // dY slice: 64 rows × 32 columns, 8 per thread; 32 neighbouring threads read one row.
+    for (var t = 0u; t < 8u; t++) {
+      let idx = li + t * 256u;
+      let m = idx >> 5u;
+      let nn = idx & 31u;
+      let gm = row0 + m;
+      let gn = n0 + nn;
+      var v = 0.0;
+      if (gm < p.M && gn < p.N) { v = A[gm * p.N + gn]; }
+      As[nn * S + m] = v;
+    }
+    let gn = n0 + wn;
+    var word = 0u;
+    var scale = 0.0;
+    if (gn < p.N) {
+      scale = blockScale(gn * kBlocks + wg.x);
+      word = codes[gn * kWords + (col0 >> 3u) + wq];
+    }
+    for (var j = 0u; j < 8u; j++) {
+      Bs[wn * S + wq * 8u + j] = lut[(word >> nibbleShift(j)) & 15u] * scale;
+    }
+    workgroupBarrier();
+    multiply(lid, &acc);
+    workgroupBarrier();
+  }
+  store(acc, row0, col0, lid, p.K);
+}
+//#else
+// Y block (64 tokens × 64 output features). W slice: 64 rows n × 32 columns k = 4 code words per row.
+@compute @workgroup_size(16, 16)
+fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * 64u;
+  let col0 = wg.x * 64u;
+  if (li < 16u) { lut[li] = NF4[li]; }
+  let kWords = p.K / 8u;
+  let kBlocks = p.K / 64u;
+  let K4 = p.K / 4u;
+  // This thread's W work: row wn of the slice, code word wq of its 4.
+  let wn = li >> 2u;
+  let wq = li & 3u;
+  let gn = col0 + wn;
+  let nValid = gn < p.N;
+  var scale = 0.0;
+  var acc: array<f32, 16>;
+  workgroupBarrier();
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    // X slice: 64 rows × 32 columns = 512 vec4, 2 per thread; 8 neighbouring threads read one row's 128 bytes.
+    for (var t = 0u; t < 2u; t++) {
+      let idx = li + t * 256u;
+      let m = idx >> 3u;
+      let kq = idx & 7u;
+      let gm = row0 + m;
+      var v = vec4<f32>(0.0);
+      if (gm < p.M) { v = A[gm * K4 + (k0 >> 2u) + kq]; }
+      let base = kq * 4u * S + m;
+      As[base] = v.x;
+      As[base + S] = v.y;
+      As[base + 2u * S] = v.z;
+      As[base + 3u * S] = v.w;
+    }
+    var word = 0u;
+    if (nValid) {
+      if ((k0 & 63u) == 0u) { scale = blockScale(gn * kBlocks + (k0 >> 6u)); }
+      word = codes[gn * kWords + (k0 >> 3u) + wq];
+    }
+    for (var j = 0u; j < 8u; j++) {
+      Bs[(wq * 8u + j) * S + wn] = lut[(word >> nibbleShift(j)) & 15u] * scale;
+    }
+    workgroupBarrier();
+    multiply(lid, &acc);
+    workgroupBarrier();
+  }
+  store(acc, row0, col0, lid, p.N);
+}
+//#endif

@@ -1,0 +1,60 @@
+// Products with a frozen NF4 weight (shaders/nf4_matmul.wgsl), llm.c style: forward and backward side by side.
+// The weight is dequantised tile by tile in workgroup memory; the fp32 weight is never built.
+
+import { FinetuneError } from '../errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import { scaleBuffers, type Nf4Weight } from './nf4.ts';
+
+export interface Nf4MatmulOptions {
+  /** Add into the output instead of overwriting it (residual adds, gradient accumulation). */
+  accumulate?: boolean;
+  alpha?: number;
+}
+
+const BLOCK = 64;
+
+function params(M: number, N: number, K: number, o: Nf4MatmulOptions): ArrayBuffer {
+  const u = new ArrayBuffer(32);
+  new Uint32Array(u).set([M, N, K, o.accumulate ? 1 : 0]);
+  new Float32Array(u)[4] = o.alpha ?? 1;
+  return u;
+}
+
+function requireBytes(buf: GPUBuffer, bytes: number, what: string): void {
+  if (buf.size < bytes) throw new FinetuneError('internal', `${what}: buffer "${buf.label}" has ${buf.size} bytes, needs ${bytes}`);
+}
+
+function checkM(M: number, what: string): void {
+  if (!Number.isInteger(M) || M < 0) throw new FinetuneError('internal', `${what}: M = ${M} is not a token count`);
+  if (Math.ceil(M / BLOCK) > 65535) throw new FinetuneError('internal', `${what}: M = ${M} is over ${65535 * BLOCK} tokens`);
+}
+
+/** Y (M, N) (+)= alpha · X (M, K) · deq(W)ᵀ, with W [N, K] = [rows, cols] in NF4. Any M; K % 64 == 0 by construction. */
+export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
+  checkM(M, 'nf4_matmul_forward');
+  if (M === 0) return;
+  const [N, K] = [W.rows, W.cols];
+  requireBytes(Y, M * N * 4, 'nf4_matmul_forward Y');
+  requireBytes(X, M * K * 4, 'nf4_matmul_forward X');
+  ctx.dispatch(
+    { shader: 'nf4_matmul', entry: 'forward', defines: { DQ: W.doubleQuant } },
+    [X, W.codes, ...scaleBuffers(W), Y],
+    params(M, N, K, o),
+    [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)],
+  );
+}
+
+/** dX (M, K) (+)= alpha · dY (M, N) · deq(W), with W [N, K] in NF4: the input gradient of a frozen layer. */
+export function nf4_matmul_backward(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
+  checkM(M, 'nf4_matmul_backward');
+  if (M === 0) return;
+  const [N, K] = [W.rows, W.cols];
+  requireBytes(dX, M * K * 4, 'nf4_matmul_backward dX');
+  requireBytes(dY, M * N * 4, 'nf4_matmul_backward dY');
+  ctx.dispatch(
+    { shader: 'nf4_matmul', entry: 'backward', defines: { BACKWARD: true, DQ: W.doubleQuant } },
+    [dY, W.codes, ...scaleBuffers(W), dX],
+    params(M, N, K, o),
+    [K / BLOCK, Math.ceil(M / BLOCK)],
+  );
+}
