@@ -1,0 +1,130 @@
+// The fused lm_head + cross-entropy (shaders/xent.wgsl around the matmul family), chunk by chunk so that the
+// [tokens × V] logits are never held at once:
+//   logits (R, V) = h_chunk (R, C) · Wᵀ                    gemm, W = lm_head (V, C) stored f32 or bf16
+//   per row: lse, loss term lse − logit[target], and the logits overwritten by dlogits = (softmax − onehot)·gradScale
+//   dh_chunk (R, C) = dlogits (R, V) · W                     gemm
+// then the per-row loss terms are summed in a fixed order into lossSum (deterministic: no float atomics).
+
+import { FinetuneError } from '../errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import { gemm, type WeightStorage } from './matmul.ts';
+
+/** Target id that contributes neither loss nor gradient (PyTorch's ignore_index). */
+export const IGNORE_INDEX = -100;
+
+/** Work buffers of the fused lm_head + cross-entropy, sized for (BT, C, V, chunkTokens). */
+export interface LmheadXentScratch {
+  BT: number;
+  C: number;
+  V: number;
+  chunkTokens: number;
+  logits: GPUBuffer; // (chunkTokens, V)
+  hChunk: GPUBuffer; // (chunkTokens, C): rows of h copied out for chunks after the first
+  dhChunk: GPUBuffer; // (chunkTokens, C)
+  rowLoss: GPUBuffer; // (BT)
+}
+
+export function createLmheadXentScratch(ctx: GpuContext, BT: number, C: number, V: number, chunkTokens: number): LmheadXentScratch {
+  const R = Math.min(chunkTokens, BT);
+  const multi = BT > R;
+  return {
+    BT,
+    C,
+    V,
+    chunkTokens,
+    logits: ctx.createBuffer('xent logits chunk', R * V * 4, 'scratch'),
+    hChunk: ctx.createBuffer('xent h chunk', multi ? R * C * 4 : 4, 'scratch'),
+    dhChunk: ctx.createBuffer('xent dh chunk', multi ? R * C * 4 : 4, 'scratch'),
+    rowLoss: ctx.createBuffer('xent row losses', BT * 4, 'scratch'),
+  };
+}
+
+export function destroyLmheadXentScratch(ctx: GpuContext, s: LmheadXentScratch): void {
+  for (const b of [s.logits, s.hChunk, s.dhChunk, s.rowLoss]) ctx.destroy(b);
+}
+
+export interface LmheadXentForwardArgs {
+  /** (1) f32, accumulated: lossSum += lossScale · Σ (lse − logit[target]) over counted tokens. */
+  lossSum: GPUBuffer;
+  /** (BT) f32, overwritten: logsumexp of every row's logits (ignored targets included). */
+  lse: GPUBuffer;
+  h: GPUBuffer; // (BT, C) f32, the final-norm output
+  W: GPUBuffer; // (V, C) lm_head, f32 or bf16 packed two per u32
+  wStorage?: WeightStorage;
+  /** (BT) i32, already shifted: targets[t] is the token logits[t] must predict; −100 (or any id outside [0, V)) is ignored. */
+  targets: GPUBuffer;
+  BT: number;
+  C: number;
+  V: number;
+  lossScale?: number;
+  /** Tokens per chunk: the logits chunk is chunkTokens × V f32. */
+  chunkTokens: number;
+  /** Reused work buffers; without them temporary ones are made, and the recorded work is submitted to free them. */
+  scratch?: LmheadXentScratch;
+}
+
+export interface LmheadXentArgs extends LmheadXentForwardArgs {
+  /** (BT, C) f32, overwritten: d(loss · gradScale)/dh. */
+  dh: GPUBuffer;
+  /** Multiplies dlogits, e.g. 1 / (number of counted tokens). */
+  gradScale: number;
+}
+
+function xentParams(V: number, row0: number, n: number, gradScale: number, lossScale: number): ArrayBuffer {
+  const u = new ArrayBuffer(32);
+  const u32 = new Uint32Array(u);
+  const f32 = new Float32Array(u);
+  u32[0] = V;
+  u32[1] = row0;
+  u32[2] = n;
+  f32[4] = gradScale;
+  f32[5] = lossScale;
+  return u;
+}
+
+function run(ctx: GpuContext, a: LmheadXentForwardArgs, grad: { dh: GPUBuffer; gradScale: number } | null): void {
+  const { BT, C, V, chunkTokens } = a;
+  if (!(chunkTokens >= 1 && chunkTokens <= 65535 && Number.isInteger(chunkTokens))) {
+    throw new FinetuneError('internal', `lm_head xent: chunkTokens ${chunkTokens} must be an integer in [1, 65535]`);
+  }
+  if (BT < 1 || C < 1 || V < 1) throw new FinetuneError('internal', `lm_head xent: empty shape (BT ${BT}, C ${C}, V ${V})`);
+  const s = a.scratch ?? createLmheadXentScratch(ctx, BT, C, V, chunkTokens);
+  if (s.C !== C || s.V !== V || s.BT < BT || s.chunkTokens < Math.min(chunkTokens, BT)) {
+    throw new FinetuneError('internal', `lm_head xent: scratch sized for (BT ${s.BT}, C ${s.C}, V ${s.V}, chunk ${s.chunkTokens})`);
+  }
+  const bStorage = a.wStorage ?? 'f32';
+  const rowSpec = { shader: 'xent', entry: 'rows', constants: { WRITE_GRAD: grad !== null } };
+  for (let r0 = 0; r0 < BT; r0 += chunkTokens) {
+    const R = Math.min(chunkTokens, BT - r0);
+    let hIn = a.h;
+    if (r0 > 0) {
+      ctx.copy(a.h, r0 * C * 4, s.hChunk, 0, R * C * 4);
+      hIn = s.hChunk;
+    }
+    gemm(ctx, { C: s.logits, A: hIn, B: a.W, M: R, N: V, K: C, transB: true, bStorage }); // (R, V)
+    ctx.dispatch(rowSpec, [s.logits, a.targets, s.rowLoss, a.lse], xentParams(V, r0, 0, grad?.gradScale ?? 0, 0), [R]);
+    if (grad) {
+      const out = r0 === 0 ? grad.dh : s.dhChunk;
+      gemm(ctx, { C: out, A: s.logits, B: a.W, M: R, N: C, K: V, bStorage }); // (R, C)
+      if (r0 > 0) ctx.copy(s.dhChunk, 0, grad.dh, r0 * C * 4, R * C * 4);
+    }
+  }
+  ctx.dispatch({ shader: 'xent', entry: 'loss_sum' }, [s.rowLoss, a.lossSum], xentParams(V, 0, BT, 0, a.lossScale ?? 1), [1]);
+  if (!a.scratch) {
+    ctx.flush();
+    destroyLmheadXentScratch(ctx, s);
+  }
+}
+
+/**
+ * Loss, lse and dh of the lm_head + cross-entropy over BT tokens, chunkTokens rows of logits at a time.
+ * dh (BT, C) and lse (BT) are overwritten; lossSum (1) is accumulated.
+ */
+export function lmhead_xent_forward_backward(ctx: GpuContext, a: LmheadXentArgs): void {
+  run(ctx, a, { dh: a.dh, gradScale: a.gradScale });
+}
+
+/** The same without the gradient (validation): lossSum accumulated, lse overwritten. */
+export function lmhead_xent_forward(ctx: GpuContext, a: LmheadXentForwardArgs): void {
+  run(ctx, a, null);
+}

@@ -1,0 +1,150 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import type { WeightStorage } from '../../src/engine/kernels/matmul.ts';
+import {
+  createLmheadXentScratch,
+  destroyLmheadXentScratch,
+  IGNORE_INDEX,
+  lmhead_xent_forward,
+  lmhead_xent_forward_backward,
+} from '../../src/engine/kernels/xent.ts';
+import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
+import { lmheadXentRef } from '../../src/engine/reference/xent.ts';
+import { gpuContext } from './context.ts';
+
+const LOSS_TOL = 1e-5;
+const TOL = 1e-4;
+
+/** bf16 (round to nearest even) packed two per u32, low half first, and the float values it stands for. */
+function toBf16(x: Float32Array): { packed: Uint16Array; rounded: Float32Array } {
+  const u = new Uint32Array(x.buffer.slice(0));
+  const packed = new Uint16Array(x.length);
+  const rounded = new Float32Array(x.length);
+  const r32 = new Uint32Array(rounded.buffer);
+  for (let i = 0; i < x.length; i++) {
+    const r = (u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16;
+    packed[i] = r;
+    r32[i] = r << 16;
+  }
+  return { packed, rounded };
+}
+
+function makeTargets(BT: number, V: number, seed: number, ignoreEvery: number): Int32Array {
+  const r = mulberry32(seed);
+  const t = new Int32Array(BT);
+  for (let i = 0; i < BT; i++) t[i] = ignoreEvery > 0 && i % ignoreEvery === ignoreEvery - 1 ? IGNORE_INDEX : Math.floor(r() * V);
+  return t;
+}
+
+interface Case {
+  BT: number;
+  C: number;
+  V: number;
+  chunk: number;
+  storage: WeightStorage;
+  ignoreEvery: number;
+  shared: boolean; // pass a scratch made once
+}
+
+// SwiftShader pays for whole 64×64 matmul tiles, so the V = 32000 cases keep few chunks; the long and ragged ones use
+// a small vocabulary.
+const CASES: Case[] = [
+  { BT: 3, C: 64, V: 32000, chunk: 2, storage: 'bf16', ignoreEvery: 3, shared: false },
+  { BT: 2, C: 128, V: 32000, chunk: 2, storage: 'f32', ignoreEvery: 0, shared: true },
+  { BT: 40, C: 128, V: 1000, chunk: 16, storage: 'f32', ignoreEvery: 4, shared: true },
+  { BT: 1, C: 64, V: 1000, chunk: 5, storage: 'f32', ignoreEvery: 0, shared: false },
+  { BT: 23, C: 128, V: 997, chunk: 23, storage: 'f32', ignoreEvery: 5, shared: true },
+  { BT: 33, C: 64, V: 1000, chunk: 8, storage: 'bf16', ignoreEvery: 7, shared: false },
+];
+
+describe('fused lm_head + cross-entropy against float64', () => {
+  let ctx: GpuContext;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+  });
+
+  CASES.forEach((c, n) => {
+    it(`BT=${c.BT} C=${c.C} V=${c.V} chunk=${c.chunk} W ${c.storage}`, async () => {
+      const { BT, C, V, chunk } = c;
+      const h = randomArray(BT * C, 10 + n);
+      const w32 = randomArray(V * C, 20 + n, 0.4);
+      const { packed, rounded } = toBf16(w32);
+      const W = c.storage === 'bf16' ? rounded : w32;
+      const targets = makeTargets(BT, V, 30 + n, c.ignoreEvery);
+      const counted = targets.filter((t) => t !== IGNORE_INDEX).length;
+      const gradScale = 1 / Math.max(counted, 1);
+      const lossScale = 0.5;
+      const ref = lmheadXentRef(h, W, targets, BT, C, V, gradScale, lossScale);
+
+      const bh = ctx.upload('h', h, 'scratch');
+      const bW = ctx.upload('W', c.storage === 'bf16' ? packed : w32, 'scratch');
+      const bt = ctx.upload('targets', targets, 'scratch');
+      const bdh = ctx.upload('dh', new Float32Array(BT * C).fill(9), 'scratch'); // overwritten, not accumulated
+      const blse = ctx.createBuffer('lse', BT * 4, 'scratch');
+      const bloss = ctx.upload('loss', Float32Array.of(0.25), 'scratch'); // accumulated
+      const scratch = c.shared ? createLmheadXentScratch(ctx, BT, C, V, chunk) : undefined;
+      lmhead_xent_forward_backward(ctx, { dh: bdh, lossSum: bloss, lse: blse, h: bh, W: bW, wStorage: c.storage, targets: bt, BT, C, V, gradScale, lossScale, chunkTokens: chunk, scratch });
+      const loss = (await ctx.readF32(bloss))[0];
+      expect(Math.abs(loss - 0.25 - ref.loss) / Math.max(Math.abs(ref.loss), 1e-30)).toBeLessThan(LOSS_TOL);
+      expect(maxRelError(await ctx.readF32(blse), ref.lse)).toBeLessThan(LOSS_TOL);
+      const dh = await ctx.readF32(bdh);
+      expect(maxRelError(dh, ref.dh)).toBeLessThan(TOL);
+      for (let t = 0; t < BT; t++) {
+        if (targets[t] === IGNORE_INDEX) expect(dh.subarray(t * C, (t + 1) * C).every((x) => x === 0)).toBe(true);
+      }
+
+      // The forward-only variant gives the same loss and lse (checked at the small vocabulary: SwiftShader is slow).
+      if (V > 1000) {
+        for (const b of [bh, bW, bt, bdh, blse, bloss]) ctx.destroy(b);
+        if (scratch) destroyLmheadXentScratch(ctx, scratch);
+        return;
+      }
+      const bloss2 = ctx.upload('loss2', Float32Array.of(0), 'scratch');
+      const blse2 = ctx.createBuffer('lse2', BT * 4, 'scratch');
+      lmhead_xent_forward(ctx, { lossSum: bloss2, lse: blse2, h: bh, W: bW, wStorage: c.storage, targets: bt, BT, C, V, lossScale, chunkTokens: chunk, scratch });
+      const loss2 = (await ctx.readF32(bloss2))[0];
+      expect(Math.abs(loss2 - ref.loss) / Math.max(Math.abs(ref.loss), 1e-30)).toBeLessThan(LOSS_TOL);
+      expect(maxRelError(await ctx.readF32(blse2), ref.lse)).toBeLessThan(LOSS_TOL);
+
+      for (const b of [bh, bW, bt, bdh, blse, bloss, bloss2, blse2]) ctx.destroy(b);
+      if (scratch) destroyLmheadXentScratch(ctx, scratch);
+    });
+  });
+
+  it('sums the loss deterministically (same bits on every run) and ignores all-(-100) batches', async () => {
+    const [BT, C, V, chunk] = [29, 64, 1000, 6];
+    const h = randomArray(BT * C, 1);
+    const W = randomArray(V * C, 2, 0.4);
+    const targets = makeTargets(BT, V, 3, 0);
+    const bh = ctx.upload('h', h, 'scratch');
+    const bW = ctx.upload('W', W, 'scratch');
+    const bt = ctx.upload('targets', targets, 'scratch');
+    const bdh = ctx.createBuffer('dh', BT * C * 4, 'scratch');
+    const blse = ctx.createBuffer('lse', BT * 4, 'scratch');
+    const scratch = createLmheadXentScratch(ctx, BT, C, V, chunk);
+    const losses: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      const bloss = ctx.upload('loss', Float32Array.of(0), 'scratch');
+      lmhead_xent_forward_backward(ctx, { dh: bdh, lossSum: bloss, lse: blse, h: bh, W: bW, wStorage: 'f32', targets: bt, BT, C, V, gradScale: 1 / BT, chunkTokens: chunk, scratch });
+      losses.push((await ctx.readF32(bloss))[0]);
+      ctx.destroy(bloss);
+    }
+    expect(losses[0]).toBeGreaterThan(0);
+    expect(losses[1]).toBe(losses[0]);
+    expect(losses[2]).toBe(losses[0]);
+
+    const ignored = ctx.upload('ignored', new Int32Array(BT).fill(IGNORE_INDEX), 'scratch');
+    const bloss = ctx.upload('loss', Float32Array.of(0), 'scratch');
+    lmhead_xent_forward_backward(ctx, { dh: bdh, lossSum: bloss, lse: blse, h: bh, W: bW, targets: ignored, BT, C, V, gradScale: 1, chunkTokens: chunk, scratch });
+    expect((await ctx.readF32(bloss))[0]).toBe(0);
+    expect((await ctx.readF32(bdh)).every((x) => x === 0)).toBe(true);
+    expect(maxRelError(await ctx.readF32(blse), lmheadXentRef(h, W, targets, BT, C, V, 1).lse)).toBeLessThan(LOSS_TOL);
+    for (const b of [bh, bW, bt, bdh, blse, ignored, bloss]) ctx.destroy(b);
+    destroyLmheadXentScratch(ctx, scratch);
+  });
+
+  it('leaves no buffers behind in the ledger', () => {
+    const names = ctx.ledger.liveBuffers().map((b) => b.label);
+    expect(names.sort()).toEqual(['fence', 'fence source', 'uniform arena']);
+  });
+});
