@@ -72,18 +72,6 @@ fn store(acc: array<f32, 16>, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
   }
 }
 
-fn multiply(lid: vec3u, acc: ptr<function, array<f32, 16>>) {
-  for (var kk = 0u; kk < BK; kk++) {
-    var av: array<f32, 4>;
-    var bv: array<f32, 4>;
-    for (var i = 0u; i < 4u; i++) { av[i] = As[kk * S + lid.y + 16u * i]; }
-    for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * S + lid.x + 16u * j]; }
-    for (var i = 0u; i < 4u; i++) {
-      for (var j = 0u; j < 4u; j++) { (*acc)[i * 4u + j] = fma(av[i], bv[j], (*acc)[i * 4u + j]); }
-    }
-  }
-}
-
 //#if BACKWARD
 // dX block (64 tokens × 64 input features = one NF4 block column). W slice: 32 rows n × 64 columns k = one block
 // per row, 8 code words.
@@ -121,7 +109,15 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
       Bs[wn * S + wq * 8u + j] = lut[(word >> nibbleShift(j)) & 15u] * scale;
     }
     workgroupBarrier();
-    multiply(lid, &acc);
+    for (var kk = 0u; kk < BK; kk++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { av[i] = As[kk * S + lid.y + 16u * i]; }
+      for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * S + lid.x + 16u * j]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
+      }
+    }
     workgroupBarrier();
   }
   store(acc, row0, col0, lid, p.K);
@@ -168,7 +164,15 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
       Bs[(wq * 8u + j) * S + wn] = lut[(word >> nibbleShift(j)) & 15u] * scale;
     }
     workgroupBarrier();
-    multiply(lid, &acc);
+    for (var kk = 0u; kk < BK; kk++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { av[i] = As[kk * S + lid.y + 16u * i]; }
+      for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * S + lid.x + 16u * j]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
+      }
+    }
     workgroupBarrier();
   }
   store(acc, row0, col0, lid, p.N);

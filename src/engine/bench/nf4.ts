@@ -1,0 +1,97 @@
+// `finetune bench nf4`: the fused NF4 products (forward Y = X·deq(W)ᵀ, backward dX = dY·deq(W), plain and
+// double-quantised scales), each next to the plain tiled fp32 product C = A·B (no transposes) at the same M, N, K,
+// measured in the same run on the same adapter. Goal on real GPUs: vsPlain ≥ 0.8.
+
+import type { GpuContext } from '../gpu.ts';
+import { gemm } from '../kernels/matmul.ts';
+import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../kernels/nf4.ts';
+import { nf4_matmul_backward, nf4_matmul_forward } from '../kernels/nf4_matmul.ts';
+import { randomArray } from '../reference/common.ts';
+import { timeGpu } from './timing.ts';
+
+export interface Nf4BenchShape {
+  /** Tokens. */
+  M: number;
+  /** Out features (weight rows). */
+  N: number;
+  /** In features (weight cols), a multiple of 64. */
+  K: number;
+}
+
+export interface Nf4BenchResult {
+  bench: 'nf4';
+  variant: string;
+  M: number;
+  N: number;
+  K: number;
+  ms: number;
+  gflops: number;
+  /** GFLOP/s relative to the plain fp32 product at the same M, N, K in this run. */
+  vsPlain: number;
+  reps: number;
+}
+
+/** Mistral-7B's projection shapes at 512 and 2048 tokens: q/o (4096→4096), gate/up (4096→14336), down (14336→4096). */
+export function mistralNf4Shapes(tokens: readonly number[] = [512, 2048]): Nf4BenchShape[] {
+  const out: Nf4BenchShape[] = [];
+  for (const M of tokens) {
+    out.push({ M, N: 4096, K: 4096 }, { M, N: 14336, K: 4096 }, { M, N: 4096, K: 14336 });
+  }
+  return out;
+}
+
+/** Random input filled on the GPU side from a small repeated pattern (uploading GBs of random numbers is slow). */
+function filled(ctx: GpuContext, label: string, n: number, seed: number): GPUBuffer {
+  const buf = ctx.createBuffer(label, n * 4, 'scratch');
+  const chunkLen = Math.min(n, 1 << 20);
+  const chunk = randomArray(chunkLen, seed);
+  for (let off = 0; off < n; off += chunkLen) {
+    const len = Math.min(chunkLen, n - off);
+    ctx.write(buf, len === chunkLen ? chunk : chunk.subarray(0, len), off * 4);
+  }
+  return buf;
+}
+
+export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[], minMs = 300): AsyncGenerator<Nf4BenchResult> {
+  for (const { M, N, K } of shapes) {
+    const flop = 2 * M * N * K;
+    const result = (variant: string, t: { ms: number; reps: number }, plain: number): Nf4BenchResult => {
+      const gflops = flop / (t.ms * 1e6);
+      return { bench: 'nf4', variant, M, N, K, ms: t.ms, gflops, vsPlain: plain ? gflops / plain : 1, reps: t.reps };
+    };
+    const made: GPUBuffer[] = [];
+    const weights: Nf4Weight[] = [];
+    try {
+      const Wf = filled(ctx, 'bench W f32 [N, K]', N * K, 1);
+      made.push(Wf);
+      const X = filled(ctx, 'bench X (M, K)', M * K, 2);
+      made.push(X);
+      const dY = filled(ctx, 'bench dY (M, N)', M * N, 3);
+      made.push(dY);
+      const Y = ctx.createBuffer('bench Y (M, N)', M * N * 4, 'scratch');
+      made.push(Y);
+      const dX = ctx.createBuffer('bench dX (M, K)', M * K * 4, 'scratch');
+      made.push(dX);
+
+      // Plain: C (M, N) = A (M, K) · B (K, N), the same FLOPs as both fused products.
+      const tPlain = await timeGpu(ctx, () => gemm(ctx, { C: Y, A: X, B: Wf, M, N, K }), { minMs });
+      const plain = flop / (tPlain.ms * 1e6);
+      yield result('plain fp32 (C = A·B)', tPlain, plain);
+
+      for (const doubleQuant of [false, true]) {
+        const W = nf4_quantize(ctx, Wf, 'f32', N, K, { doubleQuant, label: 'bench W' });
+        weights.push(W);
+        await ctx.sync();
+        const tag = doubleQuant ? ', double-quant' : '';
+        yield result(`nf4 forward Y = X·deq(W)ᵀ${tag}`, await timeGpu(ctx, () => nf4_matmul_forward(ctx, Y, X, W, M), { minMs }), plain);
+        yield result(`nf4 backward dX = dY·deq(W)${tag}`, await timeGpu(ctx, () => nf4_matmul_backward(ctx, dX, dY, W, M), { minMs }), plain);
+        nf4_destroy(ctx, W);
+        weights.pop();
+      }
+    } finally {
+      ctx.flush();
+      for (const w of weights) nf4_destroy(ctx, w);
+      for (const b of made) ctx.destroy(b);
+    }
+  }
+}
