@@ -4,7 +4,8 @@ import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { expectedTensors, openCheckpoint, INDEX_FILE } from '../../../src/model/checkpoint.ts';
 import { openSafetensors, toFloat64, typedView, writeSafetensors } from '../../../src/model/safetensors.ts';
 import { bytesSource, memoryFileSet } from '../../../src/model/source.ts';
-import { errorOf, FIXTURES, fixtureBytes, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
+import { errorOf, FIXTURES, fixtureBytes, MISTRAL_7B_V02, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
 
 /** The tiny-mistral directory as an in-memory file map, to derive broken variants from. */
 function tinyFiles(): Record<string, Uint8Array | string> {
@@ -16,6 +17,19 @@ function tinyFiles(): Record<string, Uint8Array | string> {
 function tinyIndex(): { metadata: Record<string, number>; weight_map: Record<string, string> } {
   return JSON.parse(new TextDecoder().decode(fixtureBytes(`${TINY_MISTRAL}/${INDEX_FILE}`)));
 }
+
+describe('expectedTensors', () => {
+  it('lists the 291 tensors of Mistral-7B-Instruct-v0.2 with their shapes', () => {
+    const m = expectedTensors(parseMistralConfig(MISTRAL_7B_V02));
+    expect(m.size).toBe(291); // facts.md: the Hub index holds 291 tensors
+    let params = 0;
+    for (const s of m.values()) params += s.reduce((a, b) => a * b, 1);
+    expect(params * 2).toBe(14483464192); // bf16 bytes in the Hub index
+    expect(m.get('model.layers.31.self_attn.k_proj.weight')).toEqual([1024, 4096]);
+    expect(m.get('model.layers.0.mlp.down_proj.weight')).toEqual([4096, 14336]);
+    expect(m.get('lm_head.weight')).toEqual([32000, 4096]);
+  });
+});
 
 describe('openCheckpoint', () => {
   it('opens the 3-shard tiny-mistral through its index', async () => {
@@ -34,7 +48,7 @@ describe('openCheckpoint', () => {
     // The bytes are those of the named shard at the tensor's offsets.
     const shard = fixtureBytes(`${TINY_MISTRAL}/${ck.info('model.layers.1.self_attn.q_proj.weight').file}`);
     const t = ck.info('model.layers.1.self_attn.q_proj.weight');
-    expect(q.bytes).toEqual(shard.subarray(t.offset, t.offset + t.end - t.begin));
+    expect(Buffer.from(q.bytes).equals(Buffer.from(shard.subarray(t.offset, t.offset + t.end - t.begin)))).toBe(true);
     expect((await errorOf(() => ck.info('model.layers.2.self_attn.q_proj.weight'))).message).toMatch(/no tensor named/);
   });
 
@@ -84,7 +98,7 @@ describe('openCheckpoint', () => {
     const ck = await openCheckpoint(files);
     for (const name of layer0) {
       expect(ck.info(name).file).toBe(weightMap[name]);
-      expect((await ck.read(name)).bytes).toEqual((await src.read(name)).bytes);
+      expect(Buffer.from((await ck.read(name)).bytes).equals(Buffer.from((await src.read(name)).bytes))).toBe(true);
     }
   });
 

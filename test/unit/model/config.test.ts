@@ -1,31 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parameterCount, parseMistralConfig } from '../../../src/model/config.ts';
-import { errorOf, fixtureJson, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
-
-/** Mistral-7B-Instruct-v0.2's config.json as transformers 4 wrote it (values from docs/facts.md). */
-const MISTRAL_7B_V02 = {
-  architectures: ['MistralForCausalLM'],
-  attention_dropout: 0.0,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  hidden_act: 'silu',
-  hidden_size: 4096,
-  initializer_range: 0.02,
-  intermediate_size: 14336,
-  max_position_embeddings: 32768,
-  model_type: 'mistral',
-  num_attention_heads: 32,
-  num_hidden_layers: 32,
-  num_key_value_heads: 8,
-  rms_norm_eps: 1e-5,
-  rope_theta: 1000000.0,
-  sliding_window: null,
-  tie_word_embeddings: false,
-  torch_dtype: 'bfloat16',
-  transformers_version: '4.36.0',
-  use_cache: true,
-  vocab_size: 32000,
-};
+import { errorOf, fixtureJson, MISTRAL_7B_V02, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
 
 describe('parseMistralConfig', () => {
   it('reads the transformers-5 fixture (rope_parameters, dtype)', () => {
@@ -77,8 +52,8 @@ describe('parseMistralConfig', () => {
       dtype: 'bfloat16',
       warnings: [],
     });
-    // facts.md: 7.24 B parameters.
-    expect(parameterCount(c) / 1e9).toBeCloseTo(7.24, 2);
+    // facts.md: 7.24 B parameters; the Hub index's total_size 14,483,464,192 bytes of bf16 = 7,241,732,096 parameters.
+    expect(parameterCount(c)).toBe(14483464192 / 2);
   });
 
   it('refuses missing required values instead of using library defaults', async () => {

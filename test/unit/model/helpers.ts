@@ -47,3 +47,28 @@ export async function errorOf(fn: () => unknown): Promise<FinetuneError> {
   }
   throw new Error('expected a FinetuneError, nothing was thrown');
 }
+
+/** Mistral-7B-Instruct-v0.2's config.json as transformers 4 wrote it (values from docs/facts.md). */
+export const MISTRAL_7B_V02 = {
+  architectures: ['MistralForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 4096,
+  initializer_range: 0.02,
+  intermediate_size: 14336,
+  max_position_embeddings: 32768,
+  model_type: 'mistral',
+  num_attention_heads: 32,
+  num_hidden_layers: 32,
+  num_key_value_heads: 8,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1000000.0,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.36.0',
+  use_cache: true,
+  vocab_size: 32000,
+};
