@@ -114,8 +114,12 @@ export class GpuContext {
     return buf;
   }
 
+  /**
+   * Writes CPU data into a buffer in program order: work recorded before this call sees the old contents, work
+   * recorded after sees the new (queue.writeBuffer alone would jump ahead of dispatches not yet submitted).
+   */
   write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-    this.checkHealthy();
+    this.flush();
     // writeBuffer needs a multiple of 4 bytes.
     if (data.byteLength % 4 !== 0) {
       const padded = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);

@@ -1,0 +1,58 @@
+// The sizes of a Mistral model as the engine needs them, and the shapes of its linear modules.
+
+import type { MistralConfig } from '../../model/config.ts';
+
+export type LinearName = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+export const LINEARS: readonly LinearName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+export interface Dims {
+  V: number; // vocabulary
+  C: number; // hidden size
+  I: number; // MLP inner size
+  L: number; // layers
+  nH: number; // query heads
+  nKV: number; // key/value heads
+  hd: number; // head dim
+  theta: number; // RoPE base
+  eps: number; // RMSNorm epsilon
+}
+
+export function dimsOf(c: MistralConfig): Dims {
+  return { V: c.vocabSize, C: c.hidden, I: c.intermediate, L: c.layers, nH: c.heads, nKV: c.kvHeads, hd: c.headDim, theta: c.ropeTheta, eps: c.rmsNormEps };
+}
+
+/** [out, in] of a linear module (y = x·Wᵀ, W stored [out, in]). */
+export function linearShape(d: Dims, name: LinearName): { out: number; in: number } {
+  const q = d.nH * d.hd;
+  const kv = d.nKV * d.hd;
+  switch (name) {
+    case 'q_proj':
+      return { out: q, in: d.C };
+    case 'k_proj':
+    case 'v_proj':
+      return { out: kv, in: d.C };
+    case 'o_proj':
+      return { out: d.C, in: q };
+    case 'gate_proj':
+    case 'up_proj':
+      return { out: d.I, in: d.C };
+    case 'down_proj':
+      return { out: d.C, in: d.I };
+  }
+}
+
+/**
+ * FLOPs of one trained token (frozen base, LoRA adapters): forward 2N, input gradients 2N, and the recomputed forward
+ * of activation checkpointing 2N over the matmul parameters N, plus attention (causal, average over positions T/2).
+ */
+export function flopsPerToken(d: Dims, T: number, checkpointing = true): number {
+  let n = 0;
+  for (const l of LINEARS) {
+    const s = linearShape(d, l);
+    n += s.out * s.in;
+  }
+  n = n * d.L + d.V * d.C; // layers + lm_head
+  const attention = 2 * 2 * (T / 2) * d.nH * d.hd * d.L; // QKᵀ and PV per token, causal
+  const forward = 2 * n + attention;
+  return forward * (checkpointing ? 3 : 2) + attention * 0.5;
+}

@@ -1,0 +1,423 @@
+// The Mistral decoder with LoRA: forward, backward and the optimizer step, recorded onto the GPU.
+//
+// Per layer (facts.md): h = x + o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x)))); out = h + down(silu(gate(n2(h))) * up(n2(h))).
+// Activation checkpointing: the forward keeps only each layer's input xs[l] (N, C); the backward recomputes the layer's
+// forward into one set of layer buffers, then runs its backward. Activation memory is therefore (L+1)·N·C plus one
+// layer's worth, whatever the depth. Every buffer is sized by `activationBytes` and made in the constructor.
+
+import { FinetuneError } from '../errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type GradNormPartials } from '../kernels/adamw.ts';
+import { attention_backward, attention_forward, attentionBackwardScratchBytes } from '../kernels/attention.ts';
+import { copy } from '../kernels/elementwise.ts';
+import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
+import { lora_backward, lora_dropout, lora_forward, loraScratchBytes, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
+import { gemm } from '../kernels/matmul.ts';
+import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
+import { rope_backward, rope_forward, ropeTable } from '../kernels/rope.ts';
+import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
+import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward, lmhead_xent_forward_backward, type LmheadXentScratch } from '../kernels/xent.ts';
+import type { Dims, LinearName } from './dims.ts';
+import { base_linear_backward, base_linear_forward } from './linear.ts';
+import { loraGradSlices, loraModules, zeroLoraGrads, type GpuLora } from './lora.ts';
+import type { MistralWeights } from './weights.ts';
+
+/** One micro-batch, as the data pipeline produces it (all arrays B·T long, row-major). */
+export interface TokenBatch {
+  B: number;
+  T: number;
+  inputIds: ArrayLike<number>;
+  /** Already shifted: targets[t] is the token logits[t] must predict; −100 = no loss. */
+  targets: ArrayLike<number>;
+  /** Per-token segment id: 0 = padding, packed examples differ. */
+  segIds: ArrayLike<number>;
+  /** Position ids, restarting at each packed example. */
+  positions: ArrayLike<number>;
+}
+
+export interface RunnerOptions {
+  /** Largest micro-batch (rows × tokens) this runner is sized for. */
+  B: number;
+  T: number;
+  /** Tokens per chunk of the lm_head + cross-entropy (the logits chunk is chunk × V f32). */
+  xentChunk?: number;
+  seed?: number;
+}
+
+export interface OptimizerSettings {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** ≤ 0 disables clipping. */
+  maxGradNorm: number;
+}
+
+interface LayerBuffers {
+  n1: GPUBuffer; // (N, C)
+  rstd1: GPUBuffer; // (N)
+  q: GPUBuffer; // (N, nH·hd)
+  k: GPUBuffer; // (N, nKV·hd)
+  v: GPUBuffer; // (N, nKV·hd)
+  att: GPUBuffer; // (N, nH·hd)
+  lse: GPUBuffer; // (N, nH)
+  h: GPUBuffer; // (N, C)
+  n2: GPUBuffer; // (N, C)
+  rstd2: GPUBuffer; // (N)
+  g: GPUBuffer; // (N, I)
+  u: GPUBuffer; // (N, I)
+  a: GPUBuffer; // (N, I)
+  t: Partial<Record<LinearName, GPUBuffer>>; // (N, r) LoRA intermediates
+}
+
+interface GradBuffers {
+  dres: GPUBuffer; // (N, C) gradient of the residual stream
+  dn: GPUBuffer; // (N, C)
+  dq: GPUBuffer; // (N, nH·hd)
+  dk: GPUBuffer; // (N, nKV·hd)
+  dv: GPUBuffer; // (N, nKV·hd)
+  datt: GPUBuffer; // (N, nH·hd)
+  da: GPUBuffer; // (N, I)
+  dg: GPUBuffer; // (N, I)
+  du: GPUBuffer; // (N, I)
+  dxf: GPUBuffer; // (N, C)
+  attnD: GPUBuffer; // (N, nH)
+}
+
+/** Bytes of activations and scratch a runner allocates for N = B·T tokens (the ledger reports the same). */
+export function activationBytes(d: Dims, N: number, r: number, loraTargets: number, dropout: boolean, xentChunk: number): number {
+  const Q = d.nH * d.hd;
+  const KV = d.nKV * d.hd;
+  const f = 4;
+  const checkpoints = (d.L + 1) * N * d.C;
+  const layer = N * (3 * d.C + 2 * Q + 2 * KV + 3 * d.I + d.nH + 2) + loraTargets * N * r;
+  const grads = N * (3 * d.C + 2 * Q + 2 * KV + 3 * d.I + d.nH);
+  const head = N * (d.C + 2) + Math.min(xentChunk, N) * d.V + 2 * Math.min(xentChunk, N) * d.C;
+  const lora = N * r + (dropout ? N * Math.max(d.C, d.I, Q) : 0);
+  return f * (checkpoints + layer + grads + head + lora);
+}
+
+export class MistralRunner {
+  readonly N: number;
+  private readonly ids: GPUBuffer;
+  private readonly targets: GPUBuffer;
+  private readonly seg: GPUBuffer;
+  private readonly pos: GPUBuffer;
+  private readonly rope: GPUBuffer;
+  /** xs[l] is the input of layer l; xs[L] the input of the final norm. */
+  readonly xs: GPUBuffer[];
+  readonly xf: GPUBuffer; // (N, C) after the final norm
+  private readonly rstdf: GPUBuffer;
+  readonly lossSum: GPUBuffer; // (1)
+  readonly lse: GPUBuffer; // (N) logsumexp of the head's logits
+  readonly clip: GPUBuffer; // (2) [scale, norm]
+  private readonly L: LayerBuffers;
+  private readonly G: GradBuffers;
+  private readonly loraScratch: LoraScratch;
+  private readonly xent: LmheadXentScratch;
+  private readonly normPartials: GradNormPartials | null;
+  private readonly owned: GPUBuffer[] = [];
+  private B = 0;
+  private T = 0;
+  private readonly xentChunk: number;
+  private readonly seed: number;
+  /** Counts forward passes that draw a dropout mask; a recomputation reuses its forward's value. */
+  private microStep = 0;
+  private optimizerSteps = 0;
+
+  constructor(
+    private readonly ctx: GpuContext,
+    readonly weights: MistralWeights,
+    readonly lora: GpuLora | null,
+    readonly o: RunnerOptions,
+  ) {
+    const d = weights.dims;
+    const N = (this.N = o.B * o.T);
+    this.xentChunk = Math.max(1, Math.min(o.xentChunk ?? 256, N));
+    this.seed = o.seed ?? 42;
+    const Q = d.nH * d.hd;
+    const KV = d.nKV * d.hd;
+    const buf = (label: string, floats: number, cat: 'activations' | 'scratch' | 'io' = 'activations'): GPUBuffer => {
+      const b = ctx.createBuffer(label, Math.max(1, floats) * 4, cat);
+      this.owned.push(b);
+      return b;
+    };
+    this.ids = buf('input ids', N, 'io');
+    this.targets = buf('targets', N, 'io');
+    this.seg = buf('segment ids', N, 'io');
+    this.pos = buf('positions', N, 'io');
+    this.rope = ctx.upload('rope table', ropeTable(o.T, d.hd, d.theta), 'scratch');
+    this.owned.push(this.rope);
+    this.xs = Array.from({ length: d.L + 1 }, (_, l) => buf(`x[${l}]`, N * d.C));
+    this.xf = buf('x final', N * d.C);
+    this.rstdf = buf('rstd final', N);
+    this.lossSum = buf('loss sum', 1, 'scratch');
+    this.lse = buf('head lse', N);
+    this.clip = buf('clip', 2, 'scratch');
+    const r = lora?.r ?? 0;
+    const t: LayerBuffers['t'] = {};
+    for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name}`, N * r);
+    this.L = {
+      n1: buf('n1', N * d.C),
+      rstd1: buf('rstd1', N),
+      q: buf('q', N * Q),
+      k: buf('k', N * KV),
+      v: buf('v', N * KV),
+      att: buf('att', N * Q),
+      lse: buf('attention lse', N * d.nH),
+      h: buf('h', N * d.C),
+      n2: buf('n2', N * d.C),
+      rstd2: buf('rstd2', N),
+      g: buf('gate', N * d.I),
+      u: buf('up', N * d.I),
+      a: buf('swiglu', N * d.I),
+      t,
+    };
+    this.G = {
+      dres: buf('d residual', N * d.C),
+      dn: buf('d norm', N * d.C),
+      dq: buf('dq', N * Q),
+      dk: buf('dk', N * KV),
+      dv: buf('dv', N * KV),
+      datt: buf('d att', N * Q),
+      da: buf('d swiglu', N * d.I),
+      dg: buf('d gate', N * d.I),
+      du: buf('d up', N * d.I),
+      dxf: buf('d x final', N * d.C),
+      attnD: buf('attention D', attentionBackwardScratchBytes(o.B, o.T, d.nH) / 4, 'scratch'),
+    };
+    const maxIn = Math.max(d.C, d.I, Q);
+    const ls = loraScratchBytes(N, maxIn, Math.max(r, 1));
+    this.loraScratch = {
+      dt: lora ? buf('lora dt', ls.dt / 4, 'scratch') : null,
+      drop: lora && lora.dropout > 0 ? buf('lora dropout', ls.drop / 4, 'scratch') : null,
+    };
+    this.xent = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk);
+    this.normPartials = lora ? createGradNormPartials(ctx, loraGradSlices(lora)) : null;
+    if (this.normPartials) this.owned.push(this.normPartials.buffer);
+  }
+
+  destroy(): void {
+    this.ctx.flush();
+    for (const b of this.owned) this.ctx.destroy(b);
+    destroyLmheadXentScratch(this.ctx, this.xent);
+  }
+
+  /** Uploads a micro-batch; checks ids against the vocabulary and positions against the RoPE table. */
+  setBatch(b: TokenBatch): void {
+    const d = this.weights.dims;
+    const n = b.B * b.T;
+    if (b.B * b.T > this.N || b.T > this.o.T) throw new FinetuneError('internal', `batch ${b.B}×${b.T} exceeds the runner's ${this.o.B}×${this.o.T}`);
+    for (const [name, arr] of [['inputIds', b.inputIds], ['targets', b.targets], ['segIds', b.segIds], ['positions', b.positions]] as const) {
+      if (arr.length !== n) throw new FinetuneError('internal', `batch.${name} has ${arr.length} values, expected ${n}`);
+    }
+    checkTokenIds(b.inputIds, d.V);
+    for (let i = 0; i < n; i++) {
+      if (!(b.positions[i] >= 0 && b.positions[i] < this.o.T)) throw new FinetuneError('internal', `position ${b.positions[i]} outside [0, ${this.o.T})`);
+    }
+    this.B = b.B;
+    this.T = b.T;
+    this.ctx.write(this.ids, Uint32Array.from(b.inputIds));
+    this.ctx.write(this.targets, Int32Array.from(b.targets));
+    this.ctx.write(this.seg, Uint32Array.from(b.segIds));
+    this.ctx.write(this.pos, Uint32Array.from(b.positions));
+  }
+
+  private get n(): number {
+    return this.B * this.T;
+  }
+
+  private dropout(layer: number, module: number): LoraDropout | null {
+    const l = this.lora;
+    if (!l || l.dropout <= 0) return null;
+    return { p: l.dropout, key: { seed: this.seed, step: this.microStep, layer, module } };
+  }
+
+  /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer. */
+  private proj(layer: number, name: LinearName, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+    const W = this.weights.layers[layer].linears[name];
+    base_linear_forward(this.ctx, Y, X, W, this.n, accumulate);
+    const m = this.lora?.modules[layer][name];
+    const t = this.L.t[name];
+    if (m && t && this.lora) {
+      lora_forward(this.ctx, Y, t, X, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId), this.loraScratch);
+    }
+  }
+
+  /** dX (+)= dY·W + LoRA's input gradient; accumulates the module's dA, dB. X and t are the forward's. */
+  private projBackward(layer: number, name: LinearName, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+    const W = this.weights.layers[layer].linears[name];
+    base_linear_backward(this.ctx, dX, dY, W, this.n, accumulate);
+    const m = this.lora?.modules[layer][name];
+    const t = this.L.t[name];
+    if (m && t && this.lora) {
+      lora_backward(this.ctx, dX, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId), this.loraScratch);
+    }
+  }
+
+  /** Forward of layer l from xs[l]; writes xs[l+1] unless only the intermediates are wanted (recomputation). */
+  private layerForward(l: number, writeOutput: boolean): void {
+    const { ctx } = this;
+    const d = this.weights.dims;
+    const w = this.weights.layers[l];
+    const n = this.n;
+    const X = this.xs[l];
+    const Lb = this.L;
+    rmsnorm_forward(ctx, Lb.n1, Lb.rstd1, X, w.inputNorm, n, d.C, d.eps);
+    this.proj(l, 'q_proj', Lb.q, Lb.n1);
+    this.proj(l, 'k_proj', Lb.k, Lb.n1);
+    this.proj(l, 'v_proj', Lb.v, Lb.n1);
+    rope_forward(ctx, Lb.q, Lb.q, this.pos, this.rope, n, d.nH, d.hd);
+    rope_forward(ctx, Lb.k, Lb.k, this.pos, this.rope, n, d.nKV, d.hd);
+    attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
+    copy(ctx, Lb.h, X, n * d.C);
+    this.proj(l, 'o_proj', Lb.h, Lb.att, true);
+    rmsnorm_forward(ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);
+    this.proj(l, 'gate_proj', Lb.g, Lb.n2);
+    this.proj(l, 'up_proj', Lb.u, Lb.n2);
+    swiglu_forward(ctx, Lb.a, Lb.g, Lb.u, n * d.I);
+    if (writeOutput) {
+      copy(ctx, this.xs[l + 1], Lb.h, n * d.C);
+      this.proj(l, 'down_proj', this.xs[l + 1], Lb.a, true);
+    } else {
+      // The recomputation needs no layer output, only what down_proj's backward reads: its LoRA intermediate t.
+      this.loraIntermediate(l, 'down_proj', Lb.a);
+    }
+  }
+
+  /** t (N, r) = drop(X)·Aᵀ of one module, as lora_forward saves it, without the module's output. */
+  private loraIntermediate(layer: number, name: LinearName, X: GPUBuffer): void {
+    const m = this.lora?.modules[layer][name];
+    const t = this.L.t[name];
+    if (!m || !t || !this.lora) return;
+    const dropout = this.dropout(layer, m.moduleId);
+    let xin = X;
+    if (dropout && this.loraScratch.drop) {
+      xin = this.loraScratch.drop;
+      lora_dropout(this.ctx, xin, X, this.n * m.in, dropout.p, dropout.key);
+    }
+    gemm(this.ctx, { C: t, A: xin, B: m.A, M: this.n, N: this.lora.r, K: m.in, transB: true });
+  }
+
+  /** Backward of layer l: G.dres holds d xs[l+1] on entry and d xs[l] on exit. Needs layerForward(l) just before. */
+  private layerBackward(l: number): void {
+    const { ctx } = this;
+    const d = this.weights.dims;
+    const w = this.weights.layers[l];
+    const n = this.n;
+    const Lb = this.L;
+    const G = this.G;
+    // out = h + down(a)
+    this.projBackward(l, 'down_proj', G.da, G.dres, Lb.a);
+    swiglu_backward(ctx, G.dg, G.du, G.da, Lb.g, Lb.u, n * d.I);
+    this.projBackward(l, 'gate_proj', G.dn, G.dg, Lb.n2);
+    this.projBackward(l, 'up_proj', G.dn, G.du, Lb.n2, true);
+    rmsnorm_backward(ctx, G.dres, G.dn, Lb.h, w.postAttentionNorm, Lb.rstd2, n, d.C, { accumulate: true });
+    // h = x + o(att)
+    this.projBackward(l, 'o_proj', G.datt, G.dres, Lb.att);
+    attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnD);
+    rope_backward(ctx, G.dq, G.dq, this.pos, this.rope, n, d.nH, d.hd);
+    rope_backward(ctx, G.dk, G.dk, this.pos, this.rope, n, d.nKV, d.hd);
+    this.projBackward(l, 'q_proj', G.dn, G.dq, Lb.n1);
+    this.projBackward(l, 'k_proj', G.dn, G.dk, Lb.n1, true);
+    this.projBackward(l, 'v_proj', G.dn, G.dv, Lb.n1, true);
+    rmsnorm_backward(ctx, G.dres, G.dn, this.xs[l], w.inputNorm, Lb.rstd1, n, d.C, { accumulate: true });
+  }
+
+  /** Embeddings and every layer: fills xs[0..L] and xf. */
+  forwardHidden(): void {
+    const d = this.weights.dims;
+    embedding_forward(this.ctx, this.xs[0], this.ids, this.weights.embed.buffer, this.n, d.C, { storage: this.weights.embed.storage === 'bf16' ? 'bf16' : 'f32', V: d.V });
+    for (let l = 0; l < d.L; l++) {
+      this.layerForward(l, true);
+      // Long models: submit per layer so the driver can start while we record.
+      if (l % 4 === 3) this.ctx.flush();
+    }
+    rmsnorm_forward(this.ctx, this.xf, this.rstdf, this.xs[d.L], this.weights.finalNorm, this.n, d.C, d.eps);
+  }
+
+  private headArgs(lossScale: number) {
+    const d = this.weights.dims;
+    return {
+      lossSum: this.lossSum,
+      lse: this.lse,
+      h: this.xf,
+      W: this.weights.lmHead.buffer,
+      wStorage: this.weights.lmHead.storage,
+      targets: this.targets,
+      BT: this.n,
+      C: d.C,
+      V: d.V,
+      lossScale,
+      chunkTokens: this.xentChunk,
+      scratch: this.xent,
+    };
+  }
+
+  /** Loss without gradients (validation): adds lossScale·Σ token losses into lossSum. */
+  evaluate(lossScale: number): void {
+    this.forwardHidden();
+    lmhead_xent_forward(this.ctx, this.headArgs(lossScale));
+  }
+
+  /**
+   * Forward and backward of one micro-batch: lossSum += lossScale·Σ token losses, LoRA gradients += gradScale·d(Σ losses).
+   * With gradient accumulation over k micro-batches of c_i counted tokens: scale_i = 1/(c_i·k) (a mean per micro-batch,
+   * averaged over micro-batches, as HF/llama-recipes).
+   */
+  forwardBackward(lossScale: number, gradScale: number): void {
+    if (!this.lora) throw new FinetuneError('internal', 'forwardBackward needs a LoRA adapter to train');
+    const d = this.weights.dims;
+    this.forwardHidden();
+    lmhead_xent_forward_backward(this.ctx, { ...this.headArgs(lossScale), dh: this.G.dxf, gradScale });
+    rmsnorm_backward(this.ctx, this.G.dres, this.G.dxf, this.xs[d.L], this.weights.finalNorm, this.rstdf, this.n, d.C);
+    for (let l = d.L - 1; l >= 0; l--) {
+      this.layerForward(l, false);
+      this.layerBackward(l);
+      this.ctx.flush();
+    }
+    this.microStep++;
+  }
+
+  zeroGrads(): void {
+    if (this.lora) zeroLoraGrads(this.ctx, this.lora);
+  }
+
+  resetLoss(): void {
+    this.ctx.clear(this.lossSum);
+  }
+
+  /** Clips by the global gradient norm and applies one AdamW step to every LoRA tensor, all on the GPU. */
+  optimizerStep(s: OptimizerSettings): void {
+    const lora = this.lora;
+    if (!lora || !this.normPartials) throw new FinetuneError('internal', 'no adapter to optimise');
+    grad_norm_sq(this.ctx, this.normPartials, loraGradSlices(lora));
+    clip_scale(this.ctx, this.clip, this.normPartials, s.maxGradNorm);
+    this.optimizerSteps++;
+    const o = { lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step: this.optimizerSteps };
+    for (const m of loraModules(lora)) {
+      adamw_step(this.ctx, m.A, m.dA, m.mA, m.vA, this.clip, lora.r * m.in, o);
+      adamw_step(this.ctx, m.B, m.dB, m.mB, m.vB, this.clip, m.out * lora.r, o);
+    }
+    this.ctx.flush();
+  }
+
+  get steps(): number {
+    return this.optimizerSteps;
+  }
+
+  set steps(v: number) {
+    this.optimizerSteps = v;
+  }
+
+  async readLoss(): Promise<number> {
+    return (await this.ctx.readF32(this.lossSum, 0, 1))[0];
+  }
+
+  /** [clip scale, global gradient norm] of the last optimizer step. */
+  async readClip(): Promise<{ scale: number; norm: number }> {
+    const c = await this.ctx.readF32(this.clip, 0, 2);
+    return { scale: c[0], norm: c[1] };
+  }
+}

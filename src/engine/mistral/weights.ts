@@ -1,0 +1,186 @@
+// The frozen base model on the GPU: embeddings and lm_head kept 16-bit as the checkpoint stores them (bf16 packed),
+// norms in f32, and the seven projections per layer either dense (bf16/f32 as stored: exact) or NF4-quantised on the
+// GPU as they stream in.
+
+import type { Checkpoint } from '../../model/checkpoint.ts';
+import { FinetuneError } from '../errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import type { WeightStorage } from '../kernels/matmul.ts';
+import { nf4_quantize, type Nf4Weight } from '../kernels/nf4.ts';
+import { dimsOf, LINEARS, linearShape, type Dims, type LinearName } from './dims.ts';
+
+export type Quantization = 'none' | 'nf4' | 'nf4-double';
+
+/** A frozen linear layer W (out, in). */
+export type BaseLinear =
+  | { kind: 'dense'; out: number; in: number; buffer: GPUBuffer; storage: WeightStorage }
+  | { kind: 'nf4'; out: number; in: number; weight: Nf4Weight };
+
+export interface DenseMatrix {
+  buffer: GPUBuffer;
+  storage: WeightStorage;
+}
+
+export interface LayerWeights {
+  inputNorm: GPUBuffer; // (C) f32
+  postAttentionNorm: GPUBuffer; // (C) f32
+  linears: Record<LinearName, BaseLinear>;
+}
+
+export interface MistralWeights {
+  dims: Dims;
+  quantization: Quantization;
+  embed: DenseMatrix; // (V, C)
+  layers: LayerWeights[];
+  finalNorm: GPUBuffer; // (C) f32
+  lmHead: DenseMatrix; // (V, C)
+}
+
+export interface LoadProgress {
+  tensor: string;
+  done: number;
+  total: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface LoadOptions {
+  quantization: Quantization;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/** Uploads a 16/32-bit float matrix as it is stored (bf16/f16 packed two per u32), converting only what WGSL cannot read. */
+function uploadMatrix(ctx: GpuContext, label: string, dtype: string, bytes: Uint8Array, category: 'weights'): DenseMatrix {
+  switch (dtype) {
+    case 'BF16':
+      return { buffer: ctx.upload(label, bytes, category), storage: 'bf16' };
+    case 'F32':
+      return { buffer: ctx.upload(label, bytes, category), storage: 'f32' };
+    case 'F16':
+      if (ctx.hasF16) return { buffer: ctx.upload(label, bytes, category), storage: 'f16' };
+      return { buffer: ctx.upload(label, f16BytesToF32(bytes), category), storage: 'f32' };
+    default:
+      throw new FinetuneError('bad-input', `${label}: unsupported weight dtype ${dtype} (expected BF16, F16 or F32)`);
+  }
+}
+
+function f16BytesToF32(bytes: Uint8Array): Float32Array {
+  const h = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  const out = new Float32Array(h.length);
+  for (let i = 0; i < h.length; i++) {
+    const x = h[i];
+    const s = x & 0x8000 ? -1 : 1;
+    const e = (x >> 10) & 0x1f;
+    const m = x & 0x3ff;
+    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
+
+export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: LoadOptions): Promise<MistralWeights> {
+  const dims = dimsOf(ckpt.config);
+  if (ckpt.config.slidingWindow !== null && ckpt.config.slidingWindow < ckpt.config.maxPositions) {
+    throw new FinetuneError('bad-input', `sliding-window attention (window ${ckpt.config.slidingWindow}) is not supported; Mistral-7B v0.2 has none`);
+  }
+  const names = ['model.embed_tokens.weight'];
+  for (let l = 0; l < dims.L; l++) {
+    names.push(`model.layers.${l}.input_layernorm.weight`, `model.layers.${l}.post_attention_layernorm.weight`);
+    for (const m of LINEARS) names.push(moduleName(l, m));
+  }
+  names.push('model.norm.weight', ckpt.config.tieWordEmbeddings && !ckpt.has('lm_head.weight') ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  const bytesTotal = names.reduce((s, n) => s + (ckpt.info(n).end - ckpt.info(n).begin), 0);
+  let bytesDone = 0;
+  let done = 0;
+  const uploaded: GPUBuffer[] = [];
+  const step = (tensor: string): void => {
+    bytesDone += ckpt.info(tensor).end - ckpt.info(tensor).begin;
+    done++;
+    o.onProgress?.({ tensor, done, total: names.length, bytesDone, bytesTotal });
+  };
+  try {
+    const readMatrix = async (name: string): Promise<DenseMatrix> => {
+      const t = await ckpt.read(name);
+      const m = uploadMatrix(ctx, name, t.dtype, t.bytes, 'weights');
+      uploaded.push(m.buffer);
+      step(name);
+      return m;
+    };
+    const readVector = async (name: string): Promise<GPUBuffer> => {
+      const b = ctx.upload(name, await ckpt.readFloat32(name), 'weights');
+      uploaded.push(b);
+      step(name);
+      return b;
+    };
+    const embed = await readMatrix('model.embed_tokens.weight');
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < dims.L; l++) {
+      const inputNorm = await readVector(`model.layers.${l}.input_layernorm.weight`);
+      const postAttentionNorm = await readVector(`model.layers.${l}.post_attention_layernorm.weight`);
+      const linears = {} as Record<LinearName, BaseLinear>;
+      for (const m of LINEARS) {
+        const name = moduleName(l, m);
+        const shape = linearShape(dims, m);
+        if (o.quantization === 'none') {
+          const d = await readMatrix(name);
+          linears[m] = { kind: 'dense', ...shape, buffer: d.buffer, storage: d.storage };
+        } else {
+          const t = await ckpt.read(name);
+          const srcDtype = t.dtype === 'BF16' ? 'bf16' : t.dtype === 'F16' ? 'f16' : t.dtype === 'F32' ? 'f32' : null;
+          if (!srcDtype) throw new FinetuneError('bad-input', `${name}: cannot quantise dtype ${t.dtype}`);
+          const src = ctx.upload(`${name} (to quantise)`, t.bytes, 'scratch');
+          const weight = nf4_quantize(ctx, src, srcDtype, shape.out, shape.in, { doubleQuant: o.quantization === 'nf4-double', label: name });
+          // The source goes once the quantisation is submitted; only the 4-bit copy stays.
+          ctx.flush();
+          ctx.destroy(src);
+          linears[m] = { kind: 'nf4', ...shape, weight };
+          step(name);
+        }
+      }
+      layers.push({ inputNorm, postAttentionNorm, linears });
+      // Bound the queue: a 7B checkpoint streams 14 GB through here.
+      await ctx.sync();
+    }
+    const finalNorm = await readVector('model.norm.weight');
+    const lmHead = names[names.length - 1] === 'model.embed_tokens.weight' ? embed : await readMatrix('lm_head.weight');
+    return { dims, quantization: o.quantization, embed, layers, finalNorm, lmHead };
+  } catch (e) {
+    ctx.flush();
+    for (const b of uploaded) ctx.destroy(b);
+    throw e;
+  }
+}
+
+export function moduleName(layer: number, m: LinearName): string {
+  const group = m === 'gate_proj' || m === 'up_proj' || m === 'down_proj' ? 'mlp' : 'self_attn';
+  return `model.layers.${layer}.${group}.${m}.weight`;
+}
+
+export function destroyMistralWeights(ctx: GpuContext, w: MistralWeights): void {
+  ctx.flush();
+  const seen = new Set<GPUBuffer>();
+  const drop = (b: GPUBuffer | null): void => {
+    if (b && !seen.has(b)) {
+      seen.add(b);
+      ctx.destroy(b);
+    }
+  };
+  drop(w.embed.buffer);
+  drop(w.lmHead.buffer);
+  drop(w.finalNorm);
+  for (const layer of w.layers) {
+    drop(layer.inputNorm);
+    drop(layer.postAttentionNorm);
+    for (const m of LINEARS) {
+      const lin = layer.linears[m];
+      if (lin.kind === 'dense') drop(lin.buffer);
+      else for (const b of nf4Buffers(lin.weight)) drop(b);
+    }
+  }
+}
+
+function nf4Buffers(w: Nf4Weight): GPUBuffer[] {
+  const out = [w.codes];
+  if (w.absmax) out.push(w.absmax);
+  if (w.dq) out.push(w.dq.codes, w.dq.scale, w.dq.offset, w.dq.table);
+  return out;
+}
