@@ -8,8 +8,9 @@
 // Entry points: quantize (f32 | bf16 | f16 source, defines SRC_BF16 / SRC_F16), absmax_partials + absmax_mean (the
 // double-quant offset, a fixed-order fp32 reduction), dq_quantize (the 8-bit codes of absmax − offset), dequantize
 // (define DQ for double-quantised scales).
-// Rounding: x / absmax is the correctly rounded fp32 quotient, computed with integer long division (WGSL's `/` is
-// only accurate to 2.5 ulp), and the code is the number of fp32 midpoints below it, exactly as the reference does.
+// Rounding: x / absmax is the correctly rounded fp32 quotient, and the code is the number of fp32 midpoints below
+// it, exactly as the reference does. WGSL's `/` is only accurate to 2.5 ulp, so wherever that could matter (a
+// quotient near a midpoint) the quotient is recomputed exactly with integer long division.
 // Magnitudes are compared on bit patterns, so no step depends on a driver's denormal handling.
 
 struct Params {
@@ -83,6 +84,20 @@ fn nf4Code(y: f32) -> u32 {
   return c;
 }
 
+// The NF4 code of x / a (bits of x, and of a = absmax >= |x|). The hardware quotient (within a few ulp) decides
+// unless it lies within 2^-16 (relative) of a threshold, or an operand is subnormal: then the exact quotient does.
+fn nf4CodeOf(xb: u32, ab: u32) -> u32 {
+  let xm = xb & 0x7fffffffu;
+  if (ab >= 0x00800000u && ab < 0x7e800000u && (xm == 0u || xm >= 0x00800000u)) {
+    let y = bitcast<f32>(xb) / bitcast<f32>(ab);
+    let c = nf4Code(y);
+    let lo = select(NF4_T[max(c, 1u) - 1u], -2.0, c == 0u);
+    let hi = select(NF4_T[min(c, 14u)], 2.0, c == 15u);
+    if (abs(y - lo) > abs(lo) * 0x1p-16f && abs(hi - y) > abs(hi) * 0x1p-16f) { return c; }
+  }
+  return nf4Code(signedQuotient(xb, ab));
+}
+
 // Where element j (0..7) of a word sits: byte j/2, high nibble for even j.
 fn nibbleShift(j: u32) -> u32 {
   return (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
@@ -146,7 +161,7 @@ fn quantize(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
   if ((li & 7u) == 0u) { qAbsmax[word >> 3u] = bitcast<f32>(a); }
   var packed = 0u;
   for (var j = 0u; j < 8u; j++) {
-    packed = packed | (nf4Code(signedQuotient(v[j], a)) << nibbleShift(j));
+    packed = packed | (nf4CodeOf(v[j], a) << nibbleShift(j));
   }
   qCodes[word] = packed;
 }

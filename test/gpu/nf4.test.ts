@@ -155,6 +155,23 @@ describe('nf4 quantisation on the GPU equals the CPU reference bit for bit', () 
     await roundTrip(w, 'f32', w, rowsList.length, cols, false);
   });
 
+  it('codes subnormal f32 weights exactly (where the hardware division may flush them)', async () => {
+    const cols = 64;
+    const r = mulberry32(12);
+    const w = new Float32Array(2 * cols);
+    // Block 0: everything subnormal, absmax included; block 1: a tiny normal absmax with subnormal neighbours.
+    for (let j = 0; j < cols; j++) w[j] = (r() < 0.5 ? -1 : 1) * Math.floor(r() * 5000) * 2 ** -149;
+    w[0] = 6000 * 2 ** -149;
+    for (let j = 0; j < cols; j++) w[cols + j] = (r() < 0.5 ? -1 : 1) * Math.floor(r() * 2 ** 23) * 2 ** -149;
+    w[cols] = 2 ** -125;
+    const bSrc = ctx.upload('src', w, 'scratch');
+    const gw = nf4_quantize(ctx, bSrc, 'f32', 2, cols);
+    // Codes and scales only: a subnormal product code · absmax may be flushed by a GPU's multiplier.
+    expectSameHost(await nf4_download(ctx, gw), quantizeRef(w, 2, cols, false));
+    nf4_destroy(ctx, gw);
+    ctx.destroy(bSrc);
+  });
+
   it('double-quantises the block scales (several groups of 256 blocks, a partial last one)', async () => {
     const [rows, cols] = [300, 128]; // 600 blocks: groups of 256, 256, 88
     const w = weights(rows, cols, 5);
