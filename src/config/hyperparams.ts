@@ -255,14 +255,16 @@ export const hyperparamsSchema = z
   .strict()
   .superRefine((raw, ctx) => {
     const hp = raw as Hyperparams;
-    if (hp.train_batch_size % hp.micro_batch_size !== 0) {
+    const count = (v: unknown) => Number.isInteger(v) && (v as number) >= 1;
+    // Cross-field rules only between values that passed their own check (a bad value already has its message).
+    if (count(hp.train_batch_size) && count(hp.micro_batch_size) && hp.train_batch_size % hp.micro_batch_size !== 0) {
       ctx.addIssue({
         code: 'custom',
         path: ['micro_batch_size'],
         message: `train_batch_size (${hp.train_batch_size}) must be a multiple of micro_batch_size (${hp.micro_batch_size}): each optimizer step accumulates train_batch_size / micro_batch_size micro-batches`,
       });
     }
-    const t = parseTargetModules(hp.lora_target_modules ?? '');
+    const t = typeof hp.lora_target_modules === 'string' ? parseTargetModules(hp.lora_target_modules) : null;
     if (typeof t === 'string') ctx.addIssue({ code: 'custom', path: ['lora_target_modules'], message: t });
     if (hp.peft_method === 'qlora' && hp.quantization === 'none') {
       ctx.addIssue({ code: 'custom', path: ['quantization'], message: 'peft_method qlora needs a quantized base: quantization nf4 or nf4-double (or leave quantization unset)' });

@@ -81,7 +81,8 @@ export class ProblemLog {
   /** One line per kept problem, plus a last line counting the ones left out. */
   lines(): string[] {
     const out = this.shown.map(formatProblem);
-    if (this.omitted > 0) out.push(`… and ${this.omitted} more problem${this.omitted === 1 ? '' : 's'} not shown (${this.errorCount} errors, ${this.warningCount} warnings in all)`);
+    const n = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
+    if (this.omitted > 0) out.push(`… and ${n(this.omitted, 'more problem')} not shown (${n(this.errorCount, 'error')}, ${n(this.warningCount, 'warning')} in all)`);
     return out;
   }
 }

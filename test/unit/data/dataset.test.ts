@@ -1,0 +1,221 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { loadDataset } from '../../../src/data/dataset.ts';
+import { ProblemLog, formatProblem } from '../../../src/data/problems.ts';
+import { RowChecker } from '../../../src/data/rows.ts';
+import { FinetuneError } from '../../../src/engine/errors.ts';
+import { chunked, fixtureBytes, golden, mistralTokenizer, utf8 } from './helpers.ts';
+
+function check(values: unknown[]): { rows: unknown[]; problems: string[] } {
+  const log = new ProblemLog();
+  const checker = new RowChecker();
+  const rows = values.map((v, i) => checker.check(v, i + 1, log));
+  return { rows, problems: log.shown.map(formatProblem) };
+}
+
+describe('row rules', () => {
+  it('accepts {"text"} and {"prompt","completion"} rows', () => {
+    expect(check([{ text: 'a' }]).rows).toEqual([{ line: 1, shape: 'text', text: 'a' }]);
+    expect(check([{ prompt: 'p', completion: 'c' }]).rows).toEqual([{ line: 1, shape: 'prompt_completion', prompt: 'p', completion: 'c' }]);
+  });
+
+  const errors: [unknown, RegExp][] = [
+    [[1], /must be a JSON object.*got an array/],
+    ['text', /must be a JSON object.*got a string/],
+    [null, /got null/],
+    [42, /got a number/],
+    [{}, /needs "text", or "prompt" and "completion"; found an empty object/],
+    [{ title: 'x' }, /found fields "title"/],
+    [{ prompt: 'p' }, /missing "completion"/],
+    [{ completion: 'c' }, /missing "prompt"/],
+    [{ text: 't', completion: 'c' }, /either "text" or "prompt" \+ "completion", not both/],
+    [{ text: 5 }, /"text" must be a string, got a number/],
+    [{ prompt: 'p', completion: ['c'] }, /"completion" must be a string, got an array/],
+    [{ prompt: 'p', completion: null }, /"completion" must be a string, got null/],
+    [{ text: '' }, /"text" is empty/],
+    [{ prompt: 'p', completion: '' }, /"completion" is empty/],
+  ];
+  for (const [value, message] of errors) {
+    it(`refuses ${JSON.stringify(value)}`, () => {
+      const r = check([value]);
+      expect(r.rows).toEqual([null]);
+      expect(r.problems).toHaveLength(1);
+      expect(r.problems[0]).toMatch(/^line 1: /);
+      expect(r.problems[0]).toMatch(message);
+    });
+  }
+
+  it('warns about unknown fields and whitespace-only strings but keeps the row', () => {
+    const r = check([{ text: 'a', id: 1, meta: {} }, { text: '   ' }]);
+    expect(r.rows.every((x) => x !== null)).toBe(true);
+    expect(r.problems).toEqual([
+      'line 1: warning: unknown fields "id", "meta" ignored (rows use "text")',
+      'line 2: warning: "text" holds only whitespace',
+    ]);
+  });
+
+  it('refuses rows of the other shape once the file has one', () => {
+    const r = check([{ prompt: 'p', completion: 'c' }, { text: 't' }, { prompt: 'q', completion: 'd' }]);
+    expect(r.rows[1]).toBeNull();
+    expect(r.rows[2]).not.toBeNull();
+    expect(r.problems).toEqual(['line 2: this row is {"text"} but the file\'s rows are {"prompt", "completion"} (since line 1); use one shape per file']);
+  });
+});
+
+describe('loadDataset', () => {
+  it('tokenises a valid file in the replicate layout and summarises it', async () => {
+    const tokenizer = await mistralTokenizer();
+    const g = golden().formats.replicate.examples;
+    const d = await loadDataset(fixtureBytes('prompt_completion.jsonl'), { tokenizer });
+    expect(d.ok).toBe(true);
+    expect(d.examples.map((e) => e.line)).toEqual([1, 2, 3]);
+    expect(Array.from(d.examples[0].ids)).toEqual(g[0].ids);
+    expect(Array.from(d.examples[1].ids)).toEqual(g[1].ids);
+    const lengths = d.examples.map((e) => e.ids.length);
+    const sorted = [...lengths].sort((a, b) => a - b);
+    expect(d.summary).toMatchObject({
+      rows: 3,
+      rejectedRows: 0,
+      shape: 'prompt_completion',
+      layout: 'replicate',
+      maxSeqLen: 4096,
+      rowsTruncated: 0,
+      tokensLost: 0,
+      errors: 0,
+      warnings: 1,
+      tokens: { total: lengths.reduce((a, b) => a + b), min: sorted[0], median: sorted[1], max: sorted[2], lossTokens: lengths.reduce((a, b) => a + b - 1, 0) },
+    });
+    expect(d.problems.shown[0]).toMatchObject({ line: 3, code: 'unknown-fields', severity: 'warning' });
+  });
+
+  it('uses the instruct layout: loss on the completion only', async () => {
+    const tokenizer = await mistralTokenizer();
+    const g = golden().formats.instruct.examples;
+    const d = await loadDataset(fixtureBytes('prompt_completion.jsonl'), { tokenizer, layout: 'instruct' });
+    expect(Array.from(d.examples[0].ids)).toEqual([...g[0].prompt_ids, ...g[0].completion_ids]);
+    expect(d.examples[0].lossStart).toBe(g[0].prompt_ids.length);
+    expect(d.summary.tokens?.lossTokens).toBe(d.examples.reduce((a, e) => a + e.ids.length - e.lossStart, 0));
+  });
+
+  it('refuses the instruct layout on text rows, once, at the first row', async () => {
+    const tokenizer = await mistralTokenizer();
+    const d = await loadDataset(fixtureBytes('text_crlf_bom.jsonl'), { tokenizer, layout: 'instruct' });
+    expect(d.ok).toBe(false);
+    expect(d.problems.shown.map(formatProblem)).toEqual([
+      'line 1: the instruct layout needs rows with "prompt" and "completion"; this file has "text" rows (use the replicate layout)',
+      'file: no usable rows: every row has an error',
+    ]);
+  });
+
+  it('warns about rows longer than max_seq_len: truncated, how many tokens lost', async () => {
+    const tokenizer = await mistralTokenizer();
+    const full = await loadDataset(fixtureBytes('prompt_completion.jsonl'), { tokenizer });
+    const lengths = full.examples.map((e) => e.ids.length); // 13, 29, 8
+    const d = await loadDataset(fixtureBytes('prompt_completion.jsonl'), { tokenizer, maxSeqLen: 12 });
+    expect(d.ok).toBe(true);
+    expect(d.examples.map((e) => e.ids.length)).toEqual(lengths.map((n) => Math.min(n, 12)));
+    expect(d.summary.rowsTruncated).toBe(lengths.filter((n) => n > 12).length);
+    expect(d.summary.tokensLost).toBe(lengths.reduce((a, n) => a + Math.max(0, n - 12), 0));
+    const truncated = d.problems.shown.filter((p) => p.code === 'truncated').map(formatProblem);
+    expect(truncated).toEqual([
+      `line 1: warning: ${lengths[0]} tokens, longer than max_seq_len 12: truncated, ${lengths[0] - 12} tokens lost`,
+      `line 2: warning: ${lengths[1]} tokens, longer than max_seq_len 12: truncated, ${lengths[1] - 12} tokens lost`,
+    ]);
+  });
+
+  it('warns when truncation leaves nothing of an instruct completion', async () => {
+    const tokenizer = await mistralTokenizer();
+    const d = await loadDataset(fixtureBytes('prompt_completion.jsonl'), { tokenizer, layout: 'instruct', maxSeqLen: 10 });
+    expect(d.problems.shown.filter((p) => p.code === 'no-loss-tokens').map((p) => p.line)).toEqual([1, 2, 3]);
+  });
+
+  it('reports every problem of a bad file with its line, and counts rejected rows', async () => {
+    const d = await loadDataset(fixtureBytes('problems.jsonl'), { tokenizer: await mistralTokenizer() });
+    expect(d.ok).toBe(false);
+    expect(d.problems.shown.map((p) => [p.line, p.code, p.severity])).toEqual([
+      [2, 'invalid-json', 'error'],
+      [3, 'not-object', 'error'],
+      [4, 'missing-field', 'error'],
+      [5, 'not-string', 'error'],
+      [6, 'empty-string', 'error'],
+      [8, 'mixed-shapes', 'error'],
+      [9, 'both-shapes', 'error'],
+      [10, 'no-fields', 'error'],
+      [11, 'invalid-json', 'error'],
+      [12, 'unknown-fields', 'warning'],
+      [13, 'invalid-json', 'error'],
+    ]);
+    expect(d.summary).toMatchObject({ rows: 2, rejectedRows: 10, lines: 13, errors: 10, warnings: 1 });
+    expect(d.examples.map((e) => e.line)).toEqual([1, 12]);
+  });
+
+  it('caps the problems it keeps and counts the rest', async () => {
+    const text = Array.from({ length: 250 }, (_, i) => (i % 2 ? '{"text": "ok"}' : 'not json')).join('\n');
+    const d = await loadDataset(utf8(text), { maxProblems: 20 });
+    expect(d.problems.shown).toHaveLength(20);
+    expect(d.problems.errorCount).toBe(125);
+    expect(d.problems.omitted).toBe(105);
+    const lines = d.problems.lines();
+    expect(lines).toHaveLength(21);
+    expect(lines[20]).toBe('… and 105 more problems not shown (125 errors, 0 warnings in all)');
+    expect(d.summary.rows).toBe(125);
+  });
+
+  it('calls an empty file or one of blank lines an error, about the file', async () => {
+    for (const f of ['empty.jsonl', 'blank_lines.jsonl']) {
+      const d = await loadDataset(fixtureBytes(f));
+      expect(d.ok).toBe(false);
+      expect(d.problems.shown.map(formatProblem)).toEqual(['file: the file has no rows (it is empty or holds only blank lines); expected one JSON object per line']);
+    }
+  });
+
+  it('validates without a tokenizer (no token counts) and can keep the rows', async () => {
+    const d = await loadDataset(fixtureBytes('text_crlf_bom.jsonl'), { keepRows: true });
+    expect(d.ok).toBe(true);
+    expect(d.summary.tokens).toBeNull();
+    expect(d.examples).toEqual([]);
+    expect(d.rows.map((r) => r.line)).toEqual([1, 3, 5]);
+  });
+
+  it('never throws anything but bad-input on random bytes or mutated valid files, and names only real lines (fuzz)', async () => {
+    const tokenizer = await mistralTokenizer();
+    const valid = [fixtureBytes('prompt_completion.jsonl'), fixtureBytes('text_crlf_bom.jsonl'), fixtureBytes('problems.jsonl')];
+    const mutated = fc
+      .tuple(fc.nat(valid.length - 1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'insert', 'delete')), { minLength: 1, maxLength: 8 }))
+      .map(([k, edits]) => {
+        const bytes = Array.from(valid[k]);
+        for (const [at, b, op] of edits) {
+          const i = at % (bytes.length + 1);
+          if (op === 'set' && i < bytes.length) bytes[i] = b;
+          else if (op === 'insert') bytes.splice(i, 0, b);
+          else bytes.splice(i, 1);
+        }
+        return Uint8Array.from(bytes);
+      });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 300 }), mutated), fc.array(fc.nat(400), { maxLength: 5 }), fc.integer({ min: 1, max: 64 }), async (bytes, cuts, maxSeqLen) => {
+        let lineCount = 1;
+        for (const b of bytes) if (b === 0x0a) lineCount++;
+        try {
+          const d = await loadDataset(chunked(bytes, cuts), { tokenizer, maxSeqLen, layout: maxSeqLen % 2 ? 'replicate' : 'instruct', maxProblems: 1000 });
+          for (const p of d.problems.shown) {
+            if (p.line !== null) {
+              expect(p.line).toBeGreaterThanOrEqual(1);
+              expect(p.line).toBeLessThanOrEqual(lineCount);
+            } else expect(p.code).toBe('empty-file');
+            if (p.column !== undefined) expect(p.column).toBeGreaterThanOrEqual(1);
+          }
+          for (const e of d.examples) {
+            expect(e.ids.length).toBeGreaterThan(0);
+            expect(e.ids.length).toBeLessThanOrEqual(maxSeqLen);
+          }
+          expect(d.ok).toBe(d.problems.errorCount === 0);
+        } catch (e) {
+          expect(e).toBeInstanceOf(FinetuneError);
+          expect((e as FinetuneError).kind).toBe('bad-input');
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
