@@ -6,11 +6,16 @@
 // `fs.readFileSync`, which a browser does not have. We use its exported class only to instantiate the WASM module
 // (its first step), then write the model bytes into the module's in-memory file system and call the embind
 // `SentencePieceProcessor.Load` ourselves — the same calls `load()` makes, minus the Node file read. The WASM binary is
-// embedded in the package as a data: URL, so nothing is fetched. (@sctg/sentencepiece-js's `loadFromB64StringModel`
-// would do the same from base64, at the cost of a second ~4 MB bundle with three unrelated models inside.)
+// embedded in the package as a data: URL, so nothing is fetched. In a Web Worker the package cannot even be evaluated
+// without a stand-in `document` (sentencepiece-env.ts). (@sctg/sentencepiece-js's `loadFromB64StringModel` would
+// load from base64, at the cost of another ~4 MB bundle with three unrelated models inside.)
 
+// Keep this import order: sentencepiece-env.ts must be evaluated before the package (see that file).
+import { restoreGlobals } from './sentencepiece-env.ts';
 import spm, { type SpModule, type SpProcessor } from '@agnai/sentencepiece-js';
 import { FinetuneError } from '../engine/errors.ts';
+
+restoreGlobals();
 
 export interface Tokenizer {
   readonly vocabSize: number;
