@@ -10,7 +10,11 @@
 // registers (q and the output accumulator, say). The rows of the other side (keys, or queries for dk/dv) stream through
 // workgroup memory in small tiles. A dot product over the head dim is PARTS partial dots written to workgroup memory
 // and summed by every thread of the row, in the same order, so the PARTS threads of a row agree bit for bit on the
-// scores and the online-softmax state. No [T×T] matrix is ever stored; key tiles above the diagonal are skipped.
+// scores and the online-softmax state. No [T×T] matrix is ever stored. Tiles are skipped, uniformly for the workgroup,
+// when no row of the block may attend any of their entries: above the diagonal, and outside the rows' segments (packed
+// examples cost only their own blocks). A thread reads the tile's segment ids itself, keeps the bits of the entries its
+// row may attend, and the workgroup agrees through a tile-stamped flag (atomicMax, then workgroupUniformLoad).
+// Query blocks run in reverse order (the longest, last blocks first) so causal work does not leave a tail.
 //
 // Scores live in the log2 domain (q pre-scaled by log2(e)/sqrt(HD)) so the softmax uses exp2; lse is stored in nats.
 //
@@ -59,7 +63,7 @@ const F_MAXWG = 128u;
 var<workgroup> fK: array<vec4f, 512>; // [FBK][HD/4]
 var<workgroup> fV: array<vec4f, 512>;
 var<workgroup> fS: array<f32, 2176>; // [WG][FBK + 1] partial scores (padded row: no bank conflicts)
-var<workgroup> fSeg: array<u32, FBK>;
+var<workgroup> fFlag: atomic<u32>;
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -72,7 +76,8 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   let b = wg.z;
   let h = wg.y;
   let kvh = h / (p.nH / p.nKV);
-  let i = wg.x * ROWS + r;
+  let qb = (p.T + ROWS - 1u) / ROWS - 1u - wg.x;
+  let i = qb * ROWS + r;
   let rowValid = r < ROWS && i < p.T;
   let tok = b * p.T + min(i, p.T - 1u);
   var segI = 0u;
@@ -89,8 +94,19 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   var m = NEG;
   var l = 0.0;
 
-  let kEnd = min(p.T, (wg.x + 1u) * ROWS); // keys ≥ kEnd are above the diagonal of every query here
+  let kEnd = min(p.T, (qb + 1u) * ROWS); // keys ≥ kEnd are above the diagonal of every query here
+  var tile = 0u;
   for (var j0 = 0u; j0 < kEnd; j0 += FBK) {
+    tile++;
+    var bits = 0u; // bit jj: this row may attend key j0 + jj
+    if (segI != 0u) {
+      for (var jj = 0u; jj < FBK && j0 + jj <= i; jj++) {
+        if (fseg[b * p.T + j0 + jj] == segI) { bits |= 1u << jj; }
+      }
+    }
+    if (bits != 0u) { atomicMax(&fFlag, tile); }
+    if (workgroupUniformLoad(&fFlag) != tile) { continue; } // also the barrier before the tiles are overwritten
+
     for (var idx = t; idx < FBK * HD4; idx += WG) {
       let j = j0 + idx / HD4;
       var kx = vec4f(0.0);
@@ -102,11 +118,6 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       }
       fK[idx] = kx;
       fV[idx] = vx;
-    }
-    if (t < FBK) {
-      var s = 0u;
-      if (j0 + t < p.T) { s = fseg[b * p.T + j0 + t]; }
-      fSeg[t] = s;
     }
     workgroupBarrier();
 
@@ -123,8 +134,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
     for (var jj = 0u; jj < FBK; jj++) {
       var s = 0.0;
       for (var pp = 0u; pp < PARTS; pp++) { s += fS[(r * PARTS + pp) * (FBK + 1u) + jj]; }
-      let ok = j0 + jj <= i && fSeg[jj] == segI && segI != 0u;
-      sc[jj] = select(NEG, s, ok);
+      sc[jj] = select(NEG, s, (bits & (1u << jj)) != 0u);
       mBlk = max(mBlk, sc[jj]);
     }
     if (mBlk > 0.5 * NEG) {
@@ -140,7 +150,6 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       }
       m = mNew;
     }
-    workgroupBarrier();
   }
 
   if (rowValid) {
@@ -185,7 +194,7 @@ const QBK = 8u; // keys per tile
 var<workgroup> qK: array<vec4f, 256>; // [QBK][HD/4]
 var<workgroup> qV: array<vec4f, 256>;
 var<workgroup> qS: array<f32, 2176>; // [WG][2·QBK + 1]: partial scores, then partial dout·v
-var<workgroup> qSeg: array<u32, QBK>;
+var<workgroup> qFlag: atomic<u32>;
 
 @compute @workgroup_size(WG)
 fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -199,7 +208,8 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let b = wg.z;
   let h = wg.y;
   let kvh = h / (p.nH / p.nKV);
-  let i = wg.x * ROWS + r;
+  let qb = (p.T + ROWS - 1u) / ROWS - 1u - wg.x;
+  let i = qb * ROWS + r;
   let rowValid = r < ROWS && i < p.T;
   let tok = b * p.T + min(i, p.T - 1u);
   var segI = 0u;
@@ -227,8 +237,19 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     acc[c] = vec4f(0.0);
   }
 
-  let kEnd = min(p.T, (wg.x + 1u) * ROWS);
+  let kEnd = min(p.T, (qb + 1u) * ROWS);
+  var tile = 0u;
   for (var j0 = 0u; j0 < kEnd; j0 += QBK) {
+    tile++;
+    var bits = 0u;
+    if (segI != 0u) {
+      for (var jj = 0u; jj < QBK && j0 + jj <= i; jj++) {
+        if (qseg[b * p.T + j0 + jj] == segI) { bits |= 1u << jj; }
+      }
+    }
+    if (bits != 0u) { atomicMax(&qFlag, tile); }
+    if (workgroupUniformLoad(&qFlag) != tile) { continue; }
+
     for (var idx = t; idx < QBK * HD4; idx += WG) {
       let j = j0 + idx / HD4;
       var kx = vec4f(0.0);
@@ -240,11 +261,6 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       }
       qK[idx] = kx;
       qV[idx] = vx;
-    }
-    if (t < QBK) {
-      var s = 0u;
-      if (j0 + t < p.T) { s = qseg[b * p.T + j0 + t]; }
-      qSeg[t] = s;
     }
     workgroupBarrier();
 
@@ -269,13 +285,11 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
         s += qS[o + jj];
         dp += qS[o + QBK + jj];
       }
-      let ok = j0 + jj <= i && qSeg[jj] == segI && segI != 0u;
-      let pj = select(0.0, exp2(s - lse2), ok);
+      let pj = select(0.0, exp2(s - lse2), (bits & (1u << jj)) != 0u);
       let ds = pj * (dp - Di);
       let kb = jj * HD4 + part * DPT4;
       for (var c = 0u; c < DPT4; c++) { acc[c] = fma(vec4f(ds), qK[kb + c], acc[c]); }
     }
-    workgroupBarrier();
   }
 
   if (rowValid) {
@@ -301,7 +315,7 @@ const KBQ = 8u; // queries per tile
 var<workgroup> kQ: array<vec4f, 256>; // [KBQ][HD/4]
 var<workgroup> kdO: array<vec4f, 256>;
 var<workgroup> kS: array<f32, 4352>; // [WG ≤ 256][2·KBQ + 1]
-var<workgroup> kSegQ: array<u32, KBQ>;
+var<workgroup> kFlag: atomic<u32>;
 var<workgroup> kL: array<f32, KBQ>; // lse · log2(e)
 var<workgroup> kDq: array<f32, KBQ>;
 
@@ -342,9 +356,20 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
   }
 
   let iStart = wg.x * ROWS; // queries before the block's first key see none of its keys
+  var tile = 0u;
   for (var hh = 0u; hh < G; hh++) {
     let h = g * G + hh;
     for (var i0 = iStart; i0 < p.T; i0 += KBQ) {
+      tile++;
+      var bits = 0u; // bit ii: query i0 + ii attends this row's key
+      if (segJ != 0u) {
+        for (var ii = 0u; ii < KBQ && i0 + ii < p.T; ii++) {
+          if (i0 + ii >= j && kseg[b * p.T + i0 + ii] == segJ) { bits |= 1u << ii; }
+        }
+      }
+      if (bits != 0u) { atomicMax(&kFlag, tile); }
+      if (workgroupUniformLoad(&kFlag) != tile) { continue; }
+
       for (var idx = t; idx < KBQ * HD4; idx += WG) {
         let i = i0 + idx / HD4;
         var qx = vec4f(0.0);
@@ -358,16 +383,13 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
         kdO[idx] = ox;
       }
       if (t < KBQ) {
-        var s = 0u;
         var L = 0.0;
         var d = 0.0;
         if (i0 + t < p.T) {
           let ti = b * p.T + i0 + t;
-          s = kseg[ti];
           L = klse[ti * p.nH + h] * LOG2E;
           d = kD[ti * p.nH + h];
         }
-        kSegQ[t] = s;
         kL[t] = L;
         kDq[t] = d;
       }
@@ -394,8 +416,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
           s += kS[o + ii];
           dp += kS[o + KBQ + ii];
         }
-        let ok = j <= i0 + ii && kSegQ[ii] == segJ && segJ != 0u;
-        let pij = select(0.0, exp2(s * p.scale2 - kL[ii]), ok);
+        let pij = select(0.0, exp2(s * p.scale2 - kL[ii]), (bits & (1u << ii)) != 0u);
         let ds = pij * (dp - kDq[ii]);
         let qb = ii * HD4 + part * DPT4;
         for (var c = 0u; c < DPT4; c++) {
@@ -403,7 +424,6 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
           dk[c] = fma(vec4f(ds), kQ[qb + c], dk[c]);
         }
       }
-      workgroupBarrier();
     }
   }
 
