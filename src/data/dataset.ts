@@ -1,6 +1,7 @@
 // A JSONL file → validated, tokenised examples plus every problem found, in one streaming pass. The same function
 // backs `finetune validate`, the page's dataset panel and the trainer (which keeps the examples).
 
+import { FinetuneError } from '../engine/errors.ts';
 import type { ByteSource, ReadCounters, ReadOptions } from './jsonl.ts';
 import { readJsonl } from './jsonl.ts';
 import { encodeRow, lossTokensIn, type Example, type Layout } from './layout.ts';
@@ -70,6 +71,7 @@ function median(sorted: Uint32Array): number {
 export async function loadDataset(source: ByteSource, options: LoadOptions = {}): Promise<LoadedDataset> {
   const layout = options.layout ?? 'replicate';
   const maxSeqLen = options.maxSeqLen ?? 4096;
+  if (!Number.isInteger(maxSeqLen) || maxSeqLen < 1) throw new FinetuneError('bad-input', `max_seq_len must be a positive integer, got ${maxSeqLen}`);
   const keepExamples = options.keepExamples ?? true;
   const tok = options.tokenizer;
   const log = new ProblemLog(options.maxProblems ?? 100);

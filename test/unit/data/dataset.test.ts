@@ -169,6 +169,10 @@ describe('loadDataset', () => {
     }
   });
 
+  it('refuses a max_seq_len that is not a positive integer', async () => {
+    await expect(loadDataset(utf8('{"text": "a"}'), { maxSeqLen: 0 })).rejects.toThrow(/max_seq_len must be a positive integer, got 0/);
+  });
+
   it('validates without a tokenizer (no token counts) and can keep the rows', async () => {
     const d = await loadDataset(fixtureBytes('text_crlf_bom.jsonl'), { keepRows: true });
     expect(d.ok).toBe(true);

@@ -89,6 +89,26 @@ describe('streaming JSONL reader', () => {
     expect((err as Error).message).toMatch(/byte 13 \(line 2\): disk on fire/);
   });
 
+  it('streams: rows come out while the source is still producing (an endless source is fine)', async () => {
+    let produced = 0;
+    async function* endless(): AsyncGenerator<Uint8Array> {
+      for (;;) {
+        produced++;
+        yield utf8(`{"text": "row ${produced}"}\n{"text": "more`); // each chunk ends mid-line
+        yield utf8(` ${produced}"}\n`);
+      }
+    }
+    const log = new ProblemLog();
+    const seen: JsonlLine[] = [];
+    for await (const r of readJsonl(endless(), log)) {
+      seen.push(r);
+      if (seen.length === 2000) break;
+    }
+    expect(log.total).toBe(0);
+    expect(seen[1999]).toEqual({ line: 2000, value: { text: 'more 1000' } });
+    expect(produced).toBeLessThanOrEqual(1001);
+  });
+
   it('gives the same rows and problems however the bytes are cut into chunks (property)', async () => {
     const files = ['text_crlf_bom.jsonl', 'problems.jsonl', 'bad_utf8.jsonl', 'prompt_completion.jsonl'].map(fixtureBytes);
     const whole = await Promise.all(files.map((f) => readAll(f)));
