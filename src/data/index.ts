@@ -20,4 +20,5 @@ export {
   type MicroBatch,
   type TrainStep,
 } from './batches.ts';
+export { loadRunData, type RunData, type RunDataOptions } from './training-data.ts';
 export { createRng, epochPermutation, shuffleInPlace, type Rng } from './prng.ts';
