@@ -143,6 +143,12 @@ describe('fused lm_head + cross-entropy against float64', () => {
     destroyLmheadXentScratch(ctx, scratch);
   });
 
+  it('refuses a logits chunk larger than one storage binding, with a typed error', () => {
+    const limit = ctx.device.limits.maxStorageBufferBindingSize;
+    const chunk = Math.ceil(limit / (32000 * 4)) + 1;
+    expect(() => createLmheadXentScratch(ctx, chunk, 64, 32000, chunk)).toThrow(/fewer chunk tokens/);
+  });
+
   it('leaves no buffers behind in the ledger', () => {
     const names = ctx.ledger.liveBuffers().map((b) => b.label);
     expect(names.sort()).toEqual(['fence', 'fence source', 'uniform arena']);

@@ -27,6 +27,15 @@ export interface LmheadXentScratch {
 export function createLmheadXentScratch(ctx: GpuContext, BT: number, C: number, V: number, chunkTokens: number): LmheadXentScratch {
   const R = Math.min(chunkTokens, BT);
   const multi = BT > R;
+  const logitsBytes = R * V * 4;
+  const limit = Math.min(ctx.device.limits.maxStorageBufferBindingSize, ctx.device.limits.maxBufferSize);
+  if (logitsBytes > limit) {
+    throw new FinetuneError('out-of-memory', `lm_head xent: a chunk of ${R} tokens needs ${logitsBytes} bytes of logits, over this GPU's ${limit}; use fewer chunk tokens`, {
+      chunkTokens: R,
+      bytes: logitsBytes,
+      limit,
+    });
+  }
   return {
     BT,
     C,
