@@ -12,6 +12,7 @@ import xent from '../../shaders/xent.wgsl?raw';
 import adamw from '../../shaders/adamw.wgsl?raw';
 import lora from '../../shaders/lora.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
+import random from '../../shaders/random.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
@@ -26,4 +27,5 @@ export const shaderSources: Readonly<Record<string, string>> = {
   adamw,
   lora,
   elementwise,
+  random,
 };

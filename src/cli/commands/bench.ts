@@ -1,46 +1,91 @@
 import { parseArgs } from 'node:util';
-import { FinetuneError } from '../../engine/errors.ts';
+import { benchAttention } from '../../engine/bench/attention.ts';
+import { benchLayer, MISTRAL_7B_LAYER } from '../../engine/bench/layer.ts';
 import { benchMatmul } from '../../engine/bench/matmul.ts';
+import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../engine/bench/nf4.ts';
+import { FinetuneError } from '../../engine/errors.ts';
 import type { Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
+
+const WHAT = ['matmul', 'nf4', 'attention', 'layer', 'all'] as const;
+type What = (typeof WHAT)[number];
+
+/** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
+const SMALL_LAYER = { C: 256, I: 896, nH: 8, nKV: 2, hd: 32, theta: 1e6, eps: 1e-5 };
 
 const USAGE = `finetune bench <what> [options]
 
 what:
   matmul     GFLOP/s of each matmul variant next to the plain tiled fp32 product
+  nf4        fused NF4 matmuls (forward, input gradient; plain and double-quant) at Mistral-7B projection shapes
+  attention  causal GQA attention forward/backward at Mistral-7B's head layout (32 heads, 8 KV heads, head_dim 128)
+  layer      one Mistral-7B layer (random NF4 weights made on the GPU), LoRA r=8 on all seven projections:
+             forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory
+  all        everything above
 
 options:
-  --sizes 512,1024,2048,4096   square sizes to run (default: those four on a hardware GPU, 256,512 on SwiftShader)
+  --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
+  --tokens 512,2048            nf4/attention/layer: tokens (default: 512,2048 on a GPU, 64 on SwiftShader)
+  --small                      nf4/attention/layer at reduced model sizes (default on SwiftShader)
   --min-ms 300                 time measured per result
 
-Prints one JSON line per result as soon as it is measured.`;
+Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
+
+function intList(flag: string, v: string): number[] {
+  return v.split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new FinetuneError('bad-input', `--${flag}: "${s}" is not a positive integer`);
+    return n;
+  });
+}
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'measure kernels on this machine\'s GPU (one JSON line per result)',
+  summary: "measure kernels and a training layer on this machine's GPU (one JSON line per result)",
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { sizes: { type: 'string' }, 'min-ms': { type: 'string' } },
+      options: { sizes: { type: 'string' }, tokens: { type: 'string' }, small: { type: 'boolean' }, 'min-ms': { type: 'string' } },
     });
-    const what = positionals[0];
-    if (what !== 'matmul') throw new FinetuneError('bad-input', `bench: unknown benchmark "${what ?? ''}"; expected: matmul`);
+    const what = positionals[0] as What | undefined;
+    if (!what || !WHAT.includes(what)) throw new FinetuneError('bad-input', `bench: unknown benchmark "${what ?? ''}"; expected one of: ${WHAT.join(', ')}`);
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
-    const sizes = values.sizes
-      ? values.sizes.split(',').map((s) => {
-          const n = Number(s);
-          if (!Number.isInteger(n) || n < 1) throw new FinetuneError('bad-input', `--sizes: "${s}" is not a positive integer`);
-          return n;
-        })
-      : ctx.report.software
-        ? [256, 512]
-        : [512, 1024, 2048, 4096];
+    const software = ctx.report.software;
+    const small = values.small ?? software;
     const minMs = values['min-ms'] ? Number(values['min-ms']) : 300;
-    io.out(JSON.stringify({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description }));
-    for await (const r of benchMatmul(ctx, sizes, minMs)) io.out(JSON.stringify(r));
+    const sizes = values.sizes ? intList('sizes', values.sizes) : software ? [256, 512] : [512, 1024, 2048, 4096];
+    const tokens = values.tokens ? intList('tokens', values.tokens) : software ? [64] : [512, 2048];
+    const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
+    const print = (r: unknown): void => io.out(JSON.stringify(r));
+    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small });
+    const run = (w: What): boolean => what === 'all' || what === w;
+    if (run('matmul')) for await (const r of benchMatmul(ctx, sizes, minMs)) print(r);
+    if (run('nf4')) {
+      const shapes: Nf4BenchShape[] = small
+        ? tokens.flatMap((M) => [
+            { M, N: layerDims.C, K: layerDims.C },
+            { M, N: layerDims.I, K: layerDims.C },
+            { M, N: layerDims.C, K: layerDims.I },
+          ])
+        : mistralNf4Shapes(tokens);
+      for await (const r of benchNf4(ctx, shapes, minMs)) print(r);
+    }
+    if (run('attention')) {
+      for (const T of tokens) for await (const r of benchAttention(ctx, { T, nH: layerDims.nH, nKV: layerDims.nKV, hd: layerDims.hd, minMs })) print(r);
+    }
+    if (run('layer')) {
+      for (const T of tokens) {
+        const r = await benchLayer(ctx, { dims: layerDims, T, minMs });
+        print(r);
+        if (!small) {
+          // 32 such layers make Mistral-7B (the lm_head and embedding add ~2 % of the FLOPs, not counted here).
+          print({ bench: 'model-estimate', model: 'Mistral-7B', T, tokensPerSecond: r.tokensPerSecond / 32, basis: '32 × layer time' });
+        }
+      }
+    }
     ctx.destroyDevice();
     return 0;
   },

@@ -380,6 +380,17 @@ export class MistralRunner {
     this.microStep++;
   }
 
+  /**
+   * One layer's share of a training step, as forwardBackward does it: forward (writing xs[l+1]), the recomputation,
+   * and the backward from whatever G.dres holds. For benchmarks (`finetune bench layer`).
+   */
+  layerTrainingWork(l: number): void {
+    this.layerForward(l, true);
+    this.layerForward(l, false);
+    this.layerBackward(l);
+    this.ctx.flush();
+  }
+
   zeroGrads(): void {
     if (this.lora) zeroLoraGrads(this.ctx, this.lora);
   }

@@ -1,0 +1,13 @@
+// Uniform random fill on the GPU (shaders/random.wgsl), for benchmark weights. Not used in training.
+
+import type { GpuContext } from '../gpu.ts';
+import { grid1d } from './elementwise.ts';
+
+/** out (n) f32 = uniform in [-scale, scale), a pure function of (seed, index). */
+export function fill_uniform(ctx: GpuContext, out: GPUBuffer, n: number, scale: number, seed: number): void {
+  const [x, y] = grid1d(n);
+  const u = new ArrayBuffer(32);
+  new Uint32Array(u).set([n, seed >>> 0, x]);
+  new Float32Array(u)[4] = scale;
+  ctx.dispatch({ shader: 'random' }, [out], u, [x, y]);
+}
