@@ -1,6 +1,78 @@
-import { defineConfig } from 'vite';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { defineConfig, type Plugin } from 'vite';
+
+// The page's "Check this GPU against PyTorch" fetches the tiny model, its adapter and the PyTorch goldens from
+// /check/… (src/worker.ts goldenCheck). They live once, in test/fixtures; this plugin publishes exactly these files:
+// emitted into dist/check/ by `vite build`, served straight from test/fixtures by `vite` and `vite preview`.
+const CHECK_FILES = [
+  'tiny-mistral/config.json',
+  'tiny-mistral/generation_config.json',
+  'tiny-mistral/model.safetensors.index.json',
+  'tiny-mistral/model-00001-of-00003.safetensors',
+  'tiny-mistral/model-00002-of-00003.safetensors',
+  'tiny-mistral/model-00003-of-00003.safetensors',
+  'tiny-adapter/adapter_config.json',
+  'tiny-adapter/adapter_model.safetensors',
+  'golden_lora.safetensors',
+  'golden_qlora.safetensors',
+];
+const FIXTURES = new URL('./test/fixtures/', import.meta.url);
+
+/**
+ * Answers GET/HEAD for /check/<one of CHECK_FILES> with HTTP Range support (the engine reads safetensors by range);
+ * anything else under /check/ is a 404. The URL path is only ever compared against the list, never joined onto a
+ * directory, so there is no path to traverse.
+ */
+function serveCheckFiles(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+  const path = (req.url ?? '').split('?')[0];
+  if (!path.startsWith('/check/')) return next();
+  const name = path.slice('/check/'.length);
+  if (!CHECK_FILES.includes(name) || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    res.statusCode = 404;
+    res.end();
+    return;
+  }
+  const file = new URL(name, FIXTURES);
+  const size = statSync(file).size;
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('Cache-Control', 'no-cache');
+  res.setHeader('Content-Type', name.endsWith('.json') ? 'application/json' : 'application/octet-stream');
+  let start = 0;
+  let end = size - 1;
+  const range = req.headers.range;
+  if (range) {
+    // One range: bytes=a-b, bytes=a- or bytes=-n (suffix).
+    const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
+    if (m && m[1] !== '') [start, end] = [Number(m[1]), m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)];
+    else if (m && m[2] !== '') [start, end] = [Math.max(0, size - Number(m[2])), size - 1];
+    if (!m || (m[1] === '' && m[2] === '') || start > end || start >= size) {
+      res.statusCode = 416;
+      res.setHeader('Content-Range', `bytes */${size}`);
+      res.end();
+      return;
+    }
+    res.statusCode = 206;
+    res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+  }
+  res.setHeader('Content-Length', String(end - start + 1));
+  if (req.method === 'HEAD') return void res.end();
+  createReadStream(file, { start, end }).pipe(res);
+}
+
+function checkFiles(): Plugin {
+  return {
+    name: 'finetune-check-files',
+    configureServer: (server) => void server.middlewares.use(serveCheckFiles),
+    configurePreviewServer: (server) => void server.middlewares.use(serveCheckFiles),
+    generateBundle() {
+      for (const name of CHECK_FILES) this.emitFile({ type: 'asset', fileName: `check/${name}`, source: readFileSync(new URL(name, FIXTURES)) });
+    },
+  };
+}
 
 export default defineConfig({
+  plugins: [checkFiles()],
   worker: { format: 'es' },
   build: { target: 'es2022', outDir: 'dist' },
   server: { host: '127.0.0.1' },

@@ -2,9 +2,11 @@
 
 import * as Comlink from 'comlink';
 import type { AdapterReport } from './engine/adapter.ts';
+import { runGoldenCheck, type CheckReport } from './engine/check.ts';
 import { FinetuneError } from './engine/errors.ts';
 import { GpuContext } from './engine/gpu.ts';
 import { checkMatmul, type MatmulCheck } from './engine/selftest.ts';
+import { httpSource, urlFileSet } from './model/source.ts';
 import { installErrorTransfer } from './worker-protocol.ts';
 
 export type ProbeResult = { ok: true; report: AdapterReport } | { ok: false; reason: string };
@@ -35,6 +37,26 @@ const api = {
   async selfTestMatmul(): Promise<MatmulCheck[]> {
     const ctx = await gpuContext();
     return [await checkMatmul(ctx, 17, 33, 65, 1), await checkMatmul(ctx, 130, 7, 300, 2)];
+  },
+
+  /**
+   * The whole engine against the PyTorch/PEFT goldens (the page's "Check this GPU against PyTorch"): the tiny model,
+   * its adapter and the golden are fetched from /check/… (vite.config.ts serves them). 'nf4' checks QLoRA against
+   * golden_qlora, 'none' full precision against golden_lora. Pass the callback wrapped in Comlink.proxy.
+   */
+  async goldenCheck(quantization: 'nf4' | 'none', onProgress?: (text: string) => void): Promise<CheckReport> {
+    if (quantization !== 'nf4' && quantization !== 'none') throw new FinetuneError('bad-input', `unknown quantization ${JSON.stringify(quantization)}`);
+    const ctx = await gpuContext();
+    const say = (text: string): void => void onProgress?.(text);
+    say('fetching the reference model and golden');
+    const base = new URL(`${import.meta.env.BASE_URL}check/`, self.location.href).toString();
+    return runGoldenCheck(ctx, {
+      model: urlFileSet(`${base}tiny-mistral`),
+      adapter: urlFileSet(`${base}tiny-adapter`),
+      golden: await httpSource(`${base}${quantization === 'nf4' ? 'golden_qlora' : 'golden_lora'}.safetensors`),
+      quantization,
+      onProgress: say,
+    });
   },
 
   async memory(): Promise<ReturnType<GpuContext['ledger']['snapshot']>> {
