@@ -1,10 +1,12 @@
 // The GPU panel: what adapter the worker found, the features and limits that matter for training, and a
-// "Check this GPU" action that runs the kernels against a float64 reference (drivers differ; users should know).
+// "Check this GPU" action that runs the kernels against a float64 reference (drivers differ; users should know), and
+// beside it "Check this GPU against PyTorch", the whole engine against the PyTorch goldens (check-panel.ts).
 
 import type * as Comlink from 'comlink';
 import type { AdapterReport } from '../engine/adapter.ts';
 import { formatBytes } from '../engine/adapter.ts';
 import type { EngineApi } from '../worker.ts';
+import { describeError, goldenCheckSection } from './check-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 
 export const WEBGPU_HELP =
@@ -42,6 +44,7 @@ export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
   const details = h('div');
   const checkResult = h('div', { 'data-testid': 'selftest-result' });
   const checkButton = h('button', { disabled: true, 'data-testid': 'selftest' }, 'Check this GPU');
+  const golden = goldenCheckSection(engine);
   checkButton.addEventListener('click', async () => {
     checkButton.disabled = true;
     replaceChildren(checkResult, h('p', {}, 'Running the kernels against a float64 reference…'));
@@ -62,7 +65,7 @@ export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
         h('p', { class: 'hint' }, 'Largest error relative to the largest reference value; pass means ≤ 1e-5.'),
       );
     } catch (e) {
-      replaceChildren(checkResult, h('p', { class: 'bad' }, `The check could not run: ${(e as Error).message}`));
+      replaceChildren(checkResult, h('p', { class: 'bad' }, describeError(e)));
     } finally {
       checkButton.disabled = false;
     }
@@ -82,9 +85,18 @@ export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
     status.dataset.state = 'ready';
     replaceChildren(details, renderAdapter(probe.report));
     checkButton.disabled = false;
+    golden.enable();
   })();
 
-  return h('section', { class: 'panel', id: 'gpu' }, h('h2', {}, 'GPU'), status, details, checkButton, checkResult);
+  return h(
+    'section',
+    { class: 'panel', id: 'gpu' },
+    h('h2', {}, 'GPU'),
+    status,
+    details,
+    h('div', { class: 'selftest' }, h('h3', {}, 'Kernels against a float64 reference'), checkButton, checkResult),
+    golden.element,
+  );
 }
 
 export function noWebGpuPanel(): HTMLElement {
