@@ -7,6 +7,9 @@ import { FinetuneError } from './engine/errors.ts';
 import { GpuContext } from './engine/gpu.ts';
 import { checkMatmul, type MatmulCheck } from './engine/selftest.ts';
 import { httpSource, urlFileSet } from './model/source.ts';
+import { loadDataset, type LoadedDataset } from './data/dataset.ts';
+import { exampleLabels, type Layout } from './data/layout.ts';
+import { loadTokenizer, type Tokenizer } from './data/tokenizer.ts';
 import { installErrorTransfer } from './worker-protocol.ts';
 
 export type ProbeResult = { ok: true; report: AdapterReport } | { ok: false; reason: string };
@@ -23,7 +26,47 @@ function gpuContext(): Promise<GpuContext> {
   return context;
 }
 
+let tokenizerPromise: Promise<Tokenizer> | null = null;
+
+/** Mistral's SentencePiece model, shipped with the app, loaded once. */
+function tokenizer(): Promise<Tokenizer> {
+  tokenizerPromise ??= (async () => {
+    const res = await fetch(new URL(`${import.meta.env.BASE_URL}tokenizer/tokenizer.model`, self.location.origin));
+    if (!res.ok) throw new FinetuneError('bad-input', `could not load the tokenizer (HTTP ${res.status})`);
+    return loadTokenizer(new Uint8Array(await res.arrayBuffer()));
+  })().catch((e: unknown) => {
+    tokenizerPromise = null;
+    throw e;
+  });
+  return tokenizerPromise;
+}
+
+export interface EncodedExample {
+  line: number;
+  ids: number[];
+  labels: number[];
+}
+
 const api = {
+  /** SentencePiece ids of each text (dummy prefix, no BOS/EOS). */
+  async tokenize(texts: string[]): Promise<number[][]> {
+    const tok = await tokenizer();
+    return texts.map((t) => tok.encode(t));
+  },
+
+  /**
+   * Reads JSONL text through the streaming reader (as a File would be read) and returns each row's ids and loss
+   * labels in the given layout, with the dataset summary and every problem.
+   */
+  async encodeDataset(jsonl: string, layout: Layout): Promise<{ examples: EncodedExample[]; summary: LoadedDataset['summary']; problems: string[] }> {
+    const ds = await loadDataset(new Blob([jsonl]).stream(), { tokenizer: await tokenizer(), layout });
+    return {
+      examples: ds.examples.map((e) => ({ line: e.line, ids: Array.from(e.ids), labels: Array.from(exampleLabels(e)) })),
+      summary: ds.summary,
+      problems: ds.problems.lines(),
+    };
+  },
+
   async probe(): Promise<ProbeResult> {
     try {
       const ctx = await gpuContext();

@@ -14,5 +14,7 @@ if (!('gpu' in navigator)) {
 } else {
   const worker = new Worker(new URL('../worker.ts', import.meta.url), { type: 'module', name: 'engine' });
   const engine = Comlink.wrap<EngineApi>(worker);
+  // The engine proxy, for the browser console and for automation (the browser test tier drives it).
+  (window as unknown as { finetuneEngine: Comlink.Remote<EngineApi> }).finetuneEngine = engine;
   app.append(gpuPanel(engine));
 }
