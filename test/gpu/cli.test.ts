@@ -31,3 +31,20 @@ describe('finetune CLI over Dawn', () => {
     expect(new Set(results.map((r) => r.M))).toEqual(new Set([32, 48]));
   });
 });
+
+describe('finetune bench beyond matmul', () => {
+  it('bench layer and kernels report tokens/s, the share of the matmul ceiling and ledger memory', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'all', '--sizes', '32', '--tokens', '8', '--min-ms', '1'], { env, timeout: 300_000 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const kinds = new Set(lines.map((l) => l.bench));
+    for (const k of ['adapter', 'matmul', 'nf4', 'attention', 'kernel', 'layer']) expect(kinds.has(k), k).toBe(true);
+    const layer = lines.find((l) => l.bench === 'layer');
+    expect(layer.tokensPerSecond).toBeGreaterThan(0);
+    expect(layer.vsMatmulCeiling).toBeGreaterThan(0);
+    expect(layer.peakBytes).toBeGreaterThan(layer.peakByCategory.weights);
+    expect(layer.peakByCategory.activations).toBeGreaterThan(0);
+    const kernels = lines.filter((l) => l.bench === 'kernel').map((l) => l.kernel);
+    expect(kernels.some((k) => k.startsWith('lm_head'))).toBe(true);
+    expect(kernels.some((k) => k.startsWith('adamw'))).toBe(true);
+  });
+});

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { benchAttention } from '../../engine/bench/attention.ts';
+import { benchKernels } from '../../engine/bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../engine/bench/layer.ts';
 import { benchMatmul } from '../../engine/bench/matmul.ts';
 import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../engine/bench/nf4.ts';
@@ -7,7 +8,7 @@ import { FinetuneError } from '../../engine/errors.ts';
 import type { Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'layer', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -19,6 +20,7 @@ what:
   matmul     GFLOP/s of each matmul variant next to the plain tiled fp32 product
   nf4        fused NF4 matmuls (forward, input gradient; plain and double-quant) at Mistral-7B projection shapes
   attention  causal GQA attention forward/backward at Mistral-7B's head layout (32 heads, 8 KV heads, head_dim 128)
+  kernels    RMSNorm, RoPE, SwiGLU, embedding (GB/s), AdamW over the whole adapter, lm_head + cross-entropy (GFLOP/s)
   layer      one Mistral-7B layer (random NF4 weights made on the GPU), LoRA r=8 on all seven projections:
              forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory
   all        everything above
@@ -75,6 +77,10 @@ export const benchCommand: Command = {
     }
     if (run('attention')) {
       for (const T of tokens) for await (const r of benchAttention(ctx, { T, nH: layerDims.nH, nKV: layerDims.nKV, hd: layerDims.hd, minMs })) print(r);
+    }
+    if (run('kernels')) {
+      const dims = small ? { ...layerDims, L: 2, V: 1000 } : { ...MISTRAL_7B_LAYER, L: 32, V: 32000 };
+      for (const T of tokens) for await (const r of benchKernels(ctx, dims, T, minMs)) print(r);
     }
     if (run('layer')) {
       for (const T of tokens) {
