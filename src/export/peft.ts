@@ -1,0 +1,137 @@
+// PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
+// src/model/adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
+
+import { zipSync, type Zippable } from 'fflate';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA_MODULES, writeAdapter, type LoraAdapter } from '../model/adapter.ts';
+import { FinetuneError } from '../engine/errors.ts';
+
+export const README_FILE = 'README.md';
+
+/**
+ * Every zip entry gets this modification time. fflate stores DOS date/time from the local-time getters of a Date,
+ * so a Date built from local components encodes to the same bytes in every time zone (noon: no DST gap).
+ */
+export const ZIP_MTIME = (): Date => new Date(1980, 0, 1, 12, 0, 0);
+
+/** The base model's Hub id for the README (the adapter's base_model_name_or_path, else Mistral-7B-Instruct-v0.2). */
+function baseModelId(a: LoraAdapter): string {
+  return a.config.baseModel ?? 'mistralai/Mistral-7B-Instruct-v0.2';
+}
+
+/** The smallest of vLLM's allowed --max-lora-rank values that holds rank r. */
+function vllmMaxRank(r: number): number {
+  return [8, 16, 32, 64, 128, 256, 320, 512].find((x) => x >= r) ?? r;
+}
+
+export interface ReadmeOptions {
+  /** The name the adapter is served under (vLLM `--lora-modules`, Ollama model name). Default "my-adapter". */
+  name?: string;
+  /** File name of a GGUF export shipped next to it, to document llama.cpp / Ollama use of it. */
+  ggufFile?: string;
+}
+
+/** A short README: what the adapter is and how to load it with PEFT, vLLM, Ollama (and llama.cpp with a GGUF). */
+export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string {
+  const name = opts.name ?? 'my-adapter';
+  const base = baseModelId(a);
+  const c = a.config;
+  const mods = LORA_MODULES.filter((m) => c.targetModules.includes(m)).join(', ');
+  const lines = [
+    `# ${name}: LoRA adapter for ${base}`,
+    '',
+    `A PEFT LoRA adapter (r = ${c.r}, lora_alpha = ${c.loraAlpha}${c.useRslora ? ', rsLoRA' : ''}, scaling ${a.scaling}) on ${mods}` +
+      `${c.layersToTransform ? ` of layers ${c.layersToTransform.join(', ')}` : ''}.`,
+    `Files: \`${ADAPTER_CONFIG_FILE}\` and \`${ADAPTER_WEIGHTS_FILE}\` (F32), as PEFT writes them.`,
+    'Unzip them into a folder, here `./adapter`. Use the same base model the adapter was trained on.',
+    '',
+    '## PEFT (transformers)',
+    '',
+    '```python',
+    'from transformers import AutoModelForCausalLM, AutoTokenizer',
+    'from peft import PeftModel',
+    '',
+    `base = AutoModelForCausalLM.from_pretrained("${base}", torch_dtype="auto")`,
+    'model = PeftModel.from_pretrained(base, "./adapter")',
+    `tokenizer = AutoTokenizer.from_pretrained("${base}")`,
+    '# optional: model = model.merge_and_unload()',
+    '```',
+    '',
+    '## vLLM',
+    '',
+    '```sh',
+    `vllm serve ${base} --enable-lora --lora-modules ${name}=./adapter${c.r > 16 ? ` --max-lora-rank ${vllmMaxRank(c.r)}` : ''}`,
+    '```',
+    '',
+    `Then request \`"model": "${name}"\` from the OpenAI-compatible API.${c.r > 16 ? ' (vLLM accepts ranks up to 16 unless --max-lora-rank is raised.)' : ''}`,
+    '',
+    '## Ollama',
+    '',
+    'A `Modelfile` next to the adapter folder:',
+    '',
+    '```',
+    'FROM mistral',
+    `ADAPTER ./${opts.ggufFile ?? 'adapter'}`,
+    '```',
+    '',
+    `\`ollama create ${name} -f Modelfile\`, then \`ollama run ${name}\`. \`FROM\` must name the exact base model the adapter`,
+    `was trained on (${base}); if your \`mistral\` tag is another version, use the matching tag, e.g. \`mistral:7b-instruct-v0.2-fp16\`.`,
+  ];
+  if (opts.ggufFile) {
+    lines.push(
+      '',
+      '## llama.cpp',
+      '',
+      `\`${opts.ggufFile}\` is the same adapter as a GGUF LoRA (q/k rows already permuted to llama.cpp's layout):`,
+      '',
+      '```sh',
+      `llama-cli -m base-model.gguf --lora ${opts.ggufFile}`,
+      '```',
+      '',
+      `\`base-model.gguf\` must be ${base} converted with llama.cpp's convert_hf_to_gguf.py (any quantisation).`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export interface PeftExportOptions extends ReadmeOptions {
+  /** README.md text; default adapterReadme(adapter); false leaves it out. */
+  readme?: string | false;
+  /** Extra files to ship alongside (e.g. `{ 'adapter.gguf': loraToGguf(...) }`), by file name. */
+  extra?: Record<string, Uint8Array | string>;
+}
+
+const encoder = new TextEncoder();
+
+/** The files of a PEFT adapter directory, in order: adapter_config.json, adapter_model.safetensors, README.md, extras. */
+export function peftFiles(adapter: LoraAdapter, opts: PeftExportOptions = {}): Record<string, Uint8Array> {
+  const w = writeAdapter(adapter);
+  const files: Record<string, Uint8Array> = {
+    [ADAPTER_CONFIG_FILE]: encoder.encode(w[ADAPTER_CONFIG_FILE]),
+    [ADAPTER_WEIGHTS_FILE]: w[ADAPTER_WEIGHTS_FILE],
+  };
+  if (opts.readme !== false) files[README_FILE] = encoder.encode(opts.readme ?? adapterReadme(adapter, opts));
+  for (const [name, data] of Object.entries(opts.extra ?? {})) {
+    if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') throw new FinetuneError('bad-input', `export file name ${JSON.stringify(name)} must be a plain file name`);
+    if (name in files) throw new FinetuneError('bad-input', `export file ${name} would replace one of the adapter's own files`);
+    files[name] = typeof data === 'string' ? encoder.encode(data) : data;
+  }
+  return files;
+}
+
+export interface PeftZipOptions extends PeftExportOptions {
+  /** Put the files inside this folder of the zip (e.g. "my-adapter"); default: at the top level. */
+  folder?: string;
+  /** Deflate level 0–9 (default 6). */
+  level?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
+}
+
+/** The adapter as a zip. Deterministic: same adapter and options → same bytes (fixed mtime, fixed order). */
+export function peftZip(adapter: LoraAdapter, opts: PeftZipOptions = {}): Uint8Array {
+  const files = peftFiles(adapter, opts);
+  const folder = opts.folder?.replace(/\/+$/, '');
+  if (folder !== undefined && !/^[A-Za-z0-9._-]+$/.test(folder)) throw new FinetuneError('bad-input', `zip folder ${JSON.stringify(opts.folder)} must be a plain name`);
+  const mtime = ZIP_MTIME();
+  const entries: Zippable = {};
+  for (const [name, data] of Object.entries(files)) entries[folder ? `${folder}/${name}` : name] = [data, { mtime }];
+  return zipSync(entries, { level: opts.level ?? 6, mtime });
+}
