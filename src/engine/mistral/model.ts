@@ -366,8 +366,11 @@ export class MistralRunner {
    * With gradient accumulation over k micro-batches of c_i counted tokens: scale_i = 1/(c_i·k) (a mean per micro-batch,
    * averaged over micro-batches, as HF/llama-recipes).
    */
-  forwardBackward(lossScale: number, gradScale: number): void {
+  forwardBackward(lossScale: number, gradScale: number, dropoutStep?: number): void {
     if (!this.lora) throw new FinetuneError('internal', 'forwardBackward needs a LoRA adapter to train');
+    // The dropout masks are a function of this counter: a trainer passes its global micro-batch index so that a run
+    // resumed from a checkpoint draws the same masks as the uninterrupted run.
+    if (dropoutStep !== undefined) this.microStep = dropoutStep;
     const d = this.weights.dims;
     this.forwardHidden();
     lmhead_xent_forward_backward(this.ctx, { ...this.headArgs(lossScale), dh: this.G.dxf, gradScale });

@@ -1,0 +1,140 @@
+// The training loop end to end on tiny-mistral: real data through the data pipeline, gradient accumulation, the LR
+// schedule, validation and checkpoints at epoch ends, and a run stopped and resumed from its checkpoint that continues
+// bit for bit like the uninterrupted run.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { parseHyperparams, targetModules } from '../../src/config/index.ts';
+import { loadRunData } from '../../src/data/training-data.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { destroyLora, downloadLora, uploadLora } from '../../src/engine/mistral/lora.ts';
+import { MistralRunner } from '../../src/engine/mistral/model.ts';
+import { loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
+import { mulberry32 } from '../../src/engine/reference/common.ts';
+import { learningRate } from '../../src/engine/schedule.ts';
+import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport } from '../../src/engine/trainer.ts';
+import { createAdapter, type LoraAdapter } from '../../src/model/adapter.ts';
+import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
+import { gpuContext } from './context.ts';
+
+const ROWS = [
+  ['def add(a, b):', '    return a + b'],
+  ['def sub(a, b):', '    return a - b'],
+  ['class Stack:', '    def __init__(self):\n        self.items = []'],
+  ['def is_even(n):', '    return n % 2 == 0'],
+  ['import os', 'print(os.getcwd())'],
+  ['def square(x):', '    return x * x'],
+  ['# reverse a list', 'xs[::-1]'],
+  ['def first(xs):', '    return xs[0]'],
+];
+const JSONL = ROWS.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n');
+
+const HP = parseHyperparams({
+  num_train_epochs: 2,
+  train_batch_size: 2,
+  micro_batch_size: 1,
+  num_validation_samples: 2,
+  learning_rate: 3e-3,
+  lora_rank: 4,
+  lora_alpha: 8,
+  lora_dropout: 0.1,
+  lora_target_modules: 'q_proj,v_proj,down_proj',
+  warmup_ratio: 0.2,
+  max_seq_len: 64,
+});
+
+function stream(text: string): ReadableStream<Uint8Array> {
+  return new Blob([text]).stream();
+}
+
+describe('trainer', () => {
+  let ctx: GpuContext;
+  let ckpt: Checkpoint;
+  let weights: MistralWeights;
+  let start: LoraAdapter;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4' });
+    start = createAdapter(ckpt.config, { r: 4, alpha: 8, dropout: 0.1, targetModules: targetModules(HP), random: mulberry32(HP.seed) });
+  });
+
+  async function run(opts: { stopAfter?: number; resumeFrom?: { step: number; state: Uint8Array } } = {}) {
+    const tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    const { data } = await loadRunData({ train: stream(JSONL) }, tok, HP);
+    const lora = uploadLora(ctx, weights.dims, start);
+    const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: HP.seed });
+    const steps: StepReport[] = [];
+    const evals: EvalReport[] = [];
+    const saved: { step: number; state: Uint8Array }[] = [];
+    const control = new TrainControl();
+    try {
+      let from = 0;
+      if (opts.resumeFrom) from = await loadTrainState(ctx, lora, opts.resumeFrom.state);
+      const result = await train(
+        ctx,
+        runner,
+        data,
+        HP,
+        {
+          onStep: (r) => {
+            steps.push(r);
+            if (r.step === opts.stopAfter) control.stop();
+          },
+          onEval: (r) => evals.push(r),
+          onCheckpoint: (step, state) => {
+            saved.push({ step, state });
+          },
+        },
+        control,
+        from,
+      );
+      const final = await downloadLora(ctx, lora, start);
+      return { data, steps, evals, saved, result, final };
+    } finally {
+      runner.destroy();
+      destroyLora(ctx, lora);
+    }
+  }
+
+  // The uninterrupted run, shared by both tests (SwiftShader is slow).
+  let whole: Awaited<ReturnType<typeof run>>;
+
+  it('trains through the plan with accumulation, the LR schedule, validation and checkpoints at epoch ends', async () => {
+    whole = await run();
+    const { data, steps, evals, saved, result } = whole;
+    const total = data.stats.totalSteps;
+    expect(data.stats.gradientAccumulationSteps).toBe(2);
+    expect(total).toBe(6); // 6 training rows (2 held out for validation), 2 per step, 2 epochs
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    steps.forEach((s, i) => expect(s.lr).toBeCloseTo(learningRate(HP.learning_rate, i, total, HP.warmup_ratio, 'linear'), 12));
+    expect(steps[0].lr).toBe(0); // HF warmup starts at 0
+    for (const s of steps) {
+      expect(Number.isFinite(s.loss)).toBe(true);
+      expect(s.gradNorm).toBeGreaterThan(0);
+      expect(s.tokensPerSecond).toBeGreaterThan(0);
+    }
+    expect(steps[5].loss).toBeLessThan(steps[1].loss);
+    expect(evals.map((e) => e.step)).toEqual([3, 6]);
+    expect(evals[1].valLoss).toBeLessThan(evals[0].valLoss + 0.5);
+    expect(saved.map((c) => c.step)).toEqual([3, 6]);
+    expect(result).toMatchObject({ steps: 6, stopped: false });
+  });
+
+  it('resumes from a checkpoint exactly: the same losses and the same final adapter as an uninterrupted run', async () => {
+    const first = await run({ stopAfter: 3 });
+    expect(first.steps.map((s) => s.loss)).toEqual(whole.steps.slice(0, 3).map((s) => s.loss));
+    expect(first.result.stopped).toBe(true);
+    const cp = first.saved.find((c) => c.step === 3)!;
+    const rest = await run({ resumeFrom: cp });
+    expect(rest.steps.map((s) => s.step)).toEqual([4, 5, 6]);
+    expect(rest.steps.map((s) => s.loss)).toEqual(whole.steps.slice(3).map((s) => s.loss));
+    for (let l = 0; l < whole.final.layers; l++) {
+      for (const m of ['q_proj', 'v_proj', 'down_proj'] as const) {
+        expect(rest.final.tensors[l][m]!.A).toEqual(whole.final.tensors[l][m]!.A);
+        expect(rest.final.tensors[l][m]!.B).toEqual(whole.final.tensors[l][m]!.B);
+      }
+    }
+  });
+});
