@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { learningRate, warmupSteps } from '../../../src/engine/schedule.ts';
+
+describe('learning-rate schedules (HF get_*_schedule_with_warmup)', () => {
+  it('warms up linearly from 0 over ceil(ratio · total) steps', () => {
+    expect(warmupSteps(100, 0.03)).toBe(3);
+    expect([0, 1, 2, 3].map((s) => learningRate(1, s, 100, 0.03, 'constant'))).toEqual([0, 1 / 3, 2 / 3, 1]);
+  });
+
+  it('decays linearly to 0 at the last step', () => {
+    expect(learningRate(2, 3, 103, 0.029, 'linear')).toBeCloseTo(2, 12);
+    expect(learningRate(2, 53, 103, 0.029, 'linear')).toBeCloseTo(1, 12);
+    expect(learningRate(2, 103, 103, 0.029, 'linear')).toBe(0);
+  });
+
+  it('follows a half cosine', () => {
+    expect(learningRate(1, 0, 10, 0, 'cosine')).toBe(1);
+    expect(learningRate(1, 5, 10, 0, 'cosine')).toBeCloseTo(0.5, 12);
+    expect(learningRate(1, 10, 10, 0, 'cosine')).toBeCloseTo(0, 12);
+  });
+
+  it('without warmup starts at the peak', () => {
+    expect(learningRate(1e-4, 0, 10, 0, 'linear')).toBe(1e-4);
+  });
+});
