@@ -6,7 +6,13 @@ import { runGoldenCheck, type CheckReport } from './engine/check.ts';
 import { FinetuneError } from './engine/errors.ts';
 import { GpuContext } from './engine/gpu.ts';
 import { checkMatmul, type MatmulCheck } from './engine/selftest.ts';
-import { httpSource, urlFileSet } from './model/source.ts';
+import { blobFileSet, hubFileSet, httpSource, urlFileSet } from './model/source.ts';
+import { writeAdapter } from './model/adapter.ts';
+import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from './engine/session.ts';
+import type { TrainResult } from './engine/trainer.ts';
+import type { Quantization, LoadProgress } from './engine/mistral/weights.ts';
+import type { DataStats } from './data/batches.ts';
+import { opfsRunStore } from './opfs-store.ts';
 import { loadDataset, type LoadedDataset } from './data/dataset.ts';
 import { exampleLabels, type Layout } from './data/layout.ts';
 import { loadTokenizer, type Tokenizer } from './data/tokenizer.ts';
@@ -39,6 +45,30 @@ function tokenizer(): Promise<Tokenizer> {
     throw e;
   });
   return tokenizerPromise;
+}
+
+let sessionPromise: Promise<FinetuneSession> | null = null;
+
+function session(): Promise<FinetuneSession> {
+  sessionPromise ??= (async () => new FinetuneSession(await gpuContext(), await tokenizer(), await opfsRunStore()))().catch((e: unknown) => {
+    sessionPromise = null;
+    throw e;
+  });
+  return sessionPromise;
+}
+
+/** Where the weights come from. Hub tokens only travel in the Authorization header (src/model/source.ts). */
+export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revision?: string; token?: string } | { kind: 'files'; files: File[] };
+
+function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; name: string } {
+  switch (src.kind) {
+    case 'demo':
+      return { files: urlFileSet(new URL(`${import.meta.env.BASE_URL}models/mistral-nano-demo/`, self.location.origin).href), name: 'mistral-nano-demo' };
+    case 'hub':
+      return { files: hubFileSet(src.repo, { revision: src.revision, token: src.token }), name: `${src.repo}${src.revision ? `@${src.revision}` : ''}` };
+    case 'files':
+      return { files: blobFileSet(src.files), name: `local files (${src.files.map((f) => f.name).join(', ')})` };
+  }
 }
 
 export interface EncodedExample {
@@ -100,6 +130,67 @@ const api = {
       quantization,
       onProgress: say,
     });
+  },
+
+  /** Loads a model's weights onto the GPU (NF4-quantised on the GPU as they stream in, unless quantization is none). */
+  async loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    const s = await session();
+    const { files, name } = modelFiles(source);
+    return s.loadModel(files, name, quantization, onProgress);
+  },
+
+  /** Reads a JSONL file the way training will: every problem with its line, and token statistics. */
+  async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport> {
+    return (await session()).inspectDataset(file, name, layout, maxSeqLen);
+  },
+
+  /** Checks hyperparameters (one schema) against the data and returns the plan: steps, tokens, accumulation. */
+  async planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats> {
+    return (await session()).plan(hp, train, validation);
+  },
+
+  /** Trains; events (plan, step, eval, sample, checkpoint, status) stream to onEvent. Settles when the run ends. */
+  async startTraining(
+    hp: Record<string, unknown>,
+    files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null },
+    onEvent: (e: TrainEvent) => void,
+  ): Promise<TrainResult> {
+    return (await session()).train(hp, files, onEvent);
+  },
+
+  /** Continues the run saved in this browser (after a reload): same model, data and hyperparameters. */
+  async resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult> {
+    return (await session()).train({}, null, onEvent, { resume: true });
+  },
+
+  async savedRun(): Promise<SavedRun | null> {
+    return (await session()).savedRun();
+  },
+
+  async forgetSavedRun(): Promise<void> {
+    await (await session()).forgetSavedRun();
+  },
+
+  async pauseTraining(): Promise<void> {
+    (await session()).pause();
+  },
+
+  async resumeTraining(): Promise<void> {
+    (await session()).resume();
+  },
+
+  async stopTraining(): Promise<void> {
+    (await session()).stop();
+  },
+
+  /** The trained adapter as PEFT files (adapter_config.json, adapter_model.safetensors). */
+  async exportPeft(): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
+    return writeAdapter(await (await session()).adapterNow());
+  },
+
+  /** Greedy completion of a prompt with the current adapter. */
+  async generate(prompt: string, maxNewTokens: number): Promise<string> {
+    return (await session()).generate(prompt, maxNewTokens);
   },
 
   async memory(): Promise<ReturnType<GpuContext['ledger']['snapshot']>> {

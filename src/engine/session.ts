@@ -1,0 +1,341 @@
+// One fine-tuning session: a model on the GPU, datasets, a training run with its events, checkpoints that survive a
+// reload (through a RunStore: OPFS in the browser, a folder in Node, memory in tests), export and samples. The worker
+// exposes this object to the page; the CLI drives the same one.
+
+import { parseHyperparams, targetModules } from '../config/index.ts';
+import type { Hyperparams } from '../config/hyperparams.ts';
+import type { DataStats } from '../data/batches.ts';
+import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
+import type { Layout } from '../data/layout.ts';
+import type { Problem } from '../data/problems.ts';
+import { loadRunData } from '../data/training-data.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
+import { createAdapter, type LoraAdapter } from '../model/adapter.ts';
+import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
+import { parameterCount } from '../model/config.ts';
+import type { FileSet } from '../model/source.ts';
+import { FinetuneError } from './errors.ts';
+import { generateGreedy } from './generate.ts';
+import type { GpuContext } from './gpu.ts';
+import type { LedgerSnapshot } from './ledger.ts';
+import { destroyLora, downloadLora, uploadLora, type GpuLora } from './mistral/lora.ts';
+import { MistralRunner } from './mistral/model.ts';
+import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights, type Quantization } from './mistral/weights.ts';
+import { mulberry32 } from './reference/common.ts';
+import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainResult } from './trainer.ts';
+
+/** Where a run's files live between page loads. */
+export interface RunStore {
+  save(name: string, bytes: Uint8Array): Promise<void>;
+  load(name: string): Promise<Uint8Array | null>;
+  remove(name: string): Promise<void>;
+}
+
+export function memoryRunStore(): RunStore {
+  const m = new Map<string, Uint8Array>();
+  return {
+    save: async (n, b) => void m.set(n, b.slice()),
+    load: async (n) => m.get(n)?.slice() ?? null,
+    remove: async (n) => void m.delete(n),
+  };
+}
+
+export interface ModelInfo {
+  /** What the user picked ("demo", a Hub repo, local files). */
+  source: string;
+  params: number;
+  layers: number;
+  hidden: number;
+  vocab: number;
+  quantization: Quantization;
+  gpuBytes: number;
+  seconds: number;
+  warnings: string[];
+}
+
+export interface DatasetReport {
+  name: string;
+  ok: boolean;
+  summary: DatasetSummary;
+  /** The problems kept (line, column, severity, message), in file order. */
+  problems: Problem[];
+  /** Problems found beyond those kept. */
+  omitted: number;
+}
+
+export type TrainEvent =
+  | { type: 'plan'; stats: DataStats; resumedAt: number }
+  | ({ type: 'step' } & StepReport)
+  | ({ type: 'eval' } & EvalReport)
+  | { type: 'sample'; step: number; prompt: string; text: string }
+  | { type: 'checkpoint'; step: number }
+  | { type: 'status'; text: string };
+
+/** What is saved with a run so that it can be resumed after a reload. */
+export interface SavedRun {
+  modelSource: string;
+  quantization: Quantization;
+  hp: Hyperparams;
+  trainName: string;
+  validationName: string | null;
+  step: number;
+  totalSteps: number;
+  history: { step: number; loss: number; valLoss?: number }[];
+  savedAt: string;
+}
+
+const RUN_FILE = 'run.json';
+const STATE_FILE = 'state.safetensors';
+const TRAIN_FILE = 'train.jsonl';
+const VALIDATION_FILE = 'validation.jsonl';
+
+export function quantizationFor(hp: Hyperparams): Quantization {
+  return hp.quantization as Quantization;
+}
+
+export class FinetuneSession {
+  private ckpt: Checkpoint | null = null;
+  private weights: MistralWeights | null = null;
+  private modelSource = '';
+  private lora: GpuLora | null = null;
+  private adapter: LoraAdapter | null = null;
+  private control: TrainControl | null = null;
+  private running = false;
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly tokenizer: Tokenizer,
+    private readonly store: RunStore | null,
+  ) {}
+
+  get model(): MistralWeights | null {
+    return this.weights;
+  }
+
+  memory(): LedgerSnapshot {
+    return this.ctx.ledger.snapshot();
+  }
+
+  async loadModel(files: FileSet, source: string, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading another model');
+    const t0 = Date.now();
+    const ckpt = await openCheckpoint(files);
+    if (ckpt.config.vocabSize !== this.tokenizer.vocabSize) {
+      throw new FinetuneError('bad-input', `the model's vocabulary has ${ckpt.config.vocabSize} tokens; the Mistral tokenizer has ${this.tokenizer.vocabSize}`);
+    }
+    this.unloadModel();
+    const before = this.ctx.ledger.snapshot().byCategory.weights.currentBytes;
+    this.weights = await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress });
+    this.ckpt = ckpt;
+    this.modelSource = source;
+    const c = ckpt.config;
+    return {
+      source,
+      params: parameterCount(c),
+      layers: c.layers,
+      hidden: c.hidden,
+      vocab: c.vocabSize,
+      quantization,
+      gpuBytes: this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before,
+      seconds: (Date.now() - t0) / 1000,
+      warnings: [...c.warnings, ...ckpt.warnings],
+    };
+  }
+
+  unloadModel(): void {
+    this.dropAdapter();
+    if (this.weights) destroyMistralWeights(this.ctx, this.weights);
+    this.weights = null;
+    this.ckpt = null;
+  }
+
+  private dropAdapter(): void {
+    if (this.lora) destroyLora(this.ctx, this.lora);
+    this.lora = null;
+    this.adapter = null;
+  }
+
+  async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
+    const d = await loadDataset(file.stream(), { tokenizer: this.tokenizer, layout, maxSeqLen, maxProblems, keepExamples: false });
+    return { name, ok: d.ok, summary: d.summary, problems: d.problems.shown, omitted: d.problems.omitted };
+  }
+
+  /** Validates the hyperparameters against the schema and the data, and returns the plan (steps, tokens). */
+  async plan(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<DataStats> {
+    const hp = parseHyperparams(hpInput);
+    const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
+    return data.stats;
+  }
+
+  /**
+   * Runs training. With `resume`, continues the saved run (same model, hyperparameters and data, read back from the
+   * store). Events arrive in order; the promise settles when the run ends, is stopped, or fails.
+   */
+  async train(
+    hpInput: Readonly<Record<string, unknown>>,
+    files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
+    onEvent: (e: TrainEvent) => void,
+    o: { resume?: boolean; sampleMaxTokens?: number } = {},
+  ): Promise<TrainResult> {
+    if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
+    if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
+    let hp = parseHyperparams(hpInput);
+    let trainFile = files?.train ?? null;
+    let validationFile = files?.validation ?? null;
+    let names = { train: files?.trainName ?? 'train.jsonl', validation: files?.validationName ?? null };
+    let fromStep = 0;
+    let state: Uint8Array | null = null;
+    let history: SavedRun['history'] = [];
+    if (o.resume) {
+      const saved = await this.savedRun();
+      if (!saved || !this.store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
+      if (saved.modelSource !== this.modelSource || saved.quantization !== this.weights.quantization) {
+        throw new FinetuneError('bad-input', `the saved run used model "${saved.modelSource}" (${saved.quantization}); load it first`);
+      }
+      hp = saved.hp;
+      const t = await this.store.load(TRAIN_FILE);
+      state = await this.store.load(STATE_FILE);
+      if (!t || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
+      trainFile = new Blob([new Uint8Array(t)]);
+      const v = saved.validationName ? await this.store.load(VALIDATION_FILE) : null;
+      validationFile = v ? new Blob([new Uint8Array(v)]) : null;
+      names = { train: saved.trainName, validation: saved.validationName };
+      history = saved.history;
+    }
+    if (!trainFile) throw new FinetuneError('bad-input', 'choose a training file');
+    if (quantizationFor(hp) !== this.weights.quantization) {
+      throw new FinetuneError('bad-input', `the model is loaded with quantization "${this.weights.quantization}" but the run asks for "${quantizationFor(hp)}": reload the model or change peft_method/quantization`);
+    }
+
+    this.running = true;
+    const control = (this.control = new TrainControl());
+    let runner: MistralRunner | null = null;
+    try {
+      const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp);
+      // A fresh adapter as PEFT initialises it, seeded; a resume overwrites it with the checkpoint.
+      this.dropAdapter();
+      this.adapter = createAdapter(this.ckpt.config, {
+        r: hp.lora_rank,
+        alpha: hp.lora_alpha,
+        dropout: hp.lora_dropout,
+        targetModules: targetModules(hp),
+        baseModel: this.modelSource,
+        random: mulberry32(hp.seed),
+      });
+      this.lora = uploadLora(this.ctx, this.weights.dims, this.adapter);
+      if (state) fromStep = await loadTrainState(this.ctx, this.lora, state);
+      onEvent({ type: 'plan', stats: data.stats, resumedAt: fromStep });
+      if (this.store && !o.resume) {
+        await this.store.save(TRAIN_FILE, new Uint8Array(await trainFile.arrayBuffer()));
+        if (validationFile) await this.store.save(VALIDATION_FILE, new Uint8Array(await validationFile.arrayBuffer()));
+        else await this.store.remove(VALIDATION_FILE);
+        await this.store.remove(STATE_FILE);
+      }
+      const saveRun = async (step: number): Promise<void> => {
+        if (!this.store || !this.weights) return;
+        const run: SavedRun = {
+          modelSource: this.modelSource,
+          quantization: this.weights.quantization,
+          hp,
+          trainName: names.train,
+          validationName: names.validation,
+          step,
+          totalSteps: data.stats.totalSteps,
+          history,
+          savedAt: new Date().toISOString(),
+        };
+        await this.store.save(RUN_FILE, new TextEncoder().encode(JSON.stringify(run)));
+      };
+      runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...runnerShape(data), seed: hp.seed });
+      const result = await train(
+        this.ctx,
+        runner,
+        data,
+        hp,
+        {
+          onStep: (r) => {
+            history.push({ step: r.step, loss: r.loss });
+            onEvent({ type: 'step', ...r });
+          },
+          onEval: (r) => {
+            const h = history.find((x) => x.step === r.step);
+            if (h) h.valLoss = r.valLoss;
+            onEvent({ type: 'eval', ...r });
+          },
+          onCheckpoint: async (step, bytes) => {
+            if (!this.store) return;
+            await this.store.save(STATE_FILE, bytes);
+            await saveRun(step);
+            onEvent({ type: 'checkpoint', step });
+          },
+        },
+        control,
+        fromStep,
+      );
+      if (hp.validation_prompt && !control.stopped) {
+        onEvent({ type: 'status', text: 'generating a sample for the validation prompt' });
+        const text = await this.generate(hp.validation_prompt, o.sampleMaxTokens ?? 48);
+        onEvent({ type: 'sample', step: result.steps, prompt: hp.validation_prompt, text });
+      }
+      if (control.stopped && this.store && this.lora) {
+        // A stopped run keeps its latest step: save it so that Resume continues from here.
+        await this.store.save(STATE_FILE, await saveTrainState(this.ctx, this.lora, result.steps));
+        await saveRun(result.steps);
+        onEvent({ type: 'checkpoint', step: result.steps });
+      }
+      return result;
+    } finally {
+      runner?.destroy();
+      this.running = false;
+      this.control = null;
+    }
+  }
+
+  pause(): void {
+    this.control?.pause();
+  }
+
+  resume(): void {
+    this.control?.resume();
+  }
+
+  stop(): void {
+    this.control?.stop();
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  get isPaused(): boolean {
+    return this.control?.paused ?? false;
+  }
+
+  async savedRun(): Promise<SavedRun | null> {
+    const bytes = await this.store?.load(RUN_FILE);
+    if (!bytes) return null;
+    try {
+      return JSON.parse(new TextDecoder().decode(bytes)) as SavedRun;
+    } catch {
+      return null;
+    }
+  }
+
+  async forgetSavedRun(): Promise<void> {
+    for (const f of [RUN_FILE, STATE_FILE, TRAIN_FILE, VALIDATION_FILE]) await this.store?.remove(f);
+  }
+
+  /** The trained adapter as a CPU-side PEFT adapter (for export). */
+  async adapterNow(): Promise<LoraAdapter> {
+    if (!this.lora || !this.adapter) throw new FinetuneError('bad-input', 'there is no trained adapter yet: train first');
+    return downloadLora(this.ctx, this.lora, this.adapter);
+  }
+
+  /** Greedy completion of a prompt with the current adapter (the instruct template is the caller's business). */
+  async generate(prompt: string, maxNewTokens: number): Promise<string> {
+    if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
+    const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
+    const out = await generateGreedy(this.ctx, this.weights, this.lora, ids, { maxNewTokens, eosId: this.tokenizer.eosId });
+    return this.tokenizer.decode(out);
+  }
+}
