@@ -8,6 +8,7 @@ import { GpuContext } from './engine/gpu.ts';
 import { checkMatmul, type MatmulCheck } from './engine/selftest.ts';
 import { blobFileSet, hubFileSet, httpSource, urlFileSet } from './model/source.ts';
 import { writeAdapter } from './model/adapter.ts';
+import { loraToGguf, peftZip } from './export/index.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from './engine/session.ts';
 import type { TrainResult } from './engine/trainer.ts';
 import type { Quantization, LoadProgress } from './engine/mistral/weights.ts';
@@ -186,6 +187,19 @@ const api = {
   /** The trained adapter as PEFT files (adapter_config.json, adapter_model.safetensors). */
   async exportPeft(): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
     return writeAdapter(await (await session()).adapterNow());
+  },
+
+  /**
+   * The trained adapter as one zip: PEFT files (PEFT, vLLM, Ollama), adapter.gguf (llama.cpp, Ollama) and a README
+   * saying how to load each.
+   */
+  async exportAdapterZip(): Promise<{ fileName: string; bytes: Uint8Array }> {
+    const s = await session();
+    const adapter = await s.adapterNow();
+    const gguf = loraToGguf(adapter, s.baseConfig, { name: `${s.modelName} LoRA` });
+    const bytes = peftZip(adapter, { extra: { 'adapter.gguf': gguf }, ggufFile: 'adapter.gguf', name: s.modelName });
+    const safe = s.modelName.replace(/[^A-Za-z0-9._-]+/g, '-');
+    return { fileName: `adapter-${safe}.zip`, bytes };
   },
 
   /** Greedy completion of a prompt with the current adapter. */

@@ -331,6 +331,16 @@ export class FinetuneSession {
     return downloadLora(this.ctx, this.lora, this.adapter);
   }
 
+  /** The loaded model's config (for exports that need the base's shape, e.g. GGUF's q/k permutation). */
+  get baseConfig(): Checkpoint['config'] {
+    if (!this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
+    return this.ckpt.config;
+  }
+
+  get modelName(): string {
+    return this.modelSource;
+  }
+
   /** Greedy completion of a prompt with the current adapter (the instruct template is the caller's business). */
   async generate(prompt: string, maxNewTokens: number): Promise<string> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');

@@ -1,8 +1,9 @@
 import type { Command } from '../command.ts';
 import { benchCommand } from './bench.ts';
 import { checkCommand } from './check.ts';
+import { trainCommand } from './train.ts';
 import { gpuInfoCommand } from './gpu-info.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import { validateCommand } from './validate.ts';
 
-export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand];
+export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand];

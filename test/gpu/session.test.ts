@@ -1,0 +1,90 @@
+// The session behind the page and `finetune train`: a run stopped mid-way is saved to its store and resumed from
+// there; the CLI trains end to end and writes a PEFT adapter that reads back.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/engine/session.ts';
+import { readAdapter } from '../../src/model/adapter.ts';
+import { readGguf } from '../../src/export/index.ts';
+import { gpuContext } from './context.ts';
+
+const ROWS = ['def add(a, b):\n    return a + b', 'def sub(a, b):\n    return a - b', 'x = [1, 2, 3]', 'print("hi")'];
+const JSONL = ROWS.map((text) => JSON.stringify({ text })).join('\n');
+const HP = {
+  num_train_epochs: 1,
+  train_batch_size: 1,
+  micro_batch_size: 1,
+  num_validation_samples: 1,
+  lora_rank: 2,
+  lora_alpha: 4,
+  learning_rate: 1e-3,
+  max_seq_len: 24,
+  save_steps: 1,
+  peft_method: 'qlora',
+};
+
+describe('fine-tuning session', () => {
+  let ctx: GpuContext;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+  });
+
+  it('reports dataset problems with line numbers before training', async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    const r = await session.inspectDataset(new Blob(['{"text": "ok"}\n{"text": 3}\nnot json\n']), 'bad.jsonl', 'replicate', 64);
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => p.line)).toEqual([2, 3]);
+  });
+
+  it('saves a stopped run to its store and resumes it from the saved step', async () => {
+    const store = memoryRunStore();
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), store);
+    const info = await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    expect(info.layers).toBe(2);
+    expect(info.gpuBytes).toBeGreaterThan(0);
+    const events: TrainEvent[] = [];
+    const first = await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      events.push(e);
+      if (e.type === 'step' && e.step === 1) session.stop();
+    });
+    expect(first).toMatchObject({ steps: 1, stopped: true });
+    const saved = await session.savedRun();
+    expect(saved).toMatchObject({ step: 1, totalSteps: 3, trainName: 'rows.jsonl', modelSource: 'tiny-mistral' });
+    expect(saved!.history.map((h) => h.step)).toEqual([1]);
+
+    const resumed: TrainEvent[] = [];
+    const second = await session.train({}, null, (e) => resumed.push(e), { resume: true });
+    expect(second).toMatchObject({ steps: 3, stopped: false });
+    expect(resumed.find((e) => e.type === 'plan')).toMatchObject({ resumedAt: 1 });
+    expect(resumed.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([2, 3]);
+    expect(resumed.some((e) => e.type === 'eval')).toBe(true);
+    expect((await session.savedRun())!.history.map((h) => h.step)).toEqual([1, 2, 3]);
+    session.unloadModel();
+  });
+
+  it('finetune train writes a PEFT adapter that reads back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-train-'));
+    writeFileSync(join(dir, 'rows.jsonl'), JSONL);
+    const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out')];
+    for (const [k, v] of Object.entries(HP)) args.push(`--${k}`, String(v));
+    const { stdout } = await promisify(execFile)('node', args, { timeout: 300_000 });
+    const events = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events[0].type).toBe('model');
+    expect(events.filter((e) => e.type === 'step')).toHaveLength(3);
+    expect(events.at(-1)).toMatchObject({ type: 'done', steps: 3 });
+    const adapter = await readAdapter(nodeDirectory(join(dir, 'out', 'adapter')));
+    expect(adapter.config.r).toBe(2);
+    expect(adapter.config.targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(adapter.tensors[0].q_proj!.B.some((v) => v !== 0)).toBe(true); // trained: B left zero init
+    const gguf = readGguf(new Uint8Array(readFileSync(join(dir, 'out', 'adapter', 'adapter.gguf'))));
+    expect(gguf.kv.get('adapter.type')?.value).toBe('lora');
+    expect(gguf.tensors.has('blk.1.attn_v.weight.lora_b')).toBe(true);
+    expect(readFileSync(join(dir, 'out', 'adapter', 'README.md'), 'utf8')).toContain('llama');
+  });
+});
