@@ -48,3 +48,16 @@ describe('finetune bench beyond matmul', () => {
     expect(kernels.some((k) => k.startsWith('adamw'))).toBe(true);
   });
 });
+
+describe('finetune bench model', () => {
+  it('runs whole training steps and reports tokens/s, falling losses and the ledger peak by category', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'model', '--tokens', '8', '--steps', '2', '--targets', 'q_proj,v_proj'], { env, timeout: 300_000 });
+    const r = stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.bench === 'model');
+    expect(r.targets).toBe('q_proj,v_proj');
+    expect(r.losses).toHaveLength(3);
+    expect(r.tokensPerSecond).toBeGreaterThan(0);
+    expect(r.peakByCategory.weights).toBeGreaterThan(0);
+    expect(r.peakByCategory.optimizer).toBeGreaterThan(0);
+    expect(r.peakBytes).toBeGreaterThanOrEqual(r.peakByCategory.weights + r.peakByCategory.activations);
+  });
+});

@@ -3,12 +3,14 @@ import { benchAttention } from '../../engine/bench/attention.ts';
 import { benchKernels } from '../../engine/bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../engine/bench/layer.ts';
 import { benchMatmul } from '../../engine/bench/matmul.ts';
+import { benchModel, MISTRAL_7B } from '../../engine/bench/model.ts';
+import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../engine/bench/nf4.ts';
 import { FinetuneError } from '../../engine/errors.ts';
 import type { Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -23,13 +25,17 @@ what:
   kernels    RMSNorm, RoPE, SwiGLU, embedding (GB/s), AdamW over the whole adapter, lm_head + cross-entropy (GFLOP/s)
   layer      one Mistral-7B layer (random NF4 weights made on the GPU), LoRA r=8 on all seven projections:
              forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory
-  all        everything above
+  model      whole QLoRA training steps of a Mistral-7B-shaped model (32 random NF4 layers made on the GPU, bf16
+             embeddings and lm_head): end-to-end tokens/s and peak GPU memory by category (not part of "all")
+  all        everything above but model
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
   --tokens 512,2048            nf4/attention/layer: tokens (default: 512,2048 on a GPU, 64 on SwiftShader)
   --small                      nf4/attention/layer at reduced model sizes (default on SwiftShader)
   --min-ms 300                 time measured per result
+  --steps 3                    model: timed training steps (after one warm-up step)
+  --targets all-linear         model: LoRA target modules (q_proj,v_proj is Replicate's default)
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
 
@@ -49,7 +55,7 @@ export const benchCommand: Command = {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { sizes: { type: 'string' }, tokens: { type: 'string' }, small: { type: 'boolean' }, 'min-ms': { type: 'string' } },
+      options: { sizes: { type: 'string' }, tokens: { type: 'string' }, small: { type: 'boolean' }, 'min-ms': { type: 'string' }, steps: { type: 'string' }, targets: { type: 'string' } },
     });
     const what = positionals[0] as What | undefined;
     if (!what || !WHAT.includes(what)) throw new FinetuneError('bad-input', `bench: unknown benchmark "${what ?? ''}"; expected one of: ${WHAT.join(', ')}`);
@@ -91,6 +97,13 @@ export const benchCommand: Command = {
           print({ bench: 'model-estimate', model: 'Mistral-7B', T, tokensPerSecond: r.tokensPerSecond / 32, basis: '32 × layer time' });
         }
       }
+    }
+    if (what === 'model') {
+      const targets = parseTargetModules(values.targets ?? 'all-linear');
+      if (typeof targets === 'string') throw new FinetuneError('bad-input', `--targets: ${targets}`);
+      const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
+      const steps = values.steps ? intList('steps', values.steps)[0] : 3;
+      for (const T of tokens) print(await benchModel(ctx, { dims, T, steps, targets }));
     }
     ctx.destroyDevice();
     return 0;

@@ -1,0 +1,136 @@
+// `finetune bench model`: whole training steps of a Mistral-7B-shaped model (32 layers of random NF4 weights made on
+// the GPU, bf16 embeddings and lm_head, LoRA on the chosen projections) on one sequence of T tokens — the end-to-end
+// tokens/s and the peak GPU memory per category from the ledger, with nothing extrapolated.
+
+import { createAdapter } from '../../model/adapter.ts';
+import type { MistralConfig } from '../../model/config.ts';
+import type { GpuContext } from '../gpu.ts';
+import { nf4_quantize } from '../kernels/nf4.ts';
+import { fill_uniform, fill_uniform_bf16 } from '../kernels/random.ts';
+import { flopsPerToken, LINEARS, linearShape, type Dims, type LinearName } from '../mistral/dims.ts';
+import { destroyLora, uploadLora } from '../mistral/lora.ts';
+import { MistralRunner } from '../mistral/model.ts';
+import { destroyMistralWeights, type BaseLinear, type LayerWeights, type MistralWeights } from '../mistral/weights.ts';
+import { mulberry32 } from '../reference/common.ts';
+
+export interface ModelBenchResult {
+  bench: 'model';
+  layers: number;
+  T: number;
+  targets: string;
+  r: number;
+  quantization: 'nf4' | 'nf4-double';
+  loadSeconds: number;
+  stepMs: number;
+  tokensPerSecond: number;
+  /** Useful FLOPs per token (forward, recomputation, input gradients, attention) and the rate they ran at. */
+  gflopPerToken: number;
+  tflops: number;
+  losses: number[];
+  peakBytes: number;
+  peakByCategory: Record<string, number>;
+}
+
+export const MISTRAL_7B: Dims = { V: 32000, C: 4096, I: 14336, L: 32, nH: 32, nKV: 8, hd: 128, theta: 1e6, eps: 1e-5 };
+
+function configOf(d: Dims): MistralConfig {
+  return {
+    vocabSize: d.V, hidden: d.C, intermediate: d.I, layers: d.L, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, ropeTheta: d.theta,
+    rmsNormEps: d.eps, maxPositions: 32768, tieWordEmbeddings: false, slidingWindow: null, dtype: 'bfloat16', bosTokenId: 1, eosTokenId: 2, warnings: [],
+  };
+}
+
+/** Random weights of the given shape, NF4-quantised on the GPU one projection at a time. */
+export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boolean): Promise<MistralWeights> {
+  let seed = 1;
+  const vec = (label: string, n: number): GPUBuffer => {
+    const b = ctx.createBuffer(label, n * 4, 'weights');
+    fill_uniform(ctx, b, n, 1, seed++);
+    return b;
+  };
+  const bf16 = (label: string, rows: number, cols: number): { buffer: GPUBuffer; storage: 'bf16' } => {
+    const b = ctx.createBuffer(label, rows * cols * 2, 'weights');
+    fill_uniform_bf16(ctx, b, rows * cols, 0.02, seed++);
+    return { buffer: b, storage: 'bf16' };
+  };
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const linears = {} as Record<LinearName, BaseLinear>;
+    for (const m of LINEARS) {
+      const s = linearShape(d, m);
+      const src = ctx.createBuffer(`random ${l}.${m}`, s.out * s.in * 4, 'scratch');
+      fill_uniform(ctx, src, s.out * s.in, 1 / Math.sqrt(s.in), seed++);
+      linears[m] = { kind: 'nf4', ...s, weight: nf4_quantize(ctx, src, 'f32', s.out, s.in, { doubleQuant, label: `${l}.${m}` }) };
+      ctx.flush();
+      ctx.destroy(src);
+    }
+    layers.push({ inputNorm: vec(`${l} norm 1`, d.C), postAttentionNorm: vec(`${l} norm 2`, d.C), linears });
+    await ctx.sync();
+  }
+  return { dims: d, quantization: doubleQuant ? 'nf4-double' : 'nf4', embed: bf16('embed', d.V, d.C), lmHead: bf16('lm_head', d.V, d.C), finalNorm: vec('final norm', d.C), layers };
+}
+
+export async function benchModel(
+  ctx: GpuContext,
+  o: { dims: Dims; T: number; steps: number; r?: number; targets?: LinearName[]; doubleQuant?: boolean },
+): Promise<ModelBenchResult> {
+  const d = o.dims;
+  const r = o.r ?? 8;
+  const targets = o.targets ?? [...LINEARS];
+  ctx.ledger.resetPeaks();
+  const t0 = Date.now();
+  const weights = await randomMistral(ctx, d, o.doubleQuant ?? true);
+  const loadSeconds = (Date.now() - t0) / 1000;
+  const adapter = createAdapter(configOf(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: targets, random: mulberry32(1) });
+  const lora = uploadLora(ctx, d, adapter);
+  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: o.T, seed: 1 });
+  try {
+    const rand = mulberry32(2);
+    const ids = Array.from({ length: o.T }, () => 3 + Math.floor(rand() * (d.V - 3)));
+    runner.setBatch({
+      B: 1,
+      T: o.T,
+      inputIds: ids,
+      targets: ids.map((_, i) => (i + 1 < o.T ? ids[i + 1] : -100)),
+      segIds: new Uint32Array(o.T).fill(1),
+      positions: Uint32Array.from({ length: o.T }, (_, i) => i),
+    });
+    const counted = o.T - 1;
+    const losses: number[] = [];
+    const step = async (): Promise<number> => {
+      runner.zeroGrads();
+      runner.resetLoss();
+      runner.forwardBackward(1 / counted, 1 / counted);
+      runner.optimizerStep({ lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 });
+      return runner.readLoss();
+    };
+    losses.push(await step()); // warm-up: pipelines compiled, buffers touched
+    const s0 = Date.now();
+    for (let i = 0; i < o.steps; i++) losses.push(await step());
+    const stepMs = (Date.now() - s0) / o.steps;
+    const snap = ctx.ledger.snapshot();
+    const peakByCategory: Record<string, number> = {};
+    for (const [k, v] of Object.entries(snap.byCategory)) peakByCategory[k] = v.peakBytes;
+    const fpt = flopsPerToken(d, o.T);
+    return {
+      bench: 'model',
+      layers: d.L,
+      T: o.T,
+      targets: targets.join(','),
+      r,
+      quantization: weights.quantization === 'nf4' ? 'nf4' : 'nf4-double',
+      loadSeconds,
+      stepMs,
+      tokensPerSecond: o.T / (stepMs / 1000),
+      gflopPerToken: fpt / 1e9,
+      tflops: (fpt * o.T) / (stepMs / 1000) / 1e12,
+      losses,
+      peakBytes: snap.peakBytes,
+      peakByCategory,
+    };
+  } finally {
+    runner.destroy();
+    destroyLora(ctx, lora);
+    destroyMistralWeights(ctx, weights);
+  }
+}
