@@ -1,20 +1,164 @@
-// The page: starts the engine worker and lays out the panels.
+// The page: starts the engine worker, holds what the panels share (src/ui/state.ts) and lays the panels out:
+// Model · Dataset · Hyperparameters · Training · Export · GPU. On open it loads the demo model and the sample dataset,
+// so the page is ready to train at once.
 
 import * as Comlink from 'comlink';
-import type { EngineApi } from '../worker.ts';
+import type { LedgerSnapshot } from '../engine/ledger.ts';
+import type { LoadProgress, Quantization } from '../engine/mistral/weights.ts';
+import type { EngineApi, ModelSource } from '../worker.ts';
 import { installErrorTransfer } from '../worker-protocol.ts';
+import { datasetPanel } from './dataset-panel.ts';
+import { h } from './dom.ts';
+import { exportPanel } from './export-panel.ts';
+import { errorMessages, errorParts } from './format.ts';
 import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
+import { formState, formValuesOf, hyperparamsPanel, initialForm } from './hyperparams-panel.ts';
+import { modelPanel } from './model-panel.ts';
+import { Cell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type RunState, type Shared } from './state.ts';
+import { trainingPanel } from './training-panel.ts';
 
 installErrorTransfer();
 const app = document.getElementById('app');
 if (!app) throw new Error('index.html has no #app');
 
-if (!('gpu' in navigator)) {
-  app.append(noWebGpuPanel());
-} else {
+function debounce(fn: () => void, ms: number): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, ms);
+  };
+}
+
+function start(root: HTMLElement): void {
   const worker = new Worker(new URL('../worker.ts', import.meta.url), { type: 'module', name: 'engine' });
   const engine = Comlink.wrap<EngineApi>(worker);
   // The engine proxy, for the browser console and for automation (the browser test tier drives it).
   (window as unknown as { finetuneEngine: Comlink.Remote<EngineApi> }).finetuneEngine = engine;
-  app.append(gpuPanel(engine));
+
+  const model = new Cell<ModelState>({ status: 'none', choice: null, quantization: null, info: null, progress: null, error: null });
+  const run = new Cell<RunState>({ phase: 'idle', step: 0, totalSteps: 0, hasAdapter: false });
+
+  let loading: Promise<unknown> = Promise.resolve();
+  const loadModel: Shared['loadModel'] = (source: ModelSource, label: string, quantization: Quantization) => {
+    const before = loading;
+    const p = (async () => {
+      await before.catch(() => undefined);
+      if (runBusy(run.value.phase)) return null;
+      model.set({ status: 'loading', choice: { kind: source.kind, label }, quantization, info: null, progress: null, error: null });
+      let pending: LoadProgress | null = null;
+      let scheduled = false;
+      const onProgress = (p: LoadProgress): void => {
+        pending = p;
+        if (scheduled) return;
+        scheduled = true;
+        requestAnimationFrame(() => {
+          scheduled = false;
+          if (model.value.status === 'loading') model.update({ progress: pending });
+        });
+      };
+      try {
+        const info = await engine.loadModel(source, quantization, Comlink.proxy(onProgress));
+        model.set({ status: 'ready', choice: { kind: source.kind, label }, quantization, info, progress: null, error: null });
+        return info;
+      } catch (e) {
+        model.set({ status: 'error', choice: { kind: source.kind, label }, quantization, info: null, progress: null, error: errorParts(e) });
+        return null;
+      } finally {
+        // A new base drops the adapter trained on the old one.
+        run.set({ phase: runBusy(run.value.phase) ? run.value.phase : 'idle', step: 0, totalSteps: 0, hasAdapter: false });
+        shared.refreshMemory();
+      }
+    })();
+    loading = p;
+    return p;
+  };
+
+  let memoryTimer: ReturnType<typeof setTimeout> | null = null;
+  const shared: Shared = {
+    engine,
+    gpuReady: engine.probe().then(
+      (p) => p.ok,
+      () => false,
+    ),
+    form: new Cell(formState(initialForm())),
+    model,
+    data: new Cell<DataState>({ train: null, validation: null }),
+    plan: new Cell<PlanState>({ status: 'idle', stats: null, error: null }),
+    run,
+    memory: new Cell<LedgerSnapshot | null>(null),
+    loadModel,
+    refreshMemory() {
+      if (memoryTimer) return;
+      memoryTimer = setTimeout(() => {
+        memoryTimer = null;
+        engine.memory().then(
+          (m) => shared.memory.set(m),
+          () => undefined,
+        );
+      }, 300);
+    },
+  };
+
+  const form = hyperparamsPanel(shared);
+  const dataset = datasetPanel(shared);
+  const gpu = gpuPanel(engine);
+  gpu.classList.add('half');
+  root.append(
+    modelPanel(shared),
+    dataset.element,
+    form.element,
+    trainingPanel(shared, { restoreForm: (hp) => form.setValues(formValuesOf(hp)) }),
+    exportPanel(shared),
+    gpu,
+  );
+
+  // ---- the plan: checked against the data whenever the form or the files change -------------------------------
+  let planId = 0;
+  const replan = debounce(() => {
+    const f = shared.form.value;
+    const d = shared.data.value;
+    if (runBusy(run.value.phase)) return;
+    const trainOk = d.train?.status === 'ready' && d.train.report?.ok;
+    const validationOk = !d.validation || (d.validation.status === 'ready' && d.validation.report?.ok);
+    if (!f.hp || !d.train || !trainOk || !validationOk) {
+      shared.plan.set({ status: 'idle', stats: null, error: null });
+      return;
+    }
+    const id = ++planId;
+    shared.plan.set({ status: 'planning', stats: null, error: null });
+    engine.planRun({ ...f.hp }, d.train.file, d.validation?.file ?? null).then(
+      (stats) => {
+        if (id === planId) shared.plan.set({ status: 'ready', stats, error: null });
+      },
+      (e: unknown) => {
+        if (id === planId) shared.plan.set({ status: 'error', stats: null, error: { ...errorParts(e), messages: errorMessages(e) } });
+      },
+    );
+  }, 350);
+  shared.form.watch(replan);
+  shared.data.watch(replan);
+
+  // ---- the demo model follows the run's quantization (it is small: reloading takes a moment) ----------------------
+  const followQuantization = debounce(() => {
+    const m = model.value;
+    const q = wantedQuantization(shared.form.value);
+    if (!q || m.status !== 'ready' || m.choice?.kind !== 'demo' || m.info?.quantization === q || runBusy(run.value.phase)) return;
+    void loadModel({ kind: 'demo' }, 'mistral-nano-demo', q);
+  }, 600);
+  shared.form.watch(followQuantization);
+  model.watch(followQuantization);
+
+  // ---- ready to train on open: the demo model and the sample dataset ---------------------------------------------
+  void shared.gpuReady.then((ok) => {
+    if (!ok) return;
+    void dataset.loadSample();
+    if (model.value.status === 'none') void loadModel({ kind: 'demo' }, 'mistral-nano-demo', wantedQuantization(shared.form.value) ?? 'none');
+  });
+}
+
+if (!('gpu' in navigator)) {
+  app.append(noWebGpuPanel());
+  app.append(h('p', { class: 'hint wide' }, 'The fine-tuner (model, dataset, hyperparameters, training, export) needs WebGPU.'));
+} else {
+  start(app);
 }

@@ -1,0 +1,219 @@
+// The dataset panel: the training file (picked, dropped, or the sample preselected) and an optional validation file,
+// each read by the worker exactly as training will read it: a summary (rows, token counts, truncation) and every
+// problem with its line and column, errors and warnings apart. Re-read when layout or max_seq_len change.
+
+import type { DatasetReport } from '../engine/session.ts';
+import type { Problem } from '../data/problems.ts';
+import { h, replaceChildren } from './dom.ts';
+import { errorParts, formatBytes, formatCount } from './format.ts';
+import { runBusy, type DataFile, type Shared } from './state.ts';
+
+/** Problems drawn at most per file; the rest are counted in "… and N more". */
+export const PROBLEMS_SHOWN = 100;
+
+type Which = 'train' | 'validation';
+
+function where(p: Problem): string {
+  if (p.line === null) return 'file';
+  return p.column !== undefined ? `line ${p.line}, column ${p.column}` : `line ${p.line}`;
+}
+
+export function problemList(report: DatasetReport, testid: string): HTMLElement | null {
+  const problems = report.problems;
+  if (problems.length === 0 && report.omitted === 0) return null;
+  const shown = problems.slice(0, PROBLEMS_SHOWN);
+  const more = problems.length - shown.length + report.omitted;
+  return h(
+    'div',
+    { class: 'problems' },
+    h(
+      'ol',
+      { 'data-testid': testid },
+      ...shown.map((p) =>
+        h(
+          'li',
+          { class: p.severity, 'data-line': p.line ?? 'file', 'data-severity': p.severity, 'data-code': p.code },
+          h('span', { class: 'where num' }, where(p)),
+          h('span', { class: `badge ${p.severity}` }, p.severity),
+          h('span', { class: 'message' }, p.message),
+        ),
+      ),
+    ),
+    more > 0 ? h('p', { class: 'hint more', 'data-testid': `${testid}-more` }, `… and ${formatCount(more)} more`) : null,
+  );
+}
+
+export function summaryView(report: DatasetReport, testid: string): HTMLElement {
+  const s = report.summary;
+  const t = s.tokens;
+  const rows: [string, string][] = [
+    ['rows', formatCount(s.rows)],
+    ['rejected rows', formatCount(s.rejectedRows)],
+    ['lines', formatCount(s.lines)],
+    ['size', formatBytes(s.bytes)],
+    ['shape', s.shape === 'prompt_completion' ? 'prompt / completion' : (s.shape ?? '—')],
+    ['layout', s.layout],
+  ];
+  if (t) {
+    rows.push(['tokens', formatCount(t.total)], ['per row', `min ${formatCount(t.min)} · median ${formatCount(t.median)} · max ${formatCount(t.max)}`], ['loss tokens', formatCount(t.lossTokens)]);
+  }
+  rows.push(['truncated rows', s.rowsTruncated > 0 ? `${formatCount(s.rowsTruncated)} at ${formatCount(s.maxSeqLen)} tokens (${formatCount(s.tokensLost)} tokens lost)` : `none (max_seq_len ${formatCount(s.maxSeqLen)})`]);
+  return h(
+    'dl',
+    { class: 'facts', 'data-testid': testid },
+    ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { 'data-key': k }, v)]),
+  );
+}
+
+function verdict(f: DataFile): HTMLElement {
+  if (f.status === 'inspecting') return h('span', { class: 'badge muted' }, 'reading…');
+  if (f.status === 'error') return h('span', { class: 'badge error' }, 'unreadable');
+  const s = f.report!.summary;
+  if (!f.report!.ok) return h('span', { class: 'badge error' }, `${formatCount(s.errors)} error${s.errors === 1 ? '' : 's'}`);
+  if (s.warnings > 0) return h('span', { class: 'badge warning' }, `ready · ${formatCount(s.warnings)} warning${s.warnings === 1 ? '' : 's'}`);
+  return h('span', { class: 'badge ok' }, 'ready');
+}
+
+export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample(): Promise<void> } {
+  const trainInput = h('input', { type: 'file', id: 'train-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'train-file', class: 'visually-hidden' });
+  const validationInput = h('input', { type: 'file', id: 'validation-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'validation-file', class: 'visually-hidden' });
+  const trainView = h('div', { class: 'file-view', 'data-testid': 'train-view' });
+  const validationView = h('div', { class: 'file-view', 'data-testid': 'validation-view' });
+  const drop = h(
+    'div',
+    { class: 'dropzone', 'data-testid': 'dataset-drop' },
+    h('p', {}, 'Drop a JSONL file here, or ', h('label', { for: 'train-file', class: 'link' }, 'choose one'), '.'),
+    h('p', { class: 'hint' }, 'One JSON object per line: {"prompt", "completion"} or {"text"}.'),
+    trainInput,
+  );
+  const sampleButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'use-sample' }, 'Use the sample dataset');
+  const clearValidation = h('button', { type: 'button', class: 'link', hidden: true, 'data-testid': 'clear-validation' }, 'remove');
+
+  const generation = { train: 0, validation: 0 };
+
+  const inspect = async (which: Which, file: File): Promise<void> => {
+    const id = ++generation[which];
+    const form = shared.form.value;
+    const layout = (form.hp?.layout ?? (form.raw.layout === 'instruct' ? 'instruct' : 'replicate')) as 'replicate' | 'instruct';
+    const maxSeqLen = form.hp?.max_seq_len ?? (Number.isInteger(Number(form.raw.max_seq_len)) && Number(form.raw.max_seq_len) >= 1 ? Number(form.raw.max_seq_len) : 4096);
+    shared.data.update({ [which]: { file, report: null, status: 'inspecting', error: null } });
+    try {
+      const report = await shared.engine.inspectDataset(file, file.name, layout, maxSeqLen);
+      if (id !== generation[which]) return;
+      shared.data.update({ [which]: { file, report, status: 'ready', error: null } });
+    } catch (e) {
+      if (id !== generation[which]) return;
+      shared.data.update({ [which]: { file, report: null, status: 'error', error: errorParts(e) } });
+    }
+  };
+
+  const take = (which: Which, list: FileList | null | undefined): void => {
+    const file = list?.[0];
+    if (file) void inspect(which, file);
+  };
+
+  trainInput.addEventListener('change', () => {
+    take('train', trainInput.files);
+    trainInput.value = '';
+  });
+  validationInput.addEventListener('change', () => {
+    take('validation', validationInput.files);
+    validationInput.value = '';
+  });
+  clearValidation.addEventListener('click', () => {
+    generation.validation++;
+    shared.data.update({ validation: null });
+  });
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    if (!runBusy(shared.run.value.phase)) take('train', (e as DragEvent).dataTransfer?.files);
+  });
+
+  const loadSample = async (): Promise<void> => {
+    const url = `${import.meta.env.BASE_URL}datasets/sample.jsonl`;
+    try {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+      const file = new File([await res.blob()], 'sample.jsonl', { type: 'application/jsonl' });
+      await inspect('train', file);
+    } catch (e) {
+      const { message } = errorParts(e);
+      shared.data.update({ train: { file: new File([], 'sample.jsonl'), report: null, status: 'error', error: { kind: 'bad-input', message: `could not fetch the sample dataset: ${message}` } } });
+    }
+  };
+  sampleButton.addEventListener('click', () => void loadSample());
+
+  const fileView = (which: Which, f: DataFile | null, el: HTMLElement): void => {
+    if (!f) {
+      replaceChildren(el, which === 'train' ? h('p', { class: 'hint' }, 'No training file yet.') : null);
+      return;
+    }
+    const report = f.report;
+    replaceChildren(
+      el,
+      h('div', { class: 'file-head' }, h('span', { class: 'file-name', 'data-testid': `${which}-name` }, f.file.name), h('span', { class: 'num hint' }, formatBytes(f.file.size)), verdict(f)),
+      f.status === 'error' && f.error ? h('p', { class: 'bad', 'data-testid': `${which}-error` }, `Could not read it (${f.error.kind}): ${f.error.message}`) : null,
+      report ? summaryView(report, `${which}-summary`) : null,
+      report ? problemList(report, `${which}-problems`) : null,
+    );
+  };
+
+  shared.data.watch((d) => {
+    fileView('train', d.train, trainView);
+    fileView('validation', d.validation, validationView);
+    clearValidation.hidden = !d.validation;
+  });
+
+  // Layout and max_seq_len change what a row becomes: read the files again (debounced while typing).
+  let key = '';
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  shared.form.watch((form) => {
+    if (!form.hp) return;
+    const k = `${form.hp.layout}|${form.hp.max_seq_len}`;
+    if (k === key) return;
+    const first = key === '';
+    key = k;
+    if (first) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const d = shared.data.value;
+      if (d.train) void inspect('train', d.train.file);
+      if (d.validation) void inspect('validation', d.validation.file);
+    }, 400);
+  });
+
+  shared.run.watch((run) => {
+    const busy = runBusy(run.phase);
+    trainInput.disabled = validationInput.disabled = sampleButton.disabled = clearValidation.disabled = busy;
+    drop.classList.toggle('disabled', busy);
+  });
+
+  const element = h(
+    'section',
+    { class: 'panel half', id: 'panel-dataset' },
+    h('h2', {}, 'Dataset'),
+    drop,
+    h('div', { class: 'actions' }, sampleButton),
+    h('h3', {}, 'Training data'),
+    trainView,
+    h(
+      'h3',
+      {},
+      'Validation data ',
+      h('span', { class: 'hint' }, '(optional) '),
+      h('label', { for: 'validation-file', class: 'link' }, 'choose'),
+      ' ',
+      clearValidation,
+      validationInput,
+    ),
+    validationView,
+    h('p', { class: 'hint', 'data-testid': 'validation-note' }, 'Without a validation file, the last num_validation_samples rows of the training data are held out for validation, as Replicate does.'),
+  );
+  return { element, loadSample };
+}

@@ -1,0 +1,78 @@
+// Number and time formatting for the page. Every figure is shown in tabular monospace (style.css .num).
+
+import { isFinetuneError } from '../engine/errors.ts';
+
+export { formatBytes } from '../engine/adapter.ts';
+
+/** 0:42, 3:05, 1:02:09 — a duration that grows while you look at it. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '—';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  const mm = h > 0 ? String(m).padStart(2, '0') : String(m);
+  return `${h > 0 ? `${h}:` : ''}${mm}:${String(r).padStart(2, '0')}`;
+}
+
+/** A loss: 4 significant digits (2.304, 10.37). */
+export function formatLoss(x: number | null | undefined): string {
+  if (x === null || x === undefined) return '—';
+  if (!Number.isFinite(x)) return String(x);
+  return x.toPrecision(4);
+}
+
+/** A learning rate or other small positive number: 1.00e-4. */
+export function formatSci(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  if (x === 0) return '0';
+  return x.toExponential(2);
+}
+
+/** Thousands separated: 12,345. */
+export function formatCount(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
+}
+
+/** Tokens per second: one decimal below 100. */
+export function formatRate(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  return x < 100 ? x.toFixed(1) : formatCount(x);
+}
+
+export function formatPercent(fraction: number): string {
+  return Number.isFinite(fraction) ? `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)} %` : '—';
+}
+
+/** Parameters: 39.6 M, 7.24 B. */
+export function formatParams(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
+  return String(n);
+}
+
+/** "bad-input: lora_rank must be …" — an error's kind and message, for any thrown value. */
+export function errorParts(e: unknown): { kind: string; message: string } {
+  if (isFinetuneError(e)) return { kind: e.kind, message: e.message };
+  if (e instanceof Error) return { kind: 'unexpected', message: e.message };
+  return { kind: 'unexpected', message: String(e) };
+}
+
+/** The separate messages of an error: a bad-input error from the schema lists them in details.errors. */
+export function errorMessages(e: unknown): string[] {
+  if (isFinetuneError(e)) {
+    const list = e.details?.errors;
+    if (Array.isArray(list) && list.length > 0 && list.every((m) => typeof m === 'string')) return list as string[];
+  }
+  return [errorParts(e).message];
+}
+
+/** A file-name-safe slug of a model name: "mistralai/Mistral-7B-Instruct-v0.2" → "mistralai-Mistral-7B-Instruct-v0.2". */
+export function slug(name: string): string {
+  const s = name
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '');
+  return s.slice(0, 80) || 'model';
+}

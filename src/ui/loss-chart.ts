@@ -1,0 +1,153 @@
+// The loss chart (uPlot): training loss per optimizer step as a line, validation loss as points at the steps it was
+// measured, on one linear y axis. The container carries data-train-points / data-val-points for automation.
+
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { h } from './dom.ts';
+import { formatLoss } from './format.ts';
+
+export interface LossPoint {
+  step: number;
+  loss: number;
+  valLoss?: number;
+}
+
+const TRAIN = '#7aa2ff';
+const VAL = '#f0b429';
+const AXIS = '#9aa3b2';
+const GRID = 'rgba(154, 163, 178, 0.12)';
+const FONT = '12px ui-monospace, SFMono-Regular, Menlo, monospace';
+
+export class LossChart {
+  readonly element: HTMLElement;
+  private readonly plotHost: HTMLElement;
+  private readonly empty: HTMLElement;
+  private plot: uPlot | null = null;
+  private steps: number[] = [];
+  private losses: (number | null)[] = [];
+  private valLosses: (number | null)[] = [];
+  private totalSteps = 0;
+  private resize: ResizeObserver | null = null;
+
+  constructor(private readonly height = 320) {
+    this.plotHost = h('div', { class: 'plot' });
+    this.empty = h('p', { class: 'chart-empty hint' }, 'The loss curve appears here when training starts.');
+    this.element = h('div', { class: 'loss-chart', 'data-testid': 'loss-chart', 'data-train-points': 0, 'data-val-points': 0 }, this.empty, this.plotHost);
+  }
+
+  /** Starts over with these points (a resumed run brings its history). */
+  reset(points: readonly LossPoint[] = [], totalSteps = 0): void {
+    this.steps = [];
+    this.losses = [];
+    this.valLosses = [];
+    this.totalSteps = totalSteps;
+    for (const p of points) this.put(p.step, p.loss, p.valLoss);
+    this.redraw();
+  }
+
+  setTotal(totalSteps: number): void {
+    this.totalSteps = totalSteps;
+    this.redraw();
+  }
+
+  addStep(step: number, loss: number): void {
+    this.put(step, loss, undefined);
+    this.redraw();
+  }
+
+  addValidation(step: number, valLoss: number): void {
+    const i = this.steps.indexOf(step);
+    if (i >= 0) this.valLosses[i] = valLoss;
+    else this.put(step, null, valLoss);
+    this.redraw();
+  }
+
+  private put(step: number, loss: number | null, valLoss: number | undefined): void {
+    const i = this.steps.indexOf(step);
+    if (i >= 0) {
+      // A step seen again (a resume from an earlier checkpoint): the new value wins.
+      this.losses[i] = loss;
+      if (valLoss !== undefined) this.valLosses[i] = valLoss;
+      return;
+    }
+    let at = this.steps.length;
+    while (at > 0 && this.steps[at - 1] > step) at--;
+    this.steps.splice(at, 0, step);
+    this.losses.splice(at, 0, loss);
+    this.valLosses.splice(at, 0, valLoss ?? null);
+  }
+
+  private redraw(): void {
+    const trainPoints = this.losses.filter((x) => x !== null).length;
+    const valPoints = this.valLosses.filter((x) => x !== null).length;
+    this.element.dataset.trainPoints = String(trainPoints);
+    this.element.dataset.valPoints = String(valPoints);
+    this.empty.hidden = this.steps.length > 0;
+    const data: uPlot.AlignedData = [this.steps, this.losses, this.valLosses];
+    if (!this.plot) {
+      if (this.steps.length === 0) return;
+      this.create(data);
+    } else this.plot.setData(data);
+  }
+
+  private width(): number {
+    return Math.max(240, Math.floor(this.element.clientWidth || 640));
+  }
+
+  private create(data: uPlot.AlignedData): void {
+    const axis = (label: string): uPlot.Axis => ({
+      label,
+      stroke: AXIS,
+      font: FONT,
+      labelFont: '12px ui-sans-serif, system-ui, sans-serif',
+      grid: { stroke: GRID, width: 1 },
+      ticks: { stroke: GRID, width: 1 },
+    });
+    const opts: uPlot.Options = {
+      width: this.width(),
+      height: this.height,
+      cursor: { drag: { x: false, y: false } },
+      legend: { show: true, live: true },
+      scales: {
+        x: {
+          time: false,
+          // Step 1 to the planned last step, so the curve fills the chart as the run goes.
+          range: (_u, min, max) => [Math.min(min, 1) - 0.5, Math.max(max, this.totalSteps, 1) + 0.5],
+        },
+        y: {
+          range: (_u, min, max) => {
+            if (!Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+            const pad = Math.max((max - min) * 0.08, Math.abs(max) * 0.02, 1e-3);
+            return [Math.max(0, min - pad), max + pad];
+          },
+        },
+      },
+      axes: [{ ...axis('step'), values: (_u, splits) => splits.map((v) => (Number.isInteger(v) ? String(v) : '')) }, { ...axis('loss'), size: 56 }],
+      series: [
+        { label: 'step', value: (_u, v) => (v === null || v === undefined ? '—' : String(v)) },
+        {
+          label: 'train loss',
+          stroke: TRAIN,
+          width: 2,
+          fill: 'rgba(122, 162, 255, 0.08)',
+          spanGaps: true,
+          points: { show: (u) => u.data[0].length <= 60, size: 5, fill: TRAIN, stroke: TRAIN },
+          value: (_u, v) => formatLoss(v),
+        },
+        {
+          label: 'validation loss',
+          stroke: VAL,
+          width: 0,
+          paths: () => null,
+          points: { show: true, size: 9, fill: VAL, stroke: '#0f1115', width: 1.5 },
+          value: (_u, v) => formatLoss(v),
+        },
+      ],
+    };
+    this.plot = new uPlot(opts, data, this.plotHost);
+    this.resize = new ResizeObserver(() => {
+      if (this.plot) this.plot.setSize({ width: this.width(), height: this.height });
+    });
+    this.resize.observe(this.element);
+  }
+}

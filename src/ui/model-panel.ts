@@ -1,0 +1,215 @@
+// The model panel: where the weights come from (the demo model shipped with the app, a Hugging Face repository with a
+// token, or files on this computer), the base quantization the run needs (from peft_method / quantization in the form),
+// load progress (tensors and bytes), what was loaded, and the GPU memory ledger.
+
+import type { LedgerSnapshot } from '../engine/ledger.ts';
+import type { ModelSource } from '../worker.ts';
+import { h, replaceChildren } from './dom.ts';
+import { formatBytes, formatCount, formatParams } from './format.ts';
+import { runBusy, wantedQuantization, type Shared } from './state.ts';
+
+type SourceKind = ModelSource['kind'];
+
+const DEMO_HELP =
+  'mistral-nano-demo: a small Mistral (4 layers, hidden 256, Mistral’s 32,000-token vocabulary) served with this page, ' +
+  '40 MB. Same architecture and code path as Mistral-7B; it trains in seconds on a GPU and in minutes on a software adapter.';
+const HUB_HELP =
+  'Any Mistral-architecture repository with safetensors weights, read by HTTP range requests. Mistral-7B-Instruct-v0.2 is ' +
+  'gated: paste a token from huggingface.co/settings/tokens. The token is only sent to huggingface.co, in the ' +
+  'Authorization header, and never saved.';
+const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.safetensors.index.json when the weights are sharded).';
+
+export function memoryView(m: LedgerSnapshot | null): HTMLElement {
+  if (!m) return h('p', { class: 'hint' }, 'No GPU memory in use yet.');
+  const cats = Object.entries(m.byCategory).filter(([, c]) => c.peakBytes > 0);
+  const max = Math.max(1, ...cats.map(([, c]) => c.peakBytes));
+  return h(
+    'div',
+    { class: 'memory' },
+    h('p', { class: 'num' }, `now ${formatBytes(m.currentBytes)} · peak ${formatBytes(m.peakBytes)}`),
+    h(
+      'table',
+      { class: 'bars' },
+      ...cats.map(([name, c]) =>
+        h(
+          'tr',
+          {},
+          h('th', {}, name),
+          h('td', { class: 'bar' }, h('span', { class: 'fill peak', style: `width:${(100 * c.peakBytes) / max}%` }), h('span', { class: 'fill', style: `width:${(100 * c.currentBytes) / max}%` })),
+          h('td', { class: 'num' }, formatBytes(c.currentBytes)),
+        ),
+      ),
+    ),
+  );
+}
+
+export function modelPanel(shared: Shared): HTMLElement {
+  let kind: SourceKind = 'demo';
+  const tabs = (['demo', 'hub', 'files'] as const).map((k) =>
+    h('button', { type: 'button', role: 'tab', class: 'tab', 'data-kind': k, 'data-testid': `model-source-${k}` }, k === 'demo' ? 'Demo model' : k === 'hub' ? 'Hugging Face' : 'Local files'),
+  );
+  const repo = h('input', { type: 'text', id: 'hub-repo', value: 'mistralai/Mistral-7B-Instruct-v0.2', autocomplete: 'off', spellcheck: 'false' });
+  const revision = h('input', { type: 'text', id: 'hub-revision', placeholder: 'main', autocomplete: 'off', spellcheck: 'false' });
+  const token = h('input', { type: 'password', id: 'hub-token', placeholder: 'hf_…', autocomplete: 'off' });
+  const files = h('input', { type: 'file', id: 'model-files', multiple: true, accept: '.json,.safetensors' });
+  const bodies: Record<SourceKind, HTMLElement> = {
+    demo: h('div', { class: 'source' }, h('p', { class: 'hint' }, DEMO_HELP)),
+    hub: h(
+      'div',
+      { class: 'source' },
+      h('div', { class: 'inline-fields' }, h('label', { for: 'hub-repo' }, 'Repository', repo), h('label', { for: 'hub-revision' }, 'Revision', revision), h('label', { for: 'hub-token' }, 'Token', token)),
+      h('p', { class: 'hint' }, HUB_HELP),
+    ),
+    files: h('div', { class: 'source' }, h('label', { for: 'model-files' }, 'Model files ', files), h('p', { class: 'hint' }, FILES_HELP)),
+  };
+  const body = h('div', { class: 'source-body' });
+  const select = (k: SourceKind): void => {
+    kind = k;
+    for (const t of tabs) t.setAttribute('aria-selected', String(t.dataset.kind === k));
+    replaceChildren(body, bodies[k]);
+  };
+  for (const t of tabs) t.addEventListener('click', () => select(t.dataset.kind as SourceKind));
+  select('demo');
+
+  const quantLine = h('p', { class: 'quant', 'data-testid': 'model-quantization' });
+  const loadButton = h('button', { type: 'button', 'data-testid': 'model-load' }, 'Load model');
+  const status = h('p', { class: 'status', 'data-testid': 'model-status' }, 'No model loaded.');
+  const bar = h('progress', { max: 1, value: 0, hidden: true, 'data-testid': 'model-progress' });
+  const progressText = h('p', { class: 'progress-text num' });
+  const mismatch = h('div', { class: 'notice warn', hidden: true, 'data-testid': 'model-mismatch' });
+  const info = h('div', { 'data-testid': 'model-info' });
+  const memory = h('div', { 'data-testid': 'gpu-memory' });
+  const warnings = h('ul', { class: 'warnings' });
+
+  const sourceOf = (): { source: ModelSource; label: string } | string => {
+    switch (kind) {
+      case 'demo':
+        return { source: { kind: 'demo' }, label: 'mistral-nano-demo' };
+      case 'hub': {
+        const r = repo.value.trim();
+        if (!/^[\w.-]+\/[\w.-]+$/.test(r)) return 'Write the repository as owner/name, e.g. mistralai/Mistral-7B-Instruct-v0.2.';
+        const rev = revision.value.trim();
+        const tok = token.value.trim();
+        return { source: { kind: 'hub', repo: r, ...(rev ? { revision: rev } : {}), ...(tok ? { token: tok } : {}) }, label: rev ? `${r}@${rev}` : r };
+      }
+      case 'files': {
+        const list = [...(files.files ?? [])];
+        if (list.length === 0) return 'Pick the model’s files first.';
+        return { source: { kind: 'files', files: list }, label: list.map((f) => f.name).join(', ') };
+      }
+    }
+  };
+
+  loadButton.addEventListener('click', () => {
+    const q = wantedQuantization(shared.form.value);
+    if (!q) {
+      status.className = 'status bad';
+      status.textContent = 'Fix the hyperparameters first: the quantization follows peft_method and quantization.';
+      return;
+    }
+    const s = sourceOf();
+    if (typeof s === 'string') {
+      status.className = 'status bad';
+      status.textContent = s;
+      return;
+    }
+    void shared.loadModel(s.source, s.label, q);
+  });
+
+  const render = (): void => {
+    const m = shared.model.value;
+    const form = shared.form.value;
+    const run = shared.run.value;
+    const q = wantedQuantization(form);
+    const busy = runBusy(run.phase) || m.status === 'loading';
+    loadButton.disabled = busy;
+    for (const t of tabs) t.disabled = busy;
+    quantLine.replaceChildren(
+      h('span', { class: 'hint' }, 'Base quantization for this run: '),
+      h('span', { class: 'num' }, q ?? '—'),
+      h('span', { class: 'hint' }, q && form.hp ? (form.raw.quantization === '' ? ` (peft_method ${form.hp.peft_method})` : ' (set in the form)') : ' (the form has errors)'),
+    );
+
+    bar.hidden = m.status !== 'loading';
+    if (m.status === 'loading') {
+      const p = m.progress;
+      status.className = 'status';
+      status.textContent = `Loading ${m.choice?.label ?? 'the model'} (${m.quantization})…`;
+      if (p) {
+        bar.max = Math.max(1, p.bytesTotal);
+        bar.value = p.bytesDone;
+        progressText.textContent = `${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} · ${p.tensor}`;
+      } else progressText.textContent = 'Reading the header…';
+    } else {
+      progressText.textContent = '';
+    }
+    if (m.status === 'ready' && m.info) {
+      const i = m.info;
+      status.className = 'status ok';
+      status.dataset.state = 'ready';
+      status.textContent = `Loaded ${i.source} (${i.quantization}) in ${i.seconds.toFixed(1)} s`;
+      replaceChildren(
+        info,
+        h(
+          'dl',
+          { class: 'facts' },
+          ...(
+            [
+              ['parameters', formatParams(i.params)],
+              ['layers', String(i.layers)],
+              ['hidden size', String(i.hidden)],
+              ['vocabulary', formatCount(i.vocab)],
+              ['quantization', i.quantization],
+              ['weights on the GPU', formatBytes(i.gpuBytes)],
+            ] as const
+          ).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+        ),
+      );
+      replaceChildren(warnings, ...i.warnings.map((w) => h('li', { class: 'warn' }, w)));
+    } else if (m.status === 'error' && m.error) {
+      status.className = 'status bad';
+      delete status.dataset.state;
+      status.textContent = `Could not load the model (${m.error.kind}): ${m.error.message}`;
+    } else if (m.status === 'none') {
+      status.className = 'status';
+      status.textContent = 'No model loaded.';
+    }
+    if (m.status !== 'ready') {
+      delete status.dataset.state;
+      if (m.status !== 'error') replaceChildren(info);
+    }
+
+    const loadedQ = m.status === 'ready' ? m.info?.quantization : null;
+    if (loadedQ && q && loadedQ !== q) {
+      mismatch.hidden = false;
+      replaceChildren(
+        mismatch,
+        `The model is loaded as ${loadedQ}, but this run needs ${q} (peft_method ${form.hp?.peft_method}). `,
+        m.choice?.kind === 'demo' ? 'Reloading the demo model…' : 'Load the model again to train.',
+      );
+    } else mismatch.hidden = true;
+  };
+
+  shared.model.watch(render);
+  shared.form.watch(render);
+  shared.run.watch(render);
+  shared.memory.watch((m) => replaceChildren(memory, memoryView(m)));
+
+  return h(
+    'section',
+    { class: 'panel half', id: 'panel-model' },
+    h('h2', {}, 'Model'),
+    h('div', { class: 'tabs', role: 'tablist' }, ...tabs),
+    body,
+    quantLine,
+    h('div', { class: 'actions' }, loadButton),
+    bar,
+    progressText,
+    status,
+    mismatch,
+    info,
+    warnings,
+    h('h3', {}, 'GPU memory'),
+    memory,
+  );
+}

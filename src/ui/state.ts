@@ -1,0 +1,112 @@
+// What the panels share: small observable cells (a value and the functions to call when it changes). The page has
+// one of each; panels read them, subscribe to the ones they show, and set the ones they own.
+
+import type * as Comlink from 'comlink';
+import type { Hyperparams } from '../config/index.ts';
+import type { DataStats } from '../data/batches.ts';
+import type { DatasetReport, ModelInfo } from '../engine/session.ts';
+import type { LedgerSnapshot } from '../engine/ledger.ts';
+import type { LoadProgress, Quantization } from '../engine/mistral/weights.ts';
+import type { EngineApi, ModelSource } from '../worker.ts';
+
+export type Engine = Comlink.Remote<EngineApi>;
+
+export class Cell<T> {
+  private readonly listeners = new Set<(value: T) => void>();
+  constructor(private current: T) {}
+
+  get value(): T {
+    return this.current;
+  }
+
+  set(value: T): void {
+    this.current = value;
+    for (const l of [...this.listeners]) l(value);
+  }
+
+  update(patch: Partial<T>): void {
+    this.set({ ...this.current, ...patch });
+  }
+
+  /** Calls fn now and on every change; returns the unsubscribe function. */
+  watch(fn: (value: T) => void): () => void {
+    this.listeners.add(fn);
+    fn(this.current);
+    return () => this.listeners.delete(fn);
+  }
+}
+
+/** The form: what is typed (strings for numbers, so a half-typed value is kept as typed) and what it parses to. */
+export interface FormState {
+  raw: Record<string, string | boolean>;
+  /** The validated hyperparameters, or null while some field is wrong. */
+  hp: Hyperparams | null;
+  /** Messages by field name; '' holds those that belong to no single field. */
+  errors: Record<string, string[]>;
+}
+
+export interface ModelState {
+  status: 'none' | 'loading' | 'ready' | 'error';
+  /** What was asked for (the Hub token is never kept here). */
+  choice: { kind: ModelSource['kind']; label: string } | null;
+  quantization: Quantization | null;
+  info: ModelInfo | null;
+  progress: LoadProgress | null;
+  error: { kind: string; message: string } | null;
+}
+
+export interface DataFile {
+  file: File;
+  report: DatasetReport | null;
+  status: 'inspecting' | 'ready' | 'error';
+  error: { kind: string; message: string } | null;
+}
+
+export interface DataState {
+  train: DataFile | null;
+  validation: DataFile | null;
+}
+
+export interface PlanState {
+  status: 'idle' | 'planning' | 'ready' | 'error';
+  stats: DataStats | null;
+  /** messages: each problem on its own (a bad-input error lists them in details.errors). */
+  error: { kind: string; message: string; messages: string[] } | null;
+}
+
+export type RunPhase = 'idle' | 'starting' | 'running' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
+
+export interface RunState {
+  phase: RunPhase;
+  /** Optimizer steps done (the adapter's step, for the export file name). */
+  step: number;
+  totalSteps: number;
+  /** A trained (or restored) adapter lives in the worker: export and generation can use it. */
+  hasAdapter: boolean;
+}
+
+export interface Shared {
+  engine: Engine;
+  /** Resolves true once the worker has a GPU. */
+  gpuReady: Promise<boolean>;
+  form: Cell<FormState>;
+  model: Cell<ModelState>;
+  data: Cell<DataState>;
+  plan: Cell<PlanState>;
+  run: Cell<RunState>;
+  /** The GPU memory ledger, as last read. */
+  memory: Cell<LedgerSnapshot | null>;
+  refreshMemory(): void;
+  /** Loads a model (the model panel's action; the training panel calls it to resume a saved run). */
+  loadModel(source: ModelSource, label: string, quantization: Quantization): Promise<ModelInfo | null>;
+}
+
+/** True while a run holds the engine (inputs that would change it are locked). */
+export function runBusy(phase: RunPhase): boolean {
+  return phase === 'starting' || phase === 'running' || phase === 'paused' || phase === 'stopping';
+}
+
+/** The quantization the form asks for, or null while the form is invalid. */
+export function wantedQuantization(form: FormState): Quantization | null {
+  return form.hp ? (form.hp.quantization as Quantization) : null;
+}
