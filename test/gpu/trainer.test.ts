@@ -23,8 +23,6 @@ const ROWS = [
   ['def sub(a, b):', '    return a - b'],
   ['class Stack:', '    def __init__(self):\n        self.items = []'],
   ['def is_even(n):', '    return n % 2 == 0'],
-  ['import os', 'print(os.getcwd())'],
-  ['def square(x):', '    return x * x'],
   ['# reverse a list', 'xs[::-1]'],
   ['def first(xs):', '    return xs[0]'],
 ];
@@ -41,7 +39,7 @@ const HP = parseHyperparams({
   lora_dropout: 0.1,
   lora_target_modules: 'q_proj,v_proj,down_proj',
   warmup_ratio: 0.2,
-  max_seq_len: 64,
+  max_seq_len: 16,
 });
 
 function stream(text: string): ReadableStream<Uint8Array> {
@@ -106,8 +104,8 @@ describe('trainer', () => {
     const { data, steps, evals, saved, result } = whole;
     const total = data.stats.totalSteps;
     expect(data.stats.gradientAccumulationSteps).toBe(2);
-    expect(total).toBe(6); // 6 training rows (2 held out for validation), 2 per step, 2 epochs
-    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(total).toBe(4); // 4 training rows (2 held out for validation), 2 per step, 2 epochs
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
     steps.forEach((s, i) => expect(s.lr).toBeCloseTo(learningRate(HP.learning_rate, i, total, HP.warmup_ratio, 'linear'), 12));
     expect(steps[0].lr).toBe(0); // HF warmup starts at 0
     for (const s of steps) {
@@ -115,21 +113,22 @@ describe('trainer', () => {
       expect(s.gradNorm).toBeGreaterThan(0);
       expect(s.tokensPerSecond).toBeGreaterThan(0);
     }
-    expect(steps[5].loss).toBeLessThan(steps[1].loss);
-    expect(evals.map((e) => e.step)).toEqual([3, 6]);
+    // The same two steps' rows again in epoch 2 (reshuffled): training lowered their loss.
+    expect(steps[2].loss + steps[3].loss).toBeLessThan(steps[0].loss + steps[1].loss);
+    expect(evals.map((e) => e.step)).toEqual([2, 4]);
     expect(evals[1].valLoss).toBeLessThan(evals[0].valLoss + 0.5);
-    expect(saved.map((c) => c.step)).toEqual([3, 6]);
-    expect(result).toMatchObject({ steps: 6, stopped: false });
+    expect(saved.map((c) => c.step)).toEqual([2, 4]);
+    expect(result).toMatchObject({ steps: 4, stopped: false });
   });
 
   it('resumes from a checkpoint exactly: the same losses and the same final adapter as an uninterrupted run', async () => {
-    const first = await run({ stopAfter: 3 });
-    expect(first.steps.map((s) => s.loss)).toEqual(whole.steps.slice(0, 3).map((s) => s.loss));
+    const first = await run({ stopAfter: 2 });
+    expect(first.steps.map((s) => s.loss)).toEqual(whole.steps.slice(0, 2).map((s) => s.loss));
     expect(first.result.stopped).toBe(true);
-    const cp = first.saved.find((c) => c.step === 3)!;
+    const cp = first.saved.find((c) => c.step === 2)!;
     const rest = await run({ resumeFrom: cp });
-    expect(rest.steps.map((s) => s.step)).toEqual([4, 5, 6]);
-    expect(rest.steps.map((s) => s.loss)).toEqual(whole.steps.slice(3).map((s) => s.loss));
+    expect(rest.steps.map((s) => s.step)).toEqual([3, 4]);
+    expect(rest.steps.map((s) => s.loss)).toEqual(whole.steps.slice(2).map((s) => s.loss));
     for (let l = 0; l < whole.final.layers; l++) {
       for (const m of ['q_proj', 'v_proj', 'down_proj'] as const) {
         expect(rest.final.tensors[l][m]!.A).toEqual(whole.final.tensors[l][m]!.A);
