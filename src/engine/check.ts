@@ -5,7 +5,7 @@
 import { readAdapter } from '../model/adapter.ts';
 import { peftKey } from '../model/adapter.ts';
 import { openCheckpoint } from '../model/checkpoint.ts';
-import { openSafetensors, toFloat32, typedView, type SafetensorsFile } from '../model/safetensors.ts';
+import { openSafetensors, toFloat32, toFloat64, typedView, type SafetensorsFile } from '../model/safetensors.ts';
 import type { FileSet, ByteSource } from '../model/source.ts';
 import { FinetuneError } from './errors.ts';
 import type { GpuContext } from './gpu.ts';
@@ -169,7 +169,8 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
 
     let lossReport: CheckReport['loss'] = null;
     if (has('loss')) {
-      const golden1 = (await f32(golden, 'loss'))[0];
+      // Compared in float64: the golden's loss is a float64 value, the engine's an f32 one.
+      const golden1 = toFloat64(await golden.read('loss'), golden.info('loss').dtype)[0];
       lossReport = { engine: loss, golden: golden1 };
       g.add('loss', 'loss', Math.abs(loss - golden1) / Math.max(Math.abs(golden1), 1e-30), TOLERANCE.loss);
     }
