@@ -22,6 +22,7 @@ function download(bytes: Uint8Array, name: string): void {
 export function exportPanel(shared: Shared): HTMLElement {
   const engine = shared.engine;
   const button = h('button', { type: 'button', 'data-testid': 'export-download', disabled: true }, 'Download adapter (.zip)');
+  const fullButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'export-full', disabled: true }, 'With GGUF and README (.zip)');
   const name = h('p', { class: 'num file-name', 'data-testid': 'export-name' });
   const status = h('p', { class: 'hint', 'data-testid': 'export-status' }, 'Train (or restore a saved run) to get an adapter.');
 
@@ -52,6 +53,28 @@ export function exportPanel(shared: Shared): HTMLElement {
       download(zip, fileName);
       status.className = 'hint ok';
       status.textContent = `Saved ${fileName} (${formatBytes(zip.length)}): adapter_config.json + adapter_model.safetensors, a PEFT LoRA adapter (PeftModel.from_pretrained, vLLM --lora-modules, Ollama ADAPTER).`;
+    } catch (e) {
+      const { kind, message } = errorParts(e);
+      status.className = 'bad';
+      status.textContent = `Export failed (${kind}): ${message}`;
+    } finally {
+      exporting = false;
+      render();
+    }
+  });
+
+  // The worker's own zip: the PEFT files, adapter.gguf for llama.cpp / Ollama and a README saying how to load each.
+  fullButton.addEventListener('click', async () => {
+    fullButton.disabled = button.disabled = true;
+    exporting = true;
+    status.className = 'hint';
+    status.textContent = 'Reading the adapter and writing the GGUF file…';
+    try {
+      const { bytes } = await engine.exportAdapterZip();
+      const fileName = currentName().replace(/\.zip$/, '-gguf.zip');
+      download(bytes, fileName);
+      status.className = 'hint ok';
+      status.textContent = `Saved ${fileName} (${formatBytes(bytes.length)}): the PEFT files, adapter.gguf and a README.`;
     } catch (e) {
       const { kind, message } = errorParts(e);
       status.className = 'bad';
@@ -98,7 +121,7 @@ export function exportPanel(shared: Shared): HTMLElement {
     const model = shared.model.value;
     // Export and generation read the GPU between steps: fine while paused, not while a step is running.
     const quiet = !runBusy(run.phase) || run.phase === 'paused';
-    button.disabled = !(run.hasAdapter && quiet && model.status === 'ready');
+    button.disabled = fullButton.disabled = exporting || !(run.hasAdapter && quiet && model.status === 'ready');
     name.textContent = run.hasAdapter ? currentName() : '';
     if (!exporting && !status.classList.contains('ok') && !status.classList.contains('bad')) {
       status.textContent = run.hasAdapter
@@ -123,7 +146,7 @@ export function exportPanel(shared: Shared): HTMLElement {
     { class: 'panel half', id: 'panel-export' },
     h('h2', {}, 'Export'),
     h('p', { class: 'hint' }, 'The LoRA adapter in PEFT format: load it on the base model with PEFT, serve it with vLLM, or convert it for llama.cpp / Ollama.'),
-    h('div', { class: 'actions' }, button),
+    h('div', { class: 'actions' }, button, fullButton),
     name,
     status,
     h('h3', {}, 'Try it'),

@@ -137,7 +137,7 @@ export class LossChart {
         {
           label: 'validation loss',
           stroke: VAL,
-          width: 0,
+          width: 2,
           paths: () => null,
           points: { show: true, size: 9, fill: VAL, stroke: '#0f1115', width: 1.5 },
           value: (_u, v) => formatLoss(v),

@@ -125,7 +125,6 @@ function start(root: HTMLElement): void {
       return;
     }
     const id = ++planId;
-    shared.plan.set({ status: 'planning', stats: null, error: null });
     engine.planRun({ ...f.hp }, d.train.file, d.validation?.file ?? null).then(
       (stats) => {
         if (id === planId) shared.plan.set({ status: 'ready', stats, error: null });
@@ -135,8 +134,18 @@ function start(root: HTMLElement): void {
       },
     );
   }, 350);
-  shared.form.watch(replan);
-  shared.data.watch(replan);
+  // Mark the plan out of date at once (Train waits for the new one); keep the old figures on show meanwhile.
+  const schedulePlan = (): void => {
+    if (runBusy(run.value.phase)) return;
+    const p = shared.plan.value;
+    if (p.status !== 'planning') shared.plan.set({ status: 'planning', stats: p.stats, error: null });
+    replan();
+  };
+  shared.form.watch(schedulePlan);
+  shared.data.watch(schedulePlan);
+  run.watch((r) => {
+    if (!runBusy(r.phase) && shared.plan.value.status === 'planning') replan();
+  });
 
   // ---- the demo model follows the run's quantization (it is small: reloading takes a moment) ----------------------
   const followQuantization = debounce(() => {

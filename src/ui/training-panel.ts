@@ -13,24 +13,24 @@ import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 const DEMO_MODEL = 'mistral-nano-demo';
 
-/** Why Train is not possible right now, or null when it is. */
+/** Why Train is not possible right now (what the user can fix first), or null when it is. */
 export function notReadyReason(shared: Shared): string | null {
   const m = shared.model.value;
   const form = shared.form.value;
   const d = shared.data.value;
   const plan = shared.plan.value;
+  if (!form.hp) return 'Fix the hyperparameters marked in red.';
+  if (!d.train) return 'Choose a training file (Dataset panel).';
+  if (d.train.status === 'error') return 'The training file could not be read: see the Dataset panel.';
+  if (d.train.report && !d.train.report.ok) return `The training file has ${d.train.report.summary.errors} error(s): see the Dataset panel.`;
+  if (d.validation?.status === 'error' || (d.validation?.report && !d.validation.report.ok)) return 'The validation file has errors: see the Dataset panel.';
+  if (plan.status === 'error') return 'The run cannot be planned: see the message above.';
   if (m.status === 'loading') return 'The model is loading…';
   if (m.status !== 'ready' || !m.info) return 'Load a model first (Model panel).';
-  if (!form.hp) return 'Fix the hyperparameters marked in red.';
   const q = wantedQuantization(form);
   if (q && m.info.quantization !== q) return `The model is loaded as ${m.info.quantization}; this run needs ${q}. Load it again.`;
-  if (!d.train) return 'Choose a training file (Dataset panel).';
-  if (d.train.status === 'inspecting' || (d.validation && d.validation.status === 'inspecting')) return 'Reading the dataset…';
-  if (d.train.status === 'error' || !d.train.report) return 'The training file could not be read.';
-  if (!d.train.report.ok) return `The training file has ${d.train.report.summary.errors} error(s): see the Dataset panel.`;
-  if (d.validation && (d.validation.status === 'error' || !d.validation.report?.ok)) return 'The validation file has errors: see the Dataset panel.';
-  if (plan.status === 'planning') return 'Planning the run…';
-  if (plan.status === 'error') return 'The run cannot be planned: see the message above.';
+  if (d.train.status === 'inspecting' || d.validation?.status === 'inspecting') return 'Reading the dataset…';
+  if (plan.status !== 'ready') return 'Planning the run…';
   return null;
 }
 
@@ -40,7 +40,7 @@ export function planView(s: DataStats): HTMLElement {
     ['validation rows', formatCount(s.validationExamples)],
     ['epochs', formatCount(s.epochs)],
     ['steps', `${formatCount(s.totalSteps)} (${formatCount(s.stepsPerEpoch)} per epoch)`],
-    ['batch', `${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps} accumulated`],
+    ['batch = micro × accum.', `${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps}`],
     ['tokens per epoch', formatCount(s.tokensPerEpoch)],
     ['longest sequence', `${formatCount(s.longestSequence)} tokens`],
     ['padding', formatPercent(s.paddingFraction)],
@@ -83,6 +83,9 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
   let lastStep = 0;
   let total = 0;
   let started = 0;
+  // The plan box shows the run's own plan (from its 'plan' event) until the form or the files change after it.
+  let runPlan: DataStats | null = null;
+  let resumedName: string | null = null;
 
   const resetReadouts = (): void => {
     for (const x of Object.values(r)) {
@@ -103,10 +106,11 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
         bar.value = e.resumedAt;
         lastStep = e.resumedAt;
         chart.setTotal(total);
+        runPlan = e.stats;
         replaceChildren(planBox, planView(e.stats));
         r.step.value.textContent = `${e.resumedAt} / ${total}`;
         if (shared.run.value.phase === 'starting') shared.run.update({ phase: 'running', totalSteps: total, step: e.resumedAt, hasAdapter: true });
-        events.textContent = e.resumedAt > 0 ? `Resumed from the checkpoint at step ${e.resumedAt}.` : 'Training started.';
+        events.textContent = e.resumedAt > 0 ? `Resumed ${resumedName ?? 'the saved run'} from the checkpoint at step ${e.resumedAt}.` : 'Training started.';
         break;
       case 'step': {
         lastStep = e.step;
@@ -184,6 +188,8 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
     chart.reset([], shared.plan.value.stats?.totalSteps ?? 0);
     saved.hidden = true;
     lastStep = 0;
+    runPlan = null;
+    resumedName = null;
     shared.run.set({ phase: 'starting', step: 0, totalSteps: shared.plan.value.stats?.totalSteps ?? 0, hasAdapter: false });
     finish(
       engine.startTraining(
@@ -274,6 +280,8 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
       }
       lastStep = run.step;
       total = run.totalSteps;
+      runPlan = null;
+      resumedName = run.trainName;
       shared.run.set({ phase: 'starting', step: run.step, totalSteps: run.totalSteps, hasAdapter: false });
       finish(engine.resumeSavedRun(Comlink.proxy(onEvent)));
     });
@@ -313,7 +321,9 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
       stopped: 'Stopped.',
       error: 'Training failed.',
     }[run.phase];
-    if (!busy) {
+    if (runPlan) {
+      if (!planBox.querySelector('[data-testid="plan-facts"]')) replaceChildren(planBox, planView(runPlan));
+    } else if (!busy) {
       const plan = shared.plan.value;
       if (plan.status === 'ready' && plan.stats) {
         replaceChildren(planBox, planView(plan.stats));
@@ -321,7 +331,7 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
       } else if (plan.status === 'error' && plan.error) {
         replaceChildren(planBox, h('p', { class: 'bad', 'data-testid': 'plan-error' }, `${plan.error.kind}: ${plan.error.message}`));
       } else if (plan.status === 'planning') {
-        replaceChildren(planBox, h('p', { class: 'hint' }, 'Planning…'));
+        replaceChildren(planBox, plan.stats ? h('div', { class: 'stale' }, planView(plan.stats)) : h('p', { class: 'hint' }, 'Planning…'));
       } else replaceChildren(planBox);
     }
   };
@@ -329,7 +339,11 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
   shared.model.watch(render);
   shared.form.watch(render);
   shared.data.watch(render);
-  shared.plan.watch(render);
+  shared.plan.watch(() => {
+    // A new plan (the form or the files changed) replaces a finished run's plan.
+    if (!runBusy(shared.run.value.phase)) runPlan = null;
+    render();
+  });
 
   // The elapsed clock keeps moving between steps (a step can take a while on a slow GPU).
   setInterval(() => {

@@ -28,8 +28,8 @@ function safetensorsHeader(bytes: Uint8Array): Record<string, { dtype: string; s
   return json;
 }
 
-async function downloadZip(page: Page): Promise<{ name: string; files: Record<string, Uint8Array> }> {
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-download').click()]);
+async function downloadZip(page: Page, button = 'export-download'): Promise<{ name: string; files: Record<string, Uint8Array> }> {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId(button).click()]);
   const path = await download.path();
   return { name: download.suggestedFilename(), files: unzipSync(new Uint8Array(readFileSync(path))) };
 }
@@ -103,6 +103,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('eta').textContent()).toBe('done');
     expect(await page.locator('#learning_rate').isEnabled()).toBe(true);
     await screenshot(page, 'train-done');
+    await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-done.png' });
   });
 
   it('downloads the adapter as a zip with adapter_config.json and adapter_model.safetensors, and generates with it', async () => {
@@ -121,6 +122,13 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(tensors['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'].shape).toEqual([8, 256]);
     expect(tensors['base_model.model.model.layers.3.self_attn.v_proj.lora_B.weight'].shape).toEqual([64, 8]);
     expect(await page.getByTestId('export-status').textContent()).toContain('adapter-mistral-nano-demo-step2.zip');
+
+    // The fuller zip: the same adapter, plus adapter.gguf for llama.cpp / Ollama and a README.
+    const full = await downloadZip(page, 'export-full');
+    expect(full.name).toBe('adapter-mistral-nano-demo-step2-gguf.zip');
+    expect(Object.keys(full.files)).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors', 'adapter.gguf', 'README.md']));
+    expect(strFromU8(full.files['adapter.gguf'].subarray(0, 4))).toBe('GGUF');
+    expect(Buffer.from(full.files['adapter_model.safetensors']).equals(Buffer.from(zip.files['adapter_model.safetensors']))).toBe(true);
 
     await page.getByTestId('generate-prompt').fill('# Add two numbers.');
     await page.getByTestId('generate-max').fill('2');
@@ -148,6 +156,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await counter.textContent()).toBe(held);
     expect(await page.getByTestId('export-download').isEnabled()).toBe(true);
     await screenshot(page, 'train-paused');
+    await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-paused.png' });
 
     await page.getByTestId('train-stop').click();
     await phase(page, 'stopped', 120_000);
@@ -181,6 +190,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('loss-chart').getAttribute('data-train-points')).toBe('4');
     expect(Number(await page.getByTestId('val-loss').getAttribute('data-value'))).toBeGreaterThan(0);
     await screenshot(page, 'train-resumed');
+    await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-resumed.png' });
     const zip = await downloadZip(page);
     expect(zip.name).toBe('adapter-mistral-nano-demo-step4.zip');
 

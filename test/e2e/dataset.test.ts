@@ -1,0 +1,157 @@
+// The dataset panel and the hyperparameter form in the built app (headless Chromium, the worker reads the files):
+// the sample dataset is preselected with its summary; a broken JSONL shows every problem with its line (and column),
+// errors and warnings apart, capped with "… and N more"; the form validates as you type and shows the worker's
+// planning errors under the field they name.
+import { readFileSync } from 'node:fs';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApp, screenshot, type App } from './browser.ts';
+
+const SAMPLE = readFileSync('public/datasets/sample.jsonl', 'utf8');
+
+const BROKEN = [
+  '{"prompt": "# fine", "completion": "ok"}', // 1
+  '{"prompt": "# missing comma" "completion": "x"}', // 2: JSON syntax error, with a column
+  '', // 3: blank, skipped
+  '[1, 2, 3]', // 4: not an object
+  '{"prompt": "# no completion"}', // 5: completion missing
+  '{"prompt": 7, "completion": "seven"}', // 6: not a string
+  '{"prompt": "# extra", "completion": "y", "note": "ignored"}', // 7: unknown field (a warning)
+  '{"prompt": "# also fine", "completion": "ok"}', // 8
+].join('\n');
+
+async function upload(page: Page, name: string, text: string): Promise<void> {
+  await page.getByTestId('train-file').setInputFiles({ name, mimeType: 'application/jsonl', buffer: Buffer.from(text) });
+  await page.getByTestId('train-name').filter({ hasText: name }).waitFor();
+  await page.locator('[data-testid="train-view"] .file-head .badge').filter({ hasNotText: 'reading' }).waitFor();
+}
+
+async function fact(page: Page, key: string): Promise<string> {
+  return ((await page.locator(`[data-testid="train-summary"] dd[data-key="${key}"]`).textContent()) ?? '').trim();
+}
+
+describe('dataset panel and form (headless Chromium)', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await openApp();
+    app.page.setDefaultTimeout(60_000);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('preselects the sample dataset and shows its summary with token counts', async () => {
+    const page = app.page;
+    await page.getByTestId('train-name').filter({ hasText: 'sample.jsonl' }).waitFor().catch(async () => {
+      throw new Error(`no sample: ${await page.getByTestId('train-view').textContent()}\n${app.console.join('\n')}`);
+    });
+    await page.getByTestId('train-summary').waitFor();
+    expect(await fact(page, 'rows')).toBe('62');
+    expect(await fact(page, 'rejected rows')).toBe('0');
+    expect(await fact(page, 'shape')).toBe('prompt / completion');
+    expect(await fact(page, 'layout')).toBe('replicate');
+
+    // The token counts are the engine's own: tokenise the same file in the worker and compare.
+    const lengths = await page.evaluate(async (text) => {
+      const engine = (window as unknown as { finetuneEngine: { encodeDataset(t: string, l: string): Promise<{ examples: { ids: number[] }[] }> } }).finetuneEngine;
+      const r = await engine.encodeDataset(text, 'replicate');
+      return r.examples.map((e) => e.ids.length);
+    }, SAMPLE);
+    expect(lengths).toHaveLength(62);
+    const total = lengths.reduce((a, b) => a + b, 0);
+    const sorted = [...lengths].sort((a, b) => a - b);
+    expect(await fact(page, 'tokens')).toBe(total.toLocaleString('en-US'));
+    expect(await fact(page, 'per row')).toBe(`min ${sorted[0]} · median ${(sorted[30] + sorted[31]) / 2} · max ${sorted[61]}`);
+    expect(await page.locator('[data-testid="train-view"] .file-head .badge').textContent()).toBe('ready');
+    expect(await page.getByTestId('train-problems').count()).toBe(0);
+
+    // The demo preset: a short run on the sample, Replicate's defaults shown beside the changed values.
+    expect(await page.locator('#num_validation_samples').inputValue()).toBe('6');
+    expect(await page.getByTestId('default-num_validation_samples').textContent()).toBe('default 50');
+    expect(await page.locator('#num_train_epochs').inputValue()).toBe('1');
+    expect(await page.getByTestId('default-num_train_epochs').textContent()).toBe('default 3');
+    expect(await page.locator('#max_seq_len').inputValue()).toBe('256');
+    expect(await page.locator('#learning_rate').inputValue()).toBe('0.0001');
+    expect(await page.getByTestId('default-learning_rate').textContent()).toBe('');
+    await page.getByTestId('plan-facts').filter({ hasText: /training rows\s*56/ }).waitFor();
+    expect(await page.getByTestId('plan-facts').textContent()).toMatch(/validation rows\s*6/);
+    await screenshot(page, 'dataset-sample');
+  });
+
+  it('shows every problem of a broken JSONL with its line number, errors and warnings apart', async () => {
+    const page = app.page;
+    await upload(page, 'broken.jsonl', BROKEN);
+    const items = page.locator('[data-testid="train-problems"] li');
+    const problems = await items.evaluateAll((lis) => lis.map((li) => ({ line: li.getAttribute('data-line'), severity: li.getAttribute('data-severity'), text: li.textContent ?? '' })));
+    const errorLines = problems.filter((p) => p.severity === 'error').map((p) => p.line);
+    const warningLines = problems.filter((p) => p.severity === 'warning').map((p) => p.line);
+    expect(errorLines).toEqual(['2', '4', '5', '6']);
+    expect(warningLines).toEqual(['7']);
+    // The syntax error names its column; the others their line.
+    expect(problems[0].text).toMatch(/^line 2, column \d+error/);
+    expect(problems.find((p) => p.line === '4')?.text).toMatch(/^line 4error/);
+    expect(problems.find((p) => p.line === '7')?.text).toMatch(/^line 7warning.*note/);
+    expect(await page.locator('[data-testid="train-view"] .file-head .badge').textContent()).toBe('4 errors');
+    expect(await fact(page, 'rows')).toBe('3'); // lines 1, 7 (its extra field ignored) and 8
+    expect(await fact(page, 'rejected rows')).toBe('4');
+    // No training on a file with errors, and the page says why.
+    expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
+    expect(await page.getByTestId('train-reason').textContent()).toMatch(/4 error/);
+    await screenshot(page, 'dataset-broken');
+  });
+
+  it('caps a long list of problems with "… and N more"', async () => {
+    const page = app.page;
+    // 250 broken rows (a syntax error, a number for text, in turn) and one good one.
+    const lines = Array.from({ length: 250 }, (_, i) => (i % 2 === 0 ? `{"prompt": "row ${i}", "completion": ` : '{"text": 5}'));
+    await upload(page, 'many.jsonl', [...lines, '{"text": "fine"}'].join('\n'));
+    expect(await page.locator('[data-testid="train-view"] .file-head .badge').textContent()).toBe('250 errors');
+    const items = page.locator('[data-testid="train-problems"] li');
+    expect(await items.count()).toBe(100);
+    expect(await items.first().getAttribute('data-line')).toBe('1');
+    expect(await items.nth(99).getAttribute('data-line')).toBe('100');
+    expect(await page.getByTestId('train-problems-more').textContent()).toBe('… and 150 more');
+  });
+
+  it('validates the form as you type and shows the planning errors under their field', async () => {
+    const page = app.page;
+    await page.getByTestId('use-sample').click();
+    await page.getByTestId('train-name').filter({ hasText: 'sample.jsonl' }).waitFor();
+    await page.getByTestId('plan-facts').waitFor();
+    await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor();
+
+    await page.locator('#lora_rank').fill('0');
+    const rankError = page.getByTestId('error-lora_rank');
+    expect(await rankError.textContent()).toBe('lora_rank must be an integer from 1 to 256, got 0');
+    expect(await page.locator('[data-field="lora_rank"]').getAttribute('class')).toContain('invalid');
+    expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
+    expect(await page.getByTestId('train-reason').textContent()).toMatch(/hyperparameters/);
+    await page.locator('#lora_rank').fill('16');
+    expect(await rankError.textContent()).toBe('');
+    expect(await page.getByTestId('default-lora_rank').textContent()).toBe('default 8');
+
+    // A rule between fields, from the schema.
+    await page.locator('#micro_batch_size').fill('3');
+    expect(await page.getByTestId('error-train_batch_size').textContent()).toMatch(/must be a multiple of micro_batch_size \(3\)/);
+    await page.locator('#micro_batch_size').fill('2');
+    expect(await page.getByTestId('error-train_batch_size').textContent()).toBe('');
+
+    // A rule against the data, from the worker's planRun: 62 rows cannot hold out 70.
+    await page.locator('#num_validation_samples').fill('70');
+    const planned = page.getByTestId('error-num_validation_samples');
+    await planned.filter({ hasText: /num_validation_samples \(70\) must be less than the number of training rows \(62\)/ }).waitFor();
+    expect(await page.getByTestId('plan-error').textContent()).toMatch(/^bad-input: /);
+    expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
+    await screenshot(page, 'dataset-form-errors');
+
+    // The inputs survive a reload (localStorage), and "Replicate's defaults" puts every field back.
+    await page.reload();
+    await page.locator('#lora_rank').waitFor();
+    expect(await page.locator('#lora_rank').inputValue()).toBe('16');
+    expect(await page.locator('#num_validation_samples').inputValue()).toBe('70');
+    await page.getByTestId('preset-defaults').click();
+    expect(await page.locator('#lora_rank').inputValue()).toBe('8');
+    expect(await page.locator('#num_validation_samples').inputValue()).toBe('50');
+    expect(await page.getByTestId('changed-count').textContent()).toBe('all at Replicate’s defaults');
+  });
+});
