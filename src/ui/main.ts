@@ -15,7 +15,7 @@ import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
 import { formState, formValuesOf, hyperparamsPanel, initialForm } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { Cell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type RunState, type Shared } from './state.ts';
-import { trainingPanel } from './training-panel.ts';
+import { notReadyReason, trainingPanel } from './training-panel.ts';
 
 installErrorTransfer();
 const app = document.getElementById('app');
@@ -112,6 +112,33 @@ function start(root: HTMLElement): void {
     gpu,
   );
 
+  // ---- the header says where things stand and jumps to the training panel ---------------------------------------
+  const top = document.querySelector('header.top');
+  if (top) {
+    const chip = h('a', { class: 'jump', href: '#panel-training', 'data-testid': 'header-status' });
+    top.append(chip);
+    let gpuOk = true;
+    const show = (): void => {
+      const r = run.value;
+      const why = gpuOk ? notReadyReason(shared) : 'No usable GPU: see the GPU panel';
+      let text: string;
+      let state: string;
+      if (r.phase === 'starting' || r.phase === 'running' || r.phase === 'stopping') [text, state] = [`Training · step ${r.step} / ${r.totalSteps || '…'}`, 'busy'];
+      else if (r.phase === 'paused') [text, state] = [`Paused · step ${r.step} / ${r.totalSteps}`, 'paused'];
+      else if (r.phase === 'done') [text, state] = [`Finished · ${r.step} steps · export ↓`, 'done'];
+      else if (why) [text, state] = [why, 'waiting'];
+      else [text, state] = [`Ready to train · ${shared.plan.value.stats?.totalSteps ?? '?'} steps ↓`, 'ready'];
+      chip.textContent = text;
+      chip.dataset.state = state;
+      chip.href = !gpuOk ? '#gpu' : r.phase === 'done' ? '#panel-export' : '#panel-training';
+    };
+    for (const c of [run, model, shared.form, shared.data, shared.plan] as const) (c as Cell<unknown>).watch(show);
+    void shared.gpuReady.then((ok) => {
+      gpuOk = ok;
+      show();
+    });
+  }
+
   // ---- the plan: checked against the data whenever the form or the files change -------------------------------
   let planId = 0;
   const replan = debounce(() => {
@@ -159,7 +186,12 @@ function start(root: HTMLElement): void {
 
   // ---- ready to train on open: the demo model and the sample dataset ---------------------------------------------
   void shared.gpuReady.then((ok) => {
-    if (!ok) return;
+    if (!ok) {
+      // Nothing else works without it: the GPU panel (with what to do) goes first.
+      gpu.classList.remove('half');
+      root.prepend(gpu);
+      return;
+    }
     void dataset.loadSample();
     if (model.value.status === 'none') void loadModel({ kind: 'demo' }, 'mistral-nano-demo', wantedQuantization(shared.form.value) ?? 'none');
   });

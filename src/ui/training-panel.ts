@@ -339,11 +339,16 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
   shared.model.watch(render);
   shared.form.watch(render);
   shared.data.watch(render);
-  shared.plan.watch(() => {
-    // A new plan (the form or the files changed) replaces a finished run's plan.
-    if (!runBusy(shared.run.value.phase)) runPlan = null;
-    render();
-  });
+  shared.plan.watch(render);
+  // A change of the form or the files after a run makes the plan box show the plan for them instead of the run's.
+  const inputsChanged = (): void => {
+    if (runPlan && !runBusy(shared.run.value.phase)) {
+      runPlan = null;
+      render();
+    }
+  };
+  shared.form.watch(inputsChanged);
+  shared.data.watch(inputsChanged);
 
   // The elapsed clock keeps moving between steps (a step can take a while on a slow GPU).
   setInterval(() => {

@@ -154,4 +154,21 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.locator('#num_validation_samples').inputValue()).toBe('50');
     expect(await page.getByTestId('changed-count').textContent()).toBe('all at Replicate’s defaults');
   });
+
+  it('reloads the demo model as NF4 with double quantization when peft_method becomes qlora', async () => {
+    const page = app.page;
+    const status = page.locator('[data-testid="model-status"][data-state="ready"]');
+    await status.waitFor();
+    expect(await status.textContent()).toMatch(/\(none\)/);
+    await page.locator('#peft_method').selectOption('qlora');
+    expect(await page.getByTestId('model-quantization').textContent()).toMatch(/nf4-double \(peft_method qlora\)/);
+    await status.filter({ hasText: 'Loaded mistral-nano-demo (nf4-double)' }).waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('model-mismatch').isHidden()).toBe(true);
+    expect(await page.getByTestId('model-info').textContent()).toMatch(/quantizationnf4-double/);
+    // An explicit quantization that contradicts peft_method is refused by the schema, under its field.
+    await page.locator('#quantization').selectOption('none');
+    expect(await page.getByTestId('error-peft_method').textContent()).toMatch(/qlora needs a quantized base/);
+    await page.locator('#quantization').selectOption('');
+    expect(await page.getByTestId('error-peft_method').textContent()).toBe('');
+  });
 });
