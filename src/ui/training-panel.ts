@@ -312,7 +312,7 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
     phaseText.className = `status phase-${run.phase}`;
     phaseText.dataset.phase = run.phase;
     phaseText.textContent = {
-      idle: 'Ready when you are.',
+      idle: why ? 'Not ready yet.' : 'Ready when you are.',
       starting: 'Preparing the data and the adapter…',
       running: 'Training…',
       paused: 'Paused after the current step. Resume continues; export works while paused.',

@@ -113,6 +113,24 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('train-problems-more').textContent()).toBe('… and 150 more');
   });
 
+  it('takes an optional validation file: its rows validate, and no training rows are held out', async () => {
+    const page = app.page;
+    await page.getByTestId('use-sample').click();
+    await page.getByTestId('train-name').filter({ hasText: 'sample.jsonl' }).waitFor();
+    const rows = ['one', 'two', 'three'].map((w) => JSON.stringify({ prompt: `# ${w}`, completion: w })).join('\n');
+    await page.getByTestId('validation-file').setInputFiles({ name: 'held-out.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(rows) });
+    await page.getByTestId('validation-name').filter({ hasText: 'held-out.jsonl' }).waitFor();
+    await page.locator('[data-testid="validation-summary"] dd[data-key="rows"]').filter({ hasText: /^3$/ }).waitFor();
+    expect(await page.getByTestId('file-validation_data').textContent()).toBe('held-out.jsonl');
+    const plan = page.locator('.plan:not(:has(.stale)) [data-testid="plan-facts"]');
+    await plan.filter({ hasText: /training rows\s*62/ }).waitFor();
+    expect(await plan.textContent()).toMatch(/validation rows\s*3/);
+    await page.getByTestId('clear-validation').click();
+    await plan.filter({ hasText: /training rows\s*56/ }).waitFor();
+    expect(await plan.textContent()).toMatch(/validation rows\s*6/);
+    expect(await page.getByTestId('validation-name').count()).toBe(0);
+  });
+
   it('validates the form as you type and shows the planning errors under their field', async () => {
     const page = app.page;
     await page.getByTestId('use-sample').click();
@@ -170,5 +188,34 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('error-peft_method').textContent()).toMatch(/qlora needs a quantized base/);
     await page.locator('#quantization').selectOption('');
     expect(await page.getByTestId('error-peft_method').textContent()).toBe('');
+  });
+
+  it('loads a model from local files, and shows a Hub failure with its kind without losing the inputs', async () => {
+    const page = app.page;
+    await page.getByTestId('model-source-files').click();
+    await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json', 'public/models/mistral-nano-demo/model.safetensors']);
+    await page.getByTestId('model-load').click();
+    const ready = page.locator('[data-testid="model-status"][data-state="ready"]');
+    await ready.filter({ hasText: 'Loaded local files (config.json, model.safetensors)' }).waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('model-info').textContent()).toMatch(/layers4/);
+
+    // The Hub, answered here: the token goes in the Authorization header; a refusal is shown with its kind.
+    const auth: string[] = [];
+    await page.context().route('https://huggingface.co/**', (route) => {
+      auth.push(route.request().headers().authorization ?? '');
+      return route.fulfill({ status: 401, body: 'Invalid credentials' });
+    });
+    await page.getByTestId('model-source-hub').click();
+    await page.locator('#hub-token').fill('hf_not_a_real_token');
+    await page.getByTestId('model-load').click();
+    const status = page.getByTestId('model-status');
+    await status.filter({ hasText: /^Could not load the model \([a-z-]+\): / }).waitFor({ timeout: 60_000 });
+    expect(auth.length).toBeGreaterThan(0);
+    expect(auth[0]).toBe('Bearer hf_not_a_real_token');
+    expect(await page.locator('#hub-token').inputValue()).toBe('hf_not_a_real_token');
+    expect(await page.locator('#hub-repo').inputValue()).toBe('mistralai/Mistral-7B-Instruct-v0.2');
+    expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
+    expect(await page.getByTestId('train-reason').textContent()).toMatch(/Load a model/);
+    await screenshot(page, 'dataset-hub-error');
   });
 });
