@@ -122,7 +122,11 @@ export class LossChart {
           },
         },
       },
-      axes: [{ ...axis('step'), values: (_u, splits) => splits.map((v) => (Number.isInteger(v) ? String(v) : '')) }, { ...axis('loss'), size: 56 }],
+      axes: [
+        // Steps are whole numbers: ticks and grid lines only there.
+        { ...axis('step'), incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000], values: (_u, splits) => splits.map((v) => String(v)) },
+        { ...axis('loss'), size: 56 },
+      ],
       series: [
         { label: 'step', value: (_u, v) => (v === null || v === undefined ? '—' : String(v)) },
         {

@@ -40,12 +40,13 @@ export function planView(s: DataStats): HTMLElement {
     ['validation rows', formatCount(s.validationExamples)],
     ['epochs', formatCount(s.epochs)],
     ['steps', `${formatCount(s.totalSteps)} (${formatCount(s.stepsPerEpoch)} per epoch)`],
-    ['batch = micro × accum.', `${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps}`],
+    ['batch', `${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps}`],
     ['tokens per epoch', formatCount(s.tokensPerEpoch)],
     ['longest sequence', `${formatCount(s.longestSequence)} tokens`],
     ['padding', formatPercent(s.paddingFraction)],
   ];
-  return h('dl', { class: 'plan-facts', 'data-testid': 'plan-facts' }, ...items.flatMap(([k, v]) => [h('div', {}, h('dt', {}, k), h('dd', { class: 'num' }, v))]));
+  const titles: Record<string, string> = { batch: 'train_batch_size = micro_batch_size × gradient accumulation steps' };
+  return h('dl', { class: 'plan-facts', 'data-testid': 'plan-facts' }, ...items.flatMap(([k, v]) => [h('div', { title: titles[k] }, h('dt', {}, k), h('dd', { class: 'num' }, v))]));
 }
 
 function readout(label: string, testid: string): { el: HTMLElement; value: HTMLElement; sub: HTMLElement } {
