@@ -72,6 +72,9 @@ function checkFiles(): Plugin {
 }
 
 export default defineConfig({
+  // Missing files must be real 404s: the engine probes for model.safetensors.index.json and would otherwise be
+  // handed index.html (the single-page-app fallback).
+  appType: 'mpa',
   plugins: [checkFiles()],
   worker: { format: 'es' },
   build: { target: 'es2022', outDir: 'dist' },

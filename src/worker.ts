@@ -63,8 +63,12 @@ export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revisi
 
 function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; name: string } {
   switch (src.kind) {
-    case 'demo':
-      return { files: urlFileSet(new URL(`${import.meta.env.BASE_URL}models/mistral-nano-demo/`, self.location.origin).href), name: 'mistral-nano-demo' };
+    case 'demo': {
+      // The demo's files are known: listing them means no probe for a sharded index, which some static hosts answer
+      // with index.html instead of a 404.
+      const files = urlFileSet(new URL(`${import.meta.env.BASE_URL}models/mistral-nano-demo/`, self.location.origin).href);
+      return { files: { ...files, list: () => ['config.json', 'generation_config.json', 'model.safetensors'] }, name: 'mistral-nano-demo' };
+    }
     case 'hub':
       return { files: hubFileSet(src.repo, { revision: src.revision, token: src.token }), name: `${src.repo}${src.revision ? `@${src.revision}` : ''}` };
     case 'files':
