@@ -35,55 +35,52 @@ export function exportPanel(shared: Shared): HTMLElement {
 
   const currentName = (): string => adapterFileName(shared.model.value.info?.source ?? 'model', shared.run.value.step);
 
-  button.addEventListener('click', async () => {
-    button.disabled = true;
+  /** Runs one export: progress text, the download, then what was saved, or the error with its kind. */
+  const runExport = async (working: string, produce: () => Promise<{ bytes: Uint8Array; fileName: string; contents: string }>): Promise<void> => {
+    button.disabled = fullButton.disabled = true;
     exporting = true;
     status.className = 'hint';
-    status.textContent = 'Reading the adapter from the GPU…';
+    status.textContent = working;
     try {
+      const { bytes, fileName, contents } = await produce();
+      download(bytes, fileName);
+      status.className = 'hint ok';
+      status.textContent = `Saved ${fileName} (${formatBytes(bytes.length)}): ${contents}`;
+    } catch (e) {
+      const { kind, message } = errorParts(e);
+      status.className = 'bad';
+      status.textContent = `Export failed (${kind}): ${message}`;
+    } finally {
+      exporting = false;
+      render();
+    }
+  };
+
+  button.addEventListener('click', () =>
+    runExport('Reading the adapter from the GPU…', async () => {
       const files = await engine.exportPeft();
-      const zip = zipSync(
+      const bytes = zipSync(
         {
           'adapter_config.json': strToU8(files['adapter_config.json']),
           'adapter_model.safetensors': files['adapter_model.safetensors'],
         },
         { level: 6, mtime: new Date('2024-01-01T00:00:00Z') },
       );
-      const fileName = currentName();
-      download(zip, fileName);
-      status.className = 'hint ok';
-      status.textContent = `Saved ${fileName} (${formatBytes(zip.length)}): adapter_config.json + adapter_model.safetensors, a PEFT LoRA adapter (PeftModel.from_pretrained, vLLM --lora-modules, Ollama ADAPTER).`;
-    } catch (e) {
-      const { kind, message } = errorParts(e);
-      status.className = 'bad';
-      status.textContent = `Export failed (${kind}): ${message}`;
-    } finally {
-      exporting = false;
-      render();
-    }
-  });
+      return {
+        bytes,
+        fileName: currentName(),
+        contents: 'adapter_config.json + adapter_model.safetensors, a PEFT LoRA adapter (PeftModel.from_pretrained, vLLM --lora-modules, Ollama ADAPTER).',
+      };
+    }),
+  );
 
   // The worker's own zip: the PEFT files, adapter.gguf for llama.cpp / Ollama and a README saying how to load each.
-  fullButton.addEventListener('click', async () => {
-    fullButton.disabled = button.disabled = true;
-    exporting = true;
-    status.className = 'hint';
-    status.textContent = 'Reading the adapter and writing the GGUF file…';
-    try {
+  fullButton.addEventListener('click', () =>
+    runExport('Reading the adapter and writing the GGUF file…', async () => {
       const { bytes } = await engine.exportAdapterZip();
-      const fileName = currentName().replace(/\.zip$/, '-gguf.zip');
-      download(bytes, fileName);
-      status.className = 'hint ok';
-      status.textContent = `Saved ${fileName} (${formatBytes(bytes.length)}): the PEFT files, adapter.gguf and a README.`;
-    } catch (e) {
-      const { kind, message } = errorParts(e);
-      status.className = 'bad';
-      status.textContent = `Export failed (${kind}): ${message}`;
-    } finally {
-      exporting = false;
-      render();
-    }
-  });
+      return { bytes, fileName: currentName().replace(/\.zip$/, '-gguf.zip'), contents: 'the PEFT files, adapter.gguf and a README.' };
+    }),
+  );
 
   generateButton.addEventListener('click', async () => {
     const text = prompt.value;
