@@ -20,6 +20,8 @@ export const DEMO_PRESET: Readonly<Record<string, string>> = {
   lora_target_modules: 'q_proj,v_proj',
   max_seq_len: '256',
   layout: 'replicate',
+  // A checkpoint every 4 of the run's 14 steps, so a reload mid-run can resume (0 would save only at the epoch end).
+  save_steps: '4',
 };
 
 /** The form value of a field at its default (quantization: '' = follow peft_method). */
