@@ -3,6 +3,7 @@
 
 import { FinetuneError } from '../errors.ts';
 import type { GpuContext } from '../gpu.ts';
+import { grid1d, requireBytes } from './elementwise.ts';
 import { DQ_BLOCK, DYN8_TABLE, NF4_BLOCK, thresholds, type Nf4Host } from '../reference/nf4.ts';
 
 /** bnb double quantisation of the block scales: absmax[b] = fl(fl(table[codes[b]] · scale[b / 256]) + offset[0]). */
@@ -35,13 +36,8 @@ export interface Nf4QuantizeOptions {
   label?: string;
 }
 
-const MAX_GRID = 65535;
-
-/** A 2-D grid of `n` workgroups (x ≤ 65535) and its x extent, which the shaders take as `gridX`. */
-function grid(n: number): [number, number] {
-  const x = Math.max(1, Math.min(n, MAX_GRID));
-  return [x, Math.ceil(n / x)];
-}
+/** A 2-D grid of `n` workgroups (each axis ≤ 65535); the shaders take its x extent as `gridX`. */
+const grid = (n: number): [number, number] => grid1d(n, 1);
 
 function params(n: number, gridX: number, aux = 0): ArrayBuffer {
   return new Uint32Array([n, gridX, aux, 0]).buffer;
@@ -58,10 +54,6 @@ function check(rows: number, cols: number): number {
   // The double-quant mean divides by the block count as an exact f32.
   if (blocks >= 2 ** 24) throw new FinetuneError('bad-input', `NF4 weight [${rows}, ${cols}] has too many blocks (${blocks})`);
   return blocks;
-}
-
-function requireBytes(buf: GPUBuffer, bytes: number, what: string): void {
-  if (buf.size < bytes) throw new FinetuneError('internal', `${what}: buffer "${buf.label}" has ${buf.size} bytes, needs ${bytes}`);
 }
 
 /** Bytes of GPU memory an NF4 weight takes (codes + scales). */

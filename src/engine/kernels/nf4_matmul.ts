@@ -3,6 +3,7 @@
 
 import { FinetuneError } from '../errors.ts';
 import type { GpuContext } from '../gpu.ts';
+import { requireBytes } from './elementwise.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export interface Nf4MatmulOptions {
@@ -18,10 +19,6 @@ function params(M: number, N: number, K: number, o: Nf4MatmulOptions): ArrayBuff
   new Uint32Array(u).set([M, N, K, o.accumulate ? 1 : 0]);
   new Float32Array(u)[4] = o.alpha ?? 1;
   return u;
-}
-
-function requireBytes(buf: GPUBuffer, bytes: number, what: string): void {
-  if (buf.size < bytes) throw new FinetuneError('internal', `${what}: buffer "${buf.label}" has ${buf.size} bytes, needs ${bytes}`);
 }
 
 function checkM(M: number, what: string): void {
