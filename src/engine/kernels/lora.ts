@@ -165,17 +165,35 @@ export function lora_forward(
   scratch: LoraScratch,
 ): void {
   requireBytes(y, BT * outF * 4, 'lora_forward y');
-  requireBytes(t, BT * r * 4, 'lora_forward t');
-  requireBytes(x, BT * inF * 4, 'lora_forward x');
-  requireBytes(A, r * inF * 4, 'lora_forward A');
   requireBytes(B, outF * r * 4, 'lora_forward B');
+  lora_intermediate(ctx, t, x, A, BT, inF, r, dropout, scratch);
+  gemm(ctx, { C: y, A: t, B, M: BT, N: outF, K: r, transB: true, alpha: scale, beta: 1 });
+}
+
+/**
+ * t (BT, r) = drop(x (BT, inF))·Aᵀ alone: the first half of lora_forward. Activation checkpointing recomputes it for a
+ * module whose output the recomputation does not need (down_proj), with the forward's dropout key.
+ */
+export function lora_intermediate(
+  ctx: GpuContext,
+  t: GPUBuffer,
+  x: GPUBuffer,
+  A: GPUBuffer,
+  BT: number,
+  inF: number,
+  r: number,
+  dropout: LoraDropout | null,
+  scratch: LoraScratch,
+): void {
+  requireBytes(t, BT * r * 4, 'lora t');
+  requireBytes(x, BT * inF * 4, 'lora x');
+  requireBytes(A, r * inF * 4, 'lora A');
   let xin = x;
   if (active(dropout)) {
-    xin = needDrop(scratch, BT, inF, 'lora_forward');
+    xin = needDrop(scratch, BT, inF, 'lora_intermediate');
     lora_dropout(ctx, xin, x, BT * inF, dropout.p, dropout.key);
   }
   gemm(ctx, { C: t, A: xin, B: A, M: BT, N: r, K: inF, transB: true });
-  gemm(ctx, { C: y, A: t, B, M: BT, N: outF, K: r, transB: true, alpha: scale, beta: 1 });
 }
 
 /**

@@ -11,8 +11,7 @@ import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type Grad
 import { attention_backward, attention_forward, attentionBackwardScratchBytes } from '../kernels/attention.ts';
 import { copy } from '../kernels/elementwise.ts';
 import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
-import { lora_backward, lora_dropout, lora_forward, loraScratchBytes, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
-import { gemm } from '../kernels/matmul.ts';
+import { lora_backward, lora_forward, lora_intermediate, loraScratchBytes, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
 import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_backward, rope_forward, ropeTable } from '../kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
@@ -291,13 +290,7 @@ export class MistralRunner {
     const m = this.lora?.modules[layer][name];
     const t = this.L.t[name];
     if (!m || !t || !this.lora) return;
-    const dropout = this.dropout(layer, m.moduleId);
-    let xin = X;
-    if (dropout && this.loraScratch.drop) {
-      xin = this.loraScratch.drop;
-      lora_dropout(this.ctx, xin, X, this.n * m.in, dropout.p, dropout.key);
-    }
-    gemm(this.ctx, { C: t, A: xin, B: m.A, M: this.n, N: this.lora.r, K: m.in, transB: true });
+    lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId), this.loraScratch);
   }
 
   /** Backward of layer l: G.dres holds d xs[l+1] on entry and d xs[l] on exit. Needs layerForward(l) just before. */
