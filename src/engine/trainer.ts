@@ -142,6 +142,13 @@ export async function train(
   let lastLoss: number | null = null;
   let lastVal: number | null = null;
   runner.steps = fromStep;
+  // 1-based step numbers that close an epoch, from the plan (building the next step just to read its epoch would
+  // tokenise-copy a whole batch for nothing).
+  const epochEnds = new Set<number>();
+  data.stats.stepsByEpoch.reduce((end, n) => {
+    epochEnds.add(end + n);
+    return end + n;
+  }, 0);
   const shouldEval = (step: number, endOfEpoch: boolean): boolean =>
     s.run_validation && data.stats.validation.lossTokens > 0 && (s.eval_steps > 0 ? step % s.eval_steps === 0 || step === total : endOfEpoch);
   const shouldSave = (step: number, endOfEpoch: boolean): boolean => (s.save_steps > 0 ? step % s.save_steps === 0 || step === total : endOfEpoch);
@@ -183,7 +190,7 @@ export async function train(
       elapsedSeconds: elapsed,
       etaSeconds: (elapsed / done) * (total - index - 1),
     });
-    const endOfEpoch = index + 1 === total || data.step(index + 1).epoch !== step.epoch;
+    const endOfEpoch = epochEnds.has(index + 1);
     if (shouldEval(index + 1, endOfEpoch)) {
       const e0 = now();
       const v = await evaluate(runner, data);
