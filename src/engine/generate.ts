@@ -23,6 +23,7 @@ export async function generateGreedy(ctx: GpuContext, weights: MistralWeights, l
   const maxT = prompt.length + o.maxNewTokens;
   const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: maxT });
   const logits = ctx.createBuffer('generation logits', d.V * 4, 'scratch');
+  const last = ctx.createBuffer('last hidden', d.C * 4, 'scratch');
   const ids = [...prompt];
   const out: number[] = [];
   try {
@@ -32,11 +33,9 @@ export async function generateGreedy(ctx: GpuContext, weights: MistralWeights, l
       runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segIds: new Uint32Array(T).fill(1), positions: Uint32Array.from({ length: T }, (_, j) => j) });
       runner.forwardHidden();
       // Only the last position's logits: its row of xf times lm_headᵀ.
-      const last = ctx.createBuffer('last hidden', d.C * 4, 'scratch');
       ctx.copy(runner.xf, (T - 1) * d.C * 4, last, 0, d.C * 4);
       gemm(ctx, { C: logits, A: last, B: weights.lmHead.buffer, M: 1, N: d.V, K: d.C, transB: true, bStorage: weights.lmHead.storage });
       const v = await ctx.readF32(logits);
-      ctx.destroy(last);
       let best = 0;
       for (let j = 1; j < v.length; j++) if (v[j] > v[best]) best = j;
       if (best === o.eosId) break;
@@ -48,5 +47,6 @@ export async function generateGreedy(ctx: GpuContext, weights: MistralWeights, l
   } finally {
     runner.destroy();
     ctx.destroy(logits);
+    ctx.destroy(last);
   }
 }
