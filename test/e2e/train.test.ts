@@ -9,6 +9,7 @@ import { strFromU8, unzipSync } from 'fflate';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, screenshot, type App } from './browser.ts';
+import { safetensorsTensors } from '../helpers/safetensors-file.ts';
 
 const ROWS = [
   { prompt: '# Add two numbers.', completion: 'def add(a, b):\n    return a + b' },
@@ -19,14 +20,6 @@ const JSONL = ROWS.map((r) => JSON.stringify(r)).join('\n') + '\n';
 /** Five very short rows: one held out for validation, four steps of batch 1. */
 const SHORT = ['one', 'two', 'three', 'four', 'five'].map((w, i) => JSON.stringify({ prompt: `# ${w}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
 const TINY_RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24' };
-
-/** A safetensors file's tensor names and shapes (8-byte little-endian header length, then JSON). */
-function safetensorsHeader(bytes: Uint8Array): Record<string, { dtype: string; shape: number[] }> {
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  const json = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, { dtype: string; shape: number[] }>;
-  delete json.__metadata__;
-  return json;
-}
 
 async function downloadZip(page: Page, button = 'export-download'): Promise<{ name: string; files: Record<string, Uint8Array> }> {
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId(button).click()]);
@@ -116,7 +109,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(config.r).toBe(8);
     expect(config.lora_alpha).toBe(16);
     expect([...(config.target_modules as string[])].sort()).toEqual(['q_proj', 'v_proj']);
-    const tensors = safetensorsHeader(zip.files['adapter_model.safetensors']);
+    const tensors = Object.fromEntries(safetensorsTensors(zip.files['adapter_model.safetensors']));
     // 4 layers × (q_proj, v_proj) × (lora_A, lora_B); A is [r, in], B is [out, r] (hidden 256; 2 kv-heads × 32).
     expect(Object.keys(tensors)).toHaveLength(16);
     expect(tensors['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'].shape).toEqual([8, 256]);

@@ -1,30 +1,16 @@
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, NORM_CHUNK, type GradSlice } from '../../src/engine/kernels/adamw.ts';
 import { adamwStepRef, clipScaleRef, type AdamWRefOptions } from '../../src/engine/reference/adamw.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
+import { toFloat64 } from '../../src/model/safetensors.ts';
+import { readSafetensorsFile } from '../helpers/safetensors-file.ts';
 import { gpuContext } from './context.ts';
 
-// A minimal safetensors reader for this test only (8-byte LE header length, JSON header, then data).
-interface Tensor {
-  dtype: string;
-  shape: number[];
-  data: Float64Array;
-}
-function readSafetensors(path: string): Map<string, Tensor> {
-  const bytes = readFileSync(path);
-  const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  const n = Number(new DataView(buf).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const out = new Map<string, Tensor>();
-  for (const [name, h] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const raw = buf.slice(8 + n + h.data_offsets[0], 8 + n + h.data_offsets[1]);
-    const typed = h.dtype === 'F32' ? new Float32Array(raw) : h.dtype === 'F64' ? new Float64Array(raw) : h.dtype === 'I32' ? new Int32Array(raw) : null;
-    if (!typed) continue;
-    out.set(name, { dtype: h.dtype, shape: h.shape, data: Float64Array.from(typed) });
-  }
+/** Each float tensor of a safetensors file as float64 values. */
+function readSafetensors(path: string): Map<string, { data: Float64Array }> {
+  const out = new Map<string, { data: Float64Array }>();
+  for (const [name, t] of readSafetensorsFile(path)) if (t.dtype === 'F32' || t.dtype === 'F64') out.set(name, { data: toFloat64(t.bytes, t.dtype) });
   return out;
 }
 

@@ -6,30 +6,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { nf4_dequantize, nf4_destroy, nf4_download, nf4_quantize } from '../../src/engine/kernels/nf4.ts';
 import { bf16ToF32, dequantizeRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
+import { readSafetensorsFile, type FileTensor } from '../helpers/safetensors-file.ts';
 import { gpuContext } from './context.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
-
-interface Tensor {
-  dtype: string;
-  shape: number[];
-  bytes: Uint8Array;
-}
-
-/** A minimal safetensors reader (8-byte LE header length, JSON header, data) for this test only. */
-function readSafetensors(path: string): Map<string, Tensor> {
-  const file = readFileSync(path);
-  const n = Number(file.readBigUInt64LE(0));
-  const header = JSON.parse(file.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const out = new Map<string, Tensor>();
-  for (const [name, e] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [b, end] = e.data_offsets;
-    // Copy so that typed-array views over the bytes are aligned.
-    out.set(name, { dtype: e.dtype, shape: e.shape, bytes: new Uint8Array(file.subarray(8 + n + b, 8 + n + end)) });
-  }
-  return out;
-}
 
 function sameBits(a: Float32Array, b: Float32Array): { differ: number; first: number } {
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
@@ -47,12 +27,12 @@ function sameBits(a: Float32Array, b: Float32Array): { differ: number; first: nu
 
 describe('NF4 golden (PyTorch) on tiny-mistral', () => {
   let ctx: GpuContext;
-  const golden = readSafetensors(join(FIXTURES, 'golden_qlora.safetensors'));
+  const golden = readSafetensorsFile(join(FIXTURES, 'golden_qlora.safetensors'));
   const index = JSON.parse(readFileSync(join(FIXTURES, 'tiny-mistral', 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
-  const shards = new Map<string, Map<string, Tensor>>();
-  const shard = (file: string): Map<string, Tensor> => {
+  const shards = new Map<string, Map<string, FileTensor>>();
+  const shard = (file: string): Map<string, FileTensor> => {
     let s = shards.get(file);
-    if (!s) shards.set(file, (s = readSafetensors(join(FIXTURES, 'tiny-mistral', file))));
+    if (!s) shards.set(file, (s = readSafetensorsFile(join(FIXTURES, 'tiny-mistral', file))));
     return s;
   };
   const modules = [...golden.keys()].filter((k) => k.startsWith('nf4_dequant/')).map((k) => k.slice('nf4_dequant/'.length));
