@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { defineConfig, type Plugin } from 'vite';
 
 // The page's "Check this GPU against PyTorch" fetches the tiny model, its adapter and the PyTorch goldens from
-// /check/… (src/worker.ts goldenCheck). They live once, in test/fixtures; this plugin publishes exactly these files:
+// /check/… (src/worker/worker.ts goldenCheck). They live once, in test/fixtures; this plugin publishes exactly these files:
 // emitted into dist/check/ by `vite build`, served straight from test/fixtures by `vite` and `vite preview`.
 const CHECK_FILES = [
   'tiny-mistral/config.json',

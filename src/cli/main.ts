@@ -1,7 +1,7 @@
 // Entry point of the `finetune` command line. Dispatches to the subcommands in ./commands and turns our typed
 // errors into one clear line and a non-zero exit code.
 
-import { isFinetuneError } from '../engine/errors.ts';
+import { isFinetuneError } from '../core/errors.ts';
 import type { CliIO } from './command.ts';
 import { commands } from './commands/index.ts';
 

@@ -4,7 +4,7 @@
 
 import { existsSync } from 'node:fs';
 import { create, globals } from 'webgpu';
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { GpuContext, type GpuContextOptions } from '../engine/gpu.ts';
 
 export const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib/chromium-browser/vk_swiftshader_icd.json'];

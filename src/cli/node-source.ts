@@ -4,7 +4,7 @@
 import { open, stat } from 'node:fs/promises';
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { checkFileName, checkRange, type ByteSource, type FileSet } from '../model/source.ts';
 
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */

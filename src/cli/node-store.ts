@@ -2,7 +2,7 @@
 // continues where a stopped run left off).
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RunStore } from '../engine/session.ts';
+import type { RunStore } from '../run/session.ts';
 
 export function folderRunStore(dir: string): RunStore {
   return {

@@ -2,7 +2,7 @@
 // (true), `--pack_sequences false`, `--no-pack_sequences`. Names are the schema's (snake_case; kebab-case is accepted
 // too). Flags that are not hyperparameters are left to the command.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { FIELDS, FIELD_BY_NAME, HYPERPARAM_NAMES, describeRule, safeParseHyperparams, type HyperparamName, type Hyperparams } from './hyperparams.ts';
 
 export interface SplitArgs {

@@ -7,7 +7,7 @@
 // rule the same way everywhere: "lora_rank must be an integer from 1 to 256, got 0".
 
 import { z } from 'zod';
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 
 export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type Projection = (typeof PROJECTIONS)[number];

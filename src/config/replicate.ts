@@ -3,7 +3,7 @@
 // drop) — then it is stripped with a note saying so — or a choice it cannot honour, which would change what is
 // trained — then the conversion is refused, with the reason and what to do instead.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { FIELDS, defaultHyperparams, defaultQuantization, targetModules, type HyperparamName, type Hyperparams } from './hyperparams.ts';
 
 /** Replicate's training inputs (facts.md), as sent. */

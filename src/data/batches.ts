@@ -14,10 +14,10 @@
 //                      sees relative positions, so the offset would change nothing.
 //   attentionMask u8   1 = real token, 0 = padding
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { IGNORE_INDEX, lossTokensIn, type Example } from './layout.ts';
 import { packSequences, sequenceLength, type Sequence } from './pack.ts';
-import { epochPermutation } from './prng.ts';
+import { epochPermutation } from '../core/prng.ts';
 
 /** The hyperparameters the data plan depends on (names as in the one schema, src/config). */
 export interface DataPlanOptions {

@@ -3,7 +3,7 @@
 // `[/INST]answer` as one string and so tokenises the answer without its leading "▁" (facts.md).
 
 import { Template } from '@huggingface/jinja';
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import type { DataRow } from './rows.ts';
 
 export interface ChatMessage {

@@ -1,7 +1,7 @@
 // A JSONL file → validated, tokenised examples plus every problem found, in one streaming pass. The same function
 // backs `finetune validate`, the page's dataset panel and the trainer (which keeps the examples).
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import type { ByteSource, ReadCounters, ReadOptions } from './jsonl.ts';
 import { readJsonl } from './jsonl.ts';
 import { encodeRow, lossTokensIn, type Example, type Layout } from './layout.ts';

@@ -21,4 +21,4 @@ export {
   type TrainStep,
 } from './batches.ts';
 export { loadRunData, type RunData, type RunDataOptions } from './training-data.ts';
-export { createRng, epochPermutation, shuffleInPlace, type Rng } from './prng.ts';
+export { createRng, epochPermutation, shuffleInPlace, type Rng } from '../core/prng.ts';

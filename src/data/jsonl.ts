@@ -7,7 +7,7 @@
 // counted, so line numbers match an editor's; invalid UTF-8 and JSON syntax errors are reported with the line and
 // column and the line is skipped; a line longer than `maxLineBytes` is reported and skipped without being buffered.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { columnOf, findJsonSyntaxError } from './json-syntax.ts';
 import type { ProblemLog } from './problems.ts';
 

@@ -13,7 +13,7 @@
 // Keep this import order: sentencepiece-env.ts must be evaluated before the package (see that file).
 import { restoreGlobals } from './sentencepiece-env.ts';
 import spm, { type SpModule, type SpProcessor } from '@agnai/sentencepiece-js';
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 
 restoreGlobals();
 

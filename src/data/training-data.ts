@@ -2,7 +2,7 @@
 // when given), refuse files with errors (listing their problems), split, shuffle, pack and plan. What the trainer,
 // the worker and a CLI `train` command need; the page's dataset panel uses loadDataset directly to show problems.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { prepareTrainingData, type BatchBuildOptions, type DataPlanOptions, type TrainingData } from './batches.ts';
 import { loadDataset, type LoadedDataset } from './dataset.ts';
 import type { ByteSource } from './jsonl.ts';

@@ -2,8 +2,8 @@
 // dispatches into one encoder per flush. Nothing here is browser- or Node-specific: it takes a `GPU` object
 // (navigator.gpu in a worker, Dawn's `create()` in Node).
 
-import { describeAdapter, type AdapterReport } from './adapter.ts';
-import { FinetuneError } from './errors.ts';
+import { describeAdapter, type AdapterReport } from './gpu-adapter.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
 import { KernelRegistry, type KernelSpec } from './registry.ts';
 import { shaderSources } from './shaders.ts';

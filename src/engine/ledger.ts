@@ -1,7 +1,7 @@
 // The GPU memory ledger. WebGPU exposes no memory query, so every buffer the engine makes is created here and
 // counted by category; the current and peak bytes per category are what benchmarks and the UI report.
 
-import { FinetuneError } from './errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 
 export type MemoryCategory = 'weights' | 'lora' | 'optimizer' | 'activations' | 'scratch' | 'io';
 export const MEMORY_CATEGORIES: readonly MemoryCategory[] = ['weights', 'lora', 'optimizer', 'activations', 'scratch', 'io'];

@@ -1,7 +1,7 @@
 // The kernel registry: compiles each WGSL file once per set of defines, caches pipelines by
 // (shader, entry point, defines, override constants), and reports compile errors with the file name and line.
 
-import { FinetuneError } from './errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { preprocessWgsl, type Defines } from './preprocess.ts';
 
 export type OverrideConstants = Readonly<Record<string, number | boolean>>;

@@ -10,10 +10,10 @@
 // ne[0] is the innermost (contiguous) axis = the LAST PyTorch axis: a PyTorch (out, in) matrix has ne = [in, out].
 // Here `shape` is always the PyTorch order (outermost first) and `ne` the order stored in the file.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { moduleShape } from '../model/checkpoint.ts';
 import type { MistralConfig } from '../model/config.ts';
-import { LORA_MODULES, type LoraAdapter, type LoraModule } from '../model/adapter.ts';
+import { LORA_MODULES, type LoraAdapter, type LoraModule } from '../model/lora-adapter.ts';
 import { f16ToF32, fromFloat32 } from '../model/safetensors.ts';
 
 export const GGUF_MAGIC = 'GGUF';

@@ -1,9 +1,9 @@
 // PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
-// src/model/adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
+// src/model/lora-adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
 
 import { zipSync, type Zippable } from 'fflate';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA_MODULES, writeAdapter, type LoraAdapter } from '../model/adapter.ts';
-import { FinetuneError } from '../engine/errors.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA_MODULES, writeAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
+import { FinetuneError } from '../core/errors.ts';
 
 export const README_FILE = 'README.md';
 

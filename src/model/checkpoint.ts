@@ -3,7 +3,7 @@
 // two shards). Opening reads only headers; tensor data is read on demand. The tensor set is checked against the
 // config: every expected Mistral tensor present, with the right shape and a floating-point dtype.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { parseMistralConfig, type MistralConfig } from './config.ts';
 import { openSafetensors, toFloat32, type SafetensorsDtype, type SafetensorsFile, type TensorInfo } from './safetensors.ts';
 import { checkFileName, isNotFound, readJson, type FileSet } from './source.ts';

@@ -4,7 +4,7 @@
 // defaults (rms_norm_eps 1e-6, sliding_window 4096, num_key_value_heads 8, …) differ from the real checkpoints, so a
 // missing value is an error, except the two documented below that only produce a warning.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 
 export type ModelDtype = 'bfloat16' | 'float16' | 'float32';
 

@@ -5,7 +5,7 @@
 // Layout: 8-byte little-endian header length N, N bytes of UTF-8 JSON {name: {dtype, shape, data_offsets: [begin,
 // end)}, "__metadata__"?: {string: string}}, then the data; offsets are relative to the first byte after the header.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import type { ByteSource } from './source.ts';
 
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';

@@ -6,7 +6,7 @@
 // Secrets: an access token is only ever sent as an `Authorization: Bearer` header. It never goes into a URL, an error
 // message or a log line; error messages are additionally scrubbed of it in case a server echoes it back.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 
 export interface ByteSource {
   /** What to call it in messages: a file name or a URL (never carrying a secret). */

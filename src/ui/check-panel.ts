@@ -1,11 +1,11 @@
 // "Check this GPU against PyTorch": the worker runs the whole engine (forward, backward, one AdamW step, NF4
-// dequantisation) on the tiny model and compares every tensor with the PyTorch/PEFT goldens (src/engine/check.ts).
+// dequantisation) on the tiny model and compares every tensor with the PyTorch/PEFT goldens (src/run/check.ts).
 // The page shows progress while it runs, then the verdict and the worst error of each group.
 
 import * as Comlink from 'comlink';
-import type { CheckReport, GroupResult } from '../engine/check.ts';
-import { isFinetuneError } from '../engine/errors.ts';
-import type { EngineApi } from '../worker.ts';
+import type { CheckReport, GroupResult } from '../run/check.ts';
+import { isFinetuneError } from '../core/errors.ts';
+import type { EngineApi } from '../worker/worker.ts';
 import { h, replaceChildren } from './dom.ts';
 
 export type CheckQuantization = 'nf4' | 'none';

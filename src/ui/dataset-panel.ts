@@ -2,7 +2,7 @@
 // each read by the worker exactly as training will read it: a summary (rows, token counts, truncation) and every
 // problem with its line and column, errors and warnings apart. Re-read when layout or max_seq_len change.
 
-import type { DatasetReport } from '../engine/session.ts';
+import type { DatasetReport } from '../run/session.ts';
 import type { Problem } from '../data/problems.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatBytes, formatCount } from './format.ts';

@@ -1,8 +1,8 @@
 // Number and time formatting for the page. Every figure is shown in tabular monospace (style.css .num).
 
-import { isFinetuneError } from '../engine/errors.ts';
+import { isFinetuneError } from '../core/errors.ts';
 
-export { formatBytes } from '../engine/adapter.ts';
+export { formatBytes } from '../engine/gpu-adapter.ts';
 
 /** 0:42, 3:05, 1:02:09 — a duration that grows while you look at it. */
 export function formatDuration(seconds: number): string {

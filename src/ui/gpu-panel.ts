@@ -3,9 +3,9 @@
 // beside it "Check this GPU against PyTorch", the whole engine against the PyTorch goldens (check-panel.ts).
 
 import type * as Comlink from 'comlink';
-import type { AdapterReport } from '../engine/adapter.ts';
-import { formatBytes } from '../engine/adapter.ts';
-import type { EngineApi } from '../worker.ts';
+import type { AdapterReport } from '../engine/gpu-adapter.ts';
+import { formatBytes } from '../engine/gpu-adapter.ts';
+import type { EngineApi } from '../worker/worker.ts';
 import { describeError, goldenCheckSection } from './check-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 

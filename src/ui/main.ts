@@ -5,8 +5,8 @@
 import * as Comlink from 'comlink';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress, Quantization } from '../engine/mistral/weights.ts';
-import type { EngineApi, ModelSource } from '../worker.ts';
-import { installErrorTransfer } from '../worker-protocol.ts';
+import type { EngineApi, ModelSource } from '../worker/worker.ts';
+import { installErrorTransfer } from '../worker/error-transfer.ts';
 import { datasetPanel } from './dataset-panel.ts';
 import { h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
@@ -30,7 +30,7 @@ function debounce(fn: () => void, ms: number): () => void {
 }
 
 function start(root: HTMLElement): void {
-  const worker = new Worker(new URL('../worker.ts', import.meta.url), { type: 'module', name: 'engine' });
+  const worker = new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module', name: 'engine' });
   const engine = Comlink.wrap<EngineApi>(worker);
   // The engine proxy, for the browser console and for automation (the browser test tier drives it).
   (window as unknown as { finetuneEngine: Comlink.Remote<EngineApi> }).finetuneEngine = engine;

@@ -3,7 +3,7 @@
 // load progress (tensors and bytes), what was loaded, and the GPU memory ledger.
 
 import type { LedgerSnapshot } from '../engine/ledger.ts';
-import type { ModelSource } from '../worker.ts';
+import type { ModelSource } from '../worker/worker.ts';
 import { h, replaceChildren } from './dom.ts';
 import { formatBytes, formatCount, formatParams } from './format.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';

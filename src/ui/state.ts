@@ -4,10 +4,10 @@
 import type * as Comlink from 'comlink';
 import type { Hyperparams } from '../config/index.ts';
 import type { DataStats } from '../data/batches.ts';
-import type { DatasetReport, ModelInfo } from '../engine/session.ts';
+import type { DatasetReport, ModelInfo } from '../run/session.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress, Quantization } from '../engine/mistral/weights.ts';
-import type { EngineApi, ModelSource } from '../worker.ts';
+import type { EngineApi, ModelSource } from '../worker/worker.ts';
 
 export type Engine = Comlink.Remote<EngineApi>;
 

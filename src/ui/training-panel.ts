@@ -4,8 +4,8 @@
 
 import * as Comlink from 'comlink';
 import type { DataStats } from '../data/batches.ts';
-import type { SavedRun, TrainEvent } from '../engine/session.ts';
-import type { TrainResult } from '../engine/trainer.ts';
+import type { SavedRun, TrainEvent } from '../run/session.ts';
+import type { TrainResult } from '../run/trainer.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci } from './format.ts';
 import { LossChart } from './loss-chart.ts';

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as Comlink from 'comlink';
-import type { EngineApi } from '../../src/worker.ts';
+import type { EngineApi } from '../../src/worker/worker.ts';
 import { openApp, type App } from './browser.ts';
 
 interface Golden {

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isFinetuneError } from '../../src/engine/errors.ts';
+import { isFinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { checkTokenIds, embedding_forward } from '../../src/engine/kernels/embedding.ts';
 import { mulberry32, randomArray } from '../../src/engine/reference/common.ts';

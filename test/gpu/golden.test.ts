@@ -2,7 +2,7 @@
 // every LoRA gradient, one AdamW step, and exact NF4 dequantisation.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory, nodeFileSource } from '../../src/cli/node-source.ts';
-import { runGoldenCheck, TOLERANCE } from '../../src/engine/check.ts';
+import { runGoldenCheck, TOLERANCE } from '../../src/run/check.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gpuContext } from './context.ts';
 

@@ -9,8 +9,8 @@ import { destroyLora, downloadLoraGrads, uploadLora } from '../../src/engine/mis
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, moduleName, type Quantization } from '../../src/engine/mistral/weights.ts';
 import { mulberry32 } from '../../src/engine/reference/common.ts';
-import { shiftLabels } from '../../src/engine/check.ts';
-import { createAdapter, type LoraAdapter, type LoraModule } from '../../src/model/adapter.ts';
+import { shiftLabels } from '../../src/run/check.ts';
+import { createAdapter, type LoraAdapter, type LoraModule } from '../../src/model/lora-adapter.ts';
 import { expectedTensors, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
 import { writeSafetensors } from '../../src/model/safetensors.ts';
 import { memoryFileSet } from '../../src/model/source.ts';

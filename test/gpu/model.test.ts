@@ -4,14 +4,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeContext } from '../../src/cli/node-gpu.ts';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
-import { FinetuneError } from '../../src/engine/errors.ts';
+import { FinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gemm } from '../../src/engine/kernels/matmul.ts';
 import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner, type TokenBatch } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { maxRelError, mulberry32 } from '../../src/engine/reference/common.ts';
-import { createAdapter } from '../../src/model/adapter.ts';
+import { createAdapter } from '../../src/model/lora-adapter.ts';
 import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
 import { gpuContext } from './context.ts';
 import { onnxLogits } from './onnx-oracle.ts';

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isFinetuneError } from '../../src/engine/errors.ts';
+import { isFinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import {
   nf4_absmax_mean,

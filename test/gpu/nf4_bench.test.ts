@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { benchNf4, mistralNf4Shapes, type Nf4BenchResult } from '../../src/engine/bench/nf4.ts';
+import { benchNf4, mistralNf4Shapes, type Nf4BenchResult } from '../../src/bench/nf4.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gpuContext } from './context.ts';
 

@@ -1,6 +1,6 @@
 // The kernel registry: compile errors name the shader file and line; pipelines are cached per variant.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FinetuneError } from '../../src/engine/errors.ts';
+import { FinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { KernelRegistry } from '../../src/engine/registry.ts';
 import { shaderSources } from '../../src/engine/shaders.ts';

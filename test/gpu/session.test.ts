@@ -9,8 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/engine/session.ts';
-import { readAdapter } from '../../src/model/adapter.ts';
+import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
+import { readAdapter } from '../../src/model/lora-adapter.ts';
 import { readGguf } from '../../src/export/index.ts';
 import { gpuContext } from './context.ts';
 

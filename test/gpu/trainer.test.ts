@@ -12,9 +12,9 @@ import { destroyLora, downloadLora, uploadLora } from '../../src/engine/mistral/
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { mulberry32 } from '../../src/engine/reference/common.ts';
-import { learningRate } from '../../src/engine/schedule.ts';
-import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport } from '../../src/engine/trainer.ts';
-import { createAdapter, type LoraAdapter } from '../../src/model/adapter.ts';
+import { learningRate } from '../../src/run/schedule.ts';
+import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport } from '../../src/run/trainer.ts';
+import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
 import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
 import { gpuContext } from './context.ts';
 

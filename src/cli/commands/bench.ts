@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
-import { benchAttention } from '../../engine/bench/attention.ts';
-import { benchKernels } from '../../engine/bench/kernels.ts';
-import { benchLayer, MISTRAL_7B_LAYER } from '../../engine/bench/layer.ts';
-import { benchMatmul } from '../../engine/bench/matmul.ts';
-import { benchModel, MISTRAL_7B } from '../../engine/bench/model.ts';
+import { benchAttention } from '../../bench/attention.ts';
+import { benchKernels } from '../../bench/kernels.ts';
+import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
+import { benchMatmul } from '../../bench/matmul.ts';
+import { benchModel, MISTRAL_7B } from '../../bench/model.ts';
 import { parseTargetModules } from '../../config/index.ts';
-import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../engine/bench/nf4.ts';
-import { FinetuneError } from '../../engine/errors.ts';
+import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { runGoldenCheck } from '../../engine/check.ts';
-import { FinetuneError } from '../../engine/errors.ts';
+import { runGoldenCheck } from '../../run/check.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { Quantization } from '../../engine/mistral/weights.ts';
 import type { Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';

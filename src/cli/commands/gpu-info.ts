@@ -1,6 +1,6 @@
 import type { Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
-import { checkMatmul } from '../../engine/selftest.ts';
+import { checkMatmul } from '../../run/selftest.ts';
 
 export const gpuInfoCommand: Command = {
   name: 'gpu-info',

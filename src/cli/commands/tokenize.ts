@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FinetuneError } from '../../engine/errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.ts';
 import type { Command } from '../command.ts';
 

@@ -3,7 +3,7 @@ import { hyperparamUsage, splitHyperparamFlags } from '../../config/flags.ts';
 import { parseHyperparams, type HyperparamName } from '../../config/hyperparams.ts';
 import { loadDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
-import { FinetuneError } from '../../engine/errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 

@@ -6,7 +6,7 @@
 // Dispatch count matters with hundreds of LoRA tensors: keeping all LoRA parameters, gradients and moments in flat
 // arenas makes each phase one dispatch (GradSlice.offset addresses a tensor inside an arena).
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes, WG } from './elementwise.ts';
 

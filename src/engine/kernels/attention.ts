@@ -10,7 +10,7 @@
 // kv head looping over all query heads of its group (each dk/dv row has one writer: no races, no atomics), then dq
 // with one workgroup per query block. Results overwrite dq, dk, dv.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 
 const MAX_HD = 128;

@@ -1,7 +1,7 @@
 // Elementwise kernels between the big products of a transformer block (shaders/elementwise.wgsl), plus the
 // launch helpers the other elementwise families share: a 2-D grid for any element count, and size checks.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 
 /** Threads per workgroup of every 1-D elementwise kernel in this folder. */

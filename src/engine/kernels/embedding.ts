@@ -1,6 +1,6 @@
 // Token embedding lookup (shaders/embedding.wgsl). The embedding is frozen in QLoRA, so there is no backward.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 

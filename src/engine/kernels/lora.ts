@@ -3,7 +3,7 @@
 //   y = x·Wᵀ + scale · (drop(x)·Aᵀ)·Bᵀ,   A (r, in), B (out, r), scale = alpha / r (alpha / √r with rsLoRA)
 // The base product x·Wᵀ is someone else's (NF4 matmul); lora_forward adds the adapter's term to y.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 import { gemm } from './matmul.ts';

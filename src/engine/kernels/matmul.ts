@@ -1,7 +1,7 @@
 // Linear-layer products on the GPU, llm.c style: matmul_forward and matmul_backward side by side,
 // outputs first, then what backward needs, then inputs, then dimensions.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 
 /** How the B operand (the weight) is stored. */

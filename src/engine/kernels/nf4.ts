@@ -1,7 +1,7 @@
 // NF4 quantisation of frozen base weights on the GPU (shaders/nf4.wgsl): the QLoRA storage format, bit-exact
 // with src/engine/reference/nf4.ts and bitsandbytes' byte layout.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 import { DQ_BLOCK, DYN8_TABLE, NF4_BLOCK, thresholds, type Nf4Host } from '../reference/nf4.ts';

@@ -1,7 +1,7 @@
 // Products with a frozen NF4 weight (shaders/nf4_matmul.wgsl), llm.c style: forward and backward side by side.
 // The weight is dequantised tile by tile in workgroup memory; the fp32 weight is never built.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { requireBytes } from './elementwise.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';

@@ -1,6 +1,6 @@
 // Rotary position embedding (shaders/rope.wgsl), HF's non-interleaved rotate_half convention, forward and backward.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 

@@ -1,7 +1,7 @@
 // SwiGLU forward and backward (shaders/swiglu.wgsl): h = silu(gate) · up, elementwise over the MLP's
 // (BT, intermediate) activations.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 

@@ -5,7 +5,7 @@
 //   dh_chunk (R, C) = dlogits (R, V) · W                     gemm
 // then the per-row loss terms are summed in a fixed order into lossSum (deterministic: no float atomics).
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { gemm, type WeightStorage } from './matmul.ts';
 

@@ -1,8 +1,8 @@
 // The trainable LoRA adapter on the GPU: A (r, in) and B (out, r) per adapted module, their gradients and AdamW
-// moments. Moves to and from the CPU-side PEFT adapter (src/model/adapter.ts) for checkpoints and export.
+// moments. Moves to and from the CPU-side PEFT adapter (src/model/lora-adapter.ts) for checkpoints and export.
 
-import type { LoraAdapter, LoraPair } from '../../model/adapter.ts';
-import { FinetuneError } from '../errors.ts';
+import type { LoraAdapter, LoraPair } from '../../model/lora-adapter.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { loraModuleId } from '../kernels/lora.ts';
 import type { GradSlice } from '../kernels/adamw.ts';

@@ -5,7 +5,7 @@
 // forward into one set of layer buffers, then runs its backward. Activation memory is therefore (L+1)·N·C plus one
 // layer's worth, whatever the depth. Every buffer is sized by `activationBytes` and made in the constructor.
 
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type GradNormPartials } from '../kernels/adamw.ts';
 import { attention_backward, attention_forward, attentionBackwardScratchBytes } from '../kernels/attention.ts';

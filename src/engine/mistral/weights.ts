@@ -3,7 +3,7 @@
 // GPU as they stream in.
 
 import type { Checkpoint } from '../../model/checkpoint.ts';
-import { FinetuneError } from '../errors.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import type { WeightStorage } from '../kernels/matmul.ts';
 import { nf4_quantize, type Nf4Weight } from '../kernels/nf4.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hyperparamsFromArgs, hyperparamUsage, splitHyperparamFlags } from '../../../src/config/flags.ts';
 import { FIELDS } from '../../../src/config/hyperparams.ts';
-import { isFinetuneError } from '../../../src/engine/errors.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 
 describe('hyperparameters as command-line flags', () => {
   it('reads --name value and --name=value with the schema names', () => {

@@ -9,7 +9,7 @@ import {
   safeParseHyperparams,
   targetModules,
 } from '../../../src/config/hyperparams.ts';
-import { isFinetuneError } from '../../../src/engine/errors.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 
 function errors(input: Record<string, unknown>): string[] {
   const r = safeParseHyperparams(input);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FIELDS, parseHyperparams } from '../../../src/config/hyperparams.ts';
 import { REPLICATE_INPUT_NAMES, toReplicateInput } from '../../../src/config/replicate.ts';
-import { isFinetuneError } from '../../../src/engine/errors.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 
 const URL = 'https://api.replicate.com/v1/files/abc/download';
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { buildMicroBatch, gradientAccumulationSteps, prepareTrainingData, splitExamples, TrainingData, type DataPlanOptions, type MicroBatch } from '../../../src/data/batches.ts';
 import { IGNORE_INDEX, type Example } from '../../../src/data/layout.ts';
 import { packSequences } from '../../../src/data/pack.ts';
-import { isFinetuneError } from '../../../src/engine/errors.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 
 /** Example k has ids 1000k + 0, 1000k + 1, … so every token says where it came from. */
 function ex(k: number, len: number, lossStart = 0): Example {
@@ -265,5 +265,5 @@ describe('the training plan', () => {
   });
 });
 
-// From test/unit/data/prng_reference.py, an independent Python model of the seeded shuffle: perm(23, 42, 0).
+// From test/unit/core/prng_reference.py, an independent Python model of the seeded shuffle: perm(23, 42, 0).
 const PINNED_ORDER_SEED42_EPOCH0 = [6, 4, 0, 3, 13, 1, 12, 8, 20, 15, 19, 21, 5, 17, 16, 18, 9, 2, 10, 14, 11, 22, 7];

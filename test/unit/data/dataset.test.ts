@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadDataset } from '../../../src/data/dataset.ts';
 import { ProblemLog, formatProblem } from '../../../src/data/problems.ts';
 import { RowChecker } from '../../../src/data/rows.ts';
-import { FinetuneError } from '../../../src/engine/errors.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
 import { chunked, fixtureBytes, golden, mistralTokenizer, utf8 } from './helpers.ts';
 
 function check(values: unknown[]): { rows: unknown[]; problems: string[] } {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isFinetuneError } from '../../../src/engine/errors.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 import { firstInvalidUtf8, readJsonl, type ByteSource, type JsonlLine, type ReadCounters } from '../../../src/data/jsonl.ts';
 import { ProblemLog, type Problem } from '../../../src/data/problems.ts';
 import { chunked, fixtureBytes, streamOf, utf8 } from './helpers.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderChatTemplate, rowToMessages, type TokenizerConfig } from '../../../src/data/chat-template.ts';
-import { isFinetuneError } from '../../../src/engine/errors.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 import { loadTokenizer } from '../../../src/data/tokenizer.ts';
 import { FIXTURES, golden, mistralTokenizer } from './helpers.ts';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseHyperparams } from '../../../src/config/hyperparams.ts';
 import { loadRunData } from '../../../src/data/training-data.ts';
-import { isFinetuneError } from '../../../src/engine/errors.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 import { fixtureBytes, mistralTokenizer } from './helpers.ts';
 
 describe('loadRunData: files + hyperparameters → the data of a run', () => {

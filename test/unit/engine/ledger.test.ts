@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FinetuneError } from '../../../src/engine/errors.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
 import { MemoryLedger } from '../../../src/engine/ledger.ts';
 
 // The ledger only needs createBuffer/destroy and limits; a fake device lets us test the accounting exactly.

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GgmlType, GgufType, ggufTensorF32, readGguf, writeGguf, type GgufArray, type GgufData, type GgufKv, type GgufTensorToWrite } from '../../../src/export/index.ts';
-import { FinetuneError } from '../../../src/engine/errors.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
 
 /** Reads and checks the contract; returns whether the bytes were accepted. */

@@ -23,7 +23,7 @@ import {
   type GgufTensorInfo,
 } from '../../../src/export/index.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
-import { createAdapter, LORA_MODULES, parseAdapter, type LoraAdapter, type LoraModule } from '../../../src/model/adapter.ts';
+import { createAdapter, LORA_MODULES, parseAdapter, type LoraAdapter, type LoraModule } from '../../../src/model/lora-adapter.ts';
 import { moduleShape } from '../../../src/model/checkpoint.ts';
 import { parseMistralConfig, type MistralConfig } from '../../../src/model/config.ts';
 import { f16ToF32, f32ToF16 } from '../../../src/model/safetensors.ts';

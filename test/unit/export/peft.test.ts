@@ -4,9 +4,9 @@
 import { unzipSync } from 'fflate';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { adapterReadme, peftFiles, peftZip } from '../../../src/export/index.ts';
-import { FinetuneError } from '../../../src/engine/errors.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
-import { createAdapter, LORA_MODULES, parseAdapter, peftKey, type LoraAdapter } from '../../../src/model/adapter.ts';
+import { createAdapter, LORA_MODULES, parseAdapter, peftKey, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { parseSafetensorsHeader } from '../../../src/model/safetensors.ts';
 import { fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';

@@ -2,7 +2,7 @@
 // the file.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { FinetuneError } from '../../../src/engine/errors.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
 import type { ByteSource } from '../../../src/model/source.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { maxRelError } from '../../../src/engine/reference/common.ts';
-import { LORA_MODULES, peftKey } from '../../../src/model/adapter.ts';
+import { LORA_MODULES, peftKey } from '../../../src/model/lora-adapter.ts';
 import { moduleWeightName, openCheckpoint, type Checkpoint } from '../../../src/model/checkpoint.ts';
 import { openSafetensors, toFloat64, typedView, type SafetensorsFile } from '../../../src/model/safetensors.ts';
 import { bytesSource } from '../../../src/model/source.ts';

@@ -3,7 +3,7 @@
 // → residual → RMSNorm → SwiGLU MLP (+LoRA) → residual] → final RMSNorm → lm_head. It is the test-side check of the
 // fixtures (golden_lora, the ONNX oracle) and of the model loaders. Small models only: it is plain loops.
 
-import type { LoraAdapter, LoraModule } from '../../../src/model/adapter.ts';
+import type { LoraAdapter, LoraModule } from '../../../src/model/lora-adapter.ts';
 import { MISTRAL_MODULES, moduleWeightName, type Checkpoint } from '../../../src/model/checkpoint.ts';
 import type { MistralConfig } from '../../../src/model/config.ts';
 

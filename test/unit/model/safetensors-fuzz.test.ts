@@ -2,7 +2,7 @@
 // throws FinetuneError('bad-input'); it never throws anything else and never reads outside the file.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FinetuneError } from '../../../src/engine/errors.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
 import { DTYPE_SIZE, parseSafetensorsHeader, parseSafetensorsHeaderBytes, readTensor, writeSafetensors, type SafetensorsDtype } from '../../../src/model/safetensors.ts';
 import { fixtureBytes, guardedSource, TINY_ADAPTER } from './helpers.ts';
 

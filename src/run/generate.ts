@@ -1,12 +1,12 @@
 // Greedy generation for sample outputs during training: re-runs the forward pass over the whole sequence for every new
 // token (no KV cache yet: O(n²), fine for the short samples the page shows) and takes the argmax of the last logits.
 
-import { FinetuneError } from './errors.ts';
-import type { GpuContext } from './gpu.ts';
-import { gemm } from './kernels/matmul.ts';
-import type { GpuLora } from './mistral/lora.ts';
-import { MistralRunner } from './mistral/model.ts';
-import type { MistralWeights } from './mistral/weights.ts';
+import { FinetuneError } from '../core/errors.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { gemm } from '../engine/kernels/matmul.ts';
+import type { GpuLora } from '../engine/mistral/lora.ts';
+import { MistralRunner } from '../engine/mistral/model.ts';
+import type { MistralWeights } from '../engine/mistral/weights.ts';
 
 export interface GenerateOptions {
   maxNewTokens: number;

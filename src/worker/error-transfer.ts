@@ -3,7 +3,7 @@
 // Both sides call installErrorTransfer() before talking.
 
 import * as Comlink from 'comlink';
-import { deserializeError, serializeError, type SerializedError } from './engine/errors.ts';
+import { deserializeError, serializeError, type SerializedError } from '../core/errors.ts';
 
 let installed = false;
 

@@ -2,16 +2,16 @@
 // (bytes that must move at least once), the lm_head + cross-entropy in GFLOP/s — each run next to the plain tiled
 // fp32 matmul measured in the same process (T × C × C), so a reader can weigh them against the matmul time.
 
-import type { GpuContext } from '../gpu.ts';
-import { adamw_step } from '../kernels/adamw.ts';
-import { embedding_forward } from '../kernels/embedding.ts';
-import { gemm } from '../kernels/matmul.ts';
-import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
-import { fill_uniform } from '../kernels/random.ts';
-import { rope_forward, ropeTable } from '../kernels/rope.ts';
-import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
-import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward_backward } from '../kernels/xent.ts';
-import { LINEARS, linearShape, type Dims } from '../mistral/dims.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { adamw_step } from '../engine/kernels/adamw.ts';
+import { embedding_forward } from '../engine/kernels/embedding.ts';
+import { gemm } from '../engine/kernels/matmul.ts';
+import { rmsnorm_backward, rmsnorm_forward } from '../engine/kernels/norm.ts';
+import { fill_uniform } from '../engine/kernels/random.ts';
+import { rope_forward, ropeTable } from '../engine/kernels/rope.ts';
+import { swiglu_backward, swiglu_forward } from '../engine/kernels/swiglu.ts';
+import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward_backward } from '../engine/kernels/xent.ts';
+import { LINEARS, linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { timeGpu } from './timing.ts';
 
 export interface KernelBenchResult {

@@ -2,9 +2,9 @@
 // FLOPs counted as the causal half of the two (T×T×hd) products per head: 2·2·T²/2·nH·hd forward, 2.5× that backward
 // (the nominal flash-attention-2 count; our backward does 7 such products instead of 5, so its real work is higher).
 
-import type { GpuContext } from '../gpu.ts';
-import { attention_backward, attention_forward, attentionBackwardScratchBytes } from '../kernels/attention.ts';
-import { randomArray } from '../reference/common.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { attention_backward, attention_forward, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
+import { randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from './timing.ts';
 
 export interface AttentionBenchOptions {

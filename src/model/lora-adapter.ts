@@ -5,7 +5,7 @@
 // Reading validates keys, ranks and shapes (against a Mistral config when one is given); writing produces what PEFT
 // itself writes: config JSON with sorted keys and 2-space indent, safetensors F32 with metadata {"format": "pt"}.
 
-import { FinetuneError } from '../engine/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { MISTRAL_MODULES, moduleShape, type MistralModule } from './checkpoint.ts';
 import type { MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';

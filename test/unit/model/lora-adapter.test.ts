@@ -11,7 +11,7 @@ import {
   writeAdapter,
   LORA_MODULES,
   type LoraAdapter,
-} from '../../../src/model/adapter.ts';
+} from '../../../src/model/lora-adapter.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { openSafetensors, toFloat32, toFloat64, writeSafetensors } from '../../../src/model/safetensors.ts';
 import { bytesSource, memoryFileSet } from '../../../src/model/source.ts';

@@ -1,10 +1,10 @@
 // A quick correctness check of the matmul family on whatever GPU we are given, against the float64 reference.
 // The page runs it in the worker and the CLI in `gpu-info`, so a user sees whether their driver computes right.
 
-import type { GpuContext } from './gpu.ts';
-import { matmul_backward, matmul_forward } from './kernels/matmul.ts';
-import { maxRelError, randomArray } from './reference/common.ts';
-import { gemmRef } from './reference/matmul.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { matmul_backward, matmul_forward } from '../engine/kernels/matmul.ts';
+import { maxRelError, randomArray } from '../engine/reference/common.ts';
+import { gemmRef } from '../engine/reference/matmul.ts';
 
 export interface MatmulCheck {
   M: number;

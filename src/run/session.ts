@@ -10,18 +10,18 @@ import type { Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
-import { createAdapter, type LoraAdapter } from '../model/adapter.ts';
+import { createAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
-import { FinetuneError } from './errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { generateGreedy } from './generate.ts';
-import type { GpuContext } from './gpu.ts';
-import type { LedgerSnapshot } from './ledger.ts';
-import { destroyLora, downloadLora, uploadLora, type GpuLora } from './mistral/lora.ts';
-import { MistralRunner } from './mistral/model.ts';
-import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights, type Quantization } from './mistral/weights.ts';
-import { mulberry32 } from './reference/common.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import type { LedgerSnapshot } from '../engine/ledger.ts';
+import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
+import { MistralRunner } from '../engine/mistral/model.ts';
+import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights, type Quantization } from '../engine/mistral/weights.ts';
+import { mulberry32 } from '../engine/reference/common.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainResult } from './trainer.ts';
 
 /** Where a run's files live between page loads. */

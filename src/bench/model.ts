@@ -2,16 +2,16 @@
 // the GPU, bf16 embeddings and lm_head, LoRA on the chosen projections) on one sequence of T tokens — the end-to-end
 // tokens/s and the peak GPU memory per category from the ledger, with nothing extrapolated.
 
-import { createAdapter } from '../../model/adapter.ts';
-import type { MistralConfig } from '../../model/config.ts';
-import type { GpuContext } from '../gpu.ts';
-import { nf4_quantize } from '../kernels/nf4.ts';
-import { fill_uniform, fill_uniform_bf16 } from '../kernels/random.ts';
-import { flopsPerToken, LINEARS, linearShape, type Dims, type LinearName } from '../mistral/dims.ts';
-import { destroyLora, uploadLora } from '../mistral/lora.ts';
-import { MistralRunner } from '../mistral/model.ts';
-import { destroyMistralWeights, type BaseLinear, type LayerWeights, type MistralWeights } from '../mistral/weights.ts';
-import { mulberry32 } from '../reference/common.ts';
+import { createAdapter } from '../model/lora-adapter.ts';
+import type { MistralConfig } from '../model/config.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { nf4_quantize } from '../engine/kernels/nf4.ts';
+import { fill_uniform, fill_uniform_bf16 } from '../engine/kernels/random.ts';
+import { flopsPerToken, LINEARS, linearShape, type Dims, type LinearName } from '../engine/mistral/dims.ts';
+import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
+import { MistralRunner } from '../engine/mistral/model.ts';
+import { destroyMistralWeights, type BaseLinear, type LayerWeights, type MistralWeights } from '../engine/mistral/weights.ts';
+import { mulberry32 } from '../engine/reference/common.ts';
 
 export interface ModelBenchResult {
   bench: 'model';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deserializeError, FinetuneError, isFinetuneError, serializeError } from '../../../src/engine/errors.ts';
+import { deserializeError, FinetuneError, isFinetuneError, serializeError } from '../../../src/core/errors.ts';
 
 describe('typed errors across the worker boundary', () => {
   it('keeps kind, message and details through serialisation', () => {

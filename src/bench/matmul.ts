@@ -1,9 +1,9 @@
 // `finetune bench matmul`: GFLOP/s of every matmul variant, each next to the plain tiled fp32 product (no
 // transposes) measured in the same run on the same adapter.
 
-import type { GpuContext } from '../gpu.ts';
-import { gemm, type WeightStorage } from '../kernels/matmul.ts';
-import { randomArray } from '../reference/common.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { gemm, type WeightStorage } from '../engine/kernels/matmul.ts';
+import { randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from './timing.ts';
 
 export interface MatmulBenchResult {

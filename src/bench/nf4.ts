@@ -2,11 +2,11 @@
 // double-quantised scales), each next to the plain tiled fp32 product C = A·B (no transposes) at the same M, N, K,
 // measured in the same run on the same adapter. Goal on real GPUs: vsPlain ≥ 0.8.
 
-import type { GpuContext } from '../gpu.ts';
-import { gemm } from '../kernels/matmul.ts';
-import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../kernels/nf4.ts';
-import { nf4_matmul_backward, nf4_matmul_forward } from '../kernels/nf4_matmul.ts';
-import { randomArray } from '../reference/common.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { gemm } from '../engine/kernels/matmul.ts';
+import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
+import { nf4_matmul_backward, nf4_matmul_forward } from '../engine/kernels/nf4_matmul.ts';
+import { randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from './timing.ts';
 
 export interface Nf4BenchShape {

@@ -1,23 +1,23 @@
 // The engine behind comlink: this dedicated worker owns the GPU device; the page only holds a proxy.
 
 import * as Comlink from 'comlink';
-import type { AdapterReport } from './engine/adapter.ts';
-import { runGoldenCheck, type CheckReport } from './engine/check.ts';
-import { FinetuneError } from './engine/errors.ts';
-import { GpuContext } from './engine/gpu.ts';
-import { checkMatmul, type MatmulCheck } from './engine/selftest.ts';
-import { blobFileSet, hubFileSet, httpSource, urlFileSet } from './model/source.ts';
-import { writeAdapter } from './model/adapter.ts';
-import { loraToGguf, peftZip } from './export/index.ts';
-import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from './engine/session.ts';
-import type { TrainResult } from './engine/trainer.ts';
-import type { Quantization, LoadProgress } from './engine/mistral/weights.ts';
-import type { DataStats } from './data/batches.ts';
+import type { AdapterReport } from '../engine/gpu-adapter.ts';
+import { runGoldenCheck, type CheckReport } from '../run/check.ts';
+import { FinetuneError } from '../core/errors.ts';
+import { GpuContext } from '../engine/gpu.ts';
+import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
+import { blobFileSet, hubFileSet, httpSource, urlFileSet } from '../model/source.ts';
+import { writeAdapter } from '../model/lora-adapter.ts';
+import { loraToGguf, peftZip } from '../export/index.ts';
+import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
+import type { TrainResult } from '../run/trainer.ts';
+import type { Quantization, LoadProgress } from '../engine/mistral/weights.ts';
+import type { DataStats } from '../data/batches.ts';
 import { opfsRunStore } from './opfs-store.ts';
-import { loadDataset, type LoadedDataset } from './data/dataset.ts';
-import { exampleLabels, type Layout } from './data/layout.ts';
-import { loadTokenizer, type Tokenizer } from './data/tokenizer.ts';
-import { installErrorTransfer } from './worker-protocol.ts';
+import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
+import { exampleLabels, type Layout } from '../data/layout.ts';
+import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
+import { installErrorTransfer } from './error-transfer.ts';
 
 export type ProbeResult = { ok: true; report: AdapterReport } | { ok: false; reason: string };
 

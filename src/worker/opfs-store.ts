@@ -1,5 +1,5 @@
 // The browser's RunStore: the origin-private file system (OPFS), so a run's data and checkpoints survive a reload.
-import type { RunStore } from './engine/session.ts';
+import type { RunStore } from '../run/session.ts';
 
 export async function opfsRunStore(folder = 'finetune-run'): Promise<RunStore | null> {
   const storage = (self.navigator as Navigator | undefined)?.storage;

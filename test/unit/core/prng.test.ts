@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createRng, epochPermutation, shuffleInPlace } from '../../../src/data/prng.ts';
+import { createRng, epochPermutation, shuffleInPlace } from '../../../src/core/prng.ts';
 
 // Reference values from prng_reference.py (an independent Python model of the same generator): the order of the
 // rows must be identical in Node, in every browser and across versions, or a seed would not reproduce a run.

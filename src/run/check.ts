@@ -2,21 +2,21 @@
 // labels with an adapter and compares every tensor the golden holds (loss, logits, logsumexp, hidden states, LoRA
 // gradients, one AdamW step, NF4 dequantisation) against the PyTorch/PEFT reference.
 
-import { readAdapter } from '../model/adapter.ts';
-import { peftKey } from '../model/adapter.ts';
+import { readAdapter } from '../model/lora-adapter.ts';
+import { peftKey } from '../model/lora-adapter.ts';
 import { openCheckpoint } from '../model/checkpoint.ts';
 import { openSafetensors, toFloat32, toFloat64, typedView, type SafetensorsFile } from '../model/safetensors.ts';
 import type { FileSet, ByteSource } from '../model/source.ts';
-import { FinetuneError } from './errors.ts';
-import type { GpuContext } from './gpu.ts';
-import { gemm } from './kernels/matmul.ts';
-import { nf4_dequantize } from './kernels/nf4.ts';
-import { IGNORE_INDEX } from './kernels/xent.ts';
-import { LINEARS } from './mistral/dims.ts';
-import { destroyLora, downloadLoraGrads, uploadLora } from './mistral/lora.ts';
-import { MistralRunner, type TokenBatch } from './mistral/model.ts';
-import { destroyMistralWeights, loadMistralWeights, moduleName, type Quantization } from './mistral/weights.ts';
-import { maxRelError } from './reference/common.ts';
+import { FinetuneError } from '../core/errors.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { gemm } from '../engine/kernels/matmul.ts';
+import { nf4_dequantize } from '../engine/kernels/nf4.ts';
+import { IGNORE_INDEX } from '../engine/kernels/xent.ts';
+import { LINEARS } from '../engine/mistral/dims.ts';
+import { destroyLora, downloadLoraGrads, uploadLora } from '../engine/mistral/lora.ts';
+import { MistralRunner, type TokenBatch } from '../engine/mistral/model.ts';
+import { destroyMistralWeights, loadMistralWeights, moduleName, type Quantization } from '../engine/mistral/weights.ts';
+import { maxRelError } from '../engine/reference/common.ts';
 
 /** design.md: loss relative error ≤ 1e-5; every other tensor ≤ 1e-3 of its max-abs; NF4 dequantisation exact. */
 export const TOLERANCE = { loss: 1e-5, tensor: 1e-3, nf4: 0 } as const;

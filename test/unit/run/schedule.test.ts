@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { learningRate, warmupSteps } from '../../../src/engine/schedule.ts';
+import { learningRate, warmupSteps } from '../../../src/run/schedule.ts';
 
 describe('learning-rate schedules (HF get_*_schedule_with_warmup)', () => {
   it('warms up linearly from 0 over ceil(ratio · total) steps', () => {

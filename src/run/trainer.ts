@@ -4,14 +4,14 @@
 // pause/stop happen between steps; nothing else.
 
 import type { TrainingData, MicroBatch } from '../data/batches.ts';
-import { peftKey } from '../model/adapter.ts';
+import { peftKey } from '../model/lora-adapter.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
-import { FinetuneError } from './errors.ts';
-import type { GpuContext } from './gpu.ts';
-import type { GpuLora } from './mistral/lora.ts';
-import { loraModules } from './mistral/lora.ts';
-import type { MistralRunner, OptimizerSettings, TokenBatch } from './mistral/model.ts';
+import { FinetuneError } from '../core/errors.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import type { GpuLora } from '../engine/mistral/lora.ts';
+import { loraModules } from '../engine/mistral/lora.ts';
+import type { MistralRunner, OptimizerSettings, TokenBatch } from '../engine/mistral/model.ts';
 import { learningRate, type LrScheduler } from './schedule.ts';
 
 /** What the loop needs from the hyperparameters (a Hyperparams object from src/config fits). */

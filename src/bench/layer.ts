@@ -2,17 +2,17 @@
 // on all seven projections: forward, checkpoint recomputation and backward at T tokens. Reported next to the plain
 // tiled fp32 matmul measured in the same run, so the matmul-bound ceiling and the model-FLOPs utilisation are visible.
 
-import type { MistralConfig } from '../../model/config.ts';
-import { createAdapter } from '../../model/adapter.ts';
-import type { GpuContext } from '../gpu.ts';
-import { fill_uniform } from '../kernels/random.ts';
-import { gemm } from '../kernels/matmul.ts';
-import { nf4_quantize } from '../kernels/nf4.ts';
-import { mulberry32 } from '../reference/common.ts';
-import { LINEARS, linearShape, type Dims, type LinearName } from '../mistral/dims.ts';
-import { destroyLora, uploadLora } from '../mistral/lora.ts';
-import { MistralRunner } from '../mistral/model.ts';
-import { destroyMistralWeights, type BaseLinear, type MistralWeights } from '../mistral/weights.ts';
+import type { MistralConfig } from '../model/config.ts';
+import { createAdapter } from '../model/lora-adapter.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { fill_uniform } from '../engine/kernels/random.ts';
+import { gemm } from '../engine/kernels/matmul.ts';
+import { nf4_quantize } from '../engine/kernels/nf4.ts';
+import { mulberry32 } from '../engine/reference/common.ts';
+import { LINEARS, linearShape, type Dims, type LinearName } from '../engine/mistral/dims.ts';
+import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
+import { MistralRunner } from '../engine/mistral/model.ts';
+import { destroyMistralWeights, type BaseLinear, type MistralWeights } from '../engine/mistral/weights.ts';
 import { timeGpu } from './timing.ts';
 
 export interface LayerBenchOptions {
