@@ -2,6 +2,7 @@
 // (bytes that must move at least once), the lm_head + cross-entropy in GFLOP/s — each run next to the plain tiled
 // fp32 matmul measured in the same process (T × C × C), so a reader can weigh them against the matmul time.
 
+import { PROJECTIONS } from '../core/mistral.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { adamw_step } from '../engine/kernels/adamw.ts';
 import { embedding_forward } from '../engine/kernels/embedding.ts';
@@ -11,7 +12,7 @@ import { fill_uniform } from '../engine/kernels/random.ts';
 import { rope_forward, ropeTable } from '../engine/kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../engine/kernels/swiglu.ts';
 import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward_backward } from '../engine/kernels/xent.ts';
-import { LINEARS, linearShape, type Dims } from '../engine/mistral/dims.ts';
+import { linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { timeGpu } from './timing.ts';
 
 export interface KernelBenchResult {
@@ -88,7 +89,7 @@ export async function* benchKernels(ctx: GpuContext, d: Dims, T: number, minMs =
 
     // LoRA r = 8 on all seven projections of 32 layers: the optimizer's whole parameter set.
     let n = 0;
-    for (const m of LINEARS) {
+    for (const m of PROJECTIONS) {
       const s = linearShape(d, m);
       n += 8 * (s.in + s.out);
     }

@@ -2,14 +2,15 @@
 // on all seven projections: forward, checkpoint recomputation and backward at T tokens. Reported next to the plain
 // tiled fp32 matmul measured in the same run, so the matmul-bound ceiling and the model-FLOPs utilisation are visible.
 
+import { uniformSource } from '../core/prng.ts';
+import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { fill_uniform } from '../engine/kernels/random.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_quantize } from '../engine/kernels/nf4.ts';
-import { mulberry32 } from '../engine/reference/common.ts';
-import { LINEARS, linearShape, type Dims, type LinearName } from '../engine/mistral/dims.ts';
+import { linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, type BaseLinear, type MistralWeights } from '../engine/mistral/weights.ts';
@@ -48,7 +49,7 @@ export function layerFlops(d: Omit<Dims, 'L' | 'V'>, T: number, r: number): numb
   const full: Dims = { ...d, L: 1, V: 0 };
   let base = 0;
   let lora = 0;
-  for (const m of LINEARS) {
+  for (const m of PROJECTIONS) {
     const s = linearShape(full, m);
     base += 2 * T * s.in * s.out;
     lora += 2 * T * r * (s.in + s.out);
@@ -83,9 +84,9 @@ function syntheticConfig(d: Omit<Dims, 'L' | 'V'>): MistralConfig {
 /** One random NF4 layer (and a tiny embedding/head, unused), quantised on the GPU from random f32. */
 async function randomLayer(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, doubleQuant: boolean): Promise<MistralWeights> {
   const dims: Dims = { ...d, L: 1, V: 64 };
-  const linears = {} as Record<LinearName, BaseLinear>;
+  const linears = {} as Record<Projection, BaseLinear>;
   let seed = 1;
-  for (const m of LINEARS) {
+  for (const m of PROJECTIONS) {
     const s = linearShape(dims, m);
     const src = ctx.createBuffer(`random ${m}`, s.out * s.in * 4, 'scratch');
     fill_uniform(ctx, src, s.out * s.in, 1 / Math.sqrt(s.in), seed++);
@@ -126,9 +127,9 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
 
   ctx.ledger.resetPeaks();
   const weights = await randomLayer(ctx, d, o.doubleQuant ?? false);
-  const adapter = createAdapter(syntheticConfig(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: [...LINEARS], random: mulberry32(5) });
+  const adapter = createAdapter(syntheticConfig(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: [...PROJECTIONS], random: uniformSource(5) });
   // B = 0 at init would make half the LoRA work trivially zero-valued; give it values so the work is representative.
-  for (const layer of adapter.tensors) for (const m of LINEARS) layer[m]?.B.fill(1e-3);
+  for (const layer of adapter.tensors) for (const m of PROJECTIONS) layer[m]?.B.fill(1e-3);
   const lora = uploadLora(ctx, weights.dims, adapter);
   const runner = new MistralRunner(ctx, weights, lora, { B: 1, T, seed: 1 });
   try {

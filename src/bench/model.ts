@@ -2,16 +2,17 @@
 // the GPU, bf16 embeddings and lm_head, LoRA on the chosen projections) on one sequence of T tokens — the end-to-end
 // tokens/s and the peak GPU memory per category from the ledger, with nothing extrapolated.
 
+import { uniformSource } from '../core/prng.ts';
+import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import type { MistralConfig } from '../model/config.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { nf4_quantize } from '../engine/kernels/nf4.ts';
 import { fill_uniform, fill_uniform_bf16 } from '../engine/kernels/random.ts';
-import { flopsPerToken, LINEARS, linearShape, type Dims, type LinearName } from '../engine/mistral/dims.ts';
+import { flopsPerToken, linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, type BaseLinear, type LayerWeights, type MistralWeights } from '../engine/mistral/weights.ts';
-import { mulberry32 } from '../engine/reference/common.ts';
 
 export interface ModelBenchResult {
   bench: 'model';
@@ -55,8 +56,8 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
   };
   const layers: LayerWeights[] = [];
   for (let l = 0; l < d.L; l++) {
-    const linears = {} as Record<LinearName, BaseLinear>;
-    for (const m of LINEARS) {
+    const linears = {} as Record<Projection, BaseLinear>;
+    for (const m of PROJECTIONS) {
       const s = linearShape(d, m);
       const src = ctx.createBuffer(`random ${l}.${m}`, s.out * s.in * 4, 'scratch');
       fill_uniform(ctx, src, s.out * s.in, 1 / Math.sqrt(s.in), seed++);
@@ -72,20 +73,20 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
 
 export async function benchModel(
   ctx: GpuContext,
-  o: { dims: Dims; T: number; steps: number; r?: number; targets?: LinearName[]; doubleQuant?: boolean },
+  o: { dims: Dims; T: number; steps: number; r?: number; targets?: Projection[]; doubleQuant?: boolean },
 ): Promise<ModelBenchResult> {
   const d = o.dims;
   const r = o.r ?? 8;
-  const targets = o.targets ?? [...LINEARS];
+  const targets = o.targets ?? [...PROJECTIONS];
   ctx.ledger.resetPeaks();
   const t0 = Date.now();
   const weights = await randomMistral(ctx, d, o.doubleQuant ?? true);
   const loadSeconds = (Date.now() - t0) / 1000;
-  const adapter = createAdapter(configOf(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: targets, random: mulberry32(1) });
+  const adapter = createAdapter(configOf(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: targets, random: uniformSource(1) });
   const lora = uploadLora(ctx, d, adapter);
   const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: o.T, seed: 1 });
   try {
-    const rand = mulberry32(2);
+    const rand = uniformSource(2);
     const ids = Array.from({ length: o.T }, () => 3 + Math.floor(rand() * (d.V - 3)));
     runner.setBatch({
       B: 1,

@@ -6,11 +6,10 @@
 // Every field is described once in FIELDS; the zod schema is built from it, so each message names the field and its
 // rule the same way everywhere: "lora_rank must be an integer from 1 to 256, got 0".
 
+import { PROJECTIONS, type Projection, type Quantization } from '../core/mistral.ts';
 import { z } from 'zod';
 import { FinetuneError } from '../core/errors.ts';
 
-export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type Projection = (typeof PROJECTIONS)[number];
 /** Presets accepted by lora_target_modules besides a comma-separated list. */
 export const TARGET_PRESETS: Readonly<Record<string, readonly Projection[]>> = { 'all-linear': PROJECTIONS };
 
@@ -102,7 +101,6 @@ export type HyperparamName = FieldsT[number]['name'];
 export type Hyperparams = { -readonly [K in HyperparamName]: ValueOf<FieldOf<K>> };
 
 export type PeftMethod = Hyperparams['peft_method'];
-export type Quantization = Hyperparams['quantization'];
 export type LrScheduler = Hyperparams['lr_scheduler'];
 
 export const FIELD_BY_NAME: Readonly<Record<HyperparamName, FieldMeta>> = Object.fromEntries(FIELDS.map((f) => [f.name, f])) as Record<HyperparamName, FieldMeta>;

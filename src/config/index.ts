@@ -3,7 +3,6 @@ export {
   FIELDS,
   FIELD_BY_NAME,
   HYPERPARAM_NAMES,
-  PROJECTIONS,
   TARGET_PRESETS,
   defaultHyperparams,
   defaultQuantization,
@@ -22,8 +21,6 @@ export {
   type LrScheduler,
   type ParseResult,
   type PeftMethod,
-  type Projection,
-  type Quantization,
 } from './hyperparams.ts';
 export { hyperparamUsage, hyperparamsFromArgs, splitHyperparamFlags, type SplitArgs } from './flags.ts';
 export { REPLICATE_INPUT_NAMES, toReplicateInput, type ReplicateConversion, type ReplicateTrainingInput } from './replicate.ts';

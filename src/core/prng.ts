@@ -89,3 +89,15 @@ export function epochPermutation(n: number, seed: number, epoch: number): Uint32
   shuffleInPlace(order, createRng(seed, epoch));
   return order;
 }
+
+/**
+ * The stream that initialises a new LoRA adapter's A matrices for a `seed`: far from the epoch numbers that the
+ * data order uses as streams, so the two never share a sequence.
+ */
+export const ADAPTER_INIT_STREAM = 0x4c6f5241; // 'LoRA'
+
+/** Uniform floats in [0, 1) from (seed, stream), as a plain function (what adapter initialisation takes). */
+export function uniformSource(seed: number, stream = 0): () => number {
+  const rng = createRng(seed, stream);
+  return () => rng.next();
+}

@@ -10,11 +10,13 @@
 // ne[0] is the innermost (contiguous) axis = the LAST PyTorch axis: a PyTorch (out, in) matrix has ne = [in, out].
 // Here `shape` is always the PyTorch order (outermost first) and `ne` the order stored in the file.
 
+import { f16BitsToF32 } from '../core/dtypes.ts';
+import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { moduleShape } from '../model/checkpoint.ts';
 import type { MistralConfig } from '../model/config.ts';
-import { LORA_MODULES, type LoraAdapter, type LoraModule } from '../model/lora-adapter.ts';
-import { f16ToF32, fromFloat32 } from '../model/safetensors.ts';
+import { type LoraAdapter } from '../model/lora-adapter.ts';
+import { fromFloat32 } from '../model/safetensors.ts';
 
 export const GGUF_MAGIC = 'GGUF';
 export const GGUF_VERSION = 3;
@@ -613,7 +615,7 @@ export function ggufTensorF32(t: GgufTensorInfo): Float32Array {
       for (let i = 0; i < out.length; i++) out[i] = v.getFloat32(4 * i, true);
       return out;
     case GgmlType.F16:
-      for (let i = 0; i < out.length; i++) out[i] = f16ToF32(v.getUint16(2 * i, true));
+      for (let i = 0; i < out.length; i++) out[i] = f16BitsToF32(v.getUint16(2 * i, true));
       return out;
     case GgmlType.BF16: {
       const u = new Uint32Array(out.buffer);
@@ -632,7 +634,7 @@ export function ggufTensorF32(t: GgufTensorInfo): Float32Array {
 // LoRA adapter → GGUF (llama.cpp convert_lora_to_gguf.py)
 
 /** llama.cpp's base tensor name of each projection (its LLM_TENSOR_* names for the llama architecture). */
-export const GGUF_LORA_TENSOR: Readonly<Record<LoraModule, string>> = {
+export const GGUF_LORA_TENSOR: Readonly<Record<Projection, string>> = {
   q_proj: 'attn_q',
   k_proj: 'attn_k',
   v_proj: 'attn_v',
@@ -643,7 +645,7 @@ export const GGUF_LORA_TENSOR: Readonly<Record<LoraModule, string>> = {
 };
 
 /** `blk.N.<tensor>.weight.lora_a` / `.lora_b`. */
-export function ggufLoraName(layer: number, module: LoraModule, factor: 'a' | 'b'): string {
+export function ggufLoraName(layer: number, module: Projection, factor: 'a' | 'b'): string {
   return `blk.${layer}.${GGUF_LORA_TENSOR[module]}.weight.lora_${factor}`;
 }
 
@@ -710,7 +712,7 @@ export function loraToGguf(adapter: LoraAdapter, base: MistralConfig, opts: Lora
     );
   };
   adapter.tensors.forEach((layer, l) => {
-    for (const m of LORA_MODULES) {
+    for (const m of PROJECTIONS) {
       const p = layer[m];
       if (!p) continue;
       if (l >= base.layers) throw badAdapter(`the adapter has layer ${l}, but the base model has ${base.layers} layers`);

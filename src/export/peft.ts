@@ -1,8 +1,9 @@
 // PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
 // src/model/lora-adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
 
+import { PROJECTIONS } from '../core/mistral.ts';
 import { zipSync, type Zippable } from 'fflate';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA_MODULES, writeAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writeAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 
 export const README_FILE = 'README.md';
@@ -35,7 +36,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
   const name = opts.name ?? 'my-adapter';
   const base = baseModelId(a);
   const c = a.config;
-  const mods = LORA_MODULES.filter((m) => c.targetModules.includes(m)).join(', ');
+  const mods = PROJECTIONS.filter((m) => c.targetModules.includes(m)).join(', ');
   const lines = [
     `# ${name}: LoRA adapter for ${base}`,
     '',

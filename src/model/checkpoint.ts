@@ -3,6 +3,7 @@
 // two shards). Opening reads only headers; tensor data is read on demand. The tensor set is checked against the
 // config: every expected Mistral tensor present, with the right shape and a floating-point dtype.
 
+import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { parseMistralConfig, type MistralConfig } from './config.ts';
 import { openSafetensors, toFloat32, type SafetensorsDtype, type SafetensorsFile, type TensorInfo } from './safetensors.ts';
@@ -42,11 +43,9 @@ export interface Checkpoint {
   readFloat32(name: string): Promise<Float32Array>;
 }
 
-export type MistralModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
-export const MISTRAL_MODULES: readonly MistralModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 /** [out, in] of a layer's linear module (y = x Wᵀ). */
-export function moduleShape(c: MistralConfig, module: MistralModule): [number, number] {
+export function moduleShape(c: MistralConfig, module: Projection): [number, number] {
   const q = c.heads * c.headDim;
   const kv = c.kvHeads * c.headDim;
   switch (module) {
@@ -66,7 +65,7 @@ export function moduleShape(c: MistralConfig, module: MistralModule): [number, n
 }
 
 /** The Hub name of a layer's linear weight, e.g. model.layers.3.self_attn.q_proj.weight. */
-export function moduleWeightName(layer: number, module: MistralModule): string {
+export function moduleWeightName(layer: number, module: Projection): string {
   const group = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
   return `model.layers.${layer}.${group}.${module}.weight`;
 }
@@ -77,9 +76,9 @@ export function expectedTensors(c: MistralConfig): Map<string, number[]> {
   m.set('model.embed_tokens.weight', [c.vocabSize, c.hidden]);
   for (let l = 0; l < c.layers; l++) {
     m.set(`model.layers.${l}.input_layernorm.weight`, [c.hidden]);
-    for (const mod of MISTRAL_MODULES.slice(0, 4)) m.set(moduleWeightName(l, mod), moduleShape(c, mod));
+    for (const mod of PROJECTIONS.slice(0, 4)) m.set(moduleWeightName(l, mod), moduleShape(c, mod));
     m.set(`model.layers.${l}.post_attention_layernorm.weight`, [c.hidden]);
-    for (const mod of MISTRAL_MODULES.slice(4)) m.set(moduleWeightName(l, mod), moduleShape(c, mod));
+    for (const mod of PROJECTIONS.slice(4)) m.set(moduleWeightName(l, mod), moduleShape(c, mod));
   }
   m.set('model.norm.weight', [c.hidden]);
   if (!c.tieWordEmbeddings) m.set('lm_head.weight', [c.vocabSize, c.hidden]);

@@ -5,14 +5,13 @@
 // Reading validates keys, ranks and shapes (against a Mistral config when one is given); writing produces what PEFT
 // itself writes: config JSON with sorted keys and 2-space indent, safetensors F32 with metadata {"format": "pt"}.
 
+import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { MISTRAL_MODULES, moduleShape, type MistralModule } from './checkpoint.ts';
+import { moduleShape } from './checkpoint.ts';
 import type { MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { bytesSource, isNotFound, readJson, type ByteSource, type FileSet } from './source.ts';
 
-export type LoraModule = MistralModule;
-export const LORA_MODULES = MISTRAL_MODULES;
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -22,7 +21,7 @@ export interface LoraConfig {
   loraAlpha: number;
   loraDropout: number;
   /** In canonical order (q, k, v, o, gate, up, down). */
-  targetModules: LoraModule[];
+  targetModules: Projection[];
   useRslora: boolean;
   /** base_model_name_or_path. */
   baseModel: string | null;
@@ -48,9 +47,9 @@ export interface LoraAdapter {
   /** Number of layers of the model (length of `tensors`). */
   layers: number;
   /** tensors[layer][module]; a module absent from a layer is not adapted there. */
-  tensors: Partial<Record<LoraModule, LoraPair>>[];
+  tensors: Partial<Record<Projection, LoraPair>>[];
   /** (in, out) of each adapted module, as found in (and checked across) the tensors. */
-  dims: Partial<Record<LoraModule, { in: number; out: number }>>;
+  dims: Partial<Record<Projection, { in: number; out: number }>>;
 }
 
 export function loraScaling(c: Pick<LoraConfig, 'r' | 'loraAlpha' | 'useRslora'>): number {
@@ -58,7 +57,7 @@ export function loraScaling(c: Pick<LoraConfig, 'r' | 'loraAlpha' | 'useRslora'>
 }
 
 /** The PEFT key of one LoRA factor. */
-export function peftKey(layer: number, module: LoraModule, factor: 'A' | 'B'): string {
+export function peftKey(layer: number, module: Projection, factor: 'A' | 'B'): string {
   const group = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
   return `base_model.model.model.layers.${layer}.${group}.${module}.lora_${factor}.weight`;
 }
@@ -77,14 +76,14 @@ function isEmpty(v: unknown): boolean {
   return v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) || (isObject(v) && Object.keys(v).length === 0);
 }
 
-function canonicalModules(mods: Iterable<LoraModule>): LoraModule[] {
+function canonicalModules(mods: Iterable<Projection>): Projection[] {
   const set = new Set(mods);
-  return LORA_MODULES.filter((m) => set.has(m));
+  return PROJECTIONS.filter((m) => set.has(m));
 }
 
 /** Resolves PEFT's target_modules (a list of names, "all-linear", or a regex string) to our module names. */
-function resolveTargets(v: unknown, where: string): LoraModule[] {
-  if (v === 'all-linear') return [...LORA_MODULES];
+function resolveTargets(v: unknown, where: string): Projection[] {
+  if (v === 'all-linear') return [...PROJECTIONS];
   if (typeof v === 'string') {
     let re: RegExp;
     try {
@@ -92,22 +91,22 @@ function resolveTargets(v: unknown, where: string): LoraModule[] {
     } catch {
       throw bad(where, `target_modules ${JSON.stringify(v)} is not a valid regular expression`);
     }
-    const hits = LORA_MODULES.filter((m) => {
+    const hits = PROJECTIONS.filter((m) => {
       const group = m === 'gate_proj' || m === 'up_proj' || m === 'down_proj' ? 'mlp' : 'self_attn';
       return re.test(`model.layers.0.${group}.${m}`) || re.test(m);
     });
-    if (!hits.length) throw bad(where, `target_modules ${JSON.stringify(v)} matches none of ${LORA_MODULES.join(', ')}`);
+    if (!hits.length) throw bad(where, `target_modules ${JSON.stringify(v)} matches none of ${PROJECTIONS.join(', ')}`);
     return hits;
   }
   if (!Array.isArray(v) || v.length === 0) throw bad(where, `target_modules must be a non-empty list of module names, got ${JSON.stringify(v)}`);
-  const out: LoraModule[] = [];
+  const out: Projection[] = [];
   for (const m of v) {
     if (typeof m !== 'string') throw bad(where, `target_modules holds a non-string ${JSON.stringify(m)}`);
     const short = m.split('.').pop() as string;
-    if (!(LORA_MODULES as readonly string[]).includes(short)) {
-      throw bad(where, `target module ${JSON.stringify(m)} is not supported (supported: ${LORA_MODULES.join(', ')})`);
+    if (!(PROJECTIONS as readonly string[]).includes(short)) {
+      throw bad(where, `target module ${JSON.stringify(m)} is not supported (supported: ${PROJECTIONS.join(', ')})`);
     }
-    out.push(short as LoraModule);
+    out.push(short as Projection);
   }
   return canonicalModules(out);
 }
@@ -181,7 +180,7 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
   const base = opts.base;
 
   // Group tensors by (layer, module).
-  const found = new Map<string, { layer: number; module: LoraModule; A?: string; B?: string }>();
+  const found = new Map<string, { layer: number; module: Projection; A?: string; B?: string }>();
   const strange: string[] = [];
   let maxLayer = -1;
   for (const name of header.tensors.keys()) {
@@ -191,7 +190,7 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
       continue;
     }
     const layer = Number(m[1]);
-    const module = m[3] as LoraModule;
+    const module = m[3] as Projection;
     const group = m[2];
     const expectedGroup = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
     if (group !== expectedGroup) {
@@ -233,10 +232,10 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
   }
   if (problems.length) throw bad(wfile, `${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; … (${problems.length} problems)` : ''}`);
 
-  const dims: Partial<Record<LoraModule, { in: number; out: number }>> = {};
-  const tensors: Partial<Record<LoraModule, LoraPair>>[] = Array.from({ length: layers }, () => ({}));
+  const dims: Partial<Record<Projection, { in: number; out: number }>> = {};
+  const tensors: Partial<Record<Projection, LoraPair>>[] = Array.from({ length: layers }, () => ({}));
   const r = config.r;
-  const entries = [...found.values()].sort((a, b) => a.layer - b.layer || LORA_MODULES.indexOf(a.module) - LORA_MODULES.indexOf(b.module));
+  const entries = [...found.values()].sort((a, b) => a.layer - b.layer || PROJECTIONS.indexOf(a.module) - PROJECTIONS.indexOf(b.module));
   for (const e of entries) {
     const a = header.tensors.get(e.A as string)!;
     const b = header.tensors.get(e.B as string)!;
@@ -284,7 +283,7 @@ export interface NewAdapterOptions {
   r: number;
   alpha: number;
   dropout?: number;
-  targetModules: LoraModule[];
+  targetModules: Projection[];
   useRslora?: boolean;
   baseModel?: string | null;
   /** Uniform [0, 1) generator for A's init (kaiming-uniform a=√5: U(±1/√in)). B starts at zero. */
@@ -314,7 +313,7 @@ export function createAdapter(base: MistralConfig, o: NewAdapterOptions): LoraAd
   }
   const tensors: LoraAdapter['tensors'] = [];
   for (let l = 0; l < base.layers; l++) {
-    const layer: Partial<Record<LoraModule, LoraPair>> = {};
+    const layer: Partial<Record<Projection, LoraPair>> = {};
     for (const m of config.targetModules) {
       const { in: inn, out } = dims[m]!;
       const bound = 1 / Math.sqrt(inn);
@@ -424,7 +423,7 @@ export function adapterSafetensors(a: LoraAdapter): Uint8Array {
   const r = a.config.r;
   const out: TensorToWrite[] = [];
   a.tensors.forEach((layer, l) => {
-    for (const m of LORA_MODULES) {
+    for (const m of PROJECTIONS) {
       const p = layer[m];
       if (!p) continue;
       const d = a.dims[m];

@@ -5,6 +5,7 @@
 // Layout: 8-byte little-endian header length N, N bytes of UTF-8 JSON {name: {dtype, shape, data_offsets: [begin,
 // end)}, "__metadata__"?: {string: string}}, then the data; offsets are relative to the first byte after the header.
 
+import { f32ToF16Bits, f16ArrayToF32, bf16ArrayToF32 } from '../core/dtypes.ts';
 import { FinetuneError } from '../core/errors.ts';
 import type { ByteSource } from './source.ts';
 
@@ -277,42 +278,6 @@ function checkLength(bytes: Uint8Array, dtype: SafetensorsDtype): number {
   return bytes.byteLength / size;
 }
 
-/** IEEE half → float (exact: every f16 is representable in f32). */
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-/** float → IEEE half, round to nearest even (overflow → ±Inf). */
-export function f32ToF16(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  const mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign; // underflows to ±0
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    let h = m >>> shift;
-    const rem = m & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // may carry into the exponent: that is correct rounding
-  return sign | h;
-}
-
 /** Converts BF16/F16/F32/F64 bytes to a new Float32Array (F64 is rounded to f32). */
 export function toFloat32(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Array {
   const n = checkLength(bytes, dtype);
@@ -321,17 +286,10 @@ export function toFloat32(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Ar
     case 'F32':
       return new Float32Array(buf);
     case 'BF16': {
-      const src = new Uint16Array(buf);
-      const out = new Float32Array(n);
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
-      return out;
+      return bf16ArrayToF32(new Uint16Array(buf));
     }
     case 'F16': {
-      const src = new Uint16Array(buf);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(src[i]);
-      return out;
+      return f16ArrayToF32(new Uint16Array(buf));
     }
     case 'F64':
       return Float32Array.from(new Float64Array(buf));
@@ -424,7 +382,7 @@ export function fromFloat32(values: ArrayLike<number>, dtype: 'BF16' | 'F16' | '
     }
     case 'F16': {
       const out = new Uint16Array(n);
-      for (let i = 0; i < n; i++) out[i] = f32ToF16(values[i]);
+      for (let i = 0; i < n; i++) out[i] = f32ToF16Bits(values[i]);
       return new Uint8Array(out.buffer);
     }
   }

@@ -2,6 +2,7 @@
 // labels with an adapter and compares every tensor the golden holds (loss, logits, logsumexp, hidden states, LoRA
 // gradients, one AdamW step, NF4 dequantisation) against the PyTorch/PEFT reference.
 
+import { PROJECTIONS, type Quantization } from '../core/mistral.ts';
 import { readAdapter } from '../model/lora-adapter.ts';
 import { peftKey } from '../model/lora-adapter.ts';
 import { openCheckpoint } from '../model/checkpoint.ts';
@@ -12,10 +13,9 @@ import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_dequantize } from '../engine/kernels/nf4.ts';
 import { IGNORE_INDEX } from '../engine/kernels/xent.ts';
-import { LINEARS } from '../engine/mistral/dims.ts';
 import { destroyLora, downloadLoraGrads, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner, type TokenBatch } from '../engine/mistral/model.ts';
-import { destroyMistralWeights, loadMistralWeights, moduleName, type Quantization } from '../engine/mistral/weights.ts';
+import { destroyMistralWeights, loadMistralWeights, moduleName } from '../engine/mistral/weights.ts';
 import { maxRelError } from '../engine/reference/common.ts';
 
 /** design.md: loss relative error ≤ 1e-5; every other tensor ≤ 1e-3 of its max-abs; NF4 dequantisation exact. */
@@ -106,7 +106,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
   let worstAdapterDiff = 0;
   let fromGolden = 0;
   for (let l = 0; l < adapter.layers; l++) {
-    for (const m of LINEARS) {
+    for (const m of PROJECTIONS) {
       const pair = adapter.tensors[l]?.[m];
       if (!pair) continue;
       for (const factor of ['A', 'B'] as const) {
@@ -134,7 +134,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
     // NF4: the dequantised base weights must equal PyTorch's exactly.
     if (input.quantization !== 'none') {
       for (let l = 0; l < d.L; l++) {
-        for (const m of LINEARS) {
+        for (const m of PROJECTIONS) {
           const key = `nf4_dequant/${moduleName(l, m)}`;
           if (!has(key)) continue;
           const w = weights.layers[l].linears[m];
@@ -194,7 +194,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
     }
     const grads = await downloadLoraGrads(ctx, lora);
     for (let l = 0; l < d.L; l++) {
-      for (const m of LINEARS) {
+      for (const m of PROJECTIONS) {
         const gr = grads[l][m];
         if (!gr) continue;
         for (const [factor, value] of [['A', gr.dA], ['B', gr.dB]] as const) {
@@ -207,7 +207,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       say('one AdamW step');
       runner.optimizerStep({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 0 });
       for (let l = 0; l < d.L; l++) {
-        for (const m of LINEARS) {
+        for (const m of PROJECTIONS) {
           const mod = lora.modules[l][m];
           if (!mod) continue;
           for (const [factor, buf] of [['A', mod.A], ['B', mod.B]] as const) {

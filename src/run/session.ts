@@ -2,6 +2,8 @@
 // reload (through a RunStore: OPFS in the browser, a folder in Node, memory in tests), export and samples. The worker
 // exposes this object to the page; the CLI drives the same one.
 
+import { uniformSource, ADAPTER_INIT_STREAM } from '../core/prng.ts';
+import { type Quantization } from '../core/mistral.ts';
 import { parseHyperparams, targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
@@ -20,8 +22,7 @@ import type { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
-import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights, type Quantization } from '../engine/mistral/weights.ts';
-import { mulberry32 } from '../engine/reference/common.ts';
+import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainResult } from './trainer.ts';
 
 /** Where a run's files live between page loads. */
@@ -90,7 +91,7 @@ const TRAIN_FILE = 'train.jsonl';
 const VALIDATION_FILE = 'validation.jsonl';
 
 export function quantizationFor(hp: Hyperparams): Quantization {
-  return hp.quantization as Quantization;
+  return hp.quantization;
 }
 
 export class FinetuneSession {
@@ -220,7 +221,7 @@ export class FinetuneSession {
         dropout: hp.lora_dropout,
         targetModules: targetModules(hp),
         baseModel: this.modelSource,
-        random: mulberry32(hp.seed),
+        random: uniformSource(hp.seed, ADAPTER_INIT_STREAM),
       });
       this.lora = uploadLora(this.ctx, this.weights.dims, this.adapter);
       if (state) fromStep = await loadTrainState(this.ctx, this.lora, state);

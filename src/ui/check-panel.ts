@@ -2,10 +2,9 @@
 // dequantisation) on the tiny model and compares every tensor with the PyTorch/PEFT goldens (src/run/check.ts).
 // The page shows progress while it runs, then the verdict and the worst error of each group.
 
+import type { CheckReport, EngineApi, GroupResult } from '../worker/api.ts';
 import * as Comlink from 'comlink';
-import type { CheckReport, GroupResult } from '../run/check.ts';
 import { isFinetuneError } from '../core/errors.ts';
-import type { EngineApi } from '../worker/worker.ts';
 import { h, replaceChildren } from './dom.ts';
 
 export type CheckQuantization = 'nf4' | 'none';

@@ -2,10 +2,10 @@
 // each read by the worker exactly as training will read it: a summary (rows, token counts, truncation) and every
 // problem with its line and column, errors and warnings apart. Re-read when layout or max_seq_len change.
 
-import type { DatasetReport } from '../run/session.ts';
-import type { Problem } from '../data/problems.ts';
+import type { DatasetReport, Problem } from '../worker/api.ts';
+import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatBytes, formatCount } from './format.ts';
+import { errorParts, formatCount } from './format.ts';
 import { runBusy, type DataFile, type Shared } from './state.ts';
 
 /** Problems drawn at most per file; the rest are counted in "… and N more". */

@@ -1,9 +1,10 @@
 // The export panel: the trained adapter as a PEFT zip (adapter_config.json + adapter_model.safetensors), named after
 // the model and the step, and a prompt box to try the adapter (greedy generation in the worker).
 
+import { formatBytes } from '../core/units.ts';
 import { strToU8, zipSync } from 'fflate';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatBytes, slug } from './format.ts';
+import { errorParts, slug } from './format.ts';
 import { runBusy, type Shared } from './state.ts';
 
 export function adapterFileName(modelName: string, step: number): string {

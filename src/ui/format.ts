@@ -2,8 +2,6 @@
 
 import { isFinetuneError } from '../core/errors.ts';
 
-export { formatBytes } from '../engine/gpu-adapter.ts';
-
 /** 0:42, 3:05, 1:02:09 — a duration that grows while you look at it. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '—';

@@ -2,10 +2,9 @@
 // "Check this GPU" action that runs the kernels against a float64 reference (drivers differ; users should know), and
 // beside it "Check this GPU against PyTorch", the whole engine against the PyTorch goldens (check-panel.ts).
 
+import type { AdapterReport, EngineApi } from '../worker/api.ts';
+import { formatBytes } from '../core/units.ts';
 import type * as Comlink from 'comlink';
-import type { AdapterReport } from '../engine/gpu-adapter.ts';
-import { formatBytes } from '../engine/gpu-adapter.ts';
-import type { EngineApi } from '../worker/worker.ts';
 import { describeError, goldenCheckSection } from './check-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 

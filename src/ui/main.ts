@@ -2,11 +2,8 @@
 // Model · Dataset · Hyperparameters · Training · Export · GPU. On open it loads the demo model and the sample dataset,
 // so the page is ready to train at once.
 
+import { installErrorTransfer, type EngineApi, type LedgerSnapshot, type LoadProgress, type ModelSource, type Quantization } from '../worker/api.ts';
 import * as Comlink from 'comlink';
-import type { LedgerSnapshot } from '../engine/ledger.ts';
-import type { LoadProgress, Quantization } from '../engine/mistral/weights.ts';
-import type { EngineApi, ModelSource } from '../worker/worker.ts';
-import { installErrorTransfer } from '../worker/error-transfer.ts';
 import { datasetPanel } from './dataset-panel.ts';
 import { h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';

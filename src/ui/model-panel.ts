@@ -2,10 +2,10 @@
 // token, or files on this computer), the base quantization the run needs (from peft_method / quantization in the form),
 // load progress (tensors and bytes), what was loaded, and the GPU memory ledger.
 
-import type { LedgerSnapshot } from '../engine/ledger.ts';
-import type { ModelSource } from '../worker/worker.ts';
+import type { LedgerSnapshot, ModelSource } from '../worker/api.ts';
+import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
-import { formatBytes, formatCount, formatParams } from './format.ts';
+import { formatCount, formatParams } from './format.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 type SourceKind = ModelSource['kind'];

@@ -1,13 +1,9 @@
 // What the panels share: small observable cells (a value and the functions to call when it changes). The page has
 // one of each; panels read them, subscribe to the ones they show, and set the ones they own.
 
+import type { DataStats, DatasetReport, EngineApi, LedgerSnapshot, LoadProgress, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import type * as Comlink from 'comlink';
 import type { Hyperparams } from '../config/index.ts';
-import type { DataStats } from '../data/batches.ts';
-import type { DatasetReport, ModelInfo } from '../run/session.ts';
-import type { LedgerSnapshot } from '../engine/ledger.ts';
-import type { LoadProgress, Quantization } from '../engine/mistral/weights.ts';
-import type { EngineApi, ModelSource } from '../worker/worker.ts';
 
 export type Engine = Comlink.Remote<EngineApi>;
 
@@ -108,5 +104,5 @@ export function runBusy(phase: RunPhase): boolean {
 
 /** The quantization the form asks for, or null while the form is invalid. */
 export function wantedQuantization(form: FormState): Quantization | null {
-  return form.hp ? (form.hp.quantization as Quantization) : null;
+  return form.hp ? form.hp.quantization : null;
 }

@@ -2,10 +2,8 @@
 // Stop, live readouts (step, epoch, loss, validation loss, lr, grad norm, tokens/s, elapsed, ETA), the loss chart,
 // the validation prompt's sample, and the run saved in this browser (offered for resume after a reload).
 
+import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import * as Comlink from 'comlink';
-import type { DataStats } from '../data/batches.ts';
-import type { SavedRun, TrainEvent } from '../run/session.ts';
-import type { TrainResult } from '../run/trainer.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci } from './format.ts';
 import { LossChart } from './loss-chart.ts';

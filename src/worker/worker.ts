@@ -1,25 +1,26 @@
 // The engine behind comlink: this dedicated worker owns the GPU device; the page only holds a proxy.
 
+import { type Quantization } from '../core/mistral.ts';
 import * as Comlink from 'comlink';
 import type { AdapterReport } from '../engine/gpu-adapter.ts';
 import { runGoldenCheck, type CheckReport } from '../run/check.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { GpuContext } from '../engine/gpu.ts';
+import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
 import { blobFileSet, hubFileSet, httpSource, urlFileSet } from '../model/source.ts';
 import { writeAdapter } from '../model/lora-adapter.ts';
 import { loraToGguf, peftZip } from '../export/index.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
-import type { Quantization, LoadProgress } from '../engine/mistral/weights.ts';
+import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { DataStats } from '../data/batches.ts';
 import { opfsRunStore } from './opfs-store.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
-
-export type ProbeResult = { ok: true; report: AdapterReport } | { ok: false; reason: string };
+import type { EncodedExample, EngineApi, ModelSource, PeftFiles, ProbeResult, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -58,9 +59,6 @@ function session(): Promise<FinetuneSession> {
   return sessionPromise;
 }
 
-/** Where the weights come from. Hub tokens only travel in the Authorization header (src/model/source.ts). */
-export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revision?: string; token?: string } | { kind: 'files'; files: File[] };
-
 function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; name: string } {
   switch (src.kind) {
     case 'demo': {
@@ -74,12 +72,6 @@ function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; n
     case 'files':
       return { files: blobFileSet(src.files), name: `local files (${src.files.map((f) => f.name).join(', ')})` };
   }
-}
-
-export interface EncodedExample {
-  line: number;
-  ids: number[];
-  labels: number[];
 }
 
 const api = {
@@ -157,7 +149,7 @@ const api = {
   /** Trains; events (plan, step, eval, sample, checkpoint, status) stream to onEvent. Settles when the run ends. */
   async startTraining(
     hp: Record<string, unknown>,
-    files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null },
+    files: TrainFiles,
     onEvent: (e: TrainEvent) => void,
   ): Promise<TrainResult> {
     return (await session()).train(hp, files, onEvent);
@@ -189,7 +181,7 @@ const api = {
   },
 
   /** The trained adapter as PEFT files (adapter_config.json, adapter_model.safetensors). */
-  async exportPeft(): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
+  async exportPeft(): Promise<PeftFiles> {
     return writeAdapter(await (await session()).adapterNow());
   },
 
@@ -211,12 +203,10 @@ const api = {
     return (await session()).generate(prompt, maxNewTokens);
   },
 
-  async memory(): Promise<ReturnType<GpuContext['ledger']['snapshot']>> {
+  async memory(): Promise<LedgerSnapshot> {
     return (await gpuContext()).ledger.snapshot();
   },
-};
-
-export type EngineApi = typeof api;
+} satisfies EngineApi;
 
 installErrorTransfer();
 Comlink.expose(api);

@@ -1,9 +1,9 @@
 // The tokenizer and the data layouts inside the browser's worker (SentencePiece WASM, the streaming JSONL reader over
 // a Blob stream) must give exactly the ids of canonical SentencePiece and of the goldens' layouts.
+import type { EngineApi } from '../../src/worker/api.ts';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as Comlink from 'comlink';
-import type { EngineApi } from '../../src/worker/worker.ts';
 import { openApp, type App } from './browser.ts';
 
 interface Golden {

@@ -1,3 +1,4 @@
+import { f32ToF16Bits } from '../../src/core/dtypes.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gemm, matmul_backward, matmul_forward } from '../../src/engine/kernels/matmul.ts';
@@ -138,13 +139,3 @@ describe('matmul (tiled fp32) against float64', () => {
     expect(names.sort()).toEqual(['fence', 'fence source', 'uniform arena']);
   });
 });
-
-function f32ToF16Bits(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = ((x >>> 23) & 0xff) - 127 + 15;
-  const mant = x & 0x7fffff;
-  if (exp <= 0) return sign | ((mant | 0x800000) >>> (14 - exp)) >>> 0;
-  return sign | (exp << 10) | (mant >>> 13);
-}

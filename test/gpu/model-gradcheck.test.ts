@@ -1,16 +1,16 @@
 // The engine on Mistral shapes the goldens do not cover (GQA ×4, head_dim 16, rank 3, rsLoRA, a subset of target
 // modules, odd sequence lengths, F32 and NF4 bases): its loss against a float64 CPU forward pass, and its LoRA
 // gradients against central finite differences of that float64 loss.
+import { PROJECTIONS, type Projection, type Quantization } from '../../src/core/mistral.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { nf4_dequantize } from '../../src/engine/kernels/nf4.ts';
-import { LINEARS } from '../../src/engine/mistral/dims.ts';
 import { destroyLora, downloadLoraGrads, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
-import { destroyMistralWeights, loadMistralWeights, moduleName, type Quantization } from '../../src/engine/mistral/weights.ts';
+import { destroyMistralWeights, loadMistralWeights, moduleName } from '../../src/engine/mistral/weights.ts';
 import { mulberry32 } from '../../src/engine/reference/common.ts';
 import { shiftLabels } from '../../src/run/check.ts';
-import { createAdapter, type LoraAdapter, type LoraModule } from '../../src/model/lora-adapter.ts';
+import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
 import { expectedTensors, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
 import { writeSafetensors } from '../../src/model/safetensors.ts';
 import { memoryFileSet } from '../../src/model/source.ts';
@@ -53,7 +53,7 @@ async function randomCheckpoint(): Promise<Checkpoint> {
   return openCheckpoint(memoryFileSet({ 'config.json': JSON.stringify(CONFIG), 'model.safetensors': writeSafetensors(tensors) }));
 }
 
-const TARGETS: LoraModule[] = ['q_proj', 'o_proj', 'up_proj', 'down_proj'];
+const TARGETS: Projection[] = ['q_proj', 'o_proj', 'up_proj', 'down_proj'];
 
 function randomAdapter(ck: Checkpoint): LoraAdapter {
   const a = createAdapter(ck.config, { r: 3, alpha: 5, targetModules: TARGETS, useRslora: true, random: mulberry32(4) });
@@ -86,7 +86,7 @@ describe('engine vs float64 reference on other Mistral shapes', () => {
       // The reference sees exactly the base the engine holds (NF4: the dequantised weights).
       const overrides = new Map<string, Float32Array>();
       for (let l = 0; l < 2; l++) {
-        for (const m of LINEARS) {
+        for (const m of PROJECTIONS) {
           const w = weights.layers[l].linears[m];
           if (w.kind !== 'nf4') continue;
           const out = ctx.createBuffer('deq', w.out * w.in * 4, 'scratch');

@@ -1,3 +1,5 @@
+import { NF4_THRESHOLDS, type Nf4Host } from '../../src/core/nf4-format.ts';
+import { f16ArrayToF32, bf16ArrayToF32 } from '../../src/core/dtypes.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isFinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
@@ -12,16 +14,7 @@ import {
   type Nf4Weight,
 } from '../../src/engine/kernels/nf4.ts';
 import { mulberry32 } from '../../src/engine/reference/common.ts';
-import {
-  absmaxSumRef,
-  bf16ToF32,
-  dequantizeRef,
-  divF32,
-  f16ToF32,
-  NF4_THRESHOLDS,
-  quantizeRef,
-  type Nf4Host,
-} from '../../src/engine/reference/nf4.ts';
+import { absmaxSumRef, dequantizeRef, divF32, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { gpuContext } from './context.ts';
 
 /** Equal bit patterns, reporting the first difference. */
@@ -117,7 +110,7 @@ describe('nf4 quantisation on the GPU equals the CPU reference bit for bit', () 
   it('quantises bf16 weights packed two per word', async () => {
     const [rows, cols] = [24, 128];
     const bits = bf16Bits(weights(rows, cols, 2));
-    await roundTrip(packHalves(bits), 'bf16', bf16ToF32(bits), rows, cols, false);
+    await roundTrip(packHalves(bits), 'bf16', bf16ArrayToF32(bits), rows, cols, false);
   });
 
   it('quantises f16 weights, subnormals included', async () => {
@@ -130,7 +123,7 @@ describe('nf4 quantisation on the GPU equals the CPU reference bit for bit', () 
       const mag = row < 8 ? Math.floor(r() * 0x7c00) : Math.floor(r() * 0x0800);
       bits[i] = (r() < 0.5 ? 0x8000 : 0) | mag;
     }
-    await roundTrip(packHalves(bits), 'f16', f16ToF32(bits), rows, cols, false);
+    await roundTrip(packHalves(bits), 'f16', f16ArrayToF32(bits), rows, cols, false);
   });
 
   it('handles the corners: zero blocks, ±absmax, −0, values on and next to every rounding threshold', async () => {
@@ -181,7 +174,7 @@ describe('nf4 quantisation on the GPU equals the CPU reference bit for bit', () 
   it('double-quantises bf16 weights of a Mistral-like k_proj shape', async () => {
     const [rows, cols] = [32, 128];
     const bits = bf16Bits(weights(rows, cols, 6));
-    await roundTrip(packHalves(bits), 'bf16', bf16ToF32(bits), rows, cols, true);
+    await roundTrip(packHalves(bits), 'bf16', bf16ArrayToF32(bits), rows, cols, true);
   });
 
   it('double-quantises a constant-scale weight (scale 0: every block decodes to the offset)', async () => {

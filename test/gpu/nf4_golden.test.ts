@@ -1,11 +1,12 @@
 // The GPU's NF4 round trip of tiny-mistral's bf16 projections equals PyTorch's (test/fixtures/golden_qlora.safetensors,
 // `nf4_dequant/<module>.weight`: blocksize 64, fp32 absmax, no double quantisation) in every bit.
+import { bf16ArrayToF32 } from '../../src/core/dtypes.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { nf4_dequantize, nf4_destroy, nf4_download, nf4_quantize } from '../../src/engine/kernels/nf4.ts';
-import { bf16ToF32, dequantizeRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
+import { dequantizeRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { readSafetensorsFile, type FileTensor } from '../helpers/safetensors-file.ts';
 import { gpuContext } from './context.ts';
 
@@ -68,7 +69,7 @@ describe('NF4 golden (PyTorch) on tiny-mistral', () => {
       expect(sameBits(got, wantF32)).toEqual({ differ: 0, first: -1 });
 
       // And the CPU reference agrees with both, codes and scales included.
-      const values = bf16ToF32(new Uint16Array(src.bytes.buffer, src.bytes.byteOffset, rows * cols));
+      const values = bf16ArrayToF32(new Uint16Array(src.bytes.buffer, src.bytes.byteOffset, rows * cols));
       const ref = quantizeRef(values, rows, cols, false);
       expect(sameBits(dequantizeRef(ref), wantF32)).toEqual({ differ: 0, first: -1 });
       const host = await nf4_download(ctx, w);
@@ -89,7 +90,7 @@ describe('NF4 golden (PyTorch) on tiny-mistral', () => {
       const w = nf4_quantize(ctx, bSrc, 'bf16', rows, cols, { doubleQuant: true, label: module });
       const bOut = ctx.createBuffer(`${module} deq`, rows * cols * 4, 'scratch');
       nf4_dequantize(ctx, bOut, w);
-      const ref = quantizeRef(bf16ToF32(new Uint16Array(src.bytes.buffer, src.bytes.byteOffset, rows * cols)), rows, cols, true);
+      const ref = quantizeRef(bf16ArrayToF32(new Uint16Array(src.bytes.buffer, src.bytes.byteOffset, rows * cols)), rows, cols, true);
       expect(sameBits(await ctx.readF32(bOut), dequantizeRef(ref)), module).toEqual({ differ: 0, first: -1 });
       nf4_destroy(ctx, w);
       ctx.destroy(bOut);

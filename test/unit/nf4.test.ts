@@ -1,28 +1,11 @@
 // The NF4 CPU reference (src/engine/reference/nf4.ts): tables, rounding rules, layout, and the PyTorch golden.
+import { NF4_CODEBOOK, thresholds, NF4_THRESHOLDS, dynamicMap8, DYN8_TABLE, DYN8_THRESHOLDS } from '../../src/core/nf4-format.ts';
+import { f16ArrayToF32, bf16ArrayToF32 } from '../../src/core/dtypes.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../src/engine/reference/common.ts';
-import {
-  absmaxSumRef,
-  bf16ToF32,
-  codeOf,
-  dequantizeAbsmaxRef,
-  dequantizeRef,
-  divF32,
-  doubleQuantRef,
-  DYN8_TABLE,
-  DYN8_THRESHOLDS,
-  dynamicMap8,
-  f16ToF32,
-  NF4_CODEBOOK,
-  NF4_THRESHOLDS,
-  nf4CodeAt,
-  nf4MatmulBackwardRef,
-  nf4MatmulForwardRef,
-  quantizeNf4Ref,
-  quantizeRef,
-} from '../../src/engine/reference/nf4.ts';
+import { absmaxSumRef, codeOf, dequantizeAbsmaxRef, dequantizeRef, divF32, doubleQuantRef, nf4CodeAt, nf4MatmulBackwardRef, nf4MatmulForwardRef, quantizeNf4Ref, quantizeRef } from '../../src/engine/reference/nf4.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const f = Math.fround;
@@ -143,7 +126,7 @@ describe('rounding rules', () => {
   });
 
   it('converts f16 and bf16 bit patterns exactly', () => {
-    expect([...f16ToF32(new Uint16Array([0x3c00, 0xc000, 0x0001, 0x03ff, 0x0400, 0x7bff, 0x8000]))]).toEqual([
+    expect([...f16ArrayToF32(new Uint16Array([0x3c00, 0xc000, 0x0001, 0x03ff, 0x0400, 0x7bff, 0x8000]))]).toEqual([
       1,
       -2,
       2 ** -24,
@@ -152,7 +135,7 @@ describe('rounding rules', () => {
       65504,
       -0,
     ]);
-    expect([...bf16ToF32(new Uint16Array([0x3f80, 0xbf00, 0x0001]))]).toEqual([1, -0.5, 2 ** -133]);
+    expect([...bf16ArrayToF32(new Uint16Array([0x3f80, 0xbf00, 0x0001]))]).toEqual([1, -0.5, 2 ** -133]);
   });
 });
 
@@ -200,7 +183,7 @@ describe('NF4 quantisation (reference)', () => {
       const e = shard.header[module];
       const [rows, cols] = e.shape;
       const bytes = new Uint8Array(shard.data.subarray(e.data_offsets[0], e.data_offsets[1]));
-      const values = bf16ToF32(new Uint16Array(bytes.buffer, 0, rows * cols));
+      const values = bf16ArrayToF32(new Uint16Array(bytes.buffer, 0, rows * cols));
       const g = golden.header[key];
       const want = new Uint32Array(new Uint8Array(golden.data.subarray(g.data_offsets[0], g.data_offsets[1])).buffer);
       const got = new Uint32Array(dequantizeRef(quantizeRef(values, rows, cols, false)).buffer);

@@ -1,12 +1,12 @@
+import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { parseArgs } from 'node:util';
 import { runGoldenCheck } from '../../run/check.ts';
 import { FinetuneError } from '../../core/errors.ts';
-import type { Quantization } from '../../engine/mistral/weights.ts';
 import type { Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { nodeDirectory, nodeFileSource } from '../node-source.ts';
 
-const QUANTS: Quantization[] = ['none', 'nf4', 'nf4-double'];
+const QUANTS: readonly Quantization[] = QUANTIZATIONS;
 
 export const checkCommand: Command = {
   name: 'check',

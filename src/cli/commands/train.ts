@@ -1,10 +1,10 @@
+import { type Quantization } from '../../core/mistral.ts';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError } from '../../core/errors.ts';
-import type { Quantization } from '../../engine/mistral/weights.ts';
 import { FinetuneSession, quantizationFor } from '../../run/session.ts';
 import { loraToGguf, peftFiles } from '../../export/index.ts';
 import type { Command } from '../command.ts';

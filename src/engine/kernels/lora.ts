@@ -3,17 +3,16 @@
 //   y = x·Wᵀ + scale · (drop(x)·Aᵀ)·Bᵀ,   A (r, in), B (out, r), scale = alpha / r (alpha / √r with rsLoRA)
 // The base product x·Wᵀ is someone else's (NF4 matmul); lora_forward adds the adapter's term to y.
 
+import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 import { gemm } from './matmul.ts';
 
 /** The seven projections PEFT targets in Mistral, in the order used as the dropout key's `module`. */
-export const LORA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type LoraModuleName = (typeof LORA_MODULES)[number];
 
-export function loraModuleId(name: LoraModuleName): number {
-  return LORA_MODULES.indexOf(name);
+export function loraModuleId(name: Projection): number {
+  return PROJECTIONS.indexOf(name);
 }
 
 /**

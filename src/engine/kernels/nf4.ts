@@ -1,10 +1,10 @@
 // NF4 quantisation of frozen base weights on the GPU (shaders/nf4.wgsl): the QLoRA storage format, bit-exact
 // with src/engine/reference/nf4.ts and bitsandbytes' byte layout.
 
+import { NF4_BLOCK, DQ_BLOCK, thresholds, DYN8_TABLE, type Nf4Host } from '../../core/nf4-format.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
-import { DQ_BLOCK, DYN8_TABLE, NF4_BLOCK, thresholds, type Nf4Host } from '../reference/nf4.ts';
 
 /** bnb double quantisation of the block scales: absmax[b] = fl(fl(table[codes[b]] · scale[b / 256]) + offset[0]). */
 export interface Nf4DoubleQuant {

@@ -1,9 +1,8 @@
 // The sizes of a Mistral model as the engine needs them, and the shapes of its linear modules.
 
+import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import type { MistralConfig } from '../../model/config.ts';
 
-export type LinearName = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
-export const LINEARS: readonly LinearName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 export interface Dims {
   V: number; // vocabulary
@@ -22,7 +21,7 @@ export function dimsOf(c: MistralConfig): Dims {
 }
 
 /** [out, in] of a linear module (y = x·Wᵀ, W stored [out, in]). */
-export function linearShape(d: Dims, name: LinearName): { out: number; in: number } {
+export function linearShape(d: Dims, name: Projection): { out: number; in: number } {
   const q = d.nH * d.hd;
   const kv = d.nKV * d.hd;
   switch (name) {
@@ -47,7 +46,7 @@ export function linearShape(d: Dims, name: LinearName): { out: number; in: numbe
  */
 export function flopsPerToken(d: Dims, T: number, checkpointing = true): number {
   let n = 0;
-  for (const l of LINEARS) {
+  for (const l of PROJECTIONS) {
     const s = linearShape(d, l);
     n += s.out * s.in;
   }

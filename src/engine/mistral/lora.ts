@@ -1,16 +1,17 @@
 // The trainable LoRA adapter on the GPU: A (r, in) and B (out, r) per adapted module, their gradients and AdamW
 // moments. Moves to and from the CPU-side PEFT adapter (src/model/lora-adapter.ts) for checkpoints and export.
 
+import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import type { LoraAdapter, LoraPair } from '../../model/lora-adapter.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { loraModuleId } from '../kernels/lora.ts';
 import type { GradSlice } from '../kernels/adamw.ts';
-import { LINEARS, linearShape, type Dims, type LinearName } from './dims.ts';
+import { linearShape, type Dims } from './dims.ts';
 
 export interface LoraModuleState {
   layer: number;
-  name: LinearName;
+  name: Projection;
   moduleId: number;
   in: number;
   out: number;
@@ -28,19 +29,19 @@ export interface GpuLora {
   r: number;
   scale: number;
   dropout: number;
-  targets: LinearName[];
+  targets: Projection[];
   /** modules[layer][name], absent when the module is not adapted. */
-  modules: Partial<Record<LinearName, LoraModuleState>>[];
+  modules: Partial<Record<Projection, LoraModuleState>>[];
 }
 
 /** Puts a CPU adapter on the GPU with zeroed gradients and moments. */
 export function uploadLora(ctx: GpuContext, d: Dims, adapter: LoraAdapter): GpuLora {
-  const targets = LINEARS.filter((m) => adapter.config.targetModules.includes(m));
+  const targets = PROJECTIONS.filter((m) => adapter.config.targetModules.includes(m));
   if (adapter.layers !== d.L) throw new FinetuneError('bad-input', `the adapter has ${adapter.layers} layers, the model ${d.L}`);
   const r = adapter.config.r;
   const modules: GpuLora['modules'] = [];
   for (let l = 0; l < d.L; l++) {
-    const layer: Partial<Record<LinearName, LoraModuleState>> = {};
+    const layer: Partial<Record<Projection, LoraModuleState>> = {};
     for (const name of targets) {
       const pair = adapter.tensors[l]?.[name];
       if (!pair) continue;
@@ -76,7 +77,7 @@ export function uploadLora(ctx: GpuContext, d: Dims, adapter: LoraAdapter): GpuL
 }
 
 export function* loraModules(lora: GpuLora): Generator<LoraModuleState> {
-  for (const layer of lora.modules) for (const name of LINEARS) if (layer[name]) yield layer[name];
+  for (const layer of lora.modules) for (const name of PROJECTIONS) if (layer[name]) yield layer[name];
 }
 
 /** Every gradient tensor, in a fixed order (the global-norm reduction is deterministic). */
@@ -97,8 +98,8 @@ export function zeroLoraGrads(ctx: GpuContext, lora: GpuLora): void {
 export async function downloadLora(ctx: GpuContext, lora: GpuLora, into: LoraAdapter): Promise<LoraAdapter> {
   const tensors: LoraAdapter['tensors'] = [];
   for (const layer of lora.modules) {
-    const t: Partial<Record<LinearName, LoraPair>> = {};
-    for (const name of LINEARS) {
+    const t: Partial<Record<Projection, LoraPair>> = {};
+    for (const name of PROJECTIONS) {
       const m = layer[name];
       if (m) t[name] = { A: await ctx.readF32(m.A), B: await ctx.readF32(m.B) };
     }
@@ -107,11 +108,11 @@ export async function downloadLora(ctx: GpuContext, lora: GpuLora, into: LoraAda
   return { ...into, tensors };
 }
 
-export async function downloadLoraGrads(ctx: GpuContext, lora: GpuLora): Promise<Partial<Record<LinearName, { dA: Float32Array; dB: Float32Array }>>[]> {
-  const out: Partial<Record<LinearName, { dA: Float32Array; dB: Float32Array }>>[] = [];
+export async function downloadLoraGrads(ctx: GpuContext, lora: GpuLora): Promise<Partial<Record<Projection, { dA: Float32Array; dB: Float32Array }>>[]> {
+  const out: Partial<Record<Projection, { dA: Float32Array; dB: Float32Array }>>[] = [];
   for (const layer of lora.modules) {
-    const t: Partial<Record<LinearName, { dA: Float32Array; dB: Float32Array }>> = {};
-    for (const name of LINEARS) {
+    const t: Partial<Record<Projection, { dA: Float32Array; dB: Float32Array }>> = {};
+    for (const name of PROJECTIONS) {
       const m = layer[name];
       if (m) t[name] = { dA: await ctx.readF32(m.dA), dB: await ctx.readF32(m.dB) };
     }

@@ -5,6 +5,7 @@
 // forward into one set of layer buffers, then runs its backward. Activation memory is therefore (L+1)·N·C plus one
 // layer's worth, whatever the depth. Every buffer is sized by `activationBytes` and made in the constructor.
 
+import { type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type GradNormPartials } from '../kernels/adamw.ts';
@@ -16,7 +17,7 @@ import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_backward, rope_forward, ropeTable } from '../kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
 import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward, lmhead_xent_forward_backward, type LmheadXentScratch } from '../kernels/xent.ts';
-import type { Dims, LinearName } from './dims.ts';
+import type { Dims } from './dims.ts';
 import { base_linear_backward, base_linear_forward } from './linear.ts';
 import { loraGradSlices, loraModules, zeroLoraGrads, type GpuLora } from './lora.ts';
 import type { MistralWeights } from './weights.ts';
@@ -67,7 +68,7 @@ interface LayerBuffers {
   g: GPUBuffer; // (N, I)
   u: GPUBuffer; // (N, I)
   a: GPUBuffer; // (N, I)
-  t: Partial<Record<LinearName, GPUBuffer>>; // (N, r) LoRA intermediates
+  t: Partial<Record<Projection, GPUBuffer>>; // (N, r) LoRA intermediates
 }
 
 interface GradBuffers {
@@ -234,7 +235,7 @@ export class MistralRunner {
   }
 
   /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer. */
-  private proj(layer: number, name: LinearName, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+  private proj(layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
     const W = this.weights.layers[layer].linears[name];
     base_linear_forward(this.ctx, Y, X, W, this.n, accumulate);
     const m = this.lora?.modules[layer][name];
@@ -245,7 +246,7 @@ export class MistralRunner {
   }
 
   /** dX (+)= dY·W + LoRA's input gradient; accumulates the module's dA, dB. X and t are the forward's. */
-  private projBackward(layer: number, name: LinearName, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+  private projBackward(layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
     const W = this.weights.layers[layer].linears[name];
     base_linear_backward(this.ctx, dX, dY, W, this.n, accumulate);
     const m = this.lora?.modules[layer][name];
@@ -286,7 +287,7 @@ export class MistralRunner {
   }
 
   /** t (N, r) = drop(X)·Aᵀ of one module, as lora_forward saves it, without the module's output. */
-  private loraIntermediate(layer: number, name: LinearName, X: GPUBuffer): void {
+  private loraIntermediate(layer: number, name: Projection, X: GPUBuffer): void {
     const m = this.lora?.modules[layer][name];
     const t = this.L.t[name];
     if (!m || !t || !this.lora) return;

@@ -2,14 +2,15 @@
 // norms in f32, and the seven projections per layer either dense (bf16/f32 as stored: exact) or NF4-quantised on the
 // GPU as they stream in.
 
+import { PROJECTIONS, type Projection, type Quantization } from '../../core/mistral.ts';
 import type { Checkpoint } from '../../model/checkpoint.ts';
+import { toFloat32 } from '../../model/safetensors.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import type { WeightStorage } from '../kernels/matmul.ts';
 import { nf4_quantize, type Nf4Weight } from '../kernels/nf4.ts';
-import { dimsOf, LINEARS, linearShape, type Dims, type LinearName } from './dims.ts';
+import { dimsOf, linearShape, type Dims } from './dims.ts';
 
-export type Quantization = 'none' | 'nf4' | 'nf4-double';
 
 /** A frozen linear layer W (out, in). */
 export type BaseLinear =
@@ -24,7 +25,7 @@ export interface DenseMatrix {
 export interface LayerWeights {
   inputNorm: GPUBuffer; // (C) f32
   postAttentionNorm: GPUBuffer; // (C) f32
-  linears: Record<LinearName, BaseLinear>;
+  linears: Record<Projection, BaseLinear>;
 }
 
 export interface MistralWeights {
@@ -58,23 +59,10 @@ function uploadMatrix(ctx: GpuContext, label: string, dtype: string, bytes: Uint
       return { buffer: ctx.upload(label, bytes, category), storage: 'f32' };
     case 'F16':
       if (ctx.hasF16) return { buffer: ctx.upload(label, bytes, category), storage: 'f16' };
-      return { buffer: ctx.upload(label, f16BytesToF32(bytes), category), storage: 'f32' };
+      return { buffer: ctx.upload(label, toFloat32(bytes, 'F16'), category), storage: 'f32' };
     default:
       throw new FinetuneError('bad-input', `${label}: unsupported weight dtype ${dtype} (expected BF16, F16 or F32)`);
   }
-}
-
-function f16BytesToF32(bytes: Uint8Array): Float32Array {
-  const h = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-  const out = new Float32Array(h.length);
-  for (let i = 0; i < h.length; i++) {
-    const x = h[i];
-    const s = x & 0x8000 ? -1 : 1;
-    const e = (x >> 10) & 0x1f;
-    const m = x & 0x3ff;
-    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return out;
 }
 
 export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: LoadOptions): Promise<MistralWeights> {
@@ -85,7 +73,7 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: L
   const names = ['model.embed_tokens.weight'];
   for (let l = 0; l < dims.L; l++) {
     names.push(`model.layers.${l}.input_layernorm.weight`, `model.layers.${l}.post_attention_layernorm.weight`);
-    for (const m of LINEARS) names.push(moduleName(l, m));
+    for (const m of PROJECTIONS) names.push(moduleName(l, m));
   }
   names.push('model.norm.weight', ckpt.config.tieWordEmbeddings && !ckpt.has('lm_head.weight') ? 'model.embed_tokens.weight' : 'lm_head.weight');
   const bytesTotal = names.reduce((s, n) => s + (ckpt.info(n).end - ckpt.info(n).begin), 0);
@@ -116,8 +104,8 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: L
     for (let l = 0; l < dims.L; l++) {
       const inputNorm = await readVector(`model.layers.${l}.input_layernorm.weight`);
       const postAttentionNorm = await readVector(`model.layers.${l}.post_attention_layernorm.weight`);
-      const linears = {} as Record<LinearName, BaseLinear>;
-      for (const m of LINEARS) {
+      const linears = {} as Record<Projection, BaseLinear>;
+      for (const m of PROJECTIONS) {
         const name = moduleName(l, m);
         const shape = linearShape(dims, m);
         if (o.quantization === 'none') {
@@ -150,7 +138,7 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: L
   }
 }
 
-export function moduleName(layer: number, m: LinearName): string {
+export function moduleName(layer: number, m: Projection): string {
   const group = m === 'gate_proj' || m === 'up_proj' || m === 'down_proj' ? 'mlp' : 'self_attn';
   return `model.layers.${layer}.${group}.${m}.weight`;
 }
@@ -170,7 +158,7 @@ export function destroyMistralWeights(ctx: GpuContext, w: MistralWeights): void 
   for (const layer of w.layers) {
     drop(layer.inputNorm);
     drop(layer.postAttentionNorm);
-    for (const m of LINEARS) {
+    for (const m of PROJECTIONS) {
       const lin = layer.linears[m];
       if (lin.kind === 'dense') drop(lin.buffer);
       else for (const b of nf4Buffers(lin.weight)) drop(b);

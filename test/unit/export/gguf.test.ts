@@ -1,6 +1,8 @@
 // GGUF writer/reader and the LoRA export for llama.cpp. The format is checked against a file assembled byte by byte
 // here; the q/k row permutation against a generic float64 reshape/swapaxes; the exported adapter by applying it the
 // way llama.cpp does (ggml_mul_mat over ne-ordered tensors, scale alpha / r) to a permuted base.
+import { f16BitsToF32, f32ToF16Bits } from '../../../src/core/dtypes.ts';
+import { PROJECTIONS, type Projection } from '../../../src/core/mistral.ts';
 import { describe, expect, it } from 'vitest';
 import {
   GgmlType,
@@ -23,10 +25,9 @@ import {
   type GgufTensorInfo,
 } from '../../../src/export/index.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
-import { createAdapter, LORA_MODULES, parseAdapter, type LoraAdapter, type LoraModule } from '../../../src/model/lora-adapter.ts';
+import { createAdapter, parseAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
 import { moduleShape } from '../../../src/model/checkpoint.ts';
 import { parseMistralConfig, type MistralConfig } from '../../../src/model/config.ts';
-import { f16ToF32, f32ToF16 } from '../../../src/model/safetensors.ts';
 import { errorOf, fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
 
 const tinyBase = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
@@ -161,7 +162,7 @@ function kvValue(f: GgufFile, key: string): GgufKv {
 describe('GGUF writer and reader', () => {
   it('writes exactly the bytes of a hand-assembled v3 file and reads them back', () => {
     const data = new Float32Array([1.5, -2, 3.25, 0, 7, -0.5]); // shape (2, 3) → ne [3, 2]
-    const half = new Uint16Array([f32ToF16(0.5), f32ToF16(-4)]); // shape (2,) → ne [2]
+    const half = new Uint16Array([f32ToF16Bits(0.5), f32ToF16Bits(-4)]); // shape (2,) → ne [2]
     const written = writeGguf(
       [kvString('general.architecture', 'llama'), kvU32('n', 7), kvF32('x', 0.25), kvBool('flag', true)],
       [
@@ -378,7 +379,7 @@ describe('loraToGguf', () => {
 
     const r = 4;
     for (let l = 0; l < 2; l++) {
-      for (const m of LORA_MODULES) {
+      for (const m of PROJECTIONS) {
         const [out, inn] = moduleShape(tinyBase, m);
         const ta = tensor(f, ggufLoraName(l, m, 'a'));
         const tb = tensor(f, ggufLoraName(l, m, 'b'));
@@ -404,7 +405,7 @@ describe('loraToGguf', () => {
     for (const a2 of [a, rsloraAdapter(tinyBase, rnd)]) {
       const f = readGguf(loraToGguf(a2, tinyBase));
       const alpha = kvValue(f, 'adapter.lora.alpha').value as number;
-      for (const m of LORA_MODULES) {
+      for (const m of PROJECTIONS) {
         const p = a2.tensors[1][m];
         if (!p) continue;
         const [out, inn] = moduleShape(tinyBase, m);
@@ -449,7 +450,7 @@ describe('loraToGguf', () => {
     const t = tensor(f, ggufLoraName(0, 'v_proj', 'a'));
     expect(t.type).toBe(GgmlType.F16);
     expect(t.byteLength).toBe(2 * t.numel);
-    expect(Array.from(ggufTensorF32(t))).toEqual(Array.from(a.tensors[0].v_proj!.A, (v) => f16ToF32(f32ToF16(v))));
+    expect(Array.from(ggufTensorF32(t))).toEqual(Array.from(a.tensors[0].v_proj!.A, (v) => f16BitsToF32(f32ToF16Bits(v))));
   });
 
   it('refuses an adapter that does not fit the base model, or holds nothing', async () => {
@@ -480,7 +481,7 @@ describe('loraToGguf', () => {
 
 /** rsLoRA r=5 alpha=3 on q, k, down with random B. */
 function rsloraAdapter(base: MistralConfig, rnd: () => number): LoraAdapter {
-  const mods: LoraModule[] = ['q_proj', 'k_proj', 'down_proj'];
+  const mods: Projection[] = ['q_proj', 'k_proj', 'down_proj'];
   const a = createAdapter(base, { r: 5, alpha: 3, targetModules: mods, useRslora: true, random: rnd });
   for (const layer of a.tensors) for (const p of Object.values(layer)) for (let i = 0; i < p.B.length; i++) p.B[i] = rnd() - 0.5;
   return a;

@@ -1,12 +1,13 @@
 // PEFT export: the zip holds exactly what PEFT writes (byte-identical to PEFT's own files for the fixture adapter),
 // reads back through the project's adapter reader with identical tensors, and is deterministic across clocks and
 // time zones.
+import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { unzipSync } from 'fflate';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { adapterReadme, peftFiles, peftZip } from '../../../src/export/index.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
-import { createAdapter, LORA_MODULES, parseAdapter, peftKey, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
+import { createAdapter, parseAdapter, peftKey, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { parseSafetensorsHeader } from '../../../src/model/safetensors.ts';
 import { fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
@@ -38,7 +39,7 @@ function expectSameTensors(a: LoraAdapter, b: LoraAdapter): void {
   let pairs = 0;
   a.tensors.forEach((layer, l) => {
     expect(Object.keys(b.tensors[l]).sort()).toEqual(Object.keys(layer).sort());
-    for (const m of LORA_MODULES) {
+    for (const m of PROJECTIONS) {
       const p = layer[m];
       if (!p) continue;
       const q = b.tensors[l][m]!;

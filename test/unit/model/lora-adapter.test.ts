@@ -1,17 +1,8 @@
+import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
-import {
-  adapterConfigJson,
-  createAdapter,
-  parseAdapter,
-  parseLoraConfig,
-  peftKey,
-  readAdapter,
-  writeAdapter,
-  LORA_MODULES,
-  type LoraAdapter,
-} from '../../../src/model/lora-adapter.ts';
+import { adapterConfigJson, createAdapter, parseAdapter, parseLoraConfig, peftKey, readAdapter, writeAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { openSafetensors, toFloat32, toFloat64, writeSafetensors } from '../../../src/model/safetensors.ts';
 import { bytesSource, memoryFileSet } from '../../../src/model/source.ts';
@@ -48,7 +39,7 @@ describe('reading a PEFT adapter', () => {
       down_proj: { in: 448, out: 128 },
     });
     for (let l = 0; l < 2; l++) {
-      for (const m of LORA_MODULES) {
+      for (const m of PROJECTIONS) {
         const p = a.tensors[l][m]!;
         expect(p.A.length).toBe(4 * a.dims[m]!.in);
         expect(p.B.length).toBe(a.dims[m]!.out * 4);
@@ -63,7 +54,7 @@ describe('reading a PEFT adapter', () => {
     const golden = await openSafetensors(bytesSource(fixtureBytes(`${FIXTURES}/golden_lora.safetensors`)));
     let checked = 0;
     for (let l = 0; l < 2; l++) {
-      for (const m of LORA_MODULES) {
+      for (const m of PROJECTIONS) {
         for (const f of ['A', 'B'] as const) {
           const key = peftKey(l, m, f);
           const step1 = toFloat64(await golden.read(`adamw_step1/${key}`), 'F64');
@@ -147,7 +138,7 @@ describe('reading a PEFT adapter', () => {
       expect(e.kind).toBe('bad-input');
       expect(e.message).toMatch(re);
     }
-    expect(parseLoraConfig({ ...fixtureConfig, target_modules: 'all-linear' }).targetModules).toEqual([...LORA_MODULES]);
+    expect(parseLoraConfig({ ...fixtureConfig, target_modules: 'all-linear' }).targetModules).toEqual([...PROJECTIONS]);
     expect(parseLoraConfig({ ...fixtureConfig, target_modules: '.*\\.(q_proj|v_proj)' }).targetModules).toEqual(['q_proj', 'v_proj']);
     expect(parseLoraConfig({ ...fixtureConfig, target_modules: ['model.layers.0.self_attn.v_proj', 'q_proj'] }).targetModules).toEqual(['q_proj', 'v_proj']);
     const rs = parseLoraConfig({ ...fixtureConfig, use_rslora: true, r: 16, lora_alpha: 8 });

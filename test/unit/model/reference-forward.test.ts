@@ -1,9 +1,10 @@
 // The float64 reference forward, fed by the model loaders (checkpoint + adapter), against the PyTorch/PEFT float64
 // goldens: hidden states, logits, logsumexp and loss of tiny-mistral + LoRA, and the same with NF4 base weights.
+import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { maxRelError } from '../../../src/engine/reference/common.ts';
-import { LORA_MODULES, peftKey } from '../../../src/model/lora-adapter.ts';
+import { peftKey } from '../../../src/model/lora-adapter.ts';
 import { moduleWeightName, openCheckpoint, type Checkpoint } from '../../../src/model/checkpoint.ts';
 import { openSafetensors, toFloat64, typedView, type SafetensorsFile } from '../../../src/model/safetensors.ts';
 import { bytesSource } from '../../../src/model/source.ts';
@@ -22,7 +23,7 @@ async function goldenLora(g: SafetensorsFile, layers: number): Promise<RefLora> 
   const tensors: RefLora['tensors'] = [];
   for (let l = 0; l < layers; l++) {
     const layer: RefLora['tensors'][number] = {};
-    for (const m of LORA_MODULES) {
+    for (const m of PROJECTIONS) {
       const A = toFloat64(await g.read(`lora/${peftKey(l, m, 'A')}`), g.info(`lora/${peftKey(l, m, 'A')}`).dtype);
       const B = toFloat64(await g.read(`lora/${peftKey(l, m, 'B')}`), g.info(`lora/${peftKey(l, m, 'B')}`).dtype);
       layer[m] = { A, B };
@@ -56,7 +57,7 @@ describe('float64 reference forward against the PyTorch goldens', () => {
       const overrides = new Map<string, Float64Array>();
       if (kind === 'qlora') {
         for (let l = 0; l < ck.config.layers; l++) {
-          for (const m of LORA_MODULES) overrides.set(moduleWeightName(l, m), await golden(g, `nf4_dequant/${moduleWeightName(l, m)}`));
+          for (const m of PROJECTIONS) overrides.set(moduleWeightName(l, m), await golden(g, `nf4_dequant/${moduleWeightName(l, m)}`));
         }
       }
       const w = await loadRefWeights(ck, overrides);

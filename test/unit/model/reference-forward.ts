@@ -3,15 +3,16 @@
 // → residual → RMSNorm → SwiGLU MLP (+LoRA) → residual] → final RMSNorm → lm_head. It is the test-side check of the
 // fixtures (golden_lora, the ONNX oracle) and of the model loaders. Small models only: it is plain loops.
 
-import type { LoraAdapter, LoraModule } from '../../../src/model/lora-adapter.ts';
-import { MISTRAL_MODULES, moduleWeightName, type Checkpoint } from '../../../src/model/checkpoint.ts';
+import { PROJECTIONS, type Projection } from '../../../src/core/mistral.ts';
+import type { LoraAdapter } from '../../../src/model/lora-adapter.ts';
+import { moduleWeightName, type Checkpoint } from '../../../src/model/checkpoint.ts';
 import type { MistralConfig } from '../../../src/model/config.ts';
 
 export interface RefLayer {
   inputNorm: Float64Array; // (C)
   postNorm: Float64Array; // (C)
   /** Linear weights [out, in], row-major. */
-  w: Record<LoraModule, Float64Array>;
+  w: Record<Projection, Float64Array>;
 }
 
 export interface RefWeights {
@@ -25,7 +26,7 @@ export interface RefWeights {
 export interface RefLora {
   scaling: number;
   /** Per layer, per adapted module: A (r, in) and B (out, r). */
-  tensors: Partial<Record<LoraModule, { A: ArrayLike<number>; B: ArrayLike<number> }>>[];
+  tensors: Partial<Record<Projection, { A: ArrayLike<number>; B: ArrayLike<number> }>>[];
   r: number;
 }
 
@@ -45,8 +46,8 @@ export async function loadRefWeights(ck: Checkpoint, overrides: Map<string, Arra
   };
   const layers: RefLayer[] = [];
   for (let l = 0; l < c.layers; l++) {
-    const w = {} as Record<LoraModule, Float64Array>;
-    for (const m of MISTRAL_MODULES) w[m] = await get(moduleWeightName(l, m));
+    const w = {} as Record<Projection, Float64Array>;
+    for (const m of PROJECTIONS) w[m] = await get(moduleWeightName(l, m));
     layers.push({
       inputNorm: await get(`model.layers.${l}.input_layernorm.weight`),
       postNorm: await get(`model.layers.${l}.post_attention_layernorm.weight`),
@@ -83,7 +84,7 @@ function linear(x: Float64Array, n: number, inF: number, w: ArrayLike<number>, o
 }
 
 /** linear + LoRA: y = x Wᵀ + scaling · (x Aᵀ) Bᵀ. */
-function project(x: Float64Array, n: number, inF: number, w: Float64Array, outF: number, lora: RefLora | undefined, layer: number, m: LoraModule): Float64Array {
+function project(x: Float64Array, n: number, inF: number, w: Float64Array, outF: number, lora: RefLora | undefined, layer: number, m: Projection): Float64Array {
   const y = linear(x, n, inF, w, outF);
   const p = lora?.tensors[layer]?.[m];
   if (lora && p) {

@@ -1,18 +1,6 @@
+import { f16BitsToF32, f32ToF16Bits } from '../../../src/core/dtypes.ts';
 import { describe, expect, it } from 'vitest';
-import {
-  f16ToF32,
-  f32ToF16,
-  fromFloat32,
-  openSafetensors,
-  parseSafetensorsHeader,
-  parseSafetensorsHeaderBytes,
-  readTensor,
-  toFloat32,
-  toFloat64,
-  typedView,
-  writeSafetensors,
-  type SafetensorsDtype,
-} from '../../../src/model/safetensors.ts';
+import { fromFloat32, openSafetensors, parseSafetensorsHeader, parseSafetensorsHeaderBytes, readTensor, toFloat32, toFloat64, typedView, writeSafetensors, type SafetensorsDtype } from '../../../src/model/safetensors.ts';
 import { bytesSource } from '../../../src/model/source.ts';
 import { errorOf, FIXTURES, fixtureBytes, guardedSource, NANO_DEMO, TINY_ADAPTER, TINY_MISTRAL } from './helpers.ts';
 
@@ -230,27 +218,27 @@ describe('safetensors validation messages', () => {
 describe('dtype conversion', () => {
   it('f16 decode/encode round-trips all 65536 bit patterns (NaNs stay NaN)', () => {
     for (let h = 0; h < 65536; h++) {
-      const x = f16ToF32(h);
+      const x = f16BitsToF32(h);
       if (Number.isNaN(x)) {
         expect((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0).toBe(true);
-        expect(Number.isNaN(f16ToF32(f32ToF16(x)))).toBe(true);
+        expect(Number.isNaN(f16BitsToF32(f32ToF16Bits(x)))).toBe(true);
         continue;
       }
-      expect(f32ToF16(x)).toBe(h);
+      expect(f32ToF16Bits(x)).toBe(h);
     }
   });
 
   it('f16 known values and rounding', () => {
-    expect(f16ToF32(0x3c00)).toBe(1);
-    expect(f16ToF32(0xc000)).toBe(-2);
-    expect(f16ToF32(0x7bff)).toBe(65504);
-    expect(f16ToF32(0x0001)).toBe(2 ** -24);
-    expect(f16ToF32(0x7c00)).toBe(Infinity);
-    expect(f32ToF16(65520)).toBe(0x7c00); // rounds up past the largest finite half
-    expect(f32ToF16(1 + 2 ** -11)).toBe(0x3c00); // tie → even
-    expect(f32ToF16(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie → even (up)
-    expect(f32ToF16(2 ** -25)).toBe(0); // tie at the smallest subnormal → even (0)
-    expect(f32ToF16(1.5 * 2 ** -25)).toBe(1);
+    expect(f16BitsToF32(0x3c00)).toBe(1);
+    expect(f16BitsToF32(0xc000)).toBe(-2);
+    expect(f16BitsToF32(0x7bff)).toBe(65504);
+    expect(f16BitsToF32(0x0001)).toBe(2 ** -24);
+    expect(f16BitsToF32(0x7c00)).toBe(Infinity);
+    expect(f32ToF16Bits(65520)).toBe(0x7c00); // rounds up past the largest finite half
+    expect(f32ToF16Bits(1 + 2 ** -11)).toBe(0x3c00); // tie → even
+    expect(f32ToF16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie → even (up)
+    expect(f32ToF16Bits(2 ** -25)).toBe(0); // tie at the smallest subnormal → even (0)
+    expect(f32ToF16Bits(1.5 * 2 ** -25)).toBe(1);
     const bytes = fromFloat32([1, -0.5, 65504], 'F16');
     expect(toFloat32(bytes, 'F16')).toEqual(new Float32Array([1, -0.5, 65504]));
   });

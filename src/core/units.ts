@@ -1,0 +1,13 @@
+// Sizes as people read them, for messages from any floor (an out-of-memory error, the page's readouts, the CLI).
+
+/** 1023 B, 1.5 KiB, 37.8 MiB: binary units, one decimal. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}

@@ -1,0 +1,100 @@
+// The front door: everything the page may ask of the engine worker, and every type that crosses the boundary. The
+// worker's implementation `satisfies EngineApi`; the page imports this module (and core/, config/), never the engine,
+// the run or the model code behind it. Calls go through comlink; callbacks must be wrapped in Comlink.proxy, and our
+// typed errors keep their `kind` across (installErrorTransfer, on both sides, before the first call).
+
+import type { Quantization } from '../core/mistral.ts';
+import type { DataStats } from '../data/batches.ts';
+import type { DatasetSummary } from '../data/dataset.ts';
+import type { Layout } from '../data/layout.ts';
+import type { Problem } from '../data/problems.ts';
+import type { AdapterReport } from '../engine/gpu-adapter.ts';
+import type { LedgerSnapshot } from '../engine/ledger.ts';
+import type { LoadProgress } from '../engine/mistral/weights.ts';
+import type { CheckReport, GroupResult } from '../run/check.ts';
+import type { MatmulCheck } from '../run/selftest.ts';
+import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
+import type { TrainResult } from '../run/trainer.ts';
+
+export { installErrorTransfer } from './error-transfer.ts';
+export type {
+  AdapterReport,
+  CheckReport,
+  DataStats,
+  DatasetReport,
+  DatasetSummary,
+  GroupResult,
+  Layout,
+  LedgerSnapshot,
+  LoadProgress,
+  MatmulCheck,
+  ModelInfo,
+  Problem,
+  Quantization,
+  SavedRun,
+  TrainEvent,
+  TrainResult,
+};
+
+/** Where the weights come from. Hub tokens travel only in the Authorization header (src/model/source.ts). */
+export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revision?: string; token?: string } | { kind: 'files'; files: File[] };
+
+/** Whether the worker could get a WebGPU device, and what it found. */
+export type ProbeResult = { ok: true; report: AdapterReport } | { ok: false; reason: string };
+
+/** One JSONL row as the tokenizer and layout turn it into training input (tests and the tokenizer page use it). */
+export interface EncodedExample {
+  line: number;
+  ids: number[];
+  labels: number[];
+}
+
+/** The training files as the page holds them. */
+export interface TrainFiles {
+  train: Blob;
+  trainName: string;
+  validation: Blob | null;
+  validationName: string | null;
+}
+
+/** The PEFT pair as file name → contents. */
+export interface PeftFiles {
+  'adapter_config.json': string;
+  'adapter_model.safetensors': Uint8Array;
+}
+
+export interface EngineApi {
+  /** SentencePiece ids of each text (dummy prefix, no BOS/EOS). */
+  tokenize(texts: string[]): Promise<number[][]>;
+  /** JSONL text read as a File would be: each row's ids and loss labels in `layout`, the summary and every problem. */
+  encodeDataset(jsonl: string, layout: Layout): Promise<{ examples: EncodedExample[]; summary: DatasetSummary; problems: string[] }>;
+  /** Whether this worker can get a GPU device (never throws). */
+  probe(): Promise<ProbeResult>;
+  /** The matmul family against the float64 reference on odd shapes. */
+  selfTestMatmul(): Promise<MatmulCheck[]>;
+  /** The whole engine against the PyTorch/PEFT goldens on the tiny model. */
+  goldenCheck(quantization: 'nf4' | 'none', onProgress?: (text: string) => void): Promise<CheckReport>;
+  /** Loads a model's base weights onto the GPU (NF4-quantised as they stream in, unless quantization is none). */
+  loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** A JSONL file read the way training will read it: every problem with its line, and token statistics. */
+  inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport>;
+  /** Hyperparameters checked against the one schema and the data; the plan (steps, tokens, accumulation). */
+  planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats>;
+  /** Trains; events stream to onEvent in order. Settles when the run ends, stops or fails. */
+  startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
+  /** Continues the run saved in this browser: same model, data and hyperparameters. */
+  resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
+  savedRun(): Promise<SavedRun | null>;
+  forgetSavedRun(): Promise<void>;
+  pauseTraining(): Promise<void>;
+  resumeTraining(): Promise<void>;
+  stopTraining(): Promise<void>;
+  /** The trained adapter as the PEFT pair. */
+  exportPeft(): Promise<PeftFiles>;
+  /** The trained adapter as one zip: PEFT files, adapter.gguf and a README on loading each. */
+  exportAdapterZip(): Promise<{ fileName: string; bytes: Uint8Array }>;
+  /** A completion of `prompt` with the current adapter. */
+  generate(prompt: string, maxNewTokens: number): Promise<string>;
+  /** GPU memory by category, current and peak. */
+  memory(): Promise<LedgerSnapshot>;
+}
