@@ -1,8 +1,8 @@
 // Adapter export: PEFT directory / zip (vLLM, PEFT, Ollama) and GGUF LoRA (llama.cpp, Ollama).
+export { adapterBundle, adapterZip, GGUF_FILE, type BundleOptions, type ZipOptions } from './bundle.ts';
 export { adapterReadme, peftFiles, peftZip, README_FILE, ZIP_MTIME, type PeftExportOptions, type PeftZipOptions, type ReadmeOptions } from './peft.ts';
 export {
   GGUF_DEFAULT_ALIGNMENT,
-  GGUF_LORA_TENSOR,
   GGUF_MAGIC,
   GGUF_MAX_DIMS,
   GGUF_MAX_NAME_BYTES,
@@ -10,9 +10,6 @@ export {
   GgmlType,
   GgufType,
   ggmlTypeName,
-  ggufLoraAlpha,
-  ggufLoraName,
-  ggufTensorF32,
   kvArray,
   kvBool,
   kvF32,
@@ -20,15 +17,10 @@ export {
   kvString,
   kvU32,
   kvU64,
-  loraToGguf,
-  permuteQkRows,
-  readGguf,
   writeGguf,
   type GgufArray,
   type GgufData,
-  type GgufFile,
   type GgufKv,
-  type GgufTensorInfo,
   type GgufTensorToWrite,
-  type LoraToGgufOptions,
-} from './gguf.ts';
+} from './gguf-format.ts';
+export { GGUF_LORA_TENSOR, ggufLoraAlpha, ggufLoraName, loraToGguf, permuteQkRows, type LoraToGgufOptions } from './gguf-lora.ts';

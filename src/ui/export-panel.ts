@@ -2,14 +2,10 @@
 // the model and the step, and a prompt box to try the adapter (greedy generation in the worker).
 
 import { formatBytes } from '../core/units.ts';
-import { strToU8, zipSync } from 'fflate';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, slug } from './format.ts';
+import { errorParts } from './format.ts';
+import { adapterZipName } from '../core/file-names.ts';
 import { runBusy, type Shared } from './state.ts';
-
-export function adapterFileName(modelName: string, step: number): string {
-  return `adapter-${slug(modelName)}-step${step}.zip`;
-}
 
 function download(bytes: Uint8Array, name: string): void {
   const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
@@ -34,7 +30,7 @@ export function exportPanel(shared: Shared): HTMLElement {
   let generating = false;
   let exporting = false;
 
-  const currentName = (): string => adapterFileName(shared.model.value.info?.source ?? 'model', shared.run.value.step);
+  const currentName = (): string => adapterZipName(shared.model.value.info?.source ?? 'model', shared.run.value.step, false);
 
   /** Runs one export: progress text, the download, then what was saved, or the error with its kind. */
   const runExport = async (working: string, produce: () => Promise<{ bytes: Uint8Array; fileName: string; contents: string }>): Promise<void> => {
@@ -57,30 +53,19 @@ export function exportPanel(shared: Shared): HTMLElement {
     }
   };
 
+  // Both zips are made by the worker (src/export/bundle.ts): deterministic bytes, named after the model and step.
   button.addEventListener('click', () =>
-    runExport('Reading the adapter from the GPU…', async () => {
-      const files = await engine.exportPeft();
-      const bytes = zipSync(
-        {
-          'adapter_config.json': strToU8(files['adapter_config.json']),
-          'adapter_model.safetensors': files['adapter_model.safetensors'],
-        },
-        { level: 6, mtime: new Date('2024-01-01T00:00:00Z') },
-      );
-      return {
-        bytes,
-        fileName: currentName(),
-        contents: 'adapter_config.json + adapter_model.safetensors, a PEFT LoRA adapter (PeftModel.from_pretrained, vLLM --lora-modules, Ollama ADAPTER).',
-      };
-    }),
+    runExport('Reading the adapter from the GPU…', async () => ({
+      ...(await engine.exportAdapterZip({ full: false, step: shared.run.value.step })),
+      contents: 'adapter_config.json + adapter_model.safetensors, a PEFT LoRA adapter (PeftModel.from_pretrained, vLLM --lora-modules, Ollama ADAPTER).',
+    })),
   );
 
-  // The worker's own zip: the PEFT files, adapter.gguf for llama.cpp / Ollama and a README saying how to load each.
   fullButton.addEventListener('click', () =>
-    runExport('Reading the adapter and writing the GGUF file…', async () => {
-      const { bytes } = await engine.exportAdapterZip();
-      return { bytes, fileName: currentName().replace(/\.zip$/, '-gguf.zip'), contents: 'the PEFT files, adapter.gguf and a README.' };
-    }),
+    runExport('Reading the adapter and writing the GGUF file…', async () => ({
+      ...(await engine.exportAdapterZip({ full: true, step: shared.run.value.step })),
+      contents: 'the PEFT files, adapter.gguf and a README.',
+    })),
   );
 
   generateButton.addEventListener('click', async () => {

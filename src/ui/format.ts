@@ -65,12 +65,3 @@ export function errorMessages(e: unknown): string[] {
   }
   return [errorParts(e).message];
 }
-
-/** A file-name-safe slug of a model name: "mistralai/Mistral-7B-Instruct-v0.2" → "mistralai-Mistral-7B-Instruct-v0.2". */
-export function slug(name: string): string {
-  const s = name
-    .replace(/[^A-Za-z0-9._-]+/g, '-')
-    .replace(/-+/g, '-')
-    .replace(/^[-.]+|[-.]+$/g, '');
-  return s.slice(0, 80) || 'model';
-}

@@ -57,12 +57,6 @@ export interface TrainFiles {
   validationName: string | null;
 }
 
-/** The PEFT pair as file name → contents. */
-export interface PeftFiles {
-  'adapter_config.json': string;
-  'adapter_model.safetensors': Uint8Array;
-}
-
 export interface EngineApi {
   /** SentencePiece ids of each text (dummy prefix, no BOS/EOS). */
   tokenize(texts: string[]): Promise<number[][]>;
@@ -89,10 +83,8 @@ export interface EngineApi {
   pauseTraining(): Promise<void>;
   resumeTraining(): Promise<void>;
   stopTraining(): Promise<void>;
-  /** The trained adapter as the PEFT pair. */
-  exportPeft(): Promise<PeftFiles>;
-  /** The trained adapter as one zip: PEFT files, adapter.gguf and a README on loading each. */
-  exportAdapterZip(): Promise<{ fileName: string; bytes: Uint8Array }>;
+  /** The trained adapter as one deterministic zip: the PEFT pair alone, or with adapter.gguf and a README (`full`). */
+  exportAdapterZip(o: { full: boolean; step: number }): Promise<{ fileName: string; bytes: Uint8Array }>;
   /** A completion of `prompt` with the current adapter. */
   generate(prompt: string, maxNewTokens: number): Promise<string>;
   /** GPU memory by category, current and peak. */

@@ -9,8 +9,7 @@ import { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
 import { blobFileSet, hubFileSet, httpSource, urlFileSet } from '../model/source.ts';
-import { writeAdapter } from '../model/lora-adapter.ts';
-import { loraToGguf, peftZip } from '../export/index.ts';
+import { adapterZip } from '../export/index.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
@@ -20,7 +19,7 @@ import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
-import type { EncodedExample, EngineApi, ModelSource, PeftFiles, ProbeResult, TrainFiles } from './api.ts';
+import type { EncodedExample, EngineApi, ModelSource, ProbeResult, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -180,22 +179,10 @@ const api = {
     (await session()).stop();
   },
 
-  /** The trained adapter as PEFT files (adapter_config.json, adapter_model.safetensors). */
-  async exportPeft(): Promise<PeftFiles> {
-    return writeAdapter(await (await session()).adapterNow());
-  },
-
-  /**
-   * The trained adapter as one zip: PEFT files (PEFT, vLLM, Ollama), adapter.gguf (llama.cpp, Ollama) and a README
-   * saying how to load each.
-   */
-  async exportAdapterZip(): Promise<{ fileName: string; bytes: Uint8Array }> {
+  /** The trained adapter as one zip: the PEFT pair alone, or with adapter.gguf and a README (`full`). */
+  async exportAdapterZip(o: { full: boolean; step: number }): Promise<{ fileName: string; bytes: Uint8Array }> {
     const s = await session();
-    const adapter = await s.adapterNow();
-    const gguf = loraToGguf(adapter, s.baseConfig, { name: `${s.modelName} LoRA` });
-    const bytes = peftZip(adapter, { extra: { 'adapter.gguf': gguf }, ggufFile: 'adapter.gguf', name: s.modelName });
-    const safe = s.modelName.replace(/[^A-Za-z0-9._-]+/g, '-');
-    return { fileName: `adapter-${safe}.zip`, bytes };
+    return adapterZip(await s.adapterNow(), s.baseConfig, { name: s.modelName, full: o.full, step: o.step });
   },
 
   /** Greedy completion of a prompt with the current adapter. */

@@ -11,7 +11,7 @@ import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
-import { readGguf } from '../../src/export/index.ts';
+import { readGguf } from '../helpers/gguf-reader.ts';
 import { gpuContext } from './context.ts';
 
 const ROWS = ['def add(a, b):\n    return a + b', 'def sub(a, b):\n    return a - b', 'x = [1, 2, 3]', 'print("hi")'];

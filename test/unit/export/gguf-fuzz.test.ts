@@ -1,9 +1,10 @@
 // Fuzzing the GGUF reader: whatever the bytes, readGguf either returns a file whose every tensor lies inside the
 // input, laid out as llama.cpp requires, or throws FinetuneError('bad-input'); never anything else (no RangeError from
 // a DataView, no TypeError, no hang). Valid files from the writer, with arbitrary KVs and tensors, read back equal.
+import { ggufTensorF32, readGguf } from '../../helpers/gguf-reader.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { GgmlType, GgufType, ggufTensorF32, readGguf, writeGguf, type GgufArray, type GgufData, type GgufKv, type GgufTensorToWrite } from '../../../src/export/index.ts';
+import { GgmlType, GgufType, writeGguf, type GgufArray, type GgufData, type GgufKv, type GgufTensorToWrite } from '../../../src/export/index.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
 

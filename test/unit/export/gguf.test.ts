@@ -1,6 +1,7 @@
 // GGUF writer/reader and the LoRA export for llama.cpp. The format is checked against a file assembled byte by byte
 // here; the q/k row permutation against a generic float64 reshape/swapaxes; the exported adapter by applying it the
 // way llama.cpp does (ggml_mul_mat over ne-ordered tensors, scale alpha / r) to a permuted base.
+import { ggufTensorF32, readGguf, type GgufFile, type GgufTensorInfo } from '../../helpers/gguf-reader.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../../src/core/dtypes.ts';
 import { PROJECTIONS, type Projection } from '../../../src/core/mistral.ts';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +10,6 @@ import {
   GgufType,
   ggufLoraAlpha,
   ggufLoraName,
-  ggufTensorF32,
   kvArray,
   kvBool,
   kvF32,
@@ -18,11 +18,8 @@ import {
   kvU64,
   loraToGguf,
   permuteQkRows,
-  readGguf,
   writeGguf,
-  type GgufFile,
   type GgufKv,
-  type GgufTensorInfo,
 } from '../../../src/export/index.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
 import { createAdapter, parseAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';

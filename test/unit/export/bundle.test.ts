@@ -1,0 +1,55 @@
+// The export bundle (src/export/bundle.ts): what the page and the CLI both hand out — the PEFT pair, adapter.gguf and a
+// README — with the file names the page shows, the same bytes in every time zone.
+import { unzipSync } from 'fflate';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { adapterZipName } from '../../../src/core/file-names.ts';
+import { adapterBundle, adapterZip, GGUF_FILE, loraToGguf } from '../../../src/export/index.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { parseAdapter } from '../../../src/model/lora-adapter.ts';
+import { readGguf } from '../../helpers/gguf-reader.ts';
+import { fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
+
+const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
+const adapter = () => parseAdapter(fixtureJson(`${TINY_ADAPTER}/adapter_config.json`), fixtureBytes(`${TINY_ADAPTER}/adapter_model.safetensors`), { base });
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe('adapter bundle', () => {
+  it('holds the PEFT pair, a README that names the GGUF file, and the GGUF the exporter writes', async () => {
+    const a = await adapter();
+    const files = adapterBundle(a, base, { name: 'mistralai/Mistral-7B-Instruct-v0.2' });
+    expect(Object.keys(files)).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'README.md', GGUF_FILE]);
+    expect(files[GGUF_FILE]).toEqual(loraToGguf(a, base, { name: 'mistralai/Mistral-7B-Instruct-v0.2 LoRA' }));
+    expect(readGguf(files[GGUF_FILE]).tensors.size).toBe(2 * 7 * base.layers);
+    const readme = new TextDecoder().decode(files['README.md']);
+    expect(readme).toContain(`--lora ${GGUF_FILE}`);
+    // The served name is a slug: a Hub id with a slash would break vLLM's --lora-modules name=path.
+    expect(readme).toContain('--lora-modules mistralai-Mistral-7B-Instruct-v0.2=./adapter');
+  });
+
+  it('zips the whole bundle or the PEFT pair alone, under the names the page shows', async () => {
+    const a = await adapter();
+    const full = adapterZip(a, base, { name: 'demo model', step: 12 });
+    const pair = adapterZip(a, base, { name: 'demo model', step: 12, full: false });
+    expect(full.fileName).toBe(adapterZipName('demo model', 12, true));
+    expect(full.fileName).toBe('adapter-demo-model-step12-gguf.zip');
+    expect(pair.fileName).toBe('adapter-demo-model-step12.zip');
+    expect(Object.keys(unzipSync(full.bytes))).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'README.md', GGUF_FILE]);
+    expect(Object.keys(unzipSync(pair.bytes))).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect(unzipSync(pair.bytes)['adapter_model.safetensors']).toEqual(adapterBundle(a, base, { name: 'x' })['adapter_model.safetensors']);
+  });
+
+  it('gives the same bytes in another time zone and at another time', async () => {
+    const a = await adapter();
+    const first = adapterZip(a, base, { name: 'm', step: 1 }).bytes;
+    vi.stubEnv('TZ', 'Pacific/Kiritimati');
+    vi.useFakeTimers({ now: new Date('2031-07-04T23:59:59Z') });
+    try {
+      expect(adapterZip(a, base, { name: 'm', step: 1 }).bytes).toEqual(first);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
