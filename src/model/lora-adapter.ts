@@ -7,6 +7,7 @@
 
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { firstNonFinite } from '../core/finite.ts';
 import { moduleShape } from './checkpoint.ts';
 import type { MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
@@ -168,14 +169,17 @@ export interface ReadAdapterOptions {
   base?: MistralConfig;
   /** Names for messages. */
   where?: string;
+  /** The weights file's name in messages, when the tensors came from another file (e.g. adapter_model.bin). */
+  weightsName?: string;
 }
 
 /** Parses an adapter from its config JSON (parsed) and its safetensors file (bytes or a source). */
 export async function parseAdapter(configJson: unknown, weights: Uint8Array | ByteSource, opts: ReadAdapterOptions = {}): Promise<LoraAdapter> {
   const where = opts.where ?? 'adapter';
   const config = parseLoraConfig(configJson, `${where}/${ADAPTER_CONFIG_FILE}`);
-  const source = weights instanceof Uint8Array ? bytesSource(weights, ADAPTER_WEIGHTS_FILE) : weights;
-  const wfile = `${where}/${ADAPTER_WEIGHTS_FILE}`;
+  const weightsName = opts.weightsName ?? ADAPTER_WEIGHTS_FILE;
+  const source = weights instanceof Uint8Array ? bytesSource(weights, weightsName) : weights;
+  const wfile = `${where}/${weightsName}`;
   const header = await parseSafetensorsHeader(source, wfile);
   const base = opts.base;
 
@@ -419,7 +423,28 @@ export function adapterConfigJson(c: LoraConfig): string {
 }
 
 /** adapter_model.safetensors bytes: F32 tensors, metadata {"format": "pt"}. */
+/**
+ * Refuses an adapter holding a NaN or an infinity (kind 'mismatch', naming the tensor): such a file would load
+ * everywhere and silently produce garbage. Every export and every file written from an adapter goes through this.
+ */
+export function assertFiniteAdapter(a: LoraAdapter, doing: string): void {
+  a.tensors.forEach((layer, l) => {
+    for (const m of PROJECTIONS) {
+      const p = layer[m];
+      if (!p) continue;
+      for (const factor of ['A', 'B'] as const) {
+        const i = firstNonFinite(p[factor]);
+        if (i >= 0) {
+          const key = peftKey(l, m, factor);
+          throw new FinetuneError('mismatch', `${doing}: the adapter holds ${p[factor][i]} in ${key} (index ${i})`, { tensor: key, index: i });
+        }
+      }
+    }
+  });
+}
+
 export function adapterSafetensors(a: LoraAdapter): Uint8Array {
+  assertFiniteAdapter(a, 'not writing the adapter');
   const r = a.config.r;
   const out: TensorToWrite[] = [];
   a.tensors.forEach((layer, l) => {

@@ -1,0 +1,141 @@
+// One entry point for every LoRA adapter a person may bring: a PEFT folder or zip holding adapter_config.json with
+// adapter_model.safetensors or adapter_model.bin (PyTorch's torch.save format, read by the restricted unpickler in
+// torch-pickle.ts), and Replicate's training_output.zip as it comes (the adapter's folder is found by looking for
+// adapter_config.json, not assumed). Everything ends in parseAdapter, so keys, rank, targets and shapes are checked
+// the same way whatever the container, against the base model's config when one is given.
+
+import { FinetuneError } from '../core/errors.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, parseAdapter, type LoraAdapter, type ReadAdapterOptions } from './lora-adapter.ts';
+import { writeSafetensors } from './safetensors.ts';
+import { isNotFound, readAll, type ByteSource, type FileSet } from './source.ts';
+import { readTorchStateDict, isTorchArchive, type TorchTensor } from './torch-pickle.ts';
+import { extractZip, listZip, looksLikeZip } from './zip-archive.ts';
+
+/** PEFT's name for the torch.save weights file (older PEFT, and Replicate's trainer). */
+export const ADAPTER_BIN_FILE = 'adapter_model.bin';
+
+/** A folder (a FileSet: disk, picked files, the Hub) or the bytes of a zip (a PEFT zip, Replicate's training_output.zip). */
+export type AdapterInput = FileSet | Uint8Array;
+
+export interface ImportedAdapter {
+  adapter: LoraAdapter;
+  /** The folder inside the input that held the adapter ('' for the top level). */
+  folder: string;
+  /** Which weights file it was read from. */
+  weightsFile: typeof ADAPTER_WEIGHTS_FILE | typeof ADAPTER_BIN_FILE;
+}
+
+function bad(where: string, message: string): FinetuneError {
+  return new FinetuneError('bad-input', `${where}: ${message}`);
+}
+
+/** The PEFT state dict of a torch.save file as safetensors bytes, so that parseAdapter checks it like any other. */
+function stateDictToSafetensors(tensors: Map<string, TorchTensor>): Uint8Array {
+  return writeSafetensors([...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: t.data })));
+}
+
+/** Files macOS's archiver adds beside the real ones (`__MACOSX/…`, `._name`): never the adapter. */
+function isArchiverJunk(name: string): boolean {
+  return name.startsWith('__MACOSX/') || name.split('/').some((s) => s.startsWith('._'));
+}
+
+/**
+ * The folder holding adapter_config.json: the shallowest one (a trainer may keep checkpoint-N/ folders below the final
+ * adapter); two at the same depth are ambiguous and refused.
+ */
+function adapterFolder(names: readonly string[], where: string): string | null {
+  const configs = names.filter((n) => (n === ADAPTER_CONFIG_FILE || n.endsWith(`/${ADAPTER_CONFIG_FILE}`)) && !isArchiverJunk(n));
+  if (!configs.length) return null;
+  const depth = (n: string): number => n.split('/').length;
+  const shallowest = Math.min(...configs.map(depth));
+  const top = configs.filter((n) => depth(n) === shallowest);
+  if (top.length > 1) throw bad(where, `holds several adapters (${top.join(', ')}); give one of them`);
+  return top[0].slice(0, -ADAPTER_CONFIG_FILE.length);
+}
+
+function parseJsonBytes(bytes: Uint8Array, name: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
+  } catch (e) {
+    throw bad(name, `is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<ImportedAdapter> {
+  const where = opts.where ?? 'adapter zip';
+  const names = listZip(bytes, where).map((e) => e.name);
+  const folder = adapterFolder(names, where);
+  if (folder === null) {
+    if (isTorchArchive(names)) {
+      throw bad(where, `is a torch.save file (an ${ADAPTER_BIN_FILE} on its own); its ${ADAPTER_CONFIG_FILE} is needed too: give the folder or zip holding both`);
+    }
+    const zips = names.filter((n) => /\.zip$/i.test(n));
+    if (zips.length) throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}, only nested archive(s) ${zips.slice(0, 3).join(', ')}: zips inside zips are not opened; extract it first`);
+    throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: not a PEFT adapter (files: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`);
+  }
+  const has = (f: string): boolean => names.includes(folder + f);
+  const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
+  if (!weightsFile) throw bad(where, `${folder}${ADAPTER_CONFIG_FILE} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
+  const files = extractZip(bytes, where, (n) => n === folder + ADAPTER_CONFIG_FILE || n === folder + weightsFile);
+  const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
+  const config = parseJsonBytes(files.get(folder + ADAPTER_CONFIG_FILE) as Uint8Array, `${inner}/${ADAPTER_CONFIG_FILE}`);
+  const weights = files.get(folder + weightsFile) as Uint8Array;
+  const adapter =
+    weightsFile === ADAPTER_WEIGHTS_FILE
+      ? await parseAdapter(config, weights, { ...opts, where: inner })
+      : await parseAdapter(config, stateDictToSafetensors(readTorchStateDict(weights, `${inner}/${ADAPTER_BIN_FILE}`)), { ...opts, where: inner, weightsName: ADAPTER_BIN_FILE });
+  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile };
+}
+
+async function openIfPresent(files: FileSet, name: string): Promise<ByteSource | null> {
+  try {
+    return await files.open(name);
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
+  }
+}
+
+async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<ImportedAdapter> {
+  const where = opts.where ?? files.name ?? 'adapter';
+  const names = files.list?.();
+  let folder = '';
+  if (names) {
+    const found = adapterFolder(names, where);
+    if (found === null) {
+      // A folder holding just a zip (Replicate's training_output.zip saved as is): read that zip.
+      const zips = names.filter((n) => /\.zip$/i.test(n) && !isArchiverJunk(n));
+      if (zips.length === 1) return fromZip(await readAll(await files.open(zips[0])), { ...opts, where: `${where}/${zips[0]}` });
+      throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
+    }
+    folder = found;
+  }
+  const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
+  const configSource = await openIfPresent(files, folder + ADAPTER_CONFIG_FILE);
+  if (!configSource) throw bad(inner, `no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
+  const config = parseJsonBytes(await readAll(configSource), `${inner}/${ADAPTER_CONFIG_FILE}`);
+  const st = await openIfPresent(files, folder + ADAPTER_WEIGHTS_FILE);
+  if (st) return { adapter: await parseAdapter(config, st, { ...opts, where: inner }), folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_WEIGHTS_FILE };
+  const bin = await openIfPresent(files, folder + ADAPTER_BIN_FILE);
+  if (!bin) throw bad(inner, `has ${ADAPTER_CONFIG_FILE} but neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE}`);
+  const tensors = readTorchStateDict(await readAll(bin), `${inner}/${ADAPTER_BIN_FILE}`);
+  const adapter = await parseAdapter(config, stateDictToSafetensors(tensors), { ...opts, where: inner, weightsName: ADAPTER_BIN_FILE });
+  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_BIN_FILE };
+}
+
+/** Reads an adapter from a folder or a zip and says where in it the adapter was found. */
+export async function importAdapterDetailed(input: AdapterInput, opts: ReadAdapterOptions = {}): Promise<ImportedAdapter> {
+  if (input instanceof Uint8Array) {
+    if (!looksLikeZip(input)) throw bad(opts.where ?? 'adapter', 'is not a zip archive (expected a PEFT adapter zip or Replicate\'s training_output.zip)');
+    return fromZip(input, opts);
+  }
+  return fromFileSet(input, opts);
+}
+
+/**
+ * Reads a LoRA adapter from a PEFT folder or zip (adapter_model.safetensors or adapter_model.bin) or Replicate's
+ * training_output.zip. With `opts.base`, its layers, rank and shapes are checked against that model.
+ */
+export async function importAdapter(input: AdapterInput, opts: ReadAdapterOptions = {}): Promise<LoraAdapter> {
+  return (await importAdapterDetailed(input, opts)).adapter;
+}

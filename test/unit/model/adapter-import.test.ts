@@ -1,0 +1,151 @@
+// Adapter import: the tiny-adapter fixture (real PEFT output) brought in through every container the importer takes —
+// PEFT folder or zip with .safetensors or .bin, Replicate's training_output.zip — comes back with exactly its tensors,
+// and adapters that do not fit the model, or archives that try something, are refused with messages that say why.
+import { zipSync } from 'fflate';
+import { describe, expect, it } from 'vitest';
+import { PROJECTIONS } from '../../../src/core/mistral.ts';
+import { nodeDirectory } from '../../../src/cli/node-source.ts';
+import { importAdapter, importAdapterDetailed } from '../../../src/model/adapter-import.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { peftKey, readAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
+import { memoryFileSet } from '../../../src/model/source.ts';
+import { safetensorsTensors } from '../../helpers/safetensors-file.ts';
+import { PickleWriter, replicateTrainingZip, torchSaveStateDict, torchZip, type FixtureTensor } from '../../helpers/torch-save.ts';
+import { errorOf, fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from './helpers.ts';
+
+const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
+const configText = new TextDecoder().decode(fixtureBytes(`${TINY_ADAPTER}/adapter_config.json`));
+const safetensors = fixtureBytes(`${TINY_ADAPTER}/adapter_model.safetensors`);
+
+/** The fixture's tensors as torch.save would get them from PEFT (F32, the file's order). */
+function fixtureTensors(): FixtureTensor[] {
+  return [...safetensorsTensors(safetensors)].map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, data: new Float32Array(t.bytes.slice().buffer) }));
+}
+const bin = torchSaveStateDict(fixtureTensors(), { archive: 'adapter_model' });
+
+/** Every tensor of `a` equals the fixture's, bit for bit. */
+function expectFixtureTensors(a: LoraAdapter): void {
+  const want = safetensorsTensors(safetensors);
+  let n = 0;
+  a.tensors.forEach((layer, l) => {
+    for (const m of PROJECTIONS) {
+      const p = layer[m];
+      if (!p) continue;
+      for (const [f, v] of [['A', p.A], ['B', p.B]] as const) {
+        const w = want.get(peftKey(l, m, f))!;
+        // Byte comparison through Buffer.equals: vitest's deep equality over 60 k-element arrays takes seconds.
+        expect(Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(w.bytes), `${peftKey(l, m, f)} differs`).toBe(true);
+        n++;
+      }
+    }
+  });
+  expect(n).toBe(want.size);
+}
+
+describe('importing an adapter', () => {
+  const containers: [string, () => Uint8Array | ReturnType<typeof memoryFileSet>, string, string][] = [
+    ['a PEFT folder with adapter_model.safetensors', () => memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.safetensors': safetensors }, 'peft'), '', 'adapter_model.safetensors'],
+    ['a PEFT folder with adapter_model.bin', () => memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.bin': bin }, 'peft'), '', 'adapter_model.bin'],
+    ['a PEFT zip with adapter_model.safetensors', () => zipSync({ 'adapter_config.json': new TextEncoder().encode(configText), 'adapter_model.safetensors': safetensors }), '', 'adapter_model.safetensors'],
+    ['a PEFT zip with adapter_model.bin in a folder', () => zipSync({ 'my-adapter/adapter_config.json': new TextEncoder().encode(configText), 'my-adapter/adapter_model.bin': bin }), 'my-adapter', 'adapter_model.bin'],
+    ["Replicate's training_output.zip as it comes", () => replicateTrainingZip(configText, bin), 'training_output', 'adapter_model.bin'],
+    ["Replicate's zip with the adapter at the top level", () => replicateTrainingZip(configText, bin, ''), '', 'adapter_model.bin'],
+    ["Replicate's zip with the adapter two folders down", () => replicateTrainingZip(configText, bin, 'output/weights'), 'output/weights', 'adapter_model.bin'],
+    ["a folder holding Replicate's zip unopened", () => memoryFileSet({ 'training_output.zip': replicateTrainingZip(configText, bin) }, 'download'), 'training_output', 'adapter_model.bin'],
+  ];
+  for (const [name, input, folder, weightsFile] of containers) {
+    it(`${name}: the tensors the fixture wrote, exactly`, async () => {
+      const got = await importAdapterDetailed(input(), { base });
+      expect(got.folder).toBe(folder);
+      expect(got.weightsFile).toBe(weightsFile);
+      expect(got.adapter.config.r).toBe(4);
+      expect(got.adapter.scaling).toBe(2);
+      expectFixtureTensors(got.adapter);
+    });
+  }
+
+  it('a directory on disk reads the same as readAdapter', async () => {
+    const a = await importAdapter(nodeDirectory(TINY_ADAPTER), { base });
+    const b = await readAdapter(nodeDirectory(TINY_ADAPTER), { base });
+    expect(a.tensors).toEqual(b.tensors);
+  });
+
+  it('bf16 and f16 .bin tensors are widened exactly', async () => {
+    // bf16: the top half of each fixture float (truncation, so the expected value is the float with its low half zero).
+    const tensors = fixtureTensors().map((t) => ({ ...t, dtype: 'BF16' as const, data: Uint16Array.from(new Uint32Array((t.data as Float32Array).slice().buffer), (u) => u >>> 16) }));
+    const a = await importAdapter(memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.bin': torchSaveStateDict(tensors) }), { base });
+    const want = safetensorsTensors(safetensors).get(peftKey(1, 'down_proj', 'B'))!;
+    const wantBits = new Uint32Array(want.bytes.slice().buffer).map((u) => u & 0xffff0000);
+    expect(new Uint32Array(a.tensors[1].down_proj!.B.buffer)).toEqual(wantBits);
+    const half = fixtureTensors().map((t) => ({ ...t, dtype: 'F16' as const, data: Uint16Array.from((t.data as Float32Array).map(() => 0x3c00)) }));
+    const h = await importAdapter(memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.bin': torchSaveStateDict(half) }), { base });
+    expect(Array.from(h.tensors[0].q_proj!.A.subarray(0, 3))).toEqual([1, 1, 1]);
+  });
+
+  it('prefers the shallowest adapter (a checkpoint folder below the final one) and refuses two at the same depth', async () => {
+    const enc = new TextEncoder();
+    const other = JSON.stringify({ ...JSON.parse(configText), r: 99 });
+    const withCheckpoint = zipSync({ 'out/adapter_config.json': enc.encode(configText), 'out/adapter_model.bin': bin, 'out/checkpoint-10/adapter_config.json': enc.encode(other), 'out/checkpoint-10/adapter_model.bin': bin });
+    expect((await importAdapterDetailed(withCheckpoint, { base })).folder).toBe('out');
+    const twins = zipSync({ 'a/adapter_config.json': enc.encode(configText), 'a/adapter_model.bin': bin, 'b/adapter_config.json': enc.encode(configText), 'b/adapter_model.bin': bin });
+    expect((await errorOf(() => importAdapter(twins))).message).toMatch(/holds several adapters \(a\/adapter_config\.json, b\/adapter_config\.json\)/);
+  });
+});
+
+describe('adapters that do not fit, or try something', () => {
+  const enc = new TextEncoder();
+  const withConfig = (patch: Record<string, unknown>): string => JSON.stringify({ ...JSON.parse(configText), ...patch });
+
+  it('a model of another shape: names the module, its shapes and the weight it should fit', async () => {
+    const wider = parseMistralConfig({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), hidden_size: 256, head_dim: 32 });
+    const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, bin), { base: wider }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toMatch(/training_output\/adapter_model\.bin: q_proj of layer 0: lora_A \[4, 128\] \/ lora_B \[128, 4\] do not fit the base model's \[256, 256\] weight/);
+  });
+
+  it('a model with fewer layers', async () => {
+    const shallow = parseMistralConfig({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), num_hidden_layers: 1 });
+    const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, bin), { base: shallow }));
+    expect(e.message).toMatch(/has tensors for layer 1, but the base model has 1 layers/);
+  });
+
+  it('a rank that disagrees with the tensors', async () => {
+    const e = await errorOf(() => importAdapter(replicateTrainingZip(withConfig({ r: 8 }), bin), { base }));
+    expect(e.message).toMatch(/adapter_model\.bin: .*lora_A\.weight has shape \[4, 128\] but r = 8/);
+  });
+
+  it('tensors for a module that target_modules does not name', async () => {
+    const e = await errorOf(() => importAdapter(replicateTrainingZip(withConfig({ target_modules: ['q_proj', 'k_proj', 'v_proj', 'gate_proj', 'up_proj', 'down_proj'] }), bin), { base }));
+    expect(e.message).toMatch(/o_proj \(layer 0\) is not in target_modules/);
+  });
+
+  it('a target module with no tensors', async () => {
+    const noDown = torchSaveStateDict(fixtureTensors().filter((t) => !t.name.includes('down_proj')));
+    const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, noDown), { base }));
+    expect(e.message).toMatch(/missing down_proj of layer 0/);
+  });
+
+  it('an adapter_model.bin on its own (no config) says what else is needed', async () => {
+    const e = await errorOf(() => importAdapter(bin));
+    expect(e.message).toMatch(/is a torch\.save file \(an adapter_model\.bin on its own\); its adapter_config\.json is needed too/);
+  });
+
+  it('a zip that holds only another zip is not opened', async () => {
+    const nested = zipSync({ 'inner.zip': replicateTrainingZip(configText, bin) });
+    const e = await errorOf(() => importAdapter(nested));
+    expect(e.message).toMatch(/only nested archive\(s\) inner\.zip: zips inside zips are not opened/);
+  });
+
+  it('a training_output.zip whose adapter_model.bin calls os.system is refused, naming it', async () => {
+    const evil = new PickleWriter().proto(2).global('os', 'system').unicode('echo pwned').tupleN(1).reduce().stop().finish();
+    const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, torchZip(evil, new Map())), { base }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toMatch(/training_output\/adapter_model\.bin: .*refused global os\.system/);
+  });
+
+  it('not a zip, and no adapter inside', async () => {
+    expect((await errorOf(() => importAdapter(enc.encode('hello')))).message).toMatch(/is not a zip archive/);
+    expect((await errorOf(() => importAdapter(zipSync({ 'notes.txt': enc.encode('x') })))).message).toMatch(/holds no adapter_config\.json: not a PEFT adapter \(files: notes\.txt\)/);
+    expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter_config.json': configText }, 'half')))).message).toMatch(/half: has adapter_config\.json but neither adapter_model\.safetensors nor adapter_model\.bin/);
+  });
+});
