@@ -1,6 +1,13 @@
 // What every `finetune` subcommand looks like. Each lives in src/cli/commands/<name>.ts and is listed in
 // src/cli/commands/index.ts. A command returns its exit code; it prints results to stdout (JSON where a program
 // reads it) and problems to stderr.
+//
+// What main.ts does for every command, so a command need not: `--help`/`-h` anywhere before `--` prints its `usage`
+// and exits 0; a UsageError (or an error from node:util's parseArgs: unknown flag, missing value, stray positional)
+// prints the one-line reason, then the usage, and exits 2 — before the command touches a GPU or a model.
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { FinetuneError } from '../core/errors.ts';
 
 export interface CliIO {
   out: (line: string) => void;
@@ -11,7 +18,42 @@ export interface Command {
   name: string;
   /** One line for `finetune help`. */
   summary: string;
-  /** Full usage text for `finetune help <name>`. */
+  /** Full usage text for `finetune help <name>` and `finetune <name> --help`. */
   usage: string;
   run(args: string[], io: CliIO): Promise<number>;
+}
+
+/** A mistake on the command line: main.ts answers it with the reason, the command's usage and exit code 2. */
+export class UsageError extends FinetuneError {
+  constructor(message: string) {
+    super('bad-input', message, { usage: true });
+  }
+}
+
+export function isUsageError(e: unknown): boolean {
+  if (e instanceof FinetuneError) return e.kind === 'bad-input' && e.details?.usage === true;
+  // node:util parseArgs reports unknown options, missing values and unexpected positionals with these codes.
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** node:util parseArgs (strict), its complaints turned into UsageErrors. */
+export function parseCommandArgs<O extends Options>(args: string[], options: O, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals, strict: true });
+  } catch (e) {
+    if (isUsageError(e)) throw new UsageError((e as Error).message);
+    throw e;
+  }
+}
+
+/** True when the arguments ask for help (`--help` or `-h` before a `--`). */
+export function asksForHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
 }

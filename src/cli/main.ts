@@ -1,8 +1,10 @@
 // Entry point of the `finetune` command line. Dispatches to the subcommands in ./commands and turns our typed
-// errors into one clear line and a non-zero exit code.
+// errors into one clear line and a non-zero exit code. Help, version and command-line mistakes are handled here for
+// every command alike (see command.ts), so a new command gets them without code of its own.
 
+import { readFileSync } from 'node:fs';
 import { isFinetuneError } from '../core/errors.ts';
-import type { CliIO } from './command.ts';
+import { asksForHelp, isUsageError, type CliIO } from './command.ts';
 import { commands } from './commands/index.ts';
 
 const defaultIO: CliIO = {
@@ -15,15 +17,37 @@ function help(io: CliIO): void {
   io.out('commands:');
   const width = Math.max(...commands.map((c) => c.name.length));
   for (const c of commands) io.out(`  ${c.name.padEnd(width)}  ${c.summary}`);
-  io.out('\n`finetune help <command>` shows the options of one command.');
+  io.out('\n`finetune help <command>` or `finetune <command> --help` shows the options of one command;');
+  io.out('`finetune --version` the version.');
+}
+
+/** The version in package.json (two folders up from src/cli). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
+/** Node's file errors (ENOENT, EISDIR, EACCES…) are the user's mistake, not ours: one line, no stack. */
+function fileErrorLine(e: unknown): string | null {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code) || !(e instanceof Error)) return null;
+  return e.message;
 }
 
 export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.out(packageVersion());
+    return 0;
+  }
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     const target = rest[0] && commands.find((c) => c.name === rest[0]);
     if (target) io.out(target.usage);
-    else help(io);
+    else if (rest[0]) {
+      io.err(`finetune: unknown command "${rest[0]}"`);
+      help(io);
+      return 2;
+    } else help(io);
     return 0;
   }
   const command = commands.find((c) => c.name === name);
@@ -32,12 +56,26 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     help(io);
     return 2;
   }
+  if (asksForHelp(rest)) {
+    io.out(command.usage);
+    return 0;
+  }
   try {
     return await command.run(rest, io);
   } catch (e) {
+    if (isUsageError(e)) {
+      io.err(`finetune ${name}: ${(e as Error).message}\n`);
+      io.err(command.usage);
+      return 2;
+    }
     if (isFinetuneError(e)) {
       io.err(`finetune ${name}: ${e.kind}: ${e.message}`);
       return e.kind === 'bad-input' ? 2 : 1;
+    }
+    const fileError = fileErrorLine(e);
+    if (fileError) {
+      io.err(`finetune ${name}: ${fileError}`);
+      return 2;
     }
     io.err(`finetune ${name}: internal error: ${(e as Error).stack ?? String(e)}`);
     return 1;

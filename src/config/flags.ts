@@ -52,7 +52,8 @@ export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
         i++;
       } else values[name] = true;
     } else {
-      if (i + 1 >= args.length) throw new FinetuneError('bad-input', `--${flag} needs a value (${describeRule(FIELD_BY_NAME[name])})`);
+      // details.usage: the command line answers this mistake with the command's usage (src/cli/command.ts).
+      if (i + 1 >= args.length) throw new FinetuneError('bad-input', `--${flag} needs a value (${describeRule(FIELD_BY_NAME[name])})`, { usage: true });
       values[name] = args[++i];
     }
   }

@@ -122,7 +122,9 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
   }
 
   const rejected = counters.contentLines - count;
-  if (counters.contentLines === 0) {
+  if (counters.notText) {
+    // Already said once, for the whole file.
+  } else if (counters.contentLines === 0) {
     log.error(null, 'empty-file', 'the file has no rows (it is empty or holds only blank lines); expected one JSON object per line');
   } else if (count === 0) {
     // Every row was rejected: say so once, after the per-line problems.

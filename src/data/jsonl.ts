@@ -6,6 +6,8 @@
 // Rules: UTF-8 with or without a byte-order mark; LF or CRLF line ends; blank (whitespace-only) lines are skipped but
 // counted, so line numbers match an editor's; invalid UTF-8 and JSON syntax errors are reported with the line and
 // column and the line is skipped; a line longer than `maxLineBytes` is reported and skipped without being buffered.
+// A file whose first kilobyte is plainly not text (a NUL byte, or the signature of an image or archive) is reported
+// once as 'not-text' and not read further: a PNG would otherwise give one UTF-8 error per "line".
 
 import { FinetuneError } from '../core/errors.ts';
 import { columnOf, findJsonSyntaxError } from './json-syntax.ts';
@@ -32,6 +34,8 @@ export interface ReadCounters {
   lines: number;
   contentLines: number;
   bytes: number;
+  /** Set when the file was refused as binary ('not-text'): nothing of it was read as lines. */
+  notText?: boolean;
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -96,6 +100,65 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
     i += need + 1;
   }
   return -1;
+}
+
+/** How much of the start of a file is looked at to tell binary data from text. */
+const SNIFF_BYTES = 1024;
+
+/** Signatures of common binary formats people pick by mistake: PNG, JPEG, GIF, PDF, zip, gzip, 7z, xz, bzip2. */
+const BINARY_SIGNATURES: readonly number[][] = [
+  [0x89, 0x50, 0x4e, 0x47],
+  [0xff, 0xd8, 0xff],
+  [0x47, 0x49, 0x46, 0x38],
+  [0x25, 0x50, 0x44, 0x46, 0x2d],
+  [0x50, 0x4b, 0x03, 0x04],
+  [0x1f, 0x8b],
+  [0x37, 0x7a, 0xbc, 0xaf],
+  [0xfd, 0x37, 0x7a, 0x58, 0x5a],
+  [0x42, 0x5a, 0x68],
+];
+
+/**
+ * True when the start of a file is plainly not UTF-8 JSONL: a known binary signature, or a NUL byte in its first
+ * kilobyte (JSON never holds a raw NUL; UTF-16 text and most binary formats do).
+ */
+export function looksBinary(start: Uint8Array): boolean {
+  if (BINARY_SIGNATURES.some((sig) => sig.length <= start.length && sig.every((b, i) => start[i] === b))) return true;
+  return start.subarray(0, SNIFF_BYTES).indexOf(0) >= 0;
+}
+
+/** The chunks of `source` unchanged, after a look at its first SNIFF_BYTES; `onStart` gets that prefix once. */
+async function* sniffed(source: ByteSource, onStart: (start: Uint8Array) => boolean): AsyncGenerator<Uint8Array> {
+  const it = chunksOf(source);
+  const held: Uint8Array[] = [];
+  let heldBytes = 0;
+  let ended = false;
+  let failure: { error: unknown } | null = null;
+  while (heldBytes < SNIFF_BYTES) {
+    let r: IteratorResult<Uint8Array>;
+    try {
+      r = await it.next();
+    } catch (error) {
+      // Raised after the chunks before it are passed on, so the reader reports where the stream really failed.
+      failure = { error };
+      break;
+    }
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    // Copies: the producer may reuse its buffer before we pass the chunk on.
+    held.push(r.value instanceof Uint8Array ? r.value.slice() : r.value);
+    heldBytes += r.value instanceof Uint8Array ? r.value.length : 0;
+  }
+  const bytesOnly = held.every((c) => c instanceof Uint8Array);
+  if (bytesOnly && !onStart(concat(held, heldBytes).subarray(0, SNIFF_BYTES))) {
+    await it.return?.(undefined);
+    return;
+  }
+  yield* held;
+  if (failure) throw failure.error;
+  if (!ended) yield* it;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
@@ -166,7 +229,14 @@ export async function* readJsonl(source: ByteSource, log: ProblemLog, options: R
     log.error(line, 'line-too-long', `line longer than ${maxLineBytes} bytes; skipped (is this really JSONL, one object per line?)`);
   };
 
-  const iterator = chunksOf(source);
+  let binary = false;
+  const iterator = sniffed(source, (start) => {
+    if (!looksBinary(start)) return true;
+    binary = true;
+    counters.notText = true;
+    log.error(null, 'not-text', 'this is not a JSONL text file: it holds binary data (an image, an archive, UTF-16 text…); expected UTF-8 text, one JSON object per line');
+    return false;
+  });
   for (;;) {
     let chunk: Uint8Array;
     try {
@@ -214,6 +284,7 @@ export async function* readJsonl(source: ByteSource, log: ProblemLog, options: R
     }
     options.onProgress?.(bytesRead);
   }
+  if (binary) return;
   // The last line has no LF.
   if (overflow) tooLong();
   else if (partLen > 0) {

@@ -6,6 +6,7 @@ export type Severity = 'error' | 'warning';
 
 export type ProblemCode =
   | 'empty-file' // no rows at all
+  | 'not-text' // the file is binary (an image, an archive, UTF-16…), not UTF-8 text: reported once, nothing read
   | 'invalid-utf8' // bytes that are not UTF-8
   | 'line-too-long' // a line longer than the reader's byte limit (skipped)
   | 'invalid-json' // a JSON syntax error (with a column)

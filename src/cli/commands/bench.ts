@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
@@ -6,8 +5,7 @@ import { benchMatmul } from '../../bench/matmul.ts';
 import { benchModel, MISTRAL_7B } from '../../bench/model.ts';
 import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
-import { FinetuneError } from '../../core/errors.ts';
-import type { Command } from '../command.ts';
+import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
 const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'all'] as const;
@@ -42,7 +40,7 @@ Prints one JSON line per result as soon as it is measured; memory figures come f
 function intList(flag: string, v: string): number[] {
   return v.split(',').map((s) => {
     const n = Number(s);
-    if (!Number.isInteger(n) || n < 1) throw new FinetuneError('bad-input', `--${flag}: "${s}" is not a positive integer`);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag}: "${s}" is not a positive integer`);
     return n;
   });
 }
@@ -52,20 +50,27 @@ export const benchCommand: Command = {
   summary: "measure kernels and a training layer on this machine's GPU (one JSON line per result)",
   usage: USAGE,
   async run(args, io) {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseCommandArgs(
       args,
-      allowPositionals: true,
-      options: { sizes: { type: 'string' }, tokens: { type: 'string' }, small: { type: 'boolean' }, 'min-ms': { type: 'string' }, steps: { type: 'string' }, targets: { type: 'string' } },
-    });
+      { sizes: { type: 'string' }, tokens: { type: 'string' }, small: { type: 'boolean' }, 'min-ms': { type: 'string' }, steps: { type: 'string' }, targets: { type: 'string' } },
+      true,
+    );
     const what = positionals[0] as What | undefined;
-    if (!what || !WHAT.includes(what)) throw new FinetuneError('bad-input', `bench: unknown benchmark "${what ?? ''}"; expected one of: ${WHAT.join(', ')}`);
+    if (!what || !WHAT.includes(what)) throw new UsageError(`unknown benchmark "${what ?? ''}"; expected one of: ${WHAT.join(', ')}`);
+    if (positionals.length > 1) throw new UsageError(`one benchmark at a time (got ${positionals.join(' ')})`);
+    const minMs = values['min-ms'] ? Number(values['min-ms']) : 300;
+    if (!(minMs > 0)) throw new UsageError(`--min-ms must be a positive number, got "${values['min-ms']}"`);
+    const sizesGiven = values.sizes ? intList('sizes', values.sizes) : null;
+    const tokensGiven = values.tokens ? intList('tokens', values.tokens) : null;
+    const steps = values.steps ? intList('steps', values.steps)[0] : 3;
+    const targets = parseTargetModules(values.targets ?? 'all-linear');
+    if (typeof targets === 'string') throw new UsageError(`--targets: ${targets}`);
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;
-    const minMs = values['min-ms'] ? Number(values['min-ms']) : 300;
-    const sizes = values.sizes ? intList('sizes', values.sizes) : software ? [256, 512] : [512, 1024, 2048, 4096];
-    const tokens = values.tokens ? intList('tokens', values.tokens) : software ? [64] : [512, 2048];
+    const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
+    const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
     const print = (r: unknown): void => io.out(JSON.stringify(r));
     print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small });
@@ -99,10 +104,7 @@ export const benchCommand: Command = {
       }
     }
     if (what === 'model') {
-      const targets = parseTargetModules(values.targets ?? 'all-linear');
-      if (typeof targets === 'string') throw new FinetuneError('bad-input', `--targets: ${targets}`);
       const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
-      const steps = values.steps ? intList('steps', values.steps)[0] : 3;
       for (const T of tokens) print(await benchModel(ctx, { dims, T, steps, targets }));
     }
     ctx.destroyDevice();

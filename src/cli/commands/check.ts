@@ -1,8 +1,7 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
-import { parseArgs } from 'node:util';
 import { runGoldenCheck } from '../../run/check.ts';
-import { FinetuneError } from '../../core/errors.ts';
-import type { Command } from '../command.ts';
+import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { checkDirectory, checkReadableFile } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { nodeDirectory, nodeFileSource } from '../node-source.ts';
 
@@ -22,15 +21,21 @@ Example:
   finetune check --model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter \\
                  --golden test/fixtures/golden_qlora.safetensors --quant nf4`,
   async run(args, io) {
-    const { values } = parseArgs({
-      args,
-      options: { model: { type: 'string' }, adapter: { type: 'string' }, golden: { type: 'string' }, quant: { type: 'string', default: 'none' }, verbose: { type: 'boolean', default: false } },
+    const { values } = parseCommandArgs(args, {
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      golden: { type: 'string' },
+      quant: { type: 'string', default: 'none' },
+      verbose: { type: 'boolean', default: false },
     });
     for (const k of ['model', 'adapter', 'golden'] as const) {
-      if (!values[k]) throw new FinetuneError('bad-input', `--${k} is required (see: finetune help check)`);
+      if (!values[k]) throw new UsageError(`--${k} is required`);
     }
     const quantization = values.quant as Quantization;
-    if (!QUANTS.includes(quantization)) throw new FinetuneError('bad-input', `--quant must be one of ${QUANTS.join(', ')}, got "${values.quant}"`);
+    if (!QUANTS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTS.join(', ')}, got "${values.quant}"`);
+    checkDirectory(values.model as string, '--model');
+    checkDirectory(values.adapter as string, '--adapter');
+    checkReadableFile(values.golden as string, '--golden');
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {

@@ -1,4 +1,4 @@
-import type { Command } from '../command.ts';
+import { parseCommandArgs, type Command } from '../command.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { checkMatmul } from '../../run/selftest.ts';
 
@@ -10,10 +10,11 @@ export const gpuInfoCommand: Command = {
 Prints one JSON object: the adapter (vendor, architecture, features, limits), how it was found (hardware GPU or
 SwiftShader), and a quick matmul correctness check against a float64 reference (skip it with --no-check).`,
   async run(args, io) {
+    const { values } = parseCommandArgs(args, { 'no-check': { type: 'boolean', default: false } });
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const result: Record<string, unknown> = { via: found.via, adapter: ctx.report };
-    if (!args.includes('--no-check')) {
+    if (!values['no-check']) {
       const checks = [await checkMatmul(ctx, 17, 33, 65), await checkMatmul(ctx, 130, 7, 300)];
       result.matmulCheck = { ok: checks.every((c) => c.ok), checks };
     }

@@ -1,10 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { FinetuneError } from '../../core/errors.ts';
 import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.ts';
-import type { Command } from '../command.ts';
+import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { checkReadableFile } from '../input-file.ts';
 
 /** The project's tokenizer (Mistral v1 SentencePiece), the one the demo model and the page use. */
 export const DEFAULT_TOKENIZER_DIR = resolve(fileURLToPath(new URL('../../../public/tokenizer', import.meta.url)));
@@ -17,6 +17,7 @@ export async function loadTokenizerFrom(dirOrFile: string = DEFAULT_TOKENIZER_DI
   } catch {
     throw new FinetuneError('bad-input', `--tokenizer: ${dirOrFile} does not exist`);
   }
+  checkReadableFile(path, '--tokenizer'); // not a device such as /dev/zero, which would be read forever
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(readFileSync(path));
@@ -40,13 +41,9 @@ export const tokenizeCommand: Command = {
   summary: 'encode a JSON array of strings with the SentencePiece tokenizer (prints a JSON array of id arrays)',
   usage: USAGE,
   async run(args, io) {
-    let values: { texts?: string; tokenizer?: string };
-    try {
-      ({ values } = parseArgs({ args, options: { texts: { type: 'string' }, tokenizer: { type: 'string' } }, allowPositionals: false }));
-    } catch (e) {
-      throw new FinetuneError('bad-input', `${(e as Error).message}\n\n${USAGE}`);
-    }
-    if (!values.texts) throw new FinetuneError('bad-input', `--texts FILE.json is required\n\n${USAGE}`);
+    const { values } = parseCommandArgs(args, { texts: { type: 'string' }, tokenizer: { type: 'string' } });
+    if (!values.texts) throw new UsageError('--texts FILE.json is required');
+    checkReadableFile(values.texts, '--texts');
     let texts: unknown;
     try {
       texts = JSON.parse(readFileSync(values.texts, 'utf8'));

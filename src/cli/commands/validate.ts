@@ -1,10 +1,11 @@
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { hyperparamUsage, splitHyperparamFlags } from '../../config/flags.ts';
 import { parseHyperparams, type HyperparamName } from '../../config/hyperparams.ts';
 import { loadDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
 import { FinetuneError } from '../../core/errors.ts';
-import type { Command } from '../command.ts';
+import { UsageError, type Command } from '../command.ts';
+import { checkReadableFile } from '../input-file.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 
 const HP_FLAGS: readonly HyperparamName[] = ['layout', 'max_seq_len'];
@@ -31,7 +32,7 @@ export const validateCommand: Command = {
   async run(args, io) {
     const { values, rest } = splitHyperparamFlags(args);
     const stray = Object.keys(values).filter((k) => !HP_FLAGS.includes(k as HyperparamName));
-    if (stray.length > 0) throw new FinetuneError('bad-input', `validate takes only --layout and --max_seq_len of the hyperparameters, not ${stray.map((s) => `--${s}`).join(', ')}`);
+    if (stray.length > 0) throw new UsageError(`validate takes only --layout and --max_seq_len of the hyperparameters, not ${stray.map((s) => `--${s}`).join(', ')}`);
     const hp = parseHyperparams(values);
     let tokenizerDir: string | undefined;
     let maxProblems = 100;
@@ -41,7 +42,7 @@ export const validateCommand: Command = {
       const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
       const value = () => {
         const v = inline ?? rest[++i];
-        if (v === undefined) throw new FinetuneError('bad-input', `${flag} needs a value`);
+        if (v === undefined) throw new UsageError(`${flag} needs a value`);
         return v;
       };
       if (flag === '--tokenizer') tokenizerDir = value();
@@ -49,16 +50,12 @@ export const validateCommand: Command = {
         const v = value();
         maxProblems = Number(v);
         if (!Number.isInteger(maxProblems) || maxProblems < 1) throw new FinetuneError('bad-input', `--max-problems must be a positive integer, got ${JSON.stringify(v)}`);
-      } else if (a.startsWith('-')) throw new FinetuneError('bad-input', `unknown option ${a}\n\n${USAGE}`);
+      } else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
       else files.push(a);
     }
-    if (files.length !== 1) throw new FinetuneError('bad-input', `give exactly one FILE.jsonl (got ${files.length})\n\n${USAGE}`);
+    if (files.length !== 1) throw new UsageError(`give exactly one FILE.jsonl (got ${files.length})`);
     const file = files[0];
-    try {
-      if (!statSync(file).isFile()) throw new Error('not a file');
-    } catch (e) {
-      throw new FinetuneError('bad-input', `cannot read ${file}: ${(e as Error).message}`);
-    }
+    checkReadableFile(file, '');
     const tokenizer = await loadTokenizerFrom(tokenizerDir);
     try {
       const data = await loadDataset(createReadStream(file), {

@@ -63,7 +63,7 @@ describe('finetune validate', () => {
   it('explains bad usage with exit code 2', async () => {
     const cases: [string[], RegExp][] = [
       [['validate'], /exactly one FILE\.jsonl/],
-      [['validate', `${DATA}/nope.jsonl`], /cannot read .*nope\.jsonl/],
+      [['validate', `${DATA}/nope.jsonl`], /nope\.jsonl does not exist/],
       [['validate', `${DATA}/empty.jsonl`, '--layout', 'chat'], /layout must be one of replicate, instruct, got "chat"/],
       [['validate', `${DATA}/empty.jsonl`, '--max_seq_len', '0'], /max_seq_len must be an integer from 1 to 32768, got 0/],
       [['validate', `${DATA}/empty.jsonl`, '--lora_rank', '4'], /only --layout and --max_seq_len/],
@@ -105,7 +105,7 @@ describe('finetune tokenize', () => {
       [['tokenize'], /--texts FILE\.json is required/],
       [['tokenize', '--texts', notArray], /must hold a JSON array of strings/],
       [['tokenize', '--texts', mixed], /element 1 .* is not a string/],
-      [['tokenize', '--texts', join(dir, 'missing.json')], /cannot read/],
+      [['tokenize', '--texts', join(dir, 'missing.json')], /--texts: .*missing\.json does not exist/],
     ];
     for (const [args, message] of cases) {
       const c = capture();

@@ -172,3 +172,32 @@ describe('UTF-8 validation', () => {
     expect(firstInvalidUtf8(new Uint8Array([0x61, 0xe6, 0x9d]))).toBe(1);
   });
 });
+
+describe('a file that is not text', () => {
+  // A PNG: signature, IHDR, then compressed bytes with many LFs and much invalid UTF-8 — formerly one error per "line".
+  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, ...Array.from({ length: 20_000 }, (_, i) => (i * 37 + 0x80) & 0xff)]);
+
+  it('is reported once as not-text, whatever the chunking, and nothing of it is read as lines', async () => {
+    for (const source of [png, chunked(png, [3, 5, 7, 700, 1500]), streamOf(png, 100)]) {
+      const { rows, problems, counters } = await readAll(source);
+      expect(rows).toEqual([]);
+      expect(problems).toEqual([{ line: null, severity: 'error', code: 'not-text', message: expect.stringContaining('this is not a JSONL text file') }]);
+      expect(counters.notText).toBe(true);
+    }
+  });
+
+  it('gives the dataset report one error, not one per line', async () => {
+    const { loadDataset } = await import('../../../src/data/dataset.ts');
+    const d = await loadDataset(png);
+    expect(d.ok).toBe(false);
+    expect(d.problems.lines()).toEqual(['file: this is not a JSONL text file: it holds binary data (an image, an archive, UTF-16 text…); expected UTF-8 text, one JSON object per line']);
+  });
+
+  it('text with a NUL byte past the first kilobyte is still read line by line', async () => {
+    const text = utf8(`${'{"text":"a"}\n'.repeat(100)}{"text":"b"}\n`);
+    const withNul = new Uint8Array([...text, 0, 0x0a]);
+    const { rows, problems } = await readAll(chunked(withNul, [10, 20]));
+    expect(rows).toHaveLength(101);
+    expect(problems.map((p) => p.code)).toEqual(['invalid-json']);
+  });
+});

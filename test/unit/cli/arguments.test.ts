@@ -1,0 +1,141 @@
+// Command-line mistakes end in one clear line (and the command's usage for a malformed command line), exit code 2,
+// and never reach the GPU: node-gpu is replaced by a stub that fails the test if any command asks for an adapter.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+vi.mock('../../../src/cli/node-gpu.ts', () => ({
+  createNodeContext: () => {
+    throw new Error('the GPU was asked for before the arguments were checked');
+  },
+  findNodeAdapter: () => {
+    throw new Error('the GPU was asked for before the arguments were checked');
+  },
+}));
+
+const { main } = await import('../../../src/cli/main.ts');
+const { commands } = await import('../../../src/cli/commands/index.ts');
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) }, out, err, all: () => [...out, ...err].join('\n') };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'finetune-args-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const MODEL = 'test/fixtures/tiny-mistral';
+const GOOD = 'test/fixtures/data/prompt_completion.jsonl';
+const PNG = join(dir, 'photo.png');
+// A PNG's signature and IHDR chunk, then bytes that are not UTF-8: what a mistaken file pick delivers.
+writeFileSync(PNG, new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, ...Array.from({ length: 3000 }, (_, i) => (i * 37 + 0x80) & 0xff)]));
+
+describe('help and version', () => {
+  for (const c of commands) {
+    for (const flag of ['--help', '-h']) {
+      it(`finetune ${c.name} ${flag} prints its usage and exits 0`, async () => {
+        const io = capture();
+        expect(await main([c.name, flag], io.io)).toBe(0);
+        expect(io.out.join('\n')).toBe(c.usage);
+        expect(io.err).toEqual([]);
+      });
+    }
+  }
+
+  it('--help after other flags still wins (and a value after -- is not a flag)', async () => {
+    const io = capture();
+    expect(await main(['train', '--model', MODEL, '--help'], io.io)).toBe(0);
+    expect(io.out.join('\n')).toContain('--data FILE');
+  });
+
+  it('finetune --version prints the package version', async () => {
+    const io = capture();
+    expect(await main(['--version'], io.io)).toBe(0);
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(io.out).toEqual([pkg.version]);
+  });
+});
+
+describe('malformed command lines: usage and exit 2, no stack trace', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['an unknown flag (train)', ['train', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown flag (gpu-info)', ['gpu-info', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown flag (check)', ['check', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown flag (bench)', ['bench', 'matmul', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown flag (tokenize)', ['tokenize', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown flag (validate)', ['validate', GOOD, '--bogus'], /unknown option --bogus/],
+    ['--data with no value', ['train', '--model', MODEL, '--data'], /--data <value>' argument missing/],
+    ['--data followed by another flag', ['train', '--model', MODEL, '--data', '--validation', GOOD], /argument is ambiguous/],
+    ['a hyperparameter with no value', ['train', '--model', MODEL, '--data', GOOD, '--learning_rate'], /--learning_rate needs a value/],
+    ['a missing --model', ['train', '--data', GOOD], /--model is required/],
+    ['a stray positional', ['gpu-info', 'extra'], /Unexpected argument 'extra'/],
+    ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
+  ];
+  for (const [what, argv, reason] of cases) {
+    it(what, async () => {
+      const io = capture();
+      expect(await main(argv, io.io)).toBe(2);
+      const err = io.err.join('\n');
+      expect(err).toMatch(reason);
+      expect(err).toContain(`finetune ${argv[0]} `); // the usage follows the reason
+      expect(err).not.toMatch(/internal error|\n\s+at /);
+    });
+  }
+});
+
+describe('files named on the command line are checked before any GPU or model work', () => {
+  const run = async (argv: string[]) => {
+    const io = capture();
+    const code = await main(argv, io.io);
+    return { code, err: io.err };
+  };
+
+  it('refuses a device such as /dev/zero in one line', async () => {
+    const r = await run(['train', '--model', MODEL, '--data', '/dev/zero']);
+    expect(r).toEqual({ code: 2, err: ['finetune train: bad-input: --data: /dev/zero is not a regular file (a device, pipe or socket is not accepted)'] });
+  });
+
+  it('refuses a directory, a missing file and a missing model directory', async () => {
+    expect(await run(['train', '--model', MODEL, '--data', dir])).toEqual({ code: 2, err: [`finetune train: bad-input: --data: ${dir} is a directory, not a file`] });
+    expect(await run(['train', '--model', MODEL, '--data', GOOD, '--validation', join(dir, 'nope.jsonl')])).toEqual({
+      code: 2,
+      err: [`finetune train: bad-input: --validation: ${join(dir, 'nope.jsonl')} does not exist`],
+    });
+    expect(await run(['train', '--model', join(dir, 'no-model'), '--data', GOOD])).toEqual({ code: 2, err: [`finetune train: bad-input: --model: ${join(dir, 'no-model')} does not exist`] });
+  });
+
+  it('calls a PNG "not a JSONL text file" once', async () => {
+    const r = await run(['train', '--model', MODEL, '--data', PNG]);
+    expect(r).toEqual({ code: 2, err: [`finetune train: bad-input: --data: ${PNG} is not a JSONL text file (it holds binary data)`] });
+  });
+
+  it('checks the other commands\' files too (validate, tokenize, check)', async () => {
+    expect(await run(['validate', '/dev/zero'])).toEqual({ code: 2, err: ['finetune validate: bad-input: /dev/zero is not a regular file (a device, pipe or socket is not accepted)'] });
+    expect((await run(['tokenize', '--texts', dir])).err).toEqual([`finetune tokenize: bad-input: --texts: ${dir} is a directory, not a file`]);
+    const texts = join(dir, 'texts.json');
+    writeFileSync(texts, '["hello"]');
+    expect((await run(['tokenize', '--texts', texts, '--tokenizer', '/dev/zero'])).err).toEqual([
+      'finetune tokenize: bad-input: --tokenizer: /dev/zero is not a regular file (a device, pipe or socket is not accepted)',
+    ]);
+    expect((await run(['check', '--model', MODEL, '--adapter', dir, '--golden', join(dir, 'none.safetensors')])).err).toEqual([
+      `finetune check: bad-input: --golden: ${join(dir, 'none.safetensors')} does not exist`,
+    ]);
+  });
+});
+
+describe('finetune as a user runs it (a child process)', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/finetune.mjs', ...args], { encoding: 'utf8', timeout: 60_000 });
+
+  it('--version and an unknown flag', () => {
+    const v = cli('--version');
+    expect(v.status).toBe(0);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const bad = cli('train', '--bogus');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^finetune train: Unknown option '--bogus'/);
+    expect(bad.stderr).toContain('finetune train --model DIR');
+    expect(bad.stderr).not.toMatch(/internal error|\n\s+at /);
+  }, 120_000);
+});

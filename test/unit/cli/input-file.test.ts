@@ -1,0 +1,35 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkJsonlFile } from '../../../src/cli/input-file.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'finetune-input-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('checkJsonlFile bounds a file by streaming it', () => {
+  it('counts lines and bytes of a file within bounds (a last line without LF counts)', async () => {
+    const p = join(dir, 'ok.jsonl');
+    writeFileSync(p, '{"text":"a"}\n{"text":"b"}\n{"text":"c"}');
+    expect(await checkJsonlFile(p, '--data')).toEqual({ lines: 3, bytes: 38 });
+  });
+
+  it('stops at the first line longer than the bound, naming it', async () => {
+    const p = join(dir, 'long.jsonl');
+    writeFileSync(p, `{"text":"a"}\n{"text":"${'x'.repeat(5000)}"}\n`);
+    await expect(checkJsonlFile(p, '--data', { maxLineBytes: 4096 })).rejects.toThrow(`--data: line 2 of ${p} is longer than 4.0 KiB; a JSONL file holds one JSON object per line`);
+  });
+
+  it('stops past the line-count bound', async () => {
+    const p = join(dir, 'many.jsonl');
+    writeFileSync(p, '{"text":"a"}\n'.repeat(11));
+    await expect(checkJsonlFile(p, '--validation', { maxLines: 10 })).rejects.toThrow(`--validation: ${p} has more than 10 lines; split it or keep fewer rows`);
+    await expect(checkJsonlFile(p, '--validation', { maxLines: 11 })).resolves.toEqual({ lines: 11, bytes: 143 });
+  });
+
+  it('refuses a UTF-16 file (NUL bytes) as not text', async () => {
+    const p = join(dir, 'utf16.jsonl');
+    writeFileSync(p, Buffer.from('{"text":"a"}\n', 'utf16le'));
+    await expect(checkJsonlFile(p, '--data')).rejects.toThrow('is not a JSONL text file');
+  });
+});
