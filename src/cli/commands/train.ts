@@ -1,13 +1,13 @@
 import { type Quantization } from '../../core/mistral.ts';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { FinetuneSession, quantizationFor } from '../../run/session.ts';
 import { loraToGguf, peftFiles } from '../../export/index.ts';
-import type { Command } from '../command.ts';
+import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { nodeDirectory } from '../node-source.ts';
 import { folderRunStore } from '../node-store.ts';
@@ -41,19 +41,20 @@ export const trainCommand: Command = {
   usage: USAGE,
   async run(args, io) {
     const { hp, rest } = hyperparamsFromArgs(args);
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        model: { type: 'string' },
-        data: { type: 'string' },
-        validation: { type: 'string' },
-        out: { type: 'string', default: 'finetune-out' },
-        resume: { type: 'boolean', default: false },
-        tokenizer: { type: 'string' },
-      },
+    const { values } = parseCommandArgs(rest, {
+      model: { type: 'string' },
+      data: { type: 'string' },
+      validation: { type: 'string' },
+      out: { type: 'string', default: 'finetune-out' },
+      resume: { type: 'boolean', default: false },
+      tokenizer: { type: 'string' },
     });
-    if (!values.model) throw new FinetuneError('bad-input', '--model is required (see: finetune help train)');
-    if (!values.data && !values.resume) throw new FinetuneError('bad-input', '--data is required (see: finetune help train)');
+    if (!values.model) throw new UsageError('--model is required');
+    if (!values.data && !values.resume) throw new UsageError('--data is required');
+    // Every named file is checked before the GPU or the model is touched: a typo costs a second, not a model load.
+    checkDirectory(values.model, '--model');
+    if (values.data) await checkJsonlFile(values.data, '--data');
+    if (values.validation) await checkJsonlFile(values.validation, '--validation');
     const out = values.out as string;
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
     const { ctx, found } = await createNodeContext();
