@@ -24,22 +24,11 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainResult } from './trainer.ts';
+import type { RunStore } from './run-store.ts';
+import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type RunData, type SavedRun } from './saved-run.ts';
 
-/** Where a run's files live between page loads. */
-export interface RunStore {
-  save(name: string, bytes: Uint8Array): Promise<void>;
-  load(name: string): Promise<Uint8Array | null>;
-  remove(name: string): Promise<void>;
-}
-
-export function memoryRunStore(): RunStore {
-  const m = new Map<string, Uint8Array>();
-  return {
-    save: async (n, b) => void m.set(n, b.slice()),
-    load: async (n) => m.get(n)?.slice() ?? null,
-    remove: async (n) => void m.delete(n),
-  };
-}
+export { memoryRunStore, type RunStore } from './run-store.ts';
+export type { SavedRun } from './saved-run.ts';
 
 export interface ModelInfo {
   /** What the user picked ("demo", a Hub repo, local files). */
@@ -71,24 +60,6 @@ export type TrainEvent =
   | { type: 'sample'; step: number; prompt: string; text: string }
   | { type: 'checkpoint'; step: number }
   | { type: 'status'; text: string };
-
-/** What is saved with a run so that it can be resumed after a reload. */
-export interface SavedRun {
-  modelSource: string;
-  quantization: Quantization;
-  hp: Hyperparams;
-  trainName: string;
-  validationName: string | null;
-  step: number;
-  totalSteps: number;
-  history: { step: number; loss: number; valLoss?: number }[];
-  savedAt: string;
-}
-
-const RUN_FILE = 'run.json';
-const STATE_FILE = 'state.safetensors';
-const TRAIN_FILE = 'train.jsonl';
-const VALIDATION_FILE = 'validation.jsonl';
 
 export function quantizationFor(hp: Hyperparams): Quantization {
   return hp.quantization;
@@ -226,13 +197,18 @@ export class FinetuneSession {
       this.lora = uploadLora(this.ctx, this.weights.dims, this.adapter);
       if (state) fromStep = await loadTrainState(this.ctx, this.lora, state);
       onEvent({ type: 'plan', stats: data.stats, resumedAt: fromStep });
+      // A new run's data joins the store with its first checkpoint: until then the previous run stays resumable.
+      let newData: RunData | null = null;
       if (this.store && !o.resume) {
-        await this.store.save(TRAIN_FILE, new Uint8Array(await trainFile.arrayBuffer()));
-        if (validationFile) await this.store.save(VALIDATION_FILE, new Uint8Array(await validationFile.arrayBuffer()));
-        else await this.store.remove(VALIDATION_FILE);
-        await this.store.remove(STATE_FILE);
+        newData = { train: new Uint8Array(await trainFile.arrayBuffer()), validation: validationFile ? new Uint8Array(await validationFile.arrayBuffer()) : null };
+        const previous = await readSavedRun(this.store);
+        if (previous) {
+          onEvent({ type: 'status', text: `the previous run saved here (${previous.trainName}, step ${previous.step} of ${previous.totalSteps}) is kept until this run saves its first checkpoint` });
+        }
       }
-      const saveRun = async (step: number): Promise<void> => {
+      let lastSaved = fromStep;
+      // The state and the record describing it are committed as one unit (see run-store.ts).
+      const saveCheckpoint = async (step: number, state: Uint8Array): Promise<void> => {
         if (!this.store || !this.weights) return;
         const run: SavedRun = {
           modelSource: this.modelSource,
@@ -245,7 +221,10 @@ export class FinetuneSession {
           history,
           savedAt: new Date().toISOString(),
         };
-        await this.store.save(RUN_FILE, new TextEncoder().encode(JSON.stringify(run)));
+        await this.store.commit(checkpointFiles(run, state, newData));
+        newData = null;
+        lastSaved = step;
+        onEvent({ type: 'checkpoint', step });
       };
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...runnerShape(data), seed: hp.seed });
       const result = await train(
@@ -263,12 +242,7 @@ export class FinetuneSession {
             if (h) h.valLoss = r.valLoss;
             onEvent({ type: 'eval', ...r });
           },
-          onCheckpoint: async (step, bytes) => {
-            if (!this.store) return;
-            await this.store.save(STATE_FILE, bytes);
-            await saveRun(step);
-            onEvent({ type: 'checkpoint', step });
-          },
+          onCheckpoint: (step, bytes) => saveCheckpoint(step, bytes),
         },
         control,
         fromStep,
@@ -278,11 +252,9 @@ export class FinetuneSession {
         const text = await this.generate(hp.validation_prompt, o.sampleMaxTokens ?? 48);
         onEvent({ type: 'sample', step: result.steps, prompt: hp.validation_prompt, text });
       }
-      if (control.stopped && this.store && this.lora) {
+      if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {
         // A stopped run keeps its latest step: save it so that Resume continues from here.
-        await this.store.save(STATE_FILE, await saveTrainState(this.ctx, this.lora, result.steps));
-        await saveRun(result.steps);
-        onEvent({ type: 'checkpoint', step: result.steps });
+        await saveCheckpoint(result.steps, await saveTrainState(this.ctx, this.lora, result.steps));
       }
       return result;
     } finally {
@@ -313,17 +285,11 @@ export class FinetuneSession {
   }
 
   async savedRun(): Promise<SavedRun | null> {
-    const bytes = await this.store?.load(RUN_FILE);
-    if (!bytes) return null;
-    try {
-      return JSON.parse(new TextDecoder().decode(bytes)) as SavedRun;
-    } catch {
-      return null;
-    }
+    return this.store ? readSavedRun(this.store) : null;
   }
 
   async forgetSavedRun(): Promise<void> {
-    for (const f of [RUN_FILE, STATE_FILE, TRAIN_FILE, VALIDATION_FILE]) await this.store?.remove(f);
+    await this.store?.commit(Object.fromEntries(RUN_FILES.map((f) => [f, null])));
   }
 
   /** The trained adapter as a CPU-side PEFT adapter (for export). */

@@ -1,5 +1,65 @@
 // The browser's RunStore: the origin-private file system (OPFS), so a run's data and checkpoints survive a reload.
-import type { RunStore } from '../run/session.ts';
+// The state and the run record change together through run-store.ts's pointer switch; each single file is written
+// through a writable stream, whose changes the browser applies all-or-nothing on close (a swap file until then), so a
+// tab closed mid-write leaves the previous contents.
+import { pointerRunStore, type RunStore, type StoreFiles } from '../run/run-store.ts';
+
+/** The part of the OPFS API the store uses (FileSystemDirectoryHandle fits; tests pass an in-memory fake). */
+export interface OpfsDirectory {
+  getFileHandle(name: string, options?: { create?: boolean }): Promise<OpfsFileHandle>;
+  removeEntry(name: string): Promise<void>;
+  keys(): AsyncIterable<string>;
+}
+
+export interface OpfsFileHandle {
+  getFile(): Promise<Blob>;
+  createWritable(): Promise<OpfsWritable>;
+}
+
+export interface OpfsWritable {
+  write(data: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+const isNotFound = (e: unknown): boolean => (e as { name?: string } | null)?.name === 'NotFoundError';
+
+export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
+  return {
+    async read(name) {
+      let handle: OpfsFileHandle;
+      try {
+        handle = await dir.getFileHandle(name);
+      } catch (e) {
+        if (isNotFound(e)) return null;
+        throw e;
+      }
+      return new Uint8Array(await (await handle.getFile()).arrayBuffer());
+    },
+    async write(name, bytes) {
+      const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+      try {
+        await w.write(new Uint8Array(bytes));
+      } catch (e) {
+        await w.abort().catch(() => undefined);
+        throw e;
+      }
+      await w.close();
+    },
+    async remove(name) {
+      try {
+        await dir.removeEntry(name);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    },
+    async list() {
+      const names: string[] = [];
+      for await (const n of dir.keys()) names.push(n);
+      return names;
+    },
+  };
+}
 
 export async function opfsRunStore(folder = 'finetune-run'): Promise<RunStore | null> {
   const storage = (self.navigator as Navigator | undefined)?.storage;
@@ -10,27 +70,6 @@ export async function opfsRunStore(folder = 'finetune-run'): Promise<RunStore | 
   } catch {
     return null;
   }
-  return {
-    async save(name, bytes) {
-      const handle = await dir.getFileHandle(name, { create: true });
-      const w = await handle.createWritable();
-      await w.write(new Uint8Array(bytes));
-      await w.close();
-    },
-    async load(name) {
-      try {
-        const handle = await dir.getFileHandle(name);
-        return new Uint8Array(await (await handle.getFile()).arrayBuffer());
-      } catch {
-        return null;
-      }
-    },
-    async remove(name) {
-      try {
-        await dir.removeEntry(name);
-      } catch {
-        // Already gone.
-      }
-    },
-  };
+  // The DOM typings this project compiles against lack the async-iterable half of FileSystemDirectoryHandle (keys()).
+  return pointerRunStore(opfsStoreFiles(dir as unknown as OpfsDirectory));
 }

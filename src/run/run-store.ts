@@ -1,0 +1,126 @@
+// Where a run's files live between page loads and processes, written so that a crash at any moment (a killed process,
+// a closed tab, a lost GPU, a second Ctrl-C) leaves the last complete set of files readable.
+//
+// A store holds a small set of named files (run.json, state.safetensors, train.jsonl, …). Changes are committed as one
+// unit: every new file is written under a fresh physical name (`000007-state.safetensors`), and only then is a small
+// pointer file (`current.json`) switched to the new set. Until the switch, readers see the previous set; after it,
+// the new one. Files no longer named by the pointer are removed afterwards. The pointer switch itself relies on the
+// backend replacing one small file all-or-nothing (Node: temporary file + fsync + rename; OPFS: a writable stream's
+// swap file, applied on close).
+
+import { FinetuneError } from '../core/errors.ts';
+
+/** A run's files as the session sees them: read one, or replace several at once. */
+export interface RunStore {
+  /** The named file of the last committed set, or null when it has none. */
+  load(name: string): Promise<Uint8Array | null>;
+  /**
+   * Replaces the named files (null removes one) as one unit: after a crash at any point, `load` sees either every
+   * change or none. Files not named keep their contents.
+   */
+  commit(changes: Readonly<Record<string, Uint8Array | null>>): Promise<void>;
+}
+
+/** The raw folder a store keeps its files in (a directory on disk, OPFS, memory). */
+export interface StoreFiles {
+  read(name: string): Promise<Uint8Array | null>;
+  /** Writes a whole file; it replaces an existing one all-or-nothing and is durable when the promise resolves. */
+  write(name: string, bytes: Uint8Array): Promise<void>;
+  /** Removes a file; a missing one is not an error. */
+  remove(name: string): Promise<void>;
+  list(): Promise<string[]>;
+}
+
+export const POINTER_FILE = 'current.json';
+const POINTER_FORMAT = 'finetune-run-store';
+
+/** Logical names are ours (run.json, state.safetensors, …): no folders, no leading digit (physical names have one). */
+const LOGICAL_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+/** A file of a committed set: `<generation>-<logical name>`, or the bare logical name in a folder from before the pointer. */
+const PHYSICAL_NAME = /^(\d{6,}-)?[A-Za-z][A-Za-z0-9_.-]*$/;
+
+interface Pointer {
+  format: typeof POINTER_FORMAT;
+  generation: number;
+  /** Logical name → physical file. */
+  files: Record<string, string>;
+}
+
+function checkName(name: string): void {
+  if (!LOGICAL_NAME.test(name) || name === POINTER_FILE) throw new FinetuneError('internal', `not a run store file name: ${JSON.stringify(name)}`);
+}
+
+function parsePointer(bytes: Uint8Array): Pointer {
+  let p: unknown;
+  try {
+    p = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    p = null;
+  }
+  const ok =
+    typeof p === 'object' &&
+    p !== null &&
+    (p as Pointer).format === POINTER_FORMAT &&
+    Number.isSafeInteger((p as Pointer).generation) &&
+    typeof (p as Pointer).files === 'object' &&
+    (p as Pointer).files !== null &&
+    Object.entries((p as Pointer).files).every(([k, v]) => LOGICAL_NAME.test(k) && typeof v === 'string' && PHYSICAL_NAME.test(v));
+  // The pointer is only ever replaced whole, so a malformed one was written by someone else: refuse rather than guess.
+  if (!ok) throw new FinetuneError('bad-input', `the run store's ${POINTER_FILE} is not one this app wrote; remove the folder to start afresh`);
+  return p as Pointer;
+}
+
+/** A RunStore over a raw folder, committing through the pointer file. */
+export function pointerRunStore(files: StoreFiles): RunStore {
+  /** The committed set. A folder written before the pointer existed (one file per name) reads as it is. */
+  async function current(): Promise<Pointer> {
+    const bytes = await files.read(POINTER_FILE);
+    if (bytes) return parsePointer(bytes);
+    const legacy = (await files.list()).filter((n) => LOGICAL_NAME.test(n) && n !== POINTER_FILE);
+    return { format: POINTER_FORMAT, generation: 0, files: Object.fromEntries(legacy.map((n) => [n, n])) };
+  }
+
+  return {
+    async load(name) {
+      checkName(name);
+      const physical = (await current()).files[name];
+      return physical === undefined ? null : files.read(physical);
+    },
+
+    async commit(changes) {
+      for (const name of Object.keys(changes)) checkName(name);
+      const before = await current();
+      const generation = before.generation + 1;
+      const next: Pointer = { format: POINTER_FORMAT, generation, files: { ...before.files } };
+      // New contents under fresh names first: until the pointer moves, nothing a reader can see has changed.
+      for (const [name, bytes] of Object.entries(changes)) {
+        if (bytes === null) {
+          delete next.files[name];
+          continue;
+        }
+        const physical = `${String(generation).padStart(6, '0')}-${name}`;
+        await files.write(physical, bytes);
+        next.files[name] = physical;
+      }
+      await files.write(POINTER_FILE, new TextEncoder().encode(JSON.stringify(next)));
+      // The switch is durable: what the old set held (and leftovers of interrupted commits) can go.
+      const keep = new Set([POINTER_FILE, ...Object.values(next.files)]);
+      for (const f of await files.list()) if (!keep.has(f)) await files.remove(f);
+    },
+  };
+}
+
+/** A raw folder in memory (tests, and sessions without persistence). */
+export function memoryStoreFiles(): StoreFiles {
+  const m = new Map<string, Uint8Array>();
+  return {
+    read: async (n) => m.get(n)?.slice() ?? null,
+    write: async (n, b) => void m.set(n, b.slice()),
+    remove: async (n) => void m.delete(n),
+    list: async () => [...m.keys()],
+  };
+}
+
+export function memoryRunStore(): RunStore {
+  return pointerRunStore(memoryStoreFiles());
+}

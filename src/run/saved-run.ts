@@ -1,0 +1,95 @@
+// A saved run in its RunStore: the run record (run.json), the training state it belongs to (state.safetensors) and
+// the run's data. The record and its state are only ever committed together, so that a resume after any crash finds
+// a pair that belongs together; a new run's data joins them at its first checkpoint, so that the previous run stays
+// resumable until then.
+
+import type { Quantization } from '../core/mistral.ts';
+import { FinetuneError } from '../core/errors.ts';
+import type { Hyperparams } from '../config/hyperparams.ts';
+import { openSafetensors } from '../model/safetensors.ts';
+import { bytesSource } from '../model/source.ts';
+import type { RunStore } from './run-store.ts';
+
+export const RUN_FILE = 'run.json';
+export const STATE_FILE = 'state.safetensors';
+export const TRAIN_FILE = 'train.jsonl';
+export const VALIDATION_FILE = 'validation.jsonl';
+export const RUN_FILES = [RUN_FILE, STATE_FILE, TRAIN_FILE, VALIDATION_FILE] as const;
+
+/** What is saved with a run so that it can be resumed after a reload. */
+export interface SavedRun {
+  modelSource: string;
+  quantization: Quantization;
+  hp: Hyperparams;
+  trainName: string;
+  validationName: string | null;
+  step: number;
+  totalSteps: number;
+  history: { step: number; loss: number; valLoss?: number }[];
+  savedAt: string;
+  /** The epoch (0-based) of the last step done; a resume checks it against the plan (saved-run-check.ts). */
+  epoch?: number;
+  /** "sha256:<hex>" of the training state saved with this record; a resume refuses a state that does not match. */
+  stateChecksum?: string;
+}
+
+/** A run's data as it is stored with its first checkpoint. */
+export interface RunData {
+  train: Uint8Array;
+  validation: Uint8Array | null;
+}
+
+/** Everything a resume needs, read from one committed set. */
+export interface StoredCheckpoint {
+  run: SavedRun;
+  state: Uint8Array;
+  data: RunData;
+}
+
+/** The run record, or null when the store holds none (or one this app cannot read). */
+export async function readSavedRun(store: RunStore): Promise<SavedRun | null> {
+  const bytes = await store.load(RUN_FILE);
+  if (!bytes) return null;
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as SavedRun;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a saved run stopped before the end of its plan (and so is there to be resumed). */
+export function isUnfinished(run: SavedRun): boolean {
+  return run.step < run.totalSteps;
+}
+
+/** The step a training state (trainer.ts's checkpoint format) says it was saved at. */
+export async function stateStep(state: Uint8Array): Promise<number> {
+  const file = await openSafetensors(bytesSource(state, 'checkpoint'));
+  return Number(file.header.metadata?.step);
+}
+
+/** The saved run with its state and data; refuses a store whose record and state do not belong together. */
+export async function readStoredCheckpoint(store: RunStore): Promise<StoredCheckpoint> {
+  const run = await readSavedRun(store);
+  if (!run) throw new FinetuneError('bad-input', 'there is no saved run to resume');
+  const [state, train] = [await store.load(STATE_FILE), await store.load(TRAIN_FILE)];
+  if (!train || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
+  const validation = run.validationName ? await store.load(VALIDATION_FILE) : null;
+  if (run.validationName && !validation) throw new FinetuneError('bad-input', 'the saved run is incomplete (its validation data is missing)');
+  const step = await stateStep(state);
+  if (step !== run.step) throw new FinetuneError('bad-input', `the saved run record says step ${run.step} but its checkpoint holds step ${step}`);
+  return { run, state, data: { train, validation } };
+}
+
+/**
+ * The files one checkpoint commits: the state and the record that describes it, and with a run's first checkpoint
+ * its data (replacing the previous run's).
+ */
+export function checkpointFiles(run: SavedRun, state: Uint8Array, data: RunData | null): Record<string, Uint8Array | null> {
+  const files: Record<string, Uint8Array | null> = { [STATE_FILE]: state, [RUN_FILE]: new TextEncoder().encode(JSON.stringify(run)) };
+  if (data) {
+    files[TRAIN_FILE] = data.train;
+    files[VALIDATION_FILE] = data.validation;
+  }
+  return files;
+}

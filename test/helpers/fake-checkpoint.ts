@@ -1,0 +1,46 @@
+// Checkpoints without a GPU, for the store's crash tests: a state file in the trainer's format whose every value is
+// its step (so a torn or mixed-up file shows), and the run record that belongs to it.
+import { defaultHyperparams } from '../../src/config/hyperparams.ts';
+import { openSafetensors, toFloat32, writeSafetensors } from '../../src/model/safetensors.ts';
+import { bytesSource } from '../../src/model/source.ts';
+import { checkpointFiles, readStoredCheckpoint, type RunData, type SavedRun } from '../../src/run/saved-run.ts';
+import type { RunStore } from '../../src/run/run-store.ts';
+
+export const FAKE_TOTAL_STEPS = 1000;
+
+export function fakeRun(step: number, trainName = 'rows.jsonl'): SavedRun {
+  return {
+    modelSource: 'tiny-mistral',
+    quantization: 'nf4-double',
+    hp: defaultHyperparams(),
+    trainName,
+    validationName: null,
+    step,
+    totalSteps: FAKE_TOTAL_STEPS,
+    history: Array.from({ length: step }, (_, i) => ({ step: i + 1, loss: 1 / (i + 1) })),
+    savedAt: new Date(0).toISOString(),
+  };
+}
+
+export function fakeState(step: number, values: number): Uint8Array {
+  return writeSafetensors([{ name: 'w', dtype: 'F32', shape: [values], data: new Float32Array(values).fill(step) }], { format: 'finetune-state', step: String(step) });
+}
+
+/** Commits step `step` of a fake run the way the session does (with its data when `data` is given). */
+export async function commitFakeCheckpoint(store: RunStore, step: number, values: number, data: RunData | null = null, trainName?: string): Promise<void> {
+  await store.commit(checkpointFiles(fakeRun(step, trainName), fakeState(step, values), data));
+}
+
+/**
+ * Reads the saved pair back as a resume would, and checks it is whole: the record, the state's metadata and every
+ * value of the state agree on one step. Returns that step and the run's training data.
+ */
+export async function readConsistentStep(store: RunStore): Promise<{ step: number; train: string; trainName: string }> {
+  const { run, state, data } = await readStoredCheckpoint(store);
+  const file = await openSafetensors(bytesSource(state, 'state'));
+  const w = toFloat32(await file.read('w'), file.info('w').dtype);
+  const off = w.findIndex((v) => v !== run.step);
+  if (off >= 0) throw new Error(`state value ${off} is ${w[off]}, the record says step ${run.step}`);
+  if (run.history.length !== run.step) throw new Error(`the record's history has ${run.history.length} steps, its step is ${run.step}`);
+  return { step: run.step, train: new TextDecoder().decode(data.train), trainName: run.trainName };
+}

@@ -1,0 +1,91 @@
+// The run store's commit: several files change as one unit, and a crash at any point of a commit leaves the previous
+// set or the new one, never a mix; a new run's data replaces the old run's only together with its first checkpoint.
+import { describe, expect, it } from 'vitest';
+import { memoryStoreFiles, pointerRunStore, POINTER_FILE, type StoreFiles } from '../../../src/run/run-store.ts';
+import { RUN_FILE, STATE_FILE, TRAIN_FILE } from '../../../src/run/saved-run.ts';
+import { commitFakeCheckpoint, readConsistentStep } from '../../helpers/fake-checkpoint.ts';
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+const text = (b: Uint8Array | null): string | null => (b ? new TextDecoder().decode(b) : null);
+
+/** A folder that dies at its n-th operation (the process is gone: every later call fails too). */
+function dyingFiles(files: StoreFiles, dieAt: number): { files: StoreFiles; died: () => boolean } {
+  let ops = 0;
+  const tick = (): void => {
+    if (++ops >= dieAt) throw new Error('killed');
+  };
+  return {
+    died: () => ops >= dieAt,
+    files: {
+      read: async (n) => (tick(), files.read(n)),
+      write: async (n, b) => (tick(), files.write(n, b)),
+      remove: async (n) => (tick(), files.remove(n)),
+      list: async () => (tick(), files.list()),
+    },
+  };
+}
+
+describe('pointer run store', () => {
+  it('commits several files at once, keeps the others, removes on null and leaves no stale files', async () => {
+    const files = memoryStoreFiles();
+    const store = pointerRunStore(files);
+    expect(await store.load('a.txt')).toBeNull();
+    await store.commit({ 'a.txt': bytes('a1'), 'b.txt': bytes('b1') });
+    await store.commit({ 'a.txt': bytes('a2') });
+    expect(text(await store.load('a.txt'))).toBe('a2');
+    expect(text(await store.load('b.txt'))).toBe('b1');
+    await store.commit({ 'b.txt': null });
+    expect(await store.load('b.txt')).toBeNull();
+    expect((await files.list()).sort()).toEqual(['000002-a.txt', POINTER_FILE]);
+  });
+
+  it('reads and carries over a folder written before the pointer existed', async () => {
+    const files = memoryStoreFiles();
+    await files.write(TRAIN_FILE, bytes('old data'));
+    await files.write(RUN_FILE, bytes('{}'));
+    const store = pointerRunStore(files);
+    expect(text(await store.load(TRAIN_FILE))).toBe('old data');
+    await store.commit({ [RUN_FILE]: bytes('{"new":1}') });
+    expect(text(await store.load(TRAIN_FILE))).toBe('old data');
+    expect(text(await store.load(RUN_FILE))).toBe('{"new":1}');
+  });
+
+  it('refuses names outside the store and a pointer it did not write', async () => {
+    const files = memoryStoreFiles();
+    const store = pointerRunStore(files);
+    await expect(store.commit({ '../escape': bytes('x') })).rejects.toThrow(/not a run store file name/);
+    await files.write(POINTER_FILE, bytes('{"format":"finetune-run-store","generation":1,"files":{"run.json":"../../etc/passwd"}}'));
+    await expect(store.load(RUN_FILE)).rejects.toMatchObject({ kind: 'bad-input' });
+  });
+
+  it('a crash at any operation of a checkpoint leaves a consistent (record, state) pair: the old one or the new one', async () => {
+    const base = memoryStoreFiles();
+    await commitFakeCheckpoint(pointerRunStore(base), 1, 64, { train: bytes('data'), validation: null });
+    let step = 1;
+    let crashes = 0;
+    for (let dieAt = 1; ; dieAt++) {
+      const dying = dyingFiles(base, dieAt);
+      await commitFakeCheckpoint(pointerRunStore(dying.files), step + 1, 64).catch(() => undefined);
+      const after = await readConsistentStep(pointerRunStore(base));
+      expect([step, step + 1]).toContain(after.step);
+      expect(after.train).toBe('data');
+      if (!dying.died()) break;
+      crashes++;
+      step = after.step;
+    }
+    expect(crashes).toBeGreaterThan(4); // every write, the pointer switch and the clean-up were interrupted once
+  });
+
+  it('a new run replaces the previous run only with its first checkpoint, data and all', async () => {
+    const files = memoryStoreFiles();
+    const store = pointerRunStore(files);
+    await commitFakeCheckpoint(store, 7, 8, { train: bytes('old rows'), validation: null }, 'old.jsonl');
+    // The new run's first checkpoint dies before its pointer switch: the old run is still whole and resumable.
+    const dying = dyingFiles(files, 4);
+    await expect(commitFakeCheckpoint(pointerRunStore(dying.files), 1, 8, { train: bytes('new rows'), validation: null }, 'new.jsonl')).rejects.toThrow('killed');
+    expect(await readConsistentStep(store)).toEqual({ step: 7, train: 'old rows', trainName: 'old.jsonl' });
+    await commitFakeCheckpoint(store, 1, 8, { train: bytes('new rows'), validation: null }, 'new.jsonl');
+    expect(await readConsistentStep(store)).toEqual({ step: 1, train: 'new rows', trainName: 'new.jsonl' });
+    expect(await store.load(STATE_FILE)).not.toBeNull();
+  });
+});
