@@ -1,6 +1,7 @@
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { defineConfig, type Plugin } from 'vite';
+import { createReplicateProxy } from './src/server/replicate-proxy.ts';
 
 // The page's "Check this GPU against PyTorch" fetches the tiny model, its adapter and the PyTorch goldens from
 // /check/… (src/worker/worker.ts goldenCheck). They live once, in test/fixtures; this plugin publishes exactly these files:
@@ -71,11 +72,24 @@ function checkFiles(): Plugin {
   };
 }
 
+/**
+ * The Replicate proxy (src/server/replicate-proxy.ts) on the dev server and `vite preview`: the page's remote training
+ * calls /replicate/v1/… on its own origin, because Replicate's API sends no CORS headers.
+ */
+function replicateProxy(): Plugin {
+  const proxy = createReplicateProxy({ log: (line) => console.log(line) });
+  return {
+    name: 'finetune-replicate-proxy',
+    configureServer: (server) => void server.middlewares.use(proxy),
+    configurePreviewServer: (server) => void server.middlewares.use(proxy),
+  };
+}
+
 export default defineConfig({
   // Missing files must be real 404s: the engine probes for model.safetensors.index.json and would otherwise be
   // handed index.html (the single-page-app fallback).
   appType: 'mpa',
-  plugins: [checkFiles()],
+  plugins: [checkFiles(), replicateProxy()],
   worker: { format: 'es' },
   build: { target: 'es2022', outDir: 'dist' },
   server: { host: '127.0.0.1' },

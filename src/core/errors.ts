@@ -8,6 +8,8 @@ export type ErrorKind =
   | 'shader-compile' // WGSL failed to compile or a pipeline failed to build
   | 'bad-input' // user-supplied data (files, config, flags) is wrong
   | 'mismatch' // a numerical check failed
+  | 'remote' // a remote service (Replicate, or the proxy in front of it) refused or failed a request
+  | 'network' // a remote service could not be reached, or the connection broke
   | 'internal'; // a bug on our side
 
 export class FinetuneError extends Error {

@@ -36,8 +36,13 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   run: ['core', 'config', 'data', 'model', 'engine', 'export'],
   bench: ['core', 'model', 'engine'],
   worker: ['core', 'config', 'data', 'model', 'engine', 'export', 'run'],
-  cli: ['core', 'config', 'data', 'model', 'engine', 'export', 'run', 'bench'],
+  cli: ['core', 'config', 'data', 'model', 'engine', 'export', 'run', 'bench', 'remote'],
   ui: ['core', 'config', 'worker'],
+  // Remote training on Replicate: the client flow runs in the page and in Node alike; it checks the data (data), builds
+  // the training input (config) and reads the adapter it brings home (model).
+  remote: ['core', 'config', 'data', 'model'],
+  // Node-only servers (the Replicate proxy, `npm run serve`): the proxy shares remote's allowlist of routes and hosts.
+  server: ['core', 'remote'],
 };
 
 describe('import direction', () => {
@@ -85,7 +90,7 @@ describe('import direction', () => {
 
 describe('portable code', () => {
   // Everything but the CLI (Node) and the page (DOM) runs in a browser worker and in Node alike.
-  for (const dir of ['src/core', 'src/engine', 'src/data', 'src/config', 'src/model', 'src/export', 'src/run', 'src/bench', 'src/worker']) {
+  for (const dir of ['src/core', 'src/engine', 'src/data', 'src/config', 'src/model', 'src/export', 'src/run', 'src/bench', 'src/worker', 'src/remote']) {
     it(`${dir} uses no Node-only or DOM-only APIs`, () => {
       const offenders: string[] = [];
       for (const f of files(dir)) {

@@ -1,0 +1,65 @@
+// Where Replicate lives and which of its URLs we talk to. Shared by the client (src/remote) and the proxy
+// (src/server), so both sides agree on one list.
+
+/** Replicate's HTTP API (facts.md). */
+export const REPLICATE_API_BASE = 'https://api.replicate.com/v1';
+
+/** The proxy's mount points on the page's own origin: the API under API_PATH, output downloads under DOWNLOAD_PATH. */
+export const PROXY_API_PATH = '/replicate/v1';
+export const PROXY_DOWNLOAD_PATH = '/replicate/download';
+
+/**
+ * Output files are served by `replicate.delivery` and its subdomains (Replicate's OpenAPI description, predictions.get).
+ * Only https, the default port, no user name or password in the URL.
+ */
+export function isDeliveryUrl(url: URL): boolean {
+  const host = url.hostname.toLowerCase();
+  return (
+    url.protocol === 'https:' &&
+    url.port === '' &&
+    url.username === '' &&
+    url.password === '' &&
+    (host === 'replicate.delivery' || host.endsWith('.replicate.delivery'))
+  );
+}
+
+/**
+ * Whether an output URL may be fetched with the token: one of Replicate's delivery hosts, or the very origin of the
+ * API base in use (a private proxy or a local fake chosen by whoever configured the API base: the token already goes
+ * there).
+ */
+export function isDownloadAllowed(url: URL, apiBase: string): boolean {
+  if (isDeliveryUrl(url)) return true;
+  let base: URL;
+  try {
+    base = new URL(apiBase);
+  } catch {
+    return false;
+  }
+  return url.origin === base.origin && url.username === '' && url.password === '';
+}
+
+/** One path segment of an allowlisted route: an owner, a model name, an id. No dots-only names, no escapes. */
+const SEGMENT = '[A-Za-z0-9][A-Za-z0-9._-]{0,127}';
+
+/**
+ * The API routes a page may reach through the proxy (path after /v1, without the query). Everything else is refused:
+ * predictions, deployments, deleting, webhooks secrets… a page of this app needs none of them.
+ */
+export const ALLOWED_ROUTES: readonly { method: 'GET' | 'POST'; path: RegExp; what: string }[] = [
+  { method: 'GET', path: /^\/account$/, what: 'account.get (token check)' },
+  { method: 'POST', path: /^\/files$/, what: 'files.create (upload the JSONL)' },
+  { method: 'GET', path: /^\/models$/, what: 'models.list' },
+  { method: 'POST', path: /^\/models$/, what: 'models.create (the destination)' },
+  { method: 'GET', path: new RegExp(`^/models/${SEGMENT}/${SEGMENT}$`), what: 'models.get (does the destination exist)' },
+  { method: 'GET', path: new RegExp(`^/models/${SEGMENT}/${SEGMENT}/versions(/${SEGMENT})?$`), what: 'models.versions.list/get' },
+  { method: 'POST', path: new RegExp(`^/models/${SEGMENT}/${SEGMENT}/versions/${SEGMENT}/trainings$`), what: 'trainings.create' },
+  { method: 'GET', path: new RegExp(`^/trainings(/${SEGMENT})?$`), what: 'trainings.list/get' },
+  { method: 'POST', path: new RegExp(`^/trainings/${SEGMENT}/cancel$`), what: 'trainings.cancel' },
+];
+
+/** The allowlisted route a request matches, or null. `path` is the part after /v1, without the query. */
+export function allowedRoute(method: string, path: string): (typeof ALLOWED_ROUTES)[number] | null {
+  if (path.includes('..') || path.includes('//')) return null;
+  return ALLOWED_ROUTES.find((r) => r.method === method && r.path.test(path)) ?? null;
+}

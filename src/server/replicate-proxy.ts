@@ -1,0 +1,207 @@
+// The same-origin proxy in front of Replicate. Replicate's API sends no CORS headers, so the page cannot call it; this
+// forwards exactly the calls remote training needs (src/remote/endpoints.ts ALLOWED_ROUTES) and output downloads from
+// Replicate's delivery hosts, and refuses everything else with 403: it is not an open relay, it cannot be pointed at
+// another host (no SSRF), and it never follows a redirect anywhere.
+//
+// What it forwards: the method, the allowlisted path, the query (GET only), the body, and three request headers
+// (Authorization, Content-Type, Accept). Cookies never leave; Set-Cookie never comes back. The Authorization header is
+// passed through and forgotten: it is not logged, stored or echoed in any answer.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
+
+export interface ReplicateProxyOptions {
+  /** Where /replicate/v1/… goes (default Replicate's own API; tests point it at a local fake). */
+  upstream?: string;
+  /** Largest request body forwarded to POST /files (Replicate takes files under 100 MB; multipart adds a little). */
+  maxUploadBytes?: number;
+  /** Largest request body of any other call (JSON). */
+  maxJsonBytes?: number;
+  /** Time allowed for one API call, request body to last byte of the answer. */
+  timeoutMs?: number;
+  /** Time allowed for one output download. */
+  downloadTimeoutMs?: number;
+  /** Origins (scheme://host:port) of pages served elsewhere that may use this proxy (CORS). Default: none. */
+  allowOrigins?: readonly string[];
+  /** One line per request: method, route, status, time. Never headers, never bodies. */
+  log?: (line: string) => void;
+  /** For tests. */
+  fetch?: typeof fetch;
+}
+
+export type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+const MiB = 1024 * 1024;
+const DEFAULTS = { maxUploadBytes: 101 * MiB, maxJsonBytes: 1 * MiB, timeoutMs: 120_000, downloadTimeoutMs: 600_000 };
+const FORWARDED_REQUEST_HEADERS = ['authorization', 'content-type', 'accept'] as const;
+const RETURNED_RESPONSE_HEADERS = ['content-type', 'retry-after', 'content-disposition'] as const;
+const MAX_DOWNLOAD_REDIRECTS = 3;
+
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function answer(res: ServerResponse, status: number, detail: string): void {
+  if (res.headersSent) return void res.destroy();
+  const body = JSON.stringify({ title: 'Refused by the finetune proxy', detail, status });
+  res.writeHead(status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+/** The request body, refused (413) past `limit` bytes — by its Content-Length at once, else as it streams in. */
+async function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw new Refusal(413, `request body of ${declared} bytes is over this proxy's limit of ${limit} bytes`);
+  // A body that trickles in forever would hold the connection: it gets the same time as the whole call.
+  const timer = setTimeout(() => req.destroy(new Refusal(408, `the request body did not arrive within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > limit) throw new Refusal(413, `request body is over this proxy's limit of ${limit} bytes`);
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function forwardedHeaders(req: IncomingMessage): Headers {
+  const h = new Headers();
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const v = req.headers[name];
+    if (typeof v === 'string') h.set(name, v);
+  }
+  return h;
+}
+
+/** Copies the upstream answer: status, a few headers, the body streamed. */
+async function relay(upstream: Response, res: ServerResponse, extraHeaders: Record<string, string>): Promise<void> {
+  const headers: Record<string, string> = { 'cache-control': 'no-store', ...extraHeaders };
+  for (const name of RETURNED_RESPONSE_HEADERS) {
+    const v = upstream.headers.get(name);
+    if (v !== null) headers[name] = v;
+  }
+  // fetch has already undone any Content-Encoding, so the upstream Content-Length would be wrong: stream unsized.
+  res.writeHead(upstream.status, headers);
+  if (!upstream.body) return void res.end();
+  await new Promise<void>((resolve, reject) => {
+    const body = Readable.fromWeb(upstream.body as unknown as NodeReadableStream<Uint8Array>);
+    body.on('error', reject);
+    res.on('close', resolve);
+    body.pipe(res);
+  });
+}
+
+function isRedirect(status: number): boolean {
+  return status >= 300 && status < 400;
+}
+
+export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middleware {
+  const upstream = (options.upstream ?? REPLICATE_API_BASE).replace(/\/+$/, '');
+  const limits = { ...DEFAULTS, ...options };
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const log = options.log ?? (() => {});
+  const allowOrigins = new Set(options.allowOrigins ?? []);
+
+  /** CORS for the origins named in allowOrigins; any other cross-origin browser request is refused. */
+  function corsHeaders(req: IncomingMessage): Record<string, string> {
+    const origin = req.headers.origin;
+    if (origin === undefined) return {};
+    const host = req.headers.host;
+    if (host !== undefined && (origin === `http://${host}` || origin === `https://${host}`)) return {};
+    if (!allowOrigins.has(origin)) throw new Refusal(403, `pages from ${origin} may not use this proxy (start it with --allow-origin ${origin} to allow them)`);
+    return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'Retry-After' };
+  }
+
+  async function api(req: IncomingMessage, res: ServerResponse, rest: string, query: string, cors: Record<string, string>): Promise<string> {
+    const method = req.method ?? 'GET';
+    const route = allowedRoute(method, rest);
+    if (!route) throw new Refusal(403, `${method} ${PROXY_API_PATH}${rest} is not one of the Replicate calls this proxy forwards`);
+    const body = method === 'POST' ? await readBody(req, rest === '/files' ? limits.maxUploadBytes : limits.maxJsonBytes, limits.timeoutMs) : undefined;
+    const target = `${upstream}${rest}${method === 'GET' ? query : ''}`;
+    const up = await doFetch(target, {
+      method,
+      headers: forwardedHeaders(req),
+      body: body === undefined ? undefined : new Uint8Array(body),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(limits.timeoutMs),
+    });
+    if (isRedirect(up.status)) throw new Refusal(502, `Replicate answered ${method} ${rest} with a redirect (${up.status}); this proxy does not follow redirects`);
+    await relay(up, res, cors);
+    return `${up.status} (${route.what})`;
+  }
+
+  async function download(req: IncomingMessage, res: ServerResponse, query: string, cors: Record<string, string>): Promise<string> {
+    if (req.method !== 'GET') throw new Refusal(403, `${PROXY_DOWNLOAD_PATH} answers GET only`);
+    const raw = new URLSearchParams(query).get('url');
+    if (!raw) throw new Refusal(400, `${PROXY_DOWNLOAD_PATH} needs ?url=<the output URL>`);
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new Refusal(400, `${PROXY_DOWNLOAD_PATH}: the url parameter is not a URL`);
+    }
+    const deadline = AbortSignal.timeout(limits.downloadTimeoutMs);
+    for (let hop = 0; ; hop++) {
+      if (!isDownloadAllowed(url, upstream)) throw new Refusal(403, `downloads come only from Replicate's delivery hosts (https://replicate.delivery and its subdomains), not from ${url.protocol}//${url.host}`);
+      const up = await doFetch(url, { method: 'GET', headers: forwardedHeaders(req), redirect: 'manual', signal: deadline });
+      if (!isRedirect(up.status)) {
+        await relay(up, res, cors);
+        return `${up.status} (download from ${url.host})`;
+      }
+      const location = up.headers.get('location');
+      if (!location || hop >= MAX_DOWNLOAD_REDIRECTS) throw new Refusal(502, `the download redirected ${location ? 'too many times' : 'without a Location'}`);
+      // Followed only if the next hop passes the same check (at the top of the loop).
+      url = new URL(location, url);
+    }
+  }
+
+  return (req, res, next) => {
+    const full = req.url ?? '/';
+    const q = full.indexOf('?');
+    const path = q < 0 ? full : full.slice(0, q);
+    const query = q < 0 ? '' : full.slice(q);
+    const isApi = path === PROXY_API_PATH || path.startsWith(`${PROXY_API_PATH}/`);
+    const isDownload = path === PROXY_DOWNLOAD_PATH;
+    if (!isApi && !isDownload) {
+      if (path === '/replicate' || path.startsWith('/replicate/')) return answer(res, 403, `${path} is not a path of this proxy`);
+      return next();
+    }
+    const started = Date.now();
+    const method = req.method ?? 'GET';
+    const shown = isApi ? path : PROXY_DOWNLOAD_PATH;
+    void (async () => {
+      let outcome: string;
+      try {
+        const cors = corsHeaders(req);
+        if (method === 'OPTIONS') {
+          res.writeHead(204, { ...cors, 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'Authorization, Content-Type', 'access-control-max-age': '600' });
+          res.end();
+          outcome = '204 (preflight)';
+        } else {
+          outcome = isApi ? await api(req, res, path.slice(PROXY_API_PATH.length), query, cors) : await download(req, res, query, cors);
+        }
+      } catch (e) {
+        const refusal =
+          e instanceof Refusal
+            ? e
+            : (e as Error).name === 'TimeoutError'
+              ? new Refusal(504, 'Replicate did not answer in time')
+              : new Refusal(502, `Replicate could not be reached (${(e as Error).message})`);
+        answer(res, refusal.status, refusal.message);
+        outcome = `${refusal.status} ${refusal.message}`;
+      }
+      log(`replicate-proxy: ${method} ${shown} → ${outcome} in ${Date.now() - started} ms`);
+    })();
+  };
+}

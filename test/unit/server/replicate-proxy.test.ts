@@ -1,0 +1,188 @@
+// The proxy in front of Replicate, over real loopback sockets: what it forwards (and how), and everything it refuses.
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReplicateProxy } from '../../../src/server/replicate-proxy.ts';
+import { FakeReplicate } from '../../helpers/fake-replicate.ts';
+import { listen, type Loopback } from '../../helpers/loopback.ts';
+
+const TOKEN = 'r8_proxytesttoken0123456789abcdefghijklmn';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+let fake: FakeReplicate;
+let proxy: Loopback;
+let hostile: Loopback; // an upstream that redirects, sets cookies, stalls
+let elsewhere: Loopback; // a host nobody should reach through the proxy
+let elsewhereHits = 0;
+let tight: Loopback; // a proxy with small limits in front of the hostile upstream
+const logs: string[] = [];
+
+/** The status of a request sent with its path exactly as written. */
+function rawStatus(base: string, method: string, path: string): Promise<number> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, method, path, headers: auth }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  fake = await FakeReplicate.start({ token: TOKEN, outputZip: new Uint8Array([80, 75, 5, 6, ...new Array(18).fill(0)]) });
+  proxy = await listen((req, res) => createReplicateProxy({ upstream: fake.apiBase, log: (l) => logs.push(l), allowOrigins: ['http://pages.example'] })(req, res, () => res.writeHead(404).end()));
+  elsewhere = await listen((_req, res) => {
+    elsewhereHits++;
+    res.writeHead(200).end('secret internal page');
+  });
+  hostile = await listen((req, res) => {
+    if (req.url === '/v1/account') return void res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'session=abc' }).end('{"type":"user","username":"x"}');
+    if (req.url === '/v1/trainings/redirect') return void res.writeHead(302, { location: `${elsewhere.url}/v1/trainings/redirect` }).end();
+    if (req.url === '/delivery/redirect') return void res.writeHead(302, { location: `${elsewhere.url}/x.zip` }).end();
+    if (req.url === '/v1/trainings/slow') return; // never answers
+    res.writeHead(404).end();
+  });
+  const p = createReplicateProxy({ upstream: `${hostile.url}/v1`, maxJsonBytes: 1024, timeoutMs: 300, log: (l) => logs.push(l) });
+  tight = await listen((req, res) => p(req, res, () => res.writeHead(404).end()));
+});
+
+afterAll(async () => {
+  await Promise.all([fake.close(), proxy.close(), hostile.close(), elsewhere.close(), tight.close()]);
+});
+
+describe('forwarding', () => {
+  it('forwards an allowlisted call with the Authorization header, and no cookies', async () => {
+    const res = await fetch(`${proxy.url}/replicate/v1/account`, { headers: { ...auth, cookie: 'session=secret', 'x-other': '1' } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { username: string }).username).toBe('alice');
+    const seen = fake.requests.at(-1)!;
+    expect(seen).toMatchObject({ method: 'GET', path: '/v1/account', authorized: true });
+    expect(seen.headerNames).not.toContain('cookie');
+    expect(seen.headerNames).not.toContain('x-other');
+  });
+
+  it('passes Replicate\'s refusals through with their status and Retry-After', async () => {
+    fake.failNext({ method: 'GET', path: /^\/trainings\/abc$/, status: 429, retryAfter: 7 });
+    const res = await fetch(`${proxy.url}/replicate/v1/trainings/abc`, { headers: auth });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7');
+  });
+
+  it('never passes Set-Cookie back', async () => {
+    const res = await fetch(`${tight.url}/replicate/v1/account`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toBeNull();
+  });
+
+  it('downloads outputs from the API\'s own origin with the token', async () => {
+    // A succeeded training on the fake: its weights URL is on the fake's origin, like replicate.delivery for the real one.
+    await fetch(`${proxy.url}/replicate/v1/models`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ owner: 'alice', name: 'm', visibility: 'private', hardware: 'gpu-a100-large' }) });
+    fake.script = { processingPolls: 1, outcome: 'succeeded' };
+    const created = await fetch(`${proxy.url}/replicate/v1/models/mistralai/mistral-7b-instruct-v0.2/versions/79052a3adbba8116ebc6697dcba67ad0d58feff23e7aeb2f103fc9aa545f9269/trainings`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ destination: 'alice/m', input: { train_data: 'https://example.com/d.jsonl' } }),
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    let t: { status: string; output?: { weights: string } } = { status: 'starting' };
+    while (t.status !== 'succeeded') t = (await (await fetch(`${proxy.url}/replicate/v1/trainings/${id}`, { headers: auth })).json()) as typeof t;
+    const res = await fetch(`${proxy.url}/replicate/download?url=${encodeURIComponent(t.output!.weights)}`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(fake.options.outputZip);
+    expect(fake.violations).toEqual([]);
+  });
+});
+
+describe('refusals', () => {
+  const refused = async (url: string, init?: RequestInit): Promise<{ status: number; detail: string }> => {
+    const res = await fetch(url, init);
+    const body = (await res.json()) as { detail: string };
+    return { status: res.status, detail: body.detail };
+  };
+
+  it('refuses paths outside the allowlist with 403, without calling upstream', async () => {
+    const before = fake.requests.length;
+    const cases: [string, string][] = [
+      ['GET', '/replicate/v1/predictions'],
+      ['POST', '/replicate/v1/predictions'],
+      ['GET', '/replicate/v1/files'],
+      ['GET', '/replicate/v1/webhooks/default/secret'],
+      ['POST', '/replicate/v1/trainings/abc'],
+      ['GET', '/replicate/v1/trainings/abc/../../account'],
+      ['GET', '/replicate/v1/trainings/..%2F..%2Faccount'],
+      ['GET', '/replicate/v1/models/a/b/readme'],
+      ['PUT', '/replicate/v1/account'],
+      ['DELETE', '/replicate/v1/models/alice/m'],
+      ['GET', '/replicate/v2/account'],
+      ['GET', '/replicate/'],
+    ];
+    for (const [method, path] of cases) {
+      // Raw requests: fetch would normalise "/../" away before it left.
+      const status = await rawStatus(proxy.url, method, path);
+      expect({ method, path, status }).toEqual({ method, path, status: 403 });
+    }
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it('leaves other paths to the next handler', async () => {
+    expect((await fetch(`${proxy.url}/index.html`)).status).toBe(404);
+  });
+
+  it('downloads only from Replicate\'s delivery hosts, over https', async () => {
+    const bad = ['https://evil.example/x.zip', 'http://replicate.delivery/x.zip', 'https://replicate.delivery.evil.example/x.zip', 'https://user@replicate.delivery/x.zip', 'https://replicate.delivery:8443/x.zip', `${elsewhere.url}/x.zip`, 'file:///etc/passwd'];
+    for (const u of bad) {
+      const r = await refused(`${proxy.url}/replicate/download?url=${encodeURIComponent(u)}`, { headers: auth });
+      expect({ u, status: r.status }).toEqual({ u, status: 403 });
+    }
+    expect((await fetch(`${proxy.url}/replicate/download`, { headers: auth })).status).toBe(400);
+    expect((await fetch(`${proxy.url}/replicate/download?url=x`, { method: 'POST', headers: auth })).status).toBe(403);
+    expect(elsewhereHits).toBe(0);
+  });
+
+  it('does not follow redirects to other hosts (API calls or downloads)', async () => {
+    const api = await refused(`${tight.url}/replicate/v1/trainings/redirect`, { headers: auth });
+    expect(api.status).toBe(502);
+    expect(api.detail).toMatch(/redirect/);
+    const dl = await refused(`${tight.url}/replicate/download?url=${encodeURIComponent(`${hostile.url}/delivery/redirect`)}`, { headers: auth });
+    expect(dl.status).toBe(403);
+    expect(dl.detail).toContain(new URL(elsewhere.url).host);
+    expect(elsewhereHits).toBe(0);
+  });
+
+  it('refuses oversized bodies, declared or streamed, with 413', async () => {
+    const big = JSON.stringify({ owner: 'alice', name: 'x'.repeat(2000), visibility: 'private', hardware: 'cpu' });
+    expect((await refused(`${tight.url}/replicate/v1/models`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: big })).status).toBe(413);
+    const chunks = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < 4; i++) c.enqueue(new TextEncoder().encode('x'.repeat(500)));
+        c.close();
+      },
+    });
+    const streamed = await fetch(`${tight.url}/replicate/v1/models`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: chunks, duplex: 'half' } as RequestInit);
+    expect(streamed.status).toBe(413);
+  });
+
+  it('gives up on an upstream that does not answer in time (504)', async () => {
+    expect((await refused(`${tight.url}/replicate/v1/trainings/slow`, { headers: auth })).status).toBe(504);
+  });
+
+  it('refuses pages from other origins unless allowed, and answers allowed ones with CORS', async () => {
+    expect((await fetch(`${proxy.url}/replicate/v1/account`, { headers: { ...auth, origin: 'http://evil.example' } })).status).toBe(403);
+    const pre = await fetch(`${proxy.url}/replicate/v1/account`, { method: 'OPTIONS', headers: { origin: 'http://pages.example' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('http://pages.example');
+    const ok = await fetch(`${proxy.url}/replicate/v1/account`, { headers: { ...auth, origin: 'http://pages.example' } });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('access-control-allow-origin')).toBe('http://pages.example');
+    const same = await fetch(`${proxy.url}/replicate/v1/account`, { headers: { ...auth, origin: proxy.url } });
+    expect(same.status).toBe(200);
+  });
+
+  it('logs one line per request and never the token', async () => {
+    expect(logs.length).toBeGreaterThan(10);
+    expect(logs.some((l) => l.includes('/replicate/v1/account'))).toBe(true);
+    expect(logs.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
+  });
+});
