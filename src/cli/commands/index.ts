@@ -1,9 +1,10 @@
 import type { Command } from '../command.ts';
 import { benchCommand } from './bench.ts';
 import { checkCommand } from './check.ts';
+import { exportCommand } from './export.ts';
 import { trainCommand } from './train.ts';
 import { gpuInfoCommand } from './gpu-info.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import { validateCommand } from './validate.ts';
 
-export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand];
+export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand, exportCommand];

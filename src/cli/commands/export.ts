@@ -1,0 +1,157 @@
+// `finetune export`: any adapter the importer reads (PEFT folder or zip with .safetensors or .bin, Replicate's
+// training_output.zip) written out as PEFT safetensors or as a GGUF LoRA for llama.cpp / Ollama.
+
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { FinetuneError } from '../../core/errors.ts';
+import { loraToGguf, peftFiles, peftZip } from '../../export/index.ts';
+import { importAdapterDetailed, ADAPTER_BIN_FILE, type AdapterInput } from '../../model/adapter-import.ts';
+import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
+import { ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
+import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
+import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { nodeDirectory } from '../node-source.ts';
+
+const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID]
+
+Converts a LoRA adapter to PEFT safetensors or to a GGUF LoRA. PATH may be a PEFT folder (adapter_config.json with
+adapter_model.safetensors or adapter_model.bin), a zip of one, Replicate's training_output.zip as downloaded, or the
+adapter_model.bin / .safetensors file itself (its adapter_config.json must sit beside it). A .bin is read with a
+restricted unpickler that refuses anything but tensors: it never runs code from the file.
+
+  --format peft   writes adapter_config.json, adapter_model.safetensors (F32) and a README into the folder OUT,
+                  or one zip when OUT ends in .zip
+  --format gguf   writes OUT as a GGUF LoRA (llama.cpp --lora, Ollama ADAPTER); q/k rows are permuted to llama.cpp's
+                  layout, which needs the base model's head counts
+
+options:
+  --adapter PATH  the adapter (see above)
+  --format F      peft or gguf
+  --out PATH      where to write
+  --model M       the base model: a folder holding config.json, or a Hugging Face id (owner/name; HF_TOKEN is sent
+                  for gated repositories). Default: the adapter's base_model_name_or_path, when that is such a folder
+                  or id. Shapes are checked against it; gguf needs it.
+
+Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, read_from}, model}.`;
+
+/** The adapter at PATH as the importer takes it: a folder, or the bytes of a zip. */
+async function adapterInput(path: string): Promise<{ input: AdapterInput; name: string }> {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new FinetuneError('bad-input', `--adapter: ${path} does not exist`);
+  }
+  if (st.isDirectory()) return { input: nodeDirectory(path), name: path };
+  if (!st.isFile()) throw new FinetuneError('bad-input', `--adapter: ${path} is not a regular file or folder`);
+  const file = basename(path);
+  // The weights file itself: its config sits beside it, so read the folder.
+  if (file === ADAPTER_WEIGHTS_FILE || file === ADAPTER_BIN_FILE) return { input: nodeDirectory(dirname(path)), name: dirname(path) };
+  return { input: new Uint8Array(await readFile(path)), name: path };
+}
+
+/** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */
+function isHubId(s: string): boolean {
+  return /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(s) && !s.includes('..');
+}
+
+async function configFrom(files: FileSet, where: string): Promise<MistralConfig> {
+  return parseMistralConfig(await readJson(await files.open('config.json')), `${where}/config.json`);
+}
+
+/**
+ * The base model's config from --model or, failing that, the adapter's base_model_name_or_path. The adapter's own
+ * name is looked up on the Hub only when the export needs the config (GGUF), so a PEFT export works offline.
+ */
+async function baseConfig(model: string | undefined, adapterBase: string | null, needed: boolean): Promise<{ config: MistralConfig; from: string } | null> {
+  const resolve = async (m: string, flag: string, hub: boolean): Promise<{ config: MistralConfig; from: string } | null> => {
+    if (existsSync(m) && statSync(m).isDirectory()) {
+      if (!existsSync(join(m, 'config.json'))) throw new FinetuneError('bad-input', `${flag}: ${m} holds no config.json`);
+      return { config: await configFrom(nodeDirectory(m), m), from: m };
+    }
+    if (hub && isHubId(m)) return { config: await configFrom(hubFileSet(m, { token: process.env.HF_TOKEN || undefined }), m), from: `hf:${m}` };
+    return null;
+  };
+  if (model !== undefined) {
+    const r = await resolve(model, '--model', true);
+    if (!r) throw new FinetuneError('bad-input', `--model: ${model} is neither a folder nor a Hugging Face id (owner/name)`);
+    return r;
+  }
+  if (!adapterBase) return null;
+  try {
+    return await resolve(adapterBase, "the adapter's base_model_name_or_path", needed);
+  } catch (e) {
+    if (e instanceof FinetuneError) throw new FinetuneError(e.kind, `${e.message} (reading the config of the adapter's base model ${JSON.stringify(adapterBase)}; give --model DIR to use a local copy)`, e.details);
+    throw e;
+  }
+}
+
+export const exportCommand: Command = {
+  name: 'export',
+  summary: 'convert an adapter (PEFT folder/zip, .bin, Replicate\'s training_output.zip) to PEFT safetensors or GGUF',
+  usage: USAGE,
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, {
+      adapter: { type: 'string' },
+      format: { type: 'string' },
+      out: { type: 'string' },
+      model: { type: 'string' },
+    });
+    if (!values.adapter) throw new UsageError('--adapter is required');
+    if (values.format !== 'peft' && values.format !== 'gguf') throw new UsageError(`--format must be peft or gguf${values.format ? `, not ${JSON.stringify(values.format)}` : ''}`);
+    if (!values.out) throw new UsageError('--out is required');
+    const format = values.format;
+    const out = values.out;
+
+    const { input, name } = await adapterInput(values.adapter);
+    // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
+    const first = await importAdapterDetailed(input, { where: name });
+    const base = await baseConfig(values.model, first.adapter.config.baseModel, format === 'gguf');
+    if (!base && format === 'gguf') {
+      const named = first.adapter.config.baseModel;
+      throw new FinetuneError(
+        'bad-input',
+        `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `the adapter's base_model_name_or_path ${JSON.stringify(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
+      );
+    }
+    const imported = base ? await importAdapterDetailed(input, { where: name, base: base.config }) : first;
+    const adapter = imported.adapter;
+
+    let files: string[];
+    if (format === 'gguf') {
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, loraToGguf(adapter, (base as { config: MistralConfig }).config, { name: adapter.config.baseModel ? `LoRA adapter for ${adapter.config.baseModel}` : undefined }));
+      files = [out];
+    } else if (out.toLowerCase().endsWith('.zip')) {
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, peftZip(adapter));
+      files = [out];
+    } else {
+      if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
+      await mkdir(out, { recursive: true });
+      files = [];
+      for (const [file, bytes] of Object.entries(peftFiles(adapter))) {
+        await writeFile(join(out, file), bytes);
+        files.push(join(out, file));
+      }
+    }
+    io.out(
+      JSON.stringify({
+        type: 'export',
+        format,
+        out,
+        files,
+        adapter: {
+          r: adapter.config.r,
+          lora_alpha: adapter.config.loraAlpha,
+          target_modules: adapter.config.targetModules,
+          layers: adapter.layers,
+          read_from: [imported.folder, imported.weightsFile].filter(Boolean).join('/'),
+        },
+        model: base?.from ?? null,
+      }),
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,151 @@
+// `finetune export`: an adapter in any container the importer reads comes out as PEFT safetensors or GGUF, and what
+// it wrote reads back (with the project's readers and the tests' strict GGUF reader) to exactly the fixture's tensors.
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.ts';
+import { nodeDirectory } from '../../../src/cli/node-source.ts';
+import { PROJECTIONS } from '../../../src/core/mistral.ts';
+import { ggufLoraName, permuteQkRows } from '../../../src/export/index.ts';
+import { importAdapter } from '../../../src/model/adapter-import.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { readAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
+import { ggufTensorF32, readGguf } from '../../helpers/gguf-reader.ts';
+import { safetensorsTensors } from '../../helpers/safetensors-file.ts';
+import { PickleWriter, replicateTrainingZip, torchSaveStateDict, torchZip } from '../../helpers/torch-save.ts';
+import { fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
+
+const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
+const configText = readFileSync(`${TINY_ADAPTER}/adapter_config.json`, 'utf8');
+const safetensors = fixtureBytes(`${TINY_ADAPTER}/adapter_model.safetensors`);
+const bin = torchSaveStateDict(
+  [...safetensorsTensors(safetensors)].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: new Float32Array(t.bytes.slice().buffer) })),
+  { archive: 'adapter_model' },
+);
+
+async function run(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['export', ...args], { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out, err };
+}
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'finetune-export-'));
+}
+
+/** A Replicate training_output.zip on disk, holding the fixture's tensors as adapter_model.bin. */
+function replicateZipFile(dir: string): string {
+  const p = join(dir, 'training_output.zip');
+  writeFileSync(p, replicateTrainingZip(configText, bin));
+  return p;
+}
+
+let reference: LoraAdapter | null = null;
+async function fixtureAdapter(): Promise<LoraAdapter> {
+  reference ??= await readAdapter(nodeDirectory(TINY_ADAPTER), { base });
+  return reference;
+}
+
+function expectSameTensors(got: LoraAdapter, want: LoraAdapter): void {
+  want.tensors.forEach((layer, l) => {
+    for (const m of PROJECTIONS) {
+      const w = layer[m];
+      if (!w) continue;
+      const g = got.tensors[l][m]!;
+      expect(Buffer.from(g.A.buffer, g.A.byteOffset, g.A.byteLength).equals(Buffer.from(w.A.buffer, w.A.byteOffset, w.A.byteLength))).toBe(true);
+      expect(Buffer.from(g.B.buffer, g.B.byteOffset, g.B.byteLength).equals(Buffer.from(w.B.buffer, w.B.byteOffset, w.B.byteLength))).toBe(true);
+    }
+  });
+}
+
+describe('finetune export', () => {
+  it("Replicate's training_output.zip → a PEFT folder that reads back to the same tensors", async () => {
+    const dir = tmp();
+    const out = join(dir, 'peft');
+    const r = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', out, '--model', TINY_MISTRAL);
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    const line = JSON.parse(r.out[0]) as Record<string, unknown>;
+    expect(line).toMatchObject({ type: 'export', format: 'peft', out, model: TINY_MISTRAL, adapter: { r: 4, lora_alpha: 8, layers: 2, read_from: 'training_output/adapter_model.bin' } });
+    const back = await readAdapter(nodeDirectory(out), { base });
+    expectSameTensors(back, await fixtureAdapter());
+    expect(back.config.loraAlpha).toBe(8);
+  });
+
+  it('a PEFT zip out, from an adapter_model.bin named directly (its config beside it), without --model', async () => {
+    const dir = tmp();
+    mkdirSync(join(dir, 'in'));
+    writeFileSync(join(dir, 'in', 'adapter_config.json'), configText);
+    writeFileSync(join(dir, 'in', 'adapter_model.bin'), bin);
+    const out = join(dir, 'adapter.zip');
+    const r = await run('--adapter', join(dir, 'in', 'adapter_model.bin'), '--format', 'peft', '--out', out);
+    expect(r.code).toBe(0);
+    // "tiny-mistral" (the fixture's base_model_name_or_path) resolves to nothing; a PEFT export does not need it.
+    expect(JSON.parse(r.out[0])).toMatchObject({ model: null, files: [out] });
+    expectSameTensors(await importAdapter(new Uint8Array(readFileSync(out)), { base }), await fixtureAdapter());
+  });
+
+  it('GGUF: every lora_a is A, every lora_b is B (q/k rows permuted for llama.cpp), alpha kept', async () => {
+    const dir = tmp();
+    const out = join(dir, 'adapter.gguf');
+    const r = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', out, '--model', TINY_MISTRAL);
+    expect(r.code).toBe(0);
+    const f = readGguf(new Uint8Array(readFileSync(out)));
+    expect(f.kv.get('general.type')?.value).toBe('adapter');
+    expect(f.kv.get('adapter.lora.alpha')?.value).toBe(8);
+    const want = await fixtureAdapter();
+    let n = 0;
+    want.tensors.forEach((layer, l) => {
+      for (const m of PROJECTIONS) {
+        const p = layer[m]!;
+        const a = f.tensors.get(ggufLoraName(l, m, 'a'))!;
+        const b = f.tensors.get(ggufLoraName(l, m, 'b'))!;
+        expect(a.shape).toEqual([4, want.dims[m]!.in]);
+        expect(ggufTensorF32(a)).toEqual(p.A);
+        const out_ = want.dims[m]!.out;
+        const B = m === 'q_proj' ? permuteQkRows(p.B, out_, 4, base.heads) : m === 'k_proj' ? permuteQkRows(p.B, out_, 4, base.kvHeads) : p.B;
+        expect(ggufTensorF32(b)).toEqual(B);
+        n += 2;
+      }
+    });
+    expect(f.tensors.size).toBe(n);
+  });
+
+  it('GGUF without a resolvable base model asks for --model', async () => {
+    const dir = tmp();
+    const r = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', join(dir, 'a.gguf'));
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toMatch(/GGUF needs the base model's config .*"tiny-mistral" is neither a folder nor a Hugging Face id.*give --model/);
+  });
+
+  it('an adapter that does not fit --model is refused with the shapes', async () => {
+    const dir = tmp();
+    const wide = join(dir, 'wide');
+    mkdirSync(wide);
+    writeFileSync(join(wide, 'config.json'), JSON.stringify({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), intermediate_size: 512 }));
+    const r = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', join(dir, 'o'), '--model', wide);
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toMatch(/gate_proj of layer 0: lora_A \[4, 128\] \/ lora_B \[448, 4\] do not fit the base model's \[512, 128\] weight/);
+  });
+
+  it('a hostile adapter_model.bin is refused, naming the global, and nothing is written', async () => {
+    const dir = tmp();
+    const evil = new PickleWriter().proto(2).global('builtins', 'eval').unicode("__import__('os').system('id')").tupleN(1).reduce().stop().finish();
+    const p = join(dir, 'evil.zip');
+    writeFileSync(p, replicateTrainingZip(configText, torchZip(evil, new Map())));
+    const r = await run('--adapter', p, '--format', 'peft', '--out', join(dir, 'o'));
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toMatch(/refused global builtins\.eval/);
+    expect(() => readFileSync(join(dir, 'o', 'adapter_config.json'))).toThrow();
+  });
+
+  it('command-line mistakes answer with the usage and exit 2', async () => {
+    const r = await run('--adapter', TINY_ADAPTER, '--format', 'onnx', '--out', 'x');
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toMatch(/--format must be peft or gguf, not "onnx"/);
+    expect((await run('--format', 'peft', '--out', 'x')).err.join('\n')).toMatch(/--adapter is required/);
+    expect((await run('--adapter', '/no/such/adapter', '--format', 'peft', '--out', 'x')).err.join('\n')).toMatch(/--adapter: \/no\/such\/adapter does not exist/);
+  });
+});
