@@ -70,11 +70,14 @@ export function moduleWeightName(layer: number, module: Projection): string {
   return `model.layers.${layer}.${group}.${module}.weight`;
 }
 
-/** Every tensor a Mistral checkpoint must hold, with its shape, in a stable order. */
-export function expectedTensors(c: MistralConfig): Map<string, number[]> {
+/**
+ * Every tensor a Mistral checkpoint must hold, with its shape, in a stable order. `layers` (default: the config's)
+ * lists only the first layers, so a config claiming more layers than a file holds costs no more than the file.
+ */
+export function expectedTensors(c: MistralConfig, layers = c.layers): Map<string, number[]> {
   const m = new Map<string, number[]>();
   m.set('model.embed_tokens.weight', [c.vocabSize, c.hidden]);
-  for (let l = 0; l < c.layers; l++) {
+  for (let l = 0; l < Math.min(layers, c.layers); l++) {
     m.set(`model.layers.${l}.input_layernorm.weight`, [c.hidden]);
     for (const mod of PROJECTIONS.slice(0, 4)) m.set(moduleWeightName(l, mod), moduleShape(c, mod));
     m.set(`model.layers.${l}.post_attention_layernorm.weight`, [c.hidden]);
@@ -83,6 +86,16 @@ export function expectedTensors(c: MistralConfig): Map<string, number[]> {
   m.set('model.norm.weight', [c.hidden]);
   if (!c.tieWordEmbeddings) m.set('lm_head.weight', [c.vocabSize, c.hidden]);
   return m;
+}
+
+/** How many layers tensor names cover: one more than the highest N of `model.layers.N.…` (0 if none). */
+function layerCount(names: Iterable<string>): number {
+  let highest = -1;
+  for (const name of names) {
+    const m = /^model\.layers\.(\d{1,9})\./.exec(name);
+    if (m) highest = Math.max(highest, Number(m[1]));
+  }
+  return highest + 1;
 }
 
 const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F32', 'F64']);
@@ -177,8 +190,11 @@ export async function openCheckpoint(files: FileSet): Promise<Checkpoint> {
     for (const t of only.header.tensors.values()) infos.set(t.name, { ...t, file: SINGLE_FILE });
   }
 
-  // Check the tensor set against the config.
-  const expected = expectedTensors(config);
+  // Check the tensor set against the config. The layers the tensors hold are counted first, and the expected set is
+  // built for at most one layer more than that (its tensors then show as missing): what we build is proportional to
+  // the files, never to what config.json claims.
+  const layersHeld = layerCount(infos.keys());
+  const expected = expectedTensors(config, layersHeld + 1);
   const missing: string[] = [];
   const misShaped: string[] = [];
   const wrongDtype: string[] = [];
@@ -191,6 +207,7 @@ export async function openCheckpoint(files: FileSet): Promise<Checkpoint> {
   if (missing.length || misShaped.length || wrongDtype.length) {
     const lines: string[] = [];
     const cap = (xs: string[]): string => (xs.length > 12 ? `${xs.slice(0, 12).join('; ')}; … (${xs.length} in all)` : xs.join('; '));
+    if (config.layers > layersHeld) lines.push(`config.json says num_hidden_layers ${config.layers}, the tensors hold ${layersHeld} layer${layersHeld === 1 ? '' : 's'}`);
     if (missing.length) lines.push(`missing tensors: ${cap(missing)}`);
     if (misShaped.length) lines.push(`tensors whose shape does not match config.json: ${cap(misShaped)}`);
     if (wrongDtype.length) lines.push(`tensors that are not floating point: ${cap(wrongDtype)}`);

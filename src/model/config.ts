@@ -43,15 +43,42 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-function positiveInt(json: Record<string, unknown>, key: string, where: string): number {
+/**
+ * Upper bounds of every size in a config. A config comes from anywhere (a Hub repository the page is pointed at), and
+ * sizes drive allocations: num_hidden_layers 1e9 once built a billion-entry tensor list and killed the process. The
+ * bounds sit far above every Mistral-architecture model published (Mistral-7B: 32 layers, hidden 4096, MLP 14336,
+ * vocabulary 32000–131072, 32768–1M positions) and far below what would exhaust memory before a check could refuse it.
+ */
+export const CONFIG_LIMITS = {
+  vocab_size: 1 << 20,
+  hidden_size: 1 << 16,
+  intermediate_size: 1 << 18,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 1024,
+  max_position_embeddings: 1 << 24,
+  sliding_window: 1 << 24,
+} as const;
+
+type LimitedKey = keyof typeof CONFIG_LIMITS;
+
+function positiveInt(json: Record<string, unknown>, key: LimitedKey, where: string): number {
   if (!(key in json) || json[key] === null || json[key] === undefined) fail(where, `missing required field "${key}"`);
   const v = json[key];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) fail(where, `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) fail(where, `"${key}" must be a positive integer, got ${describeValue(v)}`);
+  if (v > CONFIG_LIMITS[key]) fail(where, `"${key}" is ${v}, more than ${CONFIG_LIMITS[key]}: not a model this program can load (is the config corrupt?)`);
   return v;
 }
 
+/** A value for a message: JSON, cut short (a hostile config can hold megabytes in one field). */
+function describeValue(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
 function positiveNumber(v: unknown, key: string, where: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(where, `"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(where, `"${key}" must be a positive number, got ${describeValue(v)}`);
   return v;
 }
 
@@ -60,7 +87,7 @@ function optionalTokenId(json: Record<string, unknown>, key: string, where: stri
   if (v === undefined || v === null) return null;
   // Some configs list several EOS ids; the first is the primary one.
   const first = Array.isArray(v) ? v[0] : v;
-  if (typeof first !== 'number' || !Number.isSafeInteger(first) || first < 0) fail(where, `"${key}" must be a token id, got ${JSON.stringify(v)}`);
+  if (typeof first !== 'number' || !Number.isSafeInteger(first) || first < 0) fail(where, `"${key}" must be a token id, got ${describeValue(v)}`);
   return first;
 }
 
@@ -71,10 +98,10 @@ export function parseMistralConfig(json: unknown, where = 'config.json'): Mistra
 
   const modelType = json.model_type;
   if (modelType !== undefined && modelType !== 'mistral') {
-    fail(where, `model_type is ${JSON.stringify(modelType)}; only Mistral-architecture models ("mistral") are supported`);
+    fail(where, `model_type is ${describeValue(modelType)}; only Mistral-architecture models ("mistral") are supported`);
   }
   const act = json.hidden_act ?? json.hidden_activation;
-  if (act !== undefined && act !== 'silu') fail(where, `hidden_act ${JSON.stringify(act)} is not supported (Mistral uses "silu")`);
+  if (act !== undefined && act !== 'silu') fail(where, `hidden_act ${describeValue(act)} is not supported (Mistral uses "silu")`);
   if (json.attention_bias === true || json.mlp_bias === true) fail(where, 'biases in attention/MLP projections are not supported (Mistral has none)');
 
   const vocabSize = positiveInt(json, 'vocab_size', where);
@@ -99,18 +126,18 @@ export function parseMistralConfig(json: unknown, where = 'config.json'): Mistra
 
   // RoPE: transformers 4 keeps rope_theta at the top level; transformers 5 moves it into rope_parameters.
   const rp = json.rope_parameters;
-  if (rp !== undefined && rp !== null && !isObject(rp)) fail(where, `rope_parameters must be an object, got ${JSON.stringify(rp)}`);
+  if (rp !== undefined && rp !== null && !isObject(rp)) fail(where, `rope_parameters must be an object, got ${describeValue(rp)}`);
   const nested = isObject(rp) ? rp.rope_theta : undefined;
   const top = json.rope_theta;
   if (nested === undefined && top === undefined) fail(where, 'missing rope theta: neither "rope_theta" nor "rope_parameters.rope_theta" is present');
   if (nested !== undefined && top !== undefined && nested !== top) {
-    fail(where, `"rope_theta" (${JSON.stringify(top)}) and "rope_parameters.rope_theta" (${JSON.stringify(nested)}) disagree`);
+    fail(where, `"rope_theta" (${describeValue(top)}) and "rope_parameters.rope_theta" (${describeValue(nested)}) disagree`);
   }
   const ropeTheta = positiveNumber(nested ?? top, 'rope_theta', where);
   const ropeType = isObject(rp) ? (rp.rope_type ?? rp.type) : undefined;
-  if (ropeType !== undefined && ropeType !== 'default') fail(where, `rope_type ${JSON.stringify(ropeType)} is not supported (only "default")`);
+  if (ropeType !== undefined && ropeType !== 'default') fail(where, `rope_type ${describeValue(ropeType)} is not supported (only "default")`);
   if (json.rope_scaling !== undefined && json.rope_scaling !== null) {
-    fail(where, `rope_scaling ${JSON.stringify(json.rope_scaling)} is not supported`);
+    fail(where, `rope_scaling ${describeValue(json.rope_scaling)} is not supported`);
   }
 
   if (json.rms_norm_eps === undefined || json.rms_norm_eps === null) {
@@ -136,7 +163,7 @@ export function parseMistralConfig(json: unknown, where = 'config.json'): Mistra
   } else if (typeof json.tie_word_embeddings === 'boolean') {
     tieWordEmbeddings = json.tie_word_embeddings;
   } else {
-    fail(where, `"tie_word_embeddings" must be true or false, got ${JSON.stringify(json.tie_word_embeddings)}`);
+    fail(where, `"tie_word_embeddings" must be true or false, got ${describeValue(json.tie_word_embeddings)}`);
   }
 
   const rawDtype = json.dtype ?? json.torch_dtype;
@@ -146,7 +173,7 @@ export function parseMistralConfig(json: unknown, where = 'config.json'): Mistra
     if (d === 'bfloat16' || d === 'float16' || d === 'float32') dtype = d;
     else if (d === 'float') dtype = 'float32';
     else if (d === 'half') dtype = 'float16';
-    else fail(where, `dtype ${JSON.stringify(rawDtype)} is not supported (bfloat16, float16, float32)`);
+    else fail(where, `dtype ${describeValue(rawDtype)} is not supported (bfloat16, float16, float32)`);
   }
 
   const bosTokenId = optionalTokenId(json, 'bos_token_id', where);

@@ -7,6 +7,7 @@
 
 import { f32ToF16Bits, f16ArrayToF32, bf16ArrayToF32 } from '../core/dtypes.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { duplicateTopLevelKey, jsonTooDeepAt } from '../core/bounded-json.ts';
 import type { ByteSource } from './source.ts';
 
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
@@ -136,6 +137,9 @@ export async function parseSafetensorsHeader(input: Uint8Array | ByteSource, whe
   return parseHeaderJson(json, n, input.size, label);
 }
 
+/** A header is three levels deep; the bound leaves room and stops hostile nesting before it is parsed. */
+const HEADER_MAX_DEPTH = 8;
+
 function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, where: string): SafetensorsHeader {
   let text: string;
   try {
@@ -143,6 +147,8 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
   } catch {
     throw bad(where, 'header is not valid UTF-8');
   }
+  // A header is three levels deep ({name: {shape: [...]}}): anything much deeper is refused before it is parsed.
+  if (jsonTooDeepAt(text, HEADER_MAX_DEPTH) >= 0) throw bad(where, `header nests JSON deeper than ${HEADER_MAX_DEPTH} levels; not a safetensors header`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -150,6 +156,9 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
     throw bad(where, `header is not valid JSON (${(e as Error).message})`);
   }
   if (!isPlainObject(parsed)) throw bad(where, `header JSON is not an object but ${describe(parsed)}`);
+  // JSON.parse keeps the last of two entries with one name; a file with two tensors of one name is corrupt or forged.
+  const twice = duplicateTopLevelKey(text);
+  if (twice !== null) throw bad(where, `the header names ${twice === '__metadata__' ? '__metadata__' : `tensor ${JSON.stringify(twice)}`} twice`);
 
   const dataOffset = 8 + n;
   const dataSize = fileSize - dataOffset;

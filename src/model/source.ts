@@ -7,6 +7,7 @@
 // message or a log line; error messages are additionally scrubbed of it in case a server echoes it back.
 
 import { FinetuneError } from '../core/errors.ts';
+import { parseBoundedJson } from '../core/bounded-json.ts';
 
 export interface ByteSource {
   /** What to call it in messages: a file name or a URL (never carrying a secret). */
@@ -82,7 +83,7 @@ export async function readAll(source: ByteSource): Promise<Uint8Array> {
   return source.read(0, source.size);
 }
 
-/** Reads and parses a JSON file, with a message naming the file when it is not JSON. */
+/** Reads and parses a JSON file, with a message naming the file when it is not JSON (or nested absurdly deep). */
 export async function readJson(source: ByteSource): Promise<unknown> {
   const bytes = await readAll(source);
   let text: string;
@@ -91,11 +92,7 @@ export async function readJson(source: ByteSource): Promise<unknown> {
   } catch {
     throw new FinetuneError('bad-input', `${source.name} is not UTF-8 text`);
   }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new FinetuneError('bad-input', `${source.name} is not valid JSON: ${(e as Error).message}`);
-  }
+  return parseBoundedJson(text, source.name);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -151,6 +151,22 @@ describe('openCheckpoint', () => {
     expect((await errorOf(() => openCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: '{"weight_map": 3}' })))).message).toMatch(/missing "weight_map" object/);
   });
 
+  it('refuses a hostile config.json served through a FileSet before building anything proportional to it', async () => {
+    const cfg = JSON.parse(new TextDecoder().decode(fixtureBytes(`${TINY_MISTRAL}/config.json`)));
+    const withConfig = (c: unknown) => memoryFileSet({ ...tinyFiles(), 'config.json': typeof c === 'string' ? c : JSON.stringify(c) }, 'hub');
+    // Out of all bounds: refused by the config check (formerly a V8 heap out-of-memory that aborted the process).
+    const huge = await errorOf(() => openCheckpoint(withConfig({ ...cfg, num_hidden_layers: 1e9 })));
+    expect(huge.kind).toBe('bad-input');
+    expect(huge.message).toBe('hub/config.json: "num_hidden_layers" is 1000000000, more than 1024: not a model this program can load (is the config corrupt?)');
+    // Within bounds but more layers than the tensors hold: compared with the tensors, not expanded into 9 × 1000 names.
+    const many = await errorOf(() => openCheckpoint(withConfig({ ...cfg, num_hidden_layers: 1000 })));
+    expect(many.message).toMatch(/config\.json says num_hidden_layers 1000, the tensors hold 2 layers/);
+    expect((many.details?.missing as string[]).length).toBe(9); // layer 2's tensors only
+    // Nesting 200 000 levels deep: a clear error, not a stack overflow.
+    const deep = await errorOf(() => openCheckpoint(withConfig(`{"rope_scaling":${'['.repeat(200_000)}${']'.repeat(200_000)}}`)));
+    expect(deep.message).toMatch(/config\.json nests JSON deeper than 64 levels/);
+  });
+
   it('opens a single-file checkpoint from a FileSet that cannot list itself (like the Hub)', async () => {
     const mem = memoryFileSet({ 'config.json': fixtureBytes(`${NANO_DEMO}/config.json`), 'model.safetensors': fixtureBytes(`${NANO_DEMO}/model.safetensors`) });
     const ck = await openCheckpoint({ name: 'hub-like', open: mem.open });

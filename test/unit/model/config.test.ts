@@ -121,3 +121,22 @@ describe('parseMistralConfig', () => {
     expect(parseMistralConfig({ ...MISTRAL_7B_V02, torch_dtype: undefined }).dtype).toBeNull();
   });
 });
+
+describe('config size bounds', () => {
+  it('refuses every size above its bound, naming the field, and accepts the bound itself', async () => {
+    const { CONFIG_LIMITS } = await import('../../../src/model/config.ts');
+    for (const [key, limit] of Object.entries(CONFIG_LIMITS)) {
+      // Keep the config consistent apart from the one field (heads divisible by kv heads, hidden by heads).
+      const base = { ...MISTRAL_7B_V02, head_dim: 128 };
+      const e = await errorOf(() => parseMistralConfig({ ...base, [key]: limit + 1 }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toContain(`"${key}" is ${limit + 1}, more than ${limit}`);
+    }
+    expect(parseMistralConfig({ ...MISTRAL_7B_V02, num_hidden_layers: CONFIG_LIMITS.num_hidden_layers }).layers).toBe(1024);
+  });
+
+  it('keeps messages short when a field holds something huge', async () => {
+    const e = await errorOf(() => parseMistralConfig({ ...MISTRAL_7B_V02, vocab_size: 'x'.repeat(1_000_000) }));
+    expect(e.message.length).toBeLessThan(200);
+  });
+});

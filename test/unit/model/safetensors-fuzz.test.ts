@@ -180,3 +180,56 @@ describe('safetensors reader under fuzzing', () => {
     );
   });
 });
+
+/** A file whose header is `header` verbatim, followed by `dataBytes` zero bytes. */
+function withHeader(header: string, dataBytes = 0): Uint8Array {
+  const json = new TextEncoder().encode(header);
+  const out = new Uint8Array(8 + json.length + dataBytes);
+  new DataView(out.buffer).setUint32(0, json.length, true);
+  out.set(json, 8);
+  return out;
+}
+
+async function refusal(bytes: Uint8Array): Promise<string> {
+  expect(await checkContract(bytes)).toBe(false);
+  try {
+    parseSafetensorsHeaderBytes(bytes);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('accepted');
+}
+
+describe('hostile headers', () => {
+  it('nesting 200 000 levels deep is refused with a clear message, not a stack overflow', async () => {
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+    expect(await refusal(withHeader(`{"x":{"dtype":"F32","shape":${deep},"data_offsets":[0,0]}}`))).toMatch(/header nests JSON deeper than 8 levels/);
+    expect(await refusal(withHeader(`{"__metadata__":${'{"a":'.repeat(200_000)}1${'}'.repeat(200_000)}}`))).toMatch(/deeper than/);
+  });
+
+  it('two tensors of one name are refused (JSON.parse would keep the last silently), escaped or not', async () => {
+    const t = (o: number) => `{"dtype":"U8","shape":[2],"data_offsets":[${o},${o + 2}]}`;
+    expect(await refusal(withHeader(`{"a":${t(0)},"b":${t(2)},"a":${t(4)}}`, 6))).toMatch(/names tensor "a" twice/);
+    expect(await refusal(withHeader(`{"a":${t(0)}, "\\u0061" :${t(2)}}`, 4))).toMatch(/names tensor "a" twice/);
+    expect(await refusal(withHeader(`{"__metadata__":{},"__metadata__":{"k":"v"}}`))).toMatch(/names __metadata__ twice/);
+    // Equal keys one level down are not duplicates, nor is a string value equal to a name.
+    expect(await checkContract(withHeader(`{"a":${t(0)},"b":${t(2)},"__metadata__":{"a":"b","b":"a"}}`, 4))).toBe(true);
+  });
+
+  it('a valid file with one of its entries repeated is always refused (fuzz)', async () => {
+    await fc.assert(
+      fc.asyncProperty(validFileArb, fc.nat(), async (file, pick) => {
+        const n = new DataView(file.buffer).getUint32(0, true);
+        const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + n))) as Record<string, unknown>;
+        const names = Object.keys(header).filter((k) => k !== '__metadata__');
+        fc.pre(names.length > 0);
+        const name = names[pick % names.length];
+        // Text with the entry twice: the second copy precedes the rest, so JSON.parse alone would accept it.
+        const text = `{${JSON.stringify(name)}:${JSON.stringify(header[name])},${JSON.stringify(header).slice(1)}`;
+        const msg = await refusal(withHeader(text, file.length - 8 - n));
+        expect(msg).toContain('twice');
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
