@@ -160,6 +160,11 @@ export class FakeReplicate {
     this.faults.push({ times: 1, ...fault });
   }
 
+  /** Forgets faults not yet used up. */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
   /** Lets held trainings reach their outcome at the next poll. */
   release(): void {
     for (const t of this.trainings.values()) t.script = { ...t.script, hold: false, processingPolls: 0 };

@@ -1,0 +1,47 @@
+// The official `replicate` client, pointed at Replicate itself (CLI default), at a private proxy or local fake
+// (`--api-base`, REPLICATE_API_BASE_URL), or at the page's same-origin proxy (/replicate/v1). Its fetch is ours
+// (./http.ts): waits that honour Retry-After, and errors a person understands.
+
+import Replicate, { type Account } from 'replicate';
+import { FinetuneError } from '../core/errors.ts';
+import { REPLICATE_API_BASE } from './endpoints.ts';
+import { remoteFetch, type RemoteFetchOptions } from './http.ts';
+
+export interface RemoteClientOptions {
+  token: string;
+  /** Default Replicate's own API. */
+  apiBase?: string;
+  proxied?: boolean;
+  retry?: RemoteFetchOptions['retry'];
+  fetch?: typeof fetch;
+  sleep?: RemoteFetchOptions['sleep'];
+  onRetry?: RemoteFetchOptions['onRetry'];
+}
+
+export interface RemoteClient {
+  replicate: Replicate;
+  apiBase: string;
+  /** The fetch the client uses (retries, errors), for the output download too. */
+  fetch: typeof fetch;
+  /** Kept for the Authorization header of downloads only. */
+  readonly token: string;
+}
+
+/** Replicate tokens are "r8_" + 37 characters, but private proxies may use others: only emptiness and spaces are refused here. */
+export function checkTokenShape(token: string): void {
+  if (!token) throw new FinetuneError('bad-input', 'no Replicate API token: set REPLICATE_API_TOKEN (https://replicate.com/account/api-tokens)');
+  if (/\s/.test(token)) throw new FinetuneError('bad-input', 'the Replicate API token contains spaces or line breaks: paste it again');
+}
+
+export function createRemoteClient(o: RemoteClientOptions): RemoteClient {
+  checkTokenShape(o.token);
+  const apiBase = (o.apiBase ?? REPLICATE_API_BASE).replace(/\/+$/, '');
+  const f = remoteFetch({ token: o.token, apiBase, proxied: o.proxied, retry: o.retry, fetch: o.fetch, sleep: o.sleep, onRetry: o.onRetry });
+  const replicate = new Replicate({ auth: o.token, baseUrl: apiBase, fetch: f as (input: Request | string, init?: RequestInit) => Promise<Response> });
+  return { replicate, apiBase, fetch: f, token: o.token };
+}
+
+/** The account the token belongs to (GET /account): the check that the token works. */
+export async function validateToken(c: RemoteClient): Promise<Account> {
+  return c.replicate.accounts.current();
+}

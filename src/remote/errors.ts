@@ -1,0 +1,81 @@
+// Replicate's refusals as errors a person understands. Every message says what happened and what to do; none carries
+// the token (messages are built from the status, the call and Replicate's own `detail`, which is scrubbed anyway).
+
+import { FinetuneError } from '../core/errors.ts';
+
+/** What a failed call was doing, in words, from its method and path (after /v1). */
+export function describeCall(method: string, path: string): string {
+  const p = path.split('?')[0];
+  let m: RegExpExecArray | null;
+  if (p === '/account') return 'checking the API token';
+  if (p === '/files') return 'uploading the training data';
+  if ((m = /^\/models\/([^/]+)\/([^/]+)\/versions\/([^/]+)\/trainings$/.exec(p))) return `starting a training of ${m[1]}/${m[2]}:${m[3]}`;
+  if ((m = /^\/models\/([^/]+)\/([^/]+)$/.exec(p))) return `looking up the model ${m[1]}/${m[2]}`;
+  if (p === '/models' && method === 'POST') return 'creating the destination model';
+  if ((m = /^\/trainings\/([^/]+)\/cancel$/.exec(p))) return `canceling training ${m[1]}`;
+  if ((m = /^\/trainings\/([^/]+)$/.exec(p))) return `reading training ${m[1]}`;
+  return `${method} ${p}`;
+}
+
+interface ProblemBody {
+  title?: string;
+  detail?: string;
+  invalid_fields?: { field?: string; description?: string }[];
+}
+
+function parseProblem(text: string): ProblemBody {
+  try {
+    const j = JSON.parse(text) as unknown;
+    return typeof j === 'object' && j !== null ? (j as ProblemBody) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The token never appears in a message, even if a server echoed it back. */
+export function scrub(text: string, token: string | undefined): string {
+  return token && token.length >= 4 ? text.split(token).join('[token]') : text;
+}
+
+/** A FinetuneError for an HTTP answer that is not ok. `retryAfterS`: what Retry-After said on a final 429. */
+export function httpError(status: number, bodyText: string, call: string, opts: { token?: string; retries?: number; retryAfterS?: number; proxied?: boolean } = {}): FinetuneError {
+  const body = parseProblem(bodyText);
+  const detail = scrub((body.detail ?? (bodyText.trim().slice(0, 300) || '')).trim(), opts.token);
+  const said = detail ? ` Replicate said: ${detail}` : '';
+  const base = { status, call, ...(detail ? { detail } : {}) };
+  switch (status) {
+    case 401:
+      return new FinetuneError('remote', `Replicate refused the API token while ${call} (401 Unauthenticated). Check the token (https://replicate.com/account/api-tokens); a token is "r8_" followed by 37 characters.`, base);
+    case 402:
+      return new FinetuneError('remote', `Replicate wants billing set up before ${call} (402 Payment Required): add a payment method at https://replicate.com/account/billing, then try again.${said}`, base);
+    case 403:
+      return new FinetuneError('remote', `${body.title === 'Refused by the finetune proxy' ? 'The proxy' : 'Replicate'} refused ${call} (403 Forbidden).${said}`, base);
+    case 404:
+      return new FinetuneError('remote', `Not found while ${call} (404): check the owner/name, the version id or the training id.${said}`, base);
+    case 413:
+      return new FinetuneError('remote', `Too large for Replicate while ${call} (413).${said}`, base);
+    case 422: {
+      const fields = (body.invalid_fields ?? [])
+        .filter((f) => f.field)
+        .map((f) => `${String(f.field).replace(/^input\./, '')}: ${scrub(f.description ?? 'invalid', opts.token)}`);
+      const what = fields.length > 0 ? fields.join('; ') : detail || 'no reason given';
+      return new FinetuneError('remote', `Replicate refused the request while ${call} (422 validation failed): ${what}`, { ...base, fields: fields.map((f) => f.split(':')[0]) });
+    }
+    case 429: {
+      const again = opts.retryAfterS !== undefined ? ` Try again in ${opts.retryAfterS} s.` : ' Try again in a minute.';
+      return new FinetuneError('remote', `Replicate is rate limiting these requests (429 Too Many Requests) while ${call}, still after ${opts.retries ?? 0} retries.${again}`, base);
+    }
+    default:
+      if (status >= 500) {
+        const who = opts.proxied && (status === 502 || status === 504) && body.title === 'Refused by the finetune proxy' ? 'The proxy could not get an answer from Replicate' : `Replicate had a server error (${status})`;
+        return new FinetuneError('remote', `${who} while ${call}; this is not your input, try again in a few minutes.${said}`, base);
+      }
+      return new FinetuneError('remote', `Replicate answered ${status} while ${call}.${said}`, base);
+  }
+}
+
+/** A FinetuneError for a request that never got an answer. */
+export function networkError(cause: unknown, call: string, host: string): FinetuneError {
+  const why = cause instanceof Error ? (cause.name === 'TimeoutError' ? 'it did not answer in time' : (cause as Error & { cause?: Error }).cause?.message ?? cause.message) : String(cause);
+  return new FinetuneError('network', `Could not reach ${host} while ${call} (${why}). Check the network connection${host.includes('127.0.0.1') || host.includes('localhost') ? ' and that the server is running' : ''}, then try again.`, { call, host });
+}

@@ -1,0 +1,248 @@
+// Remote training, step by step, the same for the CLI and the page: check the data here, upload it, make sure the
+// destination model exists, start the training on the pinned base version, follow it (status, growing logs, elapsed
+// time, cost) with polling that backs off, cancel, and bring the weights home. docs/remote.md describes the calls.
+
+import type { FileObject, Training } from 'replicate';
+import { FinetuneError } from '../core/errors.ts';
+import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
+import type { Hyperparams } from '../config/hyperparams.ts';
+import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
+import type { RemoteClient } from './client.ts';
+import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
+import { abortableSleep } from './http.ts';
+
+/** The trainer remote mode drives (facts.md): Mistral-7B-Instruct v0.2 on an A100 80 GB. */
+export const BASE_MODEL = 'mistralai/mistral-7b-instruct-v0.2';
+export const BASE_VERSION = '79052a3adbba8116ebc6697dcba67ad0d58feff23e7aeb2f103fc9aa545f9269';
+/** Replicate's price for the A100 80 GB the trainer runs on, in US dollars per second. */
+export const PRICE_PER_SECOND = 0.0014;
+/** Replicate's files API takes files "less than 100MB"; refused here at 100 MB (10^8 bytes) and up. */
+export const MAX_UPLOAD_BYTES = 100_000_000;
+
+export type Visibility = 'public' | 'private';
+export const DEFAULT_HARDWARE = 'gpu-a100-large';
+const NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/i;
+
+export interface Destination {
+  owner: string;
+  name: string;
+}
+
+/** "owner/name" → its parts, or a clear refusal. */
+export function parseDestination(s: string): Destination {
+  const parts = s.split('/');
+  if (parts.length !== 2 || !NAME.test(parts[0]) || !NAME.test(parts[1])) {
+    throw new FinetuneError('bad-input', `destination ${JSON.stringify(s)} must be owner/name (letters, digits, ".", "_" and "-"), e.g. alice/mistral-support-bot`);
+  }
+  return { owner: parts[0], name: parts[1] };
+}
+
+/** Refuses what Replicate's files API would refuse, before a byte is sent. */
+export function checkUploadSize(bytes: number, what: string): void {
+  if (bytes >= MAX_UPLOAD_BYTES) {
+    throw new FinetuneError('bad-input', `${what} is ${(bytes / 1e6).toFixed(1)} MB; Replicate's files API takes files under 100 MB. Make it smaller (fewer or shorter rows), or train locally.`, { bytes });
+  }
+}
+
+/**
+ * Reads a JSONL file the way the trainer will (src/data) and refuses it with every problem by line when it would fail
+ * there. With a tokenizer the summary also has token counts (for the cost estimate).
+ */
+export async function checkTrainingFile(bytes: Uint8Array, what: string, tokenizer?: Tokenizer): Promise<LoadedDataset> {
+  const data = await loadDataset(bytes, { tokenizer, layout: 'replicate', maxSeqLen: 4096, keepExamples: false });
+  if (!data.ok) {
+    const lines = data.problems.lines();
+    throw new FinetuneError('bad-input', `${what} would fail on Replicate:\n${lines.join('\n')}`, { problems: lines });
+  }
+  if (data.summary.rows === 0) throw new FinetuneError('bad-input', `${what} has no rows to train on`);
+  return data;
+}
+
+/** Uploads one file (POST /files) and returns the URL Replicate's trainer fetches it from (urls.get). */
+export async function uploadFile(c: RemoteClient, bytes: Uint8Array, filename: string, signal?: AbortSignal): Promise<FileObject> {
+  checkUploadSize(bytes.byteLength, filename);
+  const blob = new File([bytes as Uint8Array<ArrayBuffer>], filename, { type: 'application/jsonl' });
+  return c.replicate.files.create(blob, { purpose: 'finetune training data' }, { signal });
+}
+
+/**
+ * Makes sure the destination model exists: GET it, and on 404 create it (private unless told otherwise). Returns
+ * whether it was created.
+ */
+export async function ensureDestination(c: RemoteClient, dest: Destination, opts: { visibility?: Visibility; hardware?: string; create?: boolean } = {}): Promise<{ created: boolean }> {
+  try {
+    await c.replicate.models.get(dest.owner, dest.name);
+    return { created: false };
+  } catch (e) {
+    if (!(e instanceof FinetuneError) || e.details?.status !== 404) throw e;
+  }
+  if (opts.create === false) throw new FinetuneError('bad-input', `the destination model ${dest.owner}/${dest.name} does not exist on Replicate`);
+  await c.replicate.models.create(dest.owner, dest.name, {
+    visibility: opts.visibility ?? 'private',
+    hardware: opts.hardware ?? DEFAULT_HARDWARE,
+    description: 'LoRA adapter fine-tuned from mistral-7b-instruct-v0.2',
+  });
+  return { created: true };
+}
+
+export interface StartOptions {
+  destination: Destination;
+  hp: Hyperparams;
+  /** URLs of the uploaded data. */
+  files: { train_data: string; validation_data?: string };
+  /** owner/name:version of the base; default the pinned mistral-7b-instruct-v0.2 version. */
+  base?: { model: string; version: string };
+  signal?: AbortSignal;
+}
+
+/** The training `input` for these hyperparameters (extras stripped or refused with toReplicateInput's reasons). */
+export function trainingInput(hp: Hyperparams, files: StartOptions['files']): { input: ReplicateTrainingInput; notes: string[] } {
+  return toReplicateInput(hp, files);
+}
+
+/** POST /models/{base}/versions/{version}/trainings. */
+export async function startTraining(c: RemoteClient, o: StartOptions): Promise<{ training: Training; notes: string[] }> {
+  const { input, notes } = trainingInput(o.hp, o.files);
+  const [owner, name] = (o.base?.model ?? BASE_MODEL).split('/');
+  const training = await c.replicate.trainings.create(owner, name, o.base?.version ?? BASE_VERSION, {
+    destination: `${o.destination.owner}/${o.destination.name}`,
+    input,
+    signal: o.signal,
+  });
+  return { training, notes };
+}
+
+export function isDone(status: Training['status']): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'canceled' || status === 'aborted';
+}
+
+export interface TrainingView {
+  id: string;
+  status: Training['status'];
+  /** Whole log so far. */
+  logs: string;
+  /** Seconds the trainer has run: metrics.predict_time when done, else since started_at. */
+  elapsedS: number;
+  /** elapsedS × PRICE_PER_SECOND. */
+  costUsd: number;
+  error: string | null;
+  /** output.weights on success. */
+  weights: string | null;
+  /** output.version on success (owner/name:id). */
+  version: string | null;
+  done: boolean;
+}
+
+/** What a person follows, from a training object. */
+export function viewTraining(t: Training, now = Date.now()): TrainingView {
+  const started = t.started_at ? Date.parse(t.started_at) : NaN;
+  const ended = t.completed_at ? Date.parse(t.completed_at) : now;
+  const elapsedS = typeof t.metrics?.predict_time === 'number' ? t.metrics.predict_time : Number.isNaN(started) ? 0 : Math.max(0, (ended - started) / 1000);
+  return {
+    id: t.id,
+    status: t.status,
+    logs: t.logs ?? '',
+    elapsedS,
+    costUsd: elapsedS * PRICE_PER_SECOND,
+    error: t.error === null || t.error === undefined ? null : typeof t.error === 'string' ? t.error : JSON.stringify(t.error),
+    weights: t.output?.weights ?? null,
+    version: t.output?.version ?? null,
+    done: isDone(t.status),
+  };
+}
+
+export interface FollowOptions {
+  onUpdate: (view: TrainingView, newLogs: string) => void;
+  signal?: AbortSignal;
+  /** First wait between polls; doubles (×1.6) while nothing changes, back to this when something does. */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+  sleep?: (ms: number, signal?: AbortSignal | null) => Promise<void>;
+}
+
+/**
+ * Polls GET /trainings/{id} until the training ends and returns its last state. Rate limiting (429 + Retry-After) is
+ * waited out inside the client's fetch; the polling interval itself backs off while nothing changes.
+ */
+export async function followTraining(c: RemoteClient, id: string, o: FollowOptions): Promise<Training> {
+  const minDelay = o.minDelayMs ?? 2000;
+  const maxDelay = o.maxDelayMs ?? 30_000;
+  const sleep = o.sleep ?? abortableSleep;
+  let delay = minDelay;
+  let seenLogs = '';
+  let seenStatus = '';
+  for (;;) {
+    const t = await c.replicate.trainings.get(id, { signal: o.signal });
+    const view = viewTraining(t);
+    const changed = view.status !== seenStatus || view.logs.length !== seenLogs.length;
+    // Logs only grow; if they were rewritten (shorter, or a different start) everything is new.
+    const newLogs = view.logs.startsWith(seenLogs) ? view.logs.slice(seenLogs.length) : view.logs;
+    seenLogs = view.logs;
+    seenStatus = view.status;
+    o.onUpdate(view, newLogs);
+    if (view.done) return t;
+    delay = changed ? minDelay : Math.min(maxDelay, Math.round(delay * 1.6));
+    await sleep(delay, o.signal);
+  }
+}
+
+export async function getTraining(c: RemoteClient, id: string, signal?: AbortSignal): Promise<Training> {
+  return c.replicate.trainings.get(checkTrainingId(id), { signal });
+}
+
+export async function cancelTraining(c: RemoteClient, id: string, signal?: AbortSignal): Promise<Training> {
+  return c.replicate.trainings.cancel(checkTrainingId(id), { signal });
+}
+
+/** Training ids are short lowercase base32-ish strings; anything else would be a path trick. */
+export function checkTrainingId(id: string): string {
+  if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new FinetuneError('bad-input', `${JSON.stringify(id)} is not a Replicate training id (letters and digits, e.g. zz4ibbonubfz7carwiefibzgga)`);
+  return id;
+}
+
+export interface DownloadOptions {
+  /** The page: download through its proxy (base of /replicate/download). */
+  proxyOrigin?: string;
+  signal?: AbortSignal;
+  /** Refused past this many bytes (default 2 GiB). */
+  maxBytes?: number;
+}
+
+const MAX_REDIRECTS = 3;
+
+/**
+ * The bytes of an output file (output.weights). It goes with the token, so only to Replicate's delivery hosts (or the
+ * configured API base's own origin); redirects are followed only to the same kind of host. Through the page's proxy,
+ * the proxy applies the same rule.
+ */
+export async function downloadOutput(c: RemoteClient, url: string, o: DownloadOptions = {}): Promise<Uint8Array> {
+  const maxBytes = o.maxBytes ?? 2 ** 31 - 1;
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    throw new FinetuneError('remote', `the training's output is not a URL (${JSON.stringify(url.slice(0, 200))})`);
+  }
+  let res: Response;
+  if (o.proxyOrigin !== undefined) {
+    const via = `${o.proxyOrigin.replace(/\/+$/, '')}${PROXY_DOWNLOAD_PATH}?url=${encodeURIComponent(target.href)}`;
+    res = await c.fetch(via, { headers: { authorization: `Bearer ${c.token}` }, signal: o.signal });
+  } else {
+    for (let hop = 0; ; hop++) {
+      if (!isDownloadAllowed(target, c.apiBase)) {
+        throw new FinetuneError('remote', `refusing to download the output from ${target.protocol}//${target.host}: output files come from Replicate's delivery hosts (replicate.delivery)`);
+      }
+      res = await c.fetch(target.href, { headers: { authorization: `Bearer ${c.token}` }, redirect: 'manual', signal: o.signal });
+      if (res.status < 300 || res.status >= 400) break;
+      const location = res.headers.get('location');
+      if (!location || hop >= MAX_REDIRECTS) throw new FinetuneError('remote', `the output download redirected ${location ? 'too many times' : 'without a Location'}`);
+      target = new URL(location, target);
+    }
+  }
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) throw new FinetuneError('remote', `the output is ${declared} bytes, more than the ${maxBytes}-byte limit`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if (bytes.byteLength > maxBytes) throw new FinetuneError('remote', `the output is more than the ${maxBytes}-byte limit`);
+  return bytes;
+}

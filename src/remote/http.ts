@@ -1,0 +1,122 @@
+// The fetch the `replicate` client is given. The client's own retry loop retries 429s (and 5xx on GET) at once, without
+// waiting for Retry-After, and turns failures into messages holding the whole URL and body. So this fetch does the
+// waiting itself — honouring Retry-After on 429, backing off on server errors and lost connections of GETs (never
+// re-sending a POST that may have been acted on) — and throws our FinetuneError for the final answer. The client swallows
+// errors from its fetch and calls again with the same `init` object; a failure is therefore remembered per `init` and
+// thrown again at once, so its retries cost nothing and our error is the one that comes out.
+
+import { httpError, networkError, describeCall } from './errors.ts';
+
+export interface RetryPolicy {
+  /** Retries after 429 (any method: a 429 was not acted on) and after 5xx / lost connections (GET only). */
+  maxRetries: number;
+  /** First back-off for 5xx and lost connections; doubled each time. */
+  baseDelayMs: number;
+  /** A Retry-After longer than this is not waited for: the 429 is reported with it. */
+  maxRetryAfterMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, baseDelayMs: 1000, maxRetryAfterMs: 60_000 };
+
+export interface RemoteFetchOptions {
+  token?: string;
+  /** The API base, to name calls by their path after it. */
+  apiBase: string;
+  /** Whether apiBase is the page's proxy (changes who a 502/504 blames). */
+  proxied?: boolean;
+  retry?: Partial<RetryPolicy>;
+  fetch?: typeof fetch;
+  /** Tests shorten waits through this. */
+  sleep?: (ms: number, signal?: AbortSignal | null) => Promise<void>;
+  /** Told about each wait (status line in the CLI and the page). */
+  onRetry?: (info: { status: number | 'network'; waitMs: number; attempt: number; call: string }) => void;
+}
+
+export function abortableSleep(ms: number, signal?: AbortSignal | null): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(value: string | null, now = Date.now()): number | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : Math.max(0, t - now);
+}
+
+function callOf(url: string, apiBase: string, method: string): string {
+  const path = url.startsWith(apiBase) ? url.slice(apiBase.replace(/\/+$/, '').length) : new URL(url).pathname;
+  return describeCall(method, path);
+}
+
+export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
+  const policy = { ...DEFAULT_RETRY, ...options.retry };
+  const doFetch = options.fetch ?? ((...a: Parameters<typeof fetch>) => globalThis.fetch(...a));
+  const sleep = options.sleep ?? abortableSleep;
+  const failed = new WeakMap<object, unknown>();
+  const host = (() => {
+    try {
+      return new URL(options.apiBase).host;
+    } catch {
+      return options.apiBase;
+    }
+  })();
+
+  const wrapped = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    if (init && failed.has(init)) throw failed.get(init);
+    const url = input instanceof Request ? input.url : String(input);
+    const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
+    const call = callOf(url, options.apiBase, method);
+    const idempotent = method === 'GET' || method === 'HEAD';
+    let attempt = 0;
+    try {
+      for (;;) {
+        let res: Response;
+        try {
+          res = await doFetch(input, init);
+        } catch (e) {
+          if (init?.signal?.aborted) throw e;
+          if (!idempotent || attempt >= policy.maxRetries) throw networkError(e, call, host);
+          const waitMs = policy.baseDelayMs * 2 ** attempt;
+          attempt++; // not inside onRetry's arguments: `?.` would skip the increment when there is no onRetry
+          options.onRetry?.({ status: 'network', waitMs, attempt, call });
+          await sleep(waitMs, init?.signal);
+          continue;
+        }
+        if (res.ok) return res;
+        const after = retryAfterMs(res.headers.get('retry-after'));
+        const retriable = res.status === 429 || (idempotent && res.status >= 500);
+        const waitMs = res.status === 429 ? (after ?? policy.baseDelayMs * 2 ** attempt) : policy.baseDelayMs * 2 ** attempt;
+        if (!retriable || attempt >= policy.maxRetries || waitMs > policy.maxRetryAfterMs) {
+          const text = await res.text().catch(() => '');
+          throw httpError(res.status, text, call, {
+            token: options.token,
+            retries: attempt,
+            retryAfterS: after === null ? undefined : Math.ceil(after / 1000),
+            proxied: options.proxied,
+          });
+        }
+        await res.body?.cancel().catch(() => {});
+        attempt++;
+        options.onRetry?.({ status: res.status, waitMs, attempt, call });
+        await sleep(waitMs, init?.signal);
+      }
+    } catch (e) {
+      if (init) failed.set(init, e);
+      throw e;
+    }
+  };
+  return wrapped as typeof fetch;
+}

@@ -1,0 +1,243 @@
+// The remote flow against the fake Replicate (loopback only): token check, upload, destination, training, following,
+// cancel, download and import — and every refusal as an error a person understands.
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import { defaultHyperparams, parseHyperparams } from '../../../src/config/hyperparams.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { createRemoteClient, validateToken, type RemoteClient } from '../../../src/remote/client.ts';
+import {
+  cancelTraining,
+  checkTrainingFile,
+  checkUploadSize,
+  downloadOutput,
+  ensureDestination,
+  followTraining,
+  parseDestination,
+  startTraining,
+  uploadFile,
+  viewTraining,
+  type TrainingView,
+} from '../../../src/remote/flow.ts';
+import { importTrainingOutput } from '../../../src/remote/import.ts';
+import { FakeReplicate } from '../../helpers/fake-replicate.ts';
+import { listen } from '../../helpers/loopback.ts';
+import { trainedAdapter, trainerOutputZip } from '../../helpers/trainer-output.ts';
+
+const TOKEN = 'r8_flowtesttoken0123456789abcdefghijklmnop';
+const base = parseMistralConfig(JSON.parse(readFileSync('test/fixtures/tiny-mistral/config.json', 'utf8')));
+const adapter = trainedAdapter(base);
+const data = readFileSync('public/datasets/sample.jsonl');
+const fast = { baseDelayMs: 5 };
+const noWait = { minDelayMs: 1, maxDelayMs: 4 };
+
+let fake: FakeReplicate;
+let client: RemoteClient;
+
+beforeAll(async () => {
+  fake = await FakeReplicate.start({ token: TOKEN, outputZip: trainerOutputZip(adapter) });
+  client = createRemoteClient({ token: TOKEN, apiBase: fake.apiBase, retry: fast });
+});
+afterAll(() => fake.close());
+afterEach(() => {
+  fake.clearFaults();
+  expect(fake.violations).toEqual([]);
+  fake.script = { processingPolls: 3, outcome: 'succeeded' };
+});
+
+async function caught(p: Promise<unknown>): Promise<FinetuneError> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(FinetuneError);
+  const fe = e as FinetuneError;
+  expect(JSON.stringify({ m: fe.message, d: fe.details })).not.toContain(TOKEN);
+  return fe;
+}
+
+async function started(destination = 'alice/flow-model'): Promise<string> {
+  const dest = parseDestination(destination);
+  await ensureDestination(client, dest);
+  const file = await uploadFile(client, new Uint8Array(data), 'train.jsonl');
+  const { training } = await startTraining(client, { destination: dest, hp: defaultHyperparams(), files: { train_data: file.urls.get } });
+  return training.id;
+}
+
+describe('the happy path', () => {
+  it('validates the token, uploads, creates the destination, trains, follows the logs and imports the adapter exactly', async () => {
+    expect((await validateToken(client)).username).toBe('alice');
+    const checked = await checkTrainingFile(new Uint8Array(data), 'sample.jsonl');
+    expect(checked.summary.rows).toBe(62);
+
+    const dest = parseDestination('alice/support-bot');
+    expect(await ensureDestination(client, dest, { visibility: 'private', hardware: 'gpu-a100-large' })).toEqual({ created: true });
+    expect(await ensureDestination(client, dest)).toEqual({ created: false });
+    expect(fake.models.get('alice/support-bot')).toMatchObject({ visibility: 'private', hardware: 'gpu-a100-large' });
+
+    const file = await uploadFile(client, new Uint8Array(data), 'train.jsonl');
+    expect(fake.files.get(file.id)?.bytes).toEqual(new Uint8Array(data));
+
+    const hp = parseHyperparams({ learning_rate: 2e-4, lora_rank: 16, num_train_epochs: 2 });
+    const { training, notes } = await startTraining(client, { destination: dest, hp, files: { train_data: file.urls.get } });
+    expect(notes.length).toBeGreaterThan(0);
+    const sent = fake.trainings.get(training.id)!.input;
+    expect(sent).toMatchObject({ train_data: file.urls.get, learning_rate: 2e-4, lora_rank: 16, num_train_epochs: 2 });
+    expect(Object.keys(sent)).not.toContain('layout'); // our extras are stripped
+
+    const views: TrainingView[] = [];
+    let logged = '';
+    const end = await followTraining(client, training.id, { ...noWait, onUpdate: (v, more) => (views.push(v), (logged += more)) });
+    expect(end.status).toBe('succeeded');
+    expect(views.map((v) => v.status)).toEqual(['processing', 'processing', 'processing', 'succeeded']);
+    expect(logged).toBe(end.logs);
+    expect(logged).toContain('step 3: loss');
+    const last = views.at(-1)!;
+    expect(last.costUsd).toBeCloseTo(last.elapsedS * 0.0014, 12);
+
+    const zip = await downloadOutput(client, last.weights!);
+    const imported = await importTrainingOutput(zip);
+    expect(imported.config.r).toBe(8);
+    for (let l = 0; l < adapter.layers; l++) {
+      for (const m of ['q_proj', 'v_proj'] as const) {
+        expect(imported.tensors[l][m]!.A).toEqual(adapter.tensors[l][m]!.A);
+        expect(imported.tensors[l][m]!.B).toEqual(adapter.tensors[l][m]!.B);
+      }
+    }
+  });
+
+  it('cancels a running training', async () => {
+    fake.script = { processingPolls: 3, outcome: 'succeeded', hold: true };
+    const id = await started();
+    const ac = new AbortController();
+    let polls = 0;
+    const following = followTraining(client, id, {
+      ...noWait,
+      onUpdate: (v) => {
+        if (++polls === 2) void cancelTraining(client, id);
+        if (polls > 50) ac.abort();
+      },
+      signal: ac.signal,
+    });
+    const end = await following;
+    expect(end.status).toBe('canceled');
+    expect(end.logs).toContain('canceled');
+    expect(fake.requests.some((r) => r.method === 'POST' && r.path === `/v1/trainings/${id}/cancel`)).toBe(true);
+  });
+
+  it('shows a failed training\'s error text', async () => {
+    fake.script = { processingPolls: 1, outcome: 'failed', error: 'ValueError: train_data rows need "text"' };
+    const id = await started();
+    const end = await followTraining(client, id, { ...noWait, onUpdate: () => {} });
+    expect(viewTraining(end)).toMatchObject({ status: 'failed', error: 'ValueError: train_data rows need "text"', done: true });
+  });
+});
+
+describe('rate limiting and retries', () => {
+  it('waits for Retry-After on 429 and then goes on', async () => {
+    const id = await started();
+    fake.failNext({ method: 'GET', path: new RegExp(`^/trainings/${id}$`), status: 429, retryAfter: 1 });
+    const waits: number[] = [];
+    const c = createRemoteClient({ token: TOKEN, apiBase: fake.apiBase, retry: fast, onRetry: (i) => waits.push(i.waitMs) });
+    const t0 = Date.now();
+    const end = await followTraining(c, id, { ...noWait, onUpdate: () => {} });
+    expect(end.status).toBe('succeeded');
+    expect(waits).toEqual([1000]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(990);
+    const gets = fake.requests.filter((r) => r.path === `/v1/trainings/${id}`).map((r) => r.status);
+    expect(gets[0]).toBe(429);
+    expect(gets.slice(1).every((s) => s === 200)).toBe(true);
+  });
+
+  it('retries a GET after a server error and after a dropped connection', async () => {
+    fake.failNext({ method: 'GET', path: /^\/account$/, status: 500 });
+    fake.failNext({ method: 'GET', path: /^\/account$/, status: 'drop' });
+    expect((await validateToken(client)).username).toBe('alice');
+  });
+
+  it('does not re-send a POST after a server error', async () => {
+    fake.failNext({ method: 'POST', path: /^\/models$/, status: 500 });
+    const before = fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/models').length;
+    const e = await caught(ensureDestination(client, parseDestination('alice/once')));
+    expect(e.message).toMatch(/server error \(500\)/);
+    expect(fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/models').length).toBe(before + 1);
+  });
+
+  it('reports a 429 that lasts longer than the retries', async () => {
+    fake.failNext({ method: 'GET', path: /^\/account$/, status: 429, retryAfter: 0, times: 10 });
+    const c = createRemoteClient({ token: TOKEN, apiBase: fake.apiBase, retry: { baseDelayMs: 1, maxRetries: 2 } });
+    const before = fake.requests.filter((r) => r.path === '/v1/account' && r.status === 429).length;
+    const e = await caught(validateToken(c));
+    expect(e.kind).toBe('remote');
+    expect(e.message).toMatch(/rate limiting.*429.*after 2 retries/);
+    expect(fake.requests.filter((r) => r.path === '/v1/account' && r.status === 429).length - before).toBe(3);
+  });
+});
+
+describe('errors a person understands', () => {
+  it('401: a bad token', async () => {
+    const bad = createRemoteClient({ token: 'r8_wrong', apiBase: fake.apiBase, retry: fast });
+    const e = await caught(validateToken(bad));
+    expect(e.kind).toBe('remote');
+    expect(e.message).toMatch(/refused the API token while checking the API token \(401/);
+  });
+
+  it('402: billing', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 402 });
+    const e = await caught(started());
+    expect(e.message).toMatch(/billing.*402 Payment Required/);
+    expect(e.details?.status).toBe(402);
+  });
+
+  it('404: an unknown training, and a destination that does not exist', async () => {
+    const e = await caught(cancelTraining(client, 'doesnotexist'));
+    expect(e.message).toMatch(/Not found while canceling training doesnotexist \(404\)/);
+    const file = await uploadFile(client, new Uint8Array(data), 'train.jsonl');
+    const e2 = await caught(startTraining(client, { destination: parseDestination('alice/never-made'), hp: defaultHyperparams(), files: { train_data: file.urls.get } }));
+    expect(e2.message).toContain('alice/never-made does not exist');
+  });
+
+  it('422: names the field', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 422, invalidFields: [{ field: 'input.lora_rank', description: 'Must be less than or equal to 128' }] });
+    const e = await caught(started());
+    expect(e.message).toContain('(422 validation failed): lora_rank: Must be less than or equal to 128');
+    expect(e.details?.fields).toEqual(['lora_rank']);
+  });
+
+  it('5xx on a POST', async () => {
+    fake.failNext({ method: 'POST', path: /^\/files$/, status: 503 });
+    const e = await caught(uploadFile(client, new Uint8Array(data), 'train.jsonl'));
+    expect(e.message).toMatch(/server error \(503\) while uploading the training data/);
+  });
+
+  it('network loss', async () => {
+    // A port that was just free: nothing listens there.
+    const closed = await listen(() => {});
+    await closed.close();
+    const gone = createRemoteClient({ token: TOKEN, apiBase: `${closed.url}/v1`, retry: { baseDelayMs: 1, maxRetries: 1 } });
+    const e = await caught(validateToken(gone));
+    expect(e.kind).toBe('network');
+    expect(e.message).toContain(`Could not reach ${new URL(closed.url).host} while checking the API token`);
+  });
+
+  it('refuses a file of 100 MB before sending it, and extras Replicate cannot honour', async () => {
+    expect(() => checkUploadSize(100_000_000, 'big.jsonl')).toThrow(/under 100 MB/);
+    expect(() => checkUploadSize(99_999_999, 'ok.jsonl')).not.toThrow();
+    const hp = parseHyperparams({ lora_target_modules: 'all-linear' });
+    const e = await caught(startTraining(client, { destination: parseDestination('alice/flow-model'), hp, files: { train_data: 'https://example.com/x.jsonl' } }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toContain('lora_target_modules all-linear');
+  });
+
+  it('refuses a JSONL that would fail on Replicate, with its lines', async () => {
+    const e = await caught(checkTrainingFile(new TextEncoder().encode('{"text": "ok"}\n{"prompt": 3}\nnot json\n'), 'bad.jsonl'));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toMatch(/line 2/);
+    expect(e.message).toMatch(/line 3/);
+  });
+
+  it('refuses output downloads from other hosts', async () => {
+    const e = await caught(downloadOutput(client, 'https://evil.example/training_output.zip'));
+    expect(e.message).toMatch(/refusing to download the output from https:\/\/evil\.example/);
+  });
+});
