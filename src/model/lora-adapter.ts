@@ -5,6 +5,7 @@
 // Reading validates keys, ranks and shapes (against a Mistral config when one is given); writing produces what PEFT
 // itself writes: config JSON with sorted keys and 2-space indent, safetensors F32 with metadata {"format": "pt"}.
 
+import { RE2JS } from 're2js';
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { firstNonFinite } from '../core/finite.ts';
@@ -82,19 +83,26 @@ function canonicalModules(mods: Iterable<Projection>): Projection[] {
   return PROJECTIONS.filter((m) => set.has(m));
 }
 
+/** Longest target_modules pattern accepted (PEFT's own are under 100 characters). */
+const MAX_TARGET_PATTERN = 1000;
+
 /** Resolves PEFT's target_modules (a list of names, "all-linear", or a regex string) to our module names. */
 function resolveTargets(v: unknown, where: string): Projection[] {
   if (v === 'all-linear') return [...PROJECTIONS];
   if (typeof v === 'string') {
-    let re: RegExp;
+    // PEFT applies the string with Python's re.fullmatch to module names. A file can hold any pattern, and a
+    // backtracking engine (JavaScript's RegExp) can take exponential time on one such as (.*)*x: RE2's linear-time
+    // matcher runs it instead, on a pattern of bounded length (real ones are a few dozen characters).
+    if (v.length > MAX_TARGET_PATTERN) throw bad(where, `target_modules is a pattern of ${v.length} characters, more than ${MAX_TARGET_PATTERN}`);
+    let re: RE2JS;
     try {
-      re = new RegExp(`^(?:${v})$`);
+      re = RE2JS.compile(v);
     } catch {
-      throw bad(where, `target_modules ${JSON.stringify(v)} is not a valid regular expression`);
+      throw bad(where, `target_modules ${JSON.stringify(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
     }
     const hits = PROJECTIONS.filter((m) => {
       const group = m === 'gate_proj' || m === 'up_proj' || m === 'down_proj' ? 'mlp' : 'self_attn';
-      return re.test(`model.layers.0.${group}.${m}`) || re.test(m);
+      return re.matches(`model.layers.0.${group}.${m}`) || re.matches(m);
     });
     if (!hits.length) throw bad(where, `target_modules ${JSON.stringify(v)} matches none of ${PROJECTIONS.join(', ')}`);
     return hits;
