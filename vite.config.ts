@@ -25,7 +25,7 @@ const FIXTURES = new URL('./test/fixtures/', import.meta.url);
  * anything else under /check/ is a 404. The URL path is only ever compared against the list, never joined onto a
  * directory, so there is no path to traverse.
  */
-function serveCheckFiles(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+export function serveCheckFiles(req: IncomingMessage, res: ServerResponse, next: () => void): void {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith('/check/')) return next();
   const name = path.slice('/check/'.length);
@@ -41,13 +41,14 @@ function serveCheckFiles(req: IncomingMessage, res: ServerResponse, next: () => 
   res.setHeader('Content-Type', name.endsWith('.json') ? 'application/json' : 'application/octet-stream');
   let start = 0;
   let end = size - 1;
-  const range = req.headers.range;
+  // One range: bytes=a-b, bytes=a- or bytes=-n (suffix). Any other form (several ranges, other units) is ignored and
+  // the whole file sent with 200, as RFC 9110 allows; 416 is only for a single range that lies outside the file.
+  const m = req.headers.range ? /^bytes=(\d*)-(\d*)$/.exec(req.headers.range.trim()) : null;
+  const range = m && (m[1] !== '' || m[2] !== '') ? m : null;
   if (range) {
-    // One range: bytes=a-b, bytes=a- or bytes=-n (suffix).
-    const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
-    if (m && m[1] !== '') [start, end] = [Number(m[1]), m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)];
-    else if (m && m[2] !== '') [start, end] = [Math.max(0, size - Number(m[2])), size - 1];
-    if (!m || (m[1] === '' && m[2] === '') || start > end || start >= size) {
+    if (range[1] !== '') [start, end] = [Number(range[1]), range[2] === '' ? size - 1 : Math.min(Number(range[2]), size - 1)];
+    else [start, end] = [Math.max(0, size - Number(range[2])), size - 1];
+    if (start > end || start >= size) {
       res.statusCode = 416;
       res.setHeader('Content-Range', `bytes */${size}`);
       res.end();

@@ -214,7 +214,7 @@ function scrub(text: string, token: string | undefined): string {
 }
 
 /** Strips credentials and query strings that might carry secrets from a URL before it appears in a message. */
-function displayUrl(url: string): string {
+export function displayUrl(url: string): string {
   try {
     const u = new URL(url);
     u.username = '';
@@ -223,8 +223,28 @@ function displayUrl(url: string): string {
     u.hash = '';
     return u.toString();
   } catch {
-    return url;
+    // Not parseable: cut what could be userinfo (before an @) and everything from ? or #, by hand.
+    return url.replace(/^([^/?#]*:\/\/)[^/?#]*@/, '$1').replace(/[?#].*$/s, '');
   }
+}
+
+/**
+ * A message from below us (fetch, the network stack) with every URL in it shown as displayUrl shows it, and the
+ * request's own credentials and query string removed wherever they appear: undici, for one, quotes the whole URL.
+ */
+export function redactUrls(text: string, url?: string): string {
+  let out = text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi, (m) => displayUrl(m));
+  if (url) {
+    try {
+      const u = new URL(url);
+      const secrets = [u.password, decodeURIComponent(u.password), u.search, u.search.slice(1)].filter((x) => x.length > 1);
+      for (const secret of secrets) out = out.split(secret).join('***');
+      if (u.username) out = out.split(`${u.username}@`).join('').split(`${decodeURIComponent(u.username)}@`).join('');
+    } catch {
+      // an unparseable URL was already cut down by displayUrl above
+    }
+  }
+  return out;
 }
 
 function statusError(status: number, name: string, opts: HttpOptions): FinetuneError {
@@ -279,7 +299,11 @@ async function drain(res: Response): Promise<void> {
  */
 export async function httpSource(url: string, opts: HttpOptions = {}): Promise<ByteSource> {
   const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
-  const name = opts.name ?? displayUrl(url);
+  const name = redactUrls(opts.name ?? displayUrl(url), url);
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url)) {
+    // fetch refuses such URLs anyway, quoting them whole; say why without repeating the secret.
+    throw sourceError('bad-name', `${name}: a URL with a user name or password in it is not accepted; give an access token instead`);
+  }
   const headers = (range: string): Record<string, string> => {
     const h: Record<string, string> = { Range: range };
     if (opts.token) h.Authorization = `Bearer ${opts.token}`;
@@ -291,7 +315,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       res = await doFetch(url, { headers: headers(range), signal: opts.signal, redirect: 'follow' });
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      const why = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+      const why = redactUrls(e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e), url);
       throw sourceError('network', scrub(`${name}: network failure (${why}): check the connection and the URL.`, opts.token));
     }
     if (res.status !== 200 && res.status !== 206) {
@@ -305,7 +329,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       return new Uint8Array(await res.arrayBuffer());
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      throw sourceError('network', scrub(`${name}: connection lost while downloading (${(e as Error).message}).`, opts.token));
+      throw sourceError('network', scrub(`${name}: connection lost while downloading (${redactUrls((e as Error).message, url)}).`, opts.token));
     }
   };
 
