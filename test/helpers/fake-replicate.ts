@@ -86,6 +86,8 @@ export interface Fault {
   retryAfter?: number;
   invalidFields?: { field: string; description: string }[];
   times: number;
+  /** Matching requests let through before this fault applies (default 0). */
+  skip?: number;
 }
 
 export interface SeenRequest {
@@ -195,7 +197,11 @@ export class FakeReplicate {
       return void res.writeHead(404).end();
     }
     const path = url.pathname.slice(3);
-    const fault = this.faults.find((f) => f.times > 0 && f.method === method && f.path.test(path));
+    let fault = this.faults.find((f) => f.times > 0 && f.method === method && f.path.test(path));
+    if (fault?.skip) {
+      fault.skip--;
+      fault = undefined;
+    }
     if (fault) {
       fault.times--;
       if (fault.status === 'drop') {

@@ -2,9 +2,10 @@ import type { Command } from '../command.ts';
 import { benchCommand } from './bench.ts';
 import { checkCommand } from './check.ts';
 import { exportCommand } from './export.ts';
+import { remoteCommand } from './remote.ts';
 import { trainCommand } from './train.ts';
 import { gpuInfoCommand } from './gpu-info.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import { validateCommand } from './validate.ts';
 
-export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand, exportCommand];
+export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand, exportCommand, remoteCommand];

@@ -1,0 +1,279 @@
+// `finetune remote train|status|cancel|fetch`: the same job on Replicate's trainer, from the command line, one JSON line
+// per event. The token comes from REPLICATE_API_TOKEN only (never a flag: flags end up in shell history and process
+// lists) and is never printed.
+
+import { statSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { FinetuneError } from '../../core/errors.ts';
+import { writeAdapter } from '../../model/lora-adapter.ts';
+import { createRemoteClient, validateToken, type RemoteClient } from '../../remote/client.ts';
+import { REPLICATE_API_BASE } from '../../remote/endpoints.ts';
+import { estimateRemoteCost } from '../../remote/estimate.ts';
+import {
+  BASE_MODEL,
+  BASE_VERSION,
+  DEFAULT_HARDWARE,
+  cancelTraining,
+  checkTrainingFile,
+  checkTrainingId,
+  checkUploadSize,
+  downloadOutput,
+  ensureDestination,
+  followTraining,
+  getTraining,
+  parseDestination,
+  startTraining,
+  trainingInput,
+  uploadFile,
+  viewTraining,
+  type TrainingView,
+} from '../../remote/flow.ts';
+import { importTrainingOutput } from '../../remote/import.ts';
+import { UsageError, parseCommandArgs, type CliIO, type Command } from '../command.ts';
+import { checkDirectory, checkReadableFile } from '../input-file.ts';
+import { loadTokenizerFrom } from './tokenize.ts';
+
+const USAGE = `finetune remote train --data FILE.jsonl [--validation FILE.jsonl] --destination OWNER/NAME [--follow]
+                      [--visibility private|public] [--hardware SKU] [--<hyperparameter> VALUE …]
+finetune remote status ID [--follow]
+finetune remote cancel ID
+finetune remote fetch ID --out DIR
+
+Trains on Replicate's trainer for ${BASE_MODEL} (A100 80 GB, $0.0014/s) with the same data and hyperparameters as
+\`finetune train\`. The token is read from REPLICATE_API_TOKEN (https://replicate.com/account/api-tokens) and checked
+first; it is never printed.
+
+train    checks the data here (every problem by line), estimates the cost, uploads the data with Replicate's files
+         API (under 100 MB), creates the destination model if it does not exist (private unless --visibility public;
+         --hardware, default ${DEFAULT_HARDWARE}), starts the training and prints its id. Our extra hyperparameters
+         are left out when Replicate's trainer does the same anyway, and refused (with the reason) when it cannot.
+         --follow then prints its status, logs, elapsed time and cost until it ends (Ctrl-C stops following, not the
+         training: \`finetune remote status ID\` picks it up again).
+status   one JSON line: status, elapsed time, cost, error, output, the logs so far.
+cancel   cancels a training that is still running.
+fetch    downloads a succeeded training's weights, imports them, and writes the PEFT adapter (adapter_config.json,
+         adapter_model.safetensors) into DIR, with Replicate's training_output.zip beside them.
+
+options:
+  --api-base URL        Replicate-compatible API base (default $REPLICATE_API_BASE_URL or ${REPLICATE_API_BASE})
+  --base-version ID     the base version to train (default ${BASE_VERSION})
+  --tokenizer DIR       tokenizer for the token count of the estimate (default: the project's public/tokenizer)
+  --poll-interval S     seconds between polls while following (default 2; longer while nothing changes)
+
+hyperparameters (train):
+${hyperparamUsage()}`;
+
+interface Env {
+  token: string;
+  apiBase: string;
+}
+
+function env(apiBaseFlag: string | undefined): Env {
+  const token = process.env.REPLICATE_API_TOKEN?.trim() ?? '';
+  if (!token) throw new FinetuneError('bad-input', 'REPLICATE_API_TOKEN is not set: create a token at https://replicate.com/account/api-tokens and export REPLICATE_API_TOKEN=…');
+  const apiBase = apiBaseFlag ?? process.env.REPLICATE_API_BASE_URL ?? REPLICATE_API_BASE;
+  try {
+    const u = new URL(apiBase);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('not http(s)');
+  } catch {
+    throw new UsageError(`--api-base ${JSON.stringify(apiBase)} is not an http(s) URL`);
+  }
+  return { token, apiBase };
+}
+
+function client(e: Env, io: CliIO): RemoteClient {
+  return createRemoteClient({
+    token: e.token,
+    apiBase: e.apiBase,
+    onRetry: (r) => io.err(`note: ${r.status === 'network' ? 'connection lost' : `Replicate answered ${r.status}`} while ${r.call}; retrying in ${(r.waitMs / 1000).toFixed(1)} s`),
+  });
+}
+
+function viewLine(v: TrainingView): Record<string, unknown> {
+  return { id: v.id, status: v.status, elapsed_s: Math.round(v.elapsedS * 10) / 10, cost_usd: Math.round(v.costUsd * 10000) / 10000, error: v.error, weights: v.weights, version: v.version };
+}
+
+const COMMON = { 'api-base': { type: 'string' } } as const;
+const POLL = { follow: { type: 'boolean', default: false }, 'poll-interval': { type: 'string', default: '2' } } as const;
+
+function pollMs(v: string | undefined): number {
+  const s = Number(v);
+  if (!Number.isFinite(s) || s < 0.001 || s > 600) throw new UsageError(`--poll-interval must be a number of seconds from 0.001 to 600, got ${JSON.stringify(v)}`);
+  return s * 1000;
+}
+
+async function train(args: string[], io: CliIO): Promise<number> {
+  const { hp, rest } = hyperparamsFromArgs(args);
+  const { values } = parseCommandArgs(rest, {
+    ...COMMON,
+    data: { type: 'string' },
+    validation: { type: 'string' },
+    destination: { type: 'string' },
+    ...POLL,
+    visibility: { type: 'string', default: 'private' },
+    hardware: { type: 'string', default: DEFAULT_HARDWARE },
+    'base-version': { type: 'string', default: BASE_VERSION },
+    tokenizer: { type: 'string' },
+  });
+  if (!values.data) throw new UsageError('--data FILE.jsonl is required');
+  if (!values.destination) throw new UsageError('--destination OWNER/NAME is required (the Replicate model the adapter is pushed to)');
+  if (values.visibility !== 'private' && values.visibility !== 'public') throw new UsageError(`--visibility must be private or public, got ${JSON.stringify(values.visibility)}`);
+  if (!/^[A-Za-z0-9]{8,128}$/.test(values['base-version'] as string)) throw new UsageError(`--base-version must be a version id (hex), got ${JSON.stringify(values['base-version'])}`);
+  const destination = parseDestination(values.destination);
+  const e = env(values['api-base']);
+  const print = (o: unknown): void => io.out(JSON.stringify(o));
+
+  // Everything that can be refused here is refused before a request is made.
+  const files: { flag: string; path: string; name: string }[] = [{ flag: '--data', path: values.data, name: 'train.jsonl' }];
+  if (values.validation) files.push({ flag: '--validation', path: values.validation, name: 'validation.jsonl' });
+  const bytes: Uint8Array[] = [];
+  const tokenizer = await loadTokenizerFrom(values.tokenizer);
+  let tokens = 0;
+  try {
+    for (const f of files) {
+      checkReadableFile(f.path, f.flag);
+      checkUploadSize(statSync(f.path).size, f.path); // before reading it
+      const b = new Uint8Array(await readFile(f.path));
+      const checked = await checkTrainingFile(b, f.path, tokenizer);
+      if (f.flag === '--data') tokens = checked.summary.tokens?.total ?? 0;
+      print({ type: 'data', file: f.path, rows: checked.summary.rows, tokens: checked.summary.tokens?.total ?? null, bytes: b.byteLength });
+      bytes.push(b);
+    }
+  } finally {
+    tokenizer.dispose();
+  }
+  // Refusals of our extras come before any upload, too (with placeholder URLs: only the hyperparameters are judged).
+  const placeholder = 'https://example.invalid/data.jsonl';
+  const { notes } = trainingInput(hp, { train_data: placeholder, ...(values.validation ? { validation_data: placeholder } : {}) });
+  const estimate = estimateRemoteCost({ tokens, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
+  print({ type: 'estimate', seconds: estimate.seconds, cost_usd: Math.round(estimate.costUsd * 100) / 100, basis: estimate.basis });
+
+  const c = client(e, io);
+  const account = await validateToken(c);
+  print({ type: 'account', username: account.username });
+  const { created } = await ensureDestination(c, destination, { visibility: values.visibility, hardware: values.hardware });
+  print({ type: 'destination', model: `${destination.owner}/${destination.name}`, created, ...(created ? { visibility: values.visibility, hardware: values.hardware } : {}) });
+  const urls: string[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const file = await uploadFile(c, bytes[i], files[i].name);
+    urls.push(file.urls.get);
+    print({ type: 'upload', file: files[i].path, id: file.id, bytes: file.size });
+  }
+  for (const n of notes) print({ type: 'note', text: n });
+  const { training } = await startTraining(c, {
+    destination,
+    hp,
+    files: { train_data: urls[0], ...(urls[1] ? { validation_data: urls[1] } : {}) },
+    base: { model: BASE_MODEL, version: values['base-version'] as string },
+  });
+  print({ type: 'training', id: training.id, status: training.status, destination: `${destination.owner}/${destination.name}` });
+  if (!values.follow) return 0;
+  return follow(c, training.id, io, pollMs(values['poll-interval']));
+}
+
+async function follow(c: RemoteClient, id: string, io: CliIO, minDelayMs: number): Promise<number> {
+  const print = (o: unknown): void => io.out(JSON.stringify(o));
+  const ac = new AbortController();
+  const onSigint = (): void => {
+    io.err(`stopped following; the training goes on (finetune remote status ${id}, finetune remote cancel ${id})`);
+    ac.abort();
+  };
+  process.once('SIGINT', onSigint);
+  let lastStatus = '';
+  try {
+    const end = await followTraining(c, id, {
+      signal: ac.signal,
+      minDelayMs,
+      maxDelayMs: Math.max(minDelayMs, 30_000),
+      onUpdate: (v, newLogs) => {
+        for (const line of newLogs.split('\n')) if (line.trim()) print({ type: 'log', text: line });
+        if (v.status !== lastStatus || newLogs) print({ type: 'status', ...viewLine(v) });
+        lastStatus = v.status;
+      },
+    });
+    const v = viewTraining(end);
+    print({ type: 'done', ...viewLine(v) });
+    return v.status === 'succeeded' ? 0 : 1;
+  } catch (err) {
+    if (ac.signal.aborted) return 130;
+    throw err;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function oneId(positionals: string[], sub: string): string {
+  if (positionals.length !== 1) throw new UsageError(`finetune remote ${sub} takes one training id (got ${positionals.length})`);
+  try {
+    return checkTrainingId(positionals[0]);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+async function status(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { ...COMMON, ...POLL }, true);
+  const id = oneId(positionals, 'status');
+  const c = client(env(values['api-base']), io);
+  if (values.follow) return follow(c, id, io, pollMs(values['poll-interval']));
+  const v = viewTraining(await getTraining(c, id));
+  io.out(JSON.stringify({ type: 'training', ...viewLine(v), logs: v.logs }));
+  return 0;
+}
+
+async function cancel(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, COMMON, true);
+  const id = oneId(positionals, 'cancel');
+  const v = viewTraining(await cancelTraining(client(env(values['api-base']), io), id));
+  io.out(JSON.stringify({ type: 'canceled', ...viewLine(v) }));
+  return v.status === 'canceled' ? 0 : 1;
+}
+
+async function fetchOutput(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { ...COMMON, out: { type: 'string' } }, true);
+  const id = oneId(positionals, 'fetch');
+  if (!values.out) throw new UsageError('--out DIR is required (where the adapter is written)');
+  const c = client(env(values['api-base']), io);
+  const v = viewTraining(await getTraining(c, id));
+  if (v.status !== 'succeeded' || !v.weights) {
+    throw new FinetuneError('remote', `training ${id} is ${v.status}${v.error ? ` (${v.error})` : ''}: there are no weights to fetch${v.done ? '' : ' yet; wait for it to succeed (finetune remote status --follow ' + id + ')'}`);
+  }
+  await mkdir(values.out, { recursive: true });
+  checkDirectory(values.out, '--out');
+  const zip = await downloadOutput(c, v.weights);
+  const zipName = decodeURIComponent(new URL(v.weights).pathname.split('/').pop() || 'training_output.zip').replace(/[^A-Za-z0-9._-]/g, '_');
+  await writeFile(join(values.out, zipName), zip);
+  const adapter = await importTrainingOutput(zip, { where: zipName });
+  const files = writeAdapter(adapter);
+  for (const [name, data] of Object.entries(files)) await writeFile(join(values.out, name), data);
+  io.out(
+    JSON.stringify({
+      type: 'fetched',
+      id,
+      out: values.out,
+      files: [...Object.keys(files), zipName],
+      r: adapter.config.r,
+      lora_alpha: adapter.config.loraAlpha,
+      target_modules: adapter.config.targetModules,
+      layers: adapter.layers,
+      version: v.version,
+    }),
+  );
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (args: string[], io: CliIO) => Promise<number>> = { train, status, cancel, fetch: fetchOutput };
+
+export const remoteCommand: Command = {
+  name: 'remote',
+  summary: 'train on Replicate (A100): train, status, cancel, fetch the adapter (JSON line per event)',
+  usage: USAGE,
+  async run(args, io) {
+    const [sub, ...rest] = args;
+    const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
+    if (!run) throw new UsageError(sub === undefined ? 'finetune remote needs a subcommand: train, status, cancel or fetch' : `unknown subcommand "${sub}" (train, status, cancel, fetch)`);
+    return run(rest, io);
+  },
+};

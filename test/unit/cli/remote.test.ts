@@ -1,0 +1,161 @@
+// `finetune remote …` as a user runs it (main(), JSON lines), against the fake Replicate on loopback: train with
+// --follow, a 429 waited out, status, cancel, fetch (the imported tensors equal the ones the trainer's zip holds), and
+// the token in no line, error or file.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { readAdapter } from '../../../src/model/lora-adapter.ts';
+import { memoryFileSet } from '../../../src/model/source.ts';
+import { FakeReplicate } from '../../helpers/fake-replicate.ts';
+import { trainedAdapter, trainerOutputZip } from '../../helpers/trainer-output.ts';
+
+const TOKEN = 'r8_clitesttoken0123456789abcdefghijklmnopq';
+const adapter = trainedAdapter(parseMistralConfig(JSON.parse(readFileSync('test/fixtures/tiny-mistral/config.json', 'utf8'))), 11);
+const DATA = 'public/datasets/sample.jsonl';
+
+let fake: FakeReplicate;
+let dir: string;
+const everything: string[] = []; // every line any run printed, for the token check
+
+async function run(...argv: string[]): Promise<{ code: number; out: Record<string, unknown>[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['remote', ...argv], { out: (l) => out.push(l), err: (l) => err.push(l) });
+  everything.push(...out, ...err);
+  return { code, out: out.map((l) => JSON.parse(l) as Record<string, unknown>), err };
+}
+
+beforeAll(async () => {
+  fake = await FakeReplicate.start({ token: TOKEN, outputZip: trainerOutputZip(adapter), script: { processingPolls: 2 } });
+  dir = mkdtempSync(join(tmpdir(), 'finetune-remote-'));
+  process.env.REPLICATE_API_TOKEN = TOKEN;
+  process.env.REPLICATE_API_BASE_URL = fake.apiBase;
+});
+afterAll(async () => {
+  delete process.env.REPLICATE_API_TOKEN;
+  delete process.env.REPLICATE_API_BASE_URL;
+  rmSync(dir, { recursive: true, force: true });
+  await fake.close();
+});
+afterEach(() => {
+  fake.clearFaults();
+  fake.script = { processingPolls: 2, outcome: 'succeeded' };
+  expect(fake.violations).toEqual([]);
+});
+
+let succeededId = '';
+
+describe('finetune remote', () => {
+  it('train --follow: checks the data, estimates, creates the destination, uploads, trains, follows through a 429', async () => {
+    // The second poll of the training is rate limited once: the CLI waits the Retry-After second and goes on.
+    fake.failNext({ method: 'GET', path: /^\/trainings\/[a-z0-9]+$/, status: 429, retryAfter: 1, skip: 1 });
+    const r = await run('train', '--data', DATA, '--destination', 'alice/cli-bot', '--follow', '--poll-interval', '0.01', '--learning_rate', '2e-4', '--lora_rank', '16');
+    expect(r.err.join('\n')).toMatch(/Replicate answered 429 while reading training \w+; retrying in 1\.0 s/);
+    expect(r.code).toBe(0);
+    const types = r.out.map((o) => o.type);
+    expect(types.slice(0, 6)).toEqual(['data', 'estimate', 'account', 'destination', 'upload', 'note']);
+    expect(r.out[0]).toMatchObject({ file: DATA, rows: 62 });
+    expect(r.out[0].tokens).toBeGreaterThan(1000);
+    expect(r.out[1].cost_usd).toBeGreaterThan(0);
+    expect(r.out[3]).toEqual({ type: 'destination', model: 'alice/cli-bot', created: true, visibility: 'private', hardware: 'gpu-a100-large' });
+    const training = r.out.find((o) => o.type === 'training')!;
+    succeededId = training.id as string;
+    expect(fake.trainings.get(succeededId)!.input).toMatchObject({ learning_rate: 2e-4, lora_rank: 16 });
+    expect(r.out.filter((o) => o.type === 'log').map((o) => o.text)).toEqual(fake.trainings.get(succeededId)!.logs);
+    expect(r.out.at(-1)).toMatchObject({ type: 'done', status: 'succeeded', id: succeededId });
+    expect(fake.requests.filter((q) => q.path === `/v1/trainings/${succeededId}`).map((q) => q.status)).toContain(429);
+  });
+
+  it('status prints the training with its logs', async () => {
+    const r = await run('status', succeededId);
+    expect(r.code).toBe(0);
+    expect(r.out).toHaveLength(1);
+    expect(r.out[0]).toMatchObject({ type: 'training', id: succeededId, status: 'succeeded' });
+    expect(r.out[0].logs).toContain('step 2: loss');
+  });
+
+  it('fetch writes the PEFT adapter, equal to the trainer\'s tensors, with Replicate\'s zip beside it', async () => {
+    const out = join(dir, 'fetched');
+    const r = await run('fetch', succeededId, '--out', out);
+    expect(r.code).toBe(0);
+    expect(r.out[0]).toMatchObject({ type: 'fetched', r: 8, target_modules: ['q_proj', 'v_proj'], layers: 2 });
+    expect(readdirSync(out).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'training_output.zip']);
+    expect(new Uint8Array(readFileSync(join(out, 'training_output.zip')))).toEqual(fake.options.outputZip);
+    const back = await readAdapter(memoryFileSet({ 'adapter_config.json': readFileSync(join(out, 'adapter_config.json'), 'utf8'), 'adapter_model.safetensors': new Uint8Array(readFileSync(join(out, 'adapter_model.safetensors'))) }));
+    for (let l = 0; l < adapter.layers; l++) {
+      for (const m of ['q_proj', 'v_proj'] as const) {
+        expect(back.tensors[l][m]!.A).toEqual(adapter.tensors[l][m]!.A);
+        expect(back.tensors[l][m]!.B).toEqual(adapter.tensors[l][m]!.B);
+      }
+    }
+  });
+
+  it('cancel stops a running training; fetch then says there is nothing to fetch', async () => {
+    fake.script = { processingPolls: 2, outcome: 'succeeded', hold: true };
+    const t = await run('train', '--data', DATA, '--destination', 'alice/cli-bot');
+    expect(t.code).toBe(0);
+    expect(t.out.find((o) => o.type === 'destination')).toMatchObject({ created: false });
+    const id = t.out.find((o) => o.type === 'training')!.id as string;
+    expect((await run('status', id)).out[0].status).toBe('processing');
+    const c = await run('cancel', id);
+    expect(c.code).toBe(0);
+    expect(c.out[0]).toMatchObject({ type: 'canceled', id, status: 'canceled' });
+    const s = await run('status', id);
+    expect(s.out[0]).toMatchObject({ status: 'canceled' });
+    const f = await run('fetch', id, '--out', join(dir, 'nothing'));
+    expect(f.code).toBe(1);
+    expect(f.err.join('\n')).toMatch(new RegExp(`training ${id} is canceled: there are no weights to fetch`));
+  });
+
+  it('refuses bad data, a 100 MB file and impossible extras before any request', async () => {
+    const before = fake.requests.length;
+    const bad = join(dir, 'bad.jsonl');
+    writeFileSync(bad, '{"text": "fine"}\n{"prompt": "no completion"}\n');
+    const r1 = await run('train', '--data', bad, '--destination', 'alice/cli-bot');
+    expect(r1.code).toBe(2);
+    expect(r1.err.join('\n')).toMatch(/would fail on Replicate:\nline 2/);
+    const big = join(dir, 'big.jsonl');
+    writeFileSync(big, '');
+    // A sparse 100 MB file: only its size matters, and it is refused before being read as JSONL.
+    const { truncateSync } = await import('node:fs');
+    truncateSync(big, 100_000_000);
+    expect(statSync(big).size).toBe(100_000_000);
+    const r2 = await run('train', '--data', big, '--destination', 'alice/cli-bot');
+    expect(r2.code).toBe(2);
+    expect(r2.err.join('\n')).toMatch(/under 100 MB/);
+    const r3 = await run('train', '--data', DATA, '--destination', 'alice/cli-bot', '--layout', 'instruct');
+    expect(r3.code).toBe(2);
+    expect(r3.err.join('\n')).toMatch(/layout instruct: Replicate's trainer uses the replicate layout/);
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it('explains a bad token, a missing token, and billing', async () => {
+    process.env.REPLICATE_API_TOKEN = 'r8_notthetoken';
+    const r = await run('status', succeededId);
+    process.env.REPLICATE_API_TOKEN = TOKEN;
+    expect(r.code).toBe(1);
+    expect(r.err.join('\n')).toMatch(/refused the API token .*401/);
+    delete process.env.REPLICATE_API_TOKEN;
+    const r2 = await run('status', succeededId);
+    process.env.REPLICATE_API_TOKEN = TOKEN;
+    expect(r2.code).toBe(2);
+    expect(r2.err.join('\n')).toMatch(/REPLICATE_API_TOKEN is not set/);
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 402 });
+    const r3 = await run('train', '--data', DATA, '--destination', 'alice/cli-bot');
+    expect(r3.code).toBe(1);
+    expect(r3.err.join('\n')).toMatch(/billing.*402/);
+  });
+
+  it('the token appears in no line printed and no file written', () => {
+    expect(everything.length).toBeGreaterThan(20);
+    expect(everything.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
+    const files = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? files(join(d, f)) : [join(d, f)]));
+    for (const f of files(dir)) {
+      if (statSync(f).size > 50_000_000) continue; // the sparse file
+      expect(readFileSync(f).includes(Buffer.from(TOKEN.slice(3)))).toBe(false);
+    }
+  });
+});
