@@ -1,0 +1,68 @@
+// `npm run serve`'s server: the built app's files (with byte ranges, nothing outside the folder) and the proxy beside them.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { serveMain } from '../../../src/server/serve.ts';
+import type { Server } from 'node:http';
+
+let root: string;
+let dist: string;
+let server: Server;
+let base: string;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'finetune-serve-'));
+  dist = join(root, 'dist');
+  mkdirSync(join(dist, 'check'), { recursive: true });
+  writeFileSync(join(dist, 'index.html'), '<!doctype html><title>finetune</title>');
+  writeFileSync(join(dist, 'check', 'weights.bin'), new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+  writeFileSync(join(root, 'secret.txt'), 'outside dist');
+  server = await serveMain(['--port', '0', '--dist', dist], (l) => logs.push(l));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+  rmSync(root, { recursive: true, force: true });
+});
+
+function raw(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(base);
+    const req = request({ hostname: u.hostname, port: u.port, path }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+it('listens on 127.0.0.1 and says so', () => {
+  expect((server.address() as AddressInfo).address).toBe('127.0.0.1');
+  expect(logs[0]).toMatch(/serving .*dist and the Replicate proxy on http:\/\/127\.0\.0\.1:\d+\//);
+});
+
+it('serves the app, its index for /, and byte ranges', async () => {
+  const index = await fetch(`${base}/`);
+  expect(index.status).toBe(200);
+  expect(index.headers.get('content-type')).toMatch(/text\/html/);
+  const part = await fetch(`${base}/check/weights.bin`, { headers: { range: 'bytes=2-4' } });
+  expect(part.status).toBe(206);
+  expect(part.headers.get('content-range')).toBe('bytes 2-4/10');
+  expect(new Uint8Array(await part.arrayBuffer())).toEqual(new Uint8Array([2, 3, 4]));
+  expect((await fetch(`${base}/check/weights.bin`, { headers: { range: 'bytes=20-' } })).status).toBe(416);
+});
+
+it('answers 404 for missing files and never serves outside dist', async () => {
+  expect((await fetch(`${base}/missing.json`)).status).toBe(404);
+  expect(await raw('/../secret.txt')).toBe(404);
+  expect(await raw('/%2e%2e/secret.txt')).toBe(404);
+  expect(await raw('/check/..%2f..%2fsecret.txt')).toBe(404);
+});
+
+it('mounts the proxy: allowlisted paths go on, others are refused', async () => {
+  expect((await fetch(`${base}/replicate/v1/predictions`)).status).toBe(403);
+  expect((await fetch(`${base}/replicate/download?url=${encodeURIComponent('https://evil.example/x')}`)).status).toBe(403);
+});
