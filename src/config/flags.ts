@@ -62,13 +62,14 @@ export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
 
 /**
  * The hyperparameters of a command line: every hyperparameter flag validated against the one schema, missing ones
- * at their defaults. Throws FinetuneError('bad-input') listing every problem.
+ * at their defaults, and the warnings about legal but doubtful values. Throws FinetuneError('bad-input') listing every
+ * problem.
  */
-export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[] } {
+export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[]; warnings: string[] } {
   const { values, rest } = splitHyperparamFlags(args);
   const r = safeParseHyperparams({ ...base, ...values });
   if (!r.ok) throw new FinetuneError('bad-input', r.errors.join('; '), { errors: r.errors });
-  return { hp: r.value, rest };
+  return { hp: r.value, rest, warnings: r.warnings };
 }
 
 /** The flags section of a usage text, one line per hyperparameter, grouped. */

@@ -32,7 +32,11 @@ export interface IntField<K extends string = string> extends FieldBase<K, number
 export interface FloatField<K extends string = string> extends FieldBase<K, number> {
   type: 'float';
   min: number;
+  /** The value must be greater than min, not equal to it (a learning rate of 0 trains nothing). */
+  exclusiveMin?: boolean;
   max?: number;
+  /** Values above this are accepted with a warning (legal, but almost certainly a mistake). */
+  warnAbove?: number;
   /** A sensible step for a number input. */
   step: number;
 }
@@ -64,7 +68,7 @@ export const FIELDS = [
   { name: 'validation_batch_size', type: 'int', group: replicate, default: 1, min: 1, label: 'Validation batch size', help: 'Sequences per validation batch.' },
   { name: 'run_validation', type: 'bool', group: replicate, default: true, label: 'Run validation', help: 'Compute the validation loss during training.' },
   { name: 'validation_prompt', type: 'string', group: replicate, default: undefined, label: 'Validation prompt', help: 'Optional prompt whose completion is generated and shown at each validation.' },
-  { name: 'learning_rate', type: 'float', group: replicate, default: 1e-4, min: 0, step: 1e-5, label: 'Learning rate', help: 'Peak learning rate of AdamW.' },
+  { name: 'learning_rate', type: 'float', group: replicate, default: 1e-4, min: 0, step: 1e-5, exclusiveMin: true, warnAbove: 0.1, label: 'Learning rate', help: 'Peak learning rate of AdamW.' },
   { name: 'pack_sequences', type: 'bool', group: replicate, default: false, label: 'Pack sequences', help: 'Put several rows into one sequence of up to chunk_size tokens (they never attend to each other): fewer padding tokens.' },
   { name: 'wrap_packed_sequences', type: 'bool', group: replicate, default: false, label: 'Wrap packed sequences', help: 'With packing: concatenate all rows and cut every chunk_size tokens (constant length, but rows are split across sequences).' },
   { name: 'chunk_size', type: 'int', group: replicate, default: 2048, min: 1, label: 'Chunk size', help: 'Tokens per packed sequence.' },
@@ -129,6 +133,7 @@ export function describeRule(f: FieldMeta): string {
       const kind = f.type === 'int' ? 'an integer' : 'a number';
       const lo = fmt(f.min);
       const hi = f.max === undefined ? '' : fmt(f.max);
+      if (f.type === 'float' && f.exclusiveMin) return hi ? `${kind} greater than ${lo} and at most ${hi}` : `${kind} greater than ${lo}`;
       if (lo && hi) return `${kind} from ${lo} to ${hi}`;
       if (lo) return `${kind} of at least ${lo}`;
       if (hi) return `${kind} of at most ${hi}`;
@@ -180,7 +185,7 @@ function fieldSchema(f: FieldMeta): z.ZodType {
       break;
     }
     case 'float': {
-      let s = z.number({ error }).min(f.min, { error });
+      let s = f.exclusiveMin ? z.number({ error }).gt(f.min, { error }) : z.number({ error }).min(f.min, { error });
       if (f.max !== undefined) s = s.max(f.max, { error });
       base = s.refine((x) => Number.isFinite(x), { error });
       break;
@@ -282,7 +287,20 @@ function issueMessages(error: z.ZodError): string[] {
   return out;
 }
 
-export type ParseResult = { ok: true; value: Hyperparams } | { ok: false; errors: string[] };
+/** `warnings`: values that are legal but almost certainly a mistake (the form shows them, the CLI prints them). */
+export type ParseResult = { ok: true; value: Hyperparams; warnings: string[] } | { ok: false; errors: string[] };
+
+/** Warnings about legal values outside the sane range (e.g. learning_rate above 0.1), one sentence each. */
+export function hyperparamWarnings(hp: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  for (const f of FIELDS as readonly FieldMeta[]) {
+    const v = hp[f.name];
+    if (f.type === 'float' && f.warnAbove !== undefined && typeof v === 'number' && v > f.warnAbove) {
+      out.push(`${f.name} ${v} is above ${f.warnAbove}: far higher than fine-tuning normally uses, training will likely diverge (the default is ${String(f.default)})`);
+    }
+  }
+  return out;
+}
 
 /**
  * Validates a partial hyperparameter object (from flags, the form, a saved job); missing fields take their defaults,
@@ -297,7 +315,7 @@ export function safeParseHyperparams(input: Readonly<Record<string, unknown>>): 
     withQuant.quantization = peft === 'qlora' ? 'nf4-double' : 'none';
   }
   const r = hyperparamsSchema.safeParse(withQuant);
-  if (r.success) return { ok: true, value: r.data as Hyperparams };
+  if (r.success) return { ok: true, value: r.data as Hyperparams, warnings: hyperparamWarnings(r.data as Hyperparams) };
   return { ok: false, errors: issueMessages(r.error) };
 }
 

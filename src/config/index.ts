@@ -7,6 +7,7 @@ export {
   defaultHyperparams,
   defaultQuantization,
   describeRule,
+  hyperparamWarnings,
   hyperparamsSchema,
   nonDefault,
   parseHyperparams,

@@ -5,7 +5,7 @@
 // Values are kept as typed (strings for numbers) and saved in localStorage, so a reload or an error never loses them.
 // The Hugging Face token is not a hyperparameter and is never saved.
 
-import { FIELDS, HYPERPARAM_NAMES, defaultQuantization, safeParseHyperparams, type FieldMeta, type PeftMethod } from '../config/index.ts';
+import { FIELDS, HYPERPARAM_NAMES, defaultQuantization, hyperparamWarnings, safeParseHyperparams, type FieldMeta, type PeftMethod } from '../config/index.ts';
 import { h, replaceChildren } from './dom.ts';
 import { runBusy, type FormState, type Shared } from './state.ts';
 
@@ -117,6 +117,7 @@ interface FieldView {
   row: HTMLElement;
   defaultNote: HTMLElement;
   error: HTMLElement;
+  warning: HTMLElement;
 }
 
 function makeInput(f: FieldMeta): HTMLInputElement | HTMLSelectElement | null {
@@ -169,6 +170,8 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
     const input = makeInput(f);
     const defaultNote = h('span', { class: 'default', 'data-testid': `default-${f.name}` });
     const error = h('p', { class: 'field-error', 'data-testid': `error-${f.name}`, role: 'alert' });
+    // Legal but doubtful values (learning_rate above 0.1): said beside the field, without blocking the run.
+    const warning = h('p', { class: 'field-warning', 'data-testid': `warning-${f.name}`, role: 'status' });
     const nameLine = h('span', { class: 'name' }, f.name);
     const label = h('label', { for: input ? f.name : undefined, title: f.help }, nameLine, h('span', { class: 'label' }, f.label));
     let control: HTMLElement;
@@ -193,8 +196,9 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
       h('div', { class: 'meta' }, defaultNote, input ? reset : null),
       h('p', { class: 'help', title: f.help }, f.help),
       error,
+      warning,
     );
-    views.push({ field: f, input, row, defaultNote, error });
+    views.push({ field: f, input, row, defaultNote, error, warning });
   }
 
   const fieldset = h(
@@ -229,12 +233,14 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
     if (plan.status === 'error' && plan.error?.kind === 'bad-input') {
       for (const [k, list] of Object.entries(groupMessages(plan.error.messages))) (errors[k] ??= []).push(...list);
     }
+    const warnings = form.hp ? groupMessages(hyperparamWarnings(form.hp)) : {};
     let changed = 0;
     for (const v of views) {
       const f = v.field;
       const messages = errors[f.name] ?? [];
       replaceChildren(v.error, ...messages.flatMap((m, i) => [i > 0 ? h('br') : null, m]));
       v.row.classList.toggle('invalid', messages.length > 0);
+      v.warning.textContent = (warnings[f.name] ?? []).join(' ');
       if (v.input) v.input.setAttribute('aria-invalid', String(messages.length > 0));
       const isChanged = v.input !== null && form.raw[f.name] !== defaultRaw(f);
       if (isChanged) changed++;

@@ -40,7 +40,8 @@ export const trainCommand: Command = {
   summary: 'fine-tune a LoRA adapter on a local checkpoint with Replicate-named hyperparameters (JSON line per event)',
   usage: USAGE,
   async run(args, io) {
-    const { hp, rest } = hyperparamsFromArgs(args);
+    const { hp, rest, warnings } = hyperparamsFromArgs(args);
+    for (const w of warnings) io.err(`warning: ${w}`);
     const { values } = parseCommandArgs(rest, {
       model: { type: 'string' },
       data: { type: 'string' },

@@ -97,6 +97,16 @@ describe('files named on the command line are checked before any GPU or model wo
     expect(r).toEqual({ code: 2, err: ['finetune train: bad-input: --data: /dev/zero is not a regular file (a device, pipe or socket is not accepted)'] });
   });
 
+  it('refuses learning_rate 0 and prints a warning for one above 0.1 on stderr', async () => {
+    expect(await run(['train', '--model', MODEL, '--data', GOOD, '--learning_rate', '0'])).toEqual({
+      code: 2,
+      err: ['finetune train: bad-input: learning_rate must be a number greater than 0, got 0'],
+    });
+    const r = await run(['train', '--model', MODEL, '--data', '/dev/zero', '--learning_rate', '0.5']);
+    expect(r.code).toBe(2);
+    expect(r.err[0]).toMatch(/^warning: learning_rate 0\.5 is above 0\.1/);
+  });
+
   it('refuses a directory, a missing file and a missing model directory', async () => {
     expect(await run(['train', '--model', MODEL, '--data', dir])).toEqual({ code: 2, err: [`finetune train: bad-input: --data: ${dir} is a directory, not a file`] });
     expect(await run(['train', '--model', MODEL, '--data', GOOD, '--validation', join(dir, 'nope.jsonl')])).toEqual({

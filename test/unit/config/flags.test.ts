@@ -37,7 +37,7 @@ describe('hyperparameters as command-line flags', () => {
       return null;
     };
     expect(thrown(['--lora_rank', '0'])).toBe('lora_rank must be an integer from 1 to 256, got 0');
-    expect(thrown(['--learning_rate'])).toBe('--learning_rate needs a value (a number of at least 0)');
+    expect(thrown(['--learning_rate'])).toBe('--learning_rate needs a value (a number greater than 0)');
     expect(thrown(['--train_batch_size', '6'])).toMatch(/multiple of micro_batch_size/);
     expect(thrown(['--pack_sequences=perhaps'])).toBe('pack_sequences must be true or false, got "perhaps"');
   });

@@ -85,7 +85,7 @@ describe('the one hyperparameter schema', () => {
     expect(errors({ lora_rank: 2.5 })).toEqual(['lora_rank must be an integer from 1 to 256, got 2.5']);
     expect(errors({ lora_rank: 'eight' })).toEqual(['lora_rank must be an integer from 1 to 256, got "eight"']);
     expect(errors({ num_train_epochs: 0 })).toEqual(['num_train_epochs must be an integer of at least 1, got 0']);
-    expect(errors({ learning_rate: -1e-4 })).toEqual(['learning_rate must be a number of at least 0, got -0.0001']);
+    expect(errors({ learning_rate: -1e-4 })).toEqual(['learning_rate must be a number greater than 0, got -0.0001']);
     expect(errors({ lora_dropout: 1.5 })).toEqual(['lora_dropout must be a number from 0 to 1, got 1.5']);
     expect(errors({ warmup_ratio: 0.6 })).toEqual(['warmup_ratio must be a number from 0 to 0.5, got 0.6']);
     expect(errors({ run_validation: 'maybe' })).toEqual(['run_validation must be true or false, got "maybe"']);
@@ -118,7 +118,7 @@ describe('the one hyperparameter schema', () => {
   it('accepts strings from flags and form inputs for numbers and booleans', () => {
     const hp = parseHyperparams({ learning_rate: '2e-4', lora_rank: '16', pack_sequences: 'true', run_validation: 'false', train_data: 'x.jsonl', validation_prompt: '' });
     expect([hp.learning_rate, hp.lora_rank, hp.pack_sequences, hp.run_validation, hp.train_data, hp.validation_prompt]).toEqual([2e-4, 16, true, false, 'x.jsonl', undefined]);
-    expect(errors({ learning_rate: '' })).toEqual(['learning_rate must be a number of at least 0, got ""']);
+    expect(errors({ learning_rate: '' })).toEqual(['learning_rate must be a number greater than 0, got ""']);
     expect(errors({ learning_rate: '1e-4x' })).toHaveLength(1);
   });
 
