@@ -101,7 +101,7 @@ export async function benchModel(
     const step = async (): Promise<number> => {
       runner.zeroGrads();
       runner.resetLoss();
-      runner.forwardBackward(1 / counted, 1 / counted);
+      runner.forwardBackward(1 / counted, 1 / counted, 'train');
       runner.optimizerStep({ lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 });
       return runner.readLoss();
     };

@@ -31,7 +31,7 @@ export async function generateGreedy(ctx: GpuContext, weights: MistralWeights, l
       if (o.shouldStop?.()) break;
       const T = ids.length;
       runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segIds: new Uint32Array(T).fill(1), positions: Uint32Array.from({ length: T }, (_, j) => j) });
-      runner.forwardHidden();
+      runner.forwardHidden('eval');
       // Only the last position's logits: its row of xf times lm_headᵀ.
       ctx.copy(runner.xf, (T - 1) * d.C * 4, last, 0, d.C * 4);
       gemm(ctx, { C: logits, A: last, B: weights.lmHead.buffer, M: 1, N: d.V, K: d.C, transB: true, bStorage: weights.lmHead.storage });

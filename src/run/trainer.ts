@@ -166,7 +166,7 @@ export async function train(
       if (m.lossTokens === 0) return;
       runner.setBatch(asTokenBatch(m));
       const scale = 1 / (m.lossTokens * n);
-      runner.forwardBackward(scale, scale, index * k + j);
+      runner.forwardBackward(scale, scale, 'train', index * k + j);
     });
     const opt: OptimizerSettings = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: s.weight_decay, maxGradNorm: s.max_grad_norm };
     runner.optimizerStep(opt);

@@ -11,6 +11,7 @@ export type CheckQuantization = 'nf4' | 'none';
 
 /** The groups runGoldenCheck reports, in the order a reader follows the computation, with their names on the page. */
 export const GROUP_LABELS: Record<string, string> = {
+  adapter: "adapter = the golden's start",
   nf4_dequant: 'NF4 dequantisation',
   hidden_states: 'hidden states',
   logits: 'logits',

@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, screenshot, type App } from './browser.ts';
 
-const NF4_GROUPS = ['nf4_dequant', 'hidden_states', 'logits', 'logsumexp', 'loss', 'grad', 'adamw_step1'];
+const NF4_GROUPS = ['adapter', 'nf4_dequant', 'hidden_states', 'logits', 'logsumexp', 'loss', 'grad', 'adamw_step1'];
 
 describe('Check this GPU against PyTorch (whole engine in the worker, headless Chromium)', () => {
   let app: App;

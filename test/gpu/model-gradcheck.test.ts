@@ -104,7 +104,8 @@ describe('engine vs float64 reference on other Mistral shapes', () => {
         runner.setBatch({ B, T, inputIds: ids.flat(), targets, segIds: new Uint32Array(B * T).fill(1), positions: Uint32Array.from({ length: B * T }, (_, i) => i % T) });
         runner.zeroGrads();
         runner.resetLoss();
-        runner.forwardBackward(1 / count, 1 / count);
+        // Inference mode: the float64 reference has no dropout.
+        runner.forwardBackward(1 / count, 1 / count, 'eval');
         const loss = await runner.readLoss();
         const expected = refLoss(ref, adapter, ids, labels);
         expect(Math.abs(loss - expected) / expected).toBeLessThan(1e-5);

@@ -34,7 +34,7 @@ async function logitsOf(ctx: GpuContext, w: MistralWeights, batch: TokenBatch): 
   const runner = new MistralRunner(ctx, w, null, { B: batch.B, T: batch.T });
   try {
     runner.setBatch(batch);
-    runner.forwardHidden();
+    runner.forwardHidden('eval');
     const N = batch.B * batch.T;
     const V = w.dims.V;
     const out = ctx.createBuffer('logits', N * V * 4, 'scratch');
@@ -103,7 +103,7 @@ describe('Mistral engine', () => {
         for (let step = 0; step < 2; step++) {
           runner.zeroGrads();
           runner.resetLoss();
-          runner.forwardBackward(1 / 14, 1 / 14);
+          runner.forwardBackward(1 / 14, 1 / 14, 'train');
           runner.optimizerStep({ lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 });
           losses.push(await runner.readLoss());
         }

@@ -35,6 +35,12 @@ export interface TokenBatch {
   positions: ArrayLike<number>;
 }
 
+/**
+ * How a pass treats the LoRA dropout: 'train' draws a mask, 'eval' uses none (inference mode, as PEFT's model.eval()).
+ * Validation, generation and the golden check run in 'eval'; only training steps run in 'train'.
+ */
+export type PassMode = 'train' | 'eval';
+
 export interface RunnerOptions {
   /** Largest micro-batch (rows × tokens) this runner is sized for. */
   B: number;
@@ -122,7 +128,7 @@ export class MistralRunner {
   private T = 0;
   private readonly xentChunk: number;
   private readonly seed: number;
-  /** Counts forward passes that draw a dropout mask; a recomputation reuses its forward's value. */
+  /** Counts training forward passes (they draw a dropout mask); a recomputation reuses its forward's value. */
   private microStep = 0;
   private optimizerSteps = 0;
 
@@ -228,36 +234,37 @@ export class MistralRunner {
     return this.B * this.T;
   }
 
-  private dropout(layer: number, module: number): LoraDropout | null {
+  /** The dropout of one module in one pass: none in inference mode. */
+  private dropout(layer: number, module: number, mode: PassMode): LoraDropout | null {
     const l = this.lora;
-    if (!l || l.dropout <= 0) return null;
+    if (!l || l.dropout <= 0 || mode === 'eval') return null;
     return { p: l.dropout, key: { seed: this.seed, step: this.microStep, layer, module } };
   }
 
   /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer. */
-  private proj(layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+  private proj(mode: PassMode, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
     const W = this.weights.layers[layer].linears[name];
     base_linear_forward(this.ctx, Y, X, W, this.n, accumulate);
     const m = this.lora?.modules[layer][name];
     const t = this.L.t[name];
     if (m && t && this.lora) {
-      lora_forward(this.ctx, Y, t, X, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId), this.loraScratch);
+      lora_forward(this.ctx, Y, t, X, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode), this.loraScratch);
     }
   }
 
   /** dX (+)= dY·W + LoRA's input gradient; accumulates the module's dA, dB. X and t are the forward's. */
-  private projBackward(layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+  private projBackward(mode: PassMode, layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
     const W = this.weights.layers[layer].linears[name];
     base_linear_backward(this.ctx, dX, dY, W, this.n, accumulate);
     const m = this.lora?.modules[layer][name];
     const t = this.L.t[name];
     if (m && t && this.lora) {
-      lora_backward(this.ctx, dX, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId), this.loraScratch);
+      lora_backward(this.ctx, dX, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode), this.loraScratch);
     }
   }
 
   /** Forward of layer l from xs[l]; writes xs[l+1] unless only the intermediates are wanted (recomputation). */
-  private layerForward(l: number, writeOutput: boolean): void {
+  private layerForward(mode: PassMode, l: number, writeOutput: boolean): void {
     const { ctx } = this;
     const d = this.weights.dims;
     const w = this.weights.layers[l];
@@ -265,37 +272,37 @@ export class MistralRunner {
     const X = this.xs[l];
     const Lb = this.L;
     rmsnorm_forward(ctx, Lb.n1, Lb.rstd1, X, w.inputNorm, n, d.C, d.eps);
-    this.proj(l, 'q_proj', Lb.q, Lb.n1);
-    this.proj(l, 'k_proj', Lb.k, Lb.n1);
-    this.proj(l, 'v_proj', Lb.v, Lb.n1);
+    this.proj(mode, l, 'q_proj', Lb.q, Lb.n1);
+    this.proj(mode, l, 'k_proj', Lb.k, Lb.n1);
+    this.proj(mode, l, 'v_proj', Lb.v, Lb.n1);
     rope_forward(ctx, Lb.q, Lb.q, this.pos, this.rope, n, d.nH, d.hd);
     rope_forward(ctx, Lb.k, Lb.k, this.pos, this.rope, n, d.nKV, d.hd);
     attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
     copy(ctx, Lb.h, X, n * d.C);
-    this.proj(l, 'o_proj', Lb.h, Lb.att, true);
+    this.proj(mode, l, 'o_proj', Lb.h, Lb.att, true);
     rmsnorm_forward(ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);
-    this.proj(l, 'gate_proj', Lb.g, Lb.n2);
-    this.proj(l, 'up_proj', Lb.u, Lb.n2);
+    this.proj(mode, l, 'gate_proj', Lb.g, Lb.n2);
+    this.proj(mode, l, 'up_proj', Lb.u, Lb.n2);
     swiglu_forward(ctx, Lb.a, Lb.g, Lb.u, n * d.I);
     if (writeOutput) {
       copy(ctx, this.xs[l + 1], Lb.h, n * d.C);
-      this.proj(l, 'down_proj', this.xs[l + 1], Lb.a, true);
+      this.proj(mode, l, 'down_proj', this.xs[l + 1], Lb.a, true);
     } else {
       // The recomputation needs no layer output, only what down_proj's backward reads: its LoRA intermediate t.
-      this.loraIntermediate(l, 'down_proj', Lb.a);
+      this.loraIntermediate(mode, l, 'down_proj', Lb.a);
     }
   }
 
   /** t (N, r) = drop(X)·Aᵀ of one module, as lora_forward saves it, without the module's output. */
-  private loraIntermediate(layer: number, name: Projection, X: GPUBuffer): void {
+  private loraIntermediate(mode: PassMode, layer: number, name: Projection, X: GPUBuffer): void {
     const m = this.lora?.modules[layer][name];
     const t = this.L.t[name];
     if (!m || !t || !this.lora) return;
-    lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId), this.loraScratch);
+    lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode), this.loraScratch);
   }
 
   /** Backward of layer l: G.dres holds d xs[l+1] on entry and d xs[l] on exit. Needs layerForward(l) just before. */
-  private layerBackward(l: number): void {
+  private layerBackward(mode: PassMode, l: number): void {
     const { ctx } = this;
     const d = this.weights.dims;
     const w = this.weights.layers[l];
@@ -303,28 +310,28 @@ export class MistralRunner {
     const Lb = this.L;
     const G = this.G;
     // out = h + down(a)
-    this.projBackward(l, 'down_proj', G.da, G.dres, Lb.a);
+    this.projBackward(mode, l, 'down_proj', G.da, G.dres, Lb.a);
     swiglu_backward(ctx, G.dg, G.du, G.da, Lb.g, Lb.u, n * d.I);
-    this.projBackward(l, 'gate_proj', G.dn, G.dg, Lb.n2);
-    this.projBackward(l, 'up_proj', G.dn, G.du, Lb.n2, true);
+    this.projBackward(mode, l, 'gate_proj', G.dn, G.dg, Lb.n2);
+    this.projBackward(mode, l, 'up_proj', G.dn, G.du, Lb.n2, true);
     rmsnorm_backward(ctx, G.dres, G.dn, Lb.h, w.postAttentionNorm, Lb.rstd2, n, d.C, { accumulate: true });
     // h = x + o(att)
-    this.projBackward(l, 'o_proj', G.datt, G.dres, Lb.att);
+    this.projBackward(mode, l, 'o_proj', G.datt, G.dres, Lb.att);
     attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnD);
     rope_backward(ctx, G.dq, G.dq, this.pos, this.rope, n, d.nH, d.hd);
     rope_backward(ctx, G.dk, G.dk, this.pos, this.rope, n, d.nKV, d.hd);
-    this.projBackward(l, 'q_proj', G.dn, G.dq, Lb.n1);
-    this.projBackward(l, 'k_proj', G.dn, G.dk, Lb.n1, true);
-    this.projBackward(l, 'v_proj', G.dn, G.dv, Lb.n1, true);
+    this.projBackward(mode, l, 'q_proj', G.dn, G.dq, Lb.n1);
+    this.projBackward(mode, l, 'k_proj', G.dn, G.dk, Lb.n1, true);
+    this.projBackward(mode, l, 'v_proj', G.dn, G.dv, Lb.n1, true);
     rmsnorm_backward(ctx, G.dres, G.dn, this.xs[l], w.inputNorm, Lb.rstd1, n, d.C, { accumulate: true });
   }
 
   /** Embeddings and every layer: fills xs[0..L] and xf. */
-  forwardHidden(): void {
+  forwardHidden(mode: PassMode): void {
     const d = this.weights.dims;
     embedding_forward(this.ctx, this.xs[0], this.ids, this.weights.embed.buffer, this.n, d.C, { storage: this.weights.embed.storage === 'bf16' ? 'bf16' : 'f32', V: d.V });
     for (let l = 0; l < d.L; l++) {
-      this.layerForward(l, true);
+      this.layerForward(mode, l, true);
       // Long models: submit per layer so the driver can start while we record.
       if (l % 4 === 3) this.ctx.flush();
     }
@@ -349,32 +356,33 @@ export class MistralRunner {
     };
   }
 
-  /** Loss without gradients (validation): adds lossScale·Σ token losses into lossSum. */
+  /** Loss without gradients (validation), in inference mode: adds lossScale·Σ token losses into lossSum. */
   evaluate(lossScale: number): void {
-    this.forwardHidden();
+    this.forwardHidden('eval');
     lmhead_xent_forward(this.ctx, this.headArgs(lossScale));
   }
 
   /**
    * Forward and backward of one micro-batch: lossSum += lossScale·Σ token losses, LoRA gradients += gradScale·d(Σ losses).
    * With gradient accumulation over k micro-batches of c_i counted tokens: scale_i = 1/(c_i·k) (a mean per micro-batch,
-   * averaged over micro-batches, as HF/llama-recipes).
+   * averaged over micro-batches, as HF/llama-recipes). `mode` 'eval' gives the gradients of the inference-mode loss
+   * (no dropout), as the golden check needs; a training step passes 'train'.
    */
-  forwardBackward(lossScale: number, gradScale: number, dropoutStep?: number): void {
+  forwardBackward(lossScale: number, gradScale: number, mode: PassMode, dropoutStep?: number): void {
     if (!this.lora) throw new FinetuneError('internal', 'forwardBackward needs a LoRA adapter to train');
     // The dropout masks are a function of this counter: a trainer passes its global micro-batch index so that a run
     // resumed from a checkpoint draws the same masks as the uninterrupted run.
     if (dropoutStep !== undefined) this.microStep = dropoutStep;
     const d = this.weights.dims;
-    this.forwardHidden();
+    this.forwardHidden(mode);
     lmhead_xent_forward_backward(this.ctx, { ...this.headArgs(lossScale), dh: this.G.dxf, gradScale });
     rmsnorm_backward(this.ctx, this.G.dres, this.G.dxf, this.xs[d.L], this.weights.finalNorm, this.rstdf, this.n, d.C);
     for (let l = d.L - 1; l >= 0; l--) {
-      this.layerForward(l, false);
-      this.layerBackward(l);
+      this.layerForward(mode, l, false);
+      this.layerBackward(mode, l);
       this.ctx.flush();
     }
-    this.microStep++;
+    if (mode === 'train') this.microStep++;
   }
 
   /**
@@ -382,9 +390,9 @@ export class MistralRunner {
    * and the backward from whatever G.dres holds. For benchmarks (`finetune bench layer`).
    */
   layerTrainingWork(l: number): void {
-    this.layerForward(l, true);
-    this.layerForward(l, false);
-    this.layerBackward(l);
+    this.layerForward('train', l, true);
+    this.layerForward('train', l, false);
+    this.layerBackward('train', l);
     this.ctx.flush();
   }
 
