@@ -1,15 +1,17 @@
-// The training panel: the plan for the current data and hyperparameters (steps, tokens, accumulation), Train / Pause /
-// Stop, live readouts (step, epoch, loss, validation loss, lr, grad norm, tokens/s, elapsed, ETA), the loss chart,
-// the validation prompt's sample, and the run saved in this browser (offered for resume after a reload).
+// The training panel: a view of the run (run-state.ts) — the plan, the time it will take here, Train / Pause / Stop /
+// Resume, live readouts, the loss chart, the validation prompt's sample and the run saved in this browser. Every
+// change of phase goes through the run controller (run-controller.ts) and the reducer; this file only renders.
 
-import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
-import * as Comlink from 'comlink';
+import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci } from './format.ts';
 import { LossChart } from './loss-chart.ts';
+import { runController, type RunControllerHooks } from './run-controller.ts';
+import type { RunPhase, RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
-const DEMO_MODEL = 'mistral-nano-demo';
+/** An estimate above this on a software adapter offers the quick preset. */
+const SLOW_RUN_SECONDS = 10 * 60;
 
 /** Why Train is not possible right now (what the user can fix first), or null when it is. */
 export function notReadyReason(shared: Shared): string | null {
@@ -47,23 +49,52 @@ export function planView(s: DataStats): HTMLElement {
   return h('dl', { class: 'plan-facts', 'data-testid': 'plan-facts' }, ...items.flatMap(([k, v]) => [h('div', { title: titles[k] }, h('dt', {}, k), h('dd', { class: 'num' }, v))]));
 }
 
+/** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
+export function roughDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return 'an unknown time';
+  if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 90 * 60) return `about ${Math.round(seconds / 60)} min`;
+  const hours = seconds / 3600;
+  return hours < 48 ? `about ${hours < 10 ? hours.toFixed(1) : Math.round(hours)} hours` : `about ${Math.round(hours / 24)} days`;
+}
+
 function readout(label: string, testid: string): { el: HTMLElement; value: HTMLElement; sub: HTMLElement } {
   const value = h('span', { class: 'value num', 'data-testid': testid }, '—');
   const sub = h('span', { class: 'sub num' });
   return { el: h('div', { class: 'readout' }, h('span', { class: 'label' }, label), value, sub), value, sub };
 }
 
-export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonly<Record<string, unknown>>): void }): HTMLElement {
-  const engine = shared.engine;
+const PHASE_TEXT: Record<RunPhase, string> = {
+  idle: 'Ready when you are.',
+  starting: 'Preparing the data and the adapter…',
+  running: 'Training…',
+  validating: 'Validating…',
+  paused: 'Paused after the current step. Resume continues; export works while paused.',
+  stopping: 'Stopping after the current step…',
+  done: 'Training finished.',
+  stopped: 'Stopped. Resume continues from the last step.',
+  error: 'Training failed.',
+};
+
+export interface TrainingPanelHooks extends RunControllerHooks {
+  /** Puts the quick preset into the form. */
+  applyQuickPreset(): void;
+}
+
+export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
+  const control = runController(shared, hooks);
   const chart = new LossChart(340);
   const startButton = h('button', { type: 'button', 'data-testid': 'train-start', class: 'primary' }, 'Train');
   const pauseButton = h('button', { type: 'button', 'data-testid': 'train-pause', class: 'secondary', disabled: true }, 'Pause');
   const stopButton = h('button', { type: 'button', 'data-testid': 'train-stop', class: 'secondary danger', disabled: true }, 'Stop');
+  const resumeHere = h('button', { type: 'button', 'data-testid': 'train-resume-here', class: 'secondary', hidden: true }, 'Resume');
+  const confirmBox = h('div', { class: 'confirm', 'data-testid': 'train-confirm', hidden: true, role: 'alertdialog', 'aria-live': 'polite' });
   const reason = h('p', { class: 'hint', 'data-testid': 'train-reason' });
+  const estimateBox = h('div', { class: 'estimate', 'data-testid': 'train-estimate-box' });
   const planBox = h('div', { class: 'plan', 'data-testid': 'plan' });
-  const bar = h('progress', { max: 1, value: 0, 'data-testid': 'train-progress' });
-  const phaseText = h('p', { class: 'status', 'data-testid': 'train-status' }, 'Ready when you are.');
-  const events = h('p', { class: 'hint event', 'data-testid': 'train-event' });
+  const bar = h('progress', { max: 1, value: 0, 'data-testid': 'train-progress', 'aria-label': 'training progress' });
+  const phaseText = h('p', { class: 'status', 'data-testid': 'train-status', role: 'status' }, PHASE_TEXT.idle);
+  const note = h('p', { class: 'hint event', 'data-testid': 'train-event' });
   const result = h('div', { 'data-testid': 'train-result' });
   const sample = h('div', { class: 'sample', 'data-testid': 'sample', hidden: true });
   const saved = h('div', { class: 'saved-run', 'data-testid': 'saved-run', hidden: true });
@@ -79,148 +110,46 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
     epoch: readout('epoch', 'epoch'),
   };
 
-  let lastStep = 0;
-  let total = 0;
-  let started = 0;
-  // The plan box shows the run's own plan (from its 'plan' event) until the form or the files change after it.
-  let runPlan: DataStats | null = null;
-  let resumedName: string | null = null;
-
-  const resetReadouts = (): void => {
-    for (const x of Object.values(r)) {
-      x.value.textContent = '—';
-      x.sub.textContent = '';
-    }
-    bar.value = 0;
-    replaceChildren(result);
-    events.textContent = '';
-    sample.hidden = true;
-  };
-
-  const onEvent = (e: TrainEvent): void => {
-    switch (e.type) {
-      case 'plan':
-        total = e.stats.totalSteps;
-        bar.max = Math.max(1, total);
-        bar.value = e.resumedAt;
-        lastStep = e.resumedAt;
-        chart.setTotal(total);
-        runPlan = e.stats;
-        replaceChildren(planBox, planView(e.stats));
-        r.step.value.textContent = `${e.resumedAt} / ${total}`;
-        if (shared.run.value.phase === 'starting') shared.run.update({ phase: 'running', totalSteps: total, step: e.resumedAt, hasAdapter: true });
-        events.textContent = e.resumedAt > 0 ? `Resumed ${resumedName ?? 'the saved run'} from the checkpoint at step ${e.resumedAt}.` : 'Training started.';
-        break;
-      case 'step': {
-        lastStep = e.step;
-        total = e.totalSteps;
-        chart.addStep(e.step, e.loss);
-        bar.max = Math.max(1, total);
-        bar.value = e.step;
-        r.step.value.textContent = `${e.step} / ${e.totalSteps}`;
-        r.step.sub.textContent = formatPercent(e.step / Math.max(1, e.totalSteps));
-        r.epoch.value.textContent = String(e.epoch + 1);
-        r.loss.value.textContent = formatLoss(e.loss);
-        r.lr.value.textContent = formatSci(e.lr);
-        r.grad.value.textContent = e.gradNorm.toPrecision(3);
-        r.rate.value.textContent = formatRate(e.tokensPerSecond);
-        r.rate.sub.textContent = `${formatCount(e.tokens)} tokens / step`;
-        r.eta.value.textContent = e.step >= e.totalSteps ? 'done' : formatDuration(e.etaSeconds);
-        r.eta.sub.textContent = `elapsed ${formatDuration(e.elapsedSeconds)}`;
-        shared.run.update({ step: e.step, totalSteps: e.totalSteps });
-        shared.refreshMemory();
-        break;
-      }
-      case 'eval':
-        chart.addValidation(e.step, e.valLoss);
-        r.val.value.textContent = formatLoss(e.valLoss);
-        r.val.value.dataset.value = String(e.valLoss);
-        r.val.sub.textContent = `at step ${e.step} · ${formatCount(e.valTokens)} tokens · ${e.seconds.toFixed(1)} s`;
-        break;
-      case 'sample':
-        sample.hidden = false;
-        replaceChildren(sample, h('h3', {}, `Sample at step ${e.step}`), h('p', { class: 'prompt' }, e.prompt), h('p', { class: 'completion' }, e.text));
-        break;
-      case 'checkpoint':
-        events.textContent = `Checkpoint saved in this browser at step ${e.step}: a reload can resume from here.`;
-        break;
-      case 'status':
-        events.textContent = e.text;
-        break;
-    }
-  };
-
-  const finish = (p: Promise<TrainResult>): void => {
-    started = performance.now();
-    p.then(
-      (res) => {
-        const stopped = res.stopped;
-        shared.run.update({ phase: stopped ? 'stopped' : 'done', step: res.steps, hasAdapter: true });
-        replaceChildren(
-          result,
-          h(
-            'p',
-            { class: stopped ? 'warn' : 'ok' },
-            stopped
-              ? `Stopped at step ${res.steps} of ${total}. The adapter so far can be exported; the run is saved and can be resumed.`
-              : `Finished: ${res.steps} steps in ${formatDuration(res.seconds)}` +
-                  (res.finalLoss !== null ? ` · final loss ${formatLoss(res.finalLoss)}` : '') +
-                  (res.finalValLoss !== null ? ` · validation loss ${formatLoss(res.finalValLoss)}` : ''),
-          ),
-        );
-        shared.refreshMemory();
-      },
-      (e: unknown) => {
-        const { kind, message } = errorParts(e);
-        shared.run.update({ phase: 'error', hasAdapter: lastStep > 0 });
-        replaceChildren(result, h('p', { class: 'bad', 'data-testid': 'train-error' }, `Training failed (${kind}): ${message}`));
-        shared.refreshMemory();
-      },
-    );
-  };
-
-  startButton.addEventListener('click', () => {
-    const form = shared.form.value;
-    const d = shared.data.value;
-    if (!form.hp || !d.train || notReadyReason(shared)) return;
-    resetReadouts();
-    chart.reset([], shared.plan.value.stats?.totalSteps ?? 0);
+  // ---- actions ----------------------------------------------------------------------------------------------------
+  const startNow = (): void => {
+    confirmBox.hidden = true;
     saved.hidden = true;
-    lastStep = 0;
-    runPlan = null;
-    resumedName = null;
-    shared.run.set({ phase: 'starting', step: 0, totalSteps: shared.plan.value.stats?.totalSteps ?? 0, hasAdapter: false });
-    finish(
-      engine.startTraining(
-        { ...form.hp },
-        { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null },
-        Comlink.proxy(onEvent),
-      ),
+    control.start();
+  };
+  startButton.addEventListener('click', async () => {
+    if (notReadyReason(shared) || runBusy(shared.run.value.phase)) return;
+    // A new run replaces the one saved in this browser: say which, and let the person keep it.
+    const existing = await control.savedRun();
+    if (!existing) return startNow();
+    const replace = h('button', { type: 'button', class: 'danger', 'data-testid': 'train-confirm-replace' }, 'Replace it and train');
+    const keep = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Keep it');
+    replace.addEventListener('click', startNow);
+    keep.addEventListener('click', () => {
+      confirmBox.hidden = true;
+    });
+    replaceChildren(
+      confirmBox,
+      h('p', {}, `A new run replaces the run saved in this browser (${existing.trainName}, step ${existing.step} of ${existing.totalSteps}); its checkpoint is kept until the new run saves its first one.`),
+      h('div', { class: 'actions' }, replace, keep),
     );
+    confirmBox.hidden = false;
+    replace.focus();
+  });
+  pauseButton.addEventListener('click', () => (shared.run.value.phase === 'paused' ? control.unpause() : control.pause()));
+  stopButton.addEventListener('click', () => control.stop());
+  resumeHere.addEventListener('click', async () => {
+    resumeHere.disabled = true;
+    const run = await control.savedRun();
+    if (run) await control.resumeSaved(run, (text) => (note.textContent = text));
+    resumeHere.disabled = false;
   });
 
-  pauseButton.addEventListener('click', () => {
-    const phase = shared.run.value.phase;
-    if (phase === 'running') {
-      void engine.pauseTraining();
-      shared.run.update({ phase: 'paused' });
-    } else if (phase === 'paused') {
-      void engine.resumeTraining();
-      shared.run.update({ phase: 'running' });
-    }
-  });
-
-  stopButton.addEventListener('click', () => {
-    void engine.stopTraining();
-    shared.run.update({ phase: 'stopping' });
-  });
-
-  // ---- the run saved in this browser ----------------------------------------------------------------------------
+  // ---- the run saved in this browser ---------------------------------------------------------------------------
   const showSaved = (run: SavedRun): void => {
     const finished = run.step >= run.totalSteps;
     const resume = h('button', { type: 'button', 'data-testid': 'saved-run-resume' }, finished ? 'Restore the adapter' : `Resume from step ${run.step}`);
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
-    const note = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
+    const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
     const when = new Date(run.savedAt);
     saved.hidden = false;
     replaceChildren(
@@ -232,71 +161,135 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
         `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''} · ${run.modelSource} (${run.quantization}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : when.toLocaleString()}`,
       ),
       h('div', { class: 'actions' }, resume, forget),
-      note,
+      say,
     );
     forget.addEventListener('click', async () => {
       forget.disabled = resume.disabled = true;
       try {
-        await engine.forgetSavedRun();
+        await shared.engine.forgetSavedRun();
         saved.hidden = true;
       } catch (e) {
-        const { kind, message } = errorParts(e);
-        note.textContent = `Could not forget it (${kind}): ${message}`;
+        const { message } = errorParts(e);
+        say.textContent = `Could not forget it: ${message}`;
         forget.disabled = resume.disabled = false;
       }
     });
     resume.addEventListener('click', async () => {
-      if (runBusy(shared.run.value.phase)) return;
       resume.disabled = forget.disabled = true;
-      options.restoreForm(run.hp as unknown as Record<string, unknown>);
-      const m = shared.model.value;
-      const loaded = m.status === 'ready' && m.info?.source === run.modelSource && m.info.quantization === run.quantization;
-      if (!loaded) {
-        if (run.modelSource !== DEMO_MODEL) {
-          note.textContent = `Load ${run.modelSource} with quantization ${run.quantization} in the Model panel, then resume.`;
-          resume.disabled = forget.disabled = false;
-          return;
-        }
-        note.textContent = `Loading ${DEMO_MODEL} (${run.quantization})…`;
-        const info = await shared.loadModel({ kind: 'demo' }, DEMO_MODEL, run.quantization);
-        if (!info) {
-          note.textContent = 'The model could not be loaded: see the Model panel.';
-          resume.disabled = forget.disabled = false;
-          return;
-        }
-      }
-      note.textContent = '';
-      saved.hidden = true;
-      resetReadouts();
-      chart.reset(run.history, run.totalSteps);
-      const last = run.history[run.history.length - 1];
-      if (last) r.loss.value.textContent = formatLoss(last.loss);
-      const lastVal = [...run.history].reverse().find((x) => x.valLoss !== undefined);
-      if (lastVal?.valLoss !== undefined) {
-        r.val.value.textContent = formatLoss(lastVal.valLoss);
-        r.val.value.dataset.value = String(lastVal.valLoss);
-        r.val.sub.textContent = `at step ${lastVal.step}`;
-      }
-      lastStep = run.step;
-      total = run.totalSteps;
-      runPlan = null;
-      resumedName = run.trainName;
-      shared.run.set({ phase: 'starting', step: run.step, totalSteps: run.totalSteps, hasAdapter: false });
-      finish(engine.resumeSavedRun(Comlink.proxy(onEvent)));
+      if (await control.resumeSaved(run, (text) => (say.textContent = text))) saved.hidden = true;
+      else resume.disabled = forget.disabled = false;
     });
   };
-
   void shared.gpuReady.then(async (ok) => {
     if (!ok) return;
-    try {
-      const run = await engine.savedRun();
-      if (run && shared.run.value.phase === 'idle') showSaved(run);
-    } catch {
-      // No store in this browser (no OPFS): nothing to offer.
-    }
+    const run = await control.savedRun();
+    if (run && shared.run.value.phase === 'idle') showSaved(run);
   });
 
-  // ---- state → controls ---------------------------------------------------------------------------------------
+  // ---- the estimate: measured once per model and adapter shape, rescaled for every plan ------------------------------
+  let estimateFor = '';
+  let estimateId = 0;
+  const showEstimate = (e: RunEstimate): void => {
+    const slow = e.seconds > SLOW_RUN_SECONDS;
+    const rate = `${formatRate(1 / e.secondsPerToken)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}`;
+    const quick = h('button', { type: 'button', class: 'secondary', 'data-testid': 'preset-quick' }, 'Use the quick preset');
+    quick.addEventListener('click', () => hooks.applyQuickPreset());
+    replaceChildren(
+      estimateBox,
+      h(
+        'p',
+        { class: slow ? 'warn' : 'hint', 'data-testid': 'train-estimate' },
+        `This run should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens, ${e.evaluations} validation pass${e.evaluations === 1 ? '' : 'es'}; ${rate}).`,
+      ),
+      e.softwareAdapter && slow
+        ? h(
+            'p',
+            { class: 'hint' },
+            'This browser gives WebGPU through a software adapter (the CPU): correct, but hours for this run. The quick preset trains eight short steps that finish in minutes here; a real GPU trains this run far faster.',
+          )
+        : null,
+      e.softwareAdapter && slow ? h('div', { class: 'actions' }, quick) : null,
+    );
+  };
+  const refreshEstimate = (): void => {
+    const plan = shared.plan.value;
+    const m = shared.model.value;
+    if (runBusy(shared.run.value.phase) || plan.status !== 'ready' || !plan.stats || m.status !== 'ready' || notReadyReason(shared)) return;
+    const key = JSON.stringify([m.info?.source, m.info?.quantization, shared.form.value.hp, plan.stats]);
+    if (key === estimateFor) return;
+    estimateFor = key;
+    const id = ++estimateId;
+    replaceChildren(estimateBox, h('p', { class: 'hint', 'data-testid': 'train-estimate-pending' }, 'Measuring a training step on this GPU to estimate the time…'));
+    control.estimate().then(
+      (e) => id === estimateId && showEstimate(e),
+      (e: unknown) => {
+        if (id !== estimateId) return;
+        estimateFor = '';
+        replaceChildren(estimateBox, h('p', { class: 'hint' }, `No time estimate: ${errorParts(e).message}`));
+      },
+    );
+  };
+
+  // ---- state → view -------------------------------------------------------------------------------------------------
+  let chartRun: RunState | null = null;
+  const renderChart = (run: RunState): void => {
+    const prev = chartRun;
+    chartRun = run;
+    // The chart follows the run's history: appended points are drawn, anything else redraws from scratch.
+    const grown = prev !== null && run.history.length >= prev.history.length && prev.history.every((p, i) => p.step === run.history[i]?.step);
+    if (!grown || run.totalSteps !== prev?.totalSteps) {
+      chart.reset(run.history, run.totalSteps || (shared.plan.value.stats?.totalSteps ?? 0));
+      return;
+    }
+    for (let i = 0; i < run.history.length; i++) {
+      const p = run.history[i];
+      const q = prev.history[i];
+      if (!q) chart.addStep(p.step, p.loss);
+      if (p.valLoss !== undefined && q?.valLoss !== p.valLoss) chart.addValidation(p.step, p.valLoss);
+    }
+  };
+
+  const renderReadouts = (run: RunState): void => {
+    const x = run.readouts;
+    r.step.value.textContent = run.totalSteps ? `${run.step} / ${run.totalSteps}` : '—';
+    r.step.sub.textContent = run.totalSteps ? formatPercent(run.step / Math.max(1, run.totalSteps)) : '';
+    r.epoch.value.textContent = x ? String(x.epoch + 1) : '—';
+    const last = run.history[run.history.length - 1];
+    r.loss.value.textContent = x ? formatLoss(x.loss) : last ? formatLoss(last.loss) : '—';
+    r.lr.value.textContent = x ? formatSci(x.lr) : '—';
+    r.grad.value.textContent = x ? x.gradNorm.toPrecision(3) : '—';
+    r.rate.value.textContent = x ? formatRate(x.tokensPerSecond) : '—';
+    r.rate.sub.textContent = x ? `${formatCount(x.tokensPerStep)} tokens / step` : '';
+    r.eta.value.textContent = run.phase === 'done' ? 'done' : x && x.etaSeconds !== null && runBusy(run.phase) ? formatDuration(x.etaSeconds) : '—';
+    r.eta.sub.textContent = x ? `${runBusy(run.phase) ? 'elapsed' : 'took'} ${formatDuration(x.elapsedSeconds)}` : '';
+    const v = run.validation;
+    r.val.value.textContent = v ? formatLoss(v.valLoss) : '—';
+    if (v) r.val.value.dataset.value = String(v.valLoss);
+    else delete r.val.value.dataset.value;
+    r.val.sub.textContent = v ? [`at step ${v.step}`, v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : ''].filter(Boolean).join(' · ') : '';
+    bar.max = Math.max(1, run.totalSteps);
+    bar.value = run.step;
+  };
+
+  const renderOutcome = (run: RunState): void => {
+    const o = run.outcome;
+    if (!o || runBusy(run.phase)) return replaceChildren(result);
+    if (o.kind === 'failed') return replaceChildren(result, h('p', { class: 'bad', 'data-testid': 'train-error' }, `Training failed: ${o.message}`));
+    if (o.kind === 'stopped') {
+      return replaceChildren(result, h('p', { class: 'warn' }, `Stopped at step ${o.steps} of ${o.totalSteps}. The adapter so far can be exported; Resume continues the run from here (after a reload too).`));
+    }
+    replaceChildren(
+      result,
+      h(
+        'p',
+        { class: 'ok' },
+        `Finished: ${o.steps} steps in ${formatDuration(o.seconds)}` +
+          (o.finalLoss !== null ? ` · final loss ${formatLoss(o.finalLoss)}` : '') +
+          (o.finalValLoss !== null ? ` · validation loss ${formatLoss(o.finalValLoss)}` : ''),
+      ),
+    );
+  };
+
   const render = (): void => {
     const run = shared.run.value;
     const busy = runBusy(run.phase);
@@ -305,54 +298,46 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
     startButton.textContent = run.phase === 'done' || run.phase === 'stopped' || run.phase === 'error' ? 'Train again' : 'Train';
     reason.textContent = why ?? '';
     reason.hidden = why === null;
-    pauseButton.disabled = !(run.phase === 'running' || run.phase === 'paused');
+    pauseButton.disabled = !(run.phase === 'running' || run.phase === 'validating' || run.phase === 'paused');
     pauseButton.textContent = run.phase === 'paused' ? 'Resume' : 'Pause';
-    stopButton.disabled = !(run.phase === 'running' || run.phase === 'paused' || run.phase === 'starting');
+    stopButton.disabled = !busy || run.phase === 'stopping';
+    // After Stop, or after a failure with a checkpoint, the run continues from where it was saved: no reload needed.
+    resumeHere.hidden = !((run.phase === 'stopped' || run.phase === 'error') && run.checkpointStep !== null && run.checkpointStep < run.totalSteps);
+    resumeHere.textContent = `Resume from step ${run.checkpointStep ?? 0}`;
+    if (busy) confirmBox.hidden = true;
     phaseText.className = `status phase-${run.phase}`;
     phaseText.dataset.phase = run.phase;
-    phaseText.textContent = {
-      idle: why ? 'Not ready yet.' : 'Ready when you are.',
-      starting: 'Preparing the data and the adapter…',
-      running: 'Training…',
-      paused: 'Paused after the current step. Resume continues; export works while paused.',
-      stopping: 'Stopping after the current step…',
-      done: 'Training finished.',
-      stopped: 'Stopped.',
-      error: 'Training failed.',
-    }[run.phase];
-    if (runPlan) {
-      if (!planBox.querySelector('[data-testid="plan-facts"]')) replaceChildren(planBox, planView(runPlan));
+    phaseText.textContent = run.phase === 'idle' && why ? 'Not ready yet.' : run.phase === 'validating' ? `Validating the adapter after step ${run.step}…` : PHASE_TEXT[run.phase];
+    note.textContent = run.note;
+    renderReadouts(run);
+    renderOutcome(run);
+    if (run.sample) {
+      sample.hidden = false;
+      replaceChildren(sample, h('h3', {}, `Sample at step ${run.sample.step}`), h('p', { class: 'prompt' }, run.sample.prompt), h('p', { class: 'completion' }, run.sample.text));
+    } else sample.hidden = true;
+    if (run.plan) {
+      replaceChildren(planBox, planView(run.plan));
     } else if (!busy) {
       const plan = shared.plan.value;
-      if (plan.status === 'ready' && plan.stats) {
-        replaceChildren(planBox, planView(plan.stats));
-        if (chart.element.dataset.trainPoints === '0') chart.setTotal(plan.stats.totalSteps);
-      } else if (plan.status === 'error' && plan.error) {
-        replaceChildren(planBox, h('p', { class: 'bad', 'data-testid': 'plan-error' }, `${plan.error.kind}: ${plan.error.message}`));
-      } else if (plan.status === 'planning') {
-        replaceChildren(planBox, plan.stats ? h('div', { class: 'stale' }, planView(plan.stats)) : h('p', { class: 'hint' }, 'Planning…'));
-      } else replaceChildren(planBox);
+      if (plan.status === 'ready' && plan.stats) replaceChildren(planBox, planView(plan.stats));
+      else if (plan.status === 'error' && plan.error) replaceChildren(planBox, h('p', { class: 'bad', 'data-testid': 'plan-error' }, plan.error.message));
+      else if (plan.status === 'planning') replaceChildren(planBox, plan.stats ? h('div', { class: 'stale' }, planView(plan.stats)) : h('p', { class: 'hint' }, 'Planning…'));
+      else replaceChildren(planBox);
     }
+    estimateBox.hidden = busy || why !== null;
+    renderChart(run);
+    const planned = shared.plan.value.stats;
+    if (!busy && run.history.length === 0 && planned) chart.setTotal(planned.totalSteps);
   };
   shared.run.watch(render);
-  shared.model.watch(render);
-  shared.form.watch(render);
-  shared.data.watch(render);
-  shared.plan.watch(render);
-  // A change of the form or the files after a run makes the plan box show the plan for them instead of the run's.
-  const inputsChanged = (): void => {
-    if (runPlan && !runBusy(shared.run.value.phase)) {
-      runPlan = null;
-      render();
-    }
-  };
+  for (const c of [shared.model, shared.form, shared.data, shared.plan] as const) (c as { watch(fn: () => void): unknown }).watch(render);
+  shared.plan.watch(refreshEstimate);
+  shared.model.watch(refreshEstimate);
+  shared.run.watch(refreshEstimate);
+  // A change of the form or the files after a run shows the plan for them instead of the run's.
+  const inputsChanged = (): void => shared.run.dispatch({ type: 'inputs-changed' });
   shared.form.watch(inputsChanged);
   shared.data.watch(inputsChanged);
-
-  // The elapsed clock keeps moving between steps (a step can take a while on a slow GPU).
-  setInterval(() => {
-    if (shared.run.value.phase === 'starting') events.textContent = `Preparing… ${formatDuration((performance.now() - started) / 1000)}`;
-  }, 1000);
 
   return h(
     'section',
@@ -360,12 +345,14 @@ export function trainingPanel(shared: Shared, options: { restoreForm(hp: Readonl
     h('h2', {}, 'Training'),
     saved,
     planBox,
-    h('div', { class: 'controls' }, startButton, pauseButton, stopButton, phaseText),
+    estimateBox,
+    h('div', { class: 'controls' }, startButton, pauseButton, stopButton, resumeHere, phaseText),
+    confirmBox,
     reason,
     bar,
     h('div', { class: 'readouts' }, ...Object.values(r).map((x) => x.el)),
     chart.element,
-    events,
+    note,
     result,
     sample,
   );

@@ -1,0 +1,126 @@
+// What the training panel's buttons do: the calls to the engine worker, each paired with the run-state action that
+// records it (run-state.ts decides the phases). The view (training-panel.ts) only renders and calls these.
+
+import * as Comlink from 'comlink';
+import type { RunEstimate, SavedRun, TrainResult } from '../worker/api.ts';
+import { errorParts } from './format.ts';
+import { runBusy, type Shared } from './state.ts';
+
+export const DEMO_MODEL = 'mistral-nano-demo';
+
+export interface RunControllerHooks {
+  /** Puts a saved run's hyperparameters into the form. */
+  restoreForm(hp: Readonly<Record<string, unknown>>): void;
+  /** Shows a saved run's own data files in the dataset panel. */
+  showFiles(train: File, validation: File | null): void;
+}
+
+export interface RunController {
+  /** Trains on what the form and the dataset panel hold. */
+  start(): void;
+  /** Continues (or restores) the run saved in this browser: its model, hyperparameters and data. */
+  resumeSaved(saved: SavedRun, say: (text: string) => void): Promise<boolean>;
+  pause(): void;
+  unpause(): void;
+  stop(): void;
+  /** The run saved in this browser, or null (no store, or nothing saved). */
+  savedRun(): Promise<SavedRun | null>;
+  /** The current inputs' duration on this GPU (one measured pass, cached per model and adapter shape in the worker). */
+  estimate(): Promise<RunEstimate>;
+}
+
+export function runController(shared: Shared, hooks: RunControllerHooks): RunController {
+  const engine = shared.engine;
+  const run = shared.run;
+  // Estimates and training share the GPU: a start waits for an estimate in flight.
+  let estimating: Promise<unknown> = Promise.resolve();
+
+  const settle = (p: Promise<TrainResult>): void => {
+    p.then(
+      (result) => run.dispatch({ type: 'finished', result }),
+      (e: unknown) => {
+        const { kind, message } = errorParts(e);
+        run.dispatch({ type: 'failed', kind, message });
+      },
+    ).finally(() => shared.refreshMemory());
+  };
+  const onEvent = Comlink.proxy((event: Parameters<Parameters<typeof engine.startTraining>[2]>[0]) => {
+    run.dispatch({ type: 'event', event });
+    if (event.type === 'step') shared.refreshMemory();
+  });
+
+  /** Loads the saved run's model when another one (or none) is loaded; false (with a note) when it cannot. */
+  const ensureModel = async (saved: SavedRun, say: (text: string) => void): Promise<boolean> => {
+    const m = shared.model.value;
+    if (m.status === 'ready' && m.info?.source === saved.modelSource && m.info.quantization === saved.quantization) return true;
+    if (saved.modelSource !== DEMO_MODEL) {
+      say(`Load ${saved.modelSource} with quantization ${saved.quantization} in the Model panel, then resume.`);
+      return false;
+    }
+    say(`Loading ${DEMO_MODEL} (${saved.quantization})…`);
+    const info = await shared.loadModel({ kind: 'demo' }, DEMO_MODEL, saved.quantization);
+    if (!info) say('The model could not be loaded: see the Model panel.');
+    return info !== null;
+  };
+
+  return {
+    start() {
+      const form = shared.form.value;
+      const d = shared.data.value;
+      if (!form.hp || !d.train || runBusy(run.value.phase)) return;
+      run.dispatch({ type: 'start', totalSteps: shared.plan.value.stats?.totalSteps ?? 0 });
+      const files = { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null };
+      const hp = { ...form.hp };
+      settle(estimating.catch(() => undefined).then(() => engine.startTraining(hp, files, onEvent)));
+    },
+
+    async resumeSaved(saved, say) {
+      if (runBusy(run.value.phase)) return false;
+      hooks.restoreForm(saved.hp as unknown as Record<string, unknown>);
+      if (!(await ensureModel(saved, say))) return false;
+      run.dispatch({ type: 'resume', saved });
+      // The dataset panel shows what this run trains on, not whatever was picked since.
+      void engine.savedRunFiles().then(
+        (files) => files && hooks.showFiles(files.train, files.validation),
+        () => undefined,
+      );
+      settle(estimating.catch(() => undefined).then(() => engine.resumeSavedRun(onEvent)));
+      return true;
+    },
+
+    pause() {
+      if (run.value.phase !== 'running' && run.value.phase !== 'validating') return;
+      run.dispatch({ type: 'pause' });
+      void engine.pauseTraining();
+    },
+
+    unpause() {
+      if (run.value.phase !== 'paused') return;
+      run.dispatch({ type: 'unpause' });
+      void engine.resumeTraining();
+    },
+
+    stop() {
+      if (!runBusy(run.value.phase)) return;
+      run.dispatch({ type: 'stop' });
+      void engine.stopTraining();
+    },
+
+    async savedRun() {
+      try {
+        return await engine.savedRun();
+      } catch {
+        return null; // no store in this browser (no OPFS)
+      }
+    },
+
+    estimate() {
+      const form = shared.form.value;
+      const d = shared.data.value;
+      if (!form.hp || !d.train) return Promise.reject(new Error('nothing to estimate yet'));
+      const p = engine.estimateRun({ ...form.hp }, d.train.file, d.validation?.file ?? null);
+      estimating = p;
+      return p;
+    },
+  };
+}

@@ -1,0 +1,226 @@
+// The page's training run as a state machine: one reducer decides every phase change and every readout, from the
+// user's actions and the worker's events. Panels render `RunState`; nothing else sets the phase. Pure (no DOM, no
+// engine), so its transitions are unit-tested (test/unit/ui/run-state.test.ts).
+
+import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
+
+export type RunPhase = 'idle' | 'starting' | 'running' | 'validating' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
+
+export interface LossPoint {
+  step: number;
+  loss: number;
+  valLoss?: number;
+}
+
+export interface StepReadouts {
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  tokensPerStep: number;
+  elapsedSeconds: number;
+  /** null once the run is no longer moving (finished, stopped, failed): no stale countdown. */
+  etaSeconds: number | null;
+}
+
+export interface ValidationReadout {
+  step: number;
+  valLoss: number;
+  valTokens: number | null;
+  seconds: number | null;
+}
+
+/** How the last run ended, for the result line. */
+export type RunOutcome =
+  | { kind: 'finished'; steps: number; seconds: number; finalLoss: number | null; finalValLoss: number | null }
+  | { kind: 'stopped'; steps: number; totalSteps: number }
+  | { kind: 'failed'; errorKind: string; message: string };
+
+export interface RunState {
+  phase: RunPhase;
+  /** Optimizer steps done (the adapter's step, for the export file name). */
+  step: number;
+  totalSteps: number;
+  /** A trained (or restored) adapter lives in the worker: export and generation can use it. */
+  hasAdapter: boolean;
+  /** The run's own plan (from its 'plan' event), shown instead of the form's until the inputs change. */
+  plan: DataStats | null;
+  readouts: StepReadouts | null;
+  validation: ValidationReadout | null;
+  history: LossPoint[];
+  /** The latest thing worth a line under the chart (checkpoint saved, step skipped, resumed …). */
+  note: string;
+  sample: { step: number; prompt: string; text: string } | null;
+  outcome: RunOutcome | null;
+  /** The step of the newest checkpoint in this browser's store during this page's life, or null. */
+  checkpointStep: number | null;
+  /** When the run was resumed from a saved run: its training file's name. */
+  resumedFrom: string | null;
+}
+
+export type RunAction =
+  | { type: 'start'; totalSteps: number }
+  | { type: 'resume'; saved: SavedRun }
+  | { type: 'event'; event: TrainEvent }
+  | { type: 'pause' }
+  | { type: 'unpause' }
+  | { type: 'stop' }
+  | { type: 'finished'; result: TrainResult }
+  | { type: 'failed'; kind: string; message: string }
+  /** A different base model was loaded: the adapter trained on the old one is gone. */
+  | { type: 'model-changed' }
+  /** The form or the files changed after a run: the plan box shows the plan for them again. */
+  | { type: 'inputs-changed' };
+
+export const IDLE_RUN: RunState = {
+  phase: 'idle',
+  step: 0,
+  totalSteps: 0,
+  hasAdapter: false,
+  plan: null,
+  readouts: null,
+  validation: null,
+  history: [],
+  note: '',
+  sample: null,
+  outcome: null,
+  checkpointStep: null,
+  resumedFrom: null,
+};
+
+/** True while a run holds the engine (inputs that would change it are locked). */
+export function runBusy(phase: RunPhase): boolean {
+  return phase === 'starting' || phase === 'running' || phase === 'validating' || phase === 'paused' || phase === 'stopping';
+}
+
+/** True while steps are being computed (export and generation must wait; they may read the GPU between steps). */
+export function runComputing(phase: RunPhase): boolean {
+  return runBusy(phase) && phase !== 'paused';
+}
+
+function onEvent(s: RunState, e: TrainEvent): RunState {
+  switch (e.type) {
+    case 'plan':
+      return {
+        ...s,
+        phase: s.phase === 'starting' ? 'running' : s.phase,
+        plan: e.stats,
+        totalSteps: e.stats.totalSteps,
+        step: e.resumedAt,
+        hasAdapter: true,
+        note: e.resumedAt > 0 ? `Resumed ${s.resumedFrom ?? 'the saved run'} from the checkpoint at step ${e.resumedAt}.` : 'Training started.',
+      };
+    case 'step': {
+      const history = [...s.history.filter((p) => p.step !== e.step), { step: e.step, loss: e.loss }];
+      return {
+        ...s,
+        // Validation ends with its own event; a step event means training goes on.
+        phase: s.phase === 'validating' ? 'running' : s.phase,
+        step: e.step,
+        totalSteps: e.totalSteps,
+        history,
+        readouts: {
+          epoch: e.epoch,
+          loss: e.loss,
+          lr: e.lr,
+          gradNorm: e.gradNorm,
+          tokensPerSecond: e.tokensPerSecond,
+          tokensPerStep: e.tokens,
+          elapsedSeconds: e.elapsedSeconds,
+          etaSeconds: e.step >= e.totalSteps ? 0 : e.etaSeconds,
+        },
+      };
+    }
+    case 'validating':
+      return s.phase === 'running' ? { ...s, phase: 'validating', note: `Validating the adapter after step ${e.step}…` } : { ...s, note: `Validating the adapter after step ${e.step}…` };
+    case 'eval': {
+      const history = s.history.map((p) => (p.step === e.step ? { ...p, valLoss: e.valLoss } : p));
+      return {
+        ...s,
+        phase: s.phase === 'validating' ? 'running' : s.phase,
+        history,
+        validation: { step: e.step, valLoss: e.valLoss, valTokens: e.valTokens, seconds: e.seconds },
+        note: `Validation loss ${e.valLoss.toPrecision(4)} after step ${e.step}.`,
+      };
+    }
+    case 'sample':
+      return { ...s, sample: { step: e.step, prompt: e.prompt, text: e.text } };
+    case 'checkpoint':
+      return { ...s, checkpointStep: e.step, note: `Checkpoint saved in this browser at step ${e.step}.` };
+    case 'status':
+      return { ...s, note: e.text };
+    case 'skipped':
+      return { ...s, step: e.step, note: `Step ${e.step} skipped: ${e.reason}; the adapter was left as it was (${e.consecutive} in a row).` };
+    default:
+      return s;
+  }
+}
+
+/** Readouts frozen at the end of a run: no countdown keeps ticking. */
+function settled(r: StepReadouts | null): StepReadouts | null {
+  return r ? { ...r, etaSeconds: null } : null;
+}
+
+export function runReducer(s: RunState, a: RunAction): RunState {
+  switch (a.type) {
+    case 'start':
+      if (runBusy(s.phase)) return s;
+      return { ...IDLE_RUN, phase: 'starting', totalSteps: a.totalSteps };
+    case 'resume':
+      if (runBusy(s.phase)) return s;
+      return {
+        ...IDLE_RUN,
+        phase: 'starting',
+        step: a.saved.step,
+        totalSteps: a.saved.totalSteps,
+        history: a.saved.history.map((p) => ({ ...p })),
+        validation: lastValidation(a.saved.history),
+        resumedFrom: a.saved.trainName,
+        checkpointStep: a.saved.step,
+      };
+    case 'event':
+      return onEvent(s, a.event);
+    case 'pause':
+      return s.phase === 'running' || s.phase === 'validating' ? { ...s, phase: 'paused' } : s;
+    case 'unpause':
+      return s.phase === 'paused' ? { ...s, phase: 'running' } : s;
+    case 'stop':
+      return runBusy(s.phase) ? { ...s, phase: 'stopping' } : s;
+    case 'finished': {
+      const r = a.result;
+      const outcome: RunOutcome = r.stopped
+        ? { kind: 'stopped', steps: r.steps, totalSteps: s.totalSteps }
+        : { kind: 'finished', steps: r.steps, seconds: r.seconds, finalLoss: r.finalLoss, finalValLoss: r.finalValLoss };
+      return {
+        ...s,
+        phase: r.stopped ? 'stopped' : 'done',
+        step: r.steps,
+        hasAdapter: true,
+        readouts: r.stopped ? settled(s.readouts) : s.readouts && { ...s.readouts, etaSeconds: 0 },
+        outcome,
+        note: r.stopped ? `Stopped at step ${r.steps}; the run is saved and can be resumed.` : '',
+      };
+    }
+    case 'failed':
+      return {
+        ...s,
+        phase: 'error',
+        hasAdapter: s.step > 0 && s.hasAdapter,
+        readouts: settled(s.readouts),
+        outcome: { kind: 'failed', errorKind: a.kind, message: a.message },
+      };
+    case 'model-changed':
+      return runBusy(s.phase) ? s : { ...IDLE_RUN };
+    case 'inputs-changed':
+      return !runBusy(s.phase) && s.plan ? { ...s, plan: null } : s;
+  }
+}
+
+function lastValidation(history: readonly LossPoint[]): ValidationReadout | null {
+  for (let i = history.length - 1; i >= 0; i--) {
+    const p = history[i];
+    if (p.valLoss !== undefined) return { step: p.step, valLoss: p.valLoss, valTokens: null, seconds: null };
+  }
+  return null;
+}

@@ -1,0 +1,51 @@
+// The run-time estimate the page shows before Train: one measured training pass on the loaded model, scaled by the
+// plan's tokens; it leaves nothing behind on the GPU and does not touch the session's adapter.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { CALIBRATION_TOKENS, estimateRun, evaluationCount } from '../../src/run/calibrate.ts';
+import { FinetuneSession } from '../../src/run/session.ts';
+import { gpuContext } from './context.ts';
+
+const JSONL = ['def add(a, b):\n    return a + b', 'x = [1, 2, 3]', 'print("hi")', 'y = 4'].map((text) => JSON.stringify({ text })).join('\n');
+const HP = { num_train_epochs: 2, train_batch_size: 1, micro_batch_size: 1, num_validation_samples: 1, lora_rank: 2, lora_alpha: 4, max_seq_len: 24 };
+
+describe('run estimate', () => {
+  let ctx: GpuContext;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+  });
+
+  it('measures one training pass on the loaded model and scales the plan by it, leaving no GPU memory behind', async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+    const before = ctx.ledger.snapshot().currentBytes;
+    const train = new Blob([JSONL]);
+    const e = await session.estimate(HP, train, null);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    expect(e.measuredTokens).toBe(CALIBRATION_TOKENS);
+    expect(e.secondsPerToken).toBeGreaterThan(0);
+    expect(e.secondsPerToken).toBe(e.measuredSeconds / CALIBRATION_TOKENS);
+    expect(e.softwareAdapter).toBe(ctx.report.software);
+    const stats = await session.plan(HP, train, null);
+    // The same numbers as the pure formula on the same plan: 2 epochs of 3 rows, validation once per epoch.
+    expect(e).toEqual(estimateRun(stats, { run_validation: true, eval_steps: 0 }, e, ctx.report.software));
+    expect(e.trainTokens).toBe(2 * stats.tokensPerEpoch); // micro-batches of one row: no padding
+    expect(e.evaluations).toBe(2);
+    // The estimate trains nothing: the session still has no adapter to export.
+    await expect(session.adapterNow()).rejects.toThrow(/no trained adapter/);
+    session.unloadModel();
+  });
+});
+
+describe('evaluation count', () => {
+  const stats = { totalSteps: 10, epochs: 3, validation: { lossTokens: 5 } } as Parameters<typeof evaluationCount>[0];
+  it('follows the trainer: per epoch, every eval_steps steps (the last step included), none without validation', () => {
+    expect(evaluationCount(stats, { run_validation: true, eval_steps: 0 })).toBe(3);
+    expect(evaluationCount(stats, { run_validation: true, eval_steps: 4 })).toBe(3); // steps 4, 8 and 10
+    expect(evaluationCount(stats, { run_validation: false, eval_steps: 0 })).toBe(0);
+    expect(evaluationCount({ ...stats, validation: { ...stats.validation, lossTokens: 0 } }, { run_validation: true, eval_steps: 2 })).toBe(0);
+  });
+});

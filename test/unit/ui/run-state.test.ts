@@ -1,0 +1,95 @@
+// The page's run state machine (src/ui/run-state.ts): every phase change and readout comes from this reducer.
+import { describe, expect, it } from 'vitest';
+import { IDLE_RUN, runBusy, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
+import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
+
+const stats = { totalSteps: 4, epochs: 1 } as DataStats;
+const step = (n: number, loss: number): TrainEvent => ({
+  type: 'step',
+  step: n,
+  totalSteps: 4,
+  epoch: 0,
+  loss,
+  lr: 1e-4,
+  gradNorm: 0.5,
+  tokens: 100,
+  tokensPerSecond: 50,
+  elapsedSeconds: 2 * n,
+  etaSeconds: 2 * (4 - n),
+} as TrainEvent);
+const ev = (event: TrainEvent): RunAction => ({ type: 'event', event });
+const run = (...actions: RunAction[]): RunState => actions.reduce(runReducer, IDLE_RUN);
+
+describe('run state', () => {
+  it('goes idle → starting → running on the plan, and back to running after a validation', () => {
+    let s = run({ type: 'start', totalSteps: 4 });
+    expect(s.phase).toBe('starting');
+    expect(runBusy(s.phase)).toBe(true);
+    s = runReducer(s, ev({ type: 'plan', stats, resumedAt: 0 }));
+    expect(s).toMatchObject({ phase: 'running', totalSteps: 4, hasAdapter: true, plan: stats });
+    s = runReducer(s, ev(step(1, 3)));
+    s = runReducer(s, ev({ type: 'validating', step: 1 }));
+    expect(s.phase).toBe('validating');
+    s = runReducer(s, ev({ type: 'eval', step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 }));
+    expect(s.phase).toBe('running');
+    expect(s.history).toEqual([{ step: 1, loss: 3, valLoss: 2.5 }]);
+    expect(s.validation).toEqual({ step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 });
+  });
+
+  it('pauses only a moving run and stops only a busy one; a stop settles the readouts (no ETA left ticking)', () => {
+    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(1, 3)));
+    expect(s.readouts?.etaSeconds).toBe(6);
+    s = runReducer(s, { type: 'pause' });
+    expect(s.phase).toBe('paused');
+    expect(runReducer(s, { type: 'pause' })).toBe(s);
+    s = runReducer(runReducer(s, { type: 'unpause' }), { type: 'stop' });
+    expect(s.phase).toBe('stopping');
+    s = runReducer(s, ev({ type: 'checkpoint', step: 1 }));
+    s = runReducer(s, { type: 'finished', result: { steps: 1, stopped: true, seconds: 2, finalLoss: 3, finalValLoss: null } as never });
+    expect(s).toMatchObject({ phase: 'stopped', step: 1, checkpointStep: 1, outcome: { kind: 'stopped', steps: 1, totalSteps: 4 } });
+    expect(s.readouts?.etaSeconds).toBeNull();
+    expect(runReducer(s, { type: 'stop' })).toBe(s);
+    expect(runReducer(IDLE_RUN, { type: 'pause' })).toBe(IDLE_RUN);
+  });
+
+  it('finishes with the outcome and ETA 0; a failure keeps the steps done and says why', () => {
+    const done = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(4, 2)), {
+      type: 'finished',
+      result: { steps: 4, stopped: false, seconds: 8, finalLoss: 2, finalValLoss: 1.9 } as never,
+    });
+    expect(done).toMatchObject({ phase: 'done', outcome: { kind: 'finished', steps: 4, finalValLoss: 1.9 } });
+    expect(done.readouts?.etaSeconds).toBe(0);
+    const failed = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(2, 3)), { type: 'failed', kind: 'device-lost', message: 'the GPU went away' });
+    expect(failed).toMatchObject({ phase: 'error', step: 2, hasAdapter: true, outcome: { kind: 'failed', errorKind: 'device-lost', message: 'the GPU went away' } });
+    expect(failed.readouts?.etaSeconds).toBeNull();
+  });
+
+  it('resumes a saved run with its history and last validation, and a new start clears everything', () => {
+    const saved = { step: 2, totalSteps: 4, trainName: 'short.jsonl', history: [{ step: 1, loss: 3 }, { step: 2, loss: 2.8, valLoss: 2.7 }] } as SavedRun;
+    let s = run({ type: 'resume', saved });
+    expect(s).toMatchObject({ phase: 'starting', step: 2, totalSteps: 4, resumedFrom: 'short.jsonl', checkpointStep: 2 });
+    expect(s.validation).toMatchObject({ step: 2, valLoss: 2.7 });
+    s = runReducer(s, ev({ type: 'plan', stats, resumedAt: 2 }));
+    expect(s.note).toMatch(/Resumed short\.jsonl from the checkpoint at step 2/);
+    expect(s.history).toHaveLength(2);
+    s = runReducer(runReducer(s, { type: 'finished', result: { steps: 4, stopped: false, seconds: 1, finalLoss: 2, finalValLoss: null } as never }), { type: 'start', totalSteps: 9 });
+    expect(s).toEqual({ ...IDLE_RUN, phase: 'starting', totalSteps: 9 });
+  });
+
+  it('ignores a new start or a model change while busy; a model change after a run drops the adapter', () => {
+    const busy = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }));
+    expect(runReducer(busy, { type: 'start', totalSteps: 1 })).toBe(busy);
+    expect(runReducer(busy, { type: 'model-changed' })).toBe(busy);
+    const stopped = runReducer(busy, { type: 'finished', result: { steps: 1, stopped: true, seconds: 1, finalLoss: null, finalValLoss: null } as never });
+    expect(runReducer(stopped, { type: 'model-changed' })).toEqual(IDLE_RUN);
+    expect(runReducer(stopped, { type: 'inputs-changed' }).plan).toBeNull();
+    expect(runReducer(busy, { type: 'inputs-changed' }).plan).toBe(stats);
+  });
+
+  it('reports a skipped step without moving the loss curve', () => {
+    const s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(1, 3)), ev({ type: 'skipped', step: 2, totalSteps: 4, epoch: 0, reason: 'the loss is NaN', consecutive: 1 } as TrainEvent));
+    expect(s.step).toBe(2);
+    expect(s.history).toEqual([{ step: 1, loss: 3 }]);
+    expect(s.note).toMatch(/Step 2 skipped: the loss is NaN/);
+  });
+});
