@@ -84,6 +84,8 @@ export interface DataStats {
   /** Fraction of padding tokens in epoch 0's micro-batches (each padded to its own longest row, or to padTo). */
   paddingFraction: number;
   validation: { examples: number; sequences: number; tokens: number; lossTokens: number; batches: number };
+  /** Decisions taken for the user that they should hear about (e.g. a smaller validation split than asked for). */
+  notices?: string[];
 }
 
 export interface BatchBuildOptions {
@@ -162,7 +164,7 @@ export function splitExamples(
   train: readonly Example[],
   validation: readonly Example[] | null,
   opts: Pick<DataPlanOptions, 'run_validation' | 'num_validation_samples'>,
-): { train: Example[]; validation: Example[] } {
+): { train: Example[]; validation: Example[]; notice?: string } {
   if (!opts.run_validation) return { train: train.slice(), validation: [] };
   const n = opts.num_validation_samples;
   positiveInt('num_validation_samples', n);
@@ -171,10 +173,19 @@ export function splitExamples(
     return { train: train.slice(), validation: validation.slice(0, n) };
   }
   if (n >= train.length) {
-    throw new FinetuneError(
-      'bad-input',
-      `num_validation_samples (${n}) must be less than the number of training rows (${train.length}): the last ${n} rows are held out for validation. Lower num_validation_samples, give validation_data, or set run_validation false.`,
-    );
+    // A small file with Replicate's default of 50 validation rows would leave nothing to train on. Rather than stop,
+    // hold out a tenth of the rows (at least one) and say so, naming the flags that choose otherwise; a single row
+    // cannot be split, so it trains without validation.
+    const choose = 'choose with num_validation_samples, give validation_data, or set run_validation false';
+    if (train.length < 2) {
+      return { train: train.slice(), validation: [], notice: `the training data has ${train.length} row, too few to hold any out for validation (num_validation_samples is ${n}): training without validation; ${choose}` };
+    }
+    const k = Math.max(1, Math.floor(train.length / 10));
+    return {
+      train: train.slice(0, train.length - k),
+      validation: train.slice(train.length - k),
+      notice: `the training data has ${train.length} rows, not more than num_validation_samples (${n}): holding out its last ${k} row${k === 1 ? '' : 's'} (a tenth) for validation instead; ${choose}`,
+    };
   }
   return { train: train.slice(0, train.length - n), validation: train.slice(train.length - n) };
 }
@@ -331,6 +342,8 @@ export function prepareTrainingData(
   options: DataPlanOptions,
   build: BatchBuildOptions = {},
 ): TrainingData {
-  const { train, validation } = splitExamples(trainExamples, validationExamples, options);
-  return new TrainingData(train, validation, options, build);
+  const { train, validation, notice } = splitExamples(trainExamples, validationExamples, options);
+  const data = new TrainingData(train, validation, options, build);
+  if (notice) data.stats.notices = [notice];
+  return data;
 }

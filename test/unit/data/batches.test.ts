@@ -143,10 +143,28 @@ describe('gradient accumulation and the validation split', () => {
     expect([s.train.length, s.validation.length]).toEqual([10, 0]);
   });
 
-  it('says what to do when the file is too small to hold out the validation rows', () => {
-    const e = thrown(() => splitExamples(rows, null, { run_validation: true, num_validation_samples: 10 }));
-    expect(isFinetuneError(e, 'bad-input')).toBe(true);
-    expect((e as Error).message).toMatch(/num_validation_samples \(10\) must be less than the number of training rows \(10\).*run_validation false/);
+  it('holds out a tenth of a file too small for num_validation_samples, with a notice naming the flags', () => {
+    // Replicate's default of 50 validation rows on a 10-row file: formerly a dead end (bad-input), now 9 + 1.
+    const s = splitExamples(rows, null, { run_validation: true, num_validation_samples: 50 });
+    expect([s.train.length, s.validation.length]).toEqual([9, 1]);
+    expect(s.validation[0]).toBe(rows[9]);
+    expect(s.notice).toBe(
+      'the training data has 10 rows, not more than num_validation_samples (50): holding out its last 1 row (a tenth) for validation instead; choose with num_validation_samples, give validation_data, or set run_validation false',
+    );
+    const twenty = Array.from({ length: 25 }, (_, i) => ex(i, 3));
+    expect(splitExamples(twenty, null, { run_validation: true, num_validation_samples: 25 }).validation).toEqual(twenty.slice(23));
+    // One row cannot be split: it trains without validation, and says so.
+    const one = splitExamples([rows[0]], null, { run_validation: true, num_validation_samples: 50 });
+    expect([one.train.length, one.validation.length]).toEqual([1, 0]);
+    expect(one.notice).toMatch(/^the training data has 1 row, too few to hold any out for validation/);
+    // Enough rows: no notice.
+    expect(splitExamples(rows, null, { run_validation: true, num_validation_samples: 3 }).notice).toBeUndefined();
+  });
+
+  it('reports the notice in the plan (prepareTrainingData stats)', () => {
+    const data = prepareTrainingData(rows, null, { ...OPTS, run_validation: true, num_validation_samples: 50 });
+    expect(data.stats.validationExamples).toBe(1);
+    expect(data.stats.notices).toEqual([expect.stringMatching(/holding out its last 1 row/)]);
   });
 });
 
