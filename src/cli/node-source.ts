@@ -2,10 +2,10 @@
 // over a directory. src/model stays free of `node:*`; this is the Node side of its interfaces.
 
 import { open, stat } from 'node:fs/promises';
-import { readdirSync, statSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve, sep } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
-import { checkFileName, checkRange, type ByteSource, type FileSet } from '../model/source.ts';
+import { checkFileName, checkRange, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
 
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
 export async function nodeFileSource(path: string, name = path): Promise<ByteSource> {
@@ -69,4 +69,39 @@ export function nodeDirectory(dir: string): FileSet {
       return nodeFileSource(full, `${dir}/${file}`);
     },
   };
+}
+
+export interface ModelSpecOptions {
+  /** Hugging Face access token (sent only as an Authorization header); the CLI passes HF_TOKEN. */
+  token?: string;
+  /** Hub revision (branch, tag or commit); default main. */
+  revision?: string;
+}
+
+/** How a `--model` argument was read: a directory, a Hub repository, or an http(s) folder serving Range requests. */
+export interface ModelSpec {
+  kind: 'directory' | 'hub' | 'url';
+  files: FileSet;
+  /** A short name for messages and saved runs (never carrying a token or a query string). */
+  label: string;
+}
+
+/**
+ * `--model DIR|HUB_ID|URL`: an existing directory wins, then an http(s) URL, then owner/name as a Hub id. Anything
+ * else is a bad-input error that says which three forms are accepted.
+ */
+export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
+  if (/^https?:\/\//i.test(spec)) {
+    const files = urlFileSet(spec, { token: o.token });
+    const path = new URL(spec).pathname.replace(/\/+$/, '');
+    return { kind: 'url', files, label: basename(path) || new URL(spec).host };
+  }
+  if (existsSync(spec)) {
+    if (!statSync(spec).isDirectory()) throw new FinetuneError('bad-input', `--model ${spec} is a file; give the folder that holds config.json and the safetensors`);
+    return { kind: 'directory', files: nodeDirectory(spec), label: basename(resolve(spec)) };
+  }
+  if (/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(spec) && !spec.includes('..')) {
+    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision: o.revision }), label: spec };
+  }
+  throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

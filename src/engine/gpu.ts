@@ -9,9 +9,11 @@ import { KernelRegistry, type KernelSpec } from './registry.ts';
 import { shaderSources } from './shaders.ts';
 
 /** The largest buffer we ask for: some drivers report 1 TiB and crash when asked for it (design.md). */
-const MAX_REQUESTED_BUFFER = 4 * 1024 ** 3 - 4;
+export const MAX_REQUESTED_BUFFER = 4 * 1024 ** 3 - 4;
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 2048;
+/** Bytes every context holds from its creation (the uniform arena and the two 4-byte fence buffers); the planner counts them. */
+export const CONTEXT_BYTES = UNIFORM_SLOT * UNIFORM_SLOTS + 4 + 4;
 
 export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;

@@ -3,9 +3,10 @@ import { benchCommand } from './bench.ts';
 import { checkCommand } from './check.ts';
 import { exportCommand } from './export.ts';
 import { remoteCommand } from './remote.ts';
+import { planCommand } from './plan.ts';
 import { trainCommand } from './train.ts';
 import { gpuInfoCommand } from './gpu-info.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import { validateCommand } from './validate.ts';
 
-export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand, exportCommand, remoteCommand];
+export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand, exportCommand, planCommand, remoteCommand];

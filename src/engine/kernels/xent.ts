@@ -24,10 +24,24 @@ export interface LmheadXentScratch {
   rowLoss: GPUBuffer; // (BT)
 }
 
-export function createLmheadXentScratch(ctx: GpuContext, BT: number, C: number, V: number, chunkTokens: number): LmheadXentScratch {
+/** Bytes of each scratch buffer createLmheadXentScratch makes (the memory planner adds them up without a GPU). */
+export interface XentScratchBytes {
+  logits: number;
+  hChunk: number;
+  dhChunk: number;
+  rowLoss: number;
+}
+
+export function lmheadXentScratchBytes(BT: number, C: number, V: number, chunkTokens: number): XentScratchBytes {
   const R = Math.min(chunkTokens, BT);
   const multi = BT > R;
-  const logitsBytes = R * V * 4;
+  return { logits: R * V * 4, hChunk: multi ? R * C * 4 : 4, dhChunk: multi ? R * C * 4 : 4, rowLoss: BT * 4 };
+}
+
+export function createLmheadXentScratch(ctx: GpuContext, BT: number, C: number, V: number, chunkTokens: number): LmheadXentScratch {
+  const R = Math.min(chunkTokens, BT);
+  const sizes = lmheadXentScratchBytes(BT, C, V, chunkTokens);
+  const logitsBytes = sizes.logits;
   const limit = Math.min(ctx.device.limits.maxStorageBufferBindingSize, ctx.device.limits.maxBufferSize);
   if (logitsBytes > limit) {
     throw new FinetuneError('out-of-memory', `lm_head xent: a chunk of ${R} tokens needs ${logitsBytes} bytes of logits, over this GPU's ${limit}; use fewer chunk tokens`, {
@@ -41,10 +55,10 @@ export function createLmheadXentScratch(ctx: GpuContext, BT: number, C: number, 
     C,
     V,
     chunkTokens,
-    logits: ctx.createBuffer('xent logits chunk', R * V * 4, 'scratch'),
-    hChunk: ctx.createBuffer('xent h chunk', multi ? R * C * 4 : 4, 'scratch'),
-    dhChunk: ctx.createBuffer('xent dh chunk', multi ? R * C * 4 : 4, 'scratch'),
-    rowLoss: ctx.createBuffer('xent row losses', BT * 4, 'scratch'),
+    logits: ctx.createBuffer('xent logits chunk', sizes.logits, 'scratch'),
+    hChunk: ctx.createBuffer('xent h chunk', sizes.hChunk, 'scratch'),
+    dhChunk: ctx.createBuffer('xent dh chunk', sizes.dhChunk, 'scratch'),
+    rowLoss: ctx.createBuffer('xent row losses', sizes.rowLoss, 'scratch'),
   };
 }
 

@@ -3,16 +3,17 @@
 // Per layer (facts.md): h = x + o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x)))); out = h + down(silu(gate(n2(h))) * up(n2(h))).
 // Activation checkpointing: the forward keeps only each layer's input xs[l] (N, C); the backward recomputes the layer's
 // forward into one set of layer buffers, then runs its backward. Activation memory is therefore (L+1)·N·C plus one
-// layer's worth, whatever the depth. Every buffer is sized by `activationBytes` and made in the constructor.
+// layer's worth, whatever the depth. Every buffer is sized by `runnerLayout` (./sizing.ts, which the memory planner
+// also adds up) and made in the constructor.
 
 import { type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type GradNormPartials } from '../kernels/adamw.ts';
-import { attention_backward, attention_forward, attentionBackwardScratchBytes } from '../kernels/attention.ts';
+import { attention_backward, attention_forward } from '../kernels/attention.ts';
 import { copy } from '../kernels/elementwise.ts';
 import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
-import { lora_backward, lora_forward, lora_intermediate, loraScratchBytes, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
+import { lora_backward, lora_forward, lora_intermediate, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
 import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_backward, rope_forward, ropeTable } from '../kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
@@ -20,6 +21,7 @@ import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward,
 import type { Dims } from './dims.ts';
 import { base_linear_backward, base_linear_forward } from './linear.ts';
 import { loraGradSlices, loraModules, zeroLoraGrads, type GpuLora } from './lora.ts';
+import { runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
 import type { MistralWeights } from './weights.ts';
 
 /** One micro-batch, as the data pipeline produces it (all arrays B·T long, row-major). */
@@ -91,17 +93,13 @@ interface GradBuffers {
   attnD: GPUBuffer; // (N, nH)
 }
 
-/** Bytes of activations and scratch a runner allocates for N = B·T tokens (the ledger reports the same). */
-export function activationBytes(d: Dims, N: number, r: number, loraTargets: number, dropout: boolean, xentChunk: number): number {
-  const Q = d.nH * d.hd;
-  const KV = d.nKV * d.hd;
-  const f = 4;
-  const checkpoints = (d.L + 1) * N * d.C;
-  const layer = N * (3 * d.C + 2 * Q + 2 * KV + 3 * d.I + d.nH + 2) + loraTargets * N * r;
-  const grads = N * (3 * d.C + 2 * Q + 2 * KV + 3 * d.I + d.nH);
-  const head = N * (d.C + 2) + Math.min(xentChunk, N) * d.V + 2 * Math.min(xentChunk, N) * d.C;
-  const lora = N * r + (dropout ? N * Math.max(d.C, d.I, Q) : 0);
-  return f * (checkpoints + layer + grads + head + lora);
+/**
+ * Bytes of activations and scratch a runner allocates for N = B·T tokens (the ledger reports the same): the sum of
+ * the one layout (./sizing.ts) the constructor allocates from.
+ */
+export function activationBytes(d: Dims, shape: RunnerShape): number {
+  const b = runnerBytes(runnerLayout(d, shape));
+  return b.activations + b.scratch;
 }
 
 export class MistralRunner {
@@ -140,68 +138,73 @@ export class MistralRunner {
   ) {
     const d = weights.dims;
     const N = (this.N = o.B * o.T);
-    this.xentChunk = Math.max(1, Math.min(o.xentChunk ?? 256, N));
+    const r = lora?.r ?? 0;
+    const s = runnerLayout(d, { B: o.B, T: o.T, r, targets: lora?.targets ?? [], dropout: (lora?.dropout ?? 0) > 0, xentChunk: o.xentChunk });
+    this.xentChunk = s.xentChunk;
     this.seed = o.seed ?? 42;
-    const Q = d.nH * d.hd;
-    const KV = d.nKV * d.hd;
     const buf = (label: string, floats: number, cat: 'activations' | 'scratch' | 'io' = 'activations'): GPUBuffer => {
       const b = ctx.createBuffer(label, Math.max(1, floats) * 4, cat);
       this.owned.push(b);
       return b;
     };
-    this.ids = buf('input ids', N, 'io');
-    this.targets = buf('targets', N, 'io');
-    this.seg = buf('segment ids', N, 'io');
-    this.pos = buf('positions', N, 'io');
-    this.rope = ctx.upload('rope table', ropeTable(o.T, d.hd, d.theta), 'scratch');
+    this.ids = buf('input ids', s.io.ids, 'io');
+    this.targets = buf('targets', s.io.targets, 'io');
+    this.seg = buf('segment ids', s.io.seg, 'io');
+    this.pos = buf('positions', s.io.pos, 'io');
+    const table = ropeTable(o.T, d.hd, d.theta);
+    if (table.length !== s.ropeTable) throw new FinetuneError('internal', `rope table of ${table.length} floats, the layout says ${s.ropeTable}`);
+    this.rope = ctx.upload('rope table', table, 'scratch');
     this.owned.push(this.rope);
-    this.xs = Array.from({ length: d.L + 1 }, (_, l) => buf(`x[${l}]`, N * d.C));
-    this.xf = buf('x final', N * d.C);
-    this.rstdf = buf('rstd final', N);
-    this.lossSum = buf('loss sum', 1, 'scratch');
-    this.lse = buf('head lse', N);
-    this.clip = buf('clip', 2, 'scratch');
-    const r = lora?.r ?? 0;
+    this.xs = s.xs.map((n, l) => buf(`x[${l}]`, n));
+    this.xf = buf('x final', s.xf);
+    this.rstdf = buf('rstd final', s.rstdf);
+    this.lossSum = buf('loss sum', s.lossSum, 'scratch');
+    this.lse = buf('head lse', s.lse);
+    this.clip = buf('clip', s.clip, 'scratch');
     const t: LayerBuffers['t'] = {};
-    for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name}`, N * r);
+    for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name}`, s.loraT[name] ?? 0);
+    const Ls = s.layer;
     this.L = {
-      n1: buf('n1', N * d.C),
-      rstd1: buf('rstd1', N),
-      q: buf('q', N * Q),
-      k: buf('k', N * KV),
-      v: buf('v', N * KV),
-      att: buf('att', N * Q),
-      lse: buf('attention lse', N * d.nH),
-      h: buf('h', N * d.C),
-      n2: buf('n2', N * d.C),
-      rstd2: buf('rstd2', N),
-      g: buf('gate', N * d.I),
-      u: buf('up', N * d.I),
-      a: buf('swiglu', N * d.I),
+      n1: buf('n1', Ls.n1),
+      rstd1: buf('rstd1', Ls.rstd1),
+      q: buf('q', Ls.q),
+      k: buf('k', Ls.k),
+      v: buf('v', Ls.v),
+      att: buf('att', Ls.att),
+      lse: buf('attention lse', Ls.lse),
+      h: buf('h', Ls.h),
+      n2: buf('n2', Ls.n2),
+      rstd2: buf('rstd2', Ls.rstd2),
+      g: buf('gate', Ls.g),
+      u: buf('up', Ls.u),
+      a: buf('swiglu', Ls.a),
       t,
     };
+    const Gs = s.grads;
     this.G = {
-      dres: buf('d residual', N * d.C),
-      dn: buf('d norm', N * d.C),
-      dq: buf('dq', N * Q),
-      dk: buf('dk', N * KV),
-      dv: buf('dv', N * KV),
-      datt: buf('d att', N * Q),
-      da: buf('d swiglu', N * d.I),
-      dg: buf('d gate', N * d.I),
-      du: buf('d up', N * d.I),
-      dxf: buf('d x final', N * d.C),
-      attnD: buf('attention D', attentionBackwardScratchBytes(o.B, o.T, d.nH) / 4, 'scratch'),
+      dres: buf('d residual', Gs.dres),
+      dn: buf('d norm', Gs.dn),
+      dq: buf('dq', Gs.dq),
+      dk: buf('dk', Gs.dk),
+      dv: buf('dv', Gs.dv),
+      datt: buf('d att', Gs.datt),
+      da: buf('d swiglu', Gs.da),
+      dg: buf('d gate', Gs.dg),
+      du: buf('d up', Gs.du),
+      dxf: buf('d x final', Gs.dxf),
+      attnD: buf('attention D', s.attnD, 'scratch'),
     };
-    const maxIn = Math.max(d.C, d.I, Q);
-    const ls = loraScratchBytes(N, maxIn, Math.max(r, 1));
     this.loraScratch = {
-      dt: lora ? buf('lora dt', ls.dt / 4, 'scratch') : null,
-      drop: lora && lora.dropout > 0 ? buf('lora dropout', ls.drop / 4, 'scratch') : null,
+      dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
+      drop: lora && s.loraDrop !== null ? buf('lora dropout', s.loraDrop, 'scratch') : null,
     };
     this.xent = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk);
     this.normPartials = lora ? createGradNormPartials(ctx, loraGradSlices(lora)) : null;
     if (this.normPartials) this.owned.push(this.normPartials.buffer);
+    // The planner counts the slots from the layout; an adapter with modules missing would make it over-count.
+    if (this.normPartials && this.normPartials.slots > (s.gradNormSlots ?? 0)) {
+      throw new FinetuneError('internal', `grad-norm partials: ${this.normPartials.slots} slots, the layout has ${s.gradNormSlots}`);
+    }
   }
 
   destroy(): void {

@@ -1,0 +1,78 @@
+// `finetune plan`: will this run fit? The memory planner (src/run/planner.ts) from the model's config.json and the
+// hyperparameters alone — nothing but config.json is read, no weights — against this machine's adapter limits.
+
+import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { parseMistralConfig } from '../../model/config.ts';
+import { readJson } from '../../model/source.ts';
+import { planMemory, type PlanGpu } from '../../run/planner.ts';
+import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { findNodeAdapter } from '../node-gpu.ts';
+import { modelSpec } from '../node-source.ts';
+
+const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
+
+Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
+moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters alone
+(only config.json is read: nothing is downloaded but that file), and a verdict: fits, tight (over 85 % of the budget)
+or does-not-fit, with the reasons. The buffers are checked against this machine's WebGPU adapter limits
+(maxBufferSize, maxStorageBufferBindingSize) unless --no-gpu.
+
+options:
+  --model M         a folder with config.json, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
+                    repositories) or an http(s) URL of a folder
+  --gpu-memory GB   the GPU memory to plan against (WebGPU cannot report it; default: a guess of 8 GiB, said so)
+  --seq-len N       plan for sequences of at most N tokens (default: the longest the hyperparameters allow)
+  --revision REV    Hub branch, tag or commit (default main)
+  --no-gpu          do not look for an adapter (buffer limits are then not checked)
+
+hyperparameters (those that change memory: peft_method, quantization, micro_batch_size, validation_batch_size,
+run_validation, max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_dropout,
+lora_target_modules):
+${hyperparamUsage()}`;
+
+export const planCommand: Command = {
+  name: 'plan',
+  summary: 'will it fit? GPU memory of a run by category from config.json + hyperparameters, and a verdict (JSON)',
+  usage: USAGE,
+  async run(args, io) {
+    const { hp, rest } = hyperparamsFromArgs(args);
+    const { values } = parseCommandArgs(rest, {
+      model: { type: 'string' },
+      'gpu-memory': { type: 'string' },
+      'seq-len': { type: 'string' },
+      revision: { type: 'string' },
+      'no-gpu': { type: 'boolean', default: false },
+    });
+    if (!values.model) throw new UsageError('--model is required');
+    const positive = (flag: string, v: string | undefined, integer: boolean): number | undefined => {
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
+      return n;
+    };
+    const gb = positive('gpu-memory', values['gpu-memory'], false);
+    const seqLen = positive('seq-len', values['seq-len'], true);
+    const model = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
+    const config = parseMistralConfig(await readJson(await model.files.open('config.json')), `${model.label}/config.json`);
+
+    const gpu: PlanGpu = { memoryBytes: gb === undefined ? undefined : gb * 1024 ** 3 };
+    if (!values['no-gpu']) {
+      try {
+        const found = await findNodeAdapter();
+        const l = found.adapter.limits;
+        const info = found.adapter.info;
+        Object.assign(gpu, {
+          maxBufferSize: l.maxBufferSize,
+          maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+          hasF16: found.adapter.features.has('shader-f16'),
+          name: [info?.vendor, info?.device || info?.architecture].filter(Boolean).join(' ') || found.via,
+        });
+      } catch (e) {
+        io.err(`note: no WebGPU adapter (${(e as Error).message}); buffer limits are not checked`);
+      }
+    }
+    const plan = planMemory(config, hp, { seqLen, gpu });
+    io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
+    return 0;
+  },
+};

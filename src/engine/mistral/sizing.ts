@@ -1,0 +1,176 @@
+// The sizes of every buffer a MistralRunner makes, computed from the shapes alone. The runner's constructor allocates
+// from this layout and the memory planner (src/run/planner.ts) adds it up, so the plan and the allocation are one
+// computation and cannot drift apart. Sizes are in f32-sized elements ("floats"), as the runner's buffers are.
+
+import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
+import { NORM_CHUNK } from '../kernels/adamw.ts';
+import { attentionBackwardScratchBytes } from '../kernels/attention.ts';
+import { loraScratchBytes } from '../kernels/lora.ts';
+import { lmheadXentScratchBytes, type XentScratchBytes } from '../kernels/xent.ts';
+import { linearShape, type Dims } from './dims.ts';
+
+/** Tokens per chunk of the fused lm_head + cross-entropy when the caller does not choose (the logits chunk is chunk × V). */
+export const DEFAULT_XENT_CHUNK = 256;
+
+export interface RunnerShape {
+  /** Micro-batch rows and tokens per row the runner is sized for. */
+  B: number;
+  T: number;
+  /** LoRA rank; 0 or absent targets = no adapter (inference only). */
+  r: number;
+  /** The adapted projections (empty: no adapter). */
+  targets: readonly Projection[];
+  /** LoRA dropout p > 0 (needs the dropout scratch). */
+  dropout: boolean;
+  xentChunk?: number;
+}
+
+/** Per-layer forward intermediates, kept for one layer at a time (recomputed in the backward). */
+export const LAYER_BUFFERS = ['n1', 'rstd1', 'q', 'k', 'v', 'att', 'lse', 'h', 'n2', 'rstd2', 'g', 'u', 'a'] as const;
+/** Gradient buffers of one layer's backward (reused by every layer). */
+export const GRAD_BUFFERS = ['dres', 'dn', 'dq', 'dk', 'dv', 'datt', 'da', 'dg', 'du', 'dxf'] as const;
+
+export interface RunnerLayout {
+  N: number;
+  xentChunk: number;
+  /** io: input ids, targets, segment ids, positions (N each). */
+  io: { ids: number; targets: number; seg: number; pos: number };
+  /** scratch: the RoPE cos/sin table for T positions. */
+  ropeTable: number;
+  /** activations: xs[l] (N, C) for l = 0..L, the checkpoints of per-layer recomputation. */
+  xs: number[];
+  /** activations: final norm output and its rstd, the head's logsumexp. */
+  xf: number;
+  rstdf: number;
+  lse: number;
+  /** scratch: loss sum and [clip scale, norm]. */
+  lossSum: number;
+  clip: number;
+  /** activations: one layer's intermediates. */
+  layer: Record<(typeof LAYER_BUFFERS)[number], number>;
+  /** activations: LoRA intermediates t (N, r) per adapted projection. */
+  loraT: Partial<Record<Projection, number>>;
+  /** activations: one layer's gradients. */
+  grads: Record<(typeof GRAD_BUFFERS)[number], number>;
+  /** scratch: attention backward's D (N, nH). */
+  attnD: number;
+  /** scratch: LoRA backward dt and the dropout buffer (null: not made). */
+  loraDt: number | null;
+  loraDrop: number | null;
+  /** scratch, in bytes: the lm_head + cross-entropy chunk buffers. */
+  xent: XentScratchBytes;
+  /** optimizer: global-norm partial sums (null without an adapter). */
+  gradNormSlots: number | null;
+}
+
+export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
+  const N = s.B * s.T;
+  const xentChunk = Math.max(1, Math.min(s.xentChunk ?? DEFAULT_XENT_CHUNK, N));
+  const Q = d.nH * d.hd;
+  const KV = d.nKV * d.hd;
+  const hasLora = s.targets.length > 0 && s.r > 0;
+  const r = hasLora ? s.r : 0;
+  const targets = PROJECTIONS.filter((p) => hasLora && s.targets.includes(p));
+  const loraT: Partial<Record<Projection, number>> = {};
+  for (const p of targets) loraT[p] = N * r;
+  const maxIn = Math.max(d.C, d.I, Q);
+  const ls = loraScratchBytes(N, maxIn, Math.max(r, 1));
+  let slots = 0;
+  for (const p of targets) {
+    const sh = linearShape(d, p);
+    slots += d.L * (Math.ceil((r * sh.in) / NORM_CHUNK) + Math.ceil((sh.out * r) / NORM_CHUNK));
+  }
+  return {
+    N,
+    xentChunk,
+    io: { ids: N, targets: N, seg: N, pos: N },
+    ropeTable: s.T * d.hd,
+    xs: Array.from({ length: d.L + 1 }, () => N * d.C),
+    xf: N * d.C,
+    rstdf: N,
+    lse: N,
+    lossSum: 1,
+    clip: 2,
+    layer: {
+      n1: N * d.C,
+      rstd1: N,
+      q: N * Q,
+      k: N * KV,
+      v: N * KV,
+      att: N * Q,
+      lse: N * d.nH,
+      h: N * d.C,
+      n2: N * d.C,
+      rstd2: N,
+      g: N * d.I,
+      u: N * d.I,
+      a: N * d.I,
+    },
+    loraT,
+    grads: {
+      dres: N * d.C,
+      dn: N * d.C,
+      dq: N * Q,
+      dk: N * KV,
+      dv: N * KV,
+      datt: N * Q,
+      da: N * d.I,
+      dg: N * d.I,
+      du: N * d.I,
+      dxf: N * d.C,
+    },
+    attnD: attentionBackwardScratchBytes(s.B, s.T, d.nH) / 4,
+    loraDt: hasLora ? ls.dt / 4 : null,
+    loraDrop: hasLora && s.dropout ? ls.drop / 4 : null,
+    xent: lmheadXentScratchBytes(N, d.C, d.V, xentChunk),
+    gradNormSlots: hasLora ? slots : null,
+  };
+}
+
+/** What the memory ledger charges for a buffer of `bytes` (it rounds up to 4, at least 4). */
+export function ledgerBytes(bytes: number): number {
+  return Math.max(4, Math.ceil(bytes / 4) * 4);
+}
+
+/** What the ledger charges for a runner buffer of `floats` f32 elements (the runner asks for at least one). */
+export function floatBufferBytes(floats: number): number {
+  return ledgerBytes(Math.max(1, floats) * 4);
+}
+
+export interface RunnerBytes {
+  activations: number;
+  scratch: number;
+  io: number;
+  optimizer: number;
+  /** The largest single buffer the runner makes, in bytes (limits: maxBufferSize, maxStorageBufferBindingSize). */
+  largestBuffer: { label: string; bytes: number };
+}
+
+/** Bytes per ledger category of a runner with this layout: what the ledger shows once the runner exists. */
+export function runnerBytes(lay: RunnerLayout): RunnerBytes {
+  let largest = { label: '', bytes: 0 };
+  const see = (label: string, bytes: number): number => {
+    if (bytes > largest.bytes) largest = { label, bytes };
+    return bytes;
+  };
+  const f = (label: string, floats: number): number => see(label, floatBufferBytes(floats));
+  const activations =
+    lay.xs.reduce((a, n, l) => a + f(`x[${l}]`, n), 0) +
+    f('x final', lay.xf) +
+    f('rstd final', lay.rstdf) +
+    f('head lse', lay.lse) +
+    Object.entries(lay.layer).reduce((a, [k, n]) => a + f(k, n), 0) +
+    Object.entries(lay.loraT).reduce((a, [k, n]) => a + f(`lora t ${k}`, n ?? 0), 0) +
+    Object.entries(lay.grads).reduce((a, [k, n]) => a + f(k, n), 0);
+  const scratch =
+    f('rope table', lay.ropeTable) +
+    f('loss sum', lay.lossSum) +
+    f('clip', lay.clip) +
+    f('attention D', lay.attnD) +
+    (lay.loraDt === null ? 0 : f('lora dt', lay.loraDt)) +
+    (lay.loraDrop === null ? 0 : f('lora dropout', lay.loraDrop)) +
+    Object.entries(lay.xent).reduce((a, [k, b]) => a + see(`xent ${k}`, ledgerBytes(b)), 0);
+  const io = Object.values(lay.io).reduce((a, n) => a + f('batch', n), 0);
+  const optimizer = lay.gradNormSlots === null ? 0 : f('grad norm partials', lay.gradNormSlots);
+  return { activations, scratch, io, optimizer, largestBuffer: largest };
+}

@@ -1,0 +1,255 @@
+// The memory planner: from a model's config.json and the hyperparameters alone (no weights loaded, no GPU needed), the
+// GPU bytes a fine-tuning run will hold, by the ledger's categories, and a verdict against an adapter's limits.
+//
+// Every number is the engine's own: base weights as weights.ts uploads them (NF4 codes and scales as nf4_quantize makes
+// them, norms in f32, embeddings and lm_head as stored), LoRA and AdamW moments as uploadLora makes them, and the
+// runner's activations and scratch from the layout its constructor allocates from (engine/mistral/sizing.ts). The
+// formula is written out in docs/models.md.
+
+import { PROJECTIONS, type Quantization } from '../core/mistral.ts';
+import { FinetuneError } from '../core/errors.ts';
+import { formatBytes } from '../core/units.ts';
+import { targetModules } from '../config/index.ts';
+import type { Hyperparams } from '../config/hyperparams.ts';
+import type { MistralConfig } from '../model/config.ts';
+import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER } from '../engine/gpu.ts';
+import { nf4Bytes } from '../engine/kernels/nf4.ts';
+import { dimsOf, linearShape } from '../engine/mistral/dims.ts';
+import { ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
+
+/** What is known about the GPU the plan is for. Everything is optional: the verdict says what it could not check. */
+export interface PlanGpu {
+  /** The adapter's limits (the context asks for at most 4 GiB − 4 of each; the plan applies the same cap). */
+  maxBufferSize?: number;
+  maxStorageBufferBindingSize?: number;
+  /** GPU memory to plan against, in bytes. WebGPU cannot report it: given by the user, else a guess. */
+  memoryBytes?: number;
+  /** The adapter has shader-f16 (an f16 checkpoint then stays 16-bit; without it f16 is widened to f32). */
+  hasF16?: boolean;
+  name?: string;
+}
+
+export interface PlanOptions {
+  /** Tokens per sequence the runner is sized for; default: the longest the hyperparameters allow. */
+  seqLen?: number;
+  gpu?: PlanGpu;
+}
+
+export type Verdict = 'fits' | 'tight' | 'does-not-fit';
+
+export interface MemoryPlan {
+  model: { layers: number; hidden: number; intermediate: number; vocab: number; heads: number; kvHeads: number; headDim: number; dtype: string };
+  quantization: Quantization;
+  run: {
+    /** Micro-batch rows × tokens the runner is sized for (validation batches included). */
+    rows: number;
+    seqLen: number;
+    tokens: number;
+    loraRank: number;
+    targets: string[];
+    dropout: boolean;
+    xentChunkTokens: number;
+    recomputation: string;
+  };
+  /** Base weights by part, as uploaded. */
+  weights: { projections: number; nf4Codes: number; nf4Scales: number; norms: number; embeddings: number; lmHead: number; total: number };
+  /** Bytes by ledger category during a training step (what the ledger's peak shows). */
+  bytes: { context: number; weights: number; lora: number; optimizer: number; activations: number; scratch: number; io: number };
+  /** Peak while loading (weights plus one projection being quantised), and during a training step. */
+  loadPeakBytes: number;
+  trainPeakBytes: number;
+  peakBytes: number;
+  largestBuffer: { label: string; bytes: number };
+  gpu: { maxBufferSize: number | null; maxStorageBufferBindingSize: number | null; memoryBytes: number; memorySource: 'given' | 'guessed'; name: string | null };
+  verdict: Verdict;
+  /** Why, in sentences a person can act on. */
+  reasons: string[];
+  warnings: string[];
+}
+
+/** Used when no budget is given: WebGPU exposes no memory size, and 8 GiB is what the README asks of a 7B run. */
+export const GUESSED_GPU_MEMORY = 8 * 1024 ** 3;
+/** Above this share of the budget the plan is "tight": drivers, the browser and other tabs need room too. */
+export const TIGHT_SHARE = 0.85;
+
+/** The longest sequence the runner can be asked for under these hyperparameters (trainer.ts runnerShape's bound). */
+export function longestSequenceBound(hp: Hyperparams): number {
+  if (!hp.pack_sequences) return hp.max_seq_len;
+  // Wrapped packs are cut at chunk_size; greedy packs are ≤ chunk_size, or one example alone (≤ max_seq_len).
+  return hp.wrap_packed_sequences ? hp.chunk_size : Math.max(hp.chunk_size, hp.max_seq_len);
+}
+
+function storedBytesPerValue(c: MistralConfig, hasF16: boolean, warnings: string[]): number {
+  switch (c.dtype) {
+    case 'bfloat16':
+      return 2;
+    case 'float16':
+      return hasF16 ? 2 : 4;
+    case 'float32':
+      return 4;
+    case null:
+      warnings.push('config.json states no dtype: assuming bf16 tensors (2 bytes per value)');
+      return 2;
+  }
+}
+
+export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOptions = {}): MemoryPlan {
+  const d = dimsOf(config);
+  const warnings = [...config.warnings];
+  const quantization = hp.quantization;
+  const gpu = o.gpu ?? {};
+  const stored = storedBytesPerValue(config, gpu.hasF16 ?? false, warnings);
+  let largest = { label: '', bytes: 0 };
+  const see = (label: string, bytes: number): number => {
+    if (bytes > largest.bytes) largest = { label, bytes };
+    return bytes;
+  };
+
+  // Base weights, as weights.ts uploads them.
+  const embeddings = see('model.embed_tokens.weight', ledgerBytes(d.V * d.C * stored));
+  // A tied config without its own lm_head.weight reuses the embedding buffer (weights.ts).
+  const lmHead = config.tieWordEmbeddings ? 0 : see('lm_head.weight', ledgerBytes(d.V * d.C * stored));
+  const norms = (2 * d.L + 1) * ledgerBytes(d.C * 4);
+  let nf4Codes = 0;
+  let nf4Scales = 0;
+  let dense = 0;
+  // Per projection: bytes kept, and bytes held only while it is quantised — its source as stored, absmax (f32 per 64
+  // weights) and, for double quant, the partial sums and the thresholds table; freed before the next (kernels/nf4.ts).
+  const kept: number[] = [];
+  const during: number[] = [];
+  for (const p of PROJECTIONS) {
+    const s = linearShape(d, p);
+    if (quantization === 'none') {
+      const b = see(p, ledgerBytes(s.out * s.in * stored));
+      dense += d.L * b;
+      kept.push(b);
+      during.push(0);
+    } else {
+      const codes = see(`${p} codes`, (s.out * s.in) / 2);
+      const all = nf4Bytes(s.out, s.in, quantization === 'nf4-double');
+      nf4Codes += d.L * codes;
+      nf4Scales += d.L * (all - codes);
+      const blocks = (s.out * s.in) / 64;
+      kept.push(all);
+      during.push(
+        see(`${p} (to quantise)`, ledgerBytes(s.out * s.in * stored)) +
+          (quantization === 'nf4-double' ? ledgerBytes(blocks * 4) + ledgerBytes(Math.ceil(blocks / 256) * 4) + ledgerBytes(255 * 4) : 0),
+      );
+    }
+  }
+  // The load's peak, in weights.ts's order: embeddings; per layer two norms and the seven projections; the final norm
+  // and lm_head.
+  let loaded = CONTEXT_BYTES + embeddings;
+  let loadPeakBytes = loaded;
+  for (let l = 0; l < d.L; l++) {
+    loaded += 2 * ledgerBytes(d.C * 4);
+    PROJECTIONS.forEach((_, i) => {
+      loadPeakBytes = Math.max(loadPeakBytes, loaded + kept[i] + during[i]);
+      loaded += kept[i];
+    });
+  }
+  loaded += ledgerBytes(d.C * 4) + lmHead;
+  loadPeakBytes = Math.max(loadPeakBytes, loaded);
+  const projections = dense + nf4Codes + nf4Scales;
+  const weights = embeddings + lmHead + norms + projections;
+
+  // The run's shape, as session.ts and trainer.ts's runnerShape will size it.
+  const targets = targetModules(hp);
+  const seqBound = longestSequenceBound(hp);
+  if (o.seqLen !== undefined && !(Number.isSafeInteger(o.seqLen) && o.seqLen > 0)) {
+    throw new FinetuneError('bad-input', `the sequence length must be a positive integer, got ${o.seqLen}`);
+  }
+  const T = Math.min(o.seqLen ?? seqBound, seqBound);
+  const B = Math.max(hp.micro_batch_size, hp.run_validation ? hp.validation_batch_size : 0);
+  const dropout = hp.lora_dropout > 0;
+  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, dropout });
+  const runner = runnerBytes(layout);
+  see(runner.largestBuffer.label, runner.largestBuffer.bytes);
+
+  // LoRA: A, B and their gradients ('lora'); AdamW's two moments of each ('optimizer'), as uploadLora makes them.
+  let lora = 0;
+  let moments = 0;
+  let largestLoraTensor = 0;
+  for (const p of targets) {
+    const s = linearShape(d, p);
+    const a = ledgerBytes(hp.lora_rank * s.in * 4);
+    const b = ledgerBytes(s.out * hp.lora_rank * 4);
+    lora += d.L * 2 * (a + b);
+    moments += d.L * 2 * (a + b);
+    largestLoraTensor = Math.max(largestLoraTensor, a, b);
+  }
+  // A checkpoint reads tensors back one at a time through a staging buffer ('io').
+  const readback = ledgerBytes(Math.max(8, largestLoraTensor));
+
+  const bytes = {
+    context: CONTEXT_BYTES,
+    weights,
+    lora,
+    optimizer: moments + runner.optimizer,
+    activations: runner.activations,
+    scratch: runner.scratch,
+    io: runner.io + readback,
+  };
+  const trainPeakBytes = Object.values(bytes).reduce((a, b) => a + b, 0);
+  const peakBytes = Math.max(trainPeakBytes, loadPeakBytes);
+
+  // The verdict.
+  const reasons: string[] = [];
+  let verdict: Verdict = 'fits';
+  const worse = (v: Verdict): void => {
+    const rank = { fits: 0, tight: 1, 'does-not-fit': 2 } as const;
+    if (rank[v] > rank[verdict]) verdict = v;
+  };
+  const cap = (v: number | undefined): number | null => (v === undefined ? null : Math.min(v, MAX_REQUESTED_BUFFER));
+  const maxBuffer = cap(gpu.maxBufferSize);
+  const maxBinding = cap(gpu.maxStorageBufferBindingSize);
+  const shrink = 'lower micro_batch_size or max_seq_len (activations grow with rows × tokens)';
+  if (maxBuffer !== null && largest.bytes > maxBuffer) {
+    worse('does-not-fit');
+    reasons.push(`the largest buffer (${largest.label}, ${formatBytes(largest.bytes)}) is over this GPU's maxBufferSize of ${formatBytes(maxBuffer)}; ${shrink}`);
+  }
+  // Every buffer the engine makes is bound whole as a storage buffer by some kernel.
+  if (maxBinding !== null && largest.bytes > maxBinding) {
+    worse('does-not-fit');
+    reasons.push(`the largest buffer (${largest.label}, ${formatBytes(largest.bytes)}) is over this GPU's maxStorageBufferBindingSize of ${formatBytes(maxBinding)}; ${shrink}`);
+  }
+  if (maxBuffer === null || maxBinding === null) reasons.push('no adapter limits were given: buffer sizes were not checked against maxBufferSize / maxStorageBufferBindingSize');
+  const memoryBytes = gpu.memoryBytes ?? GUESSED_GPU_MEMORY;
+  const memorySource = gpu.memoryBytes === undefined ? 'guessed' : 'given';
+  const share = peakBytes / memoryBytes;
+  const of = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)}${memorySource === 'guessed' ? ' (a guess: WebGPU cannot report GPU memory; give the real size)' : ''}`;
+  if (share > 1) {
+    worse('does-not-fit');
+    reasons.push(`needs ${of}: ${quantization === 'none' ? 'quantise the base (peft_method qlora or quantization nf4-double), ' : ''}${shrink}`);
+  } else if (share > TIGHT_SHARE) {
+    worse('tight');
+    reasons.push(`needs ${of} (${Math.round(share * 100)} %): the driver, the browser and other tabs need room too`);
+  } else {
+    reasons.push(`needs ${of} (${Math.round(share * 100)} %)`);
+  }
+
+  return {
+    model: { layers: d.L, hidden: d.C, intermediate: d.I, vocab: d.V, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, dtype: config.dtype ?? 'bfloat16 (assumed)' },
+    quantization,
+    run: {
+      rows: B,
+      seqLen: T,
+      tokens: layout.N,
+      loraRank: hp.lora_rank,
+      targets,
+      dropout,
+      xentChunkTokens: layout.xentChunk,
+      recomputation: `per-layer activation checkpointing: the ${d.L + 1} layer inputs are kept, one layer's intermediates are recomputed at a time in the backward`,
+    },
+    weights: { projections, nf4Codes, nf4Scales, norms, embeddings, lmHead, total: weights },
+    bytes,
+    loadPeakBytes,
+    trainPeakBytes,
+    peakBytes,
+    largestBuffer: largest,
+    gpu: { maxBufferSize: maxBuffer, maxStorageBufferBindingSize: maxBinding, memoryBytes, memorySource, name: gpu.name ?? null },
+    verdict,
+    reasons,
+    warnings,
+  };
+}

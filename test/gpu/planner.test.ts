@@ -1,0 +1,106 @@
+// The memory planner against the ledger: what planMemory predicts from config.json and the hyperparameters alone
+// must be what the engine then allocates — loading, and during a training step (forward, backward with per-layer
+// recomputation, AdamW) — on tiny-mistral, the demo model and a synthetic Mistral-shaped stack.
+import { describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { parseHyperparams, targetModules } from '../../src/config/index.ts';
+import type { Hyperparams } from '../../src/config/hyperparams.ts';
+import { uniformSource } from '../../src/core/prng.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
+import { MistralRunner } from '../../src/engine/mistral/model.ts';
+import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
+import { randomMistral } from '../../src/bench/model.ts';
+import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { createAdapter } from '../../src/model/lora-adapter.ts';
+import type { MistralConfig } from '../../src/model/config.ts';
+import { planMemory, type MemoryPlan } from '../../src/run/planner.ts';
+import { gpuContext } from './context.ts';
+
+/** One training step as the trainer runs it; returns the ledger's peak by category over the step. */
+async function measureStep(ctx: GpuContext, config: MistralConfig, weights: MistralWeights, hp: Hyperparams) {
+  ctx.ledger.resetPeaks();
+  const adapter = createAdapter(config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targetModules: targetModules(hp), random: uniformSource(1, 1) });
+  const lora = uploadLora(ctx, weights.dims, adapter);
+  const B = hp.micro_batch_size;
+  const T = hp.max_seq_len;
+  const runner = new MistralRunner(ctx, weights, lora, { B, T, seed: 3 });
+  try {
+    const ids = Array.from({ length: B * T }, (_, i) => (i * 7919 + 13) % config.vocabSize);
+    runner.setBatch({
+      B,
+      T,
+      inputIds: ids,
+      targets: ids.map((_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1])),
+      segIds: new Uint32Array(B * T).fill(1),
+      positions: Uint32Array.from({ length: B * T }, (_, i) => i % T),
+    });
+    runner.zeroGrads();
+    runner.resetLoss();
+    runner.forwardBackward(1 / (B * T), 1 / (B * T), 'train');
+    runner.optimizerStep({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 });
+    expect(Number.isFinite(await runner.readLoss())).toBe(true);
+    return ctx.ledger.snapshot();
+  } finally {
+    runner.destroy();
+    destroyLora(ctx, lora);
+  }
+}
+
+function expectWithin10(predicted: number, measured: number): void {
+  expect(Math.abs(predicted - measured) / measured).toBeLessThan(0.1);
+}
+
+function expectStepMatches(plan: MemoryPlan, peak: ReturnType<GpuContext['ledger']['snapshot']>, baseline: number): void {
+  const c = peak.byCategory;
+  // The categories the planner computes from the same sizing as the allocation agree exactly.
+  expect(c.weights.peakBytes).toBe(plan.bytes.weights);
+  expect(c.lora.peakBytes).toBe(plan.bytes.lora);
+  expect(c.optimizer.peakBytes).toBe(plan.bytes.optimizer);
+  expect(c.activations.peakBytes).toBe(plan.bytes.activations);
+  expectWithin10(plan.trainPeakBytes, peak.peakBytes - baseline + plan.bytes.context);
+}
+
+describe('memory planner vs the ledger', () => {
+  for (const [name, dir, quantization, extra] of [
+    ['tiny-mistral', 'test/fixtures/tiny-mistral', 'nf4', { lora_target_modules: 'all-linear', lora_dropout: 0.1 }],
+    ['the demo model', 'public/models/mistral-nano-demo', 'nf4-double', { lora_rank: 16, lora_dropout: 0 }],
+  ] as const) {
+    it(`${name} (${quantization}): load and training-step peaks within 10 %`, async () => {
+      const ctx = await gpuContext();
+      const hp = parseHyperparams({ peft_method: 'qlora', quantization, micro_batch_size: 2, train_batch_size: 2, max_seq_len: 6, validation_batch_size: 1, ...extra });
+      const ckpt = await openCheckpoint(nodeDirectory(dir));
+      const plan = planMemory(ckpt.config, hp);
+      const before = ctx.ledger.snapshot().currentBytes;
+      ctx.ledger.resetPeaks();
+      const weights = await loadMistralWeights(ctx, ckpt, { quantization });
+      try {
+        const load = ctx.ledger.snapshot();
+        expect(load.currentBytes - before).toBe(plan.weights.total);
+        expectWithin10(plan.loadPeakBytes, load.peakBytes - before + plan.bytes.context);
+        expectStepMatches(plan, await measureStep(ctx, ckpt.config, weights, hp), before);
+      } finally {
+        destroyMistralWeights(ctx, weights);
+      }
+    });
+  }
+
+  it('a synthetic Mistral-shaped stack (GQA, 3 layers, all projections): training-step peak within 10 %', async () => {
+    const ctx = await gpuContext();
+    const d = { V: 1000, C: 256, I: 704, L: 3, nH: 4, nKV: 2, hd: 64, theta: 1e6, eps: 1e-5 };
+    const config: MistralConfig = {
+      vocabSize: d.V, hidden: d.C, intermediate: d.I, layers: d.L, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, ropeTheta: d.theta,
+      rmsNormEps: d.eps, maxPositions: 4096, tieWordEmbeddings: false, slidingWindow: null, dtype: 'bfloat16', bosTokenId: 1, eosTokenId: 2, warnings: [],
+    };
+    const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 3, train_batch_size: 3, max_seq_len: 5, lora_target_modules: 'all-linear', lora_rank: 4 });
+    const plan = planMemory(config, hp);
+    const before = ctx.ledger.snapshot().currentBytes;
+    const weights = await randomMistral(ctx, d, true);
+    try {
+      expect(ctx.ledger.snapshot().currentBytes - before).toBe(plan.weights.total);
+      expectStepMatches(plan, await measureStep(ctx, config, weights, hp), before);
+    } finally {
+      destroyMistralWeights(ctx, weights);
+    }
+  });
+});

@@ -1,0 +1,79 @@
+// `finetune plan` reads config.json only and prints the planner's JSON; it accepts a folder, a Hub id or a URL.
+import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.ts';
+import { modelSpec } from '../../../src/cli/node-source.ts';
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) }, out, err };
+}
+
+describe('finetune plan', () => {
+  let server: Server;
+  let base = '';
+  const requested: string[] = [];
+  beforeAll(async () => {
+    const config = readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json');
+    server = createServer((req, res) => {
+      requested.push(req.url ?? '');
+      if (req.url !== '/m7b/config.json') {
+        res.writeHead(404).end();
+        return;
+      }
+      // Range-capable like the Hub: the probe asks for bytes=0-0.
+      const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '');
+      if (m) {
+        const [a, b] = [Number(m[1]), Math.min(Number(m[2]), config.length - 1)];
+        res.writeHead(206, { 'content-range': `bytes ${a}-${b}/${config.length}`, 'content-length': b - a + 1 }).end(config.subarray(a, b + 1));
+      } else res.writeHead(200, { 'content-length': config.length }).end(config);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('prints the 7B plan from a folder: NF4 double-quant base ≈ 4.1 GB, a verdict against the given memory', async () => {
+    const c = capture();
+    const code = await main(['plan', '--model', 'test/fixtures/mistral-7b-instruct-v0.2', '--peft_method', 'qlora', '--max_seq_len', '2048', '--micro_batch_size', '1', '--train_batch_size', '1', '--gpu-memory', '24', '--no-gpu'], c.io);
+    expect(c.err).toEqual([]);
+    expect(code).toBe(0);
+    const plan = JSON.parse(c.out.join('\n'));
+    expect(plan.type).toBe('plan');
+    expect(plan.source).toEqual({ kind: 'directory', name: 'mistral-7b-instruct-v0.2' });
+    expect(plan.weights.total).toBeGreaterThan(3.9e9);
+    expect(plan.weights.total).toBeLessThan(4.4e9);
+    expect(plan.verdict).toBe('fits');
+    expect(plan.gpu.memoryBytes).toBe(24 * 1024 ** 3);
+  });
+
+  it('reads only config.json over http(s): nothing else is fetched', async () => {
+    const c = capture();
+    requested.length = 0;
+    expect(await main(['plan', '--model', `${base}/m7b/`, '--gpu-memory', '2', '--no-gpu'], c.io)).toBe(0);
+    const plan = JSON.parse(c.out.join('\n'));
+    expect(plan.source.kind).toBe('url');
+    expect(plan.verdict).toBe('does-not-fit');
+    expect(requested.every((u) => u === '/m7b/config.json')).toBe(true);
+    expect(requested.length).toBeGreaterThan(0);
+  });
+
+  it('refuses a model that is neither a folder, a Hub id nor a URL, and a bad --gpu-memory', async () => {
+    const c = capture();
+    expect(await main(['plan', '--model', 'no such thing', '--no-gpu'], c.io)).toBe(2);
+    expect(c.err.join('\n')).toMatch(/not a Hugging Face id \(owner\/name\) or an http\(s\) URL/);
+    const d = capture();
+    expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', '--gpu-memory', 'lots', '--no-gpu'], d.io)).toBe(2);
+    expect(d.err.join('\n')).toMatch(/--gpu-memory must be a positive number/);
+  });
+
+  it('tells the three forms of --model apart', () => {
+    expect(modelSpec('test/fixtures/tiny-mistral').kind).toBe('directory');
+    expect(modelSpec('mistralai/Mistral-7B-Instruct-v0.2')).toMatchObject({ kind: 'hub', label: 'mistralai/Mistral-7B-Instruct-v0.2' });
+    expect(modelSpec('https://example.com/models/tiny/?sig=secret')).toMatchObject({ kind: 'url', label: 'tiny' });
+    expect(() => modelSpec('test/fixtures/tiny-mistral/config.json')).toThrow(/is a file/);
+  });
+});

@@ -1,0 +1,84 @@
+// The memory planner from config.json + hyperparameters alone. Its agreement with the ledger's measured peak is
+// tested on a real GPU in test/gpu/planner.test.ts; here: the 7B numbers, the verdicts and the sequence bound.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseHyperparams } from '../../../src/config/index.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { longestSequenceBound, planMemory } from '../../../src/run/planner.ts';
+import { activationBytes } from '../../../src/engine/mistral/model.ts';
+import { dimsOf } from '../../../src/engine/mistral/dims.ts';
+
+const mistral7b = parseMistralConfig(JSON.parse(readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json', 'utf8')));
+const GB = 1e9;
+
+describe('memory planner', () => {
+  it('Mistral-7B-Instruct-v0.2 at NF4 double-quant: base weights ≈ 4.1 GB, embeddings and lm_head bf16', () => {
+    const plan = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora' }));
+    expect(plan.quantization).toBe('nf4-double');
+    expect(plan.weights.embeddings).toBe(32000 * 4096 * 2);
+    expect(plan.weights.lmHead).toBe(32000 * 4096 * 2);
+    // 6.98 G projection weights at 4 bits + double-quantised scales.
+    expect(plan.weights.nf4Codes).toBe((32 * (4096 * 4096 * 2 + 1024 * 4096 * 2 + 14336 * 4096 * 3)) / 2);
+    expect(plan.weights.total).toBeGreaterThan(3.9 * GB);
+    expect(plan.weights.total).toBeLessThan(4.4 * GB);
+    expect(plan.bytes.weights).toBe(plan.weights.total);
+    expect(plan.peakBytes).toBeGreaterThan(plan.weights.total);
+  });
+
+  it('single-quant NF4 costs more than double-quant, and the dense bf16 base about 14.5 GB', () => {
+    const dq = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', quantization: 'nf4-double' })).weights.total;
+    const q = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', quantization: 'nf4' })).weights.total;
+    const none = planMemory(mistral7b, parseHyperparams({ quantization: 'none' })).weights.total;
+    expect(q).toBeGreaterThan(dq);
+    // 4.5 vs ≈4.127 bits per projection weight.
+    expect((q - dq) / 6.98e9).toBeCloseTo((4.5 - 4.127) / 8, 2);
+    expect(none).toBeGreaterThan(14.4 * GB);
+    expect(none).toBeLessThan(14.6 * GB);
+  });
+
+  it('activations follow rows × tokens, with the runner’s own sizing (activationBytes) and recomputation', () => {
+    const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 2048, validation_batch_size: 1 });
+    const plan = planMemory(mistral7b, hp);
+    expect(plan.run).toMatchObject({ rows: 1, seqLen: 2048, tokens: 2048, loraRank: 8, targets: ['q_proj', 'v_proj'] });
+    const d = dimsOf(mistral7b);
+    expect(plan.bytes.activations + plan.bytes.scratch).toBe(activationBytes(d, { B: 1, T: 2048, r: 8, targets: ['q_proj', 'v_proj'], dropout: true }));
+    // (L + 1) checkpoints of (N, C) f32 dominate: 33 · 2048 · 4096 · 4 bytes.
+    expect(plan.bytes.activations).toBeGreaterThan(33 * 2048 * 4096 * 4);
+    const twice = planMemory(mistral7b, { ...hp, max_seq_len: 4096 });
+    expect(twice.bytes.activations / plan.bytes.activations).toBeCloseTo(2, 1);
+  });
+
+  it('fits, tight, does not fit — and says why', () => {
+    const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 1024 });
+    const big = { maxBufferSize: 4 * 1024 ** 3, maxStorageBufferBindingSize: 4 * 1024 ** 3 };
+    const fits = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 80 * 1024 ** 3 } });
+    expect(fits.verdict).toBe('fits');
+    expect(fits.gpu.memorySource).toBe('given');
+    const tight = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: fits.peakBytes / 0.9 } });
+    expect(tight.verdict).toBe('tight');
+    expect(tight.reasons.join(' ')).toMatch(/90 %/);
+    const small = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 4 * 1024 ** 3 } });
+    expect(small.verdict).toBe('does-not-fit');
+    expect(small.reasons.join(' ')).toMatch(/of 4\.0 GiB/);
+    // WebGPU's default 128 MiB binding limit cannot hold the 250 MiB bf16 embedding table.
+    const defaults = planMemory(mistral7b, hp, { gpu: { maxBufferSize: 256 * 1024 ** 2, maxStorageBufferBindingSize: 128 * 1024 ** 2, memoryBytes: 80 * 1024 ** 3 } });
+    expect(defaults.verdict).toBe('does-not-fit');
+    expect(defaults.largestBuffer.label).toBe('model.embed_tokens.weight');
+    expect(defaults.reasons.join(' ')).toMatch(/maxStorageBufferBindingSize/);
+  });
+
+  it('without a memory size it plans against a labelled guess', () => {
+    const plan = planMemory(mistral7b, parseHyperparams({}));
+    expect(plan.gpu.memorySource).toBe('guessed');
+    expect(plan.reasons.join(' ')).toMatch(/guess/);
+    expect(plan.reasons.join(' ')).toMatch(/no adapter limits/);
+  });
+
+  it('sizes the runner for the longest sequence the hyperparameters allow, or a shorter one asked for', () => {
+    expect(longestSequenceBound(parseHyperparams({ max_seq_len: 1000 }))).toBe(1000);
+    expect(longestSequenceBound(parseHyperparams({ pack_sequences: true, chunk_size: 512, max_seq_len: 1000 }))).toBe(1000);
+    expect(longestSequenceBound(parseHyperparams({ pack_sequences: true, wrap_packed_sequences: true, chunk_size: 512, max_seq_len: 1000 }))).toBe(512);
+    expect(planMemory(mistral7b, parseHyperparams({ max_seq_len: 1000 }), { seqLen: 300 }).run.seqLen).toBe(300);
+    expect(() => planMemory(mistral7b, parseHyperparams({}), { seqLen: 0 })).toThrow(/positive integer/);
+  });
+});
