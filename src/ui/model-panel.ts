@@ -2,7 +2,8 @@
 // token, or files on this computer), the base quantization the run needs (from peft_method / quantization in the form),
 // load progress (tensors and bytes), what was loaded, and the GPU memory ledger.
 
-import type { LedgerSnapshot, ModelSource } from '../worker/api.ts';
+import type { LedgerSnapshot, MemoryPlan, ModelSource } from '../worker/api.ts';
+import { isFinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { formatCount, formatParams } from './format.ts';
@@ -72,6 +73,8 @@ export function modelPanel(shared: Shared): HTMLElement {
   select('demo');
 
   const quantLine = h('p', { class: 'quant', 'data-testid': 'model-quantization' });
+  const gpuMemory = h('input', { type: 'number', id: 'gpu-memory-gib', min: '1', step: '1', placeholder: 'unknown', 'data-testid': 'gpu-memory-gib' });
+  const fit = h('div', { class: 'fit', 'data-testid': 'model-plan' });
   const loadButton = h('button', { type: 'button', 'data-testid': 'model-load' }, 'Load model');
   const status = h('p', { class: 'status', 'data-testid': 'model-status' }, 'No model loaded.');
   const bar = h('progress', { max: 1, value: 0, hidden: true, 'data-testid': 'model-progress' });
@@ -99,6 +102,52 @@ export function modelPanel(shared: Shared): HTMLElement {
       }
     }
   };
+
+  // Will it fit? Asked of the worker from config.json alone whenever the source, the form or the memory size changes
+  // (debounced: a Hub repository typed letter by letter is one request); an answer to an older question is dropped.
+  let planAsked = 0;
+  let planTimer: ReturnType<typeof setTimeout> | undefined;
+  const showPlan = (p: MemoryPlan): void => {
+    const word = p.verdict === 'fits' ? 'Fits' : p.verdict === 'tight' ? 'Tight' : 'Does not fit';
+    fit.dataset.verdict = p.verdict;
+    replaceChildren(
+      fit,
+      h('p', { class: `status ${p.verdict === 'fits' ? 'ok' : p.verdict === 'tight' ? 'warn' : 'bad'}` }, `${word}: ${p.reasons[0] ?? ''}`),
+      ...p.reasons.slice(1).map((r) => h('p', { class: 'hint' }, r)),
+      h(
+        'p',
+        { class: 'hint num' },
+        `base weights ${formatBytes(p.bytes.weights)} · LoRA ${formatBytes(p.bytes.lora)} · AdamW ${formatBytes(p.bytes.optimizer)} · activations ${formatBytes(p.bytes.activations)} · scratch ${formatBytes(p.bytes.scratch + p.bytes.io + p.bytes.context)} · ${p.run.rows} × ${p.run.seqLen} tokens`,
+      ),
+    );
+  };
+  const askPlan = (): void => {
+    clearTimeout(planTimer);
+    planTimer = setTimeout(() => {
+      const asked = ++planAsked;
+      const s = sourceOf();
+      const hp = shared.form.value.hp;
+      delete fit.dataset.verdict;
+      if (typeof s === 'string' || !hp) {
+        replaceChildren(fit, h('p', { class: 'hint' }, typeof s === 'string' ? '' : 'Fix the hyperparameters to see whether the run fits.'));
+        return;
+      }
+      replaceChildren(fit, h('p', { class: 'hint' }, 'Checking whether it fits (config.json only)…'));
+      const gib = Number(gpuMemory.value);
+      shared.engine.planModelMemory(s.source, { ...hp }, gpuMemory.value && gib > 0 ? gib : undefined).then(
+        (p) => {
+          if (asked === planAsked) showPlan(p);
+        },
+        (e: unknown) => {
+          if (asked === planAsked) replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits (${isFinetuneError(e) ? e.kind : 'internal'}): ${e instanceof Error ? e.message : String(e)}`));
+        },
+      );
+    }, 400);
+  };
+  for (const el of [repo, revision, token, gpuMemory]) el.addEventListener('input', askPlan);
+  files.addEventListener('change', askPlan);
+  for (const t of tabs) t.addEventListener('click', askPlan);
+  shared.form.watch(askPlan);
 
   loadButton.addEventListener('click', () => {
     const q = wantedQuantization(shared.form.value);
@@ -202,6 +251,8 @@ export function modelPanel(shared: Shared): HTMLElement {
     h('div', { class: 'tabs', role: 'tablist' }, ...tabs),
     body,
     quantLine,
+    h('label', { for: 'gpu-memory-gib', class: 'inline' }, 'GPU memory (GiB) ', gpuMemory),
+    fit,
     h('div', { class: 'actions' }, loadButton),
     bar,
     progressText,

@@ -12,6 +12,7 @@ import type { AdapterReport } from '../engine/gpu-adapter.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
+import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
 import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
@@ -28,6 +29,7 @@ export type {
   LedgerSnapshot,
   LoadProgress,
   MatmulCheck,
+  MemoryPlan,
   ModelInfo,
   Problem,
   Quantization,
@@ -68,6 +70,11 @@ export interface EngineApi {
   selfTestMatmul(): Promise<MatmulCheck[]>;
   /** The whole engine against the PyTorch/PEFT goldens on the tiny model. */
   goldenCheck(quantization: 'nf4' | 'none', onProgress?: (text: string) => void): Promise<CheckReport>;
+  /**
+   * Will it fit? The GPU memory a run of this model needs with these hyperparameters, by category, and a verdict against
+   * this worker's adapter limits and `gpuMemoryGiB` (a guess when absent). Reads config.json only: nothing else downloads.
+   */
+  planModelMemory(source: ModelSource, hp: Record<string, unknown>, gpuMemoryGiB?: number): Promise<MemoryPlan>;
   /** Loads a model's base weights onto the GPU (NF4-quantised as they stream in, unless quantization is none). */
   loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   /** A JSONL file read the way training will read it: every problem with its line, and token statistics. */

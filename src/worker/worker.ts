@@ -8,7 +8,10 @@ import { FinetuneError } from '../core/errors.ts';
 import { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
-import { blobFileSet, hubFileSet, httpSource, urlFileSet } from '../model/source.ts';
+import { blobFileSet, hubFileSet, httpSource, readJson, urlFileSet } from '../model/source.ts';
+import { parseMistralConfig } from '../model/config.ts';
+import { parseHyperparams } from '../config/index.ts';
+import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip } from '../export/index.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
@@ -126,6 +129,25 @@ const api = {
       quantization,
       onProgress: say,
     });
+  },
+
+  /** The memory plan from config.json alone (nothing else is read) against this worker's adapter. */
+  async planModelMemory(source: ModelSource, hp: Record<string, unknown>, gpuMemoryGiB?: number): Promise<MemoryPlan> {
+    const { files, name } = modelFiles(source);
+    const config = parseMistralConfig(await readJson(await files.open('config.json')), `${name}/config.json`);
+    const gpu: PlanGpu = { memoryBytes: gpuMemoryGiB && gpuMemoryGiB > 0 ? gpuMemoryGiB * 1024 ** 3 : undefined };
+    // Without a device the plan still answers, and says that the limits were not checked.
+    const ctx = await gpuContext().catch(() => null);
+    if (ctx) {
+      const r = ctx.report;
+      Object.assign(gpu, {
+        maxBufferSize: ctx.device.limits.maxBufferSize,
+        maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize,
+        hasF16: ctx.hasF16,
+        name: [r.vendor, r.device || r.architecture].filter(Boolean).join(' ') || undefined,
+      });
+    }
+    return planMemory(config, parseHyperparams(hp), { gpu });
   },
 
   /** Loads a model's weights onto the GPU (NF4-quantised on the GPU as they stream in, unless quantization is none). */
