@@ -85,8 +85,10 @@ export const FIELDS = [
   { name: 'warmup_ratio', type: 'float', group: extra, default: 0.03, min: 0, max: 0.5, step: 0.01, label: 'Warmup ratio', help: 'Fraction of the steps spent ramping the learning rate up from 0.' },
   { name: 'weight_decay', type: 'float', group: extra, default: 0, min: 0, max: 1, step: 0.01, label: 'Weight decay', help: 'AdamW decoupled weight decay on the adapter weights.' },
   { name: 'max_grad_norm', type: 'float', group: extra, default: 1.0, min: 0, step: 0.1, label: 'Max gradient norm', help: 'Clip the global gradient norm to this value; 0 turns clipping off.' },
+  { name: 'max_steps', type: 'int', group: extra, default: 0, min: 0, label: 'Stop after', help: 'Stop after this many optimizer steps (the last epoch ends early; validation and a checkpoint still happen at the end); 0 = train every epoch to the end.' },
   { name: 'eval_steps', type: 'int', group: extra, default: 0, min: 0, label: 'Evaluate every', help: 'Run validation every this many steps; 0 = at the end of each epoch.' },
   { name: 'save_steps', type: 'int', group: extra, default: 0, min: 0, label: 'Checkpoint every', help: 'Save the adapter every this many steps; 0 = at the end of each epoch.' },
+  { name: 'save_every_minutes', type: 'float', group: extra, default: 10, min: 0, step: 1, label: 'Checkpoint every (minutes)', help: 'Also save the adapter once this many minutes have passed since the last save, so a killed run loses at most that much; 0 = save by steps only.' },
   { name: 'quantization', type: 'enum', group: extra, default: 'none', choices: ['nf4', 'nf4-double', 'none'], label: 'Base quantization', help: 'How the frozen base is stored: nf4 (4.5 bits/weight), nf4-double (NF4 with quantized block scales, ≈4.13 bits, as Replicate\'s QLoRA) or none. Follows peft_method when not set: qlora → nf4-double, lora → none.' },
 ] as const satisfies readonly FieldMeta[];
 

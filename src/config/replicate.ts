@@ -74,12 +74,18 @@ function judgeExtra(name: HyperparamName, hp: Hyperparams, defaults: Hyperparams
       return hp.max_grad_norm === defaults.max_grad_norm
         ? { note: `max_grad_norm is not an input of Replicate\'s trainer; its own clipping setting applies there (not sent)` }
         : { refuse: `max_grad_norm ${hp.max_grad_norm}: Replicate\'s trainer has no gradient clipping input. Leave it at ${defaults.max_grad_norm}, or train locally.` };
+    case 'max_steps':
+      return hp.max_steps === 0
+        ? { note: 'max_steps: Replicate\'s trainer runs every epoch to the end; not sent' }
+        : { refuse: `max_steps ${hp.max_steps}: Replicate\'s trainer has no step limit (it trains num_train_epochs whole epochs). Use 0, or lower num_train_epochs, or train locally.` };
     case 'eval_steps':
       return hp.eval_steps === 0
         ? { note: 'eval_steps: Replicate\'s trainer validates once per epoch; not sent' }
         : { refuse: `eval_steps ${hp.eval_steps}: Replicate\'s trainer validates once per epoch only. Use 0, or train locally.` };
     case 'save_steps':
       return { note: 'save_steps: Replicate returns only the final adapter (training_output.zip); intermediate checkpoints are not sent for' };
+    case 'save_every_minutes':
+      return { note: 'save_every_minutes: Replicate keeps its own checkpoints and returns only the final adapter; not sent' };
     case 'quantization': {
       const implied = defaultQuantization(hp.peft_method);
       return hp.quantization === implied

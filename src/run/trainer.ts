@@ -13,6 +13,7 @@ import type { GpuLora } from '../engine/mistral/lora.ts';
 import { loraModules } from '../engine/mistral/lora.ts';
 import type { MistralRunner, OptimizerSettings, TokenBatch } from '../engine/mistral/model.ts';
 import { learningRate, type LrScheduler } from './schedule.ts';
+import { SaveTimer, systemClock, type Clock } from './save-timer.ts';
 
 /** What the loop needs from the hyperparameters (a Hyperparams object from src/config fits). */
 export interface TrainerSettings {
@@ -23,6 +24,8 @@ export interface TrainerSettings {
   max_grad_norm: number;
   eval_steps: number;
   save_steps: number;
+  /** Also checkpoint once this many minutes have passed since the last save; 0 or absent = by steps only. */
+  save_every_minutes?: number;
   run_validation: boolean;
 }
 
@@ -58,6 +61,9 @@ export interface TrainerCallbacks {
 export class TrainControl {
   private pausedWith: { promise: Promise<void>; resolve: () => void } | null = null;
   stopped = false;
+
+  /** `clock` (milliseconds) times the checkpoints by minutes; tests pass a fake one. */
+  constructor(readonly clock: Clock = systemClock) {}
 
   get paused(): boolean {
     return this.pausedWith !== null;
@@ -152,6 +158,7 @@ export async function train(
   const shouldEval = (step: number, endOfEpoch: boolean): boolean =>
     s.run_validation && data.stats.validation.lossTokens > 0 && (s.eval_steps > 0 ? step % s.eval_steps === 0 || step === total : endOfEpoch);
   const shouldSave = (step: number, endOfEpoch: boolean): boolean => (s.save_steps > 0 ? step % s.save_steps === 0 || step === total : endOfEpoch);
+  const saveTimer = new SaveTimer(s.save_every_minutes ?? 0, control.clock);
 
   for (let index = fromStep; index < total; index++) {
     await control.checkpoint();
@@ -197,8 +204,9 @@ export async function train(
       lastVal = v.loss;
       callbacks.onEval?.({ step: index + 1, valLoss: v.loss, valTokens: v.tokens, seconds: (now() - e0) / 1000 });
     }
-    if (callbacks.onCheckpoint && shouldSave(index + 1, endOfEpoch)) {
+    if (callbacks.onCheckpoint && (shouldSave(index + 1, endOfEpoch) || saveTimer.due)) {
       await callbacks.onCheckpoint(index + 1, await saveTrainState(ctx, runner.lora!, index + 1));
+      saveTimer.saved();
     }
   }
   return { steps: runner.steps, stopped: control.stopped, finalLoss: lastLoss, finalValLoss: lastVal, seconds: (now() - started) / 1000 };

@@ -52,8 +52,10 @@ describe('the one hyperparameter schema', () => {
       warmup_ratio: 0.03,
       weight_decay: 0,
       max_grad_norm: 1.0,
+      max_steps: 0,
       eval_steps: 0,
       save_steps: 0,
+      save_every_minutes: 10,
       quantization: 'none',
     });
     expect(FIELDS.find((f) => f.name === 'lr_scheduler')).toMatchObject({ choices: ['constant', 'linear', 'cosine'] });

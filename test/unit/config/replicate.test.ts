@@ -65,6 +65,7 @@ describe('the hyperparameters as a Replicate training input', () => {
     expect(refusals({ eval_steps: 10 })[0]).toMatch(/once per epoch/);
     expect(refusals({ peft_method: 'qlora', quantization: 'nf4' })[0]).toMatch(/stores the base as nf4-double/);
     expect(refusals({ save_steps: 10 })).toEqual([]);
+    expect(refusals({ save_every_minutes: 0 })).toEqual([]);
     expect(refusals({ layout: 'instruct', max_seq_len: 100 })).toHaveLength(2);
   });
 
@@ -74,5 +75,15 @@ describe('the hyperparameters as a Replicate training input', () => {
     expect(() => toReplicateInput(parseHyperparams({}))).toThrow(/needs the training data as a URL/);
     expect(toReplicateInput(parseHyperparams({ train_data: URL })).input.train_data).toBe(URL);
     expect(() => toReplicateInput(parseHyperparams({ validation_data: 'v.jsonl' }), { train_data: URL })).toThrow(/validation_data "v\.jsonl" is not a URL/);
+  });
+});
+
+describe('time-based checkpoints on Replicate', () => {
+  it('strips save_every_minutes with a note, whatever its value', () => {
+    for (const v of [0, 10, 2.5]) {
+      const { input, notes } = toReplicateInput(parseHyperparams({ save_every_minutes: v }), { train_data: URL });
+      expect(input).not.toHaveProperty('save_every_minutes');
+      expect(notes).toContain("save_every_minutes: Replicate keeps its own checkpoints and returns only the final adapter; not sent");
+    }
   });
 });
