@@ -3,8 +3,10 @@
 
 import { FinetuneError } from '../core/errors.ts';
 
-export type MemoryCategory = 'weights' | 'lora' | 'optimizer' | 'activations' | 'scratch' | 'io';
-export const MEMORY_CATEGORIES: readonly MemoryCategory[] = ['weights', 'lora', 'optimizer', 'activations', 'scratch', 'io'];
+// 'kv-cache': the keys and values generation keeps per layer (src/engine/mistral/decode.ts), apart from training's
+// activations so that the page shows what a generation holds.
+export type MemoryCategory = 'weights' | 'lora' | 'optimizer' | 'activations' | 'kv-cache' | 'scratch' | 'io';
+export const MEMORY_CATEGORIES: readonly MemoryCategory[] = ['weights', 'lora', 'optimizer', 'activations', 'kv-cache', 'scratch', 'io'];
 
 export interface LedgerSnapshot {
   currentBytes: number;

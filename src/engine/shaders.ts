@@ -1,11 +1,13 @@
 // Every WGSL source in shaders/, by file name. Vite (app, vitest) and the CLI's loader hook both import
 // `?raw` as a string, so the engine sees the same text everywhere.
 import matmul from '../../shaders/matmul.wgsl?raw';
+import matvec from '../../shaders/matvec.wgsl?raw';
 import nf4 from '../../shaders/nf4.wgsl?raw';
 import nf4_matmul from '../../shaders/nf4_matmul.wgsl?raw';
 import norm from '../../shaders/norm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
 import attention from '../../shaders/attention.wgsl?raw';
+import decode_attention from '../../shaders/decode_attention.wgsl?raw';
 import swiglu from '../../shaders/swiglu.wgsl?raw';
 import embedding from '../../shaders/embedding.wgsl?raw';
 import xent from '../../shaders/xent.wgsl?raw';
@@ -16,11 +18,13 @@ import random from '../../shaders/random.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
+  matvec,
   nf4,
   nf4_matmul,
   norm,
   rope,
   attention,
+  decode_attention,
   swiglu,
   embedding,
   xent,

@@ -1,0 +1,34 @@
+// Y (M, N) = alpha · X (M, K) · W (N, K)ᵀ (+ Y) for M ≤ MATVEC_MAX_ROWS (shaders/matvec.wgsl): a linear layer's
+// forward for the one or few rows of a generation step, where the tiled GEMM would compute 64-row blocks of which one
+// is used. Same contract as matmul_forward; the weight f32 or bf16 as stored.
+
+import { FinetuneError } from '../../core/errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import { grid1d, requireBytes } from './elementwise.ts';
+import type { MatmulOptions } from './matmul.ts';
+
+/** The most rows one call takes (MAX_M in the shader). */
+export const MATVEC_MAX_ROWS = 8;
+const WG = 64; // output columns per workgroup (WG in the shader)
+
+/** Y (M, N) = alpha · X (M, K) · W (N, K)ᵀ, or Y += … with accumulate. W f32 or bf16. */
+export function matvec_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: GPUBuffer, M: number, N: number, K: number, o: MatmulOptions = {}): void {
+  const storage = o.wStorage ?? 'f32';
+  if (storage === 'f16') throw new FinetuneError('internal', 'matvec_forward: f16 weights are not supported (use matmul_forward)');
+  if (!(M >= 1 && M <= MATVEC_MAX_ROWS)) throw new FinetuneError('internal', `matvec_forward: ${M} rows, must be 1..${MATVEC_MAX_ROWS}`);
+  if (N === 0 || K === 0) return;
+  requireBytes(X, M * K * 4, 'matvec_forward X');
+  requireBytes(W, N * K * (storage === 'bf16' ? 2 : 4), 'matvec_forward W');
+  requireBytes(Y, M * N * 4, 'matvec_forward Y');
+  const [nx, ny] = grid1d(N, WG);
+  const u = new ArrayBuffer(32);
+  const u32 = new Uint32Array(u);
+  const f32 = new Float32Array(u);
+  u32[0] = M;
+  u32[1] = N;
+  u32[2] = K;
+  u32[3] = nx;
+  f32[4] = o.alpha ?? 1;
+  f32[5] = o.accumulate ? 1 : 0;
+  ctx.dispatch({ shader: 'matvec', defines: { W_BF16: storage === 'bf16' } }, [X, W, Y], u, [nx, ny]);
+}

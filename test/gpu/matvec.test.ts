@@ -1,0 +1,56 @@
+// matvec_forward (a linear layer's forward for the few rows of a generation step) against the float64 GEMM reference
+// on odd shapes: one row and several, f32 and bf16-packed weights, overwrite and accumulate, N over one workgroup.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FinetuneError } from '../../src/core/errors.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { matvec_forward } from '../../src/engine/kernels/matvec.ts';
+import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
+import { gemmRef } from '../../src/engine/reference/matmul.ts';
+import { gpuContext } from './context.ts';
+
+const TOL = 1e-5;
+
+/** bf16 by truncation: the packed bits and the exact f32 values they stand for. */
+function bf16(x: Float32Array): { packed: Uint16Array; values: Float32Array } {
+  const u = new Uint32Array(x.buffer.slice(0));
+  const packed = Uint16Array.from(u, (v) => v >>> 16);
+  return { packed, values: new Float32Array(Uint32Array.from(packed, (h) => h << 16).buffer) };
+}
+
+describe('matvec_forward', () => {
+  let ctx: GpuContext;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+  });
+
+  for (const [M, N, K, storage, accumulate] of [
+    [1, 37, 45, 'f32', false],
+    [1, 1001, 130, 'bf16', false],
+    [3, 21, 17, 'f32', true],
+    [8, 9, 66, 'bf16', true],
+  ] as const) {
+    it(`${M}×${K} · (${N}×${K})ᵀ, ${storage} weights${accumulate ? ', accumulating' : ''}`, async () => {
+      const X = randomArray(M * K, M + N);
+      const raw = randomArray(N * K, K);
+      const Y0 = randomArray(M * N, 3);
+      const w = storage === 'bf16' ? bf16(raw) : { packed: raw, values: raw };
+      const bX = ctx.upload('X', X, 'scratch');
+      const bW = ctx.upload('W', w.packed, 'scratch');
+      const bY = ctx.upload('Y', Y0, 'scratch');
+      matvec_forward(ctx, bY, bX, bW, M, N, K, { wStorage: storage, accumulate, alpha: 0.5 });
+      const got = await ctx.readF32(bY);
+      const ref = gemmRef(X, w.values, M, N, K, false, true).map((v, i) => 0.5 * v + (accumulate ? Y0[i] : 0));
+      expect(maxRelError(got, ref)).toBeLessThan(TOL);
+      for (const b of [bX, bW, bY]) ctx.destroy(b);
+    });
+  }
+
+  it('refuses more rows than it holds partial sums for', () => {
+    const b = ctx.createBuffer('b', 4096, 'scratch');
+    try {
+      expect(() => matvec_forward(ctx, b, b, b, 9, 4, 4)).toThrow(FinetuneError);
+    } finally {
+      ctx.destroy(b);
+    }
+  });
+});
