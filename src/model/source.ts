@@ -37,10 +37,13 @@ export type SourceErrorReason =
   | 'no-range'
   | 'http'
   | 'out-of-range'
-  | 'bad-name';
+  | 'bad-name'
+  | 'changed';
 
 function sourceError(reason: SourceErrorReason, message: string, extra: Record<string, unknown> = {}): FinetuneError {
-  return new FinetuneError('bad-input', message, { reason, ...extra });
+  // A broken or unreachable connection is not the user's input being wrong: it has its own kind, so the page can say
+  // "try again" rather than "fix this".
+  return new FinetuneError(reason === 'network' ? 'network' : 'bad-input', message, { reason, ...extra });
 }
 
 /** True when `err` says a file does not exist (a FileSet's missing file, an HTTP 404). */
@@ -191,9 +194,36 @@ export interface HttpOptions {
   signal?: AbortSignal;
   /** Extra context for 401/403 messages, e.g. the model page URL. */
   accessHint?: string;
+  /**
+   * Attempts after a failed request or a dropped connection (default 5). A dropped body resumes with a Range request
+   * from the last byte received; 5xx and 429 answers are retried; 401/403/404/416 are not.
+   */
+  retries?: number;
+  /** First backoff delay in ms, doubled per attempt (default 500). */
+  retryDelayMs?: number;
+  /** Called with every chunk of body bytes as it arrives (for progress: MB/s, ETA). */
+  onBytes?: (bytes: number) => void;
 }
 
 const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
+const DEFAULT_RETRIES = 5;
+const DEFAULT_RETRY_DELAY_MS = 500;
+
+/** Statuses worth asking again: the server or a proxy is busy or failed, not the request. */
+function retryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
 
 export function hubFileUrl(repo: string, file: string, revision = 'main'): string {
   checkRepoId(repo);
@@ -309,7 +339,14 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     if (opts.token) h.Authorization = `Bearer ${opts.token}`;
     return h;
   };
-  const get = async (range: string): Promise<Response> => {
+  const retries = Math.max(0, opts.retries ?? DEFAULT_RETRIES);
+  const delay = opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+  /** Backs off before attempt `attempt` (1-based), or rethrows `err` when the attempts are spent. */
+  const backoff = async (attempt: number, err: unknown): Promise<void> => {
+    if (attempt > retries || opts.signal?.aborted) throw err;
+    await sleep(delay * 2 ** (attempt - 1), opts.signal);
+  };
+  const fetchOnce = async (range: string): Promise<Response> => {
     let res: Response;
     try {
       res = await doFetch(url, { headers: headers(range), signal: opts.signal, redirect: 'follow' });
@@ -324,6 +361,24 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     }
     return res;
   };
+  /**
+   * One request, retried with backoff on 5xx / 429 / 408 and — once the file has answered (`opened`) — on network
+   * failures. A first connection that fails is reported at once: a wrong host or port should not take half a minute.
+   */
+  let opened = false;
+  const get = async (range: string): Promise<Response> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await fetchOnce(range);
+        opened = true;
+        return res;
+      } catch (e) {
+        const retryable = e instanceof FinetuneError && ((opened && e.details?.reason === 'network') || (typeof e.details?.status === 'number' && retryableStatus(e.details.status)));
+        if (!retryable) throw e;
+        await backoff(attempt, e);
+      }
+    }
+  };
   const body = async (res: Response): Promise<Uint8Array> => {
     try {
       return new Uint8Array(await res.arrayBuffer());
@@ -332,10 +387,45 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       throw sourceError('network', scrub(`${name}: connection lost while downloading (${redactUrls((e as Error).message, url)}).`, opts.token));
     }
   };
+  /**
+   * Streams a 206 body into out[at…]; returns how many bytes arrived before the body ended or the connection broke
+   * (never throws for a broken connection: the caller resumes from there).
+   */
+  const streamInto = async (res: Response, out: Uint8Array, at: number): Promise<{ got: number; error: unknown }> => {
+    let got = 0;
+    const reader = res.body?.getReader();
+    if (!reader) return { got: 0, error: null };
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return { got, error: null };
+        const room = out.byteLength - at - got;
+        if (value.byteLength > room) {
+          await reader.cancel().catch(() => undefined);
+          throw sourceError('no-range', `${name}: the server sent more bytes than the range asked for.`);
+        }
+        out.set(value, at + got);
+        got += value.byteLength;
+        opts.onBytes?.(value.byteLength);
+      }
+    } catch (e) {
+      if (opts.signal?.aborted || (e instanceof FinetuneError && e.details?.reason === 'no-range')) throw e;
+      return { got, error: e };
+    }
+  };
+  let validator: string | null = null;
+  /** The server's identity for the file (ETag, else Last-Modified): a resumed read must come from the same file. */
+  const checkSameFile = (res: Response): void => {
+    const v = res.headers.get('etag') ?? res.headers.get('last-modified');
+    if (validator !== null && v !== null && v !== validator) {
+      throw sourceError('changed', `${name}: the file changed on the server while it was being read (ETag / Last-Modified differ); load it again.`);
+    }
+  };
 
   const probe = await get('bytes=0-0');
   let size: number;
   let whole: Uint8Array | null = null;
+  validator = probe.headers.get('etag') ?? probe.headers.get('last-modified');
   if (probe.status === 206) {
     const cr = parseContentRange(probe.headers.get('content-range'));
     await drain(probe);
@@ -368,21 +458,31 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       checkRange(src, offset, length);
       if (whole) return whole.slice(offset, offset + length);
       if (length === 0) return new Uint8Array(0);
-      const res = await get(`bytes=${offset}-${offset + length - 1}`);
-      if (res.status !== 206) {
-        await drain(res);
-        throw sourceError('no-range', `${name}: the server stopped honouring Range requests (answered ${res.status} instead of 206).`);
+      const out = new Uint8Array(length);
+      let got = 0;
+      // Each pass asks for what is still missing; a connection that drops mid-body resumes from the last byte received.
+      for (let attempt = 1; got < length; ) {
+        const from = offset + got;
+        const res = await get(`bytes=${from}-${offset + length - 1}`);
+        if (res.status !== 206) {
+          await drain(res);
+          throw sourceError('no-range', `${name}: the server stopped honouring Range requests (answered ${res.status} instead of 206).`);
+        }
+        checkSameFile(res);
+        const cr = parseContentRange(res.headers.get('content-range'));
+        if (cr && cr.start !== from) {
+          await drain(res);
+          throw sourceError('no-range', `${name}: asked for bytes from ${from}, the server sent them from ${cr.start}.`);
+        }
+        const r = await streamInto(res, out, got);
+        got += r.got;
+        if (got >= length) break;
+        // Progress resets the attempt count: only a connection that keeps failing without delivering gives up.
+        if (r.got > 0) attempt = 1;
+        const why = r.error instanceof Error ? redactUrls(r.error.message, url) : 'the body ended early';
+        await backoff(attempt++, sourceError('network', scrub(`${name}: connection lost while downloading (${why}); ${got} of ${length} bytes at ${offset} arrived.`, opts.token)));
       }
-      const cr = parseContentRange(res.headers.get('content-range'));
-      if (cr && cr.start !== offset) {
-        await drain(res);
-        throw sourceError('no-range', `${name}: asked for bytes from ${offset}, the server sent them from ${cr.start}.`);
-      }
-      const bytes = await body(res);
-      if (bytes.byteLength !== length) {
-        throw sourceError('network', `${name}: asked for ${length} bytes at ${offset}, received ${bytes.byteLength}.`);
-      }
-      return bytes;
+      return out;
     },
   };
   return src;

@@ -138,7 +138,8 @@ describe('HTTP byte source', () => {
       ['500', /HTTP 500/, 'http'],
     ];
     for (const [path, re, reason] of cases) {
-      const e = await errorOf(() => httpSource(`${base}/${path}`, { token: TOKEN }));
+      // (5xx is retried with backoff before it is reported: a short delay keeps the test quick.)
+      const e = await errorOf(() => httpSource(`${base}/${path}`, { token: TOKEN, retryDelayMs: 1 }));
       expect(e.kind).toBe('bad-input');
       expect(e.message).toMatch(re);
       expect(e.details?.reason).toBe(reason);
