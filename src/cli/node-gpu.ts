@@ -2,7 +2,9 @@
 // otherwise SwiftShader's Vulkan driver from Debian's chromium package (correct, and slow). No environment
 // variable is needed; VK_ICD_FILENAMES / VK_DRIVER_FILES set by the user are respected.
 
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { FinetuneError } from '../core/errors.ts';
 import { GpuContext, type GpuContextOptions } from '../engine/gpu.ts';
@@ -38,10 +40,51 @@ function isSoftware(adapter: GPUAdapter): boolean {
   return /swiftshader|llvmpipe|lavapipe/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`);
 }
 
+/**
+ * Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set in the environment." to stderr when they
+ * load without a session's runtime directory (ssh, containers, CI). We draw nothing on screen, so any private
+ * directory satisfies them: one of our own, made only when the variable is missing or not a directory, and removed
+ * when the process exits.
+ */
+function quietenRuntimeDir(): void {
+  const current = process.env.XDG_RUNTIME_DIR;
+  try {
+    if (current && statSync(current).isDirectory()) return;
+  } catch {
+    // missing: make our own below
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'finetune-xdg-')); // mode 0700, as the spec asks of a runtime dir
+  process.env.XDG_RUNTIME_DIR = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
+
+/**
+ * False only where a hardware GPU cannot be reached: on Linux, a Vulkan driver for a GPU needs a device node (Mesa:
+ * /dev/dri/renderD*, NVIDIA: /dev/nvidia*, WSL: /dev/dxg). Elsewhere, or when unsure, true.
+ */
+export function mayHaveHardwareGpu(devDir = '/dev', platform: string = process.platform): boolean {
+  if (platform !== 'linux') return true;
+  try {
+    if (readdirSync(join(devDir, 'dri')).some((n) => n.startsWith('renderD') || n.startsWith('card'))) return true;
+  } catch {
+    // no /dev/dri
+  }
+  try {
+    return readdirSync(devDir).some((n) => n.startsWith('nvidia') || n === 'dxg');
+  } catch {
+    return true;
+  }
+}
+
 export async function findNodeAdapter(): Promise<NodeAdapter> {
   installGlobals();
+  quietenRuntimeDir();
   const userChoseDriver = Boolean(process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES);
-  const first = await newInstance().requestAdapter({ powerPreference: 'high-performance' });
+  // Without a GPU device node the probe can only find software drivers; probing them makes Dawn print warnings
+  // with C++ source locations (lavapipe: "Vulkan shaderUniform*ArrayDynamicIndexing required"). Go straight to
+  // SwiftShader then, as the probe would have.
+  const probe = userChoseDriver || mayHaveHardwareGpu() || !SWIFTSHADER_ICDS.some((p) => existsSync(p));
+  const first = probe ? await newInstance().requestAdapter({ powerPreference: 'high-performance' }) : null;
   if (first && (!isSoftware(first) || userChoseDriver)) return { adapter: first, via: userChoseDriver ? 'environment' : 'hardware' };
   const icd = SWIFTSHADER_ICDS.find((p) => existsSync(p));
   if (!icd) {

@@ -16,6 +16,14 @@ describe('finetune CLI over Dawn', () => {
     if (info.via === 'swiftshader') expect(stderr).toMatch(/SwiftShader.*slow/);
   });
 
+  it('says nothing on stderr but its own note: no XDG_RUNTIME_DIR or Vulkan driver warnings from the GPU stack', async () => {
+    const bare = { ...env };
+    delete bare.XDG_RUNTIME_DIR; // as under ssh, in containers and CI, where Mesa complained about it
+    const { stderr } = await run('node', ['bin/finetune.mjs', 'gpu-info', '--no-check'], { env: bare, timeout: 120_000 });
+    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+    expect(lines.filter((l) => !l.startsWith('note: '))).toEqual([]);
+  });
+
   it('bench matmul prints one JSON line per result with GFLOP/s against the plain product', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'matmul', '--sizes', '32,48', '--min-ms', '20'], { env, timeout: 120_000 });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
