@@ -3,17 +3,19 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
-import { FinetuneError } from '../../core/errors.ts';
-import { FinetuneSession, quantizationFor } from '../../run/session.ts';
+import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
+import { isUnfinished, readSavedRun, readStoredCheckpoint } from '../../run/saved-run.ts';
+import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
 import { loraToGguf, peftFiles } from '../../export/index.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { nodeDirectory } from '../node-source.ts';
 import { folderRunStore } from '../node-store.ts';
+import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 
-const USAGE = `finetune train --model DIR --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume] [--<hyperparameter> VALUE …]
+const USAGE = `finetune train --model DIR --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -28,6 +30,8 @@ options:
   --validation FILE  optional validation data
   --out DIR          where to write the run and the adapter (default: finetune-out)
   --resume           continue the run saved in OUT/run
+  --overwrite        start a new run even though OUT/run holds an unfinished one (which is kept until the new run
+                     saves its first checkpoint)
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
 
 hyperparameters:
@@ -48,6 +52,7 @@ export const trainCommand: Command = {
       validation: { type: 'string' },
       out: { type: 'string', default: 'finetune-out' },
       resume: { type: 'boolean', default: false },
+      overwrite: { type: 'boolean', default: false },
       tokenizer: { type: 'string' },
     });
     if (!values.model) throw new UsageError('--model is required');
@@ -57,27 +62,49 @@ export const trainCommand: Command = {
     if (values.data) await checkJsonlFile(values.data, '--data');
     if (values.validation) await checkJsonlFile(values.validation, '--validation');
     const out = values.out as string;
+    if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
+    // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
+    // silently take the place of an unfinished one.
+    const runDir = join(out, 'run');
+    const previous = await readSavedRun(folderRunStore(runDir));
+    if (values.resume) {
+      if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir}`);
+      await readStoredCheckpoint(folderRunStore(runDir));
+    } else if (previous && isUnfinished(previous)) {
+      const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
+      if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
+      io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
+    }
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
-    const session = new FinetuneSession(ctx, tokenizer, folderRunStore(join(out, 'run')));
-    const saved = values.resume ? await session.savedRun() : null;
-    if (values.resume && !saved) throw new FinetuneError('bad-input', `there is no saved run in ${join(out, 'run')}`);
-    const quantization: Quantization = saved ? saved.quantization : quantizationFor(hp);
+    const session = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
+    const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
     const print = (o: unknown): void => io.out(JSON.stringify(o));
     const model = await session.loadModel(nodeDirectory(values.model), basename(values.model), quantization);
     print({ type: 'model', ...model });
     const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
-    // Ctrl-C stops after the current step and saves it, so that --resume continues from there.
-    const onSigint = (): void => {
-      io.err('stopping after this step (Ctrl-C again to abort)…');
-      session.stop();
-      process.off('SIGINT', onSigint);
+    // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.
+    let stopRequested = false;
+    const removeSignalHandlers = onStopSignals(process, {
+      stop: (signal) => {
+        io.err(`${signal}: stopping after this step and saving it (again to abort at once)…`);
+        stopRequested = true;
+        session.stop();
+      },
+      abort: (signal) => {
+        io.err(`${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`);
+        process.exit(SIGNAL_EXIT_CODE[signal]);
+      },
+    });
+    const onEvent = (e: TrainEvent): void => {
+      // A signal that came before the run had started: stop it as soon as it exists.
+      if (e.type === 'plan' && stopRequested) session.stop();
+      print(e);
     };
-    process.on('SIGINT', onSigint);
-    const result = values.resume
-      ? await session.train({}, null, print, { resume: true })
-      : await session.train(
+    const training = (values.resume
+      ? session.train({}, null, onEvent, { resume: true })
+      : session.train(
           hp,
           {
             train: await read(values.data as string),
@@ -85,8 +112,13 @@ export const trainCommand: Command = {
             validation: values.validation ? await read(values.validation) : null,
             validationName: values.validation ? basename(values.validation) : null,
           },
-          print,
-        );
+          onEvent,
+        )
+    ).finally(removeSignalHandlers);
+    const result = await training.catch((e: unknown) => {
+      if (!isFinetuneError(e, 'device-lost')) throw e;
+      throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
+    });
     // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
     const adapter = await session.adapterNow();
     const files = peftFiles(adapter, { ggufFile: 'adapter.gguf', name: model.source });
