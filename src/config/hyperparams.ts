@@ -1,5 +1,5 @@
 // The one hyperparameter schema. Replicate's training inputs for mistral-7b-instruct-v0.2 with identical names,
-// types and defaults (facts.md "Replicate"; ranges as its cog `Input(ge=…, le=…)`), plus our extras. The same object is
+// types and defaults (docs/replicate-trainer.md; ranges as its cog `Input(ge=…, le=…)`), plus our extras. The same object is
 // the CLI's flags (`--learning_rate 2e-4`), the page's form (FIELDS gives label, help, type, range, group) and, through
 // toReplicateInput (./replicate.ts), the `input` of a Replicate training.
 //

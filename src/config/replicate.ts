@@ -6,7 +6,7 @@
 import { FinetuneError } from '../core/errors.ts';
 import { FIELDS, defaultHyperparams, defaultQuantization, targetModules, type HyperparamName, type Hyperparams } from './hyperparams.ts';
 
-/** Replicate's training inputs (facts.md), as sent. */
+/** Replicate's training inputs (docs/replicate-trainer.md), as sent. */
 export interface ReplicateTrainingInput {
   train_data: string;
   num_train_epochs: number;
@@ -39,7 +39,7 @@ export interface ReplicateConversion {
 const isUrl = (s: string) => /^https?:\/\/\S+$/i.test(s) || /^data:/i.test(s);
 
 /**
- * Our extras against what Replicate's trainer does (facts.md: "<s> text </s>", LoRA on q_proj and v_proj, cut at 4096,
+ * Our extras against what Replicate's trainer does (docs/replicate-trainer.md: "<s> text </s>", LoRA on q_proj and v_proj, cut at 4096,
  * warmup 3 % then linear decay, NF4 + double quantisation for qlora). Returns a note (stripped) or a refusal.
  */
 function judgeExtra(name: HyperparamName, hp: Hyperparams, defaults: Hyperparams): { note: string } | { refuse: string } {

@@ -1,6 +1,6 @@
 // The model's chat template (tokenizer_config.json), rendered with @huggingface/jinja — the engine transformers.js
 // uses. For display and export only: training uses the layouts of layout.ts, because the Hub template renders
-// `[/INST]answer` as one string and so tokenises the answer without its leading "▁" (facts.md).
+// `[/INST]answer` as one string and so tokenises the answer without its leading "▁" (docs/tokenizer.md).
 
 import { Template } from '@huggingface/jinja';
 import { FinetuneError } from '../core/errors.ts';

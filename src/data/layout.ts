@@ -1,4 +1,4 @@
-// How a row becomes token ids and loss labels (facts.md, "Tokenizer" and "Replicate"):
+// How a row becomes token ids and loss labels (docs/tokenizer.md, docs/replicate-trainer.md):
 //   replicate (default, Replicate's trainer): <s> + enc(text) + </s>, or <s> + enc(prompt + "\n" + completion) + </s>;
 //             loss on every token.
 //   instruct  (mistral-common's layout): <s> + enc("[INST] " + prompt + " [/INST]") + enc(completion) + </s>;

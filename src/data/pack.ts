@@ -1,4 +1,4 @@
-// Packing examples into sequences (the rows of a batch), with Replicate's semantics (facts.md, llama-recipes'
+// Packing examples into sequences (the rows of a batch), with Replicate's semantics (docs/replicate-trainer.md, llama-recipes'
 // Concatenator) — except that the final partial pack is kept, never dropped:
 //   pack_sequences false: one example per sequence.
 //   pack_sequences true, wrap_packed_sequences false (greedy): append whole examples while the pack stays

@@ -1,6 +1,6 @@
 // Mistral's SentencePiece tokenizer, in Node and in a browser worker alike, loaded from the bytes of
 // `tokenizer.model`. The encoder is SentencePiece itself compiled to WASM (@agnai/sentencepiece-js), so ids are the
-// canonical ones (design.md: a tokenizer.json port disagreed on runs of whitespace).
+// canonical ones (docs/tokenizer.md: a tokenizer.json port disagreed on runs of whitespace).
 //
 // Loading from bytes: the package's own `load(path)` creates the WASM module and then reads the model with Node's
 // `fs.readFileSync`, which a browser does not have. We use its exported class only to instantiate the WASM module

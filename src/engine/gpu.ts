@@ -8,7 +8,7 @@ import { MemoryLedger, type MemoryCategory } from './ledger.ts';
 import { KernelRegistry, type KernelSpec } from './registry.ts';
 import { shaderSources } from './shaders.ts';
 
-/** The largest buffer we ask for: some drivers report 1 TiB and crash when asked for it (design.md). */
+/** The largest buffer we ask for: some drivers report 1 TiB and crash when asked for it (docs/testing.md). */
 export const MAX_REQUESTED_BUFFER = 4 * 1024 ** 3 - 4;
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 2048;
@@ -237,7 +237,7 @@ export class GpuContext {
 
   /**
    * Waits until all submitted work is done. A 4-byte mapAsync after the work is the fence: queue.onSubmittedWorkDone
-   * hung on one driver (design.md).
+   * hung on one driver (docs/testing.md).
    */
   async sync(): Promise<void> {
     this.endPass().copyBufferToBuffer(this.fenceSource, 0, this.fenceBuffer, 0, 4);

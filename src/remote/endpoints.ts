@@ -1,7 +1,7 @@
 // Where Replicate lives and which of its URLs we talk to. Shared by the client (src/remote) and the proxy
 // (src/server), so both sides agree on one list.
 
-/** Replicate's HTTP API (facts.md). */
+/** Replicate's HTTP API (docs/remote.md). */
 export const REPLICATE_API_BASE = 'https://api.replicate.com/v1';
 
 /** The proxy's mount points on the page's own origin: the API under API_PATH, output downloads under DOWNLOAD_PATH. */

@@ -1,7 +1,7 @@
 // What a remote training will roughly cost, shown before anything is sent. Replicate bills the trainer's A100 80 GB by
-// the second ($0.0014/s, facts.md); the time is our estimate, not Replicate's: a fixed start-up (the worker boots, the
+// the second ($0.0014/s, docs/replicate-trainer.md); the time is our estimate, not Replicate's: a fixed start-up (the worker boots, the
 // 14 GB base downloads and loads) plus the tokens of every epoch at an assumed A100 training throughput. The anchors
-// (facts.md, H200: HF + PEFT LoRA on q,v at 2048 tokens ≈ 9,900 tokens/s) scaled to an A100 (about a third of an H200's
+// (docs/performance.md, H200: HF + PEFT LoRA on q,v at 2048 tokens ≈ 9,900 tokens/s) scaled to an A100 (about a third of an H200's
 // bf16 throughput) give ≈ 3,300 tokens/s for LoRA; QLoRA's dequantisation costs about a third more time.
 
 import type { PeftMethod } from '../config/hyperparams.ts';

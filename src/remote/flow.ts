@@ -12,7 +12,7 @@ import type { RemoteClient } from './client.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
 
-/** The trainer remote mode drives (facts.md): Mistral-7B-Instruct v0.2 on an A100 80 GB. */
+/** The trainer remote mode drives (docs/replicate-trainer.md): Mistral-7B-Instruct v0.2 on an A100 80 GB. */
 export const BASE_MODEL = 'mistralai/mistral-7b-instruct-v0.2';
 export const BASE_VERSION = '79052a3adbba8116ebc6697dcba67ad0d58feff23e7aeb2f103fc9aa545f9269';
 /** Replicate's price for the A100 80 GB the trainer runs on, in US dollars per second. */

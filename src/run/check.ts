@@ -19,7 +19,7 @@ import { destroyMistralWeights, loadMistralWeights, moduleName } from '../engine
 import { maxRelError } from '../engine/reference/common.ts';
 
 /**
- * design.md: loss relative error ≤ 1e-5; every other tensor ≤ 1e-3 of its max-abs; NF4 dequantisation exact; the
+ * docs/testing.md: loss relative error ≤ 1e-5; every other tensor ≤ 1e-3 of its max-abs; NF4 dequantisation exact; the
  * adapter equal to the golden's starting values (lora/*).
  */
 export const TOLERANCE = { loss: 1e-5, tensor: 1e-3, nf4: 0, adapter: 0 } as const;

@@ -1,5 +1,5 @@
 // The browser tier's harness: serves the built app on loopback and drives Debian's Chromium with WebGPU on
-// SwiftShader (design.md: "Testing WebGPU without a GPU").
+// SwiftShader (docs/testing.md).
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';

@@ -19,7 +19,7 @@ export const BASE_MODEL = 'mistralai/mistral-7b-instruct-v0.2';
 export const BASE_VERSION = '79052a3adbba8116ebc6697dcba67ad0d58feff23e7aeb2f103fc9aa545f9269';
 const HARDWARE = ['cpu', 'gpu-t4', 'gpu-l40s', 'gpu-a40-small', 'gpu-a40-large', 'gpu-a100-large', 'gpu-h100'];
 
-/** The trainer's inputs (facts.md) and their JSON types: anything else is refused with 422, as the real version's schema would. */
+/** The trainer's inputs (docs/replicate-trainer.md) and their JSON types: anything else is refused with 422, as the real version's schema would. */
 const TRAINER_INPUTS: Record<string, 'string' | 'integer' | 'number' | 'boolean'> = {
   train_data: 'string',
   num_train_epochs: 'integer',

@@ -2,7 +2,7 @@
 
 export type Vec = ArrayLike<number>;
 
-/** Largest |a - b| divided by the largest |b| (or 1e-30): the tolerance measure of design.md. */
+/** Largest |a - b| divided by the largest |b| (or 1e-30): the tolerance measure of docs/testing.md. */
 export function maxRelError(actual: Vec, expected: Vec): number {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} != ${expected.length}`);
   let maxDiff = 0;

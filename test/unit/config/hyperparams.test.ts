@@ -17,7 +17,7 @@ function errors(input: Record<string, unknown>): string[] {
 }
 
 describe('the one hyperparameter schema', () => {
-  it("has Replicate's training inputs with Replicate's names and defaults (facts.md)", () => {
+  it("has Replicate's training inputs with Replicate's names and defaults (docs/replicate-trainer.md)", () => {
     const replicate = Object.fromEntries(FIELDS.filter((f) => f.group === 'replicate').map((f) => [f.name, f.default]));
     expect(replicate).toEqual({
       train_data: undefined,

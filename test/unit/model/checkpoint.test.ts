@@ -21,7 +21,7 @@ function tinyIndex(): { metadata: Record<string, number>; weight_map: Record<str
 describe('expectedTensors', () => {
   it('lists the 291 tensors of Mistral-7B-Instruct-v0.2 with their shapes', () => {
     const m = expectedTensors(parseMistralConfig(MISTRAL_7B_V02));
-    expect(m.size).toBe(291); // facts.md: the Hub index holds 291 tensors
+    expect(m.size).toBe(291); // docs/mistral.md: the Hub index holds 291 tensors
     let params = 0;
     for (const s of m.values()) params += s.reduce((a, b) => a * b, 1);
     expect(params * 2).toBe(14483464192); // bf16 bytes in the Hub index

@@ -52,7 +52,7 @@ describe('parseMistralConfig', () => {
       dtype: 'bfloat16',
       warnings: [],
     });
-    // facts.md: 7.24 B parameters; the Hub index's total_size 14,483,464,192 bytes of bf16 = 7,241,732,096 parameters.
+    // docs/mistral.md: 7.24 B parameters; the Hub index's total_size 14,483,464,192 bytes of bf16 = 7,241,732,096 parameters.
     expect(parameterCount(c)).toBe(14483464192 / 2);
   });
 

@@ -48,7 +48,7 @@ export async function errorOf(fn: () => unknown): Promise<FinetuneError> {
   throw new Error('expected a FinetuneError, nothing was thrown');
 }
 
-/** Mistral-7B-Instruct-v0.2's config.json as transformers 4 wrote it (values from docs/facts.md). */
+/** Mistral-7B-Instruct-v0.2's config.json as transformers 4 wrote it (values in docs/mistral.md). */
 export const MISTRAL_7B_V02 = {
   architectures: ['MistralForCausalLM'],
   attention_dropout: 0.0,

@@ -1,4 +1,4 @@
-// A float64 CPU forward pass of a Mistral model, written from the architecture in docs/facts.md (not from any
+// A float64 CPU forward pass of a Mistral model, written from the architecture in docs/mistral.md (not from any
 // library): embeddings → per layer [RMSNorm → q/k/v (+LoRA) → RoPE (rotate_half) → causal GQA attention → o (+LoRA)
 // → residual → RMSNorm → SwiGLU MLP (+LoRA) → residual] → final RMSNorm → lm_head. It is the test-side check of the
 // fixtures (golden_lora, the ONNX oracle) and of the model loaders. Small models only: it is plain loops.
