@@ -6,8 +6,6 @@ import type { FileObject, Training } from 'replicate';
 import { FinetuneError } from '../core/errors.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
-import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
-import type { Tokenizer } from '../data/tokenizer.ts';
 import type { RemoteClient } from './client.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
@@ -43,20 +41,6 @@ export function checkUploadSize(bytes: number, what: string): void {
   if (bytes >= MAX_UPLOAD_BYTES) {
     throw new FinetuneError('bad-input', `${what} is ${(bytes / 1e6).toFixed(1)} MB; Replicate's files API takes files under 100 MB. Make it smaller (fewer or shorter rows), or train locally.`, { bytes });
   }
-}
-
-/**
- * Reads a JSONL file the way the trainer will (src/data) and refuses it with every problem by line when it would fail
- * there. With a tokenizer the summary also has token counts (for the cost estimate).
- */
-export async function checkTrainingFile(bytes: Uint8Array, what: string, tokenizer?: Tokenizer): Promise<LoadedDataset> {
-  const data = await loadDataset(bytes, { tokenizer, layout: 'replicate', maxSeqLen: 4096, keepExamples: false });
-  if (!data.ok) {
-    const lines = data.problems.lines();
-    throw new FinetuneError('bad-input', `${what} would fail on Replicate:\n${lines.join('\n')}`, { problems: lines });
-  }
-  if (data.summary.rows === 0) throw new FinetuneError('bad-input', `${what} has no rows to train on`);
-  return data;
 }
 
 /** Uploads one file (POST /files) and returns the URL Replicate's trainer fetches it from (urls.get). */

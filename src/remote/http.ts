@@ -108,7 +108,8 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
             proxied: options.proxied,
           });
         }
-        await res.body?.cancel().catch(() => {});
+        // Not awaited: cancelling one branch of a tee'd body settles only when the other branch is done too.
+        void res.body?.cancel().catch(() => {});
         attempt++;
         options.onRetry?.({ status: res.status, waitMs, attempt, call });
         await sleep(waitMs, init?.signal);

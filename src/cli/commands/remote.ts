@@ -16,7 +16,6 @@ import {
   BASE_VERSION,
   DEFAULT_HARDWARE,
   cancelTraining,
-  checkTrainingFile,
   checkTrainingId,
   checkUploadSize,
   downloadOutput,
@@ -30,6 +29,7 @@ import {
   viewTraining,
   type TrainingView,
 } from '../../remote/flow.ts';
+import { checkTrainingFile } from '../../remote/check-data.ts';
 import { importTrainingOutput } from '../../remote/import.ts';
 import { UsageError, parseCommandArgs, type CliIO, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';

@@ -8,7 +8,6 @@ import { parseMistralConfig } from '../../../src/model/config.ts';
 import { createRemoteClient, validateToken, type RemoteClient } from '../../../src/remote/client.ts';
 import {
   cancelTraining,
-  checkTrainingFile,
   checkUploadSize,
   downloadOutput,
   ensureDestination,
@@ -19,6 +18,7 @@ import {
   viewTraining,
   type TrainingView,
 } from '../../../src/remote/flow.ts';
+import { checkTrainingFile } from '../../../src/remote/check-data.ts';
 import { importTrainingOutput } from '../../../src/remote/import.ts';
 import { FakeReplicate } from '../../helpers/fake-replicate.ts';
 import { listen } from '../../helpers/loopback.ts';

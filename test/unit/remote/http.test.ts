@@ -1,0 +1,83 @@
+// The client's fetch: Retry-After read both ways, waits recorded (not slept), and what is and is not retried.
+import { describe, expect, it } from 'vitest';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import { remoteFetch, retryAfterMs } from '../../../src/remote/http.ts';
+
+const API = 'https://api.example/v1';
+
+function scripted(answers: (Response | Error)[]): { fetch: typeof fetch; calls: () => number } {
+  let i = 0;
+  const f = (async () => {
+    const a = answers[Math.min(i++, answers.length - 1)];
+    if (a instanceof Error) throw a;
+    return a.clone();
+  }) as unknown as typeof fetch;
+  return { fetch: f, calls: () => i };
+}
+
+const problem = (status: number, headers: Record<string, string> = {}) => new Response(JSON.stringify({ detail: `status ${status}`, status }), { status, headers: { 'content-type': 'application/problem+json', ...headers } });
+
+describe('retryAfterMs', () => {
+  it('reads delta-seconds and HTTP dates', () => {
+    expect(retryAfterMs('5')).toBe(5000);
+    expect(retryAfterMs(' 0 ')).toBe(0);
+    const now = Date.parse('2026-11-29T12:00:00Z');
+    expect(retryAfterMs('Sun, 29 Nov 2026 12:00:07 GMT', now)).toBe(7000);
+    expect(retryAfterMs('Sun, 29 Nov 2026 11:00:00 GMT', now)).toBe(0);
+    expect(retryAfterMs('soon')).toBeNull();
+    expect(retryAfterMs(null)).toBeNull();
+  });
+});
+
+describe('remoteFetch', () => {
+  it('waits Retry-After on a 429 (also for a POST: it was not acted on)', async () => {
+    const waits: number[] = [];
+    const s = scripted([problem(429, { 'retry-after': '3' }), new Response('{}', { status: 201 })]);
+    const f = remoteFetch({ apiBase: API, fetch: s.fetch, sleep: async (ms) => void waits.push(ms) });
+    const res = await f(`${API}/files`, { method: 'POST' });
+    expect(res.status).toBe(201);
+    expect(waits).toEqual([3000]);
+  });
+
+  it('reports a Retry-After longer than it waits for, at once', async () => {
+    const s = scripted([problem(429, { 'retry-after': '3600' })]);
+    const f = remoteFetch({ apiBase: API, fetch: s.fetch, sleep: async () => {} });
+    const e = await f(`${API}/trainings/abc`).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(FinetuneError);
+    expect((e as Error).message).toMatch(/rate limiting .* while reading training abc, still after 0 retries\. Try again in 3600 s\./);
+    expect(s.calls()).toBe(1);
+  });
+
+  it('backs off (doubling) on 5xx for GETs, never re-sends a POST after a 5xx or a lost connection', async () => {
+    const waits: number[] = [];
+    const get = scripted([problem(502), problem(503), new Response('{"ok":1}')]);
+    const f = remoteFetch({ apiBase: API, fetch: get.fetch, retry: { baseDelayMs: 100 }, sleep: async (ms) => void waits.push(ms) });
+    expect((await f(`${API}/account`)).status).toBe(200);
+    expect(waits).toEqual([100, 200]);
+    const post = scripted([new TypeError('fetch failed')]);
+    const g = remoteFetch({ apiBase: API, fetch: post.fetch, sleep: async () => {} });
+    const e = (await g(`${API}/models`, { method: 'POST' }).catch((x: unknown) => x)) as FinetuneError;
+    expect(e.kind).toBe('network');
+    expect(e.message).toMatch(/Could not reach api\.example while creating the destination model/);
+    expect(post.calls()).toBe(1);
+  });
+
+  it('throws the same error again at once for the same request (the client\'s own retry loop)', async () => {
+    const s = scripted([problem(404)]);
+    const f = remoteFetch({ apiBase: API, fetch: s.fetch });
+    const init: RequestInit = { method: 'GET' };
+    const first = await f(`${API}/trainings/x`, init).catch((x: unknown) => x);
+    const again = await f(`${API}/trainings/x`, init).catch((x: unknown) => x);
+    expect(again).toBe(first);
+    expect(s.calls()).toBe(1);
+  });
+
+  it('keeps the token out of messages, even when a server echoes it', async () => {
+    const token = 'r8_secretsecretsecret';
+    const s = scripted([new Response(JSON.stringify({ detail: `bad header Bearer ${token}` }), { status: 400 })]);
+    const f = remoteFetch({ apiBase: API, fetch: s.fetch, token });
+    const e = (await f(`${API}/account`).catch((x: unknown) => x)) as FinetuneError;
+    expect(e.message).toContain('Bearer [token]');
+    expect(JSON.stringify(e.details) + e.message).not.toContain(token);
+  });
+});
