@@ -5,6 +5,7 @@ import { FinetuneError } from '../core/errors.ts';
 import type { ByteSource, ReadCounters, ReadOptions } from './jsonl.ts';
 import { readJsonl } from './jsonl.ts';
 import { encodeRow, lossTokensIn, type Example, type Layout } from './layout.ts';
+import { TokenArena } from './token-arena.ts';
 import { ProblemLog } from './problems.ts';
 import { RowChecker, type DataRow, type RowShape } from './rows.ts';
 import type { Tokenizer } from './tokenizer.ts';
@@ -77,6 +78,8 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
   const log = new ProblemLog(options.maxProblems ?? 100);
   const checker = new RowChecker();
   const examples: Example[] = [];
+  // The kept examples' ids live in a few large blocks, not one typed array per row (see token-arena.ts).
+  const arena = tok && keepExamples ? new TokenArena(tok.vocabSize) : null;
   const rows: DataRow[] = [];
   let lengths = new Uint32Array(1024);
   let count = 0;
@@ -116,7 +119,7 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
       lengths[count] = len;
       total += len;
       lossTokens += learn;
-      if (keepExamples) examples.push(ex);
+      if (arena) examples.push({ ...ex, ids: arena.hold(ex.ids) });
     }
     count++;
   }

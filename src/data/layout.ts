@@ -12,12 +12,15 @@ import type { Tokenizer } from './tokenizer.ts';
 export type Layout = 'replicate' | 'instruct';
 export const LAYOUTS: readonly Layout[] = ['replicate', 'instruct'];
 
+/** Token ids: 16 bits each when the vocabulary allows (Mistral's 32000 does), else 32. */
+export type TokenIds = Uint16Array | Uint32Array;
+
 /** One training example: its ids and where the loss starts. Labels are ids[i] for i >= lossStart, -100 before. */
 export interface Example {
   /** Line of the row in its file (1-based). */
   line: number;
-  /** (len) token ids, already truncated to max_seq_len. */
-  ids: Uint32Array;
+  /** (len) token ids, already truncated to max_seq_len; a loaded dataset's are views into one TokenArena. */
+  ids: TokenIds;
   /** First index whose label counts in the loss (0 = every token; > ids.length possible after truncation). */
   lossStart: number;
   /** Tokens cut off by truncation (0 if none). */

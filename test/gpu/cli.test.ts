@@ -42,10 +42,16 @@ describe('finetune CLI over Dawn', () => {
 
 describe('finetune bench beyond matmul', () => {
   it('bench layer and kernels report tokens/s, the share of the matmul ceiling and ledger memory', async () => {
-    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'all', '--sizes', '32', '--tokens', '8', '--min-ms', '1'], { env, timeout: 300_000 });
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'all', '--sizes', '32', '--tokens', '8', '--min-ms', '1', '--data-mb', '0.5'], { env, timeout: 300_000 });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const kinds = new Set(lines.map((l) => l.bench));
-    for (const k of ['adapter', 'matmul', 'nf4', 'attention', 'kernel', 'layer']) expect(kinds.has(k), k).toBe(true);
+    for (const k of ['adapter', 'matmul', 'nf4', 'attention', 'kernel', 'layer', 'data']) expect(kinds.has(k), k).toBe(true);
+    // The data-loading benchmark: one line with the file's size and the memory it took, as ratios to that size.
+    const data = lines.find((l) => l.bench === 'data');
+    expect(data.fileBytes).toBeGreaterThanOrEqual(512 * 1024);
+    expect(data.rows).toBeGreaterThan(0);
+    expect(data.peakHeapPerFileByte).toBe(data.peakHeapBytes / data.fileBytes);
+    expect(data.peakRssBytes).toBeGreaterThanOrEqual(0);
     const layer = lines.find((l) => l.bench === 'layer');
     expect(layer.tokensPerSecond).toBeGreaterThan(0);
     expect(layer.vsMatmulCeiling).toBeGreaterThan(0);

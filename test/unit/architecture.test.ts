@@ -34,7 +34,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   engine: ['core', 'model', 'shaders'],
   export: ['core', 'model'],
   run: ['core', 'config', 'data', 'model', 'engine', 'export'],
-  bench: ['core', 'model', 'engine'],
+  bench: ['core', 'config', 'data', 'model', 'engine'], // data and config: the data-loading benchmark
   worker: ['core', 'config', 'data', 'model', 'engine', 'export', 'run'],
   cli: ['core', 'config', 'data', 'model', 'engine', 'export', 'run', 'bench', 'remote'],
   ui: ['core', 'config', 'worker'],

@@ -5,10 +5,14 @@ import { benchMatmul } from '../../bench/matmul.ts';
 import { benchModel, MISTRAL_7B } from '../../bench/model.ts';
 import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { benchData } from '../../bench/data.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'data', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -25,6 +29,8 @@ what:
              forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory
   model      whole QLoRA training steps of a Mistral-7B-shaped model (32 random NF4 layers made on the GPU, bf16
              embeddings and lm_head): end-to-end tokens/s and peak GPU memory by category (not part of "all")
+  data       CPU only: loading a synthetic JSONL for training (read, tokenise, split, pack): peak and retained heap
+             and RSS against the file's size
   all        everything above but model
 
 options:
@@ -34,6 +40,7 @@ options:
   --min-ms 300                 time measured per result
   --steps 3                    model: timed training steps (after one warm-up step)
   --targets all-linear         model: LoRA target modules (q_proj,v_proj is Replicate's default)
+  --data-mb 200                data: size of the synthetic JSONL in MiB
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
 
@@ -52,7 +59,15 @@ export const benchCommand: Command = {
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(
       args,
-      { sizes: { type: 'string' }, tokens: { type: 'string' }, small: { type: 'boolean' }, 'min-ms': { type: 'string' }, steps: { type: 'string' }, targets: { type: 'string' } },
+      {
+        sizes: { type: 'string' },
+        tokens: { type: 'string' },
+        small: { type: 'boolean' },
+        'min-ms': { type: 'string' },
+        steps: { type: 'string' },
+        targets: { type: 'string' },
+        'data-mb': { type: 'string' },
+      },
       true,
     );
     const what = positionals[0] as What | undefined;
@@ -65,6 +80,13 @@ export const benchCommand: Command = {
     const steps = values.steps ? intList('steps', values.steps)[0] : 3;
     const targets = parseTargetModules(values.targets ?? 'all-linear');
     if (typeof targets === 'string') throw new UsageError(`--targets: ${targets}`);
+    const dataMb = values['data-mb'] === undefined ? 200 : Number(values['data-mb']);
+    if (!(dataMb > 0 && dataMb <= 64 * 1024)) throw new UsageError(`--data-mb must be a number of MiB above 0, got "${values['data-mb']}"`);
+    const print = (r: unknown): void => io.out(JSON.stringify(r));
+    if (what === 'data') {
+      print(await dataBench(dataMb));
+      return 0;
+    }
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
@@ -72,7 +94,6 @@ export const benchCommand: Command = {
     const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
     const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
-    const print = (r: unknown): void => io.out(JSON.stringify(r));
     print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small });
     const run = (w: What): boolean => what === 'all' || what === w;
     if (run('matmul')) for await (const r of benchMatmul(ctx, sizes, minMs)) print(r);
@@ -108,6 +129,25 @@ export const benchCommand: Command = {
       for (const T of tokens) print(await benchModel(ctx, { dims, T, steps, targets }));
     }
     ctx.destroyDevice();
+    if (what === 'all') print(await dataBench(dataMb));
     return 0;
   },
 };
+
+/** The data benchmark with Node's memory figures and a real garbage collection between phases. */
+async function dataBench(megabytes: number): Promise<unknown> {
+  // Exposes gc() without a command-line flag, so the baseline and the retained figure are not blurred by garbage.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const tokenizer = await loadTokenizerFrom();
+  try {
+    const memory = () => {
+      const m = process.memoryUsage();
+      // Typed arrays' backing stores are outside the JS heap: count them with it.
+      return { heapUsed: m.heapUsed + m.arrayBuffers, rss: m.rss };
+    };
+    return await benchData({ megabytes, tokenizer, memory, gc });
+  } finally {
+    tokenizer.dispose();
+  }
+}
