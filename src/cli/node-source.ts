@@ -86,6 +86,12 @@ export interface ModelSpec {
   label: string;
 }
 
+/** True when `--model` names a URL, or an owner/name Hub id that is not an existing path: nothing local to check. */
+export function isRemoteModelSpec(spec: string): boolean {
+  if (/^https?:\/\//i.test(spec)) return true;
+  return !existsSync(spec) && /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(spec) && !spec.includes('..');
+}
+
 /**
  * `--model DIR|HUB_ID|URL`: an existing directory wins, then an http(s) URL, then owner/name as a Hub id. Anything
  * else is a bad-input error that says which three forms are accepted.

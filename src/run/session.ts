@@ -95,9 +95,14 @@ export class FinetuneSession {
     if (ckpt.config.vocabSize !== this.tokenizer.vocabSize) {
       throw new FinetuneError('bad-input', `the model's vocabulary has ${ckpt.config.vocabSize} tokens; the Mistral tokenizer has ${this.tokenizer.vocabSize}`);
     }
-    this.unloadModel();
+    // Into new buffers first, the loaded model swapped out only on success: a failed load (a bad token, the network,
+    // a 404, out of memory) leaves the previous model in place and usable. (The price: both are on the GPU while the
+    // new one loads; loadMistralWeights frees its own partial upload when it fails.)
     const before = this.ctx.ledger.snapshot().byCategory.weights.currentBytes;
-    this.weights = await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress });
+    const weights = await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress });
+    const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
+    this.unloadModel();
+    this.weights = weights;
     this.ckpt = ckpt;
     this.modelSource = source;
     const c = ckpt.config;
@@ -108,7 +113,7 @@ export class FinetuneSession {
       hidden: c.hidden,
       vocab: c.vocabSize,
       quantization,
-      gpuBytes: this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before,
+      gpuBytes,
       seconds: (Date.now() - t0) / 1000,
       warnings: [...c.warnings, ...ckpt.warnings],
     };

@@ -187,7 +187,9 @@ export function modelPanel(shared: Shared): HTMLElement {
       if (p) {
         bar.max = Math.max(1, p.bytesTotal);
         bar.value = p.bytesDone;
-        progressText.textContent = `${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} · ${p.tensor}`;
+        const rate = p.bytesPerSecond ? ` · ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s` : '';
+        const eta = p.etaSeconds != null ? ` · ${Math.ceil(p.etaSeconds)} s left` : '';
+        progressText.textContent = `${p.phase ? `${p.phase} · ` : ''}${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}${rate}${eta} · ${p.tensor}`;
       } else progressText.textContent = 'Reading the header…';
     } else {
       progressText.textContent = '';

@@ -3,14 +3,14 @@ import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
-import { nodeDirectory, nodeFileSource } from '../node-source.ts';
+import { isRemoteModelSpec, modelSpec, nodeDirectory, nodeFileSource } from '../node-source.ts';
 
 const QUANTS: readonly Quantization[] = QUANTIZATIONS;
 
 export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
-  usage: `finetune check --model DIR --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--verbose]
+  usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--verbose]
 
 Runs the Mistral engine with the adapter on the golden's input_ids/labels and compares every tensor the golden holds:
 loss (relative error ≤ 1e-5), logits_first256, logsumexp, hidden_states/*, grad/*, adamw_step1/* (each ≤ 1e-3 of the
@@ -33,13 +33,13 @@ Example:
     }
     const quantization = values.quant as Quantization;
     if (!QUANTS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTS.join(', ')}, got "${values.quant}"`);
-    checkDirectory(values.model as string, '--model');
+    if (!isRemoteModelSpec(values.model as string)) checkDirectory(values.model as string, '--model');
     checkDirectory(values.adapter as string, '--adapter');
     checkReadableFile(values.golden as string, '--golden');
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
-      model: nodeDirectory(values.model as string),
+      model: modelSpec(values.model as string, { token: process.env.HF_TOKEN || undefined }).files,
       adapter: nodeDirectory(values.adapter as string),
       golden: await nodeFileSource(values.golden as string),
       quantization,

@@ -10,12 +10,12 @@ import { loraToGguf, peftFiles } from '../../export/index.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
-import { nodeDirectory } from '../node-source.ts';
+import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { folderRunStore } from '../node-store.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 
-const USAGE = `finetune train --model DIR --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite] [--<hyperparameter> VALUE …]
+const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -25,7 +25,8 @@ OUT/run (--resume continues a stopped run from there); the final adapter is writ
 adapter_model.safetensors) and as adapter.gguf for llama.cpp/Ollama, with a README on loading them.
 
 options:
-  --model DIR        the base model directory
+  --model M          the base model: a directory, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
+                     repositories) or an http(s) URL of a folder that serves Range requests
   --data FILE        training data (JSONL: {"text"} or {"prompt","completion"} rows)
   --validation FILE  optional validation data
   --out DIR          where to write the run and the adapter (default: finetune-out)
@@ -58,7 +59,7 @@ export const trainCommand: Command = {
     if (!values.model) throw new UsageError('--model is required');
     if (!values.data && !values.resume) throw new UsageError('--data is required');
     // Every named file is checked before the GPU or the model is touched: a typo costs a second, not a model load.
-    checkDirectory(values.model, '--model');
+    if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
     if (values.data) await checkJsonlFile(values.data, '--data');
     if (values.validation) await checkJsonlFile(values.validation, '--validation');
     const out = values.out as string;
@@ -81,7 +82,9 @@ export const trainCommand: Command = {
     const session = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
     const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
     const print = (o: unknown): void => io.out(JSON.stringify(o));
-    const model = await session.loadModel(nodeDirectory(values.model), basename(values.model), quantization);
+    // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
+    const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
+    const model = await session.loadModel(spec.files, spec.label, quantization);
     print({ type: 'model', ...model });
     const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
     // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.

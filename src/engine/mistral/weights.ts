@@ -37,12 +37,21 @@ export interface MistralWeights {
   lmHead: DenseMatrix; // (V, C)
 }
 
+/** What a load is doing: reading bytes (from the network or a disk), quantising them on the GPU, and so on. */
+export type LoadPhase = 'downloading' | 'quantising' | 'caching' | 'loading from cache';
+
 export interface LoadProgress {
   tensor: string;
   done: number;
   total: number;
   bytesDone: number;
   bytesTotal: number;
+  /** The phase the load is in now (absent from older reporters). */
+  phase?: LoadPhase;
+  /** Checkpoint bytes per second since the load began. */
+  bytesPerSecond?: number;
+  /** Seconds left at that rate; null until a rate is known. */
+  etaSeconds?: number | null;
 }
 
 export interface LoadOptions {
@@ -80,10 +89,18 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: L
   let bytesDone = 0;
   let done = 0;
   const uploaded: GPUBuffer[] = [];
+  const t0 = Date.now();
+  const report = (tensor: string, phase: LoadPhase): void => {
+    if (!o.onProgress) return;
+    const seconds = (Date.now() - t0) / 1000;
+    const bytesPerSecond = seconds > 0 ? bytesDone / seconds : 0;
+    const etaSeconds = bytesPerSecond > 0 ? (bytesTotal - bytesDone) / bytesPerSecond : null;
+    o.onProgress({ tensor, done, total: names.length, bytesDone, bytesTotal, phase, bytesPerSecond, etaSeconds });
+  };
   const step = (tensor: string): void => {
     bytesDone += ckpt.info(tensor).end - ckpt.info(tensor).begin;
     done++;
-    o.onProgress?.({ tensor, done, total: names.length, bytesDone, bytesTotal });
+    report(tensor, 'downloading');
   };
   try {
     const readMatrix = async (name: string): Promise<DenseMatrix> => {
@@ -112,7 +129,9 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: L
           const d = await readMatrix(name);
           linears[m] = { kind: 'dense', ...shape, buffer: d.buffer, storage: d.storage };
         } else {
+          report(name, 'downloading');
           const t = await ckpt.read(name);
+          report(name, 'quantising');
           const srcDtype = t.dtype === 'BF16' ? 'bf16' : t.dtype === 'F16' ? 'f16' : t.dtype === 'F32' ? 'f32' : null;
           if (!srcDtype) throw new FinetuneError('bad-input', `${name}: cannot quantise dtype ${t.dtype}`);
           const src = ctx.upload(`${name} (to quantise)`, t.bytes, 'scratch');
@@ -120,6 +139,8 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: L
           // The source goes once the quantisation is submitted; only the 4-bit copy stays.
           ctx.flush();
           ctx.destroy(src);
+          // Freed with the rest if a later tensor fails: a failed load leaves nothing behind on the GPU.
+          uploaded.push(...nf4Buffers(weight));
           linears[m] = { kind: 'nf4', ...shape, weight };
           step(name);
         }
