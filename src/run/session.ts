@@ -25,6 +25,8 @@ import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
+import { validationLoss } from './evaluate-adapter.ts';
+import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
@@ -71,6 +73,8 @@ export class FinetuneSession {
   private modelSource = '';
   private lora: GpuLora | null = null;
   private adapter: LoraAdapter | null = null;
+  /** An adapter loaded from outside (useImportedAdapter): new runs start from it until it is forgotten. */
+  private imported: LoraAdapter | null = null;
   private control: TrainControl | null = null;
   private running = false;
 
@@ -121,6 +125,7 @@ export class FinetuneSession {
 
   unloadModel(): void {
     this.dropAdapter();
+    this.imported = null;
     if (this.weights) destroyMistralWeights(this.ctx, this.weights);
     this.weights = null;
     this.ckpt = null;
@@ -130,6 +135,41 @@ export class FinetuneSession {
     if (this.lora) destroyLora(this.ctx, this.lora);
     this.lora = null;
     this.adapter = null;
+  }
+
+  /**
+   * Makes an imported adapter (src/model/adapter-import.ts) the current one: generate tries it, evaluate scores it,
+   * export writes it, and the next new run starts from it. uploadLora checks it fits the loaded model.
+   */
+  useImportedAdapter(adapter: LoraAdapter): void {
+    if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading an adapter');
+    if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
+    const lora = uploadLora(this.ctx, this.weights.dims, adapter);
+    // uploadLora records its zero-fills without submitting them; submit now, or a run started next (which drops this
+    // adapter first) would destroy buffers that pending work still names.
+    this.ctx.flush();
+    this.dropAdapter();
+    this.lora = lora;
+    this.adapter = adapter;
+    this.imported = adapter;
+  }
+
+  /** New runs start from a fresh adapter again (the imported one stays current until then). */
+  forgetImportedAdapter(): void {
+    this.imported = null;
+  }
+
+  get hasImportedAdapter(): boolean {
+    return this.imported !== null;
+  }
+
+  /** Mean validation loss of the current adapter (or of the base model without one) on the run's validation set. */
+  async evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<{ loss: number; tokens: number }> {
+    if (this.running) throw new FinetuneError('bad-input', 'a training run is going: it reports its own validation loss');
+    if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
+    const hp = parseHyperparams(hpInput);
+    const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
+    return validationLoss(this.ctx, this.weights, this.lora, data);
   }
 
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
@@ -190,6 +230,8 @@ export class FinetuneSession {
     try {
       const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp);
       // A fresh adapter as PEFT initialises it, seeded; a resume overwrites it with the checkpoint.
+      const startFrom = o.resume ? null : this.imported;
+      if (startFrom) checkRunFitsImported({ r: hp.lora_rank, alpha: hp.lora_alpha, targets: targetModules(hp) }, startFrom);
       this.dropAdapter();
       this.adapter = createAdapter(this.ckpt.config, {
         r: hp.lora_rank,
@@ -199,6 +241,8 @@ export class FinetuneSession {
         baseModel: this.modelSource,
         random: uniformSource(hp.seed, ADAPTER_INIT_STREAM),
       });
+      // An imported adapter is the starting point instead of PEFT's fresh initialisation.
+      if (startFrom) startFromImported(this.adapter, startFrom);
       this.lora = uploadLora(this.ctx, this.weights.dims, this.adapter);
       if (state) fromStep = await loadTrainState(this.ctx, this.lora, state);
       onEvent({ type: 'plan', stats: data.stats, resumedAt: fromStep });

@@ -5,7 +5,8 @@ import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
 import { adapterZipName } from '../core/file-names.ts';
-import { runBusy, type Shared } from './state.ts';
+import { runBusy, type Cell, type Shared } from './state.ts';
+import type { ImportedState } from './adapter-import-panel.ts';
 
 function download(bytes: Uint8Array, name: string): void {
   const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
@@ -16,8 +17,10 @@ function download(bytes: Uint8Array, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-export function exportPanel(shared: Shared): HTMLElement {
+export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null>): HTMLElement {
   const engine = shared.engine;
+  /** An adapter loaded from outside is the worker's current one until a run starts (adapter-import-panel.ts). */
+  const importedNow = (): boolean => imported?.value?.current === true;
   const button = h('button', { type: 'button', 'data-testid': 'export-download', disabled: true }, 'Download adapter (.zip)');
   const fullButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'export-full', disabled: true }, 'With GGUF and README (.zip)');
   const name = h('p', { class: 'num file-name', 'data-testid': 'export-name' });
@@ -46,7 +49,7 @@ export function exportPanel(shared: Shared): HTMLElement {
     } catch (e) {
       const { kind, message } = errorParts(e);
       status.className = 'bad';
-      status.textContent = `Export failed (${kind}): ${message}`;
+      status.textContent = `Export failed: ${message}`;
     } finally {
       exporting = false;
       render();
@@ -88,11 +91,11 @@ export function exportPanel(shared: Shared): HTMLElement {
       replaceChildren(
         output,
         h('pre', { class: 'completion' }, h('span', { class: 'prompt' }, text), completion),
-        h('p', { class: 'hint' }, `${((performance.now() - t0) / 1000).toFixed(1)} s · greedy · ${shared.run.value.hasAdapter ? `with the adapter at step ${shared.run.value.step}` : 'base model only'}`),
+        h('p', { class: 'hint' }, `${((performance.now() - t0) / 1000).toFixed(1)} s · greedy · ${importedNow() ? 'with the imported adapter' : shared.run.value.hasAdapter ? `with the adapter at step ${shared.run.value.step}` : 'base model only'}`),
       );
     } catch (e) {
       const { kind, message } = errorParts(e);
-      replaceChildren(output, h('p', { class: 'bad' }, `Generation failed (${kind}): ${message}`));
+      replaceChildren(output, h('p', { class: 'bad' }, `Generation failed: ${message}`));
     } finally {
       generating = false;
       render();
@@ -104,10 +107,13 @@ export function exportPanel(shared: Shared): HTMLElement {
     const model = shared.model.value;
     // Export and generation read the GPU between steps: fine while paused, not while a step is running.
     const quiet = !runBusy(run.phase) || run.phase === 'paused';
-    button.disabled = fullButton.disabled = exporting || !(run.hasAdapter && quiet && model.status === 'ready');
-    name.textContent = run.hasAdapter ? currentName() : '';
+    const has = run.hasAdapter || importedNow();
+    button.disabled = fullButton.disabled = exporting || !(has && quiet && model.status === 'ready');
+    name.textContent = has ? currentName() : '';
     if (!exporting && !status.classList.contains('ok') && !status.classList.contains('bad')) {
-      status.textContent = run.hasAdapter
+      status.textContent = importedNow()
+        ? `The imported adapter (${imported?.value?.info.name}), ready to download.`
+        : run.hasAdapter
         ? runBusy(run.phase) && run.phase !== 'paused'
           ? 'Pause or stop the run to export the adapter so far.'
           : `The adapter at step ${run.step}, ready to download.`
@@ -123,6 +129,10 @@ export function exportPanel(shared: Shared): HTMLElement {
     render();
   });
   shared.model.watch(render);
+  imported?.watch(() => {
+    status.className = 'hint';
+    render();
+  });
 
   return h(
     'section',

@@ -4,6 +4,7 @@
 
 import { installErrorTransfer, type EngineApi, type LedgerSnapshot, type LoadProgress, type ModelSource, type Quantization } from '../worker/api.ts';
 import * as Comlink from 'comlink';
+import { adapterImportPanel } from './adapter-import-panel.ts';
 import { datasetPanel } from './dataset-panel.ts';
 import { h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
@@ -99,13 +100,15 @@ function start(root: HTMLElement): void {
   const form = hyperparamsPanel(shared);
   const dataset = datasetPanel(shared);
   const gpu = gpuPanel(engine);
+  const adapterImport = adapterImportPanel(shared);
   gpu.classList.add('half');
   root.append(
     modelPanel(shared),
     dataset.element,
     form.element,
     trainingPanel(shared, { restoreForm: (hp) => form.setValues(formValuesOf(hp)) }),
-    exportPanel(shared),
+    exportPanel(shared, adapterImport.imported),
+    adapterImport.element,
     gpu,
   );
 

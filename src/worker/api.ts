@@ -12,6 +12,7 @@ import type { AdapterReport } from '../engine/gpu-adapter.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
+import type { ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
 import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
@@ -25,6 +26,7 @@ export type {
   DatasetReport,
   DatasetSummary,
   GroupResult,
+  ImportedAdapterInfo,
   Layout,
   LedgerSnapshot,
   LoadProgress,
@@ -40,6 +42,12 @@ export type {
 
 /** Where the weights come from. Hub tokens travel only in the Authorization header (src/model/source.ts). */
 export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revision?: string; token?: string } | { kind: 'files'; files: File[] };
+
+/**
+ * An adapter to load: a zip (a PEFT zip, Replicate's training_output.zip as downloaded) or the files of a PEFT folder
+ * (adapter_config.json with adapter_model.safetensors or adapter_model.bin).
+ */
+export type AdapterSource = { kind: 'zip'; name: string; bytes: Blob | Uint8Array } | { kind: 'files'; files: File[] };
 
 /** Whether the worker could get a WebGPU device, and what it found. */
 export type ProbeResult = { ok: true; report: AdapterReport } | { ok: false; reason: string };
@@ -92,6 +100,16 @@ export interface EngineApi {
   stopTraining(): Promise<void>;
   /** The trained adapter as one deterministic zip: the PEFT pair alone, or with adapter.gguf and a README (`full`). */
   exportAdapterZip(o: { full: boolean; step: number }): Promise<{ fileName: string; bytes: Uint8Array }>;
+  /**
+   * Loads an adapter, checked against the loaded model, as the current one: generate tries it, exportAdapterZip
+   * writes it, evaluateAdapter scores it, and new runs start from it (their lora_rank, lora_alpha and targets must
+   * match it) until forgetImportedAdapter. A .bin is read without running any code from it.
+   */
+  importAdapter(source: AdapterSource): Promise<ImportedAdapterInfo>;
+  /** New runs start from a fresh adapter again. */
+  forgetImportedAdapter(): Promise<void>;
+  /** Mean validation loss of the current adapter (the base model alone when there is none) on the run's validation set. */
+  evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles): Promise<{ loss: number; tokens: number }>;
   /** A completion of `prompt` with the current adapter. */
   generate(prompt: string, maxNewTokens: number): Promise<string>;
   /** GPU memory by category, current and peak. */

@@ -13,6 +13,8 @@ import { parseMistralConfig } from '../model/config.ts';
 import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip } from '../export/index.ts';
+import { importAdapterDetailed } from '../model/adapter-import.ts';
+import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
@@ -22,7 +24,7 @@ import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
-import type { EncodedExample, EngineApi, ModelSource, ProbeResult, TrainFiles } from './api.ts';
+import type { AdapterSource, EncodedExample, EngineApi, ModelSource, ProbeResult, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -205,6 +207,31 @@ const api = {
   async exportAdapterZip(o: { full: boolean; step: number }): Promise<{ fileName: string; bytes: Uint8Array }> {
     const s = await session();
     return adapterZip(await s.adapterNow(), s.baseConfig, { name: s.modelName, full: o.full, step: o.step });
+  },
+
+  /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */
+  async importAdapter(source: AdapterSource): Promise<ImportedAdapterInfo> {
+    const s = await session();
+    const base = s.baseConfig; // throws 'load a model first' before any file is read
+    const name = source.kind === 'zip' ? source.name : source.files.map((f) => f.name).join(', ');
+    const input =
+      source.kind === 'zip'
+        ? source.bytes instanceof Uint8Array
+          ? source.bytes
+          : new Uint8Array(await source.bytes.arrayBuffer())
+        : blobFileSet(source.files, 'the picked adapter folder');
+    const got = await importAdapterDetailed(input, { base, where: source.kind === 'zip' ? source.name : 'the picked adapter folder' });
+    s.useImportedAdapter(got.adapter);
+    return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'));
+  },
+
+  async forgetImportedAdapter(): Promise<void> {
+    (await session()).forgetImportedAdapter();
+  },
+
+  /** Validation loss of the current adapter (or the base model) on the validation set of these files. */
+  async evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles): Promise<{ loss: number; tokens: number }> {
+    return (await session()).evaluate(hp, files.train, files.validation);
   },
 
   /** Greedy completion of a prompt with the current adapter. */

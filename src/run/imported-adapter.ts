@@ -1,0 +1,70 @@
+// An adapter brought in from outside (a PEFT folder or zip, Replicate's training_output.zip) as the session's current
+// adapter: what the page is told about it, and how a new run starts from it instead of PEFT's fresh initialisation.
+
+import { FinetuneError } from '../core/errors.ts';
+import type { Projection } from '../core/mistral.ts';
+import { loraScaling, type LoraAdapter } from '../model/lora-adapter.ts';
+
+/** What the page shows about an imported adapter. */
+export interface ImportedAdapterInfo {
+  /** What the user gave (a file or folder name). */
+  name: string;
+  r: number;
+  loraAlpha: number;
+  useRslora: boolean;
+  targetModules: Projection[];
+  layers: number;
+  /** Its base_model_name_or_path, as written in the adapter. */
+  baseModel: string | null;
+  /** Where inside the input it was found, e.g. "training_output/adapter_model.bin". */
+  readFrom: string;
+}
+
+export function importedAdapterInfo(adapter: LoraAdapter, name: string, readFrom: string): ImportedAdapterInfo {
+  const c = adapter.config;
+  return { name, r: c.r, loraAlpha: c.loraAlpha, useRslora: c.useRslora, targetModules: [...c.targetModules], layers: adapter.layers, baseModel: c.baseModel, readFrom };
+}
+
+/** What a run's hyperparameters give its adapter: rank, alpha and targets (canonical order). */
+export interface RunAdapterShape {
+  r: number;
+  alpha: number;
+  targets: readonly Projection[];
+}
+
+/**
+ * A run that starts from an imported adapter continues it, so its rank, alpha and targets must be the adapter's (with
+ * others it would not be a continuation, and its saved state could not be resumed); a mismatch says what to set.
+ */
+export function checkRunFitsImported(run: RunAdapterShape, imported: LoraAdapter): void {
+  const b = imported.config;
+  const differ: string[] = [];
+  if (run.r !== b.r) differ.push(`lora_rank ${b.r} (the run has ${run.r})`);
+  if (run.alpha !== b.loraAlpha) differ.push(`lora_alpha ${b.loraAlpha} (the run has ${run.alpha})`);
+  if (run.targets.join(',') !== b.targetModules.join(',')) differ.push(`lora_target_modules ${b.targetModules.join(',')} (the run has ${run.targets.join(',')})`);
+  if (differ.length) {
+    throw new FinetuneError('bad-input', `training starts from the imported adapter, so the run must match it: set ${differ.join(', ')}, or forget the imported adapter to start fresh`);
+  }
+  if (b.layersToTransform) throw new FinetuneError('bad-input', `the imported adapter covers only layers ${b.layersToTransform.join(', ')}; training here adapts every layer, so it cannot continue it`);
+}
+
+/** Puts the imported adapter's weights into `fresh`, the adapter a new run created from its hyperparameters. */
+export function startFromImported(fresh: LoraAdapter, imported: LoraAdapter): void {
+  const a = fresh.config;
+  const b = imported.config;
+  checkRunFitsImported({ r: a.r, alpha: a.loraAlpha, targets: a.targetModules }, imported);
+  if (fresh.layers !== imported.layers) throw new FinetuneError('bad-input', `the imported adapter has ${imported.layers} layers, the model ${fresh.layers}`);
+  fresh.tensors.forEach((layer, l) => {
+    for (const [m, pair] of Object.entries(layer) as [Projection, { A: Float32Array; B: Float32Array }][]) {
+      const from = imported.tensors[l][m];
+      if (!from || from.A.length !== pair.A.length || from.B.length !== pair.B.length) {
+        throw new FinetuneError('bad-input', `the imported adapter's ${m} of layer ${l} does not fit the model`);
+      }
+      pair.A.set(from.A);
+      pair.B.set(from.B);
+    }
+  });
+  // rsLoRA changes the scale, not the tensors: keep the imported adapter's so its outputs are unchanged.
+  a.useRslora = b.useRslora;
+  fresh.scaling = loraScaling(a);
+}

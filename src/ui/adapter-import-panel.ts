@@ -1,0 +1,137 @@
+// "Load an adapter": a PEFT zip or folder (adapter_model.safetensors or .bin) or Replicate's training_output.zip becomes
+// the current adapter in the worker (checked against the loaded model), so Try it and Export use it, it can be
+// scored on the validation set, and the next run starts from it. The panel owns `imported`, which the export panel
+// reads to know there is an adapter to export.
+
+import type { ImportedAdapterInfo } from '../worker/api.ts';
+import { h } from './dom.ts';
+import { errorParts } from './format.ts';
+import { Cell, runBusy, type Shared } from './state.ts';
+
+/** The imported adapter, and whether it is still the worker's current adapter (a run replaces it with its own). */
+export interface ImportedState {
+  info: ImportedAdapterInfo;
+  current: boolean;
+}
+
+export function adapterImportPanel(shared: Shared): { element: HTMLElement; imported: Cell<ImportedState | null> } {
+  const engine = shared.engine;
+  const imported = new Cell<ImportedState | null>(null);
+  const zipInput = h('input', { type: 'file', id: 'adapter-zip', accept: '.zip,application/zip', 'data-testid': 'adapter-zip', class: 'visually-hidden' });
+  const folderInput = h('input', { type: 'file', id: 'adapter-folder', multiple: true, 'data-testid': 'adapter-folder', class: 'visually-hidden' });
+  folderInput.setAttribute('webkitdirectory', '');
+  const zipButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-zip-button' }, 'Choose a zip…');
+  const folderButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-folder-button' }, 'Choose a folder…');
+  const evalButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-evaluate', disabled: true }, 'Validation loss');
+  const forgetButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-forget', disabled: true }, 'Start new runs fresh');
+  const status = h('p', { class: 'hint', 'data-testid': 'lora-import-status' }, 'No adapter loaded.');
+  const evalOut = h('p', { class: 'hint num', 'data-testid': 'adapter-eval' });
+  let busy = false;
+
+  const say = (cls: string, text: string): void => {
+    status.className = cls;
+    status.textContent = text;
+  };
+
+  const load = async (source: Parameters<typeof engine.importAdapter>[0]): Promise<void> => {
+    if (shared.model.value.status !== 'ready') return say('bad', 'Load a model first: the adapter is checked against it.');
+    busy = true;
+    render();
+    say('hint', 'Reading the adapter…');
+    evalOut.textContent = '';
+    try {
+      const info = await engine.importAdapter(source);
+      imported.set({ info, current: true });
+      say(
+        'hint ok',
+        `Loaded ${info.name} (${info.readFrom}): r ${info.r}, lora_alpha ${info.loraAlpha}${info.useRslora ? ', rsLoRA' : ''}, ${info.targetModules.join(', ')}, ${info.layers} layers` +
+          `${info.baseModel ? `, trained on ${info.baseModel}` : ''}. Try it and Export use it; a new run starts from it.`,
+      );
+      shared.refreshMemory();
+    } catch (e) {
+      const { kind, message } = errorParts(e);
+      say('bad', `Could not load the adapter (${kind}): ${message}`);
+    } finally {
+      busy = false;
+      render();
+    }
+  };
+
+  zipButton.addEventListener('click', () => zipInput.click());
+  folderButton.addEventListener('click', () => folderInput.click());
+  zipInput.addEventListener('change', () => {
+    const f = zipInput.files?.[0];
+    zipInput.value = '';
+    if (f) void load({ kind: 'zip', name: f.name, bytes: f });
+  });
+  folderInput.addEventListener('change', () => {
+    const files = [...(folderInput.files ?? [])];
+    folderInput.value = '';
+    if (files.length) void load({ kind: 'files', files });
+  });
+
+  evalButton.addEventListener('click', async () => {
+    const hp = shared.form.value.hp;
+    const d = shared.data.value;
+    if (!hp || !d.train) return void (evalOut.textContent = 'Choose a training file (its last rows, or the validation file, are the validation set) and fix the form first.');
+    busy = true;
+    render();
+    evalOut.className = 'hint num';
+    evalOut.textContent = 'Evaluating…';
+    try {
+      const r = await engine.evaluateAdapter({ ...hp }, { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null });
+      evalOut.textContent = `Validation loss ${r.loss.toFixed(4)} over ${r.tokens} tokens, with ${imported.value?.current ? 'the imported adapter' : 'the current adapter'}.`;
+    } catch (e) {
+      const { kind, message } = errorParts(e);
+      evalOut.className = 'bad';
+      evalOut.textContent = `Evaluation failed (${kind}): ${message}`;
+    } finally {
+      busy = false;
+      render();
+    }
+  });
+
+  forgetButton.addEventListener('click', async () => {
+    await engine.forgetImportedAdapter();
+    const cur = imported.value;
+    imported.set(null);
+    say('hint', cur?.current ? `New runs start fresh; ${cur.info.name} stays the current adapter until one starts.` : 'New runs start fresh.');
+  });
+
+  const render = (): void => {
+    const ready = shared.model.value.status === 'ready';
+    const quiet = !runBusy(shared.run.value.phase);
+    zipButton.disabled = folderButton.disabled = busy || !ready || !quiet;
+    evalButton.disabled = busy || !ready || !quiet || imported.value === null;
+    forgetButton.disabled = busy || imported.value === null;
+  };
+
+  // A new model drops the adapter in the worker; a run makes its own adapter current (started from the imported one).
+  let modelSource = shared.model.value.info?.source ?? null;
+  shared.model.watch((m) => {
+    const source = m.info?.source ?? null;
+    if (m.status === 'loading' || source !== modelSource) {
+      if (imported.value) say('hint', 'The model changed: load the adapter again for this model.');
+      imported.set(null);
+    }
+    if (m.status !== 'loading') modelSource = source;
+    render();
+  });
+  shared.run.watch((r) => {
+    const cur = imported.value;
+    if (cur?.current && r.phase === 'starting') imported.set({ ...cur, current: false });
+    render();
+  });
+
+  const element = h(
+    'section',
+    { class: 'panel half', id: 'panel-adapter-import' },
+    h('h2', {}, 'Load an adapter'),
+    h('p', { class: 'hint' }, "A PEFT adapter (adapter_config.json with adapter_model.safetensors or adapter_model.bin, as a folder or a zip) or Replicate's training_output.zip, for the loaded model. A .bin is read without running any code from it."),
+    h('div', { class: 'actions' }, zipButton, folderButton, zipInput, folderInput),
+    status,
+    h('div', { class: 'actions' }, evalButton, forgetButton),
+    evalOut,
+  );
+  return { element, imported };
+}

@@ -1,0 +1,77 @@
+// An adapter brought home (Replicate's training_output.zip with a torch.save adapter_model.bin) loaded into the session:
+// it is the adapter on the GPU exactly, it changes the validation loss, and a new run starts from it.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { PROJECTIONS } from '../../src/core/mistral.ts';
+import { parseHyperparams } from '../../src/config/index.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { importAdapter } from '../../src/model/adapter-import.ts';
+import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
+import { FinetuneSession, quantizationFor } from '../../src/run/session.ts';
+import { safetensorsTensors } from '../helpers/safetensors-file.ts';
+import { replicateTrainingZip, torchSaveStateDict } from '../helpers/torch-save.ts';
+import { gpuContext } from './context.ts';
+
+// Rows of a few tokens: SwiftShader runs the 32000-word lm_head at about a second per token.
+const ROWS = ['x = 1', 'y = 2', 'z = 3', 'print(x)'];
+const JSONL = new Blob([ROWS.map((text) => JSON.stringify({ text })).join('\n')]);
+// The tiny-adapter's shape: r 4, alpha 8, all seven projections. No warmup: the first step moves the weights by ~lr.
+const HP = { num_train_epochs: 1, train_batch_size: 1, micro_batch_size: 1, num_validation_samples: 1, lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear', lora_dropout: 0, learning_rate: 1e-4, warmup_ratio: 0, lr_scheduler: 'constant', max_seq_len: 8 };
+
+function maxAbsDiff(a: LoraAdapter, b: LoraAdapter): number {
+  let m = 0;
+  a.tensors.forEach((layer, l) => {
+    for (const p of PROJECTIONS) {
+      const x = layer[p];
+      const y = b.tensors[l][p];
+      if (!x || !y) continue;
+      for (const [u, v] of [[x.A, y.A], [x.B, y.B]]) for (let i = 0; i < u.length; i++) m = Math.max(m, Math.abs(u[i] - v[i]));
+    }
+  });
+  return m;
+}
+
+describe('an imported adapter in the session', () => {
+  let ctx: GpuContext;
+  let session: FinetuneSession;
+  let imported: LoraAdapter;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', quantizationFor(parseHyperparams(HP)));
+    const st = safetensorsTensors(new Uint8Array(readFileSync('test/fixtures/tiny-adapter/adapter_model.safetensors')));
+    const bin = torchSaveStateDict([...st].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: new Float32Array(t.bytes.slice().buffer) })));
+    const zip = replicateTrainingZip(readFileSync('test/fixtures/tiny-adapter/adapter_config.json', 'utf8'), bin);
+    imported = await importAdapter(zip, { base: session.baseConfig });
+  });
+
+  it('is the current adapter exactly, changes the validation loss, and a run of another rank is refused without losing it', async () => {
+    const baseOnly = await session.evaluate(HP, JSONL, null);
+    session.useImportedAdapter(imported);
+    expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
+    const withAdapter = await session.evaluate(HP, JSONL, null);
+    expect(withAdapter.tokens).toBe(baseOnly.tokens);
+    expect(Number.isFinite(withAdapter.loss)).toBe(true);
+    expect(withAdapter.loss).not.toBe(baseOnly.loss);
+
+    await expect(session.train({ ...HP, lora_rank: 2 }, { train: JSONL, trainName: 'rows.jsonl', validation: null, validationName: null }, () => undefined)).rejects.toThrow(/set lora_rank 4 \(the run has 2\)/);
+    expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
+  });
+
+  it('a new run starts from it: one AdamW step of lr 1e-4 moves no weight by more than 2e-4', async () => {
+    session.useImportedAdapter(imported);
+    const largest = Math.max(...imported.tensors.flatMap((l) => Object.values(l).map((p) => Math.max(...p.B.map(Math.abs)))));
+    // A fresh PEFT init has B = 0: far from the imported B, so "close" below means the run really started from it.
+    expect(largest).toBeGreaterThan(0.01);
+    const r = await session.train(HP, { train: JSONL, trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      if (e.type === 'step' && e.step === 1) session.stop();
+    });
+    expect(r.steps).toBe(1);
+    const after = await session.adapterNow();
+    const moved = maxAbsDiff(after, imported);
+    expect(moved).toBeGreaterThan(0);
+    expect(moved).toBeLessThanOrEqual(2e-4);
+  });
+});
