@@ -16,7 +16,7 @@ import { createAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { generateGreedy } from './generate.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
@@ -307,9 +307,15 @@ export class FinetuneSession {
       }
       return result;
     } finally {
-      runner?.destroy();
       this.running = false;
       this.control = null;
+      try {
+        runner?.destroy();
+      } catch (e) {
+        // On a lost device every GPU call fails again; the first error is the one to report, and the session must
+        // not stay marked as running (a new context takes over: see the worker's recoverDevice).
+        if (!isFinetuneError(e, 'device-lost')) throw e;
+      }
     }
   }
 

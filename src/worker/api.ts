@@ -93,6 +93,11 @@ export interface EngineApi {
   startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
   /** Continues the run saved in this browser: same model, data and hyperparameters. */
   resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
+  /**
+   * After a `device-lost` error: a new GPU device and session, with the model that was loaded loaded again (null when
+   * none was). The run's last checkpoint is kept, so resumeSavedRun then continues it.
+   */
+  recoverDevice(onProgress?: (p: LoadProgress) => void): Promise<ModelInfo | null>;
   savedRun(): Promise<SavedRun | null>;
   forgetSavedRun(): Promise<void>;
   pauseTraining(): Promise<void>;

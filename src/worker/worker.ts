@@ -4,7 +4,7 @@ import { type Quantization } from '../core/mistral.ts';
 import * as Comlink from 'comlink';
 import type { AdapterReport } from '../engine/gpu-adapter.ts';
 import { runGoldenCheck, type CheckReport } from '../run/check.ts';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
@@ -61,6 +61,27 @@ function session(): Promise<FinetuneSession> {
     throw e;
   });
   return sessionPromise;
+}
+
+/** The model last loaded, so that recoverDevice can load it again on a new device. */
+let loadedModel: { source: ModelSource; quantization: Quantization } | null = null;
+
+/** Forgets the GPU context and the session on it (after a device loss): the next call makes new ones. */
+function dropGpu(): void {
+  const old = context;
+  context = null;
+  sessionPromise = null;
+  void old?.then((ctx) => ctx.destroyDevice()).catch(() => undefined);
+}
+
+/** Runs a call on the GPU; a lost device is dropped on the way out, so that nothing keeps using it. */
+async function onGpu<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (isFinetuneError(e, 'device-lost')) dropGpu();
+    throw e;
+  }
 }
 
 function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; name: string } {
@@ -156,7 +177,18 @@ const api = {
   async loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     const s = await session();
     const { files, name } = modelFiles(source);
-    return s.loadModel(files, name, quantization, onProgress);
+    const info = await onGpu(() => s.loadModel(files, name, quantization, onProgress));
+    loadedModel = { source, quantization };
+    return info;
+  },
+
+  /** After a lost device: a new device and session, and the model that was loaded loaded again (resume is the page's call). */
+  async recoverDevice(onProgress?: (p: LoadProgress) => void): Promise<ModelInfo | null> {
+    dropGpu();
+    const s = await session();
+    if (!loadedModel) return null;
+    const { files, name } = modelFiles(loadedModel.source);
+    return onGpu(() => s.loadModel(files, name, loadedModel!.quantization, onProgress));
   },
 
   /** Reads a JSONL file the way training will: every problem with its line, and token statistics. */
@@ -175,12 +207,14 @@ const api = {
     files: TrainFiles,
     onEvent: (e: TrainEvent) => void,
   ): Promise<TrainResult> {
-    return (await session()).train(hp, files, onEvent);
+    const s = await session();
+    return onGpu(() => s.train(hp, files, onEvent));
   },
 
   /** Continues the run saved in this browser (after a reload): same model, data and hyperparameters. */
   async resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult> {
-    return (await session()).train({}, null, onEvent, { resume: true });
+    const s = await session();
+    return onGpu(() => s.train({}, null, onEvent, { resume: true }));
   },
 
   async savedRun(): Promise<SavedRun | null> {
