@@ -11,13 +11,16 @@ import { FinetuneError } from '../core/errors.ts';
 /** More lines than any fine-tuning set we expect to hold in memory at once (tokenised, ~10 M rows). */
 export const MAX_DATA_LINES = 10_000_000;
 
+/** Largest data file: training reads it whole once, and Node reads no file larger than 2 GiB into memory. */
+export const MAX_DATA_BYTES = 2 ** 31 - 1;
+
 /** "--data: " before a message about a flag's file; nothing for a positional argument (flag ''). */
 function prefix(flag: string): string {
   return flag ? `${flag}: ` : '';
 }
 
 /** A regular, readable file, or FinetuneError('bad-input') in one line naming the flag. */
-export function checkReadableFile(path: string, flag: string): void {
+export function checkReadableFile(path: string, flag: string): number {
   let st;
   try {
     st = statSync(path);
@@ -33,11 +36,13 @@ export function checkReadableFile(path: string, flag: string): void {
   } catch {
     throw new FinetuneError('bad-input', `${prefix(flag)}${path} is not readable (permission denied)`);
   }
+  return st.size;
 }
 
 export interface JsonlBounds {
   maxLineBytes?: number;
   maxLines?: number;
+  maxBytes?: number;
 }
 
 /**
@@ -46,7 +51,9 @@ export interface JsonlBounds {
  * (binary: NUL bytes or an image's signature at its start) is refused as such.
  */
 export async function checkJsonlFile(path: string, flag: string, bounds: JsonlBounds = {}): Promise<{ lines: number; bytes: number }> {
-  checkReadableFile(path, flag);
+  const size = checkReadableFile(path, flag);
+  const maxBytes = bounds.maxBytes ?? MAX_DATA_BYTES;
+  if (size > maxBytes) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is ${formatBytes(size)}, more than the ${formatBytes(maxBytes)} a training file may have; split it or keep fewer rows`);
   const maxLineBytes = bounds.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const maxLines = bounds.maxLines ?? MAX_DATA_LINES;
   let lines = 0;

@@ -27,6 +27,12 @@ describe('checkJsonlFile bounds a file by streaming it', () => {
     await expect(checkJsonlFile(p, '--validation', { maxLines: 11 })).resolves.toEqual({ lines: 11, bytes: 143 });
   });
 
+  it('refuses a file larger than the size bound before reading it', async () => {
+    const p = join(dir, 'big.jsonl');
+    writeFileSync(p, '{"text":"a"}\n'.repeat(100));
+    await expect(checkJsonlFile(p, '--data', { maxBytes: 1024 })).rejects.toThrow(`--data: ${p} is 1.3 KiB, more than the 1.0 KiB a training file may have`);
+  });
+
   it('refuses a UTF-16 file (NUL bytes) as not text', async () => {
     const p = join(dir, 'utf16.jsonl');
     writeFileSync(p, Buffer.from('{"text":"a"}\n', 'utf16le'));
