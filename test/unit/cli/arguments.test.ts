@@ -73,6 +73,15 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['a stray positional', ['gpu-info', 'extra'], /Unexpected argument 'extra'/],
     ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
   ];
+  for (const c of commands) {
+    it(`finetune ${c.name} --bogus: exit 2 with the usage, whatever the command`, async () => {
+      const io = capture();
+      expect(await main([c.name, '--bogus'], io.io)).toBe(2);
+      const err = io.err.join('\n');
+      expect(err).toContain(c.usage);
+      expect(err).not.toMatch(/internal error|\n\s+at /);
+    });
+  }
   for (const [what, argv, reason] of cases) {
     it(what, async () => {
       const io = capture();
