@@ -4,6 +4,7 @@
 // adapter_config.json, not assumed). Everything ends in parseAdapter, so keys, rank, targets and shapes are checked
 // the same way whatever the container, against the base model's config when one is given.
 
+import { jsonTooDeepAt, MAX_JSON_DEPTH } from '../core/bounded-json.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, parseAdapter, type LoraAdapter, type ReadAdapterOptions } from './lora-adapter.ts';
 import { writeSafetensors } from './safetensors.ts';
@@ -54,8 +55,16 @@ function adapterFolder(names: readonly string[], where: string): string | null {
 }
 
 function parseJsonBytes(bytes: Uint8Array, name: string): unknown {
+  let text: string;
   try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw bad(name, `is not valid JSON: ${(e as Error).message}`);
+  }
+  // Refused before parsing: walking a deeply nested result (a message, a structured clone) overflows the stack.
+  if (jsonTooDeepAt(text) >= 0) throw bad(name, `nests JSON deeper than ${MAX_JSON_DEPTH} levels: not an adapter config`);
+  try {
+    return JSON.parse(text) as unknown;
   } catch (e) {
     throw bad(name, `is not valid JSON: ${(e as Error).message}`);
   }
