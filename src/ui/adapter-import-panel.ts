@@ -17,15 +17,15 @@ export interface ImportedState {
 export function adapterImportPanel(shared: Shared): { element: HTMLElement; imported: Cell<ImportedState | null> } {
   const engine = shared.engine;
   const imported = new Cell<ImportedState | null>(null);
-  const zipInput = h('input', { type: 'file', id: 'adapter-zip', accept: '.zip,application/zip', 'data-testid': 'adapter-zip', class: 'visually-hidden' });
-  const folderInput = h('input', { type: 'file', id: 'adapter-folder', multiple: true, 'data-testid': 'adapter-folder', class: 'visually-hidden' });
+  const zipInput = h('input', { type: 'file', id: 'lora-import-zip', accept: '.zip,application/zip', 'data-testid': 'lora-import-zip', class: 'visually-hidden' });
+  const folderInput = h('input', { type: 'file', id: 'lora-import-folder', multiple: true, 'data-testid': 'lora-import-folder', class: 'visually-hidden' });
   folderInput.setAttribute('webkitdirectory', '');
-  const zipButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-zip-button' }, 'Choose a zip…');
-  const folderButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-folder-button' }, 'Choose a folder…');
-  const evalButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-evaluate', disabled: true }, 'Validation loss');
-  const forgetButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-forget', disabled: true }, 'Start new runs fresh');
+  const zipButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-zip-button' }, 'Choose a zip…');
+  const folderButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-folder-button' }, 'Choose a folder…');
+  const evalButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-evaluate', disabled: true }, 'Validation loss');
+  const forgetButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-forget', disabled: true }, 'Start new runs fresh');
   const status = h('p', { class: 'hint', 'data-testid': 'lora-import-status' }, 'No adapter loaded.');
-  const evalOut = h('p', { class: 'hint num', 'data-testid': 'adapter-eval' });
+  const evalOut = h('p', { class: 'hint num', 'data-testid': 'lora-import-eval' });
   let busy = false;
 
   const say = (cls: string, text: string): void => {
