@@ -40,6 +40,12 @@ export interface TorchLimits extends ZipLimits {
   /** Most memo entries and most stack items (default 1,000,000 each). */
   maxMemo?: number;
   maxStack?: number;
+  /**
+   * Most bytes all rebuilt tensors may add up to (default: unbounded for a bare pickle; readTorchStateDict passes twice
+   * the archive's storage bytes). Views share storages, so a few bytes of storage named by many views would otherwise
+   * make us copy them out again and again.
+   */
+  maxTensorBytes?: number;
 }
 
 const DEFAULT_MAX_PICKLE = 64 * 1024 * 1024;
@@ -140,6 +146,8 @@ const REFUSED_OPCODES: Readonly<Record<number, string>> = {
 export function unpickleStateDict(pkl: Uint8Array, storage: StorageLookup, where = 'data.pkl', limits: TorchLimits = {}): PyValue {
   const maxMemo = limits.maxMemo ?? DEFAULT_MAX_MEMO;
   const maxStack = limits.maxStack ?? DEFAULT_MAX_STACK;
+  const maxTensorBytes = limits.maxTensorBytes ?? Infinity;
+  let tensorBytes = 0;
   if (looksLikeZip(pkl)) throw refuse(where, 'is itself a zip archive: nested archives are refused');
   const dv = new DataView(pkl.buffer, pkl.byteOffset, pkl.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -307,6 +315,8 @@ export function unpickleStateDict(pkl: Uint8Array, storage: StorageLookup, where
     // A view never holds more elements than its storage (a stride-0 view of one element could claim billions).
     if (numel > s.numel) throw fail(`a tensor of size [${shape.join(', ')}] (${numel} elements) cannot come from storage ${s.key} of ${s.numel}`);
     const size = TORCH_DTYPE_SIZE[s.dtype];
+    tensorBytes += numel * size;
+    if (tensorBytes > maxTensorBytes) throw fail(`the tensors add up to more than ${maxTensorBytes} bytes, twice what the archive's storages hold: views naming the same storage over and over`);
     const data = new Uint8Array(numel * size);
     if (numel > 0) {
       const last = offset + shape.reduce((acc, n, d) => acc + (n - 1) * stride[d], 0);
@@ -592,7 +602,9 @@ export function readTorchStateDict(bytes: Uint8Array, where = 'adapter_model.bin
     throw refuse(where, `byteorder is ${JSON.stringify(new TextDecoder().decode(order).trim())}; only little-endian archives are read`);
   }
   const pkl = files.get(`${prefix}data.pkl`) as Uint8Array;
-  const root = unpickleStateDict(pkl, (key) => files.get(`${prefix}data/${key}`), `${where}: ${prefix}data.pkl`, limits);
+  let storageBytes = 0;
+  for (const [name, b] of files) if (name.startsWith(`${prefix}data/`)) storageBytes += b.byteLength;
+  const root = unpickleStateDict(pkl, (key) => files.get(`${prefix}data/${key}`), `${where}: ${prefix}data.pkl`, { maxTensorBytes: 2 * storageBytes, ...limits });
   if (typeof root !== 'object' || root === null || root.kind !== 'dict') throw refuse(where, `holds ${describe(root)}, not a state dict`);
   const out = new Map<string, TorchTensor>();
   for (const [k, v] of root.entries) {

@@ -199,6 +199,18 @@ describe('hostile pickles are refused and run nothing', () => {
     expectRefused(() => readTorchStateDict(torchZip(w.finish(), new Map([['0', new Uint8Array(4)]]))), /10000000000 elements\) cannot come from storage 0 of 1/);
   });
 
+  it('one storage named by many views (copying it out again and again) is bounded by the storages it holds', () => {
+    const w = new PickleWriter().proto(2).emptyDict().mark();
+    for (let i = 0; i < 3; i++) {
+      w.unicode(`v${i}`).global('torch._utils', '_rebuild_tensor_v2').mark();
+      w.mark().unicode('storage').global('torch', 'FloatStorage').unicode('0').unicode('cpu').int(1024).tuple().binpersid();
+      w.int(0).int(1024).tupleN(1).int(1).tupleN(1).bool(false).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
+    }
+    w.setitems().stop();
+    const storage = new Map([['0', new Uint8Array(4096)]]);
+    expectRefused(() => readTorchStateDict(torchZip(w.finish(), storage)), /the tensors add up to more than 8192 bytes, twice what the archive's storages hold/);
+  });
+
   it('a view that reaches past the end of its storage', () => {
     const w = new PickleWriter().proto(2).emptyDict().unicode('x').global('torch._utils', '_rebuild_tensor_v2').mark();
     w.mark().unicode('storage').global('torch', 'FloatStorage').unicode('0').unicode('cpu').int(4).tuple().binpersid();
