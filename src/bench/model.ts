@@ -34,7 +34,8 @@ export interface ModelBenchResult {
 
 export const MISTRAL_7B: Dims = { V: 32000, C: 4096, I: 14336, L: 32, nH: 32, nKV: 8, hd: 128, theta: 1e6, eps: 1e-5 };
 
-function configOf(d: Dims): MistralConfig {
+/** A config of these dims (for adapters made to fit a random model). */
+export function configOf(d: Dims): MistralConfig {
   return {
     vocabSize: d.V, hidden: d.C, intermediate: d.I, layers: d.L, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, ropeTheta: d.theta,
     rmsNormEps: d.eps, maxPositions: 32768, tieWordEmbeddings: false, slidingWindow: null, dtype: 'bfloat16', bosTokenId: 1, eosTokenId: 2, warnings: [],

@@ -1,24 +1,140 @@
-// Greedy generation for sample outputs during training: re-runs the forward pass over the whole sequence for every new
-// token (no KV cache yet: O(n²), fine for the short samples the page shows) and takes the argmax of the last logits.
+// Generation: the prompt runs once through the KV-cache decoder (src/engine/mistral/decode.ts), then one token at a
+// time, each picked greedily (the default: reproducible samples) or sampled at a temperature with top-p and a seed.
+// Tokens stream out with their text as they come; a caller can stop between tokens; the result reports tokens/s.
+// generateFullRecompute is the way it was done before the cache (a whole forward pass per new token): the reference
+// the cache is tested against, and the baseline of `finetune bench generate`.
 
+import { createRng } from '../core/prng.ts';
 import { FinetuneError } from '../core/errors.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
+import { matvec_forward } from '../engine/kernels/matvec.ts';
+import { MistralDecoder } from '../engine/mistral/decode.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
+import { argmax, checkSampling, pickToken } from './sampling.ts';
+import { TextStream } from './text-stream.ts';
 
-export interface GenerateOptions {
+/** The generator stream of sampling draws, apart from the streams the seed drives elsewhere (shuffling, init). */
+const SAMPLING_STREAM = 0x5a3;
+
+export interface GenerationSettings {
+  /** New tokens at most (≥ 1). */
   maxNewTokens: number;
-  /** Stop at this id (</s>). */
+  /** 0 (default) = greedy. */
+  temperature?: number;
+  /** Nucleus sampling threshold in (0, 1]; default 1 (off). */
+  topP?: number;
+  /** Seed of the sampling draws (default 0); the same seed and settings give the same tokens. */
+  seed?: number;
+}
+
+export interface StreamedToken {
+  /** 0 for the first new token. */
+  index: number;
+  id: number;
+  /** The text this token completes (may be '' for a byte that starts a multi-byte character). */
+  text: string;
+}
+
+export interface GenerateOptions extends GenerationSettings {
+  /** Stop at this id (</s>); it is not part of the output. */
   eosId?: number;
-  onToken?: (id: number) => void;
+  /** Ids → text, for the streamed text (the tokenizer's decode); without it `text` is ''. */
+  decode?: (ids: readonly number[]) => string;
+  onToken?: (t: StreamedToken) => void;
+  /** Asked before each new token; true ends the generation there. */
   shouldStop?: () => boolean;
 }
 
-/** Continues `prompt` (ids, BOS included) greedily; returns the new ids. */
-export async function generateGreedy(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, prompt: readonly number[], o: GenerateOptions): Promise<number[]> {
+export type StopReason = 'eos' | 'max-tokens' | 'stopped';
+
+export interface GenerationResult {
+  ids: number[];
+  /** decode(ids) when a decoder was given, else ''. */
+  text: string;
+  stopReason: StopReason;
+  promptTokens: number;
+  /** The prompt's forward pass (the first token's logits included). */
+  prefillSeconds: number;
+  /** From the first new token's logits to the last (the per-token loop). */
+  decodeSeconds: number;
+  /** New tokens per second of the per-token loop (0 when fewer than two tokens were made). */
+  tokensPerSecond: number;
+}
+
+function checkSettings(prompt: readonly number[], o: GenerationSettings): void {
   if (prompt.length === 0) throw new FinetuneError('bad-input', 'generation needs at least one prompt token');
+  if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 1)) {
+    throw new FinetuneError('bad-input', `max new tokens must be a whole number ≥ 1, got ${o.maxNewTokens}`);
+  }
+  checkSampling({ temperature: o.temperature ?? 0, topP: o.topP ?? 1 });
+  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new FinetuneError('bad-input', `the sampling seed must be a whole number, got ${o.seed}`);
+}
+
+/** Continues `prompt` (ids, BOS included) with the KV-cache decoder; `lora` null runs the base model. */
+export async function generate(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, prompt: readonly number[], o: GenerateOptions): Promise<GenerationResult> {
+  checkSettings(prompt, o);
+  const sampling = { temperature: o.temperature ?? 0, topP: o.topP ?? 1 };
+  const rng = createRng(o.seed ?? 0, SAMPLING_STREAM);
+  const text = o.decode ? new TextStream(o.decode) : null;
+  // The last new token is never fed back, so the cache needs prompt + maxNewTokens − 1 positions.
+  const decoder = new MistralDecoder(ctx, weights, lora, { maxT: prompt.length + o.maxNewTokens - 1 });
+  const ids: number[] = [];
+  let stopReason: StopReason = 'max-tokens';
+  const t0 = performance.now();
+  let t1 = t0;
+  try {
+    decoder.feed(prompt);
+    for (;;) {
+      if (o.shouldStop?.()) {
+        stopReason = 'stopped';
+        break;
+      }
+      const logits = await decoder.readLogits();
+      if (ids.length === 0) t1 = performance.now();
+      const id = pickToken(logits, sampling, rng);
+      if (id === o.eosId) {
+        stopReason = 'eos';
+        break;
+      }
+      ids.push(id);
+      o.onToken?.({ index: ids.length - 1, id, text: text?.push(id) ?? '' });
+      if (ids.length === o.maxNewTokens) break;
+      decoder.feed([id]);
+    }
+  } finally {
+    decoder.destroy();
+  }
+  const t2 = performance.now();
+  const tail = text?.finish() ?? '';
+  // Generation ended inside a multi-byte character: its bytes come out (as U+FFFD) with the last token's index.
+  if (tail && ids.length) o.onToken?.({ index: ids.length - 1, id: ids[ids.length - 1], text: tail });
+  const decodeSeconds = ids.length ? (t2 - t1) / 1000 : 0;
+  return {
+    ids,
+    text: text?.text ?? '',
+    stopReason,
+    promptTokens: prompt.length,
+    prefillSeconds: ((ids.length ? t1 : t2) - t0) / 1000,
+    decodeSeconds,
+    tokensPerSecond: ids.length > 1 && decodeSeconds > 0 ? (ids.length - 1) / decodeSeconds : 0,
+  };
+}
+
+/**
+ * Greedy continuation without a cache: the whole sequence through MistralRunner's forward pass (inference mode) for
+ * every new token. O(n²) work; kept as the reference and the benchmark's baseline. Returns the new ids.
+ */
+export async function generateFullRecompute(
+  ctx: GpuContext,
+  weights: MistralWeights,
+  lora: GpuLora | null,
+  prompt: readonly number[],
+  o: { maxNewTokens: number; eosId?: number },
+): Promise<number[]> {
+  checkSettings(prompt, o);
   const d = weights.dims;
   const maxT = prompt.length + o.maxNewTokens;
   const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: maxT });
@@ -28,20 +144,18 @@ export async function generateGreedy(ctx: GpuContext, weights: MistralWeights, l
   const out: number[] = [];
   try {
     for (let i = 0; i < o.maxNewTokens; i++) {
-      if (o.shouldStop?.()) break;
       const T = ids.length;
       runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segIds: new Uint32Array(T).fill(1), positions: Uint32Array.from({ length: T }, (_, j) => j) });
       runner.forwardHidden('eval');
-      // Only the last position's logits: its row of xf times lm_headᵀ.
+      // Only the last position's logits: its row of xf times lm_headᵀ (a matvec, as the decoder's head).
       ctx.copy(runner.xf, (T - 1) * d.C * 4, last, 0, d.C * 4);
-      gemm(ctx, { C: logits, A: last, B: weights.lmHead.buffer, M: 1, N: d.V, K: d.C, transB: true, bStorage: weights.lmHead.storage });
-      const v = await ctx.readF32(logits);
-      let best = 0;
-      for (let j = 1; j < v.length; j++) if (v[j] > v[best]) best = j;
+      const head = weights.lmHead;
+      if (head.storage === 'f16') gemm(ctx, { C: logits, A: last, B: head.buffer, M: 1, N: d.V, K: d.C, transB: true, bStorage: 'f16' });
+      else matvec_forward(ctx, logits, last, head.buffer, 1, d.V, d.C, { wStorage: head.storage });
+      const best = argmax(await ctx.readF32(logits));
       if (best === o.eosId) break;
       ids.push(best);
       out.push(best);
-      o.onToken?.(best);
     }
     return out;
   } finally {

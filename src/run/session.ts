@@ -17,7 +17,7 @@ import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
-import { generateGreedy } from './generate.ts';
+import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
@@ -276,6 +276,8 @@ export class FinetuneSession {
         onEvent({ type: 'checkpoint', step });
       };
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...runnerShape(data), seed: hp.seed });
+      const sampleTokens = o.sampleMaxTokens ?? 48;
+      let sampledAt = -1;
       const result = await train(
         this.ctx,
         runner,
@@ -286,19 +288,24 @@ export class FinetuneSession {
             history.push({ step: r.step, loss: r.loss });
             onEvent({ type: 'step', ...r });
           },
-          onEval: (r) => {
+          onEval: async (r) => {
             const h = history.find((x) => x.step === r.step);
             if (h) h.valLoss = r.valLoss;
             onEvent({ type: 'eval', ...r });
+            // Each validation also shows what the adapter now writes for validation_prompt (greedy: comparable).
+            if (hp.validation_prompt) {
+              onEvent({ type: 'sample', step: r.step, prompt: hp.validation_prompt, text: await this.sample(hp.validation_prompt, sampleTokens) });
+              sampledAt = r.step;
+            }
           },
           onCheckpoint: (step, bytes) => saveCheckpoint(step, bytes),
         },
         control,
         fromStep,
       );
-      if (hp.validation_prompt && !control.stopped) {
+      if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
         onEvent({ type: 'status', text: 'generating a sample for the validation prompt' });
-        const text = await this.generate(hp.validation_prompt, o.sampleMaxTokens ?? 48);
+        const text = await this.sample(hp.validation_prompt, sampleTokens);
         onEvent({ type: 'sample', step: result.steps, prompt: hp.validation_prompt, text });
       }
       if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {
@@ -365,9 +372,57 @@ export class FinetuneSession {
 
   /** Greedy completion of a prompt with the current adapter (the instruct template is the caller's business). */
   async generate(prompt: string, maxNewTokens: number): Promise<string> {
+    return (await this.generateStream(prompt, { maxNewTokens })).text;
+  }
+
+  /** Set by stopGeneration, read between tokens by the generation going on. */
+  private generationStopped = false;
+  private generating = false;
+
+  /**
+   * Continues `prompt` (BOS prepended; the instruct template is the caller's business) with the KV-cache decoder,
+   * streaming each token and its text to onToken. Greedy unless a temperature is given. `useAdapter: false` runs the
+   * base model alone (for a side-by-side comparison); otherwise the current adapter, if there is one. One generation
+   * at a time; stopGeneration ends it between tokens.
+   */
+  async generateStream(
+    prompt: string,
+    settings: GenerationSettings & { useAdapter?: boolean },
+    onToken?: (t: StreamedToken) => void,
+  ): Promise<GenerationResult & { adapter: boolean }> {
+    if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
+    if (this.generating) throw new FinetuneError('bad-input', 'a generation is already going: stop it first');
+    const lora = settings.useAdapter === false ? null : this.lora;
+    const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
+    this.generating = true;
+    this.generationStopped = false;
+    try {
+      const r = await generate(this.ctx, this.weights, lora, ids, {
+        maxNewTokens: settings.maxNewTokens,
+        temperature: settings.temperature,
+        topP: settings.topP,
+        seed: settings.seed,
+        eosId: this.tokenizer.eosId,
+        decode: (t) => this.tokenizer.decode(t),
+        onToken,
+        shouldStop: () => this.generationStopped,
+      });
+      return { ...r, adapter: lora !== null };
+    } finally {
+      this.generating = false;
+    }
+  }
+
+  /** A greedy sample with the current adapter, apart from the page's generations (their guard and Stop). */
+  private async sample(prompt: string, maxNewTokens: number): Promise<string> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
-    const out = await generateGreedy(this.ctx, this.weights, this.lora, ids, { maxNewTokens, eosId: this.tokenizer.eosId });
-    return this.tokenizer.decode(out);
+    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t) });
+    return r.text;
+  }
+
+  /** Ends the generation going on after its current token (no-op when none is). */
+  stopGeneration(): void {
+    if (this.generating) this.generationStopped = true;
   }
 }

@@ -52,7 +52,8 @@ export interface EvalReport {
 
 export interface TrainerCallbacks {
   onStep?: (r: StepReport) => void;
-  onEval?: (r: EvalReport) => void;
+  /** A promise it returns is awaited before training goes on (the session generates the validation_prompt sample). */
+  onEval?: (r: EvalReport) => unknown;
   /** A checkpoint (saveState bytes) to persist; awaited before training continues. */
   onCheckpoint?: (step: number, state: Uint8Array) => void | Promise<void>;
 }
@@ -202,7 +203,7 @@ export async function train(
       const e0 = now();
       const v = await evaluate(runner, data);
       lastVal = v.loss;
-      callbacks.onEval?.({ step: index + 1, valLoss: v.loss, valTokens: v.tokens, seconds: (now() - e0) / 1000 });
+      await callbacks.onEval?.({ step: index + 1, valLoss: v.loss, valTokens: v.tokens, seconds: (now() - e0) / 1000 });
     }
     if (callbacks.onCheckpoint && (shouldSave(index + 1, endOfEpoch) || saveTimer.due)) {
       await callbacks.onCheckpoint(index + 1, await saveTrainState(ctx, runner.lora!, index + 1));

@@ -17,9 +17,11 @@ import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
 import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
+import type { GenerationResult, GenerationSettings, StreamedToken } from '../run/generate.ts';
 
 export { installErrorTransfer } from './error-transfer.ts';
 export type {
+  StreamedToken,
   AdapterReport,
   CheckReport,
   DataStats,
@@ -66,6 +68,11 @@ export interface TrainFiles {
   validation: Blob | null;
   validationName: string | null;
 }
+
+/** What generateStream takes: length, temperature (0 = greedy), top_p, seed, and whether to use the adapter. */
+export type GenerationOptions = GenerationSettings & { useAdapter?: boolean };
+/** What generateStream returns; `adapter` says whether an adapter took part. */
+export type GenerationOutcome = GenerationResult & { adapter: boolean };
 
 export interface EngineApi {
   /** SentencePiece ids of each text (dummy prefix, no BOS/EOS). */
@@ -117,6 +124,14 @@ export interface EngineApi {
   evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles): Promise<{ loss: number; tokens: number }>;
   /** A completion of `prompt` with the current adapter. */
   generate(prompt: string, maxNewTokens: number): Promise<string>;
+  /**
+   * Streams a completion of `prompt` token by token to onToken (wrap it in Comlink.proxy): greedy unless temperature
+   * > 0, ending at </s>, after maxNewTokens, or after stopGeneration. `useAdapter: false` runs the base model alone.
+   * Settles with every id, the text, why it ended and the tokens/s.
+   */
+  generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void): Promise<GenerationOutcome>;
+  /** Ends the streamed generation going on after its current token. */
+  stopGeneration(): Promise<void>;
   /** GPU memory by category, current and peak. */
   memory(): Promise<LedgerSnapshot>;
 }

@@ -24,6 +24,7 @@ import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
+import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
 import type { AdapterSource, EncodedExample, EngineApi, ModelSource, ProbeResult, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
@@ -271,6 +272,16 @@ const api = {
   /** Greedy completion of a prompt with the current adapter. */
   async generate(prompt: string, maxNewTokens: number): Promise<string> {
     return (await session()).generate(prompt, maxNewTokens);
+  },
+
+  async generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void): Promise<GenerationOutcome> {
+    const s = await session();
+    return onGpu(() => s.generateStream(prompt, options, onToken));
+  },
+
+  /** Not queued behind the GPU: it only raises the flag the generation reads between tokens. */
+  async stopGeneration(): Promise<void> {
+    (await session()).stopGeneration();
   },
 
   async memory(): Promise<LedgerSnapshot> {

@@ -8,11 +8,12 @@ import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { benchData } from '../../bench/data.ts';
+import { benchGenerate } from '../../bench/generate.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'data', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'generate', 'data', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -29,6 +30,9 @@ what:
              forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory
   model      whole QLoRA training steps of a Mistral-7B-shaped model (32 random NF4 layers made on the GPU, bf16
              embeddings and lm_head): end-to-end tokens/s and peak GPU memory by category (not part of "all")
+  generate   generation tokens/s with the KV cache next to recomputing the whole sequence per token, same run, same
+             random model (NF4) with LoRA r=8: Mistral-7B's shape on a GPU (16-token prompt, 32 new tokens), a 2-layer
+             small model on SwiftShader (8 + 8)
   data       CPU only: loading a synthetic JSONL for training (read, tokenise, split, pack): peak and retained heap
              and RSS against the file's size
   all        everything above but model
@@ -123,6 +127,10 @@ export const benchCommand: Command = {
           print({ bench: 'model-estimate', model: 'Mistral-7B', T, tokensPerSecond: r.tokensPerSecond / 32, basis: '32 × layer time' });
         }
       }
+    }
+    if (run('generate')) {
+      const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
+      for await (const r of benchGenerate(ctx, { dims, promptTokens: small ? 8 : 16, newTokens: small ? 8 : 32 })) print(r);
     }
     if (what === 'model') {
       const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;

@@ -1,0 +1,55 @@
+// Choosing the next token from the logits: greedy (temperature 0, the default, so samples are reproducible without a
+// seed) or sampling at a temperature from the smallest set of tokens whose probability reaches top_p (nucleus
+// sampling), drawn with the project's seeded generator so that a seed gives the same text in Node and every browser.
+
+import { FinetuneError } from '../core/errors.ts';
+import type { Rng } from '../core/prng.ts';
+
+export interface SamplingSettings {
+  /** 0 = greedy (argmax); > 0 divides the logits before the softmax. */
+  temperature: number;
+  /** Keep the most likely tokens up to this cumulative probability, in (0, 1]; 1 keeps all. */
+  topP: number;
+}
+
+/** Throws a bad-input error naming the setting when a value is out of range. */
+export function checkSampling(s: SamplingSettings): void {
+  if (!(Number.isFinite(s.temperature) && s.temperature >= 0 && s.temperature <= 100)) {
+    throw new FinetuneError('bad-input', `temperature must be a number from 0 (greedy) to 100, got ${s.temperature}`);
+  }
+  if (!(Number.isFinite(s.topP) && s.topP > 0 && s.topP <= 1)) {
+    throw new FinetuneError('bad-input', `top_p must be a number in (0, 1], got ${s.topP}`);
+  }
+}
+
+/** Index of the largest logit (the first one on a tie). */
+export function argmax(logits: ArrayLike<number>): number {
+  let best = 0;
+  for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+  return best;
+}
+
+/** The next token under `s`; `rng` is drawn from once per sampled token (never for greedy). */
+export function pickToken(logits: ArrayLike<number>, s: SamplingSettings, rng: Rng): number {
+  if (s.temperature === 0) return argmax(logits);
+  const n = logits.length;
+  const m = logits[argmax(logits)];
+  // Softmax in float64 of logits / temperature; the order of summation is fixed, so the draw is reproducible.
+  const p = new Float64Array(n);
+  let sum = 0;
+  for (let j = 0; j < n; j++) {
+    p[j] = Math.exp((logits[j] - m) / s.temperature);
+    sum += p[j];
+  }
+  // Tokens by probability, most likely first (ties by id, so the order is a function of the logits alone).
+  const order = Array.from({ length: n }, (_, j) => j).sort((a, b) => p[b] - p[a] || a - b);
+  let keep = 0;
+  let kept = 0;
+  while (keep < n && (keep === 0 || kept < s.topP * sum)) kept += p[order[keep++]];
+  let u = rng.next() * kept;
+  for (let i = 0; i < keep; i++) {
+    u -= p[order[i]];
+    if (u < 0) return order[i];
+  }
+  return order[keep - 1];
+}

@@ -1,0 +1,84 @@
+// Generation with the KV cache (src/run/generate.ts) on tiny-mistral + tiny-adapter with a short prompt: greedy output
+// equals the full-recompute output, a seed makes sampling reproducible, </s> and shouldStop end it, and the streamed
+// text pieces add up to the decoded output.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { FinetuneError } from '../../src/core/errors.ts';
+import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { destroyLora, uploadLora, type GpuLora } from '../../src/engine/mistral/lora.ts';
+import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
+import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { readAdapter } from '../../src/model/lora-adapter.ts';
+import { generate, generateFullRecompute, type StreamedToken } from '../../src/run/generate.ts';
+import { gpuContext } from './context.ts';
+
+const NEW = 6;
+
+describe('generate (KV cache)', () => {
+  let ctx: GpuContext;
+  let weights: MistralWeights;
+  let lora: GpuLora;
+  let tok: Tokenizer;
+  let prompt: number[];
+  let greedy: number[];
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    const ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
+    lora = uploadLora(ctx, weights.dims, await readAdapter(nodeDirectory('test/fixtures/tiny-adapter'), { base: ckpt.config }));
+    tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    prompt = [tok.bosId, ...tok.encode('Hello')];
+    greedy = (await generate(ctx, weights, lora, prompt, { maxNewTokens: NEW })).ids;
+  });
+  afterAll(() => {
+    destroyLora(ctx, lora);
+    destroyMistralWeights(ctx, weights);
+  });
+
+  it('greedy output equals the full-recompute greedy output', async () => {
+    expect(greedy).toHaveLength(NEW);
+    // 3 of them: the recompute costs a whole forward pass per token (that is why the cache exists).
+    expect(await generateFullRecompute(ctx, weights, lora, prompt, { maxNewTokens: 3 })).toEqual(greedy.slice(0, 3));
+  });
+
+  it('streams every token with its text; the pieces join to the decoded output; reports tokens/s', async () => {
+    const seen: StreamedToken[] = [];
+    const r = await generate(ctx, weights, lora, prompt, { maxNewTokens: NEW, decode: (ids) => tok.decode(ids), onToken: (t) => seen.push(t) });
+    expect(r.ids).toEqual(greedy);
+    expect(seen.map((t) => t.id)).toEqual(greedy);
+    expect(seen.map((t) => t.index)).toEqual([...greedy.keys()]);
+    expect(seen.map((t) => t.text).join('')).toBe(tok.decode(greedy));
+    expect(r.text).toBe(tok.decode(greedy));
+    expect(r.stopReason).toBe('max-tokens');
+    expect(r.promptTokens).toBe(prompt.length);
+    expect(r.tokensPerSecond).toBeGreaterThan(0);
+  });
+
+  it('sampling with a seed is reproducible', async () => {
+    const o = { maxNewTokens: 4, temperature: 1.5, topP: 0.95, seed: 11 };
+    const a = await generate(ctx, weights, lora, prompt, o);
+    const b = await generate(ctx, weights, lora, prompt, o);
+    expect(a.ids).toHaveLength(4);
+    expect(b.ids).toEqual(a.ids);
+  });
+
+  it('stops at </s> (not part of the output) and when asked between tokens', async () => {
+    const eos = await generate(ctx, weights, lora, prompt, { maxNewTokens: NEW, eosId: greedy[2] });
+    expect(eos.ids).toEqual(greedy.slice(0, 2));
+    expect(eos.stopReason).toBe('eos');
+    let asked = 0;
+    const stopped = await generate(ctx, weights, lora, prompt, { maxNewTokens: NEW, shouldStop: () => ++asked > 3 });
+    expect(stopped.ids).toEqual(greedy.slice(0, 3));
+    expect(stopped.stopReason).toBe('stopped');
+  });
+
+  it('without the adapter it generates from the base model, and refuses bad settings', async () => {
+    const base = await generate(ctx, weights, null, prompt, { maxNewTokens: 2 });
+    expect(base.ids).toEqual(await generateFullRecompute(ctx, weights, null, prompt, { maxNewTokens: 2 }));
+    await expect(generate(ctx, weights, lora, prompt, { maxNewTokens: 2, topP: 0 })).rejects.toThrow(/top_p/);
+    await expect(generate(ctx, weights, lora, prompt, { maxNewTokens: 0 })).rejects.toThrow(FinetuneError);
+    await expect(generate(ctx, weights, lora, [], { maxNewTokens: 2 })).rejects.toThrow(/at least one prompt token/);
+  });
+});
