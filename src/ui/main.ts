@@ -12,6 +12,7 @@ import { errorMessages, errorParts } from './format.ts';
 import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
 import { formState, formValuesOf, hyperparamsPanel, initialForm } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
+import { remotePanel } from './remote-panel.ts';
 import { Cell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type RunState, type Shared } from './state.ts';
 import { notReadyReason, trainingPanel } from './training-panel.ts';
 
@@ -107,6 +108,7 @@ function start(root: HTMLElement): void {
     dataset.element,
     form.element,
     trainingPanel(shared, { restoreForm: (hp) => form.setValues(formValuesOf(hp)) }),
+    remotePanel(shared, adapterImport.imported),
     exportPanel(shared, adapterImport.imported),
     adapterImport.element,
     gpu,

@@ -37,7 +37,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   bench: ['core', 'config', 'data', 'model', 'engine'], // data and config: the data-loading benchmark
   worker: ['core', 'config', 'data', 'model', 'engine', 'export', 'run'],
   cli: ['core', 'config', 'data', 'model', 'engine', 'export', 'run', 'bench', 'remote'],
-  ui: ['core', 'config', 'worker'],
+  // The page also runs remote training itself (src/remote: network calls through the proxy, no GPU), so the worker
+  // is not in the way of a job that never touches it.
+  ui: ['core', 'config', 'worker', 'remote'],
   // Remote training on Replicate: the client flow runs in the page and in Node alike; it checks the data (data), builds
   // the training input (config) and reads the adapter it brings home (model).
   remote: ['core', 'config', 'data', 'model'],

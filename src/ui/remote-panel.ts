@@ -1,0 +1,427 @@
+// "Train on Replicate": the job configured on this page (the same form values and dataset) sent to Replicate's A100
+// trainer through the proxy on this page's origin (src/server/replicate-proxy.ts), followed live, and its adapter
+// loaded into the worker so Try it and Export use it. The flow itself is src/remote (the same code as the CLI); this
+// panel holds the token, the job list and the live view.
+//
+// The token lives in memory. It is written to localStorage only if the user ticks "remember", with a warning. The job
+// list (ids, destinations, statuses — never the token) is kept in localStorage so a reload can reattach. Logs from
+// Replicate are shown as text (textContent), never as HTML.
+
+import type { Training } from 'replicate';
+import { createRemoteClient, validateToken, type RemoteClient } from '../remote/client.ts';
+import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH } from '../remote/endpoints.ts';
+import { estimateRemoteCost } from '../remote/estimate.ts';
+import {
+  cancelTraining,
+  checkUploadSize,
+  downloadOutput,
+  ensureDestination,
+  followTraining,
+  parseDestination,
+  startTraining,
+  trainingInput,
+  uploadFile,
+  viewTraining,
+  type TrainingView,
+} from '../remote/flow.ts';
+import type { Cell, Shared } from './state.ts';
+import type { ImportedState } from './adapter-import-panel.ts';
+import { h, replaceChildren } from './dom.ts';
+import { errorParts } from './format.ts';
+
+const JOBS_KEY = 'finetune.remote.jobs';
+const TOKEN_KEY = 'finetune.remote.token';
+const PROXY_KEY = 'finetune.remote.proxy';
+
+/** A job as remembered across reloads: no token, nothing secret. */
+export interface RemoteJob {
+  id: string;
+  destination: string;
+  createdAt: string;
+  status: Training['status'];
+  error: string | null;
+  elapsedS: number;
+  costUsd: number;
+}
+
+function loadJobs(): RemoteJob[] {
+  try {
+    const v = JSON.parse(localStorage.getItem(JOBS_KEY) ?? '[]') as unknown;
+    return Array.isArray(v) ? (v.filter((j) => j && typeof j.id === 'string' && /^[A-Za-z0-9]{1,64}$/.test(j.id)) as RemoteJob[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveJobs(jobs: RemoteJob[]): void {
+  localStorage.setItem(JOBS_KEY, JSON.stringify(jobs.slice(0, 50)));
+}
+
+/** Options for tests and automation: the browser tier shortens the polling. */
+export interface RemotePanelOptions {
+  pollMs?: number;
+}
+
+export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>, opts: RemotePanelOptions = {}): HTMLElement {
+  const pollMs = opts.pollMs ?? Number(new URLSearchParams(location.search).get('remote-poll-ms') ?? 2000);
+  let token = localStorage.getItem(TOKEN_KEY) ?? '';
+  let proxyOrigin = localStorage.getItem(PROXY_KEY) ?? location.origin;
+  let proxyOk = false;
+  let account: string | null = null;
+  let jobs = loadJobs();
+  let selected: string | null = jobs[0]?.id ?? null;
+  const following = new Map<string, AbortController>();
+  const logs = new Map<string, string>();
+  let busy = false;
+
+  // ---- elements ---------------------------------------------------------------------------------------------------
+  const proxyStatus = h('p', { class: 'hint', 'data-testid': 'remote-proxy-status' }, 'Looking for the Replicate proxy…');
+  const proxyInput = h('input', { type: 'url', placeholder: 'http://127.0.0.1:4173', 'data-testid': 'remote-proxy-base', 'aria-label': 'Proxy base URL' });
+  const proxyUse = h('button', { type: 'button', class: 'secondary', 'data-testid': 'remote-proxy-use' }, 'Use this proxy');
+  const proxyRow = h('div', { class: 'actions', hidden: true }, proxyInput, proxyUse);
+  const tokenInput = h('input', { type: 'password', autocomplete: 'off', placeholder: 'r8_…', 'data-testid': 'remote-token', 'aria-label': 'Replicate API token' });
+  tokenInput.value = token;
+  const remember = h('input', { type: 'checkbox', 'data-testid': 'remote-remember', id: 'remote-remember' });
+  remember.checked = localStorage.getItem(TOKEN_KEY) !== null;
+  const rememberWarning = h('p', { class: 'hint warn', hidden: !remember.checked }, 'The token is stored unencrypted in this browser: any script on this origin and anyone using this browser profile can read it. Untick to forget it.');
+  const checkToken = h('button', { type: 'button', class: 'secondary', 'data-testid': 'remote-check-token' }, 'Check token');
+  const accountOut = h('span', { class: 'hint', 'data-testid': 'remote-account' });
+  const destination = h('input', { type: 'text', placeholder: 'owner/model-name', 'data-testid': 'remote-destination', 'aria-label': 'Destination model (owner/name)' });
+  const visibility = h('select', { 'data-testid': 'remote-visibility', 'aria-label': 'Visibility of a new destination model' }, h('option', { value: 'private' }, 'private'), h('option', { value: 'public' }, 'public'));
+  const estimate = h('p', { class: 'hint num', 'data-testid': 'remote-estimate' });
+  const refusals = h('ul', { class: 'bad', 'data-testid': 'remote-refusals' });
+  const send = h('button', { type: 'button', 'data-testid': 'remote-send' }, 'Train on Replicate');
+  const status = h('p', { class: 'hint', 'data-testid': 'remote-status', role: 'status' });
+  const jobList = h('ul', { class: 'remote-jobs', 'data-testid': 'remote-jobs' });
+  const logView = h('pre', { class: 'remote-logs', 'data-testid': 'remote-logs', 'aria-label': 'Training logs' });
+
+  const say = (cls: string, text: string): void => {
+    status.className = cls;
+    status.textContent = text;
+  };
+
+  const client = (): RemoteClient => createRemoteClient({ token, apiBase: `${proxyOrigin}${PROXY_API_PATH}`, proxied: true, onRetry: (r) => say('hint', `${r.status === 'network' ? 'Connection lost' : `Replicate answered ${r.status}`} while ${r.call}; retrying in ${Math.ceil(r.waitMs / 1000)} s…`) });
+
+  // ---- the proxy ----------------------------------------------------------------------------------------------------
+  /** Our proxy answers GET /replicate/download without a url with its own 400: no call to Replicate is made. */
+  const detectProxy = async (): Promise<void> => {
+    proxyOk = false;
+    try {
+      const res = await fetch(`${proxyOrigin}${PROXY_DOWNLOAD_PATH}`, { cache: 'no-store' });
+      const body = (await res.json().catch(() => null)) as { title?: string } | null;
+      proxyOk = res.status === 400 && body?.title === 'Refused by the finetune proxy';
+    } catch {
+      proxyOk = false;
+    }
+    const here = proxyOrigin === location.origin;
+    if (proxyOk) {
+      proxyStatus.className = 'hint ok';
+      proxyStatus.textContent = here ? 'Replicate is reached through this server\'s proxy.' : `Replicate is reached through the proxy at ${proxyOrigin}.`;
+    } else {
+      proxyStatus.className = 'bad';
+      proxyStatus.textContent = here
+        ? 'This page is served without the Replicate proxy (static hosting), and Replicate\'s API cannot be called from a page directly. Run `npm run serve -- --allow-origin ' +
+          location.origin +
+          '` from a clone and give its address below.'
+        : `No Replicate proxy answered at ${proxyOrigin} (or it does not allow pages from ${location.origin}: start it with --allow-origin ${location.origin}).`;
+    }
+    proxyRow.hidden = proxyOk && here;
+    render();
+  };
+  proxyUse.addEventListener('click', () => {
+    let u: URL;
+    try {
+      u = new URL(proxyInput.value.trim());
+    } catch {
+      proxyStatus.className = 'bad';
+      proxyStatus.textContent = 'That is not a URL: give the proxy\'s address, e.g. http://127.0.0.1:4173';
+      return;
+    }
+    proxyOrigin = u.origin;
+    if (proxyOrigin === location.origin) localStorage.removeItem(PROXY_KEY);
+    else localStorage.setItem(PROXY_KEY, proxyOrigin);
+    void detectProxy();
+  });
+
+  // ---- the token ----------------------------------------------------------------------------------------------------
+  const storeToken = (): void => {
+    if (remember.checked && token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  };
+  tokenInput.addEventListener('input', () => {
+    token = tokenInput.value.trim();
+    account = null;
+    accountOut.textContent = '';
+    storeToken();
+    render();
+  });
+  remember.addEventListener('change', () => {
+    rememberWarning.hidden = !remember.checked;
+    storeToken();
+  });
+  const ensureAccount = async (): Promise<string> => {
+    if (account) return account;
+    const a = await validateToken(client());
+    account = a.username;
+    accountOut.className = 'hint ok';
+    accountOut.textContent = `Token works: ${a.username}`;
+    if (!destination.value) destination.value = `${a.username}/mistral-finetune`;
+    return account;
+  };
+  checkToken.addEventListener('click', async () => {
+    busy = true;
+    render();
+    try {
+      await ensureAccount();
+      say('hint', '');
+    } catch (e) {
+      accountOut.className = 'bad';
+      accountOut.textContent = errorParts(e).message;
+    } finally {
+      busy = false;
+      render();
+    }
+  });
+
+  // ---- the estimate and what Replicate's trainer cannot do -------------------------------------------------------------
+  const refreshEstimate = (): void => {
+    const hp = shared.form.value.hp;
+    const train = shared.data.value.train;
+    replaceChildren(refusals);
+    if (!hp) return void (estimate.textContent = 'Fix the hyperparameters first.');
+    try {
+      const placeholder = 'https://example.invalid/data.jsonl';
+      trainingInput(hp, { train_data: placeholder, ...(shared.data.value.validation ? { validation_data: placeholder } : {}) });
+    } catch (e) {
+      const list = (e as { details?: { refusals?: unknown } }).details?.refusals;
+      for (const r of Array.isArray(list) ? list : [errorParts(e).message]) refusals.append(h('li', {}, String(r)));
+    }
+    const tokens = train?.report?.summary.tokens?.total;
+    if (!train || tokens === undefined) return void (estimate.textContent = 'Choose a training file to see the estimated cost.');
+    const est = estimateRemoteCost({ tokens, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
+    estimate.textContent = `Estimated: about ${Math.ceil(est.seconds / 60)} min on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${tokens} tokens × ${hp.num_train_epochs} epochs; Replicate bills the real time at $0.0014/s).`;
+    estimate.title = est.basis;
+  };
+
+  // ---- jobs ---------------------------------------------------------------------------------------------------------
+  const upsertJob = (v: TrainingView, dest?: string): void => {
+    const i = jobs.findIndex((j) => j.id === v.id);
+    const job: RemoteJob = {
+      id: v.id,
+      destination: dest ?? jobs[i]?.destination ?? '',
+      createdAt: jobs[i]?.createdAt ?? new Date().toISOString(),
+      status: v.status,
+      error: v.error,
+      elapsedS: v.elapsedS,
+      costUsd: v.costUsd,
+    };
+    if (i >= 0) jobs[i] = job;
+    else jobs.unshift(job);
+    saveJobs(jobs);
+    logs.set(v.id, v.logs);
+    renderJobs();
+  };
+
+  const importResult = async (id: string): Promise<void> => {
+    if (shared.model.value.status !== 'ready') return say('bad', 'Load a model first: the adapter is checked against it.');
+    busy = true;
+    render();
+    try {
+      say('hint', `Downloading the adapter of ${id}…`);
+      const c = client();
+      const v = viewTraining(await c.replicate.trainings.get(id));
+      if (!v.weights) throw new Error(`training ${id} has no output weights (${v.status})`);
+      const zip = await downloadOutput(c, v.weights, { proxyOrigin });
+      say('hint', 'Reading the adapter…');
+      const info = await shared.engine.importAdapter({ kind: 'zip', name: `${id}-training_output.zip`, bytes: zip });
+      imported.set({ info, current: true });
+      say('hint ok', `Loaded the adapter of ${id} (r ${info.r}, ${info.targetModules.join(', ')}): Try it and Export use it.`);
+      shared.refreshMemory();
+    } catch (e) {
+      const { kind, message } = errorParts(e);
+      say('bad', `Could not load the adapter of ${id} (${kind}): ${message}`);
+    } finally {
+      busy = false;
+      render();
+    }
+  };
+
+  const follow = async (id: string, autoImport: boolean): Promise<void> => {
+    if (following.has(id)) return;
+    const ac = new AbortController();
+    following.set(id, ac);
+    renderJobs();
+    try {
+      const end = await followTraining(client(), id, {
+        signal: ac.signal,
+        minDelayMs: pollMs,
+        maxDelayMs: Math.max(pollMs, 30_000),
+        onUpdate: (v) => upsertJob(v),
+      });
+      const v = viewTraining(end);
+      if (v.status === 'succeeded') {
+        say('hint ok', `Training ${id} succeeded (${Math.round(v.elapsedS)} s, $${v.costUsd.toFixed(2)}).`);
+        if (autoImport) await importResult(id);
+      } else say('bad', `Training ${id} ${v.status}${v.error ? `: ${v.error}` : ''}`);
+    } catch (e) {
+      if (!ac.signal.aborted) say('bad', `Lost track of ${id}: ${errorParts(e).message} (Follow picks it up again).`);
+    } finally {
+      following.delete(id);
+      renderJobs();
+    }
+  };
+
+  const cancel = async (id: string): Promise<void> => {
+    try {
+      const v = viewTraining(await cancelTraining(client(), id));
+      upsertJob(v);
+      say('hint', `Training ${id} is ${v.status}.`);
+    } catch (e) {
+      say('bad', errorParts(e).message);
+    }
+  };
+
+  send.addEventListener('click', async () => {
+    const hp = shared.form.value.hp;
+    const d = shared.data.value;
+    if (!hp || !d.train?.report?.ok || (d.validation && !d.validation.report?.ok)) return say('bad', 'Fix the hyperparameters and the dataset first: the same checks as for local training apply.');
+    busy = true;
+    render();
+    try {
+      const dest = parseDestination(destination.value.trim());
+      checkUploadSize(d.train.file.size, d.train.file.name);
+      if (d.validation) checkUploadSize(d.validation.file.size, d.validation.file.name);
+      const placeholder = 'https://example.invalid/data.jsonl';
+      trainingInput(hp, { train_data: placeholder, ...(d.validation ? { validation_data: placeholder } : {}) });
+      say('hint', 'Checking the token…');
+      await ensureAccount();
+      const c = client();
+      say('hint', `Checking the destination ${dest.owner}/${dest.name}…`);
+      const { created } = await ensureDestination(c, dest, { visibility: visibility.value === 'public' ? 'public' : 'private' });
+      say('hint', 'Uploading the training data…');
+      const train = await uploadFile(c, new Uint8Array(await d.train.file.arrayBuffer()), d.train.file.name);
+      const validation = d.validation ? await uploadFile(c, new Uint8Array(await d.validation.file.arrayBuffer()), d.validation.file.name) : null;
+      const { training } = await startTraining(c, { destination: dest, hp, files: { train_data: train.urls.get, ...(validation ? { validation_data: validation.urls.get } : {}) } });
+      selected = training.id;
+      upsertJob(viewTraining(training), `${dest.owner}/${dest.name}`);
+      say('hint', `Started ${training.id}${created ? ` (created the ${visibility.value} model ${dest.owner}/${dest.name})` : ''}.`);
+      void follow(training.id, true);
+    } catch (e) {
+      const { kind, message } = errorParts(e);
+      say('bad', `Not sent (${kind}): ${message}`);
+    } finally {
+      busy = false;
+      render();
+    }
+  });
+
+  // ---- rendering ----------------------------------------------------------------------------------------------------
+  // Rows are made once per job and updated in place: polling re-renders every few milliseconds in tests, and a row
+  // rebuilt each time would never hold still long enough to be clicked.
+  interface Row {
+    li: HTMLLIElement;
+    dest: HTMLSpanElement;
+    status: HTMLElement;
+    numbers: HTMLSpanElement;
+    error: HTMLSpanElement;
+    follow: HTMLButtonElement;
+    cancel: HTMLButtonElement;
+    load: HTMLButtonElement;
+  }
+  const rows = new Map<string, Row>();
+  const makeRow = (id: string): Row => {
+    const pick = h('button', { type: 'button', class: 'link', 'data-testid': 'remote-job-select' }, id);
+    pick.addEventListener('click', () => {
+      selected = id;
+      renderJobs();
+    });
+    const r: Row = {
+      li: h('li', { 'data-testid': 'remote-job', 'data-id': id }),
+      dest: h('span', {}),
+      status: h('strong', { 'data-testid': 'remote-job-status' }),
+      numbers: h('span', { class: 'num' }),
+      error: h('span', { class: 'bad' }),
+      follow: h('button', { type: 'button', class: 'secondary', 'data-testid': 'remote-job-follow' }, 'Follow'),
+      cancel: h('button', { type: 'button', class: 'secondary', 'data-testid': 'remote-job-cancel' }, 'Cancel'),
+      load: h('button', { type: 'button', class: 'secondary', 'data-testid': 'remote-job-import' }, 'Load into this page'),
+    };
+    r.follow.addEventListener('click', () => {
+      selected = id;
+      void follow(id, false);
+    });
+    r.cancel.addEventListener('click', () => void cancel(id));
+    r.load.addEventListener('click', () => void importResult(id));
+    r.li.append(pick, r.dest, r.status, r.numbers, r.error, h('span', { class: 'actions' }, r.follow, r.cancel, r.load));
+    return r;
+  };
+
+  const renderJobs = (): void => {
+    const usable = Boolean(token) && proxyOk;
+    jobs.forEach((j, i) => {
+      let r = rows.get(j.id);
+      if (!r) rows.set(j.id, (r = makeRow(j.id)));
+      const live = following.has(j.id);
+      const done = j.status === 'succeeded' || j.status === 'failed' || j.status === 'canceled' || j.status === 'aborted';
+      r.li.dataset.status = j.status;
+      r.li.className = j.id === selected ? 'selected' : '';
+      r.dest.textContent = ` ${j.destination} · `;
+      r.status.textContent = j.status;
+      r.numbers.textContent = ` · ${Math.round(j.elapsedS)} s · $${j.costUsd.toFixed(4)}`;
+      r.error.textContent = j.error ? ` · ${j.error}` : '';
+      r.follow.textContent = live ? 'Following…' : 'Follow';
+      r.follow.disabled = live || done || !usable;
+      r.cancel.disabled = done || !usable;
+      r.load.disabled = j.status !== 'succeeded' || busy || !usable;
+      if (jobList.children[i] !== r.li) jobList.insertBefore(r.li, jobList.children[i] ?? null);
+    });
+    for (const [id, r] of rows) {
+      if (!jobs.some((j) => j.id === id)) {
+        r.li.remove();
+        rows.delete(id);
+      }
+    }
+    const text = selected ? (logs.get(selected) ?? (jobs.some((j) => j.id === selected) ? '(press Follow to see the logs)' : '')) : '';
+    if (logView.textContent !== text) {
+      logView.textContent = text;
+      logView.scrollTop = logView.scrollHeight;
+    }
+  };
+
+  const render = (): void => {
+    checkToken.disabled = busy || !token || !proxyOk;
+    send.disabled = busy || !token || !proxyOk || !shared.form.value.hp || !shared.data.value.train?.report?.ok || refusals.childElementCount > 0;
+    renderJobs();
+  };
+
+  shared.form.watch(() => (refreshEstimate(), render()));
+  shared.data.watch(() => (refreshEstimate(), render()));
+
+  const element = h(
+    'section',
+    { class: 'panel', id: 'panel-remote' },
+    h('h2', {}, 'Train on Replicate'),
+    h('p', { class: 'hint' }, "The same job — this form's hyperparameters and this dataset — on Replicate's trainer for mistral-7b-instruct-v0.2 (an A100 80 GB at $0.0014/s). The adapter comes back into this page."),
+    proxyStatus,
+    proxyRow,
+    h('div', { class: 'field' }, h('label', {}, 'API token ', tokenInput), checkToken, accountOut),
+    h('div', { class: 'field' }, h('label', { for: 'remote-remember' }, remember, ' Remember the token in this browser')),
+    rememberWarning,
+    h('div', { class: 'field' }, h('label', {}, 'Destination model ', destination), h('label', {}, ' new model: ', visibility)),
+    estimate,
+    refusals,
+    h('div', { class: 'actions' }, send),
+    status,
+    h('h3', {}, 'Jobs'),
+    jobList,
+    logView,
+  );
+
+  // Reattach: with a remembered token, unfinished jobs are followed again at once.
+  void detectProxy().then(() => {
+    if (!proxyOk || !token) return;
+    for (const j of jobs) if (j.status === 'starting' || j.status === 'processing') void follow(j.id, false);
+  });
+  refreshEstimate();
+  render();
+  return element;
+}
