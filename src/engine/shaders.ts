@@ -4,6 +4,7 @@ import matmul from '../../shaders/matmul.wgsl?raw';
 import matvec from '../../shaders/matvec.wgsl?raw';
 import nf4 from '../../shaders/nf4.wgsl?raw';
 import nf4_matmul from '../../shaders/nf4_matmul.wgsl?raw';
+import nf4_matvec from '../../shaders/nf4_matvec.wgsl?raw';
 import norm from '../../shaders/norm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
 import attention from '../../shaders/attention.wgsl?raw';
@@ -21,6 +22,7 @@ export const shaderSources: Readonly<Record<string, string>> = {
   matvec,
   nf4,
   nf4_matmul,
+  nf4_matvec,
   norm,
   rope,
   attention,

@@ -1,6 +1,6 @@
 // The KV-cache decoder (src/engine/mistral/decode.ts) against MistralRunner's full forward pass on tiny-mistral with
 // tiny-adapter: the logits of every position agree, whether the tokens come one at a time or a prompt is prefilled in
-// chunks first; the caches are in the ledger while the decoder lives.
+// chunks first, with a bf16 or an NF4 base; the caches are in the ledger while the decoder lives.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
@@ -97,6 +97,22 @@ describe('KV-cache decoder', () => {
       expect(maxRelError(got, row(2))).toBeGreaterThan(1e-3);
     } finally {
       dec.destroy();
+    }
+  });
+
+  it('with an NF4 (double-quantised) base, one token at a time: the logits equal the full forward pass', async () => {
+    const nf4 = await loadMistralWeights(ctx, await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral')), { quantization: 'nf4-double' });
+    const ids = IDS.slice(0, 3);
+    const dec = new MistralDecoder(ctx, nf4, lora, { maxT: ids.length });
+    try {
+      const ref = await fullLogits(ctx, nf4, lora, ids);
+      for (let t = 0; t < ids.length; t++) {
+        dec.feed([ids[t]]);
+        expect(maxRelError(await dec.readLogits(), ref.subarray(t * V, (t + 1) * V))).toBeLessThan(TOL);
+      }
+    } finally {
+      dec.destroy();
+      destroyMistralWeights(ctx, nf4);
     }
   });
 

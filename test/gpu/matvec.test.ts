@@ -1,9 +1,12 @@
 // matvec_forward (a linear layer's forward for the few rows of a generation step) against the float64 GEMM reference
-// on odd shapes: one row and several, f32 and bf16-packed weights, overwrite and accumulate, N over one workgroup.
+// on odd shapes: one row and several, f32 and bf16-packed weights, overwrite and accumulate, N over one workgroup; and
+// nf4_matvec_forward against the float64 NF4 reference (plain and double-quantised block scales).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { matvec_forward } from '../../src/engine/kernels/matvec.ts';
+import { matvec_forward, nf4_matvec_forward } from '../../src/engine/kernels/matvec.ts';
+import { nf4_destroy, nf4_quantize } from '../../src/engine/kernels/nf4.ts';
+import { nf4MatmulForwardRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { gemmRef } from '../../src/engine/reference/matmul.ts';
 import { gpuContext } from './context.ts';
@@ -42,6 +45,27 @@ describe('matvec_forward', () => {
       const ref = gemmRef(X, w.values, M, N, K, false, true).map((v, i) => 0.5 * v + (accumulate ? Y0[i] : 0));
       expect(maxRelError(got, ref)).toBeLessThan(TOL);
       for (const b of [bX, bW, bY]) ctx.destroy(b);
+    });
+  }
+
+  for (const [M, N, K, doubleQuant, accumulate] of [
+    [1, 200, 192, false, false],
+    [3, 7, 256, true, true],
+    [1, 65, 64, true, false],
+  ] as const) {
+    it(`NF4: ${M}×${K} · deq(${N}×${K})ᵀ${doubleQuant ? ', double-quantised' : ''}${accumulate ? ', accumulating' : ''}`, async () => {
+      const Wf = randomArray(N * K, N + K, 0.1);
+      const bWf = ctx.upload('W f32', Wf, 'scratch');
+      const W = nf4_quantize(ctx, bWf, 'f32', N, K, { doubleQuant, label: 'W' });
+      const X = randomArray(M * K, M * 5 + K);
+      const Y0 = randomArray(M * N, 4);
+      const bX = ctx.upload('X', X, 'scratch');
+      const bY = ctx.upload('Y', Y0, 'scratch');
+      nf4_matvec_forward(ctx, bY, bX, W, M, { accumulate, alpha: 2 });
+      const ref = nf4MatmulForwardRef(X, quantizeRef(Wf, N, K, doubleQuant), M).map((v, i) => 2 * v + (accumulate ? Y0[i] : 0));
+      expect(maxRelError(await ctx.readF32(bY), ref)).toBeLessThan(TOL);
+      nf4_destroy(ctx, W);
+      for (const b of [bWf, bX, bY]) ctx.destroy(b);
     });
   }
 

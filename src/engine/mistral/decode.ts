@@ -13,7 +13,7 @@ import { decode_attention } from '../kernels/decode_attention.ts';
 import { copy } from '../kernels/elementwise.ts';
 import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
 import { lora_forward, type LoraScratch } from '../kernels/lora.ts';
-import { matvec_forward, MATVEC_MAX_ROWS } from '../kernels/matvec.ts';
+import { matvec_forward, MATVEC_MAX_ROWS, nf4_matvec_forward } from '../kernels/matvec.ts';
 import { rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_forward, ropeTable } from '../kernels/rope.ts';
 import { swiglu_forward } from '../kernels/swiglu.ts';
@@ -202,6 +202,8 @@ export class MistralDecoder {
   private linear(Y: GPUBuffer, X: GPUBuffer, W: BaseLinear, rows: number, accumulate = false): void {
     if (W.kind === 'dense' && W.storage !== 'f16' && rows <= MATVEC_MAX_ROWS) {
       matvec_forward(this.ctx, Y, X, W.buffer, rows, W.out, W.in, { accumulate, wStorage: W.storage });
+    } else if (W.kind === 'nf4' && rows <= MATVEC_MAX_ROWS) {
+      nf4_matvec_forward(this.ctx, Y, X, W.weight, rows, { accumulate });
     } else {
       base_linear_forward(this.ctx, Y, X, W, rows, accumulate);
     }
