@@ -1,12 +1,13 @@
 // The export panel: the trained adapter as a PEFT zip (adapter_config.json + adapter_model.safetensors), named after
-// the model and the step, and a prompt box to try the adapter (greedy generation in the worker).
+// the model and the step, and the Try-it section (try-panel.ts): streamed generation with the adapter, the base beside it.
 
 import { formatBytes } from '../core/units.ts';
-import { h, replaceChildren } from './dom.ts';
+import { h } from './dom.ts';
 import { errorParts } from './format.ts';
 import { adapterZipName } from '../core/file-names.ts';
 import { runBusy, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
+import { trySection } from './try-panel.ts';
 
 function download(bytes: Uint8Array, name: string): void {
   const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
@@ -26,11 +27,6 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
   const name = h('p', { class: 'num file-name', 'data-testid': 'export-name' });
   const status = h('p', { class: 'hint', 'data-testid': 'export-status' }, 'Train (or restore a saved run) to get an adapter.');
 
-  const prompt = h('textarea', { id: 'generate-prompt', rows: 3, 'data-testid': 'generate-prompt', placeholder: '# Return the largest of two numbers.' });
-  const maxTokens = h('input', { type: 'text', id: 'generate-max', value: '16', inputmode: 'numeric', class: 'short', 'data-testid': 'generate-max' });
-  const generateButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'generate-run', disabled: true }, 'Generate');
-  const output = h('div', { class: 'generation', 'data-testid': 'generate-output' });
-  let generating = false;
   let exporting = false;
 
   const currentName = (): string => adapterZipName(shared.model.value.info?.source ?? 'model', shared.run.value.step, false);
@@ -71,36 +67,10 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     })),
   );
 
-  generateButton.addEventListener('click', async () => {
-    const text = prompt.value;
-    const n = Number(maxTokens.value);
-    if (!Number.isInteger(n) || n < 1 || n > 512) {
-      replaceChildren(output, h('p', { class: 'bad' }, 'New tokens must be an integer from 1 to 512.'));
-      return;
-    }
-    if (text.trim() === '') {
-      replaceChildren(output, h('p', { class: 'bad' }, 'Write a prompt first.'));
-      return;
-    }
-    generating = true;
-    render();
-    const t0 = performance.now();
-    replaceChildren(output, h('p', { class: 'hint' }, `Generating ${n} tokens…`));
-    try {
-      const completion = await engine.generate(text, n);
-      replaceChildren(
-        output,
-        h('pre', { class: 'completion' }, h('span', { class: 'prompt' }, text), completion),
-        h('p', { class: 'hint' }, `${((performance.now() - t0) / 1000).toFixed(1)} s · greedy · ${importedNow() ? 'with the imported adapter' : shared.run.value.hasAdapter ? `with the adapter at step ${shared.run.value.step}` : 'base model only'}`),
-      );
-    } catch (e) {
-      const { kind, message } = errorParts(e);
-      replaceChildren(output, h('p', { class: 'bad' }, `Generation failed: ${message}`));
-    } finally {
-      generating = false;
-      render();
-    }
-  });
+  // Try it (try-panel.ts) runs the worker's current adapter: the imported one, or the run's.
+  const tryIt = trySection(shared, () =>
+    importedNow() ? `the imported adapter (${imported?.value?.info.name})` : shared.run.value.hasAdapter ? `the adapter at step ${shared.run.value.step}` : null,
+  );
 
   const render = (): void => {
     const run = shared.run.value;
@@ -119,7 +89,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
           : `The adapter at step ${run.step}, ready to download.`
         : 'Train (or restore a saved run) to get an adapter.';
     }
-    generateButton.disabled = generating || !quiet || model.status !== 'ready';
+    tryIt.render();
   };
   let lastKey = '';
   shared.run.watch((run) => {
@@ -142,10 +112,6 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     h('div', { class: 'actions' }, button, fullButton),
     name,
     status,
-    h('h3', {}, 'Try it'),
-    h('label', { for: 'generate-prompt', class: 'hint' }, 'Prompt (greedy completion with the current adapter; the layout is up to you)'),
-    prompt,
-    h('div', { class: 'actions' }, h('label', { for: 'generate-max', class: 'hint' }, 'new tokens '), maxTokens, generateButton),
-    output,
+    tryIt.element,
   );
 }

@@ -1,0 +1,52 @@
+// Try it in the page (headless Chromium, SwiftShader): the demo model continues a prompt with the tokens streaming
+// into the page, tokens/s shown; Stop ends it after the token in progress; the prompt is shown as text, never as HTML.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApp, screenshot, type App } from './browser.ts';
+
+const MAX = 8;
+
+describe('streaming generation in the page', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await openApp();
+    app.page.setDefaultTimeout(120_000);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('streams tokens with tokens/s, stops on Stop, and shows the prompt as text', async () => {
+    const page = app.page;
+    await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 }).catch(() => {
+      throw new Error(`the demo model did not load\n${app.console.join('\n')}`);
+    });
+    const prompt = '<b>bold?</b> def add(';
+    await page.getByTestId('generate-prompt').fill(prompt);
+    await page.getByTestId('generate-max').fill(String(MAX));
+    expect(await page.getByTestId('generate-temperature').inputValue()).toBe('0'); // greedy by default
+    const run = page.getByTestId('generate-run');
+    await run.click();
+    expect(await page.getByTestId('generate-stop').isEnabled()).toBe(true);
+    expect(await run.isDisabled()).toBe(true);
+
+    // No adapter yet: the base model's column. The first token's figures arrive while it is still going.
+    const stats = page.getByTestId('generate-stats-base');
+    await stats.filter({ hasText: /^1 tokens · [\d.]+ tokens\/s so far$/ }).waitFor({ timeout: 180_000 });
+    await page.getByTestId('generate-stop').click();
+    const column = page.getByTestId('generate-column-base');
+    await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 120_000 });
+    expect(await column.getAttribute('data-stop')).toBe('stopped');
+    const made = Number(/^(\d+) tokens/.exec((await stats.textContent()) ?? '')?.[1]);
+    expect(made >= 1 && made < MAX).toBe(true);
+    expect(await stats.textContent()).toMatch(/ · greedy · stopped$/);
+    expect((await page.getByTestId('generate-text-base').textContent())!.length).toBeGreaterThan(0);
+    expect(await run.isEnabled()).toBe(true);
+    expect(await page.getByTestId('generate-stop').isDisabled()).toBe(true);
+
+    // The prompt is text: its markup is shown literally and makes no element.
+    const shown = page.locator('[data-testid="generate-column-base"] pre .prompt');
+    expect(await shown.textContent()).toBe(prompt);
+    expect(await page.locator('[data-testid="generate-output"] b').count()).toBe(0);
+    await screenshot(page, 'generate-stopped');
+  });
+});
