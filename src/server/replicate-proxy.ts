@@ -48,10 +48,11 @@ class Refusal extends Error {
   }
 }
 
-function answer(res: ServerResponse, status: number, detail: string): void {
+function answer(res: ServerResponse, status: number, detail: string, cors: Record<string, string> = {}): void {
   if (res.headersSent) return void res.destroy();
   const body = JSON.stringify({ title: 'Refused by the finetune proxy', detail, status });
-  res.writeHead(status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  // An allowed page must be able to read why it was refused, so the CORS headers go on refusals too.
+  res.writeHead(status, { ...cors, 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
 
@@ -182,10 +183,11 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
     const shown = isApi ? path : PROXY_DOWNLOAD_PATH;
     void (async () => {
       let outcome: string;
+      let cors: Record<string, string> = {};
       try {
-        const cors = corsHeaders(req);
+        cors = corsHeaders(req);
         if (method === 'OPTIONS') {
-          res.writeHead(204, { ...cors, 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'Authorization, Content-Type', 'access-control-max-age': '600' });
+          res.writeHead(204, { ...cors, 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'Authorization, Content-Type, User-Agent', 'access-control-max-age': '600' });
           res.end();
           outcome = '204 (preflight)';
         } else {
@@ -198,7 +200,7 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
             : (e as Error).name === 'TimeoutError'
               ? new Refusal(504, 'Replicate did not answer in time')
               : new Refusal(502, `Replicate could not be reached (${(e as Error).message})`);
-        answer(res, refusal.status, refusal.message);
+        answer(res, refusal.status, refusal.message, cors);
         outcome = `${refusal.status} ${refusal.message}`;
       }
       log(`replicate-proxy: ${method} ${shown} → ${outcome} in ${Date.now() - started} ms`);

@@ -176,6 +176,13 @@ describe('refusals', () => {
     const ok = await fetch(`${proxy.url}/replicate/v1/account`, { headers: { ...auth, origin: 'http://pages.example' } });
     expect(ok.status).toBe(200);
     expect(ok.headers.get('access-control-allow-origin')).toBe('http://pages.example');
+    // A refusal reaches an allowed page readable (the page tells the user why); a disallowed one gets no CORS at all.
+    const refusedButReadable = await fetch(`${proxy.url}/replicate/download`, { headers: { origin: 'http://pages.example' } });
+    expect(refusedButReadable.status).toBe(400);
+    expect(refusedButReadable.headers.get('access-control-allow-origin')).toBe('http://pages.example');
+    const other = await fetch(`${proxy.url}/replicate/download`, { headers: { origin: 'http://evil.example' } });
+    expect(other.status).toBe(403);
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
     const same = await fetch(`${proxy.url}/replicate/v1/account`, { headers: { ...auth, origin: proxy.url } });
     expect(same.status).toBe(200);
   });
