@@ -110,6 +110,20 @@ describe('finetune remote', () => {
     expect(f.err.join('\n')).toMatch(new RegExp(`training ${id} is canceled: there are no weights to fetch`));
   });
 
+  it('uploads a validation file too and sends it as validation_data', async () => {
+    const val = join(dir, 'val.jsonl');
+    writeFileSync(val, '{"prompt": "# one", "completion": "x = 1"}\n{"prompt": "# two", "completion": "x = 2"}\n');
+    const r = await run('train', '--data', DATA, '--validation', val, '--destination', 'alice/cli-bot', '--num_validation_samples', '2');
+    expect(r.code).toBe(0);
+    const uploads = r.out.filter((o) => o.type === 'upload');
+    expect(uploads.map((u) => u.file)).toEqual([DATA, val]);
+    const id = r.out.find((o) => o.type === 'training')!.id as string;
+    const input = fake.trainings.get(id)!.input;
+    expect(input.validation_data).toBe(`${fake.apiBase}/files/${uploads[1].id as string}`);
+    expect(input.train_data).toBe(`${fake.apiBase}/files/${uploads[0].id as string}`);
+    expect(fake.files.get(uploads[1].id as string)!.bytes).toEqual(new Uint8Array(readFileSync(val)));
+  });
+
   it('refuses bad data, a 100 MB file and impossible extras before any request', async () => {
     const before = fake.requests.length;
     const bad = join(dir, 'bad.jsonl');

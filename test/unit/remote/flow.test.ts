@@ -19,6 +19,7 @@ import {
   type TrainingView,
 } from '../../../src/remote/flow.ts';
 import { checkTrainingFile } from '../../../src/remote/check-data.ts';
+import { estimateRemoteCost } from '../../../src/remote/estimate.ts';
 import { importTrainingOutput } from '../../../src/remote/import.ts';
 import { FakeReplicate } from '../../helpers/fake-replicate.ts';
 import { listen } from '../../helpers/loopback.ts';
@@ -227,6 +228,14 @@ describe('errors a person understands', () => {
     const e = await caught(startTraining(client, { destination: parseDestination('alice/flow-model'), hp, files: { train_data: 'https://example.com/x.jsonl' } }));
     expect(e.kind).toBe('bad-input');
     expect(e.message).toContain('lora_target_modules all-linear');
+  });
+
+  it('estimates the cost from tokens, epochs and method before sending', () => {
+    const lora = estimateRemoteCost({ tokens: 33_000, epochs: 3, peftMethod: 'lora' });
+    expect(lora.seconds).toBe(240 + 30);
+    expect(lora.costUsd).toBeCloseTo(270 * 0.0014, 12);
+    expect(estimateRemoteCost({ tokens: 33_000, epochs: 3, peftMethod: 'qlora' }).seconds).toBeGreaterThan(lora.seconds);
+    expect(lora.basis).toMatch(/rough estimate/);
   });
 
   it('refuses a JSONL that would fail on Replicate, with its lines', async () => {
