@@ -63,7 +63,9 @@ export interface RemotePanelOptions {
 }
 
 export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>, opts: RemotePanelOptions = {}): HTMLElement {
-  const pollMs = opts.pollMs ?? Number(new URLSearchParams(location.search).get('remote-poll-ms') ?? 2000);
+  // ?remote-poll-ms=N shortens the first polling interval (the browser tests use it); kept within 20 ms … 60 s.
+  const asked = Number(opts.pollMs ?? new URLSearchParams(location.search).get('remote-poll-ms') ?? 2000);
+  const pollMs = Number.isFinite(asked) ? Math.min(60_000, Math.max(20, asked)) : 2000;
   let token = localStorage.getItem(TOKEN_KEY) ?? '';
   let proxyOrigin = localStorage.getItem(PROXY_KEY) ?? location.origin;
   let proxyOk = false;

@@ -209,9 +209,9 @@ export class FakeReplicate {
         return void req.socket.destroy();
       }
       const a = this.faultAnswer(fault.status, fault);
-      return this.send(req, res, method, path, a, record);
+      return this.send(res, method, path, a, record);
     }
-    if (!authorized) return this.send(req, res, method, path, problem(401, 'Unauthenticated', 'You did not pass a valid authentication token'), record);
+    if (!authorized) return this.send(res, method, path, problem(401, 'Unauthenticated', 'You did not pass a valid authentication token'), record);
 
     let body: unknown;
     const contentType = req.headers['content-type'] ?? null;
@@ -220,7 +220,7 @@ export class FakeReplicate {
       try {
         body = JSON.parse(raw.toString('utf8'));
       } catch {
-        return this.send(req, res, method, path, problem(400, 'Bad request', 'the body is not JSON'), record);
+        return this.send(res, method, path, problem(400, 'Bad request', 'the body is not JSON'), record);
       }
     } else if (raw.length > 0 && contentType?.startsWith('multipart/form-data')) {
       const form = await new Request('http://fake/', { method: 'POST', headers: { 'content-type': contentType }, body: raw }).formData();
@@ -242,10 +242,10 @@ export class FakeReplicate {
     const problems = this.validator.checkRequest(method, path, url.searchParams, contentType, body);
     if (problems.length > 0) {
       this.violations.push(...problems.map((p) => `request ${method} ${path}: ${p}`));
-      return this.send(req, res, method, path, problem(400, 'Bad request', problems.join('; ')), record, false);
+      return this.send(res, method, path, problem(400, 'Bad request', problems.join('; ')), record, false);
     }
     const a = this.route(method, path, body, fileUpload);
-    return this.send(req, res, method, path, a, record);
+    return this.send(res, method, path, a, record);
   }
 
   private faultAnswer(status: number, f: Partial<Fault>): Answer {
@@ -406,7 +406,7 @@ export class FakeReplicate {
     return body;
   }
 
-  private send(req: IncomingMessage, res: ServerResponse, method: string, path: string, a: Answer, record: (s: number) => void, check = true): void {
+  private send(res: ServerResponse, method: string, path: string, a: Answer, record: (s: number) => void, check = true): void {
     const type = a.status >= 400 ? 'application/problem+json' : 'application/json';
     if (check) {
       const problems = this.validator.checkResponse(method, path, a.status, (a.headers?.['content-type'] as string | undefined) ?? (a.status >= 400 ? 'application/problem+json' : 'application/json'), a.body, this.problemSchema);
@@ -416,6 +416,5 @@ export class FakeReplicate {
     const text = JSON.stringify(a.body);
     res.writeHead(a.status, { 'content-type': type, 'content-length': Buffer.byteLength(text), ...a.headers });
     res.end(text);
-    void req;
   }
 }
