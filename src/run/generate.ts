@@ -100,7 +100,8 @@ export async function generate(ctx: GpuContext, weights: MistralWeights, lora: G
         break;
       }
       ids.push(id);
-      o.onToken?.({ index: ids.length - 1, id, text: text?.push(id) ?? '' });
+      const piece = text?.push(id) ?? ''; // pushed even without a listener: the result's text is made of it
+      o.onToken?.({ index: ids.length - 1, id, text: piece });
       if (ids.length === o.maxNewTokens) break;
       decoder.feed([id]);
     }
