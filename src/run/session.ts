@@ -12,7 +12,7 @@ import type { Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
-import { createAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
+import { assertFiniteAdapter, createAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
@@ -23,8 +23,9 @@ import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
-import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainResult } from './trainer.ts';
+import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
+import { checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type RunData, type SavedRun } from './saved-run.ts';
@@ -61,7 +62,9 @@ export type TrainEvent =
   | ({ type: 'eval' } & EvalReport)
   | { type: 'sample'; step: number; prompt: string; text: string }
   | { type: 'checkpoint'; step: number }
-  | { type: 'status'; text: string };
+  | { type: 'status'; text: string }
+  /** A step whose loss or gradient norm was not finite: its update was not applied. */
+  | ({ type: 'skipped' } & SkipReport);
 
 export function quantizationFor(hp: Hyperparams): Quantization {
   return hp.quantization;
@@ -203,9 +206,12 @@ export class FinetuneSession {
     let fromStep = 0;
     let state: Uint8Array | null = null;
     let history: SavedRun['history'] = [];
+    let resumed: SavedRun | null = null;
     if (o.resume) {
-      const saved = await this.savedRun();
-      if (!saved || !this.store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
+      const found = await this.savedRun();
+      if (!found || !this.store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
+      // The record is checked before anything in it is used: a tampered one is refused before anything is allocated.
+      const saved = (resumed = checkSavedRun(found));
       if (saved.modelSource !== this.modelSource || saved.quantization !== this.weights.quantization) {
         throw new FinetuneError('bad-input', `the saved run used model "${saved.modelSource}" (${saved.quantization}); load it first`);
       }
@@ -213,6 +219,7 @@ export class FinetuneSession {
       const t = await this.store.load(TRAIN_FILE);
       state = await this.store.load(STATE_FILE);
       if (!t || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
+      await checkStateChecksum(saved, state);
       trainFile = new Blob([new Uint8Array(t)]);
       const v = saved.validationName ? await this.store.load(VALIDATION_FILE) : null;
       validationFile = v ? new Blob([new Uint8Array(v)]) : null;
@@ -229,6 +236,7 @@ export class FinetuneSession {
     let runner: MistralRunner | null = null;
     try {
       const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp);
+      if (resumed) checkSavedRunAgainstPlan(resumed, data.stats);
       // A fresh adapter as PEFT initialises it, seeded; a resume overwrites it with the checkpoint.
       const startFrom = o.resume ? null : this.imported;
       if (startFrom) checkRunFitsImported({ r: hp.lora_rank, alpha: hp.lora_alpha, targets: targetModules(hp) }, startFrom);
@@ -244,7 +252,10 @@ export class FinetuneSession {
       // An imported adapter is the starting point instead of PEFT's fresh initialisation.
       if (startFrom) startFromImported(this.adapter, startFrom);
       this.lora = uploadLora(this.ctx, this.weights.dims, this.adapter);
-      if (state) fromStep = await loadTrainState(this.ctx, this.lora, state);
+      // Submit uploadLora's zero-fills now: if the checkpoint below is refused, the next run destroys these buffers,
+      // and destroying a buffer that unsubmitted work still names breaks the device.
+      this.ctx.flush();
+      if (state) fromStep = await loadTrainState(this.ctx, this.lora, state, data.stats.totalSteps);
       onEvent({ type: 'plan', stats: data.stats, resumedAt: fromStep });
       // A new run's data joins the store with its first checkpoint: until then the previous run stays resumable.
       let newData: RunData | null = null;
@@ -269,6 +280,8 @@ export class FinetuneSession {
           totalSteps: data.stats.totalSteps,
           history,
           savedAt: new Date().toISOString(),
+          epoch: epochOfStep(data.stats.stepsByEpoch, step),
+          stateChecksum: await stateChecksum(state),
         };
         await this.store.commit(checkpointFiles(run, state, newData));
         newData = null;
@@ -288,6 +301,7 @@ export class FinetuneSession {
             history.push({ step: r.step, loss: r.loss });
             onEvent({ type: 'step', ...r });
           },
+          onSkip: (r) => onEvent({ type: 'skipped', ...r }),
           onEval: async (r) => {
             const h = history.find((x) => x.step === r.step);
             if (h) h.valLoss = r.valLoss;
@@ -357,7 +371,9 @@ export class FinetuneSession {
   /** The trained adapter as a CPU-side PEFT adapter (for export). */
   async adapterNow(): Promise<LoraAdapter> {
     if (!this.lora || !this.adapter) throw new FinetuneError('bad-input', 'there is no trained adapter yet: train first');
-    return downloadLora(this.ctx, this.lora, this.adapter);
+    const adapter = await downloadLora(this.ctx, this.lora, this.adapter);
+    assertFiniteAdapter(adapter, 'not exporting the adapter');
+    return adapter;
   }
 
   /** The loaded model's config (for exports that need the base's shape, e.g. GGUF's q/k permutation). */

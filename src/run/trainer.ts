@@ -8,6 +8,7 @@ import { peftKey } from '../model/lora-adapter.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { firstNonFinite } from '../core/finite.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { loraModules } from '../engine/mistral/lora.ts';
@@ -43,6 +44,25 @@ export interface StepReport {
   etaSeconds: number;
 }
 
+/** A step whose loss or gradient norm was not finite: its update was not applied (adapter and AdamW moments untouched). */
+export interface SkipReport {
+  /** 1-based, as StepReport.step: the plan step whose batch was used and whose update was dropped. */
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  /** What was not finite, e.g. "the loss is NaN". */
+  reason: string;
+  /** Skipped steps in a row, this one included. */
+  consecutive: number;
+}
+
+/**
+ * Steps skipped in a row (non-finite loss or gradient norm) after which the run stops with an error: one bad batch is
+ * skipped and reported, but five in a row mean the adapter or the data is broken, and training on would waste the run.
+ * The last checkpoint written stays as it was (only finite, applied updates ever reach one).
+ */
+export const MAX_CONSECUTIVE_SKIPPED_STEPS = 5;
+
 export interface EvalReport {
   step: number;
   valLoss: number;
@@ -54,6 +74,8 @@ export interface TrainerCallbacks {
   onStep?: (r: StepReport) => void;
   /** A promise it returns is awaited before training goes on (the session generates the validation_prompt sample). */
   onEval?: (r: EvalReport) => unknown;
+  /** A step skipped because its loss or gradient norm was not finite. */
+  onSkip?: (r: SkipReport) => void;
   /** A checkpoint (saveState bytes) to persist; awaited before training continues. */
   onCheckpoint?: (step: number, state: Uint8Array) => void | Promise<void>;
 }
@@ -93,8 +115,10 @@ export class TrainControl {
 }
 
 export interface TrainResult {
-  /** Optimizer steps done in total (including those before a resume). */
+  /** Plan steps done in total (including those before a resume, and skipped ones). */
   steps: number;
+  /** Steps of this call whose update was skipped (non-finite loss or gradient norm). */
+  skipped: number;
   stopped: boolean;
   finalLoss: number | null;
   finalValLoss: number | null;
@@ -144,11 +168,16 @@ export async function train(
   fromStep = 0,
 ): Promise<TrainResult> {
   const total = data.stats.totalSteps;
+  if (!(Number.isInteger(fromStep) && fromStep >= 0 && fromStep <= total)) {
+    throw new FinetuneError('bad-input', `cannot start at step ${fromStep}: the plan has ${total} steps`, { fromStep, totalSteps: total });
+  }
   const k = data.accumulation;
   const started = now();
   let lastLoss: number | null = null;
   let lastVal: number | null = null;
-  runner.steps = fromStep;
+  let stepsDone = fromStep;
+  let skipped = 0;
+  let badInARow = 0;
   // 1-based step numbers that close an epoch, from the plan (building the next step just to read its epoch would
   // tokenise-copy a whole batch for nothing).
   const epochEnds = new Set<number>();
@@ -177,16 +206,34 @@ export async function train(
       runner.forwardBackward(scale, scale, 'train', index * k + j);
     });
     const opt: OptimizerSettings = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: s.weight_decay, maxGradNorm: s.max_grad_norm };
-    runner.optimizerStep(opt);
+    // The norm and the loss are read before the update is applied: a non-finite one skips the step, leaving the
+    // adapter and the AdamW moments as they were.
+    runner.measureGradients(opt.maxGradNorm);
     const loss = await runner.readLoss();
     const { norm } = await runner.readClip();
-    if (!Number.isFinite(loss)) {
-      throw new FinetuneError('mismatch', `the loss became ${loss} at step ${index + 1}; lower the learning rate or check the data`, { step: index + 1 });
+    const bad = nonFiniteReason(loss, norm);
+    stepsDone = index + 1;
+    if (bad) {
+      skipped++;
+      badInARow++;
+      callbacks.onSkip?.({ step: index + 1, totalSteps: total, epoch: step.epoch, reason: bad, consecutive: badInARow });
+      if (badInARow >= MAX_CONSECUTIVE_SKIPPED_STEPS) {
+        throw new FinetuneError(
+          'mismatch',
+          `training stopped at step ${index + 1}: ${badInARow} steps in a row were skipped (${bad}); the adapter or the data holds non-finite values, or the learning rate is too high. The last checkpoint is kept.`,
+          { step: index + 1, consecutive: badInARow },
+        );
+      }
+    } else {
+      badInARow = 0;
+      // AdamW's bias correction counts plan steps (skipped ones included), so a resumed run needs only the step number.
+      runner.steps = index;
+      runner.applyUpdate(opt);
+      lastLoss = loss;
     }
-    lastLoss = loss;
     const elapsed = (now() - started) / 1000;
     const done = index + 1 - fromStep;
-    callbacks.onStep?.({
+    if (!bad) callbacks.onStep?.({
       step: index + 1,
       totalSteps: total,
       epoch: step.epoch,
@@ -210,7 +257,14 @@ export async function train(
       saveTimer.saved();
     }
   }
-  return { steps: runner.steps, stopped: control.stopped, finalLoss: lastLoss, finalValLoss: lastVal, seconds: (now() - started) / 1000 };
+  return { steps: stepsDone, skipped, stopped: control.stopped, finalLoss: lastLoss, finalValLoss: lastVal, seconds: (now() - started) / 1000 };
+}
+
+/** Why a step's loss or global gradient norm cannot be applied, or null when both are finite. */
+export function nonFiniteReason(loss: number, gradNorm: number | null): string | null {
+  if (!Number.isFinite(loss)) return `the loss is ${loss}`;
+  if (gradNorm === null || !Number.isFinite(gradNorm)) return `the gradient norm is ${gradNorm}`;
+  return null;
 }
 
 // ---- checkpoints -----------------------------------------------------------------------------------------------
@@ -228,21 +282,38 @@ export async function saveTrainState(ctx: GpuContext, lora: GpuLora, step: numbe
     ] as const) {
       const key = peftKey(m.layer, m.name, factor);
       const shape = shapes[factor];
-      tensors.push({ name: key, dtype: 'F32', shape, data: await ctx.readF32(value) });
-      tensors.push({ name: `${key}.exp_avg`, dtype: 'F32', shape, data: await ctx.readF32(exp) });
-      tensors.push({ name: `${key}.exp_avg_sq`, dtype: 'F32', shape, data: await ctx.readF32(expSq) });
+      for (const [name, buf] of [[key, value], [`${key}.exp_avg`, exp], [`${key}.exp_avg_sq`, expSq]] as const) {
+        const data = await ctx.readF32(buf);
+        // A checkpoint is what a resume trusts: one holding a NaN would poison every later step, so none is written.
+        const bad = firstNonFinite(data);
+        if (bad >= 0) {
+          throw new FinetuneError('mismatch', `not saving the checkpoint at step ${step}: ${name} holds ${data[bad]} at index ${bad}; the previous checkpoint is kept`, { step, tensor: name });
+        }
+        tensors.push({ name, dtype: 'F32', shape, data });
+      }
     }
   }
   return writeSafetensors(tensors, { format: 'finetune-state', step: String(step), rank: String(lora.r) });
 }
 
-/** Loads a checkpoint into the adapter's GPU buffers; returns its step. */
-export async function loadTrainState(ctx: GpuContext, lora: GpuLora, bytes: Uint8Array): Promise<number> {
+/**
+ * Loads a checkpoint into the adapter's GPU buffers; returns its step. Everything is checked before the first byte
+ * reaches the GPU: the format, the step (within `totalSteps` when given), the rank, every tensor's size, and that every
+ * value is finite (and every second moment ≥ 0).
+ */
+export async function loadTrainState(ctx: GpuContext, lora: GpuLora, bytes: Uint8Array, totalSteps?: number): Promise<number> {
   const file = await openSafetensors(bytesSource(bytes, 'checkpoint'));
   const meta = file.header.metadata ?? {};
   if (meta.format !== 'finetune-state') throw new FinetuneError('bad-input', 'this file is not a training checkpoint of this app');
   const step = Number(meta.step);
-  if (!Number.isInteger(step) || step < 0) throw new FinetuneError('bad-input', `checkpoint step "${meta.step}" is not a step number`);
+  if (!/^\d+$/.test(meta.step ?? '') || !Number.isSafeInteger(step)) throw new FinetuneError('bad-input', `checkpoint step "${meta.step}" is not a step number`);
+  if (totalSteps !== undefined && step > totalSteps) {
+    throw new FinetuneError('bad-input', `the checkpoint is at step ${step}, beyond the plan's ${totalSteps} steps: it belongs to another run or is corrupt`, { step, totalSteps });
+  }
+  if (meta.rank !== undefined && meta.rank !== String(lora.r)) {
+    throw new FinetuneError('bad-input', `the checkpoint was made for LoRA rank ${meta.rank}, this adapter has rank ${lora.r}`);
+  }
+  const values: [GPUBuffer, Float32Array][] = [];
   for (const m of loraModules(lora)) {
     for (const [factor, value, exp, expSq] of [
       ['A', m.A, m.mA, m.vA],
@@ -254,9 +325,13 @@ export async function loadTrainState(ctx: GpuContext, lora: GpuLora, bytes: Uint
         if (!file.header.tensors.has(name)) throw new FinetuneError('bad-input', `the checkpoint has no tensor ${name}: it was made for another adapter layout`);
         const v = toFloat32(await file.read(name), file.info(name).dtype);
         if (v.length !== n) throw new FinetuneError('bad-input', `checkpoint tensor ${name} has ${v.length} values, expected ${n}`);
-        ctx.write(buf, v);
+        const bad = firstNonFinite(v);
+        if (bad >= 0) throw new FinetuneError('bad-input', `the checkpoint is corrupt: ${name} holds ${v[bad]} at index ${bad}`, { tensor: name });
+        if (name.endsWith('.exp_avg_sq') && v.some((x) => x < 0)) throw new FinetuneError('bad-input', `the checkpoint is corrupt: ${name} holds a negative second moment`, { tensor: name });
+        values.push([buf, v]);
       }
     }
   }
+  for (const [buf, v] of values) ctx.write(buf, v);
   return step;
 }

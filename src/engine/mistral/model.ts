@@ -409,10 +409,25 @@ export class MistralRunner {
 
   /** Clips by the global gradient norm and applies one AdamW step to every LoRA tensor, all on the GPU. */
   optimizerStep(s: OptimizerSettings): void {
+    this.measureGradients(s.maxGradNorm);
+    this.applyUpdate(s);
+  }
+
+  /**
+   * The first half of optimizerStep: the global gradient norm and the clip scale, into `clip` (readClip). Nothing is
+   * updated, so a caller can read the norm and the loss and decide not to apply the step (a non-finite value).
+   */
+  measureGradients(maxGradNorm: number): void {
     const lora = this.lora;
     if (!lora || !this.normPartials) throw new FinetuneError('internal', 'no adapter to optimise');
     grad_norm_sq(this.ctx, this.normPartials, loraGradSlices(lora));
-    clip_scale(this.ctx, this.clip, this.normPartials, s.maxGradNorm);
+    clip_scale(this.ctx, this.clip, this.normPartials, maxGradNorm);
+  }
+
+  /** The second half of optimizerStep: one AdamW step with the clip scale measureGradients recorded. */
+  applyUpdate(s: OptimizerSettings): void {
+    const lora = this.lora;
+    if (!lora) throw new FinetuneError('internal', 'no adapter to optimise');
     this.optimizerSteps++;
     const o = { lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step: this.optimizerSteps };
     for (const m of loraModules(lora)) {

@@ -1,0 +1,93 @@
+// A saved run is read back from storage a user (or anything else) can edit: before a resume trusts it, its record is
+// re-validated against the hyperparameter schema (a tampered `lora_rank: 1e6` would allocate gigabytes), its step and
+// epoch must lie within the plan its data and hyperparameters give, and the training state must be the very bytes
+// saved with the record (a SHA-256 checksum stored in the record). Every refusal is FinetuneError('bad-input').
+
+import { FinetuneError } from '../core/errors.ts';
+import { safeParseHyperparams } from '../config/hyperparams.ts';
+import type { DataStats } from '../data/batches.ts';
+import type { SavedRun } from './saved-run.ts';
+
+const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
+
+/** What a checksum in a run record looks like: the algorithm, then the hex digest of the state file. */
+const CHECKSUM = /^sha256:[0-9a-f]{64}$/;
+
+function corrupt(what: string, details?: Record<string, unknown>): FinetuneError {
+  return new FinetuneError('bad-input', `the saved run cannot be resumed: ${what}`, details);
+}
+
+function isStepCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** "sha256:<hex>" of the state bytes (WebCrypto: the same in browsers and Node). */
+export async function stateChecksum(state: Uint8Array): Promise<string> {
+  // WebCrypto takes ArrayBuffer-backed views only (a SharedArrayBuffer-backed one is copied).
+  const bytes = state.buffer instanceof ArrayBuffer ? (state as Uint8Array<ArrayBuffer>) : new Uint8Array(state);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** The epoch (0-based) the last step done belongs to: what a record saved after `step` steps says. */
+export function epochOfStep(stepsByEpoch: readonly number[], step: number): number {
+  let end = 0;
+  for (let e = 0; e < stepsByEpoch.length; e++) {
+    end += stepsByEpoch[e];
+    if (step <= end) return e;
+  }
+  return stepsByEpoch.length;
+}
+
+/**
+ * The run record as read from a store, checked field by field; its hyperparameters come back parsed by the schema
+ * (so defaults and coercions are the schema's, never the file's).
+ */
+export function checkSavedRun(raw: unknown): SavedRun {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw corrupt('its record (run.json) is not a JSON object');
+  const r = raw as Record<string, unknown>;
+  const hpInput = r.hp;
+  if (typeof hpInput !== 'object' || hpInput === null || Array.isArray(hpInput)) throw corrupt('its record holds no hyperparameters');
+  const hp = safeParseHyperparams(hpInput as Record<string, unknown>);
+  if (!hp.ok) throw corrupt(`its hyperparameters are not valid: ${hp.errors.join('; ')}`, { errors: hp.errors });
+  if (typeof r.modelSource !== 'string') throw corrupt('its record names no model');
+  if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${JSON.stringify(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);
+  if (typeof r.trainName !== 'string') throw corrupt('its record names no training file');
+  if (r.validationName !== null && typeof r.validationName !== 'string') throw corrupt('its validation file name is not a string');
+  if (!isStepCount(r.totalSteps) || r.totalSteps === 0) throw corrupt(`its planned step count ${JSON.stringify(r.totalSteps)} is not a positive integer`);
+  if (!isStepCount(r.step)) throw corrupt(`its step ${JSON.stringify(r.step)} is not a step number`);
+  if (r.step > r.totalSteps) throw corrupt(`its step ${r.step} is beyond its plan of ${r.totalSteps} steps`, { step: r.step, totalSteps: r.totalSteps });
+  if (r.epoch !== undefined && !isStepCount(r.epoch)) throw corrupt(`its epoch ${JSON.stringify(r.epoch)} is not an epoch number`);
+  if (r.stateChecksum !== undefined && (typeof r.stateChecksum !== 'string' || !CHECKSUM.test(r.stateChecksum))) throw corrupt('its state checksum is malformed');
+  if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');
+  for (const h of r.history as unknown[]) {
+    const item = h as Record<string, unknown> | null;
+    if (typeof item !== 'object' || item === null || !isStepCount(item.step) || item.step > r.step) throw corrupt('its loss history holds an entry that is not a step of the run');
+  }
+  return { ...(r as unknown as SavedRun), hp: hp.value };
+}
+
+/**
+ * The record against the plan its data and hyperparameters give now: the same number of steps, a step that leaves
+ * something to train, and (when recorded) the epoch that step falls in.
+ */
+export function checkSavedRunAgainstPlan(run: SavedRun, stats: DataStats): void {
+  if (run.totalSteps !== stats.totalSteps) {
+    throw corrupt(`it was planned with ${run.totalSteps} steps, but its data and hyperparameters now give ${stats.totalSteps}: the saved data or record was changed`, { saved: run.totalSteps, planned: stats.totalSteps });
+  }
+  if (run.step > stats.totalSteps) throw corrupt(`its checkpoint is at step ${run.step}, beyond the plan's ${stats.totalSteps} steps`);
+  if (run.step === stats.totalSteps) throw corrupt(`it already finished all ${stats.totalSteps} steps: there is nothing left to train (export its adapter, or start a new run)`);
+  const epoch = epochOfStep(stats.stepsByEpoch, run.step);
+  if (run.epoch !== undefined && run.epoch !== epoch) {
+    throw corrupt(`its record says epoch ${run.epoch + 1} at step ${run.step}, the plan puts that step in epoch ${epoch + 1}`);
+  }
+}
+
+/** The state bytes must be the ones saved with the record (when the record carries a checksum: older ones do not). */
+export async function checkStateChecksum(run: SavedRun, state: Uint8Array): Promise<void> {
+  if (run.stateChecksum === undefined) return;
+  const actual = await stateChecksum(state);
+  if (actual !== run.stateChecksum) {
+    throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum}); it cannot be resumed`, { expected: run.stateChecksum, actual });
+  }
+}

@@ -1,0 +1,120 @@
+// A resume trusts nothing it reads back from the store: a real run on tiny-mistral is stopped and saved, then its
+// record and its state are tampered with one way at a time. Each tampering is refused with a specific message (tampered
+// hyperparameters before anything is allocated), and the genuine saved run still resumes to the end of its plan.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { FinetuneError } from '../../src/core/errors.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.ts';
+import { bytesSource } from '../../src/model/source.ts';
+import { stateChecksum } from '../../src/run/saved-run-check.ts';
+import { FinetuneSession, memoryRunStore, type RunStore, type TrainEvent } from '../../src/run/session.ts';
+import { gpuContext } from './context.ts';
+
+const ROWS = ['def add(a, b):\n    return a + b', 'def sub(a, b):\n    return a - b', 'x = [1, 2, 3]', 'print("hi")'];
+const JSONL = ROWS.map((text) => JSON.stringify({ text })).join('\n');
+const HP = {
+  num_train_epochs: 1,
+  train_batch_size: 1,
+  micro_batch_size: 1,
+  num_validation_samples: 1,
+  run_validation: false,
+  lora_rank: 2,
+  lora_alpha: 4,
+  learning_rate: 1e-3,
+  max_seq_len: 16,
+  save_steps: 1,
+  peft_method: 'lora',
+};
+const RUN = 'run.json';
+const STATE = 'state.safetensors';
+
+/** The state file rebuilt with one tensor's values or its metadata changed (a well-formed but wrong checkpoint). */
+async function rewriteState(state: Uint8Array, change: { tensor?: string; value?: number; step?: string }): Promise<Uint8Array> {
+  const f = await openSafetensors(bytesSource(state, 'state'));
+  const tensors: TensorToWrite[] = [];
+  for (const name of f.names()) {
+    const data = new Float32Array((await f.read(name)).slice().buffer);
+    if (name === change.tensor) data[0] = change.value!;
+    tensors.push({ name, dtype: 'F32', shape: f.info(name).shape, data });
+  }
+  const meta = { ...(f.header.metadata ?? {}) };
+  if (change.step !== undefined) meta.step = change.step;
+  return writeSafetensors(tensors, meta);
+}
+
+describe('resuming a saved run checks it first', () => {
+  let ctx: GpuContext;
+  let session: FinetuneSession;
+  let store: RunStore;
+  let record: Record<string, unknown>;
+  let state: Uint8Array;
+
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    store = memoryRunStore();
+    session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), store);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+    const first = await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      if (e.type === 'step' && e.step === 1) session.stop();
+    });
+    expect(first).toMatchObject({ steps: 1, stopped: true });
+    record = JSON.parse(new TextDecoder().decode((await store.load(RUN))!)) as Record<string, unknown>;
+    state = (await store.load(STATE))!;
+  }, 600_000); // one training step on a software GPU
+
+  /** Stores a (tampered) record and state, tries to resume, and returns the refusal. */
+  async function resumeWith(run: Record<string, unknown>, st: Uint8Array = state): Promise<FinetuneError> {
+    await store.commit({ [RUN]: new TextEncoder().encode(JSON.stringify(run)), [STATE]: st });
+    const e = await session.train({}, null, () => {}, { resume: true }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(FinetuneError);
+    expect((e as FinetuneError).kind, (e as Error).message).toBe('bad-input');
+    return e as FinetuneError;
+  }
+
+  it('the saved record carries the state checksum and the epoch', async () => {
+    expect(record).toMatchObject({ step: 1, totalSteps: 4, epoch: 0, stateChecksum: await stateChecksum(state) });
+  });
+
+  it('refuses tampered hyperparameters (lora_rank 1e6) before anything is allocated', async () => {
+    const before = ctx.ledger.snapshot();
+    const e = await resumeWith({ ...record, hp: { ...(record.hp as object), lora_rank: 1e6 } });
+    expect(e.message).toBe('the saved run cannot be resumed: its hyperparameters are not valid: lora_rank must be an integer from 1 to 256, got 1000000');
+    const after = ctx.ledger.snapshot();
+    expect(after.currentBytes).toBe(before.currentBytes);
+    expect(after.peakBytes).toBe(before.peakBytes);
+  });
+
+  it('refuses a step beyond the plan, and a record whose plan no longer matches its data', async () => {
+    expect((await resumeWith({ ...record, step: 7 })).message).toMatch(/its step 7 is beyond its plan of 4 steps/);
+    expect((await resumeWith({ ...record, step: 4, epoch: 0 })).message).toMatch(/already finished all 4 steps/);
+    expect((await resumeWith({ ...record, step: 5, totalSteps: 9 })).message).toMatch(/planned with 9 steps, but its data and hyperparameters now give 4/);
+  });
+
+  it('refuses state bytes that are not the ones saved with the record: the checkpoint is corrupt', async () => {
+    const flipped = state.slice();
+    flipped[flipped.length - 3] ^= 0x40;
+    expect((await resumeWith(record, flipped)).message).toMatch(/^the checkpoint is corrupt: its checksum .* does not match the one saved with the run/);
+  });
+
+  it('refuses a well-formed state holding a NaN, or a step beyond the plan, even with a matching checksum', async () => {
+    const nan = await rewriteState(state, { tensor: 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight.exp_avg', value: NaN });
+    expect((await resumeWith({ ...record, stateChecksum: await stateChecksum(nan) }, nan)).message).toMatch(/the checkpoint is corrupt: .*q_proj\.lora_B\.weight\.exp_avg holds NaN at index 0/);
+    const far = await rewriteState(state, { step: '40' });
+    expect((await resumeWith({ ...record, stateChecksum: await stateChecksum(far) }, far)).message).toMatch(/the checkpoint is at step 40, beyond the plan's 4 steps/);
+  });
+
+  it('resumes the genuine saved run to the end of its plan', async () => {
+    await store.commit({ [RUN]: new TextEncoder().encode(JSON.stringify(record)), [STATE]: state });
+    const events: TrainEvent[] = [];
+    const r = await session.train({}, null, (e) => events.push(e), { resume: true });
+    expect(r).toMatchObject({ steps: 4, skipped: 0, stopped: false });
+    expect(events.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([2, 3, 4]);
+    session.unloadModel();
+  });
+});

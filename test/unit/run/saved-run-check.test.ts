@@ -1,0 +1,100 @@
+// What a resume checks before it trusts a saved run (src/run/saved-run-check.ts), and the trainer's rule for which
+// steps it may apply (src/run/trainer.ts nonFiniteReason). The same checks on a real saved run: test/gpu/resume-check.test.ts.
+import { describe, expect, it } from 'vitest';
+import { defaultHyperparams } from '../../../src/config/index.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import type { DataStats } from '../../../src/data/batches.ts';
+import { checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from '../../../src/run/saved-run-check.ts';
+import type { SavedRun } from '../../../src/run/saved-run.ts';
+import { nonFiniteReason } from '../../../src/run/trainer.ts';
+
+/** A record as session.ts writes it, through JSON as the store holds it. */
+function record(over: Record<string, unknown> = {}): Record<string, unknown> {
+  const run = {
+    modelSource: 'tiny-mistral',
+    quantization: 'none',
+    hp: { ...defaultHyperparams(), lora_rank: 4 },
+    trainName: 'rows.jsonl',
+    validationName: null,
+    step: 3,
+    totalSteps: 6,
+    history: [{ step: 1, loss: 2.5 }, { step: 2, loss: 2.4 }, { step: 3, loss: 2.3, valLoss: 2.6 }],
+    savedAt: '2026-11-29T10:00:00.000Z',
+    epoch: 1,
+  };
+  return JSON.parse(JSON.stringify({ ...run, ...over })) as Record<string, unknown>;
+}
+
+function refusal(fn: () => unknown): FinetuneError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof FinetuneError) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+const stats = { totalSteps: 6, stepsByEpoch: [2, 2, 2] } as DataStats;
+
+describe('a saved run record, checked before a resume', () => {
+  it('accepts the record a session writes, with its hyperparameters parsed by the schema', () => {
+    const run = checkSavedRun(record());
+    expect(run.hp.lora_rank).toBe(4);
+    expect(run.hp).toEqual({ ...defaultHyperparams(), lora_rank: 4 });
+    expect(run.step).toBe(3);
+  });
+
+  it('refuses hyperparameters the schema refuses, naming the field: a tampered lora_rank of 1e6', () => {
+    const e = refusal(() => checkSavedRun(record({ hp: { ...defaultHyperparams(), lora_rank: 1e6 } })));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('the saved run cannot be resumed: its hyperparameters are not valid: lora_rank must be an integer from 1 to 256, got 1000000');
+  });
+
+  it('refuses a step beyond its own plan, a step that is not a count, a missing field, a record that is not an object', () => {
+    expect(refusal(() => checkSavedRun(record({ step: 7 }))).message).toMatch(/its step 7 is beyond its plan of 6 steps/);
+    expect(refusal(() => checkSavedRun(record({ step: -1 }))).message).toMatch(/its step -1 is not a step number/);
+    expect(refusal(() => checkSavedRun(record({ step: 2.5 }))).message).toMatch(/its step 2.5 is not a step number/);
+    expect(refusal(() => checkSavedRun(record({ totalSteps: 0 }))).message).toMatch(/planned step count 0 is not a positive integer/);
+    expect(refusal(() => checkSavedRun(record({ quantization: 'int8' }))).message).toMatch(/quantization "int8" is not one of none, nf4, nf4-double/);
+    expect(refusal(() => checkSavedRun(record({ hp: null }))).message).toMatch(/holds no hyperparameters/);
+    expect(refusal(() => checkSavedRun(record({ history: [{ step: 9, loss: 1 }] }))).message).toMatch(/loss history/);
+    expect(refusal(() => checkSavedRun(record({ stateChecksum: 'md5:abc' }))).message).toMatch(/checksum is malformed/);
+    expect(refusal(() => checkSavedRun([])).message).toMatch(/not a JSON object/);
+  });
+
+  it('checks the record against the plan its data gives now: the step count, something left to train, the epoch', () => {
+    expect(() => checkSavedRunAgainstPlan(checkSavedRun(record()), stats)).not.toThrow();
+    expect(refusal(() => checkSavedRunAgainstPlan(checkSavedRun(record()), { ...stats, totalSteps: 9, stepsByEpoch: [3, 3, 3] })).message).toMatch(
+      /planned with 6 steps, but its data and hyperparameters now give 9/,
+    );
+    expect(refusal(() => checkSavedRunAgainstPlan(checkSavedRun(record({ step: 6, epoch: 2 })), stats)).message).toMatch(/already finished all 6 steps/);
+    expect(refusal(() => checkSavedRunAgainstPlan(checkSavedRun(record({ epoch: 0 })), stats)).message).toMatch(/says epoch 1 at step 3, the plan puts that step in epoch 2/);
+  });
+
+  it('puts a step count in the epoch of its last step', () => {
+    expect([0, 1, 2, 3, 4, 5, 6].map((s) => epochOfStep([2, 2, 2], s))).toEqual([0, 0, 0, 1, 1, 2, 2]);
+  });
+
+  it('refuses state bytes whose SHA-256 differs from the one saved with the record, and says the checkpoint is corrupt', async () => {
+    // FIPS 180-2's first SHA-256 example.
+    expect(await stateChecksum(new TextEncoder().encode('abc'))).toBe('sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    const state = new Uint8Array([1, 2, 3, 4]);
+    const run = checkSavedRun(record({ stateChecksum: await stateChecksum(state) })) as SavedRun;
+    await expect(checkStateChecksum(run, state)).resolves.toBeUndefined();
+    const flipped = state.slice();
+    flipped[2] ^= 1;
+    await expect(checkStateChecksum(run, flipped)).rejects.toThrow(/the checkpoint is corrupt: its checksum \(sha256:[0-9a-f]{64}\) does not match the one saved with the run/);
+  });
+});
+
+describe('which optimizer steps the trainer applies', () => {
+  it('only those whose loss and gradient norm are both finite numbers (a null norm is not)', () => {
+    expect(nonFiniteReason(2.5, 0.7)).toBeNull();
+    expect(nonFiniteReason(NaN, 0.7)).toBe('the loss is NaN');
+    expect(nonFiniteReason(Infinity, 0.7)).toBe('the loss is Infinity');
+    expect(nonFiniteReason(2.5, NaN)).toBe('the gradient norm is NaN');
+    expect(nonFiniteReason(2.5, -Infinity)).toBe('the gradient norm is -Infinity');
+    expect(nonFiniteReason(2.5, null)).toBe('the gradient norm is null');
+  });
+});
