@@ -16,21 +16,30 @@ import { gpuContext } from './context.ts';
 
 // fp32 against fp32 with different summation orders (attention over a cache, one-row products).
 const TOL = 2e-5;
-const IDS = [1, 1014, 3459, 28705, 31999, 7, 2, 415];
+const IDS = [1, 1014, 3459, 28705, 31999, 7, 2, 415, 12, 9000];
 
 /** (T, V) logits of every position from the training runner's forward pass in inference mode (no dropout). */
 async function fullLogits(ctx: GpuContext, w: MistralWeights, lora: GpuLora | null, ids: number[]): Promise<Float32Array> {
   const T = ids.length;
+  const { C, V } = w.dims;
   const runner = new MistralRunner(ctx, w, lora, { B: 1, T });
-  const out = ctx.createBuffer('logits', T * w.dims.V * 4, 'scratch');
+  const row = ctx.createBuffer('row', C * 4, 'scratch');
+  const out = ctx.createBuffer('logits', V * 4, 'scratch');
   try {
     runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segIds: new Uint32Array(T).fill(1), positions: Uint32Array.from({ length: T }, (_, i) => i) });
     runner.forwardHidden('eval');
-    // The head as a matvec (checked against float64 in matvec.test.ts): the tiled GEMM takes minutes here on SwiftShader.
-    matvec_forward(ctx, out, runner.xf, w.lmHead.buffer, T, w.dims.V, w.dims.C, { wStorage: w.lmHead.storage });
-    return await ctx.readF32(out);
+    // The head one row at a time as a matvec (checked against float64 in matvec.test.ts): the tiled GEMM takes
+    // minutes here on SwiftShader.
+    const logits = new Float32Array(T * V);
+    for (let t = 0; t < T; t++) {
+      ctx.copy(runner.xf, t * C * 4, row, 0, C * 4);
+      matvec_forward(ctx, out, row, w.lmHead.buffer, 1, V, C, { wStorage: w.lmHead.storage });
+      logits.set(await ctx.readF32(out), t * V);
+    }
+    return logits;
   } finally {
     runner.destroy();
+    ctx.destroy(row);
     ctx.destroy(out);
   }
 }
@@ -81,6 +90,19 @@ describe('KV-cache decoder', () => {
       dec.reset();
       dec.feed(IDS.slice(0, 3));
       expect(maxRelError(await dec.readLogits(), row(2))).toBeLessThan(TOL);
+    } finally {
+      dec.destroy();
+    }
+  });
+
+  it('a prompt of 9 rows in one chunk (the tiled products, as on a hardware GPU), then a single token: the same logits', async () => {
+    const dec = new MistralDecoder(ctx, weights, lora, { maxT: IDS.length, chunk: 16 });
+    try {
+      expect(dec.chunk).toBe(IDS.length);
+      dec.feed(IDS.slice(0, 9));
+      expect(maxRelError(await dec.readLogits(), row(8))).toBeLessThan(TOL);
+      dec.feed([IDS[9]]);
+      expect(maxRelError(await dec.readLogits(), row(9))).toBeLessThan(TOL);
     } finally {
       dec.destroy();
     }

@@ -54,6 +54,9 @@ describe('generate (KV cache)', () => {
     expect(r.stopReason).toBe('max-tokens');
     expect(r.promptTokens).toBe(prompt.length);
     expect(r.tokensPerSecond).toBeGreaterThan(0);
+    // The text is made without a listener too.
+    const quiet = await generate(ctx, weights, lora, prompt, { maxNewTokens: 2, decode: (ids) => tok.decode(ids) });
+    expect(quiet.text).toBe(tok.decode(greedy.slice(0, 2)));
   });
 
   it('sampling with a seed is reproducible', async () => {

@@ -44,6 +44,7 @@ describe('session generation', () => {
     for (const i of evals) {
       const e = events[i] as { step: number };
       expect(events[i + 1]).toMatchObject({ type: 'sample', step: e.step, prompt: 'def' });
+      expect((events[i + 1] as { text: string }).text.length).toBeGreaterThan(0);
     }
     expect(events.filter((e) => e.type === 'sample')).toHaveLength(evals.length);
   });
@@ -62,6 +63,8 @@ describe('session generation', () => {
     const base = await session.generateStream('def', { maxNewTokens: 3, useAdapter: false });
     expect(base.adapter).toBe(false);
     expect(withAdapter.adapter).toBe(true);
+    expect(withAdapter.text).toBe(tok.decode(withAdapter.ids));
+    expect(withAdapter.text.length).toBeGreaterThan(0);
     expect(withAdapter.ids.slice(0, 2)).toEqual(r.ids);
     // useAdapter: false is the base model's own continuation (one training step barely moves this model's argmax, so
     // the two may agree: the engine tests show the adapter changing the logits).

@@ -24,12 +24,16 @@ import type { BaseLinear, MistralWeights } from './weights.ts';
 export interface DecoderOptions {
   /** Most positions the cache holds (prompt + new tokens). */
   maxT: number;
-  /** Most tokens one forward call processes; a longer prompt is fed in chunks of this size. Default min(maxT, 128). */
+  /**
+   * Most tokens one forward call processes; a longer prompt is fed in chunks of this size. Default 128 on a hardware
+   * GPU (the tiled products suit a prompt), 8 on a software adapter: there the few-row kernels (matvec) win even for
+   * a prompt — a 16-token prompt of the demo model (NF4) took 16–33 s in chunks of 128 and 5–6 s in chunks of 8.
+   */
   chunk?: number;
 }
 
-function chunkOf(o: DecoderOptions): number {
-  return Math.max(1, Math.min(o.chunk ?? 128, o.maxT));
+function chunkOf(o: DecoderOptions, software: boolean): number {
+  return Math.max(1, Math.min(o.chunk ?? (software ? MATVEC_MAX_ROWS : 128), o.maxT));
 }
 
 export class MistralDecoder {
@@ -72,7 +76,7 @@ export class MistralDecoder {
     const d = weights.dims;
     if (!(Number.isInteger(o.maxT) && o.maxT >= 1)) throw new FinetuneError('bad-input', `the generation length must be a whole number ≥ 1, got ${o.maxT}`);
     this.maxT = o.maxT;
-    const n = (this.chunk = chunkOf(o));
+    const n = (this.chunk = chunkOf(o, ctx.report.software));
     const Q = d.nH * d.hd;
     const KV = d.nKV * d.hd;
     const buf = (label: string, floats: number, cat: 'activations' | 'kv-cache' | 'scratch' | 'io' = 'activations'): GPUBuffer => {
