@@ -1,8 +1,9 @@
 // `finetune bench generate`: tokens/s of generation with the KV cache (engine/mistral/decode.ts: the prompt once, then
 // one row per token) against recomputing the whole sequence for every token (MistralRunner's forward pass, as
 // generation worked before the cache), in the same process on the same random model and LoRA adapter. Both read the
-// logits back after every token (the sampler needs them) through the same lm_head kernel, so only the cache differs.
-// The tokens fed are fixed pseudo-random ids: the cost of a step does not depend on which token it is.
+// logits back after every token (the sampler needs them) through the same lm_head kernel. What differs is the cache
+// and what it allows: a step is a few rows, run by the few-row kernels (matvec), where recomputation runs the whole
+// prefix through the tiled products. The tokens fed are fixed pseudo-random ids: a step's cost does not depend on them.
 
 import { PROJECTIONS } from '../core/mistral.ts';
 import { uniformSource } from '../core/prng.ts';
