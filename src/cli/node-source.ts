@@ -10,10 +10,12 @@ import { checkFileName, checkRange, hubFileSet, urlFileSet, type ByteSource, typ
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
 export async function nodeFileSource(path: string, name = path): Promise<ByteSource> {
   let size: number;
+  let version: string;
   try {
     const st = await stat(path);
     if (!st.isFile()) throw new FinetuneError('bad-input', `${name} is not a regular file`, { reason: 'not-found' });
     size = st.size;
+    version = `file ${st.size} ${st.mtimeMs}`;
   } catch (e) {
     if (e instanceof FinetuneError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -23,6 +25,7 @@ export async function nodeFileSource(path: string, name = path): Promise<ByteSou
   const src: ByteSource = {
     name,
     size,
+    version,
     async read(offset, length) {
       checkRange(src, offset, length);
       const out = new Uint8Array(length);

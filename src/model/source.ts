@@ -14,6 +14,11 @@ export interface ByteSource {
   readonly name: string;
   /** Total size in bytes. */
   readonly size: number;
+  /**
+   * What identifies this version of the file, when the source knows it: an HTTP ETag or Last-Modified, a file's
+   * size and modification time. The weight cache keys on it; never a secret.
+   */
+  readonly version?: string;
   /** Exactly `length` bytes starting at `offset`; throws FinetuneError('bad-input') for a range outside [0, size). */
   read(offset: number, length: number): Promise<Uint8Array>;
 }
@@ -135,9 +140,11 @@ export function memoryFileSet(files: Record<string, Uint8Array | string>, name =
 
 export function blobSource(blob: Blob, name?: string): ByteSource {
   const label = name ?? (blob as Partial<File>).name ?? 'blob';
+  const lastModified = (blob as Partial<File>).lastModified;
   const src: ByteSource = {
     name: label,
     size: blob.size,
+    ...(lastModified !== undefined ? { version: `file ${blob.size} ${lastModified}` } : {}),
     async read(offset, length) {
       checkRange(src, offset, length);
       const buf = await blob.slice(offset, offset + length).arrayBuffer();
@@ -212,6 +219,19 @@ const DEFAULT_RETRY_DELAY_MS = 500;
 /** Statuses worth asking again: the server or a proxy is busy or failed, not the request. */
 function retryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
+}
+
+/** A refused connection, an unknown host or a port fetch refuses to use, as fetch reports them (on the cause, or its causes). */
+function isWrongAddress(e: unknown): boolean {
+  const codes: unknown[] = [];
+  const walk = (x: unknown, depth: number): void => {
+    if (!x || typeof x !== 'object' || depth > 3) return;
+    codes.push((x as { code?: unknown }).code);
+    walk((x as { cause?: unknown }).cause, depth + 1);
+    for (const inner of (x as { errors?: unknown[] }).errors ?? []) walk(inner, depth + 1);
+  };
+  walk(e, 0);
+  return codes.some((c) => c === 'ECONNREFUSED' || c === 'ENOTFOUND') || /ECONNREFUSED|ENOTFOUND|bad port/.test(String((e as { cause?: { message?: string } })?.cause?.message ?? ''));
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -353,7 +373,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     } catch (e) {
       if (opts.signal?.aborted) throw e;
       const why = redactUrls(e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e), url);
-      throw sourceError('network', scrub(`${name}: network failure (${why}): check the connection and the URL.`, opts.token));
+      throw sourceError('network', scrub(`${name}: network failure (${why}): check the connection and the URL.`, opts.token), { wrongAddress: isWrongAddress(e) });
     }
     if (res.status !== 200 && res.status !== 206) {
       await drain(res);
@@ -373,7 +393,11 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         opened = true;
         return res;
       } catch (e) {
-        const retryable = e instanceof FinetuneError && ((opened && e.details?.reason === 'network') || (typeof e.details?.status === 'number' && retryableStatus(e.details.status)));
+        // Before the file has answered, a refused connection or an unknown host is the URL's fault: no retry. A reset
+        // (a keep-alive socket the server had closed) or a timeout is worth another try either way.
+        const network = e instanceof FinetuneError && e.details?.reason === 'network';
+        const wrongAddress = network && e.details?.wrongAddress === true;
+        const retryable = e instanceof FinetuneError && ((network && (opened || !wrongAddress)) || (typeof e.details?.status === 'number' && retryableStatus(e.details.status)));
         if (!retryable) throw e;
         await backoff(attempt, e);
       }
@@ -454,6 +478,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   const src: ByteSource = {
     name,
     size,
+    ...(validator ? { version: `http ${validator}` } : {}),
     async read(offset, length) {
       checkRange(src, offset, length);
       if (whole) return whole.slice(offset, offset + length);

@@ -18,6 +18,7 @@ import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
+import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
@@ -43,6 +44,8 @@ export interface ModelInfo {
   quantization: Quantization;
   gpuBytes: number;
   seconds: number;
+  /** The quantised weights came from the weight cache (nothing was downloaded or quantised). */
+  fromCache?: boolean;
   warnings: string[];
 }
 
@@ -80,6 +83,8 @@ export class FinetuneSession {
   private imported: LoraAdapter | null = null;
   private control: TrainControl | null = null;
   private running = false;
+  /** Where quantised weights are cached between loads (src/run/weight-cache.ts); null: no cache. */
+  weightCache: WeightCacheStore | null = null;
 
   constructor(
     readonly ctx: GpuContext,
@@ -106,7 +111,11 @@ export class FinetuneSession {
     // a 404, out of memory) leaves the previous model in place and usable. (The price: both are on the GPU while the
     // new one loads; loadMistralWeights frees its own partial upload when it fails.)
     const before = this.ctx.ledger.snapshot().byCategory.weights.currentBytes;
-    const weights = await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress });
+    // With a weight cache, the quantised weights come from it when it holds these files at these settings.
+    const loaded = this.weightCache
+      ? await loadWeightsCached(this.ctx, files, ckpt, { quantization, source, cache: this.weightCache, onProgress })
+      : { weights: await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress }), fromCache: false, notes: [] };
+    const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     this.unloadModel();
     this.weights = weights;
@@ -122,7 +131,8 @@ export class FinetuneSession {
       quantization,
       gpuBytes,
       seconds: (Date.now() - t0) / 1000,
-      warnings: [...c.warnings, ...ckpt.warnings],
+      fromCache: loaded.fromCache,
+      warnings: [...c.warnings, ...ckpt.warnings, ...loaded.notes],
     };
   }
 

@@ -34,7 +34,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   engine: ['core', 'model', 'shaders'],
   export: ['core', 'model'],
   run: ['core', 'config', 'data', 'model', 'engine', 'export'],
-  bench: ['core', 'config', 'data', 'model', 'engine'], // data and config: the data-loading benchmark
+  bench: ['core', 'config', 'data', 'model', 'engine', 'run'], // data and config: the data-loading benchmark; run: the weight cache's load benchmark
   worker: ['core', 'config', 'data', 'model', 'engine', 'export', 'run'],
   cli: ['core', 'config', 'data', 'model', 'engine', 'export', 'run', 'bench', 'remote'],
   // The page also runs remote training itself (src/remote: network calls through the proxy, no GPU), so the worker

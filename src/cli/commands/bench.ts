@@ -1,3 +1,4 @@
+import { benchCacheLoad, benchQuantize } from '../../bench/load.ts';
 import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
@@ -13,7 +14,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'generate', 'data', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'generate', 'data', 'load', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -35,6 +36,9 @@ what:
              small model on SwiftShader (8 + 8)
   data       CPU only: loading a synthetic JSONL for training (read, tokenise, split, pack): peak and retained heap
              and RSS against the file's size
+  load       what a model load runs at once its bytes are here: NF4 quantisation on the GPU (GB/s of bf16 in, a
+             Mistral-7B MLP projection, plain and double-quant) and loading from the weight cache (parts hashed and
+             uploaded from memory, 4 random Mistral-7B layers + embeddings; GB/s)
   all        everything above but model
 
 options:
@@ -131,6 +135,12 @@ export const benchCommand: Command = {
     if (run('generate')) {
       const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
       for await (const r of benchGenerate(ctx, { dims, promptTokens: small ? 8 : 16, newTokens: small ? 8 : 32 })) print(r);
+    }
+    if (run('load')) {
+      // First load: NF4 quantisation of bf16 weights on the GPU; later loads: the weight cache, hashed and uploaded.
+      const shape = small ? { rows: layerDims.I, cols: layerDims.C } : { rows: MISTRAL_7B_LAYER.I, cols: MISTRAL_7B_LAYER.C };
+      for (const dq of [false, true]) print(await benchQuantize(ctx, shape.rows, shape.cols, dq, minMs));
+      print(await benchCacheLoad(ctx, small ? { ...layerDims, L: 2, V: 1000 } : { ...MISTRAL_7B_LAYER, L: 4, V: 32000 }));
     }
     if (what === 'model') {
       const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;

@@ -11,6 +11,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
+import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { folderRunStore } from '../node-store.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
@@ -34,6 +35,8 @@ options:
   --overwrite        start a new run even though OUT/run holds an unfinished one (which is kept until the new run
                      saves its first checkpoint)
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
+  --cache-dir DIR    where quantised weights are cached between runs (default ~/.cache/finetune)
+  --no-cache         neither read nor write the weight cache
 
 hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
@@ -55,6 +58,8 @@ export const trainCommand: Command = {
       resume: { type: 'boolean', default: false },
       overwrite: { type: 'boolean', default: false },
       tokenizer: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
     });
     if (!values.model) throw new UsageError('--model is required');
     if (!values.data && !values.resume) throw new UsageError('--data is required');
@@ -80,6 +85,8 @@ export const trainCommand: Command = {
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const session = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
+    // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
+    session.weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
     const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
     const print = (o: unknown): void => io.out(JSON.stringify(o));
     // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.

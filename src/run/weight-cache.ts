@@ -1,0 +1,213 @@
+// The cache of quantised weights: after a model is loaded (downloaded, quantised on the GPU), its GPU buffers are
+// written to a store (a folder in Node, the Origin Private File System in a browser); the next load of the same files
+// with the same settings uploads them from there: nothing is downloaded or re-quantised.
+//
+// An entry is one file: every part's bytes back to back, then a JSON footer (format, identity, the weights' manifest,
+// each part's offset, length and SHA-256), then the footer's length as 8 bytes little-endian. Every part is hashed on
+// load; an entry that is partial, corrupt, or from another format or source is removed and rebuilt, never trusted.
+// Writes are atomic (the store's job: temp + rename, or write then switch a pointer). See docs/models.md.
+
+import type { Quantization } from '../core/mistral.ts';
+import { FinetuneError } from '../core/errors.ts';
+import type { GpuContext } from '../engine/gpu.ts';
+import { downloadWeightParts, uploadWeightParts, weightsManifest, type WeightPart, type WeightsManifest } from '../engine/mistral/weight-parts.ts';
+import { loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
+import type { Checkpoint } from '../model/checkpoint.ts';
+import type { ByteSource, FileSet } from '../model/source.ts';
+
+/** Bumped whenever the entry layout or the meaning of a part changes: older entries are then rebuilt. */
+export const WEIGHT_CACHE_FORMAT = 1;
+
+export interface WeightCacheEntryInfo {
+  key: string;
+  bytes: number;
+  /** The source the entry was made from (for the page's list), never a secret. */
+  source?: string;
+  quantization?: Quantization;
+}
+
+/** Where entries live. `write` must be atomic: until it resolves, `open(key)` sees the old entry or none. */
+export interface WeightCacheStore {
+  open(key: string): Promise<ByteSource | null>;
+  write(key: string, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  remove(key: string): Promise<void>;
+  list(): Promise<WeightCacheEntryInfo[]>;
+}
+
+/** What an entry stands for: the same identity means the same quantised weights. */
+export interface CacheIdentity {
+  format: number;
+  source: string;
+  quantization: Quantization;
+  /** Every file the weights come from, with its size and version (ETag, Last-Modified, or size + mtime). */
+  files: { name: string; size: number; version: string | null }[];
+}
+
+interface Footer {
+  format: number;
+  identity: CacheIdentity;
+  manifest: WeightsManifest;
+  parts: { name: string; offset: number; bytes: number; sha256: string }[];
+}
+
+const FOOTER_LENGTH_BYTES = 8;
+/** A footer is a few hundred bytes per tensor; refuse to parse anything absurd (a corrupt length). */
+const MAX_FOOTER_BYTES = 64 * 1024 * 1024;
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return [...d].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The identity of a checkpoint's files, read from the sources' versions (opening a Hub file is a 1-byte probe). */
+export async function cacheIdentity(files: FileSet, ckpt: Checkpoint, source: string, quantization: Quantization): Promise<CacheIdentity> {
+  const names = ['config.json', ...ckpt.files];
+  const out: CacheIdentity['files'] = [];
+  for (const name of names) {
+    const s = await files.open(name);
+    out.push({ name, size: s.size, version: s.version ?? null });
+  }
+  return { format: WEIGHT_CACHE_FORMAT, source, quantization, files: out };
+}
+
+/** The entry's key: a hash of the identity (file names, sizes and versions, source, settings, format). */
+export async function cacheKey(identity: CacheIdentity): Promise<string> {
+  return (await sha256(new TextEncoder().encode(JSON.stringify(identity)))).slice(0, 40);
+}
+
+/** Why an entry cannot be used (it is then removed and rebuilt). */
+class BadEntry extends Error {}
+
+async function readFooter(entry: ByteSource): Promise<Footer> {
+  if (entry.size < FOOTER_LENGTH_BYTES) throw new BadEntry('shorter than its footer');
+  const lenBytes = await entry.read(entry.size - FOOTER_LENGTH_BYTES, FOOTER_LENGTH_BYTES);
+  const len = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
+  if (!(len > 0 && len <= MAX_FOOTER_BYTES && len <= entry.size - FOOTER_LENGTH_BYTES)) throw new BadEntry(`footer length ${len} does not fit the entry`);
+  let footer: Footer;
+  try {
+    footer = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await entry.read(entry.size - FOOTER_LENGTH_BYTES - len, len))) as Footer;
+  } catch {
+    throw new BadEntry('its footer is not JSON');
+  }
+  if (footer.format !== WEIGHT_CACHE_FORMAT) throw new BadEntry(`format ${footer.format}, this build writes ${WEIGHT_CACHE_FORMAT}`);
+  const dataEnd = entry.size - FOOTER_LENGTH_BYTES - len;
+  let offset = 0;
+  for (const p of footer.parts ?? []) {
+    if (p.offset !== offset || !(p.bytes >= 0)) throw new BadEntry(`part ${p.name} is not where the footer says`);
+    offset += p.bytes;
+  }
+  if (offset !== dataEnd || footer.parts.length !== footer.manifest?.parts?.length) throw new BadEntry('the parts do not fill the entry');
+  return footer;
+}
+
+export interface CachedLoadOptions {
+  quantization: Quantization;
+  /** The user's name for the model (a directory, a Hub id, a URL without its query). */
+  source: string;
+  cache: WeightCacheStore;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface CachedLoad {
+  weights: MistralWeights;
+  fromCache: boolean;
+  /** What happened to the cache that the user should hear about (a corrupt entry rebuilt, a write that failed). */
+  notes: string[];
+}
+
+/**
+ * Loads from the cache when it holds these exact files at these settings (every part's hash checked), else from the
+ * files, then writes the cache. A failed cache write (out of quota, a read-only disk) is a note, not a failed load.
+ */
+export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: Checkpoint, o: CachedLoadOptions): Promise<CachedLoad> {
+  const identity = await cacheIdentity(files, ckpt, o.source, o.quantization);
+  const key = await cacheKey(identity);
+  const notes: string[] = [];
+  const entry = await o.cache.open(key);
+  if (entry) {
+    try {
+      const weights = await loadFromEntry(ctx, entry, identity, o.onProgress);
+      return { weights, fromCache: true, notes };
+    } catch (e) {
+      if (!(e instanceof BadEntry)) throw e;
+      notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
+      await o.cache.remove(key);
+    }
+  }
+  const weights = await loadMistralWeights(ctx, ckpt, { quantization: o.quantization, onProgress: o.onProgress });
+  try {
+    await writeCacheEntry(ctx, o.cache, key, weights, identity, o.onProgress);
+  } catch (e) {
+    notes.push(`the weights could not be cached (${e instanceof Error ? e.message : String(e)}); they are loaded, and the next load downloads them again`);
+  }
+  return { weights, fromCache: false, notes };
+}
+
+/** Writes `weights` as entry `key` for `identity` (what loadWeightsCached does after a load from the source). */
+export async function writeCacheEntry(ctx: GpuContext, store: WeightCacheStore, key: string, weights: MistralWeights, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): Promise<void> {
+  await store.write(key, entryChunks(ctx, weights, identity, onProgress));
+}
+
+/** Loads entry `key` made for `identity`, every part's hash checked; throws when it is missing or unusable. */
+export async function readCacheEntry(ctx: GpuContext, store: WeightCacheStore, key: string, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): Promise<MistralWeights> {
+  const entry = await store.open(key);
+  if (!entry) throw new FinetuneError('bad-input', `no weight-cache entry ${key}`);
+  try {
+    return await loadFromEntry(ctx, entry, identity, onProgress);
+  } catch (e) {
+    if (e instanceof BadEntry) throw new FinetuneError('bad-input', `weight-cache entry ${key} is unusable: ${e.message}`);
+    throw e;
+  }
+}
+
+async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): Promise<MistralWeights> {
+  const footer = await readFooter(entry);
+  if (JSON.stringify(footer.identity) !== JSON.stringify(identity)) throw new BadEntry('it was made from other files');
+  const where = new Map(footer.parts.map((p) => [p.name, p]));
+  const total = footer.parts.reduce((a, p) => a + p.bytes, 0);
+  let done = 0;
+  let bytesDone = 0;
+  const t0 = Date.now();
+  return uploadWeightParts(
+    ctx,
+    footer.manifest,
+    async (part: WeightPart) => {
+      const p = where.get(part.name);
+      if (!p || p.bytes !== part.bytes) throw new BadEntry(`part ${part.name} is missing`);
+      const bytes = await entry.read(p.offset, p.bytes);
+      if ((await sha256(bytes)) !== p.sha256) throw new BadEntry(`part ${part.name} does not match its hash`);
+      return bytes;
+    },
+    (part) => {
+      done++;
+      bytesDone += part.bytes;
+      const s = (Date.now() - t0) / 1000;
+      const rate = s > 0 ? bytesDone / s : 0;
+      onProgress?.({ tensor: part.name, done, total: footer.parts.length, bytesDone, bytesTotal: total, phase: 'loading from cache', bytesPerSecond: rate, etaSeconds: rate > 0 ? (total - bytesDone) / rate : null });
+    },
+  );
+}
+
+async function* entryChunks(ctx: GpuContext, w: MistralWeights, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): AsyncGenerator<Uint8Array> {
+  const manifest = weightsManifest(w);
+  const parts: Footer['parts'] = [];
+  const total = manifest.parts.reduce((a, p) => a + p.bytes, 0);
+  let offset = 0;
+  for await (const { part, bytes } of downloadWeightParts(ctx, w)) {
+    parts.push({ name: part.name, offset, bytes: bytes.byteLength, sha256: await sha256(bytes) });
+    offset += bytes.byteLength;
+    onProgress?.({ tensor: part.name, done: parts.length, total: manifest.parts.length, bytesDone: offset, bytesTotal: total, phase: 'caching' });
+    yield bytes;
+  }
+  const footer = new TextEncoder().encode(JSON.stringify({ format: WEIGHT_CACHE_FORMAT, identity, manifest, parts } satisfies Footer));
+  const len = new Uint8Array(FOOTER_LENGTH_BYTES);
+  new DataView(len.buffer).setBigUint64(0, BigInt(footer.byteLength), true);
+  yield footer;
+  yield len;
+}
+
+/** Checks a key before it names a file: 40 hex digits, nothing else. */
+export function checkCacheKey(key: string): string {
+  if (!/^[0-9a-f]{40}$/.test(key)) throw new FinetuneError('bad-input', `not a weight-cache key: ${JSON.stringify(key)}`);
+  return key;
+}

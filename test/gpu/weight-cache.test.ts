@@ -1,0 +1,92 @@
+// The weight cache: tiny-mistral served by a loopback Range server. The first load downloads, quantises and caches;
+// the second downloads no weight bytes (only config, index and the shards' headers) and gives the same GPU weights,
+// byte for byte; a corrupted entry is detected by its hashes, removed and rebuilt.
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeWeightCache } from '../../src/cli/node-weight-cache.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { downloadWeightParts } from '../../src/engine/mistral/weight-parts.ts';
+import type { LoadProgress } from '../../src/engine/mistral/weights.ts';
+import { parseSafetensorsHeaderBytes } from '../../src/model/safetensors.ts';
+import { urlFileSet } from '../../src/model/source.ts';
+import { FinetuneSession } from '../../src/run/session.ts';
+import { startRangeServer, type RangeServer } from '../helpers/range-server.ts';
+import { gpuContext } from './context.ts';
+
+const DIR = 'test/fixtures/tiny-mistral';
+const SHARDS = readdirSync(DIR).filter((f) => f.endsWith('.safetensors'));
+
+/** Where a shard's tensor data begins: after the 8-byte length and the JSON header. */
+function headerBytes(file: string): number {
+  return parseSafetensorsHeaderBytes(new Uint8Array(readFileSync(join(DIR, file)))).dataOffset;
+}
+
+describe('weight cache', () => {
+  let ctx: GpuContext;
+  let server: RangeServer;
+  let session: FinetuneSession;
+  const cacheDir = mkdtempSync(join(tmpdir(), 'finetune-cache-'));
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    server = await startRangeServer(DIR);
+    session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    session.weightCache = nodeWeightCache(cacheDir);
+  });
+  afterAll(async () => {
+    session.unloadModel();
+    await server.close();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  const gpuBytes = async (): Promise<Buffer[]> => {
+    const out: Buffer[] = [];
+    for await (const { bytes } of downloadWeightParts(ctx, session.model!)) out.push(Buffer.from(bytes));
+    return out;
+  };
+  const load = async () => {
+    server.requests.length = 0;
+    const phases = new Set<string | undefined>();
+    const info = await session.loadModel(urlFileSet(server.base, { retryDelayMs: 5 }), 'tiny', 'nf4-double', (p: LoadProgress) => phases.add(p.phase));
+    // Bytes asked for at or after a shard's data section: tensor bytes (probes and header reads come before it).
+    let weightBytesSent = 0;
+    for (const r of server.requests) {
+      const [file, range] = r.split(' ');
+      const m = /bytes=(\d+)-(\d+)/.exec(range ?? '');
+      if (!SHARDS.includes(file) || !m) continue;
+      weightBytesSent += Math.max(0, Number(m[2]) - Math.max(Number(m[1]), headerBytes(file)) + 1);
+    }
+    return { info, phases, weightBytesSent };
+  };
+
+  it('the second load downloads no weight bytes and gives identical GPU weights; a corrupt entry is rebuilt', async () => {
+    const first = await load();
+    expect(first.info.fromCache).toBe(false);
+    expect(first.weightBytesSent).toBeGreaterThan(16_000_000);
+    expect(first.phases).toContain('caching');
+    const entries = readdirSync(cacheDir);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatch(/^weights-[0-9a-f]{40}\.bin$/);
+    const want = await gpuBytes();
+
+    const second = await load();
+    expect(second.info.fromCache).toBe(true);
+    expect(second.weightBytesSent).toBe(0);
+    expect([...second.phases]).toEqual(['loading from cache']);
+    expect(await gpuBytes()).toEqual(want);
+
+    // One flipped byte in the middle of the entry: its part's hash no longer matches.
+    const path = join(cacheDir, entries[0]);
+    const bytes = readFileSync(path);
+    bytes[Math.floor(bytes.length / 3)] ^= 0x40;
+    writeFileSync(path, bytes);
+    const third = await load();
+    expect(third.info.fromCache).toBe(false);
+    expect(third.info.warnings.join(' ')).toMatch(/cached weights were unusable \(part .* does not match its hash\)/);
+    expect(third.weightBytesSent).toBeGreaterThan(16_000_000);
+    expect(await gpuBytes()).toEqual(want);
+    expect(readFileSync(path).equals(bytes)).toBe(false); // rewritten
+  });
+});
