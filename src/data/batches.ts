@@ -31,6 +31,8 @@ export interface DataPlanOptions {
   seed: number;
   run_validation: boolean;
   num_validation_samples: number;
+  /** Stop after this many optimizer steps (the last epoch may end early); 0 or absent = every step of every epoch. */
+  max_steps?: number;
 }
 
 export interface MicroBatch {
@@ -236,9 +238,13 @@ export class TrainingData {
     let sequences0 = 0;
     let lossTokens0 = 0;
     let padded0 = 0;
+    const maxSteps = options.max_steps ?? 0;
+    if (!(Number.isSafeInteger(maxSteps) && maxSteps >= 0)) throw new FinetuneError('bad-input', `max_steps must be a non-negative integer, got ${maxSteps}`);
     for (let e = 0; e < options.num_train_epochs; e++) {
+      if (maxSteps > 0 && this.stepStarts[e] >= maxSteps) break;
       const seqs = this.epochSequences(e);
-      const steps = Math.ceil(seqs.length / tbs);
+      // max_steps cuts the run short: the epoch it falls in ends there (so validation and saving happen at the end).
+      const steps = Math.min(Math.ceil(seqs.length / tbs), maxSteps > 0 ? maxSteps - this.stepStarts[e] : Infinity);
       stepsByEpoch.push(steps);
       this.stepStarts.push(this.stepStarts[e] + steps);
       for (const s of seqs) longest = Math.max(longest, sequenceLength(s));
@@ -266,7 +272,7 @@ export class TrainingData {
       stepsPerEpoch: stepsByEpoch[0],
       stepsByEpoch,
       totalSteps: this.stepStarts[this.stepStarts.length - 1],
-      epochs: options.num_train_epochs,
+      epochs: stepsByEpoch.length,
       trainBatchSize: tbs,
       microBatchSize: mbs,
       gradientAccumulationSteps: this.accumulation,

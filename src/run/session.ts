@@ -17,6 +17,7 @@ import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
+import { calibrate, estimateRun, type Calibration, type RunEstimate } from './calibrate.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
 import type { GpuContext } from '../engine/gpu.ts';
@@ -26,9 +27,9 @@ import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
-import { checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
+import { checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
@@ -62,6 +63,7 @@ export interface DatasetReport {
 export type TrainEvent =
   | { type: 'plan'; stats: DataStats; resumedAt: number }
   | ({ type: 'step' } & StepReport)
+  | { type: 'validating'; step: number }
   | ({ type: 'eval' } & EvalReport)
   | { type: 'sample'; step: number; prompt: string; text: string }
   | { type: 'checkpoint'; step: number }
@@ -85,6 +87,8 @@ export class FinetuneSession {
   private running = false;
   /** Where quantised weights are cached between loads (src/run/weight-cache.ts); null: no cache. */
   weightCache: WeightCacheStore | null = null;
+  /** The last calibration (src/run/calibrate.ts) and the model and adapter shape it was measured for. */
+  private calibration: { key: string; value: Calibration } | null = null;
 
   constructor(
     readonly ctx: GpuContext,
@@ -137,6 +141,7 @@ export class FinetuneSession {
   }
 
   unloadModel(): void {
+    this.calibration = null;
     this.dropAdapter();
     this.imported = null;
     if (this.weights) destroyMistralWeights(this.ctx, this.weights);
@@ -195,6 +200,21 @@ export class FinetuneSession {
     const hp = parseHyperparams(hpInput);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
     return data.stats;
+  }
+
+  /**
+   * How long the run would take on this GPU: the plan's tokens at the rate of one short training pass measured on the
+   * loaded model (src/run/calibrate.ts). Needs a loaded model and no run going.
+   */
+  async estimate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
+    if (this.running) throw new FinetuneError('bad-input', 'a training run is going: its own progress gives the time left');
+    if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
+    const hp = parseHyperparams(hpInput);
+    const stats = await this.plan(hp, trainFile, validationFile);
+    // The rate depends on the model and the adapter's shape, not on the data: measured once per shape.
+    const key = JSON.stringify([this.modelSource, this.weights.quantization, hp.lora_rank, targetModules(hp), hp.lora_dropout > 0]);
+    if (this.calibration?.key !== key) this.calibration = { key, value: await calibrate(this.ctx, this.weights, this.ckpt.config, hp) };
+    return estimateRun(stats, hp, this.calibration.value, this.ctx.report.software);
   }
 
   /**
@@ -312,6 +332,7 @@ export class FinetuneSession {
             onEvent({ type: 'step', ...r });
           },
           onSkip: (r) => onEvent({ type: 'skipped', ...r }),
+          onEvalStart: (step) => onEvent({ type: 'validating', step }),
           onEval: async (r) => {
             const h = history.find((x) => x.step === r.step);
             if (h) h.valLoss = r.valLoss;
@@ -372,6 +393,16 @@ export class FinetuneSession {
 
   async savedRun(): Promise<SavedRun | null> {
     return this.store ? readSavedRun(this.store) : null;
+  }
+
+  /** The saved run's own data, under the names it was trained with (the page shows them when it resumes the run). */
+  async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
+    const run = await this.savedRun();
+    const train = run && (await this.store?.load(TRAIN_FILE));
+    if (!run || !train) return null;
+    const validation = run.validationName ? await this.store?.load(VALIDATION_FILE) : null;
+    const file = (bytes: Uint8Array, name: string): File => new File([bytes as Uint8Array<ArrayBuffer>], name, { type: 'application/jsonl' });
+    return { train: file(train, run.trainName), validation: validation && run.validationName ? file(validation, run.validationName) : null };
   }
 
   async forgetSavedRun(): Promise<void> {

@@ -72,6 +72,8 @@ export interface EvalReport {
 
 export interface TrainerCallbacks {
   onStep?: (r: StepReport) => void;
+  /** Validation of the adapter after `step` begins (it can take a while: the page says so). */
+  onEvalStart?: (step: number) => void;
   /** A promise it returns is awaited before training goes on (the session generates the validation_prompt sample). */
   onEval?: (r: EvalReport) => unknown;
   /** A step skipped because its loss or gradient norm was not finite. */
@@ -109,7 +111,8 @@ export class TrainControl {
     this.resume();
   }
 
-  async checkpoint(): Promise<void> {
+  /** Between steps: waits here while paused (a stop releases it). Not a checkpoint: nothing is saved. */
+  async pausePoint(): Promise<void> {
     while (this.pausedWith && !this.stopped) await this.pausedWith.promise;
   }
 }
@@ -191,7 +194,7 @@ export async function train(
   const saveTimer = new SaveTimer(s.save_every_minutes ?? 0, control.clock);
 
   for (let index = fromStep; index < total; index++) {
-    await control.checkpoint();
+    await control.pausePoint();
     if (control.stopped) break;
     const t0 = now();
     const step = data.step(index);
@@ -247,6 +250,7 @@ export async function train(
     });
     const endOfEpoch = epochEnds.has(index + 1);
     if (shouldEval(index + 1, endOfEpoch)) {
+      callbacks.onEvalStart?.(index + 1);
       const e0 = now();
       const v = await evaluate(runner, data);
       lastVal = v.loss;

@@ -98,7 +98,7 @@ export function renderCheckReport(report: CheckReport): HTMLElement {
 }
 
 export function describeError(e: unknown): string {
-  if (isFinetuneError(e)) return `The check could not run (${e.kind}): ${e.message}`;
+  if (isFinetuneError(e)) return `The check could not run: ${e.message}`;
   return `The check could not run (unexpected error): ${e instanceof Error ? e.message : String(e)}`;
 }
 

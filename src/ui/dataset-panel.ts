@@ -74,7 +74,7 @@ function verdict(f: DataFile): HTMLElement {
   return h('span', { class: 'badge ok' }, 'ready');
 }
 
-export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample(): Promise<void> } {
+export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample(): Promise<void>; showFiles(train: File, validation: File | null): void } {
   const trainInput = h('input', { type: 'file', id: 'train-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'train-file', class: 'visually-hidden' });
   const validationInput = h('input', { type: 'file', id: 'validation-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'validation-file', class: 'visually-hidden' });
   const trainView = h('div', { class: 'file-view', 'data-testid': 'train-view' });
@@ -158,7 +158,7 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
     replaceChildren(
       el,
       h('div', { class: 'file-head' }, h('span', { class: 'file-name', 'data-testid': `${which}-name` }, f.file.name), h('span', { class: 'num hint' }, formatBytes(f.file.size)), verdict(f)),
-      f.status === 'error' && f.error ? h('p', { class: 'bad', 'data-testid': `${which}-error` }, `Could not read it (${f.error.kind}): ${f.error.message}`) : null,
+      f.status === 'error' && f.error ? h('p', { class: 'bad', 'data-testid': `${which}-error` }, `Could not read it: ${f.error.message}`) : null,
       report ? summaryView(report, `${which}-summary`) : null,
       report ? problemList(report, `${which}-problems`) : null,
     );
@@ -215,5 +215,15 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
     validationView,
     h('p', { class: 'hint', 'data-testid': 'validation-note' }, 'Without a validation file, the last num_validation_samples rows of the training data are held out for validation, as Replicate does.'),
   );
-  return { element, loadSample };
+  /** Shows (and checks) these files: a resumed run's own data, whatever was picked before. */
+  const showFiles = (train: File, validation: File | null): void => {
+    void inspect('train', train);
+    if (validation) void inspect('validation', validation);
+    else {
+      generation.validation++;
+      shared.data.update({ validation: null });
+    }
+  };
+
+  return { element, loadSample, showFiles };
 }

@@ -24,6 +24,29 @@ export const DEMO_PRESET: Readonly<Record<string, string>> = {
   save_steps: '4',
 };
 
+/**
+ * For a software adapter (or a slow GPU): a run of eight short steps on the demo model that finishes in minutes there,
+ * with two validations and a checkpoint at each, so every part of the page can be seen working and the loss moving.
+ */
+export const QUICK_PRESET: Readonly<Record<string, string>> = {
+  num_validation_samples: '4',
+  num_train_epochs: '1',
+  train_batch_size: '2',
+  micro_batch_size: '2',
+  learning_rate: '0.002',
+  lora_target_modules: 'q_proj,v_proj',
+  max_seq_len: '32',
+  layout: 'replicate',
+  max_steps: '8',
+  eval_steps: '4',
+  save_steps: '4',
+};
+
+/** The form's values for a preset: Replicate's defaults with the preset's values over them. */
+export function presetForm(preset: Readonly<Record<string, string>>): Record<string, string | boolean> {
+  return { ...defaultForm(), ...preset };
+}
+
 /** The form value of a field at its default (quantization: '' = follow peft_method). */
 function defaultRaw(f: FieldMeta): string | boolean {
   if (f.name === 'quantization') return '';
@@ -169,15 +192,19 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
   for (const f of FIELDS) {
     const input = makeInput(f);
     const defaultNote = h('span', { class: 'default', 'data-testid': `default-${f.name}` });
-    const error = h('p', { class: 'field-error', 'data-testid': `error-${f.name}`, role: 'alert' });
+    const error = h('p', { class: 'field-error', id: `error-${f.name}`, 'data-testid': `error-${f.name}`, role: 'alert' });
     // Legal but doubtful values (learning_rate above 0.1): said beside the field, without blocking the run.
-    const warning = h('p', { class: 'field-warning', 'data-testid': `warning-${f.name}`, role: 'status' });
+    const warning = h('p', { class: 'field-warning', id: `warning-${f.name}`, 'data-testid': `warning-${f.name}`, role: 'status' });
+    // Human words first; Replicate's field name stays visible beneath as the secondary label.
     const nameLine = h('span', { class: 'name' }, f.name);
-    const label = h('label', { for: input ? f.name : undefined, title: f.help }, nameLine, h('span', { class: 'label' }, f.label));
+    const label = h('label', { for: input ? f.name : undefined, title: f.help }, h('span', { class: 'label' }, f.label), nameLine);
+    const help = h('p', { class: 'help', id: `help-${f.name}`, title: f.help }, f.help);
+    // The error, warning and help texts are read out with the input they belong to.
+    input?.setAttribute('aria-describedby', `error-${f.name} warning-${f.name} help-${f.name}`);
     let control: HTMLElement;
     if (input) {
       input.addEventListener(f.type === 'bool' || f.type === 'enum' ? 'change' : 'input', () => commit(readInputs()));
-      control = input instanceof HTMLInputElement && input.type === 'checkbox' ? h('div', { class: 'check' }, input, h('span', { class: 'hint' }, 'on')) : input;
+      control = input instanceof HTMLInputElement && input.type === 'checkbox' ? h('label', { class: 'check', for: f.name }, input, h('span', { class: 'hint' }, f.label)) : input;
     } else {
       // train_data / validation_data: the files picked in the Dataset panel.
       control = h('output', { class: 'file-ref', id: f.name, 'data-testid': `file-${f.name}` }, '—');
@@ -194,7 +221,7 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
       label,
       control,
       h('div', { class: 'meta' }, defaultNote, input ? reset : null),
-      h('p', { class: 'help', title: f.help }, f.help),
+      help,
       error,
       warning,
     );

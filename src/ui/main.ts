@@ -10,10 +10,10 @@ import { h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
 import { errorMessages, errorParts } from './format.ts';
 import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
-import { formState, formValuesOf, hyperparamsPanel, initialForm } from './hyperparams-panel.ts';
+import { formState, formValuesOf, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { remotePanel } from './remote-panel.ts';
-import { Cell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type RunState, type Shared } from './state.ts';
+import { Cell, RunCell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type Shared } from './state.ts';
 import { notReadyReason, trainingPanel } from './training-panel.ts';
 
 installErrorTransfer();
@@ -34,8 +34,8 @@ function start(root: HTMLElement): void {
   // The engine proxy, for the browser console and for automation (the browser test tier drives it).
   (window as unknown as { finetuneEngine: Comlink.Remote<EngineApi> }).finetuneEngine = engine;
 
-  const model = new Cell<ModelState>({ status: 'none', choice: null, quantization: null, info: null, progress: null, error: null });
-  const run = new Cell<RunState>({ phase: 'idle', step: 0, totalSteps: 0, hasAdapter: false });
+  const model = new Cell<ModelState>({ status: 'none', choice: null, quantization: null, info: null, progress: null, error: null, failure: null });
+  const run = new RunCell();
 
   let loading: Promise<unknown> = Promise.resolve();
   const loadModel: Shared['loadModel'] = (source: ModelSource, label: string, quantization: Quantization) => {
@@ -43,7 +43,8 @@ function start(root: HTMLElement): void {
     const p = (async () => {
       await before.catch(() => undefined);
       if (runBusy(run.value.phase)) return null;
-      model.set({ status: 'loading', choice: { kind: source.kind, label }, quantization, info: null, progress: null, error: null });
+      const previous = model.value;
+      model.set({ status: 'loading', choice: { kind: source.kind, label }, quantization, info: null, progress: null, error: null, failure: null });
       let pending: LoadProgress | null = null;
       let scheduled = false;
       const onProgress = (p: LoadProgress): void => {
@@ -57,14 +58,20 @@ function start(root: HTMLElement): void {
       };
       try {
         const info = await engine.loadModel(source, quantization, Comlink.proxy(onProgress));
-        model.set({ status: 'ready', choice: { kind: source.kind, label }, quantization, info, progress: null, error: null });
+        model.set({ status: 'ready', choice: { kind: source.kind, label }, quantization, info, progress: null, error: null, failure: null });
         return info;
       } catch (e) {
-        model.set({ status: 'error', choice: { kind: source.kind, label }, quantization, info: null, progress: null, error: errorParts(e) });
+        const error = errorParts(e);
+        // A load that fails before it replaces anything (a bad token, a 404, a dropped connection) leaves the model
+        // before it loaded in the worker: the page keeps it usable and says what went wrong beside it.
+        const still = await engine.currentModel().catch(() => null);
+        const kept = previous.status === 'ready' && previous.info && still?.source === previous.info.source && still.quantization === previous.info.quantization;
+        if (kept) model.set({ ...previous, failure: { label, ...error } });
+        else model.set({ status: 'error', choice: { kind: source.kind, label }, quantization, info: null, progress: null, error, failure: null });
         return null;
       } finally {
-        // A new base drops the adapter trained on the old one.
-        run.set({ phase: runBusy(run.value.phase) ? run.value.phase : 'idle', step: 0, totalSteps: 0, hasAdapter: false });
+        // A new base drops the adapter trained on the old one (a failed load that kept the old base keeps it too).
+        if (model.value.failure === null) run.dispatch({ type: 'model-changed' });
         shared.refreshMemory();
       }
     })();
@@ -107,7 +114,11 @@ function start(root: HTMLElement): void {
     modelPanel(shared),
     dataset.element,
     form.element,
-    trainingPanel(shared, { restoreForm: (hp) => form.setValues(formValuesOf(hp)) }),
+    trainingPanel(shared, {
+      restoreForm: (hp) => form.setValues(formValuesOf(hp)),
+      showFiles: (train, validation) => dataset.showFiles(train, validation),
+      applyQuickPreset: () => form.setValues(presetForm(QUICK_PRESET)),
+    }),
     remotePanel(shared, adapterImport.imported),
     exportPanel(shared, adapterImport.imported),
     adapterImport.element,
@@ -125,7 +136,7 @@ function start(root: HTMLElement): void {
       const why = gpuOk ? notReadyReason(shared) : 'No usable GPU: see the GPU panel';
       let text: string;
       let state: string;
-      if (r.phase === 'starting' || r.phase === 'running' || r.phase === 'stopping') [text, state] = [`Training · step ${r.step} / ${r.totalSteps || '…'}`, 'busy'];
+      if (r.phase === 'starting' || r.phase === 'running' || r.phase === 'validating' || r.phase === 'stopping') [text, state] = [`Training · step ${r.step} / ${r.totalSteps || '…'}`, 'busy'];
       else if (r.phase === 'paused') [text, state] = [`Paused · step ${r.step} / ${r.totalSteps}`, 'paused'];
       else if (r.phase === 'done') [text, state] = [`Finished · ${r.step} steps · export ↓`, 'done'];
       else if (why) [text, state] = [why, 'waiting'];
@@ -134,7 +145,7 @@ function start(root: HTMLElement): void {
       chip.dataset.state = state;
       chip.href = !gpuOk ? '#gpu' : r.phase === 'done' ? '#panel-export' : '#panel-training';
     };
-    for (const c of [run, model, shared.form, shared.data, shared.plan] as const) (c as Cell<unknown>).watch(show);
+    for (const c of [run, model, shared.form, shared.data, shared.plan] as const) (c as { watch(fn: () => void): unknown }).watch(show);
     void shared.gpuReady.then((ok) => {
       gpuOk = ok;
       show();

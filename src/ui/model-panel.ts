@@ -13,7 +13,7 @@ type SourceKind = ModelSource['kind'];
 
 const DEMO_HELP =
   'mistral-nano-demo: a small Mistral (4 layers, hidden 256, Mistral’s 32,000-token vocabulary) served with this page, ' +
-  '40 MB. Same architecture and code path as Mistral-7B; it trains in seconds on a GPU and in minutes on a software adapter.';
+  '40 MB. Same architecture and code path as Mistral-7B. The demo preset trains in seconds on a GPU; on a software adapter (no GPU) it takes hours, and the Training panel offers a quick preset that finishes in minutes.';
 const HUB_HELP =
   'Any Mistral-architecture repository with safetensors weights, read by HTTP range requests. Mistral-7B-Instruct-v0.2 is ' +
   'gated: paste a token from huggingface.co/settings/tokens. The token is only sent to huggingface.co, in the ' +
@@ -77,6 +77,7 @@ export function modelPanel(shared: Shared): HTMLElement {
   const fit = h('div', { class: 'fit', 'data-testid': 'model-plan' });
   const loadButton = h('button', { type: 'button', 'data-testid': 'model-load' }, 'Load model');
   const status = h('p', { class: 'status', 'data-testid': 'model-status' }, 'No model loaded.');
+  const failureLine = h('p', { class: 'bad', 'data-testid': 'model-load-failure', role: 'alert', hidden: true });
   const bar = h('progress', { max: 1, value: 0, hidden: true, 'data-testid': 'model-progress' });
   const progressText = h('p', { class: 'progress-text num' });
   const mismatch = h('div', { class: 'notice warn', hidden: true, 'data-testid': 'model-mismatch' });
@@ -199,6 +200,8 @@ export function modelPanel(shared: Shared): HTMLElement {
       status.className = 'status ok';
       status.dataset.state = 'ready';
       status.textContent = `Loaded ${i.source} (${i.quantization}) in ${i.seconds.toFixed(1)} s`;
+      failureLine.hidden = m.failure === null;
+      failureLine.textContent = m.failure ? `Could not load ${m.failure.label}: ${m.failure.message}. ${i.source} is still loaded and ready.` : '';
       replaceChildren(
         info,
         h(
@@ -218,9 +221,10 @@ export function modelPanel(shared: Shared): HTMLElement {
       );
       replaceChildren(warnings, ...i.warnings.map((w) => h('li', { class: 'warn' }, w)));
     } else if (m.status === 'error' && m.error) {
+      failureLine.hidden = true;
       status.className = 'status bad';
       delete status.dataset.state;
-      status.textContent = `Could not load the model (${m.error.kind}): ${m.error.message}`;
+      status.textContent = `Could not load the model: ${m.error.message}`;
     } else if (m.status === 'none') {
       status.className = 'status';
       status.textContent = 'No model loaded.';
@@ -259,6 +263,7 @@ export function modelPanel(shared: Shared): HTMLElement {
     bar,
     progressText,
     status,
+    failureLine,
     mismatch,
     info,
     warnings,

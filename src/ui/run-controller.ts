@@ -23,6 +23,11 @@ export interface RunController {
   pause(): void;
   unpause(): void;
   stop(): void;
+  /**
+   * After the GPU device was lost: a new device, the same model reloaded, then the saved run continued from its last
+   * checkpoint. False (with a note) when the device or the model cannot be had again.
+   */
+  recoverAndResume(say: (text: string) => void): Promise<boolean>;
   /** The run saved in this browser, or null (no store, or nothing saved). */
   savedRun(): Promise<SavedRun | null>;
   /** The current inputs' duration on this GPU (one measured pass, cached per model and adapter shape in the worker). */
@@ -104,6 +109,28 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       if (!runBusy(run.value.phase)) return;
       run.dispatch({ type: 'stop' });
       void engine.stopTraining();
+    },
+
+    async recoverAndResume(say) {
+      if (runBusy(run.value.phase)) return false;
+      say('Getting a new GPU device and reloading the model…');
+      try {
+        const info = await engine.recoverDevice();
+        if (!info) {
+          say('A new GPU device is ready; load the model again in the Model panel, then resume.');
+          return false;
+        }
+      } catch (e) {
+        say(`The GPU could not be had again: ${errorParts(e).message}. Reload the page to try once more.`);
+        return false;
+      }
+      const saved = await this.savedRun();
+      if (!saved) {
+        say('The GPU is back, but no checkpoint was saved before the device was lost: train again.');
+        return false;
+      }
+      say('');
+      return this.resumeSaved(saved, say);
     },
 
     async savedRun() {

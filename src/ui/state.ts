@@ -4,6 +4,7 @@
 import type { DataStats, DatasetReport, EngineApi, LedgerSnapshot, LoadProgress, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import type * as Comlink from 'comlink';
 import type { Hyperparams } from '../config/index.ts';
+import { IDLE_RUN, runReducer, type RunAction, type RunState } from './run-state.ts';
 
 export type Engine = Comlink.Remote<EngineApi>;
 
@@ -49,6 +50,8 @@ export interface ModelState {
   info: ModelInfo | null;
   progress: LoadProgress | null;
   error: { kind: string; message: string } | null;
+  /** A load that failed while the model before it stayed loaded and usable (status stays 'ready'). */
+  failure: { label: string; kind: string; message: string } | null;
 }
 
 export interface DataFile {
@@ -70,15 +73,24 @@ export interface PlanState {
   error: { kind: string; message: string; messages: string[] } | null;
 }
 
-export type RunPhase = 'idle' | 'starting' | 'running' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
+export { runBusy, runComputing, type RunPhase, type RunState } from './run-state.ts';
 
-export interface RunState {
-  phase: RunPhase;
-  /** Optimizer steps done (the adapter's step, for the export file name). */
-  step: number;
-  totalSteps: number;
-  /** A trained (or restored) adapter lives in the worker: export and generation can use it. */
-  hasAdapter: boolean;
+/** The training run: read and watched like a Cell, changed only through `dispatch` (run-state.ts's reducer). */
+export class RunCell {
+  private readonly cell = new Cell<RunState>(IDLE_RUN);
+
+  get value(): RunState {
+    return this.cell.value;
+  }
+
+  watch(fn: (value: RunState) => void): () => void {
+    return this.cell.watch(fn);
+  }
+
+  dispatch(action: RunAction): void {
+    const next = runReducer(this.cell.value, action);
+    if (next !== this.cell.value) this.cell.set(next);
+  }
 }
 
 export interface Shared {
@@ -89,17 +101,12 @@ export interface Shared {
   model: Cell<ModelState>;
   data: Cell<DataState>;
   plan: Cell<PlanState>;
-  run: Cell<RunState>;
+  run: RunCell;
   /** The GPU memory ledger, as last read. */
   memory: Cell<LedgerSnapshot | null>;
   refreshMemory(): void;
   /** Loads a model (the model panel's action; the training panel calls it to resume a saved run). */
   loadModel(source: ModelSource, label: string, quantization: Quantization): Promise<ModelInfo | null>;
-}
-
-/** True while a run holds the engine (inputs that would change it are locked). */
-export function runBusy(phase: RunPhase): boolean {
-  return phase === 'starting' || phase === 'running' || phase === 'paused' || phase === 'stopping';
 }
 
 /** The quantization the form asks for, or null while the form is invalid. */

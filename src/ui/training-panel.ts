@@ -88,6 +88,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const pauseButton = h('button', { type: 'button', 'data-testid': 'train-pause', class: 'secondary', disabled: true }, 'Pause');
   const stopButton = h('button', { type: 'button', 'data-testid': 'train-stop', class: 'secondary danger', disabled: true }, 'Stop');
   const resumeHere = h('button', { type: 'button', 'data-testid': 'train-resume-here', class: 'secondary', hidden: true }, 'Resume');
+  const recoverButton = h('button', { type: 'button', 'data-testid': 'train-recover', class: 'secondary', hidden: true }, 'Get the GPU back and resume');
   const confirmBox = h('div', { class: 'confirm', 'data-testid': 'train-confirm', hidden: true, role: 'alertdialog', 'aria-live': 'polite' });
   const reason = h('p', { class: 'hint', 'data-testid': 'train-reason' });
   const estimateBox = h('div', { class: 'estimate', 'data-testid': 'train-estimate-box' });
@@ -142,6 +143,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const run = await control.savedRun();
     if (run) await control.resumeSaved(run, (text) => (note.textContent = text));
     resumeHere.disabled = false;
+  });
+
+  recoverButton.addEventListener('click', async () => {
+    recoverButton.disabled = true;
+    await control.recoverAndResume((text) => (note.textContent = text));
+    recoverButton.disabled = false;
   });
 
   // ---- the run saved in this browser ---------------------------------------------------------------------------
@@ -304,6 +311,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     // After Stop, or after a failure with a checkpoint, the run continues from where it was saved: no reload needed.
     resumeHere.hidden = !((run.phase === 'stopped' || run.phase === 'error') && run.checkpointStep !== null && run.checkpointStep < run.totalSteps);
     resumeHere.textContent = `Resume from step ${run.checkpointStep ?? 0}`;
+    // A lost GPU device: the worker makes a new one and reloads the model, then the run continues from its checkpoint.
+    const deviceLost = run.phase === 'error' && run.outcome?.kind === 'failed' && run.outcome.errorKind === 'device-lost';
+    recoverButton.hidden = !deviceLost;
+    if (deviceLost) resumeHere.hidden = true;
     if (busy) confirmBox.hidden = true;
     phaseText.className = `status phase-${run.phase}`;
     phaseText.dataset.phase = run.phase;
@@ -346,7 +357,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     saved,
     planBox,
     estimateBox,
-    h('div', { class: 'controls' }, startButton, pauseButton, stopButton, resumeHere, phaseText),
+    h('div', { class: 'controls' }, startButton, pauseButton, stopButton, resumeHere, recoverButton, phaseText),
     confirmBox,
     reason,
     bar,

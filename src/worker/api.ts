@@ -13,6 +13,7 @@ import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
 import type { ImportedAdapterInfo } from '../run/imported-adapter.ts';
+import type { RunEstimate } from '../run/calibrate.ts';
 import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
 import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
@@ -37,6 +38,7 @@ export type {
   ModelInfo,
   Problem,
   Quantization,
+  RunEstimate,
   SavedRun,
   TrainEvent,
   TrainResult,
@@ -92,10 +94,16 @@ export interface EngineApi {
   planModelMemory(source: ModelSource, hp: Record<string, unknown>, gpuMemoryGiB?: number): Promise<MemoryPlan>;
   /** Loads a model's base weights onto the GPU (NF4-quantised as they stream in, unless quantization is none). */
   loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** The model on the GPU now (a failed load leaves the one before it), or null. */
+  currentModel(): Promise<{ source: string; quantization: Quantization } | null>;
   /** A JSONL file read the way training will read it: every problem with its line, and token statistics. */
   inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport>;
   /** Hyperparameters checked against the one schema and the data; the plan (steps, tokens, accumulation). */
   planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats>;
+  /** The run's duration on this GPU, from one short training pass measured on the loaded model. */
+  estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate>;
+  /** The saved run's own data files (so the page shows what a resumed run trains on), or null without a saved run. */
+  savedRunFiles(): Promise<{ train: File; validation: File | null } | null>;
   /** Trains; events stream to onEvent in order. Settles when the run ends, stops or fails. */
   startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
   /** Continues the run saved in this browser: same model, data and hyperparameters. */

@@ -25,7 +25,7 @@ import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
-import type { AdapterSource, EncodedExample, EngineApi, ModelSource, ProbeResult, TrainFiles } from './api.ts';
+import type { AdapterSource, EncodedExample, EngineApi, ModelSource, ProbeResult, RunEstimate, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -192,6 +192,11 @@ const api = {
     return onGpu(() => s.loadModel(files, name, loadedModel!.quantization, onProgress));
   },
 
+  async currentModel(): Promise<{ source: string; quantization: Quantization } | null> {
+    const s = await session();
+    return s.model ? { source: s.modelName, quantization: s.model.quantization } : null;
+  },
+
   /** Reads a JSONL file the way training will: every problem with its line, and token statistics. */
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport> {
     return (await session()).inspectDataset(file, name, layout, maxSeqLen);
@@ -200,6 +205,14 @@ const api = {
   /** Checks hyperparameters (one schema) against the data and returns the plan: steps, tokens, accumulation. */
   async planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats> {
     return (await session()).plan(hp, train, validation);
+  },
+
+  async estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate> {
+    return (await session()).estimate(hp, train, validation);
+  },
+
+  async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
+    return (await session()).savedRunFiles();
   },
 
   /** Trains; events (plan, step, eval, sample, checkpoint, status) stream to onEvent. Settles when the run ends. */

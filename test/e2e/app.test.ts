@@ -37,6 +37,38 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
   });
 });
 
+describe('on a phone-sized screen and from the keyboard', () => {
+  it('nothing overflows sideways at 390 px, and keyboard focus is visible on the file pickers', async () => {
+    const app = await openApp('/', (page) => page.setViewportSize({ width: 390, height: 844 }));
+    try {
+      const page = app.page;
+      await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 120_000 });
+      await page.getByTestId('adapter-status').filter({ hasText: 'GPU ready' }).waitFor({ timeout: 60_000 });
+      await page.screenshot({ path: 'test-artifacts/phone-390.png' }); // the first screenful, as a phone shows it
+      // The page as a whole, and every panel and readout, fits the viewport's width.
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      const wide = await page.evaluate(() =>
+        [...document.querySelectorAll('section.panel, .readout, header.top, .jump, dl')]
+          .filter((el) => el.scrollWidth > el.clientWidth + 1 || el.getBoundingClientRect().right > 391)
+          .map((el) => `${el.tagName.toLowerCase()}.${(el as HTMLElement).className}#${el.id}: ${el.scrollWidth} > ${el.clientWidth}`),
+      );
+      expect(wide).toEqual([]);
+      // Tab from the top of the page to the training-file picker: where the keyboard is shows as an outline.
+      await page.locator('body').focus();
+      let active = '';
+      for (let i = 0; i < 60 && active !== 'train-file'; i++) {
+        await page.keyboard.press('Tab');
+        active = await page.evaluate(() => document.activeElement?.id ?? '');
+      }
+      expect(active).toBe('train-file');
+      const outline = await page.evaluate(() => getComputedStyle(document.querySelector('[data-testid="dataset-drop"]') as Element).outlineStyle);
+      expect(outline).not.toBe('none');
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('a browser without WebGPU', () => {
   it('gets a clear message naming the browsers and flags that work, not a blank page', async () => {
     const app = await openApp('/', (page) => page.addInitScript(() => delete (Navigator.prototype as unknown as Record<string, unknown>).gpu));

@@ -66,6 +66,17 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await waitReady(app);
     expect(await page.getByTestId('model-info').textContent()).toContain('32,000');
 
+    // Before anything trains, the page measures a step here and says how long the demo preset would take. On this
+    // software adapter that is hours, so it offers the quick preset, which plans a run of eight short steps.
+    const estimate = page.getByTestId('train-estimate');
+    await estimate.waitFor({ timeout: 240_000 });
+    expect(await estimate.textContent()).toMatch(/^This run should take about [\d.]+ (s|min|hours|days) here \(.*tokens\/s measured on this software adapter\)\.$/);
+    await page.getByTestId('preset-quick').click();
+    await page.getByTestId('plan-facts').filter({ hasText: /steps\s*8 \(8 per epoch\)/ }).waitFor();
+    await page.getByTestId('train-estimate').filter({ hasText: /should take about/ }).waitFor({ timeout: 60_000 });
+    await screenshot(page, 'train-estimate-quick-preset');
+    await page.getByTestId('preset-demo').click();
+
     await setForm(page, TINY_RUN);
     await upload(page, 'tiny.jsonl', JSONL, 3);
     // 3 rows, 1 held out for validation, batch 1: two optimizer steps.
@@ -137,6 +148,9 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await upload(page, 'short.jsonl', SHORT, 5);
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*4 \(4 per epoch\)/ }).waitFor();
     await page.getByTestId('train-start').click();
+    // The first run is saved in this browser: a new one asks before replacing it.
+    expect(await page.getByTestId('train-confirm').textContent()).toMatch(/replaces the run saved in this browser \(tiny\.jsonl, step 2 of 2\)/);
+    await page.getByTestId('train-confirm-replace').click();
     const counter = page.getByTestId('step-counter');
     await counter.filter({ hasText: /^1 \/ 4$/ }).waitFor({ timeout: 240_000 });
     await page.getByTestId('train-pause').click();
@@ -159,6 +173,18 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await counter.textContent()).toBe(`${stoppedAt} / 4`);
     expect(await page.getByTestId('export-download').isEnabled()).toBe(true);
     expect(await page.getByTestId('export-name').textContent()).toBe(`adapter-mistral-nano-demo-step${stoppedAt}.zip`);
+    expect(await page.getByTestId('eta').textContent()).toBe('—');
+
+    // Resume is offered right there, without a reload: it continues from the checkpoint; stopping again keeps it.
+    const resumeHere = page.getByTestId('train-resume-here');
+    expect(await resumeHere.textContent()).toBe(`Resume from step ${stoppedAt}`);
+    await resumeHere.click();
+    await page.getByTestId('train-event').filter({ hasText: `from the checkpoint at step ${stoppedAt}` }).waitFor({ timeout: 120_000 });
+    await page.getByTestId('train-stop').click();
+    await phase(page, 'stopped', 120_000);
+    const again = Number(/Stopped at step (\d+) of 4/.exec((await page.getByTestId('train-result').textContent()) ?? '')?.[1]);
+    expect(again >= stoppedAt && again < 4).toBe(true);
+    expect(await counter.textContent()).toBe(`${again} / 4`);
   });
 
   it('after a reload, offers the stopped run, resumes it from its checkpoint to the end; a second reload restores the same adapter', async () => {
@@ -177,6 +203,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await screenshot(page, 'train-saved-run');
 
     await page.getByTestId('saved-run-resume').click();
+    // The dataset panel shows the data the resumed run trains on (the page opened with the sample dataset).
+    await page.getByTestId('train-name').filter({ hasText: 'short.jsonl' }).waitFor({ timeout: 60_000 });
     await phase(page, 'done', 300_000);
     expect(await page.getByTestId('step-counter').textContent()).toBe('4 / 4');
     // The chart holds the saved history and the steps run after the resume.

@@ -6,7 +6,7 @@ import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
 import { isUnfinished, readSavedRun, readStoredCheckpoint } from '../../run/saved-run.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
-import { loraToGguf, peftFiles } from '../../export/index.ts';
+import { adapterBundle } from '../../export/index.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
@@ -131,8 +131,7 @@ export const trainCommand: Command = {
     });
     // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
     const adapter = await session.adapterNow();
-    const files = peftFiles(adapter, { ggufFile: 'adapter.gguf', name: model.source });
-    files['adapter.gguf'] = loraToGguf(adapter, session.baseConfig, { name: `${model.source} LoRA` });
+    const files = adapterBundle(adapter, session.baseConfig, { name: model.source });
     const dir = join(out, 'adapter');
     await mkdir(dir, { recursive: true });
     for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);

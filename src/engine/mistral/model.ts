@@ -1,10 +1,10 @@
 // The Mistral decoder with LoRA: forward, backward and the optimizer step, recorded onto the GPU.
 //
 // Per layer (docs/mistral.md): h = x + o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x)))); out = h + down(silu(gate(n2(h))) * up(n2(h))).
-// Activation checkpointing: the forward keeps only each layer's input xs[l] (N, C); the backward recomputes the layer's
-// forward into one set of layer buffers, then runs its backward. Activation memory is therefore (L+1)·N·C plus one
-// layer's worth, whatever the depth. Every buffer is sized by `runnerLayout` (./sizing.ts, which the memory planner
-// also adds up) and made in the constructor.
+// Recomputation (what PyTorch calls activation checkpointing): the forward keeps only each layer's input xs[l] (N,
+// C); the backward recomputes the layer's forward into one set of layer buffers, then runs its backward. Activation
+// memory is therefore (L+1)·N·C plus one layer's worth, whatever the depth. Every buffer is sized by `runnerLayout`
+// (./sizing.ts, which the memory planner also adds up) and made in the constructor.
 
 import { type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';

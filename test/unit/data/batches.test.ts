@@ -199,6 +199,19 @@ describe('the training plan', () => {
     expect(() => data.step(18)).toThrow(/outside/);
   });
 
+  it('stops after max_steps: the epoch it falls in ends there, the steps are the uncut run\'s first ones', () => {
+    const full = new TrainingData(rows, [], OPTS);
+    const cut = new TrainingData(rows, [], { ...OPTS, max_steps: 8 });
+    expect(cut.stats).toMatchObject({ stepsByEpoch: [6, 2], totalSteps: 8, epochs: 2 });
+    expect([...cut.steps()]).toEqual([...full.steps()].slice(0, 8));
+    expect(() => cut.step(8)).toThrow(/outside/);
+    // A limit inside the first epoch, and one past the end (the whole run), and 0 (no limit).
+    expect(new TrainingData(rows, [], { ...OPTS, max_steps: 3 }).stats).toMatchObject({ stepsByEpoch: [3], totalSteps: 3, epochs: 1 });
+    expect(new TrainingData(rows, [], { ...OPTS, max_steps: 100 }).stats).toMatchObject({ stepsByEpoch: [6, 6, 6], totalSteps: 18, epochs: 3 });
+    expect(new TrainingData(rows, [], { ...OPTS, max_steps: 0 }).stats.totalSteps).toBe(18);
+    expect(() => new TrainingData(rows, [], { ...OPTS, max_steps: -1 })).toThrow(/max_steps/);
+  });
+
   it('shuffles the rows per epoch from the seed: reproducible, different across epochs and seeds', () => {
     const order = (seed: number, epoch: number) =>
       new TrainingData(rows, [], { ...OPTS, seed })
