@@ -102,7 +102,7 @@ async function recompute(ctx: GpuContext, w: Weights, lora: Lora, ids: number[],
   try {
     const t0 = now();
     for (let T = P; T < ids.length; T++) {
-      runner.setBatch({ B: 1, T, inputIds: ids.slice(0, T), targets: new Int32Array(T).fill(-100), segIds: new Uint32Array(T).fill(1), positions: Uint32Array.from({ length: T }, (_, j) => j) });
+      runner.setBatch({ B: 1, T, inputIds: ids.slice(0, T), targets: new Int32Array(T).fill(-100), segmentIds: new Uint32Array(T).fill(1), positionIds: Uint32Array.from({ length: T }, (_, j) => j) });
       runner.forwardHidden('eval');
       ctx.copy(runner.xf, (T - 1) * d.C * 4, last, 0, d.C * 4);
       matvec_forward(ctx, logits, last, w.lmHead.buffer, 1, d.V, d.C, { wStorage: 'bf16' });

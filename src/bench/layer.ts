@@ -138,8 +138,8 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
       T,
       inputIds: new Uint32Array(T).fill(5),
       targets: new Int32Array(T).fill(-100),
-      segIds: new Uint32Array(T).fill(1),
-      positions: Uint32Array.from({ length: T }, (_, i) => i),
+      segmentIds: new Uint32Array(T).fill(1),
+      positionIds: Uint32Array.from({ length: T }, (_, i) => i),
     });
     fill_uniform(ctx, runner.xs[0], T * d.C, 1, 13);
     const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { minMs: o.minMs ?? 300, maxReps: 50 });

@@ -94,8 +94,8 @@ export async function benchModel(
       T: o.T,
       inputIds: ids,
       targets: ids.map((_, i) => (i + 1 < o.T ? ids[i + 1] : -100)),
-      segIds: new Uint32Array(o.T).fill(1),
-      positions: Uint32Array.from({ length: o.T }, (_, i) => i),
+      segmentIds: new Uint32Array(o.T).fill(1),
+      positionIds: Uint32Array.from({ length: o.T }, (_, i) => i),
     });
     const counted = o.T - 1;
     const losses: number[] = [];

@@ -18,6 +18,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { IGNORE_INDEX, lossTokensIn, type Example } from './layout.ts';
 import { packSequences, sequenceLength, type Sequence } from './pack.ts';
 import { epochPermutation } from '../core/prng.ts';
+import type { TokenBatch } from '../core/token-batch.ts';
 
 /** The hyperparameters the data plan depends on (names as in the one schema, src/config). */
 export interface DataPlanOptions {
@@ -35,7 +36,8 @@ export interface DataPlanOptions {
   max_steps?: number;
 }
 
-export interface MicroBatch {
+/** A TokenBatch as the data pipeline builds it: typed arrays, plus the labels, mask and counts it needs. */
+export interface MicroBatch extends TokenBatch {
   B: number;
   T: number;
   inputIds: Uint32Array; // (B, T)

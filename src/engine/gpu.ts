@@ -132,7 +132,13 @@ export class GpuContext {
     }
   }
 
+  /**
+   * Frees a buffer. Recorded work that is not submitted yet may still name it, and WebGPU refuses a submit that uses a
+   * destroyed buffer (it would poison the device for the next run): that work is submitted first. On a lost device
+   * nothing runs any more, so there is nothing to submit.
+   */
   destroy(buffer: GPUBuffer): void {
+    if (this.encoder && !this.lostInfo && !this.pendingError) this.flush();
     this.ledger.destroy(buffer);
   }
 

@@ -61,8 +61,8 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
       T,
       inputIds: ids,
       targets: Int32Array.from({ length: T }, (_, i) => (i + 1 < T ? ids[i + 1] : -100)),
-      segIds: new Uint32Array(T).fill(1),
-      positions: Uint32Array.from({ length: T }, (_, i) => i),
+      segmentIds: new Uint32Array(T).fill(1),
+      positionIds: Uint32Array.from({ length: T }, (_, i) => i),
     });
     const pass = async (): Promise<number> => {
       const t0 = performance.now();

@@ -155,8 +155,8 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       T,
       inputIds: ids.values,
       targets,
-      segIds: new Uint32Array(B * T).fill(1),
-      positions: Uint32Array.from({ length: B * T }, (_, i) => i % T),
+      segmentIds: new Uint32Array(B * T).fill(1),
+      positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T),
     };
     const counted = targets.reduce((s, t) => s + (t === IGNORE_INDEX ? 0 : 1), 0);
     if (counted === 0) throw new FinetuneError('bad-input', 'the golden labels leave no token to compute a loss on');

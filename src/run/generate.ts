@@ -146,7 +146,7 @@ export async function generateFullRecompute(
   try {
     for (let i = 0; i < o.maxNewTokens; i++) {
       const T = ids.length;
-      runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segIds: new Uint32Array(T).fill(1), positions: Uint32Array.from({ length: T }, (_, j) => j) });
+      runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segmentIds: new Uint32Array(T).fill(1), positionIds: Uint32Array.from({ length: T }, (_, j) => j) });
       runner.forwardHidden('eval');
       // Only the last position's logits: its row of xf times lm_headᵀ (a matvec, as the decoder's head).
       ctx.copy(runner.xf, (T - 1) * d.C * 4, last, 0, d.C * 4);

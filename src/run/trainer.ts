@@ -3,7 +3,7 @@
 // accumulate), clip and step AdamW on the GPU, read back one number (the loss). Validation, checkpoints and
 // pause/stop happen between steps; nothing else.
 
-import type { TrainingData, MicroBatch } from '../data/batches.ts';
+import type { TrainingData } from '../data/batches.ts';
 import { peftKey } from '../model/lora-adapter.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
@@ -12,7 +12,7 @@ import { firstNonFinite } from '../core/finite.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { loraModules } from '../engine/mistral/lora.ts';
-import type { MistralRunner, OptimizerSettings, TokenBatch } from '../engine/mistral/model.ts';
+import type { MistralRunner, OptimizerSettings } from '../engine/mistral/model.ts';
 import { learningRate, type LrScheduler } from './schedule.ts';
 import { SaveTimer, systemClock, type Clock } from './save-timer.ts';
 
@@ -130,10 +130,6 @@ export interface TrainResult {
 
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
-function asTokenBatch(m: MicroBatch): TokenBatch {
-  return { B: m.B, T: m.T, inputIds: m.inputIds, targets: m.targets, segIds: m.segmentIds, positions: m.positionIds };
-}
-
 /** The runner shape a run needs: micro-batch rows × the longest training or validation sequence. */
 export function runnerShape(data: TrainingData): { B: number; T: number } {
   let T = data.stats.longestSequence;
@@ -151,7 +147,7 @@ export async function evaluate(runner: MistralRunner, data: TrainingData): Promi
   if (tokens === 0) return { loss: NaN, tokens: 0 };
   runner.resetLoss();
   for (const b of data.validationBatches()) {
-    runner.setBatch(asTokenBatch(b));
+    runner.setBatch(b);
     runner.evaluate(1 / tokens);
   }
   return { loss: await runner.readLoss(), tokens };
@@ -204,7 +200,7 @@ export async function train(
     const n = step.microBatches.length;
     step.microBatches.forEach((m, j) => {
       if (m.lossTokens === 0) return;
-      runner.setBatch(asTokenBatch(m));
+      runner.setBatch(m);
       const scale = 1 / (m.lossTokens * n);
       runner.forwardBackward(scale, scale, 'train', index * k + j);
     });

@@ -26,7 +26,7 @@ async function fullLogits(ctx: GpuContext, w: MistralWeights, lora: GpuLora | nu
   const row = ctx.createBuffer('row', C * 4, 'scratch');
   const out = ctx.createBuffer('logits', V * 4, 'scratch');
   try {
-    runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segIds: new Uint32Array(T).fill(1), positions: Uint32Array.from({ length: T }, (_, i) => i) });
+    runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segmentIds: new Uint32Array(T).fill(1), positionIds: Uint32Array.from({ length: T }, (_, i) => i) });
     runner.forwardHidden('eval');
     // The head one row at a time as a matvec (checked against float64 in matvec.test.ts): the tiled GEMM takes
     // minutes here on SwiftShader.

@@ -101,7 +101,7 @@ describe('inference mode and training mode of the runner (LoRA dropout)', () => 
     const lora = uploadLora(ctx, weights.dims, await readAdapter(adapterWithDropout(0.3), { base: ckpt.config }));
     const runner = new MistralRunner(ctx, weights, lora, { B, T, seed: 0 });
     try {
-      runner.setBatch({ B, T, inputIds: await ints('input_ids'), targets, segIds: new Uint32Array(B * T).fill(1), positions: Uint32Array.from({ length: B * T }, (_, i) => i % T) });
+      runner.setBatch({ B, T, inputIds: await ints('input_ids'), targets, segmentIds: new Uint32Array(B * T).fill(1), positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T) });
       const lossOf = async (pass: () => void): Promise<number> => {
         runner.resetLoss();
         runner.zeroGrads();

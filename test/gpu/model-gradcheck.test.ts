@@ -101,7 +101,7 @@ describe('engine vs float64 reference on other Mistral shapes', () => {
       try {
         const targets = shiftLabels(labels.flat(), B, T);
         const count = targets.filter((t) => t !== -100).length;
-        runner.setBatch({ B, T, inputIds: ids.flat(), targets, segIds: new Uint32Array(B * T).fill(1), positions: Uint32Array.from({ length: B * T }, (_, i) => i % T) });
+        runner.setBatch({ B, T, inputIds: ids.flat(), targets, segmentIds: new Uint32Array(B * T).fill(1), positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T) });
         runner.zeroGrads();
         runner.resetLoss();
         // Inference mode: the float64 reference has no dropout.

@@ -25,8 +25,8 @@ function plainBatch(ids: number[][]): TokenBatch {
     T,
     inputIds,
     targets: inputIds.map((_, i) => ((i + 1) % T === 0 ? -100 : inputIds[i + 1])),
-    segIds: new Uint32Array(B * T).fill(1),
-    positions: Uint32Array.from({ length: B * T }, (_, i) => i % T),
+    segmentIds: new Uint32Array(B * T).fill(1),
+    positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T),
   };
 }
 
@@ -81,8 +81,8 @@ describe('Mistral engine', () => {
       T: a.length + b.length,
       inputIds: [...a, ...b],
       targets: new Array(a.length + b.length).fill(-100),
-      segIds: [...a.map(() => 1), ...b.map(() => 2)],
-      positions: [...a.map((_, i) => i), ...b.map((_, i) => i)],
+      segmentIds: [...a.map(() => 1), ...b.map(() => 2)],
+      positionIds: [...a.map((_, i) => i), ...b.map((_, i) => i)],
     };
     const together = await logitsOf(ctx, weights, packed);
     const alone = await logitsOf(ctx, weights, plainBatch([b]));

@@ -32,8 +32,8 @@ async function measureStep(ctx: GpuContext, config: MistralConfig, weights: Mist
       T,
       inputIds: ids,
       targets: ids.map((_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1])),
-      segIds: new Uint32Array(B * T).fill(1),
-      positions: Uint32Array.from({ length: B * T }, (_, i) => i % T),
+      segmentIds: new Uint32Array(B * T).fill(1),
+      positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T),
     });
     runner.zeroGrads();
     runner.resetLoss();

@@ -89,7 +89,7 @@ describe('loading over an unreliable network', () => {
     // Still usable: a forward pass over it gives a finite loss.
     const runner = new MistralRunner(ctx, session.model!, null, { B: 1, T: 4 });
     try {
-      runner.setBatch({ B: 1, T: 4, inputIds: [1, 415, 2936, 9060], targets: [415, 2936, 9060, -100], segIds: [1, 1, 1, 1], positions: [0, 1, 2, 3] });
+      runner.setBatch({ B: 1, T: 4, inputIds: [1, 415, 2936, 9060], targets: [415, 2936, 9060, -100], segmentIds: [1, 1, 1, 1], positionIds: [0, 1, 2, 3] });
       runner.resetLoss();
       runner.evaluate(1 / 3);
       expect(Number.isFinite(await runner.readLoss())).toBe(true);

@@ -7,6 +7,7 @@
 // (./sizing.ts, which the memory planner also adds up) and made in the constructor.
 
 import { type Projection } from '../../core/mistral.ts';
+import type { TokenBatch } from '../../core/token-batch.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type GradNormPartials } from '../kernels/adamw.ts';
@@ -24,18 +25,7 @@ import { loraGradSlices, loraModules, zeroLoraGrads, type GpuLora } from './lora
 import { runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
 import type { MistralWeights } from './weights.ts';
 
-/** One micro-batch, as the data pipeline produces it (all arrays B·T long, row-major). */
-export interface TokenBatch {
-  B: number;
-  T: number;
-  inputIds: ArrayLike<number>;
-  /** Already shifted: targets[t] is the token logits[t] must predict; −100 = no loss. */
-  targets: ArrayLike<number>;
-  /** Per-token segment id: 0 = padding, packed examples differ. */
-  segIds: ArrayLike<number>;
-  /** Position ids, restarting at each packed example. */
-  positions: ArrayLike<number>;
-}
+export type { TokenBatch } from '../../core/token-batch.ts';
 
 /**
  * How a pass treats the LoRA dropout: 'train' draws a mask, 'eval' uses none (inference mode, as PEFT's model.eval()).
@@ -218,19 +208,19 @@ export class MistralRunner {
     const d = this.weights.dims;
     const n = b.B * b.T;
     if (b.B * b.T > this.N || b.T > this.o.T) throw new FinetuneError('internal', `batch ${b.B}×${b.T} exceeds the runner's ${this.o.B}×${this.o.T}`);
-    for (const [name, arr] of [['inputIds', b.inputIds], ['targets', b.targets], ['segIds', b.segIds], ['positions', b.positions]] as const) {
+    for (const [name, arr] of [['inputIds', b.inputIds], ['targets', b.targets], ['segmentIds', b.segmentIds], ['positionIds', b.positionIds]] as const) {
       if (arr.length !== n) throw new FinetuneError('internal', `batch.${name} has ${arr.length} values, expected ${n}`);
     }
     checkTokenIds(b.inputIds, d.V);
     for (let i = 0; i < n; i++) {
-      if (!(b.positions[i] >= 0 && b.positions[i] < this.o.T)) throw new FinetuneError('internal', `position ${b.positions[i]} outside [0, ${this.o.T})`);
+      if (!(b.positionIds[i] >= 0 && b.positionIds[i] < this.o.T)) throw new FinetuneError('internal', `position ${b.positionIds[i]} outside [0, ${this.o.T})`);
     }
     this.B = b.B;
     this.T = b.T;
     this.ctx.write(this.ids, Uint32Array.from(b.inputIds));
     this.ctx.write(this.targets, Int32Array.from(b.targets));
-    this.ctx.write(this.seg, Uint32Array.from(b.segIds));
-    this.ctx.write(this.pos, Uint32Array.from(b.positions));
+    this.ctx.write(this.seg, Uint32Array.from(b.segmentIds));
+    this.ctx.write(this.pos, Uint32Array.from(b.positionIds));
   }
 
   private get n(): number {

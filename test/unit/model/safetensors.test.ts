@@ -26,12 +26,13 @@ describe('safetensors reader on files written by PyTorch/safetensors', () => {
   it('parses the PEFT adapter fixture', async () => {
     const bytes = fixtureBytes(`${TINY_ADAPTER}/adapter_model.safetensors`);
     const h = await parseSafetensorsHeader(bytes);
-    expect(h.headerLength).toBe(3504);
-    expect(h.dataOffset).toBe(3512);
+    // The fixture's header was re-serialised with Python's JSON spacing (test/fixtures/README.md): 3760 bytes.
+    expect(h.headerLength).toBe(3760);
+    expect(h.dataOffset).toBe(3768);
     expect(h.metadata).toEqual({ format: 'pt' });
     expect(h.tensors.size).toBe(28);
     const a = h.tensors.get('base_model.model.model.layers.0.mlp.down_proj.lora_A.weight')!;
-    expect(a).toMatchObject({ dtype: 'F32', shape: [4, 448], begin: 0, end: 7168, offset: 3512, numel: 1792 });
+    expect(a).toMatchObject({ dtype: 'F32', shape: [4, 448], begin: 0, end: 7168, offset: 3768, numel: 1792 });
     expect(h.fileSize).toBe(bytes.byteLength);
   });
 
@@ -91,7 +92,8 @@ describe('safetensors reader on files written by PyTorch/safetensors', () => {
 
 describe('safetensors writer', () => {
   it('rewrites PyTorch-written files byte for byte (tensor order, header layout, padding)', async () => {
-    for (const path of [`${TINY_ADAPTER}/adapter_model.safetensors`, `${FIXTURES}/golden_lora.safetensors`, `${TINY_MISTRAL}/model-00003-of-00003.safetensors`]) {
+    // (tiny-adapter's header is no longer as the library writes it — re-serialised with spaces — so it is not here.)
+    for (const path of [`${FIXTURES}/golden_lora.safetensors`, `${TINY_MISTRAL}/model-00003-of-00003.safetensors`]) {
       const bytes = fixtureBytes(path);
       const f = await openSafetensors(bytesSource(bytes));
       const tensors = await Promise.all(
