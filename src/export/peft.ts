@@ -5,6 +5,7 @@ import { PROJECTIONS } from '../core/mistral.ts';
 import { zipSync, type Zippable } from 'fflate';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writeAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { fileSlug } from '../core/file-names.ts';
 
 export const README_FILE = 'README.md';
 
@@ -14,9 +15,20 @@ export const README_FILE = 'README.md';
  */
 export const ZIP_MTIME = (): Date => new Date(1980, 0, 1, 12, 0, 0);
 
-/** The base model's Hub id for the README (the adapter's base_model_name_or_path, else Mistral-7B-Instruct-v0.2). */
-function baseModelId(a: LoraAdapter): string {
-  return a.config.baseModel ?? 'mistralai/Mistral-7B-Instruct-v0.2';
+const DEFAULT_BASE = 'mistralai/Mistral-7B-Instruct-v0.2';
+
+/** Ollama's own tag for the bases it ships; any other base is converted to GGUF first. */
+const OLLAMA_TAGS: Readonly<Record<string, string>> = { 'mistralai/Mistral-7B-Instruct-v0.2': 'mistral:7b-instruct-v0.2-fp16' };
+
+/**
+ * How the README names the base the adapter was trained on: a Hub id (`owner/name`, with `@revision` when one was
+ * loaded) or, for the demo model and local files, a folder the reader puts those files in.
+ */
+export function baseReference(a: LoraAdapter): { hub: string; revision: string | null } | { local: string; folder: string } {
+  const name = a.config.baseModel ?? DEFAULT_BASE;
+  const m = /^([A-Za-z0-9][\w.-]*\/[\w.-]+)(?:@([\w./-]+))?$/.exec(name);
+  if (m) return { hub: m[1], revision: m[2] ?? null };
+  return { local: name, folder: `./${fileSlug(name)}` };
 }
 
 /** The smallest of vLLM's allowed --max-lora-rank values that holds rank r. */
@@ -34,16 +46,22 @@ export interface ReadmeOptions {
 /** A short README: what the adapter is and how to load it with PEFT, vLLM, Ollama (and llama.cpp with a GGUF). */
 export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string {
   const name = opts.name ?? 'my-adapter';
-  const base = baseModelId(a);
+  const ref = baseReference(a);
+  const base = 'hub' in ref ? ref.hub : ref.local;
   const c = a.config;
   const mods = PROJECTIONS.filter((m) => c.targetModules.includes(m)).join(', ');
+  // Python for the base: the Hub id (and revision) when it came from the Hub, else the folder holding its files.
+  const basePath = 'hub' in ref ? JSON.stringify(ref.hub) : 'base_path';
+  const revision = 'hub' in ref && ref.revision ? `, revision=${JSON.stringify(ref.revision)}` : '';
+  const ollamaFrom = 'hub' in ref && OLLAMA_TAGS[ref.hub] ? OLLAMA_TAGS[ref.hub] : './base-model.gguf';
   const lines = [
     `# ${name}: LoRA adapter for ${base}`,
     '',
     `A PEFT LoRA adapter (r = ${c.r}, lora_alpha = ${c.loraAlpha}${c.useRslora ? ', rsLoRA' : ''}, scaling ${a.scaling}) on ${mods}` +
       `${c.layersToTransform ? ` of layers ${c.layersToTransform.join(', ')}` : ''}.`,
     `Files: \`${ADAPTER_CONFIG_FILE}\` and \`${ADAPTER_WEIGHTS_FILE}\` (F32), as PEFT writes them.`,
-    'Unzip them into a folder, here `./adapter`. Use the same base model the adapter was trained on.',
+    'Unzip them into a folder, here `./adapter`. Use the same base model the adapter was trained on' +
+      ('hub' in ref ? ` (${ref.hub}${ref.revision ? ` at revision ${ref.revision}` : ''}).` : `: ${ref.local}, whose files (config.json and the safetensors weights) go in \`${ref.folder}\`.`),
     '',
     '## PEFT (transformers)',
     '',
@@ -51,16 +69,17 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     'from transformers import AutoModelForCausalLM, AutoTokenizer',
     'from peft import PeftModel',
     '',
-    `base = AutoModelForCausalLM.from_pretrained("${base}", torch_dtype="auto")`,
+    ...('hub' in ref ? [] : [`base_path = ${JSON.stringify(ref.folder)}  # the folder holding ${ref.local}'s config.json and weights`]),
+    `base = AutoModelForCausalLM.from_pretrained(${basePath}${revision}, torch_dtype="auto")`,
     'model = PeftModel.from_pretrained(base, "./adapter")',
-    `tokenizer = AutoTokenizer.from_pretrained("${base}")`,
+    `tokenizer = AutoTokenizer.from_pretrained(${'hub' in ref ? basePath + revision : '"mistralai/Mistral-7B-Instruct-v0.2"'})`,
     '# optional: model = model.merge_and_unload()',
     '```',
     '',
     '## vLLM',
     '',
     '```sh',
-    `vllm serve ${base} --enable-lora --lora-modules ${name}=./adapter${c.r > 16 ? ` --max-lora-rank ${vllmMaxRank(c.r)}` : ''}`,
+    `vllm serve ${'hub' in ref ? ref.hub : ref.folder}${revision ? ` --revision ${'hub' in ref ? ref.revision : ''}` : ''} --enable-lora --lora-modules ${name}=./adapter${c.r > 16 ? ` --max-lora-rank ${vllmMaxRank(c.r)}` : ''}`,
     '```',
     '',
     `Then request \`"model": "${name}"\` from the OpenAI-compatible API.${c.r > 16 ? ' (vLLM accepts ranks up to 16 unless --max-lora-rank is raised.)' : ''}`,
@@ -70,12 +89,13 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     'A `Modelfile` next to the adapter folder:',
     '',
     '```',
-    'FROM mistral',
+    `FROM ${ollamaFrom}`,
     `ADAPTER ./${opts.ggufFile ?? 'adapter'}`,
     '```',
     '',
-    `\`ollama create ${name} -f Modelfile\`, then \`ollama run ${name}\`. \`FROM\` must name the exact base model the adapter`,
-    `was trained on (${base}); if your \`mistral\` tag is another version, use the matching tag, e.g. \`mistral:7b-instruct-v0.2-fp16\`.`,
+    ollamaFrom.startsWith('./')
+      ? `\`ollama create ${name} -f Modelfile\`, then \`ollama run ${name}\`. \`base-model.gguf\` is ${base} converted with llama.cpp's convert_hf_to_gguf.py: \`FROM\` must be the exact base the adapter was trained on.`
+      : `\`ollama create ${name} -f Modelfile\`, then \`ollama run ${name}\`. \`${ollamaFrom}\` is Ollama's unquantised ${base}: \`FROM\` must be the exact base the adapter was trained on.`,
   ];
   if (opts.ggufFile) {
     lines.push(

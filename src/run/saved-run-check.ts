@@ -68,15 +68,15 @@ export function checkSavedRun(raw: unknown): SavedRun {
 }
 
 /**
- * The record against the plan its data and hyperparameters give now: the same number of steps, a step that leaves
- * something to train, and (when recorded) the epoch that step falls in.
+ * The record against the plan its data and hyperparameters give now: the same number of steps, a step within the plan
+ * (at its end for a finished run, whose adapter a resume restores), and (when recorded) the epoch that step falls in.
  */
 export function checkSavedRunAgainstPlan(run: SavedRun, stats: DataStats): void {
   if (run.totalSteps !== stats.totalSteps) {
     throw corrupt(`it was planned with ${run.totalSteps} steps, but its data and hyperparameters now give ${stats.totalSteps}: the saved data or record was changed`, { saved: run.totalSteps, planned: stats.totalSteps });
   }
   if (run.step > stats.totalSteps) throw corrupt(`its checkpoint is at step ${run.step}, beyond the plan's ${stats.totalSteps} steps`);
-  if (run.step === stats.totalSteps) throw corrupt(`it already finished all ${stats.totalSteps} steps: there is nothing left to train (export its adapter, or start a new run)`);
+  // step === totalSteps is a finished run: resuming it trains nothing and restores its adapter (the page's "Restore").
   const epoch = epochOfStep(stats.stepsByEpoch, run.step);
   if (run.epoch !== undefined && run.epoch !== epoch) {
     throw corrupt(`its record says epoch ${run.epoch + 1} at step ${run.step}, the plan puts that step in epoch ${epoch + 1}`);

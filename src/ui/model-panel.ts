@@ -120,6 +120,10 @@ export function modelPanel(shared: Shared): HTMLElement {
         { class: 'hint num' },
         `base weights ${formatBytes(p.bytes.weights)} · LoRA ${formatBytes(p.bytes.lora)} · AdamW ${formatBytes(p.bytes.optimizer)} · activations ${formatBytes(p.bytes.activations)} · scratch ${formatBytes(p.bytes.scratch + p.bytes.io + p.bytes.context)} · ${p.run.rows} × ${p.run.seqLen} tokens`,
       ),
+      // What does not fit here can still be trained: the same job on Replicate's A100 (80 GB).
+      p.verdict === 'does-not-fit'
+        ? h('p', { class: 'hint', 'data-testid': 'model-plan-remote' }, 'Too big for this GPU? ', h('a', { href: '#panel-remote', class: 'link' }, 'Train the same job on Replicate'), ' (an A100 with 80 GB).')
+        : null,
     );
   };
   const askPlan = (): void => {
@@ -140,7 +144,7 @@ export function modelPanel(shared: Shared): HTMLElement {
           if (asked === planAsked) showPlan(p);
         },
         (e: unknown) => {
-          if (asked === planAsked) replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits (${isFinetuneError(e) ? e.kind : 'internal'}): ${e instanceof Error ? e.message : String(e)}`));
+          if (asked === planAsked) replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits: ${e instanceof Error ? e.message : String(e)}`));
         },
       );
     }, 400);

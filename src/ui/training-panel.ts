@@ -46,7 +46,10 @@ export function planView(s: DataStats): HTMLElement {
     ['padding', formatPercent(s.paddingFraction)],
   ];
   const titles: Record<string, string> = { batch: 'train_batch_size = micro_batch_size × gradient accumulation steps' };
-  return h('dl', { class: 'plan-facts', 'data-testid': 'plan-facts' }, ...items.flatMap(([k, v]) => [h('div', { title: titles[k] }, h('dt', {}, k), h('dd', { class: 'num' }, v))]));
+  const facts = h('dl', { class: 'plan-facts', 'data-testid': 'plan-facts' }, ...items.flatMap(([k, v]) => [h('div', { title: titles[k] }, h('dt', {}, k), h('dd', { class: 'num' }, v))]));
+  // What the plan decided on its own (e.g. a validation share of a small file), and how to choose otherwise.
+  const notices = (s.notices ?? []).map((n) => h('p', { class: 'hint warn', 'data-testid': 'plan-notice' }, n));
+  return notices.length ? h('div', {}, facts, ...notices) : facts;
 }
 
 /** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */

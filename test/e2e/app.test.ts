@@ -31,6 +31,21 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
     expect(table).toContain('130×7×300');
   });
 
+  it('says beside the model, before loading, whether the run fits this GPU, and offers Replicate when it does not', async () => {
+    const plan = app.page.getByTestId('model-plan');
+    await app.page.locator('[data-testid="model-plan"][data-verdict]').waitFor({ timeout: 60_000 });
+    expect(await plan.getAttribute('data-verdict')).toBe('fits');
+    expect(await plan.textContent()).toMatch(/base weights .*LoRA .*AdamW .*activations/);
+    expect(await app.page.getByTestId('model-plan-remote').count()).toBe(0);
+    // A GPU with 10 MB cannot hold even the demo model: the verdict says so and points to remote training.
+    await app.page.locator('#gpu-memory-gib').fill('0.01');
+    await app.page.locator('[data-testid="model-plan"][data-verdict="does-not-fit"]').waitFor({ timeout: 60_000 });
+    const offer = app.page.getByTestId('model-plan-remote');
+    expect(await offer.textContent()).toMatch(/Train the same job on Replicate/);
+    expect(await offer.locator('a').getAttribute('href')).toBe('#panel-remote');
+    await app.page.locator('#gpu-memory-gib').fill('');
+  });
+
   it('saves a screenshot of the page as a test artifact', async () => {
     const path = await screenshot(app.page, 'gpu-panel');
     expect(existsSync(path) && statSync(path).size).toBeGreaterThan(10_000);

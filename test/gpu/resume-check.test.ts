@@ -92,7 +92,7 @@ describe('resuming a saved run checks it first', () => {
 
   it('refuses a step beyond the plan, and a record whose plan no longer matches its data', async () => {
     expect((await resumeWith({ ...record, step: 7 })).message).toMatch(/its step 7 is beyond its plan of 4 steps/);
-    expect((await resumeWith({ ...record, step: 4, epoch: 0 })).message).toMatch(/already finished all 4 steps/);
+    expect((await resumeWith({ ...record, step: 4, epoch: 1 })).message).toMatch(/says epoch 2 at step 4, the plan puts that step in epoch 1/);
     expect((await resumeWith({ ...record, step: 5, totalSteps: 9 })).message).toMatch(/planned with 9 steps, but its data and hyperparameters now give 4/);
   });
 

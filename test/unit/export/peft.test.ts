@@ -5,6 +5,7 @@ import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { unzipSync } from 'fflate';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { adapterReadme, peftFiles, peftZip } from '../../../src/export/index.ts';
+import { baseReference } from '../../../src/export/peft.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
 import { createAdapter, parseAdapter, peftKey, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
@@ -180,10 +181,12 @@ describe('adapterReadme', () => {
   it('says how to load the adapter with PEFT, vLLM and Ollama', async () => {
     const text = adapterReadme(await fixtureAdapter(), { name: 'tiny' });
     expect(text).toContain('PeftModel.from_pretrained(base, "./adapter")');
-    expect(text).toContain('AutoModelForCausalLM.from_pretrained("tiny-mistral"');
-    expect(text).toContain('vllm serve tiny-mistral --enable-lora --lora-modules tiny=./adapter');
+    // The fixture's base_model_name_or_path is a local name, not a Hub id: the README says where its files go.
+    expect(text).toContain('base_path = "./tiny-mistral"  # the folder holding tiny-mistral\'s config.json and weights');
+    expect(text).toContain('AutoModelForCausalLM.from_pretrained(base_path, torch_dtype="auto")');
+    expect(text).toContain('vllm serve ./tiny-mistral --enable-lora --lora-modules tiny=./adapter');
     expect(text).not.toContain('--max-lora-rank');
-    expect(text).toContain('FROM mistral\nADAPTER ./adapter\n');
+    expect(text).toContain('FROM ./base-model.gguf\nADAPTER ./adapter\n');
     expect(text).toContain('r = 4, lora_alpha = 8');
     expect(text).not.toContain('llama-cli');
   });
@@ -195,5 +198,17 @@ describe('adapterReadme', () => {
     expect(text).toContain('mistralai/Mistral-7B-Instruct-v0.2');
     expect(text).toContain('ADAPTER ./adapter.gguf');
     expect(text).toContain('llama-cli -m base-model.gguf --lora adapter.gguf');
+    // Mistral-7B-Instruct-v0.2 from the Hub: Ollama's own unquantised tag of that very model.
+    expect(text).toContain('FROM mistral:7b-instruct-v0.2-fp16\nADAPTER ./adapter.gguf\n');
+  });
+
+  it('names a Hub base by its id and the revision that was loaded, in every snippet', () => {
+    const a = createAdapter(base, { r: 4, alpha: 8, targetModules: ['q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2@pr/7', random: mulberry32(2) });
+    expect(baseReference(a)).toEqual({ hub: 'mistralai/Mistral-7B-Instruct-v0.2', revision: 'pr/7' });
+    const text = adapterReadme(a, { name: 'mine' });
+    expect(text).toContain('from_pretrained("mistralai/Mistral-7B-Instruct-v0.2", revision="pr/7", torch_dtype="auto")');
+    expect(text).toContain('vllm serve mistralai/Mistral-7B-Instruct-v0.2 --revision pr/7 --enable-lora');
+    expect(text).not.toContain('@pr/7');
+    expect(baseReference(createAdapter(base, { r: 1, alpha: 1, targetModules: ['q_proj'], baseModel: 'local files (a, b)', random: mulberry32(3) }))).toEqual({ local: 'local files (a, b)', folder: './local-files-a-b' });
   });
 });
