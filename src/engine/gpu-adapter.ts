@@ -1,7 +1,7 @@
 // Describes a WebGPU adapter in the terms that matter for training: who made it, which features we can use,
 // and the limits that bound tensor sizes. Used by the page's GPU panel, `finetune gpu-info` and benchmarks.
 
-export interface AdapterReport {
+export interface GpuAdapterInfo {
   vendor: string;
   architecture: string;
   device: string;
@@ -26,7 +26,7 @@ export interface AdapterReport {
   };
 }
 
-export function describeAdapter(adapter: GPUAdapter): AdapterReport {
+export function describeGpuAdapter(adapter: GPUAdapter): GpuAdapterInfo {
   const info = adapter.info;
   const features = [...adapter.features].map(String).sort();
   const vendor = info?.vendor ?? '';

@@ -2,7 +2,7 @@
 // dispatches into one encoder per flush. Nothing here is browser- or Node-specific: it takes a `GPU` object
 // (navigator.gpu in a worker, Dawn's `create()` in Node).
 
-import { describeAdapter, type AdapterReport } from './gpu-adapter.ts';
+import { describeGpuAdapter, type GpuAdapterInfo } from './gpu-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
 import { KernelRegistry, type KernelSpec } from './registry.ts';
@@ -41,7 +41,7 @@ export class GpuContext {
   private constructor(
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
-    readonly report: AdapterReport,
+    readonly report: GpuAdapterInfo,
   ) {
     this.ledger = new MemoryLedger(device);
     this.registry = new KernelRegistry(device, shaderSources);
@@ -69,7 +69,7 @@ export class GpuContext {
   }
 
   static async fromAdapter(adapter: GPUAdapter, options: GpuContextOptions = {}): Promise<GpuContext> {
-    const report = describeAdapter(adapter);
+    const report = describeGpuAdapter(adapter);
     const requiredFeatures: GPUFeatureName[] = [];
     if (options.useF16 !== false && adapter.features.has('shader-f16')) requiredFeatures.push('shader-f16');
     if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups' as GPUFeatureName);

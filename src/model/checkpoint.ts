@@ -24,7 +24,11 @@ export interface CheckpointTensorInfo extends TensorInfo {
   file: string;
 }
 
-export interface Checkpoint {
+/**
+ * The frozen base model's files as the Hub lays them out (a "checkpoint" in Hugging Face's sense). Named apart from
+ * the training state (run/saved-run.ts) and from recomputation inside the runner, which are other kinds of checkpoint.
+ */
+export interface BaseCheckpoint {
   config: MistralConfig;
   /** config.json as parsed JSON (for fields we do not model). */
   configJson: Record<string, unknown>;
@@ -131,7 +135,7 @@ async function loadIndex(files: FileSet, where: string): Promise<Record<string, 
 }
 
 /** Opens a checkpoint; throws FinetuneError('bad-input') naming every missing or mis-shaped tensor. */
-export async function openCheckpoint(files: FileSet): Promise<Checkpoint> {
+export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint> {
   const where = files.name ?? 'checkpoint';
   let configJson: unknown;
   try {

@@ -5,7 +5,7 @@
 import { PROJECTIONS, type Quantization } from '../core/mistral.ts';
 import { readAdapter } from '../model/lora-adapter.ts';
 import { peftKey } from '../model/lora-adapter.ts';
-import { openCheckpoint } from '../model/checkpoint.ts';
+import { openBaseCheckpoint } from '../model/checkpoint.ts';
 import { openSafetensors, toFloat32, toFloat64, typedView, type SafetensorsFile } from '../model/safetensors.ts';
 import type { FileSet, ByteSource } from '../model/source.ts';
 import { FinetuneError } from '../core/errors.ts';
@@ -94,7 +94,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
   const say = input.onProgress ?? (() => {});
   const golden = await openSafetensors(input.golden);
   const has = (n: string): boolean => golden.header.tensors.has(n);
-  const ckpt = await openCheckpoint(input.model);
+  const ckpt = await openBaseCheckpoint(input.model);
   const adapter = await readAdapter(input.adapter, { base: ckpt.config });
   if (!has('input_ids') || !has('labels')) throw new FinetuneError('bad-input', 'the golden file needs input_ids and labels');
   const ids = await ints(golden, 'input_ids');

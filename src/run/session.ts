@@ -13,7 +13,7 @@ import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import { assertFiniteAdapter, createAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
-import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
+import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
@@ -76,7 +76,7 @@ export function quantizationFor(hp: Hyperparams): Quantization {
 }
 
 export class FinetuneSession {
-  private ckpt: Checkpoint | null = null;
+  private ckpt: BaseCheckpoint | null = null;
   private weights: MistralWeights | null = null;
   private modelSource = '';
   private lora: GpuLora | null = null;
@@ -107,7 +107,7 @@ export class FinetuneSession {
   async loadModel(files: FileSet, source: string, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading another model');
     const t0 = Date.now();
-    const ckpt = await openCheckpoint(files);
+    const ckpt = await openBaseCheckpoint(files);
     if (ckpt.config.vocabSize !== this.tokenizer.vocabSize) {
       throw new FinetuneError('bad-input', `the model's vocabulary has ${ckpt.config.vocabSize} tokens; the Mistral tokenizer has ${this.tokenizer.vocabSize}`);
     }
@@ -418,7 +418,7 @@ export class FinetuneSession {
   }
 
   /** The loaded model's config (for exports that need the base's shape, e.g. GGUF's q/k permutation). */
-  get baseConfig(): Checkpoint['config'] {
+  get baseConfig(): BaseCheckpoint['config'] {
     if (!this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     return this.ckpt.config;
   }

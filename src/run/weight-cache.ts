@@ -12,7 +12,7 @@ import { FinetuneError } from '../core/errors.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { downloadWeightParts, uploadWeightParts, weightsManifest, type WeightPart, type WeightsManifest } from '../engine/mistral/weight-parts.ts';
 import { loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
-import type { Checkpoint } from '../model/checkpoint.ts';
+import type { BaseCheckpoint } from '../model/checkpoint.ts';
 import type { ByteSource, FileSet } from '../model/source.ts';
 
 /** Bumped whenever the entry layout or the meaning of a part changes: older entries are then rebuilt. */
@@ -60,7 +60,7 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 }
 
 /** The identity of a checkpoint's files, read from the sources' versions (opening a Hub file is a 1-byte probe). */
-export async function cacheIdentity(files: FileSet, ckpt: Checkpoint, source: string, quantization: Quantization): Promise<CacheIdentity> {
+export async function cacheIdentity(files: FileSet, ckpt: BaseCheckpoint, source: string, quantization: Quantization): Promise<CacheIdentity> {
   const names = ['config.json', ...ckpt.files];
   const out: CacheIdentity['files'] = [];
   for (const name of names) {
@@ -119,7 +119,7 @@ export interface CachedLoad {
  * Loads from the cache when it holds these exact files at these settings (every part's hash checked), else from the
  * files, then writes the cache. A failed cache write (out of quota, a read-only disk) is a note, not a failed load.
  */
-export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: Checkpoint, o: CachedLoadOptions): Promise<CachedLoad> {
+export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: BaseCheckpoint, o: CachedLoadOptions): Promise<CachedLoad> {
   const identity = await cacheIdentity(files, ckpt, o.source, o.quantization);
   const key = await cacheKey(identity);
   const notes: string[] = [];

@@ -2,7 +2,7 @@
 // "Check this GPU" action that runs the kernels against a float64 reference (drivers differ; users should know), and
 // beside it "Check this GPU against PyTorch", the whole engine against the PyTorch goldens (check-panel.ts).
 
-import type { AdapterReport, EngineApi } from '../worker/api.ts';
+import type { GpuAdapterInfo, EngineApi } from '../worker/api.ts';
 import { formatBytes } from '../core/units.ts';
 import type * as Comlink from 'comlink';
 import { describeError, goldenCheckSection } from './check-panel.ts';
@@ -17,7 +17,7 @@ function yesNo(v: boolean): string {
   return v ? 'yes' : 'no';
 }
 
-export function renderAdapter(report: AdapterReport): HTMLElement {
+export function renderAdapter(report: GpuAdapterInfo): HTMLElement {
   const rows: [string, string][] = [
     ['Vendor', report.vendor || '—'],
     ['Architecture', report.architecture || '—'],

@@ -8,7 +8,7 @@ import type { DataStats } from '../data/batches.ts';
 import type { DatasetSummary } from '../data/dataset.ts';
 import type { Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
-import type { AdapterReport } from '../engine/gpu-adapter.ts';
+import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
@@ -23,7 +23,7 @@ import type { GenerationResult, GenerationSettings, StreamedToken } from '../run
 export { installErrorTransfer } from './error-transfer.ts';
 export type {
   StreamedToken,
-  AdapterReport,
+  GpuAdapterInfo,
   CheckReport,
   DataStats,
   DatasetReport,
@@ -54,7 +54,7 @@ export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revisi
 export type AdapterSource = { kind: 'zip'; name: string; bytes: Blob | Uint8Array } | { kind: 'files'; files: File[] };
 
 /** Whether the worker could get a WebGPU device, and what it found. */
-export type ProbeResult = { ok: true; report: AdapterReport } | { ok: false; reason: string };
+export type ProbeResult = { ok: true; report: GpuAdapterInfo } | { ok: false; reason: string };
 
 /** One JSONL row as the tokenizer and layout turn it into training input (tests and the tokenizer page use it). */
 export interface EncodedExample {

@@ -2,7 +2,7 @@
 
 import { type Quantization } from '../core/mistral.ts';
 import * as Comlink from 'comlink';
-import type { AdapterReport } from '../engine/gpu-adapter.ts';
+import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import { runGoldenCheck, type CheckReport } from '../run/check.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { GpuContext } from '../engine/gpu.ts';

@@ -8,7 +8,7 @@ import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { destroyMistralWeights, loadMistralWeights } from '../../src/engine/mistral/weights.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
 import { generate } from '../../src/run/generate.ts';
 import { gpuContext } from './context.ts';
@@ -27,7 +27,7 @@ describe('finetune generate', () => {
     expect(summary).toMatchObject({ tokens: 3, stopReason: 'max-tokens', adapter: true });
 
     const ctx = await gpuContext();
-    const ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
     const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
     const lora = uploadLora(ctx, weights.dims, await readAdapter(nodeDirectory('test/fixtures/tiny-adapter'), { base: ckpt.config }));
     const tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));

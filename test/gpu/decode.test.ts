@@ -10,7 +10,7 @@ import { destroyLora, uploadLora, type GpuLora } from '../../src/engine/mistral/
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { maxRelError } from '../../src/engine/reference/common.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
 import { gpuContext } from './context.ts';
 
@@ -51,7 +51,7 @@ describe('KV-cache decoder', () => {
   let full: Float32Array;
   beforeAll(async () => {
     ctx = await gpuContext();
-    const ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
     weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
     const adapter = await readAdapter(nodeDirectory('test/fixtures/tiny-adapter'), { base: ckpt.config });
     lora = uploadLora(ctx, weights.dims, adapter);
@@ -123,7 +123,7 @@ describe('KV-cache decoder', () => {
   });
 
   it('with an NF4 (double-quantised) base, one token at a time: the logits equal the full forward pass', async () => {
-    const nf4 = await loadMistralWeights(ctx, await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral')), { quantization: 'nf4-double' });
+    const nf4 = await loadMistralWeights(ctx, await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral')), { quantization: 'nf4-double' });
     const ids = IDS.slice(0, 3);
     const dec = new MistralDecoder(ctx, nf4, lora, { maxT: ids.length });
     try {

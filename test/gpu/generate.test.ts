@@ -9,7 +9,7 @@ import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { destroyLora, uploadLora, type GpuLora } from '../../src/engine/mistral/lora.ts';
 import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
 import { generate, generateFullRecompute, type StreamedToken } from '../../src/run/generate.ts';
 import { gpuContext } from './context.ts';
@@ -25,7 +25,7 @@ describe('generate (KV cache)', () => {
   let greedy: number[];
   beforeAll(async () => {
     ctx = await gpuContext();
-    const ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
     weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
     lora = uploadLora(ctx, weights.dims, await readAdapter(nodeDirectory('test/fixtures/tiny-adapter'), { base: ckpt.config }));
     tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));

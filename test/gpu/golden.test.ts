@@ -8,7 +8,7 @@ import type { GpuContext } from '../../src/engine/gpu.ts';
 import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights } from '../../src/engine/mistral/weights.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
 import { openSafetensors, toFloat64, typedView } from '../../src/model/safetensors.ts';
 import { bytesSource, memoryFileSet, type FileSet } from '../../src/model/source.ts';
@@ -95,7 +95,7 @@ describe('inference mode and training mode of the runner (LoRA dropout)', () => 
     const targets = shiftLabels(await ints('labels'), B, T);
     const counted = targets.filter((t) => t !== -100).length;
     const goldenLoss = toFloat64(await golden.read('loss'), golden.info('loss').dtype)[0];
-    const ckpt = await openCheckpoint(nodeDirectory(MODEL));
+    const ckpt = await openBaseCheckpoint(nodeDirectory(MODEL));
     const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
     // A large dropout so that a mask, if drawn, moves the loss far beyond rounding.
     const lora = uploadLora(ctx, weights.dims, await readAdapter(adapterWithDropout(0.3), { base: ckpt.config }));

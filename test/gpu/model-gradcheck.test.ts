@@ -11,7 +11,7 @@ import { destroyMistralWeights, loadMistralWeights, moduleName } from '../../src
 import { mulberry32 } from '../../src/engine/reference/common.ts';
 import { shiftLabels } from '../../src/run/check.ts';
 import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
-import { expectedTensors, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
+import { expectedTensors, openBaseCheckpoint, type BaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { writeSafetensors } from '../../src/model/safetensors.ts';
 import { memoryFileSet } from '../../src/model/source.ts';
 import { causalLmLoss, loadRefWeights, referenceForward, type RefWeights } from '../unit/model/reference-forward.ts';
@@ -36,7 +36,7 @@ const CONFIG = {
 };
 
 /** A random Mistral-shaped checkpoint, F32, in memory. */
-async function randomCheckpoint(): Promise<Checkpoint> {
+async function randomCheckpoint(): Promise<BaseCheckpoint> {
   const rand = mulberry32(99);
   const shapes = expectedTensors({
     vocabSize: 300, hidden: 64, intermediate: 128, layers: 2, heads: 4, kvHeads: 1, headDim: 16, ropeTheta: 1e4, rmsNormEps: 1e-6,
@@ -50,12 +50,12 @@ async function randomCheckpoint(): Promise<Checkpoint> {
     for (let i = 0; i < n; i++) data[i] = isNorm ? 1 + (rand() * 2 - 1) * scale : (rand() * 2 - 1) * scale * 2;
     return { name, dtype: 'F32' as const, shape, data };
   });
-  return openCheckpoint(memoryFileSet({ 'config.json': JSON.stringify(CONFIG), 'model.safetensors': writeSafetensors(tensors) }));
+  return openBaseCheckpoint(memoryFileSet({ 'config.json': JSON.stringify(CONFIG), 'model.safetensors': writeSafetensors(tensors) }));
 }
 
 const TARGETS: Projection[] = ['q_proj', 'o_proj', 'up_proj', 'down_proj'];
 
-function randomAdapter(ck: Checkpoint): LoraAdapter {
+function randomAdapter(ck: BaseCheckpoint): LoraAdapter {
   const a = createAdapter(ck.config, { r: 3, alpha: 5, targetModules: TARGETS, useRslora: true, random: mulberry32(4) });
   const rand = mulberry32(5);
   for (const layer of a.tensors) for (const m of TARGETS) layer[m]!.B.forEach((_, i, arr) => (arr[i] = (rand() * 2 - 1) * 0.2));
@@ -69,7 +69,7 @@ function refLoss(w: RefWeights, a: LoraAdapter, ids: number[][], labels: number[
 
 describe('engine vs float64 reference on other Mistral shapes', () => {
   let ctx: GpuContext;
-  let ck: Checkpoint;
+  let ck: BaseCheckpoint;
   beforeAll(async () => {
     ctx = await gpuContext();
     ck = await randomCheckpoint();

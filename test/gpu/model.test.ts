@@ -12,7 +12,7 @@ import { MistralRunner, type TokenBatch } from '../../src/engine/mistral/model.t
 import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { maxRelError, mulberry32 } from '../../src/engine/reference/common.ts';
 import { createAdapter } from '../../src/model/lora-adapter.ts';
-import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint, type BaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { gpuContext } from './context.ts';
 import { onnxLogits } from './onnx-oracle.ts';
 
@@ -49,11 +49,11 @@ async function logitsOf(ctx: GpuContext, w: MistralWeights, batch: TokenBatch): 
 
 describe('Mistral engine', () => {
   let ctx: GpuContext;
-  let ckpt: Checkpoint;
+  let ckpt: BaseCheckpoint;
   let weights: MistralWeights;
   beforeAll(async () => {
     ctx = await gpuContext();
-    ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
     weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
   });
   afterAll(() => destroyMistralWeights(ctx, weights));

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { maxRelError, mulberry32 } from '../../src/engine/reference/common.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { loadRefWeights, referenceForward, type RefWeights } from '../unit/model/reference-forward.ts';
 import { TINY_MISTRAL } from '../unit/model/helpers.ts';
 import { ONNX_VOCAB, onnxLogits, onnxSession } from './onnx-oracle.ts';
@@ -32,7 +32,7 @@ describe('ONNX oracle (tiny-mistral.onnx on onnxruntime-web wasm)', () => {
     const t0 = performance.now();
     await onnxSession();
     console.log(`onnx session created in ${(performance.now() - t0).toFixed(0)} ms`);
-    ref = await loadRefWeights(await openCheckpoint(nodeDirectory(TINY_MISTRAL)));
+    ref = await loadRefWeights(await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL)));
   });
 
   it('returns finite logits of shape (batch, seq, 32000), deterministically', async () => {

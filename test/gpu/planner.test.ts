@@ -11,7 +11,7 @@ import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { randomMistral } from '../../src/bench/model.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { createAdapter } from '../../src/model/lora-adapter.ts';
 import type { MistralConfig } from '../../src/model/config.ts';
 import { planMemory, type MemoryPlan } from '../../src/run/planner.ts';
@@ -69,7 +69,7 @@ describe('memory planner vs the ledger', () => {
     it(`${name} (${quantization}): load and training-step peaks within 10 %`, async () => {
       const ctx = await gpuContext();
       const hp = parseHyperparams({ peft_method: 'qlora', quantization, micro_batch_size: 2, train_batch_size: 2, max_seq_len: 6, validation_batch_size: 1, ...extra });
-      const ckpt = await openCheckpoint(nodeDirectory(dir));
+      const ckpt = await openBaseCheckpoint(nodeDirectory(dir));
       const plan = planMemory(ckpt.config, hp);
       const before = ctx.ledger.snapshot().currentBytes;
       ctx.ledger.resetPeaks();

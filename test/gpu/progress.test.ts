@@ -15,7 +15,7 @@ import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights } from '../../src/engine/mistral/weights.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
 import { FinetuneSession, memoryRunStore, type RunStore, type TrainEvent } from '../../src/run/session.ts';
 import { runnerShape, train, TrainControl } from '../../src/run/trainer.ts';
@@ -48,7 +48,7 @@ describe('time-based checkpoints', () => {
   it('with save_steps 0 a run also saves once save_every_minutes have passed since the last save', async () => {
     const ctx = await gpuContext();
     const hp = parseHyperparams({ ...HP, save_steps: 0, save_every_minutes: 10 });
-    const ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
     const weights = await loadMistralWeights(ctx, ckpt, { quantization: hp.quantization });
     const { data } = await loadRunData({ train: new Blob([jsonl(2)]).stream() }, tokenizer, hp);
     expect(data.stats.totalSteps).toBe(2);

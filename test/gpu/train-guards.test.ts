@@ -18,7 +18,7 @@ import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { mulberry32 } from '../../src/engine/reference/common.ts';
-import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint, type BaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { createAdapter } from '../../src/model/lora-adapter.ts';
 import { openSafetensors } from '../../src/model/safetensors.ts';
 import { bytesSource } from '../../src/model/source.ts';
@@ -69,11 +69,11 @@ async function sameTensors(a: Uint8Array, b: Uint8Array): Promise<boolean> {
 
 describe('non-finite guards', () => {
   let ctx: GpuContext;
-  let ckpt: Checkpoint;
+  let ckpt: BaseCheckpoint;
   let tok: Tokenizer;
   beforeAll(async () => {
     ctx = await gpuContext();
-    ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
     tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
   });
 

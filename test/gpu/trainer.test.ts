@@ -15,7 +15,7 @@ import { mulberry32 } from '../../src/engine/reference/common.ts';
 import { learningRate } from '../../src/run/schedule.ts';
 import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport } from '../../src/run/trainer.ts';
 import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
-import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
+import { openBaseCheckpoint, type BaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { gpuContext } from './context.ts';
 
 const ROWS = [
@@ -48,12 +48,12 @@ function stream(text: string): ReadableStream<Uint8Array> {
 
 describe('trainer', () => {
   let ctx: GpuContext;
-  let ckpt: Checkpoint;
+  let ckpt: BaseCheckpoint;
   let weights: MistralWeights;
   let start: LoraAdapter;
   beforeAll(async () => {
     ctx = await gpuContext();
-    ckpt = await openCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
     weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4' });
     start = createAdapter(ckpt.config, { r: 4, alpha: 8, dropout: 0.1, targetModules: targetModules(HP), random: mulberry32(HP.seed) });
   });

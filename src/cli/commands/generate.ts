@@ -1,7 +1,7 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { destroyLora, uploadLora } from '../../engine/mistral/lora.ts';
 import { loadMistralWeights } from '../../engine/mistral/weights.ts';
-import { openCheckpoint } from '../../model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { readAdapter } from '../../model/lora-adapter.ts';
 import { generate } from '../../run/generate.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -60,7 +60,7 @@ Example:
 
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
-    const ckpt = await openCheckpoint(modelSpec(values.model, { token: process.env.HF_TOKEN || undefined }).files);
+    const ckpt = await openBaseCheckpoint(modelSpec(values.model, { token: process.env.HF_TOKEN || undefined }).files);
     const weights = await loadMistralWeights(ctx, ckpt, { quantization });
     const lora = values.adapter ? uploadLora(ctx, weights.dims, await readAdapter(nodeDirectory(values.adapter), { base: ckpt.config })) : null;
     let interrupted = false;

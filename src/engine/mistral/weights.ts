@@ -3,7 +3,7 @@
 // GPU as they stream in.
 
 import { PROJECTIONS, type Projection, type Quantization } from '../../core/mistral.ts';
-import type { Checkpoint } from '../../model/checkpoint.ts';
+import type { BaseCheckpoint } from '../../model/checkpoint.ts';
 import { toFloat32 } from '../../model/safetensors.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
@@ -74,7 +74,7 @@ function uploadMatrix(ctx: GpuContext, label: string, dtype: string, bytes: Uint
   }
 }
 
-export async function loadMistralWeights(ctx: GpuContext, ckpt: Checkpoint, o: LoadOptions): Promise<MistralWeights> {
+export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, o: LoadOptions): Promise<MistralWeights> {
   const dims = dimsOf(ckpt.config);
   if (ckpt.config.slidingWindow !== null && ckpt.config.slidingWindow < ckpt.config.maxPositions) {
     throw new FinetuneError('bad-input', `sliding-window attention (window ${ckpt.config.slidingWindow}) is not supported; Mistral-7B v0.2 has none`);

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
-import { expectedTensors, openCheckpoint, INDEX_FILE } from '../../../src/model/checkpoint.ts';
+import { expectedTensors, openBaseCheckpoint, INDEX_FILE } from '../../../src/model/checkpoint.ts';
 import { openSafetensors, toFloat64, typedView, writeSafetensors } from '../../../src/model/safetensors.ts';
 import { bytesSource, memoryFileSet } from '../../../src/model/source.ts';
 import { errorOf, FIXTURES, fixtureBytes, MISTRAL_7B_V02, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
@@ -31,9 +31,9 @@ describe('expectedTensors', () => {
   });
 });
 
-describe('openCheckpoint', () => {
+describe('openBaseCheckpoint', () => {
   it('opens the 3-shard tiny-mistral through its index', async () => {
-    const ck = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const ck = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
     expect(ck.config.hidden).toBe(128);
     expect(ck.files.sort()).toEqual(['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
     expect(ck.tensorNames).toHaveLength(3 + 2 * 9);
@@ -53,7 +53,7 @@ describe('openCheckpoint', () => {
   });
 
   it('reads embeddings that equal the float64 golden hidden_states/0 (bf16 → f32 exact)', async () => {
-    const ck = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const ck = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
     const emb = await ck.readFloat32('model.embed_tokens.weight');
     const golden = await openSafetensors(bytesSource(fixtureBytes(`${FIXTURES}/golden_lora.safetensors`)));
     const ids = typedView(await golden.read('input_ids'), 'I32');
@@ -65,7 +65,7 @@ describe('openCheckpoint', () => {
   });
 
   it('opens the single-file demo model', async () => {
-    const ck = await openCheckpoint(nodeDirectory(NANO_DEMO));
+    const ck = await openBaseCheckpoint(nodeDirectory(NANO_DEMO));
     expect(ck.files).toEqual(['model.safetensors']);
     expect(ck.config.layers).toBe(4);
     expect(ck.tensorNames).toHaveLength(3 + 4 * 9);
@@ -76,7 +76,7 @@ describe('openCheckpoint', () => {
 
   it('follows weight_map when a layer spans shards', async () => {
     // Re-shard tiny-mistral so that layer 0's attention and MLP tensors alternate between two files.
-    const src = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const src = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
     const a: Parameters<typeof writeSafetensors>[0] = [];
     const b: Parameters<typeof writeSafetensors>[0] = [];
     const weightMap: Record<string, string> = {};
@@ -95,7 +95,7 @@ describe('openCheckpoint', () => {
       'part-a.safetensors': writeSafetensors(a, { format: 'pt' }),
       'part-b.safetensors': writeSafetensors(b, { format: 'pt' }),
     });
-    const ck = await openCheckpoint(files);
+    const ck = await openBaseCheckpoint(files);
     for (const name of layer0) {
       expect(ck.info(name).file).toBe(weightMap[name]);
       expect(Buffer.from((await ck.read(name)).bytes).equals(Buffer.from((await src.read(name)).bytes))).toBe(true);
@@ -107,18 +107,18 @@ describe('openCheckpoint', () => {
     const idx = tinyIndex();
     delete idx.weight_map['model.layers.1.mlp.up_proj.weight'];
     delete idx.weight_map['model.norm.weight'];
-    const e1 = await errorOf(() => openCheckpoint(memoryFileSet({ ...tinyFiles(), [INDEX_FILE]: JSON.stringify(idx) }, 'tiny')));
+    const e1 = await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...tinyFiles(), [INDEX_FILE]: JSON.stringify(idx) }, 'tiny')));
     expect(e1.message).toMatch(/missing tensors: model\.layers\.1\.mlp\.up_proj\.weight; model\.norm\.weight/);
     expect(e1.details?.missing).toEqual(['model.layers.1.mlp.up_proj.weight', 'model.norm.weight']);
 
     // A config that disagrees with the weights: mis-shaped (and the extra layer is missing).
     const cfg = JSON.parse(new TextDecoder().decode(fixtureBytes(`${TINY_MISTRAL}/config.json`)));
-    const e2 = await errorOf(() => openCheckpoint(memoryFileSet({ ...tinyFiles(), 'config.json': JSON.stringify({ ...cfg, intermediate_size: 512, num_hidden_layers: 3 }) })));
+    const e2 = await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...tinyFiles(), 'config.json': JSON.stringify({ ...cfg, intermediate_size: 512, num_hidden_layers: 3 }) })));
     expect(e2.message).toMatch(/model\.layers\.0\.mlp\.gate_proj\.weight is \[448, 128\], expected \[512, 128\]/);
     expect(e2.message).toMatch(/missing tensors: model\.layers\.2\.input_layernorm\.weight/);
 
     // Tied embeddings declared: lm_head becomes an extra tensor, reported as a warning only.
-    const tied = await openCheckpoint(memoryFileSet({ ...tinyFiles(), 'config.json': JSON.stringify({ ...cfg, tie_word_embeddings: true }) }));
+    const tied = await openBaseCheckpoint(memoryFileSet({ ...tinyFiles(), 'config.json': JSON.stringify({ ...cfg, tie_word_embeddings: true }) }));
     expect(tied.warnings.join(' ')).toMatch(/ignoring 1 tensor.*lm_head\.weight/);
   });
 
@@ -127,49 +127,49 @@ describe('openCheckpoint', () => {
     // A shard named by the index is absent.
     const noShard = { ...files };
     delete noShard['model-00002-of-00003.safetensors'];
-    expect((await errorOf(() => openCheckpoint(memoryFileSet(noShard, 'tiny')))).message).toMatch(/shard model-00002-of-00003\.safetensors named by model\.safetensors\.index\.json is missing/);
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(noShard, 'tiny')))).message).toMatch(/shard model-00002-of-00003\.safetensors named by model\.safetensors\.index\.json is missing/);
     // The index points a tensor at a shard that does not hold it.
     const idx = tinyIndex();
     idx.weight_map['model.norm.weight'] = 'model-00001-of-00003.safetensors';
-    expect((await errorOf(() => openCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(idx) })))).message).toMatch(
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(idx) })))).message).toMatch(
       /puts model\.norm\.weight in model-00001-of-00003\.safetensors, but model-00001-of-00003\.safetensors has no such tensor/,
     );
     // A weight_map entry trying to escape the directory.
     const evil = tinyIndex();
     evil.weight_map['model.norm.weight'] = '../../etc/passwd';
-    expect((await errorOf(() => openCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(evil) })))).details?.reason).toBe('bad-name');
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(evil) })))).details?.reason).toBe('bad-name');
     // No config, no weights.
     const noCfg = { ...files };
     delete noCfg['config.json'];
-    expect((await errorOf(() => openCheckpoint(memoryFileSet(noCfg, 'tiny')))).message).toMatch(/tiny: no config\.json/);
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(noCfg, 'tiny')))).message).toMatch(/tiny: no config\.json/);
     const onlyCfg = memoryFileSet({ 'config.json': files['config.json'] }, 'tiny');
-    expect((await errorOf(() => openCheckpoint(onlyCfg))).message).toMatch(/no model\.safetensors or model\.safetensors\.index\.json/);
+    expect((await errorOf(() => openBaseCheckpoint(onlyCfg))).message).toMatch(/no model\.safetensors or model\.safetensors\.index\.json/);
     // Without list(): the index is tried first, then model.safetensors.
     const unlisted = { name: 'remote', open: onlyCfg.open };
-    expect((await errorOf(() => openCheckpoint(unlisted))).message).toMatch(/remote: no model\.safetensors or model\.safetensors\.index\.json/);
+    expect((await errorOf(() => openBaseCheckpoint(unlisted))).message).toMatch(/remote: no model\.safetensors or model\.safetensors\.index\.json/);
     // Bad index JSON.
-    expect((await errorOf(() => openCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: '{"weight_map": 3}' })))).message).toMatch(/missing "weight_map" object/);
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: '{"weight_map": 3}' })))).message).toMatch(/missing "weight_map" object/);
   });
 
   it('refuses a hostile config.json served through a FileSet before building anything proportional to it', async () => {
     const cfg = JSON.parse(new TextDecoder().decode(fixtureBytes(`${TINY_MISTRAL}/config.json`)));
     const withConfig = (c: unknown) => memoryFileSet({ ...tinyFiles(), 'config.json': typeof c === 'string' ? c : JSON.stringify(c) }, 'hub');
     // Out of all bounds: refused by the config check (formerly a V8 heap out-of-memory that aborted the process).
-    const huge = await errorOf(() => openCheckpoint(withConfig({ ...cfg, num_hidden_layers: 1e9 })));
+    const huge = await errorOf(() => openBaseCheckpoint(withConfig({ ...cfg, num_hidden_layers: 1e9 })));
     expect(huge.kind).toBe('bad-input');
     expect(huge.message).toBe('hub/config.json: "num_hidden_layers" is 1000000000, more than 1024: not a model this program can load (is the config corrupt?)');
     // Within bounds but more layers than the tensors hold: compared with the tensors, not expanded into 9 × 1000 names.
-    const many = await errorOf(() => openCheckpoint(withConfig({ ...cfg, num_hidden_layers: 1000 })));
+    const many = await errorOf(() => openBaseCheckpoint(withConfig({ ...cfg, num_hidden_layers: 1000 })));
     expect(many.message).toMatch(/config\.json says num_hidden_layers 1000, the tensors hold 2 layers/);
     expect((many.details?.missing as string[]).length).toBe(9); // layer 2's tensors only
     // Nesting 200 000 levels deep: a clear error, not a stack overflow.
-    const deep = await errorOf(() => openCheckpoint(withConfig(`{"rope_scaling":${'['.repeat(200_000)}${']'.repeat(200_000)}}`)));
+    const deep = await errorOf(() => openBaseCheckpoint(withConfig(`{"rope_scaling":${'['.repeat(200_000)}${']'.repeat(200_000)}}`)));
     expect(deep.message).toMatch(/config\.json nests JSON deeper than 64 levels/);
   });
 
   it('opens a single-file checkpoint from a FileSet that cannot list itself (like the Hub)', async () => {
     const mem = memoryFileSet({ 'config.json': fixtureBytes(`${NANO_DEMO}/config.json`), 'model.safetensors': fixtureBytes(`${NANO_DEMO}/model.safetensors`) });
-    const ck = await openCheckpoint({ name: 'hub-like', open: mem.open });
+    const ck = await openBaseCheckpoint({ name: 'hub-like', open: mem.open });
     expect(ck.files).toEqual(['model.safetensors']);
   });
 });

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { maxRelError } from '../../../src/engine/reference/common.ts';
 import { peftKey } from '../../../src/model/lora-adapter.ts';
-import { moduleWeightName, openCheckpoint, type Checkpoint } from '../../../src/model/checkpoint.ts';
+import { moduleWeightName, openBaseCheckpoint, type BaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import { openSafetensors, toFloat64, typedView, type SafetensorsFile } from '../../../src/model/safetensors.ts';
 import { bytesSource } from '../../../src/model/source.ts';
 import { FIXTURES, fixtureBytes, TINY_MISTRAL } from './helpers.ts';
@@ -46,9 +46,9 @@ function first256(logits: Float64Array, V: number): Float64Array {
 }
 
 describe('float64 reference forward against the PyTorch goldens', () => {
-  let ck: Checkpoint;
+  let ck: BaseCheckpoint;
   beforeAll(async () => {
-    ck = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    ck = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
   });
 
   for (const kind of ['lora', 'qlora'] as const) {

@@ -5,7 +5,7 @@
 
 import { PROJECTIONS, type Projection } from '../../../src/core/mistral.ts';
 import type { LoraAdapter } from '../../../src/model/lora-adapter.ts';
-import { moduleWeightName, type Checkpoint } from '../../../src/model/checkpoint.ts';
+import { moduleWeightName, type BaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import type { MistralConfig } from '../../../src/model/config.ts';
 
 export interface RefLayer {
@@ -38,7 +38,7 @@ export interface RefOutput {
   hidden: Float64Array[];
 }
 
-export async function loadRefWeights(ck: Checkpoint, overrides: Map<string, ArrayLike<number>> = new Map()): Promise<RefWeights> {
+export async function loadRefWeights(ck: BaseCheckpoint, overrides: Map<string, ArrayLike<number>> = new Map()): Promise<RefWeights> {
   const c = ck.config;
   const get = async (name: string): Promise<Float64Array> => {
     const o = overrides.get(name);

@@ -3,7 +3,7 @@
 // an uninterrupted read.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
-import { openCheckpoint } from '../../../src/model/checkpoint.ts';
+import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import { httpSource, urlFileSet } from '../../../src/model/source.ts';
 import { startRangeServer, type RangeServer } from '../../helpers/range-server.ts';
 import { errorOf, TINY_MISTRAL } from './helpers.ts';
@@ -23,8 +23,8 @@ describe('resumable HTTP reads', () => {
     server.cutOnce(SHARD3, 400_003);
     server.requests.length = 0;
     let arrived = 0;
-    const remote = await openCheckpoint(urlFileSet(server.base, { retryDelayMs: 5, onBytes: (n) => (arrived += n) }));
-    const local = await openCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const remote = await openBaseCheckpoint(urlFileSet(server.base, { retryDelayMs: 5, onBytes: (n) => (arrived += n) }));
+    const local = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
     const names = local.tensorNames;
     expect(names.length).toBeGreaterThan(20);
     let bytes = 0;
