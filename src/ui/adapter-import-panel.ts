@@ -50,7 +50,7 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
       shared.refreshMemory();
     } catch (e) {
       const { kind, message } = errorParts(e);
-      say('bad', `Could not load the adapter (${kind}): ${message}`);
+      say('bad', `Could not load the adapter: ${message}`);
     } finally {
       busy = false;
       render();
@@ -84,7 +84,7 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     } catch (e) {
       const { kind, message } = errorParts(e);
       evalOut.className = 'bad';
-      evalOut.textContent = `Evaluation failed (${kind}): ${message}`;
+      evalOut.textContent = `Evaluation failed: ${message}`;
     } finally {
       busy = false;
       render();

@@ -241,7 +241,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       shared.refreshMemory();
     } catch (e) {
       const { kind, message } = errorParts(e);
-      say('bad', `Could not load the adapter of ${id} (${kind}): ${message}`);
+      say('bad', `Could not load the adapter of ${id}: ${message}`);
     } finally {
       busy = false;
       render();
@@ -310,7 +310,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       void follow(training.id, true);
     } catch (e) {
       const { kind, message } = errorParts(e);
-      say('bad', `Not sent (${kind}): ${message}`);
+      say('bad', `Not sent: ${message}`);
     } finally {
       busy = false;
       render();
