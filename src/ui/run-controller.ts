@@ -2,7 +2,7 @@
 // records it (run-state.ts decides the phases). The view (training-panel.ts) only renders and calls these.
 
 import * as Comlink from 'comlink';
-import type { RunEstimate, SavedRun, TrainResult } from '../worker/api.ts';
+import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { errorParts } from './format.ts';
 import { runBusy, type Shared } from './state.ts';
 
@@ -49,7 +49,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       },
     ).finally(() => shared.refreshMemory());
   };
-  const onEvent = Comlink.proxy((event: Parameters<Parameters<typeof engine.startTraining>[2]>[0]) => {
+  const onEvent = Comlink.proxy((event: TrainEvent) => {
     run.dispatch({ type: 'event', event });
     if (event.type === 'step') shared.refreshMemory();
   });
