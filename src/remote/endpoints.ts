@@ -7,6 +7,11 @@ export const REPLICATE_API_BASE = 'https://api.replicate.com/v1';
 /** The proxy's mount points on the page's own origin: the API under API_PATH, output downloads under DOWNLOAD_PATH. */
 export const PROXY_API_PATH = '/replicate/v1';
 export const PROXY_DOWNLOAD_PATH = '/replicate/download';
+/** Answered by the proxy itself (never forwarded): how a page finds out that a proxy is there. */
+export const PROXY_HELLO_PATH = '/replicate/hello';
+
+/** What the proxy answers at PROXY_HELLO_PATH. */
+export const PROXY_HELLO = { proxy: 'finetune', api: PROXY_API_PATH, download: PROXY_DOWNLOAD_PATH } as const;
 
 /**
  * Output files are served by `replicate.delivery` and its subdomains (Replicate's OpenAPI description, predictions.get).

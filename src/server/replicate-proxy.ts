@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
+import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, PROXY_HELLO, PROXY_HELLO_PATH, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
 
 export interface ReplicateProxyOptions {
   /** Where /replicate/v1/… goes (default Replicate's own API; tests point it at a local fake). */
@@ -167,6 +167,21 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
     }
   }
 
+  /** The page's "is a proxy there?" question, answered here: nothing is forwarded, no token is needed. */
+  function hello(req: IncomingMessage, res: ServerResponse): void {
+    let cors: Record<string, string> = {};
+    try {
+      cors = corsHeaders(req);
+      if (req.method !== 'GET') throw new Refusal(403, `${PROXY_HELLO_PATH} answers GET only`);
+    } catch (e) {
+      const r = e instanceof Refusal ? e : new Refusal(500, 'internal error');
+      return answer(res, r.status, r.message, cors);
+    }
+    const body = JSON.stringify(PROXY_HELLO);
+    res.writeHead(200, { ...cors, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(body);
+  }
+
   return (req, res, next) => {
     const full = req.url ?? '/';
     const q = full.indexOf('?');
@@ -174,6 +189,7 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
     const query = q < 0 ? '' : full.slice(q);
     const isApi = path === PROXY_API_PATH || path.startsWith(`${PROXY_API_PATH}/`);
     const isDownload = path === PROXY_DOWNLOAD_PATH;
+    if (path === PROXY_HELLO_PATH) return hello(req, res);
     if (!isApi && !isDownload) {
       if (path === '/replicate' || path.startsWith('/replicate/')) return answer(res, 403, `${path} is not a path of this proxy`);
       return next();

@@ -9,7 +9,7 @@
 
 import type { Training } from 'replicate';
 import { createRemoteClient, validateToken, type RemoteClient } from '../remote/client.ts';
-import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH } from '../remote/endpoints.ts';
+import { PROXY_API_PATH, PROXY_HELLO, PROXY_HELLO_PATH } from '../remote/endpoints.ts';
 import { estimateRemoteCost } from '../remote/estimate.ts';
 import {
   cancelTraining,
@@ -105,13 +105,13 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   const client = (): RemoteClient => createRemoteClient({ token, apiBase: `${proxyOrigin}${PROXY_API_PATH}`, proxied: true, onRetry: (r) => say('hint', `${r.status === 'network' ? 'Connection lost' : `Replicate answered ${r.status}`} while ${r.call}; retrying in ${Math.ceil(r.waitMs / 1000)} s…`) });
 
   // ---- the proxy ----------------------------------------------------------------------------------------------------
-  /** Our proxy answers GET /replicate/download without a url with its own 400: no call to Replicate is made. */
+  /** Our proxy answers GET /replicate/hello itself (nothing reaches Replicate); anything else there is not our proxy. */
   const detectProxy = async (): Promise<void> => {
     proxyOk = false;
     try {
-      const res = await fetch(`${proxyOrigin}${PROXY_DOWNLOAD_PATH}`, { cache: 'no-store' });
-      const body = (await res.json().catch(() => null)) as { title?: string } | null;
-      proxyOk = res.status === 400 && body?.title === 'Refused by the finetune proxy';
+      const res = await fetch(`${proxyOrigin}${PROXY_HELLO_PATH}`, { cache: 'no-store' });
+      const body = (await res.json().catch(() => null)) as { proxy?: string } | null;
+      proxyOk = res.ok && body?.proxy === PROXY_HELLO.proxy;
     } catch {
       proxyOk = false;
     }

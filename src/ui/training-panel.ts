@@ -284,6 +284,15 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const renderOutcome = (run: RunState): void => {
     const o = run.outcome;
     if (!o || runBusy(run.phase)) return replaceChildren(result);
+    if (o.kind === 'failed' && o.errorKind === 'device-lost') {
+      // Said in words a person can act on; the browser's own reason stays available as the details.
+      const saved = run.checkpointStep !== null ? `The checkpoint at step ${run.checkpointStep} is safe in this browser: "Get the GPU back and resume" continues from it.` : 'No checkpoint was saved before it happened: get the GPU back, then train again.';
+      return replaceChildren(
+        result,
+        h('p', { class: 'bad', 'data-testid': 'train-error' }, `The GPU stopped working during training (its driver reset or the browser's GPU process restarted). ${saved}`),
+        h('details', {}, h('summary', {}, 'What the browser said'), h('p', {}, o.message)),
+      );
+    }
     if (o.kind === 'failed') return replaceChildren(result, h('p', { class: 'bad', 'data-testid': 'train-error' }, `Training failed: ${o.message}`));
     if (o.kind === 'stopped') {
       return replaceChildren(result, h('p', { class: 'warn' }, `Stopped at step ${o.steps} of ${o.totalSteps}. The adapter so far can be exported; Resume continues the run from here (after a reload too).`));

@@ -1,7 +1,7 @@
 // Non-finite guards of the training loop on tiny-mistral. A NaN reaches the activations through a poisoned input (an
 // embedding row set to NaN, used by one token): a step whose loss is not finite is skipped and reported, its update
-// never applied (the checkpoint after it equals the one before, moments included). (A finite loss with a non-finite or
-// null gradient norm is refused by the same rule, nonFiniteReason: test/unit/run/saved-run-check.test.ts.)
+// never applied (the checkpoint after it equals the one before, moments included); so is a step whose loss is finite
+// but whose gradient norm is not (the poison where no loss is counted).
 // Five bad steps in a row stop the run with a clear error and leave the last checkpoint finite and intact; a
 // checkpoint of a non-finite adapter is refused (exports: test/unit/model/lora-adapter.test.ts).
 import { readFileSync } from 'node:fs';
@@ -52,6 +52,22 @@ function poisonEmbedding(ctx: GpuContext, w: MistralWeights, token: number): voi
   if (storage === 'bf16') ctx.write(buffer, new Uint16Array(C).fill(0x7fc0), token * C * 2);
   else if (storage === 'f32') ctx.write(buffer, new Float32Array(C).fill(NaN), token * C * 4);
   else throw new Error(`embedding storage ${storage} not handled by this test`);
+}
+
+/** Every value of a weight buffer's bytes multiplied by `factor`, in the buffer's storage (bf16 or f32). */
+function scaled(bytes: Uint8Array, storage: string, factor: number): Uint8Array {
+  if (storage === 'f32') return new Uint8Array(Float32Array.from(new Float32Array(bytes.slice().buffer), (x) => x * factor).buffer);
+  if (storage !== 'bf16') throw new Error(`weight storage ${storage} not handled by this test`);
+  const u16 = new Uint16Array(bytes.slice().buffer);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  return new Uint8Array(
+    Uint16Array.from(u16, (h) => {
+      u[0] = h << 16;
+      f[0] *= factor;
+      return u[0] >>> 16;
+    }).buffer,
+  );
 }
 
 /** Every tensor of a training state (adapter and moments) as bytes, by name. */
@@ -117,6 +133,50 @@ describe('non-finite guards', () => {
       expect(await sameTensors(states.get(2)!, states.get(1)!)).toBe(true);
       expect(await sameTensors(states.get(3)!, states.get(2)!)).toBe(true);
       expect(await sameTensors(states.get(4)!, states.get(3)!)).toBe(false);
+    } finally {
+      runner.destroy();
+      destroyLora(ctx, lora);
+      destroyMistralWeights(ctx, weights);
+    }
+  });
+
+  it('skips a step whose loss is finite but whose gradient norm is not (lm_head scaled by 1e20 for that step)', async () => {
+    const hp = parseHyperparams(HP);
+    const plan = await loadRunData({ train: new Blob([ROWS.slice(0, 3).map((text) => JSON.stringify({ text })).join('\n')]).stream() }, tok, hp);
+    const data = plan.data;
+    expect(data.stats.totalSteps).toBe(3);
+    const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
+    const adapter = createAdapter(ckpt.config, { r: 2, alpha: 4, dropout: 0, targetModules: targetModules(hp), random: mulberry32(5) });
+    const lora = uploadLora(ctx, weights.dims, adapter);
+    const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: hp.seed });
+    const original = new Uint8Array(await ctx.read(weights.lmHead.buffer));
+    const steps: number[] = [];
+    const losses: number[] = [];
+    const skips: SkipReport[] = [];
+    const states = new Map<number, Uint8Array>();
+    try {
+      // For step 2 only, logits 1e20 times larger: the loss (≈ 1e21) is still a finite f32, but the gradients flowing
+      // back through lm_head are ≈ 1e20 and their squared sum overflows: the gradient norm is infinite.
+      const result = await train(ctx, runner, data, hp, {
+        onStep: (r) => {
+          steps.push(r.step);
+          losses.push(r.loss);
+          if (r.step === 1) ctx.write(weights.lmHead.buffer, scaled(original, weights.lmHead.storage, 1e20));
+        },
+        onSkip: (r) => {
+          skips.push(r);
+          ctx.write(weights.lmHead.buffer, original);
+        },
+        onCheckpoint: (step, state) => void states.set(step, state),
+      });
+      expect(steps).toEqual([1, 3]);
+      // The loss is checked first: this reason means the loss was finite and only the gradient norm was not.
+      expect(skips.map((s) => [s.step, s.reason])).toEqual([[2, 'the gradient norm is Infinity']]);
+      expect(result).toMatchObject({ steps: 3, skipped: 1, stopped: false });
+      expect(losses.every(Number.isFinite)).toBe(true);
+      // Nothing of step 2 was applied (A, B and both moments as step 1 left them); step 3 applied its own update.
+      expect(await sameTensors(states.get(2)!, states.get(1)!)).toBe(true);
+      expect(await sameTensors(states.get(3)!, states.get(2)!)).toBe(false);
     } finally {
       runner.destroy();
       destroyLora(ctx, lora);

@@ -187,6 +187,18 @@ describe('refusals', () => {
     expect(same.status).toBe(200);
   });
 
+  it('says it is there at /replicate/hello (no Replicate call, no token needed), to allowed pages only', async () => {
+    const before = fake.requests.length;
+    const hello = await fetch(`${proxy.url}/replicate/hello`, { headers: { origin: 'http://pages.example' } });
+    expect(hello.status).toBe(200);
+    expect(await hello.json()).toEqual({ proxy: 'finetune', api: '/replicate/v1', download: '/replicate/download' });
+    expect(hello.headers.get('access-control-allow-origin')).toBe('http://pages.example');
+    expect(fake.requests.length).toBe(before);
+    expect((await fetch(`${proxy.url}/replicate/hello`, { headers: { origin: 'http://evil.example' } })).status).toBe(403);
+    expect((await fetch(`${proxy.url}/replicate/hello`, { method: 'POST' })).status).toBe(403);
+    expect((await fetch(`${proxy.url}/replicate/hello/x`)).status).toBe(403);
+  });
+
   it('logs one line per request and never the token', async () => {
     expect(logs.length).toBeGreaterThan(10);
     expect(logs.some((l) => l.includes('/replicate/v1/account'))).toBe(true);
