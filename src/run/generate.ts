@@ -52,7 +52,7 @@ export type StopReason = 'eos' | 'max-tokens' | 'stopped';
 
 export interface GenerationResult {
   ids: number[];
-  /** decode(ids) when a decoder was given, else ''. */
+  /** The generated text as it continues the prompt (a leading space kept) when a decoder was given, else ''. */
   text: string;
   stopReason: StopReason;
   promptTokens: number;
@@ -78,7 +78,8 @@ export async function generate(ctx: GpuContext, weights: MistralWeights, lora: G
   checkSettings(prompt, o);
   const sampling = { temperature: o.temperature ?? 0, topP: o.topP ?? 1 };
   const rng = createRng(o.seed ?? 0, SAMPLING_STREAM);
-  const text = o.decode ? new TextStream(o.decode) : null;
+  // Decoded after the prompt's last token (not BOS), so that the first word keeps the space that separates it.
+  const text = o.decode ? new TextStream(o.decode, prompt.length > 1 ? prompt.slice(-1) : []) : null;
   // The last new token is never fed back, so the cache needs prompt + maxNewTokens − 1 positions.
   const decoder = new MistralDecoder(ctx, weights, lora, { maxT: prompt.length + o.maxNewTokens - 1 });
   const ids: number[] = [];

@@ -36,4 +36,12 @@ describe('TextStream', () => {
     expect(pieces.join('')).toBe(decode(ids));
     expect(pieces.at(-1)).toBe('\uFFFD');
   });
+
+  it('continuing a prompt, the first generated word keeps its leading space (decoded after the prompt\'s last token)', () => {
+    const s = new TextStream(decode, [256]); // the prompt ends in "Hello"
+    expect(s.push(257)).toBe(' world');
+    expect(s.push(256)).toBe(' Hello');
+    expect(s.finish()).toBe('');
+    expect(s.text).toBe(' world Hello');
+  });
 });
