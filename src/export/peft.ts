@@ -1,6 +1,7 @@
 // PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
 // src/model/lora-adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
 
+import { parseHubReference } from '../core/hub-reference.ts';
 import { PROJECTIONS } from '../core/mistral.ts';
 import { zipSync, type Zippable } from 'fflate';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writeAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
@@ -26,8 +27,8 @@ const OLLAMA_TAGS: Readonly<Record<string, string>> = { 'mistralai/Mistral-7B-In
  */
 export function baseReference(a: LoraAdapter): { hub: string; revision: string | null } | { local: string; folder: string } {
   const name = a.config.baseModel ?? DEFAULT_BASE;
-  const m = /^([A-Za-z0-9][\w.-]*\/[\w.-]+)(?:@([\w./-]+))?$/.exec(name);
-  if (m) return { hub: m[1], revision: m[2] ?? null };
+  const hub = parseHubReference(name);
+  if (hub) return { hub: hub.repo, revision: hub.revision };
   return { local: name, folder: `./${fileSlug(name)}` };
 }
 

@@ -5,6 +5,7 @@
 // Reading validates keys, ranks and shapes (against a Mistral config when one is given); writing produces what PEFT
 // itself writes: config JSON with sorted keys and 2-space indent, safetensors F32 with metadata {"format": "pt"}.
 
+import { parseHubReference } from '../core/hub-reference.ts';
 import { RE2JS } from 're2js';
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
@@ -158,13 +159,15 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
     layersToTransform = [...new Set(list as number[])].sort((a, b) => a - b);
   }
   const base = json.base_model_name_or_path;
+  // A Hub base at a revision is held as `owner/name@revision` (how the page and the CLI name what they loaded).
+  const revision = typeof json.revision === 'string' && json.revision !== '' && typeof base === 'string' && parseHubReference(base)?.revision === null ? json.revision : null;
   return {
     r,
     loraAlpha: alpha,
     loraDropout: dropout,
     targetModules: resolveTargets(json.target_modules, where),
     useRslora,
-    baseModel: typeof base === 'string' ? base : null,
+    baseModel: typeof base === 'string' ? (revision ? `${base}@${revision}` : base) : null,
     layersToTransform,
     taskType: typeof json.task_type === 'string' ? json.task_type : 'CAUSAL_LM',
     inferenceMode: typeof json.inference_mode === 'boolean' ? json.inference_mode : true,
@@ -376,7 +379,10 @@ export function adapterConfigObject(c: LoraConfig): Record<string, unknown> {
   base.lora_alpha = c.loraAlpha;
   base.lora_dropout = c.loraDropout;
   base.use_rslora = c.useRslora;
-  base.base_model_name_or_path = c.baseModel;
+  // PEFT passes base_model_name_or_path to from_pretrained, which takes a plain Hub id and the revision apart.
+  const hub = c.baseModel ? parseHubReference(c.baseModel) : null;
+  base.base_model_name_or_path = hub ? hub.repo : c.baseModel;
+  base.revision = hub ? hub.revision : (base.revision ?? null);
   base.task_type = c.taskType;
   base.inference_mode = c.inferenceMode;
   base.layers_to_transform = c.layersToTransform;

@@ -189,6 +189,21 @@ describe('writing a PEFT adapter', () => {
     expect(() => writeAdapter(a)).not.toThrow();
   });
 
+  it('a base loaded from the Hub at a revision: base_model_name_or_path is the plain id (what from_pretrained takes), the revision in PEFT\'s revision field', async () => {
+    const a = createAdapter(base, { r: 2, alpha: 4, targetModules: ['q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2@41b61a3', random: mulberry32(7) });
+    const out = writeAdapter(a);
+    const json = JSON.parse(out['adapter_config.json']) as Record<string, unknown>;
+    expect(json.base_model_name_or_path).toBe('mistralai/Mistral-7B-Instruct-v0.2');
+    expect(json.revision).toBe('41b61a3');
+    // Read back, the adapter names its base as it was loaded again.
+    expect((await parseAdapter(json, out['adapter_model.safetensors'], { base })).config.baseModel).toBe('mistralai/Mistral-7B-Instruct-v0.2@41b61a3');
+    // Without a revision, none is written; a local folder's name is kept as it is.
+    const plain = JSON.parse(writeAdapter({ ...a, config: { ...a.config, baseModel: 'mistralai/Mistral-7B-Instruct-v0.2' } })['adapter_config.json']) as Record<string, unknown>;
+    expect([plain.base_model_name_or_path, plain.revision]).toEqual(['mistralai/Mistral-7B-Instruct-v0.2', null]);
+    const local = JSON.parse(writeAdapter({ ...a, config: { ...a.config, baseModel: 'mistral-nano-demo' } })['adapter_config.json']) as Record<string, unknown>;
+    expect([local.base_model_name_or_path, local.revision]).toEqual(['mistral-nano-demo', null]);
+  });
+
   it('writes a fresh adapter PEFT can load, and reads it back unchanged', async () => {
     const a = createAdapter(base, { r: 8, alpha: 16, dropout: 0.05, targetModules: ['v_proj', 'q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2', random: mulberry32(7) });
     expect(a.scaling).toBe(2);
