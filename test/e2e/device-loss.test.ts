@@ -2,34 +2,21 @@
 // DevTools protocol while the demo model trains, which loses the worker's WebGPU device the way a driver reset or a
 // GPU crash does. The page must say what happened, keep the checkpoint, and offer "Get the GPU back and resume": a new
 // device, the model reloaded, the run continued from its last checkpoint to the end.
-import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, screenshot, type App } from './browser.ts';
+import { describe, expect, it } from 'vitest';
+import { appForTests, waitModelReady, waitRunPhase } from './app-fixture.ts';
+import { screenshot } from './browser.ts';
 
 /** Two very short rows and one held out: two steps of batch 1 (SwiftShader is slow). */
 const ROWS = ['one', 'two', 'three'].map((w, i) => JSON.stringify({ prompt: `# ${w}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
 const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', save_steps: '1' };
 
-async function phase(page: Page, name: string, timeout: number): Promise<void> {
-  await page.locator(`[data-testid="train-status"][data-phase="${name}"]`).waitFor({ timeout }).catch(async () => {
-    const now = await page.getByTestId('train-status').getAttribute('data-phase');
-    throw new Error(`the run did not reach "${name}" (it is "${now}"): ${await page.getByTestId('train-result').textContent()}`);
-  });
-}
-
 describe('GPU device lost while training in the page (headless Chromium, SwiftShader)', () => {
-  let app: App;
-  beforeAll(async () => {
-    app = await openApp();
-    app.page.setDefaultTimeout(120_000);
-  });
-  afterAll(async () => {
-    await app?.close();
-  });
+  const opened = appForTests(120_000);
 
   it('says the GPU was lost, then gets it back and resumes from the last checkpoint to the end', async () => {
+    const app = opened();
     const page = app.page;
-    await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 });
+    await waitModelReady(app);
     for (const [name, value] of Object.entries(RUN)) await page.locator(`#${name}`).fill(value);
     await page.getByTestId('train-file').setInputFiles({ name: 'short.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(ROWS) });
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*2 \(2 per epoch\)/ }).waitFor();
@@ -40,7 +27,7 @@ describe('GPU device lost while training in the page (headless Chromium, SwiftSh
 
     const cdp = await app.browser.newBrowserCDPSession();
     await cdp.send('Browser.crashGpuProcess');
-    await phase(page, 'error', 120_000);
+    await waitRunPhase(page, 'error', 120_000);
     // In words, with the checkpoint named; the run's data stays; the way back is offered.
     const error = page.getByTestId('train-error');
     expect(await error.textContent()).toMatch(/^The GPU stopped working during training .* The checkpoint at step \d+ is safe in this browser/);
@@ -54,7 +41,7 @@ describe('GPU device lost while training in the page (headless Chromium, SwiftSh
     // A new device, the model reloaded, and the run continues from its checkpoint to the end.
     await recover.click();
     await page.getByTestId('train-event').filter({ hasText: `from the checkpoint at step ${savedAt}` }).waitFor({ timeout: 240_000 });
-    await phase(page, 'done', 400_000);
+    await waitRunPhase(page, 'done', 400_000);
     expect(await counter.textContent()).toBe('2 / 2');
     expect(await page.getByTestId('train-result').textContent()).toMatch(/^Finished: 2 steps/);
     expect(await recover.isVisible()).toBe(false);

@@ -1,25 +1,18 @@
 // Try it in the page (headless Chromium, SwiftShader): the demo model continues a prompt with the tokens streaming
 // into the page, tokens/s shown; Stop ends it after the token in progress; the prompt is shown as text, never as HTML.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, screenshot, type App } from './browser.ts';
+import { describe, expect, it } from 'vitest';
+import { appForTests, waitModelReady } from './app-fixture.ts';
+import { screenshot } from './browser.ts';
 
 const MAX = 8;
 
 describe('streaming generation in the page', () => {
-  let app: App;
-  beforeAll(async () => {
-    app = await openApp();
-    app.page.setDefaultTimeout(120_000);
-  });
-  afterAll(async () => {
-    await app?.close();
-  });
+  const opened = appForTests(120_000);
 
   it('streams tokens with tokens/s, stops on Stop, and shows the prompt as text', async () => {
+    const app = opened();
     const page = app.page;
-    await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 }).catch(() => {
-      throw new Error(`the demo model did not load\n${app.console.join('\n')}`);
-    });
+    await waitModelReady(app);
     const prompt = '<b>bold?</b> def add(';
     await page.getByTestId('generate-prompt').fill(prompt);
     await page.getByTestId('generate-max').fill(String(MAX));

@@ -9,6 +9,7 @@ import { strFromU8, unzipSync } from 'fflate';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, screenshot, type App } from './browser.ts';
+import { waitModelReady, waitRunPhase } from './app-fixture.ts';
 import { safetensorsTensors } from '../helpers/safetensors-file.ts';
 
 const ROWS = [
@@ -37,20 +38,6 @@ async function upload(page: Page, name: string, text: string, rows: number): Pro
   await page.locator('[data-testid="train-summary"] dd[data-key="rows"]').filter({ hasText: new RegExp(`^${rows}$`) }).waitFor();
 }
 
-async function phase(page: Page, name: string, timeout: number): Promise<void> {
-  await page.locator(`[data-testid="train-status"][data-phase="${name}"]`).waitFor({ timeout }).catch(async () => {
-    const now = await page.getByTestId('train-status').getAttribute('data-phase');
-    throw new Error(`the run did not reach "${name}" (it is "${now}"): ${await page.getByTestId('train-result').textContent()}`);
-  });
-}
-
-async function waitReady(app: App): Promise<void> {
-  const status = app.page.getByTestId('model-status');
-  await app.page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 120_000 }).catch(async () => {
-    throw new Error(`the demo model did not load: "${await status.textContent()}"\n${app.console.join('\n')}`);
-  });
-}
-
 describe('train the demo model in the page (headless Chromium, SwiftShader)', () => {
   let app: App;
   beforeAll(async () => {
@@ -63,7 +50,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
 
   it('opens with the demo model loaded, then trains a tiny dataset to the end with a live chart', async () => {
     const page = app.page;
-    await waitReady(app);
+    await waitModelReady(app, 120_000);
     expect(await page.getByTestId('model-info').textContent()).toContain('32,000');
 
     // Before anything trains, the page measures a step here and says how long the demo preset would take. On this
@@ -90,7 +77,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('train-pause').isEnabled()).toBe(true);
     expect(await page.locator('#learning_rate').isDisabled()).toBe(true);
     await screenshot(page, 'train-running');
-    await phase(page, 'done', 240_000);
+    await waitRunPhase(page, 'done', 240_000);
 
     expect(await page.getByTestId('step-counter').textContent()).toBe('2 / 2');
     const chart = page.getByTestId('loss-chart');
@@ -154,7 +141,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     const counter = page.getByTestId('step-counter');
     await counter.filter({ hasText: /^1 \/ 4$/ }).waitFor({ timeout: 240_000 });
     await page.getByTestId('train-pause').click();
-    await phase(page, 'paused', 5_000);
+    await waitRunPhase(page, 'paused', 5_000);
     expect(await page.getByTestId('train-pause').textContent()).toBe('Resume');
     // The step already under way finishes; then nothing moves while paused.
     await counter.filter({ hasText: /^2 \/ 4$/ }).waitFor({ timeout: 120_000 }).catch(() => undefined);
@@ -166,7 +153,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-paused.png' });
 
     await page.getByTestId('train-stop').click();
-    await phase(page, 'stopped', 120_000);
+    await waitRunPhase(page, 'stopped', 120_000);
     const result = await page.getByTestId('train-result').textContent();
     const stoppedAt = Number(/Stopped at step (\d+) of 4/.exec(result ?? '')?.[1]);
     expect(stoppedAt >= 1 && stoppedAt < 4, result ?? '').toBe(true);
@@ -181,7 +168,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await resumeHere.click();
     await page.getByTestId('train-event').filter({ hasText: `from the checkpoint at step ${stoppedAt}` }).waitFor({ timeout: 120_000 });
     await page.getByTestId('train-stop').click();
-    await phase(page, 'stopped', 120_000);
+    await waitRunPhase(page, 'stopped', 120_000);
     const again = Number(/Stopped at step (\d+) of 4/.exec((await page.getByTestId('train-result').textContent()) ?? '')?.[1]);
     expect(again >= stoppedAt && again < 4).toBe(true);
     expect(await counter.textContent()).toBe(`${again} / 4`);
@@ -199,13 +186,13 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(summary).toContain('mistral-nano-demo (none)');
     expect(summary).toContain(`step ${stoppedAt} / 4`);
     expect(await page.getByTestId('saved-run-resume').textContent()).toBe(`Resume from step ${stoppedAt}`);
-    await waitReady(app);
+    await waitModelReady(app, 120_000);
     await screenshot(page, 'train-saved-run');
 
     await page.getByTestId('saved-run-resume').click();
     // The dataset panel shows the data the resumed run trains on (the page opened with the sample dataset).
     await page.getByTestId('train-name').filter({ hasText: 'short.jsonl' }).waitFor({ timeout: 60_000 });
-    await phase(page, 'done', 300_000);
+    await waitRunPhase(page, 'done', 300_000);
     expect(await page.getByTestId('step-counter').textContent()).toBe('4 / 4');
     // The chart holds the saved history and the steps run after the resume.
     expect(await page.getByTestId('loss-chart').getAttribute('data-train-points')).toBe('4');
@@ -217,10 +204,10 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
 
     await page.reload();
     await page.getByTestId('saved-run-summary').filter({ hasText: 'step 4 / 4' }).waitFor({ timeout: 60_000 });
-    await waitReady(app);
+    await waitModelReady(app, 120_000);
     expect(await page.getByTestId('saved-run-resume').textContent()).toBe('Restore the adapter');
     await page.getByTestId('saved-run-resume').click();
-    await phase(page, 'done', 120_000);
+    await waitRunPhase(page, 'done', 120_000);
     const restored = await downloadZip(page);
     expect(restored.name).toBe('adapter-mistral-nano-demo-step4.zip');
     expect(Buffer.from(restored.files['adapter_model.safetensors']).equals(Buffer.from(zip.files['adapter_model.safetensors']))).toBe(true);
