@@ -19,7 +19,7 @@
 //   and segment) is applied only on tiles that need it — the diagonal tiles, segment-boundary tiles, padding — which
 //   the workgroup decides together from the tile's segment ids (tile-stamped flags, then workgroupUniformLoad);
 // - the longest query blocks (the last) run first, so causal work leaves no tail.
-// Workgroup memory: 15.1 KiB (15,496 bytes) whatever HD (P 8 KiB, one 6.5 KiB region reused by the Q/K chunks, the row-max
+// Workgroup memory: 15,496 bytes whatever HD (P 8 KiB, one 6.5 KiB region reused by the Q/K chunks, the row-max
 // partials and the V chunks, row statistics and segment ids), under WebGPU's default 16 KiB limit. No subgroups.
 
 struct Params {
