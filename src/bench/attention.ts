@@ -1,9 +1,12 @@
 // Attention benchmark: the flash-style causal GQA kernels at one sequence (B = 1, one segment), forward and backward.
 // FLOPs counted as the causal half of the two (T×T×hd) products per head: 2·2·T²/2·nH·hd forward, 2.5× that backward
 // (the nominal flash-attention-2 count; our backward does 7 such products instead of 5, so its real work is higher).
+// Both forwards run in the same process on the same inputs: the row-split one (shaders/attention.wgsl, the default)
+// and the tiled one (shaders/attention_flash.wgsl), with the tiled one's rate as a multiple of the row-split one's.
 
 import type { GpuContext } from '../engine/gpu.ts';
-import { attention_backward, attention_forward, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
+import { attention_backward, attention_forward_rows, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
+import { attention_forward_tiled } from '../engine/kernels/attention_flash.ts';
 import { randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from './timing.ts';
 
@@ -17,10 +20,13 @@ export interface AttentionBenchOptions {
 
 export interface AttentionBenchResult {
   bench: 'attention';
-  variant: 'forward' | 'backward';
+  /** 'forward': the row-split kernel (the default); 'forward-tiled': the tiled one; 'backward': the one backward. */
+  variant: 'forward' | 'forward-tiled' | 'backward';
   T: number;
   ms: number;
   gflops: number;
+  /** forward-tiled only: its GFLOP/s over the row-split forward's, measured in this run. */
+  vsRows?: number;
 }
 
 export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions): AsyncGenerator<AttentionBenchResult> {
@@ -41,8 +47,12 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
   const scratch = ctx.createBuffer('bench attn scratch', attentionBackwardScratchBytes(B, T, nH), 'scratch');
   const fwdFlop = ((2 * 2 * T * T) / 2) * nH * hd;
   try {
-    const fwd = await timeGpu(ctx, () => attention_forward(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
-    yield { bench: 'attention', variant: 'forward', T, ms: fwd.ms, gflops: fwdFlop / (fwd.ms * 1e6) };
+    const fwd = await timeGpu(ctx, () => attention_forward_rows(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
+    const rows = fwdFlop / (fwd.ms * 1e6);
+    yield { bench: 'attention', variant: 'forward', T, ms: fwd.ms, gflops: rows };
+    const tiled = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
+    const tiledRate = fwdFlop / (tiled.ms * 1e6);
+    yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows };
     const bwd = await timeGpu(ctx, () => attention_backward(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch), {
       minMs: o.minMs,
     });

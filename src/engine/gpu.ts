@@ -15,10 +15,18 @@ const UNIFORM_SLOTS = 2048;
 /** Bytes every context holds from its creation (the uniform arena and the two 4-byte fence buffers); the planner counts them. */
 export const CONTEXT_BYTES = UNIFORM_SLOT * UNIFORM_SLOTS + 4 + 4;
 
+/**
+ * Which attention forward the engine runs: 'rows' (shaders/attention.wgsl, measured) or 'tiled' (the register-tiled,
+ * GQA-grouped shaders/attention_flash.wgsl, not yet measured on a real GPU: docs/performance.md).
+ */
+export type AttentionKernel = 'rows' | 'tiled';
+
 export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when the adapter has it (default true). */
   useF16?: boolean;
+  /** The attention forward (default 'rows'). */
+  attention?: AttentionKernel;
 }
 
 export class GpuContext {
@@ -26,6 +34,8 @@ export class GpuContext {
   readonly registry: KernelRegistry;
   readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
+  /** The attention forward attention_forward runs (GpuContextOptions.attention). */
+  readonly attention: AttentionKernel;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly uniformBuffer: GPUBuffer;
@@ -42,7 +52,9 @@ export class GpuContext {
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
     readonly report: GpuAdapterInfo,
+    attention: AttentionKernel,
   ) {
+    this.attention = attention;
     this.ledger = new MemoryLedger(device);
     this.registry = new KernelRegistry(device, shaderSources);
     this.hasF16 = device.features.has('shader-f16');
@@ -90,7 +102,7 @@ export class GpuContext {
     } catch (e) {
       throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${(e as Error).message}`);
     }
-    return new GpuContext(adapter, device, report);
+    return new GpuContext(adapter, device, report, options.attention ?? 'rows');
   }
 
   /** Throws the typed error for a lost device or an uncaptured GPU error, if one happened. */

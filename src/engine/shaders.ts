@@ -8,6 +8,7 @@ import nf4_matvec from '../../shaders/nf4_matvec.wgsl?raw';
 import norm from '../../shaders/norm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
 import attention from '../../shaders/attention.wgsl?raw';
+import attention_flash from '../../shaders/attention_flash.wgsl?raw';
 import decode_attention from '../../shaders/decode_attention.wgsl?raw';
 import swiglu from '../../shaders/swiglu.wgsl?raw';
 import embedding from '../../shaders/embedding.wgsl?raw';
@@ -26,6 +27,7 @@ export const shaderSources: Readonly<Record<string, string>> = {
   norm,
   rope,
   attention,
+  attention_flash,
   decode_attention,
   swiglu,
   embedding,

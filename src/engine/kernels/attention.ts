@@ -12,6 +12,7 @@
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
+import { attention_forward_tiled } from './attention_flash.ts';
 
 const MAX_HD = 128;
 
@@ -71,9 +72,29 @@ function constants(l: Layout): Record<string, number> {
 
 /**
  * out (BT, nH·hd), lse (BT·nH f32, saved for backward) = causal GQA attention of q (BT, nH·hd), k, v (BT, nKV·hd)
- * under the segment mask seg (BT u32).
+ * under the segment mask seg (BT u32), by the kernel the context selects (`ctx.attention`: this file's 'rows', or
+ * 'tiled' in attention_flash.ts). Both write the same out and lse, so attention_backward follows either.
  */
 export function attention_forward(
+  ctx: GpuContext,
+  out: GPUBuffer,
+  lse: GPUBuffer,
+  q: GPUBuffer,
+  k: GPUBuffer,
+  v: GPUBuffer,
+  seg: GPUBuffer,
+  B: number,
+  T: number,
+  nH: number,
+  nKV: number,
+  hd: number,
+): void {
+  const forward = ctx.attention === 'tiled' ? attention_forward_tiled : attention_forward_rows;
+  forward(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd);
+}
+
+/** The row-split forward of shaders/attention.wgsl (`ctx.attention` 'rows', the default). */
+export function attention_forward_rows(
   ctx: GpuContext,
   out: GPUBuffer, // (BT, nH·hd)
   lse: GPUBuffer, // (BT, nH)

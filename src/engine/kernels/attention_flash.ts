@@ -1,0 +1,69 @@
+// The register-tiled, GQA-grouped attention forward (shaders/attention_flash.wgsl): FlashAttention-2's forward in
+// WGSL under WebGPU's default limits (≤ 16 KiB of workgroup memory, 128 invocations). Same contract as
+// attention_forward in attention.ts (same buffers, same lse), so attention_backward consumes its output unchanged.
+// Selected by GpuContextOptions.attention = 'tiled'; unmeasured on a real GPU as of its first commit
+// (docs/performance.md), hence not the default.
+
+import { FinetuneError } from '../../core/errors.ts';
+import type { GpuContext } from '../gpu.ts';
+
+const MAX_HD = 128;
+/** Query rows per workgroup (shader constant R): positions × the heads of one KV group. */
+const ROWS = 32;
+/** f32 slots of the shared region a V chunk goes through (shader: `U`). */
+const V_CHUNK_FLOATS = 1664;
+const TILE_KEYS = 64;
+
+export interface FlashLayout {
+  /** Query heads per KV head. */
+  G: number;
+  /** Query positions per workgroup (QP·G ≤ 32). */
+  QP: number;
+  /** Keys per V chunk: a power of two ≤ 64 with VK·hd ≤ 1664. */
+  VK: number;
+}
+
+/** The workgroup's shape for a head layout; throws for shapes the kernel does not cover. */
+export function flashLayout(nH: number, nKV: number, hd: number): FlashLayout {
+  if (hd % 4 !== 0 || hd < 4 || hd > MAX_HD) throw new FinetuneError('internal', `attention: head_dim ${hd} must be a multiple of 4 in [4, ${MAX_HD}]`);
+  if (nKV < 1 || nH % nKV !== 0) throw new FinetuneError('internal', `attention: ${nH} query heads are not a multiple of ${nKV} kv heads`);
+  const G = nH / nKV;
+  if (G > ROWS) throw new FinetuneError('internal', `attention (tiled): ${G} query heads per KV head, at most ${ROWS}`);
+  let VK = TILE_KEYS;
+  while (VK * hd > V_CHUNK_FLOATS) VK /= 2;
+  return { G, QP: Math.floor(ROWS / G), VK };
+}
+
+/**
+ * out (BT, nH·hd), lse (BT·nH f32, in nats, saved for backward) = causal GQA attention of q (BT, nH·hd), k, v
+ * (BT, nKV·hd) under the segment mask seg (BT u32). Same result as attention_forward up to rounding.
+ */
+export function attention_forward_tiled(
+  ctx: GpuContext,
+  out: GPUBuffer, // (BT, nH·hd)
+  lse: GPUBuffer, // (BT, nH)
+  q: GPUBuffer, // (BT, nH·hd)
+  k: GPUBuffer, // (BT, nKV·hd)
+  v: GPUBuffer, // (BT, nKV·hd)
+  seg: GPUBuffer, // (BT) u32
+  B: number,
+  T: number,
+  nH: number,
+  nKV: number,
+  hd: number,
+): void {
+  const l = flashLayout(nH, nKV, hd);
+  if (B < 1 || T < 1) throw new FinetuneError('internal', `attention: empty batch (B ${B}, T ${T})`);
+  const u = new ArrayBuffer(32);
+  const u32 = new Uint32Array(u);
+  u32[0] = B;
+  u32[1] = T;
+  u32[2] = nH;
+  u32[3] = nKV;
+  new Float32Array(u)[4] = Math.LOG2E / Math.sqrt(hd);
+  ctx.dispatch({ shader: 'attention_flash', entry: 'forward', constants: { HD: hd, G: l.G, QP: l.QP, VK: l.VK } }, [q, k, v, seg, out, lse], u, [
+    Math.ceil(T / l.QP),
+    nKV,
+    B,
+  ]);
+}
