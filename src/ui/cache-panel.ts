@@ -28,6 +28,8 @@ export function cachePanel(shared: Shared): HTMLElement {
   /** The entry whose Delete asks to be confirmed, by key. */
   let confirming: string | null = null;
   let deleting = false;
+  /** The browser said no to persist() on this page: keep saying so (and why it matters) after each refresh. */
+  let declined = false;
 
   const say = (text: string | null): void => {
     problem.hidden = text === null;
@@ -49,7 +51,7 @@ export function cachePanel(shared: Shared): HTMLElement {
       const row = h(
         'li',
         { 'data-key': e.key },
-        h('span', { class: 'cache-name' }, e.source ?? 'unreadable entry (a load of its model rebuilds it)'),
+        h('span', { class: 'cache-name' }, e.source ?? 'an unreadable entry (damaged, or from an older version of this app): delete it'),
         h('span', { class: 'hint num' }, [e.quantization, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null].filter(Boolean).join(' · ')),
         confirming === e.key ? null : del,
       );
@@ -77,7 +79,7 @@ export function cachePanel(shared: Shared): HTMLElement {
       s.usage !== null && s.quota !== null ? `${formatBytes(s.usage)} of ${formatBytes(s.quota)} used by this site (the browser's quota for it).` : 'This browser does not say how much storage this site may use.';
     unavailable.hidden = s.cacheUnavailable === null;
     unavailable.textContent = s.cacheUnavailable ? `Models are not cached: ${s.cacheUnavailable}. Each load downloads the weights again.` : '';
-    persistState.textContent = s.persisted === null ? 'This browser does not say whether storage is persistent.' : s.persisted ? PERSISTENT : NOT_PERSISTENT;
+    persistState.textContent = s.persisted === null ? 'This browser does not say whether storage is persistent.' : s.persisted ? PERSISTENT : declined ? DECLINED : NOT_PERSISTENT;
     persistButton.hidden = s.persisted !== false || typeof navigator.storage?.persist !== 'function';
   };
 
@@ -117,6 +119,7 @@ export function cachePanel(shared: Shared): HTMLElement {
     persistButton.disabled = true;
     try {
       const granted = await navigator.storage.persist();
+      declined = !granted;
       persistState.textContent = granted ? PERSISTENT : DECLINED;
       persistButton.hidden = granted;
     } catch (e) {
