@@ -7,7 +7,7 @@
 // load; an entry that is partial, corrupt, or from another format or source is removed and rebuilt, never trusted.
 // Writes are atomic (the store's job: temp + rename, or write then switch a pointer). See docs/models.md.
 
-import type { Quantization } from '../core/mistral.ts';
+import { QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { downloadWeightParts, uploadWeightParts, weightsManifest, type WeightPart, type WeightsManifest } from '../engine/mistral/weight-parts.ts';
@@ -24,12 +24,17 @@ export interface WeightCacheEntryInfo {
   /** The source the entry was made from (for the page's list), never a secret. */
   source?: string;
   quantization?: Quantization;
+  /** When the entry was written (ms since 1970), when the store knows. */
+  writtenAt?: number;
 }
 
-/** Where entries live. `write` must be atomic: until it resolves, `open(key)` sees the old entry or none. */
+/**
+ * Where entries live. `write` must be atomic: until it resolves, `open(key)` sees the old entry or none. `bytes` is the
+ * entry's exact size, known before the first chunk, so a store with a quota can refuse before writing anything.
+ */
 export interface WeightCacheStore {
   open(key: string): Promise<ByteSource | null>;
-  write(key: string, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  write(key: string, chunks: AsyncIterable<Uint8Array>, bytes?: number): Promise<void>;
   remove(key: string): Promise<void>;
   list(): Promise<WeightCacheEntryInfo[]>;
 }
@@ -78,26 +83,51 @@ export async function cacheKey(identity: CacheIdentity): Promise<string> {
 /** Why an entry cannot be used (it is then removed and rebuilt). */
 class BadEntry extends Error {}
 
+/** Reads from an entry; a read that fails (the entry deleted from another tab, a disk error) makes it unusable. */
+async function readEntry(entry: ByteSource, offset: number, length: number, what: string): Promise<Uint8Array> {
+  try {
+    return await entry.read(offset, length);
+  } catch (e) {
+    throw new BadEntry(`${what} could not be read (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
 async function readFooter(entry: ByteSource): Promise<Footer> {
   if (entry.size < FOOTER_LENGTH_BYTES) throw new BadEntry('shorter than its footer');
-  const lenBytes = await entry.read(entry.size - FOOTER_LENGTH_BYTES, FOOTER_LENGTH_BYTES);
+  const lenBytes = await readEntry(entry, entry.size - FOOTER_LENGTH_BYTES, FOOTER_LENGTH_BYTES, 'its footer');
   const len = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
   if (!(len > 0 && len <= MAX_FOOTER_BYTES && len <= entry.size - FOOTER_LENGTH_BYTES)) throw new BadEntry(`footer length ${len} does not fit the entry`);
   let footer: Footer;
   try {
-    footer = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await entry.read(entry.size - FOOTER_LENGTH_BYTES - len, len))) as Footer;
-  } catch {
-    throw new BadEntry('its footer is not JSON');
+    footer = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await readEntry(entry, entry.size - FOOTER_LENGTH_BYTES - len, len, 'its footer'))) as Footer;
+  } catch (e) {
+    throw e instanceof BadEntry ? e : new BadEntry('its footer is not JSON');
   }
+  if (typeof footer !== 'object' || footer === null || !Array.isArray(footer.parts)) throw new BadEntry('its footer is not an entry footer');
   if (footer.format !== WEIGHT_CACHE_FORMAT) throw new BadEntry(`format ${footer.format}, this build writes ${WEIGHT_CACHE_FORMAT}`);
   const dataEnd = entry.size - FOOTER_LENGTH_BYTES - len;
   let offset = 0;
-  for (const p of footer.parts ?? []) {
+  for (const p of footer.parts) {
     if (p.offset !== offset || !(p.bytes >= 0)) throw new BadEntry(`part ${p.name} is not where the footer says`);
     offset += p.bytes;
   }
   if (offset !== dataEnd || footer.parts.length !== footer.manifest?.parts?.length) throw new BadEntry('the parts do not fill the entry');
   return footer;
+}
+
+/**
+ * What an entry was made from (source and quantisation), read from its footer alone: a small read at its end, no part
+ * hashed. Null when the footer is unreadable (a partial or corrupt entry, another format). For listing entries only:
+ * a load still checks everything.
+ */
+export async function readCacheEntryInfo(entry: ByteSource): Promise<{ source: string; quantization: Quantization } | null> {
+  try {
+    const { identity } = await readFooter(entry);
+    return typeof identity?.source === 'string' && QUANTIZATIONS.includes(identity.quantization) ? { source: identity.source, quantization: identity.quantization } : null;
+  } catch (e) {
+    if (e instanceof BadEntry) return null;
+    throw e;
+  }
 }
 
 export interface CachedLoadOptions {
@@ -138,14 +168,31 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
   try {
     await writeCacheEntry(ctx, o.cache, key, weights, identity, o.onProgress);
   } catch (e) {
-    notes.push(`the weights could not be cached (${e instanceof Error ? e.message : String(e)}); they are loaded, and the next load downloads them again`);
+    notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load downloads them again`);
   }
   return { weights, fromCache: false, notes };
 }
 
 /** Writes `weights` as entry `key` for `identity` (what loadWeightsCached does after a load from the source). */
 export async function writeCacheEntry(ctx: GpuContext, store: WeightCacheStore, key: string, weights: MistralWeights, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): Promise<void> {
-  await store.write(key, entryChunks(ctx, weights, identity, onProgress));
+  const manifest = weightsManifest(weights);
+  await store.write(key, entryChunks(manifest, identity, downloadWeightParts(ctx, weights), onProgress), entryBytes(manifest, identity));
+}
+
+/** The footer's bytes. Every hash is 64 hex digits, so a footer with placeholder hashes has the final one's length. */
+function encodeFooter(identity: CacheIdentity, manifest: WeightsManifest, parts: Footer['parts']): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ format: WEIGHT_CACHE_FORMAT, identity, manifest, parts } satisfies Footer));
+}
+
+/** The exact size of the entry for these weights: the parts, the footer, the footer's length. */
+export function entryBytes(manifest: WeightsManifest, identity: CacheIdentity): number {
+  let offset = 0;
+  const parts = manifest.parts.map((p) => {
+    const at = offset;
+    offset += p.bytes;
+    return { name: p.name, offset: at, bytes: p.bytes, sha256: '0'.repeat(64) };
+  });
+  return offset + encodeFooter(identity, manifest, parts).byteLength + FOOTER_LENGTH_BYTES;
 }
 
 /** Loads entry `key` made for `identity`, every part's hash checked; throws when it is missing or unusable. */
@@ -174,7 +221,7 @@ async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: Cache
     async (part: WeightPart) => {
       const p = where.get(part.name);
       if (!p || p.bytes !== part.bytes) throw new BadEntry(`part ${part.name} is missing`);
-      const bytes = await entry.read(p.offset, p.bytes);
+      const bytes = await readEntry(entry, p.offset, p.bytes, `part ${part.name}`);
       if ((await sha256(bytes)) !== p.sha256) throw new BadEntry(`part ${part.name} does not match its hash`);
       return bytes;
     },
@@ -188,18 +235,26 @@ async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: Cache
   );
 }
 
-async function* entryChunks(ctx: GpuContext, w: MistralWeights, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): AsyncGenerator<Uint8Array> {
-  const manifest = weightsManifest(w);
+/**
+ * An entry's bytes, chunk by chunk: each part as it arrives (read back from the GPU, one at a time), hashed on the way,
+ * then the footer and its length. Exported for tests, which build entries without a GPU.
+ */
+export async function* entryChunks(
+  manifest: WeightsManifest,
+  identity: CacheIdentity,
+  partBytes: AsyncIterable<{ part: WeightPart; bytes: Uint8Array }>,
+  onProgress?: (p: LoadProgress) => void,
+): AsyncGenerator<Uint8Array> {
   const parts: Footer['parts'] = [];
   const total = manifest.parts.reduce((a, p) => a + p.bytes, 0);
   let offset = 0;
-  for await (const { part, bytes } of downloadWeightParts(ctx, w)) {
+  for await (const { part, bytes } of partBytes) {
     parts.push({ name: part.name, offset, bytes: bytes.byteLength, sha256: await sha256(bytes) });
     offset += bytes.byteLength;
     onProgress?.({ tensor: part.name, done: parts.length, total: manifest.parts.length, bytesDone: offset, bytesTotal: total, phase: 'caching' });
     yield bytes;
   }
-  const footer = new TextEncoder().encode(JSON.stringify({ format: WEIGHT_CACHE_FORMAT, identity, manifest, parts } satisfies Footer));
+  const footer = encodeFooter(identity, manifest, parts);
   const len = new Uint8Array(FOOTER_LENGTH_BYTES);
   new DataView(len.buffer).setBigUint64(0, BigInt(footer.byteLength), true);
   yield footer;

@@ -65,3 +65,11 @@ export function errorMessages(e: unknown): string[] {
   }
   return [errorParts(e).message];
 }
+
+/** 2025-01-15 09:30: a moment in local time, as a date and minutes (no locale guessing). */
+export function formatDateTime(ms: number): string {
+  if (!Number.isFinite(ms)) return '—';
+  const d = new Date(ms);
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}

@@ -1,10 +1,12 @@
 // The model panel: where the weights come from (the demo model shipped with the app, a Hugging Face repository with a
 // token, or files on this computer), the base quantization the run needs (from peft_method / quantization in the form),
-// load progress (tensors and bytes), what was loaded, and the GPU memory ledger.
+// load progress (tensors and bytes), what was loaded (and whether it came from the weight cache), the GPU memory ledger,
+// and the models cached in this browser (cache-panel.ts).
 
 import type { LedgerSnapshot, MemoryPlan, ModelSource } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
+import { cachePanel } from './cache-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { formatCount, formatParams } from './format.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
@@ -203,7 +205,8 @@ export function modelPanel(shared: Shared): HTMLElement {
       const i = m.info;
       status.className = 'status ok';
       status.dataset.state = 'ready';
-      status.textContent = `Loaded ${i.source} (${i.quantization}) in ${i.seconds.toFixed(1)} s`;
+      status.dataset.fromCache = String(i.fromCache === true);
+      status.textContent = `Loaded ${i.source} (${i.quantization}) in ${i.seconds.toFixed(1)} s${i.fromCache ? ', from the weight cache in this browser: nothing downloaded' : ''}`;
       failureLine.hidden = m.failure === null;
       failureLine.textContent = m.failure ? `Could not load ${m.failure.label}: ${m.failure.message}. ${i.source} is still loaded and ready.` : '';
       replaceChildren(
@@ -235,6 +238,7 @@ export function modelPanel(shared: Shared): HTMLElement {
     }
     if (m.status !== 'ready') {
       delete status.dataset.state;
+      delete status.dataset.fromCache;
       if (m.status !== 'error') replaceChildren(info);
     }
 
@@ -273,5 +277,6 @@ export function modelPanel(shared: Shared): HTMLElement {
     warnings,
     h('h3', {}, 'GPU memory'),
     memory,
+    cachePanel(shared),
   );
 }

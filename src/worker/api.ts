@@ -14,6 +14,7 @@ import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
 import type { ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import type { RunEstimate } from '../run/calibrate.ts';
+import type { WeightCacheEntryInfo } from '../run/weight-cache.ts';
 import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
 import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
@@ -71,6 +72,21 @@ export interface TrainFiles {
   validationName: string | null;
 }
 
+/** One model in the browser's weight cache: its key, size, and (from the entry's footer) source and quantisation. */
+export type CachedModel = WeightCacheEntryInfo;
+
+/**
+ * This site's storage as the worker sees it. `cacheUnavailable` says why weights are not cached (no OPFS), or is null.
+ * `usage` and `quota` come from navigator.storage.estimate(); `persisted` from navigator.storage.persisted(). Asking
+ * for persistence (navigator.storage.persist()) is the page's own call: browsers expose it to pages, not to workers.
+ */
+export interface StorageInfo {
+  cacheUnavailable: string | null;
+  usage: number | null;
+  quota: number | null;
+  persisted: boolean | null;
+}
+
 /** What generateStream takes: length, temperature (0 = greedy), top_p, seed, and whether to use the adapter. */
 export type GenerationOptions = GenerationSettings & { useAdapter?: boolean };
 /** What generateStream returns; `adapter` says whether an adapter took part. */
@@ -94,6 +110,12 @@ export interface EngineApi {
   planModelMemory(source: ModelSource, hp: Record<string, unknown>, gpuMemoryGiB?: number): Promise<MemoryPlan>;
   /** Loads a model's base weights onto the GPU (NF4-quantised as they stream in, unless quantization is none). */
   loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** The models whose quantised weights this browser has cached (newest first); none without OPFS. */
+  listCachedModels(): Promise<CachedModel[]>;
+  /** Deletes one cached model by its key (40 hex digits); the next load of it downloads again. */
+  deleteCachedModel(key: string): Promise<void>;
+  /** The site's storage usage and quota, whether it is persistent, and whether weights are cached at all. */
+  storageInfo(): Promise<StorageInfo>;
   /** The model on the GPU now (a failed load leaves the one before it), or null. */
   currentModel(): Promise<{ source: string; quantization: Quantization } | null>;
   /** A JSONL file read the way training will read it: every problem with its line, and token statistics. */

@@ -20,12 +20,14 @@ import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { DataStats } from '../data/batches.ts';
 import { opfsRunStore } from './opfs-store.ts';
+import { browserWeightCache } from './opfs-weight-cache.ts';
+import { checkCacheKey } from '../run/weight-cache.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
-import type { AdapterSource, EncodedExample, EngineApi, ModelSource, ProbeResult, RunEstimate, TrainFiles } from './api.ts';
+import type { AdapterSource, CachedModel, EncodedExample, EngineApi, ModelSource, ProbeResult, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -54,10 +56,28 @@ function tokenizer(): Promise<Tokenizer> {
   return tokenizerPromise;
 }
 
+let weightCachePromise: ReturnType<typeof browserWeightCache> | null = null;
+
+/** The weight cache in this origin's private file system (OPFS), or why there is none; opened once. */
+function weightCache(): ReturnType<typeof browserWeightCache> {
+  weightCachePromise ??= browserWeightCache();
+  return weightCachePromise;
+}
+
+/** A load without a cache says so: the user should know the next load downloads everything again. */
+async function withCacheNote(info: ModelInfo): Promise<ModelInfo> {
+  const c = await weightCache();
+  return c.store ? info : { ...info, warnings: [...info.warnings, `the weights are not cached: ${c.reason}; the next load downloads them again`] };
+}
+
 let sessionPromise: Promise<FinetuneSession> | null = null;
 
 function session(): Promise<FinetuneSession> {
-  sessionPromise ??= (async () => new FinetuneSession(await gpuContext(), await tokenizer(), await opfsRunStore()))().catch((e: unknown) => {
+  sessionPromise ??= (async () => {
+    const s = new FinetuneSession(await gpuContext(), await tokenizer(), await opfsRunStore());
+    s.weightCache = (await weightCache()).store;
+    return s;
+  })().catch((e: unknown) => {
     sessionPromise = null;
     throw e;
   });
@@ -180,7 +200,7 @@ const api = {
     const { files, name } = modelFiles(source);
     const info = await onGpu(() => s.loadModel(files, name, quantization, onProgress));
     loadedModel = { source, quantization };
-    return info;
+    return withCacheNote(info);
   },
 
   /** After a lost device: a new device and session, and the model that was loaded loaded again (resume is the page's call). */
@@ -189,7 +209,33 @@ const api = {
     const s = await session();
     if (!loadedModel) return null;
     const { files, name } = modelFiles(loadedModel.source);
-    return onGpu(() => s.loadModel(files, name, loadedModel!.quantization, onProgress));
+    return withCacheNote(await onGpu(() => s.loadModel(files, name, loadedModel!.quantization, onProgress)));
+  },
+
+  async listCachedModels(): Promise<CachedModel[]> {
+    const { store } = await weightCache();
+    return store ? store.list() : [];
+  },
+
+  /** The key comes from the page: checked before it names a file. */
+  async deleteCachedModel(key: string): Promise<void> {
+    if (typeof key !== 'string') throw new FinetuneError('bad-input', 'a weight-cache key is a string');
+    checkCacheKey(key);
+    const { store } = await weightCache();
+    await store?.remove(key);
+  },
+
+  async storageInfo(): Promise<StorageInfo> {
+    const storage = (self.navigator as Navigator | undefined)?.storage;
+    const c = await weightCache();
+    const estimate = await storage?.estimate?.().catch(() => null);
+    const persisted = (await storage?.persisted?.().catch(() => null)) ?? null;
+    return {
+      cacheUnavailable: c.store ? null : c.reason,
+      usage: typeof estimate?.usage === 'number' ? estimate.usage : null,
+      quota: typeof estimate?.quota === 'number' ? estimate.quota : null,
+      persisted,
+    };
   },
 
   async currentModel(): Promise<{ source: string; quantization: Quantization } | null> {

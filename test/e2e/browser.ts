@@ -1,6 +1,7 @@
 // The browser tier's harness: serves the built app on loopback and drives Debian's Chromium with WebGPU on
 // SwiftShader (docs/testing.md).
 import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { preview, type PreviewServer } from 'vite';
@@ -25,6 +26,8 @@ export interface App {
   page: Page;
   /** Everything the page and its worker printed, for failure messages. */
   console: string[];
+  /** Every request the app's server received, in order: path, Range header ('' when none), status (0 until answered). */
+  requests: { path: string; range: string; status: number }[];
   close(): Promise<void>;
 }
 
@@ -32,6 +35,12 @@ export async function openApp(path = '/', beforeLoad?: (page: Page) => Promise<u
   const server: PreviewServer = await preview({ preview: { port: 0, host: '127.0.0.1', strictPort: false }, logLevel: 'warn' });
   const address = server.httpServer.address() as AddressInfo;
   const url = `http://127.0.0.1:${address.port}${path}`;
+  const requests: App['requests'] = [];
+  (server.httpServer as Server).on('request', (req, res) => {
+    const r = { path: decodeURIComponent((req.url ?? '').split('?')[0]), range: req.headers.range ?? '', status: 0 };
+    requests.push(r);
+    res.on('finish', () => (r.status = res.statusCode));
+  });
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const consoleLines: string[] = [];
@@ -45,6 +54,7 @@ export async function openApp(path = '/', beforeLoad?: (page: Page) => Promise<u
     browser,
     page,
     console: consoleLines,
+    requests,
     async close() {
       await browser.close();
       await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));

@@ -1,0 +1,156 @@
+// The model panel's "Cached models" section: the quantised weights this browser keeps (the worker's weight cache in
+// the origin-private file system), each with its source, quantisation, size and date and a Delete button; the total;
+// the site's usage against the browser's quota; and persistent storage, which only the page can ask for
+// (navigator.storage.persist() exists on a window, not in the worker). Without it the browser may evict the cache
+// under storage pressure: the models are then downloaded again.
+
+import type { CachedModel, StorageInfo } from '../worker/api.ts';
+import { formatBytes } from '../core/units.ts';
+import { h, replaceChildren } from './dom.ts';
+import { errorParts, formatDateTime } from './format.ts';
+import type { Shared } from './state.ts';
+
+const INTRO = 'The quantised weights of each model you load are kept in this browser, so loading the same model again downloads nothing.';
+const NOT_PERSISTENT = 'Storage is not persistent: when the disk runs low, the browser may delete the cached models without asking (they are then downloaded again).';
+const PERSISTENT = 'Storage is persistent: the browser will not delete the cached models to free space; only you can, here or in its site settings.';
+const DECLINED =
+  'The browser declined. Browsers grant it to sites you use often, bookmark or install, or (Firefox) when you allow it; until then the cached models may be deleted under storage pressure.';
+
+export function cachePanel(shared: Shared): HTMLElement {
+  const list = h('ul', { class: 'cache-list', 'data-testid': 'cache-list' });
+  const total = h('p', { class: 'hint num', 'data-testid': 'cache-total' });
+  const usage = h('p', { class: 'hint num', 'data-testid': 'storage-usage' });
+  const persistState = h('p', { class: 'hint', 'data-testid': 'storage-persist-state' });
+  const persistButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'storage-persist', hidden: true }, 'Keep cached models (persistent storage)');
+  const unavailable = h('p', { class: 'warn', 'data-testid': 'cache-unavailable', hidden: true });
+  const problem = h('p', { class: 'bad', role: 'alert', 'data-testid': 'cache-problem', hidden: true });
+  let entries: CachedModel[] = [];
+  /** The entry whose Delete asks to be confirmed, by key. */
+  let confirming: string | null = null;
+  let deleting = false;
+  /** The browser said no to persist() on this page: keep saying so (and why it matters) after each refresh. */
+  let declined = false;
+
+  const say = (text: string | null): void => {
+    problem.hidden = text === null;
+    problem.textContent = text ?? '';
+  };
+  /** A load may be reading or writing an entry: deleting waits until it is done. */
+  const locked = (): boolean => deleting || shared.model.value.status === 'loading';
+
+  const describe = (e: CachedModel): string => `${e.source ?? 'an unreadable entry'}${e.quantization ? ` (${e.quantization})` : ''}`;
+
+  const renderList = (): void => {
+    const rows = entries.map((e) => {
+      const del = h('button', { type: 'button', class: 'secondary danger', 'data-testid': 'cache-delete', 'aria-label': `Delete the cached ${describe(e)}`, disabled: locked() }, 'Delete');
+      del.addEventListener('click', () => {
+        confirming = e.key;
+        renderList();
+        list.querySelector<HTMLButtonElement>('[data-testid="cache-confirm-delete"]')?.focus();
+      });
+      const row = h(
+        'li',
+        { 'data-key': e.key },
+        h('span', { class: 'cache-name' }, e.source ?? 'an unreadable entry (damaged, or from an older version of this app): delete it'),
+        h('span', { class: 'hint num' }, [e.quantization, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null].filter(Boolean).join(' · ')),
+        confirming === e.key ? null : del,
+      );
+      if (confirming === e.key) {
+        const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'cache-confirm-delete', disabled: locked() }, 'Delete');
+        const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-keep' }, 'Keep');
+        yes.addEventListener('click', () => void remove(e));
+        no.addEventListener('click', () => {
+          confirming = null;
+          renderList();
+        });
+        row.append(
+          h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, `Delete the cached weights of ${describe(e)}, ${formatBytes(e.bytes)}? The next load of this model downloads them again.`), h('div', { class: 'actions' }, yes, no)),
+        );
+      }
+      return row;
+    });
+    replaceChildren(list, ...rows);
+    const sum = entries.reduce((a, e) => a + e.bytes, 0);
+    total.textContent = entries.length === 0 ? 'Nothing cached yet.' : `${entries.length} cached ${entries.length === 1 ? 'model' : 'models'} · ${formatBytes(sum)} in all`;
+  };
+
+  const renderStorage = (s: StorageInfo): void => {
+    usage.textContent =
+      s.usage !== null && s.quota !== null ? `${formatBytes(s.usage)} of ${formatBytes(s.quota)} used by this site (the browser's quota for it).` : 'This browser does not say how much storage this site may use.';
+    unavailable.hidden = s.cacheUnavailable === null;
+    unavailable.textContent = s.cacheUnavailable ? `Models are not cached: ${s.cacheUnavailable}. Each load downloads the weights again.` : '';
+    persistState.textContent = s.persisted === null ? 'This browser does not say whether storage is persistent.' : s.persisted ? PERSISTENT : declined ? DECLINED : NOT_PERSISTENT;
+    persistButton.hidden = s.persisted !== false || typeof navigator.storage?.persist !== 'function';
+  };
+
+  let refreshing = 0;
+  const refresh = async (): Promise<void> => {
+    const asked = ++refreshing;
+    try {
+      const [got, storage] = await Promise.all([shared.engine.listCachedModels(), shared.engine.storageInfo()]);
+      if (asked !== refreshing) return;
+      entries = got;
+      if (confirming && !entries.some((e) => e.key === confirming)) confirming = null;
+      say(null);
+      renderList();
+      renderStorage(storage);
+    } catch (e) {
+      if (asked === refreshing) say(`Could not read the cached models: ${errorParts(e).message}`);
+    }
+  };
+
+  const remove = async (e: CachedModel): Promise<void> => {
+    if (locked()) return;
+    deleting = true;
+    renderList();
+    let failure: string | null = null;
+    try {
+      await shared.engine.deleteCachedModel(e.key);
+      confirming = null;
+    } catch (err) {
+      failure = `Could not delete ${describe(e)}: ${errorParts(err).message}`;
+    }
+    deleting = false;
+    await refresh();
+    if (failure) say(failure);
+  };
+
+  persistButton.addEventListener('click', async () => {
+    persistButton.disabled = true;
+    try {
+      const granted = await navigator.storage.persist();
+      declined = !granted;
+      persistState.textContent = granted ? PERSISTENT : DECLINED;
+      persistButton.hidden = granted;
+    } catch (e) {
+      persistState.textContent = `The browser could not be asked: ${errorParts(e).message}`;
+    } finally {
+      persistButton.disabled = false;
+    }
+  });
+
+  // After a load (it may have written, rebuilt or dropped an entry) and while one runs (Delete waits for it).
+  let lastStatus = shared.model.value.status;
+  shared.model.watch((m) => {
+    if (m.status !== lastStatus && (lastStatus === 'loading' || m.status === 'loading')) {
+      if (lastStatus === 'loading') void refresh();
+      else renderList();
+    }
+    lastStatus = m.status;
+  });
+  void refresh();
+
+  return h(
+    'div',
+    { class: 'cache', 'data-testid': 'cache-panel' },
+    h('h3', {}, 'Cached models'),
+    h('p', { class: 'hint' }, INTRO),
+    list,
+    total,
+    usage,
+    persistState,
+    h('div', { class: 'actions' }, persistButton),
+    unavailable,
+    problem,
+  );
+}

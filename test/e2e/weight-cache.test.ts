@@ -1,0 +1,131 @@
+// The weight cache in the browser: the demo model, loaded through the page, is cached in the origin-private file
+// system; loading it again reads it from there (the server sees no weight bytes); the Model panel lists it with its
+// size and deletes it; a corrupted entry (one byte flipped in OPFS, which the page and its worker share) is detected,
+// removed and rebuilt, and the page says so.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSafetensorsHeaderBytes } from '../../src/model/safetensors.ts';
+import { ARTIFACTS, openApp, type App } from './browser.ts';
+
+const WEIGHTS = '/models/mistral-nano-demo/model.safetensors';
+/** Where the demo's tensor data begins: reads before it are the header (every load reads it), reads after it weights. */
+const DATA_OFFSET = parseSafetensorsHeaderBytes(new Uint8Array(readFileSync(`public${WEIGHTS}`))).dataOffset;
+
+describe('the weight cache in the browser (OPFS)', () => {
+  let app: App;
+  beforeAll(async () => {
+    // No sample dataset: with one, the page measures a training step after every load (the time estimate), which on
+    // SwiftShader holds the GPU for a minute and stalls the next load behind it. Loads are all this file is about.
+    app = await openApp('/', (page) => page.route('**/datasets/sample.jsonl', (route) => route.fulfill({ status: 404, body: '' })));
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  /** Weight bytes asked of the server since request number `from` (Range requests at or past the data offset). */
+  const weightBytesAsked = (from: number): number =>
+    app.requests.slice(from).reduce((sum, r) => {
+      const m = /bytes=(\d+)-(\d+)/.exec(r.range);
+      return r.path === WEIGHTS && m ? sum + Math.max(0, Number(m[2]) - Math.max(Number(m[1]), DATA_OFFSET) + 1) : sum;
+    }, 0);
+  const status = () => app.page.getByTestId('model-status');
+  const rows = () => app.page.locator('[data-testid="cache-list"] > li');
+  /**
+   * Clicks Load model (the demo) and waits for the load to end; returns whether it came from the cache, the weight
+   * bytes asked of the server, and the phases the progress line showed (with their bytes).
+   */
+  const loadAgain = async (): Promise<{ fromCache: string | null; asked: number; progress: string[] }> => {
+    const from = app.requests.length;
+    await app.page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { progressSeen: string[] }).progressSeen = seen;
+      const line = document.querySelector('#panel-model .progress-text') as Element;
+      new MutationObserver(() => seen.push(line.textContent ?? '')).observe(line, { childList: true, characterData: true, subtree: true });
+    });
+    await app.page.getByTestId('model-load').click();
+    await app.page.locator('[data-testid="model-status"]:not([data-state="ready"])').waitFor({ timeout: 30_000 }).catch(() => undefined);
+    await app.page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 300_000 }).catch(async () => {
+      throw new Error(`no model: "${await status().textContent()}"\n${app.console.join('\n')}`);
+    });
+    const progress = await app.page.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
+    return { fromCache: await status().getAttribute('data-from-cache'), asked: weightBytesAsked(from), progress };
+  };
+
+  it('caches the demo model on its first load, lists it, and loads it from the cache the second time: no weight bytes downloaded', async () => {
+    // The page loads the demo model when it opens: from the server, then written to the cache.
+    await app.page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 300_000 }).catch(async () => {
+      throw new Error(`no model: "${await status().textContent()}"\n${app.console.join('\n')}`);
+    });
+    expect(await status().getAttribute('data-from-cache')).toBe('false');
+    expect(weightBytesAsked(0)).toBeGreaterThan(1_000_000);
+    await rows().first().waitFor({ timeout: 30_000 });
+    expect(await rows().count()).toBe(1);
+    expect(await rows().first().textContent()).toMatch(/^mistral-nano-demonone · \d+\.\d MiB · \d{4}-\d\d-\d\d \d\d:\d\d/);
+    expect(await app.page.getByTestId('cache-total').textContent()).toMatch(/^1 cached model · \d+\.\d MiB in all$/);
+    expect(await app.page.getByTestId('storage-usage').textContent()).toMatch(/^\d+\.\d MiB of \d+\.\d GiB used by this site/);
+
+    const second = await loadAgain();
+    expect(second.fromCache).toBe('true');
+    expect(await status().textContent()).toMatch(/from the weight cache in this browser: nothing downloaded/);
+    expect(second.asked).toBe(0);
+    expect(second.progress.some((t) => /^loading from cache · \d+ \/ \d+ tensors · [\d.]+ \w?i?B \/ [\d.]+ MiB/.test(t))).toBe(true);
+    expect(second.progress.some((t) => t.startsWith('caching') || t.startsWith('downloading'))).toBe(false);
+  });
+
+  it('asks for persistent storage when told to, and says what the browser answered', async () => {
+    const state = app.page.getByTestId('storage-persist-state');
+    expect(await state.textContent()).toMatch(/not persistent: .*may delete the cached models/i);
+    await app.page.getByTestId('storage-persist').click();
+    // Headless Chromium declines (no engagement, no bookmark): the page says so, and why it matters.
+    await expect.poll(() => state.textContent(), { timeout: 10_000 }).toMatch(/declined.*may be deleted under storage pressure/);
+  });
+
+  it('a corrupted entry is detected by its hash, removed and rebuilt, and the page says so', async () => {
+    const flipped = await app.page.evaluate(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('finetune-weights');
+      const names: string[] = [];
+      for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
+      const name = names.find((n) => /^weights-[0-9a-f]{40}\.bin$/.test(n));
+      if (!name) return null;
+      const handle = await dir.getFileHandle(name);
+      const at = 1000; // inside the first part (the embeddings)
+      const old = new Uint8Array(await (await handle.getFile()).slice(at, at + 1).arrayBuffer())[0];
+      const w = await handle.createWritable({ keepExistingData: true });
+      await w.write({ type: 'write', position: at, data: new Uint8Array([old ^ 0xff]) });
+      await w.close();
+      return name;
+    });
+    expect(flipped).toMatch(/^weights-/);
+    const third = await loadAgain();
+    expect(third.fromCache).toBe('false');
+    expect(third.asked).toBeGreaterThan(1_000_000);
+    expect(await app.page.locator('#panel-model .warnings').textContent()).toMatch(/cached weights were unusable \(part embed does not match its hash\): removed, loading from the source again/);
+    // Rebuilt: one entry again, which the next load uses.
+    await expect.poll(() => rows().count(), { timeout: 30_000 }).toBe(1);
+  });
+
+  it('Delete (confirmed) removes the entry: the list is empty and the next load downloads again', async () => {
+    await app.page.getByTestId('cache-delete').click();
+    await app.page.getByTestId('cache-confirm-delete').click();
+    await expect.poll(() => rows().count(), { timeout: 30_000 }).toBe(0);
+    expect(await app.page.getByTestId('cache-total').textContent()).toBe('Nothing cached yet.');
+    const fourth = await loadAgain();
+    expect(fourth.fromCache).toBe('false');
+    expect(fourth.asked).toBeGreaterThan(1_000_000);
+    // Downloaded, then written to the cache: the progress line shows both phases with their bytes.
+    expect(fourth.progress.some((t) => /^downloading · /.test(t))).toBe(true);
+    expect(fourth.progress.some((t) => /^caching · \d+ \/ \d+ tensors · [\d.]+ \w?i?B \/ [\d.]+ MiB/.test(t))).toBe(true);
+    await expect.poll(() => rows().count(), { timeout: 30_000 }).toBe(1);
+  });
+
+  it('the cached-models section fits a 390 px screen', async () => {
+    await app.page.setViewportSize({ width: 390, height: 844 });
+    const wide = await app.page.evaluate(() => {
+      const el = document.querySelector('[data-testid="cache-panel"]') as HTMLElement;
+      return [el, ...el.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > 391 || e.scrollWidth > e.clientWidth + 1).map((e) => e.outerHTML.slice(0, 80));
+    });
+    expect(wide).toEqual([]);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await app.page.getByTestId('cache-panel').screenshot({ path: `${ARTIFACTS}/cache-panel-390.png` });
+  });
+});
