@@ -28,6 +28,7 @@ struct Params {
   nH: u32,
   nKV: u32,
   scale2: f32, // log2(e) / sqrt(HD)
+  scale: f32, // 1 / sqrt(HD) (the backward's dq and dk)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -50,6 +51,7 @@ const QS = 36u; // row stride of the transposed Q chunk (padded: fewer bank conf
 const KS = 68u; // row stride of the transposed K chunk
 const KOFF = 576u; // DK·QS: where the K chunk starts in `U`
 const LN2 = 0.6931471805599453;
+const LOG2E = 1.4426950408889634;
 const NEG = -1e30; // "minus infinity" that keeps exp2 and max free of NaN
 
 // One region used in turn by: the Q chunk [DK][QS] and K chunk [DK][KS] (phase 1), the row-max partials [16][R]
@@ -240,5 +242,382 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       if (d < HD) { outp[o + d] = acc[c][i] * inv; }
     }
     if (dg == 0u) { lseOut[tok * p.nH + h] = select(0.0, (mS[r] + log2(lsum[i])) * LN2, live); }
+  }
+}
+
+// =================================================================================================================
+// Backward, FlashAttention-2 style: same contract as attention.wgsl's backward_dkv / backward_dq (same buffers, D =
+// rowsum(dout·out) from its dot_rows pass, the forward's lse in nats). P is recomputed per tile from lse, never
+// stored: P = exp2(S·scale2 − lse·log2(e)); dP = dO·Vᵀ; dS = P ∘ (dP − D); dV = Pᵀ·dO, dK = scale·dSᵀ·Q,
+// dQ = scale·dS·K. Two kernels, each output row written by exactly one workgroup (no atomics, no zeroing pass):
+// - backward_dkv: one workgroup per 32 keys of one KV head, looping over the G query heads of the group and the
+//   64-query tiles at or after its first key;
+// - backward_dq: one workgroup per QP positions × G heads (the forward's grouping), looping over 64-key tiles up to
+//   the diagonal.
+// Both reuse the forward's building blocks: S (and dP) from 4 × 4 register fragments with the head dim streamed in
+// chunks of 16 through `U`, the products with P or dS through `PT` (transposed, vec4 of 4 rows) with the other
+// operand streamed in chunks of VK rows, tile skipping and the mask-only-where-needed decision from segment ids.
+// Workgroup memory: 15,752 bytes each (U 6,656, PT 8,192, rowL/rowD 512, segment ids, flags). No subgroups.
+
+@group(0) @binding(5) var<storage, read> dO: array<vec4f>; // (BT, nH·HD)
+@group(0) @binding(6) var<storage, read> lseIn: array<f32>; // (BT, nH), nats
+@group(0) @binding(7) var<storage, read> dRow: array<f32>; // D (BT, nH) = rowsum(dout·out)
+@group(0) @binding(8) var<storage, read_write> dqOut: array<f32>; // (BT, nH·HD)
+@group(0) @binding(8) var<storage, read_write> dkOut: array<f32>; // (BT, nKV·HD)
+@group(0) @binding(9) var<storage, read_write> dvOut: array<f32>; // (BT, nKV·HD)
+
+var<workgroup> rowL: array<f32, BK>; // lse·log2(e) of the tile's query rows
+var<workgroup> rowD: array<f32, BK>; // D of the tile's query rows
+var<workgroup> segK: array<u32, R>; // backward_dkv: the block's key segment ids (0 beyond T)
+
+// dq (BT, nH·HD) overwritten. Grid (⌈T/QP⌉, nKV, B), rows as in the forward.
+@compute @workgroup_size(128)
+fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let HD4 = HD / 4u;
+  let ND = (HD + 15u) / 16u;
+  let b = wg.z;
+  let kvh = wg.y;
+  let nBlocks = (p.T + QP - 1u) / QP;
+  let q0 = (nBlocks - 1u - wg.x) * QP; // longest blocks first
+  let qStride4 = p.nH * HD4;
+  let kStride4 = p.nKV * HD4;
+  let rg = t / 16u;
+  let kg = t % 16u;
+  let dg = kg;
+
+  if (t < 32u) {
+    var s = 0u;
+    if (t < QP && q0 + t < p.T) { s = seg[b * p.T + q0 + t]; }
+    segQ[t] = s;
+    // Row t's statistics (rows past QP·G or T: 0, and they are never written).
+    let pos = q0 + t / G;
+    var L = 0.0;
+    var d = 0.0;
+    if (t < QP * G && pos < p.T) {
+      let i = (b * p.T + pos) * p.nH + kvh * G + t % G;
+      L = lseIn[i] * LOG2E;
+      d = dRow[i];
+    }
+    rowL[t] = L;
+    rowD[t] = d;
+  }
+  workgroupBarrier();
+  var blockSeg = segQ[0];
+  for (var pp = 1u; pp < QP; pp++) {
+    if (segQ[pp] != blockSeg) { blockSeg = 0u; }
+  }
+  var rowSeg: array<u32, 4>;
+  var rowPos: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    let r = rg * 4u + i;
+    rowPos[i] = q0 + r / G;
+    rowSeg[i] = select(0u, segQ[min(r / G, 31u)], r < QP * G);
+  }
+  let L4 = vec4f(rowL[rg * 4u], rowL[rg * 4u + 1u], rowL[rg * 4u + 2u], rowL[rg * 4u + 3u]);
+  let D4 = vec4f(rowD[rg * 4u], rowD[rg * 4u + 1u], rowD[rg * 4u + 2u], rowD[rg * 4u + 3u]);
+
+  var acc: array<vec4f, 8>; // dq: [dim c] over the thread's 4 rows
+  for (var c = 0u; c < 8u; c++) { acc[c] = vec4f(0.0); }
+
+  let kEnd = min(p.T, q0 + QP);
+  var tile = 0u;
+  for (var k0 = 0u; k0 < kEnd; k0 += BK) {
+    tile++;
+    if (t < BK) {
+      let kj = k0 + t;
+      var sk = 0u;
+      if (kj < p.T) { sk = seg[b * p.T + kj]; }
+      segT[t] = sk;
+      var vis = false;
+      for (var pp = 0u; pp < QP; pp++) {
+        vis = vis || (segQ[pp] != 0u && segQ[pp] == sk && kj <= q0 + pp);
+      }
+      if (vis) { atomicMax(&visFlag, tile); }
+      if (!(blockSeg != 0u && sk == blockSeg && kj <= q0)) { atomicMax(&maskFlag, tile); }
+    }
+    if (workgroupUniformLoad(&visFlag) != tile) { continue; }
+    let masked = workgroupUniformLoad(&maskFlag) == tile;
+
+    // --- Phase 1: S = Q·Kᵀ (ph = 0), dP = dO·Vᵀ (ph = 1), 32 rows × 64 keys, head dims in chunks of DK.
+    var sf: array<vec4f, 4>; // [row i] over keys kg·4..kg·4+3
+    var dpf: array<vec4f, 4>;
+    for (var ph = 0u; ph < 2u; ph++) {
+      var f: array<vec4f, 4>;
+      for (var i = 0u; i < 4u; i++) { f[i] = vec4f(0.0); }
+      for (var d0 = 0u; d0 < HD; d0 += DK) {
+        {
+          let r = t / 4u;
+          let dq = t % 4u;
+          let d = d0 + dq * 4u;
+          let pos = q0 + r / G;
+          var x = vec4f(0.0);
+          if (r < QP * G && pos < p.T && d < HD) {
+            let a = (b * p.T + pos) * qStride4 + (kvh * G + r % G) * HD4 + d / 4u;
+            if (ph == 0u) { x = q[a]; } else { x = dO[a]; }
+          }
+          for (var e = 0u; e < 4u; e++) { U[(dq * 4u + e) * QS + r] = x[e]; }
+        }
+        for (var n = 0u; n < 2u; n++) {
+          let idx = t + n * 128u;
+          let kk = idx / 4u;
+          let dq = idx % 4u;
+          let d = d0 + dq * 4u;
+          var x = vec4f(0.0);
+          if (k0 + kk < p.T && d < HD) {
+            let a = (b * p.T + k0 + kk) * kStride4 + kvh * HD4 + d / 4u;
+            if (ph == 0u) { x = k[a]; } else { x = v[a]; }
+          }
+          for (var e = 0u; e < 4u; e++) { U[KOFF + (dq * 4u + e) * KS + kk] = x[e]; }
+        }
+        workgroupBarrier();
+        for (var d = 0u; d < DK; d++) {
+          let qo = d * QS + rg * 4u;
+          let ko = KOFF + d * KS + kg * 4u;
+          let kv = vec4f(U[ko], U[ko + 1u], U[ko + 2u], U[ko + 3u]);
+          f[0] = fma(vec4f(U[qo]), kv, f[0]);
+          f[1] = fma(vec4f(U[qo + 1u]), kv, f[1]);
+          f[2] = fma(vec4f(U[qo + 2u]), kv, f[2]);
+          f[3] = fma(vec4f(U[qo + 3u]), kv, f[3]);
+        }
+        workgroupBarrier();
+      }
+      if (ph == 0u) { sf = f; } else { dpf = f; }
+    }
+
+    // --- Phase 2: P from lse (masked where needed: exactly 0), dS = P ∘ (dP − D), stored transposed in PT.
+    for (var j = 0u; j < 4u; j++) {
+      let kk = kg * 4u + j;
+      let s = vec4f(sf[0][j], sf[1][j], sf[2][j], sf[3][j]);
+      let dp = vec4f(dpf[0][j], dpf[1][j], dpf[2][j], dpf[3][j]);
+      var pr = exp2(s * p.scale2 - L4);
+      if (masked) {
+        for (var i = 0u; i < 4u; i++) {
+          let ok = rowSeg[i] != 0u && segT[kk] == rowSeg[i] && k0 + kk <= rowPos[i];
+          pr[i] = select(0.0, pr[i], ok);
+        }
+      }
+      PT[kk * (R / 4u) + rg] = pr * (dp - D4);
+    }
+
+    // --- Phase 3: dq += dS·K, K streamed in chunks of VK keys through `U`.
+    for (var c0 = 0u; c0 < BK; c0 += VK) {
+      workgroupBarrier(); // dS written / the previous chunk consumed
+      for (var idx = t; idx < VK * HD4; idx += 128u) {
+        let kk = idx / HD4;
+        let d4 = idx % HD4;
+        var x = vec4f(0.0);
+        if (k0 + c0 + kk < p.T) { x = k[(b * p.T + k0 + c0 + kk) * kStride4 + kvh * HD4 + d4]; }
+        let o = kk * HD + d4 * 4u;
+        U[o] = x.x;
+        U[o + 1u] = x.y;
+        U[o + 2u] = x.z;
+        U[o + 3u] = x.w;
+      }
+      workgroupBarrier();
+      for (var kk = 0u; kk < VK; kk++) {
+        let ds = PT[(c0 + kk) * (R / 4u) + rg];
+        for (var c = 0u; c < ND; c++) {
+          let d = dg + 16u * c;
+          if (d < HD) { acc[c] = fma(ds, vec4f(U[kk * HD + d]), acc[c]); }
+        }
+      }
+    }
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    let r = rg * 4u + i;
+    let pos = rowPos[i];
+    if (r >= QP * G || pos >= p.T) { continue; }
+    let o = ((b * p.T + pos) * p.nH + kvh * G + r % G) * HD;
+    for (var c = 0u; c < ND; c++) {
+      let d = dg + 16u * c;
+      if (d < HD) { dqOut[o + d] = acc[c][i] * p.scale; }
+    }
+  }
+}
+
+// dk, dv (BT, nKV·HD) overwritten. Grid (⌈T/32⌉, nKV, B): the workgroup owns keys j0..j0+31 of KV head wg.y. Thread
+// (rg, kg) owns keys rg·4.. × queries kg·4.. of the 32 × 64 tile (Sᵀ, dPᵀ), then keys rg·4.. × dims kg, kg+16, ….
+@compute @workgroup_size(128)
+fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let HD4 = HD / 4u;
+  let ND = (HD + 15u) / 16u;
+  let b = wg.z;
+  let kvh = wg.y;
+  let j0 = wg.x * R; // block 0, the one with the most queries after it, first
+  let qStride4 = p.nH * HD4;
+  let kStride4 = p.nKV * HD4;
+  let rg = t / 16u;
+  let kg = t % 16u;
+  let dg = kg;
+
+  if (t < R) {
+    var s = 0u;
+    if (j0 + t < p.T) { s = seg[b * p.T + j0 + t]; }
+    segK[t] = s;
+  }
+  workgroupBarrier();
+  // The block's one segment when all 32 keys are real and share it, else 0: only then can a query tile be unmasked
+  // (a query at or after the block's last key and in that segment sees every key of it).
+  var blockSeg = segK[0];
+  for (var kk = 1u; kk < R; kk++) {
+    if (segK[kk] != blockSeg) { blockSeg = 0u; }
+  }
+  var keySeg: array<u32, 4>;
+  var keyPos: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    keyPos[i] = j0 + rg * 4u + i;
+    keySeg[i] = segK[rg * 4u + i];
+  }
+
+  var dk: array<vec4f, 8>; // [dim c] over the thread's 4 keys
+  var dv: array<vec4f, 8>;
+  for (var c = 0u; c < 8u; c++) {
+    dk[c] = vec4f(0.0);
+    dv[c] = vec4f(0.0);
+  }
+
+  var tile = 0u;
+  for (var hh = 0u; hh < G; hh++) {
+    let h = kvh * G + hh;
+    for (var i0 = j0; i0 < p.T; i0 += BK) { // queries before j0 see none of the block's keys
+      tile++;
+      // --- Which tiles: query t of the tile looks at the block's keys; it also brings its row's lse and D.
+      if (t < BK) {
+        let qi = i0 + t;
+        var sq = 0u;
+        var L = 0.0;
+        var d = 0.0;
+        if (qi < p.T) {
+          sq = seg[b * p.T + qi];
+          let a = (b * p.T + qi) * p.nH + h;
+          L = lseIn[a] * LOG2E;
+          d = dRow[a];
+        }
+        segT[t] = sq;
+        rowL[t] = L;
+        rowD[t] = d;
+        var vis = false;
+        for (var kk = 0u; kk < R; kk++) {
+          vis = vis || (sq != 0u && segK[kk] == sq && j0 + kk <= qi);
+        }
+        if (vis) { atomicMax(&visFlag, tile); }
+        if (!(blockSeg != 0u && sq == blockSeg && qi >= j0 + R - 1u)) { atomicMax(&maskFlag, tile); }
+      }
+      if (workgroupUniformLoad(&visFlag) != tile) { continue; }
+      let masked = workgroupUniformLoad(&maskFlag) == tile;
+
+      // --- Phase 1: Sᵀ = K·Qᵀ (ph = 0), dPᵀ = V·dOᵀ (ph = 1), 32 keys × 64 queries, head dims in chunks of DK.
+      var sf: array<vec4f, 4>; // [key i] over queries kg·4..kg·4+3
+      var dpf: array<vec4f, 4>;
+      for (var ph = 0u; ph < 2u; ph++) {
+        var f: array<vec4f, 4>;
+        for (var i = 0u; i < 4u; i++) { f[i] = vec4f(0.0); }
+        for (var d0 = 0u; d0 < HD; d0 += DK) {
+          {
+            let r = t / 4u;
+            let dq = t % 4u;
+            let d = d0 + dq * 4u;
+            var x = vec4f(0.0);
+            if (j0 + r < p.T && d < HD) {
+              let a = (b * p.T + j0 + r) * kStride4 + kvh * HD4 + d / 4u;
+              if (ph == 0u) { x = k[a]; } else { x = v[a]; }
+            }
+            for (var e = 0u; e < 4u; e++) { U[(dq * 4u + e) * QS + r] = x[e]; }
+          }
+          for (var n = 0u; n < 2u; n++) {
+            let idx = t + n * 128u;
+            let qq = idx / 4u;
+            let dq = idx % 4u;
+            let d = d0 + dq * 4u;
+            var x = vec4f(0.0);
+            if (i0 + qq < p.T && d < HD) {
+              let a = (b * p.T + i0 + qq) * qStride4 + h * HD4 + d / 4u;
+              if (ph == 0u) { x = q[a]; } else { x = dO[a]; }
+            }
+            for (var e = 0u; e < 4u; e++) { U[KOFF + (dq * 4u + e) * KS + qq] = x[e]; }
+          }
+          workgroupBarrier();
+          for (var d = 0u; d < DK; d++) {
+            let ko = d * QS + rg * 4u;
+            let qo = KOFF + d * KS + kg * 4u;
+            let qv = vec4f(U[qo], U[qo + 1u], U[qo + 2u], U[qo + 3u]);
+            f[0] = fma(vec4f(U[ko]), qv, f[0]);
+            f[1] = fma(vec4f(U[ko + 1u]), qv, f[1]);
+            f[2] = fma(vec4f(U[ko + 2u]), qv, f[2]);
+            f[3] = fma(vec4f(U[ko + 3u]), qv, f[3]);
+          }
+          workgroupBarrier();
+        }
+        if (ph == 0u) { sf = f; } else { dpf = f; }
+      }
+
+      // --- Phase 2: P (exactly 0 where masked) into PT as [query][4 keys]; dS kept in registers for phase 3b.
+      var ds: array<vec4f, 4>; // [query j] over the thread's 4 keys
+      for (var j = 0u; j < 4u; j++) {
+        let qq = kg * 4u + j;
+        let s = vec4f(sf[0][j], sf[1][j], sf[2][j], sf[3][j]);
+        let dp = vec4f(dpf[0][j], dpf[1][j], dpf[2][j], dpf[3][j]);
+        var pr = exp2(s * p.scale2 - rowL[qq]);
+        if (masked) {
+          for (var i = 0u; i < 4u; i++) {
+            let ok = keySeg[i] != 0u && segT[qq] == keySeg[i] && keyPos[i] <= i0 + qq;
+            pr[i] = select(0.0, pr[i], ok);
+          }
+        }
+        PT[qq * (R / 4u) + rg] = pr;
+        ds[j] = pr * (dp - rowD[qq]);
+      }
+
+      // --- Phase 3: dv += Pᵀ·dO (ph = 0), then dk += dSᵀ·Q (ph = 1); dO / Q streamed in chunks of VK queries.
+      for (var ph = 0u; ph < 2u; ph++) {
+        if (ph == 1u) {
+          workgroupBarrier(); // every thread is done reading P
+          for (var j = 0u; j < 4u; j++) { PT[(kg * 4u + j) * (R / 4u) + rg] = ds[j]; }
+        }
+        for (var c0 = 0u; c0 < BK; c0 += VK) {
+          workgroupBarrier(); // P / dS written, the previous chunk consumed
+          for (var idx = t; idx < VK * HD4; idx += 128u) {
+            let qq = idx / HD4;
+            let d4 = idx % HD4;
+            var x = vec4f(0.0);
+            if (i0 + c0 + qq < p.T) {
+              let a = (b * p.T + i0 + c0 + qq) * qStride4 + h * HD4 + d4;
+              if (ph == 0u) { x = dO[a]; } else { x = q[a]; }
+            }
+            let o = qq * HD + d4 * 4u;
+            U[o] = x.x;
+            U[o + 1u] = x.y;
+            U[o + 2u] = x.z;
+            U[o + 3u] = x.w;
+          }
+          workgroupBarrier();
+          for (var qq = 0u; qq < VK; qq++) {
+            let w = PT[(c0 + qq) * (R / 4u) + rg];
+            for (var c = 0u; c < ND; c++) {
+              let d = dg + 16u * c;
+              if (d < HD) {
+                if (ph == 0u) { dv[c] = fma(w, vec4f(U[qq * HD + d]), dv[c]); } else { dk[c] = fma(w, vec4f(U[qq * HD + d]), dk[c]); }
+              }
+            }
+          }
+        }
+      }
+      // No barrier here: the next tile writes segT/rowL/rowD (last read in phase 2, before phase 3's barriers) and
+      // touches `U` and `PT` only after its flag barrier.
+    }
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    let pos = keyPos[i];
+    if (pos >= p.T) { continue; }
+    let o = ((b * p.T + pos) * p.nKV + kvh) * HD;
+    for (var c = 0u; c < ND; c++) {
+      let d = dg + 16u * c;
+      if (d < HD) {
+        dkOut[o + d] = dk[c][i] * p.scale;
+        dvOut[o + d] = dv[c][i];
+      }
+    }
   }
 }

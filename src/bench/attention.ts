@@ -1,11 +1,13 @@
 // Attention benchmark: the flash-style causal GQA kernels at one sequence (B = 1, one segment), forward and backward.
 // FLOPs counted as the causal half of the two (T×T×hd) products per head: 2·2·T²/2·nH·hd forward, 2.5× that backward
 // (the nominal flash-attention-2 count; our backward does 7 such products instead of 5, so its real work is higher).
-// Both forwards run in the same process on the same inputs: the row-split one (shaders/attention.wgsl, the default)
-// and the tiled one (shaders/attention_flash.wgsl), with the tiled one's rate as a multiple of the row-split one's.
+// Both forwards and both backwards run in the same process on the same inputs: the row-split ones
+// (shaders/attention.wgsl, the default) and the tiled ones (shaders/attention_flash.wgsl), each tiled rate also given
+// as a multiple of its row-split counterpart's. The tiled backward does the same 5 products as FlashAttention-2 plus
+// the recomputation of S in both of its kernels (7 in all, as the row-split one); the nominal 2.5× count is kept.
 
 import type { GpuContext } from '../engine/gpu.ts';
-import { attention_backward, attention_forward_rows, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
+import { attention_backward_rows, attention_backward_tiled, attention_forward_rows, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
 import { attention_forward_tiled } from '../engine/kernels/attention_flash.ts';
 import { randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from './timing.ts';
@@ -20,12 +22,12 @@ export interface AttentionBenchOptions {
 
 export interface AttentionBenchResult {
   bench: 'attention';
-  /** 'forward': the row-split kernel (the default); 'forward-tiled': the tiled one; 'backward': the one backward. */
-  variant: 'forward' | 'forward-tiled' | 'backward';
+  /** 'forward' / 'backward': the row-split kernels (the default); 'forward-tiled' / 'backward-tiled': the tiled ones. */
+  variant: 'forward' | 'forward-tiled' | 'backward' | 'backward-tiled';
   T: number;
   ms: number;
   gflops: number;
-  /** forward-tiled only: its GFLOP/s over the row-split forward's, measured in this run. */
+  /** The tiled variants only: GFLOP/s over the row-split counterpart's (forward or backward), measured in this run. */
   vsRows?: number;
 }
 
@@ -53,10 +55,17 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
     const tiled = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
     const tiledRate = fwdFlop / (tiled.ms * 1e6);
     yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows };
-    const bwd = await timeGpu(ctx, () => attention_backward(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch), {
+    // Both backwards consume the tiled forward's out and lse (the last one run); they agree with the row-split one's.
+    const bwd = await timeGpu(ctx, () => attention_backward_rows(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch), {
       minMs: o.minMs,
     });
-    yield { bench: 'attention', variant: 'backward', T, ms: bwd.ms, gflops: (2.5 * fwdFlop) / (bwd.ms * 1e6) };
+    const bwdRows = (2.5 * fwdFlop) / (bwd.ms * 1e6);
+    yield { bench: 'attention', variant: 'backward', T, ms: bwd.ms, gflops: bwdRows };
+    const bwdTiled = await timeGpu(ctx, () => attention_backward_tiled(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch), {
+      minMs: o.minMs,
+    });
+    const bwdTiledRate = (2.5 * fwdFlop) / (bwdTiled.ms * 1e6);
+    yield { bench: 'attention', variant: 'backward-tiled', T, ms: bwdTiled.ms, gflops: bwdTiledRate, vsRows: bwdTiledRate / bwdRows };
   } finally {
     for (const b of [q, k, v, dout, seg, out, lse, dq, dk, dv, scratch]) ctx.destroy(b);
   }

@@ -16,8 +16,9 @@ const UNIFORM_SLOTS = 2048;
 export const CONTEXT_BYTES = UNIFORM_SLOT * UNIFORM_SLOTS + 4 + 4;
 
 /**
- * Which attention forward the engine runs: 'rows' (shaders/attention.wgsl, measured) or 'tiled' (the register-tiled,
- * GQA-grouped shaders/attention_flash.wgsl, not yet measured on a real GPU: docs/performance.md).
+ * Which attention kernels (forward and backward) the engine runs: 'rows' (shaders/attention.wgsl, measured) or
+ * 'tiled' (the register-tiled, GQA-grouped shaders/attention_flash.wgsl, not yet measured on a real GPU:
+ * docs/performance.md).
  */
 export type AttentionKernel = 'rows' | 'tiled';
 
@@ -25,7 +26,7 @@ export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when the adapter has it (default true). */
   useF16?: boolean;
-  /** The attention forward (default 'rows'). */
+  /** The attention forward and backward (default 'rows'). */
   attention?: AttentionKernel;
 }
 
@@ -34,7 +35,7 @@ export class GpuContext {
   readonly registry: KernelRegistry;
   readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
-  /** The attention forward attention_forward runs (GpuContextOptions.attention). */
+  /** The kernels attention_forward and attention_backward run (GpuContextOptions.attention). */
   readonly attention: AttentionKernel;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;

@@ -1,10 +1,10 @@
 // The tiled attention forward (shaders/attention_flash.wgsl) against the float64 reference on odd shapes: head dims
 // of the tiny model (16), the demo (32) and Mistral (128) and others; GQA ratios 1, 2, 4, 8; T = 1 and T not a
-// multiple of the 64-key tile or of the block; B > 1; packed segments, some starting mid-tile; padding. Then the
-// existing backward run on its out and lse.
+// multiple of the 64-key tile or of the block; B > 1; packed segments, some starting mid-tile; padding. Its tiled
+// backward (attention_backward_tiled) on every case; on some, also the row-split backward run on its out and lse.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { attention_backward, attention_forward_rows } from '../../src/engine/kernels/attention.ts';
+import { attention_backward_rows, attention_backward_tiled, attention_forward_rows, attentionBackwardScratchBytes } from '../../src/engine/kernels/attention.ts';
 import { attention_forward_tiled, flashLayout } from '../../src/engine/kernels/attention_flash.ts';
 import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
 import { attentionBackwardRef, attentionForwardRef, type AttentionDims } from '../../src/engine/reference/attention.ts';
@@ -31,7 +31,7 @@ function packedSegments(B: number, T: number, seed: number, maxLen: number, pad:
 interface Case extends AttentionDims {
   maxLen: number;
   pad: number;
-  /** Also run the backward on the tiled forward's out and lse (slow on SwiftShader: only some cases). */
+  /** Also run the row-split backward on the tiled forward's out and lse (slow on SwiftShader: only some cases). */
   backward?: boolean;
 }
 
@@ -66,7 +66,7 @@ describe('tiled causal GQA attention forward against float64', () => {
   });
 
   CASES.forEach((c, n) => {
-    it(`B=${c.B} T=${c.T} nH=${c.nH} nKV=${c.nKV} hd=${c.hd}, segments ≤ ${c.maxLen}, ${c.pad} padding${c.backward ? ', + backward' : ''}`, async () => {
+    it(`B=${c.B} T=${c.T} nH=${c.nH} nKV=${c.nKV} hd=${c.hd}, segments ≤ ${c.maxLen}, ${c.pad} padding, tiled backward${c.backward ? ', + row-split backward' : ''}`, async () => {
       const { B, T, nH, nKV, hd } = c;
       const BT = B * T;
       const seg = packedSegments(B, T, 300 + n, c.maxLen, c.pad);
@@ -94,17 +94,29 @@ describe('tiled causal GQA attention forward against float64', () => {
           expect(out.subarray(t * nH * hd, (t + 1) * nH * hd).every((x) => x === 0)).toBe(true);
           expect(lse.subarray(t * nH, (t + 1) * nH).every((x) => x === 0)).toBe(true);
         }
-        if (c.backward) {
-          const bdout = ctx.upload('dout', dout, 'scratch');
-          const bdq = ctx.createBuffer('dq', BT * nH * hd * 4, 'scratch');
-          const bdk = ctx.createBuffer('dk', BT * nKV * hd * 4, 'scratch');
-          const bdv = ctx.createBuffer('dv', BT * nKV * hd * 4, 'scratch');
-          bufs.push(bdout, bdq, bdk, bdv);
-          attention_backward(ctx, bdq, bdk, bdv, bdout, bout, blse, bq, bk, bv, bseg, B, T, nH, nKV, hd);
-          const grad = attentionBackwardRef(dout, q, k, v, seg, c);
-          expect(relErr(await ctx.readF32(bdq), grad.dq)).toBeLessThan(TOL);
-          expect(relErr(await ctx.readF32(bdk), grad.dk)).toBeLessThan(TOL);
-          expect(relErr(await ctx.readF32(bdv), grad.dv)).toBeLessThan(TOL);
+        const bdout = ctx.upload('dout', dout, 'scratch');
+        // Garbage in the gradients too: every element must be overwritten, not accumulated.
+        const bdq = ctx.upload('dq', new Float32Array(BT * nH * hd).fill(7), 'scratch');
+        const bdk = ctx.upload('dk', new Float32Array(BT * nKV * hd).fill(-3), 'scratch');
+        const bdv = ctx.upload('dv', new Float32Array(BT * nKV * hd).fill(5), 'scratch');
+        bufs.push(bdout, bdq, bdk, bdv);
+        const grad = attentionBackwardRef(dout, q, k, v, seg, c);
+        const backwards = c.backward ? [attention_backward_tiled, attention_backward_rows] : [attention_backward_tiled];
+        for (const backward of backwards) {
+          backward(ctx, bdq, bdk, bdv, bdout, bout, blse, bq, bk, bv, bseg, B, T, nH, nKV, hd);
+          const dq = await ctx.readF32(bdq);
+          const dk = await ctx.readF32(bdk);
+          const dv = await ctx.readF32(bdv);
+          expect(relErr(dq, grad.dq)).toBeLessThan(TOL);
+          expect(relErr(dk, grad.dk)).toBeLessThan(TOL);
+          expect(relErr(dv, grad.dv)).toBeLessThan(TOL);
+          // Padding tokens pass no gradient, as queries or as keys.
+          for (let t = 0; t < BT; t++) {
+            if (seg[t] !== 0) continue;
+            expect(dq.subarray(t * nH * hd, (t + 1) * nH * hd).every((x) => x === 0)).toBe(true);
+            expect(dk.subarray(t * nKV * hd, (t + 1) * nKV * hd).every((x) => x === 0)).toBe(true);
+            expect(dv.subarray(t * nKV * hd, (t + 1) * nKV * hd).every((x) => x === 0)).toBe(true);
+          }
         }
       } finally {
         for (const b of bufs) ctx.destroy(b);
@@ -128,6 +140,27 @@ describe('tiled causal GQA attention forward against float64', () => {
     expect(relErr(await ctx.readF32(outs[0][1]), ref.lse)).toBeLessThan(TOL);
     expect(maxRelError(tiled, Float64Array.from(await ctx.readF32(outs[1][0])))).toBeLessThan(TOL);
     for (const b of [...bufs, ...outs.flat()]) ctx.destroy(b);
+  });
+
+  it('tiled backward: a segment id that reappears later in the row (mask by id), GQA 2, garbage scratch', async () => {
+    const d: AttentionDims = { B: 1, T: 21, nH: 4, nKV: 2, hd: 16 };
+    const seg = Uint32Array.from([1, 1, 2, 2, 2, 1, 1, 3, 1, 2, 2, 2, 2, 1, 3, 3, 1, 1, 0, 1, 0]);
+    const q = randomArray(21 * 4 * 16, 17, 2);
+    const k = randomArray(21 * 2 * 16, 18, 2);
+    const v = randomArray(21 * 2 * 16, 19);
+    const dout = randomArray(21 * 4 * 16, 20);
+    const [bq, bk, bv, bseg, bdout] = [ctx.upload('q', q, 'scratch'), ctx.upload('k', k, 'scratch'), ctx.upload('v', v, 'scratch'), ctx.upload('seg', seg, 'scratch'), ctx.upload('dout', dout, 'scratch')];
+    const [bout, blse, bdq] = [ctx.createBuffer('out', q.byteLength, 'scratch'), ctx.createBuffer('lse', 21 * 4 * 4, 'scratch'), ctx.createBuffer('dq', q.byteLength, 'scratch')];
+    const [bdk, bdv] = [ctx.createBuffer('dk', k.byteLength, 'scratch'), ctx.createBuffer('dv', k.byteLength, 'scratch')];
+    // The caller's scratch (D), with garbage in it: the D pass must overwrite it.
+    const scratch = ctx.upload('scratch', new Float32Array(attentionBackwardScratchBytes(1, 21, 4) / 4).fill(3), 'scratch');
+    attention_forward_tiled(ctx, bout, blse, bq, bk, bv, bseg, 1, 21, 4, 2, 16);
+    attention_backward_tiled(ctx, bdq, bdk, bdv, bdout, bout, blse, bq, bk, bv, bseg, 1, 21, 4, 2, 16, scratch);
+    const grad = attentionBackwardRef(dout, q, k, v, seg, d);
+    expect(relErr(await ctx.readF32(bdq), grad.dq)).toBeLessThan(TOL);
+    expect(relErr(await ctx.readF32(bdk), grad.dk)).toBeLessThan(TOL);
+    expect(relErr(await ctx.readF32(bdv), grad.dv)).toBeLessThan(TOL);
+    for (const b of [bq, bk, bv, bseg, bdout, bout, blse, bdq, bdk, bdv, scratch]) ctx.destroy(b);
   });
 
   it('covers the head layouts of the tiny model, the demo and Mistral, and refuses what it cannot run', () => {

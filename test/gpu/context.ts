@@ -1,8 +1,9 @@
 // The GPU tier's one way to get a device: Dawn in Node, a hardware GPU or SwiftShader. It never skips: a machine
 // without an adapter fails the tier loudly.
 //
-// FINETUNE_TEST_ATTENTION=tiled runs the whole tier with the tiled attention forward (GpuContextOptions.attention),
-// e.g. `FINETUNE_TEST_ATTENTION=tiled npx vitest run test/gpu/golden.test.ts`; unset or 'rows', the default kernel.
+// FINETUNE_TEST_ATTENTION=tiled runs the whole tier with the tiled attention forward and backward
+// (GpuContextOptions.attention), e.g. `FINETUNE_TEST_ATTENTION=tiled npx vitest run test/gpu/golden.test.ts`;
+// unset or 'rows', the default kernels.
 import { createNodeContext } from '../../src/cli/node-gpu.ts';
 import type { AttentionKernel, GpuContext } from '../../src/engine/gpu.ts';
 

@@ -8,11 +8,12 @@
 //
 // Backward runs three passes (see the shader): D = rowsum(dout·out), then dk/dv with one workgroup per key block of a
 // kv head looping over all query heads of its group (each dk/dv row has one writer: no races, no atomics), then dq
-// with one workgroup per query block. Results overwrite dq, dk, dv.
+// with one workgroup per query block. Results overwrite dq, dk, dv. With ctx.attention 'tiled' the last two passes
+// are attention_flash.wgsl's register-tiled ones (same buffers, same D); the D pass and the scratch are shared.
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { attention_forward_tiled } from './attention_flash.ts';
+import { attention_flash_backward, attention_forward_tiled } from './attention_flash.ts';
 
 const MAX_HD = 128;
 
@@ -123,9 +124,10 @@ export function attentionBackwardScratchBytes(B: number, T: number, nH: number):
 }
 
 /**
- * dq (BT, nH·hd), dk, dv (BT, nKV·hd) — overwritten — from dout (BT, nH·hd) and the forward's out and lse.
- * `scratch` (≥ attentionBackwardScratchBytes) holds D; without it a temporary buffer is made, and the work recorded so
- * far is submitted so that it can be freed.
+ * dq (BT, nH·hd), dk, dv (BT, nKV·hd) — overwritten — from dout (BT, nH·hd) and the forward's out and lse, by the
+ * backward the context selects (`ctx.attention`: this file's row-split passes for 'rows', attention_flash.wgsl's
+ * tiled ones for 'tiled'). `scratch` (≥ attentionBackwardScratchBytes, the same for both) holds D; without it a
+ * temporary buffer is made, and the work recorded so far is submitted so that it can be freed.
  */
 export function attention_backward(
   ctx: GpuContext,
@@ -146,6 +148,48 @@ export function attention_backward(
   hd: number,
   scratch?: GPUBuffer,
 ): void {
+  const backward = ctx.attention === 'tiled' ? attention_backward_tiled : attention_backward_rows;
+  backward(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch);
+}
+
+type Backward = typeof attention_backward;
+
+/** The row-split backward of shaders/attention.wgsl (`ctx.attention` 'rows', the default). */
+export const attention_backward_rows: Backward = (ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch) => {
+  withD(ctx, dout, out, B, T, nH, nKV, hd, scratch, (D) => {
+    const kl = keyLayout(hd);
+    ctx.dispatch({ shader: 'attention', entry: 'backward_dkv', constants: constants(kl) }, [q, k, v, seg, dout, lse, D, dk, dv], params(B, T, nH, nKV, hd), [
+      Math.ceil(T / kl.rows),
+      nKV,
+      B,
+    ]);
+    const ql = queryLayout(hd);
+    ctx.dispatch({ shader: 'attention', entry: 'backward_dq', constants: constants(ql) }, [q, k, v, seg, dout, lse, D, dq], params(B, T, nH, nKV, hd), [
+      Math.ceil(T / ql.rows),
+      nH,
+      B,
+    ]);
+  });
+};
+
+/** The tiled backward of shaders/attention_flash.wgsl (`ctx.attention` 'tiled'): same buffers, same scratch. */
+export const attention_backward_tiled: Backward = (ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch) => {
+  withD(ctx, dout, out, B, T, nH, nKV, hd, scratch, (D) => attention_flash_backward(ctx, dq, dk, dv, dout, lse, D, q, k, v, seg, B, T, nH, nKV, hd));
+};
+
+/** Checks the shape, computes D = rowsum(dout·out) into `scratch` (or a temporary), runs `passes` with it. */
+function withD(
+  ctx: GpuContext,
+  dout: GPUBuffer,
+  out: GPUBuffer,
+  B: number,
+  T: number,
+  nH: number,
+  nKV: number,
+  hd: number,
+  scratch: GPUBuffer | undefined,
+  passes: (D: GPUBuffer) => void,
+): void {
   check(B, T, nH, nKV, hd);
   const need = attentionBackwardScratchBytes(B, T, nH);
   if (scratch && scratch.size < need) throw new FinetuneError('internal', `attention_backward: scratch of ${scratch.size} bytes, needs ${need}`);
@@ -158,20 +202,7 @@ export function attention_backward(
     nx,
     Math.ceil(groups / nx),
   ]);
-
-  const kl = keyLayout(hd);
-  ctx.dispatch({ shader: 'attention', entry: 'backward_dkv', constants: constants(kl) }, [q, k, v, seg, dout, lse, D, dk, dv], params(B, T, nH, nKV, hd), [
-    Math.ceil(T / kl.rows),
-    nKV,
-    B,
-  ]);
-
-  const ql = queryLayout(hd);
-  ctx.dispatch({ shader: 'attention', entry: 'backward_dq', constants: constants(ql) }, [q, k, v, seg, dout, lse, D, dq], params(B, T, nH, nKV, hd), [
-    Math.ceil(T / ql.rows),
-    nH,
-    B,
-  ]);
+  passes(D);
 
   if (!scratch) {
     ctx.flush();

@@ -1,6 +1,8 @@
 // The register-tiled, GQA-grouped attention forward (shaders/attention_flash.wgsl): FlashAttention-2's forward in
 // WGSL under WebGPU's default limits (≤ 16 KiB of workgroup memory, 128 invocations). Same contract as
 // attention_forward in attention.ts (same buffers, same lse), so attention_backward consumes its output unchanged.
+// Its backward (attention_flash_backward: a dK/dV kernel over key blocks and a dQ kernel over query blocks, both
+// recomputing P from lse) sits beside it and follows the same contract as attention.wgsl's dk/dv and dq passes.
 // Selected by GpuContextOptions.attention = 'tiled'; unmeasured on a real GPU as of its first commit
 // (docs/performance.md), hence not the default.
 
@@ -8,7 +10,7 @@ import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 
 const MAX_HD = 128;
-/** Query rows per workgroup (shader constant R): positions × the heads of one KV group. */
+/** Query rows per workgroup (shader constant R): positions × the heads of one KV group; also keys per dk/dv block. */
 const ROWS = 32;
 /** f32 slots of the shared region a V chunk goes through (shader: `U`). */
 const V_CHUNK_FLOATS = 1664;
@@ -54,16 +56,65 @@ export function attention_forward_tiled(
 ): void {
   const l = flashLayout(nH, nKV, hd);
   if (B < 1 || T < 1) throw new FinetuneError('internal', `attention: empty batch (B ${B}, T ${T})`);
-  const u = new ArrayBuffer(32);
-  const u32 = new Uint32Array(u);
-  u32[0] = B;
-  u32[1] = T;
-  u32[2] = nH;
-  u32[3] = nKV;
-  new Float32Array(u)[4] = Math.LOG2E / Math.sqrt(hd);
-  ctx.dispatch({ shader: 'attention_flash', entry: 'forward', constants: { HD: hd, G: l.G, QP: l.QP, VK: l.VK } }, [q, k, v, seg, out, lse], u, [
+  ctx.dispatch({ shader: 'attention_flash', entry: 'forward', constants: constants(l, hd) }, [q, k, v, seg, out, lse], params(B, T, nH, nKV, hd), [
     Math.ceil(T / l.QP),
     nKV,
     B,
   ]);
+}
+
+/**
+ * The tiled backward's two kernels: dk, dv (BT, nKV·hd), then dq (BT, nH·hd), all overwritten, from dout, the
+ * forward's lse and D = rowsum(dout·out) (BT·nH f32, computed by the caller: attention_backward's first pass).
+ * One workgroup per 32 keys of a KV head for dk/dv, per query block (as the forward) for dq: no atomics.
+ */
+export function attention_flash_backward(
+  ctx: GpuContext,
+  dq: GPUBuffer, // (BT, nH·hd)
+  dk: GPUBuffer, // (BT, nKV·hd)
+  dv: GPUBuffer, // (BT, nKV·hd)
+  dout: GPUBuffer, // (BT, nH·hd)
+  lse: GPUBuffer, // (BT, nH)
+  D: GPUBuffer, // (BT, nH)
+  q: GPUBuffer,
+  k: GPUBuffer,
+  v: GPUBuffer,
+  seg: GPUBuffer, // (BT) u32
+  B: number,
+  T: number,
+  nH: number,
+  nKV: number,
+  hd: number,
+): void {
+  const l = flashLayout(nH, nKV, hd);
+  if (B < 1 || T < 1) throw new FinetuneError('internal', `attention: empty batch (B ${B}, T ${T})`);
+  const u = params(B, T, nH, nKV, hd);
+  ctx.dispatch({ shader: 'attention_flash', entry: 'backward_dkv', constants: constants(l, hd) }, [q, k, v, seg, dout, lse, D, dk, dv], u, [
+    Math.ceil(T / ROWS),
+    nKV,
+    B,
+  ]);
+  ctx.dispatch({ shader: 'attention_flash', entry: 'backward_dq', constants: constants(l, hd) }, [q, k, v, seg, dout, lse, D, dq], u, [
+    Math.ceil(T / l.QP),
+    nKV,
+    B,
+  ]);
+}
+
+function constants(l: FlashLayout, hd: number): Record<string, number> {
+  return { HD: hd, G: l.G, QP: l.QP, VK: l.VK };
+}
+
+/** The shader's Params: B, T, nH, nKV, log2(e)/√hd (scores in the log2 domain), 1/√hd (dq and dk). */
+function params(B: number, T: number, nH: number, nKV: number, hd: number): ArrayBuffer {
+  const u = new ArrayBuffer(32);
+  const u32 = new Uint32Array(u);
+  const f32 = new Float32Array(u);
+  u32[0] = B;
+  u32[1] = T;
+  u32[2] = nH;
+  u32[3] = nKV;
+  f32[4] = Math.LOG2E / Math.sqrt(hd);
+  f32[5] = 1 / Math.sqrt(hd);
+  return u;
 }
