@@ -1,25 +1,46 @@
-// `finetune bench matmul`: GFLOP/s of every matmul variant, each next to the plain tiled fp32 product (no
-// transposes) measured in the same run on the same adapter.
+// `finetune bench matmul`: GFLOP/s of every matmul variant on each GEMM kernel, at square sizes and at Mistral-7B's
+// projection shapes, all in the same run on the same adapter: the basic kernel (shaders/matmul.wgsl), the
+// register-tiled one (shaders/matmul_tiled.wgsl) with each block width, and the tiled one with sizes compiled in.
+// Every tiled result also carries its largest difference from the basic kernel's output on the same inputs.
 
-import type { GpuContext } from '../engine/gpu.ts';
-import { gemm, type WeightStorage } from '../engine/kernels/matmul.ts';
-import { randomArray } from '../engine/reference/common.ts';
+import type { GemmKernel, GpuContext } from '../engine/gpu.ts';
+import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/matmul.ts';
+import { gemmTiled, tiledVariant, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
+import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from './timing.ts';
+
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+  /** What the shape is, e.g. "k_proj/v_proj at 2048 tokens". */
+  label?: string;
+}
+
 
 export interface MatmulBenchResult {
   bench: 'matmul';
+  kernel: GemmKernel;
+  /** Tiled kernels: the block width, and whether it was forced against the shape's own choice. */
+  block?: TiledBlock;
+  blockForced?: boolean;
   variant: string;
+  shape?: string;
   M: number;
   N: number;
   K: number;
   ms: number;
   gflops: number;
-  /** GFLOP/s relative to the plain fp32 product at the same size. */
+  /** GFLOP/s relative to the same kernel's plain product (no transposes, f32) at the same shape in this run. */
   vsPlain: number;
+  /** GFLOP/s relative to the basic kernel's same variant at the same shape in this run. */
+  vsBasic: number;
+  /** Tiled kernels: max |tiled − basic| / max |basic| over the output (both fp32; only summation order differs). */
+  diffVsBasic?: number;
   reps: number;
 }
 
-interface Variant {
+export interface Variant {
   name: string;
   transA: boolean;
   transB: boolean;
@@ -31,28 +52,125 @@ export function matmulVariants(ctx: GpuContext): Variant[] {
     { name: 'plain fp32 (C = A·B)', transA: false, transB: false, storage: 'f32' },
     { name: 'forward Y = X·Wᵀ', transA: false, transB: true, storage: 'f32' },
     { name: 'backward dW = dYᵀ·X', transA: true, transB: false, storage: 'f32' },
+    { name: 'both transposed C = Aᵀ·Bᵀ', transA: true, transB: true, storage: 'f32' },
     { name: 'forward Y = X·Wᵀ, W bf16', transA: false, transB: true, storage: 'bf16' },
+    { name: 'backward dX = dY·W, W bf16', transA: false, transB: false, storage: 'bf16' },
   ];
   if (ctx.hasF16) v.push({ name: 'forward Y = X·Wᵀ, W f16', transA: false, transB: true, storage: 'f16' });
   return v;
 }
 
-export async function* benchMatmul(ctx: GpuContext, sizes: number[], minMs = 300): AsyncGenerator<MatmulBenchResult> {
-  for (const n of sizes) {
-    const [M, N, K] = [n, n, n];
-    const A = ctx.upload('bench A', randomArray(M * K, 1), 'scratch');
-    const B = ctx.upload('bench B', randomArray(N * K, 2), 'scratch');
+/** The layer dimensions projection shapes come from (bench/layer.ts's MISTRAL_7B_LAYER or a small stand-in). */
+export interface ProjectionDims {
+  C: number;
+  I: number;
+  nKV: number;
+  hd: number;
+}
+
+/** A layer's projection products at each token count: q/o, k/v, gate/up, down (Mistral-7B: N, K = 4096×4096, 1024×4096, 14336×4096, 4096×14336). */
+export function projectionShapes(tokens: readonly number[], d: ProjectionDims): MatmulShape[] {
+  return tokens.flatMap((M) => [
+    { M, N: d.C, K: d.C, label: `q_proj/o_proj at ${M} tokens` },
+    { M, N: d.nKV * d.hd, K: d.C, label: `k_proj/v_proj at ${M} tokens` },
+    { M, N: d.I, K: d.C, label: `gate_proj/up_proj at ${M} tokens` },
+    { M, N: d.C, K: d.I, label: `down_proj at ${M} tokens` },
+  ]);
+}
+
+export function squareShapes(sizes: readonly number[]): MatmulShape[] {
+  return sizes.map((n) => ({ M: n, N: n, K: n }));
+}
+
+/** Random input written in chunks of a repeated pattern (uploading hundreds of MB of fresh numbers is slow). */
+function filled(ctx: GpuContext, label: string, values: number, seed: number, bf16: boolean): GPUBuffer {
+  const buf = ctx.createBuffer(label, Math.ceil(values / 2) * (bf16 ? 4 : 8), 'scratch');
+  const chunkLen = Math.min(values, 1 << 20) & ~1;
+  const chunk = randomArray(Math.max(chunkLen, 2), seed);
+  // bf16: the top halves of random f32s, packed two per u32 (finite, like a real weight).
+  const data = bf16 ? new Uint16Array(new Uint32Array(chunk.buffer).map((u) => u >>> 16)) : chunk;
+  const bytesPer = bf16 ? 2 : 4;
+  for (let off = 0; off < values; off += data.length) {
+    const len = Math.min(data.length, values - off);
+    ctx.write(buf, len === data.length ? data : data.subarray(0, len), off * bytesPer);
+  }
+  return buf;
+}
+
+interface Run {
+  kernel: GemmKernel;
+  block?: TiledBlock;
+  blockForced?: boolean;
+}
+
+function record(ctx: GpuContext, run: Run, a: GemmArgs): void {
+  if (run.kernel === 'basic') gemmBasic(ctx, a);
+  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed' });
+}
+
+/** The runs per shape: basic, tiled with its own block choice, tiled with the other block, tiled with sizes fixed. */
+function runsFor(a: GemmArgs, kernels: readonly GemmKernel[]): Run[] {
+  const runs: Run[] = [];
+  const own = tiledVariant(a).block;
+  for (const kernel of kernels) {
+    if (kernel === 'basic') runs.push({ kernel });
+    else if (kernel === 'tiled-fixed') runs.push({ kernel, block: own });
+    else runs.push({ kernel, block: own }, { kernel, block: own === 'wide' ? 'narrow' : 'wide', blockForced: true });
+  }
+  return runs;
+}
+
+export async function* benchMatmul(
+  ctx: GpuContext,
+  shapes: readonly MatmulShape[],
+  minMs = 300,
+  kernels: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'],
+): AsyncGenerator<MatmulBenchResult> {
+  for (const { M, N, K, label } of shapes) {
+    const A = filled(ctx, 'bench A', M * K, 1, false);
+    const Bf = filled(ctx, 'bench B', N * K, 2, false);
+    const Bh = filled(ctx, 'bench B bf16', N * K, 2, true);
     const C = ctx.createBuffer('bench C', M * N * 4, 'scratch');
-    let plain = 0;
     try {
+      const plain = new Map<string, number>();
       for (const v of matmulVariants(ctx)) {
-        const t = await timeGpu(ctx, () => gemm(ctx, { C, A, B, M, N, K, transA: v.transA, transB: v.transB, bStorage: v.storage }), { minMs });
-        const gflops = (2 * M * N * K) / (t.ms * 1e6);
-        if (plain === 0) plain = gflops;
-        yield { bench: 'matmul', variant: v.name, M, N, K, ms: t.ms, gflops, vsPlain: gflops / plain, reps: t.reps };
+        const a: GemmArgs = { C, A, B: v.storage === 'bf16' ? Bh : Bf, M, N, K, transA: v.transA, transB: v.transB, bStorage: v.storage };
+        // The tiled kernel has no f16 path (gemm keeps f16 on the basic kernel).
+        const runs = runsFor(a, v.storage === 'f16' ? ['basic'] : kernels);
+        let basicGflops = 0;
+        let basicOut: Float32Array | null = null;
+        for (const run of runs) {
+          const t = await timeGpu(ctx, () => record(ctx, run, a), { minMs });
+          const gflops = (2 * M * N * K) / (t.ms * 1e6);
+          const key = `${run.kernel}|${run.block ?? ''}`;
+          if (!plain.has(key)) plain.set(key, gflops); // the first variant is the plain product
+          let diffVsBasic: number | undefined;
+          if (run.kernel === 'basic') {
+            basicGflops = gflops;
+            if (kernels.length > 1) basicOut = await ctx.readF32(C);
+          } else if (basicOut) {
+            diffVsBasic = maxRelError(await ctx.readF32(C), basicOut);
+          }
+          yield {
+            bench: 'matmul',
+            kernel: run.kernel,
+            ...(run.block ? { block: run.block, blockForced: run.blockForced ?? false } : {}),
+            variant: v.name,
+            ...(label ? { shape: label } : {}),
+            M,
+            N,
+            K,
+            ms: t.ms,
+            gflops,
+            vsPlain: gflops / (plain.get(key) ?? gflops),
+            vsBasic: basicGflops ? gflops / basicGflops : 1,
+            ...(diffVsBasic === undefined ? {} : { diffVsBasic }),
+            reps: t.reps,
+          };
+        }
       }
     } finally {
-      for (const b of [A, B, C]) ctx.destroy(b);
+      for (const b of [A, Bf, Bh, C]) ctx.destroy(b);
     }
   }
 }

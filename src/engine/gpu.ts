@@ -22,12 +22,22 @@ export const CONTEXT_BYTES = UNIFORM_SLOT * UNIFORM_SLOTS + 4 + 4;
  */
 export type AttentionKernel = 'rows' | 'tiled';
 
+/**
+ * Which kernel `gemm` (kernels/matmul.ts) runs. 'basic': shaders/matmul.wgsl, measured (docs/benchmarks.md).
+ * 'tiled': shaders/matmul_tiled.wgsl, register-tiled, not yet measured on a real GPU. 'tiled-fixed': the same with
+ * M, N, K compiled into each pipeline (one pipeline per shape). docs/performance.md says why 'basic' is the default.
+ */
+export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed';
+export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
+
 export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when the adapter has it (default true). */
   useF16?: boolean;
   /** The attention forward and backward (default 'rows'). */
   attention?: AttentionKernel;
+  /** The GEMM kernel (default 'basic'). */
+  gemmKernel?: GemmKernel;
 }
 
 export class GpuContext {
@@ -48,14 +58,18 @@ export class GpuContext {
   private readonly fenceSource: GPUBuffer;
   /** Number of dispatches recorded since creation; benchmarks use it to report kernel launches per step. */
   dispatchCount = 0;
+  /** The GEMM kernel products use from now on; pipelines of both kernels may coexist. */
+  gemmKernel: GemmKernel;
 
   private constructor(
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
     readonly report: GpuAdapterInfo,
     attention: AttentionKernel,
+    gemmKernel: GemmKernel,
   ) {
     this.attention = attention;
+    this.gemmKernel = gemmKernel;
     this.ledger = new MemoryLedger(device);
     this.registry = new KernelRegistry(device, shaderSources);
     this.hasF16 = device.features.has('shader-f16');
@@ -103,7 +117,7 @@ export class GpuContext {
     } catch (e) {
       throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${(e as Error).message}`);
     }
-    return new GpuContext(adapter, device, report, options.attention ?? 'rows');
+    return new GpuContext(adapter, device, report, options.attention ?? 'rows', options.gemmKernel ?? 'basic');
   }
 
   /** Throws the typed error for a lost device or an uncaptured GPU error, if one happened. */

@@ -1,6 +1,7 @@
 // Every WGSL source in shaders/, by file name. Vite (app, vitest) and the CLI's loader hook both import
 // `?raw` as a string, so the engine sees the same text everywhere.
 import matmul from '../../shaders/matmul.wgsl?raw';
+import matmul_tiled from '../../shaders/matmul_tiled.wgsl?raw';
 import matvec from '../../shaders/matvec.wgsl?raw';
 import nf4 from '../../shaders/nf4.wgsl?raw';
 import nf4_matmul from '../../shaders/nf4_matmul.wgsl?raw';
@@ -20,6 +21,7 @@ import random from '../../shaders/random.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
+  matmul_tiled,
   matvec,
   nf4,
   nf4_matmul,

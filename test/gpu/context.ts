@@ -1,11 +1,14 @@
 // The GPU tier's one way to get a device: Dawn in Node, a hardware GPU or SwiftShader. It never skips: a machine
 // without an adapter fails the tier loudly.
 //
-// FINETUNE_TEST_ATTENTION=tiled runs the whole tier with the tiled attention forward and backward
-// (GpuContextOptions.attention), e.g. `FINETUNE_TEST_ATTENTION=tiled npx vitest run test/gpu/golden.test.ts`;
-// unset or 'rows', the default kernels.
+// Kernel choices for the whole tier (docs/testing.md), unset: the default kernels.
+// - FINETUNE_TEST_ATTENTION=tiled: the tiled attention forward and backward (GpuContextOptions.attention), e.g.
+//   `FINETUNE_TEST_ATTENTION=tiled npx vitest run test/gpu/golden.test.ts`;
+// - FINETUNE_TEST_GEMM=tiled (or tiled-fixed): that GEMM kernel behind `gemm` (GpuContextOptions.gemmKernel).
 import { createNodeContext } from '../../src/cli/node-gpu.ts';
-import type { AttentionKernel, GpuContext } from '../../src/engine/gpu.ts';
+import { GEMM_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext } from '../../src/engine/gpu.ts';
+
+let shared: Promise<GpuContext> | null = null;
 
 function attentionKernel(): AttentionKernel {
   const v = process.env.FINETUNE_TEST_ATTENTION ?? 'rows';
@@ -13,9 +16,14 @@ function attentionKernel(): AttentionKernel {
   return v;
 }
 
-let shared: Promise<GpuContext> | null = null;
+function gemmKernelFromEnv(): GemmKernel | undefined {
+  const v = process.env.FINETUNE_TEST_GEMM;
+  if (v === undefined || v === '') return undefined;
+  if (!(GEMM_KERNELS as readonly string[]).includes(v)) throw new Error(`FINETUNE_TEST_GEMM must be one of ${GEMM_KERNELS.join(', ')}, got "${v}"`);
+  return v as GemmKernel;
+}
 
 export function gpuContext(): Promise<GpuContext> {
-  shared ??= createNodeContext({ attention: attentionKernel() }).then(({ ctx }) => ctx);
+  shared ??= createNodeContext({ attention: attentionKernel(), gemmKernel: gemmKernelFromEnv() }).then(({ ctx }) => ctx);
   return shared;
 }

@@ -26,6 +26,7 @@ describe('kernel registry', () => {
   it('compiles every shader in shaders/ on this adapter (with and without its text variants)', async () => {
     for (const name of Object.keys(shaderSources)) await ctx.registry.check(name);
     await ctx.registry.check('matmul', { B_BF16: true });
+    await ctx.registry.check('matmul_tiled', { ALIGNED: true, NARROW: true, B_BF16: true });
     await ctx.registry.check('nf4', { SRC_BF16: true });
   });
 

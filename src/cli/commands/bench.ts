@@ -2,7 +2,8 @@ import { benchCacheLoad, benchQuantize } from '../../bench/load.ts';
 import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
-import { benchMatmul } from '../../bench/matmul.ts';
+import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
+import { GEMM_KERNELS, type GemmKernel } from '../../engine/gpu.ts';
 import { benchModel, MISTRAL_7B } from '../../bench/model.ts';
 import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
@@ -23,7 +24,10 @@ const SMALL_LAYER = { C: 256, I: 896, nH: 8, nKV: 2, hd: 32, theta: 1e6, eps: 1e
 const USAGE = `finetune bench <what> [options]
 
 what:
-  matmul     GFLOP/s of each matmul variant next to the plain tiled fp32 product
+  matmul     GFLOP/s of each matmul variant (every transpose, f32 and bf16 B) on each GEMM kernel: the basic one,
+             the register-tiled one (both block widths) and the tiled one with sizes compiled in, at square sizes
+             and Mistral-7B's projection shapes; each with its ratio to the same kernel's plain product and to the
+             basic kernel, and the tiled outputs' largest difference from the basic kernel's
   nf4        fused NF4 matmuls (forward, input gradient; plain and double-quant) at Mistral-7B projection shapes
   attention  causal GQA attention forward/backward at Mistral-7B's head layout (32 heads, 8 KV heads, head_dim 128);
              the row-split forward and backward (default) and the tiled ones (forward-tiled, backward-tiled; vsRows = the
@@ -45,7 +49,13 @@ what:
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
-  --tokens 512,2048            nf4/attention/layer: tokens (default: 512,2048 on a GPU, 64 on SwiftShader)
+  --shapes 2048x1024x4096      matmul: more shapes, MxNxK
+  --kernels basic,tiled,tiled-fixed   matmul: the GEMM kernels to compare (default all three)
+  --tokens 512,2048            nf4/attention/layer, and matmul's projection shapes (q/o, k/v, gate/up, down): tokens
+                               (default: 512,2048 on a GPU, 64 on SwiftShader, where matmul takes projection shapes
+                               only when --tokens is given)
+  --gemm basic                 the GEMM kernel every benchmark but matmul uses (basic, tiled, tiled-fixed;
+                               docs/performance.md): nf4, kernels and layer compare with that kernel's plain product
   --small                      nf4/attention/layer at reduced model sizes (default on SwiftShader)
   --min-ms 300                 time measured per result
   --steps 3                    model: timed training steps (after one warm-up step)
@@ -59,6 +69,22 @@ function intList(flag: string, v: string): number[] {
     const n = Number(s);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag}: "${s}" is not a positive integer`);
     return n;
+  });
+}
+
+function gemmKernelFlag(flag: string, v: string): GemmKernel {
+  if (!(GEMM_KERNELS as readonly string[]).includes(v)) throw new UsageError(`--${flag} must be one of ${GEMM_KERNELS.join(', ')}, got "${v}"`);
+  return v as GemmKernel;
+}
+
+function shapeList(v: string): MatmulShape[] {
+  return v.split(',').map((s) => {
+    const dims = s.split('x').map(Number);
+    if (dims.length !== 3 || !dims.every((n) => Number.isInteger(n) && n >= 1)) {
+      throw new UsageError(`--shapes: "${s}" is not MxNxK with three positive integers`);
+    }
+    const [M, N, K] = dims;
+    return { M, N, K };
   });
 }
 
@@ -77,6 +103,9 @@ export const benchCommand: Command = {
         steps: { type: 'string' },
         targets: { type: 'string' },
         'data-mb': { type: 'string' },
+        shapes: { type: 'string' },
+        kernels: { type: 'string' },
+        gemm: { type: 'string' },
       },
       true,
     );
@@ -92,21 +121,28 @@ export const benchCommand: Command = {
     if (typeof targets === 'string') throw new UsageError(`--targets: ${targets}`);
     const dataMb = values['data-mb'] === undefined ? 200 : Number(values['data-mb']);
     if (!(dataMb > 0 && dataMb <= 64 * 1024)) throw new UsageError(`--data-mb must be a number of MiB above 0, got "${values['data-mb']}"`);
+    const shapesGiven = values.shapes ? shapeList(values.shapes) : [];
+    const gemmKernel = gemmKernelFlag('gemm', values.gemm ?? 'basic');
+    const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS;
     const print = (r: unknown): void => io.out(JSON.stringify(r));
     if (what === 'data') {
       print(await dataBench(dataMb));
       return 0;
     }
-    const { ctx, found } = await createNodeContext();
+    const { ctx, found } = await createNodeContext({ gemmKernel });
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;
     const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
     const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
-    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small });
+    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel });
     const run = (w: What): boolean => what === 'all' || what === w;
-    if (run('matmul')) for await (const r of benchMatmul(ctx, sizes, minMs)) print(r);
+    if (run('matmul')) {
+      const projections = tokensGiven || !small ? projectionShapes(tokens, layerDims) : [];
+      const shapes = [...squareShapes(sizes), ...projections, ...shapesGiven];
+      for await (const r of benchMatmul(ctx, shapes, minMs, kernels)) print(r);
+    }
     if (run('nf4')) {
       const shapes: Nf4BenchShape[] = small
         ? tokens.flatMap((M) => [

@@ -1,4 +1,5 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
+import { GEMM_KERNELS, type GemmKernel } from '../../engine/gpu.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';
@@ -10,12 +11,13 @@ const QUANTS: readonly Quantization[] = QUANTIZATIONS;
 export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
-  usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--verbose]
+  usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--gemm basic|tiled|tiled-fixed] [--verbose]
 
 Runs the Mistral engine with the adapter on the golden's input_ids/labels and compares every tensor the golden holds:
 loss (relative error ≤ 1e-5), logits_first256, logsumexp, hidden_states/*, grad/*, adamw_step1/* (each ≤ 1e-3 of the
 tensor's max-abs), nf4_dequant/* (exact). Prints one JSON object with the worst error per group; exits 0 only when every
-group is within tolerance. --verbose adds every compared tensor's error.
+group is within tolerance. --verbose adds every compared tensor's error. --gemm picks the GEMM kernel (default basic;
+docs/performance.md).
 
 Example:
   finetune check --model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter \\
@@ -27,6 +29,7 @@ Example:
       golden: { type: 'string' },
       quant: { type: 'string', default: 'none' },
       verbose: { type: 'boolean', default: false },
+      gemm: { type: 'string', default: 'basic' },
     });
     for (const k of ['model', 'adapter', 'golden'] as const) {
       if (!values[k]) throw new UsageError(`--${k} is required`);
@@ -36,7 +39,9 @@ Example:
     if (!isRemoteModelSpec(values.model as string)) checkDirectory(values.model as string, '--model');
     checkDirectory(values.adapter as string, '--adapter');
     checkReadableFile(values.golden as string, '--golden');
-    const { ctx, found } = await createNodeContext();
+    const gemmKernel = values.gemm as GemmKernel;
+    if (!GEMM_KERNELS.includes(gemmKernel)) throw new UsageError(`--gemm must be one of ${GEMM_KERNELS.join(', ')}, got "${values.gemm}"`);
+    const { ctx, found } = await createNodeContext({ gemmKernel });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
       model: modelSpec(values.model as string, { token: process.env.HF_TOKEN || undefined }).files,

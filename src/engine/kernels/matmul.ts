@@ -3,48 +3,29 @@
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
+import { gemmUniforms, type GemmArgs, type WeightStorage } from './gemm_args.ts';
+import { gemmTiled } from './matmul_tiled.ts';
 
-/** How the B operand (the weight) is stored. */
-export type WeightStorage = 'f32' | 'bf16' | 'f16';
-
-export interface GemmArgs {
-  C: GPUBuffer; // (batch, M, N)
-  A: GPUBuffer; // (batch, M, K) or (batch, K, M) with transA
-  B: GPUBuffer; // (batch, K, N) or (batch, N, K) with transB
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-  alpha?: number;
-  /** 0 overwrites C, 1 accumulates into it. */
-  beta?: number;
-  batch?: number;
-  strideA?: number;
-  strideB?: number;
-  strideC?: number;
-  bStorage?: WeightStorage;
-}
+export type { GemmArgs, WeightStorage } from './gemm_args.ts';
 
 const BLOCK = 64;
 
+/**
+ * C (+)= alpha · op(A) · op(B) with the kernel the context's `gemmKernel` names (GpuContextOptions). The tiled kernel
+ * does not cover f16 weight storage: those products stay on the basic kernel whatever the choice.
+ */
 export function gemm(ctx: GpuContext, a: GemmArgs): void {
   const storage = a.bStorage ?? 'f32';
   if (storage === 'f16' && !ctx.hasF16) {
     throw new FinetuneError('internal', 'f16 weight storage needs the shader-f16 feature, which this GPU does not offer');
   }
-  const batch = a.batch ?? 1;
-  const u = new ArrayBuffer(48);
-  const u32 = new Uint32Array(u);
-  const f32 = new Float32Array(u);
-  u32[0] = a.M;
-  u32[1] = a.N;
-  u32[2] = a.K;
-  u32[4] = a.strideA ?? 0;
-  u32[5] = a.strideB ?? 0;
-  u32[6] = a.strideC ?? 0;
-  f32[8] = a.alpha ?? 1;
-  f32[9] = a.beta ?? 0;
+  if (ctx.gemmKernel !== 'basic' && storage !== 'f16') gemmTiled(ctx, a, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  else gemmBasic(ctx, a);
+}
+
+/** The basic kernel (shaders/matmul.wgsl: 64×64 blocks, 4×4 strided outputs per thread), whatever the context says. */
+export function gemmBasic(ctx: GpuContext, a: GemmArgs): void {
+  const storage = a.bStorage ?? 'f32';
   ctx.dispatch(
     {
       shader: 'matmul',
@@ -52,8 +33,8 @@ export function gemm(ctx: GpuContext, a: GemmArgs): void {
       constants: { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB) },
     },
     [a.A, a.B, a.C],
-    u,
-    [Math.ceil(a.N / BLOCK), Math.ceil(a.M / BLOCK), batch],
+    gemmUniforms(a),
+    [Math.ceil(a.N / BLOCK), Math.ceil(a.M / BLOCK), a.batch ?? 1],
   );
 }
 

@@ -72,6 +72,10 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['a missing --model', ['train', '--data', GOOD], /--model is required/],
     ['a stray positional', ['gpu-info', 'extra'], /Unexpected argument 'extra'/],
     ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
+    ['an unknown GEMM kernel (bench)', ['bench', 'matmul', '--gemm', 'fast'], /--gemm must be one of basic, tiled, tiled-fixed, got "fast"/],
+    ['an unknown GEMM kernel (bench --kernels)', ['bench', 'matmul', '--kernels', 'basic,fast'], /--kernels must be one of basic, tiled, tiled-fixed, got "fast"/],
+    ['a matmul shape that is not MxNxK', ['bench', 'matmul', '--shapes', '64x32'], /--shapes: "64x32" is not MxNxK/],
+    ['an unknown GEMM kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--gemm', 'fast'], /--gemm must be one of/],
   ];
   for (const c of commands) {
     it(`finetune ${c.name} --bogus: exit 2 with the usage, whatever the command`, async () => {

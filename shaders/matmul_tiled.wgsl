@@ -1,0 +1,276 @@
+// Register-tiled fp32 GEMM: the contract of shaders/matmul.wgsl, laid out for throughput (docs/performance.md,
+// "The register-tiled matmul"):
+//   C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]
+// A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N], all row-major; B is f32 or
+// bf16 (two per u32, low half first). Accumulation is f32. Speed unmeasured on a real GPU as of this file.
+//
+// Layout:
+// - A workgroup computes a 128×128 block of C (128×64 with NARROW) with 256 (128) threads; each thread owns 8×8
+//   outputs as 2×2 vec4 sub-tiles: rows 4·ty… and 64 + 4·ty…, columns 4·tx… and BN/2 + 4·tx…. Per K element a
+//   thread reads 2 vec4 of A and 2 vec4 of B from workgroup memory for 64 FMAs; within a warp the A reads are
+//   broadcasts and the B reads consecutive vec4s.
+// - K steps by 16. Both tiles sit in workgroup memory k-major ([k][m], [k][n]) as vec4s: 8 KiB each, 16 KiB in all,
+//   the WebGPU minimum every adapter offers. The next K tile is fetched into registers before the FMAs of the
+//   current one, so global loads overlap arithmetic; one barrier pair per K step.
+// - Stores that transpose (a vec4 read along k scattered over 4 rows of the k-major tile: A without TRANS_A, B with
+//   TRANS_B) would hit the same banks from threads whose k differs; instead of padding rows (which breaks the 16 KiB
+//   and the vec4 alignment), the vec4 column of row k is XORed with swz(k) = 2·((k >> 2) & 3). Readers XOR the same.
+//   swz < 8 ≤ half a row, so each half of a row maps onto itself: a thread's two sub-tiles stay BM/2 (BN/2) apart.
+// - ALIGNED (every contiguous dimension and batch stride a multiple of 4): A, B, C are bound as vec4 (bf16 B as
+//   vec2<u32>) and read 128 bits at a time; a quad of 4 is then entirely inside or outside the matrix. Otherwise
+//   every element is loaded and stored on its own.
+// - CHECK (override): edge tests on loads (zeros outside) and stores (skipped outside). The host turns it off when
+//   M % 128, N % BN and K % 16 are all 0, and the compiler drops the tests.
+// - FIXED_M/N/K (overrides, 0 = read the uniform): sizes compiled into the pipeline, so index arithmetic folds.
+//   One pipeline per shape: the host uses them only when asked (the `tiled-fixed` choice).
+
+//#if B_BF16
+//#if ALIGNED
+@group(0) @binding(2) var<storage, read> B: array<vec2<u32>>;
+//#else
+@group(0) @binding(2) var<storage, read> B: array<u32>;
+//#endif
+//#else
+//#if ALIGNED
+@group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
+//#else
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+//#endif
+//#endif
+//#if ALIGNED
+@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;
+//#else
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+//#endif
+
+// The same block as shaders/matmul.wgsl, so both kernels take one uniform layout.
+struct Params {
+  M: u32, N: u32, K: u32, _p0: u32,
+  strideA: u32, strideB: u32, strideC: u32, _p1: u32,
+  alpha: f32, beta: f32, _p2: f32, _p3: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override CHECK: bool = true;
+override FIXED_M: u32 = 0u;
+override FIXED_N: u32 = 0u;
+override FIXED_K: u32 = 0u;
+
+const BM = 128u;
+const BK = 16u;
+//#if NARROW
+const BN = 64u;
+//#else
+const BN = 128u;
+//#endif
+const TX = BN / 8u;           // threads along N
+const TY = BM / 8u;           // threads along M
+const THREADS = TX * TY;      // 256, or 128 with NARROW
+const BM4 = BM / 4u;          // vec4s per tile row of A
+const BN4 = BN / 4u;          // vec4s per tile row of B
+const BK4 = BK / 4u;
+const LA = BK * BM4 / THREADS; // vec4s of the A tile each thread fetches: 2 (4 with NARROW)
+const LB = BK * BN4 / THREADS; // of the B tile: 2
+
+var<workgroup> As: array<vec4<f32>, BK * BM4>; // [BK][BM/4], vec4 columns swizzled by swz(k)
+var<workgroup> Bs: array<vec4<f32>, BK * BN4>; // [BK][BN/4]
+
+fn dimM() -> u32 { return select(p.M, FIXED_M, FIXED_M != 0u); }
+fn dimN() -> u32 { return select(p.N, FIXED_N, FIXED_N != 0u); }
+fn dimK() -> u32 { return select(p.K, FIXED_K, FIXED_K != 0u); }
+
+fn swz(k: u32) -> u32 { return ((k >> 2u) & 3u) << 1u; }
+
+// Four consecutive elements of row r of the matrix as stored (R rows of Cc), from column c (a multiple of 4).
+fn loadA4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
+//#if ALIGNED
+  if (CHECK && (r >= R || c >= Cc)) { return vec4<f32>(0.0); }
+  return A[(base + r * Cc + c) >> 2u];
+//#else
+  var v = vec4<f32>(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    if (!CHECK || (r < R && c + i < Cc)) { v[i] = A[base + r * Cc + c + i]; }
+  }
+  return v;
+//#endif
+}
+
+//#if B_BF16
+fn bf16ToF32(w: u32, high: bool) -> f32 {
+  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, high));
+}
+//#endif
+
+fn loadB4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
+//#if ALIGNED
+  if (CHECK && (r >= R || c >= Cc)) { return vec4<f32>(0.0); }
+//#if B_BF16
+  let w = B[(base + r * Cc + c) >> 2u];
+  return vec4<f32>(bf16ToF32(w.x, false), bf16ToF32(w.x, true), bf16ToF32(w.y, false), bf16ToF32(w.y, true));
+//#else
+  return B[(base + r * Cc + c) >> 2u];
+//#endif
+//#else
+  var v = vec4<f32>(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    if (!CHECK || (r < R && c + i < Cc)) {
+      let e = base + r * Cc + c + i;
+//#if B_BF16
+      v[i] = bf16ToF32(B[e >> 1u], (e & 1u) == 1u);
+//#else
+      v[i] = B[e];
+//#endif
+    }
+  }
+  return v;
+//#endif
+}
+
+// Vec4 t of this thread's share of the A tile at k0: along m with TRANS_A (stored [K][M]), else along k.
+fn fetchA(li: u32, t: u32, row0: u32, k0: u32, base: u32) -> vec4<f32> {
+  let q = li + t * THREADS;
+  if (TRANS_A) { return loadA4(base, k0 + q / BM4, row0 + (q % BM4) * 4u, dimK(), dimM()); }
+  return loadA4(base, row0 + q / BK4, k0 + (q % BK4) * 4u, dimM(), dimK());
+}
+
+fn putA(li: u32, t: u32, v: vec4<f32>) {
+  let q = li + t * THREADS;
+  if (TRANS_A) {
+    let k = q / BM4;
+    As[k * BM4 + ((q % BM4) ^ swz(k))] = v;
+  } else {
+    // v holds k = 4·kq … 4·kq + 3 of row m: one float into each of four tile rows (swz is the same for all four).
+    let m = q / BK4;
+    let k = (q % BK4) * 4u;
+    let col = (m / 4u) ^ swz(k);
+    let lane = m % 4u;
+    As[(k + 0u) * BM4 + col][lane] = v.x;
+    As[(k + 1u) * BM4 + col][lane] = v.y;
+    As[(k + 2u) * BM4 + col][lane] = v.z;
+    As[(k + 3u) * BM4 + col][lane] = v.w;
+  }
+}
+
+// B tile at k0: along n unless TRANS_B (stored [N][K]: along k).
+fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> vec4<f32> {
+  let q = li + t * THREADS;
+  if (TRANS_B) { return loadB4(base, col0 + q / BK4, k0 + (q % BK4) * 4u, dimN(), dimK()); }
+  return loadB4(base, k0 + q / BN4, col0 + (q % BN4) * 4u, dimK(), dimN());
+}
+
+fn putB(li: u32, t: u32, v: vec4<f32>) {
+  let q = li + t * THREADS;
+  if (TRANS_B) {
+    let n = q / BK4;
+    let k = (q % BK4) * 4u;
+    let col = (n / 4u) ^ swz(k);
+    let lane = n % 4u;
+    Bs[(k + 0u) * BN4 + col][lane] = v.x;
+    Bs[(k + 1u) * BN4 + col][lane] = v.y;
+    Bs[(k + 2u) * BN4 + col][lane] = v.z;
+    Bs[(k + 3u) * BN4 + col][lane] = v.w;
+  } else {
+    let k = q / BN4;
+    Bs[k * BN4 + ((q % BN4) ^ swz(k))] = v;
+  }
+}
+
+// alpha · v (+ beta · C) into C[r, c … c+3]; beta = 0 never reads C (it may hold garbage, even NaN).
+fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>) {
+  let M = dimM();
+  let N = dimN();
+//#if ALIGNED
+  if (CHECK && (r >= M || c >= N)) { return; }
+  let o = (base + r * N + c) >> 2u;
+  var y = p.alpha * v;
+  if (p.beta != 0.0) { y += p.beta * C[o]; }
+  C[o] = y;
+//#else
+  for (var i = 0u; i < 4u; i++) {
+    if (!CHECK || (r < M && c + i < N)) {
+      let o = base + r * N + c + i;
+      var y = p.alpha * v[i];
+      if (p.beta != 0.0) { y += p.beta * C[o]; }
+      C[o] = y;
+    }
+  }
+//#endif
+}
+
+fn storeRow(base: u32, r: u32, c0: u32, c1: u32, v0: vec4<f32>, v1: vec4<f32>) {
+  storeQuad(base, r, c0, v0);
+  storeQuad(base, r, c1, v1);
+}
+
+@compute @workgroup_size(THREADS)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let tx = li % TX;
+  let ty = li / TX;
+  let row0 = wg.y * BM;
+  let col0 = wg.x * BN;
+  let aBase = wg.z * p.strideA;
+  let bBase = wg.z * p.strideB;
+  let cBase = wg.z * p.strideC;
+  let tiles = (dimK() + BK - 1u) / BK;
+
+  // acc[2i + j]: row i of the thread's 8 (0–3: 4·ty + i; 4–7: BM/2 + 4·ty + i - 4), column sub-tile j. Indexed only
+  // by constants, so it can live in registers.
+  var acc: array<vec4<f32>, 16>;
+  var ra: array<vec4<f32>, LA>;
+  var rb: array<vec4<f32>, LB>;
+  for (var t = 0u; t < LA; t++) { ra[t] = fetchA(li, t, row0, 0u, aBase); }
+  for (var t = 0u; t < LB; t++) { rb[t] = fetchB(li, t, col0, 0u, bBase); }
+
+  for (var kt = 0u; kt < tiles; kt++) {
+    for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
+    for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
+    workgroupBarrier();
+    // The next tile's global loads are issued now and land while the FMAs below run.
+    if (kt + 1u < tiles) {
+      let k0 = (kt + 1u) * BK;
+      for (var t = 0u; t < LA; t++) { ra[t] = fetchA(li, t, row0, k0, aBase); }
+      for (var t = 0u; t < LB; t++) { rb[t] = fetchB(li, t, col0, k0, bBase); }
+    }
+    for (var kk = 0u; kk < BK; kk++) {
+      let s = swz(kk);
+      let a0 = As[kk * BM4 + (ty ^ s)];
+      let a1 = As[kk * BM4 + ((ty + TY) ^ s)];
+      let b0 = Bs[kk * BN4 + (tx ^ s)];
+      let b1 = Bs[kk * BN4 + ((tx + TX) ^ s)];
+      acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+      acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
+      acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
+      acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
+      acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
+      acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
+      acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
+      acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
+      acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
+      acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
+      acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
+      acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
+      acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
+      acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
+      acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+      acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+    }
+    workgroupBarrier();
+  }
+
+  let r0 = row0 + ty * 4u;
+  let r1 = r0 + BM / 2u;
+  let c0 = col0 + tx * 4u;
+  let c1 = c0 + BN / 2u;
+  storeRow(cBase, r0 + 0u, c0, c1, acc[0], acc[1]);
+  storeRow(cBase, r0 + 1u, c0, c1, acc[2], acc[3]);
+  storeRow(cBase, r0 + 2u, c0, c1, acc[4], acc[5]);
+  storeRow(cBase, r0 + 3u, c0, c1, acc[6], acc[7]);
+  storeRow(cBase, r1 + 0u, c0, c1, acc[8], acc[9]);
+  storeRow(cBase, r1 + 1u, c0, c1, acc[10], acc[11]);
+  storeRow(cBase, r1 + 2u, c0, c1, acc[12], acc[13]);
+  storeRow(cBase, r1 + 3u, c0, c1, acc[14], acc[15]);
+}

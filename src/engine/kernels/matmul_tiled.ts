@@ -1,0 +1,82 @@
+// The register-tiled GEMM (shaders/matmul_tiled.wgsl): the same contract as the basic kernel, with the pipeline
+// variant chosen from the shape. `gemm` (matmul.ts) runs it when the context's `gemmKernel` asks for it.
+
+import { FinetuneError } from '../../core/errors.ts';
+import type { GpuContext } from '../gpu.ts';
+import { gemmUniforms, type GemmArgs } from './gemm_args.ts';
+
+export const TILED_BM = 128;
+export const TILED_BK = 16;
+/** Block width: 128 columns ('wide', 256 threads) or 64 ('narrow', 128 threads). */
+export type TiledBlock = 'wide' | 'narrow';
+export const TILED_BN: Readonly<Record<TiledBlock, number>> = { wide: 128, narrow: 64 };
+
+/**
+ * Below this many 128×128 blocks the narrow block is chosen, doubling the workgroup count. 264 is two per SM on an
+ * H200 (132 SMs): a guess from the hardware, not a measurement (e.g. k_proj/v_proj at 2048 tokens: 16 × 8 = 128 wide
+ * blocks, 256 narrow ones). `finetune bench matmul` prints both blocks so this can be set from numbers.
+ */
+export const NARROW_BELOW_BLOCKS = 264;
+
+/** One pipeline variant of shaders/matmul_tiled.wgsl. */
+export interface TiledVariant {
+  block: TiledBlock;
+  /** Edge tests compiled in: off only when M, N, K divide the block and K step. */
+  check: boolean;
+  /** 128-bit loads and stores: every contiguous dimension and (for batch > 1) every batch stride a multiple of 4. */
+  aligned: boolean;
+  /** M, N, K compiled into the pipeline (one pipeline per shape). */
+  fixedShape: boolean;
+}
+
+/** Choices a caller may force (tests, the bench); anything not given follows the shape. */
+export interface TiledOptions {
+  block?: TiledBlock;
+  /** true forces edge tests on a shape that needs none; false on a shape that needs them is refused. */
+  check?: boolean;
+  /** false forces scalar loads on an aligned shape; true on an unaligned shape is refused. */
+  aligned?: boolean;
+  fixedShape?: boolean;
+}
+
+export function tiledVariant(a: GemmArgs, o: TiledOptions = {}): TiledVariant {
+  const { M, N, K } = a;
+  const batch = a.batch ?? 1;
+  const wideBlocks = Math.ceil(M / TILED_BM) * Math.ceil(N / TILED_BN.wide) * batch;
+  const block = o.block ?? (N <= TILED_BN.narrow || wideBlocks < NARROW_BELOW_BLOCKS ? 'narrow' : 'wide');
+  const divides = M % TILED_BM === 0 && N % TILED_BN[block] === 0 && K % TILED_BK === 0;
+  if (o.check === false && !divides) {
+    throw new FinetuneError('internal', `gemmTiled: M=${M} N=${N} K=${K} does not divide the ${block} block, so edge tests are needed`);
+  }
+  // Each operand's rows are contiguous along one dimension; a vec4 must never straddle two rows or two batch entries.
+  const rows = [a.transA ? M : K, a.transB ? K : N, N];
+  const strides = batch > 1 ? [a.strideA ?? 0, a.strideB ?? 0, a.strideC ?? 0] : [];
+  const canAlign = [...rows, ...strides].every((v) => v % 4 === 0);
+  if (o.aligned === true && !canAlign) {
+    throw new FinetuneError('internal', `gemmTiled: M=${M} N=${N} K=${K} (or a batch stride) is not a multiple of 4, so 128-bit access is impossible`);
+  }
+  return { block, check: o.check ?? !divides, aligned: o.aligned ?? canAlign, fixedShape: o.fixedShape ?? false };
+}
+
+/**
+ * C (+)= alpha · op(A) · op(B) with the register-tiled kernel. B stored f32 or bf16; f16 storage is not covered (no
+ * adapter we can test on offers shader-f16): `gemm` keeps it on the basic kernel.
+ */
+export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): void {
+  const storage = a.bStorage ?? 'f32';
+  if (storage === 'f16') throw new FinetuneError('internal', 'gemmTiled: f16 weight storage is not covered (gemm uses the basic kernel for it)');
+  const v = tiledVariant(a, o);
+  const constants: Record<string, number | boolean> = { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB), CHECK: v.check };
+  // 0 means "read the uniform", which holds the same value: a zero size needs no specialising.
+  if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
+  ctx.dispatch(
+    {
+      shader: 'matmul_tiled',
+      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', B_BF16: storage === 'bf16' },
+      constants,
+    },
+    [a.A, a.B, a.C],
+    gemmUniforms(a),
+    [Math.ceil(a.N / TILED_BN[v.block]), Math.ceil(a.M / TILED_BM), a.batch ?? 1],
+  );
+}
