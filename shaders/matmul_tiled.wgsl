@@ -23,7 +23,22 @@
 //   M % 128, N % BN and K % 16 are all 0, and the compiler drops the tests.
 // - FIXED_M/N/K (overrides, 0 = read the uniform): sizes compiled into the pipeline, so index arithmetic folds.
 //   One pipeline per shape: the host uses them only when asked (the `tiled-fixed` choice).
+// - NF4 (with TRANS_B, without TRANS_A): B is a frozen NF4 weight W [N, K] (layout in shaders/nf4.wgsl; K % 64 == 0),
+//   so C = alpha · X · deq(W)ᵀ (+ beta · C), the fused forward of shaders/nf4_matmul.wgsl with this tiling. Each
+//   thread fetches one code word (8 weights along k) and its block scale per K step and dequantises it into the B
+//   tile; DQ reads double-quantised scales. The 16-entry table adds 64 bytes of workgroup memory.
 
+//#if NF4
+@group(0) @binding(2) var<storage, read> codes: array<u32>;
+//#if DQ
+@group(0) @binding(4) var<storage, read> q8: array<u32>;
+@group(0) @binding(5) var<storage, read> dqScale: array<f32>;
+@group(0) @binding(6) var<storage, read> dqOffset: array<f32>;
+@group(0) @binding(7) var<storage, read> dqTable: array<f32>;
+//#else
+@group(0) @binding(4) var<storage, read> absmax: array<f32>;
+//#endif
+//#else
 //#if B_BF16
 //#if ALIGNED
 @group(0) @binding(2) var<storage, read> B: array<vec2<u32>>;
@@ -35,6 +50,7 @@
 @group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
 //#else
 @group(0) @binding(2) var<storage, read> B: array<f32>;
+//#endif
 //#endif
 //#endif
 //#if ALIGNED
@@ -74,10 +90,20 @@ const BM4 = BM / 4u;          // vec4s per tile row of A
 const BN4 = BN / 4u;          // vec4s per tile row of B
 const BK4 = BK / 4u;
 const LA = BK * BM4 / THREADS; // vec4s of the A tile each thread fetches: 2 (4 with NARROW)
-const LB = BK * BN4 / THREADS; // of the B tile: 2
+//#if NF4
+// What a thread fetches of the B tile: one code word of W (8 weights along k) and its block's scale.
+struct BReg { word: u32, scale: f32 }
+const LB = 1u;
+//#else
+alias BReg = vec4<f32>;
+const LB = BK * BN4 / THREADS; // vec4s of the B tile each thread fetches: 2
+//#endif
 
 var<workgroup> As: array<vec4<f32>, BK * BM4>; // [BK][BM/4], vec4 columns swizzled by swz(k)
 var<workgroup> Bs: array<vec4<f32>, BK * BN4>; // [BK][BN/4]
+//#if NF4
+var<workgroup> lut: array<f32, 16>;
+//#endif
 
 fn dimM() -> u32 { return select(p.M, FIXED_M, FIXED_M != 0u); }
 fn dimN() -> u32 { return select(p.N, FIXED_N, FIXED_N != 0u); }
@@ -99,6 +125,71 @@ fn loadA4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
 //#endif
 }
 
+// Vec4 t of this thread's share of the A tile at k0: along m with TRANS_A (stored [K][M]), else along k.
+fn fetchA(li: u32, t: u32, row0: u32, k0: u32, base: u32) -> vec4<f32> {
+  let q = li + t * THREADS;
+  if (TRANS_A) { return loadA4(base, k0 + q / BM4, row0 + (q % BM4) * 4u, dimK(), dimM()); }
+  return loadA4(base, row0 + q / BK4, k0 + (q % BK4) * 4u, dimM(), dimK());
+}
+
+fn putA(li: u32, t: u32, v: vec4<f32>) {
+  let q = li + t * THREADS;
+  if (TRANS_A) {
+    let k = q / BM4;
+    As[k * BM4 + ((q % BM4) ^ swz(k))] = v;
+  } else {
+    // v holds k = 4·kq … 4·kq + 3 of row m: one float into each of four tile rows (swz is the same for all four).
+    let m = q / BK4;
+    let k = (q % BK4) * 4u;
+    let col = (m / 4u) ^ swz(k);
+    let lane = m % 4u;
+    As[(k + 0u) * BM4 + col][lane] = v.x;
+    As[(k + 1u) * BM4 + col][lane] = v.y;
+    As[(k + 2u) * BM4 + col][lane] = v.z;
+    As[(k + 3u) * BM4 + col][lane] = v.w;
+  }
+}
+
+//#if NF4
+// The NF4 code book and helpers, as in shaders/nf4_matmul.wgsl.
+const NF4_VALUES = array<f32, 16>(
+  -0x1p0f, -0x1.647362p-1f, -0x1.0cd66p-1f, -0x1.94654p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f, -0x1.74f0e2p-4f, 0.0f,
+  0x1.45f5fep-4f, 0x1.4995c6p-3f, 0x1.f809bap-3f, 0x1.5a0674p-2f, 0x1.c3497p-2f, 0x1.200f56p-1f, 0x1.722766p-1f, 0x1p0f);
+
+fn blockScale(b: u32) -> f32 {
+//#if DQ
+  let q = (q8[b >> 2u] >> ((b & 3u) * 8u)) & 255u;
+  return dqTable[q] * dqScale[b >> 8u] + dqOffset[0];
+//#else
+  return absmax[b];
+//#endif
+}
+
+// Where element j (0..7) of a code word sits: byte j/2, high nibble for even j.
+fn nibbleShift(j: u32) -> u32 {
+  return (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
+}
+
+// Row n = q / 2 of W, code word q % 2 of the tile's two (k0 … k0 + 15); rows past N read as zeros.
+fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> BReg {
+  let q = li + t * THREADS;
+  let gn = col0 + q / 2u;
+  if (CHECK && gn >= dimN()) { return BReg(0u, 0.0); }
+  let e = gn * dimK() + k0; // element index of the tile's first weight in row gn; K % 64 == 0
+  return BReg(codes[(e >> 3u) + q % 2u], blockScale(e >> 6u));
+}
+
+// Dequantises the word into 8 tile rows k … k + 7 of column n (two swizzle groups of 4).
+fn putB(li: u32, t: u32, v: BReg) {
+  let q = li + t * THREADS;
+  let n = q / 2u;
+  let k = (q % 2u) * 8u;
+  let lane = n % 4u;
+  for (var j = 0u; j < 8u; j++) {
+    Bs[(k + j) * BN4 + ((n / 4u) ^ swz(k + j))][lane] = lut[(v.word >> nibbleShift(j)) & 15u] * v.scale;
+  }
+}
+//#else
 //#if B_BF16
 fn bf16ToF32(w: u32, high: bool) -> f32 {
   return bitcast<f32>(select(w << 16u, w & 0xffff0000u, high));
@@ -130,39 +221,14 @@ fn loadB4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
 //#endif
 }
 
-// Vec4 t of this thread's share of the A tile at k0: along m with TRANS_A (stored [K][M]), else along k.
-fn fetchA(li: u32, t: u32, row0: u32, k0: u32, base: u32) -> vec4<f32> {
-  let q = li + t * THREADS;
-  if (TRANS_A) { return loadA4(base, k0 + q / BM4, row0 + (q % BM4) * 4u, dimK(), dimM()); }
-  return loadA4(base, row0 + q / BK4, k0 + (q % BK4) * 4u, dimM(), dimK());
-}
-
-fn putA(li: u32, t: u32, v: vec4<f32>) {
-  let q = li + t * THREADS;
-  if (TRANS_A) {
-    let k = q / BM4;
-    As[k * BM4 + ((q % BM4) ^ swz(k))] = v;
-  } else {
-    // v holds k = 4·kq … 4·kq + 3 of row m: one float into each of four tile rows (swz is the same for all four).
-    let m = q / BK4;
-    let k = (q % BK4) * 4u;
-    let col = (m / 4u) ^ swz(k);
-    let lane = m % 4u;
-    As[(k + 0u) * BM4 + col][lane] = v.x;
-    As[(k + 1u) * BM4 + col][lane] = v.y;
-    As[(k + 2u) * BM4 + col][lane] = v.z;
-    As[(k + 3u) * BM4 + col][lane] = v.w;
-  }
-}
-
 // B tile at k0: along n unless TRANS_B (stored [N][K]: along k).
-fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> vec4<f32> {
+fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> BReg {
   let q = li + t * THREADS;
   if (TRANS_B) { return loadB4(base, col0 + q / BK4, k0 + (q % BK4) * 4u, dimN(), dimK()); }
   return loadB4(base, k0 + q / BN4, col0 + (q % BN4) * 4u, dimK(), dimN());
 }
 
-fn putB(li: u32, t: u32, v: vec4<f32>) {
+fn putB(li: u32, t: u32, v: BReg) {
   let q = li + t * THREADS;
   if (TRANS_B) {
     let n = q / BK4;
@@ -178,6 +244,8 @@ fn putB(li: u32, t: u32, v: vec4<f32>) {
     Bs[k * BN4 + ((q % BN4) ^ swz(k))] = v;
   }
 }
+
+//#endif
 
 // alpha · v (+ beta · C) into C[r, c … c+3]; beta = 0 never reads C (it may hold garbage, even NaN).
 fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>) {
@@ -216,12 +284,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let bBase = wg.z * p.strideB;
   let cBase = wg.z * p.strideC;
   let tiles = (dimK() + BK - 1u) / BK;
+//#if NF4
+  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
+  workgroupBarrier(); // the table is read by the first putB
+//#endif
 
   // acc[2i + j]: row i of the thread's 8 (0–3: 4·ty + i; 4–7: BM/2 + 4·ty + i - 4), column sub-tile j. Indexed only
   // by constants, so it can live in registers.
   var acc: array<vec4<f32>, 16>;
   var ra: array<vec4<f32>, LA>;
-  var rb: array<vec4<f32>, LB>;
+  var rb: array<BReg, LB>;
   for (var t = 0u; t < LA; t++) { ra[t] = fetchA(li, t, row0, 0u, aBase); }
   for (var t = 0u; t < LB; t++) { rb[t] = fetchB(li, t, col0, 0u, bBase); }
 

@@ -17,16 +17,20 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
   });
 
-  it('yields the plain product first, then the fused forward and backward, plain and double-quantised', async () => {
+  it('yields the plain product first, then the fused forward (basic and tiled) and backward, plain and double-quantised', async () => {
     const rows: Nf4BenchResult[] = [];
     for await (const r of benchNf4(ctx, [{ M: 33, N: 64, K: 128 }], 1)) rows.push(r);
     expect(rows.map((r) => r.variant)).toEqual([
       'plain fp32 (C = A·B)',
       'nf4 forward Y = X·deq(W)ᵀ',
+      'nf4 forward Y = X·deq(W)ᵀ, tiled',
       'nf4 backward dX = dY·deq(W)',
       'nf4 forward Y = X·deq(W)ᵀ, double-quant',
+      'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled',
       'nf4 backward dX = dY·deq(W), double-quant',
     ]);
+    // The tiled forward computes what the basic one does.
+    for (const r of rows.filter((r) => r.variant.endsWith('tiled'))) expect(r.diffVsBasic).toBeLessThan(1e-5);
     for (const r of rows) {
       expect(r).toMatchObject({ bench: 'nf4', M: 33, N: 64, K: 128 });
       expect(r.ms).toBeGreaterThan(0);

@@ -27,6 +27,7 @@ describe('kernel registry', () => {
     for (const name of Object.keys(shaderSources)) await ctx.registry.check(name);
     await ctx.registry.check('matmul', { B_BF16: true });
     await ctx.registry.check('matmul_tiled', { ALIGNED: true, NARROW: true, B_BF16: true });
+    await ctx.registry.check('matmul_tiled', { ALIGNED: true, NF4: true, DQ: true });
     await ctx.registry.check('nf4', { SRC_BF16: true });
   });
 

@@ -4,6 +4,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { gemmUniforms, type GemmArgs } from './gemm_args.ts';
+import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export const TILED_BM = 128;
 export const TILED_BK = 16;
@@ -78,5 +79,36 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
     [a.A, a.B, a.C],
     gemmUniforms(a),
     [Math.ceil(a.N / TILED_BN[v.block]), Math.ceil(a.M / TILED_BM), a.batch ?? 1],
+  );
+}
+
+/** Workgroup memory of the wide block with an NF4 B: both tiles and the 16-entry code book. The narrow block needs 12 KiB + 64. */
+const NF4_WIDE_WORKGROUP_BYTES = 16 * 1024 + 64;
+
+/**
+ * Y (M, N) (+)= alpha · X (M, K) · deq(W)ᵀ, W [N, K] in NF4 (plain or double-quantised scales): the fused forward of
+ * nf4_matmul.ts on the register-tiled kernel. The wide block needs 64 bytes over the 16 KiB every adapter offers; an
+ * adapter with exactly 16 KiB gets the narrow block.
+ */
+export function nf4MatmulForwardTiled(
+  ctx: GpuContext,
+  Y: GPUBuffer,
+  X: GPUBuffer,
+  W: Nf4Weight,
+  M: number,
+  o: { accumulate?: boolean; alpha?: number } = {},
+  t: TiledOptions = {},
+): void {
+  const a: GemmArgs = { C: Y, A: X, B: W.codes, M, N: W.rows, K: W.cols, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0 };
+  const roomForWide = ctx.device.limits.maxComputeWorkgroupStorageSize >= NF4_WIDE_WORKGROUP_BYTES;
+  const v = tiledVariant(a, roomForWide ? t : { ...t, block: 'narrow' });
+  const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: true, CHECK: v.check };
+  if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
+  ctx.dispatch(
+    { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', NF4: true, DQ: W.doubleQuant }, constants },
+    // Binding order of the NF4 variant: X, codes, Y, then the scale buffers.
+    [X, W.codes, Y, ...scaleBuffers(W)],
+    gemmUniforms(a),
+    [Math.ceil(a.N / TILED_BN[v.block]), Math.ceil(M / TILED_BM)],
   );
 }

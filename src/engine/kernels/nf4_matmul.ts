@@ -4,6 +4,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { requireBytes } from './elementwise.ts';
+import { nf4MatmulForwardTiled } from './matmul_tiled.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export interface Nf4MatmulOptions {
@@ -33,11 +34,18 @@ export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, 
   const [N, K] = [W.rows, W.cols];
   requireBytes(Y, M * N * 4, 'nf4_matmul_forward Y');
   requireBytes(X, M * K * 4, 'nf4_matmul_forward X');
+  // The register-tiled forward follows the GEMM kernel choice (docs/performance.md); the backward stays here.
+  if (ctx.gemmKernel !== 'basic') nf4MatmulForwardTiled(ctx, Y, X, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  else nf4ForwardBasic(ctx, Y, X, W, M, o);
+}
+
+/** The forward on this file's kernel (64×64 blocks), whatever the context's GEMM choice; no argument checks. */
+export function nf4ForwardBasic(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
   ctx.dispatch(
     { shader: 'nf4_matmul', entry: 'forward', defines: { DQ: W.doubleQuant } },
     [X, W.codes, ...scaleBuffers(W), Y],
-    params(M, N, K, o),
-    [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)],
+    params(M, W.rows, W.cols, o),
+    [Math.ceil(W.rows / BLOCK), Math.ceil(M / BLOCK)],
   );
 }
 
