@@ -42,8 +42,11 @@ export function configOf(d: Dims): MistralConfig {
   };
 }
 
-/** Random weights of the given shape, NF4-quantised on the GPU one projection at a time. */
-export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boolean): Promise<MistralWeights> {
+/**
+ * Random weights of the given shape: NF4-quantised on the GPU one projection at a time (doubleQuant true or false), or
+ * dense f32 projections ('dense', for tests that want the unquantised path).
+ */
+export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boolean | 'dense'): Promise<MistralWeights> {
   let seed = 1;
   const vec = (label: string, n: number): GPUBuffer => {
     const b = ctx.createBuffer(label, n * 4, 'weights');
@@ -60,6 +63,12 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
     const linears = {} as Record<Projection, BaseLinear>;
     for (const m of PROJECTIONS) {
       const s = linearShape(d, m);
+      if (doubleQuant === 'dense') {
+        const buffer = ctx.createBuffer(`random ${l}.${m}`, s.out * s.in * 4, 'weights');
+        fill_uniform(ctx, buffer, s.out * s.in, 1 / Math.sqrt(s.in), seed++);
+        linears[m] = { kind: 'dense', ...s, buffer, storage: 'f32' };
+        continue;
+      }
       const src = ctx.createBuffer(`random ${l}.${m}`, s.out * s.in * 4, 'scratch');
       fill_uniform(ctx, src, s.out * s.in, 1 / Math.sqrt(s.in), seed++);
       linears[m] = { kind: 'nf4', ...s, weight: nf4_quantize(ctx, src, 'f32', s.out, s.in, { doubleQuant, label: `${l}.${m}` }) };
@@ -69,7 +78,8 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
     layers.push({ inputNorm: vec(`${l} norm 1`, d.C), postAttentionNorm: vec(`${l} norm 2`, d.C), linears });
     await ctx.sync();
   }
-  return { dims: d, quantization: doubleQuant ? 'nf4-double' : 'nf4', embed: bf16('embed', d.V, d.C), lmHead: bf16('lm_head', d.V, d.C), finalNorm: vec('final norm', d.C), layers };
+  const quantization = doubleQuant === 'dense' ? 'none' : doubleQuant ? 'nf4-double' : 'nf4';
+  return { dims: d, quantization, embed: bf16('embed', d.V, d.C), lmHead: bf16('lm_head', d.V, d.C), finalNorm: vec('final norm', d.C), layers };
 }
 
 export async function benchModel(
