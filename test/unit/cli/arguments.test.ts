@@ -72,6 +72,8 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['a missing --model', ['train', '--data', GOOD], /--model is required/],
     ['a stray positional', ['gpu-info', 'extra'], /Unexpected argument 'extra'/],
     ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
+    ['a --gpu-memory that is not a size', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', 'lots'], /--gpu-memory must be a positive number, got "lots"/],
+    ['--stream-layers with --gpu-memory', ['train', '--model', MODEL, '--data', GOOD, '--stream-layers', '--gpu-memory', '8'], /--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide/],
   ];
   for (const c of commands) {
     it(`finetune ${c.name} --bogus: exit 2 with the usage, whatever the command`, async () => {
