@@ -85,7 +85,7 @@ export async function uploadWeightParts(
     let embed: DenseMatrix | null = null;
     let lmHead: DenseMatrix | null = null;
     let finalNorm: GPUBuffer | null = null;
-    const layerParts: { info: PartRole; buffer: GPUBuffer }[][] = Array.from({ length: m.dims.L }, () => []);
+    const byLayer: { info: PartRole; buffer: GPUBuffer }[][] = Array.from({ length: m.dims.L }, () => []);
     const host: HostLayer[] = Array.from({ length: m.dims.L }, () => ({ parts: [], bytes: [] }));
     for (const part of m.parts) {
       const bytes = await read(part);
@@ -101,7 +101,7 @@ export async function uploadWeightParts(
       }
       const b = ctx.upload(`${part.name} (cached)`, bytes, 'weights');
       uploaded.push(b);
-      if (layer !== null) layerParts[layer].push({ info: i, buffer: b });
+      if (layer !== null) byLayer[layer].push({ info: i, buffer: b });
       else if (i.role === 'embed') embed = { buffer: b, storage: i.storage };
       else if (i.role === 'lm_head') lmHead = { buffer: b, storage: i.storage };
       else if (i.role === 'final_norm') finalNorm = b;
@@ -111,7 +111,7 @@ export async function uploadWeightParts(
     const base = { dims: m.dims, quantization: m.quantization, embed, finalNorm, lmHead: lmHead ?? embed };
     // The stream checks that every layer has layer 0's parts, and assembles its slots from them.
     if (o.streamLayers) return { ...base, layers: [], stream: new LayerStream(ctx, host) };
-    return { ...base, layers: layerParts.map((parts, l) => assembleLayer(l, parts)) };
+    return { ...base, layers: byLayer.map((parts, l) => assembleLayer(l, parts)) };
   } catch (e) {
     ctx.flush();
     for (const b of uploaded) ctx.destroy(b);

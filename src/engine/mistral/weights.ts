@@ -231,8 +231,10 @@ export async function moveLayersToHost(ctx: GpuContext, w: MistralWeights): Prom
   if (w.stream) return w;
   const host: HostLayer[] = [];
   for (let l = 0; l < w.layers.length; l++) host.push(await downloadLayer(ctx, l, w.layers[l]));
+  // The slots first: if they cannot be made, the resident layers are still there.
+  const stream = new LayerStream(ctx, host);
   for (const layer of w.layers) for (const p of layerParts(0, layer)) ctx.destroy(p.buffer);
-  return { ...w, layers: [], stream: new LayerStream(ctx, host) };
+  return { ...w, layers: [], stream };
 }
 
 function nf4Buffers(w: Nf4Weight): GPUBuffer[] {
