@@ -42,8 +42,11 @@ export function configOf(d: Dims): MistralConfig {
   };
 }
 
-/** Random weights of the given shape, NF4-quantised on the GPU one projection at a time. */
-export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boolean): Promise<MistralWeights> {
+/**
+ * Random weights of the given shape: NF4-quantised on the GPU one projection at a time (doubleQuant true or false), or
+ * dense f32 projections ('dense', for tests that want the unquantised path).
+ */
+export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boolean | 'dense'): Promise<MistralWeights> {
   let seed = 1;
   const vec = (label: string, n: number): GPUBuffer => {
     const b = ctx.createBuffer(label, n * 4, 'weights');
@@ -60,6 +63,12 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
     const linears = {} as Record<Projection, BaseLinear>;
     for (const m of PROJECTIONS) {
       const s = linearShape(d, m);
+      if (doubleQuant === 'dense') {
+        const buffer = ctx.createBuffer(`random ${l}.${m}`, s.out * s.in * 4, 'weights');
+        fill_uniform(ctx, buffer, s.out * s.in, 1 / Math.sqrt(s.in), seed++);
+        linears[m] = { kind: 'dense', ...s, buffer, storage: 'f32' };
+        continue;
+      }
       const src = ctx.createBuffer(`random ${l}.${m}`, s.out * s.in * 4, 'scratch');
       fill_uniform(ctx, src, s.out * s.in, 1 / Math.sqrt(s.in), seed++);
       linears[m] = { kind: 'nf4', ...s, weight: nf4_quantize(ctx, src, 'f32', s.out, s.in, { doubleQuant, label: `${l}.${m}` }) };
@@ -69,21 +78,28 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
     layers.push({ inputNorm: vec(`${l} norm 1`, d.C), postAttentionNorm: vec(`${l} norm 2`, d.C), linears });
     await ctx.sync();
   }
-  return { dims: d, quantization: doubleQuant ? 'nf4-double' : 'nf4', embed: bf16('embed', d.V, d.C), lmHead: bf16('lm_head', d.V, d.C), finalNorm: vec('final norm', d.C), layers };
+  const quantization = doubleQuant === 'dense' ? 'none' : doubleQuant ? 'nf4-double' : 'nf4';
+  return { dims: d, quantization, embed: bf16('embed', d.V, d.C), lmHead: bf16('lm_head', d.V, d.C), finalNorm: vec('final norm', d.C), layers };
 }
 
-export async function benchModel(
-  ctx: GpuContext,
-  o: { dims: Dims; T: number; steps: number; r?: number; targets?: Projection[]; doubleQuant?: boolean },
-): Promise<ModelBenchResult> {
-  const d = o.dims;
-  const r = o.r ?? 8;
-  const targets = o.targets ?? [...PROJECTIONS];
-  ctx.ledger.resetPeaks();
-  const t0 = Date.now();
-  const weights = await randomMistral(ctx, d, o.doubleQuant ?? true);
-  const loadSeconds = (Date.now() - t0) / 1000;
-  const adapter = createAdapter(configOf(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: targets, random: uniformSource(1) });
+/** Timed QLoRA training steps on one sequence of T tokens, after one warm-up step. */
+export interface TrainStepTiming {
+  stepMs: number;
+  /** The warm-up step's loss, then each timed step's. */
+  losses: number[];
+  /** Layer uploads of the timed steps, per step (streamed weights; 0 when resident). */
+  uploadsPerStep: number;
+  peakBytes: number;
+  peakByCategory: Record<string, number>;
+}
+
+/**
+ * Trains a fresh adapter (seeded: two calls on equal weights draw the same adapter, batch and dropout masks) for
+ * `steps` timed steps; the ledger's peaks are those since the caller last reset them.
+ */
+export async function timeTrainSteps(ctx: GpuContext, weights: MistralWeights, o: { T: number; steps: number; r: number; targets: Projection[] }): Promise<TrainStepTiming> {
+  const d = weights.dims;
+  const adapter = createAdapter(configOf(d), { r: o.r, alpha: 2 * o.r, dropout: 0.05, targetModules: o.targets, random: uniformSource(1) });
   const lora = uploadLora(ctx, d, adapter);
   const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: o.T, seed: 1 });
   try {
@@ -107,12 +123,33 @@ export async function benchModel(
       return runner.readLoss();
     };
     losses.push(await step()); // warm-up: pipelines compiled, buffers touched
+    const uploads0 = weights.stream?.uploads ?? 0;
     const s0 = Date.now();
     for (let i = 0; i < o.steps; i++) losses.push(await step());
     const stepMs = (Date.now() - s0) / o.steps;
     const snap = ctx.ledger.snapshot();
     const peakByCategory: Record<string, number> = {};
     for (const [k, v] of Object.entries(snap.byCategory)) peakByCategory[k] = v.peakBytes;
+    return { stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, peakBytes: snap.peakBytes, peakByCategory };
+  } finally {
+    runner.destroy();
+    destroyLora(ctx, lora);
+  }
+}
+
+export async function benchModel(
+  ctx: GpuContext,
+  o: { dims: Dims; T: number; steps: number; r?: number; targets?: Projection[]; doubleQuant?: boolean },
+): Promise<ModelBenchResult> {
+  const d = o.dims;
+  const r = o.r ?? 8;
+  const targets = o.targets ?? [...PROJECTIONS];
+  ctx.ledger.resetPeaks();
+  const t0 = Date.now();
+  const weights = await randomMistral(ctx, d, o.doubleQuant ?? true);
+  const loadSeconds = (Date.now() - t0) / 1000;
+  try {
+    const t = await timeTrainSteps(ctx, weights, { T: o.T, steps: o.steps, r, targets });
     const fpt = flopsPerToken(d, o.T);
     return {
       bench: 'model',
@@ -122,17 +159,15 @@ export async function benchModel(
       r,
       quantization: weights.quantization === 'nf4' ? 'nf4' : 'nf4-double',
       loadSeconds,
-      stepMs,
-      tokensPerSecond: o.T / (stepMs / 1000),
+      stepMs: t.stepMs,
+      tokensPerSecond: o.T / (t.stepMs / 1000),
       gflopPerToken: fpt / 1e9,
-      tflops: (fpt * o.T) / (stepMs / 1000) / 1e12,
-      losses,
-      peakBytes: snap.peakBytes,
-      peakByCategory,
+      tflops: (fpt * o.T) / (t.stepMs / 1000) / 1e12,
+      losses: t.losses,
+      peakBytes: t.peakBytes,
+      peakByCategory: t.peakByCategory,
     };
   } finally {
-    runner.destroy();
-    destroyLora(ctx, lora);
     destroyMistralWeights(ctx, weights);
   }
 }

@@ -15,7 +15,7 @@ import { nf4_dequantize } from '../engine/kernels/nf4.ts';
 import { IGNORE_INDEX } from '../engine/kernels/xent.ts';
 import { destroyLora, downloadLoraGrads, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner, type TokenBatch } from '../engine/mistral/model.ts';
-import { destroyMistralWeights, loadMistralWeights, moduleName } from '../engine/mistral/weights.ts';
+import { destroyMistralWeights, layerWeights, loadMistralWeights, moduleName } from '../engine/mistral/weights.ts';
 import { maxRelError } from '../engine/reference/common.ts';
 
 /**
@@ -53,6 +53,8 @@ export interface CheckInputs {
   quantization: Quantization;
   onProgress?: (text: string) => void;
   verbose?: boolean;
+  /** Stream the layers from CPU memory (layer-stream.ts): the same numbers, bit for bit, on less GPU memory. */
+  streamLayers?: boolean;
 }
 
 class Groups {
@@ -125,8 +127,8 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       ? `the adapter directory, compared with the golden's lora/* (${fromGolden} tensors)`
       : "the adapter directory (the golden holds no lora/* to compare it with)";
 
-  say(`loading ${ckpt.files.length} file(s), quantization ${input.quantization}`);
-  const weights = await loadMistralWeights(ctx, ckpt, { quantization: input.quantization });
+  say(`loading ${ckpt.files.length} file(s), quantization ${input.quantization}${input.streamLayers ? ', layers streamed' : ''}`);
+  const weights = await loadMistralWeights(ctx, ckpt, { quantization: input.quantization, streamLayers: input.streamLayers });
   const d = weights.dims;
   let runner: MistralRunner | null = null;
   const lora = uploadLora(ctx, d, adapter);
@@ -137,7 +139,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
         for (const m of PROJECTIONS) {
           const key = `nf4_dequant/${moduleName(l, m)}`;
           if (!has(key)) continue;
-          const w = weights.layers[l].linears[m];
+          const w = layerWeights(weights, l).linears[m];
           if (w.kind !== 'nf4') continue;
           const out = ctx.createBuffer('dequantised', w.out * w.in * 4, 'scratch');
           nf4_dequantize(ctx, out, w.weight);

@@ -5,6 +5,9 @@
 // them, norms in f32, embeddings and lm_head as stored), LoRA and AdamW moments as uploadLora makes them, and the
 // runner's activations and scratch from the layout its constructor allocates from (engine/mistral/sizing.ts). The
 // formula is written out in docs/models.md.
+//
+// When the model does not fit with every layer on the GPU, the plan also prices layer streaming
+// (engine/mistral/layer-stream.ts): the decoder layers in CPU memory, two of them on the GPU at a time.
 
 import { PROJECTIONS, type Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
@@ -14,7 +17,7 @@ import type { Hyperparams } from '../config/hyperparams.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER } from '../engine/gpu.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
-import { dimsOf, linearShape } from '../engine/mistral/dims.ts';
+import { dimsOf, flopsPerToken, linearShape } from '../engine/mistral/dims.ts';
 import { ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
 
 /** What is known about the GPU the plan is for. Everything is optional: the verdict says what it could not check. */
@@ -33,9 +36,51 @@ export interface PlanOptions {
   /** Tokens per sequence the runner is sized for; default: the longest the hyperparameters allow. */
   seqLen?: number;
   gpu?: PlanGpu;
+  /** Host → GPU bytes per second for the streaming estimate (default ASSUMED_UPLOAD_BYTES_PER_SECOND). */
+  uploadBytesPerSecond?: number;
+  /** Training tokens per second with resident weights, when measured (calibration, `finetune bench`); else assumed. */
+  trainTokensPerSecond?: number;
 }
 
-export type Verdict = 'fits' | 'tight' | 'does-not-fit';
+/**
+ * 'fits-with-streaming': not with every layer on the GPU, but with the layers streamed from CPU memory (slower; the
+ * plan's `streaming` says by how much).
+ */
+export type Verdict = 'fits' | 'tight' | 'fits-with-streaming' | 'does-not-fit';
+
+/** What layer streaming would cost: GPU and CPU memory, bytes moved, and a rough slowdown. */
+export interface StreamingPlan {
+  /** GPU bytes of one decoder layer (its two norms and seven projections as uploaded): one slot, one upload. */
+  layerBytes: number;
+  /** Layers on the GPU at a time (two, or L when smaller). */
+  slots: number;
+  /** Base weights on the GPU when streamed: embeddings, lm_head, final norm and the slots. */
+  gpuWeightBytes: number;
+  /** GPU bytes streaming saves against resident weights. */
+  savedBytes: number;
+  /** CPU memory the layers take (the whole quantised stack). */
+  hostBytes: number;
+  loadPeakBytes: number;
+  trainPeakBytes: number;
+  peakBytes: number;
+  /** Layer uploads per micro-batch (forward, then recomputation + backward; the two layers at each turn are reused). */
+  uploadsPerMicroBatch: number;
+  bytesPerMicroBatch: number;
+  microBatchesPerStep: number;
+  /** Bytes moved to the GPU per optimizer step. */
+  bytesPerStep: number;
+  /** At most: a forward-only pass uploads every layer. */
+  bytesPerValidationBatch: number;
+  /** Seconds per optimizer step: uploads at `uploadBytesPerSecond`, compute as `computeBasis` says. */
+  estimate: {
+    uploadBytesPerSecond: number;
+    uploadSeconds: number;
+    computeSeconds: number;
+    computeBasis: string;
+    /** Step time over the resident step time: when uploads hide under compute, and when they do not overlap at all. */
+    slowdown: { overlapped: number; serial: number };
+  };
+}
 
 export interface MemoryPlan {
   model: { layers: number; hidden: number; intermediate: number; vocab: number; heads: number; kvHeads: number; headDim: number; dtype: string };
@@ -60,6 +105,8 @@ export interface MemoryPlan {
   trainPeakBytes: number;
   peakBytes: number;
   largestBuffer: { label: string; bytes: number };
+  /** Layer streaming's costs (always computed; the verdict says whether the run needs it). */
+  streaming: StreamingPlan;
   gpu: { maxBufferSize: number | null; maxStorageBufferBindingSize: number | null; memoryBytes: number; memorySource: 'given' | 'guessed'; name: string | null };
   verdict: Verdict;
   /** Why, in sentences a person can act on. */
@@ -71,6 +118,18 @@ export interface MemoryPlan {
 export const GUESSED_GPU_MEMORY = 8 * 1024 ** 3;
 /** Above this share of the budget the plan is "tight": drivers, the browser and other tabs need room too. */
 export const TIGHT_SHARE = 0.85;
+/**
+ * Host → GPU rate assumed for layer streaming when none is given: a guess for `writeBuffer` through a browser's GPU
+ * process over PCIe (well under the bus's 16–32 GB/s: the bytes are copied into staging memory first). Not measured
+ * here: `finetune bench stream` measures the real cost on a GPU.
+ */
+export const ASSUMED_UPLOAD_BYTES_PER_SECOND = 4e9;
+/**
+ * Training FLOP/s assumed when no rate was measured: what our Mistral-7B run sustained on an H200 (255 tokens/s at
+ * 44.5 GFLOP per token, docs/benchmarks.md). Most GPUs small enough to need streaming compute slower, so uploads
+ * then weigh less: the slowdown given is on the high side.
+ */
+export const REFERENCE_TRAIN_FLOPS = 11.3e12;
 
 /** The longest sequence the runner can be asked for under these hyperparameters (trainer.ts runnerShape's bound). */
 export function longestSequenceBound(hp: Hyperparams): number {
@@ -192,12 +251,13 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
   };
   const trainPeakBytes = Object.values(bytes).reduce((a, b) => a + b, 0);
   const peakBytes = Math.max(trainPeakBytes, loadPeakBytes);
+  const streaming = planStreaming({ d, hp, kept, during, embeddings, lmHead, weights, trainPeakBytes, N: layout.N, T, o });
 
   // The verdict.
   const reasons: string[] = [];
   let verdict: Verdict = 'fits';
   const worse = (v: Verdict): void => {
-    const rank = { fits: 0, tight: 1, 'does-not-fit': 2 } as const;
+    const rank = { fits: 0, tight: 1, 'fits-with-streaming': 2, 'does-not-fit': 3 } as const;
     if (rank[v] > rank[verdict]) verdict = v;
   };
   const cap = (v: number | undefined): number | null => (v === undefined ? null : Math.min(v, MAX_REQUESTED_BUFFER));
@@ -216,16 +276,34 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
   if (maxBuffer === null || maxBinding === null) reasons.push('no adapter limits were given: buffer sizes were not checked against maxBufferSize / maxStorageBufferBindingSize');
   const memoryBytes = gpu.memoryBytes ?? GUESSED_GPU_MEMORY;
   const memorySource = gpu.memoryBytes === undefined ? 'guessed' : 'given';
+  const guess = memorySource === 'guessed' ? ' (a guess: WebGPU cannot report GPU memory; give the real size)' : '';
   const share = peakBytes / memoryBytes;
-  const of = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)}${memorySource === 'guessed' ? ' (a guess: WebGPU cannot report GPU memory; give the real size)' : ''}`;
-  if (share > 1) {
-    worse('does-not-fit');
-    reasons.push(`needs ${of}: ${quantization === 'none' ? 'quantise the base (peft_method qlora or quantization nf4-double), ' : ''}${shrink}`);
-  } else if (share > TIGHT_SHARE) {
-    worse('tight');
-    reasons.push(`needs ${of} (${Math.round(share * 100)} %): the driver, the browser and other tabs need room too`);
+  const of = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)}${guess}`;
+  const pct = (x: number): string => `${Math.round(x * 100)} %`;
+  const remote = 'or train it remotely on Replicate (remote mode: an A100 with 80 GB)';
+  const overLimits = (maxBuffer !== null && largest.bytes > maxBuffer) || (maxBinding !== null && largest.bytes > maxBinding);
+  const streamedShare = streaming.peakBytes / memoryBytes;
+  if (overLimits) {
+    reasons.push(`needs ${of} (${pct(share)})`);
+    // Streaming keeps every buffer's size (a slot is shaped like a layer): no help against the limits.
+    reasons.push(`streaming the layers would not help (the buffers keep their sizes): ${remote}`);
+  } else if (share <= 1) {
+    if (share > TIGHT_SHARE) {
+      worse('tight');
+      reasons.push(`needs ${of} (${pct(share)}): the driver, the browser and other tabs need room too`);
+    } else reasons.push(`needs ${of} (${pct(share)})`);
+  } else if (streaming.savedBytes > 0 && streamedShare <= 1) {
+    worse('fits-with-streaming');
+    const e = streaming.estimate;
+    const slower = e.slowdown.overlapped === e.slowdown.serial ? `×${e.slowdown.serial.toFixed(2)}` : `×${e.slowdown.overlapped.toFixed(2)}–${e.slowdown.serial.toFixed(2)}`;
+    reasons.push(
+      `needs ${of} with every layer on the GPU; streaming the layers from CPU memory needs ${formatBytes(streaming.peakBytes)} (${pct(streamedShare)}${streamedShare > TIGHT_SHARE ? ': tight' : ''})`,
+      `layer streaming keeps ${formatBytes(streaming.hostBytes)} of the model in CPU memory and moves ${formatBytes(streaming.bytesPerStep)} to the GPU per optimizer step: about ${slower} the step time (uploads at an assumed ${(e.uploadBytesPerSecond / 1e9).toFixed(1)} GB/s; ${e.computeBasis})`,
+    );
   } else {
-    reasons.push(`needs ${of} (${Math.round(share * 100)} %)`);
+    worse('does-not-fit');
+    const streamed = streaming.savedBytes > 0 ? `, and ${formatBytes(streaming.peakBytes)} even with the layers streamed from CPU memory` : '';
+    reasons.push(`needs ${of}${streamed}: ${quantization === 'none' ? 'quantise the base (peft_method qlora or quantization nf4-double), ' : ''}${shrink}, ${remote}`);
   }
 
   return {
@@ -247,9 +325,84 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
     trainPeakBytes,
     peakBytes,
     largestBuffer: largest,
+    streaming,
     gpu: { maxBufferSize: maxBuffer, maxStorageBufferBindingSize: maxBinding, memoryBytes, memorySource, name: gpu.name ?? null },
     verdict,
     reasons,
     warnings,
+  };
+}
+
+interface StreamingInputs {
+  d: ReturnType<typeof dimsOf>;
+  hp: Hyperparams;
+  /** Per projection, in PROJECTIONS order: bytes kept, and bytes held only while it is quantised. */
+  kept: number[];
+  during: number[];
+  embeddings: number;
+  lmHead: number;
+  weights: number;
+  trainPeakBytes: number;
+  N: number;
+  T: number;
+  o: PlanOptions;
+}
+
+/** Layer streaming's memory, traffic and time, from the same per-projection bytes as the resident plan. */
+function planStreaming(x: StreamingInputs): StreamingPlan {
+  const { d, hp, kept, during, embeddings, lmHead } = x;
+  const norm = ledgerBytes(d.C * 4);
+  const layerBytes = 2 * norm + kept.reduce((a, b) => a + b, 0);
+  const slots = Math.min(2, d.L);
+  const gpuWeightBytes = embeddings + lmHead + norm + slots * layerBytes;
+  // Loading streamed (weights.ts): each layer is quantised on the GPU as before, read back one buffer at a time through
+  // a staging buffer ('io'), and freed; the slots are made once lm_head is in.
+  const largestPart = Math.max(norm, ...PROJECTIONS.map((p, i) => {
+    const s = linearShape(d, p);
+    return x.hp.quantization === 'none' ? kept[i] : (s.out * s.in) / 2;
+  }));
+  let loadPeakBytes = CONTEXT_BYTES + embeddings + layerBytes + largestPart;
+  let loaded = CONTEXT_BYTES + embeddings + 2 * norm;
+  PROJECTIONS.forEach((_, i) => {
+    loadPeakBytes = Math.max(loadPeakBytes, loaded + kept[i] + during[i]);
+    loaded += kept[i];
+  });
+  loadPeakBytes = Math.max(loadPeakBytes, CONTEXT_BYTES + gpuWeightBytes);
+  const trainPeakBytes = x.trainPeakBytes - x.weights + gpuWeightBytes;
+
+  // Forward 0..L−1, then recomputation + backward L−1..0: the layers in the slots at each turn are reused.
+  const uploadsPerMicroBatch = 2 * Math.max(0, d.L - 2);
+  const bytesPerMicroBatch = uploadsPerMicroBatch * layerBytes;
+  const microBatchesPerStep = Math.max(1, Math.round(hp.train_batch_size / hp.micro_batch_size));
+  const uploadBytesPerSecond = x.o.uploadBytesPerSecond ?? ASSUMED_UPLOAD_BYTES_PER_SECOND;
+  const uploadSeconds = (bytesPerMicroBatch * microBatchesPerStep) / uploadBytesPerSecond;
+  const tokensPerStep = x.N * microBatchesPerStep;
+  const measured = x.o.trainTokensPerSecond;
+  const computeSeconds = measured ? tokensPerStep / measured : (flopsPerToken(d, x.T) * tokensPerStep) / REFERENCE_TRAIN_FLOPS;
+  const computeBasis = measured
+    ? `compute at the measured ${Math.round(measured)} tokens/s`
+    : `compute at ${REFERENCE_TRAIN_FLOPS / 1e12} TFLOP/s, our H200's rate: a slower GPU is slowed less`;
+  const ratio = computeSeconds > 0 ? uploadSeconds / computeSeconds : 0;
+  return {
+    layerBytes,
+    slots,
+    gpuWeightBytes,
+    savedBytes: x.weights - gpuWeightBytes,
+    hostBytes: d.L * layerBytes,
+    loadPeakBytes,
+    trainPeakBytes,
+    peakBytes: Math.max(loadPeakBytes, trainPeakBytes),
+    uploadsPerMicroBatch,
+    bytesPerMicroBatch,
+    microBatchesPerStep,
+    bytesPerStep: bytesPerMicroBatch * microBatchesPerStep,
+    bytesPerValidationBatch: (d.L > 2 ? d.L : 0) * layerBytes,
+    estimate: {
+      uploadBytesPerSecond,
+      uploadSeconds,
+      computeSeconds,
+      computeBasis,
+      slowdown: { overlapped: Math.max(1, ratio), serial: 1 + ratio },
+    },
   };
 }

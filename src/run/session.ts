@@ -20,11 +20,12 @@ import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { calibrate, estimateRun, type Calibration, type RunEstimate } from './calibrate.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
+import { chooseLayerStreaming, type StreamLayersChoice } from './layer-streaming.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
-import { destroyMistralWeights, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
+import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
@@ -47,6 +48,10 @@ export interface ModelInfo {
   seconds: number;
   /** The quantised weights came from the weight cache (nothing was downloaded or quantised). */
   fromCache?: boolean;
+  /** The layers are kept in CPU memory and streamed to the GPU (docs/models.md, layer streaming). */
+  streamedLayers?: boolean;
+  /** Why the layers are streamed when that was chosen for the user, and other things said about the load. */
+  notices?: string[];
   warnings: string[];
 }
 
@@ -104,7 +109,11 @@ export class FinetuneSession {
     return this.ctx.ledger.snapshot();
   }
 
-  async loadModel(files: FileSet, source: string, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  /**
+   * Loads a model. `o.streamLayers`: true keeps the layers in CPU memory and streams them to the GPU; a plan's inputs
+   * (hyperparameters and the GPU's memory) stream them only when the plan says they cannot all be on the GPU.
+   */
+  async loadModel(files: FileSet, source: string, quantization: Quantization, onProgress?: (p: LoadProgress) => void, o: { streamLayers?: StreamLayersChoice } = {}): Promise<ModelInfo> {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading another model');
     const t0 = Date.now();
     const ckpt = await openBaseCheckpoint(files);
@@ -115,10 +124,12 @@ export class FinetuneSession {
     // a 404, out of memory) leaves the previous model in place and usable. (The price: both are on the GPU while the
     // new one loads; loadMistralWeights frees its own partial upload when it fails.)
     const before = this.ctx.ledger.snapshot().byCategory.weights.currentBytes;
+    const streaming = chooseLayerStreaming(ckpt.config, o.streamLayers);
+    const streamLayers = streaming.stream;
     // With a weight cache, the quantised weights come from it when it holds these files at these settings.
     const loaded = this.weightCache
-      ? await loadWeightsCached(this.ctx, files, ckpt, { quantization, source, cache: this.weightCache, onProgress })
-      : { weights: await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress }), fromCache: false, notes: [] };
+      ? await loadWeightsCached(this.ctx, files, ckpt, { quantization, source, cache: this.weightCache, onProgress, streamLayers })
+      : { weights: await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress, streamLayers }), fromCache: false, notes: [] };
     const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     this.unloadModel();
@@ -136,6 +147,8 @@ export class FinetuneSession {
       gpuBytes,
       seconds: (Date.now() - t0) / 1000,
       fromCache: loaded.fromCache,
+      streamedLayers: isStreamed(weights),
+      notices: streaming.notice ? [streaming.notice] : [],
       warnings: [...c.warnings, ...ckpt.warnings, ...loaded.notes],
     };
   }

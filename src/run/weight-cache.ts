@@ -136,6 +136,8 @@ export interface CachedLoadOptions {
   source: string;
   cache: WeightCacheStore;
   onProgress?: (p: LoadProgress) => void;
+  /** Keep the layers in CPU memory and stream them (the entry is the same either way). */
+  streamLayers?: boolean;
 }
 
 export interface CachedLoad {
@@ -156,7 +158,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
   const entry = await o.cache.open(key);
   if (entry) {
     try {
-      const weights = await loadFromEntry(ctx, entry, identity, o.onProgress);
+      const weights = await loadFromEntry(ctx, entry, identity, o.onProgress, o.streamLayers);
       return { weights, fromCache: true, notes };
     } catch (e) {
       if (!(e instanceof BadEntry)) throw e;
@@ -164,7 +166,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
       await o.cache.remove(key);
     }
   }
-  const weights = await loadMistralWeights(ctx, ckpt, { quantization: o.quantization, onProgress: o.onProgress });
+  const weights = await loadMistralWeights(ctx, ckpt, { quantization: o.quantization, onProgress: o.onProgress, streamLayers: o.streamLayers });
   try {
     await writeCacheEntry(ctx, o.cache, key, weights, identity, o.onProgress);
   } catch (e) {
@@ -196,18 +198,25 @@ export function entryBytes(manifest: WeightsManifest, identity: CacheIdentity): 
 }
 
 /** Loads entry `key` made for `identity`, every part's hash checked; throws when it is missing or unusable. */
-export async function readCacheEntry(ctx: GpuContext, store: WeightCacheStore, key: string, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): Promise<MistralWeights> {
+export async function readCacheEntry(
+  ctx: GpuContext,
+  store: WeightCacheStore,
+  key: string,
+  identity: CacheIdentity,
+  onProgress?: (p: LoadProgress) => void,
+  streamLayers = false,
+): Promise<MistralWeights> {
   const entry = await store.open(key);
   if (!entry) throw new FinetuneError('bad-input', `no weight-cache entry ${key}`);
   try {
-    return await loadFromEntry(ctx, entry, identity, onProgress);
+    return await loadFromEntry(ctx, entry, identity, onProgress, streamLayers);
   } catch (e) {
     if (e instanceof BadEntry) throw new FinetuneError('bad-input', `weight-cache entry ${key} is unusable: ${e.message}`);
     throw e;
   }
 }
 
-async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void): Promise<MistralWeights> {
+async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: CacheIdentity, onProgress?: (p: LoadProgress) => void, streamLayers = false): Promise<MistralWeights> {
   const footer = await readFooter(entry);
   if (JSON.stringify(footer.identity) !== JSON.stringify(identity)) throw new BadEntry('it was made from other files');
   const where = new Map(footer.parts.map((p) => [p.name, p]));
@@ -232,6 +241,7 @@ async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: Cache
       const rate = s > 0 ? bytesDone / s : 0;
       onProgress?.({ tensor: part.name, done, total: footer.parts.length, bytesDone, bytesTotal: total, phase: 'loading from cache', bytesPerSecond: rate, etaSeconds: rate > 0 ? (total - bytesDone) / rate : null });
     },
+    { streamLayers },
   );
 }
 

@@ -38,7 +38,7 @@ function start(root: HTMLElement): void {
   const run = new RunCell();
 
   let loading: Promise<unknown> = Promise.resolve();
-  const loadModel: Shared['loadModel'] = (source: ModelSource, label: string, quantization: Quantization) => {
+  const loadModel: Shared['loadModel'] = (source: ModelSource, label: string, quantization: Quantization, options?: { streamLayers?: boolean }) => {
     const before = loading;
     const p = (async () => {
       await before.catch(() => undefined);
@@ -57,7 +57,7 @@ function start(root: HTMLElement): void {
         });
       };
       try {
-        const info = await engine.loadModel(source, quantization, Comlink.proxy(onProgress));
+        const info = await engine.loadModel(source, quantization, Comlink.proxy(onProgress), options);
         model.set({ status: 'ready', choice: { kind: source.kind, label }, quantization, info, progress: null, error: null, failure: null });
         return info;
       } catch (e) {

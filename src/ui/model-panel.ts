@@ -110,12 +110,15 @@ export function modelPanel(shared: Shared): HTMLElement {
   // (debounced: a Hub repository typed letter by letter is one request); an answer to an older question is dropped.
   let planAsked = 0;
   let planTimer: ReturnType<typeof setTimeout> | undefined;
+  // The last plan's verdict: 'fits-with-streaming' loads the model with its layers streamed from CPU memory.
+  let lastVerdict: MemoryPlan['verdict'] | null = null;
   const showPlan = (p: MemoryPlan): void => {
-    const word = p.verdict === 'fits' ? 'Fits' : p.verdict === 'tight' ? 'Tight' : 'Does not fit';
+    lastVerdict = p.verdict;
+    const word = { fits: 'Fits', tight: 'Tight', 'fits-with-streaming': 'Fits with layer streaming', 'does-not-fit': 'Does not fit' }[p.verdict];
     fit.dataset.verdict = p.verdict;
     replaceChildren(
       fit,
-      h('p', { class: `status ${p.verdict === 'fits' ? 'ok' : p.verdict === 'tight' ? 'warn' : 'bad'}` }, `${word}: ${p.reasons[0] ?? ''}`),
+      h('p', { class: `status ${p.verdict === 'fits' ? 'ok' : p.verdict === 'tight' || p.verdict === 'fits-with-streaming' ? 'warn' : 'bad'}` }, `${word}: ${p.reasons[0] ?? ''}`),
       ...p.reasons.slice(1).map((r) => h('p', { class: 'hint' }, r)),
       h(
         'p',
@@ -135,6 +138,7 @@ export function modelPanel(shared: Shared): HTMLElement {
       const s = sourceOf();
       const hp = shared.form.value.hp;
       delete fit.dataset.verdict;
+      lastVerdict = null;
       if (typeof s === 'string' || !hp) {
         replaceChildren(fit, h('p', { class: 'hint' }, typeof s === 'string' ? '' : 'Fix the hyperparameters to see whether the run fits.'));
         return;
@@ -169,7 +173,7 @@ export function modelPanel(shared: Shared): HTMLElement {
       status.textContent = s;
       return;
     }
-    void shared.loadModel(s.source, s.label, q);
+    void shared.loadModel(s.source, s.label, q, { streamLayers: lastVerdict === 'fits-with-streaming' });
   });
 
   const render = (): void => {
@@ -221,7 +225,7 @@ export function modelPanel(shared: Shared): HTMLElement {
               ['hidden size', String(i.hidden)],
               ['vocabulary', formatCount(i.vocab)],
               ['quantization', i.quantization],
-              ['weights on the GPU', formatBytes(i.gpuBytes)],
+              ['weights on the GPU', `${formatBytes(i.gpuBytes)}${i.streamedLayers ? ' (layers streamed from CPU memory)' : ''}`],
             ] as const
           ).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
         ),

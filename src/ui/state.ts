@@ -105,8 +105,11 @@ export interface Shared {
   /** The GPU memory ledger, as last read. */
   memory: Cell<LedgerSnapshot | null>;
   refreshMemory(): void;
-  /** Loads a model (the model panel's action; the training panel calls it to resume a saved run). */
-  loadModel(source: ModelSource, label: string, quantization: Quantization): Promise<ModelInfo | null>;
+  /**
+   * Loads a model (the model panel's action; the training panel calls it to resume a saved run). `streamLayers` keeps
+   * the layers in CPU memory (the plan said only that fits).
+   */
+  loadModel(source: ModelSource, label: string, quantization: Quantization, options?: { streamLayers?: boolean }): Promise<ModelInfo | null>;
 }
 
 /** The quantization the form asks for, or null while the form is invalid. */

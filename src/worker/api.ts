@@ -108,8 +108,11 @@ export interface EngineApi {
    * this worker's adapter limits and `gpuMemoryGiB` (a guess when absent). Reads config.json only: nothing else downloads.
    */
   planModelMemory(source: ModelSource, hp: Record<string, unknown>, gpuMemoryGiB?: number): Promise<MemoryPlan>;
-  /** Loads a model's base weights onto the GPU (NF4-quantised as they stream in, unless quantization is none). */
-  loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /**
+   * Loads a model's base weights onto the GPU (NF4-quantised as they stream in, unless quantization is none).
+   * `streamLayers`: keep the layers in CPU memory and upload them layer by layer (when the plan says 'fits-with-streaming').
+   */
+  loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void, options?: { streamLayers?: boolean }): Promise<ModelInfo>;
   /** The models whose quantised weights this browser has cached (newest first); none without OPFS. */
   listCachedModels(): Promise<CachedModel[]>;
   /** Deletes one cached model by its key (40 hex digits); the next load of it downloads again. */

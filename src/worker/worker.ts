@@ -85,7 +85,7 @@ function session(): Promise<FinetuneSession> {
 }
 
 /** The model last loaded, so that recoverDevice can load it again on a new device. */
-let loadedModel: { source: ModelSource; quantization: Quantization } | null = null;
+let loadedModel: { source: ModelSource; quantization: Quantization; streamLayers: boolean } | null = null;
 
 /** Forgets the GPU context and the session on it (after a device loss): the next call makes new ones. */
 function dropGpu(): void {
@@ -195,11 +195,12 @@ const api = {
   },
 
   /** Loads a model's weights onto the GPU (NF4-quantised on the GPU as they stream in, unless quantization is none). */
-  async loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  async loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void, options?: { streamLayers?: boolean }): Promise<ModelInfo> {
     const s = await session();
     const { files, name } = modelFiles(source);
-    const info = await onGpu(() => s.loadModel(files, name, quantization, onProgress));
-    loadedModel = { source, quantization };
+    const streamLayers = options?.streamLayers === true;
+    const info = await onGpu(() => s.loadModel(files, name, quantization, onProgress, { streamLayers }));
+    loadedModel = { source, quantization, streamLayers };
     return withCacheNote(info);
   },
 
@@ -209,7 +210,7 @@ const api = {
     const s = await session();
     if (!loadedModel) return null;
     const { files, name } = modelFiles(loadedModel.source);
-    return withCacheNote(await onGpu(() => s.loadModel(files, name, loadedModel!.quantization, onProgress)));
+    return withCacheNote(await onGpu(() => s.loadModel(files, name, loadedModel!.quantization, onProgress, { streamLayers: loadedModel!.streamLayers })));
   },
 
   async listCachedModels(): Promise<CachedModel[]> {

@@ -85,6 +85,30 @@ describe('memory planner vs the ledger', () => {
     });
   }
 
+  it('the demo model loaded with streamed layers (nf4-double): two layer slots on the GPU, load and step peaks within 10 %', async () => {
+    const ctx = await gpuContext();
+    const hp = parseHyperparams({ peft_method: 'qlora', quantization: 'nf4-double', micro_batch_size: 2, train_batch_size: 2, max_seq_len: 6, validation_batch_size: 1, lora_rank: 16, lora_dropout: 0 });
+    const ckpt = await openBaseCheckpoint(nodeDirectory('public/models/mistral-nano-demo'));
+    const plan = planMemory(ckpt.config, hp);
+    const s = plan.streaming;
+    expect(s.savedBytes).toBeGreaterThan(0);
+    const before = ctx.ledger.snapshot().currentBytes;
+    ctx.ledger.resetPeaks();
+    const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4-double', streamLayers: true });
+    try {
+      const load = ctx.ledger.snapshot();
+      expect(load.currentBytes - before).toBe(s.gpuWeightBytes);
+      expect(weights.stream?.layerBytes).toBe(s.layerBytes);
+      expect(weights.stream?.hostBytes).toBe(s.hostBytes);
+      expectWithin10(s.loadPeakBytes, load.peakBytes - before + plan.bytes.context);
+      const peak = await measureStep(ctx, ckpt.config, weights, hp);
+      expect(peak.byCategory.weights.peakBytes).toBe(s.gpuWeightBytes);
+      expectStepMatches({ ...plan, bytes: { ...plan.bytes, weights: s.gpuWeightBytes }, trainPeakBytes: s.trainPeakBytes }, peak, before);
+    } finally {
+      destroyMistralWeights(ctx, weights);
+    }
+  });
+
   it('a synthetic Mistral-shaped stack (GQA, 3 layers, all projections): training-step peak within 10 %', async () => {
     const ctx = await gpuContext();
     const d = { V: 1000, C: 256, I: 704, L: 3, nH: 4, nKV: 2, hd: 64, theta: 1e6, eps: 1e-5 };

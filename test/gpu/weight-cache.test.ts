@@ -1,6 +1,7 @@
 // The weight cache: tiny-mistral served by a loopback Range server. The first load downloads, quantises and caches;
 // the second downloads no weight bytes (only config, index and the shards' headers) and gives the same GPU weights,
-// byte for byte; a corrupted entry is detected by its hashes, removed and rebuilt.
+// byte for byte; a corrupted entry is detected by its hashes, removed and rebuilt. A load with streamed layers (held in
+// CPU memory) reads the same entry and writes it again byte for byte.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import type { LoadProgress } from '../../src/engine/mistral/weights.ts';
 import { parseSafetensorsHeaderBytes } from '../../src/model/safetensors.ts';
 import { urlFileSet } from '../../src/model/source.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
+import { cacheIdentity, cacheKey, writeCacheEntry } from '../../src/run/weight-cache.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { startRangeServer, type RangeServer } from '../helpers/range-server.ts';
 import { gpuContext } from './context.ts';
 
@@ -41,6 +44,8 @@ describe('weight cache', () => {
     rmSync(cacheDir, { recursive: true, force: true });
   });
 
+  /** The parts of the resident load of the first test, to compare the streamed loads with. */
+  let resident: Buffer[] | null = null;
   const gpuBytes = async (): Promise<Buffer[]> => {
     const out: Buffer[] = [];
     for await (const { bytes } of downloadWeightParts(ctx, session.model!)) out.push(Buffer.from(bytes));
@@ -48,10 +53,10 @@ describe('weight cache', () => {
   };
   /** Byte-for-byte equality (Buffer.equals: toEqual walks typed arrays element by element, minutes for these MB). */
   const sameBytes = (a: Buffer[], b: Buffer[]): boolean => a.length === b.length && a.every((x, i) => x.equals(b[i]));
-  const load = async () => {
+  const load = async (streamLayers = false) => {
     server.requests.length = 0;
     const phases = new Set<string | undefined>();
-    const info = await session.loadModel(urlFileSet(server.base, { retryDelayMs: 5 }), 'tiny', 'nf4-double', (p: LoadProgress) => phases.add(p.phase));
+    const info = await session.loadModel(urlFileSet(server.base, { retryDelayMs: 5 }), 'tiny', 'nf4-double', (p: LoadProgress) => phases.add(p.phase), { streamLayers });
     // Bytes asked for at or after a shard's data section: tensor bytes (probes and header reads come before it).
     let weightBytesSent = 0;
     for (const r of server.requests) {
@@ -90,5 +95,29 @@ describe('weight cache', () => {
     expect(third.weightBytesSent).toBeGreaterThan(16_000_000);
     expect(sameBytes(await gpuBytes(), want)).toBe(true);
     expect(readFileSync(path).equals(bytes)).toBe(false); // rewritten
+    resident = want;
+  });
+
+  it('streamed layers: a streamed load from the cache holds the same bytes, and writes the same entry', async () => {
+    expect(resident).not.toBeNull();
+    const fromCache = await load(true);
+    expect(fromCache.info).toMatchObject({ fromCache: true, streamedLayers: true });
+    expect(fromCache.weightBytesSent).toBe(0);
+    expect(session.model?.layers).toEqual([]);
+    // The layers' parts come from CPU memory, the rest from the GPU: all of them as the resident load had them.
+    expect(await gpuBytes()).toEqual(resident);
+    // Written from the streamed weights, the entry is the resident load's entry, byte for byte.
+    const [entry] = readdirSync(cacheDir);
+    const files = urlFileSet(server.base, { retryDelayMs: 5 });
+    const identity = await cacheIdentity(files, await openBaseCheckpoint(files), 'tiny', 'nf4-double');
+    const key = await cacheKey(identity);
+    expect(entry).toBe(`weights-${key}.bin`);
+    const otherDir = mkdtempSync(join(tmpdir(), 'finetune-cache-'));
+    try {
+      await writeCacheEntry(ctx, nodeWeightCache(otherDir), key, session.model!, identity);
+      expect(readFileSync(join(otherDir, entry)).equals(readFileSync(join(cacheDir, entry)))).toBe(true);
+    } finally {
+      rmSync(otherDir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,6 +5,7 @@ import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS, type GemmKernel } from '../../engine/gpu.ts';
 import { benchModel, MISTRAL_7B } from '../../bench/model.ts';
+import { benchStream } from '../../bench/stream.ts';
 import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
 import { setFlagsFromString } from 'node:v8';
@@ -15,7 +16,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'generate', 'data', 'load', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -37,6 +38,9 @@ what:
              forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory
   model      whole QLoRA training steps of a Mistral-7B-shaped model (32 random NF4 layers made on the GPU, bf16
              embeddings and lm_head): end-to-end tokens/s and peak GPU memory by category (not part of "all")
+  stream     layer streaming: the same training steps with the layers resident, then streamed from CPU memory into two
+             GPU slots, same weights, same run: tokens/s of each, peak GPU memory, bytes moved per step, whether the
+             losses are bit-identical (Mistral-7B's shape on a GPU; 4 small layers on SwiftShader; not part of "all")
   generate   generation tokens/s with the KV cache next to recomputing the whole sequence per token, same run, same
              random model (NF4) with LoRA r=8: Mistral-7B's shape on a GPU (16-token prompt, 32 new tokens), a 2-layer
              small model on SwiftShader (8 + 8)
@@ -58,8 +62,8 @@ options:
                                docs/performance.md): nf4, kernels and layer compare with that kernel's plain product
   --small                      nf4/attention/layer at reduced model sizes (default on SwiftShader)
   --min-ms 300                 time measured per result
-  --steps 3                    model: timed training steps (after one warm-up step)
-  --targets all-linear         model: LoRA target modules (q_proj,v_proj is Replicate's default)
+  --steps 3                    model/stream: timed training steps (after one warm-up step)
+  --targets all-linear         model/stream: LoRA target modules (q_proj,v_proj is Replicate's default)
   --data-mb 200                data: size of the synthetic JSONL in MiB
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
@@ -183,6 +187,11 @@ export const benchCommand: Command = {
     if (what === 'model') {
       const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
       for (const T of tokens) print(await benchModel(ctx, { dims, T, steps, targets }));
+    }
+    if (what === 'stream') {
+      // Four layers at least, so that the two slots are rewritten in every pass.
+      const dims = small ? { ...layerDims, L: 4, V: 1000 } : MISTRAL_7B;
+      for await (const r of benchStream(ctx, { dims, tokens, steps, targets })) print(r);
     }
     ctx.destroyDevice();
     if (what === 'all') print(await dataBench(dataMb));

@@ -11,13 +11,14 @@ const QUANTS: readonly Quantization[] = QUANTIZATIONS;
 export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
-  usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--gemm basic|tiled|tiled-fixed] [--verbose]
+  usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed] [--verbose]
 
 Runs the Mistral engine with the adapter on the golden's input_ids/labels and compares every tensor the golden holds:
 loss (relative error ≤ 1e-5), logits_first256, logsumexp, hidden_states/*, grad/*, adamw_step1/* (each ≤ 1e-3 of the
 tensor's max-abs), nf4_dequant/* (exact). Prints one JSON object with the worst error per group; exits 0 only when every
-group is within tolerance. --verbose adds every compared tensor's error. --gemm picks the GEMM kernel (default basic;
-docs/performance.md).
+group is within tolerance. --verbose adds every compared tensor's error. --stream-layers keeps the layers in CPU memory
+and uploads them layer by layer (layer streaming: the same numbers, bit for bit). --gemm picks the GEMM kernel (default
+basic; docs/performance.md).
 
 Example:
   finetune check --model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter \\
@@ -30,6 +31,7 @@ Example:
       quant: { type: 'string', default: 'none' },
       verbose: { type: 'boolean', default: false },
       gemm: { type: 'string', default: 'basic' },
+      'stream-layers': { type: 'boolean', default: false },
     });
     for (const k of ['model', 'adapter', 'golden'] as const) {
       if (!values[k]) throw new UsageError(`--${k} is required`);
@@ -50,6 +52,7 @@ Example:
       quantization,
       onProgress: (t) => io.err(t),
       verbose: values.verbose,
+      streamLayers: values['stream-layers'],
     });
     io.out(JSON.stringify(report, null, 2));
     ctx.destroyDevice();

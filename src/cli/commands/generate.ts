@@ -24,13 +24,14 @@ export const generateCommand: Command = {
   name: 'generate',
   summary: 'continue a prompt with a model (and an adapter), streaming the text as it comes',
   usage: `finetune generate --model DIR|HUB_ID|URL [--adapter DIR] --prompt TEXT [--max-tokens N] [--temperature T]
-                  [--top-p P] [--seed N] [--quant none|nf4|nf4-double] [--tokenizer DIR]
+                  [--top-p P] [--seed N] [--quant none|nf4|nf4-double] [--stream-layers] [--tokenizer DIR]
 
 Continues TEXT (BOS prepended, no chat template: write the layout you trained with) with the KV-cache decoder, printing
 each token's text on stdout as it is generated. Stops at </s> or after --max-tokens (default 64). Greedy by default
 (reproducible); --temperature > 0 samples, from the most likely tokens up to --top-p (default 1) of the probability,
 with --seed (default 0). Without --adapter it is the base model. Ctrl-C stops after the current token. A summary
-(tokens, tokens/s, why it stopped) goes to stderr.
+(tokens, tokens/s, why it stopped) goes to stderr. --stream-layers keeps the layers in CPU memory and uploads each one
+for every token (for a GPU too small for the model: the same tokens, much slower).
 
 Example:
   finetune generate --model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter --prompt "def add(" --max-tokens 8`,
@@ -45,6 +46,7 @@ Example:
       seed: { type: 'string' },
       quant: { type: 'string', default: 'none' },
       tokenizer: { type: 'string' },
+      'stream-layers': { type: 'boolean', default: false },
     });
     if (!values.model) throw new UsageError('--model is required');
     if (values.prompt === undefined) throw new UsageError('--prompt is required');
@@ -61,7 +63,7 @@ Example:
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const ckpt = await openBaseCheckpoint(modelSpec(values.model, { token: process.env.HF_TOKEN || undefined }).files);
-    const weights = await loadMistralWeights(ctx, ckpt, { quantization });
+    const weights = await loadMistralWeights(ctx, ckpt, { quantization, streamLayers: values['stream-layers'] });
     const lora = values.adapter ? uploadLora(ctx, weights.dims, await readAdapter(nodeDirectory(values.adapter), { base: ckpt.config })) : null;
     let interrupted = false;
     const onSigint = (): void => {

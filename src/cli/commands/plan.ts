@@ -13,9 +13,10 @@ const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--seq-len
 
 Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
 moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters alone
-(only config.json is read: nothing is downloaded but that file), and a verdict: fits, tight (over 85 % of the budget)
-or does-not-fit, with the reasons. The buffers are checked against this machine's WebGPU adapter limits
-(maxBufferSize, maxStorageBufferBindingSize) unless --no-gpu.
+(only config.json is read: nothing is downloaded but that file), and a verdict: fits, tight (over 85 % of the budget),
+fits-with-streaming (only with the layers streamed from CPU memory: finetune train --stream-layers; "streaming" gives
+its GPU and CPU bytes, bytes moved per step and an estimated slowdown) or does-not-fit, with the reasons. The buffers
+are checked against this machine's WebGPU adapter limits (maxBufferSize, maxStorageBufferBindingSize) unless --no-gpu.
 
 options:
   --model M         a folder with config.json, a Hugging Face id (owner/name; HF_TOKEN is sent for gated

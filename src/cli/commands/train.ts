@@ -16,7 +16,8 @@ import { folderRunStore } from '../node-store.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 
-const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite] [--<hyperparameter> VALUE …]
+const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
+               [--stream-layers | --gpu-memory GB] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -37,6 +38,10 @@ options:
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
   --cache-dir DIR    where quantised weights are cached between runs (default ~/.cache/finetune)
   --no-cache         neither read nor write the weight cache
+  --stream-layers    keep the model's layers in CPU memory and upload them layer by layer as the passes need them:
+                     for a GPU too small for the quantised model; the same results, slower (docs/models.md)
+  --gpu-memory GB    this GPU's memory (WebGPU cannot tell): when the plan (finetune plan) says the run does not fit
+                     with every layer on the GPU but does with the layers streamed, they are streamed, with a note
 
 hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
@@ -60,8 +65,13 @@ export const trainCommand: Command = {
       tokenizer: { type: 'string' },
       'cache-dir': { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
+      'stream-layers': { type: 'boolean', default: false },
+      'gpu-memory': { type: 'string' },
     });
     if (!values.model) throw new UsageError('--model is required');
+    const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
+    if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${JSON.stringify(values['gpu-memory'])}`);
+    if (values['stream-layers'] && gpuMemoryGb !== undefined) throw new UsageError('--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide: give one of them');
     if (!values.data && !values.resume) throw new UsageError('--data is required');
     // Every named file is checked before the GPU or the model is touched: a typo costs a second, not a model load.
     if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
@@ -91,7 +101,12 @@ export const trainCommand: Command = {
     const print = (o: unknown): void => io.out(JSON.stringify(o));
     // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
     const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
-    const model = await session.loadModel(spec.files, spec.label, quantization);
+    // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
+    const runHp = values.resume && previous ? previous.hp : hp;
+    const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize, hasF16: ctx.hasF16 };
+    const streamLayers = values['stream-layers'] ? true : gpuMemoryGb !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryGb * 1024 ** 3 } } : false;
+    const model = await session.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers });
+    for (const n of model.notices ?? []) io.err(`note: ${n}`);
     print({ type: 'model', ...model });
     const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
     // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.

@@ -19,7 +19,7 @@ import { rope_forward, ropeTable } from '../kernels/rope.ts';
 import { swiglu_forward } from '../kernels/swiglu.ts';
 import { base_linear_forward } from './linear.ts';
 import type { GpuLora } from './lora.ts';
-import type { BaseLinear, MistralWeights } from './weights.ts';
+import { layerWeights, type BaseLinear, type LayerWeights, type MistralWeights } from './weights.ts';
 
 export interface DecoderOptions {
   /** Most positions the cache holds (prompt + new tokens). */
@@ -154,24 +154,25 @@ export class MistralDecoder {
     embedding_forward(ctx, this.x, this.ids, this.weights.embed.buffer, n, d.C, { storage: this.weights.embed.storage === 'bf16' ? 'bf16' : 'f32', V: d.V });
     const KVbytes = d.nKV * d.hd * 4;
     for (let l = 0; l < d.L; l++) {
-      const w = this.weights.layers[l];
+      // With streamed layers, layer l reaches the GPU here (every token streams the whole stack).
+      const w = layerWeights(this.weights, l);
       rmsnorm_forward(ctx, this.n, this.rstd, this.x, w.inputNorm, n, d.C, d.eps);
-      this.proj(l, 'q_proj', this.q, this.n, n);
-      this.proj(l, 'k_proj', this.k, this.n, n);
-      this.proj(l, 'v_proj', this.v, this.n, n);
+      this.proj(w, l, 'q_proj', this.q, this.n, n);
+      this.proj(w, l, 'k_proj', this.k, this.n, n);
+      this.proj(w, l, 'v_proj', this.v, this.n, n);
       rope_forward(ctx, this.q, this.q, this.pos, this.rope, n, d.nH, d.hd);
       rope_forward(ctx, this.k, this.k, this.pos, this.rope, n, d.nKV, d.hd);
       ctx.copy(this.k, 0, this.kCache[l], past * KVbytes, n * KVbytes);
       ctx.copy(this.v, 0, this.vCache[l], past * KVbytes, n * KVbytes);
       decode_attention(ctx, this.att, this.q, this.kCache[l], this.vCache[l], { nQ: n, past, nH: d.nH, nKV: d.nKV, hd: d.hd });
       copy(ctx, this.h, this.x, n * d.C);
-      this.proj(l, 'o_proj', this.h, this.att, n, true);
+      this.proj(w, l, 'o_proj', this.h, this.att, n, true);
       rmsnorm_forward(ctx, this.n, this.rstd, this.h, w.postAttentionNorm, n, d.C, d.eps);
-      this.proj(l, 'gate_proj', this.g, this.n, n);
-      this.proj(l, 'up_proj', this.u, this.n, n);
+      this.proj(w, l, 'gate_proj', this.g, this.n, n);
+      this.proj(w, l, 'up_proj', this.u, this.n, n);
       swiglu_forward(ctx, this.a, this.g, this.u, n * d.I);
       copy(ctx, this.x, this.h, n * d.C);
-      this.proj(l, 'down_proj', this.x, this.a, n, true);
+      this.proj(w, l, 'down_proj', this.x, this.a, n, true);
       // Long models: submit every few layers so the GPU starts while we record.
       if (l % 4 === 3) ctx.flush();
     }
@@ -189,8 +190,8 @@ export class MistralDecoder {
   }
 
   /** Y (+)= X·Wᵀ + scale·(X·Aᵀ)·Bᵀ: the base product and, when adapted, LoRA's term (no dropout at inference). */
-  private proj(layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, rows: number, accumulate = false): void {
-    this.linear(Y, X, this.weights.layers[layer].linears[name], rows, accumulate);
+  private proj(w: LayerWeights, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, rows: number, accumulate = false): void {
+    this.linear(Y, X, w.linears[name], rows, accumulate);
     const m = this.lora?.modules[layer][name];
     if (!m || !this.lora || !this.t) return;
     if (rows <= MATVEC_MAX_ROWS) {

@@ -23,7 +23,7 @@ import type { Dims } from './dims.ts';
 import { base_linear_backward, base_linear_forward } from './linear.ts';
 import { loraGradSlices, loraModules, zeroLoraGrads, type GpuLora } from './lora.ts';
 import { runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
-import type { MistralWeights } from './weights.ts';
+import { layerWeights, type LayerWeights, type MistralWeights } from './weights.ts';
 
 export type { TokenBatch } from '../../core/token-batch.ts';
 
@@ -234,10 +234,9 @@ export class MistralRunner {
     return { p: l.dropout, key: { seed: this.seed, step: this.microStep, layer, module } };
   }
 
-  /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer. */
-  private proj(mode: PassMode, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
-    const W = this.weights.layers[layer].linears[name];
-    base_linear_forward(this.ctx, Y, X, W, this.n, accumulate);
+  /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights). */
+  private proj(mode: PassMode, w: LayerWeights, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+    base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate);
     const m = this.lora?.modules[layer][name];
     const t = this.L.t[name];
     if (m && t && this.lora) {
@@ -246,9 +245,8 @@ export class MistralRunner {
   }
 
   /** dX (+)= dY·W + LoRA's input gradient; accumulates the module's dA, dB. X and t are the forward's. */
-  private projBackward(mode: PassMode, layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
-    const W = this.weights.layers[layer].linears[name];
-    base_linear_backward(this.ctx, dX, dY, W, this.n, accumulate);
+  private projBackward(mode: PassMode, w: LayerWeights, layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+    base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate);
     const m = this.lora?.modules[layer][name];
     const t = this.L.t[name];
     if (m && t && this.lora) {
@@ -260,26 +258,27 @@ export class MistralRunner {
   private layerForward(mode: PassMode, l: number, writeOutput: boolean): void {
     const { ctx } = this;
     const d = this.weights.dims;
-    const w = this.weights.layers[l];
+    // Asked for once per layer pass: with streamed layers this is where layer l reaches the GPU (and l±1 follows).
+    const w = layerWeights(this.weights, l);
     const n = this.n;
     const X = this.xs[l];
     const Lb = this.L;
     rmsnorm_forward(ctx, Lb.n1, Lb.rstd1, X, w.inputNorm, n, d.C, d.eps);
-    this.proj(mode, l, 'q_proj', Lb.q, Lb.n1);
-    this.proj(mode, l, 'k_proj', Lb.k, Lb.n1);
-    this.proj(mode, l, 'v_proj', Lb.v, Lb.n1);
+    this.proj(mode, w, l, 'q_proj', Lb.q, Lb.n1);
+    this.proj(mode, w, l, 'k_proj', Lb.k, Lb.n1);
+    this.proj(mode, w, l, 'v_proj', Lb.v, Lb.n1);
     rope_forward(ctx, Lb.q, Lb.q, this.pos, this.rope, n, d.nH, d.hd);
     rope_forward(ctx, Lb.k, Lb.k, this.pos, this.rope, n, d.nKV, d.hd);
     attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
     copy(ctx, Lb.h, X, n * d.C);
-    this.proj(mode, l, 'o_proj', Lb.h, Lb.att, true);
+    this.proj(mode, w, l, 'o_proj', Lb.h, Lb.att, true);
     rmsnorm_forward(ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);
-    this.proj(mode, l, 'gate_proj', Lb.g, Lb.n2);
-    this.proj(mode, l, 'up_proj', Lb.u, Lb.n2);
+    this.proj(mode, w, l, 'gate_proj', Lb.g, Lb.n2);
+    this.proj(mode, w, l, 'up_proj', Lb.u, Lb.n2);
     swiglu_forward(ctx, Lb.a, Lb.g, Lb.u, n * d.I);
     if (writeOutput) {
       copy(ctx, this.xs[l + 1], Lb.h, n * d.C);
-      this.proj(mode, l, 'down_proj', this.xs[l + 1], Lb.a, true);
+      this.proj(mode, w, l, 'down_proj', this.xs[l + 1], Lb.a, true);
     } else {
       // The recomputation needs no layer output, only what down_proj's backward reads: its LoRA intermediate t.
       this.loraIntermediate(mode, l, 'down_proj', Lb.a);
@@ -298,24 +297,24 @@ export class MistralRunner {
   private layerBackward(mode: PassMode, l: number): void {
     const { ctx } = this;
     const d = this.weights.dims;
-    const w = this.weights.layers[l];
+    const w = layerWeights(this.weights, l);
     const n = this.n;
     const Lb = this.L;
     const G = this.G;
     // out = h + down(a)
-    this.projBackward(mode, l, 'down_proj', G.da, G.dres, Lb.a);
+    this.projBackward(mode, w, l, 'down_proj', G.da, G.dres, Lb.a);
     swiglu_backward(ctx, G.dg, G.du, G.da, Lb.g, Lb.u, n * d.I);
-    this.projBackward(mode, l, 'gate_proj', G.dn, G.dg, Lb.n2);
-    this.projBackward(mode, l, 'up_proj', G.dn, G.du, Lb.n2, true);
+    this.projBackward(mode, w, l, 'gate_proj', G.dn, G.dg, Lb.n2);
+    this.projBackward(mode, w, l, 'up_proj', G.dn, G.du, Lb.n2, true);
     rmsnorm_backward(ctx, G.dres, G.dn, Lb.h, w.postAttentionNorm, Lb.rstd2, n, d.C, { accumulate: true });
     // h = x + o(att)
-    this.projBackward(mode, l, 'o_proj', G.datt, G.dres, Lb.att);
+    this.projBackward(mode, w, l, 'o_proj', G.datt, G.dres, Lb.att);
     attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnD);
     rope_backward(ctx, G.dq, G.dq, this.pos, this.rope, n, d.nH, d.hd);
     rope_backward(ctx, G.dk, G.dk, this.pos, this.rope, n, d.nKV, d.hd);
-    this.projBackward(mode, l, 'q_proj', G.dn, G.dq, Lb.n1);
-    this.projBackward(mode, l, 'k_proj', G.dn, G.dk, Lb.n1, true);
-    this.projBackward(mode, l, 'v_proj', G.dn, G.dv, Lb.n1, true);
+    this.projBackward(mode, w, l, 'q_proj', G.dn, G.dq, Lb.n1);
+    this.projBackward(mode, w, l, 'k_proj', G.dn, G.dk, Lb.n1, true);
+    this.projBackward(mode, w, l, 'v_proj', G.dn, G.dv, Lb.n1, true);
     rmsnorm_backward(ctx, G.dres, G.dn, this.xs[l], w.inputNorm, Lb.rstd1, n, d.C, { accumulate: true });
   }
 

@@ -2,13 +2,14 @@
 // buffer's bytes exactly as the GPU holds them (NF4 codes and scales as quantised, norms in f32, embeddings and lm_head
 // as stored), so a model rebuilt from its parts is bit for bit the model that was loaded, without re-quantising.
 
-import { PROJECTIONS, type Projection, type Quantization } from '../../core/mistral.ts';
+import type { Projection, Quantization } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import type { WeightStorage } from '../kernels/matmul.ts';
-import type { Nf4Weight } from '../kernels/nf4.ts';
 import type { Dims } from './dims.ts';
-import type { BaseLinear, DenseMatrix, LayerWeights, MistralWeights } from './weights.ts';
+import { assembleLayer, layerParts } from './layer-parts.ts';
+import { LayerStream, type HostLayer } from './layer-stream.ts';
+import type { DenseMatrix, MistralWeights } from './weights.ts';
 
 /** How to put a part back: which buffer of which tensor, and the shape facts the buffers do not carry. */
 export type PartRole =
@@ -34,35 +35,22 @@ export interface WeightsManifest {
   parts: WeightPart[];
 }
 
-interface PartWithBuffer extends WeightPart {
-  buffer: GPUBuffer;
+/** A part and where its bytes are now: a GPU buffer, or CPU memory for a streamed layer. */
+interface PartWithSource extends WeightPart {
+  source: GPUBuffer | Uint8Array;
 }
 
-function partsOf(w: MistralWeights): PartWithBuffer[] {
-  const out: PartWithBuffer[] = [];
-  const add = (name: string, buffer: GPUBuffer, info: PartRole): void => void out.push({ name, buffer, bytes: buffer.size, info });
+function partsOf(w: MistralWeights): PartWithSource[] {
+  const out: PartWithSource[] = [];
+  const add = (name: string, buffer: GPUBuffer, info: PartRole): void => void out.push({ name, source: buffer, bytes: buffer.size, info });
   add('embed', w.embed.buffer, { role: 'embed', storage: w.embed.storage });
-  w.layers.forEach((layer, l) => {
-    add(`${l}.input_norm`, layer.inputNorm, { role: 'input_norm', layer: l });
-    add(`${l}.post_norm`, layer.postAttentionNorm, { role: 'post_norm', layer: l });
-    for (const proj of PROJECTIONS) {
-      const lin = layer.linears[proj];
-      if (lin.kind === 'dense') {
-        add(`${l}.${proj}`, lin.buffer, { role: 'dense', layer: l, proj, storage: lin.storage, out: lin.out, in: lin.in });
-        continue;
-      }
-      const q = lin.weight;
-      const nf4 = (buffer: Extract<PartRole, { role: 'nf4' }>['buffer'], b: GPUBuffer): void =>
-        add(`${l}.${proj}.${buffer}`, b, { role: 'nf4', layer: l, proj, buffer, rows: q.rows, cols: q.cols, doubleQuant: q.doubleQuant });
-      nf4('codes', q.codes);
-      if (q.dq) {
-        nf4('dq.codes', q.dq.codes);
-        nf4('dq.scale', q.dq.scale);
-        nf4('dq.offset', q.dq.offset);
-        nf4('dq.table', q.dq.table);
-      } else if (q.absmax) nf4('absmax', q.absmax);
-    }
-  });
+  // A streamed layer's parts are the same parts, held in CPU memory: the manifest does not depend on the mode.
+  for (let l = 0; l < w.dims.L; l++) {
+    if (w.stream) {
+      const h = w.stream.hostLayer(l);
+      h.parts.forEach((p, i) => out.push({ ...p, source: h.bytes[i] }));
+    } else for (const p of layerParts(l, w.layers[l])) out.push({ ...p.part, source: p.buffer });
+  }
   add('final_norm', w.finalNorm, { role: 'final_norm' });
   if (w.lmHead.buffer !== w.embed.buffer) add('lm_head', w.lmHead.buffer, { role: 'lm_head', storage: w.lmHead.storage });
   return out;
@@ -75,86 +63,55 @@ export function weightsManifest(w: MistralWeights): WeightsManifest {
 /** Every part's bytes, read back from the GPU one buffer at a time (bounded memory: one part at a time). */
 export async function* downloadWeightParts(ctx: GpuContext, w: MistralWeights): AsyncGenerator<{ part: WeightPart; bytes: Uint8Array }> {
   for (const p of partsOf(w)) {
-    yield { part: { name: p.name, bytes: p.bytes, info: p.info }, bytes: new Uint8Array(await ctx.read(p.buffer)) };
+    const bytes = p.source instanceof Uint8Array ? p.source : new Uint8Array(await ctx.read(p.source));
+    yield { part: { name: p.name, bytes: p.bytes, info: p.info }, bytes };
   }
 }
 
 /**
- * Rebuilds the weights from a manifest, uploading each part as `read` returns it (in manifest order). On a failure
- * everything uploaded so far is freed.
+ * Rebuilds the weights from a manifest, uploading each part as `read` returns it (in manifest order). With
+ * `streamLayers` the layers' parts stay in CPU memory and a LayerStream brings them to the GPU as they are needed. On
+ * a failure everything uploaded so far is freed.
  */
-export async function uploadWeightParts(ctx: GpuContext, m: WeightsManifest, read: (part: WeightPart) => Promise<Uint8Array>, onPart?: (part: WeightPart) => void): Promise<MistralWeights> {
+export async function uploadWeightParts(
+  ctx: GpuContext,
+  m: WeightsManifest,
+  read: (part: WeightPart) => Promise<Uint8Array>,
+  onPart?: (part: WeightPart) => void,
+  o: { streamLayers?: boolean } = {},
+): Promise<MistralWeights> {
   const uploaded: GPUBuffer[] = [];
   try {
     let embed: DenseMatrix | null = null;
     let lmHead: DenseMatrix | null = null;
     let finalNorm: GPUBuffer | null = null;
-    const norms: { input: GPUBuffer[]; post: GPUBuffer[] } = { input: [], post: [] };
-    const dense = new Map<string, BaseLinear>();
-    type Nf4Part = Extract<PartRole, { role: 'nf4' }>['buffer'];
-    const nf4 = new Map<string, { rows: number; cols: number; doubleQuant: boolean; b: Partial<Record<Nf4Part, GPUBuffer>> }>();
+    const byLayer: { info: PartRole; buffer: GPUBuffer }[][] = Array.from({ length: m.dims.L }, () => []);
+    const host: HostLayer[] = Array.from({ length: m.dims.L }, () => ({ parts: [], bytes: [] }));
     for (const part of m.parts) {
       const bytes = await read(part);
       if (bytes.byteLength !== part.bytes) throw new FinetuneError('internal', `weight part ${part.name}: ${bytes.byteLength} bytes, expected ${part.bytes}`);
+      const i = part.info;
+      const layer = 'layer' in i ? i.layer : null;
+      if (layer !== null && !(Number.isInteger(layer) && layer >= 0 && layer < m.dims.L)) throw new FinetuneError('internal', `weight part ${part.name}: no layer ${layer}`);
+      if (layer !== null && o.streamLayers) {
+        host[layer].parts.push(part);
+        host[layer].bytes.push(bytes);
+        onPart?.(part);
+        continue;
+      }
       const b = ctx.upload(`${part.name} (cached)`, bytes, 'weights');
       uploaded.push(b);
-      const i = part.info;
-      switch (i.role) {
-        case 'embed':
-          embed = { buffer: b, storage: i.storage };
-          break;
-        case 'lm_head':
-          lmHead = { buffer: b, storage: i.storage };
-          break;
-        case 'final_norm':
-          finalNorm = b;
-          break;
-        case 'input_norm':
-          norms.input[i.layer] = b;
-          break;
-        case 'post_norm':
-          norms.post[i.layer] = b;
-          break;
-        case 'dense':
-          dense.set(`${i.layer}.${i.proj}`, { kind: 'dense', out: i.out, in: i.in, buffer: b, storage: i.storage });
-          break;
-        case 'nf4': {
-          const key = `${i.layer}.${i.proj}`;
-          const e = nf4.get(key) ?? { rows: i.rows, cols: i.cols, doubleQuant: i.doubleQuant, b: {} };
-          e.b[i.buffer] = b;
-          nf4.set(key, e);
-          break;
-        }
-      }
+      if (layer !== null) byLayer[layer].push({ info: i, buffer: b });
+      else if (i.role === 'embed') embed = { buffer: b, storage: i.storage };
+      else if (i.role === 'lm_head') lmHead = { buffer: b, storage: i.storage };
+      else if (i.role === 'final_norm') finalNorm = b;
       onPart?.(part);
     }
     if (!embed || !finalNorm || (!lmHead && !m.tied)) throw new FinetuneError('internal', 'weight parts: embeddings, final norm or lm_head missing');
-    const layers: LayerWeights[] = [];
-    for (let l = 0; l < m.dims.L; l++) {
-      const linears = {} as Record<Projection, BaseLinear>;
-      for (const proj of PROJECTIONS) {
-        const key = `${l}.${proj}`;
-        const d = dense.get(key);
-        const q = nf4.get(key);
-        if (d) linears[proj] = d;
-        else if (q && q.b.codes) {
-          const weight: Nf4Weight = {
-            rows: q.rows,
-            cols: q.cols,
-            blocks: (q.rows * q.cols) / 64,
-            codes: q.b.codes,
-            doubleQuant: q.doubleQuant,
-            absmax: q.doubleQuant ? null : (q.b.absmax ?? null),
-            dq: q.doubleQuant && q.b['dq.codes'] && q.b['dq.scale'] && q.b['dq.offset'] && q.b['dq.table'] ? { codes: q.b['dq.codes'], scale: q.b['dq.scale'], offset: q.b['dq.offset'], table: q.b['dq.table'] } : null,
-          };
-          if (weight.doubleQuant ? !weight.dq : !weight.absmax) throw new FinetuneError('internal', `weight parts: the scales of ${key} are missing`);
-          linears[proj] = { kind: 'nf4', out: q.rows, in: q.cols, weight };
-        } else throw new FinetuneError('internal', `weight parts: ${key} is missing`);
-      }
-      if (!norms.input[l] || !norms.post[l]) throw new FinetuneError('internal', `weight parts: the norms of layer ${l} are missing`);
-      layers.push({ inputNorm: norms.input[l], postAttentionNorm: norms.post[l], linears });
-    }
-    return { dims: m.dims, quantization: m.quantization, embed, layers, finalNorm, lmHead: lmHead ?? embed };
+    const base = { dims: m.dims, quantization: m.quantization, embed, finalNorm, lmHead: lmHead ?? embed };
+    // The stream checks that every layer has layer 0's parts, and assembles its slots from them.
+    if (o.streamLayers) return { ...base, layers: [], stream: new LayerStream(ctx, host) };
+    return { ...base, layers: byLayer.map((parts, l) => assembleLayer(l, parts)) };
   } catch (e) {
     ctx.flush();
     for (const b of uploaded) ctx.destroy(b);

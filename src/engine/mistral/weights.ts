@@ -1,6 +1,7 @@
 // The frozen base model on the GPU: embeddings and lm_head kept 16-bit as the checkpoint stores them (bf16 packed),
 // norms in f32, and the seven projections per layer either dense (bf16/f32 as stored: exact) or NF4-quantised on the
-// GPU as they stream in.
+// GPU as they stream in. With layer streaming (layer-stream.ts) the decoder layers are kept in CPU memory instead and
+// brought to the GPU one at a time; every reader asks for a layer through layerWeights(), never w.layers directly.
 
 import { PROJECTIONS, type Projection, type Quantization } from '../../core/mistral.ts';
 import type { BaseCheckpoint } from '../../model/checkpoint.ts';
@@ -10,6 +11,8 @@ import type { GpuContext } from '../gpu.ts';
 import type { WeightStorage } from '../kernels/matmul.ts';
 import { nf4_quantize, type Nf4Weight } from '../kernels/nf4.ts';
 import { dimsOf, linearShape, type Dims } from './dims.ts';
+import { layerParts } from './layer-parts.ts';
+import { downloadLayer, LayerStream, type HostLayer } from './layer-stream.ts';
 
 
 /** A frozen linear layer W (out, in). */
@@ -32,9 +35,28 @@ export interface MistralWeights {
   dims: Dims;
   quantization: Quantization;
   embed: DenseMatrix; // (V, C)
+  /** The resident layers; empty when `stream` holds them. Read a layer with layerWeights(w, l). */
   layers: LayerWeights[];
   finalNorm: GPUBuffer; // (C) f32
   lmHead: DenseMatrix; // (V, C)
+  /** Layer streaming: the layers in CPU memory, uploaded into two GPU slots as they are needed. */
+  stream?: LayerStream;
+}
+
+/**
+ * Layer l's weights on the GPU: the resident ones, or layer l brought into a slot by the stream (valid until another
+ * layer is asked for: see LayerStream.layer). The one way every reader gets a layer.
+ */
+export function layerWeights(w: MistralWeights, l: number): LayerWeights {
+  if (w.stream) return w.stream.layer(l);
+  const layer = w.layers[l];
+  if (!layer) throw new FinetuneError('internal', `no layer ${l} of ${w.layers.length}`);
+  return layer;
+}
+
+/** The weights' layers are streamed from CPU memory. */
+export function isStreamed(w: MistralWeights): boolean {
+  return w.stream !== undefined;
 }
 
 /** What a load is doing: reading bytes (from the network or a disk), quantising them on the GPU, and so on. */
@@ -57,6 +79,11 @@ export interface LoadProgress {
 export interface LoadOptions {
   quantization: Quantization;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Keep the decoder layers in CPU memory and stream them to the GPU (layer-stream.ts). Each layer is still quantised
+   * on the GPU as it arrives, then read back and freed there: the GPU never holds more than one layer while loading.
+   */
+  streamLayers?: boolean;
 }
 
 /** Uploads a 16/32-bit float matrix as it is stored (bf16/f16 packed two per u32), converting only what WGSL cannot read. */
@@ -118,6 +145,7 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, 
     };
     const embed = await readMatrix('model.embed_tokens.weight');
     const layers: LayerWeights[] = [];
+    const host: HostLayer[] = [];
     for (let l = 0; l < dims.L; l++) {
       const inputNorm = await readVector(`model.layers.${l}.input_layernorm.weight`);
       const postAttentionNorm = await readVector(`model.layers.${l}.post_attention_layernorm.weight`);
@@ -145,13 +173,20 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, 
           step(name);
         }
       }
-      layers.push({ inputNorm, postAttentionNorm, linears });
+      const layer: LayerWeights = { inputNorm, postAttentionNorm, linears };
       // Bound the queue: a 7B checkpoint streams 14 GB through here.
       await ctx.sync();
+      if (o.streamLayers) {
+        host.push(await downloadLayer(ctx, l, layer));
+        const freed = new Set(layerParts(l, layer).map((p) => p.buffer));
+        for (const b of freed) ctx.destroy(b);
+        uploaded.splice(0, uploaded.length, ...uploaded.filter((b) => !freed.has(b)));
+      } else layers.push(layer);
     }
     const finalNorm = await readVector('model.norm.weight');
     const lmHead = names[names.length - 1] === 'model.embed_tokens.weight' ? embed : await readMatrix('lm_head.weight');
-    return { dims, quantization: o.quantization, embed, layers, finalNorm, lmHead };
+    const stream = o.streamLayers ? new LayerStream(ctx, host) : undefined;
+    return { dims, quantization: o.quantization, embed, layers, finalNorm, lmHead, ...(stream ? { stream } : {}) };
   } catch (e) {
     ctx.flush();
     for (const b of uploaded) ctx.destroy(b);
@@ -176,6 +211,7 @@ export function destroyMistralWeights(ctx: GpuContext, w: MistralWeights): void 
   drop(w.embed.buffer);
   drop(w.lmHead.buffer);
   drop(w.finalNorm);
+  w.stream?.destroy();
   for (const layer of w.layers) {
     drop(layer.inputNorm);
     drop(layer.postAttentionNorm);
@@ -185,6 +221,20 @@ export function destroyMistralWeights(ctx: GpuContext, w: MistralWeights): void 
       else for (const b of nf4Buffers(lin.weight)) drop(b);
     }
   }
+}
+
+/**
+ * The same model with its layers moved to CPU memory and streamed: each resident layer is read back and freed on the
+ * GPU. For benchmarks and tests that want both modes of one set of weights; a load asks for streaming directly.
+ */
+export async function moveLayersToHost(ctx: GpuContext, w: MistralWeights): Promise<MistralWeights> {
+  if (w.stream) return w;
+  const host: HostLayer[] = [];
+  for (let l = 0; l < w.layers.length; l++) host.push(await downloadLayer(ctx, l, w.layers[l]));
+  // The slots first: if they cannot be made, the resident layers are still there.
+  const stream = new LayerStream(ctx, host);
+  for (const layer of w.layers) for (const p of layerParts(0, layer)) ctx.destroy(p.buffer);
+  return { ...w, layers: [], stream };
 }
 
 function nf4Buffers(w: Nf4Weight): GPUBuffer[] {

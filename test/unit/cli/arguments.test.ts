@@ -76,6 +76,8 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['an unknown GEMM kernel (bench --kernels)', ['bench', 'matmul', '--kernels', 'basic,fast'], /--kernels must be one of basic, tiled, tiled-fixed, got "fast"/],
     ['a matmul shape that is not MxNxK', ['bench', 'matmul', '--shapes', '64x32'], /--shapes: "64x32" is not MxNxK/],
     ['an unknown GEMM kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--gemm', 'fast'], /--gemm must be one of/],
+    ['a --gpu-memory that is not a size', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', 'lots'], /--gpu-memory must be a positive number, got "lots"/],
+    ['--stream-layers with --gpu-memory', ['train', '--model', MODEL, '--data', GOOD, '--stream-layers', '--gpu-memory', '8'], /--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide/],
   ];
   for (const c of commands) {
     it(`finetune ${c.name} --bogus: exit 2 with the usage, whatever the command`, async () => {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseHyperparams } from '../../../src/config/index.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
-import { longestSequenceBound, planMemory } from '../../../src/run/planner.ts';
+import { ASSUMED_UPLOAD_BYTES_PER_SECOND, longestSequenceBound, planMemory } from '../../../src/run/planner.ts';
 import { activationBytes } from '../../../src/engine/mistral/model.ts';
 import { dimsOf } from '../../../src/engine/mistral/dims.ts';
 
@@ -57,14 +57,62 @@ describe('memory planner', () => {
     const tight = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: fits.peakBytes / 0.9 } });
     expect(tight.verdict).toBe('tight');
     expect(tight.reasons.join(' ')).toMatch(/90 %/);
+    // 4 GiB cannot hold the 4.1 GB base and the run, but two layers at a time can be.
     const small = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 4 * 1024 ** 3 } });
-    expect(small.verdict).toBe('does-not-fit');
-    expect(small.reasons.join(' ')).toMatch(/of 4\.0 GiB/);
+    expect(small.verdict).toBe('fits-with-streaming');
+    expect(small.reasons.join(' ')).toMatch(/of 4\.0 GiB with every layer on the GPU; streaming the layers from CPU memory needs/);
+    const tiny = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 1024 ** 3 } });
+    expect(tiny.verdict).toBe('does-not-fit');
+    expect(tiny.reasons.join(' ')).toMatch(/of 1\.0 GiB, and .* even with the layers streamed from CPU memory: .*train it remotely on Replicate/);
     // WebGPU's default 128 MiB binding limit cannot hold the 250 MiB bf16 embedding table.
     const defaults = planMemory(mistral7b, hp, { gpu: { maxBufferSize: 256 * 1024 ** 2, maxStorageBufferBindingSize: 128 * 1024 ** 2, memoryBytes: 80 * 1024 ** 3 } });
     expect(defaults.verdict).toBe('does-not-fit');
     expect(defaults.largestBuffer.label).toBe('model.embed_tokens.weight');
     expect(defaults.reasons.join(' ')).toMatch(/maxStorageBufferBindingSize/);
+  });
+
+  it('layer streaming: two Mistral-7B layers on the GPU instead of 32, the rest in CPU memory, and the traffic it costs', () => {
+    const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 4, max_seq_len: 1024, validation_batch_size: 1 });
+    const plan = planMemory(mistral7b, hp);
+    const s = plan.streaming;
+    const w = plan.weights;
+    // One layer: two f32 norms and the seven NF4 projections with their double-quantised scales.
+    expect(s.layerBytes).toBe((w.nf4Codes + w.nf4Scales) / 32 + 2 * 4096 * 4);
+    expect(s.layerBytes / 1e6).toBeCloseTo(112.55, 1);
+    expect(s.slots).toBe(2);
+    expect(s.gpuWeightBytes).toBe(w.embeddings + w.lmHead + 4096 * 4 + 2 * s.layerBytes);
+    expect(s.savedBytes).toBe(30 * s.layerBytes);
+    expect(s.hostBytes).toBe(32 * s.layerBytes);
+    expect(s.trainPeakBytes).toBe(plan.trainPeakBytes - 30 * s.layerBytes);
+    expect(s.peakBytes).toBe(Math.max(s.trainPeakBytes, s.loadPeakBytes));
+    // A streamed load holds one layer at a time: its peak is under the resident load's.
+    expect(s.loadPeakBytes).toBeLessThan(plan.loadPeakBytes);
+    // Forward uploads layers 2..31, the backward 29..0 (the two at each turn stay in their slots); 4 micro-batches a step.
+    expect(s.uploadsPerMicroBatch).toBe(60);
+    expect(s.microBatchesPerStep).toBe(4);
+    expect(s.bytesPerStep).toBe(4 * 60 * s.layerBytes);
+    expect(s.bytesPerValidationBatch).toBe(32 * s.layerBytes);
+    expect(s.estimate.uploadBytesPerSecond).toBe(ASSUMED_UPLOAD_BYTES_PER_SECOND);
+    expect(s.estimate.computeBasis).toMatch(/TFLOP\/s/);
+    // With measured rates the slowdown is plain arithmetic: 4 × 1024 tokens at 1000 tokens/s against 4 × 60 layers at 1 GB/s.
+    const m = planMemory(mistral7b, hp, { uploadBytesPerSecond: 1e9, trainTokensPerSecond: 1000 }).streaming.estimate;
+    expect(m.computeSeconds).toBeCloseTo(4.096, 6);
+    expect(m.uploadSeconds).toBeCloseTo((4 * 60 * s.layerBytes) / 1e9, 6);
+    expect(m.slowdown.serial).toBeCloseTo(1 + m.uploadSeconds / m.computeSeconds, 9);
+    expect(m.slowdown.overlapped).toBeCloseTo(m.uploadSeconds / m.computeSeconds, 9);
+    expect(m.computeBasis).toMatch(/measured 1000 tokens\/s/);
+  });
+
+  it('streaming cannot help a two-layer model or a buffer over the limits', () => {
+    const tinyConfig = parseMistralConfig(JSON.parse(readFileSync('test/fixtures/tiny-mistral/config.json', 'utf8')));
+    const p = planMemory(tinyConfig, parseHyperparams({ peft_method: 'qlora', max_seq_len: 8 }), { gpu: { memoryBytes: 1024 ** 2 } });
+    expect(p.streaming.savedBytes).toBe(0);
+    expect(p.streaming.uploadsPerMicroBatch).toBe(0);
+    expect(p.verdict).toBe('does-not-fit');
+    const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 1024 });
+    const limits = planMemory(mistral7b, hp, { gpu: { maxBufferSize: 256 * 1024 ** 2, maxStorageBufferBindingSize: 128 * 1024 ** 2, memoryBytes: 4 * 1024 ** 3 } });
+    expect(limits.verdict).toBe('does-not-fit');
+    expect(limits.reasons.join(' ')).toMatch(/streaming the layers would not help .*Replicate/);
   });
 
   it('without a memory size it plans against a labelled guess', () => {
