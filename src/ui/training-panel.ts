@@ -122,8 +122,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   };
   startButton.addEventListener('click', async () => {
     if (notReadyReason(shared) || runBusy(shared.run.value.phase)) return;
-    // A new run replaces the one saved in this browser: say which, and let the person keep it.
-    const existing = await control.savedRun();
+    // A new run replaces the one saved in this browser: say which, and let the person keep it. The worker may be busy
+    // for a moment (measuring the time estimate), so the click is acknowledged at once.
+    startButton.disabled = true;
+    note.textContent = 'Checking the run saved in this browser…';
+    const existing = await control.savedRun().finally(() => {
+      startButton.disabled = false;
+      note.textContent = shared.run.value.note;
+    });
     if (!existing) return startNow();
     const replace = h('button', { type: 'button', class: 'danger', 'data-testid': 'train-confirm-replace' }, 'Replace it and train');
     const keep = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Keep it');

@@ -136,7 +136,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*4 \(4 per epoch\)/ }).waitFor();
     await page.getByTestId('train-start').click();
     // The first run is saved in this browser: a new one asks before replacing it.
-    expect(await page.getByTestId('train-confirm').textContent()).toMatch(/replaces the run saved in this browser \(tiny\.jsonl, step 2 of 2\)/);
+    // Asked once the worker has said what is saved (it may be busy measuring the new data's time estimate first).
+    await page.getByTestId('train-confirm').filter({ hasText: /replaces the run saved in this browser \(tiny\.jsonl, step 2 of 2\)/ }).waitFor({ timeout: 240_000 });
     await page.getByTestId('train-confirm-replace').click();
     const counter = page.getByTestId('step-counter');
     await counter.filter({ hasText: /^1 \/ 4$/ }).waitFor({ timeout: 240_000 });
