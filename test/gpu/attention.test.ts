@@ -4,31 +4,9 @@ import { attention_backward, attention_forward, attentionBackwardScratchBytes } 
 import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
 import { attentionBackwardRef, attentionForwardRef, type AttentionDims } from '../../src/engine/reference/attention.ts';
 import { gpuContext } from './context.ts';
+import { attentionRelError, packedSegments } from '../helpers/attention-inputs.ts';
 
 const TOL = 1e-4;
-
-/** maxRelError, except that an exactly-zero reference (dq, dk at T = 1: one key, P = 1) needs |got| ≤ 1e-6. */
-function relErr(got: Float32Array, ref: Float64Array): number {
-  const refMax = ref.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-  if (refMax === 0) return got.reduce((m, x) => Math.max(m, Math.abs(x)), 0) * (TOL / 1e-6);
-  return maxRelError(got, ref);
-}
-
-/** Packed segments of random lengths 1..maxLen with ids 1, 2, 3, …, then `pad` trailing padding tokens. */
-function packedSegments(B: number, T: number, seed: number, maxLen: number, pad: number): Uint32Array {
-  const r = mulberry32(seed);
-  const seg = new Uint32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    let id = 1;
-    let i = 0;
-    while (i < T - pad) {
-      const len = 1 + Math.floor(r() * maxLen);
-      for (let n = 0; n < len && i < T - pad; n++) seg[b * T + i++] = id;
-      id++;
-    }
-  }
-  return seg;
-}
 
 interface Run {
   out: Float32Array;
@@ -121,11 +99,11 @@ describe('causal GQA attention (flash forward/backward) against float64', () => 
       const got = await runGpu(ctx, d, q, k, v, dout, seg, n % 2 === 0);
       const ref = attentionForwardRef(q, k, v, seg, d);
       const grad = attentionBackwardRef(dout, q, k, v, seg, d);
-      expect(relErr(got.out, ref.out)).toBeLessThan(TOL);
-      expect(relErr(got.lse, ref.lse)).toBeLessThan(TOL);
-      expect(relErr(got.dq, grad.dq)).toBeLessThan(TOL);
-      expect(relErr(got.dk, grad.dk)).toBeLessThan(TOL);
-      expect(relErr(got.dv, grad.dv)).toBeLessThan(TOL);
+      expect(attentionRelError(got.out, ref.out, TOL)).toBeLessThan(TOL);
+      expect(attentionRelError(got.lse, ref.lse, TOL)).toBeLessThan(TOL);
+      expect(attentionRelError(got.dq, grad.dq, TOL)).toBeLessThan(TOL);
+      expect(attentionRelError(got.dk, grad.dk, TOL)).toBeLessThan(TOL);
+      expect(attentionRelError(got.dv, grad.dv, TOL)).toBeLessThan(TOL);
       // Padding tokens: zero output, zero lse, zero gradients (as queries and as keys).
       const { B, T, nH, nKV, hd } = c;
       for (let t = 0; t < B * T; t++) {
@@ -146,11 +124,11 @@ describe('causal GQA attention (flash forward/backward) against float64', () => 
     const got = await runGpu(ctx, d, q, k, v, dout, seg, false);
     const ref = attentionForwardRef(q, k, v, seg, d);
     const grad = attentionBackwardRef(dout, q, k, v, seg, d);
-    expect(relErr(got.out, ref.out)).toBeLessThan(TOL);
-    expect(relErr(got.lse, ref.lse)).toBeLessThan(TOL);
-    expect(relErr(got.dq, grad.dq)).toBeLessThan(TOL);
-    expect(relErr(got.dk, grad.dk)).toBeLessThan(TOL);
-    expect(relErr(got.dv, grad.dv)).toBeLessThan(TOL);
+    expect(attentionRelError(got.out, ref.out, TOL)).toBeLessThan(TOL);
+    expect(attentionRelError(got.lse, ref.lse, TOL)).toBeLessThan(TOL);
+    expect(attentionRelError(got.dq, grad.dq, TOL)).toBeLessThan(TOL);
+    expect(attentionRelError(got.dk, grad.dk, TOL)).toBeLessThan(TOL);
+    expect(attentionRelError(got.dv, grad.dv, TOL)).toBeLessThan(TOL);
   });
 
   it('never lets one packed segment influence another (bit-exact isolation)', async () => {

@@ -9,24 +9,9 @@ import { attention_forward_tiled, flashLayout } from '../../src/engine/kernels/a
 import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
 import { attentionBackwardRef, attentionForwardRef, type AttentionDims } from '../../src/engine/reference/attention.ts';
 import { gpuContext } from './context.ts';
+import { attentionRelError, packedSegments } from '../helpers/attention-inputs.ts';
 
 const TOL = 1e-4;
-
-/** Packed segments of random lengths 1..maxLen with ids 1, 2, 3, …, then `pad` trailing padding tokens. */
-function packedSegments(B: number, T: number, seed: number, maxLen: number, pad: number): Uint32Array {
-  const r = mulberry32(seed);
-  const seg = new Uint32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    let id = 1;
-    let i = 0;
-    while (i < T - pad) {
-      const len = 1 + Math.floor(r() * maxLen);
-      for (let n = 0; n < len && i < T - pad; n++) seg[b * T + i++] = id;
-      id++;
-    }
-  }
-  return seg;
-}
 
 interface Case extends AttentionDims {
   maxLen: number;
@@ -52,12 +37,6 @@ const CASES: Case[] = [
   { B: 1, T: 19, nH: 3, nKV: 1, hd: 80, maxLen: 19, pad: 0 },
   { B: 1, T: 23, nH: 2, nKV: 1, hd: 20, maxLen: 9, pad: 0 },
 ];
-
-function relErr(got: Float32Array, ref: Float64Array): number {
-  const refMax = ref.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-  if (refMax === 0) return got.reduce((m, x) => Math.max(m, Math.abs(x)), 0) * (TOL / 1e-6);
-  return maxRelError(got, ref);
-}
 
 describe('tiled causal GQA attention forward against float64', () => {
   let ctx: GpuContext;
@@ -87,8 +66,8 @@ describe('tiled causal GQA attention forward against float64', () => {
         const out = await ctx.readF32(bout);
         const lse = await ctx.readF32(blse);
         const ref = attentionForwardRef(q, k, v, seg, c);
-        expect(relErr(out, ref.out)).toBeLessThan(TOL);
-        expect(relErr(lse, ref.lse)).toBeLessThan(TOL);
+        expect(attentionRelError(out, ref.out, TOL)).toBeLessThan(TOL);
+        expect(attentionRelError(lse, ref.lse, TOL)).toBeLessThan(TOL);
         for (let t = 0; t < BT; t++) {
           if (seg[t] !== 0) continue;
           expect(out.subarray(t * nH * hd, (t + 1) * nH * hd).every((x) => x === 0)).toBe(true);
@@ -107,9 +86,9 @@ describe('tiled causal GQA attention forward against float64', () => {
           const dq = await ctx.readF32(bdq);
           const dk = await ctx.readF32(bdk);
           const dv = await ctx.readF32(bdv);
-          expect(relErr(dq, grad.dq)).toBeLessThan(TOL);
-          expect(relErr(dk, grad.dk)).toBeLessThan(TOL);
-          expect(relErr(dv, grad.dv)).toBeLessThan(TOL);
+          expect(attentionRelError(dq, grad.dq, TOL)).toBeLessThan(TOL);
+          expect(attentionRelError(dk, grad.dk, TOL)).toBeLessThan(TOL);
+          expect(attentionRelError(dv, grad.dv, TOL)).toBeLessThan(TOL);
           // Padding tokens pass no gradient, as queries or as keys.
           for (let t = 0; t < BT; t++) {
             if (seg[t] !== 0) continue;
@@ -136,8 +115,8 @@ describe('tiled causal GQA attention forward against float64', () => {
     attention_forward_tiled(ctx, outs[0][0], outs[0][1], bufs[0], bufs[1], bufs[2], bufs[3], 1, 21, 4, 1, 16);
     attention_forward_rows(ctx, outs[1][0], outs[1][1], bufs[0], bufs[1], bufs[2], bufs[3], 1, 21, 4, 1, 16);
     const tiled = await ctx.readF32(outs[0][0]);
-    expect(relErr(tiled, ref.out)).toBeLessThan(TOL);
-    expect(relErr(await ctx.readF32(outs[0][1]), ref.lse)).toBeLessThan(TOL);
+    expect(attentionRelError(tiled, ref.out, TOL)).toBeLessThan(TOL);
+    expect(attentionRelError(await ctx.readF32(outs[0][1]), ref.lse, TOL)).toBeLessThan(TOL);
     expect(maxRelError(tiled, Float64Array.from(await ctx.readF32(outs[1][0])))).toBeLessThan(TOL);
     for (const b of [...bufs, ...outs.flat()]) ctx.destroy(b);
   });
@@ -157,9 +136,9 @@ describe('tiled causal GQA attention forward against float64', () => {
     attention_forward_tiled(ctx, bout, blse, bq, bk, bv, bseg, 1, 21, 4, 2, 16);
     attention_backward_tiled(ctx, bdq, bdk, bdv, bdout, bout, blse, bq, bk, bv, bseg, 1, 21, 4, 2, 16, scratch);
     const grad = attentionBackwardRef(dout, q, k, v, seg, d);
-    expect(relErr(await ctx.readF32(bdq), grad.dq)).toBeLessThan(TOL);
-    expect(relErr(await ctx.readF32(bdk), grad.dk)).toBeLessThan(TOL);
-    expect(relErr(await ctx.readF32(bdv), grad.dv)).toBeLessThan(TOL);
+    expect(attentionRelError(await ctx.readF32(bdq), grad.dq, TOL)).toBeLessThan(TOL);
+    expect(attentionRelError(await ctx.readF32(bdk), grad.dk, TOL)).toBeLessThan(TOL);
+    expect(attentionRelError(await ctx.readF32(bdv), grad.dv, TOL)).toBeLessThan(TOL);
     for (const b of [bq, bk, bv, bseg, bdout, bout, blse, bdq, bdk, bdv, scratch]) ctx.destroy(b);
   });
 

@@ -2,22 +2,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { nf4_destroy, nf4_quantize, nf4_upload, type Nf4Weight } from '../../src/engine/kernels/nf4.ts';
 import { nf4_matmul_backward, nf4_matmul_forward } from '../../src/engine/kernels/nf4_matmul.ts';
-import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
+import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { nf4MatmulBackwardRef, nf4MatmulForwardRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { gpuContext } from './context.ts';
+import { nf4TestWeights } from '../helpers/nf4-inputs.ts';
 
 const TOL = 1e-5;
-
-/** Rows of different magnitudes, so block scales differ (and double quantisation has something to do). */
-function weights(rows: number, cols: number, seed: number): Float32Array {
-  const r = mulberry32(seed);
-  const w = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) {
-    const s = 0.01 + r() * 0.2;
-    for (let j = 0; j < cols; j++) w[i * cols + j] = (r() * 2 - 1) * s;
-  }
-  return w;
-}
 
 // [N (out, rows), K (in, cols)]: N ragged (not a multiple of 64) and K over several blocks and tiles.
 const WEIGHT_SHAPES: [number, number][] = [
@@ -37,7 +27,7 @@ describe('nf4 matmul (fused dequantisation) against float64', () => {
   for (const doubleQuant of [false, true]) {
     for (const [N, K] of WEIGHT_SHAPES) {
       it(`forward and backward, W [${N}, ${K}]${doubleQuant ? ' double-quantised' : ''}, M = ${TOKENS.join(', ')}`, async () => {
-        const Wf = weights(N, K, N * 31 + K + (doubleQuant ? 1 : 0));
+        const Wf = nf4TestWeights(N, K, N * 31 + K + (doubleQuant ? 1 : 0));
         const bWf = ctx.upload('W f32', Wf, 'scratch');
         const W = nf4_quantize(ctx, bWf, 'f32', N, K, { doubleQuant, label: 'W' });
         const host = quantizeRef(Wf, N, K, doubleQuant);
@@ -62,7 +52,7 @@ describe('nf4 matmul (fused dequantisation) against float64', () => {
 
   it('accumulates and scales (alpha), forward and backward', async () => {
     const [M, N, K] = [19, 70, 128];
-    const host = quantizeRef(weights(N, K, 9), N, K, false);
+    const host = quantizeRef(nf4TestWeights(N, K, 9), N, K, false);
     const W: Nf4Weight = nf4_upload(ctx, host, 'W');
     const X = randomArray(M * K, 10);
     const dY = randomArray(M * N, 11);

@@ -5,22 +5,12 @@ import type { GpuContext } from '../../src/engine/gpu.ts';
 import { nf4_destroy, nf4_upload } from '../../src/engine/kernels/nf4.ts';
 import { nf4_matmul_forward } from '../../src/engine/kernels/nf4_matmul.ts';
 import { nf4MatmulForwardTiled, tiledVariant, type TiledBlock, type TiledOptions } from '../../src/engine/kernels/matmul_tiled.ts';
-import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
+import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { nf4MatmulForwardRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { gpuContext } from './context.ts';
+import { nf4TestWeights } from '../helpers/nf4-inputs.ts';
 
 const TOL = 1e-5; // as the basic NF4 kernel's test
-
-/** Rows of different magnitudes, so block scales differ (and double quantisation has something to do). */
-function weights(rows: number, cols: number, seed: number): Float32Array {
-  const r = mulberry32(seed);
-  const w = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) {
-    const s = 0.01 + r() * 0.2;
-    for (let j = 0; j < cols; j++) w[i * cols + j] = (r() * 2 - 1) * s;
-  }
-  return w;
-}
 
 interface Case {
   N: number;
@@ -34,7 +24,7 @@ interface Case {
 
 async function run(ctx: GpuContext, c: Case): Promise<number> {
   const { N, K, M } = c;
-  const host = quantizeRef(weights(N, K, N * 31 + K + (c.doubleQuant ? 1 : 0)), N, K, c.doubleQuant);
+  const host = quantizeRef(nf4TestWeights(N, K, N * 31 + K + (c.doubleQuant ? 1 : 0)), N, K, c.doubleQuant);
   const W = nf4_upload(ctx, host, 'W');
   const X = randomArray(M * K, M * 7 + K);
   const Y0 = c.accumulate ? randomArray(M * N, M + N) : new Float32Array(M * N).fill(NaN); // NaN: Y must not be read
@@ -113,7 +103,7 @@ describe('register-tiled NF4 forward against float64', () => {
     const before = ctx.gemmKernel;
     const spy = vi.spyOn(ctx, 'dispatch');
     const [N, K, M] = [48, 128, 9];
-    const host = quantizeRef(weights(N, K, 3), N, K, true);
+    const host = quantizeRef(nf4TestWeights(N, K, 3), N, K, true);
     const W = nf4_upload(ctx, host, 'W');
     const X = randomArray(M * K, 4);
     const bX = ctx.upload('X', X, 'scratch');
