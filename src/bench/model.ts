@@ -21,6 +21,9 @@ export interface ModelBenchResult {
   targets: string;
   r: number;
   quantization: 'nf4' | 'nf4-double';
+  /** 'checkpointed': every layer recomputed in the backward; 'kept': none; 'partly-kept': the last keptLayers not. */
+  mode: 'checkpointed' | 'kept' | 'partly-kept';
+  keptLayers: number;
   loadSeconds: number;
   stepMs: number;
   tokensPerSecond: number;
@@ -82,8 +85,15 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
   return { dims: d, quantization, embed: bf16('embed', d.V, d.C), lmHead: bf16('lm_head', d.V, d.C), finalNorm: vec('final norm', d.C), layers };
 }
 
+/**
+ * Layers that keep their intermediates (no recomputation): a count, or a choice made once the adapter is on the GPU
+ * from the bytes the ledger then holds (the command line passes the run's own chooser, run/kept-layers.ts).
+ */
+export type KeptLayersChoice = number | ((inUseBytes: number) => number);
+
 /** Timed QLoRA training steps on one sequence of T tokens, after one warm-up step. */
 export interface TrainStepTiming {
+  keptLayers: number;
   stepMs: number;
   /** The warm-up step's loss, then each timed step's. */
   losses: number[];
@@ -97,11 +107,16 @@ export interface TrainStepTiming {
  * Trains a fresh adapter (seeded: two calls on equal weights draw the same adapter, batch and dropout masks) for
  * `steps` timed steps; the ledger's peaks are those since the caller last reset them.
  */
-export async function timeTrainSteps(ctx: GpuContext, weights: MistralWeights, o: { T: number; steps: number; r: number; targets: Projection[] }): Promise<TrainStepTiming> {
+export async function timeTrainSteps(
+  ctx: GpuContext,
+  weights: MistralWeights,
+  o: { T: number; steps: number; r: number; targets: Projection[]; keptLayers?: KeptLayersChoice },
+): Promise<TrainStepTiming> {
   const d = weights.dims;
   const adapter = createAdapter(configOf(d), { r: o.r, alpha: 2 * o.r, dropout: 0.05, targetModules: o.targets, random: uniformSource(1) });
   const lora = uploadLora(ctx, d, adapter);
-  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: o.T, seed: 1 });
+  const keptLayers = typeof o.keptLayers === 'function' ? o.keptLayers(ctx.ledger.snapshot().currentBytes) : (o.keptLayers ?? 0);
+  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: o.T, seed: 1, keptLayers });
   try {
     const rand = uniformSource(2);
     const ids = Array.from({ length: o.T }, () => 3 + Math.floor(rand() * (d.V - 3)));
@@ -130,7 +145,7 @@ export async function timeTrainSteps(ctx: GpuContext, weights: MistralWeights, o
     const snap = ctx.ledger.snapshot();
     const peakByCategory: Record<string, number> = {};
     for (const [k, v] of Object.entries(snap.byCategory)) peakByCategory[k] = v.peakBytes;
-    return { stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, peakBytes: snap.peakBytes, peakByCategory };
+    return { keptLayers, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, peakBytes: snap.peakBytes, peakByCategory };
   } finally {
     runner.destroy();
     destroyLora(ctx, lora);
@@ -139,7 +154,7 @@ export async function timeTrainSteps(ctx: GpuContext, weights: MistralWeights, o
 
 export async function benchModel(
   ctx: GpuContext,
-  o: { dims: Dims; T: number; steps: number; r?: number; targets?: Projection[]; doubleQuant?: boolean },
+  o: { dims: Dims; T: number; steps: number; r?: number; targets?: Projection[]; doubleQuant?: boolean; keptLayers?: KeptLayersChoice },
 ): Promise<ModelBenchResult> {
   const d = o.dims;
   const r = o.r ?? 8;
@@ -149,8 +164,10 @@ export async function benchModel(
   const weights = await randomMistral(ctx, d, o.doubleQuant ?? true);
   const loadSeconds = (Date.now() - t0) / 1000;
   try {
-    const t = await timeTrainSteps(ctx, weights, { T: o.T, steps: o.steps, r, targets });
-    const fpt = flopsPerToken(d, o.T);
+    const t = await timeTrainSteps(ctx, weights, { T: o.T, steps: o.steps, r, targets, keptLayers: o.keptLayers });
+    // The recomputation's FLOPs only for the layers that are recomputed.
+    const recomputed = (d.L - t.keptLayers) / d.L;
+    const fpt = flopsPerToken(d, o.T, false) + recomputed * (flopsPerToken(d, o.T, true) - flopsPerToken(d, o.T, false));
     return {
       bench: 'model',
       layers: d.L,
@@ -158,6 +175,8 @@ export async function benchModel(
       targets: targets.join(','),
       r,
       quantization: weights.quantization === 'nf4' ? 'nf4' : 'nf4-double',
+      mode: t.keptLayers === 0 ? 'checkpointed' : t.keptLayers === d.L ? 'kept' : 'partly-kept',
+      keptLayers: t.keptLayers,
       loadSeconds,
       stepMs: t.stepMs,
       tokensPerSecond: o.T / (t.stepMs / 1000),

@@ -40,6 +40,11 @@ export interface PlanOptions {
   uploadBytesPerSecond?: number;
   /** Training tokens per second with resident weights, when measured (calibration, `finetune bench`); else assumed. */
   trainTokensPerSecond?: number;
+  /**
+   * Layers whose intermediates are kept from the forward to the backward instead of recomputed (runnerLayout's
+   * `keptLayers`). Absent: chosen by the plan (chooseKeptLayers) when the GPU's memory is given, else 0.
+   */
+  keptLayers?: number;
 }
 
 /**
@@ -94,6 +99,10 @@ export interface MemoryPlan {
     targets: string[];
     dropout: boolean;
     xentChunkTokens: number;
+    /** Layers (the last ones) that keep their intermediates for the backward; the others are recomputed. */
+    keptLayers: number;
+    /** Whether keptLayers was asked for, or chosen by the plan from the given memory ('fixed' when no memory was given). */
+    keptLayersSource: 'asked' | 'chosen' | 'fixed';
     recomputation: string;
   };
   /** Base weights by part, as uploaded. */
@@ -152,8 +161,34 @@ function storedBytesPerValue(c: MistralConfig, hasF16: boolean, warnings: string
   }
 }
 
+/**
+ * Keeping a layer's intermediates saves its recomputation (about a quarter of the layer's training FLOPs) for one more
+ * set of layer buffers. With the GPU's memory given, the plan keeps as many layers as fit under TIGHT_SHARE of it —
+ * never so many that the run would become tight or need streaming; without it, none (a guess is no basis to spend
+ * memory on speed).
+ */
 export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOptions = {}): MemoryPlan {
+  if (o.keptLayers !== undefined) return planWithKeptLayers(config, hp, o, o.keptLayers, 'asked');
+  const none = planWithKeptLayers(config, hp, o, 0, 'fixed');
+  if (o.gpu?.memoryBytes === undefined || none.verdict !== 'fits') return none;
+  const budget = TIGHT_SHARE * none.gpu.memoryBytes;
+  const L = none.model.layers;
+  // The peak grows with every kept layer: the largest count under the budget, by bisection.
+  let lo = 0;
+  let hi = L;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (planWithKeptLayers(config, hp, o, mid, 'chosen').peakBytes <= budget) lo = mid;
+    else hi = mid - 1;
+  }
+  return planWithKeptLayers(config, hp, o, lo, 'chosen');
+}
+
+function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptions, keptLayers: number, keptLayersSource: MemoryPlan['run']['keptLayersSource']): MemoryPlan {
   const d = dimsOf(config);
+  if (!(Number.isInteger(keptLayers) && keptLayers >= 0 && keptLayers <= d.L)) {
+    throw new FinetuneError('bad-input', `the layers to keep must be a whole number from 0 to ${d.L}, got ${keptLayers}`);
+  }
   const warnings = [...config.warnings];
   const quantization = hp.quantization;
   const gpu = o.gpu ?? {};
@@ -221,7 +256,7 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
   const T = Math.min(o.seqLen ?? seqBound, seqBound);
   const B = Math.max(hp.micro_batch_size, hp.run_validation ? hp.validation_batch_size : 0);
   const dropout = hp.lora_dropout > 0;
-  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, dropout });
+  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, dropout, keptLayers });
   const runner = runnerBytes(layout);
   see(runner.largestBuffer.label, runner.largestBuffer.bytes);
 
@@ -317,7 +352,9 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
       targets,
       dropout,
       xentChunkTokens: layout.xentChunk,
-      recomputation: `per-layer activation checkpointing: the ${d.L + 1} layer inputs are kept, one layer's intermediates are recomputed at a time in the backward`,
+      keptLayers,
+      keptLayersSource,
+      recomputation: recomputationText(d.L, keptLayers),
     },
     weights: { projections, nf4Codes, nf4Scales, norms, embeddings, lmHead, total: weights },
     bytes,
@@ -331,6 +368,13 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
     reasons,
     warnings,
   };
+}
+
+/** What the backward recomputes, in words. */
+export function recomputationText(L: number, kept: number): string {
+  if (kept === 0) return `per-layer activation checkpointing: the ${L + 1} layer inputs are kept, one layer's intermediates are recomputed at a time in the backward`;
+  if (kept === L) return `none: every layer keeps its intermediates from the forward to the backward (fastest; the most memory)`;
+  return `the last ${kept} of ${L} layers keep their intermediates for the backward; the other ${L - kept} are recomputed one at a time (activation checkpointing)`;
 }
 
 interface StreamingInputs {

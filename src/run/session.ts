@@ -26,6 +26,7 @@ import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
+import { chooseKeptLayers } from './kept-layers.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
@@ -92,6 +93,11 @@ export class FinetuneSession {
   private running = false;
   /** Where quantised weights are cached between loads (src/run/weight-cache.ts); null: no cache. */
   weightCache: WeightCacheStore | null = null;
+  /**
+   * The GPU's memory in bytes when the user told it (WebGPU cannot report it), else null. With it, a run keeps as
+   * many layers' intermediates as fit instead of recomputing them (run/kept-layers.ts): faster, same numbers.
+   */
+  gpuMemoryBytes: number | null = null;
   /** The last calibration (src/run/calibrate.ts) and the model and adapter shape it was measured for. */
   private calibration: { key: string; value: Calibration } | null = null;
 
@@ -238,7 +244,7 @@ export class FinetuneSession {
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; sampleMaxTokens?: number } = {},
+    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
@@ -331,7 +337,15 @@ export class FinetuneSession {
         lastSaved = step;
         onEvent({ type: 'checkpoint', step });
       };
-      runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...runnerShape(data), seed: hp.seed });
+      const shape = runnerShape(data);
+      // Keep layers' intermediates instead of recomputing them where the memory allows (same numbers, fewer FLOPs).
+      const keep = chooseKeptLayers(
+        this.weights.dims,
+        { ...shape, r: this.lora.r, targets: this.lora.targets, dropout: this.lora.dropout > 0 },
+        { asked: o.keptLayers, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes },
+      );
+      if (keep.notice) onEvent({ type: 'status', text: keep.notice });
+      runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept });
       const sampleTokens = o.sampleMaxTokens ?? 48;
       let sampledAt = -1;
       const result = await train(

@@ -125,6 +125,7 @@ export function modelPanel(shared: Shared): HTMLElement {
         { class: 'hint num' },
         `base weights ${formatBytes(p.bytes.weights)} · LoRA ${formatBytes(p.bytes.lora)} · AdamW ${formatBytes(p.bytes.optimizer)} · activations ${formatBytes(p.bytes.activations)} · scratch ${formatBytes(p.bytes.scratch + p.bytes.io + p.bytes.context)} · ${p.run.rows} × ${p.run.seqLen} tokens`,
       ),
+      h('p', { class: 'hint', 'data-testid': 'model-plan-recomputation' }, `Recomputation: ${p.run.recomputation}.`),
       // What does not fit here can still be trained: the same job on Replicate's A100 (80 GB).
       p.verdict === 'does-not-fit'
         ? h('p', { class: 'hint', 'data-testid': 'model-plan-remote' }, 'Too big for this GPU? ', h('a', { href: '#panel-remote', class: 'link' }, 'Train the same job on Replicate'), ' (an A100 with 80 GB).')
@@ -156,6 +157,11 @@ export function modelPanel(shared: Shared): HTMLElement {
     }, 400);
   };
   for (const el of [repo, revision, token, gpuMemory]) el.addEventListener('input', askPlan);
+  // The worker remembers the size: a run keeps layers' intermediates (no recomputation) as far as it allows.
+  gpuMemory.addEventListener('input', () => {
+    const gib = Number(gpuMemory.value);
+    void shared.engine.setGpuMemory(gpuMemory.value && gib > 0 ? gib : null);
+  });
   files.addEventListener('change', askPlan);
   for (const t of tabs) t.addEventListener('click', askPlan);
   shared.form.watch(askPlan);

@@ -71,11 +71,14 @@ async function withCacheNote(info: ModelInfo): Promise<ModelInfo> {
 }
 
 let sessionPromise: Promise<FinetuneSession> | null = null;
+/** The GPU memory the user gave (setGpuMemory), kept across sessions: a recovered device is the same GPU. */
+let gpuMemoryBytes: number | null = null;
 
 function session(): Promise<FinetuneSession> {
   sessionPromise ??= (async () => {
     const s = new FinetuneSession(await gpuContext(), await tokenizer(), await opfsRunStore());
     s.weightCache = (await weightCache()).store;
+    s.gpuMemoryBytes = gpuMemoryBytes;
     return s;
   })().catch((e: unknown) => {
     sessionPromise = null;
@@ -173,6 +176,12 @@ const api = {
       quantization,
       onProgress: say,
     });
+  },
+
+  /** The GPU's memory as the user gave it (null: unknown): runs keep layers' intermediates where it allows. */
+  async setGpuMemory(gpuMemoryGiB: number | null): Promise<void> {
+    gpuMemoryBytes = gpuMemoryGiB !== null && Number.isFinite(gpuMemoryGiB) && gpuMemoryGiB > 0 ? gpuMemoryGiB * 1024 ** 3 : null;
+    if (sessionPromise) (await sessionPromise).gpuMemoryBytes = gpuMemoryBytes;
   },
 
   /** The memory plan from config.json alone (nothing else is read) against this worker's adapter. */

@@ -68,14 +68,34 @@ describe('fine-tuning session', () => {
     session.unloadModel();
   });
 
+  it('told the GPU memory, a run keeps every layer instead of recomputing it, and says so', async () => {
+    // That kept layers give the recomputing run's numbers bit for bit is test/gpu/kept-layers.test.ts's; here the choice.
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    session.gpuMemoryBytes = 64 * 1024 ** 3;
+    const events: TrainEvent[] = [];
+    const r = await session.train({ ...HP, run_validation: false }, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      events.push(e);
+      if (e.type === 'step') session.stop();
+    });
+    expect(r).toMatchObject({ steps: 1, stopped: true });
+    const notice = events.find((e) => e.type === 'status' && /^recomputation/.test(e.text));
+    expect(notice).toMatchObject({ text: expect.stringMatching(/^recomputation: none: every layer keeps .*chosen for the GPU's 64\.0 GiB/) });
+    // Before the first step: the runner is made with the choice.
+    expect(events.indexOf(notice!)).toBeLessThan(events.findIndex((e) => e.type === 'step'));
+    session.unloadModel();
+  });
+
   it('finetune train writes a PEFT adapter that reads back', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-train-'));
     writeFileSync(join(dir, 'rows.jsonl'), JSONL);
-    const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out')];
+    // --keep-layers: the flag reaches the run (its status line says so).
+    const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out'), '--keep-layers', '1'];
     for (const [k, v] of Object.entries(HP)) args.push(`--${k}`, String(v));
     const { stdout } = await promisify(execFile)('node', args, { timeout: 300_000 });
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(events[0].type).toBe('model');
+    expect(events.find((e) => e.type === 'status' && /^recomputation/.test(e.text))?.text).toMatch(/the last 1 of 2 layers keep their intermediates/);
     expect(events.filter((e) => e.type === 'step')).toHaveLength(3);
     expect(events.at(-1)).toMatchObject({ type: 'done', steps: 3 });
     const adapter = await readAdapter(nodeDirectory(join(dir, 'out', 'adapter')));

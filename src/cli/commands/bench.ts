@@ -4,7 +4,9 @@ import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS, type GemmKernel } from '../../engine/gpu.ts';
-import { benchModel, MISTRAL_7B } from '../../bench/model.ts';
+import { benchModel, MISTRAL_7B, type KeptLayersChoice } from '../../bench/model.ts';
+import { chooseKeptLayers } from '../../run/kept-layers.ts';
+import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
 import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
@@ -64,6 +66,9 @@ options:
   --min-ms 300                 time measured per result
   --steps 3                    model/stream: timed training steps (after one warm-up step)
   --targets all-linear         model/stream: LoRA target modules (q_proj,v_proj is Replicate's default)
+  --keep-layers N|all          model: layers that keep their intermediates instead of being recomputed (default: a
+                               checkpointed run, then, with --gpu-memory, the most that fit, as a training run chooses)
+  --gpu-memory GB              model: this GPU's memory (WebGPU cannot tell), for the kept-layer choice
   --data-mb 200                data: size of the synthetic JSONL in MiB
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
@@ -110,6 +115,8 @@ export const benchCommand: Command = {
         shapes: { type: 'string' },
         kernels: { type: 'string' },
         gemm: { type: 'string' },
+        'keep-layers': { type: 'string' },
+        'gpu-memory': { type: 'string' },
       },
       true,
     );
@@ -128,6 +135,9 @@ export const benchCommand: Command = {
     const shapesGiven = values.shapes ? shapeList(values.shapes) : [];
     const gemmKernel = gemmKernelFlag('gemm', values.gemm ?? 'basic');
     const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS;
+    const keepLayers = parseKeepLayers(values['keep-layers']);
+    const gpuMemoryGb = values['gpu-memory'] === undefined ? null : Number(values['gpu-memory']);
+    if (gpuMemoryGb !== null && !(gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got "${values['gpu-memory']}"`);
     const print = (r: unknown): void => io.out(JSON.stringify(r));
     if (what === 'data') {
       print(await dataBench(dataMb));
@@ -186,7 +196,15 @@ export const benchCommand: Command = {
     }
     if (what === 'model') {
       const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
-      for (const T of tokens) print(await benchModel(ctx, { dims, T, steps, targets }));
+      // Each mode on its own line, with its own peak: checkpointed first, then what the memory allows (as a run picks it).
+      const modes: (number | 'auto')[] = keepLayers !== undefined ? [keepLayers === 'all' ? dims.L : keepLayers] : gpuMemoryGb === null ? [0] : [0, 'auto'];
+      for (const T of tokens) {
+        for (const m of modes) {
+          const keptLayers: KeptLayersChoice =
+            m === 'auto' ? (inUse) => chooseKeptLayers(dims, { B: 1, T, r: 8, targets, dropout: true }, { memoryBytes: (gpuMemoryGb ?? 0) * 1024 ** 3, inUseBytes: inUse }).kept : m;
+          print(await benchModel(ctx, { dims, T, steps, targets, keptLayers }));
+        }
+      }
     }
     if (what === 'stream') {
       // Four layers at least, so that the two slots are rewritten in every pass.

@@ -8,8 +8,9 @@ import { planMemory, type PlanGpu } from '../../run/planner.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { findNodeAdapter } from '../node-gpu.ts';
 import { modelSpec } from '../node-source.ts';
+import { parseKeepLayers } from '../keep-layers-flag.ts';
 
-const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
+const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
 
 Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
 moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters alone
@@ -22,6 +23,8 @@ options:
   --model M         a folder with config.json, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
                     repositories) or an http(s) URL of a folder
   --gpu-memory GB   the GPU memory to plan against (WebGPU cannot report it; default: a guess of 8 GiB, said so)
+  --keep-layers N   plan with the last N layers (or all) keeping their intermediates for the backward instead of
+                    recomputing them (default: as many as fit under 85 % of --gpu-memory when it is given, else 0)
   --seq-len N       plan for sequences of at most N tokens (default: the longest the hyperparameters allow)
   --revision REV    Hub branch, tag or commit (default main)
   --no-gpu          do not look for an adapter (buffer limits are then not checked)
@@ -41,6 +44,7 @@ export const planCommand: Command = {
       model: { type: 'string' },
       'gpu-memory': { type: 'string' },
       'seq-len': { type: 'string' },
+      'keep-layers': { type: 'string' },
       revision: { type: 'string' },
       'no-gpu': { type: 'boolean', default: false },
     });
@@ -72,7 +76,8 @@ export const planCommand: Command = {
         io.err(`note: no WebGPU adapter (${(e as Error).message}); buffer limits are not checked`);
       }
     }
-    const plan = planMemory(config, hp, { seqLen, gpu });
+    const keep = parseKeepLayers(values['keep-layers']);
+    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

@@ -3,8 +3,10 @@
 // Per layer (docs/mistral.md): h = x + o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x)))); out = h + down(silu(gate(n2(h))) * up(n2(h))).
 // Recomputation (what PyTorch calls activation checkpointing): the forward keeps only each layer's input xs[l] (N,
 // C); the backward recomputes the layer's forward into one set of layer buffers, then runs its backward. Activation
-// memory is therefore (L+1)·N·C plus one layer's worth, whatever the depth. Every buffer is sized by `runnerLayout`
-// (./sizing.ts, which the memory planner also adds up) and made in the constructor.
+// memory is therefore (L+1)·N·C plus one layer's worth, whatever the depth. Where memory allows, the last
+// `keptLayers` layers each get a set of their own: their forward's intermediates stay until their backward, which
+// then skips the recomputation (the same kernels on the same inputs, so the numbers are identical bit for bit). Every
+// buffer is sized by `runnerLayout` (./sizing.ts, which the memory planner also adds up) and made in the constructor.
 
 import { type Projection } from '../../core/mistral.ts';
 import type { TokenBatch } from '../../core/token-batch.ts';
@@ -40,6 +42,8 @@ export interface RunnerOptions {
   /** Tokens per chunk of the lm_head + cross-entropy (the logits chunk is chunk × V f32). */
   xentChunk?: number;
   seed?: number;
+  /** Layers (the last ones) whose intermediates are kept for the backward instead of recomputed; default 0. */
+  keptLayers?: number;
 }
 
 export interface OptimizerSettings {
@@ -106,7 +110,10 @@ export class MistralRunner {
   readonly lossSum: GPUBuffer; // (1)
   readonly lse: GPUBuffer; // (N) logsumexp of the head's logits
   readonly clip: GPUBuffer; // (2) [scale, norm]
-  private readonly L: LayerBuffers;
+  /** sets[i] holds the intermediates of layer firstKept + i; the last set (when some layer is recomputed) is shared. */
+  private readonly sets: LayerBuffers[];
+  /** Layers firstKept..L−1 keep their intermediates; the layers below are recomputed. */
+  readonly firstKept: number;
   private readonly G: GradBuffers;
   private readonly loraScratch: LoraScratch;
   private readonly xent: LmheadXentScratch;
@@ -129,7 +136,8 @@ export class MistralRunner {
     const d = weights.dims;
     const N = (this.N = o.B * o.T);
     const r = lora?.r ?? 0;
-    const s = runnerLayout(d, { B: o.B, T: o.T, r, targets: lora?.targets ?? [], dropout: (lora?.dropout ?? 0) > 0, xentChunk: o.xentChunk });
+    const s = runnerLayout(d, { B: o.B, T: o.T, r, targets: lora?.targets ?? [], dropout: (lora?.dropout ?? 0) > 0, xentChunk: o.xentChunk, keptLayers: o.keptLayers });
+    this.firstKept = d.L - s.keptLayers;
     this.xentChunk = s.xentChunk;
     this.seed = o.seed ?? 42;
     const buf = (label: string, floats: number, cat: 'activations' | 'scratch' | 'io' = 'activations'): GPUBuffer => {
@@ -151,25 +159,29 @@ export class MistralRunner {
     this.lossSum = buf('loss sum', s.lossSum, 'scratch');
     this.lse = buf('head lse', s.lse);
     this.clip = buf('clip', s.clip, 'scratch');
-    const t: LayerBuffers['t'] = {};
-    for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name}`, s.loraT[name] ?? 0);
     const Ls = s.layer;
-    this.L = {
-      n1: buf('n1', Ls.n1),
-      rstd1: buf('rstd1', Ls.rstd1),
-      q: buf('q', Ls.q),
-      k: buf('k', Ls.k),
-      v: buf('v', Ls.v),
-      att: buf('att', Ls.att),
-      lse: buf('attention lse', Ls.lse),
-      h: buf('h', Ls.h),
-      n2: buf('n2', Ls.n2),
-      rstd2: buf('rstd2', Ls.rstd2),
-      g: buf('gate', Ls.g),
-      u: buf('up', Ls.u),
-      a: buf('swiglu', Ls.a),
-      t,
-    };
+    this.sets = Array.from({ length: s.layerSets }, (_, i) => {
+      // Labels say which layer a set belongs to: the ledger lists them.
+      const tag = i < s.keptLayers ? ` ${this.firstKept + i}` : '';
+      const t: LayerBuffers['t'] = {};
+      for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name}${tag}`, s.loraT[name] ?? 0);
+      return {
+        n1: buf(`n1${tag}`, Ls.n1),
+        rstd1: buf(`rstd1${tag}`, Ls.rstd1),
+        q: buf(`q${tag}`, Ls.q),
+        k: buf(`k${tag}`, Ls.k),
+        v: buf(`v${tag}`, Ls.v),
+        att: buf(`att${tag}`, Ls.att),
+        lse: buf(`attention lse${tag}`, Ls.lse),
+        h: buf(`h${tag}`, Ls.h),
+        n2: buf(`n2${tag}`, Ls.n2),
+        rstd2: buf(`rstd2${tag}`, Ls.rstd2),
+        g: buf(`gate${tag}`, Ls.g),
+        u: buf(`up${tag}`, Ls.u),
+        a: buf(`swiglu${tag}`, Ls.a),
+        t,
+      };
+    });
     const Gs = s.grads;
     this.G = {
       dres: buf('d residual', Gs.dres),
@@ -234,11 +246,21 @@ export class MistralRunner {
     return { p: l.dropout, key: { seed: this.seed, step: this.microStep, layer, module } };
   }
 
+  /** Whether layer l keeps its forward's intermediates for its backward (no recomputation). */
+  isKept(l: number): boolean {
+    return l >= this.firstKept;
+  }
+
+  /** The buffers layer l's intermediates live in: its own set when kept, else the shared one. */
+  private layerSet(l: number): LayerBuffers {
+    return this.sets[this.isKept(l) ? l - this.firstKept : this.sets.length - 1];
+  }
+
   /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights). */
   private proj(mode: PassMode, w: LayerWeights, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
     base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate);
     const m = this.lora?.modules[layer][name];
-    const t = this.L.t[name];
+    const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
       lora_forward(this.ctx, Y, t, X, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode), this.loraScratch);
     }
@@ -248,7 +270,7 @@ export class MistralRunner {
   private projBackward(mode: PassMode, w: LayerWeights, layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
     base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate);
     const m = this.lora?.modules[layer][name];
-    const t = this.L.t[name];
+    const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
       lora_backward(this.ctx, dX, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode), this.loraScratch);
     }
@@ -262,7 +284,7 @@ export class MistralRunner {
     const w = layerWeights(this.weights, l);
     const n = this.n;
     const X = this.xs[l];
-    const Lb = this.L;
+    const Lb = this.layerSet(l);
     rmsnorm_forward(ctx, Lb.n1, Lb.rstd1, X, w.inputNorm, n, d.C, d.eps);
     this.proj(mode, w, l, 'q_proj', Lb.q, Lb.n1);
     this.proj(mode, w, l, 'k_proj', Lb.k, Lb.n1);
@@ -288,18 +310,21 @@ export class MistralRunner {
   /** t (N, r) = drop(X)·Aᵀ of one module, as lora_forward saves it, without the module's output. */
   private loraIntermediate(mode: PassMode, layer: number, name: Projection, X: GPUBuffer): void {
     const m = this.lora?.modules[layer][name];
-    const t = this.L.t[name];
+    const t = this.layerSet(layer).t[name];
     if (!m || !t || !this.lora) return;
     lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode), this.loraScratch);
   }
 
-  /** Backward of layer l: G.dres holds d xs[l+1] on entry and d xs[l] on exit. Needs layerForward(l) just before. */
+  /**
+   * Backward of layer l: G.dres holds d xs[l+1] on entry and d xs[l] on exit. Needs layer l's intermediates: a kept
+   * layer's from the forward, else layerForward(l, false) just before.
+   */
   private layerBackward(mode: PassMode, l: number): void {
     const { ctx } = this;
     const d = this.weights.dims;
     const w = layerWeights(this.weights, l);
     const n = this.n;
-    const Lb = this.L;
+    const Lb = this.layerSet(l);
     const G = this.G;
     // out = h + down(a)
     this.projBackward(mode, w, l, 'down_proj', G.da, G.dres, Lb.a);
@@ -370,7 +395,7 @@ export class MistralRunner {
     lmhead_xent_forward_backward(this.ctx, { ...this.headArgs(lossScale), dh: this.G.dxf, gradScale });
     rmsnorm_backward(this.ctx, this.G.dres, this.G.dxf, this.xs[d.L], this.weights.finalNorm, this.rstdf, this.n, d.C);
     for (let l = d.L - 1; l >= 0; l--) {
-      this.layerForward(mode, l, false);
+      if (!this.isKept(l)) this.layerForward(mode, l, false);
       this.layerBackward(mode, l);
       this.ctx.flush();
     }
@@ -378,12 +403,12 @@ export class MistralRunner {
   }
 
   /**
-   * One layer's share of a training step, as forwardBackward does it: forward (writing xs[l+1]), the recomputation,
-   * and the backward from whatever G.dres holds. For benchmarks (`finetune bench layer`).
+   * One layer's share of a training step, as forwardBackward does it: forward (writing xs[l+1]), the recomputation
+   * unless the layer is kept, and the backward from whatever G.dres holds. For benchmarks (`finetune bench layer`).
    */
   layerTrainingWork(l: number): void {
     this.layerForward('train', l, true);
-    this.layerForward('train', l, false);
+    if (!this.isKept(l)) this.layerForward('train', l, false);
     this.layerBackward('train', l);
     this.ctx.flush();
   }

@@ -3,6 +3,7 @@
 // computation and cannot drift apart. Sizes are in f32-sized elements ("floats"), as the runner's buffers are.
 
 import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
+import { FinetuneError } from '../../core/errors.ts';
 import { NORM_CHUNK } from '../kernels/adamw.ts';
 import { attentionBackwardScratchBytes } from '../kernels/attention.ts';
 import { loraScratchBytes } from '../kernels/lora.ts';
@@ -23,9 +24,15 @@ export interface RunnerShape {
   /** LoRA dropout p > 0 (needs the dropout scratch). */
   dropout: boolean;
   xentChunk?: number;
+  /**
+   * Layers whose forward intermediates are kept from the forward to the backward instead of being recomputed (the
+   * last `keptLayers` of the stack; default 0: every layer is recomputed). Each kept layer costs one more set of
+   * layer buffers and saves its recomputation: about a quarter of the layer's training FLOPs.
+   */
+  keptLayers?: number;
 }
 
-/** Per-layer forward intermediates, kept for one layer at a time (recomputed in the backward). */
+/** Per-layer forward intermediates: one set for the recomputed layers, one more per kept layer. */
 export const LAYER_BUFFERS = ['n1', 'rstd1', 'q', 'k', 'v', 'att', 'lse', 'h', 'n2', 'rstd2', 'g', 'u', 'a'] as const;
 /** Gradient buffers of one layer's backward (reused by every layer). */
 export const GRAD_BUFFERS = ['dres', 'dn', 'dq', 'dk', 'dv', 'datt', 'da', 'dg', 'du', 'dxf'] as const;
@@ -46,9 +53,13 @@ export interface RunnerLayout {
   /** scratch: loss sum and [clip scale, norm]. */
   lossSum: number;
   clip: number;
-  /** activations: one layer's intermediates. */
+  /** Layers kept from forward to backward (the last keptLayers), and the sets of layer buffers made. */
+  keptLayers: number;
+  /** keptLayers, plus one set shared by the recomputed layers when any layer is recomputed. */
+  layerSets: number;
+  /** activations: one set of a layer's intermediates (layerSets of them are made). */
   layer: Record<(typeof LAYER_BUFFERS)[number], number>;
-  /** activations: LoRA intermediates t (N, r) per adapted projection. */
+  /** activations: LoRA intermediates t (N, r) per adapted projection, in each set. */
   loraT: Partial<Record<Projection, number>>;
   /** activations: one layer's gradients. */
   grads: Record<(typeof GRAD_BUFFERS)[number], number>;
@@ -65,6 +76,10 @@ export interface RunnerLayout {
 
 export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
   const N = s.B * s.T;
+  const keptLayers = s.keptLayers ?? 0;
+  if (!(Number.isInteger(keptLayers) && keptLayers >= 0 && keptLayers <= d.L)) {
+    throw new FinetuneError('internal', `keptLayers must be an integer in [0, ${d.L}], got ${keptLayers}`);
+  }
   const xentChunk = Math.max(1, Math.min(s.xentChunk ?? DEFAULT_XENT_CHUNK, N));
   const Q = d.nH * d.hd;
   const KV = d.nKV * d.hd;
@@ -91,6 +106,8 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
     lse: N,
     lossSum: 1,
     clip: 2,
+    keptLayers,
+    layerSets: keptLayers + (keptLayers < d.L ? 1 : 0),
     layer: {
       n1: N * d.C,
       rstd1: N,
@@ -159,8 +176,9 @@ export function runnerBytes(lay: RunnerLayout): RunnerBytes {
     f('x final', lay.xf) +
     f('rstd final', lay.rstdf) +
     f('head lse', lay.lse) +
-    Object.entries(lay.layer).reduce((a, [k, n]) => a + f(k, n), 0) +
-    Object.entries(lay.loraT).reduce((a, [k, n]) => a + f(`lora t ${k}`, n ?? 0), 0) +
+    lay.layerSets *
+      (Object.entries(lay.layer).reduce((a, [k, n]) => a + f(k, n), 0) +
+        Object.entries(lay.loraT).reduce((a, [k, n]) => a + f(`lora t ${k}`, n ?? 0), 0)) +
     Object.entries(lay.grads).reduce((a, [k, n]) => a + f(k, n), 0);
   const scratch =
     f('rope table', lay.ropeTable) +

@@ -51,10 +51,12 @@ describe('memory planner', () => {
   it('fits, tight, does not fit — and says why', () => {
     const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 1024 });
     const big = { maxBufferSize: 4 * 1024 ** 3, maxStorageBufferBindingSize: 4 * 1024 ** 3 };
-    const fits = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 80 * 1024 ** 3 } });
+    // Every layer recomputed (kept layers are chosen only where the run fits with room: see the next test).
+    const fits = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 80 * 1024 ** 3 }, keptLayers: 0 });
     expect(fits.verdict).toBe('fits');
     expect(fits.gpu.memorySource).toBe('given');
     const tight = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: fits.peakBytes / 0.9 } });
+    expect(tight.run.keptLayers).toBe(0);
     expect(tight.verdict).toBe('tight');
     expect(tight.reasons.join(' ')).toMatch(/90 %/);
     // 4 GiB cannot hold the 4.1 GB base and the run, but two layers at a time can be.
@@ -69,6 +71,36 @@ describe('memory planner', () => {
     expect(defaults.verdict).toBe('does-not-fit');
     expect(defaults.largestBuffer.label).toBe('model.embed_tokens.weight');
     expect(defaults.reasons.join(' ')).toMatch(/maxStorageBufferBindingSize/);
+  });
+
+  it('keeps as many layers’ intermediates as fit under 85 % of a given memory, none on a guess, and prices each', () => {
+    const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 2048, validation_batch_size: 1, lora_target_modules: 'all-linear' });
+    const big = { maxBufferSize: 4 * 1024 ** 3, maxStorageBufferBindingSize: 4 * 1024 ** 3 };
+    const guessed = planMemory(mistral7b, hp, { gpu: big });
+    expect(guessed.run).toMatchObject({ keptLayers: 0, keptLayersSource: 'fixed' });
+    expect(guessed.run.recomputation).toMatch(/activation checkpointing/);
+    // One kept Mistral-7B layer at 2048 tokens: its intermediates (≈ 64 K floats a token) on top of the shared set.
+    const one = planMemory(mistral7b, hp, { gpu: big, keptLayers: 1 });
+    const perLayer = one.bytes.activations - guessed.bytes.activations;
+    expect(perLayer / 2048 / 4).toBeGreaterThan(64_000);
+    expect(perLayer / 2048 / 4).toBeLessThan(67_000);
+    const all = planMemory(mistral7b, hp, { gpu: big, keptLayers: 32 });
+    expect(all.run).toMatchObject({ keptLayers: 32, keptLayersSource: 'asked' });
+    expect(all.run.recomputation).toMatch(/^none/);
+    // With every layer kept, no shared set is needed: 31 more sets, not 32.
+    expect(all.bytes.activations - guessed.bytes.activations).toBe(31 * perLayer);
+    // An H200 (141 GB) keeps them all; 24 GiB some; 8 GiB none (the recomputing run alone is most of it).
+    const h200 = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 141e9 } });
+    expect(h200.run).toMatchObject({ keptLayers: 32, keptLayersSource: 'chosen' });
+    const mid = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 24 * 1024 ** 3 } });
+    expect(mid.run.keptLayers).toBeGreaterThan(0);
+    expect(mid.run.keptLayers).toBeLessThan(32);
+    expect(mid.peakBytes).toBeLessThanOrEqual(0.85 * 24 * 1024 ** 3);
+    expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 24 * 1024 ** 3 }, keptLayers: mid.run.keptLayers + 1 }).peakBytes).toBeGreaterThan(0.85 * 24 * 1024 ** 3);
+    expect(mid.verdict).toBe('fits');
+    expect(mid.run.recomputation).toMatch(new RegExp(`the last ${mid.run.keptLayers} of 32 layers keep`));
+    expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 8 * 1024 ** 3 } }).run.keptLayers).toBe(0);
+    expect(() => planMemory(mistral7b, hp, { keptLayers: 33 })).toThrow(/from 0 to 32, got 33/);
   });
 
   it('layer streaming: two Mistral-7B layers on the GPU instead of 32, the rest in CPU memory, and the traffic it costs', () => {

@@ -1,0 +1,47 @@
+// chooseKeptLayers (src/run/kept-layers.ts): at the start of a run, how many layers keep their intermediates, from the
+// bytes the ledger already holds and the runner's own layout, under 85 % of the GPU memory the user gave.
+import { describe, expect, it } from 'vitest';
+import { chooseKeptLayers } from '../../../src/run/kept-layers.ts';
+import { runnerBytes, runnerLayout } from '../../../src/engine/mistral/sizing.ts';
+import { MISTRAL_7B } from '../../../src/bench/model.ts';
+import type { Projection } from '../../../src/core/mistral.ts';
+
+const shape = { B: 1, T: 2048, r: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as Projection[], dropout: true };
+const total = (k: number): number => {
+  const b = runnerBytes(runnerLayout(MISTRAL_7B, { ...shape, keptLayers: k }));
+  return b.activations + b.scratch + b.io + b.optimizer;
+};
+const GiB = 1024 ** 3;
+
+describe('chooseKeptLayers', () => {
+  it('keeps none and says nothing when the memory is unknown', () => {
+    expect(chooseKeptLayers(MISTRAL_7B, shape, { memoryBytes: null, inUseBytes: 5 * GiB })).toEqual({ kept: 0, runnerBytes: total(0), notice: null });
+  });
+
+  it('takes a count asked for, checked against the model', () => {
+    const d = chooseKeptLayers(MISTRAL_7B, shape, { asked: 5, memoryBytes: null, inUseBytes: 0 });
+    expect(d.kept).toBe(5);
+    expect(d.runnerBytes).toBe(total(5));
+    expect(d.notice).toMatch(/the last 5 of 32 layers keep their intermediates/);
+    expect(() => chooseKeptLayers(MISTRAL_7B, shape, { asked: 33, memoryBytes: null, inUseBytes: 0 })).toThrow(/from 0 to 32 .*got 33/);
+    expect(() => chooseKeptLayers(MISTRAL_7B, shape, { asked: -1, memoryBytes: null, inUseBytes: 0 })).toThrow(/got -1/);
+  });
+
+  it('keeps the most layers whose runner still fits under 85 % of the memory beside what is already on the GPU', () => {
+    const inUse = 4.5 * GiB;
+    const memory = 24 * GiB;
+    const d = chooseKeptLayers(MISTRAL_7B, shape, { memoryBytes: memory, inUseBytes: inUse });
+    expect(d.kept).toBeGreaterThan(0);
+    expect(d.kept).toBeLessThan(32);
+    expect(inUse + total(d.kept)).toBeLessThanOrEqual(0.85 * memory);
+    expect(inUse + total(d.kept + 1)).toBeGreaterThan(0.85 * memory);
+    expect(d.notice).toMatch(/chosen for the GPU's 24\.0 GiB/);
+    expect(chooseKeptLayers(MISTRAL_7B, shape, { memoryBytes: 141e9, inUseBytes: inUse }).kept).toBe(32);
+  });
+
+  it('keeps none, and says why, when even one more layer would pass the budget', () => {
+    const d = chooseKeptLayers(MISTRAL_7B, shape, { memoryBytes: 8 * GiB, inUseBytes: 4.5 * GiB });
+    expect(d.kept).toBe(0);
+    expect(d.notice).toMatch(/every layer is recomputed .*85 % of the GPU's 8\.0 GiB/);
+  });
+});
