@@ -23,10 +23,14 @@
 //   M % 128, N % BN and K % 16 are all 0, and the compiler drops the tests.
 // - FIXED_M/N/K (overrides, 0 = read the uniform): sizes compiled into the pipeline, so index arithmetic folds.
 //   One pipeline per shape: the host uses them only when asked (the `tiled-fixed` choice).
-// - NF4 (with TRANS_B, without TRANS_A): B is a frozen NF4 weight W [N, K] (layout in shaders/nf4.wgsl; K % 64 == 0),
-//   so C = alpha · X · deq(W)ᵀ (+ beta · C), the fused forward of shaders/nf4_matmul.wgsl with this tiling. Each
-//   thread fetches one code word (8 weights along k) and its block scale per K step and dequantises it into the B
-//   tile; DQ reads double-quantised scales. The 16-entry table adds 64 bytes of workgroup memory.
+// - NF4 (without TRANS_A): B is a frozen NF4 weight W (layout in shaders/nf4.wgsl; its columns a multiple of 64), read
+//   through its code book; DQ reads double-quantised scales. The 16-entry table adds 64 bytes of workgroup memory.
+//   Both fused products of shaders/nf4_matmul.wgsl run on this tiling, told apart by TRANS_B:
+//   - with TRANS_B, the forward: W is [N, K], C = alpha · X · deq(W)ᵀ (+ beta · C). Each thread fetches one code word
+//     (8 weights along k) and its block scale per K step and scatters it down 8 rows of the k-major B tile.
+//   - without, the input gradient: W is [K, N] (the layer's [out, in]: here the reduction runs over the layer's
+//     outputs), C = dX = alpha · dY · deq(W) (+ beta · C). A B tile row is then BN consecutive weights of one row of
+//     W, BN/8 code words: each thread fetches one word and its scale and writes it as two vec4s into one tile row.
 
 //#if NF4
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
@@ -91,7 +95,8 @@ const BN4 = BN / 4u;          // vec4s per tile row of B
 const BK4 = BK / 4u;
 const LA = BK * BM4 / THREADS; // vec4s of the A tile each thread fetches: 2 (4 with NARROW)
 //#if NF4
-// What a thread fetches of the B tile: one code word of W (8 weights along k) and its block's scale.
+// What a thread fetches of the B tile: one code word of W (8 weights along k with TRANS_B, along n without) and its
+// block's scale. BK × BN weights are BK·BN/8 words, one per thread in both blocks and both directions.
 struct BReg { word: u32, scale: f32 }
 const LB = 1u;
 //#else
@@ -170,24 +175,59 @@ fn nibbleShift(j: u32) -> u32 {
   return (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
 }
 
-// Row n = q / 2 of W, code word q % 2 of the tile's two (k0 … k0 + 15); rows past N read as zeros.
+// Code words per B tile row in the input gradient (no TRANS_B): 16 (wide) or 8 (narrow), so BK rows × WPR words is
+// one word per thread in both blocks.
+const WPR = BN / 8u;
+
+// Forward (TRANS_B): row n = q / 2 of W, code word q % 2 of the tile's two (k0 … k0 + 15); rows past N read as zeros.
+// Input gradient: tile row q / WPR is row k0 + q / WPR of W [K, N], word q % WPR of its BN columns from col0;
+// neighbouring threads read neighbouring words. A word never straddles a 64-block (N % 64 == 0 and col0 % 64 == 0), so
+// its one scale covers all 8 weights; rows past K and columns past N read as zeros.
 fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> BReg {
   let q = li + t * THREADS;
-  let gn = col0 + q / 2u;
-  if (CHECK && gn >= dimN()) { return BReg(0u, 0.0); }
-  let e = gn * dimK() + k0; // element index of the tile's first weight in row gn; K % 64 == 0
-  return BReg(codes[(e >> 3u) + q % 2u], blockScale(e >> 6u));
+  if (TRANS_B) {
+    let gn = col0 + q / 2u;
+    if (CHECK && gn >= dimN()) { return BReg(0u, 0.0); }
+    let e = gn * dimK() + k0; // element index of the tile's first weight in row gn; K % 64 == 0
+    return BReg(codes[(e >> 3u) + q % 2u], blockScale(e >> 6u));
+  }
+  let gk = k0 + q / WPR;
+  let gc = col0 + (q % WPR) * 8u;
+  if (CHECK && (gk >= dimK() || gc >= dimN())) { return BReg(0u, 0.0); }
+  let e = gk * dimN() + gc;
+  return BReg(codes[e >> 3u], blockScale(e >> 6u));
 }
 
-// Dequantises the word into 8 tile rows k … k + 7 of column n (two swizzle groups of 4).
+// One weight of a code word (element j at nibbleShift(j)), scaled.
+fn deq(word: u32, shift: u32, scale: f32) -> f32 {
+  return lut[(word >> shift) & 15u] * scale;
+}
+
 fn putB(li: u32, t: u32, v: BReg) {
   let q = li + t * THREADS;
-  let n = q / 2u;
-  let k = (q % 2u) * 8u;
-  let lane = n % 4u;
-  for (var j = 0u; j < 8u; j++) {
-    Bs[(k + j) * BN4 + ((n / 4u) ^ swz(k + j))][lane] = lut[(v.word >> nibbleShift(j)) & 15u] * v.scale;
+  if (TRANS_B) {
+    // Dequantises the word into 8 tile rows k … k + 7 of column n (two swizzle groups of 4).
+    let n = q / 2u;
+    let k = (q % 2u) * 8u;
+    let lane = n % 4u;
+    for (var j = 0u; j < 8u; j++) {
+      Bs[(k + j) * BN4 + ((n / 4u) ^ swz(k + j))][lane] = deq(v.word, nibbleShift(j), v.scale);
+    }
+    return;
   }
+  // The word is columns 8w … 8w + 7 of tile row r: vec4 columns 2w (elements 0–3) and 2w + 1 (4–7). The table reads
+  // cannot conflict (16 entries in 16 banks). For the vec4 stores, 8 neighbouring threads (one row, w = 8i … 8i + 7)
+  // would hit only the even columns in the first store, two threads per bank group; so threads with w & 4 store their
+  // high half first: each store then covers 8 distinct columns mod 8, and the row's swizzle (an XOR by an even value
+  // below 8) keeps them distinct.
+  let r = q / WPR;
+  let w = q % WPR;
+  let lo = vec4<f32>(deq(v.word, 4u, v.scale), deq(v.word, 0u, v.scale), deq(v.word, 12u, v.scale), deq(v.word, 8u, v.scale));
+  let hi = vec4<f32>(deq(v.word, 20u, v.scale), deq(v.word, 16u, v.scale), deq(v.word, 28u, v.scale), deq(v.word, 24u, v.scale));
+  let h = (w >> 2u) & 1u;
+  let s = swz(r);
+  Bs[r * BN4 + ((2u * w + h) ^ s)] = select(lo, hi, h == 1u);
+  Bs[r * BN4 + ((2u * w + 1u - h) ^ s)] = select(hi, lo, h == 1u);
 }
 //#else
 //#if B_BF16

@@ -17,7 +17,7 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
   });
 
-  it('yields the plain product first, then the fused forward (basic and tiled) and backward, plain and double-quantised', async () => {
+  it('yields the plain product first, then the fused forward and backward (each basic, then tiled), plain and double-quantised', async () => {
     const rows: Nf4BenchResult[] = [];
     for await (const r of benchNf4(ctx, [{ M: 33, N: 64, K: 128 }], 1)) rows.push(r);
     expect(rows.map((r) => r.variant)).toEqual([
@@ -25,11 +25,13 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
       'nf4 forward Y = X·deq(W)ᵀ',
       'nf4 forward Y = X·deq(W)ᵀ, tiled',
       'nf4 backward dX = dY·deq(W)',
+      'nf4 backward dX = dY·deq(W), tiled',
       'nf4 forward Y = X·deq(W)ᵀ, double-quant',
       'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled',
       'nf4 backward dX = dY·deq(W), double-quant',
+      'nf4 backward dX = dY·deq(W), double-quant, tiled',
     ]);
-    // The tiled forward computes what the basic one does.
+    // The tiled products compute what the basic ones do.
     for (const r of rows.filter((r) => r.variant.endsWith('tiled'))) expect(r.diffVsBasic).toBeLessThan(1e-5);
     for (const r of rows) {
       expect(r).toMatchObject({ bench: 'nf4', M: 33, N: 64, K: 128 });

@@ -31,7 +31,8 @@ what:
              the register-tiled one (both block widths) and the tiled one with sizes compiled in, at square sizes
              and Mistral-7B's projection shapes; each with its ratio to the same kernel's plain product and to the
              basic kernel, and the tiled outputs' largest difference from the basic kernel's
-  nf4        fused NF4 matmuls (forward, input gradient; plain and double-quant) at Mistral-7B projection shapes
+  nf4        fused NF4 matmuls (forward, input gradient; plain and double-quant; each on the basic and the tiled
+             kernel) at Mistral-7B projection shapes
   attention  causal GQA attention forward/backward at Mistral-7B's head layout (32 heads, 8 KV heads, head_dim 128);
              the row-split forward and backward (default) and the tiled ones (forward-tiled, backward-tiled; vsRows = the
              tiled rate ÷ the row-split one's, same run)

@@ -85,30 +85,44 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
 /** Workgroup memory of the wide block with an NF4 B: both tiles and the 16-entry code book. The narrow block needs 12 KiB + 64. */
 const NF4_WIDE_WORKGROUP_BYTES = 16 * 1024 + 64;
 
+/** accumulate adds into the output (beta = 1) instead of overwriting it; alpha scales the product. */
+export interface Nf4TiledOptions {
+  accumulate?: boolean;
+  alpha?: number;
+}
+
 /**
  * Y (M, N) (+)= alpha · X (M, K) · deq(W)ᵀ, W [N, K] in NF4 (plain or double-quantised scales): the fused forward of
  * nf4_matmul.ts on the register-tiled kernel. The wide block needs 64 bytes over the 16 KiB every adapter offers; an
  * adapter with exactly 16 KiB gets the narrow block.
  */
-export function nf4MatmulForwardTiled(
-  ctx: GpuContext,
-  Y: GPUBuffer,
-  X: GPUBuffer,
-  W: Nf4Weight,
-  M: number,
-  o: { accumulate?: boolean; alpha?: number } = {},
-  t: TiledOptions = {},
-): void {
+export function nf4MatmulForwardTiled(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}, t: TiledOptions = {}): void {
   const a: GemmArgs = { C: Y, A: X, B: W.codes, M, N: W.rows, K: W.cols, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0 };
+  nf4Tiled(ctx, a, W, t);
+}
+
+/**
+ * dX (M, K) (+)= alpha · dY (M, N) · deq(W), W [N, K] in NF4: the fused input gradient of nf4_matmul.ts on the
+ * register-tiled kernel. As a GEMM the reduction runs over W's rows (the layer's outputs) and the output columns are
+ * W's columns, so B = deq(W) is used as stored (no transB) and each B tile row is a run of consecutive codes.
+ * Shared memory and block choice as the forward.
+ */
+export function nf4MatmulBackwardTiled(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}, t: TiledOptions = {}): void {
+  const a: GemmArgs = { C: dX, A: dY, B: W.codes, M, N: W.cols, K: W.rows, transB: false, alpha: o.alpha, beta: o.accumulate ? 1 : 0 };
+  nf4Tiled(ctx, a, W, t);
+}
+
+/** One NF4 product on matmul_tiled.wgsl: `a` in GEMM terms, its B the weight's codes (transB: forward, else gradient). */
+function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): void {
   const roomForWide = ctx.device.limits.maxComputeWorkgroupStorageSize >= NF4_WIDE_WORKGROUP_BYTES;
   const v = tiledVariant(a, roomForWide ? t : { ...t, block: 'narrow' });
-  const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: true, CHECK: v.check };
+  const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check };
   if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
   ctx.dispatch(
     { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', NF4: true, DQ: W.doubleQuant }, constants },
-    // Binding order of the NF4 variant: X, codes, Y, then the scale buffers.
-    [X, W.codes, Y, ...scaleBuffers(W)],
+    // Binding order of the NF4 variant: the activations, codes, the output, then the scale buffers.
+    [a.A, W.codes, a.C, ...scaleBuffers(W)],
     gemmUniforms(a),
-    [Math.ceil(a.N / TILED_BN[v.block]), Math.ceil(M / TILED_BM)],
+    [Math.ceil(a.N / TILED_BN[v.block]), Math.ceil(a.M / TILED_BM)],
   );
 }

@@ -4,7 +4,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { requireBytes } from './elementwise.ts';
-import { nf4MatmulForwardTiled } from './matmul_tiled.ts';
+import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from './matmul_tiled.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export interface Nf4MatmulOptions {
@@ -34,7 +34,7 @@ export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, 
   const [N, K] = [W.rows, W.cols];
   requireBytes(Y, M * N * 4, 'nf4_matmul_forward Y');
   requireBytes(X, M * K * 4, 'nf4_matmul_forward X');
-  // The register-tiled forward follows the GEMM kernel choice (docs/performance.md); the backward stays here.
+  // The register-tiled forward follows the GEMM kernel choice (docs/performance.md), as the backward does.
   if (ctx.gemmKernel !== 'basic') nf4MatmulForwardTiled(ctx, Y, X, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
   else nf4ForwardBasic(ctx, Y, X, W, M, o);
 }
@@ -56,6 +56,13 @@ export function nf4_matmul_backward(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffe
   const [N, K] = [W.rows, W.cols];
   requireBytes(dX, M * K * 4, 'nf4_matmul_backward dX');
   requireBytes(dY, M * N * 4, 'nf4_matmul_backward dY');
+  if (ctx.gemmKernel !== 'basic') nf4MatmulBackwardTiled(ctx, dX, dY, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  else nf4BackwardBasic(ctx, dX, dY, W, M, o);
+}
+
+/** The input gradient on this file's kernel (64×64 blocks), whatever the context's GEMM choice; no argument checks. */
+export function nf4BackwardBasic(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
+  const [N, K] = [W.rows, W.cols];
   ctx.dispatch(
     { shader: 'nf4_matmul', entry: 'backward', defines: { BACKWARD: true, DQ: W.doubleQuant } },
     [dY, W.codes, ...scaleBuffers(W), dX],
