@@ -57,15 +57,34 @@ fn nibbleShift(j: u32) -> u32 {
   return (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
 }
 
-fn store(acc: array<f32, 16>, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
+// The thread's 4×4 outputs as one vec4 per row (acc[i][j]: row lid.y + 16i, column lid.x + 16j).
+struct Acc { r: array<vec4f, 4> }
+
+// One 16-deep step of the block product from the shared tiles. vec4 rows and constant indices throughout: compilers
+// that keep dynamically indexed arrays in memory (SwiftShader's) ran the array form ≈ 4× slower. Each output still
+// sums fma by fma in k order.
+fn tileStep(acc: ptr<function, Acc>, lid: vec3u) {
+  for (var kk = 0u; kk < BK; kk++) {
+    let ar = kk * S + lid.y;
+    let br = kk * S + lid.x;
+    let bv = vec4f(Bs[br], Bs[br + 16u], Bs[br + 32u], Bs[br + 48u]);
+    (*acc).r[0] = fma(vec4f(As[ar]), bv, (*acc).r[0]);
+    (*acc).r[1] = fma(vec4f(As[ar + 16u]), bv, (*acc).r[1]);
+    (*acc).r[2] = fma(vec4f(As[ar + 32u]), bv, (*acc).r[2]);
+    (*acc).r[3] = fma(vec4f(As[ar + 48u]), bv, (*acc).r[3]);
+  }
+}
+
+fn store(acc: Acc, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
   for (var i = 0u; i < 4u; i++) {
     let r = row0 + lid.y + 16u * i;
     if (r >= p.M) { continue; }
+    let row = acc.r[i];
     for (var j = 0u; j < 4u; j++) {
       let c = col0 + lid.x + 16u * j;
       if (c >= ldc) { continue; }
       let o = r * ldc + c;
-      var v = p.alpha * acc[i * 4u + j];
+      var v = p.alpha * row[j];
       if (p.accumulate != 0u) { v += C[o]; }
       C[o] = v;
     }
@@ -84,7 +103,7 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
   let kBlocks = p.K / 64u;
   let wn = li >> 3u;
   let wq = li & 7u;
-  var acc: array<f32, 16>;
+  var acc = Acc();
   workgroupBarrier();
   for (var n0 = 0u; n0 < p.N; n0 += BK) {
     // dY slice: 64 rows × 32 columns, 8 per thread; 32 neighbouring threads read one row.
@@ -109,15 +128,7 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
       Bs[wn * S + wq * 8u + j] = lut[(word >> nibbleShift(j)) & 15u] * scale;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { av[i] = As[kk * S + lid.y + 16u * i]; }
-      for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * S + lid.x + 16u * j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
-      }
-    }
+    tileStep(&acc, lid);
     workgroupBarrier();
   }
   store(acc, row0, col0, lid, p.K);
@@ -138,7 +149,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
   let gn = col0 + wn;
   let nValid = gn < p.N;
   var scale = 0.0;
-  var acc: array<f32, 16>;
+  var acc = Acc();
   workgroupBarrier();
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     // X slice: 64 rows × 32 columns = 512 vec4, 2 per thread; 8 neighbouring threads read one row's 128 bytes.
@@ -164,15 +175,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
       Bs[(wq * 8u + j) * S + wn] = lut[(word >> nibbleShift(j)) & 15u] * scale;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { av[i] = As[kk * S + lid.y + 16u * i]; }
-      for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * S + lid.x + 16u * j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
-      }
-    }
+    tileStep(&acc, lid);
     workgroupBarrier();
   }
   store(acc, row0, col0, lid, p.N);
