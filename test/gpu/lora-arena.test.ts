@@ -13,7 +13,9 @@ import { destroyMistralWeights, type MistralWeights } from '../../src/engine/mis
 import { adamwStepRef, clipScaleRef } from '../../src/engine/reference/adamw.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { configOf, randomMistral } from '../../src/bench/model.ts';
-import { createAdapter } from '../../src/model/lora-adapter.ts';
+import { createAdapter, peftKey } from '../../src/model/lora-adapter.ts';
+import { writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.ts';
+import { loadTrainState, saveTrainState } from '../../src/run/trainer.ts';
 import { gpuContext } from './context.ts';
 
 // r·in and out·r are not multiples of 64 floats (256 bytes): every tensor is followed by padding.
@@ -141,4 +143,37 @@ describe('LoRA arenas: one optimizer dispatch per phase and chunk', () => {
       }
     });
   }
+
+  it('a checkpoint in the per-tensor format (as written before the arenas) loads into a chunked arena and saves back byte for byte', async () => {
+    const targets: Projection[] = ['q_proj', 'k_proj', 'down_proj'];
+    const probe = upload(targets);
+    const bytes = arenaBytes(probe.arenas.layout);
+    destroyLora(ctx, probe);
+    const lora = upload(targets, { maxChunkBytes: Math.ceil(bytes / 3 / 4) * 4 });
+    try {
+      expect(lora.arenas.params.length).toBeGreaterThanOrEqual(3);
+      // The file format, written out by hand: per module A, its moments, then B, its moments; metadata format/step/rank.
+      const tensors: TensorToWrite[] = [];
+      let seed = 1;
+      for (let l = 0; l < d.L; l++) {
+        for (const name of PROJECTIONS.filter((p) => targets.includes(p))) {
+          const m = lora.modules[l][name]!;
+          for (const [factor, shape] of [['A', [R, m.in]], ['B', [m.out, R]]] as const) {
+            const n = shape[0] * shape[1];
+            const key = peftKey(l, name, factor);
+            tensors.push({ name: key, dtype: 'F32', shape: [...shape], data: randomArray(n, seed++, 0.5) });
+            tensors.push({ name: `${key}.exp_avg`, dtype: 'F32', shape: [...shape], data: randomArray(n, seed++, 0.01) });
+            tensors.push({ name: `${key}.exp_avg_sq`, dtype: 'F32', shape: [...shape], data: randomArray(n, seed++, 1e-4).map(Math.abs) });
+          }
+        }
+      }
+      const file = writeSafetensors(tensors, { format: 'finetune-state', step: '7', rank: String(R) });
+      expect(await loadTrainState(ctx, lora, file)).toBe(7);
+      const m = lora.modules[2].down_proj!;
+      expect(await ctx.readF32(m.vB)).toEqual(tensors.find((t) => t.name === `${peftKey(2, 'down_proj', 'B')}.exp_avg_sq`)!.data);
+      expect(await saveTrainState(ctx, lora, 7)).toEqual(file);
+    } finally {
+      destroyLora(ctx, lora);
+    }
+  });
 });
