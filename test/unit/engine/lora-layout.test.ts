@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { parseHyperparams } from '../../../src/config/index.ts';
 import { NORM_CHUNK } from '../../../src/engine/kernels/adamw.ts';
+import { grid1d, WG } from '../../../src/engine/kernels/elementwise.ts';
 import { dimsOf, linearShape, type Dims } from '../../../src/engine/mistral/dims.ts';
 import { ARENA_ALIGN, arenaBytes, arenaGradNormSlots, loraArenaLayout, loraChunkLimit, type LoraArenaLayout } from '../../../src/engine/mistral/lora-layout.ts';
 import { runnerLayout } from '../../../src/engine/mistral/sizing.ts';
@@ -103,6 +104,15 @@ describe('LoRA arena layout', () => {
     expectWellFormed(split);
     expect(split.chunkBytes.length).toBeGreaterThanOrEqual(Math.ceil(arenaBytes(whole) / limit));
     expect(split.chunkBytes.length).toBeLessThanOrEqual(6);
+    // One AdamW / SUMSQ launch covers a whole 671 MB chunk (≈ 168 M floats), and the largest chunk we ever make.
+    for (const floats of [arenaBytes(whole) / 4, Math.floor((4 * 1024 ** 3 - 4) / 4)]) {
+      for (const per of [WG, NORM_CHUNK]) {
+        const [x, y] = grid1d(floats, per);
+        expect(x).toBeLessThanOrEqual(65535);
+        expect(y).toBeLessThanOrEqual(65535);
+        expect(x * y * per).toBeGreaterThanOrEqual(floats);
+      }
+    }
   });
 
   it('the planner counts the arenas, padding included, chunked by the limits it is given', () => {
