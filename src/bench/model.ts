@@ -31,6 +31,8 @@ export interface ModelBenchResult {
   gflopPerToken: number;
   tflops: number;
   losses: number[];
+  /** Compute dispatches per timed step (forward, backward with recomputation, optimizer). */
+  dispatchesPerStep: number;
   peakBytes: number;
   peakByCategory: Record<string, number>;
 }
@@ -99,6 +101,8 @@ export interface TrainStepTiming {
   losses: number[];
   /** Layer uploads of the timed steps, per step (streamed weights; 0 when resident). */
   uploadsPerStep: number;
+  /** Compute dispatches of the timed steps, per step (ctx.dispatchCount): issue #9 asks for at most 3,000 at 7B. */
+  dispatchesPerStep: number;
   peakBytes: number;
   peakByCategory: Record<string, number>;
 }
@@ -139,13 +143,15 @@ export async function timeTrainSteps(
     };
     losses.push(await step()); // warm-up: pipelines compiled, buffers touched
     const uploads0 = weights.stream?.uploads ?? 0;
+    const dispatches0 = ctx.dispatchCount;
     const s0 = Date.now();
     for (let i = 0; i < o.steps; i++) losses.push(await step());
     const stepMs = (Date.now() - s0) / o.steps;
+    const dispatchesPerStep = (ctx.dispatchCount - dispatches0) / o.steps;
     const snap = ctx.ledger.snapshot();
     const peakByCategory: Record<string, number> = {};
     for (const [k, v] of Object.entries(snap.byCategory)) peakByCategory[k] = v.peakBytes;
-    return { keptLayers, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, peakBytes: snap.peakBytes, peakByCategory };
+    return { keptLayers, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, dispatchesPerStep, peakBytes: snap.peakBytes, peakByCategory };
   } finally {
     runner.destroy();
     destroyLora(ctx, lora);
@@ -183,6 +189,7 @@ export async function benchModel(
       gflopPerToken: fpt / 1e9,
       tflops: (fpt * o.T) / (t.stepMs / 1000) / 1e12,
       losses: t.losses,
+      dispatchesPerStep: t.dispatchesPerStep,
       peakBytes: t.peakBytes,
       peakByCategory: t.peakByCategory,
     };

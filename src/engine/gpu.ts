@@ -2,6 +2,7 @@
 // dispatches into one encoder per flush. Nothing here is browser- or Node-specific: it takes a `GPU` object
 // (navigator.gpu in a worker, Dawn's `create()` in Node).
 
+import { sliceBuffer, sliceBytes, sliceOffset, type BufferSlice } from './buffer-slice.ts';
 import { describeGpuAdapter, type GpuAdapterInfo } from './gpu-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
@@ -146,8 +147,15 @@ export class GpuContext {
   /**
    * Writes CPU data into a buffer in program order: work recorded before this call sees the old contents, work
    * recorded after sees the new (queue.writeBuffer alone would jump ahead of dispatches not yet submitted).
+   * `offset` is in bytes from the start of `target` (a buffer or a slice of one).
    */
-  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+  write(target: BufferSlice, data: ArrayBufferView, offset = 0): void {
+    // Offsets are relative to the slice; a write past its end would overwrite the next tensor of an arena.
+    if (offset + data.byteLength > sliceBytes(target)) {
+      throw new FinetuneError('internal', `write of ${data.byteLength} bytes at ${offset} overruns "${sliceBuffer(target).label}" (${sliceBytes(target)} bytes)`);
+    }
+    const buffer = sliceBuffer(target);
+    offset += sliceOffset(target);
     this.flush();
     // writeBuffer needs a multiple of 4 bytes.
     if (data.byteLength % 4 !== 0) {
@@ -228,8 +236,9 @@ export class GpuContext {
     this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
   }
 
-  clear(buffer: GPUBuffer, offset = 0, size?: number): void {
-    this.endPass().clearBuffer(buffer, offset, size);
+  /** Zeroes `size` bytes (default: to the end) from `offset` of a buffer or slice; offset and size multiples of 4. */
+  clear(target: BufferSlice, offset = 0, size?: number): void {
+    this.endPass().clearBuffer(sliceBuffer(target), sliceOffset(target) + offset, size ?? sliceBytes(target) - offset);
   }
 
   /** Submits everything recorded so far. */
@@ -246,9 +255,14 @@ export class GpuContext {
     }
   }
 
-  /** Copies `size` bytes of `buffer` back to the CPU (flushes first). */
-  async read(buffer: GPUBuffer, offset = 0, size?: number): Promise<ArrayBuffer> {
-    const bytes = size ?? buffer.size - offset;
+  /** Copies `size` bytes (default: to the end) from `offset` of a buffer or slice back to the CPU (flushes first). */
+  async read(source: BufferSlice, offset = 0, size?: number): Promise<ArrayBuffer> {
+    const bytes = size ?? sliceBytes(source) - offset;
+    if (offset + bytes > sliceBytes(source)) {
+      throw new FinetuneError('internal', `read of ${bytes} bytes at ${offset} overruns "${sliceBuffer(source).label}" (${sliceBytes(source)} bytes)`);
+    }
+    const buffer = sliceBuffer(source);
+    offset += sliceOffset(source);
     const aligned = Math.ceil(bytes / 4) * 4;
     const staging = this.ledger.create(`readback ${buffer.label}`, aligned, GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, 'io');
     try {
@@ -264,8 +278,8 @@ export class GpuContext {
     }
   }
 
-  async readF32(buffer: GPUBuffer, offset = 0, count?: number): Promise<Float32Array> {
-    return new Float32Array(await this.read(buffer, offset, count === undefined ? undefined : count * 4));
+  async readF32(source: BufferSlice, offset = 0, count?: number): Promise<Float32Array> {
+    return new Float32Array(await this.read(source, offset, count === undefined ? undefined : count * 4));
   }
 
   /**

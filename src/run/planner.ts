@@ -18,6 +18,7 @@ import type { MistralConfig } from '../model/config.ts';
 import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER } from '../engine/gpu.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
 import { dimsOf, flopsPerToken, linearShape } from '../engine/mistral/dims.ts';
+import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
 import { ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
 
 /** What is known about the GPU the plan is for. Everything is optional: the verdict says what it could not check. */
@@ -256,22 +257,22 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const T = Math.min(o.seqLen ?? seqBound, seqBound);
   const B = Math.max(hp.micro_batch_size, hp.run_validation ? hp.validation_batch_size : 0);
   const dropout = hp.lora_dropout > 0;
-  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, dropout, keptLayers });
+  // The adapter's arenas are chunked by the limits the context will ask for (the same cap as the verdict's).
+  const cap = (v: number | undefined): number | null => (v === undefined ? null : Math.min(v, MAX_REQUESTED_BUFFER));
+  const maxBuffer = cap(gpu.maxBufferSize);
+  const maxBinding = cap(gpu.maxStorageBufferBindingSize);
+  const loraChunkBytes = loraChunkLimit({ maxBufferSize: maxBuffer ?? MAX_REQUESTED_BUFFER, maxStorageBufferBindingSize: maxBinding ?? MAX_REQUESTED_BUFFER });
+  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, dropout, loraChunkBytes, keptLayers });
   const runner = runnerBytes(layout);
   see(runner.largestBuffer.label, runner.largestBuffer.bytes);
 
-  // LoRA: A, B and their gradients ('lora'); AdamW's two moments of each ('optimizer'), as uploadLora makes them.
-  let lora = 0;
-  let moments = 0;
-  let largestLoraTensor = 0;
-  for (const p of targets) {
-    const s = linearShape(d, p);
-    const a = ledgerBytes(hp.lora_rank * s.in * 4);
-    const b = ledgerBytes(s.out * hp.lora_rank * 4);
-    lora += d.L * 2 * (a + b);
-    moments += d.L * 2 * (a + b);
-    largestLoraTensor = Math.max(largestLoraTensor, a, b);
-  }
+  // LoRA: four arenas of one layout, as uploadLora makes them: parameters and gradients ('lora'), AdamW's two moments
+  // ('optimizer'). Their alignment padding is allocated, so it is counted.
+  const arena = loraArenaLayout(d, hp.lora_rank, targets, loraChunkBytes);
+  arena.chunkBytes.forEach((b, i) => see(`lora arena chunk ${i}`, b));
+  const lora = 2 * arenaBytes(arena);
+  const moments = 2 * arenaBytes(arena);
+  const largestLoraTensor = arena.tensors.reduce((m, t) => Math.max(m, t.floats * 4), 0);
   // A checkpoint reads tensors back one at a time through a staging buffer ('io').
   const readback = ledgerBytes(Math.max(8, largestLoraTensor));
 
@@ -295,10 +296,10 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     const rank = { fits: 0, tight: 1, 'fits-with-streaming': 2, 'does-not-fit': 3 } as const;
     if (rank[v] > rank[verdict]) verdict = v;
   };
-  const cap = (v: number | undefined): number | null => (v === undefined ? null : Math.min(v, MAX_REQUESTED_BUFFER));
-  const maxBuffer = cap(gpu.maxBufferSize);
-  const maxBinding = cap(gpu.maxStorageBufferBindingSize);
-  const shrink = 'lower micro_batch_size or max_seq_len (activations grow with rows × tokens)';
+  // An arena chunk is over the limit only when one LoRA tensor alone is: the rank is what shrinks it.
+  const shrink = largest.label.startsWith('lora arena')
+    ? 'lower lora_rank (one LoRA tensor alone is over the limit)'
+    : 'lower micro_batch_size or max_seq_len (activations grow with rows × tokens)';
   if (maxBuffer !== null && largest.bytes > maxBuffer) {
     worse('does-not-fit');
     reasons.push(`the largest buffer (${largest.label}, ${formatBytes(largest.bytes)}) is over this GPU's maxBufferSize of ${formatBytes(maxBuffer)}; ${shrink}`);

@@ -10,6 +10,7 @@ import { bytesSource } from '../model/source.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { firstNonFinite } from '../core/finite.ts';
 import type { GpuContext } from '../engine/gpu.ts';
+import type { TensorSlice } from '../engine/buffer-slice.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { loraModules } from '../engine/mistral/lora.ts';
 import type { MistralRunner, OptimizerSettings } from '../engine/mistral/model.ts';
@@ -313,7 +314,7 @@ export async function loadTrainState(ctx: GpuContext, lora: GpuLora, bytes: Uint
   if (meta.rank !== undefined && meta.rank !== String(lora.r)) {
     throw new FinetuneError('bad-input', `the checkpoint was made for LoRA rank ${meta.rank}, this adapter has rank ${lora.r}`);
   }
-  const values: [GPUBuffer, Float32Array][] = [];
+  const values: [TensorSlice, Float32Array][] = [];
   for (const m of loraModules(lora)) {
     for (const [factor, value, exp, expSq] of [
       ['A', m.A, m.mA, m.vA],

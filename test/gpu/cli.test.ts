@@ -78,6 +78,8 @@ describe('finetune bench model', () => {
     expect(r.targets).toBe('q_proj,v_proj');
     expect(r.losses).toHaveLength(3);
     expect(r.tokensPerSecond).toBeGreaterThan(0);
+    // Every timed step records the same kernels: a whole number of dispatches per step.
+    expect(Number.isInteger(r.dispatchesPerStep) && r.dispatchesPerStep > 0).toBe(true);
     expect(r.peakByCategory.weights).toBeGreaterThan(0);
     expect(r.peakByCategory.optimizer).toBeGreaterThan(0);
     expect(r.peakBytes).toBeGreaterThanOrEqual(r.peakByCategory.weights + r.peakByCategory.activations);

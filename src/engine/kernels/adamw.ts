@@ -2,9 +2,10 @@
 // and torch.optim.AdamW, with nothing read back per step. A step is
 //   grad_norm_sq(ctx, partials, grads)       Σ g² of every trainable gradient, one partial per 4096 elements
 //   clip_scale(ctx, clip, partials, maxNorm) clip = [scale, norm] on the GPU (read `norm` back only to report it)
-//   adamw_step(ctx, p, g, m, v, clip, n, …)  per parameter buffer (or once over a flat arena of all of them)
-// Dispatch count matters with hundreds of LoRA tensors: keeping all LoRA parameters, gradients and moments in flat
-// arenas makes each phase one dispatch (GradSlice.offset addresses a tensor inside an arena).
+//   adamw_step(ctx, p, g, m, v, clip, n, …)  per parameter buffer, or once over each chunk of an arena
+// Dispatch count matters with hundreds of LoRA tensors: GpuLora (mistral/lora.ts) keeps all LoRA parameters,
+// gradients and moments in chunked arenas, so each phase is one dispatch per chunk (GradSlice.offset still addresses
+// a tensor inside a buffer for callers that want one).
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';

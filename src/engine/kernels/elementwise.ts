@@ -2,6 +2,7 @@
 // launch helpers the other elementwise families share: a 2-D grid for any element count, and size checks.
 
 import { FinetuneError } from '../../core/errors.ts';
+import { sliceBuffer, sliceBytes, type BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 
 /** Threads per workgroup of every 1-D elementwise kernel in this folder. */
@@ -21,10 +22,14 @@ export function grid1d(n: number, perGroup = WG): [number, number] {
   return [Math.ceil(groups / y), y];
 }
 
-/** Throws unless `buf` holds at least `bytes` bytes: a short buffer would be read or written out of range silently. */
-export function requireBytes(buf: GPUBuffer, bytes: number, what: string): void {
-  if (buf.size < bytes) {
-    throw new FinetuneError('internal', `${what}: buffer "${buf.label}" has ${buf.size} bytes, needs ${bytes}`);
+/**
+ * Throws unless `buf` (a buffer or a slice of one) holds at least `bytes` bytes: a short buffer would be read or
+ * written out of range silently (and a short slice would spill into its arena neighbour).
+ */
+export function requireBytes(buf: BufferSlice, bytes: number, what: string): void {
+  if (sliceBytes(buf) < bytes) {
+    const kind = buf === sliceBuffer(buf) ? 'buffer' : 'slice of';
+    throw new FinetuneError('internal', `${what}: ${kind} "${sliceBuffer(buf).label}" has ${sliceBytes(buf)} bytes, needs ${bytes}`);
   }
 }
 

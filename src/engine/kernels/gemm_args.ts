@@ -1,14 +1,17 @@
 // The contract both GEMM kernels share (shaders/matmul.wgsl and shaders/matmul_tiled.wgsl): the arguments of one
 // product and the uniform block both shaders read. `gemm` (matmul.ts) picks the kernel.
 
+import type { BufferSlice } from '../buffer-slice.ts';
+
 /** How the B operand (the weight) is stored. */
 export type WeightStorage = 'f32' | 'bf16' | 'f16';
 
 /** C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b], all row-major. */
 export interface GemmArgs {
-  C: GPUBuffer; // (batch, M, N)
-  A: GPUBuffer; // (batch, M, K) or (batch, K, M) with transA
-  B: GPUBuffer; // (batch, K, N) or (batch, N, K) with transB
+  // Any operand may be a slice (the LoRA factors and their gradients live in arenas); element 0 is the slice's start.
+  C: BufferSlice; // (batch, M, N)
+  A: BufferSlice; // (batch, M, K) or (batch, K, M) with transA
+  B: BufferSlice; // (batch, K, N) or (batch, N, K) with transB
   M: number;
   N: number;
   K: number;

@@ -5,6 +5,7 @@
 
 import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
+import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 import { gemm } from './matmul.ts';
@@ -146,15 +147,15 @@ function needDrop(scratch: LoraScratch, BT: number, inF: number, what: string): 
 
 /**
  * y (BT, outF) += scale · t·Bᵀ, with t (BT, r) = drop(x (BT, inF))·Aᵀ saved for the backward.
- * A (r, inF), B (outF, r) f32. dropout null or p = 0: no mask (x is used directly, no scratch needed).
+ * A (r, inF), B (outF, r) f32, whole buffers or slices of the adapter's arenas. dropout null or p = 0: no mask (x is used directly, no scratch needed).
  */
 export function lora_forward(
   ctx: GpuContext,
   y: GPUBuffer,
   t: GPUBuffer,
   x: GPUBuffer,
-  A: GPUBuffer,
-  B: GPUBuffer,
+  A: BufferSlice,
+  B: BufferSlice,
   BT: number,
   inF: number,
   outF: number,
@@ -177,7 +178,7 @@ export function lora_intermediate(
   ctx: GpuContext,
   t: GPUBuffer,
   x: GPUBuffer,
-  A: GPUBuffer,
+  A: BufferSlice,
   BT: number,
   inF: number,
   r: number,
@@ -206,13 +207,13 @@ export function lora_intermediate(
 export function lora_backward(
   ctx: GpuContext,
   dx: GPUBuffer | null,
-  dA: GPUBuffer,
-  dB: GPUBuffer,
+  dA: BufferSlice,
+  dB: BufferSlice,
   dy: GPUBuffer,
   x: GPUBuffer,
   t: GPUBuffer,
-  A: GPUBuffer,
-  B: GPUBuffer,
+  A: BufferSlice,
+  B: BufferSlice,
   BT: number,
   inF: number,
   outF: number,

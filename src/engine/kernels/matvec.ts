@@ -4,6 +4,7 @@
 // contract as nf4_matmul_forward).
 
 import { FinetuneError } from '../../core/errors.ts';
+import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 import type { MatmulOptions } from './matmul.ts';
@@ -14,8 +15,8 @@ import type { Nf4MatmulOptions } from './nf4_matmul.ts';
 export const MATVEC_MAX_ROWS = 8;
 const WG = 64; // output columns per workgroup (WG in the shader)
 
-/** Y (M, N) = alpha · X (M, K) · W (N, K)ᵀ, or Y += … with accumulate. W f32 or bf16. */
-export function matvec_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: GPUBuffer, M: number, N: number, K: number, o: MatmulOptions = {}): void {
+/** Y (M, N) = alpha · X (M, K) · W (N, K)ᵀ, or Y += … with accumulate. W f32 or bf16; any of the three may be a slice. */
+export function matvec_forward(ctx: GpuContext, Y: BufferSlice, X: BufferSlice, W: BufferSlice, M: number, N: number, K: number, o: MatmulOptions = {}): void {
   const storage = o.wStorage ?? 'f32';
   if (storage === 'f16') throw new FinetuneError('internal', 'matvec_forward: f16 weights are not supported (use matmul_forward)');
   if (!(M >= 1 && M <= MATVEC_MAX_ROWS)) throw new FinetuneError('internal', `matvec_forward: ${M} rows, must be 1..${MATVEC_MAX_ROWS}`);

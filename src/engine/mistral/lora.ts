@@ -1,13 +1,19 @@
 // The trainable LoRA adapter on the GPU: A (r, in) and B (out, r) per adapted module, their gradients and AdamW
 // moments. Moves to and from the CPU-side PEFT adapter (src/model/lora-adapter.ts) for checkpoints and export.
+//
+// All of it lives in four arenas of one layout (./lora-layout.ts): parameters and gradients (ledger 'lora'), exp_avg
+// and exp_avg_sq ('optimizer'). A module's A, B, dA, … are slices of them, so the optimizer clears, measures and
+// updates every tensor with one dispatch per chunk (issue #9: dispatches per step must not grow with the modules).
 
 import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import type { LoraAdapter, LoraPair } from '../../model/lora-adapter.ts';
 import { FinetuneError } from '../../core/errors.ts';
+import { tensorSlice, type TensorSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { loraModuleId } from '../kernels/lora.ts';
 import type { GradSlice } from '../kernels/adamw.ts';
 import { linearShape, type Dims } from './dims.ts';
+import { loraArenaLayout, loraChunkLimit, type ArenaTensor, type LoraArenaLayout } from './lora-layout.ts';
 
 export interface LoraModuleState {
   layer: number;
@@ -15,14 +21,23 @@ export interface LoraModuleState {
   moduleId: number;
   in: number;
   out: number;
-  A: GPUBuffer; // (r, in)
-  B: GPUBuffer; // (out, r)
-  dA: GPUBuffer;
-  dB: GPUBuffer;
-  mA: GPUBuffer;
-  vA: GPUBuffer;
-  mB: GPUBuffer;
-  vB: GPUBuffer;
+  A: TensorSlice; // (r, in)
+  B: TensorSlice; // (out, r)
+  dA: TensorSlice;
+  dB: TensorSlice;
+  mA: TensorSlice;
+  vA: TensorSlice;
+  mB: TensorSlice;
+  vB: TensorSlice;
+}
+
+/** The four arenas, each `layout.chunkBytes.length` buffers; chunk i of each has the same size and tensors. */
+export interface LoraArenas {
+  layout: LoraArenaLayout;
+  params: GPUBuffer[];
+  grads: GPUBuffer[];
+  expAvg: GPUBuffer[];
+  expAvgSq: GPUBuffer[];
 }
 
 export interface GpuLora {
@@ -32,16 +47,27 @@ export interface GpuLora {
   targets: Projection[];
   /** modules[layer][name], absent when the module is not adapted. */
   modules: Partial<Record<Projection, LoraModuleState>>[];
+  arenas: LoraArenas;
 }
 
-/** Puts a CPU adapter on the GPU with zeroed gradients and moments. */
-export function uploadLora(ctx: GpuContext, d: Dims, adapter: LoraAdapter): GpuLora {
+export interface UploadLoraOptions {
+  /**
+   * The largest chunk, in bytes (default and ceiling: the device's maxBufferSize and maxStorageBufferBindingSize).
+   * Tests set it low to exercise several chunks without allocating gigabytes.
+   */
+  maxChunkBytes?: number;
+}
+
+/**
+ * Puts a CPU adapter on the GPU with zeroed gradients and moments. A module the adapter lacks keeps its (zero) place
+ * in the arenas, so the layout, and the planner's sum, depend on the shapes alone.
+ */
+export function uploadLora(ctx: GpuContext, d: Dims, adapter: LoraAdapter, o: UploadLoraOptions = {}): GpuLora {
   const targets = PROJECTIONS.filter((m) => adapter.config.targetModules.includes(m));
   if (adapter.layers !== d.L) throw new FinetuneError('bad-input', `the adapter has ${adapter.layers} layers, the model ${d.L}`);
   const r = adapter.config.r;
-  const modules: GpuLora['modules'] = [];
+  // Every shape is checked before the first allocation, so a refused adapter leaves nothing behind.
   for (let l = 0; l < d.L; l++) {
-    const layer: Partial<Record<Projection, LoraModuleState>> = {};
     for (const name of targets) {
       const pair = adapter.tensors[l]?.[name];
       if (!pair) continue;
@@ -49,49 +75,72 @@ export function uploadLora(ctx: GpuContext, d: Dims, adapter: LoraAdapter): GpuL
       if (pair.A.length !== r * s.in || pair.B.length !== s.out * r) {
         throw new FinetuneError('bad-input', `layer ${l} ${name}: adapter shapes do not fit the model (${s.out}×${s.in}, r ${r})`);
       }
-      const label = `lora ${l}.${name}`;
-      const zeros = (n: number, what: string, cat: 'lora' | 'optimizer'): GPUBuffer => {
-        const b = ctx.createBuffer(`${label} ${what}`, n * 4, cat);
-        ctx.clear(b);
-        return b;
-      };
-      layer[name] = {
+    }
+  }
+  const deviceLimit = loraChunkLimit(ctx.device.limits);
+  const limit = Math.min(deviceLimit, o.maxChunkBytes ?? deviceLimit);
+  const layout = loraArenaLayout(d, r, targets, limit);
+  const over = layout.chunkBytes.findIndex((b) => b > limit);
+  if (over >= 0) {
+    throw new FinetuneError('out-of-memory', `one LoRA tensor needs ${layout.chunkBytes[over]} bytes, over this GPU's buffer limit of ${limit}: lower lora_rank`);
+  }
+  const arena = (what: string, cat: 'lora' | 'optimizer'): GPUBuffer[] =>
+    layout.chunkBytes.map((bytes, i) => {
+      const b = ctx.createBuffer(`lora ${what} [${i}]`, bytes, cat);
+      // WebGPU zero-fills new buffers; cleared anyway so the padding's zeros do not rest on that alone.
+      ctx.clear(b);
+      return b;
+    });
+  const arenas: LoraArenas = { layout, params: arena('params', 'lora'), grads: arena('grads', 'lora'), expAvg: arena('exp_avg', 'optimizer'), expAvgSq: arena('exp_avg_sq', 'optimizer') };
+  const at = (buffers: GPUBuffer[], t: ArenaTensor): TensorSlice => tensorSlice(buffers[t.chunk], t.offset, t.floats * 4);
+  const modules: GpuLora['modules'] = Array.from({ length: d.L }, () => ({}));
+  const tensors = new Map<string, ArenaTensor>(layout.tensors.map((t) => [`${t.layer}.${t.name}.${t.factor}`, t]));
+  for (let l = 0; l < d.L; l++) {
+    for (const name of targets) {
+      const pair = adapter.tensors[l]?.[name];
+      if (!pair) continue;
+      const s = linearShape(d, name);
+      const tA = tensors.get(`${l}.${name}.A`);
+      const tB = tensors.get(`${l}.${name}.B`);
+      if (!tA || !tB) throw new FinetuneError('internal', `layer ${l} ${name}: not in the arena layout`);
+      const m: LoraModuleState = {
         layer: l,
         name,
         moduleId: loraModuleId(name),
         in: s.in,
         out: s.out,
-        A: ctx.upload(`${label} A`, pair.A, 'lora'),
-        B: ctx.upload(`${label} B`, pair.B, 'lora'),
-        dA: zeros(r * s.in, 'dA', 'lora'),
-        dB: zeros(s.out * r, 'dB', 'lora'),
-        mA: zeros(r * s.in, 'mA', 'optimizer'),
-        vA: zeros(r * s.in, 'vA', 'optimizer'),
-        mB: zeros(s.out * r, 'mB', 'optimizer'),
-        vB: zeros(s.out * r, 'vB', 'optimizer'),
+        A: at(arenas.params, tA),
+        B: at(arenas.params, tB),
+        dA: at(arenas.grads, tA),
+        dB: at(arenas.grads, tB),
+        mA: at(arenas.expAvg, tA),
+        vA: at(arenas.expAvgSq, tA),
+        mB: at(arenas.expAvg, tB),
+        vB: at(arenas.expAvgSq, tB),
       };
+      ctx.write(m.A, pair.A);
+      ctx.write(m.B, pair.B);
+      modules[l][name] = m;
     }
-    modules.push(layer);
   }
-  return { r, scale: adapter.scaling, dropout: adapter.config.loraDropout, targets, modules };
+  return { r, scale: adapter.scaling, dropout: adapter.config.loraDropout, targets, modules, arenas };
 }
 
 export function* loraModules(lora: GpuLora): Generator<LoraModuleState> {
   for (const layer of lora.modules) for (const name of PROJECTIONS) if (layer[name]) yield layer[name];
 }
 
-/** Every gradient tensor, in a fixed order (the global-norm reduction is deterministic). */
+/**
+ * The gradient arena as grad_norm_sq's list: each chunk whole, in order (the reduction is deterministic). The padding
+ * is zero and adds nothing to Σ g².
+ */
 export function loraGradSlices(lora: GpuLora): GradSlice[] {
-  const out: GradSlice[] = [];
-  for (const m of loraModules(lora)) out.push({ buffer: m.dA, n: lora.r * m.in }, { buffer: m.dB, n: m.out * lora.r });
-  return out;
+  return lora.arenas.grads.map((buffer, i) => ({ buffer, n: lora.arenas.layout.chunkBytes[i] / 4 }));
 }
 
+/** Zeroes every gradient: one clear per chunk. */
 export function zeroLoraGrads(ctx: GpuContext, lora: GpuLora): void {
-  for (const m of loraModules(lora)) {
-    ctx.clear(m.dA);
-    ctx.clear(m.dB);
-  }
+  for (const b of lora.arenas.grads) ctx.clear(b);
 }
 
 /** Reads A and B back into a CPU adapter with the given config (for checkpoints and export). */
@@ -122,5 +171,6 @@ export async function downloadLoraGrads(ctx: GpuContext, lora: GpuLora): Promise
 }
 
 export function destroyLora(ctx: GpuContext, lora: GpuLora): void {
-  for (const m of loraModules(lora)) for (const b of [m.A, m.B, m.dA, m.dB, m.mA, m.vA, m.mB, m.vB]) ctx.destroy(b);
+  const a = lora.arenas;
+  for (const b of [...a.params, ...a.grads, ...a.expAvg, ...a.expAvgSq]) ctx.destroy(b);
 }

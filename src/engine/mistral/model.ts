@@ -23,7 +23,7 @@ import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
 import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward, lmhead_xent_forward_backward, type LmheadXentScratch } from '../kernels/xent.ts';
 import type { Dims } from './dims.ts';
 import { base_linear_backward, base_linear_forward } from './linear.ts';
-import { loraGradSlices, loraModules, zeroLoraGrads, type GpuLora } from './lora.ts';
+import { loraGradSlices, zeroLoraGrads, type GpuLora } from './lora.ts';
 import { runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
 import { layerWeights, type LayerWeights, type MistralWeights } from './weights.ts';
 
@@ -136,7 +136,16 @@ export class MistralRunner {
     const d = weights.dims;
     const N = (this.N = o.B * o.T);
     const r = lora?.r ?? 0;
-    const s = runnerLayout(d, { B: o.B, T: o.T, r, targets: lora?.targets ?? [], dropout: (lora?.dropout ?? 0) > 0, xentChunk: o.xentChunk, keptLayers: o.keptLayers });
+    const s = runnerLayout(d, {
+      B: o.B,
+      T: o.T,
+      r,
+      targets: lora?.targets ?? [],
+      dropout: (lora?.dropout ?? 0) > 0,
+      xentChunk: o.xentChunk,
+      loraChunkBytes: lora?.arenas.layout.maxChunkBytes,
+      keptLayers: o.keptLayers,
+    });
     this.firstKept = d.L - s.keptLayers;
     this.xentChunk = s.xentChunk;
     this.seed = o.seed ?? 42;
@@ -203,8 +212,8 @@ export class MistralRunner {
     this.xent = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk);
     this.normPartials = lora ? createGradNormPartials(ctx, loraGradSlices(lora)) : null;
     if (this.normPartials) this.owned.push(this.normPartials.buffer);
-    // The planner counts the slots from the layout; an adapter with modules missing would make it over-count.
-    if (this.normPartials && this.normPartials.slots > (s.gradNormSlots ?? 0)) {
+    // The planner counts the slots from the same arena layout: they must agree exactly.
+    if (this.normPartials && this.normPartials.slots !== (s.gradNormSlots ?? 0)) {
       throw new FinetuneError('internal', `grad-norm partials: ${this.normPartials.slots} slots, the layout has ${s.gradNormSlots}`);
     }
   }
@@ -444,10 +453,9 @@ export class MistralRunner {
     if (!lora) throw new FinetuneError('internal', 'no adapter to optimise');
     this.optimizerSteps++;
     const o = { lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step: this.optimizerSteps };
-    for (const m of loraModules(lora)) {
-      adamw_step(this.ctx, m.A, m.dA, m.mA, m.vA, this.clip, lora.r * m.in, o);
-      adamw_step(this.ctx, m.B, m.dB, m.mB, m.vB, this.clip, m.out * lora.r, o);
-    }
+    // One dispatch per arena chunk, whatever the number of modules; the zero padding between tensors stays zero.
+    const a = lora.arenas;
+    a.params.forEach((p, i) => adamw_step(this.ctx, p, a.grads[i], a.expAvg[i], a.expAvgSq[i], this.clip, a.layout.chunkBytes[i] / 4, o));
     this.ctx.flush();
   }
 

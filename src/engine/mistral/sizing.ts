@@ -4,11 +4,12 @@
 
 import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
-import { NORM_CHUNK } from '../kernels/adamw.ts';
+import { MAX_REQUESTED_BUFFER } from '../gpu.ts';
 import { attentionBackwardScratchBytes } from '../kernels/attention.ts';
 import { loraScratchBytes } from '../kernels/lora.ts';
 import { lmheadXentScratchBytes, type XentScratchBytes } from '../kernels/xent.ts';
-import { linearShape, type Dims } from './dims.ts';
+import { type Dims } from './dims.ts';
+import { arenaGradNormSlots, loraArenaLayout } from './lora-layout.ts';
 
 /** Tokens per chunk of the fused lm_head + cross-entropy when the caller does not choose (the logits chunk is chunk × V). */
 export const DEFAULT_XENT_CHUNK = 256;
@@ -30,6 +31,8 @@ export interface RunnerShape {
    * layer buffers and saves its recomputation: about a quarter of the layer's training FLOPs.
    */
   keptLayers?: number;
+  /** The adapter's arena chunk limit in bytes (LoraArenaLayout.maxChunkBytes; default the largest buffer we request). */
+  loraChunkBytes?: number;
 }
 
 /** Per-layer forward intermediates: one set for the recomputed layers, one more per kept layer. */
@@ -90,11 +93,8 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
   for (const p of targets) loraT[p] = N * r;
   const maxIn = Math.max(d.C, d.I, Q);
   const ls = loraScratchBytes(N, maxIn, Math.max(r, 1));
-  let slots = 0;
-  for (const p of targets) {
-    const sh = linearShape(d, p);
-    slots += d.L * (Math.ceil((r * sh.in) / NORM_CHUNK) + Math.ceil((sh.out * r) / NORM_CHUNK));
-  }
+  // grad_norm_sq runs over the gradient arena's chunks (engine/mistral/lora-layout.ts).
+  const slots = hasLora ? arenaGradNormSlots(loraArenaLayout(d, r, targets, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER)) : 0;
   return {
     N,
     xentChunk,
