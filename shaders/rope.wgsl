@@ -8,6 +8,8 @@
 // [maxPos][half] sines. A position ≥ maxPos writes NaN, so a too-short table cannot go unnoticed.
 // One thread per (token, head, i) pair, 256 per workgroup on a 2-D grid. Each thread reads both members of its pair
 // before writing them, so INPLACE (out === x, bound once) is safe.
+// PAIR rotates two tensors in place in one dispatch — a layer's q (nHeads heads) and k (nHeads2 heads), the same
+// positions: threads g < pairs1 take q, the rest k. One launch instead of two, the same arithmetic per element.
 
 struct Params {
   pairs: u32,   // BT · nHeads · half
@@ -15,13 +17,18 @@ struct Params {
   half: u32,
   maxPos: u32,
   sinSign: f32, // +1 forward, −1 backward
-  _p0: u32,
-  _p1: u32,
+  nHeads2: u32, // PAIR: heads of the second tensor
+  pairs1: u32,  // PAIR: pairs of the first tensor (pairs = pairs1 + the second's)
   _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+//#if PAIR
+@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
+@group(0) @binding(3) var<storage, read> pos: array<u32>;
+@group(0) @binding(4) var<storage, read> table: array<f32>;
+//#else
 //#if INPLACE
 @group(0) @binding(2) var<storage, read> pos: array<u32>;
 @group(0) @binding(3) var<storage, read> table: array<f32>;
@@ -30,7 +37,44 @@ struct Params {
 @group(0) @binding(3) var<storage, read> pos: array<u32>;
 @group(0) @binding(4) var<storage, read> table: array<f32>;
 //#endif
+//#endif
 
+// The rotated pair (x0, x1) of element i at position ps; NaN for a position beyond the table.
+fn rotate(x0: f32, x1: f32, ps: u32, i: u32) -> vec2f {
+  if (ps >= p.maxPos) {
+    let nan = bitcast<f32>(0x7fc00000u | (ps & 0u)); // a runtime value: a constant NaN is a compile error
+    return vec2f(nan, nan);
+  }
+  let c = table[ps * p.half + i];
+  let s = p.sinSign * table[(p.maxPos + ps) * p.half + i];
+  return vec2f(x0 * c - x1 * s, x1 * c + x0 * s);
+}
+
+//#if PAIR
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let g = (wg.y * nwg.x + wg.x) * 256u + lid.x;
+  if (g >= p.pairs) { return; }
+  if (g < p.pairs1) {
+    let i = g % p.half;
+    let th = g / p.half;
+    let lo = th * 2u * p.half + i;
+    let hi = lo + p.half;
+    let r = rotate(out[lo], out[hi], pos[th / p.nHeads], i);
+    out[lo] = r.x;
+    out[hi] = r.y;
+  } else {
+    let g2 = g - p.pairs1;
+    let i = g2 % p.half;
+    let th = g2 / p.half;
+    let lo = th * 2u * p.half + i;
+    let hi = lo + p.half;
+    let r = rotate(out2[lo], out2[hi], pos[th / p.nHeads2], i);
+    out2[lo] = r.x;
+    out2[hi] = r.y;
+  }
+}
+//#else
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let g = (wg.y * nwg.x + wg.x) * 256u + lid.x;
@@ -47,15 +91,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let x0 = x[lo];
   let x1 = x[hi];
 //#endif
-  let ps = pos[t];
-  if (ps >= p.maxPos) {
-    let nan = bitcast<f32>(0x7fc00000u | (ps & 0u)); // a runtime value: a constant NaN is a compile error
-    out[lo] = nan;
-    out[hi] = nan;
-    return;
-  }
-  let c = table[ps * p.half + i];
-  let s = p.sinSign * table[(p.maxPos + ps) * p.half + i];
-  out[lo] = x0 * c - x1 * s;
-  out[hi] = x1 * c + x0 * s;
+  let r = rotate(x0, x1, pos[t], i);
+  out[lo] = r.x;
+  out[hi] = r.y;
 }
+//#endif

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { rope_backward, rope_forward, ropeTable } from '../../src/engine/kernels/rope.ts';
+import { rope_backward, rope_backward_qk, rope_forward, rope_forward_qk, ropeTable } from '../../src/engine/kernels/rope.ts';
 import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
 import { ropeRef, ropeTableHfFp32 } from '../../src/engine/reference/rope.ts';
 import { gpuContext } from './context.ts';
@@ -122,6 +122,39 @@ describe('rope against float64', () => {
     expect(Array.from(y.subarray(2 * row))).toEqual(Array.from(x.subarray(2 * row)));
     for (const b of [bTable, bPos, bx, by]) ctx.destroy(b);
   });
+
+  // The runner rotates a layer's q and k in one dispatch: the same bits as two single calls, NaN past the table too.
+  for (const [BT, nQ, nK, hd] of [[5, 8, 2, 16], [7, 3, 1, 6], [2, 4, 4, 128]] as const) {
+    it(`q and k in one dispatch = two single calls, bit for bit (BT=${BT}, ${nQ}/${nK} heads, hd=${hd})`, async () => {
+      const maxPos = 9;
+      const pos = positions(BT, maxPos, 5);
+      pos[0] = maxPos; // past the table: NaN in both
+      const q = randomArray(BT * nQ * hd, 6);
+      const k = randomArray(BT * nK * hd, 7);
+      const bTable = ctx.upload('rope table', ropeTable(maxPos, hd, THETA), 'scratch');
+      const bPos = ctx.upload('pos', pos, 'scratch');
+      const bufs = ['q1', 'k1', 'q2', 'k2'].map((l, i) => ctx.upload(l, i % 2 ? k : q, 'scratch'));
+      const [q1, k1, q2, k2] = bufs;
+      for (const dir of ['forward', 'backward'] as const) {
+        const d0 = ctx.dispatchCount;
+        if (dir === 'forward') rope_forward_qk(ctx, q1, k1, bPos, bTable, BT, nQ, nK, hd);
+        else rope_backward_qk(ctx, q1, k1, bPos, bTable, BT, nQ, nK, hd);
+        expect(ctx.dispatchCount - d0).toBe(1);
+        const single = dir === 'forward' ? rope_forward : rope_backward;
+        single(ctx, q2, q2, bPos, bTable, BT, nQ, hd);
+        single(ctx, k2, k2, bPos, bTable, BT, nK, hd);
+        for (const [a, b] of [[q1, q2], [k1, k2]]) {
+          const [x, y] = [new Uint8Array(await ctx.read(a)), new Uint8Array(await ctx.read(b))];
+          expect(Buffer.from(x).equals(Buffer.from(y))).toBe(true);
+        }
+      }
+      expect(Number.isNaN((await ctx.readF32(q1))[0])).toBe(true);
+      // And the pair is really rotated (not left alone): forward then backward is the identity, elsewhere ≠ input.
+      expect(maxRelError((await ctx.readF32(k1)).subarray(nK * hd), k.subarray(nK * hd))).toBeLessThan(TOL);
+      expect(() => rope_forward_qk(ctx, q1, q1, bPos, bTable, BT, nQ, nK, hd)).toThrow(/different buffers/);
+      for (const b of [bTable, bPos, ...bufs]) ctx.destroy(b);
+    });
+  }
 
   it('leaves no buffers behind in the ledger', () => {
     expect(ctx.ledger.liveBuffers().map((b) => b.label).sort()).toEqual(['fence', 'fence source', 'uniform arena']);

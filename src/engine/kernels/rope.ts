@@ -52,6 +52,41 @@ function launch(ctx: GpuContext, sinSign: number, out: GPUBuffer, x: GPUBuffer, 
 }
 
 /**
+ * q (BT, nQ·hd) and k (BT, nK·hd) rotated in place at the same positions, in one dispatch (a layer's query and key
+ * projections): the same bits as two rope_forward / rope_backward calls (sinSign +1 forward, −1 backward).
+ */
+function launchPair(ctx: GpuContext, sinSign: number, q: GPUBuffer, k: GPUBuffer, pos: GPUBuffer, table: GPUBuffer, BT: number, nQ: number, nK: number, hd: number, what: string): void {
+  if (hd % 2 !== 0) throw new FinetuneError('internal', `${what}: head_dim ${hd} is odd`);
+  if (q === k) throw new FinetuneError('internal', `${what}: q and k must be different buffers`);
+  const half = hd / 2;
+  const pairsQ = BT * nQ * half;
+  const pairs = pairsQ + BT * nK * half;
+  if (pairs === 0) return;
+  requireBytes(q, BT * nQ * hd * 4, `${what} q`);
+  requireBytes(k, BT * nK * hd * 4, `${what} k`);
+  requireBytes(pos, BT * 4, `${what} pos`);
+  const maxPos = Math.floor(table.size / (hd * 4));
+  if (maxPos === 0) throw new FinetuneError('internal', `${what}: the table "${table.label}" is too small for head_dim ${hd}`);
+  const u = new ArrayBuffer(32);
+  const u32 = new Uint32Array(u);
+  u32.set([pairs, nQ, half, maxPos]);
+  new Float32Array(u)[4] = sinSign;
+  u32[5] = nK;
+  u32[6] = pairsQ;
+  ctx.dispatch({ shader: 'rope', defines: { PAIR: true } }, [q, k, pos, table], u, grid1d(pairs));
+}
+
+/** q and k (BT, nQ·hd), (BT, nK·hd) = rope of themselves at positions pos, in place, one dispatch. */
+export function rope_forward_qk(ctx: GpuContext, q: GPUBuffer, k: GPUBuffer, pos: GPUBuffer, table: GPUBuffer, BT: number, nQ: number, nK: number, hd: number): void {
+  launchPair(ctx, 1, q, k, pos, table, BT, nQ, nK, hd, 'rope_forward_qk');
+}
+
+/** dq and dk through the transposed rotation, in place, one dispatch. */
+export function rope_backward_qk(ctx: GpuContext, dq: GPUBuffer, dk: GPUBuffer, pos: GPUBuffer, table: GPUBuffer, BT: number, nQ: number, nK: number, hd: number): void {
+  launchPair(ctx, -1, dq, dk, pos, table, BT, nQ, nK, hd, 'rope_backward_qk');
+}
+
+/**
  * out (BT, nHeads·hd) = rope(x (BT, nHeads·hd)) at positions pos (BT, u32); table from ropeTable(maxPos, hd, theta)
  * (maxPos is read from the table's size). out === x works in place. A position ≥ maxPos yields NaN.
  */

@@ -15,7 +15,7 @@ import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
 import { lora_forward, type LoraScratch } from '../kernels/lora.ts';
 import { matvec_forward, MATVEC_MAX_ROWS, nf4_matvec_forward } from '../kernels/matvec.ts';
 import { rmsnorm_forward } from '../kernels/norm.ts';
-import { rope_forward, ropeTable } from '../kernels/rope.ts';
+import { rope_forward_qk, ropeTable } from '../kernels/rope.ts';
 import { swiglu_forward } from '../kernels/swiglu.ts';
 import { base_linear_forward } from './linear.ts';
 import type { GpuLora } from './lora.ts';
@@ -160,8 +160,7 @@ export class MistralDecoder {
       this.proj(w, l, 'q_proj', this.q, this.n, n);
       this.proj(w, l, 'k_proj', this.k, this.n, n);
       this.proj(w, l, 'v_proj', this.v, this.n, n);
-      rope_forward(ctx, this.q, this.q, this.pos, this.rope, n, d.nH, d.hd);
-      rope_forward(ctx, this.k, this.k, this.pos, this.rope, n, d.nKV, d.hd);
+      rope_forward_qk(ctx, this.q, this.k, this.pos, this.rope, n, d.nH, d.nKV, d.hd);
       ctx.copy(this.k, 0, this.kCache[l], past * KVbytes, n * KVbytes);
       ctx.copy(this.v, 0, this.vCache[l], past * KVbytes, n * KVbytes);
       decode_attention(ctx, this.att, this.q, this.kCache[l], this.vCache[l], { nQ: n, past, nH: d.nH, nKV: d.nKV, hd: d.hd });

@@ -18,7 +18,7 @@ import { copy } from '../kernels/elementwise.ts';
 import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
 import { lora_backward, lora_forward, lora_intermediate, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
 import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
-import { rope_backward, rope_forward, ropeTable } from '../kernels/rope.ts';
+import { rope_backward_qk, rope_forward_qk, ropeTable } from '../kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
 import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward, lmhead_xent_forward_backward, type LmheadXentScratch } from '../kernels/xent.ts';
 import type { Dims } from './dims.ts';
@@ -298,8 +298,7 @@ export class MistralRunner {
     this.proj(mode, w, l, 'q_proj', Lb.q, Lb.n1);
     this.proj(mode, w, l, 'k_proj', Lb.k, Lb.n1);
     this.proj(mode, w, l, 'v_proj', Lb.v, Lb.n1);
-    rope_forward(ctx, Lb.q, Lb.q, this.pos, this.rope, n, d.nH, d.hd);
-    rope_forward(ctx, Lb.k, Lb.k, this.pos, this.rope, n, d.nKV, d.hd);
+    rope_forward_qk(ctx, Lb.q, Lb.k, this.pos, this.rope, n, d.nH, d.nKV, d.hd);
     attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
     copy(ctx, Lb.h, X, n * d.C);
     this.proj(mode, w, l, 'o_proj', Lb.h, Lb.att, true);
@@ -344,8 +343,7 @@ export class MistralRunner {
     // h = x + o(att)
     this.projBackward(mode, w, l, 'o_proj', G.datt, G.dres, Lb.att);
     attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnD);
-    rope_backward(ctx, G.dq, G.dq, this.pos, this.rope, n, d.nH, d.hd);
-    rope_backward(ctx, G.dk, G.dk, this.pos, this.rope, n, d.nKV, d.hd);
+    rope_backward_qk(ctx, G.dq, G.dk, this.pos, this.rope, n, d.nH, d.nKV, d.hd);
     this.projBackward(mode, w, l, 'q_proj', G.dn, G.dq, Lb.n1);
     this.projBackward(mode, w, l, 'k_proj', G.dn, G.dk, Lb.n1, true);
     this.projBackward(mode, w, l, 'v_proj', G.dn, G.dv, Lb.n1, true);
