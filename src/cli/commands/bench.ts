@@ -3,7 +3,7 @@ import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
-import { GEMM_KERNELS, type GemmKernel } from '../../engine/gpu.ts';
+import { GEMM_KERNELS, type AttentionKernel, type GemmKernel } from '../../engine/gpu.ts';
 import { benchModel, MISTRAL_7B, type KeptLayersChoice } from '../../bench/model.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -63,6 +63,8 @@ options:
                                only when --tokens is given)
   --gemm basic                 the GEMM kernel every benchmark but matmul uses (basic, tiled, tiled-fixed;
                                docs/performance.md): nf4, kernels and layer compare with that kernel's plain product
+  --attention rows             the attention kernels layer, model, stream and generate run (rows, the measured default;
+                               tiled, shaders/attention_flash.wgsl); bench attention always times both
   --small                      nf4/attention/layer at reduced model sizes (default on SwiftShader)
   --min-ms 300                 time measured per result
   --steps 3                    model/stream: timed training steps (after one warm-up step)
@@ -85,6 +87,13 @@ function intList(flag: string, v: string): number[] {
 function gemmKernelFlag(flag: string, v: string): GemmKernel {
   if (!(GEMM_KERNELS as readonly string[]).includes(v)) throw new UsageError(`--${flag} must be one of ${GEMM_KERNELS.join(', ')}, got "${v}"`);
   return v as GemmKernel;
+}
+
+const ATTENTION_KERNELS: readonly AttentionKernel[] = ['rows', 'tiled'];
+
+function attentionKernelFlag(v: string): AttentionKernel {
+  if (!(ATTENTION_KERNELS as readonly string[]).includes(v)) throw new UsageError(`--attention must be one of ${ATTENTION_KERNELS.join(', ')}, got "${v}"`);
+  return v as AttentionKernel;
 }
 
 function shapeList(v: string): MatmulShape[] {
@@ -116,6 +125,7 @@ export const benchCommand: Command = {
         shapes: { type: 'string' },
         kernels: { type: 'string' },
         gemm: { type: 'string' },
+        attention: { type: 'string' },
         'keep-layers': { type: 'string' },
         'gpu-memory': { type: 'string' },
       },
@@ -135,6 +145,7 @@ export const benchCommand: Command = {
     if (!(dataMb > 0 && dataMb <= 64 * 1024)) throw new UsageError(`--data-mb must be a number of MiB above 0, got "${values['data-mb']}"`);
     const shapesGiven = values.shapes ? shapeList(values.shapes) : [];
     const gemmKernel = gemmKernelFlag('gemm', values.gemm ?? 'basic');
+    const attention = attentionKernelFlag(values.attention ?? 'rows');
     const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS;
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const gpuMemoryGb = values['gpu-memory'] === undefined ? null : Number(values['gpu-memory']);
@@ -144,14 +155,14 @@ export const benchCommand: Command = {
       print(await dataBench(dataMb));
       return 0;
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention });
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;
     const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
     const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
-    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel });
+    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention });
     const run = (w: What): boolean => what === 'all' || what === w;
     if (run('matmul')) {
       const projections = tokensGiven || !small ? projectionShapes(tokens, layerDims) : [];

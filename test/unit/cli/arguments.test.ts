@@ -74,6 +74,7 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
     ['an unknown GEMM kernel (bench)', ['bench', 'matmul', '--gemm', 'fast'], /--gemm must be one of basic, tiled, tiled-fixed, got "fast"/],
     ['an unknown GEMM kernel (bench --kernels)', ['bench', 'matmul', '--kernels', 'basic,fast'], /--kernels must be one of basic, tiled, tiled-fixed, got "fast"/],
+    ['an unknown attention kernel (bench)', ['bench', 'layer', '--attention', 'flash'], /--attention must be one of rows, tiled, got "flash"/],
     ['a matmul shape that is not MxNxK', ['bench', 'matmul', '--shapes', '64x32'], /--shapes: "64x32" is not MxNxK/],
     ['an unknown GEMM kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--gemm', 'fast'], /--gemm must be one of/],
     ['a --gpu-memory that is not a size', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', 'lots'], /--gpu-memory must be a positive number, got "lots"/],

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Issue #9's speed figures on a lent GPU machine, in one device call. Prepare here first (docs/benchmarks.md,
+# "Running the benchmarks on a lent GPU"):
+#   node scripts/device/pack.mjs && node scripts/device/pack.mjs --park
+# then call the device tool with
+#   command: bash scripts/device/h200-speed.sh     carry: [".device", ".gl"]     timeout_s: 600
+# and afterwards: node scripts/device/pack.mjs --unpark
+#
+# Needs no Node or node_modules on the machine: .device/ holds Node (xz), the CLI bundled into one file and Dawn.
+# Each benchmark runs under its own `timeout`, and the script stops starting new ones at the overall budget
+# (BUDGET_S, default 480 s), so it ends well inside the call's 600 s. A failed command (Dawn has died there with a
+# futex error) is logged and the script goes on; one that fails within 30 s is tried once more.
+# Output: every JSON line on stdout as it is measured, and in $OUT/bench.jsonl (with a {"device":"step"} line before
+# each command's lines); stderr and progress in $OUT/bench.log; a compact summary of the key figures at the end.
+# SMOKE=1: every command tiny (SwiftShader-sized), for testing this script on a machine without a GPU
+# (scripts/device/smoke.sh). STEPS=matmul,model-tiled: only the named steps (for a second call while the machine is
+# still warm). BUDGET_S: the overall budget in seconds.
+
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$PWD
+OUT=${OUT:-$ROOT/device-out}
+mkdir -p "$OUT"
+JSONL=$OUT/bench.jsonl
+LOG=$OUT/bench.log
+SMOKE=${SMOKE:-0}
+if [ "$SMOKE" = 1 ]; then BUDGET_S=${BUDGET_S:-1800}; else BUDGET_S=${BUDGET_S:-480}; fi
+T0=$(date +%s)
+: >"$JSONL" # a fresh file for each run ($OUT starts empty on the device anyway)
+: >"$LOG"
+elapsed() { echo $(($(date +%s) - T0)); }
+log() { echo "[h200-speed +$(elapsed)s] $*" | tee -a "$LOG" >&2; }
+
+# --- Vulkan: the loader (Debian's, from .gl/, only where the image has none) and NVIDIA's driver manifest ---------
+if ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+  log "libvulkan: the image's own ($(ldconfig -p | grep -m1 'libvulkan\.so\.1' | sed 's/.*=> //'))"
+elif ls .gl/*.deb >/dev/null 2>&1; then
+  for f in .gl/*.deb; do dpkg -x "$f" / && log "unpacked $f into /"; done
+  ldconfig
+else
+  log "WARNING: no libvulkan.so.1 on this machine and no .gl/*.deb to unpack: Dawn will find no adapter"
+fi
+NVIDIA_ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f "$NVIDIA_ICD" ]; then
+  export VK_DRIVER_FILES=$NVIDIA_ICD
+  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  log "VK_DRIVER_FILES=$VK_DRIVER_FILES"
+fi
+
+# --- Node and Dawn from .device/ -------------------------------------------------------------------------------
+unxz_to() { # unxz_to FILE.xz DEST: xz where it exists, else Python's lzma
+  if command -v xz >/dev/null 2>&1; then xz -dc "$1" >"$2"; else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"
+  fi
+}
+if [ ! -f .device/node.xz ] || [ ! -f .device/finetune.mjs ]; then
+  echo "h200-speed: .device/ is missing or incomplete: run node scripts/device/pack.mjs here and carry .device" >&2
+  exit 1
+fi
+NODE_DIR=$(mktemp -d /tmp/finetune-node.XXXXXX)
+NODE=$NODE_DIR/node
+unxz_to .device/node.xz "$NODE" && chmod +x "$NODE" || { echo "h200-speed: could not unpack .device/node.xz" >&2; exit 1; }
+DAWN=.device/node_modules/webgpu/dist/linux-x64/dawn.node
+if [ ! -f "$DAWN" ] || [ "$DAWN.xz" -nt "$DAWN" ]; then
+  unxz_to "$DAWN.xz" "$DAWN" || { echo "h200-speed: could not unpack $DAWN.xz" >&2; exit 1; }
+fi
+log "node $("$NODE" --version), dawn.node $(stat -c %s "$DAWN") bytes"
+# dawn.node needs GLIBCXX_3.4.30 (GCC 12's libstdc++): where the image's is older, use the one packed beside it.
+load_dawn() { "$NODE" --input-type=module -e 'await import("./.device/node_modules/webgpu/index.js")' 2>>"$LOG"; }
+if ! load_dawn; then
+  if [ -f .device/lib/libstdc++.so.6.xz ]; then
+    unxz_to .device/lib/libstdc++.so.6.xz "$NODE_DIR/libstdc++.so.6"
+    export LD_LIBRARY_PATH=$NODE_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    log "dawn.node did not load with the image's libstdc++; retrying with the packed one"
+  fi
+  load_dawn || { echo "h200-speed: dawn.node does not load; see $LOG" >&2; tail -n 5 "$LOG" >&2; }
+fi
+
+# --- Header ----------------------------------------------------------------------------------------------------
+GPU_LINE=$(nvidia-smi -L 2>/dev/null | head -1)
+GPU_LINE=${GPU_LINE:-no nvidia-smi}
+"$NODE" -e '
+  const fs = require("fs");
+  let m = {};
+  try { m = JSON.parse(fs.readFileSync(".device/manifest.json", "utf8")); } catch {}
+  console.log(JSON.stringify({ device: "header", gpu: process.argv[1], commit: m.commit, dirty: m.dirty, sourceHash: m.sourceHash,
+    packedAt: m.packedAt, node: process.version, dawn: m.dawn && m.dawn.version, smoke: process.argv[2] === "1",
+    budgetSeconds: Number(process.argv[3]), date: new Date().toISOString(),
+    vulkanDriverFiles: process.env.VK_DRIVER_FILES || process.env.VK_ICD_FILENAMES || null }));
+' "$GPU_LINE" "$SMOKE" "$BUDGET_S" | tee -a "$JSONL"
+
+# --- One command -----------------------------------------------------------------------------------------------
+SUMMARY=()
+STEP_OUT=$NODE_DIR/step.out
+# step NAME TIMEOUT_S finetune-args…: runs once (twice when it fails within 30 s), within the overall budget.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local attempt rc start secs left
+  if [ -n "${STEPS:-}" ] && [[ ",$STEPS," != *",$name,"* ]]; then return; fi
+  for attempt in 1 2; do
+    left=$((BUDGET_S - $(elapsed)))
+    if [ "$left" -lt 15 ]; then
+      log "skip $name: the ${BUDGET_S}s budget is spent"
+      SUMMARY+=("$name skipped")
+      printf '{"device":"step","step":"%s","skipped":"budget"}\n' "$name" | tee -a "$JSONL"
+      return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    printf '{"device":"step","step":"%s","attempt":%d,"timeoutSeconds":%d,"argv":"%s"}\n' "$name" "$attempt" "$limit" "$*" | tee -a "$JSONL"
+    log "start $name (attempt $attempt, timeout ${limit}s): finetune $*"
+    start=$(date +%s)
+    if [ "$1" = check ]; then
+      # check prints one indented JSON report: keep it one line in bench.jsonl.
+      timeout -k 10 "$limit" "$NODE" .device/finetune.mjs "$@" >"$STEP_OUT" 2>>"$LOG"
+      rc=$?
+      "$NODE" -e 'const s = require("fs").readFileSync(process.argv[1], "utf8");
+        try { console.log(JSON.stringify({ device: "check", ...JSON.parse(s) })); } catch { process.stdout.write(s); }' "$STEP_OUT" | tee -a "$JSONL"
+    else
+      timeout -k 10 "$limit" "$NODE" .device/finetune.mjs "$@" 2>>"$LOG" | tee -a "$JSONL"
+      rc=${PIPESTATUS[0]}
+    fi
+    secs=$(($(date +%s) - start))
+    log "end $name: exit $rc after ${secs}s"
+    printf '{"device":"step-end","step":"%s","attempt":%d,"exit":%d,"seconds":%d}\n' "$name" "$attempt" "$rc" "$secs" | tee -a "$JSONL"
+    if [ "$rc" -eq 0 ]; then
+      SUMMARY+=("$name ok ${secs}s")
+      return
+    fi
+    echo "--- $name: exit $rc$([ "$rc" -eq 124 ] && echo ' (timed out)'); last lines of its stderr:"
+    tail -n 6 "$LOG"
+    # Timed out, a usage error (exit 2) or a long run: trying again would not help, or not fit.
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] || [ "$rc" -eq 2 ] || [ "$secs" -ge 30 ]; then break; fi
+  done
+  SUMMARY+=("$name FAILED exit $rc")
+}
+
+# --- The measurements, most valuable first (timeouts: a few times the expected H200 time) --------------------------
+FT=(--model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter)
+if [ "$SMOKE" = 1 ]; then
+  S=(--small --min-ms 20)
+  step matmul 300 bench matmul --sizes 64 --shapes 8x64x16 --kernels basic,tiled,tiled-fixed --min-ms 20
+  step nf4-basic 300 bench nf4 --tokens 16 --gemm basic "${S[@]}"
+  step nf4-tiled 300 bench nf4 --tokens 16 --gemm tiled "${S[@]}"
+  step attention 300 bench attention --tokens 16 "${S[@]}"
+  step layer-basic 300 bench layer --tokens 16 --gemm basic "${S[@]}"
+  step layer-tiled 300 bench layer --tokens 16 --gemm tiled "${S[@]}"
+  step layer-tiled-attn 300 bench layer --tokens 16 --gemm tiled --attention tiled "${S[@]}"
+  step check-lora-tiled 600 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
+  step model-tiled 600 bench model --tokens 16 --steps 1 --gemm tiled --gpu-memory 139 "${S[@]}"
+else
+  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048 --kernels basic,tiled,tiled-fixed
+  step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
+  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
+  step attention 60 bench attention --tokens 2048
+  step layer-basic 60 bench layer --tokens 2048 --gemm basic
+  step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
+  step layer-tiled-attn 60 bench layer --tokens 2048 --gemm tiled --attention tiled
+  step check-lora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
+  step check-qlora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled
+  step model-tiled 150 bench model --tokens 2048 --steps 2 --gemm tiled --gpu-memory 139
+  step model-basic 150 bench model --tokens 2048 --steps 2 --gemm basic --gpu-memory 139
+  step model-tiled-attn 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --gpu-memory 139
+fi
+
+# --- Summary ---------------------------------------------------------------------------------------------------
+echo "=== h200-speed: $(elapsed)s in all; files in \$OUT: bench.jsonl (every line), bench.log (stderr, progress)"
+for s in "${SUMMARY[@]}"; do echo "  $s"; done
+"$NODE" scripts/device/summary.mjs "$JSONL" 2>>"$LOG" || echo "(summary failed; bench.jsonl has everything)"
+rm -rf "$NODE_DIR"
+exit 0

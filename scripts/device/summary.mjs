@@ -1,0 +1,126 @@
+// The key figures of a bench.jsonl written by scripts/device/h200-speed.sh, compact enough to survive in the device
+// tool's 12,000-character output tail (the file itself comes back whole). Usage: node scripts/device/summary.mjs FILE
+
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+const tf = (gflops) => (typeof gflops === 'number' ? (gflops / 1000).toFixed(gflops < 1000 ? 3 : 1) : '-');
+const shape = (r) => `${r.M}x${r.N}x${r.K}`;
+
+/** Parses the lines, tolerating anything that is not JSON (kept as {raw}). */
+export function parseLines(text) {
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        return { raw: l };
+      }
+    });
+}
+
+/** Groups the lines under the {"device":"step"} line that precedes them (the last attempt of each step wins). */
+export function groupSteps(records) {
+  const steps = new Map();
+  let current = null;
+  for (const r of records) {
+    if (r.device === 'step') {
+      current = { name: r.step, argv: r.argv, skipped: r.skipped, lines: [], end: null };
+      steps.set(r.step, current);
+    } else if (r.device === 'step-end') {
+      if (current) current.end = r;
+    } else if (current) current.lines.push(r);
+  }
+  return [...steps.values()];
+}
+
+function matmulLines(lines) {
+  const out = [];
+  // tiled[n] / tiled[w]: the block the kernel chose (narrow, wide); a * marks the other block, forced.
+  const label = (r) => (r.kernel === 'basic' ? 'basic' : `${r.kernel === 'tiled-fixed' ? 'fixed' : 'tiled'}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`);
+  const variant = (v) =>
+    String(v)
+      .replace(/^plain fp32.*/, 'plain')
+      .replace(/^(forward|backward|both transposed) /, '')
+      .replace(/, W bf16$/, '_bf16')
+      .replaceAll(' ', '');
+  const rows = new Map();
+  let worstDiff = 0;
+  for (const r of lines.filter((l) => l.bench === 'matmul')) {
+    const key = `${shape(r)} ${variant(r.variant)}`;
+    if (!rows.has(key)) rows.set(key, []);
+    rows.get(key).push(`${label(r)} ${tf(r.gflops)}`);
+    if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
+  }
+  for (const [key, cells] of rows) out.push(`  ${key}: ${cells.join(' | ')}`);
+  out.push(`  TFLOP/s; [n]/[w] the block chosen, * the other one forced; largest diffVsBasic ${worstDiff.toExponential(2)} (above 1e-5 is a bug)`);
+  return out;
+}
+
+function nf4Lines(lines) {
+  const out = [];
+  const byShape = new Map();
+  let worstDiff = 0;
+  for (const r of lines.filter((l) => l.bench === 'nf4')) {
+    const k = shape(r);
+    if (!byShape.has(k)) byShape.set(k, []);
+    const short = r.variant
+      .replace(/^plain fp32.*/, 'plain')
+      .replace(/^nf4 forward.*?(, double-quant)?(, tiled)?$/, (_, dq, t) => `fwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}`)
+      .replace(/^nf4 backward.*?(, double-quant)?(, tiled)?$/, (_, dq, t) => `bwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}`);
+    byShape.get(k).push(`${short} ${tf(r.gflops)}`);
+    if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
+  }
+  for (const [k, cells] of byShape) out.push(`  ${k}: ${cells.join(' | ')}`);
+  out.push(`  TFLOP/s; largest diffVsBasic ${worstDiff.toExponential(2)}`);
+  return out;
+}
+
+function line(r) {
+  switch (r.bench) {
+    case 'adapter':
+      return `  adapter: ${r.via} ${r.vendor} ${r.description ?? ''} gemm=${r.gemm} attention=${r.attention ?? 'rows'}`;
+    case 'attention':
+      return `  attention ${r.variant} T=${r.T}: ${tf(r.gflops)} TFLOP/s, ${r.ms?.toFixed(2)} ms${r.vsRows ? `, vsRows ${r.vsRows.toFixed(2)}` : ''}`;
+    case 'layer':
+      return `  layer T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s, ${r.ms?.toFixed(1)} ms, ${tf(r.gflops)} TFLOP/s, vsMatmulCeiling ${r.vsMatmulCeiling?.toFixed(3)}, plain ${tf(r.plainMatmulGflops)}`;
+    case 'model-estimate':
+      return `  model-estimate T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s (${r.basis})`;
+    case 'model':
+      return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
+    default:
+      break;
+  }
+  if (r.device === 'check') {
+    const bad = Object.entries(r.groups ?? {})
+      .filter(([, g]) => !g.ok)
+      .map(([n, g]) => `${n} worst ${g.worst} at ${g.where}`);
+    return `  check ${r.quantization}: ok=${r.ok}, loss ${r.loss?.engine} vs ${r.loss?.golden}${bad.length ? `; FAILED: ${bad.join('; ')}` : ''}`;
+  }
+  if (r.raw !== undefined) return `  ${r.raw.slice(0, 160)}`;
+  return `  ${JSON.stringify(r).slice(0, 200)}`;
+}
+
+export function summarise(text) {
+  const records = parseLines(text);
+  const out = [];
+  const header = records.find((r) => r.device === 'header');
+  if (header) out.push(`${header.gpu} | commit ${String(header.commit).slice(0, 10)}${header.dirty ? '+dirty' : ''} | ${header.date}${header.smoke ? ' | SMOKE' : ''}`);
+  for (const s of groupSteps(records)) {
+    const status = s.skipped ? 'skipped (budget)' : s.end ? `exit ${s.end.exit}, ${s.end.seconds}s` : 'no end line';
+    out.push(`[${s.name}] ${status}`);
+    const adapter = s.lines.find((l) => l.bench === 'adapter');
+    if (adapter) out.push(line(adapter));
+    if (s.lines.some((l) => l.bench === 'matmul')) out.push(...matmulLines(s.lines));
+    if (s.lines.some((l) => l.bench === 'nf4')) out.push(...nf4Lines(s.lines));
+    for (const l of s.lines) if (!['adapter', 'matmul', 'nf4'].includes(l.bench)) out.push(line(l));
+  }
+  return out.join('\n');
+}
+
+if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
+  console.log('=== summary (TFLOP/s = gflops / 1000)');
+  console.log(summarise(readFileSync(process.argv[2], 'utf8')));
+}

@@ -1,0 +1,107 @@
+// The lent-GPU kit (scripts/device/): parking the big files, the size accounting against the device tool's limit, the
+// bundle's import.meta.url rebasing and the summary of a run's bench.jsonl. Nothing here needs a GPU or the device.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parkFiles, PARKED, rebaseImportMeta, travelling } from '../../scripts/device/pack.mjs';
+import { summarise } from '../../scripts/device/summary.mjs';
+
+let dir: string;
+let root: string;
+let park: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'device-kit-'));
+  root = join(dir, 'repo');
+  park = join(dir, 'parked');
+  mkdirSync(join(root, 'a', 'b'), { recursive: true });
+  writeFileSync(join(root, 'a', 'b', 'big.bin'), 'x'.repeat(1000));
+  writeFileSync(join(root, 'small.txt'), 'hello');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('parkFiles', () => {
+  it('moves out and back, idempotently', () => {
+    const first = parkFiles(root, park, ['a/b/big.bin'], true);
+    expect(first.ok).toBe(true);
+    expect(existsSync(join(root, 'a/b/big.bin'))).toBe(false);
+    expect(readFileSync(join(park, 'a/b/big.bin'), 'utf8')).toHaveLength(1000);
+    const again = parkFiles(root, park, ['a/b/big.bin'], true);
+    expect(again).toEqual({ ok: true, lines: [expect.stringMatching(/^already parked/)] });
+    expect(parkFiles(root, park, ['a/b/big.bin'], false).ok).toBe(true);
+    expect(readFileSync(join(root, 'a/b/big.bin'), 'utf8')).toHaveLength(1000);
+    expect(existsSync(join(park, 'a/b/big.bin'))).toBe(false);
+    expect(parkFiles(root, park, ['a/b/big.bin'], false).lines[0]).toMatch(/^already in place/);
+  });
+
+  it('refuses to overwrite a copy on either side, and reports a file that is nowhere', () => {
+    mkdirSync(join(park, 'a', 'b'), { recursive: true });
+    writeFileSync(join(park, 'a/b/big.bin'), 'other');
+    for (const toPark of [true, false]) {
+      const r = parkFiles(root, park, ['a/b/big.bin'], toPark);
+      expect(r.ok).toBe(false);
+      expect(r.lines[0]).toMatch(/^refused/);
+    }
+    expect(readFileSync(join(park, 'a/b/big.bin'), 'utf8')).toBe('other');
+    expect(readFileSync(join(root, 'a/b/big.bin'), 'utf8')).toHaveLength(1000);
+    expect(parkFiles(root, park, ['nowhere.bin'], true)).toEqual({ ok: false, lines: [expect.stringMatching(/^missing/)] });
+  });
+
+  it('parks the two files that keep the checkout over the limit', () => {
+    expect(PARKED).toEqual(['public/models/mistral-nano-demo/model.safetensors', 'test/fixtures/tiny-mistral.onnx']);
+  });
+});
+
+describe('travelling', () => {
+  it('counts files less the parked ones, plus the carried folders, against the limit', () => {
+    mkdirSync(join(root, '.device', 'sub'), { recursive: true });
+    writeFileSync(join(root, '.device', 'sub', 'node.xz'), 'y'.repeat(300));
+    const all = travelling(root, ['a/b/big.bin', 'small.txt', 'gone.txt'], { carried: ['.device', '.gl'], limit: 2000 });
+    expect(all.total).toBe(1305);
+    expect(all.ok).toBe(true);
+    expect(all.largest[0]).toEqual({ path: 'a/b/big.bin', bytes: 1000 });
+    const parked = travelling(root, ['a/b/big.bin', 'small.txt'], { exclude: ['a/b/big.bin'], carried: ['.device'], limit: 2000 });
+    expect(parked.total).toBe(305);
+    expect(travelling(root, ['a/b/big.bin'], { limit: 999 }).ok).toBe(false);
+  });
+});
+
+describe('rebaseImportMeta', () => {
+  it('keeps a source file’s import.meta.url pointing at that file, seen from the bundle', () => {
+    const src = "const p = new URL('../../package.json', import.meta.url);";
+    const out = rebaseImportMeta(src, '/r/src/cli/main.ts', '/r/.device');
+    expect(out).toBe(`const p = new URL('../../package.json', new URL("../src/cli/main.ts", import.meta.url).href);`);
+    // As the bundle at /r/.device/finetune.mjs evaluates it:
+    const rebased = new URL('../src/cli/main.ts', 'file:///r/.device/finetune.mjs').href;
+    expect(new URL('../../package.json', rebased).href).toBe('file:///r/package.json');
+    expect(rebaseImportMeta('no meta here', '/r/src/a.ts', '/r/.device')).toBe('no meta here');
+  });
+});
+
+describe('summarise', () => {
+  it('groups lines by step, keeps the last attempt, and names skipped and failed steps', () => {
+    const lines = [
+      { device: 'header', gpu: 'GPU 0: NVIDIA H200', commit: 'abcdef123456', date: 'today' },
+      { device: 'step', step: 'attention', attempt: 1 },
+      { device: 'step-end', step: 'attention', attempt: 1, exit: 1, seconds: 3 },
+      { device: 'step', step: 'attention', attempt: 2 },
+      { bench: 'attention', variant: 'forward-tiled', T: 2048, ms: 10, gflops: 3400, vsRows: 2.7 },
+      { device: 'step-end', step: 'attention', attempt: 2, exit: 0, seconds: 12 },
+      { device: 'step', step: 'matmul', attempt: 1 },
+      { bench: 'matmul', kernel: 'basic', variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 16600 },
+      { bench: 'matmul', kernel: 'tiled', block: 'wide', blockForced: true, variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 30000, diffVsBasic: 2e-6 },
+      { device: 'step-end', step: 'matmul', attempt: 1, exit: 124, seconds: 180 },
+      { device: 'step', step: 'model-basic', skipped: 'budget' },
+    ];
+    const text = `${lines.map((l) => JSON.stringify(l)).join('\n')}\nFatal: futex error\n`;
+    const s = summarise(text);
+    expect(s).toContain('GPU 0: NVIDIA H200 | commit abcdef1234');
+    expect(s).toContain('[attention] exit 0, 12s');
+    expect(s).toContain('attention forward-tiled T=2048: 3.4 TFLOP/s, 10.00 ms, vsRows 2.70');
+    expect(s).toContain('[matmul] exit 124, 180s');
+    expect(s).toContain('8x8x8 plain: basic 16.6 | tiled[w*] 30.0');
+    expect(s).toContain('largest diffVsBasic 2.00e-6');
+    expect(s).toContain('[model-basic] skipped (budget)');
+    expect(s).toContain('Fatal: futex error');
+  });
+});
