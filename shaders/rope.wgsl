@@ -39,6 +39,14 @@ struct Params {
 //#endif
 //#endif
 
+// Where pair g of a tensor with nHeads heads lives: (lo, hi = lo + half, token, i).
+fn pairAt(g: u32, nHeads: u32) -> vec4u {
+  let i = g % p.half;
+  let th = g / p.half; // token · nHeads + head
+  let lo = th * 2u * p.half + i;
+  return vec4u(lo, lo + p.half, th / nHeads, i);
+}
+
 // The rotated pair (x0, x1) of element i at position ps; NaN for a position beyond the table.
 fn rotate(x0: f32, x1: f32, ps: u32, i: u32) -> vec2f {
   if (ps >= p.maxPos) {
@@ -56,22 +64,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let g = (wg.y * nwg.x + wg.x) * 256u + lid.x;
   if (g >= p.pairs) { return; }
   if (g < p.pairs1) {
-    let i = g % p.half;
-    let th = g / p.half;
-    let lo = th * 2u * p.half + i;
-    let hi = lo + p.half;
-    let r = rotate(out[lo], out[hi], pos[th / p.nHeads], i);
-    out[lo] = r.x;
-    out[hi] = r.y;
+    let a = pairAt(g, p.nHeads);
+    let r = rotate(out[a.x], out[a.y], pos[a.z], a.w);
+    out[a.x] = r.x;
+    out[a.y] = r.y;
   } else {
-    let g2 = g - p.pairs1;
-    let i = g2 % p.half;
-    let th = g2 / p.half;
-    let lo = th * 2u * p.half + i;
-    let hi = lo + p.half;
-    let r = rotate(out2[lo], out2[hi], pos[th / p.nHeads2], i);
-    out2[lo] = r.x;
-    out2[hi] = r.y;
+    let a = pairAt(g - p.pairs1, p.nHeads2);
+    let r = rotate(out2[a.x], out2[a.y], pos[a.z], a.w);
+    out2[a.x] = r.x;
+    out2[a.y] = r.y;
   }
 }
 //#else
@@ -79,20 +80,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let g = (wg.y * nwg.x + wg.x) * 256u + lid.x;
   if (g >= p.pairs) { return; }
-  let i = g % p.half;
-  let th = g / p.half; // token · nHeads + head
-  let t = th / p.nHeads;
-  let lo = th * 2u * p.half + i;
-  let hi = lo + p.half;
+  let a = pairAt(g, p.nHeads);
 //#if INPLACE
-  let x0 = out[lo];
-  let x1 = out[hi];
+  let x0 = out[a.x];
+  let x1 = out[a.y];
 //#else
-  let x0 = x[lo];
-  let x1 = x[hi];
+  let x0 = x[a.x];
+  let x1 = x[a.y];
 //#endif
-  let r = rotate(x0, x1, pos[t], i);
-  out[lo] = r.x;
-  out[hi] = r.y;
+  let r = rotate(x0, x1, pos[a.z], a.w);
+  out[a.x] = r.x;
+  out[a.y] = r.y;
 }
 //#endif

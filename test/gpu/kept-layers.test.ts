@@ -3,81 +3,29 @@
 // bit for bit — losses with dropout, the trained LoRA weights, a validation loss — while recording fewer dispatches
 // (the recomputation really is skipped) and holding exactly the activation bytes the layout (and so the planner) says.
 import { describe, expect, it } from 'vitest';
-import { uniformSource } from '../../src/core/prng.ts';
-import type { Projection } from '../../src/core/mistral.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import type { Dims } from '../../src/engine/mistral/dims.ts';
-import { destroyLora, downloadLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { runnerBytes, runnerLayout } from '../../src/engine/mistral/sizing.ts';
 import { destroyMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { configOf, randomMistral } from '../../src/bench/model.ts';
-import { createAdapter } from '../../src/model/lora-adapter.ts';
 import { gpuContext } from './context.ts';
+import { ALL_PROJECTIONS, trainSteps, type TrainStepsResult } from '../helpers/train-steps.ts';
 
-const TARGETS: Projection[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 // Odd enough: 3 layers, GQA 2, two rows of different segments.
 const DIMS: Dims = { V: 97, C: 64, I: 128, L: 3, nH: 4, nKV: 2, hd: 16, theta: 10000, eps: 1e-5 };
 const B = 2;
 const T = 7;
 const STEPS = 3;
 
-interface RunResult {
-  losses: number[];
-  lora: Uint32Array;
-  /** Dispatches of the training steps' forward + backward (the optimizer excluded). */
-  passDispatches: number;
-  activationBytes: number;
-}
+// Two packed segments in the first row: the attention mask matters.
+const LAYOUT = {
+  segmentIds: Uint32Array.of(1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+  positionIds: Uint32Array.of(0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6),
+};
 
-const bitsOf = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0];
-
-async function run(ctx: GpuContext, w: MistralWeights, keptLayers: number): Promise<RunResult> {
-  const config = configOf(DIMS);
-  const adapter = createAdapter(config, { r: 4, alpha: 8, dropout: 0.1, targetModules: TARGETS, random: uniformSource(7) });
-  const lora = uploadLora(ctx, DIMS, adapter);
-  const activationsBefore = ctx.ledger.snapshot().byCategory.activations.currentBytes;
-  const runner = new MistralRunner(ctx, w, lora, { B, T, seed: 5, keptLayers });
-  const activationBytes = ctx.ledger.snapshot().byCategory.activations.currentBytes - activationsBefore;
-  try {
-    const rand = uniformSource(11);
-    const batch = () => {
-      const ids = Array.from({ length: B * T }, () => 3 + Math.floor(rand() * (DIMS.V - 3)));
-      return {
-        B,
-        T,
-        inputIds: ids,
-        targets: ids.map((_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1])),
-        // Two packed segments in the first row: the attention mask matters.
-        segmentIds: Uint32Array.of(1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1),
-        positionIds: Uint32Array.of(0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6),
-      };
-    };
-    const losses: number[] = [];
-    const counted = B * (T - 1);
-    let passDispatches = 0;
-    for (let s = 0; s < STEPS; s++) {
-      runner.setBatch(batch());
-      runner.zeroGrads();
-      runner.resetLoss();
-      const d0 = ctx.dispatchCount;
-      runner.forwardBackward(1 / counted, 1 / counted, 'train', s);
-      passDispatches += ctx.dispatchCount - d0;
-      runner.optimizerStep({ lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 });
-      losses.push(bitsOf(await runner.readLoss()));
-    }
-    runner.setBatch(batch());
-    runner.resetLoss();
-    runner.evaluate(1 / counted);
-    losses.push(bitsOf(await runner.readLoss()));
-    const trained = await downloadLora(ctx, lora, adapter);
-    const parts: number[] = [];
-    for (const layer of trained.tensors) for (const m of TARGETS) for (const f of ['A', 'B'] as const) parts.push(...new Uint32Array(layer[m]![f].buffer));
-    return { losses, lora: Uint32Array.from(parts), passDispatches, activationBytes };
-  } finally {
-    runner.destroy();
-    destroyLora(ctx, lora);
-  }
+function run(ctx: GpuContext, w: MistralWeights, keptLayers: number): Promise<TrainStepsResult> {
+  return trainSteps(ctx, configOf(DIMS), w, { B, T, steps: STEPS, layout: LAYOUT, keptLayers });
 }
 
 describe('kept layers: no recomputation where memory allows, the same numbers', () => {
@@ -99,7 +47,7 @@ describe('kept layers: no recomputation where memory allows, the same numbers', 
       expect(none.passDispatches - all.passDispatches).toBe(DIMS.L * saved);
       // The ledger holds what the layout (and so the planner) counts: one more set of layer buffers per kept layer
       // beyond the shared one, none shared when every layer is kept.
-      const shape = { B, T, r: 4, targets: TARGETS, dropout: true };
+      const shape = { B, T, r: 4, targets: ALL_PROJECTIONS, dropout: true };
       for (const [k, r] of [[0, none], [1, one], [DIMS.L, all]] as const) {
         expect(r.activationBytes).toBe(runnerBytes(runnerLayout(DIMS, { ...shape, keptLayers: k })).activations);
       }

@@ -5,81 +5,26 @@
 // each micro-batch moves the layers the planner says it does.
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
-import { uniformSource } from '../../src/core/prng.ts';
-import type { Projection, Quantization } from '../../src/core/mistral.ts';
+import type { Quantization } from '../../src/core/mistral.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { MistralDecoder } from '../../src/engine/mistral/decode.ts';
 import type { Dims } from '../../src/engine/mistral/dims.ts';
-import { destroyLora, downloadLora, uploadLora } from '../../src/engine/mistral/lora.ts';
-import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, moveLayersToHost, type MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { configOf, randomMistral } from '../../src/bench/model.ts';
-import { createAdapter } from '../../src/model/lora-adapter.ts';
 import type { MistralConfig } from '../../src/model/config.ts';
 import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { gpuContext } from './context.ts';
+import { trainSteps, type TrainStepsResult } from '../helpers/train-steps.ts';
 
-const TARGETS: Projection[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const B = 2;
 const T = 6;
 const STEPS = 3;
 
-interface RunResult {
-  /** Float32 bits of each step's loss, then of the validation loss. */
-  losses: number[];
-  /** Float32 bits of every A and B after the steps, module after module. */
-  lora: Uint32Array;
-  /** Layer uploads made by each micro-batch (streamed weights only). */
-  uploadsPerStep: number[];
-}
-
-function bitsOf(x: number): number {
-  return new Uint32Array(Float32Array.of(x).buffer)[0];
-}
+type RunResult = TrainStepsResult;
 
 /** A few training steps with dropout (masks keyed by the step), AdamW with clipping, then a validation pass. */
-async function run(ctx: GpuContext, config: MistralConfig, w: MistralWeights): Promise<RunResult> {
-  const adapter = createAdapter(config, { r: 4, alpha: 8, dropout: 0.1, targetModules: TARGETS, random: uniformSource(7) });
-  const lora = uploadLora(ctx, w.dims, adapter);
-  const runner = new MistralRunner(ctx, w, lora, { B, T, seed: 5 });
-  try {
-    const rand = uniformSource(11);
-    const batch = () => {
-      const ids = Array.from({ length: B * T }, () => 3 + Math.floor(rand() * (config.vocabSize - 3)));
-      return {
-        B,
-        T,
-        inputIds: ids,
-        targets: ids.map((_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1])),
-        segmentIds: new Uint32Array(B * T).fill(1),
-        positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T),
-      };
-    };
-    const losses: number[] = [];
-    const uploadsPerStep: number[] = [];
-    const counted = B * (T - 1);
-    for (let s = 0; s < STEPS; s++) {
-      runner.setBatch(batch());
-      runner.zeroGrads();
-      runner.resetLoss();
-      const before = w.stream?.uploads ?? 0;
-      runner.forwardBackward(1 / counted, 1 / counted, 'train', s);
-      uploadsPerStep.push((w.stream?.uploads ?? 0) - before);
-      runner.optimizerStep({ lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 });
-      losses.push(bitsOf(await runner.readLoss()));
-    }
-    runner.setBatch(batch());
-    runner.resetLoss();
-    runner.evaluate(1 / counted);
-    losses.push(bitsOf(await runner.readLoss()));
-    const trained = await downloadLora(ctx, lora, adapter);
-    const parts: number[] = [];
-    for (const layer of trained.tensors) for (const m of TARGETS) for (const f of ['A', 'B'] as const) parts.push(...new Uint32Array(layer[m]![f].buffer));
-    return { losses, lora: Uint32Array.from(parts), uploadsPerStep };
-  } finally {
-    runner.destroy();
-    destroyLora(ctx, lora);
-  }
+function run(ctx: GpuContext, config: MistralConfig, w: MistralWeights): Promise<RunResult> {
+  return trainSteps(ctx, config, w, { B, T, steps: STEPS });
 }
 
 /** Logits (bits) after a prompt and after each of two more tokens, through the KV-cache decoder. */

@@ -30,23 +30,28 @@ export function ropeTable(maxPos: number, hd: number, theta: number): Float32Arr
   return table;
 }
 
-function launch(ctx: GpuContext, sinSign: number, out: GPUBuffer, x: GPUBuffer, pos: GPUBuffer, table: GPUBuffer, BT: number, nHeads: number, hd: number, what: string): void {
+/** The uniform block both variants read: sizes, the table's length in positions, the sine's sign (checked first). */
+function ropeUniforms(table: GPUBuffer, pos: GPUBuffer, BT: number, hd: number, sinSign: number, what: string): { u: ArrayBuffer; u32: Uint32Array; half: number } {
   if (hd % 2 !== 0) throw new FinetuneError('internal', `${what}: head_dim ${hd} is odd`);
-  const half = hd / 2;
-  const pairs = BT * nHeads * half;
-  if (pairs === 0) return;
-  requireBytes(out, BT * nHeads * hd * 4, `${what} out`);
-  requireBytes(x, BT * nHeads * hd * 4, `${what} x`);
   requireBytes(pos, BT * 4, `${what} pos`);
   const maxPos = Math.floor(table.size / (hd * 4));
   if (maxPos === 0) throw new FinetuneError('internal', `${what}: the table "${table.label}" is too small for head_dim ${hd}`);
   const u = new ArrayBuffer(32);
   const u32 = new Uint32Array(u);
-  u32[0] = pairs;
-  u32[1] = nHeads;
-  u32[2] = half;
+  u32[2] = hd / 2;
   u32[3] = maxPos;
   new Float32Array(u)[4] = sinSign;
+  return { u, u32, half: hd / 2 };
+}
+
+function launch(ctx: GpuContext, sinSign: number, out: GPUBuffer, x: GPUBuffer, pos: GPUBuffer, table: GPUBuffer, BT: number, nHeads: number, hd: number, what: string): void {
+  const { u, u32, half } = ropeUniforms(table, pos, BT, hd, sinSign, what);
+  const pairs = BT * nHeads * half;
+  if (pairs === 0) return;
+  requireBytes(out, BT * nHeads * hd * 4, `${what} out`);
+  requireBytes(x, BT * nHeads * hd * 4, `${what} x`);
+  u32[0] = pairs;
+  u32[1] = nHeads;
   const inplace = out === x;
   ctx.dispatch({ shader: 'rope', defines: { INPLACE: inplace } }, inplace ? [out, pos, table] : [out, x, pos, table], u, grid1d(pairs));
 }
@@ -56,21 +61,15 @@ function launch(ctx: GpuContext, sinSign: number, out: GPUBuffer, x: GPUBuffer, 
  * projections): the same bits as two rope_forward / rope_backward calls (sinSign +1 forward, −1 backward).
  */
 function launchPair(ctx: GpuContext, sinSign: number, q: GPUBuffer, k: GPUBuffer, pos: GPUBuffer, table: GPUBuffer, BT: number, nQ: number, nK: number, hd: number, what: string): void {
-  if (hd % 2 !== 0) throw new FinetuneError('internal', `${what}: head_dim ${hd} is odd`);
   if (q === k) throw new FinetuneError('internal', `${what}: q and k must be different buffers`);
-  const half = hd / 2;
+  const { u, u32, half } = ropeUniforms(table, pos, BT, hd, sinSign, what);
   const pairsQ = BT * nQ * half;
   const pairs = pairsQ + BT * nK * half;
   if (pairs === 0) return;
   requireBytes(q, BT * nQ * hd * 4, `${what} q`);
   requireBytes(k, BT * nK * hd * 4, `${what} k`);
-  requireBytes(pos, BT * 4, `${what} pos`);
-  const maxPos = Math.floor(table.size / (hd * 4));
-  if (maxPos === 0) throw new FinetuneError('internal', `${what}: the table "${table.label}" is too small for head_dim ${hd}`);
-  const u = new ArrayBuffer(32);
-  const u32 = new Uint32Array(u);
-  u32.set([pairs, nQ, half, maxPos]);
-  new Float32Array(u)[4] = sinSign;
+  u32[0] = pairs;
+  u32[1] = nQ;
   u32[5] = nK;
   u32[6] = pairsQ;
   ctx.dispatch({ shader: 'rope', defines: { PAIR: true } }, [q, k, pos, table], u, grid1d(pairs));
