@@ -6,7 +6,11 @@
 // The first four words do not depend on i: the CPU folds them into `state` (src/engine/kernels/lora.ts, which also
 // holds a bit-exact CPU copy of the hash); each thread mixes in its element index and finalises.
 // Variants: out = drop(x) (out, x); INPLACE out = drop(out) (out); ACCUMULATE out += drop(x) (out, x).
-// The LoRA products themselves use the tiled GEMM of shaders/matmul.wgsl.
+// The LoRA products do not call this kernel: both GEMMs (shaders/matmul.wgsl, shaders/matmul_tiled.wgsl) apply the
+// same mask with the same expression inside the product (DROP_A, DROP_B, DROP_OUT), so drop(x) is never stored. This
+// kernel is the standalone form, kept as the two-step reference the fused products are tested against bit for bit.
+// The murmur functions below are copied verbatim into both GEMMs (the preprocessor has no include); a unit test
+// (test/unit/engine/dropout-hash-copies.test.ts) keeps the three texts identical.
 
 struct Params {
   n: u32,

@@ -9,15 +9,24 @@
 // Ragged edges (any M, N, K) load zeros and skip out-of-range stores.
 // B may be stored as f32, bf16 (two per u32, low half first: the Hub's format, no feature needed) or f16
 // (needs the adapter's shader-f16); accumulation is always f32.
+// LoRA dropout fused into the product (DROPOUT with one of DROP_A, DROP_B, DROP_OUT; src/engine/kernels/lora.ts): the
+// mask of shaders/lora.wgsl, keep(i) = murmur3(state, i) ≥ threshold, regenerated from the element's flat index i in
+// its (stored) matrix of one batch entry instead of being materialised:
+//   DROP_A    an A element a becomes select(0, a · scale, keep(i)) as it is loaded;
+//   DROP_B    the same for B (f32 storage only);
+//   DROP_OUT  the epilogue: C[o] = (C[o] +) select(0, (alpha · acc) · scale, keep(o)), beta 0 or 1 (1 reads C).
+// Each is bit for bit the two-step path (lora_dropout into a buffer, then this kernel; for DROP_OUT this kernel with
+// beta 0, then lora_dropout's ACCUMULATE): the same f32 operations on the same values.
 
 //#if B_F16
 enable f16;
 //#endif
 
+// dstate, dthreshold, dscale: the dropout mask's murmur3 state, threshold and f32(1 / (1 − p)) (read with DROPOUT).
 struct Params {
-  M: u32, N: u32, K: u32, _p0: u32,
-  strideA: u32, strideB: u32, strideC: u32, _p1: u32,
-  alpha: f32, beta: f32, _p2: f32, _p3: f32,
+  M: u32, N: u32, K: u32, dstate: u32,
+  strideA: u32, strideB: u32, strideC: u32, dthreshold: u32,
+  alpha: f32, beta: f32, dscale: f32, _p3: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -56,6 +65,39 @@ fn loadB(i: u32) -> f32 {
 //#endif
 }
 
+//#if DROPOUT
+// murmur3_x86_32 on u32 words: the same functions as shaders/lora.wgsl and shaders/matmul_tiled.wgsl (a unit test
+// checks the three copies are one text; the GPU tests check them against the CPU copy in kernels/lora.ts).
+fn rotl(v: u32, r: u32) -> u32 {
+  return (v << r) | (v >> (32u - r));
+}
+
+fn murmurBlock(h: u32, word: u32) -> u32 {
+  var k = word * 0xcc9e2d51u;
+  k = rotl(k, 15u);
+  k = k * 0x1b873593u;
+  var s = h ^ k;
+  s = rotl(s, 13u);
+  return s * 5u + 0xe6546b64u;
+}
+
+fn murmurFinal(h0: u32, bytes: u32) -> u32 {
+  var h = h0 ^ bytes;
+  h ^= h >> 16u;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13u;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16u;
+  return h;
+}
+
+// select(0, v · scale, keep(i)), exactly lora.wgsl's expression.
+fn drop1(v: f32, i: u32) -> f32 {
+  let keep = murmurFinal(murmurBlock(p.dstate, i), 20u) >= p.dthreshold;
+  return select(0.0, v * p.dscale, keep);
+}
+//#endif
+
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * BM;
@@ -81,7 +123,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let gk = k0 + k;
       var a = 0.0;
       if (gm < p.M && gk < p.K) {
-        if (TRANS_A) { a = A[aBase + gk * p.M + gm]; } else { a = A[aBase + gm * p.K + gk]; }
+        var ia: u32;
+        if (TRANS_A) { ia = gk * p.M + gm; } else { ia = gm * p.K + gk; }
+        a = A[aBase + ia];
+//#if DROP_A
+        a = drop1(a, ia);
+//#endif
       }
       As[k * BM + m] = a;
       // B tile element (k, n).
@@ -92,7 +139,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let gkb = k0 + kb;
       var b = 0.0;
       if (gn < p.N && gkb < p.K) {
-        if (TRANS_B) { b = loadB(bBase + gn * p.K + gkb); } else { b = loadB(bBase + gkb * p.N + gn); }
+        var ib: u32;
+        if (TRANS_B) { ib = gn * p.K + gkb; } else { ib = gkb * p.N + gn; }
+        b = loadB(bBase + ib);
+//#if DROP_B
+        b = drop1(b, ib);
+//#endif
       }
       Bs[kb * BN + n] = b;
     }
@@ -119,7 +171,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       if (c >= p.N) { continue; }
       let o = cBase + r * p.N + c;
       var v = p.alpha * row[j];
+//#if DROP_OUT
+      v = drop1(v, r * p.N + c);
+      if (p.beta != 0.0) { v = C[o] + v; }
+//#else
       if (p.beta != 0.0) { v += p.beta * C[o]; }
+//#endif
       C[o] = v;
     }
   }

@@ -31,6 +31,10 @@
 //   - without, the input gradient: W is [K, N] (the layer's [out, in]: here the reduction runs over the layer's
 //     outputs), C = dX = alpha · dY · deq(W) (+ beta · C). A B tile row is then BN consecutive weights of one row of
 //     W, BN/8 code words: each thread fetches one word and its scale and writes it as two vec4s into one tile row.
+// - DROPOUT with DROP_A, DROP_B or DROP_OUT (f32 operands, not with NF4): the LoRA dropout mask of shaders/lora.wgsl
+//   fused in, as in shaders/matmul.wgsl (same contract, same bits): an operand element (flat index i in its stored
+//   matrix of one batch entry) becomes select(0, v · scale, keep(i)) as it is fetched, component by component of a
+//   vec4; DROP_OUT stores C[o] = (C[o] +) select(0, (alpha · acc) · scale, keep(o)), beta 0 or 1.
 
 //#if NF4
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
@@ -65,11 +69,12 @@
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 //#endif
 
-// The same block as shaders/matmul.wgsl, so both kernels take one uniform layout.
+// The same block as shaders/matmul.wgsl, so both kernels take one uniform layout (dstate, dthreshold, dscale: the
+// dropout mask, read with DROPOUT).
 struct Params {
-  M: u32, N: u32, K: u32, _p0: u32,
-  strideA: u32, strideB: u32, strideC: u32, _p1: u32,
-  alpha: f32, beta: f32, _p2: f32, _p3: f32,
+  M: u32, N: u32, K: u32, dstate: u32,
+  strideA: u32, strideB: u32, strideC: u32, dthreshold: u32,
+  alpha: f32, beta: f32, dscale: f32, _p3: f32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -116,16 +121,58 @@ fn dimK() -> u32 { return select(p.K, FIXED_K, FIXED_K != 0u); }
 
 fn swz(k: u32) -> u32 { return ((k >> 2u) & 3u) << 1u; }
 
+//#if DROPOUT
+// murmur3_x86_32 on u32 words: the same functions as shaders/lora.wgsl and shaders/matmul.wgsl (a unit test
+// checks the three copies are one text; the GPU tests check them against the CPU copy in kernels/lora.ts).
+fn rotl(v: u32, r: u32) -> u32 {
+  return (v << r) | (v >> (32u - r));
+}
+
+fn murmurBlock(h: u32, word: u32) -> u32 {
+  var k = word * 0xcc9e2d51u;
+  k = rotl(k, 15u);
+  k = k * 0x1b873593u;
+  var s = h ^ k;
+  s = rotl(s, 13u);
+  return s * 5u + 0xe6546b64u;
+}
+
+fn murmurFinal(h0: u32, bytes: u32) -> u32 {
+  var h = h0 ^ bytes;
+  h ^= h >> 16u;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13u;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16u;
+  return h;
+}
+
+fn keep(i: u32) -> bool {
+  return murmurFinal(murmurBlock(p.dstate, i), 20u) >= p.dthreshold;
+}
+
+// Elements i … i + 3, each select(0, v · scale, keep): lora.wgsl's expression, component-wise.
+fn drop4(v: vec4<f32>, i: u32) -> vec4<f32> {
+  let k = vec4<bool>(keep(i), keep(i + 1u), keep(i + 2u), keep(i + 3u));
+  return select(vec4<f32>(0.0), v * p.dscale, k);
+}
+//#endif
+
 // Four consecutive elements of row r of the matrix as stored (R rows of Cc), from column c (a multiple of 4).
 fn loadA4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
 //#if ALIGNED
   if (CHECK && (r >= R || c >= Cc)) { return vec4<f32>(0.0); }
-  return A[(base + r * Cc + c) >> 2u];
+  let v = A[(base + r * Cc + c) >> 2u];
 //#else
   var v = vec4<f32>(0.0);
   for (var i = 0u; i < 4u; i++) {
     if (!CHECK || (r < R && c + i < Cc)) { v[i] = A[base + r * Cc + c + i]; }
   }
+//#endif
+//#if DROP_A
+  // Elements outside the matrix are 0 and stay 0 (their indices are hashed for nothing).
+  return drop4(v, r * Cc + c);
+//#else
   return v;
 //#endif
 }
@@ -243,7 +290,11 @@ fn loadB4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
   let w = B[(base + r * Cc + c) >> 2u];
   return vec4<f32>(bf16ToF32(w.x, false), bf16ToF32(w.x, true), bf16ToF32(w.y, false), bf16ToF32(w.y, true));
 //#else
+//#if DROP_B
+  return drop4(B[(base + r * Cc + c) >> 2u], r * Cc + c);
+//#else
   return B[(base + r * Cc + c) >> 2u];
+//#endif
 //#endif
 //#else
   var v = vec4<f32>(0.0);
@@ -257,7 +308,11 @@ fn loadB4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
 //#endif
     }
   }
+//#if DROP_B
+  return drop4(v, r * Cc + c);
+//#else
   return v;
+//#endif
 //#endif
 }
 
@@ -295,14 +350,24 @@ fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>) {
   if (CHECK && (r >= M || c >= N)) { return; }
   let o = (base + r * N + c) >> 2u;
   var y = p.alpha * v;
+//#if DROP_OUT
+  y = drop4(y, r * N + c);
+  if (p.beta != 0.0) { y = C[o] + y; }
+//#else
   if (p.beta != 0.0) { y += p.beta * C[o]; }
+//#endif
   C[o] = y;
 //#else
   for (var i = 0u; i < 4u; i++) {
     if (!CHECK || (r < M && c + i < N)) {
       let o = base + r * N + c + i;
       var y = p.alpha * v[i];
+//#if DROP_OUT
+      y = select(0.0, y * p.dscale, keep(r * N + c + i));
+      if (p.beta != 0.0) { y = C[o] + y; }
+//#else
       if (p.beta != 0.0) { y += p.beta * C[o]; }
+//#endif
       C[o] = y;
     }
   }

@@ -262,7 +262,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const maxBuffer = cap(gpu.maxBufferSize);
   const maxBinding = cap(gpu.maxStorageBufferBindingSize);
   const loraChunkBytes = loraChunkLimit({ maxBufferSize: maxBuffer ?? MAX_REQUESTED_BUFFER, maxStorageBufferBindingSize: maxBinding ?? MAX_REQUESTED_BUFFER });
-  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, dropout, loraChunkBytes, keptLayers });
+  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, loraChunkBytes, keptLayers });
   const runner = runnerBytes(layout);
   see(runner.largestBuffer.label, runner.largestBuffer.bytes);
 

@@ -341,7 +341,7 @@ export class FinetuneSession {
       // Keep layers' intermediates instead of recomputing them where the memory allows (same numbers, fewer FLOPs).
       const keep = chooseKeptLayers(
         this.weights.dims,
-        { ...shape, r: this.lora.r, targets: this.lora.targets, dropout: this.lora.dropout > 0, loraChunkBytes: this.lora.arenas.layout.maxChunkBytes },
+        { ...shape, r: this.lora.r, targets: this.lora.targets, loraChunkBytes: this.lora.arenas.layout.maxChunkBytes },
         { asked: o.keptLayers, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes },
       );
       if (keep.notice) onEvent({ type: 'status', text: keep.notice });

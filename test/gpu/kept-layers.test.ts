@@ -47,7 +47,7 @@ describe('kept layers: no recomputation where memory allows, the same numbers', 
       expect(none.passDispatches - all.passDispatches).toBe(DIMS.L * saved);
       // The ledger holds what the layout (and so the planner) counts: one more set of layer buffers per kept layer
       // beyond the shared one, none shared when every layer is kept.
-      const shape = { B, T, r: 4, targets: ALL_PROJECTIONS, dropout: true };
+      const shape = { B, T, r: 4, targets: ALL_PROJECTIONS };
       for (const [k, r] of [[0, none], [1, one], [DIMS.L, all]] as const) {
         expect(r.activationBytes).toBe(runnerBytes(runnerLayout(DIMS, { ...shape, keptLayers: k })).activations);
       }

@@ -1,16 +1,18 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/engine/gpu.ts';
+import type { GemmKernel, GpuContext } from '../../src/engine/gpu.ts';
 import {
   dropoutHash,
   dropoutKeyState,
   lora_backward,
   lora_dropout,
   lora_forward,
+  lora_intermediate,
   loraModuleId,
   loraScratchBytes,
   type DropoutKey,
   type LoraDropout,
 } from '../../src/engine/kernels/lora.ts';
+import { gemm } from '../../src/engine/kernels/matmul.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { dropoutMaskRef, dropoutRef, loraBackwardRef, loraForwardRef, murmur3x86_32 } from '../../src/engine/reference/lora.ts';
 import { gpuContext } from './context.ts';
@@ -138,7 +140,7 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
         const dA0 = randomArray(r * inF, 17, 0.01);
         const dB0 = randomArray(outF * r, 18, 0.01);
         const dropout: LoraDropout | null = p > 0 ? { p, key: KEY } : null;
-        const sizes = loraScratchBytes(BT, inF, r);
+        const sizes = loraScratchBytes(BT, r);
         const bufs = {
           x: ctx.upload('x', x, 'scratch'),
           A: ctx.upload('A', A, 'lora'),
@@ -150,10 +152,9 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
           dA: ctx.upload('dA', dA0, 'scratch'),
           dB: ctx.upload('dB', dB0, 'scratch'),
           dt: ctx.createBuffer('scratch dt', sizes.dt, 'scratch'),
-          drop: ctx.createBuffer('scratch drop', sizes.drop, 'scratch'),
         };
-        const scratch = { dt: bufs.dt, drop: p > 0 ? bufs.drop : null };
-        lora_forward(ctx, bufs.y, bufs.t, bufs.x, bufs.A, bufs.B, BT, inF, outF, r, scale, dropout, scratch);
+        const scratch = { dt: bufs.dt };
+        lora_forward(ctx, bufs.y, bufs.t, bufs.x, bufs.A, bufs.B, BT, inF, outF, r, scale, dropout);
         lora_backward(ctx, bufs.dx, bufs.dA, bufs.dB, bufs.dy, bufs.x, bufs.t, bufs.A, bufs.B, BT, inF, outF, r, scale, dropout, scratch);
         const xd = p > 0 ? dropoutRef(x, p, KEY) : x;
         const keep = p > 0 ? dropoutMaskRef(BT * inF, p, KEY) : null;
@@ -181,7 +182,7 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
     }
   }
 
-  it('dx may be skipped, and dropout without scratch is refused', async () => {
+  it('dx may be skipped (also with dropout), and the backward without scratch.dt is refused', async () => {
     const [BT, inF, outF, r] = [5, 9, 7, 2];
     const mk = (n: number, s: number): GPUBuffer => ctx.upload(`b${s}`, randomArray(n, s), 'scratch');
     const x = mk(BT * inF, 1);
@@ -193,15 +194,126 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
     const dA = ctx.upload('dA', new Float32Array(r * inF), 'scratch');
     const dB = ctx.upload('dB', new Float32Array(outF * r), 'scratch');
     const dt = ctx.createBuffer('dt', BT * r * 4, 'scratch');
-    const drop: LoraDropout = { p: 0.1, key: KEY };
-    expect(() => lora_forward(ctx, y, t, x, A, B, BT, inF, outF, r, 2, drop, { dt, drop: null })).toThrow(/scratch\.drop/);
-    expect(() => lora_backward(ctx, null, dA, dB, dy, x, t, A, B, BT, inF, outF, r, 2, null, { dt: null, drop: null })).toThrow(/scratch\.dt/);
-    lora_backward(ctx, null, dA, dB, dy, x, t, A, B, BT, inF, outF, r, 2, null, { dt, drop: null });
+    expect(() => lora_backward(ctx, null, dA, dB, dy, x, t, A, B, BT, inF, outF, r, 2, null, { dt: null })).toThrow(/scratch\.dt/);
+    lora_backward(ctx, null, dA, dB, dy, x, t, A, B, BT, inF, outF, r, 2, null, { dt });
     const xs = await ctx.readF32(x);
     const ref = loraBackwardRef(await ctx.readF32(dy), xs, await ctx.readF32(t), await ctx.readF32(A), await ctx.readF32(B), BT, inF, outF, r, 2, null, 1);
     expect(maxRelError(await ctx.readF32(dA), ref.dA)).toBeLessThan(TOL);
     expect(maxRelError(await ctx.readF32(dB), ref.dB)).toBeLessThan(TOL);
+    // With dropout and no dx: dA (and dB) still follow the mask, nothing else is written.
+    const p = 0.4;
+    ctx.write(dA, new Float32Array(r * inF));
+    ctx.write(dB, new Float32Array(outF * r));
+    lora_forward(ctx, y, t, x, A, B, BT, inF, outF, r, 2, { p, key: KEY });
+    lora_backward(ctx, null, dA, dB, dy, x, t, A, B, BT, inF, outF, r, 2, { p, key: KEY }, { dt });
+    const refD = loraBackwardRef(await ctx.readF32(dy), dropoutRef(xs, p, KEY), await ctx.readF32(t), await ctx.readF32(A), await ctx.readF32(B), BT, inF, outF, r, 2, null, 1);
+    expect(maxRelError(await ctx.readF32(dA), refD.dA)).toBeLessThan(TOL);
+    expect(maxRelError(await ctx.readF32(dB), refD.dB)).toBeLessThan(TOL);
     for (const b of [x, A, B, y, t, dy, dA, dB, dt]) ctx.destroy(b);
+  });
+
+  // The fused products (the mask applied inside the GEMM) against the explicit two-step path they replaced:
+  // lora_dropout into a buffer, then the plain GEMM (and for dx, the GEMM into a buffer, then lora_dropout's
+  // accumulate). Same kernel choice on both sides, compared bit for bit.
+  async function twoStepVsFused(kernel: GemmKernel, p: number): Promise<number> {
+    const before = ctx.gemmKernel;
+    ctx.gemmKernel = kernel;
+    let cases = 0;
+    try {
+      const outF = 29;
+      for (const BT of [1, 37, 130]) {
+        for (const inF of [64, 200]) {
+          for (const r of [1, 4, 8]) {
+            const what = `${kernel} p=${p} BT=${BT} in=${inF} r=${r}`;
+            const scale = 16 / r;
+            const key: DropoutKey = { seed: 5, step: BT, layer: r, module: inF % 7 };
+            const dropout: LoraDropout = { p, key };
+            const s = BT * 1000 + inF * 10 + r;
+            const up = (label: string, n: number, seed: number, amp = 1): GPUBuffer => ctx.upload(label, randomArray(n, s + seed, amp), 'scratch');
+            const b = {
+              x: up('x', BT * inF, 1),
+              A: up('A', r * inF, 2, 1 / Math.sqrt(inF)),
+              B: up('B', outF * r, 3, 0.1),
+              dy: up('dy', BT * outF, 4),
+              y: up('y', BT * outF, 5),
+              yRef: up('y ref', BT * outF, 5),
+              dx: up('dx', BT * inF, 6),
+              dxRef: up('dx ref', BT * inF, 6),
+              dA: up('dA', r * inF, 7, 0.01),
+              dARef: up('dA ref', r * inF, 7, 0.01),
+              dB: up('dB', outF * r, 8, 0.01),
+              dBRef: up('dB ref', outF * r, 8, 0.01),
+              t: ctx.createBuffer('t', BT * r * 4, 'scratch'),
+              tRef: ctx.createBuffer('t ref', BT * r * 4, 'scratch'),
+              t2: ctx.createBuffer('t intermediate', BT * r * 4, 'scratch'),
+              dt: ctx.createBuffer('dt', BT * r * 4, 'scratch'),
+              dtRef: ctx.createBuffer('dt ref', BT * r * 4, 'scratch'),
+              drop: ctx.createBuffer('drop', BT * inF * 4, 'scratch'),
+            };
+            // Fused.
+            lora_forward(ctx, b.y, b.t, b.x, b.A, b.B, BT, inF, outF, r, scale, dropout);
+            lora_intermediate(ctx, b.t2, b.x, b.A, BT, inF, r, dropout);
+            lora_backward(ctx, b.dx, b.dA, b.dB, b.dy, b.x, b.t, b.A, b.B, BT, inF, outF, r, scale, dropout, { dt: b.dt });
+            // Two steps, as lora.ts did before the mask moved into the GEMM.
+            lora_dropout(ctx, b.drop, b.x, BT * inF, p, key);
+            gemm(ctx, { C: b.tRef, A: b.drop, B: b.A, M: BT, N: r, K: inF, transB: true });
+            gemm(ctx, { C: b.yRef, A: b.tRef, B: b.B, M: BT, N: outF, K: r, transB: true, alpha: scale, beta: 1 });
+            gemm(ctx, { C: b.dBRef, A: b.dy, B: b.tRef, M: outF, N: r, K: BT, transA: true, alpha: scale, beta: 1 });
+            gemm(ctx, { C: b.dtRef, A: b.dy, B: b.B, M: BT, N: r, K: outF, alpha: scale });
+            gemm(ctx, { C: b.dARef, A: b.dtRef, B: b.drop, M: r, N: inF, K: BT, transA: true, beta: 1 });
+            gemm(ctx, { C: b.drop, A: b.dtRef, B: b.A, M: BT, N: inF, K: r });
+            lora_dropout(ctx, b.dxRef, b.drop, BT * inF, p, key, { accumulate: true });
+            const bits = async (buf: GPUBuffer): Promise<number[]> => Array.from(new Uint32Array((await ctx.readF32(buf)).buffer));
+            for (const [name, got, want] of [
+              ['t', b.t, b.tRef],
+              ['t (lora_intermediate)', b.t2, b.tRef],
+              ['y', b.y, b.yRef],
+              ['dB', b.dB, b.dBRef],
+              ['dA', b.dA, b.dARef],
+              ['dx', b.dx, b.dxRef],
+            ] as const) {
+              expect(await bits(got), `${what}: ${name}`).toEqual(await bits(want));
+            }
+            // The mask did something: some x dropped, some kept (1·64 elements at p = 0.1 drop ≈ 6).
+            const keep = dropoutMaskRef(BT * inF, p, key);
+            const kept = keep.reduce((a, k) => a + k, 0);
+            expect(kept > 0 && kept < keep.length, `${what}: keeps ${kept} of ${keep.length}`).toBe(true);
+            for (const buf of Object.values(b)) ctx.destroy(buf);
+            cases++;
+          }
+        }
+      }
+    } finally {
+      ctx.gemmKernel = before;
+    }
+    return cases;
+  }
+
+  for (const kernel of ['basic', 'tiled'] as const) {
+    for (const p of [0.1, 0.5]) {
+      it(`fused dropout gives the two-step path's bits (t, y, dA, dB, dx): ${kernel} GEMM, p = ${p}, odd shapes`, async () => {
+        expect(await twoStepVsFused(kernel, p)).toBe(18);
+      });
+    }
+  }
+
+  it('each LoRA product is one dispatch with dropout as without: forward 2, t alone 1, backward 4 (3 without dx)', () => {
+    const [BT, inF, outF, r] = [6, 10, 7, 2];
+    const bufs = ['x', 'A', 'B', 'y', 't', 'dy', 'dx', 'dA', 'dB', 'dt'].map((l) => ctx.createBuffer(l, 4 * BT * inF * outF, 'scratch'));
+    const [x, A, B, y, t, dy, dx, dA, dB, dt] = bufs;
+    for (const dropout of [null, { p: 0.25, key: KEY }]) {
+      const count = (f: () => void): number => {
+        const n0 = ctx.dispatchCount;
+        f();
+        return ctx.dispatchCount - n0;
+      };
+      expect(count(() => lora_forward(ctx, y, t, x, A, B, BT, inF, outF, r, 2, dropout))).toBe(2);
+      expect(count(() => lora_intermediate(ctx, t, x, A, BT, inF, r, dropout))).toBe(1);
+      expect(count(() => lora_backward(ctx, dx, dA, dB, dy, x, t, A, B, BT, inF, outF, r, 2, dropout, { dt }))).toBe(4);
+      expect(count(() => lora_backward(ctx, null, dA, dB, dy, x, t, A, B, BT, inF, outF, r, 2, dropout, { dt }))).toBe(3);
+    }
+    ctx.flush();
+    for (const b of bufs) ctx.destroy(b);
   });
 
   it('leaves no buffers behind in the ledger', () => {

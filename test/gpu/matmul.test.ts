@@ -1,10 +1,12 @@
 import { f32ToF16Bits } from '../../src/core/dtypes.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { gemm, matmul_backward, matmul_forward } from '../../src/engine/kernels/matmul.ts';
+import { gemm, gemmBasic, matmul_backward, matmul_forward } from '../../src/engine/kernels/matmul.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { gemmRef } from '../../src/engine/reference/matmul.ts';
 import { gpuContext } from './context.ts';
+import { DROP_KEY, dropLabel, gemmDropoutError, type DropCase } from './gemm-dropout.ts';
+import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
 
 const TOL = 1e-5;
 // Odd shapes on purpose: nothing is a multiple of the 64×64×16 tile.
@@ -132,6 +134,47 @@ describe('matmul (tiled fp32) against float64', () => {
     }
     ctx.destroy(bX);
     ctx.destroy(bY);
+  });
+
+  // The LoRA dropout variants (GemmDropout), on the basic kernel whatever the context's choice.
+  const TRANSPOSES: [boolean, boolean][] = [
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ];
+  for (const on of ['A', 'B', 'out'] as const) {
+    it(`dropout on ${on === 'out' ? 'the output' : `operand ${on}`} vs float64 with the CPU mask: odd shapes, every transpose`, async () => {
+      for (const [M, N, K] of [
+        [37, 8, 200],
+        [8, 200, 37],
+        [130, 64, 4],
+        [1, 65, 17],
+      ] as [number, number, number][]) {
+        for (const [transA, transB] of TRANSPOSES) {
+          for (const p of [0.1, 0.5]) {
+            const c: DropCase = { M, N, K, on, p, transA, transB, beta: on === 'out' ? 1 : 0 };
+            expect(await gemmDropoutError(ctx, c, (a) => gemmBasic(ctx, a)), dropLabel(c)).toBeLessThan(TOL);
+          }
+        }
+      }
+      // alpha, beta 0 (the output variant overwrites), and a batch (the same mask in every entry).
+      for (const c of [
+        { M: 19, N: 23, K: 41, on, p: 0.3, alpha: -1.5 },
+        { M: 19, N: 23, K: 41, on, p: 0.3, alpha: 2, beta: 1 },
+        { M: 9, N: 13, K: 21, on, p: 0.2, batch: 3 },
+      ] as DropCase[]) {
+        expect(await gemmDropoutError(ctx, c, (a) => gemmBasic(ctx, a)), dropLabel(c)).toBeLessThan(TOL);
+      }
+    });
+  }
+
+  it('refuses dropout on a non-f32 B and an output dropout with beta other than 0 or 1', () => {
+    const b = ctx.createBuffer('b', 64, 'scratch');
+    const dropout = (on: 'A' | 'B' | 'out') => loraGemmDropout({ p: 0.1, key: DROP_KEY }, on);
+    expect(() => gemm(ctx, { C: b, A: b, B: b, M: 2, N: 2, K: 2, bStorage: 'bf16', dropout: dropout('B') })).toThrow(/f32 storage/);
+    expect(() => gemm(ctx, { C: b, A: b, B: b, M: 2, N: 2, K: 2, beta: 0.5, dropout: dropout('out') })).toThrow(/beta/);
+    ctx.destroy(b);
   });
 
   it('leaves no buffers behind in the ledger', () => {

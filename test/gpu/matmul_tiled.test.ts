@@ -8,6 +8,7 @@ import { gemmTiled, tiledVariant, type TiledBlock, type TiledOptions, type Tiled
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { gemmRef } from '../../src/engine/reference/matmul.ts';
 import { gpuContext } from './context.ts';
+import { dropLabel, gemmDropoutError, type DropCase } from './gemm-dropout.ts';
 
 const TOL = 1e-5; // as the basic kernel's test (docs/testing.md)
 const TRANSPOSES: [boolean, boolean][] = [
@@ -227,6 +228,38 @@ describe('register-tiled matmul against float64', () => {
       expect(err, label(c)).toBeLessThan(TOL);
     }
   });
+
+  // The LoRA dropout variants (GemmDropout): the vec4 loaders mask per component, the aligned and scalar epilogues.
+  for (const on of ['A', 'B', 'out'] as const) {
+    it(`dropout on ${on === 'out' ? 'the output' : `operand ${on}`} vs float64 with the CPU mask: both blocks, aligned and scalar, checked and not`, async () => {
+      // Every transpose on a scalar checked shape and an aligned unchecked one; LoRA's own transposes (t: Bᵀ; dA: Aᵀ;
+      // dx: none) on the others (each variant is a pipeline to compile, slow on SwiftShader).
+      const lora: [boolean, boolean] = on === 'A' ? [false, true] : on === 'B' ? [true, false] : [false, false];
+      const cases: [number, number, number, TiledOptions, [boolean, boolean][]][] = [
+        [37, 8, 200, {}, TRANSPOSES], // LoRA's t = drop(x)·Aᵀ shape (scalar, checked)
+        [128, 128, 32, { block: 'wide' }, TRANSPOSES], // no edge tests, aligned
+        [8, 200, 37, {}, [lora]],
+        [130, 64, 4, {}, [lora]], // aligned, checked
+        [1, 65, 17, { block: 'wide' }, [lora]],
+        [128, 64, 16, { block: 'narrow', aligned: false }, [lora]], // no edge tests, scalar
+      ];
+      for (const [M, N, K, options, transposes] of cases) {
+        for (const [transA, transB] of transposes) {
+          for (const p of [0.1, 0.5]) {
+            const c: DropCase = { M, N, K, on, p, transA, transB, beta: on === 'out' ? 1 : 0 };
+            expect(await gemmDropoutError(ctx, c, (a) => gemmTiled(ctx, a, options)), `${dropLabel(c)} ${JSON.stringify(options)}`).toBeLessThan(TOL);
+          }
+        }
+      }
+      for (const c of [
+        { M: 19, N: 23, K: 41, on, p: 0.3, alpha: -1.5 },
+        { M: 20, N: 24, K: 28, on, p: 0.3, alpha: 2, beta: 1 },
+        { M: 20, N: 24, K: 28, on, p: 0.2, batch: 2 },
+      ] as DropCase[]) {
+        expect(await gemmDropoutError(ctx, c, (a) => gemmTiled(ctx, a)), dropLabel(c)).toBeLessThan(TOL);
+      }
+    });
+  }
 
   it('gives products zero K and zero rows their meaning', async () => {
     // K = 0: C = beta · C (here 0); M = 0: nothing to do.

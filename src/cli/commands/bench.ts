@@ -213,7 +213,7 @@ export const benchCommand: Command = {
       for (const T of tokens) {
         for (const m of modes) {
           const keptLayers: KeptLayersChoice =
-            m === 'auto' ? (inUse) => chooseKeptLayers(dims, { B: 1, T, r: 8, targets, dropout: true }, { memoryBytes: (gpuMemoryGb ?? 0) * 1024 ** 3, inUseBytes: inUse }).kept : m;
+            m === 'auto' ? (inUse) => chooseKeptLayers(dims, { B: 1, T, r: 8, targets }, { memoryBytes: (gpuMemoryGb ?? 0) * 1024 ** 3, inUseBytes: inUse }).kept : m;
           print(await benchModel(ctx, { dims, T, steps, targets, keptLayers }));
         }
       }

@@ -1,14 +1,18 @@
-// LoRA adapters on a frozen linear layer, forward and backward, with dropout from a counter-based RNG
-// (shaders/lora.wgsl) and the products on the tiled GEMM (kernels/matmul.ts). PEFT's definition:
+// LoRA adapters on a frozen linear layer, forward and backward, with dropout from a counter-based RNG and the
+// products on the GEMM (kernels/matmul.ts). PEFT's definition:
 //   y = x·Wᵀ + scale · (drop(x)·Aᵀ)·Bᵀ,   A (r, in), B (out, r), scale = alpha / r (alpha / √r with rsLoRA)
 // The base product x·Wᵀ is someone else's (NF4 matmul); lora_forward adds the adapter's term to y.
+// The dropout mask is a pure function of (key, element index) (shaders/lora.wgsl describes it), so it is never
+// stored, and neither is drop(x): the GEMM regenerates the mask where it reads x (or writes dx), by variant
+// (`GemmDropout`: on operand A, on operand B, or on the output). Each fused product gives the same bits as
+// lora_dropout into a buffer followed by the plain product (test/gpu/lora.test.ts checks it for both GEMM kernels).
 
 import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
-import { gemm } from './matmul.ts';
+import { gemm, type GemmDropout } from './matmul.ts';
 
 /** The seven projections PEFT targets in Mistral, in the order used as the dropout key's `module`. */
 
@@ -95,6 +99,8 @@ export interface DropoutOptions {
 /**
  * out (n) (+)= x (n) · mask / (1 − p), the mask regenerated from `key` (never stored). out === x works in place
  * (without accumulate). p = 0 is an exact copy (a buffer copy; with accumulate, out += x).
+ * The LoRA products no longer call it (the GEMM applies the mask itself, `loraGemmDropout`): it is the standalone
+ * form of the mask, the two-step reference the fused products are tested against bit for bit.
  */
 export function lora_dropout(ctx: GpuContext, out: GPUBuffer, x: GPUBuffer, n: number, p: number, key: DropoutKey, o: DropoutOptions = {}): void {
   const u = new ArrayBuffer(16);
@@ -123,31 +129,30 @@ export function lora_dropout(ctx: GpuContext, out: GPUBuffer, x: GPUBuffer, n: n
 
 /**
  * Scratch the LoRA kernels use instead of allocating per call; one set sized for the largest module serves all.
- * dt: ≥ BT·r f32 (backward only). drop: ≥ BT·inF f32, only needed when dropout p > 0 (holds drop(x), and dt·A).
+ * dt: ≥ BT·r f32 (backward only). Dropout needs none: the mask is applied inside the products.
  */
 export interface LoraScratch {
   dt: GPUBuffer | null;
-  drop: GPUBuffer | null;
 }
 
-/** Bytes of each scratch buffer for BT tokens, the largest in-features and rank r. */
-export function loraScratchBytes(BT: number, maxInF: number, r: number): { dt: number; drop: number } {
-  return { dt: BT * r * 4, drop: BT * maxInF * 4 };
+/** Bytes of each scratch buffer for BT tokens and rank r. */
+export function loraScratchBytes(BT: number, r: number): { dt: number } {
+  return { dt: BT * r * 4 };
 }
 
 function active(dropout: LoraDropout | null): dropout is LoraDropout {
   return dropout !== null && dropout.p > 0;
 }
 
-function needDrop(scratch: LoraScratch, BT: number, inF: number, what: string): GPUBuffer {
-  if (!scratch.drop) throw new FinetuneError('internal', `${what}: dropout p > 0 needs scratch.drop (BT·inF f32)`);
-  requireBytes(scratch.drop, BT * inF * 4, `${what} scratch.drop`);
-  return scratch.drop;
+/** The mask of `dropout` (p > 0) as a GEMM variant: on operand A, operand B, or the output. */
+export function loraGemmDropout(dropout: LoraDropout, on: GemmDropout['on']): GemmDropout {
+  return { on, state: dropoutKeyState(dropout.key), threshold: dropoutThreshold(dropout.p), scale: dropoutScale(dropout.p) };
 }
 
 /**
  * y (BT, outF) += scale · t·Bᵀ, with t (BT, r) = drop(x (BT, inF))·Aᵀ saved for the backward.
- * A (r, inF), B (outF, r) f32, whole buffers or slices of the adapter's arenas. dropout null or p = 0: no mask (x is used directly, no scratch needed).
+ * A (r, inF), B (outF, r) f32, whole buffers or slices of the adapter's arenas. dropout null or p = 0: no mask. Two
+ * GEMMs with or without dropout (no scratch).
  */
 export function lora_forward(
   ctx: GpuContext,
@@ -162,17 +167,17 @@ export function lora_forward(
   r: number,
   scale: number,
   dropout: LoraDropout | null,
-  scratch: LoraScratch,
 ): void {
   requireBytes(y, BT * outF * 4, 'lora_forward y');
   requireBytes(B, outF * r * 4, 'lora_forward B');
-  lora_intermediate(ctx, t, x, A, BT, inF, r, dropout, scratch);
+  lora_intermediate(ctx, t, x, A, BT, inF, r, dropout);
   gemm(ctx, { C: y, A: t, B, M: BT, N: outF, K: r, transB: true, alpha: scale, beta: 1 });
 }
 
 /**
  * t (BT, r) = drop(x (BT, inF))·Aᵀ alone: the first half of lora_forward. Activation checkpointing recomputes it for a
- * module whose output the recomputation does not need (down_proj), with the forward's dropout key.
+ * module whose output the recomputation does not need (down_proj), with the forward's dropout key. One GEMM, the mask
+ * applied to its A operand (x) as it is loaded.
  */
 export function lora_intermediate(
   ctx: GpuContext,
@@ -183,26 +188,21 @@ export function lora_intermediate(
   inF: number,
   r: number,
   dropout: LoraDropout | null,
-  scratch: LoraScratch,
 ): void {
   requireBytes(t, BT * r * 4, 'lora t');
   requireBytes(x, BT * inF * 4, 'lora x');
   requireBytes(A, r * inF * 4, 'lora A');
-  let xin = x;
-  if (active(dropout)) {
-    xin = needDrop(scratch, BT, inF, 'lora_intermediate');
-    lora_dropout(ctx, xin, x, BT * inF, dropout.p, dropout.key);
-  }
-  gemm(ctx, { C: t, A: xin, B: A, M: BT, N: r, K: inF, transB: true });
+  gemm(ctx, { C: t, A: x, B: A, M: BT, N: r, K: inF, transB: true, dropout: active(dropout) ? loraGemmDropout(dropout, 'A') : undefined });
 }
 
 /**
  * The adapter's gradients, accumulated (+=) so zeroing is the caller's explicit step:
  *   dB (outF, r) += scale · dyᵀ·t
  *   dt (BT, r)    = scale · dy·B                      (in scratch.dt)
- *   dA (r, inF)  += dtᵀ·drop(x)                       (the mask regenerated from the forward's key)
- *   dx (BT, inF) += drop'(dt·A)                       (the same mask and scale applied to the product; dx null: skipped)
- * dy (BT, outF) is the layer output's gradient; x, t, A, B as in lora_forward.
+ *   dA (r, inF)  += dtᵀ·drop(x)                       (the mask regenerated from the forward's key, on B's loads)
+ *   dx (BT, inF) += drop'(dt·A)                       (the same mask and scale on the product, in the epilogue; dx null: skipped)
+ * dy (BT, outF) is the layer output's gradient; x, t, A, B as in lora_forward. Four GEMMs (three without dx), with or
+ * without dropout.
  */
 export function lora_backward(
   ctx: GpuContext,
@@ -235,16 +235,8 @@ export function lora_backward(
   requireBytes(B, outF * r * 4, 'lora_backward B');
   gemm(ctx, { C: dB, A: dy, B: t, M: outF, N: r, K: BT, transA: true, alpha: scale, beta: 1 });
   gemm(ctx, { C: dt, A: dy, B, M: BT, N: r, K: outF, alpha: scale });
-  if (active(dropout)) {
-    const drop = needDrop(scratch, BT, inF, 'lora_backward');
-    lora_dropout(ctx, drop, x, BT * inF, dropout.p, dropout.key);
-    gemm(ctx, { C: dA, A: dt, B: drop, M: r, N: inF, K: BT, transA: true, beta: 1 });
-    if (dx) {
-      gemm(ctx, { C: drop, A: dt, B: A, M: BT, N: inF, K: r });
-      lora_dropout(ctx, dx, drop, BT * inF, dropout.p, dropout.key, { accumulate: true });
-    }
-  } else {
-    gemm(ctx, { C: dA, A: dt, B: x, M: r, N: inF, K: BT, transA: true, beta: 1 });
-    if (dx) gemm(ctx, { C: dx, A: dt, B: A, M: BT, N: inF, K: r, beta: 1 });
-  }
+  const on = active(dropout);
+  gemm(ctx, { C: dA, A: dt, B: x, M: r, N: inF, K: BT, transA: true, beta: 1, dropout: on ? loraGemmDropout(dropout, 'B') : undefined });
+  // dx += drop(1 · dt·A): the epilogue multiplies by alpha (1) first, then masks and adds, as the two-step path did.
+  if (dx) gemm(ctx, { C: dx, A: dt, B: A, M: BT, N: inF, K: r, beta: 1, dropout: on ? loraGemmDropout(dropout, 'out') : undefined });
 }

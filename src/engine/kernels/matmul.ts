@@ -3,10 +3,10 @@
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { gemmUniforms, type GemmArgs, type WeightStorage } from './gemm_args.ts';
+import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, type GemmArgs, type WeightStorage } from './gemm_args.ts';
 import { gemmTiled } from './matmul_tiled.ts';
 
-export type { GemmArgs, WeightStorage } from './gemm_args.ts';
+export type { GemmArgs, GemmDropout, WeightStorage } from './gemm_args.ts';
 
 const BLOCK = 64;
 
@@ -26,10 +26,12 @@ export function gemm(ctx: GpuContext, a: GemmArgs): void {
 /** The basic kernel (shaders/matmul.wgsl: 64×64 blocks, 4×4 strided outputs per thread), whatever the context says. */
 export function gemmBasic(ctx: GpuContext, a: GemmArgs): void {
   const storage = a.bStorage ?? 'f32';
+  checkGemmDropout(a);
+  const defines = { ...(storage === 'f32' ? {} : { B_F16: storage === 'f16', B_BF16: storage === 'bf16' }), ...gemmDropoutDefines(a) };
   ctx.dispatch(
     {
       shader: 'matmul',
-      defines: storage === 'f32' ? undefined : { B_F16: storage === 'f16', B_BF16: storage === 'bf16' },
+      defines: Object.keys(defines).length ? defines : undefined,
       constants: { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB) },
     },
     [a.A, a.B, a.C],

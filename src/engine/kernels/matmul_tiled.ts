@@ -3,7 +3,7 @@
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { gemmUniforms, type GemmArgs } from './gemm_args.ts';
+import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, type GemmArgs } from './gemm_args.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export const TILED_BM = 128;
@@ -66,6 +66,7 @@ export function tiledVariant(a: GemmArgs, o: TiledOptions = {}): TiledVariant {
 export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): void {
   const storage = a.bStorage ?? 'f32';
   if (storage === 'f16') throw new FinetuneError('internal', 'gemmTiled: f16 weight storage is not covered (gemm uses the basic kernel for it)');
+  checkGemmDropout(a);
   const v = tiledVariant(a, o);
   const constants: Record<string, number | boolean> = { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB), CHECK: v.check };
   // 0 means "read the uniform", which holds the same value: a zero size needs no specialising.
@@ -73,7 +74,7 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
   ctx.dispatch(
     {
       shader: 'matmul_tiled',
-      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', B_BF16: storage === 'bf16' },
+      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', B_BF16: storage === 'bf16', ...gemmDropoutDefines(a) },
       constants,
     },
     [a.A, a.B, a.C],

@@ -12,7 +12,7 @@ import type { GpuContext } from '../gpu.ts';
 import { decode_attention } from '../kernels/decode_attention.ts';
 import { copy } from '../kernels/elementwise.ts';
 import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
-import { lora_forward, type LoraScratch } from '../kernels/lora.ts';
+import { lora_forward } from '../kernels/lora.ts';
 import { matvec_forward, MATVEC_MAX_ROWS, nf4_matvec_forward } from '../kernels/matvec.ts';
 import { rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_forward_qk, ropeTable } from '../kernels/rope.ts';
@@ -62,7 +62,6 @@ export class MistralDecoder {
   /** (V) logits of the last position fed. */
   readonly logits: GPUBuffer;
   private readonly owned: GPUBuffer[] = [];
-  private readonly noScratch: LoraScratch = { dt: null, drop: null };
   private cached = 0;
   /** Rows of the last chunk run: the last position fed is row lastRows-1 of x. */
   private lastRows = 0;
@@ -198,7 +197,7 @@ export class MistralDecoder {
       matvec_forward(this.ctx, this.t, X, m.A, rows, this.lora.r, m.in);
       matvec_forward(this.ctx, Y, this.t, m.B, rows, m.out, this.lora.r, { alpha: this.lora.scale, accumulate: true });
     } else {
-      lora_forward(this.ctx, Y, this.t, X, m.A, m.B, rows, m.in, m.out, this.lora.r, this.lora.scale, null, this.noScratch);
+      lora_forward(this.ctx, Y, this.t, X, m.A, m.B, rows, m.in, m.out, this.lora.r, this.lora.scale, null);
     }
   }
 

@@ -141,7 +141,6 @@ export class MistralRunner {
       T: o.T,
       r,
       targets: lora?.targets ?? [],
-      dropout: (lora?.dropout ?? 0) > 0,
       xentChunk: o.xentChunk,
       loraChunkBytes: lora?.arenas.layout.maxChunkBytes,
       keptLayers: o.keptLayers,
@@ -207,7 +206,6 @@ export class MistralRunner {
     };
     this.loraScratch = {
       dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
-      drop: lora && s.loraDrop !== null ? buf('lora dropout', s.loraDrop, 'scratch') : null,
     };
     this.xent = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk);
     this.normPartials = lora ? createGradNormPartials(ctx, loraGradSlices(lora)) : null;
@@ -271,7 +269,7 @@ export class MistralRunner {
     const m = this.lora?.modules[layer][name];
     const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
-      lora_forward(this.ctx, Y, t, X, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode), this.loraScratch);
+      lora_forward(this.ctx, Y, t, X, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode));
     }
   }
 
@@ -320,7 +318,7 @@ export class MistralRunner {
     const m = this.lora?.modules[layer][name];
     const t = this.layerSet(layer).t[name];
     if (!m || !t || !this.lora) return;
-    lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode), this.loraScratch);
+    lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode));
   }
 
   /**

@@ -22,8 +22,6 @@ export interface RunnerShape {
   r: number;
   /** The adapted projections (empty: no adapter). */
   targets: readonly Projection[];
-  /** LoRA dropout p > 0 (needs the dropout scratch). */
-  dropout: boolean;
   xentChunk?: number;
   /**
    * Layers whose forward intermediates are kept from the forward to the backward instead of being recomputed (the
@@ -68,9 +66,8 @@ export interface RunnerLayout {
   grads: Record<(typeof GRAD_BUFFERS)[number], number>;
   /** scratch: attention backward's D (N, nH). */
   attnD: number;
-  /** scratch: LoRA backward dt and the dropout buffer (null: not made). */
+  /** scratch: LoRA backward dt (null: not made). LoRA dropout needs no buffer: the GEMM applies the mask. */
   loraDt: number | null;
-  loraDrop: number | null;
   /** scratch, in bytes: the lm_head + cross-entropy chunk buffers. */
   xent: XentScratchBytes;
   /** optimizer: global-norm partial sums (null without an adapter). */
@@ -91,8 +88,7 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
   const targets = PROJECTIONS.filter((p) => hasLora && s.targets.includes(p));
   const loraT: Partial<Record<Projection, number>> = {};
   for (const p of targets) loraT[p] = N * r;
-  const maxIn = Math.max(d.C, d.I, Q);
-  const ls = loraScratchBytes(N, maxIn, Math.max(r, 1));
+  const ls = loraScratchBytes(N, Math.max(r, 1));
   // grad_norm_sq runs over the gradient arena's chunks (engine/mistral/lora-layout.ts).
   const slots = hasLora ? arenaGradNormSlots(loraArenaLayout(d, r, targets, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER)) : 0;
   return {
@@ -138,7 +134,6 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
     },
     attnD: attentionBackwardScratchBytes(s.B, s.T, d.nH) / 4,
     loraDt: hasLora ? ls.dt / 4 : null,
-    loraDrop: hasLora && s.dropout ? ls.drop / 4 : null,
     xent: lmheadXentScratchBytes(N, d.C, d.V, xentChunk),
     gradNormSlots: hasLora ? slots : null,
   };
@@ -186,7 +181,6 @@ export function runnerBytes(lay: RunnerLayout): RunnerBytes {
     f('clip', lay.clip) +
     f('attention D', lay.attnD) +
     (lay.loraDt === null ? 0 : f('lora dt', lay.loraDt)) +
-    (lay.loraDrop === null ? 0 : f('lora dropout', lay.loraDrop)) +
     Object.entries(lay.xent).reduce((a, [k, b]) => a + see(`xent ${k}`, ledgerBytes(b)), 0);
   const io = Object.values(lay.io).reduce((a, n) => a + f('batch', n), 0);
   const optimizer = lay.gradNormSlots === null ? 0 : f('grad norm partials', lay.gradNormSlots);

@@ -87,7 +87,7 @@ describe('LoRA arena layout', () => {
   it('grad-norm slots: one per NORM_CHUNK floats of each chunk', () => {
     const lay = loraArenaLayout(odd, 7, [...PROJECTIONS], 8192);
     expect(arenaGradNormSlots(lay)).toBe(lay.chunkBytes.reduce((a, b) => a + Math.ceil(b / 4 / NORM_CHUNK), 0));
-    expect(runnerLayout(odd, { B: 1, T: 4, r: 7, targets: [...PROJECTIONS], dropout: false, loraChunkBytes: 8192 }).gradNormSlots).toBe(arenaGradNormSlots(lay));
+    expect(runnerLayout(odd, { B: 1, T: 4, r: 7, targets: [...PROJECTIONS], loraChunkBytes: 8192 }).gradNormSlots).toBe(arenaGradNormSlots(lay));
   });
 
   it('Mistral-7B, r 64, all seven projections: 671 MB per arena, one chunk under 4 GiB, several under 128 MiB', () => {
@@ -122,7 +122,7 @@ describe('LoRA arena layout', () => {
     const plan = planMemory(mistral7b, hp, { gpu });
     const lay = loraArenaLayout(d, 64, [...PROJECTIONS], 128 * MiB);
     expect(plan.bytes.lora).toBe(2 * arenaBytes(lay));
-    const slots = runnerLayout(d, { B: 1, T: 256, r: 64, targets: [...PROJECTIONS], dropout: true, loraChunkBytes: 128 * MiB }).gradNormSlots!;
+    const slots = runnerLayout(d, { B: 1, T: 256, r: 64, targets: [...PROJECTIONS], loraChunkBytes: 128 * MiB }).gradNormSlots!;
     expect(slots).toBe(arenaGradNormSlots(lay));
     expect(plan.bytes.optimizer).toBe(2 * arenaBytes(lay) + slots * 4);
   });

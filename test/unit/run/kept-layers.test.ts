@@ -6,7 +6,7 @@ import { runnerBytes, runnerLayout } from '../../../src/engine/mistral/sizing.ts
 import { MISTRAL_7B } from '../../../src/bench/model.ts';
 import type { Projection } from '../../../src/core/mistral.ts';
 
-const shape = { B: 1, T: 2048, r: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as Projection[], dropout: true };
+const shape = { B: 1, T: 2048, r: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as Projection[] };
 const total = (k: number): number => {
   const b = runnerBytes(runnerLayout(MISTRAL_7B, { ...shape, keptLayers: k }));
   return b.activations + b.scratch + b.io + b.optimizer;
