@@ -9,8 +9,7 @@
 // The LoRA products do not call this kernel: both GEMMs (shaders/matmul.wgsl, shaders/matmul_tiled.wgsl) apply the
 // same mask with the same expression inside the product (DROP_A, DROP_B, DROP_OUT), so drop(x) is never stored. This
 // kernel is the standalone form, kept as the two-step reference the fused products are tested against bit for bit.
-// The murmur functions below are copied verbatim into both GEMMs (the preprocessor has no include); a unit test
-// (test/unit/engine/dropout-hash-copies.test.ts) keeps the three texts identical.
+// The murmur functions are shaders/dropout_hash.wgsl, included here and in both GEMMs: one text for all three.
 
 struct Params {
   n: u32,
@@ -25,28 +24,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 //#endif
 
-fn rotl(v: u32, r: u32) -> u32 {
-  return (v << r) | (v >> (32u - r));
-}
-
-fn murmurBlock(h: u32, word: u32) -> u32 {
-  var k = word * 0xcc9e2d51u;
-  k = rotl(k, 15u);
-  k = k * 0x1b873593u;
-  var s = h ^ k;
-  s = rotl(s, 13u);
-  return s * 5u + 0xe6546b64u;
-}
-
-fn murmurFinal(h0: u32, bytes: u32) -> u32 {
-  var h = h0 ^ bytes;
-  h ^= h >> 16u;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13u;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16u;
-  return h;
-}
+//#include dropout_hash
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -66,30 +66,8 @@ fn loadB(i: u32) -> f32 {
 }
 
 //#if DROPOUT
-// murmur3_x86_32 on u32 words: the same functions as shaders/lora.wgsl and shaders/matmul_tiled.wgsl (a unit test
-// checks the three copies are one text; the GPU tests check them against the CPU copy in kernels/lora.ts).
-fn rotl(v: u32, r: u32) -> u32 {
-  return (v << r) | (v >> (32u - r));
-}
-
-fn murmurBlock(h: u32, word: u32) -> u32 {
-  var k = word * 0xcc9e2d51u;
-  k = rotl(k, 15u);
-  k = k * 0x1b873593u;
-  var s = h ^ k;
-  s = rotl(s, 13u);
-  return s * 5u + 0xe6546b64u;
-}
-
-fn murmurFinal(h0: u32, bytes: u32) -> u32 {
-  var h = h0 ^ bytes;
-  h ^= h >> 16u;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13u;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16u;
-  return h;
-}
+// murmur3_x86_32 on u32 words (shaders/dropout_hash.wgsl, the same functions lora.wgsl uses):
+//#include dropout_hash
 
 // select(0, v · scale, keep(i)), exactly lora.wgsl's expression.
 fn drop1(v: f32, i: u32) -> f32 {

@@ -1,15 +1,33 @@
-// A tiny line-based WGSL preprocessor: `//#if NAME`, `//#else`, `//#endif` blocks chosen by boolean defines.
-// Excluded lines become empty comment lines so compiler messages keep the line numbers of the file in shaders/.
+// A tiny line-based WGSL preprocessor: `//#if NAME`, `//#else`, `//#endif` blocks chosen by boolean defines, and
+// `//#include NAME` (in an active block) for a partial of shared functions in shaders/NAME.wgsl. Excluded lines become
+// empty comment lines so compiler messages keep the line numbers of the file in shaders/; an included partial is
+// appended after the file's last line (WGSL declarations may come in any order), so it shifts none of them.
 
 export type Defines = Readonly<Record<string, boolean>>;
 
-export function preprocessWgsl(source: string, defines: Defines, fileName = 'shader'): string {
+/** The text of a partial by name (the shaders/ sources); undefined when there is none. */
+export type IncludeSource = (name: string) => string | undefined;
+
+export function preprocessWgsl(source: string, defines: Defines, fileName = 'shader', include?: IncludeSource): string {
   const lines = source.split('\n');
   const stack: { active: boolean; parentActive: boolean; sawElse: boolean; line: number }[] = [];
   const out: string[] = [];
   const active = (): boolean => (stack.length === 0 ? true : stack[stack.length - 1].active);
+  const included: string[] = [];
   lines.forEach((line, i) => {
     const t = line.trim();
+    const inc = /^\/\/#include\s+(\w+)\s*$/.exec(t);
+    if (inc) {
+      const name = inc[1];
+      if (active() && !included.includes(name)) {
+        const text = include?.(name);
+        if (text === undefined) throw new Error(`${fileName}.wgsl:${i + 1}: //#include ${name}: no shaders/${name}.wgsl`);
+        if (/^\s*\/\/#/m.test(text)) throw new Error(`${name}.wgsl: an included partial may not hold directives`);
+        included.push(name);
+      }
+      out.push('//');
+      return;
+    }
     const m = /^\/\/#(if|else|endif)\b\s*(!?)\s*(\w*)/.exec(t);
     if (m) {
       const [, op, neg, name] = m;
@@ -32,5 +50,6 @@ export function preprocessWgsl(source: string, defines: Defines, fileName = 'sha
     out.push(active() ? line : '//');
   });
   if (stack.length) throw new Error(`${fileName}.wgsl:${stack[stack.length - 1].line}: //#if is never closed`);
+  for (const name of included) out.push(`// ---- included from ${name}.wgsl ----`, include!(name)!);
   return out.join('\n');
 }

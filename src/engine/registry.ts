@@ -45,7 +45,7 @@ export class KernelRegistry {
     const key = `${shader}|${stableKey(defines)}`;
     let m = this.modules.get(key);
     if (!m) {
-      const code = preprocessWgsl(this.source(shader), defines ?? {}, shader);
+      const code = preprocessWgsl(this.source(shader), defines ?? {}, shader, (name) => this.sources[name]);
       m = this.device.createShaderModule({ label: `${shader}.wgsl${defines ? ` [${stableKey(defines)}]` : ''}`, code });
       this.modules.set(key, m);
     }

@@ -18,6 +18,7 @@ import adamw from '../../shaders/adamw.wgsl?raw';
 import lora from '../../shaders/lora.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import random from '../../shaders/random.wgsl?raw';
+import dropout_hash from '../../shaders/dropout_hash.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
@@ -38,4 +39,6 @@ export const shaderSources: Readonly<Record<string, string>> = {
   lora,
   elementwise,
   random,
+  // A partial (functions only), included by lora, matmul and matmul_tiled.
+  dropout_hash,
 };

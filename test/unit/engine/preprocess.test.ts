@@ -32,4 +32,18 @@ describe('WGSL preprocessor', () => {
     expect(() => preprocessWgsl('x\n//#endif', {}, 'foo')).toThrow('foo.wgsl:2: //#endif without //#if');
     expect(() => preprocessWgsl('//#else', {}, 'foo')).toThrow('foo.wgsl:1: //#else without //#if');
   });
+  it('appends an included partial after the last line, once, so no line number moves', () => {
+    const parts: Record<string, string> = { helpers: 'fn h() {}\nfn g() {}' };
+    const src = ['a', '//#include helpers', 'b', '//#if X', '//#include helpers', '//#endif', 'c'].join('\n');
+    const out = preprocessWgsl(src, { X: true }, 'k', (n) => parts[n]).split('\n');
+    expect(out.slice(0, 7)).toEqual(['a', '//', 'b', '//', '//', '//', 'c']);
+    expect(out.slice(7)).toEqual(['// ---- included from helpers.wgsl ----', 'fn h() {}', 'fn g() {}']);
+  });
+
+  it('ignores an include in an inactive block, and names the file and line of a missing one', () => {
+    const src = ['//#if X', '//#include nothing', '//#endif', 'a'].join('\n');
+    expect(preprocessWgsl(src, {}, 'k', () => undefined)).toBe(['//', '//', '//', 'a'].join('\n'));
+    expect(() => preprocessWgsl('x\n//#include nothing', {}, 'k', () => undefined)).toThrow('k.wgsl:2: //#include nothing: no shaders/nothing.wgsl');
+    expect(() => preprocessWgsl('//#include p', {}, 'k', () => '//#if X\n//#endif')).toThrow(/may not hold directives/);
+  });
 });
