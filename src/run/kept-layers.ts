@@ -8,7 +8,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import type { Dims } from '../engine/mistral/dims.ts';
 import { runnerBytes, runnerLayout, type RunnerShape } from '../engine/mistral/sizing.ts';
-import { TIGHT_SHARE, recomputationText } from './planner.ts';
+import { mostKeptLayers, recomputationText, TIGHT_SHARE } from './planner.ts';
 
 export interface KeptLayersDecision {
   kept: number;
@@ -38,14 +38,7 @@ export function chooseKeptLayers(d: Dims, shape: Omit<RunnerShape, 'keptLayers'>
   const none = totalRunnerBytes(d, shape, 0);
   if (o.memoryBytes === null) return { kept: 0, runnerBytes: none, notice: null };
   const budget = TIGHT_SHARE * o.memoryBytes - o.inUseBytes;
-  // Every kept layer adds the same set of buffers: the largest count under the budget, by bisection on the layout.
-  let lo = 0;
-  let hi = totalRunnerBytes(d, shape, 0) <= budget ? d.L : 0;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (totalRunnerBytes(d, shape, mid) <= budget) lo = mid;
-    else hi = mid - 1;
-  }
+  const lo = mostKeptLayers(d.L, (k) => totalRunnerBytes(d, shape, k) <= budget);
   const bytes = totalRunnerBytes(d, shape, lo);
   const extra = bytes - none;
   const notice =

@@ -173,16 +173,24 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
   const none = planWithKeptLayers(config, hp, o, 0, 'fixed');
   if (o.gpu?.memoryBytes === undefined || none.verdict !== 'fits') return none;
   const budget = TIGHT_SHARE * none.gpu.memoryBytes;
-  const L = none.model.layers;
-  // The peak grows with every kept layer: the largest count under the budget, by bisection.
+  const kept = mostKeptLayers(none.model.layers, (k) => planWithKeptLayers(config, hp, o, k, 'chosen').peakBytes <= budget);
+  return planWithKeptLayers(config, hp, o, kept, 'chosen');
+}
+
+/**
+ * The most layers, 0..L, that `fits` allows keeping (0 when none does). Every kept layer adds the same set of
+ * buffers, so `fits` holds up to some count and fails beyond it: a bisection finds it. The plan and a run's choice
+ * (run/kept-layers.ts) both use it.
+ */
+export function mostKeptLayers(L: number, fits: (kept: number) => boolean): number {
   let lo = 0;
   let hi = L;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (planWithKeptLayers(config, hp, o, mid, 'chosen').peakBytes <= budget) lo = mid;
+    if (fits(mid)) lo = mid;
     else hi = mid - 1;
   }
-  return planWithKeptLayers(config, hp, o, lo, 'chosen');
+  return lo;
 }
 
 function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptions, keptLayers: number, keptLayersSource: MemoryPlan['run']['keptLayersSource']): MemoryPlan {
