@@ -132,6 +132,11 @@ export function modelPanel(shared: Shared): HTMLElement {
         : null,
     );
   };
+  /** The GPU memory typed into the panel in GiB, or null when the field is empty or not a positive number. */
+  const givenMemoryGiB = (): number | null => {
+    const gib = Number(gpuMemory.value);
+    return gpuMemory.value && gib > 0 ? gib : null;
+  };
   const askPlan = (): void => {
     clearTimeout(planTimer);
     planTimer = setTimeout(() => {
@@ -145,8 +150,7 @@ export function modelPanel(shared: Shared): HTMLElement {
         return;
       }
       replaceChildren(fit, h('p', { class: 'hint' }, 'Checking whether it fits (config.json only)…'));
-      const gib = Number(gpuMemory.value);
-      shared.engine.planModelMemory(s.source, { ...hp }, gpuMemory.value && gib > 0 ? gib : undefined).then(
+      shared.engine.planModelMemory(s.source, { ...hp }, givenMemoryGiB() ?? undefined).then(
         (p) => {
           if (asked === planAsked) showPlan(p);
         },
@@ -159,8 +163,7 @@ export function modelPanel(shared: Shared): HTMLElement {
   for (const el of [repo, revision, token, gpuMemory]) el.addEventListener('input', askPlan);
   // The worker remembers the size: a run keeps layers' intermediates (no recomputation) as far as it allows.
   gpuMemory.addEventListener('input', () => {
-    const gib = Number(gpuMemory.value);
-    void shared.engine.setGpuMemory(gpuMemory.value && gib > 0 ? gib : null);
+    void shared.engine.setGpuMemory(givenMemoryGiB());
   });
   files.addEventListener('change', askPlan);
   for (const t of tabs) t.addEventListener('click', askPlan);
