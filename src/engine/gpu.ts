@@ -31,6 +31,15 @@ export type AttentionKernel = 'rows' | 'tiled';
 export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed';
 export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
 
+/**
+ * How the products with the frozen NF4 base weights run. 'fp32': dequantise to f32 and multiply in f32 (the proven
+ * path). 'int8': the experimental int8 path (docs/int8.md): activations quantised per token, the weight's codes
+ * formed in int8 as each tile loads, int32 sums; off by default until a GPU measures it faster and its accuracy gates
+ * hold.
+ */
+export type BaseMatmul = 'fp32' | 'int8';
+export const BASE_MATMULS: readonly BaseMatmul[] = ['fp32', 'int8'];
+
 export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when the adapter has it (default true). */
@@ -39,6 +48,8 @@ export interface GpuContextOptions {
   attention?: AttentionKernel;
   /** The GEMM kernel (default 'basic'). */
   gemmKernel?: GemmKernel;
+  /** The frozen-base products (default 'fp32'). */
+  baseMatmul?: BaseMatmul;
 }
 
 export class GpuContext {
@@ -61,6 +72,10 @@ export class GpuContext {
   dispatchCount = 0;
   /** The GEMM kernel products use from now on; pipelines of both kernels may coexist. */
   gemmKernel: GemmKernel;
+  /** How the NF4 base products run from now on (GpuContextOptions.baseMatmul). */
+  baseMatmul: BaseMatmul = 'fp32';
+  /** Named work buffers kernels share (see `scratch`). */
+  private readonly scratchBuffers = new Map<string, GPUBuffer>();
 
   private constructor(
     readonly adapter: GPUAdapter,
@@ -118,7 +133,9 @@ export class GpuContext {
     } catch (e) {
       throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${(e as Error).message}`);
     }
-    return new GpuContext(adapter, device, report, options.attention ?? 'rows', options.gemmKernel ?? 'basic');
+    const ctx = new GpuContext(adapter, device, report, options.attention ?? 'rows', options.gemmKernel ?? 'basic');
+    ctx.baseMatmul = options.baseMatmul ?? 'fp32';
+    return ctx;
   }
 
   /** Throws the typed error for a lost device or an uncaptured GPU error, if one happened. */
@@ -135,6 +152,27 @@ export class GpuContext {
 
   createBuffer(label: string, size: number, category: MemoryCategory, extraUsage: GPUBufferUsageFlags = 0): GPUBuffer {
     return this.ledger.create(label, size, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage, category);
+  }
+
+  /**
+   * A work buffer of at least `bytes` bytes under `name`, shared by every caller that asks for that name and kept
+   * between calls (ledger category 'scratch'): for kernels that need a staging area the caller does not own, such as
+   * the int8 path's quantised activations. It grows (the old one freed after the work recorded so far is submitted)
+   * and never shrinks; work recorded in order may reuse it, since WebGPU orders dispatches that share a buffer.
+   */
+  scratch(name: string, bytes: number): GPUBuffer {
+    const have = this.scratchBuffers.get(name);
+    if (have && have.size >= bytes) return have;
+    if (have) this.destroy(have);
+    const buf = this.createBuffer(`scratch: ${name}`, Math.max(4, Math.ceil(bytes / 4) * 4), 'scratch');
+    this.scratchBuffers.set(name, buf);
+    return buf;
+  }
+
+  /** Frees every named scratch buffer (the next `scratch` call makes a new one). */
+  releaseScratch(): void {
+    for (const buf of this.scratchBuffers.values()) this.destroy(buf);
+    this.scratchBuffers.clear();
   }
 
   /** Creates a storage buffer holding `data` (any typed array). */

@@ -19,6 +19,8 @@ import lora from '../../shaders/lora.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import random from '../../shaders/random.wgsl?raw';
 import dropout_hash from '../../shaders/dropout_hash.wgsl?raw';
+import int8_quant from '../../shaders/int8_quant.wgsl?raw';
+import int8_matmul from '../../shaders/int8_matmul.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
@@ -41,4 +43,6 @@ export const shaderSources: Readonly<Record<string, string>> = {
   random,
   // A partial (functions only), included by lora, matmul and matmul_tiled.
   dropout_hash,
+  int8_quant,
+  int8_matmul,
 };

@@ -4,6 +4,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { requireBytes } from './elementwise.ts';
+import { nf4BackwardInt8, nf4ForwardInt8 } from './int8_matmul.ts';
 import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from './matmul_tiled.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
@@ -34,8 +35,10 @@ export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, 
   const [N, K] = [W.rows, W.cols];
   requireBytes(Y, M * N * 4, 'nf4_matmul_forward Y');
   requireBytes(X, M * K * 4, 'nf4_matmul_forward X');
-  // The register-tiled forward follows the GEMM kernel choice (docs/performance.md), as the backward does.
-  if (ctx.gemmKernel !== 'basic') nf4MatmulForwardTiled(ctx, Y, X, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  // The experimental int8 path when chosen (docs/int8.md); else the register-tiled forward follows the GEMM kernel
+  // choice (docs/performance.md), as the backward does.
+  if (ctx.baseMatmul === 'int8') nf4ForwardInt8(ctx, Y, X, W, M, o);
+  else if (ctx.gemmKernel !== 'basic') nf4MatmulForwardTiled(ctx, Y, X, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
   else nf4ForwardBasic(ctx, Y, X, W, M, o);
 }
 
@@ -56,7 +59,8 @@ export function nf4_matmul_backward(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffe
   const [N, K] = [W.rows, W.cols];
   requireBytes(dX, M * K * 4, 'nf4_matmul_backward dX');
   requireBytes(dY, M * N * 4, 'nf4_matmul_backward dY');
-  if (ctx.gemmKernel !== 'basic') nf4MatmulBackwardTiled(ctx, dX, dY, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  if (ctx.baseMatmul === 'int8') nf4BackwardInt8(ctx, dX, dY, W, M, o);
+  else if (ctx.gemmKernel !== 'basic') nf4MatmulBackwardTiled(ctx, dX, dY, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
   else nf4BackwardBasic(ctx, dX, dY, W, M, o);
 }
 
