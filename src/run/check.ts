@@ -17,6 +17,7 @@ import { destroyLora, downloadLoraGrads, uploadLora } from '../engine/mistral/lo
 import { MistralRunner, type TokenBatch } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, layerWeights, loadMistralWeights, moduleName } from '../engine/mistral/weights.ts';
 import { maxRelError } from '../engine/reference/common.ts';
+import { compareInt8, withInt8, type Int8Agreement, type PassResult } from './int8-agreement.ts';
 
 /**
  * docs/testing.md: loss relative error ≤ 1e-5; every other tensor ≤ 1e-3 of its max-abs; NF4 dequantisation exact; the
@@ -44,6 +45,8 @@ export interface CheckReport {
   seconds: number;
   /** Every compared tensor's error (with `verbose`). */
   tensors?: Record<string, number>;
+  /** With `int8Gates`: the int8 base path against this run's fp32 one (docs/int8.md). */
+  int8?: Int8Agreement;
 }
 
 export interface CheckInputs {
@@ -55,6 +58,8 @@ export interface CheckInputs {
   verbose?: boolean;
   /** Stream the layers from CPU memory (layer-stream.ts): the same numbers, bit for bit, on less GPU memory. */
   streamLayers?: boolean;
+  /** Also run the pass with the NF4 base products in int8 and report the accuracy gates (quantised models only). */
+  int8Gates?: boolean;
 }
 
 class Groups {
@@ -163,11 +168,15 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
     const counted = targets.reduce((s, t) => s + (t === IGNORE_INDEX ? 0 : 1), 0);
     if (counted === 0) throw new FinetuneError('bad-input', 'the golden labels leave no token to compute a loss on');
     runner.setBatch(batch);
-    runner.zeroGrads();
-    runner.resetLoss();
+    const run = runner;
+    const pass = (): void => {
+      run.zeroGrads();
+      run.resetLoss();
+      // Inference mode, as PEFT's model.eval(): the golden was made without dropout, whatever the adapter's config says.
+      run.forwardBackward(1 / counted, 1 / counted, 'eval');
+    };
     say('forward and backward');
-    // Inference mode, as PEFT's model.eval(): the golden was made without dropout, whatever the adapter's config says.
-    runner.forwardBackward(1 / counted, 1 / counted, 'eval');
+    pass();
     const loss = await runner.readLoss();
 
     let lossReport: CheckReport['loss'] = null;
@@ -196,6 +205,26 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       g.add('logits', 'logits_first256', maxRelError(got, await f32(golden, 'logits_first256')), TOLERANCE.tensor);
     }
     const grads = await downloadLoraGrads(ctx, lora);
+    let int8: Int8Agreement | undefined;
+    if (input.int8Gates) {
+      if (input.quantization === 'none') throw new FinetuneError('bad-input', 'the int8 gates need a quantised base (--quant nf4 or nf4-double): int8 replaces the NF4 products');
+      const named = (gs: typeof grads): Map<string, Float32Array> => {
+        const out = new Map<string, Float32Array>();
+        gs.forEach((layer, l) => {
+          for (const m of PROJECTIONS) {
+            const gr = layer[m];
+            if (gr) out.set(peftKey(l, m, 'A'), gr.dA).set(peftKey(l, m, 'B'), gr.dB);
+          }
+        });
+        return out;
+      };
+      say('forward and backward with the base products in int8');
+      const fp32: PassResult = { loss, grads: named(grads) };
+      const q: PassResult = await withInt8(ctx, pass, async () => ({ loss: await run.readLoss(), grads: named(await downloadLoraGrads(ctx, lora)) }));
+      int8 = compareInt8(fp32, q);
+      // The AdamW step below must see this run's fp32 gradients again: the pass is deterministic, so rerun it.
+      pass();
+    }
     for (let l = 0; l < d.L; l++) {
       for (const m of PROJECTIONS) {
         const gr = grads[l][m];
@@ -221,7 +250,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       }
     }
     const ok = Object.values(g.groups).every((x) => x.ok) && Object.keys(g.groups).length > 0;
-    return { ok, quantization: input.quantization, loss: lossReport, groups: g.groups, adapterWeights, seconds: (Date.now() - started) / 1000, ...(input.verbose ? { tensors: g.tensors } : {}) };
+    return { ok, quantization: input.quantization, loss: lossReport, groups: g.groups, adapterWeights, seconds: (Date.now() - started) / 1000, ...(input.verbose ? { tensors: g.tensors } : {}), ...(int8 ? { int8 } : {}) };
   } finally {
     runner?.destroy();
     destroyLora(ctx, lora);

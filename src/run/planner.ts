@@ -15,7 +15,8 @@ import { formatBytes } from '../core/units.ts';
 import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { MistralConfig } from '../model/config.ts';
-import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER } from '../engine/gpu.ts';
+import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER, type BaseMatmul } from '../engine/gpu.ts';
+import { int8ScratchBytes } from '../engine/kernels/int8_matmul.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
 import { dimsOf, flopsPerToken, linearShape } from '../engine/mistral/dims.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
@@ -46,6 +47,8 @@ export interface PlanOptions {
    * `keptLayers`). Absent: chosen by the plan (chooseKeptLayers) when the GPU's memory is given, else 0.
    */
   keptLayers?: number;
+  /** How the NF4 base products run (GpuContext.baseMatmul; default 'fp32'): 'int8' adds its quantisation scratch. */
+  baseMatmul?: BaseMatmul;
 }
 
 /**
@@ -290,7 +293,9 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     lora,
     optimizer: moments + runner.optimizer,
     activations: runner.activations,
-    scratch: runner.scratch,
+    // The int8 base path (docs/int8.md) quantises each NF4 product's input into two context scratch buffers, sized by
+    // the widest reduction of any projection (forward: its inputs; input gradient: its outputs).
+    scratch: runner.scratch + (o.baseMatmul === 'int8' && quantization !== 'none' ? int8ScratchBytes(layout.N, Math.max(d.C, d.I, d.nH * d.hd)) : 0),
     io: runner.io + readback,
   };
   const trainPeakBytes = Object.values(bytes).reduce((a, b) => a + b, 0);

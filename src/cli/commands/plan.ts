@@ -9,8 +9,9 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { findNodeAdapter } from '../node-gpu.ts';
 import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
+import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
 
-const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
+const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
 
 Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
 moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters alone
@@ -26,6 +27,7 @@ options:
   --keep-layers N   plan with the last N layers (or all) keeping their intermediates for the backward instead of
                     recomputing them (default: as many as fit under 85 % of --gpu-memory when it is given, else 0)
   --seq-len N       plan for sequences of at most N tokens (default: the longest the hyperparameters allow)
+  ${BASE_MATMUL_HELP}
   --revision REV    Hub branch, tag or commit (default main)
   --no-gpu          do not look for an adapter (buffer limits are then not checked)
 
@@ -44,6 +46,7 @@ export const planCommand: Command = {
       'gpu-memory': { type: 'string' },
       'seq-len': { type: 'string' },
       'keep-layers': { type: 'string' },
+      'base-matmul': { type: 'string' },
       revision: { type: 'string' },
       'no-gpu': { type: 'boolean', default: false },
     });
@@ -76,7 +79,7 @@ export const planCommand: Command = {
       }
     }
     const keep = parseKeepLayers(values['keep-layers']);
-    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep });
+    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, baseMatmul: parseBaseMatmul(values['base-matmul']) });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

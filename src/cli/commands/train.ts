@@ -16,9 +16,11 @@ import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { folderRunStore } from '../node-store.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
+import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
-               [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--<hyperparameter> VALUE …]
+               [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--base-matmul fp32|int8]
+               [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -48,6 +50,7 @@ options:
   --keep-layers N    keep the intermediates of the last N layers (or all) from the forward to the backward instead of
                      recomputing them: fewer FLOPs per step, more memory (finetune plan --keep-layers prices it);
                      default: 0, or chosen from --gpu-memory
+  ${BASE_MATMUL_HELP}
 
 hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
@@ -74,8 +77,10 @@ export const trainCommand: Command = {
       'stream-layers': { type: 'boolean', default: false },
       'gpu-memory': { type: 'string' },
       'keep-layers': { type: 'string' },
+      'base-matmul': { type: 'string' },
     });
     if (!values.model) throw new UsageError('--model is required');
+    const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
     if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${JSON.stringify(values['gpu-memory'])}`);
@@ -100,8 +105,10 @@ export const trainCommand: Command = {
       io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
     }
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
-    const { ctx, found } = await createNodeContext();
+    const { ctx, found } = await createNodeContext({ baseMatmul });
     if (found.note) io.err(`note: ${found.note}`);
+    // Not part of the saved run: a resumed run uses whatever this flag says (the int8 numbers differ from fp32's).
+    if (baseMatmul === 'int8') io.err('note: the NF4 base products run in int8 (experimental, docs/int8.md); resume with --base-matmul int8 to continue on the same numbers');
     const session = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
     if (gpuMemoryGb !== undefined) session.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
     // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.

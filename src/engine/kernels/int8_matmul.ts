@@ -1,5 +1,6 @@
-// The experimental int8 base path (docs/int8.md): per-row int8 quantisation of activations (shaders/int8_quant.wgsl)
-// and int8 products with int32 sums (shaders/int8_matmul.wgsl), the NF4 weight's int8 codes formed as tiles load.
+// The experimental int8 base path (docs/int8.md): int8 quantisation of activations in groups of 64 values of a row
+// (shaders/int8_quant.wgsl) and int8 products with int32 sums per group (shaders/int8_matmul.wgsl), the NF4 weight's
+// int8 codes formed as tiles load.
 // nf4_matmul_forward / nf4_matmul_backward route here when the context's `baseMatmul` is 'int8'.
 
 import { FinetuneError } from '../../core/errors.ts';
@@ -8,8 +9,8 @@ import { grid1d, requireBytes } from './elementwise.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 const BLOCK = 64;
-/** The largest reduction whose int32 sum cannot overflow: 127² · K < 2^31. */
-export const INT8_MAX_REDUCTION = Math.floor((2 ** 31 - 1) / (127 * 127));
+/** Values per quantisation group along a row (one scale each): one NF4 block, one reduction step of the kernel. */
+export const INT8_GROUP = 64;
 
 export interface Int8MatmulOptions {
   accumulate?: boolean;
@@ -19,35 +20,37 @@ export interface Int8MatmulOptions {
 /** Packed words per row of `cols` int8 codes (4 per u32, the tail padded with zeros). */
 export const int8Words = (cols: number): number => Math.ceil(cols / 4);
 
-/** Bytes of a packed int8 matrix of `rows` × `cols` plus its scales. */
+/** Scale groups per row of `cols` values. */
+export const int8Groups = (cols: number): number => Math.ceil(cols / INT8_GROUP);
+
+/** Bytes of a packed int8 matrix of `rows` × `cols` plus its scales (one per group). */
 export function int8RowsBytes(rows: number, cols: number): { codes: number; scales: number } {
-  return { codes: rows * int8Words(cols) * 4, scales: rows * 4 };
+  return { codes: rows * int8Words(cols) * 4, scales: rows * int8Groups(cols) * 4 };
 }
 
 /**
- * Q (rows, ⌈cols/4⌉ u32) and S (rows f32) from X (rows, cols f32): symmetric per-row int8, S = max|row| / 127.
- * A row with a NaN or an infinity gets S = +inf, so whatever reads it comes out non-finite.
+ * Q (rows, ⌈cols/4⌉ u32) and S (rows, ⌈cols/64⌉ f32) from X (rows, cols f32): symmetric int8 per group of 64 values
+ * of a row, S = max|group| / 127. A group with a NaN or an infinity gets S = +inf, so whatever reads it comes out
+ * non-finite.
  */
 export function quantize_rows_i8(ctx: GpuContext, Q: GPUBuffer, S: GPUBuffer, X: GPUBuffer, rows: number, cols: number): void {
   if (rows === 0 || cols === 0) return;
   const words = int8Words(cols);
+  const groups = int8Groups(cols);
   requireBytes(X, rows * cols * 4, 'quantize_rows_i8 X');
   requireBytes(Q, rows * words * 4, 'quantize_rows_i8 Q');
-  requireBytes(S, rows * 4, 'quantize_rows_i8 S');
-  const g = grid1d(rows, 1);
-  ctx.dispatch({ shader: 'int8_quant', entry: 'quantize_rows' }, [X, Q, S], new Uint32Array([rows, cols, words, g[0]]), g);
+  requireBytes(S, rows * groups * 4, 'quantize_rows_i8 S');
+  const g = grid1d(rows * groups, 1);
+  ctx.dispatch({ shader: 'int8_quant', entry: 'quantize_groups' }, [X, Q, S], new Uint32Array([rows, cols, words, g[0], groups, 0, 0, 0]), g);
 }
 
-function params(M: number, N: number, K: number, KW: number, o: Int8MatmulOptions): ArrayBuffer {
+function params(M: number, N: number, K: number, reduction: number, o: Int8MatmulOptions): ArrayBuffer {
   const u = new ArrayBuffer(32);
   new Uint32Array(u).set([M, N, K, o.accumulate ? 1 : 0]);
   new Float32Array(u)[4] = o.alpha ?? 1;
-  new Uint32Array(u)[5] = KW;
+  new Uint32Array(u)[5] = int8Words(reduction);
+  new Uint32Array(u)[6] = int8Groups(reduction);
   return u;
-}
-
-function checkReduction(K: number, what: string): void {
-  if (K > INT8_MAX_REDUCTION) throw new FinetuneError('internal', `${what}: a reduction of ${K} could overflow the int32 sums (limit ${INT8_MAX_REDUCTION})`);
 }
 
 function checkTokens(M: number, what: string): void {
@@ -56,8 +59,8 @@ function checkTokens(M: number, what: string): void {
 }
 
 /**
- * C (M, N) (+)= alpha · sa[m] · sb[n] · Σ_k A[m, k] · B[n, k], A and B packed int8 rows (⌈K/4⌉ words) with their
- * scales: the plain int8 GEMM (tests and the raw-rate benchmark).
+ * C (M, N) (+)= alpha · Σ_g sa[m, g] · sb[n, g] · Σ_{k in g} A[m, k] · B[n, k], A and B packed int8 rows (⌈K/4⌉
+ * words) with one scale per group of 64 (⌈K/64⌉ per row): the plain int8 GEMM (tests and the raw-rate benchmark).
  */
 export function int8_gemm(
   ctx: GpuContext,
@@ -72,45 +75,45 @@ export function int8_gemm(
   o: Int8MatmulOptions = {},
 ): void {
   checkTokens(M, 'int8_gemm');
-  checkReduction(K, 'int8_gemm');
-  if (M === 0 || N === 0) return;
-  const KW = int8Words(K);
-  requireBytes(A, M * KW * 4, 'int8_gemm A');
-  requireBytes(B, N * KW * 4, 'int8_gemm B');
-  requireBytes(sa, M * 4, 'int8_gemm sa');
-  requireBytes(sb, N * 4, 'int8_gemm sb');
+  if (M === 0 || N === 0 || K === 0) return;
+  const a = int8RowsBytes(M, K);
+  const b = int8RowsBytes(N, K);
+  requireBytes(A, a.codes, 'int8_gemm A');
+  requireBytes(B, b.codes, 'int8_gemm B');
+  requireBytes(sa, a.scales, 'int8_gemm sa');
+  requireBytes(sb, b.scales, 'int8_gemm sb');
   requireBytes(C, M * N * 4, 'int8_gemm C');
-  ctx.dispatch({ shader: 'int8_matmul', entry: 'main' }, [A, sa, B, sb, C], params(M, N, K, KW, o), [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)]);
+  ctx.dispatch({ shader: 'int8_matmul', entry: 'main' }, [A, sa, B, sb, C], params(M, N, K, K, o), [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)]);
 }
 
-/** Y (M, N) (+)= alpha · X · deq(W)ᵀ in int8, X given quantised (Xq: M × ⌈K/4⌉ words, sx: M scales). */
+/** Y (M, N) (+)= alpha · X · deq(W)ᵀ in int8, X given quantised (Xq: M × K/4 words, sx: M × K/64 scales). */
 export function nf4_int8_forward(ctx: GpuContext, Y: GPUBuffer, Xq: GPUBuffer, sx: GPUBuffer, W: Nf4Weight, M: number, o: Int8MatmulOptions = {}): void {
   checkTokens(M, 'nf4_int8_forward');
   const [N, K] = [W.rows, W.cols];
-  checkReduction(K, 'nf4_int8_forward');
   if (M === 0) return;
   requireBytes(Y, M * N * 4, 'nf4_int8_forward Y');
-  requireBytes(Xq, M * int8Words(K) * 4, 'nf4_int8_forward Xq');
+  requireBytes(Xq, int8RowsBytes(M, K).codes, 'nf4_int8_forward Xq');
+  requireBytes(sx, int8RowsBytes(M, K).scales, 'nf4_int8_forward sx');
   ctx.dispatch(
     { shader: 'int8_matmul', entry: 'main', defines: { NF4: true, DQ: W.doubleQuant } },
     [Xq, sx, W.codes, ...scaleBuffers(W), Y],
-    params(M, N, K, int8Words(K), o),
+    params(M, N, K, K, o),
     [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)],
   );
 }
 
-/** dX (M, K) (+)= alpha · dY · deq(W) in int8, dY given quantised (dYq: M × ⌈N/4⌉ words, sdy: M scales). */
+/** dX (M, K) (+)= alpha · dY · deq(W) in int8, dY given quantised (dYq: M × ⌈N/4⌉ words, sdy: M × ⌈N/64⌉ scales). */
 export function nf4_int8_backward(ctx: GpuContext, dX: GPUBuffer, dYq: GPUBuffer, sdy: GPUBuffer, W: Nf4Weight, M: number, o: Int8MatmulOptions = {}): void {
   checkTokens(M, 'nf4_int8_backward');
   const [N, K] = [W.rows, W.cols];
-  checkReduction(N, 'nf4_int8_backward');
   if (M === 0) return;
   requireBytes(dX, M * K * 4, 'nf4_int8_backward dX');
-  requireBytes(dYq, M * int8Words(N) * 4, 'nf4_int8_backward dYq');
+  requireBytes(dYq, int8RowsBytes(M, N).codes, 'nf4_int8_backward dYq');
+  requireBytes(sdy, int8RowsBytes(M, N).scales, 'nf4_int8_backward sdy');
   ctx.dispatch(
     { shader: 'int8_matmul', entry: 'main', defines: { NF4: true, BACKWARD: true, DQ: W.doubleQuant } },
     [dYq, sdy, W.codes, ...scaleBuffers(W), dX],
-    params(M, N, K, int8Words(N), o),
+    params(M, N, K, N, o),
     [K / BLOCK, Math.ceil(M / BLOCK)],
   );
 }
@@ -121,7 +124,7 @@ export const INT8_SCRATCH = { codes: 'int8 activations', scales: 'int8 activatio
 /** Bytes of context scratch the routed products need for M tokens and a reduction of up to `maxReduction`. */
 export function int8ScratchBytes(M: number, maxReduction: number): number {
   const b = int8RowsBytes(M, maxReduction);
-  return Math.max(4, Math.ceil(b.codes / 4) * 4) + Math.max(4, b.scales);
+  return Math.max(4, b.codes) + Math.max(4, b.scales);
 }
 
 /** Quantises `rows × cols` of X into the context's scratch and returns it. */

@@ -1,20 +1,29 @@
 // CPU reference of the int8 family (shaders/int8_quant.wgsl, shaders/int8_matmul.wgsl): symmetric int8 operands
 // with one scale per row of the reduction, the NF4 weight's int8 codes as the kernels form them, and the product.
-// The f32 roundings that decide a code are spelled out (Math.fround); the integer sum is exact; the epilogue is
-// float64 (the GPU's is f32: compare with a tolerance). The GPU divides with WGSL's f32 division (within 2.5 ULP,
+// Scales come one per group of 64 values along the reduction. The f32 roundings that decide a code are spelled out
+// (Math.fround); the integer sums are exact; their scaling and sum are float64 (the GPU's are f32: compare with a
+// tolerance). The GPU divides with WGSL's f32 division (within 2.5 ULP,
 // not correctly rounded), so a code that lands within a few ULP of a .5 tie may differ by one: tests allow that.
 
 import { NF4_BLOCK, NF4_CODEBOOK, type Nf4Host } from '../../core/nf4-format.ts';
 import type { Vec } from './common.ts';
 import { blockScalesRef, nf4CodeAt } from './nf4.ts';
 
-/** Symmetric int8 operands: `rows` rows of `cols` codes and one scale per row (value ≈ code · scale). */
+/** Values per scale group along a row (shaders/int8_quant.wgsl, shaders/int8_matmul.wgsl). */
+export const GROUP = 64;
+
+/**
+ * Symmetric int8 operands: `rows` rows of `cols` codes, and one scale per group of 64 codes of a row (rows ×
+ * ⌈cols/64⌉; value ≈ code · scale).
+ */
 export interface Int8Rows {
   rows: number;
   cols: number;
   codes: Int8Array;
   scales: Float64Array;
 }
+
+export const groupsOf = (cols: number): number => Math.ceil(cols / GROUP);
 
 /** Round half to even: WGSL's `round`. */
 export function roundHalfEven(x: number): number {
@@ -27,89 +36,96 @@ function code(x: number): number {
   return Math.max(-127, Math.min(127, roundHalfEven(x)));
 }
 
-/** shaders/int8_quant.wgsl: scale = amax / 127, code = round(x · fl32(127 / amax)); a non-finite row scales to +inf. */
+/**
+ * shaders/int8_quant.wgsl, per group of 64 values of a row: scale = amax / 127, code = round(x · fl32(127 / amax));
+ * a group with a non-finite value scales to +inf (its codes are left 0).
+ */
 export function quantizeRowsRef(x: Vec, rows: number, cols: number): Int8Rows {
+  const G = groupsOf(cols);
   const codes = new Int8Array(rows * cols);
-  const scales = new Float64Array(rows);
+  const scales = new Float64Array(rows * G);
   for (let r = 0; r < rows; r++) {
-    let amax = 0;
-    let bad = false;
-    for (let c = 0; c < cols; c++) {
-      const a = Math.abs(x[r * cols + c]);
-      if (!Number.isFinite(a)) bad = true;
-      else amax = Math.max(amax, a);
+    for (let g = 0; g < G; g++) {
+      const [lo, hi] = [r * cols + g * GROUP, r * cols + Math.min(cols, (g + 1) * GROUP)];
+      let amax = 0;
+      let bad = false;
+      for (let i = lo; i < hi; i++) {
+        const a = Math.abs(x[i]);
+        if (!Number.isFinite(a)) bad = true;
+        else amax = Math.max(amax, a);
+      }
+      if (bad) {
+        scales[r * G + g] = Infinity;
+        continue;
+      }
+      scales[r * G + g] = Math.fround(amax / 127);
+      const inv = amax > 0 ? Math.fround(127 / amax) : 0;
+      for (let i = lo; i < hi; i++) codes[i] = code(Math.fround(x[i] * inv));
     }
-    if (bad) {
-      scales[r] = Infinity;
-      continue;
-    }
-    scales[r] = Math.fround(amax / 127);
-    const inv = amax > 0 ? Math.fround(127 / amax) : 0;
-    for (let c = 0; c < cols; c++) codes[r * cols + c] = code(Math.fround(x[r * cols + c] * inv));
   }
   return { rows, cols, codes, scales };
 }
 
+/** round(127 · NF4[c]): the NF4 values on the int8 grid (the forward's weight codes). */
+export const NF4_INT8: readonly number[] = NF4_CODEBOOK.map((v) => code(127 * v));
+
 /**
- * The forward's int8 weight (the NF4 form of shaders/int8_matmul.wgsl): row n of W [N, K] with scale
- * s_n = max of its block scales, code = round(fl32(NF4[c] · fl32(absmax · fl32(127 / s_n)))). Rows of the result are
- * W's rows (the reduction runs along K).
+ * The forward's int8 weight (the NF4 form of shaders/int8_matmul.wgsl): W [N, K] row by row, each 64-block's codes
+ * mapped through NF4_INT8 and scaled by absmax / 127. Rows of the result are W's rows (the reduction runs along K).
  */
 export function int8WeightForwardRef(q: Nf4Host): Int8Rows {
   const { rows: N, cols: K } = q;
-  const scales = blockScalesRef(q);
-  const kb = K / NF4_BLOCK;
+  const absmax = blockScalesRef(q);
   const codes = new Int8Array(N * K);
-  const out = new Float64Array(N);
-  for (let n = 0; n < N; n++) {
-    let s = 0;
-    for (let b = 0; b < kb; b++) s = Math.max(s, scales[n * kb + b]);
-    out[n] = Math.fround(s / 127);
-    const inv = s > 0 ? Math.fround(127 / s) : 0;
-    for (let k = 0; k < K; k++) {
-      const factor = Math.fround(scales[n * kb + Math.floor(k / NF4_BLOCK)] * inv);
-      codes[n * K + k] = code(Math.fround(NF4_CODEBOOK[nf4CodeAt(q.codes, n * K + k)] * factor));
-    }
-  }
-  return { rows: N, cols: K, codes, scales: out };
+  for (let e = 0; e < N * K; e++) codes[e] = NF4_INT8[nf4CodeAt(q.codes, e)];
+  return { rows: N, cols: K, codes, scales: Float64Array.from(absmax, (a) => Math.fround(a / 127)) };
 }
 
 /**
- * The input gradient's int8 weight (NF4 BACKWARD): column k of W with the scale S_b = the largest block scale down
- * its 64-column block b, code = round(fl32(NF4[c] · fl32(absmax[n, b] · fl32(127 / S_b)))). Rows of the result are
- * W's columns (the reduction runs along N).
+ * The input gradient's int8 weight (NF4 BACKWARD): a tile of 64 rows n × one 64-column block b shares the scale
+ * S = the largest block scale of its rows, code = round(fl32(NF4[c] · fl32(absmax[n, b] · fl32(127 / S)))). Rows of
+ * the result are W's columns (the reduction runs along N, in groups of 64 rows).
  */
 export function int8WeightBackwardRef(q: Nf4Host): Int8Rows {
   const { rows: N, cols: K } = q;
-  const scales = blockScalesRef(q);
+  const absmax = blockScalesRef(q);
   const kb = K / NF4_BLOCK;
+  const G = groupsOf(N);
   const codes = new Int8Array(K * N);
-  const out = new Float64Array(K);
+  const scales = new Float64Array(K * G);
   for (let b = 0; b < kb; b++) {
-    let s = 0;
-    for (let n = 0; n < N; n++) s = Math.max(s, scales[n * kb + b]);
-    const inv = s > 0 ? Math.fround(127 / s) : 0;
-    for (let k = b * NF4_BLOCK; k < (b + 1) * NF4_BLOCK; k++) {
-      out[k] = Math.fround(s / 127);
-      for (let n = 0; n < N; n++) {
-        const factor = Math.fround(scales[n * kb + b] * inv);
-        codes[k * N + n] = code(Math.fround(NF4_CODEBOOK[nf4CodeAt(q.codes, n * K + k)] * factor));
+    for (let g = 0; g < G; g++) {
+      const [n0, n1] = [g * GROUP, Math.min(N, (g + 1) * GROUP)];
+      let s = 0;
+      for (let n = n0; n < n1; n++) s = Math.max(s, absmax[n * kb + b]);
+      const inv = s > 0 ? Math.fround(127 / s) : 0;
+      for (let k = b * NF4_BLOCK; k < (b + 1) * NF4_BLOCK; k++) {
+        scales[k * G + g] = Math.fround(s / 127);
+        for (let n = n0; n < n1; n++) {
+          const factor = Math.fround(absmax[n * kb + b] * inv);
+          codes[k * N + n] = code(Math.fround(NF4_CODEBOOK[nf4CodeAt(q.codes, n * K + k)] * factor));
+        }
       }
     }
   }
-  return { rows: K, cols: N, codes, scales: out };
+  return { rows: K, cols: N, codes, scales };
 }
 
-/** C (M, N) = alpha · sa[m] · sb[n] · Σ_k a[m, k] · b[n, k] (+ C), the sum exact, the rest float64. */
+/** C (M, N) = alpha · Σ_g sa[m, g] · sb[n, g] · Σ_{k in g} a[m, k] · b[n, k] (+ C): the sums exact, the rest float64. */
 export function int8GemmRef(a: Int8Rows, b: Int8Rows, alpha = 1, C?: Vec): Float64Array {
   if (a.cols !== b.cols) throw new Error(`reduction lengths ${a.cols} and ${b.cols} differ`);
   const [M, N, K] = [a.rows, b.rows, a.cols];
+  const G = groupsOf(K);
   const out = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
-      let acc = 0;
-      for (let k = 0; k < K; k++) acc += a.codes[m * K + k] * b.codes[n * K + k];
-      out[m * N + n] = alpha * (a.scales[m] * b.scales[n]) * acc + (C ? C[m * N + n] : 0);
+      let sum = 0;
+      for (let g = 0; g < G; g++) {
+        let acc = 0;
+        for (let k = g * GROUP; k < Math.min(K, (g + 1) * GROUP); k++) acc += a.codes[m * K + k] * b.codes[n * K + k];
+        sum += a.scales[m * G + g] * b.scales[n * G + g] * acc;
+      }
+      out[m * N + n] = alpha * sum + (C ? C[m * N + n] : 0);
     }
   }
   return out;

@@ -1,0 +1,79 @@
+// The accuracy gates of the experimental int8 base path (docs/int8.md): the same forward and backward run with the
+// NF4 base products in fp32 and in int8, and the two compared where training feels the difference: the loss, and the
+// LoRA gradients (the only gradients QLoRA uses). The path may be turned on by default only where both gates hold.
+
+import type { GpuContext } from '../engine/gpu.ts';
+
+export const INT8_GATES = { lossRelError: 1e-3, gradCosine: 0.999 } as const;
+
+/** One side of the comparison: a loss and named gradient tensors. */
+export interface PassResult {
+  loss: number;
+  grads: ReadonlyMap<string, Float32Array>;
+}
+
+export interface Int8Agreement {
+  ok: boolean;
+  gates: typeof INT8_GATES;
+  loss: { fp32: number; int8: number; relError: number };
+  /** Cosine between the int8 and fp32 gradients: the worst tensor, and all tensors as one vector. */
+  gradCosine: { worst: number; where: string; all: number; tensors: number };
+}
+
+/** cos(a, b); 1 when both are zero (nothing to disagree on), 0 when only one is. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`lengths ${a.length} and ${b.length} differ`);
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  if (aa === 0 && bb === 0) return 1;
+  if (aa === 0 || bb === 0) return 0;
+  return ab / Math.sqrt(aa * bb);
+}
+
+/** The gates applied to an fp32 pass and an int8 pass of the same inputs. NaN anywhere fails them. */
+export function compareInt8(fp32: PassResult, int8: PassResult): Int8Agreement {
+  const relError = Math.abs(int8.loss - fp32.loss) / Math.max(Math.abs(fp32.loss), 1e-30);
+  let worst = 1;
+  let where = '';
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (const [name, g] of fp32.grads) {
+    const h = int8.grads.get(name);
+    if (!h) throw new Error(`the int8 pass has no gradient ${name}`);
+    const c = cosine(h, g);
+    if (!(c >= worst)) {
+      worst = Number.isNaN(c) ? -Infinity : c;
+      where = name;
+    }
+    for (let i = 0; i < g.length; i++) {
+      ab += h[i] * g[i];
+      aa += h[i] * h[i];
+      bb += g[i] * g[i];
+    }
+  }
+  const all = aa === 0 && bb === 0 ? 1 : ab / Math.sqrt(aa * bb);
+  const ok = relError <= INT8_GATES.lossRelError && worst >= INT8_GATES.gradCosine && all >= INT8_GATES.gradCosine;
+  return { ok, gates: INT8_GATES, loss: { fp32: fp32.loss, int8: int8.loss, relError }, gradCosine: { worst, where, all, tensors: fp32.grads.size } };
+}
+
+/**
+ * Runs `pass` (a forward and backward that leaves a loss and gradients) with the base products in int8 and returns
+ * what `read` makes of it; the context's choice is restored afterwards, whatever happens.
+ */
+export async function withInt8<T>(ctx: GpuContext, pass: () => void, read: () => Promise<T>): Promise<T> {
+  const before = ctx.baseMatmul;
+  ctx.baseMatmul = 'int8';
+  try {
+    pass();
+    return await read();
+  } finally {
+    ctx.baseMatmul = before;
+  }
+}
