@@ -46,7 +46,7 @@ export function mistralNf4Shapes(tokens: readonly number[] = [512, 2048]): Nf4Be
 }
 
 /** Random input filled on the GPU side from a small repeated pattern (uploading GBs of random numbers is slow). */
-function filled(ctx: GpuContext, label: string, n: number, seed: number): GPUBuffer {
+export function filled(ctx: GpuContext, label: string, n: number, seed: number): GPUBuffer {
   const buf = ctx.createBuffer(label, n * 4, 'scratch');
   const chunkLen = Math.min(n, 1 << 20);
   const chunk = randomArray(chunkLen, seed);

@@ -40,6 +40,20 @@ export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fix
 export type BaseMatmul = 'fp32' | 'int8';
 export const BASE_MATMULS: readonly BaseMatmul[] = ['fp32', 'int8'];
 
+/**
+ * One NF4 product of the int8 path, also computed in fp32 for comparison (GpuContext.int8Probe): both outputs, with
+ * alpha 1 and no accumulation. The listener owns the two buffers (and must destroy them).
+ */
+export interface Int8ProbeRecord {
+  kind: 'forward' | 'input-gradient';
+  /** The weight's codes buffer label (its module name for a model's weights). */
+  weight: string;
+  int8: GPUBuffer;
+  fp32: GPUBuffer;
+  /** Floats in each output. */
+  count: number;
+}
+
 export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when the adapter has it (default true). */
@@ -74,6 +88,12 @@ export class GpuContext {
   gemmKernel: GemmKernel;
   /** How the NF4 base products run from now on (GpuContextOptions.baseMatmul). */
   baseMatmul: BaseMatmul = 'fp32';
+  /**
+   * When set and `baseMatmul` is 'int8', every NF4 product also runs in fp32 into fresh buffers handed here: the
+   * per-kernel error on the activations a real run produces (finetune bench int8-ab, docs/int8.md). Costs a second
+   * product and two buffers per call; for measurements only.
+   */
+  int8Probe: ((record: Int8ProbeRecord) => void) | null = null;
   /** Named work buffers kernels share (see `scratch`). */
   private readonly scratchBuffers = new Map<string, GPUBuffer>();
 

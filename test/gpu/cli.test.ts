@@ -85,3 +85,25 @@ describe('finetune bench model', () => {
     expect(r.peakBytes).toBeGreaterThanOrEqual(r.peakByCategory.weights + r.peakByCategory.activations);
   });
 });
+
+describe('finetune bench int8', () => {
+  it('prints the int8 lines beside the fp32 ones of the same run, each NF4 product with its ratio and output error', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'int8', '--tokens', '8', '--min-ms', '1'], { env, timeout: 300_000 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.bench === 'int8');
+    // 256³, then q/o, gate/up and down at 8 tokens: six lines each.
+    expect(lines).toHaveLength(4 * 7);
+    for (const l of lines.filter((x) => x.variant.includes(', int8 (quantisation included)'))) {
+      expect(l.vsFp32).toBeGreaterThan(0);
+      // An int8-sized difference from fp32: neither identical (int8 did not run) nor broken.
+      expect(l.relError).toBeGreaterThan(1e-4);
+      expect(l.relError).toBeLessThan(0.02);
+    }
+    expect(lines.filter((x) => x.variant.startsWith('int8 GEMM')).every((x) => x.vsPlain > 0)).toBe(true);
+    expect(lines.filter((x) => x.variant.startsWith('quantise')).every((x) => x.gbps > 0)).toBe(true);
+  });
+
+  it('refuses a bad --base-matmul and an int8-ab without its model and data, before touching the GPU', async () => {
+    await expect(run('node', ['bin/finetune.mjs', 'bench', 'layer', '--base-matmul', 'int4'], { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--base-matmul must be one of fp32, int8/) });
+    await expect(run('node', ['bin/finetune.mjs', 'bench', 'int8-ab'], { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/needs --model DIR and --data/) });
+  });
+});

@@ -85,6 +85,28 @@ describe('memory planner vs the ledger', () => {
     });
   }
 
+  it('with the NF4 base products in int8 (docs/int8.md), the step adds exactly the quantisation scratch the plan adds', async () => {
+    const ctx = await gpuContext();
+    const hp = parseHyperparams({ peft_method: 'qlora', quantization: 'nf4', micro_batch_size: 2, train_batch_size: 2, max_seq_len: 6, lora_target_modules: 'all-linear' });
+    const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    const extra = planMemory(ckpt.config, hp, { baseMatmul: 'int8' }).bytes.scratch - planMemory(ckpt.config, hp).bytes.scratch;
+    expect(extra).toBeGreaterThan(0);
+    const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4' });
+    try {
+      const fp32 = (await measureStep(ctx, ckpt.config, weights, hp)).byCategory.scratch.peakBytes;
+      ctx.baseMatmul = 'int8';
+      try {
+        const int8 = (await measureStep(ctx, ckpt.config, weights, hp)).byCategory.scratch.peakBytes;
+        expect(int8 - fp32).toBe(extra);
+      } finally {
+        ctx.baseMatmul = 'fp32';
+        ctx.releaseScratch();
+      }
+    } finally {
+      destroyMistralWeights(ctx, weights);
+    }
+  });
+
   it('the demo model loaded with streamed layers (nf4-double): two layer slots on the GPU, load and step peaks within 10 %', async () => {
     const ctx = await gpuContext();
     const hp = parseHyperparams({ peft_method: 'qlora', quantization: 'nf4-double', micro_batch_size: 2, train_batch_size: 2, max_seq_len: 6, validation_batch_size: 1, lora_rank: 16, lora_dropout: 0 });

@@ -14,11 +14,19 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { benchData } from '../../bench/data.ts';
 import { benchGenerate } from '../../bench/generate.ts';
+import { benchInt8 } from '../../bench/int8.ts';
+import { int8LossAB } from '../../run/int8-ab.ts';
+import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
+import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
+import { checkReadableFile } from '../input-file.ts';
+import { modelSpec } from '../node-source.ts';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -52,7 +60,14 @@ what:
   load       what a model load runs at once its bytes are here: NF4 quantisation on the GPU (GB/s of bf16 in, a
              Mistral-7B MLP projection, plain and double-quant) and loading from the weight cache (parts hashed and
              uploaded from memory, 4 random Mistral-7B layers + embeddings; GB/s)
-  all        everything above but model
+  int8       the experimental int8 base path (docs/int8.md) against fp32, same run: the plain fp32 product, the raw
+             int8 GEMM, the quantiser, and the NF4 forward and input gradient in fp32 and in int8 (quantisation
+             included), each int8 line with its ratio to fp32 and its output's relative error (4096³ and Mistral-7B's
+             projection shapes on a GPU; small shapes on SwiftShader; not part of "all")
+  int8-ab    the int8 path's accuracy on a real model: trains --model on --data twice from the same seed, fp32 then
+             int8 base products, and prints both loss curves step by step, a summary, and the int8 error of every
+             NF4 product of the first step by projection (needs --model and --data; not part of "all")
+  all        everything above but model, int8 and int8-ab
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -73,6 +88,11 @@ options:
                                checkpointed run, then, with --gpu-memory, the most that fit, as a training run chooses)
   --gpu-memory GB              model: this GPU's memory (WebGPU cannot tell), for the kept-layer choice
   --data-mb 200                data: size of the synthetic JSONL in MiB
+  --model DIR --data FILE      int8-ab: the model (an NF4 run is made of it) and the training data
+  --steps 3                    int8-ab: optimizer steps per run (default 20 there)
+  --quant nf4                  int8-ab: nf4 or nf4-double
+  ${BASE_MATMUL_HELP}
+                               (layer, model, stream, generate, nf4, kernels)
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
 
@@ -128,6 +148,10 @@ export const benchCommand: Command = {
         attention: { type: 'string' },
         'keep-layers': { type: 'string' },
         'gpu-memory': { type: 'string' },
+        'base-matmul': { type: 'string' },
+        model: { type: 'string' },
+        data: { type: 'string' },
+        quant: { type: 'string' },
       },
       true,
     );
@@ -155,7 +179,31 @@ export const benchCommand: Command = {
       print(await dataBench(dataMb));
       return 0;
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention });
+    const baseMatmul = parseBaseMatmul(values['base-matmul']);
+    if (what === 'int8-ab') {
+      if (!values.model || !values.data) throw new UsageError('bench int8-ab needs --model DIR and --data FILE.jsonl');
+      const quantization = values.quant ?? 'nf4';
+      if (quantization !== 'nf4' && quantization !== 'nf4-double') throw new UsageError(`--quant must be nf4 or nf4-double, got ${JSON.stringify(quantization)}`);
+      checkReadableFile(values.data, '--data');
+      const tokenizer = await loadTokenizerFrom();
+      const { ctx, found } = await createNodeContext({ gemmKernel, attention });
+      if (found.note) io.err(`note: ${found.note}`);
+      try {
+        const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
+        const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
+        await session.loadModel(spec.files, spec.label, quantization);
+        print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention });
+        const hp = { quantization, peft_method: 'qlora', lora_target_modules: values.targets ?? 'all-linear', max_steps: values.steps ? steps : 20, num_train_epochs: 100, run_validation: false };
+        const files = { train: new Blob([new Uint8Array(await readFile(values.data))]), trainName: basename(values.data), validation: null, validationName: null };
+        const ab = await int8LossAB(ctx, session, hp, files, (t) => io.err(t));
+        for (const line of [...ab.steps, ...ab.probe, ab.summary]) print(line);
+      } finally {
+        tokenizer.dispose();
+        ctx.destroyDevice();
+      }
+      return 0;
+    }
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, baseMatmul });
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;
@@ -217,6 +265,12 @@ export const benchCommand: Command = {
           print(await benchModel(ctx, { dims, T, steps, targets, keptLayers }));
         }
       }
+    }
+    if (what === 'int8') {
+      const shapes: Nf4BenchShape[] = small
+        ? [{ M: 256, N: 256, K: 256 }, ...tokens.flatMap((M) => [{ M, N: layerDims.C, K: layerDims.C }, { M, N: layerDims.I, K: layerDims.C }, { M, N: layerDims.C, K: layerDims.I }])]
+        : [{ M: 4096, N: 4096, K: 4096 }, ...mistralNf4Shapes(tokens)];
+      for await (const r of benchInt8(ctx, shapes, minMs)) print(r);
     }
     if (what === 'stream') {
       // Four layers at least, so that the two slots are rewritten in every pass.

@@ -23,6 +23,20 @@ function params(M: number, N: number, K: number, o: Nf4MatmulOptions): ArrayBuff
   return u;
 }
 
+/**
+ * The int8 path's probe (GpuContext.int8Probe): the same product in int8 and in fp32, alpha 1, into fresh buffers
+ * handed to the listener.
+ */
+function probeInt8(ctx: GpuContext, kind: 'forward' | 'input-gradient', W: Nf4Weight, count: number, int8: (out: GPUBuffer) => void, fp32: (out: GPUBuffer) => void): void {
+  const listener = ctx.int8Probe;
+  if (!listener) return;
+  const a = ctx.createBuffer(`int8 probe ${kind} (int8)`, count * 4, 'scratch');
+  const b = ctx.createBuffer(`int8 probe ${kind} (fp32)`, count * 4, 'scratch');
+  int8(a);
+  fp32(b);
+  listener({ kind, weight: W.codes.label.replace(/ codes$/, ''), int8: a, fp32: b, count });
+}
+
 function checkM(M: number, what: string): void {
   if (!Number.isInteger(M) || M < 0) throw new FinetuneError('internal', `${what}: M = ${M} is not a token count`);
   if (Math.ceil(M / BLOCK) > 65535) throw new FinetuneError('internal', `${what}: M = ${M} is over ${65535 * BLOCK} tokens`);
@@ -37,8 +51,14 @@ export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, 
   requireBytes(X, M * K * 4, 'nf4_matmul_forward X');
   // The experimental int8 path when chosen (docs/int8.md); else the register-tiled forward follows the GEMM kernel
   // choice (docs/performance.md), as the backward does.
-  if (ctx.baseMatmul === 'int8') nf4ForwardInt8(ctx, Y, X, W, M, o);
-  else if (ctx.gemmKernel !== 'basic') nf4MatmulForwardTiled(ctx, Y, X, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  if (ctx.baseMatmul === 'int8') {
+    probeInt8(ctx, 'forward', W, M * N, (out) => nf4ForwardInt8(ctx, out, X, W, M), (out) => nf4ForwardFp32(ctx, out, X, W, M));
+    nf4ForwardInt8(ctx, Y, X, W, M, o);
+  } else nf4ForwardFp32(ctx, Y, X, W, M, o);
+}
+
+function nf4ForwardFp32(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
+  if (ctx.gemmKernel !== 'basic') nf4MatmulForwardTiled(ctx, Y, X, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
   else nf4ForwardBasic(ctx, Y, X, W, M, o);
 }
 
@@ -59,8 +79,14 @@ export function nf4_matmul_backward(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffe
   const [N, K] = [W.rows, W.cols];
   requireBytes(dX, M * K * 4, 'nf4_matmul_backward dX');
   requireBytes(dY, M * N * 4, 'nf4_matmul_backward dY');
-  if (ctx.baseMatmul === 'int8') nf4BackwardInt8(ctx, dX, dY, W, M, o);
-  else if (ctx.gemmKernel !== 'basic') nf4MatmulBackwardTiled(ctx, dX, dY, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  if (ctx.baseMatmul === 'int8') {
+    probeInt8(ctx, 'input-gradient', W, M * K, (out) => nf4BackwardInt8(ctx, out, dY, W, M), (out) => nf4BackwardFp32(ctx, out, dY, W, M));
+    nf4BackwardInt8(ctx, dX, dY, W, M, o);
+  } else nf4BackwardFp32(ctx, dX, dY, W, M, o);
+}
+
+function nf4BackwardFp32(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
+  if (ctx.gemmKernel !== 'basic') nf4MatmulBackwardTiled(ctx, dX, dY, W, M, o, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
   else nf4BackwardBasic(ctx, dX, dY, W, M, o);
 }
 

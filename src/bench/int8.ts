@@ -1,0 +1,106 @@
+// `finetune bench int8`: the experimental int8 base path (docs/int8.md) against fp32 in the same run. Per shape:
+// the plain fp32 product (the yardstick, following --gemm), the raw int8 GEMM (dot4I8Packed, both operands already
+// quantised), the quantiser alone, and the NF4 forward and input gradient both ways (fp32 on the context's GEMM
+// kernel; int8 including the quantisation of its input), each int8 line with its ratio to the fp32 one and the relative
+// error of its output against the fp32 output. Random inputs: the error on a real model's activations comes from
+// `finetune bench int8-ab` (src/run/int8-ab.ts).
+
+import type { GpuContext } from '../engine/gpu.ts';
+import { int8_gemm, int8RowsBytes, quantize_rows_i8 } from '../engine/kernels/int8_matmul.ts';
+import { gemm } from '../engine/kernels/matmul.ts';
+import { nf4_destroy, nf4_quantize } from '../engine/kernels/nf4.ts';
+import { nf4_matmul_backward, nf4_matmul_forward } from '../engine/kernels/nf4_matmul.ts';
+import { relFrobenius } from '../engine/reference/int8.ts';
+import { filled, type Nf4BenchShape } from './nf4.ts';
+import { timeGpu } from './timing.ts';
+
+export interface Int8BenchResult {
+  bench: 'int8';
+  variant: string;
+  M: number;
+  N: number;
+  K: number;
+  ms: number;
+  /** 2·M·N·K / time (for the quantiser: its input's bytes / time, in GB/s, under `gbps` instead). */
+  gflops?: number;
+  gbps?: number;
+  /** Against the plain fp32 product of the same M, N, K in this run. */
+  vsPlain?: number;
+  /** An int8 NF4 product's rate over the same product's in fp32 (the context's GEMM kernel), same run. */
+  vsFp32?: number;
+  /** ‖int8 − fp32‖ / ‖fp32‖ over the output. */
+  relError?: number;
+  reps: number;
+}
+
+export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape[], minMs = 300): AsyncGenerator<Int8BenchResult> {
+  for (const { M, N, K } of shapes) {
+    const flop = 2 * M * N * K;
+    const line = (variant: string, t: { ms: number; reps: number }, extra: Partial<Int8BenchResult> = {}): Int8BenchResult => ({
+      bench: 'int8',
+      variant,
+      M,
+      N,
+      K,
+      ms: t.ms,
+      gflops: flop / (t.ms * 1e6),
+      reps: t.reps,
+      ...extra,
+    });
+    const made: GPUBuffer[] = [];
+    const make = (b: GPUBuffer): GPUBuffer => (made.push(b), b);
+    const before = ctx.baseMatmul;
+    try {
+      const Wf = make(filled(ctx, 'bench W f32 [N, K]', N * K, 1));
+      const X = make(filled(ctx, 'bench X (M, K)', M * K, 2));
+      const dY = make(filled(ctx, 'bench dY (M, N)', M * N, 3));
+      const Y = make(ctx.createBuffer('bench Y (M, N)', M * N * 4, 'scratch'));
+      const dX = make(ctx.createBuffer('bench dX (M, K)', M * K * 4, 'scratch'));
+
+      const tPlain = await timeGpu(ctx, () => gemm(ctx, { C: Y, A: X, B: Wf, M, N, K }), { minMs });
+      const plain = flop / (tPlain.ms * 1e6);
+      yield line('plain fp32 (C = A·B)', tPlain);
+
+      // The raw int8 rate: X and Wᵀ quantised once, then only the product is timed.
+      const xs = int8RowsBytes(M, K);
+      const ws = int8RowsBytes(N, K);
+      const Xq = make(ctx.createBuffer('bench Xq', xs.codes, 'scratch'));
+      const Xs = make(ctx.createBuffer('bench X scales', xs.scales, 'scratch'));
+      const Wq = make(ctx.createBuffer('bench Wq', ws.codes, 'scratch'));
+      const Ws = make(ctx.createBuffer('bench W scales', ws.scales, 'scratch'));
+      quantize_rows_i8(ctx, Wq, Ws, Wf, N, K);
+      const tQuant = await timeGpu(ctx, () => quantize_rows_i8(ctx, Xq, Xs, X, M, K), { minMs });
+      yield { bench: 'int8', variant: 'quantise X (M, K) to int8', M, N, K, ms: tQuant.ms, gbps: (M * K * 4) / (tQuant.ms * 1e6), reps: tQuant.reps };
+      const tRaw = await timeGpu(ctx, () => int8_gemm(ctx, Y, Xq, Xs, Wq, Ws, M, N, K), { minMs });
+      yield line('int8 GEMM (dot4I8Packed, operands quantised)', tRaw, { vsPlain: flop / (tRaw.ms * 1e6) / plain });
+
+      const W = nf4_quantize(ctx, Wf, 'f32', N, K, { doubleQuant: true, label: 'bench W' });
+      try {
+        for (const kind of ['forward', 'input-gradient'] as const) {
+          const [out, run] =
+            kind === 'forward' ? [Y, () => nf4_matmul_forward(ctx, Y, X, W, M)] : [dX, () => nf4_matmul_backward(ctx, dX, dY, W, M)];
+          const name = kind === 'forward' ? 'nf4 forward Y = X·deq(W)ᵀ, double-quant' : 'nf4 backward dX = dY·deq(W), double-quant';
+          ctx.baseMatmul = 'fp32';
+          const t32 = await timeGpu(ctx, run, { minMs });
+          const ref = await ctx.readF32(out);
+          const r32 = flop / (t32.ms * 1e6);
+          yield line(`${name}, fp32 (${ctx.gemmKernel})`, t32, { vsPlain: r32 / plain });
+          ctx.baseMatmul = 'int8';
+          // Cleared, so an int8 kernel that wrote nothing shows as an error of 1.
+          ctx.clear(out);
+          const t8 = await timeGpu(ctx, run, { minMs });
+          const r8 = flop / (t8.ms * 1e6);
+          yield line(`${name}, int8 (quantisation included)`, t8, { vsPlain: r8 / plain, vsFp32: r8 / r32, relError: relFrobenius(await ctx.readF32(out), ref) });
+        }
+      } finally {
+        ctx.baseMatmul = before;
+        nf4_destroy(ctx, W);
+      }
+    } finally {
+      ctx.baseMatmul = before;
+      ctx.flush();
+      for (const b of made) ctx.destroy(b);
+      ctx.releaseScratch();
+    }
+  }
+}
