@@ -88,6 +88,8 @@ function line(r) {
       return `  layer T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s, ${r.ms?.toFixed(1)} ms, ${tf(r.gflops)} TFLOP/s, vsMatmulCeiling ${r.vsMatmulCeiling?.toFixed(3)}, plain ${tf(r.plainMatmulGflops)}`;
     case 'model-estimate':
       return `  model-estimate T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s (${r.basis})`;
+    case 'int8':
+      return `  int8 ${shape(r)} ${r.variant}: ${r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : `${tf(r.gflops)} TFLOP/s`}${r.vsPlain ? `, vsPlain ${r.vsPlain.toFixed(2)}` : ''}${r.vsFp32 ? `, vsFp32 ${r.vsFp32.toFixed(2)}` : ''}${r.relError !== undefined ? `, relError ${r.relError.toExponential(2)}` : ''}`;
     case 'model':
       return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
     default:
@@ -97,7 +99,8 @@ function line(r) {
     const bad = Object.entries(r.groups ?? {})
       .filter(([, g]) => !g.ok)
       .map(([n, g]) => `${n} worst ${g.worst} at ${g.where}`);
-    return `  check ${r.quantization}: ok=${r.ok}, loss ${r.loss?.engine} vs ${r.loss?.golden}${bad.length ? `; FAILED: ${bad.join('; ')}` : ''}`;
+    const int8 = r.int8 ? `; int8 gates ok=${r.int8.ok}: loss relError ${r.int8.loss.relError.toExponential(2)}, grad cosine worst ${r.int8.gradCosine.worst.toFixed(5)} all ${r.int8.gradCosine.all.toFixed(5)}` : '';
+    return `  check ${r.quantization}: ok=${r.ok}, loss ${r.loss?.engine} vs ${r.loss?.golden}${bad.length ? `; FAILED: ${bad.join('; ')}` : ''}${int8}`;
   }
   if (r.raw !== undefined) return `  ${r.raw.slice(0, 160)}`;
   return `  ${JSON.stringify(r).slice(0, 200)}`;

@@ -104,4 +104,20 @@ describe('summarise', () => {
     expect(s).toContain('[model-basic] skipped (budget)');
     expect(s).toContain('Fatal: futex error');
   });
+
+  it('shows the int8 lines and the int8 gates of a check', () => {
+    const lines = [
+      { device: 'step', step: 'int8', attempt: 1 },
+      { bench: 'int8', variant: 'quantise X (M, K) to int8', M: 2048, N: 4096, K: 4096, ms: 0.1, gbps: 335.5 },
+      { bench: 'int8', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, int8 (quantisation included)', M: 2048, N: 4096, K: 4096, ms: 1, gflops: 40000, vsPlain: 1.3, vsFp32: 1.9, relError: 0.0061 },
+      { device: 'step-end', step: 'int8', attempt: 1, exit: 0, seconds: 40 },
+      { device: 'step', step: 'check-int8-gates', attempt: 1 },
+      { device: 'check', ok: true, quantization: 'nf4', loss: { engine: 10.88, golden: 10.88 }, groups: {}, int8: { ok: false, loss: { relError: 6.4e-4 }, gradCosine: { worst: 0.99759, all: 0.99877 } } },
+      { device: 'step-end', step: 'check-int8-gates', attempt: 1, exit: 1, seconds: 30 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('int8 2048x4096x4096 quantise X (M, K) to int8: 335.5 GB/s');
+    expect(s).toContain('int8 (quantisation included): 40.0 TFLOP/s, vsPlain 1.30, vsFp32 1.90, relError 6.10e-3');
+    expect(s).toContain('int8 gates ok=false: loss relError 6.40e-4, grad cosine worst 0.99759 all 0.99877');
+  });
 });
