@@ -4,8 +4,8 @@
 import { BASE_MATMULS, type BaseMatmul } from '../engine/gpu.ts';
 import { UsageError } from './command.ts';
 
-export const BASE_MATMUL_HELP = `--base-matmul fp32|int8   the frozen NF4 base products: fp32 (default) or the experimental int8 path
-                            (activations quantised per token, int32 sums; docs/int8.md)`;
+export const BASE_MATMUL_HELP = `--base-matmul fp32|int8|int8-mlp   the frozen NF4 base products: fp32 (default), or the experimental
+                     int8 path (docs/int8.md) for every projection (int8) or the MLP's three (int8-mlp)`;
 
 /** The choice, 'fp32' when the flag is absent. */
 export function parseBaseMatmul(v: string | undefined): BaseMatmul {

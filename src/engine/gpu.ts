@@ -32,13 +32,14 @@ export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed';
 export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
 
 /**
- * How the products with the frozen NF4 base weights run. 'fp32': dequantise to f32 and multiply in f32 (the proven
- * path). 'int8': the experimental int8 path (docs/int8.md): activations quantised per token, the weight's codes
- * formed in int8 as each tile loads, int32 sums; off by default until a GPU measures it faster and its accuracy gates
- * hold.
+ * How the training runner's products with the frozen NF4 base weights run. 'fp32': dequantise to f32 and multiply in
+ * f32 (the proven path). 'int8': every projection on the experimental int8 path (docs/int8.md: activations and
+ * weights in int8 with a scale per 64 values, int32 sums). 'int8-mlp': only the MLP's gate, up and down projections
+ * (≈ 80 % of Mistral-7B's base FLOPs) in int8, attention's four in fp32: the variant that passes the accuracy gates.
+ * Off by default until a GPU measures the int8 products faster.
  */
-export type BaseMatmul = 'fp32' | 'int8';
-export const BASE_MATMULS: readonly BaseMatmul[] = ['fp32', 'int8'];
+export type BaseMatmul = 'fp32' | 'int8' | 'int8-mlp';
+export const BASE_MATMULS: readonly BaseMatmul[] = ['fp32', 'int8', 'int8-mlp'];
 
 /**
  * One NF4 product of the int8 path, also computed in fp32 for comparison (GpuContext.int8Probe): both outputs, with

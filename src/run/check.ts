@@ -17,7 +17,7 @@ import { destroyLora, downloadLoraGrads, uploadLora } from '../engine/mistral/lo
 import { MistralRunner, type TokenBatch } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, layerWeights, loadMistralWeights, moduleName } from '../engine/mistral/weights.ts';
 import { maxRelError } from '../engine/reference/common.ts';
-import { compareInt8, withInt8, type Int8Agreement, type PassResult } from './int8-agreement.ts';
+import { compareInt8, withBaseMatmul, type Int8Agreement, type Int8Choice, type PassResult } from './int8-agreement.ts';
 
 /**
  * docs/testing.md: loss relative error ≤ 1e-5; every other tensor ≤ 1e-3 of its max-abs; NF4 dequantisation exact; the
@@ -45,8 +45,8 @@ export interface CheckReport {
   seconds: number;
   /** Every compared tensor's error (with `verbose`). */
   tensors?: Record<string, number>;
-  /** With `int8Gates`: the int8 base path against this run's fp32 one (docs/int8.md). */
-  int8?: Int8Agreement;
+  /** With `int8Gates`: each int8 choice against this run's fp32 base products (docs/int8.md). */
+  int8?: Partial<Record<Int8Choice, Int8Agreement>>;
 }
 
 export interface CheckInputs {
@@ -58,8 +58,8 @@ export interface CheckInputs {
   verbose?: boolean;
   /** Stream the layers from CPU memory (layer-stream.ts): the same numbers, bit for bit, on less GPU memory. */
   streamLayers?: boolean;
-  /** Also run the pass with the NF4 base products in int8 and report the accuracy gates (quantised models only). */
-  int8Gates?: boolean;
+  /** Also run the pass with the NF4 base products as each of these choices says, and report their accuracy gates. */
+  int8Gates?: readonly Int8Choice[];
 }
 
 class Groups {
@@ -205,8 +205,8 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       g.add('logits', 'logits_first256', maxRelError(got, await f32(golden, 'logits_first256')), TOLERANCE.tensor);
     }
     const grads = await downloadLoraGrads(ctx, lora);
-    let int8: Int8Agreement | undefined;
-    if (input.int8Gates) {
+    let int8: CheckReport['int8'];
+    if (input.int8Gates?.length) {
       if (input.quantization === 'none') throw new FinetuneError('bad-input', 'the int8 gates need a quantised base (--quant nf4 or nf4-double): int8 replaces the NF4 products');
       const named = (gs: typeof grads): Map<string, Float32Array> => {
         const out = new Map<string, Float32Array>();
@@ -218,10 +218,13 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
         });
         return out;
       };
-      say('forward and backward with the base products in int8');
       const fp32: PassResult = { loss, grads: named(grads) };
-      const q: PassResult = await withInt8(ctx, pass, async () => ({ loss: await run.readLoss(), grads: named(await downloadLoraGrads(ctx, lora)) }));
-      int8 = compareInt8(fp32, q);
+      int8 = {};
+      for (const choice of input.int8Gates) {
+        say(`forward and backward with the base products as ${choice}`);
+        const q: PassResult = await withBaseMatmul(ctx, choice, pass, async () => ({ loss: await run.readLoss(), grads: named(await downloadLoraGrads(ctx, lora)) }));
+        int8[choice] = compareInt8(fp32, q);
+      }
       // The AdamW step below must see this run's fp32 gradients again: the pass is deterministic, so rerun it.
       pass();
     }

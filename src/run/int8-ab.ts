@@ -4,6 +4,7 @@
 // activations and gradients a real model produces, by projection.
 
 import type { GpuContext, Int8ProbeRecord } from '../engine/gpu.ts';
+import type { Int8Choice } from './int8-agreement.ts';
 import { relFrobenius } from '../engine/reference/int8.ts';
 import type { FinetuneSession, TrainEvent } from './session.ts';
 
@@ -31,6 +32,7 @@ export interface ProbeSummary {
 
 export interface AbSummary {
   bench: 'int8-ab-summary';
+  choice: Int8Choice;
   steps: number;
   maxRelDiff: number;
   meanRelDiff: number;
@@ -71,7 +73,7 @@ export async function summarizeProbe(ctx: GpuContext, records: readonly Int8Prob
 }
 
 /** Step-by-step comparison of two loss curves of the same length. */
-export function compareCurves(fp32: readonly number[], int8: readonly number[], valLoss: AbSummary['finalValLoss']): { steps: AbStep[]; summary: AbSummary } {
+export function compareCurves(fp32: readonly number[], int8: readonly number[], valLoss: AbSummary['finalValLoss'], choice: Int8Choice = 'int8'): { steps: AbStep[]; summary: AbSummary } {
   if (fp32.length !== int8.length) throw new Error(`the runs made ${fp32.length} and ${int8.length} steps`);
   const rel = (a: number, b: number): number => {
     const d = Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
@@ -86,6 +88,7 @@ export function compareCurves(fp32: readonly number[], int8: readonly number[], 
     steps,
     summary: {
       bench: 'int8-ab-summary',
+      choice,
       steps: steps.length,
       maxRelDiff: steps.reduce((m, s) => Math.max(m, s.relDiff), 0),
       meanRelDiff: mean(steps.map((s) => s.relDiff)),
@@ -105,14 +108,15 @@ export interface AbFiles {
 }
 
 /**
- * Trains the loaded (NF4) model twice with the same hyperparameters and data, fp32 then int8, and compares the loss
- * curves; the int8 run's first step is probed. The context's choice is restored afterwards.
+ * Trains the loaded (NF4) model twice with the same hyperparameters and data, fp32 then as `choice` says, and compares
+ * the loss curves; the int8 run's first step is probed. The context's choice is restored afterwards.
  */
 export async function int8LossAB(
   ctx: GpuContext,
   session: FinetuneSession,
   hp: Readonly<Record<string, unknown>>,
   files: AbFiles,
+  choice: Int8Choice = 'int8',
   onStatus: (text: string) => void = () => {},
 ): Promise<{ steps: AbStep[]; summary: AbSummary; probe: ProbeSummary[] }> {
   const before = ctx.baseMatmul;
@@ -121,7 +125,7 @@ export async function int8LossAB(
   const val: AbSummary['finalValLoss'] = { fp32: null, int8: null };
   try {
     for (const way of ['fp32', 'int8'] as const) {
-      ctx.baseMatmul = way;
+      ctx.baseMatmul = way === 'fp32' ? 'fp32' : choice;
       // Probe the int8 run's first step only: every product of one forward and backward, then off.
       ctx.int8Probe = way === 'int8' ? (r) => records.push(r) : null;
       const onEvent = (e: TrainEvent): void => {
@@ -141,6 +145,6 @@ export async function int8LossAB(
     ctx.baseMatmul = before;
     ctx.int8Probe = null;
   }
-  const { steps, summary } = compareCurves(curves.fp32, curves.int8, val);
+  const { steps, summary } = compareCurves(curves.fp32, curves.int8, val, choice);
   return { steps, summary, probe: await summarizeProbe(ctx, records) };
 }

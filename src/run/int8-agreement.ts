@@ -2,7 +2,11 @@
 // NF4 base products in fp32 and in int8, and the two compared where training feels the difference: the loss, and the
 // LoRA gradients (the only gradients QLoRA uses). The path may be turned on by default only where both gates hold.
 
-import type { GpuContext } from '../engine/gpu.ts';
+import type { BaseMatmul, GpuContext } from '../engine/gpu.ts';
+
+/** The int8 choices the gates judge. */
+export type Int8Choice = Exclude<BaseMatmul, 'fp32'>;
+export const INT8_CHOICES: readonly Int8Choice[] = ['int8', 'int8-mlp'];
 
 export const INT8_GATES = { lossRelError: 1e-3, gradCosine: 0.999 } as const;
 
@@ -64,12 +68,12 @@ export function compareInt8(fp32: PassResult, int8: PassResult): Int8Agreement {
 }
 
 /**
- * Runs `pass` (a forward and backward that leaves a loss and gradients) with the base products in int8 and returns
- * what `read` makes of it; the context's choice is restored afterwards, whatever happens.
+ * Runs `pass` (a forward and backward that leaves a loss and gradients) with the base products as `choice` says and
+ * returns what `read` makes of it; the context's choice is restored afterwards, whatever happens.
  */
-export async function withInt8<T>(ctx: GpuContext, pass: () => void, read: () => Promise<T>): Promise<T> {
+export async function withBaseMatmul<T>(ctx: GpuContext, choice: BaseMatmul, pass: () => void, read: () => Promise<T>): Promise<T> {
   const before = ctx.baseMatmul;
-  ctx.baseMatmul = 'int8';
+  ctx.baseMatmul = choice;
   try {
     pass();
     return await read();

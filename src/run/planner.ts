@@ -18,7 +18,7 @@ import type { MistralConfig } from '../model/config.ts';
 import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER, type BaseMatmul } from '../engine/gpu.ts';
 import { int8ScratchBytes } from '../engine/kernels/int8_matmul.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
-import { dimsOf, flopsPerToken, linearShape } from '../engine/mistral/dims.ts';
+import { dimsOf, flopsPerToken, linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
 import { ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
 
@@ -47,7 +47,7 @@ export interface PlanOptions {
    * `keptLayers`). Absent: chosen by the plan (chooseKeptLayers) when the GPU's memory is given, else 0.
    */
   keptLayers?: number;
-  /** How the NF4 base products run (GpuContext.baseMatmul; default 'fp32'): 'int8' adds its quantisation scratch. */
+  /** How the NF4 base products run (GpuContext.baseMatmul; default 'fp32'): the int8 choices add their quantisation scratch. */
   baseMatmul?: BaseMatmul;
 }
 
@@ -196,6 +196,16 @@ export function mostKeptLayers(L: number, fits: (kept: number) => boolean): numb
   return lo;
 }
 
+/**
+ * The int8 base path (docs/int8.md) quantises each int8 product's input into two context scratch buffers, sized by
+ * the widest reduction among the projections it runs (forward: their inputs; input gradient: their outputs).
+ */
+function int8Scratch(d: Dims, tokens: number, quantization: Quantization, choice: BaseMatmul | undefined): number {
+  if (quantization === 'none' || choice === undefined || choice === 'fp32') return 0;
+  const widest = choice === 'int8' ? Math.max(d.C, d.I, d.nH * d.hd) : Math.max(d.C, d.I);
+  return int8ScratchBytes(tokens, widest);
+}
+
 function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptions, keptLayers: number, keptLayersSource: MemoryPlan['run']['keptLayersSource']): MemoryPlan {
   const d = dimsOf(config);
   if (!(Number.isInteger(keptLayers) && keptLayers >= 0 && keptLayers <= d.L)) {
@@ -293,9 +303,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     lora,
     optimizer: moments + runner.optimizer,
     activations: runner.activations,
-    // The int8 base path (docs/int8.md) quantises each NF4 product's input into two context scratch buffers, sized by
-    // the widest reduction of any projection (forward: its inputs; input gradient: its outputs).
-    scratch: runner.scratch + (o.baseMatmul === 'int8' && quantization !== 'none' ? int8ScratchBytes(layout.N, Math.max(d.C, d.I, d.nH * d.hd)) : 0),
+    scratch: runner.scratch + int8Scratch(d, layout.N, quantization, o.baseMatmul),
     io: runner.io + readback,
   };
   const trainPeakBytes = Object.values(bytes).reduce((a, b) => a + b, 0);

@@ -85,22 +85,24 @@ describe('memory planner vs the ledger', () => {
     });
   }
 
-  it('with the NF4 base products in int8 (docs/int8.md), the step adds exactly the quantisation scratch the plan adds', async () => {
+  it('with the NF4 base products in int8 (all, or the MLP only; docs/int8.md), the step adds exactly the quantisation scratch the plan adds', async () => {
     const ctx = await gpuContext();
     const hp = parseHyperparams({ peft_method: 'qlora', quantization: 'nf4', micro_batch_size: 2, train_batch_size: 2, max_seq_len: 6, lora_target_modules: 'all-linear' });
     const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
-    const extra = planMemory(ckpt.config, hp, { baseMatmul: 'int8' }).bytes.scratch - planMemory(ckpt.config, hp).bytes.scratch;
-    expect(extra).toBeGreaterThan(0);
     const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4' });
     try {
       const fp32 = (await measureStep(ctx, ckpt.config, weights, hp)).byCategory.scratch.peakBytes;
-      ctx.baseMatmul = 'int8';
-      try {
-        const int8 = (await measureStep(ctx, ckpt.config, weights, hp)).byCategory.scratch.peakBytes;
-        expect(int8 - fp32).toBe(extra);
-      } finally {
-        ctx.baseMatmul = 'fp32';
-        ctx.releaseScratch();
+      for (const choice of ['int8', 'int8-mlp'] as const) {
+        const extra = planMemory(ckpt.config, hp, { baseMatmul: choice }).bytes.scratch - planMemory(ckpt.config, hp).bytes.scratch;
+        expect(extra, choice).toBeGreaterThan(0);
+        ctx.baseMatmul = choice;
+        try {
+          const int8 = (await measureStep(ctx, ckpt.config, weights, hp)).byCategory.scratch.peakBytes;
+          expect(int8 - fp32, choice).toBe(extra);
+        } finally {
+          ctx.baseMatmul = 'fp32';
+          ctx.releaseScratch();
+        }
       }
     } finally {
       destroyMistralWeights(ctx, weights);

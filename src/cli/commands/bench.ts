@@ -65,8 +65,9 @@ what:
              included), each int8 line with its ratio to fp32 and its output's relative error (4096³ and Mistral-7B's
              projection shapes on a GPU; small shapes on SwiftShader; not part of "all")
   int8-ab    the int8 path's accuracy on a real model: trains --model on --data twice from the same seed, fp32 then
-             int8 base products, and prints both loss curves step by step, a summary, and the int8 error of every
-             NF4 product of the first step by projection (needs --model and --data; not part of "all")
+             int8 base products (--base-matmul int8 or int8-mlp, the default), and prints both loss curves step by
+             step, a summary, and the int8 error of every int8 product of the first step by projection (needs
+             --model and --data; not part of "all")
   all        everything above but model, int8 and int8-ab
 
 options:
@@ -195,7 +196,7 @@ export const benchCommand: Command = {
         print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention });
         const hp = { quantization, peft_method: 'qlora', lora_target_modules: values.targets ?? 'all-linear', max_steps: values.steps ? steps : 20, num_train_epochs: 100, run_validation: false };
         const files = { train: new Blob([new Uint8Array(await readFile(values.data))]), trainName: basename(values.data), validation: null, validationName: null };
-        const ab = await int8LossAB(ctx, session, hp, files, (t) => io.err(t));
+        const ab = await int8LossAB(ctx, session, hp, files, baseMatmul === 'fp32' ? 'int8-mlp' : baseMatmul, (t) => io.err(t));
         for (const line of [...ab.steps, ...ab.probe, ab.summary]) print(line);
       } finally {
         tokenizer.dispose();

@@ -1,6 +1,7 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { GEMM_KERNELS, type GemmKernel } from '../../engine/gpu.ts';
 import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
+import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';
@@ -13,16 +14,17 @@ export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
   usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed]
-               [--base-matmul fp32|int8] [--int8-gates] [--verbose]
+               [--base-matmul fp32|int8|int8-mlp] [--int8-gates int8|int8-mlp|all] [--verbose]
 
 Runs the Mistral engine with the adapter on the golden's input_ids/labels and compares every tensor the golden holds:
 loss (relative error ≤ 1e-5), logits_first256, logsumexp, hidden_states/*, grad/*, adamw_step1/* (each ≤ 1e-3 of the
 tensor's max-abs), nf4_dequant/* (exact). Prints one JSON object with the worst error per group; exits 0 only when every
 group is within tolerance. --verbose adds every compared tensor's error. --stream-layers keeps the layers in CPU memory
 and uploads them layer by layer (layer streaming: the same numbers, bit for bit). --gemm picks the GEMM kernel (default
-basic; docs/performance.md). --int8-gates also runs the same forward and backward with the NF4 base products in int8
-(docs/int8.md) and reports its agreement with this run: loss relative error (gate ≤ 1e-3) and the cosine between the
-LoRA gradients (gate ≥ 0.999, the worst tensor and all of them together); the exit status then needs those gates too.
+basic; docs/performance.md). --int8-gates CHOICE also runs the same forward and backward with the NF4 base products
+as CHOICE says (int8: every projection; int8-mlp: the MLP's three; all: both; docs/int8.md) and reports each one's
+agreement with this run: loss relative error (gate ≤ 1e-3) and the cosine between the LoRA gradients (gate ≥ 0.999,
+the worst tensor and all of them together); the exit status then needs those gates too.
 
   ${BASE_MATMUL_HELP}
 
@@ -39,7 +41,7 @@ Example:
       gemm: { type: 'string', default: 'basic' },
       'stream-layers': { type: 'boolean', default: false },
       'base-matmul': { type: 'string' },
-      'int8-gates': { type: 'boolean', default: false },
+      'int8-gates': { type: 'string' },
     });
     for (const k of ['model', 'adapter', 'golden'] as const) {
       if (!values[k]) throw new UsageError(`--${k} is required`);
@@ -52,7 +54,12 @@ Example:
     const gemmKernel = values.gemm as GemmKernel;
     if (!GEMM_KERNELS.includes(gemmKernel)) throw new UsageError(`--gemm must be one of ${GEMM_KERNELS.join(', ')}, got "${values.gemm}"`);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
-    if (values['int8-gates'] && baseMatmul === 'int8') throw new UsageError('--int8-gates compares int8 with fp32: leave --base-matmul at fp32');
+    const gates = values['int8-gates'];
+    if (gates !== undefined && gates !== 'all' && !(INT8_CHOICES as readonly string[]).includes(gates)) {
+      throw new UsageError(`--int8-gates must be one of ${[...INT8_CHOICES, 'all'].join(', ')}, got ${JSON.stringify(gates)}`);
+    }
+    const int8Gates: Int8Choice[] = gates === undefined ? [] : gates === 'all' ? [...INT8_CHOICES] : [gates as Int8Choice];
+    if (int8Gates.length && baseMatmul !== 'fp32') throw new UsageError('--int8-gates compares int8 with fp32: leave --base-matmul at fp32');
     const { ctx, found } = await createNodeContext({ gemmKernel, baseMatmul });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
@@ -63,10 +70,10 @@ Example:
       onProgress: (t) => io.err(t),
       verbose: values.verbose,
       streamLayers: values['stream-layers'],
-      int8Gates: values['int8-gates'],
+      int8Gates,
     });
     io.out(JSON.stringify(report, null, 2));
     ctx.destroyDevice();
-    return report.ok && (report.int8?.ok ?? true) ? 0 : 1;
+    return report.ok && Object.values(report.int8 ?? {}).every((g) => g.ok) ? 0 : 1;
   },
 };

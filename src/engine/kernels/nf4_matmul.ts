@@ -12,6 +12,8 @@ export interface Nf4MatmulOptions {
   /** Add into the output instead of overwriting it (residual adds, gradient accumulation). */
   accumulate?: boolean;
   alpha?: number;
+  /** Run this product on the int8 path (docs/int8.md); default: when the context's baseMatmul is 'int8'. */
+  int8?: boolean;
 }
 
 const BLOCK = 64;
@@ -51,7 +53,7 @@ export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, 
   requireBytes(X, M * K * 4, 'nf4_matmul_forward X');
   // The experimental int8 path when chosen (docs/int8.md); else the register-tiled forward follows the GEMM kernel
   // choice (docs/performance.md), as the backward does.
-  if (ctx.baseMatmul === 'int8') {
+  if (o.int8 ?? ctx.baseMatmul === 'int8') {
     probeInt8(ctx, 'forward', W, M * N, (out) => nf4ForwardInt8(ctx, out, X, W, M), (out) => nf4ForwardFp32(ctx, out, X, W, M));
     nf4ForwardInt8(ctx, Y, X, W, M, o);
   } else nf4ForwardFp32(ctx, Y, X, W, M, o);
@@ -79,7 +81,7 @@ export function nf4_matmul_backward(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffe
   const [N, K] = [W.rows, W.cols];
   requireBytes(dX, M * K * 4, 'nf4_matmul_backward dX');
   requireBytes(dY, M * N * 4, 'nf4_matmul_backward dY');
-  if (ctx.baseMatmul === 'int8') {
+  if (o.int8 ?? ctx.baseMatmul === 'int8') {
     probeInt8(ctx, 'input-gradient', W, M * K, (out) => nf4BackwardInt8(ctx, out, dY, W, M), (out) => nf4BackwardFp32(ctx, out, dY, W, M));
     nf4BackwardInt8(ctx, dX, dY, W, M, o);
   } else nf4BackwardFp32(ctx, dX, dY, W, M, o);

@@ -265,7 +265,7 @@ export class MistralRunner {
 
   /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights). */
   private proj(mode: PassMode, w: LayerWeights, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
-    base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate);
+    base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate, name);
     const m = this.lora?.modules[layer][name];
     const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
@@ -275,7 +275,7 @@ export class MistralRunner {
 
   /** dX (+)= dY·W + LoRA's input gradient; accumulates the module's dA, dB. X and t are the forward's. */
   private projBackward(mode: PassMode, w: LayerWeights, layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
-    base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate);
+    base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate, name);
     const m = this.lora?.modules[layer][name];
     const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
