@@ -149,7 +149,8 @@ if [ "$SMOKE" = 1 ]; then
   step check-lora-tiled 600 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
   step model-tiled 600 bench model --tokens 16 --steps 1 --gemm tiled --gpu-memory 139 "${S[@]}"
   step int8 300 bench int8 --tokens 16 "${S[@]}"
-  step check-int8-gates 600 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates
+  step check-int8-gates 600 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
+  step model-int8-mlp 600 bench model --tokens 16 --steps 1 --gemm tiled --base-matmul int8-mlp "${S[@]}"
 else
   step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048 --kernels basic,tiled,tiled-fixed
   step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
@@ -165,7 +166,8 @@ else
   step model-tiled-attn 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --gpu-memory 139
   # The experimental int8 base path (docs/int8.md): its rate against fp32 in one run, then its accuracy gates.
   step int8 120 bench int8 --tokens 2048 --gemm tiled
-  step check-int8-gates 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates
+  step check-int8-gates 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
+  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --gpu-memory 139
 fi
 
 # --- Summary ---------------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ function nf4Lines(lines) {
 function line(r) {
   switch (r.bench) {
     case 'adapter':
-      return `  adapter: ${r.via} ${r.vendor} ${r.description ?? ''} gemm=${r.gemm} attention=${r.attention ?? 'rows'}`;
+      return `  adapter: ${r.via} ${r.vendor} ${r.description ?? ''} gemm=${r.gemm} attention=${r.attention ?? 'rows'}${r.baseMatmul && r.baseMatmul !== 'fp32' ? ` base=${r.baseMatmul}` : ''}`;
     case 'attention':
       return `  attention ${r.variant} T=${r.T}: ${tf(r.gflops)} TFLOP/s, ${r.ms?.toFixed(2)} ms${r.vsRows ? `, vsRows ${r.vsRows.toFixed(2)}` : ''}`;
     case 'layer':
@@ -99,7 +99,9 @@ function line(r) {
     const bad = Object.entries(r.groups ?? {})
       .filter(([, g]) => !g.ok)
       .map(([n, g]) => `${n} worst ${g.worst} at ${g.where}`);
-    const int8 = r.int8 ? `; int8 gates ok=${r.int8.ok}: loss relError ${r.int8.loss.relError.toExponential(2)}, grad cosine worst ${r.int8.gradCosine.worst.toFixed(5)} all ${r.int8.gradCosine.all.toFixed(5)}` : '';
+    const int8 = Object.entries(r.int8 ?? {})
+      .map(([choice, g]) => `; ${choice} gates ok=${g.ok}: loss relError ${g.loss.relError.toExponential(2)}, grad cosine worst ${g.gradCosine.worst.toFixed(5)} all ${g.gradCosine.all.toFixed(5)}`)
+      .join('');
     return `  check ${r.quantization}: ok=${r.ok}, loss ${r.loss?.engine} vs ${r.loss?.golden}${bad.length ? `; FAILED: ${bad.join('; ')}` : ''}${int8}`;
   }
   if (r.raw !== undefined) return `  ${r.raw.slice(0, 160)}`;
