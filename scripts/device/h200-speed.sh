@@ -161,6 +161,7 @@ else
   step layer-tiled-attn 60 bench layer --tokens 2048 --gemm tiled --attention tiled
   step check-lora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
   step check-qlora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled
+  step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled
   step model-tiled 150 bench model --tokens 2048 --steps 2 --gemm tiled --gpu-memory 139
   step model-basic 150 bench model --tokens 2048 --steps 2 --gemm basic --gpu-memory 139
   step model-tiled-attn 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --gpu-memory 139

@@ -22,6 +22,7 @@ export const CONTEXT_BYTES = UNIFORM_SLOT * UNIFORM_SLOTS + 4 + 4;
  * docs/performance.md).
  */
 export type AttentionKernel = 'rows' | 'tiled';
+export const ATTENTION_KERNELS: readonly AttentionKernel[] = ['rows', 'tiled'];
 
 /**
  * Which kernel `gemm` (kernels/matmul.ts) runs. 'basic': shaders/matmul.wgsl, measured (docs/benchmarks.md).

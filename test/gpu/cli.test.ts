@@ -107,3 +107,13 @@ describe('finetune bench int8', () => {
     await expect(run('node', ['bin/finetune.mjs', 'bench', 'int8-ab'], { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/needs --model DIR and --data/) });
   });
 });
+
+describe('finetune check --attention', () => {
+  it('passes golden_qlora with the tiled attention kernels (forward and backward)', async () => {
+    const args = ['bin/finetune.mjs', 'check', '--model', 'test/fixtures/tiny-mistral', '--adapter', 'test/fixtures/tiny-adapter', '--golden', 'test/fixtures/golden_qlora.safetensors', '--quant', 'nf4', '--attention', 'tiled'];
+    const { stdout } = await run('node', args, { env, timeout: 300_000 });
+    const report = JSON.parse(stdout);
+    expect(report.ok).toBe(true);
+    expect(Object.keys(report.groups)).toEqual(expect.arrayContaining(['loss', 'hidden_states', 'grad', 'adamw_step1']));
+  });
+});

@@ -3,7 +3,7 @@ import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
-import { GEMM_KERNELS, type AttentionKernel, type GemmKernel } from '../../engine/gpu.ts';
+import { ATTENTION_KERNELS, GEMM_KERNELS, type AttentionKernel, type GemmKernel } from '../../engine/gpu.ts';
 import { benchModel, MISTRAL_7B, type KeptLayersChoice } from '../../bench/model.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -109,8 +109,6 @@ function gemmKernelFlag(flag: string, v: string): GemmKernel {
   if (!(GEMM_KERNELS as readonly string[]).includes(v)) throw new UsageError(`--${flag} must be one of ${GEMM_KERNELS.join(', ')}, got "${v}"`);
   return v as GemmKernel;
 }
-
-const ATTENTION_KERNELS: readonly AttentionKernel[] = ['rows', 'tiled'];
 
 function attentionKernelFlag(v: string): AttentionKernel {
   if (!(ATTENTION_KERNELS as readonly string[]).includes(v)) throw new UsageError(`--attention must be one of ${ATTENTION_KERNELS.join(', ')}, got "${v}"`);

@@ -59,6 +59,8 @@ export const planCommand: Command = {
     };
     const gb = positive('gpu-memory', values['gpu-memory'], false);
     const seqLen = positive('seq-len', values['seq-len'], true);
+    const keep = parseKeepLayers(values['keep-layers']);
+    const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const model = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
     const config = parseMistralConfig(await readJson(await model.files.open('config.json')), `${model.label}/config.json`);
 
@@ -78,8 +80,7 @@ export const planCommand: Command = {
         io.err(`note: no WebGPU adapter (${(e as Error).message}); buffer limits are not checked`);
       }
     }
-    const keep = parseKeepLayers(values['keep-layers']);
-    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, baseMatmul: parseBaseMatmul(values['base-matmul']) });
+    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, baseMatmul });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

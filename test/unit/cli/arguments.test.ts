@@ -77,6 +77,12 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['an unknown attention kernel (bench)', ['bench', 'layer', '--attention', 'flash'], /--attention must be one of rows, tiled, got "flash"/],
     ['a matmul shape that is not MxNxK', ['bench', 'matmul', '--shapes', '64x32'], /--shapes: "64x32" is not MxNxK/],
     ['an unknown GEMM kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--gemm', 'fast'], /--gemm must be one of/],
+    ['an unknown attention kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--attention', 'flash'], /--attention must be one of rows, tiled, got "flash"/],
+    ['an unknown base-product choice (train)', ['train', '--model', MODEL, '--data', GOOD, '--base-matmul', 'int4'], /--base-matmul must be one of fp32, int8, int8-mlp, got "int4"/],
+    ['an unknown base-product choice (plan)', ['plan', '--model', MODEL, '--base-matmul', 'bf16'], /--base-matmul must be one of fp32, int8, int8-mlp, got "bf16"/],
+    ['an unknown base-product choice (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--base-matmul', 'x'], /--base-matmul must be one of/],
+    ['an unknown int8 gate choice', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--int8-gates', 'int4'], /--int8-gates must be one of int8, int8-mlp, all, got "int4"/],
+    ['int8 gates on an int8 run', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--int8-gates', 'all', '--base-matmul', 'int8'], /--int8-gates compares int8 with fp32: leave --base-matmul at fp32/],
     ['a --gpu-memory that is not a size', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', 'lots'], /--gpu-memory must be a positive number, got "lots"/],
     ['--stream-layers with --gpu-memory', ['train', '--model', MODEL, '--data', GOOD, '--stream-layers', '--gpu-memory', '8'], /--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide/],
   ];
