@@ -117,9 +117,7 @@ fn store(sums: Sums, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
 // round(127 · NF4[c]): the 16 NF4 values on the int8 grid (the largest rounding, 0.47 of a step, is at −0.1848).
 const I8_TABLE = array<i32, 16>(-127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127);
 
-const NF4_TABLE = array<f32, 16>(
-  -0x1p0f, -0x1.647362p-1f, -0x1.0cd66p-1f, -0x1.94654p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f, -0x1.74f0e2p-4f, 0.0f,
-  0x1.45f5fep-4f, 0x1.4995c6p-3f, 0x1.f809bap-3f, 0x1.5a0674p-2f, 0x1.c3497p-2f, 0x1.200f56p-1f, 0x1.722766p-1f, 0x1p0f);
+//#include nf4_values
 
 var<workgroup> lut: array<f32, 16>;
 var<workgroup> red: array<f32, 64>;
@@ -149,7 +147,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let col0 = wg.x * 64u;
   let kWords = p.K / 8u;
   let kBlocks = p.K / 64u;
-  if (li < 16u) { lut[li] = NF4_TABLE[li]; }
+  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
   // This thread's B work: word w of the step, columns 4·cg .. 4·cg + 3 (half `cg & 1` of a code word).
   let w = li >> 4u;
   let cg = li & 15u;

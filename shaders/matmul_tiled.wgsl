@@ -181,10 +181,8 @@ fn putA(li: u32, t: u32, v: vec4<f32>) {
 }
 
 //#if NF4
-// The NF4 code book and helpers, as in shaders/nf4_matmul.wgsl.
-const NF4_VALUES = array<f32, 16>(
-  -0x1p0f, -0x1.647362p-1f, -0x1.0cd66p-1f, -0x1.94654p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f, -0x1.74f0e2p-4f, 0.0f,
-  0x1.45f5fep-4f, 0x1.4995c6p-3f, 0x1.f809bap-3f, 0x1.5a0674p-2f, 0x1.c3497p-2f, 0x1.200f56p-1f, 0x1.722766p-1f, 0x1p0f);
+// The NF4 code book (the nf4_values partial) and helpers, as in shaders/nf4_matmul.wgsl.
+//#include nf4_values
 
 fn blockScale(b: u32) -> f32 {
 //#if DQ

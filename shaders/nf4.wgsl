@@ -22,10 +22,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// The NF4 values and the fp32 midpoints between neighbours, as exact hexadecimal floats.
-const NF4 = array<f32, 16>(
-  -0x1p0f, -0x1.647362p-1f, -0x1.0cd66p-1f, -0x1.94654p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f, -0x1.74f0e2p-4f, 0.0f,
-  0x1.45f5fep-4f, 0x1.4995c6p-3f, 0x1.f809bap-3f, 0x1.5a0674p-2f, 0x1.c3497p-2f, 0x1.200f56p-1f, 0x1.722766p-1f, 0x1p0f);
+// The NF4 values (the nf4_values partial) and the fp32 midpoints between neighbours, as exact hexadecimal floats.
+//#include nf4_values
 const NF4_T = array<f32, 15>(
   -0x1.b239bp-1f, -0x1.38a4ep-1f, -0x1.d709p-2f, -0x1.5bd4ecp-2f, -0x1.e079d8p-3f, -0x1.1a7178p-3f, -0x1.74f0e2p-5f,
   0x1.45f5fep-5f, 0x1.ec90c4p-4f, 0x1.a0cfcp-3f, 0x1.2b05a8p-2f, 0x1.8ea7f2p-2f, 0x1.00da08p-1f, 0x1.491b5ep-1f,
@@ -289,6 +287,6 @@ fn dequantize(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index)
 //#endif
   let packed = xCodes[word];
   for (var j = 0u; j < 8u; j++) {
-    xOut[word * 8u + j] = NF4[(packed >> nibbleShift(j)) & 15u] * a;
+    xOut[word * 8u + j] = NF4_VALUES[(packed >> nibbleShift(j)) & 15u] * a;
   }
 }

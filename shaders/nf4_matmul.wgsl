@@ -32,9 +32,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 //#endif
 
-const NF4 = array<f32, 16>(
-  -0x1p0f, -0x1.647362p-1f, -0x1.0cd66p-1f, -0x1.94654p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f, -0x1.74f0e2p-4f, 0.0f,
-  0x1.45f5fep-4f, 0x1.4995c6p-3f, 0x1.f809bap-3f, 0x1.5a0674p-2f, 0x1.c3497p-2f, 0x1.200f56p-1f, 0x1.722766p-1f, 0x1p0f);
+//#include nf4_values
 
 const BK = 32u;   // reduction step
 const S = 65u;    // padded row stride of the tiles
@@ -98,7 +96,7 @@ fn store(acc: Acc, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
 fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * 64u;
   let col0 = wg.x * 64u;
-  if (li < 16u) { lut[li] = NF4[li]; }
+  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
   let kWords = p.K / 8u;
   let kBlocks = p.K / 64u;
   let wn = li >> 3u;
@@ -139,7 +137,7 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
 fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * 64u;
   let col0 = wg.x * 64u;
-  if (li < 16u) { lut[li] = NF4[li]; }
+  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
   let kWords = p.K / 8u;
   let kBlocks = p.K / 64u;
   let K4 = p.K / 4u;

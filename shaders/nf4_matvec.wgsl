@@ -29,9 +29,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 //#endif
 
-const NF4 = array<f32, 16>(
-  -0x1p0f, -0x1.647362p-1f, -0x1.0cd66p-1f, -0x1.94654p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f, -0x1.74f0e2p-4f, 0.0f,
-  0x1.45f5fep-4f, 0x1.4995c6p-3f, 0x1.f809bap-3f, 0x1.5a0674p-2f, 0x1.c3497p-2f, 0x1.200f56p-1f, 0x1.722766p-1f, 0x1p0f);
+//#include nf4_values
 
 const WG = 64u;
 const MAX_M = 8u;
@@ -58,7 +56,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
     for (var j = 0u; j < 8u; j++) {
       // Element j of a word: byte j/2, the high nibble for even j (bitsandbytes' order).
       let shift = (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
-      let v = NF4[(word >> shift) & 15u] * scale;
+      let v = NF4_VALUES[(word >> shift) & 15u] * scale;
       let k = w * 8u + j;
       for (var m = 0u; m < p.M; m++) { acc[m] = fma(X[m * p.K + k], v, acc[m]); }
     }

@@ -19,6 +19,7 @@ import lora from '../../shaders/lora.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import random from '../../shaders/random.wgsl?raw';
 import dropout_hash from '../../shaders/dropout_hash.wgsl?raw';
+import nf4_values from '../../shaders/nf4_values.wgsl?raw';
 import int8_quant from '../../shaders/int8_quant.wgsl?raw';
 import int8_matmul from '../../shaders/int8_matmul.wgsl?raw';
 
@@ -41,8 +42,9 @@ export const shaderSources: Readonly<Record<string, string>> = {
   lora,
   elementwise,
   random,
-  // A partial (functions only), included by lora, matmul and matmul_tiled.
+  // Partials (declarations only): the dropout hash (lora, matmul, matmul_tiled), the NF4 values (every NF4 decoder).
   dropout_hash,
+  nf4_values,
   int8_quant,
   int8_matmul,
 };

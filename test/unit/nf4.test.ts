@@ -47,9 +47,16 @@ describe('NF4 tables', () => {
   });
 
   it('writes the same codebook and thresholds into the shaders (exact hexadecimal floats)', () => {
-    expect(wgslConstArray('nf4.wgsl', 'NF4')).toEqual([...NF4_CODEBOOK]);
+    expect(wgslConstArray('nf4_values.wgsl', 'NF4_VALUES')).toEqual([...NF4_CODEBOOK]);
     expect(wgslConstArray('nf4.wgsl', 'NF4_T')).toEqual([...NF4_THRESHOLDS]);
-    expect(wgslConstArray('nf4_matmul.wgsl', 'NF4')).toEqual([...NF4_CODEBOOK]);
+  });
+
+  it('every shader that decodes NF4 codes takes the values from the one partial, none keeps its own copy', () => {
+    for (const file of ['nf4.wgsl', 'nf4_matmul.wgsl', 'nf4_matvec.wgsl', 'matmul_tiled.wgsl', 'int8_matmul.wgsl']) {
+      const src = readFileSync(join(ROOT, 'shaders', file), 'utf8');
+      expect(src, file).toMatch(/^\/\/#include nf4_values$/m);
+      expect(src, file).not.toMatch(/const \w+ = array<f32, 16>/);
+    }
   });
 });
 
