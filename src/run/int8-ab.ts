@@ -4,7 +4,7 @@
 // activations and gradients a real model produces, by projection.
 
 import type { GpuContext, Int8ProbeRecord } from '../engine/gpu.ts';
-import type { Int8Choice } from './int8-agreement.ts';
+import { relDiff, type Int8Choice } from './int8-agreement.ts';
 import { relFrobenius } from '../engine/reference/int8.ts';
 import type { FinetuneSession, TrainEvent } from './session.ts';
 
@@ -75,11 +75,7 @@ export async function summarizeProbe(ctx: GpuContext, records: readonly Int8Prob
 /** Step-by-step comparison of two loss curves of the same length. */
 export function compareCurves(fp32: readonly number[], int8: readonly number[], valLoss: AbSummary['finalValLoss'], choice: Int8Choice = 'int8'): { steps: AbStep[]; summary: AbSummary } {
   if (fp32.length !== int8.length) throw new Error(`the runs made ${fp32.length} and ${int8.length} steps`);
-  const rel = (a: number, b: number): number => {
-    const d = Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
-    return Number.isNaN(d) ? Infinity : d;
-  };
-  const steps = fp32.map((f, i): AbStep => ({ bench: 'int8-ab', step: i + 1, fp32: f, int8: int8[i], relDiff: rel(int8[i], f) }));
+  const steps = fp32.map((f, i): AbStep => ({ bench: 'int8-ab', step: i + 1, fp32: f, int8: int8[i], relDiff: relDiff(int8[i], f) }));
   const tail = Math.max(1, Math.floor(steps.length / 4));
   const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const tailFp32 = mean(fp32.slice(-tail));
@@ -94,7 +90,7 @@ export function compareCurves(fp32: readonly number[], int8: readonly number[], 
       meanRelDiff: mean(steps.map((s) => s.relDiff)),
       tailFp32,
       tailInt8,
-      tailRelDiff: rel(tailInt8, tailFp32),
+      tailRelDiff: relDiff(tailInt8, tailFp32),
       finalValLoss: valLoss,
     },
   };

@@ -24,45 +24,62 @@ export interface Int8Agreement {
   gradCosine: { worst: number; where: string; all: number; tensors: number };
 }
 
-/** cos(a, b); 1 when both are zero (nothing to disagree on), 0 when only one is. */
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/** |a − b| / |b|, NaN counted as an infinite difference. */
+export function relDiff(a: number, b: number): number {
+  const d = Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
+  return Number.isNaN(d) ? Infinity : d;
+}
+
+/** The three sums a cosine is made of: a·b, a·a, b·b. */
+interface DotSums {
+  ab: number;
+  aa: number;
+  bb: number;
+}
+
+function dotSums(a: ArrayLike<number>, b: ArrayLike<number>): DotSums {
   if (a.length !== b.length) throw new Error(`lengths ${a.length} and ${b.length} differ`);
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
+  const s: DotSums = { ab: 0, aa: 0, bb: 0 };
   for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
+    s.ab += a[i] * b[i];
+    s.aa += a[i] * a[i];
+    s.bb += b[i] * b[i];
   }
+  return s;
+}
+
+/** The cosine of summed vectors; 1 when both are zero (nothing to disagree on), 0 when only one is. */
+function cosineOf({ ab, aa, bb }: DotSums): number {
   if (aa === 0 && bb === 0) return 1;
   if (aa === 0 || bb === 0) return 0;
   return ab / Math.sqrt(aa * bb);
 }
 
+/** cos(a, b); 1 when both are zero (nothing to disagree on), 0 when only one is. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  return cosineOf(dotSums(a, b));
+}
+
 /** The gates applied to an fp32 pass and an int8 pass of the same inputs. NaN anywhere fails them. */
 export function compareInt8(fp32: PassResult, int8: PassResult): Int8Agreement {
-  const relError = Math.abs(int8.loss - fp32.loss) / Math.max(Math.abs(fp32.loss), 1e-30);
+  const relError = relDiff(int8.loss, fp32.loss);
   let worst = 1;
   let where = '';
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
+  const total: DotSums = { ab: 0, aa: 0, bb: 0 };
   for (const [name, g] of fp32.grads) {
     const h = int8.grads.get(name);
     if (!h) throw new Error(`the int8 pass has no gradient ${name}`);
-    const c = cosine(h, g);
+    const s = dotSums(h, g);
+    const c = cosineOf(s);
     if (!(c >= worst)) {
       worst = Number.isNaN(c) ? -Infinity : c;
       where = name;
     }
-    for (let i = 0; i < g.length; i++) {
-      ab += h[i] * g[i];
-      aa += h[i] * h[i];
-      bb += g[i] * g[i];
-    }
+    total.ab += s.ab;
+    total.aa += s.aa;
+    total.bb += s.bb;
   }
-  const all = aa === 0 && bb === 0 ? 1 : ab / Math.sqrt(aa * bb);
+  const all = cosineOf(total);
   const ok = relError <= INT8_GATES.lossRelError && worst >= INT8_GATES.gradCosine && all >= INT8_GATES.gradCosine;
   return { ok, gates: INT8_GATES, loss: { fp32: fp32.loss, int8: int8.loss, relError }, gradCosine: { worst, where, all, tensors: fp32.grads.size } };
 }
