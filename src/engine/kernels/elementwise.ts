@@ -33,6 +33,15 @@ export function requireBytes(buf: BufferSlice, bytes: number, what: string): voi
   }
 }
 
+/**
+ * Throws unless M is a row count whose blocks of `block` rows fit one grid axis (65535 workgroups): the products that
+ * put M's blocks on the grid's y axis (nf4_matmul, int8_matmul).
+ */
+export function requireRowBlocks(M: number, block: number, what: string): void {
+  if (!Number.isInteger(M) || M < 0) throw new FinetuneError('internal', `${what}: M = ${M} is not a row count`);
+  if (Math.ceil(M / block) > MAX_WG_PER_AXIS) throw new FinetuneError('internal', `${what}: M = ${M} is over ${MAX_WG_PER_AXIS * block} rows`);
+}
+
 function params(n: number, alpha: number): ArrayBuffer {
   const u = new ArrayBuffer(16);
   new Uint32Array(u)[0] = n;

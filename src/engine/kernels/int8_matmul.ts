@@ -3,9 +3,8 @@
 // int8 codes formed as tiles load.
 // nf4_matmul_forward / nf4_matmul_backward route here when the context's `baseMatmul` is 'int8'.
 
-import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { grid1d, requireBytes } from './elementwise.ts';
+import { grid1d, requireBytes, requireRowBlocks } from './elementwise.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 const BLOCK = 64;
@@ -53,11 +52,6 @@ function params(M: number, N: number, K: number, reduction: number, o: Int8Matmu
   return u;
 }
 
-function checkTokens(M: number, what: string): void {
-  if (!Number.isInteger(M) || M < 0) throw new FinetuneError('internal', `${what}: M = ${M} is not a row count`);
-  if (Math.ceil(M / BLOCK) > 65535) throw new FinetuneError('internal', `${what}: M = ${M} is over ${65535 * BLOCK} rows`);
-}
-
 /**
  * C (M, N) (+)= alpha · Σ_g sa[m, g] · sb[n, g] · Σ_{k in g} A[m, k] · B[n, k], A and B packed int8 rows (⌈K/4⌉
  * words) with one scale per group of 64 (⌈K/64⌉ per row): the plain int8 GEMM (tests and the raw-rate benchmark).
@@ -74,7 +68,7 @@ export function int8_gemm(
   K: number,
   o: Int8MatmulOptions = {},
 ): void {
-  checkTokens(M, 'int8_gemm');
+  requireRowBlocks(M, BLOCK, 'int8_gemm');
   if (M === 0 || N === 0 || K === 0) return;
   const a = int8RowsBytes(M, K);
   const b = int8RowsBytes(N, K);
@@ -88,33 +82,33 @@ export function int8_gemm(
 
 /** Y (M, N) (+)= alpha · X · deq(W)ᵀ in int8, X given quantised (Xq: M × K/4 words, sx: M × K/64 scales). */
 export function nf4_int8_forward(ctx: GpuContext, Y: GPUBuffer, Xq: GPUBuffer, sx: GPUBuffer, W: Nf4Weight, M: number, o: Int8MatmulOptions = {}): void {
-  checkTokens(M, 'nf4_int8_forward');
-  const [N, K] = [W.rows, W.cols];
-  if (M === 0) return;
-  requireBytes(Y, M * N * 4, 'nf4_int8_forward Y');
-  requireBytes(Xq, int8RowsBytes(M, K).codes, 'nf4_int8_forward Xq');
-  requireBytes(sx, int8RowsBytes(M, K).scales, 'nf4_int8_forward sx');
-  ctx.dispatch(
-    { shader: 'int8_matmul', entry: 'main', defines: { NF4: true, DQ: W.doubleQuant } },
-    [Xq, sx, W.codes, ...scaleBuffers(W), Y],
-    params(M, N, K, K, o),
-    [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)],
-  );
+  nf4Int8(ctx, Y, Xq, sx, W, M, o, false);
 }
 
 /** dX (M, K) (+)= alpha · dY · deq(W) in int8, dY given quantised (dYq: M × ⌈N/4⌉ words, sdy: M × ⌈N/64⌉ scales). */
 export function nf4_int8_backward(ctx: GpuContext, dX: GPUBuffer, dYq: GPUBuffer, sdy: GPUBuffer, W: Nf4Weight, M: number, o: Int8MatmulOptions = {}): void {
-  checkTokens(M, 'nf4_int8_backward');
-  const [N, K] = [W.rows, W.cols];
+  nf4Int8(ctx, dX, dYq, sdy, W, M, o, true);
+}
+
+/**
+ * Both NF4 products: the forward reduces over W's K columns and writes N outputs per row; the input gradient
+ * (BACKWARD) reduces over its N rows and writes K.
+ */
+function nf4Int8(ctx: GpuContext, out: GPUBuffer, q: GPUBuffer, s: GPUBuffer, W: Nf4Weight, M: number, o: Int8MatmulOptions, backward: boolean): void {
+  const what = backward ? 'nf4_int8_backward' : 'nf4_int8_forward';
+  requireRowBlocks(M, BLOCK, what);
   if (M === 0) return;
-  requireBytes(dX, M * K * 4, 'nf4_int8_backward dX');
-  requireBytes(dYq, int8RowsBytes(M, N).codes, 'nf4_int8_backward dYq');
-  requireBytes(sdy, int8RowsBytes(M, N).scales, 'nf4_int8_backward sdy');
+  const [N, K] = [W.rows, W.cols];
+  const [reduction, outCols] = backward ? [N, K] : [K, N];
+  const a = int8RowsBytes(M, reduction);
+  requireBytes(out, M * outCols * 4, `${what} output`);
+  requireBytes(q, a.codes, `${what} quantised input`);
+  requireBytes(s, a.scales, `${what} input scales`);
   ctx.dispatch(
-    { shader: 'int8_matmul', entry: 'main', defines: { NF4: true, BACKWARD: true, DQ: W.doubleQuant } },
-    [dYq, sdy, W.codes, ...scaleBuffers(W), dX],
-    params(M, N, K, N, o),
-    [K / BLOCK, Math.ceil(M / BLOCK)],
+    { shader: 'int8_matmul', entry: 'main', defines: { NF4: true, BACKWARD: backward, DQ: W.doubleQuant } },
+    [q, s, W.codes, ...scaleBuffers(W), out],
+    params(M, N, K, reduction, o),
+    [Math.ceil(outCols / BLOCK), Math.ceil(M / BLOCK)],
   );
 }
 

@@ -1,9 +1,8 @@
 // Products with a frozen NF4 weight (shaders/nf4_matmul.wgsl), llm.c style: forward and backward side by side.
 // The weight is dequantised tile by tile in workgroup memory; the fp32 weight is never built.
 
-import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { requireBytes } from './elementwise.ts';
+import { requireBytes, requireRowBlocks } from './elementwise.ts';
 import { nf4BackwardInt8, nf4ForwardInt8 } from './int8_matmul.ts';
 import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from './matmul_tiled.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
@@ -39,14 +38,9 @@ function probeInt8(ctx: GpuContext, kind: 'forward' | 'input-gradient', W: Nf4We
   listener({ kind, weight: W.codes.label.replace(/ codes$/, ''), int8: a, fp32: b, count });
 }
 
-function checkM(M: number, what: string): void {
-  if (!Number.isInteger(M) || M < 0) throw new FinetuneError('internal', `${what}: M = ${M} is not a token count`);
-  if (Math.ceil(M / BLOCK) > 65535) throw new FinetuneError('internal', `${what}: M = ${M} is over ${65535 * BLOCK} tokens`);
-}
-
 /** Y (M, N) (+)= alpha · X (M, K) · deq(W)ᵀ, with W [N, K] = [rows, cols] in NF4. Any M; K % 64 == 0 by construction. */
 export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
-  checkM(M, 'nf4_matmul_forward');
+  requireRowBlocks(M, BLOCK, 'nf4_matmul_forward');
   if (M === 0) return;
   const [N, K] = [W.rows, W.cols];
   requireBytes(Y, M * N * 4, 'nf4_matmul_forward Y');
@@ -76,7 +70,7 @@ export function nf4ForwardBasic(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: 
 
 /** dX (M, K) (+)= alpha · dY (M, N) · deq(W), with W [N, K] in NF4: the input gradient of a frozen layer. */
 export function nf4_matmul_backward(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
-  checkM(M, 'nf4_matmul_backward');
+  requireRowBlocks(M, BLOCK, 'nf4_matmul_backward');
   if (M === 0) return;
   const [N, K] = [W.rows, W.cols];
   requireBytes(dX, M * K * 4, 'nf4_matmul_backward dX');

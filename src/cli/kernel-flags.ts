@@ -1,0 +1,23 @@
+// The flags that pick the engine's kernels (GpuContextOptions), parsed one way for every command that takes them:
+// --gemm (bench, check), --attention (bench, check), --base-matmul (train, check, plan, bench; 'int8' and 'int8-mlp'
+// are the experimental path of docs/int8.md).
+
+import { ATTENTION_KERNELS, BASE_MATMULS, GEMM_KERNELS, type AttentionKernel, type BaseMatmul, type GemmKernel } from '../engine/gpu.ts';
+import { UsageError } from './command.ts';
+
+export const BASE_MATMUL_HELP = `--base-matmul fp32|int8|int8-mlp   the frozen NF4 base products: fp32 (default), or the experimental
+                     int8 path (docs/int8.md) for every projection (int8) or the MLP's three (int8-mlp)`;
+
+/** `v` when it is one of `choices`, else a usage error naming --`flag`. */
+function oneOf<T extends string>(flag: string, choices: readonly T[], v: string): T {
+  if (!(choices as readonly string[]).includes(v)) throw new UsageError(`--${flag} must be one of ${choices.join(', ')}, got "${v}"`);
+  return v as T;
+}
+
+/** A GEMM kernel named by --`flag` (--gemm, or an entry of bench's --kernels). */
+export const gemmKernelFlag = (flag: string, v: string): GemmKernel => oneOf(flag, GEMM_KERNELS, v);
+
+export const attentionKernelFlag = (v: string): AttentionKernel => oneOf('attention', ATTENTION_KERNELS, v);
+
+/** The choice, 'fp32' when the flag is absent. */
+export const parseBaseMatmul = (v: string | undefined): BaseMatmul => (v === undefined ? 'fp32' : oneOf('base-matmul', BASE_MATMULS, v));
