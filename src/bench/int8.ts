@@ -49,7 +49,6 @@ export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape
     });
     const made: GPUBuffer[] = [];
     const make = (b: GPUBuffer): GPUBuffer => (made.push(b), b);
-    const before = ctx.baseMatmul;
     try {
       const Wf = make(filled(ctx, 'bench W f32 [N, K]', N * K, 1));
       const X = make(filled(ctx, 'bench X (M, K)', M * K, 2));
@@ -77,27 +76,26 @@ export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape
       const W = nf4_quantize(ctx, Wf, 'f32', N, K, { doubleQuant: true, label: 'bench W' });
       try {
         for (const kind of ['forward', 'input-gradient'] as const) {
+          // The same product both ways, chosen per call (`int8`), whatever the context's baseMatmul says.
           const [out, run] =
-            kind === 'forward' ? [Y, () => nf4_matmul_forward(ctx, Y, X, W, M)] : [dX, () => nf4_matmul_backward(ctx, dX, dY, W, M)];
+            kind === 'forward'
+              ? [Y, (int8: boolean) => nf4_matmul_forward(ctx, Y, X, W, M, { int8 })]
+              : [dX, (int8: boolean) => nf4_matmul_backward(ctx, dX, dY, W, M, { int8 })];
           const name = kind === 'forward' ? 'nf4 forward Y = X·deq(W)ᵀ, double-quant' : 'nf4 backward dX = dY·deq(W), double-quant';
-          ctx.baseMatmul = 'fp32';
-          const t32 = await timeGpu(ctx, run, { minMs });
+          const t32 = await timeGpu(ctx, () => run(false), { minMs });
           const ref = await ctx.readF32(out);
           const r32 = flop / (t32.ms * 1e6);
           yield line(`${name}, fp32 (${ctx.gemmKernel})`, t32, { vsPlain: r32 / plain });
-          ctx.baseMatmul = 'int8';
           // Cleared, so an int8 kernel that wrote nothing shows as an error of 1.
           ctx.clear(out);
-          const t8 = await timeGpu(ctx, run, { minMs });
+          const t8 = await timeGpu(ctx, () => run(true), { minMs });
           const r8 = flop / (t8.ms * 1e6);
           yield line(`${name}, int8 (quantisation included)`, t8, { vsPlain: r8 / plain, vsFp32: r8 / r32, relError: relFrobenius(await ctx.readF32(out), ref) });
         }
       } finally {
-        ctx.baseMatmul = before;
         nf4_destroy(ctx, W);
       }
     } finally {
-      ctx.baseMatmul = before;
       ctx.flush();
       for (const b of made) ctx.destroy(b);
       ctx.releaseScratch();
