@@ -1,5 +1,8 @@
 // The `finetune` binary as a user runs it: a separate Node process, finding its adapter by itself.
 import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -115,5 +118,19 @@ describe('finetune check --attention', () => {
     const report = JSON.parse(stdout);
     expect(report.ok).toBe(true);
     expect(Object.keys(report.groups)).toEqual(expect.arrayContaining(['loss', 'hidden_states', 'grad', 'adamw_step1']));
+  });
+});
+
+describe('finetune train --base-matmul', () => {
+  it('says on stderr that the base products run in int8, for either int8 choice, before anything else can fail', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-int8-note-'));
+    writeFileSync(join(dir, 'rows.jsonl'), '{"text": "hi"}\n');
+    mkdirSync(join(dir, 'no-model'));
+    for (const choice of ['int8', 'int8-mlp']) {
+      const args = ['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out'), '--base-matmul', choice];
+      const failed = await run('node', args, { env, timeout: 120_000 }).then(() => null, (e: { stderr: string }) => e);
+      expect(failed?.stderr).toContain(`note: NF4 base products in int8 (--base-matmul ${choice}, experimental, docs/int8.md)`);
+      expect(failed?.stderr).toMatch(/no config\.json/);
+    }
   });
 });

@@ -3,7 +3,7 @@ import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
-import { ATTENTION_KERNELS, GEMM_KERNELS, type AttentionKernel, type GemmKernel } from '../../engine/gpu.ts';
+import { GEMM_KERNELS } from '../../engine/gpu.ts';
 import { benchModel, MISTRAL_7B, type KeptLayersChoice } from '../../bench/model.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -17,7 +17,7 @@ import { benchGenerate } from '../../bench/generate.ts';
 import { benchInt8 } from '../../bench/int8.ts';
 import { int8LossAB } from '../../run/int8-ab.ts';
 import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
-import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { modelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
@@ -103,16 +103,6 @@ function intList(flag: string, v: string): number[] {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag}: "${s}" is not a positive integer`);
     return n;
   });
-}
-
-function gemmKernelFlag(flag: string, v: string): GemmKernel {
-  if (!(GEMM_KERNELS as readonly string[]).includes(v)) throw new UsageError(`--${flag} must be one of ${GEMM_KERNELS.join(', ')}, got "${v}"`);
-  return v as GemmKernel;
-}
-
-function attentionKernelFlag(v: string): AttentionKernel {
-  if (!(ATTENTION_KERNELS as readonly string[]).includes(v)) throw new UsageError(`--attention must be one of ${ATTENTION_KERNELS.join(', ')}, got "${v}"`);
-  return v as AttentionKernel;
 }
 
 function shapeList(v: string): MatmulShape[] {

@@ -1,6 +1,5 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
-import { ATTENTION_KERNELS, GEMM_KERNELS, type AttentionKernel, type GemmKernel } from '../../engine/gpu.ts';
-import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
 import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -52,10 +51,8 @@ Example:
     if (!isRemoteModelSpec(values.model as string)) checkDirectory(values.model as string, '--model');
     checkDirectory(values.adapter as string, '--adapter');
     checkReadableFile(values.golden as string, '--golden');
-    const gemmKernel = values.gemm as GemmKernel;
-    if (!GEMM_KERNELS.includes(gemmKernel)) throw new UsageError(`--gemm must be one of ${GEMM_KERNELS.join(', ')}, got "${values.gemm}"`);
-    const attention = values.attention as AttentionKernel;
-    if (!ATTENTION_KERNELS.includes(attention)) throw new UsageError(`--attention must be one of ${ATTENTION_KERNELS.join(', ')}, got "${values.attention}"`);
+    const gemmKernel = gemmKernelFlag('gemm', values.gemm as string);
+    const attention = attentionKernelFlag(values.attention as string);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const gates = values['int8-gates'];
     if (gates !== undefined && gates !== 'all' && !(INT8_CHOICES as readonly string[]).includes(gates)) {

@@ -9,7 +9,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { findNodeAdapter } from '../node-gpu.ts';
 import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
-import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
+import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 
 const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
 

@@ -16,10 +16,10 @@ import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { folderRunStore } from '../node-store.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { BASE_MATMUL_HELP, parseBaseMatmul } from '../base-matmul-flag.ts';
+import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
-               [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--base-matmul fp32|int8]
+               [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--base-matmul fp32|int8|int8-mlp]
                [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
@@ -108,7 +108,7 @@ export const trainCommand: Command = {
     const { ctx, found } = await createNodeContext({ baseMatmul });
     if (found.note) io.err(`note: ${found.note}`);
     // Not part of the saved run: a resumed run uses whatever this flag says (the int8 numbers differ from fp32's).
-    if (baseMatmul === 'int8') io.err('note: the NF4 base products run in int8 (experimental, docs/int8.md); resume with --base-matmul int8 to continue on the same numbers');
+    if (baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); resume with the same flag to continue on the same numbers`);
     const session = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
     if (gpuMemoryGb !== undefined) session.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
     // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
