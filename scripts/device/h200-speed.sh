@@ -146,6 +146,7 @@ if [ "$SMOKE" = 1 ]; then
   step layer-basic 300 bench layer --tokens 16 --gemm basic "${S[@]}"
   step layer-tiled 300 bench layer --tokens 16 --gemm tiled "${S[@]}"
   step layer-tiled-attn 300 bench layer --tokens 16 --gemm tiled --attention tiled "${S[@]}"
+  step tune 300 bench tune --tokens 16 "${S[@]}"
   step check-lora-tiled 600 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
   step model-tiled 600 bench model --tokens 16 --steps 1 --gemm tiled --gpu-memory 139 "${S[@]}"
   step int8 300 bench int8 --tokens 16 "${S[@]}"
@@ -159,6 +160,8 @@ else
   step layer-basic 60 bench layer --tokens 2048 --gemm basic
   step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
   step layer-tiled-attn 60 bench layer --tokens 2048 --gemm tiled --attention tiled
+  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention pair on one layer.
+  step tune 90 bench tune --tokens 2048
   step check-lora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
   step check-qlora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled
   step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled

@@ -90,6 +90,10 @@ function line(r) {
       return `  model-estimate T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s (${r.basis})`;
     case 'int8':
       return `  int8 ${shape(r)} ${r.variant}: ${r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : `${tf(r.gflops)} TFLOP/s`}${r.vsPlain ? `, vsPlain ${r.vsPlain.toFixed(2)}` : ''}${r.vsFp32 ? `, vsFp32 ${r.vsFp32.toFixed(2)}` : ''}${r.relError !== undefined ? `, relError ${r.relError.toExponential(2)}` : ''}`;
+    case 'tune':
+      return `  tune T=${r.T} ${r.gemm}/${r.attention}: ${typeof r.ms === 'number' ? `${r.ms.toFixed(1)} ms, ${r.layerTokensPerSecond?.toFixed(0)} tokens/s per layer, vsFirst ${r.vsFirst?.toFixed(2)}` : 'not timed'}, relDiff ${r.relDiff?.toExponential(2)}${r.agrees ? '' : ' DISAGREES'}`;
+    case 'tune-choice':
+      return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}`).join(', ')}` : ''}`;
     case 'model':
       return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
     default:

@@ -10,7 +10,7 @@ import type { GpuContext } from '../engine/gpu.ts';
 import { attention_backward_rows, attention_backward_tiled, attention_forward_rows, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
 import { attention_forward_tiled } from '../engine/kernels/attention_flash.ts';
 import { randomArray } from '../engine/reference/common.ts';
-import { timeGpu } from './timing.ts';
+import { timeGpu } from '../engine/timing.ts';
 
 export interface AttentionBenchOptions {
   T: number;

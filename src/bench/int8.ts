@@ -12,7 +12,7 @@ import { nf4_destroy, nf4_quantize } from '../engine/kernels/nf4.ts';
 import { nf4_matmul_backward, nf4_matmul_forward } from '../engine/kernels/nf4_matmul.ts';
 import { relFrobenius } from '../engine/reference/int8.ts';
 import { filled, type Nf4BenchShape } from './nf4.ts';
-import { timeGpu } from './timing.ts';
+import { timeGpu } from '../engine/timing.ts';
 
 export interface Int8BenchResult {
   bench: 'int8';

@@ -13,7 +13,7 @@ import { rope_forward, ropeTable } from '../engine/kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../engine/kernels/swiglu.ts';
 import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward_backward } from '../engine/kernels/xent.ts';
 import { linearShape, type Dims } from '../engine/mistral/dims.ts';
-import { timeGpu } from './timing.ts';
+import { timeGpu } from '../engine/timing.ts';
 
 export interface KernelBenchResult {
   bench: 'kernel';

@@ -14,7 +14,7 @@ import { linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, type BaseLinear, type MistralWeights } from '../engine/mistral/weights.ts';
-import { timeGpu } from './timing.ts';
+import { timeGpu } from '../engine/timing.ts';
 
 export interface LayerBenchOptions {
   dims: Omit<Dims, 'L' | 'V'>;
@@ -60,7 +60,8 @@ export function layerFlops(d: Omit<Dims, 'L' | 'V'>, T: number, r: number): numb
   return 3 * base + 5 * lora + 2 * attnFwd + 2.5 * attnFwd;
 }
 
-function syntheticConfig(d: Omit<Dims, 'L' | 'V'>): MistralConfig {
+/** A MistralConfig of one layer with these dims (the adapter's shape comes from it). */
+export function syntheticConfig(d: Omit<Dims, 'L' | 'V'>): MistralConfig {
   return {
     vocabSize: 64,
     hidden: d.C,
@@ -82,7 +83,7 @@ function syntheticConfig(d: Omit<Dims, 'L' | 'V'>): MistralConfig {
 }
 
 /** One random NF4 layer (and a tiny embedding/head, unused), quantised on the GPU from random f32. */
-async function randomLayer(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, doubleQuant: boolean): Promise<MistralWeights> {
+export async function randomLayer(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, doubleQuant: boolean): Promise<MistralWeights> {
   const dims: Dims = { ...d, L: 1, V: 64 };
   const linears = {} as Record<Projection, BaseLinear>;
   let seed = 1;

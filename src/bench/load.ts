@@ -11,7 +11,7 @@ import { weightsManifest } from '../engine/mistral/weight-parts.ts';
 import type { ByteSource } from '../model/source.ts';
 import { readCacheEntry, WEIGHT_CACHE_FORMAT, writeCacheEntry, type CacheIdentity, type WeightCacheStore } from '../run/weight-cache.ts';
 import { randomMistral } from './model.ts';
-import { timeGpu } from './timing.ts';
+import { timeGpu } from '../engine/timing.ts';
 
 export interface QuantizeBenchResult {
   bench: 'nf4-quantize';

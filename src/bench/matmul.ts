@@ -7,7 +7,7 @@ import type { GemmKernel, GpuContext } from '../engine/gpu.ts';
 import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/matmul.ts';
 import { gemmTiled, tiledVariant, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
-import { timeGpu } from './timing.ts';
+import { timeGpu } from '../engine/timing.ts';
 
 export interface MatmulShape {
   M: number;

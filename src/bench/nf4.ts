@@ -10,7 +10,7 @@ import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
 import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
-import { timeGpu } from './timing.ts';
+import { timeGpu } from '../engine/timing.ts';
 
 export interface Nf4BenchShape {
   /** Tokens. */

@@ -1,8 +1,9 @@
 // The flags that pick the engine's kernels (GpuContextOptions), parsed one way for every command that takes them:
-// --gemm (bench, check), --attention (bench, check), --base-matmul (train, check, plan, bench; 'int8' and 'int8-mlp'
+// --gemm and --attention (bench, check: a kernel; train: a kernel or 'auto', src/run/kernel-tuning.ts), --base-matmul (train, check, plan, bench; 'int8' and 'int8-mlp'
 // are the experimental path of docs/int8.md).
 
 import { ATTENTION_KERNELS, BASE_MATMULS, GEMM_KERNELS, type AttentionKernel, type BaseMatmul, type GemmKernel } from '../engine/gpu.ts';
+import type { KernelAsk } from '../run/kernel-tuning.ts';
 import { UsageError } from './command.ts';
 
 export const BASE_MATMUL_HELP = `--base-matmul fp32|int8|int8-mlp   the frozen NF4 base products: fp32 (default), or the experimental
@@ -21,3 +22,15 @@ export const attentionKernelFlag = (v: string): AttentionKernel => oneOf('attent
 
 /** The choice, 'fp32' when the flag is absent. */
 export const parseBaseMatmul = (v: string | undefined): BaseMatmul => (v === undefined ? 'fp32' : oneOf('base-matmul', BASE_MATMULS, v));
+
+export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled, --attention auto|rows|tiled
+                     the GEMM (with the NF4 products) and attention kernels; auto (default): on a hardware GPU the
+                     fastest of those whose numbers agree with the defaults there, measured on one layer of the model
+                     at the run's shape and remembered in the cache directory; a resumed run keeps its own
+  --retune-kernels   measure again even when a choice is remembered`;
+
+/** --gemm for train: 'auto' (the default) or a kernel. */
+export const gemmAskFlag = (v: string | undefined): KernelAsk<GemmKernel> => (v === undefined || v === 'auto' ? 'auto' : gemmKernelFlag('gemm', v));
+
+/** --attention for train: 'auto' (the default) or a kernel. */
+export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKernel> => (v === undefined || v === 'auto' ? 'auto' : attentionKernelFlag(v));

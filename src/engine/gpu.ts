@@ -73,8 +73,11 @@ export class GpuContext {
   readonly registry: KernelRegistry;
   readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
-  /** The kernels attention_forward and attention_backward run (GpuContextOptions.attention). */
-  readonly attention: AttentionKernel;
+  /**
+   * The kernels attention_forward and attention_backward run from now on (GpuContextOptions.attention); a run may
+   * switch it before it starts (src/run/kernel-tuning.ts), never mid-pass.
+   */
+  attention: AttentionKernel;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly uniformBuffer: GPUBuffer;

@@ -6,6 +6,7 @@
 import type { Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
+import type { KernelChoice } from './kernel-tuning.ts';
 import { openSafetensors } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
 import type { RunStore } from './run-store.ts';
@@ -31,6 +32,8 @@ export interface SavedRun {
   epoch?: number;
   /** "sha256:<hex>" of the training state saved with this record; a resume refuses a state that does not match. */
   stateChecksum?: string;
+  /** The kernels the run trains with (src/run/kernel-tuning.ts): a resume uses them again, for the same numbers. */
+  kernels?: KernelChoice;
 }
 
 /** A run's data as it is stored with its first checkpoint. */

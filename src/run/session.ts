@@ -27,6 +27,7 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
+import { applyKernels, decideKernels, kernelsOf, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTuningCache } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
@@ -75,7 +76,9 @@ export type TrainEvent =
   | { type: 'checkpoint'; step: number }
   | { type: 'status'; text: string }
   /** A step whose loss or gradient norm was not finite: its update was not applied. */
-  | ({ type: 'skipped' } & SkipReport);
+  | ({ type: 'skipped' } & SkipReport)
+  /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
+  | ({ type: 'kernels' } & KernelDecision);
 
 export function quantizationFor(hp: Hyperparams): Quantization {
   return hp.quantization;
@@ -100,12 +103,21 @@ export class FinetuneSession {
   gpuMemoryBytes: number | null = null;
   /** The last calibration (src/run/calibrate.ts) and the model and adapter shape it was measured for. */
   private calibration: { key: string; value: Calibration } | null = null;
+  /** Where measured kernel choices are kept between runs (src/run/kernel-tuning.ts); null: measure every run. */
+  kernelCache: KernelTuningCache | null = null;
+  /**
+   * The kernels the context was made with: the reference every measured choice must agree with, what a software
+   * adapter keeps, and what a run saved before runs recorded their kernels was trained with.
+   */
+  private readonly defaultKernels: KernelChoice;
 
   constructor(
     readonly ctx: GpuContext,
     readonly tokenizer: Tokenizer,
     private readonly store: RunStore | null,
-  ) {}
+  ) {
+    this.defaultKernels = kernelsOf(ctx);
+  }
 
   get model(): MistralWeights | null {
     return this.weights;
@@ -244,7 +256,7 @@ export class FinetuneSession {
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number } = {},
+    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; kernels?: KernelRequest } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
@@ -331,6 +343,7 @@ export class FinetuneSession {
           savedAt: new Date().toISOString(),
           epoch: epochOfStep(data.stats.stepsByEpoch, step),
           stateChecksum: await stateChecksum(state),
+          kernels,
         };
         await this.store.commit(checkpointFiles(run, state, newData));
         newData = null;
@@ -338,6 +351,7 @@ export class FinetuneSession {
         onEvent({ type: 'checkpoint', step });
       };
       const shape = runnerShape(data);
+      const kernels = await this.chooseKernels(hp, shape, resumed, o.kernels ?? {}, onEvent);
       // Keep layers' intermediates instead of recomputing them where the memory allows (same numbers, fewer FLOPs).
       const keep = chooseKeptLayers(
         this.weights.dims,
@@ -388,6 +402,8 @@ export class FinetuneSession {
     } finally {
       this.running = false;
       this.control = null;
+      // The run's kernels were its own choice: the next run (or a generation) starts from the defaults again.
+      applyKernels(this.ctx, this.defaultKernels);
       try {
         runner?.destroy();
       } catch (e) {
@@ -396,6 +412,34 @@ export class FinetuneSession {
         if (!isFinetuneError(e, 'device-lost')) throw e;
       }
     }
+  }
+
+  /**
+   * The kernels this run trains with, made current on the context: a resume's own, the ones asked for, or the fastest
+   * that agree with the defaults on one layer of this model (measured, or remembered from an earlier measurement).
+   */
+  private async chooseKernels(hp: Hyperparams, shape: { B: number; T: number }, resumed: SavedRun | null, request: KernelRequest, onEvent: (e: TrainEvent) => void): Promise<KernelChoice> {
+    const weights = this.weights;
+    const config = this.ckpt?.config;
+    const lora = this.lora;
+    if (!weights || !config || !lora) throw new FinetuneError('internal', 'kernels are chosen for a loaded model and adapter');
+    const loraShape = { r: lora.r, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets: lora.targets };
+    const decision = await decideKernels({
+      request,
+      current: this.defaultKernels,
+      software: this.ctx.report.software,
+      // A run saved before runs recorded their kernels was trained with the defaults.
+      saved: resumed ? (savedKernels(resumed.kernels) ?? this.defaultKernels) : null,
+      cache: this.kernelCache,
+      key: tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, loraShape),
+      measure: (candidates) => {
+        onEvent({ type: 'status', text: `measuring ${candidates.length} kernel combinations on one layer of this model…` });
+        return measureKernels(this.ctx, weights, config, loraShape, shape, candidates);
+      },
+    });
+    applyKernels(this.ctx, decision.kernels);
+    onEvent({ type: 'kernels', ...decision });
+    return decision.kernels;
   }
 
   pause(): void {

@@ -57,6 +57,8 @@ export interface RunState {
   checkpointStep: number | null;
   /** When the run was resumed from a saved run: its training file's name. */
   resumedFrom: string | null;
+  /** Which kernels the run trains with and how they were chosen (its 'kernels' event), for the line under the readouts. */
+  kernels: string | null;
 }
 
 export type RunAction =
@@ -87,6 +89,7 @@ export const IDLE_RUN: RunState = {
   outcome: null,
   checkpointStep: null,
   resumedFrom: null,
+  kernels: null,
 };
 
 /** True while a run holds the engine (inputs that would change it are locked). */
@@ -150,6 +153,8 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       return { ...s, checkpointStep: e.step, note: `Checkpoint saved in this browser at step ${e.step}.` };
     case 'status':
       return { ...s, note: e.text };
+    case 'kernels':
+      return { ...s, kernels: e.text, note: e.text };
     case 'skipped':
       return { ...s, step: e.step, note: `Step ${e.step} skipped: ${e.reason}; the adapter was left as it was (${e.consecutive} in a row).` };
     default:

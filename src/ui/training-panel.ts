@@ -99,6 +99,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const bar = h('progress', { max: 1, value: 0, 'data-testid': 'train-progress', 'aria-label': 'training progress' });
   const phaseText = h('p', { class: 'status', 'data-testid': 'train-status', role: 'status' }, PHASE_TEXT.idle);
   const note = h('p', { class: 'hint event', 'data-testid': 'train-event' });
+  const kernelsLine = h('p', { class: 'hint', 'data-testid': 'train-kernels', hidden: true });
   const result = h('div', { 'data-testid': 'train-result' });
   const sample = h('div', { class: 'sample', 'data-testid': 'sample', hidden: true });
   const saved = h('div', { class: 'saved-run', 'data-testid': 'saved-run', hidden: true });
@@ -338,6 +339,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     phaseText.dataset.phase = run.phase;
     phaseText.textContent = run.phase === 'idle' && why ? 'Not ready yet.' : run.phase === 'validating' ? `Validating the adapter after step ${run.step}…` : PHASE_TEXT[run.phase];
     note.textContent = run.note;
+    kernelsLine.hidden = run.kernels === null;
+    kernelsLine.textContent = run.kernels ?? '';
     renderReadouts(run);
     renderOutcome(run);
     if (run.sample) {
@@ -380,6 +383,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     reason,
     bar,
     h('div', { class: 'readouts' }, ...Object.values(r).map((x) => x.el)),
+    kernelsLine,
     chart.element,
     note,
     result,

@@ -61,7 +61,8 @@ export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
   };
 }
 
-export async function opfsRunStore(folder = 'finetune-run'): Promise<RunStore | null> {
+/** A folder of this origin's private file system as StoreFiles, or null where OPFS is missing or refused. */
+export async function opfsFolderFiles(folder: string): Promise<StoreFiles | null> {
   const storage = (self.navigator as Navigator | undefined)?.storage;
   if (!storage?.getDirectory) return null;
   let dir: FileSystemDirectoryHandle;
@@ -71,5 +72,10 @@ export async function opfsRunStore(folder = 'finetune-run'): Promise<RunStore | 
     return null;
   }
   // The DOM typings this project compiles against lack the async-iterable half of FileSystemDirectoryHandle (keys()).
-  return pointerRunStore(opfsStoreFiles(dir as unknown as OpfsDirectory));
+  return opfsStoreFiles(dir as unknown as OpfsDirectory);
+}
+
+export async function opfsRunStore(folder = 'finetune-run'): Promise<RunStore | null> {
+  const files = await opfsFolderFiles(folder);
+  return files ? pointerRunStore(files) : null;
 }

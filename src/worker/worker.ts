@@ -16,10 +16,11 @@ import { adapterZip } from '../export/index.ts';
 import { importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
+import { fileKernelTuningCache } from '../run/kernel-tuning.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { DataStats } from '../data/batches.ts';
-import { opfsRunStore } from './opfs-store.ts';
+import { opfsFolderFiles, opfsRunStore } from './opfs-store.ts';
 import { browserWeightCache } from './opfs-weight-cache.ts';
 import { checkCacheKey } from '../run/weight-cache.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
@@ -78,6 +79,9 @@ function session(): Promise<FinetuneSession> {
   sessionPromise ??= (async () => {
     const s = new FinetuneSession(await gpuContext(), await tokenizer(), await opfsRunStore());
     s.weightCache = (await weightCache()).store;
+    // Kernel choices measured on this GPU are remembered in OPFS beside the weights (none where OPFS is missing).
+    const kernelFiles = await opfsFolderFiles('finetune-kernels');
+    s.kernelCache = kernelFiles ? fileKernelTuningCache(kernelFiles) : null;
     s.gpuMemoryBytes = gpuMemoryBytes;
     return s;
   })().catch((e: unknown) => {
@@ -271,7 +275,7 @@ const api = {
     return (await session()).savedRunFiles();
   },
 
-  /** Trains; events (plan, step, eval, sample, checkpoint, status) stream to onEvent. Settles when the run ends. */
+  /** Trains; events (plan, kernels, step, eval, sample, checkpoint, status) stream to onEvent. Settles when the run ends. */
   async startTraining(
     hp: Record<string, unknown>,
     files: TrainFiles,

@@ -92,6 +92,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('train-result').textContent()).toMatch(/Finished: 2 steps/);
     expect(await page.getByTestId('tokens-per-second').textContent()).toMatch(/^\d/);
     expect(await page.getByTestId('eta').textContent()).toBe('done');
+    // The run says which kernels it trained with: on this software adapter, the defaults, unmeasured.
+    expect(await page.getByTestId('train-kernels').textContent()).toMatch(/^kernels: basic GEMM, row-split attention \(not measured: on a software adapter/);
     expect(await page.locator('#learning_rate').isEnabled()).toBe(true);
     await screenshot(page, 'train-done');
     await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-done.png' });

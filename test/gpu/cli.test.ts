@@ -121,6 +121,32 @@ describe('finetune check --attention', () => {
   });
 });
 
+describe('finetune bench tune', () => {
+  it('runs one layer under every GEMM × attention combination, compares each with the first, and prints the choice', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'tune', '--tokens', '8', '--min-ms', '1'], { env, timeout: 300_000 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const trials = lines.filter((l) => l.bench === 'tune');
+    expect(trials.map((t) => `${t.gemm}/${t.attention}`).sort()).toEqual(['basic/rows', 'basic/tiled', 'tiled/rows', 'tiled/tiled']);
+    expect(trials[0]).toMatchObject({ gemm: 'basic', attention: 'rows', vsFirst: 1, relDiff: 0, agrees: true });
+    for (const t of trials) {
+      expect(t.agrees).toBe(true);
+      expect(t.relDiff).toBeLessThan(1e-4);
+      expect(t.ms).toBeGreaterThan(0);
+      expect(t.layerTokensPerSecond).toBeCloseTo(8 / (t.ms / 1000), 6);
+    }
+    const choice = lines.find((l) => l.bench === 'tune-choice');
+    expect(trials.some((t) => t.gemm === choice.gemm && t.attention === choice.attention)).toBe(true);
+    expect(choice.refused).toEqual([]);
+  });
+
+  it('train refuses a kernel it does not have, before touching the GPU', async () => {
+    const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', 'public/datasets/sample.jsonl', '--gemm', 'cublas'];
+    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--gemm must be one of basic, tiled, tiled-fixed, got "cublas"/) });
+    args.splice(-2, 2, '--attention', 'flash3');
+    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--attention must be one of rows, tiled, got "flash3"/) });
+  });
+});
+
 describe('finetune train --base-matmul', () => {
   it('says on stderr that the base products run in int8, for either int8 choice, before anything else can fail', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-int8-note-'));

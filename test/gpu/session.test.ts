@@ -90,12 +90,14 @@ describe('fine-tuning session', () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-train-'));
     writeFileSync(join(dir, 'rows.jsonl'), JSONL);
     // --keep-layers: the flag reaches the run (its status line says so).
-    const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out'), '--keep-layers', '1'];
+    const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out'), '--keep-layers', '1', '--cache-dir', join(dir, 'cache')];
     for (const [k, v] of Object.entries(HP)) args.push(`--${k}`, String(v));
     const { stdout } = await promisify(execFile)('node', args, { timeout: 300_000 });
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(events[0].type).toBe('model');
     expect(events.find((e) => e.type === 'status' && /^recomputation/.test(e.text))?.text).toMatch(/the last 1 of 2 layers keep their intermediates/);
+    // A software adapter keeps the default kernels without measuring them (a run on a GPU measures: kernel-tuning.test.ts).
+    expect(events.find((e) => e.type === 'kernels')).toMatchObject({ source: 'software', kernels: { gemm: 'basic', attention: 'rows' }, trials: [] });
     expect(events.filter((e) => e.type === 'step')).toHaveLength(3);
     expect(events.at(-1)).toMatchObject({ type: 'done', steps: 3 });
     const adapter = await readAdapter(nodeDirectory(join(dir, 'out', 'adapter')));

@@ -120,4 +120,19 @@ describe('summarise', () => {
     expect(s).toContain('int8 (quantisation included): 40.0 TFLOP/s, vsPlain 1.30, vsFp32 1.90, relError 6.10e-3');
     expect(s).toContain('; int8 gates ok=false: loss relError 6.40e-4, grad cosine worst 0.99759 all 0.99877; int8-mlp gates ok=true: loss relError 3.50e-4, grad cosine worst 0.99924 all 0.99955');
   });
+
+  it('shows each kernel combination the tuning timed, the refused ones, and the choice', () => {
+    const lines = [
+      { device: 'step', step: 'tune', attempt: 1 },
+      { bench: 'tune', T: 2048, gemm: 'basic', attention: 'rows', ms: 250, reps: 2, layerTokensPerSecond: 8192, vsFirst: 1, relDiff: 0, agrees: true },
+      { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'tiled', ms: null, reps: 0, layerTokensPerSecond: null, vsFirst: null, relDiff: 0.5, agrees: false },
+      { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'rows', ms: 125, reps: 4, layerTokensPerSecond: 16384, vsFirst: 2, relDiff: 1e-7, agrees: true },
+      { bench: 'tune-choice', T: 2048, gemm: 'tiled', attention: 'rows', speedup: 2, refused: [{ gemm: 'tiled', attention: 'tiled' }] },
+      { device: 'step-end', step: 'tune', attempt: 1, exit: 0, seconds: 30 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('tune T=2048 basic/rows: 250.0 ms, 8192 tokens/s per layer, vsFirst 1.00, relDiff 0.00e+0');
+    expect(s).toContain('tune T=2048 tiled/tiled: not timed, relDiff 5.00e-1 DISAGREES');
+    expect(s).toContain('tune T=2048 choice: tiled/rows, speedup 2.00, refused tiled/tiled');
+  });
 });

@@ -1,7 +1,10 @@
 import { benchCacheLoad, benchQuantize } from '../../bench/load.ts';
 import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
-import { benchLayer, MISTRAL_7B_LAYER } from '../../bench/layer.ts';
+import { benchLayer, MISTRAL_7B_LAYER, randomLayer, syntheticConfig } from '../../bench/layer.ts';
+import { kernelCandidates, kernelsOf, measureKernels, pickKernels } from '../../run/kernel-tuning.ts';
+import { PROJECTIONS } from '../../core/mistral.ts';
+import { destroyMistralWeights } from '../../engine/mistral/weights.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS } from '../../engine/gpu.ts';
 import { benchModel, MISTRAL_7B, type KeptLayersChoice } from '../../bench/model.ts';
@@ -26,7 +29,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -68,7 +71,12 @@ what:
              int8 base products (--base-matmul int8 or int8-mlp, the default), and prints both loss curves step by
              step, a summary, and the int8 error of every int8 product of the first step by projection (needs
              --model and --data; not part of "all")
-  all        everything above but model, int8 and int8-ab
+  tune       what a training run's kernel choice measures (src/run/kernel-tuning.ts), on one Mistral-7B layer
+             (random NF4 weights; small on SwiftShader), LoRA r=8 on all seven projections, at each --tokens: the
+             layer's training work under every GEMM × attention combination, each with its time, its speed against
+             the first (the --gemm/--attention given, default basic and rows), and its numbers' largest difference
+             from the first's; then the choice a run would make (not part of "all")
+  all        everything above but model, int8, int8-ab and tune
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -260,6 +268,24 @@ export const benchCommand: Command = {
         ? [{ M: 256, N: 256, K: 256 }, ...tokens.flatMap((M) => [{ M, N: layerDims.C, K: layerDims.C }, { M, N: layerDims.I, K: layerDims.C }, { M, N: layerDims.C, K: layerDims.I }])]
         : [{ M: 4096, N: 4096, K: 4096 }, ...mistralNf4Shapes(tokens)];
       for await (const r of benchInt8(ctx, shapes, minMs)) print(r);
+    }
+    if (what === 'tune') {
+      for (const T of tokens) {
+        const weights = await randomLayer(ctx, layerDims, true);
+        try {
+          const lora = { r: 8, alpha: 16, dropout: 0.05, targets: PROJECTIONS };
+          const trials = await measureKernels(ctx, weights, syntheticConfig(layerDims), lora, { B: 1, T }, kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx)), { minMs });
+          const reference = trials[0];
+          for (const t of trials) {
+            const timed = Number.isFinite(t.ms);
+            print({ bench: 'tune', T, ...t.kernels, ms: timed ? t.ms : null, reps: t.reps, layerTokensPerSecond: timed ? T / (t.ms / 1000) : null, vsFirst: timed ? reference.ms / t.ms : null, relDiff: t.relDiff, agrees: t.agrees });
+          }
+          const pick = pickKernels(trials);
+          print({ bench: 'tune-choice', T, ...pick.chosen, speedup: pick.speedup, refused: pick.refused });
+        } finally {
+          destroyMistralWeights(ctx, weights);
+        }
+      }
     }
     if (what === 'stream') {
       // Four layers at least, so that the two slots are rewritten in every pass.

@@ -13,13 +13,15 @@ import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
-import { folderRunStore } from '../node-store.ts';
+import { folderRunStore, folderStoreFiles } from '../node-store.ts';
+import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, KERNEL_ASK_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--base-matmul fp32|int8|int8-mlp]
+               [--gemm auto|basic|tiled] [--attention auto|rows|tiled] [--retune-kernels]
                [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
@@ -39,8 +41,9 @@ options:
   --overwrite        start a new run even though OUT/run holds an unfinished one (which is kept until the new run
                      saves its first checkpoint)
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
-  --cache-dir DIR    where quantised weights are cached between runs (default ~/.cache/finetune)
-  --no-cache         neither read nor write the weight cache
+  --cache-dir DIR    where quantised weights (and kernel choices, in DIR/kernels) are cached between runs
+                     (default ~/.cache/finetune)
+  --no-cache         neither read nor write the weight cache or the kernel choices
   --stream-layers    keep the model's layers in CPU memory and upload them layer by layer as the passes need them:
                      for a GPU too small for the quantised model; the same results, slower (docs/models.md)
   --gpu-memory GB    this GPU's memory (WebGPU cannot tell): when the plan (finetune plan) says the run does not fit
@@ -51,6 +54,7 @@ options:
                      recomputing them: fewer FLOPs per step, more memory (finetune plan --keep-layers prices it);
                      default: 0, or chosen from --gpu-memory
   ${BASE_MATMUL_HELP}
+  ${KERNEL_ASK_HELP}
 
 hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
@@ -78,9 +82,13 @@ export const trainCommand: Command = {
       'gpu-memory': { type: 'string' },
       'keep-layers': { type: 'string' },
       'base-matmul': { type: 'string' },
+      gemm: { type: 'string' },
+      attention: { type: 'string' },
+      'retune-kernels': { type: 'boolean', default: false },
     });
     if (!values.model) throw new UsageError('--model is required');
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
+    const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), retune: values['retune-kernels'] as boolean };
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
     if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${JSON.stringify(values['gpu-memory'])}`);
@@ -113,6 +121,8 @@ export const trainCommand: Command = {
     if (gpuMemoryGb !== undefined) session.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
     // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
     session.weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
+    // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
+    session.kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
     const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
     const print = (o: unknown): void => io.out(JSON.stringify(o));
     // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
@@ -145,7 +155,7 @@ export const trainCommand: Command = {
     };
     const keptLayers = keepLayers === 'all' ? model.layers : keepLayers;
     const training = (values.resume
-      ? session.train({}, null, onEvent, { resume: true, keptLayers })
+      ? session.train({}, null, onEvent, { resume: true, keptLayers, kernels })
       : session.train(
           hp,
           {
@@ -155,7 +165,7 @@ export const trainCommand: Command = {
             validationName: values.validation ? basename(values.validation) : null,
           },
           onEvent,
-          { keptLayers },
+          { keptLayers, kernels },
         )
     ).finally(removeSignalHandlers);
     const result = await training.catch((e: unknown) => {

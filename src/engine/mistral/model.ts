@@ -418,6 +418,14 @@ export class MistralRunner {
     this.ctx.flush();
   }
 
+  /**
+   * The buffer layerTrainingWork's backward reads d xs[l+1] from and leaves d xs[l] in: a caller timing or comparing
+   * one layer's work (kernel tuning, benchmarks) fills it, with xs[l], before the call.
+   */
+  get layerGradient(): GPUBuffer {
+    return this.G.dres;
+  }
+
   zeroGrads(): void {
     if (this.lora) zeroLoraGrads(this.ctx, this.lora);
   }

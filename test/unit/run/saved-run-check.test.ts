@@ -63,6 +63,12 @@ describe('a saved run record, checked before a resume', () => {
     expect(refusal(() => checkSavedRun([])).message).toMatch(/not a JSON object/);
   });
 
+  it('keeps the kernels a run was trained with, and refuses kernels this engine does not have', () => {
+    expect(checkSavedRun(record({ kernels: { gemm: 'tiled', attention: 'tiled' } })).kernels).toEqual({ gemm: 'tiled', attention: 'tiled' });
+    expect(checkSavedRun(record()).kernels).toBeUndefined();
+    expect(refusal(() => checkSavedRun(record({ kernels: { gemm: 'cublas', attention: 'rows' } }))).message).toMatch(/its kernels .* are not kernels this engine has/);
+  });
+
   it('checks the record against the plan its data gives now: the step count, a step within it, the epoch', () => {
     expect(() => checkSavedRunAgainstPlan(checkSavedRun(record()), stats)).not.toThrow();
     expect(refusal(() => checkSavedRunAgainstPlan(checkSavedRun(record()), { ...stats, totalSteps: 9, stepsByEpoch: [3, 3, 3] })).message).toMatch(

@@ -92,4 +92,13 @@ describe('run state', () => {
     expect(s.history).toEqual([{ step: 1, loss: 3 }]);
     expect(s.note).toMatch(/Step 2 skipped: the loss is NaN/);
   });
+
+  it('keeps the run\'s kernel line after later notes, and a new run starts without it', () => {
+    const kernels = { type: 'kernels', kernels: { gemm: 'tiled', attention: 'tiled' }, source: 'measured', speedup: 1.7, trials: [], refused: [], text: 'kernels: tiled GEMM, tiled attention, measured' } as TrainEvent;
+    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(kernels), ev(step(1, 3)), ev({ type: 'checkpoint', step: 1 }));
+    expect(s.kernels).toBe('kernels: tiled GEMM, tiled attention, measured');
+    expect(s.note).toMatch(/Checkpoint saved/);
+    s = runReducer(runReducer(s, { type: 'stop' }), { type: 'finished', result: { steps: 1, stopped: true } as never });
+    expect(runReducer(s, { type: 'start', totalSteps: 4 }).kernels).toBeNull();
+  });
 });

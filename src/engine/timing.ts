@@ -2,7 +2,7 @@
 // (a small readback) closing each batch. Per-kernel timestamps are not portable (timestamp-query is optional and
 // quantised in browsers), and a fence-bounded batch of identical dispatches measures throughput, which is what we report.
 
-import type { GpuContext } from '../engine/gpu.ts';
+import type { GpuContext } from './gpu.ts';
 
 export interface Timing {
   /** Mean milliseconds per repetition. */

@@ -1,0 +1,413 @@
+// Which kernels a run uses on this GPU, chosen by measuring them there.
+//
+// The engine has two GEMM kernels (the 64×64 'basic' one and the register-tiled 'tiled' one, which also carries both
+// NF4 products) and two attention kernels ('rows' and the FlashAttention-style 'tiled'). Which is faster depends on
+// the GPU — a laptop's integrated one, an H200 — and no rule written here could know it. All of them compute the same
+// products to fp32 rounding. So before a run, one layer of the loaded model does its training work (forward,
+// recomputation, backward, at the run's batch shape, with an adapter of the run's rank and targets) under each
+// combination, and:
+// - a combination is eligible only if that layer's output and input gradient agree with the current kernels' on this
+//   GPU: a kernel the driver miscompiles, or a race a software adapter hides, is refused and never trained with;
+// - the fastest eligible combination wins if it beats the current kernels by more than the timing noise.
+// The answer is cached per GPU, model shape, batch shape and shader text (new shaders are measured again), and a saved
+// run remembers its kernels, so that a resume continues on the same numbers, bit for bit.
+
+import { uniformSource } from '../core/prng.ts';
+import { FinetuneError } from '../core/errors.ts';
+import type { Projection, Quantization } from '../core/mistral.ts';
+import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
+import { ATTENTION_KERNELS, GEMM_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext } from '../engine/gpu.ts';
+import { copy } from '../engine/kernels/elementwise.ts';
+import { fill_uniform } from '../engine/kernels/random.ts';
+import type { Dims } from '../engine/mistral/dims.ts';
+import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
+import { MistralRunner } from '../engine/mistral/model.ts';
+import type { MistralWeights } from '../engine/mistral/weights.ts';
+import { shaderSources } from '../engine/shaders.ts';
+import type { MistralConfig } from '../model/config.ts';
+import { createAdapter } from '../model/lora-adapter.ts';
+import { timeGpu } from '../engine/timing.ts';
+import type { StoreFiles } from './run-store.ts';
+
+export interface KernelChoice {
+  gemm: GemmKernel;
+  attention: AttentionKernel;
+}
+
+/** The GEMM kernels a tuning compares: 'tiled-fixed' compiles one pipeline per shape, so it stays a bench choice. */
+export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled'];
+
+/** A layer's outputs under a candidate may differ from the reference's by this much (relative to their largest value). */
+export const AGREEMENT_TOLERANCE = 1e-3;
+/** A candidate must be this much faster than the current kernels to replace them (timing noise on a real GPU). */
+export const SPEED_MARGIN = 0.05;
+
+export interface KernelTrial {
+  kernels: KernelChoice;
+  /** Milliseconds one layer's training work took (mean over `reps`); NaN when it was not timed (it disagreed). */
+  ms: number;
+  reps: number;
+  /** max |output − reference| / max |reference| over the layer's output and input gradient; NaN when it failed. */
+  relDiff: number;
+  agrees: boolean;
+  /** The GPU error the candidate's pass raised (a pipeline the driver would not build, …), when it failed. */
+  error?: string;
+}
+
+export interface LoraShape {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targets: readonly Projection[];
+}
+
+export interface MeasureOptions {
+  /** Stop timing a candidate once this much time was measured (default 400 ms). */
+  minMs?: number;
+  /** At most this many timed repetitions per candidate (default 8). */
+  maxReps?: number;
+  tolerance?: number;
+  /** For tests: runs with a candidate's kernels set, inside its error scopes, before its first pass (to inject a GPU error). */
+  beforePass?: (k: KernelChoice) => void;
+}
+
+export const kernelsOf = (ctx: GpuContext): KernelChoice => ({ gemm: ctx.gemmKernel, attention: ctx.attention });
+
+export function applyKernels(ctx: GpuContext, k: KernelChoice): void {
+  ctx.gemmKernel = k.gemm;
+  ctx.attention = k.attention;
+}
+
+export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => a.gemm === b.gemm && a.attention === b.attention;
+
+export function kernelsText(k: KernelChoice): string {
+  return `${k.gemm} GEMM, ${k.attention === 'rows' ? 'row-split' : 'tiled'} attention`;
+}
+
+export type KernelAsk<K> = K | 'auto';
+
+/** Whether `k` is one of the kernels `ask` allows. */
+export function allowedBy(ask: { gemm: KernelAsk<GemmKernel>; attention: KernelAsk<AttentionKernel> }, k: KernelChoice): boolean {
+  const gemmOk = ask.gemm === 'auto' ? TUNED_GEMM_KERNELS.includes(k.gemm) : k.gemm === ask.gemm;
+  const attentionOk = ask.attention === 'auto' ? ATTENTION_KERNELS.includes(k.attention) : k.attention === ask.attention;
+  return gemmOk && attentionOk;
+}
+
+/**
+ * The combinations to run: `current` first — the reference every other must agree with, run even when the ask does
+ * not allow it — then every combination the ask allows (each tuned kernel for an 'auto', the named one otherwise).
+ */
+export function kernelCandidates(ask: { gemm: KernelAsk<GemmKernel>; attention: KernelAsk<AttentionKernel> }, current: KernelChoice): KernelChoice[] {
+  const gemms = ask.gemm === 'auto' ? TUNED_GEMM_KERNELS : [ask.gemm];
+  const attentions = ask.attention === 'auto' ? ATTENTION_KERNELS : [ask.attention];
+  const all: KernelChoice[] = [current];
+  for (const gemm of gemms) for (const attention of attentions) if (!sameKernels({ gemm, attention }, current)) all.push({ gemm, attention });
+  return all;
+}
+
+export interface KernelPick {
+  chosen: KernelChoice;
+  /** The reference's time over the chosen one's (1 when the reference stays). */
+  speedup: number;
+  /** Candidates refused because their numbers disagreed with the reference's on this GPU. */
+  refused: KernelChoice[];
+}
+
+/**
+ * The fastest allowed candidate that agrees with the reference (trials[0]). The reference itself, when allowed, is
+ * only replaced by one faster by more than `margin`; when none allowed agrees, the reference is kept (and the
+ * refusals say why).
+ */
+export function pickKernels(trials: readonly KernelTrial[], o: { margin?: number; allowed?: (k: KernelChoice) => boolean } = {}): KernelPick {
+  const reference = trials[0];
+  if (!reference) throw new FinetuneError('internal', 'no kernels were measured');
+  const allowed = o.allowed ?? ((): boolean => true);
+  const margin = o.margin ?? SPEED_MARGIN;
+  const refused = trials.filter((t) => !t.agrees).map((t) => t.kernels);
+  const referenceAllowed = allowed(reference.kernels);
+  let best: KernelTrial | null = referenceAllowed ? reference : null;
+  for (const t of trials) {
+    if (t === reference || !t.agrees || !Number.isFinite(t.ms) || !allowed(t.kernels)) continue;
+    if (best === null || t.ms < best.ms) best = t;
+  }
+  if (best === null || best === reference) return { chosen: reference.kernels, speedup: 1, refused };
+  if (referenceAllowed && best.ms * (1 + margin) > reference.ms) return { chosen: reference.kernels, speedup: 1, refused };
+  return { chosen: best.kernels, speedup: reference.ms / best.ms, refused };
+}
+
+/** max |a − ref| / max |ref|; Infinity when either holds a non-finite value. */
+function relativeDifference(a: Float32Array, ref: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(a[i] - ref[i]);
+    if (!Number.isFinite(a[i]) || !Number.isFinite(ref[i])) return Infinity;
+    if (d > diff) diff = d;
+    if (Math.abs(ref[i]) > scale) scale = Math.abs(ref[i]);
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+/**
+ * Runs layer 0's training work under each candidate (candidates[0] the reference) at the run's batch shape and
+ * returns what each took and whether it agreed. The context's kernels are as before when it returns.
+ */
+export async function measureKernels(
+  ctx: GpuContext,
+  weights: MistralWeights,
+  config: MistralConfig,
+  lora: LoraShape,
+  shape: { B: number; T: number },
+  candidates: readonly KernelChoice[],
+  o: MeasureOptions = {},
+): Promise<KernelTrial[]> {
+  const before = kernelsOf(ctx);
+  const d = weights.dims;
+  const N = shape.B * shape.T;
+  // A throwaway adapter of the run's shape; B ≠ 0 (PEFT starts it at 0) so that every LoRA product carries values.
+  const adapter = createAdapter(config, { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targetModules: [...lora.targets], random: uniformSource(7) });
+  for (const layer of adapter.tensors) for (const m of lora.targets) layer[m]?.B.fill(1e-3);
+  const gpuLora = uploadLora(ctx, d, adapter);
+  const runner = new MistralRunner(ctx, weights, gpuLora, { B: shape.B, T: shape.T, seed: 1, keptLayers: 0 });
+  const gradSeed = ctx.createBuffer('kernel tuning gradient', N * d.C * 4, 'scratch');
+  const tolerance = o.tolerance ?? AGREEMENT_TOLERANCE;
+  try {
+    const ids = Array.from({ length: N }, (_, i) => (1 + 37 * i) % d.V);
+    runner.setBatch({
+      B: shape.B,
+      T: shape.T,
+      inputIds: ids,
+      targets: new Int32Array(N).fill(-100),
+      segmentIds: new Uint32Array(N).fill(1),
+      positionIds: Uint32Array.from({ length: N }, (_, i) => i % shape.T),
+    });
+    fill_uniform(ctx, runner.xs[0], N * d.C, 1, 101);
+    fill_uniform(ctx, gradSeed, N * d.C, 1e-2, 102);
+    // Every repetition starts from the same incoming gradient (the backward overwrites it with the layer's input gradient).
+    const work = (): void => {
+      copy(ctx, runner.layerGradient, gradSeed, N * d.C);
+      runner.layerTrainingWork(0);
+    };
+    const trials: KernelTrial[] = [];
+    let reference: { out: Float32Array; grad: Float32Array } | null = null;
+    for (const k of candidates) {
+      applyKernels(ctx, k);
+      // One pass to compare (it also compiles the candidate's pipelines, outside the timing).
+      // A candidate's validation or internal GPU error (a pipeline this driver will not build, …) is caught by error
+      // scopes around its pass, deterministically, and refuses it: the run goes on with kernels that work here. The
+      // reference's own errors, a lost device and exhausted memory end the run as they would without tuning.
+      ctx.device.pushErrorScope('validation');
+      ctx.device.pushErrorScope('internal');
+      o.beforePass?.(k);
+      work();
+      ctx.flush();
+      const scoped = [await ctx.device.popErrorScope(), await ctx.device.popErrorScope()].find((e) => e !== null);
+      if (scoped) {
+        if (reference === null) throw new FinetuneError('internal', `GPU error: ${scoped.message}`);
+        trials.push({ kernels: k, ms: NaN, reps: 0, relDiff: NaN, agrees: false, error: scoped.message });
+        continue;
+      }
+      const out = await ctx.readF32(runner.xs[1], 0, N * d.C);
+      const grad = await ctx.readF32(runner.layerGradient, 0, N * d.C);
+      reference ??= { out, grad };
+      const relDiff = Math.max(relativeDifference(out, reference.out), relativeDifference(grad, reference.grad));
+      const agrees = relDiff <= tolerance;
+      if (!agrees) {
+        trials.push({ kernels: k, ms: NaN, reps: 0, relDiff, agrees });
+        continue;
+      }
+      const t = await timeGpu(ctx, work, { warmup: 1, minMs: o.minMs ?? 400, maxReps: o.maxReps ?? 8 });
+      trials.push({ kernels: k, ms: t.ms, reps: t.reps, relDiff, agrees });
+    }
+    return trials;
+  } finally {
+    applyKernels(ctx, before);
+    ctx.flush();
+    ctx.destroy(gradSeed);
+    runner.destroy();
+    destroyLora(ctx, gpuLora);
+  }
+}
+
+// ---- The cache of decisions ----
+
+/** A digest of every shader's text: a change to any kernel makes earlier measurements stale. */
+export function shaderRevision(): string {
+  // FNV-1a, 32 bits: a change detector, not a security hash.
+  let h = 0x811c9dc5;
+  for (const name of Object.keys(shaderSources).sort()) {
+    const text = `${name}\u0000${shaderSources[name]}\u0000`;
+    for (let i = 0; i < text.length; i++) {
+      h ^= text.charCodeAt(i);
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+/** What a decision depends on: the GPU, the shaders, the model's shape and quantisation, the batch and the adapter. */
+export function tuningKey(report: GpuAdapterInfo, d: Dims, quantization: Quantization, streamed: boolean, shape: { B: number; T: number }, lora: LoraShape): string {
+  return JSON.stringify({
+    gpu: [report.vendor, report.architecture, report.device, report.description],
+    shaders: shaderRevision(),
+    model: [d.C, d.I, d.nH, d.nKV, d.hd, quantization, streamed],
+    batch: [shape.B, shape.T],
+    lora: [lora.r, [...lora.targets].sort(), lora.dropout > 0],
+  });
+}
+
+export interface CachedKernels extends KernelChoice {
+  speedup: number;
+  measuredAt: string;
+}
+
+export interface KernelTuningCache {
+  get(key: string): Promise<CachedKernels | null>;
+  put(key: string, value: CachedKernels): Promise<void>;
+}
+
+const CACHE_FILE = 'kernel-tuning.json';
+const CACHE_FORMAT = 'finetune-kernel-tuning';
+/** Decisions kept; the oldest go first. A few dozen shapes is more than one person trains. */
+export const MAX_CACHED_DECISIONS = 64;
+/** A bigger file is not ours (or is damaged): it is ignored, not parsed. */
+const MAX_CACHE_BYTES = 1 << 20;
+
+function validEntry(v: unknown): v is CachedKernels {
+  if (typeof v !== 'object' || v === null) return false;
+  const e = v as Record<string, unknown>;
+  return (
+    (GEMM_KERNELS as readonly unknown[]).includes(e.gemm) &&
+    (ATTENTION_KERNELS as readonly unknown[]).includes(e.attention) &&
+    typeof e.speedup === 'number' &&
+    Number.isFinite(e.speedup) &&
+    typeof e.measuredAt === 'string'
+  );
+}
+
+/**
+ * Decisions in one small JSON file of a folder (Node: under the cache directory; the browser: OPFS). A missing,
+ * damaged or foreign file reads as empty — the kernels are measured again and the file rewritten — never as an error
+ * that stops a run; entries that do not check out are dropped one by one.
+ */
+export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
+  const readAll = async (): Promise<Record<string, CachedKernels>> => {
+    const bytes = await files.read(CACHE_FILE).catch(() => null);
+    if (!bytes || bytes.length > MAX_CACHE_BYTES) return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return {};
+    }
+    const p = parsed as { format?: unknown; entries?: unknown } | null;
+    if (typeof p !== 'object' || p === null || p.format !== CACHE_FORMAT || typeof p.entries !== 'object' || p.entries === null) return {};
+    const out: Record<string, CachedKernels> = {};
+    for (const [k, v] of Object.entries(p.entries as Record<string, unknown>)) if (validEntry(v)) out[k] = v;
+    return out;
+  };
+  return {
+    async get(key) {
+      return (await readAll())[key] ?? null;
+    },
+    async put(key, value) {
+      const entries = { ...(await readAll()), [key]: value };
+      const kept = Object.entries(entries)
+        .sort((a, b) => (a[1].measuredAt < b[1].measuredAt ? 1 : a[1].measuredAt > b[1].measuredAt ? -1 : 0))
+        .slice(0, MAX_CACHED_DECISIONS);
+      await files.write(CACHE_FILE, new TextEncoder().encode(JSON.stringify({ format: CACHE_FORMAT, entries: Object.fromEntries(kept) })));
+    },
+  };
+}
+
+// ---- The decision a run makes ----
+
+export interface KernelRequest {
+  gemm?: KernelAsk<GemmKernel>;
+  attention?: KernelAsk<AttentionKernel>;
+  /** Measure even when a decision is cached. */
+  retune?: boolean;
+  /** Measure on a software adapter too (tests, `finetune bench tune`); otherwise its kernels are left as they are. */
+  measureOnSoftware?: boolean;
+}
+
+export type KernelSource = 'measured' | 'cached' | 'saved-run' | 'asked' | 'software';
+
+export interface KernelDecision {
+  kernels: KernelChoice;
+  source: KernelSource;
+  /** The chosen kernels' speed over the current ones' when measured or cached; null otherwise. */
+  speedup: number | null;
+  trials: KernelTrial[];
+  refused: KernelChoice[];
+  /** One sentence for the user. */
+  text: string;
+}
+
+export interface DecideInputs {
+  request: KernelRequest;
+  current: KernelChoice;
+  software: boolean;
+  /** The kernels a resumed run was trained with, when the record names them. */
+  saved: KernelChoice | null;
+  cache: KernelTuningCache | null;
+  key: string;
+  measure: (candidates: KernelChoice[]) => Promise<KernelTrial[]>;
+}
+
+function speedText(chosen: KernelChoice, current: KernelChoice, speedup: number): string {
+  return sameKernels(chosen, current) ? 'the defaults were the fastest that agree' : `${speedup.toFixed(2)}× the default kernels' speed`;
+}
+
+export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
+  const gemm = i.request.gemm ?? 'auto';
+  const attention = i.request.attention ?? 'auto';
+  const asked = { gemm: gemm === 'auto' ? null : gemm, attention: attention === 'auto' ? null : attention };
+  const none = { trials: [], refused: [], speedup: null };
+  if (i.saved) {
+    // A resume keeps the kernels it was trained with (same numbers bit for bit) unless the user asks otherwise.
+    const kernels = { gemm: asked.gemm ?? i.saved.gemm, attention: asked.attention ?? i.saved.attention };
+    const same = sameKernels(kernels, i.saved);
+    return { ...none, kernels, source: same ? 'saved-run' : 'asked', text: same ? `kernels: ${kernelsText(kernels)}, as the saved run was trained with` : `kernels: ${kernelsText(kernels)} as asked; the saved run was trained with ${kernelsText(i.saved)}, so its numbers continue to fp32 rounding, not bit for bit` };
+  }
+  if (asked.gemm && asked.attention) {
+    const kernels = { gemm: asked.gemm, attention: asked.attention };
+    return { ...none, kernels, source: 'asked', text: `kernels: ${kernelsText(kernels)}, as asked` };
+  }
+  if (i.software && !i.request.measureOnSoftware) {
+    const kernels = { gemm: asked.gemm ?? i.current.gemm, attention: asked.attention ?? i.current.attention };
+    return { ...none, kernels, source: 'software', text: `kernels: ${kernelsText(kernels)} (not measured: on a software adapter their speed says nothing about a GPU)` };
+  }
+  if (!i.request.retune && i.cache) {
+    const hit = await i.cache.get(i.key).catch(() => null);
+    if (hit && (!asked.gemm || hit.gemm === asked.gemm) && (!asked.attention || hit.attention === asked.attention)) {
+      const kernels = { gemm: hit.gemm, attention: hit.attention };
+      return { ...none, kernels, source: 'cached', speedup: hit.speedup, text: `kernels: ${kernelsText(kernels)}, measured on this GPU on ${hit.measuredAt.slice(0, 10)}: ${speedText(kernels, i.current, hit.speedup)}` };
+    }
+  }
+  const ask = { gemm, attention };
+  const trials = await i.measure(kernelCandidates(ask, i.current));
+  const pick = pickKernels(trials, { allowed: (k) => allowedBy(ask, k) });
+  const failed = trials.filter((t) => t.error !== undefined);
+  const disagreed = pick.refused.filter((k) => !failed.some((t) => t.kernels === k));
+  const refusedText =
+    (disagreed.length ? `; refused for numbers that disagree on this GPU: ${disagreed.map(kernelsText).join('; ')}` : '') +
+    (failed.length ? `; refused for failing on this GPU: ${failed.map((t) => `${kernelsText(t.kernels)} (${t.error})`).join('; ')}` : '');
+  // Only an unconstrained choice is remembered: a later run that asks for nothing must get the overall fastest.
+  if (i.cache && gemm === 'auto' && attention === 'auto') await i.cache.put(i.key, { ...pick.chosen, speedup: pick.speedup, measuredAt: new Date().toISOString() }).catch(() => undefined);
+  return {
+    kernels: pick.chosen,
+    source: 'measured',
+    speedup: pick.speedup,
+    trials,
+    refused: pick.refused,
+    text: `kernels: ${kernelsText(pick.chosen)}, measured on one layer of this model: ${speedText(pick.chosen, i.current, pick.speedup)}${refusedText}`,
+  };
+}
+
+/** A saved run's kernels as its record names them, or null when it names none (runs saved before this existed). */
+export function savedKernels(v: unknown): KernelChoice | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const k = v as Record<string, unknown>;
+  return (GEMM_KERNELS as readonly unknown[]).includes(k.gemm) && (ATTENTION_KERNELS as readonly unknown[]).includes(k.attention) ? { gemm: k.gemm as GemmKernel, attention: k.attention as AttentionKernel } : null;
+}

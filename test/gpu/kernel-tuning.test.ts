@@ -1,0 +1,141 @@
+// A run's kernel choice on a real adapter (src/run/kernel-tuning.ts): one layer of the tiny Mistral trained under every
+// GEMM × attention combination, compared with the defaults; a session that measures, remembers and resumes with its
+// choice. (Which combination is fastest on SwiftShader says nothing about a GPU; that each one is timed, compared and
+// refused when it disagrees does.) The pure decision rules: test/unit/run/kernel-tuning.test.ts.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { fileKernelTuningCache, kernelCandidates, kernelsOf, measureKernels, pickKernels, type KernelDecision } from '../../src/run/kernel-tuning.ts';
+import { memoryStoreFiles } from '../../src/run/run-store.ts';
+import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
+import { gpuContext } from './context.ts';
+
+const ROWS = ['def add(a, b):\n    return a + b', 'def sub(a, b):\n    return a - b', 'x = [1, 2, 3]', 'print("hi")'];
+const FILES = { train: new Blob([ROWS.map((text) => JSON.stringify({ text })).join('\n')]), trainName: 'rows.jsonl', validation: null, validationName: null };
+const HP = { num_train_epochs: 1, train_batch_size: 1, micro_batch_size: 1, lora_rank: 2, lora_alpha: 4, learning_rate: 1e-3, max_seq_len: 24, save_steps: 1, peft_method: 'qlora', run_validation: false };
+const LORA = { r: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const };
+
+describe('kernel tuning on a real adapter', () => {
+  let ctx: GpuContext;
+  let tokenizer: Tokenizer;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+  });
+
+  async function loaded(): Promise<FinetuneSession> {
+    const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    return session;
+  }
+
+  it('times one layer under every combination; each agrees with the defaults to fp32 rounding; nothing is left behind', async () => {
+    const session = await loaded();
+    const before = kernelsOf(ctx);
+    const bytes = ctx.ledger.snapshot().currentBytes;
+    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, before);
+    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 2 });
+    expect(trials.map((t) => t.kernels)).toEqual(candidates);
+    expect(trials[0].relDiff).toBe(0);
+    for (const t of trials) {
+      expect(t.agrees).toBe(true);
+      expect(t.relDiff).toBeLessThan(1e-5);
+      expect(t.ms).toBeGreaterThan(0);
+      expect(t.reps).toBeGreaterThanOrEqual(1);
+    }
+    // The tiled attention sums in another order: its numbers differ from the rows kernel's, by rounding only.
+    expect(trials.some((t) => t.kernels.attention !== before.attention && t.relDiff > 0)).toBe(true);
+    expect(kernelsOf(ctx)).toEqual(before);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(bytes);
+    session.unloadModel();
+  });
+
+  it('refuses, untimed, every combination whose numbers differ by more than the tolerance, and never picks one', async () => {
+    const session = await loaded();
+    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx));
+    // A tolerance of 0: any combination that is not bit-identical to the defaults counts as disagreeing here.
+    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 1, T: 16 }, candidates, { minMs: 1, maxReps: 1, tolerance: 0 });
+    const refused = trials.filter((t) => !t.agrees);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const t of refused) {
+      expect(t.relDiff).toBeGreaterThan(0);
+      expect(t.ms).toBeNaN();
+    }
+    const pick = pickKernels(trials, { margin: 0 });
+    expect(pick.refused).toEqual(refused.map((t) => t.kernels));
+    expect(refused.some((t) => t.kernels === pick.chosen)).toBe(false);
+    session.unloadModel();
+  });
+
+  it('refuses a combination whose pass raises a GPU error, and goes on with the others', async () => {
+    const session = await loaded();
+    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx));
+    const broken = candidates[2];
+    // A real validation error on this device during that candidate's pass (as a pipeline a driver will not build gives).
+    const beforePass = (k: (typeof candidates)[number]): void => {
+      if (k === broken) ctx.device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+    };
+    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 1, T: 16 }, candidates, { minMs: 1, maxReps: 1, beforePass });
+    const failed = trials.find((t) => t.kernels === broken)!;
+    expect(failed).toMatchObject({ agrees: false, reps: 0 });
+    expect(failed.error).toMatch(/usage/i);
+    expect(trials.filter((t) => t !== failed).every((t) => t.agrees && t.ms > 0)).toBe(true);
+    expect(pickKernels(trials, { margin: 0 }).refused).toEqual([broken]);
+    // The device is still good: a sync raises nothing left over.
+    await ctx.sync();
+    session.unloadModel();
+  });
+
+  it('a run measures, trains with its choice and saves it; the next run remembers it; a resume keeps its own, bit for bit', async () => {
+    const cache = fileKernelTuningCache(memoryStoreFiles());
+    const defaults = kernelsOf(ctx);
+
+    // An uninterrupted run with kernels other than the defaults: the reference for the resume below.
+    const whole = await loaded();
+    const wholeLosses: number[] = [];
+    const asked = { gemm: 'tiled', attention: 'tiled' } as const;
+    await whole.train(HP, FILES, (e) => e.type === 'step' && wholeLosses.push(e.loss), { kernels: asked });
+    expect(wholeLosses).toHaveLength(4);
+    expect(kernelsOf(ctx)).toEqual(defaults); // the run's choice ends with the run
+    whole.unloadModel();
+
+    const session = await loaded();
+    session.kernelCache = cache;
+    const events: TrainEvent[] = [];
+    await session.train(HP, FILES, (e) => {
+      events.push(e);
+      if (e.type === 'step') session.stop();
+    }, { kernels: { measureOnSoftware: true } });
+    const measured = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
+    expect(measured).toMatchObject({ source: 'measured' });
+    expect(measured.trials).toHaveLength(4);
+    expect(events.some((e) => e.type === 'status' && /measuring 4 kernel combinations/.test(e.text))).toBe(true);
+    expect((await session.savedRun())!.kernels).toEqual(measured.kernels);
+
+    const next: TrainEvent[] = [];
+    await session.train(HP, FILES, (e) => {
+      next.push(e);
+      if (e.type === 'step') session.stop();
+    }, { kernels: { measureOnSoftware: true } });
+    expect(next.find((e) => e.type === 'kernels')).toMatchObject({ source: 'cached', kernels: measured.kernels, trials: [] });
+    expect(next.some((e) => e.type === 'status' && /measuring/.test(e.text))).toBe(false);
+
+    // A run stopped after one step with the asked kernels, resumed with nothing asked: its own kernels, same numbers.
+    const stopped: number[] = [];
+    await session.train(HP, FILES, (e) => {
+      if (e.type === 'step') {
+        stopped.push(e.loss);
+        session.stop();
+      }
+    }, { kernels: asked });
+    expect((await session.savedRun())!.kernels).toEqual(asked);
+    const resumed: TrainEvent[] = [];
+    await session.train({}, null, (e) => resumed.push(e), { resume: true, kernels: { measureOnSoftware: true } });
+    expect(resumed.find((e) => e.type === 'kernels')).toMatchObject({ source: 'saved-run', kernels: asked });
+    const losses = [...stopped, ...resumed.filter((e) => e.type === 'step').map((e) => (e as { loss: number }).loss)];
+    expect(losses).toEqual(wholeLosses);
+    session.unloadModel();
+  });
+});
