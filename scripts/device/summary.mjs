@@ -95,7 +95,7 @@ function line(r) {
     case 'tune-choice':
       return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}`).join(', ')}` : ''}`;
     case 'model':
-      return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
+      return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}${r.keptAttention ? '+attention' : ''}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
     default:
       break;
   }

@@ -9,7 +9,7 @@ import type { MistralConfig } from '../model/config.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { nf4_quantize } from '../engine/kernels/nf4.ts';
 import { fill_uniform, fill_uniform_bf16 } from '../engine/kernels/random.ts';
-import { flopsPerToken, linearShape, type Dims } from '../engine/mistral/dims.ts';
+import { attentionFlopsPerToken, flopsPerToken, linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, type BaseLinear, type LayerWeights, type MistralWeights } from '../engine/mistral/weights.ts';
@@ -24,6 +24,8 @@ export interface ModelBenchResult {
   /** 'checkpointed': every layer recomputed in the backward; 'kept': none; 'partly-kept': the last keptLayers not. */
   mode: 'checkpointed' | 'kept' | 'partly-kept';
   keptLayers: number;
+  /** The recomputed layers kept their attention output: their recomputation skipped attention. */
+  keptAttention: boolean;
   loadSeconds: number;
   stepMs: number;
   tokensPerSecond: number;
@@ -91,11 +93,12 @@ export async function randomMistral(ctx: GpuContext, d: Dims, doubleQuant: boole
  * Layers that keep their intermediates (no recomputation): a count, or a choice made once the adapter is on the GPU
  * from the bytes the ledger then holds (the command line passes the run's own chooser, run/kept-layers.ts).
  */
-export type KeptLayersChoice = number | ((inUseBytes: number) => number);
+export type KeptLayersChoice = number | ((inUseBytes: number) => { kept: number; keptAttention: boolean });
 
 /** Timed QLoRA training steps on one sequence of T tokens, after one warm-up step. */
 export interface TrainStepTiming {
   keptLayers: number;
+  keptAttention: boolean;
   stepMs: number;
   /** The warm-up step's loss, then each timed step's. */
   losses: number[];
@@ -114,13 +117,14 @@ export interface TrainStepTiming {
 export async function timeTrainSteps(
   ctx: GpuContext,
   weights: MistralWeights,
-  o: { T: number; steps: number; r: number; targets: Projection[]; keptLayers?: KeptLayersChoice },
+  o: { T: number; steps: number; r: number; targets: Projection[]; keptLayers?: KeptLayersChoice; keptAttention?: boolean },
 ): Promise<TrainStepTiming> {
   const d = weights.dims;
   const adapter = createAdapter(configOf(d), { r: o.r, alpha: 2 * o.r, dropout: 0.05, targetModules: o.targets, random: uniformSource(1) });
   const lora = uploadLora(ctx, d, adapter);
-  const keptLayers = typeof o.keptLayers === 'function' ? o.keptLayers(ctx.ledger.snapshot().currentBytes) : (o.keptLayers ?? 0);
-  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: o.T, seed: 1, keptLayers });
+  const choice = typeof o.keptLayers === 'function' ? o.keptLayers(ctx.ledger.snapshot().currentBytes) : { kept: o.keptLayers ?? 0, keptAttention: o.keptAttention ?? false };
+  const keptLayers = choice.kept;
+  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T: o.T, seed: 1, keptLayers, keptAttention: choice.keptAttention });
   try {
     const rand = uniformSource(2);
     const ids = Array.from({ length: o.T }, () => 3 + Math.floor(rand() * (d.V - 3)));
@@ -151,7 +155,7 @@ export async function timeTrainSteps(
     const snap = ctx.ledger.snapshot();
     const peakByCategory: Record<string, number> = {};
     for (const [k, v] of Object.entries(snap.byCategory)) peakByCategory[k] = v.peakBytes;
-    return { keptLayers, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, dispatchesPerStep, peakBytes: snap.peakBytes, peakByCategory };
+    return { keptLayers, keptAttention: runner.keptAttention, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, dispatchesPerStep, peakBytes: snap.peakBytes, peakByCategory };
   } finally {
     runner.destroy();
     destroyLora(ctx, lora);
@@ -160,7 +164,7 @@ export async function timeTrainSteps(
 
 export async function benchModel(
   ctx: GpuContext,
-  o: { dims: Dims; T: number; steps: number; r?: number; targets?: Projection[]; doubleQuant?: boolean; keptLayers?: KeptLayersChoice },
+  o: { dims: Dims; T: number; steps: number; r?: number; targets?: Projection[]; doubleQuant?: boolean; keptLayers?: KeptLayersChoice; keptAttention?: boolean },
 ): Promise<ModelBenchResult> {
   const d = o.dims;
   const r = o.r ?? 8;
@@ -170,10 +174,11 @@ export async function benchModel(
   const weights = await randomMistral(ctx, d, o.doubleQuant ?? true);
   const loadSeconds = (Date.now() - t0) / 1000;
   try {
-    const t = await timeTrainSteps(ctx, weights, { T: o.T, steps: o.steps, r, targets, keptLayers: o.keptLayers });
-    // The recomputation's FLOPs only for the layers that are recomputed.
+    const t = await timeTrainSteps(ctx, weights, { T: o.T, steps: o.steps, r, targets, keptLayers: o.keptLayers, keptAttention: o.keptAttention });
+    // The recomputation's FLOPs only for the layers that are recomputed, without their attention when it was kept.
     const recomputed = (d.L - t.keptLayers) / d.L;
-    const fpt = flopsPerToken(d, o.T, false) + recomputed * (flopsPerToken(d, o.T, true) - flopsPerToken(d, o.T, false));
+    const recomputation = flopsPerToken(d, o.T, true) - flopsPerToken(d, o.T, false) - (t.keptAttention ? attentionFlopsPerToken(d, o.T) : 0);
+    const fpt = flopsPerToken(d, o.T, false) + recomputed * recomputation;
     return {
       bench: 'model',
       layers: d.L,
@@ -183,6 +188,7 @@ export async function benchModel(
       quantization: weights.quantization === 'nf4' ? 'nf4' : 'nf4-double',
       mode: t.keptLayers === 0 ? 'checkpointed' : t.keptLayers === d.L ? 'kept' : 'partly-kept',
       keptLayers: t.keptLayers,
+      keptAttention: t.keptAttention,
       loadSeconds,
       stepMs: t.stepMs,
       tokensPerSecond: o.T / (t.stepMs / 1000),

@@ -25,8 +25,8 @@ export const parseBaseMatmul = (v: string | undefined): BaseMatmul => (v === und
 
 export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled, --attention auto|rows|tiled
                      the GEMM (with the NF4 products) and attention kernels; auto (default): on a hardware GPU the
-                     fastest of those whose numbers agree with the defaults there, measured on one layer of the model
-                     at the run's shape and remembered in the cache directory; a resumed run keeps its own
+                     fastest of those whose numbers agree with the defaults there, measured on one layer of the
+                     model in the run's shape and remembered in the cache directory; a resumed run keeps its own
   --retune-kernels   measure again even when a choice is remembered`;
 
 /** --gemm for train: 'auto' (the default) or a kernel. */

@@ -47,6 +47,11 @@ export interface PlanOptions {
    * `keptLayers`). Absent: chosen by the plan (chooseKeptLayers) when the GPU's memory is given, else 0.
    */
   keptLayers?: number;
+  /**
+   * The recomputed layers keep their attention outputs (runnerLayout's `keptAttention`). Absent: chosen by the plan
+   * when the GPU's memory is given and they fit (before any whole layer), else not.
+   */
+  keptAttention?: boolean;
   /** How the NF4 base products run (GpuContext.baseMatmul; default 'fp32'): the int8 choices add their quantisation scratch. */
   baseMatmul?: BaseMatmul;
 }
@@ -107,6 +112,8 @@ export interface MemoryPlan {
     keptLayers: number;
     /** Whether keptLayers was asked for, or chosen by the plan from the given memory ('fixed' when no memory was given). */
     keptLayersSource: 'asked' | 'chosen' | 'fixed';
+    /** The recomputed layers keep their attention output and logsumexp: the recomputation skips attention. */
+    keptAttention: boolean;
     recomputation: string;
   };
   /** Base weights by part, as uploaded. */
@@ -172,12 +179,16 @@ function storedBytesPerValue(c: MistralConfig, hasF16: boolean, warnings: string
  * memory on speed).
  */
 export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOptions = {}): MemoryPlan {
-  if (o.keptLayers !== undefined) return planWithKeptLayers(config, hp, o, o.keptLayers, 'asked');
-  const none = planWithKeptLayers(config, hp, o, 0, 'fixed');
-  if (o.gpu?.memoryBytes === undefined || none.verdict !== 'fits') return none;
-  const budget = TIGHT_SHARE * none.gpu.memoryBytes;
-  const kept = mostKeptLayers(none.model.layers, (k) => planWithKeptLayers(config, hp, o, k, 'chosen').peakBytes <= budget);
-  return planWithKeptLayers(config, hp, o, kept, 'chosen');
+  const memoryBytes = o.gpu?.memoryBytes;
+  const budget = memoryBytes === undefined ? null : TIGHT_SHARE * memoryBytes;
+  const within = (p: MemoryPlan): boolean => budget !== null && p.verdict === 'fits' && p.peakBytes <= budget;
+  // The attention outputs first (the most recomputation saved per byte), when asked or when they fit.
+  const attention = o.keptAttention ?? within(planWithKeptLayers(config, hp, o, o.keptLayers ?? 0, 'chosen', true));
+  if (o.keptLayers !== undefined) return planWithKeptLayers(config, hp, o, o.keptLayers, 'asked', attention);
+  const none = planWithKeptLayers(config, hp, o, 0, 'fixed', attention);
+  if (budget === null || none.verdict !== 'fits') return none;
+  const kept = mostKeptLayers(none.model.layers, (k) => planWithKeptLayers(config, hp, o, k, 'chosen', attention).peakBytes <= budget);
+  return planWithKeptLayers(config, hp, o, kept, 'chosen', attention);
 }
 
 /**
@@ -206,7 +217,7 @@ function int8Scratch(d: Dims, tokens: number, quantization: Quantization, choice
   return int8ScratchBytes(tokens, widest);
 }
 
-function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptions, keptLayers: number, keptLayersSource: MemoryPlan['run']['keptLayersSource']): MemoryPlan {
+function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptions, keptLayers: number, keptLayersSource: MemoryPlan['run']['keptLayersSource'], keptAttention = false): MemoryPlan {
   const d = dimsOf(config);
   if (!(Number.isInteger(keptLayers) && keptLayers >= 0 && keptLayers <= d.L)) {
     throw new FinetuneError('bad-input', `the layers to keep must be a whole number from 0 to ${d.L}, got ${keptLayers}`);
@@ -283,7 +294,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const maxBuffer = cap(gpu.maxBufferSize);
   const maxBinding = cap(gpu.maxStorageBufferBindingSize);
   const loraChunkBytes = loraChunkLimit({ maxBufferSize: maxBuffer ?? MAX_REQUESTED_BUFFER, maxStorageBufferBindingSize: maxBinding ?? MAX_REQUESTED_BUFFER });
-  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, loraChunkBytes, keptLayers });
+  const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, loraChunkBytes, keptLayers, keptAttention });
   const runner = runnerBytes(layout);
   see(runner.largestBuffer.label, runner.largestBuffer.bytes);
 
@@ -376,7 +387,8 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
       xentChunkTokens: layout.xentChunk,
       keptLayers,
       keptLayersSource,
-      recomputation: recomputationText(d.L, keptLayers),
+      keptAttention: keptAttention && keptLayers < d.L,
+      recomputation: recomputationText(d.L, keptLayers) + (keptAttention && keptLayers < d.L ? '; the recomputed layers keep their attention output, so the recomputation skips attention' : ''),
     },
     weights: { projections, nf4Codes, nf4Scales, norms, embeddings, lmHead, total: weights },
     bytes,

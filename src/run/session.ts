@@ -256,7 +256,7 @@ export class FinetuneSession {
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; kernels?: KernelRequest } = {},
+    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
@@ -356,10 +356,10 @@ export class FinetuneSession {
       const keep = chooseKeptLayers(
         this.weights.dims,
         { ...shape, r: this.lora.r, targets: this.lora.targets, loraChunkBytes: this.lora.arenas.layout.maxChunkBytes },
-        { asked: o.keptLayers, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes },
+        { asked: o.keptLayers, askedAttention: o.keptAttention, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes },
       );
       if (keep.notice) onEvent({ type: 'status', text: keep.notice });
-      runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept });
+      runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept, keptAttention: keep.keptAttention });
       const sampleTokens = o.sampleMaxTokens ?? 48;
       let sampledAt = -1;
       const result = await train(

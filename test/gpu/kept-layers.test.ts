@@ -24,8 +24,8 @@ const LAYOUT = {
   positionIds: Uint32Array.of(0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6),
 };
 
-function run(ctx: GpuContext, w: MistralWeights, keptLayers: number): Promise<TrainStepsResult> {
-  return trainSteps(ctx, configOf(DIMS), w, { B, T, steps: STEPS, layout: LAYOUT, keptLayers });
+function run(ctx: GpuContext, w: MistralWeights, keptLayers: number, keptAttention = false): Promise<TrainStepsResult> {
+  return trainSteps(ctx, configOf(DIMS), w, { B, T, steps: STEPS, layout: LAYOUT, keptLayers, keptAttention });
 }
 
 describe('kept layers: no recomputation where memory allows, the same numbers', () => {
@@ -54,6 +54,33 @@ describe('kept layers: no recomputation where memory allows, the same numbers', 
       const set = one.activationBytes - none.activationBytes;
       expect(set).toBeGreaterThan(0);
       expect(all.activationBytes - none.activationBytes).toBe((DIMS.L - 1) * set);
+    } finally {
+      destroyMistralWeights(ctx, w);
+    }
+  });
+
+  it('keeping the recomputed layers\' attention outputs gives identical numbers, skips attention in each recomputation, and holds what the layout says', async () => {
+    const ctx = await gpuContext();
+    const w = await randomMistral(ctx, DIMS, true);
+    try {
+      const none = await run(ctx, w, 0);
+      const attention = await run(ctx, w, 0, true);
+      const oneAndAttention = await run(ctx, w, 1, true);
+      const oneOnly = await run(ctx, w, 1);
+      for (const r of [attention, oneAndAttention]) {
+        expect(r.losses).toEqual(none.losses); // step losses with dropout, then the validation loss
+        expect(Buffer.from(r.lora.buffer).equals(Buffer.from(none.lora.buffer))).toBe(true);
+      }
+      // Each recomputed layer's recomputation loses its attention forward's dispatches, in every step (the same count
+      // whichever attention kernel runs).
+      const perLayer = (none.passDispatches - attention.passDispatches) / DIMS.L;
+      expect(Number.isInteger(perLayer) && perLayer >= 1).toBe(true);
+      expect(oneOnly.passDispatches - oneAndAttention.passDispatches).toBe((DIMS.L - 1) * perLayer);
+      const shape = { B, T, r: 4, targets: ALL_PROJECTIONS };
+      expect(attention.activationBytes).toBe(runnerBytes(runnerLayout(DIMS, { ...shape, keptAttention: true })).activations);
+      expect(oneAndAttention.activationBytes).toBe(runnerBytes(runnerLayout(DIMS, { ...shape, keptLayers: 1, keptAttention: true })).activations);
+      // L − 1 recomputed layers below the last keep an attention output (B·T·nH·hd) and its logsumexp (B·T·nH).
+      expect(attention.activationBytes - none.activationBytes).toBe((DIMS.L - 1) * B * T * (DIMS.nH * DIMS.hd + DIMS.nH) * 4);
     } finally {
       destroyMistralWeights(ctx, w);
     }

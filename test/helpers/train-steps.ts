@@ -33,6 +33,8 @@ export interface TrainStepsOptions {
   /** Segment ids and positions of a batch (B·T each); default: one sequence per row. */
   layout?: { segmentIds: Uint32Array; positionIds: Uint32Array };
   keptLayers?: number;
+  /** The recomputed layers keep their attention outputs (RunnerOptions.keptAttention). */
+  keptAttention?: boolean;
 }
 
 export const bitsOf = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0];
@@ -42,7 +44,7 @@ export async function trainSteps(ctx: GpuContext, config: MistralConfig, w: Mist
   const adapter = createAdapter(config, { r: 4, alpha: 8, dropout: 0.1, targetModules: ALL_PROJECTIONS, random: uniformSource(7) });
   const lora = uploadLora(ctx, w.dims, adapter);
   const activationsBefore = ctx.ledger.snapshot().byCategory.activations.currentBytes;
-  const runner = new MistralRunner(ctx, w, lora, { B, T, seed: 5, keptLayers: o.keptLayers });
+  const runner = new MistralRunner(ctx, w, lora, { B, T, seed: 5, keptLayers: o.keptLayers, keptAttention: o.keptAttention });
   const activationBytes = ctx.ledger.snapshot().byCategory.activations.currentBytes - activationsBefore;
   try {
     const rand = uniformSource(11);

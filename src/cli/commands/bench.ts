@@ -95,6 +95,8 @@ options:
   --targets all-linear         model/stream: LoRA target modules (q_proj,v_proj is Replicate's default)
   --keep-layers N|all          model: layers that keep their intermediates instead of being recomputed (default: a
                                checkpointed run, then, with --gpu-memory, the most that fit, as a training run chooses)
+  --keep-attention             model: the recomputed layers keep their attention outputs, so the recomputation skips
+                               attention (default: a checkpointed run, then, with --gpu-memory, as a run chooses)
   --gpu-memory GB              model: this GPU's memory (WebGPU cannot tell), for the kept-layer choice
   --data-mb 200                data: size of the synthetic JSONL in MiB
   --model DIR --data FILE      int8-ab: the model (an NF4 run is made of it) and the training data
@@ -144,6 +146,7 @@ export const benchCommand: Command = {
         gemm: { type: 'string' },
         attention: { type: 'string' },
         'keep-layers': { type: 'string' },
+        'keep-attention': { type: 'boolean' },
         'gpu-memory': { type: 'string' },
         'base-matmul': { type: 'string' },
         model: { type: 'string' },
@@ -169,6 +172,7 @@ export const benchCommand: Command = {
     const attention = attentionKernelFlag(values.attention ?? 'rows');
     const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS;
     const keepLayers = parseKeepLayers(values['keep-layers']);
+    const keepAttention = values['keep-attention'] ?? false;
     const gpuMemoryGb = values['gpu-memory'] === undefined ? null : Number(values['gpu-memory']);
     if (gpuMemoryGb !== null && !(gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got "${values['gpu-memory']}"`);
     const print = (r: unknown): void => io.out(JSON.stringify(r));
@@ -258,8 +262,8 @@ export const benchCommand: Command = {
       for (const T of tokens) {
         for (const m of modes) {
           const keptLayers: KeptLayersChoice =
-            m === 'auto' ? (inUse) => chooseKeptLayers(dims, { B: 1, T, r: 8, targets }, { memoryBytes: (gpuMemoryGb ?? 0) * 1024 ** 3, inUseBytes: inUse }).kept : m;
-          print(await benchModel(ctx, { dims, T, steps, targets, keptLayers }));
+            m === 'auto' ? (inUse) => chooseKeptLayers(dims, { B: 1, T, r: 8, targets }, { askedAttention: keepAttention || undefined, memoryBytes: (gpuMemoryGb ?? 0) * 1024 ** 3, inUseBytes: inUse }) : m;
+          print(await benchModel(ctx, { dims, T, steps, targets, keptLayers, keptAttention: keepAttention }));
         }
       }
     }

@@ -11,7 +11,7 @@ import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 
-const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
+const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
 
 Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
 moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters alone
@@ -26,6 +26,8 @@ options:
   --gpu-memory GB   the GPU memory to plan against (WebGPU cannot report it; default: a guess of 8 GiB, said so)
   --keep-layers N   plan with the last N layers (or all) keeping their intermediates for the backward instead of
                     recomputing them (default: as many as fit under 85 % of --gpu-memory when it is given, else 0)
+  --keep-attention  plan with the recomputed layers keeping their attention outputs, so the recomputation skips
+                    attention (default: when they fit under 85 % of --gpu-memory, chosen before any whole layer)
   --seq-len N       plan for sequences of at most N tokens (default: the longest the hyperparameters allow)
   ${BASE_MATMUL_HELP}
   --revision REV    Hub branch, tag or commit (default main)
@@ -46,6 +48,7 @@ export const planCommand: Command = {
       'gpu-memory': { type: 'string' },
       'seq-len': { type: 'string' },
       'keep-layers': { type: 'string' },
+      'keep-attention': { type: 'boolean' },
       'base-matmul': { type: 'string' },
       revision: { type: 'string' },
       'no-gpu': { type: 'boolean', default: false },
@@ -80,7 +83,7 @@ export const planCommand: Command = {
         io.err(`note: no WebGPU adapter (${(e as Error).message}); buffer limits are not checked`);
       }
     }
-    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, baseMatmul });
+    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

@@ -44,6 +44,11 @@ export function linearShape(d: Dims, name: Projection): { out: number; in: numbe
  * FLOPs of one trained token (frozen base, LoRA adapters): forward 2N, input gradients 2N, and the recomputed forward
  * of activation checkpointing 2N over the matmul parameters N, plus attention (causal, average over positions T/2).
  */
+/** The attention forward's FLOPs per token over all layers at T tokens (QKᵀ and PV, causal: half the keys on average). */
+export function attentionFlopsPerToken(d: Dims, T: number): number {
+  return 2 * 2 * (T / 2) * d.nH * d.hd * d.L;
+}
+
 export function flopsPerToken(d: Dims, T: number, checkpointing = true): number {
   let n = 0;
   for (const l of PROJECTIONS) {
@@ -51,7 +56,7 @@ export function flopsPerToken(d: Dims, T: number, checkpointing = true): number 
     n += s.out * s.in;
   }
   n = n * d.L + d.V * d.C; // layers + lm_head
-  const attention = 2 * 2 * (T / 2) * d.nH * d.hd * d.L; // QKᵀ and PV per token, causal
+  const attention = attentionFlopsPerToken(d, T);
   const forward = 2 * n + attention;
   return forward * (checkpointing ? 3 : 2) + attention * 0.5;
 }

@@ -44,6 +44,8 @@ export interface RunnerOptions {
   seed?: number;
   /** Layers (the last ones) whose intermediates are kept for the backward instead of recomputed; default 0. */
   keptLayers?: number;
+  /** The recomputed layers keep their attention output and logsumexp: their recomputation skips the attention forward. */
+  keptAttention?: boolean;
 }
 
 export interface OptimizerSettings {
@@ -112,6 +114,14 @@ export class MistralRunner {
   readonly clip: GPUBuffer; // (2) [scale, norm]
   /** sets[i] holds the intermediates of layer firstKept + i; the last set (when some layer is recomputed) is shared. */
   private readonly sets: LayerBuffers[];
+  /**
+   * With keptAttention, recomputed layer l < firstKept − 1 reads and writes the shared set with its own att and lse
+   * (views[l]); the last recomputed layer uses the shared set's, which nothing overwrites between its forward and its
+   * backward.
+   */
+  private readonly attentionViews: LayerBuffers[] = [];
+  /** Whether the recomputed layers skip the attention forward (their forward's attention is kept). */
+  readonly keptAttention: boolean;
   /** Layers firstKept..L−1 keep their intermediates; the layers below are recomputed. */
   readonly firstKept: number;
   private readonly G: GradBuffers;
@@ -144,8 +154,10 @@ export class MistralRunner {
       xentChunk: o.xentChunk,
       loraChunkBytes: lora?.arenas.layout.maxChunkBytes,
       keptLayers: o.keptLayers,
+      keptAttention: o.keptAttention,
     });
     this.firstKept = d.L - s.keptLayers;
+    this.keptAttention = (o.keptAttention ?? false) && this.firstKept > 0;
     this.xentChunk = s.xentChunk;
     this.seed = o.seed ?? 42;
     const buf = (label: string, floats: number, cat: 'activations' | 'scratch' | 'io' = 'activations'): GPUBuffer => {
@@ -190,6 +202,10 @@ export class MistralRunner {
         t,
       };
     });
+    const shared = this.sets[this.sets.length - 1];
+    for (let l = 0; l < s.attentionSets; l++) {
+      this.attentionViews.push({ ...shared, att: buf(`att ${l}`, s.attention.att), lse: buf(`attention lse ${l}`, s.attention.lse) });
+    }
     const Gs = s.grads;
     this.G = {
       dres: buf('d residual', Gs.dres),
@@ -260,7 +276,8 @@ export class MistralRunner {
 
   /** The buffers layer l's intermediates live in: its own set when kept, else the shared one. */
   private layerSet(l: number): LayerBuffers {
-    return this.sets[this.isKept(l) ? l - this.firstKept : this.sets.length - 1];
+    if (this.isKept(l)) return this.sets[l - this.firstKept];
+    return this.attentionViews[l] ?? this.sets[this.sets.length - 1];
   }
 
   /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights). */
@@ -297,7 +314,9 @@ export class MistralRunner {
     this.proj(mode, w, l, 'k_proj', Lb.k, Lb.n1);
     this.proj(mode, w, l, 'v_proj', Lb.v, Lb.n1);
     rope_forward_qk(ctx, Lb.q, Lb.k, this.pos, this.rope, n, d.nH, d.nKV, d.hd);
-    attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
+    // A recomputation with the attention kept: the forward's att and lse are still there (q, k and v are recomputed
+    // for the attention backward; they come out the same bits, so the kept attention is the one they would give).
+    if (writeOutput || !this.keptAttention) attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
     copy(ctx, Lb.h, X, n * d.C);
     this.proj(mode, w, l, 'o_proj', Lb.h, Lb.att, true);
     rmsnorm_forward(ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);

@@ -29,6 +29,13 @@ export interface RunnerShape {
    * layer buffers and saves its recomputation: about a quarter of the layer's training FLOPs.
    */
   keptLayers?: number;
+  /**
+   * The recomputed layers keep their attention output and logsumexp from the forward, so that their recomputation
+   * skips the attention forward (the layer's costliest kernel at long sequences) for N·(nH·hd + nH) floats per layer:
+   * the best speed per byte of any kept intermediate. The last recomputed layer needs no buffers of its own (the shared
+   * set still holds its attention when its backward comes); every other recomputed layer gets a pair.
+   */
+  keptAttention?: boolean;
   /** The adapter's arena chunk limit in bytes (LoraArenaLayout.maxChunkBytes; default the largest buffer we request). */
   loraChunkBytes?: number;
 }
@@ -58,6 +65,9 @@ export interface RunnerLayout {
   keptLayers: number;
   /** keptLayers, plus one set shared by the recomputed layers when any layer is recomputed. */
   layerSets: number;
+  /** Recomputed layers with an attention output and logsumexp of their own (keptAttention), and their sizes. */
+  attentionSets: number;
+  attention: { att: number; lse: number };
   /** activations: one set of a layer's intermediates (layerSets of them are made). */
   layer: Record<(typeof LAYER_BUFFERS)[number], number>;
   /** activations: LoRA intermediates t (N, r) per adapted projection, in each set. */
@@ -104,6 +114,8 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
     clip: 2,
     keptLayers,
     layerSets: keptLayers + (keptLayers < d.L ? 1 : 0),
+    attentionSets: s.keptAttention ? Math.max(0, d.L - keptLayers - 1) : 0,
+    attention: { att: N * Q, lse: N * d.nH },
     layer: {
       n1: N * d.C,
       rstd1: N,
@@ -174,6 +186,7 @@ export function runnerBytes(lay: RunnerLayout): RunnerBytes {
     lay.layerSets *
       (Object.entries(lay.layer).reduce((a, [k, n]) => a + f(k, n), 0) +
         Object.entries(lay.loraT).reduce((a, [k, n]) => a + f(`lora t ${k}`, n ?? 0), 0)) +
+    lay.attentionSets * (f('kept att', lay.attention.att) + f('kept attention lse', lay.attention.lse)) +
     Object.entries(lay.grads).reduce((a, [k, n]) => a + f(k, n), 0);
   const scratch =
     f('rope table', lay.ropeTable) +

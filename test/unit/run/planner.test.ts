@@ -52,11 +52,11 @@ describe('memory planner', () => {
     const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 1024 });
     const big = { maxBufferSize: 4 * 1024 ** 3, maxStorageBufferBindingSize: 4 * 1024 ** 3 };
     // Every layer recomputed (kept layers are chosen only where the run fits with room: see the next test).
-    const fits = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 80 * 1024 ** 3 }, keptLayers: 0 });
+    const fits = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 80 * 1024 ** 3 }, keptLayers: 0, keptAttention: false });
     expect(fits.verdict).toBe('fits');
     expect(fits.gpu.memorySource).toBe('given');
     const tight = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: fits.peakBytes / 0.9 } });
-    expect(tight.run.keptLayers).toBe(0);
+    expect(tight.run).toMatchObject({ keptLayers: 0, keptAttention: false });
     expect(tight.verdict).toBe('tight');
     expect(tight.reasons.join(' ')).toMatch(/90 %/);
     // 4 GiB cannot hold the 4.1 GB base and the run, but two layers at a time can be.
@@ -97,12 +97,21 @@ describe('memory planner', () => {
     expect(mid.run.keptLayers).toBeGreaterThan(0);
     expect(mid.run.keptLayers).toBeLessThan(32);
     expect(mid.peakBytes).toBeLessThanOrEqual(0.85 * 24 * 1024 ** 3);
-    expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 24 * 1024 ** 3 }, keptLayers: mid.run.keptLayers + 1 }).peakBytes).toBeGreaterThan(0.85 * 24 * 1024 ** 3);
+    expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 24 * 1024 ** 3 }, keptLayers: mid.run.keptLayers + 1, keptAttention: true }).peakBytes).toBeGreaterThan(0.85 * 24 * 1024 ** 3);
     expect(mid.verdict).toBe('fits');
-    expect(mid.run.recomputation).toMatch(new RegExp(`the last ${mid.run.keptLayers} of 32 layers keep`));
+    expect(mid.run.keptAttention).toBe(true);
+    expect(mid.run.recomputation).toMatch(new RegExp(`the last ${mid.run.keptLayers} of 32 layers keep.*the recomputed layers keep their attention output`));
+    expect(h200.run.keptAttention).toBe(false); // every layer kept: nothing is recomputed
     expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 8 * 1024 ** 3 } }).run.keptLayers).toBe(1);
     expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 7.5 * 1024 ** 3 } }).run.keptLayers).toBe(0);
     expect(() => planMemory(mistral7b, hp, { keptLayers: 33 })).toThrow(/from 0 to 32, got 33/);
+    // The attention outputs of the 31 recomputed layers below the last: (nH·hd + nH) floats a token each, ≈ 1.05 GB in
+    // all, chosen before any whole layer: 10 GiB keeps them (and one layer), 8 GiB cannot.
+    const attention = planMemory(mistral7b, hp, { gpu: big, keptAttention: true });
+    expect(attention.run).toMatchObject({ keptLayers: 0, keptAttention: true });
+    expect(attention.bytes.activations - guessed.bytes.activations).toBe(31 * 2048 * (4096 + 32) * 4);
+    expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 10 * 1024 ** 3 } }).run).toMatchObject({ keptAttention: true });
+    expect(planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 8 * 1024 ** 3 } }).run).toMatchObject({ keptAttention: false });
   });
 
   it('layer streaming: two Mistral-7B layers on the GPU instead of 32, the rest in CPU memory, and the traffic it costs', () => {
