@@ -115,13 +115,11 @@ export async function int8LossAB(
   choice: Int8Choice = 'int8',
   onStatus: (text: string) => void = () => {},
 ): Promise<{ steps: AbStep[]; summary: AbSummary; probe: ProbeSummary[] }> {
-  const before = ctx.baseMatmul;
   const records: Int8ProbeRecord[] = [];
   const curves: Record<'fp32' | 'int8', number[]> = { fp32: [], int8: [] };
   const val: AbSummary['finalValLoss'] = { fp32: null, int8: null };
   try {
     for (const way of ['fp32', 'int8'] as const) {
-      ctx.baseMatmul = way === 'fp32' ? 'fp32' : choice;
       // Probe the int8 run's first step only: every product of one forward and backward, then off.
       ctx.int8Probe = way === 'int8' ? (r) => records.push(r) : null;
       const onEvent = (e: TrainEvent): void => {
@@ -134,11 +132,11 @@ export async function int8LossAB(
           ctx.int8Probe = null;
         }
       };
-      const result = await session.train(hp, files, onEvent);
+      // The run's own choice of base products (a run sets the context's for its length and restores it after).
+      const result = await session.train(hp, files, onEvent, { baseMatmul: way === 'fp32' ? 'fp32' : choice });
       val[way] = result.finalValLoss;
     }
   } finally {
-    ctx.baseMatmul = before;
     ctx.int8Probe = null;
   }
   const { steps, summary } = compareCurves(curves.fp32, curves.int8, val, choice);

@@ -6,6 +6,7 @@
 import { FinetuneError } from '../core/errors.ts';
 import { safeParseHyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
+import { BASE_MATMULS } from '../engine/gpu.ts';
 import { savedKernels } from './kernel-tuning.ts';
 import type { SavedRun } from './saved-run.ts';
 
@@ -60,6 +61,7 @@ export function checkSavedRun(raw: unknown): SavedRun {
   if (r.step > r.totalSteps) throw corrupt(`its step ${r.step} is beyond its plan of ${r.totalSteps} steps`, { step: r.step, totalSteps: r.totalSteps });
   if (r.epoch !== undefined && !isStepCount(r.epoch)) throw corrupt(`its epoch ${JSON.stringify(r.epoch)} is not an epoch number`);
   if (r.stateChecksum !== undefined && (typeof r.stateChecksum !== 'string' || !CHECKSUM.test(r.stateChecksum))) throw corrupt('its state checksum is malformed');
+  if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${JSON.stringify(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
   if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${JSON.stringify(r.kernels)} are not kernels this engine has`);
   if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');
   for (const h of r.history as unknown[]) {

@@ -6,6 +6,7 @@
 import type { Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
+import type { BaseMatmul } from '../engine/gpu.ts';
 import type { KernelChoice } from './kernel-tuning.ts';
 import { openSafetensors } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
@@ -34,6 +35,8 @@ export interface SavedRun {
   stateChecksum?: string;
   /** The kernels the run trains with (src/run/kernel-tuning.ts): a resume uses them again, for the same numbers. */
   kernels?: KernelChoice;
+  /** How the frozen base products ran (GpuContext.baseMatmul; absent: 'fp32'): a resume continues the same way. */
+  baseMatmul?: BaseMatmul;
 }
 
 /** A run's data as it is stored with its first checkpoint. */

@@ -21,7 +21,7 @@ import { calibrate, estimateRun, type Calibration, type RunEstimate } from './ca
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
 import { chooseLayerStreaming, type StreamLayersChoice } from './layer-streaming.ts';
-import type { GpuContext } from '../engine/gpu.ts';
+import type { BaseMatmul, GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
@@ -110,6 +110,8 @@ export class FinetuneSession {
    * adapter keeps, and what a run saved before runs recorded their kernels was trained with.
    */
   private readonly defaultKernels: KernelChoice;
+  /** How the base products run when a run asks nothing (the context's choice when the session was made). */
+  private readonly defaultBaseMatmul: BaseMatmul;
 
   constructor(
     readonly ctx: GpuContext,
@@ -117,6 +119,7 @@ export class FinetuneSession {
     private readonly store: RunStore | null,
   ) {
     this.defaultKernels = kernelsOf(ctx);
+    this.defaultBaseMatmul = ctx.baseMatmul;
   }
 
   get model(): MistralWeights | null {
@@ -256,7 +259,7 @@ export class FinetuneSession {
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest } = {},
+    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
@@ -344,6 +347,7 @@ export class FinetuneSession {
           epoch: epochOfStep(data.stats.stepsByEpoch, step),
           stateChecksum: await stateChecksum(state),
           kernels,
+          baseMatmul,
         };
         await this.store.commit(checkpointFiles(run, state, newData));
         newData = null;
@@ -351,6 +355,7 @@ export class FinetuneSession {
         onEvent({ type: 'checkpoint', step });
       };
       const shape = runnerShape(data);
+      const baseMatmul = this.chooseBaseMatmul(resumed, o.baseMatmul, onEvent);
       const kernels = await this.chooseKernels(hp, shape, resumed, o.kernels ?? {}, onEvent);
       // Keep layers' intermediates instead of recomputing them where the memory allows (same numbers, fewer FLOPs).
       const keep = chooseKeptLayers(
@@ -404,6 +409,7 @@ export class FinetuneSession {
       this.control = null;
       // The run's kernels were its own choice: the next run (or a generation) starts from the defaults again.
       applyKernels(this.ctx, this.defaultKernels);
+      this.ctx.baseMatmul = this.defaultBaseMatmul;
       try {
         runner?.destroy();
       } catch (e) {
@@ -440,6 +446,22 @@ export class FinetuneSession {
     applyKernels(this.ctx, decision.kernels);
     onEvent({ type: 'kernels', ...decision });
     return decision.kernels;
+  }
+
+  /**
+   * How the run's base products run: as asked, else as the resumed run was trained (its numbers continue only on the
+   * same arithmetic), else the session's default. Made current on the context for the run.
+   */
+  private chooseBaseMatmul(resumed: SavedRun | null, asked: BaseMatmul | undefined, onEvent: (e: TrainEvent) => void): BaseMatmul {
+    const saved = resumed ? (resumed.baseMatmul ?? 'fp32') : null;
+    const choice = asked ?? saved ?? this.defaultBaseMatmul;
+    if (saved !== null && choice !== saved) {
+      onEvent({ type: 'status', text: `the saved run's base products ran in ${saved}; it continues in ${choice} as asked, so its numbers change from here` });
+    } else if (saved !== null && saved !== 'fp32' && asked === undefined) {
+      onEvent({ type: 'status', text: `NF4 base products in int8 (${saved}), as the saved run was trained` });
+    }
+    this.ctx.baseMatmul = choice;
+    return choice;
   }
 
   pause(): void {

@@ -68,6 +68,36 @@ describe('fine-tuning session', () => {
     session.unloadModel();
   });
 
+  it('a run with its base products in int8 is saved as such, and its resume continues in int8 on the same numbers', async () => {
+    const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    const hp = { ...HP, run_validation: false };
+    const files = { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null };
+    const whole = new FinetuneSession(ctx, tokenizer, null);
+    await whole.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const wholeLosses: number[] = [];
+    await whole.train(hp, files, (e) => e.type === 'step' && wholeLosses.push(e.loss), { baseMatmul: 'int8-mlp' });
+    expect(ctx.baseMatmul).toBe('fp32'); // the run's choice ends with the run
+    whole.unloadModel();
+
+    const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const losses: number[] = [];
+    await session.train(hp, files, (e) => {
+      if (e.type === 'step') {
+        losses.push(e.loss);
+        session.stop();
+      }
+    }, { baseMatmul: 'int8-mlp' });
+    expect((await session.savedRun())!.baseMatmul).toBe('int8-mlp');
+    // Resumed with nothing asked (as `finetune train --resume` without --base-matmul): int8 again, said so.
+    const resumed: TrainEvent[] = [];
+    await session.train({}, null, (e) => resumed.push(e), { resume: true });
+    expect(resumed.some((e) => e.type === 'status' && e.text === 'NF4 base products in int8 (int8-mlp), as the saved run was trained')).toBe(true);
+    losses.push(...resumed.filter((e) => e.type === 'step').map((e) => (e as { loss: number }).loss));
+    expect(losses).toEqual(wholeLosses);
+    session.unloadModel();
+  });
+
   it('told the GPU memory, a run keeps every layer instead of recomputing it, and says so', async () => {
     // That kept layers give the recomputing run's numbers bit for bit is test/gpu/kept-layers.test.ts's; here the choice.
     const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);

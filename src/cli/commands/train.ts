@@ -118,8 +118,9 @@ export const trainCommand: Command = {
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
     const { ctx, found } = await createNodeContext({ baseMatmul });
     if (found.note) io.err(`note: ${found.note}`);
-    // Not part of the saved run: a resumed run uses whatever this flag says (the int8 numbers differ from fp32's).
-    if (baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); resume with the same flag to continue on the same numbers`);
+    // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
+    if (baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
+    const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
     const session = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
     if (gpuMemoryGb !== undefined) session.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
     // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
@@ -159,7 +160,7 @@ export const trainCommand: Command = {
     const keptLayers = keepLayers === 'all' ? model.layers : keepLayers;
     const keptAttention = values['keep-attention'] ? true : undefined;
     const training = (values.resume
-      ? session.train({}, null, onEvent, { resume: true, keptLayers, keptAttention, kernels })
+      ? session.train({}, null, onEvent, { resume: true, keptLayers, keptAttention, kernels, baseMatmul: askedBase })
       : session.train(
           hp,
           {
@@ -169,7 +170,7 @@ export const trainCommand: Command = {
             validationName: values.validation ? basename(values.validation) : null,
           },
           onEvent,
-          { keptLayers, keptAttention, kernels },
+          { keptLayers, keptAttention, kernels, baseMatmul: askedBase },
         )
     ).finally(removeSignalHandlers);
     const result = await training.catch((e: unknown) => {

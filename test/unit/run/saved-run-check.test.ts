@@ -63,10 +63,12 @@ describe('a saved run record, checked before a resume', () => {
     expect(refusal(() => checkSavedRun([])).message).toMatch(/not a JSON object/);
   });
 
-  it('keeps the kernels a run was trained with, and refuses kernels this engine does not have', () => {
+  it('keeps the kernels and base products a run was trained with, and refuses those this engine does not have', () => {
     expect(checkSavedRun(record({ kernels: { gemm: 'tiled', attention: 'tiled' } })).kernels).toEqual({ gemm: 'tiled', attention: 'tiled' });
     expect(checkSavedRun(record()).kernels).toBeUndefined();
     expect(refusal(() => checkSavedRun(record({ kernels: { gemm: 'cublas', attention: 'rows' } }))).message).toMatch(/its kernels .* are not kernels this engine has/);
+    expect(checkSavedRun(record({ baseMatmul: 'int8-mlp' })).baseMatmul).toBe('int8-mlp');
+    expect(refusal(() => checkSavedRun(record({ baseMatmul: 'int4' }))).message).toMatch(/its base products "int4" are not one of fp32, int8, int8-mlp/);
   });
 
   it('checks the record against the plan its data gives now: the step count, a step within it, the epoch', () => {
