@@ -1,15 +1,23 @@
-// How long will this run take here? One short training pass (forward + backward with recomputation, on a throwaway
-// adapter of the run's rank and targets) is measured on the loaded model, and the run's token count is scaled by it.
-// The page says the answer before Train is pressed, so a software adapter's "hours" is never a surprise.
+// How long will this run take here? Measured on the loaded model with a throwaway adapter of the run's rank, targets
+// and dropout, in the run's memory mode (kept layers, kept attention), then scaled by the plan's tokens. The page says
+// the answer before Train is pressed, so a software adapter's "hours" is never a surprise. Two ways to measure:
+// - 'model' (a software adapter, where seconds are precious): one whole training pass of CALIBRATION_TOKENS tokens;
+// - 'layers' (a GPU): the run's own shape (B × T), where a short pass would mislead — a GPU's cost per token at 16
+//   tokens is dispatch- and bandwidth-bound, and attention's grows with T — timed part by part instead of whole: one
+//   recomputed layer, one kept layer (when the run keeps any), and the head (final norm, lm_head, cross-entropy);
+//   a step is L layers of their kinds plus the head. That costs two layer passes, not a whole step of a 7B model.
 
 import { ADAPTER_INIT_STREAM, uniformSource } from '../core/prng.ts';
 import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import type { GpuContext } from '../engine/gpu.ts';
+import { copy } from '../engine/kernels/elementwise.ts';
+import { fill_uniform } from '../engine/kernels/random.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
+import { timeGpu } from '../engine/timing.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 
@@ -26,7 +34,11 @@ export interface Calibration {
   /** Seconds one token of training takes (forward, recomputation, backward) on this adapter and model. */
   secondsPerToken: number;
   measuredTokens: number;
+  /** Seconds of one training pass over measuredTokens (measured whole, or added up from its parts). */
   measuredSeconds: number;
+  method: 'model' | 'layers';
+  /** 'layers': the seconds of each part at the run's shape (keptLayer null when the run keeps none). */
+  parts?: { recomputedLayer: number | null; keptLayer: number | null; head: number; layers: number; keptLayers: number };
 }
 
 export interface RunEstimate extends Calibration {
@@ -41,8 +53,21 @@ export interface RunEstimate extends Calibration {
   softwareAdapter: boolean;
 }
 
-/** Times one training pass of CALIBRATION_TOKENS tokens (after one untimed pass that compiles the pipelines). */
-export async function calibrate(ctx: GpuContext, weights: MistralWeights, config: MistralConfig, hp: Hyperparams): Promise<Calibration> {
+export interface CalibrationOptions {
+  /** The run's micro-batch shape (needed for 'layers'). */
+  shape?: { B: number; T: number };
+  keptLayers?: number;
+  keptAttention?: boolean;
+  /** Default: 'model' on a software adapter or without a shape, else 'layers'. */
+  method?: 'model' | 'layers';
+}
+
+/** Times a training pass of the loaded model for the run's adapter shape (see the head of this file for how). */
+export async function calibrate(ctx: GpuContext, weights: MistralWeights, config: MistralConfig, hp: Hyperparams, o: CalibrationOptions = {}): Promise<Calibration> {
+  const method = o.method ?? (ctx.report.software || !o.shape ? 'model' : 'layers');
+  const shape = method === 'layers' && o.shape ? o.shape : { B: 1, T: CALIBRATION_TOKENS };
+  const L = weights.dims.L;
+  const kept = Math.min(o.keptLayers ?? 0, L);
   const adapter = createAdapter(config, {
     r: hp.lora_rank,
     alpha: hp.lora_alpha,
@@ -51,30 +76,55 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
     random: uniformSource(hp.seed, ADAPTER_INIT_STREAM),
   });
   const lora = uploadLora(ctx, weights.dims, adapter);
-  const T = CALIBRATION_TOKENS;
-  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T, seed: hp.seed });
+  // 'layers' needs one layer of each kind: with kept layers, a runner keeping just the last one (the others are the
+  // recomputed kind), unless every layer is kept.
+  const runnerKept = method === 'model' ? kept : kept === 0 ? 0 : kept === L ? L : 1;
+  const runner = new MistralRunner(ctx, weights, lora, { ...shape, seed: hp.seed, keptLayers: runnerKept, keptAttention: o.keptAttention });
   try {
+    const N = shape.B * shape.T;
     // Any ids inside the vocabulary do: the cost does not depend on which tokens they are.
-    const ids = Array.from({ length: T }, (_, i) => (1000 + 37 * i) % config.vocabSize);
+    const ids = Array.from({ length: N }, (_, i) => (1000 + 37 * i) % config.vocabSize);
     runner.setBatch({
-      B: 1,
-      T,
+      B: shape.B,
+      T: shape.T,
       inputIds: ids,
-      targets: Int32Array.from({ length: T }, (_, i) => (i + 1 < T ? ids[i + 1] : -100)),
-      segmentIds: new Uint32Array(T).fill(1),
-      positionIds: Uint32Array.from({ length: T }, (_, i) => i),
+      targets: Int32Array.from({ length: N }, (_, i) => ((i + 1) % shape.T !== 0 ? ids[i + 1] : -100)),
+      segmentIds: new Uint32Array(N).fill(1),
+      positionIds: Uint32Array.from({ length: N }, (_, i) => i % shape.T),
     });
-    const pass = async (): Promise<number> => {
-      const t0 = performance.now();
-      runner.zeroGrads();
-      runner.resetLoss();
-      runner.forwardBackward(1 / T, 1 / T, 'train', 0);
-      await runner.readLoss(); // the readback is the fence: the pass has finished on the GPU
-      return (performance.now() - t0) / 1000;
-    };
-    await pass();
-    const seconds = await pass();
-    return { secondsPerToken: seconds / T, measuredTokens: T, measuredSeconds: seconds };
+    if (method === 'model') {
+      const pass = async (): Promise<number> => {
+        const t0 = performance.now();
+        runner.zeroGrads();
+        runner.resetLoss();
+        runner.forwardBackward(1 / N, 1 / N, 'train', 0);
+        await runner.readLoss(); // the readback is the fence: the pass has finished on the GPU
+        return (performance.now() - t0) / 1000;
+      };
+      await pass();
+      const seconds = await pass();
+      return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
+    }
+    const C = weights.dims.C;
+    const gradSeed = ctx.createBuffer('calibration gradient', N * C * 4, 'scratch');
+    try {
+      fill_uniform(ctx, runner.xs[0], N * C, 1, 11);
+      fill_uniform(ctx, runner.xs[L - 1], N * C, 1, 12);
+      fill_uniform(ctx, gradSeed, N * C, 1e-2, 13);
+      const seconds = async (work: () => void): Promise<number> => (await timeGpu(ctx, work, { warmup: 1, minMs: 200, maxReps: 4 })).ms / 1000;
+      const layer = (l: number) => (): void => {
+        copy(ctx, runner.layerGradient, gradSeed, N * C);
+        runner.layerTrainingWork(l);
+      };
+      const recomputedLayer = kept < L ? await seconds(layer(0)) : null;
+      const keptLayer = kept > 0 ? await seconds(layer(L - 1)) : null;
+      const head = await seconds(() => runner.headTrainingWork(1 / N));
+      const step = (L - kept) * (recomputedLayer ?? 0) + kept * (keptLayer ?? 0) + head;
+      return { secondsPerToken: step / N, measuredTokens: N, measuredSeconds: step, method, parts: { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept } };
+    } finally {
+      ctx.flush();
+      ctx.destroy(gradSeed);
+    }
   } finally {
     runner.destroy();
     destroyLora(ctx, lora);

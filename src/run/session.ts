@@ -245,9 +245,26 @@ export class FinetuneSession {
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
     const stats = await this.plan(hp, trainFile, validationFile);
-    // The rate depends on the model and the adapter's shape, not on the data: measured once per shape.
-    const key = JSON.stringify([this.modelSource, this.weights.quantization, hp.lora_rank, targetModules(hp), hp.lora_dropout > 0]);
-    if (this.calibration?.key !== key) this.calibration = { key, value: await calibrate(this.ctx, this.weights, this.ckpt.config, hp) };
+    const weights = this.weights;
+    const config = this.ckpt.config;
+    // Measured as the run will train: its micro-batch shape, the memory mode a run would choose here, and the kernels
+    // a run on this GPU has measured before (the defaults until one has).
+    const shape = { B: stats.microBatchSize, T: stats.longestSequence };
+    const targets = targetModules(hp);
+    const keep = chooseKeptLayers(weights.dims, { ...shape, r: hp.lora_rank, targets }, { memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes });
+    const lora = { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets };
+    const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, lora)).catch(() => null);
+    const kernels = tuned ? { gemm: tuned.gemm, attention: tuned.attention } : this.defaultKernels;
+    // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
+    const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
+    if (this.calibration?.key !== key) {
+      applyKernels(this.ctx, kernels);
+      try {
+        this.calibration = { key, value: await calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention }) };
+      } finally {
+        applyKernels(this.ctx, this.defaultKernels);
+      }
+    }
     return estimateRun(stats, hp, this.calibration.value, this.ctx.report.software);
   }
 

@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { CALIBRATION_TOKENS, estimateRun, evaluationCount } from '../../src/run/calibrate.ts';
+import { calibrate, CALIBRATION_TOKENS, estimateRun, evaluationCount } from '../../src/run/calibrate.ts';
+import { parseHyperparams } from '../../src/config/index.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
 
@@ -34,8 +35,31 @@ describe('run estimate', () => {
     expect(e).toEqual(estimateRun(stats, { run_validation: true, eval_steps: 0 }, e, ctx.report.software));
     expect(e.trainTokens).toBe(2 * stats.tokensPerEpoch); // micro-batches of one row: no padding
     expect(e.evaluations).toBe(2);
+    expect(e.method).toBe('model'); // a software adapter: one whole short pass
     // The estimate trains nothing: the session still has no adapter to export.
     await expect(session.adapterNow()).rejects.toThrow(/no trained adapter/);
+    session.unloadModel();
+  });
+
+  it('on a GPU, times one layer of each kind and the head at the run\'s shape, and adds them up into a step', async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const hp = parseHyperparams({ ...HP, lora_target_modules: 'all-linear' });
+    const before = ctx.ledger.snapshot().currentBytes;
+    const shape = { B: 2, T: 11 };
+    const L = session.model!.dims.L;
+    for (const keptLayers of [0, 1, L]) {
+      const c = await calibrate(ctx, session.model!, session.baseConfig, hp, { shape, keptLayers, keptAttention: keptLayers === 0, method: 'layers' });
+      expect(c).toMatchObject({ method: 'layers', measuredTokens: 22 });
+      const p = c.parts!;
+      expect(p).toMatchObject({ layers: L, keptLayers });
+      expect(p.head).toBeGreaterThan(0);
+      expect(p.recomputedLayer === null).toBe(keptLayers === L);
+      expect(p.keptLayer === null).toBe(keptLayers === 0);
+      expect(c.measuredSeconds).toBe((L - keptLayers) * (p.recomputedLayer ?? 0) + keptLayers * (p.keptLayer ?? 0) + p.head);
+      expect(c.secondsPerToken).toBe(c.measuredSeconds / 22);
+      expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    }
     session.unloadModel();
   });
 });

@@ -397,6 +397,24 @@ export class MistralRunner {
     };
   }
 
+  /** lm_head + cross-entropy forward and backward from xf, then the final norm's backward: G.dres = d xs[L]. */
+  private headBackward(lossScale: number, gradScale: number): void {
+    const d = this.weights.dims;
+    lmhead_xent_forward_backward(this.ctx, { ...this.headArgs(lossScale), dh: this.G.dxf, gradScale });
+    rmsnorm_backward(this.ctx, this.G.dres, this.G.dxf, this.xs[d.L], this.weights.finalNorm, this.rstdf, this.n, d.C);
+  }
+
+  /**
+   * The step's work above the last layer, as forwardBackward does it: final norm, lm_head + cross-entropy forward and
+   * backward, the norm's backward (from whatever xs[L] holds). For the time estimate (src/run/calibrate.ts).
+   */
+  headTrainingWork(lossScale: number): void {
+    const d = this.weights.dims;
+    rmsnorm_forward(this.ctx, this.xf, this.rstdf, this.xs[d.L], this.weights.finalNorm, this.n, d.C, d.eps);
+    this.headBackward(lossScale, lossScale);
+    this.ctx.flush();
+  }
+
   /** Loss without gradients (validation), in inference mode: adds lossScale·Σ token losses into lossSum. */
   evaluate(lossScale: number): void {
     this.forwardHidden('eval');
@@ -416,8 +434,7 @@ export class MistralRunner {
     if (dropoutStep !== undefined) this.microStep = dropoutStep;
     const d = this.weights.dims;
     this.forwardHidden(mode);
-    lmhead_xent_forward_backward(this.ctx, { ...this.headArgs(lossScale), dh: this.G.dxf, gradScale });
-    rmsnorm_backward(this.ctx, this.G.dres, this.G.dxf, this.xs[d.L], this.weights.finalNorm, this.rstdf, this.n, d.C);
+    this.headBackward(lossScale, gradScale);
     for (let l = d.L - 1; l >= 0; l--) {
       if (!this.isKept(l)) this.layerForward(mode, l, false);
       this.layerBackward(mode, l);
