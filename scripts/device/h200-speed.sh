@@ -158,11 +158,11 @@ else
   step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step attention 60 bench attention --tokens 2048
+  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention pair on one layer.
+  step tune 90 bench tune --tokens 2048
   step layer-basic 60 bench layer --tokens 2048 --gemm basic
   step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
   step layer-tiled-attn 60 bench layer --tokens 2048 --gemm tiled --attention tiled
-  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention pair on one layer.
-  step tune 90 bench tune --tokens 2048
   step check-lora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
   step check-qlora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled
   step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled

@@ -67,6 +67,8 @@ export interface MeasureOptions {
   /** At most this many timed repetitions per candidate (default 8). */
   maxReps?: number;
   tolerance?: number;
+  /** The recomputed layer keeps its attention output (RunnerOptions.keptAttention), as the run will. */
+  keptAttention?: boolean;
   /** For tests: runs with a candidate's kernels set, inside its error scopes, before its first pass (to inject a GPU error). */
   beforePass?: (k: KernelChoice) => void;
 }
@@ -168,7 +170,7 @@ export async function measureKernels(
   const adapter = createAdapter(config, { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targetModules: [...lora.targets], random: uniformSource(7) });
   for (const layer of adapter.tensors) for (const m of lora.targets) layer[m]?.B.fill(1e-3);
   const gpuLora = uploadLora(ctx, d, adapter);
-  const runner = new MistralRunner(ctx, weights, gpuLora, { B: shape.B, T: shape.T, seed: 1, keptLayers: 0 });
+  const runner = new MistralRunner(ctx, weights, gpuLora, { B: shape.B, T: shape.T, seed: 1, keptLayers: 0, keptAttention: o.keptAttention });
   const gradSeed = ctx.createBuffer('kernel tuning gradient', N * d.C * 4, 'scratch');
   const tolerance = o.tolerance ?? AGREEMENT_TOLERANCE;
   try {
@@ -246,12 +248,12 @@ export function shaderRevision(): string {
 }
 
 /** What a decision depends on: the GPU, the shaders, the model's shape and quantisation, the batch and the adapter. */
-export function tuningKey(report: GpuAdapterInfo, d: Dims, quantization: Quantization, streamed: boolean, shape: { B: number; T: number }, lora: LoraShape): string {
+export function tuningKey(report: GpuAdapterInfo, d: Dims, quantization: Quantization, streamed: boolean, shape: { B: number; T: number }, lora: LoraShape, keptAttention = false): string {
   return JSON.stringify({
     gpu: [report.vendor, report.architecture, report.device, report.description],
     shaders: shaderRevision(),
     model: [d.C, d.I, d.nH, d.nKV, d.hd, quantization, streamed],
-    batch: [shape.B, shape.T],
+    batch: [shape.B, shape.T, keptAttention],
     lora: [lora.r, [...lora.targets].sort(), lora.dropout > 0],
   });
 }

@@ -244,16 +244,17 @@ export class FinetuneSession {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: its own progress gives the time left');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
-    const stats = await this.plan(hp, trainFile, validationFile);
+    const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
+    const stats = data.stats;
     const weights = this.weights;
     const config = this.ckpt.config;
-    // Measured as the run will train: its micro-batch shape, the memory mode a run would choose here, and the kernels
-    // a run on this GPU has measured before (the defaults until one has).
-    const shape = { B: stats.microBatchSize, T: stats.longestSequence };
+    // Measured as the run will train: its runner's shape, the memory mode a run would choose here, and the kernels a
+    // run on this GPU has measured before for that shape (the defaults until one has).
+    const shape = runnerShape(data);
     const targets = targetModules(hp);
     const keep = chooseKeptLayers(weights.dims, { ...shape, r: hp.lora_rank, targets }, { memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes });
     const lora = { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets };
-    const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, lora)).catch(() => null);
+    const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, lora, keep.keptAttention)).catch(() => null);
     const kernels = tuned ? { gemm: tuned.gemm, attention: tuned.attention } : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
     const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
@@ -373,7 +374,6 @@ export class FinetuneSession {
       };
       const shape = runnerShape(data);
       const baseMatmul = this.chooseBaseMatmul(resumed, o.baseMatmul, onEvent);
-      const kernels = await this.chooseKernels(hp, shape, resumed, o.kernels ?? {}, onEvent);
       // Keep layers' intermediates instead of recomputing them where the memory allows (same numbers, fewer FLOPs).
       const keep = chooseKeptLayers(
         this.weights.dims,
@@ -381,6 +381,8 @@ export class FinetuneSession {
         { asked: o.keptLayers, askedAttention: o.keptAttention, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes },
       );
       if (keep.notice) onEvent({ type: 'status', text: keep.notice });
+      // The kernels are measured in that mode (a kept attention leaves the recomputation without attention).
+      const kernels = await this.chooseKernels(hp, shape, keep.keptAttention, resumed, o.kernels ?? {}, onEvent);
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept, keptAttention: keep.keptAttention });
       const sampleTokens = o.sampleMaxTokens ?? 48;
       let sampledAt = -1;
@@ -441,7 +443,7 @@ export class FinetuneSession {
    * The kernels this run trains with, made current on the context: a resume's own, the ones asked for, or the fastest
    * that agree with the defaults on one layer of this model (measured, or remembered from an earlier measurement).
    */
-  private async chooseKernels(hp: Hyperparams, shape: { B: number; T: number }, resumed: SavedRun | null, request: KernelRequest, onEvent: (e: TrainEvent) => void): Promise<KernelChoice> {
+  private async chooseKernels(hp: Hyperparams, shape: { B: number; T: number }, keptAttention: boolean, resumed: SavedRun | null, request: KernelRequest, onEvent: (e: TrainEvent) => void): Promise<KernelChoice> {
     const weights = this.weights;
     const config = this.ckpt?.config;
     const lora = this.lora;
@@ -454,10 +456,10 @@ export class FinetuneSession {
       // A run saved before runs recorded their kernels was trained with the defaults.
       saved: resumed ? (savedKernels(resumed.kernels) ?? this.defaultKernels) : null,
       cache: this.kernelCache,
-      key: tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, loraShape),
+      key: tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, loraShape, keptAttention),
       measure: (candidates) => {
         onEvent({ type: 'status', text: `measuring ${candidates.length} kernel combinations on one layer of this model…` });
-        return measureKernels(this.ctx, weights, config, loraShape, shape, candidates);
+        return measureKernels(this.ctx, weights, config, loraShape, shape, candidates, { keptAttention });
       },
     });
     applyKernels(this.ctx, decision.kernels);
