@@ -52,11 +52,25 @@ describe('kernel tuning on a real adapter', () => {
     session.unloadModel();
   });
 
+  it('measures a model whose layers are streamed from CPU memory the same way (the layer is uploaded as a pass asks for it)', async () => {
+    const session = new FinetuneSession(ctx, tokenizer, null);
+    const info = await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double', undefined, { streamLayers: true });
+    expect(info.streamedLayers).toBe(true);
+    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx));
+    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 1, keptAttention: true });
+    for (const t of trials) {
+      expect(t.agrees).toBe(true);
+      expect(t.relDiff).toBeLessThan(1e-5);
+      expect(t.ms).toBeGreaterThan(0);
+    }
+    session.unloadModel();
+  });
+
   it('refuses, untimed, every combination whose numbers differ by more than the tolerance, and never picks one', async () => {
     const session = await loaded();
     const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx));
     // A tolerance of 0: any combination that is not bit-identical to the defaults counts as disagreeing here.
-    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 1, T: 16 }, candidates, { minMs: 1, maxReps: 1, tolerance: 0 });
+    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 1, tolerance: 0 });
     const refused = trials.filter((t) => !t.agrees);
     expect(refused.length).toBeGreaterThan(0);
     for (const t of refused) {
@@ -77,7 +91,7 @@ describe('kernel tuning on a real adapter', () => {
     const beforePass = (k: (typeof candidates)[number]): void => {
       if (k === broken) ctx.device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
     };
-    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 1, T: 16 }, candidates, { minMs: 1, maxReps: 1, beforePass });
+    const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 1, beforePass });
     const failed = trials.find((t) => t.kernels === broken)!;
     expect(failed).toMatchObject({ agrees: false, reps: 0 });
     expect(failed.error).toMatch(/usage/i);
