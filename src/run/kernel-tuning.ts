@@ -247,13 +247,15 @@ export function shaderRevision(): string {
   return h.toString(16).padStart(8, '0');
 }
 
-/** What a decision depends on: the GPU, the shaders, the model's shape and quantisation, the batch and the adapter. */
+/** What a decision depends on: the GPU, the shaders, the model's shape and quantisation, the batch size and the adapter. */
 export function tuningKey(report: GpuAdapterInfo, d: Dims, quantization: Quantization, streamed: boolean, shape: { B: number; T: number }, lora: LoraShape, keptAttention = false): string {
   return JSON.stringify({
     gpu: [report.vendor, report.architecture, report.device, report.description],
     shaders: shaderRevision(),
     model: [d.C, d.I, d.nH, d.nKV, d.hd, quantization, streamed],
-    batch: [shape.B, shape.T, keptAttention],
+    // Tokens per micro-batch rounded up to a power of two: which kernels win changes slowly with the shape, and a new
+    // dataset whose longest row is a few tokens longer should not cost a new measurement.
+    batch: [2 ** Math.ceil(Math.log2(Math.max(1, shape.B * shape.T))), keptAttention],
     lora: [lora.r, [...lora.targets].sort(), lora.dropout > 0],
   });
 }

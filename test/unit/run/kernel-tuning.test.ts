@@ -108,7 +108,7 @@ describe('remembered choices', () => {
     expect(await cache.get(`k${MAX_CACHED_DECISIONS}`)).not.toBeNull();
   });
 
-  it('keys a choice by GPU, model, batch, adapter and shader text', () => {
+  it('keys a choice by GPU, model, batch size, memory mode, adapter and shader text', () => {
     const gpu = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'H200' } as GpuAdapterInfo;
     const dims = { V: 32000, C: 4096, I: 14336, L: 32, nH: 32, nKV: 8, hd: 128, theta: 1e6, eps: 1e-5 };
     const lora = { r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'] as const };
@@ -116,6 +116,11 @@ describe('remembered choices', () => {
     expect(tuningKey(gpu, dims, 'nf4-double', false, { B: 1, T: 2048 }, { ...lora, targets: ['v_proj', 'q_proj'] })).toBe(key);
     expect(tuningKey({ ...gpu, description: 'RTX 4090' }, dims, 'nf4-double', false, { B: 1, T: 2048 }, lora)).not.toBe(key);
     expect(tuningKey(gpu, dims, 'nf4-double', false, { B: 1, T: 512 }, lora)).not.toBe(key);
+    // Tokens per micro-batch by power of two: a slightly shorter longest row, or 2 × 1024, is the same measurement.
+    expect(tuningKey(gpu, dims, 'nf4-double', false, { B: 1, T: 1900 }, lora)).toBe(key);
+    expect(tuningKey(gpu, dims, 'nf4-double', false, { B: 2, T: 1024 }, lora)).toBe(key);
+    expect(tuningKey(gpu, dims, 'nf4-double', false, { B: 1, T: 2049 }, lora)).not.toBe(key);
+    expect(tuningKey(gpu, dims, 'nf4-double', false, { B: 1, T: 2048 }, lora, true)).not.toBe(key);
     expect(tuningKey(gpu, { ...dims, I: 11008 }, 'nf4-double', false, { B: 1, T: 2048 }, lora)).not.toBe(key);
     expect(tuningKey(gpu, dims, 'nf4-double', false, { B: 1, T: 2048 }, { ...lora, r: 16 })).not.toBe(key);
     expect(key).toContain(shaderRevision());
