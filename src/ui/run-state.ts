@@ -154,7 +154,8 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
     case 'status':
       return { ...s, note: e.text };
     case 'kernels':
-      return { ...s, kernels: e.text, note: e.text };
+      // Its own line under the readouts: the note keeps what it said (e.g. which checkpoint a resume continued from).
+      return { ...s, kernels: e.text };
     case 'skipped':
       return { ...s, step: e.step, note: `Step ${e.step} skipped: ${e.reason}; the adapter was left as it was (${e.consecutive} in a row).` };
     default:
