@@ -150,6 +150,7 @@ if [ "$SMOKE" = 1 ]; then
   step check-lora-tiled 600 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
   step model-tiled 600 bench model --tokens 16 --steps 1 --gemm tiled --gpu-memory 139 "${S[@]}"
   step model-keep-attention 600 bench model --tokens 16 --steps 1 --keep-attention "${S[@]}"
+  step estimate 600 bench estimate --tokens 16 --steps 1 "${S[@]}"
   step int8 300 bench int8 --tokens 16 "${S[@]}"
   step check-int8-gates 600 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
   step model-int8-mlp 600 bench model --tokens 16 --steps 1 --gemm tiled --base-matmul int8-mlp "${S[@]}"
@@ -171,6 +172,8 @@ else
   step model-tiled-attn 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --gpu-memory 139
   # Checkpointed, but the recomputation skips attention (≈ 1 GB more): the mode for GPUs with a little room to spare.
   step model-keep-attention 150 bench model --tokens 2048 --steps 2 --keep-attention
+  # The page's time estimate on a GPU (src/run/calibrate.ts) against whole steps of the same model.
+  step estimate 150 bench estimate --tokens 2048 --steps 2
   # The experimental int8 base path (docs/int8.md): its rate against fp32 in one run, then its accuracy gates.
   step int8 120 bench int8 --tokens 2048 --gemm tiled
   step check-int8-gates 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all

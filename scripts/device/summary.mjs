@@ -94,6 +94,8 @@ function line(r) {
       return `  tune T=${r.T} ${r.gemm}/${r.attention}: ${typeof r.ms === 'number' ? `${r.ms.toFixed(1)} ms, ${r.layerTokensPerSecond?.toFixed(0)} tokens/s per layer, vsFirst ${r.vsFirst?.toFixed(2)}` : 'not timed'}, relDiff ${r.relDiff?.toExponential(2)}${r.agrees ? '' : ' DISAGREES'}`;
     case 'tune-choice':
       return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}`).join(', ')}` : ''}`;
+    case 'estimate':
+      return `  estimate T=${r.T} (${r.layers} layers): ${r.estimateSeconds?.toFixed(2)} s estimated, ${r.stepSeconds?.toFixed(2)} s measured per step, ratio ${r.ratio?.toFixed(2)}`;
     case 'model':
       return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}${r.keptAttention ? '+attention' : ''}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
     default:

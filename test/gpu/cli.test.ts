@@ -121,6 +121,17 @@ describe('finetune check --attention', () => {
   });
 });
 
+describe('finetune bench estimate', () => {
+  it('prints the part-by-part time estimate beside whole measured steps of the same model', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'estimate', '--tokens', '8', '--steps', '1'], { env, timeout: 300_000 });
+    const line = stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.bench === 'estimate');
+    expect(line).toMatchObject({ layers: 2, T: 8, parts: { layers: 2, keptLayers: 0, keptLayer: null } });
+    expect(line.estimateSeconds).toBeCloseTo(2 * line.parts.recomputedLayer + line.parts.head, 12);
+    expect(line.stepSeconds).toBeGreaterThan(0);
+    expect(line.ratio).toBeCloseTo(line.estimateSeconds / line.stepSeconds, 12);
+  });
+});
+
 describe('finetune bench tune', () => {
   it('runs one layer under every GEMM × attention combination, compares each with the first, and prints the choice', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'tune', '--tokens', '8', '--min-ms', '1'], { env, timeout: 300_000 });

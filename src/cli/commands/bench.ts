@@ -7,7 +7,9 @@ import { PROJECTIONS } from '../../core/mistral.ts';
 import { destroyMistralWeights } from '../../engine/mistral/weights.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS } from '../../engine/gpu.ts';
-import { benchModel, MISTRAL_7B, type KeptLayersChoice } from '../../bench/model.ts';
+import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
+import { calibrate } from '../../run/calibrate.ts';
+import { parseHyperparams } from '../../config/index.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
@@ -29,7 +31,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -76,7 +78,10 @@ what:
              layer's training work under every GEMM × attention combination, each with its time, its speed against
              the first (the --gemm/--attention given, default basic and rows), and its numbers' largest difference
              from the first's; then the choice a run would make (not part of "all")
-  all        everything above but model, int8, int8-ab and tune
+  estimate   the time estimate a GPU gets before a run (src/run/calibrate.ts: one layer of each kind and the head at
+             the run's shape, added up) next to whole training steps measured on the same random model (Mistral-7B's
+             shape on a GPU, 2 small layers on SwiftShader): estimateSeconds, stepSeconds, ratio (not part of "all")
+  all        everything above but model, int8, int8-ab, tune and estimate
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -289,6 +294,21 @@ export const benchCommand: Command = {
         } finally {
           destroyMistralWeights(ctx, weights);
         }
+      }
+    }
+    if (what === 'estimate') {
+      const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
+      const weights = await randomMistral(ctx, dims, true);
+      try {
+        const hp = parseHyperparams({ lora_rank: 8, lora_alpha: 16, lora_target_modules: targets.join(',') });
+        for (const T of tokens) {
+          const c = await calibrate(ctx, weights, configOf(dims), hp, { shape: { B: 1, T }, method: 'layers' });
+          const t = await timeTrainSteps(ctx, weights, { T, steps, r: 8, targets });
+          const stepSeconds = t.stepMs / 1000;
+          print({ bench: 'estimate', layers: dims.L, T, estimateSeconds: c.measuredSeconds, parts: c.parts, stepSeconds, ratio: c.measuredSeconds / stepSeconds });
+        }
+      } finally {
+        destroyMistralWeights(ctx, weights);
       }
     }
     if (what === 'stream') {
