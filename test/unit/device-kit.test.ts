@@ -134,7 +134,7 @@ describe('summarise', () => {
     expect(s).toContain('tune T=2048 basic/rows: 250.0 ms, 8192 tokens/s per layer, vsFirst 1.00, relDiff 0.00e+0');
     expect(s).toContain('tune T=2048 tiled/tiled: not timed, relDiff 5.00e-1 DISAGREES');
     expect(s).toContain('tune T=2048 choice: tiled/rows, speedup 2.00, refused tiled/tiled');
-    const est = summarise(JSON.stringify({ bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }));
+    const est = summarise([{ device: 'step', step: 'estimate', attempt: 1 }, { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }].map((l) => JSON.stringify(l)).join('\n'));
     expect(est).toContain('estimate T=2048 (32 layers): 7.50 s estimated, 8.00 s measured per step, ratio 0.94');
   });
 });
