@@ -23,6 +23,7 @@ import type { Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
+import { maxRelError } from '../engine/reference/common.ts';
 import { shaderSources } from '../engine/shaders.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
@@ -47,7 +48,7 @@ export interface KernelTrial {
   /** Milliseconds one layer's training work took (mean over `reps`); NaN when it was not timed (it disagreed). */
   ms: number;
   reps: number;
-  /** max |output − reference| / max |reference| over the layer's output and input gradient; NaN when it failed. */
+  /** maxRelError (max |output − reference| / max |reference|) over the layer's output and input gradient; NaN when it failed. */
   relDiff: number;
   agrees: boolean;
   /** The GPU error the candidate's pass raised (a pipeline the driver would not build, …), when it failed. */
@@ -137,19 +138,6 @@ export function pickKernels(trials: readonly KernelTrial[], o: { margin?: number
   return { chosen: best.kernels, speedup: reference.ms / best.ms, refused };
 }
 
-/** max |a − ref| / max |ref|; Infinity when either holds a non-finite value. */
-function relativeDifference(a: Float32Array, ref: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = Math.abs(a[i] - ref[i]);
-    if (!Number.isFinite(a[i]) || !Number.isFinite(ref[i])) return Infinity;
-    if (d > diff) diff = d;
-    if (Math.abs(ref[i]) > scale) scale = Math.abs(ref[i]);
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
 /**
  * Runs layer 0's training work under each candidate (candidates[0] the reference) at the run's batch shape and
  * returns what each took and whether it agreed. The context's kernels are as before when it returns.
@@ -212,7 +200,7 @@ export async function measureKernels(
       const out = await ctx.readF32(runner.xs[1], 0, N * d.C);
       const grad = await ctx.readF32(runner.layerGradient, 0, N * d.C);
       reference ??= { out, grad };
-      const relDiff = Math.max(relativeDifference(out, reference.out), relativeDifference(grad, reference.grad));
+      const relDiff = Math.max(maxRelError(out, reference.out), maxRelError(grad, reference.grad));
       const agrees = relDiff <= tolerance;
       if (!agrees) {
         trials.push({ kernels: k, ms: NaN, reps: 0, relDiff, agrees });
