@@ -7,6 +7,7 @@
 
 import { PROJECTIONS } from '../core/mistral.ts';
 import { uniformSource } from '../core/prng.ts';
+import { unpackedBatch } from '../core/token-batch.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { matvec_forward } from '../engine/kernels/matvec.ts';
 import { MistralDecoder } from '../engine/mistral/decode.ts';
@@ -102,7 +103,7 @@ async function recompute(ctx: GpuContext, w: Weights, lora: Lora, ids: number[],
   try {
     const t0 = now();
     for (let T = P; T < ids.length; T++) {
-      runner.setBatch({ B: 1, T, inputIds: ids.slice(0, T), targets: new Int32Array(T).fill(-100), segmentIds: new Uint32Array(T).fill(1), positionIds: Uint32Array.from({ length: T }, (_, j) => j) });
+      runner.setBatch(unpackedBatch(1, T, ids.slice(0, T), new Int32Array(T).fill(-100)));
       runner.forwardHidden('eval');
       ctx.copy(runner.xf, (T - 1) * d.C * 4, last, 0, d.C * 4);
       matvec_forward(ctx, logits, last, w.lmHead.buffer, 1, d.V, d.C, { wStorage: 'bf16' });

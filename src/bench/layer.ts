@@ -3,6 +3,7 @@
 // tiled fp32 matmul measured in the same run, so the matmul-bound ceiling and the model-FLOPs utilisation are visible.
 
 import { uniformSource } from '../core/prng.ts';
+import { unpackedBatch } from '../core/token-batch.ts';
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
@@ -134,14 +135,7 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
   const lora = uploadLora(ctx, weights.dims, adapter);
   const runner = new MistralRunner(ctx, weights, lora, { B: 1, T, seed: 1 });
   try {
-    runner.setBatch({
-      B: 1,
-      T,
-      inputIds: new Uint32Array(T).fill(5),
-      targets: new Int32Array(T).fill(-100),
-      segmentIds: new Uint32Array(T).fill(1),
-      positionIds: Uint32Array.from({ length: T }, (_, i) => i),
-    });
+    runner.setBatch(unpackedBatch(1, T, new Uint32Array(T).fill(5), new Int32Array(T).fill(-100)));
     fill_uniform(ctx, runner.xs[0], T * d.C, 1, 13);
     const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { minMs: o.minMs ?? 300, maxReps: 50 });
     const flop = layerFlops(d, T, r);

@@ -3,6 +3,7 @@
 // tokens/s and the peak GPU memory per category from the ledger, with nothing extrapolated.
 
 import { uniformSource } from '../core/prng.ts';
+import { unpackedBatch } from '../core/token-batch.ts';
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import type { MistralConfig } from '../model/config.ts';
@@ -128,14 +129,7 @@ export async function timeTrainSteps(
   try {
     const rand = uniformSource(2);
     const ids = Array.from({ length: o.T }, () => 3 + Math.floor(rand() * (d.V - 3)));
-    runner.setBatch({
-      B: 1,
-      T: o.T,
-      inputIds: ids,
-      targets: ids.map((_, i) => (i + 1 < o.T ? ids[i + 1] : -100)),
-      segmentIds: new Uint32Array(o.T).fill(1),
-      positionIds: Uint32Array.from({ length: o.T }, (_, i) => i),
-    });
+    runner.setBatch(unpackedBatch(1, o.T, ids, ids.map((_, i) => (i + 1 < o.T ? ids[i + 1] : -100))));
     const counted = o.T - 1;
     const losses: number[] = [];
     const step = async (): Promise<number> => {

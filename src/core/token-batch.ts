@@ -13,3 +13,8 @@ export interface TokenBatch {
   /** Position ids, restarting at each packed example. */
   positionIds: ArrayLike<number>;
 }
+
+/** B rows of T tokens, one sequence per row (nothing packed, nothing padded): segment 1 throughout, positions 0..T−1. */
+export function unpackedBatch(B: number, T: number, inputIds: ArrayLike<number>, targets: ArrayLike<number>): TokenBatch {
+  return { B, T, inputIds, targets, segmentIds: new Uint32Array(B * T).fill(1), positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T) };
+}

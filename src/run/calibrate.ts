@@ -8,6 +8,7 @@
 //   a step is L layers of their kinds plus the head. That costs two layer passes, not a whole step of a 7B model.
 
 import { ADAPTER_INIT_STREAM, uniformSource } from '../core/prng.ts';
+import { unpackedBatch } from '../core/token-batch.ts';
 import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
@@ -84,14 +85,7 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
     const N = shape.B * shape.T;
     // Any ids inside the vocabulary do: the cost does not depend on which tokens they are.
     const ids = Array.from({ length: N }, (_, i) => (1000 + 37 * i) % config.vocabSize);
-    runner.setBatch({
-      B: shape.B,
-      T: shape.T,
-      inputIds: ids,
-      targets: Int32Array.from({ length: N }, (_, i) => ((i + 1) % shape.T !== 0 ? ids[i + 1] : -100)),
-      segmentIds: new Uint32Array(N).fill(1),
-      positionIds: Uint32Array.from({ length: N }, (_, i) => i % shape.T),
-    });
+    runner.setBatch(unpackedBatch(shape.B, shape.T, ids, Int32Array.from({ length: N }, (_, i) => ((i + 1) % shape.T !== 0 ? ids[i + 1] : -100))));
     if (method === 'model') {
       const pass = async (): Promise<number> => {
         const t0 = performance.now();

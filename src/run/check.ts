@@ -14,7 +14,8 @@ import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_dequantize } from '../engine/kernels/nf4.ts';
 import { IGNORE_INDEX } from '../engine/kernels/xent.ts';
 import { destroyLora, downloadLoraGrads, uploadLora } from '../engine/mistral/lora.ts';
-import { MistralRunner, type TokenBatch } from '../engine/mistral/model.ts';
+import { MistralRunner } from '../engine/mistral/model.ts';
+import { unpackedBatch } from '../core/token-batch.ts';
 import { destroyMistralWeights, layerWeights, loadMistralWeights, moduleName } from '../engine/mistral/weights.ts';
 import { maxRelError } from '../engine/reference/common.ts';
 import { compareInt8, withBaseMatmul, type Int8Agreement, type Int8Choice, type PassResult } from './int8-agreement.ts';
@@ -157,14 +158,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
 
     runner = new MistralRunner(ctx, weights, lora, { B, T, seed: 0 });
     const targets = shiftLabels(labels.values, B, T);
-    const batch: TokenBatch = {
-      B,
-      T,
-      inputIds: ids.values,
-      targets,
-      segmentIds: new Uint32Array(B * T).fill(1),
-      positionIds: Uint32Array.from({ length: B * T }, (_, i) => i % T),
-    };
+    const batch = unpackedBatch(B, T, ids.values, targets);
     const counted = targets.reduce((s, t) => s + (t === IGNORE_INDEX ? 0 : 1), 0);
     if (counted === 0) throw new FinetuneError('bad-input', 'the golden labels leave no token to compute a loss on');
     runner.setBatch(batch);

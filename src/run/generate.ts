@@ -5,6 +5,7 @@
 // the cache is tested against, and the baseline of `finetune bench generate`.
 
 import { createRng } from '../core/prng.ts';
+import { unpackedBatch } from '../core/token-batch.ts';
 import { FinetuneError } from '../core/errors.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
@@ -147,7 +148,7 @@ export async function generateFullRecompute(
   try {
     for (let i = 0; i < o.maxNewTokens; i++) {
       const T = ids.length;
-      runner.setBatch({ B: 1, T, inputIds: ids, targets: new Int32Array(T).fill(-100), segmentIds: new Uint32Array(T).fill(1), positionIds: Uint32Array.from({ length: T }, (_, j) => j) });
+      runner.setBatch(unpackedBatch(1, T, ids, new Int32Array(T).fill(-100)));
       runner.forwardHidden('eval');
       // Only the last position's logits: its row of xf times lm_headᵀ (a matvec, as the decoder's head).
       ctx.copy(runner.xf, (T - 1) * d.C * 4, last, 0, d.C * 4);

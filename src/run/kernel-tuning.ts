@@ -14,6 +14,7 @@
 
 import { uniformSource } from '../core/prng.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import { ATTENTION_KERNELS, GEMM_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext } from '../engine/gpu.ts';
@@ -163,14 +164,7 @@ export async function measureKernels(
   const tolerance = o.tolerance ?? AGREEMENT_TOLERANCE;
   try {
     const ids = Array.from({ length: N }, (_, i) => (1 + 37 * i) % d.V);
-    runner.setBatch({
-      B: shape.B,
-      T: shape.T,
-      inputIds: ids,
-      targets: new Int32Array(N).fill(-100),
-      segmentIds: new Uint32Array(N).fill(1),
-      positionIds: Uint32Array.from({ length: N }, (_, i) => i % shape.T),
-    });
+    runner.setBatch(unpackedBatch(shape.B, shape.T, ids, new Int32Array(N).fill(-100)));
     fill_uniform(ctx, runner.xs[0], N * d.C, 1, 101);
     fill_uniform(ctx, gradSeed, N * d.C, 1e-2, 102);
     // Every repetition starts from the same incoming gradient (the backward overwrites it with the layer's input gradient).
