@@ -13,14 +13,13 @@ import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import type { GpuContext } from '../engine/gpu.ts';
-import { copy } from '../engine/kernels/elementwise.ts';
-import { fill_uniform } from '../engine/kernels/random.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
 import { timeGpu } from '../engine/timing.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
+import { repeatableLayerWork } from './layer-work.ts';
 
 /** Tokens in the measured pass: enough to amortise dispatch overhead, few enough for seconds on a software adapter. */
 export const CALIBRATION_TOKENS = 16;
@@ -99,25 +98,16 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
       const seconds = await pass();
       return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
     }
-    const C = weights.dims.C;
-    const gradSeed = ctx.createBuffer('calibration gradient', N * C * 4, 'scratch');
+    const layers = repeatableLayerWork(ctx, runner, [0, L - 1], weights.dims.C);
     try {
-      fill_uniform(ctx, runner.xs[0], N * C, 1, 11);
-      fill_uniform(ctx, runner.xs[L - 1], N * C, 1, 12);
-      fill_uniform(ctx, gradSeed, N * C, 1e-2, 13);
       const seconds = async (work: () => void): Promise<number> => (await timeGpu(ctx, work, { warmup: 1, minMs: 200, maxReps: 4 })).ms / 1000;
-      const layer = (l: number) => (): void => {
-        copy(ctx, runner.layerGradient, gradSeed, N * C);
-        runner.layerTrainingWork(l);
-      };
-      const recomputedLayer = kept < L ? await seconds(layer(0)) : null;
-      const keptLayer = kept > 0 ? await seconds(layer(L - 1)) : null;
+      const recomputedLayer = kept < L ? await seconds(() => layers.run(0)) : null;
+      const keptLayer = kept > 0 ? await seconds(() => layers.run(L - 1)) : null;
       const head = await seconds(() => runner.headTrainingWork(1 / N));
       const step = (L - kept) * (recomputedLayer ?? 0) + kept * (keptLayer ?? 0) + head;
       return { secondsPerToken: step / N, measuredTokens: N, measuredSeconds: step, method, parts: { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept } };
     } finally {
-      ctx.flush();
-      ctx.destroy(gradSeed);
+      layers.destroy();
     }
   } finally {
     runner.destroy();

@@ -18,8 +18,6 @@ import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import { ATTENTION_KERNELS, GEMM_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext } from '../engine/gpu.ts';
-import { copy } from '../engine/kernels/elementwise.ts';
-import { fill_uniform } from '../engine/kernels/random.ts';
 import type { Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
@@ -30,6 +28,7 @@ import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import { timeGpu } from '../engine/timing.ts';
 import type { StoreFiles } from './run-store.ts';
+import { repeatableLayerWork } from './layer-work.ts';
 
 export interface KernelChoice {
   gemm: GemmKernel;
@@ -160,18 +159,12 @@ export async function measureKernels(
   for (const layer of adapter.tensors) for (const m of lora.targets) layer[m]?.B.fill(1e-3);
   const gpuLora = uploadLora(ctx, d, adapter);
   const runner = new MistralRunner(ctx, weights, gpuLora, { B: shape.B, T: shape.T, seed: 1, keptLayers: 0, keptAttention: o.keptAttention });
-  const gradSeed = ctx.createBuffer('kernel tuning gradient', N * d.C * 4, 'scratch');
+  const layer = repeatableLayerWork(ctx, runner, [0], d.C);
   const tolerance = o.tolerance ?? AGREEMENT_TOLERANCE;
   try {
     const ids = Array.from({ length: N }, (_, i) => (1 + 37 * i) % d.V);
     runner.setBatch(unpackedBatch(shape.B, shape.T, ids, new Int32Array(N).fill(-100)));
-    fill_uniform(ctx, runner.xs[0], N * d.C, 1, 101);
-    fill_uniform(ctx, gradSeed, N * d.C, 1e-2, 102);
-    // Every repetition starts from the same incoming gradient (the backward overwrites it with the layer's input gradient).
-    const work = (): void => {
-      copy(ctx, runner.layerGradient, gradSeed, N * d.C);
-      runner.layerTrainingWork(0);
-    };
+    const work = (): void => layer.run(0);
     const trials: KernelTrial[] = [];
     let reference: { out: Float32Array; grad: Float32Array } | null = null;
     for (const k of candidates) {
@@ -206,8 +199,7 @@ export async function measureKernels(
     return trials;
   } finally {
     applyKernels(ctx, before);
-    ctx.flush();
-    ctx.destroy(gradSeed);
+    layer.destroy();
     runner.destroy();
     destroyLora(ctx, gpuLora);
   }
