@@ -27,7 +27,7 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
-import { applyKernels, decideKernels, kernelsOf, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTuningCache } from './kernel-tuning.ts';
+import { applyKernels, decideKernels, kernelsOf, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
@@ -79,6 +79,11 @@ export type TrainEvent =
   | ({ type: 'skipped' } & SkipReport)
   /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
   | ({ type: 'kernels' } & KernelDecision);
+
+/** The adapter shape a run of these hyperparameters trains (what kernel tuning measures with). */
+function loraShapeOf(hp: Hyperparams): LoraShape {
+  return { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets: targetModules(hp) };
+}
 
 export function quantizationFor(hp: Hyperparams): Quantization {
   return hp.quantization;
@@ -253,8 +258,7 @@ export class FinetuneSession {
     const shape = runnerShape(data);
     const targets = targetModules(hp);
     const keep = chooseKeptLayers(weights.dims, { ...shape, r: hp.lora_rank, targets }, { memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes });
-    const lora = { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets };
-    const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, lora, keep.keptAttention)).catch(() => null);
+    const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(this.kernelKey(weights, hp, shape, keep.keptAttention)).catch(() => null);
     const kernels = tuned ? { gemm: tuned.gemm, attention: tuned.attention } : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
     const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
@@ -446,9 +450,8 @@ export class FinetuneSession {
   private async chooseKernels(hp: Hyperparams, shape: { B: number; T: number }, keptAttention: boolean, resumed: SavedRun | null, request: KernelRequest, onEvent: (e: TrainEvent) => void): Promise<KernelChoice> {
     const weights = this.weights;
     const config = this.ckpt?.config;
-    const lora = this.lora;
-    if (!weights || !config || !lora) throw new FinetuneError('internal', 'kernels are chosen for a loaded model and adapter');
-    const loraShape = { r: lora.r, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets: lora.targets };
+    if (!weights || !config) throw new FinetuneError('internal', 'kernels are chosen for a loaded model');
+    const loraShape = loraShapeOf(hp);
     const decision = await decideKernels({
       request,
       current: this.defaultKernels,
@@ -456,7 +459,7 @@ export class FinetuneSession {
       // A run saved before runs recorded their kernels was trained with the defaults.
       saved: resumed ? (savedKernels(resumed.kernels) ?? this.defaultKernels) : null,
       cache: this.kernelCache,
-      key: tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, loraShape, keptAttention),
+      key: this.kernelKey(weights, hp, shape, keptAttention),
       measure: (candidates) => {
         onEvent({ type: 'status', text: `measuring ${candidates.length} kernel combinations on one layer of this model…` });
         return measureKernels(this.ctx, weights, config, loraShape, shape, candidates, { keptAttention });
@@ -481,6 +484,11 @@ export class FinetuneSession {
     }
     this.ctx.baseMatmul = choice;
     return choice;
+  }
+
+  /** Where a run of these hyperparameters and shape on the loaded model finds its remembered kernels. */
+  private kernelKey(weights: MistralWeights, hp: Hyperparams, shape: { B: number; T: number }, keptAttention: boolean): string {
+    return tuningKey(this.ctx.report, weights.dims, weights.quantization, isStreamed(weights), shape, loraShapeOf(hp), keptAttention);
   }
 
   pause(): void {
