@@ -26,10 +26,6 @@ function totalRunnerBytes(d: Dims, shape: RunnerShape, kept: number, keptAttenti
   return b.activations + b.scratch + b.io + b.optimizer;
 }
 
-function attentionText(d: Dims, kept: number, keptAttention: boolean): string {
-  return keptAttention && kept < d.L ? '; the recomputed layers keep their attention output, so the recomputation skips attention' : '';
-}
-
 /**
  * `asked`: a number of layers (checked against the model), or undefined to choose; `askedAttention` likewise for
  * keeping the recomputed layers' attention outputs. `memoryBytes`: the GPU's memory when known. `inUseBytes`: what
@@ -48,11 +44,11 @@ export function chooseKeptLayers(
   const budget = o.memoryBytes === null ? null : TIGHT_SHARE * o.memoryBytes - o.inUseBytes;
   const fits = (kept: number, att: boolean): boolean => budget !== null && totalRunnerBytes(d, shape, kept, att) <= budget;
   const keptAttention = o.askedAttention ?? fits(o.asked ?? 0, true);
-  if (o.asked !== undefined || budget === null || o.memoryBytes === null) {
+  if (o.asked !== undefined || o.memoryBytes === null) {
     const kept = o.asked ?? 0;
     const bytes = totalRunnerBytes(d, shape, kept, keptAttention);
     const said = kept > 0 || (keptAttention && kept < d.L);
-    return { kept, keptAttention, runnerBytes: bytes, notice: said ? `recomputation: ${recomputationText(d.L, kept)}${attentionText(d, kept, keptAttention)}` : null };
+    return { kept, keptAttention, runnerBytes: bytes, notice: said ? `recomputation: ${recomputationText(d.L, kept, keptAttention)}` : null };
   }
   const lo = mostKeptLayers(d.L, (k) => fits(k, keptAttention));
   const bytes = totalRunnerBytes(d, shape, lo, keptAttention);
@@ -60,6 +56,6 @@ export function chooseKeptLayers(
   const notice =
     lo === 0 && !keptAttention
       ? `recomputation: every layer is recomputed in the backward (keeping even one layer's attention output would pass ${Math.round(TIGHT_SHARE * 100)} % of the GPU's ${formatBytes(o.memoryBytes)})`
-      : `recomputation: ${recomputationText(d.L, lo)}${attentionText(d, lo, keptAttention)} — chosen for the GPU's ${formatBytes(o.memoryBytes)}, ${formatBytes(extra)} more activation memory than recomputing everything`;
+      : `recomputation: ${recomputationText(d.L, lo, keptAttention)} — chosen for the GPU's ${formatBytes(o.memoryBytes)}, ${formatBytes(extra)} more activation memory than recomputing everything`;
   return { kept: lo, keptAttention, runnerBytes: bytes, notice };
 }

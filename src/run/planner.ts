@@ -388,7 +388,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
       keptLayers,
       keptLayersSource,
       keptAttention: keptAttention && keptLayers < d.L,
-      recomputation: recomputationText(d.L, keptLayers) + (keptAttention && keptLayers < d.L ? '; the recomputed layers keep their attention output, so the recomputation skips attention' : ''),
+      recomputation: recomputationText(d.L, keptLayers, keptAttention),
     },
     weights: { projections, nf4Codes, nf4Scales, norms, embeddings, lmHead, total: weights },
     bytes,
@@ -405,10 +405,11 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
 }
 
 /** What the backward recomputes, in words. */
-export function recomputationText(L: number, kept: number): string {
-  if (kept === 0) return `per-layer activation checkpointing: the ${L + 1} layer inputs are kept, one layer's intermediates are recomputed at a time in the backward`;
+export function recomputationText(L: number, kept: number, keptAttention = false): string {
   if (kept === L) return `none: every layer keeps its intermediates from the forward to the backward (fastest; the most memory)`;
-  return `the last ${kept} of ${L} layers keep their intermediates for the backward; the other ${L - kept} are recomputed one at a time (activation checkpointing)`;
+  const attention = keptAttention ? '; the recomputed layers keep their attention output, so the recomputation skips attention' : '';
+  if (kept === 0) return `per-layer activation checkpointing: the ${L + 1} layer inputs are kept, one layer's intermediates are recomputed at a time in the backward${attention}`;
+  return `the last ${kept} of ${L} layers keep their intermediates for the backward; the other ${L - kept} are recomputed one at a time (activation checkpointing)${attention}`;
 }
 
 interface StreamingInputs {
