@@ -116,7 +116,7 @@ export class MistralRunner {
   private readonly sets: LayerBuffers[];
   /**
    * With keptAttention, recomputed layer l < firstKept − 1 reads and writes the shared set with its own att and lse
-   * (views[l]); the last recomputed layer uses the shared set's, which nothing overwrites between its forward and its
+   * (attentionViews[l]); the last recomputed layer uses the shared set's, which nothing overwrites between its forward and its
    * backward.
    */
   private readonly attentionViews: LayerBuffers[] = [];
