@@ -6,6 +6,11 @@
 //   tokens is dispatch- and bandwidth-bound, and attention's grows with T — timed part by part instead of whole: one
 //   recomputed layer, one kept layer (when the run keeps any), and the head (final norm, lm_head, cross-entropy);
 //   a step is L layers of their kinds plus the head. That costs two layer passes, not a whole step of a 7B model.
+// With streamed layers (engine/mistral/layer-stream.ts) each pass also moves layers to the GPU: a fixed number per
+// pass, whatever its tokens, so the uploads are priced apart from the per-token rate. 'model' times one upload alone
+// and takes the pass's uploads out of its per-token rate (a software adapter does copies and compute one after the
+// other); 'layers' times a layer with two uploads queued ahead of its work, as a step queues them, against the layer
+// alone, so whatever part of an upload the GPU hides under the compute is not counted.
 
 import { ADAPTER_INIT_STREAM, uniformSource } from '../core/prng.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
@@ -13,6 +18,7 @@ import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import type { GpuContext } from '../engine/gpu.ts';
+import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
@@ -39,6 +45,11 @@ export interface Calibration {
   method: 'model' | 'layers';
   /** 'layers': the seconds of each part at the run's shape (keptLayer null when the run keeps none). */
   parts?: { recomputedLayer: number | null; keptLayer: number | null; head: number; layers: number; keptLayers: number };
+  /**
+   * Streamed layers only: layer uploads per training pass (micro-batch) and per validation batch, and the seconds one
+   * upload adds to a pass here (not in secondsPerToken).
+   */
+  uploads?: { perTrainingPass: number; perValidationPass: number; seconds: number };
 }
 
 export interface RunEstimate extends Calibration {
@@ -47,8 +58,12 @@ export interface RunEstimate extends Calibration {
   /** Validation passes the run will make and the tokens each reads. */
   evaluations: number;
   validationTokens: number;
-  /** Training plus validation, in seconds. */
+  /** Training plus validation, in seconds, uploads included. */
   seconds: number;
+  /** Of which: moving streamed layers to the GPU (0 when the layers are resident). */
+  uploadSeconds: number;
+  /** Training tokens per second, the uploads of the training passes included: the rate the run should show. */
+  tokensPerSecond: number;
   /** The adapter is a CPU implementation of WebGPU (correct, slow). */
   softwareAdapter: boolean;
 }
@@ -85,18 +100,24 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
     // Any ids inside the vocabulary do: the cost does not depend on which tokens they are.
     const ids = Array.from({ length: N }, (_, i) => (1000 + 37 * i) % config.vocabSize);
     runner.setBatch(unpackedBatch(shape.B, shape.T, ids, Int32Array.from({ length: N }, (_, i) => ((i + 1) % shape.T !== 0 ? ids[i + 1] : -100))));
+    const stream = weights.stream;
     if (method === 'model') {
-      const pass = async (): Promise<number> => {
+      const pass = async (): Promise<{ seconds: number; uploads: number }> => {
+        const uploads0 = stream?.uploads ?? 0;
         const t0 = performance.now();
         runner.zeroGrads();
         runner.resetLoss();
         runner.forwardBackward(1 / N, 1 / N, 'train', 0);
         await runner.readLoss(); // the readback is the fence: the pass has finished on the GPU
-        return (performance.now() - t0) / 1000;
+        return { seconds: (performance.now() - t0) / 1000, uploads: (stream?.uploads ?? 0) - uploads0 };
       };
       await pass();
-      const seconds = await pass();
-      return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
+      const { seconds, uploads } = await pass();
+      if (!stream || uploads === 0) return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
+      const upload = (await timeGpu(ctx, () => stream.rewriteSpare(), { warmup: 1, minMs: 100, maxReps: 8 })).ms / 1000;
+      // The pass less its uploads is its compute; never below a tenth of the pass, whatever the timing noise.
+      const compute = Math.max(seconds - uploads * upload, seconds / 10);
+      return { secondsPerToken: compute / N, measuredTokens: N, measuredSeconds: seconds, method, uploads: uploadsAt(L, upload) };
     }
     const layers = repeatableLayerWork(ctx, runner, [0, L - 1], weights.dims.C);
     try {
@@ -105,7 +126,19 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
       const keptLayer = kept > 0 ? await seconds(() => layers.run(L - 1)) : null;
       const head = await seconds(() => runner.headTrainingWork(1 / N));
       const step = (L - kept) * (recomputedLayer ?? 0) + kept * (keptLayer ?? 0) + head;
-      return { secondsPerToken: step / N, measuredTokens: N, measuredSeconds: step, method, parts: { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept } };
+      const parts = { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept };
+      const result: Calibration = { secondsPerToken: step / N, measuredTokens: N, measuredSeconds: step, method, parts };
+      if (!stream || trainingPassUploads(L) === 0) return result;
+      // A step queues each upload one layer ahead of the work that needs it: two uploads before a layer's work, timed
+      // against the layer alone, leave what the uploads add after whatever the GPU overlaps.
+      const l = kept < L ? 0 : L - 1;
+      const alone = (kept < L ? recomputedLayer : keptLayer) ?? 0;
+      const withUploads = await seconds(() => {
+        stream.rewriteSpare();
+        stream.rewriteSpare();
+        layers.run(l);
+      });
+      return { ...result, uploads: uploadsAt(L, Math.max(0, withUploads - alone) / 2) };
     } finally {
       layers.destroy();
     }
@@ -113,6 +146,10 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
     runner.destroy();
     destroyLora(ctx, lora);
   }
+}
+
+function uploadsAt(L: number, seconds: number): NonNullable<Calibration['uploads']> {
+  return { perTrainingPass: trainingPassUploads(L), perValidationPass: forwardPassUploads(L), seconds };
 }
 
 /** How many validation passes a run makes (as the trainer decides: every eval_steps steps and at the end, or per epoch). */
@@ -127,6 +164,12 @@ export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validat
   const trainTokens = Math.round((stats.epochs * stats.tokensPerEpoch) / Math.max(0.05, 1 - stats.paddingFraction));
   const evaluations = evaluationCount(stats, hp);
   const validationTokens = stats.validation.tokens;
-  const seconds = c.secondsPerToken * (trainTokens + FORWARD_SHARE * evaluations * validationTokens);
-  return { ...c, trainTokens, evaluations, validationTokens, seconds, softwareAdapter };
+  const u = c.uploads;
+  const trainPasses = stats.epochs * Math.ceil(stats.sequencesPerEpoch / Math.max(1, stats.microBatchSize));
+  const trainUploadSeconds = u ? u.seconds * u.perTrainingPass * trainPasses : 0;
+  const uploadSeconds = trainUploadSeconds + (u ? u.seconds * u.perValidationPass * evaluations * stats.validation.batches : 0);
+  const trainSeconds = c.secondsPerToken * trainTokens + trainUploadSeconds;
+  const seconds = c.secondsPerToken * (trainTokens + FORWARD_SHARE * evaluations * validationTokens) + uploadSeconds;
+  const tokensPerSecond = trainSeconds > 0 ? trainTokens / trainSeconds : 1 / c.secondsPerToken;
+  return { ...c, trainTokens, evaluations, validationTokens, seconds, uploadSeconds, tokensPerSecond, softwareAdapter };
 }

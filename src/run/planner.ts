@@ -19,6 +19,7 @@ import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER, type BaseMatmul } from '../engine/
 import { int8ScratchBytes } from '../engine/kernels/int8_matmul.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
 import { dimsOf, flopsPerToken, linearShape, type Dims } from '../engine/mistral/dims.ts';
+import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
 import { ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
 
@@ -449,8 +450,7 @@ function planStreaming(x: StreamingInputs): StreamingPlan {
   loadPeakBytes = Math.max(loadPeakBytes, CONTEXT_BYTES + gpuWeightBytes);
   const trainPeakBytes = x.trainPeakBytes - x.weights + gpuWeightBytes;
 
-  // Forward 0..L−1, then recomputation + backward L−1..0: the layers in the slots at each turn are reused.
-  const uploadsPerMicroBatch = 2 * Math.max(0, d.L - 2);
+  const uploadsPerMicroBatch = trainingPassUploads(d.L);
   const bytesPerMicroBatch = uploadsPerMicroBatch * layerBytes;
   const microBatchesPerStep = Math.max(1, Math.round(hp.train_batch_size / hp.micro_batch_size));
   const uploadBytesPerSecond = x.o.uploadBytesPerSecond ?? ASSUMED_UPLOAD_BYTES_PER_SECOND;
@@ -475,7 +475,7 @@ function planStreaming(x: StreamingInputs): StreamingPlan {
     bytesPerMicroBatch,
     microBatchesPerStep,
     bytesPerStep: bytesPerMicroBatch * microBatchesPerStep,
-    bytesPerValidationBatch: (d.L > 2 ? d.L : 0) * layerBytes,
+    bytesPerValidationBatch: forwardPassUploads(d.L) * layerBytes,
     estimate: {
       uploadBytesPerSecond,
       uploadSeconds,

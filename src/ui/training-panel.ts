@@ -208,7 +208,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   let estimateId = 0;
   const showEstimate = (e: RunEstimate): void => {
     const slow = e.seconds > SLOW_RUN_SECONDS;
-    const rate = `${formatRate(1 / e.secondsPerToken)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}`;
+    const uploads = e.uploadSeconds > 0 ? `; ${roughDuration(e.uploadSeconds)} of it moving the streamed layers to the GPU` : '';
+    const rate = `${formatRate(e.tokensPerSecond)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}${uploads}`;
     const quick = h('button', { type: 'button', class: 'secondary', 'data-testid': 'preset-quick' }, 'Use the quick preset');
     quick.addEventListener('click', () => hooks.applyQuickPreset());
     replaceChildren(
@@ -232,7 +233,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const plan = shared.plan.value;
     const m = shared.model.value;
     if (runBusy(shared.run.value.phase) || plan.status !== 'ready' || !plan.stats || m.status !== 'ready' || notReadyReason(shared)) return;
-    const key = JSON.stringify([m.info?.source, m.info?.quantization, shared.form.value.hp, plan.stats]);
+    const key = JSON.stringify([m.info?.source, m.info?.quantization, m.info?.streamedLayers, shared.form.value.hp, plan.stats]);
     if (key === estimateFor) return;
     estimateFor = key;
     const id = ++estimateId;

@@ -1,6 +1,7 @@
 // Layer streaming on the page (headless Chromium, SwiftShader): told the GPU has 41 MiB, the Model panel's plan says the
 // demo model fits only with layer streaming; Load then keeps its layers in CPU memory and says so, and the model
-// generates exactly what the resident model generated (greedy): the same weights, uploaded layer by layer.
+// generates exactly what the resident model generated (greedy): the same weights, uploaded layer by layer. The time
+// estimate is measured again and prices the uploads.
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { appForTests, waitModelReady } from './app-fixture.ts';
@@ -42,6 +43,8 @@ describe('layer streaming on the page', () => {
     });
     await waitModelReady(app);
     await screenshot(page, 'model-layer-streaming');
+    // The time estimate is measured again for the streamed model, and counts the layers it moves to the GPU per pass.
+    await page.getByTestId('train-estimate').filter({ hasText: /of it moving the streamed layers to the GPU\)\.$/ }).waitFor({ timeout: 240_000 });
 
     expect(await greedyText(page)).toBe(resident);
   }, 900_000);

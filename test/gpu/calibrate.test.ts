@@ -5,7 +5,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { calibrate, CALIBRATION_TOKENS, estimateRun, evaluationCount } from '../../src/run/calibrate.ts';
+import { configOf, randomMistral } from '../../src/bench/model.ts';
+import type { Dims } from '../../src/engine/mistral/dims.ts';
+import { forwardPassUploads, trainingPassUploads } from '../../src/engine/mistral/layer-stream.ts';
+import { destroyMistralWeights, moveLayersToHost } from '../../src/engine/mistral/weights.ts';
+import { calibrate, CALIBRATION_TOKENS, estimateRun, evaluationCount, type Calibration } from '../../src/run/calibrate.ts';
 import { parseHyperparams } from '../../src/config/index.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
@@ -61,6 +65,75 @@ describe('run estimate', () => {
       expect(ctx.ledger.snapshot().currentBytes).toBe(before);
     }
     session.unloadModel();
+  });
+
+  // Five layers in two slots, so every pass really uploads layers (tiny-mistral's two stay in the slots).
+  const dims: Dims = { V: 512, C: 128, I: 256, L: 5, nH: 4, nKV: 2, hd: 32, theta: 1e6, eps: 1e-5 };
+  it('with streamed layers, prices the uploads of each pass apart from the per-token rate (both methods)', async () => {
+    const hp = parseHyperparams({ ...HP, lora_target_modules: 'all-linear' });
+    const config = configOf(dims);
+    let w = await randomMistral(ctx, dims, true);
+    try {
+      const resident = await calibrate(ctx, w, config, hp, { method: 'model' });
+      expect(resident.uploads).toBeUndefined();
+      w = await moveLayersToHost(ctx, w);
+      const stream = w.stream!;
+      const before = ctx.ledger.snapshot().currentBytes;
+      for (const method of ['model', 'layers'] as const) {
+        const uploads0 = stream.uploads;
+        const c = await calibrate(ctx, w, config, hp, { method, shape: { B: 1, T: 7 }, keptLayers: 0 });
+        // The counts of a pass (the 5-layer test in layer-stream.test.ts checks a real pass makes them).
+        expect(c.uploads).toMatchObject({ perTrainingPass: trainingPassUploads(5), perValidationPass: forwardPassUploads(5) });
+        expect(c.uploads!.perTrainingPass).toBe(6);
+        expect(c.uploads!.seconds).toBeGreaterThanOrEqual(0);
+        expect(Number.isFinite(c.uploads!.seconds)).toBe(true);
+        // The uploads were measured, not assumed: the calibration really moved layers.
+        expect(stream.uploads - uploads0).toBeGreaterThan(method === 'model' ? 2 * 6 : 3); // 'layers': two per rep, warm-up included
+        expect(c.secondsPerToken).toBeGreaterThan(0);
+        if (method === 'model') {
+          // The pass's compute is what is left of it after its six uploads (a tenth of it at least).
+          expect(c.secondsPerToken * c.measuredTokens).toBeCloseTo(Math.max(c.measuredSeconds - 6 * c.uploads!.seconds, c.measuredSeconds / 10), 9);
+        } else {
+          expect(c.measuredSeconds).toBe(5 * c.parts!.recomputedLayer! + c.parts!.head);
+        }
+        expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+      }
+    } finally {
+      destroyMistralWeights(ctx, w);
+    }
+  });
+});
+
+describe('estimate arithmetic', () => {
+  const stats = {
+    epochs: 2,
+    tokensPerEpoch: 900,
+    paddingFraction: 0.1,
+    sequencesPerEpoch: 7,
+    microBatchSize: 2,
+    totalSteps: 4,
+    validation: { tokens: 50, lossTokens: 40, batches: 3 },
+  } as Parameters<typeof estimateRun>[0];
+  const hp = { run_validation: true, eval_steps: 0 };
+  const c: Calibration = { secondsPerToken: 0.01, measuredTokens: 16, measuredSeconds: 0.16, method: 'model' };
+
+  it('resident layers: padded training tokens and validation forwards at the measured rate', () => {
+    const e = estimateRun(stats, hp, c, false);
+    expect(e.trainTokens).toBe(2000); // 1800 real tokens, 10 % padding
+    expect(e.evaluations).toBe(2);
+    expect(e.uploadSeconds).toBe(0);
+    expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 50), 9);
+    expect(e.tokensPerSecond).toBeCloseTo(100, 9);
+  });
+
+  it('streamed layers: each micro-batch and validation batch adds its uploads, and the rate counts the training ones', () => {
+    const e = estimateRun(stats, hp, { ...c, uploads: { perTrainingPass: 6, perValidationPass: 5, seconds: 0.5 } }, false);
+    // 2 epochs × ⌈7 / 2⌉ micro-batches × 6 uploads, and 2 evaluations × 3 batches × 5 uploads, at 0.5 s each.
+    const train = 2 * 4 * 6 * 0.5;
+    const validation = 2 * 3 * 5 * 0.5;
+    expect(e.uploadSeconds).toBeCloseTo(train + validation, 9);
+    expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 50) + train + validation, 9);
+    expect(e.tokensPerSecond).toBeCloseTo(2000 / (20 + train), 9);
   });
 });
 

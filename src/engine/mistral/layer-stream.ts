@@ -20,6 +20,18 @@ import { assembleLayer, layerParts } from './layer-parts.ts';
 import type { WeightPart } from './weight-parts.ts';
 import type { LayerWeights } from './weights.ts';
 
+/**
+ * Layer uploads of one training pass: the forward 0..L−1, then the recomputation and backward L−1..0. The two layers
+ * in the slots at each turn of direction are reused, so 2·(L − 2).
+ */
+export const trainingPassUploads = (L: number): number => 2 * Math.max(0, L - 2);
+
+/**
+ * Layer uploads of a forward-only pass (validation), at most: every layer (L − 2 right after a training pass, whose
+ * backward left layers 0 and 1 in the slots); none when both slots hold the whole model.
+ */
+export const forwardPassUploads = (L: number): number => (L > 2 ? L : 0);
+
 /** One layer held in CPU memory: its parts in layerParts' order and each one's bytes. */
 export interface HostLayer {
   parts: WeightPart[];
@@ -105,6 +117,16 @@ export class LayerStream {
     const other = this.slots.find((s) => s !== slot);
     if (other && next >= 0 && next < this.count && other.holds !== next) this.fill(other, next);
     return slot.weights;
+  }
+
+  /**
+   * Uploads again the layer the spare slot holds (the slot not holding the layer asked for last), or the next layer if
+   * it holds none: the traffic of one prefetch, with nothing changed for the work that follows. For timing uploads
+   * beside a layer's work (run/calibrate.ts).
+   */
+  rewriteSpare(): void {
+    const spare = this.slots.find((s) => s.holds !== this.last) ?? this.slots[0];
+    this.fill(spare, spare.holds >= 0 ? spare.holds : (this.last + 1) % this.count);
   }
 
   /** Layer l's parts and bytes, as the weight cache stores them. */
