@@ -242,6 +242,34 @@ export interface CachedKernels extends KernelChoice {
 export interface KernelTuningCache {
   get(key: string): Promise<CachedKernels | null>;
   put(key: string, value: CachedKernels): Promise<void>;
+  /** Every remembered decision, newest first (the page lists them). */
+  list(): Promise<RememberedKernels[]>;
+  /** Forgets every decision: the next run on each shape measures again. */
+  clear(): Promise<void>;
+}
+
+/** A remembered decision with what it was measured for, read back from its key (tuningKey). */
+export interface RememberedKernels extends CachedKernels {
+  gpu: string;
+  /** Hidden size, tokens per micro-batch (rounded up to a power of two), LoRA rank; null when the key is not ours. */
+  hidden: number | null;
+  tokens: number | null;
+  rank: number | null;
+  /** The kernels in words (kernelsText). */
+  text: string;
+}
+
+function remembered(key: string, value: CachedKernels): RememberedKernels {
+  let k: { gpu?: unknown; model?: unknown; batch?: unknown; lora?: unknown } = {};
+  try {
+    const parsed: unknown = JSON.parse(key);
+    if (typeof parsed === 'object' && parsed !== null) k = parsed;
+  } catch {
+    // a key from another version: shown without its shape
+  }
+  const first = (v: unknown): number | null => (Array.isArray(v) && typeof v[0] === 'number' ? v[0] : null);
+  const gpu = Array.isArray(k.gpu) ? k.gpu.filter((x): x is string => typeof x === 'string' && x !== '').join(' · ') : '';
+  return { ...value, gpu, hidden: first(k.model), tokens: first(k.batch), rank: first(k.lora), text: kernelsText(value) };
 }
 
 const CACHE_FILE = 'kernel-tuning.json';
@@ -284,15 +312,22 @@ export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
     for (const [k, v] of Object.entries(p.entries as Record<string, unknown>)) if (validEntry(v)) out[k] = v;
     return out;
   };
+  const newestFirst = (a: [string, CachedKernels], b: [string, CachedKernels]): number => (a[1].measuredAt < b[1].measuredAt ? 1 : a[1].measuredAt > b[1].measuredAt ? -1 : 0);
   return {
     async get(key) {
       return (await readAll())[key] ?? null;
     },
+    async list() {
+      return Object.entries(await readAll())
+        .sort(newestFirst)
+        .map(([k, v]) => remembered(k, v));
+    },
+    async clear() {
+      await files.remove(CACHE_FILE);
+    },
     async put(key, value) {
       const entries = { ...(await readAll()), [key]: value };
-      const kept = Object.entries(entries)
-        .sort((a, b) => (a[1].measuredAt < b[1].measuredAt ? 1 : a[1].measuredAt > b[1].measuredAt ? -1 : 0))
-        .slice(0, MAX_CACHED_DECISIONS);
+      const kept = Object.entries(entries).sort(newestFirst).slice(0, MAX_CACHED_DECISIONS);
       await files.write(CACHE_FILE, new TextEncoder().encode(JSON.stringify({ format: CACHE_FORMAT, entries: Object.fromEntries(kept) })));
     },
   };

@@ -2,8 +2,9 @@
 // "Check this GPU" action that runs the kernels against a float64 reference (drivers differ; users should know), and
 // beside it "Check this GPU against PyTorch", the whole engine against the PyTorch goldens (check-panel.ts).
 
-import type { GpuAdapterInfo, EngineApi } from '../worker/api.ts';
+import type { GpuAdapterInfo, EngineApi, RememberedKernels } from '../worker/api.ts';
 import { formatBytes } from '../core/units.ts';
+import { formatDateTime } from './format.ts';
 import type * as Comlink from 'comlink';
 import { describeError, goldenCheckSection } from './check-panel.ts';
 import { h, replaceChildren } from './dom.ts';
@@ -38,12 +39,76 @@ export function renderAdapter(report: GpuAdapterInfo): HTMLElement {
   );
 }
 
+/** One remembered kernel choice: what it was measured for, what won, by how much, when. */
+function rememberedRow(k: RememberedKernels): HTMLElement {
+  const shape = [k.hidden !== null ? `hidden ${k.hidden}` : null, k.tokens !== null ? `≤ ${k.tokens} tokens per micro-batch` : null, k.rank !== null ? `rank ${k.rank}` : null].filter(Boolean).join(', ');
+  const speed = k.speedup > 1 ? `${k.speedup.toFixed(2)}× the defaults` : 'the defaults were fastest';
+  const when = Date.parse(k.measuredAt);
+  return h('li', { 'data-testid': 'kernel-choice' }, `${k.text} (${speed}) for ${shape || 'a shape from another version'}${k.gpu ? ` on ${k.gpu}` : ''}, measured ${Number.isFinite(when) ? formatDateTime(when) : 'at an unknown time'}`);
+}
+
+/**
+ * The kernel choices runs measured on this GPU and remembered (src/run/kernel-tuning.ts), and a way to forget them: a
+ * driver or browser update can change which kernels are fastest, and only a new measurement says so.
+ */
+function rememberedKernelsSection(engine: Comlink.Remote<EngineApi>): { element: HTMLElement; enable(software: boolean): void } {
+  const list = h('div', { 'data-testid': 'kernel-choices' });
+  const forget = h('button', { type: 'button', class: 'secondary', hidden: true, 'data-testid': 'kernel-choices-forget' }, 'Forget them: measure again at the next run');
+  let software = false;
+  const refresh = async (): Promise<void> => {
+    let choices: RememberedKernels[];
+    try {
+      choices = await engine.rememberedKernels();
+    } catch (e) {
+      replaceChildren(list, h('p', { class: 'hint' }, `The remembered kernel choices could not be read: ${describeError(e)}`));
+      return;
+    }
+    forget.hidden = choices.length === 0;
+    const none = software
+      ? 'This software adapter keeps the default kernels: nothing is measured here.'
+      : 'None yet: the first run of each shape measures which kernels are fastest on this GPU (a few seconds) and remembers it.';
+    replaceChildren(
+      list,
+      choices.length === 0
+        ? h('p', { class: 'hint', 'data-testid': 'kernel-choices-none' }, none)
+        : h('ul', { class: 'kernel-choices' }, ...choices.map(rememberedRow)),
+    );
+  };
+  forget.addEventListener('click', async () => {
+    forget.disabled = true;
+    try {
+      await engine.forgetRememberedKernels();
+    } catch (e) {
+      replaceChildren(list, h('p', { class: 'bad' }, `Could not forget them: ${describeError(e)}`));
+      return;
+    } finally {
+      forget.disabled = false;
+    }
+    await refresh();
+  });
+  return {
+    element: h(
+      'div',
+      { class: 'kernel-choices-section' },
+      h('h3', {}, 'Kernels chosen for this GPU'),
+      h('p', { class: 'hint' }, 'Before its first step a run times the GEMM and attention kernels on one layer of the model and trains with the fastest that agrees with the reference; the choice is remembered per GPU, model shape and adapter.'),
+      list,
+      forget,
+    ),
+    enable(isSoftware: boolean) {
+      software = isSoftware;
+      void refresh();
+    },
+  };
+}
+
 export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
   const status = h('p', { 'data-testid': 'adapter-status', class: 'status' }, 'Looking for a GPU…');
   const details = h('div');
   const checkResult = h('div', { 'data-testid': 'selftest-result' });
   const checkButton = h('button', { disabled: true, 'data-testid': 'selftest' }, 'Check this GPU');
   const golden = goldenCheckSection(engine);
+  const kernels = rememberedKernelsSection(engine);
   checkButton.addEventListener('click', async () => {
     checkButton.disabled = true;
     replaceChildren(checkResult, h('p', {}, 'Running the kernels against a float64 reference…'));
@@ -85,6 +150,7 @@ export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
     replaceChildren(details, renderAdapter(probe.report));
     checkButton.disabled = false;
     golden.enable();
+    kernels.enable(r.software);
   })();
 
   return h(
@@ -95,6 +161,7 @@ export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
     details,
     h('div', { class: 'selftest' }, h('h3', {}, 'Kernels against a float64 reference'), checkButton, checkResult),
     golden.element,
+    kernels.element,
   );
 }
 

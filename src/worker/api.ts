@@ -13,6 +13,7 @@ import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
 import type { ImportedAdapterInfo } from '../run/imported-adapter.ts';
+import type { RememberedKernels } from '../run/kernel-tuning.ts';
 import type { RunEstimate } from '../run/calibrate.ts';
 import type { WeightCacheEntryInfo } from '../run/weight-cache.ts';
 import type { MemoryPlan } from '../run/planner.ts';
@@ -37,6 +38,7 @@ export type {
   MatmulCheck,
   MemoryPlan,
   ModelInfo,
+  RememberedKernels,
   Problem,
   Quantization,
   RunEstimate,
@@ -145,6 +147,10 @@ export interface EngineApi {
   recoverDevice(onProgress?: (p: LoadProgress) => void): Promise<ModelInfo | null>;
   savedRun(): Promise<SavedRun | null>;
   forgetSavedRun(): Promise<void>;
+  /** The kernel choices runs measured on this browser's GPUs and remembered (newest first); none without OPFS. */
+  rememberedKernels(): Promise<RememberedKernels[]>;
+  /** Forgets them: the next run measures its kernels again (after a driver or browser update, say). */
+  forgetRememberedKernels(): Promise<void>;
   pauseTraining(): Promise<void>;
   resumeTraining(): Promise<void>;
   stopTraining(): Promise<void>;

@@ -28,7 +28,7 @@ import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
-import type { AdapterSource, CachedModel, EncodedExample, EngineApi, ModelSource, ProbeResult, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
+import type { AdapterSource, CachedModel, EncodedExample, EngineApi, ModelSource, ProbeResult, RememberedKernels, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -297,6 +297,14 @@ const api = {
 
   async forgetSavedRun(): Promise<void> {
     await (await session()).forgetSavedRun();
+  },
+
+  async rememberedKernels(): Promise<RememberedKernels[]> {
+    return (await (await session()).kernelCache?.list()) ?? [];
+  },
+
+  async forgetRememberedKernels(): Promise<void> {
+    await (await session()).kernelCache?.clear();
   },
 
   async pauseTraining(): Promise<void> {

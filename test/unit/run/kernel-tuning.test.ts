@@ -108,6 +108,25 @@ describe('remembered choices', () => {
     expect(await cache.get(`k${MAX_CACHED_DECISIONS}`)).not.toBeNull();
   });
 
+  it('lists the decisions newest first with what each was measured for, and forgets them all', async () => {
+    const files = memoryStoreFiles();
+    const cache = fileKernelTuningCache(files);
+    const gpu = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'H200' } as GpuAdapterInfo;
+    const dims = { V: 32000, C: 4096, I: 14336, L: 32, nH: 32, nKV: 8, hd: 128, theta: 1e6, eps: 1e-5 };
+    const key = tuningKey(gpu, dims, 'nf4-double', false, { B: 1, T: 1900 }, { r: 16, alpha: 16, dropout: 0, targets: ['q_proj'] });
+    await cache.put(key, { ...TILED_TILED, speedup: 1.8, measuredAt: '2026-11-30T01:00:00.000Z' });
+    await cache.put('not a key of ours', { ...BASIC_ROWS, speedup: 1, measuredAt: '2026-11-30T02:00:00.000Z' });
+    expect(await cache.list()).toEqual([
+      { ...BASIC_ROWS, speedup: 1, measuredAt: '2026-11-30T02:00:00.000Z', gpu: '', hidden: null, tokens: null, rank: null, text: 'basic GEMM, row-split attention' },
+      { ...TILED_TILED, speedup: 1.8, measuredAt: '2026-11-30T01:00:00.000Z', gpu: 'nvidia · hopper · H200', hidden: 4096, tokens: 2048, rank: 16, text: 'tiled GEMM, tiled attention' },
+    ]);
+    await cache.clear();
+    expect(await cache.list()).toEqual([]);
+    expect(await cache.get(key)).toBeNull();
+    expect(await files.read('kernel-tuning.json')).toBeNull();
+    await cache.clear(); // nothing to forget is not an error
+  });
+
   it('keys a choice by GPU, model, batch size, memory mode, adapter and shader text', () => {
     const gpu = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'H200' } as GpuAdapterInfo;
     const dims = { V: 32000, C: 4096, I: 14336, L: 32, nH: 32, nKV: 8, hd: 128, theta: 1e6, eps: 1e-5 };
