@@ -39,7 +39,7 @@ export function groupSteps(records) {
 function matmulLines(lines) {
   const out = [];
   // tiled[n] / tiled[w]: the block the kernel chose (narrow, wide); a * marks the other block, forced.
-  const label = (r) => (r.kernel === 'basic' ? 'basic' : `${r.kernel === 'tiled-fixed' ? 'fixed' : 'tiled'}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`);
+  const label = (r) => (r.kernel === 'basic' || r.kernel === 'skinny' ? r.kernel : `${r.kernel === 'tiled-fixed' ? 'fixed' : 'tiled'}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`);
   const variant = (v) =>
     String(v)
       .replace(/^plain fp32.*/, 'plain')
@@ -91,9 +91,9 @@ function line(r) {
     case 'int8':
       return `  int8 ${shape(r)} ${r.variant}: ${r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : `${tf(r.gflops)} TFLOP/s`}${r.vsPlain ? `, vsPlain ${r.vsPlain.toFixed(2)}` : ''}${r.vsFp32 ? `, vsFp32 ${r.vsFp32.toFixed(2)}` : ''}${r.relError !== undefined ? `, relError ${r.relError.toExponential(2)}` : ''}`;
     case 'tune':
-      return `  tune T=${r.T} ${r.gemm}/${r.attention}: ${typeof r.ms === 'number' ? `${r.ms.toFixed(1)} ms, ${r.layerTokensPerSecond?.toFixed(0)} tokens/s per layer, vsFirst ${r.vsFirst?.toFixed(2)}` : 'not timed'}, relDiff ${r.relDiff?.toExponential(2)}${r.agrees ? '' : ' DISAGREES'}`;
+      return `  tune T=${r.T} ${r.gemm}/${r.attention}/${r.lora ?? 'general'}: ${typeof r.ms === 'number' ? `${r.ms.toFixed(1)} ms, ${r.layerTokensPerSecond?.toFixed(0)} tokens/s per layer, vsFirst ${r.vsFirst?.toFixed(2)}` : 'not timed'}, relDiff ${r.relDiff?.toExponential(2)}${r.agrees ? '' : ' DISAGREES'}`;
     case 'tune-choice':
-      return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}`).join(', ')}` : ''}`;
+      return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}/${r.lora ?? 'general'}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}/${k.lora ?? 'general'}`).join(', ')}` : ''}`;
     case 'estimate':
       return `  estimate T=${r.T} (${r.layers} layers): ${r.estimateSeconds?.toFixed(2)} s estimated, ${r.stepSeconds?.toFixed(2)} s measured per step, ratio ${r.ratio?.toFixed(2)}`;
     case 'model':

@@ -1,10 +1,13 @@
 // `finetune bench matmul`: GFLOP/s of every matmul variant on each GEMM kernel, at square sizes and at Mistral-7B's
 // projection shapes, all in the same run on the same adapter: the basic kernel (shaders/matmul.wgsl), the
-// register-tiled one (shaders/matmul_tiled.wgsl) with each block width, and the tiled one with sizes compiled in.
-// Every tiled result also carries its largest difference from the basic kernel's output on the same inputs.
+// register-tiled one (shaders/matmul_tiled.wgsl) with each block width, the tiled one with sizes compiled in, and for
+// the f32 shapes with an output side of at most 16 (LoRA's rank-r products, e.g. --shapes 2048x8x4096,8x4096x2048) the
+// skinny kernel (shaders/matmul_skinny.wgsl). Every other kernel's result also carries its largest difference from the
+// basic kernel's output on the same inputs.
 
 import type { GemmKernel, GpuContext } from '../engine/gpu.ts';
 import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/matmul.ts';
+import { gemmSkinny, skinnyFits } from '../engine/kernels/matmul_skinny.ts';
 import { gemmTiled, tiledVariant, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from '../engine/timing.ts';
@@ -18,9 +21,12 @@ export interface MatmulShape {
 }
 
 
+/** The kernels the bench runs: the GEMM kernels, and the skinny one where a shape fits it. */
+export type BenchedKernel = GemmKernel | 'skinny';
+
 export interface MatmulBenchResult {
   bench: 'matmul';
-  kernel: GemmKernel;
+  kernel: BenchedKernel;
   /** Tiled kernels: the block width, and whether it was forced against the shape's own choice. */
   block?: TiledBlock;
   blockForced?: boolean;
@@ -35,7 +41,7 @@ export interface MatmulBenchResult {
   vsPlain: number;
   /** GFLOP/s relative to the basic kernel's same variant at the same shape in this run. */
   vsBasic: number;
-  /** Tiled kernels: max |tiled − basic| / max |basic| over the output (both fp32; only summation order differs). */
+  /** Other kernels: max |theirs − basic| / max |basic| over the output (both fp32; only summation order differs). */
   diffVsBasic?: number;
   reps: number;
 }
@@ -98,17 +104,21 @@ function filled(ctx: GpuContext, label: string, values: number, seed: number, bf
 }
 
 interface Run {
-  kernel: GemmKernel;
+  kernel: BenchedKernel;
   block?: TiledBlock;
   blockForced?: boolean;
 }
 
 function record(ctx: GpuContext, run: Run, a: GemmArgs): void {
   if (run.kernel === 'basic') gemmBasic(ctx, a);
+  else if (run.kernel === 'skinny') gemmSkinny(ctx, a);
   else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed' });
 }
 
-/** The runs per shape: basic, tiled with its own block choice, tiled with the other block, tiled with sizes fixed. */
+/**
+ * The runs per shape: basic, tiled with its own block choice, tiled with the other block, tiled with sizes fixed, and
+ * the skinny kernel where the product is one LoRA's rank-r products would route there (skinnyFits).
+ */
 function runsFor(a: GemmArgs, kernels: readonly GemmKernel[]): Run[] {
   const runs: Run[] = [];
   const own = tiledVariant(a).block;
@@ -117,6 +127,7 @@ function runsFor(a: GemmArgs, kernels: readonly GemmKernel[]): Run[] {
     else if (kernel === 'tiled-fixed') runs.push({ kernel, block: own });
     else runs.push({ kernel, block: own }, { kernel, block: own === 'wide' ? 'narrow' : 'wide', blockForced: true });
   }
+  if (skinnyFits(a)) runs.push({ kernel: 'skinny' });
   return runs;
 }
 
@@ -147,7 +158,7 @@ export async function* benchMatmul(
           let diffVsBasic: number | undefined;
           if (run.kernel === 'basic') {
             basicGflops = gflops;
-            if (kernels.length > 1) basicOut = await ctx.readF32(C);
+            if (runs.length > 1) basicOut = await ctx.readF32(C);
           } else if (basicOut) {
             diffVsBasic = maxRelError(await ctx.readF32(C), basicOut);
           }

@@ -33,6 +33,16 @@ export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed';
 export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
 
 /**
+ * Which kernel runs the products whose output has a side of at most 16 and whose reduction is long: LoRA's rank-r
+ * products (t = x·Aᵀ, dt = dy·B, dA, dB). 'general': the GEMM kernel `gemmKernel` names, whose 64- or 128-wide blocks
+ * leave most of each block idle and launch few workgroups for them. 'skinny': shaders/matmul_skinny.wgsl, a reduction
+ * spread over a whole workgroup per few outputs (kernels/matmul_skinny.ts). Not yet measured on a real GPU, so a run
+ * takes it only when measuring it there says so (src/run/kernel-tuning.ts).
+ */
+export type LoraKernel = 'general' | 'skinny';
+export const LORA_KERNELS: readonly LoraKernel[] = ['general', 'skinny'];
+
+/**
  * How the training runner's products with the frozen NF4 base weights run. 'fp32': dequantise to f32 and multiply in
  * f32 (the proven path). 'int8': every projection on the experimental int8 path (docs/int8.md: activations and
  * weights in int8 with a scale per 64 values, int32 sums). 'int8-mlp': only the MLP's gate, up and down projections
@@ -64,6 +74,8 @@ export interface GpuContextOptions {
   attention?: AttentionKernel;
   /** The GEMM kernel (default 'basic'). */
   gemmKernel?: GemmKernel;
+  /** The kernel of LoRA's rank-r products (default 'general'). */
+  loraKernel?: LoraKernel;
   /** The frozen-base products (default 'fp32'). */
   baseMatmul?: BaseMatmul;
 }
@@ -91,6 +103,8 @@ export class GpuContext {
   dispatchCount = 0;
   /** The GEMM kernel products use from now on; pipelines of both kernels may coexist. */
   gemmKernel: GemmKernel;
+  /** The kernel products with an output side ≤ 16 and a long reduction use from now on (LoraKernel). */
+  loraKernel: LoraKernel = 'general';
   /** How the NF4 base products run from now on (GpuContextOptions.baseMatmul). */
   baseMatmul: BaseMatmul = 'fp32';
   /**
@@ -160,6 +174,7 @@ export class GpuContext {
     }
     const ctx = new GpuContext(adapter, device, report, options.attention ?? 'rows', options.gemmKernel ?? 'basic');
     ctx.baseMatmul = options.baseMatmul ?? 'fp32';
+    ctx.loraKernel = options.loraKernel ?? 'general';
     return ctx;
   }
 

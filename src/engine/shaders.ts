@@ -2,6 +2,7 @@
 // `?raw` as a string, so the engine sees the same text everywhere.
 import matmul from '../../shaders/matmul.wgsl?raw';
 import matmul_tiled from '../../shaders/matmul_tiled.wgsl?raw';
+import matmul_skinny from '../../shaders/matmul_skinny.wgsl?raw';
 import matvec from '../../shaders/matvec.wgsl?raw';
 import nf4 from '../../shaders/nf4.wgsl?raw';
 import nf4_matmul from '../../shaders/nf4_matmul.wgsl?raw';
@@ -26,6 +27,7 @@ import int8_matmul from '../../shaders/int8_matmul.wgsl?raw';
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
   matmul_tiled,
+  matmul_skinny,
   matvec,
   nf4,
   nf4_matmul,
@@ -42,7 +44,7 @@ export const shaderSources: Readonly<Record<string, string>> = {
   lora,
   elementwise,
   random,
-  // Partials (declarations only): the dropout hash (lora, matmul, matmul_tiled), the NF4 values (every NF4 decoder).
+  // Partials (declarations only): the dropout hash (lora and the three GEMMs), the NF4 values (every NF4 decoder).
   dropout_hash,
   nf4_values,
   int8_quant,

@@ -1,7 +1,8 @@
 // Which kernels a run uses on this GPU, chosen by measuring them there.
 //
 // The engine has two GEMM kernels (the 64×64 'basic' one and the register-tiled 'tiled' one, which also carries both
-// NF4 products) and two attention kernels ('rows' and the FlashAttention-style 'tiled'). Which is faster depends on
+// NF4 products), two attention kernels ('rows' and the FlashAttention-style 'tiled') and two ways to run LoRA's
+// rank-r products (on the GEMM kernel, 'general', or the 'skinny' kernel made for them). Which is faster depends on
 // the GPU — a laptop's integrated one, an H200 — and no rule written here could know it. All of them compute the same
 // products to fp32 rounding. So before a run, one layer of the loaded model does its training work (forward,
 // recomputation, backward, at the run's batch shape, with an adapter of the run's rank and targets) under each
@@ -17,7 +18,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
-import { ATTENTION_KERNELS, GEMM_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext } from '../engine/gpu.ts';
+import { ATTENTION_KERNELS, GEMM_KERNELS, LORA_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext, type LoraKernel } from '../engine/gpu.ts';
 import type { Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
@@ -33,10 +34,22 @@ import { repeatableLayerWork } from './layer-work.ts';
 export interface KernelChoice {
   gemm: GemmKernel;
   attention: AttentionKernel;
+  /** LoRA's rank-r products: on the GEMM kernel ('general') or the skinny one. */
+  lora: LoraKernel;
 }
+
+type KernelKind = keyof KernelChoice;
+const KINDS: readonly KernelKind[] = ['gemm', 'attention', 'lora'];
+type PerKind<T extends { [K in KernelKind]: unknown }> = { [K in KernelKind]: T[K] };
+
+/** Every kernel the engine has, by kind: what a saved run or a cached decision may name. */
+const KNOWN: PerKind<{ gemm: readonly GemmKernel[]; attention: readonly AttentionKernel[]; lora: readonly LoraKernel[] }> = { gemm: GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
 
 /** The GEMM kernels a tuning compares: 'tiled-fixed' compiles one pipeline per shape, so it stays a bench choice. */
 export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled'];
+
+/** What a tuning compares, by kind. */
+const TUNED: typeof KNOWN = { gemm: TUNED_GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
 
 /** A layer's outputs under a candidate may differ from the reference's by this much (relative to their largest value). */
 export const AGREEMENT_TOLERANCE = 1e-3;
@@ -74,38 +87,56 @@ export interface MeasureOptions {
   beforePass?: (k: KernelChoice) => void;
 }
 
-export const kernelsOf = (ctx: GpuContext): KernelChoice => ({ gemm: ctx.gemmKernel, attention: ctx.attention });
+export const kernelsOf = (ctx: GpuContext): KernelChoice => ({ gemm: ctx.gemmKernel, attention: ctx.attention, lora: ctx.loraKernel });
 
 export function applyKernels(ctx: GpuContext, k: KernelChoice): void {
   ctx.gemmKernel = k.gemm;
   ctx.attention = k.attention;
+  ctx.loraKernel = k.lora;
 }
 
-export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => a.gemm === b.gemm && a.attention === b.attention;
+export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KINDS.every((kind) => a[kind] === b[kind]);
 
 export function kernelsText(k: KernelChoice): string {
-  return `${k.gemm} GEMM, ${k.attention === 'rows' ? 'row-split' : 'tiled'} attention`;
+  return `${k.gemm} GEMM, ${k.attention === 'rows' ? 'row-split' : 'tiled'} attention${k.lora === 'skinny' ? ', skinny LoRA products' : ''}`;
 }
 
 export type KernelAsk<K> = K | 'auto';
 
+/** A kernel or 'auto' for each kind; a kind left out is 'auto'. */
+export type KernelAsks = Partial<{ [K in KernelKind]: KernelAsk<KernelChoice[K]> }>;
+
+const askOf = (ask: KernelAsks, kind: KernelKind): KernelAsk<KernelChoice[KernelKind]> => ask[kind] ?? 'auto';
+
 /** Whether `k` is one of the kernels `ask` allows. */
-export function allowedBy(ask: { gemm: KernelAsk<GemmKernel>; attention: KernelAsk<AttentionKernel> }, k: KernelChoice): boolean {
-  const gemmOk = ask.gemm === 'auto' ? TUNED_GEMM_KERNELS.includes(k.gemm) : k.gemm === ask.gemm;
-  const attentionOk = ask.attention === 'auto' ? ATTENTION_KERNELS.includes(k.attention) : k.attention === ask.attention;
-  return gemmOk && attentionOk;
+export function allowedBy(ask: KernelAsks, k: KernelChoice): boolean {
+  return KINDS.every((kind) => {
+    const a = askOf(ask, kind);
+    return a === 'auto' ? (TUNED[kind] as readonly string[]).includes(k[kind]) : k[kind] === a;
+  });
 }
 
 /**
  * The combinations to run: `current` first — the reference every other must agree with, run even when the ask does
  * not allow it — then every combination the ask allows (each tuned kernel for an 'auto', the named one otherwise).
  */
-export function kernelCandidates(ask: { gemm: KernelAsk<GemmKernel>; attention: KernelAsk<AttentionKernel> }, current: KernelChoice): KernelChoice[] {
-  const gemms = ask.gemm === 'auto' ? TUNED_GEMM_KERNELS : [ask.gemm];
-  const attentions = ask.attention === 'auto' ? ATTENTION_KERNELS : [ask.attention];
+export function kernelCandidates(ask: KernelAsks, current: KernelChoice): KernelChoice[] {
+  const options = (kind: KernelKind): readonly string[] => {
+    const a = askOf(ask, kind);
+    return a === 'auto' ? TUNED[kind] : [a];
+  };
+  let combos: Partial<Record<KernelKind, string>>[] = [{}];
+  for (const kind of KINDS) combos = combos.flatMap((c) => options(kind).map((v) => ({ ...c, [kind]: v })));
   const all: KernelChoice[] = [current];
-  for (const gemm of gemms) for (const attention of attentions) if (!sameKernels({ gemm, attention }, current)) all.push({ gemm, attention });
+  for (const c of combos as unknown as KernelChoice[]) if (!sameKernels(c, current)) all.push(c);
   return all;
+}
+
+/** `v` as a choice when it names kernels this engine has; a missing `lora` is 'general' (records from before it). */
+function knownKernels(v: unknown): KernelChoice | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const k: Record<string, unknown> = { lora: 'general', ...(v as Record<string, unknown>) };
+  return KINDS.every((kind) => (KNOWN[kind] as readonly unknown[]).includes(k[kind])) ? { gemm: k.gemm as GemmKernel, attention: k.attention as AttentionKernel, lora: k.lora as LoraKernel } : null;
 }
 
 export interface KernelPick {
@@ -279,16 +310,12 @@ export const MAX_CACHED_DECISIONS = 64;
 /** A bigger file is not ours (or is damaged): it is ignored, not parsed. */
 const MAX_CACHE_BYTES = 1 << 20;
 
-function validEntry(v: unknown): v is CachedKernels {
-  if (typeof v !== 'object' || v === null) return false;
+/** The entry as a decision, or null when it is not one. */
+function validEntry(v: unknown): CachedKernels | null {
+  const kernels = knownKernels(v);
+  if (!kernels) return null;
   const e = v as Record<string, unknown>;
-  return (
-    (GEMM_KERNELS as readonly unknown[]).includes(e.gemm) &&
-    (ATTENTION_KERNELS as readonly unknown[]).includes(e.attention) &&
-    typeof e.speedup === 'number' &&
-    Number.isFinite(e.speedup) &&
-    typeof e.measuredAt === 'string'
-  );
+  return typeof e.speedup === 'number' && Number.isFinite(e.speedup) && typeof e.measuredAt === 'string' ? { ...kernels, speedup: e.speedup, measuredAt: e.measuredAt } : null;
 }
 
 /**
@@ -309,7 +336,10 @@ export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
     const p = parsed as { format?: unknown; entries?: unknown } | null;
     if (typeof p !== 'object' || p === null || p.format !== CACHE_FORMAT || typeof p.entries !== 'object' || p.entries === null) return {};
     const out: Record<string, CachedKernels> = {};
-    for (const [k, v] of Object.entries(p.entries as Record<string, unknown>)) if (validEntry(v)) out[k] = v;
+    for (const [k, v] of Object.entries(p.entries as Record<string, unknown>)) {
+      const entry = validEntry(v);
+      if (entry) out[k] = entry;
+    }
     return out;
   };
   const newestFirst = (a: [string, CachedKernels], b: [string, CachedKernels]): number => (a[1].measuredAt < b[1].measuredAt ? 1 : a[1].measuredAt > b[1].measuredAt ? -1 : 0);
@@ -335,9 +365,7 @@ export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
 
 // ---- The decision a run makes ----
 
-export interface KernelRequest {
-  gemm?: KernelAsk<GemmKernel>;
-  attention?: KernelAsk<AttentionKernel>;
+export interface KernelRequest extends KernelAsks {
   /** Measure even when a decision is cached. */
   retune?: boolean;
   /** Measure on a software adapter too (tests, `finetune bench tune`); otherwise its kernels are left as they are. */
@@ -372,33 +400,42 @@ function speedText(chosen: KernelChoice, current: KernelChoice, speedup: number)
   return sameKernels(chosen, current) ? 'the defaults were the fastest that agree' : `${speedup.toFixed(2)}× the default kernels' speed`;
 }
 
+/** `base` with every kind the request names replaced by the named kernel. */
+function withAsked(request: KernelAsks, base: KernelChoice): KernelChoice {
+  const out = { ...base };
+  for (const kind of KINDS) {
+    const a = askOf(request, kind);
+    if (a !== 'auto') (out as Record<KernelKind, string>)[kind] = a;
+  }
+  return out;
+}
+
 export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
-  const gemm = i.request.gemm ?? 'auto';
-  const attention = i.request.attention ?? 'auto';
-  const asked = { gemm: gemm === 'auto' ? null : gemm, attention: attention === 'auto' ? null : attention };
+  const ask: KernelAsks = Object.fromEntries(KINDS.map((kind) => [kind, askOf(i.request, kind)]));
+  const allAuto = KINDS.every((kind) => ask[kind] === 'auto');
+  const noneAuto = KINDS.every((kind) => ask[kind] !== 'auto');
   const none = { trials: [], refused: [], speedup: null };
   if (i.saved) {
     // A resume keeps the kernels it was trained with (same numbers bit for bit) unless the user asks otherwise.
-    const kernels = { gemm: asked.gemm ?? i.saved.gemm, attention: asked.attention ?? i.saved.attention };
+    const kernels = withAsked(ask, i.saved);
     const same = sameKernels(kernels, i.saved);
     return { ...none, kernels, source: same ? 'saved-run' : 'asked', text: same ? `kernels: ${kernelsText(kernels)}, as the saved run was trained with` : `kernels: ${kernelsText(kernels)} as asked; the saved run was trained with ${kernelsText(i.saved)}, so its numbers continue to fp32 rounding, not bit for bit` };
   }
-  if (asked.gemm && asked.attention) {
-    const kernels = { gemm: asked.gemm, attention: asked.attention };
+  if (noneAuto) {
+    const kernels = withAsked(ask, i.current);
     return { ...none, kernels, source: 'asked', text: `kernels: ${kernelsText(kernels)}, as asked` };
   }
   if (i.software && !i.request.measureOnSoftware) {
-    const kernels = { gemm: asked.gemm ?? i.current.gemm, attention: asked.attention ?? i.current.attention };
+    const kernels = withAsked(ask, i.current);
     return { ...none, kernels, source: 'software', text: `kernels: ${kernelsText(kernels)} (not measured: on a software adapter their speed says nothing about a GPU)` };
   }
   if (!i.request.retune && i.cache) {
     const hit = await i.cache.get(i.key).catch(() => null);
-    if (hit && (!asked.gemm || hit.gemm === asked.gemm) && (!asked.attention || hit.attention === asked.attention)) {
-      const kernels = { gemm: hit.gemm, attention: hit.attention };
+    if (hit && allowedBy(ask, hit)) {
+      const kernels = { gemm: hit.gemm, attention: hit.attention, lora: hit.lora };
       return { ...none, kernels, source: 'cached', speedup: hit.speedup, text: `kernels: ${kernelsText(kernels)}, measured on this GPU on ${hit.measuredAt.slice(0, 10)}: ${speedText(kernels, i.current, hit.speedup)}` };
     }
   }
-  const ask = { gemm, attention };
   const trials = await i.measure(kernelCandidates(ask, i.current));
   const pick = pickKernels(trials, { allowed: (k) => allowedBy(ask, k) });
   const failed = trials.filter((t) => t.error !== undefined);
@@ -407,7 +444,7 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
     (disagreed.length ? `; refused for numbers that disagree on this GPU: ${disagreed.map(kernelsText).join('; ')}` : '') +
     (failed.length ? `; refused for failing on this GPU: ${failed.map((t) => `${kernelsText(t.kernels)} (${t.error})`).join('; ')}` : '');
   // Only an unconstrained choice is remembered: a later run that asks for nothing must get the overall fastest.
-  if (i.cache && gemm === 'auto' && attention === 'auto') await i.cache.put(i.key, { ...pick.chosen, speedup: pick.speedup, measuredAt: new Date().toISOString() }).catch(() => undefined);
+  if (i.cache && allAuto) await i.cache.put(i.key, { ...pick.chosen, speedup: pick.speedup, measuredAt: new Date().toISOString() }).catch(() => undefined);
   return {
     kernels: pick.chosen,
     source: 'measured',
@@ -420,7 +457,5 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
 
 /** A saved run's kernels as its record names them, or null when it names none (runs saved before this existed). */
 export function savedKernels(v: unknown): KernelChoice | null {
-  if (typeof v !== 'object' || v === null) return null;
-  const k = v as Record<string, unknown>;
-  return (GEMM_KERNELS as readonly unknown[]).includes(k.gemm) && (ATTENTION_KERNELS as readonly unknown[]).includes(k.attention) ? { gemm: k.gemm as GemmKernel, attention: k.attention as AttentionKernel } : null;
+  return knownKernels(v);
 }

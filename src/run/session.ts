@@ -259,7 +259,7 @@ export class FinetuneSession {
     const targets = targetModules(hp);
     const keep = chooseKeptLayers(weights.dims, { ...shape, r: hp.lora_rank, targets }, { memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes });
     const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(this.kernelKey(weights, hp, shape, keep.keptAttention)).catch(() => null);
-    const kernels = tuned ? { gemm: tuned.gemm, attention: tuned.attention } : this.defaultKernels;
+    const kernels = tuned ? { gemm: tuned.gemm, attention: tuned.attention, lora: tuned.lora } : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
     const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
     if (this.calibration?.key !== key) {

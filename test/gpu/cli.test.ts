@@ -46,6 +46,21 @@ describe('finetune CLI over Dawn', () => {
     );
     expect(new Set(results.map((r) => `${r.M}x${r.N}x${r.K}`))).toEqual(new Set(['32x32x32', '48x40x24']));
   });
+
+  it('bench matmul adds the skinny kernel beside the basic one for a rank-r shape, and only there', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'matmul', '--sizes', '32', '--shapes', '70x8x96', '--kernels', 'basic', '--min-ms', '5'], { env, timeout: 480_000 });
+    const results = stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.bench === 'matmul');
+    const skinny = results.filter((r) => r.kernel === 'skinny');
+    // The four f32 transposes of 70×8×96 (N = 8 ≤ 16, K = 96 ≥ 64); not bf16 B, not 32³.
+    expect(skinny.map((r) => `${r.M}x${r.N}x${r.K} ${r.variant}`)).toEqual(
+      ['plain fp32 (C = A·B)', 'forward Y = X·Wᵀ', 'backward dW = dYᵀ·X', 'both transposed C = Aᵀ·Bᵀ'].map((v) => `70x8x96 ${v}`),
+    );
+    for (const r of skinny) {
+      expect(r.gflops).toBeGreaterThan(0);
+      expect(r.diffVsBasic).toBeLessThan(1e-5);
+    }
+    expect(skinny[0].vsPlain).toBe(1);
+  });
 });
 
 describe('finetune bench beyond matmul', () => {
@@ -133,12 +148,14 @@ describe('finetune bench estimate', () => {
 });
 
 describe('finetune bench tune', () => {
-  it('runs one layer under every GEMM × attention combination, compares each with the first, and prints the choice', async () => {
+  it('runs one layer under every GEMM × attention × LoRA-product combination, compares each with the first, and prints the choice', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'tune', '--tokens', '8', '--min-ms', '1'], { env, timeout: 300_000 });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const trials = lines.filter((l) => l.bench === 'tune');
-    expect(trials.map((t) => `${t.gemm}/${t.attention}`).sort()).toEqual(['basic/rows', 'basic/tiled', 'tiled/rows', 'tiled/tiled']);
-    expect(trials[0]).toMatchObject({ gemm: 'basic', attention: 'rows', vsFirst: 1, relDiff: 0, agrees: true });
+    expect(trials.map((t) => `${t.gemm}/${t.attention}/${t.lora}`).sort()).toEqual(
+      ['basic', 'tiled'].flatMap((g) => ['rows', 'tiled'].flatMap((a) => ['general', 'skinny'].map((l) => `${g}/${a}/${l}`))),
+    );
+    expect(trials[0]).toMatchObject({ gemm: 'basic', attention: 'rows', lora: 'general', vsFirst: 1, relDiff: 0, agrees: true });
     for (const t of trials) {
       expect(t.agrees).toBe(true);
       expect(t.relDiff).toBeLessThan(1e-4);
@@ -146,7 +163,7 @@ describe('finetune bench tune', () => {
       expect(t.layerTokensPerSecond).toBeCloseTo(8 / (t.ms / 1000), 6);
     }
     const choice = lines.find((l) => l.bench === 'tune-choice');
-    expect(trials.some((t) => t.gemm === choice.gemm && t.attention === choice.attention)).toBe(true);
+    expect(trials.some((t) => t.gemm === choice.gemm && t.attention === choice.attention && t.lora === choice.lora)).toBe(true);
     expect(choice.refused).toEqual([]);
   });
 
@@ -155,6 +172,8 @@ describe('finetune bench tune', () => {
     await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--gemm must be one of basic, tiled, tiled-fixed, got "cublas"/) });
     args.splice(-2, 2, '--attention', 'flash3');
     await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--attention must be one of rows, tiled, got "flash3"/) });
+    args.splice(-2, 2, '--lora-kernel', 'fused');
+    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--lora-kernel must be one of general, skinny, got "fused"/) });
   });
 });
 

@@ -35,7 +35,8 @@ describe('kernel tuning on a real adapter', () => {
     const session = await loaded();
     const before = kernelsOf(ctx);
     const bytes = ctx.ledger.snapshot().currentBytes;
-    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, before);
+    const candidates = kernelCandidates({}, before);
+    expect(candidates).toHaveLength(8); // GEMM × attention × LoRA-product kernels
     const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 2 });
     expect(trials.map((t) => t.kernels)).toEqual(candidates);
     expect(trials[0].relDiff).toBe(0);
@@ -56,7 +57,7 @@ describe('kernel tuning on a real adapter', () => {
     const session = new FinetuneSession(ctx, tokenizer, null);
     const info = await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double', undefined, { streamLayers: true });
     expect(info.streamedLayers).toBe(true);
-    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx));
+    const candidates = kernelCandidates({}, kernelsOf(ctx));
     const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 1, keptAttention: true });
     for (const t of trials) {
       expect(t.agrees).toBe(true);
@@ -68,7 +69,7 @@ describe('kernel tuning on a real adapter', () => {
 
   it('refuses, untimed, every combination whose numbers differ by more than the tolerance, and never picks one', async () => {
     const session = await loaded();
-    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx));
+    const candidates = kernelCandidates({}, kernelsOf(ctx));
     // A tolerance of 0: any combination that is not bit-identical to the defaults counts as disagreeing here.
     const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 1, tolerance: 0 });
     const refused = trials.filter((t) => !t.agrees);
@@ -85,7 +86,7 @@ describe('kernel tuning on a real adapter', () => {
 
   it('refuses a combination whose pass raises a GPU error, and goes on with the others', async () => {
     const session = await loaded();
-    const candidates = kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx));
+    const candidates = kernelCandidates({}, kernelsOf(ctx));
     const broken = candidates[2];
     // A real validation error on this device during that candidate's pass (as a pipeline a driver will not build gives).
     const beforePass = (k: (typeof candidates)[number]): void => {
@@ -109,7 +110,8 @@ describe('kernel tuning on a real adapter', () => {
     // An uninterrupted run with kernels other than the defaults: the reference for the resume below.
     const whole = await loaded();
     const wholeLosses: number[] = [];
-    const asked = { gemm: 'tiled', attention: 'tiled' } as const;
+    // Every kind asked, the skinny LoRA products included: a whole run and its resume on them.
+    const asked = { gemm: 'tiled', attention: 'tiled', lora: 'skinny' } as const;
     await whole.train(HP, FILES, (e) => e.type === 'step' && wholeLosses.push(e.loss), { kernels: asked });
     expect(wholeLosses).toHaveLength(4);
     expect(kernelsOf(ctx)).toEqual(defaults); // the run's choice ends with the run
@@ -124,8 +126,8 @@ describe('kernel tuning on a real adapter', () => {
     }, { kernels: { measureOnSoftware: true } });
     const measured = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
     expect(measured).toMatchObject({ source: 'measured' });
-    expect(measured.trials).toHaveLength(4);
-    expect(events.some((e) => e.type === 'status' && /measuring 4 kernel combinations/.test(e.text))).toBe(true);
+    expect(measured.trials).toHaveLength(8);
+    expect(events.some((e) => e.type === 'status' && /measuring 8 kernel combinations/.test(e.text))).toBe(true);
     expect((await session.savedRun())!.kernels).toEqual(measured.kernels);
 
     const next: TrainEvent[] = [];

@@ -1,5 +1,5 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { GemmKernel, GpuContext } from '../../src/engine/gpu.ts';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import type { GemmKernel, GpuContext, LoraKernel } from '../../src/engine/gpu.ts';
 import {
   dropoutHash,
   dropoutKeyState,
@@ -12,7 +12,9 @@ import {
   type DropoutKey,
   type LoraDropout,
 } from '../../src/engine/kernels/lora.ts';
+import type { GemmArgs } from '../../src/engine/kernels/gemm_args.ts';
 import { gemm } from '../../src/engine/kernels/matmul.ts';
+import { gemmSkinny, skinnyFits } from '../../src/engine/kernels/matmul_skinny.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { dropoutMaskRef, dropoutRef, loraBackwardRef, loraForwardRef, murmur3x86_32 } from '../../src/engine/reference/lora.ts';
 import { gpuContext } from './context.ts';
@@ -123,13 +125,28 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
     for (const b of [bx, bo, bx2]) ctx.destroy(b);
   });
 
-  // [BT, inF, outF, r]: odd shapes, then the tiny model's gate_proj (128 → 448, r 4).
-  for (const [BT, inF, outF, r] of [
-    [13, 37, 29, 3],
-    [24, 128, 448, 4],
-  ] as const) {
+  /** The shaders `f` dispatches, in order. */
+  function shadersOf(f: () => void): string[] {
+    const spy = vi.spyOn(ctx, 'dispatch');
+    try {
+      f();
+      return spy.mock.calls.map((c) => c[0].shader);
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  // [BT, inF, outF, r, LoRA-product kernel]: odd shapes, the tiny model's gate_proj (128 → 448, r 4), and a shape
+  // whose four rank-r products all have reductions long enough for the skinny kernel, on each kernel.
+  for (const [BT, inF, outF, r, lora] of [
+    [13, 37, 29, 3, 'general'],
+    [24, 128, 448, 4, 'general'],
+    [70, 96, 80, 5, 'general'],
+    [70, 96, 80, 5, 'skinny'],
+  ] as const satisfies readonly (readonly [number, number, number, number, LoraKernel])[]) {
     for (const p of [0, 0.2]) {
-      it(`forward and backward vs float64 at BT=${BT} in=${inF} out=${outF} r=${r}, dropout ${p}`, async () => {
+      it(`forward and backward vs float64 at BT=${BT} in=${inF} out=${outF} r=${r}, dropout ${p}, ${lora} rank-r products`, async () => {
+        ctx.loraKernel = lora;
         const scale = 8 / r;
         const x = randomArray(BT * inF, 11 + BT);
         const A = randomArray(r * inF, 12 + r, 1 / Math.sqrt(inF));
@@ -154,8 +171,13 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
           dt: ctx.createBuffer('scratch dt', sizes.dt, 'scratch'),
         };
         const scratch = { dt: bufs.dt };
-        lora_forward(ctx, bufs.y, bufs.t, bufs.x, bufs.A, bufs.B, BT, inF, outF, r, scale, dropout);
-        lora_backward(ctx, bufs.dx, bufs.dA, bufs.dB, bufs.dy, bufs.x, bufs.t, bufs.A, bufs.B, BT, inF, outF, r, scale, dropout, scratch);
+        const shaders = shadersOf(() => {
+          lora_forward(ctx, bufs.y, bufs.t, bufs.x, bufs.A, bufs.B, BT, inF, outF, r, scale, dropout);
+          lora_backward(ctx, bufs.dx, bufs.dA, bufs.dB, bufs.dy, bufs.x, bufs.t, bufs.A, bufs.B, BT, inF, outF, r, scale, dropout, scratch);
+        });
+        ctx.loraKernel = 'general';
+        // t, dB, dt and dA on the skinny kernel when chosen (y and dx, K = r, never): a test of the routing too.
+        expect(shaders.filter((n) => n === 'matmul_skinny')).toHaveLength(lora === 'skinny' ? 4 : 0);
         const xd = p > 0 ? dropoutRef(x, p, KEY) : x;
         const keep = p > 0 ? dropoutMaskRef(BT * inF, p, KEY) : null;
         const fwd = loraForwardRef(y0, xd, A, B, BT, inF, outF, r, scale);
@@ -215,16 +237,19 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
   // The fused products (the mask applied inside the GEMM) against the explicit two-step path they replaced:
   // lora_dropout into a buffer, then the plain GEMM (and for dx, the GEMM into a buffer, then lora_dropout's
   // accumulate). Same kernel choice on both sides, compared bit for bit.
-  async function twoStepVsFused(kernel: GemmKernel, p: number): Promise<number> {
+  async function twoStepVsFused(kernel: GemmKernel, p: number, lora: LoraKernel = 'general'): Promise<number> {
     const before = ctx.gemmKernel;
     ctx.gemmKernel = kernel;
+    ctx.loraKernel = lora;
+    // The two-step side runs each product on the kernel lora.ts routes it to.
+    const ref = (a: GemmArgs): void => (lora === 'skinny' && skinnyFits(a) ? gemmSkinny(ctx, a) : gemm(ctx, a));
     let cases = 0;
     try {
       const outF = 29;
       for (const BT of [1, 37, 130]) {
         for (const inF of [64, 200]) {
           for (const r of [1, 4, 8]) {
-            const what = `${kernel} p=${p} BT=${BT} in=${inF} r=${r}`;
+            const what = `${kernel}/${lora} p=${p} BT=${BT} in=${inF} r=${r}`;
             const scale = 16 / r;
             const key: DropoutKey = { seed: 5, step: BT, layer: r, module: inF % 7 };
             const dropout: LoraDropout = { p, key };
@@ -256,11 +281,11 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
             lora_backward(ctx, b.dx, b.dA, b.dB, b.dy, b.x, b.t, b.A, b.B, BT, inF, outF, r, scale, dropout, { dt: b.dt });
             // Two steps, as lora.ts did before the mask moved into the GEMM.
             lora_dropout(ctx, b.drop, b.x, BT * inF, p, key);
-            gemm(ctx, { C: b.tRef, A: b.drop, B: b.A, M: BT, N: r, K: inF, transB: true });
+            ref({ C: b.tRef, A: b.drop, B: b.A, M: BT, N: r, K: inF, transB: true });
             gemm(ctx, { C: b.yRef, A: b.tRef, B: b.B, M: BT, N: outF, K: r, transB: true, alpha: scale, beta: 1 });
-            gemm(ctx, { C: b.dBRef, A: b.dy, B: b.tRef, M: outF, N: r, K: BT, transA: true, alpha: scale, beta: 1 });
-            gemm(ctx, { C: b.dtRef, A: b.dy, B: b.B, M: BT, N: r, K: outF, alpha: scale });
-            gemm(ctx, { C: b.dARef, A: b.dtRef, B: b.drop, M: r, N: inF, K: BT, transA: true, beta: 1 });
+            ref({ C: b.dBRef, A: b.dy, B: b.tRef, M: outF, N: r, K: BT, transA: true, alpha: scale, beta: 1 });
+            ref({ C: b.dtRef, A: b.dy, B: b.B, M: BT, N: r, K: outF, alpha: scale });
+            ref({ C: b.dARef, A: b.dtRef, B: b.drop, M: r, N: inF, K: BT, transA: true, beta: 1 });
             gemm(ctx, { C: b.drop, A: b.dtRef, B: b.A, M: BT, N: inF, K: r });
             lora_dropout(ctx, b.dxRef, b.drop, BT * inF, p, key, { accumulate: true });
             const bits = async (buf: GPUBuffer): Promise<number[]> => Array.from(new Uint32Array((await ctx.readF32(buf)).buffer));
@@ -285,6 +310,7 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
       }
     } finally {
       ctx.gemmKernel = before;
+      ctx.loraKernel = 'general';
     }
     return cases;
   }
@@ -296,6 +322,9 @@ describe('LoRA dropout (counter-based RNG) and LoRA forward/backward', () => {
       });
     }
   }
+  it("fused dropout gives the two-step path's bits on the skinny rank-r products too (dropout on A for t, on B for dA)", async () => {
+    expect(await twoStepVsFused('basic', 0.1, 'skinny')).toBe(18);
+  });
 
   it('each LoRA product is one dispatch with dropout as without: forward 2, t alone 1, backward 4 (3 without dx)', () => {
     const [BT, inF, outF, r] = [6, 10, 7, 2];

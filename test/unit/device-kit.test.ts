@@ -127,13 +127,16 @@ describe('summarise', () => {
       { bench: 'tune', T: 2048, gemm: 'basic', attention: 'rows', ms: 250, reps: 2, layerTokensPerSecond: 8192, vsFirst: 1, relDiff: 0, agrees: true },
       { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'tiled', ms: null, reps: 0, layerTokensPerSecond: null, vsFirst: null, relDiff: 0.5, agrees: false },
       { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'rows', ms: 125, reps: 4, layerTokensPerSecond: 16384, vsFirst: 2, relDiff: 1e-7, agrees: true },
-      { bench: 'tune-choice', T: 2048, gemm: 'tiled', attention: 'rows', speedup: 2, refused: [{ gemm: 'tiled', attention: 'tiled' }] },
+      { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'rows', lora: 'skinny', ms: 120, reps: 4, layerTokensPerSecond: 17067, vsFirst: 2.08, relDiff: 1e-7, agrees: true },
+      { bench: 'tune-choice', T: 2048, gemm: 'tiled', attention: 'rows', lora: 'skinny', speedup: 2.08, refused: [{ gemm: 'tiled', attention: 'tiled', lora: 'general' }] },
       { device: 'step-end', step: 'tune', attempt: 1, exit: 0, seconds: 30 },
     ];
     const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
-    expect(s).toContain('tune T=2048 basic/rows: 250.0 ms, 8192 tokens/s per layer, vsFirst 1.00, relDiff 0.00e+0');
-    expect(s).toContain('tune T=2048 tiled/tiled: not timed, relDiff 5.00e-1 DISAGREES');
-    expect(s).toContain('tune T=2048 choice: tiled/rows, speedup 2.00, refused tiled/tiled');
+    // Lines from before the LoRA-product kernel was tuned name none: they ran on the GEMM kernel ('general').
+    expect(s).toContain('tune T=2048 basic/rows/general: 250.0 ms, 8192 tokens/s per layer, vsFirst 1.00, relDiff 0.00e+0');
+    expect(s).toContain('tune T=2048 tiled/tiled/general: not timed, relDiff 5.00e-1 DISAGREES');
+    expect(s).toContain('tune T=2048 tiled/rows/skinny: 120.0 ms');
+    expect(s).toContain('tune T=2048 choice: tiled/rows/skinny, speedup 2.08, refused tiled/tiled/general');
     const est = summarise([{ device: 'step', step: 'estimate', attempt: 1 }, { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }].map((l) => JSON.stringify(l)).join('\n'));
     expect(est).toContain('estimate T=2048 (32 layers): 7.50 s estimated, 8.00 s measured per step, ratio 0.94');
   });

@@ -22,7 +22,7 @@ import { benchGenerate } from '../../bench/generate.ts';
 import { benchInt8 } from '../../bench/int8.ts';
 import { int8LossAB } from '../../run/int8-ab.ts';
 import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, LORA_KERNEL_HELP, loraKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { modelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
@@ -94,6 +94,7 @@ options:
                                docs/performance.md): nf4, kernels and layer compare with that kernel's plain product
   --attention rows             the attention kernels layer, model, stream and generate run (rows, the measured default;
                                tiled, shaders/attention_flash.wgsl); bench attention always times both
+  ${LORA_KERNEL_HELP}
   --small                      nf4/attention/layer at reduced model sizes (default on SwiftShader)
   --min-ms 300                 time measured per result
   --steps 3                    model/stream: timed training steps (after one warm-up step)
@@ -150,6 +151,7 @@ export const benchCommand: Command = {
         kernels: { type: 'string' },
         gemm: { type: 'string' },
         attention: { type: 'string' },
+        'lora-kernel': { type: 'string' },
         'keep-layers': { type: 'string' },
         'keep-attention': { type: 'boolean' },
         'gpu-memory': { type: 'string' },
@@ -175,6 +177,7 @@ export const benchCommand: Command = {
     const shapesGiven = values.shapes ? shapeList(values.shapes) : [];
     const gemmKernel = gemmKernelFlag('gemm', values.gemm ?? 'basic');
     const attention = attentionKernelFlag(values.attention ?? 'rows');
+    const loraKernel = loraKernelFlag(values['lora-kernel'] ?? 'general');
     const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS;
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const keepAttention = values['keep-attention'] ?? false;
@@ -192,13 +195,13 @@ export const benchCommand: Command = {
       if (quantization !== 'nf4' && quantization !== 'nf4-double') throw new UsageError(`--quant must be nf4 or nf4-double, got ${JSON.stringify(quantization)}`);
       checkReadableFile(values.data, '--data');
       const tokenizer = await loadTokenizerFrom();
-      const { ctx, found } = await createNodeContext({ gemmKernel, attention });
+      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel });
       if (found.note) io.err(`note: ${found.note}`);
       try {
         const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
         const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
         await session.loadModel(spec.files, spec.label, quantization);
-        print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention });
+        print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel });
         const hp = { quantization, peft_method: 'qlora', lora_target_modules: values.targets ?? 'all-linear', max_steps: values.steps ? steps : 20, num_train_epochs: 100, run_validation: false };
         const files = { train: new Blob([new Uint8Array(await readFile(values.data))]), trainName: basename(values.data), validation: null, validationName: null };
         const ab = await int8LossAB(ctx, session, hp, files, baseMatmul === 'fp32' ? 'int8-mlp' : baseMatmul, (t) => io.err(t));
@@ -209,14 +212,14 @@ export const benchCommand: Command = {
       }
       return 0;
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, baseMatmul });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul });
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;
     const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
     const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
-    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, baseMatmul });
+    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, loraKernel, baseMatmul });
     const run = (w: What): boolean => what === 'all' || what === w;
     if (run('matmul')) {
       const projections = tokensGiven || !small ? projectionShapes(tokens, layerDims) : [];
@@ -283,7 +286,7 @@ export const benchCommand: Command = {
         const weights = await randomLayer(ctx, layerDims, true);
         try {
           const lora = { r: 8, alpha: 16, dropout: 0.05, targets: PROJECTIONS };
-          const trials = await measureKernels(ctx, weights, syntheticConfig(layerDims), lora, { B: 1, T }, kernelCandidates({ gemm: 'auto', attention: 'auto' }, kernelsOf(ctx)), { minMs });
+          const trials = await measureKernels(ctx, weights, syntheticConfig(layerDims), lora, { B: 1, T }, kernelCandidates({}, kernelsOf(ctx)), { minMs });
           const reference = trials[0];
           for (const t of trials) {
             const timed = Number.isFinite(t.ms);

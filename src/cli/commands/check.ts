@@ -1,5 +1,5 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, loraKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
 import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -13,14 +13,15 @@ export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
   usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed] [--attention rows|tiled]
-               [--base-matmul fp32|int8|int8-mlp] [--int8-gates int8|int8-mlp|all] [--verbose]
+               [--lora-kernel general|skinny] [--base-matmul fp32|int8|int8-mlp] [--int8-gates int8|int8-mlp|all] [--verbose]
 
 Runs the Mistral engine with the adapter on the golden's input_ids/labels and compares every tensor the golden holds:
 loss (relative error ≤ 1e-5), logits_first256, logsumexp, hidden_states/*, grad/*, adamw_step1/* (each ≤ 1e-3 of the
 tensor's max-abs), nf4_dequant/* (exact). Prints one JSON object with the worst error per group; exits 0 only when every
 group is within tolerance. --verbose adds every compared tensor's error. --stream-layers keeps the layers in CPU memory
 and uploads them layer by layer (layer streaming: the same numbers, bit for bit). --gemm picks the GEMM kernel (default
-basic; docs/performance.md); --attention the attention kernels (default rows; tiled: shaders/attention_flash.wgsl). --int8-gates CHOICE also runs the same forward and backward with the NF4 base products
+basic; docs/performance.md); --attention the attention kernels (default rows; tiled: shaders/attention_flash.wgsl); --lora-kernel
+the kernel of LoRA's rank-r products (default general: the GEMM kernel; skinny: shaders/matmul_skinny.wgsl). --int8-gates CHOICE also runs the same forward and backward with the NF4 base products
 as CHOICE says (int8: every projection; int8-mlp: the MLP's three; all: both; docs/int8.md) and reports each one's
 agreement with this run: loss relative error (gate ≤ 1e-3) and the cosine between the LoRA gradients (gate ≥ 0.999,
 the worst tensor and all of them together); the exit status then needs those gates too.
@@ -39,6 +40,7 @@ Example:
       verbose: { type: 'boolean', default: false },
       gemm: { type: 'string', default: 'basic' },
       attention: { type: 'string', default: 'rows' },
+      'lora-kernel': { type: 'string', default: 'general' },
       'stream-layers': { type: 'boolean', default: false },
       'base-matmul': { type: 'string' },
       'int8-gates': { type: 'string' },
@@ -53,6 +55,7 @@ Example:
     checkReadableFile(values.golden as string, '--golden');
     const gemmKernel = gemmKernelFlag('gemm', values.gemm as string);
     const attention = attentionKernelFlag(values.attention as string);
+    const loraKernel = loraKernelFlag(values['lora-kernel'] as string);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const gates = values['int8-gates'];
     if (gates !== undefined && gates !== 'all' && !(INT8_CHOICES as readonly string[]).includes(gates)) {
@@ -60,7 +63,7 @@ Example:
     }
     const int8Gates: Int8Choice[] = gates === undefined ? [] : gates === 'all' ? [...INT8_CHOICES] : [gates as Int8Choice];
     if (int8Gates.length && baseMatmul !== 'fp32') throw new UsageError('--int8-gates compares int8 with fp32: leave --base-matmul at fp32');
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, baseMatmul });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
       model: modelSpec(values.model as string, { token: process.env.HF_TOKEN || undefined }).files,

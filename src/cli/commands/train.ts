@@ -17,11 +17,11 @@ import { folderRunStore, folderStoreFiles } from '../node-store.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, KERNEL_ASK_HELP, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul } from '../kernel-flags.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
-               [--gemm auto|basic|tiled] [--attention auto|rows|tiled] [--retune-kernels]
+               [--gemm auto|basic|tiled] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
                [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
@@ -87,11 +87,12 @@ export const trainCommand: Command = {
       'base-matmul': { type: 'string' },
       gemm: { type: 'string' },
       attention: { type: 'string' },
+      'lora-kernel': { type: 'string' },
       'retune-kernels': { type: 'boolean', default: false },
     });
     if (!values.model) throw new UsageError('--model is required');
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
-    const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), retune: values['retune-kernels'] as boolean };
+    const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
     if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${JSON.stringify(values['gpu-memory'])}`);

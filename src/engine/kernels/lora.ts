@@ -12,7 +12,9 @@ import { FinetuneError } from '../../core/errors.ts';
 import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
+import type { GemmArgs } from './gemm_args.ts';
 import { gemm, type GemmDropout } from './matmul.ts';
+import { gemmSkinny, skinnyFits } from './matmul_skinny.ts';
 
 /** The seven projections PEFT targets in Mistral, in the order used as the dropout key's `module`. */
 
@@ -144,6 +146,16 @@ function active(dropout: LoraDropout | null): dropout is LoraDropout {
   return dropout !== null && dropout.p > 0;
 }
 
+/**
+ * A rank-r product (t = x·Aᵀ, dt = dy·B, dA, dB): on the skinny kernel when the context says so and the reduction is
+ * long enough for it (kernels/matmul_skinny.ts), else on the GEMM kernel. The products with K = r (y += t·Bᵀ,
+ * dx += dt·A) have a wide output and stay on the GEMM kernel.
+ */
+function loraGemm(ctx: GpuContext, a: GemmArgs): void {
+  if (ctx.loraKernel === 'skinny' && skinnyFits(a)) gemmSkinny(ctx, a);
+  else gemm(ctx, a);
+}
+
 /** The mask of `dropout` (p > 0) as a GEMM variant: on operand A, operand B, or the output. */
 export function loraGemmDropout(dropout: LoraDropout, on: GemmDropout['on']): GemmDropout {
   return { on, state: dropoutKeyState(dropout.key), threshold: dropoutThreshold(dropout.p), scale: dropoutScale(dropout.p) };
@@ -192,7 +204,7 @@ export function lora_intermediate(
   requireBytes(t, BT * r * 4, 'lora t');
   requireBytes(x, BT * inF * 4, 'lora x');
   requireBytes(A, r * inF * 4, 'lora A');
-  gemm(ctx, { C: t, A: x, B: A, M: BT, N: r, K: inF, transB: true, dropout: active(dropout) ? loraGemmDropout(dropout, 'A') : undefined });
+  loraGemm(ctx, { C: t, A: x, B: A, M: BT, N: r, K: inF, transB: true, dropout: active(dropout) ? loraGemmDropout(dropout, 'A') : undefined });
 }
 
 /**
@@ -233,10 +245,10 @@ export function lora_backward(
   requireBytes(t, BT * r * 4, 'lora_backward t');
   requireBytes(A, r * inF * 4, 'lora_backward A');
   requireBytes(B, outF * r * 4, 'lora_backward B');
-  gemm(ctx, { C: dB, A: dy, B: t, M: outF, N: r, K: BT, transA: true, alpha: scale, beta: 1 });
-  gemm(ctx, { C: dt, A: dy, B, M: BT, N: r, K: outF, alpha: scale });
+  loraGemm(ctx, { C: dB, A: dy, B: t, M: outF, N: r, K: BT, transA: true, alpha: scale, beta: 1 });
+  loraGemm(ctx, { C: dt, A: dy, B, M: BT, N: r, K: outF, alpha: scale });
   const on = active(dropout);
-  gemm(ctx, { C: dA, A: dt, B: x, M: r, N: inF, K: BT, transA: true, beta: 1, dropout: on ? loraGemmDropout(dropout, 'B') : undefined });
+  loraGemm(ctx, { C: dA, A: dt, B: x, M: r, N: inF, K: BT, transA: true, beta: 1, dropout: on ? loraGemmDropout(dropout, 'B') : undefined });
   // dx += drop(1 · dt·A): the epilogue multiplies by alpha (1) first, then masks and adds, as the two-step path did.
   if (dx) gemm(ctx, { C: dx, A: dt, B: A, M: BT, N: inF, K: r, beta: 1, dropout: on ? loraGemmDropout(dropout, 'out') : undefined });
 }

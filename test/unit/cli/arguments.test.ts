@@ -75,6 +75,8 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['an unknown GEMM kernel (bench)', ['bench', 'matmul', '--gemm', 'fast'], /--gemm must be one of basic, tiled, tiled-fixed, got "fast"/],
     ['an unknown GEMM kernel (bench --kernels)', ['bench', 'matmul', '--kernels', 'basic,fast'], /--kernels must be one of basic, tiled, tiled-fixed, got "fast"/],
     ['an unknown attention kernel (bench)', ['bench', 'layer', '--attention', 'flash'], /--attention must be one of rows, tiled, got "flash"/],
+    ['an unknown LoRA-product kernel (bench)', ['bench', 'layer', '--lora-kernel', 'auto'], /--lora-kernel must be one of general, skinny, got "auto"/],
+    ['an unknown LoRA-product kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--lora-kernel', 'thin'], /--lora-kernel must be one of general, skinny, got "thin"/],
     ['a matmul shape that is not MxNxK', ['bench', 'matmul', '--shapes', '64x32'], /--shapes: "64x32" is not MxNxK/],
     ['an unknown GEMM kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--gemm', 'fast'], /--gemm must be one of/],
     ['an unknown attention kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--attention', 'flash'], /--attention must be one of rows, tiled, got "flash"/],

@@ -1,11 +1,11 @@
-// The LoRA dropout hash is one text, shaders/dropout_hash.wgsl, included by lora.wgsl (the standalone mask) and both
-// GEMMs (the mask fused into the products); test/gpu/lora.test.ts and the GEMM dropout tests check the GPU's values
+// The LoRA dropout hash is one text, shaders/dropout_hash.wgsl, included by lora.wgsl (the standalone mask) and the
+// three GEMMs (the mask fused into the products); test/gpu/lora.test.ts and the GEMM dropout tests check the GPU's values
 // against the CPU copy in kernels/lora.ts.
 import { describe, expect, it } from 'vitest';
 import { preprocessWgsl } from '../../../src/engine/preprocess.ts';
 import { shaderSources } from '../../../src/engine/shaders.ts';
 
-const USERS = { lora: {}, matmul: { DROPOUT: true, DROP_A: true }, matmul_tiled: { DROPOUT: true, DROP_A: true } };
+const USERS = { lora: {}, matmul: { DROPOUT: true, DROP_A: true }, matmul_tiled: { DROPOUT: true, DROP_A: true }, matmul_skinny: { DROPOUT: true, DROP_A: true } };
 
 describe('the dropout hash in the shaders', () => {
   it('lives once, in dropout_hash.wgsl, and each user compiles with exactly that text', () => {
@@ -21,11 +21,12 @@ describe('the dropout hash in the shaders', () => {
 
   it('is applied with lora.wgsl’s expression, select(0.0, v * scale, keep)', () => {
     expect(shaderSources.lora).toContain('murmurFinal(murmurBlock(p.state, i), 20u) >= p.threshold');
-    for (const shader of ['matmul', 'matmul_tiled']) {
+    for (const shader of ['matmul', 'matmul_tiled', 'matmul_skinny']) {
       expect(shaderSources[shader]).toContain('murmurFinal(murmurBlock(p.dstate, i), 20u) >= p.dthreshold');
     }
     expect(shaderSources.lora).toContain('select(0.0, v * p.scale, keep)');
     expect(shaderSources.matmul).toContain('select(0.0, v * p.dscale, keep)');
+    expect(shaderSources.matmul_skinny).toContain('select(0.0, v * p.dscale, keep)');
     expect(shaderSources.matmul_tiled).toContain('select(vec4<f32>(0.0), v * p.dscale, k)');
   });
 });

@@ -19,8 +19,9 @@ import {
 } from '../../../src/run/kernel-tuning.ts';
 import { memoryStoreFiles } from '../../../src/run/run-store.ts';
 
-const BASIC_ROWS: KernelChoice = { gemm: 'basic', attention: 'rows' };
-const TILED_TILED: KernelChoice = { gemm: 'tiled', attention: 'tiled' };
+const BASIC_ROWS: KernelChoice = { gemm: 'basic', attention: 'rows', lora: 'general' };
+const TILED_TILED: KernelChoice = { gemm: 'tiled', attention: 'tiled', lora: 'general' };
+const TILED_ROWS: KernelChoice = { gemm: 'tiled', attention: 'rows', lora: 'general' };
 const trial = (kernels: KernelChoice, ms: number, agrees = true): KernelTrial => ({ kernels, ms: agrees ? ms : NaN, reps: agrees ? 3 : 0, relDiff: agrees ? 1e-7 : 0.5, agrees });
 const AUTO = { gemm: 'auto', attention: 'auto' } as const;
 
@@ -28,32 +29,34 @@ describe('the combinations a tuning runs', () => {
   it('runs the current kernels first, then every other tuned combination', () => {
     const c = kernelCandidates(AUTO, BASIC_ROWS);
     expect(c[0]).toEqual(BASIC_ROWS);
-    expect(c).toHaveLength(4);
-    expect(new Set(c.map((k) => `${k.gemm}/${k.attention}`)).size).toBe(4);
+    expect(c).toHaveLength(8); // 2 GEMM × 2 attention × 2 LoRA-product kernels
+    expect(new Set(c.map((k) => `${k.gemm}/${k.attention}/${k.lora}`)).size).toBe(8);
+    // A kind asked for is not varied.
+    expect(kernelCandidates({ lora: 'general' }, BASIC_ROWS)).toHaveLength(4);
   });
 
   it('runs the current kernels as the reference even when the ask excludes them', () => {
-    const ask = { gemm: 'tiled', attention: 'auto' } as const;
+    const ask = { gemm: 'tiled', attention: 'auto', lora: 'general' } as const;
     const c = kernelCandidates(ask, BASIC_ROWS);
-    expect(c).toEqual([BASIC_ROWS, { gemm: 'tiled', attention: 'rows' }, TILED_TILED]);
+    expect(c).toEqual([BASIC_ROWS, TILED_ROWS, TILED_TILED]);
     expect(allowedBy(ask, BASIC_ROWS)).toBe(false);
     expect(allowedBy(ask, TILED_TILED)).toBe(true);
     // tiled-fixed is never tuned (one pipeline per shape), only asked for.
-    expect(allowedBy(AUTO, { gemm: 'tiled-fixed', attention: 'rows' })).toBe(false);
+    expect(allowedBy(AUTO, { gemm: 'tiled-fixed', attention: 'rows', lora: 'general' })).toBe(false);
   });
 });
 
 describe('picking from the measurements', () => {
   it('takes the fastest combination that agrees, with its speed against the reference', () => {
-    const pick = pickKernels([trial(BASIC_ROWS, 100), trial({ gemm: 'tiled', attention: 'rows' }, 60), trial(TILED_TILED, 40)]);
+    const pick = pickKernels([trial(BASIC_ROWS, 100), trial(TILED_ROWS, 60), trial(TILED_TILED, 40)]);
     expect(pick.chosen).toEqual(TILED_TILED);
     expect(pick.speedup).toBeCloseTo(2.5, 12);
     expect(pick.refused).toEqual([]);
   });
 
   it('never takes a combination whose numbers disagree, however fast', () => {
-    const pick = pickKernels([trial(BASIC_ROWS, 100), trial(TILED_TILED, 1, false), trial({ gemm: 'tiled', attention: 'rows' }, 80)]);
-    expect(pick.chosen).toEqual({ gemm: 'tiled', attention: 'rows' });
+    const pick = pickKernels([trial(BASIC_ROWS, 100), trial(TILED_TILED, 1, false), trial(TILED_ROWS, 80)]);
+    expect(pick.chosen).toEqual(TILED_ROWS);
     expect(pick.refused).toEqual([TILED_TILED]);
   });
 
@@ -64,7 +67,7 @@ describe('picking from the measurements', () => {
 
   it('with the reference excluded, takes the best allowed even when slower; none agreeing keeps the reference', () => {
     const allowed = (k: KernelChoice): boolean => k.gemm === 'tiled';
-    const slower = pickKernels([trial(BASIC_ROWS, 50), trial(TILED_TILED, 80), trial({ gemm: 'tiled', attention: 'rows' }, 90)], { allowed });
+    const slower = pickKernels([trial(BASIC_ROWS, 50), trial(TILED_TILED, 80), trial(TILED_ROWS, 90)], { allowed });
     expect(slower.chosen).toEqual(TILED_TILED);
     expect(slower.speedup).toBeCloseTo(50 / 80, 12);
     const none = pickKernels([trial(BASIC_ROWS, 50), trial(TILED_TILED, 1, false)], { allowed });
@@ -159,7 +162,7 @@ describe('the decision a run makes', () => {
       key: 'k',
       measure: async (c) => {
         measured.push(c);
-        return c.map((k, i) => trial(k, 100 - 20 * i));
+        return c.map((k, i) => trial(k, 100 - 10 * i));
       },
       measured,
       ...over,
@@ -170,14 +173,14 @@ describe('the decision a run makes', () => {
     const i = inputs();
     const d = await decideKernels(i);
     expect(i.measured).toHaveLength(1);
-    expect(d).toMatchObject({ source: 'measured', kernels: i.measured[0][3] });
-    expect(d.speedup).toBeCloseTo(100 / 40, 12);
-    expect(d.trials).toHaveLength(4);
+    expect(d).toMatchObject({ source: 'measured', kernels: i.measured[0][7] });
+    expect(d.speedup).toBeCloseTo(100 / 30, 12);
+    expect(d.trials).toHaveLength(8);
     const again = inputs({ cache: i.cache });
     const d2 = await decideKernels(again);
     expect(again.measured).toHaveLength(0);
     expect(d2).toMatchObject({ source: 'cached', kernels: d.kernels });
-    expect(d2.text).toContain('2.50×');
+    expect(d2.text).toContain('3.33×');
     const retune = inputs({ cache: i.cache, request: { retune: true } });
     expect((await decideKernels(retune)).source).toBe('measured');
     expect(retune.measured).toHaveLength(1);
@@ -197,18 +200,18 @@ describe('the decision a run makes', () => {
     expect(await decideKernels(i)).toMatchObject({ source: 'saved-run', kernels: TILED_TILED });
     expect(i.measured).toHaveLength(0);
     const other = await decideKernels(inputs({ saved: TILED_TILED, request: { attention: 'rows' } }));
-    expect(other).toMatchObject({ source: 'asked', kernels: { gemm: 'tiled', attention: 'rows' } });
+    expect(other).toMatchObject({ source: 'asked', kernels: TILED_ROWS });
     expect(other.text).toContain('not bit for bit');
   });
 
   it('asked kernels are used as asked; a partly constrained choice is measured but not remembered', async () => {
-    const i = inputs({ request: { gemm: 'basic', attention: 'tiled' } });
-    expect(await decideKernels(i)).toMatchObject({ source: 'asked', kernels: { gemm: 'basic', attention: 'tiled' } });
+    const i = inputs({ request: { gemm: 'basic', attention: 'tiled', lora: 'skinny' } });
+    expect(await decideKernels(i)).toMatchObject({ source: 'asked', kernels: { gemm: 'basic', attention: 'tiled', lora: 'skinny' } });
     expect(i.measured).toHaveLength(0);
-    const part = inputs({ request: { gemm: 'basic' } });
+    const part = inputs({ request: { gemm: 'basic', lora: 'general' } });
     const d = await decideKernels(part);
-    expect(part.measured[0]).toEqual([BASIC_ROWS, { gemm: 'basic', attention: 'tiled' }]);
-    expect(d.kernels).toEqual({ gemm: 'basic', attention: 'tiled' });
+    expect(part.measured[0]).toEqual([BASIC_ROWS, { gemm: 'basic', attention: 'tiled', lora: 'general' }]);
+    expect(d.kernels).toEqual({ gemm: 'basic', attention: 'tiled', lora: 'general' });
     expect(await part.cache!.get('k')).toBeNull();
   });
 
@@ -230,7 +233,11 @@ describe('the decision a run makes', () => {
   });
 
   it('reads a saved run\'s kernels only when they are kernels this engine has', () => {
-    expect(savedKernels({ gemm: 'tiled', attention: 'rows' })).toEqual({ gemm: 'tiled', attention: 'rows' });
+    expect(savedKernels(TILED_ROWS)).toEqual(TILED_ROWS);
+    expect(savedKernels({ ...TILED_ROWS, lora: 'skinny' })).toEqual({ ...TILED_ROWS, lora: 'skinny' });
+    // A record from before the LoRA-product choice existed was trained on the GEMM kernel.
+    expect(savedKernels({ gemm: 'tiled', attention: 'rows' })).toEqual(TILED_ROWS);
+    expect(savedKernels({ ...TILED_ROWS, lora: 'warp' })).toBeNull();
     expect(savedKernels({ gemm: 'cublas', attention: 'rows' })).toBeNull();
     expect(savedKernels(undefined)).toBeNull();
   });

@@ -94,7 +94,7 @@ describe('run state', () => {
   });
 
   it('keeps the run\'s kernel line after later notes, and a new run starts without it', () => {
-    const kernels = { type: 'kernels', kernels: { gemm: 'tiled', attention: 'tiled' }, source: 'measured', speedup: 1.7, trials: [], refused: [], text: 'kernels: tiled GEMM, tiled attention, measured' } as TrainEvent;
+    const kernels = { type: 'kernels', kernels: { gemm: 'tiled', attention: 'tiled', lora: 'general' }, source: 'measured', speedup: 1.7, trials: [], refused: [], text: 'kernels: tiled GEMM, tiled attention, measured' } as TrainEvent;
     const resumed = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 2 }), ev(kernels));
     expect(resumed.note).toMatch(/from the checkpoint at step 2/); // the kernel line does not take the note's place
     let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(kernels), ev(step(1, 3)), ev({ type: 'checkpoint', step: 1 }));

@@ -1,0 +1,179 @@
+// Skinny fp32 GEMM for LoRA's rank-r products: the contract of shaders/matmul.wgsl,
+//   C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]
+// A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N], all row-major, B f32,
+// for shapes whose small output side S = min(M, N) is at most 16 while the reduction K is long (4096–14336 features,
+// or the 2048 tokens). The general kernels tile C in 64- or 128-wide blocks: with N = 8 they launch a handful of
+// workgroups that each leave 7/8 of their FMAs idle and walk all of K. Here a workgroup owns few long indices and all
+// S small ones, so there are many workgroups, and it splits K among its threads: each element of the long operand is
+// read once, coalesced, and used for S FMAs. Deterministic: no atomics, every sum in a fixed order.
+//
+// Layout (256 threads, thread t = 32·g + lane, g = t / 32 its warp-sized group):
+// - The long side L is M, or N with SMALL_M; the long operand is the one indexed by it (A, or B with SMALL_M), the
+//   small operand the other. Grid: x = ceil(L / RL) blocks of RL long indices, y = batch entry.
+// - LANES_ON_K (the long operand contiguous along K: A without TRANS_A, or B with TRANS_B with SMALL_M): RL = 8; group
+//   g takes long index l0 + g, its 32 lanes k ≡ lane (mod 32), so a warp reads 32 consecutive floats per step.
+//   Otherwise (the long operand contiguous along L): RL = 32; lane takes long index l0 + lane, group g the k ≡ g
+//   (mod 8), so a warp again reads 32 consecutive floats, and its reads of the small operand are one broadcast.
+// - Each thread sums its k's for all S small indices in four vec4 accumulators (S ≤ 16; groups of 4 past S skipped,
+//   lanes past S read as zero), fma by fma in increasing k, no dynamically indexed arrays in the loop (SwiftShader
+//   keeps those in memory; see shaders/matmul.wgsl).
+// - Partial sums go to workgroup memory, part[s][g][lane ^ ((8·s + g) mod 32)]: 16 × 256 floats, 16 KiB, the WebGPU
+//   minimum. The XOR swizzle keeps both phases free of bank conflicts without padding (which would not fit): a warp
+//   writing one s covers one (s, g) row; a warp reducing covers 32 outputs o = s·RL + r that, with RL = 8, all read
+//   the same lane j of distinct (s, g) rows, 8·s + g distinct mod 32, and with RL = 32 one (s, g) row's 32 lanes.
+// - One barrier, then thread t reduces outputs o = t, t + 256, … < RL · S (small index s = o / RL, long index
+//   l0 + o mod RL): 32 partials (LANES_ON_K, lanes in order) or 8 (groups in order), left to right from 0, and writes
+//   C with alpha and beta, or the dropout epilogue. Partials of long indices past L are zeros never read.
+// - Any M, N, K, strides: long indices past L compute nothing, K = 0 leaves sums of 0 (C = alpha · 0 + beta · C), and
+//   beta 0 never reads C.
+// - DROPOUT with DROP_A, DROP_B or DROP_OUT: the LoRA mask of shaders/lora.wgsl, as in shaders/matmul.wgsl (same
+//   expressions): an operand element (flat index i in its stored matrix of one batch entry) becomes
+//   select(0, v · scale, keep(i)) as it is loaded, long or small operand alike; DROP_OUT stores
+//   C[o] = (C[o] +) select(0, (alpha · acc) · scale, keep(o)), beta 0 or 1.
+
+// The block of shaders/matmul.wgsl (dstate, dthreshold, dscale: the dropout mask, read with DROPOUT).
+struct Params {
+  M: u32, N: u32, K: u32, dstate: u32,
+  strideA: u32, strideB: u32, strideC: u32, dthreshold: u32,
+  alpha: f32, beta: f32, dscale: f32, _p3: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+// The small side is M (the long operand is B) instead of N (the long operand is A).
+override SMALL_M: bool = false;
+// The thread layout (header); the host sets it true exactly when the long operand is contiguous along K.
+override LANES_ON_K: bool = true;
+
+const THREADS = 256u;
+const WARP = 32u;
+const GROUPS = 8u; // THREADS / WARP
+const SMAX = 16u;
+
+var<workgroup> part: array<f32, SMAX * THREADS>; // 16 KiB
+
+// Element offsets of the batch entry this workgroup works on.
+var<private> aBase: u32;
+var<private> bBase: u32;
+
+//#if DROPOUT
+// murmur3_x86_32 on u32 words (shaders/dropout_hash.wgsl, the same functions lora.wgsl uses):
+//#include dropout_hash
+
+// select(0, v · scale, keep(i)), exactly lora.wgsl's expression.
+fn drop1(v: f32, i: u32) -> f32 {
+  let keep = murmurFinal(murmurBlock(p.dstate, i), 20u) >= p.dthreshold;
+  return select(0.0, v * p.dscale, keep);
+}
+//#endif
+
+// op(A)(m, k) and op(B)(k, n) of this batch entry; the mask index is the stored flat index.
+fn opA(m: u32, k: u32) -> f32 {
+  var i: u32;
+  if (TRANS_A) { i = k * p.M + m; } else { i = m * p.K + k; }
+  var v = A[aBase + i];
+//#if DROP_A
+  v = drop1(v, i);
+//#endif
+  return v;
+}
+
+fn opB(k: u32, n: u32) -> f32 {
+  var i: u32;
+  if (TRANS_B) { i = n * p.K + k; } else { i = k * p.N + n; }
+  var v = B[bBase + i];
+//#if DROP_B
+  v = drop1(v, i);
+//#endif
+  return v;
+}
+
+// The long operand at (long index l, k).
+fn longAt(l: u32, k: u32) -> f32 {
+  if (SMALL_M) { return opB(k, l); }
+  return opA(l, k);
+}
+
+// The small operand at (k, small index s), zero past the small side S.
+fn smallAt(k: u32, s: u32, S: u32) -> f32 {
+  if (s >= S) { return 0.0; }
+  if (SMALL_M) { return opA(s, k); }
+  return opB(k, s);
+}
+
+fn small4(k: u32, s0: u32, S: u32) -> vec4f {
+  return vec4f(smallAt(k, s0, S), smallAt(k, s0 + 1u, S), smallAt(k, s0 + 2u, S), smallAt(k, s0 + 3u, S));
+}
+
+// Where thread (g, lane) keeps its partial sum for small index s (the swizzle of the header).
+fn slot(s: u32, g: u32, lane: u32) -> u32 {
+  return s * THREADS + g * WARP + (lane ^ ((s * GROUPS + g) % WARP));
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  aBase = wg.y * p.strideA;
+  bBase = wg.y * p.strideB;
+  let cBase = wg.y * p.strideC;
+  let S = select(p.N, p.M, SMALL_M);
+  let L = select(p.M, p.N, SMALL_M);
+  let rl = select(WARP, GROUPS, LANES_ON_K);
+  let l0 = wg.x * rl;
+  let g = t / WARP;
+  let lane = t % WARP;
+  var l: u32;
+  var kFirst: u32;
+  var kStep: u32;
+  if (LANES_ON_K) { l = l0 + g; kFirst = lane; kStep = WARP; } else { l = l0 + lane; kFirst = g; kStep = GROUPS; }
+
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  if (l < L) {
+    for (var k = kFirst; k < p.K; k += kStep) {
+      let v = vec4f(longAt(l, k));
+      acc0 = fma(v, small4(k, 0u, S), acc0);
+      if (S > 4u) { acc1 = fma(v, small4(k, 4u, S), acc1); }
+      if (S > 8u) { acc2 = fma(v, small4(k, 8u, S), acc2); }
+      if (S > 12u) { acc3 = fma(v, small4(k, 12u, S), acc3); }
+    }
+  }
+
+  let accs = array<vec4f, 4>(acc0, acc1, acc2, acc3);
+  for (var q = 0u; q * 4u < S; q++) {
+    let a = accs[q];
+    for (var c = 0u; c < 4u; c++) { part[slot(4u * q + c, g, lane)] = a[c]; }
+  }
+  workgroupBarrier();
+
+  for (var o = t; o < rl * S; o += THREADS) {
+    let s = o / rl;
+    let r = o % rl;
+    let lo = l0 + r;
+    if (lo >= L) { continue; }
+    var acc = 0.0;
+    if (LANES_ON_K) {
+      for (var j = 0u; j < WARP; j++) { acc += part[slot(s, r, j)]; }
+    } else {
+      for (var j = 0u; j < GROUPS; j++) { acc += part[slot(s, j, r)]; }
+    }
+    var m = lo;
+    var n = s;
+    if (SMALL_M) { m = s; n = lo; }
+    let ci = cBase + m * p.N + n;
+    var v = p.alpha * acc;
+//#if DROP_OUT
+    v = drop1(v, m * p.N + n);
+    if (p.beta != 0.0) { v = C[ci] + v; }
+//#else
+    if (p.beta != 0.0) { v += p.beta * C[ci]; }
+//#endif
+    C[ci] = v;
+  }
+}
