@@ -160,7 +160,7 @@ else
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step attention 60 bench attention --tokens 2048
   # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention pair on one layer.
-  step tune 90 bench tune --tokens 2048
+  step tune 120 bench tune --tokens 2048
   step layer-basic 60 bench layer --tokens 2048 --gemm basic
   step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
   step layer-tiled-attn 60 bench layer --tokens 2048 --gemm tiled --attention tiled

@@ -5,6 +5,7 @@
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { appForTests } from './app-fixture.ts';
+import { screenshot } from './browser.ts';
 
 const KEY = JSON.stringify({
   gpu: ['nvidia', 'hopper', '', 'NVIDIA H200'],
@@ -62,6 +63,8 @@ describe('kernel choices in the GPU panel', () => {
       })}`,
     );
 
+    await page.getByTestId('kernel-choices').scrollIntoViewIfNeeded();
+    await screenshot(page, 'gpu-kernel-choices');
     await page.getByTestId('kernel-choices-forget').click();
     await page.getByTestId('kernel-choices-none').waitFor();
     expect(await row.count()).toBe(0);
