@@ -155,7 +155,7 @@ if [ "$SMOKE" = 1 ]; then
   step check-int8-gates 600 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
   step model-int8-mlp 600 bench model --tokens 16 --steps 1 --gemm tiled --base-matmul int8-mlp "${S[@]}"
 else
-  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048 --kernels basic,tiled,tiled-fixed
+  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048,4096x8x2048 --kernels basic,tiled,tiled-fixed
   step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step attention 60 bench attention --tokens 2048
