@@ -154,12 +154,14 @@ if [ "$SMOKE" = 1 ]; then
   step int8 300 bench int8 --tokens 16 "${S[@]}"
   step check-int8-gates 600 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
   step model-int8-mlp 600 bench model --tokens 16 --steps 1 --gemm tiled --base-matmul int8-mlp "${S[@]}"
+  step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
 else
   step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048,4096x8x2048 --kernels basic,tiled,tiled-fixed
   step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step attention 60 bench attention --tokens 2048
-  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention pair on one layer.
+  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention × LoRA-product
+  # combination on one layer.
   step tune 120 bench tune --tokens 2048
   step layer-basic 60 bench layer --tokens 2048 --gemm basic
   step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
@@ -178,6 +180,8 @@ else
   step int8 120 bench int8 --tokens 2048 --gemm tiled
   step check-int8-gates 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
   step model-int8-mlp 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --gpu-memory 139
+  # The estimate with the layers streamed from CPU memory (the small-GPU path): uploads priced against real steps.
+  step estimate-stream 150 bench estimate --tokens 2048 --steps 2 --stream-layers
 fi
 
 # --- Summary ---------------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ function line(r) {
     case 'tune-choice':
       return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}/${r.lora ?? 'general'}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}/${k.lora ?? 'general'}`).join(', ')}` : ''}`;
     case 'estimate':
-      return `  estimate T=${r.T} (${r.layers} layers): ${r.estimateSeconds?.toFixed(2)} s estimated, ${r.stepSeconds?.toFixed(2)} s measured per step, ratio ${r.ratio?.toFixed(2)}`;
+      return `  estimate T=${r.T} (${r.layers} layers${r.streamed ? ', streamed' : ''}): ${r.estimateSeconds?.toFixed(2)} s estimated${r.streamed ? ` (uploads ${r.uploadSeconds?.toFixed(2)} s: ${r.uploads?.perTrainingPass} × ${(1000 * r.uploads?.seconds).toFixed(1)} ms)` : ''}, ${r.stepSeconds?.toFixed(2)} s measured per step, ratio ${r.ratio?.toFixed(2)}`;
     case 'model':
       return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}${r.keptAttention ? '+attention' : ''}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
     default:

@@ -145,6 +145,15 @@ describe('finetune bench estimate', () => {
     expect(line.stepSeconds).toBeGreaterThan(0);
     expect(line.ratio).toBeCloseTo(line.estimateSeconds / line.stepSeconds, 12);
   });
+
+  it('with --stream-layers adds the uploads of a pass, counted as a real step makes them', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'estimate', '--tokens', '8', '--steps', '1', '--stream-layers'], { env, timeout: 300_000 });
+    const line = stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.bench === 'estimate');
+    // Four small layers in two slots: 2·(4 − 2) uploads per training pass, as the measured steps really made.
+    expect(line).toMatchObject({ layers: 4, T: 8, streamed: true, uploads: { perTrainingPass: 4, perValidationPass: 4 }, uploadsPerStep: 4 });
+    expect(line.uploadSeconds).toBeCloseTo(4 * line.uploads.seconds, 12);
+    expect(line.estimateSeconds).toBeCloseTo(4 * line.parts.recomputedLayer + line.parts.head + line.uploadSeconds, 12);
+  });
 });
 
 describe('finetune bench tune', () => {

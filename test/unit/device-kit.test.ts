@@ -139,5 +139,8 @@ describe('summarise', () => {
     expect(s).toContain('tune T=2048 choice: tiled/rows/skinny, speedup 2.08, refused tiled/tiled/general');
     const est = summarise([{ device: 'step', step: 'estimate', attempt: 1 }, { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }].map((l) => JSON.stringify(l)).join('\n'));
     expect(est).toContain('estimate T=2048 (32 layers): 7.50 s estimated, 8.00 s measured per step, ratio 0.94');
+    const streamed = { bench: 'estimate', layers: 32, T: 2048, streamed: true, estimateSeconds: 9, uploads: { perTrainingPass: 60, perValidationPass: 32, seconds: 0.025 }, uploadSeconds: 1.5, stepSeconds: 9.5, ratio: 0.947 };
+    const est2 = summarise([{ device: 'step', step: 'estimate-stream', attempt: 1 }, streamed].map((l) => JSON.stringify(l)).join('\n'));
+    expect(est2).toContain('estimate T=2048 (32 layers, streamed): 9.00 s estimated (uploads 1.50 s: 60 × 25.0 ms), 9.50 s measured per step, ratio 0.95');
   });
 });

@@ -4,7 +4,7 @@ import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER, randomLayer, syntheticConfig } from '../../bench/layer.ts';
 import { kernelCandidates, kernelsOf, measureKernels, pickKernels } from '../../run/kernel-tuning.ts';
 import { PROJECTIONS } from '../../core/mistral.ts';
-import { destroyMistralWeights } from '../../engine/mistral/weights.ts';
+import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/weights.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
@@ -75,12 +75,14 @@ what:
              --model and --data; not part of "all")
   tune       what a training run's kernel choice measures (src/run/kernel-tuning.ts), on one Mistral-7B layer
              (random NF4 weights; small on SwiftShader), LoRA r=8 on all seven projections, at each --tokens: the
-             layer's training work under every GEMM × attention combination, each with its time, its speed against
-             the first (the --gemm/--attention given, default basic and rows), and its numbers' largest difference
+             layer's training work under every GEMM × attention × LoRA-product combination, each with its time, its
+             speed against the first (the --gemm/--attention/--lora-kernel given, default basic, rows and general),
+             and its numbers' largest difference
              from the first's; then the choice a run would make (not part of "all")
   estimate   the time estimate a GPU gets before a run (src/run/calibrate.ts: one layer of each kind and the head at
              the run's shape, added up) next to whole training steps measured on the same random model (Mistral-7B's
-             shape on a GPU, 2 small layers on SwiftShader): estimateSeconds, stepSeconds, ratio (not part of "all")
+             shape on a GPU, 2 small layers on SwiftShader): estimateSeconds, stepSeconds, ratio (not part of "all");
+             with --stream-layers the layers are streamed from CPU memory and the estimate prices their uploads
   all        everything above but model, int8, int8-ab, tune and estimate
 
 options:
@@ -104,6 +106,8 @@ options:
   --keep-attention             model: the recomputed layers keep their attention outputs, so the recomputation skips
                                attention (default: a checkpointed run, then, with --gpu-memory, as a run chooses)
   --gpu-memory GB              model: this GPU's memory (WebGPU cannot tell), for the kept-layer choice
+  --stream-layers              estimate: the layers in CPU memory, uploaded as the passes need them (4 small layers
+                               on SwiftShader, so that every pass uploads)
   --data-mb 200                data: size of the synthetic JSONL in MiB
   --model DIR --data FILE      int8-ab: the model (an NF4 run is made of it) and the training data
   --steps 3                    int8-ab: optimizer steps per run (default 20 there)
@@ -154,6 +158,7 @@ export const benchCommand: Command = {
         'lora-kernel': { type: 'string' },
         'keep-layers': { type: 'string' },
         'keep-attention': { type: 'boolean' },
+        'stream-layers': { type: 'boolean' },
         'gpu-memory': { type: 'string' },
         'base-matmul': { type: 'string' },
         model: { type: 'string' },
@@ -300,15 +305,21 @@ export const benchCommand: Command = {
       }
     }
     if (what === 'estimate') {
-      const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
-      const weights = await randomMistral(ctx, dims, true);
+      const streamed = values['stream-layers'] === true;
+      // Streamed, four small layers at least: with two, both stay in the slots and nothing is uploaded.
+      const dims = small ? { ...layerDims, L: streamed ? 4 : 2, V: 1000 } : MISTRAL_7B;
+      let weights = await randomMistral(ctx, dims, true);
       try {
+        if (streamed) weights = await moveLayersToHost(ctx, weights);
         const hp = parseHyperparams({ lora_rank: 8, lora_alpha: 16, lora_target_modules: targets.join(',') });
         for (const T of tokens) {
           const c = await calibrate(ctx, weights, configOf(dims), hp, { shape: { B: 1, T }, method: 'layers' });
+          // A step of one micro-batch: its compute plus the uploads of one training pass.
+          const uploadSeconds = c.uploads ? c.uploads.perTrainingPass * c.uploads.seconds : 0;
+          const estimateSeconds = c.measuredSeconds + uploadSeconds;
           const t = await timeTrainSteps(ctx, weights, { T, steps, r: 8, targets });
           const stepSeconds = t.stepMs / 1000;
-          print({ bench: 'estimate', layers: dims.L, T, estimateSeconds: c.measuredSeconds, parts: c.parts, stepSeconds, ratio: c.measuredSeconds / stepSeconds });
+          print({ bench: 'estimate', layers: dims.L, T, streamed, estimateSeconds, parts: c.parts, ...(c.uploads ? { uploads: c.uploads, uploadSeconds, uploadsPerStep: t.uploadsPerStep } : {}), stepSeconds, ratio: estimateSeconds / stepSeconds });
         }
       } finally {
         destroyMistralWeights(ctx, weights);
