@@ -40,16 +40,16 @@ export interface KernelChoice {
 
 type KernelKind = keyof KernelChoice;
 const KINDS: readonly KernelKind[] = ['gemm', 'attention', 'lora'];
-type PerKind<T extends { [K in KernelKind]: unknown }> = { [K in KernelKind]: T[K] };
+type KernelsByKind = { readonly [K in KernelKind]: readonly KernelChoice[K][] };
 
 /** Every kernel the engine has, by kind: what a saved run or a cached decision may name. */
-const KNOWN: PerKind<{ gemm: readonly GemmKernel[]; attention: readonly AttentionKernel[]; lora: readonly LoraKernel[] }> = { gemm: GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
+const KNOWN: KernelsByKind = { gemm: GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
 
 /** The GEMM kernels a tuning compares: 'tiled-fixed' compiles one pipeline per shape, so it stays a bench choice. */
 export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled'];
 
 /** What a tuning compares, by kind. */
-const TUNED: typeof KNOWN = { gemm: TUNED_GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
+const TUNED: KernelsByKind = { gemm: TUNED_GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
 
 /** A layer's outputs under a candidate may differ from the reference's by this much (relative to their largest value). */
 export const AGREEMENT_TOLERANCE = 1e-3;
