@@ -55,8 +55,19 @@ const LOG2E = 1.4426950408889634;
 const NEG = -1e30; // "minus infinity" that keeps exp2 and max free of NaN
 
 // One region used in turn by: the Q chunk [DK][QS] and K chunk [DK][KS] (phase 1), the row-max partials [16][R]
-// (phase 2), a V chunk [VK][HD] (phase 3). 1664 f32 = 6.5 KiB.
-var<workgroup> U: array<f32, 1664>;
+// (phase 2), a V chunk [VK][HD] (phase 3). 1664 f32 = 6.5 KiB, held as vec4s: where four consecutive floats are used
+// together (a fragment's 4 keys and 4 rows in phase 1, a thread's 4 row maxima, a V row's 4 dims) they move as one
+// 128-bit access with one index clamp instead of four; single floats go through uGet/uSet. Every offset read or
+// written as a vec4 is a multiple of 4 (QS, KS, KOFF, R and HD are).
+var<workgroup> U: array<vec4f, 416>;
+
+fn uGet(i: u32) -> f32 {
+  return U[i >> 2u][i & 3u];
+}
+
+fn uSet(i: u32, x: f32) {
+  U[i >> 2u][i & 3u] = x;
+}
 var<workgroup> PT: array<vec4f, 512>; // P transposed: [BK][R/4], vec4 = 4 consecutive rows
 var<workgroup> mS: array<f32, R>; // running row max (log2 domain)
 var<workgroup> aS: array<f32, R>; // this tile's rescale factor exp2(m_old − m_new)
@@ -141,7 +152,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
         if (r < QP * G && pos < p.T && d < HD) {
           x = q[(b * p.T + pos) * qStride4 + (kvh * G + r % G) * HD4 + d / 4u];
         }
-        for (var e = 0u; e < 4u; e++) { U[(dq * 4u + e) * QS + r] = x[e]; }
+        for (var e = 0u; e < 4u; e++) { uSet((dq * 4u + e) * QS + r, x[e]); }
       }
       for (var n = 0u; n < 2u; n++) {
         // K chunk: 64 keys × 16 dims = 256 vec4, two per thread.
@@ -151,17 +162,18 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
         let d = d0 + dq * 4u;
         var x = vec4f(0.0);
         if (k0 + kk < p.T && d < HD) { x = k[(b * p.T + k0 + kk) * kStride4 + kvh * HD4 + d / 4u]; }
-        for (var e = 0u; e < 4u; e++) { U[KOFF + (dq * 4u + e) * KS + kk] = x[e]; }
+        for (var e = 0u; e < 4u; e++) { uSet(KOFF + (dq * 4u + e) * KS + kk, x[e]); }
       }
       workgroupBarrier();
       for (var d = 0u; d < DK; d++) {
         let qo = d * QS + rg * 4u;
         let ko = KOFF + d * KS + kg * 4u;
-        let kv = vec4f(U[ko], U[ko + 1u], U[ko + 2u], U[ko + 3u]);
-        sf[0] = fma(vec4f(U[qo]), kv, sf[0]);
-        sf[1] = fma(vec4f(U[qo + 1u]), kv, sf[1]);
-        sf[2] = fma(vec4f(U[qo + 2u]), kv, sf[2]);
-        sf[3] = fma(vec4f(U[qo + 3u]), kv, sf[3]);
+        let kv = U[ko >> 2u]; // keys kg·4..+3
+        let qv = U[qo >> 2u]; // rows rg·4..+3
+        sf[0] = fma(vec4f(qv.x), kv, sf[0]);
+        sf[1] = fma(vec4f(qv.y), kv, sf[1]);
+        sf[2] = fma(vec4f(qv.z), kv, sf[2]);
+        sf[3] = fma(vec4f(qv.w), kv, sf[3]);
       }
       workgroupBarrier();
     }
@@ -179,11 +191,11 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       }
       mx[i] = max(max(sf[i].x, sf[i].y), max(sf[i].z, sf[i].w));
     }
-    for (var i = 0u; i < 4u; i++) { U[kg * R + rg * 4u + i] = mx[i]; }
+    U[(kg * R + rg * 4u) >> 2u] = mx;
     workgroupBarrier();
     if (t < R) {
       var m = NEG;
-      for (var g = 0u; g < 16u; g++) { m = max(m, U[g * R + t]); }
+      for (var g = 0u; g < 16u; g++) { m = max(m, uGet(g * R + t)); }
       let mOld = mS[t];
       let mNew = max(mOld, m);
       aS[t] = exp2(mOld - mNew);
@@ -209,10 +221,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
         var x = vec4f(0.0);
         if (k0 + c0 + kk < p.T) { x = v[(b * p.T + k0 + c0 + kk) * kStride4 + kvh * HD4 + d4]; }
         let o = kk * HD + d4 * 4u;
-        U[o] = x.x;
-        U[o + 1u] = x.y;
-        U[o + 2u] = x.z;
-        U[o + 3u] = x.w;
+        U[o >> 2u] = x;
       }
       workgroupBarrier();
       for (var kk = 0u; kk < VK; kk++) {
@@ -220,7 +229,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
         lsum += pv;
         for (var c = 0u; c < ND; c++) {
           let d = dg + 16u * c;
-          if (d < HD) { acc[c] = fma(pv, vec4f(U[kk * HD + d]), acc[c]); }
+          if (d < HD) { acc[c] = fma(pv, vec4f(uGet(kk * HD + d)), acc[c]); }
         }
       }
     }
@@ -355,7 +364,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
             let a = (b * p.T + pos) * qStride4 + (kvh * G + r % G) * HD4 + d / 4u;
             if (ph == 0u) { x = q[a]; } else { x = dO[a]; }
           }
-          for (var e = 0u; e < 4u; e++) { U[(dq * 4u + e) * QS + r] = x[e]; }
+          for (var e = 0u; e < 4u; e++) { uSet((dq * 4u + e) * QS + r, x[e]); }
         }
         for (var n = 0u; n < 2u; n++) {
           let idx = t + n * 128u;
@@ -367,17 +376,18 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
             let a = (b * p.T + k0 + kk) * kStride4 + kvh * HD4 + d / 4u;
             if (ph == 0u) { x = k[a]; } else { x = v[a]; }
           }
-          for (var e = 0u; e < 4u; e++) { U[KOFF + (dq * 4u + e) * KS + kk] = x[e]; }
+          for (var e = 0u; e < 4u; e++) { uSet(KOFF + (dq * 4u + e) * KS + kk, x[e]); }
         }
         workgroupBarrier();
         for (var d = 0u; d < DK; d++) {
           let qo = d * QS + rg * 4u;
           let ko = KOFF + d * KS + kg * 4u;
-          let kv = vec4f(U[ko], U[ko + 1u], U[ko + 2u], U[ko + 3u]);
-          f[0] = fma(vec4f(U[qo]), kv, f[0]);
-          f[1] = fma(vec4f(U[qo + 1u]), kv, f[1]);
-          f[2] = fma(vec4f(U[qo + 2u]), kv, f[2]);
-          f[3] = fma(vec4f(U[qo + 3u]), kv, f[3]);
+          let kv = U[ko >> 2u];
+          let qv = U[qo >> 2u];
+          f[0] = fma(vec4f(qv.x), kv, f[0]);
+          f[1] = fma(vec4f(qv.y), kv, f[1]);
+          f[2] = fma(vec4f(qv.z), kv, f[2]);
+          f[3] = fma(vec4f(qv.w), kv, f[3]);
         }
         workgroupBarrier();
       }
@@ -408,17 +418,14 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
         var x = vec4f(0.0);
         if (k0 + c0 + kk < p.T) { x = k[(b * p.T + k0 + c0 + kk) * kStride4 + kvh * HD4 + d4]; }
         let o = kk * HD + d4 * 4u;
-        U[o] = x.x;
-        U[o + 1u] = x.y;
-        U[o + 2u] = x.z;
-        U[o + 3u] = x.w;
+        U[o >> 2u] = x;
       }
       workgroupBarrier();
       for (var kk = 0u; kk < VK; kk++) {
         let ds = PT[(c0 + kk) * (R / 4u) + rg];
         for (var c = 0u; c < ND; c++) {
           let d = dg + 16u * c;
-          if (d < HD) { acc[c] = fma(ds, vec4f(U[kk * HD + d]), acc[c]); }
+          if (d < HD) { acc[c] = fma(ds, vec4f(uGet(kk * HD + d)), acc[c]); }
         }
       }
     }
@@ -523,7 +530,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
               let a = (b * p.T + j0 + r) * kStride4 + kvh * HD4 + d / 4u;
               if (ph == 0u) { x = k[a]; } else { x = v[a]; }
             }
-            for (var e = 0u; e < 4u; e++) { U[(dq * 4u + e) * QS + r] = x[e]; }
+            for (var e = 0u; e < 4u; e++) { uSet((dq * 4u + e) * QS + r, x[e]); }
           }
           for (var n = 0u; n < 2u; n++) {
             let idx = t + n * 128u;
@@ -535,17 +542,18 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
               let a = (b * p.T + i0 + qq) * qStride4 + h * HD4 + d / 4u;
               if (ph == 0u) { x = q[a]; } else { x = dO[a]; }
             }
-            for (var e = 0u; e < 4u; e++) { U[KOFF + (dq * 4u + e) * KS + qq] = x[e]; }
+            for (var e = 0u; e < 4u; e++) { uSet(KOFF + (dq * 4u + e) * KS + qq, x[e]); }
           }
           workgroupBarrier();
           for (var d = 0u; d < DK; d++) {
             let ko = d * QS + rg * 4u;
             let qo = KOFF + d * KS + kg * 4u;
-            let qv = vec4f(U[qo], U[qo + 1u], U[qo + 2u], U[qo + 3u]);
-            f[0] = fma(vec4f(U[ko]), qv, f[0]);
-            f[1] = fma(vec4f(U[ko + 1u]), qv, f[1]);
-            f[2] = fma(vec4f(U[ko + 2u]), qv, f[2]);
-            f[3] = fma(vec4f(U[ko + 3u]), qv, f[3]);
+            let qv = U[qo >> 2u];
+            let kv = U[ko >> 2u];
+            f[0] = fma(vec4f(kv.x), qv, f[0]);
+            f[1] = fma(vec4f(kv.y), qv, f[1]);
+            f[2] = fma(vec4f(kv.z), qv, f[2]);
+            f[3] = fma(vec4f(kv.w), qv, f[3]);
           }
           workgroupBarrier();
         }
@@ -586,10 +594,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
               if (ph == 0u) { x = dO[a]; } else { x = q[a]; }
             }
             let o = qq * HD + d4 * 4u;
-            U[o] = x.x;
-            U[o + 1u] = x.y;
-            U[o + 2u] = x.z;
-            U[o + 3u] = x.w;
+            U[o >> 2u] = x;
           }
           workgroupBarrier();
           for (var qq = 0u; qq < VK; qq++) {
@@ -597,7 +602,8 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
             for (var c = 0u; c < ND; c++) {
               let d = dg + 16u * c;
               if (d < HD) {
-                if (ph == 0u) { dv[c] = fma(w, vec4f(U[qq * HD + d]), dv[c]); } else { dk[c] = fma(w, vec4f(U[qq * HD + d]), dk[c]); }
+                let u = vec4f(uGet(qq * HD + d));
+                if (ph == 0u) { dv[c] = fma(w, u, dv[c]); } else { dk[c] = fma(w, u, dk[c]); }
               }
             }
           }
