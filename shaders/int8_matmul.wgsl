@@ -16,8 +16,12 @@
 //                 tile gets S = its largest block scale, qb = round(127 · NF4[code] · absmax[n] / S), sb = S / 127.
 // The weight codes are formed as each tile is loaded; no int8 copy of the weight exists. DQ: double-quantised scales.
 //
-// Tiling (the basic kernels' shape): a 16×16 workgroup owns a 64×64 block of C, 4×4 values per thread (rows and
-// columns 16 apart); the reduction steps by one group (16 packed words), staged [word][65] in workgroup memory.
+// Tiling: a 16×16 workgroup owns a 64×64 block of C, 4×4 values per thread: rows 4·ty .. 4·ty + 3 and columns
+// 4·tx .. 4·tx + 3, so that each word step reads the thread's 4 rows of A and 4 columns of B as two 128-bit loads
+// (a warp's A load is a broadcast, its B loads 16 consecutive vec4s) for 16 dot4I8Packed, where rows and columns 16
+// apart took 8 scalar loads. The reduction steps by one group (16 packed words), staged [word][64 + 4 padding] in
+// workgroup memory: the padding (one vec4 per word row) spreads the scalar, word-major stores of a tile load over the
+// banks. Every sum is formed in the same order as before that change, so the outputs are the same bits.
 // Ragged M, N (and K for the plain GEMM) are handled: zeros in, no stores out. The NF4 forms need K % 64 == 0.
 
 struct Params {
@@ -47,14 +51,19 @@ struct Params {
 //#endif
 
 const WORDS = 16u;  // packed words per reduction step (one group of 64 int8 values)
-const S = 65u;      // padded row stride of the tiles
+const S4 = 17u;     // row stride of the tiles in vec4s: 64 rows or columns + one vec4 of padding
 
-var<workgroup> As: array<u32, 1040>;   // [WORDS][S]: 64 rows of A
-var<workgroup> Bs: array<u32, 1040>;   // [WORDS][S]: 64 output columns of B
+var<workgroup> As: array<vec4u, 272>;  // [WORDS][S4]: 64 rows of A, 4 consecutive rows per vec4
+var<workgroup> Bs: array<vec4u, 272>;  // [WORDS][S4]: 64 output columns of B
 var<workgroup> rowS: array<f32, 64>;   // sa of the step's 64 rows
 var<workgroup> colS: array<f32, 64>;   // sb of the step's 64 columns
 
-// The thread's 4×4 values, one vec4 per row (r[i][j]: row lid.y + 16i, column lid.x + 16j).
+// Tile element (word w, row or column m) as a scalar.
+fn tileIndex(w: u32, m: u32) -> vec2u {
+  return vec2u(w * S4 + (m >> 2u), m & 3u);
+}
+
+// The thread's 4×4 values, one vec4 per row (r[i][j]: row 4·lid.y + i, column 4·lid.x + j).
 struct Ints { r: array<vec4i, 4> }
 struct Sums { r: array<vec4f, 4> }
 
@@ -68,7 +77,8 @@ fn loadA(row0: u32, step: u32, li: u32) {
     let gw = step * WORDS + w;
     var v = 0u;
     if (gm < p.M && gw < p.KW) { v = A[gm * p.KW + gw]; }
-    As[w * S + m] = v;
+    let at = tileIndex(w, m);
+    As[at.x][at.y] = v;
   }
   if (li < 64u) {
     let gm = row0 + li;
@@ -80,30 +90,27 @@ fn loadA(row0: u32, step: u32, li: u32) {
 fn tileStep(sums: ptr<function, Sums>, lid: vec3u) {
   var acc = Ints();
   for (var w = 0u; w < WORDS; w++) {
-    let ar = w * S + lid.y;
-    let br = w * S + lid.x;
-    let b0 = Bs[br];
-    let b1 = Bs[br + 16u];
-    let b2 = Bs[br + 32u];
-    let b3 = Bs[br + 48u];
+    let a4 = As[w * S4 + lid.y];
+    let b = Bs[w * S4 + lid.x];
     for (var i = 0u; i < 4u; i++) {
-      let a = As[ar + 16u * i];
-      acc.r[i] += vec4i(dot4I8Packed(a, b0), dot4I8Packed(a, b1), dot4I8Packed(a, b2), dot4I8Packed(a, b3));
+      let a = a4[i];
+      acc.r[i] += vec4i(dot4I8Packed(a, b.x), dot4I8Packed(a, b.y), dot4I8Packed(a, b.z), dot4I8Packed(a, b.w));
     }
   }
-  let cs = vec4f(colS[lid.x], colS[lid.x + 16u], colS[lid.x + 32u], colS[lid.x + 48u]);
+  let c4 = 4u * lid.x;
+  let cs = vec4f(colS[c4], colS[c4 + 1u], colS[c4 + 2u], colS[c4 + 3u]);
   for (var i = 0u; i < 4u; i++) {
-    (*sums).r[i] = fma(vec4f(acc.r[i]), rowS[lid.y + 16u * i] * cs, (*sums).r[i]);
+    (*sums).r[i] = fma(vec4f(acc.r[i]), rowS[4u * lid.y + i] * cs, (*sums).r[i]);
   }
 }
 
 fn store(sums: Sums, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
   for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
+    let r = row0 + 4u * lid.y + i;
     if (r >= p.M) { continue; }
     let row = sums.r[i];
     for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + 16u * j;
+      let c = col0 + 4u * lid.x + j;
       if (c >= ldc) { continue; }
       let o = r * ldc + c;
       var v = p.alpha * row[j];
@@ -182,7 +189,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       }
     }
     workgroupBarrier();
-    for (var j = 0u; j < 4u; j++) { Bs[w * S + 4u * cg + j] = pack4xI8(q[j]); }
+    Bs[w * S4 + cg] = vec4u(pack4xI8(q[0]), pack4xI8(q[1]), pack4xI8(q[2]), pack4xI8(q[3]));
     if (li < 64u) { colS[li] = tileScale / 127.0; }
     workgroupBarrier();
     tileStep(&sums, lid);
@@ -213,7 +220,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       for (var h = 0u; h < 2u; h++) {
         var q = vec4i(0);
         for (var j = 0u; j < 4u; j++) { q[j] = I8_TABLE[nibble(word, h * 4u + j)]; }
-        Bs[(2u * (cw0 + c) + h) * S + sr] = pack4xI8(q);
+        let bt = tileIndex(2u * (cw0 + c) + h, sr);
+        Bs[bt.x][bt.y] = pack4xI8(q);
       }
     }
     workgroupBarrier();
@@ -240,7 +248,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let gw = step * WORDS + w;
       var v = 0u;
       if (gn < p.N && gw < p.KW) { v = B[gn * p.KW + gw]; }
-      Bs[w * S + n] = v;
+      let bt = tileIndex(w, n);
+      Bs[bt.x][bt.y] = v;
     }
     if (li < 64u) {
       let gn = col0 + li;
