@@ -6,6 +6,11 @@
 //   backward  dX = dY · W      (no transpose)
 //             dW = dYᵀ · X     (TRANS_A); beta = 1 accumulates gradients.
 // Each 16×16 workgroup computes a 64×64 block of C, 4×4 values per thread, stepping K by 16 through workgroup memory.
+// Thread (tx, ty) owns rows 4·ty .. 4·ty + 3 and columns 4·tx .. 4·tx + 3: each k of a step reads its 4 rows of A and
+// 4 columns of B as two 128-bit loads (a warp's A load is a broadcast, its B loads 16 distinct vec4s) for 16 FMAs.
+// The tiles are [k][16 vec4s] with the vec4 column XORed by k, so the tile stores, which run along k or along m/n
+// depending on the transposes, never conflict. (Threads used to own rows and columns 16 apart, 8 scalar loads per 16
+// FMAs, and A's tile took 16-way conflicted stores; each output sums in the same k order either way: the same bits.)
 // Ragged edges (any M, N, K) load zeros and skip out-of-range stores.
 // B may be stored as f32, bf16 (two per u32, low half first: the Hub's format, no feature needed) or f16
 // (needs the adapter's shader-f16); accumulation is always f32.
@@ -49,8 +54,13 @@ const BM = 64u;
 const BN = 64u;
 const BK = 16u;
 
-var<workgroup> As: array<f32, 1024>; // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+var<workgroup> As: array<vec4f, 256>; // [BK][BM/4], swizzled (tileAt)
+var<workgroup> Bs: array<vec4f, 256>; // [BK][BN/4]
+
+// The vec4 holding tile row k, elements 4·c4 .. 4·c4 + 3.
+fn tileAt(k: u32, c4: u32) -> u32 {
+  return k * 16u + (c4 ^ (k & 15u));
+}
 
 fn loadB(i: u32) -> f32 {
 //#if B_F16
@@ -108,7 +118,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         a = drop1(a, ia);
 //#endif
       }
-      As[k * BM + m] = a;
+      As[tileAt(k, m >> 2u)][m & 3u] = a;
       // B tile element (k, n).
       var n: u32;
       var kb: u32;
@@ -124,28 +134,27 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         b = drop1(b, ib);
 //#endif
       }
-      Bs[kb * BN + n] = b;
+      Bs[tileAt(kb, n >> 2u)][n & 3u] = b;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      let ar = kk * BM + lid.y;
-      let br = kk * BN + lid.x;
-      let bv = vec4f(Bs[br], Bs[br + 16u], Bs[br + 32u], Bs[br + 48u]);
-      acc0 = fma(vec4f(As[ar]), bv, acc0);
-      acc1 = fma(vec4f(As[ar + 16u]), bv, acc1);
-      acc2 = fma(vec4f(As[ar + 32u]), bv, acc2);
-      acc3 = fma(vec4f(As[ar + 48u]), bv, acc3);
+      let av = As[tileAt(kk, lid.y)];
+      let bv = Bs[tileAt(kk, lid.x)];
+      acc0 = fma(vec4f(av.x), bv, acc0);
+      acc1 = fma(vec4f(av.y), bv, acc1);
+      acc2 = fma(vec4f(av.z), bv, acc2);
+      acc3 = fma(vec4f(av.w), bv, acc3);
     }
     workgroupBarrier();
   }
 
   let accs = array<vec4f, 4>(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
+    let r = row0 + 4u * lid.y + i;
     if (r >= p.M) { continue; }
     let row = accs[i];
     for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + 16u * j;
+      let c = col0 + 4u * lid.x + j;
       if (c >= p.N) { continue; }
       let o = cBase + r * p.N + c;
       var v = p.alpha * row[j];

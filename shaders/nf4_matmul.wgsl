@@ -5,7 +5,13 @@
 // Like shaders/matmul.wgsl, a 16×16 workgroup computes a 64×64 block of the output, 4×4 values per thread, but it
 // steps the reduction by 32 and dequantises each 32×64 slice of W once into workgroup memory, where all 64 rows of
 // the block reuse it: one u32 of codes (8 weights) and one block scale per thread per step. Accumulation is f32.
-// Tiles are stored [k][64] with a row stride of 65 so the transposing stores hit distinct banks.
+// Thread (tx, ty) owns rows 4·ty .. 4·ty + 3 and columns 4·tx .. 4·tx + 3, so each k of a step reads its 4 rows of A
+// and 4 columns of B as two 128-bit loads (a warp's A load is a broadcast, its B loads 16 distinct vec4s) for 16
+// FMAs. (Its threads used to own rows and columns 16 apart: 8 scalar loads per 16 FMAs, which bounds a kernel by the
+// loads on GPUs that issue one shared load per clock against four warp FMAs; every output sums in the same k order
+// either way, so the results are the same bits.) Tiles are stored [k][16 vec4s] with the vec4 column XORed by
+// k & 15: the transposing scalar stores spread over the banks (at most 2-way) without padding, and the whole
+// workgroup memory is 16 KiB + 64 bytes.
 // Ragged M and N are handled (zeros in, no stores out); K must be a multiple of 64 (one block = one tile row).
 // Define DQ for double-quantised block scales; entry points `forward` and `backward`.
 
@@ -35,11 +41,15 @@ struct Params {
 //#include nf4_values
 
 const BK = 32u;   // reduction step
-const S = 65u;    // padded row stride of the tiles
 
-var<workgroup> As: array<f32, 2080>;  // [BK][S]: A tile, 64 output rows
-var<workgroup> Bs: array<f32, 2080>;  // [BK][S]: dequantised W tile, 64 output columns
+var<workgroup> As: array<vec4f, 512>;  // [BK][16]: A tile, 64 output rows, 4 per vec4 (swizzled: tileAt)
+var<workgroup> Bs: array<vec4f, 512>;  // [BK][16]: dequantised W tile, 64 output columns
 var<workgroup> lut: array<f32, 16>;
+
+// The vec4 holding tile row k, elements 4·c4 .. 4·c4 + 3.
+fn tileAt(k: u32, c4: u32) -> u32 {
+  return k * 16u + (c4 ^ (k & 15u));
+}
 
 fn blockScale(b: u32) -> f32 {
 //#if DQ
@@ -55,7 +65,13 @@ fn nibbleShift(j: u32) -> u32 {
   return (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
 }
 
-// The thread's 4×4 outputs as one vec4 per row (acc[i][j]: row lid.y + 16i, column lid.x + 16j).
+// Elements j0 .. j0 + 3 of a code word, dequantised (each value times the scale, as one element at a time would be).
+fn deq4(word: u32, j0: u32, scale: f32) -> vec4f {
+  let i = vec4u(word >> nibbleShift(j0), word >> nibbleShift(j0 + 1u), word >> nibbleShift(j0 + 2u), word >> nibbleShift(j0 + 3u)) & vec4u(15u);
+  return vec4f(lut[i.x], lut[i.y], lut[i.z], lut[i.w]) * scale;
+}
+
+// The thread's 4×4 outputs as one vec4 per row (acc[i][j]: row 4·lid.y + i, column 4·lid.x + j).
 struct Acc { r: array<vec4f, 4> }
 
 // One 16-deep step of the block product from the shared tiles. vec4 rows and constant indices throughout: compilers
@@ -63,23 +79,22 @@ struct Acc { r: array<vec4f, 4> }
 // sums fma by fma in k order.
 fn tileStep(acc: ptr<function, Acc>, lid: vec3u) {
   for (var kk = 0u; kk < BK; kk++) {
-    let ar = kk * S + lid.y;
-    let br = kk * S + lid.x;
-    let bv = vec4f(Bs[br], Bs[br + 16u], Bs[br + 32u], Bs[br + 48u]);
-    (*acc).r[0] = fma(vec4f(As[ar]), bv, (*acc).r[0]);
-    (*acc).r[1] = fma(vec4f(As[ar + 16u]), bv, (*acc).r[1]);
-    (*acc).r[2] = fma(vec4f(As[ar + 32u]), bv, (*acc).r[2]);
-    (*acc).r[3] = fma(vec4f(As[ar + 48u]), bv, (*acc).r[3]);
+    let av = As[tileAt(kk, lid.y)];
+    let bv = Bs[tileAt(kk, lid.x)];
+    (*acc).r[0] = fma(vec4f(av.x), bv, (*acc).r[0]);
+    (*acc).r[1] = fma(vec4f(av.y), bv, (*acc).r[1]);
+    (*acc).r[2] = fma(vec4f(av.z), bv, (*acc).r[2]);
+    (*acc).r[3] = fma(vec4f(av.w), bv, (*acc).r[3]);
   }
 }
 
 fn store(acc: Acc, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
   for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
+    let r = row0 + 4u * lid.y + i;
     if (r >= p.M) { continue; }
     let row = acc.r[i];
     for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + 16u * j;
+      let c = col0 + 4u * lid.x + j;
       if (c >= ldc) { continue; }
       let o = r * ldc + c;
       var v = p.alpha * row[j];
@@ -113,7 +128,7 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
       let gn = n0 + nn;
       var v = 0.0;
       if (gm < p.M && gn < p.N) { v = A[gm * p.N + gn]; }
-      As[nn * S + m] = v;
+      As[tileAt(nn, m >> 2u)][m & 3u] = v;
     }
     let gn = n0 + wn;
     var word = 0u;
@@ -122,9 +137,9 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
       scale = blockScale(gn * kBlocks + wg.x);
       word = codes[gn * kWords + (col0 >> 3u) + wq];
     }
-    for (var j = 0u; j < 8u; j++) {
-      Bs[wn * S + wq * 8u + j] = lut[(word >> nibbleShift(j)) & 15u] * scale;
-    }
+    // Columns 8·wq .. 8·wq + 7 of row wn: two vec4s.
+    Bs[tileAt(wn, 2u * wq)] = deq4(word, 0u, scale);
+    Bs[tileAt(wn, 2u * wq + 1u)] = deq4(word, 4u, scale);
     workgroupBarrier();
     tileStep(&acc, lid);
     workgroupBarrier();
@@ -158,11 +173,11 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
       let gm = row0 + m;
       var v = vec4<f32>(0.0);
       if (gm < p.M) { v = A[gm * K4 + (k0 >> 2u) + kq]; }
-      let base = kq * 4u * S + m;
-      As[base] = v.x;
-      As[base + S] = v.y;
-      As[base + 2u * S] = v.z;
-      As[base + 3u * S] = v.w;
+      let k = kq * 4u;
+      As[tileAt(k, m >> 2u)][m & 3u] = v.x;
+      As[tileAt(k + 1u, m >> 2u)][m & 3u] = v.y;
+      As[tileAt(k + 2u, m >> 2u)][m & 3u] = v.z;
+      As[tileAt(k + 3u, m >> 2u)][m & 3u] = v.w;
     }
     var word = 0u;
     if (nValid) {
@@ -170,7 +185,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
       word = codes[gn * kWords + (k0 >> 3u) + wq];
     }
     for (var j = 0u; j < 8u; j++) {
-      Bs[(wq * 8u + j) * S + wn] = lut[(word >> nibbleShift(j)) & 15u] * scale;
+      Bs[tileAt(wq * 8u + j, wn >> 2u)][wn & 3u] = lut[(word >> nibbleShift(j)) & 15u] * scale;
     }
     workgroupBarrier();
     tileStep(&acc, lid);
