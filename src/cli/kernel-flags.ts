@@ -1,6 +1,6 @@
 // The flags that pick the engine's kernels (GpuContextOptions), parsed one way for every command that takes them:
-// --gemm and --attention (bench, check: a kernel; train: a kernel or 'auto', src/run/kernel-tuning.ts), --base-matmul (train, check, plan, bench; 'int8' and 'int8-mlp'
-// are the experimental path of docs/int8.md).
+// --gemm, --attention and --lora-kernel (bench, check: a kernel; train: a kernel or 'auto', src/run/kernel-tuning.ts),
+// --base-matmul (train, check, plan, bench; 'int8' and 'int8-mlp' are the experimental path of docs/int8.md).
 
 import { ATTENTION_KERNELS, BASE_MATMULS, GEMM_KERNELS, LORA_KERNELS, type AttentionKernel, type BaseMatmul, type GemmKernel, type LoraKernel } from '../engine/gpu.ts';
 import type { KernelAsk } from '../run/kernel-tuning.ts';
@@ -22,23 +22,19 @@ export const attentionKernelFlag = (v: string): AttentionKernel => oneOf('attent
 
 export const loraKernelFlag = (v: string): LoraKernel => oneOf('lora-kernel', LORA_KERNELS, v);
 
-export const LORA_KERNEL_HELP = `--lora-kernel general   LoRA's rank-r products on the GEMM kernel (general, the default) or on the skinny
-                     kernel made for them (skinny: shaders/matmul_skinny.wgsl)`;
-
 /** The choice, 'fp32' when the flag is absent. */
 export const parseBaseMatmul = (v: string | undefined): BaseMatmul => (v === undefined ? 'fp32' : oneOf('base-matmul', BASE_MATMULS, v));
 
 export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled, --attention auto|rows|tiled, --lora-kernel auto|general|skinny
-                     the GEMM (with the NF4 products), attention and LoRA-product kernels; auto (default): on a hardware GPU the
-                     fastest of those whose numbers agree with the defaults there, measured on one layer of the
-                     model in the run's shape and remembered in the cache directory; a resumed run keeps its own
+                     the GEMM (with the NF4 products), attention and LoRA-product kernels; auto (default): on a
+                     hardware GPU the fastest of those whose numbers agree with the defaults there, measured on one
+                     layer of the model in the run's shape and remembered in the cache directory; a resumed run keeps
+                     its own
   --retune-kernels   measure again even when a choice is remembered`;
 
-/** --gemm for train: 'auto' (the default) or a kernel. */
-export const gemmAskFlag = (v: string | undefined): KernelAsk<GemmKernel> => (v === undefined || v === 'auto' ? 'auto' : gemmKernelFlag('gemm', v));
+/** A kernel flag of train: 'auto' (the default) or the kernel `parse` accepts. */
+const askFlag = <K>(v: string | undefined, parse: (v: string) => K): KernelAsk<K> => (v === undefined || v === 'auto' ? 'auto' : parse(v));
 
-/** --attention for train: 'auto' (the default) or a kernel. */
-export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKernel> => (v === undefined || v === 'auto' ? 'auto' : attentionKernelFlag(v));
-
-/** --lora-kernel for train: 'auto' (the default) or a kernel. */
-export const loraAskFlag = (v: string | undefined): KernelAsk<LoraKernel> => (v === undefined || v === 'auto' ? 'auto' : loraKernelFlag(v));
+export const gemmAskFlag = (v: string | undefined): KernelAsk<GemmKernel> => askFlag(v, (x) => gemmKernelFlag('gemm', x));
+export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKernel> => askFlag(v, attentionKernelFlag);
+export const loraAskFlag = (v: string | undefined): KernelAsk<LoraKernel> => askFlag(v, loraKernelFlag);

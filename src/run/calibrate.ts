@@ -148,6 +148,11 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
   }
 }
 
+/** Seconds the uploads of one training pass (micro-batch) add; 0 with resident layers. */
+export function trainingPassUploadSeconds(c: Calibration): number {
+  return c.uploads ? c.uploads.perTrainingPass * c.uploads.seconds : 0;
+}
+
 function uploadsAt(L: number, seconds: number): NonNullable<Calibration['uploads']> {
   return { perTrainingPass: trainingPassUploads(L), perValidationPass: forwardPassUploads(L), seconds };
 }
@@ -164,10 +169,10 @@ export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validat
   const trainTokens = Math.round((stats.epochs * stats.tokensPerEpoch) / Math.max(0.05, 1 - stats.paddingFraction));
   const evaluations = evaluationCount(stats, hp);
   const validationTokens = stats.validation.tokens;
-  const u = c.uploads;
   const trainPasses = stats.epochs * Math.ceil(stats.sequencesPerEpoch / Math.max(1, stats.microBatchSize));
-  const trainUploadSeconds = u ? u.seconds * u.perTrainingPass * trainPasses : 0;
-  const uploadSeconds = trainUploadSeconds + (u ? u.seconds * u.perValidationPass * evaluations * stats.validation.batches : 0);
+  const trainUploadSeconds = trainingPassUploadSeconds(c) * trainPasses;
+  const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.batches : 0;
+  const uploadSeconds = trainUploadSeconds + validationUploadSeconds;
   const trainSeconds = c.secondsPerToken * trainTokens + trainUploadSeconds;
   const seconds = c.secondsPerToken * (trainTokens + FORWARD_SHARE * evaluations * validationTokens) + uploadSeconds;
   const tokensPerSecond = trainSeconds > 0 ? trainTokens / trainSeconds : 1 / c.secondsPerToken;

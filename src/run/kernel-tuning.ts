@@ -97,6 +97,9 @@ export function applyKernels(ctx: GpuContext, k: KernelChoice): void {
 
 export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KINDS.every((kind) => a[kind] === b[kind]);
 
+/** Just the kernels of a choice (a cached decision also carries its speedup and date). */
+export const kernelChoice = (k: KernelChoice): KernelChoice => ({ gemm: k.gemm, attention: k.attention, lora: k.lora });
+
 export function kernelsText(k: KernelChoice): string {
   return `${k.gemm} GEMM, ${k.attention === 'rows' ? 'row-split' : 'tiled'} attention${k.lora === 'skinny' ? ', skinny LoRA products' : ''}`;
 }
@@ -136,7 +139,7 @@ export function kernelCandidates(ask: KernelAsks, current: KernelChoice): Kernel
 function knownKernels(v: unknown): KernelChoice | null {
   if (typeof v !== 'object' || v === null) return null;
   const k: Record<string, unknown> = { lora: 'general', ...(v as Record<string, unknown>) };
-  return KINDS.every((kind) => (KNOWN[kind] as readonly unknown[]).includes(k[kind])) ? { gemm: k.gemm as GemmKernel, attention: k.attention as AttentionKernel, lora: k.lora as LoraKernel } : null;
+  return KINDS.every((kind) => (KNOWN[kind] as readonly unknown[]).includes(k[kind])) ? kernelChoice(k as unknown as KernelChoice) : null;
 }
 
 export interface KernelPick {
@@ -411,9 +414,9 @@ function withAsked(request: KernelAsks, base: KernelChoice): KernelChoice {
 }
 
 export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
-  const ask: KernelAsks = Object.fromEntries(KINDS.map((kind) => [kind, askOf(i.request, kind)]));
-  const allAuto = KINDS.every((kind) => ask[kind] === 'auto');
-  const noneAuto = KINDS.every((kind) => ask[kind] !== 'auto');
+  const ask = i.request;
+  const allAuto = KINDS.every((kind) => askOf(ask, kind) === 'auto');
+  const noneAuto = KINDS.every((kind) => askOf(ask, kind) !== 'auto');
   const none = { trials: [], refused: [], speedup: null };
   if (i.saved) {
     // A resume keeps the kernels it was trained with (same numbers bit for bit) unless the user asks otherwise.
@@ -432,7 +435,7 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
   if (!i.request.retune && i.cache) {
     const hit = await i.cache.get(i.key).catch(() => null);
     if (hit && allowedBy(ask, hit)) {
-      const kernels = { gemm: hit.gemm, attention: hit.attention, lora: hit.lora };
+      const kernels = kernelChoice(hit);
       return { ...none, kernels, source: 'cached', speedup: hit.speedup, text: `kernels: ${kernelsText(kernels)}, measured on this GPU on ${hit.measuredAt.slice(0, 10)}: ${speedText(kernels, i.current, hit.speedup)}` };
     }
   }

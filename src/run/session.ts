@@ -27,7 +27,7 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
-import { applyKernels, decideKernels, kernelsOf, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
+import { applyKernels, decideKernels, kernelChoice, kernelsOf, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
@@ -259,7 +259,7 @@ export class FinetuneSession {
     const targets = targetModules(hp);
     const keep = chooseKeptLayers(weights.dims, { ...shape, r: hp.lora_rank, targets }, { memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes });
     const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(this.kernelKey(weights, hp, shape, keep.keptAttention)).catch(() => null);
-    const kernels = tuned ? { gemm: tuned.gemm, attention: tuned.attention, lora: tuned.lora } : this.defaultKernels;
+    const kernels = tuned ? kernelChoice(tuned) : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
     const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
     if (this.calibration?.key !== key) {

@@ -91,7 +91,7 @@ function rememberedKernelsSection(engine: Comlink.Remote<EngineApi>): { element:
       'div',
       { class: 'kernel-choices-section' },
       h('h3', {}, 'Kernels chosen for this GPU'),
-      h('p', { class: 'hint' }, 'Before its first step a run times the GEMM and attention kernels on one layer of the model and trains with the fastest that agrees with the reference; the choice is remembered per GPU, model shape and adapter.'),
+      h('p', { class: 'hint' }, 'Before its first step a run on a GPU times the GEMM, attention and LoRA-product kernels on one layer of the model and trains with the fastest that agrees with the reference; the choice is remembered per GPU, model shape and adapter.'),
       list,
       forget,
     ),

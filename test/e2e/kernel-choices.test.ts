@@ -6,6 +6,7 @@ import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { appForTests } from './app-fixture.ts';
 import { screenshot } from './browser.ts';
+import { formatDateTime } from '../../src/ui/format.ts';
 
 const KEY = JSON.stringify({
   gpu: ['nvidia', 'hopper', '', 'NVIDIA H200'],
@@ -56,11 +57,8 @@ describe('kernel choices in the GPU panel', () => {
     await row.first().waitFor();
     expect(await row.count()).toBe(1);
     expect(await row.textContent()).toBe(
-      `tiled GEMM, tiled attention (1.80× the defaults) for hidden 4096, ≤ 2048 tokens per micro-batch, rank 8 on nvidia · hopper · NVIDIA H200, measured ${await page.evaluate(() => {
-        const d = new Date('2026-11-30T01:02:03.000Z');
-        const p = (n: number): string => String(n).padStart(2, '0');
-        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
-      })}`,
+      // The date in this machine's time zone, which the page (same machine) uses too.
+      `tiled GEMM, tiled attention (1.80× the defaults) for hidden 4096, ≤ 2048 tokens per micro-batch, rank 8 on nvidia · hopper · NVIDIA H200, measured ${formatDateTime(Date.parse('2026-11-30T01:02:03.000Z'))}`,
     );
 
     await page.getByTestId('kernel-choices').scrollIntoViewIfNeeded();

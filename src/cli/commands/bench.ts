@@ -8,7 +8,7 @@ import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/we
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
-import { calibrate } from '../../run/calibrate.ts';
+import { calibrate, trainingPassUploadSeconds } from '../../run/calibrate.ts';
 import { parseHyperparams } from '../../config/index.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -22,7 +22,7 @@ import { benchGenerate } from '../../bench/generate.ts';
 import { benchInt8 } from '../../bench/int8.ts';
 import { int8LossAB } from '../../run/int8-ab.ts';
 import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, LORA_KERNEL_HELP, loraKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, loraKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { modelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
@@ -96,7 +96,8 @@ options:
                                docs/performance.md): nf4, kernels and layer compare with that kernel's plain product
   --attention rows             the attention kernels layer, model, stream and generate run (rows, the measured default;
                                tiled, shaders/attention_flash.wgsl); bench attention always times both
-  ${LORA_KERNEL_HELP}
+  --lora-kernel general        what LoRA's rank-r products run on in every benchmark but matmul (general: the GEMM
+                               kernel; skinny: shaders/matmul_skinny.wgsl); bench matmul times skinny where it fits
   --small                      nf4/attention/layer at reduced model sizes (default on SwiftShader)
   --min-ms 300                 time measured per result
   --steps 3                    model/stream: timed training steps (after one warm-up step)
@@ -315,7 +316,7 @@ export const benchCommand: Command = {
         for (const T of tokens) {
           const c = await calibrate(ctx, weights, configOf(dims), hp, { shape: { B: 1, T }, method: 'layers' });
           // A step of one micro-batch: its compute plus the uploads of one training pass.
-          const uploadSeconds = c.uploads ? c.uploads.perTrainingPass * c.uploads.seconds : 0;
+          const uploadSeconds = trainingPassUploadSeconds(c);
           const estimateSeconds = c.measuredSeconds + uploadSeconds;
           const t = await timeTrainSteps(ctx, weights, { T, steps, r: 8, targets });
           const stepSeconds = t.stepMs / 1000;
