@@ -93,7 +93,7 @@ function line(r) {
     case 'tune':
       return `  tune T=${r.T} ${r.gemm}/${r.attention}/${r.lora ?? 'general'}: ${typeof r.ms === 'number' ? `${r.ms.toFixed(1)} ms, ${r.layerTokensPerSecond?.toFixed(0)} tokens/s per layer, vsFirst ${r.vsFirst?.toFixed(2)}` : 'not timed'}, relDiff ${r.relDiff?.toExponential(2)}${r.agrees ? '' : ' DISAGREES'}`;
     case 'tune-choice':
-      return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}/${r.lora ?? 'general'}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}/${k.lora ?? 'general'}`).join(', ')}` : ''}`;
+      return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}/${r.lora ?? 'general'}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}/${k.lora ?? 'general'}`).join(', ')}` : ''}${r.staged ? `; staged run: ${r.staged.gemm}/${r.staged.attention}/${r.staged.lora}, speedup ${r.stagedSpeedup?.toFixed(2)}${r.stagedAgrees ? ' (same)' : ' (DIFFERS from the full grid)'}` : ''}`;
     case 'estimate':
       return `  estimate T=${r.T} (${r.layers} layers${r.streamed ? ', streamed' : ''}): ${r.estimateSeconds?.toFixed(2)} s estimated${r.streamed ? ` (uploads ${r.uploadSeconds?.toFixed(2)} s: ${r.uploads?.perTrainingPass} × ${(1000 * r.uploads?.seconds).toFixed(1)} ms)` : ''}, ${r.stepSeconds?.toFixed(2)} s measured per step, ratio ${r.ratio?.toFixed(2)}`;
     case 'model':

@@ -30,7 +30,8 @@ export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled, --attention auto|rows|t
                      hardware GPU the fastest of those whose numbers agree with the defaults there, measured on one
                      layer of the model in the run's shape and remembered in the cache directory; a resumed run keeps
                      its own
-  --retune-kernels   measure again even when a choice is remembered`;
+  --retune-kernels   measure again even when a choice is remembered, combinations that lost the GPU device while
+                     measured before included (those are otherwise left out)`;
 
 /** A kernel flag of train: 'auto' (the default) or the kernel `parse` accepts. */
 const askFlag = <K>(v: string | undefined, parse: (v: string) => K): KernelAsk<K> => (v === undefined || v === 'auto' ? 'auto' : parse(v));

@@ -12,9 +12,12 @@
 // - the fastest eligible combination wins if it beats the current kernels by more than the timing noise.
 // The answer is cached per GPU, model shape, batch shape and shader text (new shaders are measured again), and a saved
 // run remembers its kernels, so that a resume continues on the same numbers, bit for bit.
+// The measurement is staged (GEMM × attention first, then the LoRA-product kernel on the winner), and a combination
+// during whose measurement the GPU device was lost is remembered too and not measured again: a driver that hangs on one
+// kernel must not end every run before its first step.
 
 import { uniformSource } from '../core/prng.ts';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
@@ -68,6 +71,21 @@ export interface KernelTrial {
   error?: string;
 }
 
+/**
+ * The lost-device error of a measurement, naming the combination that was running (in `details`, which survives the
+ * worker boundary): the decision remembers it (KernelTuningCache.markLost).
+ */
+function deviceLostWhile(e: FinetuneError, kernels: KernelChoice): FinetuneError {
+  const error = new FinetuneError('device-lost', e.message, { ...e.details, lostWhileMeasuring: kernelChoice(kernels) });
+  if (e.stack) error.stack = e.stack;
+  return error;
+}
+
+/** The combination a lost-device error names as running when the device went (deviceLostWhile), if any. */
+export function lostWhileMeasuring(e: unknown): KernelChoice | null {
+  return isFinetuneError(e, 'device-lost') ? knownKernels(e.details?.lostWhileMeasuring) : null;
+}
+
 export interface LoraShape {
   r: number;
   alpha: number;
@@ -85,6 +103,10 @@ export interface MeasureOptions {
   keptAttention?: boolean;
   /** For tests: runs with a candidate's kernels set, inside its error scopes, before its first pass (to inject a GPU error). */
   beforePass?: (k: KernelChoice) => void;
+  /** After the candidates given ran: more to run, from the trials so far (the next stage, kernelStages); none ends it. */
+  extend?: (trials: readonly KernelTrial[]) => KernelChoice[];
+  /** Each trial as it is done (the run's progress line). */
+  onTrial?: (trial: KernelTrial, done: number) => void;
 }
 
 export const kernelsOf = (ctx: GpuContext): KernelChoice => ({ gemm: ctx.gemmKernel, attention: ctx.attention, lora: ctx.loraKernel });
@@ -133,6 +155,42 @@ export function kernelCandidates(ask: KernelAsks, current: KernelChoice): Kernel
   const all: KernelChoice[] = [current];
   for (const c of combos as unknown as KernelChoice[]) if (!sameKernels(c, current)) all.push(c);
   return all;
+}
+
+/** What a run measures: a first list, then more chosen from its trials. */
+export interface KernelStages {
+  first: KernelChoice[];
+  then: (trials: readonly KernelTrial[]) => KernelChoice[];
+}
+
+/**
+ * The combinations a run measures, in two stages: every GEMM × attention combination the ask allows, on the current
+ * LoRA-product kernel (or the one asked for), then — when that kind is 'auto' — the other LoRA-product kernels on the
+ * winner of the first stage. Five passes instead of eight: LoRA's products are a few per cent of a layer and do not
+ * decide which GEMM or attention kernel wins (`finetune bench tune` measures all eight and says whether the staged
+ * choice equals the full one). Combinations `skip` names (lost the device before) are left out; when the current
+ * kernels are among them, the first left becomes the reference.
+ */
+export function kernelStages(ask: KernelAsks, current: KernelChoice, skip: (k: KernelChoice) => boolean = () => false): KernelStages {
+  const loraAuto = askOf(ask, 'lora') === 'auto';
+  const firstAsk: KernelAsks = { ...ask, lora: loraAuto ? current.lora : ask.lora };
+  const first = kernelCandidates(firstAsk, current).filter((k) => !skip(k));
+  const then = (trials: readonly KernelTrial[]): KernelChoice[] => {
+    if (!loraAuto || trials.length === 0) return [];
+    const winner = pickKernels(trials, { allowed: (k) => allowedBy(ask, k) }).chosen;
+    return TUNED.lora
+      .filter((l) => l !== winner.lora)
+      .map((lora) => ({ ...winner, lora }))
+      .filter((k) => !skip(k) && !trials.some((t) => sameKernels(t.kernels, k)));
+  };
+  return { first, then };
+}
+
+/** The trials a staged run would have made, taken from a measurement of every combination (bench tune). */
+export function stagedTrials(all: readonly KernelTrial[], stages: KernelStages): KernelTrial[] {
+  const find = (k: KernelChoice): KernelTrial | undefined => all.find((t) => sameKernels(t.kernels, k));
+  const first = stages.first.map(find).filter((t): t is KernelTrial => t !== undefined);
+  return [...first, ...stages.then(first).map(find).filter((t): t is KernelTrial => t !== undefined)];
 }
 
 /** `v` as a choice when it names kernels this engine has; a missing `lora` is 'general' (records from before it). */
@@ -201,12 +259,13 @@ export async function measureKernels(
     const work = (): void => layer.run(0);
     const trials: KernelTrial[] = [];
     let reference: { out: Float32Array; grad: Float32Array } | null = null;
-    for (const k of candidates) {
+    const trialOf = async (k: KernelChoice): Promise<KernelTrial> => {
       applyKernels(ctx, k);
       // One pass to compare (it also compiles the candidate's pipelines, outside the timing).
       // A candidate's validation or internal GPU error (a pipeline this driver will not build, …) is caught by error
       // scopes around its pass, deterministically, and refuses it: the run goes on with kernels that work here. The
-      // reference's own errors, a lost device and exhausted memory end the run as they would without tuning.
+      // reference's own errors and exhausted memory end the run as they would without tuning; a lost device too,
+      // naming the candidate (deviceLostWhile) so that the next run does not measure it again.
       ctx.device.pushErrorScope('validation');
       ctx.device.pushErrorScope('internal');
       o.beforePass?.(k);
@@ -215,27 +274,43 @@ export async function measureKernels(
       const scoped = [await ctx.device.popErrorScope(), await ctx.device.popErrorScope()].find((e) => e !== null);
       if (scoped) {
         if (reference === null) throw new FinetuneError('internal', `GPU error: ${scoped.message}`);
-        trials.push({ kernels: k, ms: NaN, reps: 0, relDiff: NaN, agrees: false, error: scoped.message });
-        continue;
+        return { kernels: k, ms: NaN, reps: 0, relDiff: NaN, agrees: false, error: scoped.message };
       }
       const out = await ctx.readF32(runner.xs[1], 0, N * d.C);
       const grad = await ctx.readF32(runner.layerGradient, 0, N * d.C);
       reference ??= { out, grad };
       const relDiff = Math.max(maxRelError(out, reference.out), maxRelError(grad, reference.grad));
       const agrees = relDiff <= tolerance;
-      if (!agrees) {
-        trials.push({ kernels: k, ms: NaN, reps: 0, relDiff, agrees });
-        continue;
+      if (!agrees) return { kernels: k, ms: NaN, reps: 0, relDiff, agrees };
+      // The comparison pass just ran these pipelines on this shape: it was the warm-up.
+      const t = await timeGpu(ctx, work, { warmup: 0, minMs: o.minMs ?? 400, maxReps: o.maxReps ?? 8 });
+      return { kernels: k, ms: t.ms, reps: t.reps, relDiff, agrees };
+    };
+    for (let queue = [...candidates]; queue.length > 0; queue = o.extend?.(trials) ?? []) {
+      for (const k of queue) {
+        let trial: KernelTrial;
+        try {
+          trial = await trialOf(k);
+        } catch (e) {
+          if (isFinetuneError(e, 'device-lost')) throw deviceLostWhile(e, k);
+          throw e;
+        }
+        trials.push(trial);
+        o.onTrial?.(trial, trials.length);
       }
-      const t = await timeGpu(ctx, work, { warmup: 1, minMs: o.minMs ?? 400, maxReps: o.maxReps ?? 8 });
-      trials.push({ kernels: k, ms: t.ms, reps: t.reps, relDiff, agrees });
     }
     return trials;
   } finally {
     applyKernels(ctx, before);
-    layer.destroy();
-    runner.destroy();
-    destroyLora(ctx, gpuLora);
+    try {
+      layer.destroy();
+      runner.destroy();
+      destroyLora(ctx, gpuLora);
+    } catch (e) {
+      // On a lost device every GPU call fails again: the error that ended the measurement, naming its candidate, is
+      // the one to report.
+      if (!isFinetuneError(e, 'device-lost')) throw e;
+    }
   }
 }
 
@@ -273,12 +348,22 @@ export interface CachedKernels extends KernelChoice {
   measuredAt: string;
 }
 
+/** A combination during whose measurement the GPU device was lost, and when. */
+export interface LostKernels extends KernelChoice {
+  at: string;
+}
+
 export interface KernelTuningCache {
   get(key: string): Promise<CachedKernels | null>;
   put(key: string, value: CachedKernels): Promise<void>;
-  /** Every remembered decision, newest first (the page lists them). */
+  /** The combinations that lost the GPU device while measured for this key: later measurements leave them out. */
+  lost(key: string): Promise<LostKernels[]>;
+  markLost(key: string, kernels: KernelChoice): Promise<void>;
+  /** Forgets the lost marks of one key (a measurement asked for again tries every combination). */
+  forgetLost(key: string): Promise<void>;
+  /** Every remembered decision, newest first, with the combinations that lost the device for it (the page lists them). */
   list(): Promise<RememberedKernels[]>;
-  /** Forgets every decision: the next run on each shape measures again. */
+  /** Forgets every decision and lost mark: the next run on each shape measures again, every combination. */
   clear(): Promise<void>;
 }
 
@@ -291,9 +376,11 @@ export interface RememberedKernels extends CachedKernels {
   rank: number | null;
   /** The kernels in words (kernelsText). */
   text: string;
+  /** The combinations that lost the GPU device when measured for the same key, in words, with when. */
+  lost: { text: string; at: string }[];
 }
 
-function remembered(key: string, value: CachedKernels): RememberedKernels {
+function remembered(key: string, value: CachedKernels, lost: readonly LostKernels[]): RememberedKernels {
   let k: { gpu?: unknown; model?: unknown; batch?: unknown; lora?: unknown } = {};
   try {
     const parsed: unknown = JSON.parse(key);
@@ -303,7 +390,7 @@ function remembered(key: string, value: CachedKernels): RememberedKernels {
   }
   const first = (v: unknown): number | null => (Array.isArray(v) && typeof v[0] === 'number' ? v[0] : null);
   const gpu = Array.isArray(k.gpu) ? k.gpu.filter((x): x is string => typeof x === 'string' && x !== '').join(' · ') : '';
-  return { ...value, gpu, hidden: first(k.model), tokens: first(k.batch), rank: first(k.lora), text: kernelsText(value) };
+  return { ...value, gpu, hidden: first(k.model), tokens: first(k.batch), rank: first(k.lora), text: kernelsText(value), lost: lost.map((l) => ({ text: kernelsText(l), at: l.at })) };
 }
 
 const CACHE_FILE = 'kernel-tuning.json';
@@ -321,47 +408,97 @@ function validEntry(v: unknown): CachedKernels | null {
   return typeof e.speedup === 'number' && Number.isFinite(e.speedup) && typeof e.measuredAt === 'string' ? { ...kernels, speedup: e.speedup, measuredAt: e.measuredAt } : null;
 }
 
+/** A key's lost marks as recorded, the ones that do not check out dropped. */
+function validLost(v: unknown): LostKernels[] {
+  if (!Array.isArray(v)) return [];
+  const out: LostKernels[] = [];
+  for (const x of v) {
+    const kernels = knownKernels(x);
+    const at = (x as { at?: unknown } | null)?.at;
+    if (kernels && typeof at === 'string' && !out.some((o) => sameKernels(o, kernels))) out.push({ ...kernels, at });
+  }
+  return out;
+}
+
+interface CacheContents {
+  entries: Record<string, CachedKernels>;
+  lost: Record<string, LostKernels[]>;
+}
+
 /**
  * Decisions in one small JSON file of a folder (Node: under the cache directory; the browser: OPFS). A missing,
  * damaged or foreign file reads as empty — the kernels are measured again and the file rewritten — never as an error
- * that stops a run; entries that do not check out are dropped one by one.
+ * that stops a run; entries that do not check out are dropped one by one. Beside the decisions, per key, the
+ * combinations that lost the GPU device while measured (`lost`): written after the loss, before the run's error is
+ * reported, so that the next run leaves them out.
  */
 export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
-  const readAll = async (): Promise<Record<string, CachedKernels>> => {
+  const readAll = async (): Promise<CacheContents> => {
+    const empty: CacheContents = { entries: {}, lost: {} };
     const bytes = await files.read(CACHE_FILE).catch(() => null);
-    if (!bytes || bytes.length > MAX_CACHE_BYTES) return {};
+    if (!bytes || bytes.length > MAX_CACHE_BYTES) return empty;
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
-      return {};
+      return empty;
     }
-    const p = parsed as { format?: unknown; entries?: unknown } | null;
-    if (typeof p !== 'object' || p === null || p.format !== CACHE_FORMAT || typeof p.entries !== 'object' || p.entries === null) return {};
-    const out: Record<string, CachedKernels> = {};
+    const p = parsed as { format?: unknown; entries?: unknown; lost?: unknown } | null;
+    if (typeof p !== 'object' || p === null || p.format !== CACHE_FORMAT || typeof p.entries !== 'object' || p.entries === null) return empty;
     for (const [k, v] of Object.entries(p.entries as Record<string, unknown>)) {
       const entry = validEntry(v);
-      if (entry) out[k] = entry;
+      if (entry) empty.entries[k] = entry;
     }
-    return out;
+    if (typeof p.lost === 'object' && p.lost !== null) {
+      for (const [k, v] of Object.entries(p.lost as Record<string, unknown>)) {
+        const marks = validLost(v);
+        if (marks.length) empty.lost[k] = marks;
+      }
+    }
+    return empty;
   };
   const newestFirst = (a: [string, CachedKernels], b: [string, CachedKernels]): number => (a[1].measuredAt < b[1].measuredAt ? 1 : a[1].measuredAt > b[1].measuredAt ? -1 : 0);
+  const latest = (marks: readonly LostKernels[]): string => marks.reduce((m, l) => (l.at > m ? l.at : m), '');
+  const writeAll = async (c: CacheContents): Promise<void> => {
+    const entries = Object.entries(c.entries).sort(newestFirst).slice(0, MAX_CACHED_DECISIONS);
+    const lost = Object.entries(c.lost)
+      .filter(([, marks]) => marks.length > 0)
+      .sort((a, b) => (latest(a[1]) < latest(b[1]) ? 1 : -1))
+      .slice(0, MAX_CACHED_DECISIONS);
+    await files.write(CACHE_FILE, new TextEncoder().encode(JSON.stringify({ format: CACHE_FORMAT, entries: Object.fromEntries(entries), lost: Object.fromEntries(lost) })));
+  };
   return {
     async get(key) {
-      return (await readAll())[key] ?? null;
+      return (await readAll()).entries[key] ?? null;
+    },
+    async lost(key) {
+      return (await readAll()).lost[key] ?? [];
     },
     async list() {
-      return Object.entries(await readAll())
+      const c = await readAll();
+      return Object.entries(c.entries)
         .sort(newestFirst)
-        .map(([k, v]) => remembered(k, v));
+        .map(([k, v]) => remembered(k, v, c.lost[k] ?? []));
     },
     async clear() {
       await files.remove(CACHE_FILE);
     },
     async put(key, value) {
-      const entries = { ...(await readAll()), [key]: value };
-      const kept = Object.entries(entries).sort(newestFirst).slice(0, MAX_CACHED_DECISIONS);
-      await files.write(CACHE_FILE, new TextEncoder().encode(JSON.stringify({ format: CACHE_FORMAT, entries: Object.fromEntries(kept) })));
+      const c = await readAll();
+      c.entries[key] = value;
+      await writeAll(c);
+    },
+    async markLost(key, kernels) {
+      const c = await readAll();
+      const marks = (c.lost[key] ?? []).filter((l) => !sameKernels(l, kernels));
+      c.lost[key] = [...marks, { ...kernelChoice(kernels), at: new Date().toISOString() }];
+      await writeAll(c);
+    },
+    async forgetLost(key) {
+      const c = await readAll();
+      if (!(key in c.lost)) return;
+      delete c.lost[key];
+      await writeAll(c);
     },
   };
 }
@@ -375,15 +512,17 @@ export interface KernelRequest extends KernelAsks {
   measureOnSoftware?: boolean;
 }
 
-export type KernelSource = 'measured' | 'cached' | 'saved-run' | 'asked' | 'software';
+export type KernelSource = 'measured' | 'cached' | 'saved-run' | 'asked' | 'software' | 'lost-before';
 
 export interface KernelDecision {
   kernels: KernelChoice;
   source: KernelSource;
-  /** The chosen kernels' speed over the current ones' when measured or cached; null otherwise. */
+  /** The chosen kernels' speed over the reference's (the current kernels, unless they lost the device here) when measured or cached; null otherwise. */
   speedup: number | null;
   trials: KernelTrial[];
   refused: KernelChoice[];
+  /** Combinations left out because the GPU device was lost while they were measured before. */
+  lost: LostKernels[];
   /** One sentence for the user. */
   text: string;
 }
@@ -396,12 +535,16 @@ export interface DecideInputs {
   saved: KernelChoice | null;
   cache: KernelTuningCache | null;
   key: string;
-  measure: (candidates: KernelChoice[]) => Promise<KernelTrial[]>;
+  /** Runs `first`, then whatever `then` returns from the trials so far, until it returns none (measureKernels' `extend`). */
+  measure: (first: KernelChoice[], then: (trials: readonly KernelTrial[]) => KernelChoice[]) => Promise<KernelTrial[]>;
 }
 
-function speedText(chosen: KernelChoice, current: KernelChoice, speedup: number): string {
+function speedText(chosen: KernelChoice, reference: KernelChoice, current: KernelChoice, speedup: number): string {
+  if (!sameKernels(reference, current)) return sameKernels(chosen, reference) ? `the fastest that agree with each other (the defaults lost the GPU device here)` : `${speedup.toFixed(2)}× the speed of ${kernelsText(reference)} (the defaults lost the GPU device here)`;
   return sameKernels(chosen, current) ? 'the defaults were the fastest that agree' : `${speedup.toFixed(2)}× the default kernels' speed`;
 }
+
+const lostText = (lost: readonly LostKernels[]): string => lost.map((l) => `${kernelsText(l)} (${l.at.slice(0, 10)})`).join('; ');
 
 /** `base` with every kind the request names replaced by the named kernel. */
 function withAsked(request: KernelAsks, base: KernelChoice): KernelChoice {
@@ -417,7 +560,7 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
   const ask = i.request;
   const allAuto = KINDS.every((kind) => askOf(ask, kind) === 'auto');
   const noneAuto = KINDS.every((kind) => askOf(ask, kind) !== 'auto');
-  const none = { trials: [], refused: [], speedup: null };
+  const none = { trials: [], refused: [], lost: [], speedup: null };
   if (i.saved) {
     // A resume keeps the kernels it was trained with (same numbers bit for bit) unless the user asks otherwise.
     const kernels = withAsked(ask, i.saved);
@@ -436,10 +579,30 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
     const hit = await i.cache.get(i.key).catch(() => null);
     if (hit && allowedBy(ask, hit)) {
       const kernels = kernelChoice(hit);
-      return { ...none, kernels, source: 'cached', speedup: hit.speedup, text: `kernels: ${kernelsText(kernels)}, measured on this GPU on ${hit.measuredAt.slice(0, 10)}: ${speedText(kernels, i.current, hit.speedup)}` };
+      return { ...none, kernels, source: 'cached', speedup: hit.speedup, text: `kernels: ${kernelsText(kernels)}, measured on this GPU on ${hit.measuredAt.slice(0, 10)}: ${speedText(kernels, i.current, i.current, hit.speedup)}` };
     }
   }
-  const trials = await i.measure(kernelCandidates(ask, i.current));
+  // Asking to measure again tries every combination, those that lost the device before included.
+  if (i.request.retune) await i.cache?.forgetLost(i.key).catch(() => undefined);
+  const lostBefore = (await i.cache?.lost(i.key).catch(() => null)) ?? [];
+  const stages = kernelStages(ask, i.current, (k) => lostBefore.some((l) => sameKernels(l, k)));
+  const lostClause = lostBefore.length ? `; not measured, having lost the GPU device here before: ${lostText(lostBefore)}` : '';
+  if (stages.first.length === 0) {
+    const kernels = withAsked(ask, i.current);
+    return { ...none, lost: lostBefore, kernels, source: 'lost-before', text: `kernels: ${kernelsText(kernels)}, unmeasured: every combination lost the GPU device when measured here before (${lostText(lostBefore)}); --retune-kernels or "Forget them" in the GPU panel measures them again` };
+  }
+  let trials: KernelTrial[];
+  try {
+    trials = await i.measure(stages.first, stages.then);
+  } catch (e) {
+    const lost = lostWhileMeasuring(e);
+    if (!lost) throw e;
+    // Remembered before the error is reported: the next run (a click on Train, or the same command) leaves it out.
+    await i.cache?.markLost(i.key, lost).catch(() => undefined);
+    const error = e as FinetuneError;
+    // details.kernelsLost: the combination in words, for the page's own sentence.
+    throw new FinetuneError('device-lost', `${error.message} — while measuring ${kernelsText(lost)} on one layer of this model, before the first step; ${i.cache ? 'the next run on this GPU leaves that combination out' : 'pass the kernels to use (--gemm, --attention, --lora-kernel) to train without it'}`, { ...error.details, kernelsLost: kernelsText(lost) });
+  }
   const pick = pickKernels(trials, { allowed: (k) => allowedBy(ask, k) });
   const failed = trials.filter((t) => t.error !== undefined);
   const disagreed = pick.refused.filter((k) => !failed.some((t) => t.kernels === k));
@@ -454,7 +617,8 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
     speedup: pick.speedup,
     trials,
     refused: pick.refused,
-    text: `kernels: ${kernelsText(pick.chosen)}, measured on one layer of this model: ${speedText(pick.chosen, i.current, pick.speedup)}${refusedText}`,
+    lost: lostBefore,
+    text: `kernels: ${kernelsText(pick.chosen)}, measured on one layer of this model: ${speedText(pick.chosen, trials[0].kernels, i.current, pick.speedup)}${refusedText}${lostClause}`,
   };
 }
 

@@ -27,7 +27,7 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
-import { applyKernels, decideKernels, kernelChoice, kernelsOf, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
+import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
@@ -460,9 +460,10 @@ export class FinetuneSession {
       saved: resumed ? (savedKernels(resumed.kernels) ?? this.defaultKernels) : null,
       cache: this.kernelCache,
       key: this.kernelKey(weights, hp, shape, keptAttention),
-      measure: (candidates) => {
-        onEvent({ type: 'status', text: `measuring ${candidates.length} kernel combinations on one layer of this model…` });
-        return measureKernels(this.ctx, weights, config, loraShape, shape, candidates, { keptAttention });
+      measure: (first, then) => {
+        onEvent({ type: 'status', text: `measuring ${first.length} kernel combinations on one layer of this model, then the LoRA products' kernel on the fastest…` });
+        const onTrial = (t: KernelTrial, done: number): void => onEvent({ type: 'status', text: `measured ${done} kernel combinations on one layer of this model (last: ${kernelsText(t.kernels)}, ${Number.isFinite(t.ms) ? `${t.ms.toFixed(1)} ms` : 'refused'})…` });
+        return measureKernels(this.ctx, weights, config, loraShape, shape, first, { keptAttention, extend: then, onTrial });
       },
     });
     applyKernels(this.ctx, decision.kernels);

@@ -44,7 +44,8 @@ function rememberedRow(k: RememberedKernels): HTMLElement {
   const shape = [k.hidden !== null ? `hidden ${k.hidden}` : null, k.tokens !== null ? `≤ ${k.tokens} tokens per micro-batch` : null, k.rank !== null ? `rank ${k.rank}` : null].filter(Boolean).join(', ');
   const speed = k.speedup > 1 ? `${k.speedup.toFixed(2)}× the defaults` : 'the defaults were fastest';
   const when = Date.parse(k.measuredAt);
-  return h('li', { 'data-testid': 'kernel-choice' }, `${k.text} (${speed}) for ${shape || 'a shape from another version'}${k.gpu ? ` on ${k.gpu}` : ''}, measured ${Number.isFinite(when) ? formatDateTime(when) : 'at an unknown time'}`);
+  const lost = k.lost.length ? `; left out, having lost the GPU device when measured: ${k.lost.map((l) => `${l.text} (${l.at.slice(0, 10)})`).join('; ')}` : '';
+  return h('li', { 'data-testid': 'kernel-choice' }, `${k.text} (${speed}) for ${shape || 'a shape from another version'}${k.gpu ? ` on ${k.gpu}` : ''}, measured ${Number.isFinite(when) ? formatDateTime(when) : 'at an unknown time'}${lost}`);
 }
 
 /**
@@ -91,7 +92,7 @@ function rememberedKernelsSection(engine: Comlink.Remote<EngineApi>): { element:
       'div',
       { class: 'kernel-choices-section' },
       h('h3', {}, 'Kernels chosen for this GPU'),
-      h('p', { class: 'hint' }, 'Before its first step a run on a GPU times the GEMM, attention and LoRA-product kernels on one layer of the model and trains with the fastest that agrees with the reference; the choice is remembered per GPU, model shape and adapter.'),
+      h('p', { class: 'hint' }, 'Before its first step a run on a GPU times the GEMM, attention and LoRA-product kernels on one layer of the model and trains with the fastest that agrees with the reference; the choice is remembered per GPU, model shape and adapter. A combination during which the GPU device was lost is not measured again until you forget them.'),
       list,
       forget,
     ),

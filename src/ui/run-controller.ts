@@ -3,6 +3,7 @@
 
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
+import { isFinetuneError } from '../core/errors.ts';
 import { errorParts } from './format.ts';
 import { runBusy, type Shared } from './state.ts';
 
@@ -45,7 +46,9 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       (result) => run.dispatch({ type: 'finished', result }),
       (e: unknown) => {
         const { kind, message } = errorParts(e);
-        run.dispatch({ type: 'failed', kind, message });
+        // A device lost while the run measured its kernels names the combination (src/run/kernel-tuning.ts).
+        const lost = isFinetuneError(e, 'device-lost') ? e.details?.kernelsLost : undefined;
+        run.dispatch({ type: 'failed', kind, message, ...(typeof lost === 'string' ? { lostKernels: lost } : {}) });
       },
     ).finally(() => shared.refreshMemory());
   };

@@ -35,7 +35,7 @@ export interface ValidationReadout {
 export type RunOutcome =
   | { kind: 'finished'; steps: number; seconds: number; finalLoss: number | null; finalValLoss: number | null }
   | { kind: 'stopped'; steps: number; totalSteps: number }
-  | { kind: 'failed'; errorKind: string; message: string };
+  | { kind: 'failed'; errorKind: string; message: string; lostKernels?: string };
 
 export interface RunState {
   phase: RunPhase;
@@ -69,7 +69,8 @@ export type RunAction =
   | { type: 'unpause' }
   | { type: 'stop' }
   | { type: 'finished'; result: TrainResult }
-  | { type: 'failed'; kind: string; message: string }
+  /** lostKernels: the kernel combination being measured when the GPU device was lost (before the first step), in words. */
+  | { type: 'failed'; kind: string; message: string; lostKernels?: string }
   /** A different base model was loaded: the adapter trained on the old one is gone. */
   | { type: 'model-changed' }
   /** The form or the files changed after a run: the plan box shows the plan for them again. */
@@ -214,7 +215,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         phase: 'error',
         hasAdapter: s.step > 0 && s.hasAdapter,
         readouts: settled(s.readouts),
-        outcome: { kind: 'failed', errorKind: a.kind, message: a.message },
+        outcome: { kind: 'failed', errorKind: a.kind, message: a.message, ...(a.lostKernels !== undefined ? { lostKernels: a.lostKernels } : {}) },
       };
     case 'model-changed':
       return runBusy(s.phase) ? s : { ...IDLE_RUN };
@@ -229,4 +230,13 @@ function lastValidation(history: readonly LossPoint[]): ValidationReadout | null
     if (p.valLoss !== undefined) return { step: p.step, valLoss: p.valLoss, valTokens: null, seconds: null };
   }
   return null;
+}
+
+/** What the page says when the GPU device was lost during a run: what happened, what is safe, what to do. */
+export function deviceLostText(outcome: { lostKernels?: string }, checkpointStep: number | null): string {
+  if (outcome.lostKernels !== undefined) {
+    return `The GPU stopped working while the run measured which kernels are fastest here, before its first step (it was timing ${outcome.lostKernels}; a driver that hangs or resets on one kernel does this). Get the GPU back, then train again: the next run leaves that combination out.`;
+  }
+  const saved = checkpointStep !== null ? `The checkpoint at step ${checkpointStep} is safe in this browser: "Get the GPU back and resume" continues from it.` : 'No checkpoint was saved before it happened: get the GPU back, then train again.';
+  return `The GPU stopped working during training (its driver reset or the browser's GPU process restarted). ${saved}`;
 }

@@ -7,7 +7,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci } from './format.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
-import type { RunPhase, RunState } from './run-state.ts';
+import { deviceLostText, type RunPhase, type RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 /** An estimate above this on a software adapter offers the quick preset. */
@@ -294,10 +294,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (!o || runBusy(run.phase)) return replaceChildren(result);
     if (o.kind === 'failed' && o.errorKind === 'device-lost') {
       // Said in words a person can act on; the browser's own reason stays available as the details.
-      const saved = run.checkpointStep !== null ? `The checkpoint at step ${run.checkpointStep} is safe in this browser: "Get the GPU back and resume" continues from it.` : 'No checkpoint was saved before it happened: get the GPU back, then train again.';
       return replaceChildren(
         result,
-        h('p', { class: 'bad', 'data-testid': 'train-error' }, `The GPU stopped working during training (its driver reset or the browser's GPU process restarted). ${saved}`),
+        h('p', { class: 'bad', 'data-testid': 'train-error' }, deviceLostText(o, run.checkpointStep)),
         h('details', {}, h('summary', {}, 'What the browser said'), h('p', {}, o.message)),
       );
     }

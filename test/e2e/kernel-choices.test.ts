@@ -22,6 +22,8 @@ const FILE = {
     // Not a kernel this version has: dropped, not shown, not an error.
     damaged: { gemm: 'warp-specialised', attention: 'tiled', speedup: 3, measuredAt: '2026-11-30T02:00:00.000Z' },
   },
+  // A combination that lost the GPU device while measured for the same key: listed with the decision.
+  lost: { [KEY]: [{ gemm: 'basic', attention: 'tiled', lora: 'skinny', at: '2026-11-30T01:00:00.000Z' }] },
 };
 
 /** Reads or writes OPFS finetune-kernels/kernel-tuning.json from the page (null: no such file). */
@@ -58,7 +60,7 @@ describe('kernel choices in the GPU panel', () => {
     expect(await row.count()).toBe(1);
     expect(await row.textContent()).toBe(
       // The date in this machine's time zone, which the page (same machine) uses too.
-      `tiled GEMM, tiled attention (1.80× the defaults) for hidden 4096, ≤ 2048 tokens per micro-batch, rank 8 on nvidia · hopper · NVIDIA H200, measured ${formatDateTime(Date.parse('2026-11-30T01:02:03.000Z'))}`,
+      `tiled GEMM, tiled attention (1.80× the defaults) for hidden 4096, ≤ 2048 tokens per micro-batch, rank 8 on nvidia · hopper · NVIDIA H200, measured ${formatDateTime(Date.parse('2026-11-30T01:02:03.000Z'))}; left out, having lost the GPU device when measured: basic GEMM, tiled attention, skinny LoRA products (2026-11-30)`,
     );
 
     await page.getByTestId('kernel-choices').scrollIntoViewIfNeeded();

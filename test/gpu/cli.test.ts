@@ -174,6 +174,9 @@ describe('finetune bench tune', () => {
     const choice = lines.find((l) => l.bench === 'tune-choice');
     expect(trials.some((t) => t.gemm === choice.gemm && t.attention === choice.attention && t.lora === choice.lora)).toBe(true);
     expect(choice.refused).toEqual([]);
+    // The choice a staged run makes from the same trials: one of them, and the line says whether it is the full grid's.
+    expect(trials.some((t) => t.gemm === choice.staged.gemm && t.attention === choice.staged.attention && t.lora === choice.staged.lora)).toBe(true);
+    expect(choice.stagedAgrees).toBe(choice.staged.gemm === choice.gemm && choice.staged.attention === choice.attention && choice.staged.lora === choice.lora);
   });
 
   it('train refuses a kernel it does not have, before touching the GPU', async () => {

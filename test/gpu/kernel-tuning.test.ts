@@ -3,6 +3,8 @@
 // choice. (Which combination is fastest on SwiftShader says nothing about a GPU; that each one is timed, compared and
 // refused when it disagrees does.) The pure decision rules: test/unit/run/kernel-tuning.test.ts.
 import { readFileSync } from 'node:fs';
+import { createNodeContext } from '../../src/cli/node-gpu.ts';
+import { isFinetuneError } from '../../src/core/errors.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
@@ -126,8 +128,10 @@ describe('kernel tuning on a real adapter', () => {
     }, { kernels: { measureOnSoftware: true } });
     const measured = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
     expect(measured).toMatchObject({ source: 'measured' });
-    expect(measured.trials).toHaveLength(8);
-    expect(events.some((e) => e.type === 'status' && /measuring 8 kernel combinations/.test(e.text))).toBe(true);
+    // Staged: the four GEMM × attention combinations, then the other LoRA-product kernel on the fastest of them.
+    expect(measured.trials).toHaveLength(5);
+    expect(events.some((e) => e.type === 'status' && /measuring 4 kernel combinations on one layer of this model, then the LoRA products' kernel on the fastest/.test(e.text))).toBe(true);
+    expect(events.filter((e) => e.type === 'status' && /^measured \d kernel combinations/.test(e.text))).toHaveLength(5);
     expect((await session.savedRun())!.kernels).toEqual(measured.kernels);
 
     const next: TrainEvent[] = [];
@@ -154,4 +158,44 @@ describe('kernel tuning on a real adapter', () => {
     expect(losses).toEqual(wholeLosses);
     session.unloadModel();
   });
+
+  it('a device lost while a combination is measured ends the run naming it; the next run, on a new device, leaves it out and trains', async () => {
+    const files = memoryStoreFiles();
+    const cache = fileKernelTuningCache(files);
+    const lostCtx = (await createNodeContext()).ctx;
+    const first = new FinetuneSession(lostCtx, tokenizer, memoryRunStore());
+    first.kernelCache = cache;
+    await first.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    // Two combinations measured, then the device goes (as a driver reset takes it) just as the third starts.
+    const error = await first
+      .train(HP, FILES, (e) => {
+        if (e.type === 'status' && e.text.startsWith('measured 2 ')) lostCtx.device.destroy();
+      }, { kernels: { measureOnSoftware: true } })
+      .catch((e: unknown) => e);
+    expect(isFinetuneError(error, 'device-lost'), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(/while measuring tiled GEMM, row-split attention on one layer of this model, before the first step; the next run on this GPU leaves that combination out/);
+    expect(first.isRunning).toBe(false);
+    const written = JSON.parse(new TextDecoder().decode((await files.read('kernel-tuning.json'))!)) as { entries: object; lost: Record<string, unknown[]> };
+    expect(written.entries).toEqual({});
+    expect(Object.values(written.lost)).toEqual([[{ gemm: 'tiled', attention: 'rows', lora: 'general', at: expect.any(String) }]]);
+
+    // Train again on a new device: the lost combination is not measured; the run trains.
+    const ctx = (await createNodeContext()).ctx;
+    const second = new FinetuneSession(ctx, tokenizer, memoryRunStore());
+    second.kernelCache = cache;
+    await second.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const events: TrainEvent[] = [];
+    await second.train(HP, FILES, (e) => {
+      events.push(e);
+      if (e.type === 'step') second.stop();
+    }, { kernels: { measureOnSoftware: true } });
+    const decision = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
+    expect(decision.source).toBe('measured');
+    expect(decision.trials.map((t) => `${t.kernels.gemm}/${t.kernels.attention}/${t.kernels.lora}`)).not.toContain('tiled/rows/general');
+    expect(decision.trials).toHaveLength(4);
+    expect(decision.text).toMatch(/not measured, having lost the GPU device here before: tiled GEMM, row-split attention/);
+    expect(events.filter((e) => e.type === 'step')).toHaveLength(1);
+    second.unloadModel();
+    ctx.destroyDevice();
+  }, 600_000);
 });

@@ -128,7 +128,8 @@ describe('summarise', () => {
       { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'tiled', ms: null, reps: 0, layerTokensPerSecond: null, vsFirst: null, relDiff: 0.5, agrees: false },
       { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'rows', ms: 125, reps: 4, layerTokensPerSecond: 16384, vsFirst: 2, relDiff: 1e-7, agrees: true },
       { bench: 'tune', T: 2048, gemm: 'tiled', attention: 'rows', lora: 'skinny', ms: 120, reps: 4, layerTokensPerSecond: 17067, vsFirst: 2.08, relDiff: 1e-7, agrees: true },
-      { bench: 'tune-choice', T: 2048, gemm: 'tiled', attention: 'rows', lora: 'skinny', speedup: 2.08, refused: [{ gemm: 'tiled', attention: 'tiled', lora: 'general' }] },
+      { bench: 'tune-choice', T: 2048, gemm: 'tiled', attention: 'rows', lora: 'skinny', speedup: 2.08, refused: [{ gemm: 'tiled', attention: 'tiled', lora: 'general' }], staged: { gemm: 'tiled', attention: 'rows', lora: 'skinny' }, stagedSpeedup: 2.08, stagedAgrees: true },
+      { bench: 'tune-choice', T: 4096, gemm: 'tiled', attention: 'tiled', lora: 'skinny', speedup: 2.5, refused: [], staged: { gemm: 'tiled', attention: 'tiled', lora: 'general' }, stagedSpeedup: 2.4, stagedAgrees: false },
       { device: 'step-end', step: 'tune', attempt: 1, exit: 0, seconds: 30 },
     ];
     const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
@@ -136,7 +137,8 @@ describe('summarise', () => {
     expect(s).toContain('tune T=2048 basic/rows/general: 250.0 ms, 8192 tokens/s per layer, vsFirst 1.00, relDiff 0.00e+0');
     expect(s).toContain('tune T=2048 tiled/tiled/general: not timed, relDiff 5.00e-1 DISAGREES');
     expect(s).toContain('tune T=2048 tiled/rows/skinny: 120.0 ms');
-    expect(s).toContain('tune T=2048 choice: tiled/rows/skinny, speedup 2.08, refused tiled/tiled/general');
+    expect(s).toContain('tune T=2048 choice: tiled/rows/skinny, speedup 2.08, refused tiled/tiled/general; staged run: tiled/rows/skinny, speedup 2.08 (same)');
+    expect(s).toContain('tune T=4096 choice: tiled/tiled/skinny, speedup 2.50; staged run: tiled/tiled/general, speedup 2.40 (DIFFERS from the full grid)');
     const est = summarise([{ device: 'step', step: 'estimate', attempt: 1 }, { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }].map((l) => JSON.stringify(l)).join('\n'));
     expect(est).toContain('estimate T=2048 (32 layers): 7.50 s estimated, 8.00 s measured per step, ratio 0.94');
     const streamed = { bench: 'estimate', layers: 32, T: 2048, streamed: true, estimateSeconds: 9, uploads: { perTrainingPass: 60, perValidationPass: 32, seconds: 0.025 }, uploadSeconds: 1.5, stepSeconds: 9.5, ratio: 0.947 };

@@ -2,7 +2,7 @@ import { benchCacheLoad, benchQuantize } from '../../bench/load.ts';
 import { benchAttention } from '../../bench/attention.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER, randomLayer, syntheticConfig } from '../../bench/layer.ts';
-import { kernelCandidates, kernelsOf, measureKernels, pickKernels } from '../../run/kernel-tuning.ts';
+import { kernelCandidates, kernelChoice, kernelStages, kernelsOf, measureKernels, pickKernels, sameKernels, stagedTrials } from '../../run/kernel-tuning.ts';
 import { PROJECTIONS } from '../../core/mistral.ts';
 import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/weights.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
@@ -299,7 +299,10 @@ export const benchCommand: Command = {
             print({ bench: 'tune', T, ...t.kernels, ms: timed ? t.ms : null, reps: t.reps, layerTokensPerSecond: timed ? T / (t.ms / 1000) : null, vsFirst: timed ? reference.ms / t.ms : null, relDiff: t.relDiff, agrees: t.agrees });
           }
           const pick = pickKernels(trials);
-          print({ bench: 'tune-choice', T, ...pick.chosen, speedup: pick.speedup, refused: pick.refused });
+          // What a run picks: it measures in stages (kernelStages), not every combination; the line says whether the
+          // staged choice is the one the full grid gives.
+          const staged = pickKernels(stagedTrials(trials, kernelStages({}, reference.kernels)));
+          print({ bench: 'tune-choice', T, ...pick.chosen, speedup: pick.speedup, refused: pick.refused, staged: kernelChoice(staged.chosen), stagedSpeedup: staged.speedup, stagedAgrees: sameKernels(staged.chosen, pick.chosen) });
         } finally {
           destroyMistralWeights(ctx, weights);
         }

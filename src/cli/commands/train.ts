@@ -176,6 +176,9 @@ export const trainCommand: Command = {
     ).finally(removeSignalHandlers);
     const result = await training.catch((e: unknown) => {
       if (!isFinetuneError(e, 'device-lost')) throw e;
+      // Lost while the kernels were measured (before the first step): nothing to resume; the message says what the
+      // next run does.
+      if (typeof e.details?.kernelsLost === 'string') throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
       throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
     });
     // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.

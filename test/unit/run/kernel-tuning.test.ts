@@ -3,15 +3,19 @@
 // adapter in test/gpu/kernel-tuning.test.ts.
 import { describe, expect, it } from 'vitest';
 import type { GpuAdapterInfo } from '../../../src/engine/gpu-adapter.ts';
+import { deserializeError, FinetuneError, serializeError } from '../../../src/core/errors.ts';
 import {
   allowedBy,
   decideKernels,
   fileKernelTuningCache,
   kernelCandidates,
+  kernelStages,
+  lostWhileMeasuring,
   MAX_CACHED_DECISIONS,
   pickKernels,
   savedKernels,
   shaderRevision,
+  stagedTrials,
   tuningKey,
   type DecideInputs,
   type KernelChoice,
@@ -22,6 +26,9 @@ import { memoryStoreFiles } from '../../../src/run/run-store.ts';
 const BASIC_ROWS: KernelChoice = { gemm: 'basic', attention: 'rows', lora: 'general' };
 const TILED_TILED: KernelChoice = { gemm: 'tiled', attention: 'tiled', lora: 'general' };
 const TILED_ROWS: KernelChoice = { gemm: 'tiled', attention: 'rows', lora: 'general' };
+const BASIC_TILED: KernelChoice = { gemm: 'basic', attention: 'tiled', lora: 'general' };
+const skinny = (k: KernelChoice): KernelChoice => ({ ...k, lora: 'skinny' });
+const name = (k: KernelChoice): string => `${k.gemm}/${k.attention}/${k.lora}`;
 const trial = (kernels: KernelChoice, ms: number, agrees = true): KernelTrial => ({ kernels, ms: agrees ? ms : NaN, reps: agrees ? 3 : 0, relDiff: agrees ? 1e-7 : 0.5, agrees });
 const AUTO = { gemm: 'auto', attention: 'auto' } as const;
 
@@ -43,6 +50,40 @@ describe('the combinations a tuning runs', () => {
     expect(allowedBy(ask, TILED_TILED)).toBe(true);
     // tiled-fixed is never tuned (one pipeline per shape), only asked for.
     expect(allowedBy(AUTO, { gemm: 'tiled-fixed', attention: 'rows', lora: 'general' })).toBe(false);
+  });
+});
+
+describe('the stages a run measures in', () => {
+  it('first every GEMM × attention combination on the current LoRA-product kernel, then the other one on the winner', () => {
+    const stages = kernelStages(AUTO, BASIC_ROWS);
+    expect(stages.first).toEqual([BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED]);
+    const firstTrials = [trial(BASIC_ROWS, 100), trial(BASIC_TILED, 70), trial(TILED_ROWS, 60), trial(TILED_TILED, 40)];
+    expect(stages.then(firstTrials)).toEqual([skinny(TILED_TILED)]);
+    // The winner's other LoRA kernel measured, nothing more follows.
+    expect(stages.then([...firstTrials, trial(skinny(TILED_TILED), 39)])).toEqual([]);
+    // When the defaults win the first stage, the second measures the defaults with the skinny products.
+    expect(stages.then([trial(BASIC_ROWS, 100), trial(BASIC_TILED, 99), trial(TILED_ROWS, 101), trial(TILED_TILED, 1, false)])).toEqual([skinny(BASIC_ROWS)]);
+  });
+
+  it('has no second stage when the LoRA-product kernel is asked for; the asked one runs in the first', () => {
+    const stages = kernelStages({ lora: 'skinny' }, BASIC_ROWS);
+    expect(stages.first.map(name)).toEqual(['basic/rows/general', 'basic/rows/skinny', 'basic/tiled/skinny', 'tiled/rows/skinny', 'tiled/tiled/skinny']);
+    expect(stages.then(stages.first.map((k) => trial(k, 10)))).toEqual([]);
+  });
+
+  it('leaves out the combinations it is told to skip; without the current kernels, the first left is the reference', () => {
+    const lost = [BASIC_ROWS, skinny(TILED_TILED)];
+    const stages = kernelStages(AUTO, BASIC_ROWS, (k) => lost.some((l) => name(l) === name(k)));
+    expect(stages.first).toEqual([BASIC_TILED, TILED_ROWS, TILED_TILED]);
+    expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 90), trial(TILED_TILED, 40)])).toEqual([]);
+    expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 40), trial(TILED_TILED, 90)])).toEqual([skinny(TILED_ROWS)]);
+  });
+
+  it('finds in a full grid the trials a staged run would have made (bench tune compares the two choices)', () => {
+    const all = kernelCandidates(AUTO, BASIC_ROWS).map((k) => trial(k, k.attention === 'tiled' ? (k.lora === 'skinny' ? 30 : 50) : 90));
+    const staged = stagedTrials(all, kernelStages(AUTO, BASIC_ROWS));
+    expect(staged.map((t) => name(t.kernels))).toEqual(['basic/rows/general', 'basic/tiled/general', 'tiled/rows/general', 'tiled/tiled/general', 'basic/tiled/skinny']);
+    expect(pickKernels(staged).chosen).toEqual(skinny(BASIC_TILED));
   });
 });
 
@@ -103,6 +144,27 @@ describe('remembered choices', () => {
     expect(Object.keys(written.entries).sort()).toEqual(['good', 'new']);
   });
 
+  it('keeps lost marks per key beside the decisions: a decision written later keeps them; damaged marks are dropped', async () => {
+    const files = memoryStoreFiles();
+    const cache = fileKernelTuningCache(files);
+    expect(await cache.lost('a')).toEqual([]);
+    await cache.markLost('a', TILED_TILED);
+    await cache.markLost('a', TILED_TILED); // once per combination, with the latest date
+    await cache.markLost('b', skinny(BASIC_ROWS));
+    await cache.put('a', { ...BASIC_ROWS, speedup: 1, measuredAt: '2026-11-30T01:00:00.000Z' });
+    expect((await cache.lost('a')).map(name)).toEqual(['tiled/tiled/general']);
+    expect((await cache.lost('b')).map(name)).toEqual(['basic/rows/skinny']);
+    await cache.forgetLost('a');
+    expect(await cache.lost('a')).toEqual([]);
+    expect(await cache.get('a')).toMatchObject(BASIC_ROWS);
+    const text = JSON.stringify({ format: 'finetune-kernel-tuning', entries: {}, lost: { a: [{ ...TILED_TILED, at: '2026-11-30' }, { gemm: '<img>', attention: 'rows', at: 'x' }, { ...TILED_ROWS }], b: 'junk' } });
+    await files.write('kernel-tuning.json', new TextEncoder().encode(text));
+    expect((await cache.lost('a')).map(name)).toEqual(['tiled/tiled/general']);
+    expect(await cache.lost('b')).toEqual([]);
+    await cache.clear();
+    expect(await cache.lost('a')).toEqual([]);
+  });
+
   it(`keeps the ${MAX_CACHED_DECISIONS} newest decisions`, async () => {
     const cache = fileKernelTuningCache(memoryStoreFiles());
     for (let i = 0; i <= MAX_CACHED_DECISIONS; i++) await cache.put(`k${i}`, { ...BASIC_ROWS, speedup: 1, measuredAt: new Date(Date.UTC(2026, 10, 30, 0, 0, i)).toISOString() });
@@ -120,8 +182,8 @@ describe('remembered choices', () => {
     await cache.put(key, { ...TILED_TILED, speedup: 1.8, measuredAt: '2026-11-30T01:00:00.000Z' });
     await cache.put('not a key of ours', { ...BASIC_ROWS, speedup: 1, measuredAt: '2026-11-30T02:00:00.000Z' });
     expect(await cache.list()).toEqual([
-      { ...BASIC_ROWS, speedup: 1, measuredAt: '2026-11-30T02:00:00.000Z', gpu: '', hidden: null, tokens: null, rank: null, text: 'basic GEMM, row-split attention' },
-      { ...TILED_TILED, speedup: 1.8, measuredAt: '2026-11-30T01:00:00.000Z', gpu: 'nvidia · hopper · H200', hidden: 4096, tokens: 2048, rank: 16, text: 'tiled GEMM, tiled attention' },
+      { ...BASIC_ROWS, speedup: 1, measuredAt: '2026-11-30T02:00:00.000Z', gpu: '', hidden: null, tokens: null, rank: null, text: 'basic GEMM, row-split attention', lost: [] },
+      { ...TILED_TILED, speedup: 1.8, measuredAt: '2026-11-30T01:00:00.000Z', gpu: 'nvidia · hopper · H200', hidden: 4096, tokens: 2048, rank: 16, text: 'tiled GEMM, tiled attention', lost: [] },
     ]);
     await cache.clear();
     expect(await cache.list()).toEqual([]);
@@ -151,7 +213,8 @@ describe('remembered choices', () => {
 });
 
 describe('the decision a run makes', () => {
-  function inputs(over: Partial<DecideInputs> = {}): DecideInputs & { measured: KernelChoice[][] } {
+  type Timer = (k: KernelChoice, n: number) => KernelTrial;
+  function inputs(over: Partial<DecideInputs> = {}, time: Timer = (k, n) => trial(k, 100 - 10 * n)): DecideInputs & { measured: KernelChoice[][] } {
     const measured: KernelChoice[][] = [];
     return {
       request: {},
@@ -160,9 +223,14 @@ describe('the decision a run makes', () => {
       saved: null,
       cache: fileKernelTuningCache(memoryStoreFiles()),
       key: 'k',
-      measure: async (c) => {
-        measured.push(c);
-        return c.map((k, i) => trial(k, 100 - 10 * i));
+      // As measureKernels runs them: the first list, then each list `then` gives, until it gives none.
+      measure: async (first, then) => {
+        const trials: KernelTrial[] = [];
+        for (let queue = first; queue.length > 0; queue = then(trials)) {
+          measured.push(queue);
+          for (const k of queue) trials.push(time(k, trials.length));
+        }
+        return trials;
       },
       measured,
       ...over,
@@ -172,18 +240,19 @@ describe('the decision a run makes', () => {
   it('measures on a hardware adapter, takes the fastest, and remembers it for the next run', async () => {
     const i = inputs();
     const d = await decideKernels(i);
-    expect(i.measured).toHaveLength(1);
-    expect(d).toMatchObject({ source: 'measured', kernels: i.measured[0][7] });
-    expect(d.speedup).toBeCloseTo(100 / 30, 12);
-    expect(d.trials).toHaveLength(8);
+    // Two stages: the four GEMM × attention combinations, then the skinny LoRA products on the fastest of them.
+    expect(i.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED], [skinny(TILED_TILED)]]);
+    expect(d).toMatchObject({ source: 'measured', kernels: skinny(TILED_TILED), lost: [] });
+    expect(d.speedup).toBeCloseTo(100 / 60, 12);
+    expect(d.trials).toHaveLength(5);
     const again = inputs({ cache: i.cache });
     const d2 = await decideKernels(again);
     expect(again.measured).toHaveLength(0);
     expect(d2).toMatchObject({ source: 'cached', kernels: d.kernels });
-    expect(d2.text).toContain('3.33×');
+    expect(d2.text).toContain('1.67×');
     const retune = inputs({ cache: i.cache, request: { retune: true } });
     expect((await decideKernels(retune)).source).toBe('measured');
-    expect(retune.measured).toHaveLength(1);
+    expect(retune.measured).toHaveLength(2) // both stages;
   });
 
   it('keeps a software adapter on its kernels without measuring, unless told to measure there', async () => {
@@ -210,13 +279,13 @@ describe('the decision a run makes', () => {
     expect(i.measured).toHaveLength(0);
     const part = inputs({ request: { gemm: 'basic', lora: 'general' } });
     const d = await decideKernels(part);
-    expect(part.measured[0]).toEqual([BASIC_ROWS, { gemm: 'basic', attention: 'tiled', lora: 'general' }]);
+    expect(part.measured).toEqual([[BASIC_ROWS, BASIC_TILED]]);
     expect(d.kernels).toEqual({ gemm: 'basic', attention: 'tiled', lora: 'general' });
     expect(await part.cache!.get('k')).toBeNull();
   });
 
   it('names the refused combinations', async () => {
-    const i = inputs({ measure: async (c) => c.map((k, n) => trial(k, 100 - 20 * n, n !== 3)) });
+    const i = inputs({}, (k, n) => trial(k, 100 - 20 * n, n !== 3));
     const d = await decideKernels(i);
     expect(d.refused).toHaveLength(1);
     expect(d.text).toContain('refused for numbers that disagree');
@@ -224,12 +293,85 @@ describe('the decision a run makes', () => {
   });
 
   it('names a combination that failed on the GPU apart from those that disagreed, with the error', async () => {
-    const i = inputs({
-      measure: async (c) => c.map((k, n) => (n === 1 ? { kernels: k, ms: NaN, reps: 0, relDiff: NaN, agrees: false, error: 'pipeline creation failed' } : trial(k, 100 - 20 * n, n !== 2))),
-    });
+    const i = inputs({}, (k, n) => (n === 1 ? { kernels: k, ms: NaN, reps: 0, relDiff: NaN, agrees: false, error: 'pipeline creation failed' } : trial(k, 100 - 20 * n, n !== 2)));
     const d = await decideKernels(i);
     expect(d.refused).toHaveLength(2);
     expect(d.text).toMatch(/refused for numbers that disagree on this GPU: [^;]+; refused for failing on this GPU: .*\(pipeline creation failed\)$/);
+  });
+
+  /** A measurement that loses the device while it runs `victim` (as measureKernels reports it). */
+  const losingOn = (victim: KernelChoice): Timer => (k, n) => {
+    if (name(k) === name(victim)) {
+      // measureKernels names the running combination in the error's details (deviceLostWhile).
+      throw new FinetuneError('device-lost', 'the GPU device was lost (unknown): GPU hung', { lostWhileMeasuring: k });
+    }
+    return trial(k, 100 - 10 * n);
+  };
+
+  it('remembers the combination during which the device was lost; the next run leaves it out and says so', async () => {
+    const first = inputs({}, losingOn(TILED_ROWS));
+    const error = await decideKernels(first).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(FinetuneError);
+    expect((error as FinetuneError).kind).toBe('device-lost');
+    expect((error as FinetuneError).message).toMatch(/GPU hung — while measuring tiled GEMM, row-split attention on one layer of this model, before the first step; the next run on this GPU leaves that combination out/);
+    expect((await first.cache!.lost('k')).map(name)).toEqual(['tiled/rows/general']);
+    expect(await first.cache!.get('k')).toBeNull(); // no decision was made
+
+    const next = inputs({ cache: first.cache });
+    const d = await decideKernels(next);
+    expect(next.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_TILED], [skinny(TILED_TILED)]]);
+    expect(d.source).toBe('measured');
+    expect(d.lost.map(name)).toEqual(['tiled/rows/general']);
+    expect(d.text).toMatch(/; not measured, having lost the GPU device here before: tiled GEMM, row-split attention \(\d{4}-\d\d-\d\d\)$/);
+    // The list the page shows names it beside the decision.
+    expect((await next.cache!.list())[0].lost).toEqual([{ text: 'tiled GEMM, row-split attention', at: expect.stringMatching(/^\d{4}-/) }]);
+
+    // Asking to measure again tries it again (a driver update may have mended it), and forgets the mark.
+    const retune = inputs({ cache: first.cache, request: { retune: true } });
+    await decideKernels(retune);
+    expect(retune.measured[0]).toContainEqual(TILED_ROWS);
+    expect(await first.cache!.lost('k')).toEqual([]);
+  });
+
+  it('when the defaults lost the device, measures against the first combination left, and says so', async () => {
+    const first = inputs({}, losingOn(BASIC_ROWS));
+    await expect(decideKernels(first)).rejects.toMatchObject({ kind: 'device-lost' });
+    const next = inputs({ cache: first.cache });
+    const d = await decideKernels(next);
+    expect(next.measured[0]).toEqual([BASIC_TILED, TILED_ROWS, TILED_TILED]);
+    expect(d.trials[0].kernels).toEqual(BASIC_TILED);
+    expect(d.text).toContain('the speed of basic GEMM, tiled attention (the defaults lost the GPU device here)');
+  });
+
+  it('with every combination lost before, trains on the defaults unmeasured and says how to measure again', async () => {
+    const cache = fileKernelTuningCache(memoryStoreFiles());
+    for (const k of kernelCandidates({ lora: 'general' }, BASIC_ROWS)) await cache.markLost('k', k);
+    const i = inputs({ cache, request: { lora: 'general' } });
+    const d = await decideKernels(i);
+    expect(i.measured).toEqual([]);
+    expect(d).toMatchObject({ source: 'lost-before', kernels: BASIC_ROWS });
+    expect(d.lost).toHaveLength(4);
+    expect(d.text).toMatch(/unmeasured: every combination lost the GPU device when measured here before .*--retune-kernels or "Forget them" in the GPU panel/);
+  });
+
+  it('passes on any other error, and a lost device that names no combination, remembering nothing', async () => {
+    const other = inputs({ measure: async () => Promise.reject(new FinetuneError('out-of-memory', 'no room')) });
+    await expect(decideKernels(other)).rejects.toMatchObject({ kind: 'out-of-memory', message: 'no room' });
+    const plain = inputs({ measure: async () => Promise.reject(new FinetuneError('device-lost', 'gone')) });
+    await expect(decideKernels(plain)).rejects.toMatchObject({ kind: 'device-lost', message: 'gone' });
+    expect(await other.cache!.lost('k')).toEqual([]);
+    expect(await plain.cache!.lost('k')).toEqual([]);
+  });
+
+  it('the combination a lost-device error names crosses the worker boundary, and only kernels this engine has count', () => {
+    const e = new FinetuneError('device-lost', 'gone', { lostWhileMeasuring: TILED_TILED });
+    expect(lostWhileMeasuring(deserializeError(JSON.parse(JSON.stringify(serializeError(e)))))).toEqual(TILED_TILED);
+    expect(lostWhileMeasuring(new FinetuneError('device-lost', 'gone', { lostWhileMeasuring: { gemm: 'cublas', attention: 'rows' } }))).toBeNull();
+    expect(lostWhileMeasuring(new FinetuneError('internal', 'x', { lostWhileMeasuring: TILED_TILED }))).toBeNull();
+    expect(lostWhileMeasuring(new Error('x'))).toBeNull();
   });
 
   it('reads a saved run\'s kernels only when they are kernels this engine has', () => {

@@ -1,6 +1,6 @@
 // The page's run state machine (src/ui/run-state.ts): every phase change and readout comes from this reducer.
 import { describe, expect, it } from 'vitest';
-import { IDLE_RUN, runBusy, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
+import { deviceLostText, IDLE_RUN, runBusy, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
 
 const stats = { totalSteps: 4, epochs: 1 } as DataStats;
@@ -64,6 +64,17 @@ describe('run state', () => {
     expect(failed.readouts?.etaSeconds).toBeNull();
   });
 
+  it('a device lost while the kernels were measured says so, names the combination and what the next run does', () => {
+    const lost = run({ type: 'start', totalSteps: 4 }, { type: 'failed', kind: 'device-lost', message: 'gone — while measuring …', lostKernels: 'tiled GEMM, row-split attention' });
+    expect(lost.outcome).toEqual({ kind: 'failed', errorKind: 'device-lost', message: 'gone — while measuring …', lostKernels: 'tiled GEMM, row-split attention' });
+    const text = deviceLostText(lost.outcome as { lostKernels?: string }, lost.checkpointStep);
+    expect(text).toMatch(/^The GPU stopped working while the run measured which kernels are fastest here, before its first step \(it was timing tiled GEMM, row-split attention;/);
+    expect(text).toMatch(/train again: the next run leaves that combination out\.$/);
+    // Mid-run, with and without a checkpoint: as before.
+    expect(deviceLostText({}, 3)).toMatch(/during training .* The checkpoint at step 3 is safe in this browser/);
+    expect(deviceLostText({}, null)).toMatch(/No checkpoint was saved before it happened: get the GPU back, then train again\.$/);
+  });
+
   it('resumes a saved run with its history and last validation, and a new start clears everything', () => {
     const saved = { step: 2, totalSteps: 4, trainName: 'short.jsonl', history: [{ step: 1, loss: 3 }, { step: 2, loss: 2.8, valLoss: 2.7 }] } as SavedRun;
     let s = run({ type: 'resume', saved });
@@ -94,7 +105,7 @@ describe('run state', () => {
   });
 
   it('keeps the run\'s kernel line after later notes, and a new run starts without it', () => {
-    const kernels = { type: 'kernels', kernels: { gemm: 'tiled', attention: 'tiled', lora: 'general' }, source: 'measured', speedup: 1.7, trials: [], refused: [], text: 'kernels: tiled GEMM, tiled attention, measured' } as TrainEvent;
+    const kernels = { type: 'kernels', kernels: { gemm: 'tiled', attention: 'tiled', lora: 'general' }, source: 'measured', speedup: 1.7, trials: [], refused: [], lost: [], text: 'kernels: tiled GEMM, tiled attention, measured' } as TrainEvent;
     const resumed = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 2 }), ev(kernels));
     expect(resumed.note).toMatch(/from the checkpoint at step 2/); // the kernel line does not take the note's place
     let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(kernels), ev(step(1, 3)), ev({ type: 'checkpoint', step: 1 }));
