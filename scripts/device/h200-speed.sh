@@ -155,6 +155,7 @@ if [ "$SMOKE" = 1 ]; then
   step check-int8-gates 600 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
   step model-int8-mlp 600 bench model --tokens 16 --steps 1 --gemm tiled --base-matmul int8-mlp "${S[@]}"
   step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
+  step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
 else
   step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048,4096x8x2048 --kernels basic,tiled,tiled-fixed
   step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
@@ -182,6 +183,8 @@ else
   step model-int8-mlp 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --gpu-memory 139
   # The estimate with the layers streamed from CPU memory (the small-GPU path): uploads priced against real steps.
   step estimate-stream 150 bench estimate --tokens 2048 --steps 2 --stream-layers
+  # Host time per dispatch, bind groups reused against made per dispatch; the demo's layer and Mistral-7B's.
+  step dispatch 60 bench dispatch --tokens 128,2048
 fi
 
 # --- Summary ---------------------------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ function line(r) {
       return `  tune T=${r.T} choice: ${r.gemm}/${r.attention}/${r.lora ?? 'general'}, speedup ${r.speedup?.toFixed(2)}${r.refused?.length ? `, refused ${r.refused.map((k) => `${k.gemm}/${k.attention}/${k.lora ?? 'general'}`).join(', ')}` : ''}${r.staged ? `; staged run: ${r.staged.gemm}/${r.staged.attention}/${r.staged.lora}, speedup ${r.stagedSpeedup?.toFixed(2)}${r.stagedAgrees ? ' (same)' : ' (DIFFERS from the full grid)'}` : ''}`;
     case 'estimate':
       return `  estimate T=${r.T} (${r.layers} layers${r.streamed ? ', streamed' : ''}): ${r.estimateSeconds?.toFixed(2)} s estimated${r.streamed ? ` (uploads ${r.uploadSeconds?.toFixed(2)} s: ${r.uploads?.perTrainingPass} × ${(1000 * r.uploads?.seconds).toFixed(1)} ms)` : ''}, ${r.stepSeconds?.toFixed(2)} s measured per step, ratio ${r.ratio?.toFixed(2)}`;
+    case 'dispatch':
+      return `  dispatch ${r.work}${r.work === 'layer' ? ` C=${r.C} T=${r.T}` : ''} bind groups ${r.bindGroups}: ${r.hostUsPerDispatch?.toFixed(1)} µs host per dispatch${r.hostSpeedup ? ` (${r.hostSpeedup.toFixed(2)}× per-dispatch)` : ''}${typeof r.wallMsPerLayer === 'number' ? `, ${r.hostMsPerLayer?.toFixed(2)} ms host / ${r.wallMsPerLayer.toFixed(2)} ms wall per layer` : ''}`;
     case 'model':
       return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}${r.keptAttention ? '+attention' : ''}: ${r.stepMs?.toFixed(0)} ms/step, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
     default:

@@ -71,7 +71,17 @@ describe('finetune bench beyond matmul', () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', ...argv], { env, timeout: 420_000 });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const kinds = new Set(lines.map((l) => l.bench));
-    for (const k of ['adapter', 'matmul', 'nf4', 'attention', 'kernel', 'layer', 'data']) expect(kinds.has(k), k).toBe(true);
+    for (const k of ['adapter', 'matmul', 'nf4', 'attention', 'kernel', 'layer', 'dispatch', 'data']) expect(kinds.has(k), k).toBe(true);
+    // Host time per dispatch, bind groups made per dispatch and reused, for small dispatches alone and a layer's work.
+    const dispatch = lines.filter((l) => l.bench === 'dispatch');
+    expect(dispatch.map((l) => `${l.work}/${l.bindGroups}`)).toEqual(['record-only/per-dispatch', 'record-only/cached', 'layer/per-dispatch', 'layer/cached']);
+    for (const l of dispatch) {
+      expect(l.hostUsPerDispatch).toBeGreaterThan(0);
+      // Reused ones are all made in the warm-up; made per dispatch, none goes through the cache.
+      expect(l.bindGroupsMade).toBe(0);
+    }
+    expect(dispatch[3].dispatchesPerLayer).toBe(dispatch[2].dispatchesPerLayer);
+    expect(dispatch[3].hostSpeedup).toBeCloseTo(dispatch[2].hostUsPerDispatch / dispatch[3].hostUsPerDispatch, 9);
     // The data-loading benchmark: one line with the file's size and the memory it took, as ratios to that size.
     const data = lines.find((l) => l.bench === 'data');
     expect(data.fileBytes).toBeGreaterThanOrEqual(512 * 1024);

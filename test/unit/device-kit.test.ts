@@ -143,6 +143,15 @@ describe('summarise', () => {
     expect(est).toContain('estimate T=2048 (32 layers): 7.50 s estimated, 8.00 s measured per step, ratio 0.94');
     const streamed = { bench: 'estimate', layers: 32, T: 2048, streamed: true, estimateSeconds: 9, uploads: { perTrainingPass: 60, perValidationPass: 32, seconds: 0.025 }, uploadSeconds: 1.5, stepSeconds: 9.5, ratio: 0.947 };
     const est2 = summarise([{ device: 'step', step: 'estimate-stream', attempt: 1 }, streamed].map((l) => JSON.stringify(l)).join('\n'));
+    const dispatch = summarise(
+      [
+        { device: 'step', step: 'dispatch', attempt: 1 },
+        { bench: 'dispatch', work: 'record-only', bindGroups: 'cached', T: 0, C: 256, dispatchesPerLayer: 2000, hostUsPerDispatch: 11.29, hostMsPerLayer: 22.6, wallMsPerLayer: null, bindGroupsMade: 0, reps: 14, hostSpeedup: 3.6 },
+        { bench: 'dispatch', work: 'layer', bindGroups: 'per-dispatch', T: 2048, C: 4096, dispatchesPerLayer: 92, hostUsPerDispatch: 20.5, hostMsPerLayer: 1.89, wallMsPerLayer: 251.2, bindGroupsMade: 0, reps: 3 },
+      ].map((l) => JSON.stringify(l)).join('\n'),
+    );
+    expect(dispatch).toContain('dispatch record-only bind groups cached: 11.3 µs host per dispatch (3.60× per-dispatch)\n');
+    expect(dispatch).toContain('dispatch layer C=4096 T=2048 bind groups per-dispatch: 20.5 µs host per dispatch, 1.89 ms host / 251.20 ms wall per layer');
     expect(est2).toContain('estimate T=2048 (32 layers, streamed): 9.00 s estimated (uploads 1.50 s: 60 × 25.0 ms), 9.50 s measured per step, ratio 0.95');
   });
 });

@@ -1,5 +1,6 @@
 import { benchCacheLoad, benchQuantize } from '../../bench/load.ts';
 import { benchAttention } from '../../bench/attention.ts';
+import { benchDispatch, benchRecording } from '../../bench/dispatch.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER, randomLayer, syntheticConfig } from '../../bench/layer.ts';
 import { kernelCandidates, kernelChoice, kernelStages, kernelsOf, measureKernels, pickKernels, sameKernels, stagedTrials } from '../../run/kernel-tuning.ts';
@@ -31,7 +32,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -52,6 +53,10 @@ what:
   kernels    RMSNorm, RoPE, SwiGLU, embedding (GB/s), AdamW over the whole adapter, lm_head + cross-entropy (GFLOP/s)
   layer      one Mistral-7B layer (random NF4 weights made on the GPU), LoRA r=8 on all seven projections:
              forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory
+  dispatch   what recording the GPU work costs the host, bind groups reused between dispatches (the default) and made
+             per dispatch, same run: host µs per dispatch of each and the speedup, for 2,000 small dispatches recorded
+             alone (record-only), then for one layer's training work recorded and submitted again and again, with its
+             wall time including the GPU's work (the demo model's layer, and on a GPU Mistral-7B's too)
   model      whole QLoRA training steps of a Mistral-7B-shaped model (32 random NF4 layers made on the GPU, bf16
              embeddings and lm_head): end-to-end tokens/s and peak GPU memory by category (not part of "all")
   stream     layer streaming: the same training steps with the layers resident, then streamed from CPU memory into two
@@ -257,6 +262,13 @@ export const benchCommand: Command = {
           // 32 such layers make Mistral-7B (the lm_head and embedding add ~2 % of the FLOPs, not counted here).
           print({ bench: 'model-estimate', model: 'Mistral-7B', T, tokensPerSecond: r.tokensPerSecond / 32, basis: '32 × layer time' });
         }
+      }
+    }
+    if (run('dispatch')) {
+      for await (const r of benchRecording(ctx, 2000, minMs)) print(r);
+      // The demo model's layer always (where the host is most likely the limit), Mistral-7B's on a GPU.
+      for (const dims of small ? [SMALL_LAYER] : [SMALL_LAYER, MISTRAL_7B_LAYER]) {
+        for (const T of tokens) for await (const r of benchDispatch(ctx, dims, T, minMs)) print(r);
       }
     }
     if (run('generate')) {
