@@ -282,8 +282,9 @@ export async function measureKernels(
       const relDiff = Math.max(maxRelError(out, reference.out), maxRelError(grad, reference.grad));
       const agrees = relDiff <= tolerance;
       if (!agrees) return { kernels: k, ms: NaN, reps: 0, relDiff, agrees };
-      // The comparison pass just ran these pipelines on this shape: it was the warm-up.
-      const t = await timeGpu(ctx, work, { warmup: 0, minMs: o.minMs ?? 400, maxReps: o.maxReps ?? 8 });
+      // The comparison pass just ran these pipelines on this shape: it was the warm-up. The first candidate gets one
+      // more, so that the GPU's clocks are up before anything is timed (every later candidate follows timed work).
+      const t = await timeGpu(ctx, work, { warmup: trials.length === 0 ? 1 : 0, minMs: o.minMs ?? 400, maxReps: o.maxReps ?? 8 });
       return { kernels: k, ms: t.ms, reps: t.reps, relDiff, agrees };
     };
     for (let queue = [...candidates]; queue.length > 0; queue = o.extend?.(trials) ?? []) {
@@ -434,28 +435,28 @@ interface CacheContents {
  */
 export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
   const readAll = async (): Promise<CacheContents> => {
-    const empty: CacheContents = { entries: {}, lost: {} };
+    const contents: CacheContents = { entries: {}, lost: {} };
     const bytes = await files.read(CACHE_FILE).catch(() => null);
-    if (!bytes || bytes.length > MAX_CACHE_BYTES) return empty;
+    if (!bytes || bytes.length > MAX_CACHE_BYTES) return contents;
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
-      return empty;
+      return contents;
     }
     const p = parsed as { format?: unknown; entries?: unknown; lost?: unknown } | null;
-    if (typeof p !== 'object' || p === null || p.format !== CACHE_FORMAT || typeof p.entries !== 'object' || p.entries === null) return empty;
+    if (typeof p !== 'object' || p === null || p.format !== CACHE_FORMAT || typeof p.entries !== 'object' || p.entries === null) return contents;
     for (const [k, v] of Object.entries(p.entries as Record<string, unknown>)) {
       const entry = validEntry(v);
-      if (entry) empty.entries[k] = entry;
+      if (entry) contents.entries[k] = entry;
     }
     if (typeof p.lost === 'object' && p.lost !== null) {
       for (const [k, v] of Object.entries(p.lost as Record<string, unknown>)) {
         const marks = validLost(v);
-        if (marks.length) empty.lost[k] = marks;
+        if (marks.length) contents.lost[k] = marks;
       }
     }
-    return empty;
+    return contents;
   };
   const newestFirst = (a: [string, CachedKernels], b: [string, CachedKernels]): number => (a[1].measuredAt < b[1].measuredAt ? 1 : a[1].measuredAt > b[1].measuredAt ? -1 : 0);
   const latest = (marks: readonly LostKernels[]): string => marks.reduce((m, l) => (l.at > m ? l.at : m), '');
