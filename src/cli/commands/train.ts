@@ -11,6 +11,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { createNodeContext } from '../node-gpu.ts';
+import type { GpuContext, GpuContextOptions } from '../../engine/gpu.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { folderRunStore, folderStoreFiles } from '../node-store.ts';
@@ -22,7 +23,7 @@ import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, KERNEL_ASK_HELP, loraA
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
                [--gemm auto|basic|tiled] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
-               [--<hyperparameter> VALUE …]
+               [--recover N] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -44,6 +45,9 @@ options:
   --cache-dir DIR    where quantised weights (and kernel choices, in DIR/kernels) are cached between runs
                      (default ~/.cache/finetune)
   --no-cache         neither read nor write the weight cache or the kernel choices
+  --recover N        when the GPU device is lost (a driver reset), get a new one, load the model again and continue
+                     from the run's last checkpoint (or start again if it had none yet), at most N times (default 2;
+                     0: stop and say how to resume)
   --stream-layers    keep the model's layers in CPU memory and upload them layer by layer as the passes need them:
                      for a GPU too small for the quantised model; the same results, slower (docs/models.md)
   --gpu-memory GB    this GPU's memory (WebGPU cannot tell): when the plan (finetune plan) says the run does not fit
@@ -63,132 +67,163 @@ ${FIELDS.filter((f) => f.type !== 'file')
   .map((f) => `  --${f.name.padEnd(24)} ${String(f.default ?? '').padEnd(14)} ${f.label}`)
   .join('\n')}`;
 
-export const trainCommand: Command = {
-  name: 'train',
-  summary: 'fine-tune a LoRA adapter on a local checkpoint with Replicate-named hyperparameters (JSON line per event)',
-  usage: USAGE,
-  async run(args, io) {
-    const { hp, rest, warnings } = hyperparamsFromArgs(args);
-    for (const w of warnings) io.err(`warning: ${w}`);
-    const { values } = parseCommandArgs(rest, {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      validation: { type: 'string' },
-      out: { type: 'string', default: 'finetune-out' },
-      resume: { type: 'boolean', default: false },
-      overwrite: { type: 'boolean', default: false },
-      tokenizer: { type: 'string' },
-      'cache-dir': { type: 'string' },
-      'no-cache': { type: 'boolean', default: false },
-      'stream-layers': { type: 'boolean', default: false },
-      'gpu-memory': { type: 'string' },
-      'keep-layers': { type: 'string' },
-      'keep-attention': { type: 'boolean' },
-      'base-matmul': { type: 'string' },
-      gemm: { type: 'string' },
-      attention: { type: 'string' },
-      'lora-kernel': { type: 'string' },
-      'retune-kernels': { type: 'boolean', default: false },
-    });
-    if (!values.model) throw new UsageError('--model is required');
-    const baseMatmul = parseBaseMatmul(values['base-matmul']);
-    const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
-    const keepLayers = parseKeepLayers(values['keep-layers']);
-    const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
-    if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${JSON.stringify(values['gpu-memory'])}`);
-    if (values['stream-layers'] && gpuMemoryGb !== undefined) throw new UsageError('--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide: give one of them');
-    if (!values.data && !values.resume) throw new UsageError('--data is required');
-    // Every named file is checked before the GPU or the model is touched: a typo costs a second, not a model load.
-    if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
-    if (values.data) await checkJsonlFile(values.data, '--data');
-    if (values.validation) await checkJsonlFile(values.validation, '--validation');
-    const out = values.out as string;
-    if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
-    // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
-    // silently take the place of an unfinished one.
-    const runDir = join(out, 'run');
-    const previous = await readSavedRun(folderRunStore(runDir));
-    if (values.resume) {
-      if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir}`);
-      await readStoredCheckpoint(folderRunStore(runDir));
-    } else if (previous && isUnfinished(previous)) {
-      const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
-      if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
-      io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
-    }
-    const tokenizer = await loadTokenizerFrom(values.tokenizer);
-    const { ctx, found } = await createNodeContext({ baseMatmul });
-    if (found.note) io.err(`note: ${found.note}`);
-    // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
-    if (baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
-    const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
-    const session = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
-    if (gpuMemoryGb !== undefined) session.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
-    // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
-    session.weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
-    // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
-    session.kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
-    const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
-    const print = (o: unknown): void => io.out(JSON.stringify(o));
-    // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
-    const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
-    // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
-    const runHp = values.resume && previous ? previous.hp : hp;
-    const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize, hasF16: ctx.hasF16 };
-    const streamLayers = values['stream-layers'] ? true : gpuMemoryGb !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryGb * 1024 ** 3 } } : false;
-    const model = await session.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers });
-    for (const n of model.notices ?? []) io.err(`note: ${n}`);
-    print({ type: 'model', ...model });
-    const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
-    // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.
-    let stopRequested = false;
-    const removeSignalHandlers = onStopSignals(process, {
-      stop: (signal) => {
-        io.err(`${signal}: stopping after this step and saving it (again to abort at once)…`);
-        stopRequested = true;
-        session.stop();
-      },
-      abort: (signal) => {
-        io.err(`${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`);
-        process.exit(SIGNAL_EXIT_CODE[signal]);
-      },
-    });
-    const onEvent = (e: TrainEvent): void => {
-      // A signal that came before the run had started: stop it as soon as it exists.
-      if (e.type === 'plan' && stopRequested) session.stop();
-      print(e);
-    };
-    const keptLayers = keepLayers === 'all' ? model.layers : keepLayers;
-    const keptAttention = values['keep-attention'] ? true : undefined;
-    const training = (values.resume
-      ? session.train({}, null, onEvent, { resume: true, keptLayers, keptAttention, kernels, baseMatmul: askedBase })
-      : session.train(
-          hp,
-          {
+/** `finetune train`; `newContext` makes each attempt's GPU context (tests hand in one whose device they can lose). */
+export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{ ctx: GpuContext; found: { note?: string } }> = createNodeContext): Command {
+  return {
+    name: 'train',
+    summary: 'fine-tune a LoRA adapter on a local checkpoint with Replicate-named hyperparameters (JSON line per event)',
+    usage: USAGE,
+    async run(args, io) {
+      const { hp, rest, warnings } = hyperparamsFromArgs(args);
+      for (const w of warnings) io.err(`warning: ${w}`);
+      const { values } = parseCommandArgs(rest, {
+        model: { type: 'string' },
+        data: { type: 'string' },
+        validation: { type: 'string' },
+        out: { type: 'string', default: 'finetune-out' },
+        resume: { type: 'boolean', default: false },
+        overwrite: { type: 'boolean', default: false },
+        tokenizer: { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'no-cache': { type: 'boolean', default: false },
+        'stream-layers': { type: 'boolean', default: false },
+        'gpu-memory': { type: 'string' },
+        'keep-layers': { type: 'string' },
+        'keep-attention': { type: 'boolean' },
+        'base-matmul': { type: 'string' },
+        gemm: { type: 'string' },
+        attention: { type: 'string' },
+        'lora-kernel': { type: 'string' },
+        'retune-kernels': { type: 'boolean', default: false },
+        recover: { type: 'string' },
+      });
+      if (!values.model) throw new UsageError('--model is required');
+      const baseMatmul = parseBaseMatmul(values['base-matmul']);
+      const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
+      const keepLayers = parseKeepLayers(values['keep-layers']);
+      const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
+      if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${JSON.stringify(values['gpu-memory'])}`);
+      if (values['stream-layers'] && gpuMemoryGb !== undefined) throw new UsageError('--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide: give one of them');
+      if (!values.data && !values.resume) throw new UsageError('--data is required');
+      // Every named file is checked before the GPU or the model is touched: a typo costs a second, not a model load.
+      if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
+      if (values.data) await checkJsonlFile(values.data, '--data');
+      if (values.validation) await checkJsonlFile(values.validation, '--validation');
+      const out = values.out as string;
+      if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
+      // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
+      // silently take the place of an unfinished one.
+      const runDir = join(out, 'run');
+      const previous = await readSavedRun(folderRunStore(runDir));
+      if (values.resume) {
+        if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir}`);
+        await readStoredCheckpoint(folderRunStore(runDir));
+      } else if (previous && isUnfinished(previous)) {
+        const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
+        if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
+        io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
+      }
+      const recover = values.recover === undefined ? 2 : Number(values.recover);
+      if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${JSON.stringify(values.recover)}`);
+      const tokenizer = await loadTokenizerFrom(values.tokenizer);
+      const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
+      const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
+      const print = (o: unknown): void => io.out(JSON.stringify(o));
+      // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
+      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
+      const runHp = values.resume && previous ? previous.hp : hp;
+      const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
+      const data = values.resume
+        ? null
+        : {
             train: await read(values.data as string),
             trainName: basename(values.data as string),
             validation: values.validation ? await read(values.validation) : null,
             validationName: values.validation ? basename(values.validation) : null,
-          },
-          onEvent,
-          { keptLayers, keptAttention, kernels, baseMatmul: askedBase },
-        )
-    ).finally(removeSignalHandlers);
-    const result = await training.catch((e: unknown) => {
-      if (!isFinetuneError(e, 'device-lost')) throw e;
-      // Lost while the kernels were measured (before the first step): nothing to resume; the message says what the
-      // next run does.
-      if (typeof e.details?.kernelsLost === 'string') throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
-      throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
-    });
-    // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
-    const adapter = await session.adapterNow();
-    const files = adapterBundle(adapter, session.baseConfig, { name: model.source });
-    const dir = join(out, 'adapter');
-    await mkdir(dir, { recursive: true });
-    for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
-    print({ type: 'done', ...result, adapter: dir });
-    ctx.destroyDevice();
-    return 0;
-  },
-};
+          };
+      const keptLayersAsked = (layers: number): number | undefined => (keepLayers === 'all' ? layers : keepLayers);
+      const keptAttention = values['keep-attention'] ? true : undefined;
+
+      // One device, session and model per attempt: after a lost device (a driver reset, an Xid on a server) a new one
+      // is made, the model loaded again (from the weight cache), and the run continues from its last checkpoint — or,
+      // lost before this run saved one (while its kernels were measured, say), starts again. --recover attempts at most.
+      let session: FinetuneSession | null = null;
+      let stopRequested = false;
+      // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.
+      const removeSignalHandlers = onStopSignals(process, {
+        stop: (signal) => {
+          io.err(`${signal}: stopping after this step and saving it (again to abort at once)…`);
+          stopRequested = true;
+          session?.stop();
+        },
+        abort: (signal) => {
+          io.err(`${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`);
+          process.exit(SIGNAL_EXIT_CODE[signal]);
+        },
+      });
+      let savedStep: number | null = null;
+      const onEvent = (e: TrainEvent): void => {
+        // A signal that came before the run had started: stop it as soon as it exists.
+        if (e.type === 'plan' && stopRequested) session?.stop();
+        if (e.type === 'checkpoint') savedStep = e.step;
+        print(e);
+      };
+      try {
+        for (let attempt = 0; ; attempt++) {
+          const { ctx, found } = await newContext({ baseMatmul });
+          if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
+          // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
+          if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
+          const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
+          session = s;
+          if (gpuMemoryGb !== undefined) s.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
+          // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
+          s.weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
+          // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
+          s.kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
+          // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
+          const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize, hasF16: ctx.hasF16 };
+          const streamLayers = values['stream-layers'] ? true : gpuMemoryGb !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryGb * 1024 ** 3 } } : false;
+          let result;
+          try {
+            const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers });
+            if (attempt === 0) {
+              for (const n of model.notices ?? []) io.err(`note: ${n}`);
+              print({ type: 'model', ...model });
+            }
+            const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };
+            // This run's own checkpoint, once it has one (the folder may still hold an older run's until then).
+            const resume = values.resume || savedStep !== null;
+            result = await (resume || !data ? s.train({}, null, onEvent, { ...options, resume: true }) : s.train(hp, data, onEvent, options));
+          } catch (e) {
+            if (!isFinetuneError(e, 'device-lost')) throw e;
+            const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
+            if (attempt >= recover || stopRequested) {
+              // Lost while the kernels were measured (before the first step): nothing to resume; the message says what
+              // the next run does.
+              if (lostWhileMeasuring && savedStep === null && !values.resume) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
+              throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
+            }
+            const from = values.resume || savedStep !== null ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
+            print({ type: 'device-lost', attempt: attempt + 1, of: recover, message: e.message, resumeAt: savedStep });
+            io.err(`${e.message}: getting a new GPU device and ${from} (attempt ${attempt + 1} of ${recover})`);
+            continue;
+          }
+          // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
+          const adapter = await s.adapterNow();
+          const files = adapterBundle(adapter, s.baseConfig, { name: s.modelName });
+          const dir = join(out, 'adapter');
+          await mkdir(dir, { recursive: true });
+          for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+          print({ type: 'done', ...result, adapter: dir });
+          ctx.destroyDevice();
+          return 0;
+        }
+      } finally {
+        removeSignalHandlers();
+      }
+    },
+  };
+}
+
+export const trainCommand: Command = makeTrainCommand();
