@@ -62,6 +62,11 @@ export interface RunEstimate extends Calibration {
   seconds: number;
   /** Of which: moving streamed layers to the GPU (0 when the layers are resident). */
   uploadSeconds: number;
+  /**
+   * Of which: measuring which kernels are fastest before the first step, when the run will (a GPU with no remembered
+   * choice for this shape); 0 otherwise. Layer passes of the run's shape, pipeline compiles not counted.
+   */
+  tuningSeconds: number;
   /** Training tokens per second, the uploads of the training passes included: the rate the run should show. */
   tokensPerSecond: number;
   /** The adapter is a CPU implementation of WebGPU (correct, slow). */
@@ -165,7 +170,16 @@ export function evaluationCount(stats: DataStats, hp: Pick<Hyperparams, 'run_val
 }
 
 /** The run's duration from a calibration: padded training tokens at the measured rate, plus its validation passes. */
-export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>, c: Calibration, softwareAdapter: boolean): RunEstimate {
+/**
+ * `tuningPasses` layer passes at the run's shape, from the measured parts ('layers' only: a software adapter never
+ * measures kernels, and its 'model' calibration has no layer part).
+ */
+export function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
+  return c.parts?.recomputedLayer != null ? c.parts.recomputedLayer * tuningPasses : 0;
+}
+
+/** `tuningPasses`: layer passes the kernel measurement before the first step will take (0: none will be made). */
+export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
   const trainTokens = Math.round((stats.epochs * stats.tokensPerEpoch) / Math.max(0.05, 1 - stats.paddingFraction));
   const evaluations = evaluationCount(stats, hp);
   const validationTokens = stats.validation.tokens;
@@ -174,7 +188,8 @@ export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validat
   const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.batches : 0;
   const uploadSeconds = trainUploadSeconds + validationUploadSeconds;
   const trainSeconds = c.secondsPerToken * trainTokens + trainUploadSeconds;
-  const seconds = c.secondsPerToken * (trainTokens + FORWARD_SHARE * evaluations * validationTokens) + uploadSeconds;
+  const tuningSeconds = tuningSecondsOf(c, tuningPasses);
+  const seconds = c.secondsPerToken * (trainTokens + FORWARD_SHARE * evaluations * validationTokens) + uploadSeconds + tuningSeconds;
   const tokensPerSecond = trainSeconds > 0 ? trainTokens / trainSeconds : 1 / c.secondsPerToken;
-  return { ...c, trainTokens, evaluations, validationTokens, seconds, uploadSeconds, tokensPerSecond, softwareAdapter };
+  return { ...c, trainTokens, evaluations, validationTokens, seconds, uploadSeconds, tuningSeconds, tokensPerSecond, softwareAdapter };
 }

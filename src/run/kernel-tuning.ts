@@ -186,6 +186,17 @@ export function kernelStages(ask: KernelAsks, current: KernelChoice, skip: (k: K
   return { first, then };
 }
 
+/**
+ * Layer passes a run's measurement takes when every candidate agrees and each is timed once (a slow GPU: one pass
+ * passes the 400 ms): a comparison pass and a timed one per candidate of both stages, and one warm-up more for the
+ * first. Pipeline compiles come on top.
+ */
+export function tuningPasses(ask: KernelAsks, current: KernelChoice): number {
+  const stages = kernelStages(ask, current);
+  const second = askOf(ask, 'lora') === 'auto' ? TUNED.lora.length - 1 : 0;
+  return 2 * (stages.first.length + second) + 1;
+}
+
 /** The trials a staged run would have made, taken from a measurement of every combination (bench tune). */
 export function stagedTrials(all: readonly KernelTrial[], stages: KernelStages): KernelTrial[] {
   const find = (k: KernelChoice): KernelTrial | undefined => all.find((t) => sameKernels(t.kernels, k));

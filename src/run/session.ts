@@ -27,7 +27,7 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
-import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
+import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
@@ -270,7 +270,9 @@ export class FinetuneSession {
         applyKernels(this.ctx, this.defaultKernels);
       }
     }
-    return estimateRun(stats, hp, this.calibration.value, this.ctx.report.software);
+    // A run on a GPU with no remembered choice for this shape measures its kernels first (what Train does: nothing asked).
+    const measures = !this.ctx.report.software && !tuned;
+    return estimateRun(stats, hp, this.calibration.value, this.ctx.report.software, measures ? tuningPasses({}, this.defaultKernels) : 0);
   }
 
   /**

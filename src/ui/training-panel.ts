@@ -209,7 +209,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const showEstimate = (e: RunEstimate): void => {
     const slow = e.seconds > SLOW_RUN_SECONDS;
     const uploads = e.uploadSeconds > 0 ? `; ${roughDuration(e.uploadSeconds)} of it moving the streamed layers to the GPU` : '';
-    const rate = `${formatRate(e.tokensPerSecond)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}${uploads}`;
+    // The first run of a shape on a GPU measures its kernels before its first step (remembered afterwards).
+    const tuning = e.tuningSeconds > 0 ? `; ${roughDuration(e.tuningSeconds)} of it measuring which kernels are fastest here, once for this shape` : '';
+    const rate = `${formatRate(e.tokensPerSecond)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}${uploads}${tuning}`;
     const quick = h('button', { type: 'button', class: 'secondary', 'data-testid': 'preset-quick' }, 'Use the quick preset');
     quick.addEventListener('click', () => hooks.applyQuickPreset());
     replaceChildren(

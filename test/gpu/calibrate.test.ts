@@ -126,6 +126,18 @@ describe('estimate arithmetic', () => {
     expect(e.tokensPerSecond).toBeCloseTo(100, 9);
   });
 
+  it('a run that will measure its kernels first adds that many passes of a layer at its shape; the rate is unchanged', () => {
+    const layers: Calibration = { ...c, method: 'layers', parts: { recomputedLayer: 0.25, keptLayer: null, head: 0.1, layers: 2, keptLayers: 0 } };
+    const plain = estimateRun(stats, hp, layers, false);
+    const tuned = estimateRun(stats, hp, layers, false, 11);
+    expect(plain.tuningSeconds).toBe(0);
+    expect(tuned.tuningSeconds).toBeCloseTo(11 * 0.25, 12);
+    expect(tuned.seconds).toBeCloseTo(plain.seconds + 11 * 0.25, 9);
+    expect(tuned.tokensPerSecond).toBe(plain.tokensPerSecond);
+    // A whole-model calibration (a software adapter, which never measures kernels) has no layer part to price it by.
+    expect(estimateRun(stats, hp, c, true, 11).tuningSeconds).toBe(0);
+  });
+
   it('streamed layers: each micro-batch and validation batch adds its uploads, and the rate counts the training ones', () => {
     const e = estimateRun(stats, hp, { ...c, uploads: { perTrainingPass: 6, perValidationPass: 5, seconds: 0.5 } }, false);
     // 2 epochs × ⌈7 / 2⌉ micro-batches × 6 uploads, and 2 evaluations × 3 batches × 5 uploads, at 0.5 s each.

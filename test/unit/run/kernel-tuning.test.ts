@@ -17,6 +17,7 @@ import {
   shaderRevision,
   stagedTrials,
   tuningKey,
+  tuningPasses,
   type DecideInputs,
   type KernelChoice,
   type KernelTrial,
@@ -77,6 +78,13 @@ describe('the stages a run measures in', () => {
     expect(stages.first).toEqual([BASIC_TILED, TILED_ROWS, TILED_TILED]);
     expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 90), trial(TILED_TILED, 40)])).toEqual([]);
     expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 40), trial(TILED_TILED, 90)])).toEqual([skinny(TILED_ROWS)]);
+  });
+
+  it('counts the layer passes a measurement takes: two per candidate of both stages and one warm-up more', () => {
+    expect(tuningPasses(AUTO, BASIC_ROWS)).toBe(2 * (4 + 1) + 1);
+    expect(tuningPasses({ lora: 'general' }, BASIC_ROWS)).toBe(2 * 4 + 1);
+    expect(tuningPasses({ lora: 'skinny' }, BASIC_ROWS)).toBe(2 * 5 + 1); // the reference and four on skinny
+    expect(tuningPasses({ gemm: 'tiled', lora: 'general' }, BASIC_ROWS)).toBe(2 * 3 + 1);
   });
 
   it('finds in a full grid the trials a staged run would have made (bench tune compares the two choices)', () => {
