@@ -48,22 +48,19 @@ export interface DispatchBenchResult {
 
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
-export async function* benchDispatch(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, T: number, minMs = 300): AsyncGenerator<DispatchBenchResult> {
-  const weights = await randomLayer(ctx, d, true);
-  const config = syntheticConfig(d);
-  const adapter = createAdapter(config, { r: 8, alpha: 16, dropout: 0.05, targetModules: [...PROJECTIONS], random: uniformSource(11) });
-  const lora = uploadLora(ctx, weights.dims, adapter);
-  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T, seed: 1, keptLayers: 0 });
-  const layer = repeatableLayerWork(ctx, runner, [0], d.C);
+/**
+ * Times `record` (which records dispatches; each repetition is then submitted and waited for), a new bind group per
+ * dispatch and then with them reused, same run: one line for each. `wall`: whether the wall time per repetition means
+ * something (the layer's work), or not (record-only, where there is no GPU work worth the name).
+ */
+async function* bothWays(ctx: GpuContext, line: Pick<DispatchBenchResult, 'work' | 'T' | 'C'>, record: () => void, minMs: number, wall: boolean): AsyncGenerator<DispatchBenchResult> {
   const before = ctx.cacheBindGroups;
   try {
-    const ids = Array.from({ length: T }, (_, i) => (1 + 37 * i) % weights.dims.V);
-    runner.setBatch(unpackedBatch(1, T, ids, new Int32Array(T).fill(-100)));
     let perDispatchHost = NaN;
     for (const cached of [false, true]) {
       ctx.cacheBindGroups = cached;
-      // Warm-up: pipelines compiled, and with the cache on, the layer's bind groups made.
-      layer.run(0);
+      // Warm-up: pipelines compiled, and with the cache on, the bind groups made.
+      record();
       await ctx.sync();
       const made = ctx.bindGroups.created;
       let host = 0;
@@ -73,26 +70,24 @@ export async function* benchDispatch(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, 
       while (now() - start < minMs || reps < 3) {
         const d0 = ctx.dispatchCount;
         const t0 = now();
-        layer.run(0);
+        record();
         ctx.flush();
         host += now() - t0;
         dispatches += ctx.dispatchCount - d0;
         reps++;
         await ctx.sync();
       }
-      const wall = now() - start;
+      const elapsed = now() - start;
       const hostUsPerDispatch = (host * 1000) / dispatches;
       if (!cached) perDispatchHost = hostUsPerDispatch;
       yield {
         bench: 'dispatch',
-        work: 'layer',
+        ...line,
         bindGroups: cached ? 'cached' : 'per-dispatch',
-        T,
-        C: d.C,
         dispatchesPerLayer: dispatches / reps,
         hostUsPerDispatch,
         hostMsPerLayer: host / reps,
-        wallMsPerLayer: wall / reps,
+        wallMsPerLayer: wall ? elapsed / reps : NaN,
         bindGroupsMade: ctx.bindGroups.created - made,
         reps,
         ...(cached ? { hostSpeedup: perDispatchHost / hostUsPerDispatch } : {}),
@@ -100,6 +95,22 @@ export async function* benchDispatch(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, 
     }
   } finally {
     ctx.cacheBindGroups = before;
+  }
+}
+
+/** One decoder layer's training work of shape `d` at T tokens, both ways. */
+export async function* benchDispatch(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, T: number, minMs = 300): AsyncGenerator<DispatchBenchResult> {
+  const weights = await randomLayer(ctx, d, true);
+  const config = syntheticConfig(d);
+  const adapter = createAdapter(config, { r: 8, alpha: 16, dropout: 0.05, targetModules: [...PROJECTIONS], random: uniformSource(11) });
+  const lora = uploadLora(ctx, weights.dims, adapter);
+  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T, seed: 1, keptLayers: 0 });
+  const layer = repeatableLayerWork(ctx, runner, [0], d.C);
+  try {
+    const ids = Array.from({ length: T }, (_, i) => (1 + 37 * i) % weights.dims.V);
+    runner.setBatch(unpackedBatch(1, T, ids, new Int32Array(T).fill(-100)));
+    yield* bothWays(ctx, { work: 'layer', T, C: d.C }, () => layer.run(0), minMs, true);
+  } finally {
     layer.destroy();
     runner.destroy();
     destroyLora(ctx, lora);
@@ -107,50 +118,15 @@ export async function* benchDispatch(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, 
   }
 }
 
-/** Records `count` elementwise adds into one submission, `rounds` times per setting: host µs per dispatch, cached and not. */
+/** `count` elementwise adds recorded into one submission, both ways: the host's cost alone. */
 export async function* benchRecording(ctx: GpuContext, count = 2000, minMs = 300): AsyncGenerator<DispatchBenchResult> {
   const n = 256;
   const [a, b, out] = ['a', 'b', 'out'].map((label) => ctx.createBuffer(`dispatch bench ${label}`, n * 4, 'scratch'));
-  const before = ctx.cacheBindGroups;
   try {
-    let perDispatchHost = NaN;
-    for (const cached of [false, true]) {
-      ctx.cacheBindGroups = cached;
-      const round = (): number => {
-        const t0 = now();
-        for (let i = 0; i < count; i++) add(ctx, out, a, b, n);
-        ctx.flush();
-        return now() - t0;
-      };
-      round();
-      await ctx.sync();
-      const made = ctx.bindGroups.created;
-      let host = 0;
-      let reps = 0;
-      while (host < minMs || reps < 3) {
-        host += round();
-        reps++;
-        await ctx.sync();
-      }
-      const hostUsPerDispatch = (host * 1000) / (count * reps);
-      if (!cached) perDispatchHost = hostUsPerDispatch;
-      yield {
-        bench: 'dispatch',
-        work: 'record-only',
-        bindGroups: cached ? 'cached' : 'per-dispatch',
-        T: 0,
-        C: n,
-        dispatchesPerLayer: count,
-        hostUsPerDispatch,
-        hostMsPerLayer: host / reps,
-        wallMsPerLayer: NaN,
-        bindGroupsMade: ctx.bindGroups.created - made,
-        reps,
-        ...(cached ? { hostSpeedup: perDispatchHost / hostUsPerDispatch } : {}),
-      };
-    }
+    yield* bothWays(ctx, { work: 'record-only', T: 0, C: n }, () => {
+      for (let i = 0; i < count; i++) add(ctx, out, a, b, n);
+    }, minMs, false);
   } finally {
-    ctx.cacheBindGroups = before;
     for (const buf of [a, b, out]) ctx.destroy(buf);
   }
 }

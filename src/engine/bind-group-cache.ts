@@ -39,7 +39,7 @@ export class BindGroupCache {
   }
 
   /** The pipeline's bind group layout 0, asked of Dawn once per pipeline (each call makes a new wrapper). */
-  layout(pipeline: GPUComputePipeline): GPUBindGroupLayout {
+  private layout(pipeline: GPUComputePipeline): GPUBindGroupLayout {
     let l = this.layouts.get(pipeline);
     if (!l) {
       l = pipeline.getBindGroupLayout(0);

@@ -169,16 +169,19 @@ export function evaluationCount(stats: DataStats, hp: Pick<Hyperparams, 'run_val
   return stats.epochs;
 }
 
-/** The run's duration from a calibration: padded training tokens at the measured rate, plus its validation passes. */
 /**
  * `tuningPasses` layer passes at the run's shape, from the measured parts ('layers' only: a software adapter never
  * measures kernels, and its 'model' calibration has no layer part).
  */
-export function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
+function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
   return c.parts?.recomputedLayer != null ? c.parts.recomputedLayer * tuningPasses : 0;
 }
 
-/** `tuningPasses`: layer passes the kernel measurement before the first step will take (0: none will be made). */
+/**
+ * The run's duration from a calibration: padded training tokens at the measured rate, plus its validation passes, the
+ * streamed layers' uploads, and `tuningPasses` layer passes for the kernel measurement before the first step (0: none
+ * will be made).
+ */
 export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
   const trainTokens = Math.round((stats.epochs * stats.tokensPerEpoch) / Math.max(0.05, 1 - stats.paddingFraction));
   const evaluations = evaluationCount(stats, hp);

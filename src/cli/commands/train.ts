@@ -162,6 +162,12 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
         },
       });
       let savedStep: number | null = null;
+      // What the next attempt continues from: the saved run asked for, or this run's own checkpoint once it has one
+      // (until then the folder may still hold an older run's, which must not be resumed).
+      const hasCheckpoint = (): boolean => values.resume || savedStep !== null;
+      // Made once: every attempt reads and writes the same caches.
+      const weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
+      const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
       const onEvent = (e: TrainEvent): void => {
         // A signal that came before the run had started: stop it as soon as it exists.
         if (e.type === 'plan' && stopRequested) session?.stop();
@@ -178,9 +184,9 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
           session = s;
           if (gpuMemoryGb !== undefined) s.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
           // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
-          s.weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
+          s.weightCache = weightCache;
           // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
-          s.kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
+          s.kernelCache = kernelCache;
           // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
           const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize, hasF16: ctx.hasF16 };
           const streamLayers = values['stream-layers'] ? true : gpuMemoryGb !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryGb * 1024 ** 3 } } : false;
@@ -192,19 +198,17 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
               print({ type: 'model', ...model });
             }
             const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };
-            // This run's own checkpoint, once it has one (the folder may still hold an older run's until then).
-            const resume = values.resume || savedStep !== null;
-            result = await (resume || !data ? s.train({}, null, onEvent, { ...options, resume: true }) : s.train(hp, data, onEvent, options));
+            result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, options) : s.train({}, null, onEvent, { ...options, resume: true }));
           } catch (e) {
             if (!isFinetuneError(e, 'device-lost')) throw e;
             const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
             if (attempt >= recover || stopRequested) {
               // Lost while the kernels were measured (before the first step): nothing to resume; the message says what
               // the next run does.
-              if (lostWhileMeasuring && savedStep === null && !values.resume) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
+              if (lostWhileMeasuring && !hasCheckpoint()) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
               throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
             }
-            const from = values.resume || savedStep !== null ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
+            const from = hasCheckpoint() ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
             print({ type: 'device-lost', attempt: attempt + 1, of: recover, message: e.message, resumeAt: savedStep });
             io.err(`${e.message}: getting a new GPU device and ${from} (attempt ${attempt + 1} of ${recover})`);
             continue;
