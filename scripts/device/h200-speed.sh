@@ -152,6 +152,8 @@ if [ "$SMOKE" = 1 ]; then
   step model-keep-attention 600 bench model --tokens 16 --steps 1 --keep-attention "${S[@]}"
   step estimate 600 bench estimate --tokens 16 --steps 1 "${S[@]}"
   step int8 300 bench int8 --tokens 16 "${S[@]}"
+  # Fails on SwiftShader by design (no subgroup matrices): checks that the refusal is clean and says why.
+  step int8-sm 300 bench int8 --tokens 16 --int8-kernel subgroup-matrix "${S[@]}"
   step check-int8-gates 600 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
   step model-int8-mlp 600 bench model --tokens 16 --steps 1 --gemm tiled --base-matmul int8-mlp "${S[@]}"
   step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
@@ -161,6 +163,9 @@ else
   step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step attention 60 bench attention --tokens 2048
+  # Tensor cores through the int8 subgroup-matrix kernel (docs/int8.md): the context first proves it gives the DP4A
+  # kernel's bits on this GPU; then each int8 product on both kernels beside fp32 (vsDp4a, bitsDiffer must be 0).
+  step int8-sm 120 bench int8 --tokens 2048 --gemm tiled --int8-kernel subgroup-matrix
   # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention × LoRA-product
   # combination on one layer.
   step tune 120 bench tune --tokens 2048
@@ -181,6 +186,8 @@ else
   step int8 120 bench int8 --tokens 2048 --gemm tiled
   step check-int8-gates 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
   step model-int8-mlp 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --gpu-memory 139
+  step check-int8-sm 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates int8-mlp --int8-kernel subgroup-matrix
+  step model-int8-mlp-sm 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --int8-kernel subgroup-matrix --gpu-memory 139
   # The estimate with the layers streamed from CPU memory (the small-GPU path): uploads priced against real steps.
   step estimate-stream 150 bench estimate --tokens 2048 --steps 2 --stream-layers
   # Host time per dispatch, bind groups reused against made per dispatch; the demo's layer and Mistral-7B's.

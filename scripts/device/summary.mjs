@@ -89,7 +89,7 @@ function line(r) {
     case 'model-estimate':
       return `  model-estimate T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s (${r.basis})`;
     case 'int8':
-      return `  int8 ${shape(r)} ${r.variant}: ${r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : `${tf(r.gflops)} TFLOP/s`}${r.vsPlain ? `, vsPlain ${r.vsPlain.toFixed(2)}` : ''}${r.vsFp32 ? `, vsFp32 ${r.vsFp32.toFixed(2)}` : ''}${r.relError !== undefined ? `, relError ${r.relError.toExponential(2)}` : ''}`;
+      return `  int8 ${shape(r)} ${r.variant}: ${r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : `${tf(r.gflops)} TFLOP/s`}${r.vsPlain ? `, vsPlain ${r.vsPlain.toFixed(2)}` : ''}${r.vsFp32 ? `, vsFp32 ${r.vsFp32.toFixed(2)}` : ''}${r.relError !== undefined ? `, relError ${r.relError.toExponential(2)}` : ''}${r.vsDp4a ? `, vsDp4a ${r.vsDp4a.toFixed(2)}` : ''}${r.bitsDiffer !== undefined ? (r.bitsDiffer === 0 ? ', same bits as dp4a' : `, ${r.bitsDiffer} OUTPUTS DIFFER FROM DP4A`) : ''}`;
     case 'tune':
       return `  tune T=${r.T} ${r.gemm}/${r.attention}/${r.lora ?? 'general'}: ${typeof r.ms === 'number' ? `${r.ms.toFixed(1)} ms, ${r.layerTokensPerSecond?.toFixed(0)} tokens/s per layer, vsFirst ${r.vsFirst?.toFixed(2)}` : 'not timed'}, relDiff ${r.relDiff?.toExponential(2)}${r.agrees ? '' : ' DISAGREES'}`;
     case 'tune-choice':

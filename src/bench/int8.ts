@@ -3,13 +3,16 @@
 // quantised), the quantiser alone, and the NF4 forward and input gradient both ways (fp32 on the context's GEMM
 // kernel; int8 including the quantisation of its input), each int8 line with its ratio to the fp32 one and the relative
 // error of its output against the fp32 output. Random inputs: the error on a real model's activations comes from
-// `finetune bench int8-ab` (src/run/int8-ab.ts).
+// `finetune bench int8-ab` (src/run/int8-ab.ts). On a context made with the subgroup-matrix int8 kernel
+// (--int8-kernel subgroup-matrix), each int8 product is timed on it too, beside the DP4A one: its rate over DP4A's and
+// how many outputs differ from DP4A's in any bit (the kernels must agree to the bit: 0).
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { int8_gemm, int8RowsBytes, quantize_rows_i8 } from '../engine/kernels/int8_matmul.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_destroy, nf4_quantize } from '../engine/kernels/nf4.ts';
 import { nf4_matmul_backward, nf4_matmul_forward } from '../engine/kernels/nf4_matmul.ts';
+import { compareBits } from '../engine/int8-kernel-check.ts';
 import { relFrobenius } from '../engine/reference/int8.ts';
 import { filled, type Nf4BenchShape } from './nf4.ts';
 import { timeGpu } from '../engine/timing.ts';
@@ -30,6 +33,10 @@ export interface Int8BenchResult {
   vsFp32?: number;
   /** ‖int8 − fp32‖ / ‖fp32‖ over the output. */
   relError?: number;
+  /** A subgroup-matrix line's rate over the DP4A kernel's same product, same run. */
+  vsDp4a?: number;
+  /** Outputs of a subgroup-matrix line that differ in any bit from the DP4A kernel's (the kernels must agree: 0). */
+  bitsDiffer?: number;
   reps: number;
 }
 
@@ -70,8 +77,21 @@ export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape
       quantize_rows_i8(ctx, Wq, Ws, Wf, N, K);
       const tQuant = await timeGpu(ctx, () => quantize_rows_i8(ctx, Xq, Xs, X, M, K), { minMs });
       yield { bench: 'int8', variant: 'quantise X (M, K) to int8', M, N, K, ms: tQuant.ms, gbps: (M * K * 4) / (tQuant.ms * 1e6), reps: tQuant.reps };
+      const kernelBefore = ctx.int8Kernel;
+      ctx.int8Kernel = 'dp4a';
       const tRaw = await timeGpu(ctx, () => int8_gemm(ctx, Y, Xq, Xs, Wq, Ws, M, N, K), { minMs });
-      yield line('int8 GEMM (dot4I8Packed, operands quantised)', tRaw, { vsPlain: flop / (tRaw.ms * 1e6) / plain });
+      const rawRate = flop / (tRaw.ms * 1e6);
+      yield line('int8 GEMM (dot4I8Packed, operands quantised)', tRaw, { vsPlain: rawRate / plain });
+      if (ctx.hasInt8SubgroupMatrix) {
+        const dp4a = await ctx.readF32(Y, 0, M * N);
+        ctx.clear(Y);
+        ctx.int8Kernel = 'subgroup-matrix';
+        const tSm = await timeGpu(ctx, () => int8_gemm(ctx, Y, Xq, Xs, Wq, Ws, M, N, K), { minMs });
+        const rate = flop / (tSm.ms * 1e6);
+        const bitsDiffer = compareBits('', dp4a, await ctx.readF32(Y, 0, M * N)).differing;
+        yield line('int8 GEMM (subgroup matrix, operands quantised)', tSm, { vsPlain: rate / plain, vsDp4a: rate / rawRate, bitsDiffer });
+      }
+      ctx.int8Kernel = kernelBefore;
 
       const W = nf4_quantize(ctx, Wf, 'f32', N, K, { doubleQuant: true, label: 'bench W' });
       try {
@@ -88,9 +108,30 @@ export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape
           yield line(`${name}, fp32 (${ctx.gemmKernel})`, t32, { vsPlain: r32 / plain });
           // Cleared, so an int8 kernel that wrote nothing shows as an error of 1.
           ctx.clear(out);
-          const t8 = await timeGpu(ctx, () => run(true), { minMs });
-          const r8 = flop / (t8.ms * 1e6);
-          yield line(`${name}, int8 (quantisation included)`, t8, { vsPlain: r8 / plain, vsFp32: r8 / r32, relError: relFrobenius(await ctx.readF32(out), ref) });
+          const kernelBefore = ctx.int8Kernel;
+          try {
+            ctx.int8Kernel = 'dp4a';
+            const t8 = await timeGpu(ctx, () => run(true), { minMs });
+            const r8 = flop / (t8.ms * 1e6);
+            const dp4a = await ctx.readF32(out);
+            yield line(`${name}, int8 (quantisation included)`, t8, { vsPlain: r8 / plain, vsFp32: r8 / r32, relError: relFrobenius(dp4a, ref) });
+            if (ctx.hasInt8SubgroupMatrix) {
+              ctx.clear(out);
+              ctx.int8Kernel = 'subgroup-matrix';
+              const tSm = await timeGpu(ctx, () => run(true), { minMs });
+              const rSm = flop / (tSm.ms * 1e6);
+              const sm = await ctx.readF32(out);
+              yield line(`${name}, int8 subgroup matrix (quantisation included)`, tSm, {
+                vsPlain: rSm / plain,
+                vsFp32: rSm / r32,
+                vsDp4a: rSm / r8,
+                relError: relFrobenius(sm, ref),
+                bitsDiffer: compareBits('', dp4a, sm).differing,
+              });
+            }
+          } finally {
+            ctx.int8Kernel = kernelBefore;
+          }
         }
       } finally {
         nf4_destroy(ctx, W);

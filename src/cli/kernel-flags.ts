@@ -1,8 +1,20 @@
 // The flags that pick the engine's kernels (GpuContextOptions), parsed one way for every command that takes them:
 // --gemm, --attention and --lora-kernel (bench, check: a kernel; train: a kernel or 'auto', src/run/kernel-tuning.ts),
-// --base-matmul (train, check, plan, bench; 'int8' and 'int8-mlp' are the experimental path of docs/int8.md).
+// --base-matmul (train, check, plan, bench; 'int8' and 'int8-mlp' are the experimental path of docs/int8.md) and
+// --int8-kernel (train, check, bench: which kernel that path runs on).
 
-import { ATTENTION_KERNELS, BASE_MATMULS, GEMM_KERNELS, LORA_KERNELS, type AttentionKernel, type BaseMatmul, type GemmKernel, type LoraKernel } from '../engine/gpu.ts';
+import {
+  ATTENTION_KERNELS,
+  BASE_MATMULS,
+  GEMM_KERNELS,
+  INT8_KERNELS,
+  LORA_KERNELS,
+  type AttentionKernel,
+  type BaseMatmul,
+  type GemmKernel,
+  type Int8Kernel,
+  type LoraKernel,
+} from '../engine/gpu.ts';
 import type { KernelAsk } from '../run/kernel-tuning.ts';
 import { UsageError } from './command.ts';
 
@@ -21,6 +33,13 @@ export const gemmKernelFlag = (flag: string, v: string): GemmKernel => oneOf(fla
 export const attentionKernelFlag = (v: string): AttentionKernel => oneOf('attention', ATTENTION_KERNELS, v);
 
 export const loraKernelFlag = (v: string): LoraKernel => oneOf('lora-kernel', LORA_KERNELS, v);
+
+export const INT8_KERNEL_HELP = `--int8-kernel dp4a|subgroup-matrix   the int8 path's kernel: dp4a (default, every GPU), or tensor-core
+                     subgroup matrices (experimental; Dawn's chromium-experimental-subgroup-matrix with i8 16×16×32,
+                     checked against dp4a to the bit on this GPU before use)`;
+
+/** The int8 kernel, 'dp4a' when the flag is absent. */
+export const parseInt8Kernel = (v: string | undefined): Int8Kernel => (v === undefined ? 'dp4a' : oneOf('int8-kernel', INT8_KERNELS, v));
 
 /** The choice, 'fp32' when the flag is absent. */
 export const parseBaseMatmul = (v: string | undefined): BaseMatmul => (v === undefined ? 'fp32' : oneOf('base-matmul', BASE_MATMULS, v));

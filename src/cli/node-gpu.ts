@@ -8,14 +8,19 @@ import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { FinetuneError } from '../core/errors.ts';
 import { GpuContext, type GpuContextOptions } from '../engine/gpu.ts';
+import { verifyInt8Kernel } from '../engine/int8-kernel-check.ts';
 
 export const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib/chromium-browser/vk_swiftshader_icd.json'];
 
 // Dawn's instance must outlive its adapters and devices: if the GPU object is garbage-collected, its event
 // loop stops and mapAsync never resolves (or the process aborts). Every instance we make is kept here.
 const instances: GPU[] = [];
-function newInstance(): GPU {
-  const gpu = create([]);
+/**
+ * `unsafeApis`: Dawn's allow_unsafe_apis toggle, without which it offers no experimental feature; only asked for by
+ * a context that wants one (the subgroup-matrix int8 kernel), so everything else runs with Dawn's full validation.
+ */
+function newInstance(unsafeApis = false): GPU {
+  const gpu = create(unsafeApis ? ['enable-dawn-features=allow_unsafe_apis'] : []);
   instances.push(gpu);
   return gpu;
 }
@@ -76,7 +81,7 @@ export function mayHaveHardwareGpu(devDir = '/dev', platform: string = process.p
   }
 }
 
-export async function findNodeAdapter(): Promise<NodeAdapter> {
+export async function findNodeAdapter(unsafeApis = false): Promise<NodeAdapter> {
   installGlobals();
   quietenRuntimeDir();
   const userChoseDriver = Boolean(process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES);
@@ -84,7 +89,7 @@ export async function findNodeAdapter(): Promise<NodeAdapter> {
   // with C++ source locations (lavapipe: "Vulkan shaderUniform*ArrayDynamicIndexing required"). Go straight to
   // SwiftShader then, as the probe would have.
   const probe = userChoseDriver || mayHaveHardwareGpu() || !SWIFTSHADER_ICDS.some((p) => existsSync(p));
-  const first = probe ? await newInstance().requestAdapter({ powerPreference: 'high-performance' }) : null;
+  const first = probe ? await newInstance(unsafeApis).requestAdapter({ powerPreference: 'high-performance' }) : null;
   if (first && (!isSoftware(first) || userChoseDriver)) return { adapter: first, via: userChoseDriver ? 'environment' : 'hardware' };
   const icd = SWIFTSHADER_ICDS.find((p) => existsSync(p));
   if (!icd) {
@@ -96,13 +101,23 @@ export async function findNodeAdapter(): Promise<NodeAdapter> {
   }
   // The Vulkan loader re-reads this when Dawn makes a new instance.
   process.env.VK_ICD_FILENAMES = icd;
-  const adapter = await newInstance().requestAdapter();
+  const adapter = await newInstance(unsafeApis).requestAdapter();
   if (!adapter) throw new FinetuneError('no-webgpu', `SwiftShader at ${icd} gave no WebGPU adapter (is libvulkan1 installed?)`);
   return { adapter, via: 'swiftshader', note: `no hardware GPU found; using SwiftShader (${icd}), a CPU implementation: correct but slow` };
 }
 
 export async function createNodeContext(options: GpuContextOptions = {}): Promise<{ ctx: GpuContext; found: NodeAdapter }> {
-  const found = await findNodeAdapter();
+  const subgroupMatrix = options.int8Kernel === 'subgroup-matrix';
+  const found = await findNodeAdapter(subgroupMatrix);
   const ctx = await GpuContext.fromAdapter(found.adapter, options);
+  // The tensor-core int8 kernel is experimental: it must prove on this device that it gives the DP4A kernel's bits.
+  if (subgroupMatrix) {
+    try {
+      await verifyInt8Kernel(ctx);
+    } catch (e) {
+      ctx.device.destroy();
+      throw e;
+    }
+  }
   return { ctx, found };
 }

@@ -9,6 +9,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
 import { KernelRegistry, type KernelSpec } from './registry.ts';
 import { shaderSources } from './shaders.ts';
+import { int8SubgroupMatrixUnsupported, SUBGROUP_MATRIX_FEATURE } from './subgroup-matrix.ts';
 
 /** The largest buffer we ask for: some drivers report 1 TiB and crash when asked for it (docs/testing.md). */
 export const MAX_REQUESTED_BUFFER = 4 * 1024 ** 3 - 4;
@@ -54,6 +55,14 @@ export type BaseMatmul = 'fp32' | 'int8' | 'int8-mlp';
 export const BASE_MATMULS: readonly BaseMatmul[] = ['fp32', 'int8', 'int8-mlp'];
 
 /**
+ * Which kernel runs the int8 path's products (docs/int8.md). 'dp4a': shaders/int8_matmul.wgsl, dot4I8Packed, every
+ * adapter. 'subgroup-matrix': shaders/int8_matmul_sm.wgsl, the same numbers to the bit from tensor-core subgroup
+ * matrices, only where the adapter offers them (engine/subgroup-matrix.ts); experimental, never chosen by itself.
+ */
+export type Int8Kernel = 'dp4a' | 'subgroup-matrix';
+export const INT8_KERNELS: readonly Int8Kernel[] = ['dp4a', 'subgroup-matrix'];
+
+/**
  * One NF4 product of the int8 path, also computed in fp32 for comparison (GpuContext.int8Probe): both outputs, with
  * alpha 1 and no accumulation. The listener owns the two buffers (and must destroy them).
  */
@@ -79,6 +88,11 @@ export interface GpuContextOptions {
   loraKernel?: LoraKernel;
   /** The frozen-base products (default 'fp32'). */
   baseMatmul?: BaseMatmul;
+  /**
+   * The int8 path's kernel (default 'dp4a'). 'subgroup-matrix' makes the device with the subgroup-matrix feature and
+   * fails, saying why, on an adapter that cannot run it.
+   */
+  int8Kernel?: Int8Kernel;
 }
 
 export class GpuContext {
@@ -108,6 +122,10 @@ export class GpuContext {
   loraKernel: LoraKernel = 'general';
   /** How the NF4 base products run from now on (GpuContextOptions.baseMatmul). */
   baseMatmul: BaseMatmul = 'fp32';
+  /** The int8 path's kernel from now on; 'subgroup-matrix' only where `hasInt8SubgroupMatrix`. */
+  int8Kernel: Int8Kernel = 'dp4a';
+  /** Whether the device was made with the subgroup-matrix feature the tensor-core int8 kernel needs. */
+  hasInt8SubgroupMatrix = false;
   /**
    * When set and `baseMatmul` is 'int8', every NF4 product also runs in fp32 into fresh buffers handed here: the
    * per-kernel error on the activations a real run produces (finetune bench int8-ab, docs/int8.md). Costs a second
@@ -164,6 +182,12 @@ export class GpuContext {
     if (options.useF16 !== false && adapter.features.has('shader-f16')) requiredFeatures.push('shader-f16');
     if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups' as GPUFeatureName);
     if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+    const wantsSubgroupMatrix = options.int8Kernel === 'subgroup-matrix';
+    if (wantsSubgroupMatrix) {
+      const why = int8SubgroupMatrixUnsupported(adapter);
+      if (why) throw new FinetuneError('no-webgpu', `the subgroup-matrix int8 kernel cannot run on this adapter: ${why} (the dp4a kernel runs everywhere)`);
+      requiredFeatures.push(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
+    }
     const l = adapter.limits;
     const requiredLimits: Record<string, number> = {
       maxBufferSize: Math.min(l.maxBufferSize, MAX_REQUESTED_BUFFER),
@@ -183,6 +207,8 @@ export class GpuContext {
     const ctx = new GpuContext(adapter, device, report, options.attention ?? 'rows', options.gemmKernel ?? 'basic');
     ctx.baseMatmul = options.baseMatmul ?? 'fp32';
     ctx.loraKernel = options.loraKernel ?? 'general';
+    ctx.hasInt8SubgroupMatrix = wantsSubgroupMatrix;
+    ctx.int8Kernel = options.int8Kernel ?? 'dp4a';
     return ctx;
   }
 

@@ -23,6 +23,8 @@ import dropout_hash from '../../shaders/dropout_hash.wgsl?raw';
 import nf4_values from '../../shaders/nf4_values.wgsl?raw';
 import int8_quant from '../../shaders/int8_quant.wgsl?raw';
 import int8_matmul from '../../shaders/int8_matmul.wgsl?raw';
+import int8_matmul_sm from '../../shaders/int8_matmul_sm.wgsl?raw';
+import int8_nf4_codes from '../../shaders/int8_nf4_codes.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
@@ -44,9 +46,21 @@ export const shaderSources: Readonly<Record<string, string>> = {
   lora,
   elementwise,
   random,
-  // Partials (declarations only): the dropout hash (lora and the three GEMMs), the NF4 values (every NF4 decoder).
+  // Partials (declarations only): the dropout hash (lora and the three GEMMs), the NF4 values (every NF4 decoder),
+  // the int8 products' reading of NF4 codes (both int8 kernels).
   dropout_hash,
   nf4_values,
+  int8_nf4_codes,
   int8_quant,
   int8_matmul,
+  // Needs the subgroup-matrix feature: compiled only on a device that has it (GpuContext.hasInt8SubgroupMatrix).
+  int8_matmul_sm,
+};
+
+/**
+ * Shaders that compile only on a device with a feature WebGPU does not guarantee (the rest need none beyond core):
+ * the tensor-core int8 kernel needs Dawn's experimental subgroup matrices (engine/subgroup-matrix.ts).
+ */
+export const shaderNeeds: Readonly<Record<string, string>> = {
+  int8_matmul_sm: 'chromium-experimental-subgroup-matrix',
 };

@@ -130,6 +130,16 @@ describe('finetune bench int8', () => {
     expect(lines.filter((x) => x.variant.startsWith('quantise')).every((x) => x.gbps > 0)).toBe(true);
   });
 
+  it('refuses the subgroup-matrix int8 kernel on an adapter without it, saying why (exit 1, no stack)', async () => {
+    const failed = await run('node', ['bin/finetune.mjs', 'bench', 'int8', '--int8-kernel', 'subgroup-matrix'], { env, timeout: 120_000 }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(/the subgroup-matrix int8 kernel cannot run on this adapter: the adapter does not offer chromium-experimental-subgroup-matrix/);
+    expect(failed?.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('refuses a bad --base-matmul and an int8-ab without its model and data, before touching the GPU', async () => {
     await expect(run('node', ['bin/finetune.mjs', 'bench', 'layer', '--base-matmul', 'int4'], { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--base-matmul must be one of fp32, int8/) });
     await expect(run('node', ['bin/finetune.mjs', 'bench', 'int8-ab'], { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/needs --model DIR and --data/) });

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { KernelRegistry } from '../../src/engine/registry.ts';
-import { shaderSources } from '../../src/engine/shaders.ts';
+import { shaderNeeds, shaderSources } from '../../src/engine/shaders.ts';
 import { gpuContext } from './context.ts';
 
 describe('kernel registry', () => {
@@ -24,7 +24,11 @@ describe('kernel registry', () => {
   });
 
   it('compiles every shader in shaders/ on this adapter (with and without its text variants)', async () => {
-    for (const name of Object.keys(shaderSources)) await ctx.registry.check(name);
+    // A shader that needs a feature this device lacks is validated where it has it (int8_matmul_sm.test.ts).
+    for (const name of Object.keys(shaderSources)) {
+      const needs = shaderNeeds[name];
+      if (needs === undefined || ctx.device.features.has(needs as GPUFeatureName)) await ctx.registry.check(name);
+    }
     await ctx.registry.check('matmul', { B_BF16: true });
     await ctx.registry.check('matmul_tiled', { ALIGNED: true, NARROW: true, B_BF16: true });
     await ctx.registry.check('matmul_tiled', { ALIGNED: true, NF4: true, DQ: true });

@@ -23,7 +23,7 @@ import { benchGenerate } from '../../bench/generate.ts';
 import { benchInt8 } from '../../bench/int8.ts';
 import { int8LossAB } from '../../run/int8-ab.ts';
 import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, loraKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel } from '../kernel-flags.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { modelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
@@ -120,6 +120,8 @@ options:
   --quant nf4                  int8-ab: nf4 or nf4-double
   ${BASE_MATMUL_HELP}
                                (layer, model, stream, generate, nf4, kernels)
+  ${INT8_KERNEL_HELP}
+                               (int8 then times each int8 product on both kernels, side by side)
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
 
@@ -167,6 +169,7 @@ export const benchCommand: Command = {
         'stream-layers': { type: 'boolean' },
         'gpu-memory': { type: 'string' },
         'base-matmul': { type: 'string' },
+        'int8-kernel': { type: 'string' },
         model: { type: 'string' },
         data: { type: 'string' },
         quant: { type: 'string' },
@@ -200,13 +203,14 @@ export const benchCommand: Command = {
       return 0;
     }
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
+    const int8Kernel = parseInt8Kernel(values['int8-kernel']);
     if (what === 'int8-ab') {
       if (!values.model || !values.data) throw new UsageError('bench int8-ab needs --model DIR and --data FILE.jsonl');
       const quantization = values.quant ?? 'nf4';
       if (quantization !== 'nf4' && quantization !== 'nf4-double') throw new UsageError(`--quant must be nf4 or nf4-double, got ${JSON.stringify(quantization)}`);
       checkReadableFile(values.data, '--data');
       const tokenizer = await loadTokenizerFrom();
-      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel });
+      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, int8Kernel });
       if (found.note) io.err(`note: ${found.note}`);
       try {
         const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
@@ -223,14 +227,14 @@ export const benchCommand: Command = {
       }
       return 0;
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel });
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;
     const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
     const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
-    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, loraKernel, baseMatmul });
+    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, loraKernel, baseMatmul, int8Kernel });
     const run = (w: What): boolean => what === 'all' || what === w;
     if (run('matmul')) {
       const projections = tokensGiven || !small ? projectionShapes(tokens, layerDims) : [];

@@ -1,5 +1,5 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, loraKernelFlag, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel } from '../kernel-flags.ts';
 import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -13,7 +13,8 @@ export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
   usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed] [--attention rows|tiled]
-               [--lora-kernel general|skinny] [--base-matmul fp32|int8|int8-mlp] [--int8-gates int8|int8-mlp|all] [--verbose]
+               [--lora-kernel general|skinny] [--base-matmul fp32|int8|int8-mlp] [--int8-kernel dp4a|subgroup-matrix]
+               [--int8-gates int8|int8-mlp|all] [--verbose]
 
 Runs the Mistral engine with the adapter on the golden's input_ids/labels and compares every tensor the golden holds:
 loss (relative error ≤ 1e-5), logits_first256, logsumexp, hidden_states/*, grad/*, adamw_step1/* (each ≤ 1e-3 of the
@@ -27,6 +28,7 @@ agreement with this run: loss relative error (gate ≤ 1e-3) and the cosine betw
 the worst tensor and all of them together); the exit status then needs those gates too.
 
   ${BASE_MATMUL_HELP}
+  ${INT8_KERNEL_HELP}
 
 Example:
   finetune check --model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter \\
@@ -44,6 +46,7 @@ Example:
       'stream-layers': { type: 'boolean', default: false },
       'base-matmul': { type: 'string' },
       'int8-gates': { type: 'string' },
+      'int8-kernel': { type: 'string' },
     });
     for (const k of ['model', 'adapter', 'golden'] as const) {
       if (!values[k]) throw new UsageError(`--${k} is required`);
@@ -57,13 +60,14 @@ Example:
     const attention = attentionKernelFlag(values.attention as string);
     const loraKernel = loraKernelFlag(values['lora-kernel'] as string);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
+    const int8Kernel = parseInt8Kernel(values['int8-kernel']);
     const gates = values['int8-gates'];
     if (gates !== undefined && gates !== 'all' && !(INT8_CHOICES as readonly string[]).includes(gates)) {
       throw new UsageError(`--int8-gates must be one of ${[...INT8_CHOICES, 'all'].join(', ')}, got ${JSON.stringify(gates)}`);
     }
     const int8Gates: Int8Choice[] = gates === undefined ? [] : gates === 'all' ? [...INT8_CHOICES] : [gates as Int8Choice];
     if (int8Gates.length && baseMatmul !== 'fp32') throw new UsageError('--int8-gates compares int8 with fp32: leave --base-matmul at fp32');
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
       model: modelSpec(values.model as string, { token: process.env.HF_TOKEN || undefined }).files,

@@ -18,10 +18,11 @@ import { folderRunStore, folderStoreFiles } from '../node-store.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul } from '../kernel-flags.ts';
+import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel } from '../kernel-flags.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
+               [--int8-kernel dp4a|subgroup-matrix]
                [--gemm auto|basic|tiled] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
                [--recover N] [--<hyperparameter> VALUE …]
 
@@ -60,6 +61,7 @@ options:
   --keep-attention   the recomputed layers keep their attention outputs from the forward, so the recomputation skips
                      attention (≈ 1 GB for Mistral-7B at 2048 tokens; same numbers); default: when --gpu-memory has room
   ${BASE_MATMUL_HELP}
+  ${INT8_KERNEL_HELP}
   ${KERNEL_ASK_HELP}
 
 hyperparameters:
@@ -91,6 +93,7 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
         'keep-layers': { type: 'string' },
         'keep-attention': { type: 'boolean' },
         'base-matmul': { type: 'string' },
+        'int8-kernel': { type: 'string' },
         gemm: { type: 'string' },
         attention: { type: 'string' },
         'lora-kernel': { type: 'string' },
@@ -99,6 +102,7 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
       });
       if (!values.model) throw new UsageError('--model is required');
       const baseMatmul = parseBaseMatmul(values['base-matmul']);
+      const int8Kernel = parseInt8Kernel(values['int8-kernel']);
       const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
       const keepLayers = parseKeepLayers(values['keep-layers']);
       const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
@@ -176,7 +180,7 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
       };
       try {
         for (let attempt = 0; ; attempt++) {
-          const { ctx, found } = await newContext({ baseMatmul });
+          const { ctx, found } = await newContext({ baseMatmul, int8Kernel });
           if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
           // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
           if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);

@@ -1,8 +1,11 @@
 // The experimental int8 base path (docs/int8.md): int8 quantisation of activations in groups of 64 values of a row
 // (shaders/int8_quant.wgsl) and int8 products with int32 sums per group (shaders/int8_matmul.wgsl), the NF4 weight's
 // int8 codes formed as tiles load.
-// nf4_matmul_forward / nf4_matmul_backward route here when the context's `baseMatmul` is 'int8'.
+// nf4_matmul_forward / nf4_matmul_backward route here when the context's `baseMatmul` is 'int8'. The products run on
+// the context's `int8Kernel`: dot4I8Packed (every adapter) or tensor-core subgroup matrices
+// (shaders/int8_matmul_sm.wgsl, where the device has them), which give the same bits.
 
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes, requireRowBlocks } from './elementwise.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
@@ -43,6 +46,15 @@ export function quantize_rows_i8(ctx: GpuContext, Q: GPUBuffer, S: GPUBuffer, X:
   ctx.dispatch({ shader: 'int8_quant', entry: 'quantize_groups' }, [X, Q, S], new Uint32Array([rows, cols, words, g[0], groups, 0, 0, 0]), g);
 }
 
+/** The shader of the context's int8 kernel; both take the same bindings, uniforms and 64 × 64 blocks. */
+function int8Shader(ctx: GpuContext): 'int8_matmul' | 'int8_matmul_sm' {
+  if (ctx.int8Kernel === 'dp4a') return 'int8_matmul';
+  if (!ctx.hasInt8SubgroupMatrix) {
+    throw new FinetuneError('internal', 'the subgroup-matrix int8 kernel was chosen on a device made without subgroup matrices (GpuContextOptions.int8Kernel)');
+  }
+  return 'int8_matmul_sm';
+}
+
 function params(M: number, N: number, K: number, reduction: number, o: Int8MatmulOptions): ArrayBuffer {
   const u = new ArrayBuffer(32);
   new Uint32Array(u).set([M, N, K, o.accumulate ? 1 : 0]);
@@ -77,7 +89,7 @@ export function int8_gemm(
   requireBytes(sa, a.scales, 'int8_gemm sa');
   requireBytes(sb, b.scales, 'int8_gemm sb');
   requireBytes(C, M * N * 4, 'int8_gemm C');
-  ctx.dispatch({ shader: 'int8_matmul', entry: 'main' }, [A, sa, B, sb, C], params(M, N, K, K, o), [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)]);
+  ctx.dispatch({ shader: int8Shader(ctx), entry: 'main' }, [A, sa, B, sb, C], params(M, N, K, K, o), [Math.ceil(N / BLOCK), Math.ceil(M / BLOCK)]);
 }
 
 /** Y (M, N) (+)= alpha · X · deq(W)ᵀ in int8, X given quantised (Xq: M × K/4 words, sx: M × K/64 scales). */
@@ -105,7 +117,7 @@ function nf4Int8(ctx: GpuContext, out: GPUBuffer, q: GPUBuffer, s: GPUBuffer, W:
   requireBytes(q, a.codes, `${what} quantised input`);
   requireBytes(s, a.scales, `${what} input scales`);
   ctx.dispatch(
-    { shader: 'int8_matmul', entry: 'main', defines: { NF4: true, BACKWARD: backward, DQ: W.doubleQuant } },
+    { shader: int8Shader(ctx), entry: 'main', defines: { NF4: true, BACKWARD: backward, DQ: W.doubleQuant } },
     [q, s, W.codes, ...scaleBuffers(W), out],
     params(M, N, K, reduction, o),
     [Math.ceil(outCols / BLOCK), Math.ceil(M / BLOCK)],

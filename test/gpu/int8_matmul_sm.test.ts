@@ -1,0 +1,111 @@
+// The tensor-core int8 kernel (shaders/int8_matmul_sm.wgsl). No adapter here offers subgroup matrices, so it cannot
+// run in this tier; what can be checked here is checked:
+// - every variant passes Dawn's WGSL validation and pipeline creation (subgroup-matrix types and configurations,
+//   uniformity, the 16 KiB workgroup-memory minimum, the workgroup size against the largest subgroup) on Dawn's null
+//   backend, which offers the feature with the allow_unsafe_apis toggle and runs nothing;
+// - a context on an adapter without the feature refuses the kernel and says why, and never dispatches it;
+// - the probe that must pass on a real device before the kernel is used (int8-kernel-check.ts) runs every int8
+//   product on ragged shapes with non-zero outputs and compares them bit for bit.
+// Whether it computes the right numbers is proven on a GPU that has it: the context's own probe against the DP4A
+// kernel (bit for bit), and the device kit's int8-sm steps (docs/int8.md).
+import { create } from 'webgpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FinetuneError } from '../../src/core/errors.ts';
+import { GpuContext } from '../../src/engine/gpu.ts';
+import { compareInt8Kernels } from '../../src/engine/int8-kernel-check.ts';
+import { int8_gemm, int8RowsBytes } from '../../src/engine/kernels/int8_matmul.ts';
+import type { Defines } from '../../src/engine/preprocess.ts';
+import { KernelRegistry } from '../../src/engine/registry.ts';
+import { shaderNeeds, shaderSources } from '../../src/engine/shaders.ts';
+import { SUBGROUP_MATRIX_FEATURE } from '../../src/engine/subgroup-matrix.ts';
+import { gpuContext } from './context.ts';
+
+const VARIANTS: Defines[] = [{}, { NF4: true }, { NF4: true, DQ: true }, { NF4: true, BACKWARD: true }, { NF4: true, BACKWARD: true, DQ: true }];
+
+/** A device of Dawn's null backend with the subgroup-matrix feature: validation only, nothing executes. */
+async function nullDevice(): Promise<{ adapter: GPUAdapter; device: GPUDevice }> {
+  const gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new Error("Dawn's null backend gave no adapter");
+  expect(adapter.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName)).toBe(true);
+  const device = await adapter.requestDevice({ requiredFeatures: [SUBGROUP_MATRIX_FEATURE as GPUFeatureName, 'subgroups' as GPUFeatureName] });
+  return { adapter, device };
+}
+
+describe('the subgroup-matrix int8 kernel', () => {
+  let ctx: GpuContext;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+  });
+
+  it('passes WGSL validation and pipeline creation in every variant, within 16 KiB of workgroup memory', async () => {
+    const { adapter, device } = await nullDevice();
+    expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+    // The null backend's largest subgroup (128) is the kernel's whole workgroup: the strictest case of the rule.
+    expect((adapter.info as unknown as { subgroupMaxSize: number }).subgroupMaxSize).toBe(128);
+    const registry = new KernelRegistry(device, shaderSources);
+    for (const defines of VARIANTS) await registry.prepare({ shader: 'int8_matmul_sm', defines });
+    // The validation is real: a wrong accumulator type and an oversized workgroup are refused.
+    const broken = new KernelRegistry(device, {
+      ...shaderSources,
+      wrong_type: shaderSources.int8_matmul_sm.replace('subgroup_matrix_result<i32, 16, 16>()', 'subgroup_matrix_result<f32, 16, 16>()'),
+      too_big: shaderSources.int8_matmul_sm.replace('array<i32, 1024>;', 'array<i32, 2048>;'),
+    });
+    await expect(broken.prepare({ shader: 'wrong_type' })).rejects.toThrow(/subgroupMatrixMultiplyAccumulate/);
+    await expect(broken.prepare({ shader: 'too_big' })).rejects.toThrow(/workgroup storage/);
+    device.destroy();
+  });
+
+  it('is the only shader that needs a feature, and does not compile without it', async () => {
+    expect(shaderNeeds).toEqual({ int8_matmul_sm: SUBGROUP_MATRIX_FEATURE });
+    expect(ctx.device.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName)).toBe(false);
+    // In an error scope, so that the refusal does not reach the shared context as an uncaptured error.
+    ctx.device.pushErrorScope('validation');
+    await expect(new KernelRegistry(ctx.device, shaderSources).check('int8_matmul_sm')).rejects.toThrow(/chromium_experimental_subgroup_matrix/);
+    expect((await ctx.device.popErrorScope())?.message).toMatch(/chromium_experimental_subgroup_matrix' is not allowed/);
+  });
+
+  it('is refused, with the reason, by a context on an adapter without subgroup matrices', async () => {
+    const err = await GpuContext.fromAdapter(ctx.adapter, { int8Kernel: 'subgroup-matrix' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(FinetuneError);
+    expect((err as FinetuneError).kind).toBe('no-webgpu');
+    expect((err as FinetuneError).message).toMatch(/subgroup-matrix int8 kernel cannot run on this adapter: the adapter does not offer chromium-experimental-subgroup-matrix/);
+  });
+
+  it('is never dispatched on a device made without it', () => {
+    expect(ctx.hasInt8SubgroupMatrix).toBe(false);
+    const b = int8RowsBytes(64, 64);
+    const q = ctx.createBuffer('q', b.codes, 'scratch');
+    const s = ctx.createBuffer('s', b.scales, 'scratch');
+    const c = ctx.createBuffer('c', 64 * 64 * 4, 'scratch');
+    const before = ctx.dispatchCount;
+    ctx.int8Kernel = 'subgroup-matrix';
+    try {
+      expect(() => int8_gemm(ctx, c, q, s, q, s, 64, 64, 64)).toThrow(/device made without subgroup matrices/);
+    } finally {
+      ctx.int8Kernel = 'dp4a';
+      for (const x of [q, s, c]) ctx.destroy(x);
+    }
+    expect(ctx.dispatchCount).toBe(before);
+  });
+
+  it("has a probe that compares every int8 product's outputs bit for bit, on ragged shapes", async () => {
+    const results = await compareInt8Kernels(ctx, 'dp4a');
+    expect(results.map((r) => r.product)).toEqual([
+      'int8 GEMM',
+      'NF4 forward, plain scales',
+      'NF4 input gradient, plain scales, accumulated',
+      'NF4 forward, double-quantised scales',
+      'NF4 input gradient, double-quantised scales, accumulated',
+    ]);
+    for (const r of results) {
+      expect(r.outputs, r.product).toBeGreaterThan(4000);
+      expect(r.referenceMaxAbs, r.product).toBeGreaterThan(0.1);
+      expect(r.differing, r.product).toBe(0);
+    }
+    expect(ctx.int8Kernel).toBe('dp4a');
+  });
+});
