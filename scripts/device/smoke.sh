@@ -3,6 +3,7 @@
 # untracked-not-ignored files, less the parked big files and the node_modules link, plus .device and .gl) in a temp
 # folder, no node_modules, no `node` on PATH, SMOKE=1 (every command tiny; SwiftShader takes 5-10 minutes on two
 # cores). Run node scripts/device/pack.mjs first. Usage: bash scripts/device/smoke.sh [WORKDIR]
+# (STEPS=int8,int8-sm bash scripts/device/smoke.sh: only those steps, as on the device.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${1:-$(mktemp -d /tmp/device-smoke.XXXXXX)}
@@ -22,5 +23,5 @@ for c in bash sh env xz timeout tee date ldconfig grep sed stat mktemp tail head
 done
 echo "smoke run in $WORK/repo (output in $WORK/out), $(du -sh "$WORK/repo" | cut -f1) copied"
 cd "$WORK/repo"
-env -i HOME="$HOME" PATH="$WORK/bin" OUT="$WORK/out" SMOKE=1 bash scripts/device/h200-speed.sh
+env -i HOME="$HOME" PATH="$WORK/bin" OUT="$WORK/out" SMOKE=1 ${STEPS:+STEPS="$STEPS"} bash scripts/device/h200-speed.sh
 echo "smoke: $(grep -c '"device":"step-end","step":"[^"]*","attempt":[0-9]*,"exit":0' "$WORK/out/bench.jsonl") steps exited 0; files: $(ls "$WORK/out")"

@@ -67,6 +67,9 @@ Example:
     }
     const int8Gates: Int8Choice[] = gates === undefined ? [] : gates === 'all' ? [...INT8_CHOICES] : [gates as Int8Choice];
     if (int8Gates.length && baseMatmul !== 'fp32') throw new UsageError('--int8-gates compares int8 with fp32: leave --base-matmul at fp32');
+    if (int8Kernel !== 'dp4a' && baseMatmul === 'fp32' && !int8Gates.length) {
+      throw new UsageError('--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp, or --int8-gates, too');
+    }
     const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {

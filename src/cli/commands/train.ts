@@ -103,6 +103,7 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
       if (!values.model) throw new UsageError('--model is required');
       const baseMatmul = parseBaseMatmul(values['base-matmul']);
       const int8Kernel = parseInt8Kernel(values['int8-kernel']);
+      if (int8Kernel !== 'dp4a' && baseMatmul === 'fp32') throw new UsageError(`--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp too`);
       const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
       const keepLayers = parseKeepLayers(values['keep-layers']);
       const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);

@@ -85,6 +85,8 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['an unknown base-product choice (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--base-matmul', 'x'], /--base-matmul must be one of/],
     ['an unknown int8 kernel (bench)', ['bench', 'int8', '--int8-kernel', 'wmma'], /--int8-kernel must be one of dp4a, subgroup-matrix, got "wmma"/],
     ['an unknown int8 kernel (train)', ['train', '--model', MODEL, '--data', GOOD, '--int8-kernel', 'tensor'], /--int8-kernel must be one of dp4a, subgroup-matrix, got "tensor"/],
+    ['an int8 kernel without the int8 path (train)', ['train', '--model', MODEL, '--data', GOOD, '--int8-kernel', 'subgroup-matrix'], /--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp too/],
+    ['an int8 kernel without the int8 path (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--int8-kernel', 'subgroup-matrix'], /give --base-matmul int8 or int8-mlp, or --int8-gates, too/],
     ['an unknown int8 kernel (check)', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--int8-kernel', 'x'], /--int8-kernel must be one of dp4a, subgroup-matrix/],
     ['an unknown int8 gate choice', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--int8-gates', 'int4'], /--int8-gates must be one of int8, int8-mlp, all, got "int4"/],
     ['int8 gates on an int8 run', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--int8-gates', 'all', '--base-matmul', 'int8'], /--int8-gates compares int8 with fp32: leave --base-matmul at fp32/],
