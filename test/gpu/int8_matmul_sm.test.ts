@@ -5,11 +5,16 @@
 //   backend, which offers the feature with the allow_unsafe_apis toggle and runs nothing;
 // - a context on an adapter without the feature refuses the kernel and says why, and never dispatches it;
 // - the probe that must pass on a real device before the kernel is used (int8-kernel-check.ts) runs every int8
-//   product on ragged shapes with non-zero outputs and compares them bit for bit.
-// Whether it computes the right numbers is proven on a GPU that has it: the context's own probe against the DP4A
-// kernel (bit for bit), and the device kit's int8-sm steps (docs/int8.md).
+//   product on ragged shapes with non-zero outputs and compares them bit for bit;
+// - the kernel's own logic (tile loads and layouts, matrix offsets, strides and majorness, the stripe loop and the
+//   split of tiles among subgroups, the epilogue, the ragged edges) gives the DP4A kernel's outputs bit for bit on
+//   SwiftShader, with only its four subgroup-matrix operations replaced by plain WGSL that does what the extension's
+//   specification says (test/helpers/subgroup-matrix-emulation.ts), through that same probe;
+// Whether Dawn and the driver do what the specification says is proven on a GPU that has the feature: the context's
+// own probe refuses the kernel if any bit differs, and the device kit's int8-sm steps (docs/int8.md).
 import { create } from 'webgpu';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { findNodeAdapter } from '../../src/cli/node-gpu.ts';
 import { FinetuneError } from '../../src/core/errors.ts';
 import { GpuContext } from '../../src/engine/gpu.ts';
 import { compareInt8Kernels } from '../../src/engine/int8-kernel-check.ts';
@@ -18,6 +23,7 @@ import type { Defines } from '../../src/engine/preprocess.ts';
 import { KernelRegistry } from '../../src/engine/registry.ts';
 import { shaderNeeds, shaderSources } from '../../src/engine/shaders.ts';
 import { SUBGROUP_MATRIX_FEATURE } from '../../src/engine/subgroup-matrix.ts';
+import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.ts';
 import { gpuContext } from './context.ts';
 
 const VARIANTS: Defines[] = [{}, { NF4: true }, { NF4: true, DQ: true }, { NF4: true, BACKWARD: true }, { NF4: true, BACKWARD: true, DQ: true }];
@@ -90,6 +96,36 @@ describe('the subgroup-matrix int8 kernel', () => {
       for (const x of [q, s, c]) ctx.destroy(x);
     }
     expect(ctx.dispatchCount).toBe(before);
+  });
+
+  it("gives the DP4A kernel's outputs bit for bit with only its subgroup-matrix operations emulated", async () => {
+    const sources = shaderSources as Record<string, string>;
+    const real = sources.int8_matmul_sm;
+    const emulated = emulateSubgroupMatrices(real);
+    // A fresh device for each variant: the registry keeps a compiled module per shader name.
+    const run = async (text: string) => {
+      sources.int8_matmul_sm = text;
+      const c = await GpuContext.fromAdapter((await findNodeAdapter()).adapter, {});
+      c.hasInt8SubgroupMatrix = true;
+      try {
+        return await compareInt8Kernels(c, 'subgroup-matrix');
+      } finally {
+        c.destroyDevice();
+      }
+    };
+    try {
+      const results = await run(emulated);
+      expect(results).toHaveLength(5);
+      for (const r of results) {
+        expect(r.referenceMaxAbs, r.product).toBeGreaterThan(0.1);
+        expect(r.differing, `${r.product}: ${r.differing} of ${r.outputs} outputs differ (${r.maxAbsDiff})`).toBe(0);
+      }
+      // The comparison can fail here: the right-hand tiles read one column further along give other numbers.
+      const shifted = await run(emulated.replace('t * 16u * ROW_BYTES + h * 32u', '(t * 16u + 1u) * ROW_BYTES + h * 32u'));
+      expect(shifted.every((r) => r.differing > 0)).toBe(true);
+    } finally {
+      sources.int8_matmul_sm = real;
+    }
   });
 
   it("has a probe that compares every int8 product's outputs bit for bit, on ragged shapes", async () => {
