@@ -22,31 +22,7 @@
 enable chromium_experimental_subgroup_matrix;
 enable subgroups;
 
-struct Params {
-  M: u32, N: u32, K: u32, accumulate: u32,
-  alpha: f32, KW: u32, KG: u32, _p0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> A: array<u32>;
-@group(0) @binding(2) var<storage, read> sa: array<f32>;
-//#if NF4
-@group(0) @binding(3) var<storage, read> codes: array<u32>;
-//#if DQ
-@group(0) @binding(4) var<storage, read> q8: array<u32>;
-@group(0) @binding(5) var<storage, read> dqScale: array<f32>;
-@group(0) @binding(6) var<storage, read> dqOffset: array<f32>;
-@group(0) @binding(7) var<storage, read> dqTable: array<f32>;
-@group(0) @binding(8) var<storage, read_write> C: array<f32>;
-//#else
-@group(0) @binding(4) var<storage, read> absmax: array<f32>;
-@group(0) @binding(5) var<storage, read_write> C: array<f32>;
-//#endif
-//#else
-@group(0) @binding(3) var<storage, read> B: array<u32>;
-@group(0) @binding(4) var<storage, read> sb: array<f32>;
-@group(0) @binding(5) var<storage, read_write> C: array<f32>;
-//#endif
+//#include int8_products
 
 const WORDS = 16u;       // packed words per group of 64 int8 values
 const ROW_WORDS = 20u;   // a tile row in words: 64 bytes + 16 of padding
@@ -118,20 +94,7 @@ fn store(sums: Sums, row0: u32, col0: u32, li: u32, ldc: u32) {
 }
 
 //#if NF4
-//#include int8_nf4_codes
 //#include nf4_values
-
-var<workgroup> lut: array<f32, 16>;
-var<workgroup> red: array<f32, 64>;
-
-fn blockScale(b: u32) -> f32 {
-//#if DQ
-  let q = (q8[b >> 2u] >> ((b & 3u) * 8u)) & 255u;
-  return dqTable[q] * dqScale[b >> 8u] + dqOffset[0];
-//#else
-  return absmax[b];
-//#endif
-}
 //#endif
 
 //#if NF4
@@ -179,7 +142,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
           let word = codes[n * kWords + wg.x * 8u + (cg >> 1u)];
           let factor = colS[4u * w + rr] * inv;
           for (var j = 0u; j < 4u; j++) {
-            q[j][rr] = i32(clamp(round(lut[nibble(word, (cg & 1u) * 4u + j)] * factor), -127.0, 127.0));
+            q[j][rr] = backwardCode(lut[nibble(word, (cg & 1u) * 4u + j)], factor);
           }
         }
       }

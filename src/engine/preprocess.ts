@@ -1,7 +1,8 @@
 // A tiny line-based WGSL preprocessor: `//#if NAME`, `//#else`, `//#endif` blocks chosen by boolean defines, and
 // `//#include NAME` (in an active block) for a partial of shared functions in shaders/NAME.wgsl. Excluded lines become
 // empty comment lines so compiler messages keep the line numbers of the file in shaders/; an included partial is
-// appended after the file's last line (WGSL declarations may come in any order), so it shifts none of them.
+// appended after the file's last line (WGSL declarations may come in any order), so it shifts none of them. A partial
+// may hold //#if blocks (decided by the including file's defines) but no //#include of its own.
 
 export type Defines = Readonly<Record<string, boolean>>;
 
@@ -22,7 +23,7 @@ export function preprocessWgsl(source: string, defines: Defines, fileName = 'sha
       if (active() && !included.includes(name)) {
         const text = include?.(name);
         if (text === undefined) throw new Error(`${fileName}.wgsl:${i + 1}: //#include ${name}: no shaders/${name}.wgsl`);
-        if (/^\s*\/\/#/m.test(text)) throw new Error(`${name}.wgsl: an included partial may not hold directives`);
+        if (/^\s*\/\/#include\b/m.test(text)) throw new Error(`${name}.wgsl: an included partial may not include another`);
         included.push(name);
       }
       out.push('//');
@@ -50,6 +51,7 @@ export function preprocessWgsl(source: string, defines: Defines, fileName = 'sha
     out.push(active() ? line : '//');
   });
   if (stack.length) throw new Error(`${fileName}.wgsl:${stack[stack.length - 1].line}: //#if is never closed`);
-  for (const name of included) out.push(`// ---- included from ${name}.wgsl ----`, include!(name)!);
+  // A partial's own //#if blocks follow the same defines as the file that includes it.
+  for (const name of included) out.push(`// ---- included from ${name}.wgsl ----`, preprocessWgsl(include!(name)!, defines, name));
   return out.join('\n');
 }

@@ -24,7 +24,7 @@ import nf4_values from '../../shaders/nf4_values.wgsl?raw';
 import int8_quant from '../../shaders/int8_quant.wgsl?raw';
 import int8_matmul from '../../shaders/int8_matmul.wgsl?raw';
 import int8_matmul_sm from '../../shaders/int8_matmul_sm.wgsl?raw';
-import int8_nf4_codes from '../../shaders/int8_nf4_codes.wgsl?raw';
+import int8_products from '../../shaders/int8_products.wgsl?raw';
 
 export const shaderSources: Readonly<Record<string, string>> = {
   matmul,
@@ -47,10 +47,10 @@ export const shaderSources: Readonly<Record<string, string>> = {
   elementwise,
   random,
   // Partials (declarations only): the dropout hash (lora and the three GEMMs), the NF4 values (every NF4 decoder),
-  // the int8 products' reading of NF4 codes (both int8 kernels).
+  // what both int8 kernels share (uniforms, bindings, the reading of NF4 codes and scales).
   dropout_hash,
   nf4_values,
-  int8_nf4_codes,
+  int8_products,
   int8_quant,
   int8_matmul,
   // Needs the subgroup-matrix feature: compiled only on a device that has it (GpuContext.hasInt8SubgroupMatrix).

@@ -44,6 +44,15 @@ describe('WGSL preprocessor', () => {
     const src = ['//#if X', '//#include nothing', '//#endif', 'a'].join('\n');
     expect(preprocessWgsl(src, {}, 'k', () => undefined)).toBe(['//', '//', '//', 'a'].join('\n'));
     expect(() => preprocessWgsl('x\n//#include nothing', {}, 'k', () => undefined)).toThrow('k.wgsl:2: //#include nothing: no shaders/nothing.wgsl');
-    expect(() => preprocessWgsl('//#include p', {}, 'k', () => '//#if X\n//#endif')).toThrow(/may not hold directives/);
+    expect(() => preprocessWgsl('//#include p', {}, 'k', () => '//#include q')).toThrow('p.wgsl: an included partial may not include another');
+  });
+
+  it("decides a partial's own blocks by the including file's defines, and names the partial in its errors", () => {
+    const part = ['//#if X', 'fn x() {}', '//#else', 'fn notX() {}', '//#endif'].join('\n');
+    const on = preprocessWgsl('a\n//#include p', { X: true }, 'k', () => part).split('\n');
+    expect(on).toEqual(['a', '//', '// ---- included from p.wgsl ----', '//', 'fn x() {}', '//', '//', '//']);
+    const off = preprocessWgsl('a\n//#include p', {}, 'k', () => part).split('\n');
+    expect(off.filter((l) => l.startsWith('fn'))).toEqual(['fn notX() {}']);
+    expect(() => preprocessWgsl('//#include p', {}, 'k', () => '//#if X\n')).toThrow('p.wgsl:1: //#if is never closed');
   });
 });
