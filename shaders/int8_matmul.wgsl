@@ -31,8 +31,6 @@ const S4 = 17u;     // row stride of the tiles in vec4s: 64 rows or columns + on
 
 var<workgroup> As: array<vec4u, 272>;  // [WORDS][S4]: 64 rows of A, 4 consecutive rows per vec4
 var<workgroup> Bs: array<vec4u, 272>;  // [WORDS][S4]: 64 output columns of B
-var<workgroup> rowS: array<f32, 64>;   // sa of the step's 64 rows
-var<workgroup> colS: array<f32, 64>;   // sb of the step's 64 columns
 
 // Tile element (word w, row or column m) as a scalar.
 fn tileIndex(w: u32, m: u32) -> vec2u {
@@ -119,19 +117,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var step = 0u; step < steps; step++) {
     let n0 = step * 64u;
     loadA(row0, step, li);
-    // The tile's scale S: the largest block scale of its 64 rows.
-    var bs = 0.0;
-    if (li < 64u && n0 + li < p.N) { bs = blockScale((n0 + li) * kBlocks + wg.x); }
-    if (li < 64u) {
-      red[li] = bs;
-      colS[li] = bs;  // each row's own scale until the codes are made
-    }
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-      if (li < s) { red[li] = max(red[li], red[li + s]); }
-      workgroupBarrier();
-    }
-    let tileScale = red[0];
+    let tileScale = backwardTileScale(n0, wg.x, kBlocks, li);
     let inv = select(0.0, 127.0 / tileScale, tileScale > 0.0);
     var q: array<vec4i, 4>;  // q[j]: column 4·cg + j, rows 4w .. 4w + 3
     for (var rr = 0u; rr < 4u; rr++) {
@@ -169,15 +155,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   var sums = Sums();
   for (var step = 0u; step < kBlocks; step++) {
     loadA(row0, step, li);
-    if ((li & 3u) == 0u) { colS[sr] = select(0.0, blockScale(min(gn, p.N - 1u) * kBlocks + step) / 127.0, gn < p.N); }
+    if ((li & 3u) == 0u) { colS[sr] = forwardScale(gn, step, kBlocks); }
     for (var c = 0u; c < 2u; c++) {
       var word = 0u;
       if (gn < p.N) { word = codes[gn * kWords + step * 8u + cw0 + c]; }
       for (var h = 0u; h < 2u; h++) {
-        var q = vec4i(0);
-        for (var j = 0u; j < 4u; j++) { q[j] = I8_TABLE[nibble(word, h * 4u + j)]; }
         let bt = tileIndex(2u * (cw0 + c) + h, sr);
-        Bs[bt.x][bt.y] = pack4xI8(q);
+        Bs[bt.x][bt.y] = forwardCodes(word, h);
       }
     }
     workgroupBarrier();

@@ -31,8 +31,6 @@ const ROW_BYTES = 80u;   // the same in bytes, the unit of the matrix loads' off
 var<workgroup> As: array<i32, 1280>;  // [64 rows of A][80 bytes]
 var<workgroup> Bs: array<i32, 1280>;  // [64 columns of C][80 bytes]: B's 64 reduction values of each column
 var<workgroup> Cs: array<i32, 1024>;  // one stripe's integer sums [16 rows][64 columns]
-var<workgroup> rowS: array<f32, 64>;
-var<workgroup> colS: array<f32, 64>;
 
 // The thread's f32 sums: stripe s, j-th row of the thread in it, at index 8 · s + j.
 struct Sums { v: array<f32, 32> }
@@ -115,19 +113,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var step = 0u; step < steps; step++) {
     let n0 = step * 64u;
     loadA(row0, step, li);
-    // The tile's scale S: the largest block scale of its 64 rows.
-    var bs = 0.0;
-    if (li < 64u && n0 + li < p.N) { bs = blockScale((n0 + li) * kBlocks + wg.x); }
-    if (li < 64u) {
-      red[li] = bs;
-      colS[li] = bs;  // each row's own scale until the codes are made
-    }
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-      if (li < s) { red[li] = max(red[li], red[li + s]); }
-      workgroupBarrier();
-    }
-    let tileScale = red[0];
+    let tileScale = backwardTileScale(n0, wg.x, kBlocks, li);
     let inv = select(0.0, 127.0 / tileScale, tileScale > 0.0);
     // Two (word w, column quad cg) pairs per thread, as the DP4A kernel's 256 threads take one each.
     var packed: array<vec4i, 2>;
@@ -177,14 +163,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var sums = Sums();
   for (var step = 0u; step < kBlocks; step++) {
     loadA(row0, step, li);
-    if ((li & 1u) == 0u) { colS[sr] = select(0.0, blockScale(min(gn, p.N - 1u) * kBlocks + step) / 127.0, gn < p.N); }
+    if ((li & 1u) == 0u) { colS[sr] = forwardScale(gn, step, kBlocks); }
     for (var c = 0u; c < 4u; c++) {
       var word = 0u;
       if (gn < p.N) { word = codes[gn * kWords + step * 8u + cw0 + c]; }
       for (var h = 0u; h < 2u; h++) {
-        var q = vec4i(0);
-        for (var j = 0u; j < 4u; j++) { q[j] = I8_TABLE[nibble(word, h * 4u + j)]; }
-        Bs[sr * ROW_WORDS + 2u * (cw0 + c) + h] = bitcast<i32>(pack4xI8(q));
+        Bs[sr * ROW_WORDS + 2u * (cw0 + c) + h] = bitcast<i32>(forwardCodes(word, h));
       }
     }
     workgroupBarrier();

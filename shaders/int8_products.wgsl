@@ -29,6 +29,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> C: array<f32>;
 //#endif
 
+var<workgroup> rowS: array<f32, 64>;  // a reduction step's scales of A's 64 rows
+var<workgroup> colS: array<f32, 64>;  // and of B's 64 columns
+
 //#if NF4
 // round(127 · NF4[c]): the 16 NF4 values on the int8 grid (the largest rounding, 0.47 of a step, is at −0.1848).
 const I8_TABLE = array<i32, 16>(-127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127);
@@ -49,6 +52,35 @@ fn blockScale(b: u32) -> f32 {
 //#else
   return absmax[b];
 //#endif
+}
+
+// The input gradient's tile scale S over W rows n0 .. n0 + 63 of block column `col`: the largest of their block
+// scales. Meanwhile colS holds each row's own scale, which the codes need. Barriers inside: every thread calls it.
+fn backwardTileScale(n0: u32, col: u32, kBlocks: u32, li: u32) -> f32 {
+  var bs = 0.0;
+  if (li < 64u && n0 + li < p.N) { bs = blockScale((n0 + li) * kBlocks + col); }
+  if (li < 64u) {
+    red[li] = bs;
+    colS[li] = bs;
+  }
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] = max(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  return red[0];
+}
+
+// The forward's scale of output row gn's group `step` (sb = absmax / 127); 0 past the weight's rows.
+fn forwardScale(gn: u32, step: u32, kBlocks: u32) -> f32 {
+  return select(0.0, blockScale(min(gn, p.N - 1u) * kBlocks + step) / 127.0, gn < p.N);
+}
+
+// The forward's int8 codes of half h (values 4h .. 4h + 3) of an NF4 code word, packed 4 to a u32.
+fn forwardCodes(word: u32, h: u32) -> u32 {
+  var q = vec4i(0);
+  for (var j = 0u; j < 4u; j++) { q[j] = I8_TABLE[nibble(word, h * 4u + j)]; }
+  return pack4xI8(q);
 }
 
 // An input-gradient weight code: NF4 value × its block scale / the tile's largest (factor = absmax[n] · 127 / S).
