@@ -57,8 +57,11 @@ describe('the subgroup-matrix int8 kernel', () => {
       wrong_type: shaderSources.int8_matmul_sm.replace('subgroup_matrix_result<i32, 16, 16>()', 'subgroup_matrix_result<f32, 16, 16>()'),
       too_big: shaderSources.int8_matmul_sm.replace('array<i32, 1024>;', 'array<i32, 2048>;'),
     });
+    // In error scopes: the refusals are expected, and so not reported as uncaptured errors.
+    device.pushErrorScope('validation');
     await expect(broken.prepare({ shader: 'wrong_type' })).rejects.toThrow(/subgroupMatrixMultiplyAccumulate/);
     await expect(broken.prepare({ shader: 'too_big' })).rejects.toThrow(/workgroup storage/);
+    await device.popErrorScope();
     device.destroy();
   });
 
