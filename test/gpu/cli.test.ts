@@ -16,7 +16,11 @@ describe('finetune CLI over Dawn', () => {
     const info = JSON.parse(stdout);
     expect(info.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     expect(info.matmulCheck.ok).toBe(true);
-    if (info.via === 'swiftshader') expect(stderr).toMatch(/SwiftShader.*slow/);
+    if (info.via === 'swiftshader') {
+      expect(stderr).toMatch(/SwiftShader.*slow/);
+      // Whether --int8-kernel subgroup-matrix can run here, and why not.
+      expect(info.int8SubgroupMatrix).toEqual({ available: false, why: expect.stringMatching(/^the adapter does not offer chromium-experimental-subgroup-matrix/) });
+    }
   });
 
   it('says nothing on stderr but its own note: no XDG_RUNTIME_DIR or Vulkan driver warnings from the GPU stack', async () => {

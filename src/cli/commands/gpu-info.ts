@@ -1,5 +1,6 @@
 import { parseCommandArgs, type Command } from '../command.ts';
-import { createNodeContext } from '../node-gpu.ts';
+import { createNodeContext, findNodeAdapter } from '../node-gpu.ts';
+import { int8SubgroupMatrixUnsupported } from '../../engine/subgroup-matrix.ts';
 import { checkMatmul } from '../../run/selftest.ts';
 
 export const gpuInfoCommand: Command = {
@@ -8,12 +9,16 @@ export const gpuInfoCommand: Command = {
   usage: `finetune gpu-info [--no-check]
 
 Prints one JSON object: the adapter (vendor, architecture, features, limits), how it was found (hardware GPU or
-SwiftShader), and a quick matmul correctness check against a float64 reference (skip it with --no-check).`,
+SwiftShader), whether the tensor-core int8 kernel (--int8-kernel subgroup-matrix, docs/int8.md) can run on it and if not
+why, and a quick matmul correctness check against a float64 reference (skip it with --no-check).`,
   async run(args, io) {
     const { values } = parseCommandArgs(args, { 'no-check': { type: 'boolean', default: false } });
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
     const result: Record<string, unknown> = { via: found.via, adapter: ctx.report };
+    // Dawn shows experimental features only to an instance made with its unsafe-APIs toggle: ask one, make no device.
+    const why = int8SubgroupMatrixUnsupported((await findNodeAdapter(true)).adapter);
+    result.int8SubgroupMatrix = why === null ? { available: true } : { available: false, why };
     if (!values['no-check']) {
       const checks = [await checkMatmul(ctx, 17, 33, 65), await checkMatmul(ctx, 130, 7, 300)];
       result.matmulCheck = { ok: checks.every((c) => c.ok), checks };
