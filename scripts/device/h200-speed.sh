@@ -110,12 +110,12 @@ step() {
     printf '{"device":"step","step":"%s","attempt":%d,"timeoutSeconds":%d,"argv":"%s"}\n' "$name" "$attempt" "$limit" "$*" | tee -a "$JSONL"
     log "start $name (attempt $attempt, timeout ${limit}s): finetune $*"
     start=$(date +%s)
-    if [ "$1" = check ]; then
-      # check prints one indented JSON report: keep it one line in bench.jsonl.
+    if [ "$1" = check ] || [ "$1" = gpu-info ]; then
+      # check and gpu-info print one indented JSON report: keep it one line in bench.jsonl.
       timeout -k 10 "$limit" "$NODE" .device/finetune.mjs "$@" >"$STEP_OUT" 2>>"$LOG"
       rc=$?
       "$NODE" -e 'const s = require("fs").readFileSync(process.argv[1], "utf8");
-        try { console.log(JSON.stringify({ device: "check", ...JSON.parse(s) })); } catch { process.stdout.write(s); }' "$STEP_OUT" | tee -a "$JSONL"
+        try { console.log(JSON.stringify({ device: process.argv[2], ...JSON.parse(s) })); } catch { process.stdout.write(s); }' "$STEP_OUT" "$1" | tee -a "$JSONL"
     else
       timeout -k 10 "$limit" "$NODE" .device/finetune.mjs "$@" 2>>"$LOG" | tee -a "$JSONL"
       rc=${PIPESTATUS[0]}
@@ -139,6 +139,7 @@ step() {
 FT=(--model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter)
 if [ "$SMOKE" = 1 ]; then
   S=(--small --min-ms 20)
+  step gpu-info 120 gpu-info --no-check
   step matmul 300 bench matmul --sizes 64 --shapes 8x64x16 --kernels basic,tiled,tiled-fixed --min-ms 20
   step nf4-basic 300 bench nf4 --tokens 16 --gemm basic "${S[@]}"
   step nf4-tiled 300 bench nf4 --tokens 16 --gemm tiled "${S[@]}"
@@ -159,6 +160,8 @@ if [ "$SMOKE" = 1 ]; then
   step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
 else
+  # The adapter: features, limits, and whether the tensor-core int8 kernel can run (its subgroup-matrix configurations).
+  step gpu-info 30 gpu-info --no-check
   step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048,4096x8x2048 --kernels basic,tiled,tiled-fixed
   step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled

@@ -103,6 +103,10 @@ function line(r) {
     default:
       break;
   }
+  if (r.device === 'gpu-info') {
+    const sm = r.int8SubgroupMatrix;
+    return `  gpu-info ${r.adapter?.description ?? r.adapter?.device ?? ''} (${r.via}): int8 subgroup matrix ${sm?.available ? 'available' : `unavailable: ${sm?.why}`}`;
+  }
   if (r.device === 'check') {
     const bad = Object.entries(r.groups ?? {})
       .filter(([, g]) => !g.ok)
