@@ -7,7 +7,7 @@
 // (--int8-kernel subgroup-matrix), each int8 product is timed on it too, beside the DP4A one: its rate over DP4A's and
 // how many outputs differ from DP4A's in any bit (the kernels must agree to the bit: 0).
 
-import type { GpuContext } from '../engine/gpu.ts';
+import type { GpuContext, Int8Kernel } from '../engine/gpu.ts';
 import { int8_gemm, int8RowsBytes, quantize_rows_i8 } from '../engine/kernels/int8_matmul.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_destroy, nf4_quantize } from '../engine/kernels/nf4.ts';
@@ -40,6 +40,19 @@ export interface Int8BenchResult {
   reps: number;
 }
 
+interface Int8Timing {
+  t: { ms: number; reps: number };
+  /** GFLOP/s. */
+  rate: number;
+  output: Float32Array;
+}
+
+/** A subgroup-matrix product against the DP4A one of the same run: its rate over DP4A's, and the outputs that differ. */
+const againstDp4a = (sm: Int8Timing, dp4a: Int8Timing): Pick<Int8BenchResult, 'vsDp4a' | 'bitsDiffer'> => ({
+  vsDp4a: sm.rate / dp4a.rate,
+  bitsDiffer: compareBits('', dp4a.output, sm.output).differing,
+});
+
 export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape[], minMs = 300): AsyncGenerator<Int8BenchResult> {
   for (const { M, N, K } of shapes) {
     const flop = 2 * M * N * K;
@@ -54,6 +67,21 @@ export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape
       reps: t.reps,
       ...extra,
     });
+    /**
+     * `run` timed on one int8 kernel (the context's own is restored after), and what it left in `out`: cleared first,
+     * so a kernel that wrote nothing shows as an error of 1.
+     */
+    const timeOn = async (kernel: Int8Kernel, run: () => void, out: GPUBuffer): Promise<Int8Timing> => {
+      const before = ctx.int8Kernel;
+      try {
+        ctx.int8Kernel = kernel;
+        ctx.clear(out);
+        const t = await timeGpu(ctx, run, { minMs });
+        return { t, rate: flop / (t.ms * 1e6), output: await ctx.readF32(out) };
+      } finally {
+        ctx.int8Kernel = before;
+      }
+    };
     const made: GPUBuffer[] = [];
     const make = (b: GPUBuffer): GPUBuffer => (made.push(b), b);
     try {
@@ -77,21 +105,13 @@ export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape
       quantize_rows_i8(ctx, Wq, Ws, Wf, N, K);
       const tQuant = await timeGpu(ctx, () => quantize_rows_i8(ctx, Xq, Xs, X, M, K), { minMs });
       yield { bench: 'int8', variant: 'quantise X (M, K) to int8', M, N, K, ms: tQuant.ms, gbps: (M * K * 4) / (tQuant.ms * 1e6), reps: tQuant.reps };
-      const kernelBefore = ctx.int8Kernel;
-      ctx.int8Kernel = 'dp4a';
-      const tRaw = await timeGpu(ctx, () => int8_gemm(ctx, Y, Xq, Xs, Wq, Ws, M, N, K), { minMs });
-      const rawRate = flop / (tRaw.ms * 1e6);
-      yield line('int8 GEMM (dot4I8Packed, operands quantised)', tRaw, { vsPlain: rawRate / plain });
+      const gemmRun = (): void => int8_gemm(ctx, Y, Xq, Xs, Wq, Ws, M, N, K);
+      const raw = await timeOn('dp4a', gemmRun, Y);
+      yield line('int8 GEMM (dot4I8Packed, operands quantised)', raw.t, { vsPlain: raw.rate / plain });
       if (ctx.hasInt8SubgroupMatrix) {
-        const dp4a = await ctx.readF32(Y, 0, M * N);
-        ctx.clear(Y);
-        ctx.int8Kernel = 'subgroup-matrix';
-        const tSm = await timeGpu(ctx, () => int8_gemm(ctx, Y, Xq, Xs, Wq, Ws, M, N, K), { minMs });
-        const rate = flop / (tSm.ms * 1e6);
-        const bitsDiffer = compareBits('', dp4a, await ctx.readF32(Y, 0, M * N)).differing;
-        yield line('int8 GEMM (subgroup matrix, operands quantised)', tSm, { vsPlain: rate / plain, vsDp4a: rate / rawRate, bitsDiffer });
+        const sm = await timeOn('subgroup-matrix', gemmRun, Y);
+        yield line('int8 GEMM (subgroup matrix, operands quantised)', sm.t, { vsPlain: sm.rate / plain, ...againstDp4a(sm, raw) });
       }
-      ctx.int8Kernel = kernelBefore;
 
       const W = nf4_quantize(ctx, Wf, 'f32', N, K, { doubleQuant: true, label: 'bench W' });
       try {
@@ -106,31 +126,16 @@ export async function* benchInt8(ctx: GpuContext, shapes: readonly Nf4BenchShape
           const ref = await ctx.readF32(out);
           const r32 = flop / (t32.ms * 1e6);
           yield line(`${name}, fp32 (${ctx.gemmKernel})`, t32, { vsPlain: r32 / plain });
-          // Cleared, so an int8 kernel that wrote nothing shows as an error of 1.
-          ctx.clear(out);
-          const kernelBefore = ctx.int8Kernel;
-          try {
-            ctx.int8Kernel = 'dp4a';
-            const t8 = await timeGpu(ctx, () => run(true), { minMs });
-            const r8 = flop / (t8.ms * 1e6);
-            const dp4a = await ctx.readF32(out);
-            yield line(`${name}, int8 (quantisation included)`, t8, { vsPlain: r8 / plain, vsFp32: r8 / r32, relError: relFrobenius(dp4a, ref) });
-            if (ctx.hasInt8SubgroupMatrix) {
-              ctx.clear(out);
-              ctx.int8Kernel = 'subgroup-matrix';
-              const tSm = await timeGpu(ctx, () => run(true), { minMs });
-              const rSm = flop / (tSm.ms * 1e6);
-              const sm = await ctx.readF32(out);
-              yield line(`${name}, int8 subgroup matrix (quantisation included)`, tSm, {
-                vsPlain: rSm / plain,
-                vsFp32: rSm / r32,
-                vsDp4a: rSm / r8,
-                relError: relFrobenius(sm, ref),
-                bitsDiffer: compareBits('', dp4a, sm).differing,
-              });
-            }
-          } finally {
-            ctx.int8Kernel = kernelBefore;
+          const dp4a = await timeOn('dp4a', () => run(true), out);
+          yield line(`${name}, int8 (quantisation included)`, dp4a.t, { vsPlain: dp4a.rate / plain, vsFp32: dp4a.rate / r32, relError: relFrobenius(dp4a.output, ref) });
+          if (ctx.hasInt8SubgroupMatrix) {
+            const sm = await timeOn('subgroup-matrix', () => run(true), out);
+            yield line(`${name}, int8 subgroup matrix (quantisation included)`, sm.t, {
+              vsPlain: sm.rate / plain,
+              vsFp32: sm.rate / r32,
+              relError: relFrobenius(sm.output, ref),
+              ...againstDp4a(sm, dp4a),
+            });
           }
         }
       } finally {
