@@ -11,8 +11,6 @@ export const INT8_SUBGROUP_MATRIX_CONFIG = { componentType: 'i8', resultComponen
 /** The kernel's workgroup: 128 threads along x, a multiple of every subgroup size the feature allows it on. */
 export const INT8_SM_WORKGROUP = 128;
 
-/** Bytes of workgroup memory the kernel declares at most (the NF4 input gradient's). */
-export const INT8_SM_WORKGROUP_BYTES = 5120 + 5120 + 4096 + 256 + 256 + 64 + 256;
 
 /** The parts of GPUAdapterInfo this needs; `subgroupMatrixConfigs` is Dawn's, not yet in @webgpu/types. */
 interface SubgroupMatrixInfo {
@@ -35,6 +33,7 @@ export function int8SubgroupMatrixUnsupported(adapter: GPUAdapter): string | nul
   }
   const sub = info.subgroupMaxSize ?? 0;
   if (sub <= 0 || INT8_SM_WORKGROUP % sub !== 0) return `the adapter's largest subgroup (${sub}) does not divide the kernel's ${INT8_SM_WORKGROUP} threads`;
-  if (adapter.limits.maxComputeWorkgroupStorageSize < INT8_SM_WORKGROUP_BYTES) return 'the adapter offers too little workgroup memory';
+  // Workgroup memory needs no check: the kernel declares at most 15,168 bytes, under the 16 KiB every adapter offers
+  // (test/gpu/int8_matmul_sm.test.ts builds it on a device with exactly 16 KiB).
   return null;
 }
