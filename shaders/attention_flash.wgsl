@@ -11,16 +11,26 @@
 // - S = Q·Kᵀ is register-tiled: thread (rg, kg) owns a 4-row × 4-key fragment of the 32 × 64 score tile, and the
 //   head dim is streamed through workgroup memory in chunks of 16 (Q and K both transposed there, so one step is two
 //   vec4 loads and 16 FMAs). Q is not kept resident: 32 rows × 128 dims would fill the whole 16 KiB by itself;
-// - the softmax is online in the log2 domain (scores × log2(e)/√HD, exp2); the row max is reduced through workgroup
-//   memory (16 partials per row); P goes to workgroup memory transposed, [key][row], so that P·V reads one vec4 of
+// - the softmax is online in the log2 domain (scores × log2(e)/√HD, exp2); a row's tile max over the 16 threads that
+//   hold it is reduced by subgroup shuffles where the adapter has subgroups (SUBGROUPS) and lanes follow invocation
+//   indices, else (and for what one subgroup does not span) through workgroup memory; every thread then keeps its 4
+//   rows' running max in registers; P goes to workgroup memory transposed, [key][row], so that P·V reads one vec4 of
 //   4 rows per key; each thread accumulates 4 rows × ⌈HD/16⌉ dims (dims dg, dg+16, …: conflict-free V reads), and
 //   the row sums come from the same P reads (every thread of a row group sums in the same order: they agree);
 // - key tiles above the diagonal are never visited; a tile whose keys no row may see is skipped; the mask (causal
 //   and segment) is applied only on tiles that need it — the diagonal tiles, segment-boundary tiles, padding — which
 //   the workgroup decides together from the tile's segment ids (tile-stamped flags, then workgroupUniformLoad);
 // - the longest query blocks (the last) run first, so causal work leaves no tail.
-// Workgroup memory: 15,496 bytes whatever HD (P 8 KiB, one 6.5 KiB region reused by the Q/K chunks, the row-max
-// partials and the V chunks, row statistics and segment ids), under WebGPU's default 16 KiB limit. No subgroups.
+// Workgroup memory: 15,244 bytes whatever HD (P 8 KiB, one 6.5 KiB region reused by the Q/K chunks, the row-max
+// partials and the V chunks, segment ids, flags), under WebGPU's default 16 KiB limit.
+//
+// SUBGROUPS (define; the device must have the `subgroups` feature): the row max's shuffles. The result is the same to
+// the bit either way (a max is exact, whatever the order), which test/gpu/attention_flash.test.ts checks on the real
+// subgroups of SwiftShader and on emulated ones of every width.
+
+//#if SUBGROUPS
+enable subgroups;
+//#endif
 
 struct Params {
   B: u32,
@@ -69,15 +79,19 @@ fn uSet(i: u32, x: f32) {
   U[i >> 2u][i & 3u] = x;
 }
 var<workgroup> PT: array<vec4f, 512>; // P transposed: [BK][R/4], vec4 = 4 consecutive rows
-var<workgroup> mS: array<f32, R>; // running row max (log2 domain)
-var<workgroup> aS: array<f32, R>; // this tile's rescale factor exp2(m_old − m_new)
+var<workgroup> sgParts: atomic<u32>; // SUBGROUPS: 16 / the widest shuffle every thread of the workgroup may use
 var<workgroup> segT: array<u32, BK>; // the tile's key segment ids (0 beyond T)
 var<workgroup> segQ: array<u32, 32>; // the block's query segment ids (0 beyond T)
 var<workgroup> visFlag: atomic<u32>; // = tile when some row may see some key of the tile
 var<workgroup> maskFlag: atomic<u32>; // = tile when some key of the tile needs the mask
 
 @compute @workgroup_size(128)
+//#if SUBGROUPS
+fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32, @builtin(subgroup_size) sgSize: u32,
+           @builtin(subgroup_invocation_id) lane: u32) {
+//#else
 fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+//#endif
   let HD4 = HD / 4u;
   let ND = (HD + 15u) / 16u; // dims per thread in P·V
   let b = wg.z;
@@ -96,9 +110,18 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
     var s = 0u;
     if (t < QP && q0 + t < p.T) { s = seg[b * p.T + q0 + t]; }
     segQ[t] = s;
-    mS[t] = NEG;
   }
+//#if SUBGROUPS
+  // A row's 16 threads (t = rg·16 + kg) can exchange values by lane XOR kg-bits only where lanes follow invocation
+  // indices (lane = t mod a power-of-two subgroup size), which WGSL does not promise; the workgroup agrees on the
+  // narrowest width any of its threads allows (1: no shuffles).
+  let sgOk = (sgSize & (sgSize - 1u)) == 0u && lane == (t & (sgSize - 1u));
+  atomicMax(&sgParts, 16u / select(1u, min(sgSize, 16u), sgOk));
+  let W = 16u / workgroupUniformLoad(&sgParts); // lanes of a row group inside one subgroup; also the barrier
+//#else
+  let W = 1u;
   workgroupBarrier();
+//#endif
   // The block's one segment when every position of it is real and shares it, else 0: only then can a tile be
   // unmasked (a key strictly below every query and in that segment is visible to all rows).
   var blockSeg = segQ[0];
@@ -117,6 +140,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   var acc: array<vec4f, 8>; // [dim c] over the thread's 4 rows
   for (var c = 0u; c < 8u; c++) { acc[c] = vec4f(0.0); }
   var lsum = vec4f(0.0);
+  var mRow = vec4f(NEG); // running max of the thread's 4 rows (log2 domain), the same in all 16 threads of a row group
 
   let kEnd = min(p.T, q0 + QP); // keys ≥ kEnd are above the diagonal of every row
   var tile = 0u;
@@ -191,24 +215,25 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       }
       mx[i] = max(max(sf[i].x, sf[i].y), max(sf[i].z, sf[i].w));
     }
-    U[(kg * R + rg * 4u) >> 2u] = mx;
-    workgroupBarrier();
-    if (t < R) {
-      var m = NEG;
-      for (var g = 0u; g < 16u; g++) { m = max(m, uGet(g * R + t)); }
-      let mOld = mS[t];
-      let mNew = max(mOld, m);
-      aS[t] = exp2(mOld - mNew);
-      mS[t] = mNew;
+    // The max over the row group's 16 threads: across the W lanes of a subgroup by shuffles, then across the 16 / W
+    // such partials through `U` (no barrier needed before the write: phase 1 ended with one; phase 3 starts with one
+    // before `U` is written again). Every thread ends with the whole max of its rows.
+//#if SUBGROUPS
+    for (var m = 1u; m < W; m <<= 1u) { mx = max(mx, subgroupShuffleXor(mx, m)); }
+//#endif
+    if (W < 16u) {
+      if (kg % W == 0u) { U[((kg / W) * R + rg * 4u) >> 2u] = mx; }
+      workgroupBarrier();
+      for (var g = 0u; g < 16u / W; g++) { mx = max(mx, U[(g * R + rg * 4u) >> 2u]); }
     }
-    workgroupBarrier();
-    let mRow = vec4f(mS[rg * 4u], mS[rg * 4u + 1u], mS[rg * 4u + 2u], mS[rg * 4u + 3u]);
+    let mNew = max(mRow, mx);
+    let alpha = exp2(mRow - mNew);
+    mRow = mNew;
     for (var j = 0u; j < 4u; j++) {
       let s = vec4f(sf[0][j], sf[1][j], sf[2][j], sf[3][j]);
       // A masked score gives 0 even while its row's max is still NEG (exp2(NEG − NEG) would be 1).
       PT[(kg * 4u + j) * (R / 4u) + rg] = select(vec4f(0.0), exp2(s - mRow), s > vec4f(0.5 * NEG));
     }
-    let alpha = vec4f(aS[rg * 4u], aS[rg * 4u + 1u], aS[rg * 4u + 2u], aS[rg * 4u + 3u]);
     lsum *= alpha;
     for (var c = 0u; c < ND; c++) { acc[c] *= alpha; }
 
@@ -250,7 +275,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       let d = dg + 16u * c;
       if (d < HD) { outp[o + d] = acc[c][i] * inv; }
     }
-    if (dg == 0u) { lseOut[tok * p.nH + h] = select(0.0, (mS[r] + log2(lsum[i])) * LN2, live); }
+    if (dg == 0u) { lseOut[tok * p.nH + h] = select(0.0, (mRow[i] + log2(lsum[i])) * LN2, live); }
   }
 }
 

@@ -3,8 +3,10 @@
 // (the nominal flash-attention-2 count; our backward does 7 such products instead of 5, so its real work is higher).
 // Both forwards and both backwards run in the same process on the same inputs: the row-split ones
 // (shaders/attention.wgsl, the default) and the tiled ones (shaders/attention_flash.wgsl), each tiled rate also given
-// as a multiple of its row-split counterpart's. The tiled backward does the same 5 products as FlashAttention-2 plus
-// the recomputation of S in both of its kernels (7 in all, as the row-split one); the nominal 2.5× count is kept.
+// as a multiple of its row-split counterpart's; where the device has subgroups, the tiled forward is timed a second
+// time without them (its row max through workgroup memory). The tiled backward does the same 5 products as
+// FlashAttention-2 plus the recomputation of S in both of its kernels (7 in all, as the row-split one); the nominal
+// 2.5× count is kept.
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { attention_backward_rows, attention_backward_tiled, attention_forward_rows, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
@@ -22,13 +24,21 @@ export interface AttentionBenchOptions {
 
 export interface AttentionBenchResult {
   bench: 'attention';
-  /** 'forward' / 'backward': the row-split kernels (the default); 'forward-tiled' / 'backward-tiled': the tiled ones. */
-  variant: 'forward' | 'forward-tiled' | 'backward' | 'backward-tiled';
+  /**
+   * 'forward' / 'backward': the row-split kernels (the default); 'forward-tiled' / 'backward-tiled': the tiled ones;
+   * 'forward-tiled-without-subgroups' (only where the device has subgroups): the tiled forward with its row max
+   * through workgroup memory instead of subgroup shuffles.
+   */
+  variant: 'forward' | 'forward-tiled' | 'forward-tiled-without-subgroups' | 'backward' | 'backward-tiled';
   T: number;
   ms: number;
   gflops: number;
   /** The tiled variants only: GFLOP/s over the row-split counterpart's (forward or backward), measured in this run. */
   vsRows?: number;
+  /** The tiled forward lines: whether its row max used subgroup shuffles. */
+  subgroups?: boolean;
+  /** 'forward-tiled-without-subgroups': its GFLOP/s over the 'forward-tiled' line's (with subgroups), this run. */
+  vsSubgroups?: number;
 }
 
 export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions): AsyncGenerator<AttentionBenchResult> {
@@ -54,7 +64,19 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
     yield { bench: 'attention', variant: 'forward', T, ms: fwd.ms, gflops: rows };
     const tiled = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
     const tiledRate = fwdFlop / (tiled.ms * 1e6);
-    yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows };
+    const subgroups = ctx.hasSubgroups && ctx.useSubgroups;
+    yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows, subgroups };
+    if (subgroups) {
+      // The same kernel with its row max through workgroup memory: what the shuffles are worth (the same bits).
+      ctx.useSubgroups = false;
+      try {
+        const plain = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
+        const rate = fwdFlop / (plain.ms * 1e6);
+        yield { bench: 'attention', variant: 'forward-tiled-without-subgroups', T, ms: plain.ms, gflops: rate, vsRows: rate / rows, subgroups: false, vsSubgroups: rate / tiledRate };
+      } finally {
+        ctx.useSubgroups = true;
+      }
+    }
     // Both backwards consume the tiled forward's out and lse (the last one run); they agree with the row-split one's.
     const bwd = await timeGpu(ctx, () => attention_backward_rows(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch), {
       minMs: o.minMs,

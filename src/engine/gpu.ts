@@ -137,6 +137,12 @@ export class GpuContext {
    * work, less host time per dispatch. On unless switched off here; `finetune bench dispatch` times both.
    */
   cacheBindGroups = true;
+  /**
+   * Whether kernels that can use subgroup operations do, where the device has them (`hasSubgroups`): today the tiled
+   * attention forward's row max, whose result is the same to the bit either way. On unless switched off here;
+   * `finetune bench attention` times both.
+   */
+  useSubgroups = true;
   readonly bindGroups: BindGroupCache;
   /** Named work buffers kernels share (see `scratch`). */
   private readonly scratchBuffers = new Map<string, GPUBuffer>();

@@ -92,6 +92,16 @@ describe('finetune bench beyond matmul', () => {
     expect(data.rows).toBeGreaterThan(0);
     expect(data.peakHeapPerFileByte).toBe(data.peakHeapBytes / data.fileBytes);
     expect(data.peakRssBytes).toBeGreaterThanOrEqual(0);
+    // The tiled attention forward with its row max by subgroup shuffles (SwiftShader has subgroups), then without.
+    const attention = lines.filter((l) => l.bench === 'attention');
+    expect(attention.map((l) => `${l.variant}${l.subgroups === undefined ? '' : `/${l.subgroups}`}`)).toEqual([
+      'forward',
+      'forward-tiled/true',
+      'forward-tiled-without-subgroups/false',
+      'backward',
+      'backward-tiled',
+    ]);
+    expect(attention[2].vsSubgroups).toBeCloseTo(attention[2].gflops / attention[1].gflops, 9);
     const layer = lines.find((l) => l.bench === 'layer');
     expect(layer.tokensPerSecond).toBeGreaterThan(0);
     expect(layer.vsMatmulCeiling).toBeGreaterThan(0);

@@ -85,7 +85,8 @@ describe('summarise', () => {
       { device: 'step', step: 'attention', attempt: 1 },
       { device: 'step-end', step: 'attention', attempt: 1, exit: 1, seconds: 3 },
       { device: 'step', step: 'attention', attempt: 2 },
-      { bench: 'attention', variant: 'forward-tiled', T: 2048, ms: 10, gflops: 3400, vsRows: 2.7 },
+      { bench: 'attention', variant: 'forward-tiled', T: 2048, ms: 10, gflops: 3400, vsRows: 2.7, subgroups: true },
+      { bench: 'attention', variant: 'forward-tiled-without-subgroups', T: 2048, ms: 11, gflops: 3091, vsRows: 2.45, subgroups: false, vsSubgroups: 0.91 },
       { device: 'step-end', step: 'attention', attempt: 2, exit: 0, seconds: 12 },
       { device: 'step', step: 'matmul', attempt: 1 },
       { bench: 'matmul', kernel: 'basic', variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 16600 },
@@ -97,7 +98,8 @@ describe('summarise', () => {
     const s = summarise(text);
     expect(s).toContain('GPU 0: NVIDIA H200 | commit abcdef1234');
     expect(s).toContain('[attention] exit 0, 12s');
-    expect(s).toContain('attention forward-tiled T=2048: 3.4 TFLOP/s, 10.00 ms, vsRows 2.70');
+    expect(s).toContain('attention forward-tiled T=2048: 3.4 TFLOP/s, 10.00 ms, vsRows 2.70, subgroup row max');
+    expect(s).toContain('attention forward-tiled-without-subgroups T=2048: 3.1 TFLOP/s, 11.00 ms, vsRows 2.45, vsSubgroups 0.91');
     expect(s).toContain('[matmul] exit 124, 180s');
     expect(s).toContain('8x8x8 plain: basic 16.6 | tiled[w*] 30.0');
     expect(s).toContain('largest diffVsBasic 2.00e-6');

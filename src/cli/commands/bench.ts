@@ -49,7 +49,7 @@ what:
              kernel) at Mistral-7B projection shapes
   attention  causal GQA attention forward/backward at Mistral-7B's head layout (32 heads, 8 KV heads, head_dim 128);
              the row-split forward and backward (default) and the tiled ones (forward-tiled, backward-tiled; vsRows = the
-             tiled rate ÷ the row-split one's, same run)
+             tiled rate ÷ the row-split one's, same run); with subgroups, forward-tiled-without-subgroups too
   kernels    RMSNorm, RoPE, SwiGLU, embedding (GB/s), AdamW over the whole adapter, lm_head + cross-entropy (GFLOP/s)
   layer      one Mistral-7B layer (random NF4 weights made on the GPU), LoRA r=8 on all seven projections:
              forward + recomputation + backward; tokens/s, utilisation of the matmul-bound ceiling, peak memory

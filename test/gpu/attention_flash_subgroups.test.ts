@@ -1,0 +1,144 @@
+// The tiled attention forward's row max by subgroup shuffles (shaders/attention_flash.wgsl, SUBGROUPS) against the
+// same kernel with the row max through workgroup memory only: the same outputs and lse to the bit (a max is exact in
+// any order), on SwiftShader's own subgroups (4 wide) and with the shuffles emulated at other widths
+// (test/helpers/subgroup-shuffle-emulation.ts), among them subgroups as wide as a row group and wider, where nothing
+// goes through workgroup memory. Lanes out of invocation order make the kernel fall back to workgroup memory; the same
+// kernel made to trust such lanes gives other numbers, so the comparison can fail.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findNodeAdapter } from '../../src/cli/node-gpu.ts';
+import { GpuContext } from '../../src/engine/gpu.ts';
+import { attention_forward_tiled } from '../../src/engine/kernels/attention_flash.ts';
+import { randomArray } from '../../src/engine/reference/common.ts';
+import { attentionForwardRef, type AttentionDims } from '../../src/engine/reference/attention.ts';
+import { shaderSources } from '../../src/engine/shaders.ts';
+import { gpuContext } from './context.ts';
+import { attentionRelError, packedSegments } from '../helpers/attention-inputs.ts';
+import { emulateSubgroupShuffles, type ShuffleEmulation } from '../helpers/subgroup-shuffle-emulation.ts';
+
+interface Case extends AttentionDims {
+  maxLen: number;
+  pad: number;
+}
+
+const CASES: Case[] = [
+  // Packed examples with padding: masked tiles, rows that see nothing in a tile, segments starting mid-block.
+  { B: 2, T: 140, nH: 8, nKV: 2, hd: 32, maxLen: 50, pad: 2 },
+  // Mistral's head dim and GQA ratio.
+  { B: 1, T: 70, nH: 8, nKV: 2, hd: 128, maxLen: 40, pad: 2 },
+  // One head per KV head (32 positions a block), one segment over two tiles: unmasked tiles below the diagonal.
+  { B: 1, T: 77, nH: 4, nKV: 4, hd: 16, maxLen: 77, pad: 0 },
+];
+
+interface Inputs {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  seg: Uint32Array;
+}
+
+const inputs: Inputs[] = CASES.map((c, n) => ({
+  q: randomArray(c.B * c.T * c.nH * c.hd, 40 * n + 1, 2),
+  k: randomArray(c.B * c.T * c.nKV * c.hd, 40 * n + 2, 2),
+  v: randomArray(c.B * c.T * c.nKV * c.hd, 40 * n + 3),
+  seg: packedSegments(c.B, c.T, 500 + n, c.maxLen, c.pad),
+}));
+
+/** Every case's out and lse, as raw bits. */
+async function forwardBits(ctx: GpuContext): Promise<Uint32Array[][]> {
+  const all: Uint32Array[][] = [];
+  for (const [n, c] of CASES.entries()) {
+    const x = inputs[n];
+    const bufs = [ctx.upload('q', x.q, 'scratch'), ctx.upload('k', x.k, 'scratch'), ctx.upload('v', x.v, 'scratch'), ctx.upload('seg', x.seg, 'scratch')];
+    const out = ctx.upload('out', new Float32Array(x.q.length).fill(9), 'scratch');
+    const lse = ctx.upload('lse', new Float32Array(c.B * c.T * c.nH).fill(9), 'scratch');
+    try {
+      attention_forward_tiled(ctx, out, lse, bufs[0], bufs[1], bufs[2], bufs[3], c.B, c.T, c.nH, c.nKV, c.hd);
+      all.push([new Uint32Array((await ctx.readF32(out)).buffer), new Uint32Array((await ctx.readF32(lse)).buffer)]);
+    } finally {
+      for (const b of [...bufs, out, lse]) ctx.destroy(b);
+    }
+  }
+  return all;
+}
+
+/** How many of the 32-bit words differ between two runs' outputs, over every case. */
+function differingWords(a: Uint32Array[][], b: Uint32Array[][]): number {
+  let n = 0;
+  a.forEach((pair, i) =>
+    pair.forEach((x, j) => {
+      for (let e = 0; e < x.length; e++) if (x[e] !== b[i][j][e]) n++;
+    }),
+  );
+  return n;
+}
+
+describe('tiled attention forward: the row max by subgroup shuffles', () => {
+  let ctx: GpuContext;
+  /** The outputs with the row max through workgroup memory only (no SUBGROUPS). */
+  let memoryOnly: Uint32Array[][];
+
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    ctx.useSubgroups = false;
+    try {
+      memoryOnly = await forwardBits(ctx);
+    } finally {
+      ctx.useSubgroups = true;
+    }
+  });
+
+  afterAll(() => {
+    ctx.useSubgroups = true;
+  });
+
+  it('is right against float64 without subgroups (the bits every other run must give)', () => {
+    CASES.forEach((c, n) => {
+      const ref = attentionForwardRef(inputs[n].q, inputs[n].k, inputs[n].v, inputs[n].seg, c);
+      expect(attentionRelError(new Float32Array(memoryOnly[n][0].buffer), ref.out, 1e-4)).toBeLessThan(1e-4);
+      expect(attentionRelError(new Float32Array(memoryOnly[n][1].buffer), ref.lse, 1e-4)).toBeLessThan(1e-4);
+    });
+  });
+
+  it("gives the same bits on the adapter's own subgroups", async () => {
+    // The tier's adapters (SwiftShader, and every GPU this project targets) offer subgroups: the path must run here.
+    expect(ctx.hasSubgroups).toBe(true);
+    expect(ctx.useSubgroups).toBe(true);
+    expect(differingWords(await forwardBits(ctx), memoryOnly)).toBe(0);
+  });
+
+  describe('with the shuffles emulated', () => {
+    const sources = shaderSources as Record<string, string>;
+    const real = sources.attention_flash;
+    // A fresh device per variant: the registry keeps one compiled module per shader name and defines.
+    const run = async (e: ShuffleEmulation, edit: (text: string) => string = (t) => t): Promise<Uint32Array[][]> => {
+      sources.attention_flash = edit(emulateSubgroupShuffles(real, e));
+      const c = await GpuContext.fromAdapter((await findNodeAdapter()).adapter, {});
+      try {
+        expect(c.hasSubgroups && c.useSubgroups).toBe(true);
+        return await forwardBits(c);
+      } finally {
+        c.destroyDevice();
+        sources.attention_flash = real;
+      }
+    };
+
+    // 2 and 8: shuffles, then 8 or 2 partials a row through workgroup memory; 16: a row group is one subgroup;
+    // 32: two row groups share a subgroup (the masks stay within each); no memory round trip at 16 and 32.
+    for (const size of [2, 8, 16, 32]) {
+      it(`${size} lanes a subgroup: the same bits`, async () => {
+        expect(differingWords(await run({ size }), memoryOnly)).toBe(0);
+      });
+    }
+
+    it('lanes out of invocation order: the kernel falls back to workgroup memory (the same bits); trusting them gives others', async () => {
+      const rotated: ShuffleEmulation = { size: 32, lane: '(t + 1u) % 32u' };
+      expect(differingWords(await run(rotated), memoryOnly)).toBe(0);
+      const trusting = (text: string): string => {
+        const edited = text.replace(/let sgOk = [^;]*;/, 'let sgOk = true;');
+        if (edited === text) throw new Error('the kernel no longer has its lane-order check');
+        return edited;
+      };
+      expect(differingWords(await run(rotated, trusting), memoryOnly)).toBeGreaterThan(0);
+    });
+  });
+});
