@@ -15,8 +15,9 @@
 //   hold it is reduced by subgroup shuffles where the adapter has subgroups (SUBGROUPS) and lanes follow invocation
 //   indices, else (and for what one subgroup does not span) through workgroup memory; every thread then keeps its 4
 //   rows' running max in registers; P goes to workgroup memory transposed, [key][row], so that P·V reads one vec4 of
-//   4 rows per key; each thread accumulates 4 rows × ⌈HD/16⌉ dims (dims dg, dg+16, …: conflict-free V reads), and
-//   the row sums come from the same P reads (every thread of a row group sums in the same order: they agree);
+//   4 rows per key; each thread accumulates 4 rows × up to 2 quads of 4 adjacent dims (quads dg, dg+16), reading each
+//   V quad as one vec4 for 16 FMAs (`accumulateQuads`), and the row sums come from the same P reads (every thread of a
+//   row group sums in the same order: they agree);
 // - key tiles above the diagonal are never visited; a tile whose keys no row may see is skipped; the mask (causal
 //   and segment) is applied only on tiles that need it — the diagonal tiles, segment-boundary tiles, padding — which
 //   the workgroup decides together from the tile's segment ids (tile-stamped flags, then workgroupUniformLoad);
@@ -67,16 +68,30 @@ const NEG = -1e30; // "minus infinity" that keeps exp2 and max free of NaN
 // One region used in turn by: the Q chunk [DK][QS] and K chunk [DK][KS] (phase 1), the row-max partials [16][R]
 // (phase 2), a V chunk [VK][HD] (phase 3). 1664 f32 = 6.5 KiB, held as vec4s: where four consecutive floats are used
 // together (a fragment's 4 keys and 4 rows in phase 1, a thread's 4 row maxima, a V row's 4 dims) they move as one
-// 128-bit access with one index clamp instead of four; single floats go through uGet/uSet. Every offset read or
-// written as a vec4 is a multiple of 4 (QS, KS, KOFF, R and HD are).
+// 128-bit access with one index clamp instead of four; the transposing stores of single floats go through uSet.
+// Every offset read or written as a vec4 is a multiple of 4 (QS, KS, KOFF, R and HD are).
 var<workgroup> U: array<vec4f, 416>;
-
-fn uGet(i: u32) -> f32 {
-  return U[i >> 2u][i & 3u];
-}
 
 fn uSet(i: u32, x: f32) {
   U[i >> 2u][i & 3u] = x;
+}
+
+// One key's (or query's) term of a product with P or dS, for one thread: `w` holds the P or dS values of its 4 rows,
+// `row4` is where that key's row of the V/K/dO/Q chunk starts in `U` (in vec4s). The thread owns dim quads dg and
+// dg + 16 (dims 4·quad .. 4·quad + 3, those below HD); acc[4c + e] holds dim 4·(dg + 16c) + e of the 4 rows. A quad is
+// one 128-bit read for 16 FMAs (reading dims one by one took a shared load per 4 FMAs, more than an NVIDIA SM issues
+// at its FMA rate); every element still adds its terms one fma at a time in key order, so the sums are the same bits.
+fn accumulateQuads(acc: ptr<function, array<vec4f, 8>>, w: vec4f, row4: u32, dg: u32) {
+  for (var c = 0u; c < 2u; c++) {
+    let d4 = dg + 16u * c;
+    if (d4 < HD / 4u) {
+      let x = U[row4 + d4];
+      (*acc)[4u * c] = fma(w, vec4f(x.x), (*acc)[4u * c]);
+      (*acc)[4u * c + 1u] = fma(w, vec4f(x.y), (*acc)[4u * c + 1u]);
+      (*acc)[4u * c + 2u] = fma(w, vec4f(x.z), (*acc)[4u * c + 2u]);
+      (*acc)[4u * c + 3u] = fma(w, vec4f(x.w), (*acc)[4u * c + 3u]);
+    }
+  }
 }
 var<workgroup> PT: array<vec4f, 512>; // P transposed: [BK][R/4], vec4 = 4 consecutive rows
 var<workgroup> sgParts: atomic<u32>; // SUBGROUPS: 16 / the widest shuffle every thread of the workgroup may use
@@ -93,7 +108,6 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
 fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
 //#endif
   let HD4 = HD / 4u;
-  let ND = (HD + 15u) / 16u; // dims per thread in P·V
   let b = wg.z;
   let kvh = wg.y;
   let nBlocks = (p.T + QP - 1u) / QP;
@@ -101,7 +115,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   let qStride4 = p.nH * HD4;
   let kStride4 = p.nKV * HD4;
 
-  // Thread roles: phase 1/2 fragment (4 rows rg·4.., 4 keys kg·4..), phase 3 (4 rows rg·4.., dims dg, dg+16, …).
+  // Thread roles: phase 1/2 fragment (4 rows rg·4.., 4 keys kg·4..), phase 3 (4 rows rg·4.., dim quads dg, dg+16).
   let rg = t / 16u;
   let kg = t % 16u;
   let dg = kg;
@@ -137,7 +151,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
     rowSeg[i] = select(0u, segQ[min(r / G, 31u)], r < QP * G);
   }
 
-  var acc: array<vec4f, 8>; // [dim c] over the thread's 4 rows
+  var acc: array<vec4f, 8>; // [4·quad + e] over the thread's 4 rows (accumulateQuads)
   for (var c = 0u; c < 8u; c++) { acc[c] = vec4f(0.0); }
   var lsum = vec4f(0.0);
   var mRow = vec4f(NEG); // running max of the thread's 4 rows (log2 domain), the same in all 16 threads of a row group
@@ -235,7 +249,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       PT[(kg * 4u + j) * (R / 4u) + rg] = select(vec4f(0.0), exp2(s - mRow), s > vec4f(0.5 * NEG));
     }
     lsum *= alpha;
-    for (var c = 0u; c < ND; c++) { acc[c] *= alpha; }
+    for (var c = 0u; c < 8u; c++) { acc[c] *= alpha; }
 
     // --- Phase 3: O += P·V, V streamed in chunks of VK keys through `U`.
     for (var c0 = 0u; c0 < BK; c0 += VK) {
@@ -252,10 +266,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       for (var kk = 0u; kk < VK; kk++) {
         let pv = PT[(c0 + kk) * (R / 4u) + rg];
         lsum += pv;
-        for (var c = 0u; c < ND; c++) {
-          let d = dg + 16u * c;
-          if (d < HD) { acc[c] = fma(pv, vec4f(uGet(kk * HD + d)), acc[c]); }
-        }
+        accumulateQuads(&acc, pv, kk * HD4, dg);
       }
     }
     // No barrier here: the next tile touches `U` only after its flag barrier, and `PT` after several more.
@@ -271,9 +282,11 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
     let tok = b * p.T + pos;
     let h = kvh * G + r % G;
     let o = (tok * p.nH + h) * HD;
-    for (var c = 0u; c < ND; c++) {
-      let d = dg + 16u * c;
-      if (d < HD) { outp[o + d] = acc[c][i] * inv; }
+    for (var c = 0u; c < 2u; c++) {
+      let d4 = dg + 16u * c;
+      if (d4 < HD4) {
+        for (var e = 0u; e < 4u; e++) { outp[o + 4u * d4 + e] = acc[4u * c + e][i] * inv; }
+      }
     }
     if (dg == 0u) { lseOut[tok * p.nH + h] = select(0.0, (mRow[i] + log2(lsum[i])) * LN2, live); }
   }
@@ -308,7 +321,6 @@ var<workgroup> segK: array<u32, R>; // backward_dkv: the block's key segment ids
 @compute @workgroup_size(128)
 fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let HD4 = HD / 4u;
-  let ND = (HD + 15u) / 16u;
   let b = wg.z;
   let kvh = wg.y;
   let nBlocks = (p.T + QP - 1u) / QP;
@@ -350,7 +362,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let L4 = vec4f(rowL[rg * 4u], rowL[rg * 4u + 1u], rowL[rg * 4u + 2u], rowL[rg * 4u + 3u]);
   let D4 = vec4f(rowD[rg * 4u], rowD[rg * 4u + 1u], rowD[rg * 4u + 2u], rowD[rg * 4u + 3u]);
 
-  var acc: array<vec4f, 8>; // dq: [dim c] over the thread's 4 rows
+  var acc: array<vec4f, 8>; // dq: [4·quad + e] over the thread's 4 rows (accumulateQuads)
   for (var c = 0u; c < 8u; c++) { acc[c] = vec4f(0.0); }
 
   let kEnd = min(p.T, q0 + QP);
@@ -447,11 +459,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       }
       workgroupBarrier();
       for (var kk = 0u; kk < VK; kk++) {
-        let ds = PT[(c0 + kk) * (R / 4u) + rg];
-        for (var c = 0u; c < ND; c++) {
-          let d = dg + 16u * c;
-          if (d < HD) { acc[c] = fma(ds, vec4f(uGet(kk * HD + d)), acc[c]); }
-        }
+        accumulateQuads(&acc, PT[(c0 + kk) * (R / 4u) + rg], kk * HD4, dg);
       }
     }
   }
@@ -461,19 +469,20 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     let pos = rowPos[i];
     if (r >= QP * G || pos >= p.T) { continue; }
     let o = ((b * p.T + pos) * p.nH + kvh * G + r % G) * HD;
-    for (var c = 0u; c < ND; c++) {
-      let d = dg + 16u * c;
-      if (d < HD) { dqOut[o + d] = acc[c][i] * p.scale; }
+    for (var c = 0u; c < 2u; c++) {
+      let d4 = dg + 16u * c;
+      if (d4 < HD4) {
+        for (var e = 0u; e < 4u; e++) { dqOut[o + 4u * d4 + e] = acc[4u * c + e][i] * p.scale; }
+      }
     }
   }
 }
 
 // dk, dv (BT, nKV·HD) overwritten. Grid (⌈T/32⌉, nKV, B): the workgroup owns keys j0..j0+31 of KV head wg.y. Thread
-// (rg, kg) owns keys rg·4.. × queries kg·4.. of the 32 × 64 tile (Sᵀ, dPᵀ), then keys rg·4.. × dims kg, kg+16, ….
+// (rg, kg) owns keys rg·4.. × queries kg·4.. of the 32 × 64 tile (Sᵀ, dPᵀ), then keys rg·4.. × dim quads kg, kg+16.
 @compute @workgroup_size(128)
 fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let HD4 = HD / 4u;
-  let ND = (HD + 15u) / 16u;
   let b = wg.z;
   let kvh = wg.y;
   let j0 = wg.x * R; // block 0, the one with the most queries after it, first
@@ -502,7 +511,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
     keySeg[i] = segK[rg * 4u + i];
   }
 
-  var dk: array<vec4f, 8>; // [dim c] over the thread's 4 keys
+  var dk: array<vec4f, 8>; // [4·quad + e] over the thread's 4 keys (accumulateQuads)
   var dv: array<vec4f, 8>;
   for (var c = 0u; c < 8u; c++) {
     dk[c] = vec4f(0.0);
@@ -624,13 +633,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
           workgroupBarrier();
           for (var qq = 0u; qq < VK; qq++) {
             let w = PT[(c0 + qq) * (R / 4u) + rg];
-            for (var c = 0u; c < ND; c++) {
-              let d = dg + 16u * c;
-              if (d < HD) {
-                let u = vec4f(uGet(qq * HD + d));
-                if (ph == 0u) { dv[c] = fma(w, u, dv[c]); } else { dk[c] = fma(w, u, dk[c]); }
-              }
-            }
+            if (ph == 0u) { accumulateQuads(&dv, w, qq * HD4, dg); } else { accumulateQuads(&dk, w, qq * HD4, dg); }
           }
         }
       }
@@ -643,11 +646,13 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
     let pos = keyPos[i];
     if (pos >= p.T) { continue; }
     let o = ((b * p.T + pos) * p.nKV + kvh) * HD;
-    for (var c = 0u; c < ND; c++) {
-      let d = dg + 16u * c;
-      if (d < HD) {
-        dkOut[o + d] = dk[c][i] * p.scale;
-        dvOut[o + d] = dv[c][i];
+    for (var c = 0u; c < 2u; c++) {
+      let d4 = dg + 16u * c;
+      if (d4 < HD4) {
+        for (var e = 0u; e < 4u; e++) {
+          dkOut[o + 4u * d4 + e] = dk[4u * c + e][i] * p.scale;
+          dvOut[o + 4u * d4 + e] = dv[4u * c + e][i];
+        }
       }
     }
   }
