@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 // Three tiers, all run by `npm test`: unit (pure TS), gpu (real WGSL on Dawn in Node), browser (the built app in
-// headless Chromium, WebGPU inside the worker). GPU and browser tiers run one file at a time: SwiftShader already
-// uses every core.
+// headless Chromium, WebGPU inside the worker). The gpu tier runs two files at a time: one such process keeps about
+// one core busy (Tint and SwiftShader compile each pipeline on the calling thread, and compiling is most of a test's
+// time there), so one file at a time left half of a 2-core machine idle. The browser tier runs one file at a time, after
+// the gpu tier: Chromium's GPU process already uses every core.
 export default defineConfig({
   test: {
     projects: [
@@ -13,7 +15,8 @@ export default defineConfig({
           name: 'gpu',
           include: ['test/gpu/**/*.test.ts'],
           environment: 'node',
-          fileParallelism: false,
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
           testTimeout: 600_000,
           hookTimeout: 120_000,
           pool: 'forks',
