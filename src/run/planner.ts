@@ -28,8 +28,10 @@ export interface PlanGpu {
   /** The adapter's limits (the context asks for at most 4 GiB − 4 of each; the plan applies the same cap). */
   maxBufferSize?: number;
   maxStorageBufferBindingSize?: number;
-  /** GPU memory to plan against, in bytes. WebGPU cannot report it: given by the user, else a guess. */
+  /** GPU memory to plan against, in bytes. WebGPU cannot report it: given by the user or found out otherwise, else a guess. */
   memoryBytes?: number;
+  /** Where `memoryBytes` came from: the user ('given', the default) or the machine ('detected': nvidia-smi). */
+  memorySource?: 'given' | 'detected';
   /** The adapter has shader-f16 (an f16 checkpoint then stays 16-bit; without it f16 is widened to f32). */
   hasF16?: boolean;
   name?: string;
@@ -128,7 +130,7 @@ export interface MemoryPlan {
   largestBuffer: { label: string; bytes: number };
   /** Layer streaming's costs (always computed; the verdict says whether the run needs it). */
   streaming: StreamingPlan;
-  gpu: { maxBufferSize: number | null; maxStorageBufferBindingSize: number | null; memoryBytes: number; memorySource: 'given' | 'guessed'; name: string | null };
+  gpu: { maxBufferSize: number | null; maxStorageBufferBindingSize: number | null; memoryBytes: number; memorySource: 'given' | 'detected' | 'guessed'; name: string | null };
   verdict: Verdict;
   /** Why, in sentences a person can act on. */
   reasons: string[];
@@ -344,7 +346,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   }
   if (maxBuffer === null || maxBinding === null) reasons.push('no adapter limits were given: buffer sizes were not checked against maxBufferSize / maxStorageBufferBindingSize');
   const memoryBytes = gpu.memoryBytes ?? GUESSED_GPU_MEMORY;
-  const memorySource = gpu.memoryBytes === undefined ? 'guessed' : 'given';
+  const memorySource = gpu.memoryBytes === undefined ? 'guessed' : (gpu.memorySource ?? 'given');
   const guess = memorySource === 'guessed' ? ' (a guess: WebGPU cannot report GPU memory; give the real size)' : '';
   const share = peakBytes / memoryBytes;
   const of = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)}${guess}`;

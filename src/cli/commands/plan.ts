@@ -6,6 +6,8 @@ import { parseMistralConfig } from '../../model/config.ts';
 import { readJson } from '../../model/source.ts';
 import { planMemory, type PlanGpu } from '../../run/planner.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { describeGpuAdapter } from '../../engine/gpu-adapter.ts';
+import { detectGpuMemory } from '../gpu-memory.ts';
 import { findNodeAdapter } from '../node-gpu.ts';
 import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -23,11 +25,14 @@ are checked against this machine's WebGPU adapter limits (maxBufferSize, maxStor
 options:
   --model M         a folder with config.json, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
                     repositories) or an http(s) URL of a folder
-  --gpu-memory GB   the GPU memory to plan against (WebGPU cannot report it; default: a guess of 8 GiB, said so)
+  --gpu-memory GB   the GPU memory to plan against (WebGPU cannot report it; default: on an NVIDIA GPU the free
+                    memory nvidia-smi reports, else a guess of 8 GiB, said so)
   --keep-layers N   plan with the last N layers (or all) keeping their intermediates for the backward instead of
-                    recomputing them (default: as many as fit under 85 % of --gpu-memory when it is given, else 0)
+                    recomputing them (default: as many as fit under 85 % of the GPU memory when it is known, from
+                    --gpu-memory or nvidia-smi, else 0)
   --keep-attention  plan with the recomputed layers keeping their attention outputs, so the recomputation skips
-                    attention (default: when they fit under 85 % of --gpu-memory, chosen before any whole layer)
+                    attention (default: when they fit under 85 % of the known GPU memory, chosen before any whole
+                    layer)
   --seq-len N       plan for sequences of at most N tokens (default: the longest the hyperparameters allow)
   ${BASE_MATMUL_HELP}
   --revision REV    Hub branch, tag or commit (default main)
@@ -79,6 +84,12 @@ export const planCommand: Command = {
           hasF16: found.adapter.features.has('shader-f16'),
           name: [info?.vendor, info?.device || info?.architecture].filter(Boolean).join(' ') || found.via,
         });
+        if (gpu.memoryBytes === undefined) {
+          // WebGPU cannot tell the memory; nvidia-smi can, for an NVIDIA GPU.
+          const detected = await detectGpuMemory(describeGpuAdapter(found.adapter));
+          if (detected) io.err(`note: ${detected.note}`);
+          if (detected?.bytes) Object.assign(gpu, { memoryBytes: detected.bytes, memorySource: 'detected' });
+        }
       } catch (e) {
         io.err(`note: no WebGPU adapter (${(e as Error).message}); buffer limits are not checked`);
       }

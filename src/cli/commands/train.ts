@@ -10,8 +10,10 @@ import { adapterBundle } from '../../export/index.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
+import { detectGpuMemory, type GpuMemoryDetection } from '../gpu-memory.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import type { GpuContext, GpuContextOptions } from '../../engine/gpu.ts';
+import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { folderRunStore, folderStoreFiles } from '../node-store.ts';
@@ -51,15 +53,16 @@ options:
                      0: stop and say how to resume)
   --stream-layers    keep the model's layers in CPU memory and upload them layer by layer as the passes need them:
                      for a GPU too small for the quantised model; the same results, slower (docs/models.md)
-  --gpu-memory GB    this GPU's memory (WebGPU cannot tell): when the plan (finetune plan) says the run does not fit
-                     with every layer on the GPU but does with the layers streamed, they are streamed, with a note;
-                     when it fits with room to spare, layers keep their intermediates instead of recomputing them
-                     (faster, same numbers), as many as fit under 85 % of GB
+  --gpu-memory GB    this GPU's memory (WebGPU cannot tell; on an NVIDIA GPU the default is the free memory nvidia-smi
+                     reports, said in a note): when the plan (finetune plan) says the run does not fit with every
+                     layer on the GPU but does with the layers streamed, they are streamed, with a note; when it fits
+                     with room to spare, layers keep their intermediates instead of recomputing them (faster, same
+                     numbers), as many as fit under 85 % of GB
   --keep-layers N    keep the intermediates of the last N layers (or all) from the forward to the backward instead of
                      recomputing them: fewer FLOPs per step, more memory (finetune plan --keep-layers prices it);
-                     default: 0, or chosen from --gpu-memory
+                     default: 0, or chosen from the GPU memory (--gpu-memory, or nvidia-smi's)
   --keep-attention   the recomputed layers keep their attention outputs from the forward, so the recomputation skips
-                     attention (≈ 1 GB for Mistral-7B at 2048 tokens; same numbers); default: when --gpu-memory has room
+                     attention (≈ 1 GB for Mistral-7B at 2048 tokens; same numbers); default: when the GPU memory has room
   ${BASE_MATMUL_HELP}
   ${INT8_KERNEL_HELP}
   ${KERNEL_ASK_HELP}
@@ -69,8 +72,14 @@ ${FIELDS.filter((f) => f.type !== 'file')
   .map((f) => `  --${f.name.padEnd(24)} ${String(f.default ?? '').padEnd(14)} ${f.label}`)
   .join('\n')}`;
 
-/** `finetune train`; `newContext` makes each attempt's GPU context (tests hand in one whose device they can lose). */
-export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{ ctx: GpuContext; found: { note?: string } }> = createNodeContext): Command {
+/**
+ * `finetune train`; `newContext` makes each attempt's GPU context (tests hand in one whose device they can lose) and
+ * `detectMemory` finds the GPU's memory when --gpu-memory is not given (tests hand in what a machine would say).
+ */
+export function makeTrainCommand(
+  newContext: (o: GpuContextOptions) => Promise<{ ctx: GpuContext; found: { note?: string } }> = createNodeContext,
+  detectMemory: (adapter: GpuAdapterInfo) => Promise<GpuMemoryDetection | null> = detectGpuMemory,
+): Command {
   return {
     name: 'train',
     summary: 'fine-tune a LoRA adapter on a local checkpoint with Replicate-named hyperparameters (JSON line per event)',
@@ -146,6 +155,9 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
             validation: values.validation ? await read(values.validation) : null,
             validationName: values.validation ? basename(values.validation) : null,
           };
+      // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an
+      // NVIDIA GPU (asked once, on the first device), else unknown.
+      let gpuMemoryBytes = gpuMemoryGb === undefined ? undefined : gpuMemoryGb * 1024 ** 3;
       const keptLayersAsked = (layers: number): number | undefined => (keepLayers === 'all' ? layers : keepLayers);
       const keptAttention = values['keep-attention'] ? true : undefined;
 
@@ -183,18 +195,23 @@ export function makeTrainCommand(newContext: (o: GpuContextOptions) => Promise<{
         for (let attempt = 0; ; attempt++) {
           const { ctx, found } = await newContext({ baseMatmul, int8Kernel });
           if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
+          if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
+            const detected = await detectMemory(ctx.report);
+            if (detected) io.err(`note: ${detected.note}`);
+            if (detected?.bytes) gpuMemoryBytes = detected.bytes;
+          }
           // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
           if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
           const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
           session = s;
-          if (gpuMemoryGb !== undefined) s.gpuMemoryBytes = gpuMemoryGb * 1024 ** 3;
+          if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
           // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
           s.weightCache = weightCache;
           // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
           s.kernelCache = kernelCache;
           // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
           const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize, hasF16: ctx.hasF16 };
-          const streamLayers = values['stream-layers'] ? true : gpuMemoryGb !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryGb * 1024 ** 3 } } : false;
+          const streamLayers = values['stream-layers'] ? true : gpuMemoryBytes !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryBytes } } : false;
           let result;
           try {
             const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers });

@@ -55,6 +55,10 @@ describe('memory planner', () => {
     const fits = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 80 * 1024 ** 3 }, keptLayers: 0, keptAttention: false });
     expect(fits.verdict).toBe('fits');
     expect(fits.gpu.memorySource).toBe('given');
+    // Memory the machine reported (nvidia-smi) plans the same and is labelled as such.
+    const detected = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 80 * 1024 ** 3, memorySource: 'detected' }, keptLayers: 0, keptAttention: false });
+    expect(detected.gpu.memorySource).toBe('detected');
+    expect({ ...detected, gpu: { ...detected.gpu, memorySource: 'given' } }).toEqual(fits);
     const tight = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: fits.peakBytes / 0.9 } });
     expect(tight.run).toMatchObject({ keptLayers: 0, keptAttention: false });
     expect(tight.verdict).toBe('tight');
