@@ -105,7 +105,7 @@ function line(r) {
   }
   if (r.device === 'gpu-info') {
     const sm = r.int8SubgroupMatrix;
-    return `  gpu-info ${r.adapter?.description ?? r.adapter?.device ?? ''} (${r.via}): int8 subgroup matrix ${sm?.available ? 'available' : `unavailable: ${sm?.why}`}`;
+    return `  gpu-info ${r.adapter?.description ?? r.adapter?.device ?? ''} (${r.via}): int8 subgroup matrix ${sm?.available ? 'available' : `unavailable: ${sm?.why}`}${r.memory ? `; ${r.memory.note}` : ''}`;
   }
   if (r.device === 'check') {
     const bad = Object.entries(r.groups ?? {})

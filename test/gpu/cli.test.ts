@@ -20,6 +20,8 @@ describe('finetune CLI over Dawn', () => {
       expect(stderr).toMatch(/SwiftShader.*slow/);
       // Whether --int8-kernel subgroup-matrix can run here, and why not.
       expect(info.int8SubgroupMatrix).toEqual({ available: false, why: expect.stringMatching(/^the adapter does not offer chromium-experimental-subgroup-matrix/) });
+      // The GPU memory is asked of nvidia-smi only for an NVIDIA hardware adapter.
+      expect(info.memory).toBeUndefined();
     }
   });
 

@@ -114,7 +114,7 @@ describe('summarise', () => {
       { bench: 'int8', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, int8 (quantisation included)', M: 2048, N: 4096, K: 4096, ms: 1, gflops: 40000, vsPlain: 1.3, vsFp32: 1.9, relError: 0.0061 },
       { device: 'step-end', step: 'int8', attempt: 1, exit: 0, seconds: 40 },
       { device: 'step', step: 'gpu-info', attempt: 1 },
-      { device: 'gpu-info', via: 'hardware', adapter: { description: 'NVIDIA H200' }, int8SubgroupMatrix: { available: false, why: 'the adapter offers too little workgroup memory' } },
+      { device: 'gpu-info', via: 'hardware', adapter: { description: 'NVIDIA H200' }, int8SubgroupMatrix: { available: false, why: 'the adapter offers too little workgroup memory' }, memory: { bytes: 150113157120, note: 'GPU memory from nvidia-smi: 139.8 GiB free of 140.4 GiB (NVIDIA H200); --gpu-memory GB overrides it' } },
       { device: 'step-end', step: 'gpu-info', attempt: 1, exit: 0, seconds: 2 },
       { device: 'step', step: 'int8-sm', attempt: 1 },
       { bench: 'int8', variant: 'int8 GEMM (subgroup matrix, operands quantised)', M: 4096, N: 4096, K: 4096, ms: 1, gflops: 137439, vsPlain: 4.2, vsDp4a: 2.5, bitsDiffer: 0 },
@@ -127,7 +127,7 @@ describe('summarise', () => {
     const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
     expect(s).toContain('int8 2048x4096x4096 quantise X (M, K) to int8: 335.5 GB/s');
     expect(s).toContain('int8 (quantisation included): 40.0 TFLOP/s, vsPlain 1.30, vsFp32 1.90, relError 6.10e-3');
-    expect(s).toContain('gpu-info NVIDIA H200 (hardware): int8 subgroup matrix unavailable: the adapter offers too little workgroup memory');
+    expect(s).toContain('gpu-info NVIDIA H200 (hardware): int8 subgroup matrix unavailable: the adapter offers too little workgroup memory; GPU memory from nvidia-smi: 139.8 GiB free of 140.4 GiB (NVIDIA H200); --gpu-memory GB overrides it');
     expect(s).toContain('int8 GEMM (subgroup matrix, operands quantised): 137.4 TFLOP/s, vsPlain 4.20, vsDp4a 2.50, same bits as dp4a');
     expect(s).toContain('int8 subgroup matrix (quantisation included): 68.7 TFLOP/s, vsPlain 2.00, vsFp32 3.00, relError 6.00e-3, vsDp4a 1.50, 12 OUTPUTS DIFFER FROM DP4A');
     expect(s).toContain('; int8 gates ok=false: loss relError 6.40e-4, grad cosine worst 0.99759 all 0.99877; int8-mlp gates ok=true: loss relError 3.50e-4, grad cosine worst 0.99924 all 0.99955');
