@@ -12,8 +12,8 @@
 //   head dim is streamed through workgroup memory in chunks of 16 (Q and K both transposed there, so one step is two
 //   vec4 loads and 16 FMAs). Q is not kept resident: 32 rows × 128 dims would fill the whole 16 KiB by itself;
 // - the softmax is online in the log2 domain (scores × log2(e)/√HD, exp2); a row's tile max over the 16 threads that
-//   hold it is reduced by subgroup shuffles where the adapter has subgroups (SUBGROUPS) and lanes follow invocation
-//   indices, else (and for what one subgroup does not span) through workgroup memory; every thread then keeps its 4
+//   hold it is reduced by subgroup shuffles where the adapter has subgroups (SUBGROUPS) and its shuffles pair the
+//   row group's threads (tried at the start), else (and for what one subgroup does not span) through workgroup memory; every thread then keeps its 4
 //   rows' running max in registers; P goes to workgroup memory transposed, [key][row], so that P·V reads one vec4 of
 //   4 rows per key; each thread accumulates 4 rows × up to 2 quads of 4 adjacent dims (quads dg, dg+16), reading each
 //   V quad as one vec4 for 16 FMAs (`accumulateQuads`), and the row sums come from the same P reads (every thread of a
@@ -102,8 +102,7 @@ var<workgroup> maskFlag: atomic<u32>; // = tile when some key of the tile needs 
 
 @compute @workgroup_size(128)
 //#if SUBGROUPS
-fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32, @builtin(subgroup_size) sgSize: u32,
-           @builtin(subgroup_invocation_id) lane: u32) {
+fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32, @builtin(subgroup_size) sgSize: u32) {
 //#else
 fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
 //#endif
@@ -126,11 +125,17 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
     segQ[t] = s;
   }
 //#if SUBGROUPS
-  // A row's 16 threads (t = rg·16 + kg) can exchange values by lane XOR kg-bits only where lanes follow invocation
-  // indices (lane = t mod a power-of-two subgroup size), which WGSL does not promise; the workgroup agrees on the
-  // narrowest width any of its threads allows (1: no shuffles).
-  let sgOk = (sgSize & (sgSize - 1u)) == 0u && lane == (t & (sgSize - 1u));
-  atomicMax(&sgParts, 16u / select(1u, min(sgSize, 16u), sgOk));
+  // The row max shuffles with masks below min(subgroup size, 16) and needs each such shuffle to reach thread t ^ mask,
+  // a thread of the same row group (t = rg·16 + kg). That holds where subgroups are aligned runs of invocations with
+  // lanes in invocation order, which WGSL does not promise: so it is tried here, mask by mask, and the workgroup agrees
+  // on the narrowest width any of its threads found (1: no shuffles).
+  let sgWidth = min(sgSize, 16u);
+  var sgOk = (sgSize & (sgSize - 1u)) == 0u;
+  for (var m = 1u; m < sgWidth; m <<= 1u) {
+    let back = subgroupShuffleXor(t, m); // every lane takes part (not behind the && below)
+    sgOk = sgOk && back == (t ^ m);
+  }
+  atomicMax(&sgParts, 16u / select(1u, sgWidth, sgOk));
   let W = 16u / workgroupUniformLoad(&sgParts); // lanes of a row group inside one subgroup; also the barrier
 //#else
   let W = 1u;

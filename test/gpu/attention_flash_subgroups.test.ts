@@ -2,8 +2,9 @@
 // same kernel with the row max through workgroup memory only: the same outputs and lse to the bit (a max is exact in
 // any order), on SwiftShader's own subgroups (4 wide) and with the shuffles emulated at other widths
 // (test/helpers/subgroup-shuffle-emulation.ts), among them subgroups as wide as a row group and wider, where nothing
-// goes through workgroup memory. Lanes out of invocation order make the kernel fall back to workgroup memory; the same
-// kernel made to trust such lanes gives other numbers, so the comparison can fail.
+// goes through workgroup memory. With lanes out of invocation order the kernel finds that its shuffles do not pair its
+// threads and falls back to workgroup memory; the same kernel made to trust them gives other numbers, so the
+// comparison can fail.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findNodeAdapter } from '../../src/cli/node-gpu.ts';
 import { GpuContext } from '../../src/engine/gpu.ts';
@@ -99,28 +100,36 @@ describe('tiled attention forward: the row max by subgroup shuffles', () => {
     });
   });
 
-  it("gives the same bits on the adapter's own subgroups", async () => {
+  const sources = shaderSources as Record<string, string>;
+  const real = sources.attention_flash;
+  /** The outputs of the kernel as `text` says, on a fresh device (the registry keeps one module per shader and defines). */
+  const runText = async (text: string): Promise<Uint32Array[][]> => {
+    sources.attention_flash = text;
+    const c = await GpuContext.fromAdapter((await findNodeAdapter()).adapter, {});
+    try {
+      expect(c.hasSubgroups && c.useSubgroups).toBe(true);
+      return await forwardBits(c);
+    } finally {
+      c.destroyDevice();
+      sources.attention_flash = real;
+    }
+  };
+
+  it("gives the same bits on the adapter's own subgroups, which it does use", async () => {
     // The tier's adapters (SwiftShader, and every GPU this project targets) offer subgroups: the path must run here.
     expect(ctx.hasSubgroups).toBe(true);
     expect(ctx.useSubgroups).toBe(true);
     expect(differingWords(await forwardBits(ctx), memoryOnly)).toBe(0);
+    // The shuffles are not skipped (the kernel falls back when its check fails): with the row max's shuffle made a
+    // no-op, the same adapter gives other bits.
+    const noShuffle = real.replace('subgroupShuffleXor(mx, m)', 'mx');
+    expect(noShuffle).not.toBe(real);
+    expect(differingWords(await runText(noShuffle), memoryOnly)).toBeGreaterThan(0);
   });
 
   describe('with the shuffles emulated', () => {
-    const sources = shaderSources as Record<string, string>;
-    const real = sources.attention_flash;
-    // A fresh device per variant: the registry keeps one compiled module per shader name and defines.
-    const run = async (e: ShuffleEmulation, edit: (text: string) => string = (t) => t): Promise<Uint32Array[][]> => {
-      sources.attention_flash = edit(emulateSubgroupShuffles(real, e));
-      const c = await GpuContext.fromAdapter((await findNodeAdapter()).adapter, {});
-      try {
-        expect(c.hasSubgroups && c.useSubgroups).toBe(true);
-        return await forwardBits(c);
-      } finally {
-        c.destroyDevice();
-        sources.attention_flash = real;
-      }
-    };
+    const run = (e: ShuffleEmulation, edit: (text: string) => string = (t) => t): Promise<Uint32Array[][]> =>
+      runText(edit(emulateSubgroupShuffles(real, e)));
 
     // 2 and 8: shuffles, then 8 or 2 partials a row through workgroup memory; 16: a row group is one subgroup;
     // 32: two row groups share a subgroup (the masks stay within each); no memory round trip at 16 and 32.
@@ -130,12 +139,12 @@ describe('tiled attention forward: the row max by subgroup shuffles', () => {
       });
     }
 
-    it('lanes out of invocation order: the kernel falls back to workgroup memory (the same bits); trusting them gives others', async () => {
+    it('lanes out of invocation order: the kernel finds its shuffles do not pair its threads and falls back to workgroup memory (the same bits); trusting them gives others', async () => {
       const rotated: ShuffleEmulation = { size: 32, lane: '(t + 1u) % 32u' };
       expect(differingWords(await run(rotated), memoryOnly)).toBe(0);
       const trusting = (text: string): string => {
-        const edited = text.replace(/let sgOk = [^;]*;/, 'let sgOk = true;');
-        if (edited === text) throw new Error('the kernel no longer has its lane-order check');
+        const edited = text.replace('select(1u, sgWidth, sgOk)', 'sgWidth');
+        if (edited === text) throw new Error('the kernel no longer has its shuffle check');
         return edited;
       };
       expect(differingWords(await run(rotated, trusting), memoryOnly)).toBeGreaterThan(0);

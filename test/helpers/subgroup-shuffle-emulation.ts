@@ -19,10 +19,8 @@ export function emulateSubgroupShuffles(source: string, e: ShuffleEmulation): st
   const lane = e.lane ?? `t % ${e.size}u`;
   const forms: [RegExp, string][] = [
     [/^enable subgroups;$/m, '// (subgroups emulated)'],
-    [
-      /, @builtin\(subgroup_size\) sgSize: u32,\s*@builtin\(subgroup_invocation_id\) lane: u32\) \{/,
-      `) {\n  let sgSize = ${e.size}u;\n  let lane = ${lane};`,
-    ],
+    [/, @builtin\(subgroup_size\) sgSize: u32\) \{/, `) {\n  let sgSize = ${e.size}u;\n  let lane = ${lane};`],
+    [/subgroupShuffleXor\(t, (\w+)\)/g, 'emuShuffleXorU32(t, $1, t, lane, sgSize)'],
     [/subgroupShuffleXor\((\w+), (\w+)\)/g, 'emuShuffleXor($1, $2, t, lane, sgSize)'],
   ];
   let text = source;
@@ -36,10 +34,18 @@ export function emulateSubgroupShuffles(source: string, e: ShuffleEmulation): st
   return `${text}\n${SHUFFLE}`;
 }
 
-// One f32 slot per invocation, by subgroup and lane: slot (t − t mod size) + lane. Each component takes a round trip
-// between barriers, so every invocation must call it together (it is called in the workgroup's uniform control flow).
+// One slot per invocation, by subgroup and lane: slot (t − t mod size) + lane. Each value takes a round trip between
+// barriers, so every invocation must call these together (they are called in the workgroup's uniform control flow).
 const SHUFFLE = `
 var<workgroup> emuSlots: array<f32, 128>;
+var<workgroup> emuSlotsU32: array<u32, 128>;
+
+fn emuShuffleXorU32(x: u32, mask: u32, t: u32, lane: u32, size: u32) -> u32 {
+  workgroupBarrier();
+  emuSlotsU32[t - t % size + lane] = x;
+  workgroupBarrier();
+  return emuSlotsU32[t - t % size + (lane ^ mask)];
+}
 
 fn emuShuffleXor(x: vec4f, mask: u32, t: u32, lane: u32, size: u32) -> vec4f {
   let base = t - t % size;
