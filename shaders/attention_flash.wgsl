@@ -13,8 +13,8 @@
 //   vec4 loads and 16 FMAs). Q is not kept resident: 32 rows × 128 dims would fill the whole 16 KiB by itself;
 // - the softmax is online in the log2 domain (scores × log2(e)/√HD, exp2); a row's tile max over the 16 threads that
 //   hold it is reduced by subgroup shuffles where the adapter has subgroups (SUBGROUPS) and its shuffles pair the
-//   row group's threads (tried at the start), else (and for what one subgroup does not span) through workgroup memory; every thread then keeps its 4
-//   rows' running max in registers; P goes to workgroup memory transposed, [key][row], so that P·V reads one vec4 of
+//   row group's threads (tried at the start), else (and for what one subgroup does not span) through workgroup
+//   memory; every thread then keeps its 4 rows' running max in registers; P goes to workgroup memory transposed, [key][row], so that P·V reads one vec4 of
 //   4 rows per key; each thread accumulates 4 rows × up to 2 quads of 4 adjacent dims (quads dg, dg+16), reading each
 //   V quad as one vec4 for 16 FMAs (`accumulateQuads`), and the row sums come from the same P reads (every thread of a
 //   row group sums in the same order: they agree);
@@ -26,8 +26,8 @@
 // partials and the V chunks, segment ids, flags), under WebGPU's default 16 KiB limit.
 //
 // SUBGROUPS (define; the device must have the `subgroups` feature): the row max's shuffles. The result is the same to
-// the bit either way (a max is exact, whatever the order), which test/gpu/attention_flash.test.ts checks on the real
-// subgroups of SwiftShader and on emulated ones of every width.
+// the bit either way (a max is exact, whatever the order), which test/gpu/attention_flash_subgroups.test.ts checks on
+// the real subgroups of SwiftShader and on emulated ones 2 to 32 wide.
 
 //#if SUBGROUPS
 enable subgroups;

@@ -64,10 +64,11 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
     yield { bench: 'attention', variant: 'forward', T, ms: fwd.ms, gflops: rows };
     const tiled = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
     const tiledRate = fwdFlop / (tiled.ms * 1e6);
-    const subgroups = ctx.hasSubgroups && ctx.useSubgroups;
+    const subgroups = ctx.subgroupsInUse;
     yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows, subgroups };
     if (subgroups) {
       // The same kernel with its row max through workgroup memory: what the shuffles are worth (the same bits).
+      // (`subgroups` means the context's useSubgroups was on: the finally below puts it back.)
       ctx.useSubgroups = false;
       try {
         const plain = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });

@@ -143,6 +143,10 @@ export class GpuContext {
    * `finetune bench attention` times both.
    */
   useSubgroups = true;
+  /** Whether kernels run their subgroup variants now: the device has subgroups and `useSubgroups` is on. */
+  get subgroupsInUse(): boolean {
+    return this.hasSubgroups && this.useSubgroups;
+  }
   readonly bindGroups: BindGroupCache;
   /** Named work buffers kernels share (see `scratch`). */
   private readonly scratchBuffers = new Map<string, GPUBuffer>();

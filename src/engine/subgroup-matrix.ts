@@ -11,7 +11,6 @@ export const INT8_SUBGROUP_MATRIX_CONFIG = { componentType: 'i8', resultComponen
 /** The kernel's workgroup: 128 threads along x, a multiple of every subgroup size the feature allows it on. */
 export const INT8_SM_WORKGROUP = 128;
 
-
 /** The parts of GPUAdapterInfo this needs; `subgroupMatrixConfigs` is Dawn's, not yet in @webgpu/types. */
 interface SubgroupMatrixInfo {
   subgroupMaxSize?: number;

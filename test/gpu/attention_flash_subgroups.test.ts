@@ -5,9 +5,10 @@
 // goes through workgroup memory. With lanes out of invocation order the kernel finds that its shuffles do not pair its
 // threads and falls back to workgroup memory; the same kernel made to trust them gives other numbers, so the
 // comparison can fail.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { findNodeAdapter } from '../../src/cli/node-gpu.ts';
 import { GpuContext } from '../../src/engine/gpu.ts';
+import { compareBits } from '../../src/engine/int8-kernel-check.ts';
 import { attention_forward_tiled } from '../../src/engine/kernels/attention_flash.ts';
 import { randomArray } from '../../src/engine/reference/common.ts';
 import { attentionForwardRef, type AttentionDims } from '../../src/engine/reference/attention.ts';
@@ -44,9 +45,9 @@ const inputs: Inputs[] = CASES.map((c, n) => ({
   seg: packedSegments(c.B, c.T, 500 + n, c.maxLen, c.pad),
 }));
 
-/** Every case's out and lse, as raw bits. */
-async function forwardBits(ctx: GpuContext): Promise<Uint32Array[][]> {
-  const all: Uint32Array[][] = [];
+/** Every case's out and lse. */
+async function forwardBits(ctx: GpuContext): Promise<Float32Array[][]> {
+  const all: Float32Array[][] = [];
   for (const [n, c] of CASES.entries()) {
     const x = inputs[n];
     const bufs = [ctx.upload('q', x.q, 'scratch'), ctx.upload('k', x.k, 'scratch'), ctx.upload('v', x.v, 'scratch'), ctx.upload('seg', x.seg, 'scratch')];
@@ -54,7 +55,7 @@ async function forwardBits(ctx: GpuContext): Promise<Uint32Array[][]> {
     const lse = ctx.upload('lse', new Float32Array(c.B * c.T * c.nH).fill(9), 'scratch');
     try {
       attention_forward_tiled(ctx, out, lse, bufs[0], bufs[1], bufs[2], bufs[3], c.B, c.T, c.nH, c.nKV, c.hd);
-      all.push([new Uint32Array((await ctx.readF32(out)).buffer), new Uint32Array((await ctx.readF32(lse)).buffer)]);
+      all.push([await ctx.readF32(out), await ctx.readF32(lse)]);
     } finally {
       for (const b of [...bufs, out, lse]) ctx.destroy(b);
     }
@@ -62,21 +63,15 @@ async function forwardBits(ctx: GpuContext): Promise<Uint32Array[][]> {
   return all;
 }
 
-/** How many of the 32-bit words differ between two runs' outputs, over every case. */
-function differingWords(a: Uint32Array[][], b: Uint32Array[][]): number {
-  let n = 0;
-  a.forEach((pair, i) =>
-    pair.forEach((x, j) => {
-      for (let e = 0; e < x.length; e++) if (x[e] !== b[i][j][e]) n++;
-    }),
-  );
-  return n;
+/** How many outputs differ in any bit between two runs, over every case's out and lse. */
+function differingWords(a: Float32Array[][], b: Float32Array[][]): number {
+  return a.reduce((n, pair, i) => n + pair.reduce((m, x, j) => m + compareBits(`case ${i}, ${j ? 'lse' : 'out'}`, x, b[i][j]).differing, 0), 0);
 }
 
 describe('tiled attention forward: the row max by subgroup shuffles', () => {
   let ctx: GpuContext;
   /** The outputs with the row max through workgroup memory only (no SUBGROUPS). */
-  let memoryOnly: Uint32Array[][];
+  let memoryOnly: Float32Array[][];
 
   beforeAll(async () => {
     ctx = await gpuContext();
@@ -88,26 +83,22 @@ describe('tiled attention forward: the row max by subgroup shuffles', () => {
     }
   });
 
-  afterAll(() => {
-    ctx.useSubgroups = true;
-  });
-
   it('is right against float64 without subgroups (the bits every other run must give)', () => {
     CASES.forEach((c, n) => {
       const ref = attentionForwardRef(inputs[n].q, inputs[n].k, inputs[n].v, inputs[n].seg, c);
-      expect(attentionRelError(new Float32Array(memoryOnly[n][0].buffer), ref.out, 1e-4)).toBeLessThan(1e-4);
-      expect(attentionRelError(new Float32Array(memoryOnly[n][1].buffer), ref.lse, 1e-4)).toBeLessThan(1e-4);
+      expect(attentionRelError(memoryOnly[n][0], ref.out, 1e-4)).toBeLessThan(1e-4);
+      expect(attentionRelError(memoryOnly[n][1], ref.lse, 1e-4)).toBeLessThan(1e-4);
     });
   });
 
   const sources = shaderSources as Record<string, string>;
   const real = sources.attention_flash;
   /** The outputs of the kernel as `text` says, on a fresh device (the registry keeps one module per shader and defines). */
-  const runText = async (text: string): Promise<Uint32Array[][]> => {
+  const runText = async (text: string): Promise<Float32Array[][]> => {
     sources.attention_flash = text;
     const c = await GpuContext.fromAdapter((await findNodeAdapter()).adapter, {});
     try {
-      expect(c.hasSubgroups && c.useSubgroups).toBe(true);
+      expect(c.subgroupsInUse).toBe(true);
       return await forwardBits(c);
     } finally {
       c.destroyDevice();
@@ -128,7 +119,7 @@ describe('tiled attention forward: the row max by subgroup shuffles', () => {
   });
 
   describe('with the shuffles emulated', () => {
-    const run = (e: ShuffleEmulation, edit: (text: string) => string = (t) => t): Promise<Uint32Array[][]> =>
+    const run = (e: ShuffleEmulation, edit: (text: string) => string = (t) => t): Promise<Float32Array[][]> =>
       runText(edit(emulateSubgroupShuffles(real, e)));
 
     // 2 and 8: shuffles, then 8 or 2 partials a row through workgroup memory; 16: a row group is one subgroup;

@@ -58,7 +58,7 @@ export function attention_forward_tiled(
   if (B < 1 || T < 1) throw new FinetuneError('internal', `attention: empty batch (B ${B}, T ${T})`);
   // With subgroups, the row max of the online softmax is shuffled within subgroups instead of going through
   // workgroup memory (the same bits: shaders/attention_flash.wgsl).
-  const defines = { SUBGROUPS: ctx.hasSubgroups && ctx.useSubgroups };
+  const defines = { SUBGROUPS: ctx.subgroupsInUse };
   ctx.dispatch({ shader: 'attention_flash', entry: 'forward', defines, constants: constants(l, hd) }, [q, k, v, seg, out, lse], params(B, T, nH, nKV, hd), [
     Math.ceil(T / l.QP),
     nKV,
