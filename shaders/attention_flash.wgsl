@@ -14,10 +14,10 @@
 // - the softmax is online in the log2 domain (scores × log2(e)/√HD, exp2); a row's tile max over the 16 threads that
 //   hold it is reduced by subgroup shuffles where the adapter has subgroups (SUBGROUPS) and its shuffles pair the
 //   row group's threads (tried at the start), else (and for what one subgroup does not span) through workgroup
-//   memory; every thread then keeps its 4 rows' running max in registers; P goes to workgroup memory transposed, [key][row], so that P·V reads one vec4 of
-//   4 rows per key; each thread accumulates 4 rows × up to 2 quads of 4 adjacent dims (quads dg, dg+16), reading each
-//   V quad as one vec4 for 16 FMAs (`accumulateQuads`), and the row sums come from the same P reads (every thread of a
-//   row group sums in the same order: they agree);
+//   memory; every thread then keeps its 4 rows' running max in registers; P goes to workgroup memory transposed,
+//   [key][row], so that P·V reads one vec4 of 4 rows per key; each thread accumulates 4 rows × up to 2 quads of 4
+//   adjacent dims (quads dg, dg+16), reading each V quad as one vec4 for 16 FMAs (`accumulateQuads`), and the row sums
+//   come from the same P reads (every thread of a row group sums in the same order: they agree);
 // - key tiles above the diagonal are never visited; a tile whose keys no row may see is skipped; the mask (causal
 //   and segment) is applied only on tiles that need it — the diagonal tiles, segment-boundary tiles, padding — which
 //   the workgroup decides together from the tile's segment ids (tile-stamped flags, then workgroupUniformLoad);
