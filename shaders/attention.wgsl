@@ -161,11 +161,14 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// dot: D (BT·nH) = rowsum(dout · out) per (token, head). One thread per (token, head); 2-D grid of 64-thread groups.
+// dot: the backward's row statistics, stats (2·BT·nH) = [lse | D], D = rowsum(dout · out) per (token, head), lse the
+// forward's, copied beside it. One thread per (token, head); 2-D grid of 64-thread groups. Why the copy: the key
+// pass then binds one buffer for both, 8 storage buffers in all, the most WebGPU guarantees an adapter offers.
 
 @group(0) @binding(1) var<storage, read> ddout: array<vec4f>;
 @group(0) @binding(2) var<storage, read> dout_o: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> dD: array<f32>;
+@group(0) @binding(3) var<storage, read> dlse: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dStats: array<f32>;
 
 @compute @workgroup_size(64)
 fn dot_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -175,7 +178,8 @@ fn dot_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
   let base = idx * HD4; // (token, head) rows are contiguous: token·nH + head
   var s = vec4f(0.0);
   for (var c = 0u; c < HD4; c++) { s = fma(ddout[base + c], dout_o[base + c], s); }
-  dD[idx] = s.x + s.y + s.z + s.w;
+  dStats[idx] = dlse[idx];
+  dStats[p.n + idx] = s.x + s.y + s.z + s.w;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -186,9 +190,8 @@ fn dot_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
 @group(0) @binding(3) var<storage, read> qvv: array<vec4f>;
 @group(0) @binding(4) var<storage, read> qseg: array<u32>;
 @group(0) @binding(5) var<storage, read> qdout: array<vec4f>;
-@group(0) @binding(6) var<storage, read> qlse: array<f32>;
-@group(0) @binding(7) var<storage, read> qD: array<f32>;
-@group(0) @binding(8) var<storage, read_write> qdq: array<vec4f>;
+@group(0) @binding(6) var<storage, read> qStats: array<f32>; // [lse | D], (BT, nH) each (dot_rows)
+@group(0) @binding(7) var<storage, read_write> qdq: array<vec4f>;
 
 const QBK = 8u; // keys per tile
 var<workgroup> qK: array<vec4f, 256>; // [QBK][HD/4]
@@ -217,8 +220,8 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   var Di = 0.0;
   if (rowValid) {
     segI = qseg[tok];
-    lse2 = qlse[tok * p.nH + h] * LOG2E;
-    Di = qD[tok * p.nH + h];
+    lse2 = qStats[tok * p.nH + h] * LOG2E;
+    Di = qStats[p.B * p.T * p.nH + tok * p.nH + h];
   }
   let qOff = tok * p.nH * HD4 + h * HD4 + part * DPT4;
   let kvStride4 = p.nKV * HD4;
@@ -306,10 +309,9 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
 @group(0) @binding(3) var<storage, read> kvv: array<vec4f>;
 @group(0) @binding(4) var<storage, read> kseg: array<u32>;
 @group(0) @binding(5) var<storage, read> kdout: array<vec4f>;
-@group(0) @binding(6) var<storage, read> klse: array<f32>;
-@group(0) @binding(7) var<storage, read> kD: array<f32>;
-@group(0) @binding(8) var<storage, read_write> kdk: array<vec4f>;
-@group(0) @binding(9) var<storage, read_write> kdv: array<vec4f>;
+@group(0) @binding(6) var<storage, read> kStats: array<f32>; // [lse | D], (BT, nH) each (dot_rows)
+@group(0) @binding(7) var<storage, read_write> kdk: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> kdv: array<vec4f>;
 
 const KBQ = 8u; // queries per tile
 var<workgroup> kQ: array<vec4f, 256>; // [KBQ][HD/4]
@@ -387,8 +389,8 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
         var d = 0.0;
         if (i0 + t < p.T) {
           let ti = b * p.T + i0 + t;
-          L = klse[ti * p.nH + h] * LOG2E;
-          d = kD[ti * p.nH + h];
+          L = kStats[ti * p.nH + h] * LOG2E;
+          d = kStats[p.B * p.T * p.nH + ti * p.nH + h];
         }
         kL[t] = L;
         kDq[t] = d;

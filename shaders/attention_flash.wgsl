@@ -312,11 +312,12 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
 // Workgroup memory: 15,752 bytes each (U 6,656, PT 8,192, rowL/rowD 512, segment ids, flags). No subgroups.
 
 @group(0) @binding(5) var<storage, read> dO: array<vec4f>; // (BT, nH·HD)
-@group(0) @binding(6) var<storage, read> lseIn: array<f32>; // (BT, nH), nats
-@group(0) @binding(7) var<storage, read> dRow: array<f32>; // D (BT, nH) = rowsum(dout·out)
-@group(0) @binding(8) var<storage, read_write> dqOut: array<f32>; // (BT, nH·HD)
-@group(0) @binding(8) var<storage, read_write> dkOut: array<f32>; // (BT, nKV·HD)
-@group(0) @binding(9) var<storage, read_write> dvOut: array<f32>; // (BT, nKV·HD)
+// The forward's lse (nats) and D = rowsum(dout·out), (BT, nH) each, one after the other (dot_rows writes both): one
+// binding, so backward_dkv needs 8 storage buffers, the most WebGPU guarantees.
+@group(0) @binding(6) var<storage, read> stats: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dqOut: array<f32>; // (BT, nH·HD)
+@group(0) @binding(7) var<storage, read_write> dkOut: array<f32>; // (BT, nKV·HD)
+@group(0) @binding(8) var<storage, read_write> dvOut: array<f32>; // (BT, nKV·HD)
 
 var<workgroup> rowL: array<f32, BK>; // lse·log2(e) of the tile's query rows
 var<workgroup> rowD: array<f32, BK>; // D of the tile's query rows
@@ -346,8 +347,8 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     var d = 0.0;
     if (t < QP * G && pos < p.T) {
       let i = (b * p.T + pos) * p.nH + kvh * G + t % G;
-      L = lseIn[i] * LOG2E;
-      d = dRow[i];
+      L = stats[i] * LOG2E;
+      d = stats[p.B * p.T * p.nH + i];
     }
     rowL[t] = L;
     rowD[t] = d;
@@ -537,8 +538,8 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
         if (qi < p.T) {
           sq = seg[b * p.T + qi];
           let a = (b * p.T + qi) * p.nH + h;
-          L = lseIn[a] * LOG2E;
-          d = dRow[a];
+          L = stats[a] * LOG2E;
+          d = stats[p.B * p.T * p.nH + a];
         }
         segT[t] = sq;
         rowL[t] = L;

@@ -7,6 +7,7 @@ import { sliceBuffer, sliceBytes, sliceOffset, type BufferSlice } from './buffer
 import { describeGpuAdapter, type GpuAdapterInfo } from './gpu-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
+import { firstFitting, unfitKernels, type KernelKinds } from './kernel-fit.ts';
 import { KernelRegistry, type KernelSpec } from './registry.ts';
 import { shaderSources } from './shaders.ts';
 import { int8SubgroupMatrixUnsupported, SUBGROUP_MATRIX_FEATURE } from './subgroup-matrix.ts';
@@ -80,11 +81,14 @@ export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when the adapter has it (default true). */
   useF16?: boolean;
-  /** The attention forward and backward (default 'rows'). */
+  /**
+   * The attention forward and backward (default 'rows', or 'tiled' where the adapter's workgroup memory is too small
+   * for 'rows': engine/kernel-fit.ts). A kernel that does not fit the adapter is refused, saying why.
+   */
   attention?: AttentionKernel;
-  /** The GEMM kernel (default 'basic'). */
+  /** The GEMM kernel (default 'basic', or 'tiled' where 'basic' does not fit; refused likewise). */
   gemmKernel?: GemmKernel;
-  /** The kernel of LoRA's rank-r products (default 'general'). */
+  /** The kernel of LoRA's rank-r products (default 'general'; refused likewise). */
   loraKernel?: LoraKernel;
   /** The frozen-base products (default 'fp32'). */
   baseMatmul?: BaseMatmul;
@@ -214,9 +218,21 @@ export class GpuContext {
     } catch (e) {
       throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${(e as Error).message}`);
     }
-    const ctx = new GpuContext(adapter, device, report, options.attention ?? 'rows', options.gemmKernel ?? 'basic');
+    // The defaults where they fit the adapter's workgroup memory, else their siblings that do; a kernel asked for must fit.
+    const limit = device.limits.maxComputeWorkgroupStorageSize;
+    const kernels: KernelKinds = {
+      gemm: options.gemmKernel ?? firstFitting(limit, 'gemm', GEMM_KERNELS),
+      attention: options.attention ?? firstFitting(limit, 'attention', ATTENTION_KERNELS),
+      lora: options.loraKernel ?? firstFitting(limit, 'lora', LORA_KERNELS),
+    };
+    const unfit = unfitKernels(limit, kernels);
+    if (unfit) {
+      device.destroy();
+      throw new FinetuneError('bad-input', `${unfit}; leave that kernel's choice to the engine, which takes one that fits`);
+    }
+    const ctx = new GpuContext(adapter, device, report, kernels.attention, kernels.gemm);
     ctx.baseMatmul = options.baseMatmul ?? 'fp32';
-    ctx.loraKernel = options.loraKernel ?? 'general';
+    ctx.loraKernel = kernels.lora;
     ctx.hasInt8SubgroupMatrix = wantsSubgroupMatrix;
     ctx.int8Kernel = options.int8Kernel ?? 'dp4a';
     return ctx;

@@ -22,6 +22,7 @@ import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import { ATTENTION_KERNELS, GEMM_KERNELS, LORA_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext, type LoraKernel } from '../engine/gpu.ts';
+import { unfitKernel, unfitKernels } from '../engine/kernel-fit.ts';
 import type { Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
@@ -524,7 +525,7 @@ export interface KernelRequest extends KernelAsks {
   measureOnSoftware?: boolean;
 }
 
-export type KernelSource = 'measured' | 'cached' | 'saved-run' | 'asked' | 'software' | 'lost-before';
+export type KernelSource = 'measured' | 'cached' | 'saved-run' | 'asked' | 'software' | 'lost-before' | 'fitted';
 
 export interface KernelDecision {
   kernels: KernelChoice;
@@ -547,6 +548,12 @@ export interface DecideInputs {
   saved: KernelChoice | null;
   cache: KernelTuningCache | null;
   key: string;
+  /**
+   * The adapter's workgroup memory (device.limits.maxComputeWorkgroupStorageSize): kernels that need more are never
+   * measured or chosen, one asked for is refused, and a saved run trained on them continues on ones that fit.
+   * Unset: no limit.
+   */
+  workgroupBytes?: number;
   /** Runs `first`, then whatever `then` returns from the trials so far, until it returns none (measureKernels' `extend`). */
   measure: (first: KernelChoice[], then: (trials: readonly KernelTrial[]) => KernelChoice[]) => Promise<KernelTrial[]>;
 }
@@ -568,13 +575,37 @@ function withAsked(request: KernelAsks, base: KernelChoice): KernelChoice {
   return out;
 }
 
+/**
+ * `k` with each kernel that needs more workgroup memory than `limit` replaced by `fallback`'s (which fits: the
+ * context's defaults are chosen to), and why, or null when all of `k` fits.
+ */
+function fitted(k: KernelChoice, fallback: KernelChoice, limit: number): { kernels: KernelChoice; why: string } | null {
+  const why = unfitKernels(limit, k);
+  if (why === null) return null;
+  const kernels = { ...k };
+  for (const kind of KINDS) if (unfitKernel(limit, kind, k[kind]) !== null) (kernels as Record<KernelKind, string>)[kind] = fallback[kind];
+  return { kernels, why };
+}
+
 export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
   const ask = i.request;
+  const limit = i.workgroupBytes ?? Infinity;
+  for (const kind of KINDS) {
+    const a = askOf(ask, kind);
+    const why = a === 'auto' ? null : unfitKernel(limit, kind, a as KernelChoice[typeof kind]);
+    if (why) throw new FinetuneError('bad-input', `${why}; ask for another ${kind === 'gemm' ? 'GEMM' : kind === 'attention' ? 'attention' : 'LoRA-product'} kernel, or for auto`);
+  }
   const allAuto = KINDS.every((kind) => askOf(ask, kind) === 'auto');
   const noneAuto = KINDS.every((kind) => askOf(ask, kind) !== 'auto');
   const none = { trials: [], refused: [], lost: [], speedup: null };
   if (i.saved) {
-    // A resume keeps the kernels it was trained with (same numbers bit for bit) unless the user asks otherwise.
+    // A resume keeps the kernels it was trained with (same numbers bit for bit) unless the user asks otherwise, or
+    // this GPU cannot run them (a run moved to a GPU with less workgroup memory).
+    const onThisGpu = fitted(withAsked(ask, i.saved), i.current, limit);
+    if (onThisGpu) {
+      const kernels = onThisGpu.kernels;
+      return { ...none, kernels, source: 'fitted', text: `kernels: ${kernelsText(kernels)}; the saved run was trained with ${kernelsText(i.saved)}, but ${onThisGpu.why}, so its numbers continue to fp32 rounding, not bit for bit` };
+    }
     const kernels = withAsked(ask, i.saved);
     const same = sameKernels(kernels, i.saved);
     return { ...none, kernels, source: same ? 'saved-run' : 'asked', text: same ? `kernels: ${kernelsText(kernels)}, as the saved run was trained with` : `kernels: ${kernelsText(kernels)} as asked; the saved run was trained with ${kernelsText(i.saved)}, so its numbers continue to fp32 rounding, not bit for bit` };
@@ -589,7 +620,7 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
   }
   if (!i.request.retune && i.cache) {
     const hit = await i.cache.get(i.key).catch(() => null);
-    if (hit && allowedBy(ask, hit)) {
+    if (hit && allowedBy(ask, hit) && unfitKernels(limit, hit) === null) {
       const kernels = kernelChoice(hit);
       return { ...none, kernels, source: 'cached', speedup: hit.speedup, text: `kernels: ${kernelsText(kernels)}, measured on this GPU on ${hit.measuredAt.slice(0, 10)}: ${speedText(kernels, i.current, i.current, hit.speedup)}` };
     }
@@ -597,7 +628,8 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
   // Asking to measure again tries every combination, those that lost the device before included.
   if (i.request.retune) await i.cache?.forgetLost(i.key).catch(() => undefined);
   const lostBefore = (await i.cache?.lost(i.key).catch(() => null)) ?? [];
-  const stages = kernelStages(ask, i.current, (k) => lostBefore.some((l) => sameKernels(l, k)));
+  // Kernels that do not fit this GPU are never tried: their pipelines would not even build.
+  const stages = kernelStages(ask, i.current, (k) => lostBefore.some((l) => sameKernels(l, k)) || unfitKernels(limit, k) !== null);
   const lostClause = lostBefore.length ? `; not measured, having lost the GPU device here before: ${lostText(lostBefore)}` : '';
   if (stages.first.length === 0) {
     const kernels = withAsked(ask, i.current);

@@ -458,6 +458,7 @@ export class FinetuneSession {
       request,
       current: this.defaultKernels,
       software: this.ctx.report.software,
+      workgroupBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize,
       // A run saved before runs recorded their kernels was trained with the defaults.
       saved: resumed ? (savedKernels(resumed.kernels) ?? this.defaultKernels) : null,
       cache: this.kernelCache,

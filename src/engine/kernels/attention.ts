@@ -6,10 +6,11 @@
 // row iff j ≤ i, seg[b·T+j] == seg[b·T+i] and seg[b·T+i] != 0. Scale 1/sqrt(hd). lse (BT, nH) f32, in nats, 0 for
 // padding queries (whose output is zero and which receive and pass no gradient).
 //
-// Backward runs three passes (see the shader): D = rowsum(dout·out), then dk/dv with one workgroup per key block of a
-// kv head looping over all query heads of its group (each dk/dv row has one writer: no races, no atomics), then dq
-// with one workgroup per query block. Results overwrite dq, dk, dv. With ctx.attention 'tiled' the last two passes
-// are attention_flash.wgsl's register-tiled ones (same buffers, same D); the D pass and the scratch are shared.
+// Backward runs three passes (see the shader): the row statistics [lse | D] with D = rowsum(dout·out), then dk/dv
+// with one workgroup per key block of a kv head looping over all query heads of its group (each dk/dv row has one
+// writer: no races, no atomics), then dq with one workgroup per query block. Results overwrite dq, dk, dv. With
+// ctx.attention 'tiled' the last two passes are attention_flash.wgsl's register-tiled ones (same buffers, same
+// statistics); the statistics pass and the scratch are shared.
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
@@ -118,15 +119,19 @@ export function attention_forward_rows(
   ]);
 }
 
-/** Bytes of the scratch buffer attention_backward needs (D, one f32 per token and head). */
+/**
+ * Bytes of the scratch buffer attention_backward needs: the row statistics, lse and D (one f32 each per token and
+ * head) side by side. lse is copied there beside D so that the key pass binds one buffer for both and stays within
+ * the 8 storage buffers WebGPU guarantees.
+ */
 export function attentionBackwardScratchBytes(B: number, T: number, nH: number): number {
-  return B * T * nH * 4;
+  return 2 * B * T * nH * 4;
 }
 
 /**
  * dq (BT, nH·hd), dk, dv (BT, nKV·hd) — overwritten — from dout (BT, nH·hd) and the forward's out and lse, by the
  * backward the context selects (`ctx.attention`: this file's row-split passes for 'rows', attention_flash.wgsl's
- * tiled ones for 'tiled'). `scratch` (≥ attentionBackwardScratchBytes, the same for both) holds D; without it a
+ * tiled ones for 'tiled'). `scratch` (≥ attentionBackwardScratchBytes, the same for both) holds lse and D; without it a
  * temporary buffer is made, and the work recorded so far is submitted so that it can be freed.
  */
 export function attention_backward(
@@ -156,15 +161,15 @@ type Backward = typeof attention_backward;
 
 /** The row-split backward of shaders/attention.wgsl (`ctx.attention` 'rows', the default). */
 export const attention_backward_rows: Backward = (ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch) => {
-  withD(ctx, dout, out, B, T, nH, nKV, hd, scratch, (D) => {
+  withStats(ctx, dout, out, lse, B, T, nH, nKV, hd, scratch, (stats) => {
     const kl = keyLayout(hd);
-    ctx.dispatch({ shader: 'attention', entry: 'backward_dkv', constants: constants(kl) }, [q, k, v, seg, dout, lse, D, dk, dv], params(B, T, nH, nKV, hd), [
+    ctx.dispatch({ shader: 'attention', entry: 'backward_dkv', constants: constants(kl) }, [q, k, v, seg, dout, stats, dk, dv], params(B, T, nH, nKV, hd), [
       Math.ceil(T / kl.rows),
       nKV,
       B,
     ]);
     const ql = queryLayout(hd);
-    ctx.dispatch({ shader: 'attention', entry: 'backward_dq', constants: constants(ql) }, [q, k, v, seg, dout, lse, D, dq], params(B, T, nH, nKV, hd), [
+    ctx.dispatch({ shader: 'attention', entry: 'backward_dq', constants: constants(ql) }, [q, k, v, seg, dout, stats, dq], params(B, T, nH, nKV, hd), [
       Math.ceil(T / ql.rows),
       nH,
       B,
@@ -174,38 +179,42 @@ export const attention_backward_rows: Backward = (ctx, dq, dk, dv, dout, out, ls
 
 /** The tiled backward of shaders/attention_flash.wgsl (`ctx.attention` 'tiled'): same buffers, same scratch. */
 export const attention_backward_tiled: Backward = (ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch) => {
-  withD(ctx, dout, out, B, T, nH, nKV, hd, scratch, (D) => attention_flash_backward(ctx, dq, dk, dv, dout, lse, D, q, k, v, seg, B, T, nH, nKV, hd));
+  withStats(ctx, dout, out, lse, B, T, nH, nKV, hd, scratch, (stats) => attention_flash_backward(ctx, dq, dk, dv, dout, stats, q, k, v, seg, B, T, nH, nKV, hd));
 };
 
-/** Checks the shape, computes D = rowsum(dout·out) into `scratch` (or a temporary), runs `passes` with it. */
-function withD(
+/**
+ * Checks the shape, writes the row statistics [lse | D] (D = rowsum(dout·out)) into `scratch` (or a temporary), runs
+ * `passes` with them.
+ */
+function withStats(
   ctx: GpuContext,
   dout: GPUBuffer,
   out: GPUBuffer,
+  lse: GPUBuffer,
   B: number,
   T: number,
   nH: number,
   nKV: number,
   hd: number,
   scratch: GPUBuffer | undefined,
-  passes: (D: GPUBuffer) => void,
+  passes: (stats: GPUBuffer) => void,
 ): void {
   check(B, T, nH, nKV, hd);
   const need = attentionBackwardScratchBytes(B, T, nH);
   if (scratch && scratch.size < need) throw new FinetuneError('internal', `attention_backward: scratch of ${scratch.size} bytes, needs ${need}`);
-  const D = scratch ?? ctx.createBuffer('attention D', need, 'scratch');
+  const stats = scratch ?? ctx.createBuffer('attention lse and D', need, 'scratch');
 
   const n = B * T * nH;
   const groups = Math.ceil(n / 64);
   const nx = Math.min(groups, 65535);
-  ctx.dispatch({ shader: 'attention', entry: 'dot_rows', constants: { HD: hd } }, [dout, out, D], params(B, T, nH, nKV, hd, n, nx), [
+  ctx.dispatch({ shader: 'attention', entry: 'dot_rows', constants: { HD: hd } }, [dout, out, lse, stats], params(B, T, nH, nKV, hd, n, nx), [
     nx,
     Math.ceil(groups / nx),
   ]);
-  passes(D);
+  passes(stats);
 
   if (!scratch) {
     ctx.flush();
-    ctx.destroy(D);
+    ctx.destroy(stats);
   }
 }

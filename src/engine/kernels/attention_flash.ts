@@ -68,7 +68,8 @@ export function attention_forward_tiled(
 
 /**
  * The tiled backward's two kernels: dk, dv (BT, nKV·hd), then dq (BT, nH·hd), all overwritten, from dout, the
- * forward's lse and D = rowsum(dout·out) (BT·nH f32, computed by the caller: attention_backward's first pass).
+ * row statistics `stats` = [lse | D] (the forward's lse and D = rowsum(dout·out), BT·nH f32 each, written by the
+ * caller: attention_backward's first pass).
  * One workgroup per 32 keys of a KV head for dk/dv, per query block (as the forward) for dq: no atomics.
  */
 export function attention_flash_backward(
@@ -77,8 +78,7 @@ export function attention_flash_backward(
   dk: GPUBuffer, // (BT, nKV·hd)
   dv: GPUBuffer, // (BT, nKV·hd)
   dout: GPUBuffer, // (BT, nH·hd)
-  lse: GPUBuffer, // (BT, nH)
-  D: GPUBuffer, // (BT, nH)
+  stats: GPUBuffer, // (2, BT, nH): lse, then D
   q: GPUBuffer,
   k: GPUBuffer,
   v: GPUBuffer,
@@ -92,12 +92,12 @@ export function attention_flash_backward(
   const l = flashLayout(nH, nKV, hd);
   if (B < 1 || T < 1) throw new FinetuneError('internal', `attention: empty batch (B ${B}, T ${T})`);
   const u = params(B, T, nH, nKV, hd);
-  ctx.dispatch({ shader: 'attention_flash', entry: 'backward_dkv', constants: constants(l, hd) }, [q, k, v, seg, dout, lse, D, dk, dv], u, [
+  ctx.dispatch({ shader: 'attention_flash', entry: 'backward_dkv', constants: constants(l, hd) }, [q, k, v, seg, dout, stats, dk, dv], u, [
     Math.ceil(T / ROWS),
     nKV,
     B,
   ]);
-  ctx.dispatch({ shader: 'attention_flash', entry: 'backward_dq', constants: constants(l, hd) }, [q, k, v, seg, dout, lse, D, dq], u, [
+  ctx.dispatch({ shader: 'attention_flash', entry: 'backward_dq', constants: constants(l, hd) }, [q, k, v, seg, dout, stats, dq], u, [
     Math.ceil(T / l.QP),
     nKV,
     B,

@@ -86,7 +86,7 @@ interface GradBuffers {
   dg: GPUBuffer; // (N, I)
   du: GPUBuffer; // (N, I)
   dxf: GPUBuffer; // (N, C)
-  attnD: GPUBuffer; // (N, nH)
+  attnStats: GPUBuffer; // (2, N, nH): lse and D, for the attention backward
 }
 
 /**
@@ -218,7 +218,7 @@ export class MistralRunner {
       dg: buf('d gate', Gs.dg),
       du: buf('d up', Gs.du),
       dxf: buf('d x final', Gs.dxf),
-      attnD: buf('attention D', s.attnD, 'scratch'),
+      attnStats: buf('attention lse and D', s.attnStats, 'scratch'),
     };
     this.loraScratch = {
       dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
@@ -359,7 +359,7 @@ export class MistralRunner {
     rmsnorm_backward(ctx, G.dres, G.dn, Lb.h, w.postAttentionNorm, Lb.rstd2, n, d.C, { accumulate: true });
     // h = x + o(att)
     this.projBackward(mode, w, l, 'o_proj', G.datt, G.dres, Lb.att);
-    attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnD);
+    attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnStats);
     rope_backward_qk(ctx, G.dq, G.dk, this.pos, this.rope, n, d.nH, d.nKV, d.hd);
     this.projBackward(mode, w, l, 'q_proj', G.dn, G.dq, Lb.n1);
     this.projBackward(mode, w, l, 'k_proj', G.dn, G.dk, Lb.n1, true);

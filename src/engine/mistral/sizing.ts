@@ -74,8 +74,8 @@ export interface RunnerLayout {
   loraT: Partial<Record<Projection, number>>;
   /** activations: one layer's gradients. */
   grads: Record<(typeof GRAD_BUFFERS)[number], number>;
-  /** scratch: attention backward's D (N, nH). */
-  attnD: number;
+  /** scratch: the attention backward's row statistics, lse and D (2, N, nH). */
+  attnStats: number;
   /** scratch: LoRA backward dt (null: not made). LoRA dropout needs no buffer: the GEMM applies the mask. */
   loraDt: number | null;
   /** scratch, in bytes: the lm_head + cross-entropy chunk buffers. */
@@ -144,7 +144,7 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
       du: N * d.I,
       dxf: N * d.C,
     },
-    attnD: attentionBackwardScratchBytes(s.B, s.T, d.nH) / 4,
+    attnStats: attentionBackwardScratchBytes(s.B, s.T, d.nH) / 4,
     loraDt: hasLora ? ls.dt / 4 : null,
     xent: lmheadXentScratchBytes(N, d.C, d.V, xentChunk),
     gradNormSlots: hasLora ? slots : null,
@@ -192,7 +192,7 @@ export function runnerBytes(lay: RunnerLayout): RunnerBytes {
     f('rope table', lay.ropeTable) +
     f('loss sum', lay.lossSum) +
     f('clip', lay.clip) +
-    f('attention D', lay.attnD) +
+    f('attention lse and D', lay.attnStats) +
     (lay.loraDt === null ? 0 : f('lora dt', lay.loraDt)) +
     Object.entries(lay.xent).reduce((a, [k, b]) => a + see(`xent ${k}`, ledgerBytes(b)), 0);
   const io = Object.values(lay.io).reduce((a, n) => a + f('batch', n), 0);

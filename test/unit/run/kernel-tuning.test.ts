@@ -281,6 +281,36 @@ describe('the decision a run makes', () => {
     expect(other.text).toContain('not bit for bit');
   });
 
+  it('on a GPU with only 16 KiB of workgroup memory, never measures, chooses or resumes on kernels that need more', async () => {
+    // The context's defaults there: tiled GEMM and tiled attention (engine/kernel-fit.ts).
+    const small = { workgroupBytes: 16384, current: TILED_TILED };
+    const i = inputs(small);
+    const d = await decideKernels(i);
+    // Neither the basic GEMM (its NF4 products: 16,448 bytes) nor the row-split attention (25,680) is tried.
+    expect(i.measured).toEqual([[TILED_TILED], [skinny(TILED_TILED)]]);
+    expect(d.kernels).toEqual(skinny(TILED_TILED));
+    // A decision remembered for this key that does not fit is not taken.
+    const cached = inputs({ ...small });
+    await cached.cache!.put('k', { ...BASIC_ROWS, speedup: 2, measuredAt: '2026-11-30' });
+    expect(await decideKernels(cached)).toMatchObject({ source: 'measured' });
+    // A run trained on a larger GPU resumes on kernels that fit, and says its numbers are no longer bit for bit.
+    const moved = await decideKernels(inputs({ ...small, saved: skinny(BASIC_ROWS) }));
+    expect(moved).toMatchObject({ source: 'fitted', kernels: skinny(TILED_TILED) });
+    expect(moved.text).toContain('but the basic GEMM (its NF4 products) needs 16,448 bytes of workgroup memory, the row-split attention 25,680, and this GPU offers 16,384');
+    expect(moved.text).toContain('not bit for bit');
+    // One that fits resumes as saved.
+    expect(await decideKernels(inputs({ ...small, saved: skinny(TILED_TILED) }))).toMatchObject({ source: 'saved-run' });
+    // Asking for a kernel that does not fit is refused before anything runs, saying why and what to ask instead.
+    const asked = inputs({ ...small, request: { attention: 'rows' } });
+    await expect(decideKernels(asked)).rejects.toMatchObject({ kind: 'bad-input', message: expect.stringContaining('the row-split attention needs 25,680 bytes of workgroup memory and this GPU offers 16,384; ask for another attention kernel, or for auto') });
+    expect(asked.measured).toHaveLength(0);
+    await expect(decideKernels(inputs({ ...small, request: { gemm: 'basic' } }))).rejects.toMatchObject({ kind: 'bad-input', message: expect.stringContaining('basic GEMM') });
+    // With 32 KiB every kernel is a candidate again.
+    const big = inputs({ workgroupBytes: 32768 });
+    await decideKernels(big);
+    expect(big.measured[0]).toEqual([BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED]);
+  });
+
   it('asked kernels are used as asked; a partly constrained choice is measured but not remembered', async () => {
     const i = inputs({ request: { gemm: 'basic', attention: 'tiled', lora: 'skinny' } });
     expect(await decideKernels(i)).toMatchObject({ source: 'asked', kernels: { gemm: 'basic', attention: 'tiled', lora: 'skinny' } });
