@@ -95,6 +95,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   const send = h('button', { type: 'button', 'data-testid': 'remote-send' }, 'Train on Replicate');
   const status = h('p', { class: 'hint', 'data-testid': 'remote-status', role: 'status' });
   const jobList = h('ul', { class: 'remote-jobs', 'data-testid': 'remote-jobs' });
+  const noJobs = h('p', { class: 'hint', 'data-testid': 'remote-no-jobs' }, 'No jobs sent from this browser yet.');
   const logView = h('pre', { class: 'remote-logs', 'data-testid': 'remote-logs', 'aria-label': 'Training logs' });
 
   const say = (cls: string, text: string): void => {
@@ -201,7 +202,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     const tokens = train?.report?.summary.tokens?.total;
     if (!train || tokens === undefined) return void (estimate.textContent = 'Choose a training file to see the estimated cost.');
     const est = estimateRemoteCost({ tokens, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
-    estimate.textContent = `Estimated: about ${Math.ceil(est.seconds / 60)} min on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${tokens} tokens × ${hp.num_train_epochs} epochs; Replicate bills the real time at $0.0014/s).`;
+    estimate.textContent = `Estimated: about ${Math.ceil(est.seconds / 60)} min on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${tokens} tokens × ${hp.num_train_epochs} ${hp.num_train_epochs === 1 ? 'epoch' : 'epochs'}; Replicate bills the real time at $0.0014/s).`;
     estimate.title = est.basis;
   };
 
@@ -359,6 +360,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
 
   const renderJobs = (): void => {
     const usable = Boolean(token) && proxyOk;
+    noJobs.hidden = jobs.length > 0;
     jobs.forEach((j, i) => {
       let r = rows.get(j.id);
       if (!r) rows.set(j.id, (r = makeRow(j.id)));
@@ -414,6 +416,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     h('div', { class: 'actions' }, send),
     status,
     h('h3', {}, 'Jobs'),
+    noJobs,
     jobList,
     logView,
   );

@@ -118,10 +118,14 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     for (const [name, value] of Object.entries({ num_validation_samples: '1', train_batch_size: '1', micro_batch_size: '1' })) await page.locator(`#${name}`).fill(value);
     // No model is needed to send a job: the demo model stays held back for now (see holdModel).
 
+    // Before the first job the list says it is empty; the estimate counts one epoch as one.
+    expect(await page.getByTestId('remote-no-jobs').isVisible()).toBe(true);
+    expect(await page.getByTestId('remote-estimate').textContent()).toMatch(/tokens × 1 epoch;/);
     fake.script = { processingPolls: 3, outcome: 'succeeded', hold: true };
     await press(page.getByTestId('remote-send'));
     const row = page.getByTestId('remote-job').first();
     await row.waitFor();
+    expect(await page.getByTestId('remote-no-jobs').isVisible()).toBe(false);
     canceled = (await row.getAttribute('data-id')) as string;
     await jobStatus(page, canceled, 'processing');
     await page.getByTestId('remote-logs').filter({ hasText: /step \d+: loss/ }).waitFor();
