@@ -133,7 +133,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       ? `the adapter directory, compared with the golden's lora/* (${fromGolden} tensors)`
       : "the adapter directory (the golden holds no lora/* to compare it with)";
 
-  say(`loading ${ckpt.files.length} file(s), quantization ${input.quantization}${input.streamLayers ? ', layers streamed' : ''}`);
+  say(`loading ${ckpt.files.length} ${ckpt.files.length === 1 ? 'file' : 'files'}, quantization ${input.quantization}${input.streamLayers ? ', layers streamed' : ''}`);
   const weights = await loadMistralWeights(ctx, ckpt, { quantization: input.quantization, streamLayers: input.streamLayers });
   const d = weights.dims;
   let runner: MistralRunner | null = null;

@@ -22,7 +22,10 @@ export function notReadyReason(shared: Shared): string | null {
   if (!form.hp) return 'Fix the hyperparameters marked in red.';
   if (!d.train) return 'Choose a training file (Dataset panel).';
   if (d.train.status === 'error') return 'The training file could not be read: see the Dataset panel.';
-  if (d.train.report && !d.train.report.ok) return `The training file has ${d.train.report.summary.errors} error(s): see the Dataset panel.`;
+  if (d.train.report && !d.train.report.ok) {
+    const n = d.train.report.summary.errors;
+    return `The training file has ${n === 1 ? 'an error' : `${n.toLocaleString('en-US')} errors`}: see the Dataset panel.`;
+  }
   if (d.validation?.status === 'error' || (d.validation?.report && !d.validation.report.ok)) return 'The validation file has errors: see the Dataset panel.';
   if (plan.status === 'error') return 'The run cannot be planned: see the message above.';
   if (m.status === 'loading') return 'The model is loading…';

@@ -96,7 +96,7 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await fact(page, 'rejected rows')).toBe('4');
     // No training on a file with errors, and the page says why.
     expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
-    expect(await page.getByTestId('train-reason').textContent()).toMatch(/4 error/);
+    expect(await page.getByTestId('train-reason').textContent()).toBe('The training file has 4 errors: see the Dataset panel.');
     await screenshot(page, 'dataset-broken');
   });
 
