@@ -1,6 +1,6 @@
 // Token embedding lookup (frozen in QLoRA: no backward): out[t, c] = table[ids[t], c].
-// The table (V, C) is stored f32, or with BF16 as bf16 packed two per u32, low half first (the Hub's byte order),
-// so element e of the row-major table is the (e & 1) half of word e >> 1.
+// The table (V, C) is stored f32, or with HALF as bf16 or f16 (HALF_F16) packed two per u32, low half first (the
+// Hub's byte order), so element e of the row-major table is the (e & 1) half of word e >> 1 (shaders/half.wgsl).
 // An id ≥ V (the vocabulary size, p.V) writes a row of zeros instead of reading out of range; the wrapper can
 // reject such ids on the CPU beforehand (src/engine/kernels/embedding.ts).
 // One thread per output element, 256 per workgroup on a 2-D grid.
@@ -15,7 +15,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
-//#if BF16
+//#if HALF
 @group(0) @binding(3) var<storage, read> table: array<u32>;
 //#else
 @group(0) @binding(3) var<storage, read> table: array<f32>;
@@ -33,10 +33,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     return;
   }
   let e = id * p.C + c;
-//#if BF16
-  let w = table[e >> 1u];
-  out[i] = bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
+//#if HALF
+  out[i] = halfToF32(table[e >> 1u], (e & 1u) == 1u);
 //#else
   out[i] = table[e];
 //#endif
 }
+
+//#if HALF
+//#include half
+//#endif

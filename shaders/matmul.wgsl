@@ -12,8 +12,8 @@
 // depending on the transposes, never conflict. (Threads used to own rows and columns 16 apart, 8 scalar loads per 16
 // FMAs, and A's tile took 16-way conflicted stores; each output sums in the same k order either way: the same bits.)
 // Ragged edges (any M, N, K) load zeros and skip out-of-range stores.
-// B may be stored as f32, bf16 (two per u32, low half first: the Hub's format, no feature needed) or f16
-// (needs the adapter's shader-f16); accumulation is always f32.
+// B may be stored as f32, or (B_HALF) as bf16 or f16 (HALF_F16), two per u32, low half first: the Hub's format,
+// decoded exactly by shaders/half.wgsl with no feature needed; accumulation is always f32.
 // LoRA dropout fused into the product (DROPOUT with one of DROP_A, DROP_B, DROP_OUT; src/engine/kernels/lora.ts): the
 // mask of shaders/lora.wgsl, keep(i) = murmur3(state, i) ≥ threshold, regenerated from the element's flat index i in
 // its (stored) matrix of one batch entry instead of being materialised:
@@ -22,10 +22,6 @@
 //   DROP_OUT  the epilogue: C[o] = (C[o] +) select(0, (alpha · acc) · scale, keep(o)), beta 0 or 1 (1 reads C).
 // Each is bit for bit the two-step path (lora_dropout into a buffer, then this kernel; for DROP_OUT this kernel with
 // beta 0, then lora_dropout's ACCUMULATE): the same f32 operations on the same values.
-
-//#if B_F16
-enable f16;
-//#endif
 
 // dstate, dthreshold, dscale: the dropout mask's murmur3 state, threshold and f32(1 / (1 − p)) (read with DROPOUT).
 struct Params {
@@ -36,14 +32,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
-//#if B_F16
-@group(0) @binding(2) var<storage, read> B: array<f16>;
-//#else
-//#if B_BF16
-@group(0) @binding(2) var<storage, read> B: array<u32>;
+//#if B_HALF
+@group(0) @binding(2) var<storage, read> B: array<u32>; // two 16-bit values per word (HALF_F16: f16, else bf16)
 //#else
 @group(0) @binding(2) var<storage, read> B: array<f32>;
-//#endif
 //#endif
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 
@@ -62,16 +54,15 @@ fn tileAt(k: u32, c4: u32) -> u32 {
   return k * 16u + (c4 ^ (k & 15u));
 }
 
+//#if B_HALF
+//#include half
+//#endif
+
 fn loadB(i: u32) -> f32 {
-//#if B_F16
-  return f32(B[i]);
-//#else
-//#if B_BF16
-  let w = B[i >> 1u];
-  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));
+//#if B_HALF
+  return halfToF32(B[i >> 1u], (i & 1u) == 1u);
 //#else
   return B[i];
-//#endif
 //#endif
 }
 

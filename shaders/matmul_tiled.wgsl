@@ -2,7 +2,7 @@
 // "The register-tiled matmul"):
 //   C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]
 // A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N], all row-major; B is f32 or
-// bf16 (two per u32, low half first). Accumulation is f32. Speed unmeasured on a real GPU as of this file.
+// (B_HALF) bf16 or f16 (HALF_F16), two per u32, low half first (shaders/half.wgsl). Accumulation is f32. Speed unmeasured on a real GPU as of this file.
 //
 // Layout:
 // - A workgroup computes a 128×128 block of C (128×64 with NARROW) with 256 (128) threads; each thread owns 8×8
@@ -16,7 +16,7 @@
 //   TRANS_B) would hit the same banks from threads whose k differs; instead of padding rows (which breaks the 16 KiB
 //   and the vec4 alignment), the vec4 column of row k is XORed with swz(k) = 2·((k >> 2) & 3). Readers XOR the same.
 //   swz < 8 ≤ half a row, so each half of a row maps onto itself: a thread's two sub-tiles stay BM/2 (BN/2) apart.
-// - ALIGNED (every contiguous dimension and batch stride a multiple of 4): A, B, C are bound as vec4 (bf16 B as
+// - ALIGNED (every contiguous dimension and batch stride a multiple of 4): A, B, C are bound as vec4 (16-bit B as
 //   vec2<u32>) and read 128 bits at a time; a quad of 4 is then entirely inside or outside the matrix. Otherwise
 //   every element is loaded and stored on its own.
 // - CHECK (override): edge tests on loads (zeros outside) and stores (skipped outside). The host turns it off when
@@ -47,7 +47,7 @@
 @group(0) @binding(4) var<storage, read> absmax: array<f32>;
 //#endif
 //#else
-//#if B_BF16
+//#if B_HALF
 //#if ALIGNED
 @group(0) @binding(2) var<storage, read> B: array<vec2<u32>>;
 //#else
@@ -253,18 +253,16 @@ fn putB(li: u32, t: u32, v: BReg) {
   Bs[r * BN4 + ((2u * w + 1u - h) ^ s)] = select(hi, lo, h == 1u);
 }
 //#else
-//#if B_BF16
-fn bf16ToF32(w: u32, high: bool) -> f32 {
-  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, high));
-}
+//#if B_HALF
+//#include half
 //#endif
 
 fn loadB4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
 //#if ALIGNED
   if (CHECK && (r >= R || c >= Cc)) { return vec4<f32>(0.0); }
-//#if B_BF16
+//#if B_HALF
   let w = B[(base + r * Cc + c) >> 2u];
-  return vec4<f32>(bf16ToF32(w.x, false), bf16ToF32(w.x, true), bf16ToF32(w.y, false), bf16ToF32(w.y, true));
+  return vec4<f32>(halfToF32(w.x, false), halfToF32(w.x, true), halfToF32(w.y, false), halfToF32(w.y, true));
 //#else
 //#if DROP_B
   return drop4(B[(base + r * Cc + c) >> 2u], r * Cc + c);
@@ -277,8 +275,8 @@ fn loadB4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
   for (var i = 0u; i < 4u; i++) {
     if (!CHECK || (r < R && c + i < Cc)) {
       let e = base + r * Cc + c + i;
-//#if B_BF16
-      v[i] = bf16ToF32(B[e >> 1u], (e & 1u) == 1u);
+//#if B_HALF
+      v[i] = halfToF32(B[e >> 1u], (e & 1u) == 1u);
 //#else
       v[i] = B[e];
 //#endif

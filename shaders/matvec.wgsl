@@ -1,7 +1,8 @@
 // Y = alpha · X · Wᵀ + beta · Y for a few rows of X: the products of generation, where one new token is one row.
 // The tiled GEMM (matmul.wgsl) computes 64×64 blocks of Y, so a single row wastes 63 of every 64 multiply-adds; here
 // every weight is read once and used for each of the M ≤ MAX_M rows.
-// X (M, K) f32, W (N, K) row-major f32 or bf16 (two per u32, low half first), Y (M, N) f32.
+// X (M, K) f32, W (N, K) row-major f32 or (W_HALF) bf16 or f16 (HALF_F16), two per u32, low half first
+// (shaders/half.wgsl), Y (M, N) f32.
 // One thread per output column n: it walks W's row n once, keeping M sums. No workgroup memory and no barrier: on
 // SwiftShader (finetune's software adapter) splitting K over threads and reducing through workgroup memory measured
 // 2–6× slower than this, and the time there is per workgroup. On a hardware GPU neighbouring threads read rows K apart
@@ -20,7 +21,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
-//#if W_BF16
+//#if W_HALF
 @group(0) @binding(2) var<storage, read> W: array<u32>;
 //#else
 @group(0) @binding(2) var<storage, read> W: array<f32>;
@@ -30,10 +31,13 @@ struct Params {
 const WG = 64u;
 const MAX_M = 8u;
 
+//#if W_HALF
+//#include half
+//#endif
+
 fn loadW(i: u32) -> f32 {
-//#if W_BF16
-  let w = W[i >> 1u];
-  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));
+//#if W_HALF
+  return halfToF32(W[i >> 1u], (i & 1u) == 1u);
 //#else
   return W[i];
 //#endif

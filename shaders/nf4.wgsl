@@ -101,19 +101,8 @@ fn nibbleShift(j: u32) -> u32 {
   return (j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u);
 }
 
-// f16 bits → the bits of the same value as f32 (exact, subnormals included).
-fn f16ToF32Bits(h: u32) -> u32 {
-  let s = (h & 0x8000u) << 16u;
-  let e = (h >> 10u) & 31u;
-  let m = h & 1023u;
-  if (e == 0u) {
-    if (m == 0u) { return s; }
-    let pb = 31u - countLeadingZeros(m);
-    return s | ((pb + 103u) << 23u) | (((m << (10u - pb)) & 1023u) << 13u);
-  }
-  if (e == 31u) { return s | 0x7f800000u | (m << 13u); }
-  return s | ((e + 112u) << 23u) | (m << 13u);
-}
+// f16ToF32Bits: f16 bits → the bits of the same value as f32 (exact, subnormals included).
+//#include half
 
 // ---------------------------------------------------------------------------------------------------------------
 // quantize: one thread per output word (8 elements), 256 threads = 32 blocks per workgroup.

@@ -45,6 +45,7 @@ function matmulLines(lines) {
       .replace(/^plain fp32.*/, 'plain')
       .replace(/^(forward|backward|both transposed) /, '')
       .replace(/, W bf16$/, '_bf16')
+      .replace(/, W f16$/, '_f16')
       .replaceAll(' ', '');
   const rows = new Map();
   let worstDiff = 0;

@@ -5,6 +5,7 @@
 // skinny kernel (shaders/matmul_skinny.wgsl). Every other kernel's result also carries its largest difference from the
 // basic kernel's output on the same inputs.
 
+import { f32ToF16Bits } from '../core/dtypes.ts';
 import type { GemmKernel, GpuContext } from '../engine/gpu.ts';
 import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/matmul.ts';
 import { gemmSkinny, skinnyFits } from '../engine/kernels/matmul_skinny.ts';
@@ -53,7 +54,7 @@ export interface Variant {
   storage: WeightStorage;
 }
 
-export function matmulVariants(ctx: GpuContext): Variant[] {
+export function matmulVariants(): Variant[] {
   const v: Variant[] = [
     { name: 'plain fp32 (C = A·B)', transA: false, transB: false, storage: 'f32' },
     { name: 'forward Y = X·Wᵀ', transA: false, transB: true, storage: 'f32' },
@@ -61,8 +62,8 @@ export function matmulVariants(ctx: GpuContext): Variant[] {
     { name: 'both transposed C = Aᵀ·Bᵀ', transA: true, transB: true, storage: 'f32' },
     { name: 'forward Y = X·Wᵀ, W bf16', transA: false, transB: true, storage: 'bf16' },
     { name: 'backward dX = dY·W, W bf16', transA: false, transB: false, storage: 'bf16' },
+    { name: 'forward Y = X·Wᵀ, W f16', transA: false, transB: true, storage: 'f16' },
   ];
-  if (ctx.hasF16) v.push({ name: 'forward Y = X·Wᵀ, W f16', transA: false, transB: true, storage: 'f16' });
   return v;
 }
 
@@ -89,13 +90,14 @@ export function squareShapes(sizes: readonly number[]): MatmulShape[] {
 }
 
 /** Random input written in chunks of a repeated pattern (uploading hundreds of MB of fresh numbers is slow). */
-function filled(ctx: GpuContext, label: string, values: number, seed: number, bf16: boolean): GPUBuffer {
-  const buf = ctx.createBuffer(label, Math.ceil(values / 2) * (bf16 ? 4 : 8), 'scratch');
+function filled(ctx: GpuContext, label: string, values: number, seed: number, storage: WeightStorage): GPUBuffer {
+  const bytesPer = storage === 'f32' ? 4 : 2;
+  const buf = ctx.createBuffer(label, Math.ceil(values / 2) * 2 * bytesPer, 'scratch');
   const chunkLen = Math.min(values, 1 << 20) & ~1;
   const chunk = randomArray(Math.max(chunkLen, 2), seed);
-  // bf16: the top halves of random f32s, packed two per u32 (finite, like a real weight).
-  const data = bf16 ? new Uint16Array(new Uint32Array(chunk.buffer).map((u) => u >>> 16)) : chunk;
-  const bytesPer = bf16 ? 2 : 4;
+  // bf16: the top halves of random f32s; f16: the same values rounded; both packed two per u32 (finite, like a real weight).
+  const data =
+    storage === 'bf16' ? new Uint16Array(new Uint32Array(chunk.buffer).map((u) => u >>> 16)) : storage === 'f16' ? Uint16Array.from(chunk, (v) => f32ToF16Bits(v)) : chunk;
   for (let off = 0; off < values; off += data.length) {
     const len = Math.min(data.length, values - off);
     ctx.write(buf, len === data.length ? data : data.subarray(0, len), off * bytesPer);
@@ -138,16 +140,14 @@ export async function* benchMatmul(
   kernels: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'],
 ): AsyncGenerator<MatmulBenchResult> {
   for (const { M, N, K, label } of shapes) {
-    const A = filled(ctx, 'bench A', M * K, 1, false);
-    const Bf = filled(ctx, 'bench B', N * K, 2, false);
-    const Bh = filled(ctx, 'bench B bf16', N * K, 2, true);
+    const A = filled(ctx, 'bench A', M * K, 1, 'f32');
+    const Bs = { f32: filled(ctx, 'bench B', N * K, 2, 'f32'), bf16: filled(ctx, 'bench B bf16', N * K, 2, 'bf16'), f16: filled(ctx, 'bench B f16', N * K, 2, 'f16') };
     const C = ctx.createBuffer('bench C', M * N * 4, 'scratch');
     try {
       const plain = new Map<string, number>();
-      for (const v of matmulVariants(ctx)) {
-        const a: GemmArgs = { C, A, B: v.storage === 'bf16' ? Bh : Bf, M, N, K, transA: v.transA, transB: v.transB, bStorage: v.storage };
-        // The tiled kernel has no f16 path (gemm keeps f16 on the basic kernel).
-        const runs = runsFor(a, v.storage === 'f16' ? ['basic'] : kernels);
+      for (const v of matmulVariants()) {
+        const a: GemmArgs = { C, A, B: Bs[v.storage], M, N, K, transA: v.transA, transB: v.transB, bStorage: v.storage };
+        const runs = runsFor(a, kernels);
         let basicGflops = 0;
         let basicOut: Float32Array | null = null;
         for (const run of runs) {
@@ -181,7 +181,7 @@ export async function* benchMatmul(
         }
       }
     } finally {
-      for (const b of [A, Bf, Bh, C]) ctx.destroy(b);
+      for (const b of [A, ...Object.values(Bs), C]) ctx.destroy(b);
     }
   }
 }

@@ -79,8 +79,6 @@ export interface Int8ProbeRecord {
 
 export interface GpuContextOptions {
   powerPreference?: GPUPowerPreference;
-  /** Ask for `shader-f16` when the adapter has it (default true). */
-  useF16?: boolean;
   /**
    * The attention forward and backward (default 'rows', or 'tiled' where the adapter's workgroup memory is too small
    * for 'rows': engine/kernel-fit.ts). A kernel that does not fit the adapter is refused, saying why.
@@ -102,7 +100,6 @@ export interface GpuContextOptions {
 export class GpuContext {
   readonly ledger: MemoryLedger;
   readonly registry: KernelRegistry;
-  readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
   /**
    * The kernels attention_forward and attention_backward run from now on (GpuContextOptions.attention); a run may
@@ -167,7 +164,6 @@ export class GpuContext {
     this.ledger = new MemoryLedger(device);
     this.registry = new KernelRegistry(device, shaderSources);
     this.bindGroups = new BindGroupCache(device);
-    this.hasF16 = device.features.has('shader-f16');
     this.hasSubgroups = device.features.has('subgroups');
     device.lost.then((info) => {
       this.lostInfo = info;
@@ -193,7 +189,6 @@ export class GpuContext {
   static async fromAdapter(adapter: GPUAdapter, options: GpuContextOptions = {}): Promise<GpuContext> {
     const report = describeGpuAdapter(adapter);
     const requiredFeatures: GPUFeatureName[] = [];
-    if (options.useF16 !== false && adapter.features.has('shader-f16')) requiredFeatures.push('shader-f16');
     if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups' as GPUFeatureName);
     if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
     const wantsSubgroupMatrix = options.int8Kernel === 'subgroup-matrix';

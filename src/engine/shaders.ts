@@ -21,6 +21,7 @@ import elementwise from '../../shaders/elementwise.wgsl?raw';
 import random from '../../shaders/random.wgsl?raw';
 import dropout_hash from '../../shaders/dropout_hash.wgsl?raw';
 import nf4_values from '../../shaders/nf4_values.wgsl?raw';
+import half from '../../shaders/half.wgsl?raw';
 import int8_quant from '../../shaders/int8_quant.wgsl?raw';
 import int8_matmul from '../../shaders/int8_matmul.wgsl?raw';
 import int8_matmul_sm from '../../shaders/int8_matmul_sm.wgsl?raw';
@@ -47,9 +48,11 @@ export const shaderSources: Readonly<Record<string, string>> = {
   elementwise,
   random,
   // Partials (declarations only): the dropout hash (lora and the three GEMMs), the NF4 values (every NF4 decoder),
-  // what both int8 kernels share (uniforms, bindings, the reading of NF4 codes and scales).
+  // the 16-bit float decoders (kernels reading bf16 or f16 weights, the NF4 quantiser), what both int8 kernels share
+  // (uniforms, bindings, the reading of NF4 codes and scales).
   dropout_hash,
   nf4_values,
+  half,
   int8_products,
   int8_quant,
   int8_matmul,

@@ -32,8 +32,6 @@ export interface PlanGpu {
   memoryBytes?: number;
   /** Where `memoryBytes` came from: the user ('given', the default) or the machine ('detected': nvidia-smi). */
   memorySource?: 'given' | 'detected';
-  /** The adapter has shader-f16 (an f16 checkpoint then stays 16-bit; without it f16 is widened to f32). */
-  hasF16?: boolean;
   name?: string;
 }
 
@@ -161,12 +159,12 @@ export function longestSequenceBound(hp: Hyperparams): number {
   return hp.wrap_packed_sequences ? hp.chunk_size : Math.max(hp.chunk_size, hp.max_seq_len);
 }
 
-function storedBytesPerValue(c: MistralConfig, hasF16: boolean, warnings: string[]): number {
+/** Bytes per value of the weights kept as stored (embeddings, head, unquantised projections): 16-bit stays 16-bit. */
+function storedBytesPerValue(c: MistralConfig, warnings: string[]): number {
   switch (c.dtype) {
     case 'bfloat16':
-      return 2;
     case 'float16':
-      return hasF16 ? 2 : 4;
+      return 2;
     case 'float32':
       return 4;
     case null:
@@ -228,7 +226,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const warnings = [...config.warnings];
   const quantization = hp.quantization;
   const gpu = o.gpu ?? {};
-  const stored = storedBytesPerValue(config, gpu.hasF16 ?? false, warnings);
+  const stored = storedBytesPerValue(config, warnings);
   let largest = { label: '', bytes: 0 };
   const see = (label: string, bytes: number): number => {
     if (bytes > largest.bytes) largest = { label, bytes };

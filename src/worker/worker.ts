@@ -200,7 +200,6 @@ const api = {
       Object.assign(gpu, {
         maxBufferSize: ctx.device.limits.maxBufferSize,
         maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize,
-        hasF16: ctx.hasF16,
         name: [r.vendor, r.device || r.architecture].filter(Boolean).join(' ') || undefined,
       });
     }

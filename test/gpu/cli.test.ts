@@ -38,8 +38,9 @@ describe('finetune CLI over Dawn', () => {
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ bench: 'adapter', gemm: 'basic' });
     const results = lines.filter((l) => l.bench === 'matmul');
-    // 2 shapes × 6 variants (4 transposes, bf16 B twice) × (basic, tiled in both blocks, tiled with fixed sizes).
-    expect(results.length).toBe(48);
+    // 2 shapes × 7 variants (4 transposes, bf16 B twice, f16 B) × (basic, tiled in both blocks, tiled with fixed sizes).
+    expect(results.length).toBe(56);
+    expect(results.filter((r) => r.variant === 'forward Y = X·Wᵀ, W f16')).toHaveLength(8);
     for (const r of results) {
       expect(r.gflops).toBeGreaterThan(0);
       expect(r.ms).toBeGreaterThan(0);

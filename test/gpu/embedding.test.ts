@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { f16ArrayToF32, f32ToF16Bits } from '../../src/core/dtypes.ts';
 import { isFinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { checkTokenIds, embedding_forward } from '../../src/engine/kernels/embedding.ts';
@@ -25,7 +26,7 @@ describe('embedding lookup', () => {
     [300, 128, 17],
     [5, 1, 4],
   ] as const) {
-    it(`copies rows exactly, f32 and bf16 tables, V=${V} C=${C} BT=${BT}`, async () => {
+    it(`copies rows exactly, f32, bf16 and f16 tables, V=${V} C=${C} BT=${BT}`, async () => {
       const table = randomArray(V * C, V + C, 3);
       const ids = randomIds(BT, V, BT);
       const { bits, values } = toBf16(table);
@@ -37,7 +38,12 @@ describe('embedding lookup', () => {
       expect(Array.from(await ctx.readF32(bOut))).toEqual(Array.from(embeddingRef(ids, table, V, C)));
       embedding_forward(ctx, bOut, bIds, bBf16, BT, C, { storage: 'bf16', V });
       expect(Array.from(await ctx.readF32(bOut))).toEqual(Array.from(embeddingRef(ids, values, V, C)));
-      for (const b of [bIds, bF32, bBf16, bOut]) ctx.destroy(b);
+      // f16, every 3rd value a subnormal there (exact in f32: it must not be flushed).
+      const half = Uint16Array.from(table, (v, i) => f32ToF16Bits(i % 3 === 0 ? v * 2 ** -18 : v));
+      const bF16 = ctx.upload('table f16', half, 'scratch');
+      embedding_forward(ctx, bOut, bIds, bF16, BT, C, { storage: 'f16', V });
+      expect(Array.from(await ctx.readF32(bOut))).toEqual(Array.from(embeddingRef(ids, f16ArrayToF32(half), V, C)));
+      for (const b of [bIds, bF32, bBf16, bF16, bOut]) ctx.destroy(b);
     });
   }
 

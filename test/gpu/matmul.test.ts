@@ -1,4 +1,4 @@
-import { f32ToF16Bits } from '../../src/core/dtypes.ts';
+import { f16ArrayToF32, f32ToF16Bits } from '../../src/core/dtypes.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gemm, gemmBasic, matmul_backward, matmul_forward } from '../../src/engine/kernels/matmul.ts';
@@ -108,32 +108,31 @@ describe('matmul (tiled fp32) against float64', () => {
     for (const b of [bX, bW, bY, bdY, bdX]) ctx.destroy(b);
   });
 
-  it('uses f16 weight storage only when the adapter has shader-f16', async () => {
-    const [M, N, K] = [5, 6, 7];
+  it('reads f16-packed weights exactly as their float values on any adapter, subnormals and large values included', async () => {
+    // The basic kernel whatever the context's choice (matmul_tiled.test.ts covers the tiled one).
+    const [M, N, K] = [33, 17, 45];
     const X = randomArray(M * K, 11);
-    const W = randomArray(N * K, 12);
+    // Every 5th weight in f16's subnormal range (a driver that flushes subnormal f16 inputs would lose them), every
+    // 7th near its largest normal.
+    const bits = Uint16Array.from(randomArray(N * K, 12), (v, i) => f32ToF16Bits(i % 5 === 0 ? v * 2 ** -16 : i % 7 === 0 ? v * 6e4 : v));
+    const values = f16ArrayToF32(bits);
     const bX = ctx.upload('X', X, 'scratch');
+    const bW = ctx.upload('W f16', bits, 'scratch');
     const bY = ctx.createBuffer('Y', M * N * 4, 'scratch');
-    if (ctx.hasF16) {
-      const h = new Uint16Array(N * K);
-      const wr = new Float32Array(N * K);
-      for (let i = 0; i < W.length; i++) {
-        // Values of the form k/1024 with |k| < 1024 are exact in f16.
-        const q = Math.round(W[i] * 1024) / 1024;
-        wr[i] = q;
-        h[i] = f32ToF16Bits(q);
-      }
-      const bW = ctx.upload('W f16', h, 'scratch');
-      matmul_forward(ctx, bY, bX, bW, M, N, K, { wStorage: 'f16' });
-      expect(maxRelError(await ctx.readF32(bY), gemmRef(X, wr, M, N, K, false, true))).toBeLessThan(TOL);
-      ctx.destroy(bW);
-    } else {
-      const bW = ctx.upload('W', W, 'scratch');
-      expect(() => matmul_forward(ctx, bY, bX, bW, M, N, K, { wStorage: 'f16' })).toThrow(/shader-f16/);
-      ctx.destroy(bW);
-    }
-    ctx.destroy(bX);
-    ctx.destroy(bY);
+    const dY = randomArray(M * N, 13);
+    const bdY = ctx.upload('dY', dY, 'scratch');
+    const bdX = ctx.createBuffer('dX', M * K * 4, 'scratch');
+    gemmBasic(ctx, { C: bY, A: bX, B: bW, M, N, K, transB: true, bStorage: 'f16' });
+    gemmBasic(ctx, { C: bdX, A: bdY, B: bW, M, N: K, K: N, bStorage: 'f16' });
+    expect(maxRelError(await ctx.readF32(bY), gemmRef(X, values, M, N, K, false, true))).toBeLessThan(TOL);
+    expect(maxRelError(await ctx.readF32(bdX), gemmRef(dY, values, M, K, N))).toBeLessThan(TOL);
+    // Products of one subnormal weight alone: exact (a flushed subnormal would give 0).
+    const one = ctx.upload('x one', Float32Array.of(1), 'scratch');
+    const sub = ctx.upload('w subnormal', Uint16Array.of(0x0001, 0x83ff), 'scratch'); // 2^-24 and -(1023 · 2^-24)
+    const out = ctx.createBuffer('y two', 8, 'scratch');
+    gemmBasic(ctx, { C: out, A: one, B: sub, M: 1, N: 2, K: 1, bStorage: 'f16' });
+    expect([...(await ctx.readF32(out))]).toEqual([2 ** -24, -1023 * 2 ** -24]);
+    for (const b of [bX, bW, bY, bdY, bdX, one, sub, out]) ctx.destroy(b);
   });
 
   // The LoRA dropout variants (GemmDropout), on the basic kernel whatever the context's choice.

@@ -1,7 +1,8 @@
 // matvec_forward (a linear layer's forward for the few rows of a generation step) against the float64 GEMM reference
-// on odd shapes: one row and several, f32 and bf16-packed weights, overwrite and accumulate, N over one workgroup; and
+// on odd shapes: one row and several, f32, bf16- and f16-packed weights, overwrite and accumulate, N over one workgroup; and
 // nf4_matvec_forward against the float64 NF4 reference (plain and double-quantised block scales).
 import { beforeAll, describe, expect, it } from 'vitest';
+import { f16ArrayToF32, f32ToF16Bits } from '../../src/core/dtypes.ts';
 import { FinetuneError } from '../../src/core/errors.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { matvec_forward, nf4_matvec_forward } from '../../src/engine/kernels/matvec.ts';
@@ -20,6 +21,12 @@ function bf16(x: Float32Array): { packed: Uint16Array; values: Float32Array } {
   return { packed, values: new Float32Array(Uint32Array.from(packed, (h) => h << 16).buffer) };
 }
 
+/** f16 by rounding, every 5th value scaled into the subnormal range: the packed bits and the exact f32 values. */
+function f16(x: Float32Array): { packed: Uint16Array; values: Float32Array } {
+  const packed = Uint16Array.from(x, (v, i) => f32ToF16Bits(i % 5 === 0 ? v * 2 ** -16 : v));
+  return { packed, values: f16ArrayToF32(packed) };
+}
+
 describe('matvec_forward', () => {
   let ctx: GpuContext;
   beforeAll(async () => {
@@ -31,12 +38,14 @@ describe('matvec_forward', () => {
     [1, 1001, 130, 'bf16', false],
     [3, 21, 17, 'f32', true],
     [8, 9, 66, 'bf16', true],
+    [1, 1001, 130, 'f16', false],
+    [5, 13, 31, 'f16', true],
   ] as const) {
     it(`${M}×${K} · (${N}×${K})ᵀ, ${storage} weights${accumulate ? ', accumulating' : ''}`, async () => {
       const X = randomArray(M * K, M + N);
       const raw = randomArray(N * K, K);
       const Y0 = randomArray(M * N, 3);
-      const w = storage === 'bf16' ? bf16(raw) : { packed: raw, values: raw };
+      const w = storage === 'bf16' ? bf16(raw) : storage === 'f16' ? f16(raw) : { packed: raw, values: raw };
       const bX = ctx.upload('X', X, 'scratch');
       const bW = ctx.upload('W', w.packed, 'scratch');
       const bY = ctx.upload('Y', Y0, 'scratch');

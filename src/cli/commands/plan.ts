@@ -81,7 +81,6 @@ export const planCommand: Command = {
         Object.assign(gpu, {
           maxBufferSize: l.maxBufferSize,
           maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-          hasF16: found.adapter.features.has('shader-f16'),
           name: [info?.vendor, info?.device || info?.architecture].filter(Boolean).join(' ') || found.via,
         });
         if (gpu.memoryBytes === undefined) {

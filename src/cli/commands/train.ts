@@ -210,7 +210,7 @@ export function makeTrainCommand(
           // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
           s.kernelCache = kernelCache;
           // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
-          const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize, hasF16: ctx.hasF16 };
+          const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize };
           const streamLayers = values['stream-layers'] ? true : gpuMemoryBytes !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryBytes } } : false;
           let result;
           try {

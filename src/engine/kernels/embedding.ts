@@ -3,9 +3,10 @@
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
+import { halfDefines, type WeightStorage } from './gemm_args.ts';
 
-/** How the (V, C) embedding table is stored: f32, or bf16 packed two per u32, low half first (Hub safetensors bytes). */
-export type EmbeddingStorage = 'f32' | 'bf16';
+/** How the (V, C) embedding table is stored: f32, or bf16 or f16 packed two per u32, low half first (Hub safetensors bytes). */
+export type EmbeddingStorage = WeightStorage;
 
 export interface EmbeddingOptions {
   storage?: EmbeddingStorage;
@@ -31,7 +32,7 @@ export function checkTokenIds(ids: ArrayLike<number>, V: number, count = ids.len
 /** out (BT, C) f32 = table (V, C)[ids (BT, u32)]. */
 export function embedding_forward(ctx: GpuContext, out: GPUBuffer, ids: GPUBuffer, table: GPUBuffer, BT: number, C: number, o: EmbeddingOptions = {}): void {
   const storage = o.storage ?? 'f32';
-  const bytesPer = storage === 'bf16' ? 2 : 4;
+  const bytesPer = storage === 'f32' ? 4 : 2;
   const rows = Math.floor(table.size / (C * bytesPer));
   const V = o.V ?? rows;
   if (V > rows) throw new FinetuneError('internal', `embedding_forward: table "${table.label}" holds ${rows} rows of ${C}, not ${V}`);
@@ -48,5 +49,5 @@ export function embedding_forward(ctx: GpuContext, out: GPUBuffer, ids: GPUBuffe
   u32[0] = n;
   u32[1] = C;
   u32[2] = V;
-  ctx.dispatch({ shader: 'embedding', defines: storage === 'bf16' ? { BF16: true } : undefined }, [out, ids, table], u, grid1d(n));
+  ctx.dispatch({ shader: 'embedding', defines: halfDefines('HALF', storage) }, [out, ids, table], u, grid1d(n));
 }

@@ -8,6 +8,14 @@ import type { BufferSlice } from '../buffer-slice.ts';
 export type WeightStorage = 'f32' | 'bf16' | 'f16';
 
 /**
+ * The defines of a kernel reading a weight stored as `storage`: `flag` (that kernel's name for "16-bit values, two per
+ * u32") for bf16 and f16, with HALF_F16 for f16 (shaders/half.wgsl decodes both on every adapter); none for f32.
+ */
+export function halfDefines(flag: string, storage: WeightStorage): Record<string, boolean> {
+  return storage === 'f32' ? {} : { [flag]: true, HALF_F16: storage === 'f16' };
+}
+
+/**
  * LoRA dropout fused into a product (kernels/lora.ts builds it from a key and p): the mask keep(i) =
  * murmur3(state, i) ≥ threshold of shaders/lora.wgsl, with i an element's flat index in its stored matrix of one batch
  * entry. `on`: 'A' or 'B' drops that operand's elements as they are loaded (v → keep ? v · scale : 0; B f32 only);

@@ -3,7 +3,7 @@
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, type GemmArgs, type WeightStorage } from './gemm_args.ts';
+import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs, type WeightStorage } from './gemm_args.ts';
 import { gemmTiled } from './matmul_tiled.ts';
 
 export type { GemmArgs, GemmDropout, WeightStorage } from './gemm_args.ts';
@@ -11,15 +11,11 @@ export type { GemmArgs, GemmDropout, WeightStorage } from './gemm_args.ts';
 const BLOCK = 64;
 
 /**
- * C (+)= alpha · op(A) · op(B) with the kernel the context's `gemmKernel` names (GpuContextOptions). The tiled kernel
- * does not cover f16 weight storage: those products stay on the basic kernel whatever the choice.
+ * C (+)= alpha · op(A) · op(B) with the kernel the context's `gemmKernel` names (GpuContextOptions). B may be stored
+ * f32, bf16 or f16 on either kernel and on every adapter (shaders/half.wgsl decodes the 16-bit formats).
  */
 export function gemm(ctx: GpuContext, a: GemmArgs): void {
-  const storage = a.bStorage ?? 'f32';
-  if (storage === 'f16' && !ctx.hasF16) {
-    throw new FinetuneError('internal', 'f16 weight storage needs the shader-f16 feature, which this GPU does not offer');
-  }
-  if (ctx.gemmKernel !== 'basic' && storage !== 'f16') gemmTiled(ctx, a, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
+  if (ctx.gemmKernel !== 'basic') gemmTiled(ctx, a, { fixedShape: ctx.gemmKernel === 'tiled-fixed' });
   else gemmBasic(ctx, a);
 }
 
@@ -27,7 +23,7 @@ export function gemm(ctx: GpuContext, a: GemmArgs): void {
 export function gemmBasic(ctx: GpuContext, a: GemmArgs): void {
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
-  const defines = { ...(storage === 'f32' ? {} : { B_F16: storage === 'f16', B_BF16: storage === 'bf16' }), ...gemmDropoutDefines(a) };
+  const defines = { ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a) };
   ctx.dispatch(
     {
       shader: 'matmul',

@@ -3,7 +3,7 @@
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, type GemmArgs } from './gemm_args.ts';
+import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs } from './gemm_args.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export const TILED_BM = 128;
@@ -59,13 +59,9 @@ export function tiledVariant(a: GemmArgs, o: TiledOptions = {}): TiledVariant {
   return { block, check: o.check ?? !divides, aligned: o.aligned ?? canAlign, fixedShape: o.fixedShape ?? false };
 }
 
-/**
- * C (+)= alpha · op(A) · op(B) with the register-tiled kernel. B stored f32 or bf16; f16 storage is not covered (no
- * adapter we can test on offers shader-f16): `gemm` keeps it on the basic kernel.
- */
+/** C (+)= alpha · op(A) · op(B) with the register-tiled kernel. B stored f32, bf16 or f16 (shaders/half.wgsl). */
 export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): void {
   const storage = a.bStorage ?? 'f32';
-  if (storage === 'f16') throw new FinetuneError('internal', 'gemmTiled: f16 weight storage is not covered (gemm uses the basic kernel for it)');
   checkGemmDropout(a);
   const v = tiledVariant(a, o);
   const constants: Record<string, number | boolean> = { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB), CHECK: v.check };
@@ -74,7 +70,7 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
   ctx.dispatch(
     {
       shader: 'matmul_tiled',
-      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', B_BF16: storage === 'bf16', ...gemmDropoutDefines(a) },
+      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a) },
       constants,
     },
     [a.A, a.B, a.C],

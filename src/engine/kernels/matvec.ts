@@ -7,6 +7,7 @@ import { FinetuneError } from '../../core/errors.ts';
 import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
+import { halfDefines } from './gemm_args.ts';
 import type { MatmulOptions } from './matmul.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 import type { Nf4MatmulOptions } from './nf4_matmul.ts';
@@ -15,14 +16,13 @@ import type { Nf4MatmulOptions } from './nf4_matmul.ts';
 export const MATVEC_MAX_ROWS = 8;
 const WG = 64; // output columns per workgroup (WG in the shader)
 
-/** Y (M, N) = alpha · X (M, K) · W (N, K)ᵀ, or Y += … with accumulate. W f32 or bf16; any of the three may be a slice. */
+/** Y (M, N) = alpha · X (M, K) · W (N, K)ᵀ, or Y += … with accumulate. W f32, bf16 or f16; any of the three may be a slice. */
 export function matvec_forward(ctx: GpuContext, Y: BufferSlice, X: BufferSlice, W: BufferSlice, M: number, N: number, K: number, o: MatmulOptions = {}): void {
   const storage = o.wStorage ?? 'f32';
-  if (storage === 'f16') throw new FinetuneError('internal', 'matvec_forward: f16 weights are not supported (use matmul_forward)');
   if (!(M >= 1 && M <= MATVEC_MAX_ROWS)) throw new FinetuneError('internal', `matvec_forward: ${M} rows, must be 1..${MATVEC_MAX_ROWS}`);
   if (N === 0 || K === 0) return;
   requireBytes(X, M * K * 4, 'matvec_forward X');
-  requireBytes(W, N * K * (storage === 'bf16' ? 2 : 4), 'matvec_forward W');
+  requireBytes(W, N * K * (storage === 'f32' ? 4 : 2), 'matvec_forward W');
   requireBytes(Y, M * N * 4, 'matvec_forward Y');
   const [nx, ny] = grid1d(N, WG);
   const u = new ArrayBuffer(32);
@@ -34,7 +34,7 @@ export function matvec_forward(ctx: GpuContext, Y: BufferSlice, X: BufferSlice, 
   u32[3] = nx;
   f32[4] = o.alpha ?? 1;
   f32[5] = o.accumulate ? 1 : 0;
-  ctx.dispatch({ shader: 'matvec', defines: { W_BF16: storage === 'bf16' } }, [X, W, Y], u, [nx, ny]);
+  ctx.dispatch({ shader: 'matvec', defines: halfDefines('W_HALF', storage) }, [X, W, Y], u, [nx, ny]);
 }
 
 /** Y (M, N) (+)= alpha · X (M, K) · deq(W)ᵀ with an NF4 weight W [N, K] (shaders/nf4_matvec.wgsl), M ≤ MATVEC_MAX_ROWS. */

@@ -150,7 +150,7 @@ export class MistralDecoder {
     const past = this.cached;
     ctx.write(this.ids, Uint32Array.from(ids));
     ctx.write(this.pos, Uint32Array.from({ length: n }, (_, i) => past + i));
-    embedding_forward(ctx, this.x, this.ids, this.weights.embed.buffer, n, d.C, { storage: this.weights.embed.storage === 'bf16' ? 'bf16' : 'f32', V: d.V });
+    embedding_forward(ctx, this.x, this.ids, this.weights.embed.buffer, n, d.C, { storage: this.weights.embed.storage, V: d.V });
     const KVbytes = d.nKV * d.hd * 4;
     for (let l = 0; l < d.L; l++) {
       // With streamed layers, layer l reaches the GPU here (every token streams the whole stack).
@@ -203,7 +203,7 @@ export class MistralDecoder {
 
   /** Y (+)= X·Wᵀ; a generation step's few rows go through matvec (one read of W, no 64-row blocks). */
   private linear(Y: GPUBuffer, X: GPUBuffer, W: BaseLinear, rows: number, accumulate = false): void {
-    if (W.kind === 'dense' && W.storage !== 'f16' && rows <= MATVEC_MAX_ROWS) {
+    if (W.kind === 'dense' && rows <= MATVEC_MAX_ROWS) {
       matvec_forward(this.ctx, Y, X, W.buffer, rows, W.out, W.in, { accumulate, wStorage: W.storage });
     } else if (W.kind === 'nf4' && rows <= MATVEC_MAX_ROWS) {
       nf4_matvec_forward(this.ctx, Y, X, W.weight, rows, { accumulate });

@@ -370,7 +370,7 @@ export class MistralRunner {
   /** Embeddings and every layer: fills xs[0..L] and xf. */
   forwardHidden(mode: PassMode): void {
     const d = this.weights.dims;
-    embedding_forward(this.ctx, this.xs[0], this.ids, this.weights.embed.buffer, this.n, d.C, { storage: this.weights.embed.storage === 'bf16' ? 'bf16' : 'f32', V: d.V });
+    embedding_forward(this.ctx, this.xs[0], this.ids, this.weights.embed.buffer, this.n, d.C, { storage: this.weights.embed.storage, V: d.V });
     for (let l = 0; l < d.L; l++) {
       this.layerForward(mode, l, true);
       // Long models: submit per layer so the driver can start while we record.

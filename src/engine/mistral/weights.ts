@@ -5,7 +5,6 @@
 
 import { PROJECTIONS, type Projection, type Quantization } from '../../core/mistral.ts';
 import type { BaseCheckpoint } from '../../model/checkpoint.ts';
-import { toFloat32 } from '../../model/safetensors.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import type { WeightStorage } from '../kernels/matmul.ts';
@@ -86,7 +85,7 @@ export interface LoadOptions {
   streamLayers?: boolean;
 }
 
-/** Uploads a 16/32-bit float matrix as it is stored (bf16/f16 packed two per u32), converting only what WGSL cannot read. */
+/** Uploads a 16/32-bit float matrix as it is stored (bf16/f16 packed two per u32): every kernel that reads one decodes both. */
 function uploadMatrix(ctx: GpuContext, label: string, dtype: string, bytes: Uint8Array, category: 'weights'): DenseMatrix {
   switch (dtype) {
     case 'BF16':
@@ -94,8 +93,7 @@ function uploadMatrix(ctx: GpuContext, label: string, dtype: string, bytes: Uint
     case 'F32':
       return { buffer: ctx.upload(label, bytes, category), storage: 'f32' };
     case 'F16':
-      if (ctx.hasF16) return { buffer: ctx.upload(label, bytes, category), storage: 'f16' };
-      return { buffer: ctx.upload(label, toFloat32(bytes, 'F16'), category), storage: 'f32' };
+      return { buffer: ctx.upload(label, bytes, category), storage: 'f16' };
     default:
       throw new FinetuneError('bad-input', `${label}: unsupported weight dtype ${dtype} (expected BF16, F16 or F32)`);
   }

@@ -25,6 +25,17 @@ describe('memory planner', () => {
     expect(plan.peakBytes).toBeGreaterThan(plan.weights.total);
   });
 
+  it('an f16 checkpoint is planned at 2 bytes per stored value, as bf16, whatever the adapter (the kernels decode f16 bits)', () => {
+    const f16 = parseMistralConfig({ ...JSON.parse(readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json', 'utf8')), torch_dtype: 'float16' });
+    expect(f16.dtype).toBe('float16');
+    for (const hp of [{ peft_method: 'qlora' }, { quantization: 'none' }]) {
+      const a = planMemory(f16, parseHyperparams(hp));
+      const b = planMemory(mistral7b, parseHyperparams(hp));
+      expect(a.weights.total).toBe(b.weights.total);
+      expect(a.weights.embeddings).toBe(32000 * 4096 * 2);
+    }
+  });
+
   it('single-quant NF4 costs more than double-quant, and the dense bf16 base about 14.5 GB', () => {
     const dq = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', quantization: 'nf4-double' })).weights.total;
     const q = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', quantization: 'nf4' })).weights.total;
