@@ -7,7 +7,7 @@ import { sliceBuffer, sliceBytes, sliceOffset, type BufferSlice } from './buffer
 import { describeGpuAdapter, type GpuAdapterInfo } from './gpu-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
-import { firstFitting, unfitKernels, type KernelKinds } from './kernel-fit.ts';
+import { firstFitting, fittingNote, unfitKernels, type KernelKinds } from './kernel-fit.ts';
 import { KernelRegistry, type KernelSpec } from './registry.ts';
 import { shaderSources } from './shaders.ts';
 import { int8SubgroupMatrixUnsupported, SUBGROUP_MATRIX_FEATURE } from './subgroup-matrix.ts';
@@ -121,6 +121,11 @@ export class GpuContext {
   gemmKernel: GemmKernel;
   /** The kernel products with an output side ≤ 16 and a long reduction use from now on (LoraKernel). */
   loraKernel: LoraKernel = 'general';
+  /**
+   * Why this context's default kernels are not the usual ones (the adapter's workgroup memory is too small for them:
+   * engine/kernel-fit.ts), or null.
+   */
+  kernelNote: string | null = null;
   /** How the NF4 base products run from now on (GpuContextOptions.baseMatmul). */
   baseMatmul: BaseMatmul = 'fp32';
   /** The int8 path's kernel from now on; 'subgroup-matrix' only where `hasInt8SubgroupMatrix`. */
@@ -228,6 +233,7 @@ export class GpuContext {
     const ctx = new GpuContext(adapter, device, report, kernels.attention, kernels.gemm);
     ctx.baseMatmul = options.baseMatmul ?? 'fp32';
     ctx.loraKernel = kernels.lora;
+    ctx.kernelNote = fittingNote(limit);
     ctx.hasInt8SubgroupMatrix = wantsSubgroupMatrix;
     ctx.int8Kernel = options.int8Kernel ?? 'dp4a';
     return ctx;

@@ -61,6 +61,19 @@ function unfitText(limit: number, unfit: readonly (readonly [KernelKind, string]
   return `${need.join(', ')}${unfit.length > 1 ? ',' : ''} and this GPU offers ${bytesText(limit)}`;
 }
 
+/**
+ * What a context on an adapter with `limit` bytes of workgroup memory runs instead of its usual defaults (basic GEMM,
+ * row-split attention), and why, or null when the defaults fit.
+ */
+export function fittingNote(limit: number, defaults: KernelKinds = { gemm: 'basic', attention: 'rows', lora: 'general' }): string | null {
+  const why = unfitKernels(limit, defaults);
+  if (why === null) return null;
+  const instead = KINDS.filter((kind) => WORKGROUP_BYTES[kind][defaults[kind] as never] > limit).map((kind) =>
+    kind === 'attention' ? KERNEL_NAMES.attention.tiled : kind === 'gemm' ? KERNEL_NAMES.gemm.tiled : KERNEL_NAMES.lora.general,
+  );
+  return `${why}, so the ${instead.join(' and the ')} run${instead.length === 1 ? 's' : ''} in ${instead.length === 1 ? 'its' : 'their'} place`;
+}
+
 /** The first of `preferred` that fits (they are listed default first); the last one when none does. */
 export function firstFitting<K extends KernelKind>(limit: number, kind: K, preferred: readonly KernelKinds[K][]): KernelKinds[K] {
   return preferred.find((k) => unfitKernel(limit, kind, k) === null) ?? preferred[preferred.length - 1];

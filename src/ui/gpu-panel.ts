@@ -148,7 +148,7 @@ export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
     const r = probe.report;
     status.textContent = `GPU ready: ${[r.vendor, r.architecture, r.description].filter(Boolean).join(' · ')}`;
     status.dataset.state = 'ready';
-    replaceChildren(details, renderAdapter(probe.report));
+    replaceChildren(details, renderAdapter(probe.report), probe.kernelNote ? h('p', { class: 'hint', 'data-testid': 'kernel-note' }, `Kernels: ${probe.kernelNote}.`) : null);
     checkButton.disabled = false;
     golden.enable();
     kernels.enable(r.software);

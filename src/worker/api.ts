@@ -57,7 +57,10 @@ export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revisi
 export type AdapterSource = { kind: 'zip'; name: string; bytes: Blob | Uint8Array } | { kind: 'files'; files: File[] };
 
 /** Whether the worker could get a WebGPU device, and what it found. */
-export type ProbeResult = { ok: true; report: GpuAdapterInfo } | { ok: false; reason: string };
+export type ProbeResult =
+  /** kernelNote: why the engine starts on other kernels than usual here (too little workgroup memory), or null. */
+  | { ok: true; report: GpuAdapterInfo; kernelNote: string | null }
+  | { ok: false; reason: string };
 
 /** One JSONL row as the tokenizer and layout turn it into training input (tests and the tokenizer page use it). */
 export interface EncodedExample {

@@ -150,7 +150,7 @@ const api = {
   async probe(): Promise<ProbeResult> {
     try {
       const ctx = await gpuContext();
-      return { ok: true, report: ctx.report };
+      return { ok: true, report: ctx.report, kernelNote: ctx.kernelNote };
     } catch (e) {
       return { ok: false, reason: (e as Error).message };
     }

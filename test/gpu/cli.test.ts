@@ -16,6 +16,9 @@ describe('finetune CLI over Dawn', () => {
     const info = JSON.parse(stdout);
     expect(info.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     expect(info.matmulCheck.ok).toBe(true);
+    // SwiftShader offers 32 KiB of workgroup memory: the usual default kernels, and no note.
+    expect(info.defaultKernels).toEqual({ gemm: 'basic', attention: 'rows', lora: 'general' });
+    expect(info.kernelNote).toBeUndefined();
     if (info.via === 'swiftshader') {
       expect(stderr).toMatch(/SwiftShader.*slow/);
       // Whether --int8-kernel subgroup-matrix can run here, and why not.

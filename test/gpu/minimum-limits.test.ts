@@ -53,6 +53,10 @@ describe("an adapter with only WebGPU's guaranteed limits", () => {
       expect(small.device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
       expect(small.device.limits.maxStorageBuffersPerShaderStage).toBe(8);
       expect(kernelsOf(small)).toEqual({ gemm: 'tiled', attention: 'tiled', lora: 'general' });
+      // What gpu-info and the page's GPU panel say about it.
+      expect(small.kernelNote).toBe(
+        'the basic GEMM (its NF4 products) needs 16,448 bytes of workgroup memory, the row-split attention 25,680, and this GPU offers 16,384, so the tiled GEMM and the tiled attention run in their place',
+      );
       let run: TrainStepsResult | null = null;
       expect(await gpuErrors(small, async () => (run = await train(small)))).toEqual([]);
       expect(() => small.checkHealthy()).not.toThrow();
@@ -115,6 +119,7 @@ describe("an adapter with only WebGPU's guaranteed limits", () => {
     try {
       expect(ctx.device.limits.maxStorageBuffersPerShaderStage).toBe(8);
       expect(kernelsOf(ctx)).toEqual({ gemm: 'basic', attention: 'rows', lora: 'general' });
+      expect(ctx.kernelNote).toBeNull();
       let run: TrainStepsResult | null = null;
       expect(await gpuErrors(ctx, async () => (run = await train(ctx)))).toEqual([]);
       expect(run!.losses.every((bits) => Number.isFinite(new Float32Array(Uint32Array.of(bits).buffer)[0]))).toBe(true);

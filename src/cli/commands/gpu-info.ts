@@ -11,7 +11,8 @@ export const gpuInfoCommand: Command = {
 
 Prints one JSON object: the adapter (vendor, architecture, features, limits), how it was found (hardware GPU or
 SwiftShader), whether the tensor-core int8 kernel (--int8-kernel subgroup-matrix, docs/int8.md) can run on it and if not
-why, the GPU memory where the machine can tell (nvidia-smi on an NVIDIA GPU: what train and plan use without
+why, the kernels a run starts from here (defaultKernels; kernelNote says why when the adapter's workgroup memory is
+too small for the usual ones), the GPU memory where the machine can tell (nvidia-smi on an NVIDIA GPU: what train and plan use without
 --gpu-memory), and a quick matmul correctness check against a float64 reference (skip it with --no-check).`,
   async run(args, io) {
     const { values } = parseCommandArgs(args, { 'no-check': { type: 'boolean', default: false } });
@@ -21,6 +22,8 @@ why, the GPU memory where the machine can tell (nvidia-smi on an NVIDIA GPU: wha
     // Dawn shows experimental features only to an instance made with its unsafe-APIs toggle: ask one, make no device.
     const why = int8SubgroupMatrixUnsupported((await findNodeAdapter(true)).adapter);
     result.int8SubgroupMatrix = why === null ? { available: true } : { available: false, why };
+    result.defaultKernels = { gemm: ctx.gemmKernel, attention: ctx.attention, lora: ctx.loraKernel };
+    if (ctx.kernelNote) result.kernelNote = ctx.kernelNote;
     const memory = await detectGpuMemory(ctx.report);
     if (memory) result.memory = memory;
     if (!values['no-check']) {
