@@ -233,7 +233,7 @@ export class GpuContext {
     const ctx = new GpuContext(adapter, device, report, kernels.attention, kernels.gemm);
     ctx.baseMatmul = options.baseMatmul ?? 'fp32';
     ctx.loraKernel = kernels.lora;
-    ctx.kernelNote = fittingNote(limit);
+    ctx.kernelNote = fittingNote(limit, kernels);
     ctx.hasInt8SubgroupMatrix = wantsSubgroupMatrix;
     ctx.int8Kernel = options.int8Kernel ?? 'dp4a';
     return ctx;

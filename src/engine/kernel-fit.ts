@@ -61,15 +61,18 @@ function unfitText(limit: number, unfit: readonly (readonly [KernelKind, string]
   return `${need.join(', ')}${unfit.length > 1 ? ',' : ''} and this GPU offers ${bytesText(limit)}`;
 }
 
+/** The kernels a context starts on where the adapter's workgroup memory allows them. */
+export const USUAL_KERNELS: Readonly<KernelKinds> = { gemm: 'basic', attention: 'rows', lora: 'general' };
+
 /**
- * What a context on an adapter with `limit` bytes of workgroup memory runs instead of its usual defaults (basic GEMM,
- * row-split attention), and why, or null when the defaults fit.
+ * Why a context on an adapter with `limit` bytes of workgroup memory starts on `chosen` rather than USUAL_KERNELS,
+ * naming what runs instead, or null when the usual kernels fit.
  */
-export function fittingNote(limit: number, defaults: KernelKinds = { gemm: 'basic', attention: 'rows', lora: 'general' }): string | null {
-  const why = unfitKernels(limit, defaults);
+export function fittingNote(limit: number, chosen: KernelKinds): string | null {
+  const why = unfitKernels(limit, USUAL_KERNELS);
   if (why === null) return null;
-  const instead = KINDS.filter((kind) => WORKGROUP_BYTES[kind][defaults[kind] as never] > limit).map((kind) =>
-    kind === 'attention' ? KERNEL_NAMES.attention.tiled : kind === 'gemm' ? KERNEL_NAMES.gemm.tiled : KERNEL_NAMES.lora.general,
+  const instead = KINDS.filter((kind) => unfitKernel(limit, kind, USUAL_KERNELS[kind] as never) !== null).map(
+    (kind) => (KERNEL_NAMES[kind] as Record<string, string>)[chosen[kind]],
   );
   return `${why}, so the ${instead.join(' and the ')} run${instead.length === 1 ? 's' : ''} in ${instead.length === 1 ? 'its' : 'their'} place`;
 }
