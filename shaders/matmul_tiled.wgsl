@@ -2,7 +2,8 @@
 // "The register-tiled matmul"):
 //   C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]
 // A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N], all row-major; B is f32 or
-// (B_HALF) bf16 or f16 (HALF_F16), two per u32, low half first (shaders/half.wgsl). Accumulation is f32. Speed unmeasured on a real GPU as of this file.
+// (B_HALF) bf16 or f16 (HALF_F16), two per u32, low half first (shaders/half.wgsl). Accumulation is f32. Speed
+// unmeasured on a real GPU as of this file.
 //
 // Layout:
 // - A workgroup computes a 128×128 block of C (128×64 with NARROW) with 256 (128) threads; each thread owns 8×8

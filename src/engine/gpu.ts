@@ -203,10 +203,20 @@ export class GpuContext {
       requiredFeatures.push(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
     }
     const l = adapter.limits;
+    // The defaults where they fit the workgroup memory asked for below (the adapter's), else their siblings that do; a
+    // kernel asked for must fit, or no device is made.
+    const limit = l.maxComputeWorkgroupStorageSize;
+    const kernels: KernelKinds = {
+      gemm: options.gemmKernel ?? firstFitting(limit, 'gemm', GEMM_KERNELS),
+      attention: options.attention ?? firstFitting(limit, 'attention', ATTENTION_KERNELS),
+      lora: options.loraKernel ?? firstFitting(limit, 'lora', LORA_KERNELS),
+    };
+    const unfit = unfitKernels(limit, kernels);
+    if (unfit) throw new FinetuneError('bad-input', `${unfit}; leave that kernel's choice to the engine, which takes one that fits`);
     const requiredLimits: Record<string, number> = {
       maxBufferSize: Math.min(l.maxBufferSize, MAX_REQUESTED_BUFFER),
       maxStorageBufferBindingSize: Math.min(l.maxStorageBufferBindingSize, MAX_REQUESTED_BUFFER),
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupStorageSize: limit,
       maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
       maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
       maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
@@ -217,18 +227,6 @@ export class GpuContext {
       device = await adapter.requestDevice({ label: 'finetune', requiredFeatures, requiredLimits });
     } catch (e) {
       throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${(e as Error).message}`);
-    }
-    // The defaults where they fit the adapter's workgroup memory, else their siblings that do; a kernel asked for must fit.
-    const limit = device.limits.maxComputeWorkgroupStorageSize;
-    const kernels: KernelKinds = {
-      gemm: options.gemmKernel ?? firstFitting(limit, 'gemm', GEMM_KERNELS),
-      attention: options.attention ?? firstFitting(limit, 'attention', ATTENTION_KERNELS),
-      lora: options.loraKernel ?? firstFitting(limit, 'lora', LORA_KERNELS),
-    };
-    const unfit = unfitKernels(limit, kernels);
-    if (unfit) {
-      device.destroy();
-      throw new FinetuneError('bad-input', `${unfit}; leave that kernel's choice to the engine, which takes one that fits`);
     }
     const ctx = new GpuContext(adapter, device, report, kernels.attention, kernels.gemm);
     ctx.baseMatmul = options.baseMatmul ?? 'fp32';

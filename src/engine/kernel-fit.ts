@@ -6,13 +6,15 @@
 
 import type { AttentionKernel, GemmKernel, LoraKernel } from './gpu.ts';
 
-/** The kinds of kernel a context switches between. */
+/** The kernels a context runs, one of each kind it switches between. */
 export interface KernelKinds {
   gemm: GemmKernel;
   attention: AttentionKernel;
+  /** LoRA's rank-r products: on the GEMM kernel ('general') or the skinny one. */
   lora: LoraKernel;
 }
 export type KernelKind = keyof KernelKinds;
+export const KERNEL_KINDS: readonly KernelKind[] = ['gemm', 'attention', 'lora'];
 
 /**
  * The most workgroup memory any pipeline of each kernel needs, in bytes, as Dawn counts it (every workgroup variable
@@ -44,11 +46,9 @@ export function unfitKernel<K extends KernelKind>(limit: number, kind: K, kernel
   return WORKGROUP_BYTES[kind][kernel] <= limit ? null : unfitText(limit, [[kind, kernel]]);
 }
 
-const KINDS: readonly KernelKind[] = ['gemm', 'attention', 'lora'];
-
 /** Why the kernels of `k` that need more than `limit` bytes of workgroup memory cannot run (each named), or null. */
 export function unfitKernels(limit: number, k: KernelKinds): string | null {
-  const unfit = KINDS.filter((kind) => WORKGROUP_BYTES[kind][k[kind] as never] > limit).map((kind) => [kind, k[kind]] as const);
+  const unfit = KERNEL_KINDS.filter((kind) => WORKGROUP_BYTES[kind][k[kind] as never] > limit).map((kind) => [kind, k[kind]] as const);
   return unfit.length === 0 ? null : unfitText(limit, unfit);
 }
 
@@ -71,7 +71,7 @@ export const USUAL_KERNELS: Readonly<KernelKinds> = { gemm: 'basic', attention: 
 export function fittingNote(limit: number, chosen: KernelKinds): string | null {
   const why = unfitKernels(limit, USUAL_KERNELS);
   if (why === null) return null;
-  const instead = KINDS.filter((kind) => unfitKernel(limit, kind, USUAL_KERNELS[kind] as never) !== null).map(
+  const instead = KERNEL_KINDS.filter((kind) => unfitKernel(limit, kind, USUAL_KERNELS[kind] as never) !== null).map(
     (kind) => (KERNEL_NAMES[kind] as Record<string, string>)[chosen[kind]],
   );
   return `${why}, so the ${instead.join(' and the ')} run${instead.length === 1 ? 's' : ''} in ${instead.length === 1 ? 'its' : 'their'} place`;

@@ -21,8 +21,8 @@ import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
-import { ATTENTION_KERNELS, GEMM_KERNELS, LORA_KERNELS, type AttentionKernel, type GemmKernel, type GpuContext, type LoraKernel } from '../engine/gpu.ts';
-import { unfitKernel, unfitKernels } from '../engine/kernel-fit.ts';
+import { ATTENTION_KERNELS, GEMM_KERNELS, LORA_KERNELS, type GemmKernel, type GpuContext } from '../engine/gpu.ts';
+import { KERNEL_KINDS, unfitKernel, unfitKernels, type KernelKind, type KernelKinds } from '../engine/kernel-fit.ts';
 import type { Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
@@ -35,15 +35,9 @@ import { timeGpu } from '../engine/timing.ts';
 import type { StoreFiles } from './run-store.ts';
 import { repeatableLayerWork } from './layer-work.ts';
 
-export interface KernelChoice {
-  gemm: GemmKernel;
-  attention: AttentionKernel;
-  /** LoRA's rank-r products: on the GEMM kernel ('general') or the skinny one. */
-  lora: LoraKernel;
-}
+/** A combination of kernels: one GEMM, one attention and one LoRA-product kernel (engine/kernel-fit.ts). */
+export type KernelChoice = KernelKinds;
 
-type KernelKind = keyof KernelChoice;
-const KINDS: readonly KernelKind[] = ['gemm', 'attention', 'lora'];
 type KernelsByKind = { readonly [K in KernelKind]: readonly KernelChoice[K][] };
 
 /** Every kernel the engine has, by kind: what a saved run or a cached decision may name. */
@@ -118,7 +112,7 @@ export function applyKernels(ctx: GpuContext, k: KernelChoice): void {
   ctx.loraKernel = k.lora;
 }
 
-export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KINDS.every((kind) => a[kind] === b[kind]);
+export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KERNEL_KINDS.every((kind) => a[kind] === b[kind]);
 
 /** Just the kernels of a choice (a cached decision also carries its speedup and date). */
 export const kernelChoice = (k: KernelChoice): KernelChoice => ({ gemm: k.gemm, attention: k.attention, lora: k.lora });
@@ -136,7 +130,7 @@ const askOf = (ask: KernelAsks, kind: KernelKind): KernelAsk<KernelChoice[Kernel
 
 /** Whether `k` is one of the kernels `ask` allows. */
 export function allowedBy(ask: KernelAsks, k: KernelChoice): boolean {
-  return KINDS.every((kind) => {
+  return KERNEL_KINDS.every((kind) => {
     const a = askOf(ask, kind);
     return a === 'auto' ? (TUNED[kind] as readonly string[]).includes(k[kind]) : k[kind] === a;
   });
@@ -152,7 +146,7 @@ export function kernelCandidates(ask: KernelAsks, current: KernelChoice): Kernel
     return a === 'auto' ? TUNED[kind] : [a];
   };
   let combos: Partial<Record<KernelKind, string>>[] = [{}];
-  for (const kind of KINDS) combos = combos.flatMap((c) => options(kind).map((v) => ({ ...c, [kind]: v })));
+  for (const kind of KERNEL_KINDS) combos = combos.flatMap((c) => options(kind).map((v) => ({ ...c, [kind]: v })));
   const all: KernelChoice[] = [current];
   for (const c of combos as unknown as KernelChoice[]) if (!sameKernels(c, current)) all.push(c);
   return all;
@@ -209,7 +203,7 @@ export function stagedTrials(all: readonly KernelTrial[], stages: KernelStages):
 function knownKernels(v: unknown): KernelChoice | null {
   if (typeof v !== 'object' || v === null) return null;
   const k: Record<string, unknown> = { lora: 'general', ...(v as Record<string, unknown>) };
-  return KINDS.every((kind) => (KNOWN[kind] as readonly unknown[]).includes(k[kind])) ? kernelChoice(k as unknown as KernelChoice) : null;
+  return KERNEL_KINDS.every((kind) => (KNOWN[kind] as readonly unknown[]).includes(k[kind])) ? kernelChoice(k as unknown as KernelChoice) : null;
 }
 
 export interface KernelPick {
@@ -568,7 +562,7 @@ const lostText = (lost: readonly LostKernels[]): string => lost.map((l) => `${ke
 /** `base` with every kind the request names replaced by the named kernel. */
 function withAsked(request: KernelAsks, base: KernelChoice): KernelChoice {
   const out = { ...base };
-  for (const kind of KINDS) {
+  for (const kind of KERNEL_KINDS) {
     const a = askOf(request, kind);
     if (a !== 'auto') (out as Record<KernelKind, string>)[kind] = a;
   }
@@ -583,20 +577,20 @@ function fitted(k: KernelChoice, fallback: KernelChoice, limit: number): { kerne
   const why = unfitKernels(limit, k);
   if (why === null) return null;
   const kernels = { ...k };
-  for (const kind of KINDS) if (unfitKernel(limit, kind, k[kind]) !== null) (kernels as Record<KernelKind, string>)[kind] = fallback[kind];
+  for (const kind of KERNEL_KINDS) if (unfitKernel(limit, kind, k[kind]) !== null) (kernels as Record<KernelKind, string>)[kind] = fallback[kind];
   return { kernels, why };
 }
 
 export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
   const ask = i.request;
   const limit = i.workgroupBytes ?? Infinity;
-  for (const kind of KINDS) {
+  for (const kind of KERNEL_KINDS) {
     const a = askOf(ask, kind);
     const why = a === 'auto' ? null : unfitKernel(limit, kind, a as KernelChoice[typeof kind]);
     if (why) throw new FinetuneError('bad-input', `${why}; ask for another ${kind === 'gemm' ? 'GEMM' : kind === 'attention' ? 'attention' : 'LoRA-product'} kernel, or for auto`);
   }
-  const allAuto = KINDS.every((kind) => askOf(ask, kind) === 'auto');
-  const noneAuto = KINDS.every((kind) => askOf(ask, kind) !== 'auto');
+  const allAuto = KERNEL_KINDS.every((kind) => askOf(ask, kind) === 'auto');
+  const noneAuto = KERNEL_KINDS.every((kind) => askOf(ask, kind) !== 'auto');
   const none = { trials: [], refused: [], lost: [], speedup: null };
   if (i.saved) {
     // A resume keeps the kernels it was trained with (same numbers bit for bit) unless the user asks otherwise, or
