@@ -162,27 +162,31 @@ if [ "$SMOKE" = 1 ]; then
 else
   # The adapter: features, limits, and whether the tensor-core int8 kernel can run (its subgroup-matrix configurations).
   step gpu-info 30 gpu-info --no-check
-  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048,4096x8x2048 --kernels basic,tiled,tiled-fixed
-  step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
-  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
+  # The new kernels' numbers on real hardware first: the golden check on the tiled GEMM and tiled attention.
+  step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled
+  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention × LoRA-product
+  # combination on one layer, so one step shows which kernels win on this GPU.
+  step tune 120 bench tune --tokens 2048
   step attention 60 bench attention --tokens 2048
+  # The headline: whole Mistral-7B steps on the tiled kernels, checkpointed and with every layer kept.
+  step model-tiled-attn 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --gpu-memory 139
+  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048,4096x8x2048 --kernels basic,tiled,tiled-fixed
+  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   # Tensor cores through the int8 subgroup-matrix kernel (docs/int8.md): the context first proves it gives the DP4A
   # kernel's bits on this GPU; then each int8 product on both kernels beside fp32 (vsDp4a, bitsDiffer must be 0).
   step int8-sm 120 bench int8 --tokens 2048 --gemm tiled --int8-kernel subgroup-matrix
-  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention × LoRA-product
-  # combination on one layer.
-  step tune 120 bench tune --tokens 2048
-  step layer-basic 60 bench layer --tokens 2048 --gemm basic
-  step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
+  # Host time per dispatch, bind groups reused against made per dispatch; the demo's layer and Mistral-7B's.
+  step dispatch 60 bench dispatch --tokens 128,2048
   step layer-tiled-attn 60 bench layer --tokens 2048 --gemm tiled --attention tiled
   step check-lora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
   step check-qlora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled
-  step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled
-  step model-tiled 150 bench model --tokens 2048 --steps 2 --gemm tiled --gpu-memory 139
-  step model-basic 150 bench model --tokens 2048 --steps 2 --gemm basic --gpu-memory 139
-  step model-tiled-attn 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --gpu-memory 139
   # Checkpointed, but the recomputation skips attention (≈ 1 GB more): the mode for GPUs with a little room to spare.
-  step model-keep-attention 150 bench model --tokens 2048 --steps 2 --keep-attention
+  step model-keep-attention 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --keep-attention
+  step model-basic 150 bench model --tokens 2048 --steps 2 --gemm basic --gpu-memory 139
+  step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
+  step layer-basic 60 bench layer --tokens 2048 --gemm basic
+  step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
+  step model-tiled 150 bench model --tokens 2048 --steps 2 --gemm tiled --gpu-memory 139
   # The page's time estimate on a GPU (src/run/calibrate.ts) against whole steps of the same model.
   step estimate 150 bench estimate --tokens 2048 --steps 2
   # The experimental int8 base path (docs/int8.md): its rate against fp32 in one run, then its accuracy gates.
@@ -193,8 +197,6 @@ else
   step model-int8-mlp-sm 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --int8-kernel subgroup-matrix --gpu-memory 139
   # The estimate with the layers streamed from CPU memory (the small-GPU path): uploads priced against real steps.
   step estimate-stream 150 bench estimate --tokens 2048 --steps 2 --stream-layers
-  # Host time per dispatch, bind groups reused against made per dispatch; the demo's layer and Mistral-7B's.
-  step dispatch 60 bench dispatch --tokens 128,2048
 fi
 
 # --- Summary ---------------------------------------------------------------------------------------------------
