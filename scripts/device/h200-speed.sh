@@ -31,14 +31,21 @@ T0=$(date +%s)
 elapsed() { echo $(($(date +%s) - T0)); }
 log() { echo "[h200-speed +$(elapsed)s] $*" | tee -a "$LOG" >&2; }
 
-# --- Vulkan: the loader (Debian's, from .gl/, only where the image has none) and NVIDIA's driver manifest ---------
-if ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
-  log "libvulkan: the image's own ($(ldconfig -p | grep -m1 'libvulkan\.so\.1' | sed 's/.*=> //'))"
+# --- Vulkan: the loader and glvnd (Debian's, from .gl/, where the image lacks one) and NVIDIA's driver manifest ------
+# NVIDIA's Vulkan driver is libGLX_nvidia.so.0, which needs glvnd (libGLdispatch, libGLX) to give the loader its
+# vkCreateInstance: with the loader alone, Dawn finds "no drivers" (seen on the H200, 2026-11-30).
+missing=""
+for lib in libvulkan.so.1 libGLdispatch.so.0 libGLX.so.0; do
+  ldconfig -p 2>/dev/null | grep -q "$lib" || missing="$missing $lib"
+done
+if [ -z "$missing" ]; then
+  log "libvulkan and glvnd: the image's own ($(ldconfig -p | grep -m1 'libvulkan\.so\.1' | sed 's/.*=> //'))"
 elif ls .gl/*.deb >/dev/null 2>&1; then
+  log "missing:$missing; unpacking .gl/"
   for f in .gl/*.deb; do dpkg -x "$f" / && log "unpacked $f into /"; done
   ldconfig
 else
-  log "WARNING: no libvulkan.so.1 on this machine and no .gl/*.deb to unpack: Dawn will find no adapter"
+  log "WARNING: missing$missing and no .gl/*.deb to unpack: Dawn may find no adapter"
 fi
 NVIDIA_ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f "$NVIDIA_ICD" ]; then

@@ -16,7 +16,10 @@
 //   lib/libstdc++.so.6.xz                        this machine's C++ runtime, used there only if the image's is too old
 //                                                for dawn.node (it needs GLIBCXX_3.4.30)
 //   manifest.json                                what was packed from what (Node version, git commit, sizes)
-// .gl/ (ignored; carried) holds Debian's Vulkan loader (libvulkan1) for a machine whose image has none.
+// .gl/ (ignored; carried) holds Debian's Vulkan loader (libvulkan1) and the GL vendor-neutral dispatch libraries (glvnd)
+// for a machine whose image has none: NVIDIA's Vulkan driver is libGLX_nvidia.so.0, which needs glvnd's libraries to
+// hand the loader its vkCreateInstance (without them: "Could not get 'vkCreateInstance' via 'vk_icdGetInstanceProcAddr'
+// for ICD libGLX_nvidia.so.0", then "Found no drivers"; seen on the H200 on 2026-11-30).
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -47,8 +50,8 @@ export const PARKED = ['public/models/mistral-nano-demo/model.safetensors', 'tes
 export const PARK_DIR = process.env.DEVICE_PARK_DIR ?? '/work/device-parked';
 /** The ignored folders the device call carries. */
 export const CARRIED = ['.device', '.gl'];
-/** Debian packages unpacked on the device when its image has no Vulkan loader (Dawn needs only libvulkan.so.1). */
-export const DEBS = ['libvulkan1'];
+/** Debian packages unpacked on the device when its image has no Vulkan loader: the loader, and glvnd for NVIDIA's driver. */
+export const DEBS = ['libvulkan1', 'libglvnd0', 'libglx0', 'libgl1', 'libegl1', 'libopengl0', 'libgles2'];
 
 const MiB = 1024 * 1024;
 export const mib = (bytes) => `${(bytes / MiB).toFixed(1)} MiB`;

@@ -62,21 +62,23 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
     const fwd = await timeGpu(ctx, () => attention_forward_rows(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
     const rows = fwdFlop / (fwd.ms * 1e6);
     yield { bench: 'attention', variant: 'forward', T, ms: fwd.ms, gflops: rows };
-    const tiled = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
-    const tiledRate = fwdFlop / (tiled.ms * 1e6);
-    const subgroups = ctx.subgroupsInUse;
-    yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows, subgroups };
-    if (subgroups) {
-      // The same kernel with its row max through workgroup memory: what the shuffles are worth (the same bits).
-      // (`subgroups` means the context's useSubgroups was on: the finally below puts it back.)
-      ctx.useSubgroups = false;
-      try {
+    // The tiled forward twice where the device has subgroups: row max by shuffles, then through workgroup memory (the
+    // same bits; GpuContext.useSubgroups says which a run uses). The context's own setting is put back after.
+    const useSubgroups = ctx.useSubgroups;
+    try {
+      ctx.useSubgroups = true;
+      const subgroups = ctx.subgroupsInUse;
+      const tiled = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
+      const tiledRate = fwdFlop / (tiled.ms * 1e6);
+      yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows, subgroups };
+      if (subgroups) {
+        ctx.useSubgroups = false;
         const plain = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
         const rate = fwdFlop / (plain.ms * 1e6);
         yield { bench: 'attention', variant: 'forward-tiled-without-subgroups', T, ms: plain.ms, gflops: rate, vsRows: rate / rows, subgroups: false, vsSubgroups: rate / tiledRate };
-      } finally {
-        ctx.useSubgroups = true;
       }
+    } finally {
+      ctx.useSubgroups = useSubgroups;
     }
     // Both backwards consume the tiled forward's out and lse (the last one run); they agree with the row-split one's.
     const bwd = await timeGpu(ctx, () => attention_backward_rows(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch), {

@@ -145,10 +145,11 @@ export class GpuContext {
   cacheBindGroups = true;
   /**
    * Whether kernels that can use subgroup operations do, where the device has them (`hasSubgroups`): today the tiled
-   * attention forward's row max, whose result is the same to the bit either way. On unless switched off here;
-   * `finetune bench attention` times both.
+   * attention forward's row max, whose result is the same to the bit either way. Off unless switched on here: on the
+   * H200 (2026-11-30, docs/benchmarks.md) the row max through workgroup memory ran 1.25× faster than the shuffles, and
+   * no GPU has measured the shuffles faster yet. `finetune bench attention` times both.
    */
-  useSubgroups = true;
+  useSubgroups = false;
   /** Whether kernels run their subgroup variants now: the device has subgroups and `useSubgroups` is on. */
   get subgroupsInUse(): boolean {
     return this.hasSubgroups && this.useSubgroups;
