@@ -58,3 +58,10 @@ const askFlag = <K>(v: string | undefined, parse: (v: string) => K): KernelAsk<K
 export const gemmAskFlag = (v: string | undefined): KernelAsk<GemmKernel> => askFlag(v, (x) => gemmKernelFlag('gemm', x));
 export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKernel> => askFlag(v, attentionKernelFlag);
 export const loraAskFlag = (v: string | undefined): KernelAsk<LoraKernel> => askFlag(v, loraKernelFlag);
+
+export const ROBUSTNESS_HELP = `--no-robustness    (Node, for a GPU server) compile shaders without Dawn's bounds clamps on buffer indexes
+                     (its disable_robustness toggle): faster; the kernels never index out of range, but a kernel bug
+                     could then touch memory outside its buffer. Off by default; a browser never has it`;
+
+/** The context option --no-robustness gives: robustness false when the flag is there, else left at Dawn's default. */
+export const robustnessFlag = (noRobustness: boolean | undefined): { robustness?: false } => (noRobustness ? { robustness: false } : {});

@@ -15,12 +15,29 @@ export const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/
 // Dawn's instance must outlive its adapters and devices: if the GPU object is garbage-collected, its event
 // loop stops and mapAsync never resolves (or the process aborts). Every instance we make is kept here.
 const instances: GPU[] = [];
+
 /**
- * `unsafeApis`: Dawn's allow_unsafe_apis toggle, without which it offers no experimental feature; only asked for by
- * a context that wants one (the subgroup-matrix int8 kernel), so everything else runs with Dawn's full validation.
+ * How Dawn's instance is made. `unsafeApis`: Dawn's allow_unsafe_apis toggle, without which it offers no experimental
+ * feature; only asked for by a context that wants one (the subgroup-matrix int8 kernel), so everything else runs with
+ * Dawn's full validation. `robustness: false`: Dawn's disable_robustness toggle, which compiles every shader without
+ * the clamp Tint puts on each buffer index (WGSL's guarantee that an out-of-range access stays inside its buffer).
+ * Our kernels never index out of range (each has its float64 reference test on odd shapes), so the clamps only cost
+ * time; but with them gone a kernel bug could read or write outside its buffer, so it is asked for, never the default
+ * (`--no-robustness`), and a browser page never has it.
  */
-function newInstance(unsafeApis = false): GPU {
-  const gpu = create(unsafeApis ? ['enable-dawn-features=allow_unsafe_apis'] : []);
+export interface InstanceToggles {
+  unsafeApis?: boolean;
+  robustness?: boolean;
+}
+
+/** The `create` flags for those toggles (Dawn's node binding passes them to the adapter and to each device). */
+export function instanceFlags(t: InstanceToggles): string[] {
+  const enabled = [...(t.unsafeApis ? ['allow_unsafe_apis'] : []), ...(t.robustness === false ? ['disable_robustness'] : [])];
+  return enabled.length ? [`enable-dawn-features=${enabled.join(',')}`] : [];
+}
+
+function newInstance(t: InstanceToggles): GPU {
+  const gpu = create(instanceFlags(t));
   instances.push(gpu);
   return gpu;
 }
@@ -38,6 +55,8 @@ export interface NodeAdapter {
   /** How it was found, for the user. */
   via: 'hardware' | 'swiftshader' | 'environment';
   note?: string;
+  /** False when its devices compile shaders without bounds clamps (`InstanceToggles.robustness`). */
+  robustness: boolean;
 }
 
 function isSoftware(adapter: GPUAdapter): boolean {
@@ -81,7 +100,8 @@ export function mayHaveHardwareGpu(devDir = '/dev', platform: string = process.p
   }
 }
 
-export async function findNodeAdapter(unsafeApis = false): Promise<NodeAdapter> {
+export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<NodeAdapter> {
+  const robustness = toggles.robustness !== false;
   installGlobals();
   quietenRuntimeDir();
   const userChoseDriver = Boolean(process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES);
@@ -89,11 +109,11 @@ export async function findNodeAdapter(unsafeApis = false): Promise<NodeAdapter> 
   // with C++ source locations (lavapipe: "Vulkan shaderUniform*ArrayDynamicIndexing required"). Go straight to
   // SwiftShader then, as the probe would have.
   const probe = userChoseDriver || mayHaveHardwareGpu() || !SWIFTSHADER_ICDS.some((p) => existsSync(p));
-  const first = probe ? await newInstance(unsafeApis).requestAdapter({ powerPreference: 'high-performance' }) : null;
-  if (first && (!isSoftware(first) || userChoseDriver)) return { adapter: first, via: userChoseDriver ? 'environment' : 'hardware' };
+  const first = probe ? await newInstance(toggles).requestAdapter({ powerPreference: 'high-performance' }) : null;
+  if (first && (!isSoftware(first) || userChoseDriver)) return { adapter: first, via: userChoseDriver ? 'environment' : 'hardware', robustness };
   const icd = SWIFTSHADER_ICDS.find((p) => existsSync(p));
   if (!icd) {
-    if (first) return { adapter: first, via: 'hardware', note: 'software adapter' };
+    if (first) return { adapter: first, via: 'hardware', note: 'software adapter', robustness };
     throw new FinetuneError(
       'no-webgpu',
       'no WebGPU adapter: no GPU driver was found, and SwiftShader is missing (on Debian: apt-get install -y chromium libvulkan1)',
@@ -101,14 +121,19 @@ export async function findNodeAdapter(unsafeApis = false): Promise<NodeAdapter> 
   }
   // The Vulkan loader re-reads this when Dawn makes a new instance.
   process.env.VK_ICD_FILENAMES = icd;
-  const adapter = await newInstance(unsafeApis).requestAdapter();
+  const adapter = await newInstance(toggles).requestAdapter();
   if (!adapter) throw new FinetuneError('no-webgpu', `SwiftShader at ${icd} gave no WebGPU adapter (is libvulkan1 installed?)`);
-  return { adapter, via: 'swiftshader', note: `no hardware GPU found; using SwiftShader (${icd}), a CPU implementation: correct but slow` };
+  return { adapter, via: 'swiftshader', note: `no hardware GPU found; using SwiftShader (${icd}), a CPU implementation: correct but slow`, robustness };
 }
 
-export async function createNodeContext(options: GpuContextOptions = {}): Promise<{ ctx: GpuContext; found: NodeAdapter }> {
+/** A context's options, and whether its shaders keep Dawn's bounds clamps (`InstanceToggles.robustness`, default on). */
+export interface NodeContextOptions extends GpuContextOptions {
+  robustness?: boolean;
+}
+
+export async function createNodeContext(options: NodeContextOptions = {}): Promise<{ ctx: GpuContext; found: NodeAdapter }> {
   const subgroupMatrix = options.int8Kernel === 'subgroup-matrix';
-  const found = await findNodeAdapter(subgroupMatrix);
+  const found = await findNodeAdapter({ unsafeApis: subgroupMatrix, robustness: options.robustness });
   const ctx = await GpuContext.fromAdapter(found.adapter, options);
   // The tensor-core int8 kernel is experimental: it must prove on this device that it gives the DP4A kernel's bits.
   if (subgroupMatrix) {

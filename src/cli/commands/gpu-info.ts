@@ -20,7 +20,7 @@ too small for the usual ones), the GPU memory where the machine can tell (nvidia
     if (found.note) io.err(`note: ${found.note}`);
     const result: Record<string, unknown> = { via: found.via, adapter: ctx.report };
     // Dawn shows experimental features only to an instance made with its unsafe-APIs toggle: ask one, make no device.
-    const why = int8SubgroupMatrixUnsupported((await findNodeAdapter(true)).adapter);
+    const why = int8SubgroupMatrixUnsupported((await findNodeAdapter({ unsafeApis: true })).adapter);
     result.int8SubgroupMatrix = why === null ? { available: true } : { available: false, why };
     result.defaultKernels = { gemm: ctx.gemmKernel, attention: ctx.attention, lora: ctx.loraKernel };
     if (ctx.kernelNote) result.kernelNote = ctx.kernelNote;

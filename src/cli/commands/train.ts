@@ -11,7 +11,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile } from '../input-file.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { detectGpuMemory, type GpuMemoryDetection } from '../gpu-memory.ts';
-import { createNodeContext } from '../node-gpu.ts';
+import { createNodeContext, type NodeContextOptions } from '../node-gpu.ts';
 import type { GpuContext, GpuContextOptions } from '../../engine/gpu.ts';
 import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
@@ -20,7 +20,7 @@ import { folderRunStore, folderStoreFiles } from '../node-store.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel } from '../kernel-flags.ts';
+import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag } from '../kernel-flags.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
@@ -66,6 +66,7 @@ options:
   ${BASE_MATMUL_HELP}
   ${INT8_KERNEL_HELP}
   ${KERNEL_ASK_HELP}
+  ${ROBUSTNESS_HELP}
 
 hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
@@ -77,7 +78,7 @@ ${FIELDS.filter((f) => f.type !== 'file')
  * `detectMemory` finds the GPU's memory when --gpu-memory is not given (tests hand in what a machine would say).
  */
 export function makeTrainCommand(
-  newContext: (o: GpuContextOptions) => Promise<{ ctx: GpuContext; found: { note?: string } }> = createNodeContext,
+  newContext: (o: NodeContextOptions) => Promise<{ ctx: GpuContext; found: { note?: string } }> = createNodeContext,
   detectMemory: (adapter: GpuAdapterInfo) => Promise<GpuMemoryDetection | null> = detectGpuMemory,
 ): Command {
   return {
@@ -98,6 +99,7 @@ export function makeTrainCommand(
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean', default: false },
         'stream-layers': { type: 'boolean', default: false },
+        'no-robustness': { type: 'boolean', default: false },
         'gpu-memory': { type: 'string' },
         'keep-layers': { type: 'string' },
         'keep-attention': { type: 'boolean' },
@@ -193,7 +195,7 @@ export function makeTrainCommand(
       };
       try {
         for (let attempt = 0; ; attempt++) {
-          const { ctx, found } = await newContext({ baseMatmul, int8Kernel });
+          const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']) });
           if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
           if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
             const detected = await detectMemory(ctx.report);
