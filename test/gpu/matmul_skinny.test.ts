@@ -3,13 +3,15 @@
 // padded batches, K = 0, the four LoRA products, the fused dropout, a sliced operand, and bit-for-bit repeatability.
 // Few pipeline variants on purpose: each costs seconds to compile on SwiftShader.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { findNodeAdapter } from '../../src/cli/node-gpu.ts';
 import { tensorSlice } from '../../src/engine/buffer-slice.ts';
-import type { GpuContext } from '../../src/engine/gpu.ts';
+import { GpuContext } from '../../src/engine/gpu.ts';
 import type { GemmArgs } from '../../src/engine/kernels/gemm_args.ts';
 import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
 import { gemmSkinny, skinnyCovers, skinnyFits, skinnyVariant, SKINNY_MAX, SKINNY_MIN_K } from '../../src/engine/kernels/matmul_skinny.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { gemmRef } from '../../src/engine/reference/matmul.ts';
+import { shaderSources } from '../../src/engine/shaders.ts';
 import { gpuContext } from './context.ts';
 import { DROP_KEY, dropLabel, gemmDropoutError, type DropCase } from './gemm-dropout.ts';
 
@@ -190,6 +192,45 @@ describe('skinny matmul against float64', () => {
     const second = await once();
     expect(second).toEqual(first);
     for (const b of [bA, bB, bC]) ctx.destroy(b);
+  });
+
+  it('takes four k at a time with the same bits as one at a time (both layouts, with and without a remainder, dropout)', async () => {
+    // The products at odd lengths: lanes on K (kStep 32) and groups on K (kStep 8), loops of 1–125 steps per thread.
+    const cases: GemmArgs[] = [
+      { M: 37, N: 8, K: 301, transB: true },
+      { M: 130, N: 13, K: 1000 },
+      { M: 8, N: 257, K: 1000, transA: true, beta: 1 },
+      { M: 37, N: 8, K: 64, transA: true },
+      { M: 3, N: 37, K: 17, transB: true, alpha: 2 },
+      { M: 257, N: 8, K: 301, transB: true, dropout: loraGemmDropout({ p: 0.1, key: DROP_KEY }, 'A') },
+    ].map((c) => ({ ...c, A: null!, B: null!, C: null! }));
+    const bits = async (c: GpuContext): Promise<Uint32Array[]> => {
+      const out: Uint32Array[] = [];
+      for (const [n, a] of cases.entries()) {
+        const [sA, sB] = [a.M * a.K, a.K * a.N];
+        const bA = c.upload('A', randomArray(sA, 90 + n), 'scratch');
+        const bB = c.upload('B', randomArray(sB, 95 + n), 'scratch');
+        const bC = c.upload('C', randomArray(a.M * a.N, 99 + n), 'scratch');
+        gemmSkinny(c, { ...a, A: bA, B: bB, C: bC });
+        out.push(new Uint32Array((await c.readF32(bC)).buffer));
+        for (const b of [bA, bB, bC]) c.destroy(b);
+      }
+      return out;
+    };
+    const unrolled = await bits(ctx);
+    const sources = shaderSources as Record<string, string>;
+    const real = sources.matmul_skinny;
+    // The same shader with its four-at-a-time loop never entered: the remainder loop takes every k, one at a time.
+    const oneAtATime = real.replace('k + 3u * kStep < p.K', 'false');
+    expect(oneAtATime).not.toBe(real);
+    sources.matmul_skinny = oneAtATime;
+    const fresh = await GpuContext.fromAdapter((await findNodeAdapter()).adapter, {});
+    try {
+      expect(await bits(fresh)).toEqual(unrolled);
+    } finally {
+      fresh.destroyDevice();
+      sources.matmul_skinny = real;
+    }
   });
 
   it('routes only small-sided, long-reduction, f32-B products (skinnyFits) and picks the coalesced layout', () => {
