@@ -16,6 +16,8 @@
 //      workgroup's subgroups (however many the adapter makes of 128 threads); each tile is two 16 × 16 × 32
 //      multiply-accumulates into an i32 matrix, stored to Cs; then every thread scales 8 of the stripe's 1,024 sums
 //      into its f32 accumulators (thread t: column t % 64, rows t / 64 + 2j of the stripe).
+// The matrix operations' offsets and strides are in i32 words, the arrays' elements (below), and every one of them is
+// a multiple of 16 bytes, the alignment cooperative-matrix loads and stores require.
 // Workgroup memory: 5,120 + 5,120 + 4,096 + 512 (+ 320 for the NF4 forms) bytes, under WebGPU's 16 KiB minimum.
 // The x size (128) must be a multiple of the adapter's largest subgroup (32 on NVIDIA, 64 on AMD): the context checks.
 
@@ -25,8 +27,12 @@ enable subgroups;
 //#include int8_products
 
 const WORDS = 16u;       // packed words per group of 64 int8 values
-const ROW_WORDS = 20u;   // a tile row in words: 64 bytes + 16 of padding
-const ROW_BYTES = 80u;   // the same in bytes, the unit of the matrix loads' offsets and strides (i8 elements)
+const ROW_WORDS = 20u;   // a tile row in words (64 bytes + 16 of padding): also the matrix loads' stride
+// The matrix loads' and the store's offsets and strides count elements of the array they read or write (i32 words
+// here), not matrix elements: an i8 matrix's bytes lie four to a word, little-endian, and 32 of them (a 16 × 32 tile
+// row, or a 32 × 16 tile column) are 8 words. Dawn: Tint's SPIR-V writer indexes the array with the offset and hands
+// the stride to OpCooperativeMatrixLoadKHR unchanged (docs/int8.md, "The tensor-core kernel").
+const HALF_WORDS = 8u;   // 32 i8 values: one 32-deep half of a 64-deep group
 
 var<workgroup> As: array<i32, 1280>;  // [64 rows of A][80 bytes]
 var<workgroup> Bs: array<i32, 1280>;  // [64 columns of C][80 bytes]: B's 64 reduction values of each column
@@ -61,11 +67,11 @@ fn groupStep(sums: ptr<function, Sums>, li: u32, sg: u32, ns: u32) {
     for (var t = sg; t < 4u; t += ns) {
       var acc = subgroup_matrix_result<i32, 16, 16>();
       for (var h = 0u; h < 2u; h++) {
-        let l = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>, row_major>(&As, s * 16u * ROW_BYTES + h * 32u, ROW_BYTES);
-        let r = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>, col_major>(&Bs, t * 16u * ROW_BYTES + h * 32u, ROW_BYTES);
+        let l = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>, row_major>(&As, s * 16u * ROW_WORDS + h * HALF_WORDS, ROW_WORDS);
+        let r = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>, col_major>(&Bs, t * 16u * ROW_WORDS + h * HALF_WORDS, ROW_WORDS);
         acc = subgroupMatrixMultiplyAccumulate(l, r, acc);
       }
-      subgroupMatrixStore<row_major>(&Cs, t * 16u, acc, 64u);
+      subgroupMatrixStore<row_major>(&Cs, t * 16u, acc, 64u);  // i32 elements: words already
     }
     workgroupBarrier();
     for (var j = 0u; j < 8u; j++) {

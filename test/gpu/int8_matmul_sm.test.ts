@@ -8,8 +8,11 @@
 //   product on ragged shapes with non-zero outputs and compares them bit for bit;
 // - the kernel's own logic (tile loads and layouts, matrix offsets, strides and majorness, the stripe loop and the
 //   split of tiles among subgroups, the epilogue, the ragged edges) gives the DP4A kernel's outputs bit for bit on
-//   SwiftShader, with only its four subgroup-matrix operations replaced by plain WGSL that does what the extension's
-//   specification says (test/helpers/subgroup-matrix-emulation.ts), through that same probe;
+//   SwiftShader, with only its four subgroup-matrix operations replaced by plain WGSL that does what Dawn does with
+//   them (test/helpers/subgroup-matrix-emulation.ts), through that same probe;
+// - that emulation computes the product Dawn's own end2end test expects, laid out as that test lays it out (i8 values
+//   packed four to an i32 word, offsets and strides counted in words), and Dawn's validator takes those offsets and
+//   strides and refuses the same numbers in bytes (the kernel's bug until 2026-11-30: docs/int8.md).
 // Whether Dawn and the driver do what the specification says is proven on a GPU that has the feature: the context's
 // own probe refuses the kernel if any bit differs, and the device kit's int8-sm steps (docs/int8.md).
 import { create } from 'webgpu';
@@ -36,6 +39,49 @@ async function nullDevice(): Promise<{ adapter: GPUAdapter; device: GPUDevice }>
   expect(adapter.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName)).toBe(true);
   const device = await adapter.requestDevice({ requiredFeatures: [SUBGROUP_MATRIX_FEATURE as GPUFeatureName, 'subgroups' as GPUFeatureName] });
   return { adapter, device };
+}
+
+/**
+ * Dawn's own end2end check of an i8 → i32 product (src/dawn/tests/end2end/SubgroupMatrixTests.cpp,
+ * SubgroupMatrix_MatrixMatrixArithmeticTest, multiply without accumulator), for the 16 × 16 × 32 configuration: the
+ * 16 × 32 left and the 32 × 16 right matrices' i8 values packed one after the other into an array<i32>, both in
+ * `major` order, the i32 product stored in that order. `units` 'words': offsets and strides as Dawn's test gives them
+ * (its i8 ones divided by 4: kLoadOffset = K · M / 4, kLeftStride = K / 4 …); 'bytes': as this kernel gave them
+ * before 2026-11-30.
+ */
+function dawnProductShader(major: 'row_major' | 'col_major', units: 'words' | 'bytes'): string {
+  const [M, N, K] = [16, 16, 32];
+  const q = units === 'words' ? 4 : 1;
+  const col = major === 'col_major';
+  return `enable chromium_experimental_subgroup_matrix;
+enable subgroups;
+@group(0) @binding(0) var<storage, read> inputs: array<i32, ${(K * M + N * K) / 4}>;
+@group(0) @binding(1) var<storage, read_write> output: array<i32, ${M * N}>;
+@compute @workgroup_size(128)
+fn main(@builtin(subgroup_id) sg: u32) {
+  if (sg != 0u) { return; }
+  let l = subgroupMatrixLoad<subgroup_matrix_left<i8, ${K}, ${M}>, ${major}>(&inputs, 0u, ${(col ? M : K) / q}u);
+  let r = subgroupMatrixLoad<subgroup_matrix_right<i8, ${N}, ${K}>, ${major}>(&inputs, ${(K * M) / q}u, ${(col ? K : N) / q}u);
+  let acc = subgroupMatrixMultiplyAccumulate(l, r, subgroup_matrix_result<i32, ${N}, ${M}>());
+  subgroupMatrixStore<${major}>(&output, 0u, acc, ${col ? M : N}u);
+}
+`;
+}
+
+/** Dawn's Matrix::Fill for a signed matrix of `rows` × `cols`: values rotating through nine, laid out in `major` order. */
+function dawnFill(rows: number, cols: number, valueOffset: number, major: 'row_major' | 'col_major'): { values: number[][]; bytes: Int8Array } {
+  const kSIntValues = [-43, -32, -21, -10, 0, 10, 21, 32, 43];
+  const values: number[][] = [];
+  const bytes = new Int8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    values.push([]);
+    for (let c = 0; c < cols; c++) {
+      const v = kSIntValues[(valueOffset + c + r * cols) % 9];
+      values[r].push(v);
+      bytes[major === 'col_major' ? c * rows + r : c + r * cols] = v;
+    }
+  }
+  return { values, bytes };
 }
 
 describe('the subgroup-matrix int8 kernel', () => {
@@ -101,6 +147,69 @@ describe('the subgroup-matrix int8 kernel', () => {
     expect(ctx.dispatchCount).toBe(before);
   });
 
+  it("follows Dawn's i8 layout: Dawn's own end2end product, with offsets and strides in the array's words", async () => {
+    // Dawn (this package's dawn.node) takes the offsets and strides of Dawn's test, in words, and refuses the same
+    // numbers in bytes, counted as words, as reaching past the array's end.
+    const { device: nd } = await nullDevice();
+    for (const major of ['row_major', 'col_major'] as const) {
+      for (const units of ['words', 'bytes'] as const) {
+        nd.pushErrorScope('validation');
+        const info = await nd.createShaderModule({ code: dawnProductShader(major, units) }).getCompilationInfo();
+        await nd.popErrorScope();
+        const errors = info.messages.filter((m) => m.type === 'error').map((m) => m.message);
+        if (units === 'words') expect(errors, `${major}, ${units}`).toEqual([]);
+        else expect(errors.join('\n'), `${major}, ${units}`).toMatch(/the pointer operand of subgroupMatrixLoad is too small/);
+      }
+    }
+    nd.destroy();
+    // The emulation computes the product Dawn's test expects, in both orders.
+    const device = ctx.device;
+    for (const major of ['row_major', 'col_major'] as const) {
+      const left = dawnFill(16, 32, 0, major);
+      const right = dawnFill(32, 16, 1, major);
+      const input = new Int8Array(1024);
+      input.set(left.bytes, 0);
+      input.set(right.bytes, 512);
+      device.pushErrorScope('validation');
+      const inputs = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      const output = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+      const read = device.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(inputs, 0, input);
+      const module = device.createShaderModule({ code: emulateSubgroupMatrices(dawnProductShader(major, 'words')) });
+      const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const bind = device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: inputs } },
+          { binding: 1, resource: { buffer: output } },
+        ],
+      });
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bind);
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      enc.copyBufferToBuffer(output, 0, read, 0, 1024);
+      device.queue.submit([enc.finish()]);
+      await read.mapAsync(GPUMapMode.READ);
+      const got = new Int32Array(read.getMappedRange().slice(0));
+      read.unmap();
+      expect(await device.popErrorScope()).toBeNull();
+      for (const b of [inputs, output, read]) b.destroy();
+      const want = new Int32Array(256);
+      for (let m = 0; m < 16; m++) {
+        for (let n = 0; n < 16; n++) {
+          let sum = 0;
+          for (let k = 0; k < 32; k++) sum += left.values[m][k] * right.values[k][n];
+          want[major === 'col_major' ? n * 16 + m : m * 16 + n] = sum;
+        }
+      }
+      expect(Array.from(got), major).toEqual(Array.from(want));
+      expect(want.some((v) => v !== 0)).toBe(true);
+    }
+  });
+
   it("gives the DP4A kernel's outputs bit for bit with only its subgroup-matrix operations emulated", async () => {
     const sources = shaderSources as Record<string, string>;
     const real = sources.int8_matmul_sm;
@@ -124,7 +233,7 @@ describe('the subgroup-matrix int8 kernel', () => {
         expect(r.differing, `${r.product}: ${r.differing} of ${r.outputs} outputs differ (${r.maxAbsDiff})`).toBe(0);
       }
       // The comparison can fail here: the right-hand tiles read one column further along give other numbers.
-      const shifted = await run(emulated.replace('t * 16u * ROW_BYTES + h * 32u', '(t * 16u + 1u) * ROW_BYTES + h * 32u'));
+      const shifted = await run(emulated.replace('t * 16u * ROW_WORDS + h * HALF_WORDS', '(t * 16u + 1u) * ROW_WORDS + h * HALF_WORDS'));
       expect(shifted.every((r) => r.differing > 0)).toBe(true);
     } finally {
       sources.int8_matmul_sm = real;
