@@ -2,8 +2,8 @@
 // "The register-tiled matmul"):
 //   C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]
 // A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N], all row-major; B is f32 or
-// (B_HALF) bf16 or f16 (HALF_F16), two per u32, low half first (shaders/half.wgsl). Accumulation is f32. Speed
-// unmeasured on a real GPU as of this file.
+// (B_HALF) bf16 or f16 (HALF_F16), two per u32, low half first (shaders/half.wgsl). Accumulation is f32. About 30
+// TFLOP/s on an H200 at Mistral-7B shapes, one stage (2026-11-30, docs/benchmarks.md).
 //
 // Layout:
 // - A workgroup computes a 128×128 block of C (128×64 with NARROW) with 256 (128) threads; each thread owns 8×8
@@ -13,6 +13,10 @@
 // - K steps by 16. Both tiles sit in workgroup memory k-major ([k][m], [k][n]) as vec4s: 8 KiB each, 16 KiB in all,
 //   the WebGPU minimum every adapter offers. The next K tile is fetched into registers before the FMAs of the
 //   current one, so global loads overlap arithmetic; one barrier pair per K step.
+// - DOUBLE (where the adapter offers 32 KiB; 24 KiB for NARROW): two stages of both tiles. The registers holding the
+//   next K tile are stored into the other stage right after the FMAs of this one, so a K step needs one barrier
+//   instead of two (the stage written was last read a step earlier, before the barrier that ended that step). Same
+//   arithmetic in the same order: the same bits as one stage.
 // - Stores that transpose (a vec4 read along k scattered over 4 rows of the k-major tile: A without TRANS_A, B with
 //   TRANS_B) would hit the same banks from threads whose k differs; instead of padding rows (which breaks the 16 KiB
 //   and the vec4 alignment), the vec4 column of row k is XORed with swz(k) = 2·((k >> 2) & 3). Readers XOR the same.
@@ -110,8 +114,19 @@ alias BReg = vec4<f32>;
 const LB = BK * BN4 / THREADS; // vec4s of the B tile each thread fetches: 2
 //#endif
 
-var<workgroup> As: array<vec4<f32>, BK * BM4>; // [BK][BM/4], vec4 columns swizzled by swz(k)
-var<workgroup> Bs: array<vec4<f32>, BK * BN4>; // [BK][BN/4]
+//#if DOUBLE
+const STAGES = 2u;
+// The stage put* write (0 or 1).
+var<private> putStage: u32;
+//#else
+const STAGES = 1u;
+const putStage = 0u;
+//#endif
+const A_STAGE = BK * BM4; // vec4s of one stage of the A tile
+const B_STAGE = BK * BN4;
+
+var<workgroup> As: array<vec4<f32>, STAGES * A_STAGE>; // per stage [BK][BM/4], vec4 columns swizzled by swz(k)
+var<workgroup> Bs: array<vec4<f32>, STAGES * B_STAGE>; // per stage [BK][BN/4]
 //#if NF4
 var<workgroup> lut: array<f32, 16>;
 //#endif
@@ -167,17 +182,18 @@ fn putA(li: u32, t: u32, v: vec4<f32>) {
   let q = li + t * THREADS;
   if (TRANS_A) {
     let k = q / BM4;
-    As[k * BM4 + ((q % BM4) ^ swz(k))] = v;
+    As[putStage * A_STAGE + k * BM4 + ((q % BM4) ^ swz(k))] = v;
   } else {
     // v holds k = 4·kq … 4·kq + 3 of row m: one float into each of four tile rows (swz is the same for all four).
     let m = q / BK4;
     let k = (q % BK4) * 4u;
     let col = (m / 4u) ^ swz(k);
     let lane = m % 4u;
-    As[(k + 0u) * BM4 + col][lane] = v.x;
-    As[(k + 1u) * BM4 + col][lane] = v.y;
-    As[(k + 2u) * BM4 + col][lane] = v.z;
-    As[(k + 3u) * BM4 + col][lane] = v.w;
+    let o = putStage * A_STAGE;
+    As[o + (k + 0u) * BM4 + col][lane] = v.x;
+    As[o + (k + 1u) * BM4 + col][lane] = v.y;
+    As[o + (k + 2u) * BM4 + col][lane] = v.z;
+    As[o + (k + 3u) * BM4 + col][lane] = v.w;
   }
 }
 
@@ -235,7 +251,7 @@ fn putB(li: u32, t: u32, v: BReg) {
     let k = (q % 2u) * 8u;
     let lane = n % 4u;
     for (var j = 0u; j < 8u; j++) {
-      Bs[(k + j) * BN4 + ((n / 4u) ^ swz(k + j))][lane] = deq(v.word, nibbleShift(j), v.scale);
+      Bs[putStage * B_STAGE + (k + j) * BN4 + ((n / 4u) ^ swz(k + j))][lane] = deq(v.word, nibbleShift(j), v.scale);
     }
     return;
   }
@@ -250,8 +266,9 @@ fn putB(li: u32, t: u32, v: BReg) {
   let hi = vec4<f32>(deq(v.word, 20u, v.scale), deq(v.word, 16u, v.scale), deq(v.word, 28u, v.scale), deq(v.word, 24u, v.scale));
   let h = (w >> 2u) & 1u;
   let s = swz(r);
-  Bs[r * BN4 + ((2u * w + h) ^ s)] = select(lo, hi, h == 1u);
-  Bs[r * BN4 + ((2u * w + 1u - h) ^ s)] = select(hi, lo, h == 1u);
+  let o = putStage * B_STAGE + r * BN4;
+  Bs[o + ((2u * w + h) ^ s)] = select(lo, hi, h == 1u);
+  Bs[o + ((2u * w + 1u - h) ^ s)] = select(hi, lo, h == 1u);
 }
 //#else
 //#if B_HALF
@@ -305,13 +322,14 @@ fn putB(li: u32, t: u32, v: BReg) {
     let k = (q % BK4) * 4u;
     let col = (n / 4u) ^ swz(k);
     let lane = n % 4u;
-    Bs[(k + 0u) * BN4 + col][lane] = v.x;
-    Bs[(k + 1u) * BN4 + col][lane] = v.y;
-    Bs[(k + 2u) * BN4 + col][lane] = v.z;
-    Bs[(k + 3u) * BN4 + col][lane] = v.w;
+    let o = putStage * B_STAGE;
+    Bs[o + (k + 0u) * BN4 + col][lane] = v.x;
+    Bs[o + (k + 1u) * BN4 + col][lane] = v.y;
+    Bs[o + (k + 2u) * BN4 + col][lane] = v.z;
+    Bs[o + (k + 3u) * BN4 + col][lane] = v.w;
   } else {
     let k = q / BN4;
-    Bs[k * BN4 + ((q % BN4) ^ swz(k))] = v;
+    Bs[putStage * B_STAGE + k * BN4 + ((q % BN4) ^ swz(k))] = v;
   }
 }
 
@@ -377,10 +395,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var t = 0u; t < LA; t++) { ra[t] = fetchA(li, t, row0, 0u, aBase); }
   for (var t = 0u; t < LB; t++) { rb[t] = fetchB(li, t, col0, 0u, bBase); }
 
+//#if DOUBLE
+  // The first tile into stage 0 (putStage starts at 0); each step then fills the other stage for the next one.
+  for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
+  for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
+  workgroupBarrier();
+//#endif
   for (var kt = 0u; kt < tiles; kt++) {
+//#if DOUBLE
+    let useA = (kt & 1u) * A_STAGE;
+    let useB = (kt & 1u) * B_STAGE;
+//#else
     for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
     for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
     workgroupBarrier();
+    let useA = 0u;
+    let useB = 0u;
+//#endif
     // The next tile's global loads are issued now and land while the FMAs below run.
     if (kt + 1u < tiles) {
       let k0 = (kt + 1u) * BK;
@@ -389,10 +420,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     for (var kk = 0u; kk < BK; kk++) {
       let s = swz(kk);
-      let a0 = As[kk * BM4 + (ty ^ s)];
-      let a1 = As[kk * BM4 + ((ty + TY) ^ s)];
-      let b0 = Bs[kk * BN4 + (tx ^ s)];
-      let b1 = Bs[kk * BN4 + ((tx + TX) ^ s)];
+      let a0 = As[useA + kk * BM4 + (ty ^ s)];
+      let a1 = As[useA + kk * BM4 + ((ty + TY) ^ s)];
+      let b0 = Bs[useB + kk * BN4 + (tx ^ s)];
+      let b1 = Bs[useB + kk * BN4 + ((tx + TX) ^ s)];
       acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
       acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
       acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
@@ -410,6 +441,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
       acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
     }
+//#if DOUBLE
+    // The next tile into the other stage, which every thread finished reading before the last step's barrier.
+    if (kt + 1u < tiles) {
+      putStage = (kt + 1u) & 1u;
+      for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
+      for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
+    }
+//#endif
     workgroupBarrier();
   }
 

@@ -142,11 +142,33 @@ step() {
   SUMMARY+=("$name FAILED exit $rc")
 }
 
+# probe NAME TIMEOUT_S SCRIPT.mjs: a Node script of ours (not the CLI) under the same budget, its JSON lines kept.
+probe() {
+  local name=$1 limit=$2 script=$3 rc start secs left
+  if [ -n "${STEPS:-}" ] && [[ ",$STEPS," != *",$name,"* ]]; then return; fi
+  left=$((BUDGET_S - $(elapsed)))
+  if [ "$left" -lt 15 ]; then SUMMARY+=("$name skipped"); return; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  printf '{"device":"step","step":"%s","attempt":1,"timeoutSeconds":%d,"argv":"%s"}\n' "$name" "$limit" "$script" | tee -a "$JSONL"
+  log "start $name: node $script"
+  start=$(date +%s)
+  timeout -k 10 "$limit" "$NODE" "$script" 2>>"$LOG" | tee -a "$JSONL"
+  rc=${PIPESTATUS[0]}
+  secs=$(($(date +%s) - start))
+  printf '{"device":"step-end","step":"%s","attempt":1,"exit":%d,"seconds":%d}\n' "$name" "$rc" "$secs" | tee -a "$JSONL"
+  if [ "$rc" -eq 0 ]; then SUMMARY+=("$name ok ${secs}s"); else SUMMARY+=("$name FAILED exit $rc"); fi
+}
+
 # --- The measurements, most valuable first (timeouts: a few times the expected H200 time) --------------------------
 FT=(--model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter)
+# The kernels a training run chose on the H200 (bench tune, 2026-11-30).
+BEST=(--gemm tiled --attention tiled --lora-kernel skinny)
 if [ "$SMOKE" = 1 ]; then
   S=(--small --min-ms 20)
   step gpu-info 120 gpu-info --no-check
+  # Fails on SwiftShader (no subgroup matrices): checks that the probe runs from the kit and says so.
+  probe sm-probe 60 scripts/device/sm-probe.mjs
+  step model-best-fast 600 bench model --tokens 16 --steps 1 "${BEST[@]}" --tiled-stages 2 --no-robustness "${S[@]}"
   step matmul 300 bench matmul --sizes 64 --shapes 8x64x16 --kernels basic,tiled,tiled-fixed --min-ms 20
   step nf4-basic 300 bench nf4 --tokens 16 --gemm basic "${S[@]}"
   step nf4-tiled 300 bench nf4 --tokens 16 --gemm tiled "${S[@]}"
@@ -167,43 +189,39 @@ if [ "$SMOKE" = 1 ]; then
   step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
 else
-  # The adapter: features, limits, and whether the tensor-core int8 kernel can run (its subgroup-matrix configurations).
-  step gpu-info 30 gpu-info --no-check
-  # The new kernels' numbers on real hardware first: the golden check on the tiled GEMM and tiled attention.
-  step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled
-  # What a training run's kernel choice measures (src/run/kernel-tuning.ts): every GEMM × attention × LoRA-product
-  # combination on one layer, so one step shows which kernels win on this GPU.
-  step tune 120 bench tune --tokens 2048
-  step attention 60 bench attention --tokens 2048
-  # The headline: whole Mistral-7B steps on the tiled kernels, checkpointed and with every layer kept.
-  step model-tiled-attn 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --gpu-memory 139
-  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --shapes 2048x8x4096,8x4096x2048,4096x8x2048 --kernels basic,tiled,tiled-fixed
+  # Ordered by what the last lease (2026-11-30, docs/benchmarks.md) left open, most valuable first.
+  # The i8 subgroup-matrix layout on this GPU (scripts/device/sm-probe.mjs; docs/int8.md), then the golden's gates on
+  # the tensor-core kernel, which first proves it gives the DP4A kernel's bits here.
+  probe sm-probe 30 scripts/device/sm-probe.mjs
+  step check-int8-sm 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates int8-mlp --int8-kernel subgroup-matrix
+  # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA), then
+  # with two stages of GEMM tiles and without Dawn's bounds clamps (a GPU server's --no-robustness).
+  step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
+  step model-best-fast 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --tiled-stages 2 --no-robustness --gpu-memory 139
+  # One and two stages of tiles side by side at Mistral's shapes, then the same without bounds clamps.
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
-  # Tensor cores through the int8 subgroup-matrix kernel (docs/int8.md): the context first proves it gives the DP4A
-  # kernel's bits on this GPU; then each int8 product on both kernels beside fp32 (vsDp4a, bitsDiffer must be 0).
+  step nf4-tiled-unclamped 90 bench nf4 --tokens 2048 --gemm tiled --no-robustness
+  step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
+  step layer-best-stages 60 bench layer --tokens 2048 "${BEST[@]}" --tiled-stages 2
+  step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step int8-sm 120 bench int8 --tokens 2048 --gemm tiled --int8-kernel subgroup-matrix
-  # Host time per dispatch, bind groups reused against made per dispatch; the demo's layer and Mistral-7B's.
-  step dispatch 60 bench dispatch --tokens 128,2048
-  step layer-tiled-attn 60 bench layer --tokens 2048 --gemm tiled --attention tiled
-  step check-lora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_lora.safetensors --quant none --gemm tiled
-  step check-qlora-tiled 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled
-  # Checkpointed, but the recomputation skips attention (≈ 1 GB more): the mode for GPUs with a little room to spare.
-  step model-keep-attention 150 bench model --tokens 2048 --steps 2 --gemm tiled --attention tiled --keep-attention
-  step model-basic 150 bench model --tokens 2048 --steps 2 --gemm basic --gpu-memory 139
-  step nf4-basic 90 bench nf4 --tokens 2048 --gemm basic
-  step layer-basic 60 bench layer --tokens 2048 --gemm basic
-  step layer-tiled 60 bench layer --tokens 2048 --gemm tiled
-  step model-tiled 150 bench model --tokens 2048 --steps 2 --gemm tiled --gpu-memory 139
-  # The page's time estimate on a GPU (src/run/calibrate.ts) against whole steps of the same model.
+  step model-int8-mlp-sm 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --int8-kernel subgroup-matrix --gpu-memory 139
+  # LoRA's rank-r products on the skinny kernel (four loads in flight per thread since 2026-11-30).
+  step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
+  step attention 60 bench attention --tokens 2048
+  step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
+  step gpu-info 30 gpu-info --no-check
+  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --kernels tiled,tiled-fixed
+  step tune 120 bench tune --tokens 2048
+  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
+  step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled --lora-kernel skinny --tiled-stages 2 --no-robustness
   step estimate 150 bench estimate --tokens 2048 --steps 2
-  # The experimental int8 base path (docs/int8.md): its rate against fp32 in one run, then its accuracy gates.
+  step estimate-stream 150 bench estimate --tokens 2048 --steps 2 --stream-layers
+  step dispatch 60 bench dispatch --tokens 128,2048
+  # Measured on 2026-11-30 and not changed since: the basic kernels, and the int8 DP4A path against fp32.
+  step model-basic 150 bench model --tokens 2048 --steps 2 --gemm basic --gpu-memory 139
   step int8 120 bench int8 --tokens 2048 --gemm tiled
   step check-int8-gates 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all
-  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --gpu-memory 139
-  step check-int8-sm 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates int8-mlp --int8-kernel subgroup-matrix
-  step model-int8-mlp-sm 150 bench model --tokens 2048 --steps 2 --gemm tiled --base-matmul int8-mlp --int8-kernel subgroup-matrix --gpu-memory 139
-  # The estimate with the layers streamed from CPU memory (the small-GPU path): uploads priced against real steps.
-  step estimate-stream 150 bench estimate --tokens 2048 --steps 2 --stream-layers
 fi
 
 # --- Summary ---------------------------------------------------------------------------------------------------

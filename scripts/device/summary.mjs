@@ -38,8 +38,12 @@ export function groupSteps(records) {
 
 function matmulLines(lines) {
   const out = [];
-  // tiled[n] / tiled[w]: the block the kernel chose (narrow, wide); a * marks the other block, forced.
-  const label = (r) => (r.kernel === 'basic' || r.kernel === 'skinny' ? r.kernel : `${r.kernel === 'tiled-fixed' ? 'fixed' : 'tiled'}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`);
+  // tiled[n] / tiled[w]: the block the kernel chose (narrow, wide); a * marks the other block, forced; tiled2: two
+  // stages of workgroup tiles.
+  const label = (r) =>
+    r.kernel === 'basic' || r.kernel === 'skinny'
+      ? r.kernel
+      : `${r.kernel === 'tiled-fixed' ? 'fixed' : 'tiled'}${r.stages === 2 ? '2' : ''}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`;
   const variant = (v) =>
     String(v)
       .replace(/^plain fp32.*/, 'plain')
@@ -56,7 +60,7 @@ function matmulLines(lines) {
     if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
   }
   for (const [key, cells] of rows) out.push(`  ${key}: ${cells.join(' | ')}`);
-  out.push(`  TFLOP/s; [n]/[w] the block chosen, * the other one forced; largest diffVsBasic ${worstDiff.toExponential(2)} (above 1e-5 is a bug)`);
+  out.push(`  TFLOP/s; [n]/[w] the block chosen, * the other one forced, tiled2 two stages; largest diffVsBasic ${worstDiff.toExponential(2)} (above 1e-5 is a bug)`);
   return out;
 }
 
@@ -69,8 +73,8 @@ function nf4Lines(lines) {
     if (!byShape.has(k)) byShape.set(k, []);
     const short = r.variant
       .replace(/^plain fp32.*/, 'plain')
-      .replace(/^nf4 forward.*?(, double-quant)?(, tiled)?$/, (_, dq, t) => `fwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}`)
-      .replace(/^nf4 backward.*?(, double-quant)?(, tiled)?$/, (_, dq, t) => `bwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}`);
+      .replace(/^nf4 forward.*?(, double-quant)?(, tiled)?(, two stages)?$/, (_, dq, t, two) => `fwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}${two ? '2' : ''}`)
+      .replace(/^nf4 backward.*?(, double-quant)?(, tiled)?(, two stages)?$/, (_, dq, t, two) => `bwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}${two ? '2' : ''}`);
     byShape.get(k).push(`${short} ${tf(r.gflops)}`);
     if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
   }
@@ -82,7 +86,7 @@ function nf4Lines(lines) {
 function line(r) {
   switch (r.bench) {
     case 'adapter':
-      return `  adapter: ${r.via} ${r.vendor} ${r.description ?? ''} gemm=${r.gemm} attention=${r.attention ?? 'rows'}${r.baseMatmul && r.baseMatmul !== 'fp32' ? ` base=${r.baseMatmul}` : ''}`;
+      return `  adapter: ${r.via} ${r.vendor} ${r.description ?? ''} gemm=${r.gemm} attention=${r.attention ?? 'rows'}${r.loraKernel && r.loraKernel !== 'general' ? ` lora=${r.loraKernel}` : ''}${r.baseMatmul && r.baseMatmul !== 'fp32' ? ` base=${r.baseMatmul}` : ''}${r.tiledStages === 2 ? ' stages=2' : ''}${r.robustness === false ? ' no-robustness' : ''}`;
     case 'attention':
       return `  attention ${r.variant} T=${r.T}: ${tf(r.gflops)} TFLOP/s, ${r.ms?.toFixed(2)} ms${r.vsRows ? `, vsRows ${r.vsRows.toFixed(2)}` : ''}${r.subgroups ? ', subgroup row max' : ''}${r.vsSubgroups ? `, vsSubgroups ${r.vsSubgroups.toFixed(2)}` : ''}`;
     case 'layer':

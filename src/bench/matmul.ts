@@ -6,10 +6,10 @@
 // basic kernel's output on the same inputs.
 
 import { f32ToF16Bits } from '../core/dtypes.ts';
-import type { GemmKernel, GpuContext } from '../engine/gpu.ts';
+import type { GemmKernel, GpuContext, TiledStages } from '../engine/gpu.ts';
 import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/matmul.ts';
 import { gemmSkinny, skinnyFits } from '../engine/kernels/matmul_skinny.ts';
-import { gemmTiled, tiledVariant, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
+import { gemmTiled, tiledVariant, tiledWorkgroupBytes, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from '../engine/timing.ts';
 
@@ -31,6 +31,9 @@ export interface MatmulBenchResult {
   /** Tiled kernels: the block width, and whether it was forced against the shape's own choice. */
   block?: TiledBlock;
   blockForced?: boolean;
+  /** The tiled kernel's own block with two stages of workgroup tiles, and its rate over the one-stage line's. */
+  stages?: 2;
+  vsOneStage?: number;
   variant: string;
   shape?: string;
   M: number;
@@ -109,25 +112,32 @@ interface Run {
   kernel: BenchedKernel;
   block?: TiledBlock;
   blockForced?: boolean;
+  /** Tiled kernels: stages of workgroup tiles (1 unless 2 is timed too). */
+  stages?: TiledStages;
 }
 
 function record(ctx: GpuContext, run: Run, a: GemmArgs): void {
   if (run.kernel === 'basic') gemmBasic(ctx, a);
   else if (run.kernel === 'skinny') gemmSkinny(ctx, a);
-  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed' });
+  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed', stages: run.stages ?? 1 });
 }
 
 /**
- * The runs per shape: basic, tiled with its own block choice, tiled with the other block, tiled with sizes fixed, and
- * the skinny kernel where the product is one LoRA's rank-r products would route there (skinnyFits).
+ * The runs per shape: basic, tiled with its own block choice (and with two stages of tiles, where the device has the
+ * workgroup memory), tiled with the other block, tiled with sizes fixed, and the skinny kernel where the product is
+ * one LoRA's rank-r products would route there (skinnyFits).
  */
-function runsFor(a: GemmArgs, kernels: readonly GemmKernel[]): Run[] {
+function runsFor(a: GemmArgs, kernels: readonly GemmKernel[], workgroupBytes: number): Run[] {
   const runs: Run[] = [];
   const own = tiledVariant(a).block;
   for (const kernel of kernels) {
     if (kernel === 'basic') runs.push({ kernel });
     else if (kernel === 'tiled-fixed') runs.push({ kernel, block: own });
-    else runs.push({ kernel, block: own }, { kernel, block: own === 'wide' ? 'narrow' : 'wide', blockForced: true });
+    else {
+      runs.push({ kernel, block: own });
+      if (tiledWorkgroupBytes(own, 2, false) <= workgroupBytes) runs.push({ kernel, block: own, stages: 2 });
+      runs.push({ kernel, block: own === 'wide' ? 'narrow' : 'wide', blockForced: true });
+    }
   }
   if (skinnyFits(a)) runs.push({ kernel: 'skinny' });
   return runs;
@@ -147,15 +157,17 @@ export async function* benchMatmul(
       const plain = new Map<string, number>();
       for (const v of matmulVariants()) {
         const a: GemmArgs = { C, A, B: Bs[v.storage], M, N, K, transA: v.transA, transB: v.transB, bStorage: v.storage };
-        const runs = runsFor(a, kernels);
+        const runs = runsFor(a, kernels, ctx.device.limits.maxComputeWorkgroupStorageSize);
         let basicGflops = 0;
         let basicOut: Float32Array | null = null;
+        let oneStage: number | undefined; // the tiled kernel's own block with one stage: the two-stage line's yardstick
         for (const run of runs) {
           const t = await timeGpu(ctx, () => record(ctx, run, a), { minMs });
           const gflops = (2 * M * N * K) / (t.ms * 1e6);
-          const key = `${run.kernel}|${run.block ?? ''}`;
+          const key = `${run.kernel}|${run.block ?? ''}|${run.stages ?? 1}`;
           if (!plain.has(key)) plain.set(key, gflops); // the first variant is the plain product
           let diffVsBasic: number | undefined;
+          if (run.kernel === 'tiled' && !run.blockForced && run.stages !== 2) oneStage = gflops;
           if (run.kernel === 'basic') {
             basicGflops = gflops;
             if (runs.length > 1) basicOut = await ctx.readF32(C);
@@ -166,6 +178,7 @@ export async function* benchMatmul(
             bench: 'matmul',
             kernel: run.kernel,
             ...(run.block ? { block: run.block, blockForced: run.blockForced ?? false } : {}),
+            ...(run.stages === 2 ? { stages: 2, vsOneStage: gflops / (oneStage ?? gflops) } : {}),
             variant: v.name,
             ...(label ? { shape: label } : {}),
             M,

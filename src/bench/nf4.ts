@@ -8,7 +8,7 @@ import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
-import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from '../engine/kernels/matmul_tiled.ts';
+import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled, tiledWorkgroupBytes } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from '../engine/timing.ts';
 
@@ -33,6 +33,9 @@ export interface Nf4BenchResult {
   vsPlain: number;
   /** The register-tiled products: max |tiled − basic| / max |basic| over Y or dX (only summation order differs). */
   diffVsBasic?: number;
+  /** The tiled products with two stages of workgroup tiles, and their rate over the one-stage line's. */
+  stages?: 2;
+  vsOneStage?: number;
   reps: number;
 }
 
@@ -58,6 +61,8 @@ export function filled(ctx: GpuContext, label: string, n: number, seed: number):
 }
 
 export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[], minMs = 300): AsyncGenerator<Nf4BenchResult> {
+  // The tiled products once more with two stages of workgroup tiles where every block has room for them.
+  const twoStages = tiledWorkgroupBytes('wide', 2, true) <= ctx.device.limits.maxComputeWorkgroupStorageSize;
   for (const { M, N, K } of shapes) {
     const flop = 2 * M * N * K;
     const result = (variant: string, t: { ms: number; reps: number }, plain: number): Nf4BenchResult => {
@@ -92,13 +97,23 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
         const basicY = await ctx.readF32(Y);
         // Cleared, so a tiled kernel that wrote nothing shows as a difference of 1, not 0.
         ctx.clear(Y);
-        const tiled = result(`nf4 forward Y = X·deq(W)ᵀ${tag}, tiled`, await timeGpu(ctx, () => nf4MatmulForwardTiled(ctx, Y, X, W, M), { minMs }), plain);
+        const tiled = result(`nf4 forward Y = X·deq(W)ᵀ${tag}, tiled`, await timeGpu(ctx, () => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 1 }), { minMs }), plain);
         yield { ...tiled, diffVsBasic: maxRelError(await ctx.readF32(Y), basicY) };
+        if (twoStages) {
+          ctx.clear(Y);
+          const t2 = result(`nf4 forward Y = X·deq(W)ᵀ${tag}, tiled, two stages`, await timeGpu(ctx, () => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 2 }), { minMs }), plain);
+          yield { ...t2, diffVsBasic: maxRelError(await ctx.readF32(Y), basicY), stages: 2, vsOneStage: t2.gflops / tiled.gflops };
+        }
         yield result(`nf4 backward dX = dY·deq(W)${tag}`, await timeGpu(ctx, () => nf4BackwardBasic(ctx, dX, dY, W, M), { minMs }), plain);
         const basicDX = await ctx.readF32(dX);
         ctx.clear(dX);
-        const tiledBwd = result(`nf4 backward dX = dY·deq(W)${tag}, tiled`, await timeGpu(ctx, () => nf4MatmulBackwardTiled(ctx, dX, dY, W, M), { minMs }), plain);
+        const tiledBwd = result(`nf4 backward dX = dY·deq(W)${tag}, tiled`, await timeGpu(ctx, () => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 1 }), { minMs }), plain);
         yield { ...tiledBwd, diffVsBasic: maxRelError(await ctx.readF32(dX), basicDX) };
+        if (twoStages) {
+          ctx.clear(dX);
+          const t2 = result(`nf4 backward dX = dY·deq(W)${tag}, tiled, two stages`, await timeGpu(ctx, () => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 2 }), { minMs }), plain);
+          yield { ...t2, diffVsBasic: maxRelError(await ctx.readF32(dX), basicDX), stages: 2, vsOneStage: t2.gflops / tiledBwd.gflops };
+        }
         nf4_destroy(ctx, W);
         weights.pop();
       }

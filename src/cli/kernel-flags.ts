@@ -5,6 +5,7 @@
 
 import {
   ATTENTION_KERNELS,
+  TILED_STAGES,
   BASE_MATMULS,
   GEMM_KERNELS,
   INT8_KERNELS,
@@ -14,6 +15,7 @@ import {
   type GemmKernel,
   type Int8Kernel,
   type LoraKernel,
+  type TiledStages,
 } from '../engine/gpu.ts';
 import type { KernelAsk } from '../run/kernel-tuning.ts';
 import { UsageError } from './command.ts';
@@ -65,3 +67,14 @@ export const ROBUSTNESS_HELP = `--no-robustness    (Node, for a GPU server) comp
 
 /** The context option --no-robustness gives: robustness false when the flag is there, else left at Dawn's default. */
 export const robustnessFlag = (noRobustness: boolean | undefined): { robustness?: false } => (noRobustness ? { robustness: false } : {});
+
+export const TILED_STAGES_HELP = `--tiled-stages 1|2  stages of workgroup tiles in the tiled GEMM and its NF4 products: 1 (default), or 2 where
+                     the GPU has the workgroup memory (one barrier per K step instead of two; the same numbers)`;
+
+/** --tiled-stages as a context option: nothing when absent (the context's default). */
+export function tiledStagesFlag(v: string | undefined): { tiledStages?: TiledStages } {
+  if (v === undefined) return {};
+  const n = Number(v);
+  if (!(TILED_STAGES as readonly number[]).includes(n)) throw new UsageError(`--tiled-stages must be one of ${TILED_STAGES.join(', ')}, got "${v}"`);
+  return { tiledStages: n as TiledStages };
+}

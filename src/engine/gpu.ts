@@ -61,6 +61,13 @@ export const BASE_MATMULS: readonly BaseMatmul[] = ['fp32', 'int8', 'int8-mlp'];
  * matrices, only where the adapter offers them (engine/subgroup-matrix.ts); experimental, never chosen by itself.
  */
 export type Int8Kernel = 'dp4a' | 'subgroup-matrix';
+
+/**
+ * Stages of workgroup tiles in the tiled GEMM (kernels/matmul_tiled.ts): 1, two barriers per K step (16 KiB for the
+ * wide block), or 2, one barrier per K step (twice the workgroup memory). The same bits either way.
+ */
+export type TiledStages = 1 | 2;
+export const TILED_STAGES: readonly TiledStages[] = [1, 2];
 export const INT8_KERNELS: readonly Int8Kernel[] = ['dp4a', 'subgroup-matrix'];
 
 /**
@@ -95,6 +102,8 @@ export interface GpuContextOptions {
    * fails, saying why, on an adapter that cannot run it.
    */
   int8Kernel?: Int8Kernel;
+  /** Stages of workgroup tiles in the tiled GEMM (default 1; 2 runs where the workgroup memory has room). */
+  tiledStages?: TiledStages;
 }
 
 export class GpuContext {
@@ -143,6 +152,13 @@ export class GpuContext {
    * work, less host time per dispatch. On unless switched off here; `finetune bench dispatch` times both.
    */
   cacheBindGroups = true;
+  /**
+   * Stages of workgroup tiles in the tiled GEMM and its NF4 products (kernels/matmul_tiled.ts): 2 where the device has
+   * the workgroup memory (one barrier per K step instead of two), else 1; the same bits either way. 1 unless set here
+   * (GpuContextOptions.tiledStages, `--tiled-stages`): two stages have not yet been measured faster on a GPU. `finetune bench matmul` and `bench nf4`
+   * time both.
+   */
+  tiledStages: TiledStages = 1;
   /**
    * Whether kernels that can use subgroup operations do, where the device has them (`hasSubgroups`): today the tiled
    * attention forward's row max, whose result is the same to the bit either way. Off unless switched on here: on the
@@ -235,6 +251,7 @@ export class GpuContext {
     ctx.kernelNote = fittingNote(limit, kernels);
     ctx.hasInt8SubgroupMatrix = wantsSubgroupMatrix;
     ctx.int8Kernel = options.int8Kernel ?? 'dp4a';
+    ctx.tiledStages = options.tiledStages ?? 1;
     return ctx;
   }
 

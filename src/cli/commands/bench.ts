@@ -23,7 +23,7 @@ import { benchGenerate } from '../../bench/generate.ts';
 import { benchInt8 } from '../../bench/int8.ts';
 import { int8LossAB } from '../../run/int8-ab.ts';
 import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag, TILED_STAGES_HELP, tiledStagesFlag } from '../kernel-flags.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { modelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
@@ -123,6 +123,7 @@ options:
   ${INT8_KERNEL_HELP}
                                (int8 then times each int8 product on both kernels, side by side)
   ${ROBUSTNESS_HELP}
+  ${TILED_STAGES_HELP}
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
 
@@ -175,6 +176,7 @@ export const benchCommand: Command = {
         data: { type: 'string' },
         quant: { type: 'string' },
         'no-robustness': { type: 'boolean' },
+        'tiled-stages': { type: 'string' },
       },
       true,
     );
@@ -212,13 +214,13 @@ export const benchCommand: Command = {
       if (quantization !== 'nf4' && quantization !== 'nf4-double') throw new UsageError(`--quant must be nf4 or nf4-double, got ${JSON.stringify(quantization)}`);
       checkReadableFile(values.data, '--data');
       const tokenizer = await loadTokenizerFrom();
-      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, int8Kernel, ...robustnessFlag(values['no-robustness']) });
+      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
       if (found.note) io.err(`note: ${found.note}`);
       try {
         const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
         const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
         await session.loadModel(spec.files, spec.label, quantization);
-        print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness });
+        print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness, tiledStages: ctx.tiledStages });
         const hp = { quantization, peft_method: 'qlora', lora_target_modules: values.targets ?? 'all-linear', max_steps: values.steps ? steps : 20, num_train_epochs: 100, run_validation: false };
         const files = { train: new Blob([new Uint8Array(await readFile(values.data))]), trainName: basename(values.data), validation: null, validationName: null };
         const ab = await int8LossAB(ctx, session, hp, files, baseMatmul === 'fp32' ? 'int8-mlp' : baseMatmul, (t) => io.err(t));
@@ -229,14 +231,14 @@ export const benchCommand: Command = {
       }
       return 0;
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']) });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;
     const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
     const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
-    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, robustness: found.robustness });
+    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, robustness: found.robustness, tiledStages: ctx.tiledStages });
     const run = (w: What): boolean => what === 'all' || what === w;
     if (run('matmul')) {
       const projections = tokensGiven || !small ? projectionShapes(tokens, layerDims) : [];

@@ -1,5 +1,5 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag, TILED_STAGES_HELP, tiledStagesFlag } from '../kernel-flags.ts';
 import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -30,6 +30,7 @@ the worst tensor and all of them together); the exit status then needs those gat
   ${BASE_MATMUL_HELP}
   ${INT8_KERNEL_HELP}
   ${ROBUSTNESS_HELP}
+  ${TILED_STAGES_HELP}
 
 Example:
   finetune check --model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter \\
@@ -49,6 +50,7 @@ Example:
       'int8-gates': { type: 'string' },
       'int8-kernel': { type: 'string' },
       'no-robustness': { type: 'boolean', default: false },
+      'tiled-stages': { type: 'string' },
     });
     for (const k of ['model', 'adapter', 'golden'] as const) {
       if (!values[k]) throw new UsageError(`--${k} is required`);
@@ -72,7 +74,7 @@ Example:
     if (int8Kernel !== 'dp4a' && baseMatmul === 'fp32' && !int8Gates.length) {
       throw new UsageError('--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp, or --int8-gates, too');
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']) });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
       model: modelSpec(values.model as string, { token: process.env.HF_TOKEN || undefined }).files,

@@ -20,7 +20,7 @@ import { folderRunStore, folderStoreFiles } from '../node-store.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag } from '../kernel-flags.ts';
+import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag, TILED_STAGES_HELP, tiledStagesFlag } from '../kernel-flags.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
@@ -67,6 +67,7 @@ options:
   ${INT8_KERNEL_HELP}
   ${KERNEL_ASK_HELP}
   ${ROBUSTNESS_HELP}
+  ${TILED_STAGES_HELP}
 
 hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
@@ -100,6 +101,7 @@ export function makeTrainCommand(
         'no-cache': { type: 'boolean', default: false },
         'stream-layers': { type: 'boolean', default: false },
         'no-robustness': { type: 'boolean', default: false },
+        'tiled-stages': { type: 'string' },
         'gpu-memory': { type: 'string' },
         'keep-layers': { type: 'string' },
         'keep-attention': { type: 'boolean' },
@@ -195,7 +197,7 @@ export function makeTrainCommand(
       };
       try {
         for (let attempt = 0; ; attempt++) {
-          const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']) });
+          const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
           if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
           if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
             const detected = await detectMemory(ctx.report);

@@ -2,7 +2,7 @@
 // variant chosen from the shape. `gemm` (matmul.ts) runs it when the context's `gemmKernel` asks for it.
 
 import { FinetuneError } from '../../core/errors.ts';
-import type { GpuContext } from '../gpu.ts';
+import type { GpuContext, TiledStages } from '../gpu.ts';
 import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs } from './gemm_args.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
@@ -38,6 +38,18 @@ export interface TiledOptions {
   /** false forces scalar loads on an aligned shape; true on an unaligned shape is refused. */
   aligned?: boolean;
   fixedShape?: boolean;
+  /** Two stages where the device has the workgroup memory for them (`tiledWorkgroupBytes`), else one. */
+  stages?: TiledStages;
+}
+
+/** Workgroup memory of one variant: its stages of both tiles (16 K rows of BM and BN floats), and NF4's code book. */
+export function tiledWorkgroupBytes(block: TiledBlock, stages: TiledStages, nf4: boolean): number {
+  return stages * TILED_BK * (TILED_BM + TILED_BN[block]) * 4 + (nf4 ? 64 : 0);
+}
+
+/** The stages asked for where they fit in `limit` bytes of workgroup memory, else one. */
+function fittingStages(asked: TiledStages, block: TiledBlock, nf4: boolean, limit: number): TiledStages {
+  return asked === 2 && tiledWorkgroupBytes(block, 2, nf4) <= limit ? 2 : 1;
 }
 
 export function tiledVariant(a: GemmArgs, o: TiledOptions = {}): TiledVariant {
@@ -64,13 +76,14 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
   const v = tiledVariant(a, o);
+  const stages = fittingStages(o.stages ?? ctx.tiledStages, v.block, false, ctx.device.limits.maxComputeWorkgroupStorageSize);
   const constants: Record<string, number | boolean> = { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB), CHECK: v.check };
   // 0 means "read the uniform", which holds the same value: a zero size needs no specialising.
   if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
   ctx.dispatch(
     {
       shader: 'matmul_tiled',
-      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a) },
+      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a) },
       constants,
     },
     [a.A, a.B, a.C],
@@ -79,8 +92,6 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
   );
 }
 
-/** Workgroup memory of the wide block with an NF4 B: both tiles and the 16-entry code book. The narrow block needs 12 KiB + 64. */
-const NF4_WIDE_WORKGROUP_BYTES = 16 * 1024 + 64;
 
 /** accumulate adds into the output (beta = 1) instead of overwriting it; alpha scales the product. */
 export interface Nf4TiledOptions {
@@ -111,12 +122,14 @@ export function nf4MatmulBackwardTiled(ctx: GpuContext, dX: GPUBuffer, dY: GPUBu
 
 /** One NF4 product on matmul_tiled.wgsl: `a` in GEMM terms, its B the weight's codes (transB: forward, else gradient). */
 function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): void {
-  const roomForWide = ctx.device.limits.maxComputeWorkgroupStorageSize >= NF4_WIDE_WORKGROUP_BYTES;
+  const limit = ctx.device.limits.maxComputeWorkgroupStorageSize;
+  const roomForWide = limit >= tiledWorkgroupBytes('wide', 1, true);
   const v = tiledVariant(a, roomForWide ? t : { ...t, block: 'narrow' });
+  const stages = fittingStages(t.stages ?? ctx.tiledStages, v.block, true, limit);
   const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check };
   if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
   ctx.dispatch(
-    { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', NF4: true, DQ: W.doubleQuant }, constants },
+    { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, NF4: true, DQ: W.doubleQuant }, constants },
     // Binding order of the NF4 variant: the activations, codes, the output, then the scale buffers.
     [a.A, W.codes, a.C, ...scaleBuffers(W)],
     gemmUniforms(a),
