@@ -190,35 +190,34 @@ if [ "$SMOKE" = 1 ]; then
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
 else
   # Ordered by what the last lease (2026-11-30, docs/benchmarks.md) left open, most valuable first.
-  # The i8 subgroup-matrix layout on this GPU (scripts/device/sm-probe.mjs; docs/int8.md), then the golden's gates on
-  # the tensor-core kernel, which first proves it gives the DP4A kernel's bits here.
-  probe sm-probe 30 scripts/device/sm-probe.mjs
-  step check-int8-sm 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates int8-mlp --int8-kernel subgroup-matrix
-  # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA), then
-  # with two stages of GEMM tiles and without Dawn's bounds clamps (a GPU server's --no-robustness).
+  # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA) as the
+  # yardstick, then without Dawn's bounds clamps alone (a GPU server's --no-robustness; its layer ran 1.085× faster),
+  # then with the int8 DP4A path on the MLP (its products ran 1.04–1.26× fp32; the step was not measured).
   step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
-  step model-best-fast 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --tiled-stages 2 --no-robustness --gpu-memory 139
-  # One and two stages of tiles side by side at Mistral's shapes, then the same without bounds clamps.
-  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
-  step nf4-tiled-unclamped 90 bench nf4 --tokens 2048 --gemm tiled --no-robustness
+  step model-best-unclamped 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --no-robustness --gpu-memory 139
+  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
+  # The other kernels on the tiled GEMM (the lm_head and cross-entropy among them), and the golden check as a run on
+  # a GPU server would compute it.
+  step kernels 120 bench kernels --tokens 2048 --gemm tiled
+  step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
+  step tune 120 bench tune --tokens 2048
+  step estimate 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}"
+  step estimate-stream 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}" --stream-layers
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
-  step layer-best-stages 60 bench layer --tokens 2048 "${BEST[@]}" --tiled-stages 2
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
-  step int8-sm 120 bench int8 --tokens 2048 --gemm tiled --int8-kernel subgroup-matrix
-  step model-int8-mlp-sm 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --int8-kernel subgroup-matrix --gpu-memory 139
-  # LoRA's rank-r products on the skinny kernel (four loads in flight per thread since 2026-11-30).
   step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
   step attention 60 bench attention --tokens 2048
   step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
+  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step gpu-info 30 gpu-info --no-check
   step matmul 180 bench matmul --sizes 4096 --tokens 2048 --kernels tiled,tiled-fixed
-  step tune 120 bench tune --tokens 2048
-  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
-  step check-qlora-tiled-attn 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --gemm tiled --attention tiled --lora-kernel skinny --tiled-stages 2 --no-robustness
-  step estimate 150 bench estimate --tokens 2048 --steps 2
-  step estimate-stream 150 bench estimate --tokens 2048 --steps 2 --stream-layers
   step dispatch 60 bench dispatch --tokens 128,2048
-  # Measured on 2026-11-30 and not changed since: the basic kernels, and the int8 DP4A path against fp32.
+  # Measured on 2026-11-30 and not changed since: the tensor-core int8 kernel (right, slower than DP4A), two stages of
+  # GEMM tiles (slower), the basic kernels, the int8 products against fp32.
+  probe sm-probe 30 scripts/device/sm-probe.mjs
+  step check-int8-sm 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates int8-mlp --int8-kernel subgroup-matrix
+  step int8-sm 120 bench int8 --tokens 2048 --gemm tiled --int8-kernel subgroup-matrix
+  step layer-best-stages 60 bench layer --tokens 2048 "${BEST[@]}" --tiled-stages 2
   step model-basic 150 bench model --tokens 2048 --steps 2 --gemm basic --gpu-memory 139
   step int8 120 bench int8 --tokens 2048 --gemm tiled
   step check-int8-gates 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 --int8-gates all

@@ -62,14 +62,16 @@ export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKern
 export const loraAskFlag = (v: string | undefined): KernelAsk<LoraKernel> => askFlag(v, loraKernelFlag);
 
 export const ROBUSTNESS_HELP = `--no-robustness    (Node, for a GPU server) compile shaders without Dawn's bounds clamps on buffer indexes
-                     (its disable_robustness toggle): faster; the kernels never index out of range, but a kernel bug
-                     could then touch memory outside its buffer. Off by default; a browser never has it`;
+                     (its disable_robustness toggle): faster (a Mistral-7B layer 1.085× on the H200); the kernels never
+                     index out of range, but a kernel bug could then touch memory outside its buffer. Off by default;
+                     a browser never has it`;
 
 /** The context option --no-robustness gives: robustness false when the flag is there, else left at Dawn's default. */
 export const robustnessFlag = (noRobustness: boolean | undefined): { robustness?: false } => (noRobustness ? { robustness: false } : {});
 
 export const TILED_STAGES_HELP = `--tiled-stages 1|2  stages of workgroup tiles in the tiled GEMM and its NF4 products: 1 (default), or 2 where
-                     the GPU has the workgroup memory (one barrier per K step instead of two; the same numbers)`;
+                     the GPU has the workgroup memory (one barrier per K step instead of two; the same numbers;
+                     slower on the H200)`;
 
 /** --tiled-stages as a context option: nothing when absent (the context's default). */
 export function tiledStagesFlag(v: string | undefined): { tiledStages?: TiledStages } {

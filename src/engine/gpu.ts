@@ -155,15 +155,16 @@ export class GpuContext {
   /**
    * Stages of workgroup tiles in the tiled GEMM and its NF4 products (kernels/matmul_tiled.ts): 2 where the device has
    * the workgroup memory (one barrier per K step instead of two), else 1; the same bits either way. 1 unless set here
-   * (GpuContextOptions.tiledStages, `--tiled-stages`): two stages have not yet been measured faster on a GPU. `finetune bench matmul` and `bench nf4`
-   * time both.
+   * (GpuContextOptions.tiledStages, `--tiled-stages`): on the H200 two stages ran at 0.75–0.9× of one (2026-11-30;
+   * 32 KiB a workgroup lets fewer fit an SM). `finetune bench matmul` and `bench nf4` time both.
    */
   tiledStages: TiledStages = 1;
   /**
    * Whether kernels that can use subgroup operations do, where the device has them (`hasSubgroups`): today the tiled
-   * attention forward's row max, whose result is the same to the bit either way. Off unless switched on here: on the
-   * H200 (2026-11-30, docs/benchmarks.md) the row max through workgroup memory ran 1.25× faster than the shuffles, and
-   * no GPU has measured the shuffles faster yet. `finetune bench attention` times both.
+   * attention forward's row max, whose result is the same to the bit either way. Off unless switched on here: two H200
+   * machines (2026-11-30, docs/benchmarks.md) disagreed (the shuffles at 0.80× and at 1.05× the workgroup-memory path),
+   * the forward is 2 % of a layer, and the workgroup-memory path is the one every adapter has. `finetune bench
+   * attention` times both.
    */
   useSubgroups = false;
   /** Whether kernels run their subgroup variants now: the device has subgroups and `useSubgroups` is on. */
