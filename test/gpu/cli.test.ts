@@ -233,7 +233,7 @@ describe('finetune bench tune', () => {
   });
 });
 
-describe('finetune train --base-matmul', () => {
+describe('finetune train: notes on stderr', () => {
   it('says on stderr that the base products run in int8, for either int8 choice, before anything else can fail', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-int8-note-'));
     writeFileSync(join(dir, 'rows.jsonl'), '{"text": "hi"}\n');
@@ -244,5 +244,17 @@ describe('finetune train --base-matmul', () => {
       expect(failed?.stderr).toContain(`note: NF4 base products in int8 (--base-matmul ${choice}, experimental, docs/int8.md)`);
       expect(failed?.stderr).toMatch(/no config\.json/);
     }
+  });
+
+  it('says on stderr that the shaders run without bounds clamps under --no-robustness, and only then', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-robustness-note-'));
+    writeFileSync(join(dir, 'rows.jsonl'), '{"text": "hi"}\n');
+    mkdirSync(join(dir, 'no-model'));
+    const args = ['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out')];
+    const stderrOf = (extra: string[]) => run('node', [...args, ...extra], { env, timeout: 120_000 }).then(() => '', (e: { stderr: string }) => e.stderr);
+    const without = await stderrOf(['--no-robustness']);
+    expect(without).toContain("note: shaders compiled without Dawn's bounds clamps (--no-robustness)");
+    expect(without).toMatch(/no config\.json/);
+    expect(await stderrOf([])).not.toContain('bounds clamps');
   });
 });

@@ -107,6 +107,25 @@ describe('summarise', () => {
     expect(s).toContain('Fatal: futex error');
   });
 
+  it('marks two-stage tiled lines, the NF4 products on two stages, and the adapter line of a run without bounds clamps', () => {
+    const lines = [
+      { device: 'step', step: 'matmul', attempt: 1 },
+      { bench: 'adapter', via: 'environment', vendor: 'nvidia', description: 'H200', gemm: 'tiled', attention: 'tiled', loraKernel: 'skinny', robustness: false, tiledStages: 2 },
+      { bench: 'matmul', kernel: 'tiled', block: 'narrow', blockForced: false, variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 30000 },
+      { bench: 'matmul', kernel: 'tiled', block: 'narrow', blockForced: false, stages: 2, vsOneStage: 0.8, variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 24000 },
+      { device: 'step-end', step: 'matmul', attempt: 1, exit: 0, seconds: 9 },
+      { device: 'step', step: 'nf4-tiled', attempt: 1 },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled', M: 8, N: 64, K: 64, gflops: 29000 },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled, two stages', M: 8, N: 64, K: 64, gflops: 24000, stages: 2 },
+      { bench: 'nf4', variant: 'nf4 backward dX = dY·deq(W), tiled, two stages', M: 8, N: 64, K: 64, gflops: 26000, stages: 2 },
+      { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny stages=2 no-robustness');
+    expect(s).toContain('8x8x8 plain: tiled[n] 30.0 | tiled2[n] 24.0');
+    expect(s).toContain('fwd-dq/tiled 29.0 | fwd-dq/tiled2 24.0 | bwd/tiled2 26.0');
+  });
+
   it('shows the int8 lines and the int8 gates of a check', () => {
     const lines = [
       { device: 'step', step: 'int8', attempt: 1 },

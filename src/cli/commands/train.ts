@@ -206,6 +206,7 @@ export function makeTrainCommand(
           }
           // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
           if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
+          if (attempt === 0 && values['no-robustness']) io.err("note: shaders compiled without Dawn's bounds clamps (--no-robustness): the same numbers, faster; docs/performance.md");
           const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
           session = s;
           if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
