@@ -66,17 +66,21 @@ export const ROBUSTNESS_HELP = `--no-robustness    (Node, for a GPU server) comp
                      index out of range, but a kernel bug could then touch memory outside its buffer. Off by default;
                      a browser never has it`;
 
-/** The context option --no-robustness gives: robustness false when the flag is there, else left at Dawn's default. */
-export const robustnessFlag = (noRobustness: boolean | undefined): { robustness?: false } => (noRobustness ? { robustness: false } : {});
-
 export const TILED_STAGES_HELP = `--tiled-stages 1|2  stages of workgroup tiles in the tiled GEMM and its NF4 products: 1 (default), or 2 where
                      the GPU has the workgroup memory (one barrier per K step instead of two; the same numbers;
                      slower on the H200)`;
 
-/** --tiled-stages as a context option: nothing when absent (the context's default). */
-export function tiledStagesFlag(v: string | undefined): { tiledStages?: TiledStages } {
-  if (v === undefined) return {};
-  const n = Number(v);
-  if (!(TILED_STAGES as readonly number[]).includes(n)) throw new UsageError(`--tiled-stages must be one of ${TILED_STAGES.join(', ')}, got "${v}"`);
-  return { tiledStages: n as TiledStages };
+/**
+ * The context options of --no-robustness and --tiled-stages, parsed once where a command reads its flags (a bad
+ * --tiled-stages is a usage error before any GPU work): each absent flag leaves the context's default.
+ */
+export function nodeContextFlags(values: { 'no-robustness'?: boolean; 'tiled-stages'?: string }): { robustness?: false; tiledStages?: TiledStages } {
+  const v = values['tiled-stages'];
+  let tiledStages: TiledStages | undefined;
+  if (v !== undefined) {
+    const n = Number(v);
+    if (!(TILED_STAGES as readonly number[]).includes(n)) throw new UsageError(`--tiled-stages must be one of ${TILED_STAGES.join(', ')}, got "${v}"`);
+    tiledStages = n as TiledStages;
+  }
+  return { ...(values['no-robustness'] ? { robustness: false as const } : {}), ...(tiledStages ? { tiledStages } : {}) };
 }

@@ -23,7 +23,7 @@ import { benchGenerate } from '../../bench/generate.ts';
 import { benchInt8 } from '../../bench/int8.ts';
 import { int8LossAB } from '../../run/int8-ab.ts';
 import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag, TILED_STAGES_HELP, tiledStagesFlag } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { modelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
@@ -201,6 +201,7 @@ export const benchCommand: Command = {
     const keepAttention = values['keep-attention'] ?? false;
     const gpuMemoryGb = values['gpu-memory'] === undefined ? null : Number(values['gpu-memory']);
     if (gpuMemoryGb !== null && !(gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got "${values['gpu-memory']}"`);
+    const nodeOptions = nodeContextFlags(values);
     const print = (r: unknown): void => io.out(JSON.stringify(r));
     if (what === 'data') {
       print(await dataBench(dataMb));
@@ -214,7 +215,7 @@ export const benchCommand: Command = {
       if (quantization !== 'nf4' && quantization !== 'nf4-double') throw new UsageError(`--quant must be nf4 or nf4-double, got ${JSON.stringify(quantization)}`);
       checkReadableFile(values.data, '--data');
       const tokenizer = await loadTokenizerFrom();
-      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
+      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, int8Kernel, ...nodeOptions });
       if (found.note) io.err(`note: ${found.note}`);
       try {
         const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
@@ -231,7 +232,7 @@ export const benchCommand: Command = {
       }
       return 0;
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...nodeOptions });
     if (found.note) io.err(`note: ${found.note}`);
     const software = ctx.report.software;
     const small = values.small ?? software;

@@ -1,5 +1,5 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
-import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag, TILED_STAGES_HELP, tiledStagesFlag } from '../kernel-flags.ts';
+import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -65,6 +65,7 @@ Example:
     const loraKernel = loraKernelFlag(values['lora-kernel'] as string);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const int8Kernel = parseInt8Kernel(values['int8-kernel']);
+    const nodeOptions = nodeContextFlags(values);
     const gates = values['int8-gates'];
     if (gates !== undefined && gates !== 'all' && !(INT8_CHOICES as readonly string[]).includes(gates)) {
       throw new UsageError(`--int8-gates must be one of ${[...INT8_CHOICES, 'all'].join(', ')}, got ${JSON.stringify(gates)}`);
@@ -74,7 +75,7 @@ Example:
     if (int8Kernel !== 'dp4a' && baseMatmul === 'fp32' && !int8Gates.length) {
       throw new UsageError('--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp, or --int8-gates, too');
     }
-    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
+    const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...nodeOptions });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
       model: modelSpec(values.model as string, { token: process.env.HF_TOKEN || undefined }).files,

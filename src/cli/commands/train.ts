@@ -20,7 +20,7 @@ import { folderRunStore, folderStoreFiles } from '../node-store.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, ROBUSTNESS_HELP, robustnessFlag, TILED_STAGES_HELP, tiledStagesFlag } from '../kernel-flags.ts';
+import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
@@ -116,6 +116,7 @@ export function makeTrainCommand(
       if (!values.model) throw new UsageError('--model is required');
       const baseMatmul = parseBaseMatmul(values['base-matmul']);
       const int8Kernel = parseInt8Kernel(values['int8-kernel']);
+      const nodeOptions = nodeContextFlags(values);
       if (int8Kernel !== 'dp4a' && baseMatmul === 'fp32') throw new UsageError(`--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp too`);
       const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
       const keepLayers = parseKeepLayers(values['keep-layers']);
@@ -197,7 +198,7 @@ export function makeTrainCommand(
       };
       try {
         for (let attempt = 0; ; attempt++) {
-          const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...robustnessFlag(values['no-robustness']), ...tiledStagesFlag(values['tiled-stages']) });
+          const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...nodeOptions });
           if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
           if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
             const detected = await detectMemory(ctx.report);
