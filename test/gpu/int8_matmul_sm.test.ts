@@ -27,6 +27,7 @@ import { KernelRegistry } from '../../src/engine/registry.ts';
 import { shaderNeeds, shaderSources } from '../../src/engine/shaders.ts';
 import { SUBGROUP_MATRIX_FEATURE } from '../../src/engine/subgroup-matrix.ts';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.ts';
+import { runOneWorkgroup } from '../helpers/one-workgroup.ts';
 import { gpuContext } from './context.ts';
 
 const VARIANTS: Defines[] = [{}, { NF4: true }, { NF4: true, DQ: true }, { NF4: true, BACKWARD: true }, { NF4: true, BACKWARD: true, DQ: true }];
@@ -173,30 +174,11 @@ describe('the subgroup-matrix int8 kernel', () => {
       device.pushErrorScope('validation');
       const inputs = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
       const output = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-      const read = device.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       device.queue.writeBuffer(inputs, 0, input);
-      const module = device.createShaderModule({ code: emulateSubgroupMatrices(dawnProductShader(major, 'words')) });
-      const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-      const bind = device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: inputs } },
-          { binding: 1, resource: { buffer: output } },
-        ],
-      });
-      const enc = device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(1);
-      pass.end();
-      enc.copyBufferToBuffer(output, 0, read, 0, 1024);
-      device.queue.submit([enc.finish()]);
-      await read.mapAsync(GPUMapMode.READ);
-      const got = new Int32Array(read.getMappedRange().slice(0));
-      read.unmap();
+      const code = emulateSubgroupMatrices(dawnProductShader(major, 'words'));
+      const got = new Int32Array(await runOneWorkgroup(device, code, [{ buffer: inputs }, { buffer: output }], output, 1024));
       expect(await device.popErrorScope()).toBeNull();
-      for (const b of [inputs, output, read]) b.destroy();
+      for (const b of [inputs, output]) b.destroy();
       const want = new Int32Array(256);
       for (let m = 0; m < 16; m++) {
         for (let n = 0; n < 16; n++) {

@@ -7,6 +7,7 @@ import { createNodeContext, instanceFlags, type NodeContextOptions } from '../..
 import { nodeDirectory, nodeFileSource } from '../../src/cli/node-source.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { runGoldenCheck, type CheckReport } from '../../src/run/check.ts';
+import { runOneWorkgroup } from '../helpers/one-workgroup.ts';
 
 const contexts: GpuContext[] = [];
 afterEach(() => {
@@ -27,40 +28,18 @@ async function context(o: NodeContextOptions): Promise<GpuContext> {
  */
 async function outOfRangeRead(ctx: GpuContext): Promise<number> {
   const device = ctx.device;
-  const module = device.createShaderModule({
-    code: `@group(0) @binding(0) var<storage, read> a: array<f32>;
+  const code = `@group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read_write> o: array<f32>;
 @group(0) @binding(2) var<uniform> index: vec4<u32>;
-@compute @workgroup_size(1) fn main() { o[0] = a[index.x]; }`,
-  });
-  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+@compute @workgroup_size(1) fn main() { o[0] = a[index.x]; }`;
   const data = device.createBuffer({ size: 64, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(data, 0, Float32Array.from({ length: 16 }, (_, i) => i + 1));
   const out = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const index = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(index, 0, new Uint32Array([4, 0, 0, 0]));
-  const read = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const bindGroup = device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [
-      { binding: 0, resource: { buffer: data, offset: 0, size: 16 } },
-      { binding: 1, resource: { buffer: out } },
-      { binding: 2, resource: { buffer: index } },
-    ],
-  });
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bindGroup);
-  pass.dispatchWorkgroups(1);
-  pass.end();
-  enc.copyBufferToBuffer(out, 0, read, 0, 16);
-  device.queue.submit([enc.finish()]);
-  await read.mapAsync(GPUMapMode.READ);
-  const v = new Float32Array(read.getMappedRange())[0];
-  read.unmap();
-  for (const b of [data, out, index, read]) b.destroy();
-  return v;
+  const got = await runOneWorkgroup(device, code, [{ buffer: data, offset: 0, size: 16 }, { buffer: out }, { buffer: index }], out, 16);
+  for (const b of [data, out, index]) b.destroy();
+  return new Float32Array(got)[0];
 }
 
 /** Every compared group's worst error, and the losses: what must not move when only the clamps go. */
