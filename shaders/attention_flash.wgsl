@@ -77,22 +77,27 @@ fn uSet(i: u32, x: f32) {
 }
 
 // One key's (or query's) term of a product with P or dS, for one thread: `w` holds the P or dS values of its 4 rows,
-// `row4` is where that key's row of the V/K/dO/Q chunk starts in `U` (in vec4s). The thread owns dim quads dg and
-// dg + 16 (dims 4·quad .. 4·quad + 3, those below HD); acc[4c + e] holds dim 4·(dg + 16c) + e of the 4 rows. A quad is
-// one 128-bit read for 16 FMAs (reading dims one by one took a shared load per 4 FMAs, more than an NVIDIA SM issues
-// at its FMA rate); every element still adds its terms one fma at a time in key order, so the sums are the same bits.
-fn accumulateQuads(acc: ptr<function, array<vec4f, 8>>, w: vec4f, row4: u32, dg: u32) {
-  for (var c = 0u; c < 2u; c++) {
-    let d4 = dg + 16u * c;
-    if (d4 < HD / 4u) {
-      let x = U[row4 + d4];
-      (*acc)[4u * c] = fma(w, vec4f(x.x), (*acc)[4u * c]);
-      (*acc)[4u * c + 1u] = fma(w, vec4f(x.y), (*acc)[4u * c + 1u]);
-      (*acc)[4u * c + 2u] = fma(w, vec4f(x.z), (*acc)[4u * c + 2u]);
-      (*acc)[4u * c + 3u] = fma(w, vec4f(x.w), (*acc)[4u * c + 3u]);
-    }
+// x0 and x1 that key's quads dg and dg + 16 of the V/K/dO/Q chunk row (`quads`; dims 4·quad .. 4·quad + 3, used only
+// where below HD); acc[4c + e] holds dim 4·(dg + 16c) + e of the 4 rows. A quad is one 128-bit read for 16 FMAs
+// (reading dims one by one took a shared load per 4 FMAs, more than an NVIDIA SM issues at its FMA rate); every
+// element still adds its terms one fma at a time in key order, so the sums are the same bits. The reads happen in
+// the caller's loop, where the robustness pass can prove their offsets in range (a function's parameters have no
+// known range, so a read here would be clamped for every 4 FMAs: docs/performance.md, "Bounds clamps").
+fn accumulateQuads(acc: ptr<function, array<vec4f, 8>>, w: vec4f, x0: vec4f, x1: vec4f, dg: u32) {
+  if (dg < HD / 4u) {
+    (*acc)[0] = fma(w, vec4f(x0.x), (*acc)[0]);
+    (*acc)[1] = fma(w, vec4f(x0.y), (*acc)[1]);
+    (*acc)[2] = fma(w, vec4f(x0.z), (*acc)[2]);
+    (*acc)[3] = fma(w, vec4f(x0.w), (*acc)[3]);
+  }
+  if (dg + 16u < HD / 4u) {
+    (*acc)[4] = fma(w, vec4f(x1.x), (*acc)[4]);
+    (*acc)[5] = fma(w, vec4f(x1.y), (*acc)[5]);
+    (*acc)[6] = fma(w, vec4f(x1.z), (*acc)[6]);
+    (*acc)[7] = fma(w, vec4f(x1.w), (*acc)[7]);
   }
 }
+
 var<workgroup> PT: array<vec4f, 512>; // P transposed: [BK][R/4], vec4 = 4 consecutive rows
 var<workgroup> sgParts: atomic<u32>; // SUBGROUPS: 16 / the widest shuffle every thread of the workgroup may use
 var<workgroup> segT: array<u32, BK>; // the tile's key segment ids (0 beyond T)
@@ -257,7 +262,8 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
     for (var c = 0u; c < 8u; c++) { acc[c] *= alpha; }
 
     // --- Phase 3: O += P·V, V streamed in chunks of VK keys through `U`.
-    for (var c0 = 0u; c0 < BK; c0 += VK) {
+    for (var ch = 0u; ch < BK / VK; ch++) {
+      let c0 = ch * VK; // a unit-step counter, so the robustness pass bounds c0 + kk below BK
       workgroupBarrier(); // P written / the previous chunk consumed
       for (var idx = t; idx < VK * HD4; idx += 128u) {
         let kk = idx / HD4;
@@ -271,7 +277,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
       for (var kk = 0u; kk < VK; kk++) {
         let pv = PT[(c0 + kk) * (R / 4u) + rg];
         lsum += pv;
-        accumulateQuads(&acc, pv, kk * HD4, dg);
+        accumulateQuads(&acc, pv, U[kk * HD4 + dg], U[kk * HD4 + dg + 16u], dg);
       }
     }
     // No barrier here: the next tile touches `U` only after its flag barrier, and `PT` after several more.
@@ -453,7 +459,8 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     }
 
     // --- Phase 3: dq += dS·K, K streamed in chunks of VK keys through `U`.
-    for (var c0 = 0u; c0 < BK; c0 += VK) {
+    for (var ch = 0u; ch < BK / VK; ch++) {
+      let c0 = ch * VK; // a unit-step counter, so the robustness pass bounds c0 + kk below BK
       workgroupBarrier(); // dS written / the previous chunk consumed
       for (var idx = t; idx < VK * HD4; idx += 128u) {
         let kk = idx / HD4;
@@ -465,7 +472,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       }
       workgroupBarrier();
       for (var kk = 0u; kk < VK; kk++) {
-        accumulateQuads(&acc, PT[(c0 + kk) * (R / 4u) + rg], kk * HD4, dg);
+        accumulateQuads(&acc, PT[(c0 + kk) * (R / 4u) + rg], U[kk * HD4 + dg], U[kk * HD4 + dg + 16u], dg);
       }
     }
   }
@@ -623,7 +630,8 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
           workgroupBarrier(); // every thread is done reading P
           for (var j = 0u; j < 4u; j++) { PT[(kg * 4u + j) * (R / 4u) + rg] = ds[j]; }
         }
-        for (var c0 = 0u; c0 < BK; c0 += VK) {
+        for (var ch = 0u; ch < BK / VK; ch++) {
+      let c0 = ch * VK; // a unit-step counter, so the robustness pass bounds c0 + kk below BK
           workgroupBarrier(); // P / dS written, the previous chunk consumed
           for (var idx = t; idx < VK * HD4; idx += 128u) {
             let qq = idx / HD4;
@@ -639,7 +647,9 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
           workgroupBarrier();
           for (var qq = 0u; qq < VK; qq++) {
             let w = PT[(c0 + qq) * (R / 4u) + rg];
-            if (ph == 0u) { accumulateQuads(&dv, w, qq * HD4, dg); } else { accumulateQuads(&dk, w, qq * HD4, dg); }
+            let x0 = U[qq * HD4 + dg];
+            let x1 = U[qq * HD4 + dg + 16u];
+            if (ph == 0u) { accumulateQuads(&dv, w, x0, x1, dg); } else { accumulateQuads(&dk, w, x0, x1, dg); }
           }
         }
       }

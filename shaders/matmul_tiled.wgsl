@@ -178,18 +178,21 @@ fn fetchA(li: u32, t: u32, row0: u32, k0: u32, base: u32) -> vec4<f32> {
   return loadA4(base, row0 + q / BK4, k0 + (q % BK4) * 4u, dimM(), dimK());
 }
 
+// The tile stores below bound every offset for the robustness pass, which sees nothing of a function's parameters:
+// q is taken % the tile's vec4 count (li < THREADS and t < LA, so it is q itself), the swizzled column % the row's
+// vec4s, the stage % STAGES. Each `%` is one AND where the clamps it saves were one UMin per store and lane.
 fn putA(li: u32, t: u32, v: vec4<f32>) {
-  let q = li + t * THREADS;
+  let q = (li + t * THREADS) % A_STAGE;
   if (TRANS_A) {
     let k = q / BM4;
-    As[putStage * A_STAGE + k * BM4 + ((q % BM4) ^ swz(k))] = v;
+    As[(putStage % STAGES) * A_STAGE + k * BM4 + ((q % BM4) ^ swz(k)) % BM4] = v;
   } else {
     // v holds k = 4·kq … 4·kq + 3 of row m: one float into each of four tile rows (swz is the same for all four).
     let m = q / BK4;
     let k = (q % BK4) * 4u;
-    let col = (m / 4u) ^ swz(k);
+    let col = ((m / 4u) ^ swz(k)) % BM4;
     let lane = m % 4u;
-    let o = putStage * A_STAGE;
+    let o = (putStage % STAGES) * A_STAGE;
     As[o + (k + 0u) * BM4 + col][lane] = v.x;
     As[o + (k + 1u) * BM4 + col][lane] = v.y;
     As[o + (k + 2u) * BM4 + col][lane] = v.z;
@@ -238,20 +241,23 @@ fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> BReg {
   return BReg(codes[e >> 3u], blockScale(e >> 6u));
 }
 
-// One weight of a code word (element j at nibbleShift(j)), scaled.
+// One weight of a code word (element j at nibbleShift(j)), scaled. `% 16u` rather than `& 15u`: the robustness pass
+// bounds a remainder by a constant (not a mask), so the table read carries no clamp (docs/performance.md, "Bounds
+// clamps"); the same instruction either way.
 fn deq(word: u32, shift: u32, scale: f32) -> f32 {
-  return lut[(word >> shift) & 15u] * scale;
+  return lut[(word >> shift) % 16u] * scale;
 }
 
+// Offsets bounded as in putA (LB is 1: q < THREADS).
 fn putB(li: u32, t: u32, v: BReg) {
-  let q = li + t * THREADS;
+  let q = (li + t * THREADS) % THREADS;
   if (TRANS_B) {
     // Dequantises the word into 8 tile rows k … k + 7 of column n (two swizzle groups of 4).
     let n = q / 2u;
     let k = (q % 2u) * 8u;
     let lane = n % 4u;
     for (var j = 0u; j < 8u; j++) {
-      Bs[putStage * B_STAGE + (k + j) * BN4 + ((n / 4u) ^ swz(k + j))][lane] = deq(v.word, nibbleShift(j), v.scale);
+      Bs[(putStage % STAGES) * B_STAGE + (k + j) * BN4 + ((n / 4u) ^ swz(k + j)) % BN4][lane] = deq(v.word, nibbleShift(j), v.scale);
     }
     return;
   }
@@ -266,9 +272,9 @@ fn putB(li: u32, t: u32, v: BReg) {
   let hi = vec4<f32>(deq(v.word, 20u, v.scale), deq(v.word, 16u, v.scale), deq(v.word, 28u, v.scale), deq(v.word, 24u, v.scale));
   let h = (w >> 2u) & 1u;
   let s = swz(r);
-  let o = putStage * B_STAGE + r * BN4;
-  Bs[o + ((2u * w + h) ^ s)] = select(lo, hi, h == 1u);
-  Bs[o + ((2u * w + 1u - h) ^ s)] = select(hi, lo, h == 1u);
+  let o = (putStage % STAGES) * B_STAGE + r * BN4;
+  Bs[o + ((2u * w + h) ^ s) % BN4] = select(lo, hi, h == 1u);
+  Bs[o + ((2u * w + 1u - h) ^ s) % BN4] = select(hi, lo, h == 1u);
 }
 //#else
 //#if B_HALF
@@ -315,21 +321,22 @@ fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> BReg {
   return loadB4(base, k0 + q / BN4, col0 + (q % BN4) * 4u, dimK(), dimN());
 }
 
+// Offsets bounded as in putA.
 fn putB(li: u32, t: u32, v: BReg) {
-  let q = li + t * THREADS;
+  let q = (li + t * THREADS) % B_STAGE;
   if (TRANS_B) {
     let n = q / BK4;
     let k = (q % BK4) * 4u;
-    let col = (n / 4u) ^ swz(k);
+    let col = ((n / 4u) ^ swz(k)) % BN4;
     let lane = n % 4u;
-    let o = putStage * B_STAGE;
+    let o = (putStage % STAGES) * B_STAGE;
     Bs[o + (k + 0u) * BN4 + col][lane] = v.x;
     Bs[o + (k + 1u) * BN4 + col][lane] = v.y;
     Bs[o + (k + 2u) * BN4 + col][lane] = v.z;
     Bs[o + (k + 3u) * BN4 + col][lane] = v.w;
   } else {
     let k = q / BN4;
-    Bs[putStage * B_STAGE + k * BN4 + ((q % BN4) ^ swz(k))] = v;
+    Bs[(putStage % STAGES) * B_STAGE + k * BN4 + ((q % BN4) ^ swz(k)) % BN4] = v;
   }
 }
 
@@ -403,8 +410,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 //#endif
   for (var kt = 0u; kt < tiles; kt++) {
 //#if DOUBLE
-    let useA = (kt & 1u) * A_STAGE;
-    let useB = (kt & 1u) * B_STAGE;
+    let useA = (kt % 2u) * A_STAGE;
+    let useB = (kt % 2u) * B_STAGE;
 //#else
     for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
     for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
@@ -418,28 +425,39 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       for (var t = 0u; t < LA; t++) { ra[t] = fetchA(li, t, row0, k0, aBase); }
       for (var t = 0u; t < LB; t++) { rb[t] = fetchB(li, t, col0, k0, bBase); }
     }
-    for (var kk = 0u; kk < BK; kk++) {
-      let s = swz(kk);
-      let a0 = As[useA + kk * BM4 + (ty ^ s)];
-      let a1 = As[useA + kk * BM4 + ((ty + TY) ^ s)];
-      let b0 = Bs[useB + kk * BN4 + (tx ^ s)];
-      let b1 = Bs[useB + kk * BN4 + ((tx + TX) ^ s)];
-      acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
-      acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
-      acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
-      acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
-      acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
-      acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
-      acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
-      acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
-      acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
-      acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
-      acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
-      acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
-      acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
-      acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
-      acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
-      acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+    // The tile reads index workgroup memory only with offsets the robustness pass proves in range (a loop counter
+    // times a constant, plus a column reduced `% BM4` or `% BN4`), so it compiles no clamp into this loop, which is
+    // four shared reads for 64 FMAs (docs/performance.md, "Bounds clamps"; test/gpu/clamp_free.test.ts). swz(kk) is
+    // 2·g for the four kk = 4g … 4g + 3, so the swizzled columns are found once per g.
+    for (var g = 0u; g < BK / 4u; g++) {
+      let s = 2u * g;
+      let ca0 = (ty ^ s) % BM4;
+      let ca1 = ((ty + TY) ^ s) % BM4;
+      let cb0 = (tx ^ s) % BN4;
+      let cb1 = ((tx + TX) ^ s) % BN4;
+      for (var j = 0u; j < 4u; j++) {
+        let kk = 4u * g + j;
+        let a0 = As[useA + kk * BM4 + ca0];
+        let a1 = As[useA + kk * BM4 + ca1];
+        let b0 = Bs[useB + kk * BN4 + cb0];
+        let b1 = Bs[useB + kk * BN4 + cb1];
+        acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+        acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
+        acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
+        acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
+        acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
+        acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
+        acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
+        acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
+        acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
+        acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
+        acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
+        acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
+        acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
+        acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
+        acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+        acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+      }
     }
 //#if DOUBLE
     // The next tile into the other stage, which every thread finished reading before the last step's barrier.
