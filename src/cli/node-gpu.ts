@@ -28,11 +28,21 @@ const instances: GPU[] = [];
 export interface InstanceToggles {
   unsafeApis?: boolean;
   robustness?: boolean;
+  /**
+   * Dawn's dump_shaders toggle (with disable_symbol_renaming, so functions keep their WGSL names): Dawn prints each
+   * shader's WGSL and each pipeline's backend code (SPIR-V disassembly under Vulkan) to the process's standard output,
+   * from C++, as it compiles them. Only `finetune bench spirv` asks for it (src/bench/clamps.ts reads what it prints).
+   */
+  dumpShaders?: boolean;
 }
 
 /** The `create` flags for those toggles (Dawn's node binding passes them to the adapter and to each device). */
 export function instanceFlags(t: InstanceToggles): string[] {
-  const enabled = [...(t.unsafeApis ? ['allow_unsafe_apis'] : []), ...(t.robustness === false ? ['disable_robustness'] : [])];
+  const enabled = [
+    ...(t.unsafeApis ? ['allow_unsafe_apis'] : []),
+    ...(t.robustness === false ? ['disable_robustness'] : []),
+    ...(t.dumpShaders ? ['dump_shaders', 'disable_symbol_renaming'] : []),
+  ];
   return enabled.length ? [`enable-dawn-features=${enabled.join(',')}`] : [];
 }
 
@@ -129,11 +139,12 @@ export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<No
 /** A context's options, and whether its shaders keep Dawn's bounds clamps (`InstanceToggles.robustness`, default on). */
 export interface NodeContextOptions extends GpuContextOptions {
   robustness?: boolean;
+  dumpShaders?: boolean;
 }
 
 export async function createNodeContext(options: NodeContextOptions = {}): Promise<{ ctx: GpuContext; found: NodeAdapter }> {
   const subgroupMatrix = options.int8Kernel === 'subgroup-matrix';
-  const found = await findNodeAdapter({ unsafeApis: subgroupMatrix, robustness: options.robustness });
+  const found = await findNodeAdapter({ unsafeApis: subgroupMatrix, robustness: options.robustness, dumpShaders: options.dumpShaders });
   const ctx = await GpuContext.fromAdapter(found.adapter, options);
   // The tensor-core int8 kernel is experimental: it must prove on this device that it gives the DP4A kernel's bits.
   if (subgroupMatrix) {

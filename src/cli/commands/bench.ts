@@ -19,6 +19,9 @@ import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { benchData } from '../../bench/data.ts';
+import { clampsSummary, compileHotPipelines } from '../../bench/clamps.ts';
+import { auditClamps } from '../spirv-audit.ts';
+import { writeSync } from 'node:fs';
 import { benchGenerate } from '../../bench/generate.ts';
 import { benchInt8 } from '../../bench/int8.ts';
 import { int8LossAB } from '../../run/int8-ab.ts';
@@ -32,7 +35,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -88,7 +91,14 @@ what:
              the run's shape, added up) next to whole training steps measured on the same random model (Mistral-7B's
              shape on a GPU, 2 small layers on SwiftShader): estimateSeconds, stepSeconds, ratio (not part of "all");
              with --stream-layers the layers are streamed from CPU memory and the estimate prices their uploads
-  all        everything above but model, int8, int8-ab, tune and estimate
+  clamps     no GPU time: the bounds clamps WGSL's robustness leaves in the hot loops (≥ 4 multiply-adds per
+             iteration) of every kernel variant with one (tiled and basic GEMM, NF4 products, skinny LoRA products,
+             tiled attention), read from the SPIR-V Dawn compiles (bench spirv in a child process): per compiled
+             pipeline, its hot loops and their clamped workgroup, storage and local indices per iteration; then a
+             summary line (docs/performance.md, "Bounds clamps"; not part of "all")
+  spirv      compiles those pipelines with Dawn's dump_shaders toggle: a JSON marker line per pipeline, then what Dawn
+             prints for it (WGSL and SPIR-V disassembly; not part of "all")
+  all        everything above but model, int8, int8-ab, tune, estimate, clamps and spirv
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -205,6 +215,23 @@ export const benchCommand: Command = {
     const print = (r: unknown): void => io.out(JSON.stringify(r));
     if (what === 'data') {
       print(await dataBench(dataMb));
+      return 0;
+    }
+    if (what === 'spirv') {
+      const { ctx, found } = await createNodeContext({ ...nodeOptions, dumpShaders: true });
+      if (found.note) io.err(`note: ${found.note}`);
+      try {
+        // Written synchronously to descriptor 1, so each marker lands before what Dawn prints for its pipeline.
+        await compileHotPipelines(ctx, (line) => writeSync(1, `${line}\n`));
+      } finally {
+        ctx.destroyDevice();
+      }
+      return 0;
+    }
+    if (what === 'clamps') {
+      const { results, pipelines } = await auditClamps({ robustness: nodeOptions.robustness });
+      for (const r of results) print(r);
+      print(clampsSummary(results, pipelines, nodeOptions.robustness !== false));
       return 0;
     }
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
