@@ -189,10 +189,16 @@ if [ "$SMOKE" = 1 ]; then
   step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
 else
-  # Ordered by what the last lease (2026-11-30, docs/benchmarks.md) left open, most valuable first.
-  # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA) as the
-  # yardstick, then without Dawn's bounds clamps alone (a GPU server's --no-robustness; its layer ran 1.085× faster),
-  # then with the int8 DP4A path on the MLP (its products ran 1.04–1.26× fp32; the step was not measured).
+  # Ordered by what is unmeasured (docs/benchmarks.md), most valuable first.
+  # 2026-12-01 made the hot loops compile without bounds clamps (robustness on, as in a browser): one layer and the
+  # attention kernels with and without --no-robustness say what that is worth (run b of 2026-11-30, before it: a layer
+  # 103.3 ms, 95.2 ms unclamped; attention forward 1.89-1.99 ms, backward 9.07-9.31 ms).
+  step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
+  step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
+  step attention 60 bench attention --tokens 2048
+  # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA), then
+  # without Dawn's bounds clamps (a GPU server's --no-robustness), then with the int8 DP4A path on the MLP (its products
+  # ran 1.04–1.26× fp32; the step was not measured).
   step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
   step model-best-unclamped 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --no-robustness --gpu-memory 139
   step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
@@ -203,10 +209,7 @@ else
   step tune 120 bench tune --tokens 2048
   step estimate 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}"
   step estimate-stream 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}" --stream-layers
-  step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
-  step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
-  step attention 60 bench attention --tokens 2048
   step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step gpu-info 30 gpu-info --no-check
