@@ -49,10 +49,10 @@ const BK = 16u;
 var<workgroup> As: array<vec4f, 256>; // [BK][BM/4], swizzled (tileAt)
 var<workgroup> Bs: array<vec4f, 256>; // [BK][BN/4]
 
-// The vec4 holding tile row k, elements 4·c4 .. 4·c4 + 3.
-fn tileAt(k: u32, c4: u32) -> u32 {
-  return k * 16u + (c4 ^ (k & 15u));
-}
+// tileAt(k, c4): where the vec4 holding tile row k, elements 4·c4 .. 4·c4 + 3, sits: k·16 + (c4 ^ k), for k and c4
+// below 16. Written out at each use as k·16 + (c4 ^ k) % 16 (the same value), not as a function: the robustness
+// pass bounds that expression from k's and c4's own ranges, but knows nothing of a function's parameters, and would
+// clamp every tile access (docs/performance.md, "Bounds clamps").
 
 //#if B_HALF
 //#include half
@@ -94,10 +94,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     for (var t = 0u; t < 4u; t++) {
       let idx = li + t * 256u;
-      // A tile element (m, k): read along the stored row so neighbouring threads read neighbouring addresses.
-      var m: u32;
-      var k: u32;
-      if (TRANS_A) { m = idx % BM; k = idx / BM; } else { k = idx % BK; m = idx / BK; }
+      // A tile element (m, k): read along the stored row so neighbouring threads read neighbouring addresses. The
+      // store below is written once per layout with m and k taken from idx by constants, so the robustness pass
+      // bounds its offset (tileAt written out; values assigned in branches it cannot bound).
+      let mT = idx % BM;
+      let kT = idx / BM;
+      let mN = idx / BK;
+      let kN = idx % BK;
+      let m = select(mN, mT, TRANS_A);
+      let k = select(kN, kT, TRANS_A);
       let gm = row0 + m;
       let gk = k0 + k;
       var a = 0.0;
@@ -109,11 +114,18 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         a = drop1(a, ia);
 //#endif
       }
-      As[tileAt(k, m >> 2u)][m & 3u] = a;
-      // B tile element (k, n).
-      var n: u32;
-      var kb: u32;
-      if (TRANS_B) { kb = idx % BK; n = idx / BK; } else { n = idx % BN; kb = idx / BN; }
+      if (TRANS_A) {
+        As[kT * 16u + ((mT >> 2u) ^ kT) % 16u][mT % 4u] = a;
+      } else {
+        As[kN * 16u + ((mN >> 2u) ^ kN) % 16u][mN % 4u] = a;
+      }
+      // B tile element (k, n), stored as A's.
+      let nT = idx / BK;
+      let kbT = idx % BK;
+      let nN = idx % BN;
+      let kbN = idx / BN;
+      let n = select(nN, nT, TRANS_B);
+      let kb = select(kbN, kbT, TRANS_B);
       let gn = col0 + n;
       let gkb = k0 + kb;
       var b = 0.0;
@@ -125,13 +137,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         b = drop1(b, ib);
 //#endif
       }
-      Bs[tileAt(kb, n >> 2u)][n & 3u] = b;
+      if (TRANS_B) {
+        Bs[kbT * 16u + ((nT >> 2u) ^ kbT) % 16u][nT % 4u] = b;
+      } else {
+        Bs[kbN * 16u + ((nN >> 2u) ^ kbN) % 16u][nN % 4u] = b;
+      }
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      // tileAt inlined (the same offset, c4 < 16: kk·16 + (c4 ^ kk) % 16), an offset the robustness pass proves in range
-      // here (not through a call, whose parameters have no known range), so the loop carries no clamp
-      // (docs/performance.md, "Bounds clamps").
+      // tileAt, written out: no clamp in this loop.
       let av = As[kk * 16u + (lid.y ^ kk) % 16u];
       let bv = Bs[kk * 16u + (lid.x ^ kk) % 16u];
       acc0 = fma(vec4f(av.x), bv, acc0);

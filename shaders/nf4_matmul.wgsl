@@ -46,10 +46,11 @@ var<workgroup> As: array<vec4f, 512>;  // [BK][16]: A tile, 64 output rows, 4 pe
 var<workgroup> Bs: array<vec4f, 512>;  // [BK][16]: dequantised W tile, 64 output columns
 var<workgroup> lut: array<f32, 16>;
 
-// The vec4 holding tile row k, elements 4·c4 .. 4·c4 + 3.
-fn tileAt(k: u32, c4: u32) -> u32 {
-  return k * 16u + (c4 ^ (k & 15u));
-}
+// tileAt(k, c4): where the vec4 holding tile row k, elements 4·c4 .. 4·c4 + 3, sits: k·16 + (c4 ^ (k % 16)), for c4
+// below 16. Written out at each use as k·16 + (c4 ^ (k % 16)) % 16 (the same value), with the other indices taken `%`
+// or `>>` by constants rather than masked: the robustness pass then bounds every tile and table access from the
+// indices' own ranges, where a function's parameters or a mask (`&`) would leave it a clamp per access
+// (docs/performance.md, "Bounds clamps").
 
 fn blockScale(b: u32) -> f32 {
 //#if DQ
@@ -67,8 +68,11 @@ fn nibbleShift(j: u32) -> u32 {
 
 // Elements j0 .. j0 + 3 of a code word, dequantised (each value times the scale, as one element at a time would be).
 fn deq4(word: u32, j0: u32, scale: f32) -> vec4f {
-  let i = vec4u(word >> nibbleShift(j0), word >> nibbleShift(j0 + 1u), word >> nibbleShift(j0 + 2u), word >> nibbleShift(j0 + 3u)) & vec4u(15u);
-  return vec4f(lut[i.x], lut[i.y], lut[i.z], lut[i.w]) * scale;
+  let x = (word >> nibbleShift(j0)) % 16u;
+  let y = (word >> nibbleShift(j0 + 1u)) % 16u;
+  let z = (word >> nibbleShift(j0 + 2u)) % 16u;
+  let w = (word >> nibbleShift(j0 + 3u)) % 16u;
+  return vec4f(lut[x], lut[y], lut[z], lut[w]) * scale;
 }
 
 // The thread's 4×4 outputs as one vec4 per row (acc[i][j]: row 4·lid.y + i, column 4·lid.x + j).
@@ -79,11 +83,9 @@ struct Acc { r: array<vec4f, 4> }
 // sums fma by fma in k order.
 fn tileStep(acc: ptr<function, Acc>, lid: vec3u) {
   for (var kk = 0u; kk < BK; kk++) {
-    // tileAt inlined (the same offset, c4 < 16: kk·16 + (c4 ^ kk) % 16), an offset the robustness pass proves in range here
-    // (not through a call, whose parameters have no known range), so the loop carries no clamp (docs/performance.md,
-    // "Bounds clamps").
-    let av = As[kk * 16u + (lid.y ^ kk) % 16u];
-    let bv = Bs[kk * 16u + (lid.x ^ kk) % 16u];
+    // tileAt, written out: no clamp in this loop.
+    let av = As[kk * 16u + (lid.y ^ (kk % 16u)) % 16u];
+    let bv = Bs[kk * 16u + (lid.x ^ (kk % 16u)) % 16u];
     (*acc).r[0] = fma(vec4f(av.x), bv, (*acc).r[0]);
     (*acc).r[1] = fma(vec4f(av.y), bv, (*acc).r[1]);
     (*acc).r[2] = fma(vec4f(av.z), bv, (*acc).r[2]);
@@ -118,7 +120,7 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
   let kWords = p.K / 8u;
   let kBlocks = p.K / 64u;
   let wn = li >> 3u;
-  let wq = li & 7u;
+  let wq = li % 8u;
   var acc = Acc();
   workgroupBarrier();
   for (var n0 = 0u; n0 < p.N; n0 += BK) {
@@ -126,12 +128,12 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
     for (var t = 0u; t < 8u; t++) {
       let idx = li + t * 256u;
       let m = idx >> 5u;
-      let nn = idx & 31u;
+      let nn = idx % 32u;
       let gm = row0 + m;
       let gn = n0 + nn;
       var v = 0.0;
       if (gm < p.M && gn < p.N) { v = A[gm * p.N + gn]; }
-      As[tileAt(nn, m >> 2u)][m & 3u] = v;
+      As[nn * 16u + ((m >> 2u) ^ (nn % 16u)) % 16u][m % 4u] = v;
     }
     let gn = n0 + wn;
     var word = 0u;
@@ -141,8 +143,8 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
       word = codes[gn * kWords + (col0 >> 3u) + wq];
     }
     // Columns 8·wq .. 8·wq + 7 of row wn: two vec4s.
-    Bs[tileAt(wn, 2u * wq)] = deq4(word, 0u, scale);
-    Bs[tileAt(wn, 2u * wq + 1u)] = deq4(word, 4u, scale);
+    Bs[wn * 16u + ((2u * wq) ^ (wn % 16u)) % 16u] = deq4(word, 0u, scale);
+    Bs[wn * 16u + ((2u * wq + 1u) ^ (wn % 16u)) % 16u] = deq4(word, 4u, scale);
     workgroupBarrier();
     tileStep(&acc, lid);
     workgroupBarrier();
@@ -161,7 +163,7 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
   let K4 = p.K / 4u;
   // This thread's W work: row wn of the slice, code word wq of its 4.
   let wn = li >> 2u;
-  let wq = li & 3u;
+  let wq = li % 4u;
   let gn = col0 + wn;
   let nValid = gn < p.N;
   var scale = 0.0;
@@ -172,15 +174,17 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
     for (var t = 0u; t < 2u; t++) {
       let idx = li + t * 256u;
       let m = idx >> 3u;
-      let kq = idx & 7u;
+      let kq = idx % 8u;
       let gm = row0 + m;
       var v = vec4<f32>(0.0);
       if (gm < p.M) { v = A[gm * K4 + (k0 >> 2u) + kq]; }
       let k = kq * 4u;
-      As[tileAt(k, m >> 2u)][m & 3u] = v.x;
-      As[tileAt(k + 1u, m >> 2u)][m & 3u] = v.y;
-      As[tileAt(k + 2u, m >> 2u)][m & 3u] = v.z;
-      As[tileAt(k + 3u, m >> 2u)][m & 3u] = v.w;
+      let c4 = m >> 2u;
+      let lane = m % 4u;
+      As[k * 16u + (c4 ^ (k % 16u)) % 16u][lane] = v.x;
+      As[(k + 1u) * 16u + (c4 ^ ((k + 1u) % 16u)) % 16u][lane] = v.y;
+      As[(k + 2u) * 16u + (c4 ^ ((k + 2u) % 16u)) % 16u][lane] = v.z;
+      As[(k + 3u) * 16u + (c4 ^ ((k + 3u) % 16u)) % 16u][lane] = v.w;
     }
     var word = 0u;
     if (nValid) {
@@ -188,7 +192,8 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
       word = codes[gn * kWords + (k0 >> 3u) + wq];
     }
     for (var j = 0u; j < 8u; j++) {
-      Bs[tileAt(wq * 8u + j, wn >> 2u)][wn & 3u] = lut[(word >> nibbleShift(j)) & 15u] * scale;
+      let row = wq * 8u + j;
+      Bs[row * 16u + ((wn >> 2u) ^ (row % 16u)) % 16u][wn % 4u] = lut[(word >> nibbleShift(j)) % 16u] * scale;
     }
     workgroupBarrier();
     tileStep(&acc, lid);
