@@ -46,10 +46,10 @@ describe('hot loops under robustness (bench clamps)', () => {
     expect(summary).toMatchObject({ workgroupClamps: 0, clampedPipelines: [] });
   });
 
-  it('leaves none in the tiled GEMM and NF4 products at all, their once-per-K-step tile fills included', () => {
-    // These kernels are ≈ 81 % of a layer's time; their fills store 4 to 16 values per thread per K step.
-    const tiled = results.filter((r) => r.pipeline.startsWith('tiled GEMM') || r.pipeline.startsWith('tiled NF4'));
-    expect(tiled.length).toBeGreaterThanOrEqual(40);
-    expect(tiled.filter((r) => r.workgroupClampsElsewhere > 0).map((r) => r.pipeline)).toEqual([]);
+  it('leaves none in the GEMM and NF4 products at all, tiled and basic, their once-per-K-step tile fills included', () => {
+    // The tiled ones are ≈ 81 % of a layer's time; the fills store 4 to 16 values per thread per K step.
+    const products = results.filter((r) => /^(tiled|basic) (GEMM|NF4)/.test(r.pipeline));
+    expect(products.length).toBeGreaterThanOrEqual(50);
+    expect(products.filter((r) => r.workgroupClampsElsewhere > 0).map((r) => r.pipeline)).toEqual([]);
   });
 });
