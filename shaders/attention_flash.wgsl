@@ -631,7 +631,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
           for (var j = 0u; j < 4u; j++) { PT[(kg * 4u + j) * (R / 4u) + rg] = ds[j]; }
         }
         for (var ch = 0u; ch < BK / VK; ch++) {
-      let c0 = ch * VK; // a unit-step counter, so the robustness pass bounds c0 + kk below BK
+          let c0 = ch * VK; // a unit-step counter, so the robustness pass bounds c0 + qq below BK
           workgroupBarrier(); // P / dS written, the previous chunk consumed
           for (var idx = t; idx < VK * HD4; idx += 128u) {
             let qq = idx / HD4;

@@ -151,10 +151,9 @@ export function isSpirvMarker(line: string): boolean {
 
 /**
  * Compiles every hot pipeline on this context (whose Dawn must dump shaders to be of use), calling `mark` with each
- * marker line just before; `mark` must write it synchronously, so that it lands before what Dawn prints. Returns how
- * many pipelines it compiled.
+ * marker line just before; `mark` must write it synchronously, so that it lands before what Dawn prints.
  */
-export async function compileHotPipelines(ctx: GpuContext, mark: (line: string) => void): Promise<number> {
+export async function compileHotPipelines(ctx: GpuContext, mark: (line: string) => void): Promise<void> {
   mark(spirvMarker('setup'));
   const made = ['a', 'b', 'c', 'd', 'e'].map((n) => ctx.createBuffer(`spirv ${n}`, FLOATS * 4, 'scratch'));
   const seg = ctx.createBuffer('spirv seg', 1024 * 4, 'scratch');
@@ -174,7 +173,6 @@ export async function compileHotPipelines(ctx: GpuContext, mark: (line: string) 
     nf4_destroy(ctx, nf4dq);
     for (const b of [...made, seg]) ctx.destroy(b);
   }
-  return pipelines.length;
 }
 
 /** One compiled module of one pipeline: its hot loops and their clamps (one `bench clamps` line). */
@@ -198,31 +196,37 @@ export interface ClampsResult {
   loops: LoopClamps[];
 }
 
-/** Reads `bench spirv`'s output: one result per module compiled after a pipeline's marker (the setup's excluded). */
-export function clampsFromDump(text: string): ClampsResult[] {
-  const out: ClampsResult[] = [];
+const total = (loops: readonly LoopClamps[], k: 'workgroup' | 'storage' | 'other'): number => loops.reduce((s, l) => s + l[k], 0);
+
+/**
+ * Reads `bench spirv`'s output: one result per module compiled after a pipeline's marker, and how many pipelines were
+ * marked (the setup's marker and modules excluded).
+ */
+export function clampsFromDump(text: string): { results: ClampsResult[]; pipelines: number } {
+  const results: ClampsResult[] = [];
+  let pipelines = 0;
   for (const piece of splitSpirvDump(text, isSpirvMarker)) {
     const { pipeline } = JSON.parse(piece.marker) as SpirvMarker;
     if (pipeline === 'setup') continue;
+    pipelines++;
     for (const m of piece.modules) {
       const mod = spirvModuleClamps(m);
       const hot = mod.loops.filter((l) => l.multiplies >= HOT_MULTIPLIES);
-      const sum = (k: 'workgroup' | 'storage' | 'other'): number => hot.reduce((s, l) => s + l[k], 0);
-      out.push({
+      results.push({
         bench: 'clamps',
         pipeline,
         entry: mod.entry,
         hotLoops: hot.length,
         mostMultiplies: Math.max(0, ...mod.loops.map((l) => l.multiplies)),
-        workgroupClamps: sum('workgroup'),
-        storageClamps: sum('storage'),
-        otherClamps: sum('other'),
-        workgroupClampsElsewhere: mod.loops.filter((l) => l.multiplies < HOT_MULTIPLIES).reduce((n, l) => n + l.workgroup, 0),
+        workgroupClamps: total(hot, 'workgroup'),
+        storageClamps: total(hot, 'storage'),
+        otherClamps: total(hot, 'other'),
+        workgroupClampsElsewhere: total(mod.loops.filter((l) => l.multiplies < HOT_MULTIPLIES), 'workgroup'),
         loops: hot,
       });
     }
   }
-  return out;
+  return { results, pipelines };
 }
 
 /** The last line of `bench clamps`: totals over every compiled module. */

@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { clampsFromDump, isSpirvMarker, type ClampsResult } from '../bench/clamps.ts';
+import { clampsFromDump, type ClampsResult } from '../bench/clamps.ts';
 
 /** `--no-robustness` passed on when robustness is false. Rejects with the end of the child's error output on failure. */
 export function auditClamps(o: { robustness?: boolean } = {}): Promise<{ results: ClampsResult[]; pipelines: number }> {
@@ -23,9 +23,7 @@ export function auditClamps(o: { robustness?: boolean } = {}): Promise<{ results
         reject(new Error(`finetune bench spirv exited with ${code}: ${Buffer.concat(stderr).toString('utf8').slice(-2000)}`));
         return;
       }
-      // Every marker but the setup's names one pipeline.
-      const pipelines = text.split('\n').filter(isSpirvMarker).length - 1;
-      resolve({ results: clampsFromDump(text), pipelines });
+      resolve(clampsFromDump(text));
     });
   });
 }

@@ -58,7 +58,8 @@ describe('splitSpirvDump and clampsFromDump', () => {
   });
 
   it('reports each module of a pipeline (not the setup) with its hot loops only', () => {
-    const results = clampsFromDump(stream);
+    const { results, pipelines } = clampsFromDump(stream);
+    expect(pipelines).toBe(1);
     expect(results.map((r) => r.pipeline)).toEqual(['the probe', 'the probe']);
     // The first loop's four multiply-adds make it hot; the second's one does not, so its storage clamp is not summed.
     expect(HOT_MULTIPLIES).toBe(4);
