@@ -40,6 +40,10 @@ struct Params {
   nKV: u32,
   scale2: f32, // log2(e) / sqrt(HD)
   scale: f32, // 1 / sqrt(HD) (the backward's dq and dk)
+  // The backward's KV heads run in chunks when dS goes through memory (DS_SPILL): this dispatch's first KV head, and
+  // the KV heads its dS scratch holds. 0 and nKV otherwise.
+  kv0: u32,
+  chunkKV: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -316,6 +320,17 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
 // chunks of 16 through `U`, the products with P or dS through `PT` (transposed, vec4 of 4 rows) with the other
 // operand streamed in chunks of VK rows, tile skipping and the mask-only-where-needed decision from segment ids.
 // Workgroup memory: 15,752 bytes each (U 6,656, PT 8,192, rowL/rowD 512, segment ids, flags). No subgroups.
+//
+// DS_SPILL (define): 5 products instead of 7. backward_dkv also writes each dS tile it computes to a scratch buffer,
+// and backward_dq_spill reads dS back instead of recomputing S, P, dP and dS: dq += dS·K is its only product. dS is
+// the same bits either way (the same fmas in the same order: S and dP sum the head dims in one order in both kernels,
+// and fma(a, b, c) = fma(b, a, c)), so dq is too. The scratch holds the causal lower triangle, per (row b, head h) a
+// plane in which query i keeps keys 0 .. 32·(⌊i/32⌋ + 1) − 1, the whole 32-key blocks at or before its own (`dsAt`);
+// for T = 2048 and 32 heads that is 273 MB. The host runs the two kernels for chunkKV KV heads at a time (from kv0)
+// when the scratch holds fewer than all. Tiles backward_dkv skips (no row sees any key) are never written: their
+// entries are masked wherever backward_dq_spill reads them (its tile is then masked too), and it selects 0 there.
+// backward_dkv then needs a ninth storage buffer: seg moves into the stats buffer, after lse and D (the host copies
+// it there), read as u32 (`statsU`) with lse and D bitcast back: the same bits as `stats` and `seg`.
 
 @group(0) @binding(5) var<storage, read> dO: array<vec4f>; // (BT, nH·HD)
 // The forward's lse (nats) and D = rowsum(dout·out), (BT, nH) each, one after the other (dot_rows writes both): one
@@ -328,6 +343,32 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
 var<workgroup> rowL: array<f32, BK>; // lse·log2(e) of the tile's query rows
 var<workgroup> rowD: array<f32, BK>; // D of the tile's query rows
 var<workgroup> segK: array<u32, R>; // backward_dkv: the block's key segment ids (0 beyond T)
+
+//#if DS_SPILL
+@group(0) @binding(4) var<storage, read_write> dsOut: array<vec4f>; // backward_dkv: dS tiles (`dsAt`)
+@group(0) @binding(6) var<storage, read> statsU: array<u32>; // backward_dkv: lse | D | seg
+// backward_dq_spill's bindings: k, seg, the dS scratch, dq.
+@group(0) @binding(1) var<storage, read> kS: array<vec4f>;
+@group(0) @binding(2) var<storage, read> segS: array<u32>;
+@group(0) @binding(3) var<storage, read> dsIn: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> dqS: array<f32>;
+
+fn statAt(i: u32) -> f32 { return bitcast<f32>(statsU[i]); }
+fn segAt(i: u32) -> u32 { return statsU[2u * p.B * p.T * p.nH + i]; }
+
+// The vec4 index of dS (query pos, key j, j a multiple of 4 below 32·(⌊pos/32⌋ + 1)) in the plane of batch row b,
+// KV head kvh (of this chunk) and head hh of its group. A plane holds the rows of ⌈T/32⌉ blocks of 32 queries; block c
+// keeps 32·(c + 1) keys a row, so row pos = 32·c + r starts at 512·c·(c + 1) + 32·r·(c + 1) = 32·(c + 1)·(16·c + r).
+fn dsAt(b: u32, kvh: u32, hh: u32, pos: u32, j: u32) -> u32 {
+  let nb = (p.T + 31u) / 32u;
+  let plane = ((b * p.chunkKV + kvh - p.kv0) * G + hh) * (512u * nb * (nb + 1u));
+  let c = pos / 32u;
+  return (plane + 32u * (c + 1u) * (16u * c + pos % 32u) + j) / 4u;
+}
+//#else
+fn statAt(i: u32) -> f32 { return stats[i]; }
+fn segAt(i: u32) -> u32 { return seg[i]; }
+//#endif
 
 // dq (BT, nH·HD) overwritten. Grid (⌈T/QP⌉, nKV, B), rows as in the forward.
 @compute @workgroup_size(128)
@@ -491,13 +532,126 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   }
 }
 
+//#if DS_SPILL
+// dq (BT, nH·HD) overwritten from the dS tiles backward_dkv wrote: backward_dq with its S, P, dP and dS replaced by one
+// read of dS, and the same product after it (so the same bits). Grid (⌈T/QP⌉, chunkKV, B), KV head kv0 + wg.y.
+@compute @workgroup_size(128)
+fn backward_dq_spill(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let HD4 = HD / 4u;
+  let b = wg.z;
+  let kvh = p.kv0 + wg.y;
+  let nBlocks = (p.T + QP - 1u) / QP;
+  let q0 = (nBlocks - 1u - wg.x) * QP; // longest blocks first
+  let kStride4 = p.nKV * HD4;
+  let rg = t / 16u;
+  let kg = t % 16u;
+  let dg = kg;
+
+  if (t < 32u) {
+    var s = 0u;
+    if (t < QP && q0 + t < p.T) { s = segS[b * p.T + q0 + t]; }
+    segQ[t] = s;
+  }
+  workgroupBarrier();
+  var blockSeg = segQ[0];
+  for (var pp = 1u; pp < QP; pp++) {
+    if (segQ[pp] != blockSeg) { blockSeg = 0u; }
+  }
+  var rowSeg: array<u32, 4>;
+  var rowPos: array<u32, 4>;
+  var rowReal: array<bool, 4>; // a row of the block (below QP·G) at a position below T: the rows dS has
+  for (var i = 0u; i < 4u; i++) {
+    let r = rg * 4u + i;
+    rowPos[i] = q0 + r / G;
+    rowSeg[i] = select(0u, segQ[min(r / G, 31u)], r < QP * G);
+    rowReal[i] = r < QP * G && rowPos[i] < p.T;
+  }
+
+  var acc: array<vec4f, 8>; // dq: [4·quad + e] over the thread's 4 rows (accumulateQuads)
+  for (var c = 0u; c < 8u; c++) { acc[c] = vec4f(0.0); }
+
+  let kEnd = min(p.T, q0 + QP);
+  var tile = 0u;
+  for (var k0 = 0u; k0 < kEnd; k0 += BK) {
+    tile++;
+    if (t < BK) {
+      let kj = k0 + t;
+      var sk = 0u;
+      if (kj < p.T) { sk = segS[b * p.T + kj]; }
+      segT[t] = sk;
+      var vis = false;
+      for (var pp = 0u; pp < QP; pp++) {
+        vis = vis || (segQ[pp] != 0u && segQ[pp] == sk && kj <= q0 + pp);
+      }
+      if (vis) { atomicMax(&visFlag, tile); }
+      if (!(blockSeg != 0u && sk == blockSeg && kj <= q0)) { atomicMax(&maskFlag, tile); }
+    }
+    if (workgroupUniformLoad(&visFlag) != tile) { continue; }
+    let masked = workgroupUniformLoad(&maskFlag) == tile;
+
+    // --- dS of the thread's 4 rows × keys k0 + kg·4 .. + 3, transposed into PT as backward_dq stores it. A row keeps
+    // the keys of the 32-key blocks up to its own; the keys past them are above the diagonal (masked, read as 0). On a
+    // masked tile an entry no row may see is 0 whatever the scratch holds there (backward_dkv may have skipped it).
+    let kk0 = k0 + kg * 4u;
+    var rows: array<vec4f, 4>; // [row i] over the 4 keys
+    for (var i = 0u; i < 4u; i++) {
+      rows[i] = vec4f(0.0);
+      let pos = rowPos[i];
+      if (rowReal[i] && kk0 < 32u * (pos / 32u + 1u)) { rows[i] = dsIn[dsAt(b, kvh, (rg * 4u + i) % G, pos, kk0)]; }
+    }
+    for (var j = 0u; j < 4u; j++) {
+      let kk = kg * 4u + j;
+      var w = vec4f(rows[0][j], rows[1][j], rows[2][j], rows[3][j]);
+      if (masked) {
+        for (var i = 0u; i < 4u; i++) {
+          let ok = rowSeg[i] != 0u && segT[kk] == rowSeg[i] && k0 + kk <= rowPos[i];
+          w[i] = select(0.0, w[i], ok);
+        }
+      }
+      PT[kk * (R / 4u) + rg] = w;
+    }
+
+    // --- dq += dS·K, K streamed in chunks of VK keys through `U` (backward_dq's phase 3).
+    for (var ch = 0u; ch < BK / VK; ch++) {
+      let c0 = ch * VK; // a unit-step counter, so the robustness pass bounds c0 + kk below BK
+      workgroupBarrier(); // dS written / the previous chunk consumed
+      for (var idx = t; idx < VK * HD4; idx += 128u) {
+        let kk = idx / HD4;
+        let d4 = idx % HD4;
+        var x = vec4f(0.0);
+        if (k0 + c0 + kk < p.T) { x = kS[(b * p.T + k0 + c0 + kk) * kStride4 + kvh * HD4 + d4]; }
+        let o = kk * HD + d4 * 4u;
+        U[o >> 2u] = x;
+      }
+      workgroupBarrier();
+      for (var kk = 0u; kk < VK; kk++) {
+        accumulateQuads(&acc, PT[(c0 + kk) * (R / 4u) + rg], U[kk * HD4 + dg], U[kk * HD4 + dg + 16u], dg);
+      }
+    }
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    let r = rg * 4u + i;
+    let pos = rowPos[i];
+    if (!rowReal[i]) { continue; }
+    let o = ((b * p.T + pos) * p.nH + kvh * G + r % G) * HD;
+    for (var c = 0u; c < 2u; c++) {
+      let d4 = dg + 16u * c;
+      if (d4 < HD4) {
+        for (var e = 0u; e < 4u; e++) { dqS[o + 4u * d4 + e] = acc[4u * c + e][i] * p.scale; }
+      }
+    }
+  }
+}
+//#endif
+
 // dk, dv (BT, nKV·HD) overwritten. Grid (⌈T/32⌉, nKV, B): the workgroup owns keys j0..j0+31 of KV head wg.y. Thread
 // (rg, kg) owns keys rg·4.. × queries kg·4.. of the 32 × 64 tile (Sᵀ, dPᵀ), then keys rg·4.. × dim quads kg, kg+16.
 @compute @workgroup_size(128)
 fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let HD4 = HD / 4u;
   let b = wg.z;
-  let kvh = wg.y;
+  let kvh = p.kv0 + wg.y;
   let j0 = wg.x * R; // block 0, the one with the most queries after it, first
   let qStride4 = p.nH * HD4;
   let kStride4 = p.nKV * HD4;
@@ -507,7 +661,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
 
   if (t < R) {
     var s = 0u;
-    if (j0 + t < p.T) { s = seg[b * p.T + j0 + t]; }
+    if (j0 + t < p.T) { s = segAt(b * p.T + j0 + t); }
     segK[t] = s;
   }
   workgroupBarrier();
@@ -543,10 +697,10 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
         var L = 0.0;
         var d = 0.0;
         if (qi < p.T) {
-          sq = seg[b * p.T + qi];
+          sq = segAt(b * p.T + qi);
           let a = (b * p.T + qi) * p.nH + h;
-          L = stats[a] * LOG2E;
-          d = stats[p.B * p.T * p.nH + a];
+          L = statAt(a) * LOG2E;
+          d = statAt(p.B * p.T * p.nH + a);
         }
         segT[t] = sq;
         rowL[t] = L;
@@ -622,6 +776,9 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
         }
         PT[qq * (R / 4u) + rg] = pr;
         ds[j] = pr * (dp - rowD[qq]);
+//#if DS_SPILL
+        if (i0 + qq < p.T) { dsOut[dsAt(b, kvh, hh, i0 + qq, j0 + rg * 4u)] = ds[j]; }
+//#endif
       }
 
       // --- Phase 3: dv += Pᵀ·dO (ph = 0), then dk += dSᵀ·Q (ph = 1); dO / Q streamed in chunks of VK queries.

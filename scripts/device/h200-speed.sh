@@ -173,6 +173,7 @@ if [ "$SMOKE" = 1 ]; then
   step nf4-basic 300 bench nf4 --tokens 16 --gemm basic "${S[@]}"
   step nf4-tiled 300 bench nf4 --tokens 16 --gemm tiled "${S[@]}"
   step attention 300 bench attention --tokens 16 "${S[@]}"
+  step layer-no-spill 300 bench layer --tokens 16 --attention tiled --no-attention-spill "${S[@]}"
   step layer-basic 300 bench layer --tokens 16 --gemm basic "${S[@]}"
   step layer-tiled 300 bench layer --tokens 16 --gemm tiled "${S[@]}"
   step layer-tiled-attn 300 bench layer --tokens 16 --gemm tiled --attention tiled "${S[@]}"
@@ -193,9 +194,12 @@ else
   # 2026-12-01 made the hot loops compile without bounds clamps (robustness on, as in a browser): one layer and the
   # attention kernels with and without --no-robustness say what that is worth (run b of 2026-11-30, before it: a layer
   # 103.3 ms, 95.2 ms unclamped; attention forward 1.89-1.99 ms, backward 9.07-9.31 ms).
+  # Since 2026-12-01 (later) the tiled attention backward reads dS back from a scratch (5 products instead of 7): the
+  # layer without that (--no-attention-spill) and the attention bench's backward-tiled-spill line say what it is worth.
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step attention 60 bench attention --tokens 2048
+  step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
   # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA), then
   # without Dawn's bounds clamps (a GPU server's --no-robustness), then with the int8 DP4A path on the MLP (its products
   # ran 1.04–1.26× fp32; the step was not measured).

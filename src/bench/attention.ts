@@ -6,11 +6,13 @@
 // as a multiple of its row-split counterpart's; where the device has subgroups, the tiled forward is timed a second
 // time without them (its row max through workgroup memory). The tiled backward does the same 5 products as
 // FlashAttention-2 plus the recomputation of S in both of its kernels (7 in all, as the row-split one); the nominal
-// 2.5× count is kept.
+// 2.5× count is kept. 'backward-tiled-spill' is the tiled backward passing dS through a scratch (5 products: the one
+// a training run uses, when its dS scratch holds every KV head), timed beside 'backward-tiled' (`vsTiled`), which it
+// equals to the bit (`sameBits`).
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { attention_backward_rows, attention_backward_tiled, attention_forward_rows, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
-import { attention_forward_tiled } from '../engine/kernels/attention_flash.ts';
+import { attention_forward_tiled, attentionSpillGroupFloats } from '../engine/kernels/attention_flash.ts';
 import { randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from '../engine/timing.ts';
 
@@ -27,9 +29,10 @@ export interface AttentionBenchResult {
   /**
    * 'forward' / 'backward': the row-split kernels (the default); 'forward-tiled' / 'backward-tiled': the tiled ones;
    * 'forward-tiled-without-subgroups' (only where the device has subgroups): the tiled forward with its row max
-   * through workgroup memory instead of subgroup shuffles.
+   * through workgroup memory instead of subgroup shuffles; 'backward-tiled-spill': the tiled backward with dS through a
+   * scratch of every KV head (5 products instead of 7).
    */
-  variant: 'forward' | 'forward-tiled' | 'forward-tiled-without-subgroups' | 'backward' | 'backward-tiled';
+  variant: 'forward' | 'forward-tiled' | 'forward-tiled-without-subgroups' | 'backward' | 'backward-tiled' | 'backward-tiled-spill';
   T: number;
   ms: number;
   gflops: number;
@@ -39,6 +42,11 @@ export interface AttentionBenchResult {
   subgroups?: boolean;
   /** 'forward-tiled-without-subgroups': its GFLOP/s over the 'forward-tiled' line's (with subgroups), this run. */
   vsSubgroups?: number;
+  /** 'backward-tiled-spill': its GFLOP/s over the 'backward-tiled' line's, this run; its dS scratch in bytes. */
+  vsTiled?: number;
+  spillBytes?: number;
+  /** 'backward-tiled-spill': whether its dq, dk and dv equal the 'backward-tiled' ones bit for bit. */
+  sameBits?: boolean;
 }
 
 export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions): AsyncGenerator<AttentionBenchResult> {
@@ -91,7 +99,27 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
     });
     const bwdTiledRate = (2.5 * fwdFlop) / (bwdTiled.ms * 1e6);
     yield { bench: 'attention', variant: 'backward-tiled', T, ms: bwdTiled.ms, gflops: bwdTiledRate, vsRows: bwdTiledRate / bwdRows };
+    const want = await gradients(ctx, [dq, dk, dv]);
+    const spillBytes = 4 * nKV * attentionSpillGroupFloats(B, T, nH, nKV);
+    const spill = ctx.createBuffer('bench attn dS', spillBytes, 'scratch');
+    try {
+      const bwdSpill = await timeGpu(ctx, () => attention_backward_tiled(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch, spill), {
+        minMs: o.minMs,
+      });
+      const got = await gradients(ctx, [dq, dk, dv]);
+      const sameBits = got.every((g, i) => g.length === want[i].length && g.every((x, j) => Object.is(x, want[i][j])));
+      const rate = (2.5 * fwdFlop) / (bwdSpill.ms * 1e6);
+      yield { bench: 'attention', variant: 'backward-tiled-spill', T, ms: bwdSpill.ms, gflops: rate, vsRows: rate / bwdRows, vsTiled: rate / bwdTiledRate, spillBytes, sameBits };
+    } finally {
+      ctx.destroy(spill);
+    }
   } finally {
     for (const b of [q, k, v, dout, seg, out, lse, dq, dk, dv, scratch]) ctx.destroy(b);
   }
+}
+
+async function gradients(ctx: GpuContext, bufs: GPUBuffer[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const b of bufs) out.push(await ctx.readF32(b));
+  return out;
 }

@@ -160,6 +160,12 @@ export class GpuContext {
    */
   tiledStages: TiledStages = 1;
   /**
+   * Whether the tiled attention backward passes dS through the scratch its caller gives (attention_backward's
+   * `spill`: 5 T²·hd products instead of 7, the same bits). On unless switched off here: `finetune bench
+   * --no-attention-spill` times a layer or a step without it, for the A/B.
+   */
+  attentionSpill = true;
+  /**
    * Whether kernels that can use subgroup operations do, where the device has them (`hasSubgroups`): today the tiled
    * attention forward's row max, whose result is the same to the bit either way. Off unless switched on here: two H200
    * machines (2026-11-30, docs/benchmarks.md) disagreed (the shuffles at 0.80× and at 1.05× the workgroup-memory path),

@@ -35,6 +35,11 @@ export class KernelRegistry {
     return Object.keys(this.sources);
   }
 
+  /** The keys (shader|entry|defines|constants) of the pipelines made so far: which variants a piece of work ran. */
+  get pipelineKeys(): string[] {
+    return [...this.pipelines.keys()];
+  }
+
   private source(shader: string): string {
     const src = this.sources[shader];
     if (src === undefined) throw new FinetuneError('internal', `no shader named "${shader}" in shaders/`);

@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { attention_backward_rows, attention_backward_tiled, attention_forward_rows, attentionBackwardScratchBytes } from '../../src/engine/kernels/attention.ts';
-import { attention_forward_tiled, flashLayout } from '../../src/engine/kernels/attention_flash.ts';
+import { attention_forward_tiled, attentionSpillGroupFloats, flashLayout } from '../../src/engine/kernels/attention_flash.ts';
 import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
 import { attentionBackwardRef, attentionForwardRef, type AttentionDims } from '../../src/engine/reference/attention.ts';
 import { gpuContext } from './context.ts';
@@ -140,6 +140,79 @@ describe('tiled causal GQA attention forward against float64', () => {
     expect(attentionRelError(await ctx.readF32(bdk), grad.dk, TOL)).toBeLessThan(TOL);
     expect(attentionRelError(await ctx.readF32(bdv), grad.dv, TOL)).toBeLessThan(TOL);
     for (const b of [bq, bk, bv, bseg, bdout, bout, blse, bdq, bdk, bdv, scratch]) ctx.destroy(b);
+  });
+
+  // dS through a scratch (5 products instead of 7): the same dk, dv and dq bits as recomputing it, in one pass and in
+  // chunks of KV heads; NaN in the scratch, so an entry read without having been written (a skipped tile) would show.
+  const SPILL_CASES: (Case & { chunkKV: number[] })[] = [
+    // Packed segments with padding: skipped tiles, masked tiles, segment starts mid-block; one chunk and one KV head a chunk.
+    { B: 2, T: 140, nH: 8, nKV: 2, hd: 32, maxLen: 50, pad: 2, chunkKV: [2, 1] },
+    // One segment over three 64-key tiles (unmasked tiles below the diagonal), T not a multiple of 32.
+    { B: 1, T: 150, nH: 8, nKV: 2, hd: 16, maxLen: 150, pad: 0, chunkKV: [2] },
+    // Mistral's head dim; GQA 1 with three KV heads in chunks of 2 + 1; GQA 8; T = 1.
+    { B: 1, T: 70, nH: 8, nKV: 2, hd: 128, maxLen: 40, pad: 2, chunkKV: [2] },
+    { B: 2, T: 45, nH: 3, nKV: 3, hd: 16, maxLen: 30, pad: 1, chunkKV: [2] },
+    { B: 1, T: 33, nH: 8, nKV: 1, hd: 16, maxLen: 33, pad: 0, chunkKV: [1] },
+    { B: 1, T: 1, nH: 8, nKV: 2, hd: 16, maxLen: 1, pad: 0, chunkKV: [2] },
+  ];
+  SPILL_CASES.forEach((c, n) => {
+    it(`tiled backward with dS spilled, B=${c.B} T=${c.T} nH=${c.nH} nKV=${c.nKV} hd=${c.hd}, segments ≤ ${c.maxLen}, ${c.pad} padding, KV heads per chunk ${c.chunkKV.join(', ')}: the bits of the 7-product backward`, async () => {
+      const { B, T, nH, nKV, hd } = c;
+      const BT = B * T;
+      const seg = packedSegments(B, T, 700 + n, c.maxLen, c.pad);
+      const q = randomArray(BT * nH * hd, 40 * n + 1, 2);
+      const k = randomArray(BT * nKV * hd, 40 * n + 2, 2);
+      const v = randomArray(BT * nKV * hd, 40 * n + 3);
+      const dout = randomArray(BT * nH * hd, 40 * n + 4);
+      const bufs = [q, k, v, seg, dout].map((x, i) => ctx.upload(`in ${i}`, x, 'scratch'));
+      const [bq, bk, bv, bseg, bdout] = bufs;
+      const bout = ctx.createBuffer('out', BT * nH * hd * 4, 'scratch');
+      const blse = ctx.createBuffer('lse', BT * nH * 4, 'scratch');
+      bufs.push(bout, blse);
+      const grads = async (spillFloats: number): Promise<Float32Array[]> => {
+        const g = [BT * nH * hd, BT * nKV * hd, BT * nKV * hd].map((len, i) => ctx.upload(`grad ${i}`, new Float32Array(len).fill(7), 'scratch'));
+        const spill = spillFloats ? ctx.upload('spill', new Float32Array(spillFloats).fill(NaN), 'scratch') : undefined;
+        const before = ctx.dispatchCount;
+        attention_backward_tiled(ctx, g[0], g[1], g[2], bdout, bout, blse, bq, bk, bv, bseg, B, T, nH, nKV, hd, undefined, spill);
+        const dispatches = ctx.dispatchCount - before;
+        const out = await Promise.all(g.map((b) => ctx.readF32(b)));
+        if (spill) {
+          // The dS path ran: the D pass, then both kernels once per chunk, and dS is in the scratch.
+          const chunk = Math.floor(spillFloats / attentionSpillGroupFloats(B, T, nH, nKV));
+          expect(dispatches).toBe(1 + 2 * Math.ceil(nKV / chunk));
+          expect((await ctx.readF32(spill)).some((x) => Number.isFinite(x))).toBe(true);
+        } else {
+          expect(dispatches).toBe(3);
+        }
+        for (const b of spill ? [...g, spill] : g) ctx.destroy(b);
+        return out;
+      };
+      try {
+        attention_forward_tiled(ctx, bout, blse, bq, bk, bv, bseg, B, T, nH, nKV, hd);
+        const want = await grads(0);
+        const ref = attentionBackwardRef(dout, q, k, v, seg, c);
+        const group = attentionSpillGroupFloats(B, T, nH, nKV);
+        for (const chunk of c.chunkKV) {
+          // A scratch a little larger than `chunk` groups, not enough for one more.
+          const [dq, dk, dv] = await grads(chunk * group + 4);
+          expect(attentionRelError(dq, ref.dq, TOL)).toBeLessThan(TOL);
+          expect(Array.from(dq)).toEqual(Array.from(want[0]));
+          expect(Array.from(dk)).toEqual(Array.from(want[1]));
+          expect(Array.from(dv)).toEqual(Array.from(want[2]));
+        }
+      } finally {
+        for (const b of bufs) ctx.destroy(b);
+      }
+    });
+  });
+
+  it('sizes the dS scratch of a KV head group as whole 32-key blocks of the causal triangle', () => {
+    // Queries 0–31 keep 32 keys each, 32–63 keep 64: 32·32 + 32·64 per head.
+    expect(attentionSpillGroupFloats(1, 64, 4, 1)).toBe(4 * (32 * 32 + 32 * 64));
+    expect(attentionSpillGroupFloats(1, 33, 4, 1)).toBe(4 * (32 * 32 + 32 * 64));
+    expect(attentionSpillGroupFloats(2, 1, 8, 2)).toBe(2 * 4 * 32 * 32);
+    // Mistral-7B at 2048 tokens, all 8 groups: 273 MB.
+    expect(8 * 4 * attentionSpillGroupFloats(1, 2048, 32, 8)).toBe(272_629_760);
   });
 
   it('covers the head layouts of the tiny model, the demo and Mistral, and refuses what it cannot run', () => {

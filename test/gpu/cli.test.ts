@@ -110,8 +110,12 @@ describe('finetune bench beyond matmul', () => {
       'forward-tiled-without-subgroups/false',
       'backward',
       'backward-tiled',
+      'backward-tiled-spill',
     ]);
     expect(attention[2].vsSubgroups).toBeCloseTo(attention[2].gflops / attention[1].gflops, 9);
+    // The backward with dS through a scratch: the 7-product backward's bits, its rate beside it.
+    expect(attention[5]).toMatchObject({ sameBits: true, spillBytes: expect.any(Number) });
+    expect(attention[5].vsTiled).toBeCloseTo(attention[5].gflops / attention[4].gflops, 9);
     const layer = lines.find((l) => l.bench === 'layer');
     expect(layer.tokensPerSecond).toBeGreaterThan(0);
     expect(layer.vsMatmulCeiling).toBeGreaterThan(0);

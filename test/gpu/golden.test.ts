@@ -55,6 +55,23 @@ describe('finetune check against the goldens', () => {
     expect(r.ok).toBe(true);
   });
 
+  it('matches golden_qlora on the tiled attention, whose backward passes dS through the runner\'s scratch', async () => {
+    const before = ctx.attention;
+    const spillPipeline = (): boolean => ctx.registry.pipelineKeys.some((k) => k.includes('backward_dq_spill'));
+    expect(spillPipeline()).toBe(false);
+    ctx.attention = 'tiled';
+    try {
+      const r = await check(ctx, 'test/fixtures/golden_qlora.safetensors', 'nf4');
+      expect(r.groups.grad.count).toBe(28);
+      for (const [name, g] of Object.entries(r.groups)) expect(g.worst, name).toBeLessThanOrEqual(g.tolerance);
+      expect(r.ok).toBe(true);
+    } finally {
+      ctx.attention = before;
+    }
+    // The runner made the scratch and the backward took it: the kernel that reads dS back ran.
+    expect(spillPipeline()).toBe(true);
+  });
+
   it('fails when the engine computes something else (full-precision base against the NF4 golden)', async () => {
     const r = await check(ctx, 'test/fixtures/golden_qlora.safetensors', 'none');
     expect(r.ok).toBe(false);

@@ -121,18 +121,21 @@ export function attention_forward_rows(
 
 /**
  * Bytes of the scratch buffer attention_backward needs: the row statistics, lse and D (one f32 each per token and
- * head) side by side. lse is copied there beside D so that the key pass binds one buffer for both and stays within
- * the 8 storage buffers WebGPU guarantees.
+ * head) side by side, then room for the segment ids (one u32 per token). lse is copied there beside D so that the key
+ * pass binds one buffer for both and stays within the 8 storage buffers WebGPU guarantees; the tiled backward that
+ * spills dS copies the segment ids there too, for the same reason (its key pass binds the dS scratch as well).
  */
 export function attentionBackwardScratchBytes(B: number, T: number, nH: number): number {
-  return 2 * B * T * nH * 4;
+  return (2 * nH + 1) * B * T * 4;
 }
 
 /**
  * dq (BT, nH·hd), dk, dv (BT, nKV·hd) — overwritten — from dout (BT, nH·hd) and the forward's out and lse, by the
  * backward the context selects (`ctx.attention`: this file's row-split passes for 'rows', attention_flash.wgsl's
  * tiled ones for 'tiled'). `scratch` (≥ attentionBackwardScratchBytes, the same for both) holds lse and D; without it a
- * temporary buffer is made, and the work recorded so far is submitted so that it can be freed.
+ * temporary buffer is made, and the work recorded so far is submitted so that it can be freed. `spill`, a scratch for
+ * the tiled backward's dS (attention_flash_backward: at least attentionSpillGroupFloats floats, else unused), saves it
+ * two of its seven products; the row-split backward ignores it.
  */
 export function attention_backward(
   ctx: GpuContext,
@@ -152,9 +155,10 @@ export function attention_backward(
   nKV: number,
   hd: number,
   scratch?: GPUBuffer,
+  spill?: GPUBuffer,
 ): void {
   const backward = ctx.attention === 'tiled' ? attention_backward_tiled : attention_backward_rows;
-  backward(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch);
+  backward(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch, spill);
 }
 
 type Backward = typeof attention_backward;
@@ -177,9 +181,17 @@ export const attention_backward_rows: Backward = (ctx, dq, dk, dv, dout, out, ls
   });
 };
 
-/** The tiled backward of shaders/attention_flash.wgsl (`ctx.attention` 'tiled'): same buffers, same scratch. */
-export const attention_backward_tiled: Backward = (ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch) => {
-  withStats(ctx, dout, out, lse, B, T, nH, nKV, hd, scratch, (stats) => attention_flash_backward(ctx, dq, dk, dv, dout, stats, q, k, v, seg, B, T, nH, nKV, hd));
+/**
+ * The tiled backward of shaders/attention_flash.wgsl (`ctx.attention` 'tiled'): same buffers, same scratch; with
+ * `spill` (and `ctx.attentionSpill` on), dS goes through it (5 products instead of 7) and the segment ids are copied
+ * beside lse and D.
+ */
+export const attention_backward_tiled: Backward = (ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch, spill) => {
+  withStats(ctx, dout, out, lse, B, T, nH, nKV, hd, scratch, (stats) => {
+    const ds = ctx.attentionSpill ? spill : undefined;
+    if (ds) ctx.copy(seg, 0, stats, 2 * B * T * nH * 4, B * T * 4);
+    attention_flash_backward(ctx, dq, dk, dv, dout, stats, q, k, v, seg, B, T, nH, nKV, hd, ds);
+  });
 };
 
 /**

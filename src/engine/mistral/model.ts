@@ -86,7 +86,8 @@ interface GradBuffers {
   dg: GPUBuffer; // (N, I)
   du: GPUBuffer; // (N, I)
   dxf: GPUBuffer; // (N, C)
-  attnStats: GPUBuffer; // (2, N, nH): lse and D, for the attention backward
+  attnStats: GPUBuffer; // (2, N, nH) + N: lse, D and the segment ids, for the attention backward
+  attnSpill: GPUBuffer | null; // the tiled attention backward's dS (sizing.ts: attentionSpillFloats)
 }
 
 /**
@@ -219,6 +220,7 @@ export class MistralRunner {
       du: buf('d up', Gs.du),
       dxf: buf('d x final', Gs.dxf),
       attnStats: buf('attention lse and D', s.attnStats, 'scratch'),
+      attnSpill: s.attnSpill > 0 ? buf('attention dS', s.attnSpill, 'scratch') : null,
     };
     this.loraScratch = {
       dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
@@ -359,7 +361,7 @@ export class MistralRunner {
     rmsnorm_backward(ctx, G.dres, G.dn, Lb.h, w.postAttentionNorm, Lb.rstd2, n, d.C, { accumulate: true });
     // h = x + o(att)
     this.projBackward(mode, w, l, 'o_proj', G.datt, G.dres, Lb.att);
-    attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnStats);
+    attention_backward(ctx, G.dq, G.dk, G.dv, G.datt, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd, G.attnStats, G.attnSpill ?? undefined);
     rope_backward_qk(ctx, G.dq, G.dk, this.pos, this.rope, n, d.nH, d.nKV, d.hd);
     this.projBackward(mode, w, l, 'q_proj', G.dn, G.dq, Lb.n1);
     this.projBackward(mode, w, l, 'k_proj', G.dn, G.dk, Lb.n1, true);

@@ -6,6 +6,7 @@ import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { MAX_REQUESTED_BUFFER } from '../gpu.ts';
 import { attentionBackwardScratchBytes } from '../kernels/attention.ts';
+import { attentionSpillGroupFloats } from '../kernels/attention_flash.ts';
 import { loraScratchBytes } from '../kernels/lora.ts';
 import { lmheadXentScratchBytes, type XentScratchBytes } from '../kernels/xent.ts';
 import { type Dims } from './dims.ts';
@@ -74,8 +75,10 @@ export interface RunnerLayout {
   loraT: Partial<Record<Projection, number>>;
   /** activations: one layer's gradients. */
   grads: Record<(typeof GRAD_BUFFERS)[number], number>;
-  /** scratch: the attention backward's row statistics, lse and D (2, N, nH). */
+  /** scratch: the attention backward's row statistics, lse and D (2, N, nH), and the segment ids (N). */
   attnStats: number;
+  /** scratch: the tiled attention backward's dS (`attentionSpillFloats`; 0: not made, dS is recomputed). */
+  attnSpill: number;
   /** scratch: LoRA backward dt (null: not made). LoRA dropout needs no buffer: the GEMM applies the mask. */
   loraDt: number | null;
   /** scratch, in bytes: the lm_head + cross-entropy chunk buffers. */
@@ -145,10 +148,25 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
       dxf: N * d.C,
     },
     attnStats: attentionBackwardScratchBytes(s.B, s.T, d.nH) / 4,
+    attnSpill: hasLora ? attentionSpillFloats(d, s.B, s.T, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER) : 0,
     loraDt: hasLora ? ls.dt / 4 : null,
     xent: lmheadXentScratchBytes(N, d.C, d.V, xentChunk),
     gradNormSlots: hasLora ? slots : null,
   };
+}
+
+/**
+ * Floats of the scratch through which the tiled attention backward passes dS (attention_flash_backward's `spill`: 5
+ * products instead of 7). It holds whole groups of query heads (those of one KV head), as many as fit in three of the
+ * layer's N × I intermediates (the size of its g, u and a) and in one buffer the device binds (`maxBindingBytes`: the
+ * limit the adapter's arenas are chunked by). The cap keeps the memory linear in T, within what a layer set already
+ * costs: at Mistral-7B's shape every KV head fits up to 2,656 tokens (one pass of the two kernels; 273 MB at 2048),
+ * and beyond that the kernels run in chunks of KV heads. 0 (dS recomputed) when not even one group fits.
+ */
+export function attentionSpillFloats(d: Dims, B: number, T: number, maxBindingBytes: number): number {
+  const group = attentionSpillGroupFloats(B, T, d.nH, d.nKV);
+  const room = Math.min(3 * B * T * d.I, Math.floor(maxBindingBytes / 4));
+  return Math.min(d.nKV, Math.floor(room / group)) * group;
 }
 
 /** What the memory ledger charges for a buffer of `bytes` (it rounds up to 4, at least 4). */
@@ -193,6 +211,7 @@ export function runnerBytes(lay: RunnerLayout): RunnerBytes {
     f('loss sum', lay.lossSum) +
     f('clip', lay.clip) +
     f('attention lse and D', lay.attnStats) +
+    (lay.attnSpill > 0 ? f('attention dS', lay.attnSpill) : 0) +
     (lay.loraDt === null ? 0 : f('lora dt', lay.loraDt)) +
     Object.entries(lay.xent).reduce((a, [k, b]) => a + see(`xent ${k}`, ledgerBytes(b)), 0);
   const io = Object.values(lay.io).reduce((a, n) => a + f('batch', n), 0);
