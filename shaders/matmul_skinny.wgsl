@@ -30,6 +30,14 @@
 //   expressions): an operand element (flat index i in its stored matrix of one batch entry) becomes
 //   select(0, v · scale, keep(i)) as it is loaded, long or small operand alike; DROP_OUT stores
 //   C[o] = (C[o] +) select(0, (alpha · acc) · scale, keep(o)), beta 0 or 1.
+// - ALIGNED (lanes on K only; the host takes it when K % 4 == 0 and the long operand's binding and batch entries start
+//   on 16-byte boundaries): the long operand is bound as vec4 (A_VEC4 or B_VEC4) and lane `lane` of group g takes the
+//   quads j = lane, lane + 32, … (k = 4j … 4j + 3), four quads in flight before any is used: 16 floats per thread where
+//   the scalar path has 4, and a warp's load covers 512 contiguous bytes. The small operand is read in quads too: along
+//   k for each s where it is stored along K (B [N, K] with TRANS_B, or A [M, K] for a small M), along s for each k
+//   where it is stored along the small side and bound as vec4 (S % 4 == 0), else one float at a time. Each sum still
+//   takes its terms one fma at a time in increasing k (a different order of k per thread than the scalar path, so
+//   other bits, but fixed); dropout masks each element of a quad with its own flat index.
 
 // The block of shaders/matmul.wgsl (dstate, dthreshold, dscale: the dropout mask, read with DROPOUT).
 struct Params {
@@ -39,8 +47,22 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+// A binding is declared once per pipeline, so an operand bound as vec4 (A_VEC4, B_VEC4: only with ALIGNED) is read
+// through elemA/elemB and quadA/quadB below, which the rest of the shader uses whichever way it is bound.
+//#if A_VEC4
+@group(0) @binding(1) var<storage, read> A: array<vec4f>;
+const A_QUADS = true;
+//#else
 @group(0) @binding(1) var<storage, read> A: array<f32>;
+const A_QUADS = false;
+//#endif
+//#if B_VEC4
+@group(0) @binding(2) var<storage, read> B: array<vec4f>;
+const B_QUADS = true;
+//#else
 @group(0) @binding(2) var<storage, read> B: array<f32>;
+const B_QUADS = false;
+//#endif
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 
 override TRANS_A: bool = false;
@@ -70,13 +92,36 @@ fn drop1(v: f32, i: u32) -> f32 {
   let keep = murmurFinal(murmurBlock(p.dstate, i), 20u) >= p.dthreshold;
   return select(0.0, v * p.dscale, keep);
 }
+
+// The mask on the four consecutive elements i … i + 3 of a quad, each with its own index.
+fn drop4(v: vec4f, i: u32) -> vec4f {
+  return vec4f(drop1(v.x, i), drop1(v.y, i + 1u), drop1(v.z, i + 2u), drop1(v.w, i + 3u));
+}
 //#endif
+
+// Element j of A's and B's bindings. Scalar reads of a vec4-bound operand are compiled but never run: the aligned path
+// reads such an operand only in quads.
+fn elemA(j: u32) -> f32 {
+//#if A_VEC4
+  return A[j / 4u][j % 4u];
+//#else
+  return A[j];
+//#endif
+}
+
+fn elemB(j: u32) -> f32 {
+//#if B_VEC4
+  return B[j / 4u][j % 4u];
+//#else
+  return B[j];
+//#endif
+}
 
 // op(A)(m, k) and op(B)(k, n) of this batch entry; the mask index is the stored flat index.
 fn opA(m: u32, k: u32) -> f32 {
   var i: u32;
   if (TRANS_A) { i = k * p.M + m; } else { i = m * p.K + k; }
-  var v = A[aBase + i];
+  var v = elemA(aBase + i);
 //#if DROP_A
   v = drop1(v, i);
 //#endif
@@ -86,7 +131,7 @@ fn opA(m: u32, k: u32) -> f32 {
 fn opB(k: u32, n: u32) -> f32 {
   var i: u32;
   if (TRANS_B) { i = n * p.K + k; } else { i = k * p.N + n; }
-  var v = B[bBase + i];
+  var v = elemB(bBase + i);
 //#if DROP_B
   v = drop1(v, i);
 //#endif
@@ -120,6 +165,99 @@ fn accumulate(v: f32, k: u32, S: u32, a0: ptr<function, vec4f>, a1: ptr<function
   if (S > 12u) { *a3 = fma(w, small4(k, 12u, S), *a3); }
 }
 
+//#if ALIGNED
+// Elements j … j + 3 of A's and B's bindings (j % 4 == 0): one 16-byte load where the operand is bound as vec4. The
+// four scalar loads serve the small operand where it is stored along K but its batch entries or binding are not
+// 16-byte aligned.
+fn quadA(j: u32) -> vec4f {
+//#if A_VEC4
+  return A[j / 4u];
+//#else
+  return vec4f(A[j], A[j + 1u], A[j + 2u], A[j + 3u]);
+//#endif
+}
+
+fn quadB(j: u32) -> vec4f {
+//#if B_VEC4
+  return B[j / 4u];
+//#else
+  return vec4f(B[j], B[j + 1u], B[j + 2u], B[j + 3u]);
+//#endif
+}
+
+// The stored elements i … i + 3 of A and B in this batch entry (i % 4 == 0; the entry starts at a multiple of 4
+// wherever it is bound as vec4), masked element by element.
+fn opA4(i: u32) -> vec4f {
+  var v = quadA(aBase + i);
+//#if DROP_A
+  v = drop4(v, i);
+//#endif
+  return v;
+}
+
+fn opB4(i: u32) -> vec4f {
+  var v = quadB(bBase + i);
+//#if DROP_B
+  v = drop4(v, i);
+//#endif
+  return v;
+}
+
+// Quad j of long index l: the long operand is stored along K here (A [M, K], or B [N, K] for a small M).
+fn long4(l: u32, j: u32) -> vec4f {
+  let i = l * p.K + 4u * j;
+  if (SMALL_M) { return opB4(i); }
+  return opA4(i);
+}
+
+// The small operand at k … k + 3 for small index s where it is stored along K (row s); zero past S, whose sums are
+// never stored, without reading it: a row past S may lie past the binding.
+fn smallAlongK(k: u32, s: u32, S: u32) -> vec4f {
+  if (s >= S) { return vec4f(0.0); }
+  let i = s * p.K + k;
+  if (SMALL_M) { return opA4(i); }
+  return opB4(i);
+}
+
+// The small operand at k for s0 … s0 + 3 where it is stored along the small side (row k of A [K, M] or B [K, N]): one
+// quad where it is bound as vec4 (then S % 4 == 0, so s0 + 3 < S), else four scalars, zero past S.
+fn smallAlongS(k: u32, s0: u32, S: u32) -> vec4f {
+  if (select(B_QUADS, A_QUADS, SMALL_M)) {
+    let i = k * S + s0;
+    if (SMALL_M) { return opA4(i); }
+    return opB4(i);
+  }
+  return small4(k, s0, S);
+}
+
+// acc + v.x · m[0] + v.y · m[1] + v.z · m[2] + v.w · m[3], one fma at a time in that order: m[c] holds the small
+// operand at k + c for four small indices, so each sum takes its terms in increasing k.
+fn mac4(v: vec4f, m: mat4x4f, acc: vec4f) -> vec4f {
+  var a = fma(vec4f(v.x), m[0], acc);
+  a = fma(vec4f(v.y), m[1], a);
+  a = fma(vec4f(v.z), m[2], a);
+  return fma(vec4f(v.w), m[3], a);
+}
+
+// Quad j of a thread's sums: the long operand's values v at k = 4j … 4j + 3 times the small operand's rows k … k + 3,
+// into the S sums (accumulators past S untouched). Stored along K, the small operand comes as one quad per s (a column
+// of the transposed matrix per k); stored along s, as one quad per k.
+fn accumulate4(v: vec4f, j: u32, S: u32, a0: ptr<function, vec4f>, a1: ptr<function, vec4f>, a2: ptr<function, vec4f>, a3: ptr<function, vec4f>) {
+  let k = 4u * j;
+  if (select(TRANS_B, !TRANS_A, SMALL_M)) {
+    *a0 = mac4(v, transpose(mat4x4f(smallAlongK(k, 0u, S), smallAlongK(k, 1u, S), smallAlongK(k, 2u, S), smallAlongK(k, 3u, S))), *a0);
+    if (S > 4u) { *a1 = mac4(v, transpose(mat4x4f(smallAlongK(k, 4u, S), smallAlongK(k, 5u, S), smallAlongK(k, 6u, S), smallAlongK(k, 7u, S))), *a1); }
+    if (S > 8u) { *a2 = mac4(v, transpose(mat4x4f(smallAlongK(k, 8u, S), smallAlongK(k, 9u, S), smallAlongK(k, 10u, S), smallAlongK(k, 11u, S))), *a2); }
+    if (S > 12u) { *a3 = mac4(v, transpose(mat4x4f(smallAlongK(k, 12u, S), smallAlongK(k, 13u, S), smallAlongK(k, 14u, S), smallAlongK(k, 15u, S))), *a3); }
+  } else {
+    *a0 = mac4(v, mat4x4f(smallAlongS(k, 0u, S), smallAlongS(k + 1u, 0u, S), smallAlongS(k + 2u, 0u, S), smallAlongS(k + 3u, 0u, S)), *a0);
+    if (S > 4u) { *a1 = mac4(v, mat4x4f(smallAlongS(k, 4u, S), smallAlongS(k + 1u, 4u, S), smallAlongS(k + 2u, 4u, S), smallAlongS(k + 3u, 4u, S)), *a1); }
+    if (S > 8u) { *a2 = mac4(v, mat4x4f(smallAlongS(k, 8u, S), smallAlongS(k + 1u, 8u, S), smallAlongS(k + 2u, 8u, S), smallAlongS(k + 3u, 8u, S)), *a2); }
+    if (S > 12u) { *a3 = mac4(v, mat4x4f(smallAlongS(k, 12u, S), smallAlongS(k + 1u, 12u, S), smallAlongS(k + 2u, 12u, S), smallAlongS(k + 3u, 12u, S)), *a3); }
+  }
+}
+//#endif
+
 // Where thread (g, lane) keeps its partial sum for small index s (the swizzle of the header).
 fn slot(s: u32, g: u32, lane: u32) -> u32 {
   return s * THREADS + g * WARP + (lane ^ ((s * GROUPS + g) % WARP));
@@ -146,6 +284,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
   if (l < L) {
+//#if ALIGNED
+    // Four of the thread's quads at a time (16 k), their four 16-byte long-operand loads issued before any is used:
+    // four times the scalar path's bytes in flight per thread (below), by Little's law four times its bandwidth
+    // ceiling. A remainder loop takes the quads left over; K % 4 == 0 here (host).
+    let K4 = p.K / 4u;
+    var j = lane;
+    for (; j + 3u * WARP < K4; j += 4u * WARP) {
+      let v0 = long4(l, j);
+      let v1 = long4(l, j + WARP);
+      let v2 = long4(l, j + 2u * WARP);
+      let v3 = long4(l, j + 3u * WARP);
+      accumulate4(v0, j, S, &acc0, &acc1, &acc2, &acc3);
+      accumulate4(v1, j + WARP, S, &acc0, &acc1, &acc2, &acc3);
+      accumulate4(v2, j + 2u * WARP, S, &acc0, &acc1, &acc2, &acc3);
+      accumulate4(v3, j + 3u * WARP, S, &acc0, &acc1, &acc2, &acc3);
+    }
+    for (; j < K4; j += WARP) {
+      accumulate4(long4(l, j), j, S, &acc0, &acc1, &acc2, &acc3);
+    }
+//#else
     // Four of the thread's k at a time, their four long-operand loads issued before any is used. The product is
     // bound by the long operand's bytes in flight: one load at a time per thread kept about 2 KB in flight per SM on
     // the H200 (15 warps, one 128-byte line each), which Little's law caps near 0.4 TB/s, and that is what it ran at
@@ -164,6 +322,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
     for (; k < p.K; k += kStep) {
       accumulate(longAt(l, k), k, S, &acc0, &acc1, &acc2, &acc3);
     }
+//#endif
   }
 
   let accs = array<vec4f, 4>(acc0, acc1, acc2, acc3);

@@ -36,6 +36,8 @@ interface Inputs {
   d: GPUBuffer;
   e: GPUBuffer;
   seg: GPUBuffer;
+  /** The attention backward's dS scratch (a buffer none of the others alias: its kernel writes it). */
+  spill: GPUBuffer;
   nf4: Nf4Weight;
   nf4dq: Nf4Weight;
 }
@@ -107,8 +109,14 @@ export function hotPipelines(ctx: GpuContext): HotPipeline[] {
     out.push({ name: `basic NF4 input gradient${tag}`, run: (c, i) => nf4BackwardBasic(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128) });
   }
   // LoRA's rank-8 products on the skinny kernel (kernels/lora.ts): t = drop(x)·Aᵀ, dt = dy·B, dB = dyᵀ·t, dA = dtᵀ·drop(x).
-  out.push({ name: 'skinny t = x·Aᵀ, dropout on x', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, { transB: true, dropout: { on: 'A', ...DROPOUT } })) });
-  out.push({ name: 'skinny dt = dy·B', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256)) });
+  // t and dt read their long operand in 16-byte quads (aligned: K % 4 == 0), and otherwise one float at a time; dt at
+  // rank 3 reads its small operand one float at a time inside the aligned path.
+  const tArgs: Partial<GemmArgs> = { transB: true, dropout: { on: 'A', ...DROPOUT } };
+  out.push({ name: 'skinny t = x·Aᵀ, dropout on x, aligned', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, tArgs), { aligned: true }) });
+  out.push({ name: 'skinny t = x·Aᵀ, dropout on x, scalar', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, tArgs), { aligned: false }) });
+  out.push({ name: 'skinny dt = dy·B, aligned', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256), { aligned: true }) });
+  out.push({ name: 'skinny dt = dy·B, scalar', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256), { aligned: false }) });
+  out.push({ name: 'skinny dt = dy·B at rank 3, aligned', run: (c, i) => gemmSkinny(c, args(i, 256, 3, 256), { aligned: true }) });
   out.push({ name: 'skinny dB = dyᵀ·t', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, { transA: true })) });
   out.push({ name: 'skinny dA = dtᵀ·x, dropout on x', run: (c, i) => gemmSkinny(c, args(i, 8, 256, 256, { transA: true, dropout: { on: 'B', ...DROPOUT } })) });
   for (const h of HEAD_LAYOUTS) {
@@ -131,6 +139,8 @@ export function hotPipelines(ctx: GpuContext): HotPipeline[] {
     // The backward's statistics pass, then its dK/dV and dQ kernels.
     // Written: dq, dk, dv (c, d, e); read: dout, out, lse, q, k, v.
     out.push({ name: `tiled attention backward, ${h.layout}`, run: (c, i) => attention_backward_tiled(c, i.c, i.d, i.e, i.a, i.a, i.b, i.a, i.b, i.b, i.seg, 1, T, h.nH, h.nKV, h.hd) });
+    // The same with dS through a scratch: the dK/dV kernel that writes it and the dQ kernel that reads it back.
+    out.push({ name: `tiled attention backward, dS through a scratch, ${h.layout}`, run: (c, i) => attention_backward_tiled(c, i.c, i.d, i.e, i.a, i.a, i.b, i.a, i.b, i.b, i.seg, 1, T, h.nH, h.nKV, h.hd, undefined, i.spill) });
   }
   return out;
 }
@@ -157,9 +167,10 @@ export async function compileHotPipelines(ctx: GpuContext, mark: (line: string) 
   mark(spirvMarker('setup'));
   const made = ['a', 'b', 'c', 'd', 'e'].map((n) => ctx.createBuffer(`spirv ${n}`, FLOATS * 4, 'scratch'));
   const seg = ctx.createBuffer('spirv seg', 1024 * 4, 'scratch');
+  const spill = ctx.createBuffer('spirv dS', FLOATS * 4, 'scratch');
   const nf4 = nf4_quantize(ctx, made[0], 'f32', 128, 128, { label: 'spirv nf4' });
   const nf4dq = nf4_quantize(ctx, made[0], 'f32', 128, 128, { doubleQuant: true, label: 'spirv nf4 dq' });
-  const inputs: Inputs = { a: made[0], b: made[1], c: made[2], d: made[3], e: made[4], seg, nf4, nf4dq };
+  const inputs: Inputs = { a: made[0], b: made[1], c: made[2], d: made[3], e: made[4], seg, spill, nf4, nf4dq };
   const pipelines = hotPipelines(ctx);
   try {
     await ctx.sync();
@@ -171,7 +182,7 @@ export async function compileHotPipelines(ctx: GpuContext, mark: (line: string) 
   } finally {
     nf4_destroy(ctx, nf4);
     nf4_destroy(ctx, nf4dq);
-    for (const b of [...made, seg]) ctx.destroy(b);
+    for (const b of [...made, seg, spill]) ctx.destroy(b);
   }
 }
 

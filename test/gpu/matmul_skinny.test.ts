@@ -1,10 +1,11 @@
 // The skinny GEMM (shaders/matmul_skinny.wgsl) against float64: a small side of 1–16 on M or N, long sides and
 // reductions that divide nothing, every transpose on both sides (both thread layouts), alpha, beta 0 over NaN and 1,
-// padded batches, K = 0, the four LoRA products, the fused dropout, a sliced operand, and bit-for-bit repeatability.
+// padded batches, K = 0, the four LoRA products, the fused dropout, a sliced operand, and bit-for-bit repeatability;
+// the aligned path (the long operand read in 16-byte quads) on each of its layouts, and when it is taken.
 // Few pipeline variants on purpose: each costs seconds to compile on SwiftShader.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { findNodeAdapter } from '../../src/cli/node-gpu.ts';
-import { tensorSlice } from '../../src/engine/buffer-slice.ts';
+import { tensorSlice, type TensorSlice } from '../../src/engine/buffer-slice.ts';
 import { GpuContext } from '../../src/engine/gpu.ts';
 import type { GemmArgs } from '../../src/engine/kernels/gemm_args.ts';
 import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
@@ -28,21 +29,28 @@ interface Case {
   batch?: number;
   /** Elements between batch entries beyond the matrix (never written). */
   pad?: number;
+  /** Pads of A, B and C apart (instead of `pad`), to misalign one operand's batch entries. */
+  pads?: [number, number, number];
+  /** At least this many floats in each operand's buffer (a vec4 binding needs 16 bytes, even when K = 0). */
+  floats?: number;
+  /** The path the kernel must choose by itself: the aligned one (true) or the scalar one. */
+  aligned?: boolean;
 }
 
 const label = (c: Case): string =>
   `M=${c.M} N=${c.N} K=${c.K}${c.transA ? ' Aᵀ' : ''}${c.transB ? ' Bᵀ' : ''}` +
-  `${c.alpha !== undefined ? ` alpha=${c.alpha}` : ''}${c.beta ? ` beta=${c.beta}` : ''}${c.batch ? ` batch ${c.batch} pad ${c.pad ?? 0}` : ''}`;
+  `${c.alpha !== undefined ? ` alpha=${c.alpha}` : ''}${c.beta ? ` beta=${c.beta}` : ''}${c.batch ? ` batch ${c.batch} pad ${c.pads?.join('/') ?? c.pad ?? 0}` : ''}`;
 
 /** Runs one product on the skinny kernel and returns its error against float64 (and checks padding is untouched). */
 async function run(ctx: GpuContext, c: Case): Promise<number> {
   const { M, N, K } = c;
   const batch = c.batch ?? 1;
   const pad = c.pad ?? 0;
-  const [sA, sB, sC] = [M * K + pad, K * N + pad, M * N + pad];
+  const [pA, pB, pC] = c.pads ?? [pad, pad, pad];
+  const [sA, sB, sC] = [M * K + pA, K * N + pB, M * N + pC];
   const seed = M * 7 + N * 11 + K * 13;
-  const A = randomArray(Math.max(1, sA * batch), seed);
-  const B = randomArray(Math.max(1, sB * batch), seed + 1);
+  const A = randomArray(Math.max(c.floats ?? 1, sA * batch), seed);
+  const B = randomArray(Math.max(c.floats ?? 1, sB * batch), seed + 1);
   const alpha = c.alpha ?? 1;
   const beta = c.beta ?? 0;
   // With beta = 0 the kernel must not read C: NaN there would show.
@@ -50,7 +58,9 @@ async function run(ctx: GpuContext, c: Case): Promise<number> {
   const bA = ctx.upload('A', A, 'scratch');
   const bB = ctx.upload('B', B, 'scratch');
   const bC = ctx.upload('C', C0, 'scratch');
-  gemmSkinny(ctx, { C: bC, A: bA, B: bB, M, N, K, transA: c.transA, transB: c.transB, alpha, beta, batch, strideA: sA, strideB: sB, strideC: sC });
+  const args: GemmArgs = { C: bC, A: bA, B: bB, M, N, K, transA: c.transA, transB: c.transB, alpha, beta, batch, strideA: sA, strideB: sB, strideC: sC };
+  if (c.aligned !== undefined) expect(skinnyVariant(args).aligned, `${label(c)}: aligned`).toBe(c.aligned);
+  gemmSkinny(ctx, args);
   const got = await ctx.readF32(bC);
   let err = 0;
   for (let b = 0; b < batch; b++) {
@@ -98,7 +108,35 @@ const LORA: [string, Case][] = [
   ['dA += dtᵀ·x', { M: R, N: IN, K: BT, transA: true, beta: 1 }],
 ];
 
-const nullArgs = (M: number, N: number, K: number, extra: Partial<GemmArgs> = {}): GemmArgs => ({ A: null!, B: null!, C: null!, M, N, K, ...extra });
+// Bindings the path choice reads only for their offset and size (a whole 1 GiB buffer); nothing is dispatched on them.
+const STUB: TensorSlice = { buffer: null!, offset: 0, size: 2 ** 30 };
+const nullArgs = (M: number, N: number, K: number, extra: Partial<GemmArgs> = {}): GemmArgs => ({ A: STUB, B: STUB, C: STUB, M, N, K, ...extra });
+/** The path fields of a SkinnyVariant: both operands in quads, or one float at a time. */
+const quads = { aligned: true, smallVec4: true };
+const scalar = { aligned: false, smallVec4: false };
+
+// The aligned path (lanes on K, K % 4 == 0; a thread takes 4 quads of k per step of 128 quads a warp): small side 1, 3,
+// 8, 16; long sides 1, 37, 257 (not multiples of the 8 a workgroup takes); K = 4 and 64 (fewer quads than lanes),
+// 132 and 1028 (quads left over past the 4-quad step), 1024 (none left over); alpha, beta 0 over NaN and 1, batches
+// with pads that keep every entry on a 16-byte boundary.
+const ALIGNED_N: Case[] = [
+  { M: 37, N: 8, K: 1024 },
+  { M: 257, N: 16, K: 132, beta: 1 },
+  { M: 1, N: 1, K: 4 },
+  { M: 37, N: 3, K: 1028, alpha: -1.5 },
+  { M: 257, N: 1, K: 64, alpha: 0.5, beta: 1 },
+  { M: 37, N: 16, K: 1028, batch: 2, pad: 4, alpha: 2, beta: 1 },
+  { M: 257, N: 3, K: 132, batch: 3, pad: 8 },
+].map((c) => ({ ...c, aligned: true }));
+const ALIGNED_M: Case[] = [
+  { M: 8, N: 37, K: 1024 },
+  { M: 16, N: 257, K: 132, beta: 1 },
+  { M: 1, N: 37, K: 4 },
+  { M: 3, N: 37, K: 1028, alpha: -1.5 },
+  { M: 1, N: 257, K: 64, alpha: 0.5, beta: 1 },
+  { M: 16, N: 37, K: 1028, batch: 2, pad: 4, alpha: 2, beta: 1 },
+  { M: 3, N: 257, K: 132, batch: 3, pad: 8 },
+].map((c) => ({ ...c, aligned: true }));
 
 describe('skinny matmul against float64', () => {
   let ctx: GpuContext;
@@ -123,6 +161,49 @@ describe('skinny matmul against float64', () => {
       { M: 37, N: 13, K: 0, transA: true, alpha: 2, beta: 1 },
       { M: 3, N: 130, K: 0, beta: 1 },
       { M: 3, N: 130, K: 0, transB: true },
+      // With 16-byte buffers the aligned path takes K = 0 too (its loops never run).
+      { M: 37, N: 8, K: 0, transB: true, alpha: 2, beta: 1, floats: 4, aligned: true },
+      { M: 37, N: 8, K: 0, floats: 4, aligned: true },
+      { M: 3, N: 130, K: 0, transB: true, floats: 4, aligned: true },
+    ] as Case[]) {
+      expect(await run(ctx, c), label(c)).toBeLessThan(TOL);
+    }
+  });
+
+  // Small N: A [M, K] is the long operand; B is stored along K (Bᵀ: quads along k per s) or along N (quads along s per
+  // k where N % 4 == 0, else one float at a time). Small M with Bᵀ: B [N, K] is the long operand; A likewise.
+  for (const [side, cases, trans] of [
+    ['N', ALIGNED_N, [[false, false], [false, true]]],
+    ['M', ALIGNED_M, [[false, true], [true, true]]],
+  ] as const) {
+    for (const [transA, transB] of trans) {
+      it(`aligned, small ${side}${transA ? ', Aᵀ' : ''}${transB ? ', Bᵀ' : ''}: small sides 1–16, odd long sides, K with and without quads left over, padded batches`, async () => {
+        for (const base of cases) {
+          const c = { ...base, transA, transB };
+          expect(await run(ctx, c), label(c)).toBeLessThan(TOL);
+        }
+      });
+    }
+  }
+
+  it('aligned with the small operand stored along K but its batch entries off 16 bytes (read a float at a time)', async () => {
+    for (const c of [
+      { M: 37, N: 8, K: 132, transB: true, batch: 2, pads: [4, 1, 0], alpha: 2, beta: 1, aligned: true },
+      { M: 8, N: 37, K: 1028, transB: true, batch: 2, pads: [3, 4, 0], aligned: true },
+    ] as Case[]) {
+      const a = nullArgs(c.M, c.N, c.K, { transB: true, batch: 2, strideA: c.M * c.K + c.pads![0], strideB: c.K * c.N + c.pads![1] });
+      expect(skinnyVariant(a), label(c)).toMatchObject({ aligned: true, smallVec4: false });
+      expect(await run(ctx, c), label(c)).toBeLessThan(TOL);
+    }
+  });
+
+  it('K % 4 != 0 and long operands off 16 bytes take the scalar path, and still pass', async () => {
+    for (const c of [
+      { M: 37, N: 8, K: 1030, transB: true, aligned: false },
+      { M: 37, N: 8, K: 1027, aligned: false },
+      { M: 8, N: 37, K: 130, transB: true, aligned: false },
+      { M: 37, N: 8, K: 132, transB: true, batch: 2, pads: [1, 4, 0], beta: 1, aligned: false },
+      { M: 8, N: 37, K: 132, transB: true, batch: 2, pads: [4, 2, 0], aligned: false },
     ] as Case[]) {
       expect(await run(ctx, c), label(c)).toBeLessThan(TOL);
     }
@@ -156,8 +237,32 @@ describe('skinny matmul against float64', () => {
     });
   }
 
-  it('reads and writes operands that are slices at a nonzero offset', async () => {
-    const [M, N, K] = [37, 8, 301];
+  // The same masks on the aligned path, element by element of each quad: on the long operand (A for t = drop(x)·Aᵀ, B
+  // for a small M), on the small operand read in quads along k and along s, and on the output (beta 0 and 1, a batch).
+  // A on the small operand would add a pipeline and no code: opA4 masks as opB4 does, at smallAlongK's indices.
+  const ALIGNED_DROPS: DropCase[] = [
+    { M: BT, N: R, K: 132, on: 'A', p: 0.1, transB: true },
+    { M: R, N: 257, K: 1028, on: 'B', p: 0.5, transA: true, transB: true, alpha: -1.5 },
+    { M: 257, N: 16, K: 132, on: 'B', p: 0.3, transB: true },
+    { M: BT, N: R, K: 1028, on: 'B', p: 0.1, beta: 1 },
+    { M: BT, N: R, K: 132, on: 'out', p: 0.3, beta: 1, alpha: 2 },
+    { M: BT, N: R, K: 64, on: 'out', p: 0.2, batch: 3 },
+  ];
+  for (const c of ALIGNED_DROPS) {
+    it(`aligned, ${dropLabel(c)}`, async () => {
+      const product = (a: GemmArgs): void => {
+        expect(skinnyVariant(a)).toMatchObject({ aligned: true, smallVec4: true });
+        gemmSkinny(ctx, a);
+      };
+      expect(await gemmDropoutError(ctx, c, product)).toBeLessThan(TOL);
+    });
+  }
+
+  it('reads and writes operands that are slices at a nonzero offset (scalar and aligned)', async () => {
+    for (const K of [301, 300]) await slices(K);
+  });
+  const slices = async (K: number): Promise<void> => {
+    const [M, N] = [37, 8];
     const align = ctx.device.limits.minStorageBufferOffsetAlignment;
     const A = randomArray(M * K, 71);
     const B = randomArray(K * N, 72);
@@ -170,14 +275,16 @@ describe('skinny matmul against float64', () => {
     };
     const bufs = [A, B, C0].map((v, i) => ctx.upload(`sliced ${i}`, embed(v), 'scratch'));
     const [sA, sB, sC] = [A, B, C0].map((v, i) => tensorSlice(bufs[i], align, v.length * 4));
-    gemmSkinny(ctx, { C: sC, A: sA, B: sB, M, N, K, alpha: 0.5, beta: 1 });
+    const args: GemmArgs = { C: sC, A: sA, B: sB, M, N, K, alpha: 0.5, beta: 1 };
+    expect(skinnyVariant(args).aligned).toBe(K % 4 === 0);
+    gemmSkinny(ctx, args);
     const got = await ctx.readF32(bufs[2]);
     const want = gemmRef(A, B, M, N, K).map((v, i) => 0.5 * v + C0[i]);
     expect(maxRelError(got.subarray(align / 4, align / 4 + M * N), want)).toBeLessThan(TOL);
     expect(got.subarray(0, align / 4).every((v) => v === -7)).toBe(true);
     expect(got.subarray(align / 4 + M * N).every((v) => v === -7)).toBe(true);
     for (const b of bufs) ctx.destroy(b);
-  });
+  };
 
   it('gives the same bits twice (no atomics, fixed summation order)', async () => {
     const [M, N, K] = [13, 257, 1000];
@@ -194,16 +301,20 @@ describe('skinny matmul against float64', () => {
     for (const b of [bA, bB, bC]) ctx.destroy(b);
   });
 
-  it('takes four k at a time with the same bits as one at a time (both layouts, with and without a remainder, dropout)', async () => {
-    // The products at odd lengths: lanes on K (kStep 32) and groups on K (kStep 8), loops of 1–125 steps per thread.
+  it('takes four k (aligned: four quads) at a time with the same bits as one at a time (both layouts, with and without a remainder, dropout)', async () => {
+    // The products at odd lengths: lanes on K (kStep 32) and groups on K (kStep 8), loops of 1–125 steps per thread;
+    // aligned (the small operand in quads along k, then along s), 2 steps of four quads per thread with 0–3 left over.
     const cases: GemmArgs[] = [
       { M: 37, N: 8, K: 301, transB: true },
-      { M: 130, N: 13, K: 1000 },
+      { M: 130, N: 13, K: 1001 },
       { M: 8, N: 257, K: 1000, transA: true, beta: 1 },
       { M: 37, N: 8, K: 64, transA: true },
       { M: 3, N: 37, K: 17, transB: true, alpha: 2 },
       { M: 257, N: 8, K: 301, transB: true, dropout: loraGemmDropout({ p: 0.1, key: DROP_KEY }, 'A') },
-    ].map((c) => ({ ...c, A: null!, B: null!, C: null! }));
+      { M: 37, N: 8, K: 1028, transB: true },
+      { M: 37, N: 8, K: 1284, alpha: 2, dropout: loraGemmDropout({ p: 0.1, key: DROP_KEY }, 'B') },
+    ].map((c) => ({ ...c, A: STUB, B: STUB, C: STUB }));
+    expect(cases.map((a) => skinnyVariant(a).aligned)).toEqual([false, false, false, false, false, false, true, true]);
     const bits = async (c: GpuContext): Promise<Uint32Array[]> => {
       const out: Uint32Array[] = [];
       for (const [n, a] of cases.entries()) {
@@ -220,9 +331,12 @@ describe('skinny matmul against float64', () => {
     const unrolled = await bits(ctx);
     const sources = shaderSources as Record<string, string>;
     const real = sources.matmul_skinny;
-    // The same shader with its four-at-a-time loop never entered: the remainder loop takes every k, one at a time.
-    const oneAtATime = real.replace('k + 3u * kStep < p.K', 'false');
-    expect(oneAtATime).not.toBe(real);
+    // The same shader with its four-at-a-time loops never entered: the remainder loops take every k (every quad), one
+    // at a time.
+    const scalarOnly = real.replace('k + 3u * kStep < p.K', 'false');
+    const oneAtATime = scalarOnly.replace('j + 3u * WARP < K4', 'false');
+    expect(scalarOnly).not.toBe(real);
+    expect(oneAtATime).not.toBe(scalarOnly);
     sources.matmul_skinny = oneAtATime;
     const fresh = await GpuContext.fromAdapter((await findNodeAdapter()).adapter, {});
     try {
@@ -254,10 +368,55 @@ describe('skinny matmul against float64', () => {
     expect(skinnyCovers(nullArgs(2048, 8, 1))).toBe(true);
     expect(skinnyCovers(nullArgs(2048, 8, 4096, { bStorage: 'f16' }))).toBe(false);
     // Layouts: lanes along K exactly when the long operand (A, or B for a small M) is stored along K.
-    expect(skinnyVariant(nullArgs(2048, 8, 4096, { transB: true }))).toEqual({ smallM: false, lanesOnK: true, longPerGroup: 8 });
-    expect(skinnyVariant(nullArgs(4096, 8, 2048, { transA: true }))).toEqual({ smallM: false, lanesOnK: false, longPerGroup: 32 });
-    expect(skinnyVariant(nullArgs(8, 4096, 2048, { transA: true }))).toEqual({ smallM: true, lanesOnK: false, longPerGroup: 32 });
-    expect(skinnyVariant(nullArgs(8, 4096, 2048, { transB: true }))).toEqual({ smallM: true, lanesOnK: true, longPerGroup: 8 });
+    expect(skinnyVariant(nullArgs(2048, 8, 4096, { transB: true }))).toEqual({ smallM: false, lanesOnK: true, longPerGroup: 8, ...quads });
+    expect(skinnyVariant(nullArgs(4096, 8, 2048, { transA: true }))).toEqual({ smallM: false, lanesOnK: false, longPerGroup: 32, ...scalar });
+    expect(skinnyVariant(nullArgs(8, 4096, 2048, { transA: true }))).toEqual({ smallM: true, lanesOnK: false, longPerGroup: 32, ...scalar });
+    expect(skinnyVariant(nullArgs(8, 4096, 2048, { transB: true }))).toEqual({ smallM: true, lanesOnK: true, longPerGroup: 8, ...quads });
+  });
+
+  it('reads the long operand in quads exactly when lanes run on K, K % 4 == 0 and its binding and entries are 16-byte aligned', () => {
+    const v = (M: number, N: number, K: number, extra: Partial<GemmArgs> = {}) => skinnyVariant(nullArgs(M, N, K, extra));
+    // LoRA's lanes-on-K products at Mistral-7B's shapes, 2048 tokens, r = 8 and 16: t = x·Aᵀ (K = the input width),
+    // dt = dy·B with B [out, r] (K = the output width); both read their small operand in quads too.
+    for (const r of [8, 16]) {
+      for (const K of [4096, 14336]) {
+        expect(v(2048, r, K, { transB: true }), `t r=${r} K=${K}`).toMatchObject({ lanesOnK: true, aligned: true, smallVec4: true });
+        expect(v(2048, r, K), `dt r=${r} K=${K}`).toMatchObject({ lanesOnK: true, aligned: true, smallVec4: true });
+      }
+    }
+    // dB = dyᵀ·t and dA = dtᵀ·x have their lanes along the long side: never.
+    expect(v(14336, 8, 2048, { transA: true, beta: 1 }).aligned).toBe(false);
+    expect(v(8, 4096, 2048, { transA: true, beta: 1 }).aligned).toBe(false);
+    // K % 4 != 0: quads would straddle rows.
+    for (const K of [4097, 4098, 4099]) {
+      expect(v(2048, 8, K, { transB: true }).aligned, `K=${K}`).toBe(false);
+      expect(v(8, 2048, K, { transB: true }).aligned, `small M, K=${K}`).toBe(false);
+    }
+    // Rank 3: aligned; quads of the small operand along k (Bᵀ) but not along a 3-wide row (B [out, 3]).
+    expect(v(2048, 3, 4096, { transB: true })).toMatchObject({ aligned: true, smallVec4: true });
+    expect(v(2048, 3, 4096)).toMatchObject({ aligned: true, smallVec4: false });
+    expect(v(3, 2048, 4096, { transA: true, transB: true })).toMatchObject({ smallM: true, aligned: true, smallVec4: false });
+    expect(v(4, 2048, 4096, { transA: true, transB: true })).toMatchObject({ smallM: true, aligned: true, smallVec4: true });
+    // Batch strides count only with more than one entry; the long operand's decides, the small one's only its quads.
+    const [sA, sB] = [2048 * 4096, 8 * 4096];
+    expect(v(2048, 8, 4096, { transB: true, strideA: 3 }).aligned).toBe(true);
+    expect(v(2048, 8, 4096, { transB: true, batch: 2, strideA: sA + 4, strideB: sB }).aligned).toBe(true);
+    expect(v(2048, 8, 4096, { transB: true, batch: 2, strideA: sA + 2, strideB: sB }).aligned).toBe(false);
+    expect(v(2048, 8, 4096, { transB: true, batch: 2, strideA: sA, strideB: sB + 1 })).toMatchObject({ aligned: true, smallVec4: false });
+    expect(v(8, 2048, 4096, { transB: true, batch: 2, strideA: sB, strideB: sA + 1 }).aligned).toBe(false);
+    // The binding: a slice must start on 16 bytes and hold at least one vec4.
+    const at = (offset: number, size = 2 ** 30): TensorSlice => ({ buffer: null!, offset, size });
+    expect(v(2048, 8, 4096, { transB: true, A: at(256) }).aligned).toBe(true);
+    expect(v(2048, 8, 4096, { transB: true, A: at(4) }).aligned).toBe(false);
+    expect(v(2048, 8, 4096, { transB: true, A: at(8) }).aligned).toBe(false);
+    expect(v(2048, 8, 4096, { transB: true, B: at(4) })).toMatchObject({ aligned: true, smallVec4: false });
+    expect(v(37, 8, 0, { transB: true, A: at(0, 4) }).aligned).toBe(false);
+    expect(v(37, 8, 0, { transB: true, A: at(0, 16) }).aligned).toBe(true);
+    // Forcing: the scalar path anywhere; the aligned one only where it can run.
+    expect(skinnyVariant(nullArgs(2048, 8, 4096, { transB: true }), { aligned: false })).toMatchObject(scalar);
+    expect(skinnyVariant(nullArgs(2048, 8, 4096, { transB: true }), { aligned: true })).toMatchObject(quads);
+    expect(() => skinnyVariant(nullArgs(2048, 8, 4098, { transB: true }), { aligned: true })).toThrow(/16-byte quads/);
+    expect(() => skinnyVariant(nullArgs(4096, 8, 2048, { transA: true }), { aligned: true })).toThrow(/16-byte quads/);
   });
 
   it('refuses what it does not cover: a small side over 16, non-f32 B, u32 overflow, an oversized grid, bad dropout', () => {

@@ -6,9 +6,12 @@
 // (32 lanes along K when the long operand is contiguous along K, else 32 lanes along the long side and 8 groups along
 // K, so loads stay coalesced either way), and one barrier and a fixed-order reduction through 16 KiB of workgroup
 // memory finish each output: deterministic, no atomics, so a resumed run reproduces bit for bit. The router
-// (`skinnyFits`) is separate from what the kernel can compute (`skinnyCovers`), so tests reach every K.
+// (`skinnyFits`) is separate from what the kernel can compute (`skinnyCovers`), so tests reach every K. With lanes on
+// K, a long operand that can be read in 16-byte quads takes the aligned variant (`SkinnyVariant.aligned`): four times
+// the bytes in flight per thread, since the product is bound by the latency of those loads.
 
 import { FinetuneError } from '../../core/errors.ts';
+import { sliceBytes, sliceOffset, type BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, type GemmArgs } from './gemm_args.ts';
 
@@ -35,14 +38,55 @@ export interface SkinnyVariant {
   lanesOnK: boolean;
   /** Long indices per workgroup: 8 with lanes on K, 32 otherwise. */
   longPerGroup: number;
+  /**
+   * The long operand bound as vec4 and read four consecutive k per load (the ALIGNED path): lanes on K, K % 4 == 0,
+   * and its binding and batch entries starting on 16-byte boundaries (`quadReadable`).
+   */
+  aligned: boolean;
+  /**
+   * With `aligned`, the small operand bound as vec4 too: quadReadable, and stored along K (quads along k for each s)
+   * or with S % 4 == 0 (quads along s for each k). Otherwise the aligned path reads it one float at a time.
+   */
+  smallVec4: boolean;
 }
 
-export function skinnyVariant(a: GemmArgs): SkinnyVariant {
+/** Choices a test or the clamp audit may force; anything not given follows the shape. */
+export interface SkinnyOptions {
+  /** false forces the scalar path where the aligned one could run; true where it cannot is refused. */
+  aligned?: boolean;
+}
+
+/**
+ * Whether an operand can be bound as array<vec4f> and read in quads that start at multiples of 4 floats of its batch
+ * entries: its binding starts on a 16-byte boundary (a slice's offset; WebGPU requires multiples of
+ * minStorageBufferOffsetAlignment there, which the arenas make 256), holds at least one vec4 (the binding's minimum
+ * size: an empty product may come with a 4-byte buffer), and with more than one batch entry every entry starts on a
+ * multiple of 4 floats. The rows' length is the caller's to check. The batch-stride rule is matmul_tiled.ts's
+ * (`tiledVariant`): only strides that are used count.
+ */
+function quadReadable(x: BufferSlice, stride: number | undefined, batch: number): boolean {
+  return sliceOffset(x) % 16 === 0 && sliceBytes(x) >= 16 && (batch <= 1 || (stride ?? 0) % 4 === 0);
+}
+
+export function skinnyVariant(a: GemmArgs, o: SkinnyOptions = {}): SkinnyVariant {
   // A tie (both sides small) keeps the small side N, as for the LoRA products where r is N.
   const smallM = a.M < a.N;
   // The long operand's stored rows run along K when it is A untransposed or B transposed.
   const lanesOnK = smallM ? Boolean(a.transB) : !a.transA;
-  return { smallM, lanesOnK, longPerGroup: lanesOnK ? GROUPS : WARP };
+  const batch = a.batch ?? 1;
+  const [long, longStride, small, smallStride] = smallM ? [a.B, a.strideB, a.A, a.strideA] : [a.A, a.strideA, a.B, a.strideB];
+  // Rows of K floats: a quad never straddles two rows, and every row starts on a 16-byte boundary.
+  const canAlign = lanesOnK && a.K % 4 === 0 && quadReadable(long, longStride, batch);
+  if (o.aligned === true && !canAlign) {
+    throw new FinetuneError('internal', `gemmSkinny: M=${a.M} N=${a.N} K=${a.K} cannot read its long operand in 16-byte quads (lanes on K, K % 4 == 0, 16-byte aligned binding and batch stride)`);
+  }
+  const aligned = o.aligned ?? canAlign;
+  // The small operand's rows run along K (rows of K floats) when it is A untransposed or B transposed; else they
+  // are S floats long.
+  const smallAlongK = smallM ? !a.transA : Boolean(a.transB);
+  const S = smallM ? a.M : a.N;
+  const smallVec4 = aligned && quadReadable(small, smallStride, batch) && (smallAlongK || S % 4 === 0);
+  return { smallM, lanesOnK, longPerGroup: lanesOnK ? GROUPS : WARP, aligned, smallVec4 };
 }
 
 /** What the kernel can compute: a small side of at most SKINNY_MAX and B stored as f32 (any K, any batch). */
@@ -80,11 +124,16 @@ function checkSkinny(a: GemmArgs): void {
 }
 
 /** C (+)= alpha · op(A) · op(B) on the skinny kernel; refuses a shape it does not cover (skinnyCovers). */
-export function gemmSkinny(ctx: GpuContext, a: GemmArgs): void {
+export function gemmSkinny(ctx: GpuContext, a: GemmArgs, o: SkinnyOptions = {}): void {
   checkGemmDropout(a);
   checkSkinny(a);
-  const v = skinnyVariant(a);
-  const defines = gemmDropoutDefines(a);
+  const v = skinnyVariant(a, o);
+  const defines: Record<string, boolean> = gemmDropoutDefines(a);
+  if (v.aligned) {
+    // The shader's bindings are declared by operand (A_VEC4, B_VEC4), its paths by role (SMALL_M).
+    const [longVec, smallVec] = v.smallM ? ['B_VEC4', 'A_VEC4'] : ['A_VEC4', 'B_VEC4'];
+    Object.assign(defines, { ALIGNED: true, [longVec]: true, [smallVec]: v.smallVec4 });
+  }
   ctx.dispatch(
     {
       shader: 'matmul_skinny',
