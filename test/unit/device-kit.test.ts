@@ -107,6 +107,22 @@ describe('summarise', () => {
     expect(s).toContain('Fatal: futex error');
   });
 
+  it('shows the attention backward with dS through a scratch beside the 7-product one, flags differing bits, and marks a run without it', () => {
+    const lines = [
+      { device: 'step', step: 'attention', attempt: 1 },
+      { bench: 'attention', variant: 'backward-tiled-spill', T: 2048, ms: 6.8, gflops: 13000, vsRows: 7.5, vsTiled: 1.35, spillBytes: 272629760, sameBits: true },
+      { bench: 'attention', variant: 'backward-tiled-spill', T: 512, ms: 1, gflops: 9000, vsRows: 6, vsTiled: 1.2, spillBytes: 1, sameBits: false },
+      { device: 'step-end', step: 'attention', attempt: 1, exit: 0, seconds: 9 },
+      { device: 'step', step: 'layer-best-no-spill', attempt: 1 },
+      { bench: 'adapter', via: 'environment', vendor: 'nvidia', description: 'H200', gemm: 'tiled', attention: 'tiled', loraKernel: 'skinny', attentionSpill: false },
+      { device: 'step-end', step: 'layer-best-no-spill', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('attention backward-tiled-spill T=2048: 13.0 TFLOP/s, 6.80 ms, vsRows 7.50, vsTiled 1.35\n');
+    expect(s).toContain('attention backward-tiled-spill T=512: 9.0 TFLOP/s, 1.00 ms, vsRows 6.00, vsTiled 1.20, BITS DIFFER from backward-tiled');
+    expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-attention-spill');
+  });
+
   it('marks two-stage tiled lines, the NF4 products on two stages, and the adapter line of a run without bounds clamps', () => {
     const lines = [
       { device: 'step', step: 'matmul', attempt: 1 },
