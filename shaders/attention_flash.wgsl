@@ -322,13 +322,13 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
 // Workgroup memory: 15,752 bytes each (U 6,656, PT 8,192, rowL/rowD 512, segment ids, flags). No subgroups.
 //
 // DS_SPILL (define): 5 products instead of 7. backward_dkv also writes each dS tile it computes to a scratch buffer,
-// and backward_dq_spill reads dS back instead of recomputing S, P, dP and dS: dq += dS·K is its only product. dS is
-// the same bits either way (the same fmas in the same order: S and dP sum the head dims in one order in both kernels,
+// and backward_dq, compiled with it, reads dS back instead of recomputing S, P, dP and dS: dq += dS·K is its only
+// product. dS is the same bits either way (the same fmas in the same order: S and dP sum the head dims in one order in both kernels,
 // and fma(a, b, c) = fma(b, a, c)), so dq is too. The scratch holds the causal lower triangle, per (row b, head h) a
 // plane in which query i keeps keys 0 .. 32·(⌊i/32⌋ + 1) − 1, the whole 32-key blocks at or before its own (`dsAt`);
 // for T = 2048 and 32 heads that is 273 MB. The host runs the two kernels for chunkKV KV heads at a time (from kv0)
 // when the scratch holds fewer than all. Tiles backward_dkv skips (no row sees any key) are never written: their
-// entries are masked wherever backward_dq_spill reads them (its tile is then masked too), and it selects 0 there.
+// entries are masked wherever backward_dq reads them (its tile is then masked too), and it selects 0 there.
 // backward_dkv then needs a ninth storage buffer: seg moves into the stats buffer, after lse and D (the host copies
 // it there), read as u32 (`statsU`) with lse and D bitcast back: the same bits as `stats` and `seg`.
 
@@ -347,11 +347,12 @@ var<workgroup> segK: array<u32, R>; // backward_dkv: the block's key segment ids
 //#if DS_SPILL
 @group(0) @binding(4) var<storage, read_write> dsOut: array<vec4f>; // backward_dkv: dS tiles (`dsAt`)
 @group(0) @binding(6) var<storage, read> statsU: array<u32>; // backward_dkv: lse | D | seg
-// backward_dq_spill's bindings: k, seg, the dS scratch, dq.
-@group(0) @binding(1) var<storage, read> kS: array<vec4f>;
-@group(0) @binding(2) var<storage, read> segS: array<u32>;
-@group(0) @binding(3) var<storage, read> dsIn: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> dqS: array<f32>;
+// backward_dq reads dS back and binds the dS scratch (1), k (2), dq (3), seg (4): its bindings run from 1 without a
+// gap, as the host binds them.
+@group(0) @binding(1) var<storage, read> dsIn: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> dqS: array<f32>;
+
+fn storeDq(i: u32, x: f32) { dqS[i] = x; }
 
 fn statAt(i: u32) -> f32 { return bitcast<f32>(statsU[i]); }
 fn segAt(i: u32) -> u32 { return statsU[2u * p.B * p.T * p.nH + i]; }
@@ -368,14 +369,17 @@ fn dsAt(b: u32, kvh: u32, hh: u32, pos: u32, j: u32) -> u32 {
 //#else
 fn statAt(i: u32) -> f32 { return stats[i]; }
 fn segAt(i: u32) -> u32 { return seg[i]; }
+fn storeDq(i: u32, x: f32) { dqOut[i] = x; }
 //#endif
 
-// dq (BT, nH·HD) overwritten. Grid (⌈T/QP⌉, nKV, B), rows as in the forward.
+// dq (BT, nH·HD) overwritten. Grid (⌈T/QP⌉, nKV, B), rows as in the forward. With DS_SPILL: dS read back from the
+// tiles backward_dkv wrote instead of S, P, dP and dS recomputed, and the same product after it (so the same bits);
+// grid (⌈T/QP⌉, chunkKV, B), KV head kv0 + wg.y.
 @compute @workgroup_size(128)
 fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let HD4 = HD / 4u;
   let b = wg.z;
-  let kvh = wg.y;
+  let kvh = p.kv0 + wg.y;
   let nBlocks = (p.T + QP - 1u) / QP;
   let q0 = (nBlocks - 1u - wg.x) * QP; // longest blocks first
   let qStride4 = p.nH * HD4;
@@ -388,6 +392,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     var s = 0u;
     if (t < QP && q0 + t < p.T) { s = seg[b * p.T + q0 + t]; }
     segQ[t] = s;
+//#if !DS_SPILL
     // Row t's statistics (rows past QP·G or T: 0, and they are never written).
     let pos = q0 + t / G;
     var L = 0.0;
@@ -399,6 +404,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     }
     rowL[t] = L;
     rowD[t] = d;
+//#endif
   }
   workgroupBarrier();
   var blockSeg = segQ[0];
@@ -412,8 +418,10 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     rowPos[i] = q0 + r / G;
     rowSeg[i] = select(0u, segQ[min(r / G, 31u)], r < QP * G);
   }
+//#if !DS_SPILL
   let L4 = vec4f(rowL[rg * 4u], rowL[rg * 4u + 1u], rowL[rg * 4u + 2u], rowL[rg * 4u + 3u]);
   let D4 = vec4f(rowD[rg * 4u], rowD[rg * 4u + 1u], rowD[rg * 4u + 2u], rowD[rg * 4u + 3u]);
+//#endif
 
   var acc: array<vec4f, 8>; // dq: [4·quad + e] over the thread's 4 rows (accumulateQuads)
   for (var c = 0u; c < 8u; c++) { acc[c] = vec4f(0.0); }
@@ -437,6 +445,30 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     if (workgroupUniformLoad(&visFlag) != tile) { continue; }
     let masked = workgroupUniformLoad(&maskFlag) == tile;
 
+//#if DS_SPILL
+    // --- dS of the thread's 4 rows × keys k0 + kg·4 .. + 3, transposed into PT as phase 2 below stores it. A row keeps
+    // the keys of the 32-key blocks up to its own; the keys past them are above the diagonal (masked, read as 0). On a
+    // masked tile an entry no row may see is 0 whatever the scratch holds there (backward_dkv may have skipped it).
+    let kk0 = k0 + kg * 4u;
+    var rows: array<vec4f, 4>; // [row i] over the 4 keys
+    for (var i = 0u; i < 4u; i++) {
+      rows[i] = vec4f(0.0);
+      let r = rg * 4u + i;
+      let pos = rowPos[i];
+      if (r < QP * G && pos < p.T && kk0 < 32u * (pos / 32u + 1u)) { rows[i] = dsIn[dsAt(b, kvh, r % G, pos, kk0)]; }
+    }
+    for (var j = 0u; j < 4u; j++) {
+      let kk = kg * 4u + j;
+      var w = vec4f(rows[0][j], rows[1][j], rows[2][j], rows[3][j]);
+      if (masked) {
+        for (var i = 0u; i < 4u; i++) {
+          let ok = rowSeg[i] != 0u && segT[kk] == rowSeg[i] && k0 + kk <= rowPos[i];
+          w[i] = select(0.0, w[i], ok);
+        }
+      }
+      PT[kk * (R / 4u) + rg] = w;
+    }
+//#else
     // --- Phase 1: S = Q·Kᵀ (ph = 0), dP = dO·Vᵀ (ph = 1), 32 rows × 64 keys, head dims in chunks of DK.
     var sf: array<vec4f, 4>; // [row i] over keys kg·4..kg·4+3
     var dpf: array<vec4f, 4>;
@@ -498,6 +530,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       }
       PT[kk * (R / 4u) + rg] = pr * (dp - D4);
     }
+//#endif
 
     // --- Phase 3: dq += dS·K, K streamed in chunks of VK keys through `U`.
     for (var ch = 0u; ch < BK / VK; ch++) {
@@ -526,124 +559,11 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     for (var c = 0u; c < 2u; c++) {
       let d4 = dg + 16u * c;
       if (d4 < HD4) {
-        for (var e = 0u; e < 4u; e++) { dqOut[o + 4u * d4 + e] = acc[4u * c + e][i] * p.scale; }
+        for (var e = 0u; e < 4u; e++) { storeDq(o + 4u * d4 + e, acc[4u * c + e][i] * p.scale); }
       }
     }
   }
 }
-
-//#if DS_SPILL
-// dq (BT, nH·HD) overwritten from the dS tiles backward_dkv wrote: backward_dq with its S, P, dP and dS replaced by one
-// read of dS, and the same product after it (so the same bits). Grid (⌈T/QP⌉, chunkKV, B), KV head kv0 + wg.y.
-@compute @workgroup_size(128)
-fn backward_dq_spill(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let HD4 = HD / 4u;
-  let b = wg.z;
-  let kvh = p.kv0 + wg.y;
-  let nBlocks = (p.T + QP - 1u) / QP;
-  let q0 = (nBlocks - 1u - wg.x) * QP; // longest blocks first
-  let kStride4 = p.nKV * HD4;
-  let rg = t / 16u;
-  let kg = t % 16u;
-  let dg = kg;
-
-  if (t < 32u) {
-    var s = 0u;
-    if (t < QP && q0 + t < p.T) { s = segS[b * p.T + q0 + t]; }
-    segQ[t] = s;
-  }
-  workgroupBarrier();
-  var blockSeg = segQ[0];
-  for (var pp = 1u; pp < QP; pp++) {
-    if (segQ[pp] != blockSeg) { blockSeg = 0u; }
-  }
-  var rowSeg: array<u32, 4>;
-  var rowPos: array<u32, 4>;
-  var rowReal: array<bool, 4>; // a row of the block (below QP·G) at a position below T: the rows dS has
-  for (var i = 0u; i < 4u; i++) {
-    let r = rg * 4u + i;
-    rowPos[i] = q0 + r / G;
-    rowSeg[i] = select(0u, segQ[min(r / G, 31u)], r < QP * G);
-    rowReal[i] = r < QP * G && rowPos[i] < p.T;
-  }
-
-  var acc: array<vec4f, 8>; // dq: [4·quad + e] over the thread's 4 rows (accumulateQuads)
-  for (var c = 0u; c < 8u; c++) { acc[c] = vec4f(0.0); }
-
-  let kEnd = min(p.T, q0 + QP);
-  var tile = 0u;
-  for (var k0 = 0u; k0 < kEnd; k0 += BK) {
-    tile++;
-    if (t < BK) {
-      let kj = k0 + t;
-      var sk = 0u;
-      if (kj < p.T) { sk = segS[b * p.T + kj]; }
-      segT[t] = sk;
-      var vis = false;
-      for (var pp = 0u; pp < QP; pp++) {
-        vis = vis || (segQ[pp] != 0u && segQ[pp] == sk && kj <= q0 + pp);
-      }
-      if (vis) { atomicMax(&visFlag, tile); }
-      if (!(blockSeg != 0u && sk == blockSeg && kj <= q0)) { atomicMax(&maskFlag, tile); }
-    }
-    if (workgroupUniformLoad(&visFlag) != tile) { continue; }
-    let masked = workgroupUniformLoad(&maskFlag) == tile;
-
-    // --- dS of the thread's 4 rows × keys k0 + kg·4 .. + 3, transposed into PT as backward_dq stores it. A row keeps
-    // the keys of the 32-key blocks up to its own; the keys past them are above the diagonal (masked, read as 0). On a
-    // masked tile an entry no row may see is 0 whatever the scratch holds there (backward_dkv may have skipped it).
-    let kk0 = k0 + kg * 4u;
-    var rows: array<vec4f, 4>; // [row i] over the 4 keys
-    for (var i = 0u; i < 4u; i++) {
-      rows[i] = vec4f(0.0);
-      let pos = rowPos[i];
-      if (rowReal[i] && kk0 < 32u * (pos / 32u + 1u)) { rows[i] = dsIn[dsAt(b, kvh, (rg * 4u + i) % G, pos, kk0)]; }
-    }
-    for (var j = 0u; j < 4u; j++) {
-      let kk = kg * 4u + j;
-      var w = vec4f(rows[0][j], rows[1][j], rows[2][j], rows[3][j]);
-      if (masked) {
-        for (var i = 0u; i < 4u; i++) {
-          let ok = rowSeg[i] != 0u && segT[kk] == rowSeg[i] && k0 + kk <= rowPos[i];
-          w[i] = select(0.0, w[i], ok);
-        }
-      }
-      PT[kk * (R / 4u) + rg] = w;
-    }
-
-    // --- dq += dS·K, K streamed in chunks of VK keys through `U` (backward_dq's phase 3).
-    for (var ch = 0u; ch < BK / VK; ch++) {
-      let c0 = ch * VK; // a unit-step counter, so the robustness pass bounds c0 + kk below BK
-      workgroupBarrier(); // dS written / the previous chunk consumed
-      for (var idx = t; idx < VK * HD4; idx += 128u) {
-        let kk = idx / HD4;
-        let d4 = idx % HD4;
-        var x = vec4f(0.0);
-        if (k0 + c0 + kk < p.T) { x = kS[(b * p.T + k0 + c0 + kk) * kStride4 + kvh * HD4 + d4]; }
-        let o = kk * HD + d4 * 4u;
-        U[o >> 2u] = x;
-      }
-      workgroupBarrier();
-      for (var kk = 0u; kk < VK; kk++) {
-        accumulateQuads(&acc, PT[(c0 + kk) * (R / 4u) + rg], U[kk * HD4 + dg], U[kk * HD4 + dg + 16u], dg);
-      }
-    }
-  }
-
-  for (var i = 0u; i < 4u; i++) {
-    let r = rg * 4u + i;
-    let pos = rowPos[i];
-    if (!rowReal[i]) { continue; }
-    let o = ((b * p.T + pos) * p.nH + kvh * G + r % G) * HD;
-    for (var c = 0u; c < 2u; c++) {
-      let d4 = dg + 16u * c;
-      if (d4 < HD4) {
-        for (var e = 0u; e < 4u; e++) { dqS[o + 4u * d4 + e] = acc[4u * c + e][i] * p.scale; }
-      }
-    }
-  }
-}
-//#endif
 
 // dk, dv (BT, nKV·HD) overwritten. Grid (⌈T/32⌉, nKV, B): the workgroup owns keys j0..j0+31 of KV head wg.y. Thread
 // (rg, kg) owns keys rg·4.. × queries kg·4.. of the 32 × 64 tile (Sᵀ, dPᵀ), then keys rg·4.. × dim quads kg, kg+16.

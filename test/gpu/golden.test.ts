@@ -57,7 +57,7 @@ describe('finetune check against the goldens', () => {
 
   it('matches golden_qlora on the tiled attention, whose backward passes dS through the runner\'s scratch', async () => {
     const before = ctx.attention;
-    const spillPipeline = (): boolean => ctx.registry.pipelineKeys.some((k) => k.includes('backward_dq_spill'));
+    const spillPipeline = (): boolean => ctx.registry.pipelineKeys.some((k) => k.startsWith('attention_flash|backward_dq|DS_SPILL=true|'));
     expect(spillPipeline()).toBe(false);
     ctx.attention = 'tiled';
     try {

@@ -114,7 +114,7 @@ export function attention_flash_backward(
       const n = Math.min(chunk, nKV - kv0);
       const u = params(B, T, nH, nKV, hd, kv0, chunk);
       ctx.dispatch({ ...spec, entry: 'backward_dkv' }, [q, k, v, spill, dout, stats, dk, dv], u, [Math.ceil(T / ROWS), n, B]);
-      ctx.dispatch({ ...spec, entry: 'backward_dq_spill' }, [k, seg, spill, dq], u, [Math.ceil(T / l.QP), n, B]);
+      ctx.dispatch({ ...spec, entry: 'backward_dq' }, [spill, k, dq, seg], u, [Math.ceil(T / l.QP), n, B]);
     }
     return;
   }
