@@ -40,6 +40,13 @@
 //   fused in, as in shaders/matmul.wgsl (same contract, same bits): an operand element (flat index i in its stored
 //   matrix of one batch entry) becomes select(0, v · scale, keep(i)) as it is fetched, component by component of a
 //   vec4; DROP_OUT stores C[o] = (C[o] +) select(0, (alpha · acc) · scale, keep(o)), beta 0 or 1.
+// - LOW_RANK (not with DROP_A/B/OUT): a rank-R product added in the epilogue, C = alpha · acc (+ beta · C) +
+//   drop(lrScale · U·op(V)), with U (M, R) and V (N, R) under LR_TRANS_V, else (R, N), both row-major f32; LR_DROP
+//   masks that term with the dropout of DROP_OUT (index r · N + c). It is LoRA's up-projection (y += s · t·Bᵀ) on
+//   the frozen base's forward and its input gradient (dx += drop(dt·A)) on the base's, where they were a second
+//   GEMM over all of C (kernels/lora.ts). The R products of an element are added one fma at a time in increasing j
+//   from 0, as this kernel adds a K = R product, and then added to the base's result as that GEMM's epilogue adds
+//   them (alpha R-sum + beta · C), so the output is the two-pass path's.
 
 //#if NF4
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
@@ -66,6 +73,21 @@
 //#endif
 //#endif
 //#endif
+//#if LOW_RANK
+// After the variant's own buffers (ctx.dispatch binds them in order from 1).
+//#if NF4
+//#if DQ
+@group(0) @binding(8) var<storage, read> U: array<f32>;
+@group(0) @binding(9) var<storage, read> V: array<f32>;
+//#else
+@group(0) @binding(5) var<storage, read> U: array<f32>;
+@group(0) @binding(6) var<storage, read> V: array<f32>;
+//#endif
+//#else
+@group(0) @binding(4) var<storage, read> U: array<f32>;
+@group(0) @binding(5) var<storage, read> V: array<f32>;
+//#endif
+//#endif
 //#if ALIGNED
 @group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;
@@ -75,11 +97,11 @@
 //#endif
 
 // The same block as shaders/matmul.wgsl, so both kernels take one uniform layout (dstate, dthreshold, dscale: the
-// dropout mask, read with DROPOUT).
+// dropout mask, read with DROPOUT; lrScale: LOW_RANK's scale, padding in matmul.wgsl).
 struct Params {
   M: u32, N: u32, K: u32, dstate: u32,
   strideA: u32, strideB: u32, strideC: u32, dthreshold: u32,
-  alpha: f32, beta: f32, dscale: f32, _p3: f32,
+  alpha: f32, beta: f32, dscale: f32, lrScale: f32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -89,6 +111,10 @@ override CHECK: bool = true;
 override FIXED_M: u32 = 0u;
 override FIXED_N: u32 = 0u;
 override FIXED_K: u32 = 0u;
+//#if LOW_RANK
+override LR_R: u32 = 1u;
+override LR_TRANS_V: bool = false;
+//#endif
 
 const BM = 128u;
 const BK = 16u;
@@ -342,8 +368,58 @@ fn putB(li: u32, t: u32, v: BReg) {
 
 //#endif
 
-// alpha · v (+ beta · C) into C[r, c … c+3]; beta = 0 never reads C (it may hold garbage, even NaN).
-fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>) {
+//#if LOW_RANK
+// Columns c … c+3 of row j of op(V)ᵀ, i.e. V[n, j] (LR_TRANS_V) or V[j, n]. Columns past N read column N − 1 (their
+// stores are skipped).
+fn lowRankV4(c: u32, j: u32) -> vec4<f32> {
+  let N = dimN();
+  var v = vec4<f32>(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let n = min(c + i, N - 1u);
+    if (LR_TRANS_V) { v[i] = V[n * LR_R + j]; } else { v[i] = V[j * N + n]; }
+  }
+  return v;
+}
+
+// U·op(V) for the thread's 8 rows (r0 … r0+3, r1 … r1+3) at columns c … c+3, one vec4 per row: the R products of an
+// element added one fma at a time in increasing j from 0 (the order of a K = R product on this kernel). Eight named
+// sums rather than an array indexed by a loop counter, so they stay in registers; rows past M read row M − 1.
+fn lowRankQuads(c: u32, r0: u32, r1: u32) -> array<vec4<f32>, 8> {
+  let last = dimM() - 1u;
+  let u0 = min(r0, last) * LR_R;
+  let u1 = min(r0 + 1u, last) * LR_R;
+  let u2 = min(r0 + 2u, last) * LR_R;
+  let u3 = min(r0 + 3u, last) * LR_R;
+  let u4 = min(r1, last) * LR_R;
+  let u5 = min(r1 + 1u, last) * LR_R;
+  let u6 = min(r1 + 2u, last) * LR_R;
+  let u7 = min(r1 + 3u, last) * LR_R;
+  var l0 = vec4<f32>(0.0);
+  var l1 = vec4<f32>(0.0);
+  var l2 = vec4<f32>(0.0);
+  var l3 = vec4<f32>(0.0);
+  var l4 = vec4<f32>(0.0);
+  var l5 = vec4<f32>(0.0);
+  var l6 = vec4<f32>(0.0);
+  var l7 = vec4<f32>(0.0);
+  for (var j = 0u; j < LR_R; j++) {
+    let v = lowRankV4(c, j);
+    l0 = fma(vec4<f32>(U[u0 + j]), v, l0);
+    l1 = fma(vec4<f32>(U[u1 + j]), v, l1);
+    l2 = fma(vec4<f32>(U[u2 + j]), v, l2);
+    l3 = fma(vec4<f32>(U[u3 + j]), v, l3);
+    l4 = fma(vec4<f32>(U[u4 + j]), v, l4);
+    l5 = fma(vec4<f32>(U[u5 + j]), v, l5);
+    l6 = fma(vec4<f32>(U[u6 + j]), v, l6);
+    l7 = fma(vec4<f32>(U[u7 + j]), v, l7);
+  }
+  return array<vec4<f32>, 8>(l0, l1, l2, l3, l4, l5, l6, l7);
+}
+//#endif
+
+// alpha · v (+ beta · C) into C[r, c … c+3]; beta = 0 never reads C (it may hold garbage, even NaN). With LOW_RANK,
+// `l` (U·op(V) there) is then added as drop(lrScale · l).
+fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>, l: vec4<f32>) {
   let M = dimM();
   let N = dimN();
 //#if ALIGNED
@@ -355,6 +431,13 @@ fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>) {
   if (p.beta != 0.0) { y = C[o] + y; }
 //#else
   if (p.beta != 0.0) { y += p.beta * C[o]; }
+//#endif
+//#if LOW_RANK
+  var z = p.lrScale * l;
+//#if LR_DROP
+  z = drop4(z, r * N + c);
+//#endif
+  y = z + y;
 //#endif
   C[o] = y;
 //#else
@@ -368,15 +451,22 @@ fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>) {
 //#else
       if (p.beta != 0.0) { y += p.beta * C[o]; }
 //#endif
+//#if LOW_RANK
+      var z = p.lrScale * l[i];
+//#if LR_DROP
+      z = select(0.0, z * p.dscale, keep(r * N + c + i));
+//#endif
+      y = z + y;
+//#endif
       C[o] = y;
     }
   }
 //#endif
 }
 
-fn storeRow(base: u32, r: u32, c0: u32, c1: u32, v0: vec4<f32>, v1: vec4<f32>) {
-  storeQuad(base, r, c0, v0);
-  storeQuad(base, r, c1, v1);
+fn storeRow(base: u32, r: u32, c0: u32, c1: u32, v0: vec4<f32>, v1: vec4<f32>, l0: vec4<f32>, l1: vec4<f32>) {
+  storeQuad(base, r, c0, v0, l0);
+  storeQuad(base, r, c1, v1, l1);
 }
 
 @compute @workgroup_size(THREADS)
@@ -474,12 +564,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let r1 = r0 + BM / 2u;
   let c0 = col0 + tx * 4u;
   let c1 = c0 + BN / 2u;
-  storeRow(cBase, r0 + 0u, c0, c1, acc[0], acc[1]);
-  storeRow(cBase, r0 + 1u, c0, c1, acc[2], acc[3]);
-  storeRow(cBase, r0 + 2u, c0, c1, acc[4], acc[5]);
-  storeRow(cBase, r0 + 3u, c0, c1, acc[6], acc[7]);
-  storeRow(cBase, r1 + 0u, c0, c1, acc[8], acc[9]);
-  storeRow(cBase, r1 + 1u, c0, c1, acc[10], acc[11]);
-  storeRow(cBase, r1 + 2u, c0, c1, acc[12], acc[13]);
-  storeRow(cBase, r1 + 3u, c0, c1, acc[14], acc[15]);
+//#if LOW_RANK
+  let la = lowRankQuads(c0, r0, r1);
+  let lb = lowRankQuads(c1, r0, r1);
+//#else
+  // No term to add (storeQuad ignores it).
+  let la = array<vec4<f32>, 8>();
+  let lb = la;
+//#endif
+  storeRow(cBase, r0 + 0u, c0, c1, acc[0], acc[1], la[0], lb[0]);
+  storeRow(cBase, r0 + 1u, c0, c1, acc[2], acc[3], la[1], lb[1]);
+  storeRow(cBase, r0 + 2u, c0, c1, acc[4], acc[5], la[2], lb[2]);
+  storeRow(cBase, r0 + 3u, c0, c1, acc[6], acc[7], la[3], lb[3]);
+  storeRow(cBase, r1 + 0u, c0, c1, acc[8], acc[9], la[4], lb[4]);
+  storeRow(cBase, r1 + 1u, c0, c1, acc[10], acc[11], la[5], lb[5]);
+  storeRow(cBase, r1 + 2u, c0, c1, acc[12], acc[13], la[6], lb[6]);
+  storeRow(cBase, r1 + 3u, c0, c1, acc[14], acc[15], la[7], lb[7]);
 }

@@ -174,6 +174,7 @@ if [ "$SMOKE" = 1 ]; then
   step nf4-tiled 300 bench nf4 --tokens 16 --gemm tiled "${S[@]}"
   step attention 300 bench attention --tokens 16 "${S[@]}"
   step layer-no-spill 300 bench layer --tokens 16 --attention tiled --no-attention-spill "${S[@]}"
+  step layer-no-lora-epilogue 300 bench layer --tokens 16 --gemm tiled --no-lora-epilogue "${S[@]}"
   step layer-basic 300 bench layer --tokens 16 --gemm basic "${S[@]}"
   step layer-tiled 300 bench layer --tokens 16 --gemm tiled "${S[@]}"
   step layer-tiled-attn 300 bench layer --tokens 16 --gemm tiled --attention tiled "${S[@]}"
@@ -200,6 +201,9 @@ else
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step attention 60 bench attention --tokens 2048
   step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
+  # Since 2026-12-01 (third) LoRA's up-projection and input gradient ride on the NF4 products' epilogue (20 dispatches
+  # and 20 passes over an output fewer per checkpointed layer): the layer without that says what it is worth.
+  step layer-best-no-lora-epilogue 60 bench layer --tokens 2048 "${BEST[@]}" --no-lora-epilogue
   # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA), then
   # without Dawn's bounds clamps (a GPU server's --no-robustness), then with the int8 DP4A path on the MLP (its products
   # ran 1.04–1.26× fp32; the step was not measured).

@@ -11,7 +11,7 @@
 import type { GpuContext } from '../engine/gpu.ts';
 import { attention_backward_tiled } from '../engine/kernels/attention.ts';
 import { attention_forward_tiled } from '../engine/kernels/attention_flash.ts';
-import type { GemmArgs } from '../engine/kernels/gemm_args.ts';
+import type { GemmArgs, LowRankAdd } from '../engine/kernels/gemm_args.ts';
 import { gemmBasic } from '../engine/kernels/matmul.ts';
 import { gemmSkinny } from '../engine/kernels/matmul_skinny.ts';
 import { gemmTiled, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, tiledWorkgroupBytes, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
@@ -98,6 +98,12 @@ export function hotPipelines(ctx: GpuContext): HotPipeline[] {
       out.push({ name: `tiled NF4 forward${tag}, ${block}`, run: (c, i) => nf4MatmulForwardTiled(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128, {}, { block, stages: 1 }) });
       out.push({ name: `tiled NF4 input gradient${tag}, ${block}`, run: (c, i) => nf4MatmulBackwardTiled(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128, {}, { block, stages: 1 }) });
     }
+    // LoRA's terms in the NF4 products' epilogue (mistral/linear.ts): y += s·t·Bᵀ on the forward, dx += drop(dt·A) on
+    // the input gradient, rank 8.
+    const up = (i: Inputs): LowRankAdd => ({ u: i.d, v: i.e, r: 8, transV: true, scale: 2 });
+    const inputGrad = (i: Inputs): LowRankAdd => ({ u: i.d, v: i.e, r: 8, transV: false, scale: 1, dropout: { on: 'out', ...DROPOUT } });
+    out.push({ name: `tiled NF4 forward, double-quant, LoRA up-projection in the epilogue, ${block}`, run: (c, i) => nf4MatmulForwardTiled(c, i.c, i.a, i.nf4dq, 128, { lowRank: up(i) }, { block, stages: 1 }) });
+    out.push({ name: `tiled NF4 input gradient, double-quant, LoRA input gradient in the epilogue, ${block}`, run: (c, i) => nf4MatmulBackwardTiled(c, i.c, i.a, i.nf4dq, 128, { lowRank: inputGrad(i) }, { block, stages: 1 }) });
   }
   for (const t of TRANSPOSES) {
     out.push({ name: `basic GEMM ${t.op}`, run: (c, i) => gemmBasic(c, args(i, 128, 128, 32, { transA: t.transA, transB: t.transB })) });

@@ -166,6 +166,13 @@ export class GpuContext {
    */
   attentionSpill = true;
   /**
+   * Whether LoRA's up-projection and input gradient ride on the frozen base's products (the tiled kernel's low-rank
+   * epilogue, mistral/linear.ts) instead of a GEMM of their own over the whole output: the same bits, one dispatch
+   * and one read and write of the output fewer per module and pass. On unless switched off here; `finetune bench
+   * --no-lora-epilogue` times a layer or a step without it, for the A/B.
+   */
+  loraEpilogue = true;
+  /**
    * Whether kernels that can use subgroup operations do, where the device has them (`hasSubgroups`): today the tiled
    * attention forward's row max, whose result is the same to the bit either way. Off unless switched on here: two H200
    * machines (2026-11-30, docs/benchmarks.md) disagreed (the shuffles at 0.80× and at 1.05× the workgroup-memory path),

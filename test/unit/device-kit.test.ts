@@ -123,6 +123,21 @@ describe('summarise', () => {
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-attention-spill');
   });
 
+  it('marks the adapter line of a run with LoRA as GEMMs of their own (--no-lora-epilogue), and only that run', () => {
+    const adapter = { bench: 'adapter', via: 'environment', vendor: 'nvidia', description: 'H200', gemm: 'tiled', attention: 'tiled', loraKernel: 'skinny' };
+    const lines = [
+      { device: 'step', step: 'layer-best', attempt: 1 },
+      { ...adapter, loraEpilogue: true },
+      { device: 'step-end', step: 'layer-best', attempt: 1, exit: 0, seconds: 9 },
+      { device: 'step', step: 'layer-best-no-lora-epilogue', attempt: 1 },
+      { ...adapter, loraEpilogue: false },
+      { device: 'step-end', step: 'layer-best-no-lora-epilogue', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s.match(/no-lora-epilogue$/gm)).toHaveLength(1);
+    expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-lora-epilogue');
+  });
+
   it('marks two-stage tiled lines, the NF4 products on two stages, and the adapter line of a run without bounds clamps', () => {
     const lines = [
       { device: 'step', step: 'matmul', attempt: 1 },

@@ -124,6 +124,8 @@ options:
   --gpu-memory GB              model: this GPU's memory (WebGPU cannot tell), for the kept-layer choice
   --no-attention-spill         layer/model/estimate: the tiled attention backward recomputes dS (7 products) instead
                                of reading it back from the runner's scratch (5), for the A/B; the memory is the same
+  --no-lora-epilogue           layer/model/estimate: LoRA's up-projection and input gradient as GEMMs of their own
+                               instead of in the tiled base products' epilogue, for the A/B; the same bits
   --stream-layers              estimate: the layers in CPU memory, uploaded as the passes need them (4 small layers
                                on SwiftShader, so that every pass uploads)
   --data-mb 200                data: size of the synthetic JSONL in MiB
@@ -190,6 +192,7 @@ export const benchCommand: Command = {
         'no-robustness': { type: 'boolean' },
         'tiled-stages': { type: 'string' },
         'no-attention-spill': { type: 'boolean' },
+        'no-lora-epilogue': { type: 'boolean' },
       },
       true,
     );
@@ -265,12 +268,13 @@ export const benchCommand: Command = {
     const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...nodeOptions });
     if (found.note) io.err(`note: ${found.note}`);
     if (values['no-attention-spill']) ctx.attentionSpill = false;
+    if (values['no-lora-epilogue']) ctx.loraEpilogue = false;
     const software = ctx.report.software;
     const small = values.small ?? software;
     const sizes = sizesGiven ?? (software ? [256, 512] : [512, 1024, 2048, 4096]);
     const tokens = tokensGiven ?? (software ? [64] : [512, 2048]);
     const layerDims = small ? SMALL_LAYER : MISTRAL_7B_LAYER;
-    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, robustness: found.robustness, tiledStages: ctx.tiledStages, attentionSpill: ctx.attentionSpill });
+    print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, small, gemm: gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, robustness: found.robustness, tiledStages: ctx.tiledStages, attentionSpill: ctx.attentionSpill, loraEpilogue: ctx.loraEpilogue });
     const run = (w: What): boolean => what === 'all' || what === w;
     if (run('matmul')) {
       const projections = tokensGiven || !small ? projectionShapes(tokens, layerDims) : [];

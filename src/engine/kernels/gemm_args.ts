@@ -2,7 +2,7 @@
 // product and the uniform block both shaders read. `gemm` (matmul.ts) picks the kernel.
 
 import { FinetuneError } from '../../core/errors.ts';
-import type { BufferSlice } from '../buffer-slice.ts';
+import { sliceBytes, type BufferSlice } from '../buffer-slice.ts';
 
 /** How the B operand (the weight) is stored. */
 export type WeightStorage = 'f32' | 'bf16' | 'f16';
@@ -31,6 +31,23 @@ export interface GemmDropout {
   scale: number;
 }
 
+/**
+ * A rank-r product added to a GEMM's output in its epilogue (the tiled kernel's LOW_RANK variant):
+ *   C += drop(scale · U·op(V)),  U (M, r), V (N, r) with transV, else (r, N), both f32 row-major.
+ * LoRA's up-projection (y += s · t·Bᵀ) and input gradient (dx += drop(dt·A)) ride on the frozen base's products this
+ * way instead of a second pass over C. `lowRankGemm` (matmul.ts) is the same sum as a product of its own, with the
+ * same bits on the tiled kernel.
+ */
+export interface LowRankAdd {
+  u: BufferSlice;
+  v: BufferSlice;
+  r: number;
+  transV: boolean;
+  scale: number;
+  /** The mask on the term (on: 'out', index r · N + c); absent: none. */
+  dropout?: GemmDropout;
+}
+
 /** C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b], all row-major. */
 export interface GemmArgs {
   // Any operand may be a slice (the LoRA factors and their gradients live in arenas); element 0 is the slice's start.
@@ -53,11 +70,14 @@ export interface GemmArgs {
   bStorage?: WeightStorage;
   /** A dropout mask applied inside the product (absent: none). */
   dropout?: GemmDropout;
+  /** A rank-r term added in the epilogue (tiled kernel only; batch 1, beta 0 or 1, without `dropout`). */
+  lowRank?: LowRankAdd;
 }
 
 /**
  * The `Params` block of both shaders (48 bytes): sizes, batch strides, alpha, beta, and the dropout mask's state,
- * threshold and scale in what were padding slots (u32[3], u32[7], f32[10]; zero without dropout).
+ * threshold and scale in what were padding slots (u32[3], u32[7], f32[10]; zero without dropout), and the low-rank
+ * term's scale (f32[11]). The mask is the product's own or, with `lowRank`, the term's (never both).
  */
 export function gemmUniforms(a: GemmArgs): ArrayBuffer {
   const u = new ArrayBuffer(48);
@@ -71,12 +91,38 @@ export function gemmUniforms(a: GemmArgs): ArrayBuffer {
   u32[6] = a.strideC ?? 0;
   f32[8] = a.alpha ?? 1;
   f32[9] = a.beta ?? 0;
-  if (a.dropout) {
-    u32[3] = a.dropout.state;
-    u32[7] = a.dropout.threshold;
-    f32[10] = a.dropout.scale;
+  const d = a.dropout ?? a.lowRank?.dropout;
+  if (d) {
+    u32[3] = d.state;
+    u32[7] = d.threshold;
+    f32[10] = d.scale;
   }
+  if (a.lowRank) f32[11] = a.lowRank.scale;
   return u;
+}
+
+/** The LOW_RANK variant's defines and override constants (matmul_tiled.wgsl), none without a low-rank term. */
+export function lowRankSpec(a: GemmArgs): { defines: Record<string, boolean>; constants: Record<string, number | boolean> } {
+  const l = a.lowRank;
+  if (!l) return { defines: {}, constants: {} };
+  return { defines: { LOW_RANK: true, DROPOUT: Boolean(l.dropout), LR_DROP: Boolean(l.dropout) }, constants: { LR_R: l.r, LR_TRANS_V: l.transV } };
+}
+
+/** Refuses a low-rank term the epilogue does not cover, or operands too small for it. */
+export function checkLowRank(a: GemmArgs): void {
+  const l = a.lowRank;
+  if (!l) return;
+  const fail = (why: string): never => {
+    throw new FinetuneError('internal', `gemm low-rank term: ${why}`);
+  };
+  if (a.dropout) fail('the product has its own dropout (they share the mask uniforms)');
+  if ((a.batch ?? 1) !== 1) fail(`batch ${a.batch}: one matrix only`);
+  const beta = a.beta ?? 0;
+  if (beta !== 0 && beta !== 1) fail(`beta ${beta}: 0 or 1 only`);
+  if (!(Number.isInteger(l.r) && l.r >= 1)) fail(`rank ${l.r}`);
+  if (l.dropout && l.dropout.on !== 'out') fail(`its mask is on the output, not '${l.dropout.on}'`);
+  if (sliceBytes(l.u) < a.M * l.r * 4) fail(`U holds ${sliceBytes(l.u)} bytes, (${a.M}, ${l.r}) f32 needs ${a.M * l.r * 4}`);
+  if (sliceBytes(l.v) < a.N * l.r * 4) fail(`V holds ${sliceBytes(l.v)} bytes, ${a.N} × ${l.r} f32 needs ${a.N * l.r * 4}`);
 }
 
 /** The WGSL defines of a dropout variant (both GEMM shaders), none without dropout. */

@@ -13,7 +13,7 @@ import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
 import { grid1d, requireBytes } from './elementwise.ts';
 import type { GemmArgs } from './gemm_args.ts';
-import { gemm, type GemmDropout } from './matmul.ts';
+import { gemm, lowRankGemm, type GemmDropout, type LowRankAdd } from './matmul.ts';
 import { gemmSkinny, skinnyFits } from './matmul_skinny.ts';
 
 /** The seven projections PEFT targets in Mistral, in the order used as the dropout key's `module`. */
@@ -162,6 +162,22 @@ export function loraGemmDropout(dropout: LoraDropout, on: GemmDropout['on']): Ge
 }
 
 /**
+ * LoRA's up-projection y += scale · t·Bᵀ as a low-rank term (GemmArgs.lowRank): the training runner adds it in the
+ * frozen base product's epilogue (mistral/linear.ts), lora_forward as a product of its own.
+ */
+export function loraUpTerm(t: BufferSlice, B: BufferSlice, r: number, scale: number): LowRankAdd {
+  return { u: t, v: B, r, transV: true, scale };
+}
+
+/**
+ * LoRA's input gradient dx += drop(dt·A) as a low-rank term (dt = scale · dy·B from lora_weight_gradients): the
+ * forward's mask and 1/(1 − p) on the product, as the two-step path applied them.
+ */
+export function loraInputTerm(dt: BufferSlice, A: BufferSlice, r: number, dropout: LoraDropout | null): LowRankAdd {
+  return { u: dt, v: A, r, transV: false, scale: 1, dropout: active(dropout) ? loraGemmDropout(dropout, 'out') : undefined };
+}
+
+/**
  * y (BT, outF) += scale · t·Bᵀ, with t (BT, r) = drop(x (BT, inF))·Aᵀ saved for the backward.
  * A (r, inF), B (outF, r) f32, whole buffers or slices of the adapter's arenas. dropout null or p = 0: no mask. Two
  * GEMMs with or without dropout (no scratch).
@@ -183,7 +199,7 @@ export function lora_forward(
   requireBytes(y, BT * outF * 4, 'lora_forward y');
   requireBytes(B, outF * r * 4, 'lora_forward B');
   lora_intermediate(ctx, t, x, A, BT, inF, r, dropout);
-  gemm(ctx, { C: y, A: t, B, M: BT, N: outF, K: r, transB: true, alpha: scale, beta: 1 });
+  lowRankGemm(ctx, y, loraUpTerm(t, B, r, scale), BT, outF);
 }
 
 /**
@@ -234,10 +250,36 @@ export function lora_backward(
   dropout: LoraDropout | null,
   scratch: LoraScratch,
 ): void {
+  if (dx) requireBytes(dx, BT * inF * 4, 'lora_backward dx');
+  const dt = lora_weight_gradients(ctx, dA, dB, dy, x, t, A, B, BT, inF, outF, r, scale, dropout, scratch);
+  if (dx) lowRankGemm(ctx, dx, loraInputTerm(dt, A, r, dropout), BT, inF);
+}
+
+/**
+ * The first three products of lora_backward: dB, dt (into scratch.dt, which it returns) and dA. The input gradient
+ * dx += drop(dt·A) is then the caller's, as a low-rank term (loraInputTerm) on the base product's epilogue or on its
+ * own.
+ */
+export function lora_weight_gradients(
+  ctx: GpuContext,
+  dA: BufferSlice,
+  dB: BufferSlice,
+  dy: GPUBuffer,
+  x: GPUBuffer,
+  t: GPUBuffer,
+  A: BufferSlice,
+  B: BufferSlice,
+  BT: number,
+  inF: number,
+  outF: number,
+  r: number,
+  scale: number,
+  dropout: LoraDropout | null,
+  scratch: LoraScratch,
+): GPUBuffer {
   if (!scratch.dt) throw new FinetuneError('internal', 'lora_backward needs scratch.dt (BT·r f32)');
   const dt = scratch.dt;
   requireBytes(dt, BT * r * 4, 'lora_backward scratch.dt');
-  if (dx) requireBytes(dx, BT * inF * 4, 'lora_backward dx');
   requireBytes(dA, r * inF * 4, 'lora_backward dA');
   requireBytes(dB, outF * r * 4, 'lora_backward dB');
   requireBytes(dy, BT * outF * 4, 'lora_backward dy');
@@ -249,6 +291,5 @@ export function lora_backward(
   loraGemm(ctx, { C: dt, A: dy, B, M: BT, N: r, K: outF, alpha: scale });
   const on = active(dropout);
   loraGemm(ctx, { C: dA, A: dt, B: x, M: r, N: inF, K: BT, transA: true, beta: 1, dropout: on ? loraGemmDropout(dropout, 'B') : undefined });
-  // dx += drop(1 · dt·A): the epilogue multiplies by alpha (1) first, then masks and adds, as the two-step path did.
-  if (dx) gemm(ctx, { C: dx, A: dt, B: A, M: BT, N: inF, K: r, beta: 1, dropout: on ? loraGemmDropout(dropout, 'out') : undefined });
+  return dt;
 }

@@ -3,10 +3,11 @@
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
-import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs, type WeightStorage } from './gemm_args.ts';
+import type { BufferSlice } from '../buffer-slice.ts';
+import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs, type LowRankAdd, type WeightStorage } from './gemm_args.ts';
 import { gemmTiled } from './matmul_tiled.ts';
 
-export type { GemmArgs, GemmDropout, WeightStorage } from './gemm_args.ts';
+export type { GemmArgs, GemmDropout, LowRankAdd, WeightStorage } from './gemm_args.ts';
 
 const BLOCK = 64;
 
@@ -23,6 +24,7 @@ export function gemm(ctx: GpuContext, a: GemmArgs): void {
 export function gemmBasic(ctx: GpuContext, a: GemmArgs): void {
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
+  if (a.lowRank) throw new FinetuneError('internal', 'gemmBasic: a low-rank term rides only on the tiled kernel (run lowRankGemm after the product)');
   const defines = { ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a) };
   ctx.dispatch(
     {
@@ -36,16 +38,26 @@ export function gemmBasic(ctx: GpuContext, a: GemmArgs): void {
   );
 }
 
+/**
+ * C (M, N) += drop(scale · U·op(V)) as a product of its own: the unfused form of a low-rank term (GemmArgs.lowRank),
+ * for kernels and adapters the epilogue does not serve. On the tiled kernel both forms give the same bits.
+ */
+export function lowRankGemm(ctx: GpuContext, C: BufferSlice, l: LowRankAdd, M: number, N: number): void {
+  gemm(ctx, { C, A: l.u, B: l.v, M, N, K: l.r, transB: l.transV, alpha: l.scale, beta: 1, dropout: l.dropout });
+}
+
 export interface MatmulOptions {
   /** Add into the output instead of overwriting it (gradient accumulation, residual adds). */
   accumulate?: boolean;
   alpha?: number;
   wStorage?: WeightStorage;
+  /** A rank-r term added in the tiled kernel's epilogue (the caller checks that the context's kernel is tiled). */
+  lowRank?: LowRankAdd;
 }
 
 /** Y (M, N) = alpha · X (M, K) · W (N, K)ᵀ */
 export function matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: GPUBuffer, M: number, N: number, K: number, o: MatmulOptions = {}): void {
-  gemm(ctx, { C: Y, A: X, B: W, M, N, K, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0, bStorage: o.wStorage });
+  gemm(ctx, { C: Y, A: X, B: W, M, N, K, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0, bStorage: o.wStorage, lowRank: o.lowRank });
 }
 
 /**
@@ -65,6 +77,7 @@ export function matmul_backward(
   o: MatmulOptions = {},
 ): void {
   const beta = o.accumulate ? 1 : 0;
-  if (dX) gemm(ctx, { C: dX, A: dY, B: W, M, N: K, K: N, alpha: o.alpha, beta, bStorage: o.wStorage });
+  if (dX) gemm(ctx, { C: dX, A: dY, B: W, M, N: K, K: N, alpha: o.alpha, beta, bStorage: o.wStorage, lowRank: o.lowRank });
+  else if (o.lowRank) throw new FinetuneError('internal', 'matmul_backward: a low-rank term needs dX to add into');
   if (dW) gemm(ctx, { C: dW, A: dY, B: X, M: N, N: K, K: M, transA: true, alpha: o.alpha, beta });
 }

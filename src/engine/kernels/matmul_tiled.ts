@@ -2,8 +2,9 @@
 // variant chosen from the shape. `gemm` (matmul.ts) runs it when the context's `gemmKernel` asks for it.
 
 import { FinetuneError } from '../../core/errors.ts';
+import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext, TiledStages } from '../gpu.ts';
-import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs } from './gemm_args.ts';
+import { checkGemmDropout, checkLowRank, gemmDropoutDefines, gemmUniforms, halfDefines, lowRankSpec, type GemmArgs, type LowRankAdd } from './gemm_args.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export const TILED_BM = 128;
@@ -75,28 +76,40 @@ export function tiledVariant(a: GemmArgs, o: TiledOptions = {}): TiledVariant {
 export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): void {
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
+  checkLowRank(a);
   const v = tiledVariant(a, o);
   const stages = fittingStages(o.stages ?? ctx.tiledStages, v.block, false, ctx.device.limits.maxComputeWorkgroupStorageSize);
-  const constants: Record<string, number | boolean> = { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB), CHECK: v.check };
+  const lr = lowRankSpec(a);
+  const constants: Record<string, number | boolean> = { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB), CHECK: v.check, ...lr.constants };
   // 0 means "read the uniform", which holds the same value: a zero size needs no specialising.
   if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
   ctx.dispatch(
     {
       shader: 'matmul_tiled',
-      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a) },
+      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a), ...lr.defines },
       constants,
     },
-    [a.A, a.B, a.C],
+    [a.A, a.B, a.C, ...lowRankBuffers(a)],
     gemmUniforms(a),
     [Math.ceil(a.N / TILED_BN[v.block]), Math.ceil(a.M / TILED_BM), a.batch ?? 1],
   );
 }
 
 
+/** The low-rank term's operands, bound after the variant's own buffers (none without one). */
+function lowRankBuffers(a: GemmArgs): BufferSlice[] {
+  return a.lowRank ? [a.lowRank.u, a.lowRank.v] : [];
+}
+
+/** Storage buffers a LOW_RANK variant binds beyond its product's own. */
+export const LOW_RANK_BUFFERS = 2;
+
 /** accumulate adds into the output (beta = 1) instead of overwriting it; alpha scales the product. */
 export interface Nf4TiledOptions {
   accumulate?: boolean;
   alpha?: number;
+  /** A rank-r term added in the epilogue (GemmArgs.lowRank). */
+  lowRank?: LowRankAdd;
 }
 
 /**
@@ -105,7 +118,7 @@ export interface Nf4TiledOptions {
  * adapter with exactly 16 KiB gets the narrow block.
  */
 export function nf4MatmulForwardTiled(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}, t: TiledOptions = {}): void {
-  const a: GemmArgs = { C: Y, A: X, B: W.codes, M, N: W.rows, K: W.cols, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0 };
+  const a: GemmArgs = { C: Y, A: X, B: W.codes, M, N: W.rows, K: W.cols, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0, lowRank: o.lowRank };
   nf4Tiled(ctx, a, W, t);
 }
 
@@ -116,22 +129,24 @@ export function nf4MatmulForwardTiled(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffe
  * Shared memory and block choice as the forward.
  */
 export function nf4MatmulBackwardTiled(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}, t: TiledOptions = {}): void {
-  const a: GemmArgs = { C: dX, A: dY, B: W.codes, M, N: W.cols, K: W.rows, transB: false, alpha: o.alpha, beta: o.accumulate ? 1 : 0 };
+  const a: GemmArgs = { C: dX, A: dY, B: W.codes, M, N: W.cols, K: W.rows, transB: false, alpha: o.alpha, beta: o.accumulate ? 1 : 0, lowRank: o.lowRank };
   nf4Tiled(ctx, a, W, t);
 }
 
 /** One NF4 product on matmul_tiled.wgsl: `a` in GEMM terms, its B the weight's codes (transB: forward, else gradient). */
 function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): void {
+  checkLowRank(a);
   const limit = ctx.device.limits.maxComputeWorkgroupStorageSize;
   const roomForWide = limit >= tiledWorkgroupBytes('wide', 1, true);
   const v = tiledVariant(a, roomForWide ? t : { ...t, block: 'narrow' });
   const stages = fittingStages(t.stages ?? ctx.tiledStages, v.block, true, limit);
-  const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check };
+  const lr = lowRankSpec(a);
+  const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check, ...lr.constants };
   if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
   ctx.dispatch(
-    { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, NF4: true, DQ: W.doubleQuant }, constants },
-    // Binding order of the NF4 variant: the activations, codes, the output, then the scale buffers.
-    [a.A, W.codes, a.C, ...scaleBuffers(W)],
+    { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, NF4: true, DQ: W.doubleQuant, ...lr.defines }, constants },
+    // Binding order of the NF4 variant: the activations, codes, the output, the scale buffers, then a low-rank term's.
+    [a.A, W.codes, a.C, ...scaleBuffers(W), ...lowRankBuffers(a)],
     gemmUniforms(a),
     [Math.ceil(a.N / TILED_BN[v.block]), Math.ceil(a.M / TILED_BM)],
   );

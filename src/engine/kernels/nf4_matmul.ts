@@ -1,7 +1,9 @@
 // Products with a frozen NF4 weight (shaders/nf4_matmul.wgsl), llm.c style: forward and backward side by side.
 // The weight is dequantised tile by tile in workgroup memory; the fp32 weight is never built.
 
+import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
+import type { LowRankAdd } from './gemm_args.ts';
 import { requireBytes, requireRowBlocks } from './elementwise.ts';
 import { nf4BackwardInt8, nf4ForwardInt8 } from './int8_matmul.ts';
 import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from './matmul_tiled.ts';
@@ -13,6 +15,11 @@ export interface Nf4MatmulOptions {
   alpha?: number;
   /** Run this product on the int8 path (docs/int8.md); default: when the context's baseMatmul is 'int8'. */
   int8?: boolean;
+  /**
+   * A rank-r term added in the epilogue (GemmArgs.lowRank): fp32 products on the tiled kernel only, which the caller
+   * checks (linear.ts: lowRankFuses); anywhere else it is refused.
+   */
+  lowRank?: LowRankAdd;
 }
 
 const BLOCK = 64;
@@ -38,6 +45,12 @@ function probeInt8(ctx: GpuContext, kind: 'forward' | 'input-gradient', W: Nf4We
   listener({ kind, weight: W.codes.label.replace(/ codes$/, ''), int8: a, fp32: b, count });
 }
 
+function refuseLowRank(ctx: GpuContext, o: Nf4MatmulOptions, int8: boolean, what: string): void {
+  if (o.lowRank && (int8 || ctx.gemmKernel === 'basic')) {
+    throw new FinetuneError('internal', `${what}: a low-rank term rides only on the fp32 tiled products (run lowRankGemm after this one)`);
+  }
+}
+
 /** Y (M, N) (+)= alpha · X (M, K) · deq(W)ᵀ, with W [N, K] = [rows, cols] in NF4. Any M; K % 64 == 0 by construction. */
 export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
   requireRowBlocks(M, BLOCK, 'nf4_matmul_forward');
@@ -47,7 +60,9 @@ export function nf4_matmul_forward(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, 
   requireBytes(X, M * K * 4, 'nf4_matmul_forward X');
   // The experimental int8 path when chosen (docs/int8.md); else the register-tiled forward follows the GEMM kernel
   // choice (docs/performance.md), as the backward does.
-  if (o.int8 ?? ctx.baseMatmul === 'int8') {
+  const int8 = o.int8 ?? ctx.baseMatmul === 'int8';
+  refuseLowRank(ctx, o, int8, 'nf4_matmul_forward');
+  if (int8) {
     probeInt8(ctx, 'forward', W, M * N, (out) => nf4ForwardInt8(ctx, out, X, W, M), (out) => nf4ForwardFp32(ctx, out, X, W, M));
     nf4ForwardInt8(ctx, Y, X, W, M, o);
   } else nf4ForwardFp32(ctx, Y, X, W, M, o);
@@ -75,7 +90,9 @@ export function nf4_matmul_backward(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffe
   const [N, K] = [W.rows, W.cols];
   requireBytes(dX, M * K * 4, 'nf4_matmul_backward dX');
   requireBytes(dY, M * N * 4, 'nf4_matmul_backward dY');
-  if (o.int8 ?? ctx.baseMatmul === 'int8') {
+  const int8 = o.int8 ?? ctx.baseMatmul === 'int8';
+  refuseLowRank(ctx, o, int8, 'nf4_matmul_backward');
+  if (int8) {
     probeInt8(ctx, 'input-gradient', W, M * K, (out) => nf4BackwardInt8(ctx, out, dY, W, M), (out) => nf4BackwardFp32(ctx, out, dY, W, M));
     nf4BackwardInt8(ctx, dX, dY, W, M, o);
   } else nf4BackwardFp32(ctx, dX, dY, W, M, o);

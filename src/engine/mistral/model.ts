@@ -16,7 +16,7 @@ import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type Grad
 import { attention_backward, attention_forward } from '../kernels/attention.ts';
 import { copy } from '../kernels/elementwise.ts';
 import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
-import { lora_backward, lora_forward, lora_intermediate, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
+import { lora_intermediate, lora_weight_gradients, loraInputTerm, loraUpTerm, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
 import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_backward_qk, rope_forward_qk, ropeTable } from '../kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
@@ -282,24 +282,31 @@ export class MistralRunner {
     return this.attentionViews[l] ?? this.sets[this.sets.length - 1];
   }
 
-  /** Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights). */
+  /**
+   * Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights): t first, then the base
+   * product with the up-projection as its low-rank term (in its epilogue where the kernel allows, linear.ts).
+   */
   private proj(mode: PassMode, w: LayerWeights, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
-    base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate, name);
     const m = this.lora?.modules[layer][name];
     const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
-      lora_forward(this.ctx, Y, t, X, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode));
-    }
+      lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode));
+      base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate, name, loraUpTerm(t, m.B, this.lora.r, this.lora.scale));
+    } else base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate, name);
   }
 
-  /** dX (+)= dY·W + LoRA's input gradient; accumulates the module's dA, dB. X and t are the forward's. */
+  /**
+   * dX (+)= dY·W + LoRA's input gradient; accumulates the module's dA, dB. X and t are the forward's. The adapter's
+   * gradients first, then the base's input gradient with LoRA's as its low-rank term.
+   */
   private projBackward(mode: PassMode, w: LayerWeights, layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
-    base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate, name);
     const m = this.lora?.modules[layer][name];
     const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
-      lora_backward(this.ctx, dX, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, this.dropout(layer, m.moduleId, mode), this.loraScratch);
-    }
+      const dropout = this.dropout(layer, m.moduleId, mode);
+      const dt = lora_weight_gradients(this.ctx, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, dropout, this.loraScratch);
+      base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate, name, loraInputTerm(dt, m.A, this.lora.r, dropout));
+    } else base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate, name);
   }
 
   /** Forward of layer l from xs[l]; writes xs[l+1] unless only the intermediates are wanted (recomputation). */
