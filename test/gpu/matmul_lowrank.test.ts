@@ -9,7 +9,7 @@ import type { GpuContext } from '../../src/engine/gpu.ts';
 import type { LowRankAdd } from '../../src/engine/kernels/gemm_args.ts';
 import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
 import { gemmBasic } from '../../src/engine/kernels/matmul.ts';
-import { gemmTiled, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, type TiledOptions } from '../../src/engine/kernels/matmul_tiled.ts';
+import { gemmTiled, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, tiledWorkgroupBytes, type TiledOptions } from '../../src/engine/kernels/matmul_tiled.ts';
 import { nf4_destroy, nf4_upload } from '../../src/engine/kernels/nf4.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { dropoutMaskRef } from '../../src/engine/reference/lora.ts';
@@ -51,6 +51,7 @@ const CASES: Case[] = [
   { name: 'NF4 forward, double-quantised, wide, r 5', base: 'nf4-forward', M: 130, N: 256, K: 192, doubleQuant: true, r: 5, transV: true, scale: 0.5 },
   { name: 'NF4 input gradient, r 8, dropout, accumulate (k_proj / v_proj)', base: 'nf4-gradient', M: 37, N: 128, K: 200, r: 8, transV: false, scale: 1, p: 0.1, beta: 1 },
   { name: 'NF4 input gradient, double-quantised, divisible, r 4', base: 'nf4-gradient', M: 128, N: 256, K: 256, doubleQuant: true, r: 4, transV: false, scale: 1, p: 0.05 },
+  { name: 'NF4 forward, two stages of tiles where they fit, r 8', base: 'nf4-forward', M: 70, N: 128, K: 192, doubleQuant: true, r: 8, transV: true, scale: 2, beta: 1, tiled: { block: 'narrow', stages: 2 } },
 ];
 
 /** An f32 array uploaded OFFSET bytes into a buffer of its own (NaN before it), bound as a slice. */
@@ -157,8 +158,13 @@ describe('tiled GEMM: a low-rank term in the epilogue', () => {
   it('the pipeline it runs is a LOW_RANK variant with the rank and V layout compiled in', async () => {
     const c = CASES[4];
     await runCase(ctx, c);
-    const keys = ctx.registry.pipelineKeys.filter((k) => k.startsWith('matmul_tiled|') && k.includes('LOW_RANK=true'));
+    const lowRankKeys = (): string[] => ctx.registry.pipelineKeys.filter((k) => k.startsWith('matmul_tiled|') && k.includes('LOW_RANK=true'));
+    const keys = lowRankKeys();
     expect(keys.some((k) => k.includes('NF4=true') && k.includes('LR_R=8') && k.includes('LR_TRANS_V=true'))).toBe(true);
+    // The two-stage case ran two stages where the device has the workgroup memory (SwiftShader has).
+    await runCase(ctx, CASES[8]);
+    const twoStages = tiledWorkgroupBytes('narrow', 2, true) <= ctx.device.limits.maxComputeWorkgroupStorageSize;
+    expect(lowRankKeys().some((k) => k.includes('DOUBLE=true'))).toBe(twoStages);
   });
 
   it('refuses what the epilogue does not cover', () => {
