@@ -83,6 +83,8 @@ function nf4Lines(lines) {
   return out;
 }
 
+const pct = (x) => (typeof x === 'number' ? `${(100 * x).toFixed(1)} %` : '?');
+
 function line(r) {
   switch (r.bench) {
     case 'adapter':
@@ -91,6 +93,12 @@ function line(r) {
       return `  attention ${r.variant} T=${r.T}: ${tf(r.gflops)} TFLOP/s, ${r.ms?.toFixed(2)} ms${r.vsRows ? `, vsRows ${r.vsRows.toFixed(2)}` : ''}${r.subgroups ? ', subgroup row max' : ''}${r.vsSubgroups ? `, vsSubgroups ${r.vsSubgroups.toFixed(2)}` : ''}${r.vsTiled ? `, vsTiled ${r.vsTiled.toFixed(2)}` : ''}${r.sameBits === false ? ', BITS DIFFER from backward-tiled' : ''}`;
     case 'layer':
       return `  layer T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s, ${r.ms?.toFixed(1)} ms, ${tf(r.gflops)} TFLOP/s, vsMatmulCeiling ${r.vsMatmulCeiling?.toFixed(3)}, plain ${tf(r.plainMatmulGflops)}`;
+    case 'profile':
+      return `  profile T=${r.T} ${r.part}: ${r.kernel} ×${r.dispatches}, ${r.ms?.toFixed(2)} ms, ${pct(r.share)}`;
+    case 'profile-summary':
+      return `  profile T=${r.T}: ${r.kernelMs?.toFixed(1)} ms in ${r.dispatches} dispatches (layer unprofiled ${r.layerMs?.toFixed(1)} ms); ${Object.entries(r.parts ?? {})
+        .map(([part, p]) => `${part} ${p.ms.toFixed(1)} ms ${pct(p.share)}`)
+        .join(', ')}`;
     case 'model-estimate':
       return `  model-estimate T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s (${r.basis})`;
     case 'int8':

@@ -128,15 +128,8 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
   for (const b of [A, B, Cm]) ctx.destroy(b);
 
   ctx.ledger.resetPeaks();
-  const weights = await randomLayer(ctx, d, o.doubleQuant ?? false);
-  const adapter = createAdapter(syntheticConfig(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: [...PROJECTIONS], random: uniformSource(5) });
-  // B = 0 at init would make half the LoRA work trivially zero-valued; give it values so the work is representative.
-  for (const layer of adapter.tensors) for (const m of PROJECTIONS) layer[m]?.B.fill(1e-3);
-  const lora = uploadLora(ctx, weights.dims, adapter);
-  const runner = new MistralRunner(ctx, weights, lora, { B: 1, T, seed: 1 });
+  const { runner, destroy } = await benchLayerRunner(ctx, d, T, r, o.doubleQuant ?? false);
   try {
-    runner.setBatch(unpackedBatch(1, T, new Uint32Array(T).fill(5), new Int32Array(T).fill(-100)));
-    fill_uniform(ctx, runner.xs[0], T * d.C, 1, 13);
     const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { minMs: o.minMs ?? 300, maxReps: 50 });
     const flop = layerFlops(d, T, r);
     const gflops = flop / (t.ms * 1e6);
@@ -158,8 +151,34 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
       peakByCategory,
     };
   } finally {
-    runner.destroy();
+    destroy();
+  }
+}
+
+/**
+ * The layer `bench layer` and `bench profile` train: random NF4 weights (randomLayer), LoRA of rank r with dropout on
+ * all seven projections (B filled, so no product of the adapter is trivially zero), a runner of one row of T tokens
+ * with its input filled. `destroy` frees all of it.
+ */
+export async function benchLayerRunner(ctx: GpuContext, d: Omit<Dims, 'L' | 'V'>, T: number, r: number, doubleQuant: boolean): Promise<{ runner: MistralRunner; destroy: () => void }> {
+  const weights = await randomLayer(ctx, d, doubleQuant);
+  const adapter = createAdapter(syntheticConfig(d), { r, alpha: 2 * r, dropout: 0.05, targetModules: [...PROJECTIONS], random: uniformSource(5) });
+  // B = 0 at init would make half the LoRA work trivially zero-valued; give it values so the work is representative.
+  for (const layer of adapter.tensors) for (const m of PROJECTIONS) layer[m]?.B.fill(1e-3);
+  const lora = uploadLora(ctx, weights.dims, adapter);
+  let runner: MistralRunner | null = null;
+  const destroy = (): void => {
+    runner?.destroy();
     destroyLora(ctx, lora);
     destroyMistralWeights(ctx, weights);
+  };
+  try {
+    runner = new MistralRunner(ctx, weights, lora, { B: 1, T, seed: 1 });
+    runner.setBatch(unpackedBatch(1, T, new Uint32Array(T).fill(5), new Int32Array(T).fill(-100)));
+    fill_uniform(ctx, runner.xs[0], T * d.C, 1, 13);
+    return { runner, destroy };
+  } catch (e) {
+    destroy();
+    throw e;
   }
 }

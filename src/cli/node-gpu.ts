@@ -36,14 +36,19 @@ export interface InstanceToggles {
   dumpShaders?: boolean;
 }
 
-/** The `create` flags for those toggles (Dawn's node binding passes them to the adapter and to each device). */
+/**
+ * The `create` flags for those toggles (Dawn's node binding passes them to the adapter and to each device). Always:
+ * Dawn's timestamp_quantization off. A browser rounds timestamp queries down to 2¹⁶ ns (65.5 µs) against timing
+ * attacks; the command line runs only our own kernels, and `bench profile` needs the time of dispatches shorter than
+ * that.
+ */
 export function instanceFlags(t: InstanceToggles): string[] {
   const enabled = [
     ...(t.unsafeApis ? ['allow_unsafe_apis'] : []),
     ...(t.robustness === false ? ['disable_robustness'] : []),
     ...(t.dumpShaders ? ['dump_shaders', 'disable_symbol_renaming'] : []),
   ];
-  return enabled.length ? [`enable-dawn-features=${enabled.join(',')}`] : [];
+  return [...(enabled.length ? [`enable-dawn-features=${enabled.join(',')}`] : []), 'disable-dawn-features=timestamp_quantization'];
 }
 
 function newInstance(t: InstanceToggles): GPU {

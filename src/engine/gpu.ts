@@ -7,6 +7,7 @@ import { sliceBuffer, sliceBytes, sliceOffset, type BufferSlice } from './buffer
 import { describeGpuAdapter, type GpuAdapterInfo } from './gpu-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
+import { DispatchProfiler, type ProfiledDispatch } from './profiler.ts';
 import { firstFitting, fittingNote, unfitKernels, type KernelKinds } from './kernel-fit.ts';
 import { KernelRegistry, type KernelSpec } from './registry.ts';
 import { shaderSources } from './shaders.ts';
@@ -185,6 +186,8 @@ export class GpuContext {
     return this.hasSubgroups && this.useSubgroups;
   }
   readonly bindGroups: BindGroupCache;
+  /** Attached while profileDispatches records: each dispatch then gets a timestamped pass of its own. */
+  private profiler: DispatchProfiler | null = null;
   /** Named work buffers kernels share (see `scratch`). */
   private readonly scratchBuffers = new Map<string, GPUBuffer>();
 
@@ -395,11 +398,69 @@ export class GpuContext {
     const bindGroup = this.cacheBindGroups
       ? this.bindGroups.get(pipeline, entries, spec.shader)
       : this.device.createBindGroup({ label: spec.shader, layout: pipeline.getBindGroupLayout(0), entries: entries.map((resource, binding) => ({ binding, resource })) });
-    const pass = this.ensurePass();
+    const pass = this.profiler ? this.profiledPass(spec, this.profiler) : this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) this.endPass();
     this.dispatchCount++;
+  }
+
+  /** A compute pass of its own for one profiled dispatch, its start and end timestamped (profileDispatches). */
+  private profiledPass(spec: KernelSpec, profiler: DispatchProfiler): GPUComputePassEncoder {
+    this.pass = this.endPass().beginComputePass({ label: spec.shader, timestampWrites: profiler.writesFor(spec) });
+    return this.pass;
+  }
+
+  /**
+   * Records `record` with each dispatch in a compute pass of its own, timestamps written around it, runs it, and
+   * returns each dispatch's kernel and GPU time in recording order (`finetune bench profile`). For measurements only:
+   * the separate passes add a little time. Needs the device's 'timestamp-query' feature; at most `capacity`
+   * dispatches. What `record` cannot do throws at once (no such feature, a profile already recording, over capacity),
+   * with the profiler detached.
+   */
+  profileDispatches(record: () => void, capacity = 1024): Promise<ProfiledDispatch[]> {
+    if (!this.device.features.has('timestamp-query')) {
+      throw new FinetuneError('no-webgpu', "this GPU adapter offers no 'timestamp-query' feature, so the time of each dispatch cannot be measured");
+    }
+    if (this.profiler) throw new FinetuneError('internal', 'profileDispatches: a profile is already being recorded');
+    this.flush();
+    const profiler = new DispatchProfiler(this.device, capacity);
+    this.profiler = profiler;
+    try {
+      record();
+    } catch (e) {
+      // What was recorded names the query set: submit it before the set goes.
+      this.profiler = null;
+      this.flush();
+      profiler.destroy();
+      throw e;
+    } finally {
+      this.profiler = null;
+    }
+    return this.readProfile(profiler);
+  }
+
+  /** The resolved timestamps of a recorded profile, as each dispatch's time. */
+  private async readProfile(profiler: DispatchProfiler): Promise<ProfiledDispatch[]> {
+    const bytes = profiler.resolveBytes;
+    const resolved = this.ledger.create('profile timestamps', bytes, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'io');
+    const staging = this.ledger.create('profile readback', bytes, GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, 'io');
+    try {
+      const enc = this.endPass();
+      if (profiler.specs.length) enc.resolveQuerySet(profiler.querySet, 0, 2 * profiler.specs.length, resolved, 0);
+      enc.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+      this.flush();
+      await this.mapOrFail(staging);
+      const stamps = new BigUint64Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      this.checkHealthy();
+      return profiler.times(stamps);
+    } finally {
+      this.ledger.destroy(resolved);
+      this.ledger.destroy(staging);
+      profiler.destroy();
+    }
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {

@@ -127,6 +127,21 @@ describe('finetune bench beyond matmul', () => {
   });
 });
 
+describe('finetune bench profile', () => {
+  it('prints a line per kernel variant of one layer and a summary by part whose dispatches add up', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'profile', '--tokens', '8', '--min-ms', '1', '--gemm', 'tiled'], { env, timeout: 300_000 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const kernels = lines.filter((l) => l.bench === 'profile');
+    const summary = lines.find((l) => l.bench === 'profile-summary');
+    expect(kernels.length).toBeGreaterThan(5);
+    expect(kernels.reduce((a, k) => a + k.dispatches, 0)).toBe(summary.dispatches);
+    // LoRA's terms ride on the tiled NF4 products: 20 base products, the up-projection or input gradient in each.
+    expect(summary.parts['base products'].dispatches).toBe(20);
+    expect(kernels.filter((k) => k.part === 'base products').every((k) => k.kernel.includes('LOW_RANK'))).toBe(true);
+    expect(summary.layerMs).toBeGreaterThan(0);
+  });
+});
+
 describe('finetune bench model', () => {
   it('runs whole training steps and reports tokens/s, falling losses and the ledger peak by category', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'model', '--tokens', '8', '--steps', '2', '--targets', 'q_proj,v_proj'], { env, timeout: 300_000 });

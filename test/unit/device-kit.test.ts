@@ -123,6 +123,21 @@ describe('summarise', () => {
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-attention-spill');
   });
 
+  it('shows a layer profile: each kernel variant with its part and share, then the parts beside the unprofiled layer', () => {
+    const lines = [
+      { device: 'step', step: 'profile-best', attempt: 1 },
+      { bench: 'profile', T: 2048, part: 'base products', kernel: 'matmul_tiled [ALIGNED LOW_RANK NF4]', dispatches: 13, ms: 55.25, share: 0.5525 },
+      {
+        bench: 'profile-summary', T: 2048, C: 4096, I: 14336, dispatches: 72, kernelMs: 100, layerMs: 98.5,
+        parts: { 'base products': { ms: 80, share: 0.8, dispatches: 20 }, attention: { ms: 12, share: 0.12, dispatches: 5 }, 'LoRA products': { ms: 5, share: 0.05, dispatches: 35 }, other: { ms: 3, share: 0.03, dispatches: 12 } },
+      },
+      { device: 'step-end', step: 'profile-best', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('profile T=2048 base products: matmul_tiled [ALIGNED LOW_RANK NF4] ×13, 55.25 ms, 55.3 %');
+    expect(s).toContain('profile T=2048: 100.0 ms in 72 dispatches (layer unprofiled 98.5 ms); base products 80.0 ms 80.0 %, attention 12.0 ms 12.0 %, LoRA products 5.0 ms 5.0 %, other 3.0 ms 3.0 %');
+  });
+
   it('marks the adapter line of a run with LoRA as GEMMs of their own (--no-lora-epilogue), and only that run', () => {
     const adapter = { bench: 'adapter', via: 'environment', vendor: 'nvidia', description: 'H200', gemm: 'tiled', attention: 'tiled', loraKernel: 'skinny' };
     const lines = [

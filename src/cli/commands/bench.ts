@@ -3,6 +3,7 @@ import { benchAttention } from '../../bench/attention.ts';
 import { benchDispatch, benchRecording } from '../../bench/dispatch.ts';
 import { benchKernels } from '../../bench/kernels.ts';
 import { benchLayer, MISTRAL_7B_LAYER, randomLayer, syntheticConfig } from '../../bench/layer.ts';
+import { benchProfile } from '../../bench/profile.ts';
 import { kernelCandidates, kernelChoice, kernelStages, kernelsOf, measureKernels, pickKernels, sameKernels, stagedTrials } from '../../run/kernel-tuning.ts';
 import { PROJECTIONS } from '../../core/mistral.ts';
 import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/weights.ts';
@@ -35,7 +36,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'all'] as const;
+const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -60,6 +61,10 @@ what:
              per dispatch, same run: host µs per dispatch of each and the speedup, for 2,000 small dispatches recorded
              alone (record-only), then for one layer's training work recorded and submitted again and again, with its
              wall time including the GPU's work (the demo model's layer, and on a GPU Mistral-7B's too)
+  profile    where one layer's training work (as layer runs it) spends its GPU time, from timestamps around each
+             dispatch (needs the adapter's timestamp-query feature): a line per kernel variant (its part: base
+             products, attention, LoRA products, other; dispatches, ms, share), then a summary by part beside the
+             layer's unprofiled wall-clock time (not part of "all")
   model      whole QLoRA training steps of a Mistral-7B-shaped model (32 random NF4 layers made on the GPU, bf16
              embeddings and lm_head): end-to-end tokens/s and peak GPU memory by category (not part of "all")
   stream     layer streaming: the same training steps with the layers resident, then streamed from CPU memory into two
@@ -98,7 +103,7 @@ what:
              summary line (docs/performance.md, "Bounds clamps"; not part of "all")
   spirv      compiles those pipelines with Dawn's dump_shaders toggle: a JSON marker line per pipeline, then what Dawn
              prints for it (WGSL and SPIR-V disassembly; not part of "all")
-  all        everything above but model, int8, int8-ab, tune, estimate, clamps and spirv
+  all        everything above but profile, model, int8, int8-ab, tune, estimate, clamps and spirv
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -306,6 +311,13 @@ export const benchCommand: Command = {
           // 32 such layers make Mistral-7B (the lm_head and embedding add ~2 % of the FLOPs, not counted here).
           print({ bench: 'model-estimate', model: 'Mistral-7B', T, tokensPerSecond: r.tokensPerSecond / 32, basis: '32 × layer time' });
         }
+      }
+    }
+    if (what === 'profile') {
+      for (const T of tokens) {
+        const { kernels, summary } = await benchProfile(ctx, { dims: layerDims, T, minMs });
+        for (const line of kernels) print(line);
+        print(summary);
       }
     }
     if (run('dispatch')) {
