@@ -170,7 +170,7 @@ export function loraUpTerm(t: BufferSlice, B: BufferSlice, r: number, scale: num
 }
 
 /**
- * LoRA's input gradient dx += drop(dt·A) as a low-rank term (dt = scale · dy·B from lora_weight_gradients): the
+ * LoRA's input gradient dx += drop(dt·A) as a low-rank term (dt = scale · dy·B, as lora_backward returns it): the
  * forward's mask and 1/(1 − p) on the product, as the two-step path applied them.
  */
 export function loraInputTerm(dt: BufferSlice, A: BufferSlice, r: number, dropout: LoraDropout | null): LowRankAdd {
@@ -226,11 +226,12 @@ export function lora_intermediate(
 /**
  * The adapter's gradients, accumulated (+=) so zeroing is the caller's explicit step:
  *   dB (outF, r) += scale · dyᵀ·t
- *   dt (BT, r)    = scale · dy·B                      (in scratch.dt)
+ *   dt (BT, r)    = scale · dy·B                      (in scratch.dt, which it returns)
  *   dA (r, inF)  += dtᵀ·drop(x)                       (the mask regenerated from the forward's key, on B's loads)
- *   dx (BT, inF) += drop'(dt·A)                       (the same mask and scale on the product, in the epilogue; dx null: skipped)
- * dy (BT, outF) is the layer output's gradient; x, t, A, B as in lora_forward. Four GEMMs (three without dx), with or
- * without dropout.
+ *   dx (BT, inF) += drop'(dt·A)                       (the same mask and scale on the product, in the epilogue)
+ * dy (BT, outF) is the layer output's gradient; x, t, A, B as in lora_forward. Four GEMMs, with or without dropout.
+ * With dx null the last is the caller's: the training runner adds it as a low-rank term (loraInputTerm) on the
+ * frozen base's input gradient.
  */
 export function lora_backward(
   ctx: GpuContext,
@@ -249,37 +250,11 @@ export function lora_backward(
   scale: number,
   dropout: LoraDropout | null,
   scratch: LoraScratch,
-): void {
-  if (dx) requireBytes(dx, BT * inF * 4, 'lora_backward dx');
-  const dt = lora_weight_gradients(ctx, dA, dB, dy, x, t, A, B, BT, inF, outF, r, scale, dropout, scratch);
-  if (dx) lowRankGemm(ctx, dx, loraInputTerm(dt, A, r, dropout), BT, inF);
-}
-
-/**
- * The first three products of lora_backward: dB, dt (into scratch.dt, which it returns) and dA. The input gradient
- * dx += drop(dt·A) is then the caller's, as a low-rank term (loraInputTerm) on the base product's epilogue or on its
- * own.
- */
-export function lora_weight_gradients(
-  ctx: GpuContext,
-  dA: BufferSlice,
-  dB: BufferSlice,
-  dy: GPUBuffer,
-  x: GPUBuffer,
-  t: GPUBuffer,
-  A: BufferSlice,
-  B: BufferSlice,
-  BT: number,
-  inF: number,
-  outF: number,
-  r: number,
-  scale: number,
-  dropout: LoraDropout | null,
-  scratch: LoraScratch,
 ): GPUBuffer {
   if (!scratch.dt) throw new FinetuneError('internal', 'lora_backward needs scratch.dt (BT·r f32)');
   const dt = scratch.dt;
   requireBytes(dt, BT * r * 4, 'lora_backward scratch.dt');
+  if (dx) requireBytes(dx, BT * inF * 4, 'lora_backward dx');
   requireBytes(dA, r * inF * 4, 'lora_backward dA');
   requireBytes(dB, outF * r * 4, 'lora_backward dB');
   requireBytes(dy, BT * outF * 4, 'lora_backward dy');
@@ -291,5 +266,6 @@ export function lora_weight_gradients(
   loraGemm(ctx, { C: dt, A: dy, B, M: BT, N: r, K: outF, alpha: scale });
   const on = active(dropout);
   loraGemm(ctx, { C: dA, A: dt, B: x, M: r, N: inF, K: BT, transA: true, beta: 1, dropout: on ? loraGemmDropout(dropout, 'B') : undefined });
+  if (dx) lowRankGemm(ctx, dx, loraInputTerm(dt, A, r, dropout), BT, inF);
   return dt;
 }

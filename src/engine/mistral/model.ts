@@ -16,7 +16,7 @@ import { adamw_step, clip_scale, createGradNormPartials, grad_norm_sq, type Grad
 import { attention_backward, attention_forward } from '../kernels/attention.ts';
 import { copy } from '../kernels/elementwise.ts';
 import { checkTokenIds, embedding_forward } from '../kernels/embedding.ts';
-import { lora_intermediate, lora_weight_gradients, loraInputTerm, loraUpTerm, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
+import { lora_backward, lora_intermediate, loraInputTerm, loraUpTerm, type LoraDropout, type LoraScratch } from '../kernels/lora.ts';
 import { rmsnorm_backward, rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_backward_qk, rope_forward_qk, ropeTable } from '../kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
@@ -304,7 +304,7 @@ export class MistralRunner {
     const t = this.layerSet(layer).t[name];
     if (m && t && this.lora) {
       const dropout = this.dropout(layer, m.moduleId, mode);
-      const dt = lora_weight_gradients(this.ctx, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, dropout, this.loraScratch);
+      const dt = lora_backward(this.ctx, null, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, dropout, this.loraScratch);
       base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate, name, loraInputTerm(dt, m.A, this.lora.r, dropout));
     } else base_linear_backward(this.ctx, dX, dY, w.linears[name], this.n, accumulate, name);
   }
