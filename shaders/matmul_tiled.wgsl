@@ -46,7 +46,8 @@
 //   the frozen base's forward and its input gradient (dx += drop(dt·A)) on the base's, where they were a second
 //   GEMM over all of C (kernels/lora.ts). The R products of an element are added one fma at a time in increasing j
 //   from 0, as this kernel adds a K = R product, and then added to the base's result as that GEMM's epilogue adds
-//   them (alpha R-sum + beta · C), so the output is the two-pass path's.
+//   them (alpha R-sum + beta · C), so the output is the two-pass path's (to the bit where the compiler contracts
+//   multiply-adds alike in both, as SwiftShader's does).
 
 //#if NF4
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
