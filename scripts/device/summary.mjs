@@ -92,7 +92,7 @@ function line(r) {
     case 'attention':
       return `  attention ${r.variant} T=${r.T}: ${tf(r.gflops)} TFLOP/s, ${r.ms?.toFixed(2)} ms${r.vsRows ? `, vsRows ${r.vsRows.toFixed(2)}` : ''}${r.subgroups ? ', subgroup row max' : ''}${r.vsSubgroups ? `, vsSubgroups ${r.vsSubgroups.toFixed(2)}` : ''}${r.vsTiled ? `, vsTiled ${r.vsTiled.toFixed(2)}` : ''}${r.sameBits === false ? ', BITS DIFFER from backward-tiled' : ''}`;
     case 'layer':
-      return `  layer T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s, ${r.ms?.toFixed(1)} ms, ${tf(r.gflops)} TFLOP/s, vsMatmulCeiling ${r.vsMatmulCeiling?.toFixed(3)}, plain ${tf(r.plainMatmulGflops)}`;
+      return `  layer T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s, ${r.ms?.toFixed(1)} ms, ${tf(r.gflops)} TFLOP/s, vsMatmulCeiling ${r.vsMatmulCeiling?.toFixed(3)}, plain ${tf(r.plainMatmulGflops)}${typeof r.dispatches === 'number' ? `, ${r.dispatches} dispatches` : ''}`;
     case 'profile':
       return `  profile T=${r.T} ${r.part}: ${r.kernel} ×${r.dispatches}, ${r.ms?.toFixed(2)} ms, ${pct(r.share)}`;
     case 'profile-summary':

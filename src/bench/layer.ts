@@ -41,6 +41,8 @@ export interface LayerBenchResult {
   vsMatmulCeiling: number;
   peakBytes: number;
   peakByCategory: Record<string, number>;
+  /** Dispatches of one layer's training work (forward, recomputation, backward). */
+  dispatches: number;
 }
 
 export const MISTRAL_7B_LAYER: Omit<Dims, 'L' | 'V'> = { C: 4096, I: 14336, nH: 32, nKV: 8, hd: 128, theta: 1e6, eps: 1e-5 };
@@ -130,6 +132,9 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
   ctx.ledger.resetPeaks();
   const { runner, destroy } = await benchLayerRunner(ctx, d, T, r, o.doubleQuant ?? false);
   try {
+    const d0 = ctx.dispatchCount;
+    runner.layerTrainingWork(0);
+    const dispatches = ctx.dispatchCount - d0;
     const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { minMs: o.minMs ?? 300, maxReps: 50 });
     const flop = layerFlops(d, T, r);
     const gflops = flop / (t.ms * 1e6);
@@ -149,6 +154,7 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
       vsMatmulCeiling: gflops / plainMatmulGflops,
       peakBytes: snap.peakBytes,
       peakByCategory,
+      dispatches,
     };
   } finally {
     destroy();

@@ -127,6 +127,22 @@ describe('finetune bench beyond matmul', () => {
   });
 });
 
+describe('finetune bench layer --no-lora-epilogue', () => {
+  it("turns LoRA's terms on the base products off: 20 more dispatches a layer, said on the adapter line", async () => {
+    const layer = async (extra: string[]): Promise<{ adapter: Record<string, unknown>; layer: Record<string, number> }> => {
+      const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'layer', '--tokens', '8', '--min-ms', '1', '--gemm', 'tiled', ...extra], { env, timeout: 300_000 });
+      const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+      return { adapter: lines.find((l) => l.bench === 'adapter'), layer: lines.find((l) => l.bench === 'layer') };
+    };
+    const fused = await layer([]);
+    const apart = await layer(['--no-lora-epilogue']);
+    expect(fused.adapter.loraEpilogue).toBe(true);
+    expect(apart.adapter.loraEpilogue).toBe(false);
+    // Forward 7, recomputation 6, backward 7 terms, each a GEMM of its own without the epilogue.
+    expect(apart.layer.dispatches - fused.layer.dispatches).toBe(20);
+  });
+});
+
 describe('finetune bench profile', () => {
   it('prints a line per kernel variant of one layer and a summary by part whose dispatches add up', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'profile', '--tokens', '8', '--min-ms', '1', '--gemm', 'tiled'], { env, timeout: 300_000 });

@@ -146,10 +146,12 @@ describe('summarise', () => {
       { device: 'step-end', step: 'layer-best', attempt: 1, exit: 0, seconds: 9 },
       { device: 'step', step: 'layer-best-no-lora-epilogue', attempt: 1 },
       { ...adapter, loraEpilogue: false },
+      { bench: 'layer', T: 2048, ms: 104, tokensPerSecond: 19692, gflops: 27400, vsMatmulCeiling: 0.9, plainMatmulGflops: 30400, dispatches: 92 },
       { device: 'step-end', step: 'layer-best-no-lora-epilogue', attempt: 1, exit: 0, seconds: 9 },
     ];
     const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
     expect(s.match(/no-lora-epilogue$/gm)).toHaveLength(1);
+    expect(s).toContain('layer T=2048: 19692 tokens/s, 104.0 ms, 27.4 TFLOP/s, vsMatmulCeiling 0.900, plain 30.4, 92 dispatches');
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-lora-epilogue');
   });
 
