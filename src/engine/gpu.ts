@@ -431,7 +431,6 @@ export class GpuContext {
       record();
     } catch (e) {
       // What was recorded names the query set: submit it before the set goes.
-      this.profiler = null;
       this.flush();
       profiler.destroy();
       throw e;
@@ -441,24 +440,14 @@ export class GpuContext {
     return this.readProfile(profiler);
   }
 
-  /** The resolved timestamps of a recorded profile, as each dispatch's time. */
+  /** The resolved timestamps of a recorded profile, as each dispatch's time (read back as any buffer is). */
   private async readProfile(profiler: DispatchProfiler): Promise<ProfiledDispatch[]> {
-    const bytes = profiler.resolveBytes;
-    const resolved = this.ledger.create('profile timestamps', bytes, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'io');
-    const staging = this.ledger.create('profile readback', bytes, GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, 'io');
+    const resolved = this.ledger.create('profile timestamps', profiler.resolveBytes, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'io');
     try {
-      const enc = this.endPass();
-      if (profiler.specs.length) enc.resolveQuerySet(profiler.querySet, 0, 2 * profiler.specs.length, resolved, 0);
-      enc.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
-      this.flush();
-      await this.mapOrFail(staging);
-      const stamps = new BigUint64Array(staging.getMappedRange(0, bytes).slice(0));
-      staging.unmap();
-      this.checkHealthy();
-      return profiler.times(stamps);
+      if (profiler.specs.length) this.endPass().resolveQuerySet(profiler.querySet, 0, 2 * profiler.specs.length, resolved, 0);
+      return profiler.times(new BigUint64Array(await this.read(resolved)));
     } finally {
       this.ledger.destroy(resolved);
-      this.ledger.destroy(staging);
       profiler.destroy();
     }
   }
