@@ -30,8 +30,9 @@ function totalRunnerBytes(d: Dims, shape: RunnerShape, kept: number, keptAttenti
  * `asked`: a number of layers (checked against the model), or undefined to choose; `askedAttention` likewise for
  * keeping the recomputed layers' attention outputs. `memoryBytes`: the GPU's memory when known. `inUseBytes`: what
  * the ledger holds before the runner is made (weights, adapter, moments, context). With the memory known, what is not
- * asked is chosen: the attention outputs first (the most recomputation saved per byte: at Mistral-7B's 2048 tokens,
- * 34 MB a layer against 525 MB for a whole kept layer), then as many whole layers as still fit.
+ * asked is chosen: the attention outputs first (at Mistral-7B's 2048 tokens 34 MB a layer against 353 MB for a whole
+ * kept layer: on the H200's tiled kernels about as much recomputation saved per byte, more as T grows, attention being
+ * quadratic in it), then as many whole layers as still fit.
  */
 export function chooseKeptLayers(
   d: Dims,

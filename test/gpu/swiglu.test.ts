@@ -69,11 +69,39 @@ describe('swiglu against float64', () => {
     for (const b of [bg, bu, bdh, bh, bdg, bdu]) ctx.destroy(b);
   });
 
+  for (const n of [1, 257, 5 * 1001]) {
+    it(`backward in place (dgate over dh) at n=${n}: the out-of-place result, bit for bit`, async () => {
+      const gate = randomArray(n, 7 * n, 8);
+      const up = randomArray(n, 7 * n + 1, 2);
+      const dh = randomArray(n, 7 * n + 2);
+      const bg = ctx.upload('gate', gate, 'scratch');
+      const bu = ctx.upload('up', up, 'scratch');
+      const bdh = ctx.upload('dh', dh, 'scratch');
+      const bdg = ctx.createBuffer('dgate', n * 4, 'scratch');
+      const bdu = ctx.createBuffer('dup', n * 4, 'scratch');
+      swiglu_backward(ctx, bdg, bdu, bdh, bg, bu, n);
+      const [outOfPlaceDg, outOfPlaceDu] = [await ctx.readF32(bdg), await ctx.readF32(bdu)];
+      ctx.clear(bdu);
+      // The MLP's backward (engine/mistral/model.ts): dgate overwrites dh, which nothing reads afterwards.
+      swiglu_backward(ctx, bdh, bdu, bdh, bg, bu, n);
+      const [dg, du] = [await ctx.readF32(bdh), await ctx.readF32(bdu)];
+      const ref = swigluBackwardRef(dh, gate, up);
+      expect(maxRelError(dg, ref.dgate)).toBeLessThan(TOL);
+      expect(maxRelError(du, ref.dup)).toBeLessThan(TOL);
+      expect(Buffer.from(dg.buffer).equals(Buffer.from(outOfPlaceDg.buffer))).toBe(true);
+      expect(Buffer.from(du.buffer).equals(Buffer.from(outOfPlaceDu.buffer))).toBe(true);
+      for (const b of [bg, bu, bdh, bdg, bdu]) ctx.destroy(b);
+    });
+  }
+
   it('refuses aliased outputs', () => {
     const b = ctx.createBuffer('b', 64, 'scratch');
     const c = ctx.createBuffer('c', 64, 'scratch');
     expect(() => swiglu_forward(ctx, b, b, c, 4)).toThrow(/alias/);
     expect(() => swiglu_backward(ctx, b, b, c, c, c, 4)).toThrow(/distinct/);
+    // In place means dgate over dh only: dup over dh, or dgate over gate or up, would destroy an input still read.
+    expect(() => swiglu_backward(ctx, b, c, c, b, b, 4)).toThrow(/distinct/);
+    expect(() => swiglu_backward(ctx, c, b, c, c, b, 4)).toThrow(/distinct/);
     ctx.destroy(b);
     ctx.destroy(c);
   });

@@ -21,14 +21,19 @@ export function swiglu_forward(ctx: GpuContext, h: GPUBuffer, gate: GPUBuffer, u
 
 /**
  * dgate (n) = dh · up · σ(g)(1 + g(1 − σ(g))), dup (n) = dh · silu(g), from dh, gate, up (n). Overwrites (these
- * feed the frozen projections' input gradients). dgate and dup must be distinct new buffers.
+ * feed the frozen projections' input gradients). dgate may be dh itself (in place: each element's dh is read before
+ * its dgate is written, and the runner needs dh no more), which saves the MLP's backward one N × I buffer; otherwise
+ * dgate and dup are distinct from each other and from every input.
  */
 export function swiglu_backward(ctx: GpuContext, dgate: GPUBuffer, dup: GPUBuffer, dh: GPUBuffer, gate: GPUBuffer, up: GPUBuffer, n: number): void {
   if (n === 0) return;
-  const outs = new Set([dgate, dup]);
-  if (outs.size !== 2 || outs.has(dh) || outs.has(gate) || outs.has(up)) {
-    throw new FinetuneError('internal', 'swiglu_backward: dgate and dup must be distinct from each other and from the inputs');
+  const inPlace = dgate === dh;
+  const inputs = new Set([dh, gate, up]);
+  if (dgate === dup || inputs.has(dup) || dgate === gate || dgate === up) {
+    throw new FinetuneError('internal', 'swiglu_backward: dgate and dup must be distinct from each other and from the inputs (dgate may be dh: in place)');
   }
   for (const b of [dgate, dup, dh, gate, up]) requireBytes(b, n * 4, 'swiglu_backward');
-  ctx.dispatch({ shader: 'swiglu', defines: { BACKWARD: true } }, [dgate, dup, dh, gate, up], params(n), grid1d(n));
+  // WebGPU forbids binding one buffer both writable and read-only in a dispatch: the in-place variant binds dh once, writable.
+  const buffers = inPlace ? [dh, dup, gate, up] : [dgate, dup, dh, gate, up];
+  ctx.dispatch({ shader: 'swiglu', defines: { BACKWARD: true, IN_PLACE: inPlace } }, buffers, params(n), grid1d(n));
 }

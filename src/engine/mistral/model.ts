@@ -24,7 +24,7 @@ import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward,
 import type { Dims } from './dims.ts';
 import { base_linear_backward, base_linear_forward } from './linear.ts';
 import { loraGradSlices, zeroLoraGrads, type GpuLora } from './lora.ts';
-import { runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
+import { MLP_GRADIENT_LABEL, runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
 import { layerWeights, type LayerWeights, type MistralWeights } from './weights.ts';
 
 export type { TokenBatch } from '../../core/token-batch.ts';
@@ -82,12 +82,12 @@ interface GradBuffers {
   dk: GPUBuffer; // (N, nKV·hd)
   dv: GPUBuffer; // (N, nKV·hd)
   datt: GPUBuffer; // (N, nH·hd)
-  da: GPUBuffer; // (N, I)
-  dg: GPUBuffer; // (N, I)
+  /** (N, I) d swiglu, then d gate over it (in place), then the attention backward's dS (sizing.ts: grads.da). */
+  da: GPUBuffer;
   du: GPUBuffer; // (N, I)
   dxf: GPUBuffer; // (N, C)
   attnStats: GPUBuffer; // (2, N, nH) + N: lse, D and the segment ids, for the attention backward
-  attnSpill: GPUBuffer | null; // the tiled attention backward's dS (sizing.ts: attentionSpillFloats)
+  attnSpill: GPUBuffer | null; // da, when it is large enough for dS (sizing.ts: attentionSpillFloats), else null
 }
 
 /**
@@ -181,13 +181,15 @@ export class MistralRunner {
     this.lse = buf('head lse', s.lse);
     this.clip = buf('clip', s.clip, 'scratch');
     const Ls = s.layer;
+    // One n1, n2 and a for every layer (sizing.ts: REBUILT_BUFFERS): a kept layer rebuilds them before its backward.
+    const rebuilt = { n1: buf('n1', Ls.n1), n2: buf('n2', Ls.n2), a: buf('swiglu', Ls.a) };
     this.sets = Array.from({ length: s.layerSets }, (_, i) => {
       // Labels say which layer a set belongs to: the ledger lists them.
       const tag = i < s.keptLayers ? ` ${this.firstKept + i}` : '';
       const t: LayerBuffers['t'] = {};
       for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name}${tag}`, s.loraT[name] ?? 0);
       return {
-        n1: buf(`n1${tag}`, Ls.n1),
+        n1: rebuilt.n1,
         rstd1: buf(`rstd1${tag}`, Ls.rstd1),
         q: buf(`q${tag}`, Ls.q),
         k: buf(`k${tag}`, Ls.k),
@@ -195,11 +197,11 @@ export class MistralRunner {
         att: buf(`att${tag}`, Ls.att),
         lse: buf(`attention lse${tag}`, Ls.lse),
         h: buf(`h${tag}`, Ls.h),
-        n2: buf(`n2${tag}`, Ls.n2),
+        n2: rebuilt.n2,
         rstd2: buf(`rstd2${tag}`, Ls.rstd2),
         g: buf(`gate${tag}`, Ls.g),
         u: buf(`up${tag}`, Ls.u),
-        a: buf(`swiglu${tag}`, Ls.a),
+        a: rebuilt.a,
         t,
       };
     });
@@ -208,6 +210,7 @@ export class MistralRunner {
       this.attentionViews.push({ ...shared, att: buf(`att ${l}`, s.attention.att), lse: buf(`attention lse ${l}`, s.attention.lse) });
     }
     const Gs = s.grads;
+    const da = buf(MLP_GRADIENT_LABEL, Gs.da);
     this.G = {
       dres: buf('d residual', Gs.dres),
       dn: buf('d norm', Gs.dn),
@@ -215,12 +218,11 @@ export class MistralRunner {
       dk: buf('dk', Gs.dk),
       dv: buf('dv', Gs.dv),
       datt: buf('d att', Gs.datt),
-      da: buf('d swiglu', Gs.da),
-      dg: buf('d gate', Gs.dg),
+      da,
       du: buf('d up', Gs.du),
       dxf: buf('d x final', Gs.dxf),
       attnStats: buf('attention lse and D', s.attnStats, 'scratch'),
-      attnSpill: s.attnSpill > 0 ? buf('attention dS', s.attnSpill, 'scratch') : null,
+      attnSpill: s.attnSpill > 0 ? da : null,
     };
     this.loraScratch = {
       dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
@@ -350,6 +352,22 @@ export class MistralRunner {
   }
 
   /**
+   * A kept layer's n1, n2 and a, which later layers' forwards overwrote (sizing.ts: REBUILT_BUFFERS), rebuilt for its
+   * backward where its LoRA products read them (the inputs of their dA); its norms' rstd are rewritten with the same
+   * values. The same kernels on the same inputs as its forward, so the same bits.
+   */
+  private rebuild(w: LayerWeights, l: number, Lb: LayerBuffers): void {
+    const modules = this.lora?.modules[l];
+    if (!modules) return;
+    const d = this.weights.dims;
+    const n = this.n;
+    const adapted = (names: readonly Projection[]): boolean => names.some((name) => modules[name] !== undefined);
+    if (adapted(['q_proj', 'k_proj', 'v_proj'])) rmsnorm_forward(this.ctx, Lb.n1, Lb.rstd1, this.xs[l], w.inputNorm, n, d.C, d.eps);
+    if (adapted(['gate_proj', 'up_proj'])) rmsnorm_forward(this.ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);
+    if (adapted(['down_proj'])) swiglu_forward(this.ctx, Lb.a, Lb.g, Lb.u, n * d.I);
+  }
+
+  /**
    * Backward of layer l: G.dres holds d xs[l+1] on entry and d xs[l] on exit. Needs layer l's intermediates: a kept
    * layer's from the forward, else layerForward(l, false) just before.
    */
@@ -360,10 +378,12 @@ export class MistralRunner {
     const n = this.n;
     const Lb = this.layerSet(l);
     const G = this.G;
+    if (this.isKept(l)) this.rebuild(w, l, Lb);
     // out = h + down(a)
     this.projBackward(mode, w, l, 'down_proj', G.da, G.dres, Lb.a);
-    swiglu_backward(ctx, G.dg, G.du, G.da, Lb.g, Lb.u, n * d.I);
-    this.projBackward(mode, w, l, 'gate_proj', G.dn, G.dg, Lb.n2);
+    // d gate over d swiglu (in place): da is dead after this, and holds dS in the attention backward below.
+    swiglu_backward(ctx, G.da, G.du, G.da, Lb.g, Lb.u, n * d.I);
+    this.projBackward(mode, w, l, 'gate_proj', G.dn, G.da, Lb.n2);
     this.projBackward(mode, w, l, 'up_proj', G.dn, G.du, Lb.n2, true);
     rmsnorm_backward(ctx, G.dres, G.dn, Lb.h, w.postAttentionNorm, Lb.rstd2, n, d.C, { accumulate: true });
     // h = x + o(att)

@@ -1,11 +1,12 @@
 // The runner's dS scratch for the tiled attention backward (sizing.ts: attentionSpillFloats): whole groups of query
-// heads, within three of the layer's N × I intermediates and one buffer the device binds, and counted by the plan.
+// heads, within three of the layer's N × I intermediates and one buffer the device binds, held in the MLP's gradient
+// buffer and counted by the plan.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { attentionSpillGroupFloats } from '../../../src/engine/kernels/attention_flash.ts';
 import { dimsOf } from '../../../src/engine/mistral/dims.ts';
-import { attentionSpillFloats, runnerBytes, runnerLayout } from '../../../src/engine/mistral/sizing.ts';
+import { attentionSpillFloats, MLP_GRADIENT_LABEL, runnerBytes, runnerLayout } from '../../../src/engine/mistral/sizing.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 
 const mistral = dimsOf(parseMistralConfig(JSON.parse(readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json', 'utf8'))));
@@ -27,12 +28,20 @@ describe('the attention backward dS scratch', () => {
     expect(attentionSpillFloats(mistral, 1, 30_000, GiB4)).toBe(0);
   });
 
-  it('is a scratch buffer of the runner when it has an adapter, and none without (no backward)', () => {
+  it('lives in the MLP\'s gradient buffer (dead during the attention backward) when the runner has an adapter, and is none without', () => {
     const shape = { B: 1, T: 2048, r: 8, targets: [...PROJECTIONS], loraChunkBytes: GiB4 };
     const lay = runnerLayout(mistral, shape);
     expect(lay.attnSpill).toBe(attentionSpillFloats(mistral, 1, 2048, GiB4));
-    const without = runnerBytes({ ...lay, attnSpill: 0 });
-    expect(runnerBytes(lay).scratch - without.scratch).toBe(4 * lay.attnSpill);
+    // No buffer of its own: d swiglu (which takes d gate in place) is made large enough to hold it, 273 MB instead of
+    // 117, where the runner used to have d swiglu, d gate and dS apart (117 + 117 + 273 MB).
+    expect(lay.grads.da).toBe(Math.max(2048 * 14336, lay.attnSpill));
+    expect(lay.grads.da).toBe(lay.attnSpill);
+    expect(Object.keys(lay.grads)).not.toContain('dg');
+    const b = runnerBytes(lay);
+    expect(b.largestBuffer).toEqual({ label: MLP_GRADIENT_LABEL, bytes: 272_629_760 });
+    const withoutSpill = runnerBytes({ ...lay, attnSpill: 0, grads: { ...lay.grads, da: 2048 * 14336 } });
+    expect(b.scratch).toBe(withoutSpill.scratch);
+    expect(b.activations - withoutSpill.activations).toBe(4 * (lay.attnSpill - 2048 * 14336));
     // The device's binding limit reaches it through the adapter's chunk limit.
     expect(runnerLayout(mistral, { ...shape, loraChunkBytes: 128 * 1024 ** 2 }).attnSpill).toBe(3 * attentionSpillGroupFloats(1, 2048, 32, 8));
     expect(runnerLayout(mistral, { B: 1, T: 2048, r: 0, targets: [] }).attnSpill).toBe(0);
