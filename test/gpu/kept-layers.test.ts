@@ -12,6 +12,9 @@ import { destroyMistralWeights, type MistralWeights } from '../../src/engine/mis
 import { configOf, randomMistral } from '../../src/bench/model.ts';
 import { gpuContext } from './context.ts';
 import { ALL_PROJECTIONS, trainSteps, type TrainStepsResult } from '../helpers/train-steps.ts';
+import { uniformSource } from '../../src/core/prng.ts';
+import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
+import { createAdapter } from '../../src/model/lora-adapter.ts';
 
 // Odd enough: 3 layers, GQA 2, two rows of different segments.
 const DIMS: Dims = { V: 97, C: 64, I: 128, L: 3, nH: 4, nKV: 2, hd: 16, theta: 10000, eps: 1e-5 };
@@ -53,10 +56,11 @@ describe('kept layers: no recomputation where memory allows, the same numbers', 
         expect(r.activationBytes).toBe(runnerBytes(runnerLayout(DIMS, { ...shape, keptLayers: k })).activations);
       }
       const set = one.activationBytes - none.activationBytes;
-      // A kept layer holds what its backward cannot rebuild in one cheap pass: rstd1, q, k, v, att, lse, h, rstd2, g, u
-      // and the seven LoRA intermediates t. Its n1, n2 and SwiGLU output are rebuilt into the runner's one copy.
+      // A kept layer holds what its backward cannot rebuild in one cheap pass: rstd1, q, k, v, att, lse, h, rstd2, g, u.
+      // Its n1, n2 and SwiGLU output are rebuilt into the runner's one copy; its LoRA intermediates t, like every
+      // layer's, are its own whether it is kept or not.
       const { C, I, nH, nKV, hd } = DIMS;
-      expect(set).toBe(B * T * 4 * (1 + nH * hd + 2 * nKV * hd + nH * hd + nH + C + 1 + 2 * I + ALL_PROJECTIONS.length * 4));
+      expect(set).toBe(B * T * 4 * (1 + nH * hd + 2 * nKV * hd + nH * hd + nH + C + 1 + 2 * I));
       expect(all.activationBytes - none.activationBytes).toBe((DIMS.L - 1) * set);
     } finally {
       destroyMistralWeights(ctx, w);
@@ -86,6 +90,34 @@ describe('kept layers: no recomputation where memory allows, the same numbers', 
       // L − 1 recomputed layers below the last keep an attention output (B·T·nH·hd) and its logsumexp (B·T·nH).
       expect(attention.activationBytes - none.activationBytes).toBe((DIMS.L - 1) * B * T * (DIMS.nH * DIMS.hd + DIMS.nH) * 4);
     } finally {
+      destroyMistralWeights(ctx, w);
+    }
+  });
+
+  it('a recomputed layer reuses its forward\'s LoRA intermediates t: each module draws its dropout on x once per training pass, not twice', async () => {
+    const ctx = await gpuContext();
+    const w = await randomMistral(ctx, DIMS, true);
+    const adapter = createAdapter(configOf(DIMS), { r: 4, alpha: 8, dropout: 0.1, targetModules: ALL_PROJECTIONS, random: uniformSource(7) });
+    const lora = uploadLora(ctx, DIMS, adapter);
+    const runner = new MistralRunner(ctx, w, lora, { B, T, seed: 5 });
+    try {
+      const ids = Array.from({ length: B * T }, (_, i) => 3 + ((5 * i) % (DIMS.V - 3)));
+      runner.setBatch({ B, T, inputIds: ids, targets: ids.map((_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1])), ...LAYOUT });
+      // One recomputed layer's training work (forward, recomputation, backward), each dispatch with its kernel. t =
+      // drop(x)·Aᵀ is the one product that masks its A operand on load (dA masks B, the input gradient the output).
+      const layer = await ctx.profileDispatches(() => runner.layerTrainingWork(1));
+      const tProducts = layer.filter((d) => d.spec.defines?.DROP_A === true);
+      expect(tProducts).toHaveLength(ALL_PROJECTIONS.length);
+      expect(layer.filter((d) => d.spec.defines?.DROP_B === true)).toHaveLength(ALL_PROJECTIONS.length); // the dA products
+      // Every layer has its t of its own (N·r floats per adapted module): the recomputation only reads them.
+      const shape = { B, T, r: 4, targets: ALL_PROJECTIONS };
+      const lay = runnerLayout(DIMS, shape);
+      expect(lay.loraT.q_proj).toBe(B * T * 4);
+      const withoutT = runnerBytes({ ...lay, loraT: {} }).activations;
+      expect(runnerBytes(lay).activations - withoutT).toBe(DIMS.L * ALL_PROJECTIONS.length * B * T * 4 * 4);
+    } finally {
+      runner.destroy();
+      destroyLora(ctx, lora);
       destroyMistralWeights(ctx, w);
     }
   });

@@ -72,7 +72,6 @@ interface LayerBuffers {
   g: GPUBuffer; // (N, I)
   u: GPUBuffer; // (N, I)
   a: GPUBuffer; // (N, I)
-  t: Partial<Record<Projection, GPUBuffer>>; // (N, r) LoRA intermediates
 }
 
 interface GradBuffers {
@@ -121,6 +120,11 @@ export class MistralRunner {
    * backward.
    */
   private readonly attentionViews: LayerBuffers[] = [];
+  /**
+   * ts[l]: layer l's LoRA intermediates t (N, r) per adapted module, its own whether kept or recomputed (sizing.ts:
+   * loraT): the recomputation reuses the forward's instead of reading each module's input again.
+   */
+  private readonly ts: Partial<Record<Projection, GPUBuffer>>[];
   /** Whether the recomputed layers skip the attention forward (their forward's attention is kept). */
   readonly keptAttention: boolean;
   /** Layers firstKept..L−1 keep their intermediates; the layers below are recomputed. */
@@ -183,11 +187,14 @@ export class MistralRunner {
     const Ls = s.layer;
     // One n1, n2 and a for every layer (sizing.ts: REBUILT_BUFFERS): a kept layer rebuilds them before its backward.
     const rebuilt = { n1: buf('n1', Ls.n1), n2: buf('n2', Ls.n2), a: buf('swiglu', Ls.a) };
+    this.ts = Array.from({ length: d.L }, (_, l) => {
+      const t: Partial<Record<Projection, GPUBuffer>> = {};
+      for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name} ${l}`, s.loraT[name] ?? 0);
+      return t;
+    });
     this.sets = Array.from({ length: s.layerSets }, (_, i) => {
       // Labels say which layer a set belongs to: the ledger lists them.
       const tag = i < s.keptLayers ? ` ${this.firstKept + i}` : '';
-      const t: LayerBuffers['t'] = {};
-      for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name}${tag}`, s.loraT[name] ?? 0);
       return {
         n1: rebuilt.n1,
         rstd1: buf(`rstd1${tag}`, Ls.rstd1),
@@ -202,7 +209,6 @@ export class MistralRunner {
         g: buf(`gate${tag}`, Ls.g),
         u: buf(`up${tag}`, Ls.u),
         a: rebuilt.a,
-        t,
       };
     });
     const shared = this.sets[this.sets.length - 1];
@@ -285,14 +291,15 @@ export class MistralRunner {
   }
 
   /**
-   * Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights): t first, then the base
-   * product with the up-projection as its low-rank term (in its epilogue where the kernel allows, linear.ts).
+   * Y (+)= X·Wᵀ + scale·(drop(X)·Aᵀ)·Bᵀ for one module of one layer (w: that layer's weights): t first (unless this is
+   * the recomputation, which finds the forward's: the same mask on the same X), then the base product with the
+   * up-projection as its low-rank term (in its epilogue where the kernel allows, linear.ts).
    */
-  private proj(mode: PassMode, w: LayerWeights, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate = false): void {
+  private proj(mode: PassMode, w: LayerWeights, layer: number, name: Projection, Y: GPUBuffer, X: GPUBuffer, accumulate: boolean, recomputing: boolean): void {
     const m = this.lora?.modules[layer][name];
-    const t = this.layerSet(layer).t[name];
+    const t = this.ts[layer][name];
     if (m && t && this.lora) {
-      lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode));
+      if (!recomputing) lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode));
       base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate, name, loraUpTerm(t, m.B, this.lora.r, this.lora.scale));
     } else base_linear_forward(this.ctx, Y, X, w.linears[name], this.n, accumulate, name);
   }
@@ -303,7 +310,7 @@ export class MistralRunner {
    */
   private projBackward(mode: PassMode, w: LayerWeights, layer: number, name: Projection, dX: GPUBuffer, dY: GPUBuffer, X: GPUBuffer, accumulate = false): void {
     const m = this.lora?.modules[layer][name];
-    const t = this.layerSet(layer).t[name];
+    const t = this.ts[layer][name];
     if (m && t && this.lora) {
       const dropout = this.dropout(layer, m.moduleId, mode);
       const dt = lora_backward(this.ctx, null, m.dA, m.dB, dY, X, t, m.A, m.B, this.n, m.in, m.out, this.lora.r, this.lora.scale, dropout, this.loraScratch);
@@ -320,35 +327,26 @@ export class MistralRunner {
     const n = this.n;
     const X = this.xs[l];
     const Lb = this.layerSet(l);
+    const re = !writeOutput;
     rmsnorm_forward(ctx, Lb.n1, Lb.rstd1, X, w.inputNorm, n, d.C, d.eps);
-    this.proj(mode, w, l, 'q_proj', Lb.q, Lb.n1);
-    this.proj(mode, w, l, 'k_proj', Lb.k, Lb.n1);
-    this.proj(mode, w, l, 'v_proj', Lb.v, Lb.n1);
+    this.proj(mode, w, l, 'q_proj', Lb.q, Lb.n1, false, re);
+    this.proj(mode, w, l, 'k_proj', Lb.k, Lb.n1, false, re);
+    this.proj(mode, w, l, 'v_proj', Lb.v, Lb.n1, false, re);
     rope_forward_qk(ctx, Lb.q, Lb.k, this.pos, this.rope, n, d.nH, d.nKV, d.hd);
     // A recomputation with the attention kept: the forward's att and lse are still there (q, k and v are recomputed
     // for the attention backward; they come out the same bits, so the kept attention is the one they would give).
     if (writeOutput || !this.keptAttention) attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
     copy(ctx, Lb.h, X, n * d.C);
-    this.proj(mode, w, l, 'o_proj', Lb.h, Lb.att, true);
+    this.proj(mode, w, l, 'o_proj', Lb.h, Lb.att, true, re);
     rmsnorm_forward(ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);
-    this.proj(mode, w, l, 'gate_proj', Lb.g, Lb.n2);
-    this.proj(mode, w, l, 'up_proj', Lb.u, Lb.n2);
+    this.proj(mode, w, l, 'gate_proj', Lb.g, Lb.n2, false, re);
+    this.proj(mode, w, l, 'up_proj', Lb.u, Lb.n2, false, re);
     swiglu_forward(ctx, Lb.a, Lb.g, Lb.u, n * d.I);
+    // The recomputation needs no layer output: down_proj's backward reads only a and the forward's t.
     if (writeOutput) {
       copy(ctx, this.xs[l + 1], Lb.h, n * d.C);
-      this.proj(mode, w, l, 'down_proj', this.xs[l + 1], Lb.a, true);
-    } else {
-      // The recomputation needs no layer output, only what down_proj's backward reads: its LoRA intermediate t.
-      this.loraIntermediate(mode, l, 'down_proj', Lb.a);
+      this.proj(mode, w, l, 'down_proj', this.xs[l + 1], Lb.a, true, false);
     }
-  }
-
-  /** t (N, r) = drop(X)·Aᵀ of one module, as lora_forward saves it, without the module's output. */
-  private loraIntermediate(mode: PassMode, layer: number, name: Projection, X: GPUBuffer): void {
-    const m = this.lora?.modules[layer][name];
-    const t = this.layerSet(layer).t[name];
-    if (!m || !t || !this.lora) return;
-    lora_intermediate(this.ctx, t, X, m.A, this.n, m.in, this.lora.r, this.dropout(layer, m.moduleId, mode));
   }
 
   /**

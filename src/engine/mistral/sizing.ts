@@ -82,8 +82,13 @@ export interface RunnerLayout {
   attention: { att: number; lse: number };
   /** activations: one set of a layer's intermediates (layerSets of them are made). */
   layer: Record<(typeof LAYER_BUFFERS)[number], number>;
-  /** activations: LoRA intermediates t (N, r) per adapted projection, in each set. */
+  /**
+   * activations: LoRA intermediates t (N, r) per adapted projection, for every layer (not in the sets): t costs N·r
+   * floats a module where recomputing it reads the module's whole input, so a recomputation reuses the forward's.
+   */
   loraT: Partial<Record<Projection, number>>;
+  /** The model's layers (each has its own t). */
+  layers: number;
   /** activations: one layer's gradients. */
   grads: Record<(typeof GRAD_BUFFERS)[number], number>;
   /** scratch: the attention backward's row statistics, lse and D (2, N, nH), and the segment ids (N). */
@@ -150,6 +155,7 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
       a: N * d.I,
     },
     loraT,
+    layers: d.L,
     grads: {
       dres: N * d.C,
       dn: N * d.C,
@@ -222,9 +228,8 @@ export function runnerBytes(lay: RunnerLayout): RunnerBytes {
     f('x final', lay.xf) +
     f('rstd final', lay.rstdf) +
     f('head lse', lay.lse) +
-    lay.layerSets *
-      (Object.entries(lay.layer).reduce((a, [k, n]) => a + (isRebuilt(k) ? 0 : f(k, n)), 0) +
-        Object.entries(lay.loraT).reduce((a, [k, n]) => a + f(`lora t ${k}`, n ?? 0), 0)) +
+    lay.layerSets * Object.entries(lay.layer).reduce((a, [k, n]) => a + (isRebuilt(k) ? 0 : f(k, n)), 0) +
+    lay.layers * Object.entries(lay.loraT).reduce((a, [k, n]) => a + f(`lora t ${k}`, n ?? 0), 0) +
     (lay.layerSets > 0 ? REBUILT_BUFFERS.reduce((a, k) => a + f(k, lay.layer[k]), 0) : 0) +
     lay.attentionSets * (f('kept att', lay.attention.att) + f('kept attention lse', lay.attention.lse)) +
     Object.entries(lay.grads).reduce((a, [k, n]) => a + f(k === 'da' ? MLP_GRADIENT_LABEL : k, n), 0);
