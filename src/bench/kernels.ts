@@ -12,6 +12,8 @@ import { fill_uniform } from '../engine/kernels/random.ts';
 import { rope_forward, ropeTable } from '../engine/kernels/rope.ts';
 import { swiglu_backward, swiglu_forward } from '../engine/kernels/swiglu.ts';
 import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward_backward } from '../engine/kernels/xent.ts';
+import { loraChunkLimit } from '../engine/mistral/lora-layout.ts';
+import { defaultXentChunk } from '../engine/mistral/sizing.ts';
 import { linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { timeGpu } from '../engine/timing.ts';
 
@@ -30,7 +32,11 @@ export interface KernelBenchResult {
   timeVsPlainMatmul: number;
 }
 
-export async function* benchKernels(ctx: GpuContext, d: Dims, T: number, minMs = 300, chunkTokens = 256): AsyncGenerator<KernelBenchResult> {
+/**
+ * `chunks`: the lm_head + cross-entropy's tokens per chunk to time, each on a line of its own; by default the runner's
+ * (sizing.ts: defaultXentChunk) beside the 256 it used until 2026-12-01.
+ */
+export async function* benchKernels(ctx: GpuContext, d: Dims, T: number, minMs = 300, chunks?: number[]): AsyncGenerator<KernelBenchResult> {
   const bufs: GPUBuffer[] = [];
   const rnd = (label: string, n: number, seed: number, scale = 1): GPUBuffer => {
     const b = ctx.createBuffer(label, n * 4, 'scratch');
@@ -108,18 +114,22 @@ export async function* benchKernels(ctx: GpuContext, d: Dims, T: number, minMs =
     const lse = rnd('lse', T, 20);
     const dh = rnd('dh', T * d.C, 21);
     bufs.push(targets);
-    const scratch = createLmheadXentScratch(ctx, T, d.C, d.V, chunkTokens);
-    try {
-      t = await timeGpu(
-        ctx,
-        () =>
-          lmhead_xent_forward_backward(ctx, { dh, lossSum, lse, h: X, W: lmHead, wStorage: 'bf16', targets, BT: T, C: d.C, V: d.V, gradScale: 1 / T, chunkTokens, scratch }),
-        { minMs },
-      );
-      yield res(`lm_head + cross-entropy, forward and backward (chunks of ${chunkTokens})`, t.ms, null, 4 * T * d.C * d.V);
-    } finally {
-      ctx.flush();
-      destroyLmheadXentScratch(ctx, scratch);
+    const runnerChunk = Math.min(T, defaultXentChunk(d.V, loraChunkLimit(ctx.device.limits)));
+    for (const chunkTokens of [...new Set(chunks ?? [runnerChunk, Math.min(T, 256)])]) {
+      const scratch = createLmheadXentScratch(ctx, T, d.C, d.V, chunkTokens);
+      try {
+        t = await timeGpu(
+          ctx,
+          () =>
+            lmhead_xent_forward_backward(ctx, { dh, lossSum, lse, h: X, W: lmHead, wStorage: 'bf16', targets, BT: T, C: d.C, V: d.V, gradScale: 1 / T, chunkTokens, scratch }),
+          { minMs },
+        );
+        const tag = chunkTokens === runnerChunk ? ', what a run uses' : '';
+        yield res(`lm_head + cross-entropy, forward and backward (chunks of ${chunkTokens}${tag})`, t.ms, null, 4 * T * d.C * d.V);
+      } finally {
+        ctx.flush();
+        destroyLmheadXentScratch(ctx, scratch);
+      }
     }
   } finally {
     ctx.flush();

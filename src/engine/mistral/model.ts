@@ -23,6 +23,7 @@ import { swiglu_backward, swiglu_forward } from '../kernels/swiglu.ts';
 import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward, lmhead_xent_forward_backward, type LmheadXentScratch } from '../kernels/xent.ts';
 import type { Dims } from './dims.ts';
 import { base_linear_backward, base_linear_forward } from './linear.ts';
+import { loraChunkLimit } from './lora-layout.ts';
 import { loraGradSlices, zeroLoraGrads, type GpuLora } from './lora.ts';
 import { MLP_GRADIENT_LABEL, runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
 import { layerWeights, type LayerWeights, type MistralWeights } from './weights.ts';
@@ -39,7 +40,7 @@ export interface RunnerOptions {
   /** Largest micro-batch (rows × tokens) this runner is sized for. */
   B: number;
   T: number;
-  /** Tokens per chunk of the lm_head + cross-entropy (the logits chunk is chunk × V f32). */
+  /** Tokens per chunk of the lm_head + cross-entropy (the logits chunk is chunk × V f32); default sizing.ts's defaultXentChunk. */
   xentChunk?: number;
   seed?: number;
   /** Layers (the last ones) whose intermediates are kept for the backward instead of recomputed; default 0. */
@@ -157,7 +158,8 @@ export class MistralRunner {
       r,
       targets: lora?.targets ?? [],
       xentChunk: o.xentChunk,
-      loraChunkBytes: lora?.arenas.layout.maxChunkBytes,
+      // What one binding holds: the adapter's arenas are chunked by it; without an adapter, the device's own.
+      loraChunkBytes: lora?.arenas.layout.maxChunkBytes ?? loraChunkLimit(ctx.device.limits),
       keptLayers: o.keptLayers,
       keptAttention: o.keptAttention,
     });

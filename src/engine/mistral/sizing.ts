@@ -12,8 +12,19 @@ import { lmheadXentScratchBytes, type XentScratchBytes } from '../kernels/xent.t
 import { type Dims } from './dims.ts';
 import { arenaGradNormSlots, loraArenaLayout } from './lora-layout.ts';
 
-/** Tokens per chunk of the fused lm_head + cross-entropy when the caller does not choose (the logits chunk is chunk × V). */
-export const DEFAULT_XENT_CHUNK = 256;
+/**
+ * Most tokens per chunk of the fused lm_head + cross-entropy when the caller does not choose (the logits chunk is
+ * chunk × V f32). The chunk's input gradient dh (chunk, C) = dlogits · W is a GEMM with only chunk × C outputs: at
+ * 256 tokens and Mistral-7B's C = 4096 that is 2 × 32 of the tiled GEMM's 128-wide blocks, under one per SM of an H200
+ * (132 SMs), each walking all 32,000 of V; at 1024 it is 8 × 32, the two per SM the tiled GEMM is made for. The price
+ * is memory: 131 MB of logits at V = 32,000 instead of 33 MB.
+ */
+export const MAX_XENT_CHUNK = 1024;
+
+/** Tokens per lm_head chunk by default: MAX_XENT_CHUNK, fewer where one binding cannot hold chunk × V f32 logits. */
+export function defaultXentChunk(V: number, maxBindingBytes: number): number {
+  return Math.max(1, Math.min(MAX_XENT_CHUNK, Math.floor(maxBindingBytes / (4 * V))));
+}
 
 export interface RunnerShape {
   /** Micro-batch rows and tokens per row the runner is sized for. */
@@ -37,7 +48,10 @@ export interface RunnerShape {
    * set still holds its attention when its backward comes); every other recomputed layer gets a pair.
    */
   keptAttention?: boolean;
-  /** The adapter's arena chunk limit in bytes (LoraArenaLayout.maxChunkBytes; default the largest buffer we request). */
+  /**
+   * The adapter's arena chunk limit in bytes (LoraArenaLayout.maxChunkBytes; default the largest buffer we request):
+   * the most one binding holds, which also bounds the dS scratch and the lm_head's logits chunk.
+   */
   loraChunkBytes?: number;
 }
 
@@ -112,7 +126,7 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
   if (!(Number.isInteger(keptLayers) && keptLayers >= 0 && keptLayers <= d.L)) {
     throw new FinetuneError('internal', `keptLayers must be an integer in [0, ${d.L}], got ${keptLayers}`);
   }
-  const xentChunk = Math.max(1, Math.min(s.xentChunk ?? DEFAULT_XENT_CHUNK, N));
+  const xentChunk = Math.max(1, Math.min(s.xentChunk ?? defaultXentChunk(d.V, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER), N));
   const attnSpill = hasLoraOf(s) ? attentionSpillFloats(d, s.B, s.T, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER) : 0;
   const Q = d.nH * d.hd;
   const KV = d.nKV * d.hd;
