@@ -192,31 +192,38 @@ if [ "$SMOKE" = 1 ]; then
   step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
 else
-  # Ordered by what is unmeasured (docs/benchmarks.md), most valuable first.
-  # 2026-12-01 made the hot loops compile without bounds clamps (robustness on, as in a browser): one layer and the
-  # attention kernels with and without --no-robustness say what that is worth (run b of 2026-11-30, before it: a layer
-  # 103.3 ms, 95.2 ms unclamped; attention forward 1.89-1.99 ms, backward 9.07-9.31 ms).
-  # Since 2026-12-01 (later) the tiled attention backward reads dS back from a scratch (5 products instead of 7): the
-  # layer without that (--no-attention-spill) and the attention bench's backward-tiled-spill line say what it is worth.
-  step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
-  # Where that layer's time goes, kernel by kernel (timestamps around each dispatch): the attention and LoRA shares
-  # issue #9 bounds (15 %, 3 %), measured inside the layer instead of estimated from kernels timed alone.
+  # Ordered by what issue #9 asks and nobody has measured since (docs/benchmarks.md), most valuable first: a GPU call is
+  # rare and may die part way (Dawn's futex error), so the headline numbers come first.
+  # 1. The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA):
+  #    tokens/s checkpointed and with the layers the memory allows kept, beside the ledger's peak (#9: 700 in <= 7 GB,
+  #    923 kept). Since the last measurement (615.9 / 823.8 on 2026-11-30): hot loops without bounds clamps, dS through
+  #    the MLP's gradient buffer (5 attention-backward products, not 7), LoRA's wide products in the base products'
+  #    epilogue, no LoRA t in the recomputation, kept layers rebuilding n1/n2/a, the lm_head in 1024-token chunks.
+  step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
+  # 2. The plain fp32 matmul at 4096^3 and its transposed variants (#9: >= 32 TFLOP/s, every variant >= 0.9x plain;
+  #    30.1-30.8 before the clamp-free hot loops).
+  step matmul-tiled 60 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
+  # 3. Where one checkpointed layer's time goes, kernel by kernel (timestamps around each dispatch): the attention and
+  #    LoRA shares #9 bounds (15 %, 3 %), measured inside the layer instead of estimated from kernels timed alone.
   step profile-best 60 bench profile --tokens 2048 "${BEST[@]}"
+  # 4. One layer, with and without Dawn's bounds clamps (run b of 2026-11-30: 103.3 ms, 95.2 ms unclamped), and at 4096
+  #    tokens (#9: the layer at >= 0.8 of the matmul-bound ceiling at 2048 and at 4096; 0.49 at 4096 on the old kernels).
+  step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
+  step layer-best-4096 90 bench layer --tokens 4096 "${BEST[@]}"
+  # 5. The other kernels on the tiled GEMM: the lm_head + cross-entropy at the runner's 1024-token chunk beside the
+  #    256 it used before (#9: the head >= 0.9x plain), the norms, RoPE, SwiGLU, AdamW.
+  step kernels 120 bench kernels --tokens 2048 --gemm tiled
+  # 6. The attention kernels (the backward with dS through a scratch beside without), and the layer without that and
+  #    without LoRA's epilogue terms: what each is worth.
   step attention 60 bench attention --tokens 2048
   step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
-  # Since 2026-12-01 (third) LoRA's up-projection and input gradient ride on the NF4 products' epilogue (20 dispatches
-  # and 20 passes over an output fewer per checkpointed layer): the layer without that says what it is worth.
   step layer-best-no-lora-epilogue 60 bench layer --tokens 2048 "${BEST[@]}" --no-lora-epilogue
-  # The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA), then
-  # without Dawn's bounds clamps (a GPU server's --no-robustness), then with the int8 DP4A path on the MLP (its products
-  # ran 1.04–1.26× fp32; the step was not measured).
-  step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
+  # 7. The whole model without Dawn's bounds clamps (a GPU server's --no-robustness), then with the int8 DP4A path on
+  #    the MLP (its products ran 1.04-1.26x fp32; the step was not measured).
   step model-best-unclamped 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --no-robustness --gpu-memory 139
   step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
-  # The other kernels on the tiled GEMM (the lm_head and cross-entropy among them), and the golden check as a run on
-  # a GPU server would compute it.
-  step kernels 120 bench kernels --tokens 2048 --gemm tiled
+  # The golden check as a run on a GPU server would compute it.
   step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
   step tune 120 bench tune --tokens 2048
   step estimate 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}"
@@ -225,7 +232,7 @@ else
   step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step gpu-info 30 gpu-info --no-check
-  step matmul 180 bench matmul --sizes 4096 --tokens 2048 --kernels tiled,tiled-fixed
+  step matmul-fixed 180 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-fixed
   step dispatch 60 bench dispatch --tokens 128,2048
   # Measured on 2026-11-30 and not changed since: the tensor-core int8 kernel (right, slower than DP4A), two stages of
   # GEMM tiles (slower), the basic kernels, the int8 products against fp32.
