@@ -330,7 +330,7 @@ export class MistralRunner {
     const X = this.xs[l];
     const Lb = this.layerSet(l);
     const re = !writeOutput;
-    rmsnorm_forward(ctx, Lb.n1, Lb.rstd1, X, w.inputNorm, n, d.C, d.eps);
+    this.inputNorm(w, l, Lb);
     this.proj(mode, w, l, 'q_proj', Lb.q, Lb.n1, false, re);
     this.proj(mode, w, l, 'k_proj', Lb.k, Lb.n1, false, re);
     this.proj(mode, w, l, 'v_proj', Lb.v, Lb.n1, false, re);
@@ -340,10 +340,10 @@ export class MistralRunner {
     if (writeOutput || !this.keptAttention) attention_forward(ctx, Lb.att, Lb.lse, Lb.q, Lb.k, Lb.v, this.seg, this.B, this.T, d.nH, d.nKV, d.hd);
     copy(ctx, Lb.h, X, n * d.C);
     this.proj(mode, w, l, 'o_proj', Lb.h, Lb.att, true, re);
-    rmsnorm_forward(ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);
+    this.postAttentionNorm(w, Lb);
     this.proj(mode, w, l, 'gate_proj', Lb.g, Lb.n2, false, re);
     this.proj(mode, w, l, 'up_proj', Lb.u, Lb.n2, false, re);
-    swiglu_forward(ctx, Lb.a, Lb.g, Lb.u, n * d.I);
+    this.swiglu(Lb);
     // The recomputation needs no layer output: down_proj's backward reads only a and the forward's t.
     if (writeOutput) {
       copy(ctx, this.xs[l + 1], Lb.h, n * d.C);
@@ -359,12 +359,28 @@ export class MistralRunner {
   private rebuild(w: LayerWeights, l: number, Lb: LayerBuffers): void {
     const modules = this.lora?.modules[l];
     if (!modules) return;
-    const d = this.weights.dims;
-    const n = this.n;
     const adapted = (names: readonly Projection[]): boolean => names.some((name) => modules[name] !== undefined);
-    if (adapted(['q_proj', 'k_proj', 'v_proj'])) rmsnorm_forward(this.ctx, Lb.n1, Lb.rstd1, this.xs[l], w.inputNorm, n, d.C, d.eps);
-    if (adapted(['gate_proj', 'up_proj'])) rmsnorm_forward(this.ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, n, d.C, d.eps);
-    if (adapted(['down_proj'])) swiglu_forward(this.ctx, Lb.a, Lb.g, Lb.u, n * d.I);
+    if (adapted(['q_proj', 'k_proj', 'v_proj'])) this.inputNorm(w, l, Lb);
+    if (adapted(['gate_proj', 'up_proj'])) this.postAttentionNorm(w, Lb);
+    if (adapted(['down_proj'])) this.swiglu(Lb);
+  }
+
+  // The three passes a layer's forward and a kept layer's rebuild share, so both run the same kernel on the same inputs.
+  /** n1, rstd1 = norm(x) of layer l. */
+  private inputNorm(w: LayerWeights, l: number, Lb: LayerBuffers): void {
+    const d = this.weights.dims;
+    rmsnorm_forward(this.ctx, Lb.n1, Lb.rstd1, this.xs[l], w.inputNorm, this.n, d.C, d.eps);
+  }
+
+  /** n2, rstd2 = norm(h). */
+  private postAttentionNorm(w: LayerWeights, Lb: LayerBuffers): void {
+    const d = this.weights.dims;
+    rmsnorm_forward(this.ctx, Lb.n2, Lb.rstd2, Lb.h, w.postAttentionNorm, this.n, d.C, d.eps);
+  }
+
+  /** a = silu(g) · u. */
+  private swiglu(Lb: LayerBuffers): void {
+    swiglu_forward(this.ctx, Lb.a, Lb.g, Lb.u, this.n * this.weights.dims.I);
   }
 
   /**

@@ -126,18 +126,20 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
   if (!(Number.isInteger(keptLayers) && keptLayers >= 0 && keptLayers <= d.L)) {
     throw new FinetuneError('internal', `keptLayers must be an integer in [0, ${d.L}], got ${keptLayers}`);
   }
-  const xentChunk = Math.max(1, Math.min(s.xentChunk ?? defaultXentChunk(d.V, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER), N));
-  const attnSpill = hasLoraOf(s) ? attentionSpillFloats(d, s.B, s.T, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER) : 0;
+  // The most one binding holds: bounds the adapter's arena chunks, the dS scratch and the lm_head's logits chunk.
+  const bindingBytes = s.loraChunkBytes ?? MAX_REQUESTED_BUFFER;
+  const hasLora = s.targets.length > 0 && s.r > 0;
+  const xentChunk = Math.max(1, Math.min(s.xentChunk ?? defaultXentChunk(d.V, bindingBytes), N));
+  const attnSpill = hasLora ? attentionSpillFloats(d, s.B, s.T, bindingBytes) : 0;
   const Q = d.nH * d.hd;
   const KV = d.nKV * d.hd;
-  const hasLora = hasLoraOf(s);
   const r = hasLora ? s.r : 0;
   const targets = PROJECTIONS.filter((p) => hasLora && s.targets.includes(p));
   const loraT: Partial<Record<Projection, number>> = {};
   for (const p of targets) loraT[p] = N * r;
   const ls = loraScratchBytes(N, Math.max(r, 1));
   // grad_norm_sq runs over the gradient arena's chunks (engine/mistral/lora-layout.ts).
-  const slots = hasLora ? arenaGradNormSlots(loraArenaLayout(d, r, targets, s.loraChunkBytes ?? MAX_REQUESTED_BUFFER)) : 0;
+  const slots = hasLora ? arenaGradNormSlots(loraArenaLayout(d, r, targets, bindingBytes)) : 0;
   return {
     N,
     xentChunk,
@@ -188,8 +190,6 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
     gradNormSlots: hasLora ? slots : null,
   };
 }
-
-const hasLoraOf = (s: RunnerShape): boolean => s.targets.length > 0 && s.r > 0;
 
 /**
  * Floats of the scratch through which the tiled attention backward passes dS (attention_flash_backward's `spill`: 5
