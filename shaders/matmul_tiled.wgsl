@@ -382,39 +382,23 @@ fn lowRankV4(c: u32, j: u32) -> vec4<f32> {
   return v;
 }
 
-// U·op(V) for the thread's 8 rows (r0 … r0+3, r1 … r1+3) at columns c … c+3, one vec4 per row: the R products of an
-// element added one fma at a time in increasing j from 0 (the order of a K = R product on this kernel). Eight named
-// sums rather than an array indexed by a loop counter, so they stay in registers; rows past M read row M − 1.
-fn lowRankQuads(c: u32, r0: u32, r1: u32) -> array<vec4<f32>, 8> {
-  let last = dimM() - 1u;
-  let u0 = min(r0, last) * LR_R;
-  let u1 = min(r0 + 1u, last) * LR_R;
-  let u2 = min(r0 + 2u, last) * LR_R;
-  let u3 = min(r0 + 3u, last) * LR_R;
-  let u4 = min(r1, last) * LR_R;
-  let u5 = min(r1 + 1u, last) * LR_R;
-  let u6 = min(r1 + 2u, last) * LR_R;
-  let u7 = min(r1 + 3u, last) * LR_R;
+// U·op(V) at row r (row M − 1 past M) for the thread's two column quads c0 … c0+3 and c1 … c1+3: the R products of an
+// element added one fma at a time in increasing j from 0 (the order of a K = R product on this kernel). One row at a
+// time, each stored before the next is formed, so the epilogue holds 2 quads beside the accumulators (and frees two
+// accumulator quads per row). Forming all 8 rows of both quads first held 16 quads there: 128 floats live beside the
+// 64 accumulators, more than the 128 registers a thread may hold where two 256-thread workgroups share an NVIDIA SM
+// (64 Ki registers), the occupancy the K loop is laid out for. V's quads are read again for each row; they are few and
+// stay in cache.
+fn lowRankRow(r: u32, c0: u32, c1: u32) -> array<vec4<f32>, 2> {
+  let u = min(r, dimM() - 1u) * LR_R;
   var l0 = vec4<f32>(0.0);
   var l1 = vec4<f32>(0.0);
-  var l2 = vec4<f32>(0.0);
-  var l3 = vec4<f32>(0.0);
-  var l4 = vec4<f32>(0.0);
-  var l5 = vec4<f32>(0.0);
-  var l6 = vec4<f32>(0.0);
-  var l7 = vec4<f32>(0.0);
   for (var j = 0u; j < LR_R; j++) {
-    let v = lowRankV4(c, j);
-    l0 = fma(vec4<f32>(U[u0 + j]), v, l0);
-    l1 = fma(vec4<f32>(U[u1 + j]), v, l1);
-    l2 = fma(vec4<f32>(U[u2 + j]), v, l2);
-    l3 = fma(vec4<f32>(U[u3 + j]), v, l3);
-    l4 = fma(vec4<f32>(U[u4 + j]), v, l4);
-    l5 = fma(vec4<f32>(U[u5 + j]), v, l5);
-    l6 = fma(vec4<f32>(U[u6 + j]), v, l6);
-    l7 = fma(vec4<f32>(U[u7 + j]), v, l7);
+    let x = vec4<f32>(U[u + j]);
+    l0 = fma(x, lowRankV4(c0, j), l0);
+    l1 = fma(x, lowRankV4(c1, j), l1);
   }
-  return array<vec4<f32>, 8>(l0, l1, l2, l3, l4, l5, l6, l7);
+  return array<vec4<f32>, 2>(l0, l1);
 }
 //#endif
 
@@ -465,9 +449,15 @@ fn storeQuad(base: u32, r: u32, c: u32, v: vec4<f32>, l: vec4<f32>) {
 //#endif
 }
 
-fn storeRow(base: u32, r: u32, c0: u32, c1: u32, v0: vec4<f32>, v1: vec4<f32>, l0: vec4<f32>, l1: vec4<f32>) {
-  storeQuad(base, r, c0, v0, l0);
-  storeQuad(base, r, c1, v1, l1);
+fn storeRow(base: u32, r: u32, c0: u32, c1: u32, v0: vec4<f32>, v1: vec4<f32>) {
+//#if LOW_RANK
+  let l = lowRankRow(r, c0, c1);
+//#else
+  // No term to add (storeQuad ignores it).
+  let l = array<vec4<f32>, 2>();
+//#endif
+  storeQuad(base, r, c0, v0, l[0]);
+  storeQuad(base, r, c1, v1, l[1]);
 }
 
 @compute @workgroup_size(THREADS)
@@ -565,20 +555,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let r1 = r0 + BM / 2u;
   let c0 = col0 + tx * 4u;
   let c1 = c0 + BN / 2u;
-//#if LOW_RANK
-  let la = lowRankQuads(c0, r0, r1);
-  let lb = lowRankQuads(c1, r0, r1);
-//#else
-  // No term to add (storeQuad ignores it).
-  let la = array<vec4<f32>, 8>();
-  let lb = la;
-//#endif
-  storeRow(cBase, r0 + 0u, c0, c1, acc[0], acc[1], la[0], lb[0]);
-  storeRow(cBase, r0 + 1u, c0, c1, acc[2], acc[3], la[1], lb[1]);
-  storeRow(cBase, r0 + 2u, c0, c1, acc[4], acc[5], la[2], lb[2]);
-  storeRow(cBase, r0 + 3u, c0, c1, acc[6], acc[7], la[3], lb[3]);
-  storeRow(cBase, r1 + 0u, c0, c1, acc[8], acc[9], la[4], lb[4]);
-  storeRow(cBase, r1 + 1u, c0, c1, acc[10], acc[11], la[5], lb[5]);
-  storeRow(cBase, r1 + 2u, c0, c1, acc[12], acc[13], la[6], lb[6]);
-  storeRow(cBase, r1 + 3u, c0, c1, acc[14], acc[15], la[7], lb[7]);
+  storeRow(cBase, r0 + 0u, c0, c1, acc[0], acc[1]);
+  storeRow(cBase, r0 + 1u, c0, c1, acc[2], acc[3]);
+  storeRow(cBase, r0 + 2u, c0, c1, acc[4], acc[5]);
+  storeRow(cBase, r0 + 3u, c0, c1, acc[6], acc[7]);
+  storeRow(cBase, r1 + 0u, c0, c1, acc[8], acc[9]);
+  storeRow(cBase, r1 + 1u, c0, c1, acc[10], acc[11]);
+  storeRow(cBase, r1 + 2u, c0, c1, acc[12], acc[13]);
+  storeRow(cBase, r1 + 3u, c0, c1, acc[14], acc[15]);
 }

@@ -198,7 +198,8 @@ else
   #    tokens/s checkpointed and with the layers the memory allows kept, beside the ledger's peak (#9: 700 in <= 7 GB,
   #    923 kept). Since the last measurement (615.9 / 823.8 on 2026-11-30): hot loops without bounds clamps, dS through
   #    the MLP's gradient buffer (5 attention-backward products, not 7), LoRA's wide products in the base products'
-  #    epilogue, no LoRA t in the recomputation, kept layers rebuilding n1/n2/a, the lm_head in 1024-token chunks.
+  #    epilogue (formed one output row at a time, so that it holds few registers beside the accumulators), no LoRA t in
+  #    the recomputation, kept layers rebuilding n1/n2/a, the lm_head in 1024-token chunks.
   step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
   # 2. The plain fp32 matmul at 4096^3 and its transposed variants (#9: >= 32 TFLOP/s, every variant >= 0.9x plain;
   #    30.1-30.8 before the clamp-free hot loops).
@@ -215,7 +216,8 @@ else
   #    256 it used before (#9: the head >= 0.9x plain), the norms, RoPE, SwiGLU, AdamW.
   step kernels 120 bench kernels --tokens 2048 --gemm tiled
   # 6. The attention kernels (the backward with dS through a scratch beside without), and the layer without that and
-  #    without LoRA's epilogue terms: what each is worth.
+  #    without LoRA's epilogue terms: what each is worth (the epilogue's row-at-a-time form is meant to keep the NF4
+  #    products at two workgroups per SM; if the layer without it is faster, look there first).
   step attention 60 bench attention --tokens 2048
   step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
   step layer-best-no-lora-epilogue 60 bench layer --tokens 2048 "${BEST[@]}" --no-lora-epilogue

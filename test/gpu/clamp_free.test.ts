@@ -49,6 +49,17 @@ describe('hot loops under robustness (bench clamps)', () => {
     expect(summary).toMatchObject({ workgroupClamps: 0, clampedPipelines: [] });
   });
 
+  it("forms LoRA's epilogue term one output row at a time: no hot loop beside the K loop's (2 quads live, not 16)", () => {
+    // Forming all 8 rows of both column quads before storing (a rank loop of 8 vec4 fmas) held 128 floats beside the 64
+    // accumulators, past the registers two workgroups per SM allow on NVIDIA (shaders/matmul_tiled.wgsl, lowRankRow).
+    const epilogue = results.filter((r) => r.pipeline.includes('in the epilogue'));
+    expect(epilogue.length).toBe(4);
+    for (const r of epilogue) {
+      expect(r.loops.filter((l) => l.fn !== 'main_inner'), r.pipeline).toEqual([]);
+      expect(r.loops.length, r.pipeline).toBeGreaterThan(0);
+    }
+  });
+
   it('leaves none in the GEMM and NF4 products at all, tiled and basic, their once-per-K-step tile fills included', () => {
     // The tiled ones are ≈ 81 % of a layer's time; the fills store 4 to 16 values per thread per K step.
     const products = results.filter((r) => /^(tiled|basic) (GEMM|NF4)/.test(r.pipeline));
