@@ -385,9 +385,9 @@ fn lowRankV4(c: u32, j: u32) -> vec4<f32> {
 // U·op(V) at row r (row M − 1 past M) for the thread's two column quads c0 … c0+3 and c1 … c1+3: the R products of an
 // element added one fma at a time in increasing j from 0 (the order of a K = R product on this kernel). One row at a
 // time, each stored before the next is formed, so the epilogue holds 2 quads beside the accumulators (and frees two
-// accumulator quads per row). Forming all 8 rows of both quads first held 16 quads there: 128 floats live beside the
-// 64 accumulators, more than the 128 registers a thread may hold where two 256-thread workgroups share an NVIDIA SM
-// (64 Ki registers), the occupancy the K loop is laid out for. V's quads are read again for each row; they are few and
+// accumulator quads per row). Forming all 8 rows of both quads first held 16 quads there: 64 floats of term beside
+// the 64 accumulators, 128 before any address or V, the most registers a thread may hold where two 256-thread
+// workgroups share an NVIDIA SM (64 Ki registers), the occupancy the K loop is laid out for. V's quads are read again for each row; they are few and
 // stay in cache.
 fn lowRankRow(r: u32, c0: u32, c1: u32) -> array<vec4<f32>, 2> {
   let u = min(r, dimM() - 1u) * LR_R;

@@ -50,8 +50,9 @@ describe('hot loops under robustness (bench clamps)', () => {
   });
 
   it("forms LoRA's epilogue term one output row at a time: no hot loop beside the K loop's (2 quads live, not 16)", () => {
-    // Forming all 8 rows of both column quads before storing (a rank loop of 8 vec4 fmas) held 128 floats beside the 64
-    // accumulators, past the registers two workgroups per SM allow on NVIDIA (shaders/matmul_tiled.wgsl, lowRankRow).
+    // Forming all 8 rows of both column quads before storing (a rank loop of 8 vec4 fmas) held 64 floats of term beside
+    // the 64 accumulators, at or past the registers two workgroups per SM allow on NVIDIA (shaders/matmul_tiled.wgsl,
+    // lowRankRow).
     const epilogue = results.filter((r) => r.pipeline.includes('in the epilogue'));
     expect(epilogue.length).toBe(4);
     for (const r of epilogue) {
