@@ -47,6 +47,10 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
   });
 
   it('saves a screenshot of the page as a test artifact', async () => {
+    // The page as a user sees it once it settles: the model loaded and the time estimate measured. While the estimate
+    // measures a training step, Chromium's GPU process is compiling and running the worker's pipelines on SwiftShader
+    // and paints no frame, so a screenshot taken then waits for it (33 s seen here, past the 30 s default on CI).
+    await app.page.getByTestId('train-estimate').waitFor({ timeout: 300_000 });
     const path = await screenshot(app.page, 'gpu-panel');
     expect(existsSync(path) && statSync(path).size).toBeGreaterThan(10_000);
   });
@@ -59,7 +63,7 @@ describe('on a phone-sized screen and from the keyboard', () => {
       const page = app.page;
       await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 120_000 });
       await page.getByTestId('adapter-status').filter({ hasText: 'GPU ready' }).waitFor({ timeout: 60_000 });
-      await page.screenshot({ path: 'test-artifacts/phone-390.png' }); // the first screenful, as a phone shows it
+      await screenshot(page, 'phone-390', true); // the first screenful, as a phone shows it
       // The page as a whole, and every panel and readout, fits the viewport's width.
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
       const wide = await page.evaluate(() =>

@@ -62,9 +62,13 @@ export async function openApp(path = '/', beforeLoad?: (page: Page) => Promise<u
   };
 }
 
-export async function screenshot(page: Page, name: string): Promise<string> {
+/** Saves `test-artifacts/<name>.png`: the whole page, or with `firstScreen` only the viewport (what a phone shows first). */
+export async function screenshot(page: Page, name: string, firstScreen = false): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const path = `${ARTIFACTS}/${name}.png`;
-  await page.screenshot({ path, fullPage: true });
+  // A screenshot needs a frame from Chromium's GPU process, which on SwiftShader also compiles and runs the worker's
+  // WebGPU work: a screenshot taken mid-run (training, the check) waits for the work in flight, tens of seconds on a
+  // slow machine, so it gets more than playwright's 30 s default.
+  await page.screenshot({ path, fullPage: !firstScreen, timeout: 180_000 });
   return path;
 }
