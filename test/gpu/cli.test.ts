@@ -7,9 +7,9 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
-// A bench command's child process: time to compile its pipelines and run on SwiftShader, on a 2-core machine that is
-// busy with the other gpu file beside it (`bench tune` took over 300 s when the machine was busier still), inside the
-// tier's 600 s test timeout.
+// A GPU command's child process (a bench, or `check`): time to compile its pipelines and run on SwiftShader, on a
+// 2-core machine busy with the other gpu file beside it (`bench tune` took over 300 s when the machine was busier
+// still), inside the tier's 600 s test timeout.
 const BENCH_TIMEOUT = 560_000;
 const env = { ...process.env };
 delete env.VK_ICD_FILENAMES; // it must find SwiftShader without help
