@@ -42,12 +42,28 @@ struct Params {
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 
+//#if SHORT
+// SHORT: products with at most 16 output rows (a batch of 16 tokens or fewer; src/engine/kernels/matmul.ts picks it).
+// A 64-row block computes 64 rows whatever M is, so at M = 16 three quarters of its FMAs multiply zeros: on
+// SwiftShader, whose time grows with the FMAs issued, the tiny models' vocabulary-wide head then cost 4× what it
+// needs. Here a block is 16 rows × 64 columns on 64 threads (as many blocks along N as the 64-row kernel has, so as
+// much parallelism where N is small), thread t owning rows 4·(t / 16) .. + 3 and columns 4·(t % 16) .. + 3, stepping
+// K by 16 (5 KiB of workgroup memory). Each output still sums fma by fma in k order from 0, and the zeros past K add
+// nothing (an f32 sum that starts at +0 never becomes −0): the same bits as the 64-row block.
+const BM = 16u;
+const BN = 64u;
+const BK = 16u;
+
+var<workgroup> As: array<vec4f, 64>; // [BK][BM/4], unswizzled: [k][4 vec4s]
+var<workgroup> Bs: array<vec4f, 256>; // [BK][BN/4]: [k][16 vec4s]
+//#else
 const BM = 64u;
 const BN = 64u;
 const BK = 16u;
 
 var<workgroup> As: array<vec4f, 256>; // [BK][BM/4], swizzled (tileAt)
 var<workgroup> Bs: array<vec4f, 256>; // [BK][BN/4]
+//#endif
 
 // tileAt(k, c4): where the vec4 holding tile row k, elements 4·c4 .. 4·c4 + 3, sits: k·16 + (c4 ^ k), for k and c4
 // below 16. Written out at each use as k·16 + (c4 ^ k) % 16 (the same value), not as a function: the robustness
@@ -77,6 +93,93 @@ fn drop1(v: f32, i: u32) -> f32 {
 }
 //#endif
 
+// The epilogue: the thread's 4×4 outputs from rows r0 .. r0 + 3 and columns c0 .. c0 + 3 (alpha, dropout, beta).
+fn storeBlock(cBase: u32, r0: u32, c0: u32, accs: array<vec4f, 4>) {
+  for (var i = 0u; i < 4u; i++) {
+    let r = r0 + i;
+    if (r >= p.M) { continue; }
+    let row = accs[i];
+    for (var j = 0u; j < 4u; j++) {
+      let c = c0 + j;
+      if (c >= p.N) { continue; }
+      let o = cBase + r * p.N + c;
+      var v = p.alpha * row[j];
+//#if DROP_OUT
+      v = drop1(v, r * p.N + c);
+      if (p.beta != 0.0) { v = C[o] + v; }
+//#else
+      if (p.beta != 0.0) { v += p.beta * C[o]; }
+//#endif
+      C[o] = v;
+    }
+  }
+}
+
+//#if SHORT
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * BM;
+  let col0 = wg.x * BN;
+  let aBase = wg.z * p.strideA;
+  let bBase = wg.z * p.strideB;
+  let cBase = wg.z * p.strideC;
+  let ty = li / 16u; // the thread's rows: 4·ty .. 4·ty + 3
+  let tx = li % 16u; // its columns: 4·tx .. 4·tx + 3
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    // A tile: BM·BK = 256 elements, 4 per thread, read along the stored row.
+    for (var t = 0u; t < 4u; t++) {
+      let idx = li + t * 64u;
+      let m = select(idx / BK, idx % BM, TRANS_A);
+      let k = select(idx % BK, idx / BM, TRANS_A);
+      let gm = row0 + m;
+      let gk = k0 + k;
+      var a = 0.0;
+      if (gm < p.M && gk < p.K) {
+        var ia: u32;
+        if (TRANS_A) { ia = gk * p.M + gm; } else { ia = gm * p.K + gk; }
+        a = A[aBase + ia];
+//#if DROP_A
+        a = drop1(a, ia);
+//#endif
+      }
+      As[(k % BK) * 4u + (m % BM) / 4u][m % 4u] = a;
+    }
+    // B tile: BK·BN = 1024 elements, 16 per thread.
+    for (var t = 0u; t < 16u; t++) {
+      let idx = li + t * 64u;
+      let n = select(idx % BN, idx / BK, TRANS_B);
+      let kb = select(idx / BN, idx % BK, TRANS_B);
+      let gn = col0 + n;
+      let gkb = k0 + kb;
+      var b = 0.0;
+      if (gn < p.N && gkb < p.K) {
+        var ib: u32;
+        if (TRANS_B) { ib = gn * p.K + gkb; } else { ib = gkb * p.N + gn; }
+        b = loadB(bBase + ib);
+//#if DROP_B
+        b = drop1(b, ib);
+//#endif
+      }
+      Bs[(kb % BK) * 16u + (n % BN) / 4u][n % 4u] = b;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      let av = As[kk * 4u + ty % 4u];
+      let bv = Bs[kk * 16u + tx % 16u];
+      acc0 = fma(vec4f(av.x), bv, acc0);
+      acc1 = fma(vec4f(av.y), bv, acc1);
+      acc2 = fma(vec4f(av.z), bv, acc2);
+      acc3 = fma(vec4f(av.w), bv, acc3);
+    }
+    workgroupBarrier();
+  }
+  storeBlock(cBase, row0 + 4u * ty, col0 + 4u * tx, array<vec4f, 4>(acc0, acc1, acc2, acc3));
+}
+//#else
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * BM;
@@ -156,23 +259,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     workgroupBarrier();
   }
 
-  let accs = array<vec4f, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + 4u * lid.y + i;
-    if (r >= p.M) { continue; }
-    let row = accs[i];
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + 4u * lid.x + j;
-      if (c >= p.N) { continue; }
-      let o = cBase + r * p.N + c;
-      var v = p.alpha * row[j];
-//#if DROP_OUT
-      v = drop1(v, r * p.N + c);
-      if (p.beta != 0.0) { v = C[o] + v; }
-//#else
-      if (p.beta != 0.0) { v += p.beta * C[o]; }
-//#endif
-      C[o] = v;
-    }
-  }
+  storeBlock(cBase, row0 + 4u * lid.y, col0 + 4u * lid.x, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
+//#endif

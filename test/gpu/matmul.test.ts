@@ -1,6 +1,7 @@
 import { f16ArrayToF32, f32ToF16Bits } from '../../src/core/dtypes.ts';
-import { describe, expect, it, beforeAll } from 'vitest';
+import { describe, expect, it, beforeAll, vi } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
+import type { GemmArgs } from '../../src/engine/kernels/gemm_args.ts';
 import { gemm, gemmBasic, matmul_backward, matmul_forward } from '../../src/engine/kernels/matmul.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { gemmRef } from '../../src/engine/reference/matmul.ts';
@@ -167,6 +168,70 @@ describe('matmul (tiled fp32) against float64', () => {
       }
     });
   }
+
+  it('runs at most 16 output rows on 16×64 blocks, bit for bit the 64-row block: transposes, bf16 and f16 B, dropout, alpha and beta, a batch', async () => {
+    // The short block only skips the 64-row block's FMAs on zero rows; every output sums in the same k order.
+    const bits = async (a: GemmArgs, block: 'short' | 'square', c0: Float32Array): Promise<Uint32Array> => {
+      const C = ctx.upload('C', c0, 'scratch');
+      gemmBasic(ctx, { ...a, C }, block);
+      const out = new Uint32Array((await ctx.readF32(C)).buffer);
+      ctx.destroy(C);
+      return out;
+    };
+    // Each load path once: the four transposes of f32 operands, bf16 and f16 B (each layout), dropout on A, B and the
+    // output (its beta-1 epilogue). The 64-row pipelines are the ones the tests above compiled.
+    const variants: { transA: boolean; transB: boolean; storage: 'f32' | 'bf16' | 'f16'; drop?: 'A' | 'B' | 'out' }[] = [
+      ...TRANSPOSES.map(([transA, transB]) => ({ transA, transB, storage: 'f32' as const })),
+      { transA: false, transB: true, storage: 'bf16' },
+      { transA: false, transB: false, storage: 'f16' },
+      { transA: true, transB: false, storage: 'f32', drop: 'A' },
+      { transA: false, transB: true, storage: 'f32', drop: 'B' },
+      { transA: false, transB: false, storage: 'f32', drop: 'out' },
+    ];
+    // 16×70×33 and 7×129×200 as a training step has them; 37×8×200 forced onto three short row blocks; 1×65×17.
+    for (const [M, N, K] of [[16, 70, 33], [7, 129, 200], [37, 8, 200], [1, 65, 17]] as [number, number, number][]) {
+      for (const { transA, transB, storage, drop } of variants) {
+        const seed = M * 3 + N * 5 + K * 7;
+        const A = ctx.upload('A', randomArray(M * K, seed), 'scratch');
+        const Bv = randomArray(N * K, seed + 1);
+        const B = ctx.upload('B', storage === 'f32' ? Bv : storage === 'bf16' ? toBf16Bits(Bv).packed : Uint16Array.from(Bv, f32ToF16Bits), 'scratch');
+        const beta = drop === 'out' ? 1 : 0.5;
+        const args: GemmArgs = { C: A, A, B, M, N, K, transA, transB, alpha: -1.25, beta, bStorage: storage, dropout: drop ? loraGemmDropout({ p: 0.3, key: DROP_KEY }, drop) : undefined };
+        const c0 = randomArray(M * N, seed + 2);
+        const label = `${M}×${N}×${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''} ${storage}${drop ? ` drop ${drop}` : ''}`;
+        expect(await bits(args, 'short', c0), label).toEqual(await bits(args, 'square', c0));
+        ctx.destroy(A);
+        ctx.destroy(B);
+      }
+    }
+    // Batched: each entry's rows in its own short blocks.
+    const [Bn, M, N, K] = [3, 9, 13, 21];
+    const A = ctx.upload('A', randomArray(Bn * M * K, 5), 'scratch');
+    const B = ctx.upload('B', randomArray(Bn * K * N, 6), 'scratch');
+    const batched: GemmArgs = { C: A, A, B, M, N, K, batch: Bn, strideA: M * K, strideB: K * N, strideC: M * N };
+    const c0 = new Float32Array(Bn * M * N);
+    expect(await bits(batched, 'short', c0)).toEqual(await bits(batched, 'square', c0));
+    ctx.destroy(A);
+    ctx.destroy(B);
+  });
+
+  it('picks the 16-row block by itself for at most 16 output rows, and only there', () => {
+    const [A, B, C] = [37 * 4, 4 * 100, 37 * 100].map((n) => ctx.createBuffer('operand', 4 * n, 'scratch'));
+    const spy = vi.spyOn(ctx, 'dispatch');
+    try {
+      for (const M of [1, 16, 17]) gemmBasic(ctx, { C, A, B, M, N: 100, K: 4 });
+      gemmBasic(ctx, { C, A, B, M: 37, N: 100, K: 4 }, 'short');
+      expect(spy.mock.calls.map((c) => [Boolean(c[0].defines?.SHORT), c[3]])).toEqual([
+        [true, [2, 1, 1]],
+        [true, [2, 1, 1]],
+        [false, [2, 1, 1]],
+        [true, [2, 3, 1]],
+      ]);
+    } finally {
+      spy.mockRestore();
+      for (const b of [A, B, C]) ctx.destroy(b);
+    }
+  });
 
   it('refuses dropout on a non-f32 B and an output dropout with beta other than 0 or 1', () => {
     const b = ctx.createBuffer('b', 64, 'scratch');

@@ -10,6 +10,9 @@ import { gemmTiled } from './matmul_tiled.ts';
 export type { GemmArgs, GemmDropout, LowRankAdd, WeightStorage } from './gemm_args.ts';
 
 const BLOCK = 64;
+/** Products with at most this many output rows run on 16 × 64 blocks (shaders/matmul.wgsl, SHORT). */
+export const SHORT_ROWS = 16;
+const SHORT_COLUMNS = 64;
 
 /**
  * C (+)= alpha · op(A) · op(B) with the kernel the context's `gemmKernel` names (GpuContextOptions). B may be stored
@@ -20,12 +23,20 @@ export function gemm(ctx: GpuContext, a: GemmArgs): void {
   else gemmBasic(ctx, a);
 }
 
-/** The basic kernel (shaders/matmul.wgsl: 64×64 blocks, 4×4 strided outputs per thread), whatever the context says. */
-export function gemmBasic(ctx: GpuContext, a: GemmArgs): void {
+/**
+ * The basic kernel (shaders/matmul.wgsl: 64×64 blocks, 4×4 outputs per thread), whatever the context says; at most
+ * SHORT_ROWS output rows on 16 × 64 blocks instead, the same bits without the 64-row block's FMAs on zero rows.
+ * `block` forces one of the two (tests compare them).
+ */
+export function gemmBasic(ctx: GpuContext, a: GemmArgs, block: 'auto' | 'short' | 'square' = 'auto'): void {
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
   if (a.lowRank) throw new FinetuneError('internal', 'gemmBasic: a low-rank term rides only on the tiled kernel (run lowRankGemm after the product)');
-  const defines = { ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a) };
+  const short = block === 'short' || (block === 'auto' && a.M <= SHORT_ROWS);
+  const defines = { ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a), ...(short ? { SHORT: true } : {}) };
+  const grid: [number, number, number] = short
+    ? [Math.ceil(a.N / SHORT_COLUMNS), Math.ceil(a.M / SHORT_ROWS), a.batch ?? 1]
+    : [Math.ceil(a.N / BLOCK), Math.ceil(a.M / BLOCK), a.batch ?? 1];
   ctx.dispatch(
     {
       shader: 'matmul',
@@ -34,7 +45,7 @@ export function gemmBasic(ctx: GpuContext, a: GemmArgs): void {
     },
     [a.A, a.B, a.C],
     gemmUniforms(a),
-    [Math.ceil(a.N / BLOCK), Math.ceil(a.M / BLOCK), a.batch ?? 1],
+    grid,
   );
 }
 
