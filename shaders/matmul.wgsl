@@ -93,6 +93,34 @@ fn drop1(v: f32, i: u32) -> f32 {
 }
 //#endif
 
+// A's element (gm, gk) of batch entry aBase, or 0 outside the matrix; dropped as the DROP_A variant asks.
+fn tileA(aBase: u32, gm: u32, gk: u32) -> f32 {
+  var a = 0.0;
+  if (gm < p.M && gk < p.K) {
+    var ia: u32;
+    if (TRANS_A) { ia = gk * p.M + gm; } else { ia = gm * p.K + gk; }
+    a = A[aBase + ia];
+//#if DROP_A
+    a = drop1(a, ia);
+//#endif
+  }
+  return a;
+}
+
+// B's element (gk, gn) of batch entry bBase, or 0 outside the matrix; dropped as the DROP_B variant asks.
+fn tileB(bBase: u32, gn: u32, gk: u32) -> f32 {
+  var b = 0.0;
+  if (gn < p.N && gk < p.K) {
+    var ib: u32;
+    if (TRANS_B) { ib = gn * p.K + gk; } else { ib = gk * p.N + gn; }
+    b = loadB(bBase + ib);
+//#if DROP_B
+    b = drop1(b, ib);
+//#endif
+  }
+  return b;
+}
+
 // The epilogue: the thread's 4×4 outputs from rows r0 .. r0 + 3 and columns c0 .. c0 + 3 (alpha, dropout, beta).
 fn storeBlock(cBase: u32, r0: u32, c0: u32, accs: array<vec4f, 4>) {
   for (var i = 0u; i < 4u; i++) {
@@ -137,15 +165,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let k = select(idx % BK, idx / BM, TRANS_A);
       let gm = row0 + m;
       let gk = k0 + k;
-      var a = 0.0;
-      if (gm < p.M && gk < p.K) {
-        var ia: u32;
-        if (TRANS_A) { ia = gk * p.M + gm; } else { ia = gm * p.K + gk; }
-        a = A[aBase + ia];
-//#if DROP_A
-        a = drop1(a, ia);
-//#endif
-      }
+      let a = tileA(aBase, gm, gk);
       As[(k % BK) * 4u + (m % BM) / 4u][m % 4u] = a;
     }
     // B tile: BK·BN = 1024 elements, 16 per thread.
@@ -155,15 +175,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let kb = select(idx / BN, idx % BK, TRANS_B);
       let gn = col0 + n;
       let gkb = k0 + kb;
-      var b = 0.0;
-      if (gn < p.N && gkb < p.K) {
-        var ib: u32;
-        if (TRANS_B) { ib = gn * p.K + gkb; } else { ib = gkb * p.N + gn; }
-        b = loadB(bBase + ib);
-//#if DROP_B
-        b = drop1(b, ib);
-//#endif
-      }
+      let b = tileB(bBase, gn, gkb);
       Bs[(kb % BK) * 16u + (n % BN) / 4u][n % 4u] = b;
     }
     workgroupBarrier();
@@ -208,15 +220,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let k = select(kN, kT, TRANS_A);
       let gm = row0 + m;
       let gk = k0 + k;
-      var a = 0.0;
-      if (gm < p.M && gk < p.K) {
-        var ia: u32;
-        if (TRANS_A) { ia = gk * p.M + gm; } else { ia = gm * p.K + gk; }
-        a = A[aBase + ia];
-//#if DROP_A
-        a = drop1(a, ia);
-//#endif
-      }
+      let a = tileA(aBase, gm, gk);
       if (TRANS_A) {
         As[kT * 16u + ((mT >> 2u) ^ kT) % 16u][mT % 4u] = a;
       } else {
@@ -231,15 +235,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let kb = select(kbN, kbT, TRANS_B);
       let gn = col0 + n;
       let gkb = k0 + kb;
-      var b = 0.0;
-      if (gn < p.N && gkb < p.K) {
-        var ib: u32;
-        if (TRANS_B) { ib = gn * p.K + gkb; } else { ib = gkb * p.N + gn; }
-        b = loadB(bBase + ib);
-//#if DROP_B
-        b = drop1(b, ib);
-//#endif
-      }
+      let b = tileB(bBase, gn, gkb);
       if (TRANS_B) {
         Bs[kbT * 16u + ((nT >> 2u) ^ kbT) % 16u][nT % 4u] = b;
       } else {
