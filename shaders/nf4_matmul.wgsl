@@ -14,6 +14,12 @@
 // workgroup memory is 16 KiB + 64 bytes.
 // Ragged M and N are handled (zeros in, no stores out); K must be a multiple of 64 (one block = one tile row).
 // Define DQ for double-quantised block scales; entry points `forward` and `backward`.
+// SHORT: products with at most 16 rows (16 tokens or fewer; src/engine/kernels/nf4_matmul.ts picks it) run on 16-row
+// blocks of 64 threads, as shaders/matmul.wgsl's SHORT does: a 64-row block at M = 16 spends three quarters of its
+// FMAs on zero rows, which costs real time where the FMAs issued set the time (SwiftShader). The W slice and its
+// dequantisation are the same per block (now 4 code words a thread), the A tile is stored unswizzled
+// ([k][4 vec4s]), and each output still sums fma by fma in k order from +0 over the same dequantised values: the same
+// bits as the 64-row block.
 
 struct Params {
   M: u32, N: u32, K: u32, accumulate: u32,
@@ -42,7 +48,11 @@ struct Params {
 
 const BK = 32u;   // reduction step
 
+//#if SHORT
+var<workgroup> As: array<vec4f, 128>;  // [BK][4]: A tile, 16 output rows, 4 per vec4 (unswizzled)
+//#else
 var<workgroup> As: array<vec4f, 512>;  // [BK][16]: A tile, 64 output rows, 4 per vec4 (swizzled: tileAt)
+//#endif
 var<workgroup> Bs: array<vec4f, 512>;  // [BK][16]: dequantised W tile, 64 output columns
 var<workgroup> lut: array<f32, 16>;
 
@@ -75,17 +85,21 @@ fn deq4(word: u32, j0: u32, scale: f32) -> vec4f {
   return vec4f(lut[x], lut[y], lut[z], lut[w]) * scale;
 }
 
-// The thread's 4×4 outputs as one vec4 per row (acc[i][j]: row 4·lid.y + i, column 4·lid.x + j).
+// The thread's 4×4 outputs as one vec4 per row (acc[i][j]: row 4·ty + i, column 4·tx + j).
 struct Acc { r: array<vec4f, 4> }
 
-// One 16-deep step of the block product from the shared tiles. vec4 rows and constant indices throughout: compilers
-// that keep dynamically indexed arrays in memory (SwiftShader's) ran the array form ≈ 4× slower. Each output still
-// sums fma by fma in k order.
-fn tileStep(acc: ptr<function, Acc>, lid: vec3u) {
+// One 32-deep step of the block product from the shared tiles, for the thread owning rows 4·ty .. 4·ty + 3 and
+// columns 4·tx .. 4·tx + 3. vec4 rows and constant indices throughout: compilers that keep dynamically indexed arrays
+// in memory (SwiftShader's) ran the array form ≈ 4× slower. Each output still sums fma by fma in k order.
+fn tileStep(acc: ptr<function, Acc>, ty: u32, tx: u32) {
   for (var kk = 0u; kk < BK; kk++) {
     // tileAt, written out: no clamp in this loop.
-    let av = As[kk * 16u + (lid.y ^ (kk % 16u)) % 16u];
-    let bv = Bs[kk * 16u + (lid.x ^ (kk % 16u)) % 16u];
+//#if SHORT
+    let av = As[kk * 4u + ty % 4u];
+//#else
+    let av = As[kk * 16u + (ty ^ (kk % 16u)) % 16u];
+//#endif
+    let bv = Bs[kk * 16u + (tx ^ (kk % 16u)) % 16u];
     (*acc).r[0] = fma(vec4f(av.x), bv, (*acc).r[0]);
     (*acc).r[1] = fma(vec4f(av.y), bv, (*acc).r[1]);
     (*acc).r[2] = fma(vec4f(av.z), bv, (*acc).r[2]);
@@ -93,13 +107,13 @@ fn tileStep(acc: ptr<function, Acc>, lid: vec3u) {
   }
 }
 
-fn store(acc: Acc, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
+fn store(acc: Acc, row0: u32, col0: u32, ty: u32, tx: u32, ldc: u32) {
   for (var i = 0u; i < 4u; i++) {
-    let r = row0 + 4u * lid.y + i;
+    let r = row0 + 4u * ty + i;
     if (r >= p.M) { continue; }
     let row = acc.r[i];
     for (var j = 0u; j < 4u; j++) {
-      let c = col0 + 4u * lid.x + j;
+      let c = col0 + 4u * tx + j;
       if (c >= ldc) { continue; }
       let o = r * ldc + c;
       var v = p.alpha * row[j];
@@ -110,6 +124,52 @@ fn store(acc: Acc, row0: u32, col0: u32, lid: vec3u, ldc: u32) {
 }
 
 //#if BACKWARD
+//#if SHORT
+// dX block (16 tokens × 64 input features = one NF4 block column). W slice: 32 rows n × 64 columns k = one block
+// per row, 8 code words; thread li dequantises word li % 8 of rows li / 8 + 8·t.
+@compute @workgroup_size(64)
+fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * 16u;
+  let col0 = wg.x * 64u;
+  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
+  let kWords = p.K / 8u;
+  let kBlocks = p.K / 64u;
+  let ty = li / 16u;
+  let tx = li % 16u;
+  let wq = li % 8u;
+  var acc = Acc();
+  workgroupBarrier();
+  for (var n0 = 0u; n0 < p.N; n0 += BK) {
+    // dY slice: 16 rows × 32 columns, 8 per thread; 32 neighbouring threads read one row.
+    for (var t = 0u; t < 8u; t++) {
+      let idx = li + t * 64u;
+      let m = idx >> 5u;
+      let nn = idx % 32u;
+      let gm = row0 + m;
+      let gn = n0 + nn;
+      var v = 0.0;
+      if (gm < p.M && gn < p.N) { v = A[gm * p.N + gn]; }
+      As[nn * 4u + (m >> 2u) % 4u][m % 4u] = v;
+    }
+    for (var t = 0u; t < 4u; t++) {
+      let wn = (li >> 3u) + 8u * t;
+      let gn = n0 + wn;
+      var word = 0u;
+      var scale = 0.0;
+      if (gn < p.N) {
+        scale = blockScale(gn * kBlocks + wg.x);
+        word = codes[gn * kWords + (col0 >> 3u) + wq];
+      }
+      Bs[wn * 16u + ((2u * wq) ^ (wn % 16u)) % 16u] = deq4(word, 0u, scale);
+      Bs[wn * 16u + ((2u * wq + 1u) ^ (wn % 16u)) % 16u] = deq4(word, 4u, scale);
+    }
+    workgroupBarrier();
+    tileStep(&acc, ty, tx);
+    workgroupBarrier();
+  }
+  store(acc, row0, col0, ty, tx, p.K);
+}
+//#else
 // dX block (64 tokens × 64 input features = one NF4 block column). W slice: 32 rows n × 64 columns k = one block
 // per row, 8 code words.
 @compute @workgroup_size(16, 16)
@@ -146,10 +206,66 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
     Bs[wn * 16u + ((2u * wq) ^ (wn % 16u)) % 16u] = deq4(word, 0u, scale);
     Bs[wn * 16u + ((2u * wq + 1u) ^ (wn % 16u)) % 16u] = deq4(word, 4u, scale);
     workgroupBarrier();
-    tileStep(&acc, lid);
+    tileStep(&acc, lid.y, lid.x);
     workgroupBarrier();
   }
-  store(acc, row0, col0, lid, p.K);
+  store(acc, row0, col0, lid.y, lid.x, p.K);
+}
+//#endif
+//#else
+//#if SHORT
+// Y block (16 tokens × 64 output features). W slice: 64 rows n × 32 columns k = 4 code words per row; thread li
+// dequantises word li % 4 of rows li / 4 + 16·t, keeping those 4 rows' block scales for the 64 k they cover.
+@compute @workgroup_size(64)
+fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * 16u;
+  let col0 = wg.x * 64u;
+  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
+  let kWords = p.K / 8u;
+  let kBlocks = p.K / 64u;
+  let K4 = p.K / 4u;
+  let ty = li / 16u;
+  let tx = li % 16u;
+  let wq = li % 4u;
+  var scales = vec4f(0.0);
+  var acc = Acc();
+  workgroupBarrier();
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    // X slice: 16 rows × 32 columns = 128 vec4, 2 per thread; 8 neighbouring threads read one row's 128 bytes.
+    for (var t = 0u; t < 2u; t++) {
+      let idx = li + t * 64u;
+      let m = idx >> 3u;
+      let kq = idx % 8u;
+      let gm = row0 + m;
+      var v = vec4<f32>(0.0);
+      if (gm < p.M) { v = A[gm * K4 + (k0 >> 2u) + kq]; }
+      let k = kq * 4u;
+      let c4 = (m >> 2u) % 4u;
+      let lane = m % 4u;
+      As[k * 4u + c4][lane] = v.x;
+      As[(k + 1u) * 4u + c4][lane] = v.y;
+      As[(k + 2u) * 4u + c4][lane] = v.z;
+      As[(k + 3u) * 4u + c4][lane] = v.w;
+    }
+    for (var t = 0u; t < 4u; t++) {
+      let wn = (li >> 2u) + 16u * t;
+      let gn = col0 + wn;
+      var word = 0u;
+      if (gn < p.N) {
+        if ((k0 & 63u) == 0u) { scales[t] = blockScale(gn * kBlocks + (k0 >> 6u)); }
+        word = codes[gn * kWords + (k0 >> 3u) + wq];
+      }
+      let scale = scales[t];
+      for (var j = 0u; j < 8u; j++) {
+        let row = wq * 8u + j;
+        Bs[row * 16u + ((wn >> 2u) ^ (row % 16u)) % 16u][wn % 4u] = lut[(word >> nibbleShift(j)) % 16u] * scale;
+      }
+    }
+    workgroupBarrier();
+    tileStep(&acc, ty, tx);
+    workgroupBarrier();
+  }
+  store(acc, row0, col0, ty, tx, p.N);
 }
 //#else
 // Y block (64 tokens × 64 output features). W slice: 64 rows n × 32 columns k = 4 code words per row.
@@ -196,9 +312,10 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
       Bs[row * 16u + ((wn >> 2u) ^ (row % 16u)) % 16u][wn % 4u] = lut[(word >> nibbleShift(j)) % 16u] * scale;
     }
     workgroupBarrier();
-    tileStep(&acc, lid);
+    tileStep(&acc, lid.y, lid.x);
     workgroupBarrier();
   }
-  store(acc, row0, col0, lid, p.N);
+  store(acc, row0, col0, lid.y, lid.x, p.N);
 }
+//#endif
 //#endif

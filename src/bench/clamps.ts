@@ -105,14 +105,19 @@ export function hotPipelines(ctx: GpuContext): HotPipeline[] {
     out.push({ name: `tiled NF4 forward, double-quant, LoRA up-projection in the epilogue, ${block}`, run: (c, i) => nf4MatmulForwardTiled(c, i.c, i.a, i.nf4dq, 128, { lowRank: up(i) }, { block, stages: 1 }) });
     out.push({ name: `tiled NF4 input gradient, double-quant, LoRA input gradient in the epilogue, ${block}`, run: (c, i) => nf4MatmulBackwardTiled(c, i.c, i.a, i.nf4dq, 128, { lowRank: inputGrad(i) }, { block, stages: 1 }) });
   }
+  // The basic kernels on both row blocks: 64 rows, and 16 rows for products of at most 16 rows (a short sequence, a
+  // generated token), which M = 16 picks.
   for (const t of TRANSPOSES) {
     out.push({ name: `basic GEMM ${t.op}`, run: (c, i) => gemmBasic(c, args(i, 128, 128, 32, { transA: t.transA, transB: t.transB })) });
+    out.push({ name: `basic GEMM ${t.op}, 16-row block`, run: (c, i) => gemmBasic(c, args(i, 16, 128, 32, { transA: t.transA, transB: t.transB })) });
   }
   out.push({ name: 'basic GEMM A·Bᵀ, B bf16', run: (c, i) => gemmBasic(c, args(i, 128, 128, 32, { transB: true, bStorage: 'bf16' })) });
   for (const dq of [false, true]) {
     const tag = dq ? ', double-quant' : '';
-    out.push({ name: `basic NF4 forward${tag}`, run: (c, i) => nf4ForwardBasic(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128) });
-    out.push({ name: `basic NF4 input gradient${tag}`, run: (c, i) => nf4BackwardBasic(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128) });
+    for (const [M, rows] of [[128, ''], [16, ', 16-row block']] as const) {
+      out.push({ name: `basic NF4 forward${tag}${rows}`, run: (c, i) => nf4ForwardBasic(c, i.c, i.a, dq ? i.nf4dq : i.nf4, M) });
+      out.push({ name: `basic NF4 input gradient${tag}${rows}`, run: (c, i) => nf4BackwardBasic(c, i.c, i.a, dq ? i.nf4dq : i.nf4, M) });
+    }
   }
   // LoRA's rank-8 products on the skinny kernel (kernels/lora.ts): t = drop(x)·Aᵀ, dt = dy·B, dB = dyᵀ·t, dA = dtᵀ·drop(x).
   // t and dt read their long operand in 16-byte quads (aligned: K % 4 == 0), and otherwise one float at a time; dt at

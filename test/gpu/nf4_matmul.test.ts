@@ -1,7 +1,7 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { nf4_destroy, nf4_quantize, nf4_upload, type Nf4Weight } from '../../src/engine/kernels/nf4.ts';
-import { nf4_matmul_backward, nf4_matmul_forward } from '../../src/engine/kernels/nf4_matmul.ts';
+import { nf4_matmul_backward, nf4_matmul_forward, nf4BackwardBasic, nf4ForwardBasic, type Nf4RowBlock } from '../../src/engine/kernels/nf4_matmul.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { nf4MatmulBackwardRef, nf4MatmulForwardRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { gpuContext } from './context.ts';
@@ -69,6 +69,64 @@ describe('nf4 matmul (fused dequantisation) against float64', () => {
     expect(maxRelError(await ctx.readF32(bY), nf4MatmulForwardRef(X, host, M))).toBeLessThan(TOL);
     for (const b of [bX, bdY, bY, bdX]) ctx.destroy(b);
     nf4_destroy(ctx, W);
+  });
+
+  it('runs at most 16 rows on 16-row blocks, bit for bit the 64-row block: ragged N, both scale formats, alpha and accumulate', async () => {
+    // The short block skips only the 64-row block's FMAs on zero rows: each output sums the same dequantised values
+    // in the same k order.
+    const bits = async (run: (out: GPUBuffer) => void, c0: Float32Array): Promise<Uint32Array> => {
+      const out = ctx.upload('out', c0, 'scratch');
+      run(out);
+      const result = new Uint32Array((await ctx.readF32(out)).buffer);
+      ctx.destroy(out);
+      return result;
+    };
+    // M = 16, 5 and 1 as a training step or a generation has them; 37 forced onto three short row blocks.
+    for (const doubleQuant of [false, true]) {
+      for (const [M, N, K] of [[16, 200, 192], [5, 7, 256], [1, 70, 128], [37, 64, 320]] as [number, number, number][]) {
+        const host = quantizeRef(nf4TestWeights(N, K, N + K + M), N, K, doubleQuant);
+        const W = nf4_upload(ctx, host, 'W');
+        const bX = ctx.upload('X', randomArray(M * K, M + 3 * K), 'scratch');
+        const bdY = ctx.upload('dY', randomArray(M * N, M + 5 * N), 'scratch');
+        for (const o of [{}, { accumulate: true, alpha: -1.5 }]) {
+          const label = `${M}×${N}×${K}${doubleQuant ? ' dq' : ''}${o.accumulate ? ' accumulate' : ''}`;
+          const [c0, dx0] = [randomArray(M * N, 1), randomArray(M * K, 2)];
+          const forward = (block: Nf4RowBlock) => bits((Y) => nf4ForwardBasic(ctx, Y, bX, W, M, o, block), c0);
+          const backward = (block: Nf4RowBlock) => bits((dX) => nf4BackwardBasic(ctx, dX, bdY, W, M, o, block), dx0);
+          expect(await forward('short'), `forward ${label}`).toEqual(await forward('square'));
+          expect(await backward('short'), `backward ${label}`).toEqual(await backward('square'));
+        }
+        for (const b of [bX, bdY]) ctx.destroy(b);
+        nf4_destroy(ctx, W);
+      }
+    }
+  });
+
+  it('picks the 16-row block by itself for at most 16 rows, and only there', () => {
+    const [N, K] = [100, 128];
+    const W = nf4_upload(ctx, quantizeRef(nf4TestWeights(N, K, 3), N, K, false), 'W');
+    const [X, Y] = [37 * K, 37 * N].map((n) => ctx.createBuffer('operand', 4 * n, 'scratch'));
+    const spy = vi.spyOn(ctx, 'dispatch');
+    try {
+      for (const M of [1, 16, 17]) {
+        nf4ForwardBasic(ctx, Y, X, W, M);
+        nf4BackwardBasic(ctx, X, Y, W, M);
+      }
+      nf4ForwardBasic(ctx, Y, X, W, 37, {}, 'short');
+      expect(spy.mock.calls.map((c) => [c[0].entry, Boolean(c[0].defines?.SHORT), c[3]])).toEqual([
+        ['forward', true, [2, 1]],
+        ['backward', true, [2, 1]],
+        ['forward', true, [2, 1]],
+        ['backward', true, [2, 1]],
+        ['forward', false, [2, 1]],
+        ['backward', false, [2, 1]],
+        ['forward', true, [2, 3]],
+      ]);
+    } finally {
+      spy.mockRestore();
+      for (const b of [X, Y]) ctx.destroy(b);
+      nf4_destroy(ctx, W);
+    }
   });
 
   it('leaves no buffers behind in the ledger', () => {

@@ -6,6 +6,7 @@ import type { GpuContext } from '../gpu.ts';
 import type { LowRankAdd } from './gemm_args.ts';
 import { requireBytes, requireRowBlocks } from './elementwise.ts';
 import { nf4BackwardInt8, nf4ForwardInt8 } from './int8_matmul.ts';
+import { SHORT_ROWS } from './matmul.ts';
 import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from './matmul_tiled.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
@@ -23,6 +24,17 @@ export interface Nf4MatmulOptions {
 }
 
 const BLOCK = 64;
+/**
+ * Which row block the basic kernel runs: 'auto' takes 16-row blocks (shaders/nf4_matmul.wgsl, SHORT) at M ≤ SHORT_ROWS,
+ * as the basic GEMM does; tests force either.
+ */
+export type Nf4RowBlock = 'auto' | 'short' | 'square';
+
+/** The SHORT define and the row-block height for M rows. */
+function rowBlock(M: number, block: Nf4RowBlock): { defines: { SHORT?: true }; rows: number } {
+  const short = block === 'short' || (block === 'auto' && M <= SHORT_ROWS);
+  return short ? { defines: { SHORT: true }, rows: SHORT_ROWS } : { defines: {}, rows: BLOCK };
+}
 
 function params(M: number, N: number, K: number, o: Nf4MatmulOptions): ArrayBuffer {
   const u = new ArrayBuffer(32);
@@ -73,13 +85,17 @@ function nf4ForwardFp32(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weigh
   else nf4ForwardBasic(ctx, Y, X, W, M, o);
 }
 
-/** The forward on this file's kernel (64×64 blocks), whatever the context's GEMM choice; no argument checks. */
-export function nf4ForwardBasic(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
+/**
+ * The forward on this file's kernel (64×64 blocks; 16×64 at M ≤ 16), whatever the context's GEMM choice; no argument
+ * checks.
+ */
+export function nf4ForwardBasic(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}, block: Nf4RowBlock = 'auto'): void {
+  const { defines, rows } = rowBlock(M, block);
   ctx.dispatch(
-    { shader: 'nf4_matmul', entry: 'forward', defines: { DQ: W.doubleQuant } },
+    { shader: 'nf4_matmul', entry: 'forward', defines: { DQ: W.doubleQuant, ...defines } },
     [X, W.codes, ...scaleBuffers(W), Y],
     params(M, W.rows, W.cols, o),
-    [Math.ceil(W.rows / BLOCK), Math.ceil(M / BLOCK)],
+    [Math.ceil(W.rows / BLOCK), Math.ceil(M / rows)],
   );
 }
 
@@ -103,13 +119,17 @@ function nf4BackwardFp32(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4We
   else nf4BackwardBasic(ctx, dX, dY, W, M, o);
 }
 
-/** The input gradient on this file's kernel (64×64 blocks), whatever the context's GEMM choice; no argument checks. */
-export function nf4BackwardBasic(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}): void {
+/**
+ * The input gradient on this file's kernel (64×64 blocks; 16×64 at M ≤ 16), whatever the context's GEMM choice; no
+ * argument checks.
+ */
+export function nf4BackwardBasic(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}, block: Nf4RowBlock = 'auto'): void {
   const [N, K] = [W.rows, W.cols];
+  const { defines, rows } = rowBlock(M, block);
   ctx.dispatch(
-    { shader: 'nf4_matmul', entry: 'backward', defines: { BACKWARD: true, DQ: W.doubleQuant } },
+    { shader: 'nf4_matmul', entry: 'backward', defines: { BACKWARD: true, DQ: W.doubleQuant, ...defines } },
     [dY, W.codes, ...scaleBuffers(W), dX],
     params(M, N, K, o),
-    [K / BLOCK, Math.ceil(M / BLOCK)],
+    [K / BLOCK, Math.ceil(M / rows)],
   );
 }
