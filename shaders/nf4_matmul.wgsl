@@ -17,9 +17,9 @@
 // SHORT: products with at most 16 rows (16 tokens or fewer; src/engine/kernels/nf4_matmul.ts picks it) run on 16-row
 // blocks of 64 threads, as shaders/matmul.wgsl's SHORT does: a 64-row block at M = 16 spends three quarters of its
 // FMAs on zero rows, which costs real time where the FMAs issued set the time (SwiftShader). The W slice and its
-// dequantisation are the same per block (now 4 code words a thread), the A tile is stored unswizzled
+// dequantisation are the same per block (4 code words a thread instead of 1), the A tile is stored unswizzled
 // ([k][4 vec4s]), and each output still sums fma by fma in k order from +0 over the same dequantised values: the same
-// bits as the 64-row block.
+// bits as the 64-row block. Both blocks run the same entry points; only BM, THREADS and the A tile's layout differ.
 
 struct Params {
   M: u32, N: u32, K: u32, accumulate: u32,
@@ -49,10 +49,17 @@ struct Params {
 const BK = 32u;   // reduction step
 
 //#if SHORT
+const BM = 16u;       // output rows per block
+const THREADS = 64u;
 var<workgroup> As: array<vec4f, 128>;  // [BK][4]: A tile, 16 output rows, 4 per vec4 (unswizzled)
 //#else
+const BM = 64u;
+const THREADS = 256u;
 var<workgroup> As: array<vec4f, 512>;  // [BK][16]: A tile, 64 output rows, 4 per vec4 (swizzled: tileAt)
 //#endif
+// Code words of the step's W slice per thread: the slice is 256 words either way (64 rows × 4 words forward, 32 rows
+// × 8 words backward).
+const W_WORDS = 256u / THREADS;
 var<workgroup> Bs: array<vec4f, 512>;  // [BK][16]: dequantised W tile, 64 output columns
 var<workgroup> lut: array<f32, 16>;
 
@@ -124,12 +131,11 @@ fn store(acc: Acc, row0: u32, col0: u32, ty: u32, tx: u32, ldc: u32) {
 }
 
 //#if BACKWARD
-//#if SHORT
-// dX block (16 tokens × 64 input features = one NF4 block column). W slice: 32 rows n × 64 columns k = one block
-// per row, 8 code words; thread li dequantises word li % 8 of rows li / 8 + 8·t.
-@compute @workgroup_size(64)
+// dX block (BM tokens × 64 input features = one NF4 block column). W slice: 32 rows n × 64 columns k = one block
+// per row, 8 code words; thread li dequantises word li % 8 of rows li / 8 + (THREADS / 8)·t.
+@compute @workgroup_size(THREADS)
 fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * 16u;
+  let row0 = wg.y * BM;
   let col0 = wg.x * 64u;
   if (li < 16u) { lut[li] = NF4_VALUES[li]; }
   let kWords = p.K / 8u;
@@ -140,19 +146,23 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
   var acc = Acc();
   workgroupBarrier();
   for (var n0 = 0u; n0 < p.N; n0 += BK) {
-    // dY slice: 16 rows × 32 columns, 8 per thread; 32 neighbouring threads read one row.
+    // dY slice: BM rows × 32 columns, 8 per thread; 32 neighbouring threads read one row.
     for (var t = 0u; t < 8u; t++) {
-      let idx = li + t * 64u;
+      let idx = li + t * THREADS;
       let m = idx >> 5u;
       let nn = idx % 32u;
       let gm = row0 + m;
       let gn = n0 + nn;
       var v = 0.0;
       if (gm < p.M && gn < p.N) { v = A[gm * p.N + gn]; }
+//#if SHORT
       As[nn * 4u + (m >> 2u) % 4u][m % 4u] = v;
+//#else
+      As[nn * 16u + ((m >> 2u) ^ (nn % 16u)) % 16u][m % 4u] = v;
+//#endif
     }
-    for (var t = 0u; t < 4u; t++) {
-      let wn = (li >> 3u) + 8u * t;
+    for (var t = 0u; t < W_WORDS; t++) {
+      let wn = (li >> 3u) + (THREADS / 8u) * t;
       let gn = n0 + wn;
       var word = 0u;
       var scale = 0.0;
@@ -160,6 +170,7 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
         scale = blockScale(gn * kBlocks + wg.x);
         word = codes[gn * kWords + (col0 >> 3u) + wq];
       }
+      // Columns 8·wq .. 8·wq + 7 of row wn: two vec4s.
       Bs[wn * 16u + ((2u * wq) ^ (wn % 16u)) % 16u] = deq4(word, 0u, scale);
       Bs[wn * 16u + ((2u * wq + 1u) ^ (wn % 16u)) % 16u] = deq4(word, 4u, scale);
     }
@@ -170,55 +181,11 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
   store(acc, row0, col0, ty, tx, p.K);
 }
 //#else
-// dX block (64 tokens × 64 input features = one NF4 block column). W slice: 32 rows n × 64 columns k = one block
-// per row, 8 code words.
-@compute @workgroup_size(16, 16)
-fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * 64u;
-  let col0 = wg.x * 64u;
-  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
-  let kWords = p.K / 8u;
-  let kBlocks = p.K / 64u;
-  let wn = li >> 3u;
-  let wq = li % 8u;
-  var acc = Acc();
-  workgroupBarrier();
-  for (var n0 = 0u; n0 < p.N; n0 += BK) {
-    // dY slice: 64 rows × 32 columns, 8 per thread; 32 neighbouring threads read one row.
-    for (var t = 0u; t < 8u; t++) {
-      let idx = li + t * 256u;
-      let m = idx >> 5u;
-      let nn = idx % 32u;
-      let gm = row0 + m;
-      let gn = n0 + nn;
-      var v = 0.0;
-      if (gm < p.M && gn < p.N) { v = A[gm * p.N + gn]; }
-      As[nn * 16u + ((m >> 2u) ^ (nn % 16u)) % 16u][m % 4u] = v;
-    }
-    let gn = n0 + wn;
-    var word = 0u;
-    var scale = 0.0;
-    if (gn < p.N) {
-      scale = blockScale(gn * kBlocks + wg.x);
-      word = codes[gn * kWords + (col0 >> 3u) + wq];
-    }
-    // Columns 8·wq .. 8·wq + 7 of row wn: two vec4s.
-    Bs[wn * 16u + ((2u * wq) ^ (wn % 16u)) % 16u] = deq4(word, 0u, scale);
-    Bs[wn * 16u + ((2u * wq + 1u) ^ (wn % 16u)) % 16u] = deq4(word, 4u, scale);
-    workgroupBarrier();
-    tileStep(&acc, lid.y, lid.x);
-    workgroupBarrier();
-  }
-  store(acc, row0, col0, lid.y, lid.x, p.K);
-}
-//#endif
-//#else
-//#if SHORT
-// Y block (16 tokens × 64 output features). W slice: 64 rows n × 32 columns k = 4 code words per row; thread li
-// dequantises word li % 4 of rows li / 4 + 16·t, keeping those 4 rows' block scales for the 64 k they cover.
-@compute @workgroup_size(64)
+// Y block (BM tokens × 64 output features). W slice: 64 rows n × 32 columns k = 4 code words per row; thread li
+// dequantises word li % 4 of rows li / 4 + (THREADS / 4)·t, keeping those rows' block scales for the 64 k they cover.
+@compute @workgroup_size(THREADS)
 fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * 16u;
+  let row0 = wg.y * BM;
   let col0 = wg.x * 64u;
   if (li < 16u) { lut[li] = NF4_VALUES[li]; }
   let kWords = p.K / 8u;
@@ -227,28 +194,35 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
   let ty = li / 16u;
   let tx = li % 16u;
   let wq = li % 4u;
-  var scales = vec4f(0.0);
+  var scales = vec4f(0.0); // one per t below W_WORDS (≤ 4)
   var acc = Acc();
   workgroupBarrier();
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    // X slice: 16 rows × 32 columns = 128 vec4, 2 per thread; 8 neighbouring threads read one row's 128 bytes.
+    // X slice: BM rows × 32 columns = BM · 8 vec4, 2 per thread; 8 neighbouring threads read one row's 128 bytes.
     for (var t = 0u; t < 2u; t++) {
-      let idx = li + t * 64u;
+      let idx = li + t * THREADS;
       let m = idx >> 3u;
       let kq = idx % 8u;
       let gm = row0 + m;
       var v = vec4<f32>(0.0);
       if (gm < p.M) { v = A[gm * K4 + (k0 >> 2u) + kq]; }
       let k = kq * 4u;
-      let c4 = (m >> 2u) % 4u;
+      let c4 = m >> 2u;
       let lane = m % 4u;
-      As[k * 4u + c4][lane] = v.x;
-      As[(k + 1u) * 4u + c4][lane] = v.y;
-      As[(k + 2u) * 4u + c4][lane] = v.z;
-      As[(k + 3u) * 4u + c4][lane] = v.w;
+//#if SHORT
+      As[k * 4u + c4 % 4u][lane] = v.x;
+      As[(k + 1u) * 4u + c4 % 4u][lane] = v.y;
+      As[(k + 2u) * 4u + c4 % 4u][lane] = v.z;
+      As[(k + 3u) * 4u + c4 % 4u][lane] = v.w;
+//#else
+      As[k * 16u + (c4 ^ (k % 16u)) % 16u][lane] = v.x;
+      As[(k + 1u) * 16u + (c4 ^ ((k + 1u) % 16u)) % 16u][lane] = v.y;
+      As[(k + 2u) * 16u + (c4 ^ ((k + 2u) % 16u)) % 16u][lane] = v.z;
+      As[(k + 3u) * 16u + (c4 ^ ((k + 3u) % 16u)) % 16u][lane] = v.w;
+//#endif
     }
-    for (var t = 0u; t < 4u; t++) {
-      let wn = (li >> 2u) + 16u * t;
+    for (var t = 0u; t < W_WORDS; t++) {
+      let wn = (li >> 2u) + (THREADS / 4u) * t;
       let gn = col0 + wn;
       var word = 0u;
       if (gn < p.N) {
@@ -267,55 +241,4 @@ fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
   }
   store(acc, row0, col0, ty, tx, p.N);
 }
-//#else
-// Y block (64 tokens × 64 output features). W slice: 64 rows n × 32 columns k = 4 code words per row.
-@compute @workgroup_size(16, 16)
-fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * 64u;
-  let col0 = wg.x * 64u;
-  if (li < 16u) { lut[li] = NF4_VALUES[li]; }
-  let kWords = p.K / 8u;
-  let kBlocks = p.K / 64u;
-  let K4 = p.K / 4u;
-  // This thread's W work: row wn of the slice, code word wq of its 4.
-  let wn = li >> 2u;
-  let wq = li % 4u;
-  let gn = col0 + wn;
-  let nValid = gn < p.N;
-  var scale = 0.0;
-  var acc = Acc();
-  workgroupBarrier();
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    // X slice: 64 rows × 32 columns = 512 vec4, 2 per thread; 8 neighbouring threads read one row's 128 bytes.
-    for (var t = 0u; t < 2u; t++) {
-      let idx = li + t * 256u;
-      let m = idx >> 3u;
-      let kq = idx % 8u;
-      let gm = row0 + m;
-      var v = vec4<f32>(0.0);
-      if (gm < p.M) { v = A[gm * K4 + (k0 >> 2u) + kq]; }
-      let k = kq * 4u;
-      let c4 = m >> 2u;
-      let lane = m % 4u;
-      As[k * 16u + (c4 ^ (k % 16u)) % 16u][lane] = v.x;
-      As[(k + 1u) * 16u + (c4 ^ ((k + 1u) % 16u)) % 16u][lane] = v.y;
-      As[(k + 2u) * 16u + (c4 ^ ((k + 2u) % 16u)) % 16u][lane] = v.z;
-      As[(k + 3u) * 16u + (c4 ^ ((k + 3u) % 16u)) % 16u][lane] = v.w;
-    }
-    var word = 0u;
-    if (nValid) {
-      if ((k0 & 63u) == 0u) { scale = blockScale(gn * kBlocks + (k0 >> 6u)); }
-      word = codes[gn * kWords + (k0 >> 3u) + wq];
-    }
-    for (var j = 0u; j < 8u; j++) {
-      let row = wq * 8u + j;
-      Bs[row * 16u + ((wn >> 2u) ^ (row % 16u)) % 16u][wn % 4u] = lut[(word >> nibbleShift(j)) % 16u] * scale;
-    }
-    workgroupBarrier();
-    tileStep(&acc, lid.y, lid.x);
-    workgroupBarrier();
-  }
-  store(acc, row0, col0, lid.y, lid.x, p.N);
-}
-//#endif
 //#endif
