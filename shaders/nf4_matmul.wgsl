@@ -2,16 +2,16 @@
 // in shaders/nf4.wgsl), never materialising the fp32 weight:
 //   forward   Y  (M, N) = alpha · X  (M, K) · deq(W)ᵀ  (+ Y with accumulate)
 //   backward  dX (M, K) = alpha · dY (M, N) · deq(W)   (+ dX with accumulate)
-// Like shaders/matmul.wgsl, a workgroup of 256 threads computes a 64×64 block of the output, 4×4 values per thread,
-// but it steps the reduction by 32 and dequantises each 32×64 slice of W once into workgroup memory, where all 64
-// rows of the block reuse it: one u32 of codes (8 weights) and one block scale per thread per step. Accumulation is
-// f32. Thread li = 16·ty + tx owns rows 4·ty .. 4·ty + 3 and columns 4·tx .. 4·tx + 3, so each k of a step reads
-// its 4 rows of A and 4 columns of B as two 128-bit loads (a warp's A load is a broadcast, its B loads 16 distinct vec4s) for 16
-// FMAs. (Its threads used to own rows and columns 16 apart: 8 scalar loads per 16 FMAs, which bounds a kernel by the
-// loads on GPUs that issue one shared load per clock against four warp FMAs; every output sums in the same k order
-// either way, so the results are the same bits.) Tiles are stored [k][16 vec4s] with the vec4 column XORed by
-// k & 15: the transposing scalar stores spread over the banks (at most 2-way) without padding, and the whole
-// workgroup memory is 16 KiB + 64 bytes.
+// Like shaders/matmul.wgsl, a workgroup of 256 threads computes a 64×64 block of the output, 4×4 values per thread, but
+// it steps the reduction by 32 and dequantises each 32×64 slice of W once into workgroup memory, where all 64 rows of
+// the block reuse it: one u32 of codes (8 weights) and one block scale per thread per step. Accumulation is f32. Thread
+// li = 16·ty + tx owns rows 4·ty .. 4·ty + 3 and columns 4·tx .. 4·tx + 3, so each k of a step reads its 4 rows of A
+// and 4 columns of B as two 128-bit loads (a warp's A load is a broadcast, its B loads 16 distinct vec4s) for 16 FMAs.
+// (Its threads used to own rows and columns 16 apart: 8 scalar loads per 16 FMAs, which bounds a kernel by the loads on
+// GPUs that issue one shared load per clock against four warp FMAs; every output sums in the same k order either way,
+// so the results are the same bits.) Tiles are stored [k][16 vec4s] with the vec4 column XORed by k & 15: the
+// transposing scalar stores spread over the banks (at most 2-way) without padding, and the whole workgroup memory is
+// 16 KiB + 64 bytes.
 // Ragged M and N are handled (zeros in, no stores out); K must be a multiple of 64 (one block = one tile row).
 // Define DQ for double-quantised block scales; entry points `forward` and `backward`.
 // SHORT: products with at most 16 rows (16 tokens or fewer; src/engine/kernels/nf4_matmul.ts picks it) run on 16-row
