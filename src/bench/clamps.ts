@@ -106,7 +106,7 @@ export function hotPipelines(ctx: GpuContext): HotPipeline[] {
     out.push({ name: `tiled NF4 input gradient, double-quant, LoRA input gradient in the epilogue, ${block}`, run: (c, i) => nf4MatmulBackwardTiled(c, i.c, i.a, i.nf4dq, 128, { lowRank: inputGrad(i) }, { block, stages: 1 }) });
   }
   // The basic kernels on both row blocks: 64 rows, and 16 rows for products of at most 16 rows (a short sequence, a
-  // generated token), which M = 16 picks.
+  // prompt chunk of 9–16 rows), which M = 16 picks.
   for (const t of TRANSPOSES) {
     out.push({ name: `basic GEMM ${t.op}`, run: (c, i) => gemmBasic(c, args(i, 128, 128, 32, { transA: t.transA, transB: t.transB })) });
     out.push({ name: `basic GEMM ${t.op}, 16-row block`, run: (c, i) => gemmBasic(c, args(i, 16, 128, 32, { transA: t.transA, transB: t.transB })) });

@@ -12,7 +12,15 @@ export type { GemmArgs, GemmDropout, LowRankAdd, WeightStorage } from './gemm_ar
 const BLOCK = 64;
 /** Products with at most this many output rows run on 16 × 64 blocks (shaders/matmul.wgsl, SHORT). */
 export const SHORT_ROWS = 16;
-const SHORT_COLUMNS = 64;
+
+/** Which row block a basic kernel runs: 'auto' takes 16-row blocks (SHORT) at M ≤ SHORT_ROWS; tests force either. */
+export type RowBlock = 'auto' | 'short' | 'square';
+
+/** The SHORT define and the row-block height for M rows (the basic GEMM's and the basic NF4 products' choice). */
+export function rowBlock(M: number, block: RowBlock): { defines: { SHORT?: true }; rows: number } {
+  const short = block === 'short' || (block === 'auto' && M <= SHORT_ROWS);
+  return short ? { defines: { SHORT: true }, rows: SHORT_ROWS } : { defines: {}, rows: BLOCK };
+}
 
 /**
  * C (+)= alpha · op(A) · op(B) with the kernel the context's `gemmKernel` names (GpuContextOptions). B may be stored
@@ -28,15 +36,14 @@ export function gemm(ctx: GpuContext, a: GemmArgs): void {
  * SHORT_ROWS output rows on 16 × 64 blocks instead, the same bits without the 64-row block's FMAs on zero rows.
  * `block` forces one of the two (tests compare them).
  */
-export function gemmBasic(ctx: GpuContext, a: GemmArgs, block: 'auto' | 'short' | 'square' = 'auto'): void {
+export function gemmBasic(ctx: GpuContext, a: GemmArgs, block: RowBlock = 'auto'): void {
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
   if (a.lowRank) throw new FinetuneError('internal', 'gemmBasic: a low-rank term rides only on the tiled kernel (run lowRankGemm after the product)');
-  const short = block === 'short' || (block === 'auto' && a.M <= SHORT_ROWS);
-  const defines = { ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a), ...(short ? { SHORT: true } : {}) };
-  const grid: [number, number, number] = short
-    ? [Math.ceil(a.N / SHORT_COLUMNS), Math.ceil(a.M / SHORT_ROWS), a.batch ?? 1]
-    : [Math.ceil(a.N / BLOCK), Math.ceil(a.M / BLOCK), a.batch ?? 1];
+  const { defines: blockDefines, rows } = rowBlock(a.M, block);
+  const defines = { ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a), ...blockDefines };
+  // Both blocks are BLOCK columns wide.
+  const grid: [number, number, number] = [Math.ceil(a.N / BLOCK), Math.ceil(a.M / rows), a.batch ?? 1];
   ctx.dispatch(
     {
       shader: 'matmul',

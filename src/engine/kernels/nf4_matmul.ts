@@ -6,7 +6,7 @@ import type { GpuContext } from '../gpu.ts';
 import type { LowRankAdd } from './gemm_args.ts';
 import { requireBytes, requireRowBlocks } from './elementwise.ts';
 import { nf4BackwardInt8, nf4ForwardInt8 } from './int8_matmul.ts';
-import { SHORT_ROWS } from './matmul.ts';
+import { rowBlock, type RowBlock } from './matmul.ts';
 import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled } from './matmul_tiled.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
@@ -24,17 +24,8 @@ export interface Nf4MatmulOptions {
 }
 
 const BLOCK = 64;
-/**
- * Which row block the basic kernel runs: 'auto' takes 16-row blocks (shaders/nf4_matmul.wgsl, SHORT) at M ≤ SHORT_ROWS,
- * as the basic GEMM does; tests force either.
- */
-export type Nf4RowBlock = 'auto' | 'short' | 'square';
-
-/** The SHORT define and the row-block height for M rows. */
-function rowBlock(M: number, block: Nf4RowBlock): { defines: { SHORT?: true }; rows: number } {
-  const short = block === 'short' || (block === 'auto' && M <= SHORT_ROWS);
-  return short ? { defines: { SHORT: true }, rows: SHORT_ROWS } : { defines: {}, rows: BLOCK };
-}
+/** Which row block the basic NF4 products run (matmul.ts: rowBlock, the basic GEMM's choice). */
+export type Nf4RowBlock = RowBlock;
 
 function params(M: number, N: number, K: number, o: Nf4MatmulOptions): ArrayBuffer {
   const u = new ArrayBuffer(32);
