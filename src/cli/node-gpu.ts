@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
+import { VULKAN_ZERO_INIT_TOGGLE } from '../core/software-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { GpuContext, type GpuContextOptions } from '../engine/gpu.ts';
 import { verifyInt8Kernel } from '../engine/int8-kernel-check.ts';
@@ -34,6 +35,13 @@ export interface InstanceToggles {
    * from C++, as it compiles them. Only `finetune bench spirv` asks for it (src/bench/clamps.ts reads what it prints).
    */
   dumpShaders?: boolean;
+  /**
+   * Zero workgroup memory with a loop in the shader (Tint's transform) instead of Vulkan's
+   * VK_KHR_zero_initialize_workgroup_memory (Dawn's `VULKAN_ZERO_INIT_TOGGLE` off): the same zeros, so the same bits.
+   * Asked for a software adapter only, which compiles the extension's initializer one store per element
+   * (src/core/software-adapter.ts); a hardware driver keeps Dawn's default.
+   */
+  zeroWorkgroupInShader?: boolean;
 }
 
 /**
@@ -48,7 +56,8 @@ export function instanceFlags(t: InstanceToggles): string[] {
     ...(t.robustness === false ? ['disable_robustness'] : []),
     ...(t.dumpShaders ? ['dump_shaders', 'disable_symbol_renaming'] : []),
   ];
-  return [...(enabled.length ? [`enable-dawn-features=${enabled.join(',')}`] : []), 'disable-dawn-features=timestamp_quantization'];
+  const disabled = ['timestamp_quantization', ...(t.zeroWorkgroupInShader ? [VULKAN_ZERO_INIT_TOGGLE] : [])];
+  return [...(enabled.length ? [`enable-dawn-features=${enabled.join(',')}`] : []), `disable-dawn-features=${disabled.join(',')}`];
 }
 
 function newInstance(t: InstanceToggles): GPU {
@@ -115,6 +124,10 @@ export function mayHaveHardwareGpu(devDir = '/dev', platform: string = process.p
   }
 }
 
+async function softwareAdapter(toggles: InstanceToggles, probed: GPUAdapter): Promise<GPUAdapter> {
+  return (await newInstance({ ...toggles, zeroWorkgroupInShader: true }).requestAdapter({ powerPreference: 'high-performance' })) ?? probed;
+}
+
 export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<NodeAdapter> {
   const robustness = toggles.robustness !== false;
   installGlobals();
@@ -125,10 +138,13 @@ export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<No
   // SwiftShader then, as the probe would have.
   const probe = userChoseDriver || mayHaveHardwareGpu() || !SWIFTSHADER_ICDS.some((p) => existsSync(p));
   const first = probe ? await newInstance(toggles).requestAdapter({ powerPreference: 'high-performance' }) : null;
-  if (first && (!isSoftware(first) || userChoseDriver)) return { adapter: first, via: userChoseDriver ? 'environment' : 'hardware', robustness };
+  if (first && !isSoftware(first)) return { adapter: first, via: userChoseDriver ? 'environment' : 'hardware', robustness };
+  // A software driver the user chose (VK_ICD_FILENAMES): the same driver again, from an instance whose devices zero
+  // workgroup memory in the shader (`zeroWorkgroupInShader`).
+  if (first && userChoseDriver) return { adapter: await softwareAdapter(toggles, first), via: 'environment', robustness };
   const icd = SWIFTSHADER_ICDS.find((p) => existsSync(p));
   if (!icd) {
-    if (first) return { adapter: first, via: 'hardware', note: 'software adapter', robustness };
+    if (first) return { adapter: await softwareAdapter(toggles, first), via: 'hardware', note: 'software adapter', robustness };
     throw new FinetuneError(
       'no-webgpu',
       'no WebGPU adapter: no GPU driver was found, and SwiftShader is missing (on Debian: apt-get install -y chromium libvulkan1)',
@@ -136,7 +152,7 @@ export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<No
   }
   // The Vulkan loader re-reads this when Dawn makes a new instance.
   process.env.VK_ICD_FILENAMES = icd;
-  const adapter = await newInstance(toggles).requestAdapter();
+  const adapter = await newInstance({ ...toggles, zeroWorkgroupInShader: true }).requestAdapter();
   if (!adapter) throw new FinetuneError('no-webgpu', `SwiftShader at ${icd} gave no WebGPU adapter (is libvulkan1 installed?)`);
   return { adapter, via: 'swiftshader', note: `no hardware GPU found; using SwiftShader (${icd}), a CPU implementation: correct but slow`, robustness };
 }

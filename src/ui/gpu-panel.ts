@@ -3,6 +3,7 @@
 // beside it "Check this GPU against PyTorch", the whole engine against the PyTorch goldens (check-panel.ts).
 
 import type { GpuAdapterInfo, EngineApi, RememberedKernels } from '../worker/api.ts';
+import { SOFTWARE_ADAPTER_BROWSER_FLAG } from '../core/software-adapter.ts';
 import { formatBytes } from '../core/units.ts';
 import { formatDateTime } from './format.ts';
 import type * as Comlink from 'comlink';
@@ -13,6 +14,17 @@ export const WEBGPU_HELP =
   'WebGPU is needed. It works in Chrome and Edge 113+ (Windows, macOS, ChromeOS, Android 12+), Safari 26+, and ' +
   'Firefox 141+ on Windows. On Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu and ' +
   '--enable-features=Vulkan. Check that hardware acceleration is on (chrome://gpu).';
+
+/** A page cannot set Dawn's toggles: how to start the browser so that its software adapter compiles faster. */
+function softwareTip(): HTMLElement {
+  return h(
+    'p',
+    { class: 'hint', 'data-testid': 'software-tip' },
+    'Chrome or Chromium started with ',
+    h('code', {}, SOFTWARE_ADAPTER_BROWSER_FLAG),
+    ' compiles and runs this page\'s shaders faster on a software adapter, with the same results.',
+  );
+}
 
 function yesNo(v: boolean): string {
   return v ? 'yes' : 'no';
@@ -35,6 +47,7 @@ export function renderAdapter(report: GpuAdapterInfo): HTMLElement {
     report.software
       ? h('p', { class: 'warn' }, 'This is a software (CPU) implementation of WebGPU: results are correct but training will be very slow.')
       : null,
+    report.software ? softwareTip() : null,
     h('dl', { class: 'facts', 'data-testid': 'adapter-facts' }, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
   );
 }

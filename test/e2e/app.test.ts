@@ -20,6 +20,10 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
     expect(facts).toContain('maxStorageBufferBindingSize');
     expect(facts).toMatch(/subgroups(yes|no)/);
     expect(await status.textContent()).toMatch(/swiftshader/i);
+    // How to start the browser so that this adapter compiles the page's shaders faster (this tier starts it so).
+    expect(await app.page.getByTestId('software-tip').textContent()).toBe(
+      "Chrome or Chromium started with --disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension compiles and runs this page's shaders faster on a software adapter, with the same results.",
+    );
   });
 
   it('runs the matmul family in the worker and it matches the float64 reference', async () => {
