@@ -88,6 +88,12 @@ export interface DataStats {
   /** Fraction of padding tokens in epoch 0's micro-batches (each padded to its own longest row, or to padTo). */
   paddingFraction: number;
   validation: { examples: number; sequences: number; tokens: number; lossTokens: number; batches: number };
+  /**
+   * The run as the trainer makes it, every epoch's steps cut by max_steps: its real tokens, the tokens of its
+   * micro-batches with their padding (B × T each), and its micro-batches. What a run costs; the per-epoch figures
+   * above describe the data (a max_steps run may train a small part of an epoch).
+   */
+  run: { tokens: number; paddedTokens: number; microBatches: number };
   /** Decisions taken for the user that they should hear about (e.g. a smaller validation split than asked for). */
   notices?: string[];
 }
@@ -240,6 +246,7 @@ export class TrainingData {
     let sequences0 = 0;
     let lossTokens0 = 0;
     let padded0 = 0;
+    const run = { tokens: 0, paddedTokens: 0, microBatches: 0 };
     const maxSteps = options.max_steps ?? 0;
     if (!(Number.isSafeInteger(maxSteps) && maxSteps >= 0)) throw new FinetuneError('bad-input', `max_steps must be a non-negative integer, got ${maxSteps}`);
     for (let e = 0; e < options.num_train_epochs; e++) {
@@ -250,6 +257,17 @@ export class TrainingData {
       stepsByEpoch.push(steps);
       this.stepStarts.push(this.stepStarts[e] + steps);
       for (const s of seqs) longest = Math.max(longest, sequenceLength(s));
+      // The steps this epoch trains, split into micro-batches as `step` splits them.
+      for (let st = 0; st < steps; st++) {
+        const mine = seqs.slice(st * tbs, (st + 1) * tbs);
+        for (let i = 0; i < mine.length; i += mbs) {
+          const group = mine.slice(i, i + mbs);
+          const lengths = group.map(sequenceLength);
+          run.tokens += lengths.reduce((a, b) => a + b, 0);
+          run.paddedTokens += group.length * (build.padTo ?? Math.max(...lengths));
+          run.microBatches++;
+        }
+      }
       if (e === 0) {
         sequences0 = seqs.length;
         lossTokens0 = lossTokensOf(train, seqs);
@@ -287,6 +305,7 @@ export class TrainingData {
         lossTokens: lossTokensOf(validation, this.validationSeqs),
         batches: Math.ceil(this.validationSeqs.length / options.validation_batch_size),
       },
+      run,
     };
   }
 

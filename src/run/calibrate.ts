@@ -178,15 +178,15 @@ function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
 }
 
 /**
- * The run's duration from a calibration: padded training tokens at the measured rate, plus its validation passes, the
- * streamed layers' uploads, and `tuningPasses` layer passes for the kernel measurement before the first step (0: none
- * will be made).
+ * The run's duration from a calibration: the padded tokens of the steps it makes (max_steps included) at the measured
+ * rate, plus its validation passes, the streamed layers' uploads, and `tuningPasses` layer passes for the kernel
+ * measurement before the first step (0: none will be made).
  */
 export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
-  const trainTokens = Math.round((stats.epochs * stats.tokensPerEpoch) / Math.max(0.05, 1 - stats.paddingFraction));
+  const trainTokens = stats.run.paddedTokens;
   const evaluations = evaluationCount(stats, hp);
   const validationTokens = stats.validation.tokens;
-  const trainPasses = stats.epochs * Math.ceil(stats.sequencesPerEpoch / Math.max(1, stats.microBatchSize));
+  const trainPasses = stats.run.microBatches;
   const trainUploadSeconds = trainingPassUploadSeconds(c) * trainPasses;
   const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.batches : 0;
   const uploadSeconds = trainUploadSeconds + validationUploadSeconds;

@@ -10,8 +10,11 @@ import { runController, type RunControllerHooks } from './run-controller.ts';
 import { deviceLostText, type RunPhase, type RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
-/** An estimate above this on a software adapter offers the quick preset. */
-const SLOW_RUN_SECONDS = 10 * 60;
+/**
+ * An estimate above this on a software adapter offers the quick preset: the demo preset takes 8–11 minutes on
+ * Chromium's SwiftShader (2026-12-02), longer than a first look should, and the quick preset 80 s.
+ */
+const SLOW_RUN_SECONDS = 5 * 60;
 
 /** Why Train is not possible right now (what the user can fix first), or null when it is. */
 export function notReadyReason(shared: Shared): string | null {
@@ -228,7 +231,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         ? h(
             'p',
             { class: 'hint' },
-            'This browser gives WebGPU through a software adapter (the CPU): correct, but hours for this run. The quick preset trains eight short steps that finish in minutes here; a real GPU trains this run far faster.',
+            `This browser gives WebGPU through a software adapter (the CPU): correct, but slow. The quick preset trains eight short steps, a minute or two here; a real GPU trains this run far faster.`,
           )
         : null,
       e.softwareAdapter && slow ? h('div', { class: 'actions' }, quick) : null,

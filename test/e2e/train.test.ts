@@ -54,13 +54,17 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('model-info').textContent()).toContain('32,000');
 
     // Before anything trains, the page measures a step here and says how long the demo preset would take. On this
-    // software adapter that is hours, so it offers the quick preset, which plans a run of eight short steps.
+    // software adapter that is minutes (over five), so it offers the quick preset, which plans a run of eight short steps.
     const estimate = page.getByTestId('train-estimate');
     await estimate.waitFor({ timeout: 240_000 });
     expect(await estimate.textContent()).toMatch(/^This run should take about [\d.]+ (s|min|hours|days) here \(.*tokens\/s measured on this software adapter\)\.$/);
     await page.getByTestId('preset-quick').click();
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*8 \(8 per epoch\)/ }).waitFor();
     await page.getByTestId('train-estimate').filter({ hasText: /should take about/ }).waitFor({ timeout: 60_000 });
+    // Priced by the steps it makes (8 of 2 rows, each at most 32 tokens), not by the whole epoch max_steps cuts short.
+    const quickTokens = /\(([\d,]+) training tokens/.exec((await page.getByTestId('train-estimate').textContent()) ?? '');
+    expect(Number(quickTokens?.[1].replace(/,/g, ''))).toBeGreaterThan(0);
+    expect(Number(quickTokens?.[1].replace(/,/g, ''))).toBeLessThanOrEqual(8 * 2 * 32);
     await screenshot(page, 'train-estimate-quick-preset');
     await page.getByTestId('preset-demo').click();
 

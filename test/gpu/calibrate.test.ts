@@ -11,6 +11,7 @@ import { forwardPassUploads, trainingPassUploads } from '../../src/engine/mistra
 import { destroyMistralWeights, moveLayersToHost } from '../../src/engine/mistral/weights.ts';
 import { calibrate, CALIBRATION_TOKENS, estimateRun, evaluationCount, type Calibration } from '../../src/run/calibrate.ts';
 import { parseHyperparams } from '../../src/config/index.ts';
+import { TrainingData } from '../../src/data/batches.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
 
@@ -113,9 +114,24 @@ describe('estimate arithmetic', () => {
     microBatchSize: 2,
     totalSteps: 4,
     validation: { tokens: 50, lossTokens: 40, batches: 3 },
+    run: { tokens: 1800, paddedTokens: 2000, microBatches: 8 }, // 2 epochs × ⌈7 / 2⌉ micro-batches, 10 % padding
   } as Parameters<typeof estimateRun>[0];
   const hp = { run_validation: true, eval_steps: 0 };
   const c: Calibration = { secondsPerToken: 0.01, measuredTokens: 16, measuredSeconds: 0.16, method: 'model' };
+
+  it('prices the steps the run makes: a max_steps run by its own steps, not by its whole epochs', () => {
+    // 40 rows, 4 an optimizer step in micro-batches of 2: 10 steps an epoch, of which max_steps trains 3.
+    const rows = Array.from({ length: 40 }, (_, k) => ({ line: k + 1, ids: Uint32Array.from({ length: 3 + (k % 5) }, (_, t) => t + 1), lossStart: 0, truncated: 0 }));
+    const options = { num_train_epochs: 2, train_batch_size: 4, micro_batch_size: 2, validation_batch_size: 1, pack_sequences: false, wrap_packed_sequences: false, chunk_size: 2048, seed: 7, max_steps: 3, run_validation: false, num_validation_samples: 0 };
+    const data = new TrainingData(rows, [], options);
+    const padded = [...data.steps()].flatMap((st) => st.microBatches).reduce((a, m) => a + m.B * m.T, 0);
+    const e = estimateRun(data.stats, { run_validation: false, eval_steps: 0 }, c, true);
+    expect(e.trainTokens).toBe(padded);
+    expect(e.seconds).toBeCloseTo(0.01 * padded, 9);
+    // Streamed: one training pass's uploads per micro-batch the run makes (3 steps × 2).
+    const streamed = estimateRun(data.stats, { run_validation: false, eval_steps: 0 }, { ...c, uploads: { perTrainingPass: 6, perValidationPass: 5, seconds: 0.5 } }, false);
+    expect(streamed.uploadSeconds).toBeCloseTo(3 * 2 * 6 * 0.5, 9);
+  });
 
   it('resident layers: padded training tokens and validation forwards at the measured rate', () => {
     const e = estimateRun(stats, hp, c, false);

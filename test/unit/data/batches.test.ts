@@ -289,6 +289,30 @@ describe('the training plan', () => {
     expect(isFinetuneError(thrown(() => new TrainingData(two, [], OPTS, { padTo: 4 })), 'bad-input')).toBe(true);
   });
 
+  it("counts the run as the trainer makes it: every epoch's steps, cut by max_steps, with their padding", () => {
+    // Rows of uneven lengths, so that padding, packing and the seeded order all change the sums.
+    const uneven = Array.from({ length: 11 }, (_, k) => ex(k, 2 + ((k * 5) % 7)));
+    for (const o of [
+      { ...OPTS },
+      { ...OPTS, max_steps: 4 }, // ends inside the second epoch (3 steps an epoch)
+      { ...OPTS, max_steps: 2, micro_batch_size: 1 },
+      { ...OPTS, pack_sequences: true, chunk_size: 9, max_steps: 5 },
+      { ...OPTS, num_train_epochs: 1, train_batch_size: 2, micro_batch_size: 2 },
+    ]) {
+      const data = new TrainingData(uneven, [], o);
+      const steps = [...data.steps()];
+      const batches = steps.flatMap((st) => st.microBatches);
+      expect(data.stats.run, JSON.stringify(o)).toEqual({
+        tokens: batches.reduce((a, m) => a + m.tokens, 0),
+        paddedTokens: batches.reduce((a, m) => a + m.B * m.T, 0),
+        microBatches: batches.length,
+      });
+    }
+    // With a fixed pad length, every row counts that many tokens.
+    const fixed = new TrainingData(uneven, [], { ...OPTS, max_steps: 1 }, { padTo: 12 });
+    expect(fixed.stats.run).toEqual({ tokens: fixed.step(0).tokens, paddedTokens: 4 * 12, microBatches: 2 });
+  });
+
   it('refuses an empty training set and bad sizes as bad input', () => {
     expect(isFinetuneError(thrown(() => new TrainingData([], [], OPTS)), 'bad-input')).toBe(true);
     expect(isFinetuneError(thrown(() => new TrainingData(rows, [], { ...OPTS, micro_batch_size: 3 })), 'bad-input')).toBe(true);
