@@ -200,7 +200,12 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       for (const r of Array.isArray(list) ? list : [errorParts(e).message]) refusals.append(h('li', {}, String(r)));
     }
     const tokens = train?.report?.summary.tokens?.total;
-    if (!train || tokens === undefined) return void (estimate.textContent = 'Choose a training file to see the estimated cost.');
+    if (!train) return void (estimate.textContent = 'Choose a training file to see the estimated cost.');
+    if (tokens === undefined || tokens === null) {
+      // A file being read again (the layout or max_seq_len changed) is not a missing file.
+      const why = train.status === 'error' || train.report?.ok === false ? `${train.file.name} has errors (Dataset panel)` : `counting the tokens of ${train.file.name}…`;
+      return void (estimate.textContent = `Estimated cost: ${why}`);
+    }
     const est = estimateRemoteCost({ tokens, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
     estimate.textContent = `Estimated: about ${Math.ceil(est.seconds / 60)} min on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${tokens} tokens × ${hp.num_train_epochs} ${hp.num_train_epochs === 1 ? 'epoch' : 'epochs'}; Replicate bills the real time at $0.0014/s).`;
     estimate.title = est.basis;

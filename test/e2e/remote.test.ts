@@ -120,7 +120,10 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
 
     // Before the first job the list says it is empty; the estimate counts one epoch as one.
     expect(await page.getByTestId('remote-no-jobs').isVisible()).toBe(true);
-    expect(await page.getByTestId('remote-estimate').textContent()).toMatch(/tokens × 1 epoch;/);
+    // The form's changes make the page read the file again (max_seq_len), and the estimate follows when it is read.
+    await page.getByTestId('remote-estimate').filter({ hasText: /tokens × 1 epoch;/ }).waitFor({ timeout: 60_000 }).catch(async () => {
+      throw new Error(`the estimate did not come back: "${await page.getByTestId('remote-estimate').textContent()}", train rows "${await page.locator('[data-testid="train-summary"] dd[data-key="rows"]').textContent()}"`);
+    });
     fake.script = { processingPolls: 3, outcome: 'succeeded', hold: true };
     await press(page.getByTestId('remote-send'));
     const row = page.getByTestId('remote-job').first();
