@@ -124,8 +124,14 @@ export function mayHaveHardwareGpu(devDir = '/dev', platform: string = process.p
   }
 }
 
+/** An instance for a software adapter: its devices zero workgroup memory in the shader (`zeroWorkgroupInShader`). */
+function softwareInstance(toggles: InstanceToggles): GPU {
+  return newInstance({ ...toggles, zeroWorkgroupInShader: true });
+}
+
+/** The software adapter the probe found, again from a software instance (the same driver: VK_ICD_FILENAMES or none). */
 async function softwareAdapter(toggles: InstanceToggles, probed: GPUAdapter): Promise<GPUAdapter> {
-  return (await newInstance({ ...toggles, zeroWorkgroupInShader: true }).requestAdapter({ powerPreference: 'high-performance' })) ?? probed;
+  return (await softwareInstance(toggles).requestAdapter({ powerPreference: 'high-performance' })) ?? probed;
 }
 
 export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<NodeAdapter> {
@@ -139,8 +145,7 @@ export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<No
   const probe = userChoseDriver || mayHaveHardwareGpu() || !SWIFTSHADER_ICDS.some((p) => existsSync(p));
   const first = probe ? await newInstance(toggles).requestAdapter({ powerPreference: 'high-performance' }) : null;
   if (first && !isSoftware(first)) return { adapter: first, via: userChoseDriver ? 'environment' : 'hardware', robustness };
-  // A software driver the user chose (VK_ICD_FILENAMES): the same driver again, from an instance whose devices zero
-  // workgroup memory in the shader (`zeroWorkgroupInShader`).
+  // A software driver the user chose (VK_ICD_FILENAMES).
   if (first && userChoseDriver) return { adapter: await softwareAdapter(toggles, first), via: 'environment', robustness };
   const icd = SWIFTSHADER_ICDS.find((p) => existsSync(p));
   if (!icd) {
@@ -152,7 +157,7 @@ export async function findNodeAdapter(toggles: InstanceToggles = {}): Promise<No
   }
   // The Vulkan loader re-reads this when Dawn makes a new instance.
   process.env.VK_ICD_FILENAMES = icd;
-  const adapter = await newInstance({ ...toggles, zeroWorkgroupInShader: true }).requestAdapter();
+  const adapter = await softwareInstance(toggles).requestAdapter();
   if (!adapter) throw new FinetuneError('no-webgpu', `SwiftShader at ${icd} gave no WebGPU adapter (is libvulkan1 installed?)`);
   return { adapter, via: 'swiftshader', note: `no hardware GPU found; using SwiftShader (${icd}), a CPU implementation: correct but slow`, robustness };
 }

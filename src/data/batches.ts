@@ -207,6 +207,18 @@ function lossTokensOf(examples: readonly Example[], seqs: readonly Sequence[]): 
 }
 
 /** The training and validation data of a run, with its plan of steps. */
+/** Sequences taken `mbs` at a time, each micro-batch padded to its longest row (or to `padTo`): their tokens. */
+function microBatchTokens(seqs: readonly Sequence[], mbs: number, padTo: number | undefined): DataStats['run'] {
+  const out = { tokens: 0, paddedTokens: 0, microBatches: 0 };
+  for (let i = 0; i < seqs.length; i += mbs) {
+    const lengths = seqs.slice(i, i + mbs).map(sequenceLength);
+    out.tokens += lengths.reduce((a, b) => a + b, 0);
+    out.paddedTokens += lengths.length * (padTo ?? Math.max(...lengths));
+    out.microBatches++;
+  }
+  return out;
+}
+
 export class TrainingData {
   readonly train: Example[];
   readonly validation: Example[];
@@ -257,25 +269,16 @@ export class TrainingData {
       stepsByEpoch.push(steps);
       this.stepStarts.push(this.stepStarts[e] + steps);
       for (const s of seqs) longest = Math.max(longest, sequenceLength(s));
-      // The steps this epoch trains, split into micro-batches as `step` splits them.
-      for (let st = 0; st < steps; st++) {
-        const mine = seqs.slice(st * tbs, (st + 1) * tbs);
-        for (let i = 0; i < mine.length; i += mbs) {
-          const group = mine.slice(i, i + mbs);
-          const lengths = group.map(sequenceLength);
-          run.tokens += lengths.reduce((a, b) => a + b, 0);
-          run.paddedTokens += group.length * (build.padTo ?? Math.max(...lengths));
-          run.microBatches++;
-        }
-      }
+      // The steps this epoch trains (train_batch_size is a multiple of micro_batch_size, so its micro-batches are
+      // those of `step`).
+      const trained = microBatchTokens(seqs.slice(0, steps * tbs), mbs, build.padTo);
+      run.tokens += trained.tokens;
+      run.paddedTokens += trained.paddedTokens;
+      run.microBatches += trained.microBatches;
       if (e === 0) {
         sequences0 = seqs.length;
         lossTokens0 = lossTokensOf(train, seqs);
-        for (let i = 0; i < seqs.length; i += mbs) {
-          const group = seqs.slice(i, i + mbs);
-          const T = build.padTo ?? Math.max(...group.map(sequenceLength));
-          padded0 += group.length * T;
-        }
+        padded0 = microBatchTokens(seqs, mbs, build.padTo).paddedTokens;
       }
     }
     if (build.padTo !== undefined && longest > build.padTo) {

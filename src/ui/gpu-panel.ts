@@ -44,10 +44,9 @@ export function renderAdapter(report: GpuAdapterInfo): HTMLElement {
   return h(
     'div',
     {},
-    report.software
-      ? h('p', { class: 'warn' }, 'This is a software (CPU) implementation of WebGPU: results are correct but training will be very slow.')
-      : null,
-    report.software ? softwareTip() : null,
+    ...(report.software
+      ? [h('p', { class: 'warn' }, 'This is a software (CPU) implementation of WebGPU: results are correct but training will be very slow.'), softwareTip()]
+      : []),
     h('dl', { class: 'facts', 'data-testid': 'adapter-facts' }, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
   );
 }

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { nf4_destroy, nf4_quantize, nf4_upload, type Nf4Weight } from '../../src/engine/kernels/nf4.ts';
-import { nf4_matmul_backward, nf4_matmul_forward, nf4BackwardBasic, nf4ForwardBasic, type Nf4RowBlock } from '../../src/engine/kernels/nf4_matmul.ts';
+import { nf4_matmul_backward, nf4_matmul_forward, nf4BackwardBasic, nf4ForwardBasic } from '../../src/engine/kernels/nf4_matmul.ts';
+import type { RowBlock } from '../../src/engine/kernels/matmul.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { nf4MatmulBackwardRef, nf4MatmulForwardRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { gpuContext } from './context.ts';
@@ -91,8 +92,8 @@ describe('nf4 matmul (fused dequantisation) against float64', () => {
         for (const o of [{}, { accumulate: true, alpha: -1.5 }]) {
           const label = `${M}×${N}×${K}${doubleQuant ? ' dq' : ''}${o.accumulate ? ' accumulate' : ''}`;
           const [c0, dx0] = [randomArray(M * N, 1), randomArray(M * K, 2)];
-          const forward = (block: Nf4RowBlock) => bits((Y) => nf4ForwardBasic(ctx, Y, bX, W, M, o, block), c0);
-          const backward = (block: Nf4RowBlock) => bits((dX) => nf4BackwardBasic(ctx, dX, bdY, W, M, o, block), dx0);
+          const forward = (block: RowBlock) => bits((Y) => nf4ForwardBasic(ctx, Y, bX, W, M, o, block), c0);
+          const backward = (block: RowBlock) => bits((dX) => nf4BackwardBasic(ctx, dX, bdY, W, M, o, block), dx0);
           expect(await forward('short'), `forward ${label}`).toEqual(await forward('square'));
           expect(await backward('short'), `backward ${label}`).toEqual(await backward('square'));
         }

@@ -24,8 +24,6 @@ export interface Nf4MatmulOptions {
 }
 
 const BLOCK = 64;
-/** Which row block the basic NF4 products run (matmul.ts: rowBlock, the basic GEMM's choice). */
-export type Nf4RowBlock = RowBlock;
 
 function params(M: number, N: number, K: number, o: Nf4MatmulOptions): ArrayBuffer {
   const u = new ArrayBuffer(32);
@@ -80,7 +78,7 @@ function nf4ForwardFp32(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weigh
  * The forward on this file's kernel (64×64 blocks; 16×64 at M ≤ 16), whatever the context's GEMM choice; no argument
  * checks.
  */
-export function nf4ForwardBasic(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}, block: Nf4RowBlock = 'auto'): void {
+export function nf4ForwardBasic(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}, block: RowBlock = 'auto'): void {
   const { defines, rows } = rowBlock(M, block);
   ctx.dispatch(
     { shader: 'nf4_matmul', entry: 'forward', defines: { DQ: W.doubleQuant, ...defines } },
@@ -114,7 +112,7 @@ function nf4BackwardFp32(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4We
  * The input gradient on this file's kernel (64×64 blocks; 16×64 at M ≤ 16), whatever the context's GEMM choice; no
  * argument checks.
  */
-export function nf4BackwardBasic(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}, block: Nf4RowBlock = 'auto'): void {
+export function nf4BackwardBasic(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4MatmulOptions = {}, block: RowBlock = 'auto'): void {
   const [N, K] = [W.rows, W.cols];
   const { defines, rows } = rowBlock(M, block);
   ctx.dispatch(
