@@ -25,16 +25,11 @@ import type { MistralWeights } from '../engine/mistral/weights.ts';
 import { timeGpu } from '../engine/timing.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
+import { FORWARD_SHARE, validationSteps } from './eta.ts';
 import { repeatableLayerWork } from './layer-work.ts';
 
 /** Tokens in the measured pass: enough to amortise dispatch overhead, few enough for seconds on a software adapter. */
 export const CALIBRATION_TOKENS = 16;
-
-/**
- * A forward pass costs about this share of a training pass (forward, recomputation and backward): used to price
- * validation, which runs forward passes only.
- */
-const FORWARD_SHARE = 0.3;
 
 export interface Calibration {
   /** Seconds one token of training takes (forward, recomputation, backward) on this adapter and model. */
@@ -164,9 +159,7 @@ function uploadsAt(L: number, seconds: number): NonNullable<Calibration['uploads
 
 /** How many validation passes a run makes (as the trainer decides: every eval_steps steps and at the end, or per epoch). */
 export function evaluationCount(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>): number {
-  if (!hp.run_validation || stats.validation.lossTokens === 0) return 0;
-  if (hp.eval_steps > 0) return Math.ceil(stats.totalSteps / hp.eval_steps);
-  return stats.epochs;
+  return validationSteps(stats, hp).length;
 }
 
 /**

@@ -17,7 +17,8 @@ export async function validationLoss(ctx: GpuContext, weights: MistralWeights, l
   // Sized for the largest batch; the runner's buffers are freed whatever happens.
   const runner = new MistralRunner(ctx, weights, lora, runnerShape(data));
   try {
-    return await evaluate(runner, data);
+    const v = await evaluate(ctx, runner, data);
+    return { loss: v.loss, tokens: v.tokens };
   } finally {
     runner.destroy();
   }

@@ -28,7 +28,7 @@ import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
 import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
-import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult } from './trainer.ts';
+import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type ValidationProgress } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
@@ -70,7 +70,8 @@ export interface DatasetReport {
 export type TrainEvent =
   | { type: 'plan'; stats: DataStats; resumedAt: number }
   | ({ type: 'step' } & StepReport)
-  | { type: 'validating'; step: number }
+  /** The validation pass after `step`: `done` of its `batches` finished, and the seconds the run has left. */
+  | ({ type: 'validating' } & ValidationProgress & { etaSeconds: number | null })
   | ({ type: 'eval' } & EvalReport)
   | { type: 'sample'; step: number; prompt: string; text: string }
   | { type: 'checkpoint'; step: number }
@@ -403,7 +404,7 @@ export class FinetuneSession {
             onEvent({ type: 'step', ...r });
           },
           onSkip: (r) => onEvent({ type: 'skipped', ...r }),
-          onEvalStart: (step) => onEvent({ type: 'validating', step }),
+          onValidating: (p) => onEvent({ type: 'validating', ...p }),
           onEval: async (r) => {
             const h = history.find((x) => x.step === r.step);
             if (h) h.valLoss = r.valLoss;

@@ -1,7 +1,7 @@
 // The training loop, MLX-LM style: a plain function of the data plan, the model runner and callbacks that report
 // dicts with fixed keys. Per optimizer step: zero the LoRA gradients, forward+backward each micro-batch (gradients
-// accumulate), clip and step AdamW on the GPU, read back one number (the loss). Validation, checkpoints and
-// pause/stop happen between steps; nothing else.
+// accumulate), clip and step AdamW on the GPU, read back one number (the loss). Validation and checkpoints happen
+// between steps; pause and stop between steps and between a validation pass's batches; nothing else.
 
 import type { TrainingData } from '../data/batches.ts';
 import { peftKey } from '../model/lora-adapter.ts';
@@ -16,6 +16,7 @@ import { loraModules } from '../engine/mistral/lora.ts';
 import type { MistralRunner, OptimizerSettings } from '../engine/mistral/model.ts';
 import { learningRate, type LrScheduler } from './schedule.ts';
 import { SaveTimer, systemClock, type Clock } from './save-timer.ts';
+import { RunTimer, validationSteps } from './eta.ts';
 
 /** What the loop needs from the hyperparameters (a Hyperparams object from src/config fits). */
 export interface TrainerSettings {
@@ -73,8 +74,11 @@ export interface EvalReport {
 
 export interface TrainerCallbacks {
   onStep?: (r: StepReport) => void;
-  /** Validation of the adapter after `step` begins (it can take a while: the page says so). */
-  onEvalStart?: (step: number) => void;
+  /**
+   * The validation pass after a step: once as it begins (done 0), then as its batches finish on the GPU, with the
+   * seconds the whole run has left (it can take a while: the page and the command line show it).
+   */
+  onValidating?: (p: ValidationProgress & { etaSeconds: number | null }) => void;
   /** A promise it returns is awaited before training goes on (the session generates the validation_prompt sample). */
   onEval?: (r: EvalReport) => unknown;
   /** A step skipped because its loss or gradient norm was not finite. */
@@ -83,12 +87,12 @@ export interface TrainerCallbacks {
   onCheckpoint?: (step: number, state: Uint8Array) => void | Promise<void>;
 }
 
-/** Pause, resume and stop between steps. */
+/** Pause, resume and stop between steps, and between the batches of a validation pass. */
 export class TrainControl {
   private pausedWith: { promise: Promise<void>; resolve: () => void } | null = null;
   stopped = false;
 
-  /** `clock` (milliseconds) times the checkpoints by minutes; tests pass a fake one. */
+  /** `clock` (milliseconds) times the steps, the validation passes and the checkpoints by minutes; tests pass a fake one. */
   constructor(readonly clock: Clock = systemClock) {}
 
   get paused(): boolean {
@@ -129,7 +133,6 @@ export interface TrainResult {
   seconds: number;
 }
 
-const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 /** The runner shape a run needs: micro-batch rows × the longest training or validation sequence. */
 export function runnerShape(data: TrainingData): { B: number; T: number } {
@@ -142,16 +145,64 @@ export function runnerShape(data: TrainingData): { B: number; T: number } {
   return { B, T };
 }
 
-/** Mean validation loss over every counted token of the validation set. */
-export async function evaluate(runner: MistralRunner, data: TrainingData): Promise<{ loss: number; tokens: number }> {
+/** How far a validation pass has come: `done` of its `batches` batches have finished on the GPU. */
+export interface ValidationProgress {
+  /** The plan step the pass validates. */
+  step: number;
+  batches: number;
+  done: number;
+  /** Seconds since the pass began. */
+  seconds: number;
+}
+
+export interface EvaluateOptions {
+  /** Pause and stop between batches: a paused pass resumes where it was, with the same result. */
+  control?: TrainControl;
+  /** After each batch finishes on the GPU (and once at 0 before the first). */
+  onProgress?: (p: Omit<ValidationProgress, 'step'>) => void;
+}
+
+/**
+ * Mean validation loss over every counted token of the validation set; `stopped` when `control` stopped it between
+ * batches (the loss is then NaN). One batch is kept queued ahead of the one being waited for, so the GPU never idles
+ * while progress is read back.
+ */
+export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: TrainingData, o: EvaluateOptions = {}): Promise<{ loss: number; tokens: number; seconds: number; stopped: boolean }> {
   const tokens = data.stats.validation.lossTokens;
-  if (tokens === 0) return { loss: NaN, tokens: 0 };
+  if (tokens === 0) return { loss: NaN, tokens: 0, seconds: 0, stopped: false };
+  const batches = data.stats.validation.batches;
+  const now = o.control?.clock ?? systemClock;
+  const started = now();
+  const elapsed = (): number => (now() - started) / 1000;
+  const progress = (done: number, seconds = elapsed()): void => o.onProgress?.({ batches, done, seconds });
+  progress(0);
   runner.resetLoss();
+  let queued = 0;
+  let finished: Promise<void> | null = null;
   for (const b of data.validationBatches()) {
     runner.setBatch(b);
     runner.evaluate(1 / tokens);
+    queued++;
+    if (finished) {
+      await finished;
+      progress(queued - 1);
+    }
+    // A fence after this batch: awaited once the next one is queued behind it.
+    finished = ctx.sync();
+    if (o.control && (o.control.paused || o.control.stopped)) {
+      // Settle the fence first: while paused, the page may use the GPU (export, Try it), which fences too.
+      await finished;
+      finished = null;
+      progress(queued);
+      await o.control.pausePoint();
+      if (o.control.stopped) return { loss: NaN, tokens, seconds: elapsed(), stopped: true };
+    }
   }
-  return { loss: await runner.readLoss(), tokens };
+  if (finished) await finished;
+  const loss = await runner.readLoss();
+  const seconds = elapsed();
+  progress(queued, seconds);
+  return { loss, tokens, seconds, stopped: false };
 }
 
 /**
@@ -172,6 +223,8 @@ export async function train(
     throw new FinetuneError('bad-input', `cannot start at step ${fromStep}: the plan has ${total} steps`, { fromStep, totalSteps: total });
   }
   const k = data.accumulation;
+  // Every duration the run reports comes from the control's clock (tests drive a fake one).
+  const now = control.clock;
   const started = now();
   let lastLoss: number | null = null;
   let lastVal: number | null = null;
@@ -185,8 +238,10 @@ export async function train(
     epochEnds.add(end + n);
     return end + n;
   }, 0);
-  const shouldEval = (step: number, endOfEpoch: boolean): boolean =>
-    s.run_validation && data.stats.validation.lossTokens > 0 && (s.eval_steps > 0 ? step % s.eval_steps === 0 || step === total : endOfEpoch);
+  const evalAfter = validationSteps(data.stats, s);
+  const shouldEval = new Set(evalAfter);
+  // The ETA, from the work timed so far (pauses are not work).
+  const timer = new RunTimer(total, evalAfter, data.stats.validation.tokens);
   const shouldSave = (step: number, endOfEpoch: boolean): boolean => (s.save_steps > 0 ? step % s.save_steps === 0 || step === total : endOfEpoch);
   const saveTimer = new SaveTimer(s.save_every_minutes ?? 0, control.clock);
 
@@ -231,8 +286,9 @@ export async function train(
       runner.applyUpdate(opt);
       lastLoss = loss;
     }
+    const stepSeconds = (now() - t0) / 1000;
+    timer.stepDone(stepSeconds, step.microBatches.reduce((sum, m) => sum + m.B * m.T, 0));
     const elapsed = (now() - started) / 1000;
-    const done = index + 1 - fromStep;
     if (!bad) callbacks.onStep?.({
       step: index + 1,
       totalSteps: total,
@@ -241,21 +297,33 @@ export async function train(
       lr,
       gradNorm: norm,
       tokens: step.tokens,
-      tokensPerSecond: step.tokens / ((now() - t0) / 1000),
+      tokensPerSecond: step.tokens / stepSeconds,
       elapsedSeconds: elapsed,
-      etaSeconds: (elapsed / done) * (total - index - 1),
+      etaSeconds: timer.remaining(index + 1) ?? 0,
     });
     const endOfEpoch = epochEnds.has(index + 1);
-    if (shouldEval(index + 1, endOfEpoch)) {
-      callbacks.onEvalStart?.(index + 1);
-      const e0 = now();
-      const v = await evaluate(runner, data);
-      lastVal = v.loss;
-      await callbacks.onEval?.({ step: index + 1, valLoss: v.loss, valTokens: v.tokens, seconds: (now() - e0) / 1000 });
+    // A stop asked for during the step skips its validation pass (one asked for during the pass abandons it).
+    if (shouldEval.has(index + 1) && !control.stopped) {
+      const at = index + 1;
+      const v = await evaluate(ctx, runner, data, {
+        control,
+        onProgress: (p) => callbacks.onValidating?.({ step: at, ...p, etaSeconds: timer.remainingDuringValidation(at, p.done / p.batches, p.seconds) }),
+      });
+      // Stopped between its batches, the pass is abandoned: no validation loss for this step, whose checkpoint is
+      // still saved below when due; the loop ends at the next step's pause point.
+      if (!v.stopped) {
+        timer.validationDone(v.seconds);
+        lastVal = v.loss;
+        const o0 = now();
+        await callbacks.onEval?.({ step: at, valLoss: v.loss, valTokens: v.tokens, seconds: v.seconds });
+        timer.otherDone((now() - o0) / 1000);
+      }
     }
     if (callbacks.onCheckpoint && (shouldSave(index + 1, endOfEpoch) || saveTimer.due)) {
+      const c0 = now();
       await callbacks.onCheckpoint(index + 1, await saveTrainState(ctx, runner.lora!, index + 1));
       saveTimer.saved();
+      timer.otherDone((now() - c0) / 1000);
     }
   }
   return { steps: stepsDone, skipped, stopped: control.stopped, finalLoss: lastLoss, finalValLoss: lastVal, seconds: (now() - started) / 1000 };

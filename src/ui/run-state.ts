@@ -59,6 +59,8 @@ export interface RunState {
   resumedFrom: string | null;
   /** Which kernels the run trains with and how they were chosen (its 'kernels' event), for the line under the readouts. */
   kernels: string | null;
+  /** The validation pass under way (phase 'validating', or paused in one): how many of its batches are done. */
+  validating: { step: number; done: number; batches: number } | null;
 }
 
 export type RunAction =
@@ -91,6 +93,7 @@ export const IDLE_RUN: RunState = {
   checkpointStep: null,
   resumedFrom: null,
   kernels: null,
+  validating: null,
 };
 
 /** True while a run holds the engine (inputs that would change it are locked). */
@@ -121,6 +124,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
         ...s,
         // Validation ends with its own event; a step event means training goes on.
         phase: s.phase === 'validating' ? 'running' : s.phase,
+        validating: null,
         step: e.step,
         totalSteps: e.totalSteps,
         history,
@@ -132,17 +136,25 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
           tokensPerSecond: e.tokensPerSecond,
           tokensPerStep: e.tokens,
           elapsedSeconds: e.elapsedSeconds,
-          etaSeconds: e.step >= e.totalSteps ? 0 : e.etaSeconds,
+          // The trainer's ETA counts the validation passes still to come (the last step's included).
+          etaSeconds: e.etaSeconds,
         },
       };
     }
     case 'validating':
-      return s.phase === 'running' ? { ...s, phase: 'validating', note: `Validating the adapter after step ${e.step}…` } : { ...s, note: `Validating the adapter after step ${e.step}…` };
+      return {
+        ...s,
+        phase: s.phase === 'running' ? 'validating' : s.phase,
+        validating: { step: e.step, done: e.done, batches: e.batches },
+        note: validatingText(e),
+        readouts: s.readouts && e.etaSeconds !== null ? { ...s.readouts, etaSeconds: e.etaSeconds } : s.readouts,
+      };
     case 'eval': {
       const history = s.history.map((p) => (p.step === e.step ? { ...p, valLoss: e.valLoss } : p));
       return {
         ...s,
         phase: s.phase === 'validating' ? 'running' : s.phase,
+        validating: null,
         history,
         validation: { step: e.step, valLoss: e.valLoss, valTokens: e.valTokens, seconds: e.seconds },
         note: `Validation loss ${e.valLoss.toPrecision(4)} after step ${e.step}.`,
@@ -162,6 +174,12 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
     default:
       return s;
   }
+}
+
+/** What the page says during the validation pass after a step: which step, and how far it has come. */
+export function validatingText(p: { step: number; done: number; batches: number }): string {
+  const where = p.done > 0 ? `: ${p.done} / ${p.batches} batches` : '';
+  return `Validating the adapter after step ${p.step}${where}…`;
 }
 
 /** Readouts frozen at the end of a run: no countdown keeps ticking. */
@@ -191,7 +209,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
     case 'pause':
       return s.phase === 'running' || s.phase === 'validating' ? { ...s, phase: 'paused' } : s;
     case 'unpause':
-      return s.phase === 'paused' ? { ...s, phase: 'running' } : s;
+      return s.phase === 'paused' ? { ...s, phase: s.validating ? 'validating' : 'running' } : s;
     case 'stop':
       return runBusy(s.phase) ? { ...s, phase: 'stopping' } : s;
     case 'finished': {
@@ -202,6 +220,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
       return {
         ...s,
         phase: r.stopped ? 'stopped' : 'done',
+        validating: null,
         step: r.steps,
         hasAdapter: true,
         readouts: r.stopped ? settled(s.readouts) : s.readouts && { ...s.readouts, etaSeconds: 0 },
@@ -213,6 +232,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
       return {
         ...s,
         phase: 'error',
+        validating: null,
         hasAdapter: s.step > 0 && s.hasAdapter,
         readouts: settled(s.readouts),
         outcome: { kind: 'failed', errorKind: a.kind, message: a.message, ...(a.lostKernels !== undefined ? { lostKernels: a.lostKernels } : {}) },

@@ -7,7 +7,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci } from './format.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
-import { deviceLostText, type RunPhase, type RunState } from './run-state.ts';
+import { deviceLostText, validatingText, type RunPhase, type RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 /**
@@ -84,6 +84,16 @@ const PHASE_TEXT: Record<RunPhase, string> = {
   stopped: 'Stopped. Resume continues from the last step.',
   error: 'Training failed.',
 };
+
+/** The line beside the buttons: the phase, and during a validation pass which one and how far it has come. */
+function phaseLine(run: RunState, why: string | null | undefined): string {
+  if (run.phase === 'idle' && why) return 'Not ready yet.';
+  const v = run.validating;
+  if (run.phase === 'validating' && v) return validatingText(v);
+  if (run.phase === 'paused' && v) return `Paused in the validation after step ${v.step} (${v.done} / ${v.batches} batches). Resume continues it; export works while paused.`;
+  if (run.phase === 'stopping' && v) return `Stopping: the validation after step ${v.step} is left unfinished…`;
+  return PHASE_TEXT[run.phase];
+}
 
 export interface TrainingPanelHooks extends RunControllerHooks {
   /** Puts the quick preset into the form. */
@@ -292,7 +302,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     r.val.value.textContent = v ? formatLoss(v.valLoss) : '—';
     if (v) r.val.value.dataset.value = String(v.valLoss);
     else delete r.val.value.dataset.value;
-    r.val.sub.textContent = v ? [`at step ${v.step}`, v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : ''].filter(Boolean).join(' · ') : '';
+    const pass = run.validating;
+    r.val.sub.textContent = pass
+      ? `validating after step ${pass.step}: ${pass.done} / ${pass.batches} batches`
+      : v
+        ? [`at step ${v.step}`, v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : ''].filter(Boolean).join(' · ')
+        : '';
     bar.max = Math.max(1, run.totalSteps);
     bar.value = run.step;
   };
@@ -345,7 +360,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (busy) confirmBox.hidden = true;
     phaseText.className = `status phase-${run.phase}`;
     phaseText.dataset.phase = run.phase;
-    phaseText.textContent = run.phase === 'idle' && why ? 'Not ready yet.' : run.phase === 'validating' ? `Validating the adapter after step ${run.step}…` : PHASE_TEXT[run.phase];
+    phaseText.textContent = phaseLine(run, why);
     note.textContent = run.note;
     kernelsLine.hidden = run.kernels === null;
     kernelsLine.textContent = run.kernels ?? '';

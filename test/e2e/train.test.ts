@@ -16,6 +16,7 @@ const ROWS = [
   { prompt: '# Add two numbers.', completion: 'def add(a, b):\n    return a + b' },
   { prompt: '# Double a number.', completion: 'def double(x):\n    return 2 * x' },
   { prompt: '# Negate a number.', completion: 'def neg(x):\n    return -x' },
+  { prompt: '# Square a number.', completion: 'def sq(x):\n    return x * x' },
 ];
 const JSONL = ROWS.map((r) => JSON.stringify(r)).join('\n') + '\n';
 /** Five very short rows: one held out for validation, four steps of batch 1. */
@@ -68,9 +69,10 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await screenshot(page, 'train-estimate-quick-preset');
     await page.getByTestId('preset-demo').click();
 
-    await setForm(page, TINY_RUN);
-    await upload(page, 'tiny.jsonl', JSONL, 3);
-    // 3 rows, 1 held out for validation, batch 1: two optimizer steps.
+    // Two rows held out for validation, one per batch: a pass of two batches, whose progress the page shows.
+    await setForm(page, { ...TINY_RUN, num_validation_samples: '2' });
+    await upload(page, 'tiny.jsonl', JSONL, 4);
+    // 4 rows, 2 held out for validation, batch 1: two optimizer steps.
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*2 \(2 per epoch\)/ }).waitFor();
     expect(await page.getByTestId('default-num_validation_samples').textContent()).toBe('default 50');
 
@@ -81,6 +83,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('train-pause').isEnabled()).toBe(true);
     expect(await page.locator('#learning_rate').isDisabled()).toBe(true);
     await screenshot(page, 'train-running');
+    // The validation after the last step, batch by batch (each takes seconds here).
+    await page.getByTestId('train-status').filter({ hasText: /^Validating the adapter after step 2: 1 \/ 2 batches…$/ }).waitFor({ timeout: 240_000 });
     await waitRunPhase(page, 'done', 240_000);
 
     expect(await page.getByTestId('step-counter').textContent()).toBe('2 / 2');
@@ -138,6 +142,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
 
   it('pauses a second run (the step counter holds), then stops it with the adapter so far', async () => {
     const page = app.page;
+    await setForm(page, TINY_RUN);
     await upload(page, 'short.jsonl', SHORT, 5);
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*4 \(4 per epoch\)/ }).waitFor();
     await page.getByTestId('train-start').click();

@@ -113,6 +113,7 @@ describe('estimate arithmetic', () => {
     sequencesPerEpoch: 7,
     microBatchSize: 2,
     totalSteps: 4,
+    stepsByEpoch: [2, 2],
     validation: { tokens: 50, lossTokens: 40, batches: 3 },
     run: { tokens: 1800, paddedTokens: 2000, microBatches: 8 }, // 2 epochs × ⌈7 / 2⌉ micro-batches, 10 % padding
   } as Parameters<typeof estimateRun>[0];
@@ -166,7 +167,7 @@ describe('estimate arithmetic', () => {
 });
 
 describe('evaluation count', () => {
-  const stats = { totalSteps: 10, epochs: 3, validation: { lossTokens: 5 } } as Parameters<typeof evaluationCount>[0];
+  const stats = { totalSteps: 10, epochs: 3, stepsByEpoch: [4, 4, 2], validation: { lossTokens: 5 } } as Parameters<typeof evaluationCount>[0];
   it('follows the trainer: per epoch, every eval_steps steps (the last step included), none without validation', () => {
     expect(evaluationCount(stats, { run_validation: true, eval_steps: 0 })).toBe(3);
     expect(evaluationCount(stats, { run_validation: true, eval_steps: 4 })).toBe(3); // steps 4, 8 and 10

@@ -22,6 +22,9 @@ import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 
+/** How often a validation pass's progress is printed at most (its start and end always are). */
+const VALIDATING_EVERY_MS = 2000;
+
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
                [--int8-kernel dp4a|subgroup-matrix]
@@ -31,7 +34,8 @@ const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--valida
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
 (e.g. --num_train_epochs 3 --learning_rate 2e-4 --lora_rank 16 --peft_method qlora --layout instruct); see the list
-below. Prints one JSON line per event (plan, step, eval, checkpoint, sample). The run's data and checkpoints live in
+below. Prints one JSON line per event (plan, step, validating, eval, checkpoint, sample; a validation pass's progress
+at most every 2 s, each step's and pass's etaSeconds counting the validation passes still to come). The run's data and checkpoints live in
 OUT/run (--resume continues a stopped run from there); the final adapter is written to OUT/adapter in PEFT format (adapter_config.json,
 adapter_model.safetensors) and as adapter.gguf for llama.cpp/Ollama, with a README on loading them.
 
@@ -190,10 +194,19 @@ export function makeTrainCommand(
       // Made once: every attempt reads and writes the same caches.
       const weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
       const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
+      let validatingPrinted = 0;
       const onEvent = (e: TrainEvent): void => {
         // A signal that came before the run had started: stop it as soon as it exists.
         if (e.type === 'plan' && stopRequested) session?.stop();
         if (e.type === 'checkpoint') savedStep = e.step;
+        // What the plan says about the data (e.g. a validation split larger than what is left to train on).
+        if (e.type === 'plan') for (const n of e.stats.notices ?? []) io.err(`note: ${n}`);
+        if (e.type === 'validating') {
+          // Reported per batch: printed as it starts and ends, and at most every VALIDATING_EVERY_MS between.
+          const t = Date.now();
+          if (e.done > 0 && e.done < e.batches && t - validatingPrinted < VALIDATING_EVERY_MS) return;
+          validatingPrinted = t;
+        }
         print(e);
       };
       try {

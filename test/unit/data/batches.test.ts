@@ -157,8 +157,18 @@ describe('gradient accumulation and the validation split', () => {
     const one = splitExamples([rows[0]], null, { run_validation: true, num_validation_samples: 50 });
     expect([one.train.length, one.validation.length]).toEqual([1, 0]);
     expect(one.notice).toMatch(/^the training data has 1 row, too few to hold any out for validation/);
-    // Enough rows: no notice.
+    // Enough rows: no notice; as many held out as kept, neither.
     expect(splitExamples(rows, null, { run_validation: true, num_validation_samples: 3 }).notice).toBeUndefined();
+    expect(splitExamples(rows, null, { run_validation: true, num_validation_samples: 5 }).notice).toBeUndefined();
+  });
+
+  it("says so when it holds out more rows than it leaves to train on (Replicate's 50 of a 62-row file)", () => {
+    const s = splitExamples(rows, null, { run_validation: true, num_validation_samples: 6 });
+    expect([s.train.length, s.validation.length]).toEqual([4, 6]);
+    expect(s.validation).toEqual(rows.slice(4));
+    expect(s.notice).toBe(
+      "holding out the last 6 of the training data's 10 rows for validation (num_validation_samples) leaves 4 to train on, fewer than it validates on; choose with num_validation_samples, give validation_data, or set run_validation false",
+    );
   });
 
   it('reports the notice in the plan (prepareTrainingData stats)', () => {

@@ -28,10 +28,21 @@ describe('run state', () => {
     s = runReducer(s, ev({ type: 'plan', stats, resumedAt: 0 }));
     expect(s).toMatchObject({ phase: 'running', totalSteps: 4, hasAdapter: true, plan: stats });
     s = runReducer(s, ev(step(1, 3)));
-    s = runReducer(s, ev({ type: 'validating', step: 1 }));
+    s = runReducer(s, ev({ type: 'validating', step: 1, batches: 5, done: 0, seconds: 0, etaSeconds: null }));
+    expect(s.phase).toBe('validating');
+    expect(s.note).toBe('Validating the adapter after step 1…');
+    // Progress: the batches done, and the run's ETA (which now counts this pass's rest and the passes to come).
+    s = runReducer(s, ev({ type: 'validating', step: 1, batches: 5, done: 2, seconds: 4, etaSeconds: 17 }));
+    expect(s).toMatchObject({ phase: 'validating', validating: { step: 1, done: 2, batches: 5 }, note: 'Validating the adapter after step 1: 2 / 5 batches…' });
+    expect(s.readouts?.etaSeconds).toBe(17);
+    // Paused between its batches, and resumed: still the same pass.
+    s = runReducer(s, { type: 'pause' });
+    expect(s).toMatchObject({ phase: 'paused', validating: { step: 1, done: 2 } });
+    s = runReducer(s, { type: 'unpause' });
     expect(s.phase).toBe('validating');
     s = runReducer(s, ev({ type: 'eval', step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 }));
     expect(s.phase).toBe('running');
+    expect(s.validating).toBeNull();
     expect(s.history).toEqual([{ step: 1, loss: 3, valLoss: 2.5 }]);
     expect(s.validation).toEqual({ step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 });
   });

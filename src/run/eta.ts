@@ -1,0 +1,111 @@
+// How long the rest of a run will take, from what its parts have taken so far. A run is training steps, the
+// validation passes the plan makes between them, and the small work around both (checkpoints, the validation
+// prompt's sample). Each is timed on its own and only while it runs, so that a pause is never counted as work, and
+// a validation pass still to come is priced even before the first one ran (on a small dataset with Replicate's 50
+// held-out rows it can take longer than the training itself).
+
+import type { Hyperparams } from '../config/hyperparams.ts';
+import type { DataStats } from '../data/batches.ts';
+
+/**
+ * A forward pass costs about this share of a training pass (forward, recomputation and backward): how validation is
+ * priced before one has been measured (here and in the time estimate, src/run/calibrate.ts).
+ */
+export const FORWARD_SHARE = 0.3;
+
+/** What validationSteps reads of a run's plan (DataStats). */
+export interface ValidationPlan {
+  totalSteps: DataStats['totalSteps'];
+  stepsByEpoch: readonly number[];
+  validation: Pick<DataStats['validation'], 'lossTokens'>;
+}
+
+/**
+ * The 1-based plan steps after which the trainer validates: every eval_steps steps and the last one, or else each
+ * epoch's last step (an epoch cut short by max_steps ends at the run's last step). None without validation data.
+ */
+export function validationSteps(stats: ValidationPlan, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>): number[] {
+  if (!hp.run_validation || stats.validation.lossTokens === 0) return [];
+  const out: number[] = [];
+  if (hp.eval_steps > 0) {
+    for (let s = hp.eval_steps; s < stats.totalSteps; s += hp.eval_steps) out.push(s);
+    if (stats.totalSteps > 0) out.push(stats.totalSteps);
+    return out;
+  }
+  let end = 0;
+  for (const n of stats.stepsByEpoch) out.push((end += n));
+  return out;
+}
+
+export class RunTimer {
+  private steps = 0;
+  private stepSeconds = 0;
+  private stepTokens = 0;
+  private otherSeconds = 0;
+  private evals = 0;
+  private evalSeconds = 0;
+
+  /**
+   * `evalAfter`: the plan steps followed by a validation pass (validationSteps); `validationTokens`: the tokens one
+   * pass reads, to price a pass before one has run.
+   */
+  constructor(
+    private readonly totalSteps: number,
+    private readonly evalAfter: readonly number[],
+    private readonly validationTokens: number,
+  ) {}
+
+  /** A training step took `seconds` over `tokens` tokens (padding included: what the GPU computed). */
+  stepDone(seconds: number, tokens: number): void {
+    this.steps++;
+    this.stepSeconds += seconds;
+    this.stepTokens += tokens;
+  }
+
+  /** A whole validation pass took `seconds`. */
+  validationDone(seconds: number): void {
+    this.evals++;
+    this.evalSeconds += seconds;
+  }
+
+  /** Work between steps that the plan repeats (checkpoints, samples): spread over the steps. */
+  otherDone(seconds: number): void {
+    this.otherSeconds += seconds;
+  }
+
+  /** Seconds one validation pass takes: measured once one ran, else priced from the training steps' rate. */
+  get validationSeconds(): number {
+    if (this.evals > 0) return this.evalSeconds / this.evals;
+    return this.stepTokens > 0 ? FORWARD_SHARE * this.validationTokens * (this.stepSeconds / this.stepTokens) : 0;
+  }
+
+  /**
+   * Seconds left once plan step `step` (1-based) is done: the steps after it and every validation pass not yet made,
+   * its own included unless `validated` says it already ran. Null before any step has been timed.
+   */
+  remaining(step: number, validated = false): number | null {
+    if (this.steps === 0) return null;
+    const own = !validated && this.evalAfter.includes(step) ? 1 : 0;
+    return this.stepsAfter(step) + (this.passesAfter(step) + own) * this.validationSeconds;
+  }
+
+  /**
+   * Seconds left during the validation pass after `step`, `fraction` (0..1) of it done in `seconds`: the rest of this
+   * pass at its own rate so far, then the steps and passes after it (priced at this pass's rate while none has
+   * finished: it is the best measure of a pass there is).
+   */
+  remainingDuringValidation(step: number, fraction: number, seconds: number): number | null {
+    if (this.steps === 0) return null;
+    const projected = fraction > 0 ? seconds / fraction : this.validationSeconds;
+    const pass = this.evals > 0 ? this.validationSeconds : projected;
+    return Math.max(0, projected - seconds) + this.stepsAfter(step) + this.passesAfter(step) * pass;
+  }
+
+  private stepsAfter(step: number): number {
+    return ((this.stepSeconds + this.otherSeconds) / this.steps) * Math.max(0, this.totalSteps - step);
+  }
+
+  private passesAfter(step: number): number {
+    return this.evalAfter.filter((s) => s > step).length;
+  }
+}

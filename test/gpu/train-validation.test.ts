@@ -1,0 +1,211 @@
+// Validation inside a run (src/run/trainer.ts, src/run/eta.ts) on tiny-mistral: a pass reports its batches as they
+// finish on the GPU, pauses and stops between them (a paused pass gives the same loss, bit for bit), and the ETA of
+// every step and every progress report counts the validation passes still to come and leaves pauses out.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { parseHyperparams, targetModules } from '../../src/config/index.ts';
+import { loadRunData } from '../../src/data/training-data.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
+import { MistralRunner } from '../../src/engine/mistral/model.ts';
+import { loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
+import { mulberry32 } from '../../src/engine/reference/common.ts';
+import { openBaseCheckpoint, type BaseCheckpoint } from '../../src/model/checkpoint.ts';
+import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
+import { FORWARD_SHARE } from '../../src/run/eta.ts';
+import { runnerShape, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
+import { gpuContext } from './context.ts';
+
+const ROWS = [
+  ['def add(a, b):', '    return a + b'],
+  ['def sub(a, b):', '    return a - b'],
+  ['def is_even(n):', '    return n % 2 == 0'],
+  ['# reverse a list', 'xs[::-1]'],
+  ['def first(xs):', '    return xs[0]'],
+  ['def last(xs):', '    return xs[-1]'],
+  ['def neg(x):', '    return -x'],
+  ['def sq(x):', '    return x * x'],
+];
+const JSONL = ROWS.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n');
+
+const HP = parseHyperparams({
+  num_train_epochs: 2,
+  train_batch_size: 2,
+  micro_batch_size: 1,
+  // Three held-out rows, one per batch: a pass of three batches.
+  num_validation_samples: 3,
+  validation_batch_size: 1,
+  learning_rate: 3e-3,
+  lora_rank: 4,
+  lora_alpha: 8,
+  lora_dropout: 0.1,
+  lora_target_modules: 'q_proj,v_proj',
+  max_seq_len: 16,
+});
+
+type Progress = ValidationProgress & { etaSeconds: number | null };
+
+describe('validation in a run', () => {
+  let ctx: GpuContext;
+  let ckpt: BaseCheckpoint;
+  let weights: MistralWeights;
+  let start: LoraAdapter;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4' });
+    start = createAdapter(ckpt.config, { r: 4, alpha: 8, dropout: 0.1, targetModules: targetModules(HP), random: mulberry32(HP.seed) });
+  });
+
+  /** One run from the same start; `hook` may wrap the runner (to drive a fake clock) and adds callbacks. */
+  async function run(control: TrainControl, hook: (runner: MistralRunner, progress: readonly Progress[]) => TrainerCallbacks = () => ({})) {
+    const tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    const { data } = await loadRunData({ train: new Blob([JSONL]).stream() }, tok, HP);
+    const lora = uploadLora(ctx, weights.dims, start);
+    const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: HP.seed });
+    const steps: StepReport[] = [];
+    const evals: EvalReport[] = [];
+    const progress: Progress[] = [];
+    const saved: number[] = [];
+    try {
+      const extra = hook(runner, progress);
+      const result = await train(ctx, runner, data, HP, {
+        ...extra,
+        onStep: (r) => {
+          steps.push(r);
+          extra.onStep?.(r);
+        },
+        onValidating: (p) => {
+          progress.push(p);
+          extra.onValidating?.(p);
+        },
+        onEval: (r) => void evals.push(r),
+        onCheckpoint: (step) => void saved.push(step),
+      }, control);
+      return { data, steps, evals, progress, saved, result };
+    } finally {
+      runner.destroy();
+      destroyLora(ctx, lora);
+    }
+  }
+
+  let whole: Awaited<ReturnType<typeof run>>;
+
+  it('reports each pass batch by batch as the GPU finishes them', async () => {
+    whole = await run(new TrainControl());
+    const { data, evals, progress } = whole;
+    const batches = data.stats.validation.batches;
+    expect(batches).toBe(3);
+    expect(evals.map((e) => e.step)).toEqual([data.stats.stepsByEpoch[0], data.stats.totalSteps]);
+    for (const e of evals) {
+      const own = progress.filter((p) => p.step === e.step);
+      expect(own.map((p) => p.done)).toEqual([0, 1, 2, 3]);
+      expect(own.every((p) => p.batches === batches)).toBe(true);
+      expect(own.at(-1)!.seconds).toBeCloseTo(e.seconds, 9);
+    }
+  });
+
+  it('pauses between the batches of a pass and resumes it to the same loss, bit for bit', async () => {
+    const control = new TrainControl();
+    const first = whole.evals[0].step;
+    let whilePaused: number[] | null = null;
+    const paused = await run(control, (_runner, progress) => ({
+      onValidating: (p) => {
+        if (p.step !== first || p.done !== 1 || control.paused || whilePaused) return;
+        control.pause();
+        // Once the batch queued behind this one has settled, give the pass time to (wrongly) go on, then look.
+        const poll = setInterval(() => {
+          if (!progress.some((q) => q.step === first && q.done === 2)) return;
+          clearInterval(poll);
+          setTimeout(() => {
+            whilePaused = progress.filter((q) => q.step === first).map((q) => q.done);
+            control.resume();
+          }, 500);
+        }, 20);
+      },
+    }));
+    // Paused at 1 of 3: it settled the batch queued behind that one (2 of 3) and went no further until resumed.
+    expect(whilePaused).toEqual([0, 1, 2]);
+    expect(paused.progress.filter((p) => p.step === first).map((p) => p.done)).toEqual([0, 1, 2, 3]);
+    expect(paused.evals.map((e) => e.valLoss)).toEqual(whole.evals.map((e) => e.valLoss));
+    expect(paused.steps.map((s) => s.loss)).toEqual(whole.steps.map((s) => s.loss));
+  });
+
+  it('stops between the batches of a pass: the pass is left unfinished and the run ends at its step', async () => {
+    const control = new TrainControl();
+    const first = whole.evals[0].step;
+    const stopped = await run(control, () => ({ onValidating: (p) => void (p.step === first && p.done === 1 && control.stop()) }));
+    expect(stopped.result).toMatchObject({ stopped: true, steps: first, finalValLoss: null });
+    expect(stopped.evals).toEqual([]);
+    expect(stopped.progress.filter((p) => p.step === first).map((p) => p.done)).toEqual([0, 1, 2]);
+    // The step's own checkpoint (an epoch end) is still saved.
+    expect(stopped.saved).toEqual([first]);
+    expect(stopped.steps.map((s) => s.loss)).toEqual(whole.steps.slice(0, first).map((s) => s.loss));
+  });
+
+  it('gives an ETA that counts the validation passes to come and leaves a pause out', async () => {
+    // A fake clock moved only by the GPU work: 1 s per micro-batch's forward and backward, 0.25 s per validation
+    // batch; an hour passes during a pause after step 1.
+    let ms = 0;
+    const control = new TrainControl(() => ms);
+    const r = await run(control, (runner) => {
+      const fb = runner.forwardBackward.bind(runner);
+      runner.forwardBackward = (...a) => {
+        ms += 1000;
+        fb(...a);
+      };
+      const ev = runner.evaluate.bind(runner);
+      runner.evaluate = (...a) => {
+        ms += 250;
+        ev(...a);
+      };
+      return {
+        onStep: (s) => {
+          if (s.step !== 1) return;
+          control.pause();
+          setTimeout(() => {
+            ms += 3_600_000;
+            control.resume();
+          }, 10);
+        },
+      };
+    });
+    const { data, steps, evals, progress } = r;
+    const total = data.stats.totalSteps;
+    const evalAfter = [data.stats.stepsByEpoch[0], total];
+    const passSeconds = 0.25 * data.stats.validation.batches;
+    expect(evals.map((e) => e.seconds)).toEqual([passSeconds, passSeconds]);
+    // What each step cost on the fake clock, and the tokens it computed (padding included).
+    let seconds = 0;
+    let tokens = 0;
+    const rest: number[] = [];
+    const expected: number[] = [];
+    for (let i = 0; i < total; i++) {
+      const st = data.step(i);
+      seconds += st.microBatches.filter((m) => m.lossTokens > 0).length;
+      tokens += st.microBatches.reduce((n, m) => n + m.B * m.T, 0);
+      const step = i + 1;
+      const pass = evals.some((e) => e.step < step) ? passSeconds : FORWARD_SHARE * data.stats.validation.tokens * (seconds / tokens);
+      rest.push((seconds / step) * (total - step));
+      expected.push(rest[i] + evalAfter.filter((s) => s >= step).length * pass);
+    }
+    steps.forEach((s, i) => expect(s.etaSeconds).toBeCloseTo(expected[i], 9));
+    // Before any pass ran, the ETA already holds two passes' price: more than the steps left alone would take.
+    expect(steps[0].etaSeconds).toBeGreaterThan(rest[0]);
+    // The pause's hour is in no figure.
+    expect(Math.max(...steps.map((s) => s.etaSeconds), ...progress.map((p) => p.etaSeconds ?? 0))).toBeLessThan(60);
+    // During a pass: its rest at its rate so far, then the steps and passes after it (at the finished passes' rate,
+    // or this one's while none has finished).
+    for (const e of evals) {
+      const own = progress.filter((p) => p.step === e.step);
+      for (const p of own.slice(1)) {
+        const projected = p.seconds / (p.done / p.batches);
+        const pass = evals.some((x) => x.step < e.step) ? passSeconds : projected;
+        expect(p.etaSeconds).toBeCloseTo(projected - p.seconds + rest[e.step - 1] + evalAfter.filter((s) => s > e.step).length * pass, 9);
+      }
+    }
+    expect(progress.at(-1)!.etaSeconds).toBe(0);
+  });
+});

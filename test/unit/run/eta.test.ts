@@ -1,0 +1,62 @@
+// The run's ETA (src/run/eta.ts): which steps validate, and the seconds left from the work timed so far.
+import { describe, expect, it } from 'vitest';
+import { FORWARD_SHARE, RunTimer, validationSteps } from '../../../src/run/eta.ts';
+
+const stats = { totalSteps: 10, stepsByEpoch: [4, 4, 2], validation: { lossTokens: 5 } };
+
+describe('validationSteps', () => {
+  it('is each epoch end, or every eval_steps steps and the last, or none', () => {
+    expect(validationSteps(stats, { run_validation: true, eval_steps: 0 })).toEqual([4, 8, 10]);
+    expect(validationSteps(stats, { run_validation: true, eval_steps: 3 })).toEqual([3, 6, 9, 10]);
+    expect(validationSteps(stats, { run_validation: true, eval_steps: 5 })).toEqual([5, 10]);
+    expect(validationSteps(stats, { run_validation: true, eval_steps: 20 })).toEqual([10]);
+    expect(validationSteps(stats, { run_validation: false, eval_steps: 0 })).toEqual([]);
+    expect(validationSteps({ ...stats, validation: { lossTokens: 0 } }, { run_validation: true, eval_steps: 2 })).toEqual([]);
+  });
+});
+
+describe('RunTimer', () => {
+  it('has no ETA before a step was timed', () => {
+    expect(new RunTimer(10, [10], 100).remaining(0)).toBeNull();
+  });
+
+  it('prices the validation passes to come from the training rate until one has run, then from the measured pass', () => {
+    // 10 steps of 2 s over 400 tokens (5 ms a token); validation after steps 4, 8 and 10 over 1,000 tokens.
+    const t = new RunTimer(10, [4, 8, 10], 1000);
+    t.stepDone(2, 400);
+    const priced = FORWARD_SHARE * 1000 * (2 / 400);
+    expect(t.validationSeconds).toBeCloseTo(priced, 12);
+    expect(t.remaining(1)).toBeCloseTo(9 * 2 + 3 * priced, 12);
+    for (let s = 2; s <= 4; s++) t.stepDone(2, 400);
+    // After step 4, its own pass still to come, then after it has run (12 s: slower than priced).
+    expect(t.remaining(4)).toBeCloseTo(6 * 2 + 3 * priced, 12);
+    t.validationDone(12);
+    expect(t.remaining(4, true)).toBeCloseTo(6 * 2 + 2 * 12, 12);
+    // The last step: only its pass is left.
+    expect(t.remaining(10)).toBeCloseTo(12, 12);
+    expect(t.remaining(10, true)).toBe(0);
+  });
+
+  it('spreads checkpoints and samples over the steps, and counts only what it is told (a pause is not work)', () => {
+    const t = new RunTimer(4, [], 0);
+    t.stepDone(1, 100);
+    t.stepDone(3, 100);
+    t.otherDone(2);
+    // (1 + 3 + 2) / 2 s per step, 2 steps left; no validation.
+    expect(t.remaining(2)).toBeCloseTo(6, 12);
+  });
+
+  it('during a pass: its rest at its own rate so far, then what follows it at that rate until a pass has finished', () => {
+    const t = new RunTimer(6, [3, 6], 500);
+    for (let s = 0; s < 3; s++) t.stepDone(1, 100);
+    const priced = FORWARD_SHARE * 500 * (1 / 100);
+    // Nothing done yet: the whole pass priced, then 3 steps and the last pass, priced.
+    expect(t.remainingDuringValidation(3, 0, 0)).toBeCloseTo(priced + 3 + priced, 12);
+    // 40 % of the first pass in 8 s: a pass takes 20 s here; 12 s of this one left, then 3 steps and a 20 s pass.
+    expect(t.remainingDuringValidation(3, 0.4, 8)).toBeCloseTo(12 + 3 + 20, 12);
+    // Once a pass has finished, the passes to come are priced by the finished ones.
+    t.validationDone(20);
+    expect(t.remainingDuringValidation(6, 0.5, 5)).toBeCloseTo(5, 12);
+    expect(t.remainingDuringValidation(6, 1, 10)).toBe(0);
+  });
+});
