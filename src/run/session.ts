@@ -28,7 +28,7 @@ import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
 import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
-import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type ValidationProgress } from './trainer.ts';
+import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type EvaluationProgress, type ValidationProgress } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
@@ -222,12 +222,12 @@ export class FinetuneSession {
   }
 
   /** Mean validation loss of the current adapter (or of the base model without one) on the run's validation set. */
-  async evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<{ loss: number; tokens: number }> {
+  async evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: it reports its own validation loss');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
-    return validationLoss(this.ctx, this.weights, this.lora, data);
+    return validationLoss(this.ctx, this.weights, this.lora, data, onProgress);
   }
 
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {

@@ -146,20 +146,23 @@ export function runnerShape(data: TrainingData): { B: number; T: number } {
 }
 
 /** How far a validation pass has come: `done` of its `batches` batches have finished on the GPU. */
-export interface ValidationProgress {
-  /** The plan step the pass validates. */
-  step: number;
+export interface EvaluationProgress {
   batches: number;
   done: number;
   /** Seconds since the pass began. */
   seconds: number;
 }
 
+/** A run's validation pass: the plan step it validates, and how far it has come. */
+export interface ValidationProgress extends EvaluationProgress {
+  step: number;
+}
+
 export interface EvaluateOptions {
   /** Pause and stop between batches: a paused pass resumes where it was, with the same result. */
   control?: TrainControl;
   /** After each batch finishes on the GPU (and once at 0 before the first). */
-  onProgress?: (p: Omit<ValidationProgress, 'step'>) => void;
+  onProgress?: (p: EvaluationProgress) => void;
 }
 
 /**

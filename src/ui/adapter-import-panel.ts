@@ -3,9 +3,10 @@
 // scored on the validation set, and the next run starts from it. The panel owns `imported`, which the export panel
 // reads to know there is an adapter to export.
 
-import type { ImportedAdapterInfo } from '../worker/api.ts';
+import * as Comlink from 'comlink';
+import type { EvaluationProgress, ImportedAdapterInfo } from '../worker/api.ts';
 import { h } from './dom.ts';
-import { errorParts } from './format.ts';
+import { errorParts, formatDuration } from './format.ts';
 import { Cell, runBusy, type Shared } from './state.ts';
 
 /** The imported adapter, and whether it is still the worker's current adapter (a run replaces it with its own). */
@@ -78,8 +79,13 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     render();
     evalOut.className = 'hint num';
     evalOut.textContent = 'Evaluating…';
+    // Batch by batch, with the time left at the pass's rate so far (50 rows of Mistral-7B are many forward passes).
+    const onProgress = Comlink.proxy((p: EvaluationProgress) => {
+      if (!busy || p.done === 0 || p.done >= p.batches) return;
+      evalOut.textContent = `Evaluating… ${p.done} / ${p.batches} batches, ${formatDuration((p.seconds / p.done) * (p.batches - p.done))} left`;
+    });
     try {
-      const r = await engine.evaluateAdapter({ ...hp }, { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null });
+      const r = await engine.evaluateAdapter({ ...hp }, { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null }, onProgress);
       evalOut.textContent = `Validation loss ${r.loss.toFixed(4)} over ${r.tokens} tokens, with ${imported.value?.current ? 'the imported adapter' : 'the current adapter'}.`;
     } catch (e) {
       const { kind, message } = errorParts(e);

@@ -19,7 +19,7 @@ import type { WeightCacheEntryInfo } from '../run/weight-cache.ts';
 import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
 import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
-import type { TrainResult } from '../run/trainer.ts';
+import type { EvaluationProgress, TrainResult } from '../run/trainer.ts';
 import type { GenerationResult, GenerationSettings, StreamedToken } from '../run/generate.ts';
 
 export { installErrorTransfer } from './error-transfer.ts';
@@ -30,6 +30,7 @@ export type {
   DataStats,
   DatasetReport,
   DatasetSummary,
+  EvaluationProgress,
   GroupResult,
   ImportedAdapterInfo,
   Layout,
@@ -167,8 +168,11 @@ export interface EngineApi {
   importAdapter(source: AdapterSource): Promise<ImportedAdapterInfo>;
   /** New runs start from a fresh adapter again. */
   forgetImportedAdapter(): Promise<void>;
-  /** Mean validation loss of the current adapter (the base model alone when there is none) on the run's validation set. */
-  evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles): Promise<{ loss: number; tokens: number }>;
+  /**
+   * Mean validation loss of the current adapter (the base model alone when there is none) on the run's validation set;
+   * onProgress (wrap it in Comlink.proxy) hears each batch as it finishes.
+   */
+  evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }>;
   /** A completion of `prompt` with the current adapter. */
   generate(prompt: string, maxNewTokens: number): Promise<string>;
   /**

@@ -28,7 +28,7 @@ import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
-import type { AdapterSource, CachedModel, EncodedExample, EngineApi, ModelSource, ProbeResult, RememberedKernels, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
+import type { AdapterSource, CachedModel, EncodedExample, EngineApi, EvaluationProgress, ModelSource, ProbeResult, RememberedKernels, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -345,8 +345,8 @@ const api = {
   },
 
   /** Validation loss of the current adapter (or the base model) on the validation set of these files. */
-  async evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles): Promise<{ loss: number; tokens: number }> {
-    return (await session()).evaluate(hp, files.train, files.validation);
+  async evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
+    return (await session()).evaluate(hp, files.train, files.validation, onProgress);
   },
 
   /** Greedy completion of a prompt with the current adapter. */

@@ -10,6 +10,7 @@ import type { GpuContext } from '../../src/engine/gpu.ts';
 import { importAdapter } from '../../src/model/adapter-import.ts';
 import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
 import { FinetuneSession, quantizationFor } from '../../src/run/session.ts';
+import type { EvaluationProgress } from '../../src/run/trainer.ts';
 import { safetensorsTensors } from '../helpers/safetensors-file.ts';
 import { replicateTrainingZip, torchSaveStateDict } from '../helpers/torch-save.ts';
 import { gpuContext } from './context.ts';
@@ -49,6 +50,10 @@ describe('an imported adapter in the session', () => {
 
   it('is the current adapter exactly, changes the validation loss, and a run of another rank is refused without losing it', async () => {
     const baseOnly = await session.evaluate(HP, JSONL, null);
+    // Batch by batch, as the GPU finishes them (the page shows it): two held-out rows, one per batch.
+    const seen: EvaluationProgress[] = [];
+    await session.evaluate({ ...HP, num_validation_samples: 2 }, JSONL, null, (p) => void seen.push(p));
+    expect(seen.map((p) => [p.done, p.batches])).toEqual([[0, 2], [1, 2], [2, 2]]);
     session.useImportedAdapter(imported);
     expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
     const withAdapter = await session.evaluate(HP, JSONL, null);
