@@ -25,8 +25,6 @@ const ROWS = [
   ['# reverse a list', 'xs[::-1]'],
   ['def first(xs):', '    return xs[0]'],
   ['def last(xs):', '    return xs[-1]'],
-  ['def neg(x):', '    return -x'],
-  ['def sq(x):', '    return x * x'],
 ];
 const JSONL = ROWS.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n');
 
@@ -34,7 +32,7 @@ const HP = parseHyperparams({
   num_train_epochs: 2,
   train_batch_size: 2,
   micro_batch_size: 1,
-  // Three held-out rows, one per batch: a pass of three batches.
+  // Three held-out rows, one per batch: a pass of three batches; three rows left to train on (SwiftShader is slow).
   num_validation_samples: 3,
   validation_batch_size: 1,
   learning_rate: 3e-3,
