@@ -136,7 +136,8 @@ function start(root: HTMLElement): void {
       const why = gpuOk ? notReadyReason(shared) : 'No usable GPU: see the GPU panel';
       let text: string;
       let state: string;
-      if (r.phase === 'starting' || r.phase === 'running' || r.phase === 'validating' || r.phase === 'stopping') [text, state] = [`Training · step ${r.step} / ${r.totalSteps || '…'}`, 'busy'];
+      if (r.phase === 'validating' && r.validating) [text, state] = [`Validating · step ${r.validating.step} · ${r.validating.done} / ${r.validating.batches}`, 'busy'];
+      else if (r.phase === 'starting' || r.phase === 'running' || r.phase === 'validating' || r.phase === 'stopping') [text, state] = [`Training · step ${r.step} / ${r.totalSteps || '…'}`, 'busy'];
       else if (r.phase === 'paused') [text, state] = [`Paused · step ${r.step} / ${r.totalSteps}`, 'paused'];
       else if (r.phase === 'done') [text, state] = [`Finished · ${r.step} steps · export ↓`, 'done'];
       else if (why) [text, state] = [why, 'waiting'];

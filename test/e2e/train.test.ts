@@ -84,7 +84,10 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.locator('#learning_rate').isDisabled()).toBe(true);
     await screenshot(page, 'train-running');
     // The validation after the last step, batch by batch (each takes seconds here).
-    await page.getByTestId('train-status').filter({ hasText: /^Validating the adapter after step 2: 1 \/ 2 batches…$/ }).waitFor({ timeout: 240_000 });
+    await Promise.all([
+      page.getByTestId('train-status').filter({ hasText: /^Validating the adapter after step 2: 1 \/ 2 batches…$/ }).waitFor({ timeout: 240_000 }),
+      page.getByTestId('header-status').filter({ hasText: /^Validating · step 2 · 1 \/ 2$/ }).waitFor({ timeout: 240_000 }),
+    ]);
     await waitRunPhase(page, 'done', 240_000);
 
     expect(await page.getByTestId('step-counter').textContent()).toBe('2 / 2');
