@@ -48,8 +48,10 @@ export interface Calibration {
 }
 
 export interface RunEstimate extends Calibration {
-  /** Tokens the run trains on, padding included (every epoch). */
+  /** Tokens the run trains on (the steps it makes), without padding: what its tokens/s readout counts. */
   trainTokens: number;
+  /** The same, padding included: what the GPU computes, and what the time is priced by. */
+  paddedTokens: number;
   /** Validation passes the run will make and the tokens each reads. */
   evaluations: number;
   validationTokens: number;
@@ -62,7 +64,10 @@ export interface RunEstimate extends Calibration {
    * choice for this shape); 0 otherwise. Layer passes of the run's shape, pipeline compiles not counted.
    */
   tuningSeconds: number;
-  /** Training tokens per second, the uploads of the training passes included: the rate the run should show. */
+  /**
+   * Training tokens per second (padding not counted, as a run's steps count them), the uploads of the training passes
+   * included: the rate the run should show.
+   */
   tokensPerSecond: number;
   /** The adapter is a CPU implementation of WebGPU (correct, slow). */
   softwareAdapter: boolean;
@@ -176,16 +181,19 @@ function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
  * measurement before the first step (0: none will be made).
  */
 export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
-  const trainTokens = stats.run.paddedTokens;
+  const trainTokens = stats.run.tokens;
+  const paddedTokens = stats.run.paddedTokens;
   const evaluations = evaluationCount(stats, hp);
   const validationTokens = stats.validation.tokens;
   const trainPasses = stats.run.microBatches;
   const trainUploadSeconds = trainingPassUploadSeconds(c) * trainPasses;
   const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.batches : 0;
   const uploadSeconds = trainUploadSeconds + validationUploadSeconds;
-  const trainSeconds = c.secondsPerToken * trainTokens + trainUploadSeconds;
+  const trainSeconds = c.secondsPerToken * paddedTokens + trainUploadSeconds;
   const tuningSeconds = tuningSecondsOf(c, tuningPasses);
-  const seconds = c.secondsPerToken * (trainTokens + FORWARD_SHARE * evaluations * validationTokens) + uploadSeconds + tuningSeconds;
-  const tokensPerSecond = trainSeconds > 0 ? trainTokens / trainSeconds : 1 / c.secondsPerToken;
-  return { ...c, trainTokens, evaluations, validationTokens, seconds, uploadSeconds, tuningSeconds, tokensPerSecond, softwareAdapter };
+  const seconds = c.secondsPerToken * (paddedTokens + FORWARD_SHARE * evaluations * validationTokens) + uploadSeconds + tuningSeconds;
+  // A step reports its real tokens over its time, padding computed but not counted: so does the estimate, or the
+  // page would promise a rate (1 − padding) higher than the run then shows.
+  const tokensPerSecond = trainSeconds > 0 ? trainTokens / trainSeconds : (trainTokens / Math.max(1, paddedTokens)) / c.secondsPerToken;
+  return { ...c, trainTokens, paddedTokens, evaluations, validationTokens, seconds, uploadSeconds, tuningSeconds, tokensPerSecond, softwareAdapter };
 }

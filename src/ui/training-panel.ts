@@ -58,6 +58,12 @@ export function planView(s: DataStats): HTMLElement {
   return notices.length ? h('div', {}, facts, ...notices) : facts;
 }
 
+/** ", 26 % more as padding": the padded tokens are computed (and priced) but not counted in tokens/s. */
+function paddingClause(e: RunEstimate): string {
+  const extra = e.paddedTokens - e.trainTokens;
+  return extra > 0 ? ` and ${formatPercent(extra / e.paddedTokens)} padding` : '';
+}
+
 /** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
 export function roughDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return 'an unknown time';
@@ -235,7 +241,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       h(
         'p',
         { class: slow ? 'warn' : 'hint', 'data-testid': 'train-estimate' },
-        `This run should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens, ${e.evaluations} validation pass${e.evaluations === 1 ? '' : 'es'}; ${rate}).`,
+        `This run should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${e.evaluations} validation pass${e.evaluations === 1 ? '' : 'es'}; ${rate}).`,
       ),
       e.softwareAdapter && slow
         ? h(

@@ -126,21 +126,26 @@ describe('estimate arithmetic', () => {
     const options = { num_train_epochs: 2, train_batch_size: 4, micro_batch_size: 2, validation_batch_size: 1, pack_sequences: false, wrap_packed_sequences: false, chunk_size: 2048, seed: 7, max_steps: 3, run_validation: false, num_validation_samples: 0 };
     const data = new TrainingData(rows, [], options);
     const padded = [...data.steps()].flatMap((st) => st.microBatches).reduce((a, m) => a + m.B * m.T, 0);
+    const real = [...data.steps()].reduce((a, st) => a + st.tokens, 0);
     const e = estimateRun(data.stats, { run_validation: false, eval_steps: 0 }, c, true);
-    expect(e.trainTokens).toBe(padded);
+    expect(e.paddedTokens).toBe(padded);
+    expect(e.trainTokens).toBe(real);
+    expect(real).toBeLessThan(padded);
     expect(e.seconds).toBeCloseTo(0.01 * padded, 9);
     // Streamed: one training pass's uploads per micro-batch the run makes (3 steps × 2).
     const streamed = estimateRun(data.stats, { run_validation: false, eval_steps: 0 }, { ...c, uploads: { perTrainingPass: 6, perValidationPass: 5, seconds: 0.5 } }, false);
     expect(streamed.uploadSeconds).toBeCloseTo(3 * 2 * 6 * 0.5, 9);
   });
 
-  it('resident layers: padded training tokens and validation forwards at the measured rate', () => {
+  it('resident layers: padded training tokens and validation forwards at the measured rate; the rate counts real tokens', () => {
     const e = estimateRun(stats, hp, c, false);
-    expect(e.trainTokens).toBe(2000); // 1800 real tokens, 10 % padding
+    expect(e.paddedTokens).toBe(2000);
+    expect(e.trainTokens).toBe(1800); // 10 % padding
     expect(e.evaluations).toBe(2);
     expect(e.uploadSeconds).toBe(0);
     expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 50), 9);
-    expect(e.tokensPerSecond).toBeCloseTo(100, 9);
+    // As a step reports it: its real tokens over its time (padding computed, not counted), not 100 tokens/s.
+    expect(e.tokensPerSecond).toBeCloseTo(1800 / 20, 9);
   });
 
   it('a run that will measure its kernels first adds that many passes of a layer at its shape; the rate is unchanged', () => {
@@ -162,7 +167,7 @@ describe('estimate arithmetic', () => {
     const validation = 2 * 3 * 5 * 0.5;
     expect(e.uploadSeconds).toBeCloseTo(train + validation, 9);
     expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 50) + train + validation, 9);
-    expect(e.tokensPerSecond).toBeCloseTo(2000 / (20 + train), 9);
+    expect(e.tokensPerSecond).toBeCloseTo(1800 / (20 + train), 9);
   });
 });
 
