@@ -27,7 +27,13 @@
 //   misaligned access gives a matrix of 85s, which no correct kernel's output survives.
 //
 // So on SwiftShader the kernel's own logic runs and can be compared with the DP4A kernel bit for bit; only the
-// operations Dawn lowers to tensor-core instructions are stand-ins. Before 2026-11-30 this file counted offsets and
+// operations Dawn lowers to tensor-core instructions are stand-ins.
+//
+// A matrix value is a handle (u32) to the invocation's one private matrix of its kind (left, right, result), not an
+// array passed by value: SwiftShader compiled the by-value form (2 KiB arrays copied into and out of every call) for
+// 55 s, this one in a few. It holds because the kernel has at most one live matrix of each kind at a time; a kernel
+// that kept two would overwrite one with the other here and fail the bit-for-bit comparison, not pass it.
+// Before 2026-11-30 this file counted offsets and
 // strides in i8 elements (bytes), as the feature's design document still says of the old, boolean-majorness form;
 // that is why the kernel agreed here and differed in every output on an H200.
 
@@ -44,7 +50,7 @@ export function emulateSubgroupMatrices(source: string): string {
   const loads = new Map<string, { kind: Kind; major: Major; array: string }>();
   const stores = new Map<string, { major: Major; array: string }>();
   const found = { load: 0, mma: 0, store: 0 };
-  text = text.replace(/subgroup_matrix_result<i32, 16, 16>\(\)/g, 'array<i32, 256>()');
+  text = text.replace(/subgroup_matrix_result<i32, 16, 16>\(\)/g, 'emuZeroResult()');
   text = text.replace(
     /subgroupMatrixLoad<subgroup_matrix_(left|right)<i8, (\d+), (\d+)>, (row_major|col_major)>\(&(\w+), /g,
     (_m, kind: Kind, cols: string, rows: string, major: Major, array: string) => {
@@ -87,6 +93,16 @@ export function emulateSubgroupMatrices(source: string): string {
 }
 
 const common = `
+// The invocation's matrices, one of each kind; a matrix value in the shader is a handle (0u) to its kind's.
+var<private> emuLeft: array<i32, 512>;
+var<private> emuRight: array<i32, 512>;
+var<private> emuResult: array<i32, 256>;
+
+fn emuZeroResult() -> u32 {
+  for (var i = 0u; i < 256u; i++) { emuResult[i] = 0; }
+  return 0u;
+}
+
 // Byte b (0..3) of a word, sign-extended: an i8 element of an array<i32>, little-endian as the buffers are.
 fn emuI8(word: i32, b: u32) -> i32 {
   return (word << (24u - 8u * b)) >> 24u;
@@ -100,17 +116,16 @@ fn emuClamp(offset: u32, stride: u32, lines: u32, minStride: u32, length: u32) -
   return vec2u(0u, minStride);
 }
 
-// result[m][n] + Σ_k left[m][k] · right[k][n] (16 × 16 × 32), in i32.
-fn emuMultiplyAccumulate(l: array<i32, 512>, r: array<i32, 512>, acc: array<i32, 256>) -> array<i32, 256> {
-  var out = acc;
+// result[m][n] += Σ_k left[m][k] · right[k][n] (16 × 16 × 32), in i32.
+fn emuMultiplyAccumulate(l: u32, r: u32, acc: u32) -> u32 {
   for (var m = 0u; m < 16u; m++) {
     for (var n = 0u; n < 16u; n++) {
-      var s = out[m * 16u + n];
-      for (var k = 0u; k < 32u; k++) { s += l[m * 32u + k] * r[k * 16u + n]; }
-      out[m * 16u + n] = s;
+      var s = emuResult[m * 16u + n];
+      for (var k = 0u; k < 32u; k++) { s += emuLeft[m * 32u + k] * emuRight[k * 16u + n]; }
+      emuResult[m * 16u + n] = s;
     }
   }
-  return out;
+  return acc;
 }
 `;
 
@@ -122,23 +137,23 @@ function loadFunction(name: string, kind: Kind, major: Major, array: string, len
   const minStride = Math.max(lineBytes / 4, 1);
   const align = Math.min(16, lineBytes);
   const at = major === 'row_major' ? '4u * (o.x + o.y * r) + c' : '4u * (o.x + o.y * c) + r';
+  const m = kind === 'left' ? 'emuLeft' : 'emuRight';
   return `
 // subgroup_matrix_${kind}<i8, ${cols}, ${rows}> (${rows} rows × ${cols} columns), ${major.replace('_', '-')}, from ${array}
 // (${length} words): [r][c] is the byte at ${at.replace(/o\.x/, 'offset').replace(/o\.y/, 'stride')}.
-fn ${name}(offset: u32, stride: u32) -> array<i32, ${rows * cols}> {
-  var m: array<i32, ${rows * cols}>;
+fn ${name}(offset: u32, stride: u32) -> u32 {
   let o = emuClamp(offset, stride, ${lines}u, ${minStride}u, ${length}u);
   if ((4u * o.x) % ${align}u != 0u || (4u * o.y) % ${align}u != 0u) {
-    for (var i = 0u; i < ${rows * cols}u; i++) { m[i] = 85; }
-    return m;
+    for (var i = 0u; i < ${rows * cols}u; i++) { ${m}[i] = 85; }
+    return 0u;
   }
   for (var r = 0u; r < ${rows}u; r++) {
     for (var c = 0u; c < ${cols}u; c++) {
       let at = ${at};
-      m[r * ${cols}u + c] = emuI8(${array}[at >> 2u], at & 3u);
+      ${m}[r * ${cols}u + c] = emuI8(${array}[at >> 2u], at & 3u);
     }
   }
-  return m;
+  return 0u;
 }
 `;
 }
@@ -152,12 +167,12 @@ function storeFunction(name: string, major: Major, array: string, length: number
   return `
 // subgroup_matrix_result<i32, ${cols}, ${rows}>, ${major.replace('_', '-')}, to ${array} (${length} words): [r][c] to word
 // ${at.replace(/o\.x/, 'offset').replace(/o\.y/, 'stride')}. Misaligned (not 16-byte) offsets or strides store nothing.
-fn ${name}(offset: u32, value: array<i32, ${rows * cols}>, stride: u32) {
+fn ${name}(offset: u32, value: u32, stride: u32) {
   let o = emuClamp(offset, stride, ${lines}u, ${minStride}u, ${length}u);
   if ((4u * o.x) % 16u != 0u || (4u * o.y) % 16u != 0u) { return; }
   if (subgroupElect()) {
     for (var r = 0u; r < ${rows}u; r++) {
-      for (var c = 0u; c < ${cols}u; c++) { ${array}[${at}] = value[r * ${cols}u + c]; }
+      for (var c = 0u; c < ${cols}u; c++) { ${array}[${at}] = emuResult[r * ${cols}u + c]; }
     }
   }
 }
