@@ -1,32 +1,18 @@
 // Validation inside a run (src/run/trainer.ts, src/run/eta.ts) on tiny-mistral: a pass reports its batches as they
 // finish on the GPU, pauses and stops between them (a paused pass gives the same loss, bit for bit), and the ETA of
 // every step and every progress report counts the validation passes still to come and leaves pauses out.
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { nodeDirectory } from '../../src/cli/node-source.ts';
-import { parseHyperparams, targetModules } from '../../src/config/index.ts';
+import { parseHyperparams } from '../../src/config/index.ts';
 import { loadRunData } from '../../src/data/training-data.ts';
-import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
-import { loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
-import { mulberry32 } from '../../src/engine/reference/common.ts';
-import { openBaseCheckpoint, type BaseCheckpoint } from '../../src/model/checkpoint.ts';
-import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
+import type { MistralWeights } from '../../src/engine/mistral/weights.ts';
+import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
+import { CODE_JSONL, tinyTrainer } from '../helpers/tiny-trainer.ts';
 import { FORWARD_SHARE } from '../../src/run/eta.ts';
 import { runnerShape, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
-import { gpuContext } from './context.ts';
-
-const ROWS = [
-  ['def add(a, b):', '    return a + b'],
-  ['def sub(a, b):', '    return a - b'],
-  ['def is_even(n):', '    return n % 2 == 0'],
-  ['# reverse a list', 'xs[::-1]'],
-  ['def first(xs):', '    return xs[0]'],
-  ['def last(xs):', '    return xs[-1]'],
-];
-const JSONL = ROWS.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n');
 
 const HP = parseHyperparams({
   num_train_epochs: 2,
@@ -47,20 +33,16 @@ type Progress = ValidationProgress & { etaSeconds: number | null };
 
 describe('validation in a run', () => {
   let ctx: GpuContext;
-  let ckpt: BaseCheckpoint;
+  let tok: Tokenizer;
   let weights: MistralWeights;
   let start: LoraAdapter;
   beforeAll(async () => {
-    ctx = await gpuContext();
-    ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
-    weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4' });
-    start = createAdapter(ckpt.config, { r: 4, alpha: 8, dropout: 0.1, targetModules: targetModules(HP), random: mulberry32(HP.seed) });
+    ({ ctx, tokenizer: tok, weights, start } = await tinyTrainer(HP));
   });
 
   /** One run from the same start; `hook` may wrap the runner (to drive a fake clock) and adds callbacks. */
   async function run(control: TrainControl, hook: (runner: MistralRunner, progress: readonly Progress[]) => TrainerCallbacks = () => ({})) {
-    const tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
-    const { data } = await loadRunData({ train: new Blob([JSONL]).stream() }, tok, HP);
+    const { data } = await loadRunData({ train: new Blob([CODE_JSONL]).stream() }, tok, HP);
     const lora = uploadLora(ctx, weights.dims, start);
     const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: HP.seed });
     const steps: StepReport[] = [];

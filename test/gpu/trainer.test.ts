@@ -1,32 +1,18 @@
 // The training loop end to end on tiny-mistral: real data through the data pipeline, gradient accumulation, the LR
 // schedule, validation and checkpoints at epoch ends, and a run stopped and resumed from its checkpoint that continues
 // bit for bit like the uninterrupted run.
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { nodeDirectory } from '../../src/cli/node-source.ts';
-import { parseHyperparams, targetModules } from '../../src/config/index.ts';
+import { parseHyperparams } from '../../src/config/index.ts';
 import { loadRunData } from '../../src/data/training-data.ts';
-import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { destroyLora, downloadLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
-import { loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
-import { mulberry32 } from '../../src/engine/reference/common.ts';
+import type { MistralWeights } from '../../src/engine/mistral/weights.ts';
 import { learningRate } from '../../src/run/schedule.ts';
 import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport } from '../../src/run/trainer.ts';
-import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
-import { openBaseCheckpoint, type BaseCheckpoint } from '../../src/model/checkpoint.ts';
-import { gpuContext } from './context.ts';
-
-const ROWS = [
-  ['def add(a, b):', '    return a + b'],
-  ['def sub(a, b):', '    return a - b'],
-  ['class Stack:', '    def __init__(self):\n        self.items = []'],
-  ['def is_even(n):', '    return n % 2 == 0'],
-  ['# reverse a list', 'xs[::-1]'],
-  ['def first(xs):', '    return xs[0]'],
-];
-const JSONL = ROWS.map(([prompt, completion]) => JSON.stringify({ prompt, completion })).join('\n');
+import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
+import { CODE_JSONL, tinyTrainer } from '../helpers/tiny-trainer.ts';
 
 const HP = parseHyperparams({
   num_train_epochs: 2,
@@ -48,19 +34,15 @@ function stream(text: string): ReadableStream<Uint8Array> {
 
 describe('trainer', () => {
   let ctx: GpuContext;
-  let ckpt: BaseCheckpoint;
+  let tok: Tokenizer;
   let weights: MistralWeights;
   let start: LoraAdapter;
   beforeAll(async () => {
-    ctx = await gpuContext();
-    ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
-    weights = await loadMistralWeights(ctx, ckpt, { quantization: 'nf4' });
-    start = createAdapter(ckpt.config, { r: 4, alpha: 8, dropout: 0.1, targetModules: targetModules(HP), random: mulberry32(HP.seed) });
+    ({ ctx, tokenizer: tok, weights, start } = await tinyTrainer(HP));
   });
 
   async function run(opts: { stopAfter?: number; resumeFrom?: { step: number; state: Uint8Array } } = {}) {
-    const tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
-    const { data } = await loadRunData({ train: stream(JSONL) }, tok, HP);
+    const { data } = await loadRunData({ train: stream(CODE_JSONL) }, tok, HP);
     const lora = uploadLora(ctx, weights.dims, start);
     const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: HP.seed });
     const steps: StepReport[] = [];
