@@ -133,7 +133,6 @@ export interface TrainResult {
   seconds: number;
 }
 
-
 /** The runner shape a run needs: micro-batch rows × the longest training or validation sequence. */
 export function runnerShape(data: TrainingData): { B: number; T: number } {
   let T = data.stats.longestSequence;

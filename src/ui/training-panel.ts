@@ -58,7 +58,7 @@ export function planView(s: DataStats): HTMLElement {
   return notices.length ? h('div', {}, facts, ...notices) : facts;
 }
 
-/** ", 26 % more as padding": the padded tokens are computed (and priced) but not counted in tokens/s. */
+/** " and 26 % padding": the padded tokens are computed (and priced) but not counted in tokens/s. */
 function paddingClause(e: RunEstimate): string {
   const extra = e.paddedTokens - e.trainTokens;
   return extra > 0 ? ` and ${formatPercent(extra / e.paddedTokens)} padding` : '';

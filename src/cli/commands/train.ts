@@ -35,9 +35,10 @@ Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + sa
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
 (e.g. --num_train_epochs 3 --learning_rate 2e-4 --lora_rank 16 --peft_method qlora --layout instruct); see the list
 below. Prints one JSON line per event (plan, step, validating, eval, checkpoint, sample; a validation pass's progress
-at most every 2 s, each step's and pass's etaSeconds counting the validation passes still to come). The run's data and checkpoints live in
-OUT/run (--resume continues a stopped run from there); the final adapter is written to OUT/adapter in PEFT format (adapter_config.json,
-adapter_model.safetensors) and as adapter.gguf for llama.cpp/Ollama, with a README on loading them.
+at most every 2 s; etaSeconds counts the validation passes still to come). The run's data and checkpoints live in
+OUT/run (--resume continues a stopped run from there); the final adapter is written to OUT/adapter in PEFT format
+(adapter_config.json, adapter_model.safetensors) and as adapter.gguf for llama.cpp/Ollama, with a README on loading
+them. Ctrl-C stops at the next step (or between the batches of a validation pass, which it then leaves unfinished).
 
 options:
   --model M          the base model: a directory, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
