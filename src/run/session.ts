@@ -419,6 +419,8 @@ export class FinetuneSession {
         },
         control,
         fromStep,
+        // Stopped in (or before) the validation after the step it saved: the resume makes that pass first.
+        { validateFirst: fromStep > 0 && !history.some((h) => h.step === fromStep && h.valLoss !== undefined) },
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
         onEvent({ type: 'status', text: 'generating a sample for the validation prompt' });

@@ -209,7 +209,9 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
 
 /**
  * Trains from optimizer step `fromStep` (0 = a new run; a resumed run passes the checkpoint's step) to the end of the
- * plan, or until stopped.
+ * plan, or until stopped. `validateFirst`: the run resumes at a step whose validation pass was never finished (the
+ * run was stopped in it, or before it): make that pass first, so the resumed run validates where the uninterrupted one
+ * did (a pass changes nothing a step reads: no dropout, no random draw).
  */
 export async function train(
   ctx: GpuContext,
@@ -219,6 +221,7 @@ export async function train(
   callbacks: TrainerCallbacks = {},
   control: TrainControl = new TrainControl(),
   fromStep = 0,
+  o: { validateFirst?: boolean } = {},
 ): Promise<TrainResult> {
   const total = data.stats.totalSteps;
   if (!(Number.isInteger(fromStep) && fromStep >= 0 && fromStep <= total)) {
@@ -246,6 +249,21 @@ export async function train(
   const timer = new RunTimer(total, evalAfter, data.stats.validation.tokens);
   const shouldSave = (step: number, endOfEpoch: boolean): boolean => (s.save_steps > 0 ? step % s.save_steps === 0 || step === total : endOfEpoch);
   const saveTimer = new SaveTimer(s.save_every_minutes ?? 0, control.clock);
+  // The validation pass after plan step `at`. Stopped between its batches, it is abandoned: no validation loss for
+  // that step (a resume makes the pass again, validateFirst).
+  const validateAfter = async (at: number): Promise<void> => {
+    const v = await evaluate(ctx, runner, data, {
+      control,
+      onProgress: (p) => callbacks.onValidating?.({ step: at, ...p, etaSeconds: timer.remainingDuringValidation(at, p.done / p.batches, p.seconds) }),
+    });
+    if (v.stopped) return;
+    timer.validationDone(v.seconds);
+    lastVal = v.loss;
+    const o0 = now();
+    await callbacks.onEval?.({ step: at, valLoss: v.loss, valTokens: v.tokens, seconds: v.seconds });
+    timer.otherDone((now() - o0) / 1000);
+  };
+  if (o.validateFirst && fromStep > 0 && shouldEval.has(fromStep)) await validateAfter(fromStep);
 
   for (let index = fromStep; index < total; index++) {
     await control.pausePoint();
@@ -304,23 +322,9 @@ export async function train(
       etaSeconds: timer.remaining(index + 1) ?? 0,
     });
     const endOfEpoch = epochEnds.has(index + 1);
-    // A stop asked for during the step skips its validation pass (one asked for during the pass abandons it).
-    if (shouldEval.has(index + 1) && !control.stopped) {
-      const at = index + 1;
-      const v = await evaluate(ctx, runner, data, {
-        control,
-        onProgress: (p) => callbacks.onValidating?.({ step: at, ...p, etaSeconds: timer.remainingDuringValidation(at, p.done / p.batches, p.seconds) }),
-      });
-      // Stopped between its batches, the pass is abandoned: no validation loss for this step, whose checkpoint is
-      // still saved below when due; the loop ends at the next step's pause point.
-      if (!v.stopped) {
-        timer.validationDone(v.seconds);
-        lastVal = v.loss;
-        const o0 = now();
-        await callbacks.onEval?.({ step: at, valLoss: v.loss, valTokens: v.tokens, seconds: v.seconds });
-        timer.otherDone((now() - o0) / 1000);
-      }
-    }
+    // A stop asked for during the step skips its validation pass, one asked for during the pass abandons it; either
+    // way the step's checkpoint is still saved below when due, and the loop ends at the next step's pause point.
+    if (shouldEval.has(index + 1) && !control.stopped) await validateAfter(index + 1);
     if (callbacks.onCheckpoint && (shouldSave(index + 1, endOfEpoch) || saveTimer.due)) {
       const c0 = now();
       await callbacks.onCheckpoint(index + 1, await saveTrainState(ctx, runner.lora!, index + 1));

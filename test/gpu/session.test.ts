@@ -68,6 +68,27 @@ describe('fine-tuning session', () => {
     session.unloadModel();
   });
 
+  it('a run stopped inside a validation pass resumes with that pass, so its history misses no validation loss', async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), memoryRunStore());
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const hp = { ...HP, eval_steps: 1 };
+    const first = await session.train(hp, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      if (e.type === 'validating' && e.step === 1) session.stop();
+    });
+    expect(first).toMatchObject({ steps: 1, stopped: true });
+    const saved = await session.savedRun();
+    expect(saved!.history).toEqual([{ step: 1, loss: expect.any(Number) }]);
+
+    const resumed: TrainEvent[] = [];
+    await session.train({}, null, (e) => resumed.push(e), { resume: true });
+    expect(resumed.filter((e) => e.type === 'eval').map((e) => (e as { step: number }).step)).toEqual([1, 2, 3]);
+    // The pass after step 1 comes before step 2.
+    expect(resumed.findIndex((e) => e.type === 'eval')).toBeLessThan(resumed.findIndex((e) => e.type === 'step'));
+    const history = (await session.savedRun())!.history;
+    expect(history.map((h) => [h.step, Number.isFinite(h.valLoss)])).toEqual([[1, true], [2, true], [3, true]]);
+    session.unloadModel();
+  });
+
   it('a run with its base products in int8 is saved as such, and its resume continues in int8 on the same numbers', async () => {
     const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
     const hp = { ...HP, run_validation: false };

@@ -12,7 +12,7 @@ import type { MistralWeights } from '../../src/engine/mistral/weights.ts';
 import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
 import { CODE_JSONL, tinyTrainer } from '../helpers/tiny-trainer.ts';
 import { FORWARD_SHARE } from '../../src/run/eta.ts';
-import { runnerShape, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
+import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
 
 const HP = parseHyperparams({
   num_train_epochs: 2,
@@ -40,16 +40,24 @@ describe('validation in a run', () => {
     ({ ctx, tokenizer: tok, weights, start } = await tinyTrainer(HP));
   });
 
-  /** One run from the same start; `hook` may wrap the runner (to drive a fake clock) and adds callbacks. */
-  async function run(control: TrainControl, hook: (runner: MistralRunner, progress: readonly Progress[]) => TrainerCallbacks = () => ({})) {
+  /**
+   * One run from the same start (or resumed from a checkpoint's state); `hook` may wrap the runner (to drive a fake
+   * clock) and adds callbacks.
+   */
+  async function run(
+    control: TrainControl,
+    hook: (runner: MistralRunner, progress: readonly Progress[]) => TrainerCallbacks = () => ({}),
+    resume?: { state: Uint8Array; validateFirst: boolean },
+  ) {
     const { data } = await loadRunData({ train: new Blob([CODE_JSONL]).stream() }, tok, HP);
     const lora = uploadLora(ctx, weights.dims, start);
     const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: HP.seed });
     const steps: StepReport[] = [];
     const evals: EvalReport[] = [];
     const progress: Progress[] = [];
-    const saved: number[] = [];
+    const saved: { step: number; state: Uint8Array }[] = [];
     try {
+      const from = resume ? await loadTrainState(ctx, lora, resume.state) : 0;
       const extra = hook(runner, progress);
       const result = await train(ctx, runner, data, HP, {
         ...extra,
@@ -62,8 +70,8 @@ describe('validation in a run', () => {
           extra.onValidating?.(p);
         },
         onEval: (r) => void evals.push(r),
-        onCheckpoint: (step) => void saved.push(step),
-      }, control);
+        onCheckpoint: (step, state) => void saved.push({ step, state }),
+      }, control, from, { validateFirst: resume?.validateFirst });
       return { data, steps, evals, progress, saved, result };
     } finally {
       runner.destroy();
@@ -113,7 +121,7 @@ describe('validation in a run', () => {
     expect(paused.steps.map((s) => s.loss)).toEqual(whole.steps.map((s) => s.loss));
   });
 
-  it('stops between the batches of a pass: the pass is left unfinished and the run ends at its step', async () => {
+  it('stops between the batches of a pass: the pass is left unfinished, and a resume makes it first', async () => {
     const control = new TrainControl();
     const first = whole.evals[0].step;
     const stopped = await run(control, () => ({ onValidating: (p) => void (p.step === first && p.done === 1 && control.stop()) }));
@@ -121,8 +129,13 @@ describe('validation in a run', () => {
     expect(stopped.evals).toEqual([]);
     expect(stopped.progress.filter((p) => p.step === first).map((p) => p.done)).toEqual([0, 1, 2]);
     // The step's own checkpoint (an epoch end) is still saved.
-    expect(stopped.saved).toEqual([first]);
+    expect(stopped.saved.map((c) => c.step)).toEqual([first]);
     expect(stopped.steps.map((s) => s.loss)).toEqual(whole.steps.slice(0, first).map((s) => s.loss));
+    // Resumed from it with validateFirst (what the session asks when the saved history has no validation loss at the
+    // checkpoint's step), the run validates where the uninterrupted one did, to the same numbers bit for bit.
+    const rest = await run(new TrainControl(), undefined, { state: stopped.saved[0].state, validateFirst: true });
+    expect(rest.evals.map((e) => [e.step, e.valLoss])).toEqual(whole.evals.map((e) => [e.step, e.valLoss]));
+    expect(rest.steps.map((s) => s.loss)).toEqual(whole.steps.slice(first).map((s) => s.loss));
   });
 
   it('gives an ETA that counts the validation passes to come and leaves a pause out', async () => {
