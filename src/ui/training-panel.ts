@@ -11,10 +11,12 @@ import { deviceLostText, validatingText, type RunPhase, type RunState } from './
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 /**
- * An estimate above this on a software adapter offers the quick preset: the demo preset takes 8–11 minutes on
- * Chromium's SwiftShader (2026-12-02), longer than a first look should, and the quick preset 80 s.
+ * An estimate above this on a software adapter offers the quick preset: the demo preset takes 5–11 minutes on
+ * Chromium's SwiftShader (estimated 6–9 min on 2026-12-02, by machine and load), longer than a first look should, and
+ * the quick preset about a minute. Well under the demo preset's, so that a faster CPU still gets the offer (at 5 min a
+ * CI run's estimate once came in under it).
  */
-const SLOW_RUN_SECONDS = 5 * 60;
+const SLOW_RUN_SECONDS = 3 * 60;
 
 /** Why Train is not possible right now (what the user can fix first), or null when it is. */
 export function notReadyReason(shared: Shared): string | null {

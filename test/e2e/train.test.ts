@@ -55,7 +55,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('model-info').textContent()).toContain('32,000');
 
     // Before anything trains, the page measures a step here and says how long the demo preset would take. On this
-    // software adapter that is minutes (over five), so it offers the quick preset, which plans a run of eight short steps.
+    // software adapter that is minutes (over three), so it offers the quick preset, which plans a run of eight short steps.
     const estimate = page.getByTestId('train-estimate');
     await estimate.waitFor({ timeout: 240_000 });
     expect(await estimate.textContent()).toMatch(/^This run should take about [\d.]+ (s|min|hours|days) here \(.*tokens\/s measured on this software adapter\)\.$/);
