@@ -213,7 +213,6 @@ function lossTokensOf(examples: readonly Example[], seqs: readonly Sequence[]): 
   return n;
 }
 
-/** The training and validation data of a run, with its plan of steps. */
 /** Sequences taken `mbs` at a time, each micro-batch padded to its longest row (or to `padTo`): their tokens. */
 function microBatchTokens(seqs: readonly Sequence[], mbs: number, padTo: number | undefined): DataStats['run'] {
   const out = { tokens: 0, paddedTokens: 0, microBatches: 0 };
@@ -226,6 +225,7 @@ function microBatchTokens(seqs: readonly Sequence[], mbs: number, padTo: number 
   return out;
 }
 
+/** The training and validation data of a run, with its plan of steps. */
 export class TrainingData {
   readonly train: Example[];
   readonly validation: Example[];

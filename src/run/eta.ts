@@ -26,15 +26,19 @@ export interface ValidationPlan {
  */
 export function validationSteps(stats: ValidationPlan, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>): number[] {
   if (!hp.run_validation || stats.validation.lossTokens === 0) return [];
-  const out: number[] = [];
   if (hp.eval_steps > 0) {
+    const out: number[] = [];
     for (let s = hp.eval_steps; s < stats.totalSteps; s += hp.eval_steps) out.push(s);
     if (stats.totalSteps > 0) out.push(stats.totalSteps);
     return out;
   }
+  return epochEndSteps(stats.stepsByEpoch);
+}
+
+/** The 1-based plan steps that close an epoch (the last one's is the run's last step). */
+export function epochEndSteps(stepsByEpoch: readonly number[]): number[] {
   let end = 0;
-  for (const n of stats.stepsByEpoch) out.push((end += n));
-  return out;
+  return stepsByEpoch.map((n) => (end += n));
 }
 
 export class RunTimer {

@@ -16,7 +16,7 @@ import { loraModules } from '../engine/mistral/lora.ts';
 import type { MistralRunner, OptimizerSettings } from '../engine/mistral/model.ts';
 import { learningRate, type LrScheduler } from './schedule.ts';
 import { SaveTimer, systemClock, type Clock } from './save-timer.ts';
-import { RunTimer, validationSteps } from './eta.ts';
+import { epochEndSteps, RunTimer, validationSteps } from './eta.ts';
 
 /** What the loop needs from the hyperparameters (a Hyperparams object from src/config fits). */
 export interface TrainerSettings {
@@ -236,13 +236,8 @@ export async function train(
   let stepsDone = fromStep;
   let skipped = 0;
   let badInARow = 0;
-  // 1-based step numbers that close an epoch, from the plan (building the next step just to read its epoch would
-  // tokenise-copy a whole batch for nothing).
-  const epochEnds = new Set<number>();
-  data.stats.stepsByEpoch.reduce((end, n) => {
-    epochEnds.add(end + n);
-    return end + n;
-  }, 0);
+  // From the plan (building the next step just to read its epoch would tokenise-copy a whole batch for nothing).
+  const epochEnds = new Set(epochEndSteps(data.stats.stepsByEpoch));
   const evalAfter = validationSteps(data.stats, s);
   const shouldEval = new Set(evalAfter);
   // The ETA, from the work timed so far (pauses are not work).

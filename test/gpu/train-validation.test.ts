@@ -3,16 +3,10 @@
 // every step and every progress report counts the validation passes still to come and leaves pauses out.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseHyperparams } from '../../src/config/index.ts';
-import { loadRunData } from '../../src/data/training-data.ts';
-import type { Tokenizer } from '../../src/data/tokenizer.ts';
-import type { GpuContext } from '../../src/engine/gpu.ts';
-import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
-import { MistralRunner } from '../../src/engine/mistral/model.ts';
-import type { MistralWeights } from '../../src/engine/mistral/weights.ts';
-import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
-import { CODE_JSONL, tinyTrainer } from '../helpers/tiny-trainer.ts';
+import type { MistralRunner } from '../../src/engine/mistral/model.ts';
+import { tinyTrainer, withRun, type TinyTrainer } from '../helpers/tiny-trainer.ts';
 import { FORWARD_SHARE } from '../../src/run/eta.ts';
-import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
+import { loadTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
 
 const HP = parseHyperparams({
   num_train_epochs: 2,
@@ -32,12 +26,9 @@ const HP = parseHyperparams({
 type Progress = ValidationProgress & { etaSeconds: number | null };
 
 describe('validation in a run', () => {
-  let ctx: GpuContext;
-  let tok: Tokenizer;
-  let weights: MistralWeights;
-  let start: LoraAdapter;
+  let t: TinyTrainer;
   beforeAll(async () => {
-    ({ ctx, tokenizer: tok, weights, start } = await tinyTrainer(HP));
+    t = await tinyTrainer(HP);
   });
 
   /**
@@ -49,17 +40,14 @@ describe('validation in a run', () => {
     hook: (runner: MistralRunner, progress: readonly Progress[]) => TrainerCallbacks = () => ({}),
     resume?: { state: Uint8Array; validateFirst: boolean },
   ) {
-    const { data } = await loadRunData({ train: new Blob([CODE_JSONL]).stream() }, tok, HP);
-    const lora = uploadLora(ctx, weights.dims, start);
-    const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: HP.seed });
-    const steps: StepReport[] = [];
-    const evals: EvalReport[] = [];
-    const progress: Progress[] = [];
-    const saved: { step: number; state: Uint8Array }[] = [];
-    try {
-      const from = resume ? await loadTrainState(ctx, lora, resume.state) : 0;
+    return withRun(t, HP, async ({ data, lora, runner }) => {
+      const steps: StepReport[] = [];
+      const evals: EvalReport[] = [];
+      const progress: Progress[] = [];
+      const saved: { step: number; state: Uint8Array }[] = [];
+      const from = resume ? await loadTrainState(t.ctx, lora, resume.state) : 0;
       const extra = hook(runner, progress);
-      const result = await train(ctx, runner, data, HP, {
+      const result = await train(t.ctx, runner, data, HP, {
         ...extra,
         onStep: (r) => {
           steps.push(r);
@@ -73,10 +61,7 @@ describe('validation in a run', () => {
         onCheckpoint: (step, state) => void saved.push({ step, state }),
       }, control, from, { validateFirst: resume?.validateFirst });
       return { data, steps, evals, progress, saved, result };
-    } finally {
-      runner.destroy();
-      destroyLora(ctx, lora);
-    }
+    });
   }
 
   let whole: Awaited<ReturnType<typeof run>>;

@@ -3,16 +3,10 @@
 // bit for bit like the uninterrupted run.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseHyperparams } from '../../src/config/index.ts';
-import { loadRunData } from '../../src/data/training-data.ts';
-import type { Tokenizer } from '../../src/data/tokenizer.ts';
-import type { GpuContext } from '../../src/engine/gpu.ts';
-import { destroyLora, downloadLora, uploadLora } from '../../src/engine/mistral/lora.ts';
-import { MistralRunner } from '../../src/engine/mistral/model.ts';
-import type { MistralWeights } from '../../src/engine/mistral/weights.ts';
+import { downloadLora } from '../../src/engine/mistral/lora.ts';
 import { learningRate } from '../../src/run/schedule.ts';
-import { loadTrainState, runnerShape, train, TrainControl, type EvalReport, type StepReport } from '../../src/run/trainer.ts';
-import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
-import { CODE_JSONL, tinyTrainer } from '../helpers/tiny-trainer.ts';
+import { loadTrainState, train, TrainControl, type EvalReport, type StepReport } from '../../src/run/trainer.ts';
+import { tinyTrainer, withRun, type TinyTrainer } from '../helpers/tiny-trainer.ts';
 
 const HP = parseHyperparams({
   num_train_epochs: 2,
@@ -28,32 +22,21 @@ const HP = parseHyperparams({
   max_seq_len: 16,
 });
 
-function stream(text: string): ReadableStream<Uint8Array> {
-  return new Blob([text]).stream();
-}
-
 describe('trainer', () => {
-  let ctx: GpuContext;
-  let tok: Tokenizer;
-  let weights: MistralWeights;
-  let start: LoraAdapter;
+  let t: TinyTrainer;
   beforeAll(async () => {
-    ({ ctx, tokenizer: tok, weights, start } = await tinyTrainer(HP));
+    t = await tinyTrainer(HP);
   });
 
   async function run(opts: { stopAfter?: number; resumeFrom?: { step: number; state: Uint8Array } } = {}) {
-    const { data } = await loadRunData({ train: stream(CODE_JSONL) }, tok, HP);
-    const lora = uploadLora(ctx, weights.dims, start);
-    const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: HP.seed });
-    const steps: StepReport[] = [];
-    const evals: EvalReport[] = [];
-    const saved: { step: number; state: Uint8Array }[] = [];
-    const control = new TrainControl();
-    try {
-      let from = 0;
-      if (opts.resumeFrom) from = await loadTrainState(ctx, lora, opts.resumeFrom.state);
+    return withRun(t, HP, async ({ data, lora, runner }) => {
+      const steps: StepReport[] = [];
+      const evals: EvalReport[] = [];
+      const saved: { step: number; state: Uint8Array }[] = [];
+      const control = new TrainControl();
+      const from = opts.resumeFrom ? await loadTrainState(t.ctx, lora, opts.resumeFrom.state) : 0;
       const result = await train(
-        ctx,
+        t.ctx,
         runner,
         data,
         HP,
@@ -70,12 +53,9 @@ describe('trainer', () => {
         control,
         from,
       );
-      const final = await downloadLora(ctx, lora, start);
+      const final = await downloadLora(t.ctx, lora, t.start);
       return { data, steps, evals, saved, result, final };
-    } finally {
-      runner.destroy();
-      destroyLora(ctx, lora);
-    }
+    });
   }
 
   // The uninterrupted run, shared by both tests (SwiftShader is slow).
