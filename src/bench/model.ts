@@ -109,6 +109,8 @@ export interface TrainStepTiming {
   dispatchesPerStep: number;
   peakBytes: number;
   peakByCategory: Record<string, number>;
+  /** With `validationPasses`: milliseconds of one validation pass (the inference-mode forward) of the same batch. */
+  validationMs?: number;
 }
 
 /**
@@ -118,7 +120,7 @@ export interface TrainStepTiming {
 export async function timeTrainSteps(
   ctx: GpuContext,
   weights: MistralWeights,
-  o: { T: number; steps: number; r: number; targets: Projection[]; keptLayers?: KeptLayersChoice; keptAttention?: boolean },
+  o: { T: number; steps: number; r: number; targets: Projection[]; keptLayers?: KeptLayersChoice; keptAttention?: boolean; validationPasses?: number },
 ): Promise<TrainStepTiming> {
   const d = weights.dims;
   const adapter = createAdapter(configOf(d), { r: o.r, alpha: 2 * o.r, dropout: 0.05, targetModules: o.targets, random: uniformSource(1) });
@@ -149,7 +151,18 @@ export async function timeTrainSteps(
     const snap = ctx.ledger.snapshot();
     const peakByCategory: Record<string, number> = {};
     for (const [k, v] of Object.entries(snap.byCategory)) peakByCategory[k] = v.peakBytes;
-    return { keptLayers, keptAttention: runner.keptAttention, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, dispatchesPerStep, peakBytes: snap.peakBytes, peakByCategory };
+    const timing: TrainStepTiming = { keptLayers, keptAttention: runner.keptAttention, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, dispatchesPerStep, peakBytes: snap.peakBytes, peakByCategory };
+    const passes = o.validationPasses ?? 0;
+    if (passes <= 0) return timing;
+    const validate = async (): Promise<number> => {
+      runner.resetLoss();
+      runner.evaluate(1 / counted);
+      return runner.readLoss();
+    };
+    await validate(); // warm-up: its pipelines compiled
+    const v0 = Date.now();
+    for (let i = 0; i < passes; i++) await validate();
+    return { ...timing, validationMs: (Date.now() - v0) / passes };
   } finally {
     runner.destroy();
     destroyLora(ctx, lora);

@@ -87,7 +87,11 @@ export interface DataStats {
   longestSequence: number;
   /** Fraction of padding tokens in epoch 0's micro-batches (each padded to its own longest row, or to padTo). */
   paddingFraction: number;
-  validation: { examples: number; sequences: number; tokens: number; lossTokens: number; batches: number };
+  /**
+   * The validation set as a pass reads it: its real tokens, the tokens of its batches with their padding (what a pass
+   * computes, as run.paddedTokens for the steps), the tokens its loss counts, and its batches.
+   */
+  validation: { examples: number; sequences: number; tokens: number; paddedTokens: number; lossTokens: number; batches: number };
   /**
    * The run as the trainer makes it, every epoch's steps cut by max_steps: its real tokens, the tokens of its
    * micro-batches with their padding (B × T each), and its micro-batches. What a run costs; the per-epoch figures
@@ -293,6 +297,7 @@ export class TrainingData {
     }
     const tokensPerEpoch = this.lengths.reduce((a, b) => a + b, 0);
     const valTokens = valLengths.reduce((a, b) => a + b, 0);
+    const valBatches = microBatchTokens(this.validationSeqs, options.validation_batch_size, build.padTo);
     this.stats = {
       trainExamples: train.length,
       validationExamples: validation.length,
@@ -312,8 +317,9 @@ export class TrainingData {
         examples: validation.length,
         sequences: this.validationSeqs.length,
         tokens: valTokens,
+        paddedTokens: valBatches.paddedTokens,
         lossTokens: lossTokensOf(validation, this.validationSeqs),
-        batches: Math.ceil(this.validationSeqs.length / options.validation_batch_size),
+        batches: valBatches.microBatches,
       },
       run,
     };

@@ -11,6 +11,11 @@
 // and takes the pass's uploads out of its per-token rate (a software adapter does copies and compute one after the
 // other); 'layers' times a layer with two uploads queued ahead of its work, as a step queues them, against the layer
 // alone, so whatever part of an upload the GPU hides under the compute is not counted.
+// A run that validates also has its validation passes timed, the same way (a whole forward pass, or a layer's forward
+// and the head's): their cost against a training pass is no constant. A kept layer's backward costs about one forward
+// (the frozen base gets no weight gradient), and a recomputed layer adds a second forward, so a forward is about half
+// of a kept layer's training work and a third of a recomputed one's; on a software adapter the 32,000-word head takes
+// a larger share of a forward than of a training pass.
 
 import { ADAPTER_INIT_STREAM, uniformSource } from '../core/prng.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
@@ -39,7 +44,20 @@ export interface Calibration {
   measuredSeconds: number;
   method: 'model' | 'layers';
   /** 'layers': the seconds of each part at the run's shape (keptLayer null when the run keeps none). */
-  parts?: { recomputedLayer: number | null; keptLayer: number | null; head: number; layers: number; keptLayers: number };
+  parts?: {
+    recomputedLayer: number | null;
+    keptLayer: number | null;
+    head: number;
+    layers: number;
+    keptLayers: number;
+    /** A validation pass's share: one layer's forward and the head's (measured when the run validates). */
+    forward?: { layer: number; head: number };
+  };
+  /**
+   * Seconds one token of a validation pass (the inference-mode forward) takes, measured when the run validates; absent,
+   * a validation token is priced at FORWARD_SHARE of a training one.
+   */
+  forwardSecondsPerToken?: number;
   /**
    * Streamed layers only: layer uploads per training pass (micro-batch) and per validation batch, and the seconds one
    * upload adds to a pass here (not in secondsPerToken).
@@ -57,6 +75,8 @@ export interface RunEstimate extends Calibration {
   validationTokens: number;
   /** Training plus validation, in seconds, uploads included. */
   seconds: number;
+  /** Of which: the validation passes (their uploads included). */
+  validationSeconds: number;
   /** Of which: moving streamed layers to the GPU (0 when the layers are resident). */
   uploadSeconds: number;
   /**
@@ -80,6 +100,8 @@ export interface CalibrationOptions {
   keptAttention?: boolean;
   /** Default: 'model' on a software adapter or without a shape, else 'layers'. */
   method?: 'model' | 'layers';
+  /** The run validates: time a validation pass's work too (forwardSecondsPerToken). */
+  validation?: boolean;
 }
 
 /** Times a training pass of the loaded model for the run's adapter shape (see the head of this file for how). */
@@ -116,13 +138,33 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
         await runner.readLoss(); // the readback is the fence: the pass has finished on the GPU
         return { seconds: (performance.now() - t0) / 1000, uploads: (stream?.uploads ?? 0) - uploads0 };
       };
+      const forwardPass = async (): Promise<{ seconds: number; uploads: number }> => {
+        const uploads0 = stream?.uploads ?? 0;
+        const t0 = performance.now();
+        runner.resetLoss();
+        runner.evaluate(1 / N);
+        await runner.readLoss();
+        return { seconds: (performance.now() - t0) / 1000, uploads: (stream?.uploads ?? 0) - uploads0 };
+      };
+      // Each kind of pass twice: the first compiles its pipelines.
       await pass();
-      const { seconds, uploads } = await pass();
-      if (!stream || uploads === 0) return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
-      const upload = (await timeGpu(ctx, () => stream.rewriteSpare(), { warmup: 1, minMs: 100, maxReps: 8 })).ms / 1000;
-      // The pass less its uploads is its compute; never below a tenth of the pass, whatever the timing noise.
-      const compute = Math.max(seconds - uploads * upload, seconds / 10);
-      return { secondsPerToken: compute / N, measuredTokens: N, measuredSeconds: seconds, method, uploads: uploadsAt(L, upload) };
+      const training = await pass();
+      let forward: { seconds: number; uploads: number } | null = null;
+      if (o.validation) {
+        await forwardPass();
+        forward = await forwardPass();
+      }
+      const upload = stream && (training.uploads > 0 || (forward?.uploads ?? 0) > 0) ? (await timeGpu(ctx, () => stream.rewriteSpare(), { warmup: 1, minMs: 100, maxReps: 8 })).ms / 1000 : 0;
+      // A pass less its uploads is its compute; never below a tenth of the pass, whatever the timing noise.
+      const compute = (p: { seconds: number; uploads: number }): number => Math.max(p.seconds - p.uploads * upload, p.seconds / 10);
+      return {
+        secondsPerToken: compute(training) / N,
+        measuredTokens: N,
+        measuredSeconds: training.seconds,
+        method,
+        ...(forward ? { forwardSecondsPerToken: compute(forward) / N } : {}),
+        ...(upload > 0 ? { uploads: uploadsAt(L, upload) } : {}),
+      };
     }
     const layers = repeatableLayerWork(ctx, runner, [0, L - 1], weights.dims.C);
     try {
@@ -131,8 +173,17 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
       const keptLayer = kept > 0 ? await seconds(() => layers.run(L - 1)) : null;
       const head = await seconds(() => runner.headTrainingWork(1 / N));
       const step = (L - kept) * (recomputedLayer ?? 0) + kept * (keptLayer ?? 0) + head;
-      const parts = { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept };
-      const result: Calibration = { secondsPerToken: step / N, measuredTokens: N, measuredSeconds: step, method, parts };
+      // A validation pass is L layer forwards (the same for either kind of layer) and the head's forward.
+      const forward = o.validation ? { layer: await seconds(() => layers.forward(0)), head: await seconds(() => runner.headEvalWork(1 / N)) } : null;
+      const parts = { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept, ...(forward ? { forward } : {}) };
+      const result: Calibration = {
+        secondsPerToken: step / N,
+        measuredTokens: N,
+        measuredSeconds: step,
+        method,
+        parts,
+        ...(forward ? { forwardSecondsPerToken: (L * forward.layer + forward.head) / N } : {}),
+      };
       if (!stream || trainingPassUploads(L) === 0) return result;
       // A step queues each upload one layer ahead of the work that needs it: two uploads before a layer's work, timed
       // against the layer alone, leave what the uploads add after whatever the GPU overlaps.
@@ -151,6 +202,11 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
     runner.destroy();
     destroyLora(ctx, lora);
   }
+}
+
+/** What a validation token costs against a training token: measured when the calibration timed both, else FORWARD_SHARE. */
+export function forwardShare(c: Calibration): number {
+  return c.forwardSecondsPerToken !== undefined && c.secondsPerToken > 0 ? c.forwardSecondsPerToken / c.secondsPerToken : FORWARD_SHARE;
 }
 
 /** Seconds the uploads of one training pass (micro-batch) add; 0 with resident layers. */
@@ -185,15 +241,18 @@ export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validat
   const paddedTokens = stats.run.paddedTokens;
   const evaluations = evaluationCount(stats, hp);
   const validationTokens = stats.validation.tokens;
+  // A pass computes its batches' padding too, as a step does.
+  const validationCompute = c.secondsPerToken * forwardShare(c) * stats.validation.paddedTokens * evaluations;
   const trainPasses = stats.run.microBatches;
   const trainUploadSeconds = trainingPassUploadSeconds(c) * trainPasses;
   const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.batches : 0;
   const uploadSeconds = trainUploadSeconds + validationUploadSeconds;
   const trainSeconds = c.secondsPerToken * paddedTokens + trainUploadSeconds;
   const tuningSeconds = tuningSecondsOf(c, tuningPasses);
-  const seconds = c.secondsPerToken * (paddedTokens + FORWARD_SHARE * evaluations * validationTokens) + uploadSeconds + tuningSeconds;
+  const validationSeconds = validationCompute + validationUploadSeconds;
+  const seconds = c.secondsPerToken * paddedTokens + validationCompute + uploadSeconds + tuningSeconds;
   // A step reports its real tokens over its time, padding computed but not counted: so does the estimate, or the
   // page would promise a rate (1 − padding) higher than the run then shows.
   const tokensPerSecond = trainSeconds > 0 ? trainTokens / trainSeconds : (trainTokens / Math.max(1, paddedTokens)) / c.secondsPerToken;
-  return { ...c, trainTokens, paddedTokens, evaluations, validationTokens, seconds, uploadSeconds, tuningSeconds, tokensPerSecond, softwareAdapter };
+  return { ...c, trainTokens, paddedTokens, evaluations, validationTokens, seconds, validationSeconds, uploadSeconds, tuningSeconds, tokensPerSecond, softwareAdapter };
 }

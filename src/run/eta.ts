@@ -8,8 +8,9 @@ import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 
 /**
- * A forward pass costs about this share of a training pass (forward, recomputation and backward): how validation is
- * priced before one has been measured (here and in the time estimate, src/run/calibrate.ts).
+ * A forward pass costs about this share of a training pass (forward, recomputation and backward): how a validation
+ * token is priced when nothing better is known. The time estimate measures the share on the loaded model when the run
+ * validates (src/run/calibrate.ts), and a run is given that; a run's own first pass then replaces either.
  */
 export const FORWARD_SHARE = 0.3;
 
@@ -50,13 +51,14 @@ export class RunTimer {
   private evalSeconds = 0;
 
   /**
-   * `evalAfter`: the plan steps followed by a validation pass (validationSteps); `validationTokens`: the tokens one
-   * pass reads, to price a pass before one has run.
+   * `evalAfter`: the plan steps followed by a validation pass (validationSteps). Until one has run, a pass is priced
+   * as `validationTokens` (the tokens it computes, padding included) at `forwardShare` of the steps' rate per token.
    */
   constructor(
     private readonly totalSteps: number,
     private readonly evalAfter: readonly number[],
     private readonly validationTokens: number,
+    private readonly forwardShare = FORWARD_SHARE,
   ) {}
 
   /** A training step took `seconds` over `tokens` tokens (padding included: what the GPU computed). */
@@ -80,7 +82,7 @@ export class RunTimer {
   /** Seconds one validation pass takes: measured once one ran, else priced from the training steps' rate. */
   get validationSeconds(): number {
     if (this.evals > 0) return this.evalSeconds / this.evals;
-    return this.stepTokens > 0 ? FORWARD_SHARE * this.validationTokens * (this.stepSeconds / this.stepTokens) : 0;
+    return this.stepTokens > 0 ? this.forwardShare * this.validationTokens * (this.stepSeconds / this.stepTokens) : 0;
   }
 
   /**

@@ -1,6 +1,6 @@
-// One layer's training work made repeatable, for measurements on a real runner (kernel tuning, the time estimate):
-// the layers to run get random inputs, and every call starts from the same random incoming gradient, because the
-// backward leaves the layer's input gradient where it read the incoming one.
+// One layer's training work (or its validation forward) made repeatable, for measurements on a real runner (kernel
+// tuning, the time estimate): the layers to run get random inputs, and every call starts from the same random incoming
+// gradient, because the backward leaves the layer's input gradient where it read the incoming one.
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { copy } from '../engine/kernels/elementwise.ts';
@@ -10,6 +10,8 @@ import type { MistralRunner } from '../engine/mistral/model.ts';
 export interface LayerWork {
   /** Records layer l's forward, recomputation (unless kept) and backward from the fixed inputs, and submits them. */
   run(l: number): void;
+  /** Records layer l's inference-mode forward (a validation pass's share) from the fixed input, and submits it. */
+  forward(l: number): void;
   /** Frees the incoming-gradient copy (the runner stays the caller's). */
   destroy(): void;
 }
@@ -24,6 +26,9 @@ export function repeatableLayerWork(ctx: GpuContext, runner: MistralRunner, laye
     run(l) {
       copy(ctx, runner.layerGradient, gradient, floats);
       runner.layerTrainingWork(l);
+    },
+    forward(l) {
+      runner.layerEvalWork(l);
     },
     destroy() {
       ctx.destroy(gradient); // submits what was recorded first

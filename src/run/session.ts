@@ -17,7 +17,8 @@ import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts'
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
-import { calibrate, estimateRun, type Calibration, type RunEstimate } from './calibrate.ts';
+import { calibrate, estimateRun, forwardShare, type Calibration, type RunEstimate } from './calibrate.ts';
+import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
 import { chooseLayerStreaming, type StreamLayersChoice } from './layer-streaming.ts';
@@ -263,10 +264,12 @@ export class FinetuneSession {
     const kernels = tuned ? kernelChoice(tuned) : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
     const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
-    if (this.calibration?.key !== key) {
+    // A run that validates needs a validation pass timed too (a calibration made for one that did not has none).
+    const validation = validationSteps(stats, hp).length > 0;
+    if (this.calibration?.key !== key || (validation && this.calibration.value.forwardSecondsPerToken === undefined)) {
       applyKernels(this.ctx, kernels);
       try {
-        this.calibration = { key, value: await calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention }) };
+        this.calibration = { key, value: await calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention, validation }) };
       } finally {
         applyKernels(this.ctx, this.defaultKernels);
       }
@@ -420,7 +423,12 @@ export class FinetuneSession {
         control,
         fromStep,
         // Stopped in (or before) the validation after the step it saved: the resume makes that pass first.
-        { validateFirst: fromStep > 0 && !history.some((h) => h.step === fromStep && h.valLoss !== undefined) },
+        {
+          validateFirst: fromStep > 0 && !history.some((h) => h.step === fromStep && h.valLoss !== undefined),
+          // The ETA's price of a validation pass until the run has timed one: the share the last estimate measured
+          // on this model (a ratio, which the batch shape and kernels move far less than the rates themselves).
+          ...(this.calibration?.value.forwardSecondsPerToken !== undefined ? { validationShare: forwardShare(this.calibration.value) } : {}),
+        },
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
         onEvent({ type: 'status', text: 'generating a sample for the validation prompt' });

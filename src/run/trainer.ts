@@ -211,7 +211,9 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
  * Trains from optimizer step `fromStep` (0 = a new run; a resumed run passes the checkpoint's step) to the end of the
  * plan, or until stopped. `validateFirst`: the run resumes at a step whose validation pass was never finished (the
  * run was stopped in it, or before it): make that pass first, so the resumed run validates where the uninterrupted one
- * did (a pass changes nothing a step reads: no dropout, no random draw).
+ * did (a pass changes nothing a step reads: no dropout, no random draw). `validationShare`: what a validation token
+ * costs against a training token here, as the time estimate measured it (forwardShare in src/run/calibrate.ts): the
+ * ETA prices the passes to come with it until the run's first pass has been timed.
  */
 export async function train(
   ctx: GpuContext,
@@ -221,7 +223,7 @@ export async function train(
   callbacks: TrainerCallbacks = {},
   control: TrainControl = new TrainControl(),
   fromStep = 0,
-  o: { validateFirst?: boolean } = {},
+  o: { validateFirst?: boolean; validationShare?: number } = {},
 ): Promise<TrainResult> {
   const total = data.stats.totalSteps;
   if (!(Number.isInteger(fromStep) && fromStep >= 0 && fromStep <= total)) {
@@ -241,7 +243,7 @@ export async function train(
   const evalAfter = validationSteps(data.stats, s);
   const shouldEval = new Set(evalAfter);
   // The ETA, from the work timed so far (pauses are not work).
-  const timer = new RunTimer(total, evalAfter, data.stats.validation.tokens);
+  const timer = new RunTimer(total, evalAfter, data.stats.validation.paddedTokens, o.validationShare);
   const shouldSave = (step: number, endOfEpoch: boolean): boolean => (s.save_steps > 0 ? step % s.save_steps === 0 || step === total : endOfEpoch);
   const saveTimer = new SaveTimer(s.save_every_minutes ?? 0, control.clock);
   // The validation pass after plan step `at`. Stopped between its batches, it is abandoned: no validation loss for

@@ -67,6 +67,12 @@ function paddingClause(e: RunEstimate): string {
 }
 
 /** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
+/** The estimate's validation passes: how many, and (when there are any) how long they take together. */
+export function validationClause(e: Pick<RunEstimate, 'evaluations' | 'validationSeconds'>): string {
+  const passes = `${e.evaluations} validation pass${e.evaluations === 1 ? '' : 'es'}`;
+  return e.evaluations > 0 ? `${passes}, ${roughDuration(e.validationSeconds)}${e.evaluations > 1 ? ' in all' : ''}` : passes;
+}
+
 export function roughDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return 'an unknown time';
   if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s`;
@@ -243,7 +249,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       h(
         'p',
         { class: slow ? 'warn' : 'hint', 'data-testid': 'train-estimate' },
-        `This run should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${e.evaluations} validation pass${e.evaluations === 1 ? '' : 'es'}; ${rate}).`,
+        `This run should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}; ${rate}).`,
       ),
       e.softwareAdapter && slow
         ? h(

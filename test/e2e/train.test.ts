@@ -59,6 +59,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     const estimate = page.getByTestId('train-estimate');
     await estimate.waitFor({ timeout: 240_000 });
     expect(await estimate.textContent()).toMatch(/^This run should take about [\d.]+ (s|min|hours|days) here \(.*tokens\/s measured on this software adapter\)\.$/);
+    // Its validation passes priced apart, by a validation pass measured on this model.
+    expect(await estimate.textContent()).toMatch(/, \d+ validation pass(es)?, about [\d.]+ (s|min)( in all)?;/);
     await page.getByTestId('preset-quick').click();
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*8 \(8 per epoch\)/ }).waitFor();
     await page.getByTestId('train-estimate').filter({ hasText: /should take about/ }).waitFor({ timeout: 60_000 });

@@ -9,7 +9,8 @@ import { configOf, randomMistral } from '../../src/bench/model.ts';
 import type { Dims } from '../../src/engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../../src/engine/mistral/layer-stream.ts';
 import { destroyMistralWeights, moveLayersToHost } from '../../src/engine/mistral/weights.ts';
-import { calibrate, CALIBRATION_TOKENS, estimateRun, evaluationCount, type Calibration } from '../../src/run/calibrate.ts';
+import { calibrate, CALIBRATION_TOKENS, estimateRun, evaluationCount, forwardShare, type Calibration } from '../../src/run/calibrate.ts';
+import { FORWARD_SHARE } from '../../src/run/eta.ts';
 import { parseHyperparams } from '../../src/config/index.ts';
 import { TrainingData } from '../../src/data/batches.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
@@ -41,6 +42,9 @@ describe('run estimate', () => {
     expect(e.trainTokens).toBe(2 * stats.tokensPerEpoch); // micro-batches of one row: no padding
     expect(e.evaluations).toBe(2);
     expect(e.method).toBe('model'); // a software adapter: one whole short pass
+    // The run validates, so a validation pass (the inference-mode forward) was timed too, and prices the two passes.
+    expect(e.forwardSecondsPerToken).toBeGreaterThan(0);
+    expect(e.validationSeconds).toBeCloseTo(e.forwardSecondsPerToken! * 2 * stats.validation.paddedTokens, 12);
     // The estimate trains nothing: the session still has no adapter to export.
     await expect(session.adapterNow()).rejects.toThrow(/no trained adapter/);
     session.unloadModel();
@@ -54,7 +58,8 @@ describe('run estimate', () => {
     const shape = { B: 2, T: 11 };
     const L = session.model!.dims.L;
     for (const keptLayers of [0, 1, L]) {
-      const c = await calibrate(ctx, session.model!, session.baseConfig, hp, { shape, keptLayers, keptAttention: keptLayers === 0, method: 'layers' });
+      const validation = keptLayers === 1;
+      const c = await calibrate(ctx, session.model!, session.baseConfig, hp, { shape, keptLayers, keptAttention: keptLayers === 0, method: 'layers', validation });
       expect(c).toMatchObject({ method: 'layers', measuredTokens: 22 });
       const p = c.parts!;
       expect(p).toMatchObject({ layers: L, keptLayers });
@@ -63,6 +68,15 @@ describe('run estimate', () => {
       expect(p.keptLayer === null).toBe(keptLayers === 0);
       expect(c.measuredSeconds).toBe((L - keptLayers) * (p.recomputedLayer ?? 0) + keptLayers * (p.keptLayer ?? 0) + p.head);
       expect(c.secondsPerToken).toBe(c.measuredSeconds / 22);
+      // A validation pass: L layer forwards and the head's forward, timed only when the run validates.
+      if (validation) {
+        expect(p.forward!.layer).toBeGreaterThan(0);
+        expect(p.forward!.head).toBeGreaterThan(0);
+        expect(c.forwardSecondsPerToken).toBe((L * p.forward!.layer + p.forward!.head) / 22);
+      } else {
+        expect(p.forward).toBeUndefined();
+        expect(c.forwardSecondsPerToken).toBeUndefined();
+      }
       expect(ctx.ledger.snapshot().currentBytes).toBe(before);
     }
     session.unloadModel();
@@ -82,18 +96,20 @@ describe('run estimate', () => {
       const before = ctx.ledger.snapshot().currentBytes;
       for (const method of ['model', 'layers'] as const) {
         const uploads0 = stream.uploads;
-        const c = await calibrate(ctx, w, config, hp, { method, shape: { B: 1, T: 7 }, keptLayers: 0 });
+        const c = await calibrate(ctx, w, config, hp, { method, shape: { B: 1, T: 7 }, keptLayers: 0, validation: method === 'model' });
         // The counts of a pass (the 5-layer test in layer-stream.test.ts checks a real pass makes them).
         expect(c.uploads).toMatchObject({ perTrainingPass: trainingPassUploads(5), perValidationPass: forwardPassUploads(5) });
         expect(c.uploads!.perTrainingPass).toBe(6);
         expect(c.uploads!.seconds).toBeGreaterThanOrEqual(0);
         expect(Number.isFinite(c.uploads!.seconds)).toBe(true);
         // The uploads were measured, not assumed: the calibration really moved layers.
-        expect(stream.uploads - uploads0).toBeGreaterThan(method === 'model' ? 2 * 6 : 3); // 'layers': two per rep, warm-up included
+        // 'model': two training passes of 6 and two validation passes of 5; 'layers': two per rep, warm-up included.
+        expect(stream.uploads - uploads0).toBeGreaterThan(method === 'model' ? 2 * 6 + 2 * 5 - 1 : 3);
         expect(c.secondsPerToken).toBeGreaterThan(0);
         if (method === 'model') {
           // The pass's compute is what is left of it after its six uploads (a tenth of it at least).
           expect(c.secondsPerToken * c.measuredTokens).toBeCloseTo(Math.max(c.measuredSeconds - 6 * c.uploads!.seconds, c.measuredSeconds / 10), 9);
+          expect(c.forwardSecondsPerToken).toBeGreaterThan(0);
         } else {
           expect(c.measuredSeconds).toBe(5 * c.parts!.recomputedLayer! + c.parts!.head);
         }
@@ -114,7 +130,7 @@ describe('estimate arithmetic', () => {
     microBatchSize: 2,
     totalSteps: 4,
     stepsByEpoch: [2, 2],
-    validation: { tokens: 50, lossTokens: 40, batches: 3 },
+    validation: { tokens: 50, paddedTokens: 60, lossTokens: 40, batches: 3 },
     run: { tokens: 1800, paddedTokens: 2000, microBatches: 8 }, // 2 epochs × ⌈7 / 2⌉ micro-batches, 10 % padding
   } as Parameters<typeof estimateRun>[0];
   const hp = { run_validation: true, eval_steps: 0 };
@@ -143,9 +159,20 @@ describe('estimate arithmetic', () => {
     expect(e.trainTokens).toBe(1800); // 10 % padding
     expect(e.evaluations).toBe(2);
     expect(e.uploadSeconds).toBe(0);
-    expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 50), 9);
+    // Each pass computes its 60 padded tokens, at FORWARD_SHARE of a training token when no forward was measured.
+    expect(e.validationSeconds).toBeCloseTo(0.01 * 0.3 * 2 * 60, 9);
+    expect(e.seconds).toBeCloseTo(0.01 * 2000 + e.validationSeconds, 9);
     // As a step reports it: its real tokens over its time (padding computed, not counted), not 100 tokens/s.
     expect(e.tokensPerSecond).toBeCloseTo(1800 / 20, 9);
+  });
+
+  it('a measured forward prices the validation passes instead of FORWARD_SHARE; the training rate is unchanged', () => {
+    const measured = estimateRun(stats, hp, { ...c, forwardSecondsPerToken: 0.0066 }, true);
+    expect(forwardShare({ ...c, forwardSecondsPerToken: 0.0066 })).toBeCloseTo(0.66, 12);
+    expect(forwardShare(c)).toBe(FORWARD_SHARE);
+    expect(measured.validationSeconds).toBeCloseTo(0.0066 * 2 * 60, 9);
+    expect(measured.seconds).toBeCloseTo(0.01 * 2000 + 0.0066 * 2 * 60, 9);
+    expect(measured.tokensPerSecond).toBe(estimateRun(stats, hp, c, true).tokensPerSecond);
   });
 
   it('a run that will measure its kernels first adds that many passes of a layer at its shape; the rate is unchanged', () => {
@@ -166,7 +193,8 @@ describe('estimate arithmetic', () => {
     const train = 2 * 4 * 6 * 0.5;
     const validation = 2 * 3 * 5 * 0.5;
     expect(e.uploadSeconds).toBeCloseTo(train + validation, 9);
-    expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 50) + train + validation, 9);
+    expect(e.validationSeconds).toBeCloseTo(0.01 * 0.3 * 2 * 60 + validation, 9);
+    expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 60) + train + validation, 9);
     expect(e.tokensPerSecond).toBeCloseTo(1800 / (20 + train), 9);
   });
 });

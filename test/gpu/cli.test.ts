@@ -227,6 +227,11 @@ describe('finetune bench estimate', () => {
     expect(line.estimateSeconds).toBeCloseTo(2 * line.parts.recomputedLayer + line.parts.head, 12);
     expect(line.stepSeconds).toBeGreaterThan(0);
     expect(line.ratio).toBeCloseTo(line.estimateSeconds / line.stepSeconds, 12);
+    // A validation pass too: two layer forwards and the head's, beside whole measured passes.
+    expect(line.validationEstimateSeconds).toBeCloseTo((2 * line.parts.forward.layer + line.parts.forward.head), 12);
+    expect(line.validationSeconds).toBeGreaterThan(0);
+    expect(line.validationRatio).toBeCloseTo(line.validationEstimateSeconds / line.validationSeconds, 12);
+    expect(line.forwardShare).toBeCloseTo(line.validationEstimateSeconds / line.estimateSeconds, 12);
   });
 
   it('with --stream-layers adds the uploads of a pass, counted as a real step makes them', async () => {

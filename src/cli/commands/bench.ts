@@ -10,7 +10,7 @@ import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/we
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
-import { calibrate, trainingPassUploadSeconds } from '../../run/calibrate.ts';
+import { calibrate, forwardShare, trainingPassUploadSeconds } from '../../run/calibrate.ts';
 import { parseHyperparams } from '../../config/index.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -94,7 +94,9 @@ what:
              from the first's; then the choice a run would make (not part of "all")
   estimate   the time estimate a GPU gets before a run (src/run/calibrate.ts: one layer of each kind and the head at
              the run's shape, added up) next to whole training steps measured on the same random model (Mistral-7B's
-             shape on a GPU, 2 small layers on SwiftShader): estimateSeconds, stepSeconds, ratio (not part of "all");
+             shape on a GPU, 2 small layers on SwiftShader): estimateSeconds, stepSeconds, ratio; the same for a
+             validation pass (validationEstimateSeconds, validationSeconds, validationRatio, forwardShare; not part
+             of "all");
              with --stream-layers the layers are streamed from CPU memory and the estimate prices their uploads
   clamps     no GPU time: the bounds clamps WGSL's robustness leaves in the hot loops (≥ 4 multiply-adds per
              iteration) of every kernel variant with one (tiled and basic GEMM, NF4 products, skinny LoRA products,
@@ -385,13 +387,30 @@ export const benchCommand: Command = {
         if (streamed) weights = await moveLayersToHost(ctx, weights);
         const hp = parseHyperparams({ lora_rank: 8, lora_alpha: 16, lora_target_modules: targets.join(',') });
         for (const T of tokens) {
-          const c = await calibrate(ctx, weights, configOf(dims), hp, { shape: { B: 1, T }, method: 'layers' });
+          const c = await calibrate(ctx, weights, configOf(dims), hp, { shape: { B: 1, T }, method: 'layers', validation: true });
           // A step of one micro-batch: its compute plus the uploads of one training pass.
           const uploadSeconds = trainingPassUploadSeconds(c);
           const estimateSeconds = c.measuredSeconds + uploadSeconds;
-          const t = await timeTrainSteps(ctx, weights, { T, steps, r: 8, targets });
+          // A validation pass of the same batch: its forward, plus the uploads of one forward pass.
+          const validationEstimateSeconds = (c.forwardSecondsPerToken ?? 0) * T + (c.uploads ? c.uploads.perValidationPass * c.uploads.seconds : 0);
+          const t = await timeTrainSteps(ctx, weights, { T, steps, r: 8, targets, validationPasses: steps });
           const stepSeconds = t.stepMs / 1000;
-          print({ bench: 'estimate', layers: dims.L, T, streamed, estimateSeconds, parts: c.parts, ...(c.uploads ? { uploads: c.uploads, uploadSeconds, uploadsPerStep: t.uploadsPerStep } : {}), stepSeconds, ratio: estimateSeconds / stepSeconds });
+          const validationSeconds = (t.validationMs ?? 0) / 1000;
+          print({
+            bench: 'estimate',
+            layers: dims.L,
+            T,
+            streamed,
+            estimateSeconds,
+            parts: c.parts,
+            ...(c.uploads ? { uploads: c.uploads, uploadSeconds, uploadsPerStep: t.uploadsPerStep } : {}),
+            stepSeconds,
+            ratio: estimateSeconds / stepSeconds,
+            validationEstimateSeconds,
+            validationSeconds,
+            validationRatio: validationEstimateSeconds / validationSeconds,
+            forwardShare: forwardShare(c),
+          });
         }
       } finally {
         destroyMistralWeights(ctx, weights);

@@ -500,6 +500,23 @@ export class MistralRunner {
   }
 
   /**
+   * One layer's share of a validation pass, as evaluate does it: the inference-mode forward (writing xs[l+1]). For the
+   * time estimate (src/run/calibrate.ts), beside headEvalWork.
+   */
+  layerEvalWork(l: number): void {
+    this.layerForward('eval', l, true);
+    this.ctx.flush();
+  }
+
+  /** The validation pass's work above the last layer: final norm, lm_head and cross-entropy forward (into lossSum). */
+  headEvalWork(lossScale: number): void {
+    const d = this.weights.dims;
+    rmsnorm_forward(this.ctx, this.xf, this.rstdf, this.xs[d.L], this.weights.finalNorm, this.n, d.C, d.eps);
+    lmhead_xent_forward(this.ctx, this.headArgs(lossScale));
+    this.ctx.flush();
+  }
+
+  /**
    * The buffer layerTrainingWork's backward reads d xs[l+1] from and leaves d xs[l] in: a caller timing or comparing
    * one layer's work (kernel tuning, benchmarks) fills it, with xs[l], before the call.
    */

@@ -283,10 +283,23 @@ describe('the training plan', () => {
   it('batches the validation set in file order, packed like training', () => {
     const val = Array.from({ length: 5 }, (_, k) => ex(100 + k, 3));
     const data = prepareTrainingData(rows, val, { ...OPTS, run_validation: true, num_validation_samples: 4, validation_batch_size: 3 });
-    expect(data.stats.validation).toEqual({ examples: 4, sequences: 4, tokens: 12, lossTokens: 8, batches: 2 });
+    expect(data.stats.validation).toEqual({ examples: 4, sequences: 4, tokens: 12, paddedTokens: 12, lossTokens: 8, batches: 2 });
     expect([...data.validationBatches()].map((m) => m.lines)).toEqual([[[101], [102], [103]], [[104]]]);
     const packed = prepareTrainingData(rows, val, { ...OPTS, run_validation: true, num_validation_samples: 4, pack_sequences: true, chunk_size: 6 });
     expect([...packed.validationBatches()].map((m) => m.lines)).toEqual([[[101, 102]], [[103, 104]]]);
+  });
+
+  it('counts the tokens a validation pass computes, its batches\' padding included (what the time estimate prices)', () => {
+    const val = [ex(100, 2), ex(101, 5), ex(102, 3), ex(103, 4)];
+    const opts = { ...OPTS, run_validation: true, num_validation_samples: 4, validation_batch_size: 3 };
+    const computed = (d: TrainingData): number => [...d.validationBatches()].reduce((a, m) => a + m.B * m.T, 0);
+    const data = prepareTrainingData(rows, val, opts);
+    // [2, 5, 3] padded to 5, then [4]: 19 computed for 14 real.
+    expect(data.stats.validation).toMatchObject({ tokens: 14, paddedTokens: 19, batches: 2 });
+    expect(computed(data)).toBe(19);
+    const fixed = prepareTrainingData(rows, val, opts, { padTo: 16 });
+    expect(fixed.stats.validation.paddedTokens).toBe(4 * 16);
+    expect(computed(fixed)).toBe(64);
   });
 
   it('reports the padding of epoch 0, and a fixed pad length when asked', () => {

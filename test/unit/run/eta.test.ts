@@ -37,6 +37,18 @@ describe('RunTimer', () => {
     expect(t.remaining(10, true)).toBe(0);
   });
 
+  it('prices a pass by the forward share it is given (the estimate measured it) until one has run', () => {
+    // The same run as above, with a forward token measured at 0.45 of a training token (a kept layer's backward costs
+    // about one forward): the passes to come cost 1.5× what FORWARD_SHARE would say.
+    const t = new RunTimer(10, [4, 8, 10], 1000, 0.45);
+    t.stepDone(2, 400);
+    const priced = 0.45 * 1000 * (2 / 400);
+    expect(t.validationSeconds).toBeCloseTo(priced, 12);
+    expect(t.remaining(1)).toBeCloseTo(9 * 2 + 3 * priced, 12);
+    t.validationDone(3);
+    expect(t.remaining(4, true)).toBeCloseTo(6 * 2 + 2 * 3, 12);
+  });
+
   it('spreads checkpoints and samples over the steps, and counts only what it is told (a pause is not work)', () => {
     const t = new RunTimer(4, [], 0);
     t.stepDone(1, 100);
