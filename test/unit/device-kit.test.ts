@@ -220,6 +220,10 @@ describe('summarise', () => {
     expect(s).toContain('tune T=4096 choice: tiled/tiled/skinny, speedup 2.50; staged run: tiled/tiled/general, speedup 2.40 (DIFFERS from the full grid)');
     const est = summarise([{ device: 'step', step: 'estimate', attempt: 1 }, { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }].map((l) => JSON.stringify(l)).join('\n'));
     expect(est).toContain('estimate T=2048 (32 layers): 7.50 s estimated, 8.00 s measured per step, ratio 0.94');
+    const withValidation = { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375, validationEstimateSeconds: 2.4, validationSeconds: 2.5, validationRatio: 0.96, forwardShare: 0.32 };
+    expect(summarise([{ device: 'step', step: 'estimate', attempt: 1 }, withValidation].map((l) => JSON.stringify(l)).join('\n'))).toContain(
+      'ratio 0.94; validation pass 2.40 s estimated, 2.50 s measured, ratio 0.96, forward share 0.32',
+    );
     const streamed = { bench: 'estimate', layers: 32, T: 2048, streamed: true, estimateSeconds: 9, uploads: { perTrainingPass: 60, perValidationPass: 32, seconds: 0.025 }, uploadSeconds: 1.5, stepSeconds: 9.5, ratio: 0.947 };
     const est2 = summarise([{ device: 'step', step: 'estimate-stream', attempt: 1 }, streamed].map((l) => JSON.stringify(l)).join('\n'));
     const dispatch = summarise(
