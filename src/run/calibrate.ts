@@ -11,14 +11,15 @@
 // and takes the pass's uploads out of its per-token rate (a software adapter does copies and compute one after the
 // other); 'layers' times a layer with two uploads queued ahead of its work, as a step queues them, against the layer
 // alone, so whatever part of an upload the GPU hides under the compute is not counted.
-// A run that validates also has its validation passes timed, the same way (a whole forward pass, or a layer's forward
-// and the head's): their cost against a training pass is no constant. A kept layer's backward costs about one forward
-// (the frozen base gets no weight gradient), and a recomputed layer adds a second forward, so a forward is about half
-// of a kept layer's training work and a third of a recomputed one's; on a software adapter the 32,000-word head takes
-// a larger share of a forward than of a training pass.
+// A run that validates also has a validation batch timed (calibrateValidation): one inference-mode forward of a batch
+// of the shape its validation batches have (validationBatchShape), whole on a software adapter, as one layer's forward
+// and the head's on a GPU. Its cost is no fixed share of a training pass's: a kept layer's backward costs about one
+// forward (the frozen base gets no weight gradient) and a recomputed layer adds a second, and a validation batch is
+// usually far smaller than a training micro-batch (validation_batch_size is 1 by default), where a GPU is dispatch-bound
+// and SwiftShader's 64-row GEMM tiles are mostly padding, so its cost per token can exceed a training pass's.
 
 import { ADAPTER_INIT_STREAM, uniformSource } from '../core/prng.ts';
-import { unpackedBatch } from '../core/token-batch.ts';
+import { unpackedBatch, type TokenBatch } from '../core/token-batch.ts';
 import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
@@ -44,20 +45,9 @@ export interface Calibration {
   measuredSeconds: number;
   method: 'model' | 'layers';
   /** 'layers': the seconds of each part at the run's shape (keptLayer null when the run keeps none). */
-  parts?: {
-    recomputedLayer: number | null;
-    keptLayer: number | null;
-    head: number;
-    layers: number;
-    keptLayers: number;
-    /** A validation pass's share: one layer's forward and the head's (measured when the run validates). */
-    forward?: { layer: number; head: number };
-  };
-  /**
-   * Seconds one token of a validation pass (the inference-mode forward) takes, measured when the run validates; absent,
-   * a validation token is priced at FORWARD_SHARE of a training one.
-   */
-  forwardSecondsPerToken?: number;
+  parts?: { recomputedLayer: number | null; keptLayer: number | null; head: number; layers: number; keptLayers: number };
+  /** A validation batch timed (calibrateValidation), when the run validates; absent, FORWARD_SHARE prices validation. */
+  forward?: ValidationCalibration;
   /**
    * Streamed layers only: layer uploads per training pass (micro-batch) and per validation batch, and the seconds one
    * upload adds to a pass here (not in secondsPerToken).
@@ -100,8 +90,6 @@ export interface CalibrationOptions {
   keptAttention?: boolean;
   /** Default: 'model' on a software adapter or without a shape, else 'layers'. */
   method?: 'model' | 'layers';
-  /** The run validates: time a validation pass's work too (forwardSecondsPerToken). */
-  validation?: boolean;
 }
 
 /** Times a training pass of the loaded model for the run's adapter shape (see the head of this file for how). */
@@ -110,23 +98,11 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
   const shape = method === 'layers' && o.shape ? o.shape : { B: 1, T: CALIBRATION_TOKENS };
   const L = weights.dims.L;
   const kept = Math.min(o.keptLayers ?? 0, L);
-  const adapter = createAdapter(config, {
-    r: hp.lora_rank,
-    alpha: hp.lora_alpha,
-    dropout: hp.lora_dropout,
-    targetModules: targetModules(hp),
-    random: uniformSource(hp.seed, ADAPTER_INIT_STREAM),
-  });
-  const lora = uploadLora(ctx, weights.dims, adapter);
   // 'layers' needs one layer of each kind: with kept layers, a runner keeping just the last one (the others are the
   // recomputed kind), unless every layer is kept.
   const runnerKept = method === 'model' ? kept : kept === 0 ? 0 : kept === L ? L : 1;
-  const runner = new MistralRunner(ctx, weights, lora, { ...shape, seed: hp.seed, keptLayers: runnerKept, keptAttention: o.keptAttention });
-  try {
+  return withRunner(ctx, weights, config, hp, { ...shape, keptLayers: runnerKept, keptAttention: o.keptAttention }, async (runner) => {
     const N = shape.B * shape.T;
-    // Any ids inside the vocabulary do: the cost does not depend on which tokens they are.
-    const ids = Array.from({ length: N }, (_, i) => (1000 + 37 * i) % config.vocabSize);
-    runner.setBatch(unpackedBatch(shape.B, shape.T, ids, Int32Array.from({ length: N }, (_, i) => ((i + 1) % shape.T !== 0 ? ids[i + 1] : -100))));
     const stream = weights.stream;
     if (method === 'model') {
       const pass = async (): Promise<{ seconds: number; uploads: number }> => {
@@ -138,33 +114,13 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
         await runner.readLoss(); // the readback is the fence: the pass has finished on the GPU
         return { seconds: (performance.now() - t0) / 1000, uploads: (stream?.uploads ?? 0) - uploads0 };
       };
-      const forwardPass = async (): Promise<{ seconds: number; uploads: number }> => {
-        const uploads0 = stream?.uploads ?? 0;
-        const t0 = performance.now();
-        runner.resetLoss();
-        runner.evaluate(1 / N);
-        await runner.readLoss();
-        return { seconds: (performance.now() - t0) / 1000, uploads: (stream?.uploads ?? 0) - uploads0 };
-      };
-      // Each kind of pass twice: the first compiles its pipelines.
       await pass();
-      const training = await pass();
-      let forward: { seconds: number; uploads: number } | null = null;
-      if (o.validation) {
-        await forwardPass();
-        forward = await forwardPass();
-      }
-      const upload = stream && (training.uploads > 0 || (forward?.uploads ?? 0) > 0) ? (await timeGpu(ctx, () => stream.rewriteSpare(), { warmup: 1, minMs: 100, maxReps: 8 })).ms / 1000 : 0;
-      // A pass less its uploads is its compute; never below a tenth of the pass, whatever the timing noise.
-      const compute = (p: { seconds: number; uploads: number }): number => Math.max(p.seconds - p.uploads * upload, p.seconds / 10);
-      return {
-        secondsPerToken: compute(training) / N,
-        measuredTokens: N,
-        measuredSeconds: training.seconds,
-        method,
-        ...(forward ? { forwardSecondsPerToken: compute(forward) / N } : {}),
-        ...(upload > 0 ? { uploads: uploadsAt(L, upload) } : {}),
-      };
+      const { seconds, uploads } = await pass();
+      if (!stream || uploads === 0) return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
+      const upload = (await timeGpu(ctx, () => stream.rewriteSpare(), { warmup: 1, minMs: 100, maxReps: 8 })).ms / 1000;
+      // The pass less its uploads is its compute; never below a tenth of the pass, whatever the timing noise.
+      const compute = Math.max(seconds - uploads * upload, seconds / 10);
+      return { secondsPerToken: compute / N, measuredTokens: N, measuredSeconds: seconds, method, uploads: uploadsAt(L, upload) };
     }
     const layers = repeatableLayerWork(ctx, runner, [0, L - 1], weights.dims.C);
     try {
@@ -173,17 +129,8 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
       const keptLayer = kept > 0 ? await seconds(() => layers.run(L - 1)) : null;
       const head = await seconds(() => runner.headTrainingWork(1 / N));
       const step = (L - kept) * (recomputedLayer ?? 0) + kept * (keptLayer ?? 0) + head;
-      // A validation pass is L layer forwards (the same for either kind of layer) and the head's forward.
-      const forward = o.validation ? { layer: await seconds(() => layers.forward(0)), head: await seconds(() => runner.headEvalWork(1 / N)) } : null;
-      const parts = { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept, ...(forward ? { forward } : {}) };
-      const result: Calibration = {
-        secondsPerToken: step / N,
-        measuredTokens: N,
-        measuredSeconds: step,
-        method,
-        parts,
-        ...(forward ? { forwardSecondsPerToken: (L * forward.layer + forward.head) / N } : {}),
-      };
+      const parts = { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept };
+      const result: Calibration = { secondsPerToken: step / N, measuredTokens: N, measuredSeconds: step, method, parts };
       if (!stream || trainingPassUploads(L) === 0) return result;
       // A step queues each upload one layer ahead of the work that needs it: two uploads before a layer's work, timed
       // against the layer alone, leave what the uploads add after whatever the GPU overlaps.
@@ -198,15 +145,117 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
     } finally {
       layers.destroy();
     }
+  });
+}
+
+/** One validation batch timed: an inference-mode forward of B rows of T tokens, uploads not counted. */
+export interface ValidationCalibration {
+  B: number;
+  T: number;
+  seconds: number;
+  method: 'model' | 'layers';
+  /** 'layers': one layer's forward and the head's (final norm, lm_head, cross-entropy); a batch is L of one and the head. */
+  parts?: { layer: number; head: number; layers: number };
+}
+
+/**
+ * The batch a validation pass of this plan is made of, typically: its rows per batch (validation_batch_size, fewer when
+ * the set is smaller) and its padded tokens per row. Null without validation data.
+ */
+export function validationBatchShape(stats: DataStats): { B: number; T: number } | null {
+  const v = stats.validation;
+  if (v.batches === 0 || v.paddedTokens === 0) return null;
+  const B = Math.ceil(v.sequences / v.batches);
+  return { B, T: Math.ceil(v.paddedTokens / (v.batches * B)) };
+}
+
+/**
+ * Times one validation batch of `batch`'s shape on the loaded model with a throwaway adapter of the run's shape
+ * (see the head of this file). `uploadSeconds`: what one layer upload costs here (Calibration.uploads), taken out of
+ * a 'model' measurement with streamed layers, whose uploads are priced apart.
+ */
+export async function calibrateValidation(
+  ctx: GpuContext,
+  weights: MistralWeights,
+  config: MistralConfig,
+  hp: Hyperparams,
+  batch: { B: number; T: number },
+  o: { method?: 'model' | 'layers'; uploadSeconds?: number } = {},
+): Promise<ValidationCalibration> {
+  const method = o.method ?? (ctx.report.software ? 'model' : 'layers');
+  const L = weights.dims.L;
+  return withRunner(ctx, weights, config, hp, { ...batch, keptLayers: 0 }, async (runner) => {
+    if (method === 'model') {
+      const stream = weights.stream;
+      const pass = async (): Promise<number> => {
+        const uploads0 = stream?.uploads ?? 0;
+        const t0 = performance.now();
+        runner.resetLoss();
+        runner.evaluate(1);
+        await runner.readLoss(); // the readback is the fence
+        const seconds = (performance.now() - t0) / 1000;
+        // Less its uploads; never below a tenth of the pass, whatever the timing noise.
+        return Math.max(seconds - ((stream?.uploads ?? 0) - uploads0) * (o.uploadSeconds ?? 0), seconds / 10);
+      };
+      // A one-token pass first compiles the forward's pipelines (shape-independent on the kernels a software adapter
+      // runs): on SwiftShader a batch of 40 tokens takes seconds, which the page would wait for twice.
+      runner.setBatch(anyBatch(config, 1, 1));
+      await pass();
+      runner.setBatch(anyBatch(config, batch.B, batch.T));
+      return { ...batch, seconds: await pass(), method };
+    }
+    const layers = repeatableLayerWork(ctx, runner, [0], weights.dims.C);
+    try {
+      const seconds = async (work: () => void): Promise<number> => (await timeGpu(ctx, work, { warmup: 1, minMs: 200, maxReps: 4 })).ms / 1000;
+      const layer = await seconds(() => layers.forward(0));
+      const head = await seconds(() => runner.headEvalWork(1));
+      return { ...batch, seconds: L * layer + head, method, parts: { layer, head, layers: L } };
+    } finally {
+      layers.destroy();
+    }
+  });
+}
+
+/** A runner of `shape` with a throwaway adapter of the run's shape and a batch of any in-vocabulary ids, then freed. */
+async function withRunner<R>(
+  ctx: GpuContext,
+  weights: MistralWeights,
+  config: MistralConfig,
+  hp: Hyperparams,
+  shape: { B: number; T: number; keptLayers: number; keptAttention?: boolean },
+  work: (runner: MistralRunner) => Promise<R>,
+): Promise<R> {
+  const adapter = createAdapter(config, {
+    r: hp.lora_rank,
+    alpha: hp.lora_alpha,
+    dropout: hp.lora_dropout,
+    targetModules: targetModules(hp),
+    random: uniformSource(hp.seed, ADAPTER_INIT_STREAM),
+  });
+  const lora = uploadLora(ctx, weights.dims, adapter);
+  const runner = new MistralRunner(ctx, weights, lora, { B: shape.B, T: shape.T, seed: hp.seed, keptLayers: shape.keptLayers, keptAttention: shape.keptAttention });
+  try {
+    runner.setBatch(anyBatch(config, shape.B, shape.T));
+    return await work(runner);
   } finally {
     runner.destroy();
     destroyLora(ctx, lora);
   }
 }
 
-/** What a validation token costs against a training token: measured when the calibration timed both, else FORWARD_SHARE. */
+/** A batch of B × T ids: any inside the vocabulary do, the cost does not depend on which tokens they are. */
+function anyBatch(config: MistralConfig, B: number, T: number): TokenBatch {
+  const N = B * T;
+  const ids = Array.from({ length: N }, (_, i) => (1000 + 37 * i) % config.vocabSize);
+  return unpackedBatch(B, T, ids, Int32Array.from({ length: N }, (_, i) => ((i + 1) % T !== 0 ? ids[i + 1] : -100)));
+}
+
+/**
+ * What a validation token costs against a training token here: measured when the calibration has a validation batch
+ * timed (per token of that batch), else FORWARD_SHARE. The trainer's ETA prices the passes to come with it.
+ */
 export function forwardShare(c: Calibration): number {
-  return c.forwardSecondsPerToken !== undefined && c.secondsPerToken > 0 ? c.forwardSecondsPerToken / c.secondsPerToken : FORWARD_SHARE;
+  return c.forward && c.secondsPerToken > 0 ? c.forward.seconds / (c.forward.B * c.forward.T) / c.secondsPerToken : FORWARD_SHARE;
 }
 
 /** Seconds the uploads of one training pass (micro-batch) add; 0 with resident layers. */
@@ -233,7 +282,8 @@ function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
 
 /**
  * The run's duration from a calibration: the padded tokens of the steps it makes (max_steps included) at the measured
- * rate, plus its validation passes, the streamed layers' uploads, and `tuningPasses` layer passes for the kernel
+ * rate, plus its validation passes (at the timed validation batch's rate per token, else FORWARD_SHARE of the training
+ * rate), the streamed layers' uploads, and `tuningPasses` layer passes for the kernel
  * measurement before the first step (0: none will be made).
  */
 export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
@@ -241,8 +291,8 @@ export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validat
   const paddedTokens = stats.run.paddedTokens;
   const evaluations = evaluationCount(stats, hp);
   const validationTokens = stats.validation.tokens;
-  // A pass computes its batches' padding too, as a step does.
-  const validationCompute = c.secondsPerToken * forwardShare(c) * stats.validation.paddedTokens * evaluations;
+  // Each pass computes its batches' padding too, as a step does.
+  const validationCompute = forwardShare(c) * c.secondsPerToken * stats.validation.paddedTokens * evaluations;
   const trainPasses = stats.run.microBatches;
   const trainUploadSeconds = trainingPassUploadSeconds(c) * trainPasses;
   const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.batches : 0;

@@ -17,7 +17,7 @@ import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts'
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
-import { calibrate, estimateRun, forwardShare, type Calibration, type RunEstimate } from './calibrate.ts';
+import { calibrate, calibrateValidation, estimateRun, forwardShare, validationBatchShape, type Calibration, type RunEstimate, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
@@ -110,6 +110,10 @@ export class FinetuneSession {
   gpuMemoryBytes: number | null = null;
   /** The last calibration (src/run/calibrate.ts) and the model and adapter shape it was measured for. */
   private calibration: { key: string; value: Calibration } | null = null;
+  /** The last validation batch timed (calibrateValidation), for that calibration and batch shape. */
+  private validationCalibration: { key: string; value: ValidationCalibration } | null = null;
+  /** What a validation token cost against a training token in the last estimate (forwardShare); null: not measured. */
+  private validationShare: number | null = null;
   /** Where measured kernel choices are kept between runs (src/run/kernel-tuning.ts); null: measure every run. */
   kernelCache: KernelTuningCache | null = null;
   /**
@@ -183,6 +187,8 @@ export class FinetuneSession {
 
   unloadModel(): void {
     this.calibration = null;
+    this.validationCalibration = null;
+    this.validationShare = null;
     this.dropAdapter();
     this.imported = null;
     if (this.weights) destroyMistralWeights(this.ctx, this.weights);
@@ -264,19 +270,36 @@ export class FinetuneSession {
     const kernels = tuned ? kernelChoice(tuned) : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
     const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
-    // A run that validates needs a validation pass timed too (a calibration made for one that did not has none).
-    const validation = validationSteps(stats, hp).length > 0;
-    if (this.calibration?.key !== key || (validation && this.calibration.value.forwardSecondsPerToken === undefined)) {
+    if (this.calibration?.key !== key) {
       applyKernels(this.ctx, kernels);
       try {
-        this.calibration = { key, value: await calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention, validation }) };
+        this.calibration = { key, value: await calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention }) };
       } finally {
         applyKernels(this.ctx, this.defaultKernels);
       }
     }
+    // A run that validates: one of its validation batches timed too, which the data's shape decides (measured apart,
+    // so that another dataset does not measure the training pass again).
+    const batch = validationSteps(stats, hp).length > 0 ? validationBatchShape(stats) : null;
+    let forward: ValidationCalibration | undefined;
+    if (batch) {
+      const vkey = JSON.stringify([key, batch]);
+      if (this.validationCalibration?.key !== vkey) {
+        applyKernels(this.ctx, kernels);
+        try {
+          const value = await calibrateValidation(this.ctx, weights, config, hp, batch, { uploadSeconds: this.calibration.value.uploads?.seconds });
+          this.validationCalibration = { key: vkey, value };
+        } finally {
+          applyKernels(this.ctx, this.defaultKernels);
+        }
+      }
+      forward = this.validationCalibration.value;
+    }
+    const c: Calibration = { ...this.calibration.value, ...(forward ? { forward } : {}) };
+    this.validationShare = forward ? forwardShare(c) : null;
     // A run on a GPU with no remembered choice for this shape measures its kernels first (what Train does: nothing asked).
     const measures = !this.ctx.report.software && !tuned;
-    return estimateRun(stats, hp, this.calibration.value, this.ctx.report.software, measures ? tuningPasses({}, this.defaultKernels) : 0);
+    return estimateRun(stats, hp, c, this.ctx.report.software, measures ? tuningPasses({}, this.defaultKernels) : 0);
   }
 
   /**
@@ -426,8 +449,8 @@ export class FinetuneSession {
         {
           validateFirst: fromStep > 0 && !history.some((h) => h.step === fromStep && h.valLoss !== undefined),
           // The ETA's price of a validation pass until the run has timed one: the share the last estimate measured
-          // on this model (a ratio, which the batch shape and kernels move far less than the rates themselves).
-          ...(this.calibration?.value.forwardSecondsPerToken !== undefined ? { validationShare: forwardShare(this.calibration.value) } : {}),
+          // on this model (the page estimates the plan it then trains).
+          ...(this.validationShare !== null ? { validationShare: this.validationShare } : {}),
         },
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {

@@ -9,7 +9,7 @@ import { configOf, randomMistral } from '../../src/bench/model.ts';
 import type { Dims } from '../../src/engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../../src/engine/mistral/layer-stream.ts';
 import { destroyMistralWeights, moveLayersToHost } from '../../src/engine/mistral/weights.ts';
-import { calibrate, CALIBRATION_TOKENS, estimateRun, evaluationCount, forwardShare, type Calibration } from '../../src/run/calibrate.ts';
+import { calibrate, CALIBRATION_TOKENS, calibrateValidation, estimateRun, evaluationCount, forwardShare, validationBatchShape, type Calibration } from '../../src/run/calibrate.ts';
 import { FORWARD_SHARE } from '../../src/run/eta.ts';
 import { parseHyperparams } from '../../src/config/index.ts';
 import { TrainingData } from '../../src/data/batches.ts';
@@ -42,9 +42,11 @@ describe('run estimate', () => {
     expect(e.trainTokens).toBe(2 * stats.tokensPerEpoch); // micro-batches of one row: no padding
     expect(e.evaluations).toBe(2);
     expect(e.method).toBe('model'); // a software adapter: one whole short pass
-    // The run validates, so a validation pass (the inference-mode forward) was timed too, and prices the two passes.
-    expect(e.forwardSecondsPerToken).toBeGreaterThan(0);
-    expect(e.validationSeconds).toBeCloseTo(e.forwardSecondsPerToken! * 2 * stats.validation.paddedTokens, 12);
+    // The run validates, so one of its validation batches (the inference-mode forward) was timed too, at the shape
+    // its batches have, and prices the two passes.
+    expect(e.forward).toMatchObject({ ...validationBatchShape(stats), method: 'model' });
+    expect(e.forward!.seconds).toBeGreaterThan(0);
+    expect(e.validationSeconds).toBeCloseTo((e.forward!.seconds / (e.forward!.B * e.forward!.T)) * 2 * stats.validation.paddedTokens, 12);
     // The estimate trains nothing: the session still has no adapter to export.
     await expect(session.adapterNow()).rejects.toThrow(/no trained adapter/);
     session.unloadModel();
@@ -58,8 +60,7 @@ describe('run estimate', () => {
     const shape = { B: 2, T: 11 };
     const L = session.model!.dims.L;
     for (const keptLayers of [0, 1, L]) {
-      const validation = keptLayers === 1;
-      const c = await calibrate(ctx, session.model!, session.baseConfig, hp, { shape, keptLayers, keptAttention: keptLayers === 0, method: 'layers', validation });
+      const c = await calibrate(ctx, session.model!, session.baseConfig, hp, { shape, keptLayers, keptAttention: keptLayers === 0, method: 'layers' });
       expect(c).toMatchObject({ method: 'layers', measuredTokens: 22 });
       const p = c.parts!;
       expect(p).toMatchObject({ layers: L, keptLayers });
@@ -68,17 +69,15 @@ describe('run estimate', () => {
       expect(p.keptLayer === null).toBe(keptLayers === 0);
       expect(c.measuredSeconds).toBe((L - keptLayers) * (p.recomputedLayer ?? 0) + keptLayers * (p.keptLayer ?? 0) + p.head);
       expect(c.secondsPerToken).toBe(c.measuredSeconds / 22);
-      // A validation pass: L layer forwards and the head's forward, timed only when the run validates.
-      if (validation) {
-        expect(p.forward!.layer).toBeGreaterThan(0);
-        expect(p.forward!.head).toBeGreaterThan(0);
-        expect(c.forwardSecondsPerToken).toBe((L * p.forward!.layer + p.forward!.head) / 22);
-      } else {
-        expect(p.forward).toBeUndefined();
-        expect(c.forwardSecondsPerToken).toBeUndefined();
-      }
       expect(ctx.ledger.snapshot().currentBytes).toBe(before);
     }
+    // A validation batch, of its own shape: L layer forwards and the head's forward.
+    const v = await calibrateValidation(ctx, session.model!, session.baseConfig, hp, { B: 1, T: 9 }, { method: 'layers' });
+    expect(v).toMatchObject({ B: 1, T: 9, method: 'layers', parts: { layers: L } });
+    expect(v.parts!.layer).toBeGreaterThan(0);
+    expect(v.parts!.head).toBeGreaterThan(0);
+    expect(v.seconds).toBe(L * v.parts!.layer + v.parts!.head);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
     session.unloadModel();
   });
 
@@ -96,20 +95,23 @@ describe('run estimate', () => {
       const before = ctx.ledger.snapshot().currentBytes;
       for (const method of ['model', 'layers'] as const) {
         const uploads0 = stream.uploads;
-        const c = await calibrate(ctx, w, config, hp, { method, shape: { B: 1, T: 7 }, keptLayers: 0, validation: method === 'model' });
+        const c = await calibrate(ctx, w, config, hp, { method, shape: { B: 1, T: 7 }, keptLayers: 0 });
         // The counts of a pass (the 5-layer test in layer-stream.test.ts checks a real pass makes them).
         expect(c.uploads).toMatchObject({ perTrainingPass: trainingPassUploads(5), perValidationPass: forwardPassUploads(5) });
         expect(c.uploads!.perTrainingPass).toBe(6);
         expect(c.uploads!.seconds).toBeGreaterThanOrEqual(0);
         expect(Number.isFinite(c.uploads!.seconds)).toBe(true);
         // The uploads were measured, not assumed: the calibration really moved layers.
-        // 'model': two training passes of 6 and two validation passes of 5; 'layers': two per rep, warm-up included.
-        expect(stream.uploads - uploads0).toBeGreaterThan(method === 'model' ? 2 * 6 + 2 * 5 - 1 : 3);
+        expect(stream.uploads - uploads0).toBeGreaterThan(method === 'model' ? 2 * 6 : 3); // 'layers': two per rep, warm-up included
         expect(c.secondsPerToken).toBeGreaterThan(0);
         if (method === 'model') {
           // The pass's compute is what is left of it after its six uploads (a tenth of it at least).
           expect(c.secondsPerToken * c.measuredTokens).toBeCloseTo(Math.max(c.measuredSeconds - 6 * c.uploads!.seconds, c.measuredSeconds / 10), 9);
-          expect(c.forwardSecondsPerToken).toBeGreaterThan(0);
+          // A validation batch on streamed layers: its uploads taken out, as they are priced per batch apart.
+          const uploads1 = stream.uploads;
+          const v = await calibrateValidation(ctx, w, config, hp, { B: 1, T: 7 }, { method, uploadSeconds: c.uploads!.seconds });
+          expect(stream.uploads - uploads1).toBeGreaterThan(5); // two forward passes of up to 5
+          expect(v.seconds).toBeGreaterThan(0);
         } else {
           expect(c.measuredSeconds).toBe(5 * c.parts!.recomputedLayer! + c.parts!.head);
         }
@@ -167,8 +169,10 @@ describe('estimate arithmetic', () => {
   });
 
   it('a measured forward prices the validation passes instead of FORWARD_SHARE; the training rate is unchanged', () => {
-    const measured = estimateRun(stats, hp, { ...c, forwardSecondsPerToken: 0.0066 }, true);
-    expect(forwardShare({ ...c, forwardSecondsPerToken: 0.0066 })).toBeCloseTo(0.66, 12);
+    // A validation batch of 1 × 20 tokens timed at 0.132 s: 0.0066 s a token, 0.66 of a training token.
+    const forward = { B: 1, T: 20, seconds: 0.132, method: 'model' as const };
+    const measured = estimateRun(stats, hp, { ...c, forward }, true);
+    expect(forwardShare({ ...c, forward })).toBeCloseTo(0.66, 12);
     expect(forwardShare(c)).toBe(FORWARD_SHARE);
     expect(measured.validationSeconds).toBeCloseTo(0.0066 * 2 * 60, 9);
     expect(measured.seconds).toBeCloseTo(0.01 * 2000 + 0.0066 * 2 * 60, 9);
@@ -196,6 +200,17 @@ describe('estimate arithmetic', () => {
     expect(e.validationSeconds).toBeCloseTo(0.01 * 0.3 * 2 * 60 + validation, 9);
     expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 60) + train + validation, 9);
     expect(e.tokensPerSecond).toBeCloseTo(1800 / (20 + train), 9);
+  });
+});
+
+describe('validation batch shape', () => {
+  it('is the rows a batch holds and the padded tokens a row has, on average; null without validation data', () => {
+    const v = (sequences: number, batches: number, paddedTokens: number) => ({ validation: { examples: sequences, sequences, tokens: 0, paddedTokens, lossTokens: 0, batches } }) as Parameters<typeof validationBatchShape>[0];
+    // 6 rows, one a batch, 253 tokens: batches of 1 × 43.
+    expect(validationBatchShape(v(6, 6, 253))).toEqual({ B: 1, T: 43 });
+    // 6 rows in batches of 4 (4 and 2), 4 × 40 + 2 × 30 padded tokens: 3 rows a batch of 37 tokens each.
+    expect(validationBatchShape(v(6, 2, 220))).toEqual({ B: 3, T: 37 });
+    expect(validationBatchShape(v(0, 0, 0))).toBeNull();
   });
 });
 

@@ -228,7 +228,8 @@ describe('finetune bench estimate', () => {
     expect(line.stepSeconds).toBeGreaterThan(0);
     expect(line.ratio).toBeCloseTo(line.estimateSeconds / line.stepSeconds, 12);
     // A validation pass too: two layer forwards and the head's, beside whole measured passes.
-    expect(line.validationEstimateSeconds).toBeCloseTo((2 * line.parts.forward.layer + line.parts.forward.head), 12);
+    expect(line.forwardParts.layers).toBe(2);
+    expect(line.validationEstimateSeconds).toBeCloseTo(2 * line.forwardParts.layer + line.forwardParts.head, 12);
     expect(line.validationSeconds).toBeGreaterThan(0);
     expect(line.validationRatio).toBeCloseTo(line.validationEstimateSeconds / line.validationSeconds, 12);
     expect(line.forwardShare).toBeCloseTo(line.validationEstimateSeconds / line.estimateSeconds, 12);

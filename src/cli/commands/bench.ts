@@ -10,7 +10,7 @@ import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/we
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { GEMM_KERNELS } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
-import { calibrate, forwardShare, trainingPassUploadSeconds } from '../../run/calibrate.ts';
+import { calibrate, calibrateValidation, forwardShare, trainingPassUploadSeconds } from '../../run/calibrate.ts';
 import { parseHyperparams } from '../../config/index.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -387,12 +387,13 @@ export const benchCommand: Command = {
         if (streamed) weights = await moveLayersToHost(ctx, weights);
         const hp = parseHyperparams({ lora_rank: 8, lora_alpha: 16, lora_target_modules: targets.join(',') });
         for (const T of tokens) {
-          const c = await calibrate(ctx, weights, configOf(dims), hp, { shape: { B: 1, T }, method: 'layers', validation: true });
+          const c = await calibrate(ctx, weights, configOf(dims), hp, { shape: { B: 1, T }, method: 'layers' });
           // A step of one micro-batch: its compute plus the uploads of one training pass.
           const uploadSeconds = trainingPassUploadSeconds(c);
           const estimateSeconds = c.measuredSeconds + uploadSeconds;
-          // A validation pass of the same batch: its forward, plus the uploads of one forward pass.
-          const validationEstimateSeconds = (c.forwardSecondsPerToken ?? 0) * T + (c.uploads ? c.uploads.perValidationPass * c.uploads.seconds : 0);
+          // A validation batch of the same shape: its forward, plus the uploads of one forward pass.
+          const forward = await calibrateValidation(ctx, weights, configOf(dims), hp, { B: 1, T }, { method: 'layers', uploadSeconds: c.uploads?.seconds });
+          const validationEstimateSeconds = forward.seconds + (c.uploads ? c.uploads.perValidationPass * c.uploads.seconds : 0);
           const t = await timeTrainSteps(ctx, weights, { T, steps, r: 8, targets, validationPasses: steps });
           const stepSeconds = t.stepMs / 1000;
           const validationSeconds = (t.validationMs ?? 0) / 1000;
@@ -409,7 +410,8 @@ export const benchCommand: Command = {
             validationEstimateSeconds,
             validationSeconds,
             validationRatio: validationEstimateSeconds / validationSeconds,
-            forwardShare: forwardShare(c),
+            forwardParts: forward.parts,
+            forwardShare: forwardShare({ ...c, forward }),
           });
         }
       } finally {
