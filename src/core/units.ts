@@ -1,4 +1,10 @@
-// Sizes as people read them, for messages from any floor (an out-of-memory error, the page's readouts, the CLI).
+// Sizes and counts as people read them, for messages from any floor (an out-of-memory error, a refused plan, the
+// page's readouts, the CLI).
+
+/** Thousands separated: 12,345 (whole numbers; '—' for a non-finite one). */
+export function formatCount(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
+}
 
 /** 1023 B, 1.5 KiB, 37.8 MiB: binary units, one decimal. */
 export function formatBytes(n: number): string {

@@ -15,6 +15,7 @@
 //   attentionMask u8   1 = real token, 0 = padding
 
 import { FinetuneError } from '../core/errors.ts';
+import { formatCount } from '../core/units.ts';
 import { IGNORE_INDEX, lossTokensIn, type Example } from './layout.ts';
 import { packSequences, sequenceLength, type Sequence } from './pack.ts';
 import { epochPermutation } from '../core/prng.ts';
@@ -229,6 +230,28 @@ function microBatchTokens(seqs: readonly Sequence[], mbs: number, padTo: number 
   return out;
 }
 
+/**
+ * The most rows (over every epoch) a plan may walk: each epoch is shuffled and packed when the run is planned, so the
+ * plan's work grows with epochs × rows. Ten million rows is weeks of Mistral-7B training on the fastest GPU there is.
+ */
+export const MAX_PLANNED_ROWS = 10_000_000;
+
+/**
+ * Refuses a plan of more than MAX_PLANNED_ROWS rows before any epoch is planned: 1e11 epochs once kept the worker
+ * planning forever, and every later call queued behind it. Each planned epoch has at least one step, so max_steps
+ * bounds the epochs planned whatever num_train_epochs says.
+ */
+function checkPlannedRows(rows: number, epochs: number, maxSteps: number): void {
+  const planned = rows * (maxSteps > 0 ? Math.min(epochs, maxSteps) : epochs);
+  if (planned <= MAX_PLANNED_ROWS) return;
+  const n = formatCount;
+  throw new FinetuneError(
+    'bad-input',
+    `num_train_epochs ${n(epochs)} over ${n(rows)} rows plans ${n(planned)} rows, more than the ${n(MAX_PLANNED_ROWS)} a run may: lower num_train_epochs, or set max_steps`,
+    { num_train_epochs: epochs, rows },
+  );
+}
+
 /** The training and validation data of a run, with its plan of steps. */
 export class TrainingData {
   readonly train: Example[];
@@ -250,6 +273,7 @@ export class TrainingData {
     this.accumulation = gradientAccumulationSteps(options.train_batch_size, options.micro_batch_size);
     positiveInt('num_train_epochs', options.num_train_epochs);
     positiveInt('validation_batch_size', options.validation_batch_size);
+    checkPlannedRows(train.length, options.num_train_epochs, options.max_steps ?? 0);
     positiveInt('chunk_size', options.chunk_size);
     if (!Number.isSafeInteger(options.seed)) throw new FinetuneError('bad-input', `seed must be an integer, got ${options.seed}`);
     if (train.length === 0) throw new FinetuneError('bad-input', 'there are no training rows left');

@@ -1,6 +1,10 @@
 // Number and time formatting for the page. Every figure is shown in tabular monospace (style.css .num).
 
 import { isFinetuneError } from '../core/errors.ts';
+import { formatCount } from '../core/units.ts';
+
+/** Thousands separated (core/units.ts: messages from lower floors use it too). */
+export { formatCount };
 
 /** 0:42, 3:05, 1:02:09 — a duration that grows while you look at it. */
 export function formatDuration(seconds: number): string {
@@ -27,10 +31,6 @@ export function formatSci(x: number | null | undefined): string {
   return x.toExponential(2);
 }
 
-/** Thousands separated: 12,345. */
-export function formatCount(n: number): string {
-  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
-}
 
 /** Tokens per second: one decimal below 100. */
 export function formatRate(x: number | null | undefined): string {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildMicroBatch, gradientAccumulationSteps, prepareTrainingData, splitExamples, TrainingData, type DataPlanOptions, type MicroBatch } from '../../../src/data/batches.ts';
+import { buildMicroBatch, gradientAccumulationSteps, MAX_PLANNED_ROWS, prepareTrainingData, splitExamples, TrainingData, type DataPlanOptions, type MicroBatch } from '../../../src/data/batches.ts';
 import { IGNORE_INDEX, type Example } from '../../../src/data/layout.ts';
 import { packSequences } from '../../../src/data/pack.ts';
 import { isFinetuneError } from '../../../src/core/errors.ts';
@@ -340,6 +340,21 @@ describe('the training plan', () => {
     expect(isFinetuneError(thrown(() => new TrainingData([], [], OPTS)), 'bad-input')).toBe(true);
     expect(isFinetuneError(thrown(() => new TrainingData(rows, [], { ...OPTS, micro_batch_size: 3 })), 'bad-input')).toBe(true);
     expect(isFinetuneError(thrown(() => new TrainingData(rows, [], { ...OPTS, num_train_epochs: 0 })), 'bad-input')).toBe(true);
+  });
+
+  it('refuses a plan of more rows than it can walk, at once, and plans one that max_steps cuts short', () => {
+    // 1e11 epochs used to shuffle and pack the rows once per epoch: the worker hung, and every later call with it.
+    const started = performance.now();
+    const e = thrown(() => new TrainingData(rows, [], { ...OPTS, num_train_epochs: 99_999_999_999 }));
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(isFinetuneError(e, 'bad-input')).toBe(true);
+    expect(String((e as Error).message)).toBe(
+      `num_train_epochs 99,999,999,999 over 23 rows plans 2,299,999,999,977 rows, more than the ${MAX_PLANNED_ROWS.toLocaleString('en-US')} a run may: lower num_train_epochs, or set max_steps`,
+    );
+    // At most one epoch per step is planned, so max_steps bounds the work whatever the epochs.
+    const cut = new TrainingData(rows, [], { ...OPTS, num_train_epochs: 99_999_999_999, max_steps: 20 });
+    expect(cut.stats.totalSteps).toBe(20);
+    expect(cut.stats.epochs).toBe(4); // 6 steps an epoch: 6 + 6 + 6 + 2
   });
 });
 
