@@ -67,6 +67,7 @@ export function checkSavedRun(raw: unknown): SavedRun {
   for (const h of r.history as unknown[]) {
     const item = h as Record<string, unknown> | null;
     if (typeof item !== 'object' || item === null || !isStepCount(item.step) || item.step > r.step) throw corrupt('its loss history holds an entry that is not a step of the run');
+    if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${JSON.stringify(item.seconds)} that is not a duration`);
   }
   return { ...(r as unknown as SavedRun), hp: hp.value };
 }

@@ -426,7 +426,7 @@ export class FinetuneSession {
         hp,
         {
           onStep: (r) => {
-            history.push({ step: r.step, loss: r.loss });
+            history.push({ step: r.step, loss: r.loss, seconds: r.elapsedSeconds });
             onEvent({ type: 'step', ...r });
           },
           onSkip: (r) => onEvent({ type: 'skipped', ...r }),
@@ -448,6 +448,8 @@ export class FinetuneSession {
         // Stopped in (or before) the validation after the step it saved: the resume makes that pass first.
         {
           validateFirst: fromStep > 0 && !history.some((h) => h.step === fromStep && h.valLoss !== undefined),
+          // The training time up to the checkpoint (records from before it was saved have none: counted from here).
+          elapsedBefore: history.find((h) => h.step === fromStep)?.seconds ?? 0,
           // The ETA's price of a validation pass until the run has timed one: the share the last estimate measured
           // on this model (the page estimates the plan it then trains).
           ...(this.validationShare !== null ? { validationShare: this.validationShare } : {}),

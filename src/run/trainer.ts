@@ -42,6 +42,7 @@ export interface StepReport {
   gradNorm: number;
   tokens: number;
   tokensPerSecond: number;
+  /** Training time so far: pauses left out, the runs this one resumes included (train's `elapsedBefore`). */
   elapsedSeconds: number;
   etaSeconds: number;
 }
@@ -91,6 +92,8 @@ export interface TrainerCallbacks {
 export class TrainControl {
   private pausedWith: { promise: Promise<void>; resolve: () => void } | null = null;
   stopped = false;
+  /** Milliseconds spent waiting at pause points (the clock's): a run's training time leaves them out. */
+  pausedMs = 0;
 
   /** `clock` (milliseconds) times the steps, the validation passes and the checkpoints by minutes; tests pass a fake one. */
   constructor(readonly clock: Clock = systemClock) {}
@@ -118,7 +121,10 @@ export class TrainControl {
 
   /** Between steps: waits here while paused (a stop releases it). Not a checkpoint: nothing is saved. */
   async pausePoint(): Promise<void> {
+    if (!this.pausedWith || this.stopped) return;
+    const t0 = this.clock();
     while (this.pausedWith && !this.stopped) await this.pausedWith.promise;
+    this.pausedMs += this.clock() - t0;
   }
 }
 
@@ -130,6 +136,7 @@ export interface TrainResult {
   stopped: boolean;
   finalLoss: number | null;
   finalValLoss: number | null;
+  /** Training time: this call's, pauses left out, plus `elapsedBefore` (the runs it resumes), as StepReport's. */
   seconds: number;
 }
 
@@ -213,7 +220,8 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
  * run was stopped in it, or before it): make that pass first, so the resumed run validates where the uninterrupted one
  * did (a pass changes nothing a step reads: no dropout, no random draw). `validationShare`: what a validation token
  * costs against a training token here, as the time estimate measured it (forwardShare in src/run/calibrate.ts): the
- * ETA prices the passes to come with it until the run's first pass has been timed.
+ * ETA prices the passes to come with it until the run's first pass has been timed. `elapsedBefore`: the training time of
+ * the runs this one resumes (saved with the checkpoint's history), which the reported times include.
  */
 export async function train(
   ctx: GpuContext,
@@ -223,7 +231,7 @@ export async function train(
   callbacks: TrainerCallbacks = {},
   control: TrainControl = new TrainControl(),
   fromStep = 0,
-  o: { validateFirst?: boolean; validationShare?: number } = {},
+  o: { validateFirst?: boolean; validationShare?: number; elapsedBefore?: number } = {},
 ): Promise<TrainResult> {
   const total = data.stats.totalSteps;
   if (!(Number.isInteger(fromStep) && fromStep >= 0 && fromStep <= total)) {
@@ -233,6 +241,10 @@ export async function train(
   // Every duration the run reports comes from the control's clock (tests drive a fake one).
   const now = control.clock;
   const started = now();
+  const paused0 = control.pausedMs;
+  // Training time, as a step and the result report it: the work so far, with that of the runs this one resumes,
+  // and without the pauses (which the page may fill with exports and generations).
+  const elapsedSeconds = (): number => (o.elapsedBefore ?? 0) + (now() - started - (control.pausedMs - paused0)) / 1000;
   let lastLoss: number | null = null;
   let lastVal: number | null = null;
   let stepsDone = fromStep;
@@ -305,7 +317,7 @@ export async function train(
     }
     const stepSeconds = (now() - t0) / 1000;
     timer.stepDone(stepSeconds, step.microBatches.reduce((sum, m) => sum + m.B * m.T, 0));
-    const elapsed = (now() - started) / 1000;
+    const elapsed = elapsedSeconds();
     if (!bad) callbacks.onStep?.({
       step: index + 1,
       totalSteps: total,
@@ -329,7 +341,7 @@ export async function train(
       timer.otherDone((now() - c0) / 1000);
     }
   }
-  return { steps: stepsDone, skipped, stopped: control.stopped, finalLoss: lastLoss, finalValLoss: lastVal, seconds: (now() - started) / 1000 };
+  return { steps: stepsDone, skipped, stopped: control.stopped, finalLoss: lastLoss, finalValLoss: lastVal, seconds: elapsedSeconds() };
 }
 
 /** Why a step's loss or global gradient norm cannot be applied, or null when both are finite. */

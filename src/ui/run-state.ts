@@ -223,7 +223,8 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         validating: null,
         step: r.steps,
         hasAdapter: true,
-        readouts: r.stopped ? settled(s.readouts) : s.readouts && { ...s.readouts, etaSeconds: 0 },
+        // The run's training time in the end (its final validation pass included), as the result line says it.
+        readouts: s.readouts ? { ...s.readouts, etaSeconds: r.stopped ? null : 0, elapsedSeconds: r.seconds } : null,
         outcome,
         note: r.stopped ? `Stopped at step ${r.steps}; the run is saved and can be resumed.` : '',
       };

@@ -57,10 +57,16 @@ describe('fine-tuning session', () => {
     const saved = await session.savedRun();
     expect(saved).toMatchObject({ step: 1, totalSteps: 3, trainName: 'rows.jsonl', modelSource: 'tiny-mistral' });
     expect(saved!.history.map((h) => h.step)).toEqual([1]);
+    // The training time up to the checkpoint is saved with it, and the resumed run counts on from there.
+    const before = saved!.history[0].seconds!;
+    expect(before).toBe((events.find((e) => e.type === 'step') as { elapsedSeconds: number }).elapsedSeconds);
 
     const resumed: TrainEvent[] = [];
     const second = await session.train({}, null, (e) => resumed.push(e), { resume: true });
     expect(second).toMatchObject({ steps: 3, stopped: false });
+    const resumedStep = resumed.find((e) => e.type === 'step') as { elapsedSeconds: number };
+    expect(resumedStep.elapsedSeconds).toBeGreaterThan(before);
+    expect(second.seconds).toBeGreaterThan(resumedStep.elapsedSeconds);
     expect(resumed.find((e) => e.type === 'plan')).toMatchObject({ resumedAt: 1 });
     expect(resumed.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([2, 3]);
     expect(resumed.some((e) => e.type === 'eval')).toBe(true);
@@ -77,7 +83,7 @@ describe('fine-tuning session', () => {
     });
     expect(first).toMatchObject({ steps: 1, stopped: true });
     const saved = await session.savedRun();
-    expect(saved!.history).toEqual([{ step: 1, loss: expect.any(Number) }]);
+    expect(saved!.history).toEqual([{ step: 1, loss: expect.any(Number), seconds: expect.any(Number) }]);
 
     const resumed: TrainEvent[] = [];
     await session.train({}, null, (e) => resumed.push(e), { resume: true });

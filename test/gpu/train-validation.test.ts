@@ -37,7 +37,7 @@ describe('validation in a run', () => {
   async function run(
     control: TrainControl,
     hook: (runner: MistralRunner, progress: readonly Progress[]) => TrainerCallbacks = () => ({}),
-    o: { state?: Uint8Array; validateFirst?: boolean; validationShare?: number } = {},
+    o: { state?: Uint8Array; validateFirst?: boolean; validationShare?: number; elapsedBefore?: number } = {},
   ) {
     return withRun(t, HP, async ({ data, lora, runner }) => {
       const steps: StepReport[] = [];
@@ -58,7 +58,7 @@ describe('validation in a run', () => {
         },
         onEval: (r) => void evals.push(r),
         onCheckpoint: (step, state) => void saved.push({ step, state }),
-      }, control, from, { validateFirst: o.validateFirst, validationShare: o.validationShare });
+      }, control, from, { validateFirst: o.validateFirst, validationShare: o.validationShare, elapsedBefore: o.elapsedBefore });
       return { data, steps, evals, progress, saved, result };
     });
   }
@@ -122,7 +122,7 @@ describe('validation in a run', () => {
     expect(rest.steps.map((s) => s.loss)).toEqual(whole.steps.slice(first).map((s) => s.loss));
   });
 
-  it('gives an ETA that counts the validation passes to come and leaves a pause out', async () => {
+  it('gives an ETA and a training time that count the validation passes and leave a pause out', async () => {
     // A fake clock moved only by the GPU work: 1 s per micro-batch's forward and backward, 0.25 s per validation
     // batch; an hour passes during a pause after step 1. Until a pass has run, one is priced at the forward share the
     // estimate measured (given here: 0.4) of the steps' rate, over the tokens a pass computes.
@@ -150,8 +150,8 @@ describe('validation in a run', () => {
           }, 10);
         },
       };
-    }, { validationShare: share });
-    const { data, steps, evals, progress } = r;
+    }, { validationShare: share, elapsedBefore: 100 });
+    const { data, steps, evals, progress, result } = r;
     const passTokens = [...data.validationBatches()].reduce((n, m) => n + m.B * m.T, 0);
     const total = data.stats.totalSteps;
     const evalAfter = [data.stats.stepsByEpoch[0], total];
@@ -170,7 +170,11 @@ describe('validation in a run', () => {
       const pass = evals.some((e) => e.step < step) ? passSeconds : share * passTokens * (seconds / tokens);
       rest.push((seconds / step) * (total - step));
       expected.push(rest[i] + evalAfter.filter((s) => s >= step).length * pass);
+      // The training time: the 100 s of the runs this one resumes, the steps and the passes before this step, and
+      // not the pause's hour.
+      expect(steps[i].elapsedSeconds).toBeCloseTo(100 + seconds + evalAfter.filter((s) => s < step).length * passSeconds, 9);
     }
+    expect(result.seconds).toBeCloseTo(100 + seconds + 2 * passSeconds, 9);
     steps.forEach((s, i) => expect(s.etaSeconds).toBeCloseTo(expected[i], 9));
     // Before any pass ran, the ETA already holds two passes' price: more than the steps left alone would take.
     expect(steps[0].etaSeconds).toBeGreaterThan(rest[0]);

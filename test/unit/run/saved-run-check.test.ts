@@ -59,6 +59,9 @@ describe('a saved run record, checked before a resume', () => {
     expect(refusal(() => checkSavedRun(record({ quantization: 'int8' }))).message).toMatch(/quantization "int8" is not one of none, nf4, nf4-double/);
     expect(refusal(() => checkSavedRun(record({ hp: null }))).message).toMatch(/holds no hyperparameters/);
     expect(refusal(() => checkSavedRun(record({ history: [{ step: 9, loss: 1 }] }))).message).toMatch(/loss history/);
+    expect(refusal(() => checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: -3 }] }))).message).toMatch(/training time -3 that is not a duration/);
+    expect(refusal(() => checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: '12' }] }))).message).toMatch(/training time "12"/);
+    expect(checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: 12.5 }] })).history[0].seconds).toBe(12.5);
     expect(refusal(() => checkSavedRun(record({ stateChecksum: 'md5:abc' }))).message).toMatch(/checksum is malformed/);
     expect(refusal(() => checkSavedRun([])).message).toMatch(/not a JSON object/);
   });

@@ -56,9 +56,10 @@ describe('run state', () => {
     s = runReducer(runReducer(s, { type: 'unpause' }), { type: 'stop' });
     expect(s.phase).toBe('stopping');
     s = runReducer(s, ev({ type: 'checkpoint', step: 1 }));
-    s = runReducer(s, { type: 'finished', result: { steps: 1, stopped: true, seconds: 2, finalLoss: 3, finalValLoss: null } as never });
+    s = runReducer(s, { type: 'finished', result: { steps: 1, stopped: true, seconds: 2.5, finalLoss: 3, finalValLoss: null } as never });
     expect(s).toMatchObject({ phase: 'stopped', step: 1, checkpointStep: 1, outcome: { kind: 'stopped', steps: 1, totalSteps: 4 } });
     expect(s.readouts?.etaSeconds).toBeNull();
+    expect(s.readouts?.elapsedSeconds).toBe(2.5); // the step said 2
     expect(runReducer(s, { type: 'stop' })).toBe(s);
     expect(runReducer(IDLE_RUN, { type: 'pause' })).toBe(IDLE_RUN);
   });
@@ -66,10 +67,12 @@ describe('run state', () => {
   it('finishes with the outcome and ETA 0; a failure keeps the steps done and says why', () => {
     const done = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(4, 2)), {
       type: 'finished',
-      result: { steps: 4, stopped: false, seconds: 8, finalLoss: 2, finalValLoss: 1.9 } as never,
+      result: { steps: 4, stopped: false, seconds: 9.5, finalLoss: 2, finalValLoss: 1.9 } as never,
     });
     expect(done).toMatchObject({ phase: 'done', outcome: { kind: 'finished', steps: 4, finalValLoss: 1.9 } });
     expect(done.readouts?.etaSeconds).toBe(0);
+    // The time the readout says it took is the result's (the final validation pass included), as the result line.
+    expect(done.readouts?.elapsedSeconds).toBe(9.5); // the last step said 8
     const failed = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(2, 3)), { type: 'failed', kind: 'device-lost', message: 'the GPU went away' });
     expect(failed).toMatchObject({ phase: 'error', step: 2, hasAdapter: true, outcome: { kind: 'failed', errorKind: 'device-lost', message: 'the GPU went away' } });
     expect(failed.readouts?.etaSeconds).toBeNull();
