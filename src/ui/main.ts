@@ -10,6 +10,7 @@ import { h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
 import { errorMessages, errorParts } from './format.ts';
 import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
+import { headerStatus } from './header-status.ts';
 import { formState, formValuesOf, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { remotePanel } from './remote-panel.ts';
@@ -132,19 +133,10 @@ function start(root: HTMLElement): void {
     top.append(chip);
     let gpuOk = true;
     const show = (): void => {
-      const r = run.value;
-      const why = gpuOk ? notReadyReason(shared) : 'No usable GPU: see the GPU panel';
-      let text: string;
-      let state: string;
-      if (r.phase === 'validating' && r.validating) [text, state] = [`Validating · step ${r.validating.step} · ${r.validating.done} / ${r.validating.batches}`, 'busy'];
-      else if (r.phase === 'starting' || r.phase === 'running' || r.phase === 'validating' || r.phase === 'stopping') [text, state] = [`Training · step ${r.step} / ${r.totalSteps || '…'}`, 'busy'];
-      else if (r.phase === 'paused') [text, state] = [`Paused · step ${r.step} / ${r.totalSteps}`, 'paused'];
-      else if (r.phase === 'done') [text, state] = [`Finished · ${r.step} steps · export ↓`, 'done'];
-      else if (why) [text, state] = [why, 'waiting'];
-      else [text, state] = [`Ready to train · ${shared.plan.value.stats?.totalSteps ?? '?'} steps ↓`, 'ready'];
-      chip.textContent = text;
-      chip.dataset.state = state;
-      chip.href = !gpuOk ? '#gpu' : r.phase === 'done' ? '#panel-export' : '#panel-training';
+      const s = headerStatus(run.value, { gpuOk, notReady: gpuOk ? notReadyReason(shared) : null, planSteps: shared.plan.value.stats?.totalSteps ?? null });
+      chip.textContent = s.text;
+      chip.dataset.state = s.state;
+      chip.href = s.href;
     };
     for (const c of [run, model, shared.form, shared.data, shared.plan] as const) (c as { watch(fn: () => void): unknown }).watch(show);
     void shared.gpuReady.then((ok) => {

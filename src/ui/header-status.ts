@@ -1,0 +1,50 @@
+// The header's chip: where things stand in a few words, and where a click takes you. Pure (the run's state and what
+// the page knows in, text out), so that every phase is unit-tested (test/unit/ui/header-status.test.ts).
+
+import { formatCount } from './format.ts';
+import type { RunState } from './run-state.ts';
+
+export interface HeaderStatus {
+  text: string;
+  /** The chip's colour (style.css `.top .jump[data-state]`). */
+  state: 'busy' | 'paused' | 'done' | 'stopped' | 'error' | 'waiting' | 'ready';
+  href: string;
+}
+
+export interface HeaderContext {
+  /** A usable WebGPU adapter was found. */
+  gpuOk: boolean;
+  /** Why Train cannot start yet (notReadyReason), or null. */
+  notReady: string | null;
+  /** The steps the form's plan makes, or null while it is being made. */
+  planSteps: number | null;
+}
+
+const steps = (n: number): string => `${formatCount(n)} step${n === 1 ? '' : 's'}`;
+
+export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
+  const training = '#panel-training';
+  const of = `${formatCount(r.step)} / ${r.totalSteps ? formatCount(r.totalSteps) : '…'}`;
+  if (!c.gpuOk) return { text: 'No usable GPU: see the GPU panel', state: 'waiting', href: '#gpu' };
+  switch (r.phase) {
+    case 'validating':
+      if (r.validating) return { text: `Validating · step ${formatCount(r.validating.step)} · ${r.validating.done} / ${r.validating.batches}`, state: 'busy', href: training };
+      return { text: `Training · step ${of}`, state: 'busy', href: training };
+    case 'starting':
+    case 'running':
+    case 'stopping':
+      return { text: `Training · step ${of}`, state: 'busy', href: training };
+    case 'paused':
+      return { text: `Paused · step ${of}`, state: 'paused', href: training };
+    case 'done':
+      return { text: `Finished · ${steps(r.step)} · export ↓`, state: 'done', href: '#panel-export' };
+    // A stopped or failed run is still the news: its checkpoint can be resumed, or its error read, in the panel.
+    case 'stopped':
+      return { text: `Stopped at step ${of}${r.checkpointStep !== null ? ' · resume ↓' : ''}`, state: 'stopped', href: training };
+    case 'error':
+      return { text: `Training failed at step ${of} · see why ↓`, state: 'error', href: training };
+    case 'idle':
+      if (c.notReady) return { text: c.notReady, state: 'waiting', href: training };
+      return { text: c.planSteps === null ? 'Ready to train ↓' : `Ready to train · ${steps(c.planSteps)} ↓`, state: 'ready', href: training };
+  }
+}

@@ -1,0 +1,32 @@
+// The header chip for every phase of a run (src/ui/header-status.ts).
+import { describe, expect, it } from 'vitest';
+import { headerStatus, type HeaderContext } from '../../../src/ui/header-status.ts';
+import { IDLE_RUN, type RunState } from '../../../src/ui/run-state.ts';
+
+const ready: HeaderContext = { gpuOk: true, notReady: null, planSteps: 14000 };
+const at = (s: Partial<RunState>): RunState => ({ ...IDLE_RUN, ...s });
+
+describe('header status', () => {
+  it('says what is going on, with counts formatted and the step count in the singular when it is one', () => {
+    expect(headerStatus(IDLE_RUN, ready)).toEqual({ text: 'Ready to train · 14,000 steps ↓', state: 'ready', href: '#panel-training' });
+    expect(headerStatus(IDLE_RUN, { ...ready, planSteps: 1 }).text).toBe('Ready to train · 1 step ↓');
+    expect(headerStatus(IDLE_RUN, { ...ready, planSteps: null }).text).toBe('Ready to train ↓');
+    expect(headerStatus(at({ phase: 'running', step: 1200, totalSteps: 14000 }), ready)).toEqual({ text: 'Training · step 1,200 / 14,000', state: 'busy', href: '#panel-training' });
+    expect(headerStatus(at({ phase: 'starting' }), ready).text).toBe('Training · step 0 / …');
+    expect(headerStatus(at({ phase: 'validating', step: 4, totalSteps: 8, validating: { step: 4, batches: 4, done: 1 } }), ready).text).toBe('Validating · step 4 · 1 / 4');
+    expect(headerStatus(at({ phase: 'paused', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Paused · step 3 / 8', state: 'paused' });
+    expect(headerStatus(at({ phase: 'done', step: 1, totalSteps: 1 }), ready)).toEqual({ text: 'Finished · 1 step · export ↓', state: 'done', href: '#panel-export' });
+  });
+
+  it('keeps a stopped or failed run in view instead of saying "Ready to train"', () => {
+    // Stopped at step 6 with its checkpoint saved: the panel offers the resume.
+    expect(headerStatus(at({ phase: 'stopped', step: 6, totalSteps: 8, checkpointStep: 6 }), ready)).toEqual({ text: 'Stopped at step 6 / 8 · resume ↓', state: 'stopped', href: '#panel-training' });
+    expect(headerStatus(at({ phase: 'stopped', step: 6, totalSteps: 8 }), ready).text).toBe('Stopped at step 6 / 8');
+    expect(headerStatus(at({ phase: 'error', step: 2, totalSteps: 8 }), ready)).toEqual({ text: 'Training failed at step 2 / 8 · see why ↓', state: 'error', href: '#panel-training' });
+  });
+
+  it('says why nothing can start: no GPU first, then what Train waits for', () => {
+    expect(headerStatus(IDLE_RUN, { ...ready, gpuOk: false })).toEqual({ text: 'No usable GPU: see the GPU panel', state: 'waiting', href: '#gpu' });
+    expect(headerStatus(IDLE_RUN, { ...ready, notReady: 'Load a model first' })).toEqual({ text: 'Load a model first', state: 'waiting', href: '#panel-training' });
+  });
+});
