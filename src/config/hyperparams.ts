@@ -35,6 +35,8 @@ export interface FloatField<K extends string = string> extends FieldBase<K, numb
   /** The value must be greater than min, not equal to it (a learning rate of 0 trains nothing). */
   exclusiveMin?: boolean;
   max?: number;
+  /** The value must be less than max (a dropout of 1 drops every adapter input: nothing trains). */
+  exclusiveMax?: boolean;
   /** Values above this are accepted with a warning (legal, but almost certainly a mistake). */
   warnAbove?: number;
   /** A sensible step for a number input. */
@@ -76,7 +78,7 @@ export const FIELDS = [
   { name: 'seed', type: 'int', group: replicate, default: 42, min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER, label: 'Seed', help: 'Seeds the shuffling of the rows and the adapter initialisation: the same seed gives the same run.' },
   { name: 'lora_rank', type: 'int', group: replicate, default: 8, min: 1, max: 256, label: 'LoRA rank', help: 'Rank r of the adapter matrices.' },
   { name: 'lora_alpha', type: 'int', group: replicate, default: 16, min: 1, label: 'LoRA alpha', help: 'Scaling of the adapter output: alpha / rank.' },
-  { name: 'lora_dropout', type: 'float', group: replicate, default: 0.05, min: 0, max: 1, step: 0.01, label: 'LoRA dropout', help: 'Dropout on the adapter input during training.' },
+  { name: 'lora_dropout', type: 'float', group: replicate, default: 0.05, min: 0, max: 1, exclusiveMax: true, step: 0.01, label: 'LoRA dropout', help: 'Dropout on the adapter input during training.' },
   // ---- ours ----------------------------------------------------------------------------------------------------
   { name: 'layout', type: 'enum', group: extra, default: 'replicate', choices: ['replicate', 'instruct'], label: 'Layout', help: 'replicate: <s> prompt\\ncompletion </s>, loss on every token (as Replicate). instruct: <s>[INST] prompt [/INST] completion</s>, loss on the completion only.' },
   { name: 'lora_target_modules', type: 'string', group: extra, default: 'q_proj,v_proj', label: 'LoRA target modules', help: 'Comma-separated projections that get adapters (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj), or "all-linear" for all seven.' },
@@ -135,7 +137,11 @@ export function describeRule(f: FieldMeta): string {
       const kind = f.type === 'int' ? 'an integer' : 'a number';
       const lo = fmt(f.min);
       const hi = f.max === undefined ? '' : fmt(f.max);
-      if (f.type === 'float' && f.exclusiveMin) return hi ? `${kind} greater than ${lo} and at most ${hi}` : `${kind} greater than ${lo}`;
+      const exclusive = f.type === 'float' && (f.exclusiveMin || f.exclusiveMax);
+      if (exclusive) {
+        const lower = f.exclusiveMin ? `greater than ${lo}` : `of at least ${lo}`;
+        return hi ? `${kind} ${lower} and ${f.exclusiveMax ? 'below' : 'at most'} ${hi}` : `${kind} ${lower}`;
+      }
       if (lo && hi) return `${kind} from ${lo} to ${hi}`;
       if (lo) return `${kind} of at least ${lo}`;
       if (hi) return `${kind} of at most ${hi}`;
@@ -188,7 +194,7 @@ function fieldSchema(f: FieldMeta): z.ZodType {
     }
     case 'float': {
       let s = f.exclusiveMin ? z.number({ error }).gt(f.min, { error }) : z.number({ error }).min(f.min, { error });
-      if (f.max !== undefined) s = s.max(f.max, { error });
+      if (f.max !== undefined) s = f.exclusiveMax ? s.lt(f.max, { error }) : s.max(f.max, { error });
       base = s.refine((x) => Number.isFinite(x), { error });
       break;
     }

@@ -88,7 +88,10 @@ describe('the one hyperparameter schema', () => {
     expect(errors({ lora_rank: 'eight' })).toEqual(['lora_rank must be an integer from 1 to 256, got "eight"']);
     expect(errors({ num_train_epochs: 0 })).toEqual(['num_train_epochs must be an integer of at least 1, got 0']);
     expect(errors({ learning_rate: -1e-4 })).toEqual(['learning_rate must be a number greater than 0, got -0.0001']);
-    expect(errors({ lora_dropout: 1.5 })).toEqual(['lora_dropout must be a number from 0 to 1, got 1.5']);
+    expect(errors({ lora_dropout: 1.5 })).toEqual(['lora_dropout must be a number of at least 0 and below 1, got 1.5']);
+    // A dropout of 1 drops every adapter input: nothing would train (and the kept inputs' scale 1 / (1 − p) is infinite).
+    expect(errors({ lora_dropout: 1 })).toEqual(['lora_dropout must be a number of at least 0 and below 1, got 1']);
+    expect(errors({ lora_dropout: 0.99 })).toEqual([]);
     expect(errors({ warmup_ratio: 0.6 })).toEqual(['warmup_ratio must be a number from 0 to 0.5, got 0.6']);
     expect(errors({ run_validation: 'maybe' })).toEqual(['run_validation must be true or false, got "maybe"']);
     expect(errors({ peft_method: 'full' })).toEqual(['peft_method must be one of lora, qlora, got "full"']);
@@ -103,6 +106,7 @@ describe('the one hyperparameter schema', () => {
       if (f.type !== 'int' && f.type !== 'float') continue;
       if (f.min > Number.MIN_SAFE_INTEGER) expect(errors({ [f.name]: f.min - 1 })).toEqual([`${f.name} must be ${describeRule(f)}, got ${f.min - 1}`]);
       if ('max' in f && f.max !== undefined && f.max < Number.MAX_SAFE_INTEGER) expect(errors({ [f.name]: f.max + 1 })).toHaveLength(1);
+      if ('exclusiveMax' in f && f.exclusiveMax) expect(errors({ [f.name]: f.max })).toEqual([`${f.name} must be ${describeRule(f)}, got ${f.max}`]);
       expect(errors({ [f.name]: f.default })).toEqual([]);
     }
   });
