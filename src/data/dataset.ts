@@ -2,6 +2,7 @@
 // backs `finetune validate`, the page's dataset panel and the trainer (which keeps the examples).
 
 import { FinetuneError } from '../core/errors.ts';
+import { formatCount } from '../core/units.ts';
 import type { ByteSource, ReadCounters, ReadOptions } from './jsonl.ts';
 import { readJsonl } from './jsonl.ts';
 import { encodeRow, lossTokensIn, type Example, type Layout } from './layout.ts';
@@ -39,7 +40,10 @@ export interface DatasetSummary {
   rejectedRows: number;
   /** Lines in the file, blank ones included. */
   lines: number;
+  /** Bytes read: the whole file, except one refused as binary (notText), read only as far as needed to tell. */
   bytes: number;
+  /** The file was refused as binary ('not-text'): nothing of it was read as lines, so rows and lines say nothing. */
+  notText: boolean;
   shape: RowShape | null;
   layout: Layout;
   maxSeqLen: number;
@@ -47,6 +51,10 @@ export interface DatasetSummary {
   tokens: TokenStats | null;
   rowsTruncated: number;
   tokensLost: number;
+  /**
+   * Errors, as the problem list shows them: one per error on a line, plus an error about the whole file (empty,
+   * binary). Notes (a wrong-format hint, "no usable rows") are not counted: they explain errors already counted.
+   */
   errors: number;
   warnings: number;
 }
@@ -108,8 +116,8 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
       if (ex.truncated > 0) {
         rowsTruncated++;
         tokensLost += ex.truncated;
-        log.warn(line, 'truncated', `${len + ex.truncated} tokens, longer than max_seq_len ${maxSeqLen}: truncated, ${ex.truncated} tokens lost`);
-        if (learn === 0) log.warn(line, 'no-loss-tokens', `after truncation nothing of the completion is left to learn from (its prompt alone takes ${ex.lossStart} tokens)`);
+        log.warn(line, 'truncated', `${formatCount(len + ex.truncated)} tokens, longer than max_seq_len ${formatCount(maxSeqLen)}: truncated, ${formatCount(ex.truncated)} tokens lost`);
+        if (learn === 0) log.warn(line, 'no-loss-tokens', `after truncation nothing of the completion is left to learn from (its prompt alone takes ${formatCount(ex.lossStart)} tokens)`);
       }
       if (count === lengths.length) {
         const grown = new Uint32Array(lengths.length * 2);
@@ -130,8 +138,10 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
   } else if (counters.contentLines === 0) {
     log.error(null, 'empty-file', 'the file has no rows (it is empty or holds only blank lines); expected one JSON object per line');
   } else if (count === 0) {
-    // Every row was rejected: say so once, after the per-line problems.
-    log.error(null, 'empty-file', 'no usable rows: every row has an error');
+    // Every row was rejected, each with its error already counted: a note sums it up once, after them. (Should a row
+    // ever be rejected without an error, the file must still be refused: then it is the error.)
+    if (log.errorCount > 0) log.note(null, 'empty-file', 'no usable rows: every row has an error');
+    else log.error(null, 'empty-file', 'no usable rows');
   }
 
   let tokens: TokenStats | null = null;
@@ -144,6 +154,7 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
     rejectedRows: rejected,
     lines: counters.lines,
     bytes: counters.bytes,
+    notText: counters.notText === true,
     shape: checker.shape,
     layout,
     maxSeqLen,

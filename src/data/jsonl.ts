@@ -7,11 +7,14 @@
 // counted, so line numbers match an editor's; invalid UTF-8 and JSON syntax errors are reported with the line and
 // column and the line is skipped; a line longer than `maxLineBytes` is reported and skipped without being buffered.
 // A file whose first kilobyte is plainly not text (a NUL byte, or the signature of an image or archive) is reported
-// once as 'not-text' and not read further: a PNG would otherwise give one UTF-8 error per "line".
+// once as 'not-text' and not read further: a PNG would otherwise give one UTF-8 error per "line". A file whose first
+// line with content shows a common wrong format (a JSON array, CSV, TSV) gets one note saying so, before that line's
+// own problem; every line keeps its own problems.
 
 import { FinetuneError } from '../core/errors.ts';
+import { formatCount } from '../core/units.ts';
 import { columnOf, findJsonSyntaxError } from './json-syntax.ts';
-import type { ProblemLog } from './problems.ts';
+import type { ProblemCode, ProblemLog } from './problems.ts';
 
 export type ByteSource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array;
 
@@ -182,6 +185,21 @@ function isBlank(text: string): boolean {
   return true;
 }
 
+/**
+ * What a file is instead of JSONL, judged from its first line with content (`text`, and whether it parsed as JSON), or
+ * null. Only the two common mistakes, cheaply: a JSON array (the picker takes .json files) and CSV/TSV. Valid JSONL
+ * never gets one: its first line is an object, so it neither starts with '[' nor fails to parse.
+ */
+export function wrongFormatHint(text: string, parsed: boolean): { code: ProblemCode; message: string } | null {
+  if (text.trimStart().startsWith('[')) {
+    return { code: 'looks-like-json-array', message: "this looks like a JSON array, not JSONL: write one JSON object per line (jq -c '.[]' file.json turns an array into JSONL)" };
+  }
+  if (!parsed && !text.includes('{') && (text.includes(',') || text.includes('\t'))) {
+    return { code: 'looks-like-csv', message: 'this looks like CSV/TSV, not JSONL: write one JSON object per line, like {"prompt": "...", "completion": "..."} or {"text": "..."}' };
+  }
+  return null;
+}
+
 /** One complete line's bytes (without its LF) → a JsonlLine, or null when blank or bad (bad ones are logged). */
 function parseLine(bytes: Uint8Array, line: number, log: ProblemLog, counters: ReadCounters): JsonlLine | null {
   counters.lines = line;
@@ -199,15 +217,24 @@ function parseLine(bytes: Uint8Array, line: number, log: ProblemLog, counters: R
   const text = decoder.decode(bytes);
   if (isBlank(text)) return null;
   counters.contentLines++;
+  let value: unknown;
+  let parsed = true;
   try {
-    return { line, value: JSON.parse(text) as unknown };
+    value = JSON.parse(text) as unknown;
   } catch {
-    const e = findJsonSyntaxError(text);
-    if (e) log.error(line, 'invalid-json', `invalid JSON: ${e.message}`, columnOf(text, e.index));
-    // Valid per the grammar yet refused by the engine (e.g. nesting deeper than it supports).
-    else log.error(line, 'invalid-json', 'invalid JSON: this JavaScript engine could not parse the line (nested too deeply?)');
-    return null;
+    parsed = false;
   }
+  // The first line with content tells a JSON array or CSV from JSONL: said once, before that line's own problem.
+  if (counters.contentLines === 1) {
+    const hint = wrongFormatHint(text, parsed);
+    if (hint) log.note(null, hint.code, hint.message);
+  }
+  if (parsed) return { line, value };
+  const e = findJsonSyntaxError(text);
+  if (e) log.error(line, 'invalid-json', `invalid JSON: ${e.message}`, columnOf(text, e.index));
+  // Valid per the grammar yet refused by the engine (e.g. nesting deeper than it supports).
+  else log.error(line, 'invalid-json', 'invalid JSON: this JavaScript engine could not parse the line (nested too deeply?)');
+  return null;
 }
 
 /**
@@ -226,7 +253,7 @@ export async function* readJsonl(source: ByteSource, log: ProblemLog, options: R
   const tooLong = () => {
     counters.lines = line;
     counters.contentLines++;
-    log.error(line, 'line-too-long', `line longer than ${maxLineBytes} bytes; skipped (is this really JSONL, one object per line?)`);
+    log.error(line, 'line-too-long', `line longer than ${formatCount(maxLineBytes)} bytes; skipped (is this really JSONL, one object per line?)`);
   };
 
   let binary = false;

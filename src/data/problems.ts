@@ -1,11 +1,19 @@
 // What is wrong with a dataset, line by line. Every problem names the line it is on (1-based, counting every line
 // of the file, blank ones included, as an editor does), or is about the file as a whole (line null: the file is empty,
 // the layout does not fit the rows…). The log keeps the first `maxProblems` problems and counts the rest.
+//
+// A note is a remark about the file that explains or sums up its errors ("this looks like CSV", "no usable rows"): it is
+// listed with them but counted as neither an error nor a warning, so the error count is the number of things wrong
+// that the list shows, not one more for the remark. A note never stands alone: the errors it speaks of refuse the file.
 
-export type Severity = 'error' | 'warning';
+import { formatCount } from '../core/units.ts';
+
+export type Severity = 'error' | 'warning' | 'note';
 
 export type ProblemCode =
-  | 'empty-file' // no rows at all
+  | 'empty-file' // no rows at all (an error), or no usable ones, every row having an error (a note)
+  | 'looks-like-json-array' // the file starts with '[': a JSON array, not JSONL (a note)
+  | 'looks-like-csv' // the first line is no JSON but has commas or tabs and no '{' (a note)
   | 'not-text' // the file is binary (an image, an archive, UTF-16…), not UTF-8 text: reported once, nothing read
   | 'invalid-utf8' // bytes that are not UTF-8
   | 'line-too-long' // a line longer than the reader's byte limit (skipped)
@@ -34,10 +42,10 @@ export interface Problem {
   message: string;
 }
 
-/** `line 12, column 5: …`, `line 12: warning: …`, `file: …` — the form the CLI prints. */
+/** `line 12, column 5: …`, `line 12: warning: …`, `file: …`, `file: note: …` — the form the CLI prints. */
 export function formatProblem(p: Problem): string {
   const where = p.line === null ? 'file' : p.column !== undefined ? `line ${p.line}, column ${p.column}` : `line ${p.line}`;
-  return `${where}: ${p.severity === 'warning' ? 'warning: ' : ''}${p.message}`;
+  return `${where}: ${p.severity === 'error' ? '' : `${p.severity}: `}${p.message}`;
 }
 
 export class ProblemLog {
@@ -46,6 +54,7 @@ export class ProblemLog {
   readonly shown: Problem[] = [];
   errorCount = 0;
   warningCount = 0;
+  noteCount = 0;
 
   constructor(maxProblems = 100) {
     if (!Number.isInteger(maxProblems) || maxProblems < 0) throw new RangeError(`maxProblems must be a non-negative integer, got ${maxProblems}`);
@@ -54,7 +63,8 @@ export class ProblemLog {
 
   add(p: Problem): void {
     if (p.severity === 'error') this.errorCount++;
-    else this.warningCount++;
+    else if (p.severity === 'warning') this.warningCount++;
+    else this.noteCount++;
     if (this.shown.length < this.maxProblems) this.shown.push(p);
   }
 
@@ -66,8 +76,14 @@ export class ProblemLog {
     this.add({ line, severity: 'warning', code, message });
   }
 
+  /** A remark that explains errors already (or about to be) logged; counted as neither an error nor a warning. */
+  note(line: number | null, code: ProblemCode, message: string): void {
+    this.add({ line, severity: 'note', code, message });
+  }
+
+  /** Every problem found, notes included (what `omitted` is counted against). */
   get total(): number {
-    return this.errorCount + this.warningCount;
+    return this.errorCount + this.warningCount + this.noteCount;
   }
 
   /** Problems found but not kept. */
@@ -82,7 +98,7 @@ export class ProblemLog {
   /** One line per kept problem, plus a last line counting the ones left out. */
   lines(): string[] {
     const out = this.shown.map(formatProblem);
-    const n = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
+    const n = (k: number, word: string) => `${formatCount(k)} ${word}${k === 1 ? '' : 's'}`;
     if (this.omitted > 0) out.push(`… and ${n(this.omitted, 'more problem')} not shown (${n(this.errorCount, 'error')}, ${n(this.warningCount, 'warning')} in all)`);
     return out;
   }

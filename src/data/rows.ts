@@ -1,6 +1,7 @@
 // Which JSON values are training rows. As Replicate's trainer accepts: `{"text": "..."}` or
 // `{"prompt": "...", "completion": "..."}`, one shape per file. Everything else is reported, never guessed at.
 
+import { formatCount } from '../core/units.ts';
 import type { ProblemLog } from './problems.ts';
 
 export type RowShape = 'text' | 'prompt_completion';
@@ -85,7 +86,7 @@ export class RowChecker {
     if (!ok) return null;
     const unknown = Object.keys(obj).filter((k) => !fields.includes(k));
     if (unknown.length > 0) {
-      const names = unknown.slice(0, 5).map((k) => JSON.stringify(k)).join(', ') + (unknown.length > 5 ? `, … (${unknown.length} in all)` : '');
+      const names = unknown.slice(0, 5).map((k) => JSON.stringify(k)).join(', ') + (unknown.length > 5 ? `, … (${formatCount(unknown.length)} in all)` : '');
       log.warn(line, 'unknown-fields', `unknown field${unknown.length === 1 ? '' : 's'} ${names} ignored (rows use ${fields.map((f) => `"${f}"`).join(' and ')})`);
     }
     for (const f of fields) {

@@ -2,7 +2,7 @@
 // each read by the worker exactly as training will read it: a summary (rows, token counts, truncation) and every
 // problem with its line and column, errors and warnings apart. Re-read when layout or max_seq_len change.
 
-import type { DatasetReport, Problem } from '../worker/api.ts';
+import type { DatasetReport, DatasetSummary, Problem } from '../worker/api.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount } from './format.ts';
@@ -34,7 +34,8 @@ export function problemList(report: DatasetReport, testid: string): HTMLElement 
           'li',
           { class: p.severity, 'data-line': p.line ?? 'file', 'data-severity': p.severity, 'data-code': p.code },
           h('span', { class: 'where num' }, where(p)),
-          h('span', { class: `badge ${p.severity}` }, p.severity),
+          // A note explains errors listed beside it: muted, as it is not one more thing to fix.
+          h('span', { class: `badge ${p.severity === 'note' ? 'muted' : p.severity}` }, p.severity),
           h('span', { class: 'message' }, p.message),
         ),
       ),
@@ -43,33 +44,54 @@ export function problemList(report: DatasetReport, testid: string): HTMLElement 
   );
 }
 
-export function summaryView(report: DatasetReport, testid: string): HTMLElement {
-  const s = report.summary;
-  const t = s.tokens;
-  const rows: [string, string][] = [
+/**
+ * The summary's facts, in order. The size is the file's own (`fileBytes`): the reader stops at once on a binary file,
+ * so the bytes it read are not the file's size. Statistics over rows are left out when there are none to take them
+ * over (zeros would read as measurements), and a binary file gets no row or line counts at all.
+ */
+export function summaryFacts(s: DatasetSummary, fileBytes: number): [string, string][] {
+  if (s.notText) return [['content', 'not a JSONL text file (binary data)'], ['size', formatBytes(fileBytes)]];
+  const facts: [string, string][] = [
     ['rows', formatCount(s.rows)],
     ['rejected rows', formatCount(s.rejectedRows)],
     ['lines', formatCount(s.lines)],
-    ['size', formatBytes(s.bytes)],
+    ['size', formatBytes(fileBytes)],
     ['shape', s.shape === 'prompt_completion' ? 'prompt / completion' : (s.shape ?? '—')],
     ['layout', s.layout],
   ];
-  if (t) {
-    rows.push(['tokens', formatCount(t.total)], ['per row', `min ${formatCount(t.min)} · median ${formatCount(t.median)} · max ${formatCount(t.max)}`], ['loss tokens', formatCount(t.lossTokens)]);
+  const t = s.tokens;
+  if (t && s.rows === 0) facts.push(['tokens', 'no usable rows']);
+  else if (t) {
+    facts.push(['tokens', formatCount(t.total)], ['per row', `min ${formatCount(t.min)} · median ${formatCount(t.median)} · max ${formatCount(t.max)}`], ['loss tokens', formatCount(t.lossTokens)]);
   }
-  rows.push(['truncated rows', s.rowsTruncated > 0 ? `${formatCount(s.rowsTruncated)} at ${formatCount(s.maxSeqLen)} tokens (${formatCount(s.tokensLost)} tokens lost)` : `none (max_seq_len ${formatCount(s.maxSeqLen)})`]);
+  if (s.rows > 0) {
+    facts.push(['truncated rows', s.rowsTruncated > 0 ? `${formatCount(s.rowsTruncated)} at ${formatCount(s.maxSeqLen)} tokens (${formatCount(s.tokensLost)} tokens lost)` : `none (max_seq_len ${formatCount(s.maxSeqLen)})`]);
+  }
+  return facts;
+}
+
+export function summaryView(report: DatasetReport, testid: string, fileBytes: number): HTMLElement {
   return h(
     'dl',
     { class: 'facts', 'data-testid': testid },
-    ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { 'data-key': k }, v)]),
+    ...summaryFacts(report.summary, fileBytes).flatMap(([k, v]) => [h('dt', {}, k), h('dd', { 'data-key': k }, v)]),
   );
+}
+
+/**
+ * The verdict on a file with errors: their count as the list shows them (summary.errors leaves the notes out), and
+ * in words when no row is usable, rather than counting that as one error more.
+ */
+export function errorsText(s: DatasetSummary): string {
+  const count = `${formatCount(s.errors)} error${s.errors === 1 ? '' : 's'}`;
+  return s.rows === 0 && s.rejectedRows > 0 ? `${count} · no usable rows` : count;
 }
 
 function verdict(f: DataFile): HTMLElement {
   if (f.status === 'inspecting') return h('span', { class: 'badge muted' }, 'reading…');
   if (f.status === 'error') return h('span', { class: 'badge error' }, 'unreadable');
   const s = f.report!.summary;
-  if (!f.report!.ok) return h('span', { class: 'badge error' }, `${formatCount(s.errors)} error${s.errors === 1 ? '' : 's'}`);
+  if (!f.report!.ok) return h('span', { class: 'badge error' }, errorsText(s));
   if (s.warnings > 0) return h('span', { class: 'badge warning' }, `ready · ${formatCount(s.warnings)} warning${s.warnings === 1 ? '' : 's'}`);
   return h('span', { class: 'badge ok' }, 'ready');
 }
@@ -159,7 +181,7 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
       el,
       h('div', { class: 'file-head' }, h('span', { class: 'file-name', 'data-testid': `${which}-name` }, f.file.name), h('span', { class: 'num hint' }, formatBytes(f.file.size)), verdict(f)),
       f.status === 'error' && f.error ? h('p', { class: 'bad', 'data-testid': `${which}-error` }, `Could not read it: ${f.error.message}`) : null,
-      report ? summaryView(report, `${which}-summary`) : null,
+      report ? summaryView(report, `${which}-summary`, f.file.size) : null,
       report ? problemList(report, `${which}-problems`) : null,
     );
   };

@@ -113,6 +113,37 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('train-problems-more').textContent()).toBe('… and 150 more');
   });
 
+  it('sums up a file without usable rows, a CSV file and a binary file with no meaningless figures', async () => {
+    const page = app.page;
+    const badge = page.locator('[data-testid="train-view"] .file-head .badge');
+    const items = page.locator('[data-testid="train-problems"] li');
+    // 20 rows, each missing "completion": 20 errors, and "no usable rows" said in words, not counted as a 21st.
+    await upload(page, 'prompts.jsonl', Array.from({ length: 20 }, (_, i) => JSON.stringify({ prompt: `p${i}` })).join('\n'));
+    expect(await badge.textContent()).toBe('20 errors · no usable rows');
+    expect(await page.getByTestId('train-reason').textContent()).toBe('The training file has 20 errors: see the Dataset panel.');
+    expect(await items.last().getAttribute('data-severity')).toBe('note');
+    expect(await fact(page, 'tokens')).toBe('no usable rows');
+    for (const k of ['per row', 'loss tokens', 'truncated rows']) expect(await page.locator(`[data-testid="train-summary"] dd[data-key="${k}"]`).count()).toBe(0);
+
+    // CSV: one note about the file first, then each line's own error.
+    await upload(page, 'data.csv', 'prompt,completion\nhello,world\n');
+    expect(await items.first().getAttribute('data-code')).toBe('looks-like-csv');
+    expect(await items.first().textContent()).toMatch(/^filenotethis looks like CSV\/TSV, not JSONL/);
+    expect(await items.nth(1).getAttribute('data-line')).toBe('1');
+    expect(await badge.textContent()).toBe('2 errors · no usable rows');
+
+    // A PNG: the summary's size is the file's, not the few bytes read before it was refused.
+    const png = Buffer.alloc(2048, 7);
+    png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    await page.getByTestId('train-file').setInputFiles({ name: 'image.png', mimeType: 'image/png', buffer: png });
+    await page.getByTestId('train-name').filter({ hasText: 'image.png' }).waitFor();
+    await badge.filter({ hasNotText: 'reading' }).waitFor();
+    expect(await fact(page, 'size')).toBe('2.0 KiB');
+    expect(await fact(page, 'content')).toBe('not a JSONL text file (binary data)');
+    expect(await page.locator('[data-testid="train-summary"] dd[data-key="lines"]').count()).toBe(0);
+    expect(await badge.textContent()).toBe('1 error');
+  });
+
   it('takes an optional validation file: its rows validate, and no training rows are held out', async () => {
     const page = app.page;
     await page.getByTestId('use-sample').click();

@@ -103,8 +103,9 @@ describe('loadDataset', () => {
     expect(d.ok).toBe(false);
     expect(d.problems.shown.map(formatProblem)).toEqual([
       'line 1: the instruct layout needs rows with "prompt" and "completion"; this file has "text" rows (use the replicate layout)',
-      'file: no usable rows: every row has an error',
+      'file: note: no usable rows: every row has an error',
     ]);
+    expect(d.summary.errors).toBe(1);
   });
 
   it('warns about rows longer than max_seq_len: truncated, how many tokens lost', async () => {
@@ -206,7 +207,7 @@ describe('loadDataset', () => {
             if (p.line !== null) {
               expect(p.line).toBeGreaterThanOrEqual(1);
               expect(p.line).toBeLessThanOrEqual(lineCount);
-            } else expect(['empty-file', 'not-text']).toContain(p.code);
+            } else expect(['empty-file', 'not-text', 'looks-like-json-array', 'looks-like-csv']).toContain(p.code);
             if (p.column !== undefined) expect(p.column).toBeGreaterThanOrEqual(1);
           }
           for (const e of d.examples) {
