@@ -10,6 +10,12 @@ export const PROXY_DOWNLOAD_PATH = '/replicate/download';
 /** Answered by the proxy itself (never forwarded): how a page finds out that a proxy is there. */
 export const PROXY_HELLO_PATH = '/replicate/hello';
 
+/**
+ * The problem+json title of every answer the proxy gives itself (a refusal, Replicate unreachable or too slow): how the
+ * client and the page tell such an answer from Replicate's own, which may carry the same status.
+ */
+export const PROXY_PROBLEM_TITLE = 'Refused by the finetune proxy';
+
 /** What the proxy answers at PROXY_HELLO_PATH. */
 export const PROXY_HELLO = { proxy: 'finetune', api: PROXY_API_PATH, download: PROXY_DOWNLOAD_PATH } as const;
 

@@ -2,6 +2,7 @@
 // the token (messages are built from the status, the call and Replicate's own `detail`, which is scrubbed anyway).
 
 import { FinetuneError } from '../core/errors.ts';
+import { PROXY_PROBLEM_TITLE } from './endpoints.ts';
 
 /** What a failed call was doing, in words, from its method and path (after /v1). */
 export function describeCall(method: string, path: string): string {
@@ -41,7 +42,9 @@ export function scrub(text: string, token: string | undefined): string {
 export function httpError(status: number, bodyText: string, call: string, opts: { token?: string; retries?: number; retryAfterS?: number; proxied?: boolean } = {}): FinetuneError {
   const body = parseProblem(bodyText);
   const detail = scrub((body.detail ?? (bodyText.trim().slice(0, 300) || '')).trim(), opts.token);
-  const said = detail ? ` Replicate said: ${detail}` : '';
+  // The proxy's own answers (Replicate unreachable, a refusal) carry its title: then the proxy said it, not Replicate.
+  const fromProxy = body.title === PROXY_PROBLEM_TITLE;
+  const said = detail ? ` ${fromProxy ? 'The proxy said' : 'Replicate said'}: ${detail}` : '';
   const base = { status, call, ...(detail ? { detail } : {}) };
   switch (status) {
     case 401:
@@ -49,7 +52,7 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
     case 402:
       return new FinetuneError('remote', `Replicate wants billing set up before ${call} (402 Payment Required): add a payment method at https://replicate.com/account/billing, then try again.${said}`, base);
     case 403:
-      return new FinetuneError('remote', `${body.title === 'Refused by the finetune proxy' ? 'The proxy' : 'Replicate'} refused ${call} (403 Forbidden).${said}`, base);
+      return new FinetuneError('remote', `${fromProxy ? 'The proxy' : 'Replicate'} refused ${call} (403 Forbidden).${said}`, base);
     case 404:
       return new FinetuneError('remote', `Not found while ${call} (404): check the owner/name, the version id or the training id.${said}`, base);
     case 413:
@@ -67,7 +70,7 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
     }
     default:
       if (status >= 500) {
-        const who = opts.proxied && (status === 502 || status === 504) && body.title === 'Refused by the finetune proxy' ? 'The proxy could not get an answer from Replicate' : `Replicate had a server error (${status})`;
+        const who = opts.proxied && (status === 502 || status === 504) && fromProxy ? 'The proxy could not get an answer from Replicate' : `Replicate had a server error (${status})`;
         return new FinetuneError('remote', `${who} while ${call}; this is not your input, try again in a few minutes.${said}`, base);
       }
       return new FinetuneError('remote', `Replicate answered ${status} while ${call}.${said}`, base);

@@ -5,6 +5,7 @@
 // bf16 throughput) give ≈ 3,300 tokens/s for LoRA; QLoRA's dequantisation costs about a third more time.
 
 import type { PeftMethod } from '../config/hyperparams.ts';
+import { formatCount } from '../core/units.ts';
 import { PRICE_PER_SECOND } from './flow.ts';
 
 export const STARTUP_SECONDS = 240;
@@ -23,6 +24,6 @@ export function estimateRemoteCost(o: { tokens: number; epochs: number; peftMeth
   return {
     seconds,
     costUsd: seconds * PRICE_PER_SECOND,
-    basis: `${STARTUP_SECONDS} s start-up + ${o.tokens} tokens × ${o.epochs} epochs at ~${rate} tokens/s (${o.peftMethod}, A100 80 GB), at $${PRICE_PER_SECOND}/s; a rough estimate, Replicate bills the real time`,
+    basis: `${STARTUP_SECONDS} s start-up + ${formatCount(o.tokens)} tokens × ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} at ~${formatCount(rate)} tokens/s (${o.peftMethod}, A100 80 GB), at $${PRICE_PER_SECOND}/s; a rough estimate, Replicate bills the real time`,
   };
 }

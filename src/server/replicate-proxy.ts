@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, PROXY_HELLO, PROXY_HELLO_PATH, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
+import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, PROXY_HELLO, PROXY_HELLO_PATH, PROXY_PROBLEM_TITLE, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
 
 export interface ReplicateProxyOptions {
   /** Where /replicate/v1/… goes (default Replicate's own API; tests point it at a local fake). */
@@ -50,7 +50,7 @@ class Refusal extends Error {
 
 function answer(res: ServerResponse, status: number, detail: string, cors: Record<string, string> = {}): void {
   if (res.headersSent) return void res.destroy();
-  const body = JSON.stringify({ title: 'Refused by the finetune proxy', detail, status });
+  const body = JSON.stringify({ title: PROXY_PROBLEM_TITLE, detail, status });
   // An allowed page must be able to read why it was refused, so the CORS headers go on refusals too.
   res.writeHead(status, { ...cors, 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);

@@ -9,6 +9,7 @@ import { formatBytes } from '../core/units.ts';
 import { cachePanel } from './cache-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { formatCount, formatParams } from './format.ts';
+import { joinSentences } from './sentence.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 type SourceKind = ModelSource['kind'];
@@ -221,7 +222,8 @@ export function modelPanel(shared: Shared): HTMLElement {
       status.dataset.fromCache = String(i.fromCache === true);
       status.textContent = `Loaded ${i.source} (${i.quantization}) in ${i.seconds.toFixed(1)} s${i.fromCache ? ', from the weight cache in this browser: nothing downloaded' : ''}`;
       failureLine.hidden = m.failure === null;
-      failureLine.textContent = m.failure ? `Could not load ${m.failure.label}: ${m.failure.message}. ${i.source} is still loaded and ready.` : '';
+      // joinSentences: the message may end with its own full stop ("…check the connection and the URL.").
+      failureLine.textContent = m.failure ? joinSentences(`Could not load ${m.failure.label}: ${m.failure.message}`, `${i.source} is still loaded and ready`) : '';
       replaceChildren(
         info,
         h(

@@ -28,6 +28,9 @@ import type { Cell, Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
+import { watchProxyAnswers } from './proxy-answers.ts';
+import { loadRemoteForm, saveRemoteForm } from './remote-prefs.ts';
+import { estimateLine, retryLine } from './remote-text.ts';
 
 const JOBS_KEY = 'finetune.remote.jobs';
 const TOKEN_KEY = 'finetune.remote.token';
@@ -87,9 +90,13 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   remember.checked = localStorage.getItem(TOKEN_KEY) !== null;
   const rememberWarning = h('p', { class: 'hint warn', hidden: !remember.checked }, 'The token is stored unencrypted in this browser: any script on this origin and anyone using this browser profile can read it. Untick to forget it.');
   const checkToken = h('button', { type: 'button', class: 'secondary', 'data-testid': 'remote-check-token' }, 'Check token');
-  const accountOut = h('span', { class: 'hint', 'data-testid': 'remote-account' });
+  // Live: the token check's outcome is said here only (the status line is cleared when the check ends).
+  const accountOut = h('span', { class: 'hint', 'data-testid': 'remote-account', 'aria-live': 'polite' });
   const destination = h('input', { type: 'text', placeholder: 'owner/model-name', 'data-testid': 'remote-destination', 'aria-label': 'Destination model (owner/name)' });
   const visibility = h('select', { 'data-testid': 'remote-visibility', 'aria-label': 'Visibility of a new destination model' }, h('option', { value: 'private' }, 'private'), h('option', { value: 'public' }, 'public'));
+  const savedForm = loadRemoteForm(localStorage);
+  destination.value = savedForm.destination;
+  visibility.value = savedForm.visibility;
   const estimate = h('p', { class: 'hint num', 'data-testid': 'remote-estimate' });
   const refusals = h('ul', { class: 'bad', 'data-testid': 'remote-refusals' });
   const send = h('button', { type: 'button', 'data-testid': 'remote-send' }, 'Train on Replicate');
@@ -103,7 +110,11 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     status.textContent = text;
   };
 
-  const client = (): RemoteClient => createRemoteClient({ token, apiBase: `${proxyOrigin}${PROXY_API_PATH}`, proxied: true, onRetry: (r) => say('hint', `${r.status === 'network' ? 'Connection lost' : `Replicate answered ${r.status}`} while ${r.call}; retrying in ${Math.ceil(r.waitMs / 1000)} s…`) });
+  /** A client for one action; its fetch tells the proxy's own answers from Replicate's, for the retry line. */
+  const client = (): RemoteClient => {
+    const watched = watchProxyAnswers();
+    return createRemoteClient({ token, apiBase: `${proxyOrigin}${PROXY_API_PATH}`, proxied: true, fetch: watched.fetch, onRetry: (r) => say('hint', retryLine(r, watched.last(), token)) });
+  };
 
   // ---- the proxy ----------------------------------------------------------------------------------------------------
   /** Our proxy answers GET /replicate/hello itself (nothing reaches Replicate); anything else there is not our proxy. */
@@ -146,6 +157,11 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     void detectProxy();
   });
 
+  // ---- the destination (kept across reloads like the other form values) -------------------------------------------
+  const storeForm = (): void => saveRemoteForm(localStorage, { destination: destination.value.trim(), visibility: visibility.value === 'public' ? 'public' : 'private' }, token);
+  destination.addEventListener('input', storeForm);
+  visibility.addEventListener('change', storeForm);
+
   // ---- the token ----------------------------------------------------------------------------------------------------
   const storeToken = (): void => {
     if (remember.checked && token) localStorage.setItem(TOKEN_KEY, token);
@@ -156,6 +172,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     account = null;
     accountOut.textContent = '';
     storeToken();
+    storeForm(); // a token pasted into the destination field first is dropped from storage once the token is known
     render();
   });
   remember.addEventListener('change', () => {
@@ -168,19 +185,25 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     account = a.username;
     accountOut.className = 'hint ok';
     accountOut.textContent = `Token works: ${a.username}`;
-    if (!destination.value) destination.value = `${a.username}/mistral-finetune`;
+    if (!destination.value) {
+      destination.value = `${a.username}/mistral-finetune`;
+      storeForm();
+    }
     return account;
   };
+  // The check's outcome goes beside the button; the status line, which showed the check's progress and retries, is
+  // cleared either way so that it never says "retrying" after the check has given up.
   checkToken.addEventListener('click', async () => {
     busy = true;
     render();
+    say('hint', 'Checking the token…');
     try {
       await ensureAccount();
-      say('hint', '');
     } catch (e) {
       accountOut.className = 'bad';
       accountOut.textContent = errorParts(e).message;
     } finally {
+      say('hint', '');
       busy = false;
       render();
     }
@@ -207,7 +230,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       return void (estimate.textContent = `Estimated cost: ${why}`);
     }
     const est = estimateRemoteCost({ tokens, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
-    estimate.textContent = `Estimated: about ${Math.ceil(est.seconds / 60)} min on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${tokens} tokens × ${hp.num_train_epochs} ${hp.num_train_epochs === 1 ? 'epoch' : 'epochs'}; Replicate bills the real time at $0.0014/s).`;
+    estimate.textContent = estimateLine(est, tokens, hp.num_train_epochs);
     estimate.title = est.basis;
   };
 

@@ -105,7 +105,19 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
   it('checks the token, shows the estimate, sends the job, shows live logs, and cancels it', async () => {
     await page.getByTestId('remote-estimate').filter({ hasText: /Estimated: about \d+ min/ }).waitFor({ timeout: 120_000 });
     expect(await page.getByTestId('remote-proxy-status').textContent()).toMatch(/through this server's proxy/);
+    // The proxy was found here: the box for another proxy's address stays out of sight.
+    expect(await page.getByTestId('remote-proxy-base').isVisible()).toBe(false);
+    expect(await page.getByTestId('remote-proxy-use').isVisible()).toBe(false);
     await page.getByTestId('remote-token').fill(TOKEN);
+
+    // Replicate out of reach: the proxy answers 502 itself, and the page says the proxy answered, not Replicate. Once
+    // the check gives up, the status line no longer says it is retrying.
+    fake.failNext({ method: 'GET', path: /^\/account$/, status: 'drop', times: 5 });
+    await press(page.getByTestId('remote-check-token'));
+    await page.getByTestId('remote-status').filter({ hasText: /^The proxy answered 502 while checking the API token: Replicate could not be reached/ }).waitFor();
+    await page.getByTestId('remote-account').filter({ hasText: /^The proxy could not get an answer from Replicate/ }).waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('remote-status').textContent()).not.toMatch(/retrying/i);
+
     await press(page.getByTestId('remote-check-token'));
     await page.getByTestId('remote-account').filter({ hasText: 'Token works: alice' }).waitFor();
     expect(await page.getByTestId('remote-destination').inputValue()).toBe('alice/mistral-finetune');
@@ -157,6 +169,8 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     expect(stored).toContain(second);
     expect(stored).not.toContain(TOKEN.slice(3));
     expect(await page.getByTestId('remote-token').inputValue()).toBe('');
+    // The other form values come back, the destination among them.
+    expect(await page.getByTestId('remote-destination').inputValue()).toBe('alice/mistral-finetune');
 
     await page.getByTestId('remote-token').fill(TOKEN);
     const row = page.locator(`[data-testid="remote-job"][data-id="${second}"]`);

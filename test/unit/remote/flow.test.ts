@@ -235,7 +235,8 @@ describe('errors a person understands', () => {
     expect(lora.seconds).toBe(240 + 30);
     expect(lora.costUsd).toBeCloseTo(270 * 0.0014, 12);
     expect(estimateRemoteCost({ tokens: 33_000, epochs: 3, peftMethod: 'qlora' }).seconds).toBeGreaterThan(lora.seconds);
-    expect(lora.basis).toMatch(/rough estimate/);
+    expect(lora.basis).toBe('240 s start-up + 33,000 tokens × 3 epochs at ~3,300 tokens/s (lora, A100 80 GB), at $0.0014/s; a rough estimate, Replicate bills the real time');
+    expect(estimateRemoteCost({ tokens: 3134, epochs: 1, peftMethod: 'lora' }).basis).toMatch(/^240 s start-up \+ 3,134 tokens × 1 epoch at/);
   });
 
   it('refuses a JSONL that would fail on Replicate, with its lines', async () => {

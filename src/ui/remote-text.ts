@@ -1,0 +1,35 @@
+// The remote panel's lines made of numbers and of other people's words: the cost estimate before sending, and the
+// status line while a call to Replicate is retried (src/remote/http.ts onRetry).
+
+import type { CostEstimate } from '../remote/estimate.ts';
+import { scrub } from '../remote/errors.ts';
+import type { ProxyAnswer } from './proxy-answers.ts';
+import { formatCount } from './format.ts';
+import { endSentence } from './sentence.ts';
+
+/** "Estimated: about 5 min on an A100 80 GB, about $0.41 (3,134 tokens × 1 epoch; …)". */
+export function estimateLine(est: Pick<CostEstimate, 'seconds' | 'costUsd'>, tokens: number, epochs: number): string {
+  return `Estimated: about ${Math.ceil(est.seconds / 60)} min on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${formatCount(tokens)} tokens × ${epochs} ${epochs === 1 ? 'epoch' : 'epochs'}; Replicate bills the real time at $0.0014/s).`;
+}
+
+export interface RetryInfo {
+  status: number | 'network';
+  waitMs: number;
+  call: string;
+}
+
+/** A proxy's detail is quoted at most this long: it holds an error message from the proxy's own fetch. */
+const MAX_DETAIL = 200;
+
+/**
+ * The status line while a call is retried. `fromProxy` is the proxy's own answer to the call (Replicate was not
+ * reached, or answered something the proxy refuses to pass on): then it is the proxy that answered, not Replicate.
+ */
+export function retryLine(r: RetryInfo, fromProxy: ProxyAnswer | null, token: string): string {
+  const seconds = Math.ceil(r.waitMs / 1000);
+  if (r.status === 'network') return `Connection lost while ${r.call}; retrying in ${seconds} s…`;
+  if (!fromProxy) return `Replicate answered ${r.status} while ${r.call}; retrying in ${seconds} s…`;
+  const detail = scrub(fromProxy.detail, token).trim().slice(0, MAX_DETAIL);
+  const what = endSentence(`The proxy answered ${r.status} while ${r.call}${detail ? `: ${detail}` : ''}`);
+  return `${what} Retrying in ${seconds} s…`;
+}

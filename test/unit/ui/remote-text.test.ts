@@ -1,0 +1,38 @@
+// The remote panel's lines that are made of numbers and other people's words: the cost estimate, and the status line
+// while a call to Replicate is retried.
+import { describe, expect, it } from 'vitest';
+import { estimateLine, retryLine } from '../../../src/ui/remote-text.ts';
+
+describe('estimateLine', () => {
+  it('writes the token count with thousands separators, as the rest of the page does', () => {
+    expect(estimateLine({ seconds: 290, costUsd: 0.406 }, 3134, 1)).toBe(
+      'Estimated: about 5 min on an A100 80 GB, about $0.41 (3,134 tokens × 1 epoch; Replicate bills the real time at $0.0014/s).',
+    );
+    expect(estimateLine({ seconds: 1200, costUsd: 1.68 }, 1_234_567, 3)).toContain('(1,234,567 tokens × 3 epochs;');
+  });
+});
+
+describe('retryLine', () => {
+  const call = 'checking the API token';
+
+  it('blames Replicate for an answer Replicate gave', () => {
+    expect(retryLine({ status: 502, waitMs: 8000, call }, null, '')).toBe('Replicate answered 502 while checking the API token; retrying in 8 s…');
+  });
+
+  it('says so when the proxy answered itself because Replicate could not be reached', () => {
+    const line = retryLine({ status: 502, waitMs: 8000, call }, { status: 502, detail: 'Replicate could not be reached (fetch failed)' }, '');
+    expect(line).toBe('The proxy answered 502 while checking the API token: Replicate could not be reached (fetch failed). Retrying in 8 s…');
+    expect(line).not.toMatch(/Replicate answered/);
+  });
+
+  it('keeps a lost connection a lost connection', () => {
+    expect(retryLine({ status: 'network', waitMs: 1500, call }, null, '')).toBe('Connection lost while checking the API token; retrying in 2 s…');
+  });
+
+  it('never shows the token, even if the proxy quoted it', () => {
+    const token = 'r8_secrettoken0123456789abcdefghijklmnop';
+    const line = retryLine({ status: 502, waitMs: 1000, call }, { status: 502, detail: `could not reach https://x/?t=${token}` }, token);
+    expect(line).not.toContain(token);
+    expect(line).toContain('[token]');
+  });
+});
