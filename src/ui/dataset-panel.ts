@@ -159,12 +159,16 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
 
   const loadSample = async (): Promise<void> => {
     const url = `${import.meta.env.BASE_URL}datasets/sample.jsonl`;
+    // A file chosen while the sample downloads wins: the sample, arriving later, must not replace it.
+    const asked = generation.train;
+    const superseded = (): boolean => generation.train !== asked;
     try {
       const res = await fetch(url);
       if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
       const file = new File([await res.blob()], 'sample.jsonl', { type: 'application/jsonl' });
-      await inspect('train', file);
+      if (!superseded()) await inspect('train', file);
     } catch (e) {
+      if (superseded()) return;
       const { message } = errorParts(e);
       shared.data.update({ train: { file: new File([], 'sample.jsonl'), report: null, status: 'error', error: { kind: 'bad-input', message: `could not fetch the sample dataset: ${message}` } } });
     }

@@ -144,6 +144,26 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await badge.textContent()).toBe('1 error');
   });
 
+  it('keeps a file picked while the sample is still being fetched (the sample arriving later does not replace it)', async () => {
+    const page = app.page;
+    // Hold the sample's download until a file has been picked.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await page.route('**/datasets/sample.jsonl', async (route) => {
+      await held;
+      await route.continue();
+    });
+    await page.getByTestId('use-sample').click();
+    await upload(page, 'mine.jsonl', '{"text": "my own row"}\n{"text": "and another"}');
+    release();
+    // The sample's fetch finishes now; give its inspection time to land, as it did before the fix.
+    await page.waitForResponse('**/datasets/sample.jsonl');
+    await page.waitForTimeout(1500);
+    await page.unroute('**/datasets/sample.jsonl');
+    expect(await page.getByTestId('train-name').textContent()).toBe('mine.jsonl');
+    expect(await fact(page, 'rows')).toBe('2');
+  });
+
   it('takes an optional validation file: its rows validate, and no training rows are held out', async () => {
     const page = app.page;
     await page.getByTestId('use-sample').click();
