@@ -73,6 +73,9 @@ export function validationClause(e: Pick<RunEstimate, 'evaluations' | 'validatio
   return e.evaluations > 0 ? `${passes}, ${roughDuration(e.validationSeconds)}${e.evaluations > 1 ? ' in all' : ''}` : passes;
 }
 
+/** How long a re-estimate may take before the last estimate gives way to "Measuring…". */
+const ESTIMATE_PENDING_AFTER_MS = 500;
+
 export function roughDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return 'an unknown time';
   if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s`;
@@ -269,10 +272,27 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (key === estimateFor) return;
     estimateFor = key;
     const id = ++estimateId;
-    replaceChildren(estimateBox, h('p', { class: 'hint', 'data-testid': 'train-estimate-pending' }, 'Measuring a training step on this GPU to estimate the time…'));
+    const pending = (): void => replaceChildren(estimateBox, h('p', { class: 'hint', 'data-testid': 'train-estimate-pending' }, 'Measuring a training step on this GPU to estimate the time…'));
+    // The worker keeps its measurement per model and adapter shape, so most changes (a learning rate, another file) are
+    // answered at once from it: the last estimate stays, dimmed, rather than a "Measuring…" flash per keystroke, and
+    // the pending line comes only if the answer takes a while (a new shape is measured, seconds on a software adapter).
+    const shown = estimateBox.querySelector<HTMLElement>('[data-testid="train-estimate"], [data-testid="train-estimate-stale"]');
+    let wait: ReturnType<typeof setTimeout> | null = null;
+    if (shown) {
+      shown.dataset.testid = 'train-estimate-stale';
+      shown.classList.add('stale');
+      wait = setTimeout(() => id === estimateId && pending(), ESTIMATE_PENDING_AFTER_MS);
+    } else pending();
+    const settle = (): void => {
+      if (wait !== null) clearTimeout(wait);
+    };
     control.estimate().then(
-      (e) => id === estimateId && showEstimate(e),
+      (e) => {
+        settle();
+        if (id === estimateId) showEstimate(e);
+      },
       (e: unknown) => {
+        settle();
         if (id !== estimateId) return;
         estimateFor = '';
         replaceChildren(estimateBox, h('p', { class: 'hint' }, `No time estimate: ${errorParts(e).message}`));
