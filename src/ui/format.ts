@@ -38,8 +38,11 @@ export function formatRate(x: number | null | undefined): string {
   return x < 100 ? x.toFixed(1) : formatCount(x);
 }
 
+/** 26 %, 4.5 % (one decimal below 10 %), and 0 % for none at all (not "0.0 %", which reads as a rounded measurement). */
 export function formatPercent(fraction: number): string {
-  return Number.isFinite(fraction) ? `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)} %` : '—';
+  if (!Number.isFinite(fraction)) return '—';
+  if (fraction === 0) return '0 %';
+  return `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)} %`;
 }
 
 /** Parameters: 39.6 M, 7.24 B. */

@@ -66,16 +66,16 @@ function paddingClause(e: RunEstimate): string {
   return extra > 0 ? ` and ${formatPercent(extra / e.paddedTokens)} padding` : '';
 }
 
-/** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
 /** The estimate's validation passes: how many, and (when there are any) how long they take together. */
 export function validationClause(e: Pick<RunEstimate, 'evaluations' | 'validationSeconds'>): string {
-  const passes = `${e.evaluations} validation pass${e.evaluations === 1 ? '' : 'es'}`;
+  const passes = `${formatCount(e.evaluations)} validation pass${e.evaluations === 1 ? '' : 'es'}`;
   return e.evaluations > 0 ? `${passes}, ${roughDuration(e.validationSeconds)}${e.evaluations > 1 ? ' in all' : ''}` : passes;
 }
 
 /** How long a re-estimate may take before the last estimate gives way to "Measuring…". */
 const ESTIMATE_PENDING_AFTER_MS = 500;
 
+/** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
 export function roughDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return 'an unknown time';
   if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s`;

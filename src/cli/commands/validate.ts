@@ -4,6 +4,7 @@ import { parseHyperparams, type HyperparamName } from '../../config/hyperparams.
 import { loadDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
 import { FinetuneError } from '../../core/errors.ts';
+import { formatCount } from '../../core/units.ts';
 import { UsageError, type Command } from '../command.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
@@ -68,7 +69,7 @@ export const validateCommand: Command = {
       const lines = data.problems.lines();
       if (!data.ok) {
         for (const l of lines) io.err(l);
-        io.err(`${file}: ${data.summary.errors} error${data.summary.errors === 1 ? '' : 's'}, ${data.summary.warnings} warning${data.summary.warnings === 1 ? '' : 's'}: not usable for training`);
+        io.err(`${file}: ${formatCount(data.summary.errors)} error${data.summary.errors === 1 ? '' : 's'}, ${formatCount(data.summary.warnings)} warning${data.summary.warnings === 1 ? '' : 's'}: not usable for training`);
         return 1;
       }
       for (const l of lines) io.err(l);

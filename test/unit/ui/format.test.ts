@@ -1,0 +1,18 @@
+// The page's number formats (src/ui/format.ts).
+import { describe, expect, it } from 'vitest';
+import { formatCount, formatPercent } from '../../../src/ui/format.ts';
+
+describe('formats', () => {
+  it('writes a share with one decimal below 10 %, none above, and none at all for zero', () => {
+    expect(formatPercent(0.26)).toBe('26 %');
+    expect(formatPercent(0.045)).toBe('4.5 %');
+    expect(formatPercent(0)).toBe('0 %');
+    expect(formatPercent(Number.NaN)).toBe('—');
+  });
+
+  it('separates thousands', () => {
+    expect(formatCount(14000)).toBe('14,000');
+    expect(formatCount(999747)).toBe('999,747');
+    expect(formatCount(Infinity)).toBe('—');
+  });
+});
