@@ -247,7 +247,7 @@ function checkPlannedRows(rows: number, epochs: number, maxSteps: number): void 
   const n = formatCount;
   throw new FinetuneError(
     'bad-input',
-    `num_train_epochs ${n(epochs)} over ${n(rows)} rows plans ${n(planned)} rows, more than the ${n(MAX_PLANNED_ROWS)} a run may: lower num_train_epochs, or set max_steps`,
+    `num_train_epochs ${n(epochs)} over ${n(rows)} row${rows === 1 ? '' : 's'} plans ${n(planned)} rows, more than the ${n(MAX_PLANNED_ROWS)} a run may: lower num_train_epochs, or set max_steps`,
     { num_train_epochs: epochs, rows },
   );
 }

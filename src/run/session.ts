@@ -6,7 +6,7 @@ import { uniformSource, ADAPTER_INIT_STREAM } from '../core/prng.ts';
 import { type Quantization } from '../core/mistral.ts';
 import { parseHyperparams, targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
-import type { DataStats } from '../data/batches.ts';
+import type { DataStats, TrainingData } from '../data/batches.ts';
 import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
 import type { Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
@@ -304,13 +304,14 @@ export class FinetuneSession {
 
   /**
    * Runs training. With `resume`, continues the saved run (same model, hyperparameters and data, read back from the
-   * store). Events arrive in order; the promise settles when the run ends, is stopped, or fails.
+   * store). Events arrive in order; the promise settles when the run ends, is stopped, or fails. `prepared`: the run's
+   * data as loadRunData made it from `files` and these hyperparameters, when the caller has it already.
    */
   async train(
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul } = {},
+    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
@@ -350,7 +351,12 @@ export class FinetuneSession {
     const control = (this.control = new TrainControl());
     let runner: MistralRunner | null = null;
     try {
-      const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp);
+      // `prepared`: the caller already read these files with these hyperparameters (the CLI does, before it loads the
+      // model, so that a bad file is refused before minutes of loading); a resume reads its own from the store.
+      const data =
+        !o.resume && o.prepared
+          ? o.prepared
+          : (await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp)).data;
       if (resumed) checkSavedRunAgainstPlan(resumed, data.stats);
       // A fresh adapter as PEFT initialises it, seeded; a resume overwrites it with the checkpoint.
       const startFrom = o.resume ? null : this.imported;

@@ -278,6 +278,25 @@ describe('finetune bench tune', () => {
   });
 });
 
+describe('finetune train: the data first', () => {
+  it('refuses a bad file or a plan it cannot make before it touches the GPU or the model (minutes for Mistral-7B)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-data-first-'));
+    writeFileSync(join(dir, 'bad.jsonl'), '{"text": "fine"}\n{"prompt": "no completion"}\n');
+    writeFileSync(join(dir, 'rows.jsonl'), '{"text": "one"}\n{"text": "two"}\n');
+    // No model at all there: were the model loaded first, the error would be its missing config.json.
+    mkdirSync(join(dir, 'no-model'));
+    const args = (data: string, ...extra: string[]) => ['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', join(dir, data), '--out', join(dir, 'out'), ...extra];
+    const stderrOf = (a: string[]) => run('node', a, { env, timeout: 120_000 }).then(() => '', (e: { stderr: string }) => e.stderr);
+    const bad = await stderrOf(args('bad.jsonl'));
+    expect(bad).toMatch(/bad\.jsonl has 1 error:\nline 2: missing "completion"/);
+    expect(bad).not.toMatch(/config\.json|SwiftShader/);
+    const hostile = await stderrOf(args('rows.jsonl', '--num_train_epochs', '99999999999'));
+    // Two rows, one held out for validation (a tenth, at least one): one to train on.
+    expect(hostile).toMatch(/num_train_epochs 99,999,999,999 over 1 row plans 99,999,999,999 rows, more than the 10,000,000 a run may/);
+    expect(hostile).not.toMatch(/config\.json|SwiftShader/);
+  });
+});
+
 describe('finetune train: notes on stderr', () => {
   it('says on stderr that the base products run in int8, for either int8 choice, before anything else can fail', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-int8-note-'));

@@ -20,6 +20,7 @@ import { folderRunStore, folderStoreFiles } from '../node-store.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
+import { loadRunData } from '../../data/training-data.ts';
 import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 
 /** How often a validation pass's progress is printed at most (its start and end always are). */
@@ -165,6 +166,11 @@ export function makeTrainCommand(
             validation: values.validation ? await read(values.validation) : null,
             validationName: values.validation ? basename(values.validation) : null,
           };
+      // The data and its plan are checked before the GPU and the model are touched (a model load can take minutes: the
+      // cache, or Mistral-7B's download): a bad row or a plan that cannot be made is refused at once, with its lines.
+      const prepared = data
+        ? (await loadRunData({ train: data.train.stream(), validation: data.validation?.stream() ?? null, trainName: data.trainName, validationName: data.validationName ?? undefined }, tokenizer, hp)).data
+        : null;
       // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an
       // NVIDIA GPU (asked once, on the first device), else unknown.
       let gpuMemoryBytes = gpuMemoryGb === undefined ? undefined : gpuMemoryGb * 1024 ** 3;
@@ -240,7 +246,7 @@ export function makeTrainCommand(
               print({ type: 'model', ...model });
             }
             const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };
-            result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, options) : s.train({}, null, onEvent, { ...options, resume: true }));
+            result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
           } catch (e) {
             if (!isFinetuneError(e, 'device-lost')) throw e;
             const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
