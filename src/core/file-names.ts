@@ -9,7 +9,13 @@ export function fileSlug(name: string): string {
   return s.slice(0, 80) || 'model';
 }
 
-/** adapter-<model>-step<N>.zip for the PEFT pair, adapter-<model>-step<N>-gguf.zip for the whole bundle. */
-export function adapterZipName(modelName: string, step: number, full: boolean): string {
-  return `adapter-${fileSlug(modelName)}-step${step}${full ? '-gguf' : ''}.zip`;
+/**
+ * Which adapter a file holds: a run's, after its step N, or one loaded from outside ('imported'), which has no step
+ * here (it was named after the run's step, step0 or a later run's, as if this page had trained it).
+ */
+export type AdapterOrigin = number | 'imported';
+
+/** adapter-<model>-step<N>.zip (or -imported.zip) for the PEFT pair; with -gguf before .zip for the whole bundle. */
+export function adapterZipName(modelName: string, origin: AdapterOrigin, full: boolean): string {
+  return `adapter-${fileSlug(modelName)}-${origin === 'imported' ? 'imported' : `step${origin}`}${full ? '-gguf' : ''}.zip`;
 }

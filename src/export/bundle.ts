@@ -1,7 +1,7 @@
 // The export bundle: everything a person downloads after training, assembled in one place for the page and the CLI —
 // the PEFT pair (PEFT, vLLM, Ollama), the same adapter as a GGUF LoRA (llama.cpp, Ollama) and a README on loading each.
 
-import { adapterZipName, fileSlug } from '../core/file-names.ts';
+import { adapterZipName, fileSlug, type AdapterOrigin } from '../core/file-names.ts';
 import type { MistralConfig } from '../model/config.ts';
 import type { LoraAdapter } from '../model/lora-adapter.ts';
 import { loraToGguf } from './gguf-lora.ts';
@@ -19,15 +19,16 @@ export interface BundleOptions {
 /** The bundle's files by name, in a fixed order: adapter_config.json, adapter_model.safetensors, README.md, adapter.gguf. */
 export function adapterBundle(adapter: LoraAdapter, base: MistralConfig, o: BundleOptions): Record<string, Uint8Array> {
   const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name) });
-  files[GGUF_FILE] = loraToGguf(adapter, base, { name: `${o.name} LoRA` });
+  // general.name as `finetune export --format gguf` writes it (loraToGguf's default), so both give the same file.
+  files[GGUF_FILE] = loraToGguf(adapter, base);
   return files;
 }
 
 export interface ZipOptions extends BundleOptions {
   /** Also ship adapter.gguf and the README (default); false gives the PEFT pair alone. */
   full?: boolean;
-  /** The training step the adapter is from (it names the file). */
-  step: number;
+  /** The training step the adapter is from, or 'imported' (it names the file). */
+  step: AdapterOrigin;
 }
 
 /**

@@ -121,6 +121,9 @@ function resolveTargets(v: unknown, where: string): Projection[] {
   return canonicalModules(out);
 }
 
+/** The largest adapter scale (lora_alpha / r) accepted: far above any trained adapter's, far below overflow. */
+export const MAX_LORA_SCALE = 1024;
+
 /** Parses and validates adapter_config.json (parsed JSON). */
 export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): LoraConfig {
   if (!isObject(json)) throw bad(where, 'must be a JSON object');
@@ -133,6 +136,12 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw bad(where, `"lora_dropout" must be in [0, 1), got ${JSON.stringify(dropout)}`);
   const useRslora = json.use_rslora ?? false;
   if (typeof useRslora !== 'boolean') throw bad(where, `"use_rslora" must be true or false, got ${JSON.stringify(useRslora)}`);
+  // The adapter's output is scaled by alpha / r (alpha / √r with rsLoRA). Published adapters use 1 to a few dozen; an
+  // absurd one (1e30) loaded silently and turned every output non-finite: generation printed ⁇, the loss read ln V.
+  const scale = useRslora ? alpha / Math.sqrt(r) : alpha / r;
+  if (scale > MAX_LORA_SCALE) {
+    throw bad(where, `"lora_alpha" ${alpha} over "r" ${r} scales the adapter by ${scale.toPrecision(3)}${useRslora ? ' (rsLoRA: alpha / √r)' : ''}, more than ${MAX_LORA_SCALE}: no adapter trains with that; check lora_alpha`);
+  }
 
   // Features that change the math or the tensor set: refuse rather than load something different.
   const unsupported: [string, boolean][] = [

@@ -7,6 +7,7 @@
 import { createRng } from '../core/prng.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { formatCount } from '../core/units.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { matvec_forward } from '../engine/kernels/matvec.ts';
@@ -47,6 +48,8 @@ export interface GenerateOptions extends GenerationSettings {
   onToken?: (t: StreamedToken) => void;
   /** Asked before each new token; true ends the generation there. */
   shouldStop?: () => boolean;
+  /** The model's max_position_embeddings: the prompt and the new tokens must fit in it. */
+  maxPositions?: number;
 }
 
 export type StopReason = 'eos' | 'max-tokens' | 'stopped';
@@ -65,10 +68,21 @@ export interface GenerationResult {
   tokensPerSecond: number;
 }
 
-function checkSettings(prompt: readonly number[], o: GenerationSettings): void {
+function checkSettings(prompt: readonly number[], o: GenerationSettings & { maxPositions?: number }): void {
   if (prompt.length === 0) throw new FinetuneError('bad-input', 'generation needs at least one prompt token');
   if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 1)) {
     throw new FinetuneError('bad-input', `max new tokens must be a whole number ≥ 1, got ${o.maxNewTokens}`);
+  }
+  // The cache holds prompt + new − 1 positions (the last new token is never fed back). Past the model's positions
+  // its rotary embedding was never trained, and a huge ask would only fail later as a GPU buffer too large.
+  if (o.maxPositions !== undefined && prompt.length + o.maxNewTokens - 1 > o.maxPositions) {
+    const room = o.maxPositions - prompt.length + 1;
+    throw new FinetuneError(
+      'bad-input',
+      room >= 1
+        ? `the prompt's ${formatCount(prompt.length)} tokens leave room for at most ${formatCount(room)} new tokens in this model's ${formatCount(o.maxPositions)} positions (max_position_embeddings), not ${formatCount(o.maxNewTokens)}`
+        : `the prompt's ${formatCount(prompt.length)} tokens are more than this model's ${formatCount(o.maxPositions)} positions (max_position_embeddings)`,
+    );
   }
   checkSampling({ temperature: o.temperature ?? 0, topP: o.topP ?? 1 });
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new FinetuneError('bad-input', `the sampling seed must be a whole number, got ${o.seed}`);

@@ -621,6 +621,7 @@ export class FinetuneSession {
     this.generationStopped = false;
     try {
       const r = await generate(this.ctx, this.weights, lora, ids, {
+        maxPositions: this.ckpt?.config.maxPositions,
         maxNewTokens: settings.maxNewTokens,
         temperature: settings.temperature,
         topP: settings.topP,
@@ -640,7 +641,7 @@ export class FinetuneSession {
   private async sample(prompt: string, maxNewTokens: number): Promise<string> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
-    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t) });
+    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, maxPositions: this.ckpt?.config.maxPositions, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t) });
     return r.text;
   }
 

@@ -4,7 +4,7 @@
 import { formatBytes } from '../core/units.ts';
 import { h } from './dom.ts';
 import { errorParts } from './format.ts';
-import { adapterZipName } from '../core/file-names.ts';
+import { adapterZipName, type AdapterOrigin } from '../core/file-names.ts';
 import { runBusy, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { trySection } from './try-panel.ts';
@@ -29,7 +29,9 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
 
   let exporting = false;
 
-  const currentName = (): string => adapterZipName(shared.model.value.info?.source ?? 'model', shared.run.value.step, false);
+  // An imported adapter is named as such, not after the step of whatever run the page last made.
+  const origin = (): AdapterOrigin => (importedNow() ? 'imported' : shared.run.value.step);
+  const currentName = (): string => adapterZipName(shared.model.value.info?.source ?? 'model', origin(), false);
 
   /** Runs one export: progress text, the download, then what was saved, or the error with its kind. */
   const runExport = async (working: string, produce: () => Promise<{ bytes: Uint8Array; fileName: string; contents: string }>): Promise<void> => {
@@ -55,14 +57,14 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
   // Both zips are made by the worker (src/export/bundle.ts): deterministic bytes, named after the model and step.
   button.addEventListener('click', () =>
     runExport('Reading the adapter from the GPU…', async () => ({
-      ...(await engine.exportAdapterZip({ full: false, step: shared.run.value.step })),
+      ...(await engine.exportAdapterZip({ full: false, step: origin() })),
       contents: 'adapter_config.json + adapter_model.safetensors, a PEFT LoRA adapter (PeftModel.from_pretrained, vLLM --lora-modules, Ollama ADAPTER).',
     })),
   );
 
   fullButton.addEventListener('click', () =>
     runExport('Reading the adapter and writing the GGUF file…', async () => ({
-      ...(await engine.exportAdapterZip({ full: true, step: shared.run.value.step })),
+      ...(await engine.exportAdapterZip({ full: true, step: origin() })),
       contents: 'the PEFT files, adapter.gguf and a README.',
     })),
   );

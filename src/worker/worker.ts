@@ -1,6 +1,7 @@
 // The engine behind comlink: this dedicated worker owns the GPU device; the page only holds a proxy.
 
 import { type Quantization } from '../core/mistral.ts';
+import type { AdapterOrigin } from '../core/file-names.ts';
 import * as Comlink from 'comlink';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import { runGoldenCheck, type CheckReport } from '../run/check.ts';
@@ -319,7 +320,7 @@ const api = {
   },
 
   /** The trained adapter as one zip: the PEFT pair alone, or with adapter.gguf and a README (`full`). */
-  async exportAdapterZip(o: { full: boolean; step: number }): Promise<{ fileName: string; bytes: Uint8Array }> {
+  async exportAdapterZip(o: { full: boolean; step: AdapterOrigin }): Promise<{ fileName: string; bytes: Uint8Array }> {
     const s = await session();
     return adapterZip(await s.adapterNow(), s.baseConfig, { name: s.modelName, full: o.full, step: o.step });
   },

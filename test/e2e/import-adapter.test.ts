@@ -65,6 +65,9 @@ describe('loading an adapter in the page (headless Chromium)', () => {
       }),
       button.click(),
     ]);
+    // Named as imported, not after a step of this page's runs ("step0" before the fix).
+    expect(download.suggestedFilename()).toBe('adapter-mistral-nano-demo-imported.zip');
+    expect(await page.getByTestId('export-name').textContent()).toBe('adapter-mistral-nano-demo-imported.zip');
     const files = unzipSync(new Uint8Array(readFileSync(await download.path())));
     const got = safetensorsTensors(files['adapter_model.safetensors']);
     let n = 0;

@@ -85,5 +85,12 @@ describe('generate (KV cache)', () => {
     await expect(generate(ctx, weights, lora, prompt, { maxNewTokens: 2, topP: 0 })).rejects.toThrow(/top_p/);
     await expect(generate(ctx, weights, lora, prompt, { maxNewTokens: 0 })).rejects.toThrow(FinetuneError);
     await expect(generate(ctx, weights, lora, [], { maxNewTokens: 2 })).rejects.toThrow(/at least one prompt token/);
+    // Past the model's positions: said as such (1e9 new tokens used to fail as a GPU buffer too large for the cache).
+    const n = prompt.length;
+    await expect(generate(ctx, weights, lora, prompt, { maxNewTokens: 1e9, maxPositions: 64 })).rejects.toThrow(
+      new RegExp(`the prompt's ${n} tokens leave room for at most ${64 - n + 1} new tokens in this model's 64 positions \\(max_position_embeddings\\), not 1,000,000,000`),
+    );
+    await expect(generate(ctx, weights, lora, prompt, { maxNewTokens: 1, maxPositions: n - 1 })).rejects.toThrow(/are more than this model's/);
+    expect((await generate(ctx, weights, lora, prompt, { maxNewTokens: 2, maxPositions: n + 1 })).ids).toHaveLength(2);
   });
 });

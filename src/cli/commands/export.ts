@@ -121,7 +121,8 @@ export const exportCommand: Command = {
     let files: string[];
     if (format === 'gguf') {
       await mkdir(dirname(out), { recursive: true });
-      await writeFile(out, loraToGguf(adapter, (base as { config: MistralConfig }).config, { name: adapter.config.baseModel ? `LoRA adapter for ${adapter.config.baseModel}` : undefined }));
+      // general.name: loraToGguf's default, as the page's bundle (src/export/bundle.ts): the same adapter, the same file.
+      await writeFile(out, loraToGguf(adapter, (base as { config: MistralConfig }).config));
       files = [out];
     } else if (out.toLowerCase().endsWith('.zip')) {
       await mkdir(dirname(out), { recursive: true });

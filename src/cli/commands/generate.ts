@@ -72,6 +72,7 @@ Example:
     process.once('SIGINT', onSigint);
     try {
       const r = await generate(ctx, weights, lora, [tokenizer.bosId, ...tokenizer.encode(values.prompt)], {
+        maxPositions: ckpt.config.maxPositions,
         maxNewTokens,
         temperature,
         topP,

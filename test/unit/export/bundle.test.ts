@@ -21,7 +21,8 @@ describe('adapter bundle', () => {
     const a = await adapter();
     const files = adapterBundle(a, base, { name: 'mistralai/Mistral-7B-Instruct-v0.2' });
     expect(Object.keys(files)).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'README.md', GGUF_FILE]);
-    expect(files[GGUF_FILE]).toEqual(loraToGguf(a, base, { name: 'mistralai/Mistral-7B-Instruct-v0.2 LoRA' }));
+    // Byte for byte what `finetune export --format gguf` writes for the same adapter (its general.name once differed).
+    expect(files[GGUF_FILE]).toEqual(loraToGguf(a, base));
     expect(readGguf(files[GGUF_FILE]).tensors.size).toBe(2 * 7 * base.layers);
     const readme = new TextDecoder().decode(files['README.md']);
     expect(readme).toContain(`--lora ${GGUF_FILE}`);
@@ -34,6 +35,9 @@ describe('adapter bundle', () => {
     const full = adapterZip(a, base, { name: 'demo model', step: 12 });
     const pair = adapterZip(a, base, { name: 'demo model', step: 12, full: false });
     expect(full.fileName).toBe(adapterZipName('demo model', 12, true));
+    expect(adapterZipName('demo model', 12, true)).toBe('adapter-demo-model-step12-gguf.zip');
+    // An adapter loaded from outside has no step of this page's: it is named as imported, not "step0".
+    expect(adapterZipName('demo model', 'imported', false)).toBe('adapter-demo-model-imported.zip');
     expect(full.fileName).toBe('adapter-demo-model-step12-gguf.zip');
     expect(pair.fileName).toBe('adapter-demo-model-step12.zip');
     expect(Object.keys(unzipSync(full.bytes))).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'README.md', GGUF_FILE]);

@@ -111,6 +111,9 @@ describe('reading a PEFT adapter', () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ r: 0 }, /"r" must be a positive integer/],
       [{ lora_alpha: 'x' }, /"lora_alpha" must be a positive number/],
+      // An absurd scale loaded silently once, and every output was non-finite.
+      [{ lora_alpha: 1e30 }, /"lora_alpha" 1e\+30 over "r" \d+ scales the adapter by [\d.e+]+, more than 1024: no adapter trains with that/],
+      [{ lora_alpha: 5000, r: 4, use_rslora: true }, /scales the adapter by 2\.50e\+3 \(rsLoRA: alpha \/ √r\), more than 1024/],
       [{ lora_dropout: 1.5 }, /"lora_dropout" must be in \[0, 1\)/],
       [{ peft_type: 'IA3' }, /peft_type "IA3" is not supported/],
       [{ use_dora: true }, /unsupported LoRA option\(s\): use_dora=true/],
