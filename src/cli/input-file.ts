@@ -86,6 +86,21 @@ export async function checkJsonlFile(path: string, flag: string, bounds: JsonlBo
   return { lines, bytes };
 }
 
+/**
+ * Where an output goes: `kind` 'folder' (absent, or an existing directory) or 'file' (absent, or not a directory).
+ * Checked before any work, so that a wrong --out is one line naming the flag, not Node's ENOTDIR/EISDIR at the end.
+ */
+export function checkOutputPath(path: string, flag: string, kind: 'folder' | 'file'): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return; // made when written
+  }
+  if (kind === 'folder' && !st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a file; give a folder (it is made if missing)`);
+  if (kind === 'file' && st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a folder; give a file name to write`);
+}
+
 /** An existing directory, or FinetuneError('bad-input') in one line naming the flag. */
 export function checkDirectory(path: string, flag: string): void {
   let st;

@@ -294,6 +294,11 @@ describe('finetune train: the data first', () => {
     // Two rows, one held out for validation (a tenth, at least one): one to train on.
     expect(hostile).toMatch(/num_train_epochs 99,999,999,999 over 1 row plans 99,999,999,999 rows, more than the 10,000,000 a run may/);
     expect(hostile).not.toMatch(/config\.json|SwiftShader/);
+    // An --out that is a file: said as such, not Node's ENOTDIR from deep inside the run store.
+    const outFile = join(dir, 'rows.jsonl');
+    const taken = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', outFile]);
+    expect(taken).toContain(`--out: ${outFile} is a file; give a folder (it is made if missing)`);
+    expect(taken).not.toMatch(/ENOTDIR/);
   });
 });
 

@@ -12,6 +12,7 @@ import { ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { nodeDirectory } from '../node-source.ts';
+import { checkOutputPath } from '../input-file.ts';
 
 const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID]
 
@@ -103,6 +104,8 @@ export const exportCommand: Command = {
     if (!values.out) throw new UsageError('--out is required');
     const format = values.format;
     const out = values.out;
+    // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
+    checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
     const { input, name } = await adapterInput(values.adapter);
     // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.

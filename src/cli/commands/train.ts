@@ -8,7 +8,7 @@ import { isUnfinished, readSavedRun, readStoredCheckpoint } from '../../run/save
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
 import { adapterBundle } from '../../export/index.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
-import { checkDirectory, checkJsonlFile } from '../input-file.ts';
+import { checkDirectory, checkJsonlFile, checkOutputPath } from '../input-file.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { detectGpuMemory, type GpuMemoryDetection } from '../gpu-memory.ts';
 import { createNodeContext, type NodeContextOptions } from '../node-gpu.ts';
@@ -135,6 +135,7 @@ export function makeTrainCommand(
       if (values.data) await checkJsonlFile(values.data, '--data');
       if (values.validation) await checkJsonlFile(values.validation, '--validation');
       const out = values.out as string;
+      checkOutputPath(out, '--out', 'folder');
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
       // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
       // silently take the place of an unfinished one.

@@ -113,6 +113,18 @@ describe('finetune export', () => {
     expect(f.tensors.size).toBe(n);
   });
 
+  it('an --out that is a folder for a file (or a file for a folder) is one line naming the flag, not EISDIR', async () => {
+    const dir = tmp();
+    const gguf = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', dir, '--model', TINY_MISTRAL);
+    expect(gguf.code).toBe(2);
+    expect(gguf.err.join('\n')).toContain(`--out: ${dir} is a folder; give a file name to write`);
+    writeFileSync(join(dir, 'taken'), 'x');
+    const peft = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', join(dir, 'taken'));
+    expect(peft.code).toBe(2);
+    expect(peft.err.join('\n')).toContain(`--out: ${join(dir, 'taken')} is a file; give a folder (it is made if missing)`);
+    expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('x');
+  });
+
   it('GGUF without a resolvable base model asks for --model', async () => {
     const dir = tmp();
     const r = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', join(dir, 'a.gguf'));
