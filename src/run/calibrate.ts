@@ -105,26 +105,21 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
     const N = shape.B * shape.T;
     const stream = weights.stream;
     if (method === 'model') {
-      const pass = async (): Promise<{ seconds: number; uploads: number }> => {
-        const uploads0 = stream?.uploads ?? 0;
-        const t0 = performance.now();
-        runner.zeroGrads();
-        runner.resetLoss();
-        runner.forwardBackward(1 / N, 1 / N, 'train', 0);
-        await runner.readLoss(); // the readback is the fence: the pass has finished on the GPU
-        return { seconds: (performance.now() - t0) / 1000, uploads: (stream?.uploads ?? 0) - uploads0 };
-      };
+      const pass = () =>
+        timedPass(runner, stream, () => {
+          runner.zeroGrads();
+          runner.forwardBackward(1 / N, 1 / N, 'train', 0);
+        });
       await pass();
-      const { seconds, uploads } = await pass();
-      if (!stream || uploads === 0) return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
+      const timed = await pass();
+      const seconds = timed.seconds;
+      if (!stream || timed.uploads === 0) return { secondsPerToken: seconds / N, measuredTokens: N, measuredSeconds: seconds, method };
       const upload = (await timeGpu(ctx, () => stream.rewriteSpare(), { warmup: 1, minMs: 100, maxReps: 8 })).ms / 1000;
-      // The pass less its uploads is its compute; never below a tenth of the pass, whatever the timing noise.
-      const compute = Math.max(seconds - uploads * upload, seconds / 10);
-      return { secondsPerToken: compute / N, measuredTokens: N, measuredSeconds: seconds, method, uploads: uploadsAt(L, upload) };
+      return { secondsPerToken: computeSeconds(timed, upload) / N, measuredTokens: N, measuredSeconds: seconds, method, uploads: uploadsAt(L, upload) };
     }
     const layers = repeatableLayerWork(ctx, runner, [0, L - 1], weights.dims.C);
     try {
-      const seconds = async (work: () => void): Promise<number> => (await timeGpu(ctx, work, { warmup: 1, minMs: 200, maxReps: 4 })).ms / 1000;
+      const seconds = (work: () => void): Promise<number> => layerSeconds(ctx, work);
       const recomputedLayer = kept < L ? await seconds(() => layers.run(0)) : null;
       const keptLayer = kept > 0 ? await seconds(() => layers.run(L - 1)) : null;
       const head = await seconds(() => runner.headTrainingWork(1 / N));
@@ -186,17 +181,7 @@ export async function calibrateValidation(
   const L = weights.dims.L;
   return withRunner(ctx, weights, config, hp, { ...batch, keptLayers: 0 }, async (runner) => {
     if (method === 'model') {
-      const stream = weights.stream;
-      const pass = async (): Promise<number> => {
-        const uploads0 = stream?.uploads ?? 0;
-        const t0 = performance.now();
-        runner.resetLoss();
-        runner.evaluate(1);
-        await runner.readLoss(); // the readback is the fence
-        const seconds = (performance.now() - t0) / 1000;
-        // Less its uploads; never below a tenth of the pass, whatever the timing noise.
-        return Math.max(seconds - ((stream?.uploads ?? 0) - uploads0) * (o.uploadSeconds ?? 0), seconds / 10);
-      };
+      const pass = async (): Promise<number> => computeSeconds(await timedPass(runner, weights.stream, () => runner.evaluate(1)), o.uploadSeconds ?? 0);
       // A one-token pass first compiles the forward's pipelines (shape-independent on the kernels a software adapter
       // runs): on SwiftShader a batch of 40 tokens takes seconds, which the page would wait for twice.
       runner.setBatch(anyBatch(config, 1, 1));
@@ -206,14 +191,36 @@ export async function calibrateValidation(
     }
     const layers = repeatableLayerWork(ctx, runner, [0], weights.dims.C);
     try {
-      const seconds = async (work: () => void): Promise<number> => (await timeGpu(ctx, work, { warmup: 1, minMs: 200, maxReps: 4 })).ms / 1000;
-      const layer = await seconds(() => layers.forward(0));
-      const head = await seconds(() => runner.headEvalWork(1));
+      const layer = await layerSeconds(ctx, () => layers.forward(0));
+      const head = await layerSeconds(ctx, () => runner.headEvalWork(1));
       return { ...batch, seconds: L * layer + head, method, parts: { layer, head, layers: L } };
     } finally {
       layers.destroy();
     }
   });
+}
+
+/**
+ * One whole pass on the runner, `record`ed after its loss is reset, timed up to the loss readback (the fence: the pass
+ * has finished on the GPU), with the layer uploads it made (streamed layers).
+ */
+async function timedPass(runner: MistralRunner, stream: MistralWeights['stream'], record: () => void): Promise<{ seconds: number; uploads: number }> {
+  const uploads0 = stream?.uploads ?? 0;
+  const t0 = performance.now();
+  runner.resetLoss();
+  record();
+  await runner.readLoss();
+  return { seconds: (performance.now() - t0) / 1000, uploads: (stream?.uploads ?? 0) - uploads0 };
+}
+
+/** A pass less its uploads (`uploadSeconds` each) is its compute; never below a tenth of the pass, whatever the noise. */
+function computeSeconds(p: { seconds: number; uploads: number }, uploadSeconds: number): number {
+  return Math.max(p.seconds - p.uploads * uploadSeconds, p.seconds / 10);
+}
+
+/** Seconds of one layer's (or the head's) recorded work at the run's shape, as the 'layers' measurements time it. */
+async function layerSeconds(ctx: GpuContext, work: () => void): Promise<number> {
+  return (await timeGpu(ctx, work, { warmup: 1, minMs: 200, maxReps: 4 })).ms / 1000;
 }
 
 /** A runner of `shape` with a throwaway adapter of the run's shape and a batch of any in-vocabulary ids, then freed. */

@@ -270,13 +270,17 @@ export class FinetuneSession {
     const kernels = tuned ? kernelChoice(tuned) : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
     const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
-    if (this.calibration?.key !== key) {
+    // Measured on the kernels the run would use; the session's defaults again afterwards.
+    const onRunKernels = async <T>(work: () => Promise<T>): Promise<T> => {
       applyKernels(this.ctx, kernels);
       try {
-        this.calibration = { key, value: await calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention }) };
+        return await work();
       } finally {
         applyKernels(this.ctx, this.defaultKernels);
       }
+    };
+    if (this.calibration?.key !== key) {
+      this.calibration = { key, value: await onRunKernels(() => calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention })) };
     }
     // A run that validates: one of its validation batches timed too, which the data's shape decides (measured apart,
     // so that another dataset does not measure the training pass again).
@@ -285,13 +289,8 @@ export class FinetuneSession {
     if (batch) {
       const vkey = JSON.stringify([key, batch]);
       if (this.validationCalibration?.key !== vkey) {
-        applyKernels(this.ctx, kernels);
-        try {
-          const value = await calibrateValidation(this.ctx, weights, config, hp, batch, { uploadSeconds: this.calibration.value.uploads?.seconds });
-          this.validationCalibration = { key: vkey, value };
-        } finally {
-          applyKernels(this.ctx, this.defaultKernels);
-        }
+        const uploadSeconds = this.calibration.value.uploads?.seconds;
+        this.validationCalibration = { key: vkey, value: await onRunKernels(() => calibrateValidation(this.ctx, weights, config, hp, batch, { uploadSeconds })) };
       }
       forward = this.validationCalibration.value;
     }
