@@ -605,12 +605,13 @@ export class FinetuneSession {
    * Continues `prompt` (BOS prepended; the instruct template is the caller's business) with the KV-cache decoder,
    * streaming each token and its text to onToken. Greedy unless a temperature is given. `useAdapter: false` runs the
    * base model alone (for a side-by-side comparison); otherwise the current adapter, if there is one. One generation
-   * at a time; stopGeneration ends it between tokens.
+   * at a time; stopGeneration ends it between the prompt's parts (onPrompt hears each) or between tokens.
    */
   async generateStream(
     prompt: string,
     settings: GenerationSettings & { useAdapter?: boolean },
     onToken?: (t: StreamedToken) => void,
+    onPrompt?: (read: number, total: number) => void,
   ): Promise<GenerationResult & { adapter: boolean }> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     if (this.generating) throw new FinetuneError('bad-input', 'a generation is already going: stop it first');
@@ -628,6 +629,7 @@ export class FinetuneSession {
         eosId: this.tokenizer.eosId,
         decode: (t) => this.tokenizer.decode(t),
         onToken,
+        onPrompt,
         shouldStop: () => this.generationStopped,
       });
       return { ...r, adapter: lora !== null };
@@ -644,7 +646,7 @@ export class FinetuneSession {
     return r.text;
   }
 
-  /** Ends the generation going on after its current token (no-op when none is). */
+  /** Ends the generation going on after the prompt's current part or its current token (no-op when none is). */
   stopGeneration(): void {
     if (this.generating) this.generationStopped = true;
   }

@@ -355,9 +355,9 @@ const api = {
     return (await session()).generate(prompt, maxNewTokens);
   },
 
-  async generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void): Promise<GenerationOutcome> {
+  async generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void, onPrompt?: (read: number, total: number) => void): Promise<GenerationOutcome> {
     const s = await session();
-    return onGpu(() => s.generateStream(prompt, options, onToken));
+    return onGpu(() => s.generateStream(prompt, options, onToken, onPrompt));
   },
 
   /** Not queued behind the GPU: it only raises the flag the generation reads between tokens. */

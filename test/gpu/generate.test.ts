@@ -79,6 +79,24 @@ describe('generate (KV cache)', () => {
     expect(stopped.stopReason).toBe('stopped');
   });
 
+  it('reads a long prompt in parts, reporting each, with the same output; a stop between parts ends it there', async () => {
+    const long = [tok.bosId, ...tok.encode('The quick brown fox jumps over the lazy dog, and then it runs far away into the woods.')];
+    expect(long.length).toBeGreaterThan(20); // several of the decoder's parts (8 rows each on a software adapter)
+    const reads: number[] = [];
+    const r = await generate(ctx, weights, lora, long, { maxNewTokens: 2, onPrompt: (read, total) => (expect(total).toBe(long.length), reads.push(read)) });
+    expect(reads.length).toBeGreaterThan(2);
+    expect(reads.at(-1)).toBe(long.length);
+    for (let i = 1; i < reads.length; i++) expect(reads[i]).toBeGreaterThan(reads[i - 1]);
+    expect(r.ids).toEqual(await generateFullRecompute(ctx, weights, lora, long, { maxNewTokens: 2 }));
+    // Stop asked after the first part: nothing more of the prompt is read, no token is made.
+    const seen: number[] = [];
+    let stop = false;
+    const stopped = await generate(ctx, weights, lora, long, { maxNewTokens: 2, shouldStop: () => stop, onPrompt: (read) => ((stop = true), seen.push(read)) });
+    expect(stopped.stopReason).toBe('stopped');
+    expect(stopped.ids).toEqual([]);
+    expect(seen).toEqual([reads[0]]);
+  });
+
   it('without the adapter it generates from the base model, and refuses bad settings', async () => {
     const base = await generate(ctx, weights, null, prompt, { maxNewTokens: 2 });
     expect(base.ids).toEqual(await generateFullRecompute(ctx, weights, null, prompt, { maxNewTokens: 2 }));

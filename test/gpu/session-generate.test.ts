@@ -1,5 +1,6 @@
 // The session's generation as the page and the CLI drive it: validation_prompt samples arrive at each validation of a
-// run; a streamed generation stops on request between tokens; base model and adapter are told apart.
+// run; a streamed generation stops on request between tokens or the parts of its prompt; base model and adapter are
+// told apart.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
@@ -73,5 +74,19 @@ describe('session generation', () => {
     const ids = [tok.bosId, ...tok.encode('def')];
     expect(base.ids).toEqual((await generate(ctx, session.model!, null, ids, { maxNewTokens: 3, eosId: tok.eosId })).ids);
     expect(await session.generate('def', 3)).toBe(withAdapter.text);
+  });
+
+  it("stops while a long prompt is read: Stop is heard between the prompt's parts", async () => {
+    const reads: number[] = [];
+    const r = await session.generateStream('def add(a, b): return a + b; def sub(a, b): return a - b', { maxNewTokens: 4 }, undefined, (read, total) => {
+      reads.push(read);
+      expect(read).toBeLessThan(total); // stopped before the prompt's end
+      session.stopGeneration();
+    });
+    expect(reads).toHaveLength(1);
+    expect(r.stopReason).toBe('stopped');
+    expect(r.ids).toEqual([]);
+    // The next generation is not stopped by the last one's flag.
+    expect((await session.generateStream('def', { maxNewTokens: 2 })).ids).toHaveLength(2);
   });
 });

@@ -125,16 +125,25 @@ export class MistralDecoder {
 
   /**
    * Runs `ids` at the next positions, appending their keys and values to the cache, and leaves the logits of the last
-   * of them in `logits` (read them with readLogits). A prompt is one call; each generated token is one more.
+   * of them in `logits` (read them with readLogits). Each generated token is one call; a prompt is one call, or parts
+   * given to extend() and the last part to feed().
    */
   feed(ids: readonly number[]): void {
+    this.extend(ids);
+    this.head();
+  }
+
+  /**
+   * Runs `ids` at the next positions and appends their keys and values to the cache, without the logits: a long
+   * prompt's parts but the last, so that a caller can await each part and stop or report between them.
+   */
+  extend(ids: readonly number[]): void {
     if (ids.length === 0) throw new FinetuneError('internal', 'decoder: nothing to feed');
     if (this.cached + ids.length > this.maxT) {
       throw new FinetuneError('bad-input', `generation needs ${this.cached + ids.length} positions; this decoder holds ${this.maxT}`);
     }
     checkTokenIds(ids, this.weights.dims.V);
     for (let s = 0; s < ids.length; s += this.chunk) this.forwardChunk(ids.slice(s, s + this.chunk));
-    this.head();
   }
 
   /** The logits of the last position fed. */
