@@ -39,10 +39,36 @@ export function isUsageError(e: unknown): boolean {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** node:util parseArgs (strict), its complaints turned into UsageErrors. */
+/** A value that starts with a dash yet is no flag: a negative number (`-1`, `-0.5`, `-.5`). */
+const NEGATIVE_NUMBER = /^-\.?\d/;
+
+/**
+ * `--flag -1` as `--flag=-1` for a flag that takes a value. parseArgs reads any dash after such a flag as a forgotten
+ * value ("argument is ambiguous"), so `--temperature -1` never reached the flag's own range check, which says what the
+ * flag accepts. Only a negative number is taken so: `--data --validation F` is still the mistake it looks like.
+ */
+export function joinNegativeValues(args: readonly string[], options: Options): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') {
+      joined.push(...args.slice(i));
+      break;
+    }
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : null;
+    const next = args[i + 1];
+    if (name !== null && Object.hasOwn(options, name) && options[name].type === 'string' && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      joined.push(`${a}=${next}`);
+      i++;
+    } else joined.push(a);
+  }
+  return joined;
+}
+
+/** node:util parseArgs (strict), its complaints turned into UsageErrors; `--flag -1` is the flag's value. */
 export function parseCommandArgs<O extends Options>(args: string[], options: O, allowPositionals = false) {
   try {
-    return parseArgs({ args, options, allowPositionals, strict: true });
+    return parseArgs({ args: joinNegativeValues(args, options), options, allowPositionals, strict: true });
   } catch (e) {
     if (isUsageError(e)) throw new UsageError((e as Error).message);
     throw e;

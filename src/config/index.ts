@@ -25,3 +25,4 @@ export {
 } from './hyperparams.ts';
 export { hyperparamUsage, hyperparamsFromArgs, splitHyperparamFlags, type SplitArgs } from './flags.ts';
 export { REPLICATE_INPUT_NAMES, toReplicateInput, type ReplicateConversion, type ReplicateTrainingInput } from './replicate.ts';
+export { GENERATION_LIMITS, generationLimitMessage, parseGenerationSetting, withinGenerationLimit, type GenerationLimit, type GenerationSetting, type ParsedSetting } from './generation.ts';

@@ -6,6 +6,11 @@ export function formatCount(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
 }
 
+/** "1 token", "2,412 tokens": a count and its noun, singular for exactly one (`plural` when not noun + s). */
+export function formatCounted(n: number, noun: string, plural = `${noun}s`): string {
+  return `${formatCount(n)} ${n === 1 ? noun : plural}`;
+}
+
 /** 1023 B, 1.5 KiB, 37.8 MiB: binary units, one decimal. */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

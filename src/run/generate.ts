@@ -52,6 +52,8 @@ export interface GenerateOptions extends GenerationSettings {
   onPrompt?: (read: number, total: number) => void;
   /** The model's max_position_embeddings: the prompt and the new tokens must fit in it. */
   maxPositions?: number;
+  /** Rows per decoder call, and so the size of the prompt's parts (default: the decoder's, by adapter). */
+  chunk?: number;
 }
 
 export type StopReason = 'eos' | 'max-tokens' | 'stopped';
@@ -98,7 +100,7 @@ export async function generate(ctx: GpuContext, weights: MistralWeights, lora: G
   // Decoded after the prompt's last token (not BOS), so that the first word keeps the space that separates it.
   const text = o.decode ? new TextStream(o.decode, prompt.length > 1 ? prompt.slice(-1) : []) : null;
   // The last new token is never fed back, so the cache needs prompt + maxNewTokens − 1 positions.
-  const decoder = new MistralDecoder(ctx, weights, lora, { maxT: prompt.length + o.maxNewTokens - 1 });
+  const decoder = new MistralDecoder(ctx, weights, lora, { maxT: prompt.length + o.maxNewTokens - 1, chunk: o.chunk });
   const ids: number[] = [];
   let stopReason: StopReason = 'max-tokens';
   const t0 = performance.now();

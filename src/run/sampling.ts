@@ -2,6 +2,7 @@
 // seed) or sampling at a temperature from the smallest set of tokens whose probability reaches top_p (nucleus
 // sampling), drawn with the project's seeded generator so that a seed gives the same text in Node and every browser.
 
+import { generationLimitMessage, withinGenerationLimit } from '../config/generation.ts';
 import { FinetuneError } from '../core/errors.ts';
 import type { Rng } from '../core/prng.ts';
 
@@ -12,14 +13,13 @@ export interface SamplingSettings {
   topP: number;
 }
 
-/** Throws a bad-input error naming the setting when a value is out of range. */
+/**
+ * Throws a bad-input error naming the setting when a value is out of range: the limits the page and the CLI check
+ * (src/config/generation.ts), checked again here for whatever reaches the worker.
+ */
 export function checkSampling(s: SamplingSettings): void {
-  if (!(Number.isFinite(s.temperature) && s.temperature >= 0 && s.temperature <= 100)) {
-    throw new FinetuneError('bad-input', `temperature must be a number from 0 (greedy) to 100, got ${s.temperature}`);
-  }
-  if (!(Number.isFinite(s.topP) && s.topP > 0 && s.topP <= 1)) {
-    throw new FinetuneError('bad-input', `top_p must be a number in (0, 1], got ${s.topP}`);
-  }
+  if (!withinGenerationLimit('temperature', s.temperature)) throw new FinetuneError('bad-input', generationLimitMessage('temperature', 'temperature', s.temperature));
+  if (!withinGenerationLimit('topP', s.topP)) throw new FinetuneError('bad-input', generationLimitMessage('topP', 'top_p', s.topP));
 }
 
 /** Index of the largest logit (the first one on a tie). */

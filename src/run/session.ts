@@ -4,7 +4,7 @@
 
 import { uniformSource, ADAPTER_INIT_STREAM } from '../core/prng.ts';
 import { type Quantization } from '../core/mistral.ts';
-import { parseHyperparams, targetModules } from '../config/index.ts';
+import { generationLimitMessage, parseHyperparams, targetModules, withinGenerationLimit } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats, TrainingData } from '../data/batches.ts';
 import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
@@ -615,6 +615,8 @@ export class FinetuneSession {
   ): Promise<GenerationResult & { adapter: boolean }> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     if (this.generating) throw new FinetuneError('bad-input', 'a generation is already going: stop it first');
+    // The page and the CLI check it too; this is what a worker call from anywhere else meets (its KV cache is sized by it).
+    if (!withinGenerationLimit('maxNewTokens', settings.maxNewTokens)) throw new FinetuneError('bad-input', generationLimitMessage('maxNewTokens', 'new tokens', settings.maxNewTokens));
     const lora = settings.useAdapter === false ? null : this.lora;
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
     this.generating = true;

@@ -6,8 +6,10 @@
 import * as Comlink from 'comlink';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts } from './format.ts';
-import { runBusy, type Shared } from './state.ts';
+import { formatCounted } from '../core/units.ts';
+import { errorParts, formatCount } from './format.ts';
+import { parseGenerationSetting } from '../config/generation.ts';
+import { runComputing, type ModelState, type RunPhase, type Shared } from './state.ts';
 
 interface Settings {
   maxNewTokens: number;
@@ -15,15 +17,28 @@ interface Settings {
   topP: number;
 }
 
-/** The controls' values, or the first problem in words. */
-function readSettings(maxTokens: string, temperature: string, topP: string): Settings | string {
-  const n = Number(maxTokens);
-  if (!Number.isInteger(n) || n < 1 || n > 512) return 'New tokens must be a whole number from 1 to 512.';
-  const t = Number(temperature);
-  if (temperature.trim() === '' || !Number.isFinite(t) || t < 0 || t > 2) return 'Temperature must be a number from 0 (greedy) to 2.';
-  const p = Number(topP);
-  if (topP.trim() === '' || !Number.isFinite(p) || p <= 0 || p > 1) return 'Top-p must be a number above 0 and at most 1.';
-  return { maxNewTokens: n, temperature: t, topP: p };
+/**
+ * The controls' values, or the first problem in words: the limits, number syntax and messages of `finetune generate`
+ * (src/config/generation.ts), each named by its label here.
+ */
+export function readSettings(maxTokens: string, temperature: string, topP: string): Settings | string {
+  const n = parseGenerationSetting('maxNewTokens', maxTokens, 'New tokens');
+  if (!n.ok) return n.error;
+  const t = parseGenerationSetting('temperature', temperature, 'Temperature');
+  if (!t.ok) return t.error;
+  const p = parseGenerationSetting('topP', topP, 'Top-p');
+  if (!p.ok) return p.error;
+  return { maxNewTokens: n.value, temperature: t.value, topP: p.value };
+}
+
+/** Why Generate cannot run now, shown beside the button, or null when it can (or is running: Stop says so). */
+export function generateBlockedReason(phase: RunPhase, model: ModelState['status'], generating: boolean): string | null {
+  if (generating) return null;
+  if (model === 'loading') return 'The model is loading…';
+  if (model !== 'ready') return 'Load a model first (Model panel).';
+  // Generation reads the GPU between steps: fine while paused, not while a step is running.
+  if (runComputing(phase)) return 'Training is using the GPU: pause the run (or wait until it ends) to generate.';
+  return null;
 }
 
 function describeSampling(s: Settings): string {
@@ -65,6 +80,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
   const compare = h('input', { type: 'checkbox', id: 'generate-compare', 'data-testid': 'generate-compare' });
   const generateButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'generate-run', disabled: true }, 'Generate');
   const stopButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'generate-stop', disabled: true }, 'Stop');
+  const reason = h('p', { class: 'hint', 'data-testid': 'generate-reason', hidden: true });
   const output = h('div', { class: 'generation', 'data-testid': 'generate-output', 'aria-live': 'polite' });
   let generating = false;
   let stopRequested = false;
@@ -77,13 +93,18 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
       count = t.index + 1;
       col.add(t.text);
       const seconds = (performance.now() - t0) / 1000;
-      col.stats.textContent = `${count} tokens · ${(count / Math.max(seconds, 1e-3)).toFixed(2)} tokens/s so far`;
+      col.stats.textContent = `${formatCounted(count, 'token')} · ${(count / Math.max(seconds, 1e-3)).toFixed(2)} tokens/s so far`;
+    };
+    // A long prompt is read in parts (seconds each on a software adapter): how far, and Stop works between them.
+    const onPrompt = (read: number, total: number): void => {
+      if (read < total) col.stats.textContent = `reading the prompt: ${formatCount(read)} of ${formatCounted(total, 'token')}…`;
     };
     col.stats.textContent = 'reading the prompt…';
     try {
-      const r = await engine.generateStream(text, options, Comlink.proxy(onToken));
-      const rate = r.tokensPerSecond > 0 ? `${r.tokensPerSecond.toFixed(2)} tokens/s` : 'one token';
-      col.stats.textContent = `${r.ids.length} tokens · ${rate} · prompt ${r.prefillSeconds.toFixed(1)} s · ${describeSampling(s)} · ${STOP_WORDS[r.stopReason]}`;
+      const r = await engine.generateStream(text, options, Comlink.proxy(onToken), Comlink.proxy(onPrompt));
+      // A rate needs two tokens (the first one's time is the prompt's).
+      const rate = r.tokensPerSecond > 0 ? [`${r.tokensPerSecond.toFixed(2)} tokens/s`] : [];
+      col.stats.textContent = [formatCounted(r.ids.length, 'token'), ...rate, `prompt ${r.prefillSeconds.toFixed(1)} s`, describeSampling(s), STOP_WORDS[r.stopReason]].join(' · ');
       col.element.dataset.stop = r.stopReason;
       col.finish();
       return r;
@@ -100,10 +121,6 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
     const s = readSettings(maxTokens.value, temperature.value, topP.value);
     if (typeof s === 'string') {
       replaceChildren(output, h('p', { class: 'bad' }, s));
-      return;
-    }
-    if (text.trim() === '') {
-      replaceChildren(output, h('p', { class: 'bad' }, 'Write a prompt first.'));
       return;
     }
     const adapter = adapterLabel();
@@ -133,10 +150,11 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
   });
 
   const render = (): void => {
-    const run = shared.run.value;
-    // Generation reads the GPU between steps: fine while paused, not while a step is running.
-    const quiet = !runBusy(run.phase) || run.phase === 'paused';
-    generateButton.disabled = generating || !quiet || shared.model.value.status !== 'ready';
+    const why = generateBlockedReason(shared.run.value.phase, shared.model.value.status, generating);
+    generateButton.disabled = generating || why !== null;
+    // A text node: the reason is ours, but nothing here is ever parsed as HTML.
+    reason.textContent = why ?? '';
+    reason.hidden = why === null;
     stopButton.disabled = !generating || stopRequested;
     compare.disabled = generating;
   };
@@ -145,7 +163,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
     'div',
     { class: 'try-it' },
     h('h3', {}, 'Try it'),
-    h('label', { for: 'generate-prompt', class: 'hint' }, 'Prompt (continued as written: use the layout you trained with)'),
+    h('label', { for: 'generate-prompt', class: 'hint' }, 'Prompt (continued as written: use the layout you trained with; empty: from <s> alone)'),
     prompt,
     h(
       'div',
@@ -158,6 +176,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
       topP,
     ),
     h('div', { class: 'actions' }, h('label', { class: 'hint' }, compare, ' Side by side with the base model'), generateButton, stopButton),
+    reason,
     output,
   );
   return { element, render };

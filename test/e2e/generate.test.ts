@@ -1,5 +1,7 @@
 // Try it in the page (headless Chromium, SwiftShader): the demo model continues a prompt with the tokens streaming
-// into the page, tokens/s shown; Stop ends it after the token in progress; the prompt is shown as text, never as HTML.
+// into the page, tokens/s shown; Stop ends it after the token in progress; the prompt is shown as text, never as HTML;
+// the settings are checked as `finetune generate` checks them, and an empty prompt continues <s> alone; a long prompt's
+// reading shows its progress and stops on Stop.
 import { describe, expect, it } from 'vitest';
 import { appForTests, waitModelReady } from './app-fixture.ts';
 import { screenshot } from './browser.ts';
@@ -24,7 +26,7 @@ describe('streaming generation in the page', () => {
 
     // No adapter yet: the base model's column. The first token's figures arrive while it is still going.
     const stats = page.getByTestId('generate-stats-base');
-    await stats.filter({ hasText: /^1 tokens · [\d.]+ tokens\/s so far$/ }).waitFor({ timeout: 180_000 });
+    await stats.filter({ hasText: /^1 token · [\d.]+ tokens\/s so far$/ }).waitFor({ timeout: 180_000 });
     await page.getByTestId('generate-stop').click();
     const column = page.getByTestId('generate-column-base');
     await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 120_000 });
@@ -35,11 +37,36 @@ describe('streaming generation in the page', () => {
     expect((await page.getByTestId('generate-text-base').textContent())!.length).toBeGreaterThan(0);
     expect(await run.isEnabled()).toBe(true);
     expect(await page.getByTestId('generate-stop').isDisabled()).toBe(true);
+    // Nothing holds it back now, so nothing is said beside it (the reason during a run: train.test.ts).
+    expect(await page.getByTestId('generate-reason').isHidden()).toBe(true);
 
     // The prompt is text: its markup is shown literally and makes no element.
     const shown = page.locator('[data-testid="generate-column-base"] pre .prompt');
     expect(await shown.textContent()).toBe(prompt);
     expect(await page.locator('[data-testid="generate-output"] b').count()).toBe(0);
     await screenshot(page, 'generate-stopped');
+
+    // The settings are read as `finetune generate` reads them (src/config/generation.ts): no hex, the same words.
+    await page.getByTestId('generate-max').fill('0x10');
+    await run.click();
+    expect(await page.getByTestId('generate-output').textContent()).toBe('New tokens must be a whole number from 1 to 4,096, got "0x10"');
+
+    // An empty prompt continues <s> alone, as the CLI's --prompt "" does.
+    await page.getByTestId('generate-prompt').fill('');
+    await page.getByTestId('generate-max').fill('1');
+    await run.click();
+    await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 180_000 });
+    expect(['max-tokens', 'eos']).toContain(await column.getAttribute('data-stop'));
+    expect(await stats.textContent()).toMatch(/^(1 token|0 tokens) · /);
+
+    // A long prompt is read in parts, shown as it goes; Stop is heard between them, before any token.
+    await page.getByTestId('generate-prompt').fill('def largest(a, b):\n    # Return the larger of two numbers, or a when they are equal.\n    return');
+    await page.getByTestId('generate-max').fill('4');
+    await run.click();
+    await stats.filter({ hasText: /^reading the prompt: \d+ of \d+ tokens…$/ }).waitFor({ timeout: 180_000 });
+    await page.getByTestId('generate-stop').click();
+    await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 120_000 });
+    expect(await column.getAttribute('data-stop')).toBe('stopped');
+    expect(await stats.textContent()).toMatch(/^0 tokens · prompt [\d.]+ s · greedy · stopped$/);
   });
 });

@@ -83,6 +83,9 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await start.click();
     await page.getByTestId('step-counter').filter({ hasText: /^1 \/ 2$/ }).waitFor({ timeout: 240_000 });
     expect(await page.getByTestId('train-pause').isEnabled()).toBe(true);
+    // Try it waits while steps run, and says why beside its button.
+    expect(await page.getByTestId('generate-run').isDisabled()).toBe(true);
+    expect(await page.getByTestId('generate-reason').textContent()).toBe('Training is using the GPU: pause the run (or wait until it ends) to generate.');
     expect(await page.locator('#learning_rate').isDisabled()).toBe(true);
     await screenshot(page, 'train-running');
     // The validation after the last step, batch by batch (each takes seconds here).

@@ -1,12 +1,15 @@
 // `finetune generate` as a user runs it: the text it streams to stdout is the greedy continuation the library makes
 // (tiny-mistral + tiny-adapter), the summary on stderr says how it ended, and bad flags are usage errors (exit 2).
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
+import { adapterZip } from '../../src/export/bundle.ts';
 import { destroyMistralWeights, loadMistralWeights } from '../../src/engine/mistral/weights.ts';
 import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
@@ -38,6 +41,33 @@ describe('finetune generate', () => {
       destroyLora(ctx, lora);
       destroyMistralWeights(ctx, weights);
     }
+  });
+
+  it("reports the reading of a long prompt on stderr", async () => {
+    const { stderr } = await run(
+      'node',
+      ['bin/finetune.mjs', 'generate', '--model', 'test/fixtures/tiny-mistral', '--prompt', 'x = 1\n'.repeat(40), '--max-tokens', '1'],
+      { timeout: 300_000 },
+    );
+    const summary = JSON.parse(stderr.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!);
+    expect(summary.promptTokens).toBeGreaterThan(128); // more than a part on any adapter (8 rows on a software one, 128 on a GPU)
+    expect(stderr).toMatch(new RegExp(`^reading the prompt: \\d+ of ${summary.promptTokens} tokens$`, 'm'));
+  });
+
+  it("takes the adapter as the page downloads it (one zip with the PEFT pair, adapter.gguf and a README): the same text as from the folder", async () => {
+    const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    const adapter = await readAdapter(nodeDirectory('test/fixtures/tiny-adapter'), { base: ckpt.config });
+    const zip = adapterZip(adapter, ckpt.config, { name: 'tiny-mistral', step: 3 });
+    const path = join(mkdtempSync(join(tmpdir(), 'finetune-generate-zip-')), zip.fileName);
+    writeFileSync(path, zip.bytes);
+    const generated = async (from: string) => {
+      const args = ['bin/finetune.mjs', 'generate', '--model', 'test/fixtures/tiny-mistral', '--adapter', from, '--prompt', PROMPT, '--max-tokens', '3'];
+      const { stdout, stderr } = await run('node', args, { timeout: 300_000 });
+      return { stdout, summary: JSON.parse(stderr.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!) };
+    };
+    const fromZip = await generated(path);
+    expect(fromZip.summary).toMatchObject({ tokens: 3, adapter: true });
+    expect(fromZip.stdout).toBe((await generated('test/fixtures/tiny-adapter')).stdout);
   });
 
   it('answers a missing prompt or a bad number with its usage and exit code 2', async () => {

@@ -1,6 +1,6 @@
 // The `finetune` binary as a user runs it: a separate Node process, finding its adapter by itself.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -300,6 +300,31 @@ describe('finetune train: the data first', () => {
     expect(taken).toContain(`--out: ${outFile} is a file; give a folder (it is made if missing)`);
     expect(taken).not.toMatch(/ENOTDIR/);
   });
+});
+
+describe('finetune train: an --out that holds a finished run', () => {
+  it('refuses to replace it and its adapter, naming the run and the ways out; --overwrite replaces both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-finished-'));
+    writeFileSync(join(dir, 'rows.jsonl'), '{"text": "def add(a, b):\\n    return a + b"}\n{"text": "x = [1, 2, 3]"}\n');
+    const out = join(dir, 'out');
+    const args = (seed: number, ...extra: string[]) => [
+      'bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', out, '--no-cache',
+      '--max_steps', '1', '--train_batch_size', '1', '--micro_batch_size', '1', '--lora_rank', '2', '--max_seq_len', '8', '--run_validation', 'false', '--seed', String(seed), ...extra,
+    ];
+    const weights = join(out, 'adapter', 'adapter_model.safetensors');
+    await run('node', args(1), { env, timeout: BENCH_TIMEOUT });
+    const first = readFileSync(weights);
+
+    const refused = await run('node', args(2), { env, timeout: 120_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(refused?.code).toBe(2);
+    expect(refused?.stderr).toContain(`${out} holds a finished run (rows.jsonl, 1 step) and its adapter (${join(out, 'adapter')}): give --out another folder to keep it, or --overwrite to replace it`);
+    expect(readFileSync(weights).equals(first)).toBe(true);
+
+    const { stderr } = await run('node', args(2, '--overwrite'), { env, timeout: BENCH_TIMEOUT });
+    expect(stderr).toContain('--overwrite: this run replaces it');
+    // Another seed, another initialisation: the adapter written is the new run's.
+    expect(readFileSync(weights).equals(first)).toBe(false);
+  }, 1_200_000);
 });
 
 describe('finetune train: notes on stderr', () => {

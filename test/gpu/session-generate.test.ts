@@ -78,7 +78,8 @@ describe('session generation', () => {
 
   it("stops while a long prompt is read: Stop is heard between the prompt's parts", async () => {
     const reads: number[] = [];
-    const r = await session.generateStream('def add(a, b): return a + b; def sub(a, b): return a - b', { maxNewTokens: 4 }, undefined, (read, total) => {
+    // Longer than a part on any adapter (8 rows on a software one, 128 on a GPU).
+    const r = await session.generateStream('x = 1\n'.repeat(40), { maxNewTokens: 4 }, undefined, (read, total) => {
       reads.push(read);
       expect(read).toBeLessThan(total); // stopped before the prompt's end
       session.stopGeneration();
@@ -86,6 +87,8 @@ describe('session generation', () => {
     expect(reads).toHaveLength(1);
     expect(r.stopReason).toBe('stopped');
     expect(r.ids).toEqual([]);
+    // More new tokens than the page and the CLI allow is refused here too, before any GPU work.
+    await expect(session.generateStream('def', { maxNewTokens: 4097 })).rejects.toThrow('new tokens must be a whole number from 1 to 4,096, got 4097');
     // The next generation is not stopped by the last one's flag.
     expect((await session.generateStream('def', { maxNewTokens: 2 })).ids).toHaveLength(2);
   });

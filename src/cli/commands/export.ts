@@ -1,18 +1,18 @@
 // `finetune export`: any adapter the importer reads (PEFT folder or zip with .safetensors or .bin, Replicate's
 // training_output.zip) written out as PEFT safetensors or as a GGUF LoRA for llama.cpp / Ollama.
 
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
 import { loraToGguf, peftFiles, peftZip } from '../../export/index.ts';
-import { importAdapterDetailed, ADAPTER_BIN_FILE, type AdapterInput } from '../../model/adapter-import.ts';
+import { importAdapterDetailed } from '../../model/adapter-import.ts';
 import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
-import { ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { nodeDirectory } from '../node-source.ts';
 import { checkOutputPath } from '../input-file.ts';
+import { adapterInput } from '../adapter-input.ts';
 
 const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID]
 
@@ -35,22 +35,6 @@ options:
                   or id. Shapes are checked against it; gguf needs it.
 
 Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, read_from}, model}.`;
-
-/** The adapter at PATH as the importer takes it: a folder, or the bytes of a zip. */
-async function adapterInput(path: string): Promise<{ input: AdapterInput; name: string }> {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    throw new FinetuneError('bad-input', `--adapter: ${path} does not exist`);
-  }
-  if (st.isDirectory()) return { input: nodeDirectory(path), name: path };
-  if (!st.isFile()) throw new FinetuneError('bad-input', `--adapter: ${path} is not a regular file or folder`);
-  const file = basename(path);
-  // The weights file itself: its config sits beside it, so read the folder.
-  if (file === ADAPTER_WEIGHTS_FILE || file === ADAPTER_BIN_FILE) return { input: nodeDirectory(dirname(path)), name: dirname(path) };
-  return { input: new Uint8Array(await readFile(path)), name: path };
-}
 
 /** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */
 function isHubId(s: string): boolean {

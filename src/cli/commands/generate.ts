@@ -1,37 +1,59 @@
+import { GENERATION_LIMITS, parseGenerationSetting, type GenerationSetting } from '../../config/generation.ts';
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
+import { formatCount, formatCounted } from '../../core/units.ts';
 import { destroyLora, uploadLora } from '../../engine/mistral/lora.ts';
 import { loadMistralWeights } from '../../engine/mistral/weights.ts';
+import { importAdapter } from '../../model/adapter-import.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
-import { readAdapter } from '../../model/lora-adapter.ts';
 import { generate } from '../../run/generate.ts';
+import { adapterInput } from '../adapter-input.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
-import { isRemoteModelSpec, modelSpec, nodeDirectory } from '../node-source.ts';
+import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 
-/** A number flag: the text must be a whole number / a number, else a usage error naming the flag. */
-function numberFlag(v: string | undefined, flag: string, fallback: number, integer: boolean): number {
+/** A generation flag's value, checked as the page's Try it checks it (src/config/generation.ts), or its fallback. */
+function generationFlag(v: string | undefined, flag: string, setting: GenerationSetting, fallback: number): number {
   if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`${flag} must be ${integer ? 'a whole number' : 'a number'}, got "${v}"`);
-  }
-  return n;
+  const r = parseGenerationSetting(setting, v, flag);
+  if (!r.ok) throw new UsageError(r.error);
+  return r.value;
 }
+
+const L = GENERATION_LIMITS;
+
+/** How often the reading of a long prompt is reported on stderr at most. */
+const PROMPT_NOTE_EVERY_MS = 2000;
 
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'continue a prompt with a model (and an adapter), streaming the text as it comes',
-  usage: `finetune generate --model DIR|HUB_ID|URL [--adapter DIR] --prompt TEXT [--max-tokens N] [--temperature T]
+  usage: `finetune generate --model DIR|HUB_ID|URL [--adapter DIR|ZIP] --prompt TEXT [--max-tokens N] [--temperature T]
                   [--top-p P] [--seed N] [--quant none|nf4|nf4-double] [--stream-layers] [--tokenizer DIR]
 
 Continues TEXT (BOS prepended, no chat template: write the layout you trained with) with the KV-cache decoder, printing
-each token's text on stdout as it is generated. Stops at </s> or after --max-tokens (default 64). Greedy by default
-(reproducible); --temperature > 0 samples, from the most likely tokens up to --top-p (default 1) of the probability,
-with --seed (default 0). Without --adapter it is the base model. Ctrl-C stops after the current token. A summary
-(tokens, tokens/s, why it stopped) goes to stderr. --stream-layers keeps the layers in CPU memory and uploads each one
-for every token (for a GPU too small for the model: the same tokens, much slower).
+each token's text on stdout as it is generated, until </s> or --max-tokens. Greedy by default (reproducible). Ctrl-C
+stops after the current token (or between the parts of a long prompt, whose reading is reported on stderr every 2 s). A
+summary (tokens, tokens/s, why it stopped) goes to stderr. The page's Try it takes
+the same values, written the same way: numbers in decimal (no 0x10, no 1e2).
+
+options:
+  --model M          the base model: a directory, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
+                     repositories) or an http(s) URL of a folder that serves Range requests
+  --adapter PATH     the LoRA adapter: a PEFT folder (adapter_config.json with adapter_model.safetensors or .bin), a
+                     zip of one (the page's download, with or without GGUF and README) or Replicate's
+                     training_output.zip; without it, the base model alone
+  --prompt TEXT      the text to continue; --prompt "" continues <s> alone
+  --max-tokens N     new tokens at most: ${L.maxNewTokens.rule} (default 64)
+  --temperature T    0 (the default) takes the most likely token; above 0 samples: ${L.temperature.rule}
+  --top-p P          samples from the most likely tokens up to P of the probability: ${L.topP.rule}
+                     (default 1)
+  --seed N           the seed of the sampling draws: a whole number (default 0)
+  --quant Q          load the base weights as none (default), nf4 or nf4-double
+  --stream-layers    keep the layers in CPU memory and upload each one for every token (for a GPU too small for the
+                     model: the same tokens, much slower)
+  --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
 
 Example:
   finetune generate --model test/fixtures/tiny-mistral --adapter test/fixtures/tiny-adapter --prompt "def add(" --max-tokens 8`,
@@ -49,27 +71,32 @@ Example:
       'stream-layers': { type: 'boolean', default: false },
     });
     if (!values.model) throw new UsageError('--model is required');
-    if (values.prompt === undefined) throw new UsageError('--prompt is required');
-    const maxNewTokens = numberFlag(values['max-tokens'], '--max-tokens', 64, true);
-    const temperature = numberFlag(values.temperature, '--temperature', 0, false);
-    const topP = numberFlag(values['top-p'], '--top-p', 1, false);
-    const seed = numberFlag(values.seed, '--seed', 0, true);
+    // Required, but it may be empty (continue <s> alone), as on the page: src/config/generation.ts.
+    if (values.prompt === undefined) throw new UsageError('--prompt is required (--prompt "" continues <s> alone)');
+    const maxNewTokens = generationFlag(values['max-tokens'], '--max-tokens', 'maxNewTokens', 64);
+    const temperature = generationFlag(values.temperature, '--temperature', 'temperature', 0);
+    const topP = generationFlag(values['top-p'], '--top-p', 'topP', 1);
+    const seed = generationFlag(values.seed, '--seed', 'seed', 0);
     const quantization = values.quant as Quantization;
     if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got "${values.quant}"`);
     if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
-    if (values.adapter) checkDirectory(values.adapter, '--adapter');
+    const adapter = values.adapter ? await adapterInput(values.adapter) : null;
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
+    // The checkpoint's config and the adapter are read before the GPU is asked for: a wrong zip or an adapter for
+    // another model is one line at once, not after the weights are loaded.
+    const ckpt = await openBaseCheckpoint(modelSpec(values.model, { token: process.env.HF_TOKEN || undefined }).files);
+    const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
 
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
-    const ckpt = await openBaseCheckpoint(modelSpec(values.model, { token: process.env.HF_TOKEN || undefined }).files);
     const weights = await loadMistralWeights(ctx, ckpt, { quantization, streamLayers: values['stream-layers'] });
-    const lora = values.adapter ? uploadLora(ctx, weights.dims, await readAdapter(nodeDirectory(values.adapter), { base: ckpt.config })) : null;
+    const lora = imported ? uploadLora(ctx, weights.dims, imported) : null;
     let interrupted = false;
     const onSigint = (): void => {
       interrupted = true;
     };
     process.once('SIGINT', onSigint);
+    let lastNote = -Infinity; // the first part is reported at once
     try {
       const r = await generate(ctx, weights, lora, [tokenizer.bosId, ...tokenizer.encode(values.prompt)], {
         maxPositions: ckpt.config.maxPositions,
@@ -80,6 +107,14 @@ Example:
         eosId: tokenizer.eosId,
         decode: (ids) => tokenizer.decode(ids),
         onToken: (t) => process.stdout.write(t.text),
+        onPrompt: (read, total) => {
+          // A long prompt takes a while (minutes on a software adapter): say how far it is, every few seconds at most.
+          const now = performance.now();
+          if (read < total && now - lastNote >= PROMPT_NOTE_EVERY_MS) {
+            lastNote = now;
+            io.err(`reading the prompt: ${formatCount(read)} of ${formatCounted(total, 'token')}`);
+          }
+        },
         shouldStop: () => interrupted,
       });
       process.stdout.write('\n');

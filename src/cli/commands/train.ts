@@ -1,4 +1,5 @@
 import { type Quantization } from '../../core/mistral.ts';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
@@ -48,8 +49,9 @@ options:
   --validation FILE  optional validation data
   --out DIR          where to write the run and the adapter (default: finetune-out)
   --resume           continue the run saved in OUT/run
-  --overwrite        start a new run even though OUT/run holds an unfinished one (which is kept until the new run
-                     saves its first checkpoint)
+  --overwrite        start a new run even though OUT holds an earlier one: an unfinished run is kept until the new
+                     run saves its first checkpoint; a finished run and its adapter (OUT/adapter) are replaced. Without
+                     it, train refuses an OUT that holds either
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
   --cache-dir DIR    where quantised weights (and kernel choices, in DIR/kernels) are cached between runs
                      (default ~/.cache/finetune)
@@ -138,7 +140,8 @@ export function makeTrainCommand(
       checkOutputPath(out, '--out', 'folder');
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
       // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
-      // silently take the place of an unfinished one.
+      // silently take the place of an earlier one, unfinished (its checkpoint) or finished (its run and, at the new
+      // run's end, the adapter in OUT/adapter: the result of the earlier run would be lost).
       const runDir = join(out, 'run');
       const previous = await readSavedRun(folderRunStore(runDir));
       if (values.resume) {
@@ -148,6 +151,12 @@ export function makeTrainCommand(
         const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
         if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
         io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
+      } else if (previous) {
+        const adapterDir = join(out, 'adapter');
+        const its = existsSync(adapterDir) ? ` and its adapter (${adapterDir})` : '';
+        const which = `${out} holds a finished run (${previous.trainName}, ${previous.step} step${previous.step === 1 ? '' : 's'})${its}`;
+        if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: give --out another folder to keep it, or --overwrite to replace it`);
+        io.err(`note: ${which}; --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
       }
       const recover = values.recover === undefined ? 2 : Number(values.recover);
       if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${JSON.stringify(values.recover)}`);

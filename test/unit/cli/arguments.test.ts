@@ -1,7 +1,7 @@
 // Command-line mistakes end in one clear line (and the command's usage for a malformed command line), exit code 2,
 // and never reach the GPU: node-gpu is replaced by a stub that fails the test if any command asks for an adapter.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -17,6 +17,13 @@ vi.mock('../../../src/cli/node-gpu.ts', () => ({
 
 const { main } = await import('../../../src/cli/main.ts');
 const { commands } = await import('../../../src/cli/commands/index.ts');
+const { folderRunStore } = await import('../../../src/cli/node-store.ts');
+const { RUN_FILE } = await import('../../../src/run/saved-run.ts');
+const { nodeDirectory } = await import('../../../src/cli/node-source.ts');
+const { adapterZip } = await import('../../../src/export/bundle.ts');
+const { parseMistralConfig } = await import('../../../src/model/config.ts');
+const { readAdapter } = await import('../../../src/model/lora-adapter.ts');
+const { zipSync } = await import('fflate');
 
 function capture() {
   const out: string[] = [];
@@ -92,6 +99,16 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['int8 gates on an int8 run', ['check', '--model', MODEL, '--adapter', MODEL, '--golden', GOOD, '--int8-gates', 'all', '--base-matmul', 'int8'], /--int8-gates compares int8 with fp32: leave --base-matmul at fp32/],
     ['a --gpu-memory that is not a size', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', 'lots'], /--gpu-memory must be a positive number, got "lots"/],
     ['--stream-layers with --gpu-memory', ['train', '--model', MODEL, '--data', GOOD, '--stream-layers', '--gpu-memory', '8'], /--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide/],
+    // A negative number after a flag is its value, so that the flag's own check says what it accepts (parseArgs alone
+    // calls it "ambiguous"); a flag after a flag still is the mistake above.
+    ['a negative --recover', ['train', '--model', MODEL, '--data', GOOD, '--recover', '-1'], /--recover must be a whole number ≥ 0, got "-1"/],
+    ['a negative --gpu-memory', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', '-.5'], /--gpu-memory must be a positive number, got "-.5"/],
+    ['a negative --temperature', ['generate', '--model', MODEL, '--prompt', 'a', '--temperature', '-1'], /^finetune generate: --temperature must be a number from 0 \(greedy\) to 2, got "-1"$/m],
+    // The generation settings as the page's Try it reads them (src/config/generation.ts).
+    ['a temperature above 2', ['generate', '--model', MODEL, '--prompt', 'a', '--temperature', '5'], /--temperature must be a number from 0 \(greedy\) to 2, got "5"/],
+    ['new tokens in hex', ['generate', '--model', MODEL, '--prompt', 'a', '--max-tokens', '0x10'], /--max-tokens must be a whole number from 1 to 4,096, got "0x10"/],
+    ['new tokens with an exponent', ['generate', '--model', MODEL, '--prompt', 'a', '--max-tokens', '1e2'], /--max-tokens must be a whole number from 1 to 4,096, got "1e2"/],
+    ['a seed that is not whole', ['generate', '--model', MODEL, '--prompt', 'a', '--seed', '1.5'], /--seed must be a whole number/],
   ];
   for (const c of commands) {
     it(`finetune ${c.name} --bogus: exit 2 with the usage, whatever the command`, async () => {
@@ -145,6 +162,24 @@ describe('files named on the command line are checked before any GPU or model wo
     expect(await run(['train', '--model', join(dir, 'no-model'), '--data', GOOD])).toEqual({ code: 2, err: [`finetune train: bad-input: --model: ${join(dir, 'no-model')} does not exist`] });
   });
 
+  it('refuses a new run over a finished one (its adapter would be replaced) unless --overwrite is given', async () => {
+    const out = join(dir, 'finished');
+    const record = { modelSource: 'tiny-mistral', quantization: 'none', hp: {}, trainName: 'rows.jsonl', validationName: null, step: 3, totalSteps: 3, history: [], savedAt: '2026-01-01T00:00:00Z' };
+    await folderRunStore(join(out, 'run')).commit({ [RUN_FILE]: new TextEncoder().encode(JSON.stringify(record)) });
+    mkdirSync(join(out, 'adapter'));
+    writeFileSync(join(out, 'adapter', 'adapter_config.json'), '{}');
+    const refused = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out]);
+    expect(refused).toEqual({
+      code: 2,
+      err: [`finetune train: bad-input: ${out} holds a finished run (rows.jsonl, 3 steps) and its adapter (${join(out, 'adapter')}): give --out another folder to keep it, or --overwrite to replace it`],
+    });
+    expect(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')).toBe('{}');
+    // --overwrite gets past the refusal, says what it replaces, and goes on to the GPU (here a stub that refuses).
+    const replaced = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out, '--overwrite']);
+    expect(replaced.err[0]).toBe(`note: ${out} holds a finished run (rows.jsonl, 3 steps) and its adapter (${join(out, 'adapter')}); --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
+    expect(replaced.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
+  });
+
   it('calls a PNG "not a JSONL text file" once', async () => {
     const r = await run(['train', '--model', MODEL, '--data', PNG]);
     expect(r).toEqual({ code: 2, err: [`finetune train: bad-input: --data: ${PNG} is not a JSONL text file (it holds binary data)`] });
@@ -161,6 +196,44 @@ describe('files named on the command line are checked before any GPU or model wo
     expect((await run(['check', '--model', MODEL, '--adapter', dir, '--golden', join(dir, 'none.safetensors')])).err).toEqual([
       `finetune check: bad-input: --golden: ${join(dir, 'none.safetensors')} does not exist`,
     ]);
+  });
+});
+
+describe('finetune generate --adapter: a folder or a zip, read before the GPU is asked for', () => {
+  const run = async (argv: string[]) => {
+    const io = capture();
+    const code = await main(argv, io.io);
+    return { code, err: io.err.join('\n') };
+  };
+  // Past every check on the command line and the files, generate asks for the GPU: here the stub, which refuses.
+  const REACHED_GPU = /the GPU was asked for before the arguments were checked/;
+
+  it("takes the page's download (the PEFT pair with adapter.gguf and a README in one zip) as it takes the folder", async () => {
+    const base = parseMistralConfig(JSON.parse(readFileSync(join(MODEL, 'config.json'), 'utf8')));
+    const adapter = await readAdapter(nodeDirectory('test/fixtures/tiny-adapter'), { base });
+    const zip = adapterZip(adapter, base, { name: 'tiny-mistral', step: 3 });
+    const path = join(dir, zip.fileName);
+    writeFileSync(path, zip.bytes);
+    for (const a of [path, 'test/fixtures/tiny-adapter']) {
+      const r = await run(['generate', '--model', MODEL, '--adapter', a, '--prompt', 'def add(']);
+      expect(r.err).toMatch(REACHED_GPU);
+    }
+  });
+
+  it('refuses a zip that holds no adapter, or a file that is no zip, in one line before the GPU', async () => {
+    const path = join(dir, 'notes.zip');
+    writeFileSync(path, zipSync({ 'notes.txt': new TextEncoder().encode('hello') }));
+    expect(await run(['generate', '--model', MODEL, '--adapter', path, '--prompt', 'a'])).toEqual({
+      code: 2,
+      err: `finetune generate: bad-input: ${path}: holds no adapter_config.json: not a PEFT adapter (files: notes.txt)`,
+    });
+    const r = await run(['generate', '--model', MODEL, '--adapter', GOOD, '--prompt', 'a']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/is not a zip archive/);
+  });
+
+  it('takes an empty prompt (generate from <s> alone) and a negative seed, as the page does', async () => {
+    expect((await run(['generate', '--model', MODEL, '--prompt', '', '--seed', '-1', '--temperature', '0.7'])).err).toMatch(REACHED_GPU);
   });
 });
 

@@ -1,5 +1,6 @@
 // The page's number formats (src/ui/format.ts).
 import { describe, expect, it } from 'vitest';
+import { formatCounted } from '../../../src/core/units.ts';
 import { formatCount, formatPercent } from '../../../src/ui/format.ts';
 
 describe('formats', () => {
@@ -14,5 +15,12 @@ describe('formats', () => {
     expect(formatCount(14000)).toBe('14,000');
     expect(formatCount(999747)).toBe('999,747');
     expect(formatCount(Infinity)).toBe('—');
+  });
+
+  it('names a count with its noun, singular for one', () => {
+    expect(formatCounted(1, 'token')).toBe('1 token');
+    expect(formatCounted(0, 'token')).toBe('0 tokens');
+    expect(formatCounted(2412, 'token')).toBe('2,412 tokens');
+    expect(formatCounted(2, 'batch', 'batches')).toBe('2 batches');
   });
 });
