@@ -4,6 +4,7 @@
 
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { formatCounted } from '../core/units.ts';
 import { moduleShape } from '../model/checkpoint.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { type LoraAdapter } from '../model/lora-adapter.ts';
@@ -92,7 +93,7 @@ export function loraToGguf(adapter: LoraAdapter, base: MistralConfig, opts: Lora
     for (const m of PROJECTIONS) {
       const p = layer[m];
       if (!p) continue;
-      if (l >= base.layers) throw badAdapter(`the adapter has layer ${l}, but the base model has ${base.layers} layers`);
+      if (l >= base.layers) throw badAdapter(`the adapter has layer ${l}, but the base model has ${formatCounted(base.layers, 'layer')}`);
       const [out, inn] = moduleShape(base, m);
       if (p.A.length !== r * inn || p.B.length !== out * r) {
         throw badAdapter(`${m} of layer ${l} has A of ${p.A.length} values and B of ${p.B.length}, but the base model's [${out}, ${inn}] weight needs A [${r}, ${inn}] and B [${out}, ${r}] (wrong base model?)`);

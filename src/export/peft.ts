@@ -32,6 +32,12 @@ export function baseReference(a: LoraAdapter): { hub: string; revision: string |
   return { local: name, folder: `./${fileSlug(name)}` };
 }
 
+/**
+ * The folder the README has the reader unzip the adapter's files into. Every snippet names the files through it, the
+ * GGUF too (it ships in the same zip): Ollama's ADAPTER once said ./adapter.gguf, a file beside the folder that is not there.
+ */
+const ADAPTER_DIR = './adapter';
+
 /** The smallest of vLLM's allowed --max-lora-rank values that holds rank r. */
 function vllmMaxRank(r: number): number {
   return [8, 16, 32, 64, 128, 256, 320, 512].find((x) => x >= r) ?? r;
@@ -55,13 +61,15 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
   const basePath = 'hub' in ref ? JSON.stringify(ref.hub) : 'base_path';
   const revision = 'hub' in ref && ref.revision ? `, revision=${JSON.stringify(ref.revision)}` : '';
   const ollamaFrom = 'hub' in ref && OLLAMA_TAGS[ref.hub] ? OLLAMA_TAGS[ref.hub] : './base-model.gguf';
+  // The page names the bundle after the loaded model, the same model the adapter records as its base: said once then.
+  const sameModel = fileSlug(name) === fileSlug(c.baseModel ?? DEFAULT_BASE);
   const lines = [
-    `# ${name}: LoRA adapter for ${base}`,
+    sameModel ? `# LoRA adapter for ${base}` : `# ${name}: LoRA adapter for ${base}`,
     '',
     `A PEFT LoRA adapter (r = ${c.r}, lora_alpha = ${c.loraAlpha}${c.useRslora ? ', rsLoRA' : ''}, scaling ${a.scaling}) on ${mods}` +
       `${c.layersToTransform ? ` of layers ${c.layersToTransform.join(', ')}` : ''}.`,
     `Files: \`${ADAPTER_CONFIG_FILE}\` and \`${ADAPTER_WEIGHTS_FILE}\` (F32), as PEFT writes them.`,
-    'Unzip them into a folder, here `./adapter`. Use the same base model the adapter was trained on' +
+    `Unzip them into a folder, here \`${ADAPTER_DIR}\`. Use the same base model the adapter was trained on` +
       ('hub' in ref ? ` (${ref.hub}${ref.revision ? ` at revision ${ref.revision}` : ''}).` : `: ${ref.local}, whose files (config.json and the safetensors weights) go in \`${ref.folder}\`.`),
     '',
     '## PEFT (transformers)',
@@ -72,7 +80,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     '',
     ...('hub' in ref ? [] : [`base_path = ${JSON.stringify(ref.folder)}  # the folder holding ${ref.local}'s config.json and weights`]),
     `base = AutoModelForCausalLM.from_pretrained(${basePath}${revision}, torch_dtype="auto")`,
-    'model = PeftModel.from_pretrained(base, "./adapter")',
+    `model = PeftModel.from_pretrained(base, ${JSON.stringify(ADAPTER_DIR)})`,
     `tokenizer = AutoTokenizer.from_pretrained(${'hub' in ref ? basePath + revision : '"mistralai/Mistral-7B-Instruct-v0.2"'})`,
     '# optional: model = model.merge_and_unload()',
     '```',
@@ -80,7 +88,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     '## vLLM',
     '',
     '```sh',
-    `vllm serve ${'hub' in ref ? ref.hub : ref.folder}${revision ? ` --revision ${'hub' in ref ? ref.revision : ''}` : ''} --enable-lora --lora-modules ${name}=./adapter${c.r > 16 ? ` --max-lora-rank ${vllmMaxRank(c.r)}` : ''}`,
+    `vllm serve ${'hub' in ref ? ref.hub : ref.folder}${revision ? ` --revision ${'hub' in ref ? ref.revision : ''}` : ''} --enable-lora --lora-modules ${name}=${ADAPTER_DIR}${c.r > 16 ? ` --max-lora-rank ${vllmMaxRank(c.r)}` : ''}`,
     '```',
     '',
     `Then request \`"model": "${name}"\` from the OpenAI-compatible API.${c.r > 16 ? ' (vLLM accepts ranks up to 16 unless --max-lora-rank is raised.)' : ''}`,
@@ -91,7 +99,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     '',
     '```',
     `FROM ${ollamaFrom}`,
-    `ADAPTER ./${opts.ggufFile ?? 'adapter'}`,
+    `ADAPTER ${opts.ggufFile ? `${ADAPTER_DIR}/${opts.ggufFile}` : ADAPTER_DIR}`,
     '```',
     '',
     ollamaFrom.startsWith('./')
@@ -106,7 +114,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
       `\`${opts.ggufFile}\` is the same adapter as a GGUF LoRA (q/k rows already permuted to llama.cpp's layout):`,
       '',
       '```sh',
-      `llama-cli -m base-model.gguf --lora ${opts.ggufFile}`,
+      `llama-cli -m base-model.gguf --lora ${ADAPTER_DIR}/${opts.ggufFile}`,
       '```',
       '',
       `\`base-model.gguf\` must be ${base} converted with llama.cpp's convert_hf_to_gguf.py (any quantisation).`,

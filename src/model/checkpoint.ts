@@ -141,8 +141,11 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   try {
     configJson = await readJson(await files.open('config.json'));
   } catch (e) {
-    if (isNotFound(e)) throw bad(`${where}: no config.json`);
-    throw e;
+    if (!isNotFound(e)) throw e;
+    // A folder picked one level too high holds the model in a subfolder: name it rather than leave the user guessing.
+    const nested = files.list?.().filter((n) => n.endsWith('/config.json')) ?? [];
+    const hint = nested.length ? ` (the model's files look to be in ${nested.slice(0, 3).map((n) => `${n.slice(0, -'/config.json'.length)}/`).join(', ')}: pick that folder)` : '';
+    throw bad(`${where}: no config.json${hint}`);
   }
   const config = parseMistralConfig(configJson, `${where}/config.json`);
 

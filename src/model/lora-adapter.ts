@@ -10,6 +10,7 @@ import { RE2JS } from 're2js';
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { firstNonFinite } from '../core/finite.ts';
+import { formatCount } from '../core/units.ts';
 import { moduleShape } from './checkpoint.ts';
 import type { MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
@@ -193,6 +194,40 @@ export interface ReadAdapterOptions {
   weightsName?: string;
 }
 
+/** "layer 3", "layers 2–3" or "layers 2, 5" (the first five of a longer list): ascending layer indices in words. */
+function layerWords(list: readonly number[]): string {
+  if (list.length === 1) return `layer ${list[0]}`;
+  const contiguous = list.every((l, i) => i === 0 || l === list[i - 1] + 1);
+  if (contiguous) return `layers ${list[0]}–${list[list.length - 1]}`;
+  return `layers ${list.slice(0, 5).join(', ')}${list.length > 5 ? ', …' : ''}`;
+}
+
+function layerRange(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/**
+ * An adapter trained for a model of another depth, said as the two layer counts in one sentence (then what that leaves
+ * without weights, as a count): module by module it was 14 lines of "missing q_proj of layer 2" for a 2-layer adapter on
+ * the 4-layer demo model, which hid the one fact that matters. Null when the depths agree, and when the adapter has a
+ * hole in the middle or covers chosen layers on purpose (layers_to_transform): those are named module by module.
+ */
+function depthMismatch(found: ReadonlyMap<string, { layer: number }>, maxLayer: number, modelLayers: number, config: LoraConfig): string | null {
+  const present = new Set([...found.values()].map((e) => e.layer));
+  // Every layer from 0 to the last one present: the adapter's own depth is maxLayer + 1.
+  const contiguous = present.size === maxLayer + 1;
+  const has = contiguous ? `this adapter has ${maxLayer + 1} ${maxLayer === 0 ? 'layer' : 'layers'}` : `this adapter has tensors up to layer ${maxLayer}`;
+  const what = `${has}, the model has ${modelLayers}: it was trained for a model of another depth`;
+  const todo = 'Load the model it was trained for (base_model_name_or_path in its adapter_config.json), or an adapter trained for this one.';
+  const beyond = [...present].filter((l) => l >= modelLayers).sort((a, b) => a - b);
+  if (beyond.length) return `${what} (its tensors for ${layerWords(beyond)} have no layer to go to). ${todo}`;
+  if (contiguous && config.layersToTransform === null && maxLayer + 1 < modelLayers) {
+    const modules = (modelLayers - maxLayer - 1) * config.targetModules.length;
+    return `${what} (the ${formatCount(modules)} ${modules === 1 ? 'module' : 'modules'} of ${layerWords(layerRange(maxLayer + 1, modelLayers - 1))} would have no weights). ${todo}`;
+  }
+  return null;
+}
+
 /** Parses an adapter from its config JSON (parsed) and its safetensors file (bytes or a source). */
 export async function parseAdapter(configJson: unknown, weights: Uint8Array | ByteSource, opts: ReadAdapterOptions = {}): Promise<LoraAdapter> {
   const where = opts.where ?? 'adapter';
@@ -236,7 +271,10 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
   if (found.size === 0) throw bad(wfile, 'holds no LoRA tensors');
 
   const layers = base ? base.layers : maxLayer + 1;
-  if (base && maxLayer >= base.layers) throw bad(wfile, `has tensors for layer ${maxLayer}, but the base model has ${base.layers} layers`);
+  if (base) {
+    const depth = depthMismatch(found, maxLayer, base.layers, config);
+    if (depth) throw bad(wfile, depth);
+  }
   const targets = new Set(config.targetModules);
   const coveredLayers = config.layersToTransform ?? Array.from({ length: layers }, (_, i) => i);
   for (const l of coveredLayers) {

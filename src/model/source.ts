@@ -157,19 +157,23 @@ export function blobSource(blob: Blob, name?: string): ByteSource {
   return src;
 }
 
+/** A picked file's path from the picked folder down ('' for a file picked on its own). */
+function relativePath(f: File): string {
+  return (f as File & { webkitRelativePath?: string }).webkitRelativePath ?? '';
+}
+
 /**
- * A FileSet over files the user picked (an <input type=file webkitdirectory> or a drop). Files are keyed by their
- * path relative to the picked folder (webkitRelativePath without its first segment) and by their bare name.
+ * A FileSet over files the user picked (an <input type=file webkitdirectory> or a drop). A file in a picked folder is
+ * keyed by its path below that folder (webkitRelativePath without its first segment), a file picked on its own by its
+ * name: one name per file. (A nested file was once listed under its bare name as well, so a checkpoint's
+ * adapter_config.json could pass for the top-level one, and two adapters side by side could be read as one.)
  */
 export function blobFileSet(files: Iterable<File>, name = 'selected files'): FileSet {
   const map = new Map<string, File>();
   for (const f of files) {
-    const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath;
-    if (rel) {
-      const parts = rel.split('/');
-      map.set(parts.length > 1 ? parts.slice(1).join('/') : rel, f);
-    }
-    if (!map.has(f.name)) map.set(f.name, f);
+    const parts = relativePath(f).split('/');
+    const key = parts.length > 1 ? parts.slice(1).join('/') : f.name;
+    if (!map.has(key)) map.set(key, f);
   }
   return {
     name,
@@ -181,6 +185,13 @@ export function blobFileSet(files: Iterable<File>, name = 'selected files'): Fil
       return blobSource(f, file);
     },
   };
+}
+
+/** The name of the folder the user picked (the first segment the files' relative paths share), or null for loose files. */
+export function pickedFolderName(files: Iterable<File>): string | null {
+  const tops = new Set([...files].map((f) => (relativePath(f).includes('/') ? relativePath(f).split('/')[0] : '')));
+  const [top] = tops;
+  return tops.size === 1 && top ? top : null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 
 import * as Comlink from 'comlink';
 import type { EvaluationProgress, ImportedAdapterInfo } from '../worker/api.ts';
-import { h } from './dom.ts';
+import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatDuration } from './format.ts';
 import { Cell, runBusy, type Shared } from './state.ts';
 
@@ -29,9 +29,9 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
   const evalOut = h('p', { class: 'hint num', 'data-testid': 'lora-import-eval' });
   let busy = false;
 
-  const say = (cls: string, text: string): void => {
+  const say = (cls: string, ...text: (string | HTMLElement)[]): void => {
     status.className = cls;
-    status.textContent = text;
+    replaceChildren(status, ...text);
   };
 
   const load = async (source: Parameters<typeof engine.importAdapter>[0]): Promise<void> => {
@@ -43,10 +43,14 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     try {
       const info = await engine.importAdapter(source);
       imported.set({ info, current: true });
+      // base_model_name_or_path is whatever the file says, of any length: one line, cut with an ellipsis, the whole of
+      // it in the tooltip (a 3,000-character one once ran the panel, and the page, thousands of pixels wide).
+      const baseModel = info.baseModel ? h('span', { class: 'clip', title: info.baseModel, 'data-testid': 'lora-import-base' }, info.baseModel) : null;
       say(
         'hint ok',
-        `Loaded ${info.name} (${info.readFrom}): r ${info.r}, lora_alpha ${info.loraAlpha}${info.useRslora ? ', rsLoRA' : ''}, ${info.targetModules.join(', ')}, ${info.layers} layers` +
-          `${info.baseModel ? `, trained on ${info.baseModel}` : ''}. Try it and Export use it; a new run starts from it.`,
+        `Loaded ${info.name} (${info.readFrom}): r ${info.r}, lora_alpha ${info.loraAlpha}${info.useRslora ? ', rsLoRA' : ''}, ${info.targetModules.join(', ')}, ${info.layers} layers`,
+        ...(baseModel ? [', trained on ', baseModel] : []),
+        '. Try it and Export use it; a new run starts from it.',
       );
       shared.refreshMemory();
     } catch (e) {

@@ -28,6 +28,11 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
   const status = h('p', { class: 'hint', 'data-testid': 'export-status' }, 'Train (or restore a saved run) to get an adapter.');
 
   let exporting = false;
+  /**
+   * The file last downloaded for the adapter shown, which export-name shows: after "With GGUF and README" it is that zip,
+   * not the PEFT pair's name. Forgotten when the adapter changes (a step, a run, an import), as the "Saved …" line is.
+   */
+  let downloaded: string | null = null;
 
   // An imported adapter is named as such, not after the step of whatever run the page last made.
   const origin = (): AdapterOrigin => (importedNow() ? 'imported' : shared.run.value.step);
@@ -42,6 +47,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     try {
       const { bytes, fileName, contents } = await produce();
       download(bytes, fileName);
+      downloaded = fileName;
       status.className = 'hint ok';
       status.textContent = `Saved ${fileName} (${formatBytes(bytes.length)}): ${contents}`;
     } catch (e) {
@@ -81,7 +87,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     const quiet = !runBusy(run.phase) || run.phase === 'paused';
     const has = run.hasAdapter || importedNow();
     button.disabled = fullButton.disabled = exporting || !(has && quiet && model.status === 'ready');
-    name.textContent = has ? currentName() : '';
+    name.textContent = has ? (downloaded ?? currentName()) : '';
     if (!exporting && !status.classList.contains('ok') && !status.classList.contains('bad')) {
       status.textContent = importedNow()
         ? `The imported adapter (${imported?.value?.info.name}), ready to download.`
@@ -96,13 +102,17 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
   let lastKey = '';
   shared.run.watch((run) => {
     const key = `${run.hasAdapter}|${run.step}|${run.phase}`;
-    if (key !== lastKey && !exporting) status.className = 'hint';
+    if (key !== lastKey && !exporting) {
+      status.className = 'hint';
+      downloaded = null;
+    }
     lastKey = key;
     render();
   });
   shared.model.watch(render);
   imported?.watch(() => {
     status.className = 'hint';
+    downloaded = null;
     render();
   });
 

@@ -79,6 +79,8 @@ export function modelPanel(shared: Shared): HTMLElement {
   const gpuMemory = h('input', { type: 'number', id: 'gpu-memory-gib', min: '1', step: '1', placeholder: 'unknown', 'data-testid': 'gpu-memory-gib' });
   const fit = h('div', { class: 'fit', 'data-testid': 'model-plan' });
   const loadButton = h('button', { type: 'button', 'data-testid': 'model-load' }, 'Load model');
+  // Why Load is disabled (nothing picked, a repository not written as owner/name), beside the button.
+  const loadReason = h('p', { class: 'hint', 'data-testid': 'model-load-reason', hidden: true });
   const status = h('p', { class: 'status', 'data-testid': 'model-status' }, 'No model loaded.');
   const failureLine = h('p', { class: 'bad', 'data-testid': 'model-load-failure', role: 'alert', hidden: true });
   const bar = h('progress', { max: 1, value: 0, hidden: true, 'data-testid': 'model-progress' });
@@ -101,7 +103,7 @@ export function modelPanel(shared: Shared): HTMLElement {
       }
       case 'files': {
         const list = [...(files.files ?? [])];
-        if (list.length === 0) return 'Pick the model’s files first.';
+        if (list.length === 0) return 'Pick the model’s files first: config.json and the *.safetensors weights.';
         return { source: { kind: 'files', files: list }, label: list.map((f) => f.name).join(', ') };
       }
     }
@@ -192,7 +194,13 @@ export function modelPanel(shared: Shared): HTMLElement {
     const run = shared.run.value;
     const q = wantedQuantization(form);
     const busy = runBusy(run.phase) || m.status === 'loading';
-    loadButton.disabled = busy;
+    // A source that cannot be loaded as it stands (no files picked) disables Load and says why, instead of a button that
+    // only answers after a click.
+    const s = sourceOf();
+    const why = busy || typeof s !== 'string' ? null : s;
+    loadButton.disabled = busy || why !== null;
+    loadReason.textContent = why ?? '';
+    loadReason.hidden = why === null;
     for (const t of tabs) t.disabled = busy;
     quantLine.replaceChildren(
       h('span', { class: 'hint' }, 'Base quantization for this run: '),
@@ -271,6 +279,10 @@ export function modelPanel(shared: Shared): HTMLElement {
   shared.model.watch(render);
   shared.form.watch(render);
   shared.run.watch(render);
+  // What Load would load changes with the tab, the picked files and the repository typed.
+  for (const t of tabs) t.addEventListener('click', render);
+  files.addEventListener('change', render);
+  repo.addEventListener('input', render);
   shared.memory.watch((m) => replaceChildren(memory, memoryView(m)));
 
   return h(
@@ -283,6 +295,7 @@ export function modelPanel(shared: Shared): HTMLElement {
     h('label', { for: 'gpu-memory-gib', class: 'inline' }, 'GPU memory (GiB) ', gpuMemory),
     fit,
     h('div', { class: 'actions' }, loadButton),
+    loadReason,
     bar,
     progressText,
     status,

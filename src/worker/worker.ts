@@ -9,7 +9,7 @@ import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
-import { blobFileSet, hubFileSet, httpSource, readJson, urlFileSet } from '../model/source.ts';
+import { blobFileSet, hubFileSet, httpSource, pickedFolderName, readJson, urlFileSet } from '../model/source.ts';
 import { parseMistralConfig } from '../model/config.ts';
 import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
@@ -329,14 +329,18 @@ const api = {
   async importAdapter(source: AdapterSource): Promise<ImportedAdapterInfo> {
     const s = await session();
     const base = s.baseConfig; // throws 'load a model first' before any file is read
-    const name = source.kind === 'zip' ? source.name : source.files.map((f) => f.name).join(', ');
+    // A folder is named as the user picked it ("my-adapter"), and the paths in messages start from it: the page once
+    // said "Loaded adapter_model.safetensors, adapter_config.json (adapter_model.safetensors)", the files twice over.
+    const folder = source.kind === 'files' ? pickedFolderName(source.files) : null;
+    const name = source.kind === 'zip' ? source.name : (folder ?? source.files.map((f) => f.name).join(', '));
+    const where = source.kind === 'zip' ? source.name : (folder ?? 'the picked adapter folder');
     const input =
       source.kind === 'zip'
         ? source.bytes instanceof Uint8Array
           ? source.bytes
           : new Uint8Array(await source.bytes.arrayBuffer())
-        : blobFileSet(source.files, 'the picked adapter folder');
-    const got = await importAdapterDetailed(input, { base, where: source.kind === 'zip' ? source.name : 'the picked adapter folder' });
+        : blobFileSet(source.files, where);
+    const got = await importAdapterDetailed(input, { base, where });
     s.useImportedAdapter(got.adapter);
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'));
   },

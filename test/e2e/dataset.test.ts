@@ -245,8 +245,16 @@ describe('dataset panel and form (headless Chromium)', () => {
 
   it('loads a model from local files, and keeps it loaded and usable when a Hub load then fails, saying why and keeping the inputs', async () => {
     const page = app.page;
+    // (Not while a model is loading: then Load is disabled for that, and the status line says so.)
+    await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 });
     await page.getByTestId('model-source-files').click();
+    // Nothing picked yet: Load is disabled, and the line under it says what to pick (it once stayed enabled).
+    expect(await page.getByTestId('model-load').isDisabled()).toBe(true);
+    expect(await page.getByTestId('model-load-reason').isVisible()).toBe(true);
+    expect(await page.getByTestId('model-load-reason').textContent()).toBe('Pick the model’s files first: config.json and the *.safetensors weights.');
     await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json', 'public/models/mistral-nano-demo/model.safetensors']);
+    expect(await page.getByTestId('model-load').isEnabled()).toBe(true);
+    expect(await page.getByTestId('model-load-reason').isHidden()).toBe(true);
     await page.getByTestId('model-load').click();
     const ready = page.locator('[data-testid="model-status"][data-state="ready"]');
     await ready.filter({ hasText: 'Loaded local files (config.json, model.safetensors)' }).waitFor({ timeout: 120_000 });

@@ -1,7 +1,10 @@
 // "Load an adapter" in the built app (headless Chromium): Replicate's training_output.zip, its adapter a torch.save
-// adapter_model.bin, loads into the worker against the demo model; Export then downloads exactly its tensors; a zip
-// whose pickle calls os.system is refused with that name on the page.
-import { readFileSync } from 'node:fs';
+// adapter_model.bin, loads into the worker against the demo model; Export then downloads exactly its tensors; a long
+// base model name stays inside the panel; a picked folder is read by its paths; a zip whose pickle calls os.system is
+// refused with that name on the page.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniformSource } from '../../src/core/prng.ts';
@@ -21,14 +24,20 @@ function demoAdapter(): LoraAdapter {
   return a;
 }
 
-function trainingOutputZip(a: LoraAdapter): Uint8Array {
+/** The adapter's config text and its tensors as Replicate's torch.save adapter_model.bin. */
+function peftBin(a: LoraAdapter): { config: string; bin: Uint8Array } {
   const tensors = a.tensors.flatMap((layer, l) =>
     Object.entries(layer).flatMap(([m, p]) => [
       { name: peftKey(l, m as 'q_proj', 'A'), dtype: 'F32' as const, shape: [8, a.dims[m as 'q_proj']!.in], data: p.A },
       { name: peftKey(l, m as 'q_proj', 'B'), dtype: 'F32' as const, shape: [a.dims[m as 'q_proj']!.out, 8], data: p.B },
     ]),
   );
-  return replicateTrainingZip(adapterConfigJson(a.config), torchSaveStateDict(tensors, { archive: 'adapter_model' }));
+  return { config: adapterConfigJson(a.config), bin: torchSaveStateDict(tensors, { archive: 'adapter_model' }) };
+}
+
+function trainingOutputZip(a: LoraAdapter): Uint8Array {
+  const { config, bin } = peftBin(a);
+  return replicateTrainingZip(config, bin);
 }
 
 describe('loading an adapter in the page (headless Chromium)', () => {
@@ -81,6 +90,64 @@ describe('loading an adapter in the page (headless Chromium)', () => {
       }
     });
     expect(n).toBe(got.size);
+
+    // The whole bundle next: the name under the buttons is the file just downloaded, not the PEFT pair's from before.
+    const [full] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-full').click()]);
+    expect(full.suggestedFilename()).toBe('adapter-mistral-nano-demo-imported-gguf.zip');
+    await page.getByTestId('export-status').filter({ hasText: 'Saved adapter-mistral-nano-demo-imported-gguf.zip' }).waitFor();
+    expect(await page.getByTestId('export-name').textContent()).toBe('adapter-mistral-nano-demo-imported-gguf.zip');
+  });
+
+  it('a 3,000-character base_model_name_or_path stays inside the panel, the whole of it in a tooltip', async () => {
+    const page = app.page;
+    const adapter = demoAdapter();
+    // One word with no place to break a line (hyphens would let it wrap by itself).
+    const longName = `org/${'MistralInstructFineTuned'.repeat(130)}`.slice(0, 3000);
+    adapter.config.baseModel = longName;
+    await page.getByTestId('lora-import-zip').setInputFiles({ name: 'long-base.zip', mimeType: 'application/zip', buffer: Buffer.from(trainingOutputZip(adapter)) });
+    const status = page.getByTestId('lora-import-status');
+    await status.filter({ hasText: 'Loaded long-base.zip' }).waitFor();
+    expect(await status.textContent()).toContain(`trained on ${longName}.`);
+    // It once ran the panel's content, and the page with it, 23,000 pixels wide.
+    const sizes = await page.locator('#panel-adapter-import').evaluate((panel) => ({
+      panel: panel.getBoundingClientRect().width,
+      container: (panel.parentElement as HTMLElement).clientWidth,
+      content: panel.scrollWidth,
+      inside: panel.clientWidth,
+      page: document.documentElement.scrollWidth,
+      viewport: window.innerWidth,
+    }));
+    expect(sizes.panel).toBeLessThanOrEqual(sizes.container);
+    expect(sizes.content).toBeLessThanOrEqual(sizes.inside);
+    expect(sizes.page).toBeLessThanOrEqual(sizes.viewport);
+    expect(await page.getByTestId('lora-import-base').getAttribute('title')).toBe(longName);
+  });
+
+  it('a picked folder is named as picked, and the adapter in it is read by its path (not a checkpoint below it)', async () => {
+    const page = app.page;
+    const adapter = demoAdapter();
+    const { bin, config } = peftBin(adapter);
+    // download/out/ holds the final adapter, download/out/checkpoint-10/ an earlier one whose config says r 4 (so reading
+    // its config with the final weights fails): the folder is found by its path, not by the bare file name.
+    const root = mkdtempSync(join(tmpdir(), 'import-folder-'));
+    try {
+      mkdirSync(join(root, 'download/out/checkpoint-10'), { recursive: true });
+      writeFileSync(join(root, 'download/out/checkpoint-10/adapter_config.json'), JSON.stringify({ ...JSON.parse(config), r: 4 }));
+      writeFileSync(join(root, 'download/out/checkpoint-10/adapter_model.bin'), bin);
+      writeFileSync(join(root, 'download/out/adapter_config.json'), config);
+      writeFileSync(join(root, 'download/out/adapter_model.bin'), bin);
+      const status = page.getByTestId('lora-import-status');
+      const before = await status.textContent();
+      await page.getByTestId('lora-import-folder').setInputFiles(join(root, 'download'));
+      await expect.poll(async () => {
+        const now = (await status.textContent()) ?? '';
+        return now !== before && /^(Loaded|Could not load)/.test(now);
+      }, { timeout: 120_000 }).toBe(true);
+      // Once: "Loaded adapter_config.json, adapter_model.bin, adapter_config.json, adapter_model.bin (adapter_model.bin)".
+      expect(await status.textContent()).toMatch(/^Loaded download \(out\/adapter_model\.bin\): r 8, lora_alpha 16, q_proj, v_proj, 4 layers/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('a training_output.zip whose adapter_model.bin calls os.system is refused, naming it', async () => {

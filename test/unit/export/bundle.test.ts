@@ -25,9 +25,25 @@ describe('adapter bundle', () => {
     expect(files[GGUF_FILE]).toEqual(loraToGguf(a, base));
     expect(readGguf(files[GGUF_FILE]).tensors.size).toBe(2 * 7 * base.layers);
     const readme = new TextDecoder().decode(files['README.md']);
-    expect(readme).toContain(`--lora ${GGUF_FILE}`);
+    expect(readme).toContain(`--lora ./adapter/${GGUF_FILE}`);
     // The served name is a slug: a Hub id with a slash would break vLLM's --lora-modules name=path.
     expect(readme).toContain('--lora-modules mistralai-Mistral-7B-Instruct-v0.2=./adapter');
+  });
+
+  // The page names the bundle after the loaded model, which is also the base the adapter records: the README's title
+  // once read "# mistral-nano-demo: LoRA adapter for mistral-nano-demo".
+  it("names the model once in the README's title when the bundle is named after the base", async () => {
+    const title = (a: Awaited<ReturnType<typeof adapter>>, name: string): string => new TextDecoder().decode(adapterBundle(a, base, { name })['README.md']).split('\n')[0];
+    const a = await adapter();
+    expect(a.config.baseModel).toBe('tiny-mistral');
+    expect(title(a, 'tiny-mistral')).toBe('# LoRA adapter for tiny-mistral');
+    a.config.baseModel = 'mistralai/Mistral-7B-Instruct-v0.2';
+    // The bundle's name is slugged (a slash would break vLLM's name=path), the base is not: the same model still.
+    expect(title(a, 'mistralai/Mistral-7B-Instruct-v0.2')).toBe('# LoRA adapter for mistralai/Mistral-7B-Instruct-v0.2');
+    a.config.baseModel = 'mistralai/Mistral-7B-Instruct-v0.2@main';
+    expect(title(a, 'mistralai/Mistral-7B-Instruct-v0.2@main')).toBe('# LoRA adapter for mistralai/Mistral-7B-Instruct-v0.2');
+    // Another name (an adapter loaded from outside, trained on another base) is still said, before the base.
+    expect(title(a, 'mistral-nano-demo')).toBe('# mistral-nano-demo: LoRA adapter for mistralai/Mistral-7B-Instruct-v0.2');
   });
 
   it('zips the whole bundle or the PEFT pair alone, under the names the page shows', async () => {

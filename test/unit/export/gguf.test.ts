@@ -457,7 +457,7 @@ describe('loraToGguf', () => {
     expect(e.kind).toBe('bad-input');
     expect(e.message).toMatch(/wrong base model/);
     const shallow: MistralConfig = { ...tinyBase, layers: 1 };
-    expect((await errorOf(() => loraToGguf(a, shallow))).message).toMatch(/layer 1, but the base model has 1 layers/);
+    expect((await errorOf(() => loraToGguf(a, shallow))).message).toMatch(/layer 1, but the base model has 1 layer$/);
     const empty: LoraAdapter = { ...a, tensors: a.tensors.map(() => ({})) };
     expect((await errorOf(() => loraToGguf(empty, tinyBase))).message).toMatch(/no LoRA tensors/);
   });

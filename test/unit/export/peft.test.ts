@@ -196,10 +196,13 @@ describe('adapterReadme', () => {
     const text = adapterReadme(a, { ggufFile: 'adapter.gguf' });
     expect(text).toContain('--max-lora-rank 64');
     expect(text).toContain('mistralai/Mistral-7B-Instruct-v0.2');
-    expect(text).toContain('ADAPTER ./adapter.gguf');
-    expect(text).toContain('llama-cli -m base-model.gguf --lora adapter.gguf');
+    // The GGUF ships in the same zip as the PEFT pair, unzipped into ./adapter as the README says: every snippet names
+    // it there (Ollama's ADAPTER and llama.cpp's --lora once said ./adapter.gguf, beside the folder, where it is not).
+    expect(text).toContain('Unzip them into a folder, here `./adapter`.');
+    expect(text).toContain('llama-cli -m base-model.gguf --lora ./adapter/adapter.gguf');
     // Mistral-7B-Instruct-v0.2 from the Hub: Ollama's own unquantised tag of that very model.
-    expect(text).toContain('FROM mistral:7b-instruct-v0.2-fp16\nADAPTER ./adapter.gguf\n');
+    expect(text).toContain('FROM mistral:7b-instruct-v0.2-fp16\nADAPTER ./adapter/adapter.gguf\n');
+    expect(text).not.toMatch(/[ \n]\.\/adapter\.gguf|--lora adapter\.gguf/);
   });
 
   it('names a Hub base by its id and the revision that was loaded, in every snippet', () => {

@@ -8,7 +8,7 @@ import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { importAdapter, importAdapterDetailed } from '../../../src/model/adapter-import.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { peftKey, readAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
-import { memoryFileSet } from '../../../src/model/source.ts';
+import { blobFileSet, memoryFileSet, type FileSet } from '../../../src/model/source.ts';
 import { safetensorsTensors } from '../../helpers/safetensors-file.ts';
 import { PickleWriter, replicateTrainingZip, torchSaveStateDict, torchZip, type FixtureTensor } from '../../helpers/torch-save.ts';
 import { errorOf, fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from './helpers.ts';
@@ -82,6 +82,30 @@ describe('importing an adapter', () => {
     expect(Array.from(h.tensors[0].q_proj!.A.subarray(0, 3))).toEqual([1, 1, 1]);
   });
 
+  // A folder picked in the page (blobFileSet): each file has one name, its path below the picked folder. Nested files
+  // were also listed under their bare names, so a checkpoint's adapter_config.json could pass for the top-level one,
+  // and two adapters side by side could be read as one (one's config with the other's weights).
+  it('a picked folder: the adapter below it is found by its path, a checkpoint below that is not taken for it', async () => {
+    const picked = (files: Record<string, string | Uint8Array>): FileSet =>
+      blobFileSet(
+        Object.entries(files).map(([path, data]) => {
+          const f = new File([data as BlobPart], path.split('/').pop()!);
+          Object.defineProperty(f, 'webkitRelativePath', { value: `download/${path}` });
+          return f;
+        }),
+        'download',
+      );
+    const other = JSON.stringify({ ...JSON.parse(configText), r: 99 });
+    // The checkpoint's files come first, as a folder listing may give them.
+    const withCheckpoint = picked({ 'out/checkpoint-10/adapter_config.json': other, 'out/checkpoint-10/adapter_model.safetensors': safetensors, 'out/adapter_config.json': configText, 'out/adapter_model.safetensors': safetensors });
+    const got = await importAdapterDetailed(withCheckpoint, { base });
+    expect(got.folder).toBe('out');
+    expect(got.adapter.config.r).toBe(4);
+    expectFixtureTensors(got.adapter);
+    const twins = picked({ 'a/adapter_model.safetensors': safetensors, 'b/adapter_config.json': other, 'a/adapter_config.json': configText, 'b/adapter_model.safetensors': safetensors });
+    expect((await errorOf(() => importAdapter(twins, { base }))).message).toMatch(/^download: holds several adapters \(a\/adapter_config\.json, b\/adapter_config\.json\); give one of them$/);
+  });
+
   it('prefers the shallowest adapter (a checkpoint folder below the final one) and refuses two at the same depth', async () => {
     const enc = new TextEncoder();
     const other = JSON.stringify({ ...JSON.parse(configText), r: 99 });
@@ -103,10 +127,39 @@ describe('adapters that do not fit, or try something', () => {
     expect(e.message).toMatch(/training_output\/adapter_model\.bin: q_proj of layer 0: lora_A \[4, 128\] \/ lora_B \[128, 4\] do not fit the base model's \[256, 256\] weight/);
   });
 
-  it('a model with fewer layers', async () => {
+  // The fixture adapter has 2 layers. A model of another depth is said in one sentence with both counts, not as a list
+  // of the modules that are missing (14 of them for a 2-layer adapter on the 4-layer demo model) or left over.
+  it('a model with fewer layers than the adapter: both layer counts, first', async () => {
     const shallow = parseMistralConfig({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), num_hidden_layers: 1 });
     const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, bin), { base: shallow }));
-    expect(e.message).toMatch(/has tensors for layer 1, but the base model has 1 layers/);
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toMatch(
+      /^adapter zip\/training_output\/adapter_model\.bin: this adapter has 2 layers, the model has 1: it was trained for a model of another depth \(its tensors for layer 1 have no layer to go to\)\. Load the model it was trained for/,
+    );
+  });
+
+  it('a model with more layers than the adapter: both layer counts, then how many modules that leaves out', async () => {
+    const deep = parseMistralConfig({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), num_hidden_layers: 4 });
+    const e = await errorOf(() => importAdapter(memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.safetensors': safetensors }, 'peft'), { base: deep }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toMatch(
+      /^peft\/adapter_model\.safetensors: this adapter has 2 layers, the model has 4: it was trained for a model of another depth \(the 14 modules of layers 2–3 would have no weights\)\. Load the model it was trained for \(base_model_name_or_path in its adapter_config\.json\), or an adapter trained for this one\.$/,
+    );
+    expect(e.message).not.toMatch(/missing/);
+    // One layer, and one module left without weights, in the singular.
+    const single = JSON.stringify({ ...JSON.parse(configText), target_modules: ['q_proj'] });
+    const layer0 = torchSaveStateDict(fixtureTensors().filter((t) => t.name.includes('layers.0.') && t.name.includes('q_proj')));
+    const one = await errorOf(() => importAdapter(replicateTrainingZip(single, layer0), { base }));
+    expect(one.message).toMatch(/: this adapter has 1 layer, the model has 2: it was trained for a model of another depth \(the 1 module of layer 1 would have no weights\)\./);
+  });
+
+  it('a layer missing in the middle is still named module by module (not a depth mismatch)', async () => {
+    const deep = parseMistralConfig({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), num_hidden_layers: 3 });
+    // Layers 0 and 2 present, 1 absent: the adapter's tensors reach the model's last layer, so the depth agrees.
+    const renamed = torchSaveStateDict(fixtureTensors().flatMap((t) => (t.name.includes('layers.1.') ? [{ ...t, name: t.name.replace('layers.1.', 'layers.2.') }] : [t])));
+    const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, renamed), { base: deep }));
+    expect(e.message).toMatch(/missing q_proj of layer 1/);
+    expect(e.message).not.toMatch(/another depth/);
   });
 
   it('a rank that disagrees with the tensors', async () => {

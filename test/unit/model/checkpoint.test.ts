@@ -141,7 +141,10 @@ describe('openBaseCheckpoint', () => {
     // No config, no weights.
     const noCfg = { ...files };
     delete noCfg['config.json'];
-    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(noCfg, 'tiny')))).message).toMatch(/tiny: no config\.json/);
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(noCfg, 'tiny')))).message).toMatch(/tiny: no config\.json$/);
+    // A folder picked one level too high: the subfolder holding the model is named.
+    const nested = Object.fromEntries(Object.entries(files).map(([k, v]) => [`Mistral-7B/${k}`, v]));
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(nested, 'models')))).message).toBe("models: no config.json (the model's files look to be in Mistral-7B/: pick that folder)");
     const onlyCfg = memoryFileSet({ 'config.json': files['config.json'] }, 'tiny');
     expect((await errorOf(() => openBaseCheckpoint(onlyCfg))).message).toMatch(/no model\.safetensors or model\.safetensors\.index\.json/);
     // Without list(): the index is tried first, then model.safetensors.

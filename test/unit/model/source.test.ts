@@ -18,6 +18,7 @@ import {
   httpSource,
   isNotFound,
   memoryFileSet,
+  pickedFolderName,
   readJson,
   urlFileSet,
 } from '../../../src/model/source.ts';
@@ -236,10 +237,25 @@ describe('memory, Blob and File sources', () => {
     const nested = new File(['x'], 'b.txt');
     Object.defineProperty(nested, 'webkitRelativePath', { value: 'my-model/sub/b.txt' });
     const set = blobFileSet([file, cfg, nested]);
-    expect(set.list?.()).toEqual(['b.txt', 'config.json', 'sub/b.txt', 'weights.bin']);
+    // One name per file: a nested file is its path below the picked folder only, not also its bare name ("b.txt" and
+    // "sub/b.txt" once named the same file).
+    expect(set.list?.()).toEqual(['config.json', 'sub/b.txt', 'weights.bin']);
     expect(await readJson(await set.open('config.json'))).toEqual({ a: 1 });
     expect((await (await set.open('sub/b.txt')).read(0, 1))[0]).toBe(0x78);
+    expect(isNotFound(await errorOf(() => set.open('b.txt')))).toBe(true);
     expect(isNotFound(await errorOf(() => set.open('nope.json')))).toBe(true);
+  });
+
+  it('pickedFolderName: the folder the user picked, from the files’ relative paths', () => {
+    const inFolder = (path: string): File => {
+      const f = new File(['x'], path.split('/').pop()!);
+      Object.defineProperty(f, 'webkitRelativePath', { value: path });
+      return f;
+    };
+    expect(pickedFolderName([inFolder('my-adapter/adapter_config.json'), inFolder('my-adapter/checkpoint-10/adapter_config.json')])).toBe('my-adapter');
+    // Loose files (no folder picked) have no folder name.
+    expect(pickedFolderName([new File(['x'], 'adapter_config.json')])).toBeNull();
+    expect(pickedFolderName([])).toBeNull();
   });
 
   it('memoryFileSet and readJson', async () => {
