@@ -23,7 +23,7 @@ function isStepCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** "sha256:<hex>" of the state bytes (WebCrypto: the same in browsers and Node). */
+/** "sha256:<hex>" of a saved file's bytes (WebCrypto: the same in browsers and Node): the state, the data. */
 export async function stateChecksum(state: Uint8Array): Promise<string> {
   // WebCrypto takes ArrayBuffer-backed views only (a SharedArrayBuffer-backed one is copied).
   const bytes = state.buffer instanceof ArrayBuffer ? (state as Uint8Array<ArrayBuffer>) : new Uint8Array(state);
@@ -61,6 +61,9 @@ export function checkSavedRun(raw: unknown): SavedRun {
   if (r.step > r.totalSteps) throw corrupt(`its step ${r.step} is beyond its plan of ${r.totalSteps} steps`, { step: r.step, totalSteps: r.totalSteps });
   if (r.epoch !== undefined && !isStepCount(r.epoch)) throw corrupt(`its epoch ${JSON.stringify(r.epoch)} is not an epoch number`);
   if (r.stateChecksum !== undefined && (typeof r.stateChecksum !== 'string' || !CHECKSUM.test(r.stateChecksum))) throw corrupt('its state checksum is malformed');
+  for (const k of ['trainChecksum', 'validationChecksum'] as const) {
+    if (r[k] !== undefined && (typeof r[k] !== 'string' || !CHECKSUM.test(r[k]))) throw corrupt(`its ${k === 'trainChecksum' ? 'training' : 'validation'} data checksum is malformed`);
+  }
   if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${JSON.stringify(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
   if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${JSON.stringify(r.kernels)} are not kernels this engine has`);
   if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');
@@ -86,6 +89,22 @@ export function checkSavedRunAgainstPlan(run: SavedRun, stats: DataStats): void 
   if (run.epoch !== undefined && run.epoch !== epoch) {
     throw corrupt(`its record says epoch ${run.epoch + 1} at step ${run.step}, the plan puts that step in epoch ${epoch + 1}`);
   }
+}
+
+/**
+ * The data must be the bytes the run trained on (when the record carries their checksums: older ones do not). Two tabs
+ * once committed one run's record beside the other's data: a resume would have trained that adapter on other rows.
+ */
+export async function checkDataChecksums(run: SavedRun, train: Uint8Array, validation: Uint8Array | null): Promise<void> {
+  const check = async (expected: string | undefined, bytes: Uint8Array | null, what: string, name: string | null): Promise<void> => {
+    if (expected === undefined) return;
+    const actual = bytes ? await stateChecksum(bytes) : 'none';
+    if (actual !== expected) {
+      throw corrupt(`its ${what} data${name ? ` (${name})` : ''} is not the data it was trained on (checksum ${actual}, saved with the run ${expected})`, { expected, actual });
+    }
+  };
+  await check(run.trainChecksum, train, 'training', run.trainName);
+  await check(run.validationChecksum, validation, 'validation', run.validationName);
 }
 
 /** The state bytes must be the ones saved with the record (when the record carries a checksum: older ones do not). */

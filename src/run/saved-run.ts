@@ -34,6 +34,12 @@ export interface SavedRun {
   epoch?: number;
   /** "sha256:<hex>" of the training state saved with this record; a resume refuses a state that does not match. */
   stateChecksum?: string;
+  /**
+   * "sha256:<hex>" of the run's training data (train.jsonl) and validation data as stored with its first checkpoint: a
+   * resume refuses data that is not the data the run trained on (records before these fields have none).
+   */
+  trainChecksum?: string;
+  validationChecksum?: string;
   /** The kernels the run trains with (src/run/kernel-tuning.ts): a resume uses them again, for the same numbers. */
   kernels?: KernelChoice;
   /** How the frozen base products ran (GpuContext.baseMatmul; absent: 'fp32'): a resume continues the same way. */

@@ -33,7 +33,7 @@ import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type 
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
-import { checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
+import { checkDataChecksums, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
@@ -322,6 +322,8 @@ export class FinetuneSession {
     let state: Uint8Array | null = null;
     let history: SavedRun['history'] = [];
     let resumed: SavedRun | null = null;
+    // Carried in every record of the run: a resume checks the stored data against them.
+    let dataChecksums: Pick<SavedRun, 'trainChecksum' | 'validationChecksum'> = {};
     if (o.resume) {
       const found = await this.savedRun();
       if (!found || !this.store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
@@ -335,8 +337,10 @@ export class FinetuneSession {
       state = await this.store.load(STATE_FILE);
       if (!t || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
       await checkStateChecksum(saved, state);
-      trainFile = new Blob([new Uint8Array(t)]);
       const v = saved.validationName ? await this.store.load(VALIDATION_FILE) : null;
+      await checkDataChecksums(saved, t, v);
+      dataChecksums = { trainChecksum: saved.trainChecksum, validationChecksum: saved.validationChecksum };
+      trainFile = new Blob([new Uint8Array(t)]);
       validationFile = v ? new Blob([new Uint8Array(v)]) : null;
       names = { train: saved.trainName, validation: saved.validationName };
       history = saved.history;
@@ -381,6 +385,7 @@ export class FinetuneSession {
       let newData: RunData | null = null;
       if (this.store && !o.resume) {
         newData = { train: new Uint8Array(await trainFile.arrayBuffer()), validation: validationFile ? new Uint8Array(await validationFile.arrayBuffer()) : null };
+        dataChecksums = { trainChecksum: await stateChecksum(newData.train), validationChecksum: newData.validation ? await stateChecksum(newData.validation) : undefined };
         const previous = await readSavedRun(this.store);
         if (previous) {
           onEvent({ type: 'status', text: `the previous run saved here (${previous.trainName}, step ${previous.step} of ${previous.totalSteps}) is kept until this run saves its first checkpoint` });
@@ -402,6 +407,7 @@ export class FinetuneSession {
           savedAt: new Date().toISOString(),
           epoch: epochOfStep(data.stats.stepsByEpoch, step),
           stateChecksum: await stateChecksum(state),
+          ...dataChecksums,
           kernels,
           baseMatmul,
         };

@@ -4,7 +4,7 @@
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
-import { errorParts } from './format.ts';
+import { errorParts, quantizationLabel } from './format.ts';
 import { runBusy, type Shared } from './state.ts';
 
 export const DEMO_MODEL = 'mistral-nano-demo';
@@ -31,6 +31,8 @@ export interface RunController {
   recoverAndResume(say: (text: string) => void): Promise<boolean>;
   /** The run saved in this browser, or null (no store, or nothing saved). */
   savedRun(): Promise<SavedRun | null>;
+  /** Whether another tab of this page holds the saved run now (trains it): this tab can neither train nor resume. */
+  runElsewhere(): Promise<boolean>;
   /** The current inputs' duration on this GPU (one measured pass, cached per model and adapter shape in the worker). */
   estimate(): Promise<RunEstimate>;
 }
@@ -65,7 +67,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       say(`Load ${saved.modelSource} with quantization ${saved.quantization} in the Model panel, then resume.`);
       return false;
     }
-    say(`Loading ${DEMO_MODEL} (${saved.quantization})…`);
+    say(`Loading ${DEMO_MODEL} (${quantizationLabel(saved.quantization)})…`);
     const info = await shared.loadModel({ kind: 'demo' }, DEMO_MODEL, saved.quantization);
     if (!info) say('The model could not be loaded: see the Model panel.');
     return info !== null;
@@ -141,6 +143,14 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         return await engine.savedRun();
       } catch {
         return null; // no store in this browser (no OPFS)
+      }
+    },
+
+    async runElsewhere() {
+      try {
+        return await engine.runElsewhere();
+      } catch {
+        return false; // the worker is not up: nothing to say of other tabs
       }
     },
 

@@ -4,7 +4,7 @@
 
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci } from './format.ts';
+import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel } from './format.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
 import { deviceLostText, validatingText, type RunPhase, type RunState } from './run-state.ts';
@@ -74,6 +74,15 @@ export function validationClause(e: Pick<RunEstimate, 'evaluations' | 'validatio
 
 /** How long a re-estimate may take before the last estimate gives way to "Measuring…". */
 const ESTIMATE_PENDING_AFTER_MS = 500;
+
+/** How often a tab that sees a run in another tab looks whether it has ended. */
+const ELSEWHERE_POLL_MS = 3000;
+
+/** A saved run in one line: its files, model, step and when it was saved. */
+function savedSummary(run: SavedRun): string {
+  const when = new Date(run.savedAt);
+  return `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''} · ${run.modelSource} (${quantizationLabel(run.quantization)}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : when.toLocaleString()}`;
+}
 
 /** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
 export function roughDuration(seconds: number): string {
@@ -160,10 +169,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     // for a moment (measuring the time estimate), so the click is acknowledged at once.
     startButton.disabled = true;
     note.textContent = 'Checking the run saved in this browser…';
-    const existing = await control.savedRun().finally(() => {
+    const [elsewhere, existing] = await Promise.all([control.runElsewhere(), control.savedRun()]).finally(() => {
       startButton.disabled = false;
       note.textContent = shared.run.value.note;
     });
+    // The worker would refuse it too; saying so here keeps the click from reading as a failed run.
+    if (elsewhere) return showElsewhere(existing);
     if (!existing) return startNow();
     const replace = h('button', { type: 'button', class: 'danger', 'data-testid': 'train-confirm-replace' }, 'Replace it and train');
     const keep = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Keep it');
@@ -200,16 +211,11 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const resume = h('button', { type: 'button', 'data-testid': 'saved-run-resume' }, finished ? 'Restore the adapter' : `Resume from step ${run.step}`);
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
     const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
-    const when = new Date(run.savedAt);
     saved.hidden = false;
     replaceChildren(
       saved,
       h('h3', {}, finished ? 'A finished run is saved in this browser' : 'A run is saved in this browser'),
-      h(
-        'p',
-        { class: 'num', 'data-testid': 'saved-run-summary' },
-        `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''} · ${run.modelSource} (${run.quantization}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : when.toLocaleString()}`,
-      ),
+      h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, savedSummary(run)),
       h('div', { class: 'actions' }, resume, forget),
       say,
     );
@@ -230,10 +236,52 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       else resume.disabled = forget.disabled = false;
     });
   };
-  void shared.gpuReady.then(async (ok) => {
-    if (!ok) return;
+  // ---- a run in another tab ----------------------------------------------------------------------------------------
+  // Every tab shares the saved run's folder; the worker lets one tab at a time train, resume or forget it. While another
+  // tab holds it, this one says so (instead of offering Resume, Forget and Replace for a run that is live elsewhere) and
+  // looks again every few seconds, so that the usual offer appears once that run ends or its tab closes.
+  let elsewhereTimer: ReturnType<typeof setTimeout> | null = null;
+  let elsewhereNow = false;
+  const showElsewhere = (run: SavedRun | null): void => {
+    elsewhereNow = true;
+    confirmBox.hidden = true;
+    saved.hidden = false;
+    replaceChildren(
+      saved,
+      h('h3', {}, 'A run is training in another tab of this page'),
+      run
+        ? h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, `Last checkpoint: ${savedSummary(run)}`)
+        : h('p', { class: 'hint' }, 'It has saved no checkpoint yet.'),
+      h(
+        'p',
+        { class: 'hint', 'data-testid': 'saved-run-note' },
+        'Follow it in its own tab. This tab can resume it, or train a new run, once that run ends or its tab is closed: two runs at once would overwrite each other’s checkpoints in this browser.',
+      ),
+    );
+    saved.dataset.state = 'elsewhere';
+    if (elsewhereTimer === null) elsewhereTimer = setTimeout(lookAgain, ELSEWHERE_POLL_MS);
+  };
+  const lookAgain = async (): Promise<void> => {
+    elsewhereTimer = null;
+    if (await control.runElsewhere()) {
+      showElsewhere(await control.savedRun());
+      return;
+    }
+    elsewhereNow = false;
+    delete saved.dataset.state;
+    saved.hidden = true;
     const run = await control.savedRun();
     if (run && shared.run.value.phase === 'idle') showSaved(run);
+    // The estimate was measured while the other run shared the GPU: measure it again alone.
+    estimateFor = '';
+    refreshEstimate();
+  };
+  void shared.gpuReady.then(async (ok) => {
+    if (!ok) return;
+    const [elsewhere, run] = await Promise.all([control.runElsewhere(), control.savedRun()]);
+    if (shared.run.value.phase !== 'idle') return;
+    if (elsewhere) showElsewhere(run);
+    else if (run) showSaved(run);
   });
 
   // ---- the estimate: measured once per model and adapter shape, rescaled for every plan ------------------------------
@@ -244,7 +292,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const uploads = e.uploadSeconds > 0 ? `; ${roughDuration(e.uploadSeconds)} of it moving the streamed layers to the GPU` : '';
     // The first run of a shape on a GPU measures its kernels before its first step (remembered afterwards).
     const tuning = e.tuningSeconds > 0 ? `; ${roughDuration(e.tuningSeconds)} of it measuring which kernels are fastest here, once for this shape` : '';
-    const rate = `${formatRate(e.tokensPerSecond)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}${uploads}${tuning}`;
+    // Measured while another tab trained on the same GPU (or CPU): slower than this run will be alone.
+    const alongside = elsewhereNow ? ', while another tab of this page trains on it' : '';
+    const rate = `${formatRate(e.tokensPerSecond)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}${alongside}${uploads}${tuning}`;
     const quick = h('button', { type: 'button', class: 'secondary', 'data-testid': 'preset-quick' }, 'Use the quick preset');
     quick.addEventListener('click', () => hooks.applyQuickPreset());
     replaceChildren(

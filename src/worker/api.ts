@@ -152,6 +152,11 @@ export interface EngineApi {
   recoverDevice(onProgress?: (p: LoadProgress) => void): Promise<ModelInfo | null>;
   savedRun(): Promise<SavedRun | null>;
   forgetSavedRun(): Promise<void>;
+  /**
+   * True while another tab of this page holds the saved run (trains, resumes or forgets it): this tab's startTraining,
+   * resumeSavedRun and forgetSavedRun are refused until it lets go (src/worker/run-lock.ts).
+   */
+  runElsewhere(): Promise<boolean>;
   /** The kernel choices runs measured on this browser's GPUs and remembered (newest first); none without OPFS. */
   rememberedKernels(): Promise<RememberedKernels[]>;
   /** Forgets them: the next run measures its kernels again (after a driver or browser update, say). */

@@ -22,6 +22,7 @@ import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { DataStats } from '../data/batches.ts';
 import { opfsFolderFiles, opfsRunStore } from './opfs-store.ts';
+import { runLock, workerLocks } from './run-lock.ts';
 import { browserWeightCache } from './opfs-weight-cache.ts';
 import { checkCacheKey } from '../run/weight-cache.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
@@ -32,6 +33,9 @@ import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.
 import type { AdapterSource, CachedModel, EncodedExample, EngineApi, EvaluationProgress, ModelSource, ProbeResult, RememberedKernels, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
 
 let context: Promise<GpuContext> | null = null;
+
+/** The saved run has one writer across this page's tabs (run-lock.ts). */
+const runStoreLock = runLock(workerLocks());
 
 function gpuContext(): Promise<GpuContext> {
   const gpu = (self.navigator as Navigator | undefined)?.gpu;
@@ -282,13 +286,13 @@ const api = {
     onEvent: (e: TrainEvent) => void,
   ): Promise<TrainResult> {
     const s = await session();
-    return onGpu(() => s.train(hp, files, onEvent));
+    return runStoreLock.exclusive(() => onGpu(() => s.train(hp, files, onEvent)));
   },
 
   /** Continues the run saved in this browser (after a reload): same model, data and hyperparameters. */
   async resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult> {
     const s = await session();
-    return onGpu(() => s.train({}, null, onEvent, { resume: true }));
+    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true })));
   },
 
   async savedRun(): Promise<SavedRun | null> {
@@ -296,7 +300,12 @@ const api = {
   },
 
   async forgetSavedRun(): Promise<void> {
-    await (await session()).forgetSavedRun();
+    const s = await session();
+    await runStoreLock.exclusive(() => s.forgetSavedRun());
+  },
+
+  async runElsewhere(): Promise<boolean> {
+    return runStoreLock.heldElsewhere();
   },
 
   async rememberedKernels(): Promise<RememberedKernels[]> {

@@ -1,5 +1,5 @@
 // A resume trusts nothing it reads back from the store: a real run on tiny-mistral is stopped and saved, then its
-// record and its state are tampered with one way at a time. Each tampering is refused with a specific message (tampered
+// record, its state and its data are tampered with one way at a time. Each tampering is refused with a specific message (tampered
 // hyperparameters before anything is allocated), and the genuine saved run still resumes to the end of its plan.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +30,7 @@ const HP = {
 };
 const RUN = 'run.json';
 const STATE = 'state.safetensors';
+const TRAIN = 'train.jsonl';
 
 /** The state file rebuilt with one tensor's values or its metadata changed (a well-formed but wrong checkpoint). */
 async function rewriteState(state: Uint8Array, change: { tensor?: string; value?: number; step?: string }): Promise<Uint8Array> {
@@ -77,8 +78,18 @@ describe('resuming a saved run checks it first', () => {
     return e as FinetuneError;
   }
 
-  it('the saved record carries the state checksum and the epoch', async () => {
-    expect(record).toMatchObject({ step: 1, totalSteps: 4, epoch: 0, stateChecksum: await stateChecksum(state) });
+  it('the saved record carries the state checksum, the data checksum and the epoch', async () => {
+    expect(record).toMatchObject({ step: 1, totalSteps: 4, epoch: 0, stateChecksum: await stateChecksum(state), trainChecksum: await stateChecksum(new TextEncoder().encode(JSONL)) });
+    expect(record).not.toHaveProperty('validationChecksum'); // the run has no validation file
+  });
+
+  it('refuses stored data that is not the data the run trained on (another run’s rows, as two tabs once left)', async () => {
+    const genuine = (await store.load(TRAIN))!;
+    // The same rows, same length, one letter changed: the plan is the same, only the checksum tells.
+    const other = new TextEncoder().encode(JSONL.replace('add', 'ADD'));
+    await store.commit({ [TRAIN]: other });
+    expect((await resumeWith(record)).message).toMatch(/^the saved run cannot be resumed: its training data \(rows\.jsonl\) is not the data it was trained on \(checksum sha256:[0-9a-f]{64}, saved with the run sha256:[0-9a-f]{64}\)$/);
+    await store.commit({ [TRAIN]: genuine });
   });
 
   it('refuses tampered hyperparameters (lora_rank 1e6) before anything is allocated', async () => {

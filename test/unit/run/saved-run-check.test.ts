@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/index.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import type { DataStats } from '../../../src/data/batches.ts';
-import { checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from '../../../src/run/saved-run-check.ts';
+import { checkDataChecksums, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from '../../../src/run/saved-run-check.ts';
 import type { SavedRun } from '../../../src/run/saved-run.ts';
 import { nonFiniteReason } from '../../../src/run/trainer.ts';
 
@@ -63,6 +63,8 @@ describe('a saved run record, checked before a resume', () => {
     expect(refusal(() => checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: '12' }] }))).message).toMatch(/training time "12"/);
     expect(checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: 12.5 }] })).history[0].seconds).toBe(12.5);
     expect(refusal(() => checkSavedRun(record({ stateChecksum: 'md5:abc' }))).message).toMatch(/checksum is malformed/);
+    expect(refusal(() => checkSavedRun(record({ trainChecksum: 7 }))).message).toMatch(/its training data checksum is malformed/);
+    expect(refusal(() => checkSavedRun(record({ validationChecksum: 'sha256:xyz' }))).message).toMatch(/its validation data checksum is malformed/);
     expect(refusal(() => checkSavedRun([])).message).toMatch(/not a JSON object/);
   });
 
@@ -86,6 +88,17 @@ describe('a saved run record, checked before a resume', () => {
 
   it('puts a step count in the epoch of its last step', () => {
     expect([0, 1, 2, 3, 4, 5, 6].map((s) => epochOfStep([2, 2, 2], s))).toEqual([0, 0, 0, 1, 1, 2, 2]);
+  });
+
+  it('refuses data that is not the bytes the run trained on, and takes a record from before the data checksums', async () => {
+    const train = new TextEncoder().encode('{"text": "a"}\n');
+    const validation = new TextEncoder().encode('{"text": "b"}\n');
+    const run = checkSavedRun(record({ validationName: 'val.jsonl', trainChecksum: await stateChecksum(train), validationChecksum: await stateChecksum(validation) })) as SavedRun;
+    await expect(checkDataChecksums(run, train, validation)).resolves.toBeUndefined();
+    await expect(checkDataChecksums(run, validation, validation)).rejects.toThrow(/^the saved run cannot be resumed: its training data \(rows\.jsonl\) is not the data it was trained on/);
+    await expect(checkDataChecksums(run, train, train)).rejects.toThrow(/its validation data \(val\.jsonl\) is not the data/);
+    await expect(checkDataChecksums(run, train, null)).rejects.toThrow(/its validation data \(val\.jsonl\) is not the data it was trained on \(checksum none,/);
+    await expect(checkDataChecksums(checkSavedRun(record()) as SavedRun, validation, null)).resolves.toBeUndefined();
   });
 
   it('refuses state bytes whose SHA-256 differs from the one saved with the record, and says the checkpoint is corrupt', async () => {

@@ -1,0 +1,66 @@
+// Two tabs of the page in one browser profile share the run saved in this browser (one OPFS folder). While tab A
+// trains, tab B says so instead of offering Resume, Forget and "Replace it and train" for a run that is live elsewhere,
+// and its Train does not start a second run over A's checkpoints (src/worker/run-lock.ts: a Web Lock held by A's
+// worker). Once A's run stops, B offers the saved run as usual. Two tabs used to train at once, each deleting the
+// other's checkpoint files, and one run's record could be saved beside the other's data.
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { appForTests, waitRunPhase } from './app-fixture.ts';
+import { screenshot } from './browser.ts';
+
+/** Five very short rows: one held out for validation, four steps of batch 1, a checkpoint after each. */
+const ROWS = ['one', 'two', 'three', 'four', 'five'].map((w, i) => JSON.stringify({ prompt: `# ${w}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
+const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', save_steps: '1' };
+
+async function modelReady(page: Page): Promise<void> {
+  await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 });
+}
+
+describe('two tabs of the page', () => {
+  const opened = appForTests(120_000);
+
+  it('lets one tab at a time train the run saved in this browser, and says so in the other', async () => {
+    const app = opened();
+    // Two tabs need one context (the harness's page has one of its own, which cannot open a second).
+    await app.page.close();
+    const profile = await app.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const a = await profile.newPage();
+    await a.goto(app.url);
+    await modelReady(a);
+    for (const [name, value] of Object.entries(RUN)) await a.locator(`#${name}`).fill(value);
+    await a.getByTestId('train-file').setInputFiles({ name: 'short.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(ROWS) });
+    await a.getByTestId('plan-facts').filter({ hasText: /steps\s*4 \(4 per epoch\)/ }).waitFor();
+    const startA = a.getByTestId('train-start');
+    await expect.poll(() => startA.isEnabled(), { timeout: 30_000 }).toBe(true);
+    await startA.click();
+    await a.getByTestId('step-counter').filter({ hasText: /^1 \/ 4$/ }).waitFor({ timeout: 240_000 });
+
+    // Tab B opens while A trains: no Resume, Forget or Replace for A's live run, only where it is.
+    const b = await profile.newPage();
+    await b.goto(app.url);
+    const banner = b.locator('[data-testid="saved-run"][data-state="elsewhere"]');
+    await banner.waitFor({ timeout: 180_000 });
+    expect(await banner.locator('h3').textContent()).toBe('A run is training in another tab of this page');
+    expect(await b.getByTestId('saved-run-resume').count()).toBe(0);
+    expect(await b.getByTestId('saved-run-forget').count()).toBe(0);
+
+    // B's Train (the sample dataset is picked by itself) starts nothing: A's run holds the saved run.
+    await modelReady(b);
+    const startB = b.getByTestId('train-start');
+    await expect.poll(() => startB.isEnabled(), { timeout: 60_000 }).toBe(true);
+    await startB.click();
+    await banner.waitFor();
+    expect(await b.getByTestId('train-confirm').isHidden()).toBe(true);
+    expect(await b.getByTestId('train-status').getAttribute('data-phase')).toBe('idle');
+    await screenshot(b, 'two-tabs-elsewhere');
+
+    // A stops; B then offers A's saved run as usual (it looks again every few seconds).
+    await a.getByTestId('train-stop').click();
+    await waitRunPhase(a, 'stopped', 240_000);
+    const resume = b.getByTestId('saved-run-resume');
+    await resume.waitFor({ timeout: 30_000 });
+    expect(await resume.textContent()).toMatch(/^Resume from step [1-3]$/);
+    expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step [1-3] \/ 4 · saved /);
+    await profile.close();
+  });
+});
