@@ -7,7 +7,7 @@
 import type { CachedModel, StorageInfo } from '../worker/api.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatDateTime } from './format.ts';
+import { errorParts, formatDateTime, quantizationLabel } from './format.ts';
 import type { Shared } from './state.ts';
 
 const INTRO = 'The quantised weights of each model you load are kept in this browser, so loading the same model again downloads nothing.';
@@ -38,7 +38,7 @@ export function cachePanel(shared: Shared): HTMLElement {
   /** A load may be reading or writing an entry: deleting waits until it is done. */
   const locked = (): boolean => deleting || shared.model.value.status === 'loading';
 
-  const describe = (e: CachedModel): string => `${e.source ?? 'an unreadable entry'}${e.quantization ? ` (${e.quantization})` : ''}`;
+  const describe = (e: CachedModel): string => `${e.source ?? 'an unreadable entry'}${e.quantization ? ` (${quantizationLabel(e.quantization)})` : ''}`;
 
   const renderList = (): void => {
     const rows = entries.map((e) => {

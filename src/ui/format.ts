@@ -45,6 +45,15 @@ export function formatPercent(fraction: number): string {
   return `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)} %`;
 }
 
+/**
+ * How the base weights are held, in words: "none" beside a model's name read like an error ("Loaded
+ * mistral-nano-demo (none)"). The form and the CLI keep the values themselves (none, nf4, nf4-double).
+ */
+export function quantizationLabel(q: string): string {
+  const words: Record<string, string> = { none: 'unquantised', nf4: 'NF4', 'nf4-double': 'NF4, double-quantised' };
+  return words[q] ?? q;
+}
+
 /** Parameters: 39.6 M, 7.24 B. */
 export function formatParams(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;

@@ -8,7 +8,7 @@ import { isFinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import { cachePanel } from './cache-panel.ts';
 import { h, replaceChildren } from './dom.ts';
-import { formatCount, formatParams } from './format.ts';
+import { formatCount, formatParams, quantizationLabel } from './format.ts';
 import { joinSentences } from './sentence.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -212,7 +212,7 @@ export function modelPanel(shared: Shared): HTMLElement {
     if (m.status === 'loading') {
       const p = m.progress;
       status.className = 'status';
-      status.textContent = `Loading ${m.choice?.label ?? 'the model'} (${m.quantization})…`;
+      status.textContent = `Loading ${m.choice?.label ?? 'the model'}${m.quantization ? ` (${quantizationLabel(m.quantization)})` : ''}…`;
       if (p) {
         bar.max = Math.max(1, p.bytesTotal);
         bar.value = p.bytesDone;
@@ -228,7 +228,7 @@ export function modelPanel(shared: Shared): HTMLElement {
       status.className = 'status ok';
       status.dataset.state = 'ready';
       status.dataset.fromCache = String(i.fromCache === true);
-      status.textContent = `Loaded ${i.source} (${i.quantization}) in ${i.seconds.toFixed(1)} s${i.fromCache ? ', from the weight cache in this browser: nothing downloaded' : ''}`;
+      status.textContent = `Loaded ${i.source} (${quantizationLabel(i.quantization)}) in ${i.seconds.toFixed(1)} s${i.fromCache ? ', from the weight cache in this browser: nothing downloaded' : ''}`;
       failureLine.hidden = m.failure === null;
       // joinSentences: the message may end with its own full stop ("…check the connection and the URL.").
       failureLine.textContent = m.failure ? joinSentences(`Could not load ${m.failure.label}: ${m.failure.message}`, `${i.source} is still loaded and ready`) : '';

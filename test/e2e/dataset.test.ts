@@ -230,10 +230,10 @@ describe('dataset panel and form (headless Chromium)', () => {
     const page = app.page;
     const status = page.locator('[data-testid="model-status"][data-state="ready"]');
     await status.waitFor({ timeout: 180_000 }); // after the reload above: the demo model loads again
-    expect(await status.textContent()).toMatch(/\(none\)/);
+    expect(await status.textContent()).toMatch(/\(unquantised\)/);
     await page.locator('#peft_method').selectOption('qlora');
     expect(await page.getByTestId('model-quantization').textContent()).toMatch(/nf4-double \(peft_method qlora\)/);
-    await status.filter({ hasText: 'Loaded mistral-nano-demo (nf4-double)' }).waitFor({ timeout: 120_000 });
+    await status.filter({ hasText: 'Loaded mistral-nano-demo (NF4, double-quantised)' }).waitFor({ timeout: 120_000 });
     expect(await page.getByTestId('model-mismatch').isHidden()).toBe(true);
     expect(await page.getByTestId('model-info').textContent()).toMatch(/quantizationnf4-double/);
     // An explicit quantization that contradicts peft_method is refused by the schema, under its field.

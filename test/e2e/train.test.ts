@@ -203,7 +203,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await saved.waitFor({ state: 'visible', timeout: 60_000 });
     const summary = await page.getByTestId('saved-run-summary').textContent();
     expect(summary).toContain('short.jsonl');
-    expect(summary).toContain('mistral-nano-demo (none)');
+    expect(summary).toContain('mistral-nano-demo (unquantised)');
     expect(summary).toContain(`step ${stoppedAt} / 4`);
     expect(await page.getByTestId('saved-run-resume').textContent()).toBe(`Resume from step ${stoppedAt}`);
     await waitModelReady(app, 120_000);

@@ -1,7 +1,7 @@
 // The page's number formats (src/ui/format.ts).
 import { describe, expect, it } from 'vitest';
 import { formatCounted } from '../../../src/core/units.ts';
-import { formatCount, formatPercent } from '../../../src/ui/format.ts';
+import { formatCount, formatPercent, quantizationLabel } from '../../../src/ui/format.ts';
 
 describe('formats', () => {
   it('writes a share with one decimal below 10 %, none above, and none at all for zero', () => {
@@ -15,6 +15,12 @@ describe('formats', () => {
     expect(formatCount(14000)).toBe('14,000');
     expect(formatCount(999747)).toBe('999,747');
     expect(formatCount(Infinity)).toBe('—');
+  });
+
+  it('says how the base weights are held in words', () => {
+    expect(quantizationLabel('none')).toBe('unquantised');
+    expect(quantizationLabel('nf4')).toBe('NF4');
+    expect(quantizationLabel('nf4-double')).toBe('NF4, double-quantised');
   });
 
   it('names a count with its noun, singular for one', () => {
