@@ -3,6 +3,7 @@
 // engine), so its transitions are unit-tested (test/unit/ui/run-state.test.ts).
 
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
+import { formatDuration } from './format.ts';
 
 export type RunPhase = 'idle' | 'starting' | 'running' | 'validating' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
 
@@ -99,6 +100,17 @@ export const IDLE_RUN: RunState = {
 /** True while a run holds the engine (inputs that would change it are locked). */
 export function runBusy(phase: RunPhase): boolean {
   return phase === 'starting' || phase === 'running' || phase === 'validating' || phase === 'paused' || phase === 'stopping';
+}
+
+/**
+ * The ETA readout: the time left while a run goes; "stopping" once Stop is asked (the run ends after this step, whatever
+ * the plan's remaining time says: it used to count down on), and none when no run is going.
+ */
+export function etaText(run: Pick<RunState, 'phase' | 'readouts'>): string {
+  if (run.phase === 'done') return 'done';
+  if (run.phase === 'stopping') return 'stopping';
+  const eta = run.readouts?.etaSeconds ?? null;
+  return eta !== null && runBusy(run.phase) ? formatDuration(eta) : '—';
 }
 
 /** True while steps are being computed (export and generation must wait; they may read the GPU between steps). */

@@ -7,7 +7,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel } from './format.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
-import { deviceLostText, validatingText, type RunPhase, type RunState } from './run-state.ts';
+import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 /**
@@ -380,7 +380,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     r.grad.value.textContent = x ? x.gradNorm.toPrecision(3) : '—';
     r.rate.value.textContent = x ? formatRate(x.tokensPerSecond) : '—';
     r.rate.sub.textContent = x ? `${formatCount(x.tokensPerStep)} tokens / step` : '';
-    r.eta.value.textContent = run.phase === 'done' ? 'done' : x && x.etaSeconds !== null && runBusy(run.phase) ? formatDuration(x.etaSeconds) : '—';
+    r.eta.value.textContent = etaText(run);
     r.eta.sub.textContent = x ? `${runBusy(run.phase) ? 'elapsed' : 'took'} ${formatDuration(x.elapsedSeconds)}` : '';
     const v = run.validation;
     r.val.value.textContent = v ? formatLoss(v.valLoss) : '—';

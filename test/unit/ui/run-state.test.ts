@@ -1,6 +1,6 @@
 // The page's run state machine (src/ui/run-state.ts): every phase change and readout comes from this reducer.
 import { describe, expect, it } from 'vitest';
-import { deviceLostText, IDLE_RUN, runBusy, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
+import { deviceLostText, etaText, IDLE_RUN, runBusy, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
 
 const stats = { totalSteps: 4, epochs: 1 } as DataStats;
@@ -53,15 +53,21 @@ describe('run state', () => {
     s = runReducer(s, { type: 'pause' });
     expect(s.phase).toBe('paused');
     expect(runReducer(s, { type: 'pause' })).toBe(s);
+    expect(etaText(s)).toBe('0:06'); // a paused run's time left still stands
     s = runReducer(runReducer(s, { type: 'unpause' }), { type: 'stop' });
     expect(s.phase).toBe('stopping');
+    // The plan's time left no longer applies: the run ends after this step.
+    expect(s.readouts?.etaSeconds).toBe(6);
+    expect(etaText(s)).toBe('stopping');
     s = runReducer(s, ev({ type: 'checkpoint', step: 1 }));
     s = runReducer(s, { type: 'finished', result: { steps: 1, stopped: true, seconds: 2.5, finalLoss: 3, finalValLoss: null } as never });
     expect(s).toMatchObject({ phase: 'stopped', step: 1, checkpointStep: 1, outcome: { kind: 'stopped', steps: 1, totalSteps: 4 } });
     expect(s.readouts?.etaSeconds).toBeNull();
     expect(s.readouts?.elapsedSeconds).toBe(2.5); // the step said 2
+    expect(etaText(s)).toBe('—');
     expect(runReducer(s, { type: 'stop' })).toBe(s);
     expect(runReducer(IDLE_RUN, { type: 'pause' })).toBe(IDLE_RUN);
+    expect(etaText(IDLE_RUN)).toBe('—');
   });
 
   it('finishes with the outcome and ETA 0; a failure keeps the steps done and says why', () => {
