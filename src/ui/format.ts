@@ -32,6 +32,15 @@ export function formatSci(x: number | null | undefined): string {
 }
 
 
+/** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
+export function roughDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return 'an unknown time';
+  if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 90 * 60) return `about ${Math.round(seconds / 60)} min`;
+  const hours = seconds / 3600;
+  return hours < 48 ? `about ${hours < 10 ? hours.toFixed(1) : Math.round(hours)} hours` : `about ${Math.round(hours / 24)} days`;
+}
+
 /** Tokens per second: one decimal below 100. */
 export function formatRate(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '—';

@@ -4,7 +4,7 @@
 
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel } from './format.ts';
+import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
 import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
@@ -82,15 +82,6 @@ const ELSEWHERE_POLL_MS = 3000;
 function savedSummary(run: SavedRun): string {
   const when = new Date(run.savedAt);
   return `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''} · ${run.modelSource} (${quantizationLabel(run.quantization)}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : when.toLocaleString()}`;
-}
-
-/** "about 3 min", "about 2.5 hours": an estimate is not a promise, so it is rounded like one. */
-export function roughDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return 'an unknown time';
-  if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s`;
-  if (seconds < 90 * 60) return `about ${Math.round(seconds / 60)} min`;
-  const hours = seconds / 3600;
-  return hours < 48 ? `about ${hours < 10 ? hours.toFixed(1) : Math.round(hours)} hours` : `about ${Math.round(hours / 24)} days`;
 }
 
 function readout(label: string, testid: string): { el: HTMLElement; value: HTMLElement; sub: HTMLElement } {

@@ -9,6 +9,8 @@ describe('estimateLine', () => {
       'Estimated: about 5 min on an A100 80 GB, about $0.41 (3,134 tokens × 1 epoch; Replicate bills the real time at $0.0014/s).',
     );
     expect(estimateLine({ seconds: 1200, costUsd: 1.68 }, 1_234_567, 3)).toContain('(1,234,567 tokens × 3 epochs;');
+    // The time at the rate it quotes: $0.34 is 243 s, about 4 min (it said 5, rounded up).
+    expect(estimateLine({ seconds: 243, costUsd: 0.34 }, 1000, 1)).toMatch(/^Estimated: about 4 min on an A100 80 GB, about \$0\.34 /);
   });
 });
 
