@@ -18,6 +18,8 @@ export interface HeaderContext {
   notReady: string | null;
   /** The steps the form's plan makes, or null while it is being made. */
   planSteps: number | null;
+  /** Another tab of this page is training the run saved in this browser: this one cannot train until it ends. */
+  elsewhere?: boolean;
 }
 
 const steps = (n: number): string => `${formatCount(n)} step${n === 1 ? '' : 's'}`;
@@ -44,6 +46,7 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
     case 'error':
       return { text: `Training failed at step ${of} · see why ↓`, state: 'error', href: training };
     case 'idle':
+      if (c.elsewhere) return { text: 'Training in another tab ↓', state: 'waiting', href: training };
       if (c.notReady) return { text: c.notReady, state: 'waiting', href: training };
       return { text: c.planSteps === null ? 'Ready to train ↓' : `Ready to train · ${steps(c.planSteps)} ↓`, state: 'ready', href: training };
   }

@@ -93,6 +93,7 @@ function start(root: HTMLElement): void {
     plan: new Cell<PlanState>({ status: 'idle', stats: null, error: null }),
     run,
     memory: new Cell<LedgerSnapshot | null>(null),
+    runElsewhere: new Cell(false),
     loadModel,
     refreshMemory() {
       if (memoryTimer) return;
@@ -133,12 +134,12 @@ function start(root: HTMLElement): void {
     top.append(chip);
     let gpuOk = true;
     const show = (): void => {
-      const s = headerStatus(run.value, { gpuOk, notReady: gpuOk ? notReadyReason(shared) : null, planSteps: shared.plan.value.stats?.totalSteps ?? null });
+      const s = headerStatus(run.value, { gpuOk, notReady: gpuOk ? notReadyReason(shared) : null, planSteps: shared.plan.value.stats?.totalSteps ?? null, elsewhere: shared.runElsewhere.value });
       chip.textContent = s.text;
       chip.dataset.state = s.state;
       chip.href = s.href;
     };
-    for (const c of [run, model, shared.form, shared.data, shared.plan] as const) (c as { watch(fn: () => void): unknown }).watch(show);
+    for (const c of [run, model, shared.form, shared.data, shared.plan, shared.runElsewhere] as const) (c as { watch(fn: () => void): unknown }).watch(show);
     void shared.gpuReady.then((ok) => {
       gpuOk = ok;
       show();

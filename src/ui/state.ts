@@ -104,6 +104,8 @@ export interface Shared {
   run: RunCell;
   /** The GPU memory ledger, as last read. */
   memory: Cell<LedgerSnapshot | null>;
+  /** Another tab of this page holds the run saved in this browser (the training panel looks; src/worker/run-lock.ts). */
+  runElsewhere: Cell<boolean>;
   refreshMemory(): void;
   /**
    * Loads a model (the model panel's action; the training panel calls it to resume a saved run). `streamLayers` keeps

@@ -235,6 +235,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   let elsewhereNow = false;
   const showElsewhere = (run: SavedRun | null): void => {
     elsewhereNow = true;
+    shared.runElsewhere.set(true);
     confirmBox.hidden = true;
     saved.hidden = false;
     replaceChildren(
@@ -259,6 +260,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       return;
     }
     elsewhereNow = false;
+    shared.runElsewhere.set(false);
     delete saved.dataset.state;
     saved.hidden = true;
     const run = await control.savedRun();

@@ -43,6 +43,7 @@ describe('two tabs of the page', () => {
     expect(await banner.locator('h3').textContent()).toBe('A run is training in another tab of this page');
     expect(await b.getByTestId('saved-run-resume').count()).toBe(0);
     expect(await b.getByTestId('saved-run-forget').count()).toBe(0);
+    expect(await b.getByTestId('header-status').textContent()).toBe('Training in another tab ↓');
 
     // B's Train (the sample dataset is picked by itself) starts nothing: A's run holds the saved run.
     await modelReady(b);
@@ -60,6 +61,7 @@ describe('two tabs of the page', () => {
     const resume = b.getByTestId('saved-run-resume');
     await resume.waitFor({ timeout: 30_000 });
     expect(await resume.textContent()).toMatch(/^Resume from step [1-3]$/);
+    expect(await b.getByTestId('header-status').textContent()).toMatch(/^Ready to train/);
     expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step [1-3] \/ 4 · saved /);
     await profile.close();
   });

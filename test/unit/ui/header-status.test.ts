@@ -28,5 +28,7 @@ describe('header status', () => {
   it('says why nothing can start: no GPU first, then what Train waits for', () => {
     expect(headerStatus(IDLE_RUN, { ...ready, gpuOk: false })).toEqual({ text: 'No usable GPU: see the GPU panel', state: 'waiting', href: '#gpu' });
     expect(headerStatus(IDLE_RUN, { ...ready, notReady: 'Load a model first' })).toEqual({ text: 'Load a model first', state: 'waiting', href: '#panel-training' });
+    // Another tab trains the run saved in this browser: this tab is not "ready to train".
+    expect(headerStatus(IDLE_RUN, { ...ready, elsewhere: true })).toEqual({ text: 'Training in another tab ↓', state: 'waiting', href: '#panel-training' });
   });
 });
