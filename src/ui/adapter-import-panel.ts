@@ -18,8 +18,12 @@ export interface ImportedState {
 export function adapterImportPanel(shared: Shared): { element: HTMLElement; imported: Cell<ImportedState | null> } {
   const engine = shared.engine;
   const imported = new Cell<ImportedState | null>(null);
-  const zipInput = h('input', { type: 'file', id: 'lora-import-zip', accept: '.zip,application/zip', 'data-testid': 'lora-import-zip', class: 'visually-hidden' });
-  const folderInput = h('input', { type: 'file', id: 'lora-import-folder', multiple: true, 'data-testid': 'lora-import-folder', class: 'visually-hidden' });
+  // The visible buttons below open these pickers, so the hidden inputs are no tab stops of their own (1 px, their focus
+  // showed nowhere). They are named all the same, for the assistive technology that lists them: a file input is
+  // otherwise called after its own button, "Choose File", which says nothing of an adapter.
+  const hiddenPicker = { class: 'visually-hidden', tabindex: -1 };
+  const zipInput = h('input', { type: 'file', id: 'lora-import-zip', accept: '.zip,application/zip', 'data-testid': 'lora-import-zip', ...hiddenPicker, 'aria-label': 'Load an adapter from a zip' });
+  const folderInput = h('input', { type: 'file', id: 'lora-import-folder', multiple: true, 'data-testid': 'lora-import-folder', ...hiddenPicker, 'aria-label': 'Load an adapter from a folder' });
   folderInput.setAttribute('webkitdirectory', '');
   const zipButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-zip-button' }, 'Choose a zip…');
   const folderButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-folder-button' }, 'Choose a folder…');

@@ -97,8 +97,9 @@ function verdict(f: DataFile): HTMLElement {
 }
 
 export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample(): Promise<void>; showFiles(train: File, validation: File | null): void } {
-  const trainInput = h('input', { type: 'file', id: 'train-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'train-file', class: 'visually-hidden' });
-  const validationInput = h('input', { type: 'file', id: 'validation-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'validation-file', class: 'visually-hidden' });
+  // Named for what they pick: their visible labels ("choose one", "choose") say little when read out alone.
+  const trainInput = h('input', { type: 'file', id: 'train-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'train-file', class: 'visually-hidden', 'aria-label': 'Choose a training file (JSONL)' });
+  const validationInput = h('input', { type: 'file', id: 'validation-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'validation-file', class: 'visually-hidden', 'aria-label': 'Choose a validation file (JSONL)' });
   const trainView = h('div', { class: 'file-view', 'data-testid': 'train-view' });
   const validationView = h('div', { class: 'file-view', 'data-testid': 'validation-view' });
   const drop = h(
@@ -233,10 +234,10 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
       {},
       'Validation data ',
       h('span', { class: 'hint' }, '(optional) '),
-      h('label', { for: 'validation-file', class: 'link' }, 'choose'),
+      // The hidden input inside its label-link: keyboard focus on it shows as the link's outline (label.link:focus-within).
+      h('label', { for: 'validation-file', class: 'link' }, 'choose', validationInput),
       ' ',
       clearValidation,
-      validationInput,
     ),
     validationView,
     h('p', { class: 'hint', 'data-testid': 'validation-note' }, 'Without a validation file, the last num_validation_samples rows of the training data are held out for validation, as Replicate does.'),

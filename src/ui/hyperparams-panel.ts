@@ -197,7 +197,8 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
     const warning = h('p', { class: 'field-warning', id: `warning-${f.name}`, 'data-testid': `warning-${f.name}`, role: 'status' });
     // Human words first; Replicate's field name stays visible beneath as the secondary label.
     const nameLine = h('span', { class: 'name' }, f.name);
-    const label = h('label', { for: input ? f.name : undefined, title: f.help }, h('span', { class: 'label' }, f.label), nameLine);
+    // Every field's control has id f.name, the file fields' <output> too: the label names it for assistive technology.
+    const label = h('label', { for: f.name, title: f.help }, h('span', { class: 'label' }, f.label), nameLine);
     const help = h('p', { class: 'help', id: `help-${f.name}`, title: f.help }, f.help);
     // The error, warning and help texts are read out with the input they belong to.
     input?.setAttribute('aria-describedby', `error-${f.name} warning-${f.name} help-${f.name}`);

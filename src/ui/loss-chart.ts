@@ -1,15 +1,63 @@
 // The loss chart (uPlot): training loss per optimizer step as a line, validation loss as points at the steps it was
-// measured, on one linear y axis. The container carries data-train-points / data-val-points for automation.
+// measured, on one linear y axis. The container carries data-train-points / data-val-points for automation, and is an
+// image to assistive technology, labelled with what the curve shows (a canvas says nothing by itself).
 
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
-import { formatLoss } from './format.ts';
+import { formatCount, formatLoss } from './format.ts';
 
 export interface LossPoint {
   step: number;
   loss: number;
   valLoss?: number;
+}
+
+/** One step of the chart: its training loss, its validation loss, either null where none was measured. */
+export interface ChartPoint {
+  step: number;
+  loss: number | null;
+  valLoss: number | null;
+}
+
+/** The lowest finite value of `key` and its step; null when there is none (NaN is no minimum). */
+function lowest(points: readonly ChartPoint[], key: 'loss' | 'valLoss'): ChartPoint | null {
+  let best: ChartPoint | null = null;
+  for (const p of points) {
+    const v = p[key];
+    if (v !== null && Number.isFinite(v) && (best === null || v < (best[key] as number))) best = p;
+  }
+  return best;
+}
+
+/**
+ * The chart in words, for a screen reader: the first and last training loss, the lowest when it lies between them
+ * (where the curve turned), and the latest validation loss with the lowest when that came earlier (overfitting shows
+ * there). A loss that is not a number is said as it is: a diverged run must not read as its last good value.
+ */
+export function lossChartLabel(points: readonly ChartPoint[]): string {
+  const byStep = [...points].sort((a, b) => a.step - b.step);
+  const train = byStep.filter((p) => p.loss !== null);
+  const val = byStep.filter((p) => p.valLoss !== null);
+  if (train.length === 0 && val.length === 0) return 'No loss yet: the curve appears when training starts.';
+  const at = (v: number | null, p: ChartPoint): string => `${formatLoss(v)} at step ${formatCount(p.step)}`;
+  let text: string;
+  if (train.length === 0) text = 'No training loss yet';
+  else if (train.length === 1) text = `Training loss ${at(train[0].loss, train[0])}`;
+  else {
+    const first = train[0];
+    const last = train[train.length - 1];
+    const low = lowest(train, 'loss');
+    const turn = low && low !== first && low !== last ? ` (lowest ${at(low.loss, low)})` : '';
+    text = `Training loss over ${formatCount(train.length)} steps: ${at(first.loss, first)}, ${at(last.loss, last)}${turn}`;
+  }
+  if (val.length > 0) {
+    const latest = val[val.length - 1];
+    const low = lowest(val, 'valLoss');
+    const earlier = low && low !== latest ? ` (lowest ${at(low.valLoss, low)})` : '';
+    text += `; validation loss ${at(latest.valLoss, latest)}${earlier}`;
+  }
+  return `${text}.`;
 }
 
 const TRAIN = '#7aa2ff';
@@ -32,7 +80,12 @@ export class LossChart {
   constructor(private readonly height = 320) {
     this.plotHost = h('div', { class: 'plot' });
     this.empty = h('p', { class: 'chart-empty hint' }, 'The loss curve appears here when training starts.');
-    this.element = h('div', { class: 'loss-chart', 'data-testid': 'loss-chart', 'data-train-points': 0, 'data-val-points': 0 }, this.empty, this.plotHost);
+    this.element = h(
+      'div',
+      { class: 'loss-chart', 'data-testid': 'loss-chart', 'data-train-points': 0, 'data-val-points': 0, role: 'img', 'aria-label': lossChartLabel([]) },
+      this.empty,
+      this.plotHost,
+    );
   }
 
   /** Starts over with these points (a resumed run brings its history). */
@@ -83,6 +136,7 @@ export class LossChart {
     this.element.dataset.trainPoints = String(trainPoints);
     this.element.dataset.valPoints = String(valPoints);
     this.empty.hidden = this.steps.length > 0;
+    this.element.setAttribute('aria-label', lossChartLabel(this.steps.map((step, i) => ({ step, loss: this.losses[i], valLoss: this.valLosses[i] }))));
     const data: uPlot.AlignedData = [this.steps, this.losses, this.valLosses];
     if (!this.plot) {
       if (this.steps.length === 0) return;

@@ -16,7 +16,7 @@ type SourceKind = ModelSource['kind'];
 
 const DEMO_HELP =
   'mistral-nano-demo: a small Mistral (4 layers, hidden 256, Mistral’s 32,000-token vocabulary) served with this page, ' +
-  '40 MB. Same architecture and code path as Mistral-7B. The demo preset trains in seconds on a GPU; on a software adapter (no GPU) it takes 4–10 minutes, and the Training panel offers a quick preset that takes about a minute.';
+  '40 MB. Same architecture and code path as Mistral-7B. The demo preset trains in seconds on a GPU; on a software adapter (no GPU) it takes 4–10 minutes, and the Training panel offers a quick preset that takes one to two minutes.';
 const HUB_HELP =
   'Any Mistral-architecture repository with safetensors weights, read by HTTP range requests. Mistral-7B-Instruct-v0.2 is ' +
   'gated: paste a token from huggingface.co/settings/tokens. The token is only sent to huggingface.co, in the ' +
@@ -83,7 +83,9 @@ export function modelPanel(shared: Shared): HTMLElement {
   const loadReason = h('p', { class: 'hint', 'data-testid': 'model-load-reason', hidden: true });
   const status = h('p', { class: 'status', 'data-testid': 'model-status' }, 'No model loaded.');
   const failureLine = h('p', { class: 'bad', 'data-testid': 'model-load-failure', role: 'alert', hidden: true });
-  const bar = h('progress', { max: 1, value: 0, hidden: true, 'data-testid': 'model-progress' });
+  // Named as the status beneath it says it ("Loading mistral-nano-demo…"): a bare progress bar is read out as a
+  // percentage of nothing.
+  const bar = h('progress', { max: 1, value: 0, hidden: true, 'data-testid': 'model-progress', 'aria-label': 'Loading the model' });
   const progressText = h('p', { class: 'progress-text num' });
   const mismatch = h('div', { class: 'notice warn', hidden: true, 'data-testid': 'model-mismatch' });
   const info = h('div', { 'data-testid': 'model-info' });

@@ -1,0 +1,56 @@
+// The loss chart's text alternative: what a screen reader says for the canvas, as points arrive. Pure, so the odd
+// cases (nothing yet, one point, validation at some steps only, a loss that is not a number) are checked here.
+import { describe, expect, it } from 'vitest';
+import { lossChartLabel, type ChartPoint } from '../../../src/ui/loss-chart.ts';
+
+const train = (step: number, loss: number): ChartPoint => ({ step, loss, valLoss: null });
+
+describe('lossChartLabel', () => {
+  it('says the curve is still to come when there is no point', () => {
+    expect(lossChartLabel([])).toBe('No loss yet: the curve appears when training starts.');
+  });
+
+  it('gives the first and last loss, the lowest between them, and the latest validation loss', () => {
+    const points: ChartPoint[] = [10.37, 7.2, 5.1, 4.0, 3.6, 3.41, 3.5, 3.45].map((loss, i) => train(i + 1, loss));
+    points[3].valLoss = 4.2;
+    points[7].valLoss = 3.72;
+    expect(lossChartLabel(points)).toBe('Training loss over 8 steps: 10.37 at step 1, 3.450 at step 8 (lowest 3.410 at step 6); validation loss 3.720 at step 8.');
+  });
+
+  it('leaves "lowest" out when it is the first or the last point', () => {
+    expect(lossChartLabel([train(1, 9), train(2, 8), train(3, 7)])).toBe('Training loss over 3 steps: 9.000 at step 1, 7.000 at step 3.');
+    expect(lossChartLabel([train(1, 2), train(2, 8), train(3, 7)])).toBe('Training loss over 3 steps: 2.000 at step 1, 7.000 at step 3.');
+  });
+
+  it('reads one point as one point, not as a range from it to itself', () => {
+    expect(lossChartLabel([train(1, 10.37)])).toBe('Training loss 10.37 at step 1.');
+  });
+
+  it('counts the steps that have a training loss, with thousands separated', () => {
+    const points = Array.from({ length: 1200 }, (_, i) => train(i + 1, 5 - i / 1000));
+    expect(lossChartLabel(points)).toBe('Training loss over 1,200 steps: 5.000 at step 1, 3.801 at step 1,200.');
+  });
+
+  it('names the latest validation loss even when it was measured at a step before the last, and the lowest when that is earlier', () => {
+    const points: ChartPoint[] = [train(1, 6), train(2, 5), train(3, 4), train(4, 3.5), train(5, 3.2)];
+    points[1].valLoss = 3.9;
+    points[3].valLoss = 4.1;
+    expect(lossChartLabel(points)).toBe('Training loss over 5 steps: 6.000 at step 1, 3.200 at step 5; validation loss 4.100 at step 4 (lowest 3.900 at step 2).');
+  });
+
+  it('says there is no training loss yet when validation came first (a validation pass at step 0)', () => {
+    expect(lossChartLabel([{ step: 0, loss: null, valLoss: 4.5 }])).toBe('No training loss yet; validation loss 4.500 at step 0.');
+  });
+
+  it('says a loss that is not a number as it is, and leaves it out of "lowest"', () => {
+    // A diverged run: the last loss is NaN, and the reader must hear that, not the last good value.
+    const points = [train(1, 4), train(2, 3), train(3, Number.NaN), train(4, Number.NaN)];
+    expect(lossChartLabel(points)).toBe('Training loss over 4 steps: 4.000 at step 1, NaN at step 4 (lowest 3.000 at step 2).');
+    // Nothing finite at all: no "lowest" to name.
+    expect(lossChartLabel([train(1, Number.NaN), train(2, Number.POSITIVE_INFINITY)])).toBe('Training loss over 2 steps: NaN at step 1, Infinity at step 2.');
+  });
+
+  it('takes the points in any order', () => {
+    expect(lossChartLabel([train(3, 7), train(1, 9), train(2, 6)])).toBe('Training loss over 3 steps: 9.000 at step 1, 7.000 at step 3 (lowest 6.000 at step 2).');
+  });
+});
