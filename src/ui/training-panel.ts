@@ -212,6 +212,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     );
     forget.addEventListener('click', async () => {
       forget.disabled = resume.disabled = true;
+      // Another tab may have started on this run since the box was shown (the worker would refuse as well).
+      if (await control.runElsewhere()) return showElsewhere(await control.savedRun());
       try {
         await shared.engine.forgetSavedRun();
         saved.hidden = true;
@@ -223,6 +225,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     });
     resume.addEventListener('click', async () => {
       resume.disabled = forget.disabled = true;
+      if (await control.runElsewhere()) return showElsewhere(await control.savedRun());
       if (await control.resumeSaved(run, (text) => (say.textContent = text))) saved.hidden = true;
       else resume.disabled = forget.disabled = false;
     });

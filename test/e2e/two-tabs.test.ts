@@ -8,8 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { appForTests, waitRunPhase } from './app-fixture.ts';
 import { screenshot } from './browser.ts';
 
-/** Five very short rows: one held out for validation, four steps of batch 1, a checkpoint after each. */
-const ROWS = ['one', 'two', 'three', 'four', 'five'].map((w, i) => JSON.stringify({ prompt: `# ${w}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
+/**
+ * Twenty very short rows: one held out for validation, nineteen steps of batch 1 (a checkpoint after each), so that the
+ * run is still going when the other tab has loaded and looked, on any machine.
+ */
+const ROWS = Array.from({ length: 20 }, (_, i) => JSON.stringify({ prompt: `# ${i}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
 const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', save_steps: '1' };
 
 async function modelReady(page: Page): Promise<void> {
@@ -29,11 +32,11 @@ describe('two tabs of the page', () => {
     await modelReady(a);
     for (const [name, value] of Object.entries(RUN)) await a.locator(`#${name}`).fill(value);
     await a.getByTestId('train-file').setInputFiles({ name: 'short.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(ROWS) });
-    await a.getByTestId('plan-facts').filter({ hasText: /steps\s*4 \(4 per epoch\)/ }).waitFor();
+    await a.getByTestId('plan-facts').filter({ hasText: /steps\s*19 \(19 per epoch\)/ }).waitFor();
     const startA = a.getByTestId('train-start');
     await expect.poll(() => startA.isEnabled(), { timeout: 30_000 }).toBe(true);
     await startA.click();
-    await a.getByTestId('step-counter').filter({ hasText: /^1 \/ 4$/ }).waitFor({ timeout: 240_000 });
+    await a.getByTestId('step-counter').filter({ hasText: /^1 \/ 19$/ }).waitFor({ timeout: 240_000 });
 
     // Tab B opens while A trains: no Resume, Forget or Replace for A's live run, only where it is.
     const b = await profile.newPage();
@@ -60,9 +63,18 @@ describe('two tabs of the page', () => {
     await waitRunPhase(a, 'stopped', 240_000);
     const resume = b.getByTestId('saved-run-resume');
     await resume.waitFor({ timeout: 30_000 });
-    expect(await resume.textContent()).toMatch(/^Resume from step [1-3]$/);
+    expect(await resume.textContent()).toMatch(/^Resume from step \d+$/);
     expect(await b.getByTestId('header-status').textContent()).toMatch(/^Ready to train/);
-    expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step [1-3] \/ 4 · saved /);
+    expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step \d+ \/ 19 · saved /);
+
+    // A resumes while B still offers the run: B's Forget then deletes nothing and says where the run is.
+    await a.getByTestId('train-resume-here').click();
+    await a.locator('[data-testid="train-status"][data-phase="running"]').waitFor({ timeout: 120_000 });
+    await b.getByTestId('saved-run-forget').click();
+    await banner.waitFor({ timeout: 30_000 });
+    await a.getByTestId('train-stop').click();
+    await waitRunPhase(a, 'stopped', 240_000);
+    await resume.waitFor({ timeout: 30_000 }); // the run is still saved: nothing was forgotten
     await profile.close();
   });
 });
