@@ -185,10 +185,18 @@ export class FinetuneSession {
     };
   }
 
-  unloadModel(): void {
+  /**
+   * Forgets the measurements estimate() keeps, so that the next one measures again: the page calls it when another tab's
+   * run, which shared the GPU while they were taken, has ended.
+   */
+  forgetEstimate(): void {
     this.calibration = null;
     this.validationCalibration = null;
     this.validationShare = null;
+  }
+
+  unloadModel(): void {
+    this.forgetEstimate();
     this.dropAdapter();
     this.imported = null;
     if (this.weights) destroyMistralWeights(this.ctx, this.weights);

@@ -269,6 +269,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const run = await control.savedRun();
     if (run && shared.run.value.phase === 'idle') showSaved(run);
     // The estimate was measured while the other run shared the GPU: measure it again alone.
+    await shared.engine.forgetEstimate().catch(() => undefined);
     estimateFor = '';
     refreshEstimate();
   };

@@ -157,6 +157,8 @@ export interface EngineApi {
    * resumeSavedRun and forgetSavedRun are refused until it lets go (src/worker/run-lock.ts).
    */
   runElsewhere(): Promise<boolean>;
+  /** Forgets the time estimate's measurements (taken while another tab's run shared the GPU): the next one measures. */
+  forgetEstimate(): Promise<void>;
   /** The kernel choices runs measured on this browser's GPUs and remembered (newest first); none without OPFS. */
   rememberedKernels(): Promise<RememberedKernels[]>;
   /** Forgets them: the next run measures its kernels again (after a driver or browser update, say). */

@@ -308,6 +308,10 @@ const api = {
     return runStoreLock.heldElsewhere();
   },
 
+  async forgetEstimate(): Promise<void> {
+    (await session()).forgetEstimate();
+  },
+
   async rememberedKernels(): Promise<RememberedKernels[]> {
     return (await (await session()).kernelCache?.list()) ?? [];
   },

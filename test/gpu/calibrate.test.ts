@@ -49,6 +49,13 @@ describe('run estimate', () => {
     expect(e.validationSeconds).toBeCloseTo((e.forward!.seconds / (e.forward!.B * e.forward!.T)) * 2 * stats.validation.paddedTokens, 12);
     // The estimate trains nothing: the session still has no adapter to export.
     await expect(session.adapterNow()).rejects.toThrow(/no trained adapter/);
+    // Kept: asked again, the same measurement answers. Forgotten (another tab's run shared the GPU while it was taken):
+    // measured again.
+    expect((await session.estimate(HP, train, null)).measuredSeconds).toBe(e.measuredSeconds);
+    session.forgetEstimate();
+    const again = await session.estimate(HP, train, null);
+    expect(again.measuredSeconds).not.toBe(e.measuredSeconds);
+    expect(again.forward!.seconds).not.toBe(e.forward!.seconds);
     session.unloadModel();
   });
 
