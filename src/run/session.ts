@@ -456,7 +456,8 @@ export class FinetuneSession {
             onEvent({ type: 'eval', ...r });
             // Each validation also shows what the adapter now writes for validation_prompt (greedy: comparable).
             if (hp.validation_prompt) {
-              onEvent({ type: 'sample', step: r.step, prompt: hp.validation_prompt, text: await this.sample(hp.validation_prompt, sampleTokens) });
+              const text = await this.sample(hp.validation_prompt, sampleTokens, () => control.stopped);
+              if (text !== null) onEvent({ type: 'sample', step: r.step, prompt: hp.validation_prompt, text });
               sampledAt = r.step;
             }
           },
@@ -476,8 +477,8 @@ export class FinetuneSession {
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
         onEvent({ type: 'status', text: 'generating a sample for the validation prompt' });
-        const text = await this.sample(hp.validation_prompt, sampleTokens);
-        onEvent({ type: 'sample', step: result.steps, prompt: hp.validation_prompt, text });
+        const text = await this.sample(hp.validation_prompt, sampleTokens, () => control.stopped);
+        if (text !== null) onEvent({ type: 'sample', step: result.steps, prompt: hp.validation_prompt, text });
       }
       if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {
         // A stopped run keeps its latest step: save it so that Resume continues from here.
@@ -654,12 +655,16 @@ export class FinetuneSession {
     }
   }
 
-  /** A greedy sample with the current adapter, apart from the page's generations (their guard and Stop). */
-  private async sample(prompt: string, maxNewTokens: number): Promise<string> {
+  /**
+   * A greedy sample with the current adapter, apart from the page's generations (their guard and Stop); null when
+   * `shouldStop` (the run's Stop) ended it: 48 tokens are most of a minute on a software adapter, which a Stop used to
+   * wait out, and a cut-off sample is not shown as if it were the adapter's answer.
+   */
+  private async sample(prompt: string, maxNewTokens: number, shouldStop?: () => boolean): Promise<string | null> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
-    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, maxPositions: this.ckpt?.config.maxPositions, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t) });
-    return r.text;
+    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, maxPositions: this.ckpt?.config.maxPositions, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t), shouldStop });
+    return r.stopReason === 'stopped' ? null : r.text;
   }
 
   /** Ends the generation going on after the prompt's current part or its current token (no-op when none is). */

@@ -50,6 +50,16 @@ describe('session generation', () => {
     expect(events.filter((e) => e.type === 'sample')).toHaveLength(evals.length);
   });
 
+  it("a run's Stop ends the validation prompt's sample at once, and no cut-off sample is shown", async () => {
+    const events: TrainEvent[] = [];
+    await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      events.push(e);
+      if (e.type === 'eval') session.stop(); // during the sample that follows the validation
+    }, { sampleMaxTokens: 40 });
+    expect(events.some((e) => e.type === 'eval')).toBe(true);
+    expect(events.filter((e) => e.type === 'sample')).toEqual([]);
+  });
+
   it('streams tokens, stops between them on request, and runs with or without the adapter', async () => {
     const seen: StreamedToken[] = [];
     const r = await session.generateStream('def', { maxNewTokens: 6 }, (t) => {
