@@ -5,7 +5,7 @@ import { formatBytes } from '../core/units.ts';
 import { h } from './dom.ts';
 import { errorParts } from './format.ts';
 import { adapterZipName, type AdapterOrigin } from '../core/file-names.ts';
-import { runBusy, type Cell, type Shared } from './state.ts';
+import { runComputing, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { trySection } from './try-panel.ts';
 
@@ -84,7 +84,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     const run = shared.run.value;
     const model = shared.model.value;
     // Export and generation read the GPU between steps: fine while paused, not while a step is running.
-    const quiet = !runBusy(run.phase) || run.phase === 'paused';
+    const quiet = !runComputing(run.phase);
     const has = run.hasAdapter || importedNow();
     button.disabled = fullButton.disabled = exporting || !(has && quiet && model.status === 'ready');
     name.textContent = has ? (downloaded ?? currentName()) : '';
@@ -92,7 +92,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
       status.textContent = importedNow()
         ? `The imported adapter (${imported?.value?.info.name}), ready to download.`
         : run.hasAdapter
-        ? runBusy(run.phase) && run.phase !== 'paused'
+        ? runComputing(run.phase)
           ? 'Pause or stop the run to export the adapter so far.'
           : `The adapter at step ${run.step}, ready to download.`
         : 'Train (or restore a saved run) to get an adapter.';
