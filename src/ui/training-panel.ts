@@ -213,7 +213,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     forget.addEventListener('click', async () => {
       forget.disabled = resume.disabled = true;
       // Another tab may have started on this run since the box was shown (the worker would refuse as well).
-      if (await control.runElsewhere()) return showElsewhere(await control.savedRun());
+      if (await shownElsewhere()) return;
       try {
         await shared.engine.forgetSavedRun();
         saved.hidden = true;
@@ -225,7 +225,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     });
     resume.addEventListener('click', async () => {
       resume.disabled = forget.disabled = true;
-      if (await control.runElsewhere()) return showElsewhere(await control.savedRun());
+      if (await shownElsewhere()) return;
       if (await control.resumeSaved(run, (text) => (say.textContent = text))) saved.hidden = true;
       else resume.disabled = forget.disabled = false;
     });
@@ -235,9 +235,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   // tab holds it, this one says so (instead of offering Resume, Forget and Replace for a run that is live elsewhere) and
   // looks again every few seconds, so that the usual offer appears once that run ends or its tab closes.
   let elsewhereTimer: ReturnType<typeof setTimeout> | null = null;
-  let elsewhereNow = false;
   const showElsewhere = (run: SavedRun | null): void => {
-    elsewhereNow = true;
     shared.runElsewhere.set(true);
     confirmBox.hidden = true;
     saved.hidden = false;
@@ -256,13 +254,15 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     saved.dataset.state = 'elsewhere';
     if (elsewhereTimer === null) elsewhereTimer = setTimeout(lookAgain, ELSEWHERE_POLL_MS);
   };
+  /** Shows the run held by another tab and returns true when one is; false when none is. */
+  const shownElsewhere = async (): Promise<boolean> => {
+    if (!(await control.runElsewhere())) return false;
+    showElsewhere(await control.savedRun());
+    return true;
+  };
   const lookAgain = async (): Promise<void> => {
     elsewhereTimer = null;
-    if (await control.runElsewhere()) {
-      showElsewhere(await control.savedRun());
-      return;
-    }
-    elsewhereNow = false;
+    if (await shownElsewhere()) return;
     shared.runElsewhere.set(false);
     delete saved.dataset.state;
     saved.hidden = true;
@@ -290,7 +290,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     // The first run of a shape on a GPU measures its kernels before its first step (remembered afterwards).
     const tuning = e.tuningSeconds > 0 ? `; ${roughDuration(e.tuningSeconds)} of it measuring which kernels are fastest here, once for this shape` : '';
     // Measured while another tab trained on the same GPU (or CPU): slower than this run will be alone.
-    const alongside = elsewhereNow ? ', while another tab of this page trains on it' : '';
+    const alongside = shared.runElsewhere.value ? ', while another tab of this page trains on it' : '';
     const rate = `${formatRate(e.tokensPerSecond)} tokens/s measured on this ${e.softwareAdapter ? 'software adapter' : 'GPU'}${alongside}${uploads}${tuning}`;
     const quick = h('button', { type: 'button', class: 'secondary', 'data-testid': 'preset-quick' }, 'Use the quick preset');
     quick.addEventListener('click', () => hooks.applyQuickPreset());
