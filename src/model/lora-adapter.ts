@@ -10,7 +10,7 @@ import { RE2JS } from 're2js';
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { firstNonFinite } from '../core/finite.ts';
-import { formatCount } from '../core/units.ts';
+import { formatCounted } from '../core/units.ts';
 import { moduleShape } from './checkpoint.ts';
 import type { MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
@@ -216,14 +216,14 @@ function depthMismatch(found: ReadonlyMap<string, { layer: number }>, maxLayer: 
   const present = new Set([...found.values()].map((e) => e.layer));
   // Every layer from 0 to the last one present: the adapter's own depth is maxLayer + 1.
   const contiguous = present.size === maxLayer + 1;
-  const has = contiguous ? `this adapter has ${maxLayer + 1} ${maxLayer === 0 ? 'layer' : 'layers'}` : `this adapter has tensors up to layer ${maxLayer}`;
+  const has = contiguous ? `this adapter has ${formatCounted(maxLayer + 1, 'layer')}` : `this adapter has tensors up to layer ${maxLayer}`;
   const what = `${has}, the model has ${modelLayers}: it was trained for a model of another depth`;
   const todo = 'Load the model it was trained for (base_model_name_or_path in its adapter_config.json), or an adapter trained for this one.';
   const beyond = [...present].filter((l) => l >= modelLayers).sort((a, b) => a - b);
   if (beyond.length) return `${what} (its tensors for ${layerWords(beyond)} have no layer to go to). ${todo}`;
   if (contiguous && config.layersToTransform === null && maxLayer + 1 < modelLayers) {
     const modules = (modelLayers - maxLayer - 1) * config.targetModules.length;
-    return `${what} (the ${formatCount(modules)} ${modules === 1 ? 'module' : 'modules'} of ${layerWords(layerRange(maxLayer + 1, modelLayers - 1))} would have no weights). ${todo}`;
+    return `${what} (the ${formatCounted(modules, 'module')} of ${layerWords(layerRange(maxLayer + 1, modelLayers - 1))} would have no weights). ${todo}`;
   }
   return null;
 }

@@ -1,6 +1,7 @@
 // The header's chip: where things stand in a few words, and where a click takes you. Pure (the run's state and what
 // the page knows in, text out), so that every phase is unit-tested (test/unit/ui/header-status.test.ts).
 
+import { formatCounted } from '../core/units.ts';
 import { formatCount } from './format.ts';
 import type { RunState } from './run-state.ts';
 
@@ -22,7 +23,7 @@ export interface HeaderContext {
   elsewhere?: boolean;
 }
 
-const steps = (n: number): string => `${formatCount(n)} step${n === 1 ? '' : 's'}`;
+const steps = (n: number): string => formatCounted(n, 'step');
 
 export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
   const training = '#panel-training';

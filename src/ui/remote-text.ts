@@ -4,7 +4,8 @@
 import type { CostEstimate } from '../remote/estimate.ts';
 import { scrub } from '../remote/errors.ts';
 import type { ProxyAnswer } from './proxy-answers.ts';
-import { formatCount, roughDuration } from './format.ts';
+import { formatCounted } from '../core/units.ts';
+import { roughDuration } from './format.ts';
 import { endSentence } from './sentence.ts';
 
 /**
@@ -12,7 +13,7 @@ import { endSentence } from './sentence.ts';
  * local estimate's is: rounded up, 243 s read "about 5 min" beside a cost of 4 min at the rate it quotes.
  */
 export function estimateLine(est: Pick<CostEstimate, 'seconds' | 'costUsd'>, tokens: number, epochs: number): string {
-  return `Estimated: ${roughDuration(est.seconds)} on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${formatCount(tokens)} tokens × ${epochs} ${epochs === 1 ? 'epoch' : 'epochs'}; Replicate bills the real time at $0.0014/s).`;
+  return `Estimated: ${roughDuration(est.seconds)} on an A100 80 GB, about $${est.costUsd.toFixed(2)} (${formatCounted(tokens, 'token')} × ${formatCounted(epochs, 'epoch')}; Replicate bills the real time at $0.0014/s).`;
 }
 
 export interface RetryInfo {

@@ -1,4 +1,5 @@
 import { type Quantization } from '../../core/mistral.ts';
+import { formatCounted } from '../../core/units.ts';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -154,7 +155,7 @@ export function makeTrainCommand(
       } else if (previous) {
         const adapterDir = join(out, 'adapter');
         const its = existsSync(adapterDir) ? ` and its adapter (${adapterDir})` : '';
-        const which = `${out} holds a finished run (${previous.trainName}, ${previous.step} step${previous.step === 1 ? '' : 's'})${its}`;
+        const which = `${out} holds a finished run (${previous.trainName}, ${formatCounted(previous.step, 'step')})${its}`;
         if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: give --out another folder to keep it, or --overwrite to replace it`);
         io.err(`note: ${which}; --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
       }
