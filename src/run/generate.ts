@@ -118,13 +118,14 @@ export async function generate(ctx: GpuContext, weights: MistralWeights, lora: G
       o.onPrompt?.(read, prompt.length);
     }
     if (!stopped) decoder.feed(prompt.slice(read));
-    for (let first = true; ; first = false) {
+    for (;;) {
       if (stopped || o.shouldStop?.()) {
         stopReason = 'stopped';
         break;
       }
       const logits = await decoder.readLogits();
-      if (first) {
+      // The first new token's logits: the prompt has been read.
+      if (ids.length === 0) {
         t1 = performance.now();
         o.onPrompt?.(prompt.length, prompt.length);
       }
