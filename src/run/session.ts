@@ -438,6 +438,11 @@ export class FinetuneSession {
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept, keptAttention: keep.keptAttention });
       const sampleTokens = o.sampleMaxTokens ?? 48;
       let sampledAt = -1;
+      // validation_prompt's greedy sample after `step`, emitted unless the run's Stop cut it off.
+      const emitSample = async (step: number, prompt: string): Promise<void> => {
+        const text = await this.sample(prompt, sampleTokens, () => control.stopped);
+        if (text !== null) onEvent({ type: 'sample', step, prompt, text });
+      };
       const result = await train(
         this.ctx,
         runner,
@@ -456,8 +461,7 @@ export class FinetuneSession {
             onEvent({ type: 'eval', ...r });
             // Each validation also shows what the adapter now writes for validation_prompt (greedy: comparable).
             if (hp.validation_prompt) {
-              const text = await this.sample(hp.validation_prompt, sampleTokens, () => control.stopped);
-              if (text !== null) onEvent({ type: 'sample', step: r.step, prompt: hp.validation_prompt, text });
+              await emitSample(r.step, hp.validation_prompt);
               sampledAt = r.step;
             }
           },
@@ -477,8 +481,7 @@ export class FinetuneSession {
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
         onEvent({ type: 'status', text: 'generating a sample for the validation prompt' });
-        const text = await this.sample(hp.validation_prompt, sampleTokens, () => control.stopped);
-        if (text !== null) onEvent({ type: 'sample', step: result.steps, prompt: hp.validation_prompt, text });
+        await emitSample(result.steps, hp.validation_prompt);
       }
       if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {
         // A stopped run keeps its latest step: save it so that Resume continues from here.
