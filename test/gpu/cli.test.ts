@@ -1,7 +1,7 @@
 // The `finetune` binary as a user runs it: a separate Node process, finding its adapter by itself.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -302,6 +302,28 @@ describe('finetune train: the data first', () => {
   });
 });
 
+describe('finetune train: one process per --out', () => {
+  it('refuses an --out another live train holds, naming it, before reading the folder or the model', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-locked-'));
+    writeFileSync(join(dir, 'rows.jsonl'), '{"text": "one"}\n{"text": "two"}\n');
+    mkdirSync(join(dir, 'no-model'));
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    // The holder: this test's own process, alive on this host for as long as the test runs.
+    const lock = JSON.stringify({ pid: process.pid, host: hostname(), started: '2026-12-02T10:00:00.000Z' });
+    writeFileSync(join(out, '.finetune-train.lock'), lock);
+    const refused = await run('node', ['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', join(dir, 'rows.jsonl'), '--out', out], { env, timeout: 120_000 }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(refused?.code).toBe(2);
+    expect(refused?.stderr).toContain(`${out} is being written by finetune train (pid ${process.pid} on ${hostname()}, started 2026-12-02T10:00:00.000Z): give --out another folder, or wait for it to end`);
+    expect(refused?.stderr).not.toMatch(/config\.json/); // refused before the model was looked at
+    expect(readFileSync(join(out, '.finetune-train.lock'), 'utf8')).toBe(lock); // the holder's lock stays
+    expect(readdirSync(out)).toEqual(['.finetune-train.lock']);
+  });
+});
+
 describe('finetune train: an --out that holds a finished run', () => {
   it('refuses to replace it and its adapter, naming the run and the ways out; --overwrite replaces both', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-finished-'));
@@ -314,11 +336,14 @@ describe('finetune train: an --out that holds a finished run', () => {
     const weights = join(out, 'adapter', 'adapter_model.safetensors');
     await run('node', args(1), { env, timeout: BENCH_TIMEOUT });
     const first = readFileSync(weights);
+    // The run's lock on OUT is gone once it ended, and so is a refused run's.
+    expect(existsSync(join(out, '.finetune-train.lock'))).toBe(false);
 
     const refused = await run('node', args(2), { env, timeout: 120_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
     expect(refused?.code).toBe(2);
     expect(refused?.stderr).toContain(`${out} holds a finished run (rows.jsonl, 1 step) and its adapter (${join(out, 'adapter')}): give --out another folder to keep it, or --overwrite to replace it`);
     expect(readFileSync(weights).equals(first)).toBe(true);
+    expect(existsSync(join(out, '.finetune-train.lock'))).toBe(false);
 
     const { stderr } = await run('node', args(2, '--overwrite'), { env, timeout: BENCH_TIMEOUT });
     expect(stderr).toContain('--overwrite: this run replaces it');

@@ -19,6 +19,7 @@ import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { folderRunStore, folderStoreFiles } from '../node-store.ts';
+import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
@@ -42,6 +43,7 @@ at most every 2 s; etaSeconds counts the validation passes still to come). The r
 OUT/run (--resume continues a stopped run from there); the final adapter is written to OUT/adapter in PEFT format
 (adapter_config.json, adapter_model.safetensors) and as adapter.gguf for llama.cpp/Ollama, with a README on loading
 them. Ctrl-C stops at the next step (or between the batches of a validation pass, which it then leaves unfinished).
+One train at a time writes an OUT folder: another is refused, naming the process that holds it.
 
 options:
   --model M          the base model: a directory, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
@@ -140,150 +142,161 @@ export function makeTrainCommand(
       const out = values.out as string;
       checkOutputPath(out, '--out', 'folder');
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
-      // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
-      // silently take the place of an earlier one, unfinished (its checkpoint) or finished (its run and, at the new
-      // run's end, the adapter in OUT/adapter: the result of the earlier run would be lost).
-      const runDir = join(out, 'run');
-      const previous = await readSavedRun(folderRunStore(runDir));
-      if (values.resume) {
-        if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir}`);
-        await readStoredCheckpoint(folderRunStore(runDir));
-      } else if (previous && isUnfinished(previous)) {
-        const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
-        if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
-        io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
-      } else if (previous) {
-        const adapterDir = join(out, 'adapter');
-        const its = existsSync(adapterDir) ? ` and its adapter (${adapterDir})` : '';
-        const which = `${out} holds a finished run (${previous.trainName}, ${formatCounted(previous.step, 'step')})${its}`;
-        if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: give --out another folder to keep it, or --overwrite to replace it`);
-        io.err(`note: ${which}; --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
-      }
-      const recover = values.recover === undefined ? 2 : Number(values.recover);
-      if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${JSON.stringify(values.recover)}`);
-      const tokenizer = await loadTokenizerFrom(values.tokenizer);
-      const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
-      const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
-      const print = (o: unknown): void => io.out(JSON.stringify(o));
-      // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
-      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
-      const runHp = values.resume && previous ? previous.hp : hp;
-      const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
-      const data = values.resume
-        ? null
-        : {
-            train: await read(values.data as string),
-            trainName: basename(values.data as string),
-            validation: values.validation ? await read(values.validation) : null,
-            validationName: values.validation ? basename(values.validation) : null,
-          };
-      // The data and its plan are checked before the GPU and the model are touched (a model load can take minutes: the
-      // cache, or Mistral-7B's download): a bad row or a plan that cannot be made is refused at once, with its lines.
-      const prepared = data
-        ? (await loadRunData({ train: data.train.stream(), validation: data.validation?.stream() ?? null, trainName: data.trainName, validationName: data.validationName ?? undefined }, tokenizer, hp)).data
-        : null;
-      // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an
-      // NVIDIA GPU (asked once, on the first device), else unknown.
-      let gpuMemoryBytes = gpuMemoryGb === undefined ? undefined : gpuMemoryGb * 1024 ** 3;
-      const keptLayersAsked = (layers: number): number | undefined => (keepLayers === 'all' ? layers : keepLayers);
-      const keptAttention = values['keep-attention'] ? true : undefined;
-
-      // One device, session and model per attempt: after a lost device (a driver reset, an Xid on a server) a new one
-      // is made, the model loaded again (from the weight cache), and the run continues from its last checkpoint — or,
-      // lost before this run saved one (while its kernels were measured, say), starts again. --recover attempts at most.
-      let session: FinetuneSession | null = null;
-      let stopRequested = false;
-      // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.
-      const removeSignalHandlers = onStopSignals(process, {
-        stop: (signal) => {
-          io.err(`${signal}: stopping after this step and saving it (again to abort at once)…`);
-          stopRequested = true;
-          session?.stop();
-        },
-        abort: (signal) => {
-          io.err(`${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`);
-          process.exit(SIGNAL_EXIT_CODE[signal]);
-        },
-      });
-      let savedStep: number | null = null;
-      // What the next attempt continues from: the saved run asked for, or this run's own checkpoint once it has one
-      // (until then the folder may still hold an older run's, which must not be resumed).
-      const hasCheckpoint = (): boolean => values.resume || savedStep !== null;
-      // Made once: every attempt reads and writes the same caches.
-      const weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
-      const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
-      let validatingPrinted = 0;
-      const onEvent = (e: TrainEvent): void => {
-        // A signal that came before the run had started: stop it as soon as it exists.
-        if (e.type === 'plan' && stopRequested) session?.stop();
-        if (e.type === 'checkpoint') savedStep = e.step;
-        // What the plan says about the data (e.g. a validation split larger than what is left to train on).
-        if (e.type === 'plan') for (const n of e.stats.notices ?? []) io.err(`note: ${n}`);
-        if (e.type === 'validating') {
-          // Reported per batch: printed as it starts and ends, and at most every VALIDATING_EVERY_MS between.
-          const t = Date.now();
-          if (e.done > 0 && e.done < e.batches && t - validatingPrinted < VALIDATING_EVERY_MS) return;
-          validatingPrinted = t;
-        }
-        print(e);
-      };
+      // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
+      // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
+      const lock = lockOutFolder(out);
+      if (lock.note) io.err(`note: ${lock.note}`);
+      const releaseAtExit = (): void => lock.release(); // a second Ctrl-C ends the process with process.exit
+      process.once('exit', releaseAtExit);
       try {
-        for (let attempt = 0; ; attempt++) {
-          const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...nodeOptions });
-          if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
-          if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
-            const detected = await detectMemory(ctx.report);
-            if (detected) io.err(`note: ${detected.note}`);
-            if (detected?.bytes) gpuMemoryBytes = detected.bytes;
+        // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
+        // silently take the place of an earlier one, unfinished (its checkpoint) or finished (its run and, at the new
+        // run's end, the adapter in OUT/adapter: the result of the earlier run would be lost).
+        const runDir = join(out, 'run');
+        const previous = await readSavedRun(folderRunStore(runDir));
+        if (values.resume) {
+          if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir}`);
+          await readStoredCheckpoint(folderRunStore(runDir));
+        } else if (previous && isUnfinished(previous)) {
+          const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
+          if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
+          io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
+        } else if (previous) {
+          const adapterDir = join(out, 'adapter');
+          const its = existsSync(adapterDir) ? ` and its adapter (${adapterDir})` : '';
+          const which = `${out} holds a finished run (${previous.trainName}, ${formatCounted(previous.step, 'step')})${its}`;
+          if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: give --out another folder to keep it, or --overwrite to replace it`);
+          io.err(`note: ${which}; --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
+        }
+        const recover = values.recover === undefined ? 2 : Number(values.recover);
+        if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${JSON.stringify(values.recover)}`);
+        const tokenizer = await loadTokenizerFrom(values.tokenizer);
+        const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
+        const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
+        const print = (o: unknown): void => io.out(JSON.stringify(o));
+        // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
+        const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
+        const runHp = values.resume && previous ? previous.hp : hp;
+        const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
+        const data = values.resume
+          ? null
+          : {
+              train: await read(values.data as string),
+              trainName: basename(values.data as string),
+              validation: values.validation ? await read(values.validation) : null,
+              validationName: values.validation ? basename(values.validation) : null,
+            };
+        // The data and its plan are checked before the GPU and the model are touched (a model load can take minutes: the
+        // cache, or Mistral-7B's download): a bad row or a plan that cannot be made is refused at once, with its lines.
+        const prepared = data
+          ? (await loadRunData({ train: data.train.stream(), validation: data.validation?.stream() ?? null, trainName: data.trainName, validationName: data.validationName ?? undefined }, tokenizer, hp)).data
+          : null;
+        // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an
+        // NVIDIA GPU (asked once, on the first device), else unknown.
+        let gpuMemoryBytes = gpuMemoryGb === undefined ? undefined : gpuMemoryGb * 1024 ** 3;
+        const keptLayersAsked = (layers: number): number | undefined => (keepLayers === 'all' ? layers : keepLayers);
+        const keptAttention = values['keep-attention'] ? true : undefined;
+
+        // One device, session and model per attempt: after a lost device (a driver reset, an Xid on a server) a new one
+        // is made, the model loaded again (from the weight cache), and the run continues from its last checkpoint — or,
+        // lost before this run saved one (while its kernels were measured, say), starts again. --recover attempts at most.
+        let session: FinetuneSession | null = null;
+        let stopRequested = false;
+        // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.
+        const removeSignalHandlers = onStopSignals(process, {
+          stop: (signal) => {
+            io.err(`${signal}: stopping after this step and saving it (again to abort at once)…`);
+            stopRequested = true;
+            session?.stop();
+          },
+          abort: (signal) => {
+            io.err(`${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`);
+            process.exit(SIGNAL_EXIT_CODE[signal]);
+          },
+        });
+        let savedStep: number | null = null;
+        // What the next attempt continues from: the saved run asked for, or this run's own checkpoint once it has one
+        // (until then the folder may still hold an older run's, which must not be resumed).
+        const hasCheckpoint = (): boolean => values.resume || savedStep !== null;
+        // Made once: every attempt reads and writes the same caches.
+        const weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
+        const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
+        let validatingPrinted = 0;
+        const onEvent = (e: TrainEvent): void => {
+          // A signal that came before the run had started: stop it as soon as it exists.
+          if (e.type === 'plan' && stopRequested) session?.stop();
+          if (e.type === 'checkpoint') savedStep = e.step;
+          // What the plan says about the data (e.g. a validation split larger than what is left to train on).
+          if (e.type === 'plan') for (const n of e.stats.notices ?? []) io.err(`note: ${n}`);
+          if (e.type === 'validating') {
+            // Reported per batch: printed as it starts and ends, and at most every VALIDATING_EVERY_MS between.
+            const t = Date.now();
+            if (e.done > 0 && e.done < e.batches && t - validatingPrinted < VALIDATING_EVERY_MS) return;
+            validatingPrinted = t;
           }
-          // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
-          if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
-          if (attempt === 0 && values['no-robustness']) io.err("note: shaders compiled without Dawn's bounds clamps (--no-robustness): the same numbers, faster; docs/performance.md");
-          const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
-          session = s;
-          if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
-          // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
-          s.weightCache = weightCache;
-          // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
-          s.kernelCache = kernelCache;
-          // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
-          const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize };
-          const streamLayers = values['stream-layers'] ? true : gpuMemoryBytes !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryBytes } } : false;
-          let result;
-          try {
-            const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers });
-            if (attempt === 0) {
-              for (const n of model.notices ?? []) io.err(`note: ${n}`);
-              print({ type: 'model', ...model });
+          print(e);
+        };
+        try {
+          for (let attempt = 0; ; attempt++) {
+            const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...nodeOptions });
+            if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
+            if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
+              const detected = await detectMemory(ctx.report);
+              if (detected) io.err(`note: ${detected.note}`);
+              if (detected?.bytes) gpuMemoryBytes = detected.bytes;
             }
-            const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };
-            result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
-          } catch (e) {
-            if (!isFinetuneError(e, 'device-lost')) throw e;
-            const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
-            if (attempt >= recover || stopRequested) {
-              // Lost while the kernels were measured (before the first step): nothing to resume; the message says what
-              // the next run does.
-              if (lostWhileMeasuring && !hasCheckpoint()) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
-              throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
+            // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
+            if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
+            if (attempt === 0 && values['no-robustness']) io.err("note: shaders compiled without Dawn's bounds clamps (--no-robustness): the same numbers, faster; docs/performance.md");
+            const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
+            session = s;
+            if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
+            // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
+            s.weightCache = weightCache;
+            // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
+            s.kernelCache = kernelCache;
+            // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
+            const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize };
+            const streamLayers = values['stream-layers'] ? true : gpuMemoryBytes !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryBytes } } : false;
+            let result;
+            try {
+              const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers });
+              if (attempt === 0) {
+                for (const n of model.notices ?? []) io.err(`note: ${n}`);
+                print({ type: 'model', ...model });
+              }
+              const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };
+              result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
+            } catch (e) {
+              if (!isFinetuneError(e, 'device-lost')) throw e;
+              const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
+              if (attempt >= recover || stopRequested) {
+                // Lost while the kernels were measured (before the first step): nothing to resume; the message says what
+                // the next run does.
+                if (lostWhileMeasuring && !hasCheckpoint()) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
+                throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
+              }
+              const from = hasCheckpoint() ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
+              print({ type: 'device-lost', attempt: attempt + 1, of: recover, message: e.message, resumeAt: savedStep });
+              io.err(`${e.message}: getting a new GPU device and ${from} (attempt ${attempt + 1} of ${recover})`);
+              continue;
             }
-            const from = hasCheckpoint() ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
-            print({ type: 'device-lost', attempt: attempt + 1, of: recover, message: e.message, resumeAt: savedStep });
-            io.err(`${e.message}: getting a new GPU device and ${from} (attempt ${attempt + 1} of ${recover})`);
-            continue;
+            // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
+            const adapter = await s.adapterNow();
+            const files = adapterBundle(adapter, s.baseConfig, { name: s.modelName });
+            const dir = join(out, 'adapter');
+            await mkdir(dir, { recursive: true });
+            for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+            print({ type: 'done', ...result, adapter: dir });
+            ctx.destroyDevice();
+            return 0;
           }
-          // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
-          const adapter = await s.adapterNow();
-          const files = adapterBundle(adapter, s.baseConfig, { name: s.modelName });
-          const dir = join(out, 'adapter');
-          await mkdir(dir, { recursive: true });
-          for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
-          print({ type: 'done', ...result, adapter: dir });
-          ctx.destroyDevice();
-          return 0;
+        } finally {
+          removeSignalHandlers();
         }
       } finally {
-        removeSignalHandlers();
+        process.off('exit', releaseAtExit);
+        lock.release();
       }
     },
   };
