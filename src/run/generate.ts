@@ -48,6 +48,11 @@ export interface GenerateOptions extends GenerationSettings {
   onToken?: (t: StreamedToken) => void;
   /** Asked between the prompt's parts and before each new token; true ends the generation there. */
   shouldStop?: () => boolean;
+  /**
+   * Awaited at the same places, with no GPU work queued: a paused run's validation_prompt sample waits there (its
+   * control's pause point) instead of running on through the pause the user asked for.
+   */
+  pausePoint?: () => Promise<void>;
   /** The prompt's tokens read so far, after each part of it (the last call has read = total). */
   onPrompt?: (read: number, total: number) => void;
   /** The model's max_position_embeddings: the prompt and the new tokens must fit in it. */
@@ -111,13 +116,17 @@ export async function generate(ctx: GpuContext, weights: MistralWeights, lora: G
     let read = 0;
     let stopped = false;
     while (prompt.length - read > decoder.chunk) {
+      await o.pausePoint?.();
       if ((stopped = o.shouldStop?.() ?? false)) break;
       decoder.extend(prompt.slice(read, read + decoder.chunk));
       await ctx.sync();
       read += decoder.chunk;
       o.onPrompt?.(read, prompt.length);
     }
-    if (!stopped) decoder.feed(prompt.slice(read));
+    if (!stopped) {
+      await o.pausePoint?.();
+      decoder.feed(prompt.slice(read));
+    }
     for (;;) {
       if (stopped || o.shouldStop?.()) {
         stopReason = 'stopped';
@@ -138,6 +147,7 @@ export async function generate(ctx: GpuContext, weights: MistralWeights, lora: G
       const piece = text?.push(id) ?? ''; // pushed even without a listener: the result's text is made of it
       o.onToken?.({ index: ids.length - 1, id, text: piece });
       if (ids.length === o.maxNewTokens) break;
+      await o.pausePoint?.();
       decoder.feed([id]);
     }
   } finally {

@@ -438,9 +438,10 @@ export class FinetuneSession {
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept, keptAttention: keep.keptAttention });
       const sampleTokens = o.sampleMaxTokens ?? 48;
       let sampledAt = -1;
-      // validation_prompt's greedy sample after `step`, emitted unless the run's Stop cut it off.
+      // validation_prompt's greedy sample after `step`, emitted unless the run's Stop cut it off; the run's Pause
+      // holds it between tokens.
       const emitSample = async (step: number, prompt: string): Promise<void> => {
-        const text = await this.sample(prompt, sampleTokens, () => control.stopped);
+        const text = await this.sample(prompt, sampleTokens, control);
         if (text !== null) onEvent({ type: 'sample', step, prompt, text });
       };
       const result = await train(
@@ -663,10 +664,10 @@ export class FinetuneSession {
    * `shouldStop` (the run's Stop) ended it: 48 tokens are most of a minute on a software adapter, which a Stop used to
    * wait out, and a cut-off sample is not shown as if it were the adapter's answer.
    */
-  private async sample(prompt: string, maxNewTokens: number, shouldStop?: () => boolean): Promise<string | null> {
+  private async sample(prompt: string, maxNewTokens: number, control: TrainControl): Promise<string | null> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
-    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, maxPositions: this.ckpt?.config.maxPositions, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t), shouldStop });
+    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, maxPositions: this.ckpt?.config.maxPositions, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t), shouldStop: () => control.stopped, pausePoint: () => control.pausePoint() });
     return r.stopReason === 'stopped' ? null : r.text;
   }
 

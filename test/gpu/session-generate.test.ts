@@ -60,6 +60,39 @@ describe('session generation', () => {
     expect(events.filter((e) => e.type === 'sample')).toEqual([]);
   });
 
+  it("a run's Pause holds the validation prompt's sample between tokens; Resume finishes it with the same text", async () => {
+    const run = async (pauseAtEval: boolean) => {
+      const events: TrainEvent[] = [];
+      let sawEval!: () => void;
+      const evalSeen = new Promise<void>((resolve) => (sawEval = resolve));
+      const done = session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+        events.push(e);
+        if (e.type === 'eval') {
+          if (pauseAtEval) session.pause(); // during the sample that follows the validation
+          sawEval();
+        }
+      }, { sampleMaxTokens: 6 });
+      return { events, evalSeen, done };
+    };
+    const plain = await run(false);
+    await plain.done;
+    const unpaused = plain.events.find((e) => e.type === 'sample') as { text: string };
+
+    const paused = await run(true);
+    await paused.evalSeen;
+    let settled = false;
+    void paused.done.then(() => (settled = true));
+    // Six tokens of this model take well under a second here; paused, none of them may come in these three.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(paused.events.filter((e) => e.type === 'sample')).toEqual([]);
+    expect(settled).toBe(false);
+    expect(session.isPaused).toBe(true);
+    session.resume();
+    await paused.done;
+    const after = paused.events.find((e) => e.type === 'sample') as { text: string };
+    expect(after.text).toBe(unpaused.text);
+  });
+
   it('streams tokens, stops between them on request, and runs with or without the adapter', async () => {
     const seen: StreamedToken[] = [];
     const r = await session.generateStream('def', { maxNewTokens: 6 }, (t) => {
