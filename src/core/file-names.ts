@@ -1,4 +1,5 @@
 // The names of files we hand to people, made in one place so the page's label and the worker's download agree.
+import { formatCount } from './units.ts';
 
 /** A file-name-safe slug of a model name: "mistralai/Mistral-7B-Instruct-v0.2" → "mistralai-Mistral-7B-Instruct-v0.2". */
 export function fileSlug(name: string): string {
@@ -18,4 +19,32 @@ export type AdapterOrigin = number | 'imported';
 /** adapter-<model>-step<N>.zip (or -imported.zip) for the PEFT pair; with -gguf before .zip for the whole bundle. */
 export function adapterZipName(modelName: string, origin: AdapterOrigin, full: boolean): string {
   return `adapter-${fileSlug(modelName)}-${origin === 'imported' ? 'imported' : `step${origin}`}${full ? '-gguf' : ''}.zip`;
+}
+
+/** The longest base model name an export takes: a Hub id is at most 96 characters, a local path may be longer. */
+export const MAX_BASE_MODEL_NAME = 300;
+
+/**
+ * Why `name` cannot be written as an adapter's base_model_name_or_path (the user's own words, from the page or
+ * `finetune export --base-model`), or null when it can. PEFT's AutoPeftModelForCausalLM loads the base from it, and
+ * the README names it, so it is one line of ordinary text.
+ */
+export function baseModelNameProblem(name: string): string | null {
+  if (name.trim() === '') return 'the base model name is empty';
+  if (name !== name.trim()) return 'the base model name starts or ends with a space';
+  if (name.length > MAX_BASE_MODEL_NAME) return `the base model name has ${formatCount(name.length)} characters; at most ${MAX_BASE_MODEL_NAME} are taken`;
+  if (/\p{Cc}/u.test(name)) return 'the base model name holds a control character (a line break or a tab, say)';
+  return null;
+}
+
+/**
+ * How a model loaded from local files is named (saved runs are matched to their model by this name, so it stays as it
+ * is): by its files, since a browser's file picker says nothing of the folder they came from.
+ */
+export function localFilesModelName(fileNames: readonly string[]): string {
+  return `local files (${fileNames.join(', ')})`;
+}
+
+export function isLocalFilesModel(name: string): boolean {
+  return name.startsWith('local files (');
 }

@@ -1,15 +1,23 @@
 // The export bundle: everything a person downloads after training, assembled in one place for the page and the CLI —
 // the PEFT pair (PEFT, vLLM, Ollama), the same adapter as a GGUF LoRA (llama.cpp, Ollama) and a README on loading each.
 
-import { adapterZipName, fileSlug, type AdapterOrigin } from '../core/file-names.ts';
+import { adapterZipName, baseModelNameProblem, fileSlug, type AdapterOrigin } from '../core/file-names.ts';
 import type { MistralConfig } from '../model/config.ts';
 import type { LoraAdapter } from '../model/lora-adapter.ts';
 import { loraToGguf } from './gguf-lora.ts';
 import { peftFiles, ZIP_MTIME } from './peft.ts';
 import { zipSync, type Zippable } from 'fflate';
+import { FinetuneError } from '../core/errors.ts';
 
 /** The GGUF file's name inside the bundle (the README's llama.cpp and Ollama lines name it). */
 export const GGUF_FILE = 'adapter.gguf';
+
+/** The adapter with `name` as its base_model_name_or_path (checked: baseModelNameProblem). */
+export function withBaseModel(adapter: LoraAdapter, name: string): LoraAdapter {
+  const problem = baseModelNameProblem(name);
+  if (problem) throw new FinetuneError('bad-input', problem);
+  return { ...adapter, config: { ...adapter.config, baseModel: name } };
+}
 
 export interface BundleOptions {
   /** The name the adapter is served under and the bundle is named after (e.g. the model's source). */

@@ -1,5 +1,5 @@
 // Adapter export: PEFT directory / zip (vLLM, PEFT, Ollama) and GGUF LoRA (llama.cpp, Ollama).
-export { adapterBundle, adapterZip, GGUF_FILE, type BundleOptions, type ZipOptions } from './bundle.ts';
+export { adapterBundle, adapterZip, GGUF_FILE, withBaseModel, type BundleOptions, type ZipOptions } from './bundle.ts';
 export { adapterReadme, peftFiles, peftZip, README_FILE, ZIP_MTIME, type PeftExportOptions, type PeftZipOptions, type ReadmeOptions } from './peft.ts';
 export {
   GGUF_DEFAULT_ALIGNMENT,

@@ -4,7 +4,8 @@
 import { formatBytes } from '../core/units.ts';
 import { h } from './dom.ts';
 import { errorParts } from './format.ts';
-import { adapterZipName, type AdapterOrigin } from '../core/file-names.ts';
+import { adapterZipName, baseModelNameProblem, isLocalFilesModel, type AdapterOrigin } from '../core/file-names.ts';
+import { endSentence } from './sentence.ts';
 import { runComputing, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { trySection } from './try-panel.ts';
@@ -25,6 +26,19 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
   const button = h('button', { type: 'button', 'data-testid': 'export-download', disabled: true }, 'Download adapter (.zip)');
   const fullButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'export-full', disabled: true }, 'With GGUF and README (.zip)');
   const name = h('p', { class: 'num file-name', 'data-testid': 'export-name' });
+  // base_model_name_or_path: what the adapter's config and README name as its base. Local files name no model, so
+  // the user can say which one it is (its Hub id, for PEFT's AutoPeftModelForCausalLM); empty keeps the model's own.
+  const baseModel = h('input', { type: 'text', id: 'export-base-model', 'data-testid': 'export-base-model', autocomplete: 'off', spellcheck: 'false' });
+  const baseModelHint = h('p', { class: 'hint', 'data-testid': 'export-base-model-hint' });
+  /** The name asked for, or undefined for the model's own; a problem with it is shown and blocks the export. */
+  const askedBase = (): { name?: string; problem: string | null } => {
+    const v = baseModel.value.trim();
+    return v === '' ? { problem: null } : { name: v, problem: baseModelNameProblem(v) };
+  };
+  baseModel.addEventListener('input', () => {
+    downloaded = null;
+    render();
+  });
   const status = h('p', { class: 'hint', 'data-testid': 'export-status' }, 'Train (or restore a saved run) to get an adapter.');
 
   let exporting = false;
@@ -36,7 +50,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
 
   // An imported adapter is named as such, not after the step of whatever run the page last made.
   const origin = (): AdapterOrigin => (importedNow() ? 'imported' : shared.run.value.step);
-  const currentName = (): string => adapterZipName(shared.model.value.info?.source ?? 'model', origin(), false);
+  const currentName = (): string => adapterZipName(askedBase().name ?? shared.model.value.info?.source ?? 'model', origin(), false);
 
   /** Runs one export: progress text, the download, then what was saved, or the error with its kind. */
   const runExport = async (working: string, produce: () => Promise<{ bytes: Uint8Array; fileName: string; contents: string }>): Promise<void> => {
@@ -63,14 +77,14 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
   // Both zips are made by the worker (src/export/bundle.ts): deterministic bytes, named after the model and step.
   button.addEventListener('click', () =>
     runExport('Reading the adapter from the GPU…', async () => ({
-      ...(await engine.exportAdapterZip({ full: false, step: origin() })),
+      ...(await engine.exportAdapterZip({ full: false, step: origin(), baseModel: askedBase().name })),
       contents: 'adapter_config.json + adapter_model.safetensors, a PEFT LoRA adapter (PeftModel.from_pretrained, vLLM --lora-modules, Ollama ADAPTER).',
     })),
   );
 
   fullButton.addEventListener('click', () =>
     runExport('Reading the adapter and writing the GGUF file…', async () => ({
-      ...(await engine.exportAdapterZip({ full: true, step: origin() })),
+      ...(await engine.exportAdapterZip({ full: true, step: origin(), baseModel: askedBase().name })),
       contents: 'the PEFT files, adapter.gguf and a README.',
     })),
   );
@@ -86,8 +100,17 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     // Export and generation read the GPU between steps: fine while paused, not while a step is running.
     const quiet = !runComputing(run.phase);
     const has = run.hasAdapter || importedNow();
-    button.disabled = fullButton.disabled = exporting || !(has && quiet && model.status === 'ready');
+    const asked = askedBase();
+    button.disabled = fullButton.disabled = exporting || asked.problem !== null || !(has && quiet && model.status === 'ready');
     name.textContent = has ? (downloaded ?? currentName()) : '';
+    const source = model.info?.source ?? null;
+    baseModel.placeholder = source && !isLocalFilesModel(source) ? source : 'e.g. mistralai/Mistral-7B-Instruct-v0.2';
+    baseModelHint.className = asked.problem ? 'bad' : 'hint';
+    baseModelHint.textContent = asked.problem
+      ? endSentence(`Not this name: ${asked.problem}`)
+      : source && isLocalFilesModel(source) && !asked.name
+      ? 'The model came from local files, which do not say which model they are: write its Hugging Face id here, so that the adapter names it as its base (PEFT’s AutoPeftModelForCausalLM loads the base from that name).'
+      : 'Written as base_model_name_or_path in adapter_config.json and named in the README; empty: the loaded model’s name.';
     if (!exporting && !status.classList.contains('ok') && !status.classList.contains('bad')) {
       status.textContent = importedNow()
         ? `The imported adapter (${imported?.value?.info.name}), ready to download.`
@@ -121,6 +144,8 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     { class: 'panel half', id: 'panel-export' },
     h('h2', {}, 'Export'),
     h('p', { class: 'hint' }, 'The LoRA adapter in PEFT format: load it on the base model with PEFT, serve it with vLLM, or convert it for llama.cpp / Ollama.'),
+    h('label', { for: 'export-base-model' }, 'Base model name ', baseModel),
+    baseModelHint,
     h('div', { class: 'actions' }, button, fullButton),
     name,
     status,

@@ -167,7 +167,7 @@ export interface EngineApi {
   resumeTraining(): Promise<void>;
   stopTraining(): Promise<void>;
   /** The trained adapter as one deterministic zip: the PEFT pair alone, or with adapter.gguf and a README (`full`). */
-  exportAdapterZip(o: { full: boolean; step: AdapterOrigin }): Promise<{ fileName: string; bytes: Uint8Array }>;
+  exportAdapterZip(o: { full: boolean; step: AdapterOrigin; baseModel?: string }): Promise<{ fileName: string; bytes: Uint8Array }>;
   /**
    * Loads an adapter, checked against the loaded model, as the current one: generate tries it, exportAdapterZip
    * writes it, evaluateAdapter scores it, and new runs start from it (their lora_rank, lora_alpha and targets must

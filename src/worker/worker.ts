@@ -1,7 +1,7 @@
 // The engine behind comlink: this dedicated worker owns the GPU device; the page only holds a proxy.
 
 import { type Quantization } from '../core/mistral.ts';
-import type { AdapterOrigin } from '../core/file-names.ts';
+import { baseModelNameProblem, localFilesModelName, type AdapterOrigin } from '../core/file-names.ts';
 import * as Comlink from 'comlink';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import { runGoldenCheck, type CheckReport } from '../run/check.ts';
@@ -13,7 +13,7 @@ import { blobFileSet, hubFileSet, httpSource, pickedFolderName, readJson, urlFil
 import { parseMistralConfig } from '../model/config.ts';
 import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
-import { adapterZip } from '../export/index.ts';
+import { adapterZip, withBaseModel } from '../export/index.ts';
 import { importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
@@ -128,7 +128,7 @@ function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; n
     case 'hub':
       return { files: hubFileSet(src.repo, { revision: src.revision, token: src.token }), name: `${src.repo}${src.revision ? `@${src.revision}` : ''}` };
     case 'files':
-      return { files: blobFileSet(src.files), name: `local files (${src.files.map((f) => f.name).join(', ')})` };
+      return { files: blobFileSet(src.files), name: localFilesModelName(src.files.map((f) => f.name)) };
   }
 }
 
@@ -333,9 +333,17 @@ const api = {
   },
 
   /** The trained adapter as one zip: the PEFT pair alone, or with adapter.gguf and a README (`full`). */
-  async exportAdapterZip(o: { full: boolean; step: AdapterOrigin }): Promise<{ fileName: string; bytes: Uint8Array }> {
+  async exportAdapterZip(o: { full: boolean; step: AdapterOrigin; baseModel?: string }): Promise<{ fileName: string; bytes: Uint8Array }> {
     const s = await session();
-    return adapterZip(await s.adapterNow(), s.baseConfig, { name: s.modelName, full: o.full, step: o.step });
+    // The user's name for the base (local files have none worth writing) goes into the config, the README and the
+    // file name; checked before the adapter is read from the GPU.
+    if (o.baseModel !== undefined) {
+      const problem = typeof o.baseModel === 'string' ? baseModelNameProblem(o.baseModel) : 'the base model name is not text';
+      if (problem) throw new FinetuneError('bad-input', problem);
+    }
+    const trained = await s.adapterNow();
+    const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
+    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step });
   },
 
   /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */

@@ -259,6 +259,9 @@ describe('dataset panel and form (headless Chromium)', () => {
     const ready = page.locator('[data-testid="model-status"][data-state="ready"]');
     await ready.filter({ hasText: 'Loaded local files (config.json, model.safetensors)' }).waitFor({ timeout: 120_000 });
     expect(await page.getByTestId('model-info').textContent()).toMatch(/layers4/);
+    // Local files name no model: the export panel asks for the base model's name instead of offering the files' list.
+    expect(await page.getByTestId('export-base-model').getAttribute('placeholder')).toBe('e.g. mistralai/Mistral-7B-Instruct-v0.2');
+    expect(await page.getByTestId('export-base-model-hint').textContent()).toMatch(/^The model came from local files, which do not say which model they are: write its Hugging Face id here/);
 
     // The Hub, answered here: the token goes in the Authorization header; the refusal is shown beside the model that
     // stays loaded (the failed load never replaced it).

@@ -138,6 +138,21 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(Object.keys(full.files)).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors', 'adapter.gguf', 'README.md']));
     expect(strFromU8(full.files['adapter.gguf'].subarray(0, 4))).toBe('GGUF');
     expect(Buffer.from(full.files['adapter_model.safetensors']).equals(Buffer.from(zip.files['adapter_model.safetensors']))).toBe(true);
+    expect(JSON.parse(strFromU8(zip.files['adapter_config.json'])).base_model_name_or_path).toBe('mistral-nano-demo');
+
+    // The base model's name, as the user writes it (local files name no model): in the config and the file's name.
+    const baseName = page.getByTestId('export-base-model');
+    expect(await baseName.getAttribute('placeholder')).toBe('mistral-nano-demo');
+    await baseName.fill('x'.repeat(301));
+    expect(await page.getByTestId('export-base-model-hint').textContent()).toBe('Not this name: the base model name has 301 characters; at most 300 are taken.');
+    expect(await page.getByTestId('export-download').isEnabled()).toBe(false);
+    await baseName.fill('my-org/nano-demo');
+    expect(await page.getByTestId('export-name').textContent()).toBe('adapter-my-org-nano-demo-step2.zip');
+    const renamed = await downloadZip(page);
+    expect(renamed.name).toBe('adapter-my-org-nano-demo-step2.zip');
+    expect(JSON.parse(strFromU8(renamed.files['adapter_config.json'])).base_model_name_or_path).toBe('my-org/nano-demo');
+    expect(Buffer.from(renamed.files['adapter_model.safetensors']).equals(Buffer.from(zip.files['adapter_model.safetensors']))).toBe(true);
+    await baseName.fill('');
 
     await page.getByTestId('generate-prompt').fill('# Add two numbers.');
     await page.getByTestId('generate-max').fill('2');

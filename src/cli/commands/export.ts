@@ -5,7 +5,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
-import { loraToGguf, peftFiles, peftZip } from '../../export/index.ts';
+import { loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
+import { baseModelNameProblem } from '../../core/file-names.ts';
 import { importAdapterDetailed } from '../../model/adapter-import.ts';
 import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
@@ -14,7 +15,7 @@ import { nodeDirectory } from '../node-source.ts';
 import { checkOutputPath } from '../input-file.ts';
 import { adapterInput } from '../adapter-input.ts';
 
-const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID]
+const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID] [--base-model NAME]
 
 Converts a LoRA adapter to PEFT safetensors or to a GGUF LoRA. PATH may be a PEFT folder (adapter_config.json with
 adapter_model.safetensors or adapter_model.bin), a zip of one, Replicate's training_output.zip as downloaded, or the
@@ -33,8 +34,11 @@ options:
   --model M       the base model: a folder holding config.json, or a Hugging Face id (owner/name; HF_TOKEN is sent
                   for gated repositories). Default: the adapter's base_model_name_or_path, when that is such a folder
                   or id. Shapes are checked against it; gguf needs it.
+  --base-model N  write N as the adapter's base_model_name_or_path (and the GGUF's general.name), e.g. the Hub id of
+                  a model trained from a local folder, so that PEFT's AutoPeftModelForCausalLM loads the right base.
+                  Without --model, the base's config is looked up under N
 
-Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, read_from}, model}.`;
+Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, base_model_name_or_path, read_from}, model}.`;
 
 /** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */
 function isHubId(s: string): boolean {
@@ -49,7 +53,7 @@ async function configFrom(files: FileSet, where: string): Promise<MistralConfig>
  * The base model's config from --model or, failing that, the adapter's base_model_name_or_path. The adapter's own
  * name is looked up on the Hub only when the export needs the config (GGUF), so a PEFT export works offline.
  */
-async function baseConfig(model: string | undefined, adapterBase: string | null, needed: boolean): Promise<{ config: MistralConfig; from: string } | null> {
+async function baseConfig(model: string | undefined, adapterBase: string | null, needed: boolean, baseFlag = "the adapter's base_model_name_or_path"): Promise<{ config: MistralConfig; from: string } | null> {
   const resolve = async (m: string, flag: string, hub: boolean): Promise<{ config: MistralConfig; from: string } | null> => {
     if (existsSync(m) && statSync(m).isDirectory()) {
       if (!existsSync(join(m, 'config.json'))) throw new FinetuneError('bad-input', `${flag}: ${m} holds no config.json`);
@@ -65,9 +69,9 @@ async function baseConfig(model: string | undefined, adapterBase: string | null,
   }
   if (!adapterBase) return null;
   try {
-    return await resolve(adapterBase, "the adapter's base_model_name_or_path", needed);
+    return await resolve(adapterBase, baseFlag, needed);
   } catch (e) {
-    if (e instanceof FinetuneError) throw new FinetuneError(e.kind, `${e.message} (reading the config of the adapter's base model ${JSON.stringify(adapterBase)}; give --model DIR to use a local copy)`, e.details);
+    if (e instanceof FinetuneError) throw new FinetuneError(e.kind, `${e.message} (reading the config of the base model ${JSON.stringify(adapterBase)}; give --model DIR to use a local copy)`, e.details);
     throw e;
   }
 }
@@ -82,28 +86,32 @@ export const exportCommand: Command = {
       format: { type: 'string' },
       out: { type: 'string' },
       model: { type: 'string' },
+      'base-model': { type: 'string' },
     });
     if (!values.adapter) throw new UsageError('--adapter is required');
     if (values.format !== 'peft' && values.format !== 'gguf') throw new UsageError(`--format must be peft or gguf${values.format ? `, not ${JSON.stringify(values.format)}` : ''}`);
     if (!values.out) throw new UsageError('--out is required');
     const format = values.format;
     const out = values.out;
+    const baseModel = values['base-model'];
+    const baseModelProblem = baseModel === undefined ? null : baseModelNameProblem(baseModel);
+    if (baseModelProblem) throw new UsageError(`--base-model: ${baseModelProblem}`);
     // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
     checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
     const { input, name } = await adapterInput(values.adapter);
     // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
     const first = await importAdapterDetailed(input, { where: name });
-    const base = await baseConfig(values.model, first.adapter.config.baseModel, format === 'gguf');
+    const named = baseModel ?? first.adapter.config.baseModel;
+    const base = await baseConfig(values.model, named, format === 'gguf', baseModel !== undefined ? '--base-model' : undefined);
     if (!base && format === 'gguf') {
-      const named = first.adapter.config.baseModel;
       throw new FinetuneError(
         'bad-input',
-        `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `the adapter's base_model_name_or_path ${JSON.stringify(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
+        `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `${baseModel !== undefined ? '--base-model' : "the adapter's base_model_name_or_path"} ${JSON.stringify(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
       );
     }
     const imported = base ? await importAdapterDetailed(input, { where: name, base: base.config }) : first;
-    const adapter = imported.adapter;
+    const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
 
     let files: string[];
     if (format === 'gguf') {
@@ -135,6 +143,7 @@ export const exportCommand: Command = {
           lora_alpha: adapter.config.loraAlpha,
           target_modules: adapter.config.targetModules,
           layers: adapter.layers,
+          base_model_name_or_path: adapter.config.baseModel,
           read_from: [imported.folder, imported.weightsFile].filter(Boolean).join('/'),
         },
         model: base?.from ?? null,

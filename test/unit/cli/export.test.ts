@@ -1,6 +1,6 @@
 // `finetune export`: an adapter in any container the importer reads comes out as PEFT safetensors or GGUF, and what
 // it wrote reads back (with the project's readers and the tests' strict GGUF reader) to exactly the fixture's tensors.
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -123,6 +123,30 @@ describe('finetune export', () => {
     expect(peft.code).toBe(2);
     expect(peft.err.join('\n')).toContain(`--out: ${join(dir, 'taken')} is a file; give a folder (it is made if missing)`);
     expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('x');
+  });
+
+  it('--base-model names the base in adapter_config.json and the GGUF, and is where the base config is looked for', async () => {
+    const dir = tmp();
+    // A base trained from a local folder, named for PEFT's AutoPeftModelForCausalLM; the base config is the folder's.
+    const out = join(dir, 'peft');
+    const r = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', out, '--base-model', 'mistralai/Mistral-7B-Instruct-v0.2');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out[0])).toMatchObject({ adapter: { base_model_name_or_path: 'mistralai/Mistral-7B-Instruct-v0.2' } });
+    expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('mistralai/Mistral-7B-Instruct-v0.2');
+    expectSameTensors(await readAdapter(nodeDirectory(out), { base }), await fixtureAdapter());
+    // Without --model, GGUF reads the config of --base-model: a folder here.
+    const gguf = join(dir, 'a.gguf');
+    const g = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', gguf, '--base-model', TINY_MISTRAL);
+    expect(g.err).toEqual([]);
+    expect(JSON.parse(g.out[0])).toMatchObject({ model: TINY_MISTRAL, adapter: { base_model_name_or_path: TINY_MISTRAL } });
+    expect(readGguf(new Uint8Array(readFileSync(gguf))).kv.get('general.name')?.value).toBe(`LoRA adapter for ${TINY_MISTRAL}`);
+    // A name that cannot be one line of text is refused before anything is read or written.
+    const bad = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', join(dir, 'never'), '--base-model', 'two\nlines');
+    expect(bad.code).toBe(2);
+    expect(bad.err.join('\n')).toContain('--base-model: the base model name holds a control character (a line break or a tab, say)');
+    expect(existsSync(join(dir, 'never'))).toBe(false);
+    const unresolved = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', join(dir, 'b.gguf'), '--base-model', 'my-model');
+    expect(unresolved.err.join('\n')).toMatch(/--base-model "my-model" is neither a folder nor a Hugging Face id.*give --model/);
   });
 
   it('GGUF without a resolvable base model asks for --model', async () => {

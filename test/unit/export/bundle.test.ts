@@ -2,8 +2,8 @@
 // README — with the file names the page shows, the same bytes in every time zone.
 import { unzipSync } from 'fflate';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { adapterZipName } from '../../../src/core/file-names.ts';
-import { adapterBundle, adapterZip, GGUF_FILE, loraToGguf } from '../../../src/export/index.ts';
+import { adapterZipName, baseModelNameProblem } from '../../../src/core/file-names.ts';
+import { adapterBundle, adapterZip, GGUF_FILE, loraToGguf, withBaseModel } from '../../../src/export/index.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { parseAdapter } from '../../../src/model/lora-adapter.ts';
 import { readGguf } from '../../helpers/gguf-reader.ts';
@@ -59,6 +59,25 @@ describe('adapter bundle', () => {
     expect(Object.keys(unzipSync(full.bytes))).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'README.md', GGUF_FILE]);
     expect(Object.keys(unzipSync(pair.bytes))).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     expect(unzipSync(pair.bytes)['adapter_model.safetensors']).toEqual(adapterBundle(a, base, { name: 'x' })['adapter_model.safetensors']);
+  });
+
+  it('takes a base model name from the user for the config, the README, the GGUF and the file name, and checks it', async () => {
+    const a = await adapter();
+    const named = withBaseModel(a, 'mistralai/Mistral-7B-Instruct-v0.2');
+    expect(a.config.baseModel).toBe('tiny-mistral'); // the adapter read is not changed
+    const zip = unzipSync(adapterZip(named, base, { name: 'mistralai/Mistral-7B-Instruct-v0.2', step: 3 }).bytes);
+    expect(JSON.parse(new TextDecoder().decode(zip['adapter_config.json'])).base_model_name_or_path).toBe('mistralai/Mistral-7B-Instruct-v0.2');
+    expect(new TextDecoder().decode(zip['README.md'])).toContain('AutoModelForCausalLM.from_pretrained("mistralai/Mistral-7B-Instruct-v0.2"');
+    expect(readGguf(zip[GGUF_FILE]).kv.get('general.name')?.value).toBe('LoRA adapter for mistralai/Mistral-7B-Instruct-v0.2');
+    expect(adapterZip(named, base, { name: 'mistralai/Mistral-7B-Instruct-v0.2', step: 3 }).fileName).toBe('adapter-mistralai-Mistral-7B-Instruct-v0.2-step3-gguf.zip');
+
+    expect(baseModelNameProblem('my-org/my-model')).toBeNull();
+    expect(baseModelNameProblem('  ')).toBe('the base model name is empty');
+    expect(baseModelNameProblem(' padded')).toBe('the base model name starts or ends with a space');
+    expect(baseModelNameProblem('a\tb')).toBe('the base model name holds a control character (a line break or a tab, say)');
+    expect(baseModelNameProblem('x'.repeat(301))).toBe('the base model name has 301 characters; at most 300 are taken');
+    expect(baseModelNameProblem('x'.repeat(300))).toBeNull();
+    expect(() => withBaseModel(a, 'line\nbreak')).toThrow('the base model name holds a control character');
   });
 
   it('gives the same bytes in another time zone and at another time', async () => {
