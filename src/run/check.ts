@@ -3,7 +3,7 @@
 // gradients, one AdamW step, NF4 dequantisation) against the PyTorch/PEFT reference.
 
 import { PROJECTIONS, type Quantization } from '../core/mistral.ts';
-import { readAdapter } from '../model/lora-adapter.ts';
+import { importAdapter, type AdapterInput } from '../model/adapter-import.ts';
 import { peftKey } from '../model/lora-adapter.ts';
 import { openBaseCheckpoint } from '../model/checkpoint.ts';
 import { openSafetensors, toFloat32, toFloat64, typedView, type SafetensorsFile } from '../model/safetensors.ts';
@@ -41,7 +41,7 @@ export interface CheckReport {
   quantization: Quantization;
   loss: { engine: number; golden: number } | null;
   groups: Record<string, GroupResult>;
-  /** Where the LoRA values came from (the adapter directory) and whether the golden's own lora/* were compared. */
+  /** Where the LoRA values came from (the adapter) and whether the golden's own lora/* were compared. */
   adapterWeights: string;
   seconds: number;
   /** Every compared tensor's error (with `verbose`). */
@@ -52,7 +52,8 @@ export interface CheckReport {
 
 export interface CheckInputs {
   model: FileSet;
-  adapter: FileSet;
+  /** A PEFT folder, or a zip's bytes (a PEFT zip, the page's download, Replicate's training_output.zip). */
+  adapter: AdapterInput;
   golden: ByteSource;
   quantization: Quantization;
   onProgress?: (text: string) => void;
@@ -103,14 +104,14 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
   const golden = await openSafetensors(input.golden);
   const has = (n: string): boolean => golden.header.tensors.has(n);
   const ckpt = await openBaseCheckpoint(input.model);
-  const adapter = await readAdapter(input.adapter, { base: ckpt.config });
+  const adapter = await importAdapter(input.adapter, { base: ckpt.config });
   if (!has('input_ids') || !has('labels')) throw new FinetuneError('bad-input', 'the golden file needs input_ids and labels');
   const ids = await ints(golden, 'input_ids');
   const labels = await ints(golden, 'labels');
   const [B, T] = ids.shape;
   if (ids.shape.length !== 2 || labels.shape.join() !== ids.shape.join()) throw new FinetuneError('bad-input', 'golden input_ids and labels must both be (B, T)');
 
-  // The golden's gradients were taken at its `lora/<key>` values: when it holds them, the adapter directory must hold
+  // The golden's gradients were taken at its `lora/<key>` values: when it holds them, the adapter must hold
   // exactly those (group 'adapter', tolerance 0), or every gradient comparison would be against another point.
   const g = new Groups();
   let fromGolden = 0;
@@ -130,8 +131,8 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
   }
   const adapterWeights =
     fromGolden > 0
-      ? `the adapter directory, compared with the golden's lora/* (${fromGolden} tensors)`
-      : "the adapter directory (the golden holds no lora/* to compare it with)";
+      ? `the adapter, compared with the golden's lora/* (${fromGolden} tensors)`
+      : "the adapter (the golden holds no lora/* to compare it with)";
 
   say(`loading ${ckpt.files.length} ${ckpt.files.length === 1 ? 'file' : 'files'}, quantization ${input.quantization}${input.streamLayers ? ', layers streamed' : ''}`);
   const weights = await loadMistralWeights(ctx, ckpt, { quantization: input.quantization, streamLayers: input.streamLayers });

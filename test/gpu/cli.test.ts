@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -210,12 +211,20 @@ describe('finetune bench int8', () => {
 });
 
 describe('finetune check --attention', () => {
-  it('passes golden_qlora with the tiled attention kernels (forward and backward)', async () => {
-    const args = ['bin/finetune.mjs', 'check', '--model', 'test/fixtures/tiny-mistral', '--adapter', 'test/fixtures/tiny-adapter', '--golden', 'test/fixtures/golden_qlora.safetensors', '--quant', 'nf4', '--attention', 'tiled'];
+  it('passes golden_qlora with the tiled attention kernels (forward and backward), the adapter given as a zip', async () => {
+    // The adapter as the page downloads it: a zip, which check reads as export and generate do.
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-check-zip-'));
+    const zip = join(dir, 'adapter.zip');
+    const file = (name: string) => new Uint8Array(readFileSync(join('test/fixtures/tiny-adapter', name)));
+    writeFileSync(zip, zipSync({ 'adapter_config.json': file('adapter_config.json'), 'adapter_model.safetensors': file('adapter_model.safetensors') }));
+    const args = ['bin/finetune.mjs', 'check', '--model', 'test/fixtures/tiny-mistral', '--adapter', zip, '--golden', 'test/fixtures/golden_qlora.safetensors', '--quant', 'nf4', '--attention', 'tiled'];
     const { stdout } = await run('node', args, { env, timeout: BENCH_TIMEOUT });
     const report = JSON.parse(stdout);
     expect(report.ok).toBe(true);
     expect(Object.keys(report.groups)).toEqual(expect.arrayContaining(['loss', 'hidden_states', 'grad', 'adamw_step1']));
+    // The zip's values were the golden's starting point, every one of them.
+    expect(report.adapterWeights).toBe("the adapter, compared with the golden's lora/* (28 tensors)");
+    expect(report.groups.adapter).toMatchObject({ worst: 0, count: 28, ok: true });
   });
 });
 

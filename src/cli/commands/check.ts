@@ -4,19 +4,21 @@ import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
 import { runGoldenCheck } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';
+import { adapterInput } from '../adapter-input.ts';
 import { createNodeContext } from '../node-gpu.ts';
-import { isRemoteModelSpec, modelSpec, nodeDirectory, nodeFileSource } from '../node-source.ts';
+import { isRemoteModelSpec, modelSpec, nodeFileSource } from '../node-source.ts';
 
 const QUANTS: readonly Quantization[] = QUANTIZATIONS;
 
 export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
-  usage: `finetune check --model DIR|HUB_ID|URL --adapter DIR --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed] [--attention rows|tiled]
+  usage: `finetune check --model DIR|HUB_ID|URL --adapter PATH --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed] [--attention rows|tiled]
                [--lora-kernel general|skinny] [--base-matmul fp32|int8|int8-mlp] [--int8-kernel dp4a|subgroup-matrix]
                [--int8-gates int8|int8-mlp|all] [--verbose]
 
-Runs the Mistral engine with the adapter on the golden's input_ids/labels and compares every tensor the golden holds:
+Runs the Mistral engine with the adapter (a PEFT folder, a zip of one, Replicate's training_output.zip, or the
+adapter_model file itself) on the golden's input_ids/labels and compares every tensor the golden holds:
 loss (relative error ≤ 1e-5), logits_first256, logsumexp, hidden_states/*, grad/*, adamw_step1/* (each ≤ 1e-3 of the
 tensor's max-abs), nf4_dequant/* (exact). Prints one JSON object with the worst error per group; exits 0 only when every
 group is within tolerance. --verbose adds every compared tensor's error. --stream-layers keeps the layers in CPU memory
@@ -58,7 +60,6 @@ Example:
     const quantization = values.quant as Quantization;
     if (!QUANTS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTS.join(', ')}, got "${values.quant}"`);
     if (!isRemoteModelSpec(values.model as string)) checkDirectory(values.model as string, '--model');
-    checkDirectory(values.adapter as string, '--adapter');
     checkReadableFile(values.golden as string, '--golden');
     const gemmKernel = gemmKernelFlag('gemm', values.gemm as string);
     const attention = attentionKernelFlag(values.attention as string);
@@ -75,11 +76,13 @@ Example:
     if (int8Kernel !== 'dp4a' && baseMatmul === 'fp32' && !int8Gates.length) {
       throw new UsageError('--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp, or --int8-gates, too');
     }
+    // A folder, a zip, or the adapter_model file itself: read as finetune export and generate read it.
+    const adapter = await adapterInput(values.adapter as string);
     const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, baseMatmul, int8Kernel, ...nodeOptions });
     if (found.note) io.err(`note: ${found.note}`);
     const report = await runGoldenCheck(ctx, {
       model: modelSpec(values.model as string, { token: process.env.HF_TOKEN || undefined }).files,
-      adapter: nodeDirectory(values.adapter as string),
+      adapter: adapter.input,
       golden: await nodeFileSource(values.golden as string),
       quantization,
       onProgress: (t) => io.err(t),
