@@ -1,6 +1,7 @@
 // "Try it": a prompt continued by the loaded model with the current adapter, the tokens appearing as the worker makes
 // them (KV-cache generation, src/run/generate.ts), with tokens/s, a Stop button, temperature / top-p / new-token
-// controls (greedy by default: the same prompt gives the same text), and optionally the base model alone beside it.
+// controls (greedy by default: the same prompt gives the same text; sampled text is repeatable by its seed), and
+// optionally the base model alone beside it.
 // Prompt and completion are user text: they only ever go into text nodes.
 
 import * as Comlink from 'comlink';
@@ -15,20 +16,24 @@ interface Settings {
   maxNewTokens: number;
   temperature: number;
   topP: number;
+  /** The sampling stream's seed: the same seed, settings and prompt give the same text (and both columns one stream). */
+  seed: number;
 }
 
 /**
  * The controls' values, or the first problem in words: the limits, number syntax and messages of `finetune generate`
  * (src/config/generation.ts), each named by its label here.
  */
-export function readSettings(maxTokens: string, temperature: string, topP: string): Settings | string {
+export function readSettings(maxTokens: string, temperature: string, topP: string, seed = '0'): Settings | string {
   const n = parseGenerationSetting('maxNewTokens', maxTokens, 'New tokens');
   if (!n.ok) return n.error;
   const t = parseGenerationSetting('temperature', temperature, 'Temperature');
   if (!t.ok) return t.error;
   const p = parseGenerationSetting('topP', topP, 'Top-p');
   if (!p.ok) return p.error;
-  return { maxNewTokens: n.value, temperature: t.value, topP: p.value };
+  const r = parseGenerationSetting('seed', seed, 'Seed');
+  if (!r.ok) return r.error;
+  return { maxNewTokens: n.value, temperature: t.value, topP: p.value, seed: r.value };
 }
 
 /** Why Generate cannot run now, shown beside the button, or null when it can (or is running: Stop says so). */
@@ -42,7 +47,7 @@ export function generateBlockedReason(phase: RunPhase, model: ModelState['status
 }
 
 function describeSampling(s: Settings): string {
-  return s.temperature === 0 ? 'greedy' : `temperature ${s.temperature}, top-p ${s.topP}`;
+  return s.temperature === 0 ? 'greedy' : `temperature ${s.temperature}, top-p ${s.topP}, seed ${s.seed}`;
 }
 
 const STOP_WORDS: Record<GenerationOutcome['stopReason'], string> = { eos: 'ended at </s>', 'max-tokens': 'token limit', stopped: 'stopped' };
@@ -77,6 +82,8 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
   const maxTokens = h('input', { type: 'text', id: 'generate-max', value: '16', inputmode: 'numeric', class: 'short', 'data-testid': 'generate-max' });
   const temperature = h('input', { type: 'text', id: 'generate-temperature', value: '0', inputmode: 'decimal', class: 'short', 'data-testid': 'generate-temperature' });
   const topP = h('input', { type: 'text', id: 'generate-top-p', value: '1', inputmode: 'decimal', class: 'short', 'data-testid': 'generate-top-p' });
+  // Only sampling draws from it (greedy ignores it), so it is enabled only when the temperature is above 0.
+  const seed = h('input', { type: 'text', id: 'generate-seed', value: '0', inputmode: 'numeric', class: 'short', 'data-testid': 'generate-seed' });
   const compare = h('input', { type: 'checkbox', id: 'generate-compare', 'data-testid': 'generate-compare' });
   const generateButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'generate-run', disabled: true }, 'Generate');
   const stopButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'generate-stop', disabled: true }, 'Stop');
@@ -118,7 +125,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
 
   generateButton.addEventListener('click', async () => {
     const text = prompt.value;
-    const s = readSettings(maxTokens.value, temperature.value, topP.value);
+    const s = readSettings(maxTokens.value, temperature.value, topP.value, seed.value);
     if (typeof s === 'string') {
       replaceChildren(output, h('p', { class: 'bad' }, s));
       return;
@@ -157,7 +164,10 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
     reason.hidden = why === null;
     stopButton.disabled = !generating || stopRequested;
     compare.disabled = generating;
+    seed.disabled = Number(temperature.value.trim()) === 0;
+    seed.title = seed.disabled ? 'Greedy generation draws nothing: set a temperature above 0 to sample' : 'The same seed, settings and prompt give the same text';
   };
+  temperature.addEventListener('input', render);
 
   const element = h(
     'div',
@@ -174,6 +184,8 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
       temperature,
       h('label', { for: 'generate-top-p', class: 'hint' }, 'top-p '),
       topP,
+      h('label', { for: 'generate-seed', class: 'hint' }, 'seed '),
+      seed,
     ),
     h('div', { class: 'actions' }, h('label', { class: 'hint' }, compare, ' Side by side with the base model'), generateButton, stopButton),
     reason,

@@ -68,5 +68,26 @@ describe('streaming generation in the page', () => {
     await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 120_000 });
     expect(await column.getAttribute('data-stop')).toBe('stopped');
     expect(await stats.textContent()).toMatch(/^0 tokens · prompt [\d.]+ s · greedy · stopped$/);
+
+    // Sampled text is repeatable by its seed, which greedy generation has no use for.
+    const seed = page.getByTestId('generate-seed');
+    expect(await seed.isDisabled()).toBe(true);
+    await page.getByTestId('generate-temperature').fill('1.5');
+    expect(await seed.isEnabled()).toBe(true);
+    await seed.fill('7');
+    await page.getByTestId('generate-prompt').fill('def');
+    await page.getByTestId('generate-max').fill('3');
+    const sampled = async (): Promise<string> => {
+      await run.click();
+      await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 180_000 });
+      expect(await stats.textContent()).toMatch(/ · temperature 1\.5, top-p 1, seed 7 · /);
+      return (await page.getByTestId('generate-text-base').textContent()) ?? '';
+    };
+    const first = await sampled();
+    expect(first.length).toBeGreaterThan(0);
+    expect(await sampled()).toBe(first);
+    await seed.fill('-');
+    await run.click();
+    expect(await page.getByTestId('generate-output').textContent()).toBe('Seed must be a whole number from -(2^53 - 1) to 2^53 - 1, got "-"');
   });
 });

@@ -45,7 +45,9 @@ describe('generation limits', () => {
     expect(readSettings('0x10', '0', '1')).toBe('New tokens must be a whole number from 1 to 4,096, got "0x10"');
     expect(readSettings('16', '3', '1')).toBe('Temperature must be a number from 0 (greedy) to 2, got "3"');
     expect(readSettings('16', '0', '0')).toBe('Top-p must be a number above 0 and at most 1, got "0"');
-    expect(readSettings('16', '0.7', '0.9')).toEqual({ maxNewTokens: 16, temperature: 0.7, topP: 0.9 });
+    expect(readSettings('16', '0.7', '0.9')).toEqual({ maxNewTokens: 16, temperature: 0.7, topP: 0.9, seed: 0 });
+    expect(readSettings('16', '0.7', '0.9', ' 42 ')).toEqual({ maxNewTokens: 16, temperature: 0.7, topP: 0.9, seed: 42 });
+    expect(readSettings('16', '0.7', '0.9', '1.5')).toBe('Seed must be a whole number from -(2^53 - 1) to 2^53 - 1, got "1.5"');
     // The worker refuses what the page would (a temperature the engine used to take up to 100).
     expect(() => checkSampling({ temperature: 3, topP: 1 })).toThrow(generationLimitMessage('temperature', 'temperature', 3));
     expect(() => checkSampling({ temperature: 2, topP: 1 })).not.toThrow();
