@@ -62,6 +62,12 @@ describe('accessibility (headless Chromium)', () => {
     const zone = page.getByTestId('dataset-drop');
     const outlineOf = (): Promise<string> => zone.evaluate((el) => getComputedStyle(el).outlineStyle);
     expect(await outlineOf()).toBe('none');
+    // A mouse click on its "choose one" focuses its file input too, but that is no keyboard focus to show: no outline.
+    const clicked = page.waitForEvent('filechooser', { timeout: 10_000 });
+    await zone.locator('label.link').click();
+    await clicked;
+    expect(await page.evaluate(() => document.activeElement?.id ?? '')).toBe('train-file');
+    expect(await outlineOf()).toBe('none');
     // Tab from the top of the page, as a keyboard user gets there.
     await page.locator('body').focus();
     let active = '';
