@@ -70,6 +70,19 @@ function parseJsonBytes(bytes: Uint8Array, name: string): unknown {
   }
 }
 
+/** What is said of a GGUF LoRA: the export writes one beside the PEFT files, so a user may well pick it. */
+const GGUF_NOT_READ = `is a GGUF LoRA (llama.cpp's format), which this app writes but does not read: import the PEFT files of the same adapter (${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE}), which the export zips hold beside it`;
+
+/** GGUF's magic: the bytes "GGUF" at the start. */
+function isGguf(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
+}
+
+/** The first GGUF file among `names`, when no adapter config was found beside it. */
+function ggufAmong(names: readonly string[]): string | undefined {
+  return names.find((n) => /\.gguf$/i.test(n) && !isArchiverJunk(n));
+}
+
 async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<ImportedAdapter> {
   const where = opts.where ?? 'adapter zip';
   const names = listZip(bytes, where).map((e) => e.name);
@@ -78,6 +91,8 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
     if (isTorchArchive(names)) {
       throw bad(where, `is a torch.save file (an ${ADAPTER_BIN_FILE} on its own); its ${ADAPTER_CONFIG_FILE} is needed too: give the folder or zip holding both`);
     }
+    const gguf = ggufAmong(names);
+    if (gguf) throw bad(where, `${gguf} ${GGUF_NOT_READ}`);
     const zips = names.filter((n) => /\.zip$/i.test(n));
     if (zips.length) throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}, only nested archive(s) ${zips.slice(0, 3).join(', ')}: zips inside zips are not opened; extract it first`);
     throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: not a PEFT adapter (files: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`);
@@ -115,6 +130,8 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
       // A folder holding just a zip (Replicate's training_output.zip saved as is): read that zip.
       const zips = names.filter((n) => /\.zip$/i.test(n) && !isArchiverJunk(n));
       if (zips.length === 1) return fromZip(await readAll(await files.open(zips[0])), { ...opts, where: `${where}/${zips[0]}` });
+      const gguf = ggufAmong(names);
+      if (gguf) throw bad(where, `${gguf} ${GGUF_NOT_READ}`);
       throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
     }
     folder = found;
@@ -135,6 +152,7 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
 /** Reads an adapter from a folder or a zip and says where in it the adapter was found. */
 export async function importAdapterDetailed(input: AdapterInput, opts: ReadAdapterOptions = {}): Promise<ImportedAdapter> {
   if (input instanceof Uint8Array) {
+    if (isGguf(input)) throw bad(opts.where ?? 'adapter', GGUF_NOT_READ);
     if (!looksLikeZip(input)) throw bad(opts.where ?? 'adapter', 'is not a zip archive (expected a PEFT adapter zip or Replicate\'s training_output.zip)');
     return fromZip(input, opts);
   }

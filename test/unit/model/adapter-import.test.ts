@@ -196,6 +196,14 @@ describe('adapters that do not fit, or try something', () => {
     expect(e.message).toMatch(/training_output\/adapter_model\.bin: .*refused global os\.system/);
   });
 
+  it('a GGUF LoRA (a zip of the fuller export without its PEFT files, or the file itself) says it is not read, and what is', async () => {
+    const gguf = new Uint8Array([...enc.encode('GGUF'), 3, 0, 0, 0, 0, 0, 0, 0]);
+    const want = /is a GGUF LoRA \(llama\.cpp's format\), which this app writes but does not read: import the PEFT files of the same adapter \(adapter_config\.json with adapter_model\.safetensors\)/;
+    expect((await errorOf(() => importAdapter(zipSync({ 'adapter.gguf': gguf, 'README.md': enc.encode('x') }), { where: 'a.zip' }))).message).toMatch(new RegExp(`^a\\.zip: adapter\\.gguf ${want.source}`));
+    expect((await errorOf(() => importAdapter(gguf, { where: 'lora.gguf' }))).message).toMatch(new RegExp(`^lora\\.gguf: ${want.source}`));
+    expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter.gguf': gguf }, 'folder')))).message).toMatch(new RegExp(`^folder: adapter\\.gguf ${want.source}`));
+  });
+
   it('not a zip, and no adapter inside', async () => {
     expect((await errorOf(() => importAdapter(enc.encode('hello')))).message).toMatch(/is not a zip archive/);
     expect((await errorOf(() => importAdapter(zipSync({ 'notes.txt': enc.encode('x') })))).message).toMatch(/holds no adapter_config\.json: not a PEFT adapter \(files: notes\.txt\)/);
