@@ -8,7 +8,8 @@ import { safeParseHyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import { BASE_MATMULS } from '../engine/gpu.ts';
 import { savedKernels } from './kernel-tuning.ts';
-import type { SavedRun } from './saved-run.ts';
+import type { ModelFileVersion, SavedRun } from './saved-run.ts';
+import { formatCount } from '../core/units.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
 
@@ -66,6 +67,7 @@ export function checkSavedRun(raw: unknown): SavedRun {
   }
   if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${JSON.stringify(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
   if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${JSON.stringify(r.kernels)} are not kernels this engine has`);
+  if (r.modelFiles !== undefined && !isModelFileList(r.modelFiles)) throw corrupt("its list of the model's files is malformed");
   if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');
   for (const h of r.history as unknown[]) {
     const item = h as Record<string, unknown> | null;
@@ -73,6 +75,47 @@ export function checkSavedRun(raw: unknown): SavedRun {
     if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${JSON.stringify(item.seconds)} that is not a duration`);
   }
   return { ...(r as unknown as SavedRun), hp: hp.value };
+}
+
+/** A model's files are a few dozen at most (Mistral-7B: config.json and three shards); more is not a record we wrote. */
+const MAX_MODEL_FILES = 4096;
+const MAX_MODEL_FILE_TEXT = 4096;
+
+function isModelFileList(v: unknown): v is ModelFileVersion[] {
+  if (!Array.isArray(v) || v.length > MAX_MODEL_FILES) return false;
+  return v.every((f: unknown) => {
+    const o = f as Record<string, unknown> | null;
+    return (
+      typeof o === 'object' && o !== null &&
+      typeof o.name === 'string' && o.name.length <= MAX_MODEL_FILE_TEXT &&
+      isStepCount(o.size) &&
+      (o.version === null || (typeof o.version === 'string' && o.version.length <= MAX_MODEL_FILE_TEXT))
+    );
+  });
+}
+
+/**
+ * The loaded model's files against those the run was trained on (when its record lists them: older ones do not).
+ * Other names or sizes are another model under the same name (local files are named by their file names alone, so two
+ * single-file models look alike): refused, since the adapter would go on training on another base. The same sizes with
+ * another HTTP version (ETag) are the Hub's files changed since: said, not refused, since no older copy can be had under
+ * that name. A local file's version (its mtime) changes with every copy, so it is not compared.
+ */
+export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion[]): string | null {
+  const saved = run.modelFiles;
+  if (saved === undefined) return null;
+  const sizes = (files: readonly ModelFileVersion[]): string => files.map((f) => `${f.name} (${formatCount(f.size)} bytes)`).join(', ');
+  const same = saved.length === loaded.length && saved.every((f, i) => f.name === loaded[i].name && f.size === loaded[i].size);
+  if (!same) {
+    throw new FinetuneError(
+      'bad-input',
+      `the loaded model "${run.modelSource}" is not the one the saved run was trained on: its files are ${sizes(loaded)}; the run's were ${sizes(saved)}. Load the run's model to resume it`,
+      { saved, loaded },
+    );
+  }
+  const changed = saved.filter((f, i) => f.version?.startsWith('http ') && loaded[i].version?.startsWith('http ') && f.version !== loaded[i].version).map((f) => f.name);
+  if (changed.length === 0) return null;
+  return `${changed.join(', ')} of ${run.modelSource} changed on the server since the run's last checkpoint (the same size, another version): the run continues on the files as they are now`;
 }
 
 /**

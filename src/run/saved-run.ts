@@ -18,9 +18,21 @@ export const TRAIN_FILE = 'train.jsonl';
 export const VALIDATION_FILE = 'validation.jsonl';
 export const RUN_FILES = [RUN_FILE, STATE_FILE, TRAIN_FILE, VALIDATION_FILE] as const;
 
+/** One file a base model was loaded from: its name, size and version ("http <ETag>", "file <size> <mtime>", or null). */
+export interface ModelFileVersion {
+  name: string;
+  size: number;
+  version: string | null;
+}
+
 /** What is saved with a run so that it can be resumed after a reload. */
 export interface SavedRun {
   modelSource: string;
+  /**
+   * The base model's files as they were loaded for the run: a resume refuses other files under the same name (local
+   * files are named by their file names alone) and says when the Hub's files changed since. Older records have none.
+   */
+  modelFiles?: ModelFileVersion[];
   quantization: Quantization;
   hp: Hyperparams;
   trainName: string;

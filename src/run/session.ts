@@ -20,7 +20,7 @@ import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { calibrate, calibrateValidation, estimateRun, forwardShare, validationBatchShape, type Calibration, type RunEstimate, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
-import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
+import { cacheIdentity, loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
 import { chooseLayerStreaming, type StreamLayersChoice } from './layer-streaming.ts';
 import type { BaseMatmul, GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
@@ -33,8 +33,8 @@ import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type 
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
-import { checkDataChecksums, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type RunData, type SavedRun } from './saved-run.ts';
+import { checkDataChecksums, checkModelFiles, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
+import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -95,6 +95,8 @@ export class FinetuneSession {
   private ckpt: BaseCheckpoint | null = null;
   private weights: MistralWeights | null = null;
   private modelSource = '';
+  /** The loaded model's files (names, sizes, versions), saved with a run and checked by its resume. */
+  private modelFiles: ModelFileVersion[] = [];
   private lora: GpuLora | null = null;
   private adapter: LoraAdapter | null = null;
   /** An adapter loaded from outside (useImportedAdapter): new runs start from it until it is forgotten. */
@@ -161,13 +163,14 @@ export class FinetuneSession {
     // With a weight cache, the quantised weights come from it when it holds these files at these settings.
     const loaded = this.weightCache
       ? await loadWeightsCached(this.ctx, files, ckpt, { quantization, source, cache: this.weightCache, onProgress, streamLayers })
-      : { weights: await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress, streamLayers }), fromCache: false, notes: [] };
+      : { weights: await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress, streamLayers }), fromCache: false, notes: [], files: (await cacheIdentity(files, ckpt, source, quantization)).files };
     const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     this.unloadModel();
     this.weights = weights;
     this.ckpt = ckpt;
     this.modelSource = source;
+    this.modelFiles = loaded.files;
     const c = ckpt.config;
     return {
       source,
@@ -340,6 +343,9 @@ export class FinetuneSession {
       if (saved.modelSource !== this.modelSource || saved.quantization !== this.weights.quantization) {
         throw new FinetuneError('bad-input', `the saved run used model "${saved.modelSource}" (${saved.quantization}); load it first`);
       }
+      // The same name is not always the same model (local files are named by their file names alone).
+      const changed = checkModelFiles(saved, this.modelFiles);
+      if (changed) onEvent({ type: 'status', text: changed });
       hp = saved.hp;
       const t = await this.store.load(TRAIN_FILE);
       state = await this.store.load(STATE_FILE);
@@ -405,6 +411,7 @@ export class FinetuneSession {
         if (!this.store || !this.weights) return;
         const run: SavedRun = {
           modelSource: this.modelSource,
+          modelFiles: this.modelFiles,
           quantization: this.weights.quantization,
           hp,
           trainName: names.train,

@@ -143,6 +143,8 @@ export interface CachedLoadOptions {
 export interface CachedLoad {
   weights: MistralWeights;
   fromCache: boolean;
+  /** The files the weights stand for (names, sizes, versions): a saved run keeps them, to be resumed on the same. */
+  files: CacheIdentity['files'];
   /** What happened to the cache that the user should hear about (a corrupt entry rebuilt, a write that failed). */
   notes: string[];
 }
@@ -159,7 +161,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
   if (entry) {
     try {
       const weights = await loadFromEntry(ctx, entry, identity, o.onProgress, o.streamLayers);
-      return { weights, fromCache: true, notes };
+      return { weights, fromCache: true, notes, files: identity.files };
     } catch (e) {
       if (!(e instanceof BadEntry)) throw e;
       notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
@@ -172,7 +174,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
   } catch (e) {
     notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load downloads them again`);
   }
-  return { weights, fromCache: false, notes };
+  return { weights, fromCache: false, notes, files: identity.files };
 }
 
 /** Writes `weights` as entry `key` for `identity` (what loadWeightsCached does after a load from the source). */

@@ -1,7 +1,9 @@
 // A resume trusts nothing it reads back from the store: a real run on tiny-mistral is stopped and saved, then its
 // record, its state and its data are tampered with one way at a time. Each tampering is refused with a specific message (tampered
 // hyperparameters before anything is allocated), and the genuine saved run still resumes to the end of its plan.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { FinetuneError } from '../../src/core/errors.ts';
@@ -118,6 +120,23 @@ describe('resuming a saved run checks it first', () => {
     expect((await resumeWith({ ...record, stateChecksum: await stateChecksum(nan) }, nan)).message).toMatch(/the checkpoint is corrupt: .*q_proj\.lora_B\.weight\.exp_avg holds NaN at index 0/);
     const far = await rewriteState(state, { step: '40' });
     expect((await resumeWith({ ...record, stateChecksum: await stateChecksum(far) }, far)).message).toMatch(/the checkpoint is at step 40, beyond the plan's 4 steps/);
+  });
+
+  it("refuses another model loaded under the run's name (local files are named by their file names alone)", async () => {
+    // The record lists the files the weights came from, as they were loaded.
+    const names = ['config.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+    const byName = (files: { name: string }[]) => [...files].sort((a, b) => a.name.localeCompare(b.name));
+    expect(byName(record.modelFiles as { name: string }[])).toEqual(names.map((name) => ({ name, size: statSync(`test/fixtures/tiny-mistral/${name}`).size, version: expect.stringMatching(/^file \d+ [\d.]+$/) })));
+    // The same weights with a config.json of other bytes (one more key): another model as far as the run can tell.
+    const dir = mkdtempSync(join(tmpdir(), 'other-model-'));
+    for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(dir, f));
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, note: 'another model' }));
+    await session.loadModel(nodeDirectory(dir), 'tiny-mistral', 'none');
+    await store.commit({ [RUN]: new TextEncoder().encode(JSON.stringify(record)), [STATE]: state });
+    const e = await session.train({}, null, () => {}, { resume: true }).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toMatch(/^the loaded model "tiny-mistral" is not the one the saved run was trained on: its files are config\.json \([\d,]+ bytes\), .*; the run's were config\.json/);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
   });
 
   it('resumes the genuine saved run to the end of its plan', async () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/index.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import type { DataStats } from '../../../src/data/batches.ts';
-import { checkDataChecksums, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from '../../../src/run/saved-run-check.ts';
+import { checkDataChecksums, checkModelFiles, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from '../../../src/run/saved-run-check.ts';
 import type { SavedRun } from '../../../src/run/saved-run.ts';
 import { nonFiniteReason } from '../../../src/run/trainer.ts';
 
@@ -84,6 +84,33 @@ describe('a saved run record, checked before a resume', () => {
     // A finished run is within its plan: resuming it restores its adapter and trains nothing.
     expect(() => checkSavedRunAgainstPlan(checkSavedRun(record({ step: 6, epoch: 2 })), stats)).not.toThrow();
     expect(refusal(() => checkSavedRunAgainstPlan(checkSavedRun(record({ epoch: 0 })), stats)).message).toMatch(/says epoch 1 at step 3, the plan puts that step in epoch 2/);
+  });
+
+  it("checks the loaded model's files against the run's: other names or sizes refused, a Hub file's new version said", () => {
+    const files = [
+      { name: 'config.json', size: 571, version: 'http "abc"' },
+      { name: 'model.safetensors', size: 39_636_520, version: 'http "def"' },
+    ];
+    const run = checkSavedRun(record({ modelSource: 'owner/model', modelFiles: files }));
+    expect(checkModelFiles(run, files)).toBeNull();
+    // A record from before the field: nothing to compare.
+    expect(checkModelFiles(checkSavedRun(record()), files)).toBeNull();
+    // Another single-file model under the same name ("local files (config.json, model.safetensors)", say).
+    const other = refusal(() => checkModelFiles(run, [files[0], { ...files[1], size: 39_636_528 }]));
+    expect(other.message).toBe(
+      'the loaded model "owner/model" is not the one the saved run was trained on: its files are config.json (571 bytes), model.safetensors (39,636,528 bytes); the run\'s were config.json (571 bytes), model.safetensors (39,636,520 bytes). Load the run\'s model to resume it',
+    );
+    expect(refusal(() => checkModelFiles(run, [files[1]])).message).toMatch(/its files are model\.safetensors \(39,636,520 bytes\); the run's were config\.json/);
+    // The same sizes, another ETag: the Hub's file changed since; said, not refused.
+    expect(checkModelFiles(run, [files[0], { ...files[1], version: 'http "xyz"' }])).toBe(
+      "model.safetensors of owner/model changed on the server since the run's last checkpoint (the same size, another version): the run continues on the files as they are now",
+    );
+    // A local file's version is its mtime, which every copy changes: not compared.
+    const local = checkSavedRun(record({ modelFiles: [{ name: 'model.safetensors', size: 10, version: 'file 10 1700000000000' }] }));
+    expect(checkModelFiles(local, [{ name: 'model.safetensors', size: 10, version: 'file 10 1800000000000' }])).toBeNull();
+    // A malformed list is refused when the record is read.
+    expect(refusal(() => checkSavedRun(record({ modelFiles: [{ name: 'x', size: -1, version: null }] }))).message).toBe("the saved run cannot be resumed: its list of the model's files is malformed");
+    expect(refusal(() => checkSavedRun(record({ modelFiles: 'config.json' }))).message).toMatch(/list of the model's files is malformed/);
   });
 
   it('puts a step count in the epoch of its last step', () => {
