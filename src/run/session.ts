@@ -77,6 +77,8 @@ export type TrainEvent =
   | { type: 'sample'; step: number; prompt: string; text: string }
   | { type: 'checkpoint'; step: number }
   | { type: 'status'; text: string }
+  /** A pause asked for has taken effect: the run waits (between steps, validation batches or a sample's tokens). */
+  | { type: 'paused'; step: number }
   /** A step whose loss or gradient norm was not finite: its update was not applied. */
   | ({ type: 'skipped' } & SkipReport)
   /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
@@ -366,6 +368,8 @@ export class FinetuneSession {
 
     this.running = true;
     const control = (this.control = new TrainControl());
+    let stepNow = 0;
+    control.onPaused = () => onEvent({ type: 'paused', step: stepNow });
     let runner: MistralRunner | null = null;
     try {
       // `prepared`: the caller already read these files with these hyperparameters (the CLI does, before it loads the
@@ -394,6 +398,7 @@ export class FinetuneSession {
       // and destroying a buffer that unsubmitted work still names breaks the device.
       this.ctx.flush();
       if (state) fromStep = await loadTrainState(this.ctx, this.lora, state, data.stats.totalSteps);
+      stepNow = fromStep;
       onEvent({ type: 'plan', stats: data.stats, resumedAt: fromStep });
       // A new run's data joins the store with its first checkpoint: until then the previous run stays resumable.
       let newData: RunData | null = null;
@@ -458,6 +463,7 @@ export class FinetuneSession {
         hp,
         {
           onStep: (r) => {
+            stepNow = r.step;
             history.push({ step: r.step, loss: r.loss, seconds: r.elapsedSeconds });
             onEvent({ type: 'step', ...r });
           },

@@ -94,6 +94,8 @@ export class TrainControl {
   stopped = false;
   /** Milliseconds spent waiting at pause points (the clock's): a run's training time leaves them out. */
   pausedMs = 0;
+  /** Told each time a pause takes effect (the run waits at a pause point): the page says "Paused" only then. */
+  onPaused: (() => void) | null = null;
 
   /** `clock` (milliseconds) times the steps, the validation passes and the checkpoints by minutes; tests pass a fake one. */
   constructor(readonly clock: Clock = systemClock) {}
@@ -122,6 +124,7 @@ export class TrainControl {
   /** Between steps: waits here while paused (a stop releases it). Not a checkpoint: nothing is saved. */
   async pausePoint(): Promise<void> {
     if (!this.pausedWith || this.stopped) return;
+    this.onPaused?.();
     const t0 = this.clock();
     while (this.pausedWith && !this.stopped) await this.pausedWith.promise;
     this.pausedMs += this.clock() - t0;

@@ -115,7 +115,9 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
       status.textContent = importedNow()
         ? `The imported adapter (${imported?.value?.info.name}), ready to download.`
         : run.hasAdapter
-        ? runComputing(run.phase)
+        ? run.phase === 'pausing'
+          ? 'Pausing: the adapter can be exported once the step under way ends.'
+          : runComputing(run.phase)
           ? 'Pause or stop the run to export the adapter so far.'
           : `The adapter at step ${run.step}, ready to download.`
         : 'Train (or restore a saved run) to get an adapter.';

@@ -37,6 +37,8 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
     case 'running':
     case 'stopping':
       return { text: `Training · step ${of}`, state: 'busy', href: training };
+    case 'pausing':
+      return { text: `Pausing · step ${of}`, state: 'busy', href: training };
     case 'paused':
       return { text: `Paused · step ${of}`, state: 'paused', href: training };
     case 'done':

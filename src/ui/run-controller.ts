@@ -105,7 +105,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     },
 
     unpause() {
-      if (run.value.phase !== 'paused') return;
+      if (run.value.phase !== 'paused' && run.value.phase !== 'pausing') return;
       run.dispatch({ type: 'unpause' });
       void engine.resumeTraining();
     },

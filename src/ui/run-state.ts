@@ -5,7 +5,9 @@
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { formatDuration } from './format.ts';
 
-export type RunPhase = 'idle' | 'starting' | 'running' | 'validating' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
+// 'pausing': Pause was asked, and the worker has not yet stopped at a pause point (the step, the validation batch or the
+// sample under way finishes first); 'paused' once it says it has, and only then do export and Try it use the GPU.
+export type RunPhase = 'idle' | 'starting' | 'running' | 'validating' | 'pausing' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
 
 export interface LossPoint {
   step: number;
@@ -99,7 +101,7 @@ export const IDLE_RUN: RunState = {
 
 /** True while a run holds the engine (inputs that would change it are locked). */
 export function runBusy(phase: RunPhase): boolean {
-  return phase === 'starting' || phase === 'running' || phase === 'validating' || phase === 'paused' || phase === 'stopping';
+  return phase === 'starting' || phase === 'running' || phase === 'validating' || phase === 'pausing' || phase === 'paused' || phase === 'stopping';
 }
 
 /**
@@ -178,6 +180,9 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       return { ...s, checkpointStep: e.step, note: `Checkpoint saved in this browser at step ${e.step}.` };
     case 'status':
       return { ...s, note: e.text };
+    case 'paused':
+      // The worker has stopped at a pause point: only now is the GPU free for export and Try it.
+      return s.phase === 'pausing' ? { ...s, phase: 'paused' } : s;
     case 'kernels':
       // Its own line under the readouts: the note keeps what it said (e.g. which checkpoint a resume continued from).
       return { ...s, kernels: e.text };
@@ -219,9 +224,9 @@ export function runReducer(s: RunState, a: RunAction): RunState {
     case 'event':
       return onEvent(s, a.event);
     case 'pause':
-      return s.phase === 'running' || s.phase === 'validating' ? { ...s, phase: 'paused' } : s;
+      return s.phase === 'running' || s.phase === 'validating' ? { ...s, phase: 'pausing' } : s;
     case 'unpause':
-      return s.phase === 'paused' ? { ...s, phase: s.validating ? 'validating' : 'running' } : s;
+      return s.phase === 'paused' || s.phase === 'pausing' ? { ...s, phase: s.validating ? 'validating' : 'running' } : s;
     case 'stop':
       return runBusy(s.phase) ? { ...s, phase: 'stopping' } : s;
     case 'finished': {

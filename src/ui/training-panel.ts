@@ -95,6 +95,7 @@ const PHASE_TEXT: Record<RunPhase, string> = {
   starting: 'Preparing the data and the adapter…',
   running: 'Training…',
   validating: 'Validating…',
+  pausing: 'Pausing after the current step…',
   paused: 'Paused after the current step. Resume continues; export works while paused.',
   stopping: 'Stopping after the current step…',
   done: 'Training finished.',
@@ -108,6 +109,7 @@ function phaseLine(run: RunState, why: string | null | undefined): string {
   const v = run.validating;
   if (run.phase === 'validating' && v) return validatingText(v);
   if (run.phase === 'paused' && v) return `Paused in the validation after step ${v.step} (${v.done} / ${v.batches} batches). Resume continues it; export works while paused.`;
+  if (run.phase === 'pausing' && v) return `Pausing in the validation after step ${v.step}, after its batch under way…`;
   if (run.phase === 'stopping' && v) return `Stopping: the validation after step ${v.step} is left unfinished…`;
   return PHASE_TEXT[run.phase];
 }
@@ -181,7 +183,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     confirmBox.hidden = false;
     replace.focus();
   });
-  pauseButton.addEventListener('click', () => (shared.run.value.phase === 'paused' ? control.unpause() : control.pause()));
+  // While pausing, the button already says Resume: a second click takes the pause back before it took effect.
+  pauseButton.addEventListener('click', () => (shared.run.value.phase === 'paused' || shared.run.value.phase === 'pausing' ? control.unpause() : control.pause()));
   stopButton.addEventListener('click', () => control.stop());
   resumeHere.addEventListener('click', async () => {
     resumeHere.disabled = true;
@@ -428,8 +431,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     startButton.textContent = run.phase === 'done' || run.phase === 'stopped' || run.phase === 'error' ? 'Train again' : 'Train';
     reason.textContent = why ?? '';
     reason.hidden = why === null;
-    pauseButton.disabled = !(run.phase === 'running' || run.phase === 'validating' || run.phase === 'paused');
-    pauseButton.textContent = run.phase === 'paused' ? 'Resume' : 'Pause';
+    pauseButton.disabled = !(run.phase === 'running' || run.phase === 'validating' || run.phase === 'pausing' || run.phase === 'paused');
+    pauseButton.textContent = run.phase === 'paused' || run.phase === 'pausing' ? 'Resume' : 'Pause';
     stopButton.disabled = !busy || run.phase === 'stopping';
     // After Stop, or after a failure with a checkpoint, the run continues from where it was saved: no reload needed.
     resumeHere.hidden = !((run.phase === 'stopped' || run.phase === 'error') && run.checkpointStep !== null && run.checkpointStep < run.totalSteps);

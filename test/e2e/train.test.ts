@@ -176,10 +176,16 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     const counter = page.getByTestId('step-counter');
     await counter.filter({ hasText: /^1 \/ 4$/ }).waitFor({ timeout: 240_000 });
     await page.getByTestId('train-pause').click();
-    await waitRunPhase(page, 'paused', 5_000);
+    // Pausing until the worker says the step under way has ended: export and Try it wait for it, and say so.
+    expect(await page.getByTestId('header-status').textContent()).toMatch(/^(Pausing|Paused) · step /);
+    if ((await page.getByTestId('header-status').textContent())?.startsWith('Pausing')) {
+      expect(await page.getByTestId('train-status').textContent()).toBe('Pausing after the current step…');
+      expect(await page.getByTestId('generate-reason').textContent()).toBe('The run is pausing: Try it can run once the work under way ends.');
+      expect(await page.getByTestId('export-download').isDisabled()).toBe(true);
+    }
+    await waitRunPhase(page, 'paused', 120_000);
     expect(await page.getByTestId('train-pause').textContent()).toBe('Resume');
-    // The step already under way finishes; then nothing moves while paused.
-    await counter.filter({ hasText: /^2 \/ 4$/ }).waitFor({ timeout: 120_000 }).catch(() => undefined);
+    // Paused means stopped at a step's end: nothing moves from here.
     const held = await counter.textContent();
     await page.waitForTimeout(6_000);
     expect(await counter.textContent()).toBe(held);

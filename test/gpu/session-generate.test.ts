@@ -85,6 +85,8 @@ describe('session generation', () => {
     // Six tokens of this model take well under a second here; paused, none of them may come in these three.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(paused.events.filter((e) => e.type === 'sample')).toEqual([]);
+    // The page is told when the pause took effect (it says "Pausing…" until then).
+    expect(paused.events.filter((e) => e.type === 'paused')).toEqual([{ type: 'paused', step: 1 }]);
     expect(settled).toBe(false);
     expect(session.isPaused).toBe(true);
     session.resume();

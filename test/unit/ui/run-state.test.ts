@@ -1,6 +1,6 @@
 // The page's run state machine (src/ui/run-state.ts): every phase change and readout comes from this reducer.
 import { describe, expect, it } from 'vitest';
-import { deviceLostText, etaText, IDLE_RUN, runBusy, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
+import { deviceLostText, etaText, IDLE_RUN, runBusy, runComputing, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
 
 const stats = { totalSteps: 4, epochs: 1 } as DataStats;
@@ -35,9 +35,12 @@ describe('run state', () => {
     s = runReducer(s, ev({ type: 'validating', step: 1, batches: 5, done: 2, seconds: 4, etaSeconds: 17 }));
     expect(s).toMatchObject({ phase: 'validating', validating: { step: 1, done: 2, batches: 5 }, note: 'Validating the adapter after step 1: 2 / 5 batches…' });
     expect(s.readouts?.etaSeconds).toBe(17);
-    // Paused between its batches, and resumed: still the same pass.
+    // Paused between its batches (once the worker says the pause took effect), and resumed: still the same pass.
     s = runReducer(s, { type: 'pause' });
-    expect(s).toMatchObject({ phase: 'paused', validating: { step: 1, done: 2 } });
+    expect(s).toMatchObject({ phase: 'pausing', validating: { step: 1, done: 2 } });
+    s = runReducer(s, ev({ type: 'validating', step: 1, batches: 5, done: 3, seconds: 5, etaSeconds: 16 }));
+    s = runReducer(s, ev({ type: 'paused', step: 1 }));
+    expect(s).toMatchObject({ phase: 'paused', validating: { step: 1, done: 3 } });
     s = runReducer(s, { type: 'unpause' });
     expect(s.phase).toBe('validating');
     s = runReducer(s, ev({ type: 'eval', step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 }));
@@ -51,7 +54,18 @@ describe('run state', () => {
     let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(1, 3)));
     expect(s.readouts?.etaSeconds).toBe(6);
     s = runReducer(s, { type: 'pause' });
+    // Asked, not yet in effect: the step under way still computes, so export and Try it wait.
+    expect(s.phase).toBe('pausing');
+    expect(runComputing(s.phase)).toBe(true);
+    expect(runBusy(s.phase)).toBe(true);
+    expect(runReducer(s, { type: 'pause' })).toBe(s);
+    // Taken back before it took effect; the worker's late word of a pause it then left is not a pause.
+    const back = runReducer(s, { type: 'unpause' });
+    expect(back.phase).toBe('running');
+    expect(runReducer(back, ev({ type: 'paused', step: 1 })).phase).toBe('running');
+    s = runReducer(s, ev({ type: 'paused', step: 1 }));
     expect(s.phase).toBe('paused');
+    expect(runComputing(s.phase)).toBe(false);
     expect(runReducer(s, { type: 'pause' })).toBe(s);
     expect(etaText(s)).toBe('0:06'); // a paused run's time left still stands
     s = runReducer(runReducer(s, { type: 'unpause' }), { type: 'stop' });

@@ -9,6 +9,8 @@ describe('generateBlockedReason', () => {
       expect(generateBlockedReason(phase, 'ready', false)).toBe('Training is using the GPU: pause the run (or wait until it ends) to generate.');
     }
     for (const phase of ['idle', 'paused', 'done', 'stopped', 'error'] as const) expect(generateBlockedReason(phase, 'ready', false)).toBeNull();
+    // Pause asked, not yet in effect: the step (or sample) under way still holds the GPU.
+    expect(generateBlockedReason('pausing', 'ready', false)).toBe('The run is pausing: Try it can run once the work under way ends.');
   });
 
   it('asks for a model first, whatever the run does', () => {
