@@ -453,6 +453,8 @@ export class FinetuneSession {
       // validation_prompt's greedy sample after `step`, emitted unless the run's Stop cut it off; the run's Pause
       // holds it between tokens.
       const emitSample = async (step: number, prompt: string): Promise<void> => {
+        // Seconds to a minute on a slow adapter, with the step counter standing still: said, not left unexplained.
+        onEvent({ type: 'status', text: `writing a sample for the validation prompt after step ${step}…` });
         const text = await this.sample(prompt, sampleTokens, control);
         if (text !== null) onEvent({ type: 'sample', step, prompt, text });
       };
@@ -494,7 +496,6 @@ export class FinetuneSession {
         },
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
-        onEvent({ type: 'status', text: 'generating a sample for the validation prompt' });
         await emitSample(result.steps, hp.validation_prompt);
       }
       if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {

@@ -251,6 +251,8 @@ export async function train(
   let lastLoss: number | null = null;
   let lastVal: number | null = null;
   let stepsDone = fromStep;
+  /** The last plan step whose validation pass ran to its end. */
+  let validatedAt = -1;
   let skipped = 0;
   let badInARow = 0;
   // From the plan (building the next step just to read its epoch would tokenise-copy a whole batch for nothing).
@@ -271,6 +273,7 @@ export async function train(
     if (v.stopped) return;
     timer.validationDone(v.seconds);
     lastVal = v.loss;
+    validatedAt = at;
     const o0 = now();
     await callbacks.onEval?.({ step: at, valLoss: v.loss, valTokens: v.tokens, seconds: v.seconds });
     timer.otherDone((now() - o0) / 1000);
@@ -344,7 +347,10 @@ export async function train(
       timer.otherDone((now() - c0) / 1000);
     }
   }
-  return { steps: stepsDone, skipped, stopped: control.stopped, finalLoss: lastLoss, finalValLoss: lastVal, seconds: elapsedSeconds() };
+  // A Stop that came once every step and the last validation pass were done (during the validation_prompt sample
+  // after it, say) left nothing to resume: the run is finished, not stopped.
+  const complete = stepsDone === total && (!shouldEval.has(total) || validatedAt === total);
+  return { steps: stepsDone, skipped, stopped: control.stopped && !complete, finalLoss: lastLoss, finalValLoss: lastVal, seconds: elapsedSeconds() };
 }
 
 /** Why a step's loss or global gradient norm cannot be applied, or null when both are finite. */

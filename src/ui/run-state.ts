@@ -175,7 +175,12 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       };
     }
     case 'sample':
-      return { ...s, sample: { step: e.step, prompt: e.prompt, text: e.text } };
+      // The note said the sample was being written; now it is shown below, and the note goes back to the validation.
+      return {
+        ...s,
+        sample: { step: e.step, prompt: e.prompt, text: e.text },
+        note: s.validation?.step === e.step ? `Validation loss ${s.validation.valLoss.toPrecision(4)} after step ${e.step}; its sample is below.` : `The sample after step ${e.step} is below.`,
+      };
     case 'checkpoint':
       return { ...s, checkpointStep: e.step, note: `Checkpoint saved in this browser at step ${e.step}.` };
     case 'status':

@@ -44,20 +44,25 @@ describe('session generation', () => {
     expect(evals.length).toBeGreaterThan(0);
     for (const i of evals) {
       const e = events[i] as { step: number };
-      expect(events[i + 1]).toMatchObject({ type: 'sample', step: e.step, prompt: 'def' });
-      expect((events[i + 1] as { text: string }).text.length).toBeGreaterThan(0);
+      // Said before it is written (seconds with the step counter standing still), then shown.
+      expect(events[i + 1]).toEqual({ type: 'status', text: `writing a sample for the validation prompt after step ${e.step}…` });
+      expect(events[i + 2]).toMatchObject({ type: 'sample', step: e.step, prompt: 'def' });
+      expect((events[i + 2] as { text: string }).text.length).toBeGreaterThan(0);
     }
     expect(events.filter((e) => e.type === 'sample')).toHaveLength(evals.length);
   });
 
   it("a run's Stop ends the validation prompt's sample at once, and no cut-off sample is shown", async () => {
     const events: TrainEvent[] = [];
-    await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+    const result = await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
       events.push(e);
       if (e.type === 'eval') session.stop(); // during the sample that follows the validation
     }, { sampleMaxTokens: 40 });
     expect(events.some((e) => e.type === 'eval')).toBe(true);
     expect(events.filter((e) => e.type === 'sample')).toEqual([]);
+    // That was the last step's validation: with every step and it done, nothing is left to resume. Finished.
+    expect(result).toMatchObject({ steps: 1, stopped: false });
+    expect(result.finalValLoss).not.toBeNull();
   });
 
   it("a run's Pause holds the validation prompt's sample between tokens; Resume finishes it with the same text", async () => {

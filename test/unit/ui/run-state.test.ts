@@ -45,6 +45,11 @@ describe('run state', () => {
     expect(s.phase).toBe('validating');
     s = runReducer(s, ev({ type: 'eval', step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 }));
     expect(s.phase).toBe('running');
+    // The validation prompt's sample: announced while written, then the note goes back to the validation.
+    const sampling = runReducer(s, ev({ type: 'status', text: 'writing a sample for the validation prompt after step 1…' }));
+    expect(sampling.note).toBe('writing a sample for the validation prompt after step 1…');
+    const sampled = runReducer(sampling, ev({ type: 'sample', step: 1, prompt: 'def', text: ' f(x):' }));
+    expect(sampled).toMatchObject({ note: 'Validation loss 2.500 after step 1; its sample is below.', sample: { step: 1, text: ' f(x):' } });
     expect(s.validating).toBeNull();
     expect(s.history).toEqual([{ step: 1, loss: 3, valLoss: 2.5 }]);
     expect(s.validation).toEqual({ step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 });
