@@ -21,7 +21,24 @@ const HUB_HELP =
   'Any Mistral-architecture repository with safetensors weights, read by HTTP range requests. Mistral-7B-Instruct-v0.2 is ' +
   'gated: paste a token from huggingface.co/settings/tokens. The token is only sent to huggingface.co, in the ' +
   'Authorization header, and never saved.';
-const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.safetensors.index.json when the weights are sharded).';
+const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.safetensors.index.json when the weights are sharded), or the folder holding them: a folder names the model (its exports and saved runs say so).';
+
+/**
+ * What the Local files tab has picked: the files, and the folder's name when a folder was picked (the model is named
+ * after it, as `finetune train --model DIR` names it after DIR), or why it cannot be loaded as it stands.
+ */
+export function localPick(list: readonly File[]): { label: string; folder: string | null } | string {
+  if (list.length === 0) return 'Pick the model’s files first: config.json and the *.safetensors weights.';
+  const paths = list.map((f) => f.webkitRelativePath || f.name);
+  const tops = new Set(paths.map((p) => (p.includes('/') ? p.split('/')[0] : '')));
+  const folder = tops.size === 1 && !tops.has('') ? [...tops][0] : null;
+  // The top level of the pick: a folder's own files (not its subfolders'), or the files picked.
+  const names = paths.map((p) => (folder ? p.slice(folder.length + 1) : p));
+  const where = folder ? `The folder ${folder}` : 'The picked files';
+  if (!names.includes('config.json')) return `${where} ${folder ? 'holds' : 'include'} no config.json: ${folder ? 'pick the folder that holds it' : 'pick it with the weights'}.`;
+  if (!names.some((n) => !n.includes('/') && n.endsWith('.safetensors'))) return `${where} ${folder ? 'holds' : 'include'} no *.safetensors weights: ${folder ? 'pick the folder that holds them' : 'pick them with config.json'} (PyTorch .bin weights are not read).`;
+  return { label: folder ?? list.map((f) => f.name).join(', '), folder };
+}
 
 export function memoryView(m: LedgerSnapshot | null): HTMLElement {
   if (!m) return h('p', { class: 'hint' }, 'No GPU memory in use yet.');
@@ -56,6 +73,16 @@ export function modelPanel(shared: Shared): HTMLElement {
   const revision = h('input', { type: 'text', id: 'hub-revision', placeholder: 'main', autocomplete: 'off', spellcheck: 'false' });
   const token = h('input', { type: 'password', id: 'hub-token', placeholder: 'hf_…', autocomplete: 'off' });
   const files = h('input', { type: 'file', id: 'model-files', multiple: true, accept: '.json,.safetensors' });
+  const folderInput = h('input', { type: 'file', id: 'model-folder', multiple: true, 'data-testid': 'model-folder' });
+  folderInput.setAttribute('webkitdirectory', '');
+  // The last pick, from either input (picking in one clears the other, so that what is shown is what loads).
+  let picked: File[] = [];
+  const onPick = (from: HTMLInputElement, other: HTMLInputElement): void => {
+    picked = [...(from.files ?? [])];
+    other.value = '';
+  };
+  files.addEventListener('change', () => onPick(files, folderInput));
+  folderInput.addEventListener('change', () => onPick(folderInput, files));
   const bodies: Record<SourceKind, HTMLElement> = {
     demo: h('div', { class: 'source' }, h('p', { class: 'hint' }, DEMO_HELP)),
     hub: h(
@@ -64,7 +91,12 @@ export function modelPanel(shared: Shared): HTMLElement {
       h('div', { class: 'inline-fields' }, h('label', { for: 'hub-repo' }, 'Repository', repo), h('label', { for: 'hub-revision' }, 'Revision', revision), h('label', { for: 'hub-token' }, 'Token', token)),
       h('p', { class: 'hint' }, HUB_HELP),
     ),
-    files: h('div', { class: 'source' }, h('label', { for: 'model-files' }, 'Model files ', files), h('p', { class: 'hint' }, FILES_HELP)),
+    files: h(
+      'div',
+      { class: 'source' },
+      h('div', { class: 'inline-fields' }, h('label', { for: 'model-files' }, 'Model files ', files), h('label', { for: 'model-folder' }, 'or its folder ', folderInput)),
+      h('p', { class: 'hint' }, FILES_HELP),
+    ),
   };
   const body = h('div', { class: 'source-body' });
   const select = (k: SourceKind): void => {
@@ -104,9 +136,9 @@ export function modelPanel(shared: Shared): HTMLElement {
         return { source: { kind: 'hub', repo: r, ...(rev ? { revision: rev } : {}), ...(tok ? { token: tok } : {}) }, label: rev ? `${r}@${rev}` : r };
       }
       case 'files': {
-        const list = [...(files.files ?? [])];
-        if (list.length === 0) return 'Pick the model’s files first: config.json and the *.safetensors weights.';
-        return { source: { kind: 'files', files: list }, label: list.map((f) => f.name).join(', ') };
+        const pick = localPick(picked);
+        if (typeof pick === 'string') return pick;
+        return { source: { kind: 'files', files: picked }, label: pick.label };
       }
     }
   };
@@ -171,6 +203,7 @@ export function modelPanel(shared: Shared): HTMLElement {
     void shared.engine.setGpuMemory(givenMemoryGiB());
   });
   files.addEventListener('change', askPlan);
+  folderInput.addEventListener('change', askPlan);
   for (const t of tabs) t.addEventListener('click', askPlan);
   shared.form.watch(askPlan);
 
@@ -220,7 +253,9 @@ export function modelPanel(shared: Shared): HTMLElement {
         bar.value = p.bytesDone;
         const rate = p.bytesPerSecond ? ` · ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s` : '';
         const eta = p.etaSeconds != null ? ` · ${Math.ceil(p.etaSeconds)} s left` : '';
-        progressText.textContent = `${p.phase ? `${p.phase} · ` : ''}${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}${rate}${eta} · ${p.tensor}`;
+        // Local files are read, not downloaded.
+        const phase = p.phase === 'downloading' && m.choice?.kind === 'files' ? 'reading' : p.phase;
+        progressText.textContent = `${phase ? `${phase} · ` : ''}${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}${rate}${eta} · ${p.tensor}`;
       } else progressText.textContent = 'Reading the header…';
     } else {
       progressText.textContent = '';
@@ -284,6 +319,7 @@ export function modelPanel(shared: Shared): HTMLElement {
   // What Load would load changes with the tab, the picked files and the repository typed.
   for (const t of tabs) t.addEventListener('click', render);
   files.addEventListener('change', render);
+  folderInput.addEventListener('change', render);
   repo.addEventListener('input', render);
   shared.memory.watch((m) => replaceChildren(memory, memoryView(m)));
 

@@ -128,7 +128,8 @@ function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; n
     case 'hub':
       return { files: hubFileSet(src.repo, { revision: src.revision, token: src.token }), name: `${src.repo}${src.revision ? `@${src.revision}` : ''}` };
     case 'files':
-      return { files: blobFileSet(src.files), name: localFilesModelName(src.files.map((f) => f.name)) };
+      // A picked folder names the model (as the CLI names it after its --model folder); loose files by their names.
+      return { files: blobFileSet(src.files), name: pickedFolderName(src.files) ?? localFilesModelName(src.files.map((f) => f.name)) };
   }
 }
 

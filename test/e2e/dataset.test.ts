@@ -2,7 +2,9 @@
 // the sample dataset is preselected with its summary; a broken JSONL shows every problem with its line (and column),
 // errors and warnings apart, capped with "… and N more"; the form validates as you type and shows the worker's
 // planning errors under the field they name.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, screenshot, type App } from './browser.ts';
@@ -252,6 +254,10 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('model-load').isDisabled()).toBe(true);
     expect(await page.getByTestId('model-load-reason').isVisible()).toBe(true);
     expect(await page.getByTestId('model-load-reason').textContent()).toBe('Pick the model’s files first: config.json and the *.safetensors weights.');
+    // config.json alone cannot load: said beside Load, which stays disabled (it once said "Fits" and failed on the click).
+    await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json']);
+    expect(await page.getByTestId('model-load').isDisabled()).toBe(true);
+    expect(await page.getByTestId('model-load-reason').textContent()).toBe('The picked files include no *.safetensors weights: pick them with config.json (PyTorch .bin weights are not read).');
     await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json', 'public/models/mistral-nano-demo/model.safetensors']);
     expect(await page.getByTestId('model-load').isEnabled()).toBe(true);
     expect(await page.getByTestId('model-load-reason').isHidden()).toBe(true);
@@ -262,6 +268,14 @@ describe('dataset panel and form (headless Chromium)', () => {
     // Local files name no model: the export panel asks for the base model's name instead of offering the files' list.
     expect(await page.getByTestId('export-base-model').getAttribute('placeholder')).toBe('e.g. mistralai/Mistral-7B-Instruct-v0.2');
     expect(await page.getByTestId('export-base-model-hint').textContent()).toMatch(/^The model came from local files, which do not say which model they are: write its Hugging Face id here/);
+    // A picked folder names the model, as the CLI names it after its --model folder.
+    const folder = join(mkdtempSync(join(tmpdir(), 'model-folder-')), 'my-nano');
+    mkdirSync(folder);
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join('public/models/mistral-nano-demo', f), join(folder, f));
+    await page.locator('#model-folder').setInputFiles(folder);
+    await page.getByTestId('model-load').click();
+    await ready.filter({ hasText: /^Loaded my-nano \(/ }).waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('export-base-model').getAttribute('placeholder')).toBe('my-nano');
 
     // The Hub, answered here: the token goes in the Authorization header; the refusal is shown beside the model that
     // stays loaded (the failed load never replaced it).
@@ -274,9 +288,9 @@ describe('dataset panel and form (headless Chromium)', () => {
     await page.locator('#hub-token').fill('hf_not_a_real_token');
     await page.getByTestId('model-load').click();
     const failure = page.getByTestId('model-load-failure');
-    await failure.filter({ hasText: /^Could not load mistralai\/Mistral-7B-Instruct-v0\.2: .+\. local files \(config\.json, model\.safetensors\) is still loaded and ready\.$/ }).waitFor({ timeout: 60_000 });
+    await failure.filter({ hasText: /^Could not load mistralai\/Mistral-7B-Instruct-v0\.2: .+\. my-nano is still loaded and ready\.$/ }).waitFor({ timeout: 60_000 });
     expect(await failure.textContent()).not.toMatch(/bad-input|network|internal/);
-    await ready.filter({ hasText: 'Loaded local files (config.json, model.safetensors)' }).waitFor();
+    await ready.filter({ hasText: 'Loaded my-nano' }).waitFor();
     // (The fit check may ask for config.json before a token is typed; the load sends the token.)
     expect(auth.length).toBeGreaterThan(0);
     expect(auth[auth.length - 1]).toBe('Bearer hf_not_a_real_token');

@@ -1,0 +1,31 @@
+// What the Model panel's Local files tab makes of a pick (src/ui/model-panel.ts localPick): a folder names the model,
+// loose files are named by their names, and a pick that cannot load (no config.json, no safetensors weights) is said
+// before Load instead of after it.
+import { describe, expect, it } from 'vitest';
+import { localPick } from '../../../src/ui/model-panel.ts';
+
+/** A File as a folder pick gives it: its path below the picked folder's parent in webkitRelativePath. */
+function picked(path: string): File {
+  const f = new File([new Uint8Array(4)], path.split('/').pop()!);
+  Object.defineProperty(f, 'webkitRelativePath', { value: path.includes('/') ? path : '' });
+  return f;
+}
+
+describe('localPick', () => {
+  it('names the model after a picked folder, and after the files when they were picked loose', () => {
+    expect(localPick(['Mistral-7B/config.json', 'Mistral-7B/model-00001-of-00002.safetensors', 'Mistral-7B/model-00002-of-00002.safetensors', 'Mistral-7B/model.safetensors.index.json', 'Mistral-7B/original/consolidated.pth'].map(picked))).toEqual({
+      label: 'Mistral-7B',
+      folder: 'Mistral-7B',
+    });
+    expect(localPick(['config.json', 'model.safetensors'].map(picked))).toEqual({ label: 'config.json, model.safetensors', folder: null });
+  });
+
+  it('says what is missing before Load: config.json, or safetensors weights at the top of the pick', () => {
+    expect(localPick([])).toBe('Pick the model’s files first: config.json and the *.safetensors weights.');
+    expect(localPick(['config.json'].map(picked))).toBe('The picked files include no *.safetensors weights: pick them with config.json (PyTorch .bin weights are not read).');
+    expect(localPick(['model.safetensors'].map(picked))).toBe('The picked files include no config.json: pick it with the weights.');
+    // A folder whose config sits one level down (the parent of the model's folder was picked).
+    expect(localPick(['models/mistral/config.json', 'models/mistral/model.safetensors'].map(picked))).toBe('The folder models holds no config.json: pick the folder that holds it.');
+    expect(localPick(['m/config.json', 'm/pytorch_model.bin', 'm/sub/model.safetensors'].map(picked))).toBe('The folder m holds no *.safetensors weights: pick the folder that holds them (PyTorch .bin weights are not read).');
+  });
+});
