@@ -30,7 +30,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
 import { watchProxyAnswers } from './proxy-answers.ts';
 import { loadRemoteForm, saveRemoteForm } from './remote-prefs.ts';
-import { estimateLine, retryLine } from './remote-text.ts';
+import { estimateLine, retryLine, sendBlockedReason } from './remote-text.ts';
 
 const JOBS_KEY = 'finetune.remote.jobs';
 const TOKEN_KEY = 'finetune.remote.token';
@@ -101,6 +101,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   const refusals = h('ul', { class: 'bad', 'data-testid': 'remote-refusals' });
   const send = h('button', { type: 'button', 'data-testid': 'remote-send' }, 'Train on Replicate');
   const status = h('p', { class: 'hint', 'data-testid': 'remote-status', role: 'status' });
+  const sendReason = h('p', { class: 'hint', 'data-testid': 'remote-send-reason', hidden: true });
   const jobList = h('ul', { class: 'remote-jobs', 'data-testid': 'remote-jobs' });
   const noJobs = h('p', { class: 'hint', 'data-testid': 'remote-no-jobs' }, 'No jobs sent from this browser yet.');
   const logView = h('pre', { class: 'remote-logs', 'data-testid': 'remote-logs', 'aria-label': 'Training logs' });
@@ -421,7 +422,10 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
 
   const render = (): void => {
     checkToken.disabled = busy || !token || !proxyOk;
-    send.disabled = busy || !token || !proxyOk || !shared.form.value.hp || !shared.data.value.train?.report?.ok || refusals.childElementCount > 0;
+    const why = sendBlockedReason({ busy, proxyOk, token: !!token, hyperparams: !!shared.form.value.hp, dataOk: !!shared.data.value.train?.report?.ok, refused: refusals.childElementCount > 0 });
+    send.disabled = busy || why !== null;
+    sendReason.textContent = why ?? '';
+    sendReason.hidden = why === null;
     renderJobs();
   };
 
@@ -442,6 +446,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     estimate,
     refusals,
     h('div', { class: 'actions' }, send),
+    sendReason,
     status,
     h('h3', {}, 'Jobs'),
     noJobs,

@@ -37,3 +37,27 @@ export function retryLine(r: RetryInfo, fromProxy: ProxyAnswer | null, token: st
   const what = endSentence(`The proxy answered ${r.status} while ${r.call}${detail ? `: ${detail}` : ''}`);
   return `${what} Retrying in ${seconds} s…`;
 }
+
+/** What Send and Check token wait for, in the order the page asks for it. */
+export interface SendState {
+  busy: boolean;
+  proxyOk: boolean;
+  token: boolean;
+  hyperparams: boolean;
+  dataOk: boolean;
+  refused: boolean;
+}
+
+/**
+ * Why "Train on Replicate" cannot be pressed now, said beside it (two disabled buttons and no word once left a
+ * newcomer guessing), or null when it can, or while a call is going (the status line speaks then).
+ */
+export function sendBlockedReason(s: SendState): string | null {
+  if (s.busy) return null;
+  if (!s.proxyOk) return 'No proxy answers for this page (see above): without one the browser cannot reach Replicate.';
+  if (!s.token) return 'Paste your Replicate API token (r8_…) to check it and to send the job.';
+  if (!s.hyperparams) return 'Fix the hyperparameters in the form first.';
+  if (!s.dataOk) return 'Choose a training file without errors first (Dataset panel).';
+  if (s.refused) return 'Replicate’s trainer cannot run this form as it stands: see the reasons above.';
+  return null;
+}

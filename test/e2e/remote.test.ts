@@ -108,6 +108,9 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     // The proxy was found here: the box for another proxy's address stays out of sight.
     expect(await page.getByTestId('remote-proxy-base').isVisible()).toBe(false);
     expect(await page.getByTestId('remote-proxy-use').isVisible()).toBe(false);
+    // No token yet: both buttons wait for it, and the line beside them says so.
+    expect(await page.getByTestId('remote-send').isDisabled()).toBe(true);
+    expect(await page.getByTestId('remote-send-reason').textContent()).toBe('Paste your Replicate API token (r8_…) to check it and to send the job.');
     await page.getByTestId('remote-token').fill(TOKEN);
 
     // Replicate out of reach: the proxy answers 502 itself, and the page says the proxy answered, not Replicate. Once
@@ -125,6 +128,7 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     // The demo preset cuts rows at 256 tokens; Replicate's trainer always cuts at 4096: refused, with the reason, until fixed.
     await page.getByTestId('remote-refusals').filter({ hasText: /max_seq_len 256: Replicate's trainer always cuts rows at 4096 tokens/ }).waitFor();
     expect(await page.getByTestId('remote-send').isDisabled()).toBe(true);
+    expect(await page.getByTestId('remote-send-reason').textContent()).toBe('Replicate’s trainer cannot run this form as it stands: see the reasons above.');
     await page.locator('#max_seq_len').fill('4096');
     await expect.poll(() => page.getByTestId('remote-refusals').textContent(), { timeout: 30_000 }).toBe('');
     for (const [name, value] of Object.entries({ num_validation_samples: '1', train_batch_size: '1', micro_batch_size: '1' })) await page.locator(`#${name}`).fill(value);

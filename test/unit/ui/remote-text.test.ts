@@ -1,7 +1,7 @@
 // The remote panel's lines that are made of numbers and other people's words: the cost estimate, and the status line
 // while a call to Replicate is retried.
 import { describe, expect, it } from 'vitest';
-import { estimateLine, retryLine } from '../../../src/ui/remote-text.ts';
+import { estimateLine, retryLine, sendBlockedReason } from '../../../src/ui/remote-text.ts';
 
 describe('estimateLine', () => {
   it('writes the token count with thousands separators, as the rest of the page does', () => {
@@ -36,5 +36,19 @@ describe('retryLine', () => {
     const line = retryLine({ status: 502, waitMs: 1000, call }, { status: 502, detail: `could not reach https://x/?t=${token}` }, token);
     expect(line).not.toContain(token);
     expect(line).toContain('[token]');
+  });
+});
+
+describe('sendBlockedReason', () => {
+  const ready = { busy: false, proxyOk: true, token: true, hyperparams: true, dataOk: true, refused: false };
+  it('says the first thing Send waits for, in the order the page asks for it, and nothing when it can send', () => {
+    expect(sendBlockedReason(ready)).toBeNull();
+    expect(sendBlockedReason({ ...ready, token: false })).toBe('Paste your Replicate API token (r8_…) to check it and to send the job.');
+    expect(sendBlockedReason({ ...ready, token: false, proxyOk: false })).toBe('No proxy answers for this page (see above): without one the browser cannot reach Replicate.');
+    expect(sendBlockedReason({ ...ready, hyperparams: false, dataOk: false })).toBe('Fix the hyperparameters in the form first.');
+    expect(sendBlockedReason({ ...ready, dataOk: false })).toBe('Choose a training file without errors first (Dataset panel).');
+    expect(sendBlockedReason({ ...ready, refused: true })).toBe('Replicate’s trainer cannot run this form as it stands: see the reasons above.');
+    // While a call is going the status line speaks.
+    expect(sendBlockedReason({ ...ready, busy: true, token: false })).toBeNull();
   });
 });
