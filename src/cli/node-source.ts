@@ -89,6 +89,17 @@ export interface ModelSpec {
   label: string;
 }
 
+/** Whether a URL is Hugging Face's own, over https: the only place HF_TOKEN is sent. */
+export function isHuggingFaceUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    const host = u.hostname.toLowerCase();
+    return u.protocol === 'https:' && (host === 'huggingface.co' || host.endsWith('.huggingface.co') || host === 'hf.co');
+  } catch {
+    return false;
+  }
+}
+
 /** True when `--model` names a URL, or an owner/name Hub id that is not an existing path: nothing local to check. */
 export function isRemoteModelSpec(spec: string): boolean {
   if (/^https?:\/\//i.test(spec)) return true;
@@ -101,7 +112,9 @@ export function isRemoteModelSpec(spec: string): boolean {
  */
 export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
   if (/^https?:\/\//i.test(spec)) {
-    const files = urlFileSet(spec, { token: o.token });
+    // HF_TOKEN is for Hugging Face: sent to its own hosts over https, never to any other server a URL names (it once
+    // went to every URL, plain http included).
+    const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined });
     const path = new URL(spec).pathname.replace(/\/+$/, '');
     return { kind: 'url', files, label: basename(path) || new URL(spec).host };
   }

@@ -550,13 +550,20 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
 /** A FileSet of files under a base URL (e.g. the demo model served by the page's own origin). */
 export function urlFileSet(baseUrl: string, opts: Omit<HttpOptions, 'name'> = {}): FileSet {
   const here = (globalThis as { location?: { href: string } }).location?.href;
-  const base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`, here).toString();
+  // The folder's path ends in a slash, so that files resolve inside it; a query on the folder's URL (?download=true,
+  // a token some servers take) goes on every file's URL. (`…/repo?x=1` once resolved config.json to /config.json.)
+  const u = new URL(baseUrl, here);
+  const search = u.search;
+  u.search = '';
+  u.hash = '';
+  if (!u.pathname.endsWith('/')) u.pathname = `${u.pathname}/`;
+  const base = u.toString();
   return {
     name: displayUrl(base),
     open: (file) => {
       checkFileName(file, base);
       const path = file.split('/').map(encodeURIComponent).join('/');
-      return httpSource(new URL(path, base).toString(), { ...opts, name: file });
+      return httpSource(`${new URL(path, base).toString()}${search}`, { ...opts, name: file });
     },
   };
 }

@@ -40,7 +40,8 @@ the same values, written the same way: numbers in decimal (no 0x10, no 1e2).
 
 options:
   --model M          the base model: a directory, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
-                     repositories) or an http(s) URL of a folder that serves Range requests
+                     repositories) or an http(s) URL of a folder that serves Range requests (HF_TOKEN goes
+                     only to huggingface.co over https)
   --adapter PATH     the LoRA adapter: a PEFT folder (adapter_config.json with adapter_model.safetensors or .bin), a
                      zip of one (the page's download, with or without GGUF and README) or Replicate's
                      training_output.zip; without it, the base model alone

@@ -47,7 +47,8 @@ One train at a time writes an OUT folder: another is refused, naming the process
 
 options:
   --model M          the base model: a directory, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
-                     repositories) or an http(s) URL of a folder that serves Range requests
+                     repositories) or an http(s) URL of a folder that serves Range requests (HF_TOKEN goes
+                     only to huggingface.co over https)
   --data FILE        training data (JSONL: {"text"} or {"prompt","completion"} rows)
   --validation FILE  optional validation data
   --out DIR          where to write the run and the adapter (default: finetune-out)

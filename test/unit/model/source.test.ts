@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeDirectory, nodeFileSource } from '../../../src/cli/node-source.ts';
+import { isHuggingFaceUrl, modelSpec, nodeDirectory, nodeFileSource } from '../../../src/cli/node-source.ts';
 import {
   blobFileSet,
   blobSource,
@@ -59,7 +59,7 @@ function serveRange(req: import('node:http').IncomingMessage, res: import('node:
 beforeAll(async () => {
   server = createServer((req, res) => {
     seen.push({ url: req.url ?? '', headers: req.headers });
-    const url = req.url ?? '';
+    const url = (req.url ?? '').split('?')[0];
     // Error pages echo the Authorization header back, to prove we never repeat what a server says verbatim.
     const echo = `you sent ${req.headers.authorization ?? 'nothing'}`;
     if (url.endsWith('/401')) return void res.writeHead(401).end(echo);
@@ -206,6 +206,26 @@ describe('HTTP byte source', () => {
     const src = await files.open('adapter_model.safetensors');
     expect(src.size).toBe(ADAPTER.length);
     expect((await errorOf(() => files.open('../secret'))).details?.reason).toBe('bad-name');
+  });
+
+  it("resolves files inside a folder URL that carries a query, and keeps the query on each file's URL", async () => {
+    seen.length = 0;
+    const files = urlFileSet(`${base}/models/demo?download=true`);
+    expect((await files.open('adapter_model.safetensors')).size).toBe(ADAPTER.length);
+    expect(seen.map((s) => s.url)).toContain('/models/demo/adapter_model.safetensors?download=true');
+  });
+
+  it('sends HF_TOKEN with --model URL only to Hugging Face over https, never to another server', async () => {
+    seen.length = 0;
+    const spec = modelSpec(`${base}/models/demo`, { token: TOKEN });
+    expect(await readJson(await spec.files.open('config.json'))).toEqual({ r: 4 });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((s) => s.headers.authorization === undefined)).toBe(true);
+    expect(isHuggingFaceUrl('https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.2/resolve/main')).toBe(true);
+    expect(isHuggingFaceUrl('https://cdn-lfs.huggingface.co/x')).toBe(true);
+    expect(isHuggingFaceUrl('http://huggingface.co/x')).toBe(false);
+    expect(isHuggingFaceUrl('https://huggingface.co.evil.example/x')).toBe(false);
+    expect(isHuggingFaceUrl('https://evilhuggingface.co/x')).toBe(false);
   });
 });
 
