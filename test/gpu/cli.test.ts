@@ -1,5 +1,5 @@
 // The `finetune` binary as a user runs it: a separate Node process, finding its adapter by itself.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -353,6 +353,35 @@ describe('finetune train: an --out that holds a finished run', () => {
     expect(refused?.stderr).toContain(`${out} holds a finished run (rows.jsonl, 1 step) and its adapter (${join(out, 'adapter')}): give --out another folder to keep it, or --overwrite to replace it`);
     expect(readFileSync(weights).equals(first)).toBe(true);
     expect(existsSync(join(out, '.finetune-train.lock'))).toBe(false);
+
+    // --overwrite, then Ctrl-C before the first step: nothing trained, so the finished run's adapter stays (an
+    // untrained adapter was once written over it, beside the old run that the folder still held).
+    const stopped = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn('node', args(3, '--overwrite'), { env });
+      let stdout = '';
+      let stderr = '';
+      let sent = false;
+      // Once the stop handlers are in: the GPU's note (SwiftShader here), or at the latest the loaded model's line.
+      const interrupt = (): void => {
+        if (sent) return;
+        sent = true;
+        child.kill('SIGINT');
+      };
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        interrupt();
+      });
+      child.stderr.on('data', (c: Buffer) => {
+        stderr += c.toString();
+        if (/no hardware GPU found/.test(stderr)) interrupt();
+      });
+      child.on('error', reject);
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(stopped.code).toBe(0);
+    expect(stopped.stderr).toContain(`note: stopped before the first step: nothing was trained, and ${join(out, 'adapter')} was left as it was`);
+    expect(JSON.parse(stopped.stdout.trim().split('\n').at(-1)!)).toMatchObject({ type: 'done', steps: 0, stopped: true, adapter: null });
+    expect(readFileSync(weights).equals(first)).toBe(true);
 
     const { stderr } = await run('node', args(2, '--overwrite'), { env, timeout: BENCH_TIMEOUT });
     expect(stderr).toContain('--overwrite: this run replaces it');

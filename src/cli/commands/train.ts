@@ -282,6 +282,14 @@ export function makeTrainCommand(
               io.err(`${e.message}: getting a new GPU device and ${from} (attempt ${attempt + 1} of ${recover})`);
               continue;
             }
+            // Stopped before its first step: nothing was trained, and OUT/adapter (a finished run's, maybe, kept with
+            // its run until this one's first checkpoint) is left as it is. It was once replaced by an untrained adapter.
+            if (result.steps === 0) {
+              io.err(`note: stopped before the first step: nothing was trained, and ${join(out, 'adapter')} was left as it was`);
+              print({ type: 'done', ...result, adapter: null });
+              ctx.destroyDevice();
+              return 0;
+            }
             // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
             const adapter = await s.adapterNow();
             const files = adapterBundle(adapter, s.baseConfig, { name: s.modelName });
