@@ -65,11 +65,12 @@ export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
  * at their defaults, and the warnings about legal but doubtful values. Throws FinetuneError('bad-input') listing every
  * problem.
  */
-export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[]; warnings: string[] } {
+export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[]; warnings: string[]; given: HyperparamName[] } {
   const { values, rest } = splitHyperparamFlags(args);
   const r = safeParseHyperparams({ ...base, ...values });
   if (!r.ok) throw new FinetuneError('bad-input', r.errors.join('; '), { errors: r.errors });
-  return { hp: r.value, rest, warnings: r.warnings };
+  // The names given on the command line (the rest are defaults): a resume compares these with the saved run's.
+  return { hp: r.value, rest, warnings: r.warnings, given: Object.keys(values) as HyperparamName[] };
 }
 
 /** The flags section of a usage text, one line per hyperparameter, grouped. */

@@ -498,6 +498,12 @@ export class FinetuneSession {
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
         await emitSample(result.steps, hp.validation_prompt);
       }
+      // A resumed run that trained no step here (a finished run restored, say) reports its last losses from its history,
+      // not null.
+      const lastLoss = [...history].reverse().find((h) => Number.isFinite(h.loss));
+      const lastVal = [...history].reverse().find((h) => h.valLoss !== undefined);
+      if (result.finalLoss === null && lastLoss) result.finalLoss = lastLoss.loss;
+      if (result.finalValLoss === null && lastVal?.valLoss !== undefined) result.finalValLoss = lastVal.valLoss;
       if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {
         // A stopped run keeps its latest step: save it so that Resume continues from here.
         await saveCheckpoint(result.steps, await saveTrainState(this.ctx, this.lora, result.steps));

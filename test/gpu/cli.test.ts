@@ -343,7 +343,8 @@ describe('finetune train: an --out that holds a finished run', () => {
       '--max_steps', '1', '--train_batch_size', '1', '--micro_batch_size', '1', '--lora_rank', '2', '--max_seq_len', '8', '--run_validation', 'false', '--seed', String(seed), ...extra,
     ];
     const weights = join(out, 'adapter', 'adapter_model.safetensors');
-    await run('node', args(1), { env, timeout: BENCH_TIMEOUT });
+    const firstRun = await run('node', args(1), { env, timeout: BENCH_TIMEOUT });
+    const firstDone = JSON.parse(firstRun.stdout.trim().split('\n').at(-1)!) as { finalLoss: number };
     const first = readFileSync(weights);
     // The run's lock on OUT is gone once it ended, and so is a refused run's.
     expect(existsSync(join(out, '.finetune-train.lock'))).toBe(false);
@@ -353,6 +354,22 @@ describe('finetune train: an --out that holds a finished run', () => {
     expect(refused?.stderr).toContain(`${out} holds a finished run (rows.jsonl, 1 step) and its adapter (${join(out, 'adapter')}): give --out another folder to keep it, or --overwrite to replace it`);
     expect(readFileSync(weights).equals(first)).toBe(true);
     expect(existsSync(join(out, '.finetune-train.lock'))).toBe(false);
+
+    // --resume with other data or hyperparameters than the run's is refused, naming them (they were once ignored
+    // without a word); the same ones, as when the first command is run again with --resume, are taken.
+    writeFileSync(join(dir, 'other.jsonl'), '{"text": "something else"}\n');
+    const otherArgs = args(1, '--resume', '--learning_rate', '0.05').map((a) => (a === join(dir, 'rows.jsonl') ? join(dir, 'other.jsonl') : a));
+    const differs = await run('node', otherArgs, { env, timeout: 120_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(differs?.code).toBe(2);
+    expect(differs?.stderr).toContain(`--resume continues the saved run with its own data and hyperparameters, and these differ: --data ${join(dir, 'other.jsonl')} (the run trains on rows.jsonl as stored in ${join(out, 'run')}); --learning_rate 0.05 (the run's: 0.0001). Drop them to resume it, or start a new run over it with --overwrite`);
+    // Another model than the run's, refused before it is loaded (minutes for Mistral-7B).
+    const otherModel = await run('node', args(1, '--resume').map((a) => (a === 'test/fixtures/tiny-mistral' ? 'public/models/mistral-nano-demo' : a)), { env, timeout: 120_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(otherModel?.stderr).toContain(`the run saved in ${join(out, 'run')} was trained on the model "tiny-mistral"; --model public/models/mistral-nano-demo is "mistral-nano-demo": give the run's model to resume it`);
+    expect(otherModel?.stderr).not.toMatch(/SwiftShader/); // refused before the GPU was asked for
+    const same = await run('node', args(1, '--resume'), { env, timeout: BENCH_TIMEOUT });
+    // A finished run resumed trains nothing, and reports its own last loss (it once said null).
+    expect(JSON.parse(same.stdout.trim().split('\n').at(-1)!)).toMatchObject({ type: 'done', steps: 1, finalLoss: firstDone.finalLoss });
+    expect(readFileSync(weights).equals(first)).toBe(true);
 
     // --overwrite, then Ctrl-C before the first step: nothing trained, so the finished run's adapter stays (an
     // untrained adapter was once written over it, beside the old run that the folder still held).

@@ -6,7 +6,8 @@ import { basename, join } from 'node:path';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
-import { isUnfinished, readSavedRun, readStoredCheckpoint } from '../../run/saved-run.ts';
+import { isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
+import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
 import { adapterBundle } from '../../export/index.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -87,6 +88,30 @@ ${FIELDS.filter((f) => f.type !== 'file')
   .join('\n')}`;
 
 /**
+ * What --resume is given beside it must be what the saved run was trained with: the same data files (byte for byte) and
+ * the same value for every hyperparameter flag given. Anything else is refused, naming it, before the GPU is touched.
+ */
+async function checkResumeArgs(
+  stored: StoredCheckpoint,
+  o: { data?: string; validation?: string; hp: Hyperparams; given: readonly HyperparamName[]; runDir: string },
+): Promise<void> {
+  const other: string[] = [];
+  const sameBytes = async (path: string, bytes: Uint8Array | null): Promise<boolean> => bytes !== null && Buffer.from(await readFile(path)).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  if (o.data && !(await sameBytes(o.data, stored.data.train))) other.push(`--data ${o.data} (the run trains on ${stored.run.trainName} as stored in ${o.runDir})`);
+  if (o.validation && !(await sameBytes(o.validation, stored.data.validation))) {
+    other.push(`--validation ${o.validation} (${stored.run.validationName ? `the run validates on ${stored.run.validationName} as stored in ${o.runDir}` : 'the run has no validation file'})`);
+  }
+  for (const name of o.given) {
+    const now = o.hp[name];
+    const then = stored.run.hp[name];
+    if (JSON.stringify(now) !== JSON.stringify(then)) other.push(`--${name} ${String(now)} (the run's: ${then === '' ? '""' : String(then)})`);
+  }
+  if (other.length) {
+    throw new FinetuneError('bad-input', `--resume continues the saved run with its own data and hyperparameters, and these differ: ${other.join('; ')}. Drop them to resume it, or start a new run over it with --overwrite`);
+  }
+}
+
+/**
  * `finetune train`; `newContext` makes each attempt's GPU context (tests hand in one whose device they can lose) and
  * `detectMemory` finds the GPU's memory when --gpu-memory is not given (tests hand in what a machine would say).
  */
@@ -99,7 +124,7 @@ export function makeTrainCommand(
     summary: 'fine-tune a LoRA adapter on a local checkpoint with Replicate-named hyperparameters (JSON line per event)',
     usage: USAGE,
     async run(args, io) {
-      const { hp, rest, warnings } = hyperparamsFromArgs(args);
+      const { hp, rest, warnings, given } = hyperparamsFromArgs(args);
       for (const w of warnings) io.err(`warning: ${w}`);
       const { values } = parseCommandArgs(rest, {
         model: { type: 'string' },
@@ -157,7 +182,16 @@ export function makeTrainCommand(
         const previous = await readSavedRun(folderRunStore(runDir));
         if (values.resume) {
           if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir}`);
-          await readStoredCheckpoint(folderRunStore(runDir));
+          const stored = await readStoredCheckpoint(folderRunStore(runDir));
+          // A resume continues the run as it was trained: other data or hyperparameters given beside --resume would be
+          // ignored, and a user who meant them would never know (they once were, without a word). The same ones, as
+          // when the first command is run again with --resume added, are fine.
+          await checkResumeArgs(stored, { data: values.data, validation: values.validation, hp, given, runDir });
+          // The run's model, asked before a load that can take minutes (Mistral-7B) only to be refused after it.
+          const named = modelSpec(values.model, {}).label;
+          if (named !== previous.modelSource) {
+            throw new FinetuneError('bad-input', `the run saved in ${runDir} was trained on the model "${previous.modelSource}"; --model ${values.model} is "${named}": give the run's model to resume it`);
+          }
         } else if (previous && isUnfinished(previous)) {
           const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
           if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
