@@ -7,6 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FinetuneError } from '../../core/errors.ts';
+import { displayUrl } from '../../model/source.ts';
 import { writeAdapter } from '../../model/lora-adapter.ts';
 import { createRemoteClient, validateToken, type RemoteClient } from '../../remote/client.ts';
 import { REPLICATE_API_BASE } from '../../remote/endpoints.ts';
@@ -74,12 +75,18 @@ function env(apiBaseFlag: string | undefined): Env {
   const token = process.env.REPLICATE_API_TOKEN?.trim() ?? '';
   if (!token) throw new FinetuneError('bad-input', 'REPLICATE_API_TOKEN is not set: create a token at https://replicate.com/account/api-tokens and export REPLICATE_API_TOKEN=…');
   const apiBase = apiBaseFlag ?? process.env.REPLICATE_API_BASE_URL ?? REPLICATE_API_BASE;
+  // Said without what could be a secret in it: a user and password, a query.
+  const shown = JSON.stringify(displayUrl(apiBase));
+  let u: URL;
   try {
-    const u = new URL(apiBase);
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('not http(s)');
+    u = new URL(apiBase);
   } catch {
-    throw new UsageError(`--api-base ${JSON.stringify(apiBase)} is not an http(s) URL`);
+    throw new UsageError(`--api-base ${shown} is not an http(s) URL`);
   }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new UsageError(`--api-base ${shown} is not an http(s) URL`);
+  // fetch refuses such a URL on every call, which the retries once reported as four lost connections and the message
+  // then printed with the password in it.
+  if (u.username || u.password) throw new UsageError(`--api-base ${shown} must not carry a user or password: the API token goes in REPLICATE_API_TOKEN`);
   return { token, apiBase };
 }
 

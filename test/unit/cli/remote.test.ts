@@ -163,6 +163,18 @@ describe('finetune remote', () => {
     expect(r3.err.join('\n')).toMatch(/billing.*402/);
   });
 
+  it('refuses an --api-base with a user and password at once, without printing them', async () => {
+    const before = fake.requests.length;
+    const r = await run('status', 'abc', '--api-base', 'http://user:hunter2@127.0.0.1:9/v1?key=k3y');
+    expect(r.code).toBe(2);
+    const said = r.err.join('\n');
+    expect(said).toContain('--api-base "http://127.0.0.1:9/v1" must not carry a user or password: the API token goes in REPLICATE_API_TOKEN');
+    expect(said).not.toMatch(/hunter2|k3y|retrying/);
+    expect(fake.requests.length).toBe(before);
+    const bad = await run('status', 'abc', '--api-base', 'ftp://user:hunter2@host/');
+    expect(bad.err.join('\n')).toContain('--api-base "ftp://host/" is not an http(s) URL');
+  });
+
   it('the token appears in no line printed and no file written', () => {
     expect(everything.length).toBeGreaterThan(20);
     expect(everything.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
