@@ -3,7 +3,7 @@
 // leaves a half-written entry under its real name (and src/run/weight-cache.ts checks every part's hash anyway).
 
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { checkCacheKey, type WeightCacheStore } from '../run/weight-cache.ts';
 import { nodeFileSource } from './node-source.ts';
@@ -14,9 +14,55 @@ export function defaultCacheDir(): string {
 
 const entryFile = (key: string): string => `weights-${checkCacheKey(key)}.bin`;
 
+/** This host in a temporary file's name, so that a cache folder shared between machines is cleaned by its writer's. */
+const HOST_TAG = hostname().replace(/[^A-Za-z0-9-]/g, '-').slice(0, 40) || 'host';
+/** A temporary file of an entry being written: weights-<key>.bin.<pid>.<ms>[.<host>].partial (older ones: no host). */
+const PARTIAL = /^weights-[0-9a-f]{40}\.bin\.(\d+)\.(\d+)(?:\.([A-Za-z0-9-]+))?\.partial$/;
+/** A partial this old is left over whatever its writer (a write of Mistral-7B's 4 GB takes minutes, not days). */
+const STALE_PARTIAL_MS = 7 * 24 * 3600 * 1000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes what killed writers left: a partial of this host whose process no longer runs, or any partial a week old. A
+ * `kill -9` during a write once left its partial (up to ≈ 4 GB for Mistral-7B) in the folder for good. Best effort:
+ * a file that cannot be removed stays, and nothing fails for it.
+ */
+export async function removeLeftoverPartials(dir: string, now = Date.now(), alive: (pid: number) => boolean = processAlive): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = PARTIAL.exec(n);
+    if (!m) continue;
+    const [pid, started, host] = [Number(m[1]), Number(m[2]), m[3] ?? HOST_TAG];
+    const leftOver = (host === HOST_TAG && pid !== process.pid && !alive(pid)) || now - started > STALE_PARTIAL_MS;
+    if (!leftOver) continue;
+    try {
+      await rm(join(dir, n), { force: true });
+      removed.push(n);
+    } catch {
+      // Not ours to insist on.
+    }
+  }
+  return removed;
+}
+
 export function nodeWeightCache(dir: string = defaultCacheDir()): WeightCacheStore {
   return {
     async open(key) {
+      await removeLeftoverPartials(dir);
       const path = join(dir, entryFile(key));
       try {
         if (!(await stat(path)).isFile()) return null;
@@ -27,8 +73,9 @@ export function nodeWeightCache(dir: string = defaultCacheDir()): WeightCacheSto
     },
     async write(key, chunks) {
       await mkdir(dir, { recursive: true });
+      await removeLeftoverPartials(dir);
       const final = join(dir, entryFile(key));
-      const temp = `${final}.${process.pid}.${Date.now()}.partial`;
+      const temp = `${final}.${process.pid}.${Date.now()}.${HOST_TAG}.partial`;
       const fh = await open(temp, 'w');
       try {
         for await (const c of chunks) {

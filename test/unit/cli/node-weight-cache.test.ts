@@ -1,7 +1,8 @@
 // The weight cache's Node store writes atomically: an entry appears under its name only once complete; a write that
 // fails halfway (a full disk, a crash in the producer) leaves neither the entry nor a temporary file.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nodeWeightCache } from '../../../src/cli/node-weight-cache.ts';
@@ -38,6 +39,31 @@ describe('node weight-cache store', () => {
     await expect(store.write(KEY, failing)).rejects.toThrow(/disk full/);
     expect(readdirSync(dir)).toEqual([`weights-${KEY}.bin`]);
     expect(Array.from(await (await store.open(KEY))!.read(0, 2))).toEqual([9, 9]);
+  });
+
+  it("removes what a killed writer left (its process gone, or a week old), and no one else's partial", async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'finetune-wcache-left-'));
+    const host = hostname().replace(/[^A-Za-z0-9-]/g, '-').slice(0, 40) || 'host';
+    // A process that has ended, and one that runs: the real process table decides.
+    const ended = spawnSync(process.execPath, ['-e', '']).pid as number;
+    const running = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const now = Date.now();
+    const names = {
+      killed: `weights-${KEY}.bin.${ended}.${now}.${host}.partial`,
+      killedOldFormat: `weights-${KEY}.bin.${ended}.${now}.partial`,
+      writing: `weights-${KEY}.bin.${running.pid}.${now}.${host}.partial`,
+      otherHost: `weights-${KEY}.bin.${ended}.${now}.elsewhere.partial`,
+      weekOld: `weights-${KEY}.bin.${running.pid}.${now - 8 * 24 * 3600 * 1000}.elsewhere.partial`,
+      entry: `weights-${KEY}.bin`,
+    };
+    try {
+      for (const n of Object.values(names)) writeFileSync(join(cache, n), 'x');
+      // A load asks the store for its entry: the leftovers go then.
+      expect(await nodeWeightCache(cache).open(KEY)).not.toBeNull();
+      expect(readdirSync(cache).sort()).toEqual([names.entry, names.otherHost, names.writing].sort());
+    } finally {
+      running.kill('SIGKILL');
+    }
   });
 
   it('refuses a key that is not 40 hex digits (it names a file)', async () => {
