@@ -7,7 +7,7 @@
 // host and start), and a lock left by a killed process (kill -9, a power cut) has to be recognised as such on this
 // host at once, not after a staleness timeout, because a user retries right after.
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
@@ -90,6 +90,9 @@ export function lockOutFolder(out: string, options: { pid?: number; host?: strin
   const me: OutLockHolder = { pid: options.pid ?? process.pid, host: options.host ?? hostname(), started: (options.now ?? new Date()).toISOString() };
   const isAlive = options.isAlive ?? processAlive;
   const path = join(out, OUT_LOCK_NAME);
+  // Made here when missing, and removed again at release if still empty: a refused `--resume --out typo` once left an
+  // empty folder behind.
+  const made = !existsSync(out);
   mkdirSync(out, { recursive: true });
   let note: string | undefined;
   for (let attempt = 0; ; attempt++) {
@@ -139,6 +142,13 @@ export function lockOutFolder(out: string, options: { pid?: number; host?: strin
         if (held && sameHolder(held, me)) unlinkSync(path);
       } catch {
         // A lock file someone replaced or garbled: not ours to remove.
+      }
+      if (made) {
+        try {
+          rmdirSync(out); // only when empty: fails (and is left) otherwise
+        } catch {
+          // It holds the run now.
+        }
       }
     },
   };

@@ -181,7 +181,7 @@ export function makeTrainCommand(
         const runDir = join(out, 'run');
         const previous = await readSavedRun(folderRunStore(runDir));
         if (values.resume) {
-          if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir}`);
+          if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir} (a run saves its first checkpoint after save_steps steps, or at its first epoch's end): drop --resume to start one, or give --out the folder of the run to continue`);
           const stored = await readStoredCheckpoint(folderRunStore(runDir));
           // A resume continues the run as it was trained: other data or hyperparameters given beside --resume would be
           // ignored, and a user who meant them would never know (they once were, without a word). The same ones, as

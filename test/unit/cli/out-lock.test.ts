@@ -24,8 +24,19 @@ describe('lockOutFolder', () => {
     const second = lockOutFolder(out, { pid: 5000, host: 'gpu-1', isAlive: () => true });
     expect(JSON.parse(readFileSync(join(out, OUT_LOCK_NAME), 'utf8')).pid).toBe(5000);
     second.release();
-    // Nothing left behind: no temporary or moved-aside files.
-    expect(readdirSync(out)).toEqual([]);
+    // Nothing left behind: no temporary or moved-aside files, nor the folder the lock made.
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('removes the folder it made when that is still empty at release (a refused run leaves no empty folder)', () => {
+    const out = fresh();
+    lockOutFolder(out, { pid: 4242, host: 'gpu-1' }).release();
+    expect(existsSync(out)).toBe(false);
+    const kept = fresh();
+    const lock = lockOutFolder(kept, { pid: 4242, host: 'gpu-1' });
+    writeFileSync(join(kept, 'run.json'), '{}'); // the run wrote into it
+    lock.release();
+    expect(readdirSync(kept)).toEqual(['run.json']);
   });
 
   it('takes over a lock whose process no longer runs, with a note, and leaves no stale file', () => {
