@@ -135,6 +135,11 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       : "the adapter (the golden holds no lora/* to compare it with)";
 
   say(`loading ${ckpt.files.length} ${ckpt.files.length === 1 ? 'file' : 'files'}, quantization ${input.quantization}${input.streamLayers ? ', layers streamed' : ''}`);
+  // A golden made with NF4 holds the exact dequantised weights: checked without NF4, every group fails with no word of
+  // why (and the other way round). Said before the model is loaded.
+  const nf4Golden = [...golden.header.tensors.keys()].some((k) => k.startsWith('nf4_dequant/'));
+  if (nf4Golden && input.quantization === 'none') throw new FinetuneError('bad-input', 'this golden was made with NF4 base weights (it holds nf4_dequant/*): check it with --quant nf4');
+  if (!nf4Golden && input.quantization !== 'none') throw new FinetuneError('bad-input', `this golden was made with unquantised base weights (it holds no nf4_dequant/*): check it with --quant none, not ${input.quantization}`);
   const weights = await loadMistralWeights(ctx, ckpt, { quantization: input.quantization, streamLayers: input.streamLayers });
   const d = weights.dims;
   let runner: MistralRunner | null = null;

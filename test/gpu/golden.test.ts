@@ -10,7 +10,7 @@ import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights } from '../../src/engine/mistral/weights.ts';
 import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
-import { openSafetensors, toFloat64, typedView } from '../../src/model/safetensors.ts';
+import { openSafetensors, toFloat64, typedView, writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.ts';
 import { bytesSource, memoryFileSet, type FileSet } from '../../src/model/source.ts';
 import { gpuContext } from './context.ts';
 
@@ -73,10 +73,24 @@ describe('finetune check against the goldens', () => {
   });
 
   it('fails when the engine computes something else (full-precision base against the NF4 golden)', async () => {
-    const r = await check(ctx, 'test/fixtures/golden_qlora.safetensors', 'none');
+    // The NF4 golden without its nf4_dequant/* tensors, which would give its quantization away before any compute.
+    const full = await openSafetensors(await nodeFileSource('test/fixtures/golden_qlora.safetensors'));
+    const kept: TensorToWrite[] = [];
+    for (const name of full.names()) {
+      if (name.startsWith('nf4_dequant/')) continue;
+      const info = full.info(name);
+      kept.push({ name, dtype: info.dtype, shape: info.shape, data: (await full.read(name)).slice() });
+    }
+    const golden = bytesSource(writeSafetensors(kept, full.header.metadata ?? {}), 'golden_qlora without nf4_dequant');
+    const r = await runGoldenCheck(ctx, { model: nodeDirectory(MODEL), adapter: nodeDirectory(ADAPTER), golden, quantization: 'none' });
     expect(r.ok).toBe(false);
     expect(r.groups.loss.ok).toBe(false);
     expect(r.groups.grad.ok).toBe(false);
+  });
+
+  it('says which --quant a golden needs, before loading the model, when it is checked with the other', async () => {
+    await expect(check(ctx, 'test/fixtures/golden_qlora.safetensors', 'none')).rejects.toThrow('this golden was made with NF4 base weights (it holds nf4_dequant/*): check it with --quant nf4');
+    await expect(check(ctx, 'test/fixtures/golden_lora.safetensors', 'nf4')).rejects.toThrow('this golden was made with unquantised base weights (it holds no nf4_dequant/*): check it with --quant none, not nf4');
   });
 
   it('passes golden_lora with an adapter whose lora_dropout is 0.05: the check runs in inference mode', async () => {

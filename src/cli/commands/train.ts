@@ -237,10 +237,16 @@ export function makeTrainCommand(
         // lost before this run saved one (while its kernels were measured, say), starts again. --recover attempts at most.
         let session: FinetuneSession | null = null;
         let stopRequested = false;
+        let planned = false; // the run has begun (its plan event): a stop then ends it after a step
+        let loading = false; // the model is loading, which a stop does not cut short
         // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.
         const removeSignalHandlers = onStopSignals(process, {
           stop: (signal) => {
-            io.err(`${signal}: stopping after this step and saving it (again to abort at once)…`);
+            io.err(
+              planned
+                ? `${signal}: stopping after this step and saving it (again to abort at once)…`
+                : `${signal}: stopping before the first step${loading ? ', once the model has loaded (again to abort at once)' : ' (again to abort at once)'}…`,
+            );
             stopRequested = true;
             session?.stop();
           },
@@ -259,7 +265,8 @@ export function makeTrainCommand(
         let validatingPrinted = 0;
         const onEvent = (e: TrainEvent): void => {
           // A signal that came before the run had started: stop it as soon as it exists.
-          if (e.type === 'plan' && stopRequested) session?.stop();
+          if (e.type === 'plan') planned = true;
+        if (e.type === 'plan' && stopRequested) session?.stop();
           if (e.type === 'checkpoint') savedStep = e.step;
           // What the plan says about the data (e.g. a validation split larger than what is left to train on).
           if (e.type === 'plan') for (const n of e.stats.notices ?? []) io.err(`note: ${n}`);
@@ -295,7 +302,8 @@ export function makeTrainCommand(
             const streamLayers = values['stream-layers'] ? true : gpuMemoryBytes !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryBytes } } : false;
             let result;
             try {
-              const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers });
+              loading = true;
+              const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers }).finally(() => (loading = false));
               if (attempt === 0) {
                 for (const n of model.notices ?? []) io.err(`note: ${n}`);
                 print({ type: 'model', ...model });
