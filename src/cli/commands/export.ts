@@ -3,7 +3,10 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+
+/** The files of a PEFT adapter folder that an export must not write over while reading them. */
+const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'adapter_model.bin'];
 import { FinetuneError } from '../../core/errors.ts';
 import { loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
@@ -100,6 +103,12 @@ export const exportCommand: Command = {
     checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
     const { input, name } = await adapterInput(values.adapter);
+    // Never written over what is being read: the adapter's zip, its folder (a PEFT folder out), or a file in it.
+    const source = resolve(name);
+    const target = resolve(out);
+    if (target === source || (dirname(target) === source && ADAPTER_FILES.includes(basename(target)))) {
+      throw new FinetuneError('bad-input', `--out ${out} is the adapter being read (${name}): write the ${format === 'gguf' ? 'GGUF' : 'PEFT files'} somewhere else`);
+    }
     // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
     const first = await importAdapterDetailed(input, { where: name });
     const named = baseModel ?? first.adapter.config.baseModel;

@@ -149,6 +149,23 @@ describe('finetune export', () => {
     expect(unresolved.err.join('\n')).toMatch(/--base-model "my-model" is neither a folder nor a Hugging Face id.*give --model/);
   });
 
+  it('refuses to write over the adapter it reads: its folder, a file in it, or its zip', async () => {
+    const dir = tmp();
+    mkdirSync(join(dir, 'ad'));
+    writeFileSync(join(dir, 'ad', 'adapter_config.json'), configText);
+    writeFileSync(join(dir, 'ad', 'adapter_model.safetensors'), safetensors);
+    const weights = join(dir, 'ad', 'adapter_model.safetensors');
+    const overWeights = await run('--adapter', join(dir, 'ad'), '--format', 'gguf', '--out', weights, '--model', TINY_MISTRAL);
+    expect(overWeights.code).toBe(2);
+    expect(overWeights.err.join('\n')).toContain(`--out ${weights} is the adapter being read (${join(dir, 'ad')}): write the GGUF somewhere else`);
+    expect(readFileSync(weights).equals(Buffer.from(safetensors))).toBe(true);
+    const overFolder = await run('--adapter', weights, '--format', 'peft', '--out', join(dir, 'ad'));
+    expect(overFolder.err.join('\n')).toContain('is the adapter being read');
+    const zip = replicateZipFile(dir);
+    const overZip = await run('--adapter', zip, '--format', 'peft', '--out', zip);
+    expect(overZip.err.join('\n')).toContain(`--out ${zip} is the adapter being read (${zip}): write the PEFT files somewhere else`);
+  });
+
   it('GGUF without a resolvable base model asks for --model', async () => {
     const dir = tmp();
     const r = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', join(dir, 'a.gguf'));
