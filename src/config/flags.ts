@@ -50,6 +50,10 @@ export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
       if (next === 'true' || next === 'false') {
         values[name] = next;
         i++;
+      } else if (next !== undefined && /^(0|1|yes|no|y|n|on|off|t|f)$/.test(next)) {
+        // `--run_validation 0` or `yes` once left the word behind as a stray argument, and the message was about that.
+        // (Other words stay the command's: `validate --pack_sequences rows.jsonl` names its file.)
+        throw new FinetuneError('bad-input', `--${flag} takes true or false, got ${JSON.stringify(args[i + 1])} (alone it means true; --no-${flag} means false)`, { usage: true });
       } else values[name] = true;
     } else {
       // details.usage: the command line answers this mistake with the command's usage (src/cli/command.ts).

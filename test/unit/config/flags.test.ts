@@ -40,6 +40,9 @@ describe('hyperparameters as command-line flags', () => {
     expect(thrown(['--learning_rate'])).toBe('--learning_rate needs a value (a number greater than 0)');
     expect(thrown(['--train_batch_size', '6'])).toMatch(/multiple of micro_batch_size/);
     expect(thrown(['--pack_sequences=perhaps'])).toBe('pack_sequences must be true or false, got "perhaps"');
+    // A boolean's value written another way is said as such, not left behind as a stray argument.
+    expect(thrown(['--run_validation', '0'])).toBe('--run_validation takes true or false, got "0" (alone it means true; --no-run_validation means false)');
+    expect(thrown(['--pack_sequences', 'YES'])).toBe('--pack_sequences takes true or false, got "YES" (alone it means true; --no-pack_sequences means false)');
   });
 
   it('lays the defaults under the flags (a saved job, then the command line)', () => {
