@@ -407,6 +407,21 @@ describe('finetune train: an --out that holds a finished run', () => {
   }, 1_200_000);
 });
 
+describe('finetune train: the weight cache', () => {
+  it('says on stderr that a damaged cache entry was rebuilt (it was only inside the model line)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-cache-warn-'));
+    writeFileSync(join(dir, 'rows.jsonl'), '{"text": "def add(a, b):\\n    return a + b"}\n{"text": "x = [1, 2, 3]"}\n');
+    const args = (out: string) => ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, out), '--cache-dir', join(dir, 'cache'), '--max_steps', '1', '--train_batch_size', '1', '--micro_batch_size', '1', '--lora_rank', '2', '--max_seq_len', '8', '--run_validation', 'false'];
+    await run('node', args('a'), { env, timeout: BENCH_TIMEOUT });
+    const [entry] = readdirSync(join(dir, 'cache')).filter((n) => n.endsWith('.bin'));
+    const bytes = readFileSync(join(dir, 'cache', entry));
+    bytes[100] ^= 0xff; // a flipped byte in the first part
+    writeFileSync(join(dir, 'cache', entry), bytes);
+    const { stderr } = await run('node', args('b'), { env, timeout: BENCH_TIMEOUT });
+    expect(stderr).toMatch(/^warning: the cached weights were unusable \(.+\): removed, loading from the source again$/m);
+  }, 1_200_000);
+});
+
 describe('finetune train: notes on stderr', () => {
   it('says on stderr that the base products run in int8, for either int8 choice, before anything else can fail', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-int8-note-'));

@@ -306,6 +306,8 @@ export function makeTrainCommand(
               const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers }).finally(() => (loading = false));
               if (attempt === 0) {
                 for (const n of model.notices ?? []) io.err(`note: ${n}`);
+                // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).
+                for (const w of model.warnings) io.err(`warning: ${w}`);
                 print({ type: 'model', ...model });
               }
               const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };
