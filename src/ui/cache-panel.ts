@@ -139,6 +139,14 @@ export function cachePanel(shared: Shared): HTMLElement {
     lastStatus = m.status;
   });
   void refresh();
+  // Another tab of this page shares the cache: what it loaded or deleted shows here when this tab is looked at again
+  // (the list once kept an entry another tab had deleted).
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && shared.model.value.status !== 'loading') void refresh();
+  });
+  window.addEventListener('focus', () => {
+    if (shared.model.value.status !== 'loading') void refresh();
+  });
 
   return h(
     'div',

@@ -118,6 +118,26 @@ describe('the weight cache in the browser (OPFS)', () => {
     await expect.poll(() => rows().count(), { timeout: 30_000 }).toBe(1);
   });
 
+  it("shows another tab's deletion when this tab is looked at again (the list kept a deleted entry)", async () => {
+    expect(await rows().count()).toBe(1);
+    // Another tab of the page deletes the entry: every tab of the origin shares this OPFS folder, so removing the file
+    // from here, behind this tab's panel, is what that tab's Delete does.
+    const removed = await app.page.evaluate(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('finetune-weights');
+      const names: string[] = [];
+      for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
+      const name = names.find((n) => /^weights-[0-9a-f]{40}\.bin$/.test(n));
+      if (name) await dir.removeEntry(name);
+      return name ?? null;
+    });
+    expect(removed).not.toBeNull();
+    expect(await rows().count()).toBe(1); // not known here yet
+    // Back to this tab: the window gets the focus again, and the list is read again.
+    await app.page.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await expect.poll(() => rows().count(), { timeout: 30_000 }).toBe(0);
+    expect(await app.page.getByTestId('cache-total').textContent()).toBe('Nothing cached yet.');
+  });
+
   it('the cached-models section fits a 390 px screen', async () => {
     await app.page.setViewportSize({ width: 390, height: 844 });
     const wide = await app.page.evaluate(() => {
