@@ -114,6 +114,14 @@ function phaseLine(run: RunState, why: string | null | undefined): string {
   return PHASE_TEXT[run.phase];
 }
 
+/**
+ * What the time estimate is of: the run about to start (or going), or, once a run has ended, the next one Train would
+ * start ("This run should take about 5 s" once stood beside a run shown as finished).
+ */
+export function estimateSubject(phase: RunPhase): string {
+  return phase === 'done' || phase === 'stopped' || phase === 'error' ? 'A new run of these settings' : 'This run';
+}
+
 export interface TrainingPanelHooks extends RunControllerHooks {
   /** Puts the quick preset into the form. */
   applyQuickPreset(): void;
@@ -302,7 +310,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       h(
         'p',
         { class: slow ? 'warn' : 'hint', 'data-testid': 'train-estimate' },
-        `This run should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}; ${rate}).`,
+        `${estimateSubject(shared.run.value.phase)} should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}; ${rate}).`,
       ),
       e.softwareAdapter && slow
         ? h(

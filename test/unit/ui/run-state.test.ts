@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { deviceLostText, etaText, IDLE_RUN, runBusy, runComputing, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
+import { estimateSubject } from '../../../src/ui/training-panel.ts';
 
 const stats = { totalSteps: 4, epochs: 1 } as DataStats;
 const step = (n: number, loss: number): TrainEvent => ({
@@ -152,5 +153,13 @@ describe('run state', () => {
     expect(s.note).toMatch(/Checkpoint saved/);
     s = runReducer(runReducer(s, { type: 'stop' }), { type: 'finished', result: { steps: 1, stopped: true } as never });
     expect(runReducer(s, { type: 'start', totalSteps: 4 }).kernels).toBeNull();
+  });
+});
+
+describe('estimateSubject', () => {
+  it('names the run about to start, or, once one has ended, the next one', () => {
+    expect(estimateSubject('idle')).toBe('This run');
+    expect(estimateSubject('running')).toBe('This run');
+    for (const phase of ['done', 'stopped', 'error'] as const) expect(estimateSubject(phase)).toBe('A new run of these settings');
   });
 });
