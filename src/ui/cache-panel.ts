@@ -10,7 +10,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatDateTime, quantizationLabel } from './format.ts';
 import type { Shared } from './state.ts';
 
-const INTRO = 'The quantised weights of each model you load are kept in this browser, so loading the same model again downloads nothing.';
+const INTRO = 'The weights of each model you load, as loaded (NF4-quantised or not), are kept in this browser, so loading the same model again downloads nothing.';
 const NOT_PERSISTENT = 'Storage is not persistent: when the disk runs low, the browser may delete the cached models without asking (they are then downloaded again).';
 const PERSISTENT = 'Storage is persistent: the browser will not delete the cached models to free space; only you can, here or in its site settings.';
 const DECLINED =
@@ -52,7 +52,7 @@ export function cachePanel(shared: Shared): HTMLElement {
         'li',
         { 'data-key': e.key },
         h('span', { class: 'cache-name' }, e.source ?? 'an unreadable entry (damaged, or from an older version of this app): delete it'),
-        h('span', { class: 'hint num' }, [e.quantization, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null].filter(Boolean).join(' · ')),
+        h('span', { class: 'hint num' }, [e.quantization ? quantizationLabel(e.quantization) : null, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null].filter(Boolean).join(' · ')),
         confirming === e.key ? null : del,
       );
       if (confirming === e.key) {

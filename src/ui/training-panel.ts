@@ -4,7 +4,7 @@
 
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatCount, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
+import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
 import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
@@ -81,7 +81,7 @@ const ELSEWHERE_POLL_MS = 3000;
 /** A saved run in one line: its files, model, step and when it was saved. */
 function savedSummary(run: SavedRun): string {
   const when = new Date(run.savedAt);
-  return `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''} · ${run.modelSource} (${quantizationLabel(run.quantization)}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : when.toLocaleString()}`;
+  return `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''} · ${run.modelSource} (${quantizationLabel(run.quantization)}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : formatDateTime(when.getTime())}`;
 }
 
 function readout(label: string, testid: string): { el: HTMLElement; value: HTMLElement; sub: HTMLElement } {

@@ -65,7 +65,7 @@ describe('two tabs of the page', () => {
     await resume.waitFor({ timeout: 30_000 });
     expect(await resume.textContent()).toMatch(/^Resume from step \d+$/);
     expect(await b.getByTestId('header-status').textContent()).toMatch(/^Ready to train/);
-    expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step \d+ \/ 19 · saved /);
+    expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step \d+ \/ 19 · saved \d{4}-\d\d-\d\d \d\d:\d\d/);
 
     // A resumes while B still offers the run: B's Forget then deletes nothing and says where the run is.
     await a.getByTestId('train-resume-here').click();

@@ -60,7 +60,7 @@ describe('the weight cache in the browser (OPFS)', () => {
     expect(weightBytesAsked(0)).toBeGreaterThan(1_000_000);
     await rows().first().waitFor({ timeout: 30_000 });
     expect(await rows().count()).toBe(1);
-    expect(await rows().first().textContent()).toMatch(/^mistral-nano-demonone · \d+\.\d MiB · \d{4}-\d\d-\d\d \d\d:\d\d/);
+    expect(await rows().first().textContent()).toMatch(/^mistral-nano-demounquantised · \d+\.\d MiB · \d{4}-\d\d-\d\d \d\d:\d\d/);
     expect(await app.page.getByTestId('cache-total').textContent()).toMatch(/^1 cached model · \d+\.\d MiB in all$/);
     expect(await app.page.getByTestId('storage-usage').textContent()).toMatch(/^\d+\.\d MiB of \d+\.\d GiB used by this site/);
 
