@@ -179,14 +179,12 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
     h(
       'div',
       { class: 'actions' },
-      h('label', { for: 'generate-max', class: 'hint' }, 'new tokens '),
-      maxTokens,
-      h('label', { for: 'generate-temperature', class: 'hint' }, 'temperature (0 = greedy) '),
-      temperature,
-      h('label', { for: 'generate-top-p', class: 'hint' }, 'top-p '),
-      topP,
-      h('label', { for: 'generate-seed', class: 'hint' }, 'seed '),
-      seed,
+      // Each name with its box, never split by a line break (at 390 px one line once ended in a name and the next
+      // began with its box, beside the next name).
+      h('label', { for: 'generate-max', class: 'hint pair' }, 'new tokens ', maxTokens),
+      h('label', { for: 'generate-temperature', class: 'hint pair' }, 'temperature (0 = greedy) ', temperature),
+      h('label', { for: 'generate-top-p', class: 'hint pair' }, 'top-p ', topP),
+      h('label', { for: 'generate-seed', class: 'hint pair' }, 'seed ', seed),
     ),
     h('div', { class: 'actions' }, h('label', { class: 'hint' }, compare, ' Side by side with the base model'), generateButton, stopButton),
     reason,

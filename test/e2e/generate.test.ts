@@ -89,5 +89,14 @@ describe('streaming generation in the page', () => {
     await seed.fill('-');
     await run.click();
     expect(await page.getByTestId('generate-output').textContent()).toBe('Seed must be a whole number from -(2^53 - 1) to 2^53 - 1, got "-"');
+
+    // On a 390 px phone each setting's name stays on the line of its box.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const split = await page.evaluate(() =>
+      [...document.querySelectorAll('.try-it label.pair')].filter((l) => l.getClientRects().length !== 1 || (l.querySelector('input') as HTMLElement).getBoundingClientRect().top > l.getBoundingClientRect().top + 4).map((l) => l.textContent),
+    );
+    expect(split).toEqual([]);
+    expect(await page.locator('.try-it label.pair input').count()).toBe(4); // new tokens, temperature, top-p, seed
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 });
