@@ -63,7 +63,7 @@ describe('accessibility (headless Chromium)', () => {
     const outlineOf = (): Promise<string> => zone.evaluate((el) => getComputedStyle(el).outlineStyle);
     expect(await outlineOf()).toBe('none');
     // A mouse click on its "choose one" focuses its file input too, but that is no keyboard focus to show: no outline.
-    const clicked = page.waitForEvent('filechooser', { timeout: 10_000 });
+    const clicked = page.waitForEvent('filechooser', { timeout: 60_000 });
     await zone.locator('label.link').click();
     await clicked;
     expect(await page.evaluate(() => document.activeElement?.id ?? '')).toBe('train-file');
@@ -78,7 +78,7 @@ describe('accessibility (headless Chromium)', () => {
     expect(active).toBe('train-file');
     expect(await outlineOf()).not.toBe('none');
     expect(await zone.evaluate((el) => parseFloat(getComputedStyle(el).outlineWidth))).toBeGreaterThan(0);
-    const chooser = page.waitForEvent('filechooser', { timeout: 10_000 });
+    const chooser = page.waitForEvent('filechooser', { timeout: 60_000 });
     await page.keyboard.press('Enter');
     expect(await (await chooser).element().getAttribute('id')).toBe('train-file');
   });
