@@ -1,6 +1,7 @@
 // `finetune plan`: will this run fit? The memory planner (src/run/planner.ts) from the model's config.json and the
 // hyperparameters alone — nothing but config.json is read, no weights — against this machine's adapter limits.
 
+import { longestSequenceBound } from '../../run/planner.ts';
 import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { parseMistralConfig } from '../../model/config.ts';
 import { readJson } from '../../model/source.ts';
@@ -66,6 +67,8 @@ export const planCommand: Command = {
       return n;
     };
     const gb = positive('gpu-memory', values['gpu-memory'], false);
+    // No GPU has a petabyte: a typo (1e308 planned against "Infinity TiB") is said as one.
+    if (gb !== undefined && gb > 1024 * 1024) throw new UsageError(`--gpu-memory is in GB: ${JSON.stringify(values['gpu-memory'])} is more than any GPU has`);
     const seqLen = positive('seq-len', values['seq-len'], true);
     const keep = parseKeepLayers(values['keep-layers']);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
@@ -93,6 +96,10 @@ export const planCommand: Command = {
         io.err(`note: no WebGPU adapter (${(e as Error).message}); buffer limits are not checked`);
       }
     }
+    // No sequence of a run of these settings is longer than the bound (max_seq_len, or the packs' chunk_size): a longer
+    // --seq-len is planned at the bound, which was once done without a word.
+    const bound = longestSequenceBound(hp);
+    if (seqLen !== undefined && seqLen > bound) io.err(`note: --seq-len ${seqLen} is longer than any sequence of these settings (${hp.pack_sequences ? 'packs of chunk_size and max_seq_len' : 'max_seq_len'}: ${bound} tokens): planned for ${bound} (give --max_seq_len ${seqLen} to plan longer ones)`);
     const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;

@@ -68,6 +68,16 @@ describe('finetune plan', () => {
     const d = capture();
     expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', '--gpu-memory', 'lots', '--no-gpu'], d.io)).toBe(2);
     expect(d.err.join('\n')).toMatch(/--gpu-memory must be a positive number/);
+    const huge = capture();
+    expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', '--gpu-memory', '1e308', '--no-gpu'], huge.io)).toBe(2);
+    expect(huge.err.join('\n')).toContain('--gpu-memory is in GB: "1e308" is more than any GPU has');
+  });
+
+  it('says when --seq-len is longer than any sequence of the settings, and plans at that bound', async () => {
+    const c = capture();
+    expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', '--seq-len', '8192', '--max_seq_len', '512', '--no-gpu'], c.io)).toBe(0);
+    expect(c.err).toEqual(['note: --seq-len 8192 is longer than any sequence of these settings (max_seq_len: 512 tokens): planned for 512 (give --max_seq_len 8192 to plan longer ones)']);
+    expect(JSON.parse(c.out.join('\n')).run.seqLen).toBe(512);
   });
 
   it('tells the three forms of --model apart', () => {
