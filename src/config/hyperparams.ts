@@ -324,7 +324,8 @@ export function safeParseHyperparams(input: Readonly<Record<string, unknown>>): 
   }
   const r = hyperparamsSchema.safeParse(withQuant);
   if (r.success) return { ok: true, value: r.data as Hyperparams, warnings: hyperparamWarnings(r.data as Hyperparams) };
-  return { ok: false, errors: issueMessages(r.error) };
+  // One message per problem: a value both too large and not a safe integer is two schema issues worded alike.
+  return { ok: false, errors: [...new Set(issueMessages(r.error))] };
 }
 
 /** As safeParseHyperparams, throwing FinetuneError('bad-input') that lists every problem. */

@@ -85,6 +85,8 @@ describe('the one hyperparameter schema', () => {
     expect(errors({ lora_rank: 0 })).toEqual(['lora_rank must be an integer from 1 to 256, got 0']);
     expect(errors({ lora_rank: 257 })).toEqual(['lora_rank must be an integer from 1 to 256, got 257']);
     expect(errors({ lora_rank: 2.5 })).toEqual(['lora_rank must be an integer from 1 to 256, got 2.5']);
+    // Too large and past 2^53 at once: one message, not the same one twice.
+    expect(errors({ max_seq_len: '99999999999999999999' })).toEqual(['max_seq_len must be an integer from 1 to 32768, got 100000000000000000000']);
     expect(errors({ lora_rank: 'eight' })).toEqual(['lora_rank must be an integer from 1 to 256, got "eight"']);
     expect(errors({ num_train_epochs: 0 })).toEqual(['num_train_epochs must be an integer of at least 1, got 0']);
     expect(errors({ learning_rate: -1e-4 })).toEqual(['learning_rate must be a number greater than 0, got -0.0001']);
