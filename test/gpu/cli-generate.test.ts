@@ -1,7 +1,7 @@
 // `finetune generate` as a user runs it: the text it streams to stdout is the greedy continuation the library makes
 // (tiny-mistral + tiny-adapter), the summary on stderr says how it ended, and bad flags are usage errors (exit 2).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +18,8 @@ import { gpuContext } from './context.ts';
 
 const run = promisify(execFile);
 const PROMPT = 'def add(';
+// Generate reads and fills the weight cache in ~/.cache/finetune by default: not the home of whoever runs the tests.
+process.env.XDG_CACHE_HOME = mkdtempSync(join(tmpdir(), 'finetune-generate-cache-'));
 
 describe('finetune generate', () => {
   it('streams the greedy continuation to stdout and a summary to stderr', async () => {
@@ -41,6 +43,20 @@ describe('finetune generate', () => {
       destroyLora(ctx, lora);
       destroyMistralWeights(ctx, weights);
     }
+  });
+
+  it('reads the weights from the weight cache the second time, and writes the same text', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'finetune-generate-own-cache-'));
+    const once = async () => {
+      const { stdout, stderr } = await run('node', ['bin/finetune.mjs', 'generate', '--model', 'test/fixtures/tiny-mistral', '--prompt', PROMPT, '--max-tokens', '3', '--quant', 'nf4', '--cache-dir', cacheDir], { timeout: 300_000 });
+      return { stdout, summary: JSON.parse(stderr.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!) as { fromCache: boolean } };
+    };
+    const first = await once();
+    expect(first.summary.fromCache).toBe(false);
+    expect(readdirSync(cacheDir).filter((n) => /^weights-[0-9a-f]{40}\.bin$/.test(n))).toHaveLength(1);
+    const second = await once();
+    expect(second.summary.fromCache).toBe(true);
+    expect(second.stdout).toBe(first.stdout);
   });
 
   it("reports the reading of a long prompt on stderr", async () => {

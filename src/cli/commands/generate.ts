@@ -1,3 +1,5 @@
+import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
+import { loadWeightsCached } from '../../run/weight-cache.ts';
 import { GENERATION_LIMITS, parseGenerationSetting, type GenerationSetting } from '../../config/generation.ts';
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { formatCount, formatCounted } from '../../core/units.ts';
@@ -31,6 +33,7 @@ export const generateCommand: Command = {
   summary: 'continue a prompt with a model (and an adapter), streaming the text as it comes',
   usage: `finetune generate --model DIR|HUB_ID|URL [--adapter DIR|ZIP] --prompt TEXT [--max-tokens N] [--temperature T]
                   [--top-p P] [--seed N] [--quant none|nf4|nf4-double] [--stream-layers] [--tokenizer DIR]
+                  [--cache-dir DIR | --no-cache]
 
 Continues TEXT (BOS prepended, no chat template: write the layout you trained with) with the KV-cache decoder, printing
 each token's text on stdout as it is generated, until </s> or --max-tokens. Greedy by default (reproducible). Ctrl-C
@@ -52,6 +55,9 @@ options:
                      (default 1)
   --seed N           the seed of the sampling draws: a whole number (default 0)
   --quant Q          load the base weights as none (default), nf4 or nf4-double
+  --cache-dir DIR    the weight cache train fills (default ~/.cache/finetune): a model loaded before, at the same
+                     --quant, is read from it instead of being downloaded and quantised again
+  --no-cache         neither read nor write the weight cache
   --stream-layers    keep the layers in CPU memory and upload each one for every token (for a GPU too small for the
                      model: the same tokens, much slower)
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
@@ -70,6 +76,8 @@ Example:
       quant: { type: 'string', default: 'none' },
       tokenizer: { type: 'string' },
       'stream-layers': { type: 'boolean', default: false },
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
     });
     if (!values.model) throw new UsageError('--model is required');
     // Required, but it may be empty (continue <s> alone), as on the page: src/config/generation.ts.
@@ -85,12 +93,21 @@ Example:
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
     // The checkpoint's config and the adapter are read before the GPU is asked for: a wrong zip or an adapter for
     // another model is one line at once, not after the weights are loaded.
-    const ckpt = await openBaseCheckpoint(modelSpec(values.model, { token: process.env.HF_TOKEN || undefined }).files);
+    const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
+    const ckpt = await openBaseCheckpoint(spec.files);
     const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
 
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);
-    const weights = await loadMistralWeights(ctx, ckpt, { quantization, streamLayers: values['stream-layers'] });
+    // The weight cache train fills (the same entries: same files, source name and quantization): Mistral-7B from the
+    // Hub is not downloaded and quantised again for every prompt.
+    const cache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
+    const streamLayers = values['stream-layers'];
+    const loaded = cache
+      ? await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.label, cache, streamLayers })
+      : { weights: await loadMistralWeights(ctx, ckpt, { quantization, streamLayers }), fromCache: false, notes: [] };
+    for (const n of loaded.notes) io.err(`warning: ${n}`);
+    const weights = loaded.weights;
     const lora = imported ? uploadLora(ctx, weights.dims, imported) : null;
     let interrupted = false;
     const onSigint = (): void => {
@@ -127,6 +144,7 @@ Example:
           prefillSeconds: r.prefillSeconds,
           tokensPerSecond: r.tokensPerSecond,
           adapter: lora !== null,
+          fromCache: loaded.fromCache,
         }),
       );
       return 0;

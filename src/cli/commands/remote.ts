@@ -6,6 +6,7 @@ import { statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { displayUrl } from '../../model/source.ts';
 import { writeAdapter } from '../../model/lora-adapter.ts';
@@ -63,8 +64,8 @@ options:
   --tokenizer DIR       tokenizer for the token count of the estimate (default: the project's public/tokenizer)
   --poll-interval S     seconds between polls while following (default 2; longer while nothing changes)
 
-hyperparameters (train):
-${hyperparamUsage()}`;
+hyperparameters (train; the data go as --data and --validation FILE, uploaded for train_data and validation_data):
+${hyperparamUsage(HYPERPARAM_NAMES.filter((n) => FIELD_BY_NAME[n].type !== 'file'))}`;
 
 interface Env {
   token: string;
