@@ -680,9 +680,9 @@ export class FinetuneSession {
   }
 
   /**
-   * A greedy sample with the current adapter, apart from the page's generations (their guard and Stop); null when
-   * `shouldStop` (the run's Stop) ended it: 48 tokens are most of a minute on a software adapter, which a Stop used to
-   * wait out, and a cut-off sample is not shown as if it were the adapter's answer.
+   * A greedy sample with the current adapter, apart from the page's generations (their guard and Stop); null when the
+   * run's Stop (`control`) ended it: 48 tokens are most of a minute on a software adapter, which a Stop used to wait
+   * out, and a cut-off sample is not shown as if it were the adapter's answer. The run's Pause holds it between tokens.
    */
   private async sample(prompt: string, maxNewTokens: number, control: TrainControl): Promise<string | null> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
