@@ -110,7 +110,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
       ? endSentence(`Not this name: ${asked.problem}`)
       : source && isLocalFilesModel(source) && !asked.name
       ? 'The model came from local files, which do not say which model they are: write its Hugging Face id here, so that the adapter names it as its base (PEFT’s AutoPeftModelForCausalLM loads the base from that name).'
-      : 'Written as base_model_name_or_path in adapter_config.json and named in the README; empty: the loaded model’s name.';
+      : 'Written as base_model_name_or_path in adapter_config.json and named in the README; empty: the base the adapter records (the model its run loaded, or an imported file’s own).';
     if (!exporting && !status.classList.contains('ok') && !status.classList.contains('bad')) {
       status.textContent = importedNow()
         ? `The imported adapter (${imported?.value?.info.name}), ready to download.`
