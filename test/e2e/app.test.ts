@@ -76,6 +76,10 @@ describe('on a phone-sized screen and from the keyboard', () => {
           .map((el) => `${el.tagName.toLowerCase()}.${(el as HTMLElement).className}#${el.id}: ${el.scrollWidth} > ${el.clientWidth}`),
       );
       expect(wide).toEqual([]);
+      // The sticky header leaves the phone its screen: at most an eighth of it (≈ 150 px, 18 %, once covered panel
+      // headings while scrolling).
+      const headerHeight = await page.evaluate(() => (document.querySelector('header.top') as HTMLElement).getBoundingClientRect().height);
+      expect(headerHeight).toBeLessThanOrEqual(844 / 8);
       // Tab from the top of the page to the training-file picker: where the keyboard is shows as an outline.
       await page.locator('body').focus();
       let active = '';
