@@ -7,6 +7,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { checkCacheKey, type WeightCacheStore } from '../run/weight-cache.ts';
 import { nodeFileSource } from './node-source.ts';
+import { processAlive } from './process-alive.ts';
 
 export function defaultCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'finetune');
@@ -20,15 +21,6 @@ const HOST_TAG = hostname().replace(/[^A-Za-z0-9-]/g, '-').slice(0, 40) || 'host
 const PARTIAL = /^weights-[0-9a-f]{40}\.bin\.(\d+)\.(\d+)(?:\.([A-Za-z0-9-]+))?\.partial$/;
 /** A partial this old is left over whatever its writer (a write of Mistral-7B's 4 GB takes minutes, not days). */
 const STALE_PARTIAL_MS = 7 * 24 * 3600 * 1000;
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Removes what killed writers left: a partial of this host whose process no longer runs, or any partial a week old. A

@@ -11,6 +11,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, u
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
+import { processAlive } from './process-alive.ts';
 
 /** The lock's file name in OUT: a dot name, so that a listing of the folder does not show it. */
 export const OUT_LOCK_NAME = '.finetune-train.lock';
@@ -32,16 +33,6 @@ export interface OutLock {
 
 /** Whether a process runs on this host; a test hands in its own. */
 export type IsAlive = (pid: number) => boolean;
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0); // signal 0: the existence check, nothing is sent
-    return true;
-  } catch (e) {
-    // EPERM: it runs, under another user.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readHolder(path: string): OutLockHolder | null {
   let text: string;
