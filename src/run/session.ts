@@ -20,13 +20,13 @@ import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { calibrate, calibrateValidation, estimateRun, forwardShare, validationBatchShape, type Calibration, type RunEstimate, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
-import { cacheIdentity, loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
+import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
 import { chooseLayerStreaming, type StreamLayersChoice } from './layer-streaming.ts';
 import type { BaseMatmul, GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
-import { destroyMistralWeights, isStreamed, loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
+import { destroyMistralWeights, isStreamed, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
 import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type EvaluationProgress, type ValidationProgress } from './trainer.ts';
@@ -162,10 +162,9 @@ export class FinetuneSession {
     const before = this.ctx.ledger.snapshot().byCategory.weights.currentBytes;
     const streaming = chooseLayerStreaming(ckpt.config, o.streamLayers);
     const streamLayers = streaming.stream;
-    // With a weight cache, the quantised weights come from it when it holds these files at these settings.
-    const loaded = this.weightCache
-      ? await loadWeightsCached(this.ctx, files, ckpt, { quantization, source, cache: this.weightCache, onProgress, streamLayers })
-      : { weights: await loadMistralWeights(this.ctx, ckpt, { quantization, onProgress, streamLayers }), fromCache: false, notes: [], files: (await cacheIdentity(files, ckpt, source, quantization)).files };
+    // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
+    // one, from the files).
+    const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, source, cache: this.weightCache, onProgress, streamLayers });
     const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     this.unloadModel();

@@ -134,7 +134,8 @@ export interface CachedLoadOptions {
   quantization: Quantization;
   /** The user's name for the model (a directory, a Hub id, a URL without its query). */
   source: string;
-  cache: WeightCacheStore;
+  /** Null: no cache (--no-cache, no OPFS): the weights come from the files, and nothing is written. */
+  cache: WeightCacheStore | null;
   onProgress?: (p: LoadProgress) => void;
   /** Keep the layers in CPU memory and stream them (the entry is the same either way). */
   streamLayers?: boolean;
@@ -152,27 +153,31 @@ export interface CachedLoad {
 /**
  * Loads from the cache when it holds these exact files at these settings (every part's hash checked), else from the
  * files, then writes the cache. A failed cache write (out of quota, a read-only disk) is a note, not a failed load.
+ * Without a cache, from the files.
  */
 export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: BaseCheckpoint, o: CachedLoadOptions): Promise<CachedLoad> {
   const identity = await cacheIdentity(files, ckpt, o.source, o.quantization);
+  const cache = o.cache;
   const key = await cacheKey(identity);
   const notes: string[] = [];
-  const entry = await o.cache.open(key);
-  if (entry) {
+  const entry = cache ? await cache.open(key) : null;
+  if (cache && entry) {
     try {
       const weights = await loadFromEntry(ctx, entry, identity, o.onProgress, o.streamLayers);
       return { weights, fromCache: true, notes, files: identity.files };
     } catch (e) {
       if (!(e instanceof BadEntry)) throw e;
       notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
-      await o.cache.remove(key);
+      await cache.remove(key);
     }
   }
   const weights = await loadMistralWeights(ctx, ckpt, { quantization: o.quantization, onProgress: o.onProgress, streamLayers: o.streamLayers });
-  try {
-    await writeCacheEntry(ctx, o.cache, key, weights, identity, o.onProgress);
-  } catch (e) {
-    notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load downloads them again`);
+  if (cache) {
+    try {
+      await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
+    } catch (e) {
+      notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load downloads them again`);
+    }
   }
   return { weights, fromCache: false, notes, files: identity.files };
 }

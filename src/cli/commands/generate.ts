@@ -4,7 +4,6 @@ import { GENERATION_LIMITS, parseGenerationSetting, type GenerationSetting } fro
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { formatCount, formatCounted } from '../../core/units.ts';
 import { destroyLora, uploadLora } from '../../engine/mistral/lora.ts';
-import { loadMistralWeights } from '../../engine/mistral/weights.ts';
 import { importAdapter } from '../../model/adapter-import.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { generate } from '../../run/generate.ts';
@@ -103,9 +102,7 @@ Example:
     // Hub is not downloaded and quantised again for every prompt.
     const cache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
     const streamLayers = values['stream-layers'];
-    const loaded = cache
-      ? await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.label, cache, streamLayers })
-      : { weights: await loadMistralWeights(ctx, ckpt, { quantization, streamLayers }), fromCache: false, notes: [] };
+    const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.label, cache, streamLayers });
     for (const n of loaded.notes) io.err(`warning: ${n}`);
     const weights = loaded.weights;
     const lora = imported ? uploadLora(ctx, weights.dims, imported) : null;

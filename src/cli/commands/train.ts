@@ -168,6 +168,8 @@ export function makeTrainCommand(
       const out = values.out as string;
       checkOutputPath(out, '--out', 'folder');
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
+      // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
+      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
       const lock = lockOutFolder(out);
@@ -188,9 +190,8 @@ export function makeTrainCommand(
           // when the first command is run again with --resume added, are fine.
           await checkResumeArgs(stored, { data: values.data, validation: values.validation, hp, given, runDir });
           // The run's model, asked before a load that can take minutes (Mistral-7B) only to be refused after it.
-          const named = modelSpec(values.model, {}).label;
-          if (named !== previous.modelSource) {
-            throw new FinetuneError('bad-input', `the run saved in ${runDir} was trained on the model "${previous.modelSource}"; --model ${values.model} is "${named}": give the run's model to resume it`);
+          if (spec.label !== previous.modelSource) {
+            throw new FinetuneError('bad-input', `the run saved in ${runDir} was trained on the model "${previous.modelSource}"; --model ${values.model} is "${spec.label}": give the run's model to resume it`);
           }
         } else if (previous && isUnfinished(previous)) {
           const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
@@ -209,8 +210,6 @@ export function makeTrainCommand(
         const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
         const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
         const print = (o: unknown): void => io.out(JSON.stringify(o));
-        // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
-        const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
         const runHp = values.resume && previous ? previous.hp : hp;
         const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
         const data = values.resume
