@@ -4,13 +4,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-
-/** The files of a PEFT adapter folder that an export must not write over while reading them. */
-const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'adapter_model.bin'];
 import { FinetuneError } from '../../core/errors.ts';
 import { loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
-import { importAdapterDetailed } from '../../model/adapter-import.ts';
+import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
 import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -42,6 +40,9 @@ options:
                   Without --model, the base's config is looked up under N
 
 Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, base_model_name_or_path, read_from}, model}.`;
+
+/** The files of a PEFT adapter folder that an export must not write over while reading them. */
+const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE];
 
 /** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */
 function isHubId(s: string): boolean {
