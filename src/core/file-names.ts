@@ -48,3 +48,15 @@ export function localFilesModelName(fileNames: readonly string[]): string {
 export function isLocalFilesModel(name: string): boolean {
   return name.startsWith('local files (');
 }
+
+/** A picked file's path from the picked folder down ('' for a file picked on its own). */
+export function relativePath(f: File): string {
+  return (f as File & { webkitRelativePath?: string }).webkitRelativePath ?? '';
+}
+
+/** The name of the folder the user picked (the first segment the files' relative paths share), or null for loose files. */
+export function pickedFolderName(files: Iterable<File>): string | null {
+  const tops = new Set([...files].map((f) => (relativePath(f).includes('/') ? relativePath(f).split('/')[0] : '')));
+  const [top] = tops;
+  return tops.size === 1 && top ? top : null;
+}

@@ -6,6 +6,7 @@
 // Secrets: an access token is only ever sent as an `Authorization: Bearer` header. It never goes into a URL, an error
 // message or a log line; error messages are additionally scrubbed of it in case a server echoes it back.
 
+import { relativePath } from '../core/file-names.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
 
@@ -157,11 +158,6 @@ export function blobSource(blob: Blob, name?: string): ByteSource {
   return src;
 }
 
-/** A picked file's path from the picked folder down ('' for a file picked on its own). */
-function relativePath(f: File): string {
-  return (f as File & { webkitRelativePath?: string }).webkitRelativePath ?? '';
-}
-
 /**
  * A FileSet over files the user picked (an <input type=file webkitdirectory> or a drop). A file in a picked folder is
  * keyed by its path below that folder (webkitRelativePath without its first segment), a file picked on its own by its
@@ -187,12 +183,8 @@ export function blobFileSet(files: Iterable<File>, name = 'selected files'): Fil
   };
 }
 
-/** The name of the folder the user picked (the first segment the files' relative paths share), or null for loose files. */
-export function pickedFolderName(files: Iterable<File>): string | null {
-  const tops = new Set([...files].map((f) => (relativePath(f).includes('/') ? relativePath(f).split('/')[0] : '')));
-  const [top] = tops;
-  return tops.size === 1 && top ? top : null;
-}
+// The picked folder's name is the page's too (its Local files tab names a model by it): it lives with the names.
+export { pickedFolderName } from '../core/file-names.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP with Range requests (the Hub)

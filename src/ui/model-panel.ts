@@ -3,6 +3,7 @@
 // load progress (tensors and bytes), what was loaded (and whether it came from the weight cache), the GPU memory ledger,
 // and the models cached in this browser (cache-panel.ts).
 
+import { pickedFolderName, relativePath } from '../core/file-names.ts';
 import type { LedgerSnapshot, MemoryPlan, ModelSource } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
@@ -29,11 +30,9 @@ const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.saf
  */
 export function localPick(list: readonly File[]): { label: string; folder: string | null } | string {
   if (list.length === 0) return 'Pick the model’s files first: config.json and the *.safetensors weights.';
-  const paths = list.map((f) => f.webkitRelativePath || f.name);
-  const tops = new Set(paths.map((p) => (p.includes('/') ? p.split('/')[0] : '')));
-  const folder = tops.size === 1 && !tops.has('') ? [...tops][0] : null;
+  const folder = pickedFolderName(list);
   // The top level of the pick: a folder's own files (not its subfolders'), or the files picked.
-  const names = paths.map((p) => (folder ? p.slice(folder.length + 1) : p));
+  const names = list.map((f) => (folder ? relativePath(f).slice(folder.length + 1) : f.name));
   const where = folder ? `The folder ${folder}` : 'The picked files';
   if (!names.includes('config.json')) return `${where} ${folder ? 'holds' : 'include'} no config.json: ${folder ? 'pick the folder that holds it' : 'pick it with the weights'}.`;
   if (!names.some((n) => !n.includes('/') && n.endsWith('.safetensors'))) return `${where} ${folder ? 'holds' : 'include'} no *.safetensors weights: ${folder ? 'pick the folder that holds them' : 'pick them with config.json'} (PyTorch .bin weights are not read).`;
