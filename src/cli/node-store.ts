@@ -3,7 +3,8 @@
 // fsynced, renamed over the target, and the folder fsynced so the rename itself survives a power cut. The commit
 // protocol on top (new files under new names, then the pointer) is run-store.ts's.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { makeFolder } from './make-folder.ts';
 import { join } from 'node:path';
 import { pointerRunStore, type RunStore, type StoreFiles } from '../run/run-store.ts';
 
@@ -37,7 +38,7 @@ export function folderStoreFiles(dir: string, probe?: WriteProbe): StoreFiles {
       }
     },
     async write(name, bytes) {
-      await mkdir(dir, { recursive: true });
+      await makeFolder(dir);
       // A dot name: never mistaken for a store file, and removed by the next commit if this write is cut short.
       const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
       await probe?.(`write ${name}`);

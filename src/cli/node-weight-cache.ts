@@ -2,7 +2,8 @@
 // written to a temporary file in the same folder, flushed, and renamed into place, so a crash or a full disk never
 // leaves a half-written entry under its real name (and src/run/weight-cache.ts checks every part's hash anyway).
 
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { makeFolder } from './make-folder.ts';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { checkCacheKey, type WeightCacheStore } from '../run/weight-cache.ts';
@@ -64,7 +65,7 @@ export function nodeWeightCache(dir: string = defaultCacheDir()): WeightCacheSto
       return nodeFileSource(path);
     },
     async write(key, chunks) {
-      await mkdir(dir, { recursive: true });
+      await makeFolder(dir);
       await removeLeftoverPartials(dir);
       const final = join(dir, entryFile(key));
       const temp = `${final}.${process.pid}.${Date.now()}.${HOST_TAG}.partial`;

@@ -7,11 +7,12 @@
 // host and start), and a lock left by a killed process (kill -9, a power cut) has to be recognised as such on this
 // host at once, not after a staleness timeout, because a user retries right after.
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
 import { processAlive } from './process-alive.ts';
+import { makeFolderSync } from './make-folder.ts';
 
 /** The lock's file name in OUT: a dot name, so that a listing of the folder does not show it. */
 export const OUT_LOCK_NAME = '.finetune-train.lock';
@@ -84,7 +85,7 @@ export function lockOutFolder(out: string, options: { pid?: number; host?: strin
   // Made here when missing, and removed again at release if still empty: a refused `--resume --out typo` once left an
   // empty folder behind.
   const made = !existsSync(out);
-  mkdirSync(out, { recursive: true });
+  makeFolderSync(out);
   let note: string | undefined;
   for (let attempt = 0; ; attempt++) {
     if (linkInto(path, me)) break;

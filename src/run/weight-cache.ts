@@ -176,7 +176,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
     try {
       await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
     } catch (e) {
-      notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load downloads them again`);
+      notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load reads them from the model's files again`);
     }
   }
   return { weights, fromCache: false, notes, files: identity.files };

@@ -73,7 +73,7 @@ function weightCache(): ReturnType<typeof browserWeightCache> {
 /** A load without a cache says so: the user should know the next load downloads everything again. */
 async function withCacheNote(info: ModelInfo): Promise<ModelInfo> {
   const c = await weightCache();
-  return c.store ? info : { ...info, warnings: [...info.warnings, `the weights are not cached: ${c.reason}; the next load downloads them again`] };
+  return c.store ? info : { ...info, warnings: [...info.warnings, `the weights are not cached: ${c.reason}; the next load reads them from the model's files again`] };
 }
 
 let sessionPromise: Promise<FinetuneSession> | null = null;

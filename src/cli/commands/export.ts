@@ -1,7 +1,8 @@
 // `finetune export`: any adapter the importer reads (PEFT folder or zip with .safetensors or .bin, Replicate's
 // training_output.zip) written out as PEFT safetensors or as a GGUF LoRA for llama.cpp / Ollama.
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import { makeFolder } from '../make-folder.ts';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
@@ -125,17 +126,17 @@ export const exportCommand: Command = {
 
     let files: string[];
     if (format === 'gguf') {
-      await mkdir(dirname(out), { recursive: true });
+      await makeFolder(dirname(out));
       // general.name: loraToGguf's default, as the page's bundle (src/export/bundle.ts): the same adapter, the same file.
       await writeFile(out, loraToGguf(adapter, (base as { config: MistralConfig }).config));
       files = [out];
     } else if (out.toLowerCase().endsWith('.zip')) {
-      await mkdir(dirname(out), { recursive: true });
+      await makeFolder(dirname(out));
       await writeFile(out, peftZip(adapter));
       files = [out];
     } else {
       if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
-      await mkdir(out, { recursive: true });
+      await makeFolder(out);
       files = [];
       for (const [file, bytes] of Object.entries(peftFiles(adapter))) {
         await writeFile(join(out, file), bytes);

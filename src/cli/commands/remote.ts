@@ -3,7 +3,8 @@
 // lists) and is never printed.
 
 import { statSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { makeFolder } from '../make-folder.ts';
 import { join } from 'node:path';
 import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
@@ -248,7 +249,7 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   if (v.status !== 'succeeded' || !v.weights) {
     throw new FinetuneError('remote', `training ${id} is ${v.status}${v.error ? ` (${v.error})` : ''}: there are no weights to fetch${v.done ? '' : ' yet; wait for it to succeed (finetune remote status --follow ' + id + ')'}`);
   }
-  await mkdir(values.out, { recursive: true });
+  await makeFolder(values.out);
   checkDirectory(values.out, '--out');
   const zip = await downloadOutput(c, v.weights);
   const zipName = decodeURIComponent(new URL(v.weights).pathname.split('/').pop() || 'training_output.zip').replace(/[^A-Za-z0-9._-]/g, '_');

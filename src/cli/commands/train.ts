@@ -1,7 +1,8 @@
 import { type Quantization } from '../../core/mistral.ts';
 import { formatCounted } from '../../core/units.ts';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { makeFolder } from '../make-folder.ts';
 import { basename, join } from 'node:path';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
@@ -337,7 +338,7 @@ export function makeTrainCommand(
             const adapter = await s.adapterNow();
             const files = adapterBundle(adapter, s.baseConfig, { name: s.modelName });
             const dir = join(out, 'adapter');
-            await mkdir(dir, { recursive: true });
+            await makeFolder(dir);
             for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
             print({ type: 'done', ...result, adapter: dir });
             ctx.destroyDevice();
