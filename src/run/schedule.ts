@@ -16,3 +16,14 @@ export function learningRate(lr: number, step: number, totalSteps: number, warmu
   if (kind === 'linear') return lr * Math.max(0, 1 - progress);
   return lr * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
+
+/**
+ * Why a run of `totalSteps` would learn nothing, if it would: the warmup starts at 0 (step 0's rate is 0, as in
+ * transformers), so a one-step run with any warmup trains at rate 0 throughout. Said in the plan, before a run.
+ */
+export function scheduleNotice(totalSteps: number, warmupRatio: number, lr: number, kind: LrScheduler): string | undefined {
+  if (totalSteps < 1 || lr <= 0) return undefined;
+  for (let s = 0; s < totalSteps; s++) if (learningRate(lr, s, totalSteps, warmupRatio, kind) > 0) return undefined;
+  const w = warmupSteps(totalSteps, warmupRatio);
+  return `every step of this run (${totalSteps}) trains at learning rate 0, so it learns nothing: the warmup (warmup_ratio ${warmupRatio}: ${w} step${w === 1 ? '' : 's'}) starts from 0, as in transformers, and takes the whole run; give more steps (max_steps, num_train_epochs), or set warmup_ratio 0`;
+}

@@ -28,6 +28,7 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
+import { scheduleNotice } from './schedule.ts';
 import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type EvaluationProgress, type ValidationProgress } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
@@ -91,6 +92,13 @@ function loraShapeOf(hp: Hyperparams): LoraShape {
 
 export function quantizationFor(hp: Hyperparams): Quantization {
   return hp.quantization;
+}
+
+/** The plan as shown before and at the start of a run: the data's notices, and the schedule's if it would learn nothing. */
+function planStats(data: TrainingData, hp: Hyperparams): DataStats {
+  const s = data.stats;
+  const notice = scheduleNotice(s.totalSteps, hp.warmup_ratio, hp.learning_rate, hp.lr_scheduler);
+  return notice ? { ...s, notices: [...(s.notices ?? []), notice] } : s;
 }
 
 export class FinetuneSession {
@@ -258,7 +266,7 @@ export class FinetuneSession {
   async plan(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<DataStats> {
     const hp = parseHyperparams(hpInput);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
-    return data.stats;
+    return planStats(data, hp);
   }
 
   /**
@@ -398,7 +406,7 @@ export class FinetuneSession {
       this.ctx.flush();
       if (state) fromStep = await loadTrainState(this.ctx, this.lora, state, data.stats.totalSteps);
       stepNow = fromStep;
-      onEvent({ type: 'plan', stats: data.stats, resumedAt: fromStep });
+      onEvent({ type: 'plan', stats: planStats(data, hp), resumedAt: fromStep });
       // A new run's data joins the store with its first checkpoint: until then the previous run stays resumable.
       let newData: RunData | null = null;
       if (this.store && !o.resume) {

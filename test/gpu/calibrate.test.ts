@@ -56,6 +56,9 @@ describe('run estimate', () => {
     const again = await session.estimate(HP, train, null);
     expect(again.measuredSeconds).not.toBe(e.measuredSeconds);
     expect(again.forward!.seconds).not.toBe(e.forward!.seconds);
+    // The plan says when a run would learn nothing (one step, its warmup at rate 0), and not otherwise.
+    expect(stats.notices ?? []).not.toContainEqual(expect.stringMatching(/learns nothing/));
+    expect((await session.plan({ ...HP, max_steps: 1 }, train, null)).notices).toContainEqual(expect.stringMatching(/^every step of this run \(1\) trains at learning rate 0/));
     session.unloadModel();
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { learningRate, warmupSteps } from '../../../src/run/schedule.ts';
+import { learningRate, scheduleNotice, warmupSteps } from '../../../src/run/schedule.ts';
 
 describe('learning-rate schedules (HF get_*_schedule_with_warmup)', () => {
   it('warms up linearly from 0 over ceil(ratio · total) steps', () => {
@@ -21,5 +21,14 @@ describe('learning-rate schedules (HF get_*_schedule_with_warmup)', () => {
 
   it('without warmup starts at the peak', () => {
     expect(learningRate(1e-4, 0, 10, 0, 'linear')).toBe(1e-4);
+  });
+
+  it('says before a run when every step would train at learning rate 0 (one step with any warmup), and only then', () => {
+    expect(scheduleNotice(1, 0.03, 1e-4, 'linear')).toMatch(/every step of this run \(1\) trains at learning rate 0, so it learns nothing: the warmup \(warmup_ratio 0\.03: 1 step\)/);
+    expect(scheduleNotice(1, 0.5, 1e-4, 'constant')).toMatch(/learns nothing/);
+    expect(scheduleNotice(1, 0, 1e-4, 'linear')).toBeUndefined();
+    expect(scheduleNotice(2, 0.5, 1e-4, 'linear')).toBeUndefined(); // step 1 trains at the peak
+    expect(scheduleNotice(2, 0.03, 1e-4, 'cosine')).toBeUndefined();
+    expect(scheduleNotice(0, 0.03, 1e-4, 'linear')).toBeUndefined();
   });
 });
