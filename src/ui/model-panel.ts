@@ -4,7 +4,7 @@
 // and the models cached in this browser (cache-panel.ts).
 
 import { pickedFolderName, relativePath } from '../core/file-names.ts';
-import type { LedgerSnapshot, MemoryPlan, ModelSource } from '../worker/api.ts';
+import type { LedgerSnapshot, MemoryPlan, ModelInfo, ModelSource } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import { cachePanel } from './cache-panel.ts';
@@ -28,6 +28,18 @@ const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.saf
  * What the Local files tab has picked: the files, and the folder's name when a folder was picked (the model is named
  * after it, as `finetune train --model DIR` names it after DIR), or why it cannot be loaded as it stands.
  */
+/** The loaded model's facts as the panel lists them, in words (the quantisation too: "NF4, double-quantised", not "nf4-double"). */
+export function modelFacts(i: ModelInfo): [string, string][] {
+  return [
+    ['parameters', formatParams(i.params)],
+    ['layers', String(i.layers)],
+    ['hidden size', String(i.hidden)],
+    ['vocabulary', formatCount(i.vocab)],
+    ['quantization', quantizationLabel(i.quantization)],
+    ['weights on the GPU', `${formatBytes(i.gpuBytes)}${i.streamedLayers ? ' (layers streamed from CPU memory)' : ''}`],
+  ];
+}
+
 export function localPick(list: readonly File[]): { label: string; folder: string | null } | string {
   if (list.length === 0) return 'Pick the model’s files first: config.json and the *.safetensors weights.';
   const folder = pickedFolderName(list);
@@ -273,16 +285,7 @@ export function modelPanel(shared: Shared): HTMLElement {
         h(
           'dl',
           { class: 'facts' },
-          ...(
-            [
-              ['parameters', formatParams(i.params)],
-              ['layers', String(i.layers)],
-              ['hidden size', String(i.hidden)],
-              ['vocabulary', formatCount(i.vocab)],
-              ['quantization', i.quantization],
-              ['weights on the GPU', `${formatBytes(i.gpuBytes)}${i.streamedLayers ? ' (layers streamed from CPU memory)' : ''}`],
-            ] as const
-          ).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+          ...modelFacts(i).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
         ),
       );
       replaceChildren(warnings, ...i.warnings.map((w) => h('li', { class: 'warn' }, w)));

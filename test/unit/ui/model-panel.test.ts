@@ -2,7 +2,8 @@
 // loose files are named by their names, and a pick that cannot load (no config.json, no safetensors weights) is said
 // before Load instead of after it.
 import { describe, expect, it } from 'vitest';
-import { localPick } from '../../../src/ui/model-panel.ts';
+import { localPick, modelFacts } from '../../../src/ui/model-panel.ts';
+import type { ModelInfo } from '../../../src/worker/api.ts';
 
 /** A File as a folder pick gives it: its path below the picked folder's parent in webkitRelativePath. */
 function picked(path: string): File {
@@ -27,5 +28,17 @@ describe('localPick', () => {
     // A folder whose config sits one level down (the parent of the model's folder was picked).
     expect(localPick(['models/mistral/config.json', 'models/mistral/model.safetensors'].map(picked))).toBe('The folder models holds no config.json: pick the folder that holds it.');
     expect(localPick(['m/config.json', 'm/pytorch_model.bin', 'm/sub/model.safetensors'].map(picked))).toBe('The folder m holds no *.safetensors weights: pick the folder that holds them (PyTorch .bin weights are not read).');
+  });
+});
+
+describe('modelFacts', () => {
+  it('lists the loaded model in words: its quantisation as the status line says it, not the setting\'s value', () => {
+    const info = { source: 'mistral-nano-demo', params: 19_794_176, layers: 4, hidden: 256, vocab: 32000, gpuBytes: 39_592_960, streamedLayers: false } as const;
+    const facts = (quantization: string) => new Map(modelFacts({ ...info, quantization } as unknown as ModelInfo));
+    expect(facts('none').get('quantization')).toBe('unquantised');
+    expect(facts('nf4-double').get('quantization')).toBe('NF4, double-quantised');
+    expect(facts('nf4').get('quantization')).toBe('NF4');
+    expect(facts('none').get('parameters')).toBe('19.8 M');
+    expect(facts('none').get('weights on the GPU')).toBe('37.8 MiB');
   });
 });
