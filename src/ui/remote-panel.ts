@@ -30,7 +30,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
 import { watchProxyAnswers } from './proxy-answers.ts';
 import { loadRemoteForm, saveRemoteForm } from './remote-prefs.ts';
-import { estimateLine, retryLine, sendBlockedReason } from './remote-text.ts';
+import { estimateLine, retryLine, notSentLine, sendBlockedReason } from './remote-text.ts';
 
 const JOBS_KEY = 'finetune.remote.jobs';
 const TOKEN_KEY = 'finetune.remote.token';
@@ -340,7 +340,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       void follow(training.id, true);
     } catch (e) {
       const { kind, message } = errorParts(e);
-      say('bad', `Not sent: ${message}`);
+      say('bad', notSentLine(message));
     } finally {
       busy = false;
       render();

@@ -6,7 +6,7 @@ import { scrub } from '../remote/errors.ts';
 import type { ProxyAnswer } from './proxy-answers.ts';
 import { formatCounted } from '../core/units.ts';
 import { roughDuration } from './format.ts';
-import { endSentence } from './sentence.ts';
+import { endSentence, joinSentences, startSentence } from './sentence.ts';
 
 /**
  * "Estimated: about 5 min on an A100 80 GB, about $0.41 (3,134 tokens × 1 epoch; …)". The time is rounded as the
@@ -60,4 +60,9 @@ export function sendBlockedReason(s: SendState): string | null {
   if (!s.dataOk) return 'Choose a training file without errors first (Dataset panel).';
   if (s.refused) return 'Replicate’s trainer cannot run this form as it stands: see the reasons above.';
   return null;
+}
+
+/** Why a send failed, after "Not sent": the message as sentences of its own (it was "Not sent: The proxy refused …"). */
+export function notSentLine(message: string): string {
+  return joinSentences('Not sent', startSentence(message));
 }

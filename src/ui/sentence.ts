@@ -14,3 +14,12 @@ export function joinSentences(...parts: string[]): string {
     .filter((p) => p !== '')
     .join(' ');
 }
+
+/**
+ * A message from a lower floor as a sentence of its own: a first plain word capitalised ("cannot …" → "Cannot …"); a
+ * first word that names something (lr_scheduler, train_data, a path) is left as it is written.
+ */
+export function startSentence(text: string): string {
+  const t = text.trim();
+  return /^[a-z]+\b(?![_.(/-])/.test(t) ? t[0]!.toUpperCase() + t.slice(1) : t;
+}

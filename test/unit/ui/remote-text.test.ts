@@ -1,7 +1,7 @@
 // The remote panel's lines that are made of numbers and other people's words: the cost estimate, and the status line
 // while a call to Replicate is retried.
 import { describe, expect, it } from 'vitest';
-import { estimateLine, retryLine, sendBlockedReason } from '../../../src/ui/remote-text.ts';
+import { estimateLine, notSentLine, retryLine, sendBlockedReason } from '../../../src/ui/remote-text.ts';
 
 describe('estimateLine', () => {
   it('writes the token count with thousands separators, as the rest of the page does', () => {
@@ -50,5 +50,15 @@ describe('sendBlockedReason', () => {
     expect(sendBlockedReason({ ...ready, refused: true })).toBe('Replicate’s trainer cannot run this form as it stands: see the reasons above.');
     // While a call is going the status line speaks.
     expect(sendBlockedReason({ ...ready, busy: true, token: false })).toBeNull();
+  });
+});
+
+describe('notSentLine', () => {
+  it('puts the reason in sentences of its own after "Not sent", with one stop between them', () => {
+    expect(notSentLine('The proxy refused POST /v1/files (403 Forbidden).')).toBe('Not sent. The proxy refused POST /v1/files (403 Forbidden).');
+    expect(notSentLine('cannot read the training data')).toBe('Not sent. Cannot read the training data.');
+    expect(notSentLine('lr_scheduler cosine: Replicate\'s trainer always decays the learning rate linearly after its warmup. Use linear, or train locally.')).toBe(
+      'Not sent. lr_scheduler cosine: Replicate\'s trainer always decays the learning rate linearly after its warmup. Use linear, or train locally.',
+    );
   });
 });

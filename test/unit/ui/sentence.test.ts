@@ -1,7 +1,7 @@
 // Sentences put together from parts the page does not write itself (error messages from lower floors end with a full
 // stop or not): joined with exactly one stop between them.
 import { describe, expect, it } from 'vitest';
-import { endSentence, joinSentences } from '../../../src/ui/sentence.ts';
+import { endSentence, joinSentences, startSentence } from '../../../src/ui/sentence.ts';
 
 describe('endSentence', () => {
   it('adds a full stop only where the text has no closing mark of its own', () => {
@@ -26,5 +26,17 @@ describe('joinSentences', () => {
 
   it('leaves out empty parts', () => {
     expect(joinSentences('One', '', '  ', 'two')).toBe('One. two.');
+  });
+});
+
+describe('startSentence', () => {
+  it('capitalises a first plain word, and leaves names as they are written', () => {
+    expect(startSentence('cannot reach the proxy')).toBe('Cannot reach the proxy');
+    expect(startSentence('The proxy refused it')).toBe('The proxy refused it');
+    expect(startSentence('lr_scheduler cosine: no')).toBe('lr_scheduler cosine: no');
+    expect(startSentence('train_data is empty')).toBe('train_data is empty');
+    expect(startSentence('data.jsonl is 3 GB')).toBe('data.jsonl is 3 GB');
+    expect(startSentence('/tmp/x is gone')).toBe('/tmp/x is gone');
+    expect(startSentence('')).toBe('');
   });
 });
