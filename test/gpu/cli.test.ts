@@ -346,6 +346,9 @@ describe('finetune train: an --out that holds a finished run', () => {
     const firstRun = await run('node', args(1), { env, timeout: BENCH_TIMEOUT });
     const firstDone = JSON.parse(firstRun.stdout.trim().split('\n').at(-1)!) as { finalLoss: number };
     const first = readFileSync(weights);
+    // A local folder's name is no Hub id: the adapter says it names the base so, and how to give the Hub id.
+    expect(JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('tiny-mistral');
+    expect(firstRun.stderr).toContain(`note: the adapter names its base model "tiny-mistral", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name`);
     // The run's lock on OUT is gone once it ended, and so is a refused run's.
     expect(existsSync(join(out, '.finetune-train.lock'))).toBe(false);
 
@@ -400,8 +403,15 @@ describe('finetune train: an --out that holds a finished run', () => {
     expect(JSON.parse(stopped.stdout.trim().split('\n').at(-1)!)).toMatchObject({ type: 'done', steps: 0, stopped: true, adapter: null });
     expect(readFileSync(weights).equals(first)).toBe(true);
 
-    const { stderr } = await run('node', args(2, '--overwrite'), { env, timeout: BENCH_TIMEOUT });
+    const badName = await run('node', args(2, '--overwrite', '--base-model', ' my-org/tiny'), { env, timeout: 120_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(badName?.stderr).toContain('--base-model: the base model name starts or ends with a space');
+    const { stderr } = await run('node', args(2, '--overwrite', '--base-model', 'my-org/tiny-mistral'), { env, timeout: BENCH_TIMEOUT });
     expect(stderr).toContain('--overwrite: this run replaces it');
+    // --base-model names the base in the adapter's config, its README and the GGUF, and there is no note then.
+    expect(JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('my-org/tiny-mistral');
+    expect(readFileSync(join(out, 'adapter', 'README.md'), 'utf8')).toContain('my-org/tiny-mistral');
+    expect(readFileSync(join(out, 'adapter', 'adapter.gguf')).includes(Buffer.from('my-org/tiny-mistral'))).toBe(true);
+    expect(stderr).not.toContain('the model folder\'s name');
     // Another seed, another initialisation: the adapter written is the new run's.
     expect(readFileSync(weights).equals(first)).toBe(false);
   }, 1_200_000);

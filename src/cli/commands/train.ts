@@ -10,7 +10,8 @@ import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
 import { isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
-import { adapterBundle } from '../../export/index.ts';
+import { adapterBundle, withBaseModel } from '../../export/index.ts';
+import { baseModelNameProblem } from '../../core/file-names.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile, checkOutputPath } from '../input-file.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -35,7 +36,7 @@ const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--valida
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
                [--int8-kernel dp4a|subgroup-matrix]
                [--gemm auto|basic|tiled] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
-               [--recover N] [--<hyperparameter> VALUE …]
+               [--recover N] [--base-model NAME] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -62,6 +63,9 @@ options:
   --cache-dir DIR    where quantised weights (and kernel choices, in DIR/kernels) are cached between runs
                      (default ~/.cache/finetune)
   --no-cache         neither read nor write the weight cache or the kernel choices
+  --base-model NAME  the name the adapter gives its base model (base_model_name_or_path, the README, the GGUF's
+                     general.name): default --model's Hub id, or the folder's name for a local model, which PEFT, vLLM
+                     and Ollama cannot look up; give the Hub id there (e.g. mistralai/Mistral-7B-Instruct-v0.2)
   --recover N        when the GPU device is lost (a driver reset), get a new one, load the model again and continue
                      from the run's last checkpoint (or start again if it had none yet), at most N times (default 2;
                      0: stop and say how to resume)
@@ -150,8 +154,12 @@ export function makeTrainCommand(
         'lora-kernel': { type: 'string' },
         'retune-kernels': { type: 'boolean', default: false },
         recover: { type: 'string' },
+        'base-model': { type: 'string' },
       });
       if (!values.model) throw new UsageError('--model is required');
+      const baseModel = values['base-model'];
+      const baseModelProblem = baseModel === undefined ? null : baseModelNameProblem(baseModel);
+      if (baseModelProblem) throw new UsageError(`--base-model: ${baseModelProblem}`);
       const baseMatmul = parseBaseMatmul(values['base-matmul']);
       const int8Kernel = parseInt8Kernel(values['int8-kernel']);
       const nodeOptions = nodeContextFlags(values);
@@ -335,11 +343,16 @@ export function makeTrainCommand(
               return 0;
             }
             // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
-            const adapter = await s.adapterNow();
-            const files = adapterBundle(adapter, s.baseConfig, { name: s.modelName });
+            const trained = await s.adapterNow();
+            const adapter = baseModel === undefined ? trained : withBaseModel(trained, baseModel);
+            const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName });
             const dir = join(out, 'adapter');
             await makeFolder(dir);
             for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+            // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
+            if (baseModel === undefined && !isRemoteModelSpec(values.model as string)) {
+              io.err(`note: the adapter names its base model "${adapter.config.baseModel}", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${dir} --format peft --out DIR --base-model owner/name`);
+            }
             print({ type: 'done', ...result, adapter: dir });
             ctx.destroyDevice();
             return 0;
