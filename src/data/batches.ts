@@ -347,6 +347,14 @@ export class TrainingData {
       },
       run,
     };
+    // Nothing to learn from gives no number, but the loss average of no tokens read as a perfect 0.000 (a run of
+    // max_seq_len 12 with the instruct layout "finished" at loss 0, its validation passes empty).
+    if (train.length > 0 && lossTokens0 === 0) {
+      throw new FinetuneError('bad-input', `no row of the training data has a token to learn from: every row's completion is cut off by max_seq_len (${formatCount(train.length)} row${train.length === 1 ? '' : 's'}; the dataset's warnings name them) or has none. Raise max_seq_len, or shorten the prompts`);
+    }
+    if (validation.length > 0 && this.stats.validation.lossTokens === 0) {
+      throw new FinetuneError('bad-input', `no validation row has a token to score: every one's completion is cut off by max_seq_len or has none, so no validation loss could be measured. Raise max_seq_len, give other validation rows, or set run_validation false`);
+    }
   }
 
   private packOptions() {

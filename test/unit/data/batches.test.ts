@@ -222,6 +222,15 @@ describe('the training plan', () => {
     expect(() => new TrainingData(rows, [], { ...OPTS, max_steps: -1 })).toThrow(/max_steps/);
   });
 
+  it('refuses data with no token to learn from or to score (its loss read as a perfect 0.000), and takes one such token', () => {
+    // lossStart at or past the end: truncation cut off every completion.
+    const cut = [ex(0, 4, 4), ex(1, 3, 9)];
+    expect(() => new TrainingData(cut, [], OPTS)).toThrow(/^no row of the training data has a token to learn from: every row's completion is cut off by max_seq_len \(2 rows; the dataset's warnings name them\) or has none\. Raise max_seq_len, or shorten the prompts$/);
+    expect(() => new TrainingData([...cut, ex(2, 4, 3)], [], OPTS)).not.toThrow();
+    expect(() => new TrainingData([ex(0, 4)], cut, OPTS)).toThrow(/^no validation row has a token to score: .* set run_validation false$/);
+    expect(() => new TrainingData([ex(0, 4)], [ex(2, 4, 3)], OPTS)).not.toThrow();
+  });
+
   it('shuffles the rows per epoch from the seed: reproducible, different across epochs and seeds', () => {
     const order = (seed: number, epoch: number) =>
       new TrainingData(rows, [], { ...OPTS, seed })
@@ -245,6 +254,8 @@ describe('the training plan', () => {
         fc.integer({ min: 1, max: 3 }),
         fc.integer(),
         (lengths, chunk, wrap, mbs, accum, seed) => {
+          // Data with something to learn (a token followed by one of its row): none is refused, tested above.
+          fc.pre(chunk >= 2 && lengths.some((n) => n >= 2));
           const ex2 = lengths.map((n, k) => ex(k, n));
           const data = new TrainingData(ex2, [], { ...OPTS, pack_sequences: true, wrap_packed_sequences: wrap, chunk_size: chunk, micro_batch_size: mbs, train_batch_size: mbs * accum, num_train_epochs: 2, seed });
           let steps = 0;
