@@ -4,6 +4,7 @@
 
 import type { FileObject, Training } from 'replicate';
 import { FinetuneError } from '../core/errors.ts';
+import { holdsTokenLike } from '../core/secret-text.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { RemoteClient } from './client.ts';
@@ -29,6 +30,8 @@ export interface Destination {
 
 /** "owner/name" → its parts, or a clear refusal. */
 export function parseDestination(s: string): Destination {
+  // Never echoed when it looks like a token (one pasted into the wrong field came back in the page's error line).
+  if (holdsTokenLike(s)) throw new FinetuneError('bad-input', 'the destination looks like an API token, not owner/name: give the model to train into, e.g. alice/mistral-support-bot, and the token in its own field');
   const parts = s.split('/');
   if (parts.length !== 2 || !NAME.test(parts[0]) || !NAME.test(parts[1])) {
     throw new FinetuneError('bad-input', `destination ${JSON.stringify(s)} must be owner/name (letters, digits, ".", "_" and "-"), e.g. alice/mistral-support-bot`);

@@ -1,6 +1,8 @@
 // The remote panel's form values that survive a reload, as the hyperparameters do: the destination model and the
 // visibility of a new one. Never the token (remote-panel.ts keeps that apart, and only when the user asks).
 
+import { holdsTokenLike } from '../core/secret-text.ts';
+
 export const REMOTE_FORM_KEY = 'finetune.remote.form';
 
 export interface RemoteFormValues {
@@ -26,6 +28,6 @@ export function loadRemoteForm(store: Pick<Storage, 'getItem'>): RemoteFormValue
 
 /** Saves the values; a destination holding the token (pasted into the wrong field) is not written down. */
 export function saveRemoteForm(store: Pick<Storage, 'setItem'>, values: RemoteFormValues, token: string): void {
-  const leaks = token.length >= 4 && values.destination.includes(token);
+  const leaks = (token.length >= 4 && values.destination.includes(token)) || holdsTokenLike(values.destination);
   store.setItem(REMOTE_FORM_KEY, JSON.stringify({ destination: leaks ? '' : values.destination, visibility: values.visibility }));
 }

@@ -66,6 +66,21 @@ async function started(destination = 'alice/flow-model'): Promise<string> {
 }
 
 describe('the happy path', () => {
+  it('refuses a destination that is not owner/name, and never echoes one that looks like a token', () => {
+    expect(() => parseDestination('alice')).toThrow('destination "alice" must be owner/name');
+    const token = 'r8_FAKEtoken1234567890abcdefXYZ0123456789';
+    for (const pasted of [token, `alice/${token}`, 'hf_abcdefghijklmnopqrstuvwxyz012345']) {
+      let message = '';
+      try {
+        parseDestination(pasted);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toBe('the destination looks like an API token, not owner/name: give the model to train into, e.g. alice/mistral-support-bot, and the token in its own field');
+    }
+    expect(parseDestination('alice/r8_bot')).toEqual({ owner: 'alice', name: 'r8_bot' });
+  });
+
   it('validates the token, uploads, creates the destination, trains, follows the logs and imports the adapter exactly', async () => {
     expect((await validateToken(client)).username).toBe('alice');
     const checked = await checkTrainingFile(new Uint8Array(data), 'sample.jsonl');

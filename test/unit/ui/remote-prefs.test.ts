@@ -34,5 +34,11 @@ describe('remote form values', () => {
     saveRemoteForm(s, { destination: token, visibility: 'private' }, token);
     expect([...s.entries.values()].join('\n')).not.toContain(token.slice(3));
     expect(loadRemoteForm(s).destination).toBe('');
+    // Pasted there before the token field holds it (nothing to compare with yet): not written down either.
+    const early = memoryStorage();
+    saveRemoteForm(early, { destination: token, visibility: 'private' }, '');
+    expect([...early.entries.values()].join('\n')).not.toContain(token.slice(3));
+    saveRemoteForm(early, { destination: 'alice/hf_bot', visibility: 'private' }, '');
+    expect(loadRemoteForm(early).destination).toBe('alice/hf_bot');
   });
 });
