@@ -3,7 +3,8 @@
 // bounds of line length and line count. The bounds are checked by streaming the file (constant memory) and stopping
 // at the first line past a bound, so a hostile file costs at most one pass up to that point.
 
-import { accessSync, constants, createReadStream, statSync } from 'node:fs';
+import { accessSync, constants, createReadStream, statSync, type Stats } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_MAX_LINE_BYTES, looksBinary } from '../data/jsonl.ts';
 import { formatBytes } from '../core/units.ts';
 import { FinetuneError } from '../core/errors.ts';
@@ -90,15 +91,43 @@ export async function checkJsonlFile(path: string, flag: string, bounds: JsonlBo
  * Where an output goes: `kind` 'folder' (absent, or an existing directory) or 'file' (absent, or not a directory).
  * Checked before any work, so that a wrong --out is one line naming the flag, not Node's ENOTDIR/EISDIR at the end.
  */
-export function checkOutputPath(path: string, flag: string, kind: 'folder' | 'file'): void {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    return; // made when written
+export function checkOutputPath(path: string, flag: string, kind: 'folder' | 'file', writable: (p: string) => boolean = canWrite): void {
+  const st = statOrNull(path);
+  if (st) {
+    if (kind === 'folder' && !st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a file; give a folder (it is made if missing)`);
+    if (kind === 'file' && st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a folder; give a file name to write`);
+    const where = kind === 'folder' ? path : dirname(resolve(path));
+    if (!writable(where) || (kind === 'file' && !writable(path))) throw new FinetuneError('bad-input', `${prefix(flag)}cannot write ${kind === 'folder' ? 'in ' : ''}${path} (permission denied, or a read-only disk): give another ${kind}`);
+    return;
   }
-  if (kind === 'folder' && !st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a file; give a folder (it is made if missing)`);
-  if (kind === 'file' && st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a folder; give a file name to write`);
+  // Made when written: its nearest existing folder must be a folder we may write in, or the run fails at its end
+  // (train writes OUT/adapter last) with Node's bare ENOTDIR or EACCES.
+  for (let p = dirname(resolve(path)); ; p = dirname(p)) {
+    const up = statOrNull(p);
+    if (up) {
+      if (!up.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} cannot be made: ${p} is a file`);
+      if (!writable(p)) throw new FinetuneError('bad-input', `${prefix(flag)}${path} cannot be made: cannot write in ${p} (permission denied, or a read-only disk)`);
+      return;
+    }
+    if (dirname(p) === p) return;
+  }
+}
+
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function canWrite(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** An existing directory, or FinetuneError('bad-input') in one line naming the flag. */

@@ -308,6 +308,15 @@ describe('finetune train: the data first', () => {
     const taken = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', outFile]);
     expect(taken).toContain(`--out: ${outFile} is a file; give a folder (it is made if missing)`);
     expect(taken).not.toMatch(/ENOTDIR/);
+    // Under a file, or with a file where the adapter's folder goes: said before any step (that one was found after all
+    // of them, as Node's EEXIST).
+    const under = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', join(outFile, 'sub')]);
+    expect(under).toContain(`--out: ${join(outFile, 'sub')} cannot be made: ${outFile} is a file`);
+    mkdirSync(join(dir, 'blocked'));
+    writeFileSync(join(dir, 'blocked', 'adapter'), 'x');
+    const blocked = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', join(dir, 'blocked')]);
+    expect(blocked).toContain(`--out: ${join(dir, 'blocked', 'adapter')} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
+    expect(blocked).not.toMatch(/config\.json|SwiftShader/);
   });
 });
 

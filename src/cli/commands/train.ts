@@ -1,6 +1,6 @@
 import { type Quantization } from '../../core/mistral.ts';
 import { formatCounted } from '../../core/units.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { basename, join } from 'node:path';
@@ -176,6 +176,9 @@ export function makeTrainCommand(
       if (values.validation) await checkJsonlFile(values.validation, '--validation');
       const out = values.out as string;
       checkOutputPath(out, '--out', 'folder');
+      // The adapter is written last, into OUT/adapter: a file there was found only after every step had trained.
+      const adapterDir = join(out, 'adapter');
+      if (existsSync(adapterDir) && !statSync(adapterDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${adapterDir} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
       // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
       const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkJsonlFile } from '../../../src/cli/input-file.ts';
+import { checkJsonlFile, checkOutputPath } from '../../../src/cli/input-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'finetune-input-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,5 +37,27 @@ describe('checkJsonlFile bounds a file by streaming it', () => {
     const p = join(dir, 'utf16.jsonl');
     writeFileSync(p, Buffer.from('{"text":"a"}\n', 'utf16le'));
     await expect(checkJsonlFile(p, '--data')).rejects.toThrow('is not a JSONL text file');
+  });
+});
+
+describe('checkOutputPath', () => {
+  const root = mkdtempSync(join(tmpdir(), 'out-path-'));
+  writeFileSync(join(root, 'afile'), 'x');
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('refuses, naming the flag, what train would find unwritable only at its end (Node said a bare ENOTDIR or EACCES)', () => {
+    expect(() => checkOutputPath(join(root, 'afile', 'sub'), '--out', 'folder')).toThrow(`--out: ${join(root, 'afile', 'sub')} cannot be made: ${join(root, 'afile')} is a file`);
+    expect(() => checkOutputPath(join(root, 'afile', 'sub', 'deeper'), '--out', 'folder')).toThrow(`is a file`);
+    expect(() => checkOutputPath(join(root, 'afile'), '--out', 'folder')).toThrow(`--out: ${join(root, 'afile')} is a file; give a folder`);
+    expect(() => checkOutputPath(root, '--out', 'file')).toThrow('is a folder; give a file name to write');
+    // Permissions as a user without root sees them (root may write anywhere, so the check is handed in here).
+    const noWrite = (p: string) => p === '/';
+    expect(() => checkOutputPath(root, '--out', 'folder', noWrite)).toThrow(`--out: cannot write in ${root} (permission denied, or a read-only disk): give another folder`);
+    expect(() => checkOutputPath(join(root, 'new', 'deep'), '--out', 'folder', noWrite)).toThrow(`--out: ${join(root, 'new', 'deep')} cannot be made: cannot write in ${root} (permission denied, or a read-only disk)`);
+    expect(() => checkOutputPath(join(root, 'afile'), '--out', 'file', (p) => p !== join(root, 'afile'))).toThrow(`--out: cannot write ${join(root, 'afile')}`);
+    // What is fine: a new folder in a writable one, an existing one, a new file.
+    checkOutputPath(join(root, 'new', 'deep'), '--out', 'folder');
+    checkOutputPath(root, '--out', 'folder');
+    checkOutputPath(join(root, 'x.gguf'), '--out', 'file');
   });
 });
