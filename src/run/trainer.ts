@@ -254,6 +254,7 @@ export async function train(
   /** The last plan step whose validation pass ran to its end. */
   let validatedAt = -1;
   let skipped = 0;
+  let applied = 0;
   let badInARow = 0;
   // From the plan (building the next step just to read its epoch would tokenise-copy a whole batch for nothing).
   const epochEnds = new Set(epochEndSteps(data.stats.stepsByEpoch));
@@ -310,11 +311,12 @@ export async function train(
       if (badInARow >= MAX_CONSECUTIVE_SKIPPED_STEPS) {
         throw new FinetuneError(
           'mismatch',
-          `training stopped at step ${index + 1}: ${badInARow} steps in a row were skipped (${bad}); the adapter or the data holds non-finite values, or the learning rate is too high. The last checkpoint is kept.`,
+          `training stopped at step ${index + 1}: ${badInARow} steps in a row were skipped (${bad}); the base model's weights, the adapter or the data hold non-finite values, or the learning rate is too high. The last checkpoint is kept.`,
           { step: index + 1, consecutive: badInARow },
         );
       }
     } else {
+      applied++;
       badInARow = 0;
       // AdamW's bias correction counts plan steps (skipped ones included), so a resumed run needs only the step number.
       runner.steps = index;
@@ -346,6 +348,15 @@ export async function train(
       saveTimer.saved();
       timer.otherDone((now() - c0) / 1000);
     }
+  }
+  // A run whose every step was skipped trained nothing: an error, not a run that finished (a 2-step run of a model with
+  // NaN weights once wrote its untrained adapter and exited 0, under the 5-in-a-row stop).
+  if (fromStep === 0 && applied === 0 && skipped > 0) {
+    throw new FinetuneError(
+      'mismatch',
+      `every step of the run (${skipped}) was skipped, so nothing was trained: the base model's weights, the adapter or the data hold non-finite values, or the learning rate is too high`,
+      { skipped },
+    );
   }
   // A Stop that came once every step and the last validation pass were done (during the validation_prompt sample
   // after it, say) left nothing to resume: the run is finished, not stopped.

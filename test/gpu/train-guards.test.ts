@@ -140,6 +140,43 @@ describe('non-finite guards', () => {
     }
   });
 
+  it('fails a run whose every step was skipped (fewer than the stop after five in a row): it trained nothing', async () => {
+    const hp = parseHyperparams(HP);
+    const plan = await loadRunData({ train: new Blob([ROWS.slice(0, 2).map((text) => JSON.stringify({ text })).join('\n')]).stream() }, tok, hp);
+    const data = plan.data;
+    expect(data.stats.totalSteps).toBe(2);
+    const poisoned: TrainingData = Object.create(data);
+    poisoned.step = (index: number): TrainStep => {
+      const s = data.step(index);
+      const m = s.microBatches[0];
+      const ids = m.inputIds.slice();
+      ids[1] = POISON;
+      return { ...s, microBatches: [{ ...m, inputIds: ids }] };
+    };
+    const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
+    poisonEmbedding(ctx, weights, POISON);
+    const adapter = createAdapter(ckpt.config, { r: 2, alpha: 4, dropout: 0, targetModules: targetModules(hp), random: mulberry32(5) });
+    const lora = uploadLora(ctx, weights.dims, adapter);
+    const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: hp.seed });
+    const skips: SkipReport[] = [];
+    try {
+      const error = await train(ctx, runner, poisoned, hp, { onSkip: (r) => skips.push(r) }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(skips.map((s) => s.step)).toEqual([1, 2]);
+      expect(error).toBeInstanceOf(FinetuneError);
+      expect((error as FinetuneError).kind).toBe('mismatch');
+      expect((error as FinetuneError).message).toBe(
+        "every step of the run (2) was skipped, so nothing was trained: the base model's weights, the adapter or the data hold non-finite values, or the learning rate is too high",
+      );
+    } finally {
+      runner.destroy();
+      destroyLora(ctx, lora);
+      destroyMistralWeights(ctx, weights);
+    }
+  });
+
   it('skips a step whose loss is finite but whose gradient norm is not (lm_head scaled by 1e20 for that step)', async () => {
     const hp = parseHyperparams(HP);
     const plan = await loadRunData({ train: new Blob([ROWS.slice(0, 3).map((text) => JSON.stringify({ text })).join('\n')]).stream() }, tok, hp);
