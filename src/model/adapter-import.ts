@@ -6,7 +6,7 @@
 
 import { jsonTooDeepAt, MAX_JSON_DEPTH } from '../core/bounded-json.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, parseAdapter, type LoraAdapter, type ReadAdapterOptions } from './lora-adapter.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, assertFiniteAdapter, parseAdapter, type LoraAdapter, type ReadAdapterOptions } from './lora-adapter.ts';
 import { writeSafetensors } from './safetensors.ts';
 import { isNotFound, readAll, type ByteSource, type FileSet } from './source.ts';
 import { readTorchStateDict, isTorchArchive, type TorchTensor } from './torch-pickle.ts';
@@ -78,6 +78,11 @@ function isGguf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
 }
 
+/** An adapter weights file among `names` (its config is missing, or this would have found the adapter). */
+function weightsAmong(names: readonly string[]): string | undefined {
+  return names.find((n) => !isArchiverJunk(n) && [ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE].includes(n.split('/').pop() ?? ''));
+}
+
 /** The first GGUF file among `names`, when no adapter config was found beside it. */
 function ggufAmong(names: readonly string[]): string | undefined {
   return names.find((n) => /\.gguf$/i.test(n) && !isArchiverJunk(n));
@@ -91,6 +96,8 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
     if (isTorchArchive(names)) {
       throw bad(where, `is a torch.save file (an ${ADAPTER_BIN_FILE} on its own); its ${ADAPTER_CONFIG_FILE} is needed too: give the folder or zip holding both`);
     }
+    const weights = weightsAmong(names);
+    if (weights) throw bad(where, `holds ${weights} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
     const gguf = ggufAmong(names);
     if (gguf) throw bad(where, `${gguf} ${GGUF_NOT_READ}`);
     const zips = names.filter((n) => /\.zip$/i.test(n));
@@ -130,6 +137,8 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
       // A folder holding just a zip (Replicate's training_output.zip saved as is): read that zip.
       const zips = names.filter((n) => /\.zip$/i.test(n) && !isArchiverJunk(n));
       if (zips.length === 1) return fromZip(await readAll(await files.open(zips[0])), { ...opts, where: `${where}/${zips[0]}` });
+      const weights = weightsAmong(names);
+      if (weights) throw bad(where, `holds ${weights} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
       const gguf = ggufAmong(names);
       if (gguf) throw bad(where, `${gguf} ${GGUF_NOT_READ}`);
       throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
@@ -151,12 +160,22 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
 
 /** Reads an adapter from a folder or a zip and says where in it the adapter was found. */
 export async function importAdapterDetailed(input: AdapterInput, opts: ReadAdapterOptions = {}): Promise<ImportedAdapter> {
+  let imported: ImportedAdapter;
   if (input instanceof Uint8Array) {
     if (isGguf(input)) throw bad(opts.where ?? 'adapter', GGUF_NOT_READ);
     if (!looksLikeZip(input)) throw bad(opts.where ?? 'adapter', 'is not a zip archive (expected a PEFT adapter zip or Replicate\'s training_output.zip)');
-    return fromZip(input, opts);
+    imported = await fromZip(input, opts);
+  } else {
+    imported = await fromFileSet(input, opts);
   }
-  return fromFileSet(input, opts);
+  // A NaN or an infinity makes every output of the model NaN: generation printed "⁇ ⁇ ⁇" and a GGUF export wrote the
+  // NaNs out, while only the PEFT export refused. Refused here, where every use of an adapter file begins.
+  try {
+    assertFiniteAdapter(imported.adapter, 'not usable');
+  } catch (e) {
+    throw bad(opts.where ?? (input instanceof Uint8Array ? 'adapter' : (input.name ?? 'adapter')), e instanceof Error ? `is ${e.message}` : String(e));
+  }
+  return imported;
 }
 
 /**

@@ -204,6 +204,26 @@ describe('adapters that do not fit, or try something', () => {
     expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter.gguf': gguf }, 'folder')))).message).toMatch(new RegExp(`^folder: adapter\\.gguf ${want.source}`));
   });
 
+  it('the weights without their config (beside a GGUF, as an export folder is) say the config is missing, not that GGUF is not read', async () => {
+    const gguf = new Uint8Array([...enc.encode('GGUF'), 3, 0, 0, 0, 0, 0, 0, 0]);
+    const want = /holds adapter_model\.safetensors but no adapter_config\.json beside it: a PEFT adapter needs both/;
+    expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter_model.safetensors': safetensors, 'adapter.gguf': gguf, 'README.md': 'x' }, 'out/adapter')))).message).toMatch(new RegExp(`^out/adapter: ${want.source}`));
+    expect((await errorOf(() => importAdapter(zipSync({ 'adapter_model.safetensors': safetensors, 'adapter.gguf': gguf }), { where: 'a.zip' }))).message).toMatch(new RegExp(`^a\\.zip: ${want.source}`));
+  });
+
+  it('an adapter holding a NaN or an infinity is refused at import, naming the tensor (generation printed ⁇, a GGUF export wrote it)', async () => {
+    const tensors = fixtureTensors();
+    const last = tensors[tensors.length - 1];
+    for (const bad of [NaN, Infinity]) {
+      const data = last.data.slice();
+      data[2] = bad;
+      const poisoned = torchSaveStateDict([...tensors.slice(0, -1), { ...last, data }], { archive: 'adapter_model' });
+      const e = await errorOf(() => importAdapter(memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.bin': poisoned }, 'nan-adapter')));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toBe(`nan-adapter: is not usable: the adapter holds ${bad} in ${last.name} (index 2)`);
+    }
+  });
+
   it('not a zip, and no adapter inside', async () => {
     expect((await errorOf(() => importAdapter(enc.encode('hello')))).message).toMatch(/is not a zip archive/);
     expect((await errorOf(() => importAdapter(zipSync({ 'notes.txt': enc.encode('x') })))).message).toMatch(/holds no adapter_config\.json: not a PEFT adapter \(files: notes\.txt\)/);
