@@ -166,6 +166,7 @@ describe('finetune train and its run folder', () => {
     expect([1, 2]).toContain(at);
     expect(events.find((e) => e.type === 'checkpoint')).toMatchObject({ step: at });
     expect(events.at(-1)).toMatchObject({ type: 'done', steps: at, stopped: true });
+    expect(stopped.err).toContain(`note: stopped after step ${at}, saved in ${join(dir, 'out', 'run')}; the adapter so far is in ${join(dir, 'out', 'adapter')}. Continue with the same command and --resume`);
 
     const refused = await cli(args);
     expect(refused.code).toBe(2);
@@ -176,5 +177,26 @@ describe('finetune train and its run folder', () => {
     const after = resumed.out.map((l) => JSON.parse(l) as { type: string; resumedAt?: number });
     expect(after.find((e) => e.type === 'plan')).toMatchObject({ resumedAt: at });
     expect(after.at(-1)).toMatchObject({ type: 'done', steps: 3, stopped: false });
+  }, 1_200_000);
+
+  it('a second signal before the run saved a checkpoint says there is nothing to resume (it pointed to --resume)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-abort-'));
+    writeFileSync(join(dir, 'rows.jsonl'), jsonl(3));
+    const args = ['--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, 'out')];
+    for (const [k, v] of Object.entries({ ...HP, save_steps: 0 })) args.push(`--${k}`, String(v));
+    // Two signals at the plan line: before the first step, so before any checkpoint of this run. Two of one kind sent
+    // at once may arrive as one; a SIGTERM and a SIGINT do not.
+    let signalled = false;
+    const aborted = await cli(args, (line, child) => {
+      if (!signalled && (JSON.parse(line) as { type: string }).type === 'plan') {
+        signalled = child.kill('SIGTERM');
+        child.kill('SIGINT');
+      }
+    });
+    // Which of the two the process sees first is the kernel's choice.
+    expect(aborted.err).toMatch(/SIG(TERM|INT): stopping after this step/);
+    expect([130, 143]).toContain(aborted.code);
+    expect(aborted.err).toMatch(/SIG(INT|TERM): stopping now; this run had saved no checkpoint, so there is nothing of it to resume: run the same command again to start it/);
+    expect(aborted.err).not.toContain('continue with --resume');
   }, 1_200_000);
 });

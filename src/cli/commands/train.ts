@@ -262,7 +262,12 @@ export function makeTrainCommand(
             session?.stop();
           },
           abort: (signal) => {
-            io.err(`${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`);
+            // Only a checkpoint of this run (or the run asked to resume) can be resumed; before its first one there is none.
+            io.err(
+              hasCheckpoint()
+                ? `${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`
+                : `${signal}: stopping now; this run had saved no checkpoint, so there is nothing of it to resume: run the same command again to start it`,
+            );
             process.exit(SIGNAL_EXIT_CODE[signal]);
           },
         });
@@ -356,6 +361,7 @@ export function makeTrainCommand(
             if (baseModel === undefined && !isRemoteModelSpec(values.model as string)) {
               io.err(`note: the adapter names its base model "${adapter.config.baseModel}", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${dir} --format peft --out DIR --base-model owner/name`);
             }
+            if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${runDir}; the adapter so far is in ${dir}. Continue with the same command and --resume`);
             print({ type: 'done', ...result, adapter: dir });
             ctx.destroyDevice();
             return 0;
