@@ -199,7 +199,7 @@ export function splitExamples(
     return {
       train: train.slice(0, train.length - k),
       validation: train.slice(train.length - k),
-      notice: `the training data has ${train.length} rows, not more than num_validation_samples (${n}): holding out its last ${k} row${k === 1 ? '' : 's'} (a tenth) for validation instead; ${choose}`,
+      notice: `the training data has ${train.length} rows, not more than num_validation_samples (${n}): holding out its last ${k} row${k === 1 ? '' : 's'} for validation instead (a tenth, at least one) and training on ${train.length - k}; ${choose}`,
     };
   }
   const kept = train.length - n;

@@ -149,8 +149,10 @@ describe('gradient accumulation and the validation split', () => {
     expect([s.train.length, s.validation.length]).toEqual([9, 1]);
     expect(s.validation[0]).toBe(rows[9]);
     expect(s.notice).toBe(
-      'the training data has 10 rows, not more than num_validation_samples (50): holding out its last 1 row (a tenth) for validation instead; choose with num_validation_samples, give validation_data, or set run_validation false',
+      'the training data has 10 rows, not more than num_validation_samples (50): holding out its last 1 row for validation instead (a tenth, at least one) and training on 9; choose with num_validation_samples, give validation_data, or set run_validation false',
     );
+    // Of 5 rows the one held out is a fifth, not "a tenth" as the notice once said: the rule, and the rows left.
+    expect(splitExamples(rows.slice(0, 5), null, { run_validation: true, num_validation_samples: 6 }).notice).toContain('holding out its last 1 row for validation instead (a tenth, at least one) and training on 4;');
     const twenty = Array.from({ length: 25 }, (_, i) => ex(i, 3));
     expect(splitExamples(twenty, null, { run_validation: true, num_validation_samples: 25 }).validation).toEqual(twenty.slice(23));
     // One row cannot be split: it trains without validation, and says so.
