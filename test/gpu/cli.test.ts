@@ -303,6 +303,10 @@ describe('finetune train: the data first', () => {
     // Two rows, one held out for validation (a tenth, at least one): one to train on.
     expect(hostile).toMatch(/num_train_epochs 99,999,999,999 over 1 row plans 99,999,999,999 rows, more than the 10,000,000 a run may/);
     expect(hostile).not.toMatch(/config\.json|SwiftShader/);
+    // The rows' warnings are printed as validate prints them, before the model is read (they were not printed at all).
+    writeFileSync(join(dir, 'warn.jsonl'), '{"text": "one"}\n{"text": "two", "system": "x"}\n{"text": "three"}\n');
+    const warned = await stderrOf(args('warn.jsonl'));
+    expect(warned).toContain(`warning: ${join(dir, 'warn.jsonl')} has 1 warning:\n  line 2: warning: unknown field "system" ignored`);
     // An --out that is a file: said as such, not Node's ENOTDIR from deep inside the run store.
     const outFile = join(dir, 'rows.jsonl');
     const taken = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', outFile]);

@@ -27,6 +27,8 @@ import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { loadRunData } from '../../data/training-data.ts';
+import type { LoadedDataset } from '../../data/dataset.ts';
+import { formatProblem } from '../../data/problems.ts';
 import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 
 /** How often a validation pass's progress is printed at most (its start and end always are). */
@@ -91,6 +93,18 @@ hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
   .map((f) => `  --${f.name.padEnd(24)} ${String(f.default ?? '').padEnd(14)} ${f.label}`)
   .join('\n')}`;
+
+/** At most this many of a file's warnings are printed; the rest are counted, and `finetune validate` lists them. */
+const DATA_WARNINGS_SHOWN = 10;
+
+function printDataWarnings(io: { err(line: string): void }, file: string, d: LoadedDataset): void {
+  const warnings = d.problems.shown.filter((p) => p.severity !== 'error');
+  if (warnings.length === 0) return;
+  const total = d.problems.warningCount + d.problems.noteCount;
+  io.err(`warning: ${file} has ${formatCounted(d.problems.warningCount, 'warning')}${d.problems.noteCount ? ` and ${formatCounted(d.problems.noteCount, 'note')}` : ''}:`);
+  for (const p of warnings.slice(0, DATA_WARNINGS_SHOWN)) io.err(`  ${formatProblem(p)}`);
+  if (total > DATA_WARNINGS_SHOWN) io.err(`  … and ${formatCounted(total - DATA_WARNINGS_SHOWN, 'more', 'more')} (finetune validate ${file} lists them)`);
+}
 
 /**
  * What --resume is given beside it must be what the saved run was trained with: the same data files (byte for byte) and
@@ -234,9 +248,16 @@ export function makeTrainCommand(
             };
         // The data and its plan are checked before the GPU and the model are touched (a model load can take minutes: the
         // cache, or Mistral-7B's download): a bad row or a plan that cannot be made is refused at once, with its lines.
-        const prepared = data
-          ? (await loadRunData({ train: data.train.stream(), validation: data.validation?.stream() ?? null, trainName: data.trainName, validationName: data.validationName ?? undefined }, tokenizer, hp)).data
+        const loaded = data
+          ? await loadRunData({ train: data.train.stream(), validation: data.validation?.stream() ?? null, trainName: data.trainName, validationName: data.validationName ?? undefined }, tokenizer, hp)
           : null;
+        // The rows' warnings (truncated at max_seq_len, an unknown field ignored…), as validate prints them: a run once
+        // trained on rows cut to 8 tokens without a word.
+        if (loaded && data) {
+          printDataWarnings(io, values.data as string, loaded.train);
+          if (loaded.validation && values.validation) printDataWarnings(io, values.validation, loaded.validation);
+        }
+        const prepared = loaded?.data ?? null;
         // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an
         // NVIDIA GPU (asked once, on the first device), else unknown.
         let gpuMemoryBytes = gpuMemoryGb === undefined ? undefined : gpuMemoryGb * 1024 ** 3;
