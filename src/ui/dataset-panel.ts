@@ -7,6 +7,7 @@ import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount } from './format.ts';
 import { runBusy, type DataFile, type Shared } from './state.ts';
+import { RereadOnSettings } from './reread-on-settings.ts';
 
 /** Problems drawn at most per file; the rest are counted in "… and N more". */
 export const PROBLEMS_SHOWN = 100;
@@ -113,6 +114,11 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
   const clearValidation = h('button', { type: 'button', class: 'link', hidden: true, 'data-testid': 'clear-validation' }, 'remove');
 
   const generation = { train: 0, validation: 0 };
+  const settings = new RereadOnSettings(() => {
+    const d = shared.data.value;
+    if (d.train) void inspect('train', d.train.file);
+    if (d.validation) void inspect('validation', d.validation.file);
+  });
 
   const inspect = async (which: Which, file: File): Promise<void> => {
     const id = ++generation[which];
@@ -120,6 +126,7 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
     const layout = (form.hp?.layout ?? (form.raw.layout === 'instruct' ? 'instruct' : 'replicate')) as 'replicate' | 'instruct';
     const maxSeqLen = form.hp?.max_seq_len ?? (Number.isInteger(Number(form.raw.max_seq_len)) && Number(form.raw.max_seq_len) >= 1 ? Number(form.raw.max_seq_len) : 4096);
     shared.data.update({ [which]: { file, report: null, status: 'inspecting', error: null } });
+    settings.readWithKey(`${layout}|${maxSeqLen}`);
     try {
       const report = await shared.engine.inspectDataset(file, file.name, layout, maxSeqLen);
       if (id !== generation[which]) return;
@@ -197,23 +204,8 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
     clearValidation.hidden = !d.validation;
   });
 
-  // Layout and max_seq_len change what a row becomes: read the files again (debounced while typing).
-  let key = '';
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  shared.form.watch((form) => {
-    if (!form.hp) return;
-    const k = `${form.hp.layout}|${form.hp.max_seq_len}`;
-    if (k === key) return;
-    const first = key === '';
-    key = k;
-    if (first) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      const d = shared.data.value;
-      if (d.train) void inspect('train', d.train.file);
-      if (d.validation) void inspect('validation', d.validation.file);
-    }, 400);
-  });
+  // Layout and max_seq_len change what a row becomes: read the files again once they settle on a valid value.
+  shared.form.watch((form) => settings.formChanged(form.hp ? `${form.hp.layout}|${form.hp.max_seq_len}` : null));
 
   shared.run.watch((run) => {
     const busy = runBusy(run.phase);

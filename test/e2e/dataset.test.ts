@@ -80,6 +80,27 @@ describe('dataset panel and form (headless Chromium)', () => {
     await screenshot(page, 'dataset-sample');
   });
 
+  it('reads the file again for max_seq_len as the form holds it, also after passing through an invalid value', async () => {
+    const page = app.page;
+    const truncation = page.locator('[data-testid="train-summary"] dd[data-key="truncated rows"]');
+    await truncation.filter({ hasText: 'none (max_seq_len 256)' }).waitFor();
+    // Typed over 256: 4, 40, 409, 4096 (valid), 40960 (over the limit), then Backspace back to 4096. The figures once
+    // stayed at "max_seq_len 40,960", read with the invalid value, while the form said 4096.
+    await page.locator('#max_seq_len').selectText();
+    await page.keyboard.type('40960', { delay: 60 });
+    expect(await page.getByTestId('error-max_seq_len').textContent()).not.toBe('');
+    await page.waitForTimeout(800);
+    await page.keyboard.press('Backspace');
+    await truncation.filter({ hasText: 'none (max_seq_len 4,096)' }).waitFor();
+    await page.waitForTimeout(800);
+    expect(await truncation.textContent()).toBe('none (max_seq_len 4,096)');
+    // And a value that truncates: read again with it.
+    await page.locator('#max_seq_len').fill('16');
+    await truncation.filter({ hasText: /at 16 tokens/ }).waitFor();
+    await page.locator('#max_seq_len').fill('256');
+    await truncation.filter({ hasText: 'none (max_seq_len 256)' }).waitFor();
+  });
+
   it('shows every problem of a broken JSONL with its line number, errors and warnings apart', async () => {
     const page = app.page;
     await upload(page, 'broken.jsonl', BROKEN);
