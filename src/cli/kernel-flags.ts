@@ -46,7 +46,7 @@ export const parseInt8Kernel = (v: string | undefined): Int8Kernel => (v === und
 /** The choice, 'fp32' when the flag is absent. */
 export const parseBaseMatmul = (v: string | undefined): BaseMatmul => (v === undefined ? 'fp32' : oneOf('base-matmul', BASE_MATMULS, v));
 
-export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled, --attention auto|rows|tiled, --lora-kernel auto|general|skinny
+export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled|tiled-fixed, --attention auto|rows|tiled, --lora-kernel auto|general|skinny
                      the GEMM (with the NF4 products), attention and LoRA-product kernels; auto (default): on a
                      hardware GPU the fastest of those whose numbers agree with the defaults there, measured on one
                      layer of the model in the run's shape and remembered in the cache directory; a resumed run keeps
@@ -54,12 +54,13 @@ export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled, --attention auto|rows|t
   --retune-kernels   measure again even when a choice is remembered, combinations that lost the GPU device while
                      measured before included (those are otherwise left out)`;
 
-/** A kernel flag of train: 'auto' (the default) or the kernel `parse` accepts. */
-const askFlag = <K>(v: string | undefined, parse: (v: string) => K): KernelAsk<K> => (v === undefined || v === 'auto' ? 'auto' : parse(v));
+/** A kernel flag of train: 'auto' (the default) or one of the kernels; a refusal names auto among the choices. */
+const askFlag = <K extends string>(flag: string, choices: readonly K[], v: string | undefined): KernelAsk<K> =>
+  v === undefined ? 'auto' : (oneOf(flag, ['auto', ...choices] as const, v) as KernelAsk<K>);
 
-export const gemmAskFlag = (v: string | undefined): KernelAsk<GemmKernel> => askFlag(v, (x) => gemmKernelFlag('gemm', x));
-export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKernel> => askFlag(v, attentionKernelFlag);
-export const loraAskFlag = (v: string | undefined): KernelAsk<LoraKernel> => askFlag(v, loraKernelFlag);
+export const gemmAskFlag = (v: string | undefined): KernelAsk<GemmKernel> => askFlag('gemm', GEMM_KERNELS, v);
+export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKernel> => askFlag('attention', ATTENTION_KERNELS, v);
+export const loraAskFlag = (v: string | undefined): KernelAsk<LoraKernel> => askFlag('lora-kernel', LORA_KERNELS, v);
 
 export const ROBUSTNESS_HELP = `--no-robustness    (Node, for a GPU server) compile shaders without Dawn's bounds clamps on buffer indexes
                      (its disable_robustness toggle): faster (a Mistral-7B layer 1.085× on the H200); the kernels never
