@@ -39,6 +39,9 @@ export function notReadyReason(shared: Shared): string | null {
   if (q && m.info.quantization !== q) return `The model is loaded as ${m.info.quantization}; this run needs ${q}. Load it again.`;
   if (d.train.status === 'inspecting' || d.validation?.status === 'inspecting') return 'Reading the dataset…';
   if (plan.status !== 'ready') return 'Planning the run…';
+  // Last: what else needs fixing is worth saying while the other tab trains. Train stayed enabled here and its click
+  // did nothing visible.
+  if (shared.runElsewhere.value) return 'A run is training in another tab of this page: this tab can train once it ends or its tab is closed.';
   return null;
 }
 
@@ -477,7 +480,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (!busy && run.history.length === 0 && planned) chart.setTotal(planned.totalSteps);
   };
   shared.run.watch(render);
-  for (const c of [shared.model, shared.form, shared.data, shared.plan] as const) (c as { watch(fn: () => void): unknown }).watch(render);
+  for (const c of [shared.model, shared.form, shared.data, shared.plan, shared.runElsewhere] as const) (c as { watch(fn: () => void): unknown }).watch(render);
   shared.plan.watch(refreshEstimate);
   shared.model.watch(refreshEstimate);
   shared.run.watch(refreshEstimate);

@@ -48,13 +48,13 @@ describe('two tabs of the page', () => {
     expect(await b.getByTestId('saved-run-forget').count()).toBe(0);
     expect(await b.getByTestId('header-status').textContent()).toBe('Training in another tab ↓');
 
-    // B's Train (the sample dataset is picked by itself) starts nothing: A's run holds the saved run.
+    // B's Train (the sample dataset is picked by itself) is off, saying why: A's run holds the saved run. It was
+    // enabled, and its click did nothing to see.
     await modelReady(b);
     const startB = b.getByTestId('train-start');
-    await expect.poll(() => startB.isEnabled(), { timeout: 60_000 }).toBe(true);
-    await startB.click();
-    await banner.waitFor();
-    expect(await b.getByTestId('train-confirm').isHidden()).toBe(true);
+    await b.getByTestId('plan-facts').waitFor();
+    await expect.poll(() => b.getByTestId('train-reason').textContent(), { timeout: 60_000 }).toBe('A run is training in another tab of this page: this tab can train once it ends or its tab is closed.');
+    expect(await startB.isDisabled()).toBe(true);
     expect(await b.getByTestId('train-status').getAttribute('data-phase')).toBe('idle');
     await screenshot(b, 'two-tabs-elsewhere');
 
