@@ -5,6 +5,7 @@
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
+import { formatCounted } from '../core/units.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
 import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
@@ -53,7 +54,7 @@ export function planView(s: DataStats): HTMLElement {
     ['steps', `${formatCount(s.totalSteps)} (${formatCount(s.stepsPerEpoch)} per epoch)`],
     ['batch', `${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps}`],
     ['tokens per epoch', formatCount(s.tokensPerEpoch)],
-    ['longest sequence', `${formatCount(s.longestSequence)} tokens`],
+    ['longest sequence', formatCounted(s.longestSequence, 'token')],
     ['padding', formatPercent(s.paddingFraction)],
   ];
   const titles: Record<string, string> = { batch: 'train_batch_size = micro_batch_size × gradient accumulation steps' };
@@ -99,7 +100,7 @@ const PHASE_TEXT: Record<RunPhase, string> = {
   running: 'Training…',
   validating: 'Validating…',
   pausing: 'Pausing after the current step…',
-  paused: 'Paused after the current step. Resume continues; export works while paused.',
+  paused: 'Paused. Resume continues; export works while paused.',
   stopping: 'Stopping after the current step…',
   done: 'Training finished.',
   stopped: 'Stopped. Resume continues from the last step.',
@@ -107,13 +108,15 @@ const PHASE_TEXT: Record<RunPhase, string> = {
 };
 
 /** The line beside the buttons: the phase, and during a validation pass which one and how far it has come. */
-function phaseLine(run: RunState, why: string | null | undefined): string {
+export function phaseLine(run: RunState, why: string | null | undefined): string {
   if (run.phase === 'idle' && why) return 'Not ready yet.';
   const v = run.validating;
   if (run.phase === 'validating' && v) return validatingText(v);
   if (run.phase === 'paused' && v) return `Paused in the validation after step ${v.step} (${v.done} / ${v.batches} batches). Resume continues it; export works while paused.`;
   if (run.phase === 'pausing' && v) return `Pausing in the validation after step ${v.step}, after its batch under way…`;
   if (run.phase === 'stopping' && v) return `Stopping: the validation after step ${v.step} is left unfinished…`;
+  // Once paused, the step it paused after ("after the current step" was said of a step long done).
+  if (run.phase === 'paused') return `Paused after step ${run.step}. Resume continues; export works while paused.`;
   return PHASE_TEXT[run.phase];
 }
 

@@ -204,7 +204,8 @@ export const benchCommand: Command = {
       true,
     );
     const what = positionals[0] as What | undefined;
-    if (!what || !WHAT.includes(what)) throw new UsageError(`unknown benchmark "${what ?? ''}"; expected one of: ${WHAT.join(', ')}`);
+    if (!what) throw new UsageError(`name a benchmark: one of ${WHAT.join(', ')}`);
+    if (!WHAT.includes(what)) throw new UsageError(`unknown benchmark "${what}"; expected one of: ${WHAT.join(', ')}`);
     if (positionals.length > 1) throw new UsageError(`one benchmark at a time (got ${positionals.join(' ')})`);
     const minMs = values['min-ms'] ? Number(values['min-ms']) : 300;
     if (!(minMs > 0)) throw new UsageError(`--min-ms must be a positive number, got "${values['min-ms']}"`);

@@ -79,6 +79,7 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['a missing --model', ['train', '--data', GOOD], /--model is required/],
     ['a stray positional', ['gpu-info', 'extra'], /Unexpected argument 'extra'/],
     ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
+    ['no benchmark named (it said unknown benchmark "")', ['bench'], /finetune bench: name a benchmark: one of \w+, /],
     ['an unknown GEMM kernel (train: auto among the choices, as its help says)', ['train', '--model', MODEL, '--data', GOOD, '--gemm', 'fast'], /--gemm must be one of auto, basic, tiled, tiled-fixed, got "fast"/],
     ['an unknown LoRA-product kernel (train)', ['train', '--model', MODEL, '--data', GOOD, '--lora-kernel', 'thin'], /--lora-kernel must be one of auto, general, skinny, got "thin"/],
     ['an unknown GEMM kernel (bench)', ['bench', 'matmul', '--gemm', 'fast'], /--gemm must be one of basic, tiled, tiled-fixed, got "fast"/],

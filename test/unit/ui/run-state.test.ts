@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { deviceLostText, etaText, IDLE_RUN, runBusy, runComputing, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
-import { estimateSubject } from '../../../src/ui/training-panel.ts';
+import { estimateSubject, phaseLine } from '../../../src/ui/training-panel.ts';
 
 const stats = { totalSteps: 4, epochs: 1 } as DataStats;
 const step = (n: number, loss: number): TrainEvent => ({
@@ -161,5 +161,12 @@ describe('estimateSubject', () => {
     expect(estimateSubject('idle')).toBe('This run');
     expect(estimateSubject('running')).toBe('This run');
     for (const phase of ['done', 'stopped', 'error'] as const) expect(estimateSubject(phase)).toBe('A new run of these settings');
+  });
+});
+
+describe('phaseLine', () => {
+  it('says which step a paused run paused after (it said "after the current step" of a step long done)', () => {
+    expect(phaseLine({ ...IDLE_RUN, phase: 'paused', step: 3 }, null)).toBe('Paused after step 3. Resume continues; export works while paused.');
+    expect(phaseLine({ ...IDLE_RUN, phase: 'pausing', step: 3 }, null)).toBe('Pausing after the current step…');
   });
 });
