@@ -101,6 +101,8 @@ export const exportCommand: Command = {
     const baseModel = values['base-model'];
     const baseModelProblem = baseModel === undefined ? null : baseModelNameProblem(baseModel);
     if (baseModelProblem) throw new UsageError(`--base-model: ${baseModelProblem}`);
+    // A GGUF named .zip was written as asked, and no zip tool could open it.
+    if (format === 'gguf' && out.toLowerCase().endsWith('.zip')) throw new UsageError(`--out ${out}: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)`);
     // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
     checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 

@@ -199,6 +199,10 @@ describe('finetune export', () => {
     expect(r.code).toBe(2);
     expect(r.err.join('\n')).toMatch(/--format must be peft or gguf, not "onnx"/);
     expect((await run('--format', 'peft', '--out', 'x')).err.join('\n')).toMatch(/--adapter is required/);
+    // A GGUF under a zip's name (it was written so): refused, saying what each name holds.
+    const zipNamed = await run('--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', 'lora.zip', '--model', TINY_MISTRAL);
+    expect(zipNamed.code).toBe(2);
+    expect(zipNamed.err.join('\n')).toContain('--out lora.zip: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)');
     expect((await run('--adapter', '/no/such/adapter', '--format', 'peft', '--out', 'x')).err.join('\n')).toMatch(/--adapter: \/no\/such\/adapter does not exist/);
   });
 });
