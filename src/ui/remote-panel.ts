@@ -10,7 +10,9 @@
 import type { Training } from 'replicate';
 import { createRemoteClient, validateToken, type RemoteClient } from '../remote/client.ts';
 import { PROXY_API_PATH, PROXY_HELLO, PROXY_HELLO_PATH } from '../remote/endpoints.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { estimateRemoteCost } from '../remote/estimate.ts';
+import { remoteSplit, trainedTokens } from '../remote/split.ts';
 import {
   cancelTraining,
   checkUploadSize,
@@ -99,6 +101,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   visibility.value = savedForm.visibility;
   const estimate = h('p', { class: 'hint num', 'data-testid': 'remote-estimate' });
   const refusals = h('ul', { class: 'bad', 'data-testid': 'remote-refusals' });
+  const splitWarning = h('p', { class: 'hint warn', 'data-testid': 'remote-split-warning', hidden: true });
   const send = h('button', { type: 'button', 'data-testid': 'remote-send' }, 'Train on Replicate');
   const status = h('p', { class: 'hint', 'data-testid': 'remote-status', role: 'status' });
   const sendReason = h('p', { class: 'hint', 'data-testid': 'remote-send-reason', hidden: true });
@@ -215,6 +218,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     const hp = shared.form.value.hp;
     const train = shared.data.value.train;
     replaceChildren(refusals);
+    splitWarning.hidden = true;
     if (!hp) return void (estimate.textContent = 'Fix the hyperparameters first.');
     try {
       const placeholder = 'https://example.invalid/data.jsonl';
@@ -230,8 +234,16 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       const why = train.status === 'error' || train.report?.ok === false ? `${train.file.name} has errors (Dataset panel)` : `counting the tokens of ${train.file.name}…`;
       return void (estimate.textContent = `Estimated cost: ${why}`);
     }
-    const est = estimateRemoteCost({ tokens, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
-    estimate.textContent = estimateLine(est, tokens, hp.num_train_epochs);
+    // Replicate's validation split, said as the CLI says it: a job that would train on nothing is one more refusal
+    // (Send stays disabled, sendBlockedReason points at the list), fewer rows trained than validated is a warning.
+    const rows = train.report?.summary.rows ?? 0;
+    const split = remoteSplit(rows, hp, !!shared.data.value.validation);
+    if (split.refusal) refusals.append(h('li', {}, split.refusal));
+    splitWarning.textContent = split.warning ?? '';
+    splitWarning.hidden = split.warning === null;
+    const trained = trainedTokens(tokens, rows, split);
+    const est = estimateRemoteCost({ tokens: trained, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
+    estimate.textContent = estimateLine(est, trained, hp.num_train_epochs);
     estimate.title = est.basis;
   };
 
@@ -325,6 +337,8 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       if (d.validation) checkUploadSize(d.validation.file.size, d.validation.file.name);
       const placeholder = 'https://example.invalid/data.jsonl';
       trainingInput(hp, { train_data: placeholder, ...(d.validation ? { validation_data: placeholder } : {}) });
+      const split = remoteSplit(d.train.report.summary.rows, hp, !!d.validation);
+      if (split.refusal) throw new FinetuneError('bad-input', split.refusal);
       say('hint', 'Checking the token…');
       await ensureAccount();
       const c = client();
@@ -444,6 +458,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     rememberWarning,
     h('div', { class: 'field' }, h('label', {}, 'Destination model ', destination), h('label', {}, ' new model: ', visibility)),
     estimate,
+    splitWarning,
     refusals,
     h('div', { class: 'actions' }, send),
     sendReason,

@@ -33,6 +33,7 @@ import {
   type TrainingView,
 } from '../../remote/flow.ts';
 import { checkTrainingFile } from '../../remote/check-data.ts';
+import { remoteSplit, trainedTokens } from '../../remote/split.ts';
 import { importTrainingOutput } from '../../remote/import.ts';
 import { UsageError, parseCommandArgs, type CliIO, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';
@@ -140,13 +141,17 @@ async function train(args: string[], io: CliIO): Promise<number> {
   const bytes: Uint8Array[] = [];
   const tokenizer = await loadTokenizerFrom(values.tokenizer);
   let tokens = 0;
+  let rows = 0;
   try {
     for (const f of files) {
       checkReadableFile(f.path, f.flag);
       checkUploadSize(statSync(f.path).size, f.path); // before reading it
       const b = new Uint8Array(await readFile(f.path));
       const checked = await checkTrainingFile(b, f.path, tokenizer);
-      if (f.flag === '--data') tokens = checked.summary.tokens?.total ?? 0;
+      if (f.flag === '--data') {
+        tokens = checked.summary.tokens?.total ?? 0;
+        rows = checked.summary.rows;
+      }
       print({ type: 'data', file: f.path, rows: checked.summary.rows, tokens: checked.summary.tokens?.total ?? null, bytes: b.byteLength });
       bytes.push(b);
     }
@@ -156,8 +161,13 @@ async function train(args: string[], io: CliIO): Promise<number> {
   // Refusals of our extras come before any upload, too (with placeholder URLs: only the hyperparameters are judged).
   const placeholder = 'https://example.invalid/data.jsonl';
   const { notes } = trainingInput(hp, { train_data: placeholder, ...(values.validation ? { validation_data: placeholder } : {}) });
-  const estimate = estimateRemoteCost({ tokens, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
-  print({ type: 'estimate', seconds: estimate.seconds, cost_usd: Math.round(estimate.costUsd * 100) / 100, basis: estimate.basis });
+  // Replicate's own validation split, which has no fallback for a small file: refused when nothing would be trained.
+  const split = remoteSplit(rows, hp, files.length > 1);
+  if (split.refusal) throw new FinetuneError('bad-input', split.refusal);
+  if (split.warning) io.err(`warning: ${split.warning}`);
+  const trained = trainedTokens(tokens, rows, split);
+  const estimate = estimateRemoteCost({ tokens: trained, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
+  print({ type: 'estimate', seconds: estimate.seconds, cost_usd: Math.round(estimate.costUsd * 100) / 100, train_rows: split.trainRows, tokens: trained, basis: estimate.basis });
 
   const c = client(e, io);
   const account = await validateToken(c);

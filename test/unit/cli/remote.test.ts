@@ -175,6 +175,35 @@ describe('finetune remote', () => {
     expect(bad.err.join('\n')).toContain('--api-base "ftp://host/" is not an http(s) URL');
   });
 
+  it('refuses data that Replicate\'s trainer would hold out entirely for validation, before any request', async () => {
+    const before = fake.requests.length;
+    const small = join(dir, 'twenty.jsonl');
+    writeFileSync(small, Array.from({ length: 20 }, (_, i) => JSON.stringify({ prompt: `# row ${i}`, completion: `x = ${i}` })).join('\n') + '\n');
+    const r = await run('train', '--data', small, '--destination', 'alice/cli-bot');
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toMatch(/the training data has 20 rows and num_validation_samples is 50: Replicate's trainer holds out the last 50 rows for validation, which leaves nothing to train on/);
+    expect(r.err.join('\n')).toMatch(/choose a smaller num_validation_samples, give a validation file, or set run_validation false/);
+    expect(fake.requests.length).toBe(before);
+    // The same file goes with a validation file, or without validation, or with fewer rows held out.
+    const ok = await run('train', '--data', small, '--destination', 'alice/cli-bot', '--num_validation_samples', '2');
+    expect(ok.code).toBe(0);
+    expect(ok.err.filter((l) => l.startsWith('warning:'))).toEqual([]);
+    expect(ok.out.find((o) => o.type === 'estimate')).toMatchObject({ train_rows: 18 });
+  });
+
+  it('warns when fewer rows are trained on than validated on, and estimates the rows trained on', async () => {
+    const r = await run('train', '--data', DATA, '--destination', 'alice/cli-bot');
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("warning: Replicate's trainer holds out the last 50 of the training data's 62 rows for validation (num_validation_samples), which leaves 12 to train on, fewer than it validates on; choose a smaller num_validation_samples, give a validation file, or set run_validation false");
+    const data = r.out.find((o) => o.type === 'data')!;
+    const est = r.out.find((o) => o.type === 'estimate')!;
+    expect(est).toMatchObject({ train_rows: 12, tokens: Math.round(((data.tokens as number) * 12) / 62) });
+    expect(est.basis).toContain(`${(est.tokens as number).toLocaleString('en-US')} tokens`);
+    const all = await run('train', '--data', DATA, '--destination', 'alice/cli-bot', '--run_validation', 'false');
+    expect(all.err.filter((l) => l.startsWith('warning:'))).toEqual([]);
+    expect(all.out.find((o) => o.type === 'estimate')).toMatchObject({ train_rows: 62, tokens: data.tokens });
+  });
+
   it('the token appears in no line printed and no file written', () => {
     expect(everything.length).toBeGreaterThan(20);
     expect(everything.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
