@@ -115,7 +115,9 @@ function pollMs(v: string | undefined): number {
 }
 
 async function train(args: string[], io: CliIO): Promise<number> {
-  const { hp, rest } = hyperparamsFromArgs(args);
+  const { hp, rest, warnings } = hyperparamsFromArgs(args);
+  // The same doubtful-but-legal values local `train` warns about (a learning rate above 0.1…): Replicate runs them too.
+  for (const w of warnings) io.err(`warning: ${w}`);
   const { values } = parseCommandArgs(rest, {
     ...COMMON,
     data: { type: 'string' },

@@ -204,6 +204,12 @@ describe('finetune remote', () => {
     expect(all.out.find((o) => o.type === 'estimate')).toMatchObject({ train_rows: 62, tokens: data.tokens });
   });
 
+  it('prints the hyperparameter warnings local train prints', async () => {
+    const r = await run('train', '--data', DATA, '--destination', 'alice/cli-bot', '--learning_rate', '0.5', '--num_validation_samples', '5');
+    expect(r.code).toBe(0);
+    expect(r.err.join('\n')).toMatch(/^warning: learning_rate 0\.5 is above 0\.1.*diverge/m);
+  });
+
   it('the token appears in no line printed and no file written', () => {
     expect(everything.length).toBeGreaterThan(20);
     expect(everything.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
