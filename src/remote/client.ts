@@ -5,6 +5,7 @@
 import Replicate, { type Account } from 'replicate';
 import { FinetuneError } from '../core/errors.ts';
 import { REPLICATE_API_BASE } from './endpoints.ts';
+import { answerName, checkAccount } from './answers.ts';
 import { remoteFetch, type RemoteFetchOptions } from './http.ts';
 
 export interface RemoteClientOptions {
@@ -25,6 +26,8 @@ export interface RemoteClient {
   fetch: typeof fetch;
   /** Kept for the Authorization header of downloads only. */
   readonly token: string;
+  /** Whether apiBase is the page's proxy: errors then point at the proxy address rather than --api-base. */
+  proxied: boolean;
 }
 
 /** Replicate tokens are "r8_" + 37 characters, but private proxies may use others: only emptiness and spaces are refused here. */
@@ -38,10 +41,15 @@ export function createRemoteClient(o: RemoteClientOptions): RemoteClient {
   const apiBase = (o.apiBase ?? REPLICATE_API_BASE).replace(/\/+$/, '');
   const f = remoteFetch({ token: o.token, apiBase, proxied: o.proxied, retry: o.retry, fetch: o.fetch, sleep: o.sleep, onRetry: o.onRetry });
   const replicate = new Replicate({ auth: o.token, baseUrl: apiBase, fetch: f as (input: Request | string, init?: RequestInit) => Promise<Response> });
-  return { replicate, apiBase, fetch: f, token: o.token };
+  return { replicate, apiBase, fetch: f, token: o.token, proxied: o.proxied === true };
 }
 
 /** The account the token belongs to (GET /account): the check that the token works. */
 export async function validateToken(c: RemoteClient): Promise<Account> {
-  return c.replicate.accounts.current();
+  return checkAccount(await c.replicate.accounts.current(), answerOf(c, 'GET', '/account'));
+}
+
+/** Names an answer of this client's API (for the shape checks of ./answers.ts). */
+export function answerOf(c: Pick<RemoteClient, 'apiBase' | 'proxied'>, method: string, path: string): { name: string; proxied: boolean } {
+  return { name: answerName(c.apiBase, method, path), proxied: c.proxied };
 }

@@ -7,7 +7,8 @@ import { FinetuneError } from '../core/errors.ts';
 import { holdsTokenLike } from '../core/secret-text.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
-import type { RemoteClient } from './client.ts';
+import { answerOf, type RemoteClient } from './client.ts';
+import { checkFileObject, checkTraining } from './answers.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
 
@@ -50,7 +51,7 @@ export function checkUploadSize(bytes: number, what: string): void {
 export async function uploadFile(c: RemoteClient, bytes: Uint8Array, filename: string, signal?: AbortSignal): Promise<FileObject> {
   checkUploadSize(bytes.byteLength, filename);
   const blob = new File([bytes as Uint8Array<ArrayBuffer>], filename, { type: 'application/jsonl' });
-  return c.replicate.files.create(blob, { purpose: 'finetune training data' }, { signal });
+  return checkFileObject(await c.replicate.files.create(blob, { purpose: 'finetune training data' }, { signal }), answerOf(c, 'POST', '/files'));
 }
 
 /**
@@ -92,12 +93,13 @@ export function trainingInput(hp: Hyperparams, files: StartOptions['files']): { 
 export async function startTraining(c: RemoteClient, o: StartOptions): Promise<{ training: Training; notes: string[] }> {
   const { input, notes } = trainingInput(o.hp, o.files);
   const [owner, name] = (o.base?.model ?? BASE_MODEL).split('/');
-  const training = await c.replicate.trainings.create(owner, name, o.base?.version ?? BASE_VERSION, {
+  const version = o.base?.version ?? BASE_VERSION;
+  const created = await c.replicate.trainings.create(owner, name, version, {
     destination: `${o.destination.owner}/${o.destination.name}`,
     input,
     signal: o.signal,
   });
-  return { training, notes };
+  return { training: checkTraining(created, answerOf(c, 'POST', `/models/${owner}/${name}/versions/${version}/trainings`)), notes };
 }
 
 export function isDone(status: Training['status']): boolean {
@@ -160,7 +162,7 @@ export async function followTraining(c: RemoteClient, id: string, o: FollowOptio
   let seenLogs = '';
   let seenStatus = '';
   for (;;) {
-    const t = await c.replicate.trainings.get(id, { signal: o.signal });
+    const t = checkTraining(await c.replicate.trainings.get(id, { signal: o.signal }), answerOf(c, 'GET', `/trainings/${id}`));
     const view = viewTraining(t);
     const changed = view.status !== seenStatus || view.logs.length !== seenLogs.length;
     // Logs only grow; if they were rewritten (shorter, or a different start) everything is new.
@@ -175,11 +177,11 @@ export async function followTraining(c: RemoteClient, id: string, o: FollowOptio
 }
 
 export async function getTraining(c: RemoteClient, id: string, signal?: AbortSignal): Promise<Training> {
-  return c.replicate.trainings.get(checkTrainingId(id), { signal });
+  return checkTraining(await c.replicate.trainings.get(checkTrainingId(id), { signal }), answerOf(c, 'GET', `/trainings/${id}`));
 }
 
 export async function cancelTraining(c: RemoteClient, id: string, signal?: AbortSignal): Promise<Training> {
-  return c.replicate.trainings.cancel(checkTrainingId(id), { signal });
+  return checkTraining(await c.replicate.trainings.cancel(checkTrainingId(id), { signal }), answerOf(c, 'POST', `/trainings/${id}/cancel`));
 }
 
 /** Training ids are short lowercase base32-ish strings; anything else would be a path trick. */

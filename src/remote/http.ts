@@ -6,6 +6,8 @@
 // thrown again at once, so its retries cost nothing and our error is the one that comes out.
 
 import { httpError, networkError, describeCall } from './errors.ts';
+import { answerName, describeBody, notJsonError } from './answers.ts';
+import { allowedRoute } from './endpoints.ts';
 
 export interface RetryPolicy {
   /** Retries after 429 (any method: a 429 was not acted on) and after 5xx / lost connections (GET only). */
@@ -74,6 +76,24 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
     }
   })();
 
+  const base = options.apiBase.replace(/\/+$/, '');
+  /**
+   * An API call's answer must be JSON (the client calls response.json() on it); anything else (a captive portal's HTML
+   * page) is said here with the call's name, instead of a SyntaxError. Output downloads (not API routes) pass as they are.
+   */
+  const ensureJson = async (res: Response, url: string, method: string): Promise<Response> => {
+    if (!url.startsWith(`${base}/`) || res.status === 204) return res;
+    const path = url.slice(base.length).split('?')[0];
+    if (!allowedRoute(method, path)) return res;
+    const text = await res.text();
+    try {
+      JSON.parse(text);
+    } catch {
+      throw notJsonError(answerName(options.apiBase, method, path), describeBody(text, res.headers.get('content-type')), options.proxied);
+    }
+    return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+
   const wrapped = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     if (init && failed.has(init)) throw failed.get(init);
     const url = input instanceof Request ? input.url : String(input);
@@ -95,7 +115,7 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
           await sleep(waitMs, init?.signal);
           continue;
         }
-        if (res.ok) return res;
+        if (res.ok) return await ensureJson(res, url, method);
         const after = retryAfterMs(res.headers.get('retry-after'));
         const retriable = res.status === 429 || (idempotent && res.status >= 500);
         const waitMs = res.status === 429 ? (after ?? policy.baseDelayMs * 2 ** attempt) : policy.baseDelayMs * 2 ** attempt;

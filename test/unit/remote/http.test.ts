@@ -80,4 +80,20 @@ describe('remoteFetch', () => {
     expect(e.message).toContain('Bearer [token]');
     expect(JSON.stringify(e.details) + e.message).not.toContain(token);
   });
+
+  it('refuses an API answer that is not JSON, naming the call; output downloads pass untouched', async () => {
+    const page = () => new Response('<html>portal</html>', { status: 200, headers: { 'content-type': 'text/html' } });
+    const proxied = remoteFetch({ apiBase: 'https://app.example/replicate/v1', proxied: true, fetch: (async () => page()) as unknown as typeof fetch });
+    const e = await proxied('https://app.example/replicate/v1/files', { method: 'POST' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(FinetuneError);
+    expect((e as FinetuneError).kind).toBe('remote');
+    expect((e as Error).message).toBe("The answer to POST /replicate/v1/files (uploading the training data) is not JSON (an HTML page, 19 bytes): is the proxy address right? Replicate's API answers JSON.");
+    const empty = remoteFetch({ apiBase: API, fetch: (async () => new Response('', { status: 200 })) as unknown as typeof fetch });
+    expect(((await empty(`${API}/account`).catch((x: unknown) => x)) as Error).message).toMatch(/GET \/v1\/account \(checking the API token\) is not JSON \(an empty body\): is --api-base right\?/);
+    const zip = new Uint8Array([0x50, 0x4b, 3, 4, 0xff]);
+    const downloads = remoteFetch({ apiBase: API, fetch: (async () => new Response(zip, { status: 200 })) as unknown as typeof fetch });
+    expect(new Uint8Array(await (await downloads('https://api.example/delivery/x/training_output.zip')).arrayBuffer())).toEqual(zip);
+    const ok = remoteFetch({ apiBase: API, fetch: (async () => new Response('{"id":"a"}', { status: 200 })) as unknown as typeof fetch });
+    expect(await (await ok(`${API}/trainings/a`)).json()).toEqual({ id: 'a' });
+  });
 });

@@ -1,0 +1,87 @@
+// Answers that are not what Replicate's API gives: a 200 with an HTML page (a captive portal, a wrong --api-base, a
+// web server at the proxy's address) or JSON without the fields we read. The `replicate` client hands them on as a
+// SyntaxError from response.json() or as an object whose fields are undefined, which surfaced as "internal error" with a
+// stack trace, or as "training abc is undefined". Here each becomes FinetuneError('remote') naming the call and what
+// came back, with where to look.
+
+import type { Account, FileObject, Training } from 'replicate';
+import { FinetuneError } from '../core/errors.ts';
+import { formatCount } from '../core/units.ts';
+import { describeCall } from './errors.ts';
+
+/** "GET /v1/trainings/abc (reading training abc)": the call as sent (path of the API base included) and in words. */
+export function answerName(apiBase: string, method: string, path: string): string {
+  let basePath = '';
+  try {
+    basePath = new URL(apiBase).pathname.replace(/\/+$/, '');
+  } catch {
+    // An API base that is not a URL fails earlier; the path alone still names the call.
+  }
+  const p = path.split('?')[0];
+  return `${method} ${basePath}${p} (${describeCall(method, p)})`;
+}
+
+/** Where to look when the answer is not Replicate's: the proxy of the page, or the CLI's API base. */
+export function apiBaseHint(proxied: boolean | undefined): string {
+  return proxied ? 'is the proxy address right?' : 'is --api-base right?';
+}
+
+/** What an answer that is not JSON looks like, in a few words (never its content: it may echo anything). */
+export function describeBody(text: string, contentType: string | null): string {
+  const bytes = new TextEncoder().encode(text).byteLength;
+  const size = `${formatCount(bytes)} byte${bytes === 1 ? '' : 's'}`;
+  if (bytes === 0) return 'an empty body';
+  if (/html/i.test(contentType ?? '') || /^\s*</.test(text)) return `an HTML page, ${size}`;
+  return `${contentType ? contentType.split(';')[0].trim() : 'no content type'}, ${size}`;
+}
+
+export function notJsonError(name: string, what: string, proxied: boolean | undefined): FinetuneError {
+  return new FinetuneError('remote', `The answer to ${name} is not JSON (${what}): ${apiBaseHint(proxied)} Replicate's API answers JSON.`, { call: name, notJson: true });
+}
+
+export function lacksFieldError(name: string, field: string, proxied: boolean | undefined): FinetuneError {
+  return new FinetuneError('remote', `The answer to ${name} lacks the field ${field}: ${apiBaseHint(proxied)}`, { call: name, field });
+}
+
+/** The value at a dotted path of a JSON answer, or undefined. */
+function at(o: unknown, path: string): unknown {
+  let v: unknown = o;
+  for (const k of path.split('.')) v = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
+}
+
+interface Where {
+  name: string;
+  proxied?: boolean;
+}
+
+function requireString(o: unknown, field: string, w: Where): void {
+  const v = at(o, field);
+  if (typeof v !== 'string' || v === '') throw lacksFieldError(w.name, field, w.proxied);
+}
+
+const STATUSES: readonly string[] = ['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted'];
+
+/** A training as read by viewTraining: an id, a known status, logs as text (or none). */
+export function checkTraining(t: unknown, w: Where): Training {
+  requireString(t, 'id', w);
+  const status = at(t, 'status');
+  if (typeof status !== 'string' || !STATUSES.includes(status)) {
+    throw status === undefined ? lacksFieldError(w.name, 'status', w.proxied) : new FinetuneError('remote', `The answer to ${w.name} has status ${JSON.stringify(String(status)).slice(0, 40)}, not one of ${STATUSES.join(', ')}: ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'status' });
+  }
+  const logs = at(t, 'logs');
+  if (logs !== undefined && logs !== null && typeof logs !== 'string') throw lacksFieldError(w.name, 'logs (as text)', w.proxied);
+  return t as Training;
+}
+
+/** An uploaded file: its id and the URL the trainer fetches it from. */
+export function checkFileObject(f: unknown, w: Where): FileObject {
+  requireString(f, 'id', w);
+  requireString(f, 'urls.get', w);
+  return f as FileObject;
+}
+
+export function checkAccount(a: unknown, w: Where): Account {
+  requireString(a, 'username', w);
+  return a as Account;
+}
