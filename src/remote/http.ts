@@ -68,13 +68,15 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
   const doFetch = options.fetch ?? ((...a: Parameters<typeof fetch>) => globalThis.fetch(...a));
   const sleep = options.sleep ?? abortableSleep;
   const failed = new WeakMap<object, unknown>();
-  const host = (() => {
+  // The host a failed request went to: an output download goes to replicate.delivery, not to the API base, and a
+  // message naming the API host then sent people checking the wrong server.
+  const hostOf = (url: string): string => {
     try {
-      return new URL(options.apiBase).host;
+      return new URL(url).host;
     } catch {
-      return options.apiBase;
+      return url;
     }
-  })();
+  };
 
   const base = options.apiBase.replace(/\/+$/, '');
   /**
@@ -108,7 +110,7 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
           res = await doFetch(input, init);
         } catch (e) {
           if (init?.signal?.aborted) throw e;
-          if (!idempotent || attempt >= policy.maxRetries) throw networkError(e, call, host);
+          if (!idempotent || attempt >= policy.maxRetries) throw networkError(e, call, hostOf(url));
           const waitMs = policy.baseDelayMs * 2 ** attempt;
           attempt++; // not inside onRetry's arguments: `?.` would skip the increment when there is no onRetry
           options.onRetry?.({ status: 'network', waitMs, attempt, call });
