@@ -56,7 +56,7 @@ train    checks the data here (every problem by line), estimates the cost, uploa
          --follow then prints its status, logs, elapsed time and cost until it ends (Ctrl-C stops following, not the
          training: \`finetune remote status ID\` picks it up again).
 status   one JSON line: status, elapsed time, cost, error, output, the logs so far.
-cancel   cancels a training that is still running.
+cancel   cancels a training that is still running; one that has already ended is left as it is (exit 1, with why).
 fetch    downloads a succeeded training's weights, imports them, and writes the PEFT adapter (adapter_config.json,
          adapter_model.safetensors) into DIR, with Replicate's training_output.zip beside them.
 
@@ -249,7 +249,16 @@ async function cancel(args: string[], io: CliIO): Promise<number> {
   const id = oneId(positionals, 'cancel');
   const v = viewTraining(await cancelTraining(client(env(values['api-base']), io), id));
   io.out(JSON.stringify({ type: 'canceled', ...viewLine(v) }));
-  return v.status === 'canceled' ? 0 : 1;
+  if (v.status === 'canceled') return 0;
+  if (!v.done) {
+    // Replicate took the request but has not stopped it yet: that is not a failure, only not finished.
+    io.err(`note: cancel requested; Replicate still reports training ${id} as ${v.status} (finetune remote status ${id} --follow shows it end)`);
+    return 0;
+  }
+  // Ended before the cancel came (Replicate answers 200 and leaves it as it was): nothing was canceled, so the command
+  // failed, and says why, as \`fetch\` of an unfinished training does (a remote error, exit 1).
+  const had = v.status === 'aborted' ? 'been aborted' : v.status;
+  throw new FinetuneError('remote', `training ${id} had already ${had}: nothing to cancel${v.status === 'succeeded' ? ` (its adapter: finetune remote fetch ${id} --out DIR)` : ''}`, { status: v.status });
 }
 
 async function fetchOutput(args: string[], io: CliIO): Promise<number> {

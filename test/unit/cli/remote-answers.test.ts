@@ -89,4 +89,11 @@ describe('answers that are not Replicate API answers', () => {
     expect(r.err).toContain('The answer to POST /v1/files (uploading the training data) lacks the field urls.get: is --api-base right?');
     expect(seen.filter((s) => s.includes('trainings'))).toEqual([]);
   });
+
+  it('cancel answered with a training still processing: a note, exit 0 (the request was taken)', async () => {
+    answer = (_req, res) => json(res, { id: 'abc', status: 'processing', logs: '' });
+    const r = await run('cancel', 'abc');
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('note: cancel requested; Replicate still reports training abc as processing (finetune remote status abc --follow shows it end)');
+  });
 });

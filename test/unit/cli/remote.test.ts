@@ -93,6 +93,14 @@ describe('finetune remote', () => {
     }
   });
 
+  it('cancel of a training that already succeeded says so on stderr and exits 1, as fetch of an unfinished one does', async () => {
+    const r = await run('cancel', succeededId);
+    expect(r.code).toBe(1);
+    expect(r.out).toEqual([expect.objectContaining({ type: 'canceled', id: succeededId, status: 'succeeded' })]);
+    expect(r.err).toEqual([`finetune remote: remote: training ${succeededId} had already succeeded: nothing to cancel (its adapter: finetune remote fetch ${succeededId} --out DIR)`]);
+    expect(fake.trainings.get(succeededId)!.status).toBe('succeeded');
+  });
+
   it('cancel stops a running training; fetch then says there is nothing to fetch', async () => {
     fake.script = { processingPolls: 2, outcome: 'succeeded', hold: true };
     const t = await run('train', '--data', DATA, '--destination', 'alice/cli-bot');
