@@ -130,9 +130,11 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     expect(await page.getByTestId('remote-send').isDisabled()).toBe(true);
     expect(await page.getByTestId('remote-send-reason').textContent()).toBe('Replicate’s trainer cannot run this form as it stands: see the reasons above.');
     await page.locator('#max_seq_len').fill('4096');
-    // The preset holds out 6 rows for validation; Replicate's trainer would hold out all 5 of this file and train on
-    // nothing (local training holds out a tenth instead): refused too, until fewer rows are held out.
-    await expect.poll(() => page.getByTestId('remote-refusals').textContent(), { timeout: 30_000 }).toMatch(/^the training data has 5 rows and num_validation_samples is 6: .*leaves nothing to train on/);
+    await expect.poll(() => page.getByTestId('remote-refusals').textContent(), { timeout: 30_000 }).toBe('');
+    // Replicate's trainer would hold out every row of the sample (62) and train on nothing (local training holds out a
+    // tenth instead): refused too, until fewer rows are held out.
+    await page.locator('#num_validation_samples').fill('62');
+    await expect.poll(() => page.getByTestId('remote-refusals').textContent(), { timeout: 30_000 }).toMatch(/^the training data has 62 rows and num_validation_samples is 62: .*leaves nothing to train on/);
     expect(await page.getByTestId('remote-send').isDisabled()).toBe(true);
     for (const [name, value] of Object.entries({ num_validation_samples: '1', train_batch_size: '1', micro_batch_size: '1' })) await page.locator(`#${name}`).fill(value);
     await expect.poll(() => page.getByTestId('remote-refusals').textContent(), { timeout: 30_000 }).toBe('');
