@@ -175,8 +175,10 @@ export interface EvaluateOptions {
 }
 
 /**
- * Mean validation loss over every counted token of the validation set; `stopped` when `control` stopped it between
- * batches (the loss is then NaN). One batch is kept queued ahead of the one being waited for, so the GPU never idles
+ * The validation loss as transformers' Trainer reports eval_loss (and so Replicate's trainer): each batch's mean over
+ * its counted tokens, averaged over the batches weighted by their rows (sequences). A mean over every token of the set
+ * weighted long rows more: rows of 2 and 100 tokens at losses 1 and 2 read 1.98 here, 1.5 there. A batch with no
+ * counted token has no mean and is left out. `stopped` when `control` stopped it between batches (the loss is then NaN). One batch is kept queued ahead of the one being waited for, so the GPU never idles
  * while progress is read back.
  */
 export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: TrainingData, o: EvaluateOptions = {}): Promise<{ loss: number; tokens: number; seconds: number; stopped: boolean }> {
@@ -190,11 +192,14 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
   progress(0);
   runner.resetLoss();
   let queued = 0;
+  let rows = 0;
   let finished: Promise<void> | null = null;
   for (const b of data.validationBatches()) {
-    runner.setBatch(b);
-    runner.evaluate(1 / tokens);
     queued++;
+    if (b.lossTokens === 0) continue;
+    runner.setBatch(b);
+    runner.evaluate(b.B / b.lossTokens);
+    rows += b.B;
     if (finished) {
       await finished;
       progress(queued - 1);
@@ -211,7 +216,8 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
     }
   }
   if (finished) await finished;
-  const loss = await runner.readLoss();
+  // Σ rows × batch mean, over the rows: in float32 on the GPU the sum stays within a few units of the mean × rows.
+  const loss = (await runner.readLoss()) / rows;
   const seconds = elapsed();
   progress(queued, seconds);
   return { loss, tokens, seconds, stopped: false };
@@ -255,6 +261,7 @@ export async function train(
   let validatedAt = -1;
   let skipped = 0;
   let applied = 0;
+  let emptySteps = 0;
   let badInARow = 0;
   // From the plan (building the next step just to read its epoch would tokenise-copy a whole batch for nothing).
   const epochEnds = new Set(epochEndSteps(data.stats.stepsByEpoch));
@@ -289,7 +296,10 @@ export async function train(
     const lr = learningRate(s.learning_rate, index, total, s.warmup_ratio, s.lr_scheduler);
     runner.zeroGrads();
     runner.resetLoss();
-    const n = step.microBatches.length;
+    // The step's loss is the mean of its micro-batches' token means, over those with a token to learn from: a
+    // micro-batch whose rows all lost their completions to max_seq_len once counted in n with nothing added, so a
+    // step of [5, 5, 5, 0] loss tokens reported 0.75 of its loss and trained on 0.75 of its gradient.
+    const n = step.microBatches.filter((m) => m.lossTokens > 0).length;
     step.microBatches.forEach((m, j) => {
       if (m.lossTokens === 0) return;
       runner.setBatch(m);
@@ -299,14 +309,22 @@ export async function train(
     const opt: OptimizerSettings = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: s.weight_decay, maxGradNorm: s.max_grad_norm };
     // The norm and the loss are read before the update is applied: a non-finite one skips the step, leaving the
     // adapter and the AdamW moments as they were.
-    runner.measureGradients(opt.maxGradNorm);
-    const loss = await runner.readLoss();
-    const { norm } = await runner.readClip();
-    const bad = nonFiniteReason(loss, norm);
+    // A step with nothing to learn from (its rows' completions all cut off) is skipped: its loss read 0, and AdamW
+    // moved the weights on momentum alone. It says nothing of the adapter's health, so it is not a bad step in a row.
+    const empty = n === 0;
+    let loss = 0;
+    let norm = 0;
+    if (!empty) {
+      runner.measureGradients(opt.maxGradNorm);
+      loss = await runner.readLoss();
+      norm = (await runner.readClip()).norm;
+    }
+    const bad = empty ? NO_TOKEN_IN_STEP : nonFiniteReason(loss, norm);
     stepsDone = index + 1;
     if (bad) {
       skipped++;
-      badInARow++;
+      if (empty) emptySteps++;
+      else badInARow++;
       callbacks.onSkip?.({ step: index + 1, totalSteps: total, epoch: step.epoch, reason: bad, consecutive: badInARow });
       if (badInARow >= MAX_CONSECUTIVE_SKIPPED_STEPS) {
         throw new FinetuneError(
@@ -352,6 +370,9 @@ export async function train(
   // A run whose every step was skipped trained nothing: an error, not a run that finished (a 2-step run of a model with
   // NaN weights once wrote its untrained adapter and exited 0, under the 5-in-a-row stop).
   if (fromStep === 0 && applied === 0 && skipped > 0) {
+    if (emptySteps === skipped) {
+      throw new FinetuneError('bad-input', `every step of the run (${skipped}) had no token to learn from, so nothing was trained: the rows it reached lost their completions to max_seq_len. Raise max_seq_len, or shorten the prompts`, { skipped });
+    }
     throw new FinetuneError(
       'mismatch',
       `every step of the run (${skipped}) was skipped, so nothing was trained: the base model's weights, the adapter or the data hold non-finite values, or the learning rate is too high`,
@@ -363,6 +384,9 @@ export async function train(
   const complete = stepsDone === total && (!shouldEval.has(total) || validatedAt === total);
   return { steps: stepsDone, skipped, stopped: control.stopped && !complete, finalLoss: lastLoss, finalValLoss: lastVal, seconds: elapsedSeconds() };
 }
+
+/** Why a step with no loss token is skipped. */
+export const NO_TOKEN_IN_STEP = 'the step has no token to learn from (its rows lost their completions to max_seq_len)';
 
 /** Why a step's loss or global gradient norm cannot be applied, or null when both are finite. */
 export function nonFiniteReason(loss: number, gradNorm: number | null): string | null {
