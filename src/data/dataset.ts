@@ -117,7 +117,11 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
         rowsTruncated++;
         tokensLost += ex.truncated;
         log.warn(line, 'truncated', `${formatCount(len + ex.truncated)} tokens, longer than max_seq_len ${formatCount(maxSeqLen)}: truncated, ${formatCount(ex.truncated)} tokens lost`);
-        if (learn === 0) log.warn(line, 'no-loss-tokens', `after truncation nothing of the completion is left to learn from (its prompt alone takes ${formatCount(ex.lossStart)} tokens)`);
+        if (learn === 0) {
+          log.warn(line, 'no-loss-tokens', ex.lossStart > 0
+            ? `after truncation nothing of the completion is left to learn from (its prompt alone takes ${formatCount(ex.lossStart)} tokens)`
+            : `after truncation at ${formatCount(maxSeqLen)} token${maxSeqLen === 1 ? '' : 's'} nothing is left to learn from (a token is learned from the one before it)`);
+        }
       }
       if (count === lengths.length) {
         const grown = new Uint32Array(lengths.length * 2);

@@ -30,6 +30,7 @@ export type ProblemCode =
   | 'layout-mismatch' // e.g. the instruct layout on text rows
   | 'truncated' // longer than max_seq_len, cut (a warning)
   | 'no-loss-tokens' // nothing left to learn from after truncation (a warning)
+  | 'special-token-text' // the text "<s>" or "</s>" in a row: characters, not the special token (a warning)
   | 'read-failed'; // the byte stream itself failed
 
 export interface Problem {

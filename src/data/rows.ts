@@ -4,6 +4,9 @@
 import { formatCount } from '../core/units.ts';
 import type { ProblemLog } from './problems.ts';
 
+
+/** Texts that name a special token of Mistral's vocabulary; in a row they are only characters. */
+const SPECIAL_TEXT = ['</s>', '<s>', '<unk>'] as const;
 export type RowShape = 'text' | 'prompt_completion';
 
 export type DataRow =
@@ -90,7 +93,13 @@ export class RowChecker {
       log.warn(line, 'unknown-fields', `unknown field${unknown.length === 1 ? '' : 's'} ${names} ignored (rows use ${fields.map((f) => `"${f}"`).join(' and ')})`);
     }
     for (const f of fields) {
-      if (isBlankText(obj[f] as string)) log.warn(line, 'blank-string', `"${f}" holds only whitespace`);
+      const v = obj[f] as string;
+      if (isBlankText(v)) log.warn(line, 'blank-string', `"${f}" holds only whitespace`);
+      // Mistral's tokenizer (SentencePiece, as mistral-common encodes) reads these as characters, never as the special
+      // tokens they name; the layout adds BOS and EOS itself. A row written in the chat format's text would teach the
+      // model to write "</s>" before ending.
+      const special = SPECIAL_TEXT.find((s) => v.includes(s));
+      if (special) log.warn(line, 'special-token-text', `"${f}" holds the text ${special}: it is trained as those characters, not as the ${special === '</s>' ? 'end-of-sequence' : special === '<s>' ? 'beginning-of-sequence' : 'unknown'} token (the layout adds <s> and </s> itself); remove it`);
     }
     if (this.shape === null) {
       this.shape = shape;

@@ -130,6 +130,23 @@ describe('loadDataset', () => {
     expect(d.problems.shown.filter((p) => p.code === 'no-loss-tokens').map((p) => p.line)).toEqual([1, 2, 3]);
   });
 
+  it('says why a row cut to one token has nothing to learn from (it said "its prompt alone takes 0 tokens")', async () => {
+    const d = await loadDataset(utf8('{"text": "hello world"}\n'), { tokenizer: await mistralTokenizer(), maxSeqLen: 1 });
+    expect(d.problems.shown.filter((p) => p.code === 'no-loss-tokens').map(formatProblem)).toEqual([
+      'line 1: warning: after truncation at 1 token nothing is left to learn from (a token is learned from the one before it)',
+    ]);
+  });
+
+  it('warns that the text "<s>" or "</s>" in a row is trained as characters, not as the special token', async () => {
+    const rows = ['{"text": "<s>[INST] hi [/INST] yo</s>"}', '{"text": "plain"}', '{"text": "a <unk> b"}'].join('\n');
+    const d = await loadDataset(utf8(rows), { tokenizer: await mistralTokenizer() });
+    expect(d.ok).toBe(true);
+    expect(d.problems.shown.filter((p) => p.code === 'special-token-text').map(formatProblem)).toEqual([
+      'line 1: warning: "text" holds the text </s>: it is trained as those characters, not as the end-of-sequence token (the layout adds <s> and </s> itself); remove it',
+      'line 3: warning: "text" holds the text <unk>: it is trained as those characters, not as the unknown token (the layout adds <s> and </s> itself); remove it',
+    ]);
+  });
+
   it('reports every problem of a bad file with its line, and counts rejected rows', async () => {
     const d = await loadDataset(fixtureBytes('problems.jsonl'), { tokenizer: await mistralTokenizer() });
     expect(d.ok).toBe(false);
