@@ -46,12 +46,22 @@ export function notReadyReason(shared: Shared): string | null {
   return null;
 }
 
+/**
+ * "30 (10 per epoch)"; a run that max_steps ends early says so: "5 (10 per epoch; max_steps ends it)". The plan's
+ * stepsPerEpoch is the first epoch as the run trains it, already cut, which read "5 (5 per epoch)".
+ */
+export function stepsText(s: Pick<DataStats, 'totalSteps' | 'sequencesPerEpoch' | 'trainBatchSize' | 'stepsByEpoch'>): string {
+  const perEpoch = Math.ceil(s.sequencesPerEpoch / s.trainBatchSize);
+  const cut = (s.stepsByEpoch.at(-1) ?? perEpoch) < perEpoch;
+  return `${formatCount(s.totalSteps)} (${formatCount(perEpoch)} per epoch${cut ? '; max_steps ends it' : ''})`;
+}
+
 export function planView(s: DataStats): HTMLElement {
   const items: [string, string][] = [
     ['training rows', formatCount(s.trainExamples)],
     ['validation rows', formatCount(s.validationExamples)],
     ['epochs', formatCount(s.epochs)],
-    ['steps', `${formatCount(s.totalSteps)} (${formatCount(s.stepsPerEpoch)} per epoch)`],
+    ['steps', stepsText(s)],
     ['batch', `${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps}`],
     ['tokens per epoch', formatCount(s.tokensPerEpoch)],
     ['longest sequence', formatCounted(s.longestSequence, 'token')],

@@ -62,7 +62,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     // Its validation passes priced apart, by a validation pass measured on this model.
     expect(await estimate.textContent()).toMatch(/, \d+ validation pass(es)?, about [\d.]+ (s|min)( in all)?;/);
     await page.getByTestId('preset-quick').click();
-    await page.getByTestId('plan-facts').filter({ hasText: /steps\s*8 \(8 per epoch\)/ }).waitFor();
+    await page.getByTestId('plan-facts').filter({ hasText: /steps\s*8 \(29 per epoch; max_steps ends it\)/ }).waitFor();
     await page.getByTestId('train-estimate').filter({ hasText: /should take about/ }).waitFor({ timeout: 60_000 });
     // Priced by the steps it makes (8 of 2 rows, each at most 32 tokens), not by the whole epoch max_steps cuts short.
     const quickTokens = /\(([\d,]+) training tokens/.exec((await page.getByTestId('train-estimate').textContent()) ?? '');

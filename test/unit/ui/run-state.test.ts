@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { deviceLostText, etaText, IDLE_RUN, runBusy, runComputing, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
-import { estimateSubject, phaseLine } from '../../../src/ui/training-panel.ts';
+import { estimateSubject, phaseLine, stepsText } from '../../../src/ui/training-panel.ts';
 
 const stats = { totalSteps: 4, epochs: 1 } as DataStats;
 const step = (n: number, loss: number): TrainEvent => ({
@@ -168,5 +168,14 @@ describe('phaseLine', () => {
   it('says which step a paused run paused after (it said "after the current step" of a step long done)', () => {
     expect(phaseLine({ ...IDLE_RUN, phase: 'paused', step: 3 }, null)).toBe('Paused after step 3. Resume continues; export works while paused.');
     expect(phaseLine({ ...IDLE_RUN, phase: 'pausing', step: 3 }, null)).toBe('Pausing after the current step…');
+  });
+});
+
+describe('stepsText', () => {
+  it('gives the steps of a whole epoch, and says when max_steps ends the run early (it read "5 (5 per epoch)")', () => {
+    expect(stepsText({ totalSteps: 30, sequencesPerEpoch: 40, trainBatchSize: 4, stepsByEpoch: [10, 10, 10] })).toBe('30 (10 per epoch)');
+    expect(stepsText({ totalSteps: 5, sequencesPerEpoch: 40, trainBatchSize: 4, stepsByEpoch: [5] })).toBe('5 (10 per epoch; max_steps ends it)');
+    expect(stepsText({ totalSteps: 14, sequencesPerEpoch: 40, trainBatchSize: 4, stepsByEpoch: [10, 4] })).toBe('14 (10 per epoch; max_steps ends it)');
+    expect(stepsText({ totalSteps: 19, sequencesPerEpoch: 37, trainBatchSize: 2, stepsByEpoch: [19] })).toBe('19 (19 per epoch)');
   });
 });
