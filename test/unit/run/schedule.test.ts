@@ -11,6 +11,8 @@ describe('learning-rate schedules (HF get_*_schedule_with_warmup)', () => {
     expect(learningRate(2, 3, 103, 0.029, 'linear')).toBeCloseTo(2, 12);
     expect(learningRate(2, 53, 103, 0.029, 'linear')).toBeCloseTo(1, 12);
     expect(learningRate(2, 103, 103, 0.029, 'linear')).toBe(0);
+    // The last step a run makes is 102 (0-based): HF's lr · (total − step) / (total − warmup), not 0.
+    expect(learningRate(2, 102, 103, 0.029, 'linear')).toBeCloseTo(2 / 100, 12);
   });
 
   it('follows a half cosine', () => {
