@@ -74,6 +74,12 @@ interface Env {
   apiBase: string;
 }
 
+/** This machine by name or address: localhost, 127.0.0.0/8, ::1. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 function env(apiBaseFlag: string | undefined): Env {
   const token = process.env.REPLICATE_API_TOKEN?.trim() ?? '';
   if (!token) throw new FinetuneError('bad-input', 'REPLICATE_API_TOKEN is not set: create a token at https://replicate.com/account/api-tokens and export REPLICATE_API_TOKEN=…');
@@ -90,6 +96,10 @@ function env(apiBaseFlag: string | undefined): Env {
   // fetch refuses such a URL on every call, which the retries once reported as four lost connections and the message
   // then printed with the password in it.
   if (u.username || u.password) throw new UsageError(`--api-base ${shown} must not carry a user or password: the API token goes in REPLICATE_API_TOKEN`);
+  // The token goes in every request's header: over plain http only to this machine (a local proxy or a test server).
+  if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) {
+    throw new UsageError(`--api-base ${shown} is plain http to another machine, and the API token would cross the network unencrypted: use https (plain http is taken for this machine only: localhost, 127.0.0.1, ::1)`);
+  }
   return { token, apiBase };
 }
 

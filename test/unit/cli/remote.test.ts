@@ -183,6 +183,16 @@ describe('finetune remote', () => {
     expect(bad.err.join('\n')).toContain('--api-base "ftp://host/" is not an http(s) URL');
   });
 
+  it('refuses plain http to another machine (the token would cross the network unencrypted), not to this one', async () => {
+    const r = await run('status', 'abc', '--api-base', 'http://replicate.example.com/v1');
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toContain('--api-base "http://replicate.example.com/v1" is plain http to another machine, and the API token would cross the network unencrypted: use https');
+    // The fake Replicate by name: plain http to this machine is taken, and answered.
+    const here = await run('status', 'abc', '--api-base', fake.apiBase.replace('127.0.0.1', 'localhost'));
+    expect(here.err.join('\n')).not.toContain('plain http');
+    expect(fake.requests.at(-1)?.path).toMatch(/\/trainings\/abc$/);
+  });
+
   it('refuses data that Replicate\'s trainer would hold out entirely for validation, before any request', async () => {
     const before = fake.requests.length;
     const small = join(dir, 'twenty.jsonl');
