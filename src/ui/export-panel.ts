@@ -146,7 +146,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     { class: 'panel half', id: 'panel-export' },
     h('h2', {}, 'Export'),
     h('p', { class: 'hint' }, 'The LoRA adapter in PEFT format: load it on the base model with PEFT, serve it with vLLM, or convert it for llama.cpp / Ollama.'),
-    h('label', { for: 'export-base-model' }, 'Base model name ', baseModel),
+    h('label', { for: 'export-base-model', class: 'inline' }, 'Base model name ', baseModel),
     baseModelHint,
     h('div', { class: 'actions' }, button, fullButton),
     name,

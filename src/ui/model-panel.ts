@@ -99,7 +99,7 @@ export function modelPanel(shared: Shared): HTMLElement {
     hub: h(
       'div',
       { class: 'source' },
-      h('div', { class: 'inline-fields' }, h('label', { for: 'hub-repo' }, 'Repository', repo), h('label', { for: 'hub-revision' }, 'Revision', revision), h('label', { for: 'hub-token' }, 'Token', token)),
+      h('div', { class: 'inline-fields hub-fields' }, h('label', { for: 'hub-repo' }, 'Repository', repo), h('label', { for: 'hub-revision' }, 'Revision', revision), h('label', { for: 'hub-token' }, 'Token', token)),
       h('p', { class: 'hint' }, HUB_HELP),
     ),
     files: h(

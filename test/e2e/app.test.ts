@@ -50,6 +50,16 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
     await app.page.locator('#gpu-memory-gib').fill('');
   });
 
+  it("shows the Hub repository's whole id in its field at 1280 px (it was cut at mistralai/Mistral-7B-Instruct)", async () => {
+    const page = app.page;
+    await page.getByRole('tab', { name: 'Hugging Face' }).click();
+    const repo = page.locator('#hub-repo');
+    expect(await repo.inputValue()).toBe('mistralai/Mistral-7B-Instruct-v0.2');
+    expect(page.viewportSize()?.width).toBe(1280);
+    expect(await repo.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+    await page.getByRole('tab', { name: 'Demo model' }).click();
+  });
+
   it('saves a screenshot of the page as a test artifact', async () => {
     // The page as a user sees it once it settles: the model loaded and the time estimate measured. While the estimate
     // measures a training step, Chromium's GPU process is compiling and running the worker's pipelines on SwiftShader
