@@ -16,13 +16,17 @@ interface Settings {
   maxNewTokens: number;
   temperature: number;
   topP: number;
-  /** The sampling stream's seed: the same seed, settings and prompt give the same text (and both columns one stream). */
-  seed: number;
+  /**
+   * The sampling stream's seed: the same seed, settings and prompt give the same text (and both columns one stream).
+   * Absent for greedy generation, which draws nothing (its field is disabled then).
+   */
+  seed?: number;
 }
 
 /**
  * The controls' values, or the first problem in words: the limits, number syntax and messages of `finetune generate`
- * (src/config/generation.ts), each named by its label here.
+ * (src/config/generation.ts), each named by its label here. At temperature 0 the seed is neither checked nor returned:
+ * its field is disabled then, and whatever it still holds must not block Generate.
  */
 export function readSettings(maxTokens: string, temperature: string, topP: string, seed = '0'): Settings | string {
   const n = parseGenerationSetting('maxNewTokens', maxTokens, 'New tokens');
@@ -31,6 +35,7 @@ export function readSettings(maxTokens: string, temperature: string, topP: strin
   if (!t.ok) return t.error;
   const p = parseGenerationSetting('topP', topP, 'Top-p');
   if (!p.ok) return p.error;
+  if (t.value === 0) return { maxNewTokens: n.value, temperature: t.value, topP: p.value };
   const r = parseGenerationSetting('seed', seed, 'Seed');
   if (!r.ok) return r.error;
   return { maxNewTokens: n.value, temperature: t.value, topP: p.value, seed: r.value };
@@ -165,6 +170,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
     reason.hidden = why === null;
     stopButton.disabled = !generating || stopRequested;
     compare.disabled = generating;
+    // The same rule readSettings follows: a valid temperature of 0 (any other text fails on the temperature first).
     seed.disabled = Number(temperature.value.trim()) === 0;
     seed.title = seed.disabled ? 'Greedy generation draws nothing: set a temperature above 0 to sample' : 'The same seed, settings and prompt give the same text';
   };
