@@ -125,8 +125,11 @@ function show(v: unknown): string {
   return typeof v === 'object' ? 'an object' : String(v);
 }
 
+/** A bound in words; the safe-integer limits as Try it's seed writes them (src/config/generation.ts), not 16 digits. */
 function fmt(n: number): string {
-  return n === Number.MAX_SAFE_INTEGER || n === Number.MIN_SAFE_INTEGER ? '' : String(n);
+  if (n === Number.MAX_SAFE_INTEGER) return '2^53 - 1';
+  if (n === Number.MIN_SAFE_INTEGER) return '-(2^53 - 1)';
+  return String(n);
 }
 
 /** What a field accepts, e.g. "an integer from 1 to 256", "a number of at least 0", "one of lora, qlora". */
@@ -170,7 +173,11 @@ function coerce(f: FieldMeta, v: unknown): unknown {
   const s = v.trim();
   if (f.type === 'int' || f.type === 'float') {
     if (s === '' || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return v;
-    return Number(s);
+    const n = Number(s);
+    // Text that is no safe integer stays text, so the message echoes what was typed: Number('9007199254740993') is
+    // 9007199254740992, and "got 9007199254740992" named a value nobody typed.
+    if (f.type === 'int' && !Number.isSafeInteger(n)) return v;
+    return n;
   }
   if (f.type === 'bool') {
     const l = s.toLowerCase();

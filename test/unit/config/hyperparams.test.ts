@@ -86,7 +86,7 @@ describe('the one hyperparameter schema', () => {
     expect(errors({ lora_rank: 257 })).toEqual(['lora_rank must be an integer from 1 to 256, got 257']);
     expect(errors({ lora_rank: 2.5 })).toEqual(['lora_rank must be an integer from 1 to 256, got 2.5']);
     // Too large and past 2^53 at once: one message, not the same one twice.
-    expect(errors({ max_seq_len: '99999999999999999999' })).toEqual(['max_seq_len must be an integer from 1 to 32768, got 100000000000000000000']);
+    expect(errors({ max_seq_len: '99999999999999999999' })).toEqual(['max_seq_len must be an integer from 1 to 32768, got "99999999999999999999"']);
     expect(errors({ lora_rank: 'eight' })).toEqual(['lora_rank must be an integer from 1 to 256, got "eight"']);
     expect(errors({ num_train_epochs: 0 })).toEqual(['num_train_epochs must be an integer of at least 1, got 0']);
     expect(errors({ learning_rate: -1e-4 })).toEqual(['learning_rate must be a number greater than 0, got -0.0001']);
@@ -99,8 +99,20 @@ describe('the one hyperparameter schema', () => {
     expect(errors({ peft_method: 'full' })).toEqual(['peft_method must be one of lora, qlora, got "full"']);
     expect(errors({ layout: 3 })).toEqual(['layout must be one of replicate, instruct, got 3']);
     expect(errors({ validation_prompt: 5 })).toEqual(['validation_prompt must be a string, got 5']);
-    expect(errors({ seed: 1.5 })).toEqual(['seed must be an integer, got 1.5']);
+    expect(errors({ seed: 1.5 })).toEqual(['seed must be an integer from -(2^53 - 1) to 2^53 - 1, got 1.5']);
     expect(errors({ max_seq_len: null })).toEqual(['max_seq_len must be an integer from 1 to 32768, got null']);
+  });
+
+  it('says the range of a seed typed beyond 2^53 - 1 and echoes the text as typed, not the number Number() rounds it to', () => {
+    const rule = 'seed must be an integer from -(2^53 - 1) to 2^53 - 1';
+    expect(errors({ seed: '9007199254740993' })).toEqual([`${rule}, got "9007199254740993"`]);
+    expect(errors({ seed: '99999999999999999999' })).toEqual([`${rule}, got "99999999999999999999"`]);
+    expect(errors({ seed: '-9007199254740992' })).toEqual([`${rule}, got "-9007199254740992"`]);
+    // A fraction typed in the form is echoed as typed too.
+    expect(errors({ seed: '1.5' })).toEqual([`${rule}, got "1.5"`]);
+    // The bounds themselves are whole numbers Number() reads exactly: accepted.
+    expect(safeParseHyperparams({ seed: '9007199254740991' })).toMatchObject({ ok: true, value: { seed: Number.MAX_SAFE_INTEGER } });
+    expect(safeParseHyperparams({ seed: '-9007199254740991' })).toMatchObject({ ok: true, value: { seed: Number.MIN_SAFE_INTEGER } });
   });
 
   it('checks every numeric bound of every field', () => {
@@ -163,7 +175,7 @@ describe('the one hyperparameter schema', () => {
       expect.unreachable();
     } catch (e) {
       expect(isFinetuneError(e, 'bad-input')).toBe(true);
-      expect((e as Error).message).toBe('seed must be an integer, got "x"; lora_rank must be an integer from 1 to 256, got 0');
+      expect((e as Error).message).toBe('seed must be an integer from -(2^53 - 1) to 2^53 - 1, got "x"; lora_rank must be an integer from 1 to 256, got 0');
     }
   });
 
