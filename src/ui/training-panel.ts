@@ -8,6 +8,7 @@ import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, fo
 import { formatCounted } from '../core/units.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
+import { forgetQuestion } from './saved-run-offer.ts';
 import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -237,7 +238,27 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       h('div', { class: 'actions' }, resume, forget),
       say,
     );
-    forget.addEventListener('click', async () => {
+    // Forgetting deletes the run and its checkpoint for good: asked first, as Train asks before replacing it and the
+    // cache panel before deleting weights.
+    const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
+    saved.insertBefore(confirmForget, say);
+    forget.addEventListener('click', () => {
+      const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
+      const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
+      yes.addEventListener('click', () => void forgetNow());
+      no.addEventListener('click', () => {
+        confirmForget.hidden = true;
+        forget.disabled = false;
+        forget.focus();
+      });
+      replaceChildren(confirmForget, h('p', {}, forgetQuestion(run)), h('div', { class: 'actions' }, yes, no));
+      confirmForget.hidden = false;
+      forget.disabled = true;
+      // The safe answer has the focus: an Enter pressed on from "Forget it" deletes nothing.
+      no.focus();
+    });
+    const forgetNow = async (): Promise<void> => {
+      confirmForget.hidden = true;
       forget.disabled = resume.disabled = true;
       // Another tab may have started on this run since the box was shown (the worker would refuse as well).
       if (await shownElsewhere()) return;
@@ -249,8 +270,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         say.textContent = `Could not forget it: ${message}`;
         forget.disabled = resume.disabled = false;
       }
-    });
+    };
     resume.addEventListener('click', async () => {
+      confirmForget.hidden = true;
       resume.disabled = forget.disabled = true;
       if (await shownElsewhere()) return;
       if (await control.resumeSaved(run, (text) => (say.textContent = text))) saved.hidden = true;

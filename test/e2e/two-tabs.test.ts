@@ -71,6 +71,9 @@ describe('two tabs of the page', () => {
     await a.getByTestId('train-resume-here').click();
     await a.locator('[data-testid="train-status"][data-phase="running"]').waitFor({ timeout: 120_000 });
     await b.getByTestId('saved-run-forget').click();
+    // Forget asks first; the answer finds the run held by A.
+    expect(await b.getByTestId('saved-run-confirm-forget').getAttribute('role')).toBe('alertdialog');
+    await b.getByTestId('saved-run-confirm-forget-yes').click();
     await banner.waitFor({ timeout: 30_000 });
     await a.getByTestId('train-stop').click();
     await waitRunPhase(a, 'stopped', 240_000);

@@ -1,0 +1,16 @@
+// What the saved-run box of the training panel (training-panel.ts) says and offers for the run saved in this browser.
+// Pure text, so that the wording is tested without a browser.
+
+import type { SavedRun } from '../worker/api.ts';
+
+type RunNames = Pick<SavedRun, 'trainName' | 'validationName' | 'step' | 'totalSteps'>;
+
+/**
+ * The question "Forget it" asks first: forgetting deletes the run and its checkpoint at once, with no way back, so the
+ * person sees which run, at which step, and what can no longer be done with it.
+ */
+export function forgetQuestion(run: RunNames): string {
+  const files = `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''}`;
+  const lost = run.step >= run.totalSteps ? 'its adapter can no longer be restored' : 'the run can no longer be resumed, nor its adapter restored';
+  return `Forget the run saved in this browser (${files}, step ${run.step} of ${run.totalSteps})? Its checkpoint at step ${run.step} is deleted with it: ${lost}.`;
+}

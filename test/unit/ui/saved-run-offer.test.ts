@@ -1,0 +1,20 @@
+// What the saved-run box asks before "Forget it" deletes the run (src/ui/saved-run-offer.ts): which run, at which
+// step, and that its checkpoint goes with it, so nothing is deleted on a single click.
+import { describe, expect, it } from 'vitest';
+import { forgetQuestion } from '../../../src/ui/saved-run-offer.ts';
+
+const RUN = { trainName: 'short.jsonl', validationName: null, step: 3, totalSteps: 4 };
+
+describe('forgetQuestion', () => {
+  it('names the unfinished run, its step and its checkpoint, and says it can no longer be resumed', () => {
+    expect(forgetQuestion(RUN)).toBe(
+      'Forget the run saved in this browser (short.jsonl, step 3 of 4)? Its checkpoint at step 3 is deleted with it: the run can no longer be resumed, nor its adapter restored.',
+    );
+  });
+
+  it('says of a finished run that its adapter can no longer be restored', () => {
+    expect(forgetQuestion({ ...RUN, validationName: 'val.jsonl', step: 4 })).toBe(
+      'Forget the run saved in this browser (short.jsonl + val.jsonl, step 4 of 4)? Its checkpoint at step 4 is deleted with it: its adapter can no longer be restored.',
+    );
+  });
+});
