@@ -121,6 +121,26 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
     expect(await page.getByTestId('train-reason').textContent()).toBe('The training file has 4 errors: see the Dataset panel.');
     await screenshot(page, 'dataset-broken');
+
+    // On a 390 px phone the location stands above the message, which gets the row's whole width (a column beside it
+    // once left the message about 80 px, broken mid-word).
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      const boxes = await items.evaluateAll((lis) =>
+        lis.map((li) => {
+          const box = (sel: string) => (li.querySelector(sel) as HTMLElement).getBoundingClientRect();
+          const row = li.getBoundingClientRect();
+          return { row: row.width, where: box('.where'), message: box('.message') };
+        }),
+      );
+      for (const b of boxes) {
+        expect(b.message.top).toBeGreaterThanOrEqual(b.where.bottom - 1);
+        expect(b.message.width).toBeGreaterThan(b.row * 0.8);
+      }
+      await page.getByTestId('train-problems').screenshot({ path: 'test-artifacts/dataset-problems-390.png' });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
   });
 
   it('caps a long list of problems with "… and N more"', async () => {
