@@ -325,14 +325,18 @@ export class FinetuneSession {
    * Runs training. With `resume`, continues the saved run (same model, hyperparameters and data, read back from the
    * store). Events arrive in order; the promise settles when the run ends, is stopped, or fails. `prepared`: the run's
    * data as loadRunData made it from `files` and these hyperparameters, when the caller has it already.
+   * `restoreOnly` (with `resume`): the saved run's adapter at its checkpoint's step, for export and generation, with no
+   * step, validation or sample: the run comes back stopped where it was saved, and its store is left as it was (no
+   * record or state is written), so that a later resume continues from the very same checkpoint.
    */
   async train(
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
+    o: { resume?: boolean; restoreOnly?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
+    if (o.restoreOnly && !o.resume) throw new FinetuneError('bad-input', 'only a saved run can be restored');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     let hp = parseHyperparams(hpInput);
     let trainFile = files?.train ?? null;
@@ -375,6 +379,9 @@ export class FinetuneSession {
 
     this.running = true;
     const control = (this.control = new TrainControl());
+    // A restore is the resume path stopped before its first step: the trainer then runs nothing, the stopped run
+    // samples nothing, and a stop at the saved step saves nothing.
+    if (o.restoreOnly) control.stop();
     let stepNow = 0;
     control.onPaused = () => onEvent({ type: 'paused', step: stepNow });
     let runner: MistralRunner | null = null;
@@ -494,7 +501,7 @@ export class FinetuneSession {
         fromStep,
         // Stopped in (or before) the validation after the step it saved: the resume makes that pass first.
         {
-          validateFirst: fromStep > 0 && !history.some((h) => h.step === fromStep && h.valLoss !== undefined),
+          validateFirst: !o.restoreOnly && fromStep > 0 && !history.some((h) => h.step === fromStep && h.valLoss !== undefined),
           // The training time up to the checkpoint (records from before it was saved have none: counted from here).
           elapsedBefore: history.find((h) => h.step === fromStep)?.seconds ?? 0,
           // The ETA's price of a validation pass until the run has timed one: the share the last estimate measured

@@ -21,6 +21,11 @@ export interface RunController {
   start(): void;
   /** Continues (or restores) the run saved in this browser: its model, hyperparameters and data. */
   resumeSaved(saved: SavedRun, say: (text: string) => void): Promise<boolean>;
+  /**
+   * The saved run's adapter at its checkpoint's step, for export and Try it, training nothing: the run ends stopped
+   * there, its checkpoint as it was, so Resume continues it later.
+   */
+  restoreSaved(saved: SavedRun, say: (text: string) => void): Promise<boolean>;
   pause(): void;
   unpause(): void;
   stop(): void;
@@ -73,6 +78,21 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     return info !== null;
   };
 
+  /** Resumes the saved run, or with `restoreOnly` loads its adapter at its checkpoint and trains nothing. */
+  const fromSaved = async (saved: SavedRun, say: (text: string) => void, restoreOnly: boolean): Promise<boolean> => {
+    if (runBusy(run.value.phase)) return false;
+    hooks.restoreForm(saved.hp as unknown as Record<string, unknown>);
+    if (!(await ensureModel(saved, say))) return false;
+    run.dispatch({ type: 'resume', saved, restoreOnly });
+    // The dataset panel shows what this run trains on, not whatever was picked since.
+    void engine.savedRunFiles().then(
+      (files) => files && hooks.showFiles(files.train, files.validation),
+      () => undefined,
+    );
+    settle(estimating.catch(() => undefined).then(() => (restoreOnly ? engine.restoreSavedRun(onEvent) : engine.resumeSavedRun(onEvent))));
+    return true;
+  };
+
   return {
     start() {
       const form = shared.form.value;
@@ -84,18 +104,12 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       settle(estimating.catch(() => undefined).then(() => engine.startTraining(hp, files, onEvent)));
     },
 
-    async resumeSaved(saved, say) {
-      if (runBusy(run.value.phase)) return false;
-      hooks.restoreForm(saved.hp as unknown as Record<string, unknown>);
-      if (!(await ensureModel(saved, say))) return false;
-      run.dispatch({ type: 'resume', saved });
-      // The dataset panel shows what this run trains on, not whatever was picked since.
-      void engine.savedRunFiles().then(
-        (files) => files && hooks.showFiles(files.train, files.validation),
-        () => undefined,
-      );
-      settle(estimating.catch(() => undefined).then(() => engine.resumeSavedRun(onEvent)));
-      return true;
+    resumeSaved(saved, say) {
+      return fromSaved(saved, say, false);
+    },
+
+    restoreSaved(saved, say) {
+      return fromSaved(saved, say, true);
     },
 
     pause() {

@@ -60,6 +60,8 @@ export interface RunState {
   checkpointStep: number | null;
   /** When the run was resumed from a saved run: its training file's name. */
   resumedFrom: string | null;
+  /** The saved run was only restored (its adapter at its checkpoint's step), not trained further: the notes say so. */
+  restoreOnly: boolean;
   /** Which kernels the run trains with and how they were chosen (its 'kernels' event), for the line under the readouts. */
   kernels: string | null;
   /** The validation pass under way (phase 'validating', or paused in one): how many of its batches are done. */
@@ -68,7 +70,7 @@ export interface RunState {
 
 export type RunAction =
   | { type: 'start'; totalSteps: number }
-  | { type: 'resume'; saved: SavedRun }
+  | { type: 'resume'; saved: SavedRun; restoreOnly?: boolean }
   | { type: 'event'; event: TrainEvent }
   | { type: 'pause' }
   | { type: 'unpause' }
@@ -95,6 +97,7 @@ export const IDLE_RUN: RunState = {
   outcome: null,
   checkpointStep: null,
   resumedFrom: null,
+  restoreOnly: false,
   kernels: null,
   validating: null,
 };
@@ -130,7 +133,11 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
         totalSteps: e.stats.totalSteps,
         step: e.resumedAt,
         hasAdapter: true,
-        note: e.resumedAt > 0 ? `Resumed ${s.resumedFrom ?? 'the saved run'} from the checkpoint at step ${e.resumedAt}.` : 'Training started.',
+        note: s.restoreOnly
+          ? `Restoring the adapter of ${s.resumedFrom ?? 'the saved run'} at step ${e.resumedAt} (nothing is trained)…`
+          : e.resumedAt > 0
+            ? `Resumed ${s.resumedFrom ?? 'the saved run'} from the checkpoint at step ${e.resumedAt}.`
+            : 'Training started.',
       };
     case 'step': {
       const history = [...s.history.filter((p) => p.step !== e.step), { step: e.step, loss: e.loss }];
@@ -224,6 +231,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         history: a.saved.history.map((p) => ({ ...p })),
         validation: lastValidation(a.saved.history),
         resumedFrom: a.saved.trainName,
+        restoreOnly: a.restoreOnly === true,
         checkpointStep: a.saved.step,
       };
     case 'event':
@@ -248,7 +256,11 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         // The run's training time in the end (its final validation pass included), as the result line says it.
         readouts: s.readouts ? { ...s.readouts, etaSeconds: r.stopped ? null : 0, elapsedSeconds: r.seconds } : null,
         outcome,
-        note: r.stopped ? `Stopped at step ${r.steps}; the run is saved and can be resumed.` : '',
+        note: r.stopped
+          ? s.restoreOnly
+            ? `The adapter at step ${r.steps} is restored; the run is saved and can be resumed.`
+            : `Stopped at step ${r.steps}; the run is saved and can be resumed.`
+          : '',
       };
     }
     case 'failed':

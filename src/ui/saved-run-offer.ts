@@ -14,3 +14,22 @@ export function forgetQuestion(run: RunNames): string {
   const lost = run.step >= run.totalSteps ? 'its adapter can no longer be restored' : 'the run can no longer be resumed, nor its adapter restored';
   return `Forget the run saved in this browser (${files}, step ${run.step} of ${run.totalSteps})? Its checkpoint at step ${run.step} is deleted with it: ${lost}.`;
 }
+
+/** A button of the saved-run box: `resume` continues the run, `restore` loads its adapter at its step and trains nothing. */
+export interface SavedRunAction {
+  kind: 'resume' | 'restore';
+  label: string;
+}
+
+/**
+ * What the box offers. A finished run's resume trains nothing and restores its adapter, so that is its one button. An
+ * unfinished run offers its adapter at its checkpoint's step too: the page promised "the adapter so far can be
+ * exported" after a stop, and after a reload the only way to it was to train on.
+ */
+export function savedRunActions(run: Pick<SavedRun, 'step' | 'totalSteps'>): SavedRunAction[] {
+  if (run.step >= run.totalSteps) return [{ kind: 'resume', label: 'Restore the adapter' }];
+  return [
+    { kind: 'resume', label: `Resume from step ${run.step}` },
+    { kind: 'restore', label: `Restore the adapter at step ${run.step}` },
+  ];
+}

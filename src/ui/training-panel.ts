@@ -8,7 +8,7 @@ import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, fo
 import { formatCounted } from '../core/units.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
-import { forgetQuestion } from './saved-run-offer.ts';
+import { forgetQuestion, savedRunActions } from './saved-run-offer.ts';
 import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -227,7 +227,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   // ---- the run saved in this browser ---------------------------------------------------------------------------
   const showSaved = (run: SavedRun): void => {
     const finished = run.step >= run.totalSteps;
-    const resume = h('button', { type: 'button', 'data-testid': 'saved-run-resume' }, finished ? 'Restore the adapter' : `Resume from step ${run.step}`);
+    const actions = savedRunActions(run).map((a) => ({
+      ...a,
+      button: h('button', { type: 'button', class: a.kind === 'restore' ? 'secondary' : undefined, 'data-testid': `saved-run-${a.kind}` }, a.label),
+    }));
+    const buttons = actions.map((a) => a.button);
+    const setDisabled = (disabled: boolean): void => {
+      for (const b of [...buttons, forget]) b.disabled = disabled;
+    };
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
     const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
     saved.hidden = false;
@@ -235,7 +242,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       saved,
       h('h3', {}, finished ? 'A finished run is saved in this browser' : 'A run is saved in this browser'),
       h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, savedSummary(run)),
-      h('div', { class: 'actions' }, resume, forget),
+      h('div', { class: 'actions' }, ...buttons, forget),
       say,
     );
     // Forgetting deletes the run and its checkpoint for good: asked first, as Train asks before replacing it and the
@@ -259,7 +266,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     });
     const forgetNow = async (): Promise<void> => {
       confirmForget.hidden = true;
-      forget.disabled = resume.disabled = true;
+      setDisabled(true);
       // Another tab may have started on this run since the box was shown (the worker would refuse as well).
       if (await shownElsewhere()) return;
       try {
@@ -268,16 +275,19 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       } catch (e) {
         const { message } = errorParts(e);
         say.textContent = `Could not forget it: ${message}`;
-        forget.disabled = resume.disabled = false;
+        setDisabled(false);
       }
     };
-    resume.addEventListener('click', async () => {
-      confirmForget.hidden = true;
-      resume.disabled = forget.disabled = true;
-      if (await shownElsewhere()) return;
-      if (await control.resumeSaved(run, (text) => (say.textContent = text))) saved.hidden = true;
-      else resume.disabled = forget.disabled = false;
-    });
+    for (const a of actions) {
+      a.button.addEventListener('click', async () => {
+        confirmForget.hidden = true;
+        setDisabled(true);
+        if (await shownElsewhere()) return;
+        const tell = (text: string): void => void (say.textContent = text);
+        if (await (a.kind === 'restore' ? control.restoreSaved(run, tell) : control.resumeSaved(run, tell))) saved.hidden = true;
+        else setDisabled(false);
+      });
+    }
   };
   // ---- a run in another tab ----------------------------------------------------------------------------------------
   // Every tab shares the saved run's folder; the worker lets one tab at a time train, resume or forget it. While another

@@ -146,6 +146,11 @@ export interface EngineApi {
   /** Continues the run saved in this browser: same model, data and hyperparameters. */
   resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
   /**
+   * The saved run's adapter at its checkpoint's step, for export and Try it, training nothing: settles as a run stopped
+   * there, and leaves the checkpoint as it was, so resumeSavedRun still continues from it.
+   */
+  restoreSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
+  /**
    * After a `device-lost` error: a new GPU device and session, with the model that was loaded loaded again (null when
    * none was). The run's last checkpoint is kept, so resumeSavedRun then continues it.
    */

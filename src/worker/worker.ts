@@ -296,6 +296,12 @@ const api = {
     return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true })));
   },
 
+  /** The saved run's adapter at its checkpoint, without training on (an unfinished run's "Restore the adapter"). */
+  async restoreSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult> {
+    const s = await session();
+    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true, restoreOnly: true })));
+  },
+
   async savedRun(): Promise<SavedRun | null> {
     return (await session()).savedRun();
   },

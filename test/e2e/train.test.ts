@@ -1,8 +1,9 @@
 // The fine-tuning journey in the built app, headless Chromium, WebGPU on SwiftShader inside the worker: the demo model
 // loads by itself, a tiny dataset is uploaded, the form is set for a run of two short steps, training runs to the end
 // with a live chart, validation loss and step counter; the adapter downloads as a PEFT zip and generates text. A
-// second run is paused and stopped half-way; after a reload it is offered for resume, continues from its checkpoint
-// to the end, and a further reload restores the very same adapter. SwiftShader is slow (about a second per trained
+// second run is paused and stopped half-way; after a reload its adapter so far is restored (nothing trained), then it
+// continues from its checkpoint to the end, and a further reload asks before forgetting it and restores the very same
+// adapter. SwiftShader is slow (about a second per trained
 // token of the demo model), so the rows are a few tokens long.
 import { readFileSync } from 'node:fs';
 import { strFromU8, unzipSync } from 'fflate';
@@ -215,10 +216,11 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await counter.textContent()).toBe(`${again} / 4`);
   });
 
-  it('after a reload, offers the stopped run, resumes it from its checkpoint to the end; a second reload restores the same adapter', async () => {
+  it("after a reload, restores the stopped run's adapter at its step, resumes it from its checkpoint to the end; a second reload asks before Forget and restores the same adapter", async () => {
     const page = app.page;
     const before = await page.getByTestId('step-counter').textContent();
     const stoppedAt = Number(before?.split(' / ')[0]);
+    const stoppedZip = await downloadZip(page);
     await page.reload();
     const saved = page.getByTestId('saved-run');
     await saved.waitFor({ state: 'visible', timeout: 60_000 });
@@ -229,8 +231,21 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('saved-run-resume').textContent()).toBe(`Resume from step ${stoppedAt}`);
     await waitModelReady(app, 120_000);
     await screenshot(page, 'train-saved-run');
+    await page.getByTestId('saved-run').screenshot({ path: 'test-artifacts/saved-run-unfinished.png' });
 
-    await page.getByTestId('saved-run-resume').click();
+    // Its adapter so far, as the page promised before the reload: restored at its step, nothing trained.
+    expect(await page.getByTestId('saved-run-restore').textContent()).toBe(`Restore the adapter at step ${stoppedAt}`);
+    await page.getByTestId('saved-run-restore').click();
+    await waitRunPhase(page, 'stopped', 120_000);
+    expect(await page.getByTestId('step-counter').textContent()).toBe(`${stoppedAt} / 4`);
+    const sofar = await downloadZip(page);
+    expect(sofar.name).toBe(`adapter-mistral-nano-demo-step${stoppedAt}.zip`);
+    expect(Buffer.from(sofar.files['adapter_model.safetensors']).equals(Buffer.from(stoppedZip.files['adapter_model.safetensors']))).toBe(true);
+
+    // Resume then continues from the same checkpoint (the restore left it as it was).
+    expect(await page.getByTestId('train-resume-here').textContent()).toBe(`Resume from step ${stoppedAt}`);
+    await page.getByTestId('train-resume-here').click();
+    await page.getByTestId('train-event').filter({ hasText: `from the checkpoint at step ${stoppedAt}` }).waitFor({ timeout: 120_000 });
     // The dataset panel shows the data the resumed run trains on (the page opened with the sample dataset).
     await page.getByTestId('train-name').filter({ hasText: 'short.jsonl' }).waitFor({ timeout: 60_000 });
     await waitRunPhase(page, 'done', 300_000);
@@ -247,6 +262,15 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.getByTestId('saved-run-summary').filter({ hasText: 'step 4 / 4' }).waitFor({ timeout: 60_000 });
     await waitModelReady(app, 120_000);
     expect(await page.getByTestId('saved-run-resume').textContent()).toBe('Restore the adapter');
+    expect(await page.getByTestId('saved-run-restore').count()).toBe(0);
+    // Forget asks first, saying what is lost; Keep it keeps the run.
+    await page.getByTestId('saved-run-forget').click();
+    const question = page.getByTestId('saved-run-confirm-forget');
+    expect(await question.getAttribute('role')).toBe('alertdialog');
+    expect(await question.textContent()).toContain('(short.jsonl, step 4 of 4)? Its checkpoint at step 4 is deleted with it');
+    await page.getByTestId('saved-run').screenshot({ path: 'test-artifacts/saved-run-forget-confirm.png' });
+    await page.getByTestId('saved-run-keep').click();
+    expect(await question.isHidden()).toBe(true);
     await page.getByTestId('saved-run-resume').click();
     await waitRunPhase(page, 'done', 120_000);
     const restored = await downloadZip(page);

@@ -74,6 +74,37 @@ describe('fine-tuning session', () => {
     session.unloadModel();
   });
 
+  it("restores a stopped run's adapter at its checkpoint without training, and leaves the checkpoint for a later resume", async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), memoryRunStore());
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const hp = { ...HP, validation_prompt: 'def' };
+    await session.train(hp, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      if (e.type === 'step' && e.step === 1) session.stop();
+    });
+    const trained = await session.adapterNow();
+    const saved = await session.savedRun();
+    expect(saved).toMatchObject({ step: 1, totalSteps: 3 });
+    session.unloadModel();
+
+    // As after a reload: a new session on the same store.
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const restoring: TrainEvent[] = [];
+    const restored = await session.train({}, null, (e) => restoring.push(e), { resume: true, restoreOnly: true });
+    expect(restored).toMatchObject({ steps: 1, stopped: true });
+    expect(restoring.find((e) => e.type === 'plan')).toMatchObject({ resumedAt: 1 });
+    expect(restoring.filter((e) => ['step', 'validating', 'eval', 'sample', 'checkpoint'].includes(e.type))).toEqual([]);
+    // The adapter is the one the run had at its checkpoint, and the store is untouched (same record, same state).
+    const adapter = await session.adapterNow();
+    expect(adapter.tensors).toEqual(trained.tensors);
+    expect(await session.savedRun()).toEqual(saved);
+
+    // Resume afterwards continues from that checkpoint to the end.
+    const resumed: TrainEvent[] = [];
+    expect(await session.train({}, null, (e) => resumed.push(e), { resume: true })).toMatchObject({ steps: 3, stopped: false });
+    expect(resumed.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([2, 3]);
+    session.unloadModel();
+  });
+
   it('a run stopped inside a validation pass resumes with that pass, so its history misses no validation loss', async () => {
     const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), memoryRunStore());
     await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');

@@ -127,6 +127,20 @@ describe('run state', () => {
     expect(s).toEqual({ ...IDLE_RUN, phase: 'starting', totalSteps: 9 });
   });
 
+  it("restores an unfinished saved run's adapter: said as such, and it ends stopped at its checkpoint, resumable", () => {
+    const saved = { step: 2, totalSteps: 4, trainName: 'short.jsonl', history: [{ step: 1, loss: 3 }, { step: 2, loss: 2.8 }] } as SavedRun;
+    let s = run({ type: 'resume', saved, restoreOnly: true });
+    expect(s).toMatchObject({ phase: 'starting', step: 2, checkpointStep: 2, restoreOnly: true });
+    s = runReducer(s, ev({ type: 'plan', stats, resumedAt: 2 }));
+    expect(s.note).toBe('Restoring the adapter of short.jsonl at step 2 (nothing is trained)…');
+    s = runReducer(s, { type: 'finished', result: { steps: 2, stopped: true, seconds: 1, finalLoss: 2.8, finalValLoss: null } as never });
+    expect(s).toMatchObject({ phase: 'stopped', step: 2, hasAdapter: true, checkpointStep: 2, outcome: { kind: 'stopped', steps: 2, totalSteps: 4 } });
+    expect(s.note).toBe('The adapter at step 2 is restored; the run is saved and can be resumed.');
+    // A plain resume after it says "Resumed" again.
+    s = runReducer(run({ type: 'resume', saved }), ev({ type: 'plan', stats, resumedAt: 2 }));
+    expect(s).toMatchObject({ restoreOnly: false, note: 'Resumed short.jsonl from the checkpoint at step 2.' });
+  });
+
   it('ignores a new start or a model change while busy; a model change after a run drops the adapter', () => {
     const busy = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }));
     expect(runReducer(busy, { type: 'start', totalSteps: 1 })).toBe(busy);

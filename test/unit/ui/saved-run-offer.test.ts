@@ -1,7 +1,7 @@
 // What the saved-run box asks before "Forget it" deletes the run (src/ui/saved-run-offer.ts): which run, at which
 // step, and that its checkpoint goes with it, so nothing is deleted on a single click.
 import { describe, expect, it } from 'vitest';
-import { forgetQuestion } from '../../../src/ui/saved-run-offer.ts';
+import { forgetQuestion, savedRunActions } from '../../../src/ui/saved-run-offer.ts';
 
 const RUN = { trainName: 'short.jsonl', validationName: null, step: 3, totalSteps: 4 };
 
@@ -16,5 +16,18 @@ describe('forgetQuestion', () => {
     expect(forgetQuestion({ ...RUN, validationName: 'val.jsonl', step: 4 })).toBe(
       'Forget the run saved in this browser (short.jsonl + val.jsonl, step 4 of 4)? Its checkpoint at step 4 is deleted with it: its adapter can no longer be restored.',
     );
+  });
+});
+
+describe('savedRunActions', () => {
+  it("offers an unfinished run's adapter at its step beside Resume (it was offered only Resume, so a reload lost its export)", () => {
+    expect(savedRunActions(RUN)).toEqual([
+      { kind: 'resume', label: 'Resume from step 3' },
+      { kind: 'restore', label: 'Restore the adapter at step 3' },
+    ]);
+  });
+
+  it('offers a finished run its adapter alone (resuming it trains nothing)', () => {
+    expect(savedRunActions({ ...RUN, step: 4 })).toEqual([{ kind: 'resume', label: 'Restore the adapter' }]);
   });
 });
