@@ -93,19 +93,20 @@ describe('non-finite guards', () => {
     tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
   });
 
-  it('skips steps whose loss is NaN (two in a row), never applying their update; the next good step applies its own', async () => {
+  /**
+   * The plan of the first `rows` rows (no validation: every row trains), its steps at `poisonedAt` (0-based) given the
+   * poison token at a position whose prediction counts (their loss becomes NaN), on unquantised weights whose embedding
+   * of the poison is NaN, with a fresh adapter and a runner for it.
+   */
+  async function poisonedRun(rows: number, poisonedAt: (index: number) => boolean) {
     const hp = parseHyperparams(HP);
-    // Four steps of the six-row plan (no validation: every row trains).
-    const plan = await loadRunData({ train: new Blob([ROWS.slice(0, 4).map((text) => JSON.stringify({ text })).join('\n')]).stream() }, tok, hp);
-    const data = plan.data;
-    expect(data.stats.totalSteps).toBe(4);
-    // Steps 2 and 3: the poison at a position whose prediction counts (the loss becomes NaN).
+    const data = (await loadRunData({ train: new Blob([ROWS.slice(0, rows).map((text) => JSON.stringify({ text })).join('\n')]).stream() }, tok, hp)).data;
     const poisoned: TrainingData = Object.create(data);
     poisoned.step = (index: number): TrainStep => {
       const s = data.step(index);
       const m = s.microBatches[0];
       const ids = m.inputIds.slice();
-      if (index === 1 || index === 2) {
+      if (poisonedAt(index)) {
         expect(m.targets[1]).not.toBe(-100);
         ids[1] = POISON;
       }
@@ -116,6 +117,13 @@ describe('non-finite guards', () => {
     const adapter = createAdapter(ckpt.config, { r: 2, alpha: 4, dropout: 0, targetModules: targetModules(hp), random: mulberry32(5) });
     const lora = uploadLora(ctx, weights.dims, adapter);
     const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: hp.seed });
+    return { hp, data, poisoned, weights, lora, runner };
+  }
+
+  it('skips steps whose loss is NaN (two in a row), never applying their update; the next good step applies its own', async () => {
+    // Steps 2 and 3 poisoned, of four.
+    const { hp, data, poisoned, weights, lora, runner } = await poisonedRun(4, (index) => index === 1 || index === 2);
+    expect(data.stats.totalSteps).toBe(4);
     const steps: number[] = [];
     const skips: SkipReport[] = [];
     const states = new Map<number, Uint8Array>();
@@ -141,23 +149,8 @@ describe('non-finite guards', () => {
   });
 
   it('fails a run whose every step was skipped (fewer than the stop after five in a row): it trained nothing', async () => {
-    const hp = parseHyperparams(HP);
-    const plan = await loadRunData({ train: new Blob([ROWS.slice(0, 2).map((text) => JSON.stringify({ text })).join('\n')]).stream() }, tok, hp);
-    const data = plan.data;
+    const { hp, data, poisoned, weights, lora, runner } = await poisonedRun(2, () => true);
     expect(data.stats.totalSteps).toBe(2);
-    const poisoned: TrainingData = Object.create(data);
-    poisoned.step = (index: number): TrainStep => {
-      const s = data.step(index);
-      const m = s.microBatches[0];
-      const ids = m.inputIds.slice();
-      ids[1] = POISON;
-      return { ...s, microBatches: [{ ...m, inputIds: ids }] };
-    };
-    const weights = await loadMistralWeights(ctx, ckpt, { quantization: 'none' });
-    poisonEmbedding(ctx, weights, POISON);
-    const adapter = createAdapter(ckpt.config, { r: 2, alpha: 4, dropout: 0, targetModules: targetModules(hp), random: mulberry32(5) });
-    const lora = uploadLora(ctx, weights.dims, adapter);
-    const runner = new MistralRunner(ctx, weights, lora, { ...runnerShape(data), seed: hp.seed });
     const skips: SkipReport[] = [];
     try {
       const error = await train(ctx, runner, poisoned, hp, { onSkip: (r) => skips.push(r) }).then(
