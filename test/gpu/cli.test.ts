@@ -279,11 +279,11 @@ describe('finetune bench tune', () => {
 
   it('train refuses a kernel it does not have, before touching the GPU', async () => {
     const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', 'public/datasets/sample.jsonl', '--gemm', 'cublas'];
-    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--gemm must be one of basic, tiled, tiled-fixed, got "cublas"/) });
+    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--gemm must be one of auto, basic, tiled, tiled-fixed, got "cublas"/) });
     args.splice(-2, 2, '--attention', 'flash3');
-    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--attention must be one of rows, tiled, got "flash3"/) });
+    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--attention must be one of auto, rows, tiled, got "flash3"/) });
     args.splice(-2, 2, '--lora-kernel', 'fused');
-    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--lora-kernel must be one of general, skinny, got "fused"/) });
+    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--lora-kernel must be one of auto, general, skinny, got "fused"/) });
   });
 });
 
