@@ -278,7 +278,7 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('model-quantization').textContent()).toMatch(/nf4-double \(peft_method qlora\)/);
     await status.filter({ hasText: 'Loaded mistral-nano-demo (NF4, double-quantised)' }).waitFor({ timeout: 120_000 });
     expect(await page.getByTestId('model-mismatch').isHidden()).toBe(true);
-    expect(await page.getByTestId('model-info').textContent()).toMatch(/quantizationnf4-double/);
+    expect(await page.getByTestId('model-info').textContent()).toMatch(/quantizationNF4, double-quantised/);
     // An explicit quantization that contradicts peft_method is refused by the schema, under its field.
     await page.locator('#quantization').selectOption('none');
     expect(await page.getByTestId('error-peft_method').textContent()).toMatch(/qlora needs a quantized base/);
