@@ -17,8 +17,12 @@ function hyperparamName(flag: string): HyperparamName | null {
   return (HYPERPARAM_NAMES as readonly string[]).includes(n) ? (n as HyperparamName) : null;
 }
 
-/** Takes the hyperparameter flags out of an argument list. */
-export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
+/**
+ * Takes the hyperparameter flags out of an argument list. `positionals`: whether the command takes words of its own
+ * (validate FILE); where it takes none (train, plan, remote train), a word after a bare boolean flag can only be that
+ * flag's value, written wrong, and is said so instead of "Unexpected argument".
+ */
+export function splitHyperparamFlags(args: readonly string[], { positionals = true }: { positionals?: boolean } = {}): SplitArgs {
   const values: Partial<Record<HyperparamName, string | boolean>> = {};
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -50,9 +54,9 @@ export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
       if (next === 'true' || next === 'false') {
         values[name] = next;
         i++;
-      } else if (next !== undefined && /^(0|1|yes|no|y|n|on|off|t|f)$/.test(next)) {
+      } else if (next !== undefined && (/^(0|1|yes|no|y|n|on|off|t|f)$/.test(next) || (!positionals && !next.startsWith('-')))) {
         // `--run_validation 0` or `yes` once left the word behind as a stray argument, and the message was about that.
-        // (Other words stay the command's: `validate --pack_sequences rows.jsonl` names its file.)
+        // (Other words stay the command's where it takes any: `validate --pack_sequences rows.jsonl` names its file.)
         throw new FinetuneError('bad-input', `--${flag} takes true or false, got ${JSON.stringify(args[i + 1])} (alone it means true; --no-${flag} means false)`, { usage: true });
       } else values[name] = true;
     } else {
@@ -70,7 +74,8 @@ export function splitHyperparamFlags(args: readonly string[]): SplitArgs {
  * problem.
  */
 export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[]; warnings: string[]; given: HyperparamName[] } {
-  const { values, rest } = splitHyperparamFlags(args);
+  // Its commands (train, plan, remote train) take no positional argument.
+  const { values, rest } = splitHyperparamFlags(args, { positionals: false });
   const r = safeParseHyperparams({ ...base, ...values });
   if (!r.ok) throw new FinetuneError('bad-input', r.errors.join('; '), { errors: r.errors });
   // The names given on the command line (the rest are defaults): a resume compares these with the saved run's.

@@ -185,7 +185,9 @@ function coerce(f: FieldMeta, v: unknown): unknown {
     if (l === 'false' || l === '0' || l === 'no') return false;
     return v;
   }
-  if (f.type === 'string' || f.type === 'file') return v.length === 0 ? undefined : v;
+  // An empty optional text (validation_prompt) is its absence; a field with a default (lora_target_modules) is
+  // never emptied on purpose, so its empty text stays for the check to refuse rather than quietly meaning the default.
+  if (f.type === 'string' || f.type === 'file') return v.length === 0 && f.default === undefined ? undefined : v;
   return s;
 }
 
@@ -251,6 +253,7 @@ export function parseTargetModules(value: string): Projection[] | string {
   if (TARGET_PRESETS[v]) return [...TARGET_PRESETS[v]];
   const names = v.split(',').map((s) => s.trim());
   const expected = `expected a comma-separated list of ${PROJECTIONS.join(', ')}, or "all-linear"`;
+  if (v === '') return `lora_target_modules is empty; ${expected}`;
   if (names.length === 0 || names.some((n) => n.length === 0)) return `lora_target_modules has an empty name in ${JSON.stringify(value)}; ${expected}`;
   const bad = names.filter((n) => !(PROJECTIONS as readonly string[]).includes(n));
   if (bad.length > 0) return `lora_target_modules: unknown module${bad.length > 1 ? 's' : ''} ${bad.map((b) => JSON.stringify(b)).join(', ')}; ${expected}`;

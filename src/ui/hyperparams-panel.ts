@@ -87,14 +87,17 @@ export function groupMessages(messages: readonly string[]): Record<string, strin
   return out;
 }
 
-/** The input object for safeParseHyperparams / the worker: form strings as typed; optional strings left out when empty. */
+/**
+ * The input object for safeParseHyperparams / the worker: form strings as typed; optional strings left out when empty.
+ * A text with a default (lora_target_modules) stays in when emptied, so the form says it is empty.
+ */
 export function hyperparamInput(raw: Readonly<Record<string, string | boolean>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const f of FIELDS) {
     if (f.type === 'file') continue;
     const v = raw[f.name];
     if (v === undefined) continue;
-    if ((f.type === 'string' || f.name === 'quantization') && v === '') continue;
+    if (((f.type === 'string' && f.default === undefined) || f.name === 'quantization') && v === '') continue;
     out[f.name] = v;
   }
   return out;

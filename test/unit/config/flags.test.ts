@@ -15,9 +15,9 @@ describe('hyperparameters as command-line flags', () => {
     expect(hyperparamsFromArgs(['--pack_sequences', 'false']).hp.pack_sequences).toBe(false);
     expect(hyperparamsFromArgs(['--run_validation=false']).hp.run_validation).toBe(false);
     expect(hyperparamsFromArgs(['--no-run_validation']).hp.run_validation).toBe(false);
-    // A bare boolean does not swallow the next argument.
-    const r = hyperparamsFromArgs(['--pack_sequences', 'file.jsonl']);
-    expect([r.hp.pack_sequences, r.rest]).toEqual([true, ['file.jsonl']]);
+    // A bare boolean does not swallow the next argument of a command that takes words (validate FILE).
+    const r = splitHyperparamFlags(['--pack_sequences', 'file.jsonl']);
+    expect([r.values.pack_sequences, r.rest]).toEqual([true, ['file.jsonl']]);
   });
 
   it('accepts kebab-case spellings and leaves other flags to the command', () => {
@@ -43,6 +43,8 @@ describe('hyperparameters as command-line flags', () => {
     // A boolean's value written another way is said as such, not left behind as a stray argument.
     expect(thrown(['--run_validation', '0'])).toBe('--run_validation takes true or false, got "0" (alone it means true; --no-run_validation means false)');
     expect(thrown(['--pack_sequences', 'YES'])).toBe('--pack_sequences takes true or false, got "YES" (alone it means true; --no-pack_sequences means false)');
+    // train, plan and remote train take no positional argument, so any word after a bare boolean is its value.
+    expect(thrown(['--run_validation', 'maybe'])).toBe('--run_validation takes true or false, got "maybe" (alone it means true; --no-run_validation means false)');
   });
 
   it('lays the defaults under the flags (a saved job, then the command line)', () => {

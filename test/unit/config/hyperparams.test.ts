@@ -166,6 +166,12 @@ describe('the one hyperparameter schema', () => {
       'lora_target_modules: unknown module "qproj"; expected a comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or "all-linear"',
     ]);
     expect(errors({ lora_target_modules: 'q_proj,,v_proj' })[0]).toMatch(/empty name/);
+    // An emptied field is a mistake, not the default: `--lora_target_modules ''` trained q and v without a word.
+    for (const empty of ['', '  ']) {
+      expect(errors({ lora_target_modules: empty })).toEqual([
+        'lora_target_modules is empty; expected a comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or "all-linear"',
+      ]);
+    }
     expect(errors({ lora_target_modules: 'q_proj,q_proj' })).toEqual(['lora_target_modules names q_proj twice']);
   });
 
