@@ -128,7 +128,8 @@ options:
                                checkpointed run, then, with --gpu-memory, the most that fit, as a training run chooses)
   --keep-attention             model: the recomputed layers keep their attention outputs, so the recomputation skips
                                attention (default: a checkpointed run, then, with --gpu-memory, as a run chooses)
-  --gpu-memory GB              model: this GPU's memory (WebGPU cannot tell), for the kept-layer choice
+  --gpu-memory GB              model: this GPU's memory (2³⁰ bytes a GB, as GPU makers count; WebGPU cannot tell), for
+                               the kept-layer choice
   --no-attention-spill         layer/model/estimate: the tiled attention backward recomputes dS (7 products) instead
                                of reading it back from the runner's scratch (5), for the A/B; the memory is the same
   --no-lora-epilogue           layer/model/estimate: LoRA's up-projection and input gradient as GEMMs of their own

@@ -26,8 +26,9 @@ are checked against this machine's WebGPU adapter limits (maxBufferSize, maxStor
 options:
   --model M         a folder with config.json, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
                     repositories) or an http(s) URL of a folder
-  --gpu-memory GB   the GPU memory to plan against (WebGPU cannot report it; default: on an NVIDIA GPU the free
-                    memory nvidia-smi reports, else a guess of 8 GiB, said so)
+  --gpu-memory GB   the GPU memory to plan against, in GB as GPU makers count them (2³⁰ bytes: a card sold as
+                    80 GB is 80; WebGPU cannot report it; default: on an NVIDIA GPU the free memory nvidia-smi reports,
+                    else a guess of 8 GiB, said so)
   --keep-layers N   plan with the last N layers (or all) keeping their intermediates for the backward instead of
                     recomputing them (default: as many as fit under 85 % of the GPU memory when it is known, from
                     --gpu-memory or nvidia-smi, else 0)

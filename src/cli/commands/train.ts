@@ -73,11 +73,12 @@ options:
                      0: stop and say how to resume)
   --stream-layers    keep the model's layers in CPU memory and upload them layer by layer as the passes need them:
                      for a GPU too small for the quantised model; the same results, slower (docs/models.md)
-  --gpu-memory GB    this GPU's memory (WebGPU cannot tell; on an NVIDIA GPU the default is the free memory nvidia-smi
-                     reports, said in a note): when the plan (finetune plan) says the run does not fit with every
-                     layer on the GPU but does with the layers streamed, they are streamed, with a note; when it fits
-                     with room to spare, layers keep their intermediates instead of recomputing them (faster, same
-                     numbers), as many as fit under 85 % of GB
+  --gpu-memory GB    this GPU's memory, in GB as GPU makers count them (2³⁰ bytes: a card sold as 80 GB is 80; WebGPU
+                     cannot tell; on an NVIDIA GPU the default is the free memory nvidia-smi reports, said in a note):
+                     when the plan (finetune plan) says the run does not fit with every layer on the GPU but does with
+                     the layers streamed, they are streamed, with a note; when it fits with room to spare, layers keep
+                     their intermediates instead of recomputing them (faster, same numbers), as many as fit under 85 %
+                     of GB
   --keep-layers N    keep the intermediates of the last N layers (or all) from the forward to the backward instead of
                      recomputing them: fewer FLOPs per step, more memory (finetune plan --keep-layers prices it);
                      default: 0, or chosen from the GPU memory (--gpu-memory, or nvidia-smi's)
