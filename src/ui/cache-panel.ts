@@ -10,8 +10,8 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatDateTime, quantizationLabel } from './format.ts';
 import type { Shared } from './state.ts';
 
-const INTRO = 'The weights of each model you load, as loaded (NF4-quantised or not), are kept in this browser, so loading the same model again downloads nothing.';
-const NOT_PERSISTENT = 'Storage is not persistent: when the disk runs low, the browser may delete the cached models without asking (they are then downloaded again).';
+const INTRO = 'The weights of each model you load, as loaded (NF4-quantised or not), are kept in this browser, so loading the same model again neither downloads nor quantises anything.';
+const NOT_PERSISTENT = 'Storage is not persistent: when the disk runs low, the browser may delete the cached models without asking (their next load then reads the files again).';
 const PERSISTENT = 'Storage is persistent: the browser will not delete the cached models to free space; only you can, here or in its site settings.';
 const DECLINED =
   'The browser declined. Browsers grant it to sites you use often, bookmark or install, or (Firefox) when you allow it; until then the cached models may be deleted under storage pressure.';
@@ -64,7 +64,7 @@ export function cachePanel(shared: Shared): HTMLElement {
           renderList();
         });
         row.append(
-          h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, `Delete the cached weights of ${describe(e)}, ${formatBytes(e.bytes)}? The next load of this model downloads them again.`), h('div', { class: 'actions' }, yes, no)),
+          h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, `Delete the cached weights of ${describe(e)}, ${formatBytes(e.bytes)}? The next load of this model reads its files again (a download, for a model from the Hub).`), h('div', { class: 'actions' }, yes, no)),
         );
       }
       return row;
