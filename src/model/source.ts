@@ -8,6 +8,7 @@
 
 import { relativePath } from '../core/file-names.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { isWrongAddress } from '../core/network-errors.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
 
 export interface ByteSource {
@@ -222,19 +223,6 @@ const DEFAULT_RETRY_DELAY_MS = 500;
 /** Statuses worth asking again: the server or a proxy is busy or failed, not the request. */
 function retryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
-}
-
-/** A refused connection, an unknown host or a port fetch refuses to use, as fetch reports them (on the cause, or its causes). */
-function isWrongAddress(e: unknown): boolean {
-  const codes: unknown[] = [];
-  const walk = (x: unknown, depth: number): void => {
-    if (!x || typeof x !== 'object' || depth > 3) return;
-    codes.push((x as { code?: unknown }).code);
-    walk((x as { cause?: unknown }).cause, depth + 1);
-    for (const inner of (x as { errors?: unknown[] }).errors ?? []) walk(inner, depth + 1);
-  };
-  walk(e, 0);
-  return codes.some((c) => c === 'ECONNREFUSED' || c === 'ENOTFOUND') || /ECONNREFUSED|ENOTFOUND|bad port/.test(String((e as { cause?: { message?: string } })?.cause?.message ?? ''));
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

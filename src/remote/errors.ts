@@ -2,6 +2,7 @@
 // the token (messages are built from the status, the call and Replicate's own `detail`, which is scrubbed anyway).
 
 import { FinetuneError } from '../core/errors.ts';
+import { networkReason } from '../core/network-errors.ts';
 import { PROXY_PROBLEM_TITLE } from './endpoints.ts';
 
 /** What a failed call was doing, in words, from its method and path (after /v1). */
@@ -79,6 +80,6 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
 
 /** A FinetuneError for a request that never got an answer. */
 export function networkError(cause: unknown, call: string, host: string): FinetuneError {
-  const why = cause instanceof Error ? (cause.name === 'TimeoutError' ? 'it did not answer in time' : (cause as Error & { cause?: Error }).cause?.message ?? cause.message) : String(cause);
+  const why = networkReason(cause);
   return new FinetuneError('network', `Could not reach ${host} while ${call} (${why}). Check the network connection${host.includes('127.0.0.1') || host.includes('localhost') ? ' and that the server is running' : ''}, then try again.`, { call, host });
 }

@@ -5,6 +5,7 @@
 // errors from its fetch and calls again with the same `init` object; a failure is therefore remembered per `init` and
 // thrown again at once, so its retries cost nothing and our error is the one that comes out.
 
+import { isWrongAddress, networkReason } from '../core/network-errors.ts';
 import { httpError, networkError, describeCall } from './errors.ts';
 import { answerName, describeBody, notJsonError } from './answers.ts';
 import { allowedRoute } from './endpoints.ts';
@@ -31,7 +32,8 @@ export interface RemoteFetchOptions {
   /** Tests shorten waits through this. */
   sleep?: (ms: number, signal?: AbortSignal | null) => Promise<void>;
   /** Told about each wait (status line in the CLI and the page). */
-  onRetry?: (info: { status: number | 'network'; waitMs: number; attempt: number; call: string }) => void;
+  /** `detail`: for a network failure, its reason in a few words ("read ECONNRESET"). */
+  onRetry?: (info: { status: number | 'network'; waitMs: number; attempt: number; call: string; detail?: string }) => void;
 }
 
 export function abortableSleep(ms: number, signal?: AbortSignal | null): Promise<void> {
@@ -79,6 +81,8 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
   };
 
   const base = options.apiBase.replace(/\/+$/, '');
+  /** Hosts that have answered this client: after that, an unknown host or a refused connection is the network's fault. */
+  const answered = new Set<string>();
   /**
    * An API call's answer must be JSON (the client calls response.json() on it); anything else (a captive portal's HTML
    * page) is said here with the call's name, instead of a SyntaxError. Output downloads (not API routes) pass as they are.
@@ -108,12 +112,16 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
         let res: Response;
         try {
           res = await doFetch(input, init);
+          answered.add(hostOf(url));
         } catch (e) {
           if (init?.signal?.aborted) throw e;
-          if (!idempotent || attempt >= policy.maxRetries) throw networkError(e, call, hostOf(url));
+          // A host that has never answered and is unknown or refuses connections is a wrong address (a typo in
+          // --api-base, a proxy not started): said at once, not after half a minute of retries.
+          const wrongAddress = isWrongAddress(e) && !answered.has(hostOf(url));
+          if (!idempotent || wrongAddress || attempt >= policy.maxRetries) throw networkError(e, call, hostOf(url));
           const waitMs = policy.baseDelayMs * 2 ** attempt;
           attempt++; // not inside onRetry's arguments: `?.` would skip the increment when there is no onRetry
-          options.onRetry?.({ status: 'network', waitMs, attempt, call });
+          options.onRetry?.({ status: 'network', waitMs, attempt, call, detail: networkReason(e) });
           await sleep(waitMs, init?.signal);
           continue;
         }

@@ -107,7 +107,7 @@ function client(e: Env, io: CliIO): RemoteClient {
   return createRemoteClient({
     token: e.token,
     apiBase: e.apiBase,
-    onRetry: (r) => io.err(`note: ${r.status === 'network' ? 'connection lost' : `Replicate answered ${r.status}`} while ${r.call}; retrying in ${(r.waitMs / 1000).toFixed(1)} s`),
+    onRetry: (r) => io.err(`note: ${r.status === 'network' ? `no answer (${r.detail ?? 'network failure'})` : `Replicate answered ${r.status}`} while ${r.call}; retrying in ${(r.waitMs / 1000).toFixed(1)} s`),
   });
 }
 

@@ -106,4 +106,26 @@ describe('remoteFetch', () => {
     const api = (await f('http://127.0.0.1:18406/v1/trainings/abc').catch((x: unknown) => x)) as FinetuneError;
     expect(api.message).toMatch(/^Could not reach 127\.0\.0\.1:18406 while reading training abc .* and that the server is running/);
   });
+
+  it('does not retry an unknown host or a refused connection before the host has answered: a wrong --api-base is said at once', async () => {
+    const unknown = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND api.exmaple'), { code: 'ENOTFOUND' }) });
+    const retries: string[] = [];
+    const first = scripted([unknown, new Response('{"ok":1}')]);
+    const f = remoteFetch({ apiBase: API, fetch: first.fetch, sleep: async () => {}, onRetry: (r) => void retries.push(String(r.status)) });
+    const e = (await f(`${API}/trainings/abc`).catch((x: unknown) => x)) as FinetuneError;
+    expect(e.kind).toBe('network');
+    expect(e.message).toMatch(/^Could not reach api\.example while reading training abc \(getaddrinfo ENOTFOUND api\.exmaple\)/);
+    expect([first.calls(), retries]).toEqual([1, []]);
+  });
+
+  it('retries a lost connection, and an unknown host once the host has answered (a network that comes back), saying why', async () => {
+    const reset = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) });
+    const unknown = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo EAI_AGAIN api.example'), { code: 'ENOTFOUND' }) });
+    const why: (string | undefined)[] = [];
+    const s = scripted([new Response('{"ok":1}'), reset, unknown, new Response('{"ok":2}')]);
+    const f = remoteFetch({ apiBase: API, fetch: s.fetch, sleep: async () => {}, onRetry: (r) => void why.push(r.detail) });
+    expect((await f(`${API}/account`)).status).toBe(200);
+    expect(await (await f(`${API}/trainings/abc`)).json()).toEqual({ ok: 2 });
+    expect(why).toEqual(['read ECONNRESET', 'getaddrinfo EAI_AGAIN api.example']);
+  });
 });
