@@ -5,6 +5,7 @@ import { open, stat } from 'node:fs/promises';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve, sep } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
+import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { checkFileName, checkRange, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
 
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
@@ -89,16 +90,6 @@ export interface ModelSpec {
   label: string;
 }
 
-/** Whether a URL is Hugging Face's own, over https: the only place HF_TOKEN is sent. */
-export function isHuggingFaceUrl(url: string): boolean {
-  try {
-    const u = new URL(url);
-    const host = u.hostname.toLowerCase();
-    return u.protocol === 'https:' && (host === 'huggingface.co' || host.endsWith('.huggingface.co') || host === 'hf.co');
-  } catch {
-    return false;
-  }
-}
 
 /** True when `--model` names a URL, or an owner/name Hub id that is not an existing path: nothing local to check. */
 export function isRemoteModelSpec(spec: string): boolean {

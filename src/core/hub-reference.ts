@@ -14,3 +14,14 @@ export function parseHubReference(name: string): HubReference | null {
   const m = HUB_REFERENCE.exec(name);
   return m ? { repo: m[1], revision: m[2] ?? null } : null;
 }
+
+/** Whether a URL is Hugging Face's own, over https: the only place a Hugging Face token is sent. */
+export function isHuggingFaceUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    const host = u.hostname.toLowerCase();
+    return u.protocol === 'https:' && (host === 'huggingface.co' || host.endsWith('.huggingface.co') || host === 'hf.co');
+  } catch {
+    return false;
+  }
+}

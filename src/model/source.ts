@@ -9,6 +9,7 @@
 import { relativePath } from '../core/file-names.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { isWrongAddress } from '../core/network-errors.ts';
+import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
 
 export interface ByteSource {
@@ -288,11 +289,19 @@ export function redactUrls(text: string, url?: string): string {
   return out;
 }
 
-function statusError(status: number, name: string, opts: HttpOptions): FinetuneError {
+function statusError(status: number, name: string, url: string, opts: HttpOptions): FinetuneError {
   const hint = opts.accessHint ? ` ${opts.accessHint}` : '';
+  // Licences, gated repositories and tokens are the Hub's; another server that wants credentials gets none from us.
+  const otherServer = !opts.token && !opts.accessHint && !isHuggingFaceUrl(url);
   let reason: SourceErrorReason;
   let message: string;
-  if (status === 401) {
+  if (otherServer && status === 401) {
+    reason = 'unauthorized';
+    message = `${name}: the server asks for credentials (HTTP 401); a Hugging Face token is sent only to huggingface.co over https, so use a URL that needs none, or download the files and load them from disk.`;
+  } else if (otherServer && status === 403) {
+    reason = 'forbidden';
+    message = `${name}: the server denied access (HTTP 403).`;
+  } else if (status === 401) {
     reason = 'unauthorized';
     message = opts.token
       ? `${name}: the server refused the access token (HTTP 401): check that the token is valid and unexpired; for a gated repository, accept the licence on the model page.${hint}`
@@ -368,7 +377,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     }
     if (res.status !== 200 && res.status !== 206) {
       await drain(res);
-      throw statusError(res.status, name, opts);
+      throw statusError(res.status, name, url, opts);
     }
     return res;
   };

@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isHuggingFaceUrl, modelSpec, nodeDirectory, nodeFileSource } from '../../../src/cli/node-source.ts';
+import { modelSpec, nodeDirectory, nodeFileSource } from '../../../src/cli/node-source.ts';
+import { isHuggingFaceUrl } from '../../../src/core/hub-reference.ts';
 import {
   blobFileSet,
   blobSource,
@@ -148,8 +149,14 @@ describe('HTTP byte source', () => {
       expect(JSON.stringify({ m: e.message, d: e.details, s: e.stack })).not.toContain(TOKEN);
       expect(e.message).not.toContain('you sent'); // the server's body is not repeated
     }
+    // Hugging Face's words are for Hugging Face: another server asking for credentials is told as such (no token goes
+    // there, and it has no licence to accept).
     const anon = await errorOf(() => httpSource(`${base}/401`));
-    expect(anon.message).toMatch(/authentication required \(HTTP 401\).*gated or private.*accept the licence.*access token/);
+    expect(anon.message).toBe(`${base}/401: the server asks for credentials (HTTP 401); a Hugging Face token is sent only to huggingface.co over https, so use a URL that needs none, or download the files and load them from disk.`);
+    const denied = await errorOf(() => httpSource(`${base}/403`));
+    expect(denied.message).toBe(`${base}/403: the server denied access (HTTP 403).`);
+    const hub = await errorOf(() => httpSource(`${base}/401`, { accessHint: 'Model page: https://huggingface.co/o/m' }));
+    expect(hub.message).toMatch(/authentication required \(HTTP 401\).*gated or private.*accept the licence.*access token.*Model page/);
     expect(isNotFound(await errorOf(() => httpSource(`${base}/404`)))).toBe(true);
   });
 
