@@ -12,8 +12,9 @@
 // Here `shape` is always the PyTorch order (outermost first) and `ne` the order stored in the file.
 
 import { FinetuneError } from '../core/errors.ts';
+import { GGUF_MAGIC } from '../core/gguf-magic.ts';
 
-export const GGUF_MAGIC = 'GGUF';
+export { GGUF_MAGIC };
 export const GGUF_VERSION = 3;
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 /** GGML_MAX_DIMS. */

@@ -6,6 +6,7 @@
 
 import { jsonTooDeepAt, MAX_JSON_DEPTH } from '../core/bounded-json.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { startsWithGgufMagic } from '../core/gguf-magic.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, assertFiniteAdapter, parseAdapter, type LoraAdapter, type ReadAdapterOptions } from './lora-adapter.ts';
 import { writeSafetensors } from './safetensors.ts';
 import { isNotFound, readAll, type ByteSource, type FileSet } from './source.ts';
@@ -72,11 +73,6 @@ function parseJsonBytes(bytes: Uint8Array, name: string): unknown {
 
 /** What is said of a GGUF LoRA: the export writes one beside the PEFT files, so a user may well pick it. */
 const GGUF_NOT_READ = `is a GGUF LoRA (llama.cpp's format), which this app writes but does not read: import the PEFT files of the same adapter (${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE}), which the export zips hold beside it`;
-
-/** GGUF's magic: the bytes "GGUF" at the start. */
-function isGguf(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
-}
 
 /** An adapter weights file among `names` (its config is missing, or this would have found the adapter). */
 function weightsAmong(names: readonly string[]): string | undefined {
@@ -162,7 +158,7 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
 export async function importAdapterDetailed(input: AdapterInput, opts: ReadAdapterOptions = {}): Promise<ImportedAdapter> {
   let imported: ImportedAdapter;
   if (input instanceof Uint8Array) {
-    if (isGguf(input)) throw bad(opts.where ?? 'adapter', GGUF_NOT_READ);
+    if (startsWithGgufMagic(input)) throw bad(opts.where ?? 'adapter', GGUF_NOT_READ);
     if (!looksLikeZip(input)) throw bad(opts.where ?? 'adapter', 'is not a zip archive (expected a PEFT adapter zip or Replicate\'s training_output.zip)');
     imported = await fromZip(input, opts);
   } else {
