@@ -38,7 +38,12 @@ export function notReadyReason(shared: Shared): string | null {
   if (m.status === 'loading') return 'The model is loading…';
   if (m.status !== 'ready' || !m.info) return 'Load a model first (Model panel).';
   const q = wantedQuantization(form);
-  if (q && m.info.quantization !== q) return `The model is loaded as ${m.info.quantization}; this run needs ${q}. Load it again.`;
+  if (q && m.info.quantization !== q) {
+    // The demo model follows the run's quantization by itself (main.ts followQuantization): asking for a load the
+    // page is about to make flashed "Load it again" in the header.
+    if (m.choice?.kind === 'demo' && !m.failure) return `The demo model is being reloaded as ${q}…`;
+    return `The model is loaded as ${m.info.quantization}; this run needs ${q}. Load it again.`;
+  }
   if (d.train.status === 'inspecting' || d.validation?.status === 'inspecting') return 'Reading the dataset…';
   if (plan.status !== 'ready') return 'Planning the run…';
   // Last: what else needs fixing is worth saying while the other tab trains. Train stayed enabled here and its click
