@@ -291,10 +291,11 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const B = Math.max(hp.micro_batch_size, hp.run_validation ? hp.validation_batch_size : 0);
   const dropout = hp.lora_dropout > 0;
   // The adapter's arenas are chunked by the limits the context will ask for (the same cap as the verdict's).
-  const cap = (v: number | undefined): number | null => (v === undefined ? null : Math.min(v, MAX_REQUESTED_BUFFER));
-  const maxBuffer = cap(gpu.maxBufferSize);
-  const maxBinding = cap(gpu.maxStorageBufferBindingSize);
-  const loraChunkBytes = loraChunkLimit({ maxBufferSize: maxBuffer ?? MAX_REQUESTED_BUFFER, maxStorageBufferBindingSize: maxBinding ?? MAX_REQUESTED_BUFFER });
+  // Without the adapter's limits (plan --no-gpu) the engine's own cap still holds: no GPU gets a bigger buffer asked of it.
+  const maxBuffer = Math.min(gpu.maxBufferSize ?? MAX_REQUESTED_BUFFER, MAX_REQUESTED_BUFFER);
+  const maxBinding = Math.min(gpu.maxStorageBufferBindingSize ?? MAX_REQUESTED_BUFFER, MAX_REQUESTED_BUFFER);
+  const limitsGiven = gpu.maxBufferSize !== undefined && gpu.maxStorageBufferBindingSize !== undefined;
+  const loraChunkBytes = loraChunkLimit({ maxBufferSize: maxBuffer, maxStorageBufferBindingSize: maxBinding });
   const layout = runnerLayout(d, { B, T, r: hp.lora_rank, targets, loraChunkBytes, keptLayers, keptAttention });
   const runner = runnerBytes(layout);
   see(runner.largestBuffer.label, runner.largestBuffer.bytes);
@@ -329,33 +330,45 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     const rank = { fits: 0, tight: 1, 'fits-with-streaming': 2, 'does-not-fit': 3 } as const;
     if (rank[v] > rank[verdict]) verdict = v;
   };
-  // An arena chunk is over the limit only when one LoRA tensor alone is: the rank is what shrinks it.
+  // What makes the rows × tokens buffers smaller: the rows are the larger of micro_batch_size and (when validating)
+  // validation_batch_size, so the advice names the one that sets them, and never a setting already at 1.
+  const rowsKnob = hp.run_validation && hp.validation_batch_size > hp.micro_batch_size ? `validation_batch_size (${B} rows a batch; micro_batch_size has ${hp.micro_batch_size})` : B > 1 ? 'micro_batch_size' : null;
+  const fewerRowsOrTokens = rowsKnob ? `lower ${rowsKnob} or max_seq_len (activations grow with rows × tokens)` : 'lower max_seq_len (activations grow with tokens; micro_batch_size is already 1)';
+  // The setting that shrinks the largest buffer: the rank for a LoRA arena chunk (over a limit only when one LoRA
+  // tensor alone is), quantisation for a dense projection, nothing for the model's other tensors.
+  const largestIsModel = largest.label === 'model.embed_tokens.weight' || largest.label === 'lm_head.weight' || PROJECTIONS.some((p) => largest.label.startsWith(p));
   const shrink = largest.label.startsWith('lora arena')
     ? 'lower lora_rank (one LoRA tensor alone is over the limit)'
-    : 'lower micro_batch_size or max_seq_len (activations grow with rows × tokens)';
-  if (maxBuffer !== null && largest.bytes > maxBuffer) {
+    : (PROJECTIONS as readonly string[]).includes(largest.label)
+      ? 'quantise the base (peft_method qlora or quantization nf4-double) to store it in 4 bits'
+      : largestIsModel
+        ? "it is the model's own tensor, which no setting makes smaller"
+        : fewerRowsOrTokens;
+  // Every buffer the engine makes is bound whole as a storage buffer by some kernel, so both limits apply; the
+  // smaller is said.
+  const limit = Math.min(maxBuffer, maxBinding);
+  if (largest.bytes > limit) {
     worse('does-not-fit');
-    reasons.push(`the largest buffer (${largest.label}, ${formatBytes(largest.bytes)}) is over this GPU's maxBufferSize of ${formatBytes(maxBuffer)}; ${shrink}`);
+    const which =
+      limit === MAX_REQUESTED_BUFFER
+        ? `the ${formatBytes(MAX_REQUESTED_BUFFER + 4)} − 4 bytes the engine asks of any GPU for one buffer`
+        : `this GPU's ${maxBuffer <= maxBinding ? 'maxBufferSize' : 'maxStorageBufferBindingSize'} of ${formatBytes(limit)}`;
+    reasons.push(`the largest buffer (${describeBuffer(largest.label)}, ${formatBytes(largest.bytes)}) is over ${which}; ${shrink}`);
   }
-  // Every buffer the engine makes is bound whole as a storage buffer by some kernel.
-  if (maxBinding !== null && largest.bytes > maxBinding) {
-    worse('does-not-fit');
-    reasons.push(`the largest buffer (${largest.label}, ${formatBytes(largest.bytes)}) is over this GPU's maxStorageBufferBindingSize of ${formatBytes(maxBinding)}; ${shrink}`);
-  }
-  if (maxBuffer === null || maxBinding === null) reasons.push('no adapter limits were given: buffer sizes were not checked against maxBufferSize / maxStorageBufferBindingSize');
+  if (!limitsGiven) reasons.push(`no adapter limits were given: buffer sizes were checked only against the engine's own ${formatBytes(MAX_REQUESTED_BUFFER + 4)} − 4 bytes, not against this GPU's maxBufferSize / maxStorageBufferBindingSize`);
   const memoryBytes = gpu.memoryBytes ?? GUESSED_GPU_MEMORY;
   const memorySource = gpu.memoryBytes === undefined ? 'guessed' : (gpu.memorySource ?? 'given');
   const guess = memorySource === 'guessed' ? ' (a guess: WebGPU cannot report GPU memory; give the real size)' : '';
   const share = peakBytes / memoryBytes;
   const of = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)}${guess}`;
   const pct = (x: number): string => `${Math.round(x * 100)} %`;
-  const remote = 'or train it remotely on Replicate (remote mode: an A100 with 80 GB)';
-  const overLimits = (maxBuffer !== null && largest.bytes > maxBuffer) || (maxBinding !== null && largest.bytes > maxBinding);
+  const remote = 'train it remotely on Replicate (remote mode: an A100 with 80 GB)';
+  const overLimits = largest.bytes > limit;
   const streamedShare = streaming.peakBytes / memoryBytes;
   if (overLimits) {
     reasons.push(`needs ${of} (${pct(share)})`);
     // Streaming keeps every buffer's size (a slot is shaped like a layer): no help against the limits.
-    reasons.push(`streaming the layers would not help (the buffers keep their sizes): ${remote}`);
+    reasons.push(`streaming the layers would not help (the buffers keep their sizes); ${remote}`);
   } else if (share <= 1) {
     if (share > TIGHT_SHARE) {
       worse('tight');
@@ -372,7 +385,14 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   } else {
     worse('does-not-fit');
     const streamed = streaming.savedBytes > 0 ? `, and ${formatBytes(streaming.peakBytes)} even with the layers streamed from CPU memory` : '';
-    reasons.push(`needs ${of}${streamed}: ${quantization === 'none' ? 'quantise the base (peft_method qlora or quantization nf4-double), ' : ''}${shrink}, ${remote}`);
+    // Fewer rows or tokens can help only when the buffers they size are more than the overshoot; the weights (those
+    // on the GPU, streamed or not) are what they are.
+    const best = Math.min(peakBytes, streaming.savedBytes > 0 ? streaming.peakBytes : peakBytes);
+    const sized = bytes.activations + bytes.scratch + bytes.io;
+    const helps = sized > best - memoryBytes;
+    const remedies = [quantization === 'none' ? 'quantise the base (peft_method qlora or quantization nf4-double)' : null, helps ? fewerRowsOrTokens : null].filter((x): x is string => x !== null);
+    const weightsAlone = helps ? '' : ` (the weights alone need ${formatBytes(best - sized)})`;
+    reasons.push(`needs ${of}${streamed}${weightsAlone}: ${[...remedies, remote].join(', or ')}`);
   }
 
   return {
@@ -484,4 +504,32 @@ function planStreaming(x: StreamingInputs): StreamingPlan {
       slowdown: { overlapped: Math.max(1, ratio), serial: 1 + ratio },
     },
   };
+}
+
+/** What the runner's buffers hold, in words, by the ledger's label (the planner names the largest one). */
+const BUFFER_WORDS: Readonly<Record<string, string>> = {
+  n1: "the first RMSNorm's output",
+  n2: "the second RMSNorm's output",
+  q: 'the queries',
+  k: 'the keys',
+  v: 'the values',
+  att: "attention's output",
+  'kept att': "a recomputed layer's kept attention output",
+  h: 'the residual stream after attention',
+  g: "the MLP's gate projection output",
+  u: "the MLP's up projection output",
+  a: "SwiGLU's output",
+  dres: "the residual stream's gradient",
+  dn: "a norm output's gradient",
+  dq: "the queries' gradient",
+  datt: "attention output's gradient",
+  du: "the up projection output's gradient",
+  dxf: "the final norm's input gradient",
+  'xent logits': "a chunk of the lm_head's logits",
+};
+
+/** A buffer's ledger label with what it holds ("g, the MLP's gate projection output"); a self-explaining label as it is. */
+function describeBuffer(label: string): string {
+  const words = BUFFER_WORDS[label];
+  return words ? `${label}, ${words}` : label;
 }

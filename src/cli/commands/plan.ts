@@ -3,6 +3,7 @@
 
 import { longestSequenceBound } from '../../run/planner.ts';
 import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { FIELD_BY_NAME } from '../../config/hyperparams.ts';
 import { parseMistralConfig } from '../../model/config.ts';
 import { readJson } from '../../model/source.ts';
 import { planMemory, type PlanGpu } from '../../run/planner.ts';
@@ -100,7 +101,12 @@ export const planCommand: Command = {
     // No sequence of a run of these settings is longer than the bound (max_seq_len, or the packs' chunk_size): a longer
     // --seq-len is planned at the bound, which was once done without a word.
     const bound = longestSequenceBound(hp);
-    if (seqLen !== undefined && seqLen > bound) io.err(`note: --seq-len ${seqLen} is longer than any sequence of these settings (${hp.pack_sequences ? 'packs of chunk_size and max_seq_len' : 'max_seq_len'}: ${bound} tokens): planned for ${bound} (give --max_seq_len ${seqLen} to plan longer ones)`);
+    if (seqLen !== undefined && seqLen > bound) {
+      const f = FIELD_BY_NAME.max_seq_len;
+      const most = f.type === 'int' && f.max !== undefined ? f.max : Infinity;
+      const longer = seqLen > most ? `max_seq_len allows at most ${most}: give --max_seq_len ${most} to plan the longest` : `give --max_seq_len ${seqLen} to plan longer ones`;
+      io.err(`note: --seq-len ${seqLen} is longer than any sequence of these settings (${hp.pack_sequences ? 'packs of chunk_size and max_seq_len' : 'max_seq_len'}: ${bound} tokens): planned for ${bound} (${longer})`);
+    }
     const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;

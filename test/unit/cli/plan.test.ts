@@ -78,6 +78,10 @@ describe('finetune plan', () => {
     expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', '--seq-len', '8192', '--max_seq_len', '512', '--no-gpu'], c.io)).toBe(0);
     expect(c.err).toEqual(['note: --seq-len 8192 is longer than any sequence of these settings (max_seq_len: 512 tokens): planned for 512 (give --max_seq_len 8192 to plan longer ones)']);
     expect(JSON.parse(c.out.join('\n')).run.seqLen).toBe(512);
+    // Past what max_seq_len allows at all, the advice names the most it allows instead of a value it refuses.
+    const far = capture();
+    expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', '--seq-len', '100000', '--no-gpu'], far.io)).toBe(0);
+    expect(far.err).toEqual(['note: --seq-len 100000 is longer than any sequence of these settings (max_seq_len: 4096 tokens): planned for 4096 (max_seq_len allows at most 32768: give --max_seq_len 32768 to plan the longest)']);
   });
 
   it('tells the three forms of --model apart', () => {

@@ -202,6 +202,43 @@ describe('memory planner', () => {
     expect(limits.reasons.join(' ')).toMatch(/streaming the layers would not help .*Replicate/);
   });
 
+  it('checks buffers against the 4 GiB the engine asks of any GPU even without adapter limits (plan --no-gpu)', () => {
+    const plan = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', max_seq_len: 32768 }), { gpu: { memoryBytes: 141 * 1024 ** 3 } });
+    expect(plan.largestBuffer.bytes).toBeGreaterThan(MAX_REQUESTED_BUFFER);
+    expect(plan.verdict).toBe('does-not-fit');
+    expect(plan.reasons.join(' ')).toMatch(/is over the 4\.0 GiB − 4 bytes the engine asks of any GPU for one buffer; lower micro_batch_size or max_seq_len/);
+  });
+
+  it('names the buffer in words, and the setting that sizes it: validation_batch_size when it sets the rows, never micro_batch_size at 1', () => {
+    const limits = { maxBufferSize: 256 * 1024 ** 2, maxStorageBufferBindingSize: 256 * 1024 ** 2, memoryBytes: 8 * 1024 ** 3 };
+    const byValidation = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, validation_batch_size: 16, max_seq_len: 1024 }), { gpu: limits });
+    const said = byValidation.reasons.join(' ');
+    expect(said).toMatch(/the largest buffer \(g, the MLP's gate projection output, 896\.0 MiB\)/);
+    expect(said).toMatch(/lower validation_batch_size \(16 rows a batch; micro_batch_size has 1\) or max_seq_len/);
+    expect(said).not.toMatch(/micro_batch_size or/);
+    const single = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 8192 }), { gpu: limits });
+    expect(single.reasons.join(' ')).toMatch(/lower max_seq_len \(activations grow with tokens; micro_batch_size is already 1\)/);
+  });
+
+  it('says no setting shrinks a model tensor over the limits, and that streaming would not help, in one sentence each', () => {
+    const nemo = parseMistralConfig({ ...JSON.parse(readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json', 'utf8')), vocab_size: 131072, hidden_size: 5120 });
+    const p = planMemory(nemo, parseHyperparams({ peft_method: 'qlora', max_seq_len: 64 }), { gpu: { maxBufferSize: 1024 ** 3, maxStorageBufferBindingSize: 1024 ** 3, memoryBytes: 24 * 1024 ** 3 } });
+    expect(p.verdict).toBe('does-not-fit');
+    const said = p.reasons.join(' | ');
+    expect(said).toMatch(/model\.embed_tokens\.weight, 1\.3 GiB\) is over this GPU's maxBufferSize of 1\.0 GiB; it is the model's own tensor, which no setting makes smaller/);
+    expect(said).not.toMatch(/micro_batch_size|max_seq_len/);
+    expect(said).toMatch(/streaming the layers would not help \(the buffers keep their sizes\); train it remotely on Replicate/);
+  });
+
+  it('does not suggest smaller batches when the weights alone are over the memory', () => {
+    const tinyConfig = parseMistralConfig(JSON.parse(readFileSync('test/fixtures/tiny-mistral/config.json', 'utf8')));
+    const p = planMemory(tinyConfig, parseHyperparams({ max_seq_len: 8 }), { gpu: { memoryBytes: 1024 ** 2 } });
+    expect(p.verdict).toBe('does-not-fit');
+    const said = p.reasons.join(' ');
+    expect(said).toMatch(/the weights alone need/);
+    expect(said).not.toMatch(/micro_batch_size|max_seq_len/);
+  });
+
   it('without a memory size it plans against a labelled guess', () => {
     const plan = planMemory(mistral7b, parseHyperparams({}));
     expect(plan.gpu.memorySource).toBe('guessed');
