@@ -6,7 +6,7 @@ import { open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { makeFolder } from './make-folder.ts';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { checkCacheKey, type WeightCacheStore } from '../run/weight-cache.ts';
+import { checkCacheKey, readCacheEntryInfo, type WeightCacheEntryInfo, type WeightCacheStore } from '../run/weight-cache.ts';
 import { nodeFileSource } from './node-source.ts';
 import { processAlive } from './process-alive.ts';
 
@@ -94,12 +94,22 @@ export function nodeWeightCache(dir: string = defaultCacheDir()): WeightCacheSto
       } catch {
         return [];
       }
-      const out = [];
+      const out: WeightCacheEntryInfo[] = [];
       for (const n of names) {
         const m = /^weights-([0-9a-f]{40})\.bin$/.exec(n);
-        if (m) out.push({ key: m[1], bytes: (await stat(join(dir, n))).size });
+        if (!m) continue;
+        const path = join(dir, n);
+        let s;
+        try {
+          s = await stat(path);
+        } catch {
+          continue; // removed meanwhile
+        }
+        // An unreadable footer is still listed (without a source), so that it can be removed; a load rebuilds it.
+        const info = await readCacheEntryInfo(await nodeFileSource(path)).catch(() => null);
+        out.push({ key: m[1], bytes: s.size, ...(info ?? {}), writtenAt: s.mtimeMs });
       }
-      return out;
+      return out.sort((a, b) => (b.writtenAt ?? 0) - (a.writtenAt ?? 0));
     },
   };
 }

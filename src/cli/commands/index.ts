@@ -1,5 +1,6 @@
 import type { Command } from '../command.ts';
 import { benchCommand } from './bench.ts';
+import { cacheCommand } from './cache.ts';
 import { checkCommand } from './check.ts';
 import { exportCommand } from './export.ts';
 import { generateCommand } from './generate.ts';
@@ -10,4 +11,4 @@ import { gpuInfoCommand } from './gpu-info.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import { validateCommand } from './validate.ts';
 
-export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand, generateCommand, exportCommand, planCommand, remoteCommand];
+export const commands: Command[] = [gpuInfoCommand, benchCommand, validateCommand, tokenizeCommand, checkCommand, trainCommand, generateCommand, exportCommand, planCommand, remoteCommand, cacheCommand];

@@ -2,36 +2,13 @@
 // entries written whole or not at all, an entry that would not fit the site's quota refused before a byte is written
 // (and one that runs out of quota mid-write aborted), and a list that names each entry's source from its footer.
 import { describe, expect, it } from 'vitest';
-import type { WeightPart, WeightsManifest } from '../../../src/engine/mistral/weight-parts.ts';
-import { cacheKey, entryBytes, entryChunks, readCacheEntryInfo, WEIGHT_CACHE_FORMAT, type CacheIdentity } from '../../../src/run/weight-cache.ts';
+import { readCacheEntryInfo } from '../../../src/run/weight-cache.ts';
+import { cacheEntryOf, cacheIdentityOf } from '../../helpers/cache-entries.ts';
 import { opfsWeightCache } from '../../../src/worker/opfs-weight-cache.ts';
 import { FakeOpfs } from '../../helpers/fake-opfs.ts';
 
-const identity = (source: string, quantization: CacheIdentity['quantization'] = 'nf4'): CacheIdentity => ({
-  format: WEIGHT_CACHE_FORMAT,
-  source,
-  quantization,
-  files: [{ name: 'config.json', size: 600, version: 'http "abc"' }],
-});
-
-/** A two-part "model": enough for a real entry (parts, hashes, footer), no GPU. */
-const manifest: WeightsManifest = {
-  dims: { V: 4, C: 2, I: 4, L: 0, nH: 1, nKV: 1, hd: 2, theta: 10000, eps: 1e-5 },
-  quantization: 'nf4',
-  tied: true,
-  parts: [
-    { name: 'embed', bytes: 1000, info: { role: 'embed', storage: 'bf16' } },
-    { name: 'final_norm', bytes: 8, info: { role: 'final_norm' } },
-  ],
-};
-
-async function* partBytes(fill: number): AsyncGenerator<{ part: WeightPart; bytes: Uint8Array }> {
-  for (const part of manifest.parts) yield { part, bytes: new Uint8Array(part.bytes).fill(fill) };
-}
-
-async function entryOf(id: CacheIdentity): Promise<{ key: string; chunks: AsyncGenerator<Uint8Array>; bytes: number }> {
-  return { key: await cacheKey(id), chunks: entryChunks(manifest, id, partBytes(7)), bytes: entryBytes(manifest, id) };
-}
+const identity = cacheIdentityOf;
+const entryOf = cacheEntryOf;
 
 async function* failingAfter(n: number): AsyncGenerator<Uint8Array> {
   yield new Uint8Array(n);
