@@ -100,6 +100,12 @@ export function parseMistralConfig(json: unknown, where = 'config.json'): Mistra
   if (modelType !== undefined && modelType !== 'mistral') {
     fail(where, `model_type is ${describeValue(modelType)}; only Mistral-architecture models ("mistral") are supported`);
   }
+  // A config without model_type (hand-written, or an older exporter) still names its class in `architectures`: a
+  // LlamaForCausalLM has Mistral's shapes but not its tokenizer, and once loaded without a word.
+  const architectures = json.architectures;
+  if (Array.isArray(architectures) && architectures.length > 0 && !architectures.includes('MistralForCausalLM')) {
+    fail(where, `architectures names ${architectures.map(describeValue).join(', ')}; only Mistral-architecture models ("MistralForCausalLM") are supported`);
+  }
   const act = json.hidden_act ?? json.hidden_activation;
   if (act !== undefined && act !== 'silu') fail(where, `hidden_act ${describeValue(act)} is not supported (Mistral uses "silu")`);
   if (json.attention_bias === true || json.mlp_bias === true) fail(where, 'biases in attention/MLP projections are not supported (Mistral has none)');

@@ -24,7 +24,13 @@ export async function loadTokenizerFrom(dirOrFile: string = DEFAULT_TOKENIZER_DI
   } catch (e) {
     throw new FinetuneError('bad-input', `--tokenizer: cannot read ${path}: ${(e as Error).message}`);
   }
-  return loadTokenizer(bytes);
+  try {
+    return await loadTokenizer(bytes);
+  } catch (e) {
+    // "not a SentencePiece model file" alone did not say which file: the default, or the one --tokenizer named.
+    if (e instanceof FinetuneError && e.kind === 'bad-input') throw new FinetuneError('bad-input', `--tokenizer: ${path} is ${e.message}`);
+    throw e;
+  }
 }
 
 const USAGE = `finetune tokenize --texts FILE.json [--tokenizer DIR]

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,14 @@ function capture() {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'finetune-cli-'));
+
+/** A folder whose tokenizer.model is 64 bytes of protobuf nonsense. */
+function brokenTokenizer(): string {
+  const folder = join(dir, 'broken-tok');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, 'tokenizer.model'), new Uint8Array(64).fill(0xff));
+  return folder;
+}
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('finetune validate', () => {
@@ -69,6 +77,8 @@ describe('finetune validate', () => {
       [['validate', `${DATA}/empty.jsonl`, '--lora_rank', '4'], /only --layout and --max_seq_len/],
       [['validate', `${DATA}/empty.jsonl`, '--frobnicate'], /unknown option --frobnicate/],
       [['validate', `${DATA}/empty.jsonl`, '--tokenizer', `${dir}/none`], /--tokenizer: .* does not exist/],
+      // A damaged tokenizer.model is named, not only called "not a SentencePiece model file".
+      [['validate', `${DATA}/empty.jsonl`, '--tokenizer', brokenTokenizer()], /--tokenizer: .*broken-tok\/tokenizer\.model is not a SentencePiece model file: /],
     ];
     for (const [args, message] of cases) {
       const c = capture();

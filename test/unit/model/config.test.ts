@@ -95,6 +95,8 @@ describe('parseMistralConfig', () => {
       [{ rope_parameters: { rope_theta: 1e6, rope_type: 'yarn' } }, /rope_type "yarn" is not supported/],
       [{ rope_scaling: { type: 'linear', factor: 2 } }, /rope_scaling .* is not supported/],
       [{ model_type: 'llama' }, /model_type is "llama"/],
+      // Without a model_type, the architectures list still names what the checkpoint is (Llama-2's tokenizer differs).
+      [{ model_type: undefined, architectures: ['LlamaForCausalLM'] }, /architectures names "LlamaForCausalLM"; only Mistral-architecture models \("MistralForCausalLM"\) are supported/],
       [{ hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/],
       [{ torch_dtype: 'int8' }, /dtype "int8" is not supported/],
       [{ sliding_window: -3 }, /"sliding_window" must be a positive integer/],
