@@ -18,7 +18,7 @@ import type { MistralConfig } from '../model/config.ts';
 import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER, type BaseMatmul } from '../engine/gpu.ts';
 import { int8ScratchBytes } from '../engine/kernels/int8_matmul.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
-import { dimsOf, flopsPerToken, linearShape, type Dims } from '../engine/mistral/dims.ts';
+import { dimsOf, flopsPerToken, linearShape, nf4Unsupported, type Dims } from '../engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
 import { ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
@@ -226,6 +226,9 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const warnings = [...config.warnings];
   const quantization = hp.quantization;
   const gpu = o.gpu ?? {};
+  // No size can be planned for weights that cannot be quantised: said here, before any load.
+  const nf4Why = quantization === 'none' ? null : nf4Unsupported(d);
+  if (nf4Why) throw new FinetuneError('bad-input', nf4Why);
   const stored = storedBytesPerValue(config, warnings);
   let largest = { label: '', bytes: 0 };
   const see = (label: string, bytes: number): number => {

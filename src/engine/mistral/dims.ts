@@ -1,6 +1,7 @@
 // The sizes of a Mistral model as the engine needs them, and the shapes of its linear modules.
 
 import { PROJECTIONS, type Projection } from '../../core/mistral.ts';
+import { NF4_BLOCK } from '../../core/nf4-format.ts';
 import type { MistralConfig } from '../../model/config.ts';
 
 
@@ -59,4 +60,16 @@ export function flopsPerToken(d: Dims, T: number, checkpointing = true): number 
   const attention = attentionFlopsPerToken(d, T);
   const forward = 2 * n + attention;
   return forward * (checkpointing ? 3 : 2) + attention * 0.5;
+}
+
+/**
+ * Why this model's projections cannot be NF4-quantised, or null: NF4 quantises each row in blocks of 64 weights, so
+ * every projection's input width must be a multiple of 64. Said before a load (and in the plan), instead of by the
+ * quantisation kernel once the first projection has been downloaded.
+ */
+export function nf4Unsupported(d: Dims): string | null {
+  const bad = PROJECTIONS.find((p) => linearShape(d, p).in % NF4_BLOCK !== 0);
+  if (bad === undefined) return null;
+  const width = linearShape(d, bad).in;
+  return `${bad} has ${width} inputs a row, not a multiple of ${NF4_BLOCK}: NF4 quantises rows in blocks of ${NF4_BLOCK}, so this model can only be trained unquantised (peft_method lora, quantization none)`;
 }

@@ -9,7 +9,7 @@ import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import type { WeightStorage } from '../kernels/matmul.ts';
 import { nf4_quantize, type Nf4Weight } from '../kernels/nf4.ts';
-import { dimsOf, linearShape, type Dims } from './dims.ts';
+import { dimsOf, linearShape, nf4Unsupported, type Dims } from './dims.ts';
 import { layerParts } from './layer-parts.ts';
 import { downloadLayer, LayerStream, type HostLayer } from './layer-stream.ts';
 
@@ -104,6 +104,8 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, 
   if (ckpt.config.slidingWindow !== null && ckpt.config.slidingWindow < ckpt.config.maxPositions) {
     throw new FinetuneError('bad-input', `sliding-window attention (window ${ckpt.config.slidingWindow}) is not supported; Mistral-7B v0.2 has none`);
   }
+  const nf4Why = o.quantization === 'none' ? null : nf4Unsupported(dims);
+  if (nf4Why) throw new FinetuneError('bad-input', nf4Why);
   const names = ['model.embed_tokens.weight'];
   for (let l = 0; l < dims.L; l++) {
     names.push(`model.layers.${l}.input_layernorm.weight`, `model.layers.${l}.post_attention_layernorm.weight`);

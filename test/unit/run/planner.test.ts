@@ -239,6 +239,12 @@ describe('memory planner', () => {
     expect(said).not.toMatch(/micro_batch_size|max_seq_len/);
   });
 
+  it('refuses to plan NF4 for projections it cannot quantise (an input width not a multiple of 64), before any load', () => {
+    const narrow = parseMistralConfig({ ...JSON.parse(readFileSync('test/fixtures/tiny-mistral/config.json', 'utf8')), hidden_size: 96, head_dim: 16, num_attention_heads: 6, num_key_value_heads: 2 });
+    expect(() => planMemory(narrow, parseHyperparams({ peft_method: 'qlora', max_seq_len: 8 }))).toThrow('q_proj has 96 inputs a row, not a multiple of 64: NF4 quantises rows in blocks of 64, so this model can only be trained unquantised (peft_method lora, quantization none)');
+    expect(planMemory(narrow, parseHyperparams({ peft_method: 'lora', max_seq_len: 8 })).reasons.join(' ')).not.toMatch(/NF4/);
+  });
+
   it('without a memory size it plans against a labelled guess', () => {
     const plan = planMemory(mistral7b, parseHyperparams({}));
     expect(plan.gpu.memorySource).toBe('guessed');
