@@ -39,6 +39,7 @@ export interface FileSet {
 /** Reasons carried in `details.reason` of the errors raised here, so callers can react (e.g. fall back on 404). */
 export type SourceErrorReason =
   | 'not-found'
+  | 'repo-not-found'
   | 'unauthorized'
   | 'forbidden'
   | 'network'
@@ -289,13 +290,21 @@ export function redactUrls(text: string, url?: string): string {
   return out;
 }
 
-function statusError(status: number, name: string, url: string, opts: HttpOptions): FinetuneError {
+function statusError(status: number, name: string, url: string, opts: HttpOptions, headers?: Headers): FinetuneError {
   const hint = opts.accessHint ? ` ${opts.accessHint}` : '';
   // Licences, gated repositories and tokens are the Hub's; another server that wants credentials gets none from us.
   const otherServer = !opts.token && !opts.accessHint && !isHuggingFaceUrl(url);
   let reason: SourceErrorReason;
   let message: string;
-  if (otherServer && status === 401) {
+  // The Hub answers 401 for a repository that does not exist (or is private and the request has no token that reaches
+  // it), and says which in X-Error-Code: "gated, accept the licence" would send the user after a licence that is not there.
+  const repoNotFound = (status === 401 || status === 404) && headers?.get('x-error-code') === 'RepoNotFound';
+  if (repoNotFound) {
+    reason = 'repo-not-found';
+    message = opts.token
+      ? `${name}: the repository was not found (HTTP ${status}): check the repository id; a private repository needs a token with access to it.${hint}`
+      : `${name}: the repository was not found (HTTP ${status}): check the repository id; a private repository needs an access token.${hint}`;
+  } else if (otherServer && status === 401) {
     reason = 'unauthorized';
     message = `${name}: the server asks for credentials (HTTP 401); a Hugging Face token is sent only to huggingface.co over https, so use a URL that needs none, or download the files and load them from disk.`;
   } else if (otherServer && status === 403) {
@@ -320,6 +329,14 @@ function statusError(status: number, name: string, url: string, opts: HttpOption
     message = `${name}: HTTP ${status} from the server.`;
   }
   return sourceError(reason, scrub(message, opts.token), { status });
+}
+
+/** The error for a 5xx / 429 / 408 that every retry got too. */
+function serverFailing(name: string, status: number, attempts: number, ms: number, token: string | undefined): FinetuneError {
+  const seconds = ms < 10_000 ? Math.round(ms / 100) / 10 : Math.round(ms / 1000);
+  const what = status === 429 ? 'the server is limiting requests' : status === 408 ? 'the server timed out' : 'the server is failing';
+  const message = `${name}: the server answered HTTP ${status} to ${attempts} attempt${attempts === 1 ? '' : 's'} over ${seconds} s; ${what}, try again later.`;
+  return sourceError('network', scrub(message, token), { status, attempts });
 }
 
 interface ContentRange {
@@ -377,7 +394,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     }
     if (res.status !== 200 && res.status !== 206) {
       await drain(res);
-      throw statusError(res.status, name, url, opts);
+      throw statusError(res.status, name, url, opts, res.headers);
     }
     return res;
   };
@@ -387,6 +404,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
    */
   let opened = false;
   const get = async (range: string): Promise<Response> => {
+    const t0 = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         const res = await fetchOnce(range);
@@ -397,9 +415,13 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         // (a keep-alive socket the server had closed) or a timeout is worth another try either way.
         const network = e instanceof FinetuneError && e.details?.reason === 'network';
         const wrongAddress = network && e.details?.wrongAddress === true;
-        const retryable = e instanceof FinetuneError && ((network && (opened || !wrongAddress)) || (typeof e.details?.status === 'number' && retryableStatus(e.details.status)));
+        const status = e instanceof FinetuneError && typeof e.details?.status === 'number' ? e.details.status : null;
+        const retryable = e instanceof FinetuneError && ((network && (opened || !wrongAddress)) || (status !== null && retryableStatus(status)));
         if (!retryable) throw e;
-        await backoff(attempt, e);
+        // A busy or failing server that is still failing after every retry is the network's kind of trouble, not the
+        // user's input: say so, and that it was tried again (the retries took seconds without a word).
+        const spent = status !== null ? serverFailing(name, status, attempt, Date.now() - t0, opts.token) : e;
+        await backoff(attempt, spent);
       }
     }
   };

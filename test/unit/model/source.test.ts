@@ -67,6 +67,8 @@ beforeAll(async () => {
     if (url.endsWith('/403')) return void res.writeHead(403).end(echo);
     if (url.endsWith('/404') || url.includes('missing')) return void res.writeHead(404).end(echo);
     if (url.endsWith('/500')) return void res.writeHead(500).end(echo);
+    // The Hub's answer for a repository that does not exist (or is private, asked without a token): 401, not 404.
+    if (url.includes('/no-such-repo/')) return void res.writeHead(401, { 'x-error-code': 'RepoNotFound', 'x-error-message': 'Repository not found' }).end(echo);
     if (url.endsWith('/redirect')) return void res.writeHead(302, { location: '/file.bin' }).end();
     if (url.endsWith('/norange-small')) {
       res.writeHead(200, { 'content-length': 300 });
@@ -132,15 +134,13 @@ describe('HTTP byte source', () => {
     expect(seen.map((s) => s.headers.range)).toEqual(['bytes=0-0', 'bytes=0-7', `bytes=8-${8 + h.headerLength - 1}`]);
   });
 
-  it('tells 401 / 403 / 404 / 500 apart, and never shows the token', async () => {
+  it('tells 401 / 403 / 404 apart, and never shows the token', async () => {
     const cases: [string, RegExp, string][] = [
       ['401', /refused the access token \(HTTP 401\).*valid and unexpired.*accept the licence/, 'unauthorized'],
       ['403', /HTTP 403.*accept the licence on the model page.*token lacks access/, 'forbidden'],
       ['404', /not found \(HTTP 404\)/, 'not-found'],
-      ['500', /HTTP 500/, 'http'],
     ];
     for (const [path, re, reason] of cases) {
-      // (5xx is retried with backoff before it is reported: a short delay keeps the test quick.)
       const e = await errorOf(() => httpSource(`${base}/${path}`, { token: TOKEN, retryDelayMs: 1 }));
       expect(e.kind).toBe('bad-input');
       expect(e.message).toMatch(re);
@@ -158,6 +158,29 @@ describe('HTTP byte source', () => {
     const hub = await errorOf(() => httpSource(`${base}/401`, { accessHint: 'Model page: https://huggingface.co/o/m' }));
     expect(hub.message).toMatch(/authentication required \(HTTP 401\).*gated or private.*accept the licence.*access token.*Model page/);
     expect(isNotFound(await errorOf(() => httpSource(`${base}/404`)))).toBe(true);
+  });
+
+  it('a 5xx that outlasts the retries is a network error that says it was retried, not bad input', async () => {
+    seen.length = 0;
+    const e = await errorOf(() => httpSource(`${base}/500`, { token: TOKEN, retryDelayMs: 1, retries: 2 }));
+    expect(seen).toHaveLength(3); // the first try and two retries
+    expect(e.kind).toBe('network');
+    expect(e.details?.status).toBe(500);
+    expect(e.message).toMatch(new RegExp(`^${base}/500: the server answered HTTP 500 to 3 attempts over \\d+(\\.\\d+)? s; the server is failing, try again later\\.$`));
+    expect(JSON.stringify({ m: e.message, d: e.details })).not.toContain(TOKEN);
+  });
+
+  it("says a Hub repository was not found when the Hub's 401 carries X-Error-Code: RepoNotFound (not 'gated')", async () => {
+    const anon = await errorOf(() => hubSource('someone/no-such-repo', 'config.json', { fetch: localHubFetch }));
+    expect(anon.kind).toBe('bad-input');
+    expect(anon.details?.reason).toBe('repo-not-found');
+    expect(anon.message).toMatch(/^someone\/no-such-repo\/config\.json: the repository was not found \(HTTP 401\): check the repository id; a private repository needs an access token/);
+    expect(anon.message).not.toMatch(/gated|licence/);
+    const withToken = await errorOf(() => hubSource('someone/no-such-repo', 'config.json', { token: TOKEN, fetch: localHubFetch }));
+    expect(withToken.message).toMatch(/the repository was not found \(HTTP 401\): check the repository id; a private repository needs a token with access to it/);
+    expect(withToken.message).not.toContain(TOKEN);
+    // Not a missing file: a checkpoint must not fall back to another file name for it.
+    expect(isNotFound(withToken)).toBe(false);
   });
 
   it('reports a network failure as such, without the token', async () => {
