@@ -75,6 +75,17 @@ export async function cacheIdentity(files: FileSet, ckpt: BaseCheckpoint, source
   return { format: WEIGHT_CACHE_FORMAT, source, quantization, files: out };
 }
 
+/**
+ * Why these files cannot be cached, or null when they can. The identity stands for the files only when each has a
+ * version: without one (a server that sends no ETag or Last-Modified), a file changed to another of the same size would
+ * get the same key, and the stale weights of the old one would be loaded for it, without a word.
+ */
+export function uncachedReason(identity: CacheIdentity): string | null {
+  const bare = identity.files.find((f) => f.version === null);
+  if (!bare) return null;
+  return `the weights are not cached: ${bare.name} comes without a version (an ETag or Last-Modified from its server, a file's modification time), so a changed file could not be told apart from the cached one; each load reads the model's files again`;
+}
+
 /** The entry's key: a hash of the identity (file names, sizes and versions, source, settings, format). */
 export async function cacheKey(identity: CacheIdentity): Promise<string> {
   return (await sha256(new TextEncoder().encode(JSON.stringify(identity)))).slice(0, 40);
@@ -157,9 +168,12 @@ export interface CachedLoad {
  */
 export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: BaseCheckpoint, o: CachedLoadOptions): Promise<CachedLoad> {
   const identity = await cacheIdentity(files, ckpt, o.source, o.quantization);
-  const cache = o.cache;
-  const key = await cacheKey(identity);
   const notes: string[] = [];
+  const unversioned = o.cache ? uncachedReason(identity) : null;
+  if (unversioned) notes.push(unversioned);
+  // Files without versions are neither read from the cache (an entry could be of an older file) nor written to it.
+  const cache = unversioned ? null : o.cache;
+  const key = await cacheKey(identity);
   const entry = cache ? await cache.open(key) : null;
   if (cache && entry) {
     try {

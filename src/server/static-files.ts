@@ -62,8 +62,17 @@ export function serveStatic(rootDir: string): (req: IncomingMessage, res: Server
       res.writeHead(req.method === 'GET' || req.method === 'HEAD' ? 404 : 405, { 'content-type': 'text/plain; charset=utf-8' });
       return void res.end('not found\n');
     }
-    const size = statSync(file).size;
-    const headers: Record<string, string | number> = { 'content-type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream', 'cache-control': 'no-cache', 'accept-ranges': 'bytes' };
+    const st = statSync(file);
+    const size = st.size;
+    const headers: Record<string, string | number> = {
+      'content-type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
+      'cache-control': 'no-cache',
+      'accept-ranges': 'bytes',
+      // A model's version for the weight cache (src/run/weight-cache.ts caches no file without one), and what a resumed
+      // read checks it is still reading the same file by. Size and mtime, as vite preview's sirv gives them.
+      etag: `W/"${size}-${Math.floor(st.mtimeMs)}"`,
+      'last-modified': st.mtime.toUTCString(),
+    };
     // The engine reads safetensors by byte range (model files under check/ and any model the page fetches).
     const range = byteRange(req.headers.range, size);
     if (range === 'unsatisfiable') {

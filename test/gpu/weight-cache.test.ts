@@ -1,7 +1,8 @@
 // The weight cache: tiny-mistral served by a loopback Range server. The first load downloads, quantises and caches;
 // the second downloads no weight bytes (only config, index and the shards' headers) and gives the same GPU weights,
 // byte for byte; a corrupted entry is detected by its hashes, removed and rebuilt. A load with streamed layers (held in
-// CPU memory) reads the same entry and writes it again byte for byte.
+// CPU memory) reads the same entry and writes it again byte for byte. A server without ETag or Last-Modified is not
+// cached at all (a changed file could not be told apart).
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import type { LoadProgress } from '../../src/engine/mistral/weights.ts';
 import { parseSafetensorsHeaderBytes } from '../../src/model/safetensors.ts';
 import { urlFileSet } from '../../src/model/source.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
-import { cacheIdentity, cacheKey, writeCacheEntry } from '../../src/run/weight-cache.ts';
+import { cacheIdentity, cacheKey, writeCacheEntry, type WeightCacheStore } from '../../src/run/weight-cache.ts';
 import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { startRangeServer, type RangeServer } from '../helpers/range-server.ts';
 import { gpuContext } from './context.ts';
@@ -118,6 +119,34 @@ describe('weight cache', () => {
       expect(readFileSync(join(otherDir, entry)).equals(readFileSync(join(cacheDir, entry)))).toBe(true);
     } finally {
       rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a server that sends no ETag or Last-Modified: the cache is neither read nor written, and the load says why', async () => {
+    // Without a validator a changed shard of the same size would have the same identity, and the cached (stale) weights
+    // would be served for it: such a source is not cached at all.
+    const bare = await startRangeServer(DIR, '/model/', { validators: false });
+    const store = nodeWeightCache(cacheDir);
+    const used: string[] = [];
+    const counting: WeightCacheStore = {
+      open: (key) => (used.push(`open ${key}`), store.open(key)),
+      write: (key, chunks, bytes) => (used.push(`write ${key}`), store.write(key, chunks, bytes)),
+      remove: (key) => (used.push(`remove ${key}`), store.remove(key)),
+      list: () => store.list(),
+    };
+    const entriesBefore = readdirSync(cacheDir);
+    session.weightCache = counting;
+    try {
+      const phases = new Set<string | undefined>();
+      const info = await session.loadModel(urlFileSet(bare.base, { retryDelayMs: 5 }), 'tiny', 'nf4-double', (p: LoadProgress) => phases.add(p.phase));
+      expect(info.fromCache).toBe(false);
+      expect(used).toEqual([]);
+      expect(phases).not.toContain('caching');
+      expect(readdirSync(cacheDir)).toEqual(entriesBefore);
+      expect(info.warnings.join(' ')).toMatch(/the weights are not cached: config\.json comes without a version \(an ETag or Last-Modified from its server, a file's modification time\), so a changed file could not be told apart from the cached one/);
+    } finally {
+      session.weightCache = store;
+      await bare.close();
     }
   });
 });

@@ -18,7 +18,12 @@ export interface RangeServer {
   close(): Promise<void>;
 }
 
-export async function startRangeServer(dir: string, prefix = '/model/'): Promise<RangeServer> {
+export interface RangeServerOptions {
+  /** Send an ETag with every answer, as the Hub and static hosts do (default true); false: no ETag, no Last-Modified. */
+  validators?: boolean;
+}
+
+export async function startRangeServer(dir: string, prefix = '/model/', o: RangeServerOptions = {}): Promise<RangeServer> {
   const files = new Map<string, Uint8Array>();
   for (const f of readdirSync(dir)) files.set(f, new Uint8Array(readFileSync(join(dir, f))));
   const sent = new Map<string, number>();
@@ -37,7 +42,7 @@ export async function startRangeServer(dir: string, prefix = '/model/'): Promise
       failures.set(name, fails - 1);
       return void res.writeHead(503).end('busy');
     }
-    const etag = `"${name}-${body.byteLength}"`;
+    const etag: Record<string, string> = o.validators === false ? {} : { etag: `"${name}-${body.byteLength}"` };
     let start = 0;
     let end = body.byteLength - 1;
     const m = /^bytes=(\d+)-(\d*)$/.exec(range);
@@ -45,9 +50,9 @@ export async function startRangeServer(dir: string, prefix = '/model/'): Promise
       start = Number(m[1]);
       end = m[2] ? Math.min(Number(m[2]), body.byteLength - 1) : end;
       if (start > end) return void res.writeHead(416, { 'content-range': `bytes */${body.byteLength}` }).end();
-      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${body.byteLength}`, 'content-length': end - start + 1, etag, 'accept-ranges': 'bytes' });
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${body.byteLength}`, 'content-length': end - start + 1, ...etag, 'accept-ranges': 'bytes' });
     } else {
-      res.writeHead(200, { 'content-length': body.byteLength, etag, 'accept-ranges': 'bytes' });
+      res.writeHead(200, { 'content-length': body.byteLength, ...etag, 'accept-ranges': 'bytes' });
     }
     const cut = cuts.get(name);
     if (cut !== undefined && cut > start && cut <= end) {

@@ -55,6 +55,14 @@ it('serves the app, its index for /, and byte ranges', async () => {
   expect((await fetch(`${base}/check/weights.bin`, { headers: { range: 'bytes=20-' } })).status).toBe(416);
 });
 
+it('sends an ETag and Last-Modified with each file, so that the weight cache can tell a changed model file', async () => {
+  const part = await fetch(`${base}/check/weights.bin`, { headers: { range: 'bytes=0-0' } });
+  const whole = await fetch(`${base}/check/weights.bin`);
+  expect(part.headers.get('etag')).toMatch(/^W\/"10-\d+"$/);
+  expect(whole.headers.get('etag')).toBe(part.headers.get('etag'));
+  expect(Number.isNaN(Date.parse(part.headers.get('last-modified') ?? ''))).toBe(false);
+});
+
 it('answers 404 for missing files and never serves outside dist', async () => {
   expect((await fetch(`${base}/missing.json`)).status).toBe(404);
   expect(await raw('/../secret.txt')).toBe(404);
