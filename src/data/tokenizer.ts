@@ -161,6 +161,17 @@ function wellFormed(text: string): string {
   return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
 }
 
+/**
+ * The error for a model whose vocabulary is not the tokenizer's, or null when they agree. Token ids index the model's
+ * embeddings and lm_head: with another vocabulary (Mistral-7B v0.3 has 32768 tokens, v0.1 and v0.2 32000), training
+ * would learn and generation decode the wrong tokens, or ids past the tokenizer's end. `tokenizer` names it in the
+ * message; `fix` says how to give the model's own.
+ */
+export function vocabularyMismatch(modelVocab: number, tokenizerVocab: number, tokenizer: string, fix: string): FinetuneError | null {
+  if (modelVocab === tokenizerVocab) return null;
+  return new FinetuneError('bad-input', `the model's vocabulary has ${modelVocab} tokens; ${tokenizer} has ${tokenizerVocab}: ${fix}`, { modelVocab, tokenizerVocab });
+}
+
 /** Loads a SentencePiece tokenizer from the bytes of a `tokenizer.model` file. */
 export async function loadTokenizer(modelBytes: Uint8Array): Promise<Tokenizer> {
   let info: ModelInfo;

@@ -11,7 +11,7 @@ import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
 import type { Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
-import type { Tokenizer } from '../data/tokenizer.ts';
+import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
 import { assertFiniteAdapter, createAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
 import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
@@ -161,9 +161,13 @@ export class FinetuneSession {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading another model');
     const t0 = Date.now();
     const ckpt = await openBaseCheckpoint(files);
-    if (ckpt.config.vocabSize !== this.tokenizer.vocabSize) {
-      throw new FinetuneError('bad-input', `the model's vocabulary has ${ckpt.config.vocabSize} tokens; the Mistral tokenizer has ${this.tokenizer.vocabSize}`);
-    }
+    const mismatch = vocabularyMismatch(
+      ckpt.config.vocabSize,
+      this.tokenizer.vocabSize,
+      'the tokenizer',
+      "the model needs its own tokenizer: give finetune train --tokenizer DIR, a folder with the model's tokenizer.model (the page has only the Mistral tokenizer of Mistral-7B v0.1 and v0.2, 32000 tokens)",
+    );
+    if (mismatch) throw mismatch;
     // Into new buffers first, the loaded model swapped out only on success: a failed load (a bad token, the network,
     // a 404, out of memory) leaves the previous model in place and usable. (The price: both are on the GPU while the
     // new one loads; loadMistralWeights frees its own partial upload when it fails.)

@@ -1,7 +1,7 @@
 // `finetune generate` as a user runs it: the text it streams to stdout is the greedy continuation the library makes
 // (tiny-mistral + tiny-adapter), the summary on stderr says how it ended, and bad flags are usage errors (exit 2).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import { destroyMistralWeights, loadMistralWeights } from '../../src/engine/mist
 import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
 import { generate } from '../../src/run/generate.ts';
+import { wideVocabModel } from '../helpers/wide-vocab-model.ts';
 import { gpuContext } from './context.ts';
 
 const run = promisify(execFile);
@@ -96,5 +97,19 @@ describe('finetune generate', () => {
       expect(e?.stderr).toMatch(/--prompt is required|--top-p must be a number/);
       expect(e?.stderr).toContain('finetune generate --model');
     }
+  });
+
+  it("refuses a model whose vocabulary is not the tokenizer's before the GPU or the weights, saying to give --tokenizer", async () => {
+    const dir = await wideVocabModel(32768);
+    const failed = await run('node', ['bin/finetune.mjs', 'generate', '--model', dir, '--prompt', PROMPT, '--max-tokens', '1', '--no-cache'], { timeout: 300_000 })
+      .then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      )
+      .finally(() => rmSync(dir, { recursive: true, force: true }));
+    expect(failed?.code).toBe(2); // bad input
+    // One line: the GPU was not asked for (on a software adapter its note would come first).
+    expect(failed?.stderr.trim().split('\n')).toHaveLength(1);
+    expect(failed?.stderr).toMatch(/^finetune generate: bad-input: the model's vocabulary has 32768 tokens; the tokenizer \(.*public\/tokenizer.*\) has 32000: give --tokenizer DIR, a folder with the model's own tokenizer\.model/);
   });
 });

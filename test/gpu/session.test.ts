@@ -1,7 +1,7 @@
 // The session behind the page and `finetune train`: a run stopped mid-way is saved to its store and resumed from
 // there; the CLI trains end to end and writes a PEFT adapter that reads back.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +12,7 @@ import type { GpuContext } from '../../src/engine/gpu.ts';
 import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
 import { readAdapter } from '../../src/model/lora-adapter.ts';
 import { readGguf } from '../helpers/gguf-reader.ts';
+import { wideVocabModel } from '../helpers/wide-vocab-model.ts';
 import { gpuContext } from './context.ts';
 
 const ROWS = ['def add(a, b):\n    return a + b', 'def sub(a, b):\n    return a - b', 'x = [1, 2, 3]', 'print("hi")'];
@@ -33,6 +34,15 @@ describe('fine-tuning session', () => {
   let ctx: GpuContext;
   beforeAll(async () => {
     ctx = await gpuContext();
+  });
+
+  it("refuses a model whose vocabulary is not the tokenizer's, saying how to give the model's own", async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    const dir = await wideVocabModel(32768);
+    const e = await session.loadModel(nodeDirectory(dir), 'wide', 'nf4-double').then(() => null, (err: Error) => err);
+    rmSync(dir, { recursive: true, force: true });
+    expect(e?.message).toMatch(/^the model's vocabulary has 32768 tokens; the tokenizer has 32000: the model needs its own tokenizer: give finetune train --tokenizer DIR, a folder with the model's tokenizer\.model/);
+    expect(session.model).toBeNull();
   });
 
   it('reports dataset problems with line numbers before training', async () => {

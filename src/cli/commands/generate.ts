@@ -13,6 +13,7 @@ import { checkDirectory } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
+import { vocabularyMismatch } from '../../data/tokenizer.ts';
 
 /** A generation flag's value, checked as the page's Try it checks it (src/config/generation.ts), or its fallback. */
 function generationFlag(v: string | undefined, flag: string, setting: GenerationSetting, fallback: number): number {
@@ -94,6 +95,10 @@ Example:
     // another model is one line at once, not after the weights are loaded.
     const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
     const ckpt = await openBaseCheckpoint(spec.files);
+    // Before the GPU and the weights: a model of another vocabulary (Mistral-7B v0.3's 32768 tokens) once loaded whole,
+    // then decoded wrong tokens or failed on an id past the tokenizer's end.
+    const mismatch = vocabularyMismatch(ckpt.config.vocabSize, tokenizer.vocabSize, `the tokenizer (${values.tokenizer ?? "the project's public/tokenizer"})`, "give --tokenizer DIR, a folder with the model's own tokenizer.model");
+    if (mismatch) throw mismatch;
     const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
 
     const { ctx, found } = await createNodeContext();
