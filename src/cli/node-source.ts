@@ -102,6 +102,13 @@ export function isRemoteModelSpec(spec: string): boolean {
  * else is a bad-input error that says which three forms are accepted.
  */
 export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
+  const revision = o.revision;
+  if (revision !== undefined) {
+    if (revision.trim() === '') throw new FinetuneError('bad-input', '--revision is empty: give a branch, tag or commit id, or leave it out for main');
+    // A folder or a URL has no revisions: a flag that changed nothing would let the user believe it did.
+    const kind = /^https?:\/\//i.test(spec) ? 'a URL' : existsSync(spec) ? 'a folder' : null;
+    if (kind) throw new FinetuneError('bad-input', `--revision ${revision} is for a Hugging Face id (owner/name); --model ${spec} is ${kind}`);
+  }
   if (/^https?:\/\//i.test(spec)) {
     // HF_TOKEN is for Hugging Face: sent to its own hosts over https, never to any other server a URL names (it once
     // went to every URL, plain http included).
@@ -114,7 +121,8 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     return { kind: 'directory', files: nodeDirectory(spec), label: basename(resolve(spec)) };
   }
   if (/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(spec) && !spec.includes('..')) {
-    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision: o.revision }), label: spec };
+    // Named with its revision, as the page names it: a saved run and the adapter's base model say which one was trained on.
+    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision }), label: revision === undefined ? spec : `${spec}@${revision}` };
   }
   throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

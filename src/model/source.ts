@@ -216,6 +216,11 @@ export interface HttpOptions {
   retryDelayMs?: number;
   /** Called with every chunk of body bytes as it arrives (for progress: MB/s, ETA). */
   onBytes?: (bytes: number) => void;
+  /**
+   * Called with every answer that carries the file (200 or 206), before its body is read; throwing refuses it. The
+   * Hub's FileSet checks there that each answer comes from the commit the load is pinned to.
+   */
+  onResponse?: (res: Response) => void;
 }
 
 const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
@@ -396,6 +401,12 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       await drain(res);
       throw statusError(res.status, name, url, opts, res.headers);
     }
+    try {
+      opts.onResponse?.(res);
+    } catch (e) {
+      await drain(res);
+      throw e;
+    }
     return res;
   };
   /**
@@ -542,19 +553,50 @@ export interface HubOptions extends Omit<HttpOptions, 'name' | 'accessHint'> {
 /** One file of a Hub repository. */
 export function hubSource(repo: string, file: string, opts: HubOptions = {}): Promise<ByteSource> {
   const revision = opts.revision ?? 'main';
-  return httpSource(hubFileUrl(repo, file, revision), {
+  return hubSourceAt(repo, file, revision, revision, opts);
+}
+
+/** One file read at `at` (a commit, once a load is pinned), named in messages by the revision the user asked for. */
+function hubSourceAt(repo: string, file: string, at: string, asked: string, opts: HttpOptions): Promise<ByteSource> {
+  return httpSource(hubFileUrl(repo, file, at), {
     ...opts,
-    name: `${repo}/${file}${revision === 'main' ? '' : `@${revision}`}`,
+    name: `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`,
     accessHint: `Model page: https://huggingface.co/${repo}`,
   });
 }
 
-/** A Hub repository at a revision as a FileSet (it cannot list itself without the Hub API). */
+/** The Hub names each answer's commit in this header (on the resolve answer itself; a CDN it redirects to does not). */
+const REPO_COMMIT_HEADER = 'x-repo-commit';
+
+/**
+ * A Hub repository at a revision as a FileSet (it cannot list itself without the Hub API). A branch such as `main` can
+ * move while a model loads (minutes for Mistral-7B), and each file resolved on its own could then come from another
+ * commit: the first answer's X-Repo-Commit pins the set, every later file is read at that commit, and an answer from
+ * another commit (the pinned file itself, read again after the branch moved) is refused.
+ */
 export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
   checkRepoId(repo);
+  const asked = opts.revision ?? 'main';
+  let commit: string | null = null;
   return {
     name: repo,
-    open: (file) => hubSource(repo, file, opts),
+    open: (file) => {
+      const name = `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`;
+      const onResponse = (res: Response): void => {
+        opts.onResponse?.(res);
+        const answered = res.headers.get(REPO_COMMIT_HEADER);
+        if (answered === null || !/^[0-9a-f]{40}$/i.test(answered)) return;
+        if (commit === null) commit = answered;
+        else if (answered !== commit) {
+          throw sourceError(
+            'changed',
+            `${name}: the Hub answered commit ${answered} for this file, and ${commit} for the files before it: the repository changed while the model was loading; load it again, or give the revision as a commit id`,
+            { commit: answered, pinned: commit },
+          );
+        }
+      };
+      return hubSourceAt(repo, file, commit ?? asked, asked, { ...opts, onResponse });
+    },
   };
 }
 

@@ -33,7 +33,7 @@ export const generateCommand: Command = {
   summary: 'continue a prompt with a model (and an adapter), streaming the text as it comes',
   usage: `finetune generate --model DIR|HUB_ID|URL [--adapter DIR|ZIP] --prompt TEXT [--max-tokens N] [--temperature T]
                   [--top-p P] [--seed N] [--quant none|nf4|nf4-double] [--stream-layers] [--tokenizer DIR]
-                  [--cache-dir DIR | --no-cache]
+                  [--revision REV] [--cache-dir DIR | --no-cache]
 
 Continues TEXT (BOS prepended, no chat template: write the layout you trained with) with the KV-cache decoder, printing
 each token's text on stdout as it is generated, until </s> or --max-tokens. Greedy by default (reproducible). Ctrl-C
@@ -54,6 +54,8 @@ options:
   --top-p P          samples from the most likely tokens up to P of the probability: ${L.topP.rule}
                      (default 1)
   --seed N           the seed of the sampling draws: a whole number (default 0)
+  --revision REV      Hub branch, tag or commit of a Hugging Face --model (default main); every file is read at the
+                     commit the first one came from
   --quant Q          load the base weights as none (default), nf4 or nf4-double
   --cache-dir DIR    the weight cache train fills (default ~/.cache/finetune): a model loaded before, at the same
                      --quant, is read from it instead of being downloaded and quantised again
@@ -75,6 +77,7 @@ Example:
       seed: { type: 'string' },
       quant: { type: 'string', default: 'none' },
       tokenizer: { type: 'string' },
+      revision: { type: 'string' },
       'stream-layers': { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
@@ -93,7 +96,7 @@ Example:
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
     // The checkpoint's config and the adapter are read before the GPU is asked for: a wrong zip or an adapter for
     // another model is one line at once, not after the weights are loaded.
-    const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
+    const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
     const ckpt = await openBaseCheckpoint(spec.files);
     // Before the GPU and the weights: a model of another vocabulary (Mistral-7B v0.3's 32768 tokens) once loaded whole,
     // then decoded wrong tokens or failed on an id past the tokenizer's end.

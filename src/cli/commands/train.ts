@@ -38,7 +38,7 @@ const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--valida
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
                [--int8-kernel dp4a|subgroup-matrix]
                [--gemm auto|basic|tiled|tiled-fixed] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
-               [--recover N] [--base-model NAME] [--<hyperparameter> VALUE …]
+               [--recover N] [--base-model NAME] [--revision REV] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -62,6 +62,8 @@ options:
                      run saves its first checkpoint; a finished run and its adapter (OUT/adapter) are replaced. Without
                      it, train refuses an OUT that holds either
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
+  --revision REV     Hub branch, tag or commit of a Hugging Face --model (default main); every file is read at the
+                     commit the first one came from, and the run and the adapter name the model owner/name@REV
   --cache-dir DIR    where quantised weights (and kernel choices, in DIR/kernels) are cached between runs
                      (default ~/.cache/finetune)
   --no-cache         neither read nor write the weight cache or the kernel choices
@@ -154,6 +156,7 @@ export function makeTrainCommand(
         resume: { type: 'boolean', default: false },
         overwrite: { type: 'boolean', default: false },
         tokenizer: { type: 'string' },
+        revision: { type: 'string' },
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean', default: false },
         'stream-layers': { type: 'boolean', default: false },
@@ -196,7 +199,7 @@ export function makeTrainCommand(
       if (existsSync(adapterDir) && !statSync(adapterDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${adapterDir} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
       // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
-      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined });
+      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
       const lock = lockOutFolder(out);

@@ -235,6 +235,28 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
     expect(r.err).toMatch(/is not a zip archive/);
   });
 
+  it('train and generate take --revision for a Hub model (read at that revision), and refuse it for a folder', async () => {
+    const asked: string[] = [];
+    vi.stubGlobal('fetch', async (input: string | URL | Request) => {
+      asked.push(String(input));
+      return new Response('not here', { status: 404 });
+    });
+    try {
+      const gen = await run(['generate', '--model', 'someone/model', '--revision', 'v1.0', '--prompt', 'a']);
+      expect(gen.code).toBe(2);
+      expect(gen.err).toBe('finetune generate: bad-input: someone/model: no config.json');
+      expect(asked[0]).toBe('https://huggingface.co/someone/model/resolve/v1.0/config.json');
+      // train reads the model after the GPU is set up (here a stub that refuses): the flag is taken.
+      expect((await run(['train', '--model', 'someone/model', '--revision', 'v1.0', '--data', GOOD, '--out', join(dir, 'rev')])).err).toMatch(REACHED_GPU);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    for (const cmd of [['train', '--data', GOOD, '--out', join(dir, 'rev')], ['generate', '--prompt', 'a']]) {
+      const r = await run([cmd[0], '--model', MODEL, '--revision', 'v1.0', ...cmd.slice(1)]);
+      expect(r).toEqual({ code: 2, err: `finetune ${cmd[0]}: bad-input: --revision v1.0 is for a Hugging Face id (owner/name); --model ${MODEL} is a folder` });
+    }
+  });
+
   it('takes an empty prompt (generate from <s> alone) and a negative seed, as the page does', async () => {
     expect((await run(['generate', '--model', MODEL, '--prompt', '', '--seed', '-1', '--temperature', '0.7'])).err).toMatch(REACHED_GPU);
   });

@@ -231,6 +231,53 @@ describe('HTTP byte source', () => {
     expect(isNotFound(await errorOf(() => files.open('missing.json')))).toBe(true);
   });
 
+  it("pins a Hub load to the commit its first file came from (X-Repo-Commit): later files are read at that commit", async () => {
+    const C1 = '1111111111111111111111111111111111111111';
+    const C2 = '2222222222222222222222222222222222222222';
+    const urls: string[] = [];
+    let firstDone = false;
+    // The repository moves once config.json has answered: `main` resolves to C2 from then on; C1 stays C1.
+    const moving: typeof fetch = async (input, init) => {
+      const url = String(input);
+      urls.push(url);
+      const commit = url.includes(`/resolve/${C1}/`) || !firstDone ? C1 : C2;
+      const res = await localHubFetch(url.replace(`/resolve/${C1}/`, '/resolve/main/'), init);
+      const headers = new Headers(res.headers);
+      headers.set('x-repo-commit', commit);
+      return new Response(res.body, { status: res.status, headers });
+    };
+    const files = hubFileSet('someone/model', { fetch: moving });
+    expect(await readJson(await files.open('config.json'))).toEqual({ r: 4 });
+    firstDone = true;
+    const weights = await files.open('weights.bin');
+    expect(weights.name).toBe('someone/model/weights.bin'); // named by the revision asked for, not the commit
+    expect(await weights.read(3, 3)).toEqual(FILE.subarray(3, 6));
+    expect(urls.filter((u) => u.endsWith('/weights.bin'))).toEqual([
+      `https://huggingface.co/someone/model/resolve/${C1}/weights.bin`,
+      `https://huggingface.co/someone/model/resolve/${C1}/weights.bin`,
+    ]);
+  });
+
+  it('refuses a Hub file that answers another commit than the files before it, with a clear error', async () => {
+    const C1 = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+    const C2 = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+    const twoCommits: typeof fetch = async (input, init) => {
+      const url = String(input);
+      const res = await localHubFetch(url.replace(/\/resolve\/[^/]+\//, '/resolve/main/'), init);
+      const headers = new Headers(res.headers);
+      headers.set('x-repo-commit', url.endsWith('config.json') ? C1 : C2);
+      return new Response(res.body, { status: res.status, headers });
+    };
+    const files = hubFileSet('someone/model', { fetch: twoCommits, revision: 'v1' });
+    await files.open('config.json');
+    const e = await errorOf(() => files.open('weights.bin'));
+    expect(e.kind).toBe('bad-input');
+    expect(e.details?.reason).toBe('changed');
+    expect(e.message).toBe(
+      `someone/model/weights.bin@v1: the Hub answered commit ${C2} for this file, and ${C1} for the files before it: the repository changed while the model was loading; load it again, or give the revision as a commit id`,
+    );
+  });
+
   it('serves a FileSet from a base URL', async () => {
     const files = urlFileSet(`${base}/models/demo`);
     const src = await files.open('adapter_model.safetensors');
@@ -243,6 +290,12 @@ describe('HTTP byte source', () => {
     const files = urlFileSet(`${base}/models/demo?download=true`);
     expect((await files.open('adapter_model.safetensors')).size).toBe(ADAPTER.length);
     expect(seen.map((s) => s.url)).toContain('/models/demo/adapter_model.safetensors?download=true');
+  });
+
+  it('--model owner/name with a revision is named owner/name@revision, as the page names it', async () => {
+    expect(modelSpec('someone/model', { revision: 'v1.0' })).toMatchObject({ kind: 'hub', label: 'someone/model@v1.0' });
+    expect(modelSpec('someone/model')).toMatchObject({ kind: 'hub', label: 'someone/model' });
+    expect((await errorOf(async () => modelSpec(`${base}/models/demo`, { revision: 'v1.0' }))).message).toBe(`--revision v1.0 is for a Hugging Face id (owner/name); --model ${base}/models/demo is a URL`);
   });
 
   it('sends HF_TOKEN with --model URL only to Hugging Face over https, never to another server', async () => {
