@@ -214,6 +214,12 @@ export interface HttpOptions {
   retries?: number;
   /** First backoff delay in ms, doubled per attempt (default 500). */
   retryDelayMs?: number;
+  /**
+   * The longest wait for an answer's headers or for the next bytes of its body (default 60 s). Past it the connection
+   * is dropped and the read resumed, as after a cut: a server that stops sending without closing the connection
+   * would otherwise be waited on for undici's 300 s, again and again.
+   */
+  idleTimeoutMs?: number;
   /** Called with every chunk of body bytes as it arrives (for progress: MB/s, ETA). */
   onBytes?: (bytes: number) => void;
   /**
@@ -226,6 +232,59 @@ export interface HttpOptions {
 const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
 const DEFAULT_RETRIES = 5;
 const DEFAULT_RETRY_DELAY_MS = 500;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * What an attempt must deliver to count as progress, so that the attempt count starts again. A server that sends a few
+ * bytes and then stalls or drops, every time, once kept a read going for ever (each attempt delivered something).
+ */
+const PROGRESS_BYTES = 1024 * 1024;
+
+/** Seconds for a message: two significant digits (0.05 s, 16 s, 60 s). */
+function secondsText(ms: number): string {
+  return `${Number((ms / 1000).toPrecision(2))} s`;
+}
+
+/** A body or an answer that sent nothing for the idle timeout. */
+class Stalled extends Error {
+  constructor(readonly ms: number) {
+    super(`no data for ${secondsText(ms)}`);
+  }
+}
+
+/**
+ * The answer with a body that fails with Stalled when a read waits longer than `ms` for bytes (`onStall` then drops
+ * the connection). Only a read that is waited on is timed: the stream pulls on demand.
+ */
+function withIdleTimeout(res: Response, ms: number, onStall: () => void): Response {
+  const inner = res.body?.getReader();
+  if (!inner) return res;
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(c) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Stalled(ms)), ms);
+        });
+        try {
+          const { done, value } = await Promise.race([inner.read(), stalled]);
+          if (done) c.close();
+          else c.enqueue(value);
+        } catch (e) {
+          if (e instanceof Stalled) {
+            onStall();
+            inner.cancel(e).catch(() => undefined);
+          }
+          c.error(e);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      cancel: (reason) => inner.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
 
 /** Statuses worth asking again: the server or a proxy is busy or failed, not the request. */
 function retryableStatus(status: number): boolean {
@@ -388,19 +447,34 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     if (attempt > retries || opts.signal?.aborted) throw err;
     await sleep(delay * 2 ** (attempt - 1), opts.signal);
   };
+  const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const fetchOnce = async (range: string): Promise<Response> => {
     let res: Response;
+    // Each attempt can be dropped on its own (a stall), besides by the caller's signal.
+    const attempt = new AbortController();
+    const signal = opts.signal ? (typeof AbortSignal.any === 'function' ? AbortSignal.any([opts.signal, attempt.signal]) : opts.signal) : attempt.signal;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      res = await doFetch(url, { headers: headers(range), signal: opts.signal, redirect: 'follow' });
+      const noAnswer = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Stalled(idleMs)), idleMs);
+      });
+      res = await Promise.race([doFetch(url, { headers: headers(range), signal, redirect: 'follow' }), noAnswer]);
     } catch (e) {
       if (opts.signal?.aborted) throw e;
+      if (e instanceof Stalled) {
+        attempt.abort(e);
+        throw sourceError('network', scrub(`${name}: no answer for ${secondsText(idleMs)}: check the connection and the URL.`, opts.token), { stalled: true });
+      }
       const why = redactUrls(e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e), url);
       throw sourceError('network', scrub(`${name}: network failure (${why}): check the connection and the URL.`, opts.token), { wrongAddress: isWrongAddress(e) });
+    } finally {
+      clearTimeout(timer);
     }
     if (res.status !== 200 && res.status !== 206) {
       await drain(res);
       throw statusError(res.status, name, url, opts, res.headers);
     }
+    res = withIdleTimeout(res, idleMs, () => attempt.abort(new Stalled(idleMs)));
     try {
       opts.onResponse?.(res);
     } catch (e) {
@@ -441,7 +515,8 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       return new Uint8Array(await res.arrayBuffer());
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      throw sourceError('network', scrub(`${name}: connection lost while downloading (${redactUrls((e as Error).message, url)}).`, opts.token));
+      const why = e instanceof Stalled ? `the server stopped sending: ${e.message}` : redactUrls((e as Error).message, url);
+      throw sourceError('network', scrub(`${name}: connection lost while downloading (${why}).`, opts.token));
     }
   };
   /**
@@ -518,8 +593,9 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       if (length === 0) return new Uint8Array(0);
       const out = new Uint8Array(length);
       let got = 0;
-      // Each pass asks for what is still missing; a connection that drops mid-body resumes from the last byte received.
-      for (let attempt = 1; got < length; ) {
+      // Each pass asks for what is still missing; a connection that drops or stalls mid-body resumes from the last byte
+      // received. `stalls`: how many of the attempts since the last progress stalled.
+      for (let attempt = 1, stalls = 0; got < length; ) {
         const from = offset + got;
         const res = await get(`bytes=${from}-${offset + length - 1}`);
         if (res.status !== 206) {
@@ -535,10 +611,19 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         const r = await streamInto(res, out, got);
         got += r.got;
         if (got >= length) break;
-        // Progress resets the attempt count: only a connection that keeps failing without delivering gives up.
-        if (r.got > 0) attempt = 1;
-        const why = r.error instanceof Error ? redactUrls(r.error.message, url) : 'the body ended early';
-        await backoff(attempt++, sourceError('network', scrub(`${name}: connection lost while downloading (${why}); ${got} of ${length} bytes at ${offset} arrived.`, opts.token)));
+        // Progress (a MiB or more) resets the attempt count: a connection that keeps failing with next to nothing
+        // delivered gives up.
+        if (r.got >= PROGRESS_BYTES) [attempt, stalls] = [1, 0];
+        let message: string;
+        if (r.error instanceof Stalled) {
+          stalls++;
+          const times = stalls === attempt ? `${attempt === 1 ? 'once' : `${attempt} times in a row`}` : `(${stalls} of ${attempt} attempts in a row without progress)`;
+          message = `${name}: the download stalled (no data for ${secondsText(r.error.ms)}) ${times}; ${got} of ${length} bytes at offset ${offset} arrived: check the connection, then load the model again.`;
+        } else {
+          const why = r.error instanceof Error ? redactUrls(r.error.message, url) : 'the body ended early';
+          message = `${name}: connection lost while downloading (${why}); ${got} of ${length} bytes at ${offset} arrived.`;
+        }
+        await backoff(attempt++, sourceError('network', scrub(message, opts.token)));
       }
       return out;
     },

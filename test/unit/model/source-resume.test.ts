@@ -1,6 +1,8 @@
 // Streaming that survives the network: a real loopback server with Range support serves tiny-mistral (three shards +
 // index); connections cut mid-shard resume from the last byte received, 503s are retried, and the bytes are those of
 // an uninterrupted read.
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
@@ -79,5 +81,73 @@ describe('resumable HTTP reads', () => {
     const e = await errorOf(() => httpSource('http://127.0.0.1:9/none', { retryDelayMs: 1000 }));
     expect(e.kind).toBe('network');
     expect(Date.now() - t0).toBeLessThan(900);
+  });
+});
+
+describe('stalled downloads', () => {
+  // A loopback server whose bodies stop: a stalled answer sends `stallAfter` bytes of its range and then nothing,
+  // keeping the connection open (as a dead proxy or a wedged CDN node does). undici would wait 300 s for the next byte.
+  const BODY = new Uint8Array(100_000).map((_, i) => (i * 31 + 7) & 0xff);
+  let server: Server;
+  let base = '';
+  const ranges: string[] = [];
+  /** How many answers to stall (-1: all), and after how many body bytes; 'headers': never answer at all. */
+  let stall: { count: number; after: number | 'headers' } = { count: 0, after: 0 };
+  const open = new Set<ServerResponse>();
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const range = req.headers.range ?? '';
+      ranges.push(range);
+      const [, a, b] = /bytes=(\d+)-(\d+)/.exec(range) ?? [];
+      const [start, end] = [Number(a), Math.min(Number(b), BODY.length - 1)];
+      const probe = range === 'bytes=0-0';
+      if (!probe && stall.count !== 0) {
+        stall.count--;
+        open.add(res);
+        if (stall.after === 'headers') return;
+        res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${BODY.length}`, 'content-length': end - start + 1, etag: '"v1"' });
+        res.write(Buffer.from(BODY.subarray(start, start + stall.after)));
+        return; // and never end
+      }
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${BODY.length}`, 'content-length': end - start + 1, etag: '"v1"' });
+      res.end(Buffer.from(BODY.subarray(start, end + 1)));
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((ok) => server.close(() => ok()));
+  });
+
+  it('a body that stops mid-way is abandoned after the idle timeout and resumed from the first missing byte', async () => {
+    ranges.length = 0;
+    stall = { count: 1, after: 1000 };
+    const src = await httpSource(`${base}/f`, { idleTimeoutMs: 100, retryDelayMs: 1 });
+    const t0 = Date.now();
+    const got = await src.read(0, BODY.length);
+    expect(Buffer.from(got).equals(Buffer.from(BODY))).toBe(true);
+    expect(ranges).toEqual(['bytes=0-0', 'bytes=0-99999', 'bytes=1000-99999']);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('a server that answers nothing at all is given up on after the idle timeout too', async () => {
+    ranges.length = 0;
+    stall = { count: 1, after: 'headers' };
+    const src = await httpSource(`${base}/f`, { idleTimeoutMs: 100, retryDelayMs: 1 });
+    expect(await src.read(10, 5)).toEqual(BODY.subarray(10, 15));
+    expect(ranges).toEqual(['bytes=0-0', 'bytes=10-14', 'bytes=10-14']);
+  });
+
+  it('a body that keeps stalling (a few bytes each time) ends in a network error naming the file and the bytes received', async () => {
+    ranges.length = 0;
+    stall = { count: -1, after: 10 };
+    const src = await httpSource(`${base}/f`, { idleTimeoutMs: 50, retryDelayMs: 1, retries: 2 });
+    const e = await errorOf(() => src.read(0, BODY.length));
+    stall = { count: 0, after: 0 };
+    expect(e.kind).toBe('network');
+    expect(e.message).toBe(`${base}/f: the download stalled (no data for 0.05 s) 3 times in a row; 30 of 100000 bytes at offset 0 arrived: check the connection, then load the model again.`);
+    // The first try and two more, each from the first missing byte (a few bytes each time are no progress).
+    expect(ranges).toEqual(['bytes=0-0', 'bytes=0-99999', 'bytes=10-99999', 'bytes=20-99999']);
   });
 });
