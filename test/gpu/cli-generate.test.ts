@@ -50,13 +50,17 @@ describe('finetune generate', () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'finetune-generate-own-cache-'));
     const once = async () => {
       const { stdout, stderr } = await run('node', ['bin/finetune.mjs', 'generate', '--model', 'test/fixtures/tiny-mistral', '--prompt', PROMPT, '--max-tokens', '3', '--quant', 'nf4', '--cache-dir', cacheDir], { timeout: 300_000 });
-      return { stdout, summary: JSON.parse(stderr.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!) as { fromCache: boolean } };
+      return { stdout, stderr, summary: JSON.parse(stderr.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!) as { fromCache: boolean } };
     };
     const first = await once();
     expect(first.summary.fromCache).toBe(false);
+    // The load's progress on stderr, as train prints it: reading the folder, then writing the cache.
+    expect(first.stderr).toMatch(/^loading tiny-mistral: reading · \d+ \/ \d+ tensors · /m);
+    expect(first.stderr).toMatch(/^loading tiny-mistral: caching · /m);
     expect(readdirSync(cacheDir).filter((n) => /^weights-[0-9a-f]{40}\.bin$/.test(n))).toHaveLength(1);
     const second = await once();
     expect(second.summary.fromCache).toBe(true);
+    expect(second.stderr).toMatch(/^loading tiny-mistral: loading from cache · /m);
     expect(second.stdout).toBe(first.stdout);
   });
 

@@ -435,7 +435,11 @@ describe('finetune train: the weight cache', () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-cache-warn-'));
     writeFileSync(join(dir, 'rows.jsonl'), '{"text": "def add(a, b):\\n    return a + b"}\n{"text": "x = [1, 2, 3]"}\n');
     const args = (out: string) => ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', join(dir, 'rows.jsonl'), '--out', join(dir, out), '--cache-dir', join(dir, 'cache'), '--max_steps', '1', '--train_batch_size', '1', '--micro_batch_size', '1', '--lora_rank', '2', '--max_seq_len', '8', '--run_validation', 'false'];
-    await run('node', args('a'), { env, timeout: BENCH_TIMEOUT });
+    const first = await run('node', args('a'), { env, timeout: BENCH_TIMEOUT });
+    // The load's progress goes to stderr (phase, tensors, bytes; a folder is read, not downloaded), stdout stays JSON.
+    expect(first.stderr).toMatch(/^loading tiny-mistral: reading · \d+ \/ \d+ tensors · [\d.]+ MiB \/ [\d.]+ MiB/m);
+    expect(first.stderr).toMatch(/^loading tiny-mistral: caching · /m);
+    for (const line of first.stdout.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
     const [entry] = readdirSync(join(dir, 'cache')).filter((n) => n.endsWith('.bin'));
     const bytes = readFileSync(join(dir, 'cache', entry));
     bytes[100] ^= 0xff; // a flipped byte in the first part

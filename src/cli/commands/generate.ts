@@ -13,6 +13,7 @@ import { checkDirectory } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
+import { loadProgressPrinter } from '../load-progress.ts';
 import { vocabularyMismatch } from '../../data/tokenizer.ts';
 
 /** A generation flag's value, checked as the page's Try it checks it (src/config/generation.ts), or its fallback. */
@@ -110,7 +111,9 @@ Example:
     // Hub is not downloaded and quantised again for every prompt.
     const cache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
     const streamLayers = values['stream-layers'];
-    const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.label, cache, streamLayers });
+    // The load's progress on stderr (stdout is the generated text): a Mistral-7B download takes minutes.
+    const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
+    const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.label, cache, streamLayers, onProgress });
     for (const n of loaded.notes) io.err(`warning: ${n}`);
     const weights = loaded.weights;
     const lora = imported ? uploadLora(ctx, weights.dims, imported) : null;

@@ -26,6 +26,7 @@ import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
+import { loadProgressPrinter } from '../load-progress.ts';
 import { loadRunData } from '../../data/training-data.ts';
 import type { LoadedDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
@@ -344,7 +345,9 @@ export function makeTrainCommand(
             let result;
             try {
               loading = true;
-              const model = await s.loadModel(spec.files, spec.label, quantization, undefined, { streamLayers }).finally(() => (loading = false));
+              // The load's progress on stderr, where the notes go (stdout stays one JSON event a line).
+              const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
+              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers }).finally(() => (loading = false));
               if (attempt === 0) {
                 for (const n of model.notices ?? []) io.err(`note: ${n}`);
                 // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).
