@@ -4,6 +4,7 @@
 // quantisation, and removes the older ones and those whose footer cannot be read (damaged, or another format, which a
 // load would rebuild anyway).
 
+import { formatBytes } from '../core/units.ts';
 import type { WeightCacheEntryInfo } from './weight-cache.ts';
 
 export interface PruneChoice {
@@ -26,4 +27,15 @@ export function entriesToPrune(entries: readonly WeightCacheEntryInfo[]): PruneC
     else seen.add(model);
   }
   return out;
+}
+
+/**
+ * After a load of `source`: a note when the cache holds entries of it that no load can use again (its files have
+ * changed since they were written), so that ≈ 4 GB entries do not pile up unseen; null when there are none.
+ */
+export function supersededNote(entries: readonly WeightCacheEntryInfo[], source: string, quantization: string, pruneHint: string): string | null {
+  const old = entriesToPrune(entries).filter((c) => c.entry.source === source && c.entry.quantization === quantization);
+  if (old.length === 0) return null;
+  const bytes = old.reduce((a, c) => a + c.entry.bytes, 0);
+  return `the weight cache also holds ${old.length === 1 ? 'an older entry' : `${old.length} older entries`} of ${source} (${quantization}), ${formatBytes(bytes)}, made from earlier versions of its files, which no load can use again: ${pruneHint} removes ${old.length === 1 ? 'it' : 'them'}`;
 }

@@ -1,5 +1,6 @@
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { loadWeightsCached } from '../../run/weight-cache.ts';
+import { supersededNote } from '../../run/weight-cache-prune.ts';
 import { GENERATION_LIMITS, parseGenerationSetting, type GenerationSetting } from '../../config/generation.ts';
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { formatCount, formatCounted } from '../../core/units.ts';
@@ -115,6 +116,8 @@ Example:
     const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
     const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.label, cache, streamLayers, onProgress });
     for (const n of loaded.notes) io.err(`warning: ${n}`);
+    const older = cache ? supersededNote(await cache.list(), spec.label, quantization, 'finetune cache prune') : null;
+    if (older) io.err(`note: ${older}`);
     const weights = loaded.weights;
     const lora = imported ? uploadLora(ctx, weights.dims, imported) : null;
     let interrupted = false;

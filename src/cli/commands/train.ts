@@ -21,6 +21,7 @@ import type { GpuContext, GpuContextOptions } from '../../engine/gpu.ts';
 import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
+import { supersededNote } from '../../run/weight-cache-prune.ts';
 import { folderRunStore, folderStoreFiles } from '../node-store.ts';
 import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
@@ -352,6 +353,8 @@ export function makeTrainCommand(
                 for (const n of model.notices ?? []) io.err(`note: ${n}`);
                 // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).
                 for (const w of model.warnings) io.err(`warning: ${w}`);
+                const older = weightCache ? supersededNote(await weightCache.list(), spec.label, quantization, 'finetune cache prune') : null;
+                if (older) io.err(`note: ${older}`);
                 print({ type: 'model', ...model });
               }
               const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };

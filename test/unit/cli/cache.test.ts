@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import { formatBytes } from '../../../src/core/units.ts';
 import { nodeWeightCache } from '../../../src/cli/node-weight-cache.ts';
+import { supersededNote } from '../../../src/run/weight-cache-prune.ts';
 import { cacheEntryOf, cacheIdentityOf } from '../../helpers/cache-entries.ts';
 
 function capture() {
@@ -84,6 +85,18 @@ describe('finetune cache', () => {
     expect(await main(['cache', 'rm', '--all', '--cache-dir', dir], all.io)).toBe(0);
     expect(readdirSync(dir)).toEqual([]);
     expect(all.err.at(-1)).toMatch(/^removed 1 entry, freeing /);
+  });
+
+  it('after a load, says when older entries of that model are in the cache, and how to remove them', async () => {
+    const a1 = await put('my-model', 'v1', 300);
+    await put('my-model', 'v2', 100);
+    await put('other', 'v1', 400);
+    await put('other', 'v2', 50);
+    const entries = await nodeWeightCache(dir).list();
+    expect(supersededNote(entries, 'my-model', 'nf4', 'finetune cache prune')).toBe(
+      `the weight cache also holds an older entry of my-model (nf4), ${formatBytes(a1.bytes)}, made from earlier versions of its files, which no load can use again: finetune cache prune removes it`,
+    );
+    expect(supersededNote(entries, 'my-model', 'nf4-double', 'finetune cache prune')).toBeNull();
   });
 
   it('an empty or missing cache folder lists nothing and says so', async () => {
