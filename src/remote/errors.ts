@@ -81,5 +81,5 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
 /** A FinetuneError for a request that never got an answer. */
 export function networkError(cause: unknown, call: string, host: string): FinetuneError {
   const why = networkReason(cause);
-  return new FinetuneError('network', `Could not reach ${host} while ${call} (${why}). Check the network connection${host.includes('127.0.0.1') || host.includes('localhost') ? ' and that the server is running' : ''}, then try again.`, { call, host });
+  return new FinetuneError('network', `Could not reach ${host} while ${call} (${why}). Check the network connection${host.includes('127.0.0.1') || host.includes('localhost') ? ' and that the server is running' : ''}, then try again.`, { call, host, reason: why });
 }

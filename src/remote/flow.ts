@@ -89,17 +89,88 @@ export function trainingInput(hp: Hyperparams, files: StartOptions['files']): { 
   return toReplicateInput(hp, files);
 }
 
-/** POST /models/{base}/versions/{version}/trainings. */
-export async function startTraining(c: RemoteClient, o: StartOptions): Promise<{ training: Training; notes: string[] }> {
+/**
+ * POST /models/{base}/versions/{version}/trainings. A failure that leaves unclear whether Replicate acted on it (the
+ * connection lost before the answer, a 5xx) is never reported as "not sent": Replicate may have created — and will bill —
+ * the training. The recent trainings (GET /trainings, newest first) are then looked through for this one (same base
+ * version, same uploaded train_data URL, which no other send uses, created since this send began): found, it is
+ * returned with `adopted: true`; not found, or the list unreadable, the error says the training may have started and how
+ * to check, instead of "try again" (a second send starts a second billed training).
+ */
+export async function startTraining(c: RemoteClient, o: StartOptions): Promise<{ training: Training; notes: string[]; adopted?: boolean }> {
   const { input, notes } = trainingInput(o.hp, o.files);
   const [owner, name] = (o.base?.model ?? BASE_MODEL).split('/');
   const version = o.base?.version ?? BASE_VERSION;
-  const created = await c.replicate.trainings.create(owner, name, version, {
-    destination: `${o.destination.owner}/${o.destination.name}`,
-    input,
-    signal: o.signal,
-  });
+  const destination = `${o.destination.owner}/${o.destination.name}` as const;
+  const since = Date.now();
+  let created: Training;
+  try {
+    created = await c.replicate.trainings.create(owner, name, version, { destination, input, signal: o.signal });
+  } catch (e) {
+    if (!isUnclearFailure(e) || o.signal?.aborted) throw e;
+    let found: Training | null = null;
+    let listed = true;
+    try {
+      found = await findStartedTraining(c, { version, trainData: input.train_data, destination, since, signal: o.signal });
+    } catch {
+      listed = false;
+    }
+    if (found) return { training: found, notes, adopted: true };
+    throw maybeStartedError(e as FinetuneError, destination, listed);
+  }
   return { training: checkTraining(created, answerOf(c, 'POST', `/models/${owner}/${name}/versions/${version}/trainings`)), notes };
+}
+
+/** A failure after which the request may still have been acted on: no answer at all, or a server error. */
+function isUnclearFailure(e: unknown): e is FinetuneError {
+  if (!(e instanceof FinetuneError)) return false;
+  if (e.kind === 'network') return true;
+  const status = e.details?.status;
+  return typeof status === 'number' && status >= 500;
+}
+
+/** How far Replicate's clock may be behind ours and a training still count as created by this send. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * The training a send created, from the first page of GET /trainings (newest first; 100 of them): the same base version,
+ * the same train_data URL (an upload of this send: no other training uses it), the destination when the answer names one,
+ * and created since `since` (less a clock skew allowance). Null when there is none.
+ */
+export async function findStartedTraining(c: RemoteClient, o: { version: string; trainData: string; destination: string; since: number; signal?: AbortSignal }): Promise<Training | null> {
+  const page = await c.replicate.trainings.list({ signal: o.signal });
+  const results = Array.isArray(page?.results) ? page.results : [];
+  for (const raw of results) {
+    const t = raw as Training & { destination?: unknown };
+    if (typeof t?.id !== 'string' || t.version !== o.version) continue;
+    if ((t.input as { train_data?: unknown } | undefined)?.train_data !== o.trainData) continue;
+    if (typeof t.destination === 'string' && t.destination !== o.destination) continue;
+    const at = Date.parse(t.created_at);
+    if (Number.isNaN(at) || at < o.since - CLOCK_SKEW_MS) continue;
+    return checkTraining(t, answerOf(c, 'GET', '/trainings'));
+  }
+  return null;
+}
+
+function maybeStartedError(e: FinetuneError, destination: string, listed: boolean): FinetuneError {
+  const d = e.details ?? {};
+  const what =
+    typeof d.status === 'number'
+      ? `Replicate answered ${d.status}${typeof d.detail === 'string' && d.detail ? ` (${d.detail})` : ''}`
+      : `no answer came back${typeof d.reason === 'string' ? ` (${d.reason})` : ''}`;
+  const looked = listed ? `no training of ${destination} from this send is among your recent trainings yet` : 'the list of your recent trainings could not be read either';
+  return new FinetuneError(
+    e.kind,
+    `The training of ${destination} may have started: ${what} while starting it, and ${looked}. Before sending it again, check whether it runs: finetune remote list, or https://replicate.com/trainings.`,
+    { ...d, maybeStarted: true, destination },
+  );
+}
+
+/** The recent trainings (GET /trainings: the first page, newest first). */
+export async function listTrainings(c: RemoteClient, signal?: AbortSignal): Promise<Training[]> {
+  const page = await c.replicate.trainings.list({ signal });
+  const results = Array.isArray(page?.results) ? page.results : [];
+  return results.map((t) => checkTraining(t, answerOf(c, 'GET', '/trainings')));
 }
 
 export function isDone(status: Training['status']): boolean {

@@ -32,7 +32,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
 import { watchProxyAnswers } from './proxy-answers.ts';
 import { loadRemoteForm, saveRemoteForm } from './remote-prefs.ts';
-import { estimateLine, retryLine, notSentLine, sendBlockedReason } from './remote-text.ts';
+import { estimateLine, retryLine, sendBlockedReason, sendFailedLine } from './remote-text.ts';
 
 const JOBS_KEY = 'finetune.remote.jobs';
 const TOKEN_KEY = 'finetune.remote.token';
@@ -347,14 +347,15 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       say('hint', 'Uploading the training data…');
       const train = await uploadFile(c, new Uint8Array(await d.train.file.arrayBuffer()), d.train.file.name);
       const validation = d.validation ? await uploadFile(c, new Uint8Array(await d.validation.file.arrayBuffer()), d.validation.file.name) : null;
-      const { training } = await startTraining(c, { destination: dest, hp, files: { train_data: train.urls.get, ...(validation ? { validation_data: validation.urls.get } : {}) } });
+      // An answer lost after Replicate started the training comes back adopted (found in its list): shown and saved
+      // as this send's job like any other, so a second send does not start a second billed training.
+      const { training, adopted } = await startTraining(c, { destination: dest, hp, files: { train_data: train.urls.get, ...(validation ? { validation_data: validation.urls.get } : {}) } });
       selected = training.id;
       upsertJob(viewTraining(training), `${dest.owner}/${dest.name}`);
-      say('hint', `Started ${training.id}${created ? ` (created the ${visibility.value} model ${dest.owner}/${dest.name})` : ''}.`);
+      say('hint', `Started ${training.id}${created ? ` (created the ${visibility.value} model ${dest.owner}/${dest.name})` : ''}${adopted ? ' (Replicate’s answer was lost; found it among your recent trainings)' : ''}.`);
       void follow(training.id, true);
     } catch (e) {
-      const { kind, message } = errorParts(e);
-      say('bad', notSentLine(message));
+      say('bad', sendFailedLine(e));
     } finally {
       busy = false;
       render();

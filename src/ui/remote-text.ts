@@ -3,6 +3,7 @@
 
 import type { CostEstimate } from '../remote/estimate.ts';
 import { scrub } from '../remote/errors.ts';
+import { isFinetuneError } from '../core/errors.ts';
 import type { ProxyAnswer } from './proxy-answers.ts';
 import { formatCounted } from '../core/units.ts';
 import { roughDuration } from './format.ts';
@@ -65,4 +66,13 @@ export function sendBlockedReason(s: SendState): string | null {
 /** Why a send failed, after "Not sent": the message as sentences of its own (it was "Not sent: The proxy refused …"). */
 export function notSentLine(message: string): string {
   return joinSentences('Not sent', startSentence(message));
+}
+
+/**
+ * The line for a send that failed: "Not sent. …" when nothing was started, but the error as it is when Replicate may have
+ * started the training (its answer lost: details.maybeStarted), which says how to check before sending again.
+ */
+export function sendFailedLine(e: unknown): string {
+  if (isFinetuneError(e) && e.details?.maybeStarted === true) return e.message;
+  return notSentLine(isFinetuneError(e) || e instanceof Error ? e.message : String(e));
 }

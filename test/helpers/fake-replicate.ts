@@ -5,7 +5,8 @@
 //
 // Trainings move starting → processing → succeeded | failed | canceled one step per GET of the training (not by the
 // clock), so tests are fast and deterministic; logs grow by a line per poll while processing. Errors are injected with
-// failNext (401/402/404/422/429 with Retry-After/500, or a dropped connection). Error bodies have the shape Replicate
+// failNext (401/402/404/422/429 with Retry-After/500, or a dropped connection), before the request is acted on, or
+// after it (afterActing: the training is created, its answer lost). Error bodies have the shape Replicate
 // answers with (problem+json: title, detail, status; 422 adds invalid_fields), which its description does not spell out.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -88,6 +89,11 @@ export interface Fault {
   times: number;
   /** Matching requests let through before this fault applies (default 0). */
   skip?: number;
+  /**
+   * The request is carried out first (a training is created…) and only its answer is replaced by this fault: the case of
+   * an answer lost on the way back, or a 5xx from a gateway after the server acted.
+   */
+  afterActing?: boolean;
 }
 
 export interface SeenRequest {
@@ -202,7 +208,7 @@ export class FakeReplicate {
       fault.skip--;
       fault = undefined;
     }
-    if (fault) {
+    if (fault && !fault.afterActing) {
       fault.times--;
       if (fault.status === 'drop') {
         record(0);
@@ -245,6 +251,14 @@ export class FakeReplicate {
       return this.send(res, method, path, problem(400, 'Bad request', problems.join('; ')), record, false);
     }
     const a = this.route(method, path, body, fileUpload);
+    if (fault?.afterActing) {
+      fault.times--;
+      if (fault.status === 'drop') {
+        record(0);
+        return void req.socket.destroy();
+      }
+      return this.send(res, method, path, this.faultAnswer(fault.status, fault), record);
+    }
     return this.send(res, method, path, a, record);
   }
 

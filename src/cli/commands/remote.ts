@@ -3,6 +3,7 @@
 // lists) and is never printed.
 
 import { statSync } from 'node:fs';
+import type { Training } from 'replicate';
 import { readFile, writeFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import {
   ensureDestination,
   followTraining,
   getTraining,
+  listTrainings,
   parseDestination,
   startTraining,
   trainingInput,
@@ -42,6 +44,7 @@ import { loadTokenizerFrom } from './tokenize.ts';
 const USAGE = `finetune remote train --data FILE.jsonl [--validation FILE.jsonl] --destination OWNER/NAME [--follow]
                       [--visibility private|public] [--hardware SKU] [--<hyperparameter> VALUE …]
 finetune remote status ID [--follow]
+finetune remote list
 finetune remote cancel ID
 finetune remote fetch ID --out DIR
 
@@ -55,7 +58,12 @@ train    checks the data here (every problem by line), estimates the cost, uploa
          are left out when Replicate's trainer does the same anyway, and refused (with the reason) when it cannot.
          --follow then prints its status, logs, elapsed time and cost until it ends (Ctrl-C stops following, not the
          training: \`finetune remote status ID\` picks it up again).
+         If the answer to starting the training is lost (connection dropped, 5xx), the recent trainings are looked
+         through for it and it is adopted; if it cannot be found, the error says it may have started: check with
+         \`finetune remote list\` or https://replicate.com/trainings before sending again.
 status   one JSON line: status, elapsed time, cost, error, output, the logs so far.
+list     your recent trainings (Replicate's first page, newest first), one JSON line each: id, status, model,
+         destination (once known), created_at.
 cancel   cancels a training that is still running; one that has already ended is left as it is (exit 1, with why).
 fetch    downloads a succeeded training's weights, imports them, and writes the PEFT adapter (adapter_config.json,
          adapter_model.safetensors) into DIR, with Replicate's training_output.zip beside them.
@@ -193,13 +201,14 @@ async function train(args: string[], io: CliIO): Promise<number> {
     print({ type: 'upload', file: files[i].path, id: file.id, bytes: file.size });
   }
   for (const n of notes) print({ type: 'note', text: n });
-  const { training } = await startTraining(c, {
+  const { training, adopted } = await startTraining(c, {
     destination,
     hp,
     files: { train_data: urls[0], ...(urls[1] ? { validation_data: urls[1] } : {}) },
     base: { model: BASE_MODEL, version: values['base-version'] as string },
   });
-  print({ type: 'training', id: training.id, status: training.status, destination: `${destination.owner}/${destination.name}` });
+  if (adopted) io.err(`note: Replicate's answer to starting the training was lost, but it had started it: ${training.id} is this send's training (not started twice)`);
+  print({ type: 'training', id: training.id, status: training.status, destination: `${destination.owner}/${destination.name}`, ...(adopted ? { adopted: true } : {}) });
   if (!values.follow) return 0;
   return follow(c, training.id, io, pollMs(values['poll-interval']));
 }
@@ -304,16 +313,27 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (args: string[], io: CliIO) => Promise<number>> = { train, status, cancel, fetch: fetchOutput };
+async function list(args: string[], io: CliIO): Promise<number> {
+  const { values } = parseCommandArgs(args, COMMON);
+  for (const t of await listTrainings(client(env(values['api-base']), io))) {
+    // The training object names the base model; the destination shows in output.version (owner/name:id) once pushed.
+    const named = (t as Training & { destination?: unknown }).destination;
+    const destination = typeof named === 'string' ? named : t.output?.version ? t.output.version.split(':')[0] : null;
+    io.out(JSON.stringify({ type: 'training', id: t.id, status: t.status, model: t.model ?? null, destination, created_at: t.created_at }));
+  }
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (args: string[], io: CliIO) => Promise<number>> = { train, status, list, cancel, fetch: fetchOutput };
 
 export const remoteCommand: Command = {
   name: 'remote',
-  summary: 'train on Replicate (A100): train, status, cancel, fetch the adapter (JSON line per event)',
+  summary: 'train on Replicate (A100): train, status, list, cancel, fetch the adapter (JSON line per event)',
   usage: USAGE,
   async run(args, io) {
     const [sub, ...rest] = args;
     const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
-    if (!run) throw new UsageError(sub === undefined ? 'finetune remote needs a subcommand: train, status, cancel or fetch' : `unknown subcommand "${sub}" (train, status, cancel, fetch)`);
+    if (!run) throw new UsageError(sub === undefined ? 'finetune remote needs a subcommand: train, status, list, cancel or fetch' : `unknown subcommand "${sub}" (train, status, list, cancel, fetch)`);
     return run(rest, io);
   },
 };

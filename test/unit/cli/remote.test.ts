@@ -228,6 +228,41 @@ describe('finetune remote', () => {
     expect(r.err.join('\n')).toMatch(/^warning: learning_rate 0\.5 is above 0\.1.*diverge/m);
   });
 
+  it('train adopts the training Replicate started when its answer was lost, and never sends it twice', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 'drop', afterActing: true });
+    const posts = () => fake.requests.filter((q) => q.method === 'POST' && /\/trainings$/.test(q.path)).length;
+    const before = posts();
+    const r = await run('train', '--data', DATA, '--destination', 'alice/cli-lost');
+    expect(r.code).toBe(0);
+    expect(posts()).toBe(before + 1);
+    const training = r.out.find((o) => o.type === 'training')!;
+    expect(training).toMatchObject({ destination: 'alice/cli-lost', adopted: true });
+    expect(fake.trainings.get(training.id as string)?.destination).toBe('alice/cli-lost');
+    expect(r.err.join('\n')).not.toMatch(/try again/i);
+  });
+
+  it('train says the training may have started, and how to check, when it cannot be found', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 'drop', afterActing: true });
+    fake.failNext({ method: 'GET', path: /^\/trainings$/, status: 403 }); // not retried: the CLI's real back-off would take 15 s
+    const r = await run('train', '--data', DATA, '--destination', 'alice/cli-lost2');
+    expect(r.code).not.toBe(0);
+    const said = r.err.join('\n');
+    expect(said).toMatch(/may have started/);
+    expect(said).toContain('finetune remote list');
+    expect(said).toContain('https://replicate.com/trainings');
+    expect(said).not.toMatch(/try again/i);
+    expect(said).not.toMatch(/Could not reach/);
+  });
+
+  it('list prints the recent trainings, newest first, one JSON line each', async () => {
+    const r = await run('list');
+    expect(r.code).toBe(0);
+    expect(r.out.length).toBe(fake.trainings.size);
+    const newest = [...fake.trainings.values()].at(-1)!;
+    expect(r.out[0]).toEqual({ type: 'training', id: newest.id, status: newest.status, model: 'mistralai/mistral-7b-instruct-v0.2', destination: newest.status === 'succeeded' ? newest.destination : null, created_at: newest.createdAt.toISOString() });
+    expect(r.out.find((o) => o.id === succeededId)).toMatchObject({ status: 'succeeded', destination: 'alice/cli-bot' });
+  });
+
   it('the token appears in no line printed and no file written', () => {
     expect(everything.length).toBeGreaterThan(20);
     expect(everything.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);

@@ -266,3 +266,61 @@ describe('errors a person understands', () => {
     expect(e.message).toMatch(/refusing to download the output from https:\/\/evil\.example/);
   });
 });
+
+describe('a training created but its answer lost', () => {
+  async function send(destination: string, c: RemoteClient = client) {
+    const dest = parseDestination(destination);
+    await ensureDestination(c, dest);
+    const file = await uploadFile(c, new Uint8Array(data), 'train.jsonl');
+    return startTraining(c, { destination: dest, hp: defaultHyperparams(), files: { train_data: file.urls.get } });
+  }
+  const creates = () => fake.requests.filter((r) => r.method === 'POST' && /\/trainings$/.test(r.path)).length;
+
+  it('adopts the training Replicate created when the connection dropped before the answer', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 'drop', afterActing: true });
+    const before = creates();
+    const count = fake.trainings.size;
+    const { training, adopted } = await send('alice/lost-answer');
+    expect(adopted).toBe(true);
+    expect(creates()).toBe(before + 1); // never sent twice
+    expect(fake.trainings.size).toBe(count + 1);
+    expect(fake.trainings.get(training.id)?.destination).toBe('alice/lost-answer');
+    expect(fake.requests.some((r) => r.method === 'GET' && r.path === '/v1/trainings')).toBe(true);
+  });
+
+  it('adopts it after a 5xx answer too', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 502, afterActing: true });
+    const { training, adopted } = await send('alice/lost-502');
+    expect(adopted).toBe(true);
+    expect(fake.trainings.get(training.id)?.destination).toBe('alice/lost-502');
+  });
+
+  it('does not adopt an older training of the same destination', async () => {
+    await send('alice/older'); // an earlier training of this model, with other data
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 500 }); // refused before acting: nothing created
+    const e = await caught(send('alice/older'));
+    expect(e.details?.maybeStarted).toBe(true);
+    expect(e.message).toMatch(/may have started/i);
+    expect(e.message).toContain('finetune remote list');
+    expect(e.message).toContain('https://replicate.com/trainings');
+    expect(e.message).not.toMatch(/try again/i);
+  });
+
+  it('says the training may have started when the list cannot be read either', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 'drop', afterActing: true });
+    fake.failNext({ method: 'GET', path: /^\/trainings$/, status: 500, times: 10 });
+    const e = await caught(send('alice/lost-list'));
+    expect(e.details?.maybeStarted).toBe(true);
+    expect(e.message).toMatch(/may have started/i);
+    expect(e.message).toContain('finetune remote list');
+    expect(e.message).not.toMatch(/try again/i);
+  });
+
+  it('a clear refusal (422) is reported as it was, without a look at the list', async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 422 });
+    const lists = fake.requests.filter((r) => r.path === '/v1/trainings').length;
+    const e = await caught(send('alice/refused'));
+    expect(e.details?.maybeStarted).toBeUndefined();
+    expect(fake.requests.filter((r) => r.path === '/v1/trainings').length).toBe(lists);
+  });
+});

@@ -1,7 +1,8 @@
 // The remote panel's lines that are made of numbers and other people's words: the cost estimate, and the status line
 // while a call to Replicate is retried.
 import { describe, expect, it } from 'vitest';
-import { estimateLine, notSentLine, retryLine, sendBlockedReason } from '../../../src/ui/remote-text.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import { estimateLine, notSentLine, retryLine, sendBlockedReason, sendFailedLine } from '../../../src/ui/remote-text.ts';
 
 describe('estimateLine', () => {
   it('writes the token count with thousands separators, as the rest of the page does', () => {
@@ -60,5 +61,14 @@ describe('notSentLine', () => {
     expect(notSentLine('lr_scheduler cosine: Replicate\'s trainer always decays the learning rate linearly after its warmup. Use linear, or train locally.')).toBe(
       'Not sent. lr_scheduler cosine: Replicate\'s trainer always decays the learning rate linearly after its warmup. Use linear, or train locally.',
     );
+  });
+});
+
+describe('sendFailedLine', () => {
+  it('says "Not sent" only when the training surely was not started', () => {
+    expect(sendFailedLine(new FinetuneError('remote', 'Replicate refused the request (422 validation failed): lora_rank: too big'))).toBe('Not sent. Replicate refused the request (422 validation failed): lora_rank: too big.');
+    const maybe = new FinetuneError('network', 'The training of alice/x may have started: no answer came back (socket hang up) while starting it, and the list of your recent trainings could not be read either. Before sending it again, check whether it runs: finetune remote list, or https://replicate.com/trainings.', { maybeStarted: true });
+    expect(sendFailedLine(maybe)).toBe(maybe.message);
+    expect(sendFailedLine(maybe)).not.toMatch(/not sent/i);
   });
 });
