@@ -152,6 +152,8 @@ async function train(args: string[], io: CliIO): Promise<number> {
   if (values.visibility !== 'private' && values.visibility !== 'public') throw new UsageError(`--visibility must be private or public, got ${JSON.stringify(values.visibility)}`);
   if (!/^[A-Za-z0-9]{8,128}$/.test(values['base-version'] as string)) throw new UsageError(`--base-version must be a version id (hex), got ${JSON.stringify(values['base-version'])}`);
   const destination = parseDestination(values.destination);
+  // Every flag is judged before the first request: a bad --poll-interval once surfaced only after the training started.
+  const pollDelayMs = pollMs(values['poll-interval']);
   const e = env(values['api-base']);
   const print = (o: unknown): void => io.out(JSON.stringify(o));
 
@@ -210,7 +212,7 @@ async function train(args: string[], io: CliIO): Promise<number> {
   if (adopted) io.err(`note: Replicate's answer to starting the training was lost, but it had started it: ${training.id} is this send's training (not started twice)`);
   print({ type: 'training', id: training.id, status: training.status, destination: `${destination.owner}/${destination.name}`, ...(adopted ? { adopted: true } : {}) });
   if (!values.follow) return 0;
-  return follow(c, training.id, io, pollMs(values['poll-interval']));
+  return follow(c, training.id, io, pollDelayMs);
 }
 
 async function follow(c: RemoteClient, id: string, io: CliIO, minDelayMs: number): Promise<number> {
@@ -256,8 +258,9 @@ function oneId(positionals: string[], sub: string): string {
 async function status(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, { ...COMMON, ...POLL }, true);
   const id = oneId(positionals, 'status');
+  const pollDelayMs = pollMs(values['poll-interval']);
   const c = client(env(values['api-base']), io);
-  if (values.follow) return follow(c, id, io, pollMs(values['poll-interval']));
+  if (values.follow) return follow(c, id, io, pollDelayMs);
   const v = viewTraining(await getTraining(c, id));
   io.out(JSON.stringify({ type: 'training', ...viewLine(v), logs: v.logs }));
   return 0;

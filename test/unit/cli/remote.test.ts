@@ -263,6 +263,17 @@ describe('finetune remote', () => {
     expect(r.out.find((o) => o.id === succeededId)).toMatchObject({ status: 'succeeded', destination: 'alice/cli-bot' });
   });
 
+  it('refuses a bad --poll-interval before any request (train and status)', async () => {
+    const before = fake.requests.length;
+    const r = await run('train', '--data', DATA, '--destination', 'alice/cli-poll', '--follow', '--poll-interval', 'abc');
+    console.log('DBG', r.code, r.err, r.out, fake.requests.length - before);
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toMatch(/--poll-interval must be a number of seconds/);
+    const s = await run('status', succeededId, '--follow', '--poll-interval', '0');
+    expect(s.code).toBe(2);
+    expect(fake.requests.length).toBe(before);
+  });
+
   it('the token appears in no line printed and no file written', () => {
     expect(everything.length).toBeGreaterThan(20);
     expect(everything.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
