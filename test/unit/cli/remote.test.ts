@@ -266,7 +266,6 @@ describe('finetune remote', () => {
   it('refuses a bad --poll-interval before any request (train and status)', async () => {
     const before = fake.requests.length;
     const r = await run('train', '--data', DATA, '--destination', 'alice/cli-poll', '--follow', '--poll-interval', 'abc');
-    console.log('DBG', r.code, r.err, r.out, fake.requests.length - before);
     expect(r.code).toBe(2);
     expect(r.err.join('\n')).toMatch(/--poll-interval must be a number of seconds/);
     const s = await run('status', succeededId, '--follow', '--poll-interval', '0');
