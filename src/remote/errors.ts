@@ -67,7 +67,7 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
     }
     case 429: {
       const again = opts.retryAfterS !== undefined ? ` Try again in ${opts.retryAfterS} s.` : ' Try again in a minute.';
-      return new FinetuneError('remote', `Replicate is rate limiting these requests (429 Too Many Requests) while ${call}, still after ${opts.retries ?? 0} retries.${again}`, base);
+      return new FinetuneError('remote', `Replicate is rate limiting these requests (429 Too Many Requests) while ${call}, still after ${opts.retries ?? 0} retries.${again}`, { ...base, ...(opts.retryAfterS !== undefined ? { retryAfterS: opts.retryAfterS } : {}) });
     }
     default:
       if (status >= 500) {

@@ -219,21 +219,65 @@ export interface FollowOptions {
   minDelayMs?: number;
   maxDelayMs?: number;
   sleep?: (ms: number, signal?: AbortSignal | null) => Promise<void>;
+  /**
+   * Told each time a poll failed in a way that passes (no answer, a 5xx, a 429), before waiting `waitMs` and polling
+   * again; `failures` counts the failed polls in a row.
+   */
+  onTrouble?: (info: { error: FinetuneError; waitMs: number; failures: number }) => void;
+  /** Following stops after this long without one good answer (default 30 min); the training goes on regardless. */
+  maxOutageMs?: number;
+  /** How to pick the training up again, said when following stops (default `finetune remote status ID --follow`). */
+  resumeHint?: string;
+}
+
+/** Longest wait between two polls after failures (a 429's own Retry-After is waited as asked, up to maxOutageMs). */
+const MAX_TROUBLE_DELAY_MS = 60_000;
+
+/** A failed poll that is worth polling again after: nothing came back, a server error, or rate limiting. */
+function isPassingFailure(e: unknown): e is FinetuneError {
+  if (!(e instanceof FinetuneError) || e.details?.notJson === true) return false;
+  if (e.kind === 'network') return true;
+  const status = e.details?.status;
+  return typeof status === 'number' && (status === 429 || status >= 500);
 }
 
 /**
- * Polls GET /trainings/{id} until the training ends and returns its last state. Rate limiting (429 + Retry-After) is
- * waited out inside the client's fetch; the polling interval itself backs off while nothing changes.
+ * Polls GET /trainings/{id} until the training ends and returns its last state. The polling interval backs off while
+ * nothing changes. A poll that fails for a reason that passes (network loss, 5xx, 429: after the client's own retries)
+ * does not end the following: it is told to onTrouble and polled again after a bounded back-off (a 429's Retry-After as
+ * asked), until maxOutageMs pass without a good answer. When following must stop, the error says that the training goes
+ * on and how to pick it up again.
  */
 export async function followTraining(c: RemoteClient, id: string, o: FollowOptions): Promise<Training> {
   const minDelay = o.minDelayMs ?? 2000;
   const maxDelay = o.maxDelayMs ?? 30_000;
+  const maxOutage = o.maxOutageMs ?? 30 * 60_000;
   const sleep = o.sleep ?? abortableSleep;
+  const resume = o.resumeHint ?? `finetune remote status ${id} --follow`;
   let delay = minDelay;
   let seenLogs = '';
   let seenStatus = '';
+  let failures = 0;
+  let troubleSince = 0;
   for (;;) {
-    const t = checkTraining(await c.replicate.trainings.get(id, { signal: o.signal }), answerOf(c, 'GET', `/trainings/${id}`));
+    let t: Training;
+    try {
+      t = checkTraining(await c.replicate.trainings.get(id, { signal: o.signal }), answerOf(c, 'GET', `/trainings/${id}`));
+    } catch (e) {
+      if (o.signal?.aborted) throw e;
+      const now = Date.now();
+      if (failures === 0) troubleSince = now;
+      if (!isPassingFailure(e)) throw stoppedFollowing(e, id, resume, null);
+      failures++;
+      const retryAfterS = e.details?.retryAfterS;
+      const backoff = Math.min(Math.max(maxDelay, minDelay), MAX_TROUBLE_DELAY_MS, minDelay * 2 ** (failures - 1));
+      const waitMs = typeof retryAfterS === 'number' && retryAfterS > 0 ? retryAfterS * 1000 : backoff;
+      if (now - troubleSince + waitMs > maxOutage) throw stoppedFollowing(e, id, resume, now - troubleSince);
+      o.onTrouble?.({ error: e, waitMs, failures });
+      await sleep(waitMs, o.signal);
+      continue;
+    }
+    failures = 0;
     const view = viewTraining(t);
     const changed = view.status !== seenStatus || view.logs.length !== seenLogs.length;
     // Logs only grow; if they were rewritten (shorter, or a different start) everything is new.
@@ -245,6 +289,17 @@ export async function followTraining(c: RemoteClient, id: string, o: FollowOptio
     delay = changed ? minDelay : Math.min(maxDelay, Math.round(delay * 1.6));
     await sleep(delay, o.signal);
   }
+}
+
+/** Why following stopped, without "try again": the training itself goes on, and this says how to follow it again. */
+function stoppedFollowing(e: unknown, id: string, resume: string, outageMs: number | null): unknown {
+  if (!(e instanceof FinetuneError)) return e;
+  const d = e.details ?? {};
+  if (outageMs !== null) {
+    const last = typeof d.status === 'number' ? `answer ${d.status}` : `no answer${typeof d.reason === 'string' ? ` (${d.reason})` : ''}`;
+    return new FinetuneError(e.kind, `Stopped following training ${id}: no good answer for ${Math.round(outageMs / 1000)} s (last: ${last}); the training goes on: ${resume}.`, { ...d, id, stoppedFollowing: true });
+  }
+  return new FinetuneError(e.kind, `${e.message.replace(/\s+$/, '')} Stopped following; the training goes on: ${resume}.`, { ...d, id, stoppedFollowing: true });
 }
 
 export async function getTraining(c: RemoteClient, id: string, signal?: AbortSignal): Promise<Training> {

@@ -300,6 +300,8 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
         signal: ac.signal,
         minDelayMs: pollMs,
         maxDelayMs: Math.max(pollMs, 30_000),
+        resumeHint: 'Follow picks it up again',
+        onTrouble: ({ waitMs }) => say('hint', `No answer about ${id} for now; still following, next try in ${Math.round(waitMs / 1000)} s (the training goes on either way).`),
         onUpdate: (v) => upsertJob(v),
       });
       const v = viewTraining(end);
@@ -308,7 +310,10 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
         if (autoImport) await importResult(id);
       } else say('bad', `Training ${id} ${v.status}${v.error ? `: ${v.error}` : ''}`);
     } catch (e) {
-      if (!ac.signal.aborted) say('bad', `Lost track of ${id}: ${errorParts(e).message} (Follow picks it up again).`);
+      if (!ac.signal.aborted) {
+        const m = errorParts(e).message;
+        say('bad', `Lost track of ${id}: ${m}${m.includes('Follow picks it up again') ? '' : ' (Follow picks it up again).'}`);
+      }
     } finally {
       following.delete(id);
       renderJobs();

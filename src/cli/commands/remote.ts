@@ -57,7 +57,9 @@ train    checks the data here (every problem by line), estimates the cost, uploa
          --hardware, default ${DEFAULT_HARDWARE}), starts the training and prints its id. Our extra hyperparameters
          are left out when Replicate's trainer does the same anyway, and refused (with the reason) when it cannot.
          --follow then prints its status, logs, elapsed time and cost until it ends (Ctrl-C stops following, not the
-         training: \`finetune remote status ID\` picks it up again).
+         training: \`finetune remote status ID\` picks it up again). Lost connections, 5xx and 429 do not end the
+         following: each is a note on stderr and the next poll comes after a bounded back-off (a 429's Retry-After as
+         asked); after 30 min without a good answer it stops, saying the training goes on.
          If the answer to starting the training is lost (connection dropped, 5xx), the recent trainings are looked
          through for it and it is adopted; if it cannot be found, the error says it may have started: check with
          \`finetune remote list\` or https://replicate.com/trainings before sending again.
@@ -229,6 +231,11 @@ async function follow(c: RemoteClient, id: string, io: CliIO, minDelayMs: number
       signal: ac.signal,
       minDelayMs,
       maxDelayMs: Math.max(minDelayMs, 30_000),
+      onTrouble: ({ error, waitMs, failures }) => {
+        const d = error.details ?? {};
+        const what = typeof d.status === 'number' ? `Replicate answered ${d.status}` : `no answer${typeof d.reason === 'string' ? ` (${d.reason})` : ''}`;
+        io.err(`note: ${what} while reading training ${id} (${failures} failed poll${failures === 1 ? '' : 's'} in a row); still following, next poll in ${(waitMs / 1000).toFixed(1)} s (the training goes on either way)`);
+      },
       onUpdate: (v, newLogs) => {
         for (const line of newLogs.split('\n')) if (line.trim()) print({ type: 'log', text: line });
         if (v.status !== lastStatus || newLogs) print({ type: 'status', ...viewLine(v) });

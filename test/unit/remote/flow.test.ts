@@ -324,3 +324,45 @@ describe('a training created but its answer lost', () => {
     expect(fake.requests.filter((r) => r.path === '/v1/trainings').length).toBe(lists);
   });
 });
+
+describe('following through trouble', () => {
+  it('keeps following through 6 dropped GETs and a 503 mid-follow, with a note each time', async () => {
+    const id = await started();
+    // One retry per poll in the client: the drops outlast it three times over, so following itself must go on.
+    const c = createRemoteClient({ token: TOKEN, apiBase: fake.apiBase, retry: { baseDelayMs: 1, maxRetries: 1 } });
+    fake.failNext({ method: 'GET', path: new RegExp(`^/trainings/${id}$`), status: 'drop', times: 6, skip: 1 });
+    fake.failNext({ method: 'GET', path: new RegExp(`^/trainings/${id}$`), status: 503, times: 2, skip: 1 });
+    const notes: { waitMs: number; failures: number }[] = [];
+    const end = await followTraining(c, id, { ...noWait, onUpdate: () => {}, onTrouble: (n) => notes.push({ waitMs: n.waitMs, failures: n.failures }) });
+    expect(end.status).toBe('succeeded');
+    expect(notes.length).toBeGreaterThanOrEqual(3);
+    expect(notes.every((n) => n.waitMs > 0 && n.waitMs <= 4)).toBe(true); // bounded by maxDelayMs
+    expect(fake.requests.filter((r) => r.path === `/v1/trainings/${id}` && r.status === 0)).toHaveLength(6);
+  });
+
+  it('waits out a 429 whose Retry-After is 300 s instead of giving up', async () => {
+    const id = await started();
+    fake.failNext({ method: 'GET', path: new RegExp(`^/trainings/${id}$`), status: 429, retryAfter: 300, skip: 1 });
+    const slept: number[] = [];
+    const end = await followTraining(client, id, { ...noWait, onUpdate: () => {}, sleep: async (ms) => void slept.push(ms) });
+    expect(end.status).toBe('succeeded');
+    expect(slept).toContain(300_000);
+  });
+
+  it('stops on an answer that will not change (401), saying the training goes on and how to follow it again', async () => {
+    const id = await started();
+    fake.failNext({ method: 'GET', path: new RegExp(`^/trainings/${id}$`), status: 401, skip: 1 });
+    const e = await caught(followTraining(client, id, { ...noWait, onUpdate: () => {} }));
+    expect(e.message).toContain(`the training goes on: finetune remote status ${id} --follow`);
+  });
+
+  it('stops after maxOutageMs without an answer, saying the training goes on', async () => {
+    const id = await started();
+    fake.failNext({ method: 'GET', path: new RegExp(`^/trainings/${id}$`), status: 500, times: 1000, skip: 1 });
+    const c = createRemoteClient({ token: TOKEN, apiBase: fake.apiBase, retry: { baseDelayMs: 1, maxRetries: 0 } });
+    const e = await caught(followTraining(c, id, { ...noWait, maxOutageMs: 30, onUpdate: () => {} }));
+    expect(e.message).toMatch(/stopped following/i);
+    expect(e.message).toContain(`the training goes on: finetune remote status ${id} --follow`);
+    expect(e.message).not.toMatch(/try again/i);
+  });
+});
