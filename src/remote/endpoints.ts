@@ -37,7 +37,10 @@ export function isDeliveryUrl(url: URL): boolean {
 /**
  * Whether an output URL may be fetched with the token: one of Replicate's delivery hosts, or the very origin of the
  * API base in use (a private proxy or a local fake chosen by whoever configured the API base: the token already goes
- * there).
+ * there; the test fake serves outputs at /delivery/… on its own origin) — but never a path under the API base itself
+ * there: the download route would otherwise be a way around the allowlist (any GET, e.g. /v1/webhooks/default/secret,
+ * with the token). The path is judged as a server may read it: percent-decoded, backslashes as slashes, repeated slashes
+ * as one, dot segments resolved, in any case; a path that cannot be decoded is refused.
  */
 export function isDownloadAllowed(url: URL, apiBase: string): boolean {
   if (isDeliveryUrl(url)) return true;
@@ -47,7 +50,30 @@ export function isDownloadAllowed(url: URL, apiBase: string): boolean {
   } catch {
     return false;
   }
-  return url.origin === base.origin && url.username === '' && url.password === '';
+  if (url.origin !== base.origin || url.username !== '' || url.password !== '') return false;
+  const basePath = looseCanonicalPath(base.pathname);
+  if (basePath === null || basePath === '/') return false; // an API base at the root leaves no path outside the API
+  // As written (already dot-resolved by URL) and as a lenient server may read it: neither may be under the API base.
+  for (const spelled of [url.pathname.replace(/\/+$/, '').toLowerCase() || '/', looseCanonicalPath(url.pathname)]) {
+    if (spelled === null || spelled === basePath || spelled.startsWith(`${basePath}/`)) return false;
+  }
+  return true;
+}
+
+/** A path as a lenient server may read it (see isDownloadAllowed), lowercase, without a trailing slash; null if undecodable. */
+function looseCanonicalPath(pathname: string): string | null {
+  let p: string;
+  try {
+    p = decodeURIComponent(pathname);
+  } catch {
+    return null;
+  }
+  // A decoded '?' or '#' is a character of the path to the server, not the start of a query: kept in the path.
+  p = p.replace(/\\/g, '/').replace(/\/{2,}/g, '/').replace(/\?/g, '%3F').replace(/#/g, '%23');
+  // Resolved on a dummy origin: '.' and '..' segments go, as the server would resolve them.
+  const resolved = new URL(p.startsWith('/') ? p : `/${p}`, 'http://x').pathname.replace(/\/{2,}/g, '/').toLowerCase();
+  const trimmed = resolved.replace(/\/+$/, '');
+  return trimmed === '' ? '/' : trimmed;
 }
 
 /** One path segment of an allowlisted route: an owner, a model name, an id. No dots-only names, no escapes. */

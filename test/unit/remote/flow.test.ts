@@ -265,6 +265,15 @@ describe('errors a person understands', () => {
     const e = await caught(downloadOutput(client, 'https://evil.example/training_output.zip'));
     expect(e.message).toMatch(/refusing to download the output from https:\/\/evil\.example/);
   });
+
+  it('refuses an "output" under the API base on its own origin, however spelled (the token would go to any API GET)', async () => {
+    const before = fake.requests.length;
+    for (const u of [`${fake.apiBase}/webhooks/default/secret`, `${fake.url}/delivery/..%2Fv1/account`, `${fake.url}/V1/account`]) {
+      const e = await caught(downloadOutput(client, u));
+      expect(e.message).toMatch(/refusing to download the output/);
+    }
+    expect(fake.requests.length).toBe(before);
+  });
 });
 
 describe('a training created but its answer lost', () => {

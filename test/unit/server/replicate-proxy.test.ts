@@ -141,6 +141,34 @@ describe('refusals', () => {
     expect(elsewhereHits).toBe(0);
   });
 
+  it('never downloads from the API itself on the upstream\'s origin (the token would go to any GET), however the path is spelled', async () => {
+    const api = fake.apiBase; // http://127.0.0.1:PORT/v1
+    const o = fake.url;
+    const bad = [
+      `${api}/webhooks/default/secret`,
+      `${api}/account`,
+      `${api}`,
+      `${o}/v1`,
+      `${o}/V1/account`,
+      `${o}//v1/account`,
+      `${o}/delivery/../v1/account`,
+      `${o}/delivery/%2e%2e/v1/account`,
+      `${o}/delivery/..%2Fv1/account`,
+      `${o}/v1%2Fwebhooks/default/secret`,
+      `${o}/%76%31/account`,
+      `${o}/delivery/..%5Cv1/account`,
+      `${o}/%zz/v1`,
+      `${o}/delivery%3F%2F..%2Fv1/account`,
+      `${o}/delivery%23/..%2Fv1/account`,
+    ];
+    const before = fake.requests.length;
+    for (const u of bad) {
+      const r = await refused(`${proxy.url}/replicate/download?url=${encodeURIComponent(u)}`, { headers: auth });
+      expect({ u, status: r.status }).toEqual({ u, status: 403 });
+    }
+    expect(fake.requests.slice(before)).toEqual([]);
+  });
+
   it('does not follow redirects to other hosts (API calls or downloads)', async () => {
     const api = await refused(`${tight.url}/replicate/v1/trainings/redirect`, { headers: auth });
     expect(api.status).toBe(502);
