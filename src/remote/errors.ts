@@ -42,7 +42,8 @@ export function scrub(text: string, token: string | undefined): string {
 /** A FinetuneError for an HTTP answer that is not ok. `retryAfterS`: what Retry-After said on a final 429. */
 export function httpError(status: number, bodyText: string, call: string, opts: { token?: string; retries?: number; retryAfterS?: number; proxied?: boolean } = {}): FinetuneError {
   const body = parseProblem(bodyText);
-  const detail = scrub((body.detail ?? (bodyText.trim().slice(0, 300) || '')).trim(), opts.token);
+  // Scrubbed before it is cut short: a token crossing the cut would otherwise be printed in part.
+  const detail = (typeof body.detail === 'string' ? scrub(body.detail, opts.token) : scrub(bodyText, opts.token).trim().slice(0, 300)).trim();
   // The proxy's own answers (Replicate unreachable, a refusal) carry its title: then the proxy said it, not Replicate.
   const fromProxy = body.title === PROXY_PROBLEM_TITLE;
   const said = detail ? ` ${fromProxy ? 'The proxy said' : 'Replicate said'}: ${detail}` : '';
@@ -61,7 +62,7 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
     case 422: {
       const fields = (body.invalid_fields ?? [])
         .filter((f) => f.field)
-        .map((f) => `${String(f.field).replace(/^input\./, '')}: ${scrub(f.description ?? 'invalid', opts.token)}`);
+        .map((f) => `${scrub(String(f.field), opts.token).replace(/^input\./, '')}: ${scrub(String(f.description ?? 'invalid'), opts.token)}`);
       const what = fields.length > 0 ? fields.join('; ') : detail || 'no reason given';
       return new FinetuneError('remote', `Replicate refused the request while ${call} (422 validation failed): ${what}`, { ...base, fields: fields.map((f) => f.split(':')[0]) });
     }

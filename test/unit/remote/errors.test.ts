@@ -1,0 +1,37 @@
+// httpError never lets the token, or any part of it, into a message: bodies are scrubbed before they are cut short.
+import { describe, expect, it } from 'vitest';
+import { httpError } from '../../../src/remote/errors.ts';
+
+const TOKEN = 'r8_errtesttoken0123456789abcdefghijklmnopq';
+
+/** Every 8-character piece of the token. */
+const pieces = Array.from({ length: TOKEN.length - 7 }, (_, i) => TOKEN.slice(i, i + 8));
+
+function leaks(text: string): string[] {
+  return pieces.filter((p) => text.includes(p));
+}
+
+describe('httpError', () => {
+  it('scrubs a token that crosses the 300-character cut of a non-JSON body', () => {
+    const body = `${'x'.repeat(262)}${TOKEN}${'y'.repeat(100)}`;
+    const e = httpError(500, body, 'reading training abc', { token: TOKEN });
+    expect(leaks(e.message)).toEqual([]);
+    expect(leaks(JSON.stringify(e.details))).toEqual([]);
+    expect(e.message).toContain('x'.repeat(50));
+  });
+
+  it('scrubs the token wherever it crosses the cut', () => {
+    for (let at = 250; at < 300; at++) {
+      const e = httpError(502, `${'x'.repeat(at)}${TOKEN}`, 'reading training abc', { token: TOKEN });
+      expect({ at, leaks: leaks(e.message + JSON.stringify(e.details)) }).toEqual({ at, leaks: [] });
+    }
+  });
+
+  it('scrubs the field names of a 422 as well as their descriptions', () => {
+    const body = JSON.stringify({ detail: 'bad', status: 422, invalid_fields: [{ field: `input.${TOKEN}`, description: `echo ${TOKEN}` }] });
+    const e = httpError(422, body, 'starting a training', { token: TOKEN });
+    expect(leaks(e.message)).toEqual([]);
+    expect(leaks(JSON.stringify(e.details))).toEqual([]);
+    expect(e.message).toContain('[token]: echo [token]');
+  });
+});
