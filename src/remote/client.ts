@@ -30,10 +30,19 @@ export interface RemoteClient {
   proxied: boolean;
 }
 
-/** Replicate tokens are "r8_" + 37 characters, but private proxies may use others: only emptiness and spaces are refused here. */
+/**
+ * Replicate tokens are "r8_" + 37 characters, but private proxies may use others: refused here are emptiness, spaces,
+ * and any character outside printable ASCII (a control character, DEL, a non-ASCII letter): an Authorization header
+ * cannot carry them, and fetch refused such a token on every call, which the retries took for a lost connection
+ * (16 s, then a "network" error). Never echoed, not even in part.
+ */
 export function checkTokenShape(token: string): void {
   if (!token) throw new FinetuneError('bad-input', 'no Replicate API token: set REPLICATE_API_TOKEN (https://replicate.com/account/api-tokens)');
   if (/\s/.test(token)) throw new FinetuneError('bad-input', 'the Replicate API token contains spaces or line breaks: paste it again');
+  const at = [...token].findIndex((ch) => !/^[\x21-\x7e]$/.test(ch));
+  if (at >= 0) {
+    throw new FinetuneError('bad-input', `the Replicate API token holds a character that is not printable ASCII (character ${at + 1}; a control character or a letter from a copy-paste?): paste it again (https://replicate.com/account/api-tokens)`);
+  }
 }
 
 export function createRemoteClient(o: RemoteClientOptions): RemoteClient {

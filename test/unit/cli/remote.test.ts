@@ -273,6 +273,16 @@ describe('finetune remote', () => {
     expect(fake.requests.length).toBe(before);
   });
 
+  it('refuses a token with a control character at once, before any request, without printing it', async () => {
+    const before = fake.requests.length;
+    process.env.REPLICATE_API_TOKEN = `${TOKEN}\u0007`;
+    const r = await run('status', succeededId);
+    process.env.REPLICATE_API_TOKEN = TOKEN;
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toMatch(/not printable ASCII/);
+    expect(fake.requests.length).toBe(before);
+  });
+
   it('the token appears in no line printed and no file written', () => {
     expect(everything.length).toBeGreaterThan(20);
     expect(everything.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
