@@ -17,6 +17,9 @@ export interface RemoteClientOptions {
   fetch?: typeof fetch;
   sleep?: RemoteFetchOptions['sleep'];
   onRetry?: RemoteFetchOptions['onRetry'];
+  /** See RemoteFetchOptions: API calls' deadline (default 30 s), uploads' and downloads' idle limit (default 120 s). */
+  timeoutMs?: number;
+  idleTimeoutMs?: number;
 }
 
 export interface RemoteClient {
@@ -48,7 +51,7 @@ export function checkTokenShape(token: string): void {
 export function createRemoteClient(o: RemoteClientOptions): RemoteClient {
   checkTokenShape(o.token);
   const apiBase = (o.apiBase ?? REPLICATE_API_BASE).replace(/\/+$/, '');
-  const f = remoteFetch({ token: o.token, apiBase, proxied: o.proxied, retry: o.retry, fetch: o.fetch, sleep: o.sleep, onRetry: o.onRetry });
+  const f = remoteFetch({ token: o.token, apiBase, proxied: o.proxied, retry: o.retry, fetch: o.fetch, sleep: o.sleep, onRetry: o.onRetry, timeoutMs: o.timeoutMs, idleTimeoutMs: o.idleTimeoutMs });
   const replicate = new Replicate({ auth: o.token, baseUrl: apiBase, fetch: f as (input: Request | string, init?: RequestInit) => Promise<Response> });
   return { replicate, apiBase, fetch: f, token: o.token, proxied: o.proxied === true };
 }

@@ -3,9 +3,12 @@
 // waiting itself — honouring Retry-After on 429, backing off on server errors and lost connections of GETs (never
 // re-sending a POST that may have been acted on) — and throws our FinetuneError for the final answer. The client swallows
 // errors from its fetch and calls again with the same `init` object; a failure is therefore remembered per `init` and
-// thrown again at once, so its retries cost nothing and our error is the one that comes out.
+// thrown again at once, so its retries cost nothing and our error is the one that comes out. API calls have a deadline
+// (timeoutMs, 30 s) and a GET past it is retried like a lost connection; output downloads and the answer to an upload are
+// judged by idleness (idleTimeoutMs, 120 s between bytes).
 
 import { isWrongAddress, networkReason } from '../core/network-errors.ts';
+import { FinetuneError } from '../core/errors.ts';
 import { httpError, networkError, describeCall } from './errors.ts';
 import { answerName, describeBody, notJsonError } from './answers.ts';
 import { allowedRoute } from './endpoints.ts';
@@ -21,6 +24,11 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, baseDelayMs: 1000, maxRetryAfterMs: 60_000 };
 
+/** Time one API call (not an upload) may take, request to last byte of the answer. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Uploads and output downloads: longest wait for the answer's headers (downloads) or for its next bytes. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+
 export interface RemoteFetchOptions {
   token?: string;
   /** The API base, to name calls by their path after it. */
@@ -34,7 +42,13 @@ export interface RemoteFetchOptions {
   /** Told about each wait (status line in the CLI and the page). */
   /** `detail`: for a network failure, its reason in a few words ("read ECONNRESET"). */
   onRetry?: (info: { status: number | 'network'; waitMs: number; attempt: number; call: string; detail?: string }) => void;
+  /** An API call (not an upload) that has not answered in full after this long is dropped: retried as a lost connection if a GET. */
+  timeoutMs?: number;
+  /** Uploads and output downloads: dropped when no bytes of the answer come for this long (downloads: headers too). */
+  idleTimeoutMs?: number;
 }
+
+const seconds = (ms: number): string => String(Math.round(ms) / 1000);
 
 export function abortableSleep(ms: number, signal?: AbortSignal | null): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -63,6 +77,43 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | n
 function callOf(url: string, apiBase: string, method: string): string {
   const path = url.startsWith(apiBase) ? url.slice(apiBase.replace(/\/+$/, '').length) : new URL(url).pathname;
   return describeCall(method, path);
+}
+
+/**
+ * The answer with its body watched: each chunk re-arms the idle timer (already running since the request went out); when
+ * no bytes come for idleMs the request is aborted and reading the body fails with a network error that says so.
+ */
+function guardIdle(res: Response, ac: AbortController, idleMs: number, call: string, host: string, timer: ReturnType<typeof setTimeout> | undefined): Response {
+  if (!res.body) {
+    clearTimeout(timer);
+    return res;
+  }
+  let t = timer;
+  let ctl: TransformStreamDefaultController<Uint8Array> | undefined;
+  const arm = (): void => {
+    clearTimeout(t);
+    t = setTimeout(() => {
+      const e = networkError(new Error(`no data for ${seconds(idleMs)} s`), call, host);
+      ctl?.error(e);
+      ac.abort(e);
+    }, idleMs);
+  };
+  arm();
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      start(c) {
+        ctl = c;
+      },
+      transform(chunk, c) {
+        arm();
+        c.enqueue(chunk);
+      },
+      flush() {
+        clearTimeout(t);
+      },
+    }),
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
@@ -100,46 +151,80 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
     return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
   };
 
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+
   const wrapped = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     if (init && failed.has(init)) throw failed.get(init);
     const url = input instanceof Request ? input.url : String(input);
     const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
     const call = callOf(url, options.apiBase, method);
     const idempotent = method === 'GET' || method === 'HEAD';
+    // An API call has a deadline for the whole answer; an upload (its body may take minutes to send) and an output
+    // download (any size) are judged by idleness instead: the download's headers, then each next bytes of an answer.
+    const isUpload = method === 'POST' && url.slice(base.length).split('?')[0] === '/files';
+    const isApiCall = url.startsWith(`${base}/`) && !isUpload;
     let attempt = 0;
     try {
       for (;;) {
+        const ac = new AbortController();
+        const signal = init?.signal ? AbortSignal.any([init.signal, ac.signal]) : ac.signal;
+        let timedOut: Error | null = null;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const arm = (ms: number, what: string): void => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            timedOut = new Error(what);
+            ac.abort(timedOut);
+          }, ms);
+        };
+        if (isApiCall) arm(timeoutMs, `no answer within ${seconds(timeoutMs)} s`);
+        else if (!isUpload) arm(idleMs, `no answer within ${seconds(idleMs)} s`);
         let res: Response;
+        let settled = false;
+        let failedText = '';
         try {
-          res = await doFetch(input, init);
-          answered.add(hostOf(url));
-        } catch (e) {
-          if (init?.signal?.aborted) throw e;
-          // A host that has never answered and is unknown or refuses connections is a wrong address (a typo in
-          // --api-base, a proxy not started): said at once, not after half a minute of retries.
-          const wrongAddress = isWrongAddress(e) && !answered.has(hostOf(url));
-          if (!idempotent || wrongAddress || attempt >= policy.maxRetries) throw networkError(e, call, hostOf(url));
-          const waitMs = policy.baseDelayMs * 2 ** attempt;
-          attempt++; // not inside onRetry's arguments: `?.` would skip the increment when there is no onRetry
-          options.onRetry?.({ status: 'network', waitMs, attempt, call, detail: networkReason(e) });
-          await sleep(waitMs, init?.signal);
-          continue;
+          try {
+            res = await doFetch(input, { ...init, signal });
+            answered.add(hostOf(url));
+            if (res.ok) {
+              if (isApiCall || isUpload) {
+                const checked = await ensureJson(res, url, method);
+                settled = true;
+                return checked;
+              }
+              settled = true;
+              return guardIdle(res, ac, idleMs, call, hostOf(url), timer);
+            }
+            failedText = await res.text().catch(() => '');
+          } catch (e) {
+            if (init?.signal?.aborted) throw e;
+            if (e instanceof FinetuneError && timedOut === null) throw e; // ensureJson's "not JSON"
+            const cause = timedOut ?? e;
+            // A host that has never answered and is unknown or refuses connections is a wrong address (a typo in
+            // --api-base, a proxy not started): said at once, not after half a minute of retries.
+            const wrongAddress = isWrongAddress(cause) && !answered.has(hostOf(url));
+            if (!idempotent || wrongAddress || attempt >= policy.maxRetries) throw networkError(cause, call, hostOf(url));
+            const waitMs = policy.baseDelayMs * 2 ** attempt;
+            attempt++; // not inside onRetry's arguments: `?.` would skip the increment when there is no onRetry
+            options.onRetry?.({ status: 'network', waitMs, attempt, call, detail: networkReason(cause) });
+            await sleep(waitMs, init?.signal);
+            continue;
+          }
+        } finally {
+          if (!settled) clearTimeout(timer);
         }
-        if (res.ok) return await ensureJson(res, url, method);
         const after = retryAfterMs(res.headers.get('retry-after'));
         const retriable = res.status === 429 || (idempotent && res.status >= 500);
         const waitMs = res.status === 429 ? (after ?? policy.baseDelayMs * 2 ** attempt) : policy.baseDelayMs * 2 ** attempt;
         if (!retriable || attempt >= policy.maxRetries || waitMs > policy.maxRetryAfterMs) {
-          const text = await res.text().catch(() => '');
-          throw httpError(res.status, text, call, {
+          throw httpError(res.status, failedText, call, {
             token: options.token,
             retries: attempt,
             retryAfterS: after === null ? undefined : Math.ceil(after / 1000),
             proxied: options.proxied,
           });
         }
-        // Not awaited: cancelling one branch of a tee'd body settles only when the other branch is done too.
-        void res.body?.cancel().catch(() => {});
         attempt++;
         options.onRetry?.({ status: res.status, waitMs, attempt, call });
         await sleep(waitMs, init?.signal);

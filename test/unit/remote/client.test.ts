@@ -30,3 +30,46 @@ describe('checkTokenShape', () => {
     }
   });
 });
+
+describe('API calls time out', () => {
+  it('a server that accepts and never answers: a GET is retried like a lost connection, then a network error naming the wait', async () => {
+    const { listen } = await import('../../helpers/loopback.ts');
+    const { getTraining } = await import('../../../src/remote/flow.ts');
+    let seen = 0;
+    const hang = await listen(() => void seen++); // never answers
+    try {
+      const retries: string[] = [];
+      const c = createRemoteClient({ token: GOOD, apiBase: `${hang.url}/v1`, timeoutMs: 150, retry: { baseDelayMs: 1, maxRetries: 1 }, onRetry: (r) => retries.push(String(r.status)) });
+      const t0 = Date.now();
+      const err = await getTraining(c, 'abc123').then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FinetuneError);
+      expect((err as FinetuneError).kind).toBe('network');
+      expect((err as FinetuneError).message).toMatch(/no answer within 0\.15 s/);
+      expect((err as FinetuneError).message).not.toContain(GOOD.slice(3, 11));
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(retries).toEqual(['network']);
+      expect(seen).toBe(2);
+    } finally {
+      await hang.close();
+    }
+  });
+
+  it('a download that stalls mid-body ends on its idle timeout', async () => {
+    const { listen } = await import('../../helpers/loopback.ts');
+    const { downloadOutput } = await import('../../../src/remote/flow.ts');
+    const stall = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/zip', 'content-length': '1000' });
+      res.write(new Uint8Array(10)); // then nothing more
+    });
+    try {
+      const c = createRemoteClient({ token: GOOD, apiBase: `${stall.url}/v1`, idleTimeoutMs: 150, retry: { baseDelayMs: 1, maxRetries: 0 } });
+      const t0 = Date.now();
+      const err = await downloadOutput(c, `${stall.url}/delivery/x/training_output.zip`).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FinetuneError);
+      expect((err as FinetuneError).message).toMatch(/no data for 0\.15 s/);
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      await stall.close();
+    }
+  });
+});
