@@ -168,7 +168,15 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
     try {
       for (;;) {
         const ac = new AbortController();
-        const signal = init?.signal ? AbortSignal.any([init.signal, ac.signal]) : ac.signal;
+        // The caller's signal (Ctrl-C, the page's Stop) and the timeout's, as one; forwarded by hand where
+        // AbortSignal.any is missing (older browsers).
+        let signal: AbortSignal = ac.signal;
+        const outer = init?.signal;
+        if (outer) {
+          if (typeof AbortSignal.any === 'function') signal = AbortSignal.any([outer, ac.signal]);
+          else if (outer.aborted) ac.abort(outer.reason);
+          else outer.addEventListener('abort', () => ac.abort(outer.reason), { once: true });
+        }
         let timedOut: Error | null = null;
         let timer: ReturnType<typeof setTimeout> | undefined;
         const arm = (ms: number, what: string): void => {
