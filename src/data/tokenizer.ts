@@ -32,6 +32,17 @@ export interface Tokenizer {
   idToPiece(id: number): string;
   /** Frees the WASM-side processor. */
   dispose(): void;
+  /**
+   * Which model file this is: a run records it, and a resume refuses another (its ids would mean other pieces).
+   * Absent on tokenizers not loaded from a model file (tests' stand-ins).
+   */
+  readonly identity?: TokenizerIdentity;
+}
+
+/** A tokenizer model file as a run records it: "sha256:<hex>" of its bytes, and where it was loaded from. */
+export interface TokenizerIdentity {
+  checksum: string;
+  name: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -173,7 +184,15 @@ export function vocabularyMismatch(modelVocab: number, tokenizerVocab: number, t
 }
 
 /** Loads a SentencePiece tokenizer from the bytes of a `tokenizer.model` file. */
-export async function loadTokenizer(modelBytes: Uint8Array): Promise<Tokenizer> {
+/** "sha256:<hex>" of a tokenizer model's bytes (WebCrypto: the same in browsers and Node). */
+async function modelChecksum(bytes: Uint8Array): Promise<string> {
+  const own = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', own));
+  return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** `name`: where the model file came from, as a run records it and a resume's refusal names it. */
+export async function loadTokenizer(modelBytes: Uint8Array, name = 'tokenizer.model'): Promise<Tokenizer> {
   let info: ModelInfo;
   try {
     info = readModelInfo(modelBytes);
@@ -181,6 +200,7 @@ export async function loadTokenizer(modelBytes: Uint8Array): Promise<Tokenizer> 
     throw new FinetuneError('bad-input', `not a SentencePiece model file: ${(e as Error).message}`);
   }
   if (info.pieces.length === 0) throw new FinetuneError('bad-input', 'not a SentencePiece model file: it holds no pieces');
+  const identity: TokenizerIdentity = { checksum: await modelChecksum(modelBytes), name };
   const mod = await wasmModule();
   const path = `/tokenizer-${++modelCounter}.model`;
   mod.FS.writeFile(path, modelBytes);
@@ -204,6 +224,7 @@ export async function loadTokenizer(modelBytes: Uint8Array): Promise<Tokenizer> 
   };
 
   return {
+    identity,
     vocabSize,
     unkId: info.unkId,
     bosId: info.bosId,

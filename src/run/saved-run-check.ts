@@ -9,6 +9,7 @@ import type { DataStats } from '../data/batches.ts';
 import { BASE_MATMULS } from '../engine/gpu.ts';
 import { savedKernels } from './kernel-tuning.ts';
 import type { ModelFileVersion, SavedRun } from './saved-run.ts';
+import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
@@ -67,6 +68,7 @@ export function checkSavedRun(raw: unknown): SavedRun {
   }
   if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${JSON.stringify(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
   if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${JSON.stringify(r.kernels)} are not kernels this engine has`);
+  if (r.tokenizer !== undefined && !isTokenizerIdentity(r.tokenizer)) throw corrupt('its record of the tokenizer is malformed');
   if (r.modelFiles !== undefined && !isModelFileList(r.modelFiles)) throw corrupt("its list of the model's files is malformed");
   if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');
   for (const h of r.history as unknown[]) {
@@ -75,6 +77,29 @@ export function checkSavedRun(raw: unknown): SavedRun {
     if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${JSON.stringify(item.seconds)} that is not a duration`);
   }
   return { ...(r as unknown as SavedRun), hp: hp.value };
+}
+
+function isTokenizerIdentity(v: unknown): v is TokenizerIdentity {
+  const o = v as Record<string, unknown> | null;
+  return typeof o === 'object' && o !== null && typeof o.checksum === 'string' && CHECKSUM.test(o.checksum) && typeof o.name === 'string' && o.name.length <= MAX_MODEL_FILE_TEXT;
+}
+
+/**
+ * The tokenizer loaded for a resume against the one the run was trained with: another model file is refused, naming
+ * both (the run's data would be tokenized into other ids, and the adapter trained on them goes on with other pieces:
+ * wrong numbers, silently). A record from before runs recorded their tokenizer cannot tell: a note says what the run
+ * continues with. `how`: what to do about a refusal (the CLI names its flag). Null: nothing to say.
+ */
+export function checkTokenizer(run: SavedRun, loaded: TokenizerIdentity | undefined, how: string): string | null {
+  if (loaded === undefined) return null;
+  const saved = run.tokenizer;
+  if (saved === undefined) return `the saved run's record does not say which tokenizer it was trained with (it was saved before runs recorded it): it continues with ${loaded.name}, which must be the one it started with`;
+  if (saved.checksum === loaded.checksum) return null;
+  throw new FinetuneError(
+    'bad-input',
+    `the saved run was trained with the tokenizer ${saved.name} (${saved.checksum}), and this resume has ${loaded.name} (${loaded.checksum}): another tokenizer gives the run's data other token ids, so the run cannot continue with it. ${how}`,
+    { saved, loaded },
+  );
 }
 
 /** A model's files are a few dozen at most (Mistral-7B: config.json and three shards); more is not a record we wrote. */

@@ -8,6 +8,7 @@ import { FinetuneError } from '../core/errors.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { BaseMatmul } from '../engine/gpu.ts';
 import type { KernelChoice } from './kernel-tuning.ts';
+import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { openSafetensors } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
 import type { RunStore } from './run-store.ts';
@@ -56,6 +57,11 @@ export interface SavedRun {
   kernels?: KernelChoice;
   /** How the frozen base products ran (GpuContext.baseMatmul; absent: 'fp32'): a resume continues the same way. */
   baseMatmul?: BaseMatmul;
+  /**
+   * The tokenizer model the run's data was tokenized with (its checksum and where it came from): a resume with another
+   * is refused, since the same ids would mean other pieces. Records from before this field have none.
+   */
+  tokenizer?: TokenizerIdentity;
 }
 
 /** A run's data as it is stored with its first checkpoint. */

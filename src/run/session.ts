@@ -34,7 +34,7 @@ import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type 
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
-import { checkDataChecksums, checkModelFiles, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
+import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
@@ -363,6 +363,9 @@ export class FinetuneSession {
       // The same name is not always the same model (local files are named by their file names alone).
       const changed = checkModelFiles(saved, this.modelFiles);
       if (changed) onEvent({ type: 'status', text: changed });
+      // The same data tokenized by another tokenizer is other ids: the run would go on with other numbers, silently.
+      const tokenizerNote = checkTokenizer(saved, this.tokenizer.identity, "Load the run's tokenizer to resume it, or start a new run");
+      if (tokenizerNote) onEvent({ type: 'status', text: tokenizerNote });
       hp = saved.hp;
       const t = await this.store.load(TRAIN_FILE);
       state = await this.store.load(STATE_FILE);
@@ -448,6 +451,7 @@ export class FinetuneSession {
           ...dataChecksums,
           kernels,
           baseMatmul,
+          ...(this.tokenizer.identity ? { tokenizer: this.tokenizer.identity } : {}),
         };
         await this.store.commit(checkpointFiles(run, state, newData));
         newData = null;

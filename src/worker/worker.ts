@@ -54,7 +54,7 @@ function tokenizer(): Promise<Tokenizer> {
   tokenizerPromise ??= (async () => {
     const res = await fetch(new URL(`${import.meta.env.BASE_URL}tokenizer/tokenizer.model`, self.location.origin));
     if (!res.ok) throw new FinetuneError('bad-input', `could not load the tokenizer (HTTP ${res.status})`);
-    return loadTokenizer(new Uint8Array(await res.arrayBuffer()));
+    return loadTokenizer(new Uint8Array(await res.arrayBuffer()), "the app's Mistral tokenizer (tokenizer/tokenizer.model)");
   })().catch((e: unknown) => {
     tokenizerPromise = null;
     throw e;

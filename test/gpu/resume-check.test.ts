@@ -85,6 +85,20 @@ describe('resuming a saved run checks it first', () => {
     expect(record).not.toHaveProperty('validationChecksum'); // the run has no validation file
   });
 
+  it('the saved record names the tokenizer; a resume with another one is refused naming both, one from before the field resumes with a note', async () => {
+    const checksum = await stateChecksum(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    expect(record.tokenizer).toEqual({ checksum, name: 'tokenizer.model' });
+    const other = { checksum: `sha256:${'0'.repeat(64)}`, name: 'other/tokenizer.model' };
+    expect((await resumeWith({ ...record, tokenizer: other })).message).toBe(
+      `the saved run was trained with the tokenizer other/tokenizer.model (${other.checksum}), and this resume has tokenizer.model (${checksum}): another tokenizer gives the run's data other token ids, so the run cannot continue with it. Load the run's tokenizer to resume it, or start a new run`,
+    );
+    const { tokenizer: _, ...older } = record;
+    await store.commit({ [RUN]: new TextEncoder().encode(JSON.stringify(older)), [STATE]: state });
+    const events: TrainEvent[] = [];
+    await session.train({}, null, (e) => events.push(e), { resume: true, restoreOnly: true });
+    expect(events).toContainEqual({ type: 'status', text: "the saved run's record does not say which tokenizer it was trained with (it was saved before runs recorded it): it continues with tokenizer.model, which must be the one it started with" });
+  });
+
   it('refuses stored data that is not the data the run trained on (another run’s rows, as two tabs once left)', async () => {
     const genuine = (await store.load(TRAIN))!;
     // The same rows, same length, one letter changed: the plan is the same, only the checksum tells.

@@ -25,7 +25,7 @@ export async function loadTokenizerFrom(dirOrFile: string = DEFAULT_TOKENIZER_DI
     throw new FinetuneError('bad-input', `--tokenizer: cannot read ${path}: ${(e as Error).message}`);
   }
   try {
-    return await loadTokenizer(bytes);
+    return await loadTokenizer(bytes, dirOrFile === DEFAULT_TOKENIZER_DIR ? `the default tokenizer (${path})` : dirOrFile);
   } catch (e) {
     // "not a SentencePiece model file" alone did not say which file: the default, or the one --tokenizer named.
     if (e instanceof FinetuneError && e.kind === 'bad-input') throw new FinetuneError('bad-input', `--tokenizer: ${path} is ${e.message}`);

@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
+import { checkTokenizer } from '../../run/saved-run-check.ts';
 import { isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
@@ -239,6 +240,9 @@ export function makeTrainCommand(
         const recover = values.recover === undefined ? 2 : Number(values.recover);
         if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${JSON.stringify(values.recover)}`);
         const tokenizer = await loadTokenizerFrom(values.tokenizer);
+        // Another tokenizer than the run's (a --tokenizer left out, say) is refused before the model's load.
+        const tokenizerNote = values.resume && previous ? checkTokenizer(previous, tokenizer.identity, "Resume with --tokenizer naming the run's tokenizer.model (no --tokenizer for the default one), or start a new run over it with --overwrite") : null;
+        if (tokenizerNote) io.err(`note: ${tokenizerNote}`);
         const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
         const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
         const print = (o: unknown): void => io.out(JSON.stringify(o));

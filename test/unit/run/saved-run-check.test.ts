@@ -51,6 +51,13 @@ describe('a saved run record, checked before a resume', () => {
     expect(e.message).toBe('the saved run cannot be resumed: its hyperparameters are not valid: lora_rank must be an integer from 1 to 256, got 1000000');
   });
 
+  it('refuses a malformed record of the tokenizer, and accepts a well-formed one', () => {
+    expect(refusal(() => checkSavedRun(record({ tokenizer: { checksum: 'md5:1', name: 'x' } }))).message).toBe('the saved run cannot be resumed: its record of the tokenizer is malformed');
+    expect(refusal(() => checkSavedRun(record({ tokenizer: 'tokenizer.model' }))).message).toBe('the saved run cannot be resumed: its record of the tokenizer is malformed');
+    const tokenizer = { checksum: `sha256:${'a'.repeat(64)}`, name: 'tok' };
+    expect(checkSavedRun(record({ tokenizer })).tokenizer).toEqual(tokenizer);
+  });
+
   it('refuses a step beyond its own plan, a step that is not a count, a missing field, a record that is not an object', () => {
     expect(refusal(() => checkSavedRun(record({ step: 7 }))).message).toMatch(/its step 7 is beyond its plan of 6 steps/);
     expect(refusal(() => checkSavedRun(record({ step: -1 }))).message).toMatch(/its step -1 is not a step number/);
