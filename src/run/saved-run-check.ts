@@ -68,6 +68,7 @@ export function checkSavedRun(raw: unknown): SavedRun {
   }
   if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${JSON.stringify(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
   if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${JSON.stringify(r.kernels)} are not kernels this engine has`);
+  if (r.useRslora !== undefined && typeof r.useRslora !== 'boolean') throw corrupt(`its use_rslora ${JSON.stringify(r.useRslora)} is not true or false`);
   if (r.tokenizer !== undefined && !isTokenizerIdentity(r.tokenizer)) throw corrupt('its record of the tokenizer is malformed');
   if (r.modelFiles !== undefined && !isModelFileList(r.modelFiles)) throw corrupt("its list of the model's files is malformed");
   if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');

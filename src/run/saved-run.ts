@@ -62,6 +62,11 @@ export interface SavedRun {
    * is refused, since the same ids would mean other pieces. Records from before this field have none.
    */
   tokenizer?: TokenizerIdentity;
+  /**
+   * The adapter's scale is lora_alpha / √r (rsLoRA) rather than alpha / r: a run started from an imported rsLoRA adapter
+   * (rank, alpha and targets are the hyperparameters', which must match it). Absent: false.
+   */
+  useRslora?: boolean;
 }
 
 /** A run's data as it is stored with its first checkpoint. */

@@ -12,7 +12,7 @@ import type { Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
-import { assertFiniteAdapter, createAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
+import { assertFiniteAdapter, createAdapter, loraScaling, type LoraAdapter } from '../model/lora-adapter.ts';
 import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
@@ -414,6 +414,13 @@ export class FinetuneSession {
       });
       // An imported adapter is the starting point instead of PEFT's fresh initialisation.
       if (startFrom) startFromImported(this.adapter, startFrom);
+      // A run that started from an imported rsLoRA adapter keeps its scale (alpha / √r) when it is resumed or restored:
+      // the hyperparameters hold no such flag, the record does.
+      if (resumed?.useRslora) {
+        this.adapter.config.useRslora = true;
+        this.adapter.scaling = loraScaling(this.adapter.config);
+      }
+      const useRslora = this.adapter.config.useRslora;
       this.lora = uploadLora(this.ctx, this.weights.dims, this.adapter);
       // Submit uploadLora's zero-fills now: if the checkpoint below is refused, the next run destroys these buffers,
       // and destroying a buffer that unsubmitted work still names breaks the device.
@@ -452,6 +459,7 @@ export class FinetuneSession {
           kernels,
           baseMatmul,
           ...(this.tokenizer.identity ? { tokenizer: this.tokenizer.identity } : {}),
+          ...(useRslora ? { useRslora } : {}),
         };
         await this.store.commit(checkpointFiles(run, state, newData));
         newData = null;

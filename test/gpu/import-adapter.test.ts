@@ -9,7 +9,8 @@ import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { importAdapter } from '../../src/model/adapter-import.ts';
 import type { LoraAdapter } from '../../src/model/lora-adapter.ts';
-import { FinetuneSession, quantizationFor } from '../../src/run/session.ts';
+import { FinetuneSession, memoryRunStore, quantizationFor } from '../../src/run/session.ts';
+import { peftFiles } from '../../src/export/index.ts';
 import type { EvaluationProgress } from '../../src/run/trainer.ts';
 import { safetensorsTensors } from '../helpers/safetensors-file.ts';
 import { replicateTrainingZip, torchSaveStateDict } from '../helpers/torch-save.ts';
@@ -78,5 +79,34 @@ describe('an imported adapter in the session', () => {
     const moved = maxAbsDiff(after, imported);
     expect(moved).toBeGreaterThan(0);
     expect(moved).toBeLessThanOrEqual(2e-4);
+  });
+
+  it('an rsLoRA adapter keeps its scale through a saved run: a restore in a new session has scaling 4 and exports use_rslora', async () => {
+    // The tiny-adapter with use_rslora: r 4, alpha 8, so its scale is 8 / √4 = 4 (2 without rsLoRA).
+    const config = JSON.parse(readFileSync('test/fixtures/tiny-adapter/adapter_config.json', 'utf8')) as Record<string, unknown>;
+    const st = safetensorsTensors(new Uint8Array(readFileSync('test/fixtures/tiny-adapter/adapter_model.safetensors')));
+    const bin = torchSaveStateDict([...st].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: new Float32Array(t.bytes.slice().buffer) })));
+    const rs = await importAdapter(replicateTrainingZip(JSON.stringify({ ...config, use_rslora: true }), bin), { base: session.baseConfig });
+    expect(rs.scaling).toBe(4);
+    const store = memoryRunStore();
+    const first = new FinetuneSession(ctx, session.tokenizer, store);
+    await first.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', quantizationFor(parseHyperparams(HP)));
+    first.useImportedAdapter(rs);
+    const r = await first.train(HP, { train: JSONL, trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      if (e.type === 'step' && e.step === 1) first.stop();
+    });
+    expect(r.steps).toBe(1);
+    expect((await first.adapterNow()).scaling).toBe(4);
+    first.unloadModel();
+
+    const second = new FinetuneSession(ctx, session.tokenizer, store);
+    await second.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', quantizationFor(parseHyperparams(HP)));
+    await second.train({}, null, () => undefined, { resume: true, restoreOnly: true });
+    const restored = await second.adapterNow();
+    expect(restored.config.useRslora).toBe(true);
+    expect(restored.scaling).toBe(4);
+    const written = JSON.parse(new TextDecoder().decode(peftFiles(restored)['adapter_config.json'])) as Record<string, unknown>;
+    expect(written.use_rslora).toBe(true);
+    second.unloadModel();
   });
 });

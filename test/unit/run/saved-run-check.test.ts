@@ -58,6 +58,11 @@ describe('a saved run record, checked before a resume', () => {
     expect(checkSavedRun(record({ tokenizer })).tokenizer).toEqual(tokenizer);
   });
 
+  it('refuses a use_rslora that is not a boolean', () => {
+    expect(refusal(() => checkSavedRun(record({ useRslora: 'yes' }))).message).toBe('the saved run cannot be resumed: its use_rslora "yes" is not true or false');
+    expect(checkSavedRun(record({ useRslora: true })).useRslora).toBe(true);
+  });
+
   it('refuses a step beyond its own plan, a step that is not a count, a missing field, a record that is not an object', () => {
     expect(refusal(() => checkSavedRun(record({ step: 7 }))).message).toMatch(/its step 7 is beyond its plan of 6 steps/);
     expect(refusal(() => checkSavedRun(record({ step: -1 }))).message).toMatch(/its step -1 is not a step number/);
