@@ -31,6 +31,11 @@ export interface LoraConfig {
   baseModel: string | null;
   /** Layers the adapter covers (PEFT's layers_to_transform), or null for all. */
   layersToTransform: number[] | null;
+  /**
+   * The layers came from target_modules or exclude_modules (a pattern naming layers), tried on layers 0–255: those
+   * beyond the model's depth are dropped when the adapter is read against it.
+   */
+  layersFromTargets?: true;
   taskType: string;
   inferenceMode: boolean;
   /** The config JSON as read, so writing it back keeps fields we do not model. Null for a new adapter. */
@@ -88,38 +93,179 @@ function canonicalModules(mods: Iterable<Projection>): Projection[] {
 /** Longest target_modules pattern accepted (PEFT's own are under 100 characters). */
 const MAX_TARGET_PATTERN = 1000;
 
-/** Resolves PEFT's target_modules (a list of names, "all-linear", or a regex string) to our module names. */
-function resolveTargets(v: unknown, where: string): Projection[] {
-  if (v === 'all-linear') return [...PROJECTIONS];
+/** Layer indices a target_modules or exclude_modules pattern is tried on (deeper than any Mistral-architecture model). */
+const PATTERN_LAYERS = 256;
+
+function moduleGroup(m: Projection): 'mlp' | 'self_attn' {
+  return m === 'gate_proj' || m === 'up_proj' || m === 'down_proj' ? 'mlp' : 'self_attn';
+}
+
+/** PEFT's name of a module in the base model (what its target_modules and exclude_modules are matched against). */
+function moduleName(layer: number, m: Projection): string {
+  return `model.layers.${layer}.${moduleGroup(m)}.${m}`;
+}
+
+/** Which layers of each module a PEFT module spec selects: a Set of layer indices below PATTERN_LAYERS per module. */
+type Selection = Map<Projection, Set<number>>;
+
+const ALL_LAYERS = (): Set<number> => new Set(Array.from({ length: PATTERN_LAYERS }, (_, i) => i));
+
+/**
+ * The modules a target_modules or exclude_modules value names, layer by layer, as PEFT matches them: a string is a
+ * regular expression applied with re.fullmatch to every module name; a list names modules by their name or a dotted
+ * suffix of it ("q_proj", "self_attn.q_proj", "model.layers.3.self_attn.q_proj").
+ */
+function selectModules(v: unknown, field: string, where: string): Selection {
+  const out: Selection = new Map();
+  const add = (m: Projection, l: number): void => void (out.get(m) ?? out.set(m, new Set()).get(m)!).add(l);
   if (typeof v === 'string') {
     // PEFT applies the string with Python's re.fullmatch to module names. A file can hold any pattern, and a
     // backtracking engine (JavaScript's RegExp) can take exponential time on one such as (.*)*x: RE2's linear-time
     // matcher runs it instead, on a pattern of bounded length (real ones are a few dozen characters).
-    if (v.length > MAX_TARGET_PATTERN) throw bad(where, `target_modules is a pattern of ${v.length} characters, more than ${MAX_TARGET_PATTERN}`);
+    if (v.length > MAX_TARGET_PATTERN) throw bad(where, `${field} is a pattern of ${v.length} characters, more than ${MAX_TARGET_PATTERN}`);
     let re: RE2JS;
     try {
       re = RE2JS.compile(v);
     } catch {
-      throw bad(where, `target_modules ${JSON.stringify(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
+      throw bad(where, `${field} ${JSON.stringify(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
     }
-    const hits = PROJECTIONS.filter((m) => {
-      const group = m === 'gate_proj' || m === 'up_proj' || m === 'down_proj' ? 'mlp' : 'self_attn';
-      return re.matches(`model.layers.0.${group}.${m}`) || re.matches(m);
-    });
-    if (!hits.length) throw bad(where, `target_modules ${JSON.stringify(v)} matches none of ${PROJECTIONS.join(', ')}`);
-    return hits;
+    for (const m of PROJECTIONS) {
+      if (re.matches(m)) {
+        out.set(m, ALL_LAYERS());
+        continue;
+      }
+      for (let l = 0; l < PATTERN_LAYERS; l++) if (re.matches(moduleName(l, m))) add(m, l);
+    }
+    return out;
   }
-  if (!Array.isArray(v) || v.length === 0) throw bad(where, `target_modules must be a non-empty list of module names, got ${JSON.stringify(v)}`);
-  const out: Projection[] = [];
-  for (const m of v) {
-    if (typeof m !== 'string') throw bad(where, `target_modules holds a non-string ${JSON.stringify(m)}`);
-    const short = m.split('.').pop() as string;
+  if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${JSON.stringify(v)}`);
+  for (const item of v) {
+    if (typeof item !== 'string') throw bad(where, `${field} holds a non-string ${JSON.stringify(item)}`);
+    const short = item.split('.').pop() as string;
     if (!(PROJECTIONS as readonly string[]).includes(short)) {
-      throw bad(where, `target module ${JSON.stringify(m)} is not supported (supported: ${PROJECTIONS.join(', ')})`);
+      if (field === 'exclude_modules') continue; // excluding a module the adapter does not have changes nothing
+      throw bad(where, `target module ${JSON.stringify(item)} is not supported (supported: ${PROJECTIONS.join(', ')})`);
     }
-    out.push(short as Projection);
+    const m = short as Projection;
+    // A dotted suffix of the module's full name: the short name matches every layer, a name with the layer index one.
+    let hit = false;
+    for (let l = 0; l < PATTERN_LAYERS; l++) {
+      const full = moduleName(l, m);
+      if (full === item || full.endsWith(`.${item}`)) {
+        add(m, l);
+        hit = true;
+      }
+    }
+    if (!hit) throw bad(where, `${field} names ${JSON.stringify(item)}, which is not the name of a module of a Mistral model (model.layers.N.${moduleGroup(m)}.${m})`);
   }
-  return canonicalModules(out);
+  return out;
+}
+
+function layerList(set: ReadonlySet<number>): string {
+  return layerWords([...set].sort((a, b) => a - b));
+}
+
+/**
+ * Resolves PEFT's target_modules (a list of names, "all-linear", or a regex string) and exclude_modules to our module
+ * names and, when they select layers, the layers they cover. This engine adapts one set of layers for all modules
+ * (what layers_to_transform gives): a selection that gives modules different layers is refused, saying so.
+ */
+function resolveTargets(v: unknown, exclude: unknown, where: string): { targets: Projection[]; layers: number[] | null } {
+  const selected: Selection = v === 'all-linear' ? new Map(PROJECTIONS.map((m) => [m, ALL_LAYERS()])) : selectModules(v, 'target_modules', where);
+  if (selected.size === 0) throw bad(where, `target_modules ${JSON.stringify(v)} matches none of ${PROJECTIONS.join(', ')} in any layer`);
+  if (!isEmpty(exclude)) {
+    const excluded = selectModules(exclude, 'exclude_modules', where);
+    for (const [m, layers] of excluded) {
+      const kept = selected.get(m);
+      if (!kept) continue;
+      for (const l of layers) kept.delete(l);
+      if (kept.size === 0) selected.delete(m);
+    }
+    if (selected.size === 0) throw bad(where, `exclude_modules ${JSON.stringify(exclude)} excludes every module target_modules ${JSON.stringify(v)} selects: the adapter adapts nothing`);
+  }
+  const targets = canonicalModules(selected.keys());
+  const first = selected.get(targets[0])!;
+  const same = targets.every((m) => { const s = selected.get(m)!; return s.size === first.size && [...s].every((l) => first.has(l)); });
+  if (!same) {
+    const describe = (set: ReadonlySet<number>): string => {
+      if (set.size === PATTERN_LAYERS) return 'every layer';
+      if (set.size <= PATTERN_LAYERS / 2) return layerList(set);
+      return `every layer but ${layerList(new Set([...ALL_LAYERS()].filter((l) => !set.has(l))))}`;
+    };
+    const per = targets.map((m) => `${m} in ${describe(selected.get(m)!)}`).join(', ');
+    throw bad(
+      where,
+      `target_modules ${JSON.stringify(v)}${isEmpty(exclude) ? '' : ` with exclude_modules ${JSON.stringify(exclude)}`} adapts ${per}: this engine adapts the same layers in every module it targets (as layers_to_transform does), so it cannot apply this adapter`,
+    );
+  }
+  return { targets, layers: first.size === PATTERN_LAYERS ? null : [...first].sort((a, b) => a - b) };
+}
+
+/**
+ * The fields of adapter_config.json this reader understands: read above (r, alpha, targets, …), or metadata that does
+ * not change what the adapter computes whatever its value. Any other field is accepted only at a value that means
+ * "off" (null, false, {}, []), as PEFT writes every field it has; one that is set is refused (below, with what it does
+ * where we know it), since an option this engine ignores would load an adapter that computes something else.
+ */
+const READ_FIELDS = new Set([
+  'peft_type', 'r', 'lora_alpha', 'lora_dropout', 'use_rslora', 'target_modules', 'exclude_modules', 'layers_to_transform',
+  'base_model_name_or_path', 'revision', 'task_type', 'inference_mode', 'init_lora_weights',
+  // Metadata: the PEFT version and auto class, the Megatron module path (used only with a megatron_config), the layer
+  // list's attribute name (layers_to_transform is read as Mistral's layer indices), QA-LoRA's group size (used only with
+  // use_qalora), options for loading (runtime_config: GPU offload).
+  'peft_version', 'auto_mapping', 'megatron_core', 'layers_pattern', 'qalora_group_size', 'runtime_config',
+]);
+
+/** What a set option does, and why this engine cannot apply it: the refusal's words. */
+const OPTION_REFUSALS: Record<string, string> = {
+  bias: "the adapter trains the base model's biases as well, which this engine does not load (only bias \"none\" can be applied)",
+  use_dora: 'DoRA rescales every adapted weight by a trained magnitude vector; this engine adds the plain LoRA product',
+  fan_in_fan_out: "the tensors are stored transposed (for GPT-2's Conv1D layers); Mistral's linear layers are not",
+  lora_bias: 'the adapter trains a bias for lora_B, which this engine does not apply',
+  rank_pattern: 'some modules have another rank than r, and this engine gives every module the same rank',
+  alpha_pattern: 'some modules have another lora_alpha, and this engine scales every module alike',
+  modules_to_save: 'the adapter carries whole trained copies of other modules (such as lm_head), which replace the base model\'s and which this engine does not load',
+  layer_replication: "the adapter duplicates base layers (the model it runs on is deeper than the base), and this engine runs the base's layers as they are",
+  trainable_token_indices: 'the adapter trains rows of the token embeddings, which this engine does not load',
+  target_parameters: 'the adapter adapts parameters (such as mixture-of-experts weights) rather than linear layers',
+  use_qalora: "QA-LoRA averages the input in groups before lora_A; this engine applies lora_A to the whole input",
+  alora_invocation_tokens: 'an activated LoRA (aLoRA) applies only to the tokens after its invocation sequence, and this engine would apply it to every token',
+  use_bdlora: 'BD-LoRA makes LoRA factors block-diagonal for tensor-parallel serving, and this engine reads and applies dense lora_A and lora_B only',
+  arrow_config: "Arrow routes each token among several LoRA experts, and this engine applies one adapter to every token",
+  megatron_config: "the adapter's layers are Megatron's parallel linear layers, whose sharded tensors this engine does not read",
+  ensure_weight_tying: 'the adapter ties trained embedding and lm_head weights, which this engine does not load',
+};
+
+/**
+ * Initialisations after which the adapter works only on a changed base model: PiSSA, OLoRA, CorDA and LoRA-GA subtract
+ * the adapter's initial product from the base weights, LoftQ replaces them with a quantisation residual. Here the
+ * adapter is added to the unmodified base, so it would compute something else.
+ */
+function baseRewritingInit(v: string): boolean {
+  return v === 'pissa' || v.startsWith('pissa_niter_') || v === 'olora' || v === 'corda' || v === 'loftq' || v === 'lora_ga';
+}
+
+/** Initialisations that set only the adapter's own starting tensors: a trained adapter loads as any other. */
+const PLAIN_INITS: readonly unknown[] = [true, false, 'gaussian', 'orthogonal', 'eva'];
+
+function checkOptions(json: Record<string, unknown>, where: string): void {
+  const init = json.init_lora_weights;
+  if (typeof init === 'string' && baseRewritingInit(init)) {
+    throw bad(
+      where,
+      `init_lora_weights ${JSON.stringify(init)}: this initialisation changes the base model's weights (PiSSA, OLoRA, CorDA and LoRA-GA subtract the adapter's initial product from them, LoftQ replaces them), so the adapter works only on that changed base, and this engine adds it to the unmodified model. Convert it to a plain LoRA with PEFT first where PEFT can (save_pretrained with path_initial_model_for_weight_conversion, for PiSSA, OLoRA and CorDA)`,
+    );
+  }
+  if (init !== undefined && init !== null && !PLAIN_INITS.includes(init)) {
+    throw bad(where, `init_lora_weights ${JSON.stringify(init)} is not an initialisation this app knows (${PLAIN_INITS.map((v) => JSON.stringify(v)).join(', ')} load as they are): it may have changed the base model's weights, which this engine would not do`);
+  }
+  const refused: string[] = [];
+  for (const [key, value] of Object.entries(json)) {
+    if (READ_FIELDS.has(key) || isEmpty(value) || (key === 'bias' && value === 'none')) continue;
+    const why = OPTION_REFUSALS[key] ?? 'an option this app does not know, which may change what the adapter computes';
+    refused.push(`${key}=${JSON.stringify(value)} (${why})`);
+  }
+  if (refused.length) throw bad(where, `unsupported LoRA option(s): ${refused.join('; ')}: this adapter cannot be applied as it was trained`);
 }
 
 /** The largest adapter scale (lora_alpha / r) accepted: far above any trained adapter's, far below overflow. */
@@ -144,22 +290,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
     throw bad(where, `"lora_alpha" ${alpha} over "r" ${r} scales the adapter by ${scale.toPrecision(3)}${useRslora ? ' (rsLoRA: alpha / √r)' : ''}, more than ${MAX_LORA_SCALE}: no adapter trains with that; check lora_alpha`);
   }
 
-  // Features that change the math or the tensor set: refuse rather than load something different.
-  const unsupported: [string, boolean][] = [
-    ['use_dora', json.use_dora === true],
-    ['fan_in_fan_out', json.fan_in_fan_out === true],
-    ['bias', json.bias !== undefined && json.bias !== 'none'],
-    ['lora_bias', json.lora_bias === true],
-    ['rank_pattern', !isEmpty(json.rank_pattern)],
-    ['alpha_pattern', !isEmpty(json.alpha_pattern)],
-    ['modules_to_save', !isEmpty(json.modules_to_save)],
-    ['layer_replication', !isEmpty(json.layer_replication)],
-    ['trainable_token_indices', !isEmpty(json.trainable_token_indices)],
-    ['target_parameters', !isEmpty(json.target_parameters)],
-    ['use_qalora', json.use_qalora === true],
-  ];
-  const refused = unsupported.filter(([, on]) => on).map(([k]) => k);
-  if (refused.length) throw bad(where, `unsupported LoRA option(s): ${refused.map((k) => `${k}=${JSON.stringify(json[k])}`).join(', ')}`);
+  checkOptions(json, where);
 
   let layersToTransform: number[] | null = null;
   const ltt = json.layers_to_transform;
@@ -168,6 +299,14 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
     if (!list.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw bad(where, `layers_to_transform must be layer indices, got ${JSON.stringify(ltt)}`);
     layersToTransform = [...new Set(list as number[])].sort((a, b) => a - b);
   }
+  const resolved = resolveTargets(json.target_modules, json.exclude_modules, where);
+  // Layers selected by target_modules (a pattern naming layers) or exclude_modules, and by layers_to_transform: PEFT
+  // adapts a module where both say so.
+  if (resolved.layers) {
+    const fromTargets = resolved.layers;
+    layersToTransform = layersToTransform ? layersToTransform.filter((l) => fromTargets.includes(l)) : fromTargets;
+    if (layersToTransform.length === 0) throw bad(where, `layers_to_transform ${JSON.stringify(ltt)} and the layers target_modules/exclude_modules select have no layer in common: the adapter adapts nothing`);
+  }
   const base = json.base_model_name_or_path;
   // A Hub base at a revision is held as `owner/name@revision` (how the page and the CLI name what they loaded).
   const revision = typeof json.revision === 'string' && json.revision !== '' && typeof base === 'string' && parseHubReference(base)?.revision === null ? json.revision : null;
@@ -175,7 +314,8 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
     r,
     loraAlpha: alpha,
     loraDropout: dropout,
-    targetModules: resolveTargets(json.target_modules, where),
+    targetModules: resolved.targets,
+    ...(resolved.layers ? { layersFromTargets: true as const } : {}),
     useRslora,
     baseModel: typeof base === 'string' ? (revision ? `${base}@${revision}` : base) : null,
     layersToTransform,
@@ -231,7 +371,13 @@ function depthMismatch(found: ReadonlyMap<string, { layer: number }>, maxLayer: 
 /** Parses an adapter from its config JSON (parsed) and its safetensors file (bytes or a source). */
 export async function parseAdapter(configJson: unknown, weights: Uint8Array | ByteSource, opts: ReadAdapterOptions = {}): Promise<LoraAdapter> {
   const where = opts.where ?? 'adapter';
-  const config = parseLoraConfig(configJson, `${where}/${ADAPTER_CONFIG_FILE}`);
+  const parsed = parseLoraConfig(configJson, `${where}/${ADAPTER_CONFIG_FILE}`);
+  // Layers a target_modules pattern selected were tried on layers 0–255: those beyond the model's depth are not layers.
+  const depth = opts.base?.layers;
+  const within = parsed.layersFromTargets && parsed.layersToTransform && depth !== undefined ? parsed.layersToTransform.filter((l) => l < depth) : null;
+  // Every layer of the model (target_modules listing each layer's modules by name) is the whole model.
+  const config = within ? { ...parsed, layersToTransform: within.length === depth ? null : within } : parsed;
+  if (config.layersToTransform?.length === 0) throw bad(`${where}/${ADAPTER_CONFIG_FILE}`, `target_modules ${JSON.stringify(parsed.raw?.target_modules)} selects only layers beyond the model's ${depth}`);
   const weightsName = opts.weightsName ?? ADAPTER_WEIGHTS_FILE;
   const source = weights instanceof Uint8Array ? bytesSource(weights, weightsName) : weights;
   const wfile = `${where}/${weightsName}`;

@@ -134,7 +134,7 @@ describe('reading a PEFT adapter', () => {
     }
     expect(parseLoraConfig({ ...fixtureConfig, target_modules: 'all-linear' }).targetModules).toEqual([...PROJECTIONS]);
     expect(parseLoraConfig({ ...fixtureConfig, target_modules: '.*\\.(q_proj|v_proj)' }).targetModules).toEqual(['q_proj', 'v_proj']);
-    expect(parseLoraConfig({ ...fixtureConfig, target_modules: ['model.layers.0.self_attn.v_proj', 'q_proj'] }).targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(parseLoraConfig({ ...fixtureConfig, target_modules: ['self_attn.v_proj', 'q_proj'] }).targetModules).toEqual(['q_proj', 'v_proj']);
     const rs = parseLoraConfig({ ...fixtureConfig, use_rslora: true, r: 16, lora_alpha: 8 });
     const adapter = await parseAdapter({ ...fixtureConfig, use_rslora: true }, fixtureWeights, { base });
     expect(adapter.scaling).toBe(8 / Math.sqrt(4)); // alpha/√r
@@ -159,6 +159,81 @@ describe('reading a PEFT adapter', () => {
   it('says which file is missing from an adapter directory', async () => {
     const e = await errorOf(() => readAdapter(memoryFileSet({ 'adapter_config.json': JSON.stringify(fixtureConfig) }, 'out')));
     expect(e.message).toMatch(/out: no adapter_model\.safetensors/);
+  });
+});
+
+/** An adapter of rank 2 with tensors for `modules` in `layers` of tiny-mistral (2 layers). */
+function weightsFor(modules: (typeof PROJECTIONS)[number][], layers: number[]): Uint8Array {
+  const shapes: Record<string, [number, number]> = { q_proj: [128, 128], k_proj: [32, 128], v_proj: [32, 128], o_proj: [128, 128], gate_proj: [448, 128], up_proj: [448, 128], down_proj: [128, 448] };
+  return writeSafetensors(
+    layers.flatMap((l) =>
+      modules.flatMap((m) => {
+        const [out, inn] = shapes[m];
+        return [
+          { name: peftKey(l, m, 'A'), dtype: 'F32' as const, shape: [2, inn], data: new Float32Array(2 * inn).fill(0.25) },
+          { name: peftKey(l, m, 'B'), dtype: 'F32' as const, shape: [out, 2], data: new Float32Array(2 * out).fill(0.5) },
+        ];
+      }),
+    ),
+    { format: 'pt' },
+  );
+}
+
+describe('adapter_config.json options: read, ignored when off, refused when they change what the adapter computes', () => {
+  it("loads a config with every field PEFT writes at its default (Replicate's and PEFT's own output)", () => {
+    const peft = {
+      ...fixtureConfig,
+      peft_type: 'LORA', task_type: 'CAUSAL_LM', inference_mode: true, revision: null, auto_mapping: null, megatron_config: null, megatron_core: 'megatron.core',
+      loftq_config: {}, eva_config: null, corda_config: null, use_dora: false, layer_replication: null, runtime_config: { ephemeral_gpu_offload: false },
+      qalora_group_size: 16, use_qalora: false, target_parameters: null, exclude_modules: null, lora_bias: false, trainable_token_indices: null,
+      init_lora_weights: true, layers_pattern: null, peft_version: '0.13.2', alora_invocation_tokens: null, use_bdlora: null, arrow_config: null, some_future_config: null,
+    };
+    expect(parseLoraConfig(peft).targetModules).toEqual([...PROJECTIONS]);
+    // Initialisations that set only the adapter's own starting tensors.
+    for (const init of [false, 'gaussian', 'orthogonal', 'eva']) expect(parseLoraConfig({ ...peft, init_lora_weights: init }).r).toBe(4);
+  });
+
+  it('refuses each option that changes the maths, saying what it does', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ alora_invocation_tokens: [32, 45] }, /alora_invocation_tokens=\[32,45\] \(an activated LoRA \(aLoRA\) applies only to the tokens after its invocation sequence, and this engine would apply it to every token\)/],
+      [{ use_bdlora: true }, /use_bdlora=true \(BD-LoRA makes LoRA factors block-diagonal/],
+      [{ arrow_config: { top_k: 3 } }, /arrow_config=\{"top_k":3\} \(Arrow routes each token among several LoRA experts/],
+      [{ use_qalora: true }, /use_qalora=true \(QA-LoRA averages the input in groups/],
+      [{ some_future_option: 3 }, /some_future_option=3 \(an option this app does not know, which may change what the adapter computes\)/],
+      [{ init_lora_weights: 'kaiming_sideways' }, /init_lora_weights "kaiming_sideways" is not an initialisation this app knows/],
+    ];
+    for (const init of ['pissa', 'pissa_niter_4', 'olora', 'loftq', 'corda', 'lora_ga']) {
+      cases.push([{ init_lora_weights: init }, new RegExp(`init_lora_weights "${init}": this initialisation changes the base model's weights .* this engine adds it to the unmodified model`)]);
+    }
+    for (const [patch, re] of cases) {
+      const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, ...patch }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toMatch(re);
+    }
+  });
+
+  it('applies exclude_modules: an adapter without q_proj, excluded, loads (it said "missing q_proj of layer 0")', async () => {
+    const noQ = PROJECTIONS.filter((m) => m !== 'q_proj');
+    const a = await parseAdapter({ ...fixtureConfig, r: 2, target_modules: [...PROJECTIONS], exclude_modules: ['q_proj'] }, weightsFor(noQ, [0, 1]), { base });
+    expect(a.config.targetModules).toEqual(noQ);
+    expect(a.config.layersToTransform).toBeNull();
+    expect(a.tensors[0].q_proj).toBeUndefined();
+    // As a pattern, too.
+    expect(parseLoraConfig({ ...fixtureConfig, exclude_modules: '.*mlp.*' }).targetModules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj']);
+  });
+
+  it('reads a target_modules pattern that names layers as those layers, and refuses modules adapted in different layers, naming them', async () => {
+    const target = '.*layers\\.1\\.self_attn\\.(q_proj|v_proj)';
+    const a = await parseAdapter({ ...fixtureConfig, r: 2, target_modules: target }, weightsFor(['q_proj', 'v_proj'], [1]), { base });
+    expect(a.config.targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(a.config.layersToTransform).toEqual([1]);
+    expect(a.tensors[0]).toEqual({});
+    expect(a.tensors[1].v_proj?.B[0]).toBe(0.5);
+    // Every layer's modules listed by name is the whole model.
+    const listed = await parseAdapter({ ...fixtureConfig, r: 2, target_modules: ['model.layers.0.self_attn.q_proj', 'model.layers.1.self_attn.q_proj'] }, weightsFor(['q_proj'], [0, 1]), { base });
+    expect(listed.config.layersToTransform).toBeNull();
+    const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, exclude_modules: ['model.layers.1.self_attn.q_proj'] }));
+    expect(e.message).toMatch(/target_modules .* with exclude_modules \["model\.layers\.1\.self_attn\.q_proj"\] adapts q_proj in every layer but layer 1, k_proj in every layer, .*: this engine adapts the same layers in every module it targets \(as layers_to_transform does\), so it cannot apply this adapter/);
   });
 });
 
