@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { makeFolder } from './make-folder.ts';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { pointerRunStore, type RunStore, type StoreFiles } from '../run/run-store.ts';
 
 /** Called before each step of a write; a test uses it to kill the process at a known point. */
@@ -27,6 +28,43 @@ async function syncFolder(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Writes a whole file crash-safe: to `.<name>.<random>.tmp` beside it, fsynced, renamed over `path`, and the folder
+ * fsynced. A write that fails (a full disk, a kill, a lost mount) leaves the file that was there as it was, and the
+ * temporary file is removed (a kill leaves it, a dot name no reader takes for the file). The error names the path, says
+ * what was kept, and keeps Node's `code` (ENOSPC…). `probe` is called before each step (tests fail or kill there).
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array, probe?: WriteProbe): Promise<void> {
+  const dir = dirname(path);
+  const name = basename(path);
+  await makeFolder(dir);
+  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+  let renamed = false;
+  try {
+    await probe?.(`write ${name}`);
+    const handle = await open(tmp, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await probe?.(`fsync ${name}`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await probe?.(`rename ${name}`);
+    await rename(tmp, path);
+    renamed = true;
+    await probe?.(`fsync folder for ${name}`);
+    await syncFolder(dir);
+  } catch (e) {
+    if (renamed) throw e;
+    await rm(tmp, { force: true }).catch(() => undefined);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === undefined) throw e;
+    const kept = existsSync(path) ? 'the file that was there is kept as it was' : 'nothing was written there';
+    throw Object.assign(new Error(`could not write ${path}: ${(e as Error).message}; ${kept}`), { code, path });
+  }
+}
+
 export function folderStoreFiles(dir: string, probe?: WriteProbe): StoreFiles {
   return {
     async read(name) {
@@ -38,22 +76,8 @@ export function folderStoreFiles(dir: string, probe?: WriteProbe): StoreFiles {
       }
     },
     async write(name, bytes) {
-      await makeFolder(dir);
       // A dot name: never mistaken for a store file, and removed by the next commit if this write is cut short.
-      const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-      await probe?.(`write ${name}`);
-      const handle = await open(tmp, 'w');
-      try {
-        await handle.writeFile(bytes);
-        await probe?.(`fsync ${name}`);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await probe?.(`rename ${name}`);
-      await rename(tmp, join(dir, name));
-      await probe?.(`fsync folder for ${name}`);
-      await syncFolder(dir);
+      await writeFileAtomic(join(dir, name), bytes, probe);
     },
     async remove(name) {
       await probe?.(`remove ${name}`);

@@ -1,9 +1,11 @@
 // `finetune export`: any adapter the importer reads (PEFT folder or zip with .safetensors or .bin, Replicate's
 // training_output.zip) written out as PEFT safetensors or as a GGUF LoRA for llama.cpp / Ollama.
 
-import { writeFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { writeFileAtomic, type WriteProbe } from '../node-store.ts';
+import { startsWithGgufMagic } from '../../core/gguf-magic.ts';
+import { README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
 import { loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
@@ -17,7 +19,7 @@ import { nodeDirectory } from '../node-source.ts';
 import { checkOutputPath } from '../input-file.ts';
 import { adapterInput } from '../adapter-input.ts';
 
-const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID] [--base-model NAME]
+const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID] [--base-model NAME] [--force]
 
 Converts a LoRA adapter to PEFT safetensors or to a GGUF LoRA. PATH may be a PEFT folder (adapter_config.json with
 adapter_model.safetensors or adapter_model.bin), a zip of one, Replicate's training_output.zip as downloaded, or the
@@ -39,11 +41,52 @@ options:
   --base-model N  write N as the adapter's base_model_name_or_path (and the GGUF's general.name), e.g. the Hub id of
                   a model trained from a local folder, so that PEFT's AutoPeftModelForCausalLM loads the right base.
                   Without --model, the base's config is looked up under N
+  --force         write over an --out that is not an earlier export: a file that is not a GGUF (gguf) or a zip (a
+                  .zip), a folder holding other files than an adapter's (peft: its README.md is replaced, the other
+                  files are left). Without it such an --out is refused. Every file is written to a temporary file
+                  and renamed over the old one, so a failed write (a full disk, a kill) keeps the old file
 
 Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, base_model_name_or_path, read_from}, model}.`;
 
 /** The files of a PEFT adapter folder that an export must not write over while reading them. */
 const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE];
+
+/** What a PEFT folder export may find in its --out and write over or beside: an earlier export's files. */
+const PEFT_OWN_FILES = new Set([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE, README_FILE]);
+
+function firstBytes(path: string, n: number): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const b = new Uint8Array(n);
+    return b.subarray(0, readSync(fd, b, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function isZip(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && ((bytes[2] === 3 && bytes[3] === 4) || (bytes[2] === 5 && bytes[3] === 6));
+}
+
+/**
+ * An --out that is not an earlier export is refused (without --force): `--format gguf --out important.jsonl` replaced
+ * the JSONL, and a PEFT export into a model's folder replaced its model card.
+ */
+function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
+  if (!existsSync(out)) return;
+  if (kind !== 'folder') {
+    if (!statSync(out).isFile()) return; // checkOutputPath says what is wrong with it
+    const head = firstBytes(out, 4);
+    if (kind === 'gguf' ? startsWithGgufMagic(head) : isZip(head)) return;
+    throw new FinetuneError('bad-input', `--out ${out} exists and is not a ${kind === 'gguf' ? 'GGUF' : 'zip'} file: export writes over an earlier export only; give another name, or --force to replace it`);
+  }
+  if (!statSync(out).isDirectory()) return;
+  const others = readdirSync(out).filter((f) => !f.startsWith('.') && !PEFT_OWN_FILES.has(f));
+  if (others.length === 0) return;
+  const list = `${others.slice(0, 5).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
+  const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} export would replace` : '';
+  throw new FinetuneError('bad-input', `--out ${out} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give an empty or new folder, or --force to write the adapter's files into it`);
+}
 
 /** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */
 function isHubId(s: string): boolean {
@@ -81,87 +124,93 @@ async function baseConfig(model: string | undefined, adapterBase: string | null,
   }
 }
 
-export const exportCommand: Command = {
-  name: 'export',
-  summary: 'convert an adapter (PEFT folder/zip, .bin, Replicate\'s training_output.zip) to PEFT safetensors or GGUF',
-  usage: USAGE,
-  async run(args, io) {
-    const { values } = parseCommandArgs(args, {
-      adapter: { type: 'string' },
-      format: { type: 'string' },
-      out: { type: 'string' },
-      model: { type: 'string' },
-      'base-model': { type: 'string' },
-    });
-    if (!values.adapter) throw new UsageError('--adapter is required');
-    if (values.format !== 'peft' && values.format !== 'gguf') throw new UsageError(`--format must be peft or gguf${values.format ? `, not ${JSON.stringify(values.format)}` : ''}`);
-    if (!values.out) throw new UsageError('--out is required');
-    const format = values.format;
-    const out = values.out;
-    const baseModel = values['base-model'];
-    const baseModelProblem = baseModel === undefined ? null : baseModelNameProblem(baseModel);
-    if (baseModelProblem) throw new UsageError(`--base-model: ${baseModelProblem}`);
-    // A GGUF named .zip was written as asked, and no zip tool could open it.
-    if (format === 'gguf' && out.toLowerCase().endsWith('.zip')) throw new UsageError(`--out ${out}: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)`);
-    // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
-    checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
+/** `finetune export`; `o.probe` is handed to every file write (tests make one fail there). */
+export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
+  const write = (path: string, bytes: Uint8Array): Promise<void> => writeFileAtomic(path, bytes, o.probe);
+  return {
+    name: 'export',
+    summary: 'convert an adapter (PEFT folder/zip, .bin, Replicate\'s training_output.zip) to PEFT safetensors or GGUF',
+    usage: USAGE,
+    async run(args, io) {
+      const { values } = parseCommandArgs(args, {
+        adapter: { type: 'string' },
+        format: { type: 'string' },
+        out: { type: 'string' },
+        model: { type: 'string' },
+        'base-model': { type: 'string' },
+        force: { type: 'boolean', default: false },
+      });
+      if (!values.adapter) throw new UsageError('--adapter is required');
+      if (values.format !== 'peft' && values.format !== 'gguf') throw new UsageError(`--format must be peft or gguf${values.format ? `, not ${JSON.stringify(values.format)}` : ''}`);
+      if (!values.out) throw new UsageError('--out is required');
+      const format = values.format;
+      const out = values.out;
+      const baseModel = values['base-model'];
+      const baseModelProblem = baseModel === undefined ? null : baseModelNameProblem(baseModel);
+      if (baseModelProblem) throw new UsageError(`--base-model: ${baseModelProblem}`);
+      // A GGUF named .zip was written as asked, and no zip tool could open it.
+      if (format === 'gguf' && out.toLowerCase().endsWith('.zip')) throw new UsageError(`--out ${out}: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)`);
+      // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
+      checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
-    const { input, name } = await adapterInput(values.adapter);
-    // Never written over what is being read: the adapter's zip, its folder (a PEFT folder out), or a file in it.
-    const source = resolve(name);
-    const target = resolve(out);
-    if (target === source || (dirname(target) === source && ADAPTER_FILES.includes(basename(target)))) {
-      throw new FinetuneError('bad-input', `--out ${out} is the adapter being read (${name}): write the ${format === 'gguf' ? 'GGUF' : 'PEFT files'} somewhere else`);
-    }
-    // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
-    const first = await importAdapterDetailed(input, { where: name });
-    const named = baseModel ?? first.adapter.config.baseModel;
-    const base = await baseConfig(values.model, named, format === 'gguf', baseModel !== undefined ? '--base-model' : undefined);
-    if (!base && format === 'gguf') {
-      throw new FinetuneError(
-        'bad-input',
-        `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `${baseModel !== undefined ? '--base-model' : "the adapter's base_model_name_or_path"} ${JSON.stringify(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
-      );
-    }
-    const imported = base ? await importAdapterDetailed(input, { where: name, base: base.config }) : first;
-    const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
-
-    let files: string[];
-    if (format === 'gguf') {
-      await makeFolder(dirname(out));
-      // general.name: loraToGguf's default, as the page's bundle (src/export/bundle.ts): the same adapter, the same file.
-      await writeFile(out, loraToGguf(adapter, (base as { config: MistralConfig }).config));
-      files = [out];
-    } else if (out.toLowerCase().endsWith('.zip')) {
-      await makeFolder(dirname(out));
-      await writeFile(out, peftZip(adapter));
-      files = [out];
-    } else {
-      if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
-      await makeFolder(out);
-      files = [];
-      for (const [file, bytes] of Object.entries(peftFiles(adapter))) {
-        await writeFile(join(out, file), bytes);
-        files.push(join(out, file));
+      const { input, name } = await adapterInput(values.adapter);
+      // Never written over what is being read: the adapter's zip, its folder (a PEFT folder out), or a file in it.
+      const source = resolve(name);
+      const target = resolve(out);
+      if (target === source || (dirname(target) === source && ADAPTER_FILES.includes(basename(target)))) {
+        throw new FinetuneError('bad-input', `--out ${out} is the adapter being read (${name}): write the ${format === 'gguf' ? 'GGUF' : 'PEFT files'} somewhere else`);
       }
-    }
-    io.out(
-      JSON.stringify({
-        type: 'export',
-        format,
-        out,
-        files,
-        adapter: {
-          r: adapter.config.r,
-          lora_alpha: adapter.config.loraAlpha,
-          target_modules: adapter.config.targetModules,
-          layers: adapter.layers,
-          base_model_name_or_path: adapter.config.baseModel,
-          read_from: [imported.folder, imported.weightsFile].filter(Boolean).join('/'),
-        },
-        model: base?.from ?? null,
-      }),
-    );
-    return 0;
-  },
-};
+      if (!values.force) checkOverwrite(out, format === 'gguf' ? 'gguf' : out.toLowerCase().endsWith('.zip') ? 'zip' : 'folder');
+      // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
+      const first = await importAdapterDetailed(input, { where: name });
+      const named = baseModel ?? first.adapter.config.baseModel;
+      const base = await baseConfig(values.model, named, format === 'gguf', baseModel !== undefined ? '--base-model' : undefined);
+      if (!base && format === 'gguf') {
+        throw new FinetuneError(
+          'bad-input',
+          `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `${baseModel !== undefined ? '--base-model' : "the adapter's base_model_name_or_path"} ${JSON.stringify(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
+        );
+      }
+      const imported = base ? await importAdapterDetailed(input, { where: name, base: base.config }) : first;
+      const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
+
+      let files: string[];
+      if (format === 'gguf') {
+        // general.name: loraToGguf's default, as the page's bundle (src/export/bundle.ts): the same adapter, the same file.
+        await write(out, loraToGguf(adapter, (base as { config: MistralConfig }).config));
+        files = [out];
+      } else if (out.toLowerCase().endsWith('.zip')) {
+        await write(out, peftZip(adapter));
+        files = [out];
+      } else {
+        if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
+        await makeFolder(out);
+        files = [];
+        for (const [file, bytes] of Object.entries(peftFiles(adapter))) {
+          await write(join(out, file), bytes);
+          files.push(join(out, file));
+        }
+      }
+      io.out(
+        JSON.stringify({
+          type: 'export',
+          format,
+          out,
+          files,
+          adapter: {
+            r: adapter.config.r,
+            lora_alpha: adapter.config.loraAlpha,
+            target_modules: adapter.config.targetModules,
+            layers: adapter.layers,
+            base_model_name_or_path: adapter.config.baseModel,
+            read_from: [imported.folder, imported.weightsFile].filter(Boolean).join('/'),
+          },
+          model: base?.from ?? null,
+        }),
+      );
+      return 0;
+    },
+  };
+}
+
+export const exportCommand: Command = makeExportCommand();

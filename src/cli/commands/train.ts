@@ -1,7 +1,7 @@
 import { type Quantization } from '../../core/mistral.ts';
 import { formatCounted } from '../../core/units.ts';
 import { existsSync, statSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { basename, join } from 'node:path';
 import { hyperparamsFromArgs } from '../../config/flags.ts';
@@ -23,7 +23,7 @@ import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { supersededNote } from '../../run/weight-cache-prune.ts';
-import { folderRunStore, folderStoreFiles } from '../node-store.ts';
+import { folderRunStore, folderStoreFiles, writeFileAtomic } from '../node-store.ts';
 import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
@@ -391,7 +391,8 @@ export function makeTrainCommand(
             const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName });
             const dir = join(out, 'adapter');
             await makeFolder(dir);
-            for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+            // Each file through a temporary one renamed over it: a kill or a full disk keeps the file that was there.
+            for (const [name, content] of Object.entries(files)) await writeFileAtomic(join(dir, name), content);
             // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
             if (baseModel === undefined && !isRemoteModelSpec(values.model as string)) {
               io.err(`note: the adapter names its base model "${adapter.config.baseModel}", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${dir} --format peft --out DIR --base-model owner/name`);

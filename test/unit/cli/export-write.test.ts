@@ -1,0 +1,100 @@
+// How `finetune export` writes: through a temporary file, fsynced and renamed over the target, so that a write that
+// fails (a full disk, a kill) leaves the file that was there byte for byte and no partial one; and never over a file or
+// folder that is not an export's own without --force. Failures are injected at the writer's probe points.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeExportCommand } from '../../../src/cli/commands/export.ts';
+import { writeFileAtomic } from '../../../src/cli/node-store.ts';
+import { TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'finetune-export-write-'));
+}
+
+/** A write that runs out of space once the temporary file holds the bytes (before it is synced and renamed). */
+const fullDisk = async (point: string): Promise<void> => {
+  if (point.startsWith('fsync ')) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+};
+
+async function exportWith(probe: ((p: string) => Promise<void>) | undefined, ...args: string[]): Promise<{ error: Error | null; out: string[] }> {
+  const out: string[] = [];
+  const error = await makeExportCommand({ probe })
+    .run(['--adapter', TINY_ADAPTER, '--model', TINY_MISTRAL, ...args], { out: (l) => out.push(l), err: () => {} })
+    .then(() => null, (e: unknown) => e as Error);
+  return { error, out };
+}
+
+describe('writeFileAtomic', () => {
+  it('leaves the old file byte for byte and no temporary file when the write fails, and says so naming the path', async () => {
+    const dir = tmp();
+    const path = join(dir, 'adapter.gguf');
+    writeFileSync(path, 'GGUF the good one');
+    const e = await writeFileAtomic(path, new Uint8Array(1000).fill(7), fullDisk).then(() => null, (x: unknown) => x as Error & { code?: string });
+    expect(e?.message).toBe(`could not write ${path}: ENOSPC: no space left on device, write; the file that was there is kept as it was`);
+    expect(e?.code).toBe('ENOSPC');
+    expect(readFileSync(path, 'utf8')).toBe('GGUF the good one');
+    expect(readdirSync(dir)).toEqual(['adapter.gguf']);
+  });
+
+  it('says nothing was left when there was no file, and replaces a file whole when it succeeds', async () => {
+    const dir = tmp();
+    const path = join(dir, 'new.gguf');
+    const e = await writeFileAtomic(path, new Uint8Array(10), fullDisk).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toMatch(/; nothing was written there$/);
+    expect(readdirSync(dir)).toEqual([]);
+    await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
+    expect([...readFileSync(path)]).toEqual([1, 2, 3]);
+  });
+});
+
+describe('finetune export writes', () => {
+  it('a GGUF re-export that fails leaves the previous GGUF byte for byte and no partial file', async () => {
+    const dir = tmp();
+    const out = join(dir, 'adapter.gguf');
+    expect((await exportWith(undefined, '--format', 'gguf', '--out', out)).error).toBeNull();
+    const good = readFileSync(out);
+    const { error } = await exportWith(fullDisk, '--format', 'gguf', '--out', out, '--base-model', 'owner/other');
+    expect(error?.message).toBe(`could not write ${out}: ENOSPC: no space left on device, write; the file that was there is kept as it was`);
+    expect(readFileSync(out).equals(good)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['adapter.gguf']);
+  });
+
+  it('refuses a GGUF --out that exists and is not a GGUF (a JSONL), unless --force', async () => {
+    const dir = tmp();
+    const out = join(dir, 'important.jsonl');
+    writeFileSync(out, '{"text":"a row"}\n');
+    const { error } = await exportWith(undefined, '--format', 'gguf', '--out', out);
+    expect(error?.message).toBe(`--out ${out} exists and is not a GGUF file: export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(readFileSync(out, 'utf8')).toBe('{"text":"a row"}\n');
+    expect((await exportWith(undefined, '--format', 'gguf', '--out', out, '--force')).error).toBeNull();
+    expect(readFileSync(out).subarray(0, 4).toString()).toBe('GGUF');
+  });
+
+  it('refuses a PEFT --out folder holding files an export does not write (a model folder), unless --force; an earlier export’s folder is fine', async () => {
+    const dir = join(tmp(), 'model');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'README.md'), 'the model card');
+    writeFileSync(join(dir, 'config.json'), '{}');
+    const { error } = await exportWith(undefined, '--format', 'peft', '--out', dir);
+    expect(error?.message).toBe(`--out ${dir} holds files an export does not write (config.json): it looks like another folder (a model's?), whose README.md export would replace; give an empty or new folder, or --force to write the adapter's files into it`);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('the model card');
+    expect(existsSync(join(dir, 'adapter_config.json'))).toBe(false);
+    expect((await exportWith(undefined, '--format', 'peft', '--out', dir, '--force')).error).toBeNull();
+    expect(readFileSync(join(dir, 'config.json'), 'utf8')).toBe('{}');
+    // Exporting again into a folder of an earlier export needs nothing more.
+    const again = join(tmp(), 'adapter');
+    expect((await exportWith(undefined, '--format', 'peft', '--out', again)).error).toBeNull();
+    expect((await exportWith(undefined, '--format', 'peft', '--out', again)).error).toBeNull();
+  });
+
+  it('refuses a zip --out that exists and is not a zip, unless --force', async () => {
+    const dir = tmp();
+    const out = join(dir, 'notes.zip');
+    writeFileSync(out, 'not a zip');
+    const { error } = await exportWith(undefined, '--format', 'peft', '--out', out);
+    expect(error?.message).toBe(`--out ${out} exists and is not a zip file: export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(readFileSync(out, 'utf8')).toBe('not a zip');
+  });
+});
