@@ -66,9 +66,20 @@ function parsePointer(bytes: Uint8Array): Pointer {
     (p as Pointer).files !== null &&
     Object.entries((p as Pointer).files).every(([k, v]) => LOGICAL_NAME.test(k) && typeof v === 'string' && PHYSICAL_NAME.test(v));
   // The pointer is only ever replaced whole, so a malformed one was written by someone else: refuse rather than guess.
-  if (!ok) throw new FinetuneError('bad-input', `the run store's ${POINTER_FILE} is not one this app wrote; remove the folder to start afresh`);
+  if (!ok) throw damagedStore(`the run store's ${POINTER_FILE} is not one this app wrote`);
   return p as Pointer;
 }
+
+/**
+ * A store whose committed set cannot be told (a pointer it did not write, numbered files without one): a damaged run,
+ * never "no run", since a new run there would replace it at its first commit without a word.
+ */
+function damagedStore(message: string): FinetuneError {
+  return new FinetuneError('bad-input', message, { damagedRun: true });
+}
+
+/** A numbered (committed or half-committed) file's generation. */
+const NUMBERED = /^(\d{6,})-/;
 
 /** A RunStore over a raw folder, committing through the pointer file. */
 export function pointerRunStore(files: StoreFiles): RunStore {
@@ -76,8 +87,28 @@ export function pointerRunStore(files: StoreFiles): RunStore {
   async function current(): Promise<Pointer> {
     const bytes = await files.read(POINTER_FILE);
     if (bytes) return parsePointer(bytes);
-    const legacy = (await files.list()).filter((n) => LOGICAL_NAME.test(n) && n !== POINTER_FILE);
+    const names = await files.list();
+    const numbered = names.filter((n) => NUMBERED.test(n)).sort();
+    if (numbered.length) {
+      const list = `${numbered.slice(0, 5).join(', ')}${numbered.length > 5 ? ', …' : ''}`;
+      throw damagedStore(`the run store has numbered files (${list}) but no ${POINTER_FILE} saying which of them are the run's: its pointer was lost (or a first checkpoint was cut short before it was written)`);
+    }
+    const legacy = names.filter((n) => LOGICAL_NAME.test(n) && n !== POINTER_FILE);
     return { format: POINTER_FORMAT, generation: 0, files: Object.fromEntries(legacy.map((n) => [n, n])) };
+  }
+
+  /**
+   * What a commit builds on: the committed set, or for a damaged store (which only a new run asked to replace it, or a
+   * forget, commits to) an empty set after every generation found, so that its files are cleared by the commit.
+   */
+  async function base(): Promise<Pointer> {
+    try {
+      return await current();
+    } catch (e) {
+      if (!(e instanceof FinetuneError && e.details?.damagedRun)) throw e;
+      const generations = (await files.list()).map((n) => Number(NUMBERED.exec(n)?.[1] ?? 0));
+      return { format: POINTER_FORMAT, generation: Math.max(0, ...generations), files: {} };
+    }
   }
 
   return {
@@ -89,7 +120,7 @@ export function pointerRunStore(files: StoreFiles): RunStore {
 
     async commit(changes) {
       for (const name of Object.keys(changes)) checkName(name);
-      const before = await current();
+      const before = await base();
       const generation = before.generation + 1;
       const next: Pointer = { format: POINTER_FORMAT, generation, files: { ...before.files } };
       // New contents under fresh names first: until the pointer moves, nothing a reader can see has changed.

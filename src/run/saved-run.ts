@@ -82,15 +82,50 @@ export interface StoredCheckpoint {
   data: RunData;
 }
 
-/** The run record, or null when the store holds none (or one this app cannot read). */
-export async function readSavedRun(store: RunStore): Promise<SavedRun | null> {
-  const bytes = await store.load(RUN_FILE);
-  if (!bytes) return null;
+/** Whether an error says the store holds a run that cannot be read (rather than none). */
+export function isDamagedRun(e: unknown): e is FinetuneError {
+  return e instanceof FinetuneError && e.details?.damagedRun === true;
+}
+
+/**
+ * The run record, or null when the store holds none. A record that cannot be read (not JSON, not a run record) or a
+ * store whose committed set cannot be told is a damaged run, refused as such (isDamagedRun): it once read as "no run",
+ * and a new run then replaced it at its first checkpoint without a word. `where` names the store in the message.
+ */
+export async function readSavedRun(store: RunStore, where?: string): Promise<SavedRun | null> {
+  const unreadable = (detail: string): FinetuneError => new FinetuneError('bad-input', `the saved run${where ? ` in ${where}` : ''} is unreadable (${detail})`, { damagedRun: true });
+  let bytes: Uint8Array | null;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes)) as SavedRun;
-  } catch {
-    return null;
+    bytes = await store.load(RUN_FILE);
+  } catch (e) {
+    if (isDamagedRun(e)) throw unreadable(e.message);
+    throw e;
   }
+  if (!bytes) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw unreadable(`${RUN_FILE}: ${(e as Error).message}`);
+  }
+  // The fields every reader uses (the page's summary, train's refusals) must be there; the rest is checked field by
+  // field when the run is resumed (checkSavedRun), which names a tampered value.
+  const problem = recordShapeProblem(raw);
+  if (problem) throw unreadable(`${RUN_FILE}: ${problem}`);
+  return raw as SavedRun;
+}
+
+function recordShapeProblem(raw: unknown): string | null {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'it is not a JSON object';
+  const r = raw as Record<string, unknown>;
+  const count = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (typeof r.hp !== 'object' || r.hp === null || Array.isArray(r.hp)) return 'its record holds no hyperparameters';
+  if (typeof r.modelSource !== 'string') return 'its record names no model';
+  if (typeof r.trainName !== 'string') return 'its record names no training file';
+  if (!count(r.step)) return `its step ${JSON.stringify(r.step)} is not a step number`;
+  if (!count(r.totalSteps)) return `its planned step count ${JSON.stringify(r.totalSteps)} is not a step count`;
+  if (!Array.isArray(r.history)) return 'its loss history is not a list';
+  return null;
 }
 
 /** Whether a saved run stopped before the end of its plan (and so is there to be resumed). */

@@ -35,7 +35,7 @@ import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, isDamagedRun, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -337,7 +337,7 @@ export class FinetuneSession {
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; restoreOnly?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
+    o: { resume?: boolean; restoreOnly?: boolean; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     if (o.restoreOnly && !o.resume) throw new FinetuneError('bad-input', 'only a saved run can be restored');
@@ -433,7 +433,13 @@ export class FinetuneSession {
       if (this.store && !o.resume) {
         newData = { train: new Uint8Array(await trainFile.arrayBuffer()), validation: validationFile ? new Uint8Array(await validationFile.arrayBuffer()) : null };
         dataChecksums = { trainChecksum: await stateChecksum(newData.train), validationChecksum: newData.validation ? await stateChecksum(newData.validation) : undefined };
-        const previous = await readSavedRun(this.store);
+        // A saved run that cannot be read is replaced only when asked (the CLI's --overwrite; the page forgets it first).
+        const previous = await readSavedRun(this.store).catch((e: unknown) => {
+          if (!isDamagedRun(e)) throw e;
+          if (!o.replaceDamaged) throw new FinetuneError('bad-input', `${e.message}: a new run here would replace it at its first checkpoint; forget the saved run first to start a new one`, e.details);
+          onEvent({ type: 'status', text: `${e.message}: this run replaces it at its first checkpoint` });
+          return null;
+        });
         if (previous) {
           onEvent({ type: 'status', text: `the previous run saved here (${previous.trainName}, step ${previous.step} of ${previous.totalSteps}) is kept until this run saves its first checkpoint` });
         }

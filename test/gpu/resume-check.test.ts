@@ -159,6 +159,16 @@ describe('resuming a saved run checks it first', () => {
     const r = await session.train({}, null, (e) => events.push(e), { resume: true });
     expect(r).toMatchObject({ steps: 4, skipped: 0, stopped: false });
     expect(events.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([2, 3, 4]);
+  });
+
+  it('a damaged saved run (run.json {}) is not "no run": a new run is refused before replacing it, and Forget clears it', async () => {
+    await store.commit({ [RUN]: new TextEncoder().encode('{}') });
+    await expect(session.savedRun()).rejects.toThrow('the saved run is unreadable (run.json: its record holds no hyperparameters)');
+    const e = await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, () => {}).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toBe('the saved run is unreadable (run.json: its record holds no hyperparameters): a new run here would replace it at its first checkpoint; forget the saved run first to start a new one');
+    expect(new TextDecoder().decode((await store.load(RUN))!)).toBe('{}');
+    await session.forgetSavedRun();
+    expect(await session.savedRun()).toBeNull();
     session.unloadModel();
   });
 });

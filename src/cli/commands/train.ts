@@ -8,7 +8,7 @@ import { hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
 import { checkTokenizer } from '../../run/saved-run-check.ts';
-import { isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
+import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
 import { adapterBundle, withBaseModel } from '../../export/index.ts';
@@ -214,7 +214,17 @@ export function makeTrainCommand(
         // silently take the place of an earlier one, unfinished (its checkpoint) or finished (its run and, at the new
         // run's end, the adapter in OUT/adapter: the result of the earlier run would be lost).
         const runDir = join(out, 'run');
-        const previous = await readSavedRun(folderRunStore(runDir));
+        // A run there that cannot be read is not "no run": resuming it is refused, and so is replacing it without --overwrite.
+        const { run: previous, damaged } = await readSavedRun(folderRunStore(runDir), runDir).then(
+          (run) => ({ run, damaged: null }),
+          (e: unknown) => {
+            if (isDamagedRun(e)) return { run: null, damaged: e };
+            throw e;
+          },
+        );
+        if (damaged && values.resume) throw new FinetuneError('bad-input', `${damaged.message}: it cannot be resumed; start a new run over it with --overwrite, or give --out another folder`);
+        if (damaged && !values.overwrite) throw new FinetuneError('bad-input', `${damaged.message}: a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it`);
+        if (damaged) io.err(`note: ${damaged.message}; --overwrite: this run replaces it at its first checkpoint`);
         if (values.resume) {
           if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir} (a run saves its first checkpoint after save_steps steps, or at its first epoch's end): drop --resume to start one, or give --out the folder of the run to continue`);
           const stored = await readStoredCheckpoint(folderRunStore(runDir));
@@ -361,7 +371,7 @@ export function makeTrainCommand(
                 if (older) io.err(`note: ${older}`);
                 print({ type: 'model', ...model });
               }
-              const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase };
+              const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase, replaceDamaged: values.overwrite as boolean };
               result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
             } catch (e) {
               if (!isFinetuneError(e, 'device-lost')) throw e;

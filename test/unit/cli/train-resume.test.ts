@@ -1,7 +1,7 @@
 // What `finetune train --resume` checks in OUT/run before it touches a GPU: a run saved with a checkpoint (fake, no GPU
 // needed) is resumed with other inputs, and each is refused with a message naming both sides. The GPU is never reached:
 // the context factory given to the command throws if it is, so a check that lets the resume through shows as that.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -73,5 +73,34 @@ describe('train --resume and the tokenizer the run was trained with', () => {
     const { code, err } = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume');
     expect((code as Error).message).toBe(REACHED_GPU);
     expect(err.join('\n')).toMatch(/note: the saved run's record does not say which tokenizer it was trained with \(it was saved before runs recorded it\): it continues with the default tokenizer \(.*tokenizer\.model\), which must be the one it started with/);
+  });
+});
+
+describe('train and a damaged OUT/run', () => {
+  const runFiles = (out: string): Record<string, string> => Object.fromEntries(readdirSync(join(out, 'run')).map((f) => [f, readFileSync(join(out, 'run', f), 'latin1')]));
+
+  it('--resume says an unreadable run.json is unreadable (it said there was no saved run)', async () => {
+    const out = await savedRunFolder({});
+    writeFileSync(join(out, 'run', '000001-run.json'), '{"modelSource": "tiny-mis');
+    const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume');
+    expect((code as Error).message).toMatch(new RegExp(`^the saved run in ${join(out, 'run')} is unreadable \\(run\\.json: .*JSON.*\\): it cannot be resumed; start a new run over it with --overwrite, or give --out another folder$`));
+  });
+
+  it('a new run without --overwrite is refused over a damaged run (run.json {}, or a lost current.json) and the files stay; with --overwrite it goes on, saying so', async () => {
+    for (const damage of ['empty record', 'no pointer'] as const) {
+      const out = await savedRunFolder({});
+      if (damage === 'empty record') writeFileSync(join(out, 'run', '000001-run.json'), '{}');
+      else rmSync(join(out, 'run', 'current.json'));
+      const before = runFiles(out);
+      const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--data', 'test/fixtures/data/prompt_completion.jsonl', '--out', out);
+      const message = (code as Error).message;
+      expect(message, damage).toMatch(new RegExp(`^the saved run in ${join(out, 'run')} is unreadable \\(.*\\): a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it$`));
+      if (damage === 'empty record') expect(message).toContain('(run.json: its record holds no hyperparameters)');
+      else expect(message).toContain('(the run store has numbered files (000001-run.json, 000001-state.safetensors, 000001-train.jsonl) but no current.json');
+      expect(runFiles(out)).toEqual(before);
+      const over = await train('--model', 'test/fixtures/tiny-mistral', '--data', 'test/fixtures/data/prompt_completion.jsonl', '--out', out, '--overwrite');
+      expect((over.code as Error).message).toBe(REACHED_GPU);
+      expect(over.err.join('\n')).toMatch(/note: the saved run in .* is unreadable \(.*\); --overwrite: this run replaces it at its first checkpoint/);
+    }
   });
 });

@@ -2,7 +2,8 @@
 // set or the new one, never a mix; a new run's data replaces the old run's only together with its first checkpoint.
 import { describe, expect, it } from 'vitest';
 import { memoryStoreFiles, pointerRunStore, POINTER_FILE, type StoreFiles } from '../../../src/run/run-store.ts';
-import { RUN_FILE, STATE_FILE, TRAIN_FILE } from '../../../src/run/saved-run.ts';
+import { isDamagedRun, readSavedRun, RUN_FILE, STATE_FILE, TRAIN_FILE } from '../../../src/run/saved-run.ts';
+import type { FinetuneError } from '../../../src/core/errors.ts';
 import { commitFakeCheckpoint, readConsistentStep } from '../../helpers/fake-checkpoint.ts';
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -87,5 +88,45 @@ describe('pointer run store', () => {
     await commitFakeCheckpoint(store, 1, 8, { train: bytes('new rows'), validation: null }, 'new.jsonl');
     expect(await readConsistentStep(store)).toEqual({ step: 1, train: 'new rows', trainName: 'new.jsonl' });
     expect(await store.load(STATE_FILE)).not.toBeNull();
+  });
+});
+
+describe('a damaged store is not an empty one', () => {
+  it('numbered files without current.json are a damaged store, named; a commit (a new run, a forget) starts a fresh set over them', async () => {
+    const files = memoryStoreFiles();
+    const store = pointerRunStore(files);
+    await commitFakeCheckpoint(store, 1, 4, { train: bytes('rows'), validation: null });
+    await commitFakeCheckpoint(store, 2, 4);
+    await files.remove(POINTER_FILE);
+    const e = await store.load(RUN_FILE).then(() => null, (x: unknown) => x as FinetuneError);
+    expect(e?.message).toBe("the run store has numbered files (000001-train.jsonl, 000002-run.json, 000002-state.safetensors) but no current.json saying which of them are the run's: its pointer was lost (or a first checkpoint was cut short before it was written)");
+    expect(isDamagedRun(e)).toBe(true);
+    await store.commit({ [RUN_FILE]: null, [STATE_FILE]: null, [TRAIN_FILE]: null });
+    expect(await store.load(RUN_FILE)).toBeNull();
+    expect(await files.list()).toEqual([POINTER_FILE]);
+  });
+
+  it('a pointer it did not write is damage too, and a commit replaces it', async () => {
+    const files = memoryStoreFiles();
+    await files.write(POINTER_FILE, bytes('{"format":'));
+    await files.write('000003-run.json', bytes('{}'));
+    const store = pointerRunStore(files);
+    expect(isDamagedRun(await store.load(RUN_FILE).then(() => null, (x: unknown) => x))).toBe(true);
+    await store.commit({ 'a.txt': bytes('a') });
+    expect(text(await store.load('a.txt'))).toBe('a');
+    expect((await files.list()).sort()).toEqual(['000004-a.txt', POINTER_FILE]);
+  });
+});
+
+describe('readSavedRun', () => {
+  it('says a run.json that is not JSON, or not a run record, is unreadable, rather than that there is no run', async () => {
+    const store = pointerRunStore(memoryStoreFiles());
+    expect(await readSavedRun(store)).toBeNull();
+    await store.commit({ [RUN_FILE]: bytes('{"modelSource": "tiny-mis') });
+    const e = await readSavedRun(store, 'OUT/run').then(() => null, (x: unknown) => x as FinetuneError);
+    expect(e?.message).toMatch(/^the saved run in OUT\/run is unreadable \(run\.json: .*JSON.*\)$/);
+    expect(isDamagedRun(e)).toBe(true);
+    await store.commit({ [RUN_FILE]: bytes('{}') });
+    expect((await readSavedRun(store).then(() => null, (x: unknown) => x as Error))?.message).toBe('the saved run is unreadable (run.json: its record holds no hyperparameters)');
   });
 });
