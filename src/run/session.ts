@@ -467,7 +467,15 @@ export class FinetuneSession {
           ...(this.tokenizer.identity ? { tokenizer: this.tokenizer.identity } : {}),
           ...(useRslora ? { useRslora } : {}),
         };
-        await this.store.commit(checkpointFiles(run, state, newData));
+        try {
+          await this.store.commit(checkpointFiles(run, state, newData));
+        } catch (e) {
+          // A full disk, a lost mount: the commit left the previous checkpoint whole (run-store.ts). Say which file
+          // failed, which checkpoint is kept and what to do; the caller may still write the adapter trained so far.
+          if (isFinetuneError(e, 'device-lost')) throw e;
+          const kept = lastSaved > 0 ? `The last complete checkpoint, at step ${lastSaved}, is kept: free some space, then resume from it` : 'The run has no complete checkpoint yet: free some space, then start it again';
+          throw new FinetuneError('bad-input', `the checkpoint at step ${step} could not be saved: ${(e as Error).message}. ${kept}`, { checkpointFailed: true, step, lastSaved, code: (e as { code?: unknown }).code });
+        }
         newData = null;
         lastSaved = step;
         onEvent({ type: 'checkpoint', step });

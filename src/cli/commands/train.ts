@@ -12,6 +12,7 @@ import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type St
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
 import { adapterBundle, withBaseModel } from '../../export/index.ts';
+import type { LoraAdapter } from '../../model/lora-adapter.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile, checkOutputPath } from '../input-file.ts';
@@ -23,7 +24,7 @@ import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { supersededNote } from '../../run/weight-cache-prune.ts';
-import { folderRunStore, folderStoreFiles, writeFileAtomic } from '../node-store.ts';
+import { folderRunStore, folderStoreFiles, writeFileAtomic, type WriteProbe } from '../node-store.ts';
 import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
@@ -143,6 +144,8 @@ async function checkResumeArgs(
 export function makeTrainCommand(
   newContext: (o: NodeContextOptions) => Promise<{ ctx: GpuContext; found: { note?: string } }> = createNodeContext,
   detectMemory: (adapter: GpuAdapterInfo) => Promise<GpuMemoryDetection | null> = detectGpuMemory,
+  /** Called before each step of a run-store write (tests fail a checkpoint there). */
+  storeProbe?: WriteProbe,
 ): Command {
   return {
     name: 'train',
@@ -319,6 +322,17 @@ export function makeTrainCommand(
         // Made once: every attempt reads and writes the same caches.
         const weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
         const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
+        // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
+        const writeAdapter = async (s: FinetuneSession): Promise<{ adapter: LoraAdapter; dir: string }> => {
+          const trained = await s.adapterNow();
+          const adapter = baseModel === undefined ? trained : withBaseModel(trained, baseModel);
+          const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName });
+          const dir = join(out, 'adapter');
+          await makeFolder(dir);
+          // Each file through a temporary one renamed over it: a kill or a full disk keeps the file that was there.
+          for (const [name, content] of Object.entries(files)) await writeFileAtomic(join(dir, name), content);
+          return { adapter, dir };
+        };
         let validatingPrinted = 0;
         const onEvent = (e: TrainEvent): void => {
           // A signal that came before the run had started: stop it as soon as it exists.
@@ -347,7 +361,7 @@ export function makeTrainCommand(
             // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
             if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
             if (attempt === 0 && values['no-robustness']) io.err("note: shaders compiled without Dawn's bounds clamps (--no-robustness): the same numbers, faster; docs/performance.md");
-            const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir));
+            const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir, storeProbe));
             session = s;
             if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
             // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
@@ -374,6 +388,16 @@ export function makeTrainCommand(
               const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase, replaceDamaged: values.overwrite as boolean };
               result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
             } catch (e) {
+              // A checkpoint that could not be written (a full disk): the adapter trained so far is still written, then
+              // the error says what is kept and how to go on.
+              if (isFinetuneError(e) && e.details?.checkpointFailed) {
+                const how = Number(e.details.lastSaved) > 0 ? ' (finetune train with --model and --out as before and --resume)' : '';
+                await writeAdapter(s).then(
+                  ({ dir }) => io.err(`note: the adapter trained up to step ${String(e.details?.step)} was written to ${dir} all the same`),
+                  (w: unknown) => io.err(`note: the adapter trained so far could not be written either: ${(w as Error).message}`),
+                );
+                throw new FinetuneError(e.kind, `${e.message}${how}`, e.details);
+              }
               if (!isFinetuneError(e, 'device-lost')) throw e;
               const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
               if (attempt >= recover || stopRequested) {
@@ -395,14 +419,7 @@ export function makeTrainCommand(
               ctx.destroyDevice();
               return 0;
             }
-            // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
-            const trained = await s.adapterNow();
-            const adapter = baseModel === undefined ? trained : withBaseModel(trained, baseModel);
-            const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName });
-            const dir = join(out, 'adapter');
-            await makeFolder(dir);
-            // Each file through a temporary one renamed over it: a kill or a full disk keeps the file that was there.
-            for (const [name, content] of Object.entries(files)) await writeFileAtomic(join(dir, name), content);
+            const { adapter, dir } = await writeAdapter(s);
             // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
             if (baseModel === undefined && !isRemoteModelSpec(values.model as string)) {
               io.err(`note: the adapter names its base model "${adapter.config.baseModel}", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${dir} --format peft --out DIR --base-model owner/name`);
