@@ -3,23 +3,76 @@
 // training_output.zip) or the adapter_model.safetensors / .bin file itself. One reading for every command that takes
 // an adapter, so that what `finetune export` reads `finetune generate` reads too.
 
-import { statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { targetModules } from '../config/hyperparams.ts';
+import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
+import { bytesSource, memoryFileSet } from '../model/source.ts';
+import { POINTER_FILE } from '../run/run-store.ts';
+import { readStoredCheckpoint } from '../run/saved-run.ts';
+import { checkSavedRun } from '../run/saved-run-check.ts';
+import { folderRunStore } from './node-store.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { ADAPTER_BIN_FILE, type AdapterInput } from '../model/adapter-import.ts';
-import { ADAPTER_WEIGHTS_FILE } from '../model/lora-adapter.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraConfig } from '../model/lora-adapter.ts';
 import { nodeDirectory } from './node-source.ts';
 
+/** A run store's folder: its pointer, or (a damaged one, said as such when read) numbered files of a run. */
+function isRunStore(dir: string): boolean {
+  if (existsSync(join(dir, POINTER_FILE))) return true;
+  try {
+    return readdirSync(dir).some((f) => /^\d{6,}-run\.json$/.test(f));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The adapter at a saved run's checkpoint (after a kill, train wrote no OUT/adapter): its LoRA tensors from the state
+ * (not the AdamW moments), with the run's rank, alpha, targets and rsLoRA, named after the run's model.
+ */
+async function checkpointAdapter(runDir: string): Promise<{ input: AdapterInput; name: string; note: string }> {
+  const { run, state } = await readStoredCheckpoint(folderRunStore(runDir));
+  const checked = checkSavedRun(run);
+  const hp = checked.hp;
+  const file = await openSafetensors(bytesSource(state, `${runDir} (checkpoint)`));
+  const tensors: TensorToWrite[] = [];
+  for (const name of file.names()) {
+    if (name.endsWith('.exp_avg') || name.endsWith('.exp_avg_sq')) continue;
+    const info = file.info(name);
+    tensors.push({ name, dtype: 'F32', shape: info.shape, data: toFloat32(await file.read(name), info.dtype) });
+  }
+  const config: LoraConfig = {
+    r: hp.lora_rank,
+    loraAlpha: hp.lora_alpha,
+    loraDropout: hp.lora_dropout,
+    targetModules: targetModules(hp),
+    useRslora: checked.useRslora ?? false,
+    baseModel: checked.modelSource,
+    layersToTransform: null,
+    taskType: 'CAUSAL_LM',
+    inferenceMode: true,
+    raw: null,
+  };
+  const files = { [ADAPTER_CONFIG_FILE]: adapterConfigJson(config), [ADAPTER_WEIGHTS_FILE]: writeSafetensors(tensors, { format: 'pt' }) };
+  return { input: memoryFileSet(files, runDir), name: runDir, note: `exporting the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${runDir}` };
+}
+
 /** The adapter at PATH as the importer takes it: a folder, or the bytes of a zip; `name` says where, in messages. */
-export async function adapterInput(path: string, flag = '--adapter'): Promise<{ input: AdapterInput; name: string }> {
+export async function adapterInput(path: string, flag = '--adapter'): Promise<{ input: AdapterInput; name: string; note?: string }> {
   let st;
   try {
     st = statSync(path);
   } catch {
     throw new FinetuneError('bad-input', `${flag}: ${path} does not exist`);
   }
-  if (st.isDirectory()) return { input: nodeDirectory(path), name: path };
+  if (st.isDirectory()) {
+    // train's OUT/run (or OUT, when it holds a run and no OUT/adapter yet): the adapter at the run's checkpoint.
+    if (isRunStore(path)) return checkpointAdapter(path);
+    if (isRunStore(join(path, 'run')) && !existsSync(join(path, 'adapter', ADAPTER_CONFIG_FILE)) && !existsSync(join(path, ADAPTER_CONFIG_FILE))) return checkpointAdapter(join(path, 'run'));
+    return { input: nodeDirectory(path), name: path };
+  }
   if (!st.isFile()) throw new FinetuneError('bad-input', `${flag}: ${path} is not a regular file or folder`);
   const file = basename(path);
   // The weights file itself: its config sits beside it, so read the folder.

@@ -153,7 +153,8 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
       checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
-      const { input, name } = await adapterInput(values.adapter);
+      const { input, name, note } = await adapterInput(values.adapter);
+      if (note) io.err(`note: ${note}`);
       // Never written over what is being read: the adapter's zip, its folder (a PEFT folder out), or a file in it.
       const source = resolve(name);
       const target = resolve(out);
@@ -162,7 +163,13 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       }
       if (!values.force) checkOverwrite(out, format === 'gguf' ? 'gguf' : out.toLowerCase().endsWith('.zip') ? 'zip' : 'folder');
       // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
-      const first = await importAdapterDetailed(input, { where: name });
+      const first = await importAdapterDetailed(input, { where: name }).catch((e: unknown) => {
+        // A folder of a run (killed before train wrote OUT/adapter) is read from its checkpoint: say so.
+        if (e instanceof FinetuneError && !(input instanceof Uint8Array) && e.message.includes(`holds no ${ADAPTER_CONFIG_FILE}`)) {
+          throw new FinetuneError(e.kind, `${e.message}; a run's checkpoint is exported with --adapter OUT/run (or OUT), the folder train --out wrote`, e.details);
+        }
+        throw e;
+      });
       const named = baseModel ?? first.adapter.config.baseModel;
       const base = await baseConfig(values.model, named, format === 'gguf', baseModel !== undefined ? '--base-model' : undefined);
       if (!base && format === 'gguf') {

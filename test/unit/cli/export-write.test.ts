@@ -6,8 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeExportCommand } from '../../../src/cli/commands/export.ts';
-import { writeFileAtomic } from '../../../src/cli/node-store.ts';
 import { TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
+import { folderRunStore, writeFileAtomic } from '../../../src/cli/node-store.ts';
+import { nodeDirectory } from '../../../src/cli/node-source.ts';
+import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { PROJECTIONS } from '../../../src/core/mistral.ts';
+import { readAdapter } from '../../../src/model/lora-adapter.ts';
+import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../../../src/model/safetensors.ts';
+import { bytesSource } from '../../../src/model/source.ts';
+import { checkpointFiles } from '../../../src/run/saved-run.ts';
+import { fakeRun } from '../../helpers/fake-checkpoint.ts';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'finetune-export-write-'));
@@ -96,5 +104,45 @@ describe('finetune export writes', () => {
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', out);
     expect(error?.message).toBe(`--out ${out} exists and is not a zip file: export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(out, 'utf8')).toBe('not a zip');
+  });
+});
+
+describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint', () => {
+  /** OUT/run holding a checkpoint at step 3 whose LoRA tensors are the tiny-adapter's (with AdamW moments beside them). */
+  async function runAtStep3(): Promise<string> {
+    const out = tmp();
+    const fixture = readFileSync(join(TINY_ADAPTER, 'adapter_model.safetensors'));
+    const file = await openSafetensors(bytesSource(new Uint8Array(fixture), 'fixture'));
+    const tensors: TensorToWrite[] = [];
+    for (const name of file.names()) {
+      const data = toFloat32(await file.read(name), file.info(name).dtype);
+      const shape = file.info(name).shape;
+      tensors.push({ name, dtype: 'F32', shape, data }, { name: `${name}.exp_avg`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) }, { name: `${name}.exp_avg_sq`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) });
+    }
+    const state = writeSafetensors(tensors, { format: 'finetune-state', step: '3', rank: '4' });
+    const run = { ...fakeRun(3), modelSource: 'tiny-mistral', quantization: 'none' as const, hp: { ...defaultHyperparams(), lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear' }, totalSteps: 6 };
+    await folderRunStore(join(out, 'run')).commit(checkpointFiles(run, state, { train: new TextEncoder().encode('{"text":"a"}\n'), validation: null }));
+    return out;
+  }
+
+  it('exports the checkpoint’s LoRA tensors (not the moments) with the run’s rank, alpha and targets, saying which step', async () => {
+    const out = await runAtStep3();
+    for (const given of [join(out, 'run'), out]) {
+      const dest = join(tmp(), 'peft');
+      const err: string[] = [];
+      await makeExportCommand().run(['--adapter', given, '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL], { out: () => {}, err: (l) => err.push(l) });
+      expect(err.join('\n')).toContain(`note: exporting the adapter at the checkpoint of step 3 (of 6) of the run saved in ${join(out, 'run')}`);
+      const written = await readAdapter(nodeDirectory(dest));
+      const fixture = await readAdapter(nodeDirectory(TINY_ADAPTER));
+      expect(written.config).toMatchObject({ r: 4, loraAlpha: 8, targetModules: [...PROJECTIONS], baseModel: 'tiny-mistral' });
+      expect(written.tensors[1].down_proj?.B).toEqual(fixture.tensors[1].down_proj?.B);
+      expect(written.tensors[0].q_proj?.A).toEqual(fixture.tensors[0].q_proj?.A);
+    }
+  });
+
+  it('a folder holding neither an adapter nor a run says where each would be', async () => {
+    const empty = tmp();
+    const e = await makeExportCommand().run(['--adapter', empty, '--format', 'peft', '--out', join(tmp(), 'x')], { out: () => {}, err: () => {} }).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toMatch(/no adapter_config\.json.*a run's checkpoint is exported with --adapter OUT\/run \(or OUT\), the folder train --out wrote/);
   });
 });
