@@ -18,11 +18,14 @@ export interface ImportedAdapterInfo {
   baseModel: string | null;
   /** Where inside the input it was found, e.g. "training_output/adapter_model.bin". */
   readFrom: string;
+  /** Said when its base_model_name_or_path names another model than the one loaded (baseModelNote). */
+  note?: string;
 }
 
-export function importedAdapterInfo(adapter: LoraAdapter, name: string, readFrom: string): ImportedAdapterInfo {
+export function importedAdapterInfo(adapter: LoraAdapter, name: string, readFrom: string, loadedModel?: string): ImportedAdapterInfo {
   const c = adapter.config;
-  return { name, r: c.r, loraAlpha: c.loraAlpha, useRslora: c.useRslora, targetModules: [...c.targetModules], layers: adapter.layers, baseModel: c.baseModel, readFrom };
+  const note = loadedModel === undefined ? null : baseModelNote(c.baseModel, loadedModel);
+  return { name, r: c.r, loraAlpha: c.loraAlpha, useRslora: c.useRslora, targetModules: [...c.targetModules], layers: adapter.layers, baseModel: c.baseModel, readFrom, ...(note ? { note } : {}) };
 }
 
 /** What a run's hyperparameters give its adapter: rank, alpha and targets (canonical order). */
@@ -67,4 +70,24 @@ export function startFromImported(fresh: LoraAdapter, imported: LoraAdapter): vo
   // rsLoRA changes the scale, not the tensors: keep the imported adapter's so its outputs are unchanged.
   a.useRslora = b.useRslora;
   fresh.scaling = loraScaling(a);
+}
+
+/** A model name as compared across sources: without a revision, lower-case. */
+function comparableName(name: string): string {
+  return name.replace(/@[^/]*$/, '').toLowerCase();
+}
+
+/**
+ * A note when the adapter names another base model than the one loaded (`loaded`: the model's name, a Hub id or a
+ * local folder's name), null when they are the same or the adapter names none. The same Hub model in a local folder of
+ * its name (Mistral-7B-v0.1 for mistralai/Mistral-7B-v0.1) counts as the same. Not a refusal: the shapes fit, and a
+ * base under another name may be the same weights.
+ */
+export function baseModelNote(adapterBase: string | null, loaded: string): string | null {
+  if (!adapterBase) return null;
+  const a = comparableName(adapterBase);
+  const b = comparableName(loaded);
+  const last = (n: string): string => n.split('/').pop() ?? n;
+  if (a === b || last(a) === last(b)) return null;
+  return `the adapter was trained on "${adapterBase}" (its base_model_name_or_path), and the model loaded is "${loaded}": the shapes fit, but on another base than its own an adapter computes something else; load "${adapterBase}" unless it is the same model under another name`;
 }

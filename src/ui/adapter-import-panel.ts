@@ -55,6 +55,8 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
         `Loaded ${info.name} (${info.readFrom}): r ${info.r}, lora_alpha ${info.loraAlpha}${info.useRslora ? ', rsLoRA' : ''}, ${info.targetModules.join(', ')}, ${info.layers} layers`,
         ...(baseModel ? [', trained on ', baseModel] : []),
         '. Try it and Export use it; a new run starts from it.',
+        // Trained on another model than the one loaded: said (the shapes fit, so it loads), not refused.
+        ...(info.note ? [h('span', { 'data-testid': 'lora-import-base-note' }, ` Note: ${info.note}.`)] : []),
       );
       shared.refreshMemory();
     } catch (e) {

@@ -370,7 +370,7 @@ const api = {
         : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
     s.useImportedAdapter(got.adapter);
-    return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'));
+    return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 
   async forgetImportedAdapter(): Promise<void> {

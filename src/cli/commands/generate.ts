@@ -9,6 +9,7 @@ import { importAdapter } from '../../model/adapter-import.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { generate } from '../../run/generate.ts';
 import { adapterInput } from '../adapter-input.ts';
+import { baseModelNote } from '../../run/imported-adapter.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
@@ -105,6 +106,8 @@ Example:
     const mismatch = vocabularyMismatch(ckpt.config.vocabSize, tokenizer.vocabSize, `the tokenizer (${values.tokenizer ?? "the project's public/tokenizer"})`, "give --tokenizer DIR, a folder with the model's own tokenizer.model");
     if (mismatch) throw mismatch;
     const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
+    const otherBase = imported ? baseModelNote(imported.config.baseModel, spec.label) : null;
+    if (otherBase) io.err(`note: ${otherBase}`);
 
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);

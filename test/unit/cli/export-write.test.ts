@@ -146,3 +146,16 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
     expect(e?.message).toMatch(/no adapter_config\.json.*a run's checkpoint is exported with --adapter OUT\/run \(or OUT\), the folder train --out wrote/);
   });
 });
+
+describe('finetune export and an adapter trained on another model', () => {
+  it('notes that base_model_name_or_path names another model than --model', async () => {
+    const dir = join(tmp(), 'ad');
+    mkdirSync(dir);
+    const config = JSON.parse(readFileSync(join(TINY_ADAPTER, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...config, base_model_name_or_path: 'mistralai/Mistral-7B-v0.1' }));
+    writeFileSync(join(dir, 'adapter_model.safetensors'), readFileSync(join(TINY_ADAPTER, 'adapter_model.safetensors')));
+    const err: string[] = [];
+    await makeExportCommand().run(['--adapter', dir, '--format', 'gguf', '--out', join(tmp(), 'a.gguf'), '--model', TINY_MISTRAL], { out: () => {}, err: (l) => err.push(l) });
+    expect(err).toContain(`note: the adapter was trained on "mistralai/Mistral-7B-v0.1" (its base_model_name_or_path), and the model loaded is "tiny-mistral": the shapes fit, but on another base than its own an adapter computes something else; load "mistralai/Mistral-7B-v0.1" unless it is the same model under another name`);
+  });
+});

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { uniformSource } from '../../../src/core/prng.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { createAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
-import { checkRunFitsImported, importedAdapterInfo, startFromImported } from '../../../src/run/imported-adapter.ts';
+import { checkRunFitsImported, importedAdapterInfo, startFromImported, baseModelNote } from '../../../src/run/imported-adapter.ts';
 import { fixtureJson, TINY_MISTRAL } from '../model/helpers.ts';
 
 const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
@@ -60,5 +60,18 @@ describe('starting a run from an imported adapter', () => {
       baseModel: null,
       readFrom: 'training_output/adapter_model.bin',
     });
+  });
+});
+
+describe("an adapter whose base_model_name_or_path names another model than the loaded one", () => {
+  it('gets a note naming both, not a refusal; the same model under a folder or revision name gets none', () => {
+    expect(baseModelNote('mistralai/Mistral-7B-v0.1', 'tiny-mistral')).toBe(
+      'the adapter was trained on "mistralai/Mistral-7B-v0.1" (its base_model_name_or_path), and the model loaded is "tiny-mistral": the shapes fit, but on another base than its own an adapter computes something else; load "mistralai/Mistral-7B-v0.1" unless it is the same model under another name',
+    );
+    expect(baseModelNote('mistralai/Mistral-7B-v0.1', 'mistralai/Mistral-7B-v0.1')).toBeNull();
+    expect(baseModelNote('mistralai/Mistral-7B-v0.1', 'Mistral-7B-v0.1')).toBeNull(); // a local copy in a folder of its name
+    expect(baseModelNote('mistralai/mistral-7b-v0.1@main', 'mistralai/Mistral-7B-v0.1')).toBeNull();
+    expect(baseModelNote(null, 'tiny-mistral')).toBeNull();
+    expect(baseModelNote('', 'tiny-mistral')).toBeNull();
   });
 });
