@@ -1,6 +1,7 @@
 // What the training panel's buttons do: the calls to the engine worker, each paired with the run-state action that
 // records it (run-state.ts decides the phases). The view (training-panel.ts) only renders and calls these.
 
+import { damagedRunProblem } from './saved-run-offer.ts';
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
@@ -36,6 +37,8 @@ export interface RunController {
   recoverAndResume(say: (text: string) => void): Promise<boolean>;
   /** The run saved in this browser, or null (no store, or nothing saved). */
   savedRun(): Promise<SavedRun | null>;
+  /** Why the run saved in this browser cannot be read (a damaged record or store), or null when it can or there is none. */
+  savedRunProblem(): Promise<string | null>;
   /** Whether another tab of this page holds the saved run now (trains it): this tab can neither train nor resume. */
   runElsewhere(): Promise<boolean>;
   /** The current inputs' duration on this GPU (one measured pass, cached per model and adapter shape in the worker). */
@@ -157,6 +160,15 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         return await engine.savedRun();
       } catch {
         return null; // no store in this browser (no OPFS)
+      }
+    },
+
+    async savedRunProblem() {
+      try {
+        await engine.savedRun();
+        return null;
+      } catch (e) {
+        return damagedRunProblem(e);
       }
     },
 

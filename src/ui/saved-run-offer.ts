@@ -2,6 +2,7 @@
 // Pure text, so that the wording is tested without a browser.
 
 import type { SavedRun } from '../worker/api.ts';
+import { isFinetuneError } from '../core/errors.ts';
 
 type RunNames = Pick<SavedRun, 'trainName' | 'validationName' | 'step' | 'totalSteps'>;
 
@@ -32,4 +33,18 @@ export function savedRunActions(run: Pick<SavedRun, 'step' | 'totalSteps'>): Sav
     { kind: 'resume', label: `Resume from step ${run.step}` },
     { kind: 'restore', label: `Restore the adapter at step ${run.step}` },
   ];
+}
+
+/**
+ * The message of a saved run that cannot be read (a damaged run.json or store, flagged by the worker), or null for any
+ * other error (no store in this browser): the page shows it with an offer to forget it, where it used to show nothing
+ * and a new run replaced it without a word.
+ */
+export function damagedRunProblem(e: unknown): string | null {
+  return isFinetuneError(e) && e.details?.damagedRun === true ? e.message : null;
+}
+
+/** What "Forget it" asks first for a damaged run. */
+export function forgetDamagedQuestion(): string {
+  return 'Forget the unreadable run saved in this browser? Its files are deleted: whatever checkpoint they hold is lost. A new run can be trained here afterwards.';
 }

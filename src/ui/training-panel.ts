@@ -8,7 +8,7 @@ import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, fo
 import { formatCounted } from '../core/units.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
-import { forgetQuestion, savedRunActions } from './saved-run-offer.ts';
+import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
 import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -198,7 +198,11 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     });
     // The worker would refuse it too; saying so here keeps the click from reading as a failed run.
     if (elsewhere) return showElsewhere(existing);
-    if (!existing) return startNow();
+    if (!existing) {
+      // A saved run that cannot be read is not "no run": offered to be forgotten, never replaced without a word.
+      const problem = await control.savedRunProblem();
+      return problem ? showDamaged(problem) : startNow();
+    }
     const replace = h('button', { type: 'button', class: 'danger', 'data-testid': 'train-confirm-replace' }, 'Replace it and train');
     const keep = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Keep it');
     replace.addEventListener('click', startNow);
@@ -294,6 +298,39 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       });
     }
   };
+  // ---- a saved run that cannot be read ----------------------------------------------------------------------------
+  const showDamaged = (problem: string): void => {
+    confirmBox.hidden = true;
+    const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
+    const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' }, 'Training a new run here needs it forgotten first.');
+    const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
+    saved.hidden = false;
+    replaceChildren(saved, h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say);
+    forget.addEventListener('click', () => {
+      const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
+      const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
+      no.addEventListener('click', () => {
+        confirmForget.hidden = true;
+        forget.disabled = false;
+        forget.focus();
+      });
+      yes.addEventListener('click', async () => {
+        confirmForget.hidden = true;
+        if (await shownElsewhere()) return;
+        try {
+          await shared.engine.forgetSavedRun();
+          saved.hidden = true;
+        } catch (e) {
+          say.textContent = `Could not forget it: ${errorParts(e).message}`;
+          forget.disabled = false;
+        }
+      });
+      replaceChildren(confirmForget, h('p', {}, forgetDamagedQuestion()), h('div', { class: 'actions' }, yes, no));
+      confirmForget.hidden = false;
+      forget.disabled = true;
+      no.focus();
+    });
+  };
   // ---- a run in another tab ----------------------------------------------------------------------------------------
   // Every tab shares the saved run's folder; the worker lets one tab at a time train, resume or forget it. While another
   // tab holds it, this one says so (instead of offering Resume, Forget and Replace for a run that is live elsewhere) and
@@ -343,6 +380,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (shared.run.value.phase !== 'idle') return;
     if (elsewhere) showElsewhere(run);
     else if (run) showSaved(run);
+    else {
+      const problem = await control.savedRunProblem();
+      if (problem && shared.run.value.phase === 'idle') showDamaged(problem);
+    }
   });
 
   // ---- the estimate: measured once per model and adapter shape, rescaled for every plan ------------------------------

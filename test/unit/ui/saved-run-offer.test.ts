@@ -1,7 +1,8 @@
 // What the saved-run box asks before "Forget it" deletes the run (src/ui/saved-run-offer.ts): which run, at which
 // step, and that its checkpoint goes with it, so nothing is deleted on a single click.
 import { describe, expect, it } from 'vitest';
-import { forgetQuestion, savedRunActions } from '../../../src/ui/saved-run-offer.ts';
+import { damagedRunProblem, forgetDamagedQuestion, forgetQuestion, savedRunActions } from '../../../src/ui/saved-run-offer.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
 
 const RUN = { trainName: 'short.jsonl', validationName: null, step: 3, totalSteps: 4 };
 
@@ -29,5 +30,18 @@ describe('savedRunActions', () => {
 
   it('offers a finished run its adapter alone (resuming it trains nothing)', () => {
     expect(savedRunActions({ ...RUN, step: 4 })).toEqual([{ kind: 'resume', label: 'Restore the adapter' }]);
+  });
+});
+
+describe('a damaged saved run', () => {
+  it('is told apart from other errors by the flag the worker sends with it', () => {
+    const damaged = new FinetuneError('bad-input', 'the saved run is unreadable (run.json: its record holds no hyperparameters)', { damagedRun: true });
+    expect(damagedRunProblem(damaged)).toBe('the saved run is unreadable (run.json: its record holds no hyperparameters)');
+    expect(damagedRunProblem(new FinetuneError('bad-input', 'no OPFS here'))).toBeNull();
+    expect(damagedRunProblem(new Error('x'))).toBeNull();
+  });
+
+  it('is offered to be forgotten, saying what is lost, rather than replaced by a new run without a word', () => {
+    expect(forgetDamagedQuestion()).toBe('Forget the unreadable run saved in this browser? Its files are deleted: whatever checkpoint they hold is lost. A new run can be trained here afterwards.');
   });
 });
