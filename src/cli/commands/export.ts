@@ -86,7 +86,7 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
   if (others.length === 0) return;
   const list = `${others.slice(0, 5).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
   const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} export would replace` : '';
-  throw new FinetuneError('bad-input', `--out ${out} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give an empty or new folder, or --force to write the adapter's files into it`);
+  throw new FinetuneError('bad-input', `--out ${out} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give --out an empty or new folder, or remove ${others.length === 1 ? others[0] : 'those files'} from it, or give --force to write the adapter's files beside ${others.length === 1 ? 'it' : 'them'}`);
 }
 
 /** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */

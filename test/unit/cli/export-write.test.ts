@@ -86,7 +86,7 @@ describe('finetune export writes', () => {
     writeFileSync(join(dir, 'README.md'), 'the model card');
     writeFileSync(join(dir, 'config.json'), '{}');
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', dir);
-    expect(error?.message).toBe(`--out ${dir} holds files an export does not write (config.json): it looks like another folder (a model's?), whose README.md export would replace; give an empty or new folder, or --force to write the adapter's files into it`);
+    expect(error?.message).toBe(`--out ${dir} holds files an export does not write (config.json): it looks like another folder (a model's?), whose README.md export would replace; give --out an empty or new folder, or remove config.json from it, or give --force to write the adapter's files beside it`);
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('the model card');
     expect(existsSync(join(dir, 'adapter_config.json'))).toBe(false);
     expect((await exportWith(undefined, '--format', 'peft', '--out', dir, '--force')).error).toBeNull();
