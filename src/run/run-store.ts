@@ -115,7 +115,12 @@ export function pointerRunStore(files: StoreFiles): RunStore {
     async load(name) {
       checkName(name);
       const physical = (await current()).files[name];
-      return physical === undefined ? null : files.read(physical);
+      if (physical === undefined) return null;
+      const bytes = await files.read(physical);
+      // The pointer names only files a commit wrote before it: one missing was removed from outside (by hand, a copy of
+      // part of the folder). That is damage, never "no such file" (a reader would take the run for none).
+      if (bytes === null) throw damagedStore(`the run store's ${POINTER_FILE} names ${physical} for its ${name}, and that file is missing`);
+      return bytes;
     },
 
     async commit(changes) {
