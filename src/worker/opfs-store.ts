@@ -37,14 +37,26 @@ export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
       return new Uint8Array(await (await handle.getFile()).arrayBuffer());
     },
     async write(name, bytes) {
-      const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+      // A failure names the file and where (a full quota said only "… exceed its storage quota"), keeping the
+      // browser's error name (QuotaExceededError) for whoever tells them apart.
+      const failed = (e: unknown): Error => Object.assign(new Error(`could not write ${name} to this browser's storage: ${(e as Error)?.message ?? String(e)}`), { name: (e as Error)?.name ?? 'Error', cause: e });
+      let w: OpfsWritable;
+      try {
+        w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+      } catch (e) {
+        throw failed(e);
+      }
       try {
         await w.write(new Uint8Array(bytes));
       } catch (e) {
         await w.abort().catch(() => undefined);
-        throw e;
+        throw failed(e);
       }
-      await w.close();
+      try {
+        await w.close();
+      } catch (e) {
+        throw failed(e);
+      }
     },
     async remove(name) {
       try {
