@@ -20,6 +20,8 @@ export interface RemoteClientOptions {
   /** See RemoteFetchOptions: API calls' deadline (default 30 s), uploads' and downloads' idle limit (default 120 s). */
   timeoutMs?: number;
   idleTimeoutMs?: number;
+  /** See RemoteFetchOptions: the slowest upload waited for (default 32 KiB/s). */
+  uploadBytesPerSecond?: number;
 }
 
 export interface RemoteClient {
@@ -51,7 +53,7 @@ export function checkTokenShape(token: string): void {
 export function createRemoteClient(o: RemoteClientOptions): RemoteClient {
   checkTokenShape(o.token);
   const apiBase = (o.apiBase ?? REPLICATE_API_BASE).replace(/\/+$/, '');
-  const f = remoteFetch({ token: o.token, apiBase, proxied: o.proxied, retry: o.retry, fetch: o.fetch, sleep: o.sleep, onRetry: o.onRetry, timeoutMs: o.timeoutMs, idleTimeoutMs: o.idleTimeoutMs });
+  const f = remoteFetch({ token: o.token, apiBase, proxied: o.proxied, retry: o.retry, fetch: o.fetch, sleep: o.sleep, onRetry: o.onRetry, timeoutMs: o.timeoutMs, idleTimeoutMs: o.idleTimeoutMs, uploadBytesPerSecond: o.uploadBytesPerSecond });
   const replicate = new Replicate({ auth: o.token, baseUrl: apiBase, fetch: f as (input: Request | string, init?: RequestInit) => Promise<Response> });
   return { replicate, apiBase, fetch: f, token: o.token, proxied: o.proxied === true };
 }

@@ -4,14 +4,16 @@
 // re-sending a POST that may have been acted on) — and throws our FinetuneError for the final answer. The client swallows
 // errors from its fetch and calls again with the same `init` object; a failure is therefore remembered per `init` and
 // thrown again at once, so its retries cost nothing and our error is the one that comes out. API calls have a deadline
-// (timeoutMs, 30 s) and a GET past it is retried like a lost connection; output downloads and the answer to an upload are
-// judged by idleness (idleTimeoutMs, 120 s between bytes).
+// (timeoutMs, 30 s) and a GET past it is retried like a lost connection; output downloads are judged by idleness
+// (idleTimeoutMs, 120 s between bytes). An upload's progress cannot be watched through fetch, so it has a deadline sized
+// by its body: the idle wait plus its bytes at the slowest rate waited for (uploadBytesPerSecond, 32 KiB/s).
 
 import { isWrongAddress, networkReason } from '../core/network-errors.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { httpError, networkError, describeCall } from './errors.ts';
 import { answerName, describeBody, notJsonError } from './answers.ts';
 import { allowedRoute } from './endpoints.ts';
+import { formatBytes } from '../core/units.ts';
 
 export interface RetryPolicy {
   /** Retries after 429 (any method: a 429 was not acted on) and after 5xx / lost connections (GET only). */
@@ -28,6 +30,8 @@ export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, baseDelayMs: 1000, ma
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Uploads and output downloads: longest wait for the answer's headers (downloads) or for its next bytes. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/** The slowest upload waited for: a 100 MB file (the files API's limit) gets 53 minutes. */
+export const DEFAULT_UPLOAD_BYTES_PER_SECOND = 32 * 1024;
 
 export interface RemoteFetchOptions {
   token?: string;
@@ -46,6 +50,8 @@ export interface RemoteFetchOptions {
   timeoutMs?: number;
   /** Uploads and output downloads: dropped when no bytes of the answer come for this long (downloads: headers too). */
   idleTimeoutMs?: number;
+  /** Uploads: the deadline is idleTimeoutMs plus the body's size at this rate (bytes per second). */
+  uploadBytesPerSecond?: number;
 }
 
 const seconds = (ms: number): string => String(Math.round(ms) / 1000);
@@ -72,6 +78,20 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | n
   if (/^\d+$/.test(v)) return Number(v) * 1000;
   const t = Date.parse(v);
   return Number.isNaN(t) ? null : Math.max(0, t - now);
+}
+
+/** The bytes a request body sends (FormData: its parts' contents), 0 where it cannot be told. */
+function bodyBytes(body: RequestInit['body']): number {
+  if (body == null) return 0;
+  if (typeof body === 'string') return new TextEncoder().encode(body).byteLength;
+  if (body instanceof Blob) return body.size;
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return body.byteLength;
+  if (typeof FormData !== 'undefined' && body instanceof FormData) {
+    let n = 0;
+    for (const [, v] of body) n += typeof v === 'string' ? new TextEncoder().encode(v).byteLength : v.size;
+    return n;
+  }
+  return 0;
 }
 
 function callOf(url: string, apiBase: string, method: string): string {
@@ -153,6 +173,7 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
 
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const uploadRate = options.uploadBytesPerSecond ?? DEFAULT_UPLOAD_BYTES_PER_SECOND;
 
   const wrapped = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     if (init && failed.has(init)) throw failed.get(init);
@@ -187,21 +208,25 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
           }, ms);
         };
         if (isApiCall) arm(timeoutMs, `no answer within ${seconds(timeoutMs)} s`);
-        else if (!isUpload) arm(idleMs, `no answer within ${seconds(idleMs)} s`);
+        else if (isUpload) {
+          // Sending the body and the answer together: a connection that stalls while sending hangs fetch as surely as
+          // a server that never answers.
+          const bytes = bodyBytes(init?.body);
+          const ms = idleMs + Math.ceil((bytes / uploadRate) * 1000);
+          arm(ms, `no answer to the upload of ${formatBytes(bytes)} within ${seconds(ms)} s`);
+        } else arm(idleMs, `no answer within ${seconds(idleMs)} s`);
         let res: Response;
-        let settled = false;
+        // Whether the timer was handed to the answer's body (guardIdle): every other way out of a try clears it, so a
+        // finished call leaves nothing that aborts it later or keeps a finished command's process waiting.
+        let handedOver = false;
         let failedText = '';
         try {
           try {
             res = await doFetch(input, { ...init, signal });
             answered.add(hostOf(url));
             if (res.ok) {
-              if (isApiCall || isUpload) {
-                const checked = await ensureJson(res, url, method);
-                settled = true;
-                return checked;
-              }
-              settled = true;
+              if (isApiCall || isUpload) return await ensureJson(res, url, method);
+              handedOver = true;
               return guardIdle(res, ac, idleMs, call, hostOf(url), timer);
             }
             failedText = await res.text().catch(() => '');
@@ -220,7 +245,7 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
             continue;
           }
         } finally {
-          if (!settled) clearTimeout(timer);
+          if (!handedOver) clearTimeout(timer);
         }
         const after = retryAfterMs(res.headers.get('retry-after'));
         const retriable = res.status === 429 || (idempotent && res.status >= 500);

@@ -73,3 +73,51 @@ describe('API calls time out', () => {
     }
   });
 });
+
+describe('uploads have a deadline', () => {
+  it('an upload whose answer never comes ends after the idle wait plus its size at the slowest rate waited for, naming both', async () => {
+    const { listen } = await import('../../helpers/loopback.ts');
+    const { uploadFile } = await import('../../../src/remote/flow.ts');
+    let received = 0;
+    // Reads the whole upload, then never answers.
+    const hang = await listen((req) => req.on('data', (c: Buffer) => void (received += c.byteLength)));
+    try {
+      const c = createRemoteClient({ token: GOOD, apiBase: `${hang.url}/v1`, idleTimeoutMs: 150, uploadBytesPerSecond: 100_000, retry: { baseDelayMs: 1, maxRetries: 0 } });
+      const t0 = Date.now();
+      const err = await uploadFile(c, new Uint8Array(20_000).fill(0x61), 'train.jsonl').then(() => null, (e: unknown) => e);
+      const took = Date.now() - t0;
+      expect(err).toBeInstanceOf(FinetuneError);
+      expect((err as FinetuneError).kind).toBe('network');
+      // 0.15 s + 20 kB (and the form's metadata part) at 100 kB/s = 0.35 s.
+      expect((err as FinetuneError).message).toMatch(/uploading the training data \(no answer to the upload of 19\.[5-6] KiB within 0\.35\d? s\)/);
+      expect(received).toBeGreaterThan(20_000);
+      expect(took).toBeGreaterThanOrEqual(300);
+      expect(took).toBeLessThan(3000);
+    } finally {
+      await hang.close();
+    }
+  });
+
+  it('an API call that answered leaves no timer behind (a finished CLI command exits at once)', async () => {
+    const { listen } = await import('../../helpers/loopback.ts');
+    const { getTraining } = await import('../../../src/remote/flow.ts');
+    const api = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'abc123', status: 'succeeded', model: 'o/m', version: 'v', input: {}, output: null, error: null, logs: '', created_at: '2026-01-01T00:00:00Z', urls: { get: 'x', cancel: 'y' } }));
+    });
+    const aborted: unknown[] = [];
+    const realFetch = globalThis.fetch;
+    const spy = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      init?.signal?.addEventListener('abort', () => aborted.push(init.signal?.reason));
+      return realFetch(input, init);
+    }) as typeof fetch;
+    try {
+      const c = createRemoteClient({ token: GOOD, apiBase: `${api.url}/v1`, timeoutMs: 100, fetch: spy });
+      await getTraining(c, 'abc123').catch(() => null);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(aborted).toEqual([]);
+    } finally {
+      await api.close();
+    }
+  });
+});
