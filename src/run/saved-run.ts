@@ -40,7 +40,10 @@ export interface SavedRun {
   validationName: string | null;
   step: number;
   totalSteps: number;
-  /** Each step's loss, its validation loss where it had one, and the training time up to it (StepReport.elapsedSeconds). */
+  /**
+   * Each step's loss, its validation loss where it had one, and the training time up to it (StepReport.elapsedSeconds),
+   * its validation pass included where it had one.
+   */
   history: { step: number; loss: number; valLoss?: number; seconds?: number }[];
   savedAt: string;
   /** The epoch (0-based) of the last step done; a resume checks it against the plan (saved-run-check.ts). */

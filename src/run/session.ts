@@ -517,7 +517,12 @@ export class FinetuneSession {
           onValidating: (p) => onEvent({ type: 'validating', ...p }),
           onEval: async (r) => {
             const h = history.find((x) => x.step === r.step);
-            if (h) h.valLoss = r.valLoss;
+            if (h) {
+              h.valLoss = r.valLoss;
+              // The step's training time then includes its pass: what a finished run restored after a reload says it
+              // took, and where a run resumed at this step (its pass made) counts on from.
+              if (h.seconds !== undefined) h.seconds += r.seconds;
+            }
             onEvent({ type: 'eval', ...r });
             // Each validation also shows what the adapter now writes for validation_prompt (greedy: comparable).
             if (hp.validation_prompt) {

@@ -80,7 +80,16 @@ describe('fine-tuning session', () => {
     expect(resumed.find((e) => e.type === 'plan')).toMatchObject({ resumedAt: 1 });
     expect(resumed.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([2, 3]);
     expect(resumed.some((e) => e.type === 'eval')).toBe(true);
-    expect((await session.savedRun())!.history.map((h) => h.step)).toEqual([1, 2, 3]);
+    const finalHistory = (await session.savedRun())!.history;
+    expect(finalHistory.map((h) => h.step)).toEqual([1, 2, 3]);
+    // The saved training time of a validated step includes its validation pass: a finished run restored after a reload
+    // says how long it took as the run itself said, and a run resumed there counts on from after the pass.
+    const lastStep = resumed.filter((e) => e.type === 'step').at(-1) as { elapsedSeconds: number };
+    const lastEval = resumed.filter((e) => e.type === 'eval').at(-1) as { step: number; seconds: number };
+    expect(lastEval.step).toBe(3);
+    expect(lastEval.seconds).toBeGreaterThan(0);
+    expect(finalHistory[2].seconds).toBeCloseTo(lastStep.elapsedSeconds + lastEval.seconds, 9);
+    expect(finalHistory[2].seconds!).toBeLessThanOrEqual(second.seconds);
     session.unloadModel();
   });
 
