@@ -49,6 +49,8 @@ export class RunTimer {
   private otherSeconds = 0;
   private evals = 0;
   private evalSeconds = 0;
+  private afterPasses = 0;
+  private afterPassSeconds = 0;
 
   /**
    * `evalAfter`: the plan steps followed by a validation pass (validationSteps). Until one has run, a pass is priced
@@ -74,9 +76,23 @@ export class RunTimer {
     this.evalSeconds += seconds;
   }
 
-  /** Work between steps that the plan repeats (checkpoints, samples): spread over the steps. */
+  /** Work between steps that the plan repeats (checkpoints): spread over the steps. */
   otherDone(seconds: number): void {
     this.otherSeconds += seconds;
+  }
+
+  /**
+   * The work after a validation pass (its validation_prompt sample) took `seconds`: priced with each pass to come, so
+   * that the end of the last pass does not say 0 s left while its sample is being written.
+   */
+  afterPassDone(seconds: number): void {
+    this.afterPasses++;
+    this.afterPassSeconds += seconds;
+  }
+
+  /** Seconds of work after a pass, from those timed (0 before any). */
+  private get afterPass(): number {
+    return this.afterPasses > 0 ? this.afterPassSeconds / this.afterPasses : 0;
   }
 
   /** Seconds one validation pass takes: measured once one ran, else priced from the training steps' rate. */
@@ -92,19 +108,19 @@ export class RunTimer {
   remaining(step: number, validated = false): number | null {
     if (this.steps === 0) return null;
     const own = !validated && this.evalAfter.includes(step) ? 1 : 0;
-    return this.stepsAfter(step) + (this.passesAfter(step) + own) * this.validationSeconds;
+    return this.stepsAfter(step) + (this.passesAfter(step) + own) * (this.validationSeconds + this.afterPass);
   }
 
   /**
    * Seconds left during the validation pass after `step`, `fraction` (0..1) of it done in `seconds`: the rest of this
-   * pass at its own rate so far, then the steps and passes after it (priced at this pass's rate while none has
+   * pass at its own rate so far and the work after it, then the steps and passes after it (priced at this pass's rate while none has
    * finished: it is the best measure of a pass there is).
    */
   remainingDuringValidation(step: number, fraction: number, seconds: number): number | null {
     if (this.steps === 0) return null;
     const projected = fraction > 0 ? seconds / fraction : this.validationSeconds;
     const pass = this.evals > 0 ? this.validationSeconds : projected;
-    return Math.max(0, projected - seconds) + this.stepsAfter(step) + this.passesAfter(step) * pass;
+    return Math.max(0, projected - seconds) + this.afterPass + this.stepsAfter(step) + this.passesAfter(step) * (pass + this.afterPass);
   }
 
   private stepsAfter(step: number): number {

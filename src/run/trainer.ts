@@ -284,7 +284,7 @@ export async function train(
     validatedAt = at;
     const o0 = now();
     await callbacks.onEval?.({ step: at, valLoss: v.loss, valTokens: v.tokens, seconds: v.seconds });
-    timer.otherDone((now() - o0) / 1000);
+    timer.afterPassDone((now() - o0) / 1000);
   };
   if (o.validateFirst && fromStep > 0 && shouldEval.has(fromStep)) await validateAfter(fromStep);
 

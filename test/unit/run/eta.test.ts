@@ -58,6 +58,26 @@ describe('RunTimer', () => {
     expect(t.remaining(2)).toBeCloseTo(6, 12);
   });
 
+  it("prices the work after each pass (its validation_prompt sample) with the passes: the last pass's end is not 0 s left", () => {
+    const t = new RunTimer(4, [2, 4], 500);
+    t.stepDone(1, 100);
+    t.stepDone(1, 100);
+    t.validationDone(6);
+    // Before any sample has been timed, nothing is priced for it.
+    expect(t.remaining(2, true)).toBeCloseTo(2 + 6, 12);
+    t.afterPassDone(3);
+    // After step 2's pass and sample: 2 steps, then the last pass and its sample.
+    expect(t.remaining(2, true)).toBeCloseTo(2 + 6 + 3, 12);
+    t.stepDone(1, 100);
+    t.stepDone(1, 100);
+    expect(t.remaining(4)).toBeCloseTo(6 + 3, 12);
+    // The last pass done to its end: its sample is still to come.
+    expect(t.remainingDuringValidation(4, 1, 6)).toBeCloseTo(3, 12);
+    expect(t.remainingDuringValidation(4, 0.5, 3)).toBeCloseTo(3 + 3, 12);
+    // The sample is spread over the passes, not the steps: the step rate stays 1 s.
+    expect(t.remaining(3)).toBeCloseTo(1 + 6 + 3, 12);
+  });
+
   it('during a pass: its rest at its own rate so far, then what follows it at that rate until a pass has finished', () => {
     const t = new RunTimer(6, [3, 6], 500);
     for (let s = 0; s < 3; s++) t.stepDone(1, 100);
