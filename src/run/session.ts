@@ -95,6 +95,19 @@ export function quantizationFor(hp: Hyperparams): Quantization {
 }
 
 /** The plan as shown before and at the start of a run: the data's notices, and the schedule's if it would learn nothing. */
+/**
+ * Why this tokenizer cannot train or run this model (its vocabulary is another size), or null: checked by a load, and
+ * by `finetune train` before it reads the data.
+ */
+export function tokenizerMismatch(ckpt: Pick<BaseCheckpoint, 'config'>, tokenizer: Pick<Tokenizer, 'vocabSize'>): FinetuneError | null {
+  return vocabularyMismatch(
+    ckpt.config.vocabSize,
+    tokenizer.vocabSize,
+    'the tokenizer',
+    "the model needs its own tokenizer: give finetune train --tokenizer DIR, a folder with the model's tokenizer.model (the page has only the Mistral tokenizer of Mistral-7B v0.1 and v0.2, 32000 tokens)",
+  );
+}
+
 function planStats(data: TrainingData, hp: Hyperparams): DataStats {
   const s = data.stats;
   const notice = scheduleNotice(s.totalSteps, hp.warmup_ratio, hp.learning_rate, hp.lr_scheduler);
@@ -156,17 +169,13 @@ export class FinetuneSession {
   /**
    * Loads a model. `o.streamLayers`: true keeps the layers in CPU memory and streams them to the GPU; a plan's inputs
    * (hyperparameters and the GPU's memory) stream them only when the plan says they cannot all be on the GPU.
+   * `o.checkpoint`: `files` already opened (openBaseCheckpoint), by a caller that checked the model before other work.
    */
-  async loadModel(files: FileSet, source: string, quantization: Quantization, onProgress?: (p: LoadProgress) => void, o: { streamLayers?: StreamLayersChoice } = {}): Promise<ModelInfo> {
+  async loadModel(files: FileSet, source: string, quantization: Quantization, onProgress?: (p: LoadProgress) => void, o: { streamLayers?: StreamLayersChoice; checkpoint?: BaseCheckpoint } = {}): Promise<ModelInfo> {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading another model');
     const t0 = Date.now();
-    const ckpt = await openBaseCheckpoint(files);
-    const mismatch = vocabularyMismatch(
-      ckpt.config.vocabSize,
-      this.tokenizer.vocabSize,
-      'the tokenizer',
-      "the model needs its own tokenizer: give finetune train --tokenizer DIR, a folder with the model's tokenizer.model (the page has only the Mistral tokenizer of Mistral-7B v0.1 and v0.2, 32000 tokens)",
-    );
+    const ckpt = o.checkpoint ?? (await openBaseCheckpoint(files));
+    const mismatch = tokenizerMismatch(ckpt, this.tokenizer);
     if (mismatch) throw mismatch;
     // Into new buffers first, the loaded model swapped out only on success: a failed load (a bad token, the network,
     // a 404, out of memory) leaves the previous model in place and usable. (The price: both are on the GPU while the

@@ -288,13 +288,15 @@ describe('finetune bench tune', () => {
 });
 
 describe('finetune train: the data first', () => {
-  it('refuses a bad file or a plan it cannot make before it touches the GPU or the model (minutes for Mistral-7B)', async () => {
+  it('refuses a bad file or a plan it cannot make before it touches the GPU or loads the model (minutes for Mistral-7B)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'finetune-data-first-'));
     writeFileSync(join(dir, 'bad.jsonl'), '{"text": "fine"}\n{"prompt": "no completion"}\n');
     writeFileSync(join(dir, 'rows.jsonl'), '{"text": "one"}\n{"text": "two"}\n');
-    // No model at all there: were the model loaded first, the error would be its missing config.json.
+    // Only the model's config.json and headers are read before the data (test/unit/cli/train-model-first.test.ts); the
+    // GPU (its SwiftShader note) and the model's load come after the data.
+    const model = 'test/fixtures/tiny-mistral';
     mkdirSync(join(dir, 'no-model'));
-    const args = (data: string, ...extra: string[]) => ['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', join(dir, data), '--out', join(dir, 'out'), ...extra];
+    const args = (data: string, ...extra: string[]) => ['bin/finetune.mjs', 'train', '--model', model, '--data', join(dir, data), '--out', join(dir, 'out'), ...extra];
     const stderrOf = (a: string[]) => run('node', a, { env, timeout: 120_000 }).then(() => '', (e: { stderr: string }) => e.stderr);
     const bad = await stderrOf(args('bad.jsonl'));
     expect(bad).toMatch(/bad\.jsonl has 1 error:\nline 2: missing "completion"/);
@@ -303,10 +305,7 @@ describe('finetune train: the data first', () => {
     // Two rows, one held out for validation (a tenth, at least one): one to train on.
     expect(hostile).toMatch(/num_train_epochs 99,999,999,999 over 1 row plans 99,999,999,999 rows, more than the 10,000,000 a run may/);
     expect(hostile).not.toMatch(/config\.json|SwiftShader/);
-    // The rows' warnings are printed as validate prints them, before the model is read (they were not printed at all).
-    writeFileSync(join(dir, 'warn.jsonl'), '{"text": "one"}\n{"text": "two", "system": "x"}\n{"text": "three"}\n');
-    const warned = await stderrOf(args('warn.jsonl'));
-    expect(warned).toContain(`warning: ${join(dir, 'warn.jsonl')} has 1 warning:\n  line 2: warning: unknown field "system" ignored`);
+    // The rows' warnings, printed before the GPU: test/unit/cli/train-model-first.test.ts.
     // An --out that is a file: said as such, not Node's ENOTDIR from deep inside the run store.
     const outFile = join(dir, 'rows.jsonl');
     const taken = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', outFile]);

@@ -10,7 +10,8 @@ import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
 import { checkTokenizer } from '../../run/saved-run-check.ts';
 import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
-import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
+import { FinetuneSession, quantizationFor, tokenizerMismatch, type TrainEvent } from '../../run/session.ts';
+import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { adapterBundle, withBaseModel } from '../../export/index.ts';
 import type { LoraAdapter } from '../../model/lora-adapter.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
@@ -208,6 +209,10 @@ export function makeTrainCommand(
       const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
+      // What the flags change, said before anything can fail. Saved with the run: a resume without the flag continues
+      // the way the run was trained (the int8 numbers differ).
+      if (baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
+      if (values['no-robustness']) io.err("note: shaders compiled without Dawn's bounds clamps (--no-robustness): the same numbers, faster; docs/performance.md");
       const lock = lockOutFolder(out);
       if (lock.note) io.err(`note: ${lock.note}`);
       const releaseAtExit = (): void => lock.release(); // a second Ctrl-C ends the process with process.exit
@@ -256,6 +261,12 @@ export function makeTrainCommand(
         // Another tokenizer than the run's (a --tokenizer left out, say) is refused before the model's load.
         const tokenizerNote = values.resume && previous ? checkTokenizer(previous, tokenizer.identity, "Resume with --tokenizer naming the run's tokenizer.model (no --tokenizer for the default one), or start a new run over it with --overwrite") : null;
         if (tokenizerNote) io.err(`note: ${tokenizerNote}`);
+        // The model's config.json and safetensors headers before the data (a large dataset takes a while to read and
+        // tokenise) and the GPU: a folder without config.json or weights, a Hub id that does not exist, a model of
+        // another vocabulary is said at once. The load below uses what was opened here.
+        const checkpoint = await openBaseCheckpoint(spec.files);
+        const vocabulary = tokenizerMismatch(checkpoint, tokenizer);
+        if (vocabulary) throw vocabulary;
         const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
         const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
         const print = (o: unknown): void => io.out(JSON.stringify(o));
@@ -358,9 +369,6 @@ export function makeTrainCommand(
               if (detected) io.err(`note: ${detected.note}`);
               if (detected?.bytes) gpuMemoryBytes = detected.bytes;
             }
-            // Saved with the run: a resume without the flag continues the way the run was trained (the int8 numbers differ).
-            if (attempt === 0 && baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
-            if (attempt === 0 && values['no-robustness']) io.err("note: shaders compiled without Dawn's bounds clamps (--no-robustness): the same numbers, faster; docs/performance.md");
             const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir, storeProbe));
             session = s;
             if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
@@ -376,7 +384,7 @@ export function makeTrainCommand(
               loading = true;
               // The load's progress on stderr, where the notes go (stdout stays one JSON event a line).
               const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
-              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers }).finally(() => (loading = false));
+              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers, checkpoint }).finally(() => (loading = false));
               if (attempt === 0) {
                 for (const n of model.notices ?? []) io.err(`note: ${n}`);
                 // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).

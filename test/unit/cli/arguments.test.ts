@@ -246,8 +246,11 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
       expect(gen.code).toBe(2);
       expect(gen.err).toBe('finetune generate: bad-input: someone/model: no config.json');
       expect(asked[0]).toBe('https://huggingface.co/someone/model/resolve/v1.0/config.json');
-      // train reads the model after the GPU is set up (here a stub that refuses): the flag is taken.
-      expect((await run(['train', '--model', 'someone/model', '--revision', 'v1.0', '--data', GOOD, '--out', join(dir, 'rev')])).err).toMatch(REACHED_GPU);
+      // train reads the model's config.json before the data and the GPU, at that revision too.
+      asked.length = 0;
+      const tr = await run(['train', '--model', 'someone/model', '--revision', 'v1.0', '--data', GOOD, '--out', join(dir, 'rev')]);
+      expect(tr).toEqual({ code: 2, err: 'finetune train: bad-input: someone/model: no config.json' });
+      expect(asked[0]).toBe('https://huggingface.co/someone/model/resolve/v1.0/config.json');
     } finally {
       vi.unstubAllGlobals();
     }

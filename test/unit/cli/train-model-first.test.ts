@@ -1,0 +1,72 @@
+// `finetune train` reads the model's config.json and safetensors headers before the dataset and the GPU: a wrong --model
+// (a folder without config.json or weights, a model of another vocabulary) is said at once, not after a dataset of any
+// size was read and tokenised. Each case gives a dataset with a bad row as well: were the data read first, its error
+// would be the one reported. The GPU is never reached (the context factory throws if it is).
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeTrainCommand } from '../../../src/cli/commands/train.ts';
+import { wideVocabModel } from '../../helpers/wide-vocab-model.ts';
+
+const REACHED_GPU = 'the run went on to make a GPU context';
+const command = makeTrainCommand(async () => {
+  throw new Error(REACHED_GPU);
+});
+
+async function train(...args: string[]): Promise<string> {
+  return (await trainWithStderr(...args)).message;
+}
+
+async function trainWithStderr(...args: string[]): Promise<{ message: string; stderr: string }> {
+  const err: string[] = [];
+  const e = await command.run(args, { out: () => {}, err: (l) => err.push(l) }).then(
+    () => null,
+    (x: unknown) => x as Error,
+  );
+  if (!e) throw new Error('train succeeded');
+  return { message: e.message, stderr: err.join('\n') };
+}
+
+function folder(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A dataset whose second row is not JSON: the data's own error, were it read before the model. */
+function badData(): string {
+  const path = join(folder('finetune-data-'), 'bad.jsonl');
+  writeFileSync(path, '{"text": "ok"}\nnot json\n');
+  return path;
+}
+
+describe('train checks the model before the data', () => {
+  it('a folder without config.json', async () => {
+    const model = folder('finetune-model-');
+    for (const f of readdirSync('test/fixtures/tiny-mistral')) if (f !== 'config.json') copyFileSync(join('test/fixtures/tiny-mistral', f), join(model, f));
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/no config\.json/);
+  });
+
+  it('a folder with config.json and no weights', async () => {
+    const model = folder('finetune-model-');
+    copyFileSync('test/fixtures/tiny-mistral/config.json', join(model, 'config.json'));
+    mkdirSync(join(model, 'sub'));
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/: no model\.safetensors or model\.safetensors\.index\.json \(files: config\.json\)$/);
+  });
+
+  it("a model whose vocabulary is not the tokenizer's", async () => {
+    const model = await wideVocabModel(32768);
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/^the model's vocabulary has 32768 tokens; the tokenizer has 32000/);
+  });
+
+  it('a good model goes on to the data, whose error is then reported', async () => {
+    expect(await train('--model', 'test/fixtures/tiny-mistral', '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/line 2/);
+  });
+
+  it("prints the rows' warnings as validate prints them, before the GPU (they were once not printed at all)", async () => {
+    const data = join(folder('finetune-data-'), 'warn.jsonl');
+    writeFileSync(data, '{"text": "one"}\n{"text": "two", "system": "x"}\n{"text": "three"}\n');
+    const r = await trainWithStderr('--model', 'test/fixtures/tiny-mistral', '--data', data, '--out', folder('finetune-out-'));
+    expect(r.message).toBe(REACHED_GPU);
+    expect(r.stderr).toContain(`warning: ${data} has 1 warning:\n  line 2: warning: unknown field "system" ignored`);
+  });
+});
