@@ -103,6 +103,8 @@ function layerCount(names: Iterable<string>): number {
 }
 
 const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F32', 'F64']);
+/** The dtypes a weight matrix is loaded in (engine/mistral/weights.ts): F64 ones only as vectors (norms). */
+const MATRIX_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F32']);
 
 function bad(message: string, details?: Record<string, unknown>): FinetuneError {
   return new FinetuneError('bad-input', message, details);
@@ -210,6 +212,9 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     if (!t) missing.push(name);
     else if (!sameShape(t.shape, shape)) misShaped.push(`${name} is [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
     else if (!FLOAT_DTYPES.has(t.dtype)) wrongDtype.push(`${name} is ${t.dtype}`);
+    // Matrices go to the GPU as they are stored (or are quantised from there): 16- or 32-bit floats only. An F64 one
+    // was refused only when the load reached it, minutes into a large model's load.
+    else if (shape.length === 2 && !MATRIX_DTYPES.has(t.dtype)) wrongDtype.push(`${name} is ${t.dtype} (matrices must be BF16, F16 or F32)`);
   }
   if (missing.length || misShaped.length || wrongDtype.length) {
     const lines: string[] = [];
@@ -217,7 +222,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     if (config.layers > layersHeld) lines.push(`config.json says num_hidden_layers ${config.layers}, the tensors hold ${layersHeld} layer${layersHeld === 1 ? '' : 's'}`);
     if (missing.length) lines.push(`missing tensors: ${cap(missing)}`);
     if (misShaped.length) lines.push(`tensors whose shape does not match config.json: ${cap(misShaped)}`);
-    if (wrongDtype.length) lines.push(`tensors that are not floating point: ${cap(wrongDtype)}`);
+    if (wrongDtype.length) lines.push(`tensors of a dtype the model cannot use: ${cap(wrongDtype)}`);
     throw bad(`${where} does not match a Mistral model with this config.json: ${lines.join('. ')}`, { missing, misShaped, wrongDtype });
   }
   const warnings = [...config.warnings];

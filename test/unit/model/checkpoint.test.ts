@@ -122,6 +122,24 @@ describe('openBaseCheckpoint', () => {
     expect(tied.warnings.join(' ')).toMatch(/ignoring 1 tensor.*lm_head\.weight/);
   });
 
+  it('refuses an F64 matrix when it opens the checkpoint (the load refused it only when it reached it); F64 norms load', async () => {
+    const ck = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const asF64 = async (name: string) => ({ name, dtype: 'F64' as const, shape: ck.info(name).shape, data: new Uint8Array(Float64Array.from(await ck.readFloat32(name)).buffer) });
+    const tensors = [];
+    for (const name of ck.tensorNames) {
+      if (name === 'model.layers.1.self_attn.o_proj.weight' || name === 'model.norm.weight') tensors.push(await asF64(name));
+      else tensors.push({ name, dtype: ck.info(name).dtype, shape: ck.info(name).shape, data: (await ck.read(name)).bytes });
+    }
+    const files = { 'config.json': fixtureBytes(`${TINY_MISTRAL}/config.json`), 'model.safetensors': writeSafetensors(tensors) };
+    const e = await errorOf(() => openBaseCheckpoint(memoryFileSet(files, 'f64')));
+    expect(e.message).toMatch(/tensors of a dtype the model cannot use: model\.layers\.1\.self_attn\.o_proj\.weight is F64 \(matrices must be BF16, F16 or F32\)$/);
+    expect(e.message).not.toContain('model.norm.weight');
+    // The norm alone in F64 is read as f32 by the load: accepted.
+    tensors[tensors.findIndex((t) => t.name === 'model.layers.1.self_attn.o_proj.weight')] = { name: 'model.layers.1.self_attn.o_proj.weight', dtype: ck.info('model.layers.1.self_attn.o_proj.weight').dtype, shape: ck.info('model.layers.1.self_attn.o_proj.weight').shape, data: (await ck.read('model.layers.1.self_attn.o_proj.weight')).bytes };
+    const ok = await openBaseCheckpoint(memoryFileSet({ ...files, 'model.safetensors': writeSafetensors(tensors) }, 'f64-norm'));
+    expect(ok.info('model.norm.weight').dtype).toBe('F64');
+  });
+
   it('reports broken layouts clearly', async () => {
     const files = tinyFiles();
     // A shard named by the index is absent.
