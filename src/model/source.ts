@@ -40,6 +40,7 @@ export interface FileSet {
 export type SourceErrorReason =
   | 'not-found'
   | 'repo-not-found'
+  | 'revision-not-found'
   | 'unauthorized'
   | 'forbidden'
   | 'network'
@@ -382,6 +383,13 @@ function statusError(status: number, name: string, url: string, opts: HttpOption
   } else if (status === 403) {
     reason = 'forbidden';
     message = `${name}: access denied (HTTP 403): accept the licence on the model page, or the token lacks access to this repository (a fine-grained token needs read access to gated repositories).${hint}`;
+  } else if (status === 404 && headers?.get('x-error-code') === 'RevisionNotFound') {
+    // Not the file missing (which a checkpoint reads as "no config.json"): the branch, tag or commit asked for is not
+    // the repository's. The revision is the one in the URL (a load pinned to a commit asks for that commit).
+    const asked = /\/resolve\/([^/]+)\//.exec(new URL(url).pathname)?.[1];
+    const revision = asked === undefined ? 'asked for' : decodeURIComponent(asked);
+    reason = 'revision-not-found';
+    message = `${name}: the repository has no revision ${revision} (HTTP 404): check the branch, tag or commit id.`;
   } else if (status === 404) {
     reason = 'not-found';
     message = `${name}: not found (HTTP 404): check the repository, revision and file name.`;

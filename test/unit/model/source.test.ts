@@ -69,6 +69,8 @@ beforeAll(async () => {
     if (url.endsWith('/500')) return void res.writeHead(500).end(echo);
     // The Hub's answer for a repository that does not exist (or is private, asked without a token): 401, not 404.
     if (url.includes('/no-such-repo/')) return void res.writeHead(401, { 'x-error-code': 'RepoNotFound', 'x-error-message': 'Repository not found' }).end(echo);
+    // A revision the repository does not have: 404 with X-Error-Code RevisionNotFound.
+    if (url.includes('/resolve/no-such-branch/')) return void res.writeHead(404, { 'x-error-code': 'RevisionNotFound', 'x-error-message': 'Invalid rev id: no-such-branch' }).end(echo);
     if (url.endsWith('/redirect')) return void res.writeHead(302, { location: '/file.bin' }).end();
     if (url.endsWith('/norange-small')) {
       res.writeHead(200, { 'content-length': 300 });
@@ -181,6 +183,19 @@ describe('HTTP byte source', () => {
     expect(withToken.message).not.toContain(TOKEN);
     // Not a missing file: a checkpoint must not fall back to another file name for it.
     expect(isNotFound(withToken)).toBe(false);
+  });
+
+  it("says a revision does not exist when the Hub's 404 carries X-Error-Code: RevisionNotFound (it said the file was missing)", async () => {
+    const e = await errorOf(() => hubSource('someone/model', 'config.json', { revision: 'no-such-branch', token: TOKEN, fetch: localHubFetch }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.details?.reason).toBe('revision-not-found');
+    expect(e.message).toMatch(/^someone\/model\/config\.json@no-such-branch: the repository has no revision no-such-branch \(HTTP 404\): check the branch, tag or commit id/);
+    expect(e.message).not.toContain(TOKEN);
+    // Not a missing file: a checkpoint says this, not "no config.json".
+    expect(isNotFound(e)).toBe(false);
+    const { openBaseCheckpoint } = await import('../../../src/model/checkpoint.ts');
+    const opened = await errorOf(() => openBaseCheckpoint(hubFileSet('someone/model', { revision: 'no-such-branch', fetch: localHubFetch })));
+    expect(opened.message).toMatch(/has no revision no-such-branch/);
   });
 
   it('reports a network failure as such, without the token', async () => {
