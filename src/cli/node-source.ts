@@ -6,7 +6,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve, sep } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
-import { checkFileName, checkRange, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
+import { checkFileName, checkRange, displayUrl, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
 
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
 export async function nodeFileSource(path: string, name = path): Promise<ByteSource> {
@@ -88,6 +88,12 @@ export interface ModelSpec {
   files: FileSet;
   /** A short name for messages and saved runs (never carrying a token or a query string). */
   label: string;
+  /**
+   * What the weight cache names the model by: one name per model, which the label is not for folders (two folders
+   * named `model`, the same folder reached from two working directories) or URLs (two hosts' `Mistral-7B`): a folder's
+   * absolute path, a URL without credentials or query, a Hub id with its revision (the label).
+   */
+  cacheSource: string;
 }
 
 
@@ -114,15 +120,16 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     // went to every URL, plain http included).
     const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined });
     const path = new URL(spec).pathname.replace(/\/+$/, '');
-    return { kind: 'url', files, label: basename(path) || new URL(spec).host };
+    return { kind: 'url', files, label: basename(path) || new URL(spec).host, cacheSource: displayUrl(spec) };
   }
   if (existsSync(spec)) {
     if (!statSync(spec).isDirectory()) throw new FinetuneError('bad-input', `--model ${spec} is a file; give the folder that holds config.json and the safetensors`);
-    return { kind: 'directory', files: nodeDirectory(spec), label: basename(resolve(spec)) };
+    return { kind: 'directory', files: nodeDirectory(spec), label: basename(resolve(spec)), cacheSource: resolve(spec) };
   }
   if (/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(spec) && !spec.includes('..')) {
     // Named with its revision, as the page names it: a saved run and the adapter's base model say which one was trained on.
-    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision }), label: revision === undefined ? spec : `${spec}@${revision}` };
+    const label = revision === undefined ? spec : `${spec}@${revision}`;
+    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision }), label, cacheSource: label };
   }
   throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

@@ -143,8 +143,16 @@ export async function readCacheEntryInfo(entry: ByteSource): Promise<{ source: s
 
 export interface CachedLoadOptions {
   quantization: Quantization;
-  /** The user's name for the model (a directory, a Hub id, a URL without its query). */
+  /**
+   * What the entry is named by: a name that tells this model's files from any other's (the command line gives a
+   * folder's absolute path, a URL without its query, a Hub id with its revision; the page, a picked folder's name).
+   */
   source: string;
+  /**
+   * The name entries of these files were written under before (the folder's bare name, which two folders can share):
+   * an entry found only under it is loaded, written again under `source` and removed, so no model is rebuilt for it.
+   */
+  legacySource?: string;
   /** Null: no cache (--no-cache, no OPFS): the weights come from the files, and nothing is written. */
   cache: WeightCacheStore | null;
   onProgress?: (p: LoadProgress) => void;
@@ -175,6 +183,10 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
   const cache = unversioned ? null : o.cache;
   const key = await cacheKey(identity);
   const entry = cache ? await cache.open(key) : null;
+  if (cache && !entry && o.legacySource !== undefined && o.legacySource !== o.source) {
+    const moved = await moveLegacyEntry(ctx, cache, key, identity, o, notes);
+    if (moved) return { weights: moved, fromCache: true, notes, files: identity.files };
+  }
   if (cache && entry) {
     try {
       const weights = await loadFromEntry(ctx, entry, identity, o.onProgress, o.streamLayers);
@@ -194,6 +206,35 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
     }
   }
   return { weights, fromCache: false, notes, files: identity.files };
+}
+
+/**
+ * Loads the entry of these files written under `o.legacySource`, writes it again under `identity` (as `key`) and
+ * removes the old one; null when there is none. An unusable one is removed (the load then reads the files). A failed
+ * write keeps the old entry and says so: the weights are loaded either way.
+ */
+async function moveLegacyEntry(ctx: GpuContext, cache: WeightCacheStore, key: string, identity: CacheIdentity, o: CachedLoadOptions, notes: string[]): Promise<MistralWeights | null> {
+  const legacy: CacheIdentity = { ...identity, source: o.legacySource as string };
+  const legacyKey = await cacheKey(legacy);
+  const old = await cache.open(legacyKey);
+  if (!old) return null;
+  let weights: MistralWeights;
+  try {
+    weights = await loadFromEntry(ctx, old, legacy, o.onProgress, o.streamLayers);
+  } catch (e) {
+    if (!(e instanceof BadEntry)) throw e;
+    notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
+    await cache.remove(legacyKey);
+    return null;
+  }
+  try {
+    await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
+    await cache.remove(legacyKey);
+    notes.push(`the cached weights of these files, kept under the name ${o.legacySource}, are now kept under ${o.source}`);
+  } catch (e) {
+    notes.push(`the cached weights of these files stay under the name ${o.legacySource}: writing them under ${o.source} failed (${e instanceof Error ? e.message : String(e)})`);
+  }
+  return weights;
 }
 
 /** Writes `weights` as entry `key` for `identity` (what loadWeightsCached does after a load from the source). */

@@ -384,12 +384,12 @@ export function makeTrainCommand(
               loading = true;
               // The load's progress on stderr, where the notes go (stdout stays one JSON event a line).
               const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
-              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers, checkpoint }).finally(() => (loading = false));
+              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers, checkpoint, cacheSource: spec.cacheSource }).finally(() => (loading = false));
               if (attempt === 0) {
                 for (const n of model.notices ?? []) io.err(`note: ${n}`);
                 // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).
                 for (const w of model.warnings) io.err(`warning: ${w}`);
-                const older = weightCache ? supersededNote(await weightCache.list(), spec.label, quantization, 'finetune cache prune') : null;
+                const older = weightCache ? supersededNote(await weightCache.list(), spec.cacheSource, quantization, 'finetune cache prune') : null;
                 if (older) io.err(`note: ${older}`);
                 print({ type: 'model', ...model });
               }

@@ -1,0 +1,80 @@
+// What the command line names a weight-cache entry by. Two folders that share a name (a/model and b/model) are two
+// models: each has its entry, named by its absolute path, and neither is taken for an older version of the other
+// (`cache prune` removed the older one, and every load of one said the other was superseded). An entry written under
+// the folder's bare name (before entries were named by path) is moved to the path on the next load, not rebuilt.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { modelSpec } from '../../src/cli/node-source.ts';
+import { nodeWeightCache } from '../../src/cli/node-weight-cache.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { FinetuneSession } from '../../src/run/session.ts';
+import { entriesToPrune, supersededNote } from '../../src/run/weight-cache-prune.ts';
+import { gpuContext } from './context.ts';
+
+const DIR = 'test/fixtures/tiny-mistral';
+
+/** A copy of tiny-mistral at `parent`/model. */
+function modelCopy(root: string, parent: string): string {
+  const dir = join(root, parent, 'model');
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(DIR)) copyFileSync(join(DIR, f), join(dir, f));
+  return dir;
+}
+
+describe('weight-cache entry names', () => {
+  let ctx: GpuContext;
+  let session: FinetuneSession;
+  const root = mkdtempSync(join(tmpdir(), 'finetune-cache-names-'));
+  const cacheDir = join(root, 'cache');
+  const cache = nodeWeightCache(cacheDir);
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    session.weightCache = cache;
+  });
+  afterAll(() => {
+    session.unloadModel();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const load = (dir: string, cacheSource?: string) => {
+    const spec = modelSpec(dir);
+    return session.loadModel(spec.files, spec.label, 'nf4-double', undefined, cacheSource === undefined ? {} : { cacheSource });
+  };
+
+  it('two folders named model are two entries, named by their paths; neither is pruned as the older of the other', async () => {
+    const a = modelCopy(root, 'a');
+    const b = modelCopy(root, 'b');
+    const specA = modelSpec(a);
+    const specB = modelSpec(b);
+    expect(specA.label).toBe('model');
+    expect(specB.label).toBe('model');
+    expect(specA.cacheSource).toBe(a);
+    expect(specB.cacheSource).toBe(b);
+    expect((await load(a, specA.cacheSource)).fromCache).toBe(false);
+    expect((await load(b, specB.cacheSource)).fromCache).toBe(false);
+    const entries = await cache.list();
+    expect(entries.map((e) => e.source).sort()).toEqual([a, b].sort());
+    expect(entriesToPrune(entries)).toEqual([]);
+    expect(supersededNote(entries, specA.cacheSource, 'nf4-double', 'finetune cache prune')).toBeNull();
+    expect((await load(a, specA.cacheSource)).fromCache).toBe(true);
+    for (const e of entries) await cache.remove(e.key);
+  });
+
+  it("an entry under the folder's bare name is loaded, moved to the path's name and removed, not rebuilt", async () => {
+    const c = modelCopy(root, 'c');
+    // As loads wrote it before: named by the label.
+    expect((await load(c)).fromCache).toBe(false);
+    expect((await cache.list()).map((e) => e.source)).toEqual(['model']);
+    const moved = await load(c, c);
+    expect(moved.fromCache).toBe(true);
+    expect(moved.warnings.join(' ')).toContain(`the cached weights of these files, kept under the name model, are now kept under ${c}`);
+    expect((await cache.list()).map((e) => e.source)).toEqual([c]);
+    const again = await load(c, c);
+    expect(again.fromCache).toBe(true);
+    expect(again.warnings.join(' ')).not.toContain('kept under');
+  });
+});
