@@ -35,32 +35,53 @@ async function syncFolder(dir: string): Promise<void> {
  * what was kept, and keeps Node's `code` (ENOSPC…). `probe` is called before each step (tests fail or kill there).
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array, probe?: WriteProbe): Promise<void> {
-  const dir = dirname(path);
-  const name = basename(path);
+  await writeFilesAtomic(dirname(path), { [basename(path)]: bytes }, probe);
+}
+
+/**
+ * Writes a set of files into `dir` as one (a PEFT adapter's config beside its weights): every file to its temporary
+ * file and fsynced first, then all renamed over their targets, then the folder fsynced. A write that fails before the
+ * renames (a full disk, a kill while the weights are written: seconds for a large adapter) leaves every file that was
+ * there as it was; only a kill between two renames (microseconds) can leave files of both sets. Errors as
+ * writeFileAtomic's, naming the file whose write failed.
+ */
+export async function writeFilesAtomic(dir: string, files: Record<string, Uint8Array>, probe?: WriteProbe): Promise<void> {
   await makeFolder(dir);
-  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-  let renamed = false;
+  const staged: { name: string; tmp: string }[] = [];
+  let renamed = 0;
+  let current = '';
   try {
-    await probe?.(`write ${name}`);
-    const handle = await open(tmp, 'w');
-    try {
-      await handle.writeFile(bytes);
-      await probe?.(`fsync ${name}`);
-      await handle.sync();
-    } finally {
-      await handle.close();
+    for (const [name, bytes] of Object.entries(files)) {
+      current = name;
+      const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+      staged.push({ name, tmp });
+      await probe?.(`write ${name}`);
+      const handle = await open(tmp, 'w');
+      try {
+        await handle.writeFile(bytes);
+        await probe?.(`fsync ${name}`);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
     }
-    await probe?.(`rename ${name}`);
-    await rename(tmp, path);
-    renamed = true;
-    await probe?.(`fsync folder for ${name}`);
+    for (const { name, tmp } of staged) {
+      current = name;
+      await probe?.(`rename ${name}`);
+      await rename(tmp, join(dir, name));
+      renamed++;
+    }
+    await probe?.(`fsync folder for ${current}`);
     await syncFolder(dir);
   } catch (e) {
-    if (renamed) throw e;
-    await rm(tmp, { force: true }).catch(() => undefined);
+    // Once a file of the set is in place, the rest is too late to take back: said as it is.
+    if (renamed > 0) throw e;
+    await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
     const code = (e as NodeJS.ErrnoException).code;
     if (code === undefined) throw e;
-    const kept = existsSync(path) ? 'the file that was there is kept as it was' : 'nothing was written there';
+    const path = join(dir, current);
+    const others = staged.length > 1 || Object.keys(files).length > 1 ? ` (nor any of ${Object.keys(files).join(', ')}: they are written as one set)` : '';
+    const kept = existsSync(path) ? `the file that was there is kept as it was${others}` : `nothing was written there${others}`;
     throw Object.assign(new Error(`could not write ${path}: ${(e as Error).message}; ${kept}`), { code, path });
   }
 }

@@ -3,7 +3,7 @@
 
 import { makeFolder } from '../make-folder.ts';
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
-import { writeFileAtomic, type WriteProbe } from '../node-store.ts';
+import { writeFileAtomic, writeFilesAtomic, type WriteProbe } from '../node-store.ts';
 import { startsWithGgufMagic } from '../../core/gguf-magic.ts';
 import { README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -196,11 +196,11 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       } else {
         if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
         await makeFolder(out);
-        files = [];
-        for (const [file, bytes] of Object.entries(peftFiles(adapter))) {
-          await write(join(out, file), bytes);
-          files.push(join(out, file));
-        }
+        // The config, the weights and the README as one set: a failure or a kill while they are written leaves the earlier
+        // export's set whole, never one adapter's config beside another's weights.
+        const set = peftFiles(adapter);
+        await writeFilesAtomic(out, set, o.probe);
+        files = Object.keys(set).map((file) => join(out, file));
       }
       io.out(
         JSON.stringify({

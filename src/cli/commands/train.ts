@@ -25,7 +25,7 @@ import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { supersededNote } from '../../run/weight-cache-prune.ts';
-import { folderRunStore, folderStoreFiles, writeFileAtomic, type WriteProbe } from '../node-store.ts';
+import { folderRunStore, folderStoreFiles, writeFilesAtomic, type WriteProbe } from '../node-store.ts';
 import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
@@ -340,8 +340,9 @@ export function makeTrainCommand(
           const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName });
           const dir = join(out, 'adapter');
           await makeFolder(dir);
-          // Each file through a temporary one renamed over it: a kill or a full disk keeps the file that was there.
-          for (const [name, content] of Object.entries(files)) await writeFileAtomic(join(dir, name), content);
+          // As one set, each file through a temporary one renamed over it: a kill or a full disk keeps the earlier set
+          // whole (an --overwrite run's adapter), never one adapter's config beside another's weights.
+          await writeFilesAtomic(dir, files);
           return { adapter, dir };
         };
         let validatingPrinted = 0;

@@ -69,6 +69,24 @@ describe('finetune export writes', () => {
     expect(readdirSync(dir)).toEqual(['adapter.gguf']);
   });
 
+  it('a PEFT re-export that fails on any of its files leaves the earlier set whole: never a config of one adapter beside the weights of another', async () => {
+    const out = join(tmp(), 'adapter');
+    expect((await exportWith(undefined, '--format', 'peft', '--out', out, '--base-model', 'owner/first')).error).toBeNull();
+    const before = Object.fromEntries(readdirSync(out).map((f) => [f, readFileSync(join(out, f))]));
+    expect(Object.keys(before).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+    for (const failing of ['adapter_model.safetensors', 'README.md']) {
+      const failAt = async (point: string): Promise<void> => {
+        if (point === `fsync ${failing}`) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      };
+      const { error } = await exportWith(failAt, '--format', 'peft', '--out', out, '--base-model', 'owner/second');
+      expect(error?.message, failing).toMatch(/ENOSPC/);
+      expect(readdirSync(out).sort(), failing).toEqual(Object.keys(before).sort());
+      for (const [f, bytes] of Object.entries(before)) expect(readFileSync(join(out, f)).equals(bytes), `${f} after a failure at ${failing}`).toBe(true);
+    }
+    expect((await exportWith(undefined, '--format', 'peft', '--out', out, '--base-model', 'owner/second')).error).toBeNull();
+    expect(readFileSync(join(out, 'adapter_config.json'), 'utf8')).toContain('owner/second');
+  });
+
   it('refuses a GGUF --out that exists and is not a GGUF (a JSONL), unless --force', async () => {
     const dir = tmp();
     const out = join(dir, 'important.jsonl');
