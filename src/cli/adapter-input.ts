@@ -10,7 +10,7 @@ import { targetModules } from '../config/hyperparams.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesSource, memoryFileSet } from '../model/source.ts';
 import { POINTER_FILE } from '../run/run-store.ts';
-import { readStoredCheckpoint } from '../run/saved-run.ts';
+import { readSavedRun, readStoredCheckpoint } from '../run/saved-run.ts';
 import { checkSavedRun } from '../run/saved-run-check.ts';
 import { folderRunStore } from './node-store.ts';
 import { FinetuneError } from '../core/errors.ts';
@@ -56,7 +56,27 @@ async function checkpointAdapter(runDir: string): Promise<{ input: AdapterInput;
     raw: null,
   };
   const files = { [ADAPTER_CONFIG_FILE]: adapterConfigJson(config), [ADAPTER_WEIGHTS_FILE]: writeSafetensors(tensors, { format: 'pt' }) };
-  return { input: memoryFileSet(files, runDir), name: runDir, note: `exporting the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${runDir}` };
+  return { input: memoryFileSet(files, runDir), name: runDir, note: `reading the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${runDir}` };
+}
+
+/**
+ * train's OUT/adapter beside an OUT/run whose checkpoint was saved after the adapter was written: a later run (started
+ * with --overwrite) that stopped before its end, whose adapter is not this one. Null otherwise (the adapter a run
+ * wrote at its end is newer than its last checkpoint), and when the run cannot be read (it is not this command's to judge).
+ */
+async function newerCheckpointNote(adapterDir: string): Promise<string | null> {
+  const runDir = join(dirname(adapterDir), 'run');
+  if (basename(adapterDir) !== 'adapter' || !isRunStore(runDir)) return null;
+  const run = await readSavedRun(folderRunStore(runDir)).catch(() => null);
+  const savedAt = run ? Date.parse(run.savedAt) : NaN;
+  let writtenAt: number;
+  try {
+    writtenAt = statSync(join(adapterDir, ADAPTER_CONFIG_FILE)).mtimeMs;
+  } catch {
+    return null;
+  }
+  if (!run || !(savedAt > writtenAt)) return null;
+  return `${runDir} holds a checkpoint (step ${run.step} of ${run.totalSteps}) saved after this adapter was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${runDir}`;
 }
 
 /** The adapter at PATH as the importer takes it: a folder, or the bytes of a zip; `name` says where, in messages. */
@@ -71,7 +91,8 @@ export async function adapterInput(path: string, flag = '--adapter'): Promise<{ 
     // train's OUT/run (or OUT, when it holds a run and no OUT/adapter yet): the adapter at the run's checkpoint.
     if (isRunStore(path)) return checkpointAdapter(path);
     if (isRunStore(join(path, 'run')) && !existsSync(join(path, 'adapter', ADAPTER_CONFIG_FILE)) && !existsSync(join(path, ADAPTER_CONFIG_FILE))) return checkpointAdapter(join(path, 'run'));
-    return { input: nodeDirectory(path), name: path };
+    const note = await newerCheckpointNote(path);
+    return { input: nodeDirectory(path), name: path, ...(note ? { note } : {}) };
   }
   if (!st.isFile()) throw new FinetuneError('bad-input', `${flag}: ${path} is not a regular file or folder`);
   const file = basename(path);

@@ -96,6 +96,7 @@ Example:
     if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got "${values.quant}"`);
     if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
     const adapter = values.adapter ? await adapterInput(values.adapter) : null;
+    if (adapter?.note) io.err(`note: ${adapter.note}`);
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
     // The checkpoint's config and the adapter are read before the GPU is asked for: a wrong zip or an adapter for
     // another model is one line at once, not after the weights are loaded.

@@ -1,7 +1,7 @@
 // How `finetune export` writes: through a temporary file, fsynced and renamed over the target, so that a write that
 // fails (a full disk, a kill) leaves the file that was there byte for byte and no partial one; and never over a file or
 // folder that is not an export's own without --force. Failures are injected at the writer's probe points.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -127,7 +127,7 @@ describe('finetune export writes', () => {
 
 describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint', () => {
   /** OUT/run holding a checkpoint at step 3 whose LoRA tensors are the tiny-adapter's (with AdamW moments beside them). */
-  async function runAtStep3(): Promise<string> {
+  async function runAtStep3(savedAt?: string): Promise<string> {
     const out = tmp();
     const fixture = readFileSync(join(TINY_ADAPTER, 'adapter_model.safetensors'));
     const file = await openSafetensors(bytesSource(new Uint8Array(fixture), 'fixture'));
@@ -138,10 +138,30 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
       tensors.push({ name, dtype: 'F32', shape, data }, { name: `${name}.exp_avg`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) }, { name: `${name}.exp_avg_sq`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) });
     }
     const state = writeSafetensors(tensors, { format: 'finetune-state', step: '3', rank: '4' });
-    const run = { ...fakeRun(3), modelSource: 'tiny-mistral', quantization: 'none' as const, hp: { ...defaultHyperparams(), lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear' }, totalSteps: 6 };
+    const run = { ...fakeRun(3), ...(savedAt ? { savedAt } : {}), modelSource: 'tiny-mistral', quantization: 'none' as const, hp: { ...defaultHyperparams(), lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear' }, totalSteps: 6 };
     await folderRunStore(join(out, 'run')).commit(checkpointFiles(run, state, { train: new TextEncoder().encode('{"text":"a"}\n'), validation: null }));
     return out;
   }
+
+  it('says when OUT/run holds a checkpoint saved after OUT/adapter was written (a later run stopped before its end), and how to export it', async () => {
+    const out = await runAtStep3(new Date().toISOString());
+    const adapterDir = join(out, 'adapter');
+    mkdirSync(adapterDir);
+    for (const f of readdirSync(TINY_ADAPTER)) copyFileSync(join(TINY_ADAPTER, f), join(adapterDir, f));
+    const exportOf = async (): Promise<string> => {
+      const err: string[] = [];
+      await makeExportCommand().run(['--adapter', adapterDir, '--format', 'peft', '--out', join(tmp(), 'peft'), '--model', TINY_MISTRAL], { out: () => {}, err: (l) => err.push(l) });
+      return err.join('\n');
+    };
+    // The adapter from an earlier run (2020), the checkpoint from now.
+    const old = new Date('2020-01-01T00:00:00Z');
+    for (const f of readdirSync(adapterDir)) utimesSync(join(adapterDir, f), old, old);
+    expect(await exportOf()).toContain(`note: ${join(out, 'run')} holds a checkpoint (step 3 of 6) saved after this adapter was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${join(out, 'run')}`);
+    // The adapter written after the checkpoint (a run's end): nothing to say.
+    const later = new Date(Date.now() + 3_600_000);
+    for (const f of readdirSync(adapterDir)) utimesSync(join(adapterDir, f), later, later);
+    expect(await exportOf()).not.toContain('holds a checkpoint');
+  });
 
   it('exports the checkpoint’s LoRA tensors (not the moments) with the run’s rank, alpha and targets, saying which step', async () => {
     const out = await runAtStep3();
@@ -149,7 +169,7 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
       const dest = join(tmp(), 'peft');
       const err: string[] = [];
       await makeExportCommand().run(['--adapter', given, '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL], { out: () => {}, err: (l) => err.push(l) });
-      expect(err.join('\n')).toContain(`note: exporting the adapter at the checkpoint of step 3 (of 6) of the run saved in ${join(out, 'run')}`);
+      expect(err.join('\n')).toContain(`note: reading the adapter at the checkpoint of step 3 (of 6) of the run saved in ${join(out, 'run')}`);
       const written = await readAdapter(nodeDirectory(dest));
       const fixture = await readAdapter(nodeDirectory(TINY_ADAPTER));
       expect(written.config).toMatchObject({ r: 4, loraAlpha: 8, targetModules: [...PROJECTIONS], baseModel: 'tiny-mistral' });
