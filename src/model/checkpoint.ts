@@ -5,7 +5,7 @@
 
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { parseMistralConfig, type MistralConfig } from './config.ts';
+import { parseMistralConfig, type MistralConfig, type ModelDtype } from './config.ts';
 import { openSafetensors, toFloat32, type SafetensorsDtype, type SafetensorsFile, type TensorInfo } from './safetensors.ts';
 import { checkFileName, isNotFound, readJson, type FileSet } from './source.ts';
 
@@ -38,6 +38,11 @@ export interface BaseCheckpoint {
   files: string[];
   /** Total bytes of tensor data. */
   totalBytes: number;
+  /**
+   * The widest dtype the weight matrices are stored in, from the safetensors headers: what a load uploads and quantises
+   * from (config.json's torch_dtype can say otherwise). Null for a checkpoint without matrices to tell.
+   */
+  storedDtype: ModelDtype | null;
   /** Tensors the checkpoint holds beyond the Mistral set (ignored by the model), and other notes. */
   warnings: string[];
   has(name: string): boolean;
@@ -103,6 +108,19 @@ function layerCount(names: Iterable<string>): number {
 }
 
 const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F32', 'F64']);
+const MODEL_DTYPE: Partial<Record<SafetensorsDtype, ModelDtype>> = { BF16: 'bfloat16', F16: 'float16', F32: 'float32' };
+
+/** The widest of the expected matrices' dtypes (bf16 and f16 are both 2 bytes: the first seen of those two). */
+function widestMatrixDtype(expected: Map<string, number[]>, infos: Map<string, CheckpointTensorInfo>): ModelDtype | null {
+  let widest: ModelDtype | null = null;
+  for (const [name, shape] of expected) {
+    const d = shape.length === 2 ? MODEL_DTYPE[infos.get(name)?.dtype ?? 'F64'] : undefined;
+    if (d === undefined) continue;
+    if (widest === null || (d === 'float32' && widest !== 'float32')) widest = d;
+  }
+  return widest;
+}
+
 /** The dtypes a weight matrix is loaded in (engine/mistral/weights.ts): F64 ones only as vectors (norms). */
 const MATRIX_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F32']);
 
@@ -231,6 +249,10 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
 
   let totalBytes = 0;
   for (const t of infos.values()) totalBytes += t.end - t.begin;
+  const storedDtype = widestMatrixDtype(expected, infos);
+  if (config.dtype !== null && storedDtype !== null && storedDtype !== config.dtype) {
+    warnings.push(`config.json says the weights are ${config.dtype}; the safetensors store the weight matrices as ${storedDtype}: the memory plan of the load counts them as stored`);
+  }
   if (index && typeof index.metadata === 'object' && index.metadata !== null) {
     const ts = (index.metadata as Record<string, unknown>).total_size;
     if (typeof ts === 'number' && ts !== totalBytes) warnings.push(`${INDEX_FILE} says total_size ${ts}, the shards hold ${totalBytes} bytes of tensors`);
@@ -252,6 +274,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     tensorNames: [...infos.keys()],
     files: shardNames,
     totalBytes,
+    storedDtype,
     warnings,
     has: (name) => infos.has(name),
     info,

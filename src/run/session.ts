@@ -189,7 +189,9 @@ export class FinetuneSession {
     // a 404, out of memory) leaves the previous model in place and usable. (The price: both are on the GPU while the
     // new one loads; loadMistralWeights frees its own partial upload when it fails.)
     const before = this.ctx.ledger.snapshot().byCategory.weights.currentBytes;
-    const streaming = chooseLayerStreaming(ckpt.config, o.streamLayers);
+    // Planned from the dtype the matrices are stored in (what is uploaded and quantised from), not config.json's.
+    const planConfig = ckpt.storedDtype !== null && ckpt.storedDtype !== ckpt.config.dtype ? { ...ckpt.config, dtype: ckpt.storedDtype } : ckpt.config;
+    const streaming = chooseLayerStreaming(planConfig, o.streamLayers);
     const streamLayers = streaming.stream;
     // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
     // one, from the files).

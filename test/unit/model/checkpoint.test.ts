@@ -38,6 +38,9 @@ describe('openBaseCheckpoint', () => {
     expect(ck.files.sort()).toEqual(['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
     expect(ck.tensorNames).toHaveLength(3 + 2 * 9);
     expect(new Set(ck.tensorNames)).toEqual(new Set(expectedTensors(ck.config).keys()));
+    // Stored as config.json says: nothing to warn about.
+    expect(ck.storedDtype).toBe('bfloat16');
+    expect(ck.warnings.join(' ')).not.toContain('safetensors store');
     expect(ck.totalBytes).toBe(17237248); // the index's metadata.total_size
     expect(ck.warnings).toEqual([]);
     const emb = ck.info('model.embed_tokens.weight');
