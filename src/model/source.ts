@@ -221,6 +221,12 @@ export interface HttpOptions {
    * would otherwise be waited on for undici's 300 s, again and again.
    */
   idleTimeoutMs?: number;
+  /**
+   * A body that brings less than a MiB in this long (default 180 s) is dropped and the read resumed, as after a stall:
+   * a connection that trickles a few bytes now and then is never idle for idleTimeoutMs, and would be waited on for
+   * weeks; a new connection often recovers the rate. Persisting, it ends the read like stalls do.
+   */
+  slowWindowMs?: number;
   /** Called with every chunk of body bytes as it arrives (for progress: MB/s, ETA). */
   onBytes?: (bytes: number) => void;
   /**
@@ -244,6 +250,15 @@ const PROGRESS_BYTES = 1024 * 1024;
 function secondsText(ms: number): string {
   return `${Number((ms / 1000).toPrecision(2))} s`;
 }
+
+/** A body that brought less than PROGRESS_BYTES in the slow window. */
+class TooSlow extends Error {
+  constructor(readonly ms: number) {
+    super(`less than 1 MiB in ${secondsText(ms)}`);
+  }
+}
+
+const DEFAULT_SLOW_WINDOW_MS = 180_000;
 
 /** A body or an answer that sent nothing for the idle timeout. */
 class Stalled extends Error {
@@ -531,10 +546,14 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
    * Streams a 206 body into out[at…]; returns how many bytes arrived before the body ended or the connection broke
    * (never throws for a broken connection: the caller resumes from there).
    */
+  const slowMs = opts.slowWindowMs ?? DEFAULT_SLOW_WINDOW_MS;
   const streamInto = async (res: Response, out: Uint8Array, at: number): Promise<{ got: number; error: unknown }> => {
     let got = 0;
     const reader = res.body?.getReader();
     if (!reader) return { got: 0, error: null };
+    // The bytes of the current slow window (checked as each chunk comes: a body that sends none is the idle timer's).
+    let windowStart = Date.now();
+    let windowBytes = 0;
     try {
       for (;;) {
         const { done, value } = await reader.read();
@@ -547,6 +566,15 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         out.set(value, at + got);
         got += value.byteLength;
         opts.onBytes?.(value.byteLength);
+        windowBytes += value.byteLength;
+        if (Date.now() - windowStart >= slowMs) {
+          if (windowBytes < PROGRESS_BYTES) {
+            await reader.cancel().catch(() => undefined);
+            return { got, error: new TooSlow(slowMs) };
+          }
+          windowStart = Date.now();
+          windowBytes = 0;
+        }
       }
     } catch (e) {
       if (opts.signal?.aborted || (e instanceof FinetuneError && e.details?.reason === 'no-range')) throw e;
@@ -623,10 +651,11 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         // delivered gives up.
         if (r.got >= PROGRESS_BYTES) [attempt, stalls] = [1, 0];
         let message: string;
-        if (r.error instanceof Stalled) {
+        if (r.error instanceof Stalled || r.error instanceof TooSlow) {
           stalls++;
           const times = stalls === attempt ? `${attempt === 1 ? 'once' : `${attempt} times in a row`}` : `(${stalls} of ${attempt} attempts in a row without progress)`;
-          message = `${name}: the download stalled (no data for ${secondsText(r.error.ms)}) ${times}; ${got} of ${length} bytes at offset ${offset} arrived: check the connection, then load the model again.`;
+          const what = r.error instanceof Stalled ? `stalled (no data for ${secondsText(r.error.ms)})` : `is too slow (${r.error.message})`;
+          message = `${name}: the download ${what} ${times}; ${got} of ${length} bytes at offset ${offset} arrived: check the connection, then load the model again.`;
         } else {
           const why = r.error instanceof Error ? redactUrls(r.error.message, url) : 'the body ended early';
           message = `${name}: connection lost while downloading (${why}); ${got} of ${length} bytes at ${offset} arrived.`;

@@ -151,3 +151,66 @@ describe('stalled downloads', () => {
     expect(ranges).toEqual(['bytes=0-0', 'bytes=0-99999', 'bytes=10-99999', 'bytes=20-99999']);
   });
 });
+
+describe('downloads that trickle', () => {
+  // A loopback server whose first `trickling` answers send a few bytes every few milliseconds and never finish: never
+  // idle long enough to be a stall, yet a 14.5 GB download at that rate would take weeks. Then it answers normally.
+  const BODY = new Uint8Array(100_000).map((_, i) => (i * 17 + 3) & 0xff);
+  let server: Server;
+  let base = '';
+  const ranges: string[] = [];
+  let trickling = 0;
+  const timers = new Set<ReturnType<typeof setInterval>>();
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const range = req.headers.range ?? '';
+      ranges.push(range);
+      const [, a, b] = /bytes=(\d+)-(\d+)/.exec(range) ?? [];
+      const [start, end] = [Number(a), Math.min(Number(b), BODY.length - 1)];
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${BODY.length}`, 'content-length': end - start + 1, etag: '"v1"' });
+      if (range !== 'bytes=0-0' && trickling !== 0) {
+        trickling--;
+        let at = start;
+        const t = setInterval(() => {
+          if (res.destroyed || at > end) return clearInterval(t);
+          res.write(Buffer.from(BODY.subarray(at, at + 10)));
+          at += 10;
+        }, 10);
+        timers.add(t);
+        return;
+      }
+      res.end(Buffer.from(BODY.subarray(start, end + 1)));
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const t of timers) clearInterval(t);
+    server.closeAllConnections();
+    await new Promise<void>((ok) => server.close(() => ok()));
+  });
+
+  it('a body that brings less than a MiB in the slow window is dropped and resumed from the first missing byte', async () => {
+    ranges.length = 0;
+    trickling = 1;
+    const src = await httpSource(`${base}/f`, { idleTimeoutMs: 5000, slowWindowMs: 200, retryDelayMs: 1 });
+    const got = await src.read(0, BODY.length);
+    expect(Buffer.from(got).equals(Buffer.from(BODY))).toBe(true);
+    expect(ranges.slice(0, 2)).toEqual(['bytes=0-0', 'bytes=0-99999']);
+    expect(ranges).toHaveLength(3);
+    const resumedAt = Number(/bytes=(\d+)-/.exec(ranges[2])?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt % 10).toBe(0);
+  });
+
+  it('a body that keeps trickling ends in a network error that says so, with the bytes received', async () => {
+    ranges.length = 0;
+    trickling = -1;
+    const src = await httpSource(`${base}/f`, { idleTimeoutMs: 5000, slowWindowMs: 150, retryDelayMs: 1, retries: 2 });
+    const e = await errorOf(() => src.read(0, BODY.length));
+    trickling = 0;
+    expect(e.kind).toBe('network');
+    expect(e.message).toMatch(new RegExp(`^${base}/f: the download is too slow \\(less than 1 MiB in 0\\.15 s\\) 3 times in a row; \\d+ of 100000 bytes at offset 0 arrived: check the connection, then load the model again\\.$`));
+    expect(ranges).toHaveLength(4);
+  });
+});
