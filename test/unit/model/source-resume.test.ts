@@ -1,7 +1,7 @@
 // Streaming that survives the network: a real loopback server with Range support serves tiny-mistral (three shards +
 // index); connections cut mid-shard resume from the last byte received, 503s are retried, and the bytes are those of
 // an uninterrupted read.
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
@@ -84,6 +84,13 @@ describe('resumable HTTP reads', () => {
   });
 });
 
+/** The Range a loopback server was asked for, and its first and last byte within a body of `size`. */
+function askedRange(req: IncomingMessage, size: number): { range: string; start: number; end: number } {
+  const range = req.headers.range ?? '';
+  const [, a, b] = /bytes=(\d+)-(\d+)/.exec(range) ?? [];
+  return { range, start: Number(a), end: Math.min(Number(b), size - 1) };
+}
+
 describe('stalled downloads', () => {
   // A loopback server whose bodies stop: a stalled answer sends `stallAfter` bytes of its range and then nothing,
   // keeping the connection open (as a dead proxy or a wedged CDN node does). undici would wait 300 s for the next byte.
@@ -96,10 +103,8 @@ describe('stalled downloads', () => {
   const open = new Set<ServerResponse>();
   beforeAll(async () => {
     server = createServer((req, res) => {
-      const range = req.headers.range ?? '';
+      const { range, start, end } = askedRange(req, BODY.length);
       ranges.push(range);
-      const [, a, b] = /bytes=(\d+)-(\d+)/.exec(range) ?? [];
-      const [start, end] = [Number(a), Math.min(Number(b), BODY.length - 1)];
       const probe = range === 'bytes=0-0';
       if (!probe && stall.count !== 0) {
         stall.count--;
@@ -163,10 +168,8 @@ describe('downloads that trickle', () => {
   const timers = new Set<ReturnType<typeof setInterval>>();
   beforeAll(async () => {
     server = createServer((req, res) => {
-      const range = req.headers.range ?? '';
+      const { range, start, end } = askedRange(req, BODY.length);
       ranges.push(range);
-      const [, a, b] = /bytes=(\d+)-(\d+)/.exec(range) ?? [];
-      const [start, end] = [Number(a), Math.min(Number(b), BODY.length - 1)];
       res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${BODY.length}`, 'content-length': end - start + 1, etag: '"v1"' });
       if (range !== 'bytes=0-0' && trickling !== 0) {
         trickling--;
