@@ -251,7 +251,7 @@ function secondsText(ms: number): string {
   return `${Number((ms / 1000).toPrecision(2))} s`;
 }
 
-/** A body that brought less than PROGRESS_BYTES in the slow window. */
+/** A body that brought less than PROGRESS_BYTES within the slow window (slowWindowMs). */
 class TooSlow extends Error {
   constructor(readonly ms: number) {
     super(`less than 1 MiB in ${secondsText(ms)}`);
