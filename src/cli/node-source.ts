@@ -91,7 +91,7 @@ export interface ModelSpec {
   /**
    * What the weight cache names the model by: one name per model, which the label is not for folders (two folders
    * named `model`, the same folder reached from two working directories) or URLs (two hosts' `Mistral-7B`): a folder's
-   * absolute path, a URL without credentials or query, a Hub id with its revision (the label).
+   * absolute path, a URL without credentials or query, a Hub id with its revision (`owner/name@main` without --revision).
    */
   cacheSource: string;
 }
@@ -129,7 +129,9 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
   if (/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(spec) && !spec.includes('..')) {
     // Named with its revision, as the page names it: a saved run and the adapter's base model say which one was trained on.
     const label = revision === undefined ? spec : `${spec}@${revision}`;
-    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision }), label, cacheSource: label };
+    // The cache's name always has the revision: no --revision and --revision main are the same files. Entries named
+    // by the label (owner/name, before 2026-12-04) are moved to it at the next load (src/run/weight-cache.ts).
+    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision }), label, cacheSource: `${spec}@${revision ?? 'main'}` };
   }
   throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

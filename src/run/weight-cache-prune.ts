@@ -2,7 +2,8 @@
 // files change (a new revision, a re-downloaded or edited folder) its older entries can never be loaded again, yet each
 // holds the whole quantised model (≈ 4 GB for Mistral-7B). A prune keeps the newest entry of each source and
 // quantisation, and removes the older ones and those whose footer cannot be read (damaged, or another format, which a
-// load would rebuild anyway).
+// load would rebuild anyway). An entry named by a folder's name alone (the command line's names until 2026-12-03) is
+// kept: two folders of that name share it, so "the newest of that source" could be another folder's entry.
 
 import { formatBytes } from '../core/units.ts';
 import type { WeightCacheEntryInfo } from './weight-cache.ts';
@@ -11,6 +12,20 @@ export interface PruneChoice {
   entry: WeightCacheEntryInfo;
   /** Why it goes, in words. */
   why: string;
+}
+
+/**
+ * True when `source` names one model: a folder's path, a URL, a Hub id (owner/name, with its revision) all hold a '/'
+ * (or a Windows path's '\\'). A name without one is a folder's (or a URL's last segment) alone, which two models can
+ * share: the command line named entries so until 2026-12-03, and moves such an entry to its path at the folder's next load.
+ */
+export function attributableSource(source: string): boolean {
+  return /[/\\]/.test(source);
+}
+
+/** The readable entries prune keeps whatever their age because their name could be two models' (see attributableSource). */
+export function unattributedEntries(entries: readonly WeightCacheEntryInfo[]): WeightCacheEntryInfo[] {
+  return entries.filter((e) => e.source !== undefined && e.quantization !== undefined && !attributableSource(e.source));
 }
 
 export function entriesToPrune(entries: readonly WeightCacheEntryInfo[]): PruneChoice[] {
@@ -22,6 +37,7 @@ export function entriesToPrune(entries: readonly WeightCacheEntryInfo[]): PruneC
       out.push({ entry: e, why: 'unreadable (damaged, or from another version of finetune)' });
       continue;
     }
+    if (!attributableSource(e.source)) continue;
     const model = `${e.source}\u0000${e.quantization}`;
     if (seen.has(model)) out.push({ entry: e, why: `an older entry of ${e.source} (${e.quantization}): the newest is kept` });
     else seen.add(model);

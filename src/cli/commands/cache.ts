@@ -4,7 +4,7 @@
 
 import { formatBytes } from '../../core/units.ts';
 import { FinetuneError } from '../../core/errors.ts';
-import { entriesToPrune } from '../../run/weight-cache-prune.ts';
+import { entriesToPrune, unattributedEntries } from '../../run/weight-cache-prune.ts';
 import type { WeightCacheEntryInfo } from '../../run/weight-cache.ts';
 import { parseCommandArgs, UsageError, type CliIO, type Command } from '../command.ts';
 import { defaultCacheDir, nodeWeightCache, removeLeftoverPartials } from '../node-weight-cache.ts';
@@ -22,7 +22,8 @@ again. An entry of Mistral-7B is ≈ 4 GB.
            --all; an unknown or ambiguous key removes nothing
   prune    removes what no load can use again: the older entries of each source and quantisation (its files have
            changed since: a new revision, an edited folder) and unreadable ones; one JSON line per entry removed
-           (--dry-run: per entry that would be)
+           (--dry-run: per entry that would be). Entries named by a folder's name alone (written before entries
+           were named by the folder's path) are kept: two folders of that name share it
 
 options:
   --cache-dir DIR  the cache folder (default ~/.cache/finetune, or $XDG_CACHE_HOME/finetune)`;
@@ -83,6 +84,13 @@ export const cacheCommand: Command = {
       }
       case 'prune': {
         const choices = entriesToPrune(entries);
+        const bare = unattributedEntries(entries);
+        if (bare.length > 0) {
+          const names = [...new Set(bare.map((e) => e.source))].join(', ');
+          io.err(
+            `kept ${count(bare.length)} named only by a folder's name (${names}), ${formatBytes(bare.reduce((a, e) => a + e.bytes, 0))}: written before entries were named by the folder's path, they cannot be told apart from another folder's of that name; each moves to its folder's path at that folder's next load (finetune cache rm KEY removes one)`,
+          );
+        }
         for (const c of choices) io.out(entryLine(values['dry-run'] ? 'would-remove' : 'removed', c.entry, { why: c.why }));
         if (values['dry-run']) {
           io.err(`would remove ${count(choices.length)}, freeing ${formatBytes(choices.reduce((a, c) => a + c.entry.bytes, 0))}; ${entries.length - choices.length} kept`);

@@ -47,11 +47,11 @@ describe('finetune cache', () => {
   });
 
   it('prune removes the older entries of a model and quantisation and the unreadable ones, and keeps the rest', async () => {
-    const a1 = await put('my-model', 'v1', 300);
-    const a2 = await put('my-model', 'v2', 200);
-    const a3 = await put('my-model', 'v3', 100);
-    const other = await put('my-model', 'v1', 250, 'nf4-double');
-    const demo = await put('mistral-nano-demo', 'v1', 400);
+    const a1 = await put('/models/my-model', 'v1', 300);
+    const a2 = await put('/models/my-model', 'v2', 200);
+    const a3 = await put('/models/my-model', 'v3', 100);
+    const other = await put('/models/my-model', 'v1', 250, 'nf4-double');
+    const demo = await put('https://example.com/mistral-nano-demo/', 'v1', 400);
     const junk = 'f'.repeat(40);
     writeFileSync(join(dir, `weights-${junk}.bin`), new Uint8Array(64)); // no footer: damaged, or another format
     const dry = capture();
@@ -62,10 +62,31 @@ describe('finetune cache', () => {
     const removed = c.out.map((l) => JSON.parse(l) as { key: string; why: string });
     expect(removed.map((r) => r.key).sort()).toEqual([a1.key, a2.key, junk].sort());
     expect(dry.out.map((l) => (JSON.parse(l) as { key: string }).key).sort()).toEqual(removed.map((r) => r.key).sort());
-    expect(removed.find((r) => r.key === a1.key)?.why).toBe('an older entry of my-model (nf4): the newest is kept');
+    expect(removed.find((r) => r.key === a1.key)?.why).toBe('an older entry of /models/my-model (nf4): the newest is kept');
     expect(removed.find((r) => r.key === junk)?.why).toBe('unreadable (damaged, or from another version of finetune)');
     expect(readdirSync(dir).sort()).toEqual([a3.key, other.key, demo.key].map((k) => `weights-${k}.bin`).sort());
     expect(c.err.at(-1)).toMatch(/^removed 3 entries, freeing [\d.]+ KiB; 3 kept$/);
+  });
+
+  it('prune keeps the entries named by a bare folder name (written before entries were named by path): they may be two folders\' of that name', async () => {
+    // Two folders called `model`, each loaded before 2026-12-03: two entries under the one name "model". Neither is
+    // older than the other in any sense prune can tell: each is moved to its folder's path at that folder's next load.
+    const first = await put('model', 'v1', 300);
+    const second = await put('model', 'v2', 100);
+    const hubOld = await put('mistralai/Mistral-7B-v0.1@main', 'v1', 200);
+    const hubNew = await put('mistralai/Mistral-7B-v0.1@main', 'v2', 50);
+    const c = capture();
+    expect(await main(['cache', 'prune', '--cache-dir', dir], c.io)).toBe(0);
+    expect(c.out.map((l) => (JSON.parse(l) as { key: string }).key)).toEqual([hubOld.key]);
+    expect(readdirSync(dir).sort()).toEqual([first.key, second.key, hubNew.key].map((k) => `weights-${k}.bin`).sort());
+    expect(c.err).toContain(
+      `kept 2 entries named only by a folder's name (model), ${formatBytes(first.bytes + second.bytes)}: written before entries were named by the folder's path, they cannot be told apart from another folder's of that name; each moves to its folder's path at that folder's next load (finetune cache rm KEY removes one)`,
+    );
+    const dry = capture();
+    expect(await main(['cache', 'prune', '--dry-run', '--cache-dir', dir], dry.io)).toBe(0);
+    expect(dry.out).toEqual([]);
+    // A load's note about older entries does not count them either.
+    expect(supersededNote(await nodeWeightCache(dir).list(), 'model', 'nf4', 'finetune cache prune')).toBeNull();
   });
 
   it('rm removes the entries named (by a unique prefix of 8 or more), refuses unknown or ambiguous ones before removing any, and --all empties it', async () => {
@@ -88,15 +109,15 @@ describe('finetune cache', () => {
   });
 
   it('after a load, says when older entries of that model are in the cache, and how to remove them', async () => {
-    const a1 = await put('my-model', 'v1', 300);
-    await put('my-model', 'v2', 100);
-    await put('other', 'v1', 400);
-    await put('other', 'v2', 50);
+    const a1 = await put('/models/my-model', 'v1', 300);
+    await put('/models/my-model', 'v2', 100);
+    await put('/models/other', 'v1', 400);
+    await put('/models/other', 'v2', 50);
     const entries = await nodeWeightCache(dir).list();
-    expect(supersededNote(entries, 'my-model', 'nf4', 'finetune cache prune')).toBe(
-      `the weight cache also holds an older entry of my-model (nf4), ${formatBytes(a1.bytes)}, made from earlier versions of its files, which no load can use again: finetune cache prune removes it`,
+    expect(supersededNote(entries, '/models/my-model', 'nf4', 'finetune cache prune')).toBe(
+      `the weight cache also holds an older entry of /models/my-model (nf4), ${formatBytes(a1.bytes)}, made from earlier versions of its files, which no load can use again: finetune cache prune removes it`,
     );
-    expect(supersededNote(entries, 'my-model', 'nf4-double', 'finetune cache prune')).toBeNull();
+    expect(supersededNote(entries, '/models/my-model', 'nf4-double', 'finetune cache prune')).toBeNull();
   });
 
   it('an empty or missing cache folder lists nothing and says so', async () => {

@@ -310,6 +310,10 @@ describe('HTTP byte source', () => {
   it('--model owner/name with a revision is named owner/name@revision, as the page names it', async () => {
     expect(modelSpec('someone/model', { revision: 'v1.0' })).toMatchObject({ kind: 'hub', label: 'someone/model@v1.0' });
     expect(modelSpec('someone/model')).toMatchObject({ kind: 'hub', label: 'someone/model' });
+    // The weight cache names it with its revision either way: --revision main and no --revision are one model to it.
+    expect(modelSpec('someone/model').cacheSource).toBe('someone/model@main');
+    expect(modelSpec('someone/model', { revision: 'main' }).cacheSource).toBe('someone/model@main');
+    expect(modelSpec('someone/model', { revision: 'v1.0' }).cacheSource).toBe('someone/model@v1.0');
     expect((await errorOf(async () => modelSpec(`${base}/models/demo`, { revision: 'v1.0' }))).message).toBe(`--revision v1.0 is for a Hugging Face id (owner/name); --model ${base}/models/demo is a URL`);
   });
 
