@@ -118,7 +118,9 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
   if (/^https?:\/\//i.test(spec)) {
     // HF_TOKEN is for Hugging Face: sent to its own hosts over https, never to any other server a URL names (it once
     // went to every URL, plain http included).
-    const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined });
+    // Redirects are followed here, not by fetch: the token never goes to another origin, and the Hub's X-Linked-Etag
+    // (on its redirect to the CDN) versions the files for the weight cache (src/model/source.ts, answerValidator).
+    const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined, redirects: 'here' });
     const path = new URL(spec).pathname.replace(/\/+$/, '');
     return { kind: 'url', files, label: basename(path) || new URL(spec).host, cacheSource: displayUrl(spec) };
   }
@@ -131,7 +133,7 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     const label = revision === undefined ? spec : `${spec}@${revision}`;
     // The cache's name always has the revision: no --revision and --revision main are the same files. Entries named
     // by the label (owner/name, before 2026-12-04) are moved to it at the next load (src/run/weight-cache.ts).
-    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision }), label, cacheSource: `${spec}@${revision ?? 'main'}` };
+    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision, redirects: 'here' }), label, cacheSource: `${spec}@${revision ?? 'main'}` };
   }
   throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

@@ -22,6 +22,11 @@ export interface ByteSource {
    * size and modification time. The weight cache keys on it; never a secret.
    */
   readonly version?: string;
+  /**
+   * What earlier builds took for `version`, when it differs: the weight cache moves an entry written under it to
+   * `version` rather than rebuild it (the Hub's files were versioned by their CDN's ETag before its X-Linked-Etag).
+   */
+  readonly formerVersion?: string;
   /** Exactly `length` bytes starting at `offset`; throws FinetuneError('bad-input') for a range outside [0, size). */
   read(offset: number, length: number): Promise<Uint8Array>;
 }
@@ -227,6 +232,13 @@ export interface HttpOptions {
    * weeks; a new connection often recovers the rate. Persisting, it ends the read like stalls do.
    */
   slowWindowMs?: number;
+  /**
+   * Who follows redirects (the Hub answers a large file's resolve URL with a redirect to its CDN). 'fetch' (default):
+   * fetch does, and only the last answer is seen, which is all a browser allows (a manual redirect is opaque there).
+   * 'here' (Node): each hop is requested here, so that a redirect's X-Linked-Etag is read (LINKED_ETAG_HEADER) and the
+   * Authorization header is sent only to the URL's own origin, never to a CDN another origin serves.
+   */
+  redirects?: 'fetch' | 'here';
   /** Called with every chunk of body bytes as it arrives (for progress: MB/s, ETA). */
   onBytes?: (bytes: number) => void;
   /**
@@ -240,6 +252,9 @@ const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
 const DEFAULT_RETRIES = 5;
 const DEFAULT_RETRY_DELAY_MS = 500;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Redirects followed at most per request (followed here: `redirects: 'here'`); fetch's own limit is 20. */
+const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /**
  * What an attempt must deliver to count as progress, so that the attempt count starts again. A server that sends a few
  * bytes and then stalls or drops, every time, once kept a read going for ever (each attempt delivered something).
@@ -370,6 +385,20 @@ export function redactUrls(text: string, url?: string): string {
   return out;
 }
 
+/** An answer that carries the file (200 or 206), with what identifies the file's version in it. */
+interface Answer {
+  res: Response;
+  validator: string | null;
+}
+
+/**
+ * What identifies the file's version in an answer (Answer.validator): the Hub's X-Linked-Etag (its LFS file's SHA-256,
+ * on the resolve URL's redirect, seen when redirects are followed here), else the ETag, else Last-Modified of the
+ * answer that carries the file. The Hub's CDN gives the same file other ETags from other nodes: keyed on them, the
+ * weight cache missed, and a resumed read was refused as "changed", for a file that had not changed.
+ */
+const LINKED_ETAG_HEADER = 'x-linked-etag';
+
 function statusError(status: number, name: string, url: string, opts: HttpOptions, headers?: Headers): FinetuneError {
   const hint = opts.accessHint ? ` ${opts.accessHint}` : '';
   // Licences, gated repositories and tokens are the Hub's; another server that wants credentials gets none from us.
@@ -471,8 +500,34 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     await sleep(delay * 2 ** (attempt - 1), opts.signal);
   };
   const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  const fetchOnce = async (range: string): Promise<Response> => {
+  /**
+   * One request, its redirects followed here (`redirects: 'here'`) or by fetch. The Authorization header goes to the
+   * URL's own origin only: once a redirect leaves it (the Hub's CDN), the token is no longer sent, even if a later hop
+   * comes back. Returns the last answer and the first X-Linked-Etag of its hops (the Hub's is on its redirect).
+   */
+  const fetchFollowing = async (range: string, signal: AbortSignal): Promise<{ res: Response; linked: string | null }> => {
+    if (opts.redirects !== 'here') {
+      const res = await doFetch(url, { headers: headers(range), signal, redirect: 'follow' });
+      return { res, linked: res.headers.get(LINKED_ETAG_HEADER) };
+    }
+    const origin = new URL(url).origin;
+    let at = url;
+    let h = headers(range);
+    let linked: string | null = null;
+    for (let hop = 0; ; hop++) {
+      const res = await doFetch(at, { headers: h, signal, redirect: 'manual' });
+      linked ??= res.headers.get(LINKED_ETAG_HEADER);
+      const location = REDIRECT_STATUSES.has(res.status) ? res.headers.get('location') : null;
+      if (location === null) return { res, linked };
+      await drain(res);
+      if (hop >= MAX_REDIRECTS) throw sourceError('http', scrub(`${name}: more than ${MAX_REDIRECTS} redirects; check the URL.`, opts.token), { status: res.status });
+      at = new URL(location, at).toString();
+      if (new URL(at).origin !== origin) h = { Range: range };
+    }
+  };
+  const fetchOnce = async (range: string): Promise<Answer> => {
     let res: Response;
+    let linked: string | null;
     // Each attempt can be dropped on its own (a stall), besides by the caller's signal.
     const attempt = new AbortController();
     const signal = opts.signal ? (typeof AbortSignal.any === 'function' ? AbortSignal.any([opts.signal, attempt.signal]) : opts.signal) : attempt.signal;
@@ -481,9 +536,9 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       const noAnswer = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Stalled(idleMs)), idleMs);
       });
-      res = await Promise.race([doFetch(url, { headers: headers(range), signal, redirect: 'follow' }), noAnswer]);
+      ({ res, linked } = await Promise.race([fetchFollowing(range, signal), noAnswer]));
     } catch (e) {
-      if (opts.signal?.aborted) throw e;
+      if (opts.signal?.aborted || e instanceof FinetuneError) throw e;
       if (e instanceof Stalled) {
         attempt.abort(e);
         throw sourceError('network', scrub(`${name}: no answer for ${secondsText(idleMs)}: check the connection and the URL.`, opts.token), { stalled: true });
@@ -504,14 +559,14 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       await drain(res);
       throw e;
     }
-    return res;
+    return { res, validator: linked ?? res.headers.get('etag') ?? res.headers.get('last-modified') };
   };
   /**
    * One request, retried with backoff on 5xx / 429 / 408 and — once the file has answered (`opened`) — on network
    * failures. A first connection that fails is reported at once: a wrong host or port should not take half a minute.
    */
   let opened = false;
-  const get = async (range: string): Promise<Response> => {
+  const get = async (range: string): Promise<Answer> => {
     const t0 = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
@@ -582,18 +637,20 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     }
   };
   let validator: string | null = null;
-  /** The server's identity for the file (ETag, else Last-Modified): a resumed read must come from the same file. */
-  const checkSameFile = (res: Response): void => {
-    const v = res.headers.get('etag') ?? res.headers.get('last-modified');
+  /** The server's identity for the file (see LINKED_ETAG_HEADER): a resumed read must come from the same file. */
+  const checkSameFile = (v: string | null): void => {
     if (validator !== null && v !== null && v !== validator) {
       throw sourceError('changed', `${name}: the file changed on the server while it was being read (ETag / Last-Modified differ); load it again.`);
     }
   };
 
-  const probe = await get('bytes=0-0');
+  const answer = await get('bytes=0-0');
+  const probe = answer.res;
   let size: number;
   let whole: Uint8Array | null = null;
-  validator = probe.headers.get('etag') ?? probe.headers.get('last-modified');
+  validator = answer.validator;
+  // What builds before X-Linked-Etag was read called the file's version: the last answer's ETag or Last-Modified.
+  const former = probe.headers.get('etag') ?? probe.headers.get('last-modified');
   if (probe.status === 206) {
     const cr = parseContentRange(probe.headers.get('content-range'));
     await drain(probe);
@@ -623,6 +680,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     name,
     size,
     ...(validator ? { version: `http ${validator}` } : {}),
+    ...(validator && former && former !== validator ? { formerVersion: `http ${former}` } : {}),
     async read(offset, length) {
       checkRange(src, offset, length);
       if (whole) return whole.slice(offset, offset + length);
@@ -633,12 +691,12 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       // received. `stalls`: how many of the attempts since the last progress stalled.
       for (let attempt = 1, stalls = 0; got < length; ) {
         const from = offset + got;
-        const res = await get(`bytes=${from}-${offset + length - 1}`);
+        const { res, validator: v } = await get(`bytes=${from}-${offset + length - 1}`);
         if (res.status !== 206) {
           await drain(res);
           throw sourceError('no-range', `${name}: the server stopped honouring Range requests (answered ${res.status} instead of 206).`);
         }
-        checkSameFile(res);
+        checkSameFile(v);
         const cr = parseContentRange(res.headers.get('content-range'));
         if (cr && cr.start !== from) {
           await drain(res);

@@ -125,9 +125,11 @@ function isModelFileList(v: unknown): v is ModelFileVersion[] {
  * Other names or sizes are another model under the same name (local files are named by their file names alone, so two
  * single-file models look alike): refused, since the adapter would go on training on another base. The same sizes with
  * another HTTP version (ETag) are the Hub's files changed since: said, not refused, since no older copy can be had under
- * that name. A local file's version (its mtime) changes with every copy, so it is not compared.
+ * that name. A local file's version (its mtime) changes with every copy, so it is not compared. `former`: the loaded
+ * files as earlier builds versioned them (the Hub's CDN ETag, before X-Linked-Etag), when that differs: a run saved
+ * then recorded those, and the same file is not said to have changed.
  */
-export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion[]): string | null {
+export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion[], former: readonly ModelFileVersion[] | null = null): string | null {
   const saved = run.modelFiles;
   if (saved === undefined) return null;
   const sizes = (files: readonly ModelFileVersion[]): string => files.map((f) => `${f.name} (${formatCount(f.size)} bytes)`).join(', ');
@@ -139,7 +141,9 @@ export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion
       { saved, loaded },
     );
   }
-  const changed = saved.filter((f, i) => f.version?.startsWith('http ') && loaded[i].version?.startsWith('http ') && f.version !== loaded[i].version).map((f) => f.name);
+  const changed = saved
+    .filter((f, i) => f.version?.startsWith('http ') && loaded[i].version?.startsWith('http ') && f.version !== loaded[i].version && f.version !== former?.[i]?.version)
+    .map((f) => f.name);
   if (changed.length === 0) return null;
   return `${changed.join(', ')} of ${run.modelSource} changed on the server since the run's last checkpoint (the same size, another version): the run continues on the files as they are now`;
 }

@@ -120,6 +120,8 @@ export class FinetuneSession {
   private modelSource = '';
   /** The loaded model's files (names, sizes, versions), saved with a run and checked by its resume. */
   private modelFiles: ModelFileVersion[] = [];
+  /** The same files as earlier builds versioned them, when that differs (a run saved by one recorded those). */
+  private modelFormerFiles: ModelFileVersion[] | null = null;
   private lora: GpuLora | null = null;
   private adapter: LoraAdapter | null = null;
   /** An adapter loaded from outside (useImportedAdapter): new runs start from it until it is forgotten. */
@@ -204,6 +206,7 @@ export class FinetuneSession {
     this.ckpt = ckpt;
     this.modelSource = source;
     this.modelFiles = loaded.files;
+    this.modelFormerFiles = loaded.formerFiles;
     const c = ckpt.config;
     return {
       source,
@@ -381,7 +384,7 @@ export class FinetuneSession {
         throw new FinetuneError('bad-input', `the saved run used model "${saved.modelSource}" (${saved.quantization}); load it first`);
       }
       // The same name is not always the same model (local files are named by their file names alone).
-      const changed = checkModelFiles(saved, this.modelFiles);
+      const changed = checkModelFiles(saved, this.modelFiles, this.modelFormerFiles);
       if (changed) onEvent({ type: 'status', text: changed });
       // The same data tokenized by another tokenizer is other ids: the run would go on with other numbers, silently.
       const tokenizerNote = checkTokenizer(saved, this.tokenizer.identity, "Load the run's tokenizer to resume it, or start a new run");

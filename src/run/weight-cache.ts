@@ -66,13 +66,24 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 
 /** The identity of a checkpoint's files, read from the sources' versions (opening a Hub file is a 1-byte probe). */
 export async function cacheIdentity(files: FileSet, ckpt: BaseCheckpoint, source: string, quantization: Quantization): Promise<CacheIdentity> {
+  return (await identityOf(files, ckpt, source, quantization)).identity;
+}
+
+/**
+ * The identity, and the files as earlier builds versioned them when a source says they did otherwise (its
+ * formerVersion: a Hub file's CDN ETag, before its X-Linked-Etag was read); null when none does.
+ */
+async function identityOf(files: FileSet, ckpt: BaseCheckpoint, source: string, quantization: Quantization): Promise<{ identity: CacheIdentity; formerFiles: CacheIdentity['files'] | null }> {
   const names = ['config.json', ...ckpt.files];
   const out: CacheIdentity['files'] = [];
+  const former: CacheIdentity['files'] = [];
   for (const name of names) {
     const s = await files.open(name);
     out.push({ name, size: s.size, version: s.version ?? null });
+    former.push({ name, size: s.size, version: s.formerVersion ?? s.version ?? null });
   }
-  return { format: WEIGHT_CACHE_FORMAT, source, quantization, files: out };
+  const changed = former.some((f, i) => f.version !== out[i].version);
+  return { identity: { format: WEIGHT_CACHE_FORMAT, source, quantization, files: out }, formerFiles: changed ? former : null };
 }
 
 /**
@@ -149,8 +160,9 @@ export interface CachedLoadOptions {
    */
   source: string;
   /**
-   * The name entries of these files were written under before (the folder's bare name, which two folders can share):
-   * an entry found only under it is loaded, written again under `source` and removed, so no model is rebuilt for it.
+   * The name entries of these files were written under before (the folder's bare name, which two folders can share;
+   * a Hub id without its revision): an entry found only under it (or under the files' former versions, see
+   * ByteSource.formerVersion) is loaded, written again under `source` and removed, so no model is rebuilt for it.
    */
   legacySource?: string;
   /** Null: no cache (--no-cache, no OPFS): the weights come from the files, and nothing is written. */
@@ -165,6 +177,8 @@ export interface CachedLoad {
   fromCache: boolean;
   /** The files the weights stand for (names, sizes, versions): a saved run keeps them, to be resumed on the same. */
   files: CacheIdentity['files'];
+  /** The same files as earlier builds versioned them, when a source says that differs (ByteSource.formerVersion). */
+  formerFiles: CacheIdentity['files'] | null;
   /** What happened to the cache that the user should hear about (a corrupt entry rebuilt, a write that failed). */
   notes: string[];
 }
@@ -175,7 +189,7 @@ export interface CachedLoad {
  * Without a cache, from the files.
  */
 export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: BaseCheckpoint, o: CachedLoadOptions): Promise<CachedLoad> {
-  const identity = await cacheIdentity(files, ckpt, o.source, o.quantization);
+  const { identity, formerFiles } = await identityOf(files, ckpt, o.source, o.quantization);
   const notes: string[] = [];
   const unversioned = o.cache ? uncachedReason(identity) : null;
   if (unversioned) notes.push(unversioned);
@@ -183,14 +197,14 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
   const cache = unversioned ? null : o.cache;
   const key = await cacheKey(identity);
   const entry = cache ? await cache.open(key) : null;
-  if (cache && !entry && o.legacySource !== undefined && o.legacySource !== o.source) {
-    const moved = await moveLegacyEntry(ctx, cache, key, identity, o, notes);
-    if (moved) return { weights: moved, fromCache: true, notes, files: identity.files };
+  if (cache && !entry) {
+    const moved = await moveEarlierEntry(ctx, cache, key, identity, earlierIdentities(identity, o.legacySource, formerFiles), o, notes);
+    if (moved) return { weights: moved, fromCache: true, notes, files: identity.files, formerFiles };
   }
   if (cache && entry) {
     try {
       const weights = await loadFromEntry(ctx, entry, identity, o.onProgress, o.streamLayers);
-      return { weights, fromCache: true, notes, files: identity.files };
+      return { weights, fromCache: true, notes, files: identity.files, formerFiles };
     } catch (e) {
       if (!(e instanceof BadEntry)) throw e;
       notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
@@ -205,36 +219,67 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
       notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load reads them from the model's files again`);
     }
   }
-  return { weights, fromCache: false, notes, files: identity.files };
+  return { weights, fromCache: false, notes, files: identity.files, formerFiles };
 }
 
 /**
- * Loads the entry of these files written under `o.legacySource`, writes it again under `identity` (as `key`) and
- * removes the old one; null when there is none. An unusable one is removed (the load then reads the files). A failed
- * write keeps the old entry and says so: the weights are loaded either way.
+ * The identities earlier builds gave these files: under the legacy name, under their former versions, or both (every
+ * one that differs from `identity`), in that order.
  */
-async function moveLegacyEntry(ctx: GpuContext, cache: WeightCacheStore, key: string, identity: CacheIdentity, o: CachedLoadOptions, notes: string[]): Promise<MistralWeights | null> {
-  const legacy: CacheIdentity = { ...identity, source: o.legacySource as string };
-  const legacyKey = await cacheKey(legacy);
-  const old = await cache.open(legacyKey);
-  if (!old) return null;
-  let weights: MistralWeights;
-  try {
-    weights = await loadFromEntry(ctx, old, legacy, o.onProgress, o.streamLayers);
-  } catch (e) {
-    if (!(e instanceof BadEntry)) throw e;
-    notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
-    await cache.remove(legacyKey);
-    return null;
+function earlierIdentities(identity: CacheIdentity, legacySource: string | undefined, formerFiles: CacheIdentity['files'] | null): CacheIdentity[] {
+  const sources = legacySource !== undefined && legacySource !== identity.source ? [identity.source, legacySource] : [identity.source];
+  const fileSets = formerFiles ? [identity.files, formerFiles] : [identity.files];
+  return sources.flatMap((source) => fileSets.map((files) => ({ ...identity, source, files }))).slice(1);
+}
+
+/** How an earlier identity and this one differ, in words: "under the name model", "with their former versions (…)". */
+function namedBy(id: CacheIdentity, other: CacheIdentity, former: boolean): string {
+  const parts: string[] = [];
+  if (id.source !== other.source) parts.push(former ? `under the name ${id.source}` : `under ${id.source}`);
+  if (JSON.stringify(id.files) !== JSON.stringify(other.files)) {
+    parts.push(former ? "with the files' former versions (their server's ETags)" : "with the versions their server names for their contents (the Hub's X-Linked-Etag)");
   }
-  try {
-    await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
-    await cache.remove(legacyKey);
-    notes.push(`the cached weights of these files, kept under the name ${o.legacySource}, are now kept under ${o.source}`);
-  } catch (e) {
-    notes.push(`the cached weights of these files stay under the name ${o.legacySource}: writing them under ${o.source} failed (${e instanceof Error ? e.message : String(e)})`);
+  return parts.join(' ');
+}
+
+/**
+ * Loads the first entry of these files written under an earlier identity (`earlier`), writes it again under `identity`
+ * (as `key`) and removes the old one; null when there is none. An unusable one is removed (the load then reads the
+ * files). A failed write keeps the old entry and says so: the weights are loaded either way.
+ */
+async function moveEarlierEntry(
+  ctx: GpuContext,
+  cache: WeightCacheStore,
+  key: string,
+  identity: CacheIdentity,
+  earlier: readonly CacheIdentity[],
+  o: CachedLoadOptions,
+  notes: string[],
+): Promise<MistralWeights | null> {
+  for (const legacy of earlier) {
+    const legacyKey = await cacheKey(legacy);
+    const old = await cache.open(legacyKey);
+    if (!old) continue;
+    let weights: MistralWeights;
+    try {
+      weights = await loadFromEntry(ctx, old, legacy, o.onProgress, o.streamLayers);
+    } catch (e) {
+      if (!(e instanceof BadEntry)) throw e;
+      notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
+      await cache.remove(legacyKey);
+      return null;
+    }
+    const [was, now] = [namedBy(legacy, identity, true), namedBy(identity, legacy, false)];
+    try {
+      await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
+      await cache.remove(legacyKey);
+      notes.push(`the cached weights of these files, kept ${was}, are now kept ${now}`);
+    } catch (e) {
+      notes.push(`the cached weights of these files stay kept ${was}: writing them ${now} failed (${e instanceof Error ? e.message : String(e)})`);
+    }
+    return weights;
   }
-  return weights;
+  return null;
 }
 
 /** Writes `weights` as entry `key` for `identity` (what loadWeightsCached does after a load from the source). */

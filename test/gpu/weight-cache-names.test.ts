@@ -6,15 +6,27 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { modelSpec } from '../../src/cli/node-source.ts';
+import { modelSpec, nodeDirectory } from '../../src/cli/node-source.ts';
 import { nodeWeightCache } from '../../src/cli/node-weight-cache.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
+import type { ByteSource, FileSet } from '../../src/model/source.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
 import { entriesToPrune, supersededNote } from '../../src/run/weight-cache-prune.ts';
 import { gpuContext } from './context.ts';
 
 const DIR = 'test/fixtures/tiny-mistral';
+
+/** `files` with each file's version (and former version) as `versions` says for its name, as a Hub FileSet gives them. */
+function versioned(files: FileSet, versions: (name: string) => Pick<ByteSource, 'version' | 'formerVersion'>): FileSet {
+  return {
+    name: files.name,
+    open: async (name) => {
+      const s = await files.open(name);
+      return { name: s.name, size: s.size, read: (offset, length) => s.read(offset, length), ...versions(name) };
+    },
+  };
+}
 
 /** A copy of tiny-mistral at `parent`/model. */
 function modelCopy(root: string, parent: string): string {
@@ -76,5 +88,32 @@ describe('weight-cache entry names', () => {
     const again = await load(c, c);
     expect(again.fromCache).toBe(true);
     expect(again.warnings.join(' ')).not.toContain('kept under');
+  });
+
+  it("an entry of Hub files versioned by their CDN's ETags (and named without the revision) is moved to their X-Linked-Etags, not rebuilt", async () => {
+    for (const e of await cache.list()) await cache.remove(e.key);
+    const files = nodeDirectory(DIR);
+    // As a load before X-Linked-Etag was read wrote it: the CDN's ETag the version, owner/name the name.
+    const before = versioned(files, (n) => ({ version: `http "cdn-${n}"` }));
+    expect((await session.loadModel(before, 'someone/model', 'nf4-double')).fromCache).toBe(false);
+    // Now: the content hash is the version, and the source still says what the CDN's ETag is.
+    const now = versioned(files, (n) => ({ version: `http "sha-${n}"`, formerVersion: `http "cdn-${n}"` }));
+    const moved = await session.loadModel(now, 'someone/model', 'nf4-double', undefined, { cacheSource: 'someone/model@main' });
+    expect(moved.fromCache).toBe(true);
+    expect(moved.warnings.join(' ')).toContain(
+      "the cached weights of these files, kept under the name someone/model with the files' former versions (their server's ETags), are now kept under someone/model@main with the versions their server names for their contents (the Hub's X-Linked-Etag)",
+    );
+    const entries = await cache.list();
+    expect(entries.map((e) => e.source)).toEqual(['someone/model@main']);
+    // Under the new versions from now on, whatever ETag the CDN gives next.
+    const elsewhere = versioned(files, (n) => ({ version: `http "sha-${n}"`, formerVersion: `http "cdn-other-node-${n}"` }));
+    const again = await session.loadModel(elsewhere, 'someone/model', 'nf4-double', undefined, { cacheSource: 'someone/model@main' });
+    expect(again.fromCache).toBe(true);
+    expect(again.warnings.join(' ')).not.toContain('kept under');
+    // A file whose former version is not the entry's (another file of that size) does not take it.
+    for (const e of await cache.list()) await cache.remove(e.key);
+    expect((await session.loadModel(before, 'someone/model', 'nf4-double')).fromCache).toBe(false);
+    const changed = versioned(files, (n) => ({ version: `http "sha-${n}"`, formerVersion: `http "cdn-${n}${n === 'config.json' ? '' : '-v2'}"` }));
+    expect((await session.loadModel(changed, 'someone/model', 'nf4-double', undefined, { cacheSource: 'someone/model@main' })).fromCache).toBe(false);
   });
 });

@@ -117,6 +117,11 @@ describe('a saved run record, checked before a resume', () => {
     expect(checkModelFiles(run, [files[0], { ...files[1], version: 'http "xyz"' }])).toBe(
       "model.safetensors of owner/model changed on the server since the run's last checkpoint (the same size, another version): the run continues on the files as they are now",
     );
+    // A run saved before the Hub's X-Linked-Etag was read recorded the CDN's ETag: the file as the server versioned it
+    // then (its former version) is the same file, not a changed one; another former version is a change.
+    const sha = [files[0], { ...files[1], version: 'http "sha256-of-it"' }];
+    expect(checkModelFiles(run, sha, [files[0], files[1]])).toBeNull();
+    expect(checkModelFiles(run, sha, [files[0], { ...files[1], version: 'http "other-cdn-etag"' }])).toMatch(/^model\.safetensors of owner\/model changed on the server/);
     // A local file's version is its mtime, which every copy changes: not compared.
     const local = checkSavedRun(record({ modelFiles: [{ name: 'model.safetensors', size: 10, version: 'file 10 1700000000000' }] }));
     expect(checkModelFiles(local, [{ name: 'model.safetensors', size: 10, version: 'file 10 1800000000000' }])).toBeNull();

@@ -1,0 +1,127 @@
+// Redirects followed by the HTTP source itself (Node: `redirects: 'here'`), as the Hub serves a large file: its resolve
+// URL answers 302 with X-Linked-Etag (the LFS file's SHA-256) and a Location on its CDN, whose ETag differs from node
+// to node. The file's version is the X-Linked-Etag (a CDN ETag made the weight cache miss, and a resumed read was
+// refused as "changed"), and the token goes to the URL's own origin only, never to the CDN.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { modelSpec } from '../../../src/cli/node-source.ts';
+import { httpSource } from '../../../src/model/source.ts';
+import { errorOf } from './helpers.ts';
+
+const TOKEN = 'hf_redirectTestToken0123456789';
+const FILE = new Uint8Array(5000).map((_, i) => (i * 7) % 251);
+const SHA = '"5a1f0e0c9d7b3a2e1f4c6b8a9d0e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e"';
+
+interface Seen {
+  path: string;
+  headers: IncomingHttpHeaders;
+}
+
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; origin: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const close = (s: Server): Promise<void> =>
+  new Promise((r) => {
+    s.closeAllConnections();
+    s.close(() => r());
+  });
+
+describe('redirects followed by the source', () => {
+  const hubSeen: Seen[] = [];
+  const cdnSeen: Seen[] = [];
+  let hub: { server: Server; origin: string };
+  let cdn: { server: Server; origin: string };
+  let cdnNode = 0;
+  beforeAll(async () => {
+    // The CDN: Range support, and another ETag from each "node" (every answer).
+    cdn = await listen((req, res) => {
+      cdnSeen.push({ path: req.url ?? '', headers: req.headers });
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      const [start, end] = m ? [Number(m[1]), Math.min(Number(m[2]), FILE.length - 1)] : [0, FILE.length - 1];
+      const etag = req.url?.startsWith('/plain/') ? '"plain"' : `"cdn-node-${++cdnNode}"`;
+      res.writeHead(m ? 206 : 200, { etag, 'content-range': `bytes ${start}-${end}/${FILE.length}`, 'content-length': end - start + 1 });
+      res.end(FILE.subarray(start, end + 1));
+    });
+    // The Hub: a renamed repository (same-origin 307 to the new name), then the resolve URL's 302 to the CDN. A loop
+    // for the redirect limit, and a redirect without X-Linked-Etag (a plain server's).
+    hub = await listen((req, res) => {
+      hubSeen.push({ path: req.url ?? '', headers: req.headers });
+      const url = req.url ?? '';
+      if (url.startsWith('/old-name/')) return void res.writeHead(307, { location: url.replace('/old-name/', '/new-name/') }).end();
+      if (url === '/new-name/resolve/main/model.safetensors') {
+        return void res.writeHead(302, { location: `${cdn.origin}/blobs/abc?X-Amz-Signature=secret`, 'x-linked-etag': SHA, etag: '"pointer-file"', 'x-repo-commit': 'f'.repeat(40) }).end();
+      }
+      if (url === '/plain/file.bin') return void res.writeHead(302, { location: `${cdn.origin}/plain/file.bin` }).end();
+      if (url.startsWith('/loop/')) return void res.writeHead(302, { location: `/loop/${Number(url.slice(6)) + 1}` }).end();
+      res.writeHead(404).end();
+    });
+  });
+  afterAll(async () => {
+    await close(hub.server);
+    await close(cdn.server);
+  });
+
+  it("is versioned by the first answer's X-Linked-Etag, reads across CDN nodes, and sends the token to the URL's origin only", async () => {
+    hubSeen.length = 0;
+    cdnSeen.length = 0;
+    const src = await httpSource(`${hub.origin}/old-name/resolve/main/model.safetensors`, { token: TOKEN, redirects: 'here', retryDelayMs: 5 });
+    expect(src.size).toBe(FILE.length);
+    expect(src.version).toBe(`http ${SHA}`);
+    // What earlier builds called its version (the CDN's ETag then), for the weight cache to move their entries.
+    expect(src.formerVersion).toBe('http "cdn-node-1"');
+    // Two reads, answered by two other CDN "nodes" with other ETags: the same file, not "changed".
+    const a = await src.read(0, 2000);
+    const b = await src.read(2000, 3000);
+    expect(Buffer.concat([a, b]).equals(Buffer.from(FILE))).toBe(true);
+    expect(cdnSeen.length).toBe(3);
+    expect(cdnSeen.every((s) => s.headers.authorization === undefined)).toBe(true);
+    expect(cdnSeen.map((s) => s.headers.range)).toEqual(['bytes=0-0', 'bytes=0-1999', 'bytes=2000-4999']);
+    // Both hops on the Hub's origin (the rename's and the resolve URL's) carried it.
+    expect(hubSeen.map((s) => s.path)).toEqual(Array(3).fill(['/old-name/resolve/main/model.safetensors', '/new-name/resolve/main/model.safetensors']).flat());
+    expect(hubSeen.every((s) => s.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+  });
+
+  it("without X-Linked-Etag the last answer's ETag is the version", async () => {
+    const src = await httpSource(`${hub.origin}/plain/file.bin`, { redirects: 'here' });
+    expect(src.version).toBe('http "plain"');
+    expect(src.formerVersion).toBeUndefined();
+    expect(Buffer.from(await src.read(10, 20)).equals(Buffer.from(FILE.subarray(10, 30)))).toBe(true);
+  });
+
+  it('stops after 10 redirects, naming the file', async () => {
+    const e = await errorOf(() => httpSource(`${hub.origin}/loop/0`, { redirects: 'here', token: TOKEN }));
+    expect(e.message).toBe(`${hub.origin}/loop/0: more than 10 redirects; check the URL.`);
+  });
+});
+
+describe("the command line's Hub and URL models", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('follow redirects themselves: the token never goes to the CDN, and the version is the X-Linked-Etag', async () => {
+    const seen: { url: string; authorization: string | null; redirect: RequestRedirect | undefined }[] = [];
+    vi.stubGlobal('fetch', async (u: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const url = String(u);
+      const h = new Headers(init?.headers);
+      seen.push({ url, authorization: h.get('authorization'), redirect: init?.redirect });
+      const range = /bytes=(\d+)-(\d+)/.exec(h.get('range') ?? '');
+      const [start, end] = range ? [Number(range[1]), Number(range[2])] : [0, FILE.length - 1];
+      if (url.startsWith('https://huggingface.co/')) {
+        // As the Hub answers: the redirect when it may be seen, else (fetch following it) the CDN's answer, with the
+        // Authorization header fetch was given.
+        if (init?.redirect === 'manual') return new Response(null, { status: 302, headers: { location: 'https://cas-bridge.xethub.hf.co/blob?sig=x', 'x-linked-etag': SHA } });
+      }
+      return new Response(FILE.slice(start, end + 1), { status: 206, headers: { etag: `"cdn-${seen.length}"`, 'content-range': `bytes ${start}-${end}/${FILE.length}` } });
+    });
+    const spec = modelSpec('someone/model', { token: TOKEN });
+    const src = await spec.files.open('model.safetensors');
+    expect(src.version).toBe(`http ${SHA}`);
+    expect(seen.map((s) => [s.url.replace(/\?.*$/, ''), s.authorization, s.redirect])).toEqual([
+      ['https://huggingface.co/someone/model/resolve/main/model.safetensors', `Bearer ${TOKEN}`, 'manual'],
+      ['https://cas-bridge.xethub.hf.co/blob', null, 'manual'],
+    ]);
+  });
+});
