@@ -133,7 +133,7 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     const label = revision === undefined ? spec : `${spec}@${revision}`;
     // The cache's name always has the revision: no --revision and --revision main are the same files. Entries named
     // by the label (owner/name, before 2026-12-04) are moved to it at the next load (src/run/weight-cache.ts).
-    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision, redirects: 'here' }), label, cacheSource: `${spec}@${revision ?? 'main'}` };
+    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN' }), label, cacheSource: `${spec}@${revision ?? 'main'}` };
   }
   throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

@@ -213,6 +213,13 @@ export interface HttpOptions {
   signal?: AbortSignal;
   /** Extra context for 401/403 messages, e.g. the model page URL. */
   accessHint?: string;
+  /** Where the user gives a token, for messages that ask for one (the command line: 'HF_TOKEN'). */
+  tokenSource?: string;
+  /**
+   * The Hub repository, revision (as asked) and file this URL reads: a 404 or a RepoNotFound then names the model
+   * (`owner/name@revision`) and says in words what the Hub's X-Error-Code says. Set by hubSource / hubFileSet.
+   */
+  hub?: { repo: string; revision: string; file: string };
   /**
    * Attempts after a failed request or a dropped connection (default 5). A dropped body resumes with a Range request
    * from the last byte received; 5xx and 429 answers are retried; 401/403/404/416 are not.
@@ -407,12 +414,21 @@ function statusError(status: number, name: string, url: string, opts: HttpOption
   let message: string;
   // The Hub answers 401 for a repository that does not exist (or is private and the request has no token that reaches
   // it), and says which in X-Error-Code: "gated, accept the licence" would send the user after a licence that is not there.
-  const repoNotFound = (status === 401 || status === 404) && headers?.get('x-error-code') === 'RepoNotFound';
+  const code = headers?.get('x-error-code') ?? null;
+  const hub = opts.hub;
+  // A Hub answer is about the model (owner/name@revision) more than the file: it is named so.
+  const model = hub ? `${hub.repo}@${hub.revision}` : name;
+  const said = code ? `HTTP ${status}, ${code}` : `HTTP ${status}`;
+  const repoNotFound = (status === 401 || status === 404) && code === 'RepoNotFound';
   if (repoNotFound) {
     reason = 'repo-not-found';
-    message = opts.token
-      ? `${name}: the repository was not found (HTTP ${status}): check the repository id; a private repository needs a token with access to it.${hint}`
-      : `${name}: the repository was not found (HTTP ${status}): check the repository id; a private repository needs an access token.${hint}`;
+    const repo = hub ? ` ${hub.repo}` : '';
+    const token = opts.token
+      ? `the token given${opts.tokenSource ? ` (${opts.tokenSource})` : ''} has no access to it`
+      : opts.tokenSource
+        ? `set ${opts.tokenSource} to a token that has access to it`
+        : 'give an access token that has access to it';
+    message = `${model}: the Hub has no repository${repo} that this request can see (${said}): check the id; if it is private or gated, ${token}.${hint}`;
   } else if (otherServer && status === 401) {
     reason = 'unauthorized';
     message = `${name}: the server asks for credentials (HTTP 401); a Hugging Face token is sent only to huggingface.co over https, so use a URL that needs none, or download the files and load them from disk.`;
@@ -427,13 +443,17 @@ function statusError(status: number, name: string, url: string, opts: HttpOption
   } else if (status === 403) {
     reason = 'forbidden';
     message = `${name}: access denied (HTTP 403): accept the licence on the model page, or the token lacks access to this repository (a fine-grained token needs read access to gated repositories).${hint}`;
-  } else if (status === 404 && headers?.get('x-error-code') === 'RevisionNotFound') {
+  } else if (status === 404 && code === 'RevisionNotFound') {
     // Not the file missing (which a checkpoint reads as "no config.json"): the branch, tag or commit asked for is not
     // the repository's. The revision is the one in the URL (a load pinned to a commit asks for that commit).
     const asked = /\/resolve\/([^/]+)\//.exec(new URL(url).pathname)?.[1];
     const revision = asked === undefined ? 'asked for' : decodeURIComponent(asked);
     reason = 'revision-not-found';
-    message = `${name}: the repository has no revision ${revision} (HTTP 404): check the branch, tag or commit id.`;
+    message = `${model}: the repository${hub ? ` ${hub.repo}` : ''} has no revision ${revision} (${said}): check the branch, tag or commit id.`;
+  } else if (status === 404 && hub) {
+    // EntryNotFound, or a 404 without a code: the file is not in the repository at that revision.
+    reason = 'not-found';
+    message = `${model}: the repository has no file ${hub.file} at revision ${hub.revision} (${said}).`;
   } else if (status === 404) {
     reason = 'not-found';
     message = `${name}: not found (HTTP 404): check the repository, revision and file name.`;
@@ -726,7 +746,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   return src;
 }
 
-export interface HubOptions extends Omit<HttpOptions, 'name' | 'accessHint'> {
+export interface HubOptions extends Omit<HttpOptions, 'name' | 'accessHint' | 'hub'> {
   revision?: string;
 }
 
@@ -742,6 +762,7 @@ function hubSourceAt(repo: string, file: string, at: string, asked: string, opts
     ...opts,
     name: `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`,
     accessHint: `Model page: https://huggingface.co/${repo}`,
+    hub: { repo, revision: asked, file },
   });
 }
 
@@ -759,7 +780,8 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
   const asked = opts.revision ?? 'main';
   let commit: string | null = null;
   return {
-    name: repo,
+    // With its revision, main too: "someone/model@v1.0: no config.json" says which one lacks it.
+    name: `${repo}@${asked}`,
     open: (file) => {
       const name = `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`;
       const onResponse = (res: Response): void => {

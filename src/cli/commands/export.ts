@@ -108,7 +108,7 @@ async function baseConfig(model: string | undefined, adapterBase: string | null,
       if (!existsSync(join(m, 'config.json'))) throw new FinetuneError('bad-input', `${flag}: ${m} holds no config.json`);
       return { config: await configFrom(nodeDirectory(m), m), from: m };
     }
-    if (hub && isHubId(m)) return { config: await configFrom(hubFileSet(m, { token: process.env.HF_TOKEN || undefined, redirects: 'here' }), m), from: `hf:${m}` };
+    if (hub && isHubId(m)) return { config: await configFrom(hubFileSet(m, { token: process.env.HF_TOKEN || undefined, redirects: 'here', tokenSource: 'HF_TOKEN' }), m), from: `hf:${m}` };
     return null;
   };
   if (model !== undefined) {

@@ -244,12 +244,13 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
     try {
       const gen = await run(['generate', '--model', 'someone/model', '--revision', 'v1.0', '--prompt', 'a']);
       expect(gen.code).toBe(2);
-      expect(gen.err).toBe('finetune generate: bad-input: someone/model: no config.json');
+      // Which model, at which revision, has no config.json (the message named the model without its revision).
+      expect(gen.err).toBe('finetune generate: bad-input: someone/model@v1.0: no config.json');
       expect(asked[0]).toBe('https://huggingface.co/someone/model/resolve/v1.0/config.json');
       // train reads the model's config.json before the data and the GPU, at that revision too.
       asked.length = 0;
       const tr = await run(['train', '--model', 'someone/model', '--revision', 'v1.0', '--data', GOOD, '--out', join(dir, 'rev')]);
-      expect(tr).toEqual({ code: 2, err: 'finetune train: bad-input: someone/model: no config.json' });
+      expect(tr).toEqual({ code: 2, err: 'finetune train: bad-input: someone/model@v1.0: no config.json' });
       expect(asked[0]).toBe('https://huggingface.co/someone/model/resolve/v1.0/config.json');
     } finally {
       vi.unstubAllGlobals();

@@ -65,6 +65,8 @@ beforeAll(async () => {
     const echo = `you sent ${req.headers.authorization ?? 'nothing'}`;
     if (url.endsWith('/401')) return void res.writeHead(401).end(echo);
     if (url.endsWith('/403')) return void res.writeHead(403).end(echo);
+    // A file the repository does not have, as the Hub says it: 404 with X-Error-Code EntryNotFound.
+    if (url.includes('/resolve/') && url.includes('missing')) return void res.writeHead(404, { 'x-error-code': 'EntryNotFound', 'x-error-message': 'Entry not found' }).end(echo);
     if (url.endsWith('/404') || url.includes('missing')) return void res.writeHead(404).end(echo);
     if (url.endsWith('/500')) return void res.writeHead(500).end(echo);
     // The Hub's answer for a repository that does not exist (or is private, asked without a token): 401, not 404.
@@ -172,14 +174,19 @@ describe('HTTP byte source', () => {
     expect(JSON.stringify({ m: e.message, d: e.details })).not.toContain(TOKEN);
   });
 
-  it("says a Hub repository was not found when the Hub's 401 carries X-Error-Code: RepoNotFound (not 'gated')", async () => {
+  it("says which Hub repository was not found when the Hub's 401 carries X-Error-Code: RepoNotFound, and how to give a token", async () => {
     const anon = await errorOf(() => hubSource('someone/no-such-repo', 'config.json', { fetch: localHubFetch }));
     expect(anon.kind).toBe('bad-input');
     expect(anon.details?.reason).toBe('repo-not-found');
-    expect(anon.message).toMatch(/^someone\/no-such-repo\/config\.json: the repository was not found \(HTTP 401\): check the repository id; a private repository needs an access token/);
-    expect(anon.message).not.toMatch(/gated|licence/);
-    const withToken = await errorOf(() => hubSource('someone/no-such-repo', 'config.json', { token: TOKEN, fetch: localHubFetch }));
-    expect(withToken.message).toMatch(/the repository was not found \(HTTP 401\): check the repository id; a private repository needs a token with access to it/);
+    // The model is named (not the file), with what the Hub means: no such repository, or one this request cannot see.
+    expect(anon.message).toBe(
+      'someone/no-such-repo@main: the Hub has no repository someone/no-such-repo that this request can see (HTTP 401, RepoNotFound): check the id; if it is private or gated, give an access token that has access to it. Model page: https://huggingface.co/someone/no-such-repo',
+    );
+    expect(anon.message).not.toMatch(/licence/);
+    const cli = await errorOf(() => hubSource('someone/no-such-repo', 'config.json', { fetch: localHubFetch, tokenSource: 'HF_TOKEN' }));
+    expect(cli.message).toMatch(/: check the id; if it is private or gated, set HF_TOKEN to a token that has access to it\. Model page: /);
+    const withToken = await errorOf(() => hubSource('someone/no-such-repo', 'config.json', { token: TOKEN, fetch: localHubFetch, tokenSource: 'HF_TOKEN' }));
+    expect(withToken.message).toMatch(/^someone\/no-such-repo@main: the Hub has no repository someone\/no-such-repo that this request can see \(HTTP 401, RepoNotFound\): check the id; if it is private or gated, the token given \(HF_TOKEN\) has no access to it\./);
     expect(withToken.message).not.toContain(TOKEN);
     // Not a missing file: a checkpoint must not fall back to another file name for it.
     expect(isNotFound(withToken)).toBe(false);
@@ -189,13 +196,22 @@ describe('HTTP byte source', () => {
     const e = await errorOf(() => hubSource('someone/model', 'config.json', { revision: 'no-such-branch', token: TOKEN, fetch: localHubFetch }));
     expect(e.kind).toBe('bad-input');
     expect(e.details?.reason).toBe('revision-not-found');
-    expect(e.message).toMatch(/^someone\/model\/config\.json@no-such-branch: the repository has no revision no-such-branch \(HTTP 404\): check the branch, tag or commit id/);
+    expect(e.message).toBe('someone/model@no-such-branch: the repository someone/model has no revision no-such-branch (HTTP 404, RevisionNotFound): check the branch, tag or commit id.');
     expect(e.message).not.toContain(TOKEN);
     // Not a missing file: a checkpoint says this, not "no config.json".
     expect(isNotFound(e)).toBe(false);
     const { openBaseCheckpoint } = await import('../../../src/model/checkpoint.ts');
     const opened = await errorOf(() => openBaseCheckpoint(hubFileSet('someone/model', { revision: 'no-such-branch', fetch: localHubFetch })));
     expect(opened.message).toMatch(/has no revision no-such-branch/);
+  });
+
+  it("says which model and revision lacks a file when the Hub's 404 carries X-Error-Code: EntryNotFound", async () => {
+    const e = await errorOf(() => hubSource('someone/model', 'missing.json', { token: TOKEN, fetch: localHubFetch }));
+    expect(e.message).toBe('someone/model@main: the repository has no file missing.json at revision main (HTTP 404, EntryNotFound).');
+    // A missing file still: a checkpoint falls back to another layout, or says which file it lacks.
+    expect(isNotFound(e)).toBe(true);
+    const at = await errorOf(() => hubSource('someone/model', 'missing.json', { revision: 'v2', fetch: localHubFetch }));
+    expect(at.message).toBe('someone/model@v2: the repository has no file missing.json at revision v2 (HTTP 404, EntryNotFound).');
   });
 
   it('reports a network failure as such, without the token', async () => {
