@@ -234,9 +234,11 @@ export interface HttpOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * A body that brings less than a MiB in this long (default 180 s) is dropped and the read resumed, as after a stall:
-   * a connection that trickles a few bytes now and then is never idle for idleTimeoutMs, and would be waited on for
-   * weeks; a new connection often recovers the rate. Persisting, it ends the read like stalls do.
+   * Meaningful progress is a MiB: once this long (default 180 s) has been spent waiting on the server without one
+   * arriving, the read in progress is dropped and resumed, as after a stall; after `retries` such windows in a row
+   * the read fails, saying how long it waited and what arrived. The waits of every read of the file add up (a loader
+   * reads a tensor at a time), not the time between reads: a connection that trickles a few bytes now and then is never
+   * idle for idleTimeoutMs, and a window that started again at each read never closed on small ones.
    */
   slowWindowMs?: number;
   /**
@@ -271,6 +273,11 @@ const PROGRESS_BYTES = 1024 * 1024;
 /** Seconds for a message: two significant digits (0.05 s, 16 s, 60 s). */
 function secondsText(ms: number): string {
   return `${Number((ms / 1000).toPrecision(2))} s`;
+}
+
+/** A wait for a message: seconds up to two minutes, minutes past that. */
+function durationText(ms: number): string {
+  return ms < 120_000 ? secondsText(ms) : `${Math.round(ms / 60_000)} min`;
 }
 
 /** A body that brought less than PROGRESS_BYTES within the slow window (slowWindowMs). */
@@ -622,13 +629,31 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
    * (never throws for a broken connection: the caller resumes from there).
    */
   const slowMs = opts.slowWindowMs ?? DEFAULT_SLOW_WINDOW_MS;
-  const streamInto = async (res: Response, out: Uint8Array, at: number): Promise<{ got: number; error: unknown }> => {
+  /**
+   * The wait since the last meaningful progress (PROGRESS_BYTES), over every read of this file (see slowWindowMs):
+   * `ms`/`bytes` of the current window, `strikes` windows spent in a row, `totalMs`/`totalBytes` since the last
+   * progress (for the message). Concurrent reads each add their own wait.
+   */
+  const slow = { ms: 0, bytes: 0, strikes: 0, totalMs: 0, totalBytes: 0 };
+  /** Adds the wait since `clock.mark` and `bytes` to `slow`; true when the window is spent without progress. */
+  const tick = (clock: { mark: number }, bytes: number): boolean => {
+    const now = Date.now();
+    slow.ms += now - clock.mark;
+    slow.totalMs += now - clock.mark;
+    clock.mark = now;
+    slow.bytes += bytes;
+    slow.totalBytes += bytes;
+    if (slow.bytes >= PROGRESS_BYTES) {
+      Object.assign(slow, { ms: 0, bytes: 0, strikes: 0, totalMs: 0, totalBytes: 0 });
+      return false;
+    }
+    return slow.ms >= slowMs;
+  };
+  const streamInto = async (res: Response, out: Uint8Array, at: number, clock: { mark: number }): Promise<{ got: number; error: unknown }> => {
     let got = 0;
     const reader = res.body?.getReader();
     if (!reader) return { got: 0, error: null };
-    // The bytes of the current slow window (checked as each chunk comes: a body that sends none is the idle timer's).
-    let windowStart = Date.now();
-    let windowBytes = 0;
+    // The slow window is checked as each chunk comes (a body that sends none is the idle timer's).
     try {
       for (;;) {
         const { done, value } = await reader.read();
@@ -641,14 +666,13 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         out.set(value, at + got);
         got += value.byteLength;
         opts.onBytes?.(value.byteLength);
-        windowBytes += value.byteLength;
-        if (Date.now() - windowStart >= slowMs) {
-          if (windowBytes < PROGRESS_BYTES) {
-            await reader.cancel().catch(() => undefined);
-            return { got, error: new TooSlow(slowMs) };
-          }
-          windowStart = Date.now();
-          windowBytes = 0;
+        // A chunk that completes the range ends the read either way (the next read's first chunk closes the window).
+        if (tick(clock, value.byteLength) && at + got < out.byteLength) {
+          await reader.cancel().catch(() => undefined);
+          // A new window for the next connection, which often gets the rate back.
+          [slow.ms, slow.bytes] = [0, 0];
+          slow.strikes++;
+          return { got, error: new TooSlow(slowMs) };
         }
       }
     } catch (e) {
@@ -711,6 +735,8 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       // received. `stalls`: how many of the attempts since the last progress stalled.
       for (let attempt = 1, stalls = 0; got < length; ) {
         const from = offset + got;
+        // The wait for the answer counts as slow time too (its body's chunks add it up: see tick).
+        const clock = { mark: Date.now() };
         const { res, validator: v } = await get(`bytes=${from}-${offset + length - 1}`);
         if (res.status !== 206) {
           await drain(res);
@@ -722,18 +748,25 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
           await drain(res);
           throw sourceError('no-range', `${name}: asked for bytes from ${from}, the server sent them from ${cr.start}.`);
         }
-        const r = await streamInto(res, out, got);
+        const r = await streamInto(res, out, got, clock);
         got += r.got;
+        // The wait after the last chunk (a body that ended, or broke); a window it spends closes on the next chunk.
+        if (!(r.error instanceof TooSlow)) tick(clock, 0);
         if (got >= length) break;
         // Progress (a MiB or more) resets the attempt count: a connection that keeps failing with next to nothing
         // delivered gives up.
         if (r.got >= PROGRESS_BYTES) [attempt, stalls] = [1, 0];
         let message: string;
-        if (r.error instanceof Stalled || r.error instanceof TooSlow) {
+        if (r.error instanceof TooSlow) {
+          stalls++;
+          // Counted over the file's reads (`slow`): how often, how long it waited, and what came meanwhile.
+          const times = slow.strikes === 1 ? 'once' : `${slow.strikes} times in a row`;
+          message = `${name}: the download is too slow (${r.error.message}, ${times}: ${slow.totalBytes} bytes in ${durationText(slow.totalMs)} of waiting); ${got} of ${length} bytes at offset ${offset} arrived: check the connection, then load the model again.`;
+          if (slow.strikes > retries) throw sourceError('network', scrub(message, opts.token));
+        } else if (r.error instanceof Stalled) {
           stalls++;
           const times = stalls === attempt ? `${attempt === 1 ? 'once' : `${attempt} times in a row`}` : `(${stalls} of ${attempt} attempts in a row without progress)`;
-          const what = r.error instanceof Stalled ? `stalled (no data for ${secondsText(r.error.ms)})` : `is too slow (${r.error.message})`;
-          message = `${name}: the download ${what} ${times}; ${got} of ${length} bytes at offset ${offset} arrived: check the connection, then load the model again.`;
+          message = `${name}: the download stalled (no data for ${secondsText(r.error.ms)}) ${times}; ${got} of ${length} bytes at offset ${offset} arrived: check the connection, then load the model again.`;
         } else {
           const why = r.error instanceof Error ? redactUrls(r.error.message, url) : 'the body ended early';
           message = `${name}: connection lost while downloading (${why}); ${got} of ${length} bytes at ${offset} arrived.`;

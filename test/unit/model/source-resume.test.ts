@@ -175,8 +175,13 @@ describe('downloads that trickle', () => {
         trickling--;
         let at = start;
         const t = setInterval(() => {
-          if (res.destroyed || at > end) return clearInterval(t);
-          res.write(Buffer.from(BODY.subarray(at, at + 10)));
+          if (res.destroyed || at > end) {
+            clearInterval(t);
+            // Ended, so that the keep-alive connection serves the next request (a small read's body is all sent).
+            if (!res.destroyed) res.end();
+            return;
+          }
+          res.write(Buffer.from(BODY.subarray(at, Math.min(at + 10, end + 1))));
           at += 10;
         }, 10);
         timers.add(t);
@@ -213,7 +218,29 @@ describe('downloads that trickle', () => {
     const e = await errorOf(() => src.read(0, BODY.length));
     trickling = 0;
     expect(e.kind).toBe('network');
-    expect(e.message).toMatch(new RegExp(`^${base}/f: the download is too slow \\(less than 1 MiB in 0\\.15 s\\) 3 times in a row; \\d+ of 100000 bytes at offset 0 arrived: check the connection, then load the model again\\.$`));
+    expect(e.message).toMatch(
+      new RegExp(`^${base}/f: the download is too slow \\(less than 1 MiB in 0\\.15 s, 3 times in a row: \\d+ bytes in 0\\.[45]\\d? s of waiting\\); \\d+ of 100000 bytes at offset 0 arrived: check the connection, then load the model again\\.$`),
+    );
     expect(ranges).toHaveLength(4);
+  });
+
+  it('reads that each trickle for less than the slow window add up: the slow time counts across reads', async () => {
+    // Every read is small and ends within the window (100 bytes at 10 bytes per 10 ms: 0.1 s), and the loader reads a
+    // checkpoint in many such reads (a tensor each): the window started again at each one, and a model of small reads
+    // at that rate was waited on for hours.
+    ranges.length = 0;
+    trickling = -1;
+    const src = await httpSource(`${base}/f`, { idleTimeoutMs: 5000, slowWindowMs: 250, retryDelayMs: 1, retries: 1 });
+    let reads = 0;
+    const e = await errorOf(async () => {
+      for (; reads < 100; reads++) await src.read(reads * 100, 100);
+    });
+    trickling = 0;
+    expect(e.kind).toBe('network');
+    expect(e.message).toMatch(
+      new RegExp(`^${base}/f: the download is too slow \\(less than 1 MiB in 0\\.25 s, 2 times in a row: \\d+ bytes in 0\\.[5-9]\\d? s of waiting\\); \\d+ of 100 bytes at offset \\d+ arrived: check the connection, then load the model again\\.$`),
+    );
+    // Two windows of 0.25 s and the backoff: about six reads, far from the hundred.
+    expect(reads).toBeLessThan(12);
   });
 });
