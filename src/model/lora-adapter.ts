@@ -129,13 +129,9 @@ function selectModules(v: unknown, field: string, where: string): Selection {
     } catch {
       throw bad(where, `${field} ${JSON.stringify(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
     }
-    for (const m of PROJECTIONS) {
-      if (re.matches(m)) {
-        out.set(m, ALL_LAYERS());
-        continue;
-      }
-      for (let l = 0; l < PATTERN_LAYERS; l++) if (re.matches(moduleName(l, m))) add(m, l);
-    }
+    // Against the whole name only (model.layers.3.self_attn.q_proj), as PEFT's keys are: a pattern of the short name
+    // alone ("q_proj", "(k|o)_proj") matches nothing in PEFT, and was once read here as that module in every layer.
+    for (const m of PROJECTIONS) for (let l = 0; l < PATTERN_LAYERS; l++) if (re.matches(moduleName(l, m))) add(m, l);
     return out;
   }
   if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${JSON.stringify(v)}`);
@@ -171,8 +167,15 @@ function layerList(set: ReadonlySet<number>): string {
  * (what layers_to_transform gives): a selection that gives modules different layers is refused, saying so.
  */
 function resolveTargets(v: unknown, exclude: unknown, where: string): { targets: Projection[]; layers: number[] | null } {
-  const selected: Selection = v === 'all-linear' ? new Map(PROJECTIONS.map((m) => [m, ALL_LAYERS()])) : selectModules(v, 'target_modules', where);
-  if (selected.size === 0) throw bad(where, `target_modules ${JSON.stringify(v)} matches none of ${PROJECTIONS.join(', ')} in any layer`);
+  // PEFT's shorthand, compared without case as PEFT does; any other string is a pattern.
+  const allLinear = typeof v === 'string' && v.toLowerCase() === 'all-linear';
+  const selected: Selection = allLinear ? new Map(PROJECTIONS.map((m) => [m, ALL_LAYERS()])) : selectModules(v, 'target_modules', where);
+  if (selected.size === 0) {
+    throw bad(
+      where,
+      `target_modules ${JSON.stringify(v)} is a regular expression, which PEFT matches against each module's whole name (such as ${moduleName(0, 'q_proj')}): it matches none of a Mistral model's modules (${PROJECTIONS.join(', ')} in any layer), and PEFT refuses it too ("not found in the base model"). A pattern must match the whole name (".*\\.q_proj"); a list of names (["q_proj", "v_proj"]) matches by suffix`,
+    );
+  }
   if (!isEmpty(exclude)) {
     const excluded = selectModules(exclude, 'exclude_modules', where);
     for (const [m, layers] of excluded) {
@@ -298,6 +301,16 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
     const list = Array.isArray(ltt) ? ltt : [ltt];
     if (!list.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw bad(where, `layers_to_transform must be layer indices, got ${JSON.stringify(ltt)}`);
     layersToTransform = [...new Set(list as number[])].sort((a, b) => a - b);
+  }
+  // PEFT's LoraConfig refuses these beside a pattern ("cannot be used when `target_modules` is a str"): the pattern
+  // itself says which layers it matches.
+  if (typeof json.target_modules === 'string') {
+    for (const field of ['layers_to_transform', 'layers_pattern']) {
+      const value = json[field];
+      if (value !== undefined && value !== null) {
+        throw bad(where, `${field} ${JSON.stringify(value)} cannot be used with target_modules given as a string (${JSON.stringify(json.target_modules)}, a regular expression): PEFT refuses this config. Name the layers in the pattern (".*\\.layers\\.(1|2)\\.self_attn\\.q_proj"), or give target_modules as a list`);
+      }
+    }
   }
   const resolved = resolveTargets(json.target_modules, json.exclude_modules, where);
   // Layers selected by target_modules (a pattern naming layers) or exclude_modules, and by layers_to_transform: PEFT

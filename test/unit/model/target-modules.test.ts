@@ -6,19 +6,43 @@ import { errorOf } from './helpers.ts';
 const config = (target_modules: unknown) => ({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules });
 
 describe('target_modules given as a pattern', () => {
-  it('matches full module names or short names, as re.fullmatch does', () => {
+  it('matches whole module names, as re.fullmatch does: a pattern of a short name alone matches nothing', async () => {
     expect(parseLoraConfig(config('.*(q_proj|v_proj)')).targetModules).toEqual(['q_proj', 'v_proj']);
     expect(parseLoraConfig(config('model\\.layers\\.\\d+\\.mlp\\..*')).targetModules).toEqual(['gate_proj', 'up_proj', 'down_proj']);
-    expect(parseLoraConfig(config('(k|o)_proj')).targetModules).toEqual(['k_proj', 'o_proj']);
+    expect(parseLoraConfig(config('.*\\.(k|o)_proj')).targetModules).toEqual(['k_proj', 'o_proj']);
     // Full match: a pattern that matches only part of a name does not count.
-    expect(parseLoraConfig(config('q_pro.|up_proj')).targetModules).toEqual(['q_proj', 'up_proj']);
+    expect(parseLoraConfig(config('.*q_pro.|.*up_pro')).targetModules).toEqual(['q_proj']);
+    // PEFT matches a string against model.layers.N.self_attn.k_proj, never against k_proj alone: "(k|o)_proj" adapts
+    // nothing there (PEFT says "Target modules (k|o)_proj not found in the base model"). Read as k_proj and o_proj
+    // everywhere, an adapter PEFT refuses was applied.
+    for (const shortOnly of ['(k|o)_proj', 'q_proj', 'q_pro.|up_proj']) {
+      const e = await errorOf(() => parseLoraConfig(config(shortOnly)));
+      expect(e.message, shortOnly).toContain(`target_modules ${JSON.stringify(shortOnly)} is a regular expression, which PEFT matches against each module's whole name (such as model.layers.0.self_attn.q_proj): it matches none of a Mistral model's modules`);
+      expect(e.message, shortOnly).toMatch(/a list of names \(\["q_proj", "v_proj"\]\) matches by suffix/);
+    }
+  });
+
+  it('applies an exclude_modules string to whole names too: a short name alone excludes nothing', async () => {
+    const list = { ...config(['q_proj', 'v_proj']) };
+    // PEFT excludes nothing here (and warns that nothing was excluded): both modules stay.
+    expect(parseLoraConfig({ ...list, exclude_modules: 'q_proj' }).targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(parseLoraConfig({ ...list, exclude_modules: '.*\\.q_proj' }).targetModules).toEqual(['v_proj']);
+  });
+
+  it('refuses layers_to_transform or layers_pattern beside a string target_modules, as PEFT\'s LoraConfig does', async () => {
+    for (const [field, value] of [['layers_to_transform', [1]], ['layers_pattern', 'layers']] as const) {
+      const e = await errorOf(() => parseLoraConfig({ ...config('.*\\.q_proj'), [field]: value }));
+      expect(e.message).toContain(`${field} ${JSON.stringify(value)} cannot be used with target_modules given as a string (".*\\\\.q_proj", a regular expression): PEFT refuses this config`);
+    }
+    // A list with layers_to_transform is PEFT's way of naming layers.
+    expect(parseLoraConfig({ ...config(['q_proj']), layers_to_transform: [1] }).layersToTransform).toEqual([1]);
   });
 
   it('returns at once on patterns that make a backtracking engine take exponential time', async () => {
     for (const evil of ['(.*)*x', '(a|a)*(b|b)*(.|.)*(.|.)*(.|.)*!', '(([a-z_.0-9])+)+#', '(.*.*)*=']) {
       const started = performance.now();
       const e = await errorOf(() => parseLoraConfig(config(evil)));
-      expect(e.message).toMatch(/matches none of q_proj/);
+      expect(e.message).toMatch(/matches none of a Mistral model's modules/);
       // JavaScript's RegExp needs minutes to hours on these against a 31-character module name.
       expect(performance.now() - started).toBeLessThan(2000);
     }
