@@ -252,6 +252,17 @@ function baseRewritingInit(v: string): boolean {
 const PLAIN_INITS: readonly unknown[] = [true, false, 'gaussian', 'orthogonal', 'eva'];
 
 function checkOptions(json: Record<string, unknown>, where: string): void {
+  // An adapter for another task (PEFT's SEQ_CLS, TOKEN_CLS, QUESTION_ANS, FEATURE_EXTRACTION, SEQ_2_SEQ_LM) was trained
+  // under a head this engine does not have (its weights, when saved, come as modules_to_save), or for embeddings:
+  // applied to the language model's layers alone it was imported as a part of itself, without a word.
+  const task = json.task_type;
+  if (task !== undefined && task !== null && task !== 'CAUSAL_LM') {
+    const head = isEmpty(json.modules_to_save) ? '' : ` with modules_to_save ${JSON.stringify(json.modules_to_save)} (the trained head or other modules it replaces)`;
+    throw bad(
+      where,
+      `task_type ${JSON.stringify(task)}: this adapter was trained for another task than causal language modelling (CAUSAL_LM)${head}, and this engine runs only Mistral's language-model head, so it would apply a part of the adapter to another computation than it was trained for. Use an adapter trained with task_type "CAUSAL_LM" (or none)`,
+    );
+  }
   const init = json.init_lora_weights;
   if (typeof init === 'string' && baseRewritingInit(init)) {
     throw bad(

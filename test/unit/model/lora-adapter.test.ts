@@ -212,6 +212,24 @@ describe('adapter_config.json options: read, ignored when off, refused when they
     }
   });
 
+  it('refuses an adapter trained for another task than causal language modelling, naming task_type (it was imported without its head)', async () => {
+    // PEFT's SEQ_CLS adapters carry the trained classification head (modules_to_save: score); a FEATURE_EXTRACTION one
+    // has no head at all, and its layers were trained for embeddings, not for the next token.
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ task_type: 'FEATURE_EXTRACTION' }, /task_type "FEATURE_EXTRACTION": this adapter was trained for another task than causal language modelling \(CAUSAL_LM\)/],
+      [{ task_type: 'SEQ_CLS', modules_to_save: ['classifier', 'score'] }, /task_type "SEQ_CLS": this adapter was trained for another task than causal language modelling \(CAUSAL_LM\).* with modules_to_save \["classifier","score"\]/],
+      [{ task_type: 'TOKEN_CLS' }, /task_type "TOKEN_CLS"/],
+      [{ task_type: 3 }, /task_type 3/],
+    ];
+    for (const [patch, re] of cases) {
+      const e = await errorOf(() => parseAdapter({ ...fixtureConfig, ...patch }, fixtureWeights, { base }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toMatch(re);
+    }
+    // CAUSAL_LM, or no task_type at all (older PEFT, hand-written configs), load.
+    for (const task_type of ['CAUSAL_LM', null, undefined]) expect((await parseAdapter({ ...fixtureConfig, task_type }, fixtureWeights, { base })).config.taskType).toBe('CAUSAL_LM');
+  });
+
   it('applies exclude_modules: an adapter without q_proj, excluded, loads (it said "missing q_proj of layer 0")', async () => {
     const noQ = PROJECTIONS.filter((m) => m !== 'q_proj');
     const a = await parseAdapter({ ...fixtureConfig, r: 2, target_modules: [...PROJECTIONS], exclude_modules: ['q_proj'] }, weightsFor(noQ, [0, 1]), { base });
