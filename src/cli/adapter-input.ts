@@ -60,11 +60,15 @@ async function checkpointAdapter(runDir: string): Promise<{ input: AdapterInput;
 }
 
 /**
- * train's OUT/adapter beside an OUT/run whose checkpoint was saved after the adapter was written: a later run (started
- * with --overwrite) that stopped before its end, whose adapter is not this one. Null otherwise (the adapter a run
- * wrote at its end is newer than its last checkpoint), and when the run cannot be read (it is not this command's to judge).
+ * train's OUT/adapter (given as itself or as OUT) beside an OUT/run whose checkpoint was saved after the adapter was
+ * written: a later run (started with --overwrite, or resumed) that stopped before its end, whose adapter is not this
+ * one. Null otherwise (the adapter a run wrote at its end is newer than its last checkpoint), and when the run cannot
+ * be read (it is not this command's to judge).
  */
-async function newerCheckpointNote(adapterDir: string): Promise<string | null> {
+async function newerCheckpointNote(given: string): Promise<string | null> {
+  // --adapter OUT/adapter, or --adapter OUT (train's --out), which the importer reads as its OUT/adapter.
+  const viaOut = !existsSync(join(given, ADAPTER_CONFIG_FILE)) && existsSync(join(given, 'adapter', ADAPTER_CONFIG_FILE));
+  const adapterDir = viaOut ? join(given, 'adapter') : given;
   const runDir = join(dirname(adapterDir), 'run');
   if (basename(adapterDir) !== 'adapter' || !isRunStore(runDir)) return null;
   const run = await readSavedRun(folderRunStore(runDir)).catch(() => null);
@@ -76,7 +80,7 @@ async function newerCheckpointNote(adapterDir: string): Promise<string | null> {
     return null;
   }
   if (!run || !(savedAt > writtenAt)) return null;
-  return `${runDir} holds a checkpoint (step ${run.step} of ${run.totalSteps}) saved after this adapter was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${runDir}`;
+  return `${runDir} holds a checkpoint (step ${run.step} of ${run.totalSteps}) saved after ${viaOut ? adapterDir : 'this adapter'} was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${runDir}`;
 }
 
 /** The adapter at PATH as the importer takes it: a folder, or the bytes of a zip; `name` says where, in messages. */

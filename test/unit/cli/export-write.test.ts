@@ -157,6 +157,10 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
     const old = new Date('2020-01-01T00:00:00Z');
     for (const f of readdirSync(adapterDir)) utimesSync(join(adapterDir, f), old, old);
     expect(await exportOf()).toContain(`note: ${join(out, 'run')} holds a checkpoint (step 3 of 6) saved after this adapter was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${join(out, 'run')}`);
+    // --adapter OUT (train's --out) reads OUT/adapter: the same note (it said nothing).
+    const errOut: string[] = [];
+    await makeExportCommand().run(['--adapter', out, '--format', 'peft', '--out', join(tmp(), 'peft'), '--model', TINY_MISTRAL], { out: () => {}, err: (l) => errOut.push(l) });
+    expect(errOut.join('\n')).toContain(`note: ${join(out, 'run')} holds a checkpoint (step 3 of 6) saved after ${adapterDir} was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${join(out, 'run')}`);
     // The adapter written after the checkpoint (a run's end): nothing to say.
     const later = new Date(Date.now() + 3_600_000);
     for (const f of readdirSync(adapterDir)) utimesSync(join(adapterDir, f), later, later);
