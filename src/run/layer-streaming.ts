@@ -3,7 +3,7 @@
 // for bit, and is slower, so it is chosen only when the plan says the layers cannot all be on the GPU.
 
 import type { Hyperparams } from '../config/hyperparams.ts';
-import type { MistralConfig } from '../model/config.ts';
+import type { MistralConfig, ModelDtype } from '../model/config.ts';
 import { formatBytes } from '../core/units.ts';
 import { planMemory, type PlanGpu } from './planner.ts';
 
@@ -16,9 +16,10 @@ export interface StreamingDecision {
   notice: string | null;
 }
 
-export function chooseLayerStreaming(config: MistralConfig, choice: StreamLayersChoice | undefined): StreamingDecision {
+/** `storedDtype`: the dtype the safetensors store the weight matrices in (the load has read their headers). */
+export function chooseLayerStreaming(config: MistralConfig, choice: StreamLayersChoice | undefined, storedDtype?: ModelDtype | null): StreamingDecision {
   if (choice === undefined || typeof choice === 'boolean') return { stream: choice ?? false, notice: null };
-  const plan = planMemory(config, choice.hp, { gpu: choice.gpu });
+  const plan = planMemory(config, choice.hp, { gpu: choice.gpu, storedDtype });
   const s = plan.streaming;
   if (plan.verdict === 'fits' || plan.verdict === 'tight') return { stream: false, notice: null };
   const memory = `${formatBytes(plan.gpu.memoryBytes)}${plan.gpu.memorySource === 'guessed' ? ' (guessed)' : ''}`;

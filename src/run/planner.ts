@@ -14,7 +14,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
-import type { MistralConfig } from '../model/config.ts';
+import type { MistralConfig, ModelDtype } from '../model/config.ts';
 import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER, type BaseMatmul } from '../engine/gpu.ts';
 import { int8ScratchBytes } from '../engine/kernels/int8_matmul.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
@@ -55,6 +55,14 @@ export interface PlanOptions {
   keptAttention?: boolean;
   /** How the NF4 base products run (GpuContext.baseMatmul; default 'fp32'): the int8 choices add their quantisation scratch. */
   baseMatmul?: BaseMatmul;
+  /**
+   * The dtype the safetensors store the weight matrices in (BaseCheckpoint.storedDtype), when their headers were read:
+   * the stored weights are counted so, whatever config.json's torch_dtype says (a float32 checkpoint under a bfloat16
+   * config). Absent or null: not read, and the plan is from torch_dtype, saying so (`model.dtypeFrom`).
+   */
+  storedDtype?: ModelDtype | null;
+  /** Why the headers were not read, a clause for `model.dtypeFrom` (default: they are read at the load). */
+  headersNotRead?: string;
 }
 
 /**
@@ -98,7 +106,19 @@ export interface StreamingPlan {
 }
 
 export interface MemoryPlan {
-  model: { layers: number; hidden: number; intermediate: number; vocab: number; heads: number; kvHeads: number; headDim: number; dtype: string };
+  model: {
+    layers: number;
+    hidden: number;
+    intermediate: number;
+    vocab: number;
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    /** The dtype the stored weights (embeddings, head, unquantised projections) are counted in. */
+    dtype: string;
+    /** Where `dtype` came from: the safetensors headers, or config.json's torch_dtype alone (headers not read yet). */
+    dtypeFrom: string;
+  };
   quantization: Quantization;
   run: {
     /** Micro-batch rows × tokens the runner is sized for (validation batches included). */
@@ -160,8 +180,8 @@ export function longestSequenceBound(hp: Hyperparams): number {
 }
 
 /** Bytes per value of the weights kept as stored (embeddings, head, unquantised projections): 16-bit stays 16-bit. */
-function storedBytesPerValue(c: MistralConfig, warnings: string[]): number {
-  switch (c.dtype) {
+function storedBytesPerValue(dtype: ModelDtype | null, warnings: string[]): number {
+  switch (dtype) {
     case 'bfloat16':
     case 'float16':
       return 2;
@@ -229,7 +249,16 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   // No size can be planned for weights that cannot be quantised: said here, before any load.
   const nf4Why = quantization === 'none' ? null : nf4Unsupported(d);
   if (nf4Why) throw new FinetuneError('bad-input', nf4Why);
-  const stored = storedBytesPerValue(config, warnings);
+  // The headers' dtype when they were read: what a load uploads (config.json's torch_dtype can say otherwise).
+  const fromHeaders = o.storedDtype !== undefined && o.storedDtype !== null;
+  const dtype = fromHeaders ? (o.storedDtype as ModelDtype) : config.dtype;
+  if (fromHeaders && config.dtype !== null && dtype !== config.dtype) {
+    warnings.push(`config.json says the weights are ${config.dtype}; the safetensors store the weight matrices as ${dtype}: planned as stored`);
+  }
+  const dtypeFrom = fromHeaders
+    ? `the safetensors headers${dtype !== config.dtype ? ` (config.json says ${config.dtype ?? 'no dtype'})` : ''}`
+    : `config.json's torch_dtype (safetensors headers not read: ${o.headersNotRead ?? 'they are read at the load'}; a load plans from the dtype they store, and says when it differs)`;
+  const stored = storedBytesPerValue(dtype, warnings);
   let largest = { label: '', bytes: 0 };
   const see = (label: string, bytes: number): number => {
     if (bytes > largest.bytes) largest = { label, bytes };
@@ -399,7 +428,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   }
 
   return {
-    model: { layers: d.L, hidden: d.C, intermediate: d.I, vocab: d.V, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, dtype: config.dtype ?? 'bfloat16 (assumed)' },
+    model: { layers: d.L, hidden: d.C, intermediate: d.I, vocab: d.V, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, dtype: dtype ?? 'bfloat16 (assumed)', dtypeFrom },
     quantization,
     run: {
       rows: B,

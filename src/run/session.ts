@@ -192,8 +192,7 @@ export class FinetuneSession {
     // new one loads; loadMistralWeights frees its own partial upload when it fails.)
     const before = this.ctx.ledger.snapshot().byCategory.weights.currentBytes;
     // Planned from the dtype the matrices are stored in (what is uploaded and quantised from), not config.json's.
-    const planConfig = ckpt.storedDtype !== null && ckpt.storedDtype !== ckpt.config.dtype ? { ...ckpt.config, dtype: ckpt.storedDtype } : ckpt.config;
-    const streaming = chooseLayerStreaming(planConfig, o.streamLayers);
+    const streaming = chooseLayerStreaming(ckpt.config, o.streamLayers, ckpt.storedDtype);
     const streamLayers = streaming.stream;
     // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
     // one, from the files).

@@ -154,8 +154,9 @@ export function modelPanel(shared: Shared): HTMLElement {
     }
   };
 
-  // Will it fit? Asked of the worker from config.json alone whenever the source, the form or the memory size changes
-  // (debounced: a Hub repository typed letter by letter is one request); an answer to an older question is dropped.
+  // Will it fit? Asked of the worker from config.json (and local files' safetensors headers) whenever the source, the
+  // form or the memory size changes (debounced: a Hub repository typed letter by letter is one request); an answer to
+  // an older question is dropped.
   let planAsked = 0;
   let planTimer: ReturnType<typeof setTimeout> | undefined;
   // The last plan's verdict: 'fits-with-streaming' loads the model with its layers streamed from CPU memory.
@@ -197,7 +198,7 @@ export function modelPanel(shared: Shared): HTMLElement {
         replaceChildren(fit, h('p', { class: 'hint' }, typeof s === 'string' ? '' : 'Fix the hyperparameters to see whether the run fits.'));
         return;
       }
-      replaceChildren(fit, h('p', { class: 'hint' }, 'Checking whether it fits (config.json only)…'));
+      replaceChildren(fit, h('p', { class: 'hint' }, 'Checking whether it fits (config.json; no weights are read)…'));
       shared.engine.planModelMemory(s.source, { ...hp }, givenMemoryGiB() ?? undefined).then(
         (p) => {
           if (asked === planAsked) showPlan(p);

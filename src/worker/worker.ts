@@ -11,6 +11,7 @@ import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
 import { blobFileSet, hubFileSet, httpSource, pickedFolderName, readJson, urlFileSet } from '../model/source.ts';
 import { parseMistralConfig } from '../model/config.ts';
+import { planDtypeOptions } from '../run/plan-dtype.ts';
 import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip, withBaseModel } from '../export/index.ts';
@@ -194,10 +195,15 @@ const api = {
     if (sessionPromise) (await sessionPromise).gpuMemoryBytes = gpuMemoryBytes;
   },
 
-  /** The memory plan from config.json alone (nothing else is read) against this worker's adapter. */
+  /**
+   * The memory plan against this worker's adapter, from config.json and, for picked files and the demo, the
+   * safetensors headers (the dtype the weights are stored in: config.json's torch_dtype can say otherwise). From the
+   * Hub only config.json is read.
+   */
   async planModelMemory(source: ModelSource, hp: Record<string, unknown>, gpuMemoryGiB?: number): Promise<MemoryPlan> {
     const { files, name } = modelFiles(source);
     const config = parseMistralConfig(await readJson(await files.open('config.json')), `${name}/config.json`);
+    const dtype = await planDtypeOptions(files, source.kind !== 'hub');
     const gpu: PlanGpu = { memoryBytes: gpuMemoryGiB && gpuMemoryGiB > 0 ? gpuMemoryGiB * 1024 ** 3 : undefined };
     // Without a device the plan still answers, and says that the limits were not checked.
     const ctx = await gpuContext().catch(() => null);
@@ -209,7 +215,7 @@ const api = {
         name: [r.vendor, r.device || r.architecture].filter(Boolean).join(' ') || undefined,
       });
     }
-    return planMemory(config, parseHyperparams(hp), { gpu });
+    return planMemory(config, parseHyperparams(hp), { gpu, ...dtype });
   },
 
   /** Loads a model's weights onto the GPU (NF4-quantised on the GPU as they stream in, unless quantization is none). */

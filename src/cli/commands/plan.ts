@@ -1,10 +1,12 @@
 // `finetune plan`: will this run fit? The memory planner (src/run/planner.ts) from the model's config.json and the
-// hyperparameters alone — nothing but config.json is read, no weights — against this machine's adapter limits.
+// hyperparameters — no weights are read: config.json, and for a local folder the safetensors headers (the dtype the
+// weights are stored in) — against this machine's adapter limits.
 
 import { longestSequenceBound } from '../../run/planner.ts';
 import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME } from '../../config/hyperparams.ts';
 import { parseMistralConfig } from '../../model/config.ts';
+import { planDtypeOptions } from '../../run/plan-dtype.ts';
 import { readJson } from '../../model/source.ts';
 import { planMemory, type PlanGpu } from '../../run/planner.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -18,8 +20,10 @@ import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
 
 Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
-moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters alone
-(only config.json is read: nothing is downloaded but that file), and a verdict: fits, tight (over 85 % of the budget),
+moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters (from a
+Hub id or a URL only config.json is read: nothing is downloaded but that file; from a folder, the safetensors headers
+too, so the weights are counted in the dtype they are stored in when config.json's torch_dtype says otherwise;
+"model.dtypeFrom" says which), and a verdict: fits, tight (over 85 % of the budget),
 fits-with-streaming (only with the layers streamed from CPU memory: finetune train --stream-layers; "streaming" gives
 its GPU and CPU bytes, bytes moved per step and an estimated slowdown) or does-not-fit, with the reasons. The buffers
 are checked against this machine's WebGPU adapter limits (maxBufferSize, maxStorageBufferBindingSize) unless --no-gpu.
@@ -76,7 +80,9 @@ export const planCommand: Command = {
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const model = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
     const config = parseMistralConfig(await readJson(await model.files.open('config.json')), `${model.label}/config.json`);
-
+    // A folder's safetensors headers are at hand (no download): the plan counts the weights as stored, which
+    // config.json's torch_dtype may not say (bfloat16 over float32 shards planned them at half their size).
+    const dtype = await planDtypeOptions(model.files, model.kind === 'directory');
     const gpu: PlanGpu = { memoryBytes: gb === undefined ? undefined : gb * 1024 ** 3 };
     if (!values['no-gpu']) {
       try {
@@ -107,7 +113,7 @@ export const planCommand: Command = {
       const longer = seqLen > most ? `max_seq_len allows at most ${most}: give --max_seq_len ${most} to plan the longest` : `give --max_seq_len ${seqLen} to plan longer ones`;
       io.err(`note: --seq-len ${seqLen} is longer than any sequence of these settings (${hp.pack_sequences ? 'packs of chunk_size and max_seq_len' : 'max_seq_len'}: ${bound} tokens): planned for ${bound} (${longer})`);
     }
-    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul });
+    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul, ...dtype });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

@@ -1,10 +1,15 @@
-// `finetune plan` reads config.json only and prints the planner's JSON; it accepts a folder, a Hub id or a URL.
+// `finetune plan` reads config.json (and a folder's safetensors headers, never the weights) and prints the planner's
+// JSON; it accepts a folder, a Hub id or a URL.
 import { createServer, type Server } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
-import { modelSpec } from '../../../src/cli/node-source.ts';
+import { modelSpec, nodeDirectory } from '../../../src/cli/node-source.ts';
+import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
+import { writeSafetensors, type TensorToWrite } from '../../../src/model/safetensors.ts';
 
 function capture() {
   const out: string[] = [];
@@ -82,6 +87,42 @@ describe('finetune plan', () => {
     const far = capture();
     expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', '--seq-len', '100000', '--no-gpu'], far.io)).toBe(0);
     expect(far.err).toEqual(['note: --seq-len 100000 is longer than any sequence of these settings (max_seq_len: 4096 tokens): planned for 4096 (max_seq_len allows at most 32768: give --max_seq_len 32768 to plan the longest)']);
+  });
+
+  it('plans a folder from the dtype its safetensors store, saying when config.json says otherwise', async () => {
+    // tiny-mistral stored in float32 under a config.json that says bfloat16: planned from config.json, the stored
+    // weights counted half their size (a run that does not fit a GPU was said to fit it).
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-plan-f32-'));
+    try {
+      const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+      const tensors: TensorToWrite[] = [];
+      for (const name of ckpt.tensorNames) tensors.push({ name, dtype: 'F32', shape: ckpt.info(name).shape, data: await ckpt.readFloat32(name) });
+      writeFileSync(join(dir, 'model.safetensors'), writeSafetensors(tensors, { format: 'pt' }));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...ckpt.configJson, dtype: undefined, torch_dtype: 'bfloat16' }));
+      const args = ['--peft_method', 'lora', '--max_seq_len', '64', '--no-gpu'];
+      const f32 = capture();
+      expect(await main(['plan', '--model', dir, ...args], f32.io)).toBe(0);
+      const plan = JSON.parse(f32.out.join('\n'));
+      expect(plan.model.dtype).toBe('float32');
+      expect(plan.model.dtypeFrom).toBe('the safetensors headers (config.json says bfloat16)');
+      expect(plan.warnings).toContain('config.json says the weights are bfloat16; the safetensors store the weight matrices as float32: planned as stored');
+      // The same files as stored in bf16 plan half the embeddings.
+      const bf16 = capture();
+      expect(await main(['plan', '--model', 'test/fixtures/tiny-mistral', ...args], bf16.io)).toBe(0);
+      const asConfig = JSON.parse(bf16.out.join('\n'));
+      expect(asConfig.model.dtypeFrom).toBe('the safetensors headers');
+      expect(plan.weights.embeddings).toBeGreaterThan(1.9 * asConfig.weights.embeddings);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says that a plan from config.json alone (a folder without weights, a URL, the Hub) has not read the safetensors', async () => {
+    for (const model of ['test/fixtures/mistral-7b-instruct-v0.2', `${base}/m7b/`]) {
+      const c = capture();
+      expect(await main(['plan', '--model', model, '--no-gpu'], c.io)).toBe(0);
+      expect(JSON.parse(c.out.join('\n')).model.dtypeFrom).toMatch(/^config\.json's torch_dtype \(safetensors headers not read: (there is no \.safetensors file beside config\.json|only config\.json is downloaded before a load); a load plans from the dtype they store, and says when it differs\)$/);
+    }
   });
 
   it('tells the three forms of --model apart', () => {
