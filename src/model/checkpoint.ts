@@ -121,6 +121,12 @@ function widestMatrixDtype(expected: Map<string, number[]>, infos: Map<string, C
   return widest;
 }
 
+/** What a load and a plan say when config.json's torch_dtype is not the dtype the matrices are stored in; else null. */
+export function dtypeDisagreement(configDtype: ModelDtype | null, storedDtype: ModelDtype | null): string | null {
+  if (configDtype === null || storedDtype === null || configDtype === storedDtype) return null;
+  return `config.json says the weights are ${configDtype}; the safetensors store the weight matrices as ${storedDtype}`;
+}
+
 /** The dtypes a weight matrix is loaded in (engine/mistral/weights.ts): F64 ones only as vectors (norms). */
 const MATRIX_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F32']);
 
@@ -250,9 +256,8 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   let totalBytes = 0;
   for (const t of infos.values()) totalBytes += t.end - t.begin;
   const storedDtype = widestMatrixDtype(expected, infos);
-  if (config.dtype !== null && storedDtype !== null && storedDtype !== config.dtype) {
-    warnings.push(`config.json says the weights are ${config.dtype}; the safetensors store the weight matrices as ${storedDtype}: the memory plan of the load counts them as stored`);
-  }
+  const disagree = dtypeDisagreement(config.dtype, storedDtype);
+  if (disagree) warnings.push(`${disagree}: the memory plan of the load counts them as stored`);
   if (index && typeof index.metadata === 'object' && index.metadata !== null) {
     const ts = (index.metadata as Record<string, unknown>).total_size;
     if (typeof ts === 'number' && ts !== totalBytes) warnings.push(`${INDEX_FILE} says total_size ${ts}, the shards hold ${totalBytes} bytes of tensors`);

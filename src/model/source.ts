@@ -413,6 +413,11 @@ interface Answer {
  */
 const LINKED_ETAG_HEADER = 'x-linked-etag';
 
+/** An answer's own identity for the file it carries: its ETag, else its Last-Modified (null: neither). */
+function answerValidator(res: Response): string | null {
+  return res.headers.get('etag') ?? res.headers.get('last-modified');
+}
+
 function statusError(status: number, name: string, url: string, opts: HttpOptions, headers?: Headers): FinetuneError {
   const hint = opts.accessHint ? ` ${opts.accessHint}` : '';
   // Licences, gated repositories and tokens are the Hub's; another server that wants credentials gets none from us.
@@ -586,7 +591,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       await drain(res);
       throw e;
     }
-    return { res, validator: linked ?? res.headers.get('etag') ?? res.headers.get('last-modified') };
+    return { res, validator: linked ?? answerValidator(res) };
   };
   /**
    * One request, retried with backoff on 5xx / 429 / 408 and — once the file has answered (`opened`) — on network
@@ -694,7 +699,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   let whole: Uint8Array | null = null;
   validator = answer.validator;
   // What builds before X-Linked-Etag was read called the file's version: the last answer's ETag or Last-Modified.
-  const former = probe.headers.get('etag') ?? probe.headers.get('last-modified');
+  const former = answerValidator(probe);
   if (probe.status === 206) {
     const cr = parseContentRange(probe.headers.get('content-range'));
     await drain(probe);

@@ -15,6 +15,7 @@ import { formatBytes } from '../core/units.ts';
 import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { MistralConfig, ModelDtype } from '../model/config.ts';
+import { dtypeDisagreement } from '../model/checkpoint.ts';
 import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER, type BaseMatmul } from '../engine/gpu.ts';
 import { int8ScratchBytes } from '../engine/kernels/int8_matmul.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
@@ -252,9 +253,8 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   // The headers' dtype when they were read: what a load uploads (config.json's torch_dtype can say otherwise).
   const fromHeaders = o.storedDtype !== undefined && o.storedDtype !== null;
   const dtype = fromHeaders ? (o.storedDtype as ModelDtype) : config.dtype;
-  if (fromHeaders && config.dtype !== null && dtype !== config.dtype) {
-    warnings.push(`config.json says the weights are ${config.dtype}; the safetensors store the weight matrices as ${dtype}: planned as stored`);
-  }
+  const disagree = fromHeaders ? dtypeDisagreement(config.dtype, dtype) : null;
+  if (disagree) warnings.push(`${disagree}: planned as stored`);
   const dtypeFrom = fromHeaders
     ? `the safetensors headers${dtype !== config.dtype ? ` (config.json says ${config.dtype ?? 'no dtype'})` : ''}`
     : `config.json's torch_dtype (safetensors headers not read: ${o.headersNotRead ?? 'they are read at the load'}; a load plans from the dtype they store, and says when it differs)`;

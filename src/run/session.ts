@@ -94,7 +94,6 @@ export function quantizationFor(hp: Hyperparams): Quantization {
   return hp.quantization;
 }
 
-/** The plan as shown before and at the start of a run: the data's notices, and the schedule's if it would learn nothing. */
 /**
  * Why this tokenizer cannot train or run this model (its vocabulary is another size), or null: checked by a load, and
  * by `finetune train` before it reads the data.
@@ -108,6 +107,7 @@ export function tokenizerMismatch(ckpt: Pick<BaseCheckpoint, 'config'>, tokenize
   );
 }
 
+/** The plan as shown before and at the start of a run: the data's notices, and the schedule's if it would learn nothing. */
 function planStats(data: TrainingData, hp: Hyperparams): DataStats {
   const s = data.stats;
   const notice = scheduleNotice(s.totalSteps, hp.warmup_ratio, hp.learning_rate, hp.lr_scheduler);
