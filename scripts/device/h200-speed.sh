@@ -170,6 +170,7 @@ if [ "$SMOKE" = 1 ]; then
   probe sm-probe 60 scripts/device/sm-probe.mjs
   step model-best-fast 600 bench model --tokens 16 --steps 1 "${BEST[@]}" --tiled-stages 2 --no-robustness "${S[@]}"
   step matmul 300 bench matmul --sizes 64 --shapes 8x64x16 --kernels basic,tiled,tiled-fixed --min-ms 20
+  step sweep 300 bench sweep --sizes 256 --min-ms 20
   step nf4-basic 300 bench nf4 --tokens 16 --gemm basic "${S[@]}"
   step nf4-tiled 300 bench nf4 --tokens 16 --gemm tiled "${S[@]}"
   step attention 300 bench attention --tokens 16 "${S[@]}"
@@ -204,6 +205,9 @@ else
   # 2. The plain fp32 matmul at 4096^3 and its transposed variants (#9: >= 32 TFLOP/s, every variant >= 0.9x plain;
   #    30.1-30.8 before the clamp-free hot loops).
   step matmul-tiled 60 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
+  # 2b. Which design choices hold the matmul at 30 (cuBLAS: 51): generated variants of the plain product, each beside
+  #    the tiled kernel in one process (block, K step, thread tile, warp map, unrolled steps, block order; ~25 s).
+  step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
   # 3. Where one checkpointed layer's time goes, kernel by kernel (timestamps around each dispatch): the attention and
   #    LoRA shares #9 bounds (15 %, 3 %), measured inside the layer instead of estimated from kernels timed alone.
   step profile-best 60 bench profile --tokens 2048 "${BEST[@]}"

@@ -99,6 +99,8 @@ function line(r) {
       return `  profile T=${r.T}: ${r.kernelMs?.toFixed(1)} ms in ${r.dispatches} dispatches (layer unprofiled ${r.layerMs?.toFixed(1)} ms); ${Object.entries(r.parts ?? {})
         .map(([part, p]) => `${part} ${p.ms.toFixed(1)} ms ${pct(p.share)}`)
         .join(', ')}`;
+    case 'matmul-sweep':
+      return `  sweep ${shape(r)} ${r.config}: ${r.skipped ? `skipped: ${r.skipped}` : `${tf(r.gflops)} TFLOP/s, vsTiled ${r.vsTiled?.toFixed(2)}${r.agrees === false ? `, DISAGREES with the tiled kernel (${r.diffVsTiled?.toExponential(2)})` : ''}`}`;
     case 'model-estimate':
       return `  model-estimate T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s (${r.basis})`;
     case 'int8':

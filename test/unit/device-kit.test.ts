@@ -138,6 +138,22 @@ describe('summarise', () => {
     expect(s).toContain('profile T=2048: 100.0 ms in 72 dispatches (layer unprofiled 98.5 ms); base products 80.0 ms 80.0 %, attention 12.0 ms 12.0 %, LoRA products 5.0 ms 5.0 %, other 3.0 ms 3.0 %');
   });
 
+  it('shows each swept matmul design beside the tiled kernel, flags one that disagrees, and says why one was skipped', () => {
+    const lines = [
+      { device: 'step', step: 'sweep', attempt: 1 },
+      { bench: 'matmul-sweep', config: 'tiled (production)', M: 4096, N: 4096, K: 4096, threads: 256, workgroupBytes: 0, ms: 4.5, gflops: 30543, vsTiled: 1 },
+      { bench: 'matmul-sweep', config: '128x256x16 t8x16 warp unroll', M: 4096, N: 4096, K: 4096, threads: 256, workgroupBytes: 24576, ms: 3.5, gflops: 39269, vsTiled: 1.2857, diffVsTiled: 0, agrees: true },
+      { bench: 'matmul-sweep', config: '128x128x8 t8x8 warp unroll', M: 4096, N: 4096, K: 4096, threads: 256, workgroupBytes: 8192, ms: 3, gflops: 45812, vsTiled: 1.5, diffVsTiled: 0.5, agrees: false },
+      { bench: 'matmul-sweep', config: '128x128x32 t8x8 warp unroll', M: 4096, N: 4096, K: 4096, threads: 256, workgroupBytes: 32768, skipped: 'the pipeline was refused: too much workgroup memory' },
+      { device: 'step-end', step: 'sweep', attempt: 1, exit: 0, seconds: 20 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('sweep 4096x4096x4096 tiled (production): 30.5 TFLOP/s, vsTiled 1.00');
+    expect(s).toContain('sweep 4096x4096x4096 128x256x16 t8x16 warp unroll: 39.3 TFLOP/s, vsTiled 1.29\n');
+    expect(s).toContain('sweep 4096x4096x4096 128x128x8 t8x8 warp unroll: 45.8 TFLOP/s, vsTiled 1.50, DISAGREES with the tiled kernel (5.00e-1)');
+    expect(s).toContain('sweep 4096x4096x4096 128x128x32 t8x8 warp unroll: skipped: the pipeline was refused: too much workgroup memory');
+  });
+
   it('marks the adapter line of a run with LoRA as GEMMs of their own (--no-lora-epilogue), and only that run', () => {
     const adapter = { bench: 'adapter', via: 'environment', vendor: 'nvidia', description: 'H200', gemm: 'tiled', attention: 'tiled', loraKernel: 'skinny' };
     const lines = [

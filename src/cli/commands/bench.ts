@@ -8,6 +8,8 @@ import { kernelCandidates, kernelChoice, kernelStages, kernelsOf, measureKernels
 import { PROJECTIONS } from '../../core/mistral.ts';
 import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/weights.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
+import { benchSweep } from '../../bench/matmul-sweep.ts';
+import { sweepGrid } from '../../bench/matmul-sweep-wgsl.ts';
 import { GEMM_KERNELS } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
 import { calibrate, calibrateValidation, forwardShare, trainingPassUploadSeconds } from '../../run/calibrate.ts';
@@ -36,7 +38,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 
-const WHAT = ['matmul', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'all'] as const;
+const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -49,6 +51,12 @@ what:
              the register-tiled one (both block widths) and the tiled one with sizes compiled in, at square sizes
              and Mistral-7B's projection shapes; each with its ratio to the same kernel's plain product and to the
              basic kernel, and the tiled outputs' largest difference from the basic kernel's
+  sweep      a grid of plain fp32 matmul designs generated from their parameters (block, K step, thread tile, thread
+             map, unrolled steps, block order; src/bench/matmul-sweep-wgsl.ts), each beside the production tiled
+             kernel on the same inputs: GFLOP/s, vsTiled, and its output's difference from the tiled kernel's (a
+             config that disagrees is marked agrees: false); at --sizes (default 4096, 256 on SwiftShader), --shapes,
+             and with --tokens Mistral-7B's projection shapes; shapes that are not whole blocks are skipped, said so
+             (not part of "all")
   nf4        fused NF4 matmuls (forward, input gradient; plain and double-quant; each on the basic and the tiled
              kernel) at Mistral-7B projection shapes
   attention  causal GQA attention forward/backward at Mistral-7B's head layout (32 heads, 8 KV heads, head_dim 128);
@@ -105,7 +113,7 @@ what:
              summary line (docs/performance.md, "Bounds clamps"; not part of "all")
   spirv      compiles those pipelines with Dawn's dump_shaders toggle: a JSON marker line per pipeline, then what Dawn
              prints for it (WGSL and SPIR-V disassembly; not part of "all")
-  all        everything above but profile, model, int8, int8-ab, tune, estimate, clamps and spirv
+  all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps and spirv
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -316,6 +324,11 @@ export const benchCommand: Command = {
           print({ bench: 'model-estimate', model: 'Mistral-7B', T, tokensPerSecond: r.tokensPerSecond / 32, basis: '32 × layer time' });
         }
       }
+    }
+    if (what === 'sweep') {
+      const projections = tokensGiven ? projectionShapes(tokens, layerDims) : [];
+      const shapes = [...squareShapes(sizesGiven ?? (software ? [256] : [4096])), ...projections, ...shapesGiven];
+      for await (const r of benchSweep(ctx, shapes, sweepGrid(), values['min-ms'] ? minMs : 200)) print(r);
     }
     if (what === 'profile') {
       for (const T of tokens) {

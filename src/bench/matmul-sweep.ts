@@ -1,0 +1,129 @@
+// `finetune bench sweep`: the generated matmul configurations (matmul-sweep-wgsl.ts) timed one after another in one
+// process, each beside the production tiled kernel on the same inputs: its rate, its ratio to the tiled kernel's, and
+// its output's largest difference from the tiled kernel's (both sum k in order, so 0 is expected; a config that
+// disagrees is reported as such and its speed means nothing). A config the device cannot run (threads, workgroup
+// memory, a pipeline error) gets a line saying why instead of a time.
+
+import type { GpuContext } from '../engine/gpu.ts';
+import { gemmTiled } from '../engine/kernels/matmul_tiled.ts';
+import { maxRelError } from '../engine/reference/common.ts';
+import { timeGpu } from '../engine/timing.ts';
+import { filled } from './nf4.ts';
+import { sweepConfigProblem, sweepName, sweepShapeProblem, sweepThreads, sweepWgsl, sweepWorkgroupBytes, sweepWorkgroups, type SweepConfig, type SweepShape } from './matmul-sweep-wgsl.ts';
+
+/** Largest relative difference from the tiled kernel's output for a config to count as right. */
+export const SWEEP_AGREEMENT = 1e-5;
+
+export interface SweepLine {
+  bench: 'matmul-sweep';
+  config: string;
+  M: number;
+  N: number;
+  K: number;
+  threads: number;
+  workgroupBytes: number;
+  /** The production tiled kernel on this shape: its line has config 'tiled (production)'. */
+  ms?: number;
+  gflops?: number;
+  /** This config's GFLOP/s over the production tiled kernel's, same shape, same process. */
+  vsTiled?: number;
+  diffVsTiled?: number;
+  agrees?: boolean;
+  reps?: number;
+  /** Why it did not run. */
+  skipped?: string;
+}
+
+/** A compiled configuration, ready to record against buffers. */
+export interface SweepKernel {
+  config: SweepConfig;
+  record(A: GPUBuffer, B: GPUBuffer, C: GPUBuffer, shape: SweepShape): void;
+  destroy(): void;
+}
+
+/**
+ * Compiles a configuration into a pipeline (its errors caught as a refusal, not a lost device). Its dispatches go in
+ * command buffers of their own, after whatever the context had recorded (flushed first), so queue order holds.
+ */
+export async function compileSweepKernel(ctx: GpuContext, config: SweepConfig): Promise<SweepKernel> {
+  const device = ctx.device;
+  const limits = { invocations: device.limits.maxComputeInvocationsPerWorkgroup, workgroupBytes: device.limits.maxComputeWorkgroupStorageSize };
+  const problem = sweepConfigProblem(config, limits);
+  if (problem) throw new Error(problem);
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ label: `matmul sweep ${sweepName(config)}`, code: sweepWgsl(config) });
+  let pipeline: GPUComputePipeline;
+  try {
+    pipeline = await device.createComputePipelineAsync({ label: `matmul sweep ${sweepName(config)}`, layout: 'auto', compute: { module, entryPoint: 'main' } });
+  } finally {
+    const error = await device.popErrorScope();
+    if (error) throw new Error(`the pipeline was refused: ${error.message}`);
+  }
+  const uniforms = ctx.createBuffer('matmul sweep sizes', 16, 'scratch', GPUBufferUsage.UNIFORM);
+  return {
+    config,
+    record(A, B, C, shape) {
+      const problemHere = sweepShapeProblem(config, shape);
+      if (problemHere) throw new Error(problemHere);
+      ctx.write(uniforms, new Uint32Array([shape.M, shape.N, shape.K, 0]));
+      ctx.flush();
+      const bindGroup = device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [uniforms, A, B, C].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+      const encoder = device.createCommandEncoder({ label: 'matmul sweep' });
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      const [x, y] = sweepWorkgroups(config, shape);
+      pass.dispatchWorkgroups(x, y);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+    },
+    destroy() {
+      ctx.destroy(uniforms);
+    },
+  };
+}
+
+export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[], configs: readonly SweepConfig[], minMs = 200): AsyncGenerator<SweepLine> {
+  for (const shape of shapes) {
+    const { M, N, K } = shape;
+    const A = filled(ctx, 'sweep A', M * K, 1);
+    const B = filled(ctx, 'sweep B', K * N, 2);
+    const C = ctx.createBuffer('sweep C', M * N * 4, 'scratch');
+    const flops = 2 * M * N * K;
+    try {
+      const tiled = await timeGpu(ctx, () => gemmTiled(ctx, { A, B, C, M, N, K }), { minMs });
+      const reference = await ctx.readF32(C);
+      const tiledGflops = flops / (tiled.ms * 1e6);
+      yield { bench: 'matmul-sweep', config: 'tiled (production)', M, N, K, threads: 256, workgroupBytes: 0, ms: tiled.ms, gflops: tiledGflops, vsTiled: 1, reps: tiled.reps };
+      for (const config of configs) {
+        const head = { bench: 'matmul-sweep' as const, config: sweepName(config), M, N, K, threads: sweepThreads(config), workgroupBytes: sweepWorkgroupBytes(config) };
+        const shapeProblem = sweepShapeProblem(config, shape);
+        if (shapeProblem) {
+          yield { ...head, skipped: shapeProblem };
+          continue;
+        }
+        let kernel: SweepKernel;
+        try {
+          kernel = await compileSweepKernel(ctx, config);
+        } catch (e) {
+          yield { ...head, skipped: (e as Error).message };
+          continue;
+        }
+        try {
+          ctx.clear(C);
+          const t = await timeGpu(ctx, () => kernel.record(A, B, C, shape), { minMs });
+          const diffVsTiled = maxRelError(await ctx.readF32(C), reference);
+          const gflops = flops / (t.ms * 1e6);
+          yield { ...head, ms: t.ms, gflops, vsTiled: gflops / tiledGflops, diffVsTiled, agrees: diffVsTiled <= SWEEP_AGREEMENT, reps: t.reps };
+        } finally {
+          kernel.destroy();
+        }
+      }
+    } finally {
+      for (const b of [A, B, C]) ctx.destroy(b);
+    }
+  }
+}
