@@ -31,6 +31,42 @@ export interface TokenStats {
   max: number;
   /** Tokens whose next-token prediction counts in the loss (after the shift), summed over rows. */
   lossTokens: number;
+  /** The rows by their length before truncation: what max_seq_len cuts, as the page draws it. */
+  histogram: LengthHistogram;
+}
+
+/**
+ * Rows counted by length in tokens before truncation, in bins of `binWidth` tokens: bin i holds lengths
+ * i·binWidth + 1 … (i + 1)·binWidth (lengths of 0, which a row never has, in bin 0). Rows that fit max_seq_len and rows
+ * that are longer (truncated) are counted apart, so a bin across max_seq_len shows both.
+ */
+export interface LengthHistogram {
+  binWidth: number;
+  fits: number[];
+  truncated: number[];
+}
+
+/** At most this many bins: enough to see a distribution's shape in a panel a few hundred pixels wide. */
+export const HISTOGRAM_MAX_BINS = 40;
+
+/** The smallest of 1, 2, 5 × 10^k at least `x`: bin edges a person reads at a glance. */
+function niceWidth(x: number): number {
+  for (let p = 1; ; p *= 10) for (const m of [1, 2, 5]) if (m * p >= x) return m * p;
+}
+
+/** The histogram of `full` (lengths before truncation) against max_seq_len. */
+export function lengthHistogram(full: ArrayLike<number>, maxSeqLen: number): LengthHistogram {
+  let longest = 0;
+  for (let i = 0; i < full.length; i++) longest = Math.max(longest, full[i]);
+  const binWidth = niceWidth(Math.max(1, longest) / HISTOGRAM_MAX_BINS);
+  const bins = Math.max(1, Math.ceil(longest / binWidth));
+  const fits = new Array<number>(bins).fill(0);
+  const truncated = new Array<number>(bins).fill(0);
+  for (let i = 0; i < full.length; i++) {
+    const bin = Math.max(0, Math.ceil(full[i] / binWidth) - 1);
+    (full[i] > maxSeqLen ? truncated : fits)[bin]++;
+  }
+  return { binWidth, fits, truncated };
 }
 
 export interface DatasetSummary {
@@ -90,6 +126,8 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
   const arena = tok && keepExamples ? new TokenArena(tok.vocabSize) : null;
   const rows: DataRow[] = [];
   let lengths = new Uint32Array(1024);
+  // Before truncation, for the histogram (the lengths above are after it, as training sees them).
+  let fullLengths = new Uint32Array(1024);
   let count = 0;
   let total = 0;
   let lossTokens = 0;
@@ -127,8 +165,12 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
         const grown = new Uint32Array(lengths.length * 2);
         grown.set(lengths);
         lengths = grown;
+        const grownFull = new Uint32Array(lengths.length);
+        grownFull.set(fullLengths);
+        fullLengths = grownFull;
       }
       lengths[count] = len;
+      fullLengths[count] = len + ex.truncated;
       total += len;
       lossTokens += learn;
       if (arena) examples.push({ ...ex, ids: arena.hold(ex.ids) });
@@ -151,7 +193,7 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
   let tokens: TokenStats | null = null;
   if (tok) {
     const sorted = lengths.slice(0, count).sort();
-    tokens = { total, min: count ? sorted[0] : 0, median: median(sorted), max: count ? sorted[count - 1] : 0, lossTokens };
+    tokens = { total, min: count ? sorted[0] : 0, median: median(sorted), max: count ? sorted[count - 1] : 0, lossTokens, histogram: lengthHistogram(fullLengths.subarray(0, count), maxSeqLen) };
   }
   const summary: DatasetSummary = {
     rows: count,

@@ -8,6 +8,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount } from './format.ts';
 import { runBusy, type DataFile, type Shared } from './state.ts';
 import { RereadOnSettings } from './reread-on-settings.ts';
+import { lengthHistogramView } from './length-histogram.ts';
 
 /** Problems drawn at most per file; the rest are counted in "… and N more". */
 export const PROBLEMS_SHOWN = 100;
@@ -194,6 +195,7 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
       h('div', { class: 'file-head' }, h('span', { class: 'file-name', 'data-testid': `${which}-name` }, f.file.name), h('span', { class: 'num hint' }, formatBytes(f.file.size)), verdict(f)),
       f.status === 'error' && f.error ? h('p', { class: 'bad', 'data-testid': `${which}-error` }, `Could not read it: ${f.error.message}`) : null,
       report ? summaryView(report, `${which}-summary`, f.file.size) : null,
+      report?.summary.tokens && report.summary.rows > 0 ? lengthHistogramView(report.summary.tokens.histogram, report.summary.maxSeqLen, `${which}-lengths`) : null,
       report ? problemList(report, `${which}-problems`) : null,
     );
   };

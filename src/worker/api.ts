@@ -6,7 +6,7 @@
 import type { Quantization } from '../core/mistral.ts';
 import type { AdapterOrigin } from '../core/file-names.ts';
 import type { DataStats } from '../data/batches.ts';
-import type { DatasetSummary } from '../data/dataset.ts';
+import type { DatasetSummary, LengthHistogram } from '../data/dataset.ts';
 import type { Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
@@ -31,6 +31,7 @@ export type {
   DataStats,
   DatasetReport,
   DatasetSummary,
+  LengthHistogram,
   EvaluationProgress,
   GroupResult,
   ImportedAdapterInfo,

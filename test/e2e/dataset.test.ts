@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, screenshot, type App } from './browser.ts';
+import { lengthHistogram } from '../../src/data/dataset.ts';
+import { histogramLabel } from '../../src/ui/length-histogram.ts';
 
 const SAMPLE = readFileSync('public/datasets/sample.jsonl', 'utf8');
 
@@ -66,6 +68,20 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await fact(page, 'per row')).toBe(`min ${sorted[0]} · median ${(sorted[30] + sorted[31]) / 2} · max ${sorted[61]}`);
     expect(await page.locator('[data-testid="train-view"] .file-head .badge').textContent()).toBe('ready');
     expect(await page.getByTestId('train-problems').count()).toBe(0);
+    // The rows by length as bars: drawn (a canvas with pixels), in the bins the engine's lengths give, said in words.
+    const bars = page.getByTestId('train-lengths');
+    const want = lengthHistogram(lengths, 256);
+    expect(await bars.getAttribute('data-bins')).toBe(String(want.fits.length));
+    expect(await bars.getAttribute('data-bin-width')).toBe(String(want.binWidth));
+    expect(await bars.getAttribute('data-truncated-rows')).toBe('0');
+    expect(await bars.getAttribute('aria-label')).toBe(histogramLabel(want, 256));
+    const inked = await bars.locator('canvas').evaluate((c: HTMLCanvasElement) => {
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+      return n;
+    });
+    expect(inked).toBeGreaterThan(100);
 
     // The demo preset: a short run on the sample, Replicate's defaults shown beside the changed values.
     expect(await page.locator('#num_validation_samples').inputValue()).toBe('6');
@@ -95,8 +111,13 @@ describe('dataset panel and form (headless Chromium)', () => {
     await page.waitForTimeout(800);
     expect(await truncation.textContent()).toBe('none (max_seq_len 4,096)');
     // And a value that truncates: read again with it.
-    await page.locator('#max_seq_len').fill('16');
-    await truncation.filter({ hasText: /at 16 tokens/ }).waitFor();
+    await page.locator('#max_seq_len').fill('48');
+    await truncation.filter({ hasText: /at 48 tokens/ }).waitFor();
+    // The bars count the same truncated rows, and max_seq_len is named under them.
+    const cut = /^([\d,]+) at 48 tokens/.exec((await truncation.textContent()) ?? '')![1].replace(/,/g, '');
+    expect(await page.getByTestId('train-lengths').getAttribute('data-truncated-rows')).toBe(cut);
+    expect(await page.locator('[data-testid="train-lengths"] figcaption').textContent()).toMatch(/the line is max_seq_len 48\.$/);
+    await screenshot(page, 'dataset-lengths-truncated');
     await page.locator('#max_seq_len').fill('256');
     await truncation.filter({ hasText: 'none (max_seq_len 256)' }).waitFor();
   });
@@ -238,7 +259,7 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.locator('[data-field="lora_rank"]').getAttribute('class')).toContain('invalid');
     expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
     expect(await page.getByTestId('train-reason').textContent()).toMatch(/hyperparameters/);
-    await page.locator('#lora_rank').fill('16');
+    await page.locator('#lora_rank').fill('48');
     expect(await rankError.textContent()).toBe('');
     expect(await page.getByTestId('default-lora_rank').textContent()).toBe('default 8');
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadDataset } from '../../../src/data/dataset.ts';
+import { HISTOGRAM_MAX_BINS, lengthHistogram, loadDataset } from '../../../src/data/dataset.ts';
 import { ProblemLog, formatProblem } from '../../../src/data/problems.ts';
 import { RowChecker } from '../../../src/data/rows.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
@@ -62,6 +62,31 @@ describe('row rules', () => {
   });
 });
 
+describe('length histogram', () => {
+  it('bins lengths in 1, 2, 5 × 10^k tokens, a bin’s upper edge inside it, rows over max_seq_len apart', () => {
+    // Longest 2,000: 2,000 / 40 = 50 a bin, 40 bins; 50 is bin 0's last length, 51 bin 1's first.
+    const h = lengthHistogram([1, 50, 51, 100, 1024, 1025, 2000], 1024);
+    expect(h.binWidth).toBe(50);
+    expect(h.fits.length).toBe(40);
+    expect(h.fits[0]).toBe(2);
+    expect(h.fits[1]).toBe(2);
+    // 1024 fits max_seq_len (bin 20: 1001–1050), 1025 in the same bin is truncated, 2000 the last bin's last length.
+    expect(h.fits[20]).toBe(1);
+    expect(h.truncated[20]).toBe(1);
+    expect(h.truncated[39]).toBe(1);
+    expect(h.fits.reduce((a, b) => a + b) + h.truncated.reduce((a, b) => a + b)).toBe(7);
+    // Never more than HISTOGRAM_MAX_BINS, whatever the longest row.
+    for (const longest of [1, 7, 39, 40, 41, 99, 401, 4096, 32_768, 1_000_003]) {
+      const g = lengthHistogram([longest], 4096);
+      expect(g.fits.length, `longest ${longest}`).toBeLessThanOrEqual(HISTOGRAM_MAX_BINS);
+      expect(g.fits.length * g.binWidth).toBeGreaterThanOrEqual(longest);
+      expect([1, 2, 5]).toContain(g.binWidth / 10 ** Math.floor(Math.log10(g.binWidth)));
+    }
+    // No rows: one empty bin.
+    expect(lengthHistogram([], 16)).toEqual({ binWidth: 1, fits: [0], truncated: [0] });
+  });
+});
+
 describe('loadDataset', () => {
   it('tokenises a valid file in the replicate layout and summarises it', async () => {
     const tokenizer = await mistralTokenizer();
@@ -117,6 +142,14 @@ describe('loadDataset', () => {
     expect(d.examples.map((e) => e.ids.length)).toEqual(lengths.map((n) => Math.min(n, 12)));
     expect(d.summary.rowsTruncated).toBe(lengths.filter((n) => n > 12).length);
     expect(d.summary.tokensLost).toBe(lengths.reduce((a, n) => a + Math.max(0, n - 12), 0));
+    // The histogram counts the rows by their length before truncation, the truncated ones apart: 13 and 29 tokens
+    // over max_seq_len 12 in bins of 1 token (29 / 40 rounds up to 1).
+    const hist = d.summary.tokens!.histogram;
+    expect(hist.binWidth).toBe(1);
+    expect(hist.fits.length).toBe(Math.max(...lengths));
+    lengths.forEach((n) => expect((n > 12 ? hist.truncated : hist.fits)[n - 1]).toBeGreaterThan(0));
+    expect(hist.truncated.reduce((a, b) => a + b)).toBe(d.summary.rowsTruncated);
+    expect(hist.fits.reduce((a, b) => a + b) + hist.truncated.reduce((a, b) => a + b)).toBe(d.summary.rows);
     const truncated = d.problems.shown.filter((p) => p.code === 'truncated').map(formatProblem);
     expect(truncated).toEqual([
       `line 1: warning: ${lengths[0]} tokens, longer than max_seq_len 12: truncated, ${lengths[0] - 12} tokens lost`,

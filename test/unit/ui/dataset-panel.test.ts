@@ -13,7 +13,7 @@ function summary(over: Partial<DatasetSummary>): DatasetSummary {
     shape: null,
     layout: 'replicate',
     maxSeqLen: 256,
-    tokens: { total: 0, min: 0, median: 0, max: 0, lossTokens: 0 },
+    tokens: { total: 0, min: 0, median: 0, max: 0, lossTokens: 0, histogram: { binWidth: 1, fits: [0], truncated: [0] } },
     rowsTruncated: 0,
     tokensLost: 0,
     errors: 0,
@@ -44,7 +44,7 @@ describe('dataset summary facts', () => {
   });
 
   it('keeps them, with thousands separators, for a file with rows', () => {
-    const s = summary({ rows: 3, lines: 3, bytes: 5000, tokens: { total: 1_234_567, min: 5, median: 12, max: 999_747, lossTokens: 1_000 }, rowsTruncated: 1, tokensLost: 999_747 });
+    const s = summary({ rows: 3, lines: 3, bytes: 5000, tokens: { total: 1_234_567, min: 5, median: 12, max: 999_747, lossTokens: 1_000, histogram: { binWidth: 50_000, fits: [2], truncated: [1] } }, rowsTruncated: 1, tokensLost: 999_747 });
     const f = facts(s, 5000);
     expect(f.tokens).toBe('1,234,567');
     expect(f['per row']).toBe('min 5 · median 12 · max 999,747');

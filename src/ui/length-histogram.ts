@@ -1,0 +1,120 @@
+// The dataset's rows by length in tokens (before truncation) as bars (uPlot), with max_seq_len marked: whether
+// max_seq_len cuts a long tail or half the data is seen at a glance, where the summary's min / median / max does not
+// say it. Rows longer than max_seq_len are drawn in the warning colour, stacked on those that fit in a bin across it.
+// The container is an image to assistive technology, labelled with the same facts in words, and carries data-* counts
+// for automation.
+
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import type { LengthHistogram } from '../worker/api.ts';
+import { h } from './dom.ts';
+import { formatCount } from './format.ts';
+
+const FITS = '#7aa2ff';
+const TRUNCATED = '#f0b429';
+const MARK = '#f0b429';
+const AXIS = '#9aa3b2';
+const GRID = 'rgba(154, 163, 178, 0.12)';
+const FONT = '11px ui-monospace, SFMono-Regular, Menlo, monospace';
+const HEIGHT = 150;
+
+/** The bars in words: how many rows, over what range of lengths, and what max_seq_len truncates. */
+export function histogramLabel(hist: LengthHistogram, maxSeqLen: number): string {
+  const rows = hist.fits.reduce((a, b) => a + b, 0) + hist.truncated.reduce((a, b) => a + b, 0);
+  const cut = hist.truncated.reduce((a, b) => a + b, 0);
+  let fullest = 0;
+  hist.fits.forEach((_, i) => {
+    if (hist.fits[i] + hist.truncated[i] > hist.fits[fullest] + hist.truncated[fullest]) fullest = i;
+  });
+  const lo = fullest * hist.binWidth + (fullest === 0 ? 0 : 1);
+  const hi = (fullest + 1) * hist.binWidth;
+  const most = `most rows (${formatCount(hist.fits[fullest] + hist.truncated[fullest])}) have ${lo === hi ? formatCount(hi) : `${formatCount(lo)}–${formatCount(hi)}`} tokens`;
+  const tail = cut > 0 ? `${formatCount(cut)} of ${formatCount(rows)} rows are longer than max_seq_len ${formatCount(maxSeqLen)} and are truncated` : `every row fits max_seq_len ${formatCount(maxSeqLen)}`;
+  return `Rows by length in tokens: ${most}; ${tail}.`;
+}
+
+/** The chart, or null when there are no rows to draw. */
+export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, testid: string): HTMLElement | null {
+  const bins = hist.fits.length;
+  const total = hist.fits.map((f, i) => f + hist.truncated[i]);
+  if (total.every((n) => n === 0)) return null;
+  const cut = hist.truncated.reduce((a, b) => a + b, 0);
+  const host = h('div', { class: 'plot' });
+  const element = h(
+    'figure',
+    {
+      class: 'length-histogram',
+      'data-testid': testid,
+      'data-bins': bins,
+      'data-bin-width': hist.binWidth,
+      'data-truncated-rows': cut,
+      role: 'img',
+      'aria-label': histogramLabel(hist, maxSeqLen),
+    },
+    host,
+    h('figcaption', { class: 'hint' }, `Rows by length in tokens before truncation (bins of ${formatCount(hist.binWidth)})${cut > 0 ? `; the line is max_seq_len ${formatCount(maxSeqLen)}` : ''}.`),
+  );
+  // Bars at the middle of each bin: 1 … binWidth is drawn around binWidth / 2.
+  const xs = total.map((_, i) => (i + 0.5) * hist.binWidth);
+  const xMax = bins * hist.binWidth;
+  const bars = uPlot.paths.bars!({ size: [0.92, Infinity], gap: 1 });
+  const width = (): number => Math.max(200, Math.floor(element.clientWidth || 320));
+  const opts: uPlot.Options = {
+    width: width(),
+    height: HEIGHT,
+    cursor: { drag: { x: false, y: false }, points: { show: false } },
+    legend: { show: true, live: true },
+    scales: { x: { time: false, range: () => [0, xMax] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.08] } },
+    axes: [
+      { stroke: AXIS, font: FONT, grid: { show: false }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => formatCount(v)) },
+      { stroke: AXIS, font: FONT, size: 44, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => (Number.isInteger(v) ? formatCount(v) : '')) },
+    ],
+    series: [
+      {
+        label: 'tokens',
+        value: (_u, v) => {
+          if (v === null || v === undefined) return '—';
+          const i = Math.round(v / hist.binWidth - 0.5);
+          return `${formatCount(i * hist.binWidth + (i === 0 ? 0 : 1))}–${formatCount((i + 1) * hist.binWidth)}`;
+        },
+      },
+      // Drawn first and as tall as the bin's rows: what the next series leaves visible is the truncated part.
+      { label: 'truncated', fill: TRUNCATED, stroke: TRUNCATED, paths: bars, points: { show: false }, value: (_u, _v, _s, i) => (i === null ? '—' : formatCount(hist.truncated[i])) },
+      { label: 'fit', fill: FITS, stroke: FITS, paths: bars, points: { show: false }, value: (_u, _v, _s, i) => (i === null ? '—' : formatCount(hist.fits[i])) },
+    ],
+    hooks: {
+      draw: [
+        (u) => {
+          // max_seq_len, where it falls inside the drawn lengths.
+          if (maxSeqLen >= xMax) return;
+          const x = Math.round(u.valToPos(maxSeqLen, 'x', true));
+          const c = u.ctx;
+          c.save();
+          c.strokeStyle = MARK;
+          c.setLineDash([4, 3]);
+          c.lineWidth = 1.5 * devicePixelRatio;
+          c.beginPath();
+          c.moveTo(x, u.bbox.top);
+          c.lineTo(x, u.bbox.top + u.bbox.height);
+          c.stroke();
+          c.restore();
+        },
+      ],
+    },
+  };
+  // An empty bin is no bar at all (a zero would still draw its outline on the axis).
+  const bar = (n: number): number | null => (n > 0 ? n : null);
+  const plot = new uPlot(opts, [xs, total.map(bar), hist.fits.map(bar)], host);
+  // Sized to the panel once it is laid out, and again when the panel's width changes.
+  // A file read again replaces the chart: the detached one lets go of its canvas and its observer.
+  const resize = new ResizeObserver(() => {
+    if (!element.isConnected) {
+      resize.disconnect();
+      plot.destroy();
+      return;
+    }
+    plot.setSize({ width: width(), height: HEIGHT });
+  });
+  resize.observe(element);
+  return element;
+}
