@@ -101,6 +101,11 @@ export interface DataStats {
   run: { tokens: number; paddedTokens: number; microBatches: number };
   /** Decisions taken for the user that they should hear about (e.g. a smaller validation split than asked for). */
   notices?: string[];
+  /**
+   * The learning rate by optimizer step (1-based), added by the run's plan from the hyperparameters (the data does not
+   * know them): every step up to LR_CURVE_POINTS steps, else that many spread over the run, warmup's end included.
+   */
+  learningRates?: { steps: number[]; rates: number[] };
 }
 
 export interface BatchBuildOptions {

@@ -17,6 +17,26 @@ export function learningRate(lr: number, step: number, totalSteps: number, warmu
   return lr * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
+/** Points of a plan's learning-rate curve at most: a chart a few hundred pixels wide shows no more. */
+export const LR_CURVE_POINTS = 200;
+
+/**
+ * The learning rate at optimizer steps 1 … totalSteps (the trainer's 0-based step s is step s + 1 here), at every step
+ * or at LR_CURVE_POINTS of them spread evenly, always with the first, the last and the warmup's last step and the
+ * step after it, where the curve turns.
+ */
+export function learningRateCurve(lr: number, totalSteps: number, warmupRatio: number, kind: LrScheduler): { steps: number[]; rates: number[] } {
+  const at = new Set<number>();
+  if (totalSteps <= LR_CURVE_POINTS) for (let s = 1; s <= totalSteps; s++) at.add(s);
+  else {
+    for (let i = 0; i < LR_CURVE_POINTS; i++) at.add(1 + Math.round((i * (totalSteps - 1)) / (LR_CURVE_POINTS - 1)));
+    const w = warmupSteps(totalSteps, warmupRatio);
+    for (const s of [w, w + 1]) if (s >= 1 && s <= totalSteps) at.add(s);
+  }
+  const steps = [...at].sort((a, b) => a - b);
+  return { steps, rates: steps.map((s) => learningRate(lr, s - 1, totalSteps, warmupRatio, kind)) };
+}
+
 /**
  * Why a run of `totalSteps` would learn nothing, if it would: the warmup starts at 0 (step 0's rate is 0, as in
  * transformers), so a one-step run with any warmup trains at rate 0 throughout. Said in the plan, before a run.

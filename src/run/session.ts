@@ -28,7 +28,7 @@ import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/m
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, isStreamed, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
-import { scheduleNotice } from './schedule.ts';
+import { learningRateCurve, scheduleNotice } from './schedule.ts';
 import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type EvaluationProgress, type ValidationProgress } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
@@ -107,11 +107,15 @@ export function tokenizerMismatch(ckpt: Pick<BaseCheckpoint, 'config'>, tokenize
   );
 }
 
-/** The plan as shown before and at the start of a run: the data's notices, and the schedule's if it would learn nothing. */
+/**
+ * The plan as shown before and at the start of a run: the data's notices, the schedule's if it would learn nothing,
+ * and the learning rate by step (the page draws it).
+ */
 function planStats(data: TrainingData, hp: Hyperparams): DataStats {
   const s = data.stats;
   const notice = scheduleNotice(s.totalSteps, hp.warmup_ratio, hp.learning_rate, hp.lr_scheduler);
-  return notice ? { ...s, notices: [...(s.notices ?? []), notice] } : s;
+  const learningRates = learningRateCurve(hp.learning_rate, s.totalSteps, hp.warmup_ratio, hp.lr_scheduler);
+  return { ...s, learningRates, ...(notice ? { notices: [...(s.notices ?? []), notice] } : {}) };
 }
 
 export class FinetuneSession {

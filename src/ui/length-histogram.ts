@@ -9,6 +9,7 @@ import 'uplot/dist/uPlot.min.css';
 import type { LengthHistogram } from '../worker/api.ts';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
+import { FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
 
 const FITS = '#7aa2ff';
 const TRUNCATED = '#f0b429';
@@ -58,9 +59,8 @@ export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, te
   const xs = total.map((_, i) => (i + 0.5) * hist.binWidth);
   const xMax = bins * hist.binWidth;
   const bars = uPlot.paths.bars!({ size: [0.92, Infinity], gap: 1 });
-  const width = (): number => Math.max(200, Math.floor(element.clientWidth || 320));
   const opts: uPlot.Options = {
-    width: width(),
+    width: FIRST_WIDTH,
     height: HEIGHT,
     cursor: { drag: { x: false, y: false }, points: { show: false } },
     legend: { show: true, live: true },
@@ -106,15 +106,7 @@ export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, te
   const bar = (n: number): number | null => (n > 0 ? n : null);
   const plot = new uPlot(opts, [xs, total.map(bar), hist.fits.map(bar)], host);
   // Sized to the panel once it is laid out, and again when the panel's width changes.
-  // A file read again replaces the chart: the detached one lets go of its canvas and its observer.
-  const resize = new ResizeObserver(() => {
-    if (!element.isConnected) {
-      resize.disconnect();
-      plot.destroy();
-      return;
-    }
-    plot.setSize({ width: width(), height: HEIGHT });
-  });
-  resize.observe(element);
+  // A file read again replaces the chart: the detached one lets go of its canvas.
+  fitChartWidth(element, plot, HEIGHT);
   return element;
 }

@@ -4,6 +4,7 @@
 
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
+import { lrChartView } from './lr-chart.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
 import { formatCounted } from '../core/units.ts';
 import { LossChart } from './loss-chart.ts';
@@ -77,7 +78,8 @@ export function planView(s: DataStats): HTMLElement {
   const facts = h('dl', { class: 'plan-facts', 'data-testid': 'plan-facts' }, ...items.flatMap(([k, v]) => [h('div', { title: titles[k] }, h('dt', {}, k), h('dd', { class: 'num' }, v))]));
   // What the plan decided on its own (e.g. a validation share of a small file), and how to choose otherwise.
   const notices = (s.notices ?? []).map((n) => h('p', { class: 'hint warn', 'data-testid': 'plan-notice' }, n));
-  return notices.length ? h('div', {}, facts, ...notices) : facts;
+  const lr = s.learningRates ? lrChartView(s.learningRates, 'plan-lr') : null;
+  return notices.length || lr ? h('div', {}, facts, ...notices, lr) : facts;
 }
 
 /** " and 26 % padding": the padded tokens are computed (and priced) but not counted in tokens/s. */
@@ -525,6 +527,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     );
   };
 
+  // The plan drawn last, so that a render (one a step while training) rebuilds it, and its chart, only when it changed.
+  let shownPlan: { stats: DataStats; stale: boolean } | null = null;
+  const showPlan = (stats: DataStats, stale = false): void => {
+    if (shownPlan && shownPlan.stats === stats && shownPlan.stale === stale) return;
+    shownPlan = { stats, stale };
+    const view = planView(stats);
+    replaceChildren(planBox, stale ? h('div', { class: 'stale' }, view) : view);
+  };
   const render = (): void => {
     const run = shared.run.value;
     const busy = runBusy(run.phase);
@@ -557,13 +567,17 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       replaceChildren(sample, h('h3', {}, `Sample at step ${run.sample.step}`), h('p', { class: 'prompt' }, run.sample.prompt), h('p', { class: 'completion' }, run.sample.text));
     } else sample.hidden = true;
     if (run.plan) {
-      replaceChildren(planBox, planView(run.plan));
+      showPlan(run.plan);
     } else if (!busy) {
       const plan = shared.plan.value;
-      if (plan.status === 'ready' && plan.stats) replaceChildren(planBox, planView(plan.stats));
-      else if (plan.status === 'error' && plan.error) replaceChildren(planBox, h('p', { class: 'bad', 'data-testid': 'plan-error' }, plan.error.message));
-      else if (plan.status === 'planning') replaceChildren(planBox, plan.stats ? h('div', { class: 'stale' }, planView(plan.stats)) : h('p', { class: 'hint' }, 'Planning…'));
-      else replaceChildren(planBox);
+      if (plan.status === 'ready' && plan.stats) showPlan(plan.stats);
+      else if (plan.status === 'planning' && plan.stats) showPlan(plan.stats, true);
+      else {
+        shownPlan = null;
+        if (plan.status === 'error' && plan.error) replaceChildren(planBox, h('p', { class: 'bad', 'data-testid': 'plan-error' }, plan.error.message));
+        else if (plan.status === 'planning') replaceChildren(planBox, h('p', { class: 'hint' }, 'Planning…'));
+        else replaceChildren(planBox);
+      }
     }
     estimateBox.hidden = busy || why !== null;
     renderChart(run);

@@ -93,6 +93,11 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('default-learning_rate').textContent()).toBe('');
     await page.getByTestId('plan-facts').filter({ hasText: /training rows\s*56/ }).waitFor();
     expect(await page.getByTestId('plan-facts').textContent()).toMatch(/validation rows\s*6/);
+    // The planned learning rate by step, drawn: every step of the run, rate 0 at the first (warmup ceil(0.03 · steps)).
+    const steps = Number(/steps\s*([\d,]+)/.exec((await page.getByTestId('plan-facts').textContent()) ?? '')![1]);
+    const lr = page.getByTestId('plan-lr');
+    expect(await lr.getAttribute('data-points')).toBe(String(steps));
+    expect(await lr.getAttribute('aria-label')).toMatch(new RegExp(`^Learning rate by step: 0 at step 1, reaches 1\\.00e-4 at step 2, [0-9.e-]+ at step ${steps}\\.$`));
     await screenshot(page, 'dataset-sample');
   });
 

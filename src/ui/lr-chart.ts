@@ -1,0 +1,60 @@
+// The planned learning rate by optimizer step (uPlot): what warmup_ratio, lr_scheduler and the run's length make of
+// learning_rate, before a run starts — a 3 % warmup of 14 steps is one step at rate 0, which a line shows and a number
+// does not. An image to assistive technology, labelled with the curve's turning points in words.
+
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { h } from './dom.ts';
+import { formatCount } from './format.ts';
+import { FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
+
+const LINE = '#7aa2ff';
+const AXIS = '#9aa3b2';
+const GRID = 'rgba(154, 163, 178, 0.12)';
+const FONT = '11px ui-monospace, SFMono-Regular, Menlo, monospace';
+const HEIGHT = 120;
+
+const rate = (v: number): string => (v === 0 ? '0' : v.toExponential(2));
+
+/** The curve in words: where it starts, peaks and ends. */
+export function lrCurveLabel(curve: { steps: number[]; rates: number[] }): string {
+  const { steps, rates } = curve;
+  if (steps.length === 0) return 'No learning rate: the run has no steps.';
+  let peak = 0;
+  rates.forEach((r, i) => {
+    if (r > rates[peak]) peak = i;
+  });
+  const last = steps.length - 1;
+  const peakText = peak === 0 || peak === last ? '' : `, reaches ${rate(rates[peak])} at step ${formatCount(steps[peak])}`;
+  return `Learning rate by step: ${rate(rates[0])} at step ${formatCount(steps[0])}${peakText}, ${rate(rates[last])} at step ${formatCount(steps[last])}.`;
+}
+
+export function lrChartView(curve: { steps: number[]; rates: number[] }, testid: string): HTMLElement | null {
+  if (curve.steps.length === 0) return null;
+  const host = h('div', { class: 'plot' });
+  const element = h(
+    'figure',
+    { class: 'lr-chart', 'data-testid': testid, 'data-points': curve.steps.length, role: 'img', 'aria-label': lrCurveLabel(curve) },
+    host,
+    h('figcaption', { class: 'hint' }, 'Learning rate by optimizer step, as learning_rate, warmup_ratio and lr_scheduler set it.'),
+  );
+  const last = curve.steps[curve.steps.length - 1];
+  const opts: uPlot.Options = {
+    width: FIRST_WIDTH,
+    height: HEIGHT,
+    cursor: { drag: { x: false, y: false } },
+    legend: { show: true, live: true },
+    scales: { x: { time: false, range: () => [1, Math.max(2, last)] }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-12) * 1.1] } },
+    axes: [
+      { stroke: AXIS, font: FONT, grid: { show: false }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => (Number.isInteger(v) ? formatCount(v) : '')) },
+      { stroke: AXIS, font: FONT, size: 64, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => rate(v)) },
+    ],
+    series: [
+      { label: 'step', value: (_u, v) => (v === null || v === undefined ? '—' : formatCount(v)) },
+      { label: 'learning rate', stroke: LINE, width: 2, fill: 'rgba(122, 162, 255, 0.08)', points: { show: (u) => u.data[0].length <= 30, size: 4 }, value: (_u, v) => (v === null || v === undefined ? '—' : rate(v)) },
+    ],
+  };
+  const plot = new uPlot(opts, [curve.steps, curve.rates], host);
+  fitChartWidth(element, plot, HEIGHT);
+  return element;
+}
