@@ -26,6 +26,8 @@
 //   every element is loaded and stored on its own.
 // - CHECK (override): edge tests on loads (zeros outside) and stores (skipped outside). The host turns it off when
 //   M % 128, N % BN and K % 16 are all 0, and the compiler drops the tests.
+// - WARP_MAP: threads take their (tx, ty) so that a warp of 32 covers 8 × 4 of the thread grid instead of 16 × 2
+//   (fewer shared-memory wavefronts per K element on a 32-wide warp; `finetune bench sweep` measures the two maps).
 // - FIXED_M/N/K (overrides, 0 = read the uniform): sizes compiled into the pipeline, so index arithmetic folds.
 //   One pipeline per shape: the host uses them only when asked (the `tiled-fixed` choice).
 // - NF4 (without TRANS_A): B is a frozen NF4 weight W (layout in shaders/nf4.wgsl; its columns a multiple of 64), read
@@ -462,8 +464,16 @@ fn storeRow(base: u32, r: u32, c0: u32, c1: u32, v0: vec4<f32>, v1: vec4<f32>) {
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+//#if WARP_MAP
+  // Each warp of 32 threads an 8 × 4 patch of the thread grid (warps in rows of TX / 8): its B reads per K element are
+  // 8 consecutive vec4s (one 128-byte wavefront) and its A reads 4 distinct vec4s, where a row of the grid (16 × 2)
+  // reads 16 and 2. Which pairs of (tx, ty) share a warp is all that changes: the same outputs, the same bits.
+  let tx = (li / 32u) % (TX / 8u) * 8u + li % 8u;
+  let ty = (li / 32u) / (TX / 8u) * 4u + (li % 32u) / 8u;
+//#else
   let tx = li % TX;
   let ty = li / TX;
+//#endif
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
   let aBase = wg.z * p.strideA;

@@ -176,6 +176,7 @@ if [ "$SMOKE" = 1 ]; then
   step attention 300 bench attention --tokens 16 "${S[@]}"
   step layer-no-spill 300 bench layer --tokens 16 --attention tiled --no-attention-spill "${S[@]}"
   step layer-no-lora-epilogue 300 bench layer --tokens 16 --gemm tiled --no-lora-epilogue "${S[@]}"
+  step layer-warp 300 bench layer --tokens 16 --gemm tiled-warp "${S[@]}"
   step profile 300 bench profile --tokens 16 --gemm tiled --attention tiled --lora-kernel skinny "${S[@]}"
   step layer-basic 300 bench layer --tokens 16 --gemm basic "${S[@]}"
   step layer-tiled 300 bench layer --tokens 16 --gemm tiled "${S[@]}"
@@ -203,8 +204,8 @@ else
   #    the recomputation, kept layers rebuilding n1/n2/a, the lm_head in 1024-token chunks.
   step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
   # 2. The plain fp32 matmul at 4096^3 and its transposed variants (#9: >= 32 TFLOP/s, every variant >= 0.9x plain;
-  #    30.1-30.8 before the clamp-free hot loops).
-  step matmul-tiled 60 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
+  #    30.1-30.8 before the clamp-free hot loops), on both thread maps (tiled-warp: the same bits) in one process.
+  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled,tiled-warp
   # 2b. Which design choices hold the matmul at 30 (cuBLAS: 51): generated variants of the plain product, each beside
   #    the tiled kernel in one process (block, K step, thread tile, warp map, unrolled steps, block order; ~25 s).
   step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
@@ -214,6 +215,7 @@ else
   # 4. One layer, with and without Dawn's bounds clamps (run b of 2026-11-30: 103.3 ms, 95.2 ms unclamped), and at 4096
   #    tokens (#9: the layer at >= 0.8 of the matmul-bound ceiling at 2048 and at 4096; 0.49 at 4096 on the old kernels).
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
+  step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step layer-best-4096 90 bench layer --tokens 4096 "${BEST[@]}"
   # 5. The other kernels on the tiled GEMM: the lm_head + cross-entropy at the runner's 1024-token chunk beside the

@@ -43,7 +43,7 @@ function matmulLines(lines) {
   const label = (r) =>
     r.kernel === 'basic' || r.kernel === 'skinny'
       ? r.kernel
-      : `${r.kernel === 'tiled-fixed' ? 'fixed' : 'tiled'}${r.stages === 2 ? '2' : ''}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`;
+      : `${r.kernel === 'tiled-fixed' ? 'fixed' : r.kernel === 'tiled-warp' ? 'warp' : 'tiled'}${r.stages === 2 ? '2' : ''}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`;
   const variant = (v) =>
     String(v)
       .replace(/^plain fp32.*/, 'plain')

@@ -119,7 +119,7 @@ interface Run {
 function record(ctx: GpuContext, run: Run, a: GemmArgs): void {
   if (run.kernel === 'basic') gemmBasic(ctx, a);
   else if (run.kernel === 'skinny') gemmSkinny(ctx, a);
-  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed', stages: run.stages ?? 1 });
+  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed', stages: run.stages ?? 1, map: run.kernel === 'tiled-warp' ? 'warp' : 'row' });
 }
 
 /**
@@ -167,7 +167,7 @@ export async function* benchMatmul(
           const key = `${run.kernel}|${run.block ?? ''}|${run.stages ?? 1}`;
           if (!plain.has(key)) plain.set(key, gflops); // the first variant is the plain product
           let diffVsBasic: number | undefined;
-          if (run.kernel === 'tiled' && !run.blockForced && run.stages !== 2) oneStage = gflops;
+          if ((run.kernel === 'tiled' || run.kernel === 'tiled-warp') && !run.blockForced && run.stages !== 2) oneStage = gflops;
           if (run.kernel === 'basic') {
             basicGflops = gflops;
             if (runs.length > 1) basicOut = await ctx.readF32(C);

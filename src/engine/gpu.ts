@@ -29,12 +29,14 @@ export type AttentionKernel = 'rows' | 'tiled';
 export const ATTENTION_KERNELS: readonly AttentionKernel[] = ['rows', 'tiled'];
 
 /**
- * Which kernel `gemm` (kernels/matmul.ts) runs. 'basic': shaders/matmul.wgsl, measured (docs/benchmarks.md).
- * 'tiled': shaders/matmul_tiled.wgsl, register-tiled, not yet measured on a real GPU. 'tiled-fixed': the same with
- * M, N, K compiled into each pipeline (one pipeline per shape). docs/performance.md says why 'basic' is the default.
+ * Which kernel `gemm` (kernels/matmul.ts) runs. 'basic': shaders/matmul.wgsl. 'tiled': shaders/matmul_tiled.wgsl,
+ * register-tiled (measured on the H200, docs/benchmarks.md). 'tiled-fixed': the same with M, N, K compiled into each
+ * pipeline (one pipeline per shape). 'tiled-warp': the same with its threads mapped so that a warp of 32 covers 8 × 4
+ * of the thread grid instead of 16 × 2 (WARP_MAP: the same bits, fewer shared-memory wavefronts by count; not yet
+ * measured on a GPU). docs/performance.md says why 'basic' is the default.
  */
-export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed';
-export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
+export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed' | 'tiled-warp';
+export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed', 'tiled-warp'];
 
 /**
  * Which kernel runs the products whose output has a side of at most 16 and whose reduction is long: LoRA's rank-r
@@ -69,6 +71,7 @@ export type Int8Kernel = 'dp4a' | 'subgroup-matrix';
  */
 export type TiledStages = 1 | 2;
 export const TILED_STAGES: readonly TiledStages[] = [1, 2];
+
 export const INT8_KERNELS: readonly Int8Kernel[] = ['dp4a', 'subgroup-matrix'];
 
 /**

@@ -29,13 +29,13 @@ export const KERNEL_KINDS: readonly KernelKind[] = ['gemm', 'attention', 'lora']
  */
 export const WORKGROUP_BYTES: { readonly [K in KernelKind]: Readonly<Record<KernelKinds[K], number>> } = {
   attention: { rows: 25_680, tiled: 15_752 },
-  gemm: { basic: 16_448, tiled: 16_384, 'tiled-fixed': 16_384 },
+  gemm: { basic: 16_448, tiled: 16_384, 'tiled-fixed': 16_384, 'tiled-warp': 16_384 },
   lora: { general: 0, skinny: 16_384 },
 };
 
 const KERNEL_NAMES: { readonly [K in KernelKind]: Readonly<Record<KernelKinds[K], string>> } = {
   attention: { rows: 'row-split attention', tiled: 'tiled attention' },
-  gemm: { basic: 'basic GEMM (its NF4 products)', tiled: 'tiled GEMM', 'tiled-fixed': 'tiled GEMM' },
+  gemm: { basic: 'basic GEMM (its NF4 products)', tiled: 'tiled GEMM', 'tiled-fixed': 'tiled GEMM', 'tiled-warp': 'tiled GEMM' },
   lora: { general: 'general LoRA products', skinny: 'skinny LoRA products' },
 };
 

@@ -43,8 +43,11 @@ type KernelsByKind = { readonly [K in KernelKind]: readonly KernelChoice[K][] };
 /** Every kernel the engine has, by kind: what a saved run or a cached decision may name. */
 const KNOWN: KernelsByKind = { gemm: GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
 
-/** The GEMM kernels a tuning compares: 'tiled-fixed' compiles one pipeline per shape, so it stays a bench choice. */
-export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled'];
+/**
+ * The GEMM kernels a tuning compares: 'tiled-fixed' compiles one pipeline per shape, so it stays a bench choice.
+ * 'tiled-warp' (the tiled kernel on the warp map, the same bits) is measured in a stage of its own (kernelStages).
+ */
+export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-warp'];
 
 /** What a tuning compares, by kind. */
 const TUNED: KernelsByKind = { gemm: TUNED_GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
@@ -118,7 +121,8 @@ export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KERNEL
 export const kernelChoice = (k: KernelChoice): KernelChoice => ({ gemm: k.gemm, attention: k.attention, lora: k.lora });
 
 export function kernelsText(k: KernelChoice): string {
-  return `${k.gemm} GEMM, ${k.attention === 'rows' ? 'row-split' : 'tiled'} attention${k.lora === 'skinny' ? ', skinny LoRA products' : ''}`;
+  const gemm = k.gemm === 'tiled-warp' ? 'tiled GEMM (warp map)' : `${k.gemm} GEMM`;
+  return `${gemm}, ${k.attention === 'rows' ? 'row-split' : 'tiled'} attention${k.lora === 'skinny' ? ', skinny LoRA products' : ''}`;
 }
 
 export type KernelAsk<K> = K | 'auto';
@@ -159,24 +163,42 @@ export interface KernelStages {
 }
 
 /**
- * The combinations a run measures, in two stages: every GEMM × attention combination the ask allows, on the current
- * LoRA-product kernel (or the one asked for), then — when that kind is 'auto' — the other LoRA-product kernels on the
- * winner of the first stage. Five passes instead of eight: LoRA's products are a few per cent of a layer and do not
- * decide which GEMM or attention kernel wins (`finetune bench tune` measures all eight and says whether the staged
- * choice equals the full one). Combinations `skip` names (lost the device before) are left out; when the current
- * kernels are among them, the first left becomes the reference.
+ * The combinations a run measures, in up to three stages: every basic/tiled GEMM × attention combination the ask
+ * allows, on the current LoRA-product kernel (or the one asked for); then — when the GEMM is 'auto' and the tiled
+ * GEMM won — the tiled GEMM on the warp map with the winner's other kernels (the same bits: which map is faster is a
+ * property of the GPU, not of the other kernels); then — when the LoRA-product kind is 'auto' — the other
+ * LoRA-product kernels on the winner so far. Six passes instead of twelve: LoRA's products are a few per cent of a
+ * layer and do not decide which GEMM or attention kernel wins (`finetune bench tune` measures all twelve and says
+ * whether the staged choice equals the full one). Combinations `skip` names (lost the device before) are left out;
+ * when the current kernels are among them, the first left becomes the reference. `then` is given every trial so far
+ * and tells the next stage from how many there are.
  */
 export function kernelStages(ask: KernelAsks, current: KernelChoice, skip: (k: KernelChoice) => boolean = () => false): KernelStages {
   const loraAuto = askOf(ask, 'lora') === 'auto';
+  const gemmAuto = askOf(ask, 'gemm') === 'auto';
   const firstAsk: KernelAsks = { ...ask, lora: loraAuto ? current.lora : ask.lora };
-  const first = kernelCandidates(firstAsk, current).filter((k) => !skip(k));
-  const then = (trials: readonly KernelTrial[]): KernelChoice[] => {
+  const first = kernelCandidates(firstAsk, current).filter((k) => !skip(k) && (!gemmAuto || k.gemm !== 'tiled-warp' || sameKernels(k, current)));
+  const winnerOf = (trials: readonly KernelTrial[]): KernelChoice => pickKernels(trials, { allowed: (k) => allowedBy(ask, k) }).chosen;
+  const untried = (trials: readonly KernelTrial[]) => (k: KernelChoice): boolean => !skip(k) && !trials.some((t) => sameKernels(t.kernels, k));
+  const mapStage = (trials: readonly KernelTrial[]): KernelChoice[] => {
+    if (!gemmAuto || trials.length === 0) return [];
+    const winner = winnerOf(trials);
+    return winner.gemm === 'tiled' ? [{ ...winner, gemm: 'tiled-warp' as const }].filter(untried(trials)) : [];
+  };
+  const loraStage = (trials: readonly KernelTrial[]): KernelChoice[] => {
     if (!loraAuto || trials.length === 0) return [];
-    const winner = pickKernels(trials, { allowed: (k) => allowedBy(ask, k) }).chosen;
+    const winner = winnerOf(trials);
     return TUNED.lora
       .filter((l) => l !== winner.lora)
       .map((lora) => ({ ...winner, lora }))
-      .filter((k) => !skip(k) && !trials.some((t) => sameKernels(t.kernels, k)));
+      .filter(untried(trials));
+  };
+  const then = (trials: readonly KernelTrial[]): KernelChoice[] => {
+    const n = first.length;
+    if (trials.length < n) return [];
+    const map = mapStage(trials.slice(0, n));
+    if (trials.length === n) return map.length > 0 ? map : loraStage(trials);
+    return map.length > 0 && trials.length === n + map.length ? loraStage(trials) : [];
   };
   return { first, then };
 }
@@ -188,15 +210,23 @@ export function kernelStages(ask: KernelAsks, current: KernelChoice, skip: (k: K
  */
 export function tuningPasses(ask: KernelAsks, current: KernelChoice): number {
   const stages = kernelStages(ask, current);
-  const second = askOf(ask, 'lora') === 'auto' ? TUNED.lora.length - 1 : 0;
-  return 2 * (stages.first.length + second) + 1;
+  // The warp map's stage is counted as if the tiled GEMM wins (it runs only then): an estimate errs long, not short.
+  const map = askOf(ask, 'gemm') === 'auto' ? 1 : 0;
+  const lora = askOf(ask, 'lora') === 'auto' ? TUNED.lora.length - 1 : 0;
+  return 2 * (stages.first.length + map + lora) + 1;
 }
 
 /** The trials a staged run would have made, taken from a measurement of every combination (bench tune). */
 export function stagedTrials(all: readonly KernelTrial[], stages: KernelStages): KernelTrial[] {
   const find = (k: KernelChoice): KernelTrial | undefined => all.find((t) => sameKernels(t.kernels, k));
-  const first = stages.first.map(find).filter((t): t is KernelTrial => t !== undefined);
-  return [...first, ...stages.then(first).map(find).filter((t): t is KernelTrial => t !== undefined)];
+  const trials: KernelTrial[] = [];
+  for (let queue = stages.first; queue.length > 0; queue = stages.then(trials)) {
+    const found = queue.map(find).filter((t): t is KernelTrial => t !== undefined);
+    // A combination the grid lacks ends the stages, as a run that could not measure it would not go on either.
+    if (found.length < queue.length) break;
+    trials.push(...found);
+  }
+  return trials;
 }
 
 /** `v` as a choice when it names kernels this engine has; a missing `lora` is 'general' (records from before it). */

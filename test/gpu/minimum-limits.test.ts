@@ -13,7 +13,7 @@ import type { KernelSpec } from '../../src/engine/registry.ts';
 import { destroyMistralWeights } from '../../src/engine/mistral/weights.ts';
 import type { Dims } from '../../src/engine/mistral/dims.ts';
 import { configOf, randomMistral } from '../../src/bench/model.ts';
-import { applyKernels, kernelsOf, type KernelDecision } from '../../src/run/kernel-tuning.ts';
+import { applyKernels, kernelsOf, pickKernels, type KernelDecision } from '../../src/run/kernel-tuning.ts';
 import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
 import { minimumLimitsAdapter } from '../helpers/minimum-limits.ts';
 import { trainSteps, type TrainStepsResult } from '../helpers/train-steps.ts';
@@ -150,11 +150,15 @@ describe("an adapter with only WebGPU's guaranteed limits", () => {
       const errors = await gpuErrors(small, () => session.train(hp, files, (e) => events.push(e), { kernels: { measureOnSoftware: true } }));
       expect(errors).toEqual([]);
       const decision = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
-      // Only the tiled GEMM and attention were measured, then the skinny LoRA products on them.
-      expect(decision.trials.map((t) => t.kernels)).toEqual([
+      // Only the tiled GEMM and attention were measured, then the tiled GEMM on the warp map (it fits as the tiled one
+      // does), then the skinny LoRA products on the faster of the two maps.
+      const trials = decision.trials.map((t) => t.kernels);
+      expect(trials.slice(0, 2)).toEqual([
         { gemm: 'tiled', attention: 'tiled', lora: 'general' },
-        { gemm: 'tiled', attention: 'tiled', lora: 'skinny' },
+        { gemm: 'tiled-warp', attention: 'tiled', lora: 'general' },
       ]);
+      expect(trials[2]).toEqual({ gemm: pickKernels(decision.trials.slice(0, 2)).chosen.gemm, attention: 'tiled', lora: 'skinny' });
+      expect(trials).toHaveLength(3);
       const losses = events.filter((e) => e.type === 'step').map((e) => (e as { loss: number }).loss);
       expect(losses).toHaveLength(2);
       expect(losses.every(Number.isFinite)).toBe(true);

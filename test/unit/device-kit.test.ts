@@ -190,6 +190,15 @@ describe('summarise', () => {
     expect(s).toContain('fwd-dq/tiled 29.0 | fwd-dq/tiled2 24.0 | bwd/tiled2 26.0');
   });
 
+  it('names the tiled kernel on the warp map apart from the row map in matmul lines', () => {
+    const lines = [
+      { device: 'step', step: 'matmul-tiled-warp', attempt: 1 },
+      { bench: 'matmul', kernel: 'tiled-warp', block: 'wide', blockForced: false, variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 33000 },
+      { bench: 'matmul', kernel: 'tiled', block: 'wide', blockForced: false, variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 30000 },
+    ];
+    expect(summarise(lines.map((l) => JSON.stringify(l)).join('\n'))).toContain('8x8x8 plain: warp[w] 33.0 | tiled[w] 30.0');
+  });
+
   it('shows the int8 lines and the int8 gates of a check', () => {
     const lines = [
       { device: 'step', step: 'int8', attempt: 1 },

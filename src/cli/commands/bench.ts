@@ -118,11 +118,12 @@ what:
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
   --shapes 2048x1024x4096      matmul: more shapes, MxNxK
-  --kernels basic,tiled,tiled-fixed   matmul: the GEMM kernels to compare (default all three)
+  --kernels basic,tiled,tiled-fixed   matmul: the GEMM kernels to compare (default those three; tiled-warp too when
+                               named: the tiled kernel on the warp map, the same bits)
   --tokens 512,2048            nf4/attention/layer, and matmul's projection shapes (q/o, k/v, gate/up, down): tokens
                                (default: 512,2048 on a GPU, 64 on SwiftShader, where matmul takes projection shapes
                                only when --tokens is given)
-  --gemm basic                 the GEMM kernel every benchmark but matmul uses (basic, tiled, tiled-fixed;
+  --gemm basic                 the GEMM kernel every benchmark but matmul uses (basic, tiled, tiled-fixed, tiled-warp;
                                docs/performance.md): nf4, kernels and layer compare with that kernel's plain product
   --attention rows             the attention kernels layer, model, stream and generate run (rows, the measured default;
                                tiled, shaders/attention_flash.wgsl); bench attention always times both
@@ -229,7 +230,7 @@ export const benchCommand: Command = {
     const gemmKernel = gemmKernelFlag('gemm', values.gemm ?? 'basic');
     const attention = attentionKernelFlag(values.attention ?? 'rows');
     const loraKernel = loraKernelFlag(values['lora-kernel'] ?? 'general');
-    const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS;
+    const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS.filter((k) => k !== 'tiled-warp');
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const keepAttention = values['keep-attention'] ?? false;
     const gpuMemoryGb = values['gpu-memory'] === undefined ? null : Number(values['gpu-memory']);

@@ -41,6 +41,13 @@ export interface TiledOptions {
   fixedShape?: boolean;
   /** Two stages where the device has the workgroup memory for them (`tiledWorkgroupBytes`), else one. */
   stages?: TiledStages;
+  /** 'warp': a warp of threads covers 8 × 4 of the thread grid (WARP_MAP), 'row': 16 × 2; default: the context's kernel. */
+  map?: 'row' | 'warp';
+}
+
+/** Whether a product runs with the warp map: asked for, or the context's GEMM kernel is 'tiled-warp'. */
+function warpMapOf(ctx: GpuContext, o: TiledOptions): boolean {
+  return (o.map ?? (ctx.gemmKernel === 'tiled-warp' ? 'warp' : 'row')) === 'warp';
 }
 
 /** Workgroup memory of one variant: its stages of both tiles (16 K rows of BM and BN floats), and NF4's code book. */
@@ -86,7 +93,7 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
   ctx.dispatch(
     {
       shader: 'matmul_tiled',
-      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a), ...lr.defines },
+      defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, WARP_MAP: warpMapOf(ctx, o), ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a), ...lr.defines },
       constants,
     },
     [a.A, a.B, a.C, ...lowRankBuffers(a)],
@@ -144,7 +151,7 @@ function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): 
   const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check, ...lr.constants };
   if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
   ctx.dispatch(
-    { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, NF4: true, DQ: W.doubleQuant, ...lr.defines }, constants },
+    { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, WARP_MAP: warpMapOf(ctx, t), NF4: true, DQ: W.doubleQuant, ...lr.defines }, constants },
     // Binding order of the NF4 variant: the activations, codes, the output, the scale buffers, then a low-rank term's.
     [a.A, W.codes, a.C, ...scaleBuffers(W), ...lowRankBuffers(a)],
     gemmUniforms(a),

@@ -29,6 +29,7 @@ const TILED_TILED: KernelChoice = { gemm: 'tiled', attention: 'tiled', lora: 'ge
 const TILED_ROWS: KernelChoice = { gemm: 'tiled', attention: 'rows', lora: 'general' };
 const BASIC_TILED: KernelChoice = { gemm: 'basic', attention: 'tiled', lora: 'general' };
 const skinny = (k: KernelChoice): KernelChoice => ({ ...k, lora: 'skinny' });
+const warp = (k: KernelChoice): KernelChoice => ({ ...k, gemm: 'tiled-warp' });
 const name = (k: KernelChoice): string => `${k.gemm}/${k.attention}/${k.lora}`;
 const trial = (kernels: KernelChoice, ms: number, agrees = true): KernelTrial => ({ kernels, ms: agrees ? ms : NaN, reps: agrees ? 3 : 0, relDiff: agrees ? 1e-7 : 0.5, agrees });
 const AUTO = { gemm: 'auto', attention: 'auto' } as const;
@@ -37,10 +38,10 @@ describe('the combinations a tuning runs', () => {
   it('runs the current kernels first, then every other tuned combination', () => {
     const c = kernelCandidates(AUTO, BASIC_ROWS);
     expect(c[0]).toEqual(BASIC_ROWS);
-    expect(c).toHaveLength(8); // 2 GEMM × 2 attention × 2 LoRA-product kernels
-    expect(new Set(c.map((k) => `${k.gemm}/${k.attention}/${k.lora}`)).size).toBe(8);
+    expect(c).toHaveLength(12); // 3 GEMM (basic, tiled, tiled on the warp map) × 2 attention × 2 LoRA-product kernels
+    expect(new Set(c.map((k) => `${k.gemm}/${k.attention}/${k.lora}`)).size).toBe(12);
     // A kind asked for is not varied.
-    expect(kernelCandidates({ lora: 'general' }, BASIC_ROWS)).toHaveLength(4);
+    expect(kernelCandidates({ lora: 'general' }, BASIC_ROWS)).toHaveLength(6);
   });
 
   it('runs the current kernels as the reference even when the ask excludes them', () => {
@@ -55,15 +56,26 @@ describe('the combinations a tuning runs', () => {
 });
 
 describe('the stages a run measures in', () => {
-  it('first every GEMM × attention combination on the current LoRA-product kernel, then the other one on the winner', () => {
+  it('first every basic/tiled GEMM × attention combination on the current LoRA-product kernel, then the warp map on a tiled winner, then the other LoRA kernel on the winner', () => {
     const stages = kernelStages(AUTO, BASIC_ROWS);
     expect(stages.first).toEqual([BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED]);
     const firstTrials = [trial(BASIC_ROWS, 100), trial(BASIC_TILED, 70), trial(TILED_ROWS, 60), trial(TILED_TILED, 40)];
-    expect(stages.then(firstTrials)).toEqual([skinny(TILED_TILED)]);
-    // The winner's other LoRA kernel measured, nothing more follows.
-    expect(stages.then([...firstTrials, trial(skinny(TILED_TILED), 39)])).toEqual([]);
-    // When the defaults win the first stage, the second measures the defaults with the skinny products.
-    expect(stages.then([trial(BASIC_ROWS, 100), trial(BASIC_TILED, 99), trial(TILED_ROWS, 101), trial(TILED_TILED, 1, false)])).toEqual([skinny(BASIC_ROWS)]);
+    expect(stages.then(firstTrials)).toEqual([warp(TILED_TILED)]);
+    // The LoRA stage runs on the winner so far: the warp map when it was faster, the row map when it was not.
+    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 35)])).toEqual([skinny(warp(TILED_TILED))]);
+    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 45)])).toEqual([skinny(TILED_TILED)]);
+    // The winner's other LoRA kernel measured, nothing more follows (the map is not measured again).
+    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 35), trial(skinny(warp(TILED_TILED)), 20)])).toEqual([]);
+    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 45), trial(skinny(TILED_TILED), 20)])).toEqual([]);
+    // When the basic GEMM wins the first stage there is no map to try: the second stage is the skinny products.
+    const basicWins = [trial(BASIC_ROWS, 100), trial(BASIC_TILED, 99), trial(TILED_ROWS, 101), trial(TILED_TILED, 1, false)];
+    expect(stages.then(basicWins)).toEqual([skinny(BASIC_ROWS)]);
+    expect(stages.then([...basicWins, trial(skinny(BASIC_ROWS), 98)])).toEqual([]);
+    // Asked for a GEMM kernel, the map is not varied.
+    const asked = kernelStages({ gemm: 'tiled', attention: 'auto' }, BASIC_ROWS);
+    expect(asked.then([trial(BASIC_ROWS, 100), trial(TILED_ROWS, 60), trial(TILED_TILED, 40)])).toEqual([skinny(TILED_TILED)]);
+    // Asked for the warp map, it runs in the first stage.
+    expect(kernelStages({ gemm: 'tiled-warp', lora: 'general' }, BASIC_ROWS).first).toEqual([BASIC_ROWS, warp(TILED_ROWS), warp(TILED_TILED)]);
   });
 
   it('has no second stage when the LoRA-product kernel is asked for; the asked one runs in the first', () => {
@@ -76,14 +88,17 @@ describe('the stages a run measures in', () => {
     const lost = [BASIC_ROWS, skinny(TILED_TILED)];
     const stages = kernelStages(AUTO, BASIC_ROWS, (k) => lost.some((l) => name(l) === name(k)));
     expect(stages.first).toEqual([BASIC_TILED, TILED_ROWS, TILED_TILED]);
-    expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 90), trial(TILED_TILED, 40)])).toEqual([]);
-    expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 40), trial(TILED_TILED, 90)])).toEqual([skinny(TILED_ROWS)]);
+    const first = [trial(BASIC_TILED, 100), trial(TILED_ROWS, 90), trial(TILED_TILED, 40)];
+    expect(stages.then(first)).toEqual([warp(TILED_TILED)]);
+    // The row map stays the winner, and its skinny variant was lost: nothing more.
+    expect(stages.then([...first, trial(warp(TILED_TILED), 41)])).toEqual([]);
+    expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 40), trial(TILED_TILED, 90)])).toEqual([warp(TILED_ROWS)]);
   });
 
-  it('counts the layer passes a measurement takes: two per candidate of both stages and one warm-up more', () => {
-    expect(tuningPasses(AUTO, BASIC_ROWS)).toBe(2 * (4 + 1) + 1);
-    expect(tuningPasses({ lora: 'general' }, BASIC_ROWS)).toBe(2 * 4 + 1);
-    expect(tuningPasses({ lora: 'skinny' }, BASIC_ROWS)).toBe(2 * 5 + 1); // the reference and four on skinny
+  it('counts the layer passes a measurement takes: two per candidate of every stage and one warm-up more', () => {
+    expect(tuningPasses(AUTO, BASIC_ROWS)).toBe(2 * (4 + 1 + 1) + 1);
+    expect(tuningPasses({ lora: 'general' }, BASIC_ROWS)).toBe(2 * (4 + 1) + 1);
+    expect(tuningPasses({ lora: 'skinny' }, BASIC_ROWS)).toBe(2 * (5 + 1) + 1); // the reference and four on skinny, the map
     expect(tuningPasses({ gemm: 'tiled', lora: 'general' }, BASIC_ROWS)).toBe(2 * 3 + 1);
   });
 
@@ -248,19 +263,21 @@ describe('the decision a run makes', () => {
   it('measures on a hardware adapter, takes the fastest, and remembers it for the next run', async () => {
     const i = inputs();
     const d = await decideKernels(i);
-    // Two stages: the four GEMM × attention combinations, then the skinny LoRA products on the fastest of them.
-    expect(i.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED], [skinny(TILED_TILED)]]);
-    expect(d).toMatchObject({ source: 'measured', kernels: skinny(TILED_TILED), lost: [] });
-    expect(d.speedup).toBeCloseTo(100 / 60, 12);
-    expect(d.trials).toHaveLength(5);
+    // Three stages: the four GEMM × attention combinations, the warp map on the fastest (tiled), then the skinny LoRA
+    // products on the fastest so far.
+    expect(i.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED], [warp(TILED_TILED)], [skinny(warp(TILED_TILED))]]);
+    expect(d).toMatchObject({ source: 'measured', kernels: skinny(warp(TILED_TILED)), lost: [] });
+    expect(d.speedup).toBeCloseTo(100 / 50, 12);
+    expect(d.trials).toHaveLength(6);
     const again = inputs({ cache: i.cache });
     const d2 = await decideKernels(again);
     expect(again.measured).toHaveLength(0);
     expect(d2).toMatchObject({ source: 'cached', kernels: d.kernels });
-    expect(d2.text).toContain('1.67×');
+    expect(d2.text).toContain('2.00×');
+    expect(d2.text).toContain('tiled GEMM (warp map)');
     const retune = inputs({ cache: i.cache, request: { retune: true } });
     expect((await decideKernels(retune)).source).toBe('measured');
-    expect(retune.measured).toHaveLength(2) // both stages;
+    expect(retune.measured).toHaveLength(3); // every stage
   });
 
   it('keeps a software adapter on its kernels without measuring, unless told to measure there', async () => {
@@ -287,8 +304,8 @@ describe('the decision a run makes', () => {
     const i = inputs(small);
     const d = await decideKernels(i);
     // Neither the basic GEMM (its NF4 products: 16,448 bytes) nor the row-split attention (25,680) is tried.
-    expect(i.measured).toEqual([[TILED_TILED], [skinny(TILED_TILED)]]);
-    expect(d.kernels).toEqual(skinny(TILED_TILED));
+    expect(i.measured).toEqual([[TILED_TILED], [warp(TILED_TILED)], [skinny(warp(TILED_TILED))]]);
+    expect(d.kernels).toEqual(skinny(warp(TILED_TILED)));
     // A decision remembered for this key that does not fit is not taken.
     const cached = inputs({ ...small });
     await cached.cache!.put('k', { ...BASIC_ROWS, speedup: 2, measuredAt: '2026-11-30' });
@@ -360,7 +377,7 @@ describe('the decision a run makes', () => {
 
     const next = inputs({ cache: first.cache });
     const d = await decideKernels(next);
-    expect(next.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_TILED], [skinny(TILED_TILED)]]);
+    expect(next.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_TILED], [warp(TILED_TILED)], [skinny(warp(TILED_TILED))]]);
     expect(d.source).toBe('measured');
     expect(d.lost.map(name)).toEqual(['tiled/rows/general']);
     expect(d.text).toMatch(/; not measured, having lost the GPU device here before: tiled GEMM, row-split attention \(\d{4}-\d\d-\d\d\)$/);
@@ -391,7 +408,7 @@ describe('the decision a run makes', () => {
     const d = await decideKernels(i);
     expect(i.measured).toEqual([]);
     expect(d).toMatchObject({ source: 'lost-before', kernels: BASIC_ROWS });
-    expect(d.lost).toHaveLength(4);
+    expect(d.lost).toHaveLength(6);
     expect(d.text).toMatch(/unmeasured: every combination lost the GPU device when measured here before .*--retune-kernels or "Forget them" in the GPU panel/);
   });
 
