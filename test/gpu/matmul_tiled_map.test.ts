@@ -6,67 +6,13 @@
 // epilogue; the NF4 forward and input gradient. A map that left an output unwritten or wrote one twice fails here.
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GemmKernel, GpuContext } from '../../src/engine/gpu.ts';
-import type { GemmArgs, LowRankAdd } from '../../src/engine/kernels/gemm_args.ts';
 import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
 import { gemm } from '../../src/engine/kernels/matmul.ts';
-import { gemmTiled, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, type TiledOptions } from '../../src/engine/kernels/matmul_tiled.ts';
-import { nf4_destroy, nf4_upload } from '../../src/engine/kernels/nf4.ts';
-import { randomArray } from '../../src/engine/reference/common.ts';
-import { quantizeRef } from '../../src/engine/reference/nf4.ts';
-import { nf4TestWeights } from '../helpers/nf4-inputs.ts';
 import { DROP_KEY } from './gemm-dropout.ts';
 import { gpuContext } from './context.ts';
+import { gemmProduct, nf4Product, type TiledProduct } from './tiled-products.ts';
 
-type Product = { name: string; run: (ctx: GpuContext) => Promise<Uint32Array> };
-
-const bitsOf = async (ctx: GpuContext, b: GPUBuffer): Promise<Uint32Array> => new Uint32Array((await ctx.readF32(b)).buffer);
-
-/** LoRA's term for the epilogue: U (M × r) and V (r × N, transV) from the seed. */
-function lowRankOf(ctx: GpuContext, M: number, N: number, r: number, seed: number): { add: LowRankAdd; buffers: GPUBuffer[] } {
-  const u = ctx.upload('U', randomArray(M * r, seed), 'scratch');
-  const v = ctx.upload('V', randomArray(r * N, seed + 1), 'scratch');
-  return { add: { u, v, r, transV: true, scale: 0.5 }, buffers: [u, v] };
-}
-
-function gemmProduct(name: string, a: Omit<GemmArgs, 'A' | 'B' | 'C'>, o: TiledOptions = {}, rank = 0): Product {
-  return {
-    name,
-    run: async (ctx) => {
-      const batch = a.batch ?? 1;
-      const [sA, sB, sC] = [a.strideA ?? a.M * a.K, a.strideB ?? a.K * a.N, a.strideC ?? a.M * a.N];
-      const half = a.bStorage === 'bf16';
-      const A = ctx.upload('A', randomArray(sA * batch, a.M + 3 * a.K), 'scratch');
-      const Bf = randomArray(sB * batch + (half && (sB * batch) % 2 ? 1 : 0), a.N + 5 * a.K);
-      const B = ctx.upload('B', half ? new Float32Array(new Uint16Array(Bf.buffer).filter((_, i) => i % 2 === 1).buffer) : Bf, 'scratch');
-      const C = ctx.upload('C', randomArray(sC * batch, a.M * a.N), 'scratch');
-      const lr = rank ? lowRankOf(ctx, a.M, a.N, rank, a.M + a.N) : null;
-      gemmTiled(ctx, { ...a, A, B, C, ...(lr ? { lowRank: lr.add } : {}) }, o);
-      const bits = await bitsOf(ctx, C);
-      for (const b of [A, B, C, ...(lr?.buffers ?? [])]) ctx.destroy(b);
-      return bits;
-    },
-  };
-}
-
-function nf4Product(name: string, N: number, K: number, M: number, doubleQuant: boolean, backward: boolean, o: TiledOptions = {}, rank = 0): Product {
-  return {
-    name,
-    run: async (ctx) => {
-      const W = nf4_upload(ctx, quantizeRef(nf4TestWeights(N, K, N + K), N, K, doubleQuant), 'W');
-      const In = ctx.upload('in', randomArray(M * (backward ? N : K), M + N), 'scratch');
-      const Out = ctx.upload('out', randomArray(M * (backward ? K : N), M + K), 'scratch');
-      const lr = rank ? lowRankOf(ctx, M, backward ? K : N, rank, M + 7) : null;
-      const f = backward ? nf4MatmulBackwardTiled : nf4MatmulForwardTiled;
-      f(ctx, Out, In, W, M, { accumulate: true, alpha: 0.75, ...(lr ? { lowRank: lr.add } : {}) }, o);
-      const bits = await bitsOf(ctx, Out);
-      for (const b of [In, Out, ...(lr?.buffers ?? [])]) ctx.destroy(b);
-      nf4_destroy(ctx, W);
-      return bits;
-    },
-  };
-}
-
-const PRODUCTS: Product[] = [
+const PRODUCTS: TiledProduct[] = [
   gemmProduct('plain, ragged (edge tests), unaligned', { M: 37, N: 70, K: 41 }),
   gemmProduct('Aᵀ·Bᵀ, ragged, narrow', { M: 130, N: 36, K: 200, transA: true, transB: true, alpha: -1.5, beta: 1 }, { block: 'narrow' }),
   gemmProduct('X·Wᵀ, divisible, wide, no edge tests', { M: 256, N: 256, K: 64, transB: true }, { block: 'wide', check: false }),
@@ -96,7 +42,7 @@ describe('tiled GEMM with the warp map', () => {
   });
 
   /** The product with the context's GEMM kernel 'tiled' (row map) or 'tiled-warp'; the tiled functions ask for neither. */
-  const withMap = async (map: 'row' | 'warp', p: Product): Promise<Uint32Array> => {
+  const withMap = async (map: 'row' | 'warp', p: TiledProduct): Promise<Uint32Array> => {
     ctx.gemmKernel = map === 'warp' ? 'tiled-warp' : 'tiled';
     return p.run(ctx);
   };

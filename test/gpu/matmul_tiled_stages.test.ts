@@ -6,60 +6,13 @@
 // kernel runs one.
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import type { GemmArgs } from '../../src/engine/kernels/gemm_args.ts';
 import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
-import { gemmTiled, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, tiledWorkgroupBytes, type TiledOptions } from '../../src/engine/kernels/matmul_tiled.ts';
-import { nf4_destroy, nf4_upload } from '../../src/engine/kernels/nf4.ts';
-import { randomArray } from '../../src/engine/reference/common.ts';
-import { quantizeRef } from '../../src/engine/reference/nf4.ts';
-import { nf4TestWeights } from '../helpers/nf4-inputs.ts';
+import { tiledWorkgroupBytes } from '../../src/engine/kernels/matmul_tiled.ts';
 import { DROP_KEY } from './gemm-dropout.ts';
 import { gpuContext } from './context.ts';
+import { gemmProduct, nf4Product, type TiledProduct } from './tiled-products.ts';
 
-/** stages undefined: the context's choice (`GpuContext.tiledStages`). */
-type Product = { name: string; run: (ctx: GpuContext, stages: 1 | 2 | undefined) => Promise<Uint32Array> };
-
-const bitsOf = async (ctx: GpuContext, b: GPUBuffer): Promise<Uint32Array> => new Uint32Array((await ctx.readF32(b)).buffer);
-
-/** One f32 GEMM on the tiled kernel with `stages`, from inputs made by the seed: the output's bits. */
-function gemmProduct(name: string, a: Omit<GemmArgs, 'A' | 'B' | 'C'>, o: TiledOptions = {}): Product {
-  return {
-    name,
-    run: async (ctx, stages) => {
-      const batch = a.batch ?? 1;
-      const [sA, sB, sC] = [a.strideA ?? a.M * a.K, a.strideB ?? a.K * a.N, a.strideC ?? a.M * a.N];
-      const half = a.bStorage === 'bf16';
-      const A = ctx.upload('A', randomArray(sA * batch, a.M + 3 * a.K), 'scratch');
-      const Bf = randomArray(sB * batch + (half && (sB * batch) % 2 ? 1 : 0), a.N + 5 * a.K);
-      const B = ctx.upload('B', half ? new Float32Array(new Uint16Array(Bf.buffer).filter((_, i) => i % 2 === 1).buffer) : Bf, 'scratch');
-      const C = ctx.upload('C', randomArray(sC * batch, a.M * a.N), 'scratch');
-      gemmTiled(ctx, { ...a, A, B, C }, { ...o, stages });
-      const bits = await bitsOf(ctx, C);
-      for (const b of [A, B, C]) ctx.destroy(b);
-      return bits;
-    },
-  };
-}
-
-/** The NF4 forward (Y = X·deq(W)ᵀ) or input gradient (dX = dY·deq(W)) on the tiled kernel with `stages`. */
-function nf4Product(name: string, N: number, K: number, M: number, doubleQuant: boolean, backward: boolean, o: TiledOptions = {}): Product {
-  return {
-    name,
-    run: async (ctx, stages) => {
-      const W = nf4_upload(ctx, quantizeRef(nf4TestWeights(N, K, N + K), N, K, doubleQuant), 'W');
-      const In = ctx.upload('in', randomArray(M * (backward ? N : K), M + N), 'scratch');
-      const Out = ctx.upload('out', randomArray(M * (backward ? K : N), M + K), 'scratch');
-      const f = backward ? nf4MatmulBackwardTiled : nf4MatmulForwardTiled;
-      f(ctx, Out, In, W, M, { accumulate: true, alpha: 0.75 }, { ...o, stages });
-      const bits = await bitsOf(ctx, Out);
-      for (const b of [In, Out]) ctx.destroy(b);
-      nf4_destroy(ctx, W);
-      return bits;
-    },
-  };
-}
-
-const PRODUCTS: Product[] = [
+const PRODUCTS: TiledProduct[] = [
   gemmProduct('plain, ragged (edge tests), unaligned', { M: 37, N: 70, K: 41 }),
   gemmProduct('Aᵀ·Bᵀ, ragged, narrow', { M: 130, N: 36, K: 200, transA: true, transB: true, alpha: -1.5, beta: 1 }, { block: 'narrow' }),
   gemmProduct('X·Wᵀ, divisible, wide, no edge tests', { M: 128, N: 128, K: 64, transB: true }, { block: 'wide', check: false }),
@@ -94,7 +47,7 @@ describe('tiled GEMM with two stages of workgroup tiles', () => {
 
   for (const p of PRODUCTS) {
     it(`${p.name}: the one-stage kernel's bits`, async () => {
-      expect(await p.run(ctx, 2)).toEqual(await p.run(ctx, 1));
+      expect(await p.run(ctx, { stages: 2 })).toEqual(await p.run(ctx, { stages: 1 }));
     });
   }
 
@@ -107,13 +60,13 @@ describe('tiled GEMM with two stages of workgroup tiles', () => {
     const spy = vi.spyOn(ctx, 'dispatch');
     try {
       const plain = gemmProduct('plain', { M: 128, N: 128, K: 32 }, { block: 'wide' });
-      const one = await plain.run(ctx, 1);
+      const one = await plain.run(ctx, { stages: 1 });
       ctx.tiledStages = 2;
-      expect(await plain.run(ctx, undefined)).toEqual(one);
+      expect(await plain.run(ctx)).toEqual(one);
       const wideNf4 = nf4Product('NF4 wide', 128, 64, 128, false, false, { block: 'wide' });
-      const nf4Two = await wideNf4.run(ctx, undefined);
+      const nf4Two = await wideNf4.run(ctx);
       ctx.tiledStages = 1;
-      expect(nf4Two).toEqual(await wideNf4.run(ctx, undefined));
+      expect(nf4Two).toEqual(await wideNf4.run(ctx));
       // one stage asked; the context's two; the wide NF4 block that cannot have them; one stage again.
       const doubles = spy.mock.calls.filter(([spec]) => spec.shader === 'matmul_tiled').map(([spec]) => Boolean(spec.defines?.DOUBLE));
       expect(doubles).toEqual([false, true, false, false]);

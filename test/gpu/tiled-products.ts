@@ -1,0 +1,61 @@
+// Products on the tiled GEMM (kernels/matmul_tiled.ts) from inputs made by a seed, returning the output's bits: the
+// tests of variants that must not change a bit (two stages of tiles, the warp map) run each one both ways and compare.
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import type { GemmArgs, LowRankAdd } from '../../src/engine/kernels/gemm_args.ts';
+import { gemmTiled, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, type TiledOptions } from '../../src/engine/kernels/matmul_tiled.ts';
+import { nf4_destroy, nf4_upload } from '../../src/engine/kernels/nf4.ts';
+import { randomArray } from '../../src/engine/reference/common.ts';
+import { quantizeRef } from '../../src/engine/reference/nf4.ts';
+import { nf4TestWeights } from '../helpers/nf4-inputs.ts';
+
+/** One product; `more` adds tiled options to the product's own (two stages, a map). */
+export type TiledProduct = { name: string; run: (ctx: GpuContext, more?: TiledOptions) => Promise<Uint32Array> };
+
+const bitsOf = async (ctx: GpuContext, b: GPUBuffer): Promise<Uint32Array> => new Uint32Array((await ctx.readF32(b)).buffer);
+
+/** LoRA's term for the epilogue: U (M × r) and V (r × N, transV) from the seed. */
+function lowRankOf(ctx: GpuContext, M: number, N: number, r: number, seed: number): { add: LowRankAdd; buffers: GPUBuffer[] } {
+  const u = ctx.upload('U', randomArray(M * r, seed), 'scratch');
+  const v = ctx.upload('V', randomArray(r * N, seed + 1), 'scratch');
+  return { add: { u, v, r, transV: true, scale: 0.5 }, buffers: [u, v] };
+}
+
+/** One f32 GEMM (`rank` > 0: with LoRA's term of that rank in the epilogue). */
+export function gemmProduct(name: string, a: Omit<GemmArgs, 'A' | 'B' | 'C'>, o: TiledOptions = {}, rank = 0): TiledProduct {
+  return {
+    name,
+    run: async (ctx, more = {}) => {
+      const batch = a.batch ?? 1;
+      const [sA, sB, sC] = [a.strideA ?? a.M * a.K, a.strideB ?? a.K * a.N, a.strideC ?? a.M * a.N];
+      const half = a.bStorage === 'bf16';
+      const A = ctx.upload('A', randomArray(sA * batch, a.M + 3 * a.K), 'scratch');
+      const Bf = randomArray(sB * batch + (half && (sB * batch) % 2 ? 1 : 0), a.N + 5 * a.K);
+      const B = ctx.upload('B', half ? new Float32Array(new Uint16Array(Bf.buffer).filter((_, i) => i % 2 === 1).buffer) : Bf, 'scratch');
+      const C = ctx.upload('C', randomArray(sC * batch, a.M * a.N), 'scratch');
+      const lr = rank ? lowRankOf(ctx, a.M, a.N, rank, a.M + a.N) : null;
+      gemmTiled(ctx, { ...a, A, B, C, ...(lr ? { lowRank: lr.add } : {}) }, { ...o, ...more });
+      const bits = await bitsOf(ctx, C);
+      for (const b of [A, B, C, ...(lr?.buffers ?? [])]) ctx.destroy(b);
+      return bits;
+    },
+  };
+}
+
+/** The NF4 forward (Y = X·deq(W)ᵀ) or input gradient (dX = dY·deq(W)), accumulating with alpha 0.75. */
+export function nf4Product(name: string, N: number, K: number, M: number, doubleQuant: boolean, backward: boolean, o: TiledOptions = {}, rank = 0): TiledProduct {
+  return {
+    name,
+    run: async (ctx, more = {}) => {
+      const W = nf4_upload(ctx, quantizeRef(nf4TestWeights(N, K, N + K), N, K, doubleQuant), 'W');
+      const In = ctx.upload('in', randomArray(M * (backward ? N : K), M + N), 'scratch');
+      const Out = ctx.upload('out', randomArray(M * (backward ? K : N), M + K), 'scratch');
+      const lr = rank ? lowRankOf(ctx, M, backward ? K : N, rank, M + 7) : null;
+      const f = backward ? nf4MatmulBackwardTiled : nf4MatmulForwardTiled;
+      f(ctx, Out, In, W, M, { accumulate: true, alpha: 0.75, ...(lr ? { lowRank: lr.add } : {}) }, { ...o, ...more });
+      const bits = await bitsOf(ctx, Out);
+      for (const b of [In, Out, ...(lr?.buffers ?? [])]) ctx.destroy(b);
+      nf4_destroy(ctx, W);
+      return bits;
+    },
+  };
+}
