@@ -117,6 +117,15 @@ export function applyKernels(ctx: GpuContext, k: KernelChoice): void {
 
 export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KERNEL_KINDS.every((kind) => a[kind] === b[kind]);
 
+/**
+ * Whether two choices compute the same bits: the same kernels, or the tiled GEMM on either thread map (each output is
+ * summed in the same order by whichever thread owns it).
+ */
+export function sameNumbers(a: KernelChoice, b: KernelChoice): boolean {
+  const tiledFamily = (g: GemmKernel): GemmKernel => (g === 'tiled-warp' ? 'tiled' : g);
+  return tiledFamily(a.gemm) === tiledFamily(b.gemm) && a.attention === b.attention && a.lora === b.lora;
+}
+
 /** Just the kernels of a choice (a cached decision also carries its speedup and date). */
 export const kernelChoice = (k: KernelChoice): KernelChoice => ({ gemm: k.gemm, attention: k.attention, lora: k.lora });
 
@@ -632,7 +641,8 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
     }
     const kernels = withAsked(ask, i.saved);
     const same = sameKernels(kernels, i.saved);
-    return { ...none, kernels, source: same ? 'saved-run' : 'asked', text: same ? `kernels: ${kernelsText(kernels)}, as the saved run was trained with` : `kernels: ${kernelsText(kernels)} as asked; the saved run was trained with ${kernelsText(i.saved)}, so its numbers continue to fp32 rounding, not bit for bit` };
+    const numbers = sameNumbers(kernels, i.saved) ? 'the same numbers, bit for bit (only which thread computes what differs)' : 'so its numbers continue to fp32 rounding, not bit for bit';
+    return { ...none, kernels, source: same ? 'saved-run' : 'asked', text: same ? `kernels: ${kernelsText(kernels)}, as the saved run was trained with` : `kernels: ${kernelsText(kernels)} as asked; the saved run was trained with ${kernelsText(i.saved)}, ${numbers}` };
   }
   if (noneAuto) {
     const kernels = withAsked(ask, i.current);

@@ -296,6 +296,10 @@ describe('the decision a run makes', () => {
     const other = await decideKernels(inputs({ saved: TILED_TILED, request: { attention: 'rows' } }));
     expect(other).toMatchObject({ source: 'asked', kernels: TILED_ROWS });
     expect(other.text).toContain('not bit for bit');
+    // The tiled GEMM on the other thread map computes the same bits: a resume asked onto it says so.
+    const map = await decideKernels(inputs({ saved: TILED_TILED, request: { gemm: 'tiled-warp' } }));
+    expect(map).toMatchObject({ source: 'asked', kernels: warp(TILED_TILED) });
+    expect(map.text).toBe('kernels: tiled GEMM (warp map), tiled attention as asked; the saved run was trained with tiled GEMM, tiled attention, the same numbers, bit for bit (only which thread computes what differs)');
   });
 
   it('on a GPU with only 16 KiB of workgroup memory, never measures, chooses or resumes on kernels that need more', async () => {
