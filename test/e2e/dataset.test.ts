@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, screenshot, type App } from './browser.ts';
 import { lengthHistogram } from '../../src/data/dataset.ts';
 import { histogramLabel } from '../../src/ui/length-histogram.ts';
+import { learningRateCurve } from '../../src/run/schedule.ts';
+import { lrCurveLabel } from '../../src/ui/lr-chart.ts';
 
 const SAMPLE = readFileSync('public/datasets/sample.jsonl', 'utf8');
 
@@ -98,6 +100,12 @@ describe('dataset panel and form (headless Chromium)', () => {
     const lr = page.getByTestId('plan-lr');
     expect(await lr.getAttribute('data-points')).toBe(String(steps));
     expect(await lr.getAttribute('aria-label')).toMatch(new RegExp(`^Learning rate by step: 0 at step 1, reaches 1\\.00e-4 at step 2, [0-9.e-]+ at step ${steps}\\.$`));
+    // Another schedule in the form is drawn at once: the curve the trainer's own schedule gives.
+    await page.locator('#lr_scheduler').selectOption('cosine');
+    const cosine = lrCurveLabel(learningRateCurve(1e-4, steps, 0.03, 'cosine'));
+    await page.locator(`[data-testid="plan-lr"][aria-label="${cosine}"]`).waitFor();
+    await page.locator('#lr_scheduler').selectOption('linear');
+    await page.locator(`[data-testid="plan-lr"][aria-label="${lrCurveLabel(learningRateCurve(1e-4, steps, 0.03, 'linear'))}"]`).waitFor();
     await screenshot(page, 'dataset-sample');
   });
 
@@ -264,7 +272,7 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.locator('[data-field="lora_rank"]').getAttribute('class')).toContain('invalid');
     expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
     expect(await page.getByTestId('train-reason').textContent()).toMatch(/hyperparameters/);
-    await page.locator('#lora_rank').fill('48');
+    await page.locator('#lora_rank').fill('16');
     expect(await rankError.textContent()).toBe('');
     expect(await page.getByTestId('default-lora_rank').textContent()).toBe('default 8');
 
