@@ -165,7 +165,10 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     fake.script = { processingPolls: 3, outcome: 'succeeded', hold: true };
     await press(page.getByTestId('remote-send'));
     // The new job goes to the top of the list.
-    await page.locator(`[data-testid="remote-job"]:not([data-id="${canceled}"])`).waitFor();
+    await page.locator(`[data-testid="remote-job"]:not([data-id="${canceled}"])`).waitFor().catch(async () => {
+      // Say what the panel said instead (a refusal, an error from the fake server) rather than only that nothing came.
+      throw new Error(`no second job: ${await page.getByTestId('remote-status').textContent()} / ${await page.getByTestId('remote-jobs').textContent()}`);
+    });
     second = (await page.getByTestId('remote-job').first().getAttribute('data-id')) as string;
     expect(second).not.toBe(canceled);
     await jobStatus(page, second, 'processing');
