@@ -175,6 +175,10 @@ export function modelPanel(shared: Shared): HTMLElement {
         `base weights ${formatBytes(p.bytes.weights)} · LoRA ${formatBytes(p.bytes.lora)} · AdamW ${formatBytes(p.bytes.optimizer)} · activations ${formatBytes(p.bytes.activations)} · scratch ${formatBytes(p.bytes.scratch + p.bytes.io + p.bytes.context)} · ${p.run.rows} × ${p.run.seqLen} tokens`,
       ),
       h('p', { class: 'hint', 'data-testid': 'model-plan-recomputation' }, `Recomputation: ${p.run.recomputation}.`),
+      // Where the weights' size comes from: a float32 checkpoint under a bfloat16 config is twice the size config.json
+      // suggests, and the warning says so (text from config.json is only ever text here).
+      h('p', { class: 'hint', 'data-testid': 'model-plan-dtype' }, `Weights planned as ${p.model.dtype}, from ${p.model.dtypeFrom}.`),
+      ...p.warnings.map((w) => h('p', { class: 'hint warn', 'data-testid': 'model-plan-warning' }, w)),
       // What does not fit here can still be trained: the same job on Replicate's A100 (80 GB).
       p.verdict === 'does-not-fit'
         ? h('p', { class: 'hint', 'data-testid': 'model-plan-remote' }, 'Too big for this GPU? ', h('a', { href: '#panel-remote', class: 'link' }, 'Train the same job on Replicate'), ' (an A100 with 80 GB).')

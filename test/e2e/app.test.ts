@@ -40,6 +40,9 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
     await app.page.locator('[data-testid="model-plan"][data-verdict]').waitFor({ timeout: 60_000 });
     expect(await plan.getAttribute('data-verdict')).toBe('fits');
     expect(await plan.textContent()).toMatch(/base weights .*LoRA .*AdamW .*activations/);
+    // Where the weights' size comes from: the demo's safetensors headers (config.json agrees).
+    expect(await app.page.getByTestId('model-plan-dtype').textContent()).toBe('Weights planned as bfloat16, from the safetensors headers.');
+    expect(await app.page.getByTestId('model-plan-warning').count()).toBe(0);
     expect(await app.page.getByTestId('model-plan-remote').count()).toBe(0);
     // A GPU with 10 MB cannot hold even the demo model: the verdict says so and points to remote training.
     await app.page.locator('#gpu-memory-gib').fill('0.01');

@@ -2,7 +2,7 @@
 // the sample dataset is preselected with its summary; a broken JSONL shows every problem with its line (and column),
 // errors and warnings apart, capped with "… and N more"; the form validates as you type and shows the worker's
 // planning errors under the field they name.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -333,7 +333,15 @@ describe('dataset panel and form (headless Chromium)', () => {
     await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json']);
     expect(await page.getByTestId('model-load').isDisabled()).toBe(true);
     expect(await page.getByTestId('model-load-reason').textContent()).toBe('The picked files include no *.safetensors weights: pick them with config.json (PyTorch .bin weights are not read).');
+    // A config.json whose torch_dtype is not what the safetensors store: the plan counts the stored dtype and says so.
+    const f32Config = join(mkdtempSync(join(tmpdir(), 'model-f32-config-')), 'config.json');
+    writeFileSync(f32Config, JSON.stringify({ ...JSON.parse(readFileSync('public/models/mistral-nano-demo/config.json', 'utf8')), dtype: 'float32' }));
+    await page.locator('#model-files').setInputFiles([f32Config, 'public/models/mistral-nano-demo/model.safetensors']);
+    await page.getByTestId('model-plan-warning').filter({ hasText: 'config.json says the weights are float32; the safetensors store the weight matrices as bfloat16: planned as stored' }).waitFor();
+    expect(await page.getByTestId('model-plan-dtype').textContent()).toBe('Weights planned as bfloat16, from the safetensors headers (config.json says float32).');
     await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json', 'public/models/mistral-nano-demo/model.safetensors']);
+    await page.getByTestId('model-plan-dtype').filter({ hasText: /^Weights planned as bfloat16, from the safetensors headers\.$/ }).waitFor();
+    expect(await page.getByTestId('model-plan-warning').count()).toBe(0);
     expect(await page.getByTestId('model-load').isEnabled()).toBe(true);
     expect(await page.getByTestId('model-load-reason').isHidden()).toBe(true);
     await page.getByTestId('model-load').click();
