@@ -2,7 +2,7 @@
 // over a directory. src/model stays free of `node:*`; this is the Node side of its interfaces.
 
 import { open, stat } from 'node:fs/promises';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve, sep } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
@@ -91,9 +91,15 @@ export interface ModelSpec {
   /**
    * What the weight cache names the model by: one name per model, which the label is not for folders (two folders
    * named `model`, the same folder reached from two working directories) or URLs (two hosts' `Mistral-7B`): a folder's
-   * absolute path, a URL without credentials or query, a Hub id with its revision (`owner/name@main` without --revision).
+   * real path (symbolic links resolved: one folder reached through a link is one model, not two ≈ 4 GB entries), a URL
+   * without credentials or query, a Hub id with its revision (`owner/name@main` without --revision).
    */
   cacheSource: string;
+  /**
+   * Names earlier builds gave this model in the cache, besides the label: a folder's absolute path through a symbolic
+   * link (before 2026-12-04 the cache named folders by their path as given). An entry under one is moved, not rebuilt.
+   */
+  formerCacheSources: string[];
 }
 
 
@@ -122,18 +128,20 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     // (on its redirect to the CDN) versions the files for the weight cache (src/model/source.ts, answerValidator).
     const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined, redirects: 'here' });
     const path = new URL(spec).pathname.replace(/\/+$/, '');
-    return { kind: 'url', files, label: basename(path) || new URL(spec).host, cacheSource: displayUrl(spec) };
+    return { kind: 'url', files, label: basename(path) || new URL(spec).host, cacheSource: displayUrl(spec), formerCacheSources: [] };
   }
   if (existsSync(spec)) {
     if (!statSync(spec).isDirectory()) throw new FinetuneError('bad-input', `--model ${spec} is a file; give the folder that holds config.json and the safetensors`);
-    return { kind: 'directory', files: nodeDirectory(spec), label: basename(resolve(spec)), cacheSource: resolve(spec) };
+    const given = resolve(spec);
+    const real = realpathSync(spec);
+    return { kind: 'directory', files: nodeDirectory(spec), label: basename(given), cacheSource: real, formerCacheSources: given === real ? [] : [given] };
   }
   if (/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(spec) && !spec.includes('..')) {
     // Named with its revision, as the page names it: a saved run and the adapter's base model say which one was trained on.
     const label = revision === undefined ? spec : `${spec}@${revision}`;
     // The cache's name always has the revision: no --revision and --revision main are the same files. Entries named
     // by the label (owner/name, before 2026-12-04) are moved to it at the next load (src/run/weight-cache.ts).
-    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN' }), label, cacheSource: `${spec}@${revision ?? 'main'}` };
+    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN' }), label, cacheSource: `${spec}@${revision ?? 'main'}`, formerCacheSources: [] };
   }
   throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

@@ -177,14 +177,15 @@ export class FinetuneSession {
    * (hyperparameters and the GPU's memory) stream them only when the plan says they cannot all be on the GPU.
    * `o.checkpoint`: `files` already opened (openBaseCheckpoint), by a caller that checked the model before other work.
    * `o.cacheSource`: what the weight cache names the files by, when `source` (the model's name in runs and exports)
-   * could be another model's too (a folder's bare name); entries written under `source` are moved to it.
+   * could be another model's too (a folder's bare name); entries written under `source`, or under one of
+   * `o.formerCacheSources` (names earlier builds gave the same files), are moved to it.
    */
   async loadModel(
     files: FileSet,
     source: string,
     quantization: Quantization,
     onProgress?: (p: LoadProgress) => void,
-    o: { streamLayers?: StreamLayersChoice; checkpoint?: BaseCheckpoint; cacheSource?: string } = {},
+    o: { streamLayers?: StreamLayersChoice; checkpoint?: BaseCheckpoint; cacheSource?: string; formerCacheSources?: readonly string[] } = {},
   ): Promise<ModelInfo> {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading another model');
     const t0 = Date.now();
@@ -200,7 +201,7 @@ export class FinetuneSession {
     const streamLayers = streaming.stream;
     // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
     // one, from the files).
-    const cacheNames = o.cacheSource === undefined ? { source } : { source: o.cacheSource, legacySource: source };
+    const cacheNames = o.cacheSource === undefined ? { source } : { source: o.cacheSource, legacySources: [source, ...(o.formerCacheSources ?? [])] };
     const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, ...cacheNames, cache: this.weightCache, onProgress, streamLayers });
     const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;

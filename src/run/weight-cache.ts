@@ -160,11 +160,12 @@ export interface CachedLoadOptions {
    */
   source: string;
   /**
-   * The name entries of these files were written under before (the folder's bare name, which two folders can share;
-   * a Hub id without its revision): an entry found only under it (or under the files' former versions, see
-   * ByteSource.formerVersion) is loaded, written again under `source` and removed, so no model is rebuilt for it.
+   * The names entries of these files were written under before (the folder's bare name, which two folders can share;
+   * a Hub id without its revision; the path through a symbolic link, before folders were named by their real path):
+   * an entry found only under one of them (or under the files' former versions, see ByteSource.formerVersion) is
+   * loaded, written again under `source` and removed, so no model is rebuilt for it. Tried in this order.
    */
-  legacySource?: string;
+  legacySources?: readonly string[];
   /** Null: no cache (--no-cache, no OPFS): the weights come from the files, and nothing is written. */
   cache: WeightCacheStore | null;
   onProgress?: (p: LoadProgress) => void;
@@ -198,7 +199,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
   const key = await cacheKey(identity);
   const entry = cache ? await cache.open(key) : null;
   if (cache && !entry) {
-    const moved = await moveEarlierEntry(ctx, cache, key, identity, earlierIdentities(identity, o.legacySource, formerFiles), o, notes);
+    const moved = await moveEarlierEntry(ctx, cache, key, identity, earlierIdentities(identity, o.legacySources ?? [], formerFiles), o, notes);
     if (moved) return { weights: moved, fromCache: true, notes, files: identity.files, formerFiles };
   }
   if (cache && entry) {
@@ -223,11 +224,11 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
 }
 
 /**
- * The identities earlier builds gave these files: under the legacy name, under their former versions, or both (every
+ * The identities earlier builds gave these files: under a legacy name, under their former versions, or both (every
  * one that differs from `identity`), in that order.
  */
-function earlierIdentities(identity: CacheIdentity, legacySource: string | undefined, formerFiles: CacheIdentity['files'] | null): CacheIdentity[] {
-  const sources = legacySource !== undefined && legacySource !== identity.source ? [identity.source, legacySource] : [identity.source];
+function earlierIdentities(identity: CacheIdentity, legacySources: readonly string[], formerFiles: CacheIdentity['files'] | null): CacheIdentity[] {
+  const sources = [...new Set([identity.source, ...legacySources])];
   const fileSets = formerFiles ? [identity.files, formerFiles] : [identity.files];
   return sources.flatMap((source) => fileSets.map((files) => ({ ...identity, source, files }))).slice(1);
 }

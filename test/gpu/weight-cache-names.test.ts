@@ -2,7 +2,7 @@
 // models: each has its entry, named by its absolute path, and neither is taken for an older version of the other
 // (`cache prune` removed the older one, and every load of one said the other was superseded). An entry written under
 // the folder's bare name (before entries were named by path) is moved to the path on the next load, not rebuilt.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +39,8 @@ function modelCopy(root: string, parent: string): string {
 describe('weight-cache entry names', () => {
   let ctx: GpuContext;
   let session: FinetuneSession;
-  const root = mkdtempSync(join(tmpdir(), 'finetune-cache-names-'));
+  // Its real path: where the system's temp folder is itself a link (macOS), folders are named by the resolved one.
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'finetune-cache-names-')));
   const cacheDir = join(root, 'cache');
   const cache = nodeWeightCache(cacheDir);
   beforeAll(async () => {
@@ -115,5 +116,28 @@ describe('weight-cache entry names', () => {
     expect((await session.loadModel(before, 'someone/model', 'nf4-double')).fromCache).toBe(false);
     const changed = versioned(files, (n) => ({ version: `http "sha-${n}"`, formerVersion: `http "cdn-${n}${n === 'config.json' ? '' : '-v2'}"` }));
     expect((await session.loadModel(changed, 'someone/model', 'nf4-double', undefined, { cacheSource: 'someone/model@main' })).fromCache).toBe(false);
+  });
+
+  it('a folder reached through a symbolic link is one model with the folder itself, named by its real path; an entry under the link is moved, not rebuilt', async () => {
+    for (const e of await cache.list()) await cache.remove(e.key);
+    const real = realpathSync(modelCopy(root, 'd'));
+    const link = join(root, 'linked-model');
+    symlinkSync(real, link, 'dir');
+    const viaLink = modelSpec(link);
+    expect(viaLink.label).toBe('linked-model'); // named as given
+    expect(viaLink.cacheSource).toBe(real);
+    expect(viaLink.formerCacheSources).toEqual([link]);
+    expect(modelSpec(real).formerCacheSources).toEqual([]);
+    const loadSpec = (spec: ReturnType<typeof modelSpec>) => session.loadModel(spec.files, spec.label, 'nf4-double', undefined, { cacheSource: spec.cacheSource, formerCacheSources: spec.formerCacheSources });
+    expect((await loadSpec(modelSpec(real))).fromCache).toBe(false);
+    expect((await loadSpec(viaLink)).fromCache).toBe(true);
+    expect((await cache.list()).map((e) => e.source)).toEqual([real]);
+    // As a load through the link wrote it before: named by the link's path.
+    for (const e of await cache.list()) await cache.remove(e.key);
+    expect((await session.loadModel(viaLink.files, viaLink.label, 'nf4-double', undefined, { cacheSource: link })).fromCache).toBe(false);
+    const moved = await loadSpec(viaLink);
+    expect(moved.fromCache).toBe(true);
+    expect(moved.warnings.join(' ')).toContain(`the cached weights of these files, kept under the name ${link}, are now kept under ${real}`);
+    expect((await cache.list()).map((e) => e.source)).toEqual([real]);
   });
 });

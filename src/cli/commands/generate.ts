@@ -118,7 +118,7 @@ Example:
     const streamLayers = values['stream-layers'];
     // The load's progress on stderr (stdout is the generated text): a Mistral-7B download takes minutes.
     const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
-    const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.cacheSource, legacySource: spec.label, cache, streamLayers, onProgress });
+    const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.cacheSource, legacySources: [spec.label, ...spec.formerCacheSources], cache, streamLayers, onProgress });
     for (const n of loaded.notes) io.err(`warning: ${n}`);
     const older = cache ? supersededNote(await cache.list(), spec.cacheSource, quantization, 'finetune cache prune') : null;
     if (older) io.err(`note: ${older}`);

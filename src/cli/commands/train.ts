@@ -385,7 +385,7 @@ export function makeTrainCommand(
               loading = true;
               // The load's progress on stderr, where the notes go (stdout stays one JSON event a line).
               const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
-              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers, checkpoint, cacheSource: spec.cacheSource }).finally(() => (loading = false));
+              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers, checkpoint, cacheSource: spec.cacheSource, formerCacheSources: spec.formerCacheSources }).finally(() => (loading = false));
               if (attempt === 0) {
                 for (const n of model.notices ?? []) io.err(`note: ${n}`);
                 // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).
