@@ -36,6 +36,11 @@ export interface LoraConfig {
    * beyond the model's depth are dropped when the adapter is read against it.
    */
   layersFromTargets?: true;
+  /**
+   * Items of a target_modules list that name no module of a Mistral model (another architecture's c_attn, a layer it
+   * does not have): PEFT ignores them when others match, and so does this reader. Absent when there are none.
+   */
+  ignoredTargetModules?: string[];
   taskType: string;
   inferenceMode: boolean;
   /** The config JSON as read, so writing it back keeps fields we do not model. Null for a new adapter. */
@@ -111,11 +116,31 @@ type Selection = Map<Projection, Set<number>>;
 const ALL_LAYERS = (): Set<number> => new Set(Array.from({ length: PATTERN_LAYERS }, (_, i) => i));
 
 /**
+ * The modules of MistralForCausalLM besides the seven projections, with a layer's as layer 0's: what a list item that
+ * is not a projection may still name. lm_head and embed_tokens LoRA can adapt (the adapter then carries weights this
+ * engine does not load); the rest are not linear layers, which PEFT refuses to adapt.
+ */
+const OTHER_MODULES: readonly { name: string; adaptable: boolean }[] = [
+  { name: 'lm_head', adaptable: true },
+  { name: 'model.embed_tokens', adaptable: true },
+  ...['model', 'model.norm', 'model.layers', 'model.rotary_emb'].map((name) => ({ name, adaptable: false })),
+  ...['', '.self_attn', '.mlp', '.input_layernorm', '.post_attention_layernorm', '.mlp.act_fn', '.self_attn.rotary_emb'].map((s) => ({ name: `model.layers.0${s}`, adaptable: false })),
+];
+
+/** The non-projection module of a Mistral model a list item names by PEFT's rule (the name or a dotted suffix), if any. */
+function otherModule(item: string): { name: string; adaptable: boolean } | undefined {
+  // Any layer index stands for layer 0: which layer a norm is in does not change whether LoRA can adapt it.
+  const asLayer0 = item.replace(/(^|\.)layers\.\d+(\.|$)/, '$1layers.0$2');
+  return OTHER_MODULES.find((m) => m.name === asLayer0 || m.name.endsWith(`.${asLayer0}`));
+}
+
+/**
  * The modules a target_modules or exclude_modules value names, layer by layer, as PEFT matches them: a string is a
  * regular expression applied with re.fullmatch to every module name; a list names modules by their name or a dotted
- * suffix of it ("q_proj", "self_attn.q_proj", "model.layers.3.self_attn.q_proj").
+ * suffix of it ("q_proj", "self_attn.q_proj", "model.layers.3.self_attn.q_proj"). A target_modules item that names no
+ * module of a Mistral model is ignored, as PEFT ignores it when others match, and returned in `ignored`.
  */
-function selectModules(v: unknown, field: string, where: string): Selection {
+function selectModules(v: unknown, field: string, where: string, ignored: string[] = []): Selection {
   const out: Selection = new Map();
   const add = (m: Projection, l: number): void => void (out.get(m) ?? out.set(m, new Set()).get(m)!).add(l);
   if (typeof v === 'string') {
@@ -140,7 +165,11 @@ function selectModules(v: unknown, field: string, where: string): Selection {
     const short = item.split('.').pop() as string;
     if (!(PROJECTIONS as readonly string[]).includes(short)) {
       if (field === 'exclude_modules') continue; // excluding a module the adapter does not have changes nothing
-      throw bad(where, `target module ${JSON.stringify(item)} is not supported (supported: ${PROJECTIONS.join(', ')})`);
+      const other = otherModule(item);
+      if (other?.adaptable) throw bad(where, `target module ${JSON.stringify(item)} is not supported (supported: ${PROJECTIONS.join(', ')}): the adapter would carry weights for ${other.name}, which this engine does not load`);
+      if (other) throw bad(where, `target module ${JSON.stringify(item)} names a module of a Mistral model that is not a linear layer (${other.name.replace('layers.0', 'layers.N')}): LoRA cannot adapt it, and PEFT refuses it too ("not supported")`);
+      ignored.push(item);
+      continue;
     }
     const m = short as Projection;
     // A dotted suffix of the module's full name: the short name matches every layer, a name with the layer index one.
@@ -152,7 +181,11 @@ function selectModules(v: unknown, field: string, where: string): Selection {
         hit = true;
       }
     }
-    if (!hit) throw bad(where, `${field} names ${JSON.stringify(item)}, which is not the name of a module of a Mistral model (model.layers.N.${moduleGroup(m)}.${m})`);
+    if (!hit) {
+      // A layer the model does not have (or a path of another architecture): nothing to exclude, nothing PEFT adapts.
+      if (field === 'target_modules') ignored.push(item);
+      continue;
+    }
   }
   return out;
 }
@@ -166,10 +199,14 @@ function layerList(set: ReadonlySet<number>): string {
  * names and, when they select layers, the layers they cover. This engine adapts one set of layers for all modules
  * (what layers_to_transform gives): a selection that gives modules different layers is refused, saying so.
  */
-function resolveTargets(v: unknown, exclude: unknown, where: string): { targets: Projection[]; layers: number[] | null } {
+function resolveTargets(v: unknown, exclude: unknown, where: string): { targets: Projection[]; layers: number[] | null; ignored: string[] } {
   // PEFT's shorthand, compared without case as PEFT does; any other string is a pattern.
   const allLinear = typeof v === 'string' && v.toLowerCase() === 'all-linear';
-  const selected: Selection = allLinear ? new Map(PROJECTIONS.map((m) => [m, ALL_LAYERS()])) : selectModules(v, 'target_modules', where);
+  const ignored: string[] = [];
+  const selected: Selection = allLinear ? new Map(PROJECTIONS.map((m) => [m, ALL_LAYERS()])) : selectModules(v, 'target_modules', where, ignored);
+  if (selected.size === 0 && Array.isArray(v)) {
+    throw bad(where, `target_modules ${JSON.stringify(v)} names no module of a Mistral model (${PROJECTIONS.join(', ')} in any layer): PEFT refuses it too ("not found in the base model")`);
+  }
   if (selected.size === 0) {
     throw bad(
       where,
@@ -201,7 +238,7 @@ function resolveTargets(v: unknown, exclude: unknown, where: string): { targets:
       `target_modules ${JSON.stringify(v)}${isEmpty(exclude) ? '' : ` with exclude_modules ${JSON.stringify(exclude)}`} adapts ${per}: this engine adapts the same layers in every module it targets (as layers_to_transform does), so it cannot apply this adapter`,
     );
   }
-  return { targets, layers: first.size === PATTERN_LAYERS ? null : [...first].sort((a, b) => a - b) };
+  return { targets, layers: first.size === PATTERN_LAYERS ? null : [...first].sort((a, b) => a - b), ignored };
 }
 
 /**
@@ -340,6 +377,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
     loraDropout: dropout,
     targetModules: resolved.targets,
     ...(resolved.layers ? { layersFromTargets: true as const } : {}),
+    ...(resolved.ignored.length ? { ignoredTargetModules: resolved.ignored } : {}),
     useRslora,
     baseModel: typeof base === 'string' ? (revision ? `${base}@${revision}` : base) : null,
     layersToTransform,

@@ -3,7 +3,7 @@
 
 import { FinetuneError } from '../core/errors.ts';
 import type { Projection } from '../core/mistral.ts';
-import { loraScaling, type LoraAdapter } from '../model/lora-adapter.ts';
+import { loraScaling, type LoraAdapter, type LoraConfig } from '../model/lora-adapter.ts';
 
 /** What the page shows about an imported adapter. */
 export interface ImportedAdapterInfo {
@@ -24,7 +24,8 @@ export interface ImportedAdapterInfo {
 
 export function importedAdapterInfo(adapter: LoraAdapter, name: string, readFrom: string, loadedModel?: string): ImportedAdapterInfo {
   const c = adapter.config;
-  const note = loadedModel === undefined ? null : baseModelNote(c.baseModel, loadedModel);
+  const notes = [loadedModel === undefined ? null : baseModelNote(c.baseModel, loadedModel), ignoredTargetsNote(c)].filter((n): n is string => n !== null);
+  const note = notes.length ? notes.join('; ') : null;
   return { name, r: c.r, loraAlpha: c.loraAlpha, useRslora: c.useRslora, targetModules: [...c.targetModules], layers: adapter.layers, baseModel: c.baseModel, readFrom, ...(note ? { note } : {}) };
 }
 
@@ -75,6 +76,16 @@ export function startFromImported(fresh: LoraAdapter, imported: LoraAdapter): vo
 /** A model name as compared across sources: without a revision, lower-case. */
 function comparableName(name: string): string {
   return name.replace(/@[^/]*$/, '').toLowerCase();
+}
+
+/**
+ * A note when the adapter's target_modules list names modules a Mistral model does not have (ignored, as PEFT ignores
+ * them): said so that a list meant for another architecture is not taken for one that adapts them. Null when none.
+ */
+export function ignoredTargetsNote(c: Pick<LoraConfig, 'ignoredTargetModules' | 'targetModules'>): string | null {
+  const ignored = c.ignoredTargetModules;
+  if (!ignored?.length) return null;
+  return `its target_modules also name ${ignored.map((m) => JSON.stringify(m)).join(', ')}, which no module of a Mistral model has: ignored, as PEFT ignores them (it adapts ${c.targetModules.join(', ')})`;
 }
 
 /**

@@ -14,7 +14,7 @@ import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-imp
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
 import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
-import { baseModelNote } from '../../run/imported-adapter.ts';
+import { baseModelNote, ignoredTargetsNote } from '../../run/imported-adapter.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { nodeDirectory } from '../node-source.ts';
 import { checkOutputPath } from '../input-file.ts';
@@ -183,6 +183,8 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       // Shapes that fit are not the same model: an adapter of another base is said, not refused.
       const otherBase = base && values.model !== undefined ? baseModelNote(first.adapter.config.baseModel, base.from.startsWith('hf:') ? base.from.slice(3) : basename(resolve(base.from))) : null;
       if (otherBase) io.err(`note: ${otherBase}`);
+      const ignored = ignoredTargetsNote(imported.adapter.config);
+      if (ignored) io.err(`note: the adapter: ${ignored}`);
       const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
 
       let files: string[];

@@ -9,7 +9,7 @@ import { importAdapter } from '../../model/adapter-import.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { generate } from '../../run/generate.ts';
 import { adapterInput } from '../adapter-input.ts';
-import { baseModelNote } from '../../run/imported-adapter.ts';
+import { baseModelNote, ignoredTargetsNote } from '../../run/imported-adapter.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory } from '../input-file.ts';
 import { createNodeContext } from '../node-gpu.ts';
@@ -109,6 +109,8 @@ Example:
     const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
     const otherBase = imported ? baseModelNote(imported.config.baseModel, spec.label) : null;
     if (otherBase) io.err(`note: ${otherBase}`);
+    const ignored = imported ? ignoredTargetsNote(imported.config) : null;
+    if (ignored) io.err(`note: the adapter: ${ignored}`);
 
     const { ctx, found } = await createNodeContext();
     if (found.note) io.err(`note: ${found.note}`);

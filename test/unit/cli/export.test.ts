@@ -149,6 +149,24 @@ describe('finetune export', () => {
     expect(unresolved.err.join('\n')).toMatch(/--base-model "my-model" is neither a folder nor a Hugging Face id.*give --model/);
   });
 
+  it("exports an adapter whose target_modules list names another architecture's modules too, saying they are ignored, as PEFT ignores them", async () => {
+    const dir = tmp();
+    const src = join(dir, 'mixed');
+    mkdirSync(src);
+    const cfg = JSON.parse(configText) as { target_modules: string[] };
+    const targets = [...cfg.target_modules, 'c_attn', 'query_key_value'];
+    writeFileSync(join(src, 'adapter_config.json'), JSON.stringify({ ...cfg, target_modules: targets }));
+    writeFileSync(join(src, 'adapter_model.safetensors'), safetensors);
+    const out = join(dir, 'peft');
+    const r = await run('--adapter', src, '--format', 'peft', '--out', out, '--model', TINY_MISTRAL);
+    expect(r.code).toBe(0);
+    expect(r.err.join('\n')).toContain('note: the adapter: its target_modules also name "c_attn", "query_key_value", which no module of a Mistral model has: ignored, as PEFT ignores them (it adapts ');
+    // Written with the modules it adapts (the ignored names are not carried on), and the same tensors.
+    const written = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).target_modules as string[];
+    expect([...written].sort()).toEqual([...cfg.target_modules].sort());
+    expectSameTensors(await readAdapter(nodeDirectory(out), { base }), await fixtureAdapter());
+  });
+
   it('refuses to write over the adapter it reads: its folder, a file in it, or its zip', async () => {
     const dir = tmp();
     mkdirSync(join(dir, 'ad'));

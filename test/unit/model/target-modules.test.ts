@@ -54,3 +54,28 @@ describe('target_modules given as a pattern', () => {
     expect((await errorOf(() => parseLoraConfig(config('(?=q)q_proj')))).message).toMatch(/no lookaround or backreferences/);
   });
 });
+
+describe('target_modules given as a list', () => {
+  it("ignores, as PEFT does, names that match no module of a Mistral model when others match, and says which", () => {
+    // A list written for several architectures (GPT-2's c_attn, Falcon's query_key_value beside Llama's names), or a
+    // layer the model does not have: PEFT adapts what matches and ignores the rest (it refuses only a list that
+    // matches nothing). Refused here, such an adapter could not be imported though PEFT, vLLM and llama.cpp load it.
+    const c = parseLoraConfig(config(['q_proj', 'c_attn', 'query_key_value', 'v_proj', 'model.layers.999.self_attn.k_proj']));
+    expect(c.targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(c.ignoredTargetModules).toEqual(['c_attn', 'query_key_value', 'model.layers.999.self_attn.k_proj']);
+    expect(parseLoraConfig(config(['q_proj'])).ignoredTargetModules).toBeUndefined();
+  });
+
+  it('refuses a list that matches no module, as PEFT does, and names that would adapt what this engine does not apply', async () => {
+    const none = await errorOf(() => parseLoraConfig(config(['c_attn', 'c_fc'])));
+    expect(none.message).toContain('target_modules ["c_attn","c_fc"] names no module of a Mistral model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj in any layer): PEFT refuses it too ("not found in the base model")');
+    // lm_head and embed_tokens are Mistral's, and an adapter of them carries weights this engine would drop.
+    for (const m of ['lm_head', 'model.embed_tokens', 'embed_tokens']) {
+      expect((await errorOf(() => parseLoraConfig(config(['q_proj', m])))).message, m).toMatch(/target module ".*" is not supported/);
+    }
+    // A norm or a block is a module of the model that LoRA cannot adapt: PEFT refuses it ("not supported").
+    for (const m of ['input_layernorm', 'model.norm', 'mlp', 'self_attn']) {
+      expect((await errorOf(() => parseLoraConfig(config(['q_proj', m])))).message, m).toContain(`target module ${JSON.stringify(m)} names a module of a Mistral model that is not a linear layer`);
+    }
+  });
+});
