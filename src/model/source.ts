@@ -252,9 +252,11 @@ export interface HttpOptions {
   onBytes?: (bytes: number) => void;
   /**
    * Called with every answer that carries the file (200 or 206), before its body is read; throwing refuses it. The
-   * Hub's FileSet checks there that each answer comes from the commit the load is pinned to.
+   * Hub's FileSet checks there that each answer comes from the commit the load is pinned to: `repoCommit` is the
+   * X-Repo-Commit of the first hop that has one (the Hub's own answer; its resolve cache or CDN, where it redirects, do
+   * not repeat it), or the answer's own when fetch followed the redirects.
    */
-  onResponse?: (res: Response) => void;
+  onResponse?: (res: Response, repoCommit: string | null) => void;
 }
 
 const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
@@ -412,6 +414,8 @@ interface Answer {
  * weight cache missed, and a resumed read was refused as "changed", for a file that had not changed.
  */
 const LINKED_ETAG_HEADER = 'x-linked-etag';
+/** The Hub names each answer's commit in this header (on the resolve answer itself; a CDN it redirects to does not). */
+const REPO_COMMIT_HEADER = 'x-repo-commit';
 
 /** An answer's own identity for the file it carries: its ETag, else its Last-Modified (null: neither). */
 function answerValidator(res: Response): string | null {
@@ -537,20 +541,22 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
    * URL's own origin only: once a redirect leaves it (the Hub's CDN), the token is no longer sent, even if a later hop
    * comes back. Returns the last answer and the first X-Linked-Etag of its hops (the Hub's is on its redirect).
    */
-  const fetchFollowing = async (range: string, signal: AbortSignal): Promise<{ res: Response; linked: string | null }> => {
+  const fetchFollowing = async (range: string, signal: AbortSignal): Promise<{ res: Response; linked: string | null; repoCommit: string | null }> => {
     if (opts.redirects !== 'here') {
       const res = await doFetch(url, { headers: headers(range), signal, redirect: 'follow' });
-      return { res, linked: res.headers.get(LINKED_ETAG_HEADER) };
+      return { res, linked: res.headers.get(LINKED_ETAG_HEADER), repoCommit: res.headers.get(REPO_COMMIT_HEADER) };
     }
     const origin = new URL(url).origin;
     let at = url;
     let h = headers(range);
     let linked: string | null = null;
+    let repoCommit: string | null = null;
     for (let hop = 0; ; hop++) {
       const res = await doFetch(at, { headers: h, signal, redirect: 'manual' });
       linked ??= res.headers.get(LINKED_ETAG_HEADER);
+      repoCommit ??= res.headers.get(REPO_COMMIT_HEADER);
       const location = REDIRECT_STATUSES.has(res.status) ? res.headers.get('location') : null;
-      if (location === null) return { res, linked };
+      if (location === null) return { res, linked, repoCommit };
       await drain(res);
       if (hop >= MAX_REDIRECTS) throw sourceError('http', scrub(`${name}: more than ${MAX_REDIRECTS} redirects; check the URL.`, opts.token), { status: res.status });
       at = new URL(location, at).toString();
@@ -560,6 +566,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   const fetchOnce = async (range: string): Promise<Answer> => {
     let res: Response;
     let linked: string | null;
+    let repoCommit: string | null;
     // Each attempt can be dropped on its own (a stall), besides by the caller's signal.
     const attempt = new AbortController();
     const signal = opts.signal ? (typeof AbortSignal.any === 'function' ? AbortSignal.any([opts.signal, attempt.signal]) : opts.signal) : attempt.signal;
@@ -568,7 +575,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       const noAnswer = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Stalled(idleMs)), idleMs);
       });
-      ({ res, linked } = await Promise.race([fetchFollowing(range, signal), noAnswer]));
+      ({ res, linked, repoCommit } = await Promise.race([fetchFollowing(range, signal), noAnswer]));
     } catch (e) {
       if (opts.signal?.aborted || e instanceof FinetuneError) throw e;
       if (e instanceof Stalled) {
@@ -586,7 +593,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     }
     res = withIdleTimeout(res, idleMs, () => attempt.abort(new Stalled(idleMs)));
     try {
-      opts.onResponse?.(res);
+      opts.onResponse?.(res, repoCommit);
     } catch (e) {
       await drain(res);
       throw e;
@@ -804,8 +811,6 @@ function hubSourceAt(repo: string, file: string, at: string, asked: string, opts
   });
 }
 
-/** The Hub names each answer's commit in this header (on the resolve answer itself; a CDN it redirects to does not). */
-const REPO_COMMIT_HEADER = 'x-repo-commit';
 
 /**
  * A Hub repository at a revision as a FileSet (it cannot list itself without the Hub API). A branch such as `main` can
@@ -822,9 +827,9 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
     name: `${repo}@${asked}`,
     open: (file) => {
       const name = `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`;
-      const onResponse = (res: Response): void => {
-        opts.onResponse?.(res);
-        const answered = res.headers.get(REPO_COMMIT_HEADER);
+      const onResponse = (res: Response, repoCommit: string | null): void => {
+        opts.onResponse?.(res, repoCommit);
+        const answered = repoCommit;
         if (answered === null || !/^[0-9a-f]{40}$/i.test(answered)) return;
         if (commit === null) commit = answered;
         else if (answered !== commit) {

@@ -125,3 +125,44 @@ describe("the command line's Hub and URL models", () => {
     ]);
   });
 });
+
+describe("the Hub's commit pin when redirects are followed here", () => {
+  afterEach(() => vi.unstubAllGlobals());
+  const C1 = '1'.repeat(40);
+  const C2 = '2'.repeat(40);
+
+  /** A Hub whose answers come through redirects: X-Repo-Commit only on the Hub's own hop, never on the final answer. */
+  function stubHub(commitOf: (url: string) => string): string[] {
+    const asked: string[] = [];
+    vi.stubGlobal('fetch', async (u: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const url = String(u);
+      const range = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get('range') ?? '');
+      const [start, end] = range ? [Number(range[1]), Number(range[2])] : [0, FILE.length - 1];
+      if (url.startsWith('https://huggingface.co/')) {
+        asked.push(url);
+        // A small file by the resolve cache, a large one by the CDN: either way the final answer has no X-Repo-Commit.
+        const location = url.endsWith('config.json') ? 'https://huggingface.co/api/resolve-cache/x' : 'https://cas-bridge.xethub.hf.co/blob?sig=x';
+        if (!url.includes('/api/resolve-cache/')) return new Response(null, { status: 307, headers: { location, 'x-repo-commit': commitOf(url), 'x-linked-etag': SHA } });
+      }
+      return new Response(FILE.slice(start, end + 1), { status: 206, headers: { etag: '"final"', 'content-range': `bytes ${start}-${end}/${FILE.length}` } });
+    });
+    return asked;
+  }
+
+  it("pins the load to the commit the Hub's redirect names, and reads every later file at it", async () => {
+    const asked = stubHub(() => C1);
+    const files = modelSpec('someone/model').files;
+    await files.open('config.json');
+    await files.open('model-00001-of-00002.safetensors');
+    // The second file at the commit of the first (it was read at main, unpinned: the redirect's header was not read).
+    expect(asked.filter((u) => u.includes('model-00001')).every((u) => u.includes(`/resolve/${C1}/`))).toBe(true);
+  });
+
+  it('refuses a file whose redirect names another commit than the one the load is pinned to', async () => {
+    stubHub((url) => (url.includes('model-00002') ? C2 : C1));
+    const files = modelSpec('someone/model').files;
+    await files.open('config.json');
+    const e = await errorOf(() => files.open('model-00002-of-00002.safetensors'));
+    expect(e.message).toContain(`the Hub answered commit ${C2} for this file, and ${C1} for the files before it: the repository changed while the model was loading`);
+  });
+});
