@@ -71,7 +71,6 @@ export type Int8Kernel = 'dp4a' | 'subgroup-matrix';
  */
 export type TiledStages = 1 | 2;
 export const TILED_STAGES: readonly TiledStages[] = [1, 2];
-
 export const INT8_KERNELS: readonly Int8Kernel[] = ['dp4a', 'subgroup-matrix'];
 
 /**
