@@ -126,7 +126,7 @@ describe('GPU device loss', () => {
 
 describe('finetune train and its run folder', () => {
   /** Runs the CLI; `onLine` sees each stdout line as it comes (and may signal the process). */
-  function cli(args: string[], onLine: (line: string, child: ChildProcess) => void = () => undefined): Promise<{ code: number | null; out: string[]; err: string }> {
+  function cli(args: string[], onLine: (line: string, child: ChildProcess) => void = () => undefined): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string[]; err: string }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['bin/finetune.mjs', 'train', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       const out: string[] = [];
@@ -143,7 +143,7 @@ describe('finetune train and its run folder', () => {
       });
       child.stderr.on('data', (c: Buffer) => (err += c.toString()));
       child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, out, err }));
+      child.on('exit', (code, signal) => resolve({ code, signal, out, err }));
     });
   }
 
@@ -195,7 +195,9 @@ describe('finetune train and its run folder', () => {
     });
     // Which of the two the process sees first is the kernel's choice.
     expect(aborted.err).toMatch(/SIG(TERM|INT): stopping after this step/);
-    expect([130, 143]).toContain(aborted.code);
+    // Said with the signal and stderr when it fails: the process once ended by a signal (code null) in a CI run, where
+    // Dawn's own threads can die as the process exits (docs/testing.md), and the cause was not recorded.
+    expect([130, 143], `exit code ${aborted.code}, signal ${aborted.signal}; stderr:\n${aborted.err.slice(-2000)}`).toContain(aborted.code);
     expect(aborted.err).toMatch(/SIG(INT|TERM): stopping now; this run had saved no checkpoint, so there is nothing of it to resume: run the same command again to start it/);
     expect(aborted.err).not.toContain('continue with --resume');
   }, 1_200_000);
