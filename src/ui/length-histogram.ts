@@ -27,7 +27,8 @@ export function histogramLabel(hist: LengthHistogram, maxSeqLen: number): string
   hist.fits.forEach((_, i) => {
     if (hist.fits[i] + hist.truncated[i] > hist.fits[fullest] + hist.truncated[fullest]) fullest = i;
   });
-  const lo = fullest * hist.binWidth + (fullest === 0 ? 0 : 1);
+  // A row has a token at least (its <s>): bin 0 holds 1 … binWidth.
+  const lo = fullest * hist.binWidth + 1;
   const hi = (fullest + 1) * hist.binWidth;
   const most = `most rows (${formatCount(hist.fits[fullest] + hist.truncated[fullest])}) have ${lo === hi ? formatCount(hi) : `${formatCount(lo)}–${formatCount(hi)}`} tokens`;
   const tail = cut > 0 ? `${formatCount(cut)} of ${formatCount(rows)} rows are longer than max_seq_len ${formatCount(maxSeqLen)} and are truncated` : `every row fits max_seq_len ${formatCount(maxSeqLen)}`;
@@ -75,7 +76,7 @@ export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, te
         value: (_u, v) => {
           if (v === null || v === undefined) return '—';
           const i = Math.round(v / hist.binWidth - 0.5);
-          return `${formatCount(i * hist.binWidth + (i === 0 ? 0 : 1))}–${formatCount((i + 1) * hist.binWidth)}`;
+          return hist.binWidth === 1 ? formatCount(i + 1) : `${formatCount(i * hist.binWidth + 1)}–${formatCount((i + 1) * hist.binWidth)}`;
         },
       },
       // Drawn first and as tall as the bin's rows: what the next series leaves visible is the truncated part.

@@ -11,6 +11,10 @@ describe('length histogram label', () => {
     expect(histogramLabel(h, 64)).toBe('Rows by length in tokens: most rows (4) have 31–35 tokens; 2 of 8 rows are longer than max_seq_len 64 and are truncated.');
   });
 
+  it('counts bin 0 from one token (every row has its <s>)', () => {
+    expect(histogramLabel(lengthHistogram([1, 2, 3, 9, 200], 4096), 4096)).toBe('Rows by length in tokens: most rows (3) have 1–5 tokens; every row fits max_seq_len 4,096.');
+  });
+
   it('says when every row fits, and a one-token bin as one length', () => {
     const h = lengthHistogram([3, 3, 7], 4096);
     expect(histogramLabel(h, 4096)).toBe('Rows by length in tokens: most rows (2) have 3 tokens; every row fits max_seq_len 4,096.');
