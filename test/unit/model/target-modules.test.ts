@@ -59,7 +59,7 @@ describe('target_modules given as a list', () => {
   it("ignores, as PEFT does, names that match no module of a Mistral model when others match, and says which", () => {
     // A list written for several architectures (GPT-2's c_attn, Falcon's query_key_value beside Llama's names), or a
     // layer the model does not have: PEFT adapts what matches and ignores the rest (it refuses only a list that
-    // matches nothing). Refused here, such an adapter could not be imported though PEFT, vLLM and llama.cpp load it.
+    // matches nothing). Refused here, such an adapter could not be imported though PEFT loads it.
     const c = parseLoraConfig(config(['q_proj', 'c_attn', 'query_key_value', 'v_proj', 'model.layers.999.self_attn.k_proj']));
     expect(c.targetModules).toEqual(['q_proj', 'v_proj']);
     expect(c.ignoredTargetModules).toEqual(['c_attn', 'query_key_value', 'model.layers.999.self_attn.k_proj']);
