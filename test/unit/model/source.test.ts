@@ -2,7 +2,7 @@
 // Node file source.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -439,5 +439,25 @@ describe('Node file source', () => {
     expect(isNotFound(await errorOf(() => set.open('missing.json')))).toBe(true);
     expect(isNotFound(await errorOf(() => set.open('sub')))).toBe(true); // a directory is not a file
     expect((await errorOf(() => set.open('../w.bin'))).details?.reason).toBe('bad-name');
+  });
+});
+
+describe("--model DIR's name in the weight cache", () => {
+  // One folder is one model to the cache however it is reached: a second name was a second ≈ 4 GB entry, and prune
+  // called one of the two superseded. test/gpu/weight-cache-names.test.ts loads through a link to the folder itself.
+  it('is the real path through a symbolic link to a parent folder, the label as given, the path as given a former name', () => {
+    const root = realpathSync(mkdtempSync(join(tmpdir(), 'finetune-spec-')));
+    try {
+      const real = join(root, 'models', 'mistral');
+      mkdirSync(real, { recursive: true });
+      symlinkSync(join(root, 'models'), join(root, 'linked'), 'dir');
+      const viaParent = modelSpec(join(root, 'linked', 'mistral'));
+      expect(viaParent).toMatchObject({ kind: 'directory', label: 'mistral', cacheSource: real, formerCacheSources: [join(root, 'linked', 'mistral')] });
+      // Reached by its own path, or by one with `..` in it: one name, and nothing to move.
+      expect(modelSpec(real)).toMatchObject({ cacheSource: real, formerCacheSources: [] });
+      expect(modelSpec(join(root, 'models', '..', 'models', 'mistral'))).toMatchObject({ cacheSource: real, formerCacheSources: [] });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
