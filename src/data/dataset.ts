@@ -125,9 +125,8 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
   // The kept examples' ids live in a few large blocks, not one typed array per row (see token-arena.ts).
   const arena = tok && keepExamples ? new TokenArena(tok.vocabSize) : null;
   const rows: DataRow[] = [];
+  // Each row's length before truncation (the histogram's); as training sees it, it is min(length, maxSeqLen).
   let lengths = new Uint32Array(1024);
-  // Before truncation, for the histogram (the lengths above are after it, as training sees them).
-  let fullLengths = new Uint32Array(1024);
   let count = 0;
   let total = 0;
   let lossTokens = 0;
@@ -165,12 +164,8 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
         const grown = new Uint32Array(lengths.length * 2);
         grown.set(lengths);
         lengths = grown;
-        const grownFull = new Uint32Array(lengths.length);
-        grownFull.set(fullLengths);
-        fullLengths = grownFull;
       }
-      lengths[count] = len;
-      fullLengths[count] = len + ex.truncated;
+      lengths[count] = len + ex.truncated;
       total += len;
       lossTokens += learn;
       if (arena) examples.push({ ...ex, ids: arena.hold(ex.ids) });
@@ -192,8 +187,9 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
 
   let tokens: TokenStats | null = null;
   if (tok) {
-    const sorted = lengths.slice(0, count).sort();
-    tokens = { total, min: count ? sorted[0] : 0, median: median(sorted), max: count ? sorted[count - 1] : 0, lossTokens, histogram: lengthHistogram(fullLengths.subarray(0, count), maxSeqLen) };
+    const full = lengths.subarray(0, count);
+    const sorted = full.map((n) => Math.min(n, maxSeqLen)).sort();
+    tokens = { total, min: count ? sorted[0] : 0, median: median(sorted), max: count ? sorted[count - 1] : 0, lossTokens, histogram: lengthHistogram(full, maxSeqLen) };
   }
   const summary: DatasetSummary = {
     rows: count,
