@@ -37,7 +37,11 @@ export interface SweepLine {
 /** A compiled configuration, ready to record against buffers. */
 export interface SweepKernel {
   config: SweepConfig;
-  record(A: GPUBuffer, B: GPUBuffer, C: GPUBuffer, shape: SweepShape): void;
+  /**
+   * Binds the buffers and writes the sizes once (refusing a shape that is not whole blocks), and returns what records
+   * one product: what a timing loop repeats is only the dispatch and its submit.
+   */
+  bind(A: GPUBuffer, B: GPUBuffer, C: GPUBuffer, shape: SweepShape): () => void;
   destroy(): void;
 }
 
@@ -62,23 +66,26 @@ export async function compileSweepKernel(ctx: GpuContext, config: SweepConfig): 
   const uniforms = ctx.createBuffer('matmul sweep sizes', 16, 'scratch', GPUBufferUsage.UNIFORM);
   return {
     config,
-    record(A, B, C, shape) {
+    bind(A, B, C, shape) {
       const problemHere = sweepShapeProblem(config, shape);
       if (problemHere) throw new Error(problemHere);
       ctx.write(uniforms, new Uint32Array([shape.M, shape.N, shape.K, 0]));
-      ctx.flush();
       const bindGroup = device.createBindGroup({
         layout: pipeline.getBindGroupLayout(0),
         entries: [uniforms, A, B, C].map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
-      const encoder = device.createCommandEncoder({ label: 'matmul sweep' });
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
       const [x, y] = sweepWorkgroups(config, shape);
-      pass.dispatchWorkgroups(x, y);
-      pass.end();
-      device.queue.submit([encoder.finish()]);
+      return () => {
+        // After whatever the context recorded (the sizes' write among it), so that queue order holds.
+        ctx.flush();
+        const encoder = device.createCommandEncoder({ label: 'matmul sweep' });
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(x, y);
+        pass.end();
+        device.queue.submit([encoder.finish()]);
+      };
     },
     destroy() {
       ctx.destroy(uniforms);
@@ -114,7 +121,7 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
         }
         try {
           ctx.clear(C);
-          const t = await timeGpu(ctx, () => kernel.record(A, B, C, shape), { minMs });
+          const t = await timeGpu(ctx, kernel.bind(A, B, C, shape), { minMs });
           const diffVsTiled = maxRelError(await ctx.readF32(C), reference);
           const gflops = flops / (t.ms * 1e6);
           yield { ...head, ms: t.ms, gflops, vsTiled: gflops / tiledGflops, diffVsTiled, agrees: diffVsTiled <= SWEEP_AGREEMENT, reps: t.reps };

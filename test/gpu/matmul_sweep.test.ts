@@ -60,7 +60,7 @@ describe('generated matmul configurations', () => {
       const bC = ctx.upload('C', new Float32Array(M * N).fill(NaN), 'scratch');
       const kernel = await compileSweepKernel(ctx, c);
       try {
-        kernel.record(bA, bB, bC, { M, N, K });
+        kernel.bind(bA, bB, bC, { M, N, K })();
         const got = await ctx.readF32(bC);
         expect(got.every(Number.isFinite)).toBe(true);
         expect(maxRelError(got, gemmRef(A, B, M, N, K))).toBeLessThan(1e-5);
