@@ -9,14 +9,14 @@ import 'uplot/dist/uPlot.min.css';
 import type { LengthHistogram } from '../worker/api.ts';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
 
-const FITS = '#7aa2ff';
-const TRUNCATED = '#f0b429';
-const MARK = '#f0b429';
-const AXIS = '#9aa3b2';
-const GRID = 'rgba(154, 163, 178, 0.12)';
-const FONT = '11px ui-monospace, SFMono-Regular, Menlo, monospace';
+const FITS = CHART_ACCENT;
+const TRUNCATED = CHART_WARN;
+const MARK = CHART_WARN;
+const AXIS = CHART_AXIS;
+const GRID = CHART_GRID;
+const FONT = chartFont(11);
 const HEIGHT = 150;
 
 /** The bars in words: how many rows, over what range of lengths, and what max_seq_len truncates. */

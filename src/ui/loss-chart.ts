@@ -6,6 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount, formatLoss } from './format.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont } from './chart-size.ts';
 
 export interface LossPoint {
   step: number;
@@ -60,11 +61,11 @@ export function lossChartLabel(points: readonly ChartPoint[]): string {
   return `${text}.`;
 }
 
-const TRAIN = '#7aa2ff';
-const VAL = '#f0b429';
-const AXIS = '#9aa3b2';
-const GRID = 'rgba(154, 163, 178, 0.12)';
-const FONT = '12px ui-monospace, SFMono-Regular, Menlo, monospace';
+const TRAIN = CHART_ACCENT;
+const VAL = CHART_WARN;
+const AXIS = CHART_AXIS;
+const GRID = CHART_GRID;
+const FONT = chartFont(12);
 
 export class LossChart {
   readonly element: HTMLElement;

@@ -6,12 +6,12 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, chartFont, FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
 
-const LINE = '#7aa2ff';
-const AXIS = '#9aa3b2';
-const GRID = 'rgba(154, 163, 178, 0.12)';
-const FONT = '11px ui-monospace, SFMono-Regular, Menlo, monospace';
+const LINE = CHART_ACCENT;
+const AXIS = CHART_AXIS;
+const GRID = CHART_GRID;
+const FONT = chartFont(11);
 const HEIGHT = 120;
 
 const rate = (v: number): string => (v === 0 ? '0' : v.toExponential(2));
