@@ -32,13 +32,8 @@ export interface LoraConfig {
   /** Layers the adapter covers (PEFT's layers_to_transform), or null for all. */
   layersToTransform: number[] | null;
   /**
-   * The layers came from target_modules or exclude_modules (a pattern naming layers), tried on layers 0–255: those
-   * beyond the model's depth are dropped when the adapter is read against it.
-   */
-  layersFromTargets?: true;
-  /**
-   * Items of a target_modules list that name no module of a Mistral model (another architecture's c_attn, a layer it
-   * does not have): PEFT ignores them when others match, and so does this reader. Absent when there are none.
+   * Items of a target_modules list that name no module of the model (another architecture's c_attn, a layer beyond
+   * its depth): PEFT ignores them when others match, and so does this reader. Absent when there are none.
    */
   ignoredTargetModules?: string[];
   taskType: string;
@@ -98,7 +93,10 @@ function canonicalModules(mods: Iterable<Projection>): Projection[] {
 /** Longest target_modules pattern accepted (PEFT's own are under 100 characters). */
 const MAX_TARGET_PATTERN = 1000;
 
-/** Layer indices a target_modules or exclude_modules pattern is tried on (deeper than any Mistral-architecture model). */
+/**
+ * Layer indices target_modules and exclude_modules are tried on when the model's depth is not known (deeper than any
+ * Mistral-architecture model); with the model's config, its own layers, as PEFT matches names against its modules.
+ */
 const PATTERN_LAYERS = 256;
 
 function moduleGroup(m: Projection): 'mlp' | 'self_attn' {
@@ -110,10 +108,10 @@ function moduleName(layer: number, m: Projection): string {
   return `model.layers.${layer}.${moduleGroup(m)}.${m}`;
 }
 
-/** Which layers of each module a PEFT module spec selects: a Set of layer indices below PATTERN_LAYERS per module. */
+/** Which layers of each module a PEFT module spec selects: a Set of the layer indices tried, per module. */
 type Selection = Map<Projection, Set<number>>;
 
-const ALL_LAYERS = (): Set<number> => new Set(Array.from({ length: PATTERN_LAYERS }, (_, i) => i));
+const allLayers = (depth: number): Set<number> => new Set(Array.from({ length: depth }, (_, i) => i));
 
 /**
  * The modules of MistralForCausalLM besides the seven projections, with a layer's as layer 0's: what a list item that
@@ -127,20 +125,27 @@ const OTHER_MODULES: readonly { name: string; adaptable: boolean }[] = [
   ...['', '.self_attn', '.mlp', '.input_layernorm', '.post_attention_layernorm', '.mlp.act_fn', '.self_attn.rotary_emb'].map((s) => ({ name: `model.layers.0${s}`, adaptable: false })),
 ];
 
-/** The non-projection module of a Mistral model a list item names by PEFT's rule (the name or a dotted suffix), if any. */
-function otherModule(item: string): { name: string; adaptable: boolean } | undefined {
-  // Any layer index stands for layer 0: which layer a norm is in does not change whether LoRA can adapt it.
+/**
+ * The non-projection module of a Mistral model of `depth` layers a list item names by PEFT's rule (the name or a dotted
+ * suffix), if any.
+ */
+function otherModule(item: string, depth: number): { name: string; adaptable: boolean } | undefined {
+  // Any layer index the model has stands for layer 0: which layer a norm is in does not change whether LoRA can adapt
+  // it. A layer beyond the model's is no module of it.
+  const layer = /(^|\.)layers\.(\d+)(\.|$)/.exec(item);
+  if (layer && Number(layer[2]) >= depth) return undefined;
   const asLayer0 = item.replace(/(^|\.)layers\.\d+(\.|$)/, '$1layers.0$2');
   return OTHER_MODULES.find((m) => m.name === asLayer0 || m.name.endsWith(`.${asLayer0}`));
 }
 
 /**
- * The modules a target_modules or exclude_modules value names, layer by layer, as PEFT matches them: a string is a
- * regular expression applied with re.fullmatch to every module name; a list names modules by their name or a dotted
- * suffix of it ("q_proj", "self_attn.q_proj", "model.layers.3.self_attn.q_proj"). A target_modules item that names no
- * module of a Mistral model is ignored, as PEFT ignores it when others match, and returned in `ignored`.
+ * The modules a target_modules or exclude_modules value names, layer by layer, as PEFT matches them against the names
+ * of a model of `depth` layers: a string is a regular expression applied with re.fullmatch to every module name; a
+ * list names modules by their name or a dotted suffix of it ("q_proj", "self_attn.q_proj",
+ * "model.layers.3.self_attn.q_proj"). A target_modules item that names no module of that model is ignored, as PEFT
+ * ignores it when others match, and returned in `ignored`.
  */
-function selectModules(v: unknown, field: string, where: string, ignored: string[] = []): Selection {
+function selectModules(v: unknown, field: string, where: string, depth: number, ignored: string[] = []): Selection {
   const out: Selection = new Map();
   const add = (m: Projection, l: number): void => void (out.get(m) ?? out.set(m, new Set()).get(m)!).add(l);
   if (typeof v === 'string') {
@@ -156,7 +161,7 @@ function selectModules(v: unknown, field: string, where: string, ignored: string
     }
     // Against the whole name only (model.layers.3.self_attn.q_proj), as PEFT's keys are: a pattern of the short name
     // alone ("q_proj", "(k|o)_proj") matches nothing in PEFT, and was once read here as that module in every layer.
-    for (const m of PROJECTIONS) for (let l = 0; l < PATTERN_LAYERS; l++) if (re.matches(moduleName(l, m))) add(m, l);
+    for (const m of PROJECTIONS) for (let l = 0; l < depth; l++) if (re.matches(moduleName(l, m))) add(m, l);
     return out;
   }
   if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${JSON.stringify(v)}`);
@@ -165,7 +170,7 @@ function selectModules(v: unknown, field: string, where: string, ignored: string
     const short = item.split('.').pop() as string;
     if (!(PROJECTIONS as readonly string[]).includes(short)) {
       if (field === 'exclude_modules') continue; // excluding a module the adapter does not have changes nothing
-      const other = otherModule(item);
+      const other = otherModule(item, depth);
       if (other?.adaptable) throw bad(where, `target module ${JSON.stringify(item)} is not supported (supported: ${PROJECTIONS.join(', ')}): the adapter would carry weights for ${other.name}, which this engine does not load`);
       if (other) throw bad(where, `target module ${JSON.stringify(item)} names a module of a Mistral model that is not a linear layer (${other.name.replace('layers.0', 'layers.N')}): LoRA cannot adapt it, and PEFT refuses it too ("not supported")`);
       ignored.push(item);
@@ -174,7 +179,7 @@ function selectModules(v: unknown, field: string, where: string, ignored: string
     const m = short as Projection;
     // A dotted suffix of the module's full name: the short name matches every layer, a name with the layer index one.
     let hit = false;
-    for (let l = 0; l < PATTERN_LAYERS; l++) {
+    for (let l = 0; l < depth; l++) {
       const full = moduleName(l, m);
       if (full === item || full.endsWith(`.${item}`)) {
         add(m, l);
@@ -195,26 +200,46 @@ function layerList(set: ReadonlySet<number>): string {
 }
 
 /**
- * Resolves PEFT's target_modules (a list of names, "all-linear", or a regex string) and exclude_modules to our module
- * names and, when they select layers, the layers they cover. This engine adapts one set of layers for all modules
- * (what layers_to_transform gives): a selection that gives modules different layers is refused, saying so.
+ * True when target_modules selects a projection in some layer 0–255: whether names that match nothing in the model
+ * were written for a deeper one. A refusal there (a norm of layer 40, say) means no: at the model's depth it is no module.
  */
-function resolveTargets(v: unknown, exclude: unknown, where: string): { targets: Projection[]; layers: number[] | null; ignored: string[] } {
+function selectsAnyLayer(v: unknown, where: string): boolean {
+  try {
+    return selectModules(v, 'target_modules', where, PATTERN_LAYERS).size > 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves PEFT's target_modules (a list of names, "all-linear", or a regex string) and exclude_modules to our module
+ * names and, when they select layers, the layers they cover: those of a model of `depth` layers (the base model's,
+ * when known), else of layers 0–255. This engine adapts one set of layers for all modules (what layers_to_transform
+ * gives): a selection that gives modules different layers is refused, saying so.
+ */
+function resolveTargets(v: unknown, exclude: unknown, where: string, depth?: number): { targets: Projection[]; layers: number[] | null; ignored: string[] } {
+  const tried = depth ?? PATTERN_LAYERS;
   // PEFT's shorthand, compared without case as PEFT does; any other string is a pattern.
   const allLinear = typeof v === 'string' && v.toLowerCase() === 'all-linear';
   const ignored: string[] = [];
-  const selected: Selection = allLinear ? new Map(PROJECTIONS.map((m) => [m, ALL_LAYERS()])) : selectModules(v, 'target_modules', where, ignored);
+  const selected: Selection = allLinear ? new Map(PROJECTIONS.map((m) => [m, allLayers(tried)])) : selectModules(v, 'target_modules', where, tried, ignored);
+  if (selected.size === 0 && depth !== undefined && depth < PATTERN_LAYERS && selectsAnyLayer(v, where)) {
+    // Names written for a deeper model: PEFT finds none of them in this one.
+    throw bad(where, `target_modules ${JSON.stringify(v)} names only layers beyond the model's ${depth} (${layerWords(layerRange(0, depth - 1))}): it adapts none of its modules, and PEFT refuses it too ("not found in the base model")`);
+  }
+  const model = depth === undefined ? 'a Mistral model' : 'the model';
+  const inLayers = `${PROJECTIONS.join(', ')} in ${depth === undefined ? 'any layer' : `any of its ${depth} layers`}`;
   if (selected.size === 0 && Array.isArray(v)) {
-    throw bad(where, `target_modules ${JSON.stringify(v)} names no module of a Mistral model (${PROJECTIONS.join(', ')} in any layer): PEFT refuses it too ("not found in the base model")`);
+    throw bad(where, `target_modules ${JSON.stringify(v)} names no module of ${model} (${inLayers}): PEFT refuses it too ("not found in the base model")`);
   }
   if (selected.size === 0) {
     throw bad(
       where,
-      `target_modules ${JSON.stringify(v)} is a regular expression, which PEFT matches against each module's whole name (such as ${moduleName(0, 'q_proj')}): it matches none of a Mistral model's modules (${PROJECTIONS.join(', ')} in any layer), and PEFT refuses it too ("not found in the base model"). A pattern must match the whole name (".*\\.q_proj"); a list of names (["q_proj", "v_proj"]) matches by suffix`,
+      `target_modules ${JSON.stringify(v)} is a regular expression, which PEFT matches against each module's whole name (such as ${moduleName(0, 'q_proj')}): it matches none of ${model}'s modules (${inLayers}), and PEFT refuses it too ("not found in the base model"). A pattern must match the whole name (".*\\.q_proj"); a list of names (["q_proj", "v_proj"]) matches by suffix`,
     );
   }
   if (!isEmpty(exclude)) {
-    const excluded = selectModules(exclude, 'exclude_modules', where);
+    const excluded = selectModules(exclude, 'exclude_modules', where, tried);
     for (const [m, layers] of excluded) {
       const kept = selected.get(m);
       if (!kept) continue;
@@ -228,9 +253,9 @@ function resolveTargets(v: unknown, exclude: unknown, where: string): { targets:
   const same = targets.every((m) => { const s = selected.get(m)!; return s.size === first.size && [...s].every((l) => first.has(l)); });
   if (!same) {
     const describe = (set: ReadonlySet<number>): string => {
-      if (set.size === PATTERN_LAYERS) return 'every layer';
-      if (set.size <= PATTERN_LAYERS / 2) return layerList(set);
-      return `every layer but ${layerList(new Set([...ALL_LAYERS()].filter((l) => !set.has(l))))}`;
+      if (set.size === tried) return 'every layer';
+      if (set.size <= tried / 2) return layerList(set);
+      return `every layer but ${layerList(new Set([...allLayers(tried)].filter((l) => !set.has(l))))}`;
     };
     const per = targets.map((m) => `${m} in ${describe(selected.get(m)!)}`).join(', ');
     throw bad(
@@ -238,7 +263,7 @@ function resolveTargets(v: unknown, exclude: unknown, where: string): { targets:
       `target_modules ${JSON.stringify(v)}${isEmpty(exclude) ? '' : ` with exclude_modules ${JSON.stringify(exclude)}`} adapts ${per}: this engine adapts the same layers in every module it targets (as layers_to_transform does), so it cannot apply this adapter`,
     );
   }
-  return { targets, layers: first.size === PATTERN_LAYERS ? null : [...first].sort((a, b) => a - b), ignored };
+  return { targets, layers: first.size === tried ? null : [...first].sort((a, b) => a - b), ignored };
 }
 
 /**
@@ -322,8 +347,12 @@ function checkOptions(json: Record<string, unknown>, where: string): void {
 /** The largest adapter scale (lora_alpha / r) accepted: far above any trained adapter's, far below overflow. */
 export const MAX_LORA_SCALE = 1024;
 
-/** Parses and validates adapter_config.json (parsed JSON). */
-export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): LoraConfig {
+/**
+ * Parses and validates adapter_config.json (parsed JSON). `depth`: the base model's layer count, when known:
+ * target_modules and exclude_modules are then matched against its modules only, as PEFT matches them (a name of a
+ * layer beyond it names nothing); unknown, against layers 0–255.
+ */
+export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, depth?: number): LoraConfig {
   if (!isObject(json)) throw bad(where, 'must be a JSON object');
   if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw bad(where, `peft_type ${JSON.stringify(json.peft_type)} is not supported (only "LORA")`);
   const r = json.r;
@@ -360,7 +389,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
       }
     }
   }
-  const resolved = resolveTargets(json.target_modules, json.exclude_modules, where);
+  const resolved = resolveTargets(json.target_modules, json.exclude_modules, where, depth);
   // Layers selected by target_modules (a pattern naming layers) or exclude_modules, and by layers_to_transform: PEFT
   // adapts a module where both say so.
   if (resolved.layers) {
@@ -376,7 +405,6 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE): Lor
     loraAlpha: alpha,
     loraDropout: dropout,
     targetModules: resolved.targets,
-    ...(resolved.layers ? { layersFromTargets: true as const } : {}),
     ...(resolved.ignored.length ? { ignoredTargetModules: resolved.ignored } : {}),
     useRslora,
     baseModel: typeof base === 'string' ? (revision ? `${base}@${revision}` : base) : null,
@@ -433,13 +461,8 @@ function depthMismatch(found: ReadonlyMap<string, { layer: number }>, maxLayer: 
 /** Parses an adapter from its config JSON (parsed) and its safetensors file (bytes or a source). */
 export async function parseAdapter(configJson: unknown, weights: Uint8Array | ByteSource, opts: ReadAdapterOptions = {}): Promise<LoraAdapter> {
   const where = opts.where ?? 'adapter';
-  const parsed = parseLoraConfig(configJson, `${where}/${ADAPTER_CONFIG_FILE}`);
-  // Layers a target_modules pattern selected were tried on layers 0–255: those beyond the model's depth are not layers.
-  const depth = opts.base?.layers;
-  const within = parsed.layersFromTargets && parsed.layersToTransform && depth !== undefined ? parsed.layersToTransform.filter((l) => l < depth) : null;
-  // Every layer of the model (target_modules listing each layer's modules by name) is the whole model.
-  const config = within ? { ...parsed, layersToTransform: within.length === depth ? null : within } : parsed;
-  if (config.layersToTransform?.length === 0) throw bad(`${where}/${ADAPTER_CONFIG_FILE}`, `target_modules ${JSON.stringify(parsed.raw?.target_modules)} selects only layers beyond the model's ${depth}`);
+  // Against the base model's layers when it is known, as PEFT matches names against the model's modules.
+  const config = parseLoraConfig(configJson, `${where}/${ADAPTER_CONFIG_FILE}`, opts.base?.layers);
   const weightsName = opts.weightsName ?? ADAPTER_WEIGHTS_FILE;
   const source = weights instanceof Uint8Array ? bytesSource(weights, weightsName) : weights;
   const wfile = `${where}/${weightsName}`;

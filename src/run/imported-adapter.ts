@@ -79,13 +79,14 @@ function comparableName(name: string): string {
 }
 
 /**
- * A note when the adapter's target_modules list names modules a Mistral model does not have (ignored, as PEFT ignores
- * them): said so that a list meant for another architecture is not taken for one that adapts them. Null when none.
+ * A note when the adapter's target_modules list names modules the model does not have (another architecture's, a layer
+ * beyond its depth: ignored, as PEFT ignores them): said so that a list meant for another model is not taken for one
+ * that adapts them. Null when none.
  */
 export function ignoredTargetsNote(c: Pick<LoraConfig, 'ignoredTargetModules' | 'targetModules'>): string | null {
   const ignored = c.ignoredTargetModules;
   if (!ignored?.length) return null;
-  return `its target_modules also name ${ignored.map((m) => JSON.stringify(m)).join(', ')}, which no module of a Mistral model has: ignored, as PEFT ignores them (it adapts ${c.targetModules.join(', ')})`;
+  return `its target_modules also name ${ignored.map((m) => JSON.stringify(m)).join(', ')}, which match no module of the model: ignored, as PEFT ignores them (it adapts ${c.targetModules.join(', ')})`;
 }
 
 /**

@@ -253,6 +253,28 @@ describe('adapter_config.json options: read, ignored when off, refused when they
     const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, exclude_modules: ['model.layers.1.self_attn.q_proj'] }));
     expect(e.message).toMatch(/target_modules .* with exclude_modules \["model\.layers\.1\.self_attn\.q_proj"\] adapts q_proj in every layer but layer 1, k_proj in every layer, .*: this engine adapts the same layers in every module it targets \(as layers_to_transform does\), so it cannot apply this adapter/);
   });
+
+  it("matches target_modules and exclude_modules against the base model's layers only, as PEFT matches them against its modules", async () => {
+    // The tiny model has layers 0 and 1. PEFT adapts q_proj in both and finds no module for the layer-2 name (ignored,
+    // since q_proj matched); tried on layers 0–255, k_proj "in layer 2" was another set of layers than q_proj's, and
+    // the adapter was refused.
+    const beyond = await parseAdapter({ ...fixtureConfig, r: 2, target_modules: ['q_proj', 'model.layers.2.self_attn.k_proj', 'model.layers.7.input_layernorm'] }, weightsFor(['q_proj'], [0, 1]), { base });
+    expect(beyond.config.targetModules).toEqual(['q_proj']);
+    expect(beyond.config.layersToTransform).toBeNull();
+    expect(beyond.config.ignoredTargetModules).toEqual(['model.layers.2.self_attn.k_proj', 'model.layers.7.input_layernorm']);
+    // An exclusion of a layer the model does not have excludes nothing (PEFT warns that nothing was excluded).
+    const excluded = await parseAdapter({ ...fixtureConfig, r: 2, target_modules: ['q_proj', 'v_proj'], exclude_modules: ['model.layers.5.self_attn.v_proj'] }, weightsFor(['q_proj', 'v_proj'], [0, 1]), { base });
+    expect(excluded.config.targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(excluded.config.layersToTransform).toBeNull();
+    // Names of layers beyond the model's alone match nothing: refused as PEFT refuses them, saying the model's depth.
+    const onlyBeyond = await errorOf(() => parseAdapter({ ...fixtureConfig, r: 2, target_modules: ['model.layers.2.self_attn.q_proj'] }, weightsFor(['q_proj'], [0, 1]), { base }));
+    expect(onlyBeyond.message).toContain('target_modules ["model.layers.2.self_attn.q_proj"] names only layers beyond the model\'s 2 (layers 0–1): it adapts none of its modules, and PEFT refuses it too ("not found in the base model")');
+    const patternBeyond = await errorOf(() => parseAdapter({ ...fixtureConfig, r: 2, target_modules: '.*\\.layers\\.5\\.self_attn\\.q_proj' }, weightsFor(['q_proj'], [0, 1]), { base }));
+    expect(patternBeyond.message).toContain('target_modules ".*\\\\.layers\\\\.5\\\\.self_attn\\\\.q_proj" names only layers beyond the model\'s 2 (layers 0–1)');
+    // Without the base model its depth is unknown: layers 0–255 are tried, and the layer-2 name is read as a layer.
+    const unknownDepth = await errorOf(() => parseLoraConfig({ ...fixtureConfig, target_modules: ['q_proj', 'model.layers.2.self_attn.k_proj'] }));
+    expect(unknownDepth.message).toContain('adapts q_proj in every layer, k_proj in layer 2');
+  });
 });
 
 describe('writing a PEFT adapter', () => {
