@@ -55,12 +55,15 @@ export class RunTimer {
   /**
    * `evalAfter`: the plan steps followed by a validation pass (validationSteps). Until one has run, a pass is priced
    * as `validationTokens` (the tokens it computes, padding included) at `forwardShare` of the steps' rate per token.
+   * `afterPassTokens`: the tokens the work after each pass computes (its validation_prompt sample: the prompt and its
+   * max_new_tokens), 0 when there is none; priced until such work has been timed (see afterPass).
    */
   constructor(
     private readonly totalSteps: number,
     private readonly evalAfter: readonly number[],
     private readonly validationTokens: number,
     private readonly forwardShare = FORWARD_SHARE,
+    private readonly afterPassTokens = 0,
   ) {}
 
   /** A training step took `seconds` over `tokens` tokens (padding included: what the GPU computed). */
@@ -90,9 +93,19 @@ export class RunTimer {
     this.afterPassSeconds += seconds;
   }
 
-  /** Seconds of work after a pass, from those timed (0 before any). */
-  private get afterPass(): number {
-    return this.afterPasses > 0 ? this.afterPassSeconds / this.afterPasses : 0;
+  /**
+   * Seconds of work after a pass whose validation takes `passSeconds`: the mean of those timed, else its tokens at that
+   * pass's rate per token. A run with one pass never times a sample before writing it, and pricing it at 0 said 0 s
+   * left while it was written (48 tokens are most of a minute on a software adapter). A forward token is the one rate
+   * the run has measured by then that a sample is made of: the prompt is read as a forward pass is, and each new token
+   * is a forward of one row. Nothing times that per-token loop before the first sample, and one row at a time costs
+   * more per token than a batched forward wherever reading the weights or the dispatches dominate (a hardware GPU
+   * above all), so this is a floor; max_new_tokens is a ceiling (</s> may end the sample sooner), which makes up for
+   * part of that. Either way the ETA no longer reaches 0 before the run's work is done.
+   */
+  private afterPass(passSeconds: number): number {
+    if (this.afterPasses > 0) return this.afterPassSeconds / this.afterPasses;
+    return this.validationTokens > 0 ? this.afterPassTokens * (passSeconds / this.validationTokens) : 0;
   }
 
   /** Seconds one validation pass takes: measured once one ran, else priced from the training steps' rate. */
@@ -108,7 +121,8 @@ export class RunTimer {
   remaining(step: number, validated = false): number | null {
     if (this.steps === 0) return null;
     const own = !validated && this.evalAfter.includes(step) ? 1 : 0;
-    return this.stepsAfter(step) + (this.passesAfter(step) + own) * (this.validationSeconds + this.afterPass);
+    const pass = this.validationSeconds;
+    return this.stepsAfter(step) + (this.passesAfter(step) + own) * (pass + this.afterPass(pass));
   }
 
   /**
@@ -120,7 +134,8 @@ export class RunTimer {
     if (this.steps === 0) return null;
     const projected = fraction > 0 ? seconds / fraction : this.validationSeconds;
     const pass = this.evals > 0 ? this.validationSeconds : projected;
-    return Math.max(0, projected - seconds) + this.afterPass + this.stepsAfter(step) + this.passesAfter(step) * (pass + this.afterPass);
+    // This pass's sample, priced (until one has been timed) at this pass's rate, as the passes after it are.
+    return Math.max(0, projected - seconds) + this.afterPass(pass) + this.stepsAfter(step) + this.passesAfter(step) * (pass + this.afterPass(pass));
   }
 
   private stepsAfter(step: number): number {

@@ -569,6 +569,9 @@ export class FinetuneSession {
           // The ETA's price of a validation pass until the run has timed one: the share the last estimate measured
           // on this model (the page estimates the plan it then trains).
           ...(this.validationShare !== null ? { validationShare: this.validationShare } : {}),
+          // What each pass's sample computes (the prompt as sample() reads it, then up to sampleTokens), for the ETA to
+          // price it before one has been timed: a run with one pass never times one before writing it.
+          ...(hp.validation_prompt ? { afterPassTokens: 1 + this.tokenizer.encode(hp.validation_prompt).length + sampleTokens } : {}),
         },
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {

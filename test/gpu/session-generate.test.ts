@@ -50,6 +50,14 @@ describe('session generation', () => {
       expect((events[i + 2] as { text: string }).text.length).toBeGreaterThan(0);
     }
     expect(events.filter((e) => e.type === 'sample')).toHaveLength(evals.length);
+    // The run's one pass, done to its end, leaves its sample to write: the ETA prices it at that pass's rate per token
+    // (the prompt with its BOS and the 2 new tokens asked), where it used to say 0 s left (RunTimer.afterPass).
+    const plan = events.find((e) => e.type === 'plan')!;
+    const end = events.filter((e) => e.type === 'validating').at(-1)!;
+    expect(evals).toHaveLength(1);
+    expect(end.done).toBe(end.batches);
+    expect(end.etaSeconds).toBeGreaterThan(0);
+    expect(end.etaSeconds).toBeCloseTo(((1 + tok.encode('def').length + 2) * end.seconds) / plan.stats.validation.paddedTokens, 9);
   });
 
   it("a run's Stop ends the validation prompt's sample at once, and no cut-off sample is shown", async () => {

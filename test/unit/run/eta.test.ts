@@ -78,6 +78,38 @@ describe('RunTimer', () => {
     expect(t.remaining(3)).toBeCloseTo(1 + 6 + 3, 12);
   });
 
+  it("prices the sample after a run's only pass before one was timed: its tokens at the forward rate per token, not 0 s", () => {
+    // 4 steps of 2 s over 400 tokens, one pass after the last over 500 tokens, a sample of 10 prompt tokens and 48 new.
+    const t = new RunTimer(4, [4], 500, FORWARD_SHARE, 10 + 48);
+    for (let s = 0; s < 4; s++) t.stepDone(2, 400);
+    const pass = FORWARD_SHARE * 500 * (2 / 400);
+    const sample = 58 * (pass / 500);
+    // After the last step: its pass, then its sample, both priced at the forward rate.
+    expect(t.remaining(4)).toBeCloseTo(pass + sample, 12);
+    // The pass done to its end in 30 s (slower than priced): its sample, at the rate that pass measured, is all that is
+    // left. It used to read 0 s, while the sample was still being written.
+    const measured = 58 * (30 / 500);
+    expect(t.remainingDuringValidation(4, 1, 30)).toBeGreaterThan(0);
+    expect(t.remainingDuringValidation(4, 1, 30)).toBeCloseTo(measured, 12);
+    // Halfway through it: the other half, then the sample at the rate so far.
+    expect(t.remainingDuringValidation(4, 0.5, 15)).toBeCloseTo(15 + measured, 12);
+    t.validationDone(30);
+    expect(t.remaining(4, true)).toBe(0);
+  });
+
+  it('prices a sample by the one timed once there is one, and prices none for a run without a sample', () => {
+    const t = new RunTimer(4, [2, 4], 500, FORWARD_SHARE, 58);
+    for (let s = 0; s < 2; s++) t.stepDone(1, 100);
+    t.validationDone(10);
+    // Before the first sample was timed: 58 tokens at the pass's 10 s / 500 tokens.
+    expect(t.remaining(2, true)).toBeCloseTo(2 + 10 + 58 * (10 / 500), 12);
+    t.afterPassDone(4);
+    expect(t.remaining(2, true)).toBeCloseTo(2 + 10 + 4, 12);
+    const none = new RunTimer(4, [4], 500);
+    for (let s = 0; s < 4; s++) none.stepDone(1, 100);
+    expect(none.remainingDuringValidation(4, 1, 30)).toBe(0);
+  });
+
   it('during a pass: its rest at its own rate so far, then what follows it at that rate until a pass has finished', () => {
     const t = new RunTimer(6, [3, 6], 500);
     for (let s = 0; s < 3; s++) t.stepDone(1, 100);
