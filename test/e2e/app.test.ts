@@ -1,5 +1,10 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
+import { writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.ts';
 import { openApp, screenshot, type App } from './browser.ts';
 
 describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker)', () => {
@@ -51,6 +56,50 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
     expect(await offer.textContent()).toMatch(/Train the same job on Replicate/);
     expect(await offer.locator('a').getAttribute('href')).toBe('#panel-remote');
     await app.page.locator('#gpu-memory-gib').fill('');
+  });
+
+  it("says why the plan counts a float32 checkpoint under a bfloat16 config.json as float32, and shows the files' text as text", async () => {
+    const page = app.page;
+    // tiny-mistral stored in float32 under a config.json that says bfloat16 (transformers 4's torch_dtype), as
+    // test/gpu/stored-dtype-plan.test.ts makes it; planning reads only config.json and the headers.
+    const dir = mkdtempSync(join(tmpdir(), 'plan-f32-'));
+    const ckpt = await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral'));
+    const tensors: TensorToWrite[] = [];
+    for (const name of ckpt.tensorNames) tensors.push({ name, dtype: 'F32', shape: ckpt.info(name).shape, data: await ckpt.readFloat32(name) });
+    const weights = join(dir, 'model.safetensors');
+    writeFileSync(weights, writeSafetensors(tensors, { format: 'pt' }));
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({ ...ckpt.configJson, torch_dtype: 'bfloat16', dtype: undefined }));
+    const plan = page.getByTestId('model-plan');
+    try {
+      await page.getByTestId('model-source-files').click();
+      await page.locator('#model-files').setInputFiles([config, weights]);
+      const warning = page.getByTestId('model-plan-warning');
+      await warning.filter({ hasText: 'config.json says the weights are bfloat16; the safetensors store the weight matrices as float32: planned as stored' }).waitFor({ timeout: 60_000 });
+      expect(await warning.count()).toBe(1);
+      expect(await warning.getAttribute('class')).toMatch(/\bwarn\b/);
+      expect(await page.getByTestId('model-plan-dtype').textContent()).toBe('Weights planned as float32, from the safetensors headers (config.json says bfloat16).');
+
+      // A config.json with no dtype, beside an index whose weight_map names a tensor in markup and maps it to no file:
+      // the headers cannot be read, and the reason (the files' own text) is shown as text, never parsed as HTML.
+      const bare = join(dir, 'bare');
+      mkdirSync(bare);
+      writeFileSync(join(bare, 'config.json'), JSON.stringify({ ...ckpt.configJson, torch_dtype: undefined, dtype: undefined }));
+      const markup = '<img id="from-the-files" src="x">';
+      writeFileSync(join(bare, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { [markup]: 1 } }));
+      await page.locator('#model-files').setInputFiles([join(bare, 'config.json'), join(bare, 'model.safetensors.index.json'), weights]);
+      await warning.filter({ hasText: 'config.json states no dtype: assuming bf16 tensors (2 bytes per value)' }).waitFor({ timeout: 60_000 });
+      const dtype = await page.getByTestId('model-plan-dtype').textContent();
+      expect(dtype).toMatch(/^Weights planned as bfloat16 \(assumed\), from config\.json's torch_dtype \(safetensors headers not read: they could not be read \(/);
+      expect(dtype).toContain(`weight_map["${markup}"] must be a file name, got 1`);
+      expect(await plan.locator('img').count()).toBe(0);
+    } finally {
+      await page.getByTestId('model-source-demo').click();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Back on the demo model: its plan again, with no warning.
+    await page.getByTestId('model-plan-dtype').filter({ hasText: /^Weights planned as bfloat16, from the safetensors headers\.$/ }).waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId('model-plan-warning').count()).toBe(0);
   });
 
   it("shows the Hub repository's whole id in its field at 1280 px (it was cut at mistralai/Mistral-7B-Instruct)", async () => {
