@@ -24,6 +24,7 @@ export type ProblemCode =
   | 'missing-field' // "prompt" without "completion" or the reverse
   | 'not-string' // a field that is not a string
   | 'empty-string' // "" where text is needed
+  | 'unpaired-surrogate' // half of a UTF-16 surrogate pair alone (\ud800 in JSON): no Unicode character
   | 'blank-string' // only whitespace (a warning)
   | 'mixed-shapes' // text rows and prompt/completion rows in one file
   | 'unknown-fields' // extra fields, ignored (a warning)

@@ -7,6 +7,13 @@ import type { ProblemLog } from './problems.ts';
 
 /** Texts that name a special token of Mistral's vocabulary; in a row they are only characters. */
 const SPECIAL_TEXT = ['</s>', '<s>', '<unk>'] as const;
+
+/**
+ * Half of a UTF-16 surrogate pair without its other half: JSON's \uD800 escape can write one, JSON.parse keeps it, and
+ * it is no Unicode character (TextEncoder writes U+FFFD for it; Python cannot encode it as UTF-8 at all).
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 export type RowShape = 'text' | 'prompt_completion';
 
 export type DataRow =
@@ -84,6 +91,13 @@ export class RowChecker {
       } else if (v.length === 0) {
         log.error(line, 'empty-string', `"${f}" is empty`);
         ok = false;
+      } else {
+        const lone = LONE_SURROGATE.exec(v);
+        if (lone) {
+          const code = `\\u${lone[0].charCodeAt(0).toString(16)}`;
+          log.error(line, 'unpaired-surrogate', `"${f}" holds ${code} at character ${lone.index + 1}, half of a UTF-16 surrogate pair without its other half: it is no Unicode character and has no UTF-8 form (Python's tokenizer, as Replicate's trainer runs it, fails on it); remove it or write the whole character`);
+          ok = false;
+        }
       }
     }
     if (!ok) return null;

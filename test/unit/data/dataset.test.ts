@@ -180,6 +180,19 @@ describe('loadDataset', () => {
     ]);
   });
 
+  it('refuses a string holding half of a UTF-16 surrogate pair: no Unicode character, no UTF-8 form (it was trained as U+FFFD)', async () => {
+    // JSON can escape one half of a pair alone; JSON.parse keeps it, TextEncoder writes it as U+FFFD, and Python's
+    // tokenizer (Replicate's trainer) fails to encode it. A whole pair (an emoji) is a character like any other.
+    const rows = ['{"text": "ok \\ud83d\\ude00 pair"}', '{"prompt": "a\\ud800b", "completion": "c"}', '{"text": "tail \\udfff"}'].join('\n');
+    const d = await loadDataset(utf8(rows), { tokenizer: await mistralTokenizer() });
+    expect(d.problems.shown.filter((p) => p.code === 'unpaired-surrogate').map(formatProblem)).toEqual([
+      'line 2: "prompt" holds \\ud800 at character 2, half of a UTF-16 surrogate pair without its other half: it is no Unicode character and has no UTF-8 form (Python\'s tokenizer, as Replicate\'s trainer runs it, fails on it); remove it or write the whole character',
+      'line 3: "text" holds \\udfff at character 6, half of a UTF-16 surrogate pair without its other half: it is no Unicode character and has no UTF-8 form (Python\'s tokenizer, as Replicate\'s trainer runs it, fails on it); remove it or write the whole character',
+    ]);
+    expect(d.summary).toMatchObject({ rejectedRows: 2, errors: 2 });
+    expect(d.examples.map((e) => e.line)).toEqual([1]);
+  });
+
   it('reports every problem of a bad file with its line, and counts rejected rows', async () => {
     const d = await loadDataset(fixtureBytes('problems.jsonl'), { tokenizer: await mistralTokenizer() });
     expect(d.ok).toBe(false);
