@@ -98,7 +98,7 @@ function verdict(f: DataFile): HTMLElement {
   return h('span', { class: 'badge ok' }, 'ready');
 }
 
-export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample(): Promise<void>; showFiles(train: File, validation: File | null): void } {
+export function datasetPanel(shared: Shared): { element: HTMLElement; preselectSample(): Promise<void>; showFiles(train: File, validation: File | null): void } {
   // Named for what they pick: their visible labels ("choose one", "choose") say little when read out alone.
   const trainInput = h('input', { type: 'file', id: 'train-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'train-file', class: 'visually-hidden', 'aria-label': 'Choose a training file (JSONL)' });
   const validationInput = h('input', { type: 'file', id: 'validation-file', accept: '.jsonl,.json,.txt,application/jsonl,application/json', 'data-testid': 'validation-file', class: 'visually-hidden', 'aria-label': 'Choose a validation file (JSONL)' });
@@ -183,6 +183,13 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
     }
   };
   sampleButton.addEventListener('click', () => void loadSample());
+  /**
+   * The sample, preselected as the page opens (once the GPU is ready), unless a training file is already there: one
+   * picked or dropped, or a saved run's, before the GPU probe answered. The sample is an offer, never a replacement.
+   */
+  const preselectSample = async (): Promise<void> => {
+    if (generation.train === 0) await loadSample();
+  };
 
   const fileView = (which: Which, f: DataFile | null, el: HTMLElement): void => {
     if (!f) {
@@ -246,5 +253,5 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; loadSample
     }
   };
 
-  return { element, loadSample, showFiles };
+  return { element, preselectSample, showFiles };
 }

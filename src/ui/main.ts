@@ -199,7 +199,7 @@ function start(root: HTMLElement): void {
       root.prepend(gpu);
       return;
     }
-    void dataset.loadSample();
+    void dataset.preselectSample();
     if (model.value.status === 'none') void loadModel({ kind: 'demo' }, 'mistral-nano-demo', wantedQuantization(shared.form.value) ?? 'none');
   });
 }
