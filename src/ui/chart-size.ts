@@ -26,3 +26,21 @@ export function fitChartWidth(element: HTMLElement, plot: uPlot, height: number,
 
 /** The width to make a chart before it is laid out (clientWidth 0): what the panel usually gives it. */
 export const FIRST_WIDTH = 320;
+
+/**
+ * Tick steps for an axis of whole numbers (optimizer steps, tokens, rows): 1, 2, 5 × 10^k. uPlot's own steps include
+ * 2.5 and 0.1 ×, which put a tick at 2.5 tokens, labelled "3" once formatted as a count.
+ */
+export const WHOLE_INCRS: number[] = Array.from({ length: 10 }, (_, k) => [1, 2, 5].map((m) => m * 10 ** k)).flat();
+
+/**
+ * An axis's labels, made from uPlot's splits by `label`, and written onto `element` as data-`name`-ticks
+ * ("value=label" pairs, for automation: the canvas has no text to read).
+ */
+export function recordedTicks(element: HTMLElement, name: string, label: (v: number) => string): (u: uPlot, splits: number[]) => string[] {
+  return (_u, splits) => {
+    const labels = splits.map(label);
+    element.setAttribute(`data-${name}-ticks`, splits.map((v, i) => `${v}=${labels[i]}`).join(' '));
+    return labels;
+  };
+}

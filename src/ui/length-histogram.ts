@@ -9,7 +9,7 @@ import 'uplot/dist/uPlot.min.css';
 import type { LengthHistogram } from '../worker/api.ts';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
 
 const FITS = CHART_ACCENT;
 const TRUNCATED = CHART_WARN;
@@ -67,8 +67,9 @@ export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, te
     legend: { show: true, live: true },
     scales: { x: { time: false, range: () => [0, xMax] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.08] } },
     axes: [
-      { stroke: AXIS, font: FONT, grid: { show: false }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => formatCount(v)) },
-      { stroke: AXIS, font: FONT, size: 44, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => (Number.isInteger(v) ? formatCount(v) : '')) },
+      // Lengths and row counts are whole numbers: ticks only there.
+      { stroke: AXIS, font: FONT, grid: { show: false }, ticks: { stroke: GRID, width: 1 }, incrs: WHOLE_INCRS, values: recordedTicks(element, 'x', formatCount) },
+      { stroke: AXIS, font: FONT, size: 44, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, incrs: WHOLE_INCRS, values: recordedTicks(element, 'y', formatCount) },
     ],
     series: [
       {

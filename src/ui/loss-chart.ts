@@ -6,7 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount, formatLoss } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, WHOLE_INCRS } from './chart-size.ts';
 
 export interface LossPoint {
   step: number;
@@ -179,7 +179,7 @@ export class LossChart {
       },
       axes: [
         // Steps are whole numbers: ticks and grid lines only there.
-        { ...axis('step'), incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000], values: (_u, splits) => splits.map((v) => String(v)) },
+        { ...axis('step'), incrs: WHOLE_INCRS, values: (_u, splits) => splits.map((v) => String(v)) },
         { ...axis('loss'), size: 56 },
       ],
       series: [

@@ -6,7 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, chartFont, FIRST_WIDTH, fitChartWidth } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, chartFont, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
 
 const LINE = CHART_ACCENT;
 const AXIS = CHART_AXIS;
@@ -46,7 +46,8 @@ export function lrChartView(curve: { steps: number[]; rates: number[] }, testid:
     legend: { show: true, live: true },
     scales: { x: { time: false, range: () => [1, Math.max(2, last)] }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-12) * 1.1] } },
     axes: [
-      { stroke: AXIS, font: FONT, grid: { show: false }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => (Number.isInteger(v) ? formatCount(v) : '')) },
+      // Optimizer steps are whole numbers: ticks only there.
+      { stroke: AXIS, font: FONT, grid: { show: false }, ticks: { stroke: GRID, width: 1 }, incrs: WHOLE_INCRS, values: recordedTicks(element, 'x', formatCount) },
       { stroke: AXIS, font: FONT, size: 64, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => rate(v)) },
     ],
     series: [

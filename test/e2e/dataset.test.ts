@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, screenshot, type App } from './browser.ts';
+import { waitModelReady } from './app-fixture.ts';
 import { lengthHistogram } from '../../src/data/dataset.ts';
 import { histogramLabel } from '../../src/ui/length-histogram.ts';
 import { learningRateCurve } from '../../src/run/schedule.ts';
@@ -34,6 +35,20 @@ async function upload(page: Page, name: string, text: string): Promise<void> {
 
 async function fact(page: Page, key: string): Promise<string> {
   return ((await page.locator(`[data-testid="train-summary"] dd[data-key="${key}"]`).textContent()) ?? '').trim();
+}
+
+/**
+ * A chart's axis of whole numbers (tokens, rows, steps): every tick it drew (recorded as value=label pairs) is at a
+ * whole number and labelled with it. uPlot's own steps once put ticks at 2.5 tokens, labelled "3".
+ */
+async function expectWholeTicks(page: Page, testid: string, axis: 'x' | 'y'): Promise<void> {
+  const ticks = (await page.getByTestId(testid).getAttribute(`data-${axis}-ticks`)) ?? '';
+  const pairs = ticks.split(' ').filter(Boolean).map((p) => p.split('='));
+  expect(pairs.length, `${testid} ${axis}: ${ticks}`).toBeGreaterThan(1);
+  for (const [value, label] of pairs) {
+    expect(Number.isInteger(Number(value)), `${testid} ${axis}: ${ticks}`).toBe(true);
+    expect(label, `${testid} ${axis}: ${ticks}`).toBe(Number(value).toLocaleString('en-US'));
+  }
 }
 
 describe('dataset panel and form (headless Chromium)', () => {
@@ -106,6 +121,9 @@ describe('dataset panel and form (headless Chromium)', () => {
     await page.locator(`[data-testid="plan-lr"][aria-label="${cosine}"]`).waitFor();
     await page.locator('#lr_scheduler').selectOption('linear');
     await page.locator(`[data-testid="plan-lr"][aria-label="${lrCurveLabel(learningRateCurve(1e-4, steps, 0.03, 'linear'))}"]`).waitFor();
+    await expectWholeTicks(page, 'train-lengths', 'x');
+    await expectWholeTicks(page, 'train-lengths', 'y');
+    await expectWholeTicks(page, 'plan-lr', 'x');
     await screenshot(page, 'dataset-sample');
   });
 
@@ -151,6 +169,9 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.locator('[data-testid="train-view"] .file-head .badge').textContent()).toBe('4 errors');
     expect(await fact(page, 'rows')).toBe('3'); // lines 1, 7 (its extra field ignored) and 8
     expect(await fact(page, 'rejected rows')).toBe('4');
+    // Three short rows: lengths 0 to about 20 tokens, where uPlot's own steps were 2.5.
+    await expectWholeTicks(page, 'train-lengths', 'x');
+    await expectWholeTicks(page, 'train-lengths', 'y');
     // No training on a file with errors, and the page says why.
     expect(await page.getByTestId('train-start').isDisabled()).toBe(true);
     expect(await page.getByTestId('train-reason').textContent()).toBe('The training file has 4 errors: see the Dataset panel.');
@@ -257,6 +278,34 @@ describe('dataset panel and form (headless Chromium)', () => {
     await plan.filter({ hasText: /training rows\s*56/ }).waitFor();
     expect(await plan.textContent()).toMatch(/validation rows\s*6/);
     expect(await page.getByTestId('validation-name').count()).toBe(0);
+  });
+
+  it('ticks a short dataset\'s lengths and a two-step run\'s learning rate at whole numbers only', async () => {
+    // uPlot's own tick steps put ticks at 2.5 tokens (labelled "3", as a count rounds) over lengths up to about 25, and
+    // at tenths of a step (unlabelled) under a run of two steps.
+    const page = app.page;
+    const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `# ${'word '.repeat(3 + 2 * i)}`, completion: `x = ${i}` })).join('\n') + '\n';
+    await upload(page, 'short.jsonl', rows);
+    await page.locator('#num_validation_samples').fill('2');
+    await page.locator('#train_batch_size').fill('2');
+    await page.locator('#micro_batch_size').fill('2');
+    await page.locator('#num_train_epochs').fill('1');
+    await page.getByTestId('plan-facts').filter({ hasText: /steps\s*2 \(/ }).waitFor();
+    // Drawn at the panel's width (a chart is first drawn 320 px wide, then fitted).
+    const fitted = (testid: string) =>
+      page.waitForFunction((id) => {
+        const figure = document.querySelector(`[data-testid="${id}"]`);
+        const canvas = figure?.querySelector('canvas');
+        return !!figure?.getAttribute('data-x-ticks') && !!canvas && canvas.getBoundingClientRect().width > 400;
+      }, testid);
+    await page.locator('[data-testid="plan-lr"][data-points="2"]').waitFor();
+    await fitted('plan-lr');
+    await fitted('train-lengths');
+    await expectWholeTicks(page, 'train-lengths', 'x');
+    await expectWholeTicks(page, 'train-lengths', 'y');
+    await expectWholeTicks(page, 'plan-lr', 'x');
+    await screenshot(page, 'dataset-short-ticks');
+    await page.getByTestId('preset-demo').click();
   });
 
   it('validates the form as you type and shows the planning errors under their field', async () => {
@@ -381,5 +430,39 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.locator('#hub-repo').inputValue()).toBe('mistralai/Mistral-7B-Instruct-v0.2');
     expect(await page.getByTestId('train-reason').textContent()).not.toMatch(/Load a model/);
     await screenshot(page, 'dataset-hub-error');
+  });
+});
+
+describe('a file picked as the page opens (headless Chromium)', () => {
+  it('keeps a file picked before the GPU is ready: the sample, preselected once it is, does not replace it', async () => {
+    // The worker's script is held until the file is picked, so the pick comes before the GPU probe answers, as a quick
+    // user's does on a slow adapter. The sample was then fetched and inspected after the pick, and replaced it.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const app = await openApp('/', (page) =>
+      page.route('**/assets/worker-*.js', async (route) => {
+        await held;
+        await route.continue();
+      }),
+    );
+    try {
+      const page = app.page;
+      page.setDefaultTimeout(120_000);
+      await page.getByTestId('train-file').setInputFiles({ name: 'early.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from('{"text": "picked early"}\n{"text": "and kept"}\n') });
+      await page.getByTestId('train-name').filter({ hasText: 'early.jsonl' }).waitFor();
+      release();
+      await waitModelReady(app);
+      // What the sample's preselection would take to land, as it did before the fix.
+      await page.locator('[data-testid="train-view"] .file-head .badge').filter({ hasNotText: 'reading' }).waitFor();
+      await page.waitForTimeout(2000);
+      expect(await page.getByTestId('train-name').textContent()).toBe('early.jsonl');
+      expect(await fact(page, 'rows')).toBe('2');
+      expect(app.requests.some((r) => r.path.endsWith('/datasets/sample.jsonl'))).toBe(false);
+      // The button still gives the sample.
+      await page.getByTestId('use-sample').click();
+      await page.getByTestId('train-name').filter({ hasText: 'sample.jsonl' }).waitFor();
+    } finally {
+      await app.close();
+    }
   });
 });
