@@ -11,6 +11,8 @@ import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.
 import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled, tiledWorkgroupBytes } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from '../engine/timing.ts';
+import { MISTRAL_7B_LAYER } from './layer.ts';
+import { projectionShapes, type ProjectionDims } from './matmul.ts';
 
 export interface Nf4BenchShape {
   /** Tokens. */
@@ -39,13 +41,13 @@ export interface Nf4BenchResult {
   reps: number;
 }
 
-/** Mistral-7B's projection shapes at 512 and 2048 tokens: q/o (4096→4096), gate/up (4096→14336), down (14336→4096). */
-export function mistralNf4Shapes(tokens: readonly number[] = [512, 2048]): Nf4BenchShape[] {
-  const out: Nf4BenchShape[] = [];
-  for (const M of tokens) {
-    out.push({ M, N: 4096, K: 4096 }, { M, N: 14336, K: 4096 }, { M, N: 4096, K: 14336 });
-  }
-  return out;
+/**
+ * The projection shapes of a layer of `d` (Mistral-7B's by default) at these token counts, as `bench matmul` has them:
+ * q/o (C→C), k/v (C→nKV·hd: Mistral-7B's 1024-wide outputs, whose products fill the GPU least), gate/up (C→I), down
+ * (I→C). Each shape's line pair is the fused forward Y = X·deq(W)ᵀ and its input gradient dX = dY·deq(W).
+ */
+export function projectionNf4Shapes(tokens: readonly number[] = [512, 2048], d: ProjectionDims = MISTRAL_7B_LAYER): Nf4BenchShape[] {
+  return projectionShapes(tokens, d).map(({ M, N, K }) => ({ M, N, K }));
 }
 
 /** Random input filled on the GPU side from a small repeated pattern (uploading GBs of random numbers is slow). */

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { benchNf4, mistralNf4Shapes, type Nf4BenchResult } from '../../src/bench/nf4.ts';
+import { benchNf4, projectionNf4Shapes, type Nf4BenchResult } from '../../src/bench/nf4.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gpuContext } from './context.ts';
 
@@ -9,9 +9,10 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ctx = await gpuContext();
   });
 
-  it('lists the Mistral-7B projection shapes', () => {
-    expect(mistralNf4Shapes([512])).toEqual([
+  it('lists the Mistral-7B projection shapes, k_proj/v_proj\'s 1024-wide outputs among them', () => {
+    expect(projectionNf4Shapes([512])).toEqual([
       { M: 512, N: 4096, K: 4096 },
+      { M: 512, N: 1024, K: 4096 },
       { M: 512, N: 14336, K: 4096 },
       { M: 512, N: 4096, K: 14336 },
     ]);

@@ -18,7 +18,7 @@ import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
 import { parseTargetModules } from '../../config/index.ts';
-import { benchNf4, mistralNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
+import { benchNf4, projectionNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { benchData } from '../../bench/data.ts';
@@ -300,13 +300,7 @@ export const benchCommand: Command = {
       for await (const r of benchMatmul(ctx, shapes, minMs, kernels)) print(r);
     }
     if (run('nf4')) {
-      const shapes: Nf4BenchShape[] = small
-        ? tokens.flatMap((M) => [
-            { M, N: layerDims.C, K: layerDims.C },
-            { M, N: layerDims.I, K: layerDims.C },
-            { M, N: layerDims.C, K: layerDims.I },
-          ])
-        : mistralNf4Shapes(tokens);
+      const shapes: Nf4BenchShape[] = projectionNf4Shapes(tokens, layerDims);
       for await (const r of benchNf4(ctx, shapes, minMs)) print(r);
     }
     if (run('attention')) {
@@ -370,7 +364,7 @@ export const benchCommand: Command = {
     if (what === 'int8') {
       const shapes: Nf4BenchShape[] = small
         ? [{ M: 256, N: 256, K: 256 }, ...tokens.flatMap((M) => [{ M, N: layerDims.C, K: layerDims.C }, { M, N: layerDims.I, K: layerDims.C }, { M, N: layerDims.C, K: layerDims.I }])]
-        : [{ M: 4096, N: 4096, K: 4096 }, ...mistralNf4Shapes(tokens)];
+        : [{ M: 4096, N: 4096, K: 4096 }, ...projectionNf4Shapes(tokens)];
       for await (const r of benchInt8(ctx, shapes, minMs)) print(r);
     }
     if (what === 'tune') {
