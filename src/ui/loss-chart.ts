@@ -6,7 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount, formatLoss } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, WHOLE_INCRS } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
 
 export interface LossPoint {
   step: number;
@@ -166,8 +166,9 @@ export class LossChart {
       scales: {
         x: {
           time: false,
-          // Step 1 to the planned last step, so the curve fills the chart as the run goes.
-          range: (_u, min, max) => [Math.min(min, 1) - 0.5, Math.max(max, this.totalSteps, 1) + 0.5],
+          // Step 1 to the planned last step, so the curve fills the chart as the run goes. From the steps themselves,
+          // not uPlot's min and max: for a single point it pads them on both sides, which drew a step 0.
+          range: () => [Math.min(this.steps[0] ?? 1, 1) - 0.5, Math.max(this.steps[this.steps.length - 1] ?? 1, this.totalSteps, 1) + 0.5],
         },
         y: {
           range: (_u, min, max) => {
@@ -179,7 +180,7 @@ export class LossChart {
       },
       axes: [
         // Steps are whole numbers: ticks and grid lines only there.
-        { ...axis('step'), incrs: WHOLE_INCRS, values: (_u, splits) => splits.map((v) => String(v)) },
+        { ...axis('step'), incrs: WHOLE_INCRS, values: recordedTicks(this.element, 'x', String) },
         { ...axis('loss'), size: 56 },
       ],
       series: [

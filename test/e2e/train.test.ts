@@ -88,6 +88,11 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('generate-run').isDisabled()).toBe(true);
     expect(await page.getByTestId('generate-reason').textContent()).toBe('Training is using the GPU: pause the run (or wait until it ends) to generate.');
     expect(await page.locator('#learning_rate').isDisabled()).toBe(true);
+    // One point so far: the step axis still runs from step 1 to the plan's last, with no tick before step 1 (uPlot pads
+    // a single point's range on both sides, which drew a step 0).
+    await page.locator('[data-testid="loss-chart"][data-train-points="1"][data-x-ticks]').waitFor();
+    const ticks = (await page.getByTestId('loss-chart').getAttribute('data-x-ticks')) ?? '';
+    expect(ticks.split(' ').map((t) => Number(t.split('=')[0])), ticks).toEqual([1, 2]);
     await screenshot(page, 'train-running');
     // The validation after the last step, batch by batch (each takes seconds here).
     await Promise.all([
