@@ -76,6 +76,8 @@ export function checkSavedRun(raw: unknown): SavedRun {
     const item = h as Record<string, unknown> | null;
     if (typeof item !== 'object' || item === null || !isStepCount(item.step) || item.step > r.step) throw corrupt('its loss history holds an entry that is not a step of the run');
     if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${JSON.stringify(item.seconds)} that is not a duration`);
+    if (item.sample !== undefined && typeof item.sample !== 'string') throw corrupt('its loss history holds a sample that is not text');
+    if (typeof item.sample === 'string' && item.sample.length > MAX_SAMPLE_TEXT) throw corrupt(`its loss history holds a sample of ${formatCount(item.sample.length)} characters, more than a sample can be (${formatCount(MAX_SAMPLE_TEXT)})`);
   }
   return { ...(r as unknown as SavedRun), hp: hp.value };
 }
@@ -104,6 +106,8 @@ export function checkTokenizer(run: SavedRun, loaded: TokenizerIdentity | undefi
 }
 
 /** A model's files are a few dozen at most (Mistral-7B: config.json and three shards); more is not a record we wrote. */
+/** The longest validation_prompt sample a record may hold: a sample is tens of tokens, far below this. */
+const MAX_SAMPLE_TEXT = 100_000;
 const MAX_MODEL_FILES = 4096;
 const MAX_MODEL_FILE_TEXT = 4096;
 

@@ -42,9 +42,10 @@ export interface SavedRun {
   totalSteps: number;
   /**
    * Each step's loss, its validation loss where it had one, and the training time up to it (StepReport.elapsedSeconds),
-   * its validation pass included where it had one.
+   * its validation pass included where it had one; and the validation_prompt sample written after that pass (so the
+   * page shows a run's samples again after a reload; one written after the last checkpoint is not kept).
    */
-  history: { step: number; loss: number; valLoss?: number; seconds?: number }[];
+  history: { step: number; loss: number; valLoss?: number; seconds?: number; sample?: string }[];
   savedAt: string;
   /** The epoch (0-based) of the last step done; a resume checks it against the plan (saved-run-check.ts). */
   epoch?: number;

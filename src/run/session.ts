@@ -527,7 +527,11 @@ export class FinetuneSession {
         // Seconds to a minute on a slow adapter, with the step counter standing still: said, not left unexplained.
         onEvent({ type: 'status', text: `writing a sample for the validation prompt after step ${step}…` });
         const text = await this.sample(prompt, sampleTokens, control);
-        if (text !== null) onEvent({ type: 'sample', step, prompt, text });
+        if (text === null) return;
+        // Kept with its step, so the checkpoint after this pass saves it (the page shows it again after a reload).
+        const h = history.find((x) => x.step === step);
+        if (h) h.sample = text;
+        onEvent({ type: 'sample', step, prompt, text });
       };
       const result = await train(
         this.ctx,

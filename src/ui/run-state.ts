@@ -54,7 +54,8 @@ export interface RunState {
   history: LossPoint[];
   /** The latest thing worth a line under the chart (checkpoint saved, step skipped, resumed …). */
   note: string;
-  sample: { step: number; prompt: string; text: string } | null;
+  /** The validation_prompt samples of the run so far (a restored run's from its record), in step order, one a step. */
+  samples: RunSample[];
   outcome: RunOutcome | null;
   /** The step of the newest checkpoint in this browser's store during this page's life, or null. */
   checkpointStep: number | null;
@@ -66,6 +67,19 @@ export interface RunState {
   kernels: string | null;
   /** The validation pass under way (phase 'validating', or paused in one): how many of its batches are done. */
   validating: { step: number; done: number; batches: number } | null;
+}
+
+/** A validation_prompt sample: what the adapter wrote for the prompt after a step's validation pass. */
+export interface RunSample {
+  step: number;
+  prompt: string;
+  text: string;
+}
+
+/** A saved run's samples, from its history (records from before samples were kept, or without a prompt, have none). */
+function savedSamples(saved: SavedRun): RunSample[] {
+  const prompt = typeof saved.hp?.validation_prompt === 'string' ? saved.hp.validation_prompt : '';
+  return saved.history.flatMap((h) => (typeof h.sample === 'string' ? [{ step: h.step, prompt, text: h.sample }] : []));
 }
 
 export type RunAction =
@@ -93,7 +107,7 @@ export const IDLE_RUN: RunState = {
   validation: null,
   history: [],
   note: '',
-  sample: null,
+  samples: [],
   outcome: null,
   checkpointStep: null,
   resumedFrom: null,
@@ -185,7 +199,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       // The note said the sample was being written; now it is shown below, and the note goes back to the validation.
       return {
         ...s,
-        sample: { step: e.step, prompt: e.prompt, text: e.text },
+        samples: [...s.samples.filter((x) => x.step !== e.step), { step: e.step, prompt: e.prompt, text: e.text }].sort((a, b) => a.step - b.step),
         note: s.validation?.step === e.step ? `Validation loss ${s.validation.valLoss.toPrecision(4)} after step ${e.step}; its sample is below.` : `The sample after step ${e.step} is below.`,
       };
     case 'checkpoint':
@@ -228,7 +242,9 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         phase: 'starting',
         step: a.saved.step,
         totalSteps: a.saved.totalSteps,
-        history: a.saved.history.map((p) => ({ ...p })),
+        // The chart's points; the samples (kept in the same entries) go to their own list.
+        history: a.saved.history.map(({ sample: _sample, ...p }) => p),
+        samples: savedSamples(a.saved),
         validation: lastValidation(a.saved.history),
         resumedFrom: a.saved.trainName,
         restoreOnly: a.restoreOnly === true,

@@ -10,7 +10,8 @@ import { formatCounted } from '../core/units.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
-import { deviceLostText, etaText, validatingText, type RunPhase, type RunState } from './run-state.ts';
+import { deviceLostText, etaText, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
+import { sampleListView } from './sample-list.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 /**
@@ -169,6 +170,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const kernelsLine = h('p', { class: 'hint', 'data-testid': 'train-kernels', hidden: true });
   const result = h('div', { 'data-testid': 'train-result' });
   const sample = h('div', { class: 'sample', 'data-testid': 'sample', hidden: true });
+  let shownSamples: readonly RunSample[] | null = null;
   const saved = h('div', { class: 'saved-run', 'data-testid': 'saved-run', hidden: true });
 
   const r = {
@@ -562,10 +564,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     kernelsLine.textContent = run.kernels ?? '';
     renderReadouts(run);
     renderOutcome(run);
-    if (run.sample) {
-      sample.hidden = false;
-      replaceChildren(sample, h('h3', {}, `Sample at step ${run.sample.step}`), h('p', { class: 'prompt' }, run.sample.prompt), h('p', { class: 'completion' }, run.sample.text));
-    } else sample.hidden = true;
+    // Rebuilt only when a sample comes (the list is a new array then), keeping the earlier ones unfolded if they were.
+    if (run.samples !== shownSamples) {
+      shownSamples = run.samples;
+      const open = sample.querySelector('details')?.open ?? false;
+      sample.hidden = run.samples.length === 0;
+      sample.dataset.count = String(run.samples.length);
+      replaceChildren(sample, ...sampleListView(run.samples, open));
+    }
     if (run.plan) {
       showPlan(run.plan);
     } else if (!busy) {

@@ -282,4 +282,37 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(restored.name).toBe('adapter-mistral-nano-demo-step4.zip');
     expect(Buffer.from(restored.files['adapter_model.safetensors']).equals(Buffer.from(zip.files['adapter_model.safetensors']))).toBe(true);
   });
+
+  it("lists each validation's sample of validation_prompt, the newest first in full, and shows them again after a reload", async () => {
+    const page = app.page;
+    // Two steps, a validation after each: two samples.
+    await setForm(page, { ...TINY_RUN, num_validation_samples: '2', eval_steps: '1', validation_prompt: '# Add' });
+    await upload(page, 'tiny.jsonl', JSONL, 4);
+    await page.getByTestId('plan-facts').filter({ hasText: /steps\s*2 \(2 per epoch\)/ }).waitFor();
+    await page.getByTestId('train-start').click();
+    await page.getByTestId('train-confirm-replace').click();
+    await waitRunPhase(page, 'done', 300_000);
+    const sample = page.getByTestId('sample');
+    expect(await sample.getAttribute('data-count')).toBe('2');
+    expect(await sample.locator('h3').textContent()).toBe('Sample at step 2');
+    const latest = await page.getByTestId('sample-text').textContent();
+    expect(latest?.length).toBeGreaterThan(0);
+    const earlier = page.getByTestId('earlier-samples');
+    expect(await earlier.locator('summary').textContent()).toBe('Earlier samples (1)');
+    expect(await earlier.locator('li').getAttribute('data-step')).toBe('1');
+    const first = await earlier.locator('li p').textContent();
+    expect(first?.length).toBeGreaterThan(0);
+    await earlier.locator('summary').click();
+    await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-samples.png' });
+
+    // The checkpoint after each pass kept its sample: a reload and a restore show the same two.
+    await page.reload();
+    await page.getByTestId('saved-run-summary').filter({ hasText: 'step 2 / 2' }).waitFor({ timeout: 60_000 });
+    await waitModelReady(app, 120_000);
+    await page.getByTestId('saved-run-resume').click();
+    await waitRunPhase(page, 'done', 120_000);
+    expect(await sample.getAttribute('data-count')).toBe('2');
+    expect(await page.getByTestId('sample-text').textContent()).toBe(latest);
+    expect(await earlier.locator('li p').textContent()).toBe(first);
+  });
 });

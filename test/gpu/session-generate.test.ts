@@ -7,7 +7,7 @@ import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { generate, type StreamedToken } from '../../src/run/generate.ts';
-import { FinetuneSession, type TrainEvent } from '../../src/run/session.ts';
+import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
 
 // One training row and one validation row: one step, one validation (SwiftShader time).
@@ -37,8 +37,10 @@ describe('session generation', () => {
     await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
   });
 
-  it('emits a validation_prompt sample after each validation of a run', async () => {
+  it('emits a validation_prompt sample after each validation of a run, and keeps it with its step in the saved run', async () => {
     const events: TrainEvent[] = [];
+    const session = new FinetuneSession(ctx, tok, memoryRunStore());
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
     await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => events.push(e), { sampleMaxTokens: 2 });
     const evals = events.flatMap((e, i) => (e.type === 'eval' ? [i] : []));
     expect(evals.length).toBeGreaterThan(0);
@@ -58,6 +60,10 @@ describe('session generation', () => {
     expect(end.done).toBe(end.batches);
     expect(end.etaSeconds).toBeGreaterThan(0);
     expect(end.etaSeconds).toBeCloseTo(((1 + tok.encode('def').length + 2) * end.seconds) / plan.stats.validation.paddedTokens, 9);
+    // The checkpoint after the pass holds the sample in its step's history entry (the page shows it after a reload).
+    const saved = await session.savedRun();
+    const sample = events.find((e) => e.type === 'sample') as { step: number; text: string };
+    expect(saved?.history.find((h) => h.step === sample.step)?.sample).toBe(sample.text);
   });
 
   it("a run's Stop ends the validation prompt's sample at once, and no cut-off sample is shown", async () => {

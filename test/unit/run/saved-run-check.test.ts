@@ -74,6 +74,10 @@ describe('a saved run record, checked before a resume', () => {
     expect(refusal(() => checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: -3 }] }))).message).toMatch(/training time -3 that is not a duration/);
     expect(refusal(() => checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: '12' }] }))).message).toMatch(/training time "12"/);
     expect(checkSavedRun(record({ history: [{ step: 1, loss: 1, seconds: 12.5 }] })).history[0].seconds).toBe(12.5);
+    // A validation_prompt sample kept with its step: text, and no longer than a sample can be.
+    expect(checkSavedRun(record({ history: [{ step: 1, loss: 1, sample: ' f(x)' }] })).history[0].sample).toBe(' f(x)');
+    expect(refusal(() => checkSavedRun(record({ history: [{ step: 1, loss: 1, sample: 7 }] }))).message).toMatch(/loss history holds a sample that is not text/);
+    expect(refusal(() => checkSavedRun(record({ history: [{ step: 1, loss: 1, sample: 'x'.repeat(100_001) }] }))).message).toMatch(/loss history holds a sample of 100,001 characters/);
     expect(refusal(() => checkSavedRun(record({ stateChecksum: 'md5:abc' }))).message).toMatch(/checksum is malformed/);
     expect(refusal(() => checkSavedRun(record({ trainChecksum: 7 }))).message).toMatch(/its training data checksum is malformed/);
     expect(refusal(() => checkSavedRun(record({ validationChecksum: 'sha256:xyz' }))).message).toMatch(/its validation data checksum is malformed/);

@@ -50,10 +50,36 @@ describe('run state', () => {
     const sampling = runReducer(s, ev({ type: 'status', text: 'writing a sample for the validation prompt after step 1…' }));
     expect(sampling.note).toBe('writing a sample for the validation prompt after step 1…');
     const sampled = runReducer(sampling, ev({ type: 'sample', step: 1, prompt: 'def', text: ' f(x):' }));
-    expect(sampled).toMatchObject({ note: 'Validation loss 2.500 after step 1; its sample is below.', sample: { step: 1, text: ' f(x):' } });
+    expect(sampled).toMatchObject({ note: 'Validation loss 2.500 after step 1; its sample is below.', samples: [{ step: 1, prompt: 'def', text: ' f(x):' }] });
     expect(s.validating).toBeNull();
     expect(s.history).toEqual([{ step: 1, loss: 3, valLoss: 2.5 }]);
     expect(s.validation).toEqual({ step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 });
+  });
+
+  it("keeps every validation's sample in step order, a step's sample written again replacing its own", () => {
+    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(1, 3)));
+    s = runReducer(s, ev({ type: 'sample', step: 1, prompt: 'def', text: ' a' }));
+    s = runReducer(s, ev(step(2, 2.9)));
+    s = runReducer(s, ev({ type: 'sample', step: 2, prompt: 'def', text: ' b' }));
+    expect(s.samples).toEqual([{ step: 1, prompt: 'def', text: ' a' }, { step: 2, prompt: 'def', text: ' b' }]);
+    // A step's pass made again (a resume that validates first) writes its sample again: one per step.
+    s = runReducer(s, ev({ type: 'sample', step: 2, prompt: 'def', text: ' c' }));
+    expect(s.samples).toEqual([{ step: 1, prompt: 'def', text: ' a' }, { step: 2, prompt: 'def', text: ' c' }]);
+    // A new run starts with none.
+    expect(runReducer(runReducer(s, { type: 'finished', result: { steps: 2, skipped: 0, stopped: true, finalLoss: 2.9, finalValLoss: null, seconds: 4 } }), { type: 'start', totalSteps: 4 }).samples).toEqual([]);
+  });
+
+  it("restores a saved run's samples from its history, with the run's validation_prompt", () => {
+    const saved = {
+      step: 3,
+      totalSteps: 4,
+      trainName: 'short.jsonl',
+      hp: { validation_prompt: '# add' },
+      history: [{ step: 1, loss: 3, valLoss: 2.9, sample: ' one' }, { step: 2, loss: 2.8 }, { step: 3, loss: 2.7, valLoss: 2.6, sample: ' three' }],
+    } as unknown as SavedRun;
+    expect(run({ type: 'resume', saved }).samples).toEqual([{ step: 1, prompt: '# add', text: ' one' }, { step: 3, prompt: '# add', text: ' three' }]);
+    // A record without samples (older, or a run without validation_prompt) restores none.
+    expect(run({ type: 'resume', saved: { ...saved, history: [{ step: 1, loss: 3 }] } }).samples).toEqual([]);
   });
 
   it('pauses only a moving run and stops only a busy one; a stop settles the readouts (no ETA left ticking)', () => {

@@ -1,0 +1,40 @@
+// The validation_prompt samples of a run: the newest in full, the earlier ones (newest first) folded beneath it, so
+// that what the adapter writes can be compared as training goes on. Samples are model output: text nodes only.
+
+import type { RunSample } from './run-state.ts';
+import { h } from './dom.ts';
+import { formatCount } from './format.ts';
+
+/** Earlier samples listed at most; a run with more validations says how many are left out. */
+export const EARLIER_SHOWN = 50;
+
+/**
+ * The list's elements for `samples` (step order), or none when there are none. `earlierOpen`: whether the earlier
+ * samples start unfolded (the panel keeps the reader's choice across a new sample).
+ */
+export function sampleListView(samples: readonly RunSample[], earlierOpen = false): HTMLElement[] {
+  const latest = samples.at(-1);
+  if (!latest) return [];
+  const earlier = samples.slice(0, -1).reverse();
+  const shown = earlier.slice(0, EARLIER_SHOWN);
+  const left = earlier.length - shown.length;
+  const parts: (HTMLElement | null)[] = [
+    h('h3', {}, `Sample at step ${formatCount(latest.step)}`),
+    h('p', { class: 'prompt' }, latest.prompt),
+    h('p', { class: 'completion', 'data-testid': 'sample-text' }, latest.text),
+    earlier.length > 0
+      ? h(
+          'details',
+          { 'data-testid': 'earlier-samples', open: earlierOpen },
+          h('summary', {}, `Earlier samples (${formatCount(earlier.length)})`),
+          h(
+            'ol',
+            { class: 'earlier-samples' },
+            ...shown.map((s) => h('li', { 'data-step': s.step }, h('span', { class: 'hint' }, `step ${formatCount(s.step)}`), h('p', { class: 'completion' }, s.text))),
+          ),
+          left > 0 ? h('p', { class: 'hint' }, `… and ${formatCount(left)} earlier, not listed.`) : null,
+        )
+      : null,
+  ];
+  return parts.filter((e): e is HTMLElement => e !== null);
+}
