@@ -366,3 +366,17 @@ export function nonDefault(hp: Hyperparams): Partial<Hyperparams> {
   }
   return out as Partial<Hyperparams>;
 }
+
+/**
+ * Every hyperparameter a run used, in the form's order (Replicate's, then ours), with whether it is the default (the
+ * quantization's default follows peft_method, as nonDefault has it): what an exported adapter's README lists. The
+ * files are named elsewhere, and an optional text left empty (validation_prompt) is not a value.
+ */
+export function hyperparamRows(hp: Hyperparams): { name: HyperparamName; value: string | number | boolean; isDefault: boolean }[] {
+  const changed = nonDefault(hp);
+  return FIELDS.flatMap((f) => {
+    const value = hp[f.name];
+    if (f.type === 'file' || value === undefined) return [];
+    return [{ name: f.name, value, isDefault: !(f.name in changed) }];
+  });
+}

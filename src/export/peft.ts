@@ -1,6 +1,7 @@
 // PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
 // src/model/lora-adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
 
+import { trainingCardLines, type TrainingSummary } from './training-card.ts';
 import { parseHubReference } from '../core/hub-reference.ts';
 import { PROJECTIONS } from '../core/mistral.ts';
 import { zipSync, type Zippable } from 'fflate';
@@ -48,6 +49,8 @@ export interface ReadmeOptions {
   name?: string;
   /** File name of a GGUF export shipped next to it, to document llama.cpp / Ollama use of it. */
   ggufFile?: string;
+  /** The run that trained it (a "Training" section at the end); none for an adapter read from elsewhere. */
+  training?: TrainingSummary | null;
 }
 
 /** A short README: what the adapter is and how to load it with PEFT, vLLM, Ollama (and llama.cpp with a GGUF). */
@@ -120,6 +123,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
       `\`base-model.gguf\` must be ${base} converted with llama.cpp's convert_hf_to_gguf.py (any quantisation).`,
     );
   }
+  if (opts.training) lines.push('', ...trainingCardLines(opts.training));
   return `${lines.join('\n')}\n`;
 }
 

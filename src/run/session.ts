@@ -5,7 +5,8 @@
 import { uniformSource, ADAPTER_INIT_STREAM } from '../core/prng.ts';
 import { type Quantization } from '../core/mistral.ts';
 import { generationLimitMessage, parseHyperparams, targetModules, withinGenerationLimit } from '../config/index.ts';
-import type { Hyperparams } from '../config/hyperparams.ts';
+import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
+import type { TrainingSummary } from '../export/training-card.ts';
 import type { DataStats, TrainingData } from '../data/batches.ts';
 import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
 import type { Layout } from '../data/layout.ts';
@@ -130,6 +131,18 @@ export class FinetuneSession {
   private adapter: LoraAdapter | null = null;
   /** An adapter loaded from outside (useImportedAdapter): new runs start from it until it is forgotten. */
   private imported: LoraAdapter | null = null;
+  /**
+   * The run that trained the current adapter, its history live (for the export README's "Training" section); null for
+   * an imported adapter or none.
+   */
+  private trainedBy: {
+    hp: Hyperparams;
+    names: { train: string; validation: string | null };
+    stats: DataStats;
+    history: SavedRun['history'];
+    fromImported: boolean;
+    step: () => number;
+  } | null = null;
   private control: TrainControl | null = null;
   private running = false;
   /** Where quantised weights are cached between loads (src/run/weight-cache.ts); null: no cache. */
@@ -251,6 +264,7 @@ export class FinetuneSession {
     if (this.lora) destroyLora(this.ctx, this.lora);
     this.lora = null;
     this.adapter = null;
+    this.trainedBy = null;
   }
 
   /**
@@ -454,6 +468,7 @@ export class FinetuneSession {
       this.ctx.flush();
       if (state) fromStep = await loadTrainState(this.ctx, this.lora, state, data.stats.totalSteps);
       stepNow = fromStep;
+      this.trainedBy = { hp, names, stats: data.stats, history, fromImported: startFrom !== null, step: () => stepNow };
       onEvent({ type: 'plan', stats: planStats(data, hp), resumedAt: fromStep });
       // A new run's data joins the store with its first checkpoint: until then the previous run stays resumable.
       let newData: RunData | null = null;
@@ -702,6 +717,24 @@ export class FinetuneSession {
     const adapter = await downloadLora(this.ctx, this.lora, this.adapter);
     assertFiniteAdapter(adapter, 'not exporting the adapter');
     return adapter;
+  }
+
+  /** How the current adapter was trained, for its README; null for an imported adapter (or none). */
+  trainingSummary(): TrainingSummary | null {
+    const t = this.trainedBy;
+    if (!t) return null;
+    return {
+      trainName: t.names.train,
+      validationName: t.names.validation,
+      step: t.step(),
+      totalSteps: t.stats.totalSteps,
+      trainRows: t.stats.trainExamples,
+      validationRows: t.stats.validation.examples,
+      hyperparameters: hyperparamRows(t.hp),
+      history: t.history.map((h) => ({ ...h })),
+      validationPrompt: t.hp.validation_prompt ?? null,
+      fromImported: t.fromImported,
+    };
   }
 
   /** The loaded model's config (for exports that need the base's shape, e.g. GGUF's q/k permutation). */

@@ -356,7 +356,8 @@ const api = {
     }
     const trained = await s.adapterNow();
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
-    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step });
+    // A trained adapter's README says how it was trained (an imported one's has no such section).
+    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary() });
   },
 
   /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */

@@ -143,6 +143,12 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(full.name).toBe('adapter-mistral-nano-demo-step2-gguf.zip');
     expect(Object.keys(full.files)).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors', 'adapter.gguf', 'README.md']));
     expect(strFromU8(full.files['adapter.gguf'].subarray(0, 4))).toBe('GGUF');
+    // Its README ends with how the adapter was trained: this run's data, steps and losses.
+    const readme = strFromU8(full.files['README.md']);
+    expect(readme).toContain('for 2 optimizer steps on `tiny.jsonl` (2 training rows), validated on 2 rows held out from it.');
+    const cardLoss = /Training loss at step 2: (\d+\.\d{4}) /.exec(readme)?.[1];
+    expect(Number(cardLoss).toPrecision(4)).toBe(await page.getByTestId('train-loss').textContent());
+    expect(readme).toContain('| max_seq_len * | `24` |');
     expect(Buffer.from(full.files['adapter_model.safetensors']).equals(Buffer.from(zip.files['adapter_model.safetensors']))).toBe(true);
     expect(JSON.parse(strFromU8(zip.files['adapter_config.json'])).base_model_name_or_path).toBe('mistral-nano-demo');
 

@@ -361,6 +361,12 @@ describe('finetune train: an --out that holds a finished run', () => {
     // A local folder's name is no Hub id: the adapter says it names the base so, and how to give the Hub id.
     expect(JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('tiny-mistral');
     expect(firstRun.stderr).toContain(`note: the adapter names its base model "tiny-mistral", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name`);
+    // Its README ends with how it was trained: the data, the changed hyperparameters marked, the step's loss.
+    const readme = readFileSync(join(out, 'adapter', 'README.md'), 'utf8');
+    expect(readme).toContain('for 1 optimizer step on `rows.jsonl` (2 training rows), without validation.');
+    expect(readme).toContain('| lora_rank * | `2` |');
+    expect(readme).toContain('| run_validation * | `false` |');
+    expect(readme).toContain(`Training loss at step 1: ${firstDone.finalLoss.toFixed(4)}`);
     // The run's lock on OUT is gone once it ended, and so is a refused run's.
     expect(existsSync(join(out, '.finetune-train.lock'))).toBe(false);
 

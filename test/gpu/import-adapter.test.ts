@@ -57,6 +57,8 @@ describe('an imported adapter in the session', () => {
     expect(seen.map((p) => [p.done, p.batches])).toEqual([[0, 2], [1, 2], [2, 2]]);
     session.useImportedAdapter(imported);
     expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
+    // No run of ours trained it: its export README has no "Training" section.
+    expect(session.trainingSummary()).toBeNull();
     const withAdapter = await session.evaluate(HP, JSONL, null);
     expect(withAdapter.tokens).toBe(baseOnly.tokens);
     expect(Number.isFinite(withAdapter.loss)).toBe(true);
@@ -75,6 +77,8 @@ describe('an imported adapter in the session', () => {
       if (e.type === 'step' && e.step === 1) session.stop();
     });
     expect(r.steps).toBe(1);
+    // The run that trained it, which started from the imported adapter, is what its README will say.
+    expect(session.trainingSummary()).toMatchObject({ trainName: 'rows.jsonl', step: 1, fromImported: true, history: [{ step: 1 }] });
     const after = await session.adapterNow();
     const moved = maxAbsDiff(after, imported);
     expect(moved).toBeGreaterThan(0);

@@ -1,0 +1,87 @@
+// The README's "Training" section: how the adapter was trained (data, hyperparameters, losses, the last
+// validation_prompt sample), as a model card on the Hub has it, so an adapter published from here says what it is
+// without its run record. Everything in it is the run's own; user text (file names, the prompt, a sample) is written
+// in code spans and fenced blocks that it cannot close.
+
+/** What the README says of the run that trained the adapter (session.ts builds it from the run as it stands). */
+export interface TrainingSummary {
+  trainName: string;
+  validationName: string | null;
+  /** Optimizer steps done, and the plan's. */
+  step: number;
+  totalSteps: number;
+  /** Rows of the training and validation sets, as the run's plan split them. */
+  trainRows: number;
+  validationRows: number;
+  /** Every hyperparameter the run used, in the form's order: its value, and whether it is the default's. */
+  hyperparameters: readonly { name: string; value: string | number | boolean; isDefault: boolean }[];
+  /** Each step's training loss, its validation loss and validation_prompt sample where it had them. */
+  history: readonly { step: number; loss: number; valLoss?: number; sample?: string }[];
+  validationPrompt: string | null;
+  /** The run started from an imported adapter, not PEFT's fresh initialisation. */
+  fromImported?: boolean;
+}
+
+/** Validation rows listed at most; a longer run lists the first, then evenly spaced ones, and always the last. */
+export const MAX_RESULT_ROWS = 40;
+
+/** `text` in a code span no backtick run in it can close (CommonMark: a longer fence, spaced when it starts or ends with one). */
+export function codeSpan(text: string): string {
+  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = text.startsWith('`') || text.endsWith('`') || text === '' ? ' ' : '';
+  return `${fence}${pad}${text.replace(/\r?\n/g, ' ')}${pad}${fence}`;
+}
+
+/** `text` as a fenced block that no line of it can close (a fence longer than any run of backticks in it). */
+export function fencedBlock(text: string): string[] {
+  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return [fence, ...text.split(/\r?\n/), fence];
+}
+
+const loss = (v: number): string => (Number.isFinite(v) ? v.toFixed(4) : String(v));
+
+/** The rows of the results table: every validation when few, else a spread of them (the first and the last kept). */
+function resultRows(history: TrainingSummary['history']): TrainingSummary['history'] {
+  const validated = history.filter((h) => h.valLoss !== undefined);
+  if (validated.length <= MAX_RESULT_ROWS) return validated;
+  const picked = new Set<number>();
+  for (let i = 0; i < MAX_RESULT_ROWS; i++) picked.add(Math.round((i * (validated.length - 1)) / (MAX_RESULT_ROWS - 1)));
+  return [...picked].sort((a, b) => a - b).map((i) => validated[i]);
+}
+
+/** The section's markdown lines (starting with its heading). */
+export function trainingCardLines(t: TrainingSummary): string[] {
+  const lines: string[] = ['## Training', ''];
+  const stopped = t.step < t.totalSteps ? ` (stopped at step ${t.step} of the ${t.totalSteps} planned)` : '';
+  lines.push(
+    `Trained with finetune (WebGPU) for ${t.step} optimizer step${t.step === 1 ? '' : 's'}${stopped}` +
+      ` on ${codeSpan(t.trainName)} (${t.trainRows} training row${t.trainRows === 1 ? '' : 's'}), ` +
+      (t.validationRows === 0
+        ? 'without validation.'
+        : t.validationName
+          ? `validated on ${codeSpan(t.validationName)} (${t.validationRows} row${t.validationRows === 1 ? '' : 's'}).`
+          : `validated on ${t.validationRows} row${t.validationRows === 1 ? '' : 's'} held out from it.`),
+  );
+  if (t.fromImported) lines.push('It started from an imported adapter, not from a fresh initialisation.');
+  lines.push('', '### Hyperparameters', '', "Replicate's names (its trainer for mistral-7b-instruct-v0.2), then finetune's; * marks a value changed from the default.", '');
+  lines.push('| name | value |', '| --- | --- |');
+  for (const h of t.hyperparameters) lines.push(`| ${h.name}${h.isDefault ? '' : ' *'} | ${codeSpan(String(h.value)).replace(/\|/g, '\\|')} |`);
+  const last = t.history.at(-1);
+  const rows = resultRows(t.history);
+  if (last || rows.length > 0) {
+    lines.push('', '### Results', '');
+    if (last) lines.push(`Training loss at step ${last.step}: ${loss(last.loss)} (as the run reported it).`);
+    if (rows.length > 0) {
+      const all = t.history.filter((h) => h.valLoss !== undefined).length;
+      lines.push('', `Validation loss${all > rows.length ? ` (${rows.length} of the ${all} validations)` : ''}:`, '', '| step | training loss | validation loss |', '| --- | --- | --- |');
+      for (const r of rows) lines.push(`| ${r.step} | ${loss(r.loss)} | ${loss(r.valLoss as number)} |`);
+    }
+  }
+  const sampled = [...t.history].reverse().find((h) => h.sample !== undefined);
+  if (sampled && t.validationPrompt !== null) {
+    lines.push('', '### Sample', '', `The adapter's greedy continuation of the validation prompt after step ${sampled.step}:`, '', ...fencedBlock(t.validationPrompt + (sampled.sample ?? '')));
+  }
+  return lines;
+}

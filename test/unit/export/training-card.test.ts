@@ -1,0 +1,84 @@
+// The export README's "Training" section (src/export/training-card.ts): what it says of the run, and user text that
+// cannot break out of its code spans and blocks.
+import { describe, expect, it } from 'vitest';
+import { codeSpan, fencedBlock, MAX_RESULT_ROWS, trainingCardLines, type TrainingSummary } from '../../../src/export/training-card.ts';
+import { adapterReadme } from '../../../src/export/peft.ts';
+import { createAdapter } from '../../../src/model/lora-adapter.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
+import { mulberry32 } from '../../../src/engine/reference/common.ts';
+import { FIELDS, hyperparamRows, parseHyperparams } from '../../../src/config/hyperparams.ts';
+import { fixtureJson, TINY_MISTRAL } from '../model/helpers.ts';
+
+const summary = (over: Partial<TrainingSummary> = {}): TrainingSummary => ({
+  trainName: 'code.jsonl',
+  validationName: null,
+  step: 3,
+  totalSteps: 3,
+  trainRows: 58,
+  validationRows: 4,
+  hyperparameters: hyperparamRows(parseHyperparams({ learning_rate: 2e-4, validation_prompt: '# add' })),
+  history: [
+    { step: 1, loss: 3.25 },
+    { step: 2, loss: 2.5, valLoss: 2.75, sample: ' def a():' },
+    { step: 3, loss: 2.125, valLoss: 2.5, sample: ' def add(a, b):\n    return a + b' },
+  ],
+  validationPrompt: '# add',
+  ...over,
+});
+
+describe('the README\'s Training section', () => {
+  it('says the steps, the data, every hyperparameter (changed ones marked), the losses and the last sample', () => {
+    const text = trainingCardLines(summary()).join('\n');
+    expect(text).toContain('## Training');
+    expect(text).toContain('for 3 optimizer steps on `code.jsonl` (58 training rows), validated on 4 rows held out from it.');
+    expect(text).toContain('| learning_rate * | `0.0002` |');
+    expect(text).toContain('| lora_rank | `8` |');
+    expect(text).toContain('| validation_prompt * | `# add` |');
+    // Every hyperparameter but the two files, once each, in the form's order.
+    const names = [...text.matchAll(/^\| ([a-z_]+)( \*)? \| `/gm)].map((m) => m[1]);
+    expect(names).toEqual(FIELDS.filter((f) => f.type !== 'file').map((f) => f.name));
+    expect(names).not.toContain('train_data');
+    expect(text).toContain('Training loss at step 3: 2.1250');
+    expect(text).toContain('| 2 | 2.5000 | 2.7500 |\n| 3 | 2.1250 | 2.5000 |');
+    // The last sample, after its prompt, in a fenced block.
+    expect(text).toContain("validation prompt after step 3:\n\n```\n# add def add(a, b):\n    return a + b\n```");
+  });
+
+  it('says a stopped run stopped, names a validation file, and says when it started from an imported adapter', () => {
+    const text = trainingCardLines(summary({ step: 2, totalSteps: 9, validationName: 'held.jsonl', fromImported: true, history: [] })).join('\n');
+    expect(text).toContain('for 2 optimizer steps (stopped at step 2 of the 9 planned)');
+    expect(text).toContain('validated on `held.jsonl` (4 rows).');
+    expect(text).toContain('It started from an imported adapter');
+    expect(text).not.toContain('### Results');
+    expect(text).not.toContain('### Sample');
+    expect(trainingCardLines(summary({ validationRows: 0 })).join('\n')).toContain('(58 training rows), without validation.');
+  });
+
+  it('lists at most MAX_RESULT_ROWS validations of a long run, the first and the last among them', () => {
+    const history = Array.from({ length: 100 }, (_, i) => ({ step: i + 1, loss: 3 - i / 100, valLoss: 3 - i / 90 }));
+    const text = trainingCardLines(summary({ step: 100, totalSteps: 100, history })).join('\n');
+    const rows = [...text.matchAll(/^\| (\d+) \| /gm)].map((m) => Number(m[1]));
+    expect(rows).toHaveLength(MAX_RESULT_ROWS);
+    expect(rows[0]).toBe(1);
+    expect(rows.at(-1)).toBe(100);
+    expect(text).toContain(`(${MAX_RESULT_ROWS} of the 100 validations)`);
+  });
+
+  it('keeps user text inside its code span or block: backticks, pipes and newlines', () => {
+    expect(codeSpan('a`b``c')).toBe('```a`b``c```');
+    expect(codeSpan('`x')).toBe('`` `x ``');
+    expect(codeSpan('two\nlines')).toBe('`two lines`');
+    expect(fencedBlock('print(1)\n```\nnot a fence')).toEqual(['````', 'print(1)', '```', 'not a fence', '````']);
+    const text = trainingCardLines(summary({ trainName: 'we`ird|name.jsonl', hyperparameters: [{ name: 'lora_target_modules', value: 'q_proj|v_proj', isDefault: false }] })).join('\n');
+    expect(text).toContain('on ``we`ird|name.jsonl`` (58');
+    // A pipe in a table cell is escaped, so the row keeps its two cells.
+    expect(text).toContain('| lora_target_modules * | `q_proj\\|v_proj` |');
+  });
+
+  it("ends the adapter's README when the run is known, and is absent for an adapter without one", () => {
+    const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
+    const adapter = createAdapter(base, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2', random: mulberry32(1) });
+    expect(adapterReadme(adapter, { training: summary() })).toMatch(/## Training\n[\s\S]*### Sample[\s\S]*```\n$/);
+    expect(adapterReadme(adapter)).not.toContain('## Training');
+  });
+});
