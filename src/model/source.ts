@@ -11,6 +11,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { isWrongAddress } from '../core/network-errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
+import { hubManifest, type HubFileInfo } from './hub-manifest.ts';
 
 export interface ByteSource {
   /** What to call it in messages: a file name or a URL (never carrying a secret). */
@@ -257,6 +258,12 @@ export interface HttpOptions {
    * not repeat it), or the answer's own when fetch followed the redirects.
    */
   onResponse?: (res: Response, repoCommit: string | null) => void;
+  /**
+   * The file's version and size as the Hub API lists them (src/model/hub-manifest.ts), for a URL at an immutable
+   * commit: the version is that content id instead of an answer's ETag, and since the content cannot change under that
+   * URL, answers whose ETags differ (a CDN's nodes) are not a changed file; a size other than the listed one is.
+   */
+  known?: HubFileInfo;
 }
 
 const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
@@ -695,6 +702,8 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   let validator: string | null = null;
   /** The server's identity for the file (see LINKED_ETAG_HEADER): a resumed read must come from the same file. */
   const checkSameFile = (v: string | null): void => {
+    // At a commit the API listed it at, the URL's content cannot change: other ETags are other CDN nodes.
+    if (opts.known) return;
     if (validator !== null && v !== null && v !== validator) {
       throw sourceError('changed', `${name}: the file changed on the server while it was being read (ETag / Last-Modified differ); load it again.`);
     }
@@ -732,11 +741,18 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     size = whole.byteLength;
   }
 
+  if (opts.known && opts.known.size !== size) {
+    throw sourceError('changed', `${name}: the Hub lists it as ${opts.known.size} bytes, and its download has ${size}: load it again`);
+  }
+  // The version: the content id the Hub API lists, else the answer's (X-Linked-Etag, ETag, Last-Modified); the
+  // former one, what earlier builds keyed the file by (the last answer's ETag), where that differs.
+  const version = opts.known?.version ?? (validator ? `http ${validator}` : null);
+  const formerVersion = former ? `http ${former}` : null;
   const src: ByteSource = {
     name,
     size,
-    ...(validator ? { version: `http ${validator}` } : {}),
-    ...(validator && former && former !== validator ? { formerVersion: `http ${former}` } : {}),
+    ...(version ? { version } : {}),
+    ...(version && formerVersion && formerVersion !== version ? { formerVersion } : {}),
     async read(offset, length) {
       checkRange(src, offset, length);
       if (whole) return whole.slice(offset, offset + length);
@@ -822,10 +838,16 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
   checkRepoId(repo);
   const asked = opts.revision ?? 'main';
   let commit: string | null = null;
+  // Where fetch follows the redirects (a browser), the Hub API names the commit and each file's content id, which the
+  // redirect's headers would have (hub-manifest.ts). Unanswered, the files are read as before.
+  const manifest = opts.redirects === 'here' ? null : hubManifest(repo, asked, { token: opts.token, fetch: opts.fetch, signal: opts.signal });
   return {
     // With its revision, main too: "someone/model@v1.0: no config.json" says which one lacks it.
     name: `${repo}@${asked}`,
-    open: (file) => {
+    open: async (file) => {
+      const pinned = manifest ? await manifest.commit() : null;
+      if (pinned !== null) commit ??= pinned;
+      const known = manifest && commit === pinned ? await manifest.file(file) : null;
       const name = `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`;
       const onResponse = (res: Response, repoCommit: string | null): void => {
         opts.onResponse?.(res, repoCommit);
@@ -840,7 +862,7 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
           );
         }
       };
-      return hubSourceAt(repo, file, commit ?? asked, asked, { ...opts, onResponse });
+      return hubSourceAt(repo, file, commit ?? asked, asked, { ...opts, onResponse, ...(known ? { known } : {}) });
     },
   };
 }

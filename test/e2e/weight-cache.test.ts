@@ -2,6 +2,7 @@
 // system; loading it again reads it from there (the server sees no weight bytes); the Model panel lists it with its
 // size and deletes it; a corrupted entry (one byte flipped in OPFS, which the page and its worker share) is detected,
 // removed and rebuilt, and the page says so.
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSafetensorsHeaderBytes } from '../../src/model/safetensors.ts';
@@ -147,5 +148,87 @@ describe('the weight cache in the browser (OPFS)', () => {
     expect(wide).toEqual([]);
     mkdirSync(ARTIFACTS, { recursive: true });
     await app.page.getByTestId('cache-panel').screenshot({ path: `${ARTIFACTS}/cache-panel-390.png` });
+  });
+});
+
+describe('a Hub model in the page: pinned by the Hub API and cached by its content, whatever ETags the CDN gives', () => {
+  const COMMIT = 'c0ffee0000000000000000000000000000000abc';
+  const DEMO = 'public/models/mistral-nano-demo';
+  const files: Record<string, Buffer> = { 'config.json': readFileSync(`${DEMO}/config.json`), 'model.safetensors': readFileSync(`${DEMO}/model.safetensors`) };
+  const sha = createHash('sha256').update(files['model.safetensors']).digest('hex');
+  const cors = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'content-range, content-length, etag, x-error-code' };
+  let app: App;
+  /** Every request the fake Hub got: method, path, Range, Authorization. */
+  const hubRequests: { method: string; path: string; range: string; auth: string }[] = [];
+  let node = 0;
+  beforeAll(async () => {
+    app = await openApp('/', async (page) => {
+      await page.route('**/datasets/sample.jsonl', (route) => route.fulfill({ status: 404, body: '' }));
+      await page.context().route('https://huggingface.co/**', async (route) => {
+        const req = route.request();
+        const path = new URL(req.url()).pathname;
+        const headers = await req.allHeaders();
+        hubRequests.push({ method: req.method(), path, range: headers.range ?? '', auth: headers.authorization ?? '' });
+        if (req.method() === 'OPTIONS') {
+          return route.fulfill({ status: 204, headers: { ...cors, 'access-control-allow-headers': 'authorization, content-type, range', 'access-control-allow-methods': 'GET, POST' } });
+        }
+        if (path === '/api/models/someone/nano/revision/main') return route.fulfill({ status: 200, headers: cors, contentType: 'application/json', body: JSON.stringify({ id: 'someone/nano', sha: COMMIT }) });
+        if (path === `/api/models/someone/nano/paths-info/${COMMIT}` && req.method() === 'POST') {
+          const { paths } = JSON.parse(req.postData() ?? '{}') as { paths: string[] };
+          const listed = paths.flatMap((p) =>
+            p === 'config.json'
+              ? [{ type: 'file', path: p, size: files[p].length, oid: 'b'.repeat(40) }]
+              : p === 'model.safetensors'
+                ? [{ type: 'file', path: p, size: files[p].length, oid: 'f'.repeat(40), lfs: { oid: sha, size: files[p].length, pointerSize: 134 } }]
+                : [],
+          );
+          return route.fulfill({ status: 200, headers: cors, contentType: 'application/json', body: JSON.stringify(listed) });
+        }
+        // The branch resolves too (to the same files), as the Hub's does: the test asks that the load read the commit.
+        const m = new RegExp(`^/someone/nano/resolve/(?:main|${COMMIT})/(.+)$`).exec(path);
+        const body = m ? files[m[1]] : undefined;
+        if (!body) return route.fulfill({ status: 404, headers: { ...cors, 'x-error-code': 'EntryNotFound' }, body: '' });
+        const r = /^bytes=(\d+)-(\d+)$/.exec(headers.range ?? '');
+        const [start, end] = r ? [Number(r[1]), Math.min(Number(r[2]), body.length - 1)] : [0, body.length - 1];
+        // Each answer from another CDN node, with its own ETag.
+        return route.fulfill({ status: 206, headers: { ...cors, 'content-range': `bytes ${start}-${end}/${body.length}`, etag: `"cdn-node-${node++}"` }, body: body.subarray(start, end + 1) });
+      });
+    });
+    app.page.setDefaultTimeout(120_000);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const loadHub = async (): Promise<string | null> => {
+    const from = hubRequests.length;
+    await app.page.getByTestId('model-load').click();
+    await app.page.locator('[data-testid="model-status"]:not([data-state="ready"])').waitFor({ timeout: 30_000 }).catch(() => undefined);
+    // Loaded, or refused (the page says why beside the model that stays loaded): whichever comes first.
+    const loaded = app.page.locator('[data-testid="model-status"][data-state="ready"]').filter({ hasText: 'someone/nano' }).waitFor({ timeout: 300_000 });
+    const refused = app.page.getByTestId('model-load-failure').waitFor({ timeout: 300_000 }).then(() => 'refused');
+    if ((await Promise.race([loaded, refused])) === 'refused') {
+      throw new Error(`no model: "${await app.page.getByTestId('model-load-failure').textContent()}"\n${hubRequests.slice(from).map((r) => `${r.method} ${r.path} ${r.range}`).join('\n')}`);
+    }
+    return app.page.getByTestId('model-status').getAttribute('data-from-cache');
+  };
+
+  it('loads it with every file read at the commit the API named, then again from the cache with no weight byte asked', async () => {
+    await app.page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 300_000 });
+    await app.page.getByTestId('model-source-hub').click();
+    await app.page.locator('#hub-repo').fill('someone/nano');
+    await app.page.locator('#hub-token').fill('hf_fake_token_for_the_test');
+    expect(await loadHub()).toBe('false');
+    const reads = hubRequests.filter((r) => r.path.includes('/resolve/'));
+    expect(reads.length).toBeGreaterThan(2);
+    for (const r of reads) expect(r.path).toContain(`/resolve/${COMMIT}/`);
+    // The token went to the API and the files in the Authorization header, as the load asked (not in any path).
+    expect(hubRequests.filter((r) => r.method !== 'OPTIONS').every((r) => r.auth === 'Bearer hf_fake_token_for_the_test')).toBe(true);
+    expect(hubRequests.some((r) => r.path.includes('hf_fake'))).toBe(false);
+    // The CDN's ETags differed from read to read; the cache entry is keyed by the content, so the next load finds it.
+    const from = hubRequests.length;
+    expect(await loadHub()).toBe('true');
+    const weightReads = hubRequests.slice(from).filter((r) => r.path.endsWith('/model.safetensors') && r.method === 'GET' && r.range !== 'bytes=0-0');
+    expect(weightReads.map((r) => r.range).filter((range) => Number(/bytes=(\d+)/.exec(range)?.[1]) >= DATA_OFFSET)).toEqual([]);
   });
 });
