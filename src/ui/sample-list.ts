@@ -8,6 +8,13 @@ import { formatCount } from './format.ts';
 /** Earlier samples listed at most; a run with more validations says how many are left out. */
 export const EARLIER_SHOWN = 50;
 
+/** The samples before the newest, newest first: those listed (EARLIER_SHOWN at most) and how many are left out. */
+export function earlierSamples(samples: readonly RunSample[]): { earlier: number; shown: RunSample[]; left: number } {
+  const earlier = samples.slice(0, -1).reverse();
+  const shown = earlier.slice(0, EARLIER_SHOWN);
+  return { earlier: earlier.length, shown, left: earlier.length - shown.length };
+}
+
 /**
  * The list's elements for `samples` (step order), or none when there are none. `earlierOpen`: whether the earlier
  * samples start unfolded (the panel keeps the reader's choice across a new sample).
@@ -15,18 +22,16 @@ export const EARLIER_SHOWN = 50;
 export function sampleListView(samples: readonly RunSample[], earlierOpen = false): HTMLElement[] {
   const latest = samples.at(-1);
   if (!latest) return [];
-  const earlier = samples.slice(0, -1).reverse();
-  const shown = earlier.slice(0, EARLIER_SHOWN);
-  const left = earlier.length - shown.length;
+  const { earlier, shown, left } = earlierSamples(samples);
   const parts: (HTMLElement | null)[] = [
     h('h3', {}, `Sample at step ${formatCount(latest.step)}`),
     h('p', { class: 'prompt' }, latest.prompt),
     h('p', { class: 'completion', 'data-testid': 'sample-text' }, latest.text),
-    earlier.length > 0
+    earlier > 0
       ? h(
           'details',
           { 'data-testid': 'earlier-samples', open: earlierOpen },
-          h('summary', {}, `Earlier samples (${formatCount(earlier.length)})`),
+          h('summary', {}, `Earlier samples (${formatCount(earlier)})`),
           h(
             'ol',
             { class: 'earlier-samples' },
