@@ -119,7 +119,8 @@ function isModelFileList(v: unknown): v is ModelFileVersion[] {
       typeof o === 'object' && o !== null &&
       typeof o.name === 'string' && o.name.length <= MAX_MODEL_FILE_TEXT &&
       isStepCount(o.size) &&
-      (o.version === null || (typeof o.version === 'string' && o.version.length <= MAX_MODEL_FILE_TEXT))
+      (o.version === null || (typeof o.version === 'string' && o.version.length <= MAX_MODEL_FILE_TEXT)) &&
+      (o.fingerprint === undefined || (typeof o.fingerprint === 'string' && o.fingerprint.length <= MAX_MODEL_FILE_TEXT))
     );
   });
 }
@@ -143,6 +144,15 @@ export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion
       'bad-input',
       `the loaded model "${run.modelSource}" is not the one the saved run was trained on: its files are ${sizes(loaded)}; the run's were ${sizes(saved)}. Load the run's model to resume it`,
       { saved, loaded },
+    );
+  }
+  // Local files of the same names and sizes: their sampled contents (records from before fingerprints have none).
+  const other = saved.filter((f, i) => f.fingerprint !== undefined && loaded[i].fingerprint !== undefined && f.fingerprint !== loaded[i].fingerprint).map((f) => f.name);
+  if (other.length > 0) {
+    throw new FinetuneError(
+      'bad-input',
+      `the loaded model "${run.modelSource}" is not the one the saved run was trained on: ${other.join(', ')} ${other.length === 1 ? 'has' : 'have'} the run's name and size but other contents (another model in a folder of the same name?). Load the run's model to resume it`,
+      { files: other },
     );
   }
   const changed = saved

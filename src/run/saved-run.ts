@@ -24,6 +24,8 @@ export interface ModelFileVersion {
   name: string;
   size: number;
   version: string | null;
+  /** A local file's sampled content hash (model-fingerprint.ts): a resume refuses a file of the same name and size with another. */
+  fingerprint?: string;
 }
 
 /** What is saved with a run so that it can be resumed after a reload. */

@@ -35,6 +35,7 @@ import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type 
 import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
+import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { checkpointFiles, isDamagedRun, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
@@ -214,6 +215,9 @@ export class FinetuneSession {
     const streamLayers = streaming.stream;
     // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
     // one, from the files).
+    // Local files also by a sample of their contents (a folder is known to the page by its name alone), read before
+    // the weights are: a file that cannot be read fails the load before anything is on the GPU.
+    const fingerprints = await localFingerprints(files, ['config.json', ...ckpt.files]);
     const cacheNames = o.cacheSource === undefined ? { source } : { source: o.cacheSource, legacySources: [source, ...(o.formerCacheSources ?? [])] };
     const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, ...cacheNames, cache: this.weightCache, onProgress, streamLayers });
     const weights = loaded.weights;
@@ -222,7 +226,7 @@ export class FinetuneSession {
     this.weights = weights;
     this.ckpt = ckpt;
     this.modelSource = source;
-    this.modelFiles = loaded.files;
+    this.modelFiles = withFingerprints(loaded.files, fingerprints);
     this.modelFormerFiles = loaded.formerFiles;
     const c = ckpt.config;
     return {

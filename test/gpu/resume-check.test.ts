@@ -140,7 +140,7 @@ describe('resuming a saved run checks it first', () => {
     // The record lists the files the weights came from, as they were loaded.
     const names = ['config.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
     const byName = (files: { name: string }[]) => [...files].sort((a, b) => a.name.localeCompare(b.name));
-    expect(byName(record.modelFiles as { name: string }[])).toEqual(names.map((name) => ({ name, size: statSync(`test/fixtures/tiny-mistral/${name}`).size, version: expect.stringMatching(/^file \d+ [\d.]+$/) })));
+    expect(byName(record.modelFiles as { name: string }[])).toEqual(names.map((name) => ({ name, size: statSync(`test/fixtures/tiny-mistral/${name}`).size, version: expect.stringMatching(/^file \d+ [\d.]+$/), fingerprint: expect.stringMatching(/^sampled-sha256:[0-9a-f]{64}$/) })));
     // The same weights with a config.json of other bytes (one more key): another model as far as the run can tell.
     const dir = mkdtempSync(join(tmpdir(), 'other-model-'));
     for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(dir, f));
@@ -150,6 +150,21 @@ describe('resuming a saved run checks it first', () => {
     await store.commit({ [RUN]: new TextEncoder().encode(JSON.stringify(record)), [STATE]: state });
     const e = await session.train({}, null, () => {}, { resume: true }).then(() => null, (x: unknown) => x as Error);
     expect(e?.message).toMatch(/^the loaded model "tiny-mistral" is not the one the saved run was trained on: its files are config\.json \([\d,]+ bytes\), .*; the run's were config\.json/);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+  });
+
+  it('refuses a model of the same file names and sizes with other weights (another fine-tune in a folder of that name)', async () => {
+    // One weight of the last shard changed, near its end: names, sizes and config.json are the run's.
+    const dir = mkdtempSync(join(tmpdir(), 'other-weights-'));
+    for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(dir, f));
+    const shard = join(dir, 'model-00003-of-00003.safetensors');
+    const bytes = readFileSync(shard);
+    bytes[bytes.length - 2] ^= 0x01;
+    writeFileSync(shard, bytes);
+    await session.loadModel(nodeDirectory(dir), 'tiny-mistral', 'none');
+    await store.commit({ [RUN]: new TextEncoder().encode(JSON.stringify(record)), [STATE]: state });
+    const e = await session.train({}, null, () => {}, { resume: true }).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toBe(`the loaded model "tiny-mistral" is not the one the saved run was trained on: model-00003-of-00003.safetensors has the run's name and size but other contents (another model in a folder of the same name?). Load the run's model to resume it`);
     await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
   });
 
