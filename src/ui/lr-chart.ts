@@ -6,9 +6,10 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, chartFont, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
 
 const LINE = CHART_ACCENT;
+const MARK = CHART_WARN;
 const AXIS = CHART_AXIS;
 const GRID = CHART_GRID;
 const FONT = chartFont(11);
@@ -27,6 +28,21 @@ export function lrCurveLabel(curve: { steps: number[]; rates: number[] }): strin
   const last = steps.length - 1;
   const peakText = peak === 0 || peak === last ? '' : `, reaches ${rate(rates[peak])} at step ${formatCount(steps[peak])}`;
   return `Learning rate by step: ${rate(rates[0])} at step ${formatCount(steps[0])}${peakText}, ${rate(rates[last])} at step ${formatCount(steps[last])}.`;
+}
+
+/** Each chart's plot, for markLrStep (the element is what the panel holds). */
+const plots = new WeakMap<HTMLElement, uPlot>();
+
+/**
+ * Marks the run's current optimizer step on a chart made by lrChartView (a vertical line; null: none), and says it in
+ * data-current-step. The panel calls it at each step: the curve itself is drawn once per plan.
+ */
+export function markLrStep(element: HTMLElement, step: number | null): void {
+  const now = step === null ? undefined : String(step);
+  if (element.dataset.currentStep === now) return;
+  if (now === undefined) delete element.dataset.currentStep;
+  else element.dataset.currentStep = now;
+  plots.get(element)?.redraw(false, false);
 }
 
 export function lrChartView(curve: { steps: number[]; rates: number[] }, testid: string): HTMLElement | null {
@@ -54,8 +70,29 @@ export function lrChartView(curve: { steps: number[]; rates: number[] }, testid:
       { label: 'step', value: (_u, v) => (v === null || v === undefined ? '—' : formatCount(v)) },
       { label: 'learning rate', stroke: LINE, width: 2, fill: 'rgba(122, 162, 255, 0.08)', points: { show: (u) => u.data[0].length <= 30, size: 4 }, value: (_u, v) => (v === null || v === undefined ? '—' : rate(v)) },
     ],
+    hooks: {
+      draw: [
+        (u) => {
+          // Where the run is (markLrStep): a line at its current step.
+          const step = Number(element.dataset.currentStep);
+          if (!element.dataset.currentStep || !Number.isFinite(step)) return;
+          const x = Math.round(u.valToPos(step, 'x', true));
+          const c = u.ctx;
+          c.save();
+          c.strokeStyle = MARK;
+          c.lineWidth = 1.5 * devicePixelRatio;
+          c.setLineDash([4, 3]);
+          c.beginPath();
+          c.moveTo(x, u.bbox.top);
+          c.lineTo(x, u.bbox.top + u.bbox.height);
+          c.stroke();
+          c.restore();
+        },
+      ],
+    },
   };
   const plot = new uPlot(opts, [curve.steps, curve.rates], host);
+  plots.set(element, plot);
   fitChartWidth(element, plot, HEIGHT);
   return element;
 }

@@ -4,7 +4,7 @@
 
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
-import { lrChartView } from './lr-chart.ts';
+import { lrChartView, markLrStep } from './lr-chart.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
 import { formatCounted } from '../core/units.ts';
 import { LossChart } from './loss-chart.ts';
@@ -585,6 +585,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         else replaceChildren(planBox);
       }
     }
+    // The run's step on the learning-rate chart, while the plan shown is the run's own.
+    const lrChart = planBox.querySelector<HTMLElement>('[data-testid="plan-lr"]');
+    if (lrChart) markLrStep(lrChart, run.plan && run.step > 0 ? run.step : null);
     estimateBox.hidden = busy || why !== null;
     renderChart(run);
     const planned = shared.plan.value.stats;

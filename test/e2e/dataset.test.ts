@@ -114,6 +114,8 @@ describe('dataset panel and form (headless Chromium)', () => {
     const steps = Number(/steps\s*([\d,]+)/.exec((await page.getByTestId('plan-facts').textContent()) ?? '')![1]);
     const lr = page.getByTestId('plan-lr');
     expect(await lr.getAttribute('data-points')).toBe(String(steps));
+    // No run yet: no step marked on it.
+    expect(await lr.getAttribute('data-current-step')).toBeNull();
     expect(await lr.getAttribute('aria-label')).toMatch(new RegExp(`^Learning rate by step: 0 at step 1, reaches 1\\.00e-4 at step 2, [0-9.e-]+ at step ${steps}\\.$`));
     // Another schedule in the form is drawn at once: the curve the trainer's own schedule gives.
     await page.locator('#lr_scheduler').selectOption('cosine');

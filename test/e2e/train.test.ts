@@ -93,6 +93,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.locator('[data-testid="loss-chart"][data-train-points="1"][data-x-ticks]').waitFor();
     const ticks = (await page.getByTestId('loss-chart').getAttribute('data-x-ticks')) ?? '';
     expect(ticks.split(' ').map((t) => Number(t.split('=')[0])), ticks).toEqual([1, 2]);
+    // The learning-rate chart marks where the run is.
+    await page.locator('[data-testid="plan-lr"][data-current-step="1"]').waitFor();
     await screenshot(page, 'train-running');
     // The validation after the last step, batch by batch (each takes seconds here).
     await Promise.all([
@@ -102,6 +104,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await waitRunPhase(page, 'done', 240_000);
 
     expect(await page.getByTestId('step-counter').textContent()).toBe('2 / 2');
+    expect(await page.getByTestId('plan-lr').getAttribute('data-current-step')).toBe('2');
     const chart = page.getByTestId('loss-chart');
     expect(await chart.getAttribute('data-train-points')).toBe('2');
     expect(await chart.getAttribute('data-val-points')).toBe('1');
