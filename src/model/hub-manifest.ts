@@ -73,24 +73,31 @@ export function hubManifest(repo: string, revision: string, o: HubManifestOption
       const sha = (info as { sha?: unknown } | null)?.sha;
       return typeof sha === 'string' && COMMIT.test(sha) ? sha : null;
     }));
+  // A load opens a file more than once (its identity for the cache, then its weights): asked once each.
+  const listed = new Map<string, Promise<HubFileInfo | null>>();
+  const getFile = async (path: string): Promise<HubFileInfo | null> => {
+    const at = await getCommit();
+    if (at === null) return null;
+    const answer = await ask(`${api}/paths-info/${at}`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ paths: [path], expand: false }),
+    });
+    if (!Array.isArray(answer)) return null;
+    const entry = answer.find((e: unknown) => (e as { path?: unknown } | null)?.path === path) as
+      | { type?: unknown; size?: unknown; oid?: unknown; lfs?: { oid?: unknown; size?: unknown } | null }
+      | undefined;
+    if (!entry || entry.type !== 'file' || typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) return null;
+    const lfs = entry.lfs && typeof entry.lfs.oid === 'string' ? entry.lfs.oid.replace(/^sha256:/, '') : null;
+    if (lfs !== null) return SHA256.test(lfs) ? { version: `http "${lfs}"`, size: entry.size } : null;
+    return typeof entry.oid === 'string' && COMMIT.test(entry.oid) ? { version: `http "${entry.oid}"`, size: entry.size } : null;
+  };
   return {
     commit: getCommit,
-    async file(path) {
-      const at = await getCommit();
-      if (at === null) return null;
-      const listed = await ask(`${api}/paths-info/${at}`, {
-        method: 'POST',
-        headers: { ...auth, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ paths: [path], expand: false }),
-      });
-      if (!Array.isArray(listed)) return null;
-      const entry = listed.find((e: unknown) => (e as { path?: unknown } | null)?.path === path) as
-        | { type?: unknown; size?: unknown; oid?: unknown; lfs?: { oid?: unknown; size?: unknown } | null }
-        | undefined;
-      if (!entry || entry.type !== 'file' || typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) return null;
-      const lfs = entry.lfs && typeof entry.lfs.oid === 'string' ? entry.lfs.oid.replace(/^sha256:/, '') : null;
-      if (lfs !== null) return SHA256.test(lfs) ? { version: `http "${lfs}"`, size: entry.size } : null;
-      return typeof entry.oid === 'string' && COMMIT.test(entry.oid) ? { version: `http "${entry.oid}"`, size: entry.size } : null;
+    file(path) {
+      let p = listed.get(path);
+      if (!p) listed.set(path, (p = getFile(path)));
+      return p;
     },
   };
 }

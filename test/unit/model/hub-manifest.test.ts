@@ -78,6 +78,8 @@ describe('Hub loads read through fetch (the page): the API names the commit and 
     expect(resolves.length).toBeGreaterThan(3);
     for (const c of resolves) expect(c.url).toContain(`/resolve/${COMMIT}/`);
     expect(hub.calls.filter((c) => c.url.endsWith('/revision/main'))).toHaveLength(1);
+    // Opened again (a load opens its files for the cache's identity, then for their weights): not asked again.
+    expect((await files.open('model.safetensors')).version).toBe(`http "${SHA}"`);
     expect(hub.calls.filter((c) => c.url.includes('/paths-info/')).map((c) => JSON.parse(c.body ?? '{}').paths)).toEqual([['config.json'], ['model.safetensors']]);
     // The token: in the Authorization header of every call, in no URL.
     for (const c of hub.calls) {
