@@ -105,9 +105,9 @@ export function checkTokenizer(run: SavedRun, loaded: TokenizerIdentity | undefi
   );
 }
 
-/** A model's files are a few dozen at most (Mistral-7B: config.json and three shards); more is not a record we wrote. */
 /** The longest validation_prompt sample a record may hold: a sample is tens of tokens, far below this. */
 const MAX_SAMPLE_TEXT = 100_000;
+/** A model's files are a few dozen at most (Mistral-7B: config.json and three shards); more is not a record we wrote. */
 const MAX_MODEL_FILES = 4096;
 const MAX_MODEL_FILE_TEXT = 4096;
 

@@ -213,11 +213,11 @@ export class FinetuneSession {
     // Planned from the dtype the matrices are stored in (what is uploaded and quantised from), not config.json's.
     const streaming = chooseLayerStreaming(ckpt.config, o.streamLayers, ckpt.storedDtype);
     const streamLayers = streaming.stream;
-    // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
-    // one, from the files).
     // Local files also by a sample of their contents (a folder is known to the page by its name alone), read before
     // the weights are: a file that cannot be read fails the load before anything is on the GPU.
     const fingerprints = await localFingerprints(files, ['config.json', ...ckpt.files]);
+    // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
+    // one, from the files).
     const cacheNames = o.cacheSource === undefined ? { source } : { source: o.cacheSource, legacySources: [source, ...(o.formerCacheSources ?? [])] };
     const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, ...cacheNames, cache: this.weightCache, onProgress, streamLayers });
     const weights = loaded.weights;
