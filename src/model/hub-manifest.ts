@@ -40,10 +40,29 @@ async function apiJson(res: Response): Promise<unknown> {
     await res.body?.cancel().catch(() => undefined);
     return null;
   }
-  const text = await res.text();
-  if (text.length > MAX_API_BYTES) return null;
+  // Read up to the bound, whatever the answer declared (or did not).
+  const reader = res.body?.getReader();
+  if (!reader) return null;
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > MAX_API_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
   try {
-    return parseBoundedJson(text, 'the Hub API answer');
+    return parseBoundedJson(new TextDecoder().decode(all), 'the Hub API answer');
   } catch {
     return null;
   }

@@ -25,7 +25,7 @@ interface Call {
  * ETag each time (a CDN's nodes). `api`: 'ok', 'missing' (404s), 'garbage' (a 200 of HTML); `listedSize`: the size
  * paths-info gives the weights.
  */
-function fakeHub(o: { api?: 'ok' | 'missing' | 'garbage'; listedSize?: number } = {}): { fetch: typeof fetch; calls: Call[] } {
+function fakeHub(o: { api?: 'ok' | 'missing' | 'garbage' | 'huge'; listedSize?: number } = {}): { fetch: typeof fetch; calls: Call[] } {
   const calls: Call[] = [];
   let node = 0;
   const fetchImpl: typeof fetch = async (input, init) => {
@@ -35,6 +35,8 @@ function fakeHub(o: { api?: 'ok' | 'missing' | 'garbage'; listedSize?: number } 
     if (url.startsWith('https://huggingface.co/api/')) {
       if (o.api === 'missing') return new Response('{"error":"not found"}', { status: 404 });
       if (o.api === 'garbage') return new Response('<html>proxy login</html>', { status: 200 });
+      // An answer past the bound, without a Content-Length: read no further than the bound.
+      if (o.api === 'huge') return new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(1 << 20).fill(0x20)) }), { status: 200 });
       if (url === 'https://huggingface.co/api/models/someone/model/revision/main') return Response.json({ id: 'someone/model', sha: COMMIT, siblings: [] });
       if (url === `https://huggingface.co/api/models/someone/model/paths-info/${COMMIT}` && init?.method === 'POST') {
         const { paths } = JSON.parse(String(init.body)) as { paths: string[] };
@@ -88,8 +90,8 @@ describe('Hub loads read through fetch (the page): the API names the commit and 
     }
   });
 
-  it('without an API answer (404, or a proxy page) reads the files as before: at the revision, versioned by ETag, and a changed ETag fails the read', async () => {
-    for (const api of ['missing', 'garbage'] as const) {
+  it('without an API answer (404, a proxy page, an endless answer) reads the files as before: at the revision, versioned by ETag, and a changed ETag fails the read', async () => {
+    for (const api of ['missing', 'garbage', 'huge'] as const) {
       const hub = fakeHub({ api });
       const files = hubFileSet('someone/model', { fetch: hub.fetch, retries: 0 });
       const weights = await files.open('model.safetensors');
