@@ -20,6 +20,8 @@ export default defineConfig({
           testTimeout: 600_000,
           hookTimeout: 120_000,
           pool: 'forks',
+          // A process whose main thread is stuck in native code (a Dawn deadlock) is killed, not waited on forever.
+          setupFiles: ['test/gpu/watchdog-setup.ts'],
         },
       },
       {
