@@ -11,6 +11,7 @@
 // line with content shows a common wrong format (a JSON array, CSV, TSV) gets one note saying so, before that line's
 // own problem; every line keeps its own problems.
 
+import { concatBytes } from '../core/bytes.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { formatCount } from '../core/units.ts';
 import { columnOf, findJsonSyntaxError } from './json-syntax.ts';
@@ -155,7 +156,7 @@ async function* sniffed(source: ByteSource, onStart: (start: Uint8Array) => bool
     heldBytes += r.value instanceof Uint8Array ? r.value.length : 0;
   }
   const bytesOnly = held.every((c) => c instanceof Uint8Array);
-  if (bytesOnly && !onStart(concat(held, heldBytes).subarray(0, SNIFF_BYTES))) {
+  if (bytesOnly && !onStart(concatBytes(held, heldBytes).subarray(0, SNIFF_BYTES))) {
     await it.return?.(undefined);
     return;
   }
@@ -165,17 +166,6 @@ async function* sniffed(source: ByteSource, onStart: (start: Uint8Array) => bool
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function isBlank(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
@@ -300,7 +290,7 @@ export async function* readJsonl(source: ByteSource, log: ProblemLog, options: R
       }
       if (overflow) tooLong();
       else {
-        const row = parseLine(concat(parts, partLen), line, log, counters);
+        const row = parseLine(concatBytes(parts, partLen), line, log, counters);
         if (row) yield row;
       }
       parts = [];
@@ -315,7 +305,7 @@ export async function* readJsonl(source: ByteSource, log: ProblemLog, options: R
   // The last line has no LF.
   if (overflow) tooLong();
   else if (partLen > 0) {
-    const row = parseLine(concat(parts, partLen), line, log, counters);
+    const row = parseLine(concatBytes(parts, partLen), line, log, counters);
     if (row) yield row;
   }
 }

@@ -9,6 +9,7 @@
 // Either failing (no network, CORS, a proxy, another shape) is no error here: the caller reads the files as before.
 
 import { parseBoundedJson } from '../core/bounded-json.ts';
+import { concatBytes } from '../core/bytes.ts';
 
 /** The file as the API lists it at the pinned commit. */
 export interface HubFileInfo {
@@ -55,14 +56,8 @@ async function apiJson(res: Response): Promise<unknown> {
     }
     chunks.push(value);
   }
-  const all = new Uint8Array(bytes);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
   try {
-    return parseBoundedJson(new TextDecoder().decode(all), 'the Hub API answer');
+    return parseBoundedJson(new TextDecoder().decode(concatBytes(chunks, bytes)), 'the Hub API answer');
   } catch {
     return null;
   }

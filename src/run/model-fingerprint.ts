@@ -4,7 +4,9 @@
 // training on the other base without a word. A hash of a few blocks of each file tells them apart: any two different
 // trainings differ in every block of weights, while reading 256 KiB of a 5 GB shard costs nothing.
 
+import { concatBytes } from '../core/bytes.ts';
 import type { FileSet } from '../model/source.ts';
+import { stateChecksum } from './saved-run-check.ts';
 import type { ModelFileVersion } from './saved-run.ts';
 
 /** Bytes hashed at each sampled place. */
@@ -22,14 +24,8 @@ export async function contentFingerprint(read: (offset: number, length: number) 
     seen.add(offset);
     parts.push(await read(offset, Math.min(FINGERPRINT_BLOCK, size - offset)));
   }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.byteLength;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
-  return `sampled-sha256:${[...digest].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+  // The saved files' checksum ("sha256:<hex>"), of these parts.
+  return `sampled-${await stateChecksum(concatBytes(parts))}`;
 }
 
 /** The fingerprints of the local files (version "file …") among `names`; others have versions of their own (ETags). */
