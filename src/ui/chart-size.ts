@@ -44,3 +44,18 @@ export function recordedTicks(element: HTMLElement, name: string, label: (v: num
     return labels;
   };
 }
+
+/** A dashed vertical line across the plot at x = `value` (max_seq_len on the length bars, the run's step on the rates). */
+export function drawVerticalMark(u: uPlot, value: number, color: string): void {
+  const x = Math.round(u.valToPos(value, 'x', true));
+  const c = u.ctx;
+  c.save();
+  c.strokeStyle = color;
+  c.setLineDash([4, 3]);
+  c.lineWidth = 1.5 * devicePixelRatio;
+  c.beginPath();
+  c.moveTo(x, u.bbox.top);
+  c.lineTo(x, u.bbox.top + u.bbox.height);
+  c.stroke();
+  c.restore();
+}

@@ -9,7 +9,7 @@ import 'uplot/dist/uPlot.min.css';
 import type { LengthHistogram } from '../worker/api.ts';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, drawVerticalMark, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
 
 const FITS = CHART_ACCENT;
 const TRUNCATED = CHART_WARN;
@@ -88,18 +88,7 @@ export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, te
       draw: [
         (u) => {
           // max_seq_len, where it falls inside the drawn lengths.
-          if (maxSeqLen >= xMax) return;
-          const x = Math.round(u.valToPos(maxSeqLen, 'x', true));
-          const c = u.ctx;
-          c.save();
-          c.strokeStyle = MARK;
-          c.setLineDash([4, 3]);
-          c.lineWidth = 1.5 * devicePixelRatio;
-          c.beginPath();
-          c.moveTo(x, u.bbox.top);
-          c.lineTo(x, u.bbox.top + u.bbox.height);
-          c.stroke();
-          c.restore();
+          if (maxSeqLen < xMax) drawVerticalMark(u, maxSeqLen, MARK);
         },
       ],
     },

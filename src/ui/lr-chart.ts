@@ -6,7 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, drawVerticalMark, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
 
 const LINE = CHART_ACCENT;
 const MARK = CHART_WARN;
@@ -75,18 +75,7 @@ export function lrChartView(curve: { steps: number[]; rates: number[] }, testid:
         (u) => {
           // Where the run is (markLrStep): a line at its current step.
           const step = Number(element.dataset.currentStep);
-          if (!element.dataset.currentStep || !Number.isFinite(step)) return;
-          const x = Math.round(u.valToPos(step, 'x', true));
-          const c = u.ctx;
-          c.save();
-          c.strokeStyle = MARK;
-          c.lineWidth = 1.5 * devicePixelRatio;
-          c.setLineDash([4, 3]);
-          c.beginPath();
-          c.moveTo(x, u.bbox.top);
-          c.lineTo(x, u.bbox.top + u.bbox.height);
-          c.stroke();
-          c.restore();
+          if (element.dataset.currentStep && Number.isFinite(step)) drawVerticalMark(u, step, MARK);
         },
       ],
     },
