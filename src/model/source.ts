@@ -847,7 +847,8 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
     open: async (file) => {
       const pinned = manifest ? await manifest.commit() : null;
       if (pinned !== null) commit ??= pinned;
-      const known = manifest && commit === pinned ? await manifest.file(file) : null;
+      // Listed by the API only at the commit it named (not when an answer's X-Repo-Commit pinned another first).
+      const known = manifest && pinned !== null && commit === pinned ? await manifest.file(file) : null;
       const name = `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`;
       const onResponse = (res: Response, repoCommit: string | null): void => {
         opts.onResponse?.(res, repoCommit);
