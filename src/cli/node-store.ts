@@ -42,13 +42,17 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array, probe?: W
  * Writes a set of files into `dir` as one (a PEFT adapter's config beside its weights): every file to its temporary
  * file and fsynced first, then all renamed over their targets, then the folder fsynced. A write that fails before the
  * renames (a full disk, a kill while the weights are written: seconds for a large adapter) leaves every file that was
- * there as it was; only a kill between two renames (microseconds) can leave files of both sets. Errors as
- * writeFileAtomic's, naming the file whose write failed.
+ * there as it was. `key` names the file whose presence tells a reader the set is there (PEFT reads a folder as an
+ * adapter only through adapter_config.json): the old one is removed before the first rename and the new one renamed
+ * last, so a kill between two renames (microseconds) leaves a folder without it, which every reader refuses by name,
+ * never the config of one set beside the weights of another. Errors as writeFileAtomic's, naming the file whose write
+ * failed, and what a failure during the renames left.
  */
-export async function writeFilesAtomic(dir: string, files: Record<string, Uint8Array>, probe?: WriteProbe): Promise<void> {
+export async function writeFilesAtomic(dir: string, files: Record<string, Uint8Array>, probe?: WriteProbe, key?: string): Promise<void> {
+  if (key !== undefined && !(key in files)) throw new Error(`writeFilesAtomic: the key file ${key} is not in the set`);
   await makeFolder(dir);
   const staged: { name: string; tmp: string }[] = [];
-  let renamed = 0;
+  let touched = false;
   let current = '';
   try {
     for (const [name, bytes] of Object.entries(files)) {
@@ -65,19 +69,31 @@ export async function writeFilesAtomic(dir: string, files: Record<string, Uint8A
         await handle.close();
       }
     }
-    for (const { name, tmp } of staged) {
+    if (key !== undefined) {
+      current = key;
+      await probe?.(`remove ${key}`);
+      await rm(join(dir, key), { force: true });
+      touched = true;
+    }
+    // The key last: until it is in place the folder is no reader's set.
+    const order = [...staged.filter((f) => f.name !== key), ...staged.filter((f) => f.name === key)];
+    for (const { name, tmp } of order) {
       current = name;
       await probe?.(`rename ${name}`);
+      touched = true;
       await rename(tmp, join(dir, name));
-      renamed++;
     }
     await probe?.(`fsync folder for ${current}`);
     await syncFolder(dir);
   } catch (e) {
-    // Once a file of the set is in place, the rest is too late to take back: said as it is.
-    if (renamed > 0) throw e;
-    await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
     const code = (e as NodeJS.ErrnoException).code;
+    if (touched) {
+      // Once the set's files are being swapped it is too late to take the old set back: said as it is.
+      if (key === undefined || existsSync(join(dir, key))) throw e;
+      await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
+      throw Object.assign(new Error(`could not write ${join(dir, current)}: ${(e as Error).message}; ${dir} now holds part of the new set without ${key}, so no reader takes it for one: write it again`), { code, path: join(dir, current) });
+    }
+    await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
     if (code === undefined) throw e;
     const path = join(dir, current);
     const others = staged.length > 1 || Object.keys(files).length > 1 ? ` (nor any of ${Object.keys(files).join(', ')}: they are written as one set)` : '';

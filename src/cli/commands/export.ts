@@ -199,9 +199,10 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
         await makeFolder(out);
         // The config, the weights and the README as one set: a failure or a kill while they are written leaves the earlier
-        // export's set whole, never one adapter's config beside another's weights.
+        // export's set whole; a kill between the renames leaves no config (renamed last); never one adapter's config
+        // beside another's weights.
         const set = peftFiles(adapter);
-        await writeFilesAtomic(out, set, o.probe);
+        await writeFilesAtomic(out, set, o.probe, ADAPTER_CONFIG_FILE);
         files = Object.keys(set).map((file) => join(out, file));
       }
       io.out(

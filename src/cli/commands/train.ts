@@ -13,7 +13,7 @@ import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, tokenizerMismatch, type TrainEvent } from '../../run/session.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { adapterBundle, withBaseModel } from '../../export/index.ts';
-import type { LoraAdapter } from '../../model/lora-adapter.ts';
+import { ADAPTER_CONFIG_FILE, type LoraAdapter } from '../../model/lora-adapter.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile, checkOutputPath } from '../input-file.ts';
@@ -347,9 +347,10 @@ export function makeTrainCommand(
           const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName, training: s.trainingSummary() });
           const dir = join(out, 'adapter');
           await makeFolder(dir);
-          // As one set, each file through a temporary one renamed over it: a kill or a full disk keeps the earlier set
-          // whole (an --overwrite run's adapter), never one adapter's config beside another's weights.
-          await writeFilesAtomic(dir, files);
+          // As one set, each file through a temporary one renamed over it: a full disk keeps the earlier set whole (an
+          // --overwrite run's adapter); a kill between the renames leaves no adapter_config.json, never one adapter's
+          // config beside another's weights.
+          await writeFilesAtomic(dir, files, undefined, ADAPTER_CONFIG_FILE);
           return { adapter, dir };
         };
         let validatingPrinted = 0;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeExportCommand } from '../../../src/cli/commands/export.ts';
 import { TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
-import { folderRunStore, writeFileAtomic } from '../../../src/cli/node-store.ts';
+import { folderRunStore, writeFileAtomic, writeFilesAtomic } from '../../../src/cli/node-store.ts';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { PROJECTIONS } from '../../../src/core/mistral.ts';
@@ -57,6 +57,42 @@ describe('writeFileAtomic', () => {
   });
 });
 
+describe('writeFilesAtomic with a key file', () => {
+  const set = (tag: string): Record<string, Uint8Array> => ({
+    'adapter_config.json': new TextEncoder().encode(`config ${tag}`),
+    'adapter_model.safetensors': new TextEncoder().encode(`weights ${tag}`),
+    'README.md': new TextEncoder().encode(`readme ${tag}`),
+  });
+  /** A kill: the probe throws, and nothing after that point runs (the clean-up of temporary files aside). */
+  const killAt = (at: string) => async (point: string): Promise<void> => {
+    if (point === at) throw new Error(`killed at ${point}`);
+  };
+
+  it('a kill at any point leaves either the old set whole, the new set whole, or no config: never one set’s config beside another’s weights', async () => {
+    const points: string[] = [];
+    await writeFilesAtomic(tmp(), set('new'), async (p) => void points.push(p), 'adapter_config.json');
+    expect(points.indexOf('remove adapter_config.json')).toBeLessThan(points.indexOf('rename adapter_model.safetensors'));
+    expect(points.indexOf('rename adapter_config.json')).toBeGreaterThan(points.indexOf('rename README.md'));
+    const seen = new Set<string>();
+    for (const point of points) {
+      const dir = tmp();
+      await writeFilesAtomic(dir, set('old'), undefined, 'adapter_config.json');
+      const e = await writeFilesAtomic(dir, set('new'), killAt(point), 'adapter_config.json').then(() => null, (x: unknown) => x as Error);
+      expect(e?.message, point).toMatch(/killed at/);
+      const config = existsSync(join(dir, 'adapter_config.json')) ? readFileSync(join(dir, 'adapter_config.json'), 'utf8') : null;
+      const weights = readFileSync(join(dir, 'adapter_model.safetensors'), 'utf8');
+      if (config !== null) expect(config.split(' ')[1], `config beside ${weights} after a kill at ${point}`).toBe(weights.split(' ')[1]);
+      seen.add(config === null ? 'no config' : config);
+    }
+    // Every outcome the invariant allows is reached by some kill point.
+    expect([...seen].sort()).toEqual(['config new', 'config old', 'no config']);
+  });
+
+  it('refuses a key that is not in the set', async () => {
+    await expect(writeFilesAtomic(tmp(), set('a'), undefined, 'adapter.json')).rejects.toThrow('the key file adapter.json is not in the set');
+  });
+});
+
 describe('finetune export writes', () => {
   it('a GGUF re-export that fails leaves the previous GGUF byte for byte and no partial file', async () => {
     const dir = tmp();
@@ -85,6 +121,31 @@ describe('finetune export writes', () => {
     }
     expect((await exportWith(undefined, '--format', 'peft', '--out', out, '--base-model', 'owner/second')).error).toBeNull();
     expect(readFileSync(join(out, 'adapter_config.json'), 'utf8')).toContain('owner/second');
+  });
+
+  it('a PEFT re-export killed between its renames leaves no adapter_config.json (not the new config beside the old weights), and the next export completes it', async () => {
+    const out = join(tmp(), 'adapter');
+    expect((await exportWith(undefined, '--format', 'peft', '--out', out, '--base-model', 'owner/first')).error).toBeNull();
+    const killed = async (point: string): Promise<void> => {
+      if (point === 'rename adapter_model.safetensors') throw new Error('killed');
+    };
+    expect((await exportWith(killed, '--format', 'peft', '--out', out, '--base-model', 'owner/second')).error?.message).toMatch(/: killed; .* without adapter_config.json/);
+    expect(existsSync(join(out, 'adapter_config.json'))).toBe(false);
+    // The half-swapped folder is still an export's own: no --force asked.
+    expect((await exportWith(undefined, '--format', 'peft', '--out', out, '--base-model', 'owner/second')).error).toBeNull();
+    expect(readFileSync(join(out, 'adapter_config.json'), 'utf8')).toContain('owner/second');
+    expect(readdirSync(out).filter((f) => !f.startsWith('.')).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+  });
+
+  it('a failure while the files are swapped says the folder holds part of the set without its config', async () => {
+    const out = join(tmp(), 'adapter');
+    expect((await exportWith(undefined, '--format', 'peft', '--out', out)).error).toBeNull();
+    const failing = async (point: string): Promise<void> => {
+      if (point === 'rename README.md') throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
+    };
+    const { error } = await exportWith(failing, '--format', 'peft', '--out', out);
+    expect(error?.message).toBe(`could not write ${join(out, 'README.md')}: EIO: i/o error, rename; ${out} now holds part of the new set without adapter_config.json, so no reader takes it for one: write it again`);
+    expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
   it('refuses a GGUF --out that exists and is not a GGUF (a JSONL), unless --force', async () => {
