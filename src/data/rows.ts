@@ -73,11 +73,13 @@ export class RowChecker {
     if (!hasText && !hasPrompt && !hasCompletion) {
       const keys = Object.keys(obj);
       const found = keys.length === 0 ? 'an empty object' : `fields ${keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 5 ? ', …' : ''}`;
-      log.error(line, 'no-fields', `a row needs "text", or "prompt" and "completion"; found ${found}`);
+      log.error(line, 'no-fields', `a row needs "text", or "prompt" and "completion"; found ${found}${foreignShapeHint(keys)}`);
       return null;
     }
     if (hasPrompt !== hasCompletion) {
-      log.error(line, 'missing-field', hasPrompt ? 'missing "completion" (a row with "prompt" needs "completion")' : 'missing "prompt" (a row with "completion" needs "prompt")');
+      const answer = hasPrompt ? ['response', 'output', 'answer', 'chosen'].find(has) : undefined;
+      const rename = answer === undefined ? '' : `; rename "${answer}" to "completion"`;
+      log.error(line, 'missing-field', hasPrompt ? `missing "completion" (a row with "prompt" needs "completion"${rename})` : 'missing "prompt" (a row with "completion" needs "prompt")');
       return null;
     }
     const shape: RowShape = hasText ? 'text' : 'prompt_completion';
@@ -130,4 +132,25 @@ export class RowChecker {
       ? { line, shape, text: obj.text as string }
       : { line, shape, prompt: obj.prompt as string, completion: obj.completion as string };
   }
+}
+
+/**
+ * What to do with a row of another trainer's well-known shape (chat messages, Alpaca, question/answer), said beside
+ * the refusal: Replicate's trainer, whose inputs this app keeps, reads only text and prompt/completion rows.
+ */
+export function foreignShapeHint(keys: readonly string[]): string {
+  const has = (k: string): boolean => keys.includes(k);
+  if (has('messages') || has('conversations')) {
+    const field = has('messages') ? 'messages' : 'conversations';
+    return ` (chat rows, "${field}", are not read: write a single exchange as {"prompt": the user's turn, "completion": the assistant's reply}, and the layout extra "instruct" adds Mistral's [INST] tags; or a whole conversation as {"text"} with the tags written in)`;
+  }
+  if (has('instruction') && (has('output') || has('response'))) {
+    const out = has('output') ? 'output' : 'response';
+    return ` (an Alpaca-style row: put "instruction"${has('input') ? ' and "input"' : ''} into "prompt" and "${out}" into "completion")`;
+  }
+  const pairs: [string, string][] = [['question', 'answer'], ['input', 'output'], ['query', 'response'], ['source', 'target']];
+  for (const [p, c] of pairs) {
+    if (has(p) && has(c)) return ` (rename "${p}" to "prompt" and "${c}" to "completion")`;
+  }
+  return '';
 }
