@@ -7,6 +7,7 @@ import type { LoraAdapter } from '../model/lora-adapter.ts';
 import { loraToGguf } from './gguf-lora.ts';
 import { peftFiles, ZIP_MTIME } from './peft.ts';
 import type { TrainingSummary } from './training-card.ts';
+import type { RemoteTrainingSummary } from '../core/remote-training.ts';
 import { zipSync, type Zippable } from 'fflate';
 import { FinetuneError } from '../core/errors.ts';
 
@@ -25,11 +26,13 @@ export interface BundleOptions {
   name: string;
   /** The run that trained the adapter, for the README's "Training" section (none for an imported adapter). */
   training?: TrainingSummary | null;
+  /** For an adapter a Replicate training made (imported, not trained further): that training, for the same section. */
+  remoteTraining?: RemoteTrainingSummary | null;
 }
 
 /** The bundle's files by name, in a fixed order: adapter_config.json, adapter_model.safetensors, README.md, adapter.gguf. */
 export function adapterBundle(adapter: LoraAdapter, base: MistralConfig, o: BundleOptions): Record<string, Uint8Array> {
-  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null });
+  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null, remoteTraining: o.remoteTraining ?? null });
   // general.name as `finetune export --format gguf` writes it (loraToGguf's default), so both give the same file.
   files[GGUF_FILE] = loraToGguf(adapter, base);
   return files;

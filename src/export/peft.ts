@@ -1,7 +1,8 @@
 // PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
 // src/model/lora-adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
 
-import { trainingCardLines, type TrainingSummary } from './training-card.ts';
+import { remoteTrainingCardLines, trainingCardLines, type TrainingSummary } from './training-card.ts';
+import type { RemoteTrainingSummary } from '../core/remote-training.ts';
 import { parseHubReference } from '../core/hub-reference.ts';
 import { PROJECTIONS } from '../core/mistral.ts';
 import { zipSync, type Zippable } from 'fflate';
@@ -51,6 +52,8 @@ export interface ReadmeOptions {
   ggufFile?: string;
   /** The run that trained it (a "Training" section at the end); none for an adapter read from elsewhere. */
   training?: TrainingSummary | null;
+  /** The remote training that made it, for an adapter imported from Replicate and not trained further here. */
+  remoteTraining?: RemoteTrainingSummary | null;
 }
 
 /** A short README: what the adapter is and how to load it with PEFT, vLLM, Ollama (and llama.cpp with a GGUF). */
@@ -124,6 +127,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     );
   }
   if (opts.training) lines.push('', ...trainingCardLines(opts.training));
+  else if (opts.remoteTraining) lines.push('', ...remoteTrainingCardLines(opts.remoteTraining));
   return `${lines.join('\n')}\n`;
 }
 

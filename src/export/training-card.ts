@@ -3,6 +3,8 @@
 // without its run record. Everything in it is the run's own; user text (file names, the prompt, a sample) is written
 // in code spans and fenced blocks that it cannot close.
 
+import type { RemoteTrainingSummary } from '../core/remote-training.ts';
+
 /** What the README says of the run that trained the adapter (session.ts builds it from the run as it stands). */
 export interface TrainingSummary {
   trainName: string;
@@ -82,6 +84,20 @@ export function trainingCardLines(t: TrainingSummary): string[] {
   const sampled = [...t.history].reverse().find((h) => h.sample !== undefined);
   if (sampled && t.validationPrompt !== null) {
     lines.push('', '### Sample', '', `The adapter's greedy continuation of the validation prompt after step ${sampled.step}:`, '', ...fencedBlock(t.validationPrompt + (sampled.sample ?? '')));
+  }
+  return lines;
+}
+
+/** The section for an adapter a Replicate training made (src/remote/provenance.ts builds what it says). */
+export function remoteTrainingCardLines(r: RemoteTrainingSummary): string[] {
+  const by = r.trainer ? ` by ${codeSpan(r.trainer)}${r.version ? ` (version ${codeSpan(r.version)})` : ''}` : r.version ? ` by trainer version ${codeSpan(r.version)}` : '';
+  const ran = r.seconds !== null ? `, which ran ${Math.round(r.seconds)} s` : '';
+  const done = r.completedAt ? ` and finished ${codeSpan(r.completedAt)}` : '';
+  const lines = ['## Training', '', `Trained on Replicate${by} as training ${codeSpan(r.id)}${ran}${done}; these files are its output, read back by finetune.`];
+  if (r.inputs.length > 0) {
+    lines.push('', '### Inputs', '', "The training's inputs in the trainer's names (the data files went as URLs, not written here); * marks a value other than the default, and an input not sent is listed at its default.", '');
+    lines.push('| name | value |', '| --- | --- |');
+    for (const i of r.inputs) lines.push(`| ${codeSpan(i.name).replace(/\|/g, '\\|')}${i.isDefault ? '' : ' *'} | ${codeSpan(String(i.value)).replace(/\|/g, '\\|')} |`);
   }
   return lines;
 }

@@ -36,6 +36,7 @@ import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
+import type { RemoteTrainingSummary } from '../core/remote-training.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { checkpointFiles, isDamagedRun, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
@@ -132,6 +133,8 @@ export class FinetuneSession {
   private adapter: LoraAdapter | null = null;
   /** An adapter loaded from outside (useImportedAdapter): new runs start from it until it is forgotten. */
   private imported: LoraAdapter | null = null;
+  /** The Replicate training that made the current adapter, when it is one imported from there. */
+  private importedTraining: RemoteTrainingSummary | null = null;
   /**
    * The run that trained the current adapter, its history live (for the export README's "Training" section); null for
    * an imported adapter or none.
@@ -269,13 +272,14 @@ export class FinetuneSession {
     this.lora = null;
     this.adapter = null;
     this.trainedBy = null;
+    this.importedTraining = null;
   }
 
   /**
    * Makes an imported adapter (src/model/adapter-import.ts) the current one: generate tries it, evaluate scores it,
    * export writes it, and the next new run starts from it. uploadLora checks it fits the loaded model.
    */
-  useImportedAdapter(adapter: LoraAdapter): void {
+  useImportedAdapter(adapter: LoraAdapter, trainedOn: RemoteTrainingSummary | null = null): void {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading an adapter');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const lora = uploadLora(this.ctx, this.weights.dims, adapter);
@@ -286,6 +290,7 @@ export class FinetuneSession {
     this.lora = lora;
     this.adapter = adapter;
     this.imported = adapter;
+    this.importedTraining = trainedOn;
   }
 
   /** New runs start from a fresh adapter again (the imported one stays current until then). */
@@ -739,6 +744,11 @@ export class FinetuneSession {
       validationPrompt: t.hp.validation_prompt ?? null,
       fromImported: t.fromImported,
     };
+  }
+
+  /** The Replicate training that made the current adapter, for its README; null when it is not one imported from there. */
+  remoteTrainingSummary(): RemoteTrainingSummary | null {
+    return this.importedTraining;
   }
 
   /** The loaded model's config (for exports that need the base's shape, e.g. GGUF's q/k permutation). */

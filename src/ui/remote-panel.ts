@@ -13,6 +13,7 @@ import { PROXY_API_PATH, PROXY_HELLO, PROXY_HELLO_PATH } from '../remote/endpoin
 import { FinetuneError } from '../core/errors.ts';
 import { estimateRemoteCost } from '../remote/estimate.ts';
 import { remoteSplit, trainedTokens } from '../remote/split.ts';
+import { remoteTrainingSummary } from '../remote/provenance.ts';
 import {
   cancelTraining,
   checkUploadSize,
@@ -273,11 +274,13 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     try {
       say('hint', `Downloading the adapter of ${id}…`);
       const c = client();
-      const v = viewTraining(await c.replicate.trainings.get(id));
+      const training = await c.replicate.trainings.get(id);
+      const v = viewTraining(training);
       if (!v.weights) throw new Error(`training ${id} has no output weights (${v.status})`);
       const zip = await downloadOutput(c, v.weights, { proxyOrigin });
       say('hint', 'Reading the adapter…');
-      const info = await shared.engine.importAdapter({ kind: 'zip', name: `${id}-training_output.zip`, bytes: zip });
+      // The training's inputs go with it, for the README of an export of it.
+      const info = await shared.engine.importAdapter({ kind: 'zip', name: `${id}-training_output.zip`, bytes: zip, trainedOn: remoteTrainingSummary(training) });
       imported.set({ info, current: true });
       say('hint ok', `Loaded the adapter of ${id} (r ${info.r}, ${info.targetModules.join(', ')}): Try it and Export use it.`);
       shared.refreshMemory();

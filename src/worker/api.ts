@@ -14,6 +14,7 @@ import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
 import type { ImportedAdapterInfo } from '../run/imported-adapter.ts';
+import type { RemoteTrainingSummary } from '../core/remote-training.ts';
 import type { RememberedKernels } from '../run/kernel-tuning.ts';
 import type { RunEstimate } from '../run/calibrate.ts';
 import type { WeightCacheEntryInfo } from '../run/weight-cache.ts';
@@ -57,7 +58,8 @@ export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revisi
  * An adapter to load: a zip (a PEFT zip, Replicate's training_output.zip as downloaded) or the files of a PEFT folder
  * (adapter_config.json with adapter_model.safetensors or adapter_model.bin).
  */
-export type AdapterSource = { kind: 'zip'; name: string; bytes: Blob | Uint8Array } | { kind: 'files'; files: File[] };
+/** An adapter to load: a zip (with `trainedOn` when it is a Replicate training's output, for its README) or picked files. */
+export type AdapterSource = { kind: 'zip'; name: string; bytes: Blob | Uint8Array; trainedOn?: RemoteTrainingSummary } | { kind: 'files'; files: File[] };
 
 /** Whether the worker could get a WebGPU device, and what it found. */
 export type ProbeResult =

@@ -356,8 +356,9 @@ const api = {
     }
     const trained = await s.adapterNow();
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
-    // A trained adapter's README says how it was trained (an imported one's has no such section).
-    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary() });
+    // A trained adapter's README says how it was trained; one imported from a Replicate training, that training (an
+    // adapter imported from elsewhere has no such section).
+    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary(), remoteTraining: s.remoteTrainingSummary() });
   },
 
   /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */
@@ -376,7 +377,7 @@ const api = {
           : new Uint8Array(await source.bytes.arrayBuffer())
         : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
-    s.useImportedAdapter(got.adapter);
+    s.useImportedAdapter(got.adapter, source.kind === 'zip' ? (source.trainedOn ?? null) : null);
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 

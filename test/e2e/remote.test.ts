@@ -216,6 +216,17 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     }
     const exported = Object.values(files).map((b) => Buffer.from(b).includes(Buffer.from(TOKEN.slice(3))));
     expect(exported.every((x) => !x)).toBe(true);
+    // The full bundle's README says which training made the adapter and with which inputs (no URL, no token).
+    const bundle = await page.evaluate(async () => {
+      const e = (window as unknown as { finetuneEngine: { exportAdapterZip(o: { full: boolean; step: string }): Promise<{ bytes: Uint8Array }> } }).finetuneEngine;
+      return Array.from((await e.exportAdapterZip({ full: true, step: 'imported' })).bytes);
+    });
+    const readme = new TextDecoder().decode(unzipSync(new Uint8Array(bundle))['README.md']);
+    expect(readme).toContain('\n## Training\n\nTrained on Replicate by ');
+    expect(readme).toContain(`as training \`${second}\``);
+    expect(readme).toMatch(/\| `num_train_epochs` \*? \| `\d+` \|/);
+    expect(readme).not.toContain('127.0.0.1'); // the data's upload URL (the fake Replicate's address)
+    expect(readme).not.toContain(TOKEN.slice(3));
     await screenshot(page, 'remote-imported');
   });
 

@@ -4,14 +4,17 @@
 
 import { statSync } from 'node:fs';
 import type { Training } from 'replicate';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { join } from 'node:path';
 import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { displayUrl } from '../../model/source.ts';
-import { writeAdapter } from '../../model/lora-adapter.ts';
+import { ADAPTER_CONFIG_FILE } from '../../model/lora-adapter.ts';
+import { peftFiles } from '../../export/peft.ts';
+import { remoteTrainingSummary } from '../../remote/provenance.ts';
+import { writeFileAtomic, writeFilesAtomic } from '../node-store.ts';
 import { createRemoteClient, validateToken, type RemoteClient } from '../../remote/client.ts';
 import { REPLICATE_API_BASE } from '../../remote/endpoints.ts';
 import { estimateRemoteCost } from '../../remote/estimate.ts';
@@ -68,7 +71,8 @@ list     your recent trainings (Replicate's first page, newest first), one JSON 
          destination (once known), created_at.
 cancel   cancels a training that is still running; one that has already ended is left as it is (exit 1, with why).
 fetch    downloads a succeeded training's weights, imports them, and writes the PEFT adapter (adapter_config.json,
-         adapter_model.safetensors) into DIR, with Replicate's training_output.zip beside them.
+         adapter_model.safetensors, a README with the training's inputs) into DIR, with Replicate's
+         training_output.zip beside them.
 
 options:
   --api-base URL        Replicate-compatible API base (default $REPLICATE_API_BASE_URL or ${REPLICATE_API_BASE})
@@ -295,7 +299,8 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   const id = oneId(positionals, 'fetch');
   if (!values.out) throw new UsageError('--out DIR is required (where the adapter is written)');
   const c = client(env(values['api-base']), io);
-  const v = viewTraining(await getTraining(c, id));
+  const training = await getTraining(c, id);
+  const v = viewTraining(training);
   if (v.status !== 'succeeded' || !v.weights) {
     throw new FinetuneError('remote', `training ${id} is ${v.status}${v.error ? ` (${v.error})` : ''}: there are no weights to fetch${v.done ? '' : ' yet; wait for it to succeed (finetune remote status --follow ' + id + ')'}`);
   }
@@ -303,10 +308,13 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   checkDirectory(values.out, '--out');
   const zip = await downloadOutput(c, v.weights);
   const zipName = decodeURIComponent(new URL(v.weights).pathname.split('/').pop() || 'training_output.zip').replace(/[^A-Za-z0-9._-]/g, '_');
-  await writeFile(join(values.out, zipName), zip);
+  // The zip first: the paid-for output is kept even when it cannot be read as an adapter here.
+  await writeFileAtomic(join(values.out, zipName), zip);
   const adapter = await importTrainingOutput(zip, { where: zipName });
-  const files = writeAdapter(adapter);
-  for (const [name, data] of Object.entries(files)) await writeFile(join(values.out, name), data);
+  // The PEFT files as one set (config last: a kill never leaves one adapter's config beside another's weights), with a
+  // README saying how to load it and what the training was.
+  const files = peftFiles(adapter, { remoteTraining: remoteTrainingSummary(training) });
+  await writeFilesAtomic(values.out, files, undefined, ADAPTER_CONFIG_FILE);
   io.out(
     JSON.stringify({
       type: 'fetched',

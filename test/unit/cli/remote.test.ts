@@ -82,7 +82,14 @@ describe('finetune remote', () => {
     const r = await run('fetch', succeededId, '--out', out);
     expect(r.code).toBe(0);
     expect(r.out[0]).toMatchObject({ type: 'fetched', r: 8, target_modules: ['q_proj', 'v_proj'], layers: 2 });
-    expect(readdirSync(out).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'training_output.zip']);
+    expect(readdirSync(out).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'training_output.zip']);
+    // The README says which training made it and with what: the inputs train sent, changed ones marked; no URL.
+    const readme = readFileSync(join(out, 'README.md'), 'utf8');
+    expect(readme).toContain(`as training \`${succeededId}\``);
+    expect(readme).toContain('| `learning_rate` * | `0.0002` |');
+    expect(readme).toContain('| `lora_rank` * | `16` |');
+    expect(readme).toContain('| `num_train_epochs` | `3` |');
+    expect(readme).not.toMatch(/https?:\/\/127\.0\.0\.1/);
     expect(new Uint8Array(readFileSync(join(out, 'training_output.zip')))).toEqual(fake.options.outputZip);
     const back = await readAdapter(memoryFileSet({ 'adapter_config.json': readFileSync(join(out, 'adapter_config.json'), 'utf8'), 'adapter_model.safetensors': new Uint8Array(readFileSync(join(out, 'adapter_model.safetensors'))) }));
     for (let l = 0; l < adapter.layers; l++) {
