@@ -12,3 +12,13 @@ export function concatBytes(parts: readonly Uint8Array[], total = parts.reduce((
   }
   return out;
 }
+
+/**
+ * The SHA-256 of `bytes` as 64 lowercase hex digits (WebCrypto: the same in browsers and Node). A view on a
+ * SharedArrayBuffer is copied first: WebCrypto takes ArrayBuffer-backed views only.
+ */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const own = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', own));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}

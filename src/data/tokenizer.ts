@@ -14,6 +14,7 @@
 import { restoreGlobals } from './sentencepiece-env.ts';
 import spm, { type SpModule, type SpProcessor } from '@agnai/sentencepiece-js';
 import { FinetuneError } from '../core/errors.ts';
+import { sha256Hex } from '../core/bytes.ts';
 
 restoreGlobals();
 
@@ -186,9 +187,7 @@ export function vocabularyMismatch(modelVocab: number, tokenizerVocab: number, t
 /** Loads a SentencePiece tokenizer from the bytes of a `tokenizer.model` file. */
 /** "sha256:<hex>" of a tokenizer model's bytes (WebCrypto: the same in browsers and Node). */
 async function modelChecksum(bytes: Uint8Array): Promise<string> {
-  const own = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', own));
-  return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+  return `sha256:${await sha256Hex(bytes)}`;
 }
 
 /** `name`: where the model file came from, as a run records it and a resume's refusal names it. */

@@ -4,6 +4,7 @@
 // saved with the record (a SHA-256 checksum stored in the record). Every refusal is FinetuneError('bad-input').
 
 import { FinetuneError } from '../core/errors.ts';
+import { sha256Hex } from '../core/bytes.ts';
 import { safeParseHyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import { BASE_MATMULS } from '../engine/gpu.ts';
@@ -27,10 +28,7 @@ function isStepCount(v: unknown): v is number {
 
 /** "sha256:<hex>" of a saved file's bytes (WebCrypto: the same in browsers and Node): the state, the data. */
 export async function stateChecksum(state: Uint8Array): Promise<string> {
-  // WebCrypto takes ArrayBuffer-backed views only (a SharedArrayBuffer-backed one is copied).
-  const bytes = state.buffer instanceof ArrayBuffer ? (state as Uint8Array<ArrayBuffer>) : new Uint8Array(state);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+  return `sha256:${await sha256Hex(state)}`;
 }
 
 /** The epoch (0-based) the last step done belongs to: what a record saved after `step` steps says. */

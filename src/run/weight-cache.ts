@@ -9,6 +9,7 @@
 
 import { QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { sha256Hex } from '../core/bytes.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { downloadWeightParts, uploadWeightParts, weightsManifest, type WeightPart, type WeightsManifest } from '../engine/mistral/weight-parts.ts';
 import { loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
@@ -59,11 +60,6 @@ const FOOTER_LENGTH_BYTES = 8;
 /** A footer is a few hundred bytes per tensor; refuse to parse anything absurd (a corrupt length). */
 const MAX_FOOTER_BYTES = 64 * 1024 * 1024;
 
-async function sha256(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return [...d].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 /** The identity of a checkpoint's files, read from the sources' versions (opening a Hub file is a 1-byte probe). */
 export async function cacheIdentity(files: FileSet, ckpt: BaseCheckpoint, source: string, quantization: Quantization): Promise<CacheIdentity> {
   return (await identityOf(files, ckpt, source, quantization)).identity;
@@ -99,7 +95,7 @@ export function uncachedReason(identity: CacheIdentity): string | null {
 
 /** The entry's key: a hash of the identity (file names, sizes and versions, source, settings, format). */
 export async function cacheKey(identity: CacheIdentity): Promise<string> {
-  return (await sha256(new TextEncoder().encode(JSON.stringify(identity)))).slice(0, 40);
+  return (await sha256Hex(new TextEncoder().encode(JSON.stringify(identity)))).slice(0, 40);
 }
 
 /** Why an entry cannot be used (it is then removed and rebuilt). */
@@ -339,7 +335,7 @@ async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: Cache
       const p = where.get(part.name);
       if (!p || p.bytes !== part.bytes) throw new BadEntry(`part ${part.name} is missing`);
       const bytes = await readEntry(entry, p.offset, p.bytes, `part ${part.name}`);
-      if ((await sha256(bytes)) !== p.sha256) throw new BadEntry(`part ${part.name} does not match its hash`);
+      if ((await sha256Hex(bytes)) !== p.sha256) throw new BadEntry(`part ${part.name} does not match its hash`);
       return bytes;
     },
     (part) => {
@@ -367,7 +363,7 @@ export async function* entryChunks(
   const total = manifest.parts.reduce((a, p) => a + p.bytes, 0);
   let offset = 0;
   for await (const { part, bytes } of partBytes) {
-    parts.push({ name: part.name, offset, bytes: bytes.byteLength, sha256: await sha256(bytes) });
+    parts.push({ name: part.name, offset, bytes: bytes.byteLength, sha256: await sha256Hex(bytes) });
     offset += bytes.byteLength;
     onProgress?.({ tensor: part.name, done: parts.length, total: manifest.parts.length, bytesDone: offset, bytesTotal: total, phase: 'caching' });
     yield bytes;
