@@ -182,8 +182,12 @@ describe('finetune bench int8', () => {
   it('prints the int8 lines beside the fp32 ones of the same run, each NF4 product with its ratio and output error', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'int8', '--tokens', '8', '--min-ms', '1'], { env, timeout: BENCH_TIMEOUT });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.bench === 'int8');
-    // 256³, then q/o, gate/up and down at 8 tokens: six lines each.
-    expect(lines).toHaveLength(4 * 7);
+    // 256³, then q/o, k/v, gate/up and down at 8 tokens: seven lines each.
+    expect(lines).toHaveLength(5 * 7);
+    const shapes = [...new Set(lines.map((l) => `${l.M}x${l.N}x${l.K}`))];
+    expect(shapes).toHaveLength(5);
+    // k/v's shape: the narrowest output of the layer, the one issue #9 asks ≥ 0.8× plain of.
+    expect(Math.min(...lines.map((l) => l.N as number))).toBeLessThan(Math.min(...lines.filter((l) => l.M === 8).map((l) => l.K as number)));
     for (const l of lines.filter((x) => x.variant.includes(', int8 (quantisation included)'))) {
       expect(l.vsFp32).toBeGreaterThan(0);
       // An int8-sized difference from fp32: neither identical (int8 did not run) nor broken.

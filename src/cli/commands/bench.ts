@@ -362,9 +362,8 @@ export const benchCommand: Command = {
       }
     }
     if (what === 'int8') {
-      const shapes: Nf4BenchShape[] = small
-        ? [{ M: 256, N: 256, K: 256 }, ...tokens.flatMap((M) => [{ M, N: layerDims.C, K: layerDims.C }, { M, N: layerDims.I, K: layerDims.C }, { M, N: layerDims.C, K: layerDims.I }])]
-        : [{ M: 4096, N: 4096, K: 4096 }, ...projectionNf4Shapes(tokens)];
+      // A square product, then the layer's four projection shapes (q/o, k/v, gate/up, down): the same as bench nf4's.
+      const shapes: Nf4BenchShape[] = small ? [{ M: 256, N: 256, K: 256 }, ...projectionNf4Shapes(tokens, layerDims)] : [{ M: 4096, N: 4096, K: 4096 }, ...projectionNf4Shapes(tokens)];
       for await (const r of benchInt8(ctx, shapes, minMs)) print(r);
     }
     if (what === 'tune') {
