@@ -2,7 +2,7 @@
 // the page knows in, text out), so that every phase is unit-tested (test/unit/ui/header-status.test.ts).
 
 import { formatCounted } from '../core/units.ts';
-import { formatCount } from './format.ts';
+import { formatCount, formatDuration } from './format.ts';
 import type { RunState } from './run-state.ts';
 
 export interface HeaderStatus {
@@ -52,5 +52,37 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
       if (c.elsewhere) return { text: 'Training in another tab ↓', state: 'waiting', href: training };
       if (c.notReady) return { text: c.notReady, state: 'waiting', href: training };
       return { text: c.planSteps === null ? 'Ready to train ↓' : `Ready to train · ${steps(c.planSteps)} ↓`, state: 'ready', href: training };
+  }
+}
+
+/**
+ * The tab's title while a run is under way or has news: a long run is watched from another tab, where the title is all
+ * that shows (the percentage first, since a tab strip cuts titles short), ending in the app's name. `idleTitle` (the
+ * page's own title) when there is no run to speak of.
+ */
+export function documentTitle(r: RunState, idleTitle: string): string {
+  const app = 'finetune';
+  const pct = r.totalSteps ? `${Math.floor((100 * r.step) / r.totalSteps)}%` : null;
+  const eta = r.readouts?.etaSeconds;
+  const left = eta !== null && eta !== undefined && eta > 0 && Number.isFinite(eta) ? ` · ${formatDuration(eta)} left` : '';
+  const of = `step ${formatCount(r.step)}${r.totalSteps ? ` / ${formatCount(r.totalSteps)}` : ''}`;
+  switch (r.phase) {
+    case 'starting':
+      return `Starting · ${app}`;
+    case 'running':
+    case 'validating':
+    case 'stopping':
+    case 'pausing':
+      return `${pct ?? of}${left} · ${pct ? `${of} · ` : ''}${app}`;
+    case 'paused':
+      return `Paused at ${pct ?? of} · ${app}`;
+    case 'done':
+      return `Finished · ${steps(r.step)} · ${app}`;
+    case 'stopped':
+      return `Stopped at ${of} · ${app}`;
+    case 'error':
+      return `Training failed · ${app}`;
+    case 'idle':
+      return idleTitle;
   }
 }

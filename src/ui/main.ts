@@ -10,7 +10,8 @@ import { h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
 import { errorMessages, errorParts } from './format.ts';
 import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
-import { headerStatus } from './header-status.ts';
+import { documentTitle, headerStatus } from './header-status.ts';
+import { installLeaveGuard, unsavedWork } from './leave-guard.ts';
 import { formState, formValuesOf, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { remotePanel } from './remote-panel.ts';
@@ -133,11 +134,13 @@ function start(root: HTMLElement): void {
     const chip = h('a', { class: 'jump', href: '#panel-training', 'data-testid': 'header-status' });
     top.append(chip);
     let gpuOk = true;
+    const pageTitle = document.title;
     const show = (): void => {
       const s = headerStatus(run.value, { gpuOk, notReady: gpuOk ? notReadyReason(shared) : null, planSteps: shared.plan.value.stats?.totalSteps ?? null, elsewhere: shared.runElsewhere.value });
       chip.textContent = s.text;
       chip.dataset.state = s.state;
       chip.href = s.href;
+      document.title = documentTitle(run.value, pageTitle);
     };
     for (const c of [run, model, shared.form, shared.data, shared.plan, shared.runElsewhere] as const) (c as { watch(fn: () => void): unknown }).watch(show);
     void shared.gpuReady.then((ok) => {
@@ -145,6 +148,9 @@ function start(root: HTMLElement): void {
       show();
     });
   }
+
+  // ---- a reload or a closed tab would lose a run's steps or a long model load: the browser asks first ------------
+  installLeaveGuard(window, () => unsavedWork(run.value, model.value));
 
   // ---- the plan: checked against the data whenever the form or the files change -------------------------------
   let planId = 0;

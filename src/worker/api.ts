@@ -55,10 +55,10 @@ export type {
 export type ModelSource = { kind: 'demo' } | { kind: 'hub'; repo: string; revision?: string; token?: string } | { kind: 'files'; files: File[] };
 
 /**
- * An adapter to load: a zip (a PEFT zip, Replicate's training_output.zip as downloaded) or the files of a PEFT folder
- * (adapter_config.json with adapter_model.safetensors or adapter_model.bin).
+ * An adapter to load: a zip (a PEFT zip, Replicate's training_output.zip as downloaded, then with `trainedOn`: that
+ * training, for the README of an export) or the files of a PEFT folder (adapter_config.json with
+ * adapter_model.safetensors or adapter_model.bin).
  */
-/** An adapter to load: a zip (with `trainedOn` when it is a Replicate training's output, for its README) or picked files. */
 export type AdapterSource = { kind: 'zip'; name: string; bytes: Blob | Uint8Array; trainedOn?: RemoteTrainingSummary } | { kind: 'files'; files: File[] };
 
 /** Whether the worker could get a WebGPU device, and what it found. */

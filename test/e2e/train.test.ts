@@ -82,6 +82,9 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     const start = page.getByTestId('train-start');
     await expect.poll(() => start.isEnabled(), { timeout: 30_000 }).toBe(true);
     await start.click();
+    // A reload or a closed tab now would lose the run's steps: beforeunload is cancelled, so the browser asks first.
+    const leaveAsks = (): Promise<boolean> => page.evaluate(() => !window.dispatchEvent(new Event('beforeunload', { cancelable: true })));
+    expect(await leaveAsks()).toBe(true);
     await page.getByTestId('step-counter').filter({ hasText: /^1 \/ 2$/ }).waitFor({ timeout: 240_000 });
     expect(await page.getByTestId('train-pause').isEnabled()).toBe(true);
     // Try it waits while steps run, and says why beside its button.
@@ -95,6 +98,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(ticks.split(' ').map((t) => Number(t.split('=')[0])), ticks).toEqual([1, 2]);
     // The learning-rate chart marks where the run is.
     await page.locator('[data-testid="plan-lr"][data-current-step="1"]').waitFor();
+    expect(await page.title()).toMatch(/^(\d+% · (\d+:\d\d left · )?step [12] \/ 2|Finished · 2 steps) · finetune$/);
     await screenshot(page, 'train-running');
     // The validation after the last step, batch by batch (each takes seconds here).
     await Promise.all([
@@ -117,6 +121,10 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('train-result').textContent()).toMatch(/Finished: 2 steps/);
     expect(await page.getByTestId('tokens-per-second').textContent()).toMatch(/^\d/);
     expect(await page.getByTestId('eta').textContent()).toBe('done');
+    // The tab's title carries the news to a user watching another tab.
+    expect(await page.title()).toBe('Finished · 2 steps · finetune');
+    // Ended, its checkpoint saved: leaving loses nothing, and nothing asks.
+    expect(await leaveAsks()).toBe(false);
     // The run says which kernels it trained with: on this software adapter, the defaults, unmeasured.
     expect(await page.getByTestId('train-kernels').textContent()).toMatch(/^kernels: basic GEMM, row-split attention \(not measured: on a software adapter/);
     expect(await page.locator('#learning_rate').isEnabled()).toBe(true);
@@ -200,6 +208,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     }
     await waitRunPhase(page, 'paused', 120_000);
     expect(await page.getByTestId('train-pause').textContent()).toBe('Resume');
+    expect(await page.title()).toMatch(/^Paused at \d+% · finetune$/);
     // Paused means stopped at a step's end: nothing moves from here.
     const held = await counter.textContent();
     await page.waitForTimeout(6_000);

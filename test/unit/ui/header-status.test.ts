@@ -1,6 +1,6 @@
 // The header chip for every phase of a run (src/ui/header-status.ts).
 import { describe, expect, it } from 'vitest';
-import { headerStatus, type HeaderContext } from '../../../src/ui/header-status.ts';
+import { documentTitle, headerStatus, type HeaderContext } from '../../../src/ui/header-status.ts';
 import { IDLE_RUN, type RunState } from '../../../src/ui/run-state.ts';
 
 const ready: HeaderContext = { gpuOk: true, notReady: null, planSteps: 14000 };
@@ -31,5 +31,27 @@ describe('header status', () => {
     expect(headerStatus(IDLE_RUN, { ...ready, notReady: 'Load a model first' })).toEqual({ text: 'Load a model first', state: 'waiting', href: '#panel-training' });
     // Another tab trains the run saved in this browser: this tab is not "ready to train".
     expect(headerStatus(IDLE_RUN, { ...ready, elsewhere: true })).toEqual({ text: 'Training in another tab ↓', state: 'waiting', href: '#panel-training' });
+  });
+});
+
+describe('the tab title', () => {
+  const page = 'finetune — QLoRA in your browser';
+  const readouts = (etaSeconds: number | null): RunState['readouts'] => ({ etaSeconds }) as RunState['readouts'];
+
+  it('leads with the share done and the time left while a run is busy, since a tab strip cuts titles short', () => {
+    expect(documentTitle(at({ phase: 'running', step: 1200, totalSteps: 14000, readouts: readouts(754) }), page)).toBe('8% · 12:34 left · step 1,200 / 14,000 · finetune');
+    expect(documentTitle(at({ phase: 'validating', step: 7, totalSteps: 8, readouts: readouts(3) }), page)).toBe('87% · 0:03 left · step 7 / 8 · finetune');
+    // No estimate yet (or none left): no "left"; no plan yet: the step alone.
+    expect(documentTitle(at({ phase: 'running', step: 1, totalSteps: 8, readouts: readouts(null) }), page)).toBe('12% · step 1 / 8 · finetune');
+    expect(documentTitle(at({ phase: 'running', step: 0, totalSteps: 0 }), page)).toBe('step 0 · finetune');
+    expect(documentTitle(at({ phase: 'starting' }), page)).toBe('Starting · finetune');
+  });
+
+  it('keeps the news of an ended run, and is the page\'s own title when there is none', () => {
+    expect(documentTitle(at({ phase: 'paused', step: 3, totalSteps: 8 }), page)).toBe('Paused at 37% · finetune');
+    expect(documentTitle(at({ phase: 'done', step: 8, totalSteps: 8 }), page)).toBe('Finished · 8 steps · finetune');
+    expect(documentTitle(at({ phase: 'stopped', step: 6, totalSteps: 8 }), page)).toBe('Stopped at step 6 / 8 · finetune');
+    expect(documentTitle(at({ phase: 'error', step: 2, totalSteps: 8 }), page)).toBe('Training failed · finetune');
+    expect(documentTitle(IDLE_RUN, page)).toBe(page);
   });
 });

@@ -1,0 +1,33 @@
+// Asking before the tab is closed or reloaded while that would throw work away: a training run (the steps since its
+// last checkpoint, and the step under way), or a model still streaming from the Hub or local files (gigabytes read and
+// quantised again next time). The browser shows its own question; the reason is for tests and the console.
+
+import { runBusy, type RunState } from './run-state.ts';
+import type { ModelState } from './state.ts';
+
+/** What a reload now would lose, in words, or null when nothing would be lost. */
+export function unsavedWork(run: RunState, model: ModelState): string | null {
+  if (run.phase === 'paused') {
+    // Paused at a step's end: only steps after the last checkpoint are lost (a resume after a reload redoes them).
+    const since = run.step - (run.checkpointStep ?? 0);
+    return since > 0 ? `the paused run's ${since} step${since === 1 ? '' : 's'} since its last checkpoint` : null;
+  }
+  if (runBusy(run.phase)) return 'the training run under way (it resumes from its last checkpoint)';
+  // The demo model loads in seconds; a Hub or local model may take minutes, and starts over.
+  if (model.status === 'loading' && model.choice !== null && model.choice.kind !== 'demo') return `the load of ${model.choice.label}`;
+  return null;
+}
+
+/**
+ * Installs the guard: `reason()` is asked at each beforeunload, and a reason makes the browser ask the user first (it
+ * asks only after the user has interacted with the page, which anyone who started a run or a load has).
+ */
+export function installLeaveGuard(target: Pick<Window, 'addEventListener'>, reason: () => string | null): void {
+  target.addEventListener('beforeunload', (e: BeforeUnloadEvent) => {
+    const why = reason();
+    if (why === null) return;
+    e.preventDefault();
+    // Older browsers ask only when returnValue is set; the text itself is never shown.
+    e.returnValue = why;
+  });
+}

@@ -1,0 +1,55 @@
+// Whether a reload or a closed tab now would lose work, and the beforeunload guard that makes the browser ask.
+import { describe, expect, it } from 'vitest';
+import { installLeaveGuard, unsavedWork } from '../../../src/ui/leave-guard.ts';
+import { IDLE_RUN, type RunState } from '../../../src/ui/run-state.ts';
+import type { ModelState } from '../../../src/ui/state.ts';
+
+const at = (s: Partial<RunState>): RunState => ({ ...IDLE_RUN, ...s });
+const model = (status: ModelState['status'], kind: 'demo' | 'hub' | 'files' | null): ModelState => ({
+  status,
+  choice: kind === null ? null : { kind, label: kind === 'hub' ? 'mistralai/Mistral-7B-Instruct-v0.2' : kind },
+  quantization: null,
+  info: null,
+  progress: null,
+  error: null,
+  failure: null,
+});
+const ready = model('ready', 'demo');
+
+describe('unsavedWork', () => {
+  it('holds a run under way in every busy phase', () => {
+    for (const phase of ['starting', 'running', 'validating', 'pausing', 'stopping'] as const) {
+      expect(unsavedWork(at({ phase, step: 3, totalSteps: 8, checkpointStep: 3 }), ready), phase).toBe('the training run under way (it resumes from its last checkpoint)');
+    }
+  });
+
+  it('holds a paused run only for the steps after its last checkpoint', () => {
+    expect(unsavedWork(at({ phase: 'paused', step: 5, totalSteps: 8, checkpointStep: 3 }), ready)).toBe("the paused run's 2 steps since its last checkpoint");
+    expect(unsavedWork(at({ phase: 'paused', step: 1, totalSteps: 8, checkpointStep: null }), ready)).toBe("the paused run's 1 step since its last checkpoint");
+    expect(unsavedWork(at({ phase: 'paused', step: 5, totalSteps: 8, checkpointStep: 5 }), ready)).toBeNull();
+  });
+
+  it('lets an ended run go (its checkpoint is saved), and holds a long model load but not the demo model\'s', () => {
+    for (const phase of ['idle', 'done', 'stopped', 'error'] as const) expect(unsavedWork(at({ phase, step: 4, totalSteps: 8 }), ready), phase).toBeNull();
+    expect(unsavedWork(IDLE_RUN, model('loading', 'hub'))).toBe('the load of mistralai/Mistral-7B-Instruct-v0.2');
+    expect(unsavedWork(IDLE_RUN, model('loading', 'files'))).toBe('the load of files');
+    expect(unsavedWork(IDLE_RUN, model('loading', 'demo'))).toBeNull();
+    expect(unsavedWork(IDLE_RUN, model('error', 'hub'))).toBeNull();
+  });
+});
+
+describe('installLeaveGuard', () => {
+  it('cancels beforeunload (so the browser asks) exactly while there is a reason', () => {
+    let listener: ((e: BeforeUnloadEvent) => void) | null = null;
+    let why: string | null = null;
+    installLeaveGuard({ addEventListener: ((type: string, fn: (e: BeforeUnloadEvent) => void) => { if (type === 'beforeunload') listener = fn; }) as Window['addEventListener'] }, () => why);
+    const fire = (): { prevented: boolean; returnValue: unknown } => {
+      const e = { prevented: false, returnValue: undefined as unknown, preventDefault() { this.prevented = true; } };
+      listener!(e as unknown as BeforeUnloadEvent);
+      return e;
+    };
+    expect(fire()).toMatchObject({ prevented: false, returnValue: undefined });
+    why = 'the training run under way';
+    expect(fire()).toMatchObject({ prevented: true, returnValue: 'the training run under way' });
+  });
+});
