@@ -9,7 +9,7 @@ import type { LoadProgress } from '../engine/mistral/weights.ts';
 export const LOAD_PROGRESS_EVERY_MS = 2000;
 
 /** "6 min 37 s", "13 s", "1 h 5 min": whole seconds, rounded up (as the page's "… s left"). */
-function timeLeft(seconds: number): string {
+export function timeLeft(seconds: number): string {
   const s = Math.max(0, Math.ceil(seconds));
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;

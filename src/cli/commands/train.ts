@@ -31,6 +31,7 @@ import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { loadProgressPrinter } from '../load-progress.ts';
+import { trainDoneLine, trainProgressPrinter } from '../train-progress.ts';
 import { loadRunData } from '../../data/training-data.ts';
 import type { LoadedDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
@@ -49,7 +50,8 @@ Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + sa
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
 (e.g. --num_train_epochs 3 --learning_rate 2e-4 --lora_rank 16 --peft_method qlora --layout instruct); see the list
 below. Prints one JSON line per event (plan, step, validating, eval, checkpoint, sample; a validation pass's progress
-at most every 2 s; etaSeconds counts the validation passes still to come). The run's data and checkpoints live in
+at most every 2 s; etaSeconds counts the validation passes still to come), and the same for a person on stderr (a
+step line at most every 2 s: loss, learning rate, gradient norm, tokens/s, time left). The run's data and checkpoints live in
 OUT/run (--resume continues a stopped run from there); the final adapter is written to OUT/adapter in PEFT format
 (adapter_config.json, adapter_model.safetensors) and as adapter.gguf for llama.cpp/Ollama, with a README on loading
 them. Ctrl-C stops at the next step (or between the batches of a validation pass, which it then leaves unfinished).
@@ -354,6 +356,8 @@ export function makeTrainCommand(
           return { adapter, dir };
         };
         let validatingPrinted = 0;
+        // The same events for a person, on stderr (step lines at most every 2 s).
+        const say = trainProgressPrinter((l) => io.err(l));
         const onEvent = (e: TrainEvent): void => {
           // A signal that came before the run had started: stop it as soon as it exists.
           if (e.type === 'plan') planned = true;
@@ -368,6 +372,7 @@ export function makeTrainCommand(
             validatingPrinted = t;
           }
           print(e);
+          say(e);
         };
         try {
           for (let attempt = 0; ; attempt++) {
@@ -433,6 +438,7 @@ export function makeTrainCommand(
             if (result.steps === 0) {
               io.err(`note: stopped before the first step: nothing was trained, and ${join(out, 'adapter')} was left as it was`);
               print({ type: 'done', ...result, adapter: null });
+              io.err(trainDoneLine(result, null));
               ctx.destroyDevice();
               return 0;
             }
@@ -443,6 +449,7 @@ export function makeTrainCommand(
             }
             if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${runDir}; the adapter so far is in ${dir}. Continue with the same command and --resume`);
             print({ type: 'done', ...result, adapter: dir });
+            io.err(trainDoneLine(result, dir));
             ctx.destroyDevice();
             return 0;
           }

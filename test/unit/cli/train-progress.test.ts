@@ -1,0 +1,46 @@
+// The lines a person reads on stderr while `finetune train` runs (src/cli/train-progress.ts).
+import { describe, expect, it } from 'vitest';
+import { trainDoneLine, trainEventLine, trainProgressPrinter } from '../../../src/cli/train-progress.ts';
+import type { TrainEvent } from '../../../src/run/session.ts';
+
+const step = (n: number, total = 10): TrainEvent => ({ type: 'step', step: n, totalSteps: total, epoch: 0, loss: 2.34567, lr: 1e-4, gradNorm: 0.98765, tokens: 512, tokensPerSecond: 812.34, elapsedSeconds: n, etaSeconds: 125 });
+
+describe('trainEventLine', () => {
+  it('says a step, a validation pass, its loss, a checkpoint, a skipped step and a pause in words', () => {
+    expect(trainEventLine(step(3))).toBe('step 3 / 10 (epoch 1) · loss 2.3457 · lr 1.00e-4 · grad norm 0.988 · 812.3 tokens/s · 2 min 5 s left');
+    expect(trainEventLine(step(10))).toBe('step 10 / 10 (epoch 1) · loss 2.3457 · lr 1.00e-4 · grad norm 0.988 · 812.3 tokens/s');
+    expect(trainEventLine({ type: 'validating', step: 4, batches: 50, done: 20, seconds: 12, etaSeconds: 30 })).toBe('validating after step 4: 20 / 50 batches · 30 s left');
+    expect(trainEventLine({ type: 'eval', step: 4, valLoss: 1.5, valTokens: 12345, seconds: 42.1 })).toBe('step 4: validation loss 1.5000 (12,345 tokens, 43 s)');
+    expect(trainEventLine({ type: 'checkpoint', step: 1200 })).toBe('checkpoint saved at step 1,200');
+    expect(trainEventLine({ type: 'skipped', step: 5, totalSteps: 10, epoch: 0, reason: 'the loss is NaN', consecutive: 2 })).toBe('step 5 skipped: the loss is NaN (2 in a row); its update was not applied');
+    expect(trainEventLine({ type: 'paused', step: 5 })).toBe('paused at step 5');
+    expect(trainEventLine({ type: 'status', text: 'x' })).toBeNull();
+  });
+
+  it('quotes user text so that a control character in a prompt or a sample cannot reach the terminal, and shortens a long sample', () => {
+    const line = trainEventLine({ type: 'sample', step: 2, prompt: 'Q\u001b[2J: hi', text: `${'é'.repeat(300)}` });
+    expect(line).toBe(`sample at step 2: "Q\\u001b[2J: hi" → "${'é'.repeat(200)}…"`);
+    expect(line).not.toContain('\u001b');
+  });
+});
+
+describe('trainProgressPrinter', () => {
+  it('prints the first and last step always, others at most every 2 s, and every other event as it comes', () => {
+    let t = 0;
+    const lines: string[] = [];
+    const say = trainProgressPrinter((l) => lines.push(l), { now: () => t });
+    for (let n = 1; n <= 10; n++) {
+      t = n * 700;
+      say(step(n));
+      if (n === 5) say({ type: 'checkpoint', step: 5 });
+    }
+    expect(lines.map((l) => l.split(' · ')[0])).toEqual(['step 1 / 10 (epoch 1)', 'step 4 / 10 (epoch 1)', 'checkpoint saved at step 5', 'step 7 / 10 (epoch 1)', 'step 10 / 10 (epoch 1)']);
+  });
+});
+
+describe('trainDoneLine', () => {
+  it('says how the run ended, its losses and where the adapter is', () => {
+    expect(trainDoneLine({ steps: 8, skipped: 0, stopped: false, finalLoss: 1.23456, finalValLoss: 1.5, seconds: 75 }, 'out/adapter')).toBe('finished 8 steps in 1 min 15 s · loss 1.2346 · validation loss 1.5000 · adapter in out/adapter');
+    expect(trainDoneLine({ steps: 1, skipped: 1, stopped: true, finalLoss: null, finalValLoss: null, seconds: 3 }, null)).toBe('stopped after 1 step in 3 s · 1 skipped · no adapter written');
+  });
+});
