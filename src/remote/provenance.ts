@@ -8,8 +8,12 @@ import type { RemoteTrainingSummary } from '../core/remote-training.ts';
 /** Longest value written for an input this app does not know (an object, a long string). */
 const MAX_UNKNOWN_VALUE = 200;
 
+/** Longest string input written (a validation_prompt can be any length; the README is for reading). */
+const MAX_STRING_VALUE = 1000;
+
 function primitive(value: unknown): string | number | boolean | null {
-  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
+  if (typeof value === 'string') return value.length > MAX_STRING_VALUE ? `${value.slice(0, MAX_STRING_VALUE)}…` : value;
+  if (typeof value === 'number' || typeof value === 'boolean') return value;
   if (value === null || value === undefined) return null;
   const json = JSON.stringify(value) ?? String(value);
   return json.length > MAX_UNKNOWN_VALUE ? `${json.slice(0, MAX_UNKNOWN_VALUE)}…` : json;
@@ -38,7 +42,7 @@ export function remoteTrainingSummary(t: Training): RemoteTrainingSummary {
   for (const [name, raw] of Object.entries(input)) {
     if (known.has(name) || /_data$/.test(name)) continue;
     const value = primitive(raw);
-    if (value !== null) inputs.push({ name, value: withoutUrl(value), isDefault: false });
+    if (value !== null) inputs.push({ name: name.length > 100 ? `${name.slice(0, 100)}…` : name, value: withoutUrl(value), isDefault: false });
   }
   const predict = t.metrics?.predict_time;
   return {

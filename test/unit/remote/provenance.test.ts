@@ -51,6 +51,9 @@ describe('remoteTrainingSummary', () => {
     expect(byName.flag).toBe(false);
     expect(String(byName.rank_pattern)).toMatch(/^\{"q":\[0,1,2,.*…$/);
     expect(String(byName.rank_pattern).length).toBe(201);
+    const long = remoteTrainingSummary(training({ validation_prompt: 'x'.repeat(5000) })).inputs.find((i) => i.name === 'validation_prompt');
+    expect(long?.value).toBe(`${'x'.repeat(1000)}…`);
+    expect(long?.isDefault).toBe(false);
     expect(JSON.stringify(s)).not.toContain('s3cr3t');
   });
 
