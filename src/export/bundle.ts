@@ -28,11 +28,13 @@ export interface BundleOptions {
   training?: TrainingSummary | null;
   /** For an adapter a Replicate training made (imported, not trained further): that training, for the same section. */
   remoteTraining?: RemoteTrainingSummary | null;
+  /** For another imported adapter: the "Training" section of the README it came with, kept. */
+  carriedTraining?: string | null;
 }
 
 /** The bundle's files by name, in a fixed order: adapter_config.json, adapter_model.safetensors, README.md, adapter.gguf. */
 export function adapterBundle(adapter: LoraAdapter, base: MistralConfig, o: BundleOptions): Record<string, Uint8Array> {
-  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null, remoteTraining: o.remoteTraining ?? null });
+  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null, remoteTraining: o.remoteTraining ?? null, carriedTraining: o.carriedTraining ?? null });
   // general.name as `finetune export --format gguf` writes it (loraToGguf's default), so both give the same file.
   files[GGUF_FILE] = loraToGguf(adapter, base);
   return files;

@@ -54,6 +54,8 @@ export interface ReadmeOptions {
   training?: TrainingSummary | null;
   /** The remote training that made it, for an adapter imported from Replicate and not trained further here. */
   remoteTraining?: RemoteTrainingSummary | null;
+  /** The "Training" section of the README the adapter was read with (trainingSectionOf), kept as it was. */
+  carriedTraining?: string | null;
 }
 
 /** A short README: what the adapter is and how to load it with PEFT, vLLM, Ollama (and llama.cpp with a GGUF). */
@@ -128,6 +130,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
   }
   if (opts.training) lines.push('', ...trainingCardLines(opts.training));
   else if (opts.remoteTraining) lines.push('', ...remoteTrainingCardLines(opts.remoteTraining));
+  else if (opts.carriedTraining) lines.push('', opts.carriedTraining);
   return `${lines.join('\n')}\n`;
 }
 

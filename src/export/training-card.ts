@@ -101,3 +101,15 @@ export function remoteTrainingCardLines(r: RemoteTrainingSummary): string[] {
   }
   return lines;
 }
+
+/**
+ * The "Training" section of an adapter's README (from its `## Training` heading to the end), so that an adapter
+ * exported again (renamed, converted, loaded into the page) keeps its model card; null when it has none.
+ */
+export function trainingSectionOf(readme: string | undefined | null): string | null {
+  if (!readme) return null;
+  const at = /^## Training[ \t]*$/m.exec(readme);
+  if (!at) return null;
+  const section = readme.slice(at.index).replace(/\s+$/, '');
+  return section === '' ? null : section;
+}

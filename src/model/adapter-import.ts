@@ -25,6 +25,18 @@ export interface ImportedAdapter {
   folder: string;
   /** Which weights file it was read from. */
   weightsFile: typeof ADAPTER_WEIGHTS_FILE | typeof ADAPTER_BIN_FILE;
+  /** The README.md beside adapter_config.json (UTF-8, at most README_MAX_BYTES), when there is one: an export of it keeps its "Training" section. */
+  readme?: string;
+}
+
+/** The file name of the README an adapter folder may hold beside its config. */
+const README_NAME = 'README.md';
+/** A README larger than this is not read (a model card is a few KiB; this is no place for a hostile size). */
+export const README_MAX_BYTES = 1 << 20;
+
+function readmeText(bytes: Uint8Array | undefined): string | undefined {
+  if (!bytes || bytes.byteLength > README_MAX_BYTES) return undefined;
+  return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
 }
 
 function bad(where: string, message: string): FinetuneError {
@@ -103,7 +115,10 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
   const has = (f: string): boolean => names.includes(folder + f);
   const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
   if (!weightsFile) throw bad(where, `${folder}${ADAPTER_CONFIG_FILE} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
-  const files = extractZip(bytes, where, (n) => n === folder + ADAPTER_CONFIG_FILE || n === folder + weightsFile);
+  const readmeEntry = listZip(bytes, where).find((e) => e.name === folder + README_NAME);
+  // Read only when it cannot make the import fail: small, and stored or deflated (a README never blocks an adapter).
+  const wantReadme = readmeEntry !== undefined && readmeEntry.originalSize <= README_MAX_BYTES && (readmeEntry.compression === 0 || readmeEntry.compression === 8);
+  const files = extractZip(bytes, where, (n) => n === folder + ADAPTER_CONFIG_FILE || n === folder + weightsFile || (wantReadme && n === folder + README_NAME));
   const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
   const config = parseJsonBytes(files.get(folder + ADAPTER_CONFIG_FILE) as Uint8Array, `${inner}/${ADAPTER_CONFIG_FILE}`);
   const weights = files.get(folder + weightsFile) as Uint8Array;
@@ -111,7 +126,7 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
     weightsFile === ADAPTER_WEIGHTS_FILE
       ? await parseAdapter(config, weights, { ...opts, where: inner })
       : await parseAdapter(config, stateDictToSafetensors(readTorchStateDict(weights, `${inner}/${ADAPTER_BIN_FILE}`)), { ...opts, where: inner, weightsName: ADAPTER_BIN_FILE });
-  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile };
+  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile, readme: readmeText(files.get(folder + README_NAME)) };
 }
 
 async function openIfPresent(files: FileSet, name: string): Promise<ByteSource | null> {
@@ -145,13 +160,15 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
   const configSource = await openIfPresent(files, folder + ADAPTER_CONFIG_FILE);
   if (!configSource) throw bad(inner, `no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
   const config = parseJsonBytes(await readAll(configSource), `${inner}/${ADAPTER_CONFIG_FILE}`);
+  const readmeSource = await openIfPresent(files, folder + README_NAME);
+  const readme = readmeSource && readmeSource.size <= README_MAX_BYTES ? readmeText(await readAll(readmeSource)) : undefined;
   const st = await openIfPresent(files, folder + ADAPTER_WEIGHTS_FILE);
-  if (st) return { adapter: await parseAdapter(config, st, { ...opts, where: inner }), folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_WEIGHTS_FILE };
+  if (st) return { adapter: await parseAdapter(config, st, { ...opts, where: inner }), folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_WEIGHTS_FILE, readme };
   const bin = await openIfPresent(files, folder + ADAPTER_BIN_FILE);
   if (!bin) throw bad(inner, `has ${ADAPTER_CONFIG_FILE} but neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE}`);
   const tensors = readTorchStateDict(await readAll(bin), `${inner}/${ADAPTER_BIN_FILE}`);
   const adapter = await parseAdapter(config, stateDictToSafetensors(tensors), { ...opts, where: inner, weightsName: ADAPTER_BIN_FILE });
-  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_BIN_FILE };
+  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_BIN_FILE, readme };
 }
 
 /** Reads an adapter from a folder or a zip and says where in it the adapter was found. */

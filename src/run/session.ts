@@ -88,6 +88,14 @@ export type TrainEvent =
   /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
   | ({ type: 'kernels' } & KernelDecision);
 
+/** What is known of how an imported adapter was trained, for the README of an export of it. */
+export interface ImportedTraining {
+  /** The Replicate training whose output it is. */
+  remote?: RemoteTrainingSummary | null;
+  /** The "Training" section of the README it was read with. */
+  carried?: string | null;
+}
+
 /** The adapter shape a run of these hyperparameters trains (what kernel tuning measures with). */
 function loraShapeOf(hp: Hyperparams): LoraShape {
   return { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets: targetModules(hp) };
@@ -133,8 +141,11 @@ export class FinetuneSession {
   private adapter: LoraAdapter | null = null;
   /** An adapter loaded from outside (useImportedAdapter): new runs start from it until it is forgotten. */
   private imported: LoraAdapter | null = null;
-  /** The Replicate training that made the current adapter, when it is one imported from there. */
-  private importedTraining: RemoteTrainingSummary | null = null;
+  /**
+   * How the current adapter, when imported, was trained: the Replicate training that made it, or the "Training" section
+   * of the README it came with (for the README of an export of it).
+   */
+  private importedTraining: ImportedTraining = {};
   /**
    * The run that trained the current adapter, its history live (for the export README's "Training" section); null for
    * an imported adapter or none.
@@ -272,14 +283,14 @@ export class FinetuneSession {
     this.lora = null;
     this.adapter = null;
     this.trainedBy = null;
-    this.importedTraining = null;
+    this.importedTraining = {};
   }
 
   /**
    * Makes an imported adapter (src/model/adapter-import.ts) the current one: generate tries it, evaluate scores it,
    * export writes it, and the next new run starts from it. uploadLora checks it fits the loaded model.
    */
-  useImportedAdapter(adapter: LoraAdapter, trainedOn: RemoteTrainingSummary | null = null): void {
+  useImportedAdapter(adapter: LoraAdapter, trained: ImportedTraining = {}): void {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading an adapter');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const lora = uploadLora(this.ctx, this.weights.dims, adapter);
@@ -290,7 +301,7 @@ export class FinetuneSession {
     this.lora = lora;
     this.adapter = adapter;
     this.imported = adapter;
-    this.importedTraining = trainedOn;
+    this.importedTraining = trained;
   }
 
   /** New runs start from a fresh adapter again (the imported one stays current until then). */
@@ -746,8 +757,8 @@ export class FinetuneSession {
     };
   }
 
-  /** The Replicate training that made the current adapter, for its README; null when it is not one imported from there. */
-  remoteTrainingSummary(): RemoteTrainingSummary | null {
+  /** How the current adapter was trained when it is an imported one (empty for a trained one, or none). */
+  importedTrainingCard(): ImportedTraining {
     return this.importedTraining;
   }
 

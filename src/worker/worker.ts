@@ -14,7 +14,7 @@ import { parseMistralConfig } from '../model/config.ts';
 import { planDtypeOptions } from '../run/plan-dtype.ts';
 import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
-import { adapterZip, withBaseModel } from '../export/index.ts';
+import { adapterZip, trainingSectionOf, withBaseModel } from '../export/index.ts';
 import { importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
@@ -356,9 +356,9 @@ const api = {
     }
     const trained = await s.adapterNow();
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
-    // A trained adapter's README says how it was trained; one imported from a Replicate training, that training (an
-    // adapter imported from elsewhere has no such section).
-    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary(), remoteTraining: s.remoteTrainingSummary() });
+    // A trained adapter's README says how it was trained; one imported from a Replicate training, that training; one
+    // imported with a README that had a "Training" section, that section (other imported adapters have none).
+    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary(), remoteTraining: s.importedTrainingCard().remote, carriedTraining: s.importedTrainingCard().carried });
   },
 
   /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */
@@ -377,7 +377,7 @@ const api = {
           : new Uint8Array(await source.bytes.arrayBuffer())
         : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
-    s.useImportedAdapter(got.adapter, source.kind === 'zip' ? (source.trainedOn ?? null) : null);
+    s.useImportedAdapter(got.adapter, { remote: source.kind === 'zip' ? (source.trainedOn ?? null) : null, carried: trainingSectionOf(got.readme) });
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 

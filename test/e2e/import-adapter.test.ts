@@ -136,6 +136,8 @@ describe('loading an adapter in the page (headless Chromium)', () => {
       writeFileSync(join(root, 'download/out/checkpoint-10/adapter_model.bin'), bin);
       writeFileSync(join(root, 'download/out/adapter_config.json'), config);
       writeFileSync(join(root, 'download/out/adapter_model.bin'), bin);
+      // The README the adapter came with: its "Training" section is kept in the README of the page's export.
+      writeFileSync(join(root, 'download/out/README.md'), '# out\n\n## Training\n\nTrained elsewhere for `12` steps.\n');
       const status = page.getByTestId('lora-import-status');
       const before = await status.textContent();
       await page.getByTestId('lora-import-folder').setInputFiles(join(root, 'download'));
@@ -145,6 +147,12 @@ describe('loading an adapter in the page (headless Chromium)', () => {
       }, { timeout: 120_000 }).toBe(true);
       // Once: "Loaded adapter_config.json, adapter_model.bin, adapter_config.json, adapter_model.bin (adapter_model.bin)".
       expect(await status.textContent()).toMatch(/^Loaded download \(out\/adapter_model\.bin\): r 8, lora_alpha 16, q_proj, v_proj, 4 layers/);
+      const bundle = await page.evaluate(async () => {
+        const e = (window as unknown as { finetuneEngine: { exportAdapterZip(o: { full: boolean; step: string }): Promise<{ bytes: Uint8Array }> } }).finetuneEngine;
+        return Array.from((await e.exportAdapterZip({ full: true, step: 'imported' })).bytes);
+      });
+      const readme = new TextDecoder().decode(unzipSync(new Uint8Array(bundle))['README.md']);
+      expect(readme.endsWith('\n\n## Training\n\nTrained elsewhere for `12` steps.\n')).toBe(true);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

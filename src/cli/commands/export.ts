@@ -8,7 +8,7 @@ import { startsWithGgufMagic } from '../../core/gguf-magic.ts';
 import { README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
-import { loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
+import { loraToGguf, peftFiles, peftZip, trainingSectionOf, withBaseModel } from '../../export/index.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
@@ -186,6 +186,8 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       const ignored = ignoredTargetsNote(imported.adapter.config);
       if (ignored) io.err(`note: the adapter: ${ignored}`);
       const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
+      // The README the adapter came with keeps its "Training" section in the new one (train's card, a Replicate training's).
+      const carriedTraining = trainingSectionOf(imported.readme);
 
       let files: string[];
       if (format === 'gguf') {
@@ -193,7 +195,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         await write(out, loraToGguf(adapter, (base as { config: MistralConfig }).config));
         files = [out];
       } else if (out.toLowerCase().endsWith('.zip')) {
-        await write(out, peftZip(adapter));
+        await write(out, peftZip(adapter, { carriedTraining }));
         files = [out];
       } else {
         if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
@@ -201,7 +203,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         // The config, the weights and the README as one set: a failure or a kill while they are written leaves the earlier
         // export's set whole; a kill between the renames leaves no config (renamed last); never one adapter's config
         // beside another's weights.
-        const set = peftFiles(adapter);
+        const set = peftFiles(adapter, { carriedTraining });
         await writeFilesAtomic(out, set, o.probe, ADAPTER_CONFIG_FILE);
         files = Object.keys(set).map((file) => join(out, file));
       }

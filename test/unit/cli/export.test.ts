@@ -61,6 +61,30 @@ function expectSameTensors(got: LoraAdapter, want: LoraAdapter): void {
 }
 
 describe('finetune export', () => {
+  it('keeps the "Training" section of the README the adapter came with (a renamed copy of train\'s adapter keeps its model card)', async () => {
+    const dir = tmp();
+    const src = join(dir, 'adapter');
+    mkdirSync(src);
+    writeFileSync(join(src, 'adapter_config.json'), configText);
+    writeFileSync(join(src, 'adapter_model.safetensors'), safetensors);
+    const section = '## Training\n\nTrained with finetune (WebGPU) for 2 optimizer steps on `rows.jsonl`.\n\n| lora_rank * | `4` |';
+    writeFileSync(join(src, 'README.md'), `# LoRA adapter for tiny-mistral\n\n## PEFT (transformers)\n\nold snippet\n\n${section}\n`);
+    const out = join(dir, 'renamed');
+    expect((await run('--adapter', src, '--format', 'peft', '--out', out, '--model', TINY_MISTRAL, '--base-model', 'owner/tiny')).code).toBe(0);
+    const readme = readFileSync(join(out, 'README.md'), 'utf8');
+    // The new README's own text (the new base name), then the section as it was, once.
+    expect(readme).toContain('owner/tiny');
+    expect(readme).not.toContain('old snippet');
+    expect(readme.endsWith(`\n\n${section}\n`)).toBe(true);
+    expect(readme.split('## Training').length).toBe(2);
+    // A zip export keeps it too; an adapter with no README gets none.
+    expect((await run('--adapter', src, '--format', 'peft', '--out', join(dir, 'renamed.zip'), '--model', TINY_MISTRAL)).code).toBe(0);
+    const { unzipSync } = await import('fflate');
+    expect(new TextDecoder().decode(unzipSync(readFileSync(join(dir, 'renamed.zip')))['README.md'])).toContain(section);
+    expect((await run('--adapter', TINY_ADAPTER, '--format', 'peft', '--out', join(dir, 'plain'), '--model', TINY_MISTRAL)).code).toBe(0);
+    expect(readFileSync(join(dir, 'plain', 'README.md'), 'utf8')).not.toContain('## Training');
+  });
+
   it("Replicate's training_output.zip → a PEFT folder that reads back to the same tensors", async () => {
     const dir = tmp();
     const out = join(dir, 'peft');

@@ -1,7 +1,7 @@
 // The export README's "Training" section (src/export/training-card.ts): what it says of the run, and user text that
 // cannot break out of its code spans and blocks.
 import { describe, expect, it } from 'vitest';
-import { codeSpan, fencedBlock, MAX_RESULT_ROWS, trainingCardLines, type TrainingSummary } from '../../../src/export/training-card.ts';
+import { codeSpan, fencedBlock, MAX_RESULT_ROWS, trainingCardLines, trainingSectionOf, type TrainingSummary } from '../../../src/export/training-card.ts';
 import { adapterReadme } from '../../../src/export/peft.ts';
 import { createAdapter } from '../../../src/model/lora-adapter.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
@@ -80,5 +80,19 @@ describe('the README\'s Training section', () => {
     const adapter = createAdapter(base, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2', random: mulberry32(1) });
     expect(adapterReadme(adapter, { training: summary() })).toMatch(/## Training\n[\s\S]*### Sample[\s\S]*```\n$/);
     expect(adapterReadme(adapter)).not.toContain('## Training');
+  });
+});
+
+describe('trainingSectionOf', () => {
+  it('takes a README from its "## Training" heading to the end, trailing blank lines dropped', () => {
+    expect(trainingSectionOf('# A\n\n## PEFT\n\ncode\n\n## Training\n\nTrained.\n\n### Results\n\nloss 1\n\n\n')).toBe('## Training\n\nTrained.\n\n### Results\n\nloss 1');
+  });
+
+  it('finds none in a README without the heading on a line of its own, or in no README', () => {
+    expect(trainingSectionOf('# A\n\n## Trainings\n\nx')).toBeNull();
+    expect(trainingSectionOf('# A\n\nsee ## Training below')).toBeNull();
+    expect(trainingSectionOf('# A\n\n### Training\n')).toBeNull();
+    expect(trainingSectionOf(undefined)).toBeNull();
+    expect(trainingSectionOf('')).toBeNull();
   });
 });

@@ -116,6 +116,26 @@ describe('importing an adapter', () => {
   });
 });
 
+describe("the README beside an adapter's config", () => {
+  const card = '# My adapter\n\n## Training\n\nTrained for 3 steps.\n';
+  it('is read from a folder and from a zip (in a folder of it too), and is absent when there is none', async () => {
+    const folder = await importAdapterDetailed(memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.safetensors': safetensors, 'README.md': card }, 'peft'));
+    expect(folder.readme).toBe(card);
+    const zipped = await importAdapterDetailed(zipSync({ 'a/adapter_config.json': new TextEncoder().encode(configText), 'a/adapter_model.safetensors': safetensors, 'a/README.md': new TextEncoder().encode(card), 'README.md': new TextEncoder().encode('another') }));
+    expect(zipped.readme).toBe(card);
+    expect((await importAdapterDetailed(memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.safetensors': safetensors }, 'peft'))).readme).toBeUndefined();
+  });
+
+  it('is left unread, never refusing the adapter, when it is over 1 MiB', async () => {
+    const huge = new Uint8Array((1 << 20) + 1).fill(0x61);
+    const folder = await importAdapterDetailed(memoryFileSet({ 'adapter_config.json': configText, 'adapter_model.safetensors': safetensors, 'README.md': huge }, 'peft'));
+    expect(folder.readme).toBeUndefined();
+    const zipped = await importAdapterDetailed(zipSync({ 'adapter_config.json': new TextEncoder().encode(configText), 'adapter_model.safetensors': safetensors, 'README.md': huge }));
+    expect(zipped.readme).toBeUndefined();
+    expectFixtureTensors(zipped.adapter);
+  });
+});
+
 describe('adapters that do not fit, or try something', () => {
   const enc = new TextEncoder();
   const withConfig = (patch: Record<string, unknown>): string => JSON.stringify({ ...JSON.parse(configText), ...patch });
