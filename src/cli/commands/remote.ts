@@ -42,6 +42,7 @@ import { remoteSplit, trainedTokens } from '../../remote/split.ts';
 import { importTrainingOutput } from '../../remote/import.ts';
 import { UsageError, parseCommandArgs, type CliIO, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';
+import { timeLeft } from '../load-progress.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 
 const USAGE = `finetune remote train --data FILE.jsonl [--validation FILE.jsonl] --destination OWNER/NAME [--follow]
@@ -123,6 +124,19 @@ function client(e: Env, io: CliIO): RemoteClient {
     apiBase: e.apiBase,
     onRetry: (r) => io.err(`note: ${r.status === 'network' ? `no answer (${r.detail ?? 'network failure'})` : `Replicate answered ${r.status}`} while ${r.call}; retrying in ${(r.waitMs / 1000).toFixed(1)} s`),
   });
+}
+
+/** A line of Replicate's text for the terminal: a control character in it (an escape sequence) cannot move the cursor. */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\ufffd');
+}
+
+/** Where a followed training stands, for a person: "training ID: processing · 1 min 5 s · $0.0910". */
+export function statusWords(v: TrainingView): string {
+  const parts = [`training ${v.id}: ${v.status}`, timeLeft(v.elapsedS), `$${v.costUsd.toFixed(4)}`];
+  if (v.error) parts.push(terminalSafe(v.error));
+  if (v.status === 'succeeded') parts.push(`its adapter: finetune remote fetch ${v.id} --out DIR`);
+  return parts.join(' · ');
 }
 
 function viewLine(v: TrainingView): Record<string, unknown> {
@@ -241,13 +255,20 @@ async function follow(c: RemoteClient, id: string, io: CliIO, minDelayMs: number
         io.err(`note: ${what} while reading training ${id} (${failures} failed poll${failures === 1 ? '' : 's'} in a row); still following, next poll in ${(waitMs / 1000).toFixed(1)} s (the training goes on either way)`);
       },
       onUpdate: (v, newLogs) => {
-        for (const line of newLogs.split('\n')) if (line.trim()) print({ type: 'log', text: line });
+        // JSON on stdout; the same for a person on stderr: the trainer's log lines, and each change of status.
+        for (const line of newLogs.split('\n')) {
+          if (!line.trim()) continue;
+          print({ type: 'log', text: line });
+          io.err(`  ${terminalSafe(line)}`);
+        }
         if (v.status !== lastStatus || newLogs) print({ type: 'status', ...viewLine(v) });
+        if (v.status !== lastStatus && !v.done) io.err(statusWords(v));
         lastStatus = v.status;
       },
     });
     const v = viewTraining(end);
     print({ type: 'done', ...viewLine(v) });
+    io.err(statusWords(v));
     return v.status === 'succeeded' ? 0 : 1;
   } catch (err) {
     if (ac.signal.aborted) return 130;

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
+import { terminalSafe } from '../../../src/cli/commands/remote.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { readAdapter } from '../../../src/model/lora-adapter.ts';
 import { memoryFileSet } from '../../../src/model/source.ts';
@@ -65,6 +66,10 @@ describe('finetune remote', () => {
     succeededId = training.id as string;
     expect(fake.trainings.get(succeededId)!.input).toMatchObject({ learning_rate: 2e-4, lora_rank: 16 });
     expect(r.out.filter((o) => o.type === 'log').map((o) => o.text)).toEqual(fake.trainings.get(succeededId)!.logs);
+    // A person reads the same on stderr: each status as it changes, the trainer's log lines, and what to do next.
+    expect(r.err).toContain(`  ${fake.trainings.get(succeededId)!.logs[0]}`);
+    expect(r.err.some((l) => new RegExp(`^training ${succeededId}: (starting|processing) · \\d+ s · \\$\\d+\\.\\d{4}$`).test(l))).toBe(true);
+    expect(r.err.at(-1)).toMatch(new RegExp(`^training ${succeededId}: succeeded · \\d+ s · \\$\\d+\\.\\d{4} · its adapter: finetune remote fetch ${succeededId} --out DIR$`));
     expect(r.out.at(-1)).toMatchObject({ type: 'done', status: 'succeeded', id: succeededId });
     expect(fake.requests.filter((q) => q.path === `/v1/trainings/${succeededId}`).map((q) => q.status)).toContain(429);
   });
@@ -298,5 +303,11 @@ describe('finetune remote', () => {
       if (statSync(f).size > 50_000_000) continue; // the sparse file
       expect(readFileSync(f).includes(Buffer.from(TOKEN.slice(3)))).toBe(false);
     }
+  });
+});
+
+describe('remote progress on the terminal', () => {
+  it('never passes a control character of Replicate\'s text through (an escape sequence cannot move the cursor)', () => {
+    expect(terminalSafe('step 1: loss 2.3\u001b[2J\u0007\tok\u009b')).toBe('step 1: loss 2.3\ufffd[2J\ufffd\tok\ufffd');
   });
 });
