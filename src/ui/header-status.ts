@@ -33,8 +33,13 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
     case 'validating':
       if (r.validating) return { text: `Validating · step ${formatCount(r.validating.step)} · ${r.validating.done} / ${r.validating.batches}`, state: 'busy', href: training };
       return { text: `Training · step ${of}`, state: 'busy', href: training };
+    case 'running': {
+      // The time left too: the chip is what shows from the other panels of a long page.
+      const eta = r.readouts?.etaSeconds;
+      const left = eta !== null && eta !== undefined && eta > 0 && Number.isFinite(eta) ? ` · ${formatDuration(eta)} left` : '';
+      return { text: `Training · step ${of}${left}`, state: 'busy', href: training };
+    }
     case 'starting':
-    case 'running':
     case 'stopping':
       return { text: `Training · step ${of}`, state: 'busy', href: training };
     case 'pausing':

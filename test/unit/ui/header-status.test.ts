@@ -13,6 +13,8 @@ describe('header status', () => {
     expect(headerStatus(IDLE_RUN, { ...ready, planSteps: null }).text).toBe('Ready to train ↓');
     expect(headerStatus(at({ phase: 'running', step: 1200, totalSteps: 14000 }), ready)).toEqual({ text: 'Training · step 1,200 / 14,000', state: 'busy', href: '#panel-training' });
     expect(headerStatus(at({ phase: 'starting' }), ready).text).toBe('Training · step 0 / …');
+    expect(headerStatus(at({ phase: 'running', step: 1200, totalSteps: 14000, readouts: { etaSeconds: 3754 } as RunState['readouts'] }), ready).text).toBe('Training · step 1,200 / 14,000 · 1:02:34 left');
+    expect(headerStatus(at({ phase: 'stopping', step: 1200, totalSteps: 14000, readouts: { etaSeconds: 3754 } as RunState['readouts'] }), ready).text).toBe('Training · step 1,200 / 14,000');
     expect(headerStatus(at({ phase: 'validating', step: 4, totalSteps: 8, validating: { step: 4, batches: 4, done: 1 } }), ready).text).toBe('Validating · step 4 · 1 / 4');
     expect(headerStatus(at({ phase: 'paused', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Paused · step 3 / 8', state: 'paused' });
     expect(headerStatus(at({ phase: 'pausing', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Pausing · step 3 / 8', state: 'busy' });
