@@ -10,7 +10,7 @@ import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
 import { tiledWorkgroupBytes } from '../../src/engine/kernels/matmul_tiled.ts';
 import { DROP_KEY } from './gemm-dropout.ts';
 import { gpuContext } from './context.ts';
-import { gemmProduct, nf4Product, type TiledProduct } from './tiled-products.ts';
+import { gemmProduct, nf4Product, outputDifference, type TiledProduct } from './tiled-products.ts';
 
 const PRODUCTS: TiledProduct[] = [
   gemmProduct('plain, ragged (edge tests), unaligned', { M: 37, N: 70, K: 41 }),
@@ -47,9 +47,27 @@ describe('tiled GEMM with two stages of workgroup tiles', () => {
 
   for (const p of PRODUCTS) {
     it(`${p.name}: the one-stage kernel's bits`, async () => {
-      expect(await p.run(ctx, { stages: 2 })).toEqual(await p.run(ctx, { stages: 1 }));
+      const two = await p.run(ctx, { stages: 2 });
+      const one = await p.run(ctx, { stages: 1 });
+      // A difference says which run is off (once seen in CI, 2026-12-04; not reproduced since).
+      expect(outputDifference(p, two, one, ['two stages', 'one stage'])).toBe('');
     });
   }
+
+  it('says, where two runs differ, which one is off the float64 reference', async () => {
+    const p = PRODUCTS.find((x) => x.name.includes('batch of 2'))!;
+    const one = await p.run(ctx, { stages: 1 });
+    const wrong = one.slice();
+    const f = new Float32Array(wrong.buffer);
+    f[1319] += 2;
+    f[1320] -= 1;
+    expect(outputDifference(p, one, one, ['a', 'b'])).toBe('');
+    const said = outputDifference(p, wrong, one, ['corrupted', 'as run']);
+    const [, bad, good] = /corrupted ([\d.e+-]+), as run ([\d.e+-]+)$/.exec(said) ?? [];
+    expect(said).toMatch(/^plain, K of 3 steps and a part, a batch of 2: 2 of 16896 outputs differ \(first at 1319, 1320\)/);
+    expect(Number(good)).toBeLessThan(1e-5);
+    expect(Number(bad)).toBeGreaterThan(0.01);
+  });
 
   it("is the context's choice when a product asks for none, and one stage where two do not fit", async () => {
     // SwiftShader offers 32 KiB: two stages of the wide NF4 block (32 KiB + 64) do not fit, so that product runs one

@@ -5,11 +5,35 @@ import type { GemmArgs, LowRankAdd } from '../../src/engine/kernels/gemm_args.ts
 import { gemmTiled, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, type TiledOptions } from '../../src/engine/kernels/matmul_tiled.ts';
 import { nf4_destroy, nf4_upload } from '../../src/engine/kernels/nf4.ts';
 import { randomArray } from '../../src/engine/reference/common.ts';
+import { gemmRef } from '../../src/engine/reference/matmul.ts';
 import { quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { nf4TestWeights } from '../helpers/nf4-inputs.ts';
 
-/** One product; `more` adds tiled options to the product's own (two stages, a map). */
-export type TiledProduct = { name: string; run: (ctx: GpuContext, more?: TiledOptions) => Promise<Uint32Array> };
+/**
+ * One product; `more` adds tiled options to the product's own (two stages, a map). `reference`, for a plain f32 GEMM:
+ * its output in float64 from the same inputs, so that two runs that disagree can be told apart (which one is wrong).
+ */
+export type TiledProduct = { name: string; run: (ctx: GpuContext, more?: TiledOptions) => Promise<Uint32Array>; reference?: () => Float64Array };
+
+/**
+ * Where two runs' output bits differ, in words: the first differing indices, and, when the product has a float64
+ * reference, each run's largest relative error there (the one far from it is the wrong one). '' when they agree.
+ */
+export function outputDifference(p: TiledProduct, a: Uint32Array, b: Uint32Array, names: [string, string]): string {
+  const at: number[] = [];
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) at.push(i);
+  if (at.length === 0 && a.length === b.length) return '';
+  const fa = new Float32Array(a.buffer, a.byteOffset, a.length);
+  const fb = new Float32Array(b.buffer, b.byteOffset, b.length);
+  let text = `${p.name}: ${at.length} of ${a.length} outputs differ (first at ${at.slice(0, 8).join(', ')})`;
+  const ref = p.reference?.();
+  if (ref) {
+    const scale = ref.reduce((m, x) => Math.max(m, Math.abs(x)), 0) || 1;
+    const err = (f: Float32Array): number => at.reduce((m, i) => Math.max(m, Math.abs(f[i] - ref[i]) / scale), 0);
+    text += `; largest error against float64 there: ${names[0]} ${err(fa).toExponential(2)}, ${names[1]} ${err(fb).toExponential(2)}`;
+  }
+  return text;
+}
 
 const bitsOf = async (ctx: GpuContext, b: GPUBuffer): Promise<Uint32Array> => new Uint32Array((await ctx.readF32(b)).buffer);
 
@@ -33,10 +57,33 @@ export function gemmProduct(name: string, a: Omit<GemmArgs, 'A' | 'B' | 'C'>, o:
       const B = ctx.upload('B', half ? new Float32Array(new Uint16Array(Bf.buffer).filter((_, i) => i % 2 === 1).buffer) : Bf, 'scratch');
       const C = ctx.upload('C', randomArray(sC * batch, a.M * a.N), 'scratch');
       const lr = rank ? lowRankOf(ctx, a.M, a.N, rank, a.M + a.N) : null;
-      gemmTiled(ctx, { ...a, A, B, C, ...(lr ? { lowRank: lr.add } : {}) }, { ...o, ...more });
+      // The strides the buffers were sized with: the kernel's default is 0 (every batch entry on the same matrices),
+      // which made "a batch of 2" two workgroups accumulating into the same C at once, a race whose result depended
+      // on their order (it failed a CI run once, 2026-12-04).
+      const strides = batch > 1 ? { strideA: sA, strideB: sB, strideC: sC } : {};
+      gemmTiled(ctx, { ...a, ...strides, A, B, C, ...(lr ? { lowRank: lr.add } : {}) }, { ...o, ...more });
       const bits = await bitsOf(ctx, C);
       for (const b of [A, B, C, ...(lr?.buffers ?? [])]) ctx.destroy(b);
       return bits;
+    },
+    // The inputs above from the same seeds: C = alpha · op(A) · op(B) + beta · C0, batch by batch.
+    reference: a.bStorage === 'bf16' || a.dropout || rank ? undefined : () => {
+      const batch = a.batch ?? 1;
+      const [sA, sB, sC] = [a.strideA ?? a.M * a.K, a.strideB ?? a.K * a.N, a.strideC ?? a.M * a.N];
+      const A = randomArray(sA * batch, a.M + 3 * a.K);
+      const B = randomArray(sB * batch, a.N + 5 * a.K);
+      const C0 = randomArray(sC * batch, a.M * a.N);
+      const out = Float64Array.from(C0);
+      for (let z = 0; z < batch; z++) {
+        const prod = gemmRef(A.subarray(z * sA), B.subarray(z * sB), a.M, a.N, a.K, a.transA, a.transB);
+        for (let m = 0; m < a.M; m++) {
+          for (let n = 0; n < a.N; n++) {
+            const o = z * sC + m * a.N + n;
+            out[o] = (a.alpha ?? 1) * prod[m * a.N + n] + (a.beta ?? 0) * C0[o];
+          }
+        }
+      }
+      return out;
     },
   };
 }
