@@ -241,6 +241,21 @@ describe('matmul (tiled fp32) against float64', () => {
     ctx.destroy(b);
   });
 
+  it('refuses a batch whose C entries overlap (strideC under M·N) on every GEMM kernel: their workgroups would race on C', async () => {
+    const b = ctx.createBuffer('b', 4096, 'scratch');
+    const args = (o: Partial<GemmArgs>): GemmArgs => ({ C: b, A: b, B: b, M: 4, N: 8, K: 2, batch: 2, strideA: 8, strideB: 16, ...o });
+    const { gemmTiled } = await import('../../src/engine/kernels/matmul_tiled.ts');
+    const { gemmSkinny } = await import('../../src/engine/kernels/matmul_skinny.ts');
+    for (const [name, run] of [['basic', (a: GemmArgs) => gemmBasic(ctx, a)], ['tiled', (a: GemmArgs) => gemmTiled(ctx, a)], ['skinny', (a: GemmArgs) => gemmSkinny(ctx, { ...a, N: 8, M: 4 })]] as const) {
+      expect(() => run(args({})), name).toThrow('gemm: a batch of 2 with strideC 0 (under M·N = 32) writes the entries\' outputs over each other, a race: give strideC ≥ M·N');
+      expect(() => run(args({ strideC: 31 })), name).toThrow(/strideC 31/);
+    }
+    // Entries side by side are fine (the product itself is tested above).
+    expect(() => gemmBasic(ctx, args({ strideC: 32 }))).not.toThrow();
+    ctx.flush();
+    ctx.destroy(b);
+  });
+
   it('leaves no buffers behind in the ledger', () => {
     const names = ctx.ledger.liveBuffers().map((b) => b.label);
     expect(names.sort()).toEqual(['fence', 'fence source', 'uniform arena']);

@@ -425,10 +425,10 @@ describe('skinny matmul against float64', () => {
     expect(() => gemmSkinny(ctx, args(17, 17, 64))).toThrow(/min\(M, N\) ≤ 16/);
     expect(() => gemmSkinny(ctx, args(64, 8, 64, { bStorage: 'bf16' }))).toThrow(/f32 B/);
     expect(() => gemmSkinny(ctx, args(2 ** 20, 8, 2 ** 12))).toThrow(/2³²/);
-    expect(() => gemmSkinny(ctx, args(8, 8, 8, { batch: 2, strideA: 2 ** 32 }))).toThrow(/2³²/);
+    expect(() => gemmSkinny(ctx, args(8, 8, 8, { batch: 2, strideA: 2 ** 32, strideC: 64 }))).toThrow(/2³²/);
     const maxWg = ctx.device.limits.maxComputeWorkgroupsPerDimension;
     expect(() => gemmSkinny(ctx, args(8 * maxWg + 1, 8, 1))).toThrow(/workgroups/);
-    expect(() => gemmSkinny(ctx, args(64, 8, 64, { batch: maxWg + 1 }))).toThrow(/workgroups/);
+    expect(() => gemmSkinny(ctx, args(64, 8, 64, { batch: maxWg + 1, strideC: 512 }))).toThrow(/workgroups/);
     const dropout = (on: 'A' | 'B' | 'out') => loraGemmDropout({ p: 0.1, key: DROP_KEY }, on);
     expect(() => gemmSkinny(ctx, args(64, 8, 64, { beta: 0.5, dropout: dropout('out') }))).toThrow(/beta/);
     ctx.destroy(b);

@@ -133,6 +133,17 @@ export function gemmDropoutDefines(a: GemmArgs): Record<string, boolean> {
 }
 
 /** Refuses what the dropout variants do not cover: a non-f32 B dropped, an epilogue with beta other than 0 or 1. */
+/**
+ * A batched product whose C entries overlap (strideC 0, the default) has every batch entry's workgroups writing the
+ * same outputs at once: a race whose result depends on their order (a test helper once ran one so). Refused.
+ */
+export function checkBatchStrides(a: GemmArgs): void {
+  const batch = a.batch ?? 1;
+  if (batch > 1 && (a.strideC ?? 0) < a.M * a.N) {
+    throw new FinetuneError('internal', `gemm: a batch of ${batch} with strideC ${a.strideC ?? 0} (under M·N = ${a.M * a.N}) writes the entries' outputs over each other, a race: give strideC ≥ M·N`);
+  }
+}
+
 export function checkGemmDropout(a: GemmArgs): void {
   const d = a.dropout;
   if (!d) return;

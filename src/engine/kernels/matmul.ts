@@ -4,7 +4,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
 import type { BufferSlice } from '../buffer-slice.ts';
-import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs, type LowRankAdd, type WeightStorage } from './gemm_args.ts';
+import { checkBatchStrides, checkGemmDropout, gemmDropoutDefines, gemmUniforms, halfDefines, type GemmArgs, type LowRankAdd, type WeightStorage } from './gemm_args.ts';
 import { gemmTiled } from './matmul_tiled.ts';
 
 export type { GemmArgs, GemmDropout, LowRankAdd, WeightStorage } from './gemm_args.ts';
@@ -39,6 +39,7 @@ export function gemm(ctx: GpuContext, a: GemmArgs): void {
 export function gemmBasic(ctx: GpuContext, a: GemmArgs, block: RowBlock = 'auto'): void {
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
+  checkBatchStrides(a);
   if (a.lowRank) throw new FinetuneError('internal', 'gemmBasic: a low-rank term rides only on the tiled kernel (run lowRankGemm after the product)');
   const { defines: blockDefines, rows } = rowBlock(a.M, block);
   const defines = { ...halfDefines('B_HALF', storage), ...gemmDropoutDefines(a), ...blockDefines };

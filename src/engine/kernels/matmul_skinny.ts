@@ -13,7 +13,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import { sliceBytes, sliceOffset, type BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext } from '../gpu.ts';
-import { checkGemmDropout, gemmDropoutDefines, gemmUniforms, type GemmArgs } from './gemm_args.ts';
+import { checkBatchStrides, checkGemmDropout, gemmDropoutDefines, gemmUniforms, type GemmArgs } from './gemm_args.ts';
 
 /** The largest small side the kernel takes: four vec4 accumulators per thread, 16 × 256 partials in 16 KiB. */
 export const SKINNY_MAX = 16;
@@ -126,6 +126,7 @@ function checkSkinny(a: GemmArgs): void {
 /** C (+)= alpha · op(A) · op(B) on the skinny kernel; refuses a shape it does not cover (skinnyCovers). */
 export function gemmSkinny(ctx: GpuContext, a: GemmArgs, o: SkinnyOptions = {}): void {
   checkGemmDropout(a);
+  checkBatchStrides(a);
   checkSkinny(a);
   const v = skinnyVariant(a, o);
   const defines: Record<string, boolean> = gemmDropoutDefines(a);

@@ -4,7 +4,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import type { BufferSlice } from '../buffer-slice.ts';
 import type { GpuContext, TiledStages } from '../gpu.ts';
-import { checkGemmDropout, checkLowRank, gemmDropoutDefines, gemmUniforms, halfDefines, lowRankSpec, type GemmArgs, type LowRankAdd } from './gemm_args.ts';
+import { checkBatchStrides, checkGemmDropout, checkLowRank, gemmDropoutDefines, gemmUniforms, halfDefines, lowRankSpec, type GemmArgs, type LowRankAdd } from './gemm_args.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
 export const TILED_BM = 128;
@@ -84,6 +84,7 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
   const storage = a.bStorage ?? 'f32';
   checkGemmDropout(a);
   checkLowRank(a);
+  checkBatchStrides(a);
   const v = tiledVariant(a, o);
   const stages = fittingStages(o.stages ?? ctx.tiledStages, v.block, false, ctx.device.limits.maxComputeWorkgroupStorageSize);
   const lr = lowRankSpec(a);
