@@ -87,13 +87,12 @@ export async function writeFilesAtomic(dir: string, files: Record<string, Uint8A
     await syncFolder(dir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    // Once the set's files are being swapped it is too late to take the old set back: said as it is.
+    if (touched && (key === undefined || existsSync(join(dir, key)))) throw e;
+    await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
     if (touched) {
-      // Once the set's files are being swapped it is too late to take the old set back: said as it is.
-      if (key === undefined || existsSync(join(dir, key))) throw e;
-      await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
       throw Object.assign(new Error(`could not write ${join(dir, current)}: ${(e as Error).message}; ${dir} now holds part of the new set without ${key}, so no reader takes it for one: write it again`), { code, path: join(dir, current) });
     }
-    await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
     if (code === undefined) throw e;
     const path = join(dir, current);
     const others = staged.length > 1 || Object.keys(files).length > 1 ? ` (nor any of ${Object.keys(files).join(', ')}: they are written as one set)` : '';

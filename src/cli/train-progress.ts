@@ -2,7 +2,7 @@
 // run of hours showed a person nothing but them. A step line at most every 2 s (and always the first and the last),
 // a validation pass's progress as often as its JSON line, each validation loss, checkpoint, skipped step and sample.
 
-import { formatCount } from '../core/units.ts';
+import { formatCount, formatCounted } from '../core/units.ts';
 import type { TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import { LOAD_PROGRESS_EVERY_MS, timeLeft } from './load-progress.ts';
@@ -50,14 +50,13 @@ export function trainEventLine(e: TrainEvent): string | null {
 export function trainProgressPrinter(print: (line: string) => void, o: { now?: () => number; everyMs?: number } = {}): (e: TrainEvent) => void {
   const now = o.now ?? (() => performance.now());
   const every = o.everyMs ?? LOAD_PROGRESS_EVERY_MS;
+  // -Infinity: the first step line is always due.
   let lastStep = -Infinity;
-  let printedSteps = 0;
   return (e) => {
     if (e.type === 'step') {
       const t = now();
-      if (printedSteps > 0 && e.step < e.totalSteps && t - lastStep < every) return;
+      if (e.step < e.totalSteps && t - lastStep < every) return;
       lastStep = t;
-      printedSteps++;
     }
     const line = trainEventLine(e);
     if (line !== null) print(line);
@@ -66,7 +65,7 @@ export function trainProgressPrinter(print: (line: string) => void, o: { now?: (
 
 /** The run's last line: how far it went, its losses, and where the adapter is. */
 export function trainDoneLine(r: TrainResult, adapterDir: string | null): string {
-  const what = r.stopped ? `stopped after ${formatCount(r.steps)} step${r.steps === 1 ? '' : 's'}` : `finished ${formatCount(r.steps)} step${r.steps === 1 ? '' : 's'}`;
+  const what = `${r.stopped ? 'stopped after' : 'finished'} ${formatCounted(r.steps, 'step')}`;
   const parts = [`${what} in ${timeLeft(r.seconds)}`];
   if (r.finalLoss !== null && r.finalLoss !== undefined) parts.push(`loss ${loss(r.finalLoss)}`);
   if (r.finalValLoss !== null && r.finalValLoss !== undefined) parts.push(`validation loss ${loss(r.finalValLoss)}`);

@@ -22,3 +22,8 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', own));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
+
+/** "sha256:<hex>": the checksum a run record keeps of a file it depends on (its state, its data, the tokenizer model). */
+export async function sha256Checksum(bytes: Uint8Array): Promise<string> {
+  return `sha256:${await sha256Hex(bytes)}`;
+}

@@ -14,7 +14,7 @@
 import { restoreGlobals } from './sentencepiece-env.ts';
 import spm, { type SpModule, type SpProcessor } from '@agnai/sentencepiece-js';
 import { FinetuneError } from '../core/errors.ts';
-import { sha256Hex } from '../core/bytes.ts';
+import { sha256Checksum } from '../core/bytes.ts';
 
 restoreGlobals();
 
@@ -184,13 +184,10 @@ export function vocabularyMismatch(modelVocab: number, tokenizerVocab: number, t
   return new FinetuneError('bad-input', `the model's vocabulary has ${modelVocab} tokens; ${tokenizer} has ${tokenizerVocab}: ${fix}`, { modelVocab, tokenizerVocab });
 }
 
-/** Loads a SentencePiece tokenizer from the bytes of a `tokenizer.model` file. */
-/** "sha256:<hex>" of a tokenizer model's bytes (WebCrypto: the same in browsers and Node). */
-async function modelChecksum(bytes: Uint8Array): Promise<string> {
-  return `sha256:${await sha256Hex(bytes)}`;
-}
-
-/** `name`: where the model file came from, as a run records it and a resume's refusal names it. */
+/**
+ * Loads a SentencePiece tokenizer from the bytes of a `tokenizer.model` file. `name`: where the model file came from,
+ * as a run records it and a resume's refusal names it.
+ */
 export async function loadTokenizer(modelBytes: Uint8Array, name = 'tokenizer.model'): Promise<Tokenizer> {
   let info: ModelInfo;
   try {
@@ -199,7 +196,7 @@ export async function loadTokenizer(modelBytes: Uint8Array, name = 'tokenizer.mo
     throw new FinetuneError('bad-input', `not a SentencePiece model file: ${(e as Error).message}`);
   }
   if (info.pieces.length === 0) throw new FinetuneError('bad-input', 'not a SentencePiece model file: it holds no pieces');
-  const identity: TokenizerIdentity = { checksum: await modelChecksum(modelBytes), name };
+  const identity: TokenizerIdentity = { checksum: await sha256Checksum(modelBytes), name };
   const mod = await wasmModule();
   const path = `/tokenizer-${++modelCounter}.model`;
   mod.FS.writeFile(path, modelBytes);

@@ -98,7 +98,8 @@ function ggufAmong(names: readonly string[]): string | undefined {
 
 async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<ImportedAdapter> {
   const where = opts.where ?? 'adapter zip';
-  const names = listZip(bytes, where).map((e) => e.name);
+  const entries = listZip(bytes, where);
+  const names = entries.map((e) => e.name);
   const folder = adapterFolder(names, where);
   if (folder === null) {
     if (isTorchArchive(names)) {
@@ -115,7 +116,7 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
   const has = (f: string): boolean => names.includes(folder + f);
   const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
   if (!weightsFile) throw bad(where, `${folder}${ADAPTER_CONFIG_FILE} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
-  const readmeEntry = listZip(bytes, where).find((e) => e.name === folder + README_NAME);
+  const readmeEntry = entries.find((e) => e.name === folder + README_NAME);
   // Read only when it cannot make the import fail: small, and stored or deflated (a README never blocks an adapter).
   const wantReadme = readmeEntry !== undefined && readmeEntry.originalSize <= README_MAX_BYTES && (readmeEntry.compression === 0 || readmeEntry.compression === 8);
   const files = extractZip(bytes, where, (n) => n === folder + ADAPTER_CONFIG_FILE || n === folder + weightsFile || (wantReadme && n === folder + README_NAME));

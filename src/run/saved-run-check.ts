@@ -4,7 +4,7 @@
 // saved with the record (a SHA-256 checksum stored in the record). Every refusal is FinetuneError('bad-input').
 
 import { FinetuneError } from '../core/errors.ts';
-import { sha256Hex } from '../core/bytes.ts';
+import { sha256Checksum } from '../core/bytes.ts';
 import { safeParseHyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import { BASE_MATMULS } from '../engine/gpu.ts';
@@ -27,9 +27,7 @@ function isStepCount(v: unknown): v is number {
 }
 
 /** "sha256:<hex>" of a saved file's bytes (WebCrypto: the same in browsers and Node): the state, the data. */
-export async function stateChecksum(state: Uint8Array): Promise<string> {
-  return `sha256:${await sha256Hex(state)}`;
-}
+export const stateChecksum = sha256Checksum;
 
 /** The epoch (0-based) the last step done belongs to: what a record saved after `step` steps says. */
 export function epochOfStep(stepsByEpoch: readonly number[], step: number): number {

@@ -25,6 +25,12 @@ export interface HeaderContext {
 
 const steps = (n: number): string => formatCounted(n, 'step');
 
+/** " · 12:34 left" while the run's estimate says time is left, else ''. */
+function timeLeftSuffix(r: RunState): string {
+  const eta = r.readouts?.etaSeconds;
+  return eta !== null && eta !== undefined && eta > 0 && Number.isFinite(eta) ? ` · ${formatDuration(eta)} left` : '';
+}
+
 export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
   const training = '#panel-training';
   const of = `${formatCount(r.step)} / ${r.totalSteps ? formatCount(r.totalSteps) : '…'}`;
@@ -33,12 +39,9 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
     case 'validating':
       if (r.validating) return { text: `Validating · step ${formatCount(r.validating.step)} · ${r.validating.done} / ${r.validating.batches}`, state: 'busy', href: training };
       return { text: `Training · step ${of}`, state: 'busy', href: training };
-    case 'running': {
+    case 'running':
       // The time left too: the chip is what shows from the other panels of a long page.
-      const eta = r.readouts?.etaSeconds;
-      const left = eta !== null && eta !== undefined && eta > 0 && Number.isFinite(eta) ? ` · ${formatDuration(eta)} left` : '';
-      return { text: `Training · step ${of}${left}`, state: 'busy', href: training };
-    }
+      return { text: `Training · step ${of}${timeLeftSuffix(r)}`, state: 'busy', href: training };
     case 'starting':
     case 'stopping':
       return { text: `Training · step ${of}`, state: 'busy', href: training };
@@ -68,8 +71,7 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
 export function documentTitle(r: RunState, idleTitle: string): string {
   const app = 'finetune';
   const pct = r.totalSteps ? `${Math.floor((100 * r.step) / r.totalSteps)}%` : null;
-  const eta = r.readouts?.etaSeconds;
-  const left = eta !== null && eta !== undefined && eta > 0 && Number.isFinite(eta) ? ` · ${formatDuration(eta)} left` : '';
+  const left = timeLeftSuffix(r);
   const of = `step ${formatCount(r.step)}${r.totalSteps ? ` / ${formatCount(r.totalSteps)}` : ''}`;
   switch (r.phase) {
     case 'starting':

@@ -2,6 +2,7 @@
 // last checkpoint, and the step under way), or a model still streaming from the Hub or local files (gigabytes read and
 // quantised again next time). The browser shows its own question; the reason is for tests and the console.
 
+import { formatCounted } from '../core/units.ts';
 import { runBusy, type RunState } from './run-state.ts';
 import type { ModelState } from './state.ts';
 
@@ -10,7 +11,7 @@ export function unsavedWork(run: RunState, model: ModelState): string | null {
   if (run.phase === 'paused') {
     // Paused at a step's end: only steps after the last checkpoint are lost (a resume after a reload redoes them).
     const since = run.step - (run.checkpointStep ?? 0);
-    return since > 0 ? `the paused run's ${since} step${since === 1 ? '' : 's'} since its last checkpoint` : null;
+    return since > 0 ? `the paused run's ${formatCounted(since, 'step')} since its last checkpoint` : null;
   }
   if (runBusy(run.phase)) return 'the training run under way (it resumes from its last checkpoint)';
   // The demo model loads in seconds; a Hub or local model may take minutes, and starts over.

@@ -358,7 +358,8 @@ const api = {
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
     // A trained adapter's README says how it was trained; one imported from a Replicate training, that training; one
     // imported with a README that had a "Training" section, that section (other imported adapters have none).
-    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary(), remoteTraining: s.importedTrainingCard().remote, carriedTraining: s.importedTrainingCard().carried });
+    const imported = s.importedTrainingCard();
+    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary(), remoteTraining: imported.remote, carriedTraining: imported.carried });
   },
 
   /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */

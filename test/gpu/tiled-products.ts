@@ -44,35 +44,47 @@ function lowRankOf(ctx: GpuContext, M: number, N: number, r: number, seed: numbe
   return { add: { u, v, r, transV: true, scale: 0.5 }, buffers: [u, v] };
 }
 
+/**
+ * A GEMM's f32 inputs from seeds of its shape, and the strides between its batch entries (the product's own, else
+ * each operand's size). B has one float more where a bf16 B of odd length needs it.
+ */
+function gemmInputs(a: Omit<GemmArgs, 'A' | 'B' | 'C'>): { A: Float32Array; B: Float32Array; C: Float32Array; batch: number; sA: number; sB: number; sC: number } {
+  const batch = a.batch ?? 1;
+  const [sA, sB, sC] = [a.strideA ?? a.M * a.K, a.strideB ?? a.K * a.N, a.strideC ?? a.M * a.N];
+  const oddHalf = a.bStorage === 'bf16' && (sB * batch) % 2 ? 1 : 0;
+  return {
+    A: randomArray(sA * batch, a.M + 3 * a.K),
+    B: randomArray(sB * batch + oddHalf, a.N + 5 * a.K),
+    C: randomArray(sC * batch, a.M * a.N),
+    batch,
+    sA,
+    sB,
+    sC,
+  };
+}
+
 /** One f32 GEMM (`rank` > 0: with LoRA's term of that rank in the epilogue). */
 export function gemmProduct(name: string, a: Omit<GemmArgs, 'A' | 'B' | 'C'>, o: TiledOptions = {}, rank = 0): TiledProduct {
   return {
     name,
     run: async (ctx, more = {}) => {
-      const batch = a.batch ?? 1;
-      const [sA, sB, sC] = [a.strideA ?? a.M * a.K, a.strideB ?? a.K * a.N, a.strideC ?? a.M * a.N];
-      const half = a.bStorage === 'bf16';
-      const A = ctx.upload('A', randomArray(sA * batch, a.M + 3 * a.K), 'scratch');
-      const Bf = randomArray(sB * batch + (half && (sB * batch) % 2 ? 1 : 0), a.N + 5 * a.K);
-      const B = ctx.upload('B', half ? new Float32Array(new Uint16Array(Bf.buffer).filter((_, i) => i % 2 === 1).buffer) : Bf, 'scratch');
-      const C = ctx.upload('C', randomArray(sC * batch, a.M * a.N), 'scratch');
+      const x = gemmInputs(a);
+      const A = ctx.upload('A', x.A, 'scratch');
+      const B = ctx.upload('B', a.bStorage === 'bf16' ? new Float32Array(new Uint16Array(x.B.buffer).filter((_, i) => i % 2 === 1).buffer) : x.B, 'scratch');
+      const C = ctx.upload('C', x.C, 'scratch');
       const lr = rank ? lowRankOf(ctx, a.M, a.N, rank, a.M + a.N) : null;
       // The strides the buffers were sized with: the kernel's default is 0 (every batch entry on the same matrices),
       // which made "a batch of 2" two workgroups accumulating into the same C at once, a race whose result depended
       // on their order (it failed a CI run once, 2026-12-04).
-      const strides = batch > 1 ? { strideA: sA, strideB: sB, strideC: sC } : {};
+      const strides = x.batch > 1 ? { strideA: x.sA, strideB: x.sB, strideC: x.sC } : {};
       gemmTiled(ctx, { ...a, ...strides, A, B, C, ...(lr ? { lowRank: lr.add } : {}) }, { ...o, ...more });
       const bits = await bitsOf(ctx, C);
       for (const b of [A, B, C, ...(lr?.buffers ?? [])]) ctx.destroy(b);
       return bits;
     },
-    // The inputs above from the same seeds: C = alpha · op(A) · op(B) + beta · C0, batch by batch.
+    // The same inputs in float64: C = alpha · op(A) · op(B) + beta · C0, batch by batch.
     reference: a.bStorage === 'bf16' || a.dropout || rank ? undefined : () => {
-      const batch = a.batch ?? 1;
-      const [sA, sB, sC] = [a.strideA ?? a.M * a.K, a.strideB ?? a.K * a.N, a.strideC ?? a.M * a.N];
-      const A = randomArray(sA * batch, a.M + 3 * a.K);
-      const B = randomArray(sB * batch, a.N + 5 * a.K);
-      const C0 = randomArray(sC * batch, a.M * a.N);
+      const { A, B, C: C0, batch, sA, sB, sC } = gemmInputs(a);
       const out = Float64Array.from(C0);
       for (let z = 0; z < batch; z++) {
         const prod = gemmRef(A.subarray(z * sA), B.subarray(z * sB), a.M, a.N, a.K, a.transA, a.transB);

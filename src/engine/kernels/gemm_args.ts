@@ -132,7 +132,6 @@ export function gemmDropoutDefines(a: GemmArgs): Record<string, boolean> {
   return { DROPOUT: true, DROP_A: d.on === 'A', DROP_B: d.on === 'B', DROP_OUT: d.on === 'out' };
 }
 
-/** Refuses what the dropout variants do not cover: a non-f32 B dropped, an epilogue with beta other than 0 or 1. */
 /**
  * A batched product whose C entries overlap (strideC 0, the default) has every batch entry's workgroups writing the
  * same outputs at once: a race whose result depends on their order (a test helper once ran one so). Refused.
@@ -144,6 +143,7 @@ export function checkBatchStrides(a: GemmArgs): void {
   }
 }
 
+/** Refuses what the dropout variants do not cover: a non-f32 B dropped, an epilogue with beta other than 0 or 1. */
 export function checkGemmDropout(a: GemmArgs): void {
   const d = a.dropout;
   if (!d) return;
