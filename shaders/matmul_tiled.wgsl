@@ -2,8 +2,8 @@
 // "The register-tiled matmul"):
 //   C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]
 // A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N], all row-major; B is f32 or
-// (B_HALF) bf16 or f16 (HALF_F16), two per u32, low half first (shaders/half.wgsl). Accumulation is f32. About 30
-// TFLOP/s on an H200 at Mistral-7B shapes, one stage (2026-11-30, docs/benchmarks.md).
+// (B_HALF) bf16 or f16 (HALF_F16), two per u32, low half first (shaders/half.wgsl). Accumulation is f32. 39.5
+// TFLOP/s at 4096³ on an H200, 35–41 at Mistral-7B's shapes, one stage (2026-12-04, docs/benchmarks.md).
 //
 // Layout:
 // - A workgroup computes a 128×128 block of C (128×64 with NARROW) with 256 (128) threads; each thread owns 8×8
@@ -12,7 +12,8 @@
 //   broadcasts and the B reads consecutive vec4s.
 // - K steps by 16. Both tiles sit in workgroup memory k-major ([k][m], [k][n]) as vec4s: 8 KiB each, 16 KiB in all,
 //   the WebGPU minimum every adapter offers. The next K tile is fetched into registers before the FMAs of the
-//   current one, so global loads overlap arithmetic; one barrier pair per K step.
+//   current one, so global loads overlap arithmetic; one barrier pair per K step. The 16 steps of a K tile are written
+//   out (//#unroll) on named accumulators: 1.15–1.28× the same design as loops over arrays on the H200.
 // - DOUBLE (where the adapter offers 32 KiB; 24 KiB for NARROW): two stages of both tiles. The registers holding the
 //   next K tile are stored into the other stage right after the FMAs of this one, so a K step needs one barrier
 //   instead of two (the stage written was last read a step earlier, before the barrier that ended that step). Same
@@ -132,6 +133,7 @@ const THREADS = TX * TY;      // 256, or 128 with NARROW
 const BM4 = BM / 4u;          // vec4s per tile row of A
 const BN4 = BN / 4u;          // vec4s per tile row of B
 const BK4 = BK / 4u;
+const_assert BK == 16u; // the K step is written out 16 times in main
 const LA = BK * BM4 / THREADS; // vec4s of the A tile each thread fetches: 2 (4 with NARROW)
 //#if NF4
 // What a thread fetches of the B tile: one code word of W (8 weights along k with TRANS_B, along n without) and its
@@ -165,6 +167,13 @@ fn dimN() -> u32 { return select(p.N, FIXED_N, FIXED_N != 0u); }
 fn dimK() -> u32 { return select(p.K, FIXED_K, FIXED_K != 0u); }
 
 fn swz(k: u32) -> u32 { return ((k >> 2u) & 3u) << 1u; }
+// The B tile's swizzle: none where each thread stores whole vec4s of one tile row (f32 or 16-bit B without TRANS_B), so
+// the reads need no XOR; swz where stores scatter down tile rows (TRANS_B) or split a code word's halves (NF4).
+//#if NF4
+fn swzB(k: u32) -> u32 { return swz(k); }
+//#else
+fn swzB(k: u32) -> u32 { return select(0u, swz(k), TRANS_B); }
+//#endif
 
 //#if DROPOUT
 // murmur3_x86_32 on u32 words (shaders/dropout_hash.wgsl, the same functions lora.wgsl uses):
@@ -365,7 +374,7 @@ fn putB(li: u32, t: u32, v: BReg) {
     Bs[o + (k + 3u) * BN4 + col][lane] = v.w;
   } else {
     let k = q / BN4;
-    Bs[(putStage % STAGES) * B_STAGE + k * BN4 + ((q % BN4) ^ swz(k)) % BN4] = v;
+    Bs[(putStage % STAGES) * B_STAGE + k * BN4 + ((q % BN4) ^ swzB(k)) % BN4] = v;
   }
 }
 
@@ -485,18 +494,31 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   workgroupBarrier(); // the table is read by the first putB
 //#endif
 
-  // acc[2i + j]: row i of the thread's 8 (0–3: 4·ty + i; 4–7: BM/2 + 4·ty + i - 4), column sub-tile j. Indexed only
-  // by constants, so it can live in registers.
-  var acc: array<vec4<f32>, 16>;
-  var ra: array<vec4<f32>, LA>;
-  var rb: array<BReg, LB>;
-  for (var t = 0u; t < LA; t++) { ra[t] = fetchA(li, t, row0, 0u, aBase); }
-  for (var t = 0u; t < LB; t++) { rb[t] = fetchB(li, t, col0, 0u, bBase); }
+  // acc{2i + j}: row i of the thread's 8 (0–3: 4·ty + i; 4–7: BM/2 + 4·ty + i - 4), column sub-tile j. Named
+  // variables, as are the registers holding the next K tile (ra*, rb*), and the 16 multiply-add steps of a K tile
+  // written out (//#unroll, src/engine/preprocess.ts): on the H200 this form ran 1.15–1.28× the earlier arrays and
+  // loops (`finetune bench sweep`, docs/benchmarks.md 2026-12-04), its shared-memory offsets constants.
+//#unroll i 16
+  var acc$(i) = vec4<f32>(0.0);
+//#endunroll
+  // LA is at most 4 (the narrow block's A tile) and LB at most 2: the copies past them are compiled out.
+//#unroll t 4
+  var ra$(t): vec4<f32>;
+  if ($(t)u < LA) { ra$(t) = fetchA(li, $(t)u, row0, 0u, aBase); }
+//#endunroll
+//#unroll t 2
+  var rb$(t): BReg;
+  if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, 0u, bBase); }
+//#endunroll
 
 //#if DOUBLE
   // The first tile into stage 0 (putStage starts at 0); each step then fills the other stage for the next one.
-  for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
-  for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
+//#unroll t 4
+  if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
+//#endunroll
+//#unroll t 2
+  if ($(t)u < LB) { putB(li, $(t)u, rb$(t)); }
+//#endunroll
   workgroupBarrier();
 //#endif
   for (var kt = 0u; kt < tiles; kt++) {
@@ -504,8 +526,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let useA = (kt % 2u) * A_STAGE;
     let useB = (kt % 2u) * B_STAGE;
 //#else
-    for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
-    for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
+//#unroll t 4
+    if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
+//#endunroll
+//#unroll t 2
+    if ($(t)u < LB) { putB(li, $(t)u, rb$(t)); }
+//#endunroll
     workgroupBarrier();
     let useA = 0u;
     let useB = 0u;
@@ -513,49 +539,50 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     // The next tile's global loads are issued now and land while the FMAs below run.
     if (kt + 1u < tiles) {
       let k0 = (kt + 1u) * BK;
-      for (var t = 0u; t < LA; t++) { ra[t] = fetchA(li, t, row0, k0, aBase); }
-      for (var t = 0u; t < LB; t++) { rb[t] = fetchB(li, t, col0, k0, bBase); }
+//#unroll t 4
+      if ($(t)u < LA) { ra$(t) = fetchA(li, $(t)u, row0, k0, aBase); }
+//#endunroll
+//#unroll t 2
+      if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, k0, bBase); }
+//#endunroll
     }
-    // The tile reads index workgroup memory only with offsets the robustness pass proves in range (a loop counter
-    // times a constant, plus a column reduced `% BM4` or `% BN4`), so it compiles no clamp into this loop, which is
-    // four shared reads for 64 FMAs (docs/performance.md, "Bounds clamps"; test/gpu/clamp_free.test.ts). swz(kk) is
-    // 2·g for the four kk = 4g … 4g + 3, so the swizzled columns are found once per g.
-    for (var g = 0u; g < BK / 4u; g++) {
-      let s = 2u * g;
-      let ca0 = (ty ^ s) % BM4;
-      let ca1 = ((ty + TY) ^ s) % BM4;
-      let cb0 = (tx ^ s) % BN4;
-      let cb1 = ((tx + TX) ^ s) % BN4;
-      for (var j = 0u; j < 4u; j++) {
-        let kk = 4u * g + j;
-        let a0 = As[useA + kk * BM4 + ca0];
-        let a1 = As[useA + kk * BM4 + ca1];
-        let b0 = Bs[useB + kk * BN4 + cb0];
-        let b1 = Bs[useB + kk * BN4 + cb1];
-        acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
-        acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
-        acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
-        acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
-        acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
-        acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
-        acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
-        acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
-        acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
-        acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
-        acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
-        acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
-        acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
-        acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
-        acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
-        acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
-      }
+    // The tile reads index workgroup memory only with offsets the robustness pass proves in range (a constant plus a
+    // column reduced `% BM4` or `% BN4`), so it compiles no clamp into this loop, which is four shared reads for 64
+    // FMAs per step (docs/performance.md, "Bounds clamps"; test/gpu/clamp_free.test.ts).
+//#unroll kk 16
+    {
+      let a0 = As[useA + $(kk)u * BM4 + (ty ^ swz($(kk)u)) % BM4];
+      let a1 = As[useA + $(kk)u * BM4 + ((ty + TY) ^ swz($(kk)u)) % BM4];
+      let b0 = Bs[useB + $(kk)u * BN4 + (tx ^ swzB($(kk)u)) % BN4];
+      let b1 = Bs[useB + $(kk)u * BN4 + ((tx + TX) ^ swzB($(kk)u)) % BN4];
+      acc0 = fma(vec4<f32>(a0.x), b0, acc0);
+      acc1 = fma(vec4<f32>(a0.x), b1, acc1);
+      acc2 = fma(vec4<f32>(a0.y), b0, acc2);
+      acc3 = fma(vec4<f32>(a0.y), b1, acc3);
+      acc4 = fma(vec4<f32>(a0.z), b0, acc4);
+      acc5 = fma(vec4<f32>(a0.z), b1, acc5);
+      acc6 = fma(vec4<f32>(a0.w), b0, acc6);
+      acc7 = fma(vec4<f32>(a0.w), b1, acc7);
+      acc8 = fma(vec4<f32>(a1.x), b0, acc8);
+      acc9 = fma(vec4<f32>(a1.x), b1, acc9);
+      acc10 = fma(vec4<f32>(a1.y), b0, acc10);
+      acc11 = fma(vec4<f32>(a1.y), b1, acc11);
+      acc12 = fma(vec4<f32>(a1.z), b0, acc12);
+      acc13 = fma(vec4<f32>(a1.z), b1, acc13);
+      acc14 = fma(vec4<f32>(a1.w), b0, acc14);
+      acc15 = fma(vec4<f32>(a1.w), b1, acc15);
     }
+//#endunroll
 //#if DOUBLE
     // The next tile into the other stage, which every thread finished reading before the last step's barrier.
     if (kt + 1u < tiles) {
       putStage = (kt + 1u) & 1u;
-      for (var t = 0u; t < LA; t++) { putA(li, t, ra[t]); }
-      for (var t = 0u; t < LB; t++) { putB(li, t, rb[t]); }
+//#unroll t 4
+      if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
+//#endunroll
+//#unroll t 2
+      if ($(t)u < LB) { putB(li, $(t)u, rb$(t)); }
+//#endunroll
     }
 //#endif
     workgroupBarrier();
@@ -565,12 +592,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let r1 = r0 + BM / 2u;
   let c0 = col0 + tx * 4u;
   let c1 = c0 + BN / 2u;
-  storeRow(cBase, r0 + 0u, c0, c1, acc[0], acc[1]);
-  storeRow(cBase, r0 + 1u, c0, c1, acc[2], acc[3]);
-  storeRow(cBase, r0 + 2u, c0, c1, acc[4], acc[5]);
-  storeRow(cBase, r0 + 3u, c0, c1, acc[6], acc[7]);
-  storeRow(cBase, r1 + 0u, c0, c1, acc[8], acc[9]);
-  storeRow(cBase, r1 + 1u, c0, c1, acc[10], acc[11]);
-  storeRow(cBase, r1 + 2u, c0, c1, acc[12], acc[13]);
-  storeRow(cBase, r1 + 3u, c0, c1, acc[14], acc[15]);
+  storeRow(cBase, r0 + 0u, c0, c1, acc0, acc1);
+  storeRow(cBase, r0 + 1u, c0, c1, acc2, acc3);
+  storeRow(cBase, r0 + 2u, c0, c1, acc4, acc5);
+  storeRow(cBase, r0 + 3u, c0, c1, acc6, acc7);
+  storeRow(cBase, r1 + 0u, c0, c1, acc8, acc9);
+  storeRow(cBase, r1 + 1u, c0, c1, acc10, acc11);
+  storeRow(cBase, r1 + 2u, c0, c1, acc12, acc13);
+  storeRow(cBase, r1 + 3u, c0, c1, acc14, acc15);
 }

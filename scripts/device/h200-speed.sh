@@ -198,48 +198,45 @@ else
   # rare and may die part way (Dawn's futex error), so the headline numbers come first.
   # 1. The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA):
   #    tokens/s checkpointed and with the layers the memory allows kept, beside the ledger's peak (#9: 700 in <= 7 GB,
-  #    923 kept). Since the last measurement (615.9 / 823.8 on 2026-11-30): hot loops without bounds clamps, dS through
-  #    the MLP's gradient buffer (5 attention-backward products, not 7), LoRA's wide products in the base products'
-  #    epilogue (formed one output row at a time, so that it holds few registers beside the accumulators), no LoRA t in
-  #    the recomputation, kept layers rebuilding n1/n2/a, the lm_head in 1024-token chunks.
+  #    923 kept). 2026-12-04 run a: 672.6 / 890.4. Since then the tiled GEMM's K step is written out (//#unroll) with
+  #    named accumulators and prefetch registers, the form the sweep measured at 1.15-1.28x the production kernel.
   step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
-  # 2. The plain fp32 matmul at 4096^3 and its transposed variants (#9: >= 32 TFLOP/s, every variant >= 0.9x plain;
-  #    30.1-30.8 before the clamp-free hot loops), on both thread maps (tiled-warp: the same bits) in one process.
-  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled,tiled-warp
-  # 2b. Which design choices hold the matmul at 30 (cuBLAS: 51): generated variants of the plain product, each beside
-  #    the tiled kernel in one process (block, K step, thread tile, warp map, unrolled steps, block order; ~25 s).
+  # 2. The generated designs beside the production tiled kernel, in one process: whether production now matches the
+  #    sweep's written-out design (vsTiled near 1.0 for "128x128x16 t8x8 row unroll"; 1.15-1.28 in run a).
   step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
-  # 3. Where one checkpointed layer's time goes, kernel by kernel (timestamps around each dispatch): the attention and
-  #    LoRA shares #9 bounds (15 %, 3 %), measured inside the layer instead of estimated from kernels timed alone.
+  # 3. The plain fp32 matmul at 4096^3 and its variants (#9: >= 32 TFLOP/s, stretch 40, every variant >= 0.9x plain),
+  #    on the row map only (run a: both maps did not fit 90 s).
+  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
+  # 4. The fused NF4 products at every projection's shape, k/v's (N = 1024) included, never measured (#9: >= 0.95x
+  #    plain, k/v >= 0.8x).
+  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
+  # 5. Where one checkpointed layer's time goes, and the layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and
+  #    4096 tokens), with and without bounds clamps, on both thread maps.
   step profile-best 60 bench profile --tokens 2048 "${BEST[@]}"
-  # 4. One layer, with and without Dawn's bounds clamps (run b of 2026-11-30: 103.3 ms, 95.2 ms unclamped), and at 4096
-  #    tokens (#9: the layer at >= 0.8 of the matmul-bound ceiling at 2048 and at 4096; 0.49 at 4096 on the old kernels).
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
   step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step layer-best-4096 90 bench layer --tokens 4096 "${BEST[@]}"
-  # 5. The other kernels on the tiled GEMM: the lm_head + cross-entropy at the runner's 1024-token chunk beside the
-  #    256 it used before (#9: the head >= 0.9x plain), the norms, RoPE, SwiGLU, AdamW.
+  # 6. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
+  step check-best 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}"
+  step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
+  # 7. The lm_head + cross-entropy (#9: >= 0.9x plain) and the small kernels; the whole step without clamps and with
+  #    the int8 DP4A path on the MLP; what a run picks; the time estimates.
   step kernels 120 bench kernels --tokens 2048 --gemm tiled
-  # 6. The attention kernels (the backward with dS through a scratch beside without), and the layer without that and
-  #    without LoRA's epilogue terms: what each is worth (the epilogue's row-at-a-time form is meant to keep the NF4
-  #    products at two workgroups per SM; if the layer without it is faster, look there first).
+  step model-best-unclamped 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --no-robustness --gpu-memory 139
+  step tune 120 bench tune --tokens 2048
+  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
+  step estimate 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}"
+  step estimate-stream 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}" --stream-layers
+  step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
+  step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
+  # Measured in run a of 2026-12-04 and not changed since: the attention kernels, the layer without the dS scratch or
+  # LoRA's epilogue terms.
   step attention 60 bench attention --tokens 2048
   step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
   step layer-best-no-lora-epilogue 60 bench layer --tokens 2048 "${BEST[@]}" --no-lora-epilogue
-  # 7. The whole model without Dawn's bounds clamps (a GPU server's --no-robustness), then with the int8 DP4A path on
-  #    the MLP (its products ran 1.04-1.26x fp32; the step was not measured).
-  step model-best-unclamped 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --no-robustness --gpu-memory 139
-  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
-  # The golden check as a run on a GPU server would compute it.
-  step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
-  step tune 120 bench tune --tokens 2048
-  step estimate 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}"
-  step estimate-stream 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}" --stream-layers
-  step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
-  step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
-  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   step gpu-info 30 gpu-info --no-check
+  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp
   step matmul-fixed 180 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-fixed
   step dispatch 60 bench dispatch --tokens 128,2048
   # Measured on 2026-11-30 and not changed since: the tensor-core int8 kernel (right, slower than DP4A), two stages of

@@ -3,6 +3,13 @@
 // empty comment lines so compiler messages keep the line numbers of the file in shaders/; an included partial is
 // appended after the file's last line (WGSL declarations may come in any order), so it shifts none of them. A partial
 // may hold //#if blocks (decided by the including file's defines) but no //#include of its own.
+//
+// `//#unroll NAME COUNT` … `//#endunroll` writes its lines out COUNT times, `$(NAME)` replaced by 0, 1, … in each copy
+// (`acc$(i)` names a variable, `$(i)u` is a u32 literal). It exists for the register-tiled GEMM's K step, whose
+// multiply-adds run measurably faster written out than in a loop (docs/performance.md, "The K step written out"): a
+// driver does not always unroll a loop or fold its counter into shared-memory offsets. All copies go on the
+// directive's line (the body's `//` comments dropped, since a line comment would swallow what follows it), so every
+// other line keeps its number; an error inside the block is reported at the directive's line.
 
 export type Defines = Readonly<Record<string, boolean>>;
 
@@ -51,7 +58,55 @@ export function preprocessWgsl(source: string, defines: Defines, fileName = 'sha
     out.push(active() ? line : '//');
   });
   if (stack.length) throw new Error(`${fileName}.wgsl:${stack[stack.length - 1].line}: //#if is never closed`);
+  expandUnrolls(out, fileName);
   // A partial's own //#if blocks follow the same defines as the file that includes it.
   for (const name of included) out.push(`// ---- included from ${name}.wgsl ----`, preprocessWgsl(include!(name)!, defines, name));
   return out.join('\n');
+}
+
+/** Most copies one //#unroll may ask for: enough for any K step, and a typo's 1000 is refused rather than compiled. */
+export const MAX_UNROLL = 64;
+
+/**
+ * Expands the //#unroll blocks of `lines` (already past //#if, so lines of an inactive branch are `//`) in place, each
+ * onto its directive's line. Blocks do not nest.
+ */
+function expandUnrolls(lines: string[], fileName: string): void {
+  let open: { line: number; name: string; count: number } | null = null;
+  const body: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const t = lines[i].trim();
+    const start = /^\/\/#unroll\b\s*(.*)$/.exec(t);
+    if (start) {
+      if (open) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll inside the //#unroll of line ${open.line} (they do not nest)`);
+      const m = /^(\w+)\s+(\d+)$/.exec(start[1]);
+      if (!m) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll needs a name and a count, e.g. //#unroll k 16`);
+      const count = Number(m[2]);
+      if (count < 1 || count > MAX_UNROLL) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll ${m[1]} ${count}: the count must be 1 … ${MAX_UNROLL}`);
+      open = { line: i + 1, name: m[1], count };
+      body.length = 0;
+      continue;
+    }
+    if (/^\/\/#endunroll\b/.test(t)) {
+      if (!open) throw new Error(`${fileName}.wgsl:${i + 1}: //#endunroll without //#unroll`);
+      // Comments dropped (WGSL has no string literals, so `//` always starts one), the rest joined by spaces.
+      const text = body.map((l) => l.replace(/\/\/.*$/, '').trim()).filter(Boolean).join(' ');
+      const name = open.name;
+      const copies = Array.from({ length: open.count }, (_, k) => text.replace(/\$\((\w+)\)/g, (whole, n: string) => {
+        if (n !== name) throw new Error(`${fileName}.wgsl:${open!.line}: ${whole} inside //#unroll ${name}`);
+        return String(k);
+      }));
+      lines[open.line - 1] = copies.join(' ');
+      for (let j = open.line; j <= i; j++) lines[j] = '//';
+      open = null;
+      continue;
+    }
+    if (open) {
+      body.push(lines[i]);
+      continue;
+    }
+    const stray = /\$\((\w+)\)/.exec(lines[i].replace(/\/\/.*$/, ''));
+    if (stray) throw new Error(`${fileName}.wgsl:${i + 1}: ${stray[0]} outside any //#unroll`);
+  }
+  if (open) throw new Error(`${fileName}.wgsl:${open.line}: //#unroll is never closed`);
 }

@@ -168,10 +168,10 @@ export const TIGHT_SHARE = 0.85;
 export const ASSUMED_UPLOAD_BYTES_PER_SECOND = 4e9;
 /**
  * Training FLOP/s assumed when no rate was measured: what our checkpointed Mistral-7B run sustained on an H200 on the
- * kernels a run picks there (615.9 tokens/s at 44.5 GFLOP per token, 2026-11-30, docs/benchmarks.md). Most GPUs small
- * enough to need streaming compute slower, so uploads then weigh less: the slowdown given is on the high side.
+ * kernels a run picks there (754.2 tokens/s at 44.5 GFLOP per token, 2026-12-04 run b, docs/benchmarks.md). Most GPUs
+ * small enough to need streaming compute slower, so uploads then weigh less: the slowdown given is on the high side.
  */
-export const REFERENCE_TRAIN_FLOPS = 27.4e12;
+export const REFERENCE_TRAIN_FLOPS = 33.6e12;
 
 /** The longest sequence the runner can be asked for under these hyperparameters (trainer.ts runnerShape's bound). */
 export function longestSequenceBound(hp: Hyperparams): number {

@@ -31,9 +31,10 @@ describe('hot loops under robustness (bench clamps)', () => {
     const spill = results.filter((r) => r.pipeline.startsWith('tiled attention backward, dS through a scratch'));
     expect(spill.map((r) => r.entry).sort()).toEqual(['backward_dkv', 'backward_dkv', 'backward_dq', 'backward_dq']);
     // Every module but the attention backward's statistics pass (one multiply per element, no tile loop) has a hot loop,
-    // and the tiled GEMM's is its 16-FMA step.
+    // and the tiled GEMM's is its whole K tile: 16 steps of 16 vec4 FMAs written out (//#unroll), not a loop of steps
+    // (a variant with dropout on an operand multiplies in its hash too).
     for (const r of results.filter((x) => x.entry !== 'dot_rows')) expect(r.hotLoops, r.pipeline).toBeGreaterThan(0);
-    for (const r of results.filter((x) => x.pipeline.startsWith('tiled GEMM'))) expect(r.mostMultiplies, r.pipeline).toBe(16);
+    for (const r of results.filter((x) => x.pipeline.startsWith('tiled GEMM'))) expect(r.mostMultiplies, r.pipeline).toBeGreaterThanOrEqual(256);
   });
 
   it('sees the clamps robustness does put in hot loops (storage reads of the skinny kernel): the reader works on these dumps', () => {

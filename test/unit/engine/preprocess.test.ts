@@ -55,4 +55,29 @@ describe('WGSL preprocessor', () => {
     expect(off.filter((l) => l.startsWith('fn'))).toEqual(['fn notX() {}']);
     expect(() => preprocessWgsl('//#include p', {}, 'k', () => '//#if X\n')).toThrow('p.wgsl:1: //#if is never closed');
   });
+
+  it('writes an //#unroll block out once per index on its own line, so no other line moves', () => {
+    const src = ['a', '//#unroll k 3', '  acc$(k) = acc$(k) + x[$(k)u]; // a comment that must not swallow the next copy', '//#if X', '  y$(k) = 1;', '//#endif', '//#endunroll', 'b'].join('\n');
+    const out = preprocessWgsl(src, { X: true }, 'k').split('\n');
+    expect(out).toHaveLength(8);
+    expect(out[0]).toBe('a');
+    expect(out[1]).toBe('acc0 = acc0 + x[0u]; y0 = 1; acc1 = acc1 + x[1u]; y1 = 1; acc2 = acc2 + x[2u]; y2 = 1;');
+    expect(out.slice(2, 7)).toEqual(['//', '//', '//', '//', '//']);
+    expect(out[7]).toBe('b');
+    // The //#if inside decides its lines before the copies are made.
+    expect(preprocessWgsl(src, {}, 'k').split('\n')[1]).toBe('acc0 = acc0 + x[0u]; acc1 = acc1 + x[1u]; acc2 = acc2 + x[2u];');
+    // In an inactive branch the whole block is blank.
+    expect(preprocessWgsl(['//#if X', '//#unroll k 2', 'v$(k);', '//#endunroll', '//#endif'].join('\n'), {}, 'k')).toBe('//\n//\n//\n//\n//');
+  });
+
+  it('refuses a malformed //#unroll with the file and line', () => {
+    expect(() => preprocessWgsl('//#unroll k\nx\n//#endunroll', {}, 'm')).toThrow('m.wgsl:1: //#unroll needs a name and a count');
+    expect(() => preprocessWgsl('//#unroll k 0\nx\n//#endunroll', {}, 'm')).toThrow('m.wgsl:1: //#unroll k 0: the count must be 1 … 64');
+    expect(() => preprocessWgsl('//#unroll k 65\nx\n//#endunroll', {}, 'm')).toThrow('the count must be 1 … 64');
+    expect(() => preprocessWgsl('//#unroll k 2\nx', {}, 'm')).toThrow('m.wgsl:1: //#unroll is never closed');
+    expect(() => preprocessWgsl('x\n//#endunroll', {}, 'm')).toThrow('m.wgsl:2: //#endunroll without //#unroll');
+    expect(() => preprocessWgsl('//#unroll k 2\n//#unroll j 2\n//#endunroll\n//#endunroll', {}, 'm')).toThrow('m.wgsl:2: //#unroll inside the //#unroll of line 1');
+    expect(() => preprocessWgsl('//#unroll k 2\nv$(j);\n//#endunroll', {}, 'm')).toThrow('m.wgsl:1: $(j) inside //#unroll k');
+    expect(() => preprocessWgsl('a\nv$(k);', {}, 'm')).toThrow('m.wgsl:2: $(k) outside any //#unroll');
+  });
 });
