@@ -207,8 +207,8 @@ else
   # 3. The plain fp32 matmul at 4096^3 and its variants (#9: >= 32 TFLOP/s, stretch 40, every variant >= 0.9x plain),
   #    on the row map only (run a: both maps did not fit 90 s).
   step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
-  # 4. The fused NF4 products at every projection's shape, k/v's (N = 1024) included, never measured (#9: >= 0.95x
-  #    plain, k/v >= 0.8x).
+  # 4. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks: at
+  #    k/v's shape the f32 products ran faster on the wide block than on the narrow one the shape gets (run b).
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
   # 5. Where one checkpointed layer's time goes, and the layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and
   #    4096 tokens), with and without bounds clamps, on both thread maps.

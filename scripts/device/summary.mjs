@@ -64,6 +64,19 @@ function matmulLines(lines) {
   return out;
 }
 
+// "fwd-dq/tiled[w*]": the forward with double-quantised scales on the tiled kernel, the wide block forced ([n]: the
+// narrow block, no star: the block the shape chooses; lines of before 2026-12-04 carry no block, and may be two-stage).
+function nf4Label(r) {
+  const v = r.variant;
+  if (/^plain fp32/.test(v)) return 'plain';
+  const kind = /^nf4 forward/.test(v) ? 'fwd' : /^nf4 backward/.test(v) ? 'bwd' : v;
+  const dq = v.includes(', double-quant') ? '-dq' : '';
+  if (!v.includes(', tiled')) return `${kind}${dq}`;
+  const two = v.includes(', two stages') ? '2' : '';
+  const block = r.block ? `[${r.block[0]}${r.blockForced ? '*' : ''}]` : '';
+  return `${kind}${dq}/tiled${two}${block}`;
+}
+
 function nf4Lines(lines) {
   const out = [];
   const byShape = new Map();
@@ -71,15 +84,11 @@ function nf4Lines(lines) {
   for (const r of lines.filter((l) => l.bench === 'nf4')) {
     const k = shape(r);
     if (!byShape.has(k)) byShape.set(k, []);
-    const short = r.variant
-      .replace(/^plain fp32.*/, 'plain')
-      .replace(/^nf4 forward.*?(, double-quant)?(, tiled)?(, two stages)?$/, (_, dq, t, two) => `fwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}${two ? '2' : ''}`)
-      .replace(/^nf4 backward.*?(, double-quant)?(, tiled)?(, two stages)?$/, (_, dq, t, two) => `bwd${dq ? '-dq' : ''}${t ? '/tiled' : ''}${two ? '2' : ''}`);
-    byShape.get(k).push(`${short} ${tf(r.gflops)}`);
+    byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}`);
     if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
   }
   for (const [k, cells] of byShape) out.push(`  ${k}: ${cells.join(' | ')}`);
-  out.push(`  TFLOP/s; largest diffVsBasic ${worstDiff.toExponential(2)}`);
+  out.push(`  TFLOP/s; [n]/[w] the block, * forced against the shape's choice; largest diffVsBasic ${worstDiff.toExponential(2)}`);
   return out;
 }
 

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { benchNf4, projectionNf4Shapes, type Nf4BenchResult } from '../../src/bench/nf4.ts';
+import { tiledWorkgroupBytes } from '../../src/engine/kernels/matmul_tiled.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { gpuContext } from './context.ts';
 
@@ -18,22 +19,30 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
   });
 
-  it('yields the plain product first, then the fused forward and backward (each basic, then tiled), plain and double-quantised', async () => {
+  it('yields the plain product first, then the fused forward and backward (each basic, then tiled on its block and on the other where both fit), plain and double-quantised', async () => {
     const rows: Nf4BenchResult[] = [];
     for await (const r of benchNf4(ctx, [{ M: 33, N: 64, K: 128 }], 1)) rows.push(r);
+    // The wide NF4 block needs 64 bytes over 16 KiB of workgroup memory: on an adapter without them every product runs
+    // on the narrow block and there is no other block to time.
+    const bothBlocks = tiledWorkgroupBytes('wide', 1, true) <= ctx.device.limits.maxComputeWorkgroupStorageSize;
+    const product = (name: string): string[] => [name, `${name}, tiled`, ...(bothBlocks ? [`${name}, tiled, wide block`] : [])];
     expect(rows.map((r) => r.variant)).toEqual([
       'plain fp32 (C = A·B)',
-      'nf4 forward Y = X·deq(W)ᵀ',
-      'nf4 forward Y = X·deq(W)ᵀ, tiled',
-      'nf4 backward dX = dY·deq(W)',
-      'nf4 backward dX = dY·deq(W), tiled',
-      'nf4 forward Y = X·deq(W)ᵀ, double-quant',
-      'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled',
-      'nf4 backward dX = dY·deq(W), double-quant',
-      'nf4 backward dX = dY·deq(W), double-quant, tiled',
+      ...product('nf4 forward Y = X·deq(W)ᵀ'),
+      ...product('nf4 backward dX = dY·deq(W)'),
+      ...product('nf4 forward Y = X·deq(W)ᵀ, double-quant'),
+      ...product('nf4 backward dX = dY·deq(W), double-quant'),
     ]);
-    // The tiled products compute what the basic ones do.
-    for (const r of rows.filter((r) => r.variant.endsWith('tiled'))) expect(r.diffVsBasic).toBeLessThan(1e-5);
+    // The tiled products compute what the basic ones do, on either block; a small shape gets the narrow block.
+    const tiled = rows.filter((r) => r.variant.includes('tiled'));
+    expect(tiled.length).toBe(bothBlocks ? 8 : 4);
+    for (const r of tiled) expect(r.diffVsBasic, r.variant).toBeLessThan(1e-5);
+    for (const r of tiled.filter((r) => r.variant.endsWith('tiled'))) expect(r).toMatchObject({ block: 'narrow', blockForced: false });
+    for (const r of tiled.filter((r) => r.variant.endsWith('wide block'))) {
+      expect(r).toMatchObject({ block: 'wide', blockForced: true });
+      const own = rows[rows.indexOf(r) - 1];
+      expect(r.vsOwnBlock).toBeCloseTo(r.gflops / own.gflops, 9);
+    }
     for (const r of rows) {
       expect(r).toMatchObject({ bench: 'nf4', M: 33, N: 64, K: 128 });
       expect(r.ms).toBeGreaterThan(0);

@@ -190,6 +190,21 @@ describe('summarise', () => {
     expect(s).toContain('fwd-dq/tiled 29.0 | fwd-dq/tiled2 24.0 | bwd/tiled2 26.0');
   });
 
+  it('names the block of each tiled NF4 line, a forced one starred, beside the basic products', () => {
+    const lines = [
+      { device: 'step', step: 'nf4-tiled', attempt: 1 },
+      { bench: 'nf4', variant: 'plain fp32 (C = A·B)', M: 8, N: 64, K: 64, gflops: 35000 },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant', M: 8, N: 64, K: 64, gflops: 20000 },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled', M: 8, N: 64, K: 64, gflops: 28000, block: 'narrow', blockForced: false },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled, wide block', M: 8, N: 64, K: 64, gflops: 31000, block: 'wide', blockForced: true, vsOwnBlock: 1.1 },
+      { bench: 'nf4', variant: 'nf4 backward dX = dY·deq(W), tiled', M: 8, N: 64, K: 64, gflops: 37000, block: 'wide', blockForced: false, diffVsBasic: 2e-7 },
+      { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('8x64x64: plain 35.0 | fwd-dq 20.0 | fwd-dq/tiled[n] 28.0 | fwd-dq/tiled[w*] 31.0 | bwd/tiled[w] 37.0');
+    expect(s).toContain('largest diffVsBasic 2.00e-7');
+  });
+
   it('names the tiled kernel on the warp map apart from the row map in matmul lines', () => {
     const lines = [
       { device: 'step', step: 'matmul-tiled-warp', attempt: 1 },
