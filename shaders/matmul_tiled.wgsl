@@ -264,13 +264,19 @@ const WPR = BN / 8u;
 // Input gradient: tile row q / WPR is row k0 + q / WPR of W [K, N], word q % WPR of its BN columns from col0;
 // neighbouring threads read neighbouring words. A word never straddles a 64-block (N % 64 == 0 and col0 % 64 == 0), so
 // its one scale covers all 8 weights; rows past K and columns past N read as zeros.
-fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> BReg {
+// `prev` is what this thread fetched at the K step before (zeros before the first).
+fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32, prev: BReg) -> BReg {
   let q = li + t * THREADS;
   if (TRANS_B) {
     let gn = col0 + q / 2u;
     if (CHECK && gn >= dimN()) { return BReg(0u, 0.0); }
     let e = gn * dimK() + k0; // element index of the tile's first weight in row gn; K % 64 == 0
-    return BReg(codes[(e >> 3u) + q % 2u], blockScale(e >> 6u));
+    // Row gn's 64-weight block spans four K steps, and the thread fetches from the same row at each: its scale is read
+    // (with double quantisation, a code, a table entry and two floats) at the block's first step and kept for the next
+    // three. k0 is the same for the whole workgroup, so the branch is uniform.
+    var scale = prev.scale;
+    if (k0 % 64u == 0u) { scale = blockScale(e >> 6u); }
+    return BReg(codes[(e >> 3u) + q % 2u], scale);
   }
   let gk = k0 + q / WPR;
   let gc = col0 + (q % WPR) * 8u;
@@ -352,8 +358,8 @@ fn loadB4(base: u32, r: u32, c: u32, R: u32, Cc: u32) -> vec4<f32> {
 //#endif
 }
 
-// B tile at k0: along n unless TRANS_B (stored [N][K]: along k).
-fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32) -> BReg {
+// B tile at k0: along n unless TRANS_B (stored [N][K]: along k). `prev` (the NF4 fetch's) is not needed here.
+fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32, prev: BReg) -> BReg {
   let q = li + t * THREADS;
   if (TRANS_B) { return loadB4(base, col0 + q / BK4, k0 + (q % BK4) * 4u, dimN(), dimK()); }
   return loadB4(base, k0 + q / BN4, col0 + (q % BN4) * 4u, dimK(), dimN());
@@ -508,7 +514,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 //#endunroll
 //#unroll t 2
   var rb$(t): BReg;
-  if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, 0u, bBase); }
+  if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, 0u, bBase, rb$(t)); }
 //#endunroll
 
 //#if DOUBLE
@@ -543,7 +549,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       if ($(t)u < LA) { ra$(t) = fetchA(li, $(t)u, row0, k0, aBase); }
 //#endunroll
 //#unroll t 2
-      if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, k0, bBase); }
+      if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, k0, bBase, rb$(t)); }
 //#endunroll
     }
     // The tile reads index workgroup memory only with offsets the robustness pass proves in range (a constant plus a
