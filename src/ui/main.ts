@@ -12,6 +12,7 @@ import { errorMessages, errorParts } from './format.ts';
 import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
 import { documentTitle, headerStatus } from './header-status.ts';
 import { installLeaveGuard, unsavedWork } from './leave-guard.ts';
+import { browserNotifierEnv, installRunNotifier } from './run-notifier.ts';
 import { formState, formValuesOf, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { remotePanel } from './remote-panel.ts';
@@ -151,6 +152,8 @@ function start(root: HTMLElement): void {
 
   // ---- a reload or a closed tab would lose a run's steps or a long model load: the browser asks first ------------
   installLeaveGuard(window, () => unsavedWork(run.value, model.value));
+  // ---- a run that ends while the tab is hidden says so on the desktop, where the person allowed it -------------
+  installRunNotifier(run, browserNotifierEnv());
 
   // ---- the plan: checked against the data whenever the form or the files change -------------------------------
   let planId = 0;

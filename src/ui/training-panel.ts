@@ -2,6 +2,7 @@
 // Resume, live readouts, the loss chart, the validation prompt's sample and the run saved in this browser. Every
 // change of phase goes through the run controller (run-controller.ts) and the reducer; this file only renders.
 
+import { browserNotifierEnv, notifyControl } from './run-notifier.ts';
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { lrChartView, markLrStep } from './lr-chart.ts';
@@ -611,6 +612,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     planBox,
     estimateBox,
     h('div', { class: 'controls' }, startButton, pauseButton, stopButton, resumeHere, recoverButton, phaseText),
+    notifyControl(browserNotifierEnv()),
     confirmBox,
     reason,
     bar,

@@ -79,6 +79,15 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*2 \(2 per epoch\)/ }).waitFor();
     expect(await page.getByTestId('default-num_validation_samples').textContent()).toBe('default 50');
 
+    // Beside Train, a button asks the browser's permission to say on the desktop when a run ends; once allowed, it
+    // gives way to a line saying so.
+    const notify = page.getByTestId('train-notify');
+    expect(await notify.isVisible()).toBe(true);
+    await page.context().grantPermissions(['notifications'], { origin: new URL(app.url).origin });
+    await notify.click();
+    await page.getByTestId('train-notify-hint').filter({ hasText: 'A notification will say when a run ends while this tab is hidden.' }).waitFor();
+    expect(await notify.isVisible()).toBe(false);
+
     const start = page.getByTestId('train-start');
     await expect.poll(() => start.isEnabled(), { timeout: 30_000 }).toBe(true);
     await start.click();
