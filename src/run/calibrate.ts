@@ -9,8 +9,9 @@
 // With streamed layers (engine/mistral/layer-stream.ts) each pass also moves layers to the GPU: a fixed number per
 // pass, whatever its tokens, so the uploads are priced apart from the per-token rate. 'model' times one upload alone
 // and takes the pass's uploads out of its per-token rate (a software adapter does copies and compute one after the
-// other); 'layers' times a layer with two uploads queued ahead of its work, as a step queues them, against the layer
-// alone, so whatever part of an upload the GPU hides under the compute is not counted.
+// other); 'layers' times two uploads made while a layer's work runs, between it and the next one's, as a step makes
+// them, against the two layers' work alone, so whatever part of an upload the CPU and GPU hide under the compute is
+// not counted.
 // A run that validates also has a validation batch timed (calibrateValidation): one inference-mode forward of a batch
 // of the shape its validation batches have (validationBatchShape), whole on a software adapter, as one layer's forward
 // and the head's on a GPU. Its cost is no fixed share of a training pass's: a kept layer's backward costs about one
@@ -127,16 +128,25 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
       const parts = { recomputedLayer, keptLayer, head, layers: L, keptLayers: kept };
       const result: Calibration = { secondsPerToken: step / N, measuredTokens: N, measuredSeconds: step, method, parts };
       if (!stream || trainingPassUploads(L) === 0) return result;
-      // A step queues each upload one layer ahead of the work that needs it: two uploads before a layer's work, timed
-      // against the layer alone, leave what the uploads add after whatever the GPU overlaps.
+      // A step asks for a layer's successor while the work queued before it runs (layer-stream.ts): the bytes are
+      // copied on the CPU meanwhile, and only their transfer waits its turn on the queue. A pass makes about two
+      // uploads per layer of training work (one in the forward, one in the backward), so two uploads are timed between
+      // two layers' work, the first already submitted when they are made (ctx.write submits what was recorded),
+      // against the two layers' work alone. Timed before the first layer (the GPU idle after the timer's fence), the
+      // uploads cost 23.2 ms each on an H200 where whole streamed steps showed about 4 (2026-12-04): an estimate 1.4×
+      // the step.
       const l = kept < L ? 0 : L - 1;
-      const alone = (kept < L ? recomputedLayer : keptLayer) ?? 0;
+      const pair = await seconds(() => {
+        layers.run(l);
+        layers.run(l);
+      });
       const withUploads = await seconds(() => {
+        layers.run(l);
         stream.rewriteSpare();
         stream.rewriteSpare();
         layers.run(l);
       });
-      return { ...result, uploads: uploadsAt(L, Math.max(0, withUploads - alone) / 2) };
+      return { ...result, uploads: uploadsAt(L, Math.max(0, withUploads - pair) / 2) };
     } finally {
       layers.destroy();
     }
