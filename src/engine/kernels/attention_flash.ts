@@ -3,8 +3,8 @@
 // attention_forward in attention.ts (same buffers, same lse), so attention_backward consumes its output unchanged.
 // Its backward (attention_flash_backward: a dK/dV kernel over key blocks and a dQ kernel over query blocks, both
 // recomputing P from lse) sits beside it and follows the same contract as attention.wgsl's dk/dv and dq passes.
-// Selected by GpuContextOptions.attention = 'tiled'; unmeasured on a real GPU as of its first commit
-// (docs/performance.md), hence not the default.
+// Selected by GpuContextOptions.attention = 'tiled', which a run on a GPU chooses where its kernel measurement says so
+// (14× the row-split forward on the H200, docs/benchmarks.md); not the default, which must run on any adapter first.
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
