@@ -103,13 +103,33 @@ export function remoteTrainingCardLines(r: RemoteTrainingSummary): string[] {
 }
 
 /**
- * The "Training" section of an adapter's README (from its `## Training` heading to the end), so that an adapter
- * exported again (renamed, converted, loaded into the page) keeps its model card; null when it has none.
+ * The "Training" section of an adapter's README (from its `## Training` heading to the next heading of level 1 or 2
+ * outside a code fence, or the end), so that an adapter exported again (renamed, converted, loaded into the page)
+ * keeps its model card; null when it has none. A section the person added after it (a licence, a citation) stays out:
+ * the new README would otherwise carry it inside its Training section. A `## ` line inside a fence (a sample of model
+ * output) is text, not a heading.
  */
 export function trainingSectionOf(readme: string | undefined | null): string | null {
   if (!readme) return null;
   const at = /^## Training[ \t]*$/m.exec(readme);
   if (!at) return null;
-  const section = readme.slice(at.index).replace(/\s+$/, '');
+  const lines = readme.slice(at.index).split('\n');
+  let end = lines.length;
+  let fence: string | null = null;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    // CommonMark: a fence is 3+ backticks or tildes; it closes with a run of the same character at least as long.
+    const run = /^ {0,3}(`{3,}|~{3,})/.exec(line)?.[1];
+    if (fence === null) {
+      if (run) fence = run;
+      else if (/^#{1,2}[ \t]/.test(line) || /^#{1,2}$/.test(line)) {
+        end = i;
+        break;
+      }
+    } else if (run && run[0] === fence[0] && run.length >= fence.length && line.trim() === run) {
+      fence = null;
+    }
+  }
+  const section = lines.slice(0, end).join('\n').replace(/\s+$/, '');
   return section === '' ? null : section;
 }

@@ -84,8 +84,19 @@ describe('the README\'s Training section', () => {
 });
 
 describe('trainingSectionOf', () => {
-  it('takes a README from its "## Training" heading to the end, trailing blank lines dropped', () => {
+  it('takes a README from its "## Training" heading to its end when nothing follows, trailing blank lines dropped', () => {
     expect(trainingSectionOf('# A\n\n## PEFT\n\ncode\n\n## Training\n\nTrained.\n\n### Results\n\nloss 1\n\n\n')).toBe('## Training\n\nTrained.\n\n### Results\n\nloss 1');
+  });
+
+  it('stops at the next heading of level 1 or 2 (a section added after it stays out), not at one inside a fence', () => {
+    const readme = ['# A', '', '## Training', '', 'Trained.', '', '### Sample', '', '````', '## not a heading: model output', '```', 'still the sample', '````', '', '## License', '', 'MIT', ''].join('\n');
+    expect(trainingSectionOf(readme)).toBe(['## Training', '', 'Trained.', '', '### Sample', '', '````', '## not a heading: model output', '```', 'still the sample', '````'].join('\n'));
+    expect(trainingSectionOf('## Training\n\nx\n\n# Appendix\n\ny')).toBe('## Training\n\nx');
+    // A ### heading belongs to the section; a fence of tildes is one too.
+    expect(trainingSectionOf('## Training\n\n### Inputs\n\n~~~\n## in a fence\n~~~\n')).toBe('## Training\n\n### Inputs\n\n~~~\n## in a fence\n~~~');
+    // What our own card writes round-trips whole: its sample is fenced however many backticks it holds.
+    const card = ['## Training', '', 'x', '', '### Sample', '', ...fencedBlock('## heading-like\n```code```')].join('\n');
+    expect(trainingSectionOf(`# A\n\n${card}\n\n## More\n`)).toBe(card);
   });
 
   it('finds none in a README without the heading on a line of its own, or in no README', () => {
