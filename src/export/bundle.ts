@@ -6,8 +6,7 @@ import type { MistralConfig } from '../model/config.ts';
 import type { LoraAdapter } from '../model/lora-adapter.ts';
 import { loraToGguf } from './gguf-lora.ts';
 import { peftFiles, ZIP_MTIME } from './peft.ts';
-import type { TrainingSummary } from './training-card.ts';
-import type { RemoteTrainingSummary } from '../core/remote-training.ts';
+import type { TrainingCard } from './training-card.ts';
 import { zipSync, type Zippable } from 'fflate';
 import { FinetuneError } from '../core/errors.ts';
 
@@ -24,17 +23,13 @@ export function withBaseModel(adapter: LoraAdapter, name: string): LoraAdapter {
 export interface BundleOptions {
   /** The name the adapter is served under and the bundle is named after (e.g. the model's source). */
   name: string;
-  /** The run that trained the adapter, for the README's "Training" section (none for an imported adapter). */
-  training?: TrainingSummary | null;
-  /** For an adapter a Replicate training made (imported, not trained further): that training, for the same section. */
-  remoteTraining?: RemoteTrainingSummary | null;
-  /** For another imported adapter: the "Training" section of the README it came with, kept. */
-  carriedTraining?: string | null;
+  /** How the adapter was trained, for the README's "Training" section (none when nothing is known of it). */
+  training?: TrainingCard | null;
 }
 
 /** The bundle's files by name, in a fixed order: adapter_config.json, adapter_model.safetensors, README.md, adapter.gguf. */
 export function adapterBundle(adapter: LoraAdapter, base: MistralConfig, o: BundleOptions): Record<string, Uint8Array> {
-  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null, remoteTraining: o.remoteTraining ?? null, carriedTraining: o.carriedTraining ?? null });
+  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null });
   // general.name as `finetune export --format gguf` writes it (loraToGguf's default), so both give the same file.
   files[GGUF_FILE] = loraToGguf(adapter, base);
   return files;

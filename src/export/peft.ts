@@ -1,8 +1,7 @@
 // PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
 // src/model/lora-adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
 
-import { remoteTrainingCardLines, trainingCardLines, type TrainingSummary } from './training-card.ts';
-import type { RemoteTrainingSummary } from '../core/remote-training.ts';
+import { trainingCardSection, type TrainingCard } from './training-card.ts';
 import { parseHubReference } from '../core/hub-reference.ts';
 import { PROJECTIONS } from '../core/mistral.ts';
 import { zipSync, type Zippable } from 'fflate';
@@ -50,12 +49,8 @@ export interface ReadmeOptions {
   name?: string;
   /** File name of a GGUF export shipped next to it, to document llama.cpp / Ollama use of it. */
   ggufFile?: string;
-  /** The run that trained it (a "Training" section at the end); none for an adapter read from elsewhere. */
-  training?: TrainingSummary | null;
-  /** The remote training that made it, for an adapter imported from Replicate and not trained further here. */
-  remoteTraining?: RemoteTrainingSummary | null;
-  /** The "Training" section of the README the adapter was read with (trainingSectionOf), kept as it was. */
-  carriedTraining?: string | null;
+  /** How it was trained, for a "Training" section at the end (none when nothing is known). */
+  training?: TrainingCard | null;
 }
 
 /** A short README: what the adapter is and how to load it with PEFT, vLLM, Ollama (and llama.cpp with a GGUF). */
@@ -128,9 +123,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
       `\`base-model.gguf\` must be ${base} converted with llama.cpp's convert_hf_to_gguf.py (any quantisation).`,
     );
   }
-  if (opts.training) lines.push('', ...trainingCardLines(opts.training));
-  else if (opts.remoteTraining) lines.push('', ...remoteTrainingCardLines(opts.remoteTraining));
-  else if (opts.carriedTraining) lines.push('', opts.carriedTraining);
+  if (opts.training) lines.push('', ...trainingCardSection(opts.training));
   return `${lines.join('\n')}\n`;
 }
 

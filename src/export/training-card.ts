@@ -24,6 +24,27 @@ export interface TrainingSummary {
   fromImported?: boolean;
 }
 
+/**
+ * Where an adapter's README "Training" section comes from: the run that trained it here, the Replicate training whose
+ * output it is (imported, not trained further), or the section of the README it was imported with, kept as it was.
+ */
+export type TrainingCard =
+  | { kind: 'local'; run: TrainingSummary }
+  | { kind: 'remote'; training: RemoteTrainingSummary }
+  | { kind: 'carried'; section: string };
+
+/** The README lines of a card's "Training" section. */
+export function trainingCardSection(card: TrainingCard): string[] {
+  switch (card.kind) {
+    case 'local':
+      return trainingCardLines(card.run);
+    case 'remote':
+      return remoteTrainingCardLines(card.training);
+    case 'carried':
+      return [card.section];
+  }
+}
+
 /** Validation rows listed at most; a longer run lists the first, then evenly spaced ones, and always the last. */
 export const MAX_RESULT_ROWS = 40;
 

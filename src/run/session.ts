@@ -6,7 +6,7 @@ import { uniformSource, ADAPTER_INIT_STREAM } from '../core/prng.ts';
 import { type Quantization } from '../core/mistral.ts';
 import { generationLimitMessage, parseHyperparams, targetModules, withinGenerationLimit } from '../config/index.ts';
 import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
-import type { TrainingSummary } from '../export/training-card.ts';
+import type { TrainingCard, TrainingSummary } from '../export/training-card.ts';
 import type { DataStats, TrainingData } from '../data/batches.ts';
 import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
 import type { Layout } from '../data/layout.ts';
@@ -36,7 +36,6 @@ import type { RunStore } from './run-store.ts';
 import { validationLoss } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
-import type { RemoteTrainingSummary } from '../core/remote-training.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
 import { checkpointFiles, isDamagedRun, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
@@ -88,14 +87,6 @@ export type TrainEvent =
   /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
   | ({ type: 'kernels' } & KernelDecision);
 
-/** What is known of how an imported adapter was trained, for the README of an export of it. */
-export interface ImportedTraining {
-  /** The Replicate training whose output it is. */
-  remote?: RemoteTrainingSummary | null;
-  /** The "Training" section of the README it was read with. */
-  carried?: string | null;
-}
-
 /** The adapter shape a run of these hyperparameters trains (what kernel tuning measures with). */
 function loraShapeOf(hp: Hyperparams): LoraShape {
   return { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets: targetModules(hp) };
@@ -145,7 +136,8 @@ export class FinetuneSession {
    * How the current adapter, when imported, was trained: the Replicate training that made it, or the "Training" section
    * of the README it came with (for the README of an export of it).
    */
-  private importedTraining: ImportedTraining = {};
+  /** What is known of how the imported adapter was trained (its Replicate training, or its README's section). */
+  private importedCard: TrainingCard | null = null;
   /**
    * The run that trained the current adapter, its history live (for the export README's "Training" section); null for
    * an imported adapter or none.
@@ -283,14 +275,14 @@ export class FinetuneSession {
     this.lora = null;
     this.adapter = null;
     this.trainedBy = null;
-    this.importedTraining = {};
+    this.importedCard = null;
   }
 
   /**
    * Makes an imported adapter (src/model/adapter-import.ts) the current one: generate tries it, evaluate scores it,
    * export writes it, and the next new run starts from it. uploadLora checks it fits the loaded model.
    */
-  useImportedAdapter(adapter: LoraAdapter, trained: ImportedTraining = {}): void {
+  useImportedAdapter(adapter: LoraAdapter, card: TrainingCard | null = null): void {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading an adapter');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const lora = uploadLora(this.ctx, this.weights.dims, adapter);
@@ -301,7 +293,7 @@ export class FinetuneSession {
     this.lora = lora;
     this.adapter = adapter;
     this.imported = adapter;
-    this.importedTraining = trained;
+    this.importedCard = card;
   }
 
   /** New runs start from a fresh adapter again (the imported one stays current until then). */
@@ -757,9 +749,13 @@ export class FinetuneSession {
     };
   }
 
-  /** How the current adapter was trained when it is an imported one (empty for a trained one, or none). */
-  importedTrainingCard(): ImportedTraining {
-    return this.importedTraining;
+  /**
+   * How the current adapter was trained, for its README: the run that trained it here, else what came with it when it
+   * was imported (a trained adapter that started from an imported one is the run's: its card says it started from one).
+   */
+  trainingCard(): TrainingCard | null {
+    const run = this.trainingSummary();
+    return run ? { kind: 'local', run } : this.importedCard;
   }
 
   /** The loaded model's config (for exports that need the base's shape, e.g. GGUF's q/k permutation). */

@@ -358,8 +358,7 @@ const api = {
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
     // A trained adapter's README says how it was trained; one imported from a Replicate training, that training; one
     // imported with a README that had a "Training" section, that section (other imported adapters have none).
-    const imported = s.importedTrainingCard();
-    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingSummary(), remoteTraining: imported.remote, carriedTraining: imported.carried });
+    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingCard() });
   },
 
   /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */
@@ -378,7 +377,9 @@ const api = {
           : new Uint8Array(await source.bytes.arrayBuffer())
         : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
-    s.useImportedAdapter(got.adapter, { remote: source.kind === 'zip' ? (source.trainedOn ?? null) : null, carried: trainingSectionOf(got.readme) });
+    const remote = source.kind === 'zip' ? (source.trainedOn ?? null) : null;
+    const carried = trainingSectionOf(got.readme);
+    s.useImportedAdapter(got.adapter, remote ? { kind: 'remote', training: remote } : carried ? { kind: 'carried', section: carried } : null);
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 

@@ -57,8 +57,15 @@ describe('an imported adapter in the session', () => {
     expect(seen.map((p) => [p.done, p.batches])).toEqual([[0, 2], [1, 2], [2, 2]]);
     session.useImportedAdapter(imported);
     expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
-    // No run of ours trained it: its export README has no "Training" section.
+    // No run of ours trained it, and it came with nothing: its export README has no "Training" section.
     expect(session.trainingSummary()).toBeNull();
+    expect(session.trainingCard()).toBeNull();
+    // One imported with a README's section keeps it, until another adapter replaces it.
+    const carried = { kind: 'carried', section: '## Training\n\nTrained elsewhere.' } as const;
+    session.useImportedAdapter(imported, carried);
+    expect(session.trainingCard()).toEqual(carried);
+    session.useImportedAdapter(imported);
+    expect(session.trainingCard()).toBeNull();
     const withAdapter = await session.evaluate(HP, JSONL, null);
     expect(withAdapter.tokens).toBe(baseOnly.tokens);
     expect(Number.isFinite(withAdapter.loss)).toBe(true);
@@ -69,7 +76,7 @@ describe('an imported adapter in the session', () => {
   });
 
   it('a new run starts from it: one AdamW step of lr 1e-4 moves no weight by more than 2e-4', async () => {
-    session.useImportedAdapter(imported);
+    session.useImportedAdapter(imported, { kind: 'carried', section: '## Training\n\nTrained elsewhere.' });
     const largest = Math.max(...imported.tensors.flatMap((l) => Object.values(l).map((p) => Math.max(...p.B.map(Math.abs)))));
     // A fresh PEFT init has B = 0: far from the imported B, so "close" below means the run really started from it.
     expect(largest).toBeGreaterThan(0.01);
@@ -79,6 +86,8 @@ describe('an imported adapter in the session', () => {
     expect(r.steps).toBe(1);
     // The run that trained it, which started from the imported adapter, is what its README will say.
     expect(session.trainingSummary()).toMatchObject({ trainName: 'rows.jsonl', step: 1, fromImported: true, history: [{ step: 1 }] });
+    // The run's card, not the one the imported adapter came with (it says the run started from an imported adapter).
+    expect(session.trainingCard()).toMatchObject({ kind: 'local', run: { trainName: 'rows.jsonl', fromImported: true } });
     const after = await session.adapterNow();
     const moved = maxAbsDiff(after, imported);
     expect(moved).toBeGreaterThan(0);

@@ -8,7 +8,7 @@ import { startsWithGgufMagic } from '../../core/gguf-magic.ts';
 import { README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
-import { loraToGguf, peftFiles, peftZip, trainingSectionOf, withBaseModel } from '../../export/index.ts';
+import { loraToGguf, peftFiles, peftZip, trainingSectionOf, withBaseModel, type TrainingCard } from '../../export/index.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
@@ -187,7 +187,8 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       if (ignored) io.err(`note: the adapter: ${ignored}`);
       const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
       // The README the adapter came with keeps its "Training" section in the new one (train's card, a Replicate training's).
-      const carriedTraining = trainingSectionOf(imported.readme);
+      const carried = trainingSectionOf(imported.readme);
+      const training: TrainingCard | null = carried ? { kind: 'carried', section: carried } : null;
 
       let files: string[];
       if (format === 'gguf') {
@@ -195,7 +196,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         await write(out, loraToGguf(adapter, (base as { config: MistralConfig }).config));
         files = [out];
       } else if (out.toLowerCase().endsWith('.zip')) {
-        await write(out, peftZip(adapter, { carriedTraining }));
+        await write(out, peftZip(adapter, { training }));
         files = [out];
       } else {
         if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
@@ -203,7 +204,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         // The config, the weights and the README as one set: a failure or a kill while they are written leaves the earlier
         // export's set whole; a kill between the renames leaves no config (renamed last); never one adapter's config
         // beside another's weights.
-        const set = peftFiles(adapter, { carriedTraining });
+        const set = peftFiles(adapter, { training });
         await writeFilesAtomic(out, set, o.probe, ADAPTER_CONFIG_FILE);
         files = Object.keys(set).map((file) => join(out, file));
       }

@@ -334,7 +334,7 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   const adapter = await importTrainingOutput(zip, { where: zipName });
   // The PEFT files as one set (config last: a kill never leaves one adapter's config beside another's weights), with a
   // README saying how to load it and what the training was.
-  const files = peftFiles(adapter, { remoteTraining: remoteTrainingSummary(training) });
+  const files = peftFiles(adapter, { training: { kind: 'remote', training: remoteTrainingSummary(training) } });
   await writeFilesAtomic(values.out, files, undefined, ADAPTER_CONFIG_FILE);
   io.out(
     JSON.stringify({

@@ -346,7 +346,7 @@ export function makeTrainCommand(
         const writeAdapter = async (s: FinetuneSession): Promise<{ adapter: LoraAdapter; dir: string }> => {
           const trained = await s.adapterNow();
           const adapter = baseModel === undefined ? trained : withBaseModel(trained, baseModel);
-          const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName, training: s.trainingSummary() });
+          const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName, training: s.trainingCard() });
           const dir = join(out, 'adapter');
           await makeFolder(dir);
           // As one set, each file through a temporary one renamed over it: a full disk keeps the earlier set whole (an

@@ -1,7 +1,7 @@
 // The export README's "Training" section (src/export/training-card.ts): what it says of the run, and user text that
 // cannot break out of its code spans and blocks.
 import { describe, expect, it } from 'vitest';
-import { codeSpan, fencedBlock, MAX_RESULT_ROWS, trainingCardLines, trainingSectionOf, type TrainingSummary } from '../../../src/export/training-card.ts';
+import { codeSpan, fencedBlock, MAX_RESULT_ROWS, remoteTrainingCardLines, trainingCardLines, trainingCardSection, trainingSectionOf, type TrainingSummary } from '../../../src/export/training-card.ts';
 import { adapterReadme } from '../../../src/export/peft.ts';
 import { createAdapter } from '../../../src/model/lora-adapter.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
@@ -78,8 +78,22 @@ describe('the README\'s Training section', () => {
   it("ends the adapter's README when the run is known, and is absent for an adapter without one", () => {
     const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
     const adapter = createAdapter(base, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2', random: mulberry32(1) });
-    expect(adapterReadme(adapter, { training: summary() })).toMatch(/## Training\n[\s\S]*### Sample[\s\S]*```\n$/);
+    expect(adapterReadme(adapter, { training: { kind: 'local', run: summary() } })).toMatch(/## Training\n[\s\S]*### Sample[\s\S]*```\n$/);
     expect(adapterReadme(adapter)).not.toContain('## Training');
+  });
+
+  it('is written from each kind of card: a local run, a Replicate training, a section carried from an imported README', () => {
+    const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
+    const adapter = createAdapter(base, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2', random: mulberry32(1) });
+    expect(trainingCardSection({ kind: 'local', run: summary() })).toEqual(trainingCardLines(summary()));
+    const remote = { id: 'abc123', trainer: 'replicate/mistral-7b-instruct', version: 'v1', seconds: 61.4, completedAt: '2026-12-04T10:00:00Z', inputs: [] };
+    expect(trainingCardSection({ kind: 'remote', training: remote })).toEqual(remoteTrainingCardLines(remote));
+    const carried = '## Training\n\nTrained elsewhere.';
+    expect(trainingCardSection({ kind: 'carried', section: carried })).toEqual([carried]);
+    // The README ends with the section, whichever kind, after the loading instructions.
+    const readme = adapterReadme(adapter, { training: { kind: 'carried', section: carried } });
+    expect(readme.endsWith(`\n\n${carried}\n`)).toBe(true);
+    expect(readme.indexOf('## PEFT')).toBeLessThan(readme.indexOf('## Training'));
   });
 });
 

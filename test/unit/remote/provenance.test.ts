@@ -81,7 +81,7 @@ describe('the README of an adapter from a Replicate training', () => {
 
   it('is the README\'s last section, and a run trained here takes its place', () => {
     const adapter = { config: { r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'], baseModel: 'mistralai/Mistral-7B-Instruct-v0.2', useRslora: false, layersToTransform: null }, scaling: 2 } as unknown as LoraAdapter;
-    const readme = adapterReadme(adapter, { remoteTraining: summary });
+    const readme = adapterReadme(adapter, { training: { kind: 'remote', training: summary } });
     expect(readme).toContain('\n## Training\n\nTrained on Replicate by');
     expect(readme.indexOf('## Training')).toBeGreaterThan(readme.indexOf('## PEFT'));
     expect(adapterReadme(adapter)).not.toContain('## Training');
