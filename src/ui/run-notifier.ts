@@ -48,9 +48,12 @@ export interface NotifierEnv {
   focus(): void;
 }
 
+/** The page's own: the API looked up at each use (as the permission is), not once at the page's start. */
 export function browserNotifierEnv(): NotifierEnv {
   return {
-    Notification: typeof Notification === 'undefined' ? undefined : (Notification as unknown as NotificationApi),
+    get Notification() {
+      return typeof Notification === 'undefined' ? undefined : (Notification as unknown as NotificationApi);
+    },
     hidden: () => document.hidden,
     focus: () => window.focus(),
   };

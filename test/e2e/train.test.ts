@@ -88,6 +88,24 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.getByTestId('train-notify-hint').filter({ hasText: 'A notification will say when a run ends while this tab is hidden.' }).waitFor();
     expect(await notify.isVisible()).toBe(false);
 
+    // While it trains the page is out of sight (another tab): its end is to be told by a notification, which a stand-in
+    // for the browser's Notification records here (headless Chromium shows none that a test could read).
+    await page.evaluate(() => {
+      const shown: { title: string; body?: string }[] = [];
+      class Recorded {
+        static permission = 'granted';
+        static requestPermission = async (): Promise<string> => 'granted';
+        onclick: (() => void) | null = null;
+        constructor(title: string, options?: { body?: string }) {
+          shown.push({ title, body: options?.body });
+        }
+        close(): void {}
+      }
+      Object.assign(window, { shownNotifications: shown });
+      Object.defineProperty(window, 'Notification', { value: Recorded, configurable: true, writable: true });
+      Object.defineProperty(document, 'hidden', { get: () => true, configurable: true });
+    });
+
     const start = page.getByTestId('train-start');
     await expect.poll(() => start.isEnabled(), { timeout: 30_000 }).toBe(true);
     await start.click();
@@ -132,6 +150,12 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('eta').textContent()).toBe('done');
     // The tab's title carries the news to a user watching another tab.
     expect(await page.title()).toBe('Finished · 2 steps · finetune');
+    // And, the page being out of sight, one notification with its steps, time and losses.
+    const shown = await page.evaluate(() => (window as unknown as { shownNotifications: { title: string; body?: string }[] }).shownNotifications);
+    expect(shown.map((n) => n.title)).toEqual(['Training finished']);
+    expect(shown[0].body).toMatch(/^2 steps in \d+:\d\d · final loss [\d.]+ · validation loss [\d.]+\. The adapter is ready to export\.$/);
+    await page.evaluate(() => Reflect.deleteProperty(document, 'hidden'));
+    expect(await page.evaluate(() => document.hidden)).toBe(false);
     // Ended, its checkpoint saved: leaving loses nothing, and nothing asks.
     expect(await leaveAsks()).toBe(false);
     // The run says which kernels it trained with: on this software adapter, the defaults, unmeasured.
