@@ -63,7 +63,7 @@ export const attentionAskFlag = (v: string | undefined): KernelAsk<AttentionKern
 export const loraAskFlag = (v: string | undefined): KernelAsk<LoraKernel> => askFlag('lora-kernel', LORA_KERNELS, v);
 
 export const ROBUSTNESS_HELP = `--no-robustness    (Node, for a GPU server) compile shaders without Dawn's bounds clamps on buffer indexes
-                     (its disable_robustness toggle): faster (a Mistral-7B layer 1.085× on the H200); the kernels never
+                     (its disable_robustness toggle): a Mistral-7B step 1.05× faster on the H200; the kernels never
                      index out of range, but a kernel bug could then touch memory outside its buffer. Off by default;
                      a browser never has it`;
 
