@@ -27,7 +27,7 @@ import {
   viewTraining,
   type TrainingView,
 } from '../remote/flow.ts';
-import type { Cell, Shared } from './state.ts';
+import { dataUsable, settledData, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
@@ -334,18 +334,26 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   };
 
   send.addEventListener('click', async () => {
-    const hp = shared.form.value.hp;
-    const d = shared.data.value;
-    if (!hp || !d.train?.report?.ok || (d.validation && !d.validation.report?.ok)) return say('bad', 'Fix the hyperparameters and the dataset first: the same checks as for local training apply.');
+    // Busy from the click on, so that a second click while the dataset is read again sends no second job.
+    if (busy) return;
     busy = true;
     render();
     try {
+      const reading = shared.data.value;
+      if (reading.train?.status === 'inspecting' || reading.validation?.status === 'inspecting') say('hint', 'Waiting for the dataset, which is being read again for the changed settings…');
+      const d = await settledData(shared.data);
+      const hp = shared.form.value.hp;
+      const report = d.train?.report;
+      if (!hp || !d.train || !report || !dataUsable(d)) {
+        say('bad', 'Fix the hyperparameters and the dataset first: the same checks as for local training apply.');
+        return;
+      }
       const dest = parseDestination(destination.value.trim());
       checkUploadSize(d.train.file.size, d.train.file.name);
       if (d.validation) checkUploadSize(d.validation.file.size, d.validation.file.name);
       const placeholder = 'https://example.invalid/data.jsonl';
       trainingInput(hp, { train_data: placeholder, ...(d.validation ? { validation_data: placeholder } : {}) });
-      const split = remoteSplit(d.train.report.summary.rows, hp, !!d.validation);
+      const split = remoteSplit(report.summary.rows, hp, !!d.validation);
       if (split.refusal) throw new FinetuneError('bad-input', split.refusal);
       say('hint', 'Checking the token…');
       await ensureAccount();
@@ -445,7 +453,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
 
   const render = (): void => {
     checkToken.disabled = busy || !token || !proxyOk;
-    const why = sendBlockedReason({ busy, proxyOk, token: !!token, hyperparams: !!shared.form.value.hp, dataOk: !!shared.data.value.train?.report?.ok, refused: refusals.childElementCount > 0 });
+    const why = sendBlockedReason({ busy, proxyOk, token: !!token, hyperparams: !!shared.form.value.hp, dataOk: dataUsable(shared.data.value), refused: refusals.childElementCount > 0 });
     send.disabled = busy || why !== null;
     sendReason.textContent = why ?? '';
     sendReason.hidden = why === null;

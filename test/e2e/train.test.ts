@@ -111,7 +111,9 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await start.click();
     // A reload or a closed tab now would lose the run's steps: beforeunload is cancelled, so the browser asks first.
     const leaveAsks = (): Promise<boolean> => page.evaluate(() => !window.dispatchEvent(new Event('beforeunload', { cancelable: true })));
-    expect(await leaveAsks()).toBe(true);
+    // The click first asks the worker about the run saved in this browser (a round trip or two, slower on a loaded
+    // machine), then the run starts: from then on, leaving asks.
+    await expect.poll(() => leaveAsks(), { timeout: 30_000 }).toBe(true);
     await page.getByTestId('step-counter').filter({ hasText: /^1 \/ 2$/ }).waitFor({ timeout: 240_000 });
     expect(await page.getByTestId('train-pause').isEnabled()).toBe(true);
     // Try it waits while steps run, and says why beside its button.
