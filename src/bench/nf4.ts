@@ -11,7 +11,7 @@ import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
-import { nf4MatmulBackwardTiled, nf4MatmulForwardTiled, tiledVariant, tiledWorkgroupBytes, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
+import { nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { timeGpu } from '../engine/timing.ts';
 import { MISTRAL_7B_LAYER } from './layer.ts';
@@ -68,9 +68,8 @@ export function filled(ctx: GpuContext, label: string, n: number, seed: number):
 }
 
 export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[], minMs = 300): AsyncGenerator<Nf4BenchResult> {
-  // The NF4 variant of the wide block needs 64 bytes over the 16 KiB every adapter offers; without them both products
-  // run on the narrow block, and there is no other block to time.
-  const bothBlocks = tiledWorkgroupBytes('wide', 1, true) <= ctx.device.limits.maxComputeWorkgroupStorageSize;
+  // Without room for the wide block both products run on the narrow one, and there is no other block to time.
+  const bothBlocks = nf4WideBlockFits(ctx);
   for (const { M, N, K } of shapes) {
     const flop = 2 * M * N * K;
     const result = (variant: string, t: { ms: number; reps: number }, plain: number): Nf4BenchResult => {
@@ -96,10 +95,6 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
       const plain = flop / (tPlain.ms * 1e6);
       yield result('plain fp32 (C = A·B)', tPlain, plain);
 
-      // The block each product gets by itself (in GEMM terms the forward is M × N over K, the input gradient M × K
-      // over N), and the other one.
-      const ownForward = bothBlocks ? tiledVariant({ M, N, K, A: X, B: Wf, C: Y }).block : 'narrow';
-      const ownBackward = bothBlocks ? tiledVariant({ M, N: K, K: N, A: dY, B: Wf, C: dX }).block : 'narrow';
       const other = (b: TiledBlock): TiledBlock => (b === 'wide' ? 'narrow' : 'wide');
       for (const doubleQuant of [false, true]) {
         const W = nf4_quantize(ctx, Wf, 'f32', N, K, { doubleQuant, label: 'bench W' });
@@ -107,8 +102,8 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
         await ctx.sync();
         const tag = doubleQuant ? ', double-quant' : '';
         const products = [
-          { name: `nf4 forward Y = X·deq(W)ᵀ${tag}`, out: Y, own: ownForward, basic: () => nf4ForwardBasic(ctx, Y, X, W, M), tiled: (block: TiledBlock) => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 1, block }) },
-          { name: `nf4 backward dX = dY·deq(W)${tag}`, out: dX, own: ownBackward, basic: () => nf4BackwardBasic(ctx, dX, dY, W, M), tiled: (block: TiledBlock) => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 1, block }) },
+          { name: `nf4 forward Y = X·deq(W)ᵀ${tag}`, out: Y, own: nf4TiledVariant(ctx, nf4ForwardArgs(Y, X, W, M)).block, basic: () => nf4ForwardBasic(ctx, Y, X, W, M), tiled: (block: TiledBlock) => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 1, block }) },
+          { name: `nf4 backward dX = dY·deq(W)${tag}`, out: dX, own: nf4TiledVariant(ctx, nf4BackwardArgs(dX, dY, W, M)).block, basic: () => nf4BackwardBasic(ctx, dX, dY, W, M), tiled: (block: TiledBlock) => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 1, block }) },
         ];
         for (const p of products) {
           yield result(p.name, await timeGpu(ctx, p.basic, { minMs }), plain);

@@ -2,9 +2,10 @@
 // the index clamps WGSL's robustness put there. Why it matters (docs/performance.md, "Bounds clamps"): Tint clamps
 // every array index it cannot prove in range (`UMin(i, length − 1)`), so a shared-memory read inside a GEMM's
 // multiply-accumulate loop costs one more integer instruction per read; on the H200 the kernels without any clamps
-// (`--no-robustness`) ran a layer 1.085× faster (2026-11-30; 1.01× once the hot loops were written this way). A browser always compiles with robustness, so the kernels are written
-// for the clamps to fall out: Tint's range analysis proves offsets built from loop counters with constant bounds,
-// invocation ids, constants and `%`/`/` by constants, but not through `^`, `&` or a function's parameters.
+// (`--no-robustness`) ran a layer 1.085× faster (2026-11-30; 1.01× once the hot loops were written this way). A
+// browser always compiles with robustness, so the kernels are written for the clamps to fall out: Tint's range
+// analysis proves offsets built from loop counters with constant bounds, invocation ids, constants and `%`/`/` by
+// constants, but not through `^`, `&` or a function's parameters.
 //
 // The reading is structural and small: functions (OpFunction … OpFunctionEnd), blocks (OpLabel), loops (a header
 // block holding OpLoopMerge, up to its merge block in Tint's structured order), and per loop the clamps (UMin results

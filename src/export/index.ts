@@ -23,5 +23,5 @@ export {
   type GgufKv,
   type GgufTensorToWrite,
 } from './gguf-format.ts';
-export { codeSpan, fencedBlock, MAX_RESULT_ROWS, remoteTrainingCardLines, trainingCardLines, trainingCardSection, trainingSectionOf, type TrainingCard, type TrainingSummary } from './training-card.ts';
+export { codeSpan, fencedBlock, importedTrainingCard, MAX_RESULT_ROWS, remoteTrainingCardLines, trainingCardLines, trainingCardSection, trainingSectionOf, type TrainingCard, type TrainingSummary } from './training-card.ts';
 export { GGUF_LORA_TENSOR, ggufLoraAlpha, ggufLoraName, loraToGguf, permuteQkRows, type LoraToGgufOptions } from './gguf-lora.ts';

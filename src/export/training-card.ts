@@ -154,3 +154,13 @@ export function trainingSectionOf(readme: string | undefined | null): string | n
   const section = lines.slice(0, end).join('\n').replace(/\s+$/, '');
   return section === '' ? null : section;
 }
+
+/**
+ * What an imported adapter's README will say of its training: the Replicate training whose output it is, else the
+ * Training section of the README it came with, else nothing.
+ */
+export function importedTrainingCard(readme: string | undefined | null, remote: RemoteTrainingSummary | null = null): TrainingCard | null {
+  if (remote) return { kind: 'remote', training: remote };
+  const section = trainingSectionOf(readme);
+  return section ? { kind: 'carried', section } : null;
+}

@@ -27,7 +27,7 @@ import {
   viewTraining,
   type TrainingView,
 } from '../remote/flow.ts';
-import { dataUsable, settledData, type Cell, type Shared } from './state.ts';
+import { dataBeingRead, dataUsable, settledData, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
@@ -339,8 +339,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     busy = true;
     render();
     try {
-      const reading = shared.data.value;
-      if (reading.train?.status === 'inspecting' || reading.validation?.status === 'inspecting') say('hint', 'Waiting for the dataset, which is being read again for the changed settings…');
+      if (dataBeingRead(shared.data.value)) say('hint', 'Waiting for the dataset, which is being read again for the changed settings…');
       const d = await settledData(shared.data);
       const hp = shared.form.value.hp;
       const report = d.train?.report;

@@ -71,18 +71,22 @@ export function dataUsable(d: DataState): boolean {
   return Boolean(d.train?.report?.ok) && (!d.validation || Boolean(d.validation.report?.ok));
 }
 
+/** A file is being read (again): its report is not there yet. */
+export function dataBeingRead(d: DataState): boolean {
+  return d.train?.status === 'inspecting' || d.validation?.status === 'inspecting';
+}
+
 /**
  * The data once no file is being read (at once when none is). A setting that changes how rows are cut makes the page
  * read the files again (reread-on-settings.ts); a click that lands in those moments waits for the answer instead of
  * being refused for a dataset that is only being re-read.
  */
 export function settledData(data: { watch(fn: (value: DataState) => void): () => void }): Promise<DataState> {
-  const reading = (d: DataState): boolean => d.train?.status === 'inspecting' || d.validation?.status === 'inspecting';
   return new Promise((resolve) => {
     let done = false;
     let stop: (() => void) | null = null;
     stop = data.watch((d) => {
-      if (done || reading(d)) return;
+      if (done || dataBeingRead(d)) return;
       done = true;
       // watch calls fn at once, before it has returned the unsubscribe function.
       queueMicrotask(() => stop?.());

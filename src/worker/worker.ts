@@ -14,7 +14,7 @@ import { parseMistralConfig } from '../model/config.ts';
 import { planDtypeOptions } from '../run/plan-dtype.ts';
 import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
-import { adapterZip, trainingSectionOf, withBaseModel } from '../export/index.ts';
+import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index.ts';
 import { importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
@@ -377,9 +377,7 @@ const api = {
           : new Uint8Array(await source.bytes.arrayBuffer())
         : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
-    const remote = source.kind === 'zip' ? (source.trainedOn ?? null) : null;
-    const carried = trainingSectionOf(got.readme);
-    s.useImportedAdapter(got.adapter, remote ? { kind: 'remote', training: remote } : carried ? { kind: 'carried', section: carried } : null);
+    s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null));
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 

@@ -8,7 +8,7 @@ import { startsWithGgufMagic } from '../../core/gguf-magic.ts';
 import { README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
-import { loraToGguf, peftFiles, peftZip, trainingSectionOf, withBaseModel, type TrainingCard } from '../../export/index.ts';
+import { importedTrainingCard, loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
@@ -187,8 +187,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       if (ignored) io.err(`note: the adapter: ${ignored}`);
       const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
       // The README the adapter came with keeps its "Training" section in the new one (train's card, a Replicate training's).
-      const carried = trainingSectionOf(imported.readme);
-      const training: TrainingCard | null = carried ? { kind: 'carried', section: carried } : null;
+      const training = importedTrainingCard(imported.readme);
 
       let files: string[];
       if (format === 'gguf') {

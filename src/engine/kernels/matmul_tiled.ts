@@ -126,8 +126,12 @@ export interface Nf4TiledOptions {
  * adapter with exactly 16 KiB gets the narrow block.
  */
 export function nf4MatmulForwardTiled(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}, t: TiledOptions = {}): void {
-  const a: GemmArgs = { C: Y, A: X, B: W.codes, M, N: W.rows, K: W.cols, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0, lowRank: o.lowRank };
-  nf4Tiled(ctx, a, W, t);
+  nf4Tiled(ctx, nf4ForwardArgs(Y, X, W, M, o), W, t);
+}
+
+/** The forward in GEMM terms: C = Y (M × W.rows), the reduction over W.cols, B = the codes read transposed. */
+export function nf4ForwardArgs(Y: GPUBuffer, X: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}): GemmArgs {
+  return { C: Y, A: X, B: W.codes, M, N: W.rows, K: W.cols, transB: true, alpha: o.alpha, beta: o.accumulate ? 1 : 0, lowRank: o.lowRank };
 }
 
 /**
@@ -137,16 +141,29 @@ export function nf4MatmulForwardTiled(ctx: GpuContext, Y: GPUBuffer, X: GPUBuffe
  * Shared memory and block choice as the forward.
  */
 export function nf4MatmulBackwardTiled(ctx: GpuContext, dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}, t: TiledOptions = {}): void {
-  const a: GemmArgs = { C: dX, A: dY, B: W.codes, M, N: W.cols, K: W.rows, transB: false, alpha: o.alpha, beta: o.accumulate ? 1 : 0, lowRank: o.lowRank };
-  nf4Tiled(ctx, a, W, t);
+  nf4Tiled(ctx, nf4BackwardArgs(dX, dY, W, M, o), W, t);
+}
+
+/** The input gradient in GEMM terms: C = dX (M × W.cols), the reduction over W.rows, B = the codes as stored. */
+export function nf4BackwardArgs(dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: number, o: Nf4TiledOptions = {}): GemmArgs {
+  return { C: dX, A: dY, B: W.codes, M, N: W.cols, K: W.rows, transB: false, alpha: o.alpha, beta: o.accumulate ? 1 : 0, lowRank: o.lowRank };
+}
+
+/** Whether the NF4 products' wide block fits this device (its 64 bytes of code book over WebGPU's 16 KiB minimum). */
+export function nf4WideBlockFits(ctx: GpuContext): boolean {
+  return ctx.device.limits.maxComputeWorkgroupStorageSize >= tiledWorkgroupBytes('wide', 1, true);
+}
+
+/** The variant an NF4 product (nf4ForwardArgs, nf4BackwardArgs) runs on: the narrow block where the wide one does not fit. */
+export function nf4TiledVariant(ctx: GpuContext, a: GemmArgs, t: TiledOptions = {}): TiledVariant {
+  return tiledVariant(a, nf4WideBlockFits(ctx) ? t : { ...t, block: 'narrow' });
 }
 
 /** One NF4 product on matmul_tiled.wgsl: `a` in GEMM terms, its B the weight's codes (transB: forward, else gradient). */
 function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): void {
   checkLowRank(a);
   const limit = ctx.device.limits.maxComputeWorkgroupStorageSize;
-  const roomForWide = limit >= tiledWorkgroupBytes('wide', 1, true);
-  const v = tiledVariant(a, roomForWide ? t : { ...t, block: 'narrow' });
+  const v = nf4TiledVariant(ctx, a, t);
   const stages = fittingStages(t.stages ?? ctx.tiledStages, v.block, true, limit);
   const lr = lowRankSpec(a);
   const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check, ...lr.constants };

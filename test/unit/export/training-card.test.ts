@@ -1,7 +1,7 @@
 // The export README's "Training" section (src/export/training-card.ts): what it says of the run, and user text that
 // cannot break out of its code spans and blocks.
 import { describe, expect, it } from 'vitest';
-import { codeSpan, fencedBlock, MAX_RESULT_ROWS, remoteTrainingCardLines, trainingCardLines, trainingCardSection, trainingSectionOf, type TrainingSummary } from '../../../src/export/training-card.ts';
+import { codeSpan, fencedBlock, importedTrainingCard, MAX_RESULT_ROWS, remoteTrainingCardLines, trainingCardLines, trainingCardSection, trainingSectionOf, type TrainingSummary } from '../../../src/export/training-card.ts';
 import { adapterReadme } from '../../../src/export/peft.ts';
 import { createAdapter } from '../../../src/model/lora-adapter.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
@@ -94,6 +94,17 @@ describe('the README\'s Training section', () => {
     const readme = adapterReadme(adapter, { training: { kind: 'carried', section: carried } });
     expect(readme.endsWith(`\n\n${carried}\n`)).toBe(true);
     expect(readme.indexOf('## PEFT')).toBeLessThan(readme.indexOf('## Training'));
+  });
+});
+
+describe('importedTrainingCard', () => {
+  it("is the Replicate training when there is one, else the README's Training section, else none", () => {
+    const remote = { id: 'abc123', trainer: null, version: null, seconds: null, completedAt: null, inputs: [] };
+    const readme = '# A\n\n## Training\n\nTrained elsewhere.\n';
+    expect(importedTrainingCard(readme, remote)).toEqual({ kind: 'remote', training: remote });
+    expect(importedTrainingCard(readme)).toEqual({ kind: 'carried', section: '## Training\n\nTrained elsewhere.' });
+    expect(importedTrainingCard('# A\n\nno section\n')).toBeNull();
+    expect(importedTrainingCard(null)).toBeNull();
   });
 });
 

@@ -1,6 +1,6 @@
 // The dataset as a send or a run may use it: both files read without errors, and the wait for a re-read under way.
 import { describe, expect, it } from 'vitest';
-import { Cell, dataUsable, settledData, type DataFile, type DataState } from '../../../src/ui/state.ts';
+import { Cell, dataBeingRead, dataUsable, settledData, type DataFile, type DataState } from '../../../src/ui/state.ts';
 import type { DatasetReport } from '../../../src/worker/api.ts';
 
 const file = (status: DataFile['status'], ok = true): DataFile => ({
@@ -21,6 +21,15 @@ describe('dataUsable', () => {
     // still being read: the button was on and its click said "Fix the dataset first".
     expect(dataUsable({ train: file('ready'), validation: file('inspecting') })).toBe(false);
     expect(dataUsable({ train: file('ready'), validation: file('ready', false) })).toBe(false);
+  });
+});
+
+describe('dataBeingRead', () => {
+  it('is true while either file is being read, and not for a read or failed one', () => {
+    expect(dataBeingRead({ train: file('inspecting'), validation: null })).toBe(true);
+    expect(dataBeingRead({ train: file('ready'), validation: file('inspecting') })).toBe(true);
+    expect(dataBeingRead({ train: file('ready'), validation: file('error') })).toBe(false);
+    expect(dataBeingRead({ train: null, validation: null })).toBe(false);
   });
 });
 
