@@ -2,7 +2,8 @@
 // run in this tier; what can be checked here is checked:
 // - every variant passes Dawn's WGSL validation and pipeline creation (subgroup-matrix types and configurations,
 //   uniformity, the 16 KiB workgroup-memory minimum, the workgroup size against the largest subgroup) on Dawn's null
-//   backend, which offers the feature with the allow_unsafe_apis toggle and runs nothing;
+//   backend, which offers the feature with the allow_unsafe_apis toggle and runs nothing — in a child process
+//   (test/helpers/null-backend-int8.mjs says why);
 // - a context on an adapter without the feature refuses the kernel and says why, and never dispatches it;
 // - the probe that must pass on a real device before the kernel is used (int8-kernel-check.ts) runs every int8
 //   product on ragged shapes with non-zero outputs and compares them bit for bit;
@@ -15,7 +16,8 @@
 //   strides and refuses the same numbers in bytes (the kernel's bug until 2026-11-30: docs/int8.md).
 // Whether Dawn and the driver do what the specification says is proven on a GPU that has the feature: the context's
 // own probe refuses the kernel if any bit differs, and the device kit's int8-sm steps (docs/int8.md).
-import { create } from 'webgpu';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { findNodeAdapter } from '../../src/cli/node-gpu.ts';
 import { FinetuneError } from '../../src/core/errors.ts';
@@ -26,47 +28,37 @@ import type { Defines } from '../../src/engine/preprocess.ts';
 import { KernelRegistry } from '../../src/engine/registry.ts';
 import { shaderNeeds, shaderSources } from '../../src/engine/shaders.ts';
 import { SUBGROUP_MATRIX_FEATURE } from '../../src/engine/subgroup-matrix.ts';
+import { dawnProductShader } from '../helpers/dawn-subgroup-product.ts';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.ts';
 import { runOneWorkgroup } from '../helpers/one-workgroup.ts';
 import { gpuContext } from './context.ts';
 
 const VARIANTS: Defines[] = [{}, { NF4: true }, { NF4: true, DQ: true }, { NF4: true, BACKWARD: true }, { NF4: true, BACKWARD: true, DQ: true }];
 
-/** A device of Dawn's null backend with the subgroup-matrix feature: validation only, nothing executes. */
-async function nullDevice(): Promise<{ adapter: GPUAdapter; device: GPUDevice }> {
-  const gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
-  const adapter = await gpu.requestAdapter();
-  if (!adapter) throw new Error("Dawn's null backend gave no adapter");
-  expect(adapter.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName)).toBe(true);
-  const device = await adapter.requestDevice({ requiredFeatures: [SUBGROUP_MATRIX_FEATURE as GPUFeatureName, 'subgroups' as GPUFeatureName] });
-  return { adapter, device };
+/** What test/helpers/null-backend-int8.mjs learns from Dawn's null backend (validation only, nothing executes). */
+interface NullBackendAnswers {
+  featureOffered: boolean;
+  maxComputeWorkgroupStorageSize: number;
+  subgroupMaxSize: number;
+  /** Each variant's pipeline: null when made, else the registry's error. */
+  variants: { defines: Defines; error: string | null }[];
+  /** The broken copies' errors (null: not refused). */
+  refusals: { wrong_type: string | null; too_big: string | null };
+  /** Dawn's product shader's compiler errors, per order and units. */
+  layout: { major: 'row_major' | 'col_major'; units: 'words' | 'bytes'; errors: string[] }[];
 }
 
-/**
- * Dawn's own end2end check of an i8 → i32 product (src/dawn/tests/end2end/SubgroupMatrixTests.cpp,
- * SubgroupMatrix_MatrixMatrixArithmeticTest, multiply without accumulator), for the 16 × 16 × 32 configuration: the
- * 16 × 32 left and the 32 × 16 right matrices' i8 values packed one after the other into an array<i32>, both in
- * `major` order, the i32 product stored in that order. `units` 'words': offsets and strides as Dawn's test gives them
- * (its i8 ones divided by 4: kLoadOffset = K · M / 4, kLeftStride = K / 4 …); 'bytes': as this kernel gave them
- * before 2026-11-30.
- */
-function dawnProductShader(major: 'row_major' | 'col_major', units: 'words' | 'bytes'): string {
-  const [M, N, K] = [16, 16, 32];
-  const q = units === 'words' ? 4 : 1;
-  const col = major === 'col_major';
-  return `enable chromium_experimental_subgroup_matrix;
-enable subgroups;
-@group(0) @binding(0) var<storage, read> inputs: array<i32, ${(K * M + N * K) / 4}>;
-@group(0) @binding(1) var<storage, read_write> output: array<i32, ${M * N}>;
-@compute @workgroup_size(128)
-fn main(@builtin(subgroup_id) sg: u32) {
-  if (sg != 0u) { return; }
-  let l = subgroupMatrixLoad<subgroup_matrix_left<i8, ${K}, ${M}>, ${major}>(&inputs, 0u, ${(col ? M : K) / q}u);
-  let r = subgroupMatrixLoad<subgroup_matrix_right<i8, ${N}, ${K}>, ${major}>(&inputs, ${(K * M) / q}u, ${(col ? K : N) / q}u);
-  let acc = subgroupMatrixMultiplyAccumulate(l, r, subgroup_matrix_result<i32, ${N}, ${M}>());
-  subgroupMatrixStore<${major}>(&output, 0u, acc, ${col ? M : N}u);
-}
-`;
+let answers: Promise<NullBackendAnswers> | null = null;
+
+/** The child's answers, asked once for the file; a child that dies fails the test that asked, with its stderr. */
+function nullBackend(): Promise<NullBackendAnswers> {
+  answers ??= promisify(execFile)(process.execPath, ['test/helpers/null-backend-int8.mjs'], { timeout: 300_000, maxBuffer: 16 << 20 }).then(
+    ({ stdout }) => JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as NullBackendAnswers,
+    (e: { message: string; stderr?: string }) => {
+      throw new Error(`the null-backend child failed: ${e.message}\n${(e.stderr ?? '').slice(-2000)}`);
+    },
+  );
+  return answers;
 }
 
 /** Dawn's Matrix::Fill for a signed matrix of `rows` × `cols`: values rotating through nine, laid out in `major` order. */
@@ -92,24 +84,16 @@ describe('the subgroup-matrix int8 kernel', () => {
   });
 
   it('passes WGSL validation and pipeline creation in every variant, within 16 KiB of workgroup memory', async () => {
-    const { adapter, device } = await nullDevice();
-    expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+    const a = await nullBackend();
+    expect(a.featureOffered).toBe(true);
+    expect(a.maxComputeWorkgroupStorageSize).toBe(16384);
     // The null backend's largest subgroup (128) is the kernel's whole workgroup: the strictest case of the rule.
-    expect((adapter.info as unknown as { subgroupMaxSize: number }).subgroupMaxSize).toBe(128);
-    const registry = new KernelRegistry(device, shaderSources);
-    for (const defines of VARIANTS) await registry.prepare({ shader: 'int8_matmul_sm', defines });
+    expect(a.subgroupMaxSize).toBe(128);
+    expect(a.variants.map((v) => v.defines)).toEqual(VARIANTS);
+    for (const v of a.variants) expect(v.error, JSON.stringify(v.defines)).toBeNull();
     // The validation is real: a wrong accumulator type and an oversized workgroup are refused.
-    const broken = new KernelRegistry(device, {
-      ...shaderSources,
-      wrong_type: shaderSources.int8_matmul_sm.replace('subgroup_matrix_result<i32, 16, 16>()', 'subgroup_matrix_result<f32, 16, 16>()'),
-      too_big: shaderSources.int8_matmul_sm.replace('array<i32, 1024>;', 'array<i32, 2048>;'),
-    });
-    // In error scopes: the refusals are expected, and so not reported as uncaptured errors.
-    device.pushErrorScope('validation');
-    await expect(broken.prepare({ shader: 'wrong_type' })).rejects.toThrow(/subgroupMatrixMultiplyAccumulate/);
-    await expect(broken.prepare({ shader: 'too_big' })).rejects.toThrow(/workgroup storage/);
-    await device.popErrorScope();
-    device.destroy();
+    expect(a.refusals.wrong_type).toMatch(/subgroupMatrixMultiplyAccumulate/);
+    expect(a.refusals.too_big).toMatch(/workgroup storage/);
   });
 
   it('is the only shader that needs a feature, and does not compile without it', async () => {
@@ -151,18 +135,12 @@ describe('the subgroup-matrix int8 kernel', () => {
   it("follows Dawn's i8 layout: Dawn's own end2end product, with offsets and strides in the array's words", async () => {
     // Dawn (this package's dawn.node) takes the offsets and strides of Dawn's test, in words, and refuses the same
     // numbers in bytes, counted as words, as reaching past the array's end.
-    const { device: nd } = await nullDevice();
-    for (const major of ['row_major', 'col_major'] as const) {
-      for (const units of ['words', 'bytes'] as const) {
-        nd.pushErrorScope('validation');
-        const info = await nd.createShaderModule({ code: dawnProductShader(major, units) }).getCompilationInfo();
-        await nd.popErrorScope();
-        const errors = info.messages.filter((m) => m.type === 'error').map((m) => m.message);
-        if (units === 'words') expect(errors, `${major}, ${units}`).toEqual([]);
-        else expect(errors.join('\n'), `${major}, ${units}`).toMatch(/the pointer operand of subgroupMatrixLoad is too small/);
-      }
+    const { layout } = await nullBackend();
+    expect(layout.map((l) => `${l.major} ${l.units}`)).toEqual(['row_major words', 'row_major bytes', 'col_major words', 'col_major bytes']);
+    for (const { major, units, errors } of layout) {
+      if (units === 'words') expect(errors, `${major}, ${units}`).toEqual([]);
+      else expect(errors.join('\n'), `${major}, ${units}`).toMatch(/the pointer operand of subgroupMatrixLoad is too small/);
     }
-    nd.destroy();
     // The emulation computes the product Dawn's test expects, in both orders.
     const device = ctx.device;
     for (const major of ['row_major', 'col_major'] as const) {
