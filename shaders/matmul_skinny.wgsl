@@ -37,7 +37,16 @@
 //   k for each s where it is stored along K (B [N, K] with TRANS_B, or A [M, K] for a small M), along s for each k
 //   where it is stored along the small side and bound as vec4 (S % 4 == 0), else one float at a time. Each sum still
 //   takes its terms one fma at a time in increasing k (a different order of k per thread than the scalar path, so
-//   other bits, but fixed); dropout masks each element of a quad with its own flat index.
+//   other bits, but fixed); dropout masks each element of a quad with its own flat index. The host sends a product
+//   there by itself only when its small operand is stored along K (t = drop(x)·Aᵀ): stored along the small side (dt =
+//   dy·B), a lane's four k are four rows S floats long, so each quad load of the small operand has the warp's lanes
+//   128 bytes apart (32 cache lines per load, 8 loads per quad of the long operand), which cost dt ≈ 113 µs a product
+//   on the H200 where t took 64 (run b, 2026-12-04).
+// - The scalar path (any layout): sixteen of a thread's k in flight, their long-operand loads issued before any is used;
+//   the small operand in quads along s where it is stored along the small side, S % 4 == 0 and it can be bound as vec4
+//   (SMALL_VEC4 on the host: A_VEC4 or B_VEC4 without ALIGNED), so a lane reads its row k in S / 4 loads and a warp's 32
+//   consecutive rows are contiguous; else one float at a time. Either way each sum takes the same terms in the same
+//   order: the same bits.
 
 // The block of shaders/matmul.wgsl (dstate, dthreshold, dscale: the dropout mask, read with DROPOUT).
 struct Params {
@@ -47,8 +56,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-// A binding is declared once per pipeline, so an operand bound as vec4 (A_VEC4, B_VEC4: only with ALIGNED) is read
-// through elemA/elemB and quadA/quadB below, which the rest of the shader uses whichever way it is bound.
+// A binding is declared once per pipeline, so an operand bound as vec4 (A_VEC4, B_VEC4: the long operand with ALIGNED,
+// the small one with or without it) is read through elemA/elemB and quadA/quadB below, which the rest of the shader
+// uses whichever way it is bound.
 //#if A_VEC4
 @group(0) @binding(1) var<storage, read> A: array<vec4f>;
 const A_QUADS = true;
@@ -156,16 +166,17 @@ fn small4(k: u32, s0: u32, S: u32) -> vec4f {
 }
 
 // One k of a thread's sums: the long operand's value v times the small operand's row k, into the S sums (four vec4
-// accumulators, those past S untouched).
+// accumulators, those past S untouched). The small operand's row comes in quads where it is bound as vec4 (on this
+// path the host binds it so only where it is stored along the small side and S % 4 == 0), else a float at a time: the
+// same values either way, so the same bits.
 fn accumulate(v: f32, k: u32, S: u32, a0: ptr<function, vec4f>, a1: ptr<function, vec4f>, a2: ptr<function, vec4f>, a3: ptr<function, vec4f>) {
   let w = vec4f(v);
-  *a0 = fma(w, small4(k, 0u, S), *a0);
-  if (S > 4u) { *a1 = fma(w, small4(k, 4u, S), *a1); }
-  if (S > 8u) { *a2 = fma(w, small4(k, 8u, S), *a2); }
-  if (S > 12u) { *a3 = fma(w, small4(k, 12u, S), *a3); }
+  *a0 = fma(w, smallAlongS(k, 0u, S), *a0);
+  if (S > 4u) { *a1 = fma(w, smallAlongS(k, 4u, S), *a1); }
+  if (S > 8u) { *a2 = fma(w, smallAlongS(k, 8u, S), *a2); }
+  if (S > 12u) { *a3 = fma(w, smallAlongS(k, 12u, S), *a3); }
 }
 
-//#if ALIGNED
 // Elements j … j + 3 of A's and B's bindings (j % 4 == 0): one 16-byte load where the operand is bound as vec4. The
 // four scalar loads serve the small operand where it is stored along K but its batch entries or binding are not
 // 16-byte aligned.
@@ -203,6 +214,19 @@ fn opB4(i: u32) -> vec4f {
   return v;
 }
 
+// The small operand at k for s0 … s0 + 3: one quad where it is bound as vec4 (the host binds it so only where it is
+// stored along the small side, row k of A [K, M] or B [K, N], and S % 4 == 0, so s0 + 3 < S), else four scalars in
+// either storage order, zero past S.
+fn smallAlongS(k: u32, s0: u32, S: u32) -> vec4f {
+  if (select(B_QUADS, A_QUADS, SMALL_M)) {
+    let i = k * S + s0;
+    if (SMALL_M) { return opA4(i); }
+    return opB4(i);
+  }
+  return small4(k, s0, S);
+}
+
+//#if ALIGNED
 // Quad j of long index l: the long operand is stored along K here (A [M, K], or B [N, K] for a small M).
 fn long4(l: u32, j: u32) -> vec4f {
   let i = l * p.K + 4u * j;
@@ -217,17 +241,6 @@ fn smallAlongK(k: u32, s: u32, S: u32) -> vec4f {
   let i = s * p.K + k;
   if (SMALL_M) { return opA4(i); }
   return opB4(i);
-}
-
-// The small operand at k for s0 … s0 + 3 where it is stored along the small side (row k of A [K, M] or B [K, N]): one
-// quad where it is bound as vec4 (then S % 4 == 0, so s0 + 3 < S), else four scalars, zero past S.
-fn smallAlongS(k: u32, s0: u32, S: u32) -> vec4f {
-  if (select(B_QUADS, A_QUADS, SMALL_M)) {
-    let i = k * S + s0;
-    if (SMALL_M) { return opA4(i); }
-    return opB4(i);
-  }
-  return small4(k, s0, S);
 }
 
 // acc + v.x · m[0] + v.y · m[1] + v.z · m[2] + v.w · m[3], one fma at a time in that order: m[c] holds the small
@@ -304,20 +317,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
       accumulate4(long4(l, j), j, S, &acc0, &acc1, &acc2, &acc3);
     }
 //#else
-    // Four of the thread's k at a time, their four long-operand loads issued before any is used. The product is
-    // bound by the long operand's bytes in flight: one load at a time per thread kept about 2 KB in flight per SM on
-    // the H200 (15 warps, one 128-byte line each), which Little's law caps near 0.4 TB/s, and that is what it ran at
-    // (2026-11-30). The sums still take their terms one fma at a time in increasing k: the same bits as one at a time.
+    // Sixteen of the thread's k at a time, their sixteen long-operand loads issued before any is used. The product
+    // is bound by the latency of those loads: a thread's k run one after another, so its loop is a chain of round
+    // trips to memory, one per batch of loads. One load at a time kept about 2 KB in flight per SM on the H200, which
+    // Little's law caps near 0.4 TB/s, and that is what it ran at (2026-11-30); four at a time still left dA and dB
+    // (groups on K: 2048 tokens / 8 groups = 64 batches of four a thread, at most 448 workgroups) at ≈ 85 µs each, about
+    // 64 round trips (run b, 2026-12-04). Sixteen make that 16. The sums still take their terms one fma at a time in
+    // increasing k: the same bits as one at a time.
     var k = kFirst;
-    for (; k + 3u * kStep < p.K; k += 4u * kStep) {
-      let v0 = longAt(l, k);
-      let v1 = longAt(l, k + kStep);
-      let v2 = longAt(l, k + 2u * kStep);
-      let v3 = longAt(l, k + 3u * kStep);
-      accumulate(v0, k, S, &acc0, &acc1, &acc2, &acc3);
-      accumulate(v1, k + kStep, S, &acc0, &acc1, &acc2, &acc3);
-      accumulate(v2, k + 2u * kStep, S, &acc0, &acc1, &acc2, &acc3);
-      accumulate(v3, k + 3u * kStep, S, &acc0, &acc1, &acc2, &acc3);
+    for (; k + 15u * kStep < p.K; k += 16u * kStep) {
+//#unroll u 16
+      let v$(u) = longAt(l, k + $(u)u * kStep);
+//#endunroll
+//#unroll u 16
+      accumulate(v$(u), k + $(u)u * kStep, S, &acc0, &acc1, &acc2, &acc3);
+//#endunroll
     }
     for (; k < p.K; k += kStep) {
       accumulate(longAt(l, k), k, S, &acc0, &acc1, &acc2, &acc3);

@@ -120,16 +120,17 @@ export function hotPipelines(ctx: GpuContext): HotPipeline[] {
     }
   }
   // LoRA's rank-8 products on the skinny kernel (kernels/lora.ts): t = drop(x)·Aᵀ, dt = dy·B, dB = dyᵀ·t, dA = dtᵀ·drop(x).
-  // t and dt read their long operand in 16-byte quads (aligned: K % 4 == 0), and otherwise one float at a time; dt at
-  // rank 3 reads its small operand one float at a time inside the aligned path.
+  // t reads its long operand in 16-byte quads (aligned: K % 4 == 0), and otherwise one float at a time; dt, dB and dA
+  // take the scalar path with their small operand (stored along r) in quads, dt the aligned path only when forced, and
+  // at rank 3 (no quads of a 3-wide row) one float at a time inside it.
   const tArgs: Partial<GemmArgs> = { transB: true, dropout: { on: 'A', ...DROPOUT } };
-  out.push({ name: 'skinny t = x·Aᵀ, dropout on x, aligned', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, tArgs), { aligned: true }) });
+  out.push({ name: 'skinny t = x·Aᵀ, dropout on x, aligned', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, tArgs)) });
   out.push({ name: 'skinny t = x·Aᵀ, dropout on x, scalar', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, tArgs), { aligned: false }) });
   out.push({ name: 'skinny dt = dy·B, aligned', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256), { aligned: true }) });
-  out.push({ name: 'skinny dt = dy·B, scalar', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256), { aligned: false }) });
+  out.push({ name: 'skinny dt = dy·B, scalar, B in quads', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256)) });
   out.push({ name: 'skinny dt = dy·B at rank 3, aligned', run: (c, i) => gemmSkinny(c, args(i, 256, 3, 256), { aligned: true }) });
-  out.push({ name: 'skinny dB = dyᵀ·t', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, { transA: true })) });
-  out.push({ name: 'skinny dA = dtᵀ·x, dropout on x', run: (c, i) => gemmSkinny(c, args(i, 8, 256, 256, { transA: true, dropout: { on: 'B', ...DROPOUT } })) });
+  out.push({ name: 'skinny dB = dyᵀ·t, t in quads', run: (c, i) => gemmSkinny(c, args(i, 256, 8, 256, { transA: true })) });
+  out.push({ name: 'skinny dA = dtᵀ·x, dropout on x, dt in quads', run: (c, i) => gemmSkinny(c, args(i, 8, 256, 256, { transA: true, dropout: { on: 'B', ...DROPOUT } })) });
   for (const h of HEAD_LAYOUTS) {
     const T = 32;
     const subgroups = ctx.hasSubgroups ? [false, true] : [false];

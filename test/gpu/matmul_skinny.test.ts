@@ -9,7 +9,7 @@ import { tensorSlice, type TensorSlice } from '../../src/engine/buffer-slice.ts'
 import { GpuContext } from '../../src/engine/gpu.ts';
 import type { GemmArgs } from '../../src/engine/kernels/gemm_args.ts';
 import { loraGemmDropout } from '../../src/engine/kernels/lora.ts';
-import { gemmSkinny, skinnyCovers, skinnyFits, skinnyVariant, SKINNY_MAX, SKINNY_MIN_K } from '../../src/engine/kernels/matmul_skinny.ts';
+import { gemmSkinny, skinnyCovers, skinnyFits, skinnyVariant, SKINNY_MAX, SKINNY_MIN_K, type SkinnyOptions } from '../../src/engine/kernels/matmul_skinny.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { gemmRef } from '../../src/engine/reference/matmul.ts';
 import { shaderSources } from '../../src/engine/shaders.ts';
@@ -33,8 +33,10 @@ interface Case {
   pads?: [number, number, number];
   /** At least this many floats in each operand's buffer (a vec4 binding needs 16 bytes, even when K = 0). */
   floats?: number;
-  /** The path the kernel must choose by itself: the aligned one (true) or the scalar one. */
+  /** The path the kernel must choose by itself (or as `force` says): the aligned one (true) or the scalar one. */
   aligned?: boolean;
+  /** Path choices forced on the kernel (gemmSkinny's options). */
+  force?: SkinnyOptions;
 }
 
 const label = (c: Case): string =>
@@ -59,8 +61,8 @@ async function run(ctx: GpuContext, c: Case): Promise<number> {
   const bB = ctx.upload('B', B, 'scratch');
   const bC = ctx.upload('C', C0, 'scratch');
   const args: GemmArgs = { C: bC, A: bA, B: bB, M, N, K, transA: c.transA, transB: c.transB, alpha, beta, batch, strideA: sA, strideB: sB, strideC: sC };
-  if (c.aligned !== undefined) expect(skinnyVariant(args).aligned, `${label(c)}: aligned`).toBe(c.aligned);
-  gemmSkinny(ctx, args);
+  if (c.aligned !== undefined) expect(skinnyVariant(args, c.force).aligned, `${label(c)}: aligned`).toBe(c.aligned);
+  gemmSkinny(ctx, args, c.force);
   const got = await ctx.readF32(bC);
   let err = 0;
   for (let b = 0; b < batch; b++) {
@@ -114,6 +116,8 @@ const nullArgs = (M: number, N: number, K: number, extra: Partial<GemmArgs> = {}
 /** The path fields of a SkinnyVariant: both operands in quads, or one float at a time. */
 const quads = { aligned: true, smallVec4: true };
 const scalar = { aligned: false, smallVec4: false };
+/** The scalar path with the small operand (stored along the small side) read in quads along s. */
+const scalarQuads = { aligned: false, smallVec4: true };
 
 // The aligned path (lanes on K, K % 4 == 0; a thread takes 4 quads of k per step of 128 quads a warp): small side 1, 3,
 // 8, 16; long sides 1, 37, 257 (not multiples of the 8 a workgroup takes); K = 4 and 64 (fewer quads than lanes),
@@ -163,7 +167,7 @@ describe('skinny matmul against float64', () => {
       { M: 3, N: 130, K: 0, transB: true },
       // With 16-byte buffers the aligned path takes K = 0 too (its loops never run).
       { M: 37, N: 8, K: 0, transB: true, alpha: 2, beta: 1, floats: 4, aligned: true },
-      { M: 37, N: 8, K: 0, floats: 4, aligned: true },
+      { M: 37, N: 8, K: 0, floats: 4, aligned: true, force: { aligned: true } },
       { M: 3, N: 130, K: 0, transB: true, floats: 4, aligned: true },
     ] as Case[]) {
       expect(await run(ctx, c), label(c)).toBeLessThan(TOL);
@@ -171,15 +175,18 @@ describe('skinny matmul against float64', () => {
   });
 
   // Small N: A [M, K] is the long operand; B is stored along K (Bᵀ: quads along k per s) or along N (quads along s per
-  // k where N % 4 == 0, else one float at a time). Small M with Bᵀ: B [N, K] is the long operand; A likewise.
+  // k where N % 4 == 0, else one float at a time). Small M with Bᵀ: B [N, K] is the long operand; A likewise. The
+  // kernel takes the aligned path by itself only with the small operand stored along K; stored along the small side
+  // (B without Bᵀ, Aᵀ), it is forced here.
   for (const [side, cases, trans] of [
     ['N', ALIGNED_N, [[false, false], [false, true]]],
     ['M', ALIGNED_M, [[false, true], [true, true]]],
   ] as const) {
     for (const [transA, transB] of trans) {
       it(`aligned, small ${side}${transA ? ', Aᵀ' : ''}${transB ? ', Bᵀ' : ''}: small sides 1–16, odd long sides, K with and without quads left over, padded batches`, async () => {
+        const alongS = side === 'N' ? !transB : transA;
         for (const base of cases) {
-          const c = { ...base, transA, transB };
+          const c: Case = { ...base, transA, transB, force: alongS ? { aligned: true } : undefined };
           expect(await run(ctx, c), label(c)).toBeLessThan(TOL);
         }
       });
@@ -227,6 +234,8 @@ describe('skinny matmul against float64', () => {
     { M: R, N: 130, K: 301, on: 'A', p: 0.5, transB: true, alpha: -1.5 },
     { M: R, N: IN, K: BT, on: 'B', p: 0.1, transA: true, beta: 1 },
     { M: 130, N: R, K: 301, on: 'B', p: 0.5, transB: true },
+    // The small operand read in quads along s, masked element by element.
+    { M: 130, N: R, K: 301, on: 'B', p: 0.5 },
     { M: 130, N: 13, K: 64, on: 'out', p: 0.3, beta: 1, alpha: 2 },
     { M: 3, N: 37, K: 301, on: 'out', p: 0.3, transB: true },
     { M: 37, N: 8, K: 17, on: 'out', p: 0.2, batch: 3 },
@@ -251,17 +260,19 @@ describe('skinny matmul against float64', () => {
   for (const c of ALIGNED_DROPS) {
     it(`aligned, ${dropLabel(c)}`, async () => {
       const product = (a: GemmArgs): void => {
-        expect(skinnyVariant(a)).toMatchObject({ aligned: true, smallVec4: true });
-        gemmSkinny(ctx, a);
+        expect(skinnyVariant(a, { aligned: true })).toMatchObject({ aligned: true, smallVec4: true });
+        gemmSkinny(ctx, a, { aligned: true });
       };
       expect(await gemmDropoutError(ctx, c, product)).toBeLessThan(TOL);
     });
   }
 
-  it('reads and writes operands that are slices at a nonzero offset (scalar and aligned)', async () => {
-    for (const K of [301, 300]) await slices(K);
+  it('reads and writes operands that are slices at a nonzero offset (scalar, scalar with the small operand in quads, aligned)', async () => {
+    await slices(301, { smallVec4: false }, scalar);
+    await slices(301, {}, scalarQuads);
+    await slices(300, { aligned: true }, quads);
   });
-  const slices = async (K: number): Promise<void> => {
+  const slices = async (K: number, force: SkinnyOptions, path: typeof quads): Promise<void> => {
     const [M, N] = [37, 8];
     const align = ctx.device.limits.minStorageBufferOffsetAlignment;
     const A = randomArray(M * K, 71);
@@ -276,8 +287,8 @@ describe('skinny matmul against float64', () => {
     const bufs = [A, B, C0].map((v, i) => ctx.upload(`sliced ${i}`, embed(v), 'scratch'));
     const [sA, sB, sC] = [A, B, C0].map((v, i) => tensorSlice(bufs[i], align, v.length * 4));
     const args: GemmArgs = { C: sC, A: sA, B: sB, M, N, K, alpha: 0.5, beta: 1 };
-    expect(skinnyVariant(args).aligned).toBe(K % 4 === 0);
-    gemmSkinny(ctx, args);
+    expect(skinnyVariant(args, force)).toMatchObject(path);
+    gemmSkinny(ctx, args, force);
     const got = await ctx.readF32(bufs[2]);
     const want = gemmRef(A, B, M, N, K).map((v, i) => 0.5 * v + C0[i]);
     expect(maxRelError(got.subarray(align / 4, align / 4 + M * N), want)).toBeLessThan(TOL);
@@ -301,9 +312,10 @@ describe('skinny matmul against float64', () => {
     for (const b of [bA, bB, bC]) ctx.destroy(b);
   });
 
-  it('takes four k (aligned: four quads) at a time with the same bits as one at a time (both layouts, with and without a remainder, dropout)', async () => {
-    // The products at odd lengths: lanes on K (kStep 32) and groups on K (kStep 8), loops of 1–125 steps per thread;
-    // aligned (the small operand in quads along k, then along s), 2 steps of four quads per thread with 0–3 left over.
+  it('takes sixteen k (aligned: four quads) at a time with the same bits as one at a time, and the small operand in quads with the same bits as a float at a time (both layouts, with and without a remainder, dropout)', async () => {
+    // The products at odd lengths: lanes on K (kStep 32) and groups on K (kStep 8), loops of 0–7 steps of sixteen per
+    // thread with 0–15 k left over; aligned (the small operand in quads along k), steps of four quads per thread with
+    // 0–3 left over; the scalar path with the small operand read in quads along s, on both layouts.
     const cases: GemmArgs[] = [
       { M: 37, N: 8, K: 301, transB: true },
       { M: 130, N: 13, K: 1001 },
@@ -313,27 +325,35 @@ describe('skinny matmul against float64', () => {
       { M: 257, N: 8, K: 301, transB: true, dropout: loraGemmDropout({ p: 0.1, key: DROP_KEY }, 'A') },
       { M: 37, N: 8, K: 1028, transB: true },
       { M: 37, N: 8, K: 1284, alpha: 2, dropout: loraGemmDropout({ p: 0.1, key: DROP_KEY }, 'B') },
+      { M: 130, N: 16, K: 1000, transA: true, beta: 1 },
+      { M: 8, N: 130, K: 517, transA: true, dropout: loraGemmDropout({ p: 0.1, key: DROP_KEY }, 'A') },
     ].map((c) => ({ ...c, A: STUB, B: STUB, C: STUB }));
-    expect(cases.map((a) => skinnyVariant(a).aligned)).toEqual([false, false, false, false, false, false, true, true]);
-    const bits = async (c: GpuContext): Promise<Uint32Array[]> => {
+    expect(cases.map((a) => skinnyVariant(a).aligned)).toEqual([false, false, false, false, false, false, true, false, false, false]);
+    // The small operand in quads along s: on the lanes-on-K layout (dt's) and on the lanes-along-the-long-side one
+    // (dA's, dB's), dropout on it included.
+    const smallQuads = cases.map((a) => skinnyVariant(a).smallVec4);
+    expect(smallQuads).toEqual([false, false, true, true, false, false, true, true, true, true]);
+    const bits = async (c: GpuContext, o: SkinnyOptions = {}): Promise<Uint32Array[]> => {
       const out: Uint32Array[] = [];
       for (const [n, a] of cases.entries()) {
         const [sA, sB] = [a.M * a.K, a.K * a.N];
         const bA = c.upload('A', randomArray(sA, 90 + n), 'scratch');
         const bB = c.upload('B', randomArray(sB, 95 + n), 'scratch');
         const bC = c.upload('C', randomArray(a.M * a.N, 99 + n), 'scratch');
-        gemmSkinny(c, { ...a, A: bA, B: bB, C: bC });
+        gemmSkinny(c, { ...a, A: bA, B: bB, C: bC }, o);
         out.push(new Uint32Array((await c.readF32(bC)).buffer));
         for (const b of [bA, bB, bC]) c.destroy(b);
       }
       return out;
     };
     const unrolled = await bits(ctx);
+    // A float at a time from the small operand: the same bits.
+    expect(await bits(ctx, { smallVec4: false })).toEqual(unrolled);
     const sources = shaderSources as Record<string, string>;
     const real = sources.matmul_skinny;
-    // The same shader with its four-at-a-time loops never entered: the remainder loops take every k (every quad), one
-    // at a time.
-    const scalarOnly = real.replace('k + 3u * kStep < p.K', 'false');
+    // The same shader with its sixteen- and four-at-a-time loops never entered: the remainder loops take every k
+    // (every quad), one at a time.
+    const scalarOnly = real.replace('k + 15u * kStep < p.K', 'false');
     const oneAtATime = scalarOnly.replace('j + 3u * WARP < K4', 'false');
     expect(scalarOnly).not.toBe(real);
     expect(oneAtATime).not.toBe(scalarOnly);
@@ -369,34 +389,47 @@ describe('skinny matmul against float64', () => {
     expect(skinnyCovers(nullArgs(2048, 8, 4096, { bStorage: 'f16' }))).toBe(false);
     // Layouts: lanes along K exactly when the long operand (A, or B for a small M) is stored along K.
     expect(skinnyVariant(nullArgs(2048, 8, 4096, { transB: true }))).toEqual({ smallM: false, lanesOnK: true, longPerGroup: 8, ...quads });
-    expect(skinnyVariant(nullArgs(4096, 8, 2048, { transA: true }))).toEqual({ smallM: false, lanesOnK: false, longPerGroup: 32, ...scalar });
-    expect(skinnyVariant(nullArgs(8, 4096, 2048, { transA: true }))).toEqual({ smallM: true, lanesOnK: false, longPerGroup: 32, ...scalar });
+    expect(skinnyVariant(nullArgs(4096, 8, 2048, { transA: true }))).toEqual({ smallM: false, lanesOnK: false, longPerGroup: 32, ...scalarQuads });
+    expect(skinnyVariant(nullArgs(8, 4096, 2048, { transA: true }))).toEqual({ smallM: true, lanesOnK: false, longPerGroup: 32, ...scalarQuads });
     expect(skinnyVariant(nullArgs(8, 4096, 2048, { transB: true }))).toEqual({ smallM: true, lanesOnK: true, longPerGroup: 8, ...quads });
   });
 
-  it('reads the long operand in quads exactly when lanes run on K, K % 4 == 0 and its binding and entries are 16-byte aligned', () => {
+  it('reads the long operand in quads exactly when lanes run on K, K % 4 == 0, its binding and entries are 16-byte aligned and the small operand is stored along K', () => {
     const v = (M: number, N: number, K: number, extra: Partial<GemmArgs> = {}) => skinnyVariant(nullArgs(M, N, K, extra));
-    // LoRA's lanes-on-K products at Mistral-7B's shapes, 2048 tokens, r = 8 and 16: t = x·Aᵀ (K = the input width),
-    // dt = dy·B with B [out, r] (K = the output width); both read their small operand in quads too.
+    // LoRA's products at Mistral-7B's shapes, 2048 tokens, r = 8 and 16. t = x·Aᵀ (K = the input width): aligned, its
+    // small operand A [r, in] in quads along k. dt = dy·B with B [out, r] (K = the output width): lanes on K, but the
+    // small operand is stored along r, so the scalar path, reading B's rows in quads.
     for (const r of [8, 16]) {
       for (const K of [4096, 14336]) {
-        expect(v(2048, r, K, { transB: true }), `t r=${r} K=${K}`).toMatchObject({ lanesOnK: true, aligned: true, smallVec4: true });
-        expect(v(2048, r, K), `dt r=${r} K=${K}`).toMatchObject({ lanesOnK: true, aligned: true, smallVec4: true });
+        expect(v(2048, r, K, { transB: true }), `t r=${r} K=${K}`).toMatchObject({ lanesOnK: true, ...quads });
+        expect(v(2048, r, K), `dt r=${r} K=${K}`).toMatchObject({ lanesOnK: true, ...scalarQuads });
       }
     }
-    // dB = dyᵀ·t and dA = dtᵀ·x have their lanes along the long side: never.
-    expect(v(14336, 8, 2048, { transA: true, beta: 1 }).aligned).toBe(false);
-    expect(v(8, 4096, 2048, { transA: true, beta: 1 }).aligned).toBe(false);
+    // dB = dyᵀ·t and dA = dtᵀ·x have their lanes along the long side: never aligned; their small operand (t [2048, r],
+    // dt [2048, r]) in quads along r.
+    expect(v(14336, 8, 2048, { transA: true, beta: 1 })).toMatchObject(scalarQuads);
+    expect(v(8, 4096, 2048, { transA: true, beta: 1 })).toMatchObject(scalarQuads);
     // K % 4 != 0: quads would straddle rows.
     for (const K of [4097, 4098, 4099]) {
       expect(v(2048, 8, K, { transB: true }).aligned, `K=${K}`).toBe(false);
       expect(v(8, 2048, K, { transB: true }).aligned, `small M, K=${K}`).toBe(false);
     }
-    // Rank 3: aligned; quads of the small operand along k (Bᵀ) but not along a 3-wide row (B [out, 3]).
+    // Rank 3: quads of the small operand along k (Bᵀ) but not along a 3-wide row (B [out, 3]), on either path.
     expect(v(2048, 3, 4096, { transB: true })).toMatchObject({ aligned: true, smallVec4: true });
-    expect(v(2048, 3, 4096)).toMatchObject({ aligned: true, smallVec4: false });
-    expect(v(3, 2048, 4096, { transA: true, transB: true })).toMatchObject({ smallM: true, aligned: true, smallVec4: false });
-    expect(v(4, 2048, 4096, { transA: true, transB: true })).toMatchObject({ smallM: true, aligned: true, smallVec4: true });
+    expect(v(2048, 3, 4096)).toMatchObject(scalar);
+    expect(skinnyVariant(nullArgs(2048, 3, 4096), { aligned: true })).toMatchObject({ aligned: true, smallVec4: false });
+    expect(v(3, 2048, 4096, { transA: true, transB: true })).toMatchObject({ smallM: true, ...scalar });
+    expect(v(4, 2048, 4096, { transA: true, transB: true })).toMatchObject({ smallM: true, ...scalarQuads });
+    expect(skinnyVariant(nullArgs(4, 2048, 4096, { transA: true, transB: true }), { aligned: true })).toMatchObject({ smallM: true, ...quads });
+    // The small operand stored along K never comes in quads on the scalar path (a row k is not contiguous there).
+    expect(v(2048, 8, 4098, { transB: true })).toMatchObject(scalar);
+    expect(v(8, 2048, 4096, { transA: false, transB: false })).toMatchObject({ smallM: true, lanesOnK: false, ...scalar });
+    // ... nor one off 16 bytes, nor its batch entries: rows along s of S % 4 == 0 floats start on 16 bytes only then.
+    expect(v(2048, 8, 4096, { B: { buffer: null!, offset: 4, size: 2 ** 30 } })).toMatchObject(scalar);
+    expect(v(8, 4096, 2048, { transA: true, batch: 2, strideA: 8 * 2048 + 2, strideB: 4096 * 2048 })).toMatchObject(scalar);
+    expect(v(8, 4096, 2048, { transA: true, batch: 2, strideA: 8 * 2048 + 4, strideB: 4096 * 2048 })).toMatchObject(scalarQuads);
+    // Forced off (tests): one float at a time.
+    expect(skinnyVariant(nullArgs(8, 4096, 2048, { transA: true }), { smallVec4: false })).toMatchObject(scalar);
     // Batch strides count only with more than one entry; the long operand's decides, the small one's only its quads.
     const [sA, sB] = [2048 * 4096, 8 * 4096];
     expect(v(2048, 8, 4096, { transB: true, strideA: 3 }).aligned).toBe(true);

@@ -8,7 +8,9 @@
 // memory finish each output: deterministic, no atomics, so a resumed run reproduces bit for bit. The router
 // (`skinnyFits`) is separate from what the kernel can compute (`skinnyCovers`), so tests reach every K. With lanes on
 // K, a long operand that can be read in 16-byte quads takes the aligned variant (`SkinnyVariant.aligned`): four times
-// the bytes in flight per thread, since the product is bound by the latency of those loads.
+// the bytes in flight per thread, since the product is bound by the latency of those loads; but only where the small
+// operand is stored along K (skinnyVariant says why). The scalar path keeps sixteen loads in flight a thread and reads
+// a small operand stored along the small side in quads where it can (`SkinnyVariant.smallVec4`).
 
 import { FinetuneError } from '../../core/errors.ts';
 import { sliceBytes, sliceOffset, type BufferSlice } from '../buffer-slice.ts';
@@ -44,8 +46,9 @@ export interface SkinnyVariant {
    */
   aligned: boolean;
   /**
-   * With `aligned`, the small operand bound as vec4 too: quadReadable, and stored along K (quads along k for each s)
-   * or with S % 4 == 0 (quads along s for each k). Otherwise the aligned path reads it one float at a time.
+   * The small operand bound as vec4 (quadReadable). With `aligned`: stored along K (quads along k for each s) or with
+   * S % 4 == 0 (quads along s for each k). On the scalar path: stored along the small side with S % 4 == 0 (a row k
+   * in S / 4 quads). Otherwise it is read one float at a time.
    */
   smallVec4: boolean;
 }
@@ -54,6 +57,8 @@ export interface SkinnyVariant {
 export interface SkinnyOptions {
   /** false forces the scalar path where the aligned one could run; true where it cannot is refused. */
   aligned?: boolean;
+  /** false: the small operand one float at a time where it could be read in quads (the same bits; for tests). */
+  smallVec4?: false;
 }
 
 /**
@@ -80,12 +85,18 @@ export function skinnyVariant(a: GemmArgs, o: SkinnyOptions = {}): SkinnyVariant
   if (o.aligned === true && !canAlign) {
     throw new FinetuneError('internal', `gemmSkinny: M=${a.M} N=${a.N} K=${a.K} cannot read its long operand in 16-byte quads (lanes on K, K % 4 == 0, 16-byte aligned binding and batch stride)`);
   }
-  const aligned = o.aligned ?? canAlign;
   // The small operand's rows run along K (rows of K floats) when it is A untransposed or B transposed; else they
   // are S floats long.
   const smallAlongK = smallM ? !a.transA : Boolean(a.transB);
   const S = smallM ? a.M : a.N;
-  const smallVec4 = aligned && quadReadable(small, smallStride, batch) && (smallAlongK || S % 4 === 0);
+  // By itself the aligned path takes only products whose small operand is stored along K (t = drop(x)·Aᵀ): stored
+  // along the small side (dt = dy·B), its quad loads of the small operand have a warp's lanes 128 bytes apart, and
+  // such a product ran slower there than the scalar path's reads of whole rows are expected to (shaders/matmul_skinny.wgsl).
+  const aligned = o.aligned ?? (canAlign && smallAlongK);
+  const smallQuadReadable = quadReadable(small, smallStride, batch);
+  // Aligned: quads along k (stored along K) or along s (S % 4 == 0). Scalar: quads along s only, the same values as
+  // one float at a time.
+  const smallVec4 = o.smallVec4 !== false && smallQuadReadable && (aligned ? smallAlongK || S % 4 === 0 : !smallAlongK && S % 4 === 0);
   return { smallM, lanesOnK, longPerGroup: lanesOnK ? GROUPS : WARP, aligned, smallVec4 };
 }
 
@@ -130,11 +141,10 @@ export function gemmSkinny(ctx: GpuContext, a: GemmArgs, o: SkinnyOptions = {}):
   checkSkinny(a);
   const v = skinnyVariant(a, o);
   const defines: Record<string, boolean> = gemmDropoutDefines(a);
-  if (v.aligned) {
-    // The shader's bindings are declared by operand (A_VEC4, B_VEC4), its paths by role (SMALL_M).
-    const [longVec, smallVec] = v.smallM ? ['B_VEC4', 'A_VEC4'] : ['A_VEC4', 'B_VEC4'];
-    Object.assign(defines, { ALIGNED: true, [longVec]: true, [smallVec]: v.smallVec4 });
-  }
+  // The shader's bindings are declared by operand (A_VEC4, B_VEC4), its paths by role (SMALL_M).
+  const [longVec, smallVec] = v.smallM ? ['B_VEC4', 'A_VEC4'] : ['A_VEC4', 'B_VEC4'];
+  if (v.aligned) Object.assign(defines, { ALIGNED: true, [longVec]: true });
+  if (v.smallVec4) defines[smallVec] = true;
   ctx.dispatch(
     {
       shader: 'matmul_skinny',
