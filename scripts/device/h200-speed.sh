@@ -198,29 +198,34 @@ else
   # rare and may die part way (Dawn's futex error), so the headline numbers come first.
   # 1. The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA):
   #    tokens/s checkpointed and with the layers the memory allows kept, beside the ledger's peak (#9: 700 in <= 7 GB,
-  #    923 kept). 2026-12-04 run a: 672.6 / 890.4. Since then the tiled GEMM's K step is written out (//#unroll) with
-  #    named accumulators and prefetch registers, the form the sweep measured at 1.15-1.28x the production kernel.
+  #    923 kept). 2026-12-04 run b: 754.2 / 987.9. Since then: LoRA's dt, dA and dB on the skinny kernel's scalar path
+  #    with 16 loads in flight, and the NF4 forward reading a block's scale once per 64 weights (both unmeasured).
   step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
-  # 2. The generated designs beside the production tiled kernel, in one process: whether production now matches the
-  #    sweep's written-out design (vsTiled near 1.0 for "128x128x16 t8x8 row unroll"; 1.15-1.28 in run a).
-  step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
-  # 3. The plain fp32 matmul at 4096^3 and its variants (#9: >= 32 TFLOP/s, stretch 40, every variant >= 0.9x plain),
-  #    on the row map only (run a: both maps did not fit 90 s).
-  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
-  # 4. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks: at
-  #    k/v's shape the f32 products ran faster on the wide block than on the narrow one the shape gets (run b).
-  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
-  # 5. Where one checkpointed layer's time goes, and the layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and
-  #    4096 tokens), with and without bounds clamps, on both thread maps.
+  # 2. Where one checkpointed layer's time goes (#9: LoRA <= 3 % of the layer; run b 3.1 %, dt 113 us, dA/dB 85-90 us
+  #    a product; by count the reworked scalar path should take 25-35 us).
   step profile-best 60 bench profile --tokens 2048 "${BEST[@]}"
+  # 3. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks: the
+  #    DQ forward at q/o's shape was 0.90 (run b) before the block scale was read once per 64 weights; at k/v's shape
+  #    the f32 products ran faster on the wide block than on the narrow one the shape gets (run b).
+  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
+  # 4. The production warp map on plain products (never measured: the sweep's generated warp map ran 1.09x / 1.25x the
+  #    production row map in run b, the production one only 1.002x on a whole layer).
+  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp
+  # 5. The generated designs beside the production tiled kernel, in one process.
+  step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
+  # 6. The plain fp32 matmul at 4096^3 and its variants on the row map (#9: >= 32 TFLOP/s, stretch 40, every variant
+  #    >= 0.9x plain).
+  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
+  # 7. The layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and 4096 tokens), with and without bounds clamps,
+  #    on both thread maps.
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
   step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step layer-best-4096 90 bench layer --tokens 4096 "${BEST[@]}"
-  # 6. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
+  # 8. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
   step check-best 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}"
   step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
-  # 7. The lm_head + cross-entropy (#9: >= 0.9x plain) and the small kernels; the whole step without clamps and with
+  # 9. The lm_head + cross-entropy (#9: >= 0.9x plain) and the small kernels; the whole step without clamps and with
   #    the int8 DP4A path on the MLP; what a run picks; the time estimates.
   step kernels 120 bench kernels --tokens 2048 --gemm tiled
   step model-best-unclamped 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --no-robustness --gpu-memory 139
@@ -236,7 +241,6 @@ else
   step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
   step layer-best-no-lora-epilogue 60 bench layer --tokens 2048 "${BEST[@]}" --no-lora-epilogue
   step gpu-info 30 gpu-info --no-check
-  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp
   step matmul-fixed 180 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-fixed
   step dispatch 60 bench dispatch --tokens 128,2048
   # Measured on 2026-11-30 and not changed since: the tensor-core int8 kernel (right, slower than DP4A), two stages of
