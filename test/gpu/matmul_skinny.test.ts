@@ -428,6 +428,8 @@ describe('skinny matmul against float64', () => {
     expect(v(2048, 8, 4096, { B: { buffer: null!, offset: 4, size: 2 ** 30 } })).toMatchObject(scalar);
     expect(v(8, 4096, 2048, { transA: true, batch: 2, strideA: 8 * 2048 + 2, strideB: 4096 * 2048 })).toMatchObject(scalar);
     expect(v(8, 4096, 2048, { transA: true, batch: 2, strideA: 8 * 2048 + 4, strideB: 4096 * 2048 })).toMatchObject(scalarQuads);
+    // An empty small side reads none of it.
+    expect(v(0, 4096, 2048, { transA: true })).toMatchObject({ smallM: true, ...scalar });
     // Forced off (tests): one float at a time.
     expect(skinnyVariant(nullArgs(8, 4096, 2048, { transA: true }), { smallVec4: false })).toMatchObject(scalar);
     // Batch strides count only with more than one entry; the long operand's decides, the small one's only its quads.

@@ -96,7 +96,9 @@ export function skinnyVariant(a: GemmArgs, o: SkinnyOptions = {}): SkinnyVariant
   const smallQuadReadable = quadReadable(small, smallStride, batch);
   // Aligned: quads along k (stored along K) or along s (S % 4 == 0). Scalar: quads along s only, the same values as
   // one float at a time.
-  const smallVec4 = o.smallVec4 !== false && smallQuadReadable && (aligned ? smallAlongK || S % 4 === 0 : !smallAlongK && S % 4 === 0);
+  // (S > 0: an empty small side reads nothing, as one float at a time it would not.)
+  const quadRows = S > 0 && S % 4 === 0;
+  const smallVec4 = o.smallVec4 !== false && smallQuadReadable && (aligned ? smallAlongK || quadRows : !smallAlongK && quadRows);
   return { smallM, lanesOnK, longPerGroup: lanesOnK ? GROUPS : WARP, aligned, smallVec4 };
 }
 
