@@ -235,7 +235,7 @@ else
   step estimate-stream 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}" --stream-layers
   # The small-GPU path (layers streamed from host memory) against resident training in one process: never measured on
   # a GPU (docs/performance.md, docs/models.md).
-  step stream 120 bench stream --tokens 2048 --steps 2 "${BEST[@]}"
+  step stream 150 bench stream --tokens 2048 --steps 2 "${BEST[@]}"
   step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
   step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
   # Measured in run a of 2026-12-04 and not changed since: the attention kernels, the layer without the dS scratch or
