@@ -207,15 +207,18 @@ else
   # 3. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks: the
   #    DQ forward at q/o's shape was 0.90 (run b) before the block scale was read once per 64 weights; at k/v's shape
   #    the f32 products ran faster on the wide block than on the narrow one the shape gets (run b).
-  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled
+  #    Since 2026-12-04 (late) every tiled product is timed beside the plain one in alternating rounds (vsPlainRounds):
+  #    150 ms a side keeps the step's time.
+  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
   # 4. The production warp map on plain products (never measured: the sweep's generated warp map ran 1.09x / 1.25x the
   #    production row map in run b, the production one only 1.002x on a whole layer).
-  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp
-  # 5. The generated designs beside the production tiled kernel, in one process.
+  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp --min-ms 150
+  # 5. The generated designs beside the production tiled kernel, each timed in alternating rounds with it (run b's
+  #    ratios at gate/up's shape were against one production measurement 9 % below bench matmul's).
   step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
   # 6. The plain fp32 matmul at 4096^3 and its variants on the row map (#9: >= 32 TFLOP/s, stretch 40, every variant
   #    >= 0.9x plain).
-  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled
+  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled --min-ms 150
   # 7. The layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and 4096 tokens), with and without bounds clamps,
   #    on both thread maps.
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"

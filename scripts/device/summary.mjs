@@ -77,6 +77,12 @@ function nf4Label(r) {
   return `${kind}${dq}/tiled${two}${block}`;
 }
 
+// " (0.93–0.97)": the least and greatest of a paired ratio's rounds (engine/timing.ts timePaired); nothing without them.
+function spread(rounds) {
+  if (!Array.isArray(rounds) || rounds.length < 2) return '';
+  return ` (${Math.min(...rounds).toFixed(2)}–${Math.max(...rounds).toFixed(2)})`;
+}
+
 function nf4Lines(lines) {
   const out = [];
   const byShape = new Map();
@@ -84,7 +90,8 @@ function nf4Lines(lines) {
   for (const r of lines.filter((l) => l.bench === 'nf4')) {
     const k = shape(r);
     if (!byShape.has(k)) byShape.set(k, []);
-    byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}`);
+    // Tiled products since 2026-12-04 (late): their ratio to the plain product timed beside them, and its rounds' spread.
+    byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}${r.vsPlainRounds ? ` ×${r.vsPlain.toFixed(2)}${spread(r.vsPlainRounds)}` : ''}`);
     if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
   }
   for (const [k, cells] of byShape) out.push(`  ${k}: ${cells.join(' | ')}`);
@@ -109,7 +116,7 @@ function line(r) {
         .map(([part, p]) => `${part} ${p.ms.toFixed(1)} ms ${pct(p.share)}`)
         .join(', ')}`;
     case 'matmul-sweep':
-      return `  sweep ${shape(r)} ${r.config}: ${r.skipped ? `skipped: ${r.skipped}` : `${tf(r.gflops)} TFLOP/s, vsTiled ${r.vsTiled?.toFixed(2)}${r.agrees === false ? `, DISAGREES with the tiled kernel (${r.diffVsTiled?.toExponential(2)})` : ''}`}`;
+      return `  sweep ${shape(r)} ${r.config}: ${r.skipped ? `skipped: ${r.skipped}` : `${tf(r.gflops)} TFLOP/s, vsTiled ${r.vsTiled?.toFixed(2)}${spread(r.vsTiledRounds)}${r.agrees === false ? `, DISAGREES with the tiled kernel (${r.diffVsTiled?.toExponential(2)})` : ''}`}`;
     case 'model-estimate':
       return `  model-estimate T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s (${r.basis})`;
     case 'int8':

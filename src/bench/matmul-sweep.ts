@@ -1,13 +1,14 @@
 // `finetune bench sweep`: the generated matmul configurations (matmul-sweep-wgsl.ts) timed one after another in one
-// process, each beside the production tiled kernel on the same inputs: its rate, its ratio to the tiled kernel's, and
-// its output's largest difference from the tiled kernel's (both sum k in order, so 0 is expected; a config that
-// disagrees is reported as such and its speed means nothing). A config the device cannot run (threads, workgroup
-// memory, a pipeline error) gets a line saying why instead of a time.
+// process, each beside the production tiled kernel on the same inputs: its rate, its ratio to the tiled kernel's
+// (timed in alternating rounds with it, engine/timing.ts `timePaired`), and its output's largest difference from the
+// tiled kernel's (both sum k in order, so 0 is expected; a config that disagrees is reported as such and its speed
+// means nothing). A config the device cannot run (threads, workgroup memory, a pipeline error) gets a line saying why
+// instead of a time.
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemmTiled } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError } from '../engine/reference/common.ts';
-import { timeGpu } from '../engine/timing.ts';
+import { timeGpu, timePaired } from '../engine/timing.ts';
 import { filled } from './nf4.ts';
 import { sweepConfigProblem, sweepName, sweepShapeProblem, sweepThreads, sweepWgsl, sweepWorkgroupBytes, sweepWorkgroups, type SweepConfig, type SweepShape } from './matmul-sweep-wgsl.ts';
 
@@ -25,8 +26,14 @@ export interface SweepLine {
   /** The production tiled kernel on this shape: its line has config 'tiled (production)'. */
   ms?: number;
   gflops?: number;
-  /** This config's GFLOP/s over the production tiled kernel's, same shape, same process. */
+  /**
+   * This config's GFLOP/s over the production tiled kernel's, same shape: the median of rounds in which the two were
+   * timed one right after the other (`vsTiledRounds`), not against the production line of the shape.
+   */
   vsTiled?: number;
+  vsTiledRounds?: number[];
+  /** The production kernel's GFLOP/s in those rounds. */
+  tiledGflops?: number;
   diffVsTiled?: number;
   agrees?: boolean;
   reps?: number;
@@ -101,7 +108,8 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
     const C = ctx.createBuffer('sweep C', M * N * 4, 'scratch');
     const flops = 2 * M * N * K;
     try {
-      const tiled = await timeGpu(ctx, () => gemmTiled(ctx, { A, B, C, M, N, K }), { minMs });
+      const production = (): void => gemmTiled(ctx, { A, B, C, M, N, K });
+      const tiled = await timeGpu(ctx, production, { minMs });
       const reference = await ctx.readF32(C);
       const tiledGflops = flops / (tiled.ms * 1e6);
       yield { bench: 'matmul-sweep', config: 'tiled (production)', M, N, K, threads: 256, workgroupBytes: 0, ms: tiled.ms, gflops: tiledGflops, vsTiled: 1, reps: tiled.reps };
@@ -120,11 +128,25 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
           continue;
         }
         try {
+          const run = kernel.bind(A, B, C, shape);
+          const paired = await timePaired(ctx, production, run, { minMs });
+          // Its own output, not the production kernel's from the rounds.
           ctx.clear(C);
-          const t = await timeGpu(ctx, kernel.bind(A, B, C, shape), { minMs });
+          run();
           const diffVsTiled = maxRelError(await ctx.readF32(C), reference);
+          const t = paired.candidate;
           const gflops = flops / (t.ms * 1e6);
-          yield { ...head, ms: t.ms, gflops, vsTiled: gflops / tiledGflops, diffVsTiled, agrees: diffVsTiled <= SWEEP_AGREEMENT, reps: t.reps };
+          yield {
+            ...head,
+            ms: t.ms,
+            gflops,
+            vsTiled: paired.ratio,
+            vsTiledRounds: paired.ratios,
+            tiledGflops: flops / (paired.yardstick.ms * 1e6),
+            diffVsTiled,
+            agrees: diffVsTiled <= SWEEP_AGREEMENT,
+            reps: t.reps,
+          };
         } finally {
           kernel.destroy();
         }

@@ -1,6 +1,9 @@
 // `finetune bench nf4`: the fused NF4 products (forward Y = X·deq(W)ᵀ, backward dX = dY·deq(W), plain and
 // double-quantised scales), each next to the plain tiled fp32 product C = A·B (no transposes) at the same M, N, K,
 // measured in the same run on the same adapter. Goal on real GPUs: vsPlain ≥ 0.95 (k/v's 1024-wide outputs ≥ 0.8).
+// The tiled products' vsPlain comes from rounds that time the plain product and the fused one alternately
+// (engine/timing.ts `timePaired`): one plain measurement at the start of a shape carried whatever the GPU's clocks
+// did until each product's turn.
 // Both products run on shaders/nf4_matmul.wgsl and on the register-tiled kernel (shaders/matmul_tiled.wgsl), whatever
 // --gemm says, and the tiled ones once more on the other block width where the device has room for both: which block
 // a shape gets (NARROW_BELOW_BLOCKS) is a guess, and at k/v's shape the f32 products ran faster on the block not
@@ -13,7 +16,7 @@ import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
 import { nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
-import { timeGpu } from '../engine/timing.ts';
+import { timeGpu, timePaired } from '../engine/timing.ts';
 import { MISTRAL_7B_LAYER } from './layer.ts';
 import { projectionShapes, type ProjectionDims } from './matmul.ts';
 
@@ -34,8 +37,12 @@ export interface Nf4BenchResult {
   K: number;
   ms: number;
   gflops: number;
-  /** GFLOP/s relative to the plain fp32 product at the same M, N, K in this run. */
+  /**
+   * GFLOP/s relative to the plain fp32 product at the same M, N, K in this run: for the tiled products the median of
+   * rounds timed alternately with it (`vsPlainRounds`), for the others against the shape's plain line.
+   */
   vsPlain: number;
+  vsPlainRounds?: number[];
   /** The register-tiled products: max |tiled − basic| / max |basic| over Y or dX (only summation order differs). */
   diffVsBasic?: number;
   /** The tiled products: the block width, and whether it was forced against the shape's own choice. */
@@ -91,7 +98,8 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
       made.push(dX);
 
       // Plain: C (M, N) = A (M, K) · B (K, N), the same FLOPs as both fused products.
-      const tPlain = await timeGpu(ctx, () => gemm(ctx, { C: Y, A: X, B: Wf, M, N, K }), { minMs });
+      const plainProduct = (): void => gemm(ctx, { C: Y, A: X, B: Wf, M, N, K });
+      const tPlain = await timeGpu(ctx, plainProduct, { minMs });
       const plain = flop / (tPlain.ms * 1e6);
       yield result('plain fp32 (C = A·B)', tPlain, plain);
 
@@ -107,16 +115,23 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
         ];
         for (const p of products) {
           yield result(p.name, await timeGpu(ctx, p.basic, { minMs }), plain);
+          // Cleared before each tiled product's own run, so a tiled kernel that wrote nothing shows as a difference of
+          // 1, not 0.
           const basicOut = await ctx.readF32(p.out);
-          // Cleared, so a tiled kernel that wrote nothing shows as a difference of 1, not 0.
-          ctx.clear(p.out);
-          const own = result(`${p.name}, tiled`, await timeGpu(ctx, () => p.tiled(p.own), { minMs }), plain);
-          yield { ...own, block: p.own, blockForced: false, diffVsBasic: maxRelError(await ctx.readF32(p.out), basicOut) };
-          if (bothBlocks) {
+          // Timed beside the plain product (which writes Y too), then run once more alone for its output.
+          const tiled = async (variant: string, block: TiledBlock): Promise<{ line: Nf4BenchResult; diffVsBasic: number }> => {
+            const paired = await timePaired(ctx, plainProduct, () => p.tiled(block), { minMs });
             ctx.clear(p.out);
+            p.tiled(block);
+            const diffVsBasic = maxRelError(await ctx.readF32(p.out), basicOut);
+            return { line: { ...result(variant, paired.candidate, plain), vsPlain: paired.ratio, vsPlainRounds: paired.ratios }, diffVsBasic };
+          };
+          const own = await tiled(`${p.name}, tiled`, p.own);
+          yield { ...own.line, block: p.own, blockForced: false, diffVsBasic: own.diffVsBasic };
+          if (bothBlocks) {
             const block = other(p.own);
-            const forced = result(`${p.name}, tiled, ${block} block`, await timeGpu(ctx, () => p.tiled(block), { minMs }), plain);
-            yield { ...forced, block, blockForced: true, vsOwnBlock: forced.gflops / own.gflops, diffVsBasic: maxRelError(await ctx.readF32(p.out), basicOut) };
+            const forced = await tiled(`${p.name}, tiled, ${block} block`, block);
+            yield { ...forced.line, block, blockForced: true, vsOwnBlock: forced.line.gflops / own.line.gflops, diffVsBasic: forced.diffVsBasic };
           }
         }
         nf4_destroy(ctx, W);

@@ -63,6 +63,12 @@ describe('finetune CLI over Dawn', () => {
     expect(plain.map((r) => [r.kernel, r.block ?? null, r.vsPlain])).toEqual(
       Array(2).fill([['basic', null, 1], ['tiled', 'narrow', 1], ['tiled', 'narrow', 1], ['tiled', 'wide', 1], ['tiled-fixed', 'narrow', 1]]).flat(),
     );
+    for (const r of plain) expect(r.vsPlainRounds).toBeUndefined();
+    // Every other variant is timed beside its kernel's plain product in three alternating rounds: the median ratio.
+    for (const r of results.filter((x) => !x.variant.startsWith('plain'))) {
+      expect(r.vsPlainRounds, r.variant).toHaveLength(3);
+      expect(r.vsPlain).toBe([...r.vsPlainRounds].sort((a: number, b: number) => a - b)[1]);
+    }
     expect(new Set(results.map((r) => `${r.M}x${r.N}x${r.K}`))).toEqual(new Set(['32x32x32', '48x40x24']));
   });
 

@@ -145,6 +145,7 @@ describe('summarise', () => {
       { bench: 'matmul-sweep', config: '128x256x16 t8x16 warp unroll', M: 4096, N: 4096, K: 4096, threads: 256, workgroupBytes: 24576, ms: 3.5, gflops: 39269, vsTiled: 1.2857, diffVsTiled: 0, agrees: true },
       { bench: 'matmul-sweep', config: '128x128x8 t8x8 warp unroll', M: 4096, N: 4096, K: 4096, threads: 256, workgroupBytes: 8192, ms: 3, gflops: 45812, vsTiled: 1.5, diffVsTiled: 0.5, agrees: false },
       { bench: 'matmul-sweep', config: '128x128x32 t8x8 warp unroll', M: 4096, N: 4096, K: 4096, threads: 256, workgroupBytes: 32768, skipped: 'the pipeline was refused: too much workgroup memory' },
+      { bench: 'matmul-sweep', config: '64x128x16 t8x8 warp unroll', M: 4096, N: 4096, K: 4096, threads: 128, workgroupBytes: 12288, ms: 4, gflops: 34360, vsTiled: 1.12, vsTiledRounds: [1.1, 1.12, 1.19], tiledGflops: 30600, diffVsTiled: 0, agrees: true },
       { device: 'step-end', step: 'sweep', attempt: 1, exit: 0, seconds: 20 },
     ];
     const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
@@ -152,6 +153,8 @@ describe('summarise', () => {
     expect(s).toContain('sweep 4096x4096x4096 128x256x16 t8x16 warp unroll: 39.3 TFLOP/s, vsTiled 1.29\n');
     expect(s).toContain('sweep 4096x4096x4096 128x128x8 t8x8 warp unroll: 45.8 TFLOP/s, vsTiled 1.50, DISAGREES with the tiled kernel (5.00e-1)');
     expect(s).toContain('sweep 4096x4096x4096 128x128x32 t8x8 warp unroll: skipped: the pipeline was refused: too much workgroup memory');
+    // Timed beside the production kernel in rounds (since 2026-12-04): the rounds' spread.
+    expect(s).toContain('sweep 4096x4096x4096 64x128x16 t8x8 warp unroll: 34.4 TFLOP/s, vsTiled 1.12 (1.10–1.19)');
   });
 
   it('marks the adapter line of a run with LoRA as GEMMs of their own (--no-lora-epilogue), and only that run', () => {
@@ -203,6 +206,17 @@ describe('summarise', () => {
     const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
     expect(s).toContain('8x64x64: plain 35.0 | fwd-dq 20.0 | fwd-dq/tiled[n] 28.0 | fwd-dq/tiled[w*] 31.0 | bwd/tiled[w] 37.0');
     expect(s).toContain('largest diffVsBasic 2.00e-7');
+  });
+
+  it('shows a tiled NF4 product\'s ratio to the plain product timed beside it, with its rounds\' spread', () => {
+    const lines = [
+      { device: 'step', step: 'nf4-tiled', attempt: 1 },
+      { bench: 'nf4', variant: 'plain fp32 (C = A·B)', M: 8, N: 64, K: 64, gflops: 35000, vsPlain: 1 },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled', M: 8, N: 64, K: 64, gflops: 33000, block: 'wide', blockForced: false, vsPlain: 0.951, vsPlainRounds: [0.94, 0.951, 0.962] },
+      { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('8x64x64: plain 35.0 | fwd-dq/tiled[w] 33.0 ×0.95 (0.94–0.96)');
   });
 
   it('names the tiled kernel on the warp map apart from the row map in matmul lines', () => {
