@@ -243,7 +243,8 @@ else
   step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
   # Measured in run a of 2026-12-04 and not changed since: the attention kernels, the layer without the dS scratch or
   # LoRA's epilogue terms.
-  step attention 60 bench attention --tokens 2048
+  # The tiled GEMM as the attention lines' paired yardstick (vsPlainMatmul: #9 forward >= 0.40, backward >= 0.25).
+  step attention 60 bench attention --tokens 2048 --gemm tiled
   step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
   step layer-best-no-lora-epilogue 60 bench layer --tokens 2048 "${BEST[@]}" --no-lora-epilogue
   step gpu-info 30 gpu-info --no-check

@@ -8,13 +8,17 @@
 // FlashAttention-2 plus the recomputation of S in both of its kernels (7 in all, as the row-split one); the nominal
 // 2.5× count is kept. 'backward-tiled-spill' is the tiled backward passing dS through a scratch (5 products: the one
 // a training run uses, when its dS scratch holds every KV head), timed beside 'backward-tiled' (`vsTiled`), which it
-// equals to the bit (`sameBits`).
+// equals to the bit (`sameBits`). The two a training run uses ('forward-tiled', 'backward-tiled-spill') are also timed
+// in alternating rounds beside the plain fp32 product on the context's GEMM kernel at q_proj's shape for these tokens
+// (T × nH·hd × nH·hd): `vsPlainMatmul`, issue #9's yardstick for attention (forward ≥ 0.40, backward ≥ 0.25), measured
+// beside it rather than taken from another step's matmul line.
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { attention_backward_rows, attention_backward_tiled, attention_forward_rows, attentionBackwardScratchBytes } from '../engine/kernels/attention.ts';
 import { attention_forward_tiled, attentionSpillGroupFloats } from '../engine/kernels/attention_flash.ts';
+import { gemm } from '../engine/kernels/matmul.ts';
 import { randomArray } from '../engine/reference/common.ts';
-import { timeGpu } from '../engine/timing.ts';
+import { timeGpu, timePaired, type Timing } from '../engine/timing.ts';
 
 export interface AttentionBenchOptions {
   T: number;
@@ -47,6 +51,14 @@ export interface AttentionBenchResult {
   spillBytes?: number;
   /** 'backward-tiled-spill': whether its dq, dk and dv equal the 'backward-tiled' ones bit for bit. */
   sameBits?: boolean;
+  /**
+   * 'forward-tiled' and 'backward-tiled-spill': GFLOP/s over the plain fp32 product's (T × nH·hd × nH·hd on the
+   * context's GEMM kernel, `plainMatmulKernel`), the median of three rounds timed one right after the other
+   * (`vsPlainMatmulRounds`).
+   */
+  vsPlainMatmul?: number;
+  vsPlainMatmulRounds?: number[];
+  plainMatmulKernel?: string;
 }
 
 export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions): AsyncGenerator<AttentionBenchResult> {
@@ -66,6 +78,21 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
   const dv = ctx.createBuffer('bench attn dv', kvn * 4, 'scratch');
   const scratch = ctx.createBuffer('bench attn scratch', attentionBackwardScratchBytes(B, T, nH), 'scratch');
   const fwdFlop = ((2 * 2 * T * T) / 2) * nH * hd;
+  // The yardstick: the plain product at q_proj's shape for these tokens.
+  const C = nH * hd;
+  const mmA = ctx.upload('bench attn matmul A', randomArray(T * C, 5), 'scratch');
+  const mmB = ctx.upload('bench attn matmul B', randomArray(C * C, 6), 'scratch');
+  const mmC = ctx.createBuffer('bench attn matmul C', T * C * 4, 'scratch');
+  const mmFlop = 2 * T * C * C;
+  /** The candidate timed beside the plain product: its Timing, and its rate over the product's (rounds and median). */
+  const besideMatmul = async (record: () => void, flop: number): Promise<{ t: Timing; line: Partial<AttentionBenchResult> }> => {
+    const p = await timePaired(ctx, () => gemm(ctx, { C: mmC, A: mmA, B: mmB, M: T, N: C, K: C }), record, { minMs: o.minMs });
+    const scale = flop / mmFlop;
+    return {
+      t: p.candidate,
+      line: { vsPlainMatmul: p.ratio * scale, vsPlainMatmulRounds: p.ratios.map((r) => r * scale), plainMatmulKernel: ctx.gemmKernel },
+    };
+  };
   try {
     const fwd = await timeGpu(ctx, () => attention_forward_rows(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
     const rows = fwdFlop / (fwd.ms * 1e6);
@@ -76,9 +103,9 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
     try {
       ctx.useSubgroups = true;
       const subgroups = ctx.subgroupsInUse;
-      const tiled = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
+      const { t: tiled, line: vsMatmul } = await besideMatmul(() => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), fwdFlop);
       const tiledRate = fwdFlop / (tiled.ms * 1e6);
-      yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows, subgroups };
+      yield { bench: 'attention', variant: 'forward-tiled', T, ms: tiled.ms, gflops: tiledRate, vsRows: tiledRate / rows, subgroups, ...vsMatmul };
       if (subgroups) {
         ctx.useSubgroups = false;
         const plain = await timeGpu(ctx, () => attention_forward_tiled(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });
@@ -103,18 +130,19 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
     const spillBytes = 4 * nKV * attentionSpillGroupFloats(B, T, nH, nKV);
     const spill = ctx.createBuffer('bench attn dS', spillBytes, 'scratch');
     try {
-      const bwdSpill = await timeGpu(ctx, () => attention_backward_tiled(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch, spill), {
-        minMs: o.minMs,
-      });
+      const { t: bwdSpill, line: vsMatmul } = await besideMatmul(
+        () => attention_backward_tiled(ctx, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, nH, nKV, hd, scratch, spill),
+        2.5 * fwdFlop,
+      );
       const got = await gradients(ctx, [dq, dk, dv]);
       const sameBits = got.every((g, i) => g.length === want[i].length && g.every((x, j) => Object.is(x, want[i][j])));
       const rate = (2.5 * fwdFlop) / (bwdSpill.ms * 1e6);
-      yield { bench: 'attention', variant: 'backward-tiled-spill', T, ms: bwdSpill.ms, gflops: rate, vsRows: rate / bwdRows, vsTiled: rate / bwdTiledRate, spillBytes, sameBits };
+      yield { bench: 'attention', variant: 'backward-tiled-spill', T, ms: bwdSpill.ms, gflops: rate, vsRows: rate / bwdRows, vsTiled: rate / bwdTiledRate, spillBytes, sameBits, ...vsMatmul };
     } finally {
       ctx.destroy(spill);
     }
   } finally {
-    for (const b of [q, k, v, dout, seg, out, lse, dq, dk, dv, scratch]) ctx.destroy(b);
+    for (const b of [q, k, v, dout, seg, out, lse, dq, dk, dv, scratch, mmA, mmB, mmC]) ctx.destroy(b);
   }
 }
 

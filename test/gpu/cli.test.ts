@@ -127,6 +127,16 @@ describe('finetune bench beyond matmul', () => {
     // The backward with dS through a scratch: the 7-product backward's bits, its rate beside it.
     expect(attention[5]).toMatchObject({ sameBits: true, spillBytes: expect.any(Number) });
     expect(attention[5].vsTiled).toBeCloseTo(attention[5].gflops / attention[4].gflops, 9);
+    // The two a training run uses, timed beside the plain product on the context's GEMM in three rounds (#9's yardstick).
+    for (const l of attention) {
+      if (l.variant === 'forward-tiled' || l.variant === 'backward-tiled-spill') {
+        expect(l.vsPlainMatmulRounds, l.variant).toHaveLength(3);
+        expect(l.vsPlainMatmul).toBe([...l.vsPlainMatmulRounds].sort((a: number, b: number) => a - b)[1]);
+        expect(l.plainMatmulKernel).toBe('basic');
+      } else {
+        expect(l.vsPlainMatmul, l.variant).toBeUndefined();
+      }
+    }
     const layer = lines.find((l) => l.bench === 'layer');
     expect(layer.tokensPerSecond).toBeGreaterThan(0);
     expect(layer.vsMatmulCeiling).toBeGreaterThan(0);

@@ -120,6 +120,13 @@ describe('summarise', () => {
     const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
     expect(s).toContain('attention backward-tiled-spill T=2048: 13.0 TFLOP/s, 6.80 ms, vsRows 7.50, vsTiled 1.35\n');
     expect(s).toContain('attention backward-tiled-spill T=512: 9.0 TFLOP/s, 1.00 ms, vsRows 6.00, vsTiled 1.20, BITS DIFFER from backward-tiled');
+    const paired = summarise(
+      [
+        { device: 'step', step: 'attention', attempt: 1 },
+        { bench: 'attention', variant: 'forward-tiled', T: 2048, ms: 2, gflops: 21000, vsRows: 7, subgroups: true, vsPlainMatmul: 0.54, vsPlainMatmulRounds: [0.52, 0.54, 0.55], plainMatmulKernel: 'tiled' },
+      ].map((l) => JSON.stringify(l)).join('\n'),
+    );
+    expect(paired).toContain('attention forward-tiled T=2048: 21.0 TFLOP/s, 2.00 ms, vsRows 7.00, subgroup row max, vsPlainMatmul 0.54 (0.52–0.55) (tiled)');
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-attention-spill');
   });
 
