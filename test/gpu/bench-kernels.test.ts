@@ -21,7 +21,12 @@ describe('bench kernels', () => {
     ]);
     for (const l of head) {
       expect(l.gflops).toBeGreaterThan(0);
+      // Timed beside the plain matmul in three alternating rounds: the median of the rounds' rate ratios.
+      expect(l.vsPlainRounds).toHaveLength(3);
+      expect(l.vsPlain).toBe([...l.vsPlainRounds!].sort((a, b) => a - b)[1]);
       expect(l.vsPlain).toBeGreaterThan(0);
     }
+    // The other kernels against the plain line measured first.
+    for (const l of lines.filter((x) => !x.kernel.startsWith('lm_head'))) expect(l.vsPlainRounds).toBeUndefined();
   });
 });
