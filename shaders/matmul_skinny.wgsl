@@ -44,7 +44,7 @@
 //   on the H200 where t took 64 (run b, 2026-12-04).
 // - The scalar path (any layout): sixteen of a thread's k in flight, their long-operand loads issued before any is used;
 //   the small operand in quads along s where it is stored along the small side, S % 4 == 0 and it can be bound as vec4
-//   (SMALL_VEC4 on the host: A_VEC4 or B_VEC4 without ALIGNED), so a lane reads its row k in S / 4 loads and a warp's 32
+//   (`smallVec4` on the host: A_VEC4 or B_VEC4 without ALIGNED), so a lane reads its row k in S / 4 loads and a warp's 32
 //   consecutive rows are contiguous; else one float at a time. Either way each sum takes the same terms in the same
 //   order: the same bits.
 
