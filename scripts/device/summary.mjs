@@ -107,6 +107,8 @@ function line(r) {
       return `  adapter: ${r.via} ${r.vendor} ${r.description ?? ''} gemm=${r.gemm} attention=${r.attention ?? 'rows'}${r.loraKernel && r.loraKernel !== 'general' ? ` lora=${r.loraKernel}` : ''}${r.baseMatmul && r.baseMatmul !== 'fp32' ? ` base=${r.baseMatmul}` : ''}${r.tiledStages === 2 ? ' stages=2' : ''}${r.robustness === false ? ' no-robustness' : ''}${r.attentionSpill === false ? ' no-attention-spill' : ''}${r.loraEpilogue === false ? ' no-lora-epilogue' : ''}`;
     case 'attention':
       return `  attention ${r.variant} T=${r.T}: ${tf(r.gflops)} TFLOP/s, ${r.ms?.toFixed(2)} ms${r.vsRows ? `, vsRows ${r.vsRows.toFixed(2)}` : ''}${r.subgroups ? ', subgroup row max' : ''}${r.vsSubgroups ? `, vsSubgroups ${r.vsSubgroups.toFixed(2)}` : ''}${r.vsTiled ? `, vsTiled ${r.vsTiled.toFixed(2)}` : ''}${r.vsPlainMatmul ? `, vsPlainMatmul ${r.vsPlainMatmul.toFixed(2)}${spread(r.vsPlainMatmulRounds)} (${r.plainMatmulKernel})` : ''}${r.sameBits === false ? ', BITS DIFFER from backward-tiled' : ''}`;
+    case 'kernel':
+      return `  kernel T=${r.T} ${r.kernel}: ${r.gflops !== undefined ? `${tf(r.gflops)} TFLOP/s` : `${r.gbps?.toFixed(0)} GB/s`}, ${r.ms?.toFixed(3)} ms${r.vsPlain ? `, vsPlain ${r.vsPlain.toFixed(3)}${spread(r.vsPlainRounds)}` : ''}, ${r.timeVsPlainMatmul?.toFixed(2)}× the plain matmul's time`;
     case 'layer':
       return `  layer T=${r.T}: ${r.tokensPerSecond?.toFixed(0)} tokens/s, ${r.ms?.toFixed(1)} ms, ${tf(r.gflops)} TFLOP/s, vsMatmulCeiling ${r.vsMatmulCeiling?.toFixed(3)}, plain ${tf(r.plainMatmulGflops)}${typeof r.dispatches === 'number' ? `, ${r.dispatches} dispatches` : ''}`;
     case 'profile':

@@ -215,6 +215,18 @@ describe('summarise', () => {
     expect(s).toContain('largest diffVsBasic 2.00e-7');
   });
 
+  it('shows the kernels around the matmuls: the lm_head\'s paired ratio with its spread, a bandwidth-bound kernel in GB/s', () => {
+    const lines = [
+      { device: 'step', step: 'kernels', attempt: 1 },
+      { bench: 'kernel', kernel: 'lm_head + cross-entropy, forward and backward (chunks of 1024, what a run uses)', T: 2048, ms: 30, gflops: 36000, vsPlain: 0.946, vsPlainRounds: [0.931, 0.946, 0.952], timeVsPlainMatmul: 8.2 },
+      { bench: 'kernel', kernel: 'rmsnorm forward', T: 2048, ms: 0.1, gbps: 2000, timeVsPlainMatmul: 0.03 },
+      { device: 'step-end', step: 'kernels', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    expect(s).toContain('kernel T=2048 lm_head + cross-entropy, forward and backward (chunks of 1024, what a run uses): 36.0 TFLOP/s, 30.000 ms, vsPlain 0.946 (0.93–0.95), 8.20× the plain matmul\'s time');
+    expect(s).toContain('kernel T=2048 rmsnorm forward: 2000 GB/s, 0.100 ms, 0.03× the plain matmul\'s time');
+  });
+
   it('shows a tiled NF4 product\'s ratio to the plain product timed beside it, with its rounds\' spread', () => {
     const lines = [
       { device: 'step', step: 'nf4-tiled', attempt: 1 },
