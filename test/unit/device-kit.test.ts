@@ -7,6 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parkFiles, PARKED, rebaseImportMeta, travelling } from '../../scripts/device/pack.mjs';
 import { summarise } from '../../scripts/device/summary.mjs';
 
+/** The device summary of records, each written as the kit writes it: one JSON line. */
+const summariseRecords = (records: object[]): string => summarise(records.map((l) => JSON.stringify(l)).join('\n'));
+
 let dir: string;
 let root: string;
 let park: string;
@@ -117,15 +120,13 @@ describe('summarise', () => {
       { bench: 'adapter', via: 'environment', vendor: 'nvidia', description: 'H200', gemm: 'tiled', attention: 'tiled', loraKernel: 'skinny', attentionSpill: false },
       { device: 'step-end', step: 'layer-best-no-spill', attempt: 1, exit: 0, seconds: 9 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('attention backward-tiled-spill T=2048: 13.0 TFLOP/s, 6.80 ms, vsRows 7.50, vsTiled 1.35\n');
     expect(s).toContain('attention backward-tiled-spill T=512: 9.0 TFLOP/s, 1.00 ms, vsRows 6.00, vsTiled 1.20, BITS DIFFER from backward-tiled');
-    const paired = summarise(
-      [
-        { device: 'step', step: 'attention', attempt: 1 },
-        { bench: 'attention', variant: 'forward-tiled', T: 2048, ms: 2, gflops: 21000, vsRows: 7, subgroups: true, vsPlainMatmul: 0.54, vsPlainMatmulRounds: [0.52, 0.54, 0.55], plainMatmulKernel: 'tiled' },
-      ].map((l) => JSON.stringify(l)).join('\n'),
-    );
+    const paired = summariseRecords([
+      { device: 'step', step: 'attention', attempt: 1 },
+      { bench: 'attention', variant: 'forward-tiled', T: 2048, ms: 2, gflops: 21000, vsRows: 7, subgroups: true, vsPlainMatmul: 0.54, vsPlainMatmulRounds: [0.52, 0.54, 0.55], plainMatmulKernel: 'tiled' },
+    ]);
     expect(paired).toContain('attention forward-tiled T=2048: 21.0 TFLOP/s, 2.00 ms, vsRows 7.00, subgroup row max, vsPlainMatmul 0.54 (0.52–0.55) (tiled)');
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-attention-spill');
   });
@@ -140,7 +141,7 @@ describe('summarise', () => {
       },
       { device: 'step-end', step: 'profile-best', attempt: 1, exit: 0, seconds: 9 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('profile T=2048 base products: matmul_tiled [ALIGNED LOW_RANK NF4] ×13, 55.25 ms, 55.3 %');
     expect(s).toContain('profile T=2048: 100.0 ms in 72 dispatches (layer unprofiled 98.5 ms); base products 80.0 ms 80.0 %, attention 12.0 ms 12.0 %, LoRA products 5.0 ms 5.0 %, other 3.0 ms 3.0 %');
   });
@@ -155,7 +156,7 @@ describe('summarise', () => {
       { bench: 'matmul-sweep', config: '64x128x16 t8x8 warp unroll', M: 4096, N: 4096, K: 4096, threads: 128, workgroupBytes: 12288, ms: 4, gflops: 34360, vsTiled: 1.12, vsTiledRounds: [1.1, 1.12, 1.19], tiledGflops: 30600, diffVsTiled: 0, agrees: true },
       { device: 'step-end', step: 'sweep', attempt: 1, exit: 0, seconds: 20 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('sweep 4096x4096x4096 tiled (production): 30.5 TFLOP/s, vsTiled 1.00');
     expect(s).toContain('sweep 4096x4096x4096 128x256x16 t8x16 warp unroll: 39.3 TFLOP/s, vsTiled 1.29\n');
     expect(s).toContain('sweep 4096x4096x4096 128x128x8 t8x8 warp unroll: 45.8 TFLOP/s, vsTiled 1.50, DISAGREES with the tiled kernel (5.00e-1)');
@@ -175,7 +176,7 @@ describe('summarise', () => {
       { bench: 'layer', T: 2048, ms: 104, tokensPerSecond: 19692, gflops: 27400, vsMatmulCeiling: 0.9, plainMatmulGflops: 30400, dispatches: 92 },
       { device: 'step-end', step: 'layer-best-no-lora-epilogue', attempt: 1, exit: 0, seconds: 9 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s.match(/no-lora-epilogue$/gm)).toHaveLength(1);
     expect(s).toContain('layer T=2048: 19692 tokens/s, 104.0 ms, 27.4 TFLOP/s, vsMatmulCeiling 0.900, plain 30.4, 92 dispatches');
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-lora-epilogue');
@@ -194,7 +195,7 @@ describe('summarise', () => {
       { bench: 'nf4', variant: 'nf4 backward dX = dY·deq(W), tiled, two stages', M: 8, N: 64, K: 64, gflops: 26000, stages: 2 },
       { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny stages=2 no-robustness');
     expect(s).toContain('8x8x8 plain: tiled[n] 30.0 | tiled2[n] 24.0');
     expect(s).toContain('fwd-dq/tiled 29.0 | fwd-dq/tiled2 24.0 | bwd/tiled2 26.0');
@@ -210,7 +211,7 @@ describe('summarise', () => {
       { bench: 'nf4', variant: 'nf4 backward dX = dY·deq(W), tiled', M: 8, N: 64, K: 64, gflops: 37000, block: 'wide', blockForced: false, diffVsBasic: 2e-7 },
       { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('8x64x64: plain 35.0 | fwd-dq 20.0 | fwd-dq/tiled[n] 28.0 | fwd-dq/tiled[w*] 31.0 | bwd/tiled[w] 37.0');
     expect(s).toContain('largest diffVsBasic 2.00e-7');
   });
@@ -222,7 +223,7 @@ describe('summarise', () => {
       { bench: 'kernel', kernel: 'rmsnorm forward', T: 2048, ms: 0.1, gbps: 2000, timeVsPlainMatmul: 0.03 },
       { device: 'step-end', step: 'kernels', attempt: 1, exit: 0, seconds: 9 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('kernel T=2048 lm_head + cross-entropy, forward and backward (chunks of 1024, what a run uses): 36.0 TFLOP/s, 30.000 ms, vsPlain 0.946 (0.93–0.95), 8.20× the plain matmul\'s time');
     expect(s).toContain('kernel T=2048 rmsnorm forward: 2000 GB/s, 0.100 ms, 0.03× the plain matmul\'s time');
   });
@@ -234,7 +235,7 @@ describe('summarise', () => {
       { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled', M: 8, N: 64, K: 64, gflops: 33000, block: 'wide', blockForced: false, vsPlain: 0.951, vsPlainRounds: [0.94, 0.951, 0.962] },
       { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('8x64x64: plain 35.0 | fwd-dq/tiled[w] 33.0 ×0.95 (0.94–0.96)');
   });
 
@@ -244,7 +245,7 @@ describe('summarise', () => {
       { bench: 'matmul', kernel: 'tiled-warp', block: 'wide', blockForced: false, variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 33000 },
       { bench: 'matmul', kernel: 'tiled', block: 'wide', blockForced: false, variant: 'plain fp32 (C = A·B)', M: 8, N: 8, K: 8, gflops: 30000 },
     ];
-    expect(summarise(lines.map((l) => JSON.stringify(l)).join('\n'))).toContain('8x8x8 plain: warp[w] 33.0 | tiled[w] 30.0');
+    expect(summariseRecords(lines)).toContain('8x8x8 plain: warp[w] 33.0 | tiled[w] 30.0');
   });
 
   it('shows the int8 lines and the int8 gates of a check', () => {
@@ -264,7 +265,7 @@ describe('summarise', () => {
       { device: 'check', ok: true, quantization: 'nf4', loss: { engine: 10.88, golden: 10.88 }, groups: {}, int8: { int8: { ok: false, loss: { relError: 6.4e-4 }, gradCosine: { worst: 0.99759, all: 0.99877 } }, 'int8-mlp': { ok: true, loss: { relError: 3.5e-4 }, gradCosine: { worst: 0.99924, all: 0.99955 } } } },
       { device: 'step-end', step: 'check-int8-gates', attempt: 1, exit: 1, seconds: 30 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     expect(s).toContain('int8 2048x4096x4096 quantise X (M, K) to int8: 335.5 GB/s');
     expect(s).toContain('int8 (quantisation included): 40.0 TFLOP/s, vsPlain 1.30, vsFp32 1.90, relError 6.10e-3');
     expect(s).toContain('gpu-info NVIDIA H200 (hardware): int8 subgroup matrix unavailable: the adapter offers too little workgroup memory; GPU memory from nvidia-smi: 139.8 GiB free of 140.4 GiB (NVIDIA H200); --gpu-memory GB overrides it');
@@ -284,28 +285,26 @@ describe('summarise', () => {
       { bench: 'tune-choice', T: 4096, gemm: 'tiled', attention: 'tiled', lora: 'skinny', speedup: 2.5, refused: [], staged: { gemm: 'tiled', attention: 'tiled', lora: 'general' }, stagedSpeedup: 2.4, stagedAgrees: false },
       { device: 'step-end', step: 'tune', attempt: 1, exit: 0, seconds: 30 },
     ];
-    const s = summarise(lines.map((l) => JSON.stringify(l)).join('\n'));
+    const s = summariseRecords(lines);
     // Lines from before the LoRA-product kernel was tuned name none: they ran on the GEMM kernel ('general').
     expect(s).toContain('tune T=2048 basic/rows/general: 250.0 ms, 8192 tokens/s per layer, vsFirst 1.00, relDiff 0.00e+0');
     expect(s).toContain('tune T=2048 tiled/tiled/general: not timed, relDiff 5.00e-1 DISAGREES');
     expect(s).toContain('tune T=2048 tiled/rows/skinny: 120.0 ms');
     expect(s).toContain('tune T=2048 choice: tiled/rows/skinny, speedup 2.08, refused tiled/tiled/general; staged run: tiled/rows/skinny, speedup 2.08 (same)');
     expect(s).toContain('tune T=4096 choice: tiled/tiled/skinny, speedup 2.50; staged run: tiled/tiled/general, speedup 2.40 (DIFFERS from the full grid)');
-    const est = summarise([{ device: 'step', step: 'estimate', attempt: 1 }, { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }].map((l) => JSON.stringify(l)).join('\n'));
+    const est = summariseRecords([{ device: 'step', step: 'estimate', attempt: 1 }, { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375 }]);
     expect(est).toContain('estimate T=2048 (32 layers): 7.50 s estimated, 8.00 s measured per step, ratio 0.94');
     const withValidation = { bench: 'estimate', layers: 32, T: 2048, estimateSeconds: 7.5, stepSeconds: 8, ratio: 0.9375, validationEstimateSeconds: 2.4, validationSeconds: 2.5, validationRatio: 0.96, forwardShare: 0.32 };
-    expect(summarise([{ device: 'step', step: 'estimate', attempt: 1 }, withValidation].map((l) => JSON.stringify(l)).join('\n'))).toContain(
+    expect(summariseRecords([{ device: 'step', step: 'estimate', attempt: 1 }, withValidation])).toContain(
       'ratio 0.94; validation pass 2.40 s estimated, 2.50 s measured, ratio 0.96, forward share 0.32',
     );
     const streamed = { bench: 'estimate', layers: 32, T: 2048, streamed: true, estimateSeconds: 9, uploads: { perTrainingPass: 60, perValidationPass: 32, seconds: 0.025 }, uploadSeconds: 1.5, stepSeconds: 9.5, ratio: 0.947 };
-    const est2 = summarise([{ device: 'step', step: 'estimate-stream', attempt: 1 }, streamed].map((l) => JSON.stringify(l)).join('\n'));
-    const dispatch = summarise(
-      [
-        { device: 'step', step: 'dispatch', attempt: 1 },
-        { bench: 'dispatch', work: 'record-only', bindGroups: 'cached', T: 0, C: 256, dispatchesPerLayer: 2000, hostUsPerDispatch: 11.29, hostMsPerLayer: 22.6, wallMsPerLayer: null, bindGroupsMade: 0, reps: 14, hostSpeedup: 3.6 },
-        { bench: 'dispatch', work: 'layer', bindGroups: 'per-dispatch', T: 2048, C: 4096, dispatchesPerLayer: 92, hostUsPerDispatch: 20.5, hostMsPerLayer: 1.89, wallMsPerLayer: 251.2, bindGroupsMade: 0, reps: 3 },
-      ].map((l) => JSON.stringify(l)).join('\n'),
-    );
+    const est2 = summariseRecords([{ device: 'step', step: 'estimate-stream', attempt: 1 }, streamed]);
+    const dispatch = summariseRecords([
+      { device: 'step', step: 'dispatch', attempt: 1 },
+      { bench: 'dispatch', work: 'record-only', bindGroups: 'cached', T: 0, C: 256, dispatchesPerLayer: 2000, hostUsPerDispatch: 11.29, hostMsPerLayer: 22.6, wallMsPerLayer: null, bindGroupsMade: 0, reps: 14, hostSpeedup: 3.6 },
+      { bench: 'dispatch', work: 'layer', bindGroups: 'per-dispatch', T: 2048, C: 4096, dispatchesPerLayer: 92, hostUsPerDispatch: 20.5, hostMsPerLayer: 1.89, wallMsPerLayer: 251.2, bindGroupsMade: 0, reps: 3 },
+    ]);
     expect(dispatch).toContain('dispatch record-only bind groups cached: 11.3 µs host per dispatch (3.60× per-dispatch)\n');
     expect(dispatch).toContain('dispatch layer C=4096 T=2048 bind groups per-dispatch: 20.5 µs host per dispatch, 1.89 ms host / 251.20 ms wall per layer');
     expect(est2).toContain('estimate T=2048 (32 layers, streamed): 9.00 s estimated (uploads 1.50 s: 60 × 25.0 ms), 9.50 s measured per step, ratio 0.95');
