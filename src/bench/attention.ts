@@ -18,7 +18,7 @@ import { attention_backward_rows, attention_backward_tiled, attention_forward_ro
 import { attention_forward_tiled, attentionSpillGroupFloats } from '../engine/kernels/attention_flash.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { randomArray } from '../engine/reference/common.ts';
-import { timeGpu, timePaired, type Timing } from '../engine/timing.ts';
+import { rateRatio, timeGpu, timePaired, type Timing } from '../engine/timing.ts';
 
 export interface AttentionBenchOptions {
   T: number;
@@ -87,11 +87,8 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
   /** The candidate timed beside the plain product: its Timing, and its rate over the product's (rounds and median). */
   const besideMatmul = async (record: () => void, flop: number): Promise<{ t: Timing; line: Partial<AttentionBenchResult> }> => {
     const p = await timePaired(ctx, () => gemm(ctx, { C: mmC, A: mmA, B: mmB, M: T, N: C, K: C }), record, { minMs: o.minMs });
-    const scale = flop / mmFlop;
-    return {
-      t: p.candidate,
-      line: { vsPlainMatmul: p.ratio * scale, vsPlainMatmulRounds: p.ratios.map((r) => r * scale), plainMatmulKernel: ctx.gemmKernel },
-    };
+    const { ratio, ratios } = rateRatio(p, flop, mmFlop);
+    return { t: p.candidate, line: { vsPlainMatmul: ratio, vsPlainMatmulRounds: ratios, plainMatmulKernel: ctx.gemmKernel } };
   };
   try {
     const fwd = await timeGpu(ctx, () => attention_forward_rows(ctx, out, lse, q, k, v, seg, B, T, nH, nKV, hd), { minMs: o.minMs });

@@ -16,7 +16,7 @@ import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward_
 import { loraChunkLimit } from '../engine/mistral/lora-layout.ts';
 import { defaultXentChunk } from '../engine/mistral/sizing.ts';
 import { linearShape, type Dims } from '../engine/mistral/dims.ts';
-import { timeGpu, timePaired } from '../engine/timing.ts';
+import { rateRatio, timeGpu, timePaired } from '../engine/timing.ts';
 
 export interface KernelBenchResult {
   bench: 'kernel';
@@ -132,12 +132,12 @@ export async function* benchKernels(ctx: GpuContext, d: Dims, T: number, minMs =
             lmhead_xent_forward_backward(ctx, { dh, lossSum, lse, h: X, W: lmHead, wStorage: 'bf16', targets, BT: T, C: d.C, V: d.V, gradScale: 1 / T, chunkTokens, scratch }),
           { minMs },
         );
-        const scale = flops / (2 * T * d.C * d.C);
+        const { ratio, ratios } = rateRatio(paired, flops, 2 * T * d.C * d.C);
         const tag = chunkTokens === runnerChunk ? ', what a run uses' : '';
         yield {
           ...res(`lm_head + cross-entropy, forward and backward (chunks of ${chunkTokens}${tag})`, paired.candidate.ms, null, flops),
-          vsPlain: paired.ratio * scale,
-          vsPlainRounds: paired.ratios.map((r) => r * scale),
+          vsPlain: ratio,
+          vsPlainRounds: ratios,
           timeVsPlainMatmul: paired.candidate.ms / paired.yardstick.ms,
         };
       } finally {

@@ -12,7 +12,7 @@ import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/
 import { gemmSkinny, skinnyFits } from '../engine/kernels/matmul_skinny.ts';
 import { gemmTiled, tiledVariant, tiledWorkgroupBytes, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
-import { timeGpu, timePaired, type Timing } from '../engine/timing.ts';
+import { timeGpu, timePaired, type PairedTiming, type Timing } from '../engine/timing.ts';
 
 export interface MatmulShape {
   M: number;
@@ -171,18 +171,17 @@ export async function* benchMatmul(
           const key = `${run.kernel}|${run.block ?? ''}|${run.stages ?? 1}`;
           // The first variant is the plain product; the others are timed beside it on the same kernel, then run once
           // more alone so that C holds their own output.
+          let paired: PairedTiming | undefined;
           let t: Timing;
-          let paired: { ratio: number; ratios: number[] } | undefined;
           if (plain.has(key)) {
-            const p = await timePaired(ctx, () => record(ctx, run, plainArgs), () => record(ctx, run, a), { minMs });
+            paired = await timePaired(ctx, () => record(ctx, run, plainArgs), () => record(ctx, run, a), { minMs });
             record(ctx, run, a);
-            t = p.candidate;
-            paired = p;
+            t = paired.candidate;
           } else {
             t = await timeGpu(ctx, () => record(ctx, run, a), { minMs });
           }
           const gflops = (2 * M * N * K) / (t.ms * 1e6);
-          if (!plain.has(key)) plain.set(key, gflops);
+          if (!paired) plain.set(key, gflops);
           let diffVsBasic: number | undefined;
           if ((run.kernel === 'tiled' || run.kernel === 'tiled-warp') && !run.blockForced && run.stages !== 2) oneStage = gflops;
           if (run.kernel === 'basic') {

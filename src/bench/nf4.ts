@@ -115,12 +115,11 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
         ];
         for (const p of products) {
           yield result(p.name, await timeGpu(ctx, p.basic, { minMs }), plain);
-          // Cleared before each tiled product's own run, so a tiled kernel that wrote nothing shows as a difference of
-          // 1, not 0.
           const basicOut = await ctx.readF32(p.out);
           // Timed beside the plain product (which writes Y too), then run once more alone for its output.
           const tiled = async (variant: string, block: TiledBlock): Promise<{ line: Nf4BenchResult; diffVsBasic: number }> => {
             const paired = await timePaired(ctx, plainProduct, () => p.tiled(block), { minMs });
+            // Cleared first, so a tiled kernel that wrote nothing shows as a difference of 1, not 0.
             ctx.clear(p.out);
             p.tiled(block);
             const diffVsBasic = maxRelError(await ctx.readF32(p.out), basicOut);

@@ -93,6 +93,15 @@ export async function pairRounds(rounds: number, measure: (side: PairedSide, rou
 }
 
 /**
+ * A paired timing's ratio and rounds as a ratio of rates where the two sides do different work: the candidate's
+ * FLOP/s over the yardstick's (each round's time ratio times candidateFlop / yardstickFlop; the median scales alike).
+ */
+export function rateRatio(p: PairedTiming, candidateFlop: number, yardstickFlop: number): { ratio: number; ratios: number[] } {
+  const scale = candidateFlop / yardstickFlop;
+  return { ratio: p.ratio * scale, ratios: p.ratios.map((r) => r * scale) };
+}
+
+/**
  * A candidate's speed against a yardstick's, measured in alternating rounds in the same process: a ratio from one
  * yardstick measurement made minutes earlier carries whatever the GPU's clocks did in between (on the H200 the same
  * kernel at one shape measured 35.2 TFLOP/s at the start of `bench sweep` and 38.3 in `bench matmul`, which moved

@@ -93,12 +93,10 @@ export function skinnyVariant(a: GemmArgs, o: SkinnyOptions = {}): SkinnyVariant
   // along the small side (dt = dy·B), its quad loads of the small operand have a warp's lanes 128 bytes apart, and
   // such a product ran slower there than the scalar path's reads of whole rows are expected to (shaders/matmul_skinny.wgsl).
   const aligned = o.aligned ?? (canAlign && smallAlongK);
-  const smallQuadReadable = quadReadable(small, smallStride, batch);
-  // Aligned: quads along k (stored along K) or along s (S % 4 == 0). Scalar: quads along s only, the same values as
-  // one float at a time.
-  // (S > 0: an empty small side reads nothing, as one float at a time it would not.)
+  // Aligned: quads along k (stored along K) or along s (rows of S % 4 == 0 floats). Scalar: quads along s only, the
+  // same values as one float at a time. An empty small side is never read in quads, as one float at a time it is not.
   const quadRows = S > 0 && S % 4 === 0;
-  const smallVec4 = o.smallVec4 !== false && smallQuadReadable && (aligned ? smallAlongK || quadRows : !smallAlongK && quadRows);
+  const smallVec4 = o.smallVec4 !== false && quadReadable(small, smallStride, batch) && (aligned ? smallAlongK || quadRows : !smallAlongK && quadRows);
   return { smallM, lanesOnK, longPerGroup: lanesOnK ? GROUPS : WARP, aligned, smallVec4 };
 }
 

@@ -1,7 +1,7 @@
 // Paired timing (src/engine/timing.ts, pairRounds): a candidate against its yardstick in alternating rounds, the
 // ratio the median of the rounds', so neither a drifting clock nor one disturbed round moves it much.
 import { describe, expect, it } from 'vitest';
-import { pairRounds, type PairedSide, type Timing } from '../../../src/engine/timing.ts';
+import { pairRounds, rateRatio, type PairedSide, type Timing } from '../../../src/engine/timing.ts';
 
 describe('pairRounds', () => {
   it('alternates which side goes first, round by round', async () => {
@@ -44,5 +44,14 @@ describe('pairRounds', () => {
 
   it('refuses no rounds', async () => {
     await expect(pairRounds(0, async () => ({ ms: 1, reps: 1 }))).rejects.toThrow(/rounds ≥ 1/);
+  });
+});
+
+describe('rateRatio', () => {
+  it('turns time ratios into FLOP-rate ratios where the two sides do different work', async () => {
+    // The candidate does 3 GFLOP in 2 ms, the yardstick 1 GFLOP in 1 ms: 1.5 against 1 TFLOP/s.
+    const p = await pairRounds(3, async (side) => ({ ms: side === 'yardstick' ? 1 : 2, reps: 1 }));
+    expect(p.ratio).toBe(0.5);
+    expect(rateRatio(p, 3e9, 1e9)).toEqual({ ratio: 1.5, ratios: [1.5, 1.5, 1.5] });
   });
 });
