@@ -195,61 +195,54 @@ if [ "$SMOKE" = 1 ]; then
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
 else
   # Ordered by what issue #9 asks and nobody has measured since (docs/benchmarks.md), most valuable first: a GPU call is
-  # rare and may die part way (Dawn's futex error), so the headline numbers come first.
+  # rare and may die part way (Dawn's futex error), so the headline numbers come first. Every timing is a median over
+  # batches (and the model's over 3 steps) since 2026-12-04 run c, whose machine slowed single measurements 2-20x.
   # 1. The whole model on the kernels a training run picks here (tune: tiled GEMM, tiled attention, skinny LoRA):
   #    tokens/s checkpointed and with the layers the memory allows kept, beside the ledger's peak (#9: 700 in <= 7 GB,
-  #    923 kept). 2026-12-04 run b: 754.2 / 987.9. Since then: LoRA's dt, dA and dB on the skinny kernel's scalar path
-  #    with 16 loads in flight, and the NF4 forward reading a block's scale once per 64 weights (both unmeasured).
-  step model-best 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --gpu-memory 139
-  # 2. Where one checkpointed layer's time goes (#9: LoRA <= 3 % of the layer; run b 3.1 %, dt 113 us, dA/dB 85-90 us
-  #    a product; by count the reworked scalar path should take 25-35 us).
+  #    923 kept). 2026-12-04 run c: 723.7 / 993.9 (769.1 / 1,019.2 without clamps; run b 754.2 / 987.9).
+  step model-best 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --gpu-memory 139
+  # 2. Where one checkpointed layer's time goes (#9: LoRA <= 3 % of the layer; run c 2.7 %, its t, dt, dA and dB
+  #    products 64-87 us each where byte counts give 15-35).
   step profile-best 60 bench profile --tokens 2048 "${BEST[@]}"
-  # 3. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks: the
-  #    DQ forward at q/o's shape was 0.90 (run b) before the block scale was read once per 64 weights; at k/v's shape
-  #    the f32 products ran faster on the wide block than on the narrow one the shape gets (run b).
-  #    Since 2026-12-04 (late) every tiled product is timed beside the plain one in alternating rounds (vsPlainRounds):
-  #    150 ms a side keeps the step's time.
+  # 3. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks:
+  #    run c's forward 0.93-0.94 at q/o's, gate/up's and down's shapes (every input gradient >= 0.98).
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
-  # 4. The production warp map on plain products (never measured: the sweep's generated warp map ran 1.09x / 1.25x the
-  #    production row map in run b, the production one only 1.002x on a whole layer).
-  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp --min-ms 150
-  # 5. The generated designs beside the production tiled kernel, each timed in alternating rounds with it (run b's
-  #    ratios at gate/up's shape were against one production measurement 9 % below bench matmul's).
-  step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
-  # 6. The plain fp32 matmul at 4096^3 and its variants on the row map (#9: >= 32 TFLOP/s, stretch 40, every variant
-  #    >= 0.9x plain).
-  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled --min-ms 150
-  # 7. The layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and 4096 tokens), with and without bounds clamps,
-  #    on both thread maps.
+  # 4. Attention beside the plain product in alternating rounds (vsPlainMatmul: #9 forward >= 0.40, backward >= 0.25);
+  #    last measured in run a, skipped for time in runs b and c.
+  step attention 60 bench attention --tokens 2048 --gemm tiled
+  # 5. The layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and 4096 tokens), with and without bounds clamps.
+  #    Run c's 4096-token layer took 300 ms (run b 182) in a single disturbed measurement.
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
-  step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
-  step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   step layer-best-4096 90 bench layer --tokens 4096 "${BEST[@]}"
-  # 8. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
+  step profile-best-4096 60 bench profile --tokens 4096 "${BEST[@]}"
+  step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
+  # 6. The plain fp32 matmul at 4096^3 and its variants (#9: >= 32 TFLOP/s, stretch 40, every variant >= 0.9x plain).
+  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled --min-ms 150
+  # 7. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
   step check-best 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}"
   step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
-  # 9. The lm_head + cross-entropy (#9: >= 0.9x plain) and the small kernels; the whole step without clamps and with
-  #    the int8 DP4A path on the MLP; what a run picks; the time estimates.
+  # 8. The lm_head + cross-entropy (#9: >= 0.9x plain) and the small kernels; the whole step without clamps; what a run
+  #    picks; the time estimates; the small-GPU path (layers streamed from host memory) against resident training.
   step kernels 120 bench kernels --tokens 2048 --gemm tiled
-  step model-best-unclamped 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --no-robustness --gpu-memory 139
+  step model-best-unclamped 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --no-robustness --gpu-memory 139
   step tune 120 bench tune --tokens 2048
-  step model-int8-mlp 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
   step estimate 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}"
   step estimate-stream 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}" --stream-layers
-  # The small-GPU path (layers streamed from host memory) against resident training in one process: never measured on
-  # a GPU (docs/performance.md, docs/models.md).
-  step stream 150 bench stream --tokens 2048 --steps 2 "${BEST[@]}"
-  step model-best-keep-attention 150 bench model --tokens 2048 --steps 2 "${BEST[@]}" --keep-attention
-  step skinny 60 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic
-  # Measured in run a of 2026-12-04 and not changed since: the attention kernels, the layer without the dS scratch or
-  # LoRA's epilogue terms.
-  # The tiled GEMM as the attention lines' paired yardstick (vsPlainMatmul: #9 forward >= 0.40, backward >= 0.25).
-  step attention 60 bench attention --tokens 2048 --gemm tiled
+  step stream 150 bench stream --tokens 2048 --steps 3 "${BEST[@]}"
+  # 9. Design comparisons measured in runs b and c (the warp map, the generated designs, int8 on the MLP, kept
+  #    attention): for a call with time to spare.
+  step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
+  step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
+  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp --min-ms 150
+  step model-int8-mlp 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
+  step model-best-keep-attention 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --keep-attention
+  # Measured in run a of 2026-12-04 and not changed since: the layer without the dS scratch or LoRA's epilogue terms.
   step layer-best-no-spill 60 bench layer --tokens 2048 "${BEST[@]}" --no-attention-spill
   step layer-best-no-lora-epilogue 60 bench layer --tokens 2048 "${BEST[@]}" --no-lora-epilogue
   step gpu-info 30 gpu-info --no-check
   step matmul-fixed 180 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-fixed
   step dispatch 60 bench dispatch --tokens 128,2048
+  step skinny 120 bench matmul --sizes 256 --tokens 8 --shapes 2048x8x4096,8x4096x2048,4096x8x2048,2048x8x14336,14336x8x2048 --kernels basic --min-ms 50
   # Measured on 2026-11-30 and not changed since: the tensor-core int8 kernel (right, slower than DP4A), two stages of
   # GEMM tiles (slower), the basic kernels, the int8 products against fp32.
   probe sm-probe 30 scripts/device/sm-probe.mjs

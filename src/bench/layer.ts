@@ -15,7 +15,7 @@ import { linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, type BaseLinear, type MistralWeights } from '../engine/mistral/weights.ts';
-import { timeGpu } from '../engine/timing.ts';
+import { spinUpMs, timeGpu } from '../engine/timing.ts';
 
 export interface LayerBenchOptions {
   dims: Omit<Dims, 'L' | 'V'>;
@@ -125,7 +125,7 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
   const Cm = ctx.createBuffer('bench C', T * d.C * 4, 'scratch');
   fill_uniform(ctx, A, T * d.C, 1, 11);
   fill_uniform(ctx, B, d.C * d.C, 1, 12);
-  const plain = await timeGpu(ctx, () => gemm(ctx, { C: Cm, A, B, M: T, N: d.C, K: d.C }), { minMs: o.minMs ?? 300 });
+  const plain = await timeGpu(ctx, () => gemm(ctx, { C: Cm, A, B, M: T, N: d.C, K: d.C }), { minMs: o.minMs ?? 300, warmupMs: spinUpMs(o.minMs ?? 300) });
   const plainMatmulGflops = (2 * T * d.C * d.C) / (plain.ms * 1e6);
   for (const b of [A, B, Cm]) ctx.destroy(b);
 
@@ -136,7 +136,7 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
     const d0 = ctx.dispatchCount;
     runner.layerTrainingWork(0);
     const dispatches = ctx.dispatchCount - d0;
-    const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { warmup: 0, minMs: o.minMs ?? 300, maxReps: 50 });
+    const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { warmup: 0, warmupMs: spinUpMs(o.minMs ?? 300), minMs: o.minMs ?? 300, maxReps: 50 });
     const flop = layerFlops(d, T, r);
     const gflops = flop / (t.ms * 1e6);
     const snap = ctx.ledger.snapshot();

@@ -8,6 +8,7 @@ import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import type { MistralConfig } from '../model/config.ts';
 import type { GpuContext } from '../engine/gpu.ts';
+import { median } from '../engine/timing.ts';
 import { nf4_quantize } from '../engine/kernels/nf4.ts';
 import { fill_uniform, fill_uniform_bf16 } from '../engine/kernels/random.ts';
 import { attentionFlopsPerToken, flopsPerToken, linearShape, type Dims } from '../engine/mistral/dims.ts';
@@ -28,7 +29,9 @@ export interface ModelBenchResult {
   /** The recomputed layers kept their attention output: their recomputation skipped attention. */
   keptAttention: boolean;
   loadSeconds: number;
+  /** The median timed step (TrainStepTiming.stepMs); tokensPerSecond and tflops are of it. */
   stepMs: number;
+  stepMsEach: number[];
   tokensPerSecond: number;
   /** Useful FLOPs per token (forward, recomputation, input gradients, attention) and the rate they ran at. */
   gflopPerToken: number;
@@ -100,7 +103,10 @@ export type KeptLayersChoice = number | ((inUseBytes: number) => { kept: number;
 export interface TrainStepTiming {
   keptLayers: number;
   keptAttention: boolean;
+  /** The median of the timed steps' milliseconds (one step something else on the GPU slowed does not move it). */
   stepMs: number;
+  /** Each timed step's milliseconds, in order. */
+  stepMsEach: number[];
   /** The warm-up step's loss, then each timed step's. */
   losses: number[];
   /** Layer uploads of the timed steps, per step (streamed weights; 0 when resident). */
@@ -144,14 +150,18 @@ export async function timeTrainSteps(
     losses.push(await step()); // warm-up: pipelines compiled, buffers touched
     const uploads0 = weights.stream?.uploads ?? 0;
     const dispatches0 = ctx.dispatchCount;
-    const s0 = Date.now();
-    for (let i = 0; i < o.steps; i++) losses.push(await step());
-    const stepMs = (Date.now() - s0) / o.steps;
+    const stepMsEach: number[] = [];
+    for (let i = 0; i < o.steps; i++) {
+      const s0 = performance.now();
+      losses.push(await step()); // the loss's readback fences the step
+      stepMsEach.push(performance.now() - s0);
+    }
+    const stepMs = median(stepMsEach);
     const dispatchesPerStep = (ctx.dispatchCount - dispatches0) / o.steps;
     const snap = ctx.ledger.snapshot();
     const peakByCategory: Record<string, number> = {};
     for (const [k, v] of Object.entries(snap.byCategory)) peakByCategory[k] = v.peakBytes;
-    const timing: TrainStepTiming = { keptLayers, keptAttention: runner.keptAttention, stepMs, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, dispatchesPerStep, peakBytes: snap.peakBytes, peakByCategory };
+    const timing: TrainStepTiming = { keptLayers, keptAttention: runner.keptAttention, stepMs, stepMsEach, losses, uploadsPerStep: ((weights.stream?.uploads ?? 0) - uploads0) / o.steps, dispatchesPerStep, peakBytes: snap.peakBytes, peakByCategory };
     const passes = o.validationPasses ?? 0;
     if (passes <= 0) return timing;
     const validate = async (): Promise<number> => {
@@ -198,6 +208,7 @@ export async function benchModel(
       keptAttention: t.keptAttention,
       loadSeconds,
       stepMs: t.stepMs,
+      stepMsEach: t.stepMsEach,
       tokensPerSecond: o.T / (t.stepMs / 1000),
       gflopPerToken: fpt / 1e9,
       tflops: (fpt * o.T) / (t.stepMs / 1000) / 1e12,

@@ -181,11 +181,14 @@ describe('finetune bench profile', () => {
 
 describe('finetune bench model', () => {
   it('runs whole training steps and reports tokens/s, falling losses and the ledger peak by category', async () => {
-    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'model', '--tokens', '8', '--steps', '2', '--targets', 'q_proj,v_proj'], { env, timeout: BENCH_TIMEOUT });
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'model', '--tokens', '8', '--steps', '3', '--targets', 'q_proj,v_proj'], { env, timeout: BENCH_TIMEOUT });
     const r = stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.bench === 'model');
     expect(r.targets).toBe('q_proj,v_proj');
-    expect(r.losses).toHaveLength(3);
-    expect(r.tokensPerSecond).toBeGreaterThan(0);
+    expect(r.losses).toHaveLength(4);
+    // Each timed step's time, and the figures of the median one (a disturbed step does not move them).
+    expect(r.stepMsEach).toHaveLength(3);
+    expect(r.stepMs).toBe([...r.stepMsEach].sort((a: number, b: number) => a - b)[1]);
+    expect(r.tokensPerSecond).toBeCloseTo(8 / (r.stepMs / 1000), 6);
     // Every timed step records the same kernels: a whole number of dispatches per step.
     expect(Number.isInteger(r.dispatchesPerStep) && r.dispatchesPerStep > 0).toBe(true);
     expect(r.peakByCategory.weights).toBeGreaterThan(0);

@@ -228,6 +228,18 @@ describe('summarise', () => {
     expect(s).toContain('kernel T=2048 rmsnorm forward: 2000 GB/s, 0.100 ms, 0.03× the plain matmul\'s time');
   });
 
+  it('shows a whole-model line with the steps its median step is of, and a one-step line without', () => {
+    const lines = [
+      { device: 'step', step: 'model-best', attempt: 1 },
+      { bench: 'model', T: 2048, mode: 'checkpointed', keptLayers: 0, keptAttention: false, stepMs: 2700, stepMsEach: [2710, 4950, 2700], tokensPerSecond: 758.5, tflops: 33.8, peakBytes: 6.42 * 1024 ** 3, losses: [10.46, 10.44] },
+      { bench: 'model', T: 2048, mode: 'kept', keptLayers: 32, keptAttention: false, stepMs: 2000, stepMsEach: [2000], tokensPerSecond: 1024, tflops: 30, peakBytes: 16.6 * 1024 ** 3, losses: [10.46] },
+      { device: 'step-end', step: 'model-best', attempt: 1, exit: 0, seconds: 30 },
+    ];
+    const s = summariseRecords(lines);
+    expect(s).toContain('model T=2048 checkpointed kept=0: 2700 ms/step (median of 2710, 4950, 2700), 758.5 tokens/s, 33.80 TFLOP/s, peak 6.42 GiB');
+    expect(s).toContain('model T=2048 kept kept=32: 2000 ms/step, 1024.0 tokens/s');
+  });
+
   it('shows a tiled NF4 product\'s ratio to the plain product timed beside it, with its rounds\' spread', () => {
     const lines = [
       { device: 'step', step: 'nf4-tiled', attempt: 1 },
