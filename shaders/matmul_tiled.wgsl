@@ -39,6 +39,9 @@
 //   - without, the input gradient: W is [K, N] (the layer's [out, in]: here the reduction runs over the layer's
 //     outputs), C = dX = alpha · dY · deq(W) (+ beta · C). A B tile row is then BN consecutive weights of one row of
 //     W, BN/8 code words: each thread fetches one word and its scale and writes it as two vec4s into one tile row.
+//   With one stage the fetched word is dequantised into 8 registers right after the FMAs of the step before, ahead
+//   of the barrier (DEQ_BEFORE_BARRIER), so the phase between the barriers only stores, as for f32 weights (the NF4
+//   forward ran 0.93–0.94× plain on the H200 where the f32 X·Wᵀ ran 0.99–1.01×, the store pattern being the same).
 // - DROPOUT with DROP_A, DROP_B or DROP_OUT (f32 operands, not with NF4): the LoRA dropout mask of shaders/lora.wgsl
 //   fused in, as in shaders/matmul.wgsl (same contract, same bits): an operand element (flat index i in its stored
 //   matrix of one batch entry) becomes select(0, v · scale, keep(i)) as it is fetched, component by component of a
@@ -140,6 +143,13 @@ const LA = BK * BM4 / THREADS; // vec4s of the A tile each thread fetches: 2 (4 
 // block's scale. BK × BN weights are BK·BN/8 words, one per thread in both blocks and both directions.
 struct BReg { word: u32, scale: f32 }
 const LB = 1u;
+// A fetched word dequantised: its weights j = 0 … 3 in lo and 4 … 7 in hi (j as in nibbleShift).
+struct BVal { lo: vec4<f32>, hi: vec4<f32> }
+// Single stage: a K step's word is dequantised into registers right after the FMAs of the step before, ahead of the
+// barrier, so its table reads and multiplies overlap other warps' FMAs (and this warp's, as the compiler schedules
+// them); the phase between the two barriers then only stores, as for f32 weights. false dequantises at the store,
+// as before 2026-12-04 (late): the same values, so the same bits (test/gpu/nf4_matmul_tiled.test.ts flips it).
+const DEQ_BEFORE_BARRIER = true;
 //#else
 alias BReg = vec4<f32>;
 const LB = BK * BN4 / THREADS; // vec4s of the B tile each thread fetches: 2
@@ -292,17 +302,32 @@ fn deq(word: u32, shift: u32, scale: f32) -> f32 {
   return lut[(word >> shift) % 16u] * scale;
 }
 
+// The word's 8 weights, scaled: j = 0 … 7 at nibbleShift(j) = 4, 0, 12, 8, 20, 16, 28, 24.
+fn dequantB(v: BReg) -> BVal {
+  return BVal(
+    vec4<f32>(deq(v.word, 4u, v.scale), deq(v.word, 0u, v.scale), deq(v.word, 12u, v.scale), deq(v.word, 8u, v.scale)),
+    vec4<f32>(deq(v.word, 20u, v.scale), deq(v.word, 16u, v.scale), deq(v.word, 28u, v.scale), deq(v.word, 24u, v.scale)),
+  );
+}
+
 // Offsets bounded as in putA (LB is 1: q < THREADS).
-fn putB(li: u32, t: u32, v: BReg) {
+fn putB(li: u32, t: u32, v: BVal) {
   let q = (li + t * THREADS) % THREADS;
   if (TRANS_B) {
-    // Dequantises the word into 8 tile rows k … k + 7 of column n (two swizzle groups of 4).
+    // The word's weights into 8 tile rows k … k + 7 of column n (two swizzle groups of 4).
     let n = q / 2u;
     let k = (q % 2u) * 8u;
     let lane = n % 4u;
-    for (var j = 0u; j < 8u; j++) {
-      Bs[(putStage % STAGES) * B_STAGE + (k + j) * BN4 + ((n / 4u) ^ swz(k + j)) % BN4][lane] = deq(v.word, nibbleShift(j), v.scale);
-    }
+    let o = (putStage % STAGES) * B_STAGE;
+    let c = n / 4u;
+    Bs[o + (k + 0u) * BN4 + (c ^ swz(k + 0u)) % BN4][lane] = v.lo.x;
+    Bs[o + (k + 1u) * BN4 + (c ^ swz(k + 1u)) % BN4][lane] = v.lo.y;
+    Bs[o + (k + 2u) * BN4 + (c ^ swz(k + 2u)) % BN4][lane] = v.lo.z;
+    Bs[o + (k + 3u) * BN4 + (c ^ swz(k + 3u)) % BN4][lane] = v.lo.w;
+    Bs[o + (k + 4u) * BN4 + (c ^ swz(k + 4u)) % BN4][lane] = v.hi.x;
+    Bs[o + (k + 5u) * BN4 + (c ^ swz(k + 5u)) % BN4][lane] = v.hi.y;
+    Bs[o + (k + 6u) * BN4 + (c ^ swz(k + 6u)) % BN4][lane] = v.hi.z;
+    Bs[o + (k + 7u) * BN4 + (c ^ swz(k + 7u)) % BN4][lane] = v.hi.w;
     return;
   }
   // The word is columns 8w … 8w + 7 of tile row r: vec4 columns 2w (elements 0–3) and 2w + 1 (4–7). The table reads
@@ -312,13 +337,18 @@ fn putB(li: u32, t: u32, v: BReg) {
   // below 8) keeps them distinct.
   let r = q / WPR;
   let w = q % WPR;
-  let lo = vec4<f32>(deq(v.word, 4u, v.scale), deq(v.word, 0u, v.scale), deq(v.word, 12u, v.scale), deq(v.word, 8u, v.scale));
-  let hi = vec4<f32>(deq(v.word, 20u, v.scale), deq(v.word, 16u, v.scale), deq(v.word, 28u, v.scale), deq(v.word, 24u, v.scale));
+  let lo = v.lo;
+  let hi = v.hi;
   let h = (w >> 2u) & 1u;
   let s = swz(r);
   let o = (putStage % STAGES) * B_STAGE + r * BN4;
   Bs[o + ((2u * w + h) ^ s) % BN4] = select(lo, hi, h == 1u);
   Bs[o + ((2u * w + 1u - h) ^ s) % BN4] = select(hi, lo, h == 1u);
+}
+
+// What fetchB fetched, into the B tile: dequantised on the way.
+fn putFetched(li: u32, t: u32, v: BReg) {
+  putB(li, t, dequantB(v));
 }
 //#else
 //#if B_HALF
@@ -382,6 +412,11 @@ fn putB(li: u32, t: u32, v: BReg) {
     let k = q / BN4;
     Bs[(putStage % STAGES) * B_STAGE + k * BN4 + ((q % BN4) ^ swzB(k)) % BN4] = v;
   }
+}
+
+// What fetchB fetched, into the B tile as it is.
+fn putFetched(li: u32, t: u32, v: BReg) {
+  putB(li, t, v);
 }
 
 //#endif
@@ -516,6 +551,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var rb$(t): BReg;
   if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, 0u, bBase, rb$(t)); }
 //#endunroll
+//#if NF4
+//#if !DOUBLE
+  // The first K step's weights, dequantised (DEQ_BEFORE_BARRIER); each step then dequantises the next one's.
+  var db0 = dequantB(rb0);
+//#endif
+//#endif
 
 //#if DOUBLE
   // The first tile into stage 0 (putStage starts at 0); each step then fills the other stage for the next one.
@@ -523,7 +564,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
 //#endunroll
 //#unroll t 2
-  if ($(t)u < LB) { putB(li, $(t)u, rb$(t)); }
+  if ($(t)u < LB) { putFetched(li, $(t)u, rb$(t)); }
 //#endunroll
   workgroupBarrier();
 //#endif
@@ -535,9 +576,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 //#unroll t 4
     if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
 //#endunroll
+//#if NF4
+    if (DEQ_BEFORE_BARRIER) { putB(li, 0u, db0); } else { putFetched(li, 0u, rb0); }
+//#else
 //#unroll t 2
-    if ($(t)u < LB) { putB(li, $(t)u, rb$(t)); }
+    if ($(t)u < LB) { putFetched(li, $(t)u, rb$(t)); }
 //#endunroll
+//#endif
     workgroupBarrier();
     let useA = 0u;
     let useB = 0u;
@@ -587,9 +632,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
 //#endunroll
 //#unroll t 2
-      if ($(t)u < LB) { putB(li, $(t)u, rb$(t)); }
+      if ($(t)u < LB) { putFetched(li, $(t)u, rb$(t)); }
 //#endunroll
     }
+//#else
+//#if NF4
+    // The next step's weights (fetched above; on the last step the word already used, dequantised for nothing), in
+    // the same basic block as the FMAs so the compiler may interleave them.
+    if (DEQ_BEFORE_BARRIER) { db0 = dequantB(rb0); }
+//#endif
 //#endif
     workgroupBarrier();
   }

@@ -205,7 +205,8 @@ else
   #    products 64-87 us each where byte counts give 15-35).
   step profile-best 60 bench profile --tokens 2048 "${BEST[@]}"
   # 3. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks:
-  #    run c's forward 0.93-0.94 at q/o's, gate/up's and down's shapes (every input gradient >= 0.98).
+  #    run c's forward 0.93-0.94 at q/o's, gate/up's and down's shapes (every input gradient >= 0.98). Since then the
+  #    NF4 products dequantise a K step's weights before the barrier instead of between the barriers (unmeasured).
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
   # 4. Attention beside the plain product in alternating rounds (vsPlainMatmul: #9 forward >= 0.40, backward >= 0.25);
   #    last measured in run a, skipped for time in runs b and c.
