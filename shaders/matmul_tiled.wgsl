@@ -147,9 +147,9 @@ const LB = 1u;
 struct BVal { lo: vec4<f32>, hi: vec4<f32> }
 // Single stage: a K step's word is dequantised into registers right after the FMAs of the step before, ahead of the
 // barrier, so its table reads and multiplies overlap other warps' FMAs (and this warp's, as the compiler schedules
-// them); the phase between the two barriers then only stores, as for f32 weights. false dequantises at the store,
-// as before 2026-12-04 (late): the same values, so the same bits (test/gpu/nf4_matmul_tiled.test.ts flips it).
-const DEQ_BEFORE_BARRIER = true;
+// them); the phase between the two barriers then only stores, as for f32 weights. false (TiledOptions.dequantAtStore)
+// dequantises at the store, as before 2026-12-04 (late): the same values, so the same bits; `bench nf4` times both.
+override DEQ_BEFORE_BARRIER: bool = true;
 //#else
 alias BReg = vec4<f32>;
 const LB = BK * BN4 / THREADS; // vec4s of the B tile each thread fetches: 2

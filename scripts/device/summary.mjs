@@ -74,7 +74,8 @@ function nf4Label(r) {
   if (!v.includes(', tiled')) return `${kind}${dq}`;
   const two = v.includes(', two stages') ? '2' : '';
   const block = r.block ? `[${r.block[0]}${r.blockForced ? '*' : ''}]` : '';
-  return `${kind}${dq}/tiled${two}${block}`;
+  // "@store": the weights dequantised at the tile store, as before 2026-12-04 (late), the A/B of the default.
+  return `${kind}${dq}/tiled${two}${block}${r.dequantAtStore ? '@store' : ''}`;
 }
 
 // " (0.93–0.97)": the least and greatest of a paired ratio's rounds (engine/timing.ts timePaired); nothing without them.
@@ -91,7 +92,9 @@ function nf4Lines(lines) {
     const k = shape(r);
     if (!byShape.has(k)) byShape.set(k, []);
     // Tiled products since 2026-12-04 (late): their ratio to the plain product timed beside them, and its rounds' spread.
-    byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}${r.vsPlainRounds ? ` ×${r.vsPlain.toFixed(2)}${spread(r.vsPlainRounds)}` : ''}`);
+    // The dequantised-at-the-store line: its ratio to the default arrangement timed beside it.
+    const ratio = r.vsPlainRounds ? ` ×${r.vsPlain.toFixed(2)}${spread(r.vsPlainRounds)}` : r.vsDefaultRounds ? ` vsDefault ×${r.vsDefault.toFixed(2)}${spread(r.vsDefaultRounds)}` : '';
+    byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}${ratio}`);
     if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
   }
   for (const [k, cells] of byShape) out.push(`  ${k}: ${cells.join(' | ')}`);

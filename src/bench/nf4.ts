@@ -8,13 +8,15 @@
 // --gemm says, and the tiled ones once more on the other block width where the device has room for both: which block
 // a shape gets (NARROW_BELOW_BLOCKS) is a guess, and at k/v's shape the f32 products ran faster on the block not
 // chosen (H200, 2026-12-04). Two stages of tiles are no longer timed here: slower on every NF4 product in both H200
-// measurements (`bench matmul` still times them). The plain product follows --gemm.
+// measurements (`bench matmul` still times them). The plain product follows --gemm. The tiled products on their own
+// block are also timed with a K step's weights dequantised at the store, beside the default (dequantised ahead of the
+// barrier since 2026-12-04, late): `vsDefault` says what that change is worth on the GPU at hand.
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
-import { nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
+import { nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { spinUpMs, timeGpu, timePaired } from '../engine/timing.ts';
 import { MISTRAL_7B_LAYER } from './layer.ts';
@@ -50,6 +52,14 @@ export interface Nf4BenchResult {
   blockForced?: boolean;
   /** A forced block's line: its rate over the line of the block the shape chooses. */
   vsOwnBlock?: number;
+  /**
+   * The tiled product on its own block with the weights dequantised at the store (TiledOptions.dequantAtStore, as
+   * before 2026-12-04 late): its rate over the default arrangement timed beside it in alternating rounds (the median,
+   * and the rounds); its vsPlain is the default line's times that.
+   */
+  dequantAtStore?: true;
+  vsDefault?: number;
+  vsDefaultRounds?: number[];
   reps: number;
 }
 
@@ -110,8 +120,8 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
         await ctx.sync();
         const tag = doubleQuant ? ', double-quant' : '';
         const products = [
-          { name: `nf4 forward Y = X·deq(W)ᵀ${tag}`, out: Y, own: nf4TiledVariant(ctx, nf4ForwardArgs(Y, X, W, M)).block, basic: () => nf4ForwardBasic(ctx, Y, X, W, M), tiled: (block: TiledBlock) => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 1, block }) },
-          { name: `nf4 backward dX = dY·deq(W)${tag}`, out: dX, own: nf4TiledVariant(ctx, nf4BackwardArgs(dX, dY, W, M)).block, basic: () => nf4BackwardBasic(ctx, dX, dY, W, M), tiled: (block: TiledBlock) => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 1, block }) },
+          { name: `nf4 forward Y = X·deq(W)ᵀ${tag}`, out: Y, own: nf4TiledVariant(ctx, nf4ForwardArgs(Y, X, W, M)).block, basic: () => nf4ForwardBasic(ctx, Y, X, W, M), tiled: (block: TiledBlock, o: TiledOptions = {}) => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 1, block, ...o }) },
+          { name: `nf4 backward dX = dY·deq(W)${tag}`, out: dX, own: nf4TiledVariant(ctx, nf4BackwardArgs(dX, dY, W, M)).block, basic: () => nf4BackwardBasic(ctx, dX, dY, W, M), tiled: (block: TiledBlock, o: TiledOptions = {}) => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 1, block, ...o }) },
         ];
         for (const p of products) {
           yield result(p.name, await timeGpu(ctx, p.basic, { minMs }), plain);
@@ -127,6 +137,20 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
           };
           const own = await tiled(`${p.name}, tiled`, p.own);
           yield { ...own.line, block: p.own, blockForced: false, diffVsBasic: own.diffVsBasic };
+          // The arrangement before 2026-12-04 (late), timed beside the default one: the A/B of where a step dequantises.
+          const ab = await timePaired(ctx, () => p.tiled(p.own), () => p.tiled(p.own, { dequantAtStore: true }), { minMs, warmupMs: spinUpMs(minMs) });
+          ctx.clear(p.out);
+          p.tiled(p.own, { dequantAtStore: true });
+          yield {
+            ...result(`${p.name}, tiled, dequantised at the store`, ab.candidate, plain),
+            vsPlain: own.line.vsPlain * ab.ratio,
+            block: p.own,
+            blockForced: false,
+            dequantAtStore: true,
+            vsDefault: ab.ratio,
+            vsDefaultRounds: ab.ratios,
+            diffVsBasic: maxRelError(await ctx.readF32(p.out), basicOut),
+          };
           if (bothBlocks) {
             const block = other(p.own);
             const forced = await tiled(`${p.name}, tiled, ${block} block`, block);

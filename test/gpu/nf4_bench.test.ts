@@ -19,13 +19,13 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
   });
 
-  it('yields the plain product first, then the fused forward and backward (each basic, then tiled on its block and on the other where both fit, those timed beside the plain product), plain and double-quantised', async () => {
+  it('yields the plain product first, then the fused forward and backward (each basic, then tiled on its block, dequantised at the store beside that, and on the other block where both fit, those timed beside the plain product), plain and double-quantised', async () => {
     const rows: Nf4BenchResult[] = [];
     for await (const r of benchNf4(ctx, [{ M: 33, N: 64, K: 128 }], 1)) rows.push(r);
     // The wide NF4 block needs 64 bytes over 16 KiB of workgroup memory: on an adapter without them every product runs
     // on the narrow block and there is no other block to time.
     const bothBlocks = tiledWorkgroupBytes('wide', 1, true) <= ctx.device.limits.maxComputeWorkgroupStorageSize;
-    const product = (name: string): string[] => [name, `${name}, tiled`, ...(bothBlocks ? [`${name}, tiled, wide block`] : [])];
+    const product = (name: string): string[] => [name, `${name}, tiled`, `${name}, tiled, dequantised at the store`, ...(bothBlocks ? [`${name}, tiled, wide block`] : [])];
     expect(rows.map((r) => r.variant)).toEqual([
       'plain fp32 (C = A·B)',
       ...product('nf4 forward Y = X·deq(W)ᵀ'),
@@ -35,12 +35,12 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
     // The tiled products compute what the basic ones do, on either block; a small shape gets the narrow block.
     const tiled = rows.filter((r) => r.variant.includes('tiled'));
-    expect(tiled.length).toBe(bothBlocks ? 8 : 4);
+    expect(tiled.length).toBe(bothBlocks ? 12 : 8);
     for (const r of tiled) expect(r.diffVsBasic, r.variant).toBeLessThan(1e-5);
     for (const r of tiled.filter((r) => r.variant.endsWith('tiled'))) expect(r).toMatchObject({ block: 'narrow', blockForced: false });
     for (const r of tiled.filter((r) => r.variant.endsWith('wide block'))) {
       expect(r).toMatchObject({ block: 'wide', blockForced: true });
-      const own = rows[rows.indexOf(r) - 1];
+      const own = rows.find((o) => o.variant === r.variant.replace(', wide block', ''))!;
       expect(r.vsOwnBlock).toBeCloseTo(r.gflops / own.gflops, 9);
     }
     for (const r of rows) {
@@ -56,9 +56,23 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
       expect(r.vsPlain).toBeCloseTo(r.gflops / rows[0].gflops, 9);
       expect(r.vsPlainRounds).toBeUndefined();
     }
-    for (const r of tiled) {
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1];
+    for (const r of tiled.filter((r) => !r.dequantAtStore)) {
       expect(r.vsPlainRounds, r.variant).toHaveLength(3);
-      expect(r.vsPlain).toBe([...r.vsPlainRounds!].sort((a, b) => a - b)[1]);
+      expect(r.vsPlain).toBe(median(r.vsPlainRounds!));
+    }
+    // The A/B of where a K step is dequantised: timed beside the default arrangement on the same block, its vsPlain
+    // that line's times the ratio; the same output (diffVsBasic above).
+    const atStore = tiled.filter((r) => r.dequantAtStore);
+    expect(atStore).toHaveLength(4);
+    for (const r of atStore) {
+      const own = rows[rows.indexOf(r) - 1];
+      expect(own.variant).toBe(r.variant.replace(', dequantised at the store', ''));
+      expect(r).toMatchObject({ block: own.block, blockForced: false });
+      expect(r.vsDefaultRounds).toHaveLength(3);
+      expect(r.vsDefault).toBe(median(r.vsDefaultRounds!));
+      expect(r.vsPlain).toBeCloseTo(own.vsPlain * r.vsDefault!, 9);
+      expect(r.vsPlainRounds).toBeUndefined();
     }
   });
 

@@ -240,15 +240,16 @@ describe('summarise', () => {
     expect(s).toContain('model T=2048 kept kept=32: 2000 ms/step, 1024.0 tokens/s');
   });
 
-  it('shows a tiled NF4 product\'s ratio to the plain product timed beside it, with its rounds\' spread', () => {
+  it('shows a tiled NF4 product\'s ratio to the plain product timed beside it, and the dequantised-at-the-store A/B\'s to it, with their rounds\' spread', () => {
     const lines = [
       { device: 'step', step: 'nf4-tiled', attempt: 1 },
       { bench: 'nf4', variant: 'plain fp32 (C = A·B)', M: 8, N: 64, K: 64, gflops: 35000, vsPlain: 1 },
       { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled', M: 8, N: 64, K: 64, gflops: 33000, block: 'wide', blockForced: false, vsPlain: 0.951, vsPlainRounds: [0.94, 0.951, 0.962] },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, double-quant, tiled, dequantised at the store', M: 8, N: 64, K: 64, gflops: 31000, block: 'wide', blockForced: false, dequantAtStore: true, vsPlain: 0.9, vsDefault: 0.94, vsDefaultRounds: [0.93, 0.94, 0.99] },
       { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
     ];
     const s = summariseRecords(lines);
-    expect(s).toContain('8x64x64: plain 35.0 | fwd-dq/tiled[w] 33.0 ×0.95 (0.94–0.96)');
+    expect(s).toContain('8x64x64: plain 35.0 | fwd-dq/tiled[w] 33.0 ×0.95 (0.94–0.96) | fwd-dq/tiled[w]@store 31.0 vsDefault ×0.94 (0.93–0.99)');
   });
 
   it('names the tiled kernel on the warp map apart from the row map in matmul lines', () => {

@@ -43,6 +43,11 @@ export interface TiledOptions {
   stages?: TiledStages;
   /** 'warp': a warp of threads covers 8 × 4 of the thread grid (WARP_MAP), 'row': 16 × 2; default: the context's kernel. */
   map?: 'row' | 'warp';
+  /**
+   * NF4 products, one stage: dequantise a K step's weights as they are stored into the tile, between the barriers
+   * (before 2026-12-04, late), rather than into registers ahead of the barrier. The same bits; for `bench nf4`'s A/B.
+   */
+  dequantAtStore?: boolean;
 }
 
 /** Whether a product runs with the warp map: asked for, or the context's GEMM kernel is 'tiled-warp'. */
@@ -166,7 +171,7 @@ function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): 
   const v = nf4TiledVariant(ctx, a, t);
   const stages = fittingStages(t.stages ?? ctx.tiledStages, v.block, true, limit);
   const lr = lowRankSpec(a);
-  const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check, ...lr.constants };
+  const constants: Record<string, number | boolean> = { TRANS_A: false, TRANS_B: Boolean(a.transB), CHECK: v.check, DEQ_BEFORE_BARRIER: !t.dequantAtStore, ...lr.constants };
   if (v.fixedShape) Object.assign(constants, { FIXED_M: a.M, FIXED_N: a.N, FIXED_K: a.K });
   ctx.dispatch(
     { shader: 'matmul_tiled', defines: { ALIGNED: v.aligned, NARROW: v.block === 'narrow', DOUBLE: stages === 2, WARP_MAP: warpMapOf(ctx, t), NF4: true, DQ: W.doubleQuant, ...lr.defines }, constants },
