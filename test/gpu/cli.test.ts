@@ -140,6 +140,10 @@ describe('finetune bench beyond matmul', () => {
     const layer = lines.find((l) => l.bench === 'layer');
     expect(layer.tokensPerSecond).toBeGreaterThan(0);
     expect(layer.vsMatmulCeiling).toBeGreaterThan(0);
+    // The ceiling's plain matmul timed before and after the layer, their mean the reference.
+    expect(layer.plainMatmulGflopsEach).toHaveLength(2);
+    expect(layer.plainMatmulGflops).toBeCloseTo((layer.plainMatmulGflopsEach[0] + layer.plainMatmulGflopsEach[1]) / 2, 6);
+    expect(layer.vsMatmulCeiling).toBeCloseTo(layer.gflops / layer.plainMatmulGflops, 9);
     expect(layer.peakBytes).toBeGreaterThan(layer.peakByCategory.weights);
     expect(layer.peakByCategory.activations).toBeGreaterThan(0);
     const kernels = lines.filter((l) => l.bench === 'kernel').map((l) => l.kernel);
