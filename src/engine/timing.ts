@@ -1,6 +1,7 @@
 // Wall-clock timing of GPU work: warm up, then repeat the recorded work until enough time has passed, with a fence
 // (a small readback) closing each batch. Per-kernel timestamps are not portable (timestamp-query is optional and
-// quantised in browsers), and a fence-bounded batch of identical dispatches measures throughput, which is what we report.
+// quantised in browsers), and a fence-bounded batch of identical dispatches measures throughput, which is what we report:
+// the median batch, so that whatever else the GPU did during one batch does not become the figure.
 
 import type { GpuContext } from './gpu.ts';
 
