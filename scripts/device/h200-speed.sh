@@ -235,6 +235,8 @@ else
   step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
   step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
   step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp --min-ms 150
+  # The NF4 products on the warp map (what `tune` picked in runs b and c, by 0.1 ms a layer; never timed alone).
+  step nf4-warp 90 bench nf4 --tokens 2048 --gemm tiled-warp --min-ms 150
   step model-int8-mlp 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
   step model-best-keep-attention 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --keep-attention
   # Measured in run a of 2026-12-04 and not changed since: the layer without the dS scratch or LoRA's epilogue terms.
