@@ -41,7 +41,7 @@
 //     W, BN/8 code words: each thread fetches one word and its scale and writes it as two vec4s into one tile row.
 //   With one stage the fetched word is dequantised into 8 registers right after the FMAs of the step before, ahead
 //   of the barrier (DEQ_BEFORE_BARRIER), so the phase between the barriers only stores, as for f32 weights (the NF4
-//   forward ran 0.93–0.94× plain on the H200 where the f32 X·Wᵀ ran 0.99–1.01×, the store pattern being the same).
+//   forward ran 0.93–0.94× plain on the H200 where the f32 X·Wᵀ ran 0.99–1.06×, the store pattern being the same).
 // - DROPOUT with DROP_A, DROP_B or DROP_OUT (f32 operands, not with NF4): the LoRA dropout mask of shaders/lora.wgsl
 //   fused in, as in shaders/matmul.wgsl (same contract, same bits): an operand element (flat index i in its stored
 //   matrix of one batch entry) becomes select(0, v · scale, keep(i)) as it is fetched, component by component of a
