@@ -218,7 +218,7 @@ else
   step profile-best-4096 60 bench profile --tokens 4096 "${BEST[@]}"
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   # 6. The plain fp32 matmul at 4096^3 and its variants (#9: >= 32 TFLOP/s, stretch 40, every variant >= 0.9x plain).
-  step matmul-tiled 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled --min-ms 150
+  step matmul-tiled 120 bench matmul --sizes 4096 --tokens 2048 --kernels tiled --min-ms 150
   # 7. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
   step check-best 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}"
   step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
@@ -234,7 +234,7 @@ else
   #    attention): for a call with time to spare.
   step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
   step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
-  step matmul-warp 90 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp --min-ms 150
+  step matmul-warp 120 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp --min-ms 150
   # The NF4 products on the warp map (what `tune` picked in runs b and c, by 0.1 ms a layer; never timed alone).
   step nf4-warp 90 bench nf4 --tokens 2048 --gemm tiled-warp --min-ms 150
   step model-int8-mlp 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --base-matmul int8-mlp --gpu-memory 139
