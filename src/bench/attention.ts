@@ -18,7 +18,7 @@ import { attention_backward_rows, attention_backward_tiled, attention_forward_ro
 import { attention_forward_tiled, attentionSpillGroupFloats } from '../engine/kernels/attention_flash.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { randomArray } from '../engine/reference/common.ts';
-import { rateRatio, spinUpMs, timeGpu, timePaired, type Timing } from '../engine/timing.ts';
+import { benchTiming, rateRatio, timeGpu, timePaired, type Timing } from '../engine/timing.ts';
 
 export interface AttentionBenchOptions {
   T: number;
@@ -86,7 +86,7 @@ export async function* benchAttention(ctx: GpuContext, o: AttentionBenchOptions)
   const mmFlop = 2 * T * C * C;
   /** The candidate timed beside the plain product: its Timing, and its rate over the product's (rounds and median). */
   const besideMatmul = async (record: () => void, flop: number): Promise<{ t: Timing; line: Partial<AttentionBenchResult> }> => {
-    const p = await timePaired(ctx, () => gemm(ctx, { C: mmC, A: mmA, B: mmB, M: T, N: C, K: C }), record, { minMs: o.minMs, warmupMs: spinUpMs(o.minMs ?? 300) });
+    const p = await timePaired(ctx, () => gemm(ctx, { C: mmC, A: mmA, B: mmB, M: T, N: C, K: C }), record, benchTiming(o.minMs ?? 300));
     const { ratio, ratios } = rateRatio(p, flop, mmFlop);
     return { t: p.candidate, line: { vsPlainMatmul: ratio, vsPlainMatmulRounds: ratios, plainMatmulKernel: ctx.gemmKernel } };
   };

@@ -16,7 +16,7 @@ import { createLmheadXentScratch, destroyLmheadXentScratch, lmhead_xent_forward_
 import { loraChunkLimit } from '../engine/mistral/lora-layout.ts';
 import { defaultXentChunk } from '../engine/mistral/sizing.ts';
 import { linearShape, type Dims } from '../engine/mistral/dims.ts';
-import { rateRatio, spinUpMs, timeGpu, timePaired } from '../engine/timing.ts';
+import { benchTiming, rateRatio, timeGpu, timePaired } from '../engine/timing.ts';
 
 export interface KernelBenchResult {
   bench: 'kernel';
@@ -54,7 +54,7 @@ export async function* benchKernels(ctx: GpuContext, d: Dims, T: number, minMs =
     const W = rnd('w', d.C * d.C, 2, 1 / 64);
     const Y = rnd('y', T * d.C, 3);
     const plainProduct = (): void => gemm(ctx, { C: Y, A: X, B: W, M: T, N: d.C, K: d.C });
-    const plain = await timeGpu(ctx, plainProduct, { minMs, warmupMs: spinUpMs(minMs) });
+    const plain = await timeGpu(ctx, plainProduct, benchTiming(minMs));
     const plainGflops = (2 * T * d.C * d.C) / (plain.ms * 1e6);
     const res = (kernel: string, ms: number, bytes: number | null, flops: number | null): KernelBenchResult => ({
       bench: 'kernel',
@@ -130,7 +130,7 @@ export async function* benchKernels(ctx: GpuContext, d: Dims, T: number, minMs =
           plainProduct,
           () =>
             lmhead_xent_forward_backward(ctx, { dh, lossSum, lse, h: X, W: lmHead, wStorage: 'bf16', targets, BT: T, C: d.C, V: d.V, gradScale: 1 / T, chunkTokens, scratch }),
-          { minMs, warmupMs: spinUpMs(minMs) },
+          benchTiming(minMs),
         );
         const { ratio, ratios } = rateRatio(paired, flops, 2 * T * d.C * d.C);
         const tag = chunkTokens === runnerChunk ? ', what a run uses' : '';

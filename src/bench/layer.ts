@@ -15,7 +15,7 @@ import { linearShape, type Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import { destroyMistralWeights, type BaseLinear, type MistralWeights } from '../engine/mistral/weights.ts';
-import { spinUpMs, timeGpu } from '../engine/timing.ts';
+import { benchTiming, timeGpu } from '../engine/timing.ts';
 
 export interface LayerBenchOptions {
   dims: Omit<Dims, 'L' | 'V'>;
@@ -132,7 +132,7 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
     try {
       fill_uniform(ctx, A, T * d.C, 1, 11);
       fill_uniform(ctx, B, d.C * d.C, 1, 12);
-      const plain = await timeGpu(ctx, () => gemm(ctx, { C: Cm, A, B, M: T, N: d.C, K: d.C }), { minMs, warmupMs: spinUpMs(minMs) });
+      const plain = await timeGpu(ctx, () => gemm(ctx, { C: Cm, A, B, M: T, N: d.C, K: d.C }), benchTiming(minMs));
       return (2 * T * d.C * d.C) / (plain.ms * 1e6);
     } finally {
       for (const b of [A, B, Cm]) ctx.destroy(b);
@@ -148,7 +148,7 @@ export async function benchLayer(ctx: GpuContext, o: LayerBenchOptions): Promise
     const d0 = ctx.dispatchCount;
     runner.layerTrainingWork(0);
     const dispatches = ctx.dispatchCount - d0;
-    const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { warmup: 0, warmupMs: spinUpMs(minMs), minMs, maxReps: 50 });
+    const t = await timeGpu(ctx, () => runner.layerTrainingWork(0), { ...benchTiming(minMs), warmup: 0, maxReps: 50 });
     const flop = layerFlops(d, T, r);
     const gflops = flop / (t.ms * 1e6);
     const snap = ctx.ledger.snapshot();

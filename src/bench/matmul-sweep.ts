@@ -8,7 +8,7 @@
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemmTiled } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError } from '../engine/reference/common.ts';
-import { spinUpMs, timeGpu, timePaired } from '../engine/timing.ts';
+import { benchTiming, timeGpu, timePaired } from '../engine/timing.ts';
 import { filled } from './nf4.ts';
 import { sweepConfigProblem, sweepName, sweepShapeProblem, sweepThreads, sweepWgsl, sweepWorkgroupBytes, sweepWorkgroups, type SweepConfig, type SweepShape } from './matmul-sweep-wgsl.ts';
 
@@ -109,7 +109,7 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
     const flops = 2 * M * N * K;
     try {
       const production = (): void => gemmTiled(ctx, { A, B, C, M, N, K });
-      const tiled = await timeGpu(ctx, production, { minMs, warmupMs: spinUpMs(minMs) });
+      const tiled = await timeGpu(ctx, production, benchTiming(minMs));
       const reference = await ctx.readF32(C);
       const tiledGflops = flops / (tiled.ms * 1e6);
       yield { bench: 'matmul-sweep', config: 'tiled (production)', M, N, K, threads: 256, workgroupBytes: 0, ms: tiled.ms, gflops: tiledGflops, vsTiled: 1, reps: tiled.reps };
@@ -129,7 +129,7 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
         }
         try {
           const run = kernel.bind(A, B, C, shape);
-          const paired = await timePaired(ctx, production, run, { minMs, warmupMs: spinUpMs(minMs) });
+          const paired = await timePaired(ctx, production, run, benchTiming(minMs));
           // Its own output, not the production kernel's from the rounds.
           ctx.clear(C);
           run();

@@ -12,7 +12,7 @@ import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/
 import { gemmSkinny, skinnyFits } from '../engine/kernels/matmul_skinny.ts';
 import { gemmTiled, tiledVariant, tiledWorkgroupBytes, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
-import { spinUpMs, timeGpu, timePaired, type PairedTiming, type Timing } from '../engine/timing.ts';
+import { benchTiming, timeGpu, timePaired, type PairedTiming, type Timing } from '../engine/timing.ts';
 
 export interface MatmulShape {
   M: number;
@@ -174,11 +174,11 @@ export async function* benchMatmul(
           let paired: PairedTiming | undefined;
           let t: Timing;
           if (plain.has(key)) {
-            paired = await timePaired(ctx, () => record(ctx, run, plainArgs), () => record(ctx, run, a), { minMs, warmupMs: spinUpMs(minMs) });
+            paired = await timePaired(ctx, () => record(ctx, run, plainArgs), () => record(ctx, run, a), benchTiming(minMs));
             record(ctx, run, a);
             t = paired.candidate;
           } else {
-            t = await timeGpu(ctx, () => record(ctx, run, a), { minMs, warmupMs: spinUpMs(minMs) });
+            t = await timeGpu(ctx, () => record(ctx, run, a), benchTiming(minMs));
           }
           const gflops = (2 * M * N * K) / (t.ms * 1e6);
           if (!paired) plain.set(key, gflops);

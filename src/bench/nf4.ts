@@ -18,7 +18,7 @@ import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
 import { nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
-import { spinUpMs, timeGpu, timePaired } from '../engine/timing.ts';
+import { benchTiming, timeGpu, timePaired } from '../engine/timing.ts';
 import { MISTRAL_7B_LAYER } from './layer.ts';
 import { projectionShapes, type ProjectionDims } from './matmul.ts';
 
@@ -109,7 +109,7 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
 
       // Plain: C (M, N) = A (M, K) · B (K, N), the same FLOPs as both fused products.
       const plainProduct = (): void => gemm(ctx, { C: Y, A: X, B: Wf, M, N, K });
-      const tPlain = await timeGpu(ctx, plainProduct, { minMs, warmupMs: spinUpMs(minMs) });
+      const tPlain = await timeGpu(ctx, plainProduct, benchTiming(minMs));
       const plain = flop / (tPlain.ms * 1e6);
       yield result('plain fp32 (C = A·B)', tPlain, plain);
 
@@ -128,7 +128,7 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
           const basicOut = await ctx.readF32(p.out);
           // Timed beside the plain product (which writes Y too), then run once more alone for its output.
           const tiled = async (variant: string, block: TiledBlock): Promise<{ line: Nf4BenchResult; diffVsBasic: number }> => {
-            const paired = await timePaired(ctx, plainProduct, () => p.tiled(block), { minMs, warmupMs: spinUpMs(minMs) });
+            const paired = await timePaired(ctx, plainProduct, () => p.tiled(block), benchTiming(minMs));
             // Cleared first, so a tiled kernel that wrote nothing shows as a difference of 1, not 0.
             ctx.clear(p.out);
             p.tiled(block);
@@ -138,7 +138,7 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
           const own = await tiled(`${p.name}, tiled`, p.own);
           yield { ...own.line, block: p.own, blockForced: false, diffVsBasic: own.diffVsBasic };
           // The arrangement before 2026-12-04 (late), timed beside the default one: the A/B of where a step dequantises.
-          const ab = await timePaired(ctx, () => p.tiled(p.own), () => p.tiled(p.own, { dequantAtStore: true }), { minMs, warmupMs: spinUpMs(minMs) });
+          const ab = await timePaired(ctx, () => p.tiled(p.own), () => p.tiled(p.own, { dequantAtStore: true }), benchTiming(minMs));
           ctx.clear(p.out);
           p.tiled(p.own, { dequantAtStore: true });
           yield {

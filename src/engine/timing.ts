@@ -41,11 +41,12 @@ export interface TimingOptions {
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 /**
- * The warm-up a benchmark gives a measurement that follows host work (a new shape's data made, a readback checked):
- * 100 ms of the work itself, or minMs where that is shorter (tests time tiny work on SwiftShader).
+ * A benchmark's timing options: minMs of measurement after 100 ms of warm-up on the work itself (minMs where that is
+ * shorter: tests time tiny work on SwiftShader), for a measurement that follows host work (a new shape's data made, a
+ * readback checked). For timeGpu and timePaired alike.
  */
-export function spinUpMs(minMs: number): number {
-  return Math.min(100, minMs);
+export function benchTiming(minMs: number): { minMs: number; warmupMs: number } {
+  return { minMs, warmupMs: Math.min(100, minMs) };
 }
 
 /** The most repetitions one batch (one fence) holds. */
