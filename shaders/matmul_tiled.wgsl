@@ -14,7 +14,14 @@
 //   the WebGPU minimum every adapter offers. The next K tile is fetched into registers before the FMAs of the
 //   current one, so global loads overlap arithmetic; one barrier pair per K step. The 16 steps of a K tile are written
 //   out (//#unroll) on named accumulators: 1.15–1.28× the same design as loops over arrays on the H200.
-// - DOUBLE (where the adapter offers 32 KiB; 24 KiB for NARROW): two stages of both tiles. The registers holding the
+// - DEEP_K (where the adapter offers 32 KiB; one stage only): K steps by 32, so both tiles are 16 KiB each (the narrow
+//   block's B tile 8 KiB) and a K step's two barriers cover twice the FMAs. The sweep's generated 128×128×32 kernel
+//   ran 1.10–1.11× this one's 16-step form on the H200 (docs/benchmarks.md, run c); this is that step on every variant
+//   here. Each output still sums its K products one fma at a time in increasing k, so the bits are the 16-step
+//   kernel's (zeros past K add +0: at most the sign of an exact zero sum differs). Its swizzle spans 8 k-quads
+//   (swz(k) = (k >> 2) & 7) where a warp's stores now reach 8; the NF4 code book moves to a 64-byte storage buffer
+//   (nf4Table), since the wide block's tiles fill the 32 KiB that desktop adapters and SwiftShader offer.
+// - DOUBLE (where the adapter offers 32 KiB; 24 KiB for NARROW; not with DEEP_K): two stages of both tiles. The registers holding the
 //   next K tile are stored into the other stage right after the FMAs of this one, so a K step needs one barrier
 //   instead of two (the stage written was last read a step earlier, before the barrier that ended that step). Same
 //   arithmetic in the same order: the same bits as one stage.
@@ -80,6 +87,24 @@
 //#endif
 //#endif
 //#endif
+//#if NF4
+//#if DEEP_K
+// The NF4 code book (NF4_VALUES), bound after every other buffer: the workgroup memory is all tiles.
+//#if DQ
+//#if LOW_RANK
+@group(0) @binding(10) var<storage, read> nf4Table: array<f32, 16>;
+//#else
+@group(0) @binding(8) var<storage, read> nf4Table: array<f32, 16>;
+//#endif
+//#else
+//#if LOW_RANK
+@group(0) @binding(7) var<storage, read> nf4Table: array<f32, 16>;
+//#else
+@group(0) @binding(5) var<storage, read> nf4Table: array<f32, 16>;
+//#endif
+//#endif
+//#endif
+//#endif
 //#if LOW_RANK
 // After the variant's own buffers (ctx.dispatch binds them in order from 1).
 //#if NF4
@@ -124,7 +149,11 @@ override LR_TRANS_V: bool = false;
 //#endif
 
 const BM = 128u;
+//#if DEEP_K
+const BK = 32u;
+//#else
 const BK = 16u;
+//#endif
 //#if NARROW
 const BN = 64u;
 //#else
@@ -136,13 +165,14 @@ const THREADS = TX * TY;      // 256, or 128 with NARROW
 const BM4 = BM / 4u;          // vec4s per tile row of A
 const BN4 = BN / 4u;          // vec4s per tile row of B
 const BK4 = BK / 4u;
-const_assert BK == 16u; // the K step is written out 16 times in main
-const LA = BK * BM4 / THREADS; // vec4s of the A tile each thread fetches: 2 (4 with NARROW)
+const_assert BK == 16u || BK == 32u; // the K step is written out BK times in main (//#unroll … DEEP_K 32)
+const LA = BK * BM4 / THREADS; // vec4s of the A tile each thread fetches: 2 (4 with NARROW), twice that with DEEP_K
 //#if NF4
-// What a thread fetches of the B tile: one code word of W (8 weights along k with TRANS_B, along n without) and its
-// block's scale. BK × BN weights are BK·BN/8 words, one per thread in both blocks and both directions.
+// What a thread fetches of the B tile: code words of W (8 weights along k with TRANS_B, along n without), each with
+// its block's scale. BK × BN weights are BK·BN/8 words: one per thread in both blocks and both directions, two with
+// DEEP_K.
 struct BReg { word: u32, scale: f32 }
-const LB = 1u;
+const LB = BK / 16u;
 // A fetched word dequantised: its weights j = 0 … 3 in lo and 4 … 7 in hi (j as in nibbleShift).
 struct BVal { lo: vec4<f32>, hi: vec4<f32> }
 // Single stage: a K step's word is dequantised into registers right after the FMAs of the step before, ahead of the
@@ -152,7 +182,7 @@ struct BVal { lo: vec4<f32>, hi: vec4<f32> }
 override DEQ_BEFORE_BARRIER: bool = true;
 //#else
 alias BReg = vec4<f32>;
-const LB = BK * BN4 / THREADS; // vec4s of the B tile each thread fetches: 2
+const LB = BK * BN4 / THREADS; // vec4s of the B tile each thread fetches: 2 (4 with DEEP_K)
 //#endif
 
 //#if DOUBLE
@@ -169,14 +199,21 @@ const B_STAGE = BK * BN4;
 var<workgroup> As: array<vec4<f32>, STAGES * A_STAGE>; // per stage [BK][BM/4], vec4 columns swizzled by swz(k)
 var<workgroup> Bs: array<vec4<f32>, STAGES * B_STAGE>; // per stage [BK][BN/4]
 //#if NF4
+//#if !DEEP_K
 var<workgroup> lut: array<f32, 16>;
+//#endif
 //#endif
 
 fn dimM() -> u32 { return select(p.M, FIXED_M, FIXED_M != 0u); }
 fn dimN() -> u32 { return select(p.N, FIXED_N, FIXED_N != 0u); }
 fn dimK() -> u32 { return select(p.K, FIXED_K, FIXED_K != 0u); }
 
+//#if DEEP_K
+// A warp's transposing stores reach 8 k-quads of a 32-row tile (a row of A's tile is 8 of them): all 8 XOR values.
+fn swz(k: u32) -> u32 { return (k >> 2u) & 7u; }
+//#else
 fn swz(k: u32) -> u32 { return ((k >> 2u) & 3u) << 1u; }
+//#endif
 // The B tile's swizzle: none where each thread stores whole vec4s of one tile row (f32 or 16-bit B without TRANS_B), so
 // the reads need no XOR; swz where stores scatter down tile rows (TRANS_B) or split a code word's halves (NF4).
 //#if NF4
@@ -267,26 +304,30 @@ fn nibbleShift(j: u32) -> u32 {
 }
 
 // Code words per B tile row in the input gradient (no TRANS_B): 16 (wide) or 8 (narrow), so BK rows × WPR words is
-// one word per thread in both blocks.
+// LB words per thread in both blocks.
 const WPR = BN / 8u;
+// Code words per row of W in a K step of the forward (TRANS_B): 2, or 4 with DEEP_K.
+const WPK = BK / 8u;
 
-// Forward (TRANS_B): row n = q / 2 of W, code word q % 2 of the tile's two (k0 … k0 + 15); rows past N read as zeros.
+// Forward (TRANS_B): row n = q / WPK of W, code word q % WPK of the tile's (k0 … k0 + BK − 1); rows past N read as
+// zeros.
 // Input gradient: tile row q / WPR is row k0 + q / WPR of W [K, N], word q % WPR of its BN columns from col0;
 // neighbouring threads read neighbouring words. A word never straddles a 64-block (N % 64 == 0 and col0 % 64 == 0), so
 // its one scale covers all 8 weights; rows past K and columns past N read as zeros.
-// `prev` is what this thread fetched at the K step before (zeros before the first).
+// `prev` is what this thread fetched into the same register at the K step before (zeros before the first): the same
+// row of W, since q depends on the thread and the register only.
 fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32, prev: BReg) -> BReg {
   let q = li + t * THREADS;
   if (TRANS_B) {
-    let gn = col0 + q / 2u;
+    let gn = col0 + q / WPK;
     if (CHECK && gn >= dimN()) { return BReg(0u, 0.0); }
     let e = gn * dimK() + k0; // element index of the tile's first weight in row gn; K % 64 == 0
-    // Row gn's 64-weight block spans four K steps, and the thread fetches from the same row at each: its scale is read
-    // (with double quantisation, a code, a table entry and two floats) at the block's first step and kept for the next
-    // three. k0 is the same for the whole workgroup, so the branch is uniform.
+    // Row gn's 64-weight block spans 64 / BK K steps, and the thread fetches from the same row at each: its scale is
+    // read (with double quantisation, a code, a table entry and two floats) at the block's first step and kept for the
+    // others. k0 is the same for the whole workgroup, so the branch is uniform.
     var scale = prev.scale;
     if (k0 % 64u == 0u) { scale = blockScale(e >> 6u); }
-    return BReg(codes[(e >> 3u) + q % 2u], scale);
+    return BReg(codes[(e >> 3u) + q % WPK], scale);
   }
   let gk = k0 + q / WPR;
   let gc = col0 + (q % WPR) * 8u;
@@ -299,7 +340,11 @@ fn fetchB(li: u32, t: u32, col0: u32, k0: u32, base: u32, prev: BReg) -> BReg {
 // bounds a remainder by a constant (not a mask), so the table read carries no clamp (docs/performance.md, "Bounds
 // clamps"); the same instruction either way.
 fn deq(word: u32, shift: u32, scale: f32) -> f32 {
+//#if DEEP_K
+  return nf4Table[(word >> shift) % 16u] * scale;
+//#else
   return lut[(word >> shift) % 16u] * scale;
+//#endif
 }
 
 // The word's 8 weights, scaled: j = 0 … 7 at nibbleShift(j) = 4, 0, 12, 8, 20, 16, 28, 24.
@@ -310,13 +355,13 @@ fn dequantB(v: BReg) -> BVal {
   );
 }
 
-// Offsets bounded as in putA (LB is 1: q < THREADS).
+// Offsets bounded as in putA (q < LB · THREADS).
 fn putB(li: u32, t: u32, v: BVal) {
-  let q = (li + t * THREADS) % THREADS;
+  let q = (li + t * THREADS) % (LB * THREADS);
   if (TRANS_B) {
     // The word's weights into 8 tile rows k … k + 7 of column n (two swizzle groups of 4).
-    let n = q / 2u;
-    let k = (q % 2u) * 8u;
+    let n = q / WPK;
+    let k = (q % WPK) * 8u;
     let lane = n % 4u;
     let o = (putStage % STAGES) * B_STAGE;
     let c = n / 4u;
@@ -531,39 +576,45 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let cBase = wg.z * p.strideC;
   let tiles = (dimK() + BK - 1u) / BK;
 //#if NF4
+//#if !DEEP_K
   if (li < 16u) { lut[li] = NF4_VALUES[li]; }
   workgroupBarrier(); // the table is read by the first putB
 //#endif
+//#endif
 
   // acc{2i + j}: row i of the thread's 8 (0–3: 4·ty + i; 4–7: BM/2 + 4·ty + i - 4), column sub-tile j. Named
-  // variables, as are the registers holding the next K tile (ra*, rb*), and the 16 multiply-add steps of a K tile
+  // variables, as are the registers holding the next K tile (ra*, rb*), and the BK multiply-add steps of a K tile
   // written out (//#unroll, src/engine/preprocess.ts): on the H200 this form ran 1.15–1.28× the earlier arrays and
   // loops (`finetune bench sweep`, docs/benchmarks.md 2026-12-04), its shared-memory offsets constants.
 //#unroll i 16
   var acc$(i) = vec4<f32>(0.0);
 //#endunroll
-  // LA is at most 4 (the narrow block's A tile) and LB at most 2: the copies past them are compiled out.
-//#unroll t 4
+  // LA is at most 4 (the narrow block's A tile) and LB at most 2, twice that with DEEP_K: the copies past them are
+  // compiled out.
+//#unroll t 4 DEEP_K 8
   var ra$(t): vec4<f32>;
   if ($(t)u < LA) { ra$(t) = fetchA(li, $(t)u, row0, 0u, aBase); }
 //#endunroll
-//#unroll t 2
+//#unroll t 2 DEEP_K 4
   var rb$(t): BReg;
   if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, 0u, bBase, rb$(t)); }
 //#endunroll
 //#if NF4
 //#if !DOUBLE
   // The first K step's weights, dequantised (DEQ_BEFORE_BARRIER); each step then dequantises the next one's.
-  var db0 = dequantB(rb0);
+//#unroll t 2
+  var db$(t): BVal;
+  if ($(t)u < LB) { db$(t) = dequantB(rb$(t)); }
+//#endunroll
 //#endif
 //#endif
 
 //#if DOUBLE
   // The first tile into stage 0 (putStage starts at 0); each step then fills the other stage for the next one.
-//#unroll t 4
+//#unroll t 4 DEEP_K 8
   if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
 //#endunroll
-//#unroll t 2
+//#unroll t 2 DEEP_K 4
   if ($(t)u < LB) { putFetched(li, $(t)u, rb$(t)); }
 //#endunroll
   workgroupBarrier();
@@ -573,13 +624,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let useA = (kt % 2u) * A_STAGE;
     let useB = (kt % 2u) * B_STAGE;
 //#else
-//#unroll t 4
+//#unroll t 4 DEEP_K 8
     if ($(t)u < LA) { putA(li, $(t)u, ra$(t)); }
 //#endunroll
 //#if NF4
-    if (DEQ_BEFORE_BARRIER) { putB(li, 0u, db0); } else { putFetched(li, 0u, rb0); }
-//#else
 //#unroll t 2
+    if ($(t)u < LB) { if (DEQ_BEFORE_BARRIER) { putB(li, $(t)u, db$(t)); } else { putFetched(li, $(t)u, rb$(t)); } }
+//#endunroll
+//#else
+//#unroll t 2 DEEP_K 4
     if ($(t)u < LB) { putFetched(li, $(t)u, rb$(t)); }
 //#endunroll
 //#endif
@@ -590,17 +643,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     // The next tile's global loads are issued now and land while the FMAs below run.
     if (kt + 1u < tiles) {
       let k0 = (kt + 1u) * BK;
-//#unroll t 4
+//#unroll t 4 DEEP_K 8
       if ($(t)u < LA) { ra$(t) = fetchA(li, $(t)u, row0, k0, aBase); }
 //#endunroll
-//#unroll t 2
+//#unroll t 2 DEEP_K 4
       if ($(t)u < LB) { rb$(t) = fetchB(li, $(t)u, col0, k0, bBase, rb$(t)); }
 //#endunroll
     }
     // The tile reads index workgroup memory only with offsets the robustness pass proves in range (a constant plus a
     // column reduced `% BM4` or `% BN4`), so it compiles no clamp into this loop, which is four shared reads for 64
     // FMAs per step (docs/performance.md, "Bounds clamps"; test/gpu/clamp_free.test.ts).
-//#unroll kk 16
+//#unroll kk 16 DEEP_K 32
     {
       let a0 = As[useA + $(kk)u * BM4 + (ty ^ swz($(kk)u)) % BM4];
       let a1 = As[useA + $(kk)u * BM4 + ((ty + TY) ^ swz($(kk)u)) % BM4];
@@ -639,7 +692,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 //#if NF4
     // The next step's weights (fetched above; on the last step the word already used, dequantised for nothing), in
     // the same basic block as the FMAs so the compiler may interleave them.
-    if (DEQ_BEFORE_BARRIER) { db0 = dequantB(rb0); }
+//#unroll t 2
+    if (DEQ_BEFORE_BARRIER && $(t)u < LB) { db$(t) = dequantB(rb$(t)); }
+//#endunroll
 //#endif
 //#endif
     workgroupBarrier();

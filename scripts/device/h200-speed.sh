@@ -177,6 +177,8 @@ if [ "$SMOKE" = 1 ]; then
   step layer-no-spill 300 bench layer --tokens 16 --attention tiled --no-attention-spill "${S[@]}"
   step layer-no-lora-epilogue 300 bench layer --tokens 16 --gemm tiled --no-lora-epilogue "${S[@]}"
   step layer-warp 300 bench layer --tokens 16 --gemm tiled-warp "${S[@]}"
+  step layer-k32 300 bench layer --tokens 16 --gemm tiled-k32 "${S[@]}"
+  step matmul-k32 300 bench matmul --sizes 128 --kernels tiled,tiled-k32,tiled-warp-k32 --min-ms 20
   step profile 300 bench profile --tokens 16 --gemm tiled --attention tiled --lora-kernel skinny "${S[@]}"
   step layer-basic 300 bench layer --tokens 16 --gemm basic "${S[@]}"
   step layer-tiled 300 bench layer --tokens 16 --gemm tiled "${S[@]}"
@@ -201,12 +203,16 @@ else
   #    tokens/s checkpointed and with the layers the memory allows kept, beside the ledger's peak (#9: 700 in <= 7 GB,
   #    923 kept). 2026-12-04 run c: 723.7 / 993.9 (769.1 / 1,019.2 without clamps; run b 754.2 / 987.9).
   step model-best 150 bench model --tokens 2048 --steps 3 "${BEST[@]}" --gpu-memory 139
+  # 1b. The same with the tiled GEMM's K step of 32 (DEEP_K, 2026-12-04 late, unmeasured): the sweep's 128x128x32 design
+  #     ran 1.10-1.11x the production kernel paired in run c; a run picks it only where tune measures it faster.
+  step model-best-k32 150 bench model --tokens 2048 --steps 3 --gemm tiled-k32 --attention tiled --lora-kernel skinny --gpu-memory 139
   # 2. Where one checkpointed layer's time goes (#9: LoRA <= 3 % of the layer; run c 2.7 %, its t, dt, dA and dB
   #    products 64-87 us each where byte counts give 15-35).
   step profile-best 60 bench profile --tokens 2048 "${BEST[@]}"
   # 3. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks:
   #    run c's forward 0.93-0.94 at q/o's, gate/up's and down's shapes (every input gradient >= 0.98). Since then the
-  #    NF4 products dequantise a K step's weights before the barrier instead of between the barriers (unmeasured).
+  #    NF4 products dequantise a K step's weights before the barrier instead of between the barriers (unmeasured), and
+  #    each product is also timed with a K step of 32 beside 16 (vsKStep16, `k32` in the summary).
   step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
   # 4. Attention beside the plain product in alternating rounds (vsPlainMatmul: #9 forward >= 0.40, backward >= 0.25);
   #    last measured in run a, skipped for time in runs b and c.
@@ -214,11 +220,13 @@ else
   # 5. The layer against the matmul-bound ceiling (#9: >= 0.8 at 2048 and 4096 tokens), with and without bounds clamps.
   #    Run c's 4096-token layer took 300 ms (run b 182) in a single disturbed measurement.
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
+  step layer-best-k32 60 bench layer --tokens 2048 --gemm tiled-k32 --attention tiled --lora-kernel skinny
   step layer-best-4096 90 bench layer --tokens 4096 "${BEST[@]}"
   step profile-best-4096 60 bench profile --tokens 4096 "${BEST[@]}"
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   # 6. The plain fp32 matmul at 4096^3 and its variants (#9: >= 32 TFLOP/s, stretch 40, every variant >= 0.9x plain).
   step matmul-tiled 120 bench matmul --sizes 4096 --tokens 2048 --kernels tiled --min-ms 150
+  step matmul-k32 150 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-k32 --min-ms 150
   # 7. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
   step check-best 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}"
   step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness

@@ -36,6 +36,9 @@ export function groupSteps(records) {
   return [...steps.values()];
 }
 
+// The tiled kernels' short names in matmul cells ('tiled' for the rest).
+const MATMUL_KERNEL_LABELS = { 'tiled-fixed': 'fixed', 'tiled-warp': 'warp', 'tiled-k32': 'k32', 'tiled-warp-k32': 'warpk32' };
+
 function matmulLines(lines) {
   const out = [];
   // tiled[n] / tiled[w]: the block the kernel chose (narrow, wide); a * marks the other block, forced; tiled2: two
@@ -43,7 +46,7 @@ function matmulLines(lines) {
   const label = (r) =>
     r.kernel === 'basic' || r.kernel === 'skinny'
       ? r.kernel
-      : `${r.kernel === 'tiled-fixed' ? 'fixed' : r.kernel === 'tiled-warp' ? 'warp' : 'tiled'}${r.stages === 2 ? '2' : ''}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`;
+      : `${MATMUL_KERNEL_LABELS[r.kernel] ?? 'tiled'}${r.stages === 2 ? '2' : ''}[${String(r.block ?? '?')[0]}${r.blockForced ? '*' : ''}]`;
   const variant = (v) =>
     String(v)
       .replace(/^plain fp32.*/, 'plain')
@@ -74,8 +77,9 @@ function nf4Label(r) {
   if (!v.includes(', tiled')) return `${kind}${dq}`;
   const two = v.includes(', two stages') ? '2' : '';
   const block = r.block ? `[${r.block[0]}${r.blockForced ? '*' : ''}]` : '';
-  // "@store": the weights dequantised at the tile store, as before 2026-12-04 (late), the A/B of the default.
-  return `${kind}${dq}/tiled${two}${block}${r.dequantAtStore ? '@store' : ''}`;
+  // "@store": the weights dequantised at the tile store, as before 2026-12-04 (late), the A/B of the default; "k32": a
+  // K step of 32.
+  return `${kind}${dq}/tiled${two}${block}${r.dequantAtStore ? '@store' : ''}${r.kStep === 32 ? 'k32' : ''}`;
 }
 
 // " (0.93–0.97)": the least and greatest of a paired ratio's rounds (engine/timing.ts timePaired); nothing without them.
@@ -93,7 +97,14 @@ function nf4Lines(lines) {
     if (!byShape.has(k)) byShape.set(k, []);
     // Tiled products since 2026-12-04 (late): their ratio to the plain product timed beside them, and its rounds' spread.
     // The dequantised-at-the-store line: its ratio to the default arrangement timed beside it.
-    const ratio = r.vsPlainRounds ? ` ×${r.vsPlain.toFixed(2)}${spread(r.vsPlainRounds)}` : r.vsDefaultRounds ? ` vsDefault ×${r.vsDefault.toFixed(2)}${spread(r.vsDefaultRounds)}` : '';
+    // The K step of 32's line: its ratio to the 16-step product timed beside it.
+    const ratio = r.vsPlainRounds
+      ? ` ×${r.vsPlain.toFixed(2)}${spread(r.vsPlainRounds)}`
+      : r.vsDefaultRounds
+        ? ` vsDefault ×${r.vsDefault.toFixed(2)}${spread(r.vsDefaultRounds)}`
+        : r.vsKStep16Rounds
+          ? ` vsK16 ×${r.vsKStep16.toFixed(2)}${spread(r.vsKStep16Rounds)}`
+          : '';
     byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}${ratio}`);
     if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
   }

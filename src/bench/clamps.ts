@@ -93,6 +93,19 @@ export function hotPipelines(ctx: GpuContext): HotPipeline[] {
       out.push({ name: `tiled NF4 forward, two stages, ${block}`, run: (c, i) => nf4MatmulForwardTiled(c, i.c, i.a, i.nf4, 128, {}, { block, stages: 2 }) });
       out.push({ name: `tiled NF4 input gradient, two stages, ${block}`, run: (c, i) => nf4MatmulBackwardTiled(c, i.c, i.a, i.nf4, 128, {}, { block, stages: 2 }) });
     }
+    // A K step of 32 ('tiled-k32') where the adapter's workgroup memory holds its tiles: the transposes, dropout, and
+    // both NF4 products (their code book a storage buffer at this step).
+    if (tiledWorkgroupBytes(block, 1, false, 32) <= limit) {
+      for (const t of TRANSPOSES) {
+        out.push({ name: `tiled GEMM ${t.op}, K step 32, ${block}`, run: (c, i) => gemmTiled(c, args(i, 128, 128, 64, { transA: t.transA, transB: t.transB }), { block, kStep: 32 }) });
+      }
+      out.push({ name: `tiled GEMM A·Bᵀ, dropout on A, K step 32, ${block}`, run: (c, i) => gemmTiled(c, args(i, 128, 128, 64, { transB: true, dropout: { on: 'A', ...DROPOUT } }), { block, kStep: 32 }) });
+      for (const dq of [false, true]) {
+        const tag = dq ? ', double-quant' : '';
+        out.push({ name: `tiled NF4 forward${tag}, K step 32, ${block}`, run: (c, i) => nf4MatmulForwardTiled(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128, {}, { block, kStep: 32 }) });
+        out.push({ name: `tiled NF4 input gradient${tag}, K step 32, ${block}`, run: (c, i) => nf4MatmulBackwardTiled(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128, {}, { block, kStep: 32 }) });
+      }
+    }
     for (const dq of [false, true]) {
       const tag = dq ? ', double-quant' : '';
       out.push({ name: `tiled NF4 forward${tag}, ${block}`, run: (c, i) => nf4MatmulForwardTiled(c, i.c, i.a, dq ? i.nf4dq : i.nf4, 128, {}, { block, stages: 1 }) });

@@ -124,8 +124,11 @@ interface Run {
 function record(ctx: GpuContext, run: Run, a: GemmArgs): void {
   if (run.kernel === 'basic') gemmBasic(ctx, a);
   else if (run.kernel === 'skinny') gemmSkinny(ctx, a);
-  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed', stages: run.stages ?? 1, map: run.kernel === 'tiled-warp' ? 'warp' : 'row' });
+  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed', stages: run.stages ?? 1, map: warpKernel(run.kernel) ? 'warp' : 'row', kStep: deepKernel(run.kernel) ? 32 : 16 });
 }
+
+const warpKernel = (k: BenchedKernel): boolean => k === 'tiled-warp' || k === 'tiled-warp-k32';
+const deepKernel = (k: BenchedKernel): boolean => k === 'tiled-k32' || k === 'tiled-warp-k32';
 
 /**
  * The runs per shape: basic, tiled with its own block choice (and with two stages of tiles, where the device has the
@@ -138,7 +141,12 @@ function runsFor(a: GemmArgs, kernels: readonly GemmKernel[], workgroupBytes: nu
   for (const kernel of kernels) {
     if (kernel === 'basic') runs.push({ kernel });
     else if (kernel === 'tiled-fixed') runs.push({ kernel, block: own });
-    else {
+    else if (deepKernel(kernel)) {
+      // One stage only; each block where the device holds its 32 K rows of tiles.
+      for (const block of [own, own === 'wide' ? 'narrow' : 'wide'] as const) {
+        if (tiledWorkgroupBytes(block, 1, false, 32) <= workgroupBytes) runs.push({ kernel, block, ...(block === own ? {} : { blockForced: true }) });
+      }
+    } else {
       runs.push({ kernel, block: own });
       if (tiledWorkgroupBytes(own, 2, false) <= workgroupBytes) runs.push({ kernel, block: own, stages: 2 });
       runs.push({ kernel, block: own === 'wide' ? 'narrow' : 'wide', blockForced: true });

@@ -10,13 +10,14 @@
 // chosen (H200, 2026-12-04). Two stages of tiles are no longer timed here: slower on every NF4 product in both H200
 // measurements (`bench matmul` still times them). The plain product follows --gemm. The tiled products on their own
 // block are also timed with a K step's weights dequantised at the store, beside the default (dequantised ahead of the
-// barrier since 2026-12-04, late): `vsDefault` says what that change is worth on the GPU at hand.
+// barrier since 2026-12-04, late): `vsDefault` says what that change is worth on the GPU at hand; and with a K step of
+// 32 beside 16 where the device holds the 32-row tiles (`vsKStep16`).
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
-import { nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
+import { kStepAsked, nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, tiledWorkgroupBytes, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { benchTiming, timeGpu, timePaired } from '../engine/timing.ts';
 import { MISTRAL_7B_LAYER } from './layer.ts';
@@ -60,6 +61,13 @@ export interface Nf4BenchResult {
   dequantAtStore?: true;
   vsDefault?: number;
   vsDefaultRounds?: number[];
+  /**
+   * The tiled product on its own block with a K step of 32 (TiledOptions.kStep): its rate over the same product with
+   * a K step of 16 timed beside it in alternating rounds (the median, and the rounds).
+   */
+  kStep?: 32;
+  vsKStep16?: number;
+  vsKStep16Rounds?: number[];
   reps: number;
 }
 
@@ -151,6 +159,24 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
             vsDefaultRounds: ab.ratios,
             diffVsBasic: maxRelError(await ctx.readF32(p.out), basicOut),
           };
+          // The K step of 32 (DEEP_K) timed beside 16 on the product's own block, where the device holds its tiles.
+          if (tiledWorkgroupBytes(p.own, 1, true, 32) <= ctx.device.limits.maxComputeWorkgroupStorageSize) {
+            const deep = await timePaired(ctx, () => p.tiled(p.own, { kStep: 16 }), () => p.tiled(p.own, { kStep: 32 }), benchTiming(minMs));
+            ctx.clear(p.out);
+            p.tiled(p.own, { kStep: 32 });
+            // `own` ran the context's K step: where that is 16, the 32-step's share of plain is own's times this ratio.
+            const ownIs16 = kStepAsked(ctx) === 16;
+            yield {
+              ...result(`${p.name}, tiled, K step 32`, deep.candidate, plain),
+              ...(ownIs16 ? { vsPlain: own.line.vsPlain * deep.ratio } : {}),
+              block: p.own,
+              blockForced: false,
+              kStep: 32,
+              vsKStep16: deep.ratio,
+              vsKStep16Rounds: deep.ratios,
+              diffVsBasic: maxRelError(await ctx.readF32(p.out), basicOut),
+            };
+          }
           if (bothBlocks) {
             const block = other(p.own);
             const forced = await tiled(`${p.name}, tiled, ${block} block`, block);
@@ -164,6 +190,8 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
       ctx.flush();
       for (const w of weights) nf4_destroy(ctx, w);
       for (const b of made) ctx.destroy(b);
+      // The K step of 32's code book (a named scratch buffer of the context).
+      ctx.releaseScratch();
     }
   }
 }

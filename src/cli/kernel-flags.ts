@@ -46,7 +46,7 @@ export const parseInt8Kernel = (v: string | undefined): Int8Kernel => (v === und
 /** The choice, 'fp32' when the flag is absent. */
 export const parseBaseMatmul = (v: string | undefined): BaseMatmul => (v === undefined ? 'fp32' : oneOf('base-matmul', BASE_MATMULS, v));
 
-export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled|tiled-fixed|tiled-warp, --attention auto|rows|tiled, --lora-kernel auto|general|skinny
+export const KERNEL_ASK_HELP = `--gemm auto|basic|tiled|tiled-fixed|tiled-warp|tiled-k32|tiled-warp-k32, --attention auto|rows|tiled, --lora-kernel auto|general|skinny
                      the GEMM (with the NF4 products), attention and LoRA-product kernels; auto (default): on a
                      hardware GPU the fastest of those whose numbers agree with the defaults there, measured on one
                      layer of the model in the run's shape and remembered in the cache directory; a resumed run keeps

@@ -34,10 +34,12 @@ export const ATTENTION_KERNELS: readonly AttentionKernel[] = ['rows', 'tiled'];
  * pipeline (one pipeline per shape). 'tiled-warp': the same with its threads mapped so that a warp of 32 covers 8 × 4
  * of the thread grid instead of 16 × 2 (WARP_MAP: the same bits, fewer shared-memory wavefronts by count; 87.2 against
  * 90.1 ms a Mistral-7B layer on the H200 in `bench tune`, 81.2 against 81.4 in `bench layer`, 2026-12-04).
+ * 'tiled-k32', 'tiled-warp-k32': those two with a K step of 32 (DEEP_K: 32 KiB of workgroup memory, half the
+ * barriers; the same bits; not yet measured on a GPU: a run takes them only where its own measurement says so).
  * docs/performance.md says why 'basic' is the default.
  */
-export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed' | 'tiled-warp';
-export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed', 'tiled-warp'];
+export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed' | 'tiled-warp' | 'tiled-k32' | 'tiled-warp-k32';
+export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed', 'tiled-warp', 'tiled-k32', 'tiled-warp-k32'];
 
 /**
  * Which kernel runs the products whose output has a side of at most 16 and whose reduction is long: LoRA's rank-r
@@ -306,10 +308,13 @@ export class GpuContext {
     return buf;
   }
 
-  /** Frees every named scratch buffer (the next `scratch` call makes a new one). */
-  releaseScratch(): void {
-    for (const buf of this.scratchBuffers.values()) this.destroy(buf);
-    this.scratchBuffers.clear();
+  /** Frees every named scratch buffer, or the one named (the next `scratch` call makes a new one). */
+  releaseScratch(name?: string): void {
+    for (const [n, buf] of this.scratchBuffers) {
+      if (name !== undefined && n !== name) continue;
+      this.destroy(buf);
+      this.scratchBuffers.delete(n);
+    }
   }
 
   /** Creates a storage buffer holding `data` (any typed array). */

@@ -24,18 +24,19 @@ export const KERNEL_KINDS: readonly KernelKind[] = ['gemm', 'attention', 'lora']
  *   'tiled': backward_dkv of attention_flash.wgsl (its forward needs 15,244).
  * - gemm 'basic': the fused NF4 products' two 8 KiB tiles and their 64-byte code book (its plain GEMM needs 8 KiB);
  *   'tiled': the wide block's two tiles; its NF4 products take the narrow block where the wide one's code book would
- *   not fit (matmul_tiled.ts), so 16 KiB covers every tiled pipeline.
+ *   not fit (matmul_tiled.ts), so 16 KiB covers every tiled pipeline; 'tiled-k32': the wide block's two tiles of 32
+ *   K rows (its NF4 code book in a storage buffer).
  * - lora 'skinny': its 16 KiB of partial sums; 'general' runs on the GEMM kernel, counted there.
  */
 export const WORKGROUP_BYTES: { readonly [K in KernelKind]: Readonly<Record<KernelKinds[K], number>> } = {
   attention: { rows: 25_680, tiled: 15_752 },
-  gemm: { basic: 16_448, tiled: 16_384, 'tiled-fixed': 16_384, 'tiled-warp': 16_384 },
+  gemm: { basic: 16_448, tiled: 16_384, 'tiled-fixed': 16_384, 'tiled-warp': 16_384, 'tiled-k32': 32_768, 'tiled-warp-k32': 32_768 },
   lora: { general: 0, skinny: 16_384 },
 };
 
 const KERNEL_NAMES: { readonly [K in KernelKind]: Readonly<Record<KernelKinds[K], string>> } = {
   attention: { rows: 'row-split attention', tiled: 'tiled attention' },
-  gemm: { basic: 'basic GEMM (its NF4 products)', tiled: 'tiled GEMM', 'tiled-fixed': 'tiled GEMM', 'tiled-warp': 'tiled GEMM' },
+  gemm: { basic: 'basic GEMM (its NF4 products)', tiled: 'tiled GEMM', 'tiled-fixed': 'tiled GEMM', 'tiled-warp': 'tiled GEMM', 'tiled-k32': 'tiled GEMM with a K step of 32', 'tiled-warp-k32': 'tiled GEMM with a K step of 32' },
   lora: { general: 'general LoRA products', skinny: 'skinny LoRA products' },
 };
 

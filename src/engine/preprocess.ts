@@ -5,7 +5,8 @@
 // may hold //#if blocks (decided by the including file's defines) but no //#include of its own.
 //
 // `//#unroll NAME COUNT` … `//#endunroll` writes its lines out COUNT times, `$(NAME)` replaced by 0, 1, … in each copy
-// (`acc$(i)` names a variable, `$(i)u` is a u32 literal). It exists for the register-tiled GEMM's K step, whose
+// (`acc$(i)` names a variable, `$(i)u` is a u32 literal); `//#unroll NAME COUNT DEFINE OTHER` writes OTHER copies
+// where DEFINE is set (the tiled GEMM's K step is 16 or, with DEEP_K, 32 multiply-add steps). It exists for the register-tiled GEMM's K step, whose
 // multiply-adds run measurably faster written out than in a loop (docs/performance.md, "The K step written out"): a
 // driver does not always unroll a loop or fold its counter into shared-memory offsets. All copies go on the
 // directive's line (the body's `//` comments dropped, since a line comment would swallow what follows it), so every
@@ -58,7 +59,7 @@ export function preprocessWgsl(source: string, defines: Defines, fileName = 'sha
     out.push(active() ? line : '//');
   });
   if (stack.length) throw new Error(`${fileName}.wgsl:${stack[stack.length - 1].line}: //#if is never closed`);
-  expandUnrolls(out, fileName);
+  expandUnrolls(out, fileName, defines);
   // A partial's own //#if blocks follow the same defines as the file that includes it.
   for (const name of included) out.push(`// ---- included from ${name}.wgsl ----`, preprocessWgsl(include!(name)!, defines, name));
   return out.join('\n');
@@ -71,7 +72,7 @@ export const MAX_UNROLL = 64;
  * Expands the //#unroll blocks of `lines` (already past //#if, so lines of an inactive branch are `//`) in place, each
  * onto its directive's line. Blocks do not nest.
  */
-function expandUnrolls(lines: string[], fileName: string): void {
+function expandUnrolls(lines: string[], fileName: string, defines: Defines): void {
   let open: { line: number; name: string; count: number } | null = null;
   const body: string[] = [];
   for (let i = 0; i < lines.length; i++) {
@@ -79,10 +80,13 @@ function expandUnrolls(lines: string[], fileName: string): void {
     const start = /^\/\/#unroll\b\s*(.*)$/.exec(t);
     if (start) {
       if (open) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll inside the //#unroll of line ${open.line} (they do not nest)`);
-      const m = /^(\w+)\s+(\d+)$/.exec(start[1]);
-      if (!m) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll needs a name and a count, e.g. //#unroll k 16`);
-      const count = Number(m[2]);
-      if (count < 1 || count > MAX_UNROLL) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll ${m[1]} ${count}: the count must be 1 … ${MAX_UNROLL}`);
+      const m = /^(\w+)\s+(\d+)(?:\s+(\w+)\s+(\d+))?$/.exec(start[1]);
+      if (!m) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll needs a name and a count, e.g. //#unroll k 16 (or k 16 DEEP_K 32)`);
+      const count = Number(m[3] !== undefined && defines[m[3]] ? m[4] : m[2]);
+      // Both counts are checked whichever is taken: a bad one must not wait for the define that selects it.
+      for (const c of [m[2], m[4]].filter((v) => v !== undefined).map(Number)) {
+        if (c < 1 || c > MAX_UNROLL) throw new Error(`${fileName}.wgsl:${i + 1}: //#unroll ${m[1]} ${c}: the count must be 1 … ${MAX_UNROLL}`);
+      }
       open = { line: i + 1, name: m[1], count };
       body.length = 0;
       continue;

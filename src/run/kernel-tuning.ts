@@ -32,6 +32,7 @@ import { shaderSources } from '../engine/shaders.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import { timeGpu } from '../engine/timing.ts';
+import { releaseNf4Table } from '../engine/kernels/matmul_tiled.ts';
 import type { StoreFiles } from './run-store.ts';
 import { repeatableLayerWork } from './layer-work.ts';
 
@@ -45,9 +46,17 @@ const KNOWN: KernelsByKind = { gemm: GEMM_KERNELS, attention: ATTENTION_KERNELS,
 
 /**
  * The GEMM kernels a tuning compares: 'tiled-fixed' compiles one pipeline per shape, so it stays a bench choice.
- * 'tiled-warp' (the tiled kernel on the warp map, the same bits) is measured in a stage of its own (kernelStages).
+ * 'tiled-warp' (the tiled kernel on the warp map) and the K step of 32 ('tiled-k32', 'tiled-warp-k32'), the same bits
+ * as 'tiled', are measured in stages of their own (kernelStages).
  */
-export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-warp'];
+export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-warp', 'tiled-k32', 'tiled-warp-k32'];
+
+/** The tiled GEMM's variants that compute its bits (the thread map and the K step differ; each output's sum does not). */
+const TILED_FAMILY: readonly GemmKernel[] = ['tiled', 'tiled-warp', 'tiled-k32', 'tiled-warp-k32'];
+/** Each tiled GEMM kernel's K-step-32 sibling on the same thread map. */
+const DEEP_SIBLING: Partial<Record<GemmKernel, GemmKernel>> = { tiled: 'tiled-k32', 'tiled-warp': 'tiled-warp-k32' };
+/** The tiled kernels the first stage leaves to later ones when the GEMM is 'auto'. */
+const LATER_STAGE_GEMMS: readonly GemmKernel[] = ['tiled-warp', 'tiled-k32', 'tiled-warp-k32'];
 
 /** What a tuning compares, by kind. */
 const TUNED: KernelsByKind = { gemm: TUNED_GEMM_KERNELS, attention: ATTENTION_KERNELS, lora: LORA_KERNELS };
@@ -118,11 +127,11 @@ export function applyKernels(ctx: GpuContext, k: KernelChoice): void {
 export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KERNEL_KINDS.every((kind) => a[kind] === b[kind]);
 
 /**
- * Whether two choices compute the same bits: the same kernels, or the tiled GEMM on either thread map (each output is
- * summed in the same order by whichever thread owns it).
+ * Whether two choices compute the same bits: the same kernels, or the tiled GEMM on either thread map and either K
+ * step (each output is summed in the same order by whichever thread owns it).
  */
 export function sameNumbers(a: KernelChoice, b: KernelChoice): boolean {
-  const tiledFamily = (g: GemmKernel): GemmKernel => (g === 'tiled-warp' ? 'tiled' : g);
+  const tiledFamily = (g: GemmKernel): GemmKernel => (TILED_FAMILY.includes(g) ? 'tiled' : g);
   return tiledFamily(a.gemm) === tiledFamily(b.gemm) && a.attention === b.attention && a.lora === b.lora;
 }
 
@@ -130,7 +139,12 @@ export function sameNumbers(a: KernelChoice, b: KernelChoice): boolean {
 export const kernelChoice = (k: KernelChoice): KernelChoice => ({ gemm: k.gemm, attention: k.attention, lora: k.lora });
 
 export function kernelsText(k: KernelChoice): string {
-  const gemm = k.gemm === 'tiled-warp' ? 'tiled GEMM (warp map)' : `${k.gemm} GEMM`;
+  const gemmNames: Partial<Record<GemmKernel, string>> = {
+    'tiled-warp': 'tiled GEMM (warp map)',
+    'tiled-k32': 'tiled GEMM (K step 32)',
+    'tiled-warp-k32': 'tiled GEMM (warp map, K step 32)',
+  };
+  const gemm = gemmNames[k.gemm] ?? `${k.gemm} GEMM`;
   return `${gemm}, ${k.attention === 'rows' ? 'row-split' : 'tiled'} attention${k.lora === 'skinny' ? ', skinny LoRA products' : ''}`;
 }
 
@@ -172,27 +186,34 @@ export interface KernelStages {
 }
 
 /**
- * The combinations a run measures, in up to three stages: every basic/tiled GEMM × attention combination the ask
+ * The combinations a run measures, in up to four stages: every basic/tiled GEMM × attention combination the ask
  * allows, on the current LoRA-product kernel (or the one asked for); then — when the GEMM is 'auto' and the tiled
  * GEMM won — the tiled GEMM on the warp map with the winner's other kernels (the same bits: which map is faster is a
- * property of the GPU, not of the other kernels); then — when the LoRA-product kind is 'auto' — the other
- * LoRA-product kernels on the winner so far. Six passes instead of twelve: LoRA's products are a few per cent of a
- * layer and do not decide which GEMM or attention kernel wins (`finetune bench tune` measures all twelve and says
- * whether the staged choice equals the full one). Combinations `skip` names (lost the device before) are left out;
- * when the current kernels are among them, the first left becomes the reference. `then` is given every trial so far
- * and tells the next stage from how many there are.
+ * property of the GPU, not of the other kernels); then — when the GEMM is 'auto' and a tiled GEMM still leads — the
+ * winner with a K step of 32 (the same bits again; where the GPU's workgroup memory holds it); then — when the
+ * LoRA-product kind is 'auto' — the other LoRA-product kernels on the winner so far. Seven passes instead of twenty:
+ * LoRA's products are a few per cent of a layer and do not decide which GEMM or attention kernel wins (`finetune
+ * bench tune` measures them all and says whether the staged choice equals the full one). Combinations `skip` names
+ * (lost the device before, or too big for the GPU) are left out; when the current kernels are among them, the first
+ * left becomes the reference. `then` is given every trial so far and replays the stages to tell the next one.
  */
 export function kernelStages(ask: KernelAsks, current: KernelChoice, skip: (k: KernelChoice) => boolean = () => false): KernelStages {
   const loraAuto = askOf(ask, 'lora') === 'auto';
   const gemmAuto = askOf(ask, 'gemm') === 'auto';
   const firstAsk: KernelAsks = { ...ask, lora: loraAuto ? current.lora : ask.lora };
-  const first = kernelCandidates(firstAsk, current).filter((k) => !skip(k) && (!gemmAuto || k.gemm !== 'tiled-warp' || sameKernels(k, current)));
+  const first = kernelCandidates(firstAsk, current).filter((k) => !skip(k) && (!gemmAuto || !LATER_STAGE_GEMMS.includes(k.gemm) || sameKernels(k, current)));
   const winnerOf = (trials: readonly KernelTrial[]): KernelChoice => pickKernels(trials, { allowed: (k) => allowedBy(ask, k) }).chosen;
   const untried = (trials: readonly KernelTrial[]) => (k: KernelChoice): boolean => !skip(k) && !trials.some((t) => sameKernels(t.kernels, k));
   const mapStage = (trials: readonly KernelTrial[]): KernelChoice[] => {
     if (!gemmAuto || trials.length === 0) return [];
     const winner = winnerOf(trials);
     return winner.gemm === 'tiled' ? [{ ...winner, gemm: 'tiled-warp' as const }].filter(untried(trials)) : [];
+  };
+  const kStepStage = (trials: readonly KernelTrial[]): KernelChoice[] => {
+    if (!gemmAuto || trials.length === 0) return [];
+    const winner = winnerOf(trials);
+    const deep = DEEP_SIBLING[winner.gemm];
+    return deep ? [{ ...winner, gemm: deep }].filter(untried(trials)) : [];
   };
   const loraStage = (trials: readonly KernelTrial[]): KernelChoice[] => {
     if (!loraAuto || trials.length === 0) return [];
@@ -202,12 +223,20 @@ export function kernelStages(ask: KernelAsks, current: KernelChoice, skip: (k: K
       .map((lora) => ({ ...winner, lora }))
       .filter(untried(trials));
   };
+  // Each later stage is decided by the trials before it: replaying them from the first tells which stage the trials
+  // given have reached (an empty stage is passed over), and what it runs.
+  const later = [mapStage, kStepStage, loraStage];
   const then = (trials: readonly KernelTrial[]): KernelChoice[] => {
-    const n = first.length;
-    if (trials.length < n) return [];
-    const map = mapStage(trials.slice(0, n));
-    if (trials.length === n) return map.length > 0 ? map : loraStage(trials);
-    return map.length > 0 && trials.length === n + map.length ? loraStage(trials) : [];
+    let done = first.length;
+    if (trials.length < done) return [];
+    for (const stage of later) {
+      const next = stage(trials.slice(0, done));
+      if (next.length === 0) continue;
+      if (trials.length === done) return next;
+      done += next.length;
+      if (trials.length < done) return [];
+    }
+    return [];
   };
   return { first, then };
 }
@@ -219,8 +248,9 @@ export function kernelStages(ask: KernelAsks, current: KernelChoice, skip: (k: K
  */
 export function tuningPasses(ask: KernelAsks, current: KernelChoice): number {
   const stages = kernelStages(ask, current);
-  // The warp map's stage is counted as if the tiled GEMM wins (it runs only then): an estimate errs long, not short.
-  const map = askOf(ask, 'gemm') === 'auto' ? 1 : 0;
+  // The warp map's and the K step's stages are counted as if the tiled GEMM wins (they run only then): an estimate
+  // errs long, not short.
+  const map = askOf(ask, 'gemm') === 'auto' ? 2 : 0;
   const lora = askOf(ask, 'lora') === 'auto' ? TUNED.lora.length - 1 : 0;
   return 2 * (stages.first.length + map + lora) + 1;
 }
@@ -352,6 +382,9 @@ export async function measureKernels(
       layer.destroy();
       runner.destroy();
       destroyLora(ctx, gpuLora);
+      // A candidate with a K step of 32 made the NF4 code book's buffer: the context is left as it was found (a run on
+      // that kernel makes it again at its first product).
+      releaseNf4Table(ctx);
     } catch (e) {
       // On a lost device every GPU call fails again: the error that ended the measurement, naming its candidate, is
       // the one to report.
@@ -641,7 +674,7 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
     }
     const kernels = withAsked(ask, i.saved);
     const same = sameKernels(kernels, i.saved);
-    const numbers = sameNumbers(kernels, i.saved) ? 'the same numbers, bit for bit (only which thread computes what differs)' : 'so its numbers continue to fp32 rounding, not bit for bit';
+    const numbers = sameNumbers(kernels, i.saved) ? 'the same numbers, bit for bit (only which thread computes what, and in what tiles, differs)' : 'so its numbers continue to fp32 rounding, not bit for bit';
     return { ...none, kernels, source: same ? 'saved-run' : 'asked', text: same ? `kernels: ${kernelsText(kernels)}, as the saved run was trained with` : `kernels: ${kernelsText(kernels)} as asked; the saved run was trained with ${kernelsText(i.saved)}, ${numbers}` };
   }
   if (noneAuto) {

@@ -654,7 +654,7 @@ export class FinetuneSession {
       cache: this.kernelCache,
       key: this.kernelKey(weights, hp, shape, keptAttention),
       measure: (first, then) => {
-        onEvent({ type: 'status', text: `measuring ${first.length} kernel combinations on one layer of this model, then on the fastest the tiled GEMM's warp map and the LoRA products' kernel where they are not set…` });
+        onEvent({ type: 'status', text: `measuring ${first.length} kernel combinations on one layer of this model, then on the fastest the tiled GEMM's warp map and K step of 32 and the LoRA products' kernel where they are not set…` });
         const onTrial = (t: KernelTrial, done: number): void => onEvent({ type: 'status', text: `measured ${done} kernel combinations on one layer of this model (last: ${kernelsText(t.kernels)}, ${Number.isFinite(t.ms) ? `${t.ms.toFixed(1)} ms` : 'refused'})…` });
         return measureKernels(this.ctx, weights, config, loraShape, shape, first, { keptAttention, extend: then, onTrial });
       },

@@ -282,12 +282,12 @@ describe('finetune bench estimate', () => {
 });
 
 describe('finetune bench tune', () => {
-  it('runs one layer under every GEMM (the tiled one on both thread maps) × attention × LoRA-product combination, compares each with the first, and prints the choice', async () => {
+  it('runs one layer under every GEMM (the tiled one on both thread maps and both K steps) × attention × LoRA-product combination, compares each with the first, and prints the choice', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'tune', '--tokens', '8', '--min-ms', '1'], { env, timeout: BENCH_TIMEOUT });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const trials = lines.filter((l) => l.bench === 'tune');
     expect(trials.map((t) => `${t.gemm}/${t.attention}/${t.lora}`).sort()).toEqual(
-      ['basic', 'tiled', 'tiled-warp'].flatMap((g) => ['rows', 'tiled'].flatMap((a) => ['general', 'skinny'].map((l) => `${g}/${a}/${l}`))).sort(),
+      ['basic', 'tiled', 'tiled-warp', 'tiled-k32', 'tiled-warp-k32'].flatMap((g) => ['rows', 'tiled'].flatMap((a) => ['general', 'skinny'].map((l) => `${g}/${a}/${l}`))).sort(),
     );
     expect(trials[0]).toMatchObject({ gemm: 'basic', attention: 'rows', lora: 'general', vsFirst: 1, relDiff: 0, agrees: true });
     for (const t of trials) {
@@ -306,7 +306,7 @@ describe('finetune bench tune', () => {
 
   it('train refuses a kernel it does not have, before touching the GPU', async () => {
     const args = ['bin/finetune.mjs', 'train', '--model', 'test/fixtures/tiny-mistral', '--data', 'public/datasets/sample.jsonl', '--gemm', 'cublas'];
-    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--gemm must be one of auto, basic, tiled, tiled-fixed, tiled-warp, got "cublas"/) });
+    await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--gemm must be one of auto, basic, tiled, tiled-fixed, tiled-warp, tiled-k32, tiled-warp-k32, got "cublas"/) });
     args.splice(-2, 2, '--attention', 'flash3');
     await expect(run('node', args, { env, timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--attention must be one of auto, rows, tiled, got "flash3"/) });
     args.splice(-2, 2, '--lora-kernel', 'fused');

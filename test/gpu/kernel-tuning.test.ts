@@ -38,7 +38,8 @@ describe('kernel tuning on a real adapter', () => {
     const before = kernelsOf(ctx);
     const bytes = ctx.ledger.snapshot().currentBytes;
     const candidates = kernelCandidates({}, before);
-    expect(candidates).toHaveLength(12); // GEMM (basic, tiled, tiled on the warp map) × attention × LoRA-product kernels
+    // GEMM (basic; tiled on either thread map, with a K step of 16 or 32) × attention × LoRA-product kernels
+    expect(candidates).toHaveLength(20);
     const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 2 });
     expect(trials.map((t) => t.kernels)).toEqual(candidates);
     expect(trials[0].relDiff).toBe(0);
@@ -128,14 +129,16 @@ describe('kernel tuning on a real adapter', () => {
     }, { kernels: { measureOnSoftware: true } });
     const measured = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
     expect(measured).toMatchObject({ source: 'measured' });
-    // Staged: the four GEMM × attention combinations, the warp map when the tiled GEMM was the fastest of them (which
-    // one is, on SwiftShader, is up to its timing), then the other LoRA-product kernel on the fastest so far.
+    // Staged: the four GEMM × attention combinations, the warp map and then the K step of 32 when the tiled GEMM was the
+    // fastest of them (which one is, on SwiftShader, is up to its timing), then the other LoRA-product kernel on the
+    // fastest so far.
     const mapStage = pickKernels(measured.trials.slice(0, 4)).chosen.gemm === 'tiled' ? 1 : 0;
-    expect(measured.trials).toHaveLength(5 + mapStage);
+    expect(measured.trials).toHaveLength(5 + 2 * mapStage);
     if (mapStage) expect(measured.trials[4].kernels.gemm).toBe('tiled-warp');
+    if (mapStage) expect(measured.trials[5].kernels.gemm).toMatch(/^tiled(-warp)?-k32$/);
     expect(measured.trials.at(-1)!.kernels.lora).toBe('skinny');
-    expect(events.some((e) => e.type === 'status' && /measuring 4 kernel combinations on one layer of this model, then on the fastest the tiled GEMM's warp map and the LoRA products' kernel/.test(e.text))).toBe(true);
-    expect(events.filter((e) => e.type === 'status' && /^measured \d kernel combinations/.test(e.text))).toHaveLength(5 + mapStage);
+    expect(events.some((e) => e.type === 'status' && /measuring 4 kernel combinations on one layer of this model, then on the fastest the tiled GEMM's warp map and K step of 32 and the LoRA products' kernel/.test(e.text))).toBe(true);
+    expect(events.filter((e) => e.type === 'status' && /^measured \d kernel combinations/.test(e.text))).toHaveLength(5 + 2 * mapStage);
     expect((await session.savedRun())!.kernels).toEqual(measured.kernels);
 
     const next: TrainEvent[] = [];

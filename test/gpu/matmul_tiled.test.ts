@@ -104,7 +104,7 @@ describe('register-tiled matmul against float64', () => {
     const v = (M: number, N: number, K: number, extra: Partial<Parameters<typeof tiledVariant>[0]> = {}, o?: TiledOptions) =>
       tiledVariant({ A: null!, B: null!, C: null!, M, N, K, ...extra }, o);
     // Mistral at 2048 tokens: q/o/up/down projections fill the GPU with 128×128 blocks; k/v (N = 1024) get 128×64.
-    expect(v(2048, 4096, 4096)).toEqual({ block: 'wide', check: false, aligned: true, fixedShape: false });
+    expect(v(2048, 4096, 4096)).toEqual({ block: 'wide', check: false, kStep: 16, aligned: true, fixedShape: false });
     expect(v(2048, 14336, 4096).block).toBe('wide');
     expect(v(2048, 1024, 4096)).toMatchObject({ block: 'narrow', check: false });
     // LoRA's rank-8 side, and a ragged token count.

@@ -19,13 +19,21 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
   });
 
-  it('yields the plain product first, then the fused forward and backward (each basic, then tiled on its block, dequantised at the store beside that, and on the other block where both fit, those timed beside the plain product), plain and double-quantised', async () => {
+  it('yields the plain product first, then the fused forward and backward (each basic, then tiled on its block, dequantised at the store and with a K step of 32 beside that, and on the other block where both fit, those timed beside the plain product), plain and double-quantised', async () => {
     const rows: Nf4BenchResult[] = [];
     for await (const r of benchNf4(ctx, [{ M: 33, N: 64, K: 128 }], 1)) rows.push(r);
     // The wide NF4 block needs 64 bytes over 16 KiB of workgroup memory: on an adapter without them every product runs
     // on the narrow block and there is no other block to time.
     const bothBlocks = tiledWorkgroupBytes('wide', 1, true) <= ctx.device.limits.maxComputeWorkgroupStorageSize;
-    const product = (name: string): string[] => [name, `${name}, tiled`, `${name}, tiled, dequantised at the store`, ...(bothBlocks ? [`${name}, tiled, wide block`] : [])];
+    // The K step of 32 on the own (narrow) block where the device holds its 24 KiB of tiles.
+    const deepFits = tiledWorkgroupBytes('narrow', 1, true, 32) <= ctx.device.limits.maxComputeWorkgroupStorageSize;
+    const product = (name: string): string[] => [
+      name,
+      `${name}, tiled`,
+      `${name}, tiled, dequantised at the store`,
+      ...(deepFits ? [`${name}, tiled, K step 32`] : []),
+      ...(bothBlocks ? [`${name}, tiled, wide block`] : []),
+    ];
     expect(rows.map((r) => r.variant)).toEqual([
       'plain fp32 (C = A·B)',
       ...product('nf4 forward Y = X·deq(W)ᵀ'),
@@ -35,7 +43,7 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
     // The tiled products compute what the basic ones do, on either block; a small shape gets the narrow block.
     const tiled = rows.filter((r) => r.variant.includes('tiled'));
-    expect(tiled.length).toBe(bothBlocks ? 12 : 8);
+    expect(tiled.length).toBe(8 + (bothBlocks ? 4 : 0) + (deepFits ? 4 : 0));
     for (const r of tiled) expect(r.diffVsBasic, r.variant).toBeLessThan(1e-5);
     for (const r of tiled.filter((r) => r.variant.endsWith('tiled'))) expect(r).toMatchObject({ block: 'narrow', blockForced: false });
     for (const r of tiled.filter((r) => r.variant.endsWith('wide block'))) {
@@ -57,7 +65,7 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
       expect(r.vsPlainRounds).toBeUndefined();
     }
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1];
-    for (const r of tiled.filter((r) => !r.dequantAtStore)) {
+    for (const r of tiled.filter((r) => !r.dequantAtStore && !r.kStep)) {
       expect(r.vsPlainRounds, r.variant).toHaveLength(3);
       expect(r.vsPlain).toBe(median(r.vsPlainRounds!));
     }
@@ -73,6 +81,17 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
       expect(r.vsDefault).toBe(median(r.vsDefaultRounds!));
       expect(r.vsPlain).toBeCloseTo(own.vsPlain * r.vsDefault!, 9);
       expect(r.vsPlainRounds).toBeUndefined();
+    }
+    // The K step of 32 beside 16 on the same block: the ratio is the median round, and its vsPlain the 16-step line's
+    // (the context's own K step here) times that.
+    const deep = tiled.filter((r) => r.kStep === 32);
+    expect(deep).toHaveLength(deepFits ? 4 : 0);
+    for (const r of deep) {
+      const own = rows.find((o) => o.variant === r.variant.replace(', K step 32', ''))!;
+      expect(r).toMatchObject({ block: own.block, blockForced: false });
+      expect(r.vsKStep16Rounds).toHaveLength(3);
+      expect(r.vsKStep16).toBe(median(r.vsKStep16Rounds!));
+      expect(r.vsPlain).toBeCloseTo(own.vsPlain * r.vsKStep16!, 9);
     }
   });
 

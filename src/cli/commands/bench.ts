@@ -10,7 +10,7 @@ import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/we
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { benchSweep } from '../../bench/matmul-sweep.ts';
 import { sweepGrid } from '../../bench/matmul-sweep-wgsl.ts';
-import { GEMM_KERNELS } from '../../engine/gpu.ts';
+import type { GemmKernel } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
 import { calibrate, calibrateValidation, forwardShare, trainingPassUploadSeconds } from '../../run/calibrate.ts';
 import { parseHyperparams } from '../../config/index.ts';
@@ -37,6 +37,9 @@ import { basename } from 'node:path';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
+
+/** What `bench matmul` compares unless --kernels names others (the warp map and the K step of 32 only when named). */
+const DEFAULT_MATMUL_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
 
 const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'all'] as const;
 type What = (typeof WHAT)[number];
@@ -118,12 +121,14 @@ what:
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
   --shapes 2048x1024x4096      matmul: more shapes, MxNxK
-  --kernels basic,tiled,tiled-fixed   matmul: the GEMM kernels to compare (default those three; tiled-warp too when
-                               named: the tiled kernel on the warp map, the same bits)
+  --kernels basic,tiled,tiled-fixed   matmul: the GEMM kernels to compare (default those three; tiled-warp,
+                               tiled-k32 and tiled-warp-k32 too when named: the tiled kernel on the warp map, with a
+                               K step of 32, both: the same bits)
   --tokens 512,2048            nf4/attention/layer, and matmul's projection shapes (q/o, k/v, gate/up, down): tokens
                                (default: 512,2048 on a GPU, 64 on SwiftShader, where matmul takes projection shapes
                                only when --tokens is given)
-  --gemm basic                 the GEMM kernel every benchmark but matmul uses (basic, tiled, tiled-fixed, tiled-warp;
+  --gemm basic                 the GEMM kernel every benchmark but matmul uses (basic, tiled, tiled-fixed, tiled-warp,
+                               tiled-k32, tiled-warp-k32;
                                docs/performance.md): nf4, kernels and layer compare with that kernel's plain product
   --attention rows             the attention kernels layer, model, stream and generate run (rows, the measured default;
                                tiled, shaders/attention_flash.wgsl); bench attention always times both
@@ -230,7 +235,7 @@ export const benchCommand: Command = {
     const gemmKernel = gemmKernelFlag('gemm', values.gemm ?? 'basic');
     const attention = attentionKernelFlag(values.attention ?? 'rows');
     const loraKernel = loraKernelFlag(values['lora-kernel'] ?? 'general');
-    const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : GEMM_KERNELS.filter((k) => k !== 'tiled-warp');
+    const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : DEFAULT_MATMUL_KERNELS;
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const keepAttention = values['keep-attention'] ?? false;
     const gpuMemoryGb = values['gpu-memory'] === undefined ? null : Number(values['gpu-memory']);

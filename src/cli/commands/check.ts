@@ -13,7 +13,7 @@ const QUANTS: readonly Quantization[] = QUANTIZATIONS;
 export const checkCommand: Command = {
   name: 'check',
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
-  usage: `finetune check --model DIR|HUB_ID|URL --adapter PATH --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed|tiled-warp] [--attention rows|tiled]
+  usage: `finetune check --model DIR|HUB_ID|URL --adapter PATH --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed|tiled-warp|tiled-k32|tiled-warp-k32] [--attention rows|tiled]
                [--lora-kernel general|skinny] [--base-matmul fp32|int8|int8-mlp] [--int8-kernel dp4a|subgroup-matrix]
                [--int8-gates int8|int8-mlp|all] [--verbose]
 

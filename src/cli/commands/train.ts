@@ -43,7 +43,7 @@ const VALIDATING_EVERY_MS = 2000;
 const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--validation FILE.jsonl] [--out DIR] [--resume | --overwrite]
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
                [--int8-kernel dp4a|subgroup-matrix]
-               [--gemm auto|basic|tiled|tiled-fixed|tiled-warp] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
+               [--gemm auto|basic|tiled|tiled-fixed|tiled-warp|tiled-k32|tiled-warp-k32] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
                [--recover N] [--base-model NAME] [--revision REV] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the

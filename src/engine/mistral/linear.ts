@@ -3,7 +3,7 @@
 import { MLP_PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import type { BaseMatmul, GpuContext } from '../gpu.ts';
 import { lowRankGemm, matmul_backward, matmul_forward, type LowRankAdd } from '../kernels/matmul.ts';
-import { LOW_RANK_BUFFERS } from '../kernels/matmul_tiled.ts';
+import { kStepAsked, LOW_RANK_BUFFERS } from '../kernels/matmul_tiled.ts';
 import { scaleBuffers } from '../kernels/nf4.ts';
 import { nf4_matmul_backward, nf4_matmul_forward } from '../kernels/nf4_matmul.ts';
 import type { BaseLinear } from './weights.ts';
@@ -20,11 +20,12 @@ export function int8For(choice: BaseMatmul, projection: Projection | undefined):
 /**
  * Whether a low-rank term (LoRA's up-projection or input gradient) can ride on this base product's epilogue: the
  * context wants it, the product runs in fp32 on the tiled kernel, and the device binds the two extra buffers (an NF4
- * weight with double-quantised scales already binds 7 storage buffers; WebGPU guarantees 8).
+ * weight with double-quantised scales already binds 7 storage buffers, 8 with the K step of 32's code book; WebGPU
+ * guarantees 8).
  */
 export function lowRankFuses(ctx: GpuContext, W: BaseLinear, projection: Projection | undefined): boolean {
   if (!ctx.loraEpilogue || ctx.gemmKernel === 'basic' || int8For(ctx.baseMatmul, projection)) return false;
-  const own = W.kind === 'dense' ? 3 : 3 + scaleBuffers(W.weight).length;
+  const own = W.kind === 'dense' ? 3 : 3 + scaleBuffers(W.weight).length + (kStepAsked(ctx) === 32 ? 1 : 0);
   return own + LOW_RANK_BUFFERS <= ctx.device.limits.maxStorageBuffersPerShaderStage;
 }
 

@@ -70,6 +70,14 @@ describe('WGSL preprocessor', () => {
     expect(preprocessWgsl(['//#if X', '//#unroll k 2', 'v$(k);', '//#endunroll', '//#endif'].join('\n'), {}, 'k')).toBe('//\n//\n//\n//\n//');
   });
 
+  it('takes a second //#unroll count where its define is set', () => {
+    const src = ['//#unroll k 2 DEEP 3', 'v$(k);', '//#endunroll'].join('\n');
+    expect(preprocessWgsl(src, {}, 'd')).toBe('v0; v1;\n//\n//');
+    expect(preprocessWgsl(src, { DEEP: true }, 'd')).toBe('v0; v1; v2;\n//\n//');
+    expect(() => preprocessWgsl('//#unroll k 2 DEEP 99\nx\n//#endunroll', {}, 'd')).toThrow('d.wgsl:1: //#unroll k 99: the count must be 1 … 64');
+    expect(() => preprocessWgsl('//#unroll k 2 DEEP\nx\n//#endunroll', {}, 'd')).toThrow('d.wgsl:1: //#unroll needs a name and a count');
+  });
+
   it('refuses a malformed //#unroll with the file and line', () => {
     expect(() => preprocessWgsl('//#unroll k\nx\n//#endunroll', {}, 'm')).toThrow('m.wgsl:1: //#unroll needs a name and a count');
     expect(() => preprocessWgsl('//#unroll k 0\nx\n//#endunroll', {}, 'm')).toThrow('m.wgsl:1: //#unroll k 0: the count must be 1 … 64');

@@ -30,6 +30,8 @@ const TILED_ROWS: KernelChoice = { gemm: 'tiled', attention: 'rows', lora: 'gene
 const BASIC_TILED: KernelChoice = { gemm: 'basic', attention: 'tiled', lora: 'general' };
 const skinny = (k: KernelChoice): KernelChoice => ({ ...k, lora: 'skinny' });
 const warp = (k: KernelChoice): KernelChoice => ({ ...k, gemm: 'tiled-warp' });
+/** The K step of 32 on the same thread map. */
+const deep = (k: KernelChoice): KernelChoice => ({ ...k, gemm: k.gemm === 'tiled-warp' ? 'tiled-warp-k32' : 'tiled-k32' });
 const name = (k: KernelChoice): string => `${k.gemm}/${k.attention}/${k.lora}`;
 const trial = (kernels: KernelChoice, ms: number, agrees = true): KernelTrial => ({ kernels, ms: agrees ? ms : NaN, reps: agrees ? 3 : 0, relDiff: agrees ? 1e-7 : 0.5, agrees });
 const AUTO = { gemm: 'auto', attention: 'auto' } as const;
@@ -38,10 +40,11 @@ describe('the combinations a tuning runs', () => {
   it('runs the current kernels first, then every other tuned combination', () => {
     const c = kernelCandidates(AUTO, BASIC_ROWS);
     expect(c[0]).toEqual(BASIC_ROWS);
-    expect(c).toHaveLength(12); // 3 GEMM (basic, tiled, tiled on the warp map) × 2 attention × 2 LoRA-product kernels
-    expect(new Set(c.map((k) => `${k.gemm}/${k.attention}/${k.lora}`)).size).toBe(12);
+    // 5 GEMM (basic; tiled on either thread map with a K step of 16 or 32) × 2 attention × 2 LoRA-product kernels
+    expect(c).toHaveLength(20);
+    expect(new Set(c.map((k) => `${k.gemm}/${k.attention}/${k.lora}`)).size).toBe(20);
     // A kind asked for is not varied.
-    expect(kernelCandidates({ lora: 'general' }, BASIC_ROWS)).toHaveLength(6);
+    expect(kernelCandidates({ lora: 'general' }, BASIC_ROWS)).toHaveLength(10);
   });
 
   it('runs the current kernels as the reference even when the ask excludes them', () => {
@@ -56,17 +59,27 @@ describe('the combinations a tuning runs', () => {
 });
 
 describe('the stages a run measures in', () => {
-  it('first every basic/tiled GEMM × attention combination on the current LoRA-product kernel, then the warp map on a tiled winner, then the other LoRA kernel on the winner', () => {
+  it('first every basic/tiled GEMM × attention combination on the current LoRA-product kernel, then the warp map on a tiled winner, then its K step of 32, then the other LoRA kernel on the winner', () => {
     const stages = kernelStages(AUTO, BASIC_ROWS);
     expect(stages.first).toEqual([BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED]);
     const firstTrials = [trial(BASIC_ROWS, 100), trial(BASIC_TILED, 70), trial(TILED_ROWS, 60), trial(TILED_TILED, 40)];
     expect(stages.then(firstTrials)).toEqual([warp(TILED_TILED)]);
-    // The LoRA stage runs on the winner so far: the warp map when it was faster, the row map when it was not.
-    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 35)])).toEqual([skinny(warp(TILED_TILED))]);
-    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 45)])).toEqual([skinny(TILED_TILED)]);
-    // The winner's other LoRA kernel measured, nothing more follows (the map is not measured again).
-    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 35), trial(skinny(warp(TILED_TILED)), 20)])).toEqual([]);
-    expect(stages.then([...firstTrials, trial(warp(TILED_TILED), 45), trial(skinny(TILED_TILED), 20)])).toEqual([]);
+    // The K step of 32 runs on the winner so far: the warp map when it was faster, the row map when it was not.
+    const warpWins = [...firstTrials, trial(warp(TILED_TILED), 35)];
+    const rowWins = [...firstTrials, trial(warp(TILED_TILED), 45)];
+    expect(stages.then(warpWins)).toEqual([deep(warp(TILED_TILED))]);
+    expect(stages.then(rowWins)).toEqual([deep(TILED_TILED)]);
+    // The LoRA stage runs on the winner so far: the K step of 32 when it was faster, 16 when it was not.
+    expect(stages.then([...warpWins, trial(deep(warp(TILED_TILED)), 30)])).toEqual([skinny(deep(warp(TILED_TILED)))]);
+    expect(stages.then([...warpWins, trial(deep(warp(TILED_TILED)), 36)])).toEqual([skinny(warp(TILED_TILED))]);
+    expect(stages.then([...rowWins, trial(deep(TILED_TILED), 30)])).toEqual([skinny(deep(TILED_TILED))]);
+    // The winner's other LoRA kernel measured, nothing more follows (the map and K step are not measured again).
+    expect(stages.then([...warpWins, trial(deep(warp(TILED_TILED)), 30), trial(skinny(deep(warp(TILED_TILED))), 20)])).toEqual([]);
+    expect(stages.then([...rowWins, trial(deep(TILED_TILED), 45), trial(skinny(TILED_TILED), 20)])).toEqual([]);
+    // Where the K step of 32 does not fit (skipped), the LoRA stage follows the map's.
+    const small = kernelStages(AUTO, BASIC_ROWS, (k) => k.gemm.endsWith('-k32'));
+    expect(small.then(warpWins)).toEqual([skinny(warp(TILED_TILED))]);
+    expect(small.then([...warpWins, trial(skinny(warp(TILED_TILED)), 20)])).toEqual([]);
     // When the basic GEMM wins the first stage there is no map to try: the second stage is the skinny products.
     const basicWins = [trial(BASIC_ROWS, 100), trial(BASIC_TILED, 99), trial(TILED_ROWS, 101), trial(TILED_TILED, 1, false)];
     expect(stages.then(basicWins)).toEqual([skinny(BASIC_ROWS)]);
@@ -90,15 +103,18 @@ describe('the stages a run measures in', () => {
     expect(stages.first).toEqual([BASIC_TILED, TILED_ROWS, TILED_TILED]);
     const first = [trial(BASIC_TILED, 100), trial(TILED_ROWS, 90), trial(TILED_TILED, 40)];
     expect(stages.then(first)).toEqual([warp(TILED_TILED)]);
-    // The row map stays the winner, and its skinny variant was lost: nothing more.
-    expect(stages.then([...first, trial(warp(TILED_TILED), 41)])).toEqual([]);
+    // The row map stays the winner: its K step of 32 next; that is slower, and the winner's skinny variant was lost:
+    // nothing more.
+    expect(stages.then([...first, trial(warp(TILED_TILED), 41)])).toEqual([deep(TILED_TILED)]);
+    expect(stages.then([...first, trial(warp(TILED_TILED), 41), trial(deep(TILED_TILED), 45)])).toEqual([]);
     expect(stages.then([trial(BASIC_TILED, 100), trial(TILED_ROWS, 40), trial(TILED_TILED, 90)])).toEqual([warp(TILED_ROWS)]);
   });
 
   it('counts the layer passes a measurement takes: two per candidate of every stage and one warm-up more', () => {
-    expect(tuningPasses(AUTO, BASIC_ROWS)).toBe(2 * (4 + 1 + 1) + 1);
-    expect(tuningPasses({ lora: 'general' }, BASIC_ROWS)).toBe(2 * (4 + 1) + 1);
-    expect(tuningPasses({ lora: 'skinny' }, BASIC_ROWS)).toBe(2 * (5 + 1) + 1); // the reference and four on skinny, the map
+    // The first stage, the map and the K step, the other LoRA kernel.
+    expect(tuningPasses(AUTO, BASIC_ROWS)).toBe(2 * (4 + 2 + 1) + 1);
+    expect(tuningPasses({ lora: 'general' }, BASIC_ROWS)).toBe(2 * (4 + 2) + 1);
+    expect(tuningPasses({ lora: 'skinny' }, BASIC_ROWS)).toBe(2 * (5 + 2) + 1); // the reference and four on skinny, map, K step
     expect(tuningPasses({ gemm: 'tiled', lora: 'general' }, BASIC_ROWS)).toBe(2 * 3 + 1);
   });
 
@@ -263,21 +279,22 @@ describe('the decision a run makes', () => {
   it('measures on a hardware adapter, takes the fastest, and remembers it for the next run', async () => {
     const i = inputs();
     const d = await decideKernels(i);
-    // Three stages: the four GEMM × attention combinations, the warp map on the fastest (tiled), then the skinny LoRA
-    // products on the fastest so far.
-    expect(i.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED], [warp(TILED_TILED)], [skinny(warp(TILED_TILED))]]);
-    expect(d).toMatchObject({ source: 'measured', kernels: skinny(warp(TILED_TILED)), lost: [] });
-    expect(d.speedup).toBeCloseTo(100 / 50, 12);
-    expect(d.trials).toHaveLength(6);
+    // Four stages: the four GEMM × attention combinations, the warp map on the fastest (tiled), its K step of 32,
+    // then the skinny LoRA products on the fastest so far.
+    const best = deep(warp(TILED_TILED));
+    expect(i.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_ROWS, TILED_TILED], [warp(TILED_TILED)], [best], [skinny(best)]]);
+    expect(d).toMatchObject({ source: 'measured', kernels: skinny(best), lost: [] });
+    expect(d.speedup).toBeCloseTo(100 / 40, 12);
+    expect(d.trials).toHaveLength(7);
     const again = inputs({ cache: i.cache });
     const d2 = await decideKernels(again);
     expect(again.measured).toHaveLength(0);
     expect(d2).toMatchObject({ source: 'cached', kernels: d.kernels });
-    expect(d2.text).toContain('2.00×');
-    expect(d2.text).toContain('tiled GEMM (warp map)');
+    expect(d2.text).toContain('2.50×');
+    expect(d2.text).toContain('tiled GEMM (warp map, K step 32)');
     const retune = inputs({ cache: i.cache, request: { retune: true } });
     expect((await decideKernels(retune)).source).toBe('measured');
-    expect(retune.measured).toHaveLength(3); // every stage
+    expect(retune.measured).toHaveLength(4); // every stage
   });
 
   it('keeps a software adapter on its kernels without measuring, unless told to measure there', async () => {
@@ -299,7 +316,11 @@ describe('the decision a run makes', () => {
     // The tiled GEMM on the other thread map computes the same bits: a resume asked onto it says so.
     const map = await decideKernels(inputs({ saved: TILED_TILED, request: { gemm: 'tiled-warp' } }));
     expect(map).toMatchObject({ source: 'asked', kernels: warp(TILED_TILED) });
-    expect(map.text).toBe('kernels: tiled GEMM (warp map), tiled attention as asked; the saved run was trained with tiled GEMM, tiled attention, the same numbers, bit for bit (only which thread computes what differs)');
+    expect(map.text).toBe('kernels: tiled GEMM (warp map), tiled attention as asked; the saved run was trained with tiled GEMM, tiled attention, the same numbers, bit for bit (only which thread computes what, and in what tiles, differs)');
+    // So does its K step of 32.
+    const deepAsked = await decideKernels(inputs({ saved: warp(TILED_TILED), request: { gemm: 'tiled-k32' } }));
+    expect(deepAsked).toMatchObject({ source: 'asked', kernels: deep(TILED_TILED) });
+    expect(deepAsked.text).toContain('tiled GEMM (K step 32), tiled attention as asked; the saved run was trained with tiled GEMM (warp map), tiled attention, the same numbers, bit for bit');
   });
 
   it('on a GPU with only 16 KiB of workgroup memory, never measures, chooses or resumes on kernels that need more', async () => {
@@ -308,8 +329,10 @@ describe('the decision a run makes', () => {
     const i = inputs(small);
     const d = await decideKernels(i);
     // Neither the basic GEMM (its NF4 products: 16,448 bytes) nor the row-split attention (25,680) is tried.
+    // Nor the K step of 32 (32,768 bytes).
     expect(i.measured).toEqual([[TILED_TILED], [warp(TILED_TILED)], [skinny(warp(TILED_TILED))]]);
     expect(d.kernels).toEqual(skinny(warp(TILED_TILED)));
+    await expect(decideKernels(inputs({ ...small, request: { gemm: 'tiled-k32' } }))).rejects.toMatchObject({ kind: 'bad-input', message: expect.stringContaining('the tiled GEMM with a K step of 32 needs 32,768 bytes of workgroup memory') });
     // A decision remembered for this key that does not fit is not taken.
     const cached = inputs({ ...small });
     await cached.cache!.put('k', { ...BASIC_ROWS, speedup: 2, measuredAt: '2026-11-30' });
@@ -381,7 +404,7 @@ describe('the decision a run makes', () => {
 
     const next = inputs({ cache: first.cache });
     const d = await decideKernels(next);
-    expect(next.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_TILED], [warp(TILED_TILED)], [skinny(warp(TILED_TILED))]]);
+    expect(next.measured).toEqual([[BASIC_ROWS, BASIC_TILED, TILED_TILED], [warp(TILED_TILED)], [deep(warp(TILED_TILED))], [skinny(deep(warp(TILED_TILED)))]]);
     expect(d.source).toBe('measured');
     expect(d.lost.map(name)).toEqual(['tiled/rows/general']);
     expect(d.text).toMatch(/; not measured, having lost the GPU device here before: tiled GEMM, row-split attention \(\d{4}-\d\d-\d\d\)$/);
@@ -412,7 +435,7 @@ describe('the decision a run makes', () => {
     const d = await decideKernels(i);
     expect(i.measured).toEqual([]);
     expect(d).toMatchObject({ source: 'lost-before', kernels: BASIC_ROWS });
-    expect(d.lost).toHaveLength(6);
+    expect(d.lost).toHaveLength(10);
     expect(d.text).toMatch(/unmeasured: every combination lost the GPU device when measured here before .*--retune-kernels or "Forget them" in the GPU panel/);
   });
 
