@@ -21,9 +21,9 @@
 //   kernel's (zeros past K add +0: at most the sign of an exact zero sum differs). Its swizzle spans 8 k-quads
 //   (swz(k) = (k >> 2) & 7) where a warp's stores now reach 8; the NF4 code book moves to a 64-byte storage buffer
 //   (nf4Table), since the wide block's tiles fill the 32 KiB that desktop adapters and SwiftShader offer.
-// - DOUBLE (where the adapter offers 32 KiB; 24 KiB for NARROW; not with DEEP_K): two stages of both tiles. The registers holding the
-//   next K tile are stored into the other stage right after the FMAs of this one, so a K step needs one barrier
-//   instead of two (the stage written was last read a step earlier, before the barrier that ended that step). Same
+// - DOUBLE (where the adapter offers 32 KiB; 24 KiB for NARROW; not with DEEP_K): two stages of both tiles. The
+//   registers holding the next K tile are stored into the other stage right after the FMAs of this one, so a K step
+//   needs one barrier instead of two (the stage written was last read a step earlier, before the barrier that ended that step). Same
 //   arithmetic in the same order: the same bits as one stage.
 // - Stores that transpose (a vec4 read along k scattered over 4 rows of the k-major tile: A without TRANS_A, B with
 //   TRANS_B) would hit the same banks from threads whose k differs; instead of padding rows (which breaks the 16 KiB

@@ -7,7 +7,7 @@
 // plain product alternately (engine/timing.ts `timePaired`), not from the plain line measured earlier.
 
 import { f32ToF16Bits } from '../core/dtypes.ts';
-import type { GemmKernel, GpuContext, TiledStages } from '../engine/gpu.ts';
+import { tiledKernelParts, type GemmKernel, type GpuContext, type TiledStages } from '../engine/gpu.ts';
 import { gemmBasic, type GemmArgs, type WeightStorage } from '../engine/kernels/matmul.ts';
 import { gemmSkinny, skinnyFits } from '../engine/kernels/matmul_skinny.ts';
 import { gemmTiled, tiledVariant, tiledWorkgroupBytes, type TiledBlock } from '../engine/kernels/matmul_tiled.ts';
@@ -124,11 +124,8 @@ interface Run {
 function record(ctx: GpuContext, run: Run, a: GemmArgs): void {
   if (run.kernel === 'basic') gemmBasic(ctx, a);
   else if (run.kernel === 'skinny') gemmSkinny(ctx, a);
-  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed', stages: run.stages ?? 1, map: warpKernel(run.kernel) ? 'warp' : 'row', kStep: deepKernel(run.kernel) ? 32 : 16 });
+  else gemmTiled(ctx, a, { block: run.block, fixedShape: run.kernel === 'tiled-fixed', stages: run.stages ?? 1, ...tiledKernelParts(run.kernel) });
 }
-
-const warpKernel = (k: BenchedKernel): boolean => k === 'tiled-warp' || k === 'tiled-warp-k32';
-const deepKernel = (k: BenchedKernel): boolean => k === 'tiled-k32' || k === 'tiled-warp-k32';
 
 /**
  * The runs per shape: basic, tiled with its own block choice (and with two stages of tiles, where the device has the
@@ -141,7 +138,7 @@ function runsFor(a: GemmArgs, kernels: readonly GemmKernel[], workgroupBytes: nu
   for (const kernel of kernels) {
     if (kernel === 'basic') runs.push({ kernel });
     else if (kernel === 'tiled-fixed') runs.push({ kernel, block: own });
-    else if (deepKernel(kernel)) {
+    else if (tiledKernelParts(kernel)?.kStep === 32) {
       // One stage only; each block where the device holds its 32 K rows of tiles.
       for (const block of [own, own === 'wide' ? 'narrow' : 'wide'] as const) {
         if (tiledWorkgroupBytes(block, 1, false, 32) <= workgroupBytes) runs.push({ kernel, block, ...(block === own ? {} : { blockForced: true }) });

@@ -41,6 +41,21 @@ export const ATTENTION_KERNELS: readonly AttentionKernel[] = ['rows', 'tiled'];
 export type GemmKernel = 'basic' | 'tiled' | 'tiled-fixed' | 'tiled-warp' | 'tiled-k32' | 'tiled-warp-k32';
 export const GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed', 'tiled-warp', 'tiled-k32', 'tiled-warp-k32'];
 
+/** How a tiled GEMM kernel runs the register-tiled shader: its thread map and K step (null for 'basic'). */
+export interface TiledKernelParts {
+  map: 'row' | 'warp';
+  kStep: 16 | 32;
+}
+const TILED_KERNEL_PARTS: Readonly<Record<GemmKernel, TiledKernelParts | null>> = {
+  basic: null,
+  tiled: { map: 'row', kStep: 16 },
+  'tiled-fixed': { map: 'row', kStep: 16 },
+  'tiled-warp': { map: 'warp', kStep: 16 },
+  'tiled-k32': { map: 'row', kStep: 32 },
+  'tiled-warp-k32': { map: 'warp', kStep: 32 },
+};
+export const tiledKernelParts = (k: GemmKernel): TiledKernelParts | null => TILED_KERNEL_PARTS[k];
+
 /**
  * Which kernel runs the products whose output has a side of at most 16 and whose reduction is long: LoRA's rank-r
  * products (t = x·Aᵀ, dt = dy·B, dA, dB). 'general': the GEMM kernel `gemmKernel` names, whose 64- or 128-wide blocks

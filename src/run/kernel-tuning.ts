@@ -21,7 +21,7 @@ import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
-import { ATTENTION_KERNELS, GEMM_KERNELS, LORA_KERNELS, type GemmKernel, type GpuContext } from '../engine/gpu.ts';
+import { ATTENTION_KERNELS, GEMM_KERNELS, LORA_KERNELS, tiledKernelParts, type GemmKernel, type GpuContext } from '../engine/gpu.ts';
 import { KERNEL_KINDS, unfitKernel, unfitKernels, type KernelKind, type KernelKinds } from '../engine/kernel-fit.ts';
 import type { Dims } from '../engine/mistral/dims.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
@@ -51,8 +51,6 @@ const KNOWN: KernelsByKind = { gemm: GEMM_KERNELS, attention: ATTENTION_KERNELS,
  */
 export const TUNED_GEMM_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-warp', 'tiled-k32', 'tiled-warp-k32'];
 
-/** The tiled GEMM's variants that compute its bits (the thread map and the K step differ; each output's sum does not). */
-const TILED_FAMILY: readonly GemmKernel[] = ['tiled', 'tiled-warp', 'tiled-k32', 'tiled-warp-k32'];
 /** Each tiled GEMM kernel's K-step-32 sibling on the same thread map. */
 const DEEP_SIBLING: Partial<Record<GemmKernel, GemmKernel>> = { tiled: 'tiled-k32', 'tiled-warp': 'tiled-warp-k32' };
 /** The tiled kernels the first stage leaves to later ones when the GEMM is 'auto'. */
@@ -131,7 +129,8 @@ export const sameKernels = (a: KernelChoice, b: KernelChoice): boolean => KERNEL
  * step (each output is summed in the same order by whichever thread owns it).
  */
 export function sameNumbers(a: KernelChoice, b: KernelChoice): boolean {
-  const tiledFamily = (g: GemmKernel): GemmKernel => (TILED_FAMILY.includes(g) ? 'tiled' : g);
+  // The thread map and the K step differ, each output's sum does not ('tiled-fixed' is kept apart, as it always was).
+  const tiledFamily = (g: GemmKernel): GemmKernel => (g !== 'tiled-fixed' && tiledKernelParts(g) !== null ? 'tiled' : g);
   return tiledFamily(a.gemm) === tiledFamily(b.gemm) && a.attention === b.attention && a.lora === b.lora;
 }
 

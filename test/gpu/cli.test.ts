@@ -72,6 +72,20 @@ describe('finetune CLI over Dawn', () => {
     expect(new Set(results.map((r) => `${r.M}x${r.N}x${r.K}`))).toEqual(new Set(['32x32x32', '48x40x24']));
   });
 
+  it('bench matmul times the K step of 32 when named: both blocks, one stage, the basic kernel\'s products', async () => {
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'matmul', '--sizes', '32', '--kernels', 'basic,tiled-k32', '--min-ms', '5'], { env, timeout: BENCH_TIMEOUT });
+    const results = stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.bench === 'matmul');
+    const deep = results.filter((r) => r.kernel === 'tiled-k32');
+    // 7 variants × its own block (narrow at 32³) and the other one forced; SwiftShader's 32 KiB holds both.
+    expect(deep).toHaveLength(14);
+    expect(deep.filter((r) => r.blockForced).map((r) => r.block)).toEqual(Array(7).fill('wide'));
+    for (const r of deep) {
+      expect(r.stages).toBeUndefined();
+      expect(r.gflops).toBeGreaterThan(0);
+      expect(r.diffVsBasic).toBeLessThan(1e-5);
+    }
+  });
+
   it('bench matmul adds the skinny kernel beside the basic one for a rank-r shape, and only there', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'matmul', '--sizes', '32', '--shapes', '70x8x96', '--kernels', 'basic', '--min-ms', '5'], { env, timeout: BENCH_TIMEOUT });
     const results = stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.bench === 'matmul');

@@ -4,7 +4,7 @@
 import { FinetuneError } from '../../core/errors.ts';
 import { NF4_CODEBOOK } from '../../core/nf4-format.ts';
 import type { BufferSlice } from '../buffer-slice.ts';
-import type { GpuContext, TiledStages } from '../gpu.ts';
+import { tiledKernelParts, type GpuContext, type TiledKernelParts, type TiledStages } from '../gpu.ts';
 import { checkBatchStrides, checkGemmDropout, checkLowRank, gemmDropoutDefines, gemmUniforms, halfDefines, lowRankSpec, type GemmArgs, type LowRankAdd } from './gemm_args.ts';
 import { scaleBuffers, type Nf4Weight } from './nf4.ts';
 
@@ -13,8 +13,7 @@ export const TILED_BM = 128;
  * The K step: 16 (16 KiB of tiles for the wide block, what every adapter offers) or 32 ('deep', DEEP_K in the shader:
  * 32 KiB, half the barriers per FMA; the GEMM kernels 'tiled-k32' and 'tiled-warp-k32'). The same bits either way.
  */
-export type TiledKStep = 16 | 32;
-export const TILED_K_STEPS: readonly TiledKStep[] = [16, 32];
+export type TiledKStep = TiledKernelParts['kStep'];
 /** Block width: 128 columns ('wide', 256 threads) or 64 ('narrow', 128 threads). */
 export type TiledBlock = 'wide' | 'narrow';
 export const TILED_BN: Readonly<Record<TiledBlock, number>> = { wide: 128, narrow: 64 };
@@ -47,7 +46,10 @@ export interface TiledOptions {
   /** false forces scalar loads on an aligned shape; true on an unaligned shape is refused. */
   aligned?: boolean;
   fixedShape?: boolean;
-  /** Two stages where the device has the workgroup memory for them (`tiledWorkgroupBytes`), else one; one with a K step of 32. */
+  /**
+   * Two stages where the device has the workgroup memory for them (`tiledWorkgroupBytes`), else one; one with a K
+   * step of 32.
+   */
   stages?: TiledStages;
   /** The K step; default: the context's GEMM kernel's (32 for 'tiled-k32' and 'tiled-warp-k32'). */
   kStep?: TiledKStep;
@@ -60,15 +62,14 @@ export interface TiledOptions {
   dequantAtStore?: boolean;
 }
 
-/** Whether a product runs with the warp map: asked for, or the context's GEMM kernel is 'tiled-warp' or 'tiled-warp-k32'. */
+/** Whether a product runs with the warp map: asked for, or the context's GEMM kernel's map ('tiled-warp', 'tiled-warp-k32'). */
 function warpMapOf(ctx: GpuContext, o: TiledOptions): boolean {
-  const contextMap = ctx.gemmKernel === 'tiled-warp' || ctx.gemmKernel === 'tiled-warp-k32' ? 'warp' : 'row';
-  return (o.map ?? contextMap) === 'warp';
+  return (o.map ?? tiledKernelParts(ctx.gemmKernel)?.map ?? 'row') === 'warp';
 }
 
-/** The K step a product asks for: its own, else the context's GEMM kernel's. */
+/** The K step a product asks for: its own, else the context's GEMM kernel's (32 for 'tiled-k32', 'tiled-warp-k32'). */
 export function kStepAsked(ctx: GpuContext, o: TiledOptions = {}): TiledKStep {
-  return o.kStep ?? (ctx.gemmKernel === 'tiled-k32' || ctx.gemmKernel === 'tiled-warp-k32' ? 32 : 16);
+  return o.kStep ?? tiledKernelParts(ctx.gemmKernel)?.kStep ?? 16;
 }
 
 /**
@@ -84,15 +85,13 @@ function fittingStages(asked: TiledStages, block: TiledBlock, nf4: boolean, limi
   return asked === 2 && kStep === 16 && tiledWorkgroupBytes(block, 2, nf4) <= limit ? 2 : 1;
 }
 
-/** The K step asked for, refused (saying why) where the device's workgroup memory cannot hold its tiles. */
-function fittingKStep(ctx: GpuContext, o: TiledOptions, block: TiledBlock, nf4: boolean): TiledKStep {
-  const kStep = kStepAsked(ctx, o);
+/** Refuses a variant (saying why) whose one stage of tiles does not fit the device's workgroup memory. */
+function checkKStepFits(ctx: GpuContext, v: TiledVariant, nf4: boolean): void {
   const limit = ctx.device.limits.maxComputeWorkgroupStorageSize;
-  const need = tiledWorkgroupBytes(block, 1, nf4, kStep);
+  const need = tiledWorkgroupBytes(v.block, 1, nf4, v.kStep);
   if (need > limit) {
-    throw new FinetuneError('bad-input', `the tiled GEMM with a K step of ${kStep} needs ${need.toLocaleString('en-US')} bytes of workgroup memory (${block} block) and this GPU offers ${limit.toLocaleString('en-US')}`);
+    throw new FinetuneError('bad-input', `the tiled GEMM with a K step of ${v.kStep} needs ${need.toLocaleString('en-US')} bytes of workgroup memory (${v.block} block) and this GPU offers ${limit.toLocaleString('en-US')}`);
   }
-  return kStep;
 }
 
 /** Names of the NF4 code-book buffer the K step of 32 reads (ctx.scratch) and the buffers already holding it. */
@@ -142,7 +141,7 @@ export function gemmTiled(ctx: GpuContext, a: GemmArgs, o: TiledOptions = {}): v
   checkLowRank(a);
   checkBatchStrides(a);
   const v = tiledVariant(a, { ...o, kStep: kStepAsked(ctx, o) });
-  fittingKStep(ctx, o, v.block, false);
+  checkKStepFits(ctx, v, false);
   const stages = fittingStages(o.stages ?? ctx.tiledStages, v.block, false, ctx.device.limits.maxComputeWorkgroupStorageSize, v.kStep);
   const lr = lowRankSpec(a);
   const constants: Record<string, number | boolean> = { TRANS_A: Boolean(a.transA), TRANS_B: Boolean(a.transB), CHECK: v.check, ...lr.constants };
@@ -206,7 +205,10 @@ export function nf4BackwardArgs(dX: GPUBuffer, dY: GPUBuffer, W: Nf4Weight, M: n
   return { C: dX, A: dY, B: W.codes, M, N: W.cols, K: W.rows, transB: false, alpha: o.alpha, beta: o.accumulate ? 1 : 0, lowRank: o.lowRank };
 }
 
-/** Whether the NF4 products' wide block fits this device at a K step (16: its 64 bytes of code book over WebGPU's 16 KiB minimum). */
+/**
+ * Whether the NF4 products' wide block fits this device at a K step (16: its 64 bytes of code book over WebGPU's 16 KiB
+ * minimum; 32: 32 KiB of tiles).
+ */
 export function nf4WideBlockFits(ctx: GpuContext, kStep: TiledKStep = 16): boolean {
   return ctx.device.limits.maxComputeWorkgroupStorageSize >= tiledWorkgroupBytes('wide', 1, true, kStep);
 }
@@ -222,7 +224,7 @@ function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): 
   checkLowRank(a);
   const limit = ctx.device.limits.maxComputeWorkgroupStorageSize;
   const v = nf4TiledVariant(ctx, a, t);
-  fittingKStep(ctx, t, v.block, true);
+  checkKStepFits(ctx, v, true);
   const stages = fittingStages(t.stages ?? ctx.tiledStages, v.block, true, limit, v.kStep);
   const lr = lowRankSpec(a);
   const deep = v.kStep === 32;
