@@ -9,14 +9,9 @@ import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { gemmRef } from '../../src/engine/reference/matmul.ts';
 import { gpuContext } from './context.ts';
 import { dropLabel, gemmDropoutError, type DropCase } from './gemm-dropout.ts';
+import { TRANSPOSES } from './tiled-products.ts';
 
 const TOL = 1e-5; // as the basic kernel's test (docs/testing.md)
-const TRANSPOSES: [boolean, boolean][] = [
-  [false, false],
-  [false, true],
-  [true, false],
-  [true, true],
-];
 const BLOCKS: TiledBlock[] = ['wide', 'narrow'];
 
 interface Case {
@@ -255,7 +250,7 @@ describe('register-tiled matmul against float64', () => {
       // Every transpose on a scalar checked shape and an aligned unchecked one; LoRA's own transposes (t: Bᵀ; dA: Aᵀ;
       // dx: none) on the others (each variant is a pipeline to compile, slow on SwiftShader).
       const lora: [boolean, boolean] = on === 'A' ? [false, true] : on === 'B' ? [true, false] : [false, false];
-      const cases: [number, number, number, TiledOptions, [boolean, boolean][]][] = [
+      const cases: [number, number, number, TiledOptions, readonly [boolean, boolean][]][] = [
         [37, 8, 200, {}, TRANSPOSES], // LoRA's t = drop(x)·Aᵀ shape (scalar, checked)
         [128, 128, 32, { block: 'wide' }, TRANSPOSES], // no edge tests, aligned
         [8, 200, 37, {}, [lora]],

@@ -17,16 +17,10 @@ import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
 import { nf4MatmulBackwardRef, nf4MatmulForwardRef, quantizeRef } from '../../src/engine/reference/nf4.ts';
 import { gpuContext } from './context.ts';
 import { DROP_KEY } from './gemm-dropout.ts';
-import { gemmProduct, nf4Product, outputDifference, type TiledProduct } from './tiled-products.ts';
+import { gemmProduct, nf4Product, outputDifference, TRANSPOSES, type TiledProduct } from './tiled-products.ts';
 import { nf4TestWeights } from '../helpers/nf4-inputs.ts';
 
 const TOL = 1e-5; // as the 16-step kernel's tests
-const TRANSPOSES: [boolean, boolean][] = [
-  [false, false],
-  [false, true],
-  [true, false],
-  [true, true],
-];
 const BLOCKS: TiledBlock[] = ['wide', 'narrow'];
 const t = (transA: boolean, transB: boolean): string => `${transA ? 'Aᵀ' : 'A'}·${transB ? 'Bᵀ' : 'B'}`;
 

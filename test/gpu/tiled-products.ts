@@ -35,6 +35,14 @@ export function outputDifference(p: TiledProduct, a: Uint32Array, b: Uint32Array
   return text;
 }
 
+/** Every (transA, transB) pair. */
+export const TRANSPOSES: readonly [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+
 const bitsOf = async (ctx: GpuContext, b: GPUBuffer): Promise<Uint32Array> => new Uint32Array((await ctx.readF32(b)).buffer);
 
 /** LoRA's term for the epilogue: U (M × r) and V (r × N, transV) from the seed. */
