@@ -213,7 +213,7 @@ else
   #    run c's forward 0.93-0.94 at q/o's, gate/up's and down's shapes (every input gradient >= 0.98). Since then the
   #    NF4 products dequantise a K step's weights before the barrier instead of between the barriers (unmeasured), and
   #    each product is also timed with a K step of 32 beside 16 (vsKStep16, `k32` in the summary).
-  step nf4-tiled 90 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
+  step nf4-tiled 120 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
   # 4. Attention beside the plain product in alternating rounds (vsPlainMatmul: #9 forward >= 0.40, backward >= 0.25);
   #    last measured in run a, skipped for time in runs b and c.
   step attention 60 bench attention --tokens 2048 --gemm tiled
@@ -221,6 +221,7 @@ else
   #    Run c's 4096-token layer took 300 ms (run b 182) in a single disturbed measurement.
   step layer-best 60 bench layer --tokens 2048 "${BEST[@]}"
   step layer-best-k32 60 bench layer --tokens 2048 --gemm tiled-k32 --attention tiled --lora-kernel skinny
+  step layer-best-warp-k32 60 bench layer --tokens 2048 --gemm tiled-warp-k32 --attention tiled --lora-kernel skinny
   step layer-best-4096 90 bench layer --tokens 4096 "${BEST[@]}"
   step profile-best-4096 60 bench profile --tokens 4096 "${BEST[@]}"
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
