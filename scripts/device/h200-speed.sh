@@ -227,7 +227,9 @@ else
   step layer-best-unclamped 60 bench layer --tokens 2048 "${BEST[@]}" --no-robustness
   # 6. The plain fp32 matmul at 4096^3 and its variants (#9: >= 32 TFLOP/s, stretch 40, every variant >= 0.9x plain).
   step matmul-tiled 120 bench matmul --sizes 4096 --tokens 2048 --kernels tiled --min-ms 150
-  step matmul-k32 150 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-k32 --min-ms 150
+  # 6b. The production kernel's warp map and K step of 32 paired against it at 4096^3 and gate/up's shape, beside the
+  #     generated designs (run c: the generated 128x128x32 warp design 1.11 / 1.10x).
+  step sweep 90 bench sweep --sizes 4096 --shapes 2048x14336x4096
   # 7. The golden check on the kernels a run picks, as a browser (bounds clamps) and a GPU server would compute it.
   step check-best 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}"
   step check-best-unclamped 60 check "${FT[@]}" --golden test/fixtures/golden_qlora.safetensors --quant nf4 "${BEST[@]}" --no-robustness
@@ -242,7 +244,7 @@ else
   # 9. Design comparisons measured in runs b and c (the warp map, the generated designs, int8 on the MLP, kept
   #    attention): for a call with time to spare.
   step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny
-  step sweep 60 bench sweep --sizes 4096 --shapes 2048x14336x4096
+  step matmul-k32 150 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-k32 --min-ms 150
   step matmul-warp 120 bench matmul --sizes 4096 --tokens 2048 --kernels tiled-warp --min-ms 150
   # The NF4 products on the warp map (what `tune` picked in runs b and c, by 0.1 ms a layer; never timed alone).
   step nf4-warp 90 bench nf4 --tokens 2048 --gemm tiled-warp --min-ms 150

@@ -3,14 +3,23 @@
 // (timed in alternating rounds with it, engine/timing.ts `timePaired`), and its output's largest difference from the
 // tiled kernel's (both sum k in order, so 0 is expected; a config that disagrees is reported as such and its speed
 // means nothing). A config the device cannot run (threads, workgroup memory, a pipeline error) gets a line saying why
-// instead of a time.
+// instead of a time. Before the generated configs, the production kernel's own variants of the same bits (the warp map,
+// the K step of 32, both) are timed the same way, so that a generated design and the production form of it are
+// compared with the same yardstick in one process.
 
 import type { GpuContext } from '../engine/gpu.ts';
-import { gemmTiled } from '../engine/kernels/matmul_tiled.ts';
+import { gemmTiled, tiledVariant, tiledWorkgroupBytes, TILED_BM, TILED_BN, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError } from '../engine/reference/common.ts';
 import { benchTiming, timeGpu, timePaired } from '../engine/timing.ts';
 import { filled } from './nf4.ts';
 import { sweepConfigProblem, sweepName, sweepShapeProblem, sweepThreads, sweepWgsl, sweepWorkgroupBytes, sweepWorkgroups, type SweepConfig, type SweepShape } from './matmul-sweep-wgsl.ts';
+
+/** The production kernel's variants timed beside it on every shape: their names in the lines, and their options. */
+export const PRODUCTION_VARIANTS: readonly { config: string; options: TiledOptions }[] = [
+  { config: 'tiled-warp (production)', options: { map: 'warp', kStep: 16 } },
+  { config: 'tiled-k32 (production)', options: { map: 'row', kStep: 32 } },
+  { config: 'tiled-warp-k32 (production)', options: { map: 'warp', kStep: 32 } },
+];
 
 /** Largest relative difference from the tiled kernel's output for a config to count as right. */
 export const SWEEP_AGREEMENT = 1e-5;
@@ -100,6 +109,26 @@ export async function compileSweepKernel(ctx: GpuContext, config: SweepConfig): 
   };
 }
 
+/** `run` timed beside `production` in alternating rounds, and its own output (into C) against the reference. */
+async function beside(ctx: GpuContext, production: () => void, run: () => void, C: GPUBuffer, reference: Float32Array, flops: number, minMs: number): Promise<Partial<SweepLine>> {
+  const paired = await timePaired(ctx, production, run, benchTiming(minMs));
+  // Its own output, not the production kernel's from the rounds.
+  ctx.clear(C);
+  run();
+  const diffVsTiled = maxRelError(await ctx.readF32(C), reference);
+  const t = paired.candidate;
+  return {
+    ms: t.ms,
+    gflops: flops / (t.ms * 1e6),
+    vsTiled: paired.ratio,
+    vsTiledRounds: paired.ratios,
+    tiledGflops: flops / (paired.yardstick.ms * 1e6),
+    diffVsTiled,
+    agrees: diffVsTiled <= SWEEP_AGREEMENT,
+    reps: t.reps,
+  };
+}
+
 export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[], configs: readonly SweepConfig[], minMs = 200): AsyncGenerator<SweepLine> {
   for (const shape of shapes) {
     const { M, N, K } = shape;
@@ -108,11 +137,23 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
     const C = ctx.createBuffer('sweep C', M * N * 4, 'scratch');
     const flops = 2 * M * N * K;
     try {
-      const production = (): void => gemmTiled(ctx, { A, B, C, M, N, K });
+      // The row map and a K step of 16, whatever the context's GEMM kernel is.
+      const production = (): void => gemmTiled(ctx, { A, B, C, M, N, K }, { map: 'row', kStep: 16 });
       const tiled = await timeGpu(ctx, production, benchTiming(minMs));
       const reference = await ctx.readF32(C);
       const tiledGflops = flops / (tiled.ms * 1e6);
       yield { bench: 'matmul-sweep', config: 'tiled (production)', M, N, K, threads: 256, workgroupBytes: 0, ms: tiled.ms, gflops: tiledGflops, vsTiled: 1, reps: tiled.reps };
+      for (const variant of PRODUCTION_VARIANTS) {
+        const block = tiledVariant({ A, B, C, M, N, K }).block;
+        const bytes = tiledWorkgroupBytes(block, 1, false, variant.options.kStep);
+        const head = { bench: 'matmul-sweep' as const, config: variant.config, M, N, K, threads: (TILED_BM / 8) * (TILED_BN[block] / 8), workgroupBytes: bytes };
+        if (bytes > ctx.device.limits.maxComputeWorkgroupStorageSize) {
+          yield { ...head, skipped: `${bytes} bytes of workgroup memory, over this device's ${ctx.device.limits.maxComputeWorkgroupStorageSize}` };
+          continue;
+        }
+        const run = (): void => gemmTiled(ctx, { A, B, C, M, N, K }, variant.options);
+        yield { ...head, ...(await beside(ctx, production, run, C, reference, flops, minMs)) };
+      }
       for (const config of configs) {
         const head = { bench: 'matmul-sweep' as const, config: sweepName(config), M, N, K, threads: sweepThreads(config), workgroupBytes: sweepWorkgroupBytes(config) };
         const shapeProblem = sweepShapeProblem(config, shape);
@@ -128,25 +169,7 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
           continue;
         }
         try {
-          const run = kernel.bind(A, B, C, shape);
-          const paired = await timePaired(ctx, production, run, benchTiming(minMs));
-          // Its own output, not the production kernel's from the rounds.
-          ctx.clear(C);
-          run();
-          const diffVsTiled = maxRelError(await ctx.readF32(C), reference);
-          const t = paired.candidate;
-          const gflops = flops / (t.ms * 1e6);
-          yield {
-            ...head,
-            ms: t.ms,
-            gflops,
-            vsTiled: paired.ratio,
-            vsTiledRounds: paired.ratios,
-            tiledGflops: flops / (paired.yardstick.ms * 1e6),
-            diffVsTiled,
-            agrees: diffVsTiled <= SWEEP_AGREEMENT,
-            reps: t.reps,
-          };
+          yield { ...head, ...(await beside(ctx, production, kernel.bind(A, B, C, shape), C, reference, flops, minMs)) };
         } finally {
           kernel.destroy();
         }

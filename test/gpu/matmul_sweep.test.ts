@@ -3,7 +3,7 @@
 // but not square, K three tiles, and M more block rows than a group holds, so a grouped block order ends on a ragged
 // group.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { benchSweep, compileSweepKernel, type SweepLine } from '../../src/bench/matmul-sweep.ts';
+import { benchSweep, compileSweepKernel, PRODUCTION_VARIANTS, type SweepLine } from '../../src/bench/matmul-sweep.ts';
 import { sweepConfigProblem, sweepGrid, sweepName, sweepShapeProblem, sweepWgsl, type SweepConfig } from '../../src/bench/matmul-sweep-wgsl.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { maxRelError, randomArray } from '../../src/engine/reference/common.ts';
@@ -71,12 +71,24 @@ describe('generated matmul configurations', () => {
     });
   }
 
-  it('times each configuration beside the production kernel in alternating rounds', async () => {
+  it('times the production variants and each configuration beside the production kernel in alternating rounds', async () => {
     // The production tiled kernel and a configuration with the same summation order: the same bits, so agrees.
     const lines: SweepLine[] = [];
     for await (const l of benchSweep(ctx, [{ M: 128, N: 128, K: 48 }], [base, { ...base, BM: 256 }], 5)) lines.push(l);
-    expect(lines.map((l) => l.config)).toEqual(['tiled (production)', sweepName(base), sweepName({ ...base, BM: 256 })]);
-    const [, timed, skipped] = lines;
+    expect(lines.map((l) => l.config)).toEqual([
+      'tiled (production)',
+      ...PRODUCTION_VARIANTS.map((v) => v.config),
+      sweepName(base),
+      sweepName({ ...base, BM: 256 }),
+    ]);
+    // The production kernel's own variants (warp map, K step of 32, both; SwiftShader's 32 KiB holds them): its bits,
+    // timed in the same rounds.
+    for (const v of lines.slice(1, 4)) {
+      expect(v, v.config).toMatchObject({ agrees: true, diffVsTiled: 0 });
+      expect(v.vsTiledRounds).toHaveLength(3);
+    }
+    expect(lines[2].workgroupBytes).toBe(24_576); // K step 32, the narrow block a 128×128 product takes
+    const [, , , , timed, skipped] = lines;
     expect(timed).toMatchObject({ agrees: true, diffVsTiled: 0 });
     // Three rounds, each its own ratio; the line's ratio is their median, beside the production kernel's rate in them.
     expect(timed.vsTiledRounds).toHaveLength(3);
