@@ -143,8 +143,8 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
       const reference = await ctx.readF32(C);
       const tiledGflops = flops / (tiled.ms * 1e6);
       yield { bench: 'matmul-sweep', config: 'tiled (production)', M, N, K, threads: 256, workgroupBytes: 0, ms: tiled.ms, gflops: tiledGflops, vsTiled: 1, reps: tiled.reps };
+      const block = tiledVariant({ A, B, C, M, N, K }).block;
       for (const variant of PRODUCTION_VARIANTS) {
-        const block = tiledVariant({ A, B, C, M, N, K }).block;
         const bytes = tiledWorkgroupBytes(block, 1, false, variant.options.kStep);
         const head = { bench: 'matmul-sweep' as const, config: variant.config, M, N, K, threads: (TILED_BM / 8) * (TILED_BN[block] / 8), workgroupBytes: bytes };
         if (bytes > ctx.device.limits.maxComputeWorkgroupStorageSize) {

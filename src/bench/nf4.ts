@@ -17,7 +17,7 @@ import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
-import { kStepAsked, nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, tiledWorkgroupBytes, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
+import { kStepAsked, releaseNf4Table, nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, tiledWorkgroupBytes, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
 import { benchTiming, timeGpu, timePaired } from '../engine/timing.ts';
 import { MISTRAL_7B_LAYER } from './layer.ts';
@@ -191,7 +191,7 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
       for (const w of weights) nf4_destroy(ctx, w);
       for (const b of made) ctx.destroy(b);
       // The K step of 32's code book (a named scratch buffer of the context).
-      ctx.releaseScratch();
+      releaseNf4Table(ctx);
     }
   }
 }

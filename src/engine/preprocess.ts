@@ -6,11 +6,12 @@
 //
 // `//#unroll NAME COUNT` … `//#endunroll` writes its lines out COUNT times, `$(NAME)` replaced by 0, 1, … in each copy
 // (`acc$(i)` names a variable, `$(i)u` is a u32 literal); `//#unroll NAME COUNT DEFINE OTHER` writes OTHER copies
-// where DEFINE is set (the tiled GEMM's K step is 16 or, with DEEP_K, 32 multiply-add steps). It exists for the register-tiled GEMM's K step, whose
-// multiply-adds run measurably faster written out than in a loop (docs/performance.md, "The K step written out"): a
-// driver does not always unroll a loop or fold its counter into shared-memory offsets. All copies go on the
-// directive's line (the body's `//` comments dropped, since a line comment would swallow what follows it), so every
-// other line keeps its number; an error inside the block is reported at the directive's line.
+// where DEFINE is set (the tiled GEMM's K step is 16 or, with DEEP_K, 32 multiply-add steps). It exists for the
+// register-tiled GEMM's K step, whose multiply-adds run measurably faster written out than in a loop
+// (docs/performance.md, "The K step written out"): a driver does not always unroll a loop or fold its counter into
+// shared-memory offsets. All copies go on the directive's line (the body's `//` comments dropped, since a line comment
+// would swallow what follows it), so every other line keeps its number; an error inside the block is reported at the
+// directive's line.
 
 export type Defines = Readonly<Record<string, boolean>>;
 

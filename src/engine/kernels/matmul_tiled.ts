@@ -219,6 +219,14 @@ export function nf4TiledVariant(ctx: GpuContext, a: GemmArgs, t: TiledOptions = 
   return tiledVariant(a, nf4WideBlockFits(ctx, kStep) ? { ...t, kStep } : { ...t, kStep, block: 'narrow' });
 }
 
+/**
+ * Storage buffers an NF4 product on this kernel binds before any low-rank term's: the activations, codes, output and
+ * the weight's scale buffers, and with a K step of 32 the code book (mistral/linear.ts counts them against the limit).
+ */
+export function nf4TiledBufferCount(ctx: GpuContext, W: Nf4Weight): number {
+  return 3 + scaleBuffers(W).length + (kStepAsked(ctx) === 32 ? 1 : 0);
+}
+
 /** One NF4 product on matmul_tiled.wgsl: `a` in GEMM terms, its B the weight's codes (transB: forward, else gradient). */
 function nf4Tiled(ctx: GpuContext, a: GemmArgs, W: Nf4Weight, t: TiledOptions): void {
   checkLowRank(a);

@@ -3,8 +3,7 @@
 import { MLP_PROJECTIONS, type Projection } from '../../core/mistral.ts';
 import type { BaseMatmul, GpuContext } from '../gpu.ts';
 import { lowRankGemm, matmul_backward, matmul_forward, type LowRankAdd } from '../kernels/matmul.ts';
-import { kStepAsked, LOW_RANK_BUFFERS } from '../kernels/matmul_tiled.ts';
-import { scaleBuffers } from '../kernels/nf4.ts';
+import { LOW_RANK_BUFFERS, nf4TiledBufferCount } from '../kernels/matmul_tiled.ts';
 import { nf4_matmul_backward, nf4_matmul_forward } from '../kernels/nf4_matmul.ts';
 import type { BaseLinear } from './weights.ts';
 
@@ -25,7 +24,7 @@ export function int8For(choice: BaseMatmul, projection: Projection | undefined):
  */
 export function lowRankFuses(ctx: GpuContext, W: BaseLinear, projection: Projection | undefined): boolean {
   if (!ctx.loraEpilogue || ctx.gemmKernel === 'basic' || int8For(ctx.baseMatmul, projection)) return false;
-  const own = W.kind === 'dense' ? 3 : 3 + scaleBuffers(W.weight).length + (kStepAsked(ctx) === 32 ? 1 : 0);
+  const own = W.kind === 'dense' ? 3 : nf4TiledBufferCount(ctx, W.weight);
   return own + LOW_RANK_BUFFERS <= ctx.device.limits.maxStorageBuffersPerShaderStage;
 }
 
