@@ -54,6 +54,8 @@ function judgeExtra(name: HyperparamName, hp: Hyperparams, defaults: Hyperparams
         ? { note: 'lora_target_modules q_proj,v_proj is what Replicate\'s trainer adapts anyway; not sent' }
         : { refuse: `lora_target_modules ${hp.lora_target_modules}: Replicate\'s trainer puts LoRA on q_proj and v_proj only. Use q_proj,v_proj, or train locally.` };
     }
+    case 'padding_free':
+      return { note: `padding_free ${hp.padding_free}: how this GPU lays out its batches, not what is trained (Replicate's trainer pads its rows); not sent` };
     case 'max_seq_len':
       return hp.max_seq_len === 4096
         ? { note: 'max_seq_len 4096 is where Replicate\'s trainer cuts rows anyway; not sent' }

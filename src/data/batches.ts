@@ -2,7 +2,9 @@
 // steps of train_batch_size sequences made of micro-batches of micro_batch_size sequences (gradient accumulation
 // = train_batch_size / micro_batch_size), and the numbers the UI shows before training starts.
 //
-// A micro-batch holds B sequences padded to T tokens, row-major (B, T), the model's flattened token layout:
+// A micro-batch holds B rows padded to T tokens, row-major (B, T), the model's flattened token layout. A row is one
+// sequence, or with padding_free several of the micro-batch's sequences end to end (repack.ts), each example still
+// its own segment:
 //   inputIds      u32  token ids (padding: padId)
 //   labels        i32  unshifted labels: the id where the loss counts, -100 on prompt tokens (instruct) and padding
 //   targets       i32  what the loss kernel compares logits[t] with: labels[t+1] when t+1 is in the same segment,
@@ -18,6 +20,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { formatCount } from '../core/units.ts';
 import { IGNORE_INDEX, lossTokensIn, type Example } from './layout.ts';
 import { packSequences, sequenceLength, type Sequence } from './pack.ts';
+import { repackRows, repackSequences } from './repack.ts';
 import { epochPermutation } from '../core/prng.ts';
 import type { TokenBatch } from '../core/token-batch.ts';
 
@@ -35,6 +38,11 @@ export interface DataPlanOptions {
   num_validation_samples: number;
   /** Stop after this many optimizer steps (the last epoch may end early); 0 or absent = every step of every epoch. */
   max_steps?: number;
+  /**
+   * Lay each micro-batch's sequences end to end in as few rows as fit the longest sequence of the run (repack.ts):
+   * the same losses and gradients up to rounding, fewer padding tokens computed. Absent = padded, one sequence a row.
+   */
+  padding_free?: boolean;
 }
 
 /** A TokenBatch as the data pipeline builds it: typed arrays, plus the labels, mask and counts it needs. */
@@ -49,6 +57,11 @@ export interface MicroBatch extends TokenBatch {
   attentionMask: Uint8Array; // (B, T)
   /** Real (non-padding) tokens. */
   tokens: number;
+  /**
+   * Sequences (of the plan: examples, or packs with pack_sequences) the micro-batch holds: B, or more where
+   * padding_free put several in a row. A validation pass weighs each batch's mean by it, as transformers does by rows.
+   */
+  sequences: number;
   /** Positions whose target is not -100. */
   lossTokens: number;
   /** File lines of the examples in each row, for debugging and display. */
@@ -86,8 +99,18 @@ export interface DataStats {
   gradientAccumulationSteps: number;
   /** Longest sequence over every epoch: the T to size activations for when padding to one length. */
   longestSequence: number;
-  /** Fraction of padding tokens in epoch 0's micro-batches (each padded to its own longest row, or to padTo). */
+  /**
+   * Fraction of padding tokens in epoch 0's micro-batches (each padded to its own longest row, or to padTo; with
+   * padding_free after its sequences were laid end to end).
+   */
   paddingFraction: number;
+  /** Whether micro-batches lay their sequences end to end (DataPlanOptions.padding_free). */
+  paddingFree: boolean;
+  /**
+   * The longest row a micro-batch may hold: the longest sequence of the training and validation data (padTo where
+   * given). Rows of several sequences are cut to it, so the runner sized for the longest sequence holds every batch.
+   */
+  rowTokens: number;
   /**
    * The validation set as a pass reads it: its real tokens, the tokens of its batches with their padding (what a pass
    * computes, as run.paddedTokens for the steps), the tokens its loss counts, and its batches.
@@ -155,7 +178,7 @@ export function buildMicroBatch(examples: readonly Example[], seqs: readonly Seq
     });
     lines.push(rowLines);
   }
-  return { B, T, inputIds, labels, targets, segmentIds, positionIds, attentionMask, tokens, lossTokens, lines };
+  return { B, T, inputIds, labels, targets, segmentIds, positionIds, attentionMask, tokens, lossTokens, sequences: B, lines };
 }
 
 function positiveInt(name: string, v: number): void {
@@ -223,13 +246,17 @@ function lossTokensOf(examples: readonly Example[], seqs: readonly Sequence[]): 
   return n;
 }
 
-/** Sequences taken `mbs` at a time, each micro-batch padded to its longest row (or to `padTo`): their tokens. */
-function microBatchTokens(seqs: readonly Sequence[], mbs: number, padTo: number | undefined): DataStats['run'] {
+/**
+ * Sequences taken `mbs` at a time, each micro-batch padded to its longest row (or to `padTo`): their tokens. With
+ * `rowTokens` a micro-batch's rows are repackRows' under that capacity, else one sequence each.
+ */
+function microBatchTokens(seqs: readonly Sequence[], mbs: number, padTo: number | undefined, rowTokens: number | null): DataStats['run'] {
   const out = { tokens: 0, paddedTokens: 0, microBatches: 0 };
   for (let i = 0; i < seqs.length; i += mbs) {
     const lengths = seqs.slice(i, i + mbs).map(sequenceLength);
+    const rows = rowTokens === null ? lengths : repackRows(lengths, rowTokens).map((r) => r.reduce((a, j) => a + lengths[j], 0));
     out.tokens += lengths.reduce((a, b) => a + b, 0);
-    out.paddedTokens += lengths.length * (padTo ?? Math.max(...lengths));
+    out.paddedTokens += rows.length * (padTo ?? Math.max(...rows));
     out.microBatches++;
   }
   return out;
@@ -268,6 +295,8 @@ export class TrainingData {
   private readonly stepStarts: number[]; // global index of the first step of each epoch, plus the total at the end
   private cache: { epoch: number; seqs: Sequence[] } | null = null;
   private readonly validationSeqs: Sequence[];
+  /** The row capacity of padding-free micro-batches (DataStats.rowTokens), null when each sequence is a row. */
+  private readonly repackTo: number | null;
 
   constructor(
     train: Example[],
@@ -301,6 +330,8 @@ export class TrainingData {
     const run = { tokens: 0, paddedTokens: 0, microBatches: 0 };
     const maxSteps = options.max_steps ?? 0;
     if (!(Number.isSafeInteger(maxSteps) && maxSteps >= 0)) throw new FinetuneError('bad-input', `max_steps must be a non-negative integer, got ${maxSteps}`);
+    // The plan's epochs and their longest sequence first: padding-free rows are cut to the longest sequence of the
+    // whole run, which the micro-batches' token counts below depend on.
     for (let e = 0; e < options.num_train_epochs; e++) {
       if (maxSteps > 0 && this.stepStarts[e] >= maxSteps) break;
       const seqs = this.epochSequences(e);
@@ -309,24 +340,32 @@ export class TrainingData {
       stepsByEpoch.push(steps);
       this.stepStarts.push(this.stepStarts[e] + steps);
       for (const s of seqs) longest = Math.max(longest, sequenceLength(s));
+    }
+    if (build.padTo !== undefined && longest > build.padTo) {
+      throw new FinetuneError('bad-input', `a training sequence has ${longest} tokens, more than the padded length ${build.padTo}`);
+    }
+    let rowTokens = longest;
+    for (const s of this.validationSeqs) rowTokens = Math.max(rowTokens, sequenceLength(s));
+    rowTokens = build.padTo ?? rowTokens;
+    const paddingFree = options.padding_free === true;
+    this.repackTo = paddingFree ? rowTokens : null;
+    for (let e = 0; e < stepsByEpoch.length; e++) {
+      const seqs = this.epochSequences(e);
       // The steps this epoch trains (train_batch_size is a multiple of micro_batch_size, so its micro-batches are
       // those of `step`).
-      const trained = microBatchTokens(seqs.slice(0, steps * tbs), mbs, build.padTo);
+      const trained = microBatchTokens(seqs.slice(0, stepsByEpoch[e] * tbs), mbs, build.padTo, this.repackTo);
       run.tokens += trained.tokens;
       run.paddedTokens += trained.paddedTokens;
       run.microBatches += trained.microBatches;
       if (e === 0) {
         sequences0 = seqs.length;
         lossTokens0 = lossTokensOf(train, seqs);
-        padded0 = microBatchTokens(seqs, mbs, build.padTo).paddedTokens;
+        padded0 = microBatchTokens(seqs, mbs, build.padTo, this.repackTo).paddedTokens;
       }
-    }
-    if (build.padTo !== undefined && longest > build.padTo) {
-      throw new FinetuneError('bad-input', `a training sequence has ${longest} tokens, more than the padded length ${build.padTo}`);
     }
     const tokensPerEpoch = this.lengths.reduce((a, b) => a + b, 0);
     const valTokens = valLengths.reduce((a, b) => a + b, 0);
-    const valBatches = microBatchTokens(this.validationSeqs, options.validation_batch_size, build.padTo);
+    const valBatches = microBatchTokens(this.validationSeqs, options.validation_batch_size, build.padTo, this.repackTo);
     this.stats = {
       trainExamples: train.length,
       validationExamples: validation.length,
@@ -342,6 +381,8 @@ export class TrainingData {
       gradientAccumulationSteps: this.accumulation,
       longestSequence: longest,
       paddingFraction: padded0 === 0 ? 0 : 1 - tokensPerEpoch / padded0,
+      paddingFree,
+      rowTokens,
       validation: {
         examples: validation.length,
         sequences: this.validationSeqs.length,
@@ -387,7 +428,7 @@ export class TrainingData {
     const mbs = this.options.micro_batch_size;
     const mine = seqs.slice(stepInEpoch * tbs, (stepInEpoch + 1) * tbs);
     const microBatches: MicroBatch[] = [];
-    for (let i = 0; i < mine.length; i += mbs) microBatches.push(buildMicroBatch(this.train, mine.slice(i, i + mbs), this.build));
+    for (let i = 0; i < mine.length; i += mbs) microBatches.push(this.microBatch(this.train, mine.slice(i, i + mbs)));
     return {
       index,
       epoch,
@@ -407,8 +448,14 @@ export class TrainingData {
   *validationBatches(): Generator<MicroBatch> {
     const bs = this.options.validation_batch_size;
     for (let i = 0; i < this.validationSeqs.length; i += bs) {
-      yield buildMicroBatch(this.validation, this.validationSeqs.slice(i, i + bs), this.build);
+      yield this.microBatch(this.validation, this.validationSeqs.slice(i, i + bs));
     }
+  }
+
+  /** One micro-batch of these sequences: a row each, or laid end to end with padding_free. */
+  private microBatch(examples: readonly Example[], seqs: readonly Sequence[]): MicroBatch {
+    if (this.repackTo === null) return buildMicroBatch(examples, seqs, this.build);
+    return { ...buildMicroBatch(examples, repackSequences(seqs, this.repackTo), this.build), sequences: seqs.length };
   }
 }
 

@@ -48,7 +48,9 @@ export function checkSavedRun(raw: unknown): SavedRun {
   const r = raw as Record<string, unknown>;
   const hpInput = r.hp;
   if (typeof hpInput !== 'object' || hpInput === null || Array.isArray(hpInput)) throw corrupt('its record holds no hyperparameters');
-  const hp = safeParseHyperparams(hpInput as Record<string, unknown>);
+  // A record holds every hyperparameter, so one without padding_free was saved before it existed, when every run
+  // padded: it resumes padded, building the batches (and LoRA dropout masks) the interrupted run built.
+  const hp = safeParseHyperparams({ padding_free: false, ...(hpInput as Record<string, unknown>) });
   if (!hp.ok) throw corrupt(`its hyperparameters are not valid: ${hp.errors.join('; ')}`, { errors: hp.errors });
   if (typeof r.modelSource !== 'string') throw corrupt('its record names no model');
   if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${JSON.stringify(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);

@@ -143,9 +143,12 @@ export interface TrainResult {
   seconds: number;
 }
 
-/** The runner shape a run needs: micro-batch rows × the longest training or validation sequence. */
+/**
+ * The runner shape a run needs: micro-batch rows × the longest training or validation sequence (or, with
+ * padding_free, the longest row a micro-batch may hold: the same length, DataStats.rowTokens).
+ */
 export function runnerShape(data: TrainingData): { B: number; T: number } {
-  let T = data.stats.longestSequence;
+  let T = data.stats.paddingFree ? data.stats.rowTokens : data.stats.longestSequence;
   let B = data.stats.microBatchSize;
   for (const v of data.validationBatches()) {
     T = Math.max(T, v.T);
@@ -198,8 +201,9 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
     queued++;
     if (b.lossTokens === 0) continue;
     runner.setBatch(b);
-    runner.evaluate(b.B / b.lossTokens);
-    rows += b.B;
+    // Weighted by the batch's sequences (its rows, as transformers counts them; more than B with padding_free).
+    runner.evaluate(b.sequences / b.lossTokens);
+    rows += b.sequences;
     if (finished) {
       await finished;
       progress(queued - 1);

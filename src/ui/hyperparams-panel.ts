@@ -238,7 +238,7 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
     h('h3', {}, "Replicate's training inputs"),
     h('div', { class: 'fields' }, ...views.filter((v) => v.field.group === 'replicate').map((v) => v.row)),
     h('h3', {}, 'Ours'),
-    h('p', { class: 'hint' }, 'Not inputs of Replicate’s trainer: each one’s default is what that trainer does anyway.'),
+    h('p', { class: 'hint' }, 'Not inputs of Replicate’s trainer: each one’s default trains what that trainer trains (padding_free only lays the batches out without most of their padding).'),
     h('div', { class: 'fields' }, ...views.filter((v) => v.field.group === 'extra').map((v) => v.row)),
   );
 

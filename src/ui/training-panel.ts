@@ -76,7 +76,12 @@ export function planView(s: DataStats): HTMLElement {
     ['longest sequence', formatCounted(s.longestSequence, 'token')],
     ['padding', formatPercent(s.paddingFraction)],
   ];
-  const titles: Record<string, string> = { batch: 'train_batch_size = micro_batch_size × gradient accumulation steps' };
+  const titles: Record<string, string> = {
+    batch: 'train_batch_size = micro_batch_size × gradient accumulation steps',
+    padding: s.paddingFree
+      ? "Tokens computed for nothing, after padding_free laid each micro-batch's rows end to end"
+      : "Tokens computed for nothing: each micro-batch's rows padded to its longest (padding_free lays them end to end)",
+  };
   const facts = h('dl', { class: 'plan-facts', 'data-testid': 'plan-facts' }, ...items.flatMap(([k, v]) => [h('div', { title: titles[k] }, h('dt', {}, k), h('dd', { class: 'num' }, v))]));
   // What the plan decided on its own (e.g. a validation share of a small file), and how to choose otherwise.
   const notices = (s.notices ?? []).map((n) => h('p', { class: 'hint warn', 'data-testid': 'plan-notice' }, n));

@@ -215,6 +215,36 @@ describe('finetune bench model', () => {
   });
 });
 
+describe('finetune bench padding', () => {
+  it('trains real steps padded and padding-free on the same model and data: same tokens, fewer computed, same first loss', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-padding-'));
+    const data = join(dir, 'rows.jsonl');
+    // One micro-batch of very uneven rows: padded, 4 rows of the long one's length; the short ones fit in one row
+    // beside it. Few tokens: the head's 32,000 columns make each one slow on SwiftShader.
+    const words = [20, 2, 3, 2];
+    writeFileSync(data, words.map((n, i) => JSON.stringify({ text: Array.from({ length: n }, (_, k) => `w${i}x${k}`).join(' ') })).join('\n'));
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'padding', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--steps', '1', '--micro-batch', '4'], { env, timeout: BENCH_TIMEOUT });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const [padded, free] = lines.filter((l) => l.bench === 'padding');
+    expect([padded.paddingFree, free.paddingFree]).toEqual([false, true]);
+    expect(free.tokens).toBe(padded.tokens);
+    expect(free.steps).toBe(1);
+    expect([padded.rows, free.rows]).toEqual([4, 2]);
+    expect(free.computedTokens).toBeLessThan(padded.computedTokens);
+    expect(padded.computedTokens).toBeGreaterThan(padded.tokens);
+    for (const l of [padded, free]) {
+      expect(l.msEach).toHaveLength(3);
+      expect(l.ms).toBe([...l.msEach].sort((a: number, b: number) => a - b)[1]);
+      expect(l.tokensPerSecond).toBeCloseTo(l.tokens / (l.ms / 1000), 6);
+      expect(l.peakBytes).toBeGreaterThan(0);
+    }
+    expect(Math.abs(free.firstLoss - padded.firstLoss) / padded.firstLoss).toBeLessThan(1e-5);
+    const summary = lines.find((l) => l.bench === 'padding-summary');
+    expect(summary.speedup).toBeCloseTo(free.tokensPerSecond / padded.tokensPerSecond, 9);
+    expect(summary.computedRatio).toBeCloseTo(padded.computedTokens / free.computedTokens, 9);
+  });
+});
+
 describe('finetune bench int8', () => {
   it('prints the int8 lines beside the fp32 ones of the same run, each NF4 product with its ratio and output error', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'int8', '--tokens', '8', '--min-ms', '1'], { env, timeout: BENCH_TIMEOUT });

@@ -13,10 +13,17 @@ import { sweepGrid } from '../../bench/matmul-sweep-wgsl.ts';
 import type { GemmKernel } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
 import { calibrate, calibrateValidation, forwardShare, trainingPassUploadSeconds } from '../../run/calibrate.ts';
-import { parseHyperparams } from '../../config/index.ts';
+import { parseHyperparams, targetModules } from '../../config/index.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
+import { benchPadding } from '../../bench/padding.ts';
+import { loadRunData } from '../../data/training-data.ts';
+import { openBaseCheckpoint } from '../../model/checkpoint.ts';
+import { createAdapter } from '../../model/lora-adapter.ts';
+import { loadMistralWeights } from '../../engine/mistral/weights.ts';
+import { mulberry32 } from '../../engine/reference/common.ts';
+import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, projectionNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
 import { setFlagsFromString } from 'node:v8';
@@ -41,7 +48,7 @@ import { createNodeContext } from '../node-gpu.ts';
 /** What `bench matmul` compares unless --kernels names others (the warp map and the K step of 32 only when named). */
 const DEFAULT_MATMUL_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
 
-const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'all'] as const;
+const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'padding', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -116,7 +123,12 @@ what:
              summary line (docs/performance.md, "Bounds clamps"; not part of "all")
   spirv      compiles those pipelines with Dawn's dump_shaders toggle: a JSON marker line per pipeline, then what Dawn
              prints for it (WGSL and SPIR-V disassembly; not part of "all")
-  all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps and spirv
+  padding    padding-free micro-batches (docs/performance.md) against padded ones on a real model and dataset (--model,
+             default the demo model; --data, default the sample dataset): the plan's first --steps steps (default 3)
+             of --micro-batch rows (default 4, Replicate's), each layout in turn for three rounds after a warm-up, same
+             process, same weights: real tokens/s, the tokens the GPU computed, and the first step's loss of each
+             (LoRA dropout off: they agree up to rounding); then the speedup (not part of "all")
+  all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps, spirv and padding
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -151,9 +163,10 @@ options:
   --stream-layers              estimate: the layers in CPU memory, uploaded as the passes need them (4 small layers
                                on SwiftShader, so that every pass uploads)
   --data-mb 200                data: size of the synthetic JSONL in MiB
-  --model DIR --data FILE      int8-ab: the model (an NF4 run is made of it) and the training data
+  --model DIR --data FILE      int8-ab, padding: the model (an NF4 run is made of it for int8-ab) and the training data
+  --micro-batch 4              padding: micro_batch_size (and train_batch_size)
   --steps 3                    int8-ab: optimizer steps per run (default 20 there)
-  --quant nf4                  int8-ab: nf4 or nf4-double
+  --quant nf4                  int8-ab: nf4 or nf4-double; padding: none (the default), nf4 or nf4-double
   ${BASE_MATMUL_HELP}
                                (layer, model, stream, generate, nf4, kernels)
   ${INT8_KERNEL_HELP}
@@ -211,6 +224,7 @@ export const benchCommand: Command = {
         model: { type: 'string' },
         data: { type: 'string' },
         quant: { type: 'string' },
+        'micro-batch': { type: 'string' },
         'no-robustness': { type: 'boolean' },
         'tiled-stages': { type: 'string' },
         'no-attention-spill': { type: 'boolean' },
@@ -265,6 +279,31 @@ export const benchCommand: Command = {
     }
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const int8Kernel = parseInt8Kernel(values['int8-kernel']);
+    if (what === 'padding') {
+      const modelDir = values.model ?? 'public/models/mistral-nano-demo';
+      const dataPath = values.data ?? 'public/datasets/sample.jsonl';
+      const quantization = (values.quant ?? 'none') as Quantization;
+      if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got "${values.quant}"`);
+      const mbs = values['micro-batch'] ? intList('micro-batch', values['micro-batch'])[0] : 4;
+      checkReadableFile(dataPath, '--data');
+      const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: false, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
+      const bytes = new Uint8Array(await readFile(dataPath));
+      const tokenizer = await loadTokenizerFrom();
+      const ckpt = await openBaseCheckpoint(modelSpec(modelDir).files);
+      const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, ...nodeOptions });
+      if (found.note) io.err(`note: ${found.note}`);
+      try {
+        print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness, model: basename(modelDir), data: basename(dataPath), quantization });
+        const weights = await loadMistralWeights(ctx, ckpt, { quantization });
+        const adapter = createAdapter(ckpt.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
+        const plan = async (paddingFree: boolean) => (await loadRunData({ train: new Blob([bytes]).stream(), trainName: basename(dataPath) }, tokenizer, { ...hp, padding_free: paddingFree })).data;
+        for await (const line of benchPadding(ctx, weights, adapter, hp, plan, { steps, rounds: 3 })) print(line);
+      } finally {
+        tokenizer.dispose();
+        ctx.destroyDevice();
+      }
+      return 0;
+    }
     if (what === 'int8-ab') {
       if (!values.model || !values.data) throw new UsageError('bench int8-ab needs --model DIR and --data FILE.jsonl');
       const quantization = values.quant ?? 'nf4';

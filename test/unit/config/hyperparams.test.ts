@@ -47,6 +47,7 @@ describe('the one hyperparameter schema', () => {
     expect(extra).toEqual({
       layout: 'replicate',
       lora_target_modules: 'q_proj,v_proj',
+      padding_free: true,
       max_seq_len: 4096,
       lr_scheduler: 'linear',
       warmup_ratio: 0.03,

@@ -87,3 +87,13 @@ describe('time-based checkpoints on Replicate', () => {
     }
   });
 });
+
+describe('padding-free batches on Replicate', () => {
+  it('strips padding_free with a note either way: a layout of the local GPU, not a setting of what is trained', () => {
+    for (const v of [true, false]) {
+      const { input, notes } = toReplicateInput(parseHyperparams({ padding_free: v }), { train_data: URL });
+      expect(input).not.toHaveProperty('padding_free');
+      expect(notes).toContain(`padding_free ${v}: how this GPU lays out its batches, not what is trained (Replicate's trainer pads its rows); not sent`);
+    }
+  });
+});

@@ -334,6 +334,8 @@ describe('the training plan', () => {
       { ...OPTS, max_steps: 2, micro_batch_size: 1 },
       { ...OPTS, pack_sequences: true, chunk_size: 9, max_steps: 5 },
       { ...OPTS, num_train_epochs: 1, train_batch_size: 2, micro_batch_size: 2 },
+      { ...OPTS, micro_batch_size: 4, padding_free: true },
+      { ...OPTS, micro_batch_size: 4, padding_free: true, pack_sequences: true, chunk_size: 9, max_steps: 5 },
     ]) {
       const data = new TrainingData(uneven, [], o);
       const steps = [...data.steps()];
@@ -347,6 +349,36 @@ describe('the training plan', () => {
     // With a fixed pad length, every row counts that many tokens.
     const fixed = new TrainingData(uneven, [], { ...OPTS, max_steps: 1 }, { padTo: 12 });
     expect(fixed.stats.run).toEqual({ tokens: fixed.step(0).tokens, paddedTokens: 4 * 12, microBatches: 2 });
+  });
+
+  it('lays a micro-batch\'s sequences end to end with padding_free: the same examples and tokens in fewer rows', () => {
+    const uneven = Array.from({ length: 24 }, (_, k) => ex(k, 1 + ((k * 5) % 13)));
+    const val = Array.from({ length: 7 }, (_, k) => ex(100 + k, 2 + ((k * 3) % 9)));
+    const o = { ...OPTS, micro_batch_size: 4, train_batch_size: 8, run_validation: true, num_validation_samples: 7, validation_batch_size: 4 };
+    const padded = prepareTrainingData(uneven, val, o);
+    const free = prepareTrainingData(uneven, val, { ...o, padding_free: true });
+    expect(padded.stats).toMatchObject({ paddingFree: false, rowTokens: 13, longestSequence: 13 });
+    expect(free.stats).toMatchObject({ paddingFree: true, rowTokens: 13, longestSequence: 13, totalSteps: padded.stats.totalSteps });
+    const batchesOf = (d: TrainingData): MicroBatch[] => [...d.steps()].flatMap((st) => st.microBatches);
+    const [p, f] = [batchesOf(padded), batchesOf(free)];
+    expect(f.map((m) => m.lines.flat().sort((a, b) => a - b))).toEqual(p.map((m) => m.lines.flat().sort((a, b) => a - b)));
+    expect(f.map((m) => [m.tokens, m.lossTokens, m.sequences])).toEqual(p.map((m) => [m.tokens, m.lossTokens, m.B]));
+    for (const m of f) {
+      expect(m.T).toBeLessThanOrEqual(free.stats.rowTokens);
+      // Each example its own segment: ids restart their positions, and no row holds a segment id twice apart.
+      for (let b = 0; b < m.B; b++) {
+        const segs = [...m.segmentIds.subarray(b * m.T, (b + 1) * m.T)].filter((x) => x > 0);
+        expect(new Set(segs).size).toBe(m.lines[b].length);
+      }
+    }
+    const computed = (bs: MicroBatch[]): number => bs.reduce((a, m) => a + m.B * m.T, 0);
+    expect(computed(f)).toBeLessThan(computed(p));
+    expect(free.stats.run.paddedTokens).toBe(computed(f));
+    expect(free.stats.paddingFraction).toBeLessThan(padded.stats.paddingFraction);
+    const [pv, fv] = [[...padded.validationBatches()], [...free.validationBatches()]];
+    expect(fv.map((m) => m.sequences)).toEqual(pv.map((m) => m.B));
+    expect(free.stats.validation.paddedTokens).toBe(computed(fv));
+    expect(computed(fv)).toBeLessThan(computed(pv));
   });
 
   it('refuses an empty training set and bad sizes as bad input', () => {

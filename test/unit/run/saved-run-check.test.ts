@@ -45,6 +45,13 @@ describe('a saved run record, checked before a resume', () => {
     expect(run.step).toBe(3);
   });
 
+  it('resumes a record from before padding_free padded, as that run trained, and keeps the choice of a newer one', () => {
+    const { padding_free: _, ...before } = defaultHyperparams();
+    expect(checkSavedRun(record({ hp: before })).hp.padding_free).toBe(false);
+    expect(checkSavedRun(record()).hp.padding_free).toBe(true);
+    expect(checkSavedRun(record({ hp: { ...defaultHyperparams(), padding_free: false } })).hp.padding_free).toBe(false);
+  });
+
   it('refuses hyperparameters the schema refuses, naming the field: a tampered lora_rank of 1e6', () => {
     const e = refusal(() => checkSavedRun(record({ hp: { ...defaultHyperparams(), lora_rank: 1e6 } })));
     expect(e.kind).toBe('bad-input');
