@@ -195,6 +195,7 @@ if [ "$SMOKE" = 1 ]; then
   step model-int8-mlp 600 bench model --tokens 16 --steps 1 --gemm tiled --base-matmul int8-mlp "${S[@]}"
   step estimate-stream 600 bench estimate --tokens 16 --steps 1 --stream-layers "${S[@]}"
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
+  step padding 300 bench padding --synthetic --steps 1
 else
   # Ordered by what issue #9 asks and nobody has measured since (docs/benchmarks.md), most valuable first: a GPU call is
   # rare and may die part way (Dawn's futex error), so the headline numbers come first. Every timing is a median over
@@ -241,6 +242,8 @@ else
   step estimate 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}"
   step estimate-stream 150 bench estimate --tokens 2048 --steps 2 "${BEST[@]}" --stream-layers
   step stream 150 bench stream --tokens 2048 --steps 3 "${BEST[@]}"
+  # Padding-free micro-batches at Mistral-7B's shape: random NF4 weights, 8 log-normal rows (median 512 tokens).
+  step padding-7b 120 bench padding --synthetic --steps 2 "${BEST[@]}"
   # 9. Design comparisons measured in runs b and c (the warp map, the generated designs, int8 on the MLP, kept
   #    attention): for a call with time to spare.
   step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny

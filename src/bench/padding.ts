@@ -5,7 +5,9 @@
 // LoRA dropout is off, so both layouts' first-step losses must agree up to rounding (the summary says by how much).
 
 import type { Hyperparams } from '../config/hyperparams.ts';
+import { uniformSource } from '../core/prng.ts';
 import type { TrainingData } from '../data/batches.ts';
+import type { Example } from '../data/layout.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
@@ -41,6 +43,31 @@ export interface PaddingBenchSummary {
   /** |first-step loss, padding-free − padded| / padded. */
   firstLossRelativeDifference: number;
   rounds: number;
+}
+
+/** How `syntheticRows` spreads its lengths: log-normal (as real prompt/completion lengths roughly are), cut to `max`. */
+export interface SyntheticLengths {
+  count: number;
+  /** Median length in tokens, and σ of its logarithm. */
+  median: number;
+  sigma: number;
+  max: number;
+  vocab: number;
+  seed: number;
+}
+
+/**
+ * Rows of random token ids (loss on every token) whose lengths are log-normal: a stand-in for a dataset where no real
+ * one can be had (a GPU machine with no network). Seeded: the same rows every run.
+ */
+export function syntheticRows(o: SyntheticLengths): Example[] {
+  const random = uniformSource(o.seed);
+  return Array.from({ length: o.count }, (_, k) => {
+    // Box–Muller: a standard normal from two uniforms in (0, 1].
+    const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const len = Math.max(2, Math.min(o.max, Math.round(o.median * Math.exp(o.sigma * z))));
+    return { line: k + 1, ids: Uint32Array.from({ length: len }, () => 3 + Math.floor(random() * (o.vocab - 3))), lossStart: 0, truncated: 0 };
+  });
 }
 
 const median = (xs: readonly number[]): number => {

@@ -104,6 +104,8 @@ export interface DataStats {
    * padding_free after its sequences were laid end to end).
    */
   paddingFraction: number;
+  /** The same with each sequence a row of its own (as paddingFraction without padding_free): what padding_free saved. */
+  paddingFractionPadded: number;
   /** Whether micro-batches lay their sequences end to end (DataPlanOptions.padding_free). */
   paddingFree: boolean;
   /**
@@ -327,6 +329,7 @@ export class TrainingData {
     let sequences0 = 0;
     let lossTokens0 = 0;
     let padded0 = 0;
+    let rowPerSequence0 = 0;
     const run = { tokens: 0, paddedTokens: 0, microBatches: 0 };
     const maxSteps = options.max_steps ?? 0;
     if (!(Number.isSafeInteger(maxSteps) && maxSteps >= 0)) throw new FinetuneError('bad-input', `max_steps must be a non-negative integer, got ${maxSteps}`);
@@ -361,6 +364,7 @@ export class TrainingData {
         sequences0 = seqs.length;
         lossTokens0 = lossTokensOf(train, seqs);
         padded0 = microBatchTokens(seqs, mbs, build.padTo, this.repackTo).paddedTokens;
+        rowPerSequence0 = this.repackTo === null ? padded0 : microBatchTokens(seqs, mbs, build.padTo, null).paddedTokens;
       }
     }
     const tokensPerEpoch = this.lengths.reduce((a, b) => a + b, 0);
@@ -381,6 +385,7 @@ export class TrainingData {
       gradientAccumulationSteps: this.accumulation,
       longestSequence: longest,
       paddingFraction: padded0 === 0 ? 0 : 1 - tokensPerEpoch / padded0,
+      paddingFractionPadded: rowPerSequence0 === 0 ? 0 : 1 - tokensPerEpoch / rowPerSequence0,
       paddingFree,
       rowTokens,
       validation: {

@@ -17,7 +17,7 @@ type SourceKind = ModelSource['kind'];
 
 const DEMO_HELP =
   'mistral-nano-demo: a small Mistral (4 layers, hidden 256, Mistral’s 32,000-token vocabulary) served with this page, ' +
-  '40 MB. Same architecture and code path as Mistral-7B. The demo preset trains in seconds on a GPU; on a software adapter (no GPU) it takes 4–10 minutes, and the Training panel offers a quick preset that takes one to two minutes.';
+  '40 MB. Same architecture and code path as Mistral-7B. The demo preset trains in seconds on a GPU; on a software adapter (no GPU) it takes 3–8 minutes, and the Training panel offers a quick preset that takes one to two minutes.';
 const HUB_HELP =
   'Any Mistral-architecture repository with safetensors weights, read by HTTP range requests. Mistral-7B-Instruct-v0.2 is ' +
   'gated: paste a token from huggingface.co/settings/tokens. The token is only sent to huggingface.co, in the ' +

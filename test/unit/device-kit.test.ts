@@ -131,6 +131,18 @@ describe('summarise', () => {
     expect(s).toContain('adapter: environment nvidia H200 gemm=tiled attention=tiled lora=skinny no-attention-spill');
   });
 
+  it('shows padding-free micro-batches beside padded ones, and the summary of the two', () => {
+    const s = summariseRecords([
+      { device: 'step', step: 'padding-7b', attempt: 1 },
+      { bench: 'padding', paddingFree: false, steps: 2, microBatchSize: 4, tokens: 4000, computedTokens: 6000, rows: 8, ms: 9000, msEach: [9100, 9000, 8900], tokensPerSecond: 444.4, firstLoss: 10.5 },
+      { bench: 'padding', paddingFree: true, steps: 2, microBatchSize: 4, tokens: 4000, computedTokens: 4500, rows: 5, ms: 7000, msEach: [7000, 7100, 6900], tokensPerSecond: 571.4, firstLoss: 10.5 },
+      { bench: 'padding-summary', speedup: 1.2857, computedRatio: 1.3333, firstLossRelativeDifference: 1e-7, rounds: 3 },
+    ]);
+    expect(s).toContain('padding padded mb=4: 4000 real tokens in 6000 computed (8 rows), 9000 ms (rounds 9100, 9000, 8900), 444.4 real tokens/s, first loss 10.5');
+    expect(s).toContain('padding free mb=4: 4000 real tokens in 4500 computed (5 rows), 7000 ms');
+    expect(s).toContain('padding-free: 1.29× real tokens/s, 1.33× fewer tokens computed, first loss differs by 1.00e-7');
+  });
+
   it('shows a layer profile: each kernel variant with its part and share, then the parts beside the unprofiled layer', () => {
     const lines = [
       { device: 'step', step: 'profile-best', attempt: 1 },

@@ -17,7 +17,8 @@ import { parseHyperparams, targetModules } from '../../config/index.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
-import { benchPadding } from '../../bench/padding.ts';
+import { benchPadding, syntheticRows } from '../../bench/padding.ts';
+import { TrainingData } from '../../data/batches.ts';
 import { loadRunData } from '../../data/training-data.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { createAdapter } from '../../model/lora-adapter.ts';
@@ -165,6 +166,9 @@ options:
   --data-mb 200                data: size of the synthetic JSONL in MiB
   --model DIR --data FILE      int8-ab, padding: the model (an NF4 run is made of it for int8-ab) and the training data
   --micro-batch 4              padding: micro_batch_size (and train_batch_size)
+  --synthetic                  padding: instead of --model and --data, Mistral-7B's shape with random NF4 weights on a
+                               GPU (2 small layers on SwiftShader) and --steps × --micro-batch rows of random ids whose
+                               lengths are log-normal (median 512 tokens, σ 0.6, at most 2048; 24 and 96 small)
   --steps 3                    int8-ab: optimizer steps per run (default 20 there)
   --quant nf4                  int8-ab: nf4 or nf4-double; padding: none (the default), nf4 or nf4-double
   ${BASE_MATMUL_HELP}
@@ -225,6 +229,7 @@ export const benchCommand: Command = {
         data: { type: 'string' },
         quant: { type: 'string' },
         'micro-batch': { type: 'string' },
+        synthetic: { type: 'boolean' },
         'no-robustness': { type: 'boolean' },
         'tiled-stages': { type: 'string' },
         'no-attention-spill': { type: 'boolean' },
@@ -280,26 +285,43 @@ export const benchCommand: Command = {
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const int8Kernel = parseInt8Kernel(values['int8-kernel']);
     if (what === 'padding') {
+      const synthetic = values.synthetic ?? false;
+      if (synthetic && (values.model !== undefined || values.data !== undefined)) throw new UsageError('bench padding --synthetic makes its own model and rows: give it no --model or --data');
       const modelDir = values.model ?? 'public/models/mistral-nano-demo';
       const dataPath = values.data ?? 'public/datasets/sample.jsonl';
-      const quantization = (values.quant ?? 'none') as Quantization;
-      if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got "${values.quant}"`);
+      const quantization = (values.quant ?? (synthetic ? 'nf4-double' : 'none')) as Quantization;
+      if (!QUANTIZATIONS.includes(quantization) || (synthetic && quantization === 'none')) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}${synthetic ? ' but none (--synthetic makes NF4 weights)' : ''}, got "${values.quant}"`);
       const mbs = values['micro-batch'] ? intList('micro-batch', values['micro-batch'])[0] : 4;
-      checkReadableFile(dataPath, '--data');
       const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: false, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
-      const bytes = new Uint8Array(await readFile(dataPath));
-      const tokenizer = await loadTokenizerFrom();
-      const ckpt = await openBaseCheckpoint(modelSpec(modelDir).files);
+      // A real model and dataset are read before the GPU is asked for: a wrong path is one line at once.
+      const real = synthetic
+        ? null
+        : { size: checkReadableFile(dataPath, '--data'), bytes: new Uint8Array(await readFile(dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(modelSpec(modelDir).files) };
       const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, ...nodeOptions });
       if (found.note) io.err(`note: ${found.note}`);
       try {
-        print({ bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness, model: basename(modelDir), data: basename(dataPath), quantization });
-        const weights = await loadMistralWeights(ctx, ckpt, { quantization });
-        const adapter = createAdapter(ckpt.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
-        const plan = async (paddingFree: boolean) => (await loadRunData({ train: new Blob([bytes]).stream(), trainName: basename(dataPath) }, tokenizer, { ...hp, padding_free: paddingFree })).data;
-        for await (const line of benchPadding(ctx, weights, adapter, hp, plan, { steps, rounds: 3 })) print(line);
+        const adapterLine = { bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness, quantization };
+        if (real) {
+          print({ ...adapterLine, model: basename(modelDir), data: basename(dataPath) });
+          const weights = await loadMistralWeights(ctx, real.ckpt, { quantization });
+          const adapter = createAdapter(real.ckpt.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
+          const plan = async (paddingFree: boolean) => (await loadRunData({ train: new Blob([real.bytes]).stream(), trainName: basename(dataPath) }, real.tokenizer, { ...hp, padding_free: paddingFree })).data;
+          for await (const line of benchPadding(ctx, weights, adapter, hp, plan, { steps, rounds: 3 })) print(line);
+        } else {
+          // Mistral-7B's shape with random NF4 weights on a GPU (small on SwiftShader), and log-normal rows of random
+          // ids: what a GPU machine without the model or network can measure.
+          const small = values.small ?? ctx.report.software;
+          const dims = small ? { ...SMALL_LAYER, L: 2, V: 1000 } : MISTRAL_7B;
+          const lengths = small ? { median: 24, sigma: 0.6, max: 96 } : { median: 512, sigma: 0.6, max: 2048 };
+          const rows = syntheticRows({ count: steps * mbs, ...lengths, vocab: dims.V, seed: 5 });
+          print({ ...adapterLine, model: small ? 'small (random)' : 'Mistral-7B (random)', layers: dims.L, data: 'synthetic', rows: rows.length, ...lengths });
+          const weights = await randomMistral(ctx, dims, quantization === 'nf4-double');
+          const adapter = createAdapter(configOf(dims), { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
+          const plan = async (paddingFree: boolean) => new TrainingData(rows, [], { ...hp, padding_free: paddingFree });
+          for await (const line of benchPadding(ctx, weights, adapter, hp, plan, { steps, rounds: 3 })) print(line);
+        }
       } finally {
-        tokenizer.dispose();
+        real?.tokenizer.dispose();
         ctx.destroyDevice();
       }
       return 0;

@@ -375,6 +375,9 @@ describe('the training plan', () => {
     expect(computed(f)).toBeLessThan(computed(p));
     expect(free.stats.run.paddedTokens).toBe(computed(f));
     expect(free.stats.paddingFraction).toBeLessThan(padded.stats.paddingFraction);
+    // What the page shows beside it: the padded layout's padding, the same figure a padded plan reports.
+    expect(free.stats.paddingFractionPadded).toBe(padded.stats.paddingFraction);
+    expect(padded.stats.paddingFractionPadded).toBe(padded.stats.paddingFraction);
     const [pv, fv] = [[...padded.validationBatches()], [...free.validationBatches()]];
     expect(fv.map((m) => m.sequences)).toEqual(pv.map((m) => m.B));
     expect(free.stats.validation.paddedTokens).toBe(computed(fv));

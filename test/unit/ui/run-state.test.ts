@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { deviceLostText, etaText, IDLE_RUN, runBusy, runComputing, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
-import { estimateSubject, phaseLine, stepsText } from '../../../src/ui/training-panel.ts';
+import { estimateSubject, paddingText, phaseLine, stepsText } from '../../../src/ui/training-panel.ts';
 
 const stats = { totalSteps: 4, epochs: 1 } as DataStats;
 const step = (n: number, loss: number): TrainEvent => ({
@@ -217,5 +217,13 @@ describe('stepsText', () => {
     expect(stepsText({ totalSteps: 5, sequencesPerEpoch: 40, trainBatchSize: 4, stepsByEpoch: [5] })).toBe('5 (10 per epoch; max_steps ends it)');
     expect(stepsText({ totalSteps: 14, sequencesPerEpoch: 40, trainBatchSize: 4, stepsByEpoch: [10, 4] })).toBe('14 (10 per epoch; max_steps ends it)');
     expect(stepsText({ totalSteps: 19, sequencesPerEpoch: 37, trainBatchSize: 2, stepsByEpoch: [19] })).toBe('19 (19 per epoch)');
+  });
+});
+
+describe('paddingText', () => {
+  it('gives the padding left, and with padding_free what padded rows would have had', () => {
+    expect(paddingText({ paddingFraction: 0.26, paddingFractionPadded: 0.26 })).toBe('26 %');
+    expect(paddingText({ paddingFraction: 0.08, paddingFractionPadded: 0.26 })).toBe('8.0 % (26 % padded)');
+    expect(paddingText({ paddingFraction: 0, paddingFractionPadded: 0 })).toBe('0 %');
   });
 });
