@@ -25,19 +25,15 @@ export function repackRows(lengths: readonly number[], capacity: number): number
     if (!Number.isSafeInteger(l) || l < 0 || l > capacity) throw new RangeError(`repackRows: a length ${l} outside 0..capacity ${capacity}`);
   }
   const total = lengths.reduce((a, b) => a + b, 0);
+  const longestSequence = Math.max(...lengths);
   // Longest first; equal lengths in micro-batch order, so ties break the same way on every machine.
   const byLength = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
   let best: { cost: number; rows: number[][] } | null = null;
   for (let k = Math.max(1, Math.ceil(total / Math.max(capacity, 1))); k <= n; k++) {
-    const rows: number[][] = Array.from({ length: k }, () => []);
-    const fill = new Array<number>(k).fill(0);
-    for (const i of byLength) {
-      let r = 0;
-      for (let j = 1; j < k; j++) if (fill[j] < fill[r]) r = j;
-      rows[r].push(i);
-      fill[r] += lengths[i];
-    }
-    const longest = Math.max(...fill);
+    // k rows cost at least k × the longest sequence: past the best cost, no larger k can win.
+    if (best !== null && k * longestSequence > best.cost) break;
+    const rows = longestFirst(lengths, byLength, k);
+    const longest = Math.max(...rows.map((r) => r.reduce((a, i) => a + lengths[i], 0)));
     if (longest > capacity) continue;
     const cost = k * longest;
     if (best === null || cost <= best.cost) best = { cost, rows };
@@ -45,6 +41,33 @@ export function repackRows(lengths: readonly number[], capacity: number): number
   // k = n always fits (every length ≤ capacity), so best is set.
   const rows = (best as { rows: number[][] }).rows.filter((r) => r.length > 0).map((r) => r.sort((a, b) => a - b));
   return rows.sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * LPT: the sequences in `order` (longest first), each into the least-filled of k rows (the lowest row on a tie). A
+ * binary heap of the rows by (fill, row), so a large validation batch costs n log k per k, not n · k.
+ */
+function longestFirst(lengths: readonly number[], order: readonly number[], k: number): number[][] {
+  const rows: number[][] = Array.from({ length: k }, () => []);
+  const fill = new Array<number>(k).fill(0);
+  const heap = Array.from({ length: k }, (_, r) => r); // all 0: in row order, a valid heap
+  const below = (a: number, b: number): boolean => fill[a] < fill[b] || (fill[a] === fill[b] && a < b);
+  for (const i of order) {
+    const r = heap[0];
+    rows[r].push(i);
+    fill[r] += lengths[i];
+    // Sift the grown row down.
+    let at = 0;
+    for (;;) {
+      const left = 2 * at + 1;
+      if (left >= k) break;
+      const child = left + 1 < k && below(heap[left + 1], heap[left]) ? left + 1 : left;
+      if (!below(heap[child], heap[at])) break;
+      [heap[at], heap[child]] = [heap[child], heap[at]];
+      at = child;
+    }
+  }
+  return rows;
 }
 
 /** The sequences of one micro-batch in repackRows' rows: each row its sequences' segments, concatenated. */

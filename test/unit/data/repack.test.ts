@@ -45,6 +45,33 @@ describe('padding-free rows (repackRows)', () => {
     );
   });
 
+  it('chooses what trying every row count with a plain least-filled scan chooses (property)', () => {
+    // The reference: for every k, longest first into the first least-filled row; the cheapest k, more rows on a tie.
+    const reference = (lengths: number[], capacity: number): number[][] => {
+      const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
+      let best: { cost: number; rows: number[][] } | null = null;
+      for (let k = 1; k <= lengths.length; k++) {
+        const rows: number[][] = Array.from({ length: k }, () => []);
+        const fill = new Array<number>(k).fill(0);
+        for (const i of order) {
+          const r = fill.indexOf(Math.min(...fill));
+          rows[r].push(i);
+          fill[r] += lengths[i];
+        }
+        if (Math.max(...fill) > capacity) continue;
+        const c = k * Math.max(...fill);
+        if (best === null || c <= best.cost) best = { cost: c, rows };
+      }
+      return (best as { rows: number[][] }).rows.filter((r) => r.length > 0).map((r) => [...r].sort((a, b) => a - b)).sort((a, b) => a[0] - b[0]);
+    };
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 200 }), (lengths, extra) => {
+        const capacity = Math.max(...lengths) + extra;
+        expect(repackRows(lengths, capacity)).toEqual(reference(lengths, capacity));
+      }),
+    );
+  });
+
   it('lays out the segments of the sequences a row holds, in order, packs kept whole', () => {
     const seqs: Sequence[] = [
       [{ example: 0, start: 0, end: 8 }],
