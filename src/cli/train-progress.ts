@@ -18,9 +18,19 @@ function quoted(text: string, max = SAMPLE_CHARS): string {
   return JSON.stringify(chars.length > max ? `${chars.slice(0, max).join('')}…` : text);
 }
 
+const percent = (x: number): string => (x === 0 ? '0 %' : `${(100 * x).toFixed(x < 0.1 ? 1 : 0)} %`);
+
 /** The line a person reads for an event, or null for those that say nothing new to them. */
 export function trainEventLine(e: TrainEvent): string | null {
   switch (e.type) {
+    case 'plan': {
+      // What the run will do before its first step: the page's plan facts, in one line.
+      const s = e.stats;
+      const held = s.validationExamples > 0 ? `, ${formatCounted(s.validationExamples, 'row')} to validate on` : '';
+      const padding = s.paddingFractionPadded > s.paddingFraction ? `${percent(s.paddingFraction)} padding (${percent(s.paddingFractionPadded)} padded)` : `${percent(s.paddingFraction)} padding`;
+      const resumed = e.resumedAt > 0 ? ` · resuming after step ${formatCount(e.resumedAt)}` : '';
+      return `plan: ${formatCounted(s.totalSteps, 'step')} over ${formatCounted(s.epochs, 'epoch')} of ${formatCounted(s.trainExamples, 'row')}${held} · batch ${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps} · ${formatCounted(s.tokensPerEpoch, 'token')} an epoch, ${padding}${resumed}`;
+    }
     case 'step': {
       const parts = [`step ${formatCount(e.step)} / ${formatCount(e.totalSteps)} (epoch ${e.epoch + 1})`, `loss ${loss(e.loss)}`, `lr ${e.lr === 0 ? '0' : e.lr.toExponential(2)}`, `grad norm ${e.gradNorm.toPrecision(3)}`, `${e.tokensPerSecond.toFixed(1)} tokens/s`];
       if (e.step < e.totalSteps && Number.isFinite(e.etaSeconds)) parts.push(`${timeLeft(e.etaSeconds)} left`);

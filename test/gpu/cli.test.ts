@@ -431,7 +431,8 @@ describe('finetune train: an --out that holds a finished run', () => {
     const first = readFileSync(weights);
     // A local folder's name is no Hub id: the adapter says it names the base so, and how to give the Hub id.
     expect(JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('tiny-mistral');
-    // A person at the terminal reads the run on stderr: the step, then where the adapter went.
+    // A person at the terminal reads the run on stderr: the plan, the step, then where the adapter went.
+    expect(firstRun.stderr).toMatch(/^plan: 1 step over 1 epoch of 2 rows · batch 1 = 1 × 1 · \d+ tokens an epoch, 0 % padding$/m);
     expect(firstRun.stderr).toMatch(/^step 1 \/ 1 \(epoch 1\) · loss \d+\.\d{4} · lr 0 · grad norm [\d.]+ · [\d.]+ tokens\/s$/m);
     expect(firstRun.stderr).toMatch(new RegExp(`^finished 1 step in \\d+ s · loss ${firstDone.finalLoss.toFixed(4)} · adapter in ${join(out, 'adapter')}$`, 'm'));
     expect(firstRun.stderr).toContain(`note: the adapter names its base model "tiny-mistral", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name`);
