@@ -164,8 +164,10 @@ export interface ValidationCalibration {
 }
 
 /**
- * The batch a validation pass of this plan is made of, typically: its rows per batch (validation_batch_size, fewer when
- * the set is smaller) and its padded tokens per row. Null without validation data.
+ * The batch a validation pass of this plan is made of, typically: its sequences per batch (validation_batch_size, fewer
+ * when the set is smaller) and its computed tokens per sequence. Null without validation data. With padding_free a
+ * batch of several sequences runs in fewer, longer rows: the tokens timed are the same, the attention's share (which
+ * grows with a row's length) a little more than this shape gives.
  */
 export function validationBatchShape(stats: DataStats): { B: number; T: number } | null {
   const v = stats.validation;

@@ -9,7 +9,7 @@ import { safeParseHyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import { BASE_MATMULS } from '../engine/gpu.ts';
 import { savedKernels } from './kernel-tuning.ts';
-import type { ModelFileVersion, SavedRun } from './saved-run.ts';
+import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './saved-run.ts';
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
 
@@ -48,9 +48,8 @@ export function checkSavedRun(raw: unknown): SavedRun {
   const r = raw as Record<string, unknown>;
   const hpInput = r.hp;
   if (typeof hpInput !== 'object' || hpInput === null || Array.isArray(hpInput)) throw corrupt('its record holds no hyperparameters');
-  // A record holds every hyperparameter, so one without padding_free was saved before it existed, when every run
-  // padded: it resumes padded, building the batches (and LoRA dropout masks) the interrupted run built.
-  const hp = safeParseHyperparams({ padding_free: false, ...(hpInput as Record<string, unknown>) });
+  // A record from before padding_free resumes padded, building the batches (and LoRA dropout masks) its run built.
+  const hp = safeParseHyperparams(withRecordDefaults(hpInput as Record<string, unknown>));
   if (!hp.ok) throw corrupt(`its hyperparameters are not valid: ${hp.errors.join('; ')}`, { errors: hp.errors });
   if (typeof r.modelSource !== 'string') throw corrupt('its record names no model');
   if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${JSON.stringify(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);

@@ -118,7 +118,19 @@ export async function readSavedRun(store: RunStore, where?: string): Promise<Sav
   // field when the run is resumed (checkSavedRun), which names a tampered value.
   const problem = recordShapeProblem(raw);
   if (problem) throw unreadable(`${RUN_FILE}: ${problem}`);
-  return raw as SavedRun;
+  const run = raw as SavedRun;
+  return { ...run, hp: withRecordDefaults(run.hp as unknown as Record<string, unknown>) as unknown as SavedRun['hp'] };
+}
+
+/**
+ * A record holds every hyperparameter, so one without a newer one was saved before it existed, and trained as that
+ * value says: padding_free came on 2026-12-04, and every run before it padded its micro-batches. Filled in where a
+ * record is read (and again where it is checked), so a resume, the page's form and train's flag check all see it.
+ */
+export const RECORD_DEFAULTS: Readonly<Record<string, unknown>> = { padding_free: false };
+
+export function withRecordDefaults(hp: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return { ...RECORD_DEFAULTS, ...hp };
 }
 
 function recordShapeProblem(raw: unknown): string | null {

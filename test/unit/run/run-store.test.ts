@@ -129,4 +129,13 @@ describe('readSavedRun', () => {
     await store.commit({ [RUN_FILE]: bytes('{}') });
     expect((await readSavedRun(store).then(() => null, (x: unknown) => x as Error))?.message).toBe('the saved run is unreadable (run.json: its record holds no hyperparameters)');
   });
+
+  it('reads a record from before padding_free as the padded run it was, for the page\'s form and train\'s flag check', async () => {
+    const store = pointerRunStore(memoryStoreFiles());
+    const record = (hp: object) => bytes(JSON.stringify({ hp, modelSource: 'tiny-mistral', trainName: 'rows.jsonl', step: 1, totalSteps: 2, history: [] }));
+    await store.commit({ [RUN_FILE]: record({ lora_rank: 4 }) });
+    expect((await readSavedRun(store))?.hp).toMatchObject({ lora_rank: 4, padding_free: false });
+    await store.commit({ [RUN_FILE]: record({ lora_rank: 4, padding_free: true }) });
+    expect((await readSavedRun(store))?.hp).toMatchObject({ padding_free: true });
+  });
 });
