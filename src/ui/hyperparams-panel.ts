@@ -42,6 +42,11 @@ export const QUICK_PRESET: Readonly<Record<string, string>> = {
   save_steps: '4',
 };
 
+/** Whether these hyperparameters already hold the quick preset's values (the page then does not offer it again). */
+export function isQuickPreset(hp: Readonly<Record<string, unknown>> | null): boolean {
+  return hp !== null && Object.entries(QUICK_PRESET).every(([k, v]) => String(hp[k]) === v);
+}
+
 /** The form's values for a preset: Replicate's defaults with the preset's values over them. */
 export function presetForm(preset: Readonly<Record<string, string>>): Record<string, string | boolean> {
   return { ...defaultForm(), ...preset };

@@ -8,6 +8,7 @@ import { h, replaceChildren } from './dom.ts';
 import { lrChartView, markLrStep } from './lr-chart.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
 import { formatCounted } from '../core/units.ts';
+import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
@@ -408,6 +409,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   let estimateId = 0;
   const showEstimate = (e: RunEstimate): void => {
     const slow = e.seconds > SLOW_RUN_SECONDS;
+    // On a CPU slow enough that even the quick preset takes longer, offering it again would do nothing.
+    const offerQuick = e.softwareAdapter && slow && !isQuickPreset(shared.form.value.hp);
     const uploads = e.uploadSeconds > 0 ? `; ${roughDuration(e.uploadSeconds)} of it moving the streamed layers to the GPU` : '';
     // The first run of a shape on a GPU measures its kernels before its first step (remembered afterwards).
     const tuning = e.tuningSeconds > 0 ? `; ${roughDuration(e.tuningSeconds)} of it measuring which kernels are fastest here, once for this shape` : '';
@@ -423,14 +426,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         { class: slow ? 'warn' : 'hint', 'data-testid': 'train-estimate' },
         `${estimateSubject(shared.run.value.phase)} should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}; ${rate}).`,
       ),
-      e.softwareAdapter && slow
+      offerQuick
         ? h(
             'p',
             { class: 'hint' },
             `This browser gives WebGPU through a software adapter (the CPU): correct, but slow. The quick preset trains eight short steps, a minute or two here; a real GPU trains this run far faster.`,
           )
         : null,
-      e.softwareAdapter && slow ? h('div', { class: 'actions' }, quick) : null,
+      offerQuick ? h('div', { class: 'actions' }, quick) : null,
     );
   };
   const refreshEstimate = (): void => {
