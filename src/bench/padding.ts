@@ -13,7 +13,7 @@ import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
 import type { LoraAdapter } from '../model/lora-adapter.ts';
-import { runnerShape } from '../run/trainer.ts';
+import { accumulateStep, runnerShape } from '../run/trainer.ts';
 
 export interface PaddingBenchLine {
   bench: 'padding';
@@ -111,12 +111,7 @@ export async function* benchPadding(
       for (const step of stepsOf[side]) {
         runner.zeroGrads();
         runner.resetLoss();
-        const counted = step.microBatches.filter((m) => m.lossTokens > 0);
-        counted.forEach((m, j) => {
-          runner.setBatch(m);
-          const scale = 1 / (m.lossTokens * counted.length);
-          runner.forwardBackward(scale, scale, 'train', j);
-        });
+        accumulateStep(runner, step.microBatches, 0);
         runner.optimizerStep({ lr: hp.learning_rate, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: hp.weight_decay, maxGradNorm: hp.max_grad_norm });
         const loss = await runner.readLoss(); // fences the step
         if (Number.isNaN(first)) first = loss;

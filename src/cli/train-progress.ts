@@ -2,7 +2,7 @@
 // run of hours showed a person nothing but them. A step line at most every 2 s (and always the first and the last),
 // a validation pass's progress as often as its JSON line, each validation loss, checkpoint, skipped step and sample.
 
-import { formatCount, formatCounted } from '../core/units.ts';
+import { formatCount, formatCounted, formatPercent } from '../core/units.ts';
 import type { TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import { LOAD_PROGRESS_EVERY_MS, timeLeft } from './load-progress.ts';
@@ -18,8 +18,6 @@ function quoted(text: string, max = SAMPLE_CHARS): string {
   return JSON.stringify(chars.length > max ? `${chars.slice(0, max).join('')}…` : text);
 }
 
-const percent = (x: number): string => (x === 0 ? '0 %' : `${(100 * x).toFixed(x < 0.1 ? 1 : 0)} %`);
-
 /** The line a person reads for an event, or null for those that say nothing new to them. */
 export function trainEventLine(e: TrainEvent): string | null {
   switch (e.type) {
@@ -27,7 +25,7 @@ export function trainEventLine(e: TrainEvent): string | null {
       // What the run will do before its first step: the page's plan facts, in one line.
       const s = e.stats;
       const held = s.validationExamples > 0 ? `, ${formatCounted(s.validationExamples, 'row')} to validate on` : '';
-      const padding = s.paddingFractionPadded > s.paddingFraction ? `${percent(s.paddingFraction)} padding (${percent(s.paddingFractionPadded)} padded)` : `${percent(s.paddingFraction)} padding`;
+      const padding = s.paddingFractionPadded > s.paddingFraction ? `${formatPercent(s.paddingFraction)} padding (${formatPercent(s.paddingFractionPadded)} padded)` : `${formatPercent(s.paddingFraction)} padding`;
       const resumed = e.resumedAt > 0 ? ` · resuming after step ${formatCount(e.resumedAt)}` : '';
       return `plan: ${formatCounted(s.totalSteps, 'step')} over ${formatCounted(s.epochs, 'epoch')} of ${formatCounted(s.trainExamples, 'row')}${held} · batch ${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps} · ${formatCounted(s.tokensPerEpoch, 'token')} an epoch, ${padding}${resumed}`;
     }

@@ -11,6 +11,13 @@ export function formatCounted(n: number, noun: string, plural = `${noun}s`): str
   return `${formatCount(n)} ${n === 1 ? noun : plural}`;
 }
 
+/** 26 %, 4.5 % (one decimal below 10 %), and 0 % for none at all (not "0.0 %", which reads as a rounded measurement). */
+export function formatPercent(fraction: number): string {
+  if (!Number.isFinite(fraction)) return '—';
+  if (fraction === 0) return '0 %';
+  return `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)} %`;
+}
+
 /** 1023 B, 1.5 KiB, 37.8 MiB: binary units, one decimal. */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -3,7 +3,7 @@
 // accumulate), clip and step AdamW on the GPU, read back one number (the loss). Validation and checkpoints happen
 // between steps; pause and stop between steps and between a validation pass's batches; nothing else.
 
-import type { TrainingData } from '../data/batches.ts';
+import type { MicroBatch, TrainingData } from '../data/batches.ts';
 import { peftKey } from '../model/lora-adapter.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
@@ -157,6 +157,24 @@ export function runnerShape(data: TrainingData): { B: number; T: number } {
   return { B, T };
 }
 
+/**
+ * One optimizer step's forward and backward passes, added into the runner's loss and gradients (zeroed by the caller):
+ * the step's loss is the mean of its micro-batches' token means, over those with a token to learn from. A micro-batch
+ * whose rows all lost their completions to max_seq_len once counted in that mean with nothing added, so a step of
+ * [5, 5, 5, 0] loss tokens reported 0.75 of its loss and trained on 0.75 of its gradient. Micro-batch j draws its
+ * dropout masks as step `dropoutBase + j`. Returns the micro-batches counted (0: nothing to learn from).
+ */
+export function accumulateStep(runner: MistralRunner, microBatches: readonly MicroBatch[], dropoutBase: number): number {
+  const n = microBatches.filter((m) => m.lossTokens > 0).length;
+  microBatches.forEach((m, j) => {
+    if (m.lossTokens === 0) return;
+    runner.setBatch(m);
+    const scale = 1 / (m.lossTokens * n);
+    runner.forwardBackward(scale, scale, 'train', dropoutBase + j);
+  });
+  return n;
+}
+
 /** How far a validation pass has come: `done` of its `batches` batches have finished on the GPU. */
 export interface EvaluationProgress {
   batches: number;
@@ -302,16 +320,7 @@ export async function train(
     const lr = learningRate(s.learning_rate, index, total, s.warmup_ratio, s.lr_scheduler);
     runner.zeroGrads();
     runner.resetLoss();
-    // The step's loss is the mean of its micro-batches' token means, over those with a token to learn from: a
-    // micro-batch whose rows all lost their completions to max_seq_len once counted in n with nothing added, so a
-    // step of [5, 5, 5, 0] loss tokens reported 0.75 of its loss and trained on 0.75 of its gradient.
-    const n = step.microBatches.filter((m) => m.lossTokens > 0).length;
-    step.microBatches.forEach((m, j) => {
-      if (m.lossTokens === 0) return;
-      runner.setBatch(m);
-      const scale = 1 / (m.lossTokens * n);
-      runner.forwardBackward(scale, scale, 'train', index * k + j);
-    });
+    const n = accumulateStep(runner, step.microBatches, index * k);
     const opt: OptimizerSettings = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: s.weight_decay, maxGradNorm: s.max_grad_norm };
     // The norm and the loss are read before the update is applied: a non-finite one skips the step, leaving the
     // adapter and the AdamW moments as they were.

@@ -1,10 +1,10 @@
 // Number and time formatting for the page. Every figure is shown in tabular monospace (style.css .num).
 
 import { isFinetuneError } from '../core/errors.ts';
-import { formatCount } from '../core/units.ts';
+import { formatCount, formatPercent } from '../core/units.ts';
 
-/** Thousands separated (core/units.ts: messages from lower floors use it too). */
-export { formatCount };
+/** Thousands separated, and percentages (core/units.ts: messages from lower floors and the CLI use them too). */
+export { formatCount, formatPercent };
 
 /** 0:42, 3:05, 1:02:09 — a duration that grows while you look at it. */
 export function formatDuration(seconds: number): string {
@@ -45,13 +45,6 @@ export function roughDuration(seconds: number): string {
 export function formatRate(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '—';
   return x < 100 ? x.toFixed(1) : formatCount(x);
-}
-
-/** 26 %, 4.5 % (one decimal below 10 %), and 0 % for none at all (not "0.0 %", which reads as a rounded measurement). */
-export function formatPercent(fraction: number): string {
-  if (!Number.isFinite(fraction)) return '—';
-  if (fraction === 0) return '0 %';
-  return `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)} %`;
 }
 
 /**

@@ -6,14 +6,14 @@ import { benchLayer, MISTRAL_7B_LAYER, randomLayer, syntheticConfig } from '../.
 import { benchProfile } from '../../bench/profile.ts';
 import { kernelCandidates, kernelChoice, kernelStages, kernelsOf, measureKernels, pickKernels, sameKernels, stagedTrials } from '../../run/kernel-tuning.ts';
 import { PROJECTIONS } from '../../core/mistral.ts';
-import { destroyMistralWeights, moveLayersToHost } from '../../engine/mistral/weights.ts';
+import { destroyMistralWeights, loadMistralWeights, moveLayersToHost, type MistralWeights } from '../../engine/mistral/weights.ts';
 import { benchMatmul, projectionShapes, squareShapes, type MatmulShape } from '../../bench/matmul.ts';
 import { benchSweep } from '../../bench/matmul-sweep.ts';
 import { sweepGrid } from '../../bench/matmul-sweep-wgsl.ts';
 import type { GemmKernel } from '../../engine/gpu.ts';
 import { benchModel, configOf, MISTRAL_7B, randomMistral, timeTrainSteps, type KeptLayersChoice } from '../../bench/model.ts';
 import { calibrate, calibrateValidation, forwardShare, trainingPassUploadSeconds } from '../../run/calibrate.ts';
-import { parseHyperparams, targetModules } from '../../config/index.ts';
+import { parseHyperparams, parseTargetModules, targetModules } from '../../config/index.ts';
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
@@ -22,10 +22,9 @@ import { TrainingData } from '../../data/batches.ts';
 import { loadRunData } from '../../data/training-data.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { createAdapter } from '../../model/lora-adapter.ts';
-import { loadMistralWeights } from '../../engine/mistral/weights.ts';
+import type { MistralConfig } from '../../model/config.ts';
 import { mulberry32 } from '../../engine/reference/common.ts';
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
-import { parseTargetModules } from '../../config/index.ts';
 import { benchNf4, projectionNf4Shapes, type Nf4BenchShape } from '../../bench/nf4.ts';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -294,19 +293,20 @@ export const benchCommand: Command = {
       const mbs = values['micro-batch'] ? intList('micro-batch', values['micro-batch'])[0] : 4;
       const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: false, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
       // A real model and dataset are read before the GPU is asked for: a wrong path is one line at once.
-      const real = synthetic
-        ? null
-        : { size: checkReadableFile(dataPath, '--data'), bytes: new Uint8Array(await readFile(dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(modelSpec(modelDir).files) };
+      if (!synthetic) checkReadableFile(dataPath, '--data');
+      const real = synthetic ? null : { bytes: new Uint8Array(await readFile(dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(modelSpec(modelDir).files) };
       const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, ...nodeOptions });
       if (found.note) io.err(`note: ${found.note}`);
       try {
         const adapterLine = { bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness, quantization };
+        let setup: { weights: MistralWeights; config: MistralConfig; plan: (paddingFree: boolean) => Promise<TrainingData> };
         if (real) {
           print({ ...adapterLine, model: basename(modelDir), data: basename(dataPath) });
-          const weights = await loadMistralWeights(ctx, real.ckpt, { quantization });
-          const adapter = createAdapter(real.ckpt.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
-          const plan = async (paddingFree: boolean) => (await loadRunData({ train: new Blob([real.bytes]).stream(), trainName: basename(dataPath) }, real.tokenizer, { ...hp, padding_free: paddingFree })).data;
-          for await (const line of benchPadding(ctx, weights, adapter, hp, plan, { steps, rounds: 3 })) print(line);
+          setup = {
+            weights: await loadMistralWeights(ctx, real.ckpt, { quantization }),
+            config: real.ckpt.config,
+            plan: async (paddingFree) => (await loadRunData({ train: new Blob([real.bytes]).stream(), trainName: basename(dataPath) }, real.tokenizer, { ...hp, padding_free: paddingFree })).data,
+          };
         } else {
           // Mistral-7B's shape with random NF4 weights on a GPU (small on SwiftShader), and log-normal rows of random
           // ids: what a GPU machine without the model or network can measure.
@@ -315,11 +315,14 @@ export const benchCommand: Command = {
           const lengths = small ? { median: 24, sigma: 0.6, max: 96 } : { median: 512, sigma: 0.6, max: 2048 };
           const rows = syntheticRows({ count: steps * mbs, ...lengths, vocab: dims.V, seed: 5 });
           print({ ...adapterLine, model: small ? 'small (random)' : 'Mistral-7B (random)', layers: dims.L, data: 'synthetic', rows: rows.length, ...lengths });
-          const weights = await randomMistral(ctx, dims, quantization === 'nf4-double');
-          const adapter = createAdapter(configOf(dims), { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
-          const plan = async (paddingFree: boolean) => new TrainingData(rows, [], { ...hp, padding_free: paddingFree });
-          for await (const line of benchPadding(ctx, weights, adapter, hp, plan, { steps, rounds: 3 })) print(line);
+          setup = {
+            weights: await randomMistral(ctx, dims, quantization === 'nf4-double'),
+            config: configOf(dims),
+            plan: async (paddingFree) => new TrainingData(rows, [], { ...hp, padding_free: paddingFree }),
+          };
         }
+        const adapter = createAdapter(setup.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
+        for await (const line of benchPadding(ctx, setup.weights, adapter, hp, setup.plan, { steps, rounds: 3 })) print(line);
       } finally {
         real?.tokenizer.dispose();
         ctx.destroyDevice();
