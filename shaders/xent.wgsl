@@ -6,6 +6,9 @@
 //           for an ignored target).
 // loss_sum: one workgroup adds lossScale · Σ rowLoss[0..n) into lossSum[0], summing in a fixed order (per-thread
 //           strided sums, then a tree) so the result is the same on every run.
+// loss_sum_weighted: the same with a weight per token, lossScale · Σ weight[i] · rowLoss[i]: a validation pass that
+//           packs several validation batches into one set of rows gives each token its own batch's 1 / (counted
+//           tokens), so one pass adds what a pass per batch added (src/run/trainer.ts evaluate).
 
 struct Params {
   V: u32,
@@ -92,6 +95,20 @@ fn rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
 fn loss_sum(@builtin(local_invocation_index) t: u32) {
   var s = 0.0;
   for (var i = t; i < p.n; i += WG) { s += sumIn[i]; }
+  redS[t] = s;
+  for (var w = WG / 2u; w > 0u; w >>= 1u) {
+    workgroupBarrier();
+    if (t < w) { redS[t] += redS[t + w]; }
+  }
+  if (t == 0u) { lossSum[0] += redS[0] * p.lossScale; }
+}
+
+@group(0) @binding(3) var<storage, read> weightIn: array<f32>; // (n)
+
+@compute @workgroup_size(WG)
+fn loss_sum_weighted(@builtin(local_invocation_index) t: u32) {
+  var s = 0.0;
+  for (var i = t; i < p.n; i += WG) { s += sumIn[i] * weightIn[i]; }
   redS[t] = s;
   for (var w = WG / 2u; w > 0u; w >>= 1u) {
     workgroupBarrier();

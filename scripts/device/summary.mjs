@@ -149,6 +149,10 @@ function line(r) {
       return `  model T=${r.T} ${r.mode ?? ''} kept=${r.keptLayers ?? '-'}${r.keptAttention ? '+attention' : ''}: ${r.stepMs?.toFixed(0)} ms/step${Array.isArray(r.stepMsEach) && r.stepMsEach.length > 1 ? ` (median of ${r.stepMsEach.map((m) => m.toFixed(0)).join(', ')})` : ''}, ${r.tokensPerSecond?.toFixed(1)} tokens/s, ${r.tflops?.toFixed(2)} TFLOP/s, peak ${(r.peakBytes / 1024 ** 3).toFixed(2)} GiB, losses ${JSON.stringify(r.losses)}`;
     case 'padding':
       return `  padding ${r.paddingFree ? 'free' : 'padded'} mb=${r.microBatchSize}: ${r.tokens} real tokens in ${r.computedTokens} computed (${r.rows} rows), ${r.ms?.toFixed(0)} ms (rounds ${(r.msEach ?? []).map((m) => m.toFixed(0)).join(', ')}), ${r.tokensPerSecond?.toFixed(1)} real tokens/s, first loss ${r.firstLoss}`;
+    case 'validation':
+      return `  validation ${r.layout}: ${r.passes} passes of ${r.rows} rows, ${r.tokens} real tokens in ${r.computedTokens} computed, ${r.ms?.toFixed(0)} ms (rounds ${(r.msEach ?? []).map((m) => m.toFixed(0)).join(', ')}), ${r.tokensPerSecond?.toFixed(1)} real tokens/s, loss ${r.loss}`;
+    case 'validation-summary':
+      return `  packed validation: ${r.speedup?.toFixed(2)}× real tokens/s, loss differs by ${r.lossRelativeDifference?.toExponential(2)}`;
     case 'padding-summary':
       return `  padding-free: ${r.speedup?.toFixed(2)}× real tokens/s, ${r.computedRatio?.toFixed(2)}× fewer tokens computed, first loss differs by ${r.firstLossRelativeDifference?.toExponential(2)}`;
     default:

@@ -35,7 +35,7 @@ export function trainEventLine(e: TrainEvent): string | null {
       return parts.join(' · ');
     }
     case 'validating':
-      return `validating after step ${formatCount(e.step)}: ${e.done} / ${e.batches} batches${e.etaSeconds !== null && e.done < e.batches ? ` · ${timeLeft(e.etaSeconds)} left` : ''}`;
+      return `validating after step ${formatCount(e.step)}: ${e.done} / ${formatCounted(e.passes, 'pass', 'passes')}${e.etaSeconds !== null && e.done < e.passes ? ` · ${timeLeft(e.etaSeconds)} left` : ''}`;
     case 'eval':
       return `step ${formatCount(e.step)}: validation loss ${loss(e.valLoss)} (${formatCount(e.valTokens)} tokens, ${timeLeft(e.seconds)})`;
     case 'checkpoint':

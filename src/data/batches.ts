@@ -21,6 +21,7 @@ import { formatCount } from '../core/units.ts';
 import { IGNORE_INDEX, lossTokensIn, type Example } from './layout.ts';
 import { packSequences, sequenceLength, type Sequence } from './pack.ts';
 import { repackRows, repackSequences } from './repack.ts';
+import { planValidationPasses, type ValidationPassPlan } from './validation-passes.ts';
 import { epochPermutation } from '../core/prng.ts';
 import type { TokenBatch } from '../core/token-batch.ts';
 
@@ -59,13 +60,27 @@ export interface MicroBatch extends TokenBatch {
   tokens: number;
   /**
    * Sequences (of the plan: examples, or packs with pack_sequences) the micro-batch holds: B, or more where
-   * padding_free put several in a row. A validation pass weighs each batch's mean by it, as transformers does by rows.
+   * padding_free (or a validation pass) put several in a row. The validation loss weighs each validation batch's mean
+   * by its sequences, as transformers does by rows.
    */
   sequences: number;
   /** Positions whose target is not -100. */
   lossTokens: number;
   /** File lines of the examples in each row, for debugging and display. */
   lines: number[][];
+}
+
+/**
+ * One forward pass of a validation: rows of the runner's shape holding whole sequences of several validation batches
+ * end to end (validation-passes.ts), each token weighted by its own batch.
+ */
+export interface ValidationPass extends MicroBatch {
+  /**
+   * (B, T) f32: a counted token's weight, its validation batch's sequences / that batch's counted tokens (0 where the
+   * target is -100). Σ weight · token loss over every pass, over DataStats.validation.scoredSequences, is the validation
+   * loss as a pass per batch gives it (trainer.ts evaluate).
+   */
+  lossWeights: Float32Array;
 }
 
 export interface TrainStep {
@@ -114,10 +129,13 @@ export interface DataStats {
    */
   rowTokens: number;
   /**
-   * The validation set as a pass reads it: its real tokens, the tokens of its batches with their padding (what a pass
-   * computes, as run.paddedTokens for the steps), the tokens its loss counts, and its batches.
+   * The validation set as a validation reads it: its real tokens, the tokens its forward passes compute (their rows ×
+   * their longest row: as run.paddedTokens for the steps), the tokens its loss counts, its batches
+   * (validation_batch_size sequences each, as transformers batches them: what the loss averages over), the sequences
+   * of the batches with a counted token (the loss's denominator), and the forward passes that compute them
+   * (validationPasses: the batches packed into rows of the runner's shape) with their rows.
    */
-  validation: { examples: number; sequences: number; tokens: number; paddedTokens: number; lossTokens: number; batches: number };
+  validation: { examples: number; sequences: number; tokens: number; paddedTokens: number; lossTokens: number; batches: number; scoredSequences: number; passes: number; rows: number };
   /**
    * The run as the trainer makes it, every epoch's steps cut by max_steps: its real tokens, the tokens of its
    * micro-batches with their padding (B × T each), and its micro-batches. What a run costs; the per-epoch figures
@@ -304,6 +322,10 @@ export class TrainingData {
   private readonly stepStarts: number[]; // global index of the first step of each epoch, plus the total at the end
   private cache: { epoch: number; seqs: Sequence[] } | null = null;
   private readonly validationSeqs: Sequence[];
+  /** The validation's forward passes: rows of validationSeqs indices (planValidationPasses). */
+  private readonly validationPlan: ValidationPassPlan[];
+  /** A validation sequence's token weight: its batch's sequences / the batch's counted tokens (0: nothing counted). */
+  private readonly validationWeights: Float64Array;
   /** The row capacity of padding-free micro-batches (DataStats.rowTokens), null when each sequence is a row. */
   private readonly repackTo: number | null;
 
@@ -379,7 +401,22 @@ export class TrainingData {
     const rowPerSequence0 = this.repackTo === null ? padded0 : microBatchTokens(epochLengths[0], mbs, build.padTo, null).paddedTokens;
     const tokensPerEpoch = this.lengths.reduce((a, b) => a + b, 0);
     const valTokens = valLengths.reduce((a, b) => a + b, 0);
-    const valBatches = microBatchTokens(valSequenceLengths, options.validation_batch_size, build.padTo, this.repackTo);
+    // Validation: batches of validation_batch_size sequences weigh the loss; passes of micro_batch_size rows of
+    // rowTokens compute it (the runner's shape for the steps, so validating needs no larger one).
+    const vbs = options.validation_batch_size;
+    const valSequenceLoss = Uint32Array.from(this.validationSeqs, (s) => lossTokensOf(validation, [s]));
+    this.validationWeights = new Float64Array(this.validationSeqs.length);
+    let valBatches = 0;
+    let scoredSequences = 0;
+    for (let i = 0; i < this.validationSeqs.length; i += vbs, valBatches++) {
+      const end = Math.min(i + vbs, this.validationSeqs.length);
+      const counted = valSequenceLoss.subarray(i, end).reduce((a, b) => a + b, 0);
+      if (counted === 0) continue;
+      scoredSequences += end - i;
+      this.validationWeights.fill((end - i) / counted, i, end);
+    }
+    this.validationPlan = planValidationPasses(valSequenceLengths, mbs, rowTokens);
+    const valPassTokens = this.validationPlan.reduce((a, p) => a + p.rows.length * (build.padTo ?? p.longestRow), 0);
     this.stats = {
       trainExamples: train.length,
       validationExamples: validation.length,
@@ -402,9 +439,12 @@ export class TrainingData {
         examples: validation.length,
         sequences: this.validationSeqs.length,
         tokens: valTokens,
-        paddedTokens: valBatches.paddedTokens,
-        lossTokens: lossTokensOf(validation, this.validationSeqs),
-        batches: valBatches.microBatches,
+        paddedTokens: valPassTokens,
+        lossTokens: valSequenceLoss.reduce((a, b) => a + b, 0),
+        batches: valBatches,
+        scoredSequences,
+        passes: this.validationPlan.length,
+        rows: this.validationPlan.reduce((a, p) => a + p.rows.length, 0),
       },
       run,
     };
@@ -459,12 +499,40 @@ export class TrainingData {
     for (let i = from; i < this.stats.totalSteps; i++) yield this.step(i);
   }
 
-  /** The validation set in file order, validation_batch_size sequences per batch. */
+  /**
+   * The validation set in file order, validation_batch_size sequences per batch: the batches the validation loss
+   * averages over (as transformers'), each a micro-batch of its own. A validation computes them as validationPasses.
+   */
   *validationBatches(): Generator<MicroBatch> {
     const bs = this.options.validation_batch_size;
     for (let i = 0; i < this.validationSeqs.length; i += bs) {
       yield this.microBatch(this.validation, this.validationSeqs.slice(i, i + bs));
     }
+  }
+
+  /**
+   * The validation's forward passes: every validation sequence once, laid end to end in at most micro_batch_size rows
+   * of at most rowTokens tokens a pass, each counted token weighted by its own batch (ValidationPass.lossWeights).
+   */
+  *validationPasses(): Generator<ValidationPass> {
+    for (const plan of this.validationPlan) {
+      const rows = plan.rows.map((row) => row.flatMap((i) => this.validationSeqs[i]));
+      const batch = buildMicroBatch(this.validation, rows, this.build);
+      const lossWeights = new Float32Array(batch.B * batch.T);
+      plan.rows.forEach((row, b) => {
+        let t = b * batch.T;
+        for (const i of row) {
+          const end = t + sequenceLength(this.validationSeqs[i]);
+          for (; t < end; t++) if (batch.targets[t] !== IGNORE_INDEX) lossWeights[t] = this.validationWeights[i];
+        }
+      });
+      yield { ...batch, sequences: plan.rows.reduce((a, r) => a + r.length, 0), lossWeights };
+    }
+  }
+
+  /** The longest row of any validation pass (0 without validation): the runner's T must hold it. */
+  get longestValidationRow(): number {
+    return this.validationPlan.reduce((m, p) => Math.max(m, this.build.padTo ?? p.longestRow), 0);
   }
 
   /** One micro-batch of these sequences: a row each, or laid end to end with padding_free. */

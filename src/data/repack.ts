@@ -19,6 +19,15 @@ import { sequenceLength, type Sequence } from './pack.ts';
  * same rows everywhere (a resumed run must build the batches the interrupted one built).
  */
 export function repackRows(lengths: readonly number[], capacity: number): number[][] {
+  // k = n always fits (every length ≤ capacity), so there is an answer.
+  return cheapestRows(lengths, capacity, lengths.length) as number[][];
+}
+
+/**
+ * repackRows with at most `maxRows` rows (a validation pass's rows, validation-passes.ts): the cheapest row count up to
+ * it, or null when longest-first fits none (the caller keeps its own rows).
+ */
+export function cheapestRows(lengths: readonly number[], capacity: number, maxRows: number): number[][] | null {
   const n = lengths.length;
   if (n === 0) return [];
   for (const l of lengths) {
@@ -28,11 +37,11 @@ export function repackRows(lengths: readonly number[], capacity: number): number
   const longestSequence = Math.max(...lengths);
   // Equal lengths cost n × the length in any layout that fits, so the tie rule keeps every sequence alone; said at once,
   // since the bound below never cuts that search short (5,000 equal sequences took seconds).
-  if (total === n * longestSequence) return lengths.map((_, i) => [i]);
+  if (maxRows >= n && total === n * longestSequence) return lengths.map((_, i) => [i]);
   // Longest first; equal lengths in micro-batch order, so ties break the same way on every machine.
   const byLength = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
   let best: { cost: number; rows: number[][] } | null = null;
-  for (let k = Math.max(1, Math.ceil(total / Math.max(capacity, 1))); k <= n; k++) {
+  for (let k = Math.max(1, Math.ceil(total / Math.max(capacity, 1))); k <= Math.min(n, maxRows); k++) {
     // k rows cost at least k × the longest sequence: past the best cost, no larger k can win.
     if (best !== null && k * longestSequence > best.cost) break;
     const rows = longestFirst(lengths, byLength, k);
@@ -41,8 +50,8 @@ export function repackRows(lengths: readonly number[], capacity: number): number
     const cost = k * longest;
     if (best === null || cost <= best.cost) best = { cost, rows };
   }
-  // k = n always fits (every length ≤ capacity), so best is set.
-  const rows = (best as { rows: number[][] }).rows.filter((r) => r.length > 0).map((r) => r.sort((a, b) => a - b));
+  if (best === null) return null;
+  const rows = best.rows.filter((r) => r.length > 0).map((r) => r.sort((a, b) => a - b));
   return rows.sort((a, b) => a[0] - b[0]);
 }
 

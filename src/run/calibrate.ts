@@ -12,12 +12,11 @@
 // other); 'layers' times two uploads made while a layer's work runs, between it and the next one's, as a step makes
 // them, against the two layers' work alone, so whatever part of an upload the CPU and GPU hide under the compute is
 // not counted.
-// A run that validates also has a validation batch timed (calibrateValidation): one inference-mode forward of a batch
-// of the shape its validation batches have (validationBatchShape), whole on a software adapter, as one layer's forward
-// and the head's on a GPU. Its cost is no fixed share of a training pass's: a kept layer's backward costs about one
-// forward (the frozen base gets no weight gradient) and a recomputed layer adds a second, and a validation batch is
-// usually far smaller than a training micro-batch (validation_batch_size is 1 by default), where a GPU is dispatch-bound
-// and SwiftShader's 64-row GEMM tiles are mostly padding, so its cost per token can exceed a training pass's.
+// A run that validates also has a validation pass timed (calibrateValidation): one inference-mode forward of the
+// shape its validation passes have (validationBatchShape: the validation batches packed into rows of the runner's
+// shape), whole on a software adapter, as one layer's forward and the head's on a GPU. Its cost is no fixed share of
+// a training pass's: a kept layer's backward costs about one forward (the frozen base gets no weight gradient) and a
+// recomputed layer adds a second, and a small validation set's last pass may be far smaller than a micro-batch.
 
 import { ADAPTER_INIT_STREAM, uniformSource } from '../core/prng.ts';
 import { unpackedBatch, type TokenBatch } from '../core/token-batch.ts';
@@ -47,10 +46,10 @@ export interface Calibration {
   method: 'model' | 'layers';
   /** 'layers': the seconds of each part at the run's shape (keptLayer null when the run keeps none). */
   parts?: { recomputedLayer: number | null; keptLayer: number | null; head: number; layers: number; keptLayers: number };
-  /** A validation batch timed (calibrateValidation), when the run validates; absent, FORWARD_SHARE prices validation. */
+  /** A validation pass timed (calibrateValidation), when the run validates; absent, FORWARD_SHARE prices validation. */
   forward?: ValidationCalibration;
   /**
-   * Streamed layers only: layer uploads per training pass (micro-batch) and per validation batch, and the seconds one
+   * Streamed layers only: layer uploads per training pass (micro-batch) and per validation pass, and the seconds one
    * upload adds to a pass here (not in secondsPerToken).
    */
   uploads?: { perTrainingPass: number; perValidationPass: number; seconds: number };
@@ -153,7 +152,7 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
   });
 }
 
-/** One validation batch timed: an inference-mode forward of B rows of T tokens, uploads not counted. */
+/** One validation pass timed: an inference-mode forward of B rows of T tokens, uploads not counted. */
 export interface ValidationCalibration {
   B: number;
   T: number;
@@ -164,20 +163,20 @@ export interface ValidationCalibration {
 }
 
 /**
- * The batch a validation pass of this plan is made of, typically: its sequences per batch (validation_batch_size, fewer
- * when the set is smaller) and its computed tokens per sequence. Null without validation data. With padding_free a
- * batch of several sequences runs in fewer, longer rows: the tokens timed are the same, the attention's share (which
- * grows with a row's length) a little more than this shape gives.
+ * The forward pass a validation of this plan is made of, typically: its rows (micro_batch_size, fewer when the set is
+ * smaller) and its computed tokens per row (data/batches.ts validationPasses). Null without validation data. A row
+ * holds several sequences end to end: the tokens timed are the same, attention's share (which grows with a sequence's
+ * length) a little less than this shape gives.
  */
 export function validationBatchShape(stats: DataStats): { B: number; T: number } | null {
   const v = stats.validation;
-  if (v.batches === 0 || v.paddedTokens === 0) return null;
-  const B = Math.ceil(v.sequences / v.batches);
-  return { B, T: Math.ceil(v.paddedTokens / (v.batches * B)) };
+  if (v.passes === 0 || v.paddedTokens === 0) return null;
+  const B = Math.ceil(v.rows / v.passes);
+  return { B, T: Math.ceil(v.paddedTokens / (v.passes * B)) };
 }
 
 /**
- * Times one validation batch of `batch`'s shape on the loaded model with a throwaway adapter of the run's shape
+ * Times one validation pass of `batch`'s shape on the loaded model with a throwaway adapter of the run's shape
  * (see the head of this file). `uploadSeconds`: what one layer upload costs here (Calibration.uploads), taken out of
  * a 'model' measurement with streamed layers, whose uploads are priced apart.
  */
@@ -270,7 +269,7 @@ function anyBatch(config: MistralConfig, B: number, T: number): TokenBatch {
 }
 
 /**
- * What a validation token costs against a training token here: measured when the calibration has a validation batch
+ * What a validation token costs against a training token here: measured when the calibration has a validation pass
  * timed (per token of that batch), else FORWARD_SHARE. The trainer's ETA prices the passes to come with it.
  */
 export function forwardShare(c: Calibration): number {
@@ -314,7 +313,7 @@ export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validat
   const validationCompute = forwardShare(c) * c.secondsPerToken * stats.validation.paddedTokens * evaluations;
   const trainPasses = stats.run.microBatches;
   const trainUploadSeconds = trainingPassUploadSeconds(c) * trainPasses;
-  const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.batches : 0;
+  const validationUploadSeconds = c.uploads ? c.uploads.seconds * c.uploads.perValidationPass * evaluations * stats.validation.passes : 0;
   const uploadSeconds = trainUploadSeconds + validationUploadSeconds;
   const trainSeconds = c.secondsPerToken * paddedTokens + trainUploadSeconds;
   const tuningSeconds = tuningSecondsOf(c, tuningPasses);

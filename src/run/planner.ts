@@ -122,7 +122,7 @@ export interface MemoryPlan {
   };
   quantization: Quantization;
   run: {
-    /** Micro-batch rows × tokens the runner is sized for (validation batches included). */
+    /** Micro-batch rows × tokens the runner is sized for (a validation packs into the same). */
     rows: number;
     seqLen: number;
     tokens: number;
@@ -320,7 +320,8 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     throw new FinetuneError('bad-input', `the sequence length must be a positive integer, got ${o.seqLen}`);
   }
   const T = Math.min(o.seqLen ?? seqBound, seqBound);
-  const B = Math.max(hp.micro_batch_size, hp.run_validation ? hp.validation_batch_size : 0);
+  // Validation packs its batches into rows of the same count and length (data/batches.ts validationPasses).
+  const B = hp.micro_batch_size;
   const dropout = hp.lora_dropout > 0;
   // The adapter's arenas are chunked by the limits the context will ask for (the same cap as the verdict's).
   // Without the adapter's limits (plan --no-gpu) the engine's own cap still holds: no GPU gets a bigger buffer asked of it.
@@ -362,10 +363,9 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     const rank = { fits: 0, tight: 1, 'fits-with-streaming': 2, 'does-not-fit': 3 } as const;
     if (rank[v] > rank[verdict]) verdict = v;
   };
-  // What makes the rows × tokens buffers smaller: the rows are the larger of micro_batch_size and (when validating)
-  // validation_batch_size, so the advice names the one that sets them, and never a setting already at 1.
-  const rowsKnob = hp.run_validation && hp.validation_batch_size > hp.micro_batch_size ? `validation_batch_size (${B} rows a batch; micro_batch_size has ${hp.micro_batch_size})` : B > 1 ? 'micro_batch_size' : null;
-  const fewerRowsOrTokens = rowsKnob ? `lower ${rowsKnob} or max_seq_len (activations grow with rows × tokens)` : 'lower max_seq_len (activations grow with tokens; micro_batch_size is already 1)';
+  // What makes the rows × tokens buffers smaller: the rows are micro_batch_size's (validation packs into the same), and
+  // the advice never names a setting already at 1.
+  const fewerRowsOrTokens = B > 1 ? 'lower micro_batch_size or max_seq_len (activations grow with rows × tokens)' : 'lower max_seq_len (activations grow with tokens; micro_batch_size is already 1)';
   // The setting that shrinks the largest buffer: the rank for a LoRA arena chunk (over a limit only when one LoRA
   // tensor alone is), quantisation for a dense projection, nothing for the model's other tensors.
   const largestIsModel = largest.label === 'model.embed_tokens.weight' || largest.label === 'lm_head.weight' || PROJECTIONS.some((p) => largest.label.startsWith(p));

@@ -80,7 +80,7 @@ export type TrainEvent =
   | { type: 'sample'; step: number; prompt: string; text: string }
   | { type: 'checkpoint'; step: number }
   | { type: 'status'; text: string }
-  /** A pause asked for has taken effect: the run waits (between steps, validation batches or a sample's tokens). */
+  /** A pause asked for has taken effect: the run waits (between steps, validation passes or a sample's tokens). */
   | { type: 'paused'; step: number }
   /** A step whose loss or gradient norm was not finite: its update was not applied. */
   | ({ type: 'skipped' } & SkipReport)
@@ -359,7 +359,7 @@ export class FinetuneSession {
     if (this.calibration?.key !== key) {
       this.calibration = { key, value: await onRunKernels(() => calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention })) };
     }
-    // A run that validates: one of its validation batches timed too, which the data's shape decides (measured apart,
+    // A run that validates: one of its validation passes timed too, which the data's shape decides (measured apart,
     // so that another dataset does not measure the training pass again).
     const batch = validationSteps(stats, hp).length > 0 ? validationBatchShape(stats) : null;
     let forward: ValidationCalibration | undefined;

@@ -144,17 +144,13 @@ export interface TrainResult {
 }
 
 /**
- * The runner shape a run needs: micro-batch rows × the longest training or validation sequence (or, with
- * padding_free, the longest row a micro-batch may hold: the same length, DataStats.rowTokens).
+ * The runner shape a run needs: micro-batch rows × the longest training sequence (or, with padding_free, the longest
+ * row a micro-batch may hold, DataStats.rowTokens) or validation row, whichever is longer. A validation pass packs its
+ * sequences into rows of the same count and length (TrainingData.validationPasses), so validating never asks for more.
  */
 export function runnerShape(data: TrainingData): { B: number; T: number } {
-  let T = data.stats.paddingFree ? data.stats.rowTokens : data.stats.longestSequence;
-  let B = data.stats.microBatchSize;
-  for (const v of data.validationBatches()) {
-    T = Math.max(T, v.T);
-    B = Math.max(B, v.B);
-  }
-  return { B, T };
+  const T = data.stats.paddingFree ? data.stats.rowTokens : data.stats.longestSequence;
+  return { B: data.stats.microBatchSize, T: Math.max(T, data.longestValidationRow) };
 }
 
 /**
@@ -175,9 +171,9 @@ export function accumulateStep(runner: MistralRunner, microBatches: readonly Mic
   return n;
 }
 
-/** How far a validation pass has come: `done` of its `batches` batches have finished on the GPU. */
+/** How far a validation has come: `done` of its `passes` forward passes have finished on the GPU. */
 export interface EvaluationProgress {
-  batches: number;
+  passes: number;
   done: number;
   /** Seconds since the pass began. */
   seconds: number;
@@ -189,9 +185,9 @@ export interface ValidationProgress extends EvaluationProgress {
 }
 
 export interface EvaluateOptions {
-  /** Pause and stop between batches: a paused pass resumes where it was, with the same result. */
+  /** Pause and stop between forward passes: a paused validation resumes where it was, with the same result. */
   control?: TrainControl;
-  /** After each batch finishes on the GPU (and once at 0 before the first). */
+  /** After each forward pass finishes on the GPU (and once at 0 before the first). */
   onProgress?: (p: EvaluationProgress) => void;
 }
 
@@ -199,34 +195,34 @@ export interface EvaluateOptions {
  * The validation loss as transformers' Trainer reports eval_loss (and so Replicate's trainer): each batch's mean over
  * its counted tokens, averaged over the batches weighted by their rows (sequences). A mean over every token of the set
  * weighted long rows more: rows of 2 and 100 tokens at losses 1 and 2 read 1.98 here, 1.5 there. A batch with no
- * counted token has no mean and is left out. `stopped` when `control` stopped it between batches (the loss is then NaN). One batch is kept queued ahead of the one being waited for, so the GPU never idles
- * while progress is read back.
+ * counted token has no mean and is left out. The batches are computed packed, several to a forward pass
+ * (TrainingData.validationPasses), each token weighted by its own batch: the same number up to float rounding, in
+ * a few passes where validation_batch_size 1 made one a sequence. `stopped` when `control` stopped it between passes
+ * (the loss is then NaN). One pass is kept queued ahead of the one being waited for, so the GPU never idles while
+ * progress is read back.
  */
 export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: TrainingData, o: EvaluateOptions = {}): Promise<{ loss: number; tokens: number; seconds: number; stopped: boolean }> {
   const tokens = data.stats.validation.lossTokens;
   if (tokens === 0) return { loss: NaN, tokens: 0, seconds: 0, stopped: false };
-  const batches = data.stats.validation.batches;
+  const passes = data.stats.validation.passes;
   const now = o.control?.clock ?? systemClock;
   const started = now();
   const elapsed = (): number => (now() - started) / 1000;
-  const progress = (done: number, seconds = elapsed()): void => o.onProgress?.({ batches, done, seconds });
+  const progress = (done: number, seconds = elapsed()): void => o.onProgress?.({ passes, done, seconds });
   progress(0);
   runner.resetLoss();
   let queued = 0;
-  let rows = 0;
   let finished: Promise<void> | null = null;
-  for (const b of data.validationBatches()) {
+  for (const pass of data.validationPasses()) {
     queued++;
-    if (b.lossTokens === 0) continue;
-    runner.setBatch(b);
-    // Weighted by the batch's sequences (its rows, as transformers counts them; more than B with padding_free).
-    runner.evaluate(b.sequences / b.lossTokens);
-    rows += b.sequences;
+    if (pass.lossTokens === 0) continue;
+    runner.setBatch(pass);
+    runner.evaluateWeighted(pass.lossWeights);
     if (finished) {
       await finished;
       progress(queued - 1);
     }
-    // A fence after this batch: awaited once the next one is queued behind it.
+    // A fence after this pass: awaited once the next one is queued behind it.
     finished = ctx.sync();
     if (o.control && (o.control.paused || o.control.stopped)) {
       // Settle the fence first: while paused, the page may use the GPU (export, Try it), which fences too.
@@ -238,8 +234,8 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
     }
   }
   if (finished) await finished;
-  // Σ rows × batch mean, over the rows: in float32 on the GPU the sum stays within a few units of the mean × rows.
-  const loss = (await runner.readLoss()) / rows;
+  // Σ sequences × batch mean, over those sequences: in float32 on the GPU the sum stays within a few units of the mean × sequences.
+  const loss = (await runner.readLoss()) / data.stats.validation.scoredSequences;
   const seconds = elapsed();
   progress(queued, seconds);
   return { loss, tokens, seconds, stopped: false };
@@ -300,7 +296,7 @@ export async function train(
   const validateAfter = async (at: number): Promise<void> => {
     const v = await evaluate(ctx, runner, data, {
       control,
-      onProgress: (p) => callbacks.onValidating?.({ step: at, ...p, etaSeconds: timer.remainingDuringValidation(at, p.done / p.batches, p.seconds) }),
+      onProgress: (p) => callbacks.onValidating?.({ step: at, ...p, etaSeconds: timer.remainingDuringValidation(at, p.done / p.passes, p.seconds) }),
     });
     if (v.stopped) return;
     timer.validationDone(v.seconds);

@@ -6,7 +6,7 @@
 import * as Comlink from 'comlink';
 import type { EvaluationProgress, ImportedAdapterInfo } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatDuration } from './format.ts';
+import { errorParts, formatCounted, formatDuration } from './format.ts';
 import { Cell, runBusy, type Shared } from './state.ts';
 
 /** The imported adapter, and whether it is still the worker's current adapter (a run replaces it with its own). */
@@ -89,10 +89,10 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     render();
     evalOut.className = 'hint num';
     evalOut.textContent = 'Evaluating…';
-    // Batch by batch, with the time left at the pass's rate so far (50 rows of Mistral-7B are many forward passes).
+    // Pass by pass, with the time left at the rate so far (the validation rows of Mistral-7B take several forward passes).
     const onProgress = Comlink.proxy((p: EvaluationProgress) => {
-      if (!busy || p.done === 0 || p.done >= p.batches) return;
-      evalOut.textContent = `Evaluating… ${p.done} / ${p.batches} batches, ${formatDuration((p.seconds / p.done) * (p.batches - p.done))} left`;
+      if (!busy || p.done === 0 || p.done >= p.passes) return;
+      evalOut.textContent = `Evaluating… ${p.done} / ${formatCounted(p.passes, 'pass', 'passes')}, ${formatDuration((p.seconds / p.done) * (p.passes - p.done))} left`;
     });
     try {
       const r = await engine.evaluateAdapter({ ...hp }, { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null }, onProgress);

@@ -1,10 +1,10 @@
 // Number and time formatting for the page. Every figure is shown in tabular monospace (style.css .num).
 
 import { isFinetuneError } from '../core/errors.ts';
-import { formatCount, formatPercent } from '../core/units.ts';
+import { formatCount, formatCounted, formatPercent } from '../core/units.ts';
 
 /** Thousands separated, and percentages (core/units.ts: messages from lower floors and the CLI use them too). */
-export { formatCount, formatPercent };
+export { formatCount, formatCounted, formatPercent };
 
 /** 0:42, 3:05, 1:02:09 — a duration that grows while you look at it. */
 export function formatDuration(seconds: number): string {

@@ -3,9 +3,9 @@
 // engine), so its transitions are unit-tested (test/unit/ui/run-state.test.ts).
 
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
-import { formatDuration } from './format.ts';
+import { formatCounted, formatDuration } from './format.ts';
 
-// 'pausing': Pause was asked, and the worker has not yet stopped at a pause point (the step, the validation batch or the
+// 'pausing': Pause was asked, and the worker has not yet stopped at a pause point (the step, the validation pass or the
 // sample under way finishes first); 'paused' once it says it has, and only then do export and Try it use the GPU.
 export type RunPhase = 'idle' | 'starting' | 'running' | 'validating' | 'pausing' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
 
@@ -65,8 +65,8 @@ export interface RunState {
   restoreOnly: boolean;
   /** Which kernels the run trains with and how they were chosen (its 'kernels' event), for the line under the readouts. */
   kernels: string | null;
-  /** The validation pass under way (phase 'validating', or paused in one): how many of its batches are done. */
-  validating: { step: number; done: number; batches: number } | null;
+  /** The validation under way (phase 'validating', or paused in one): how many of its forward passes are done. */
+  validating: { step: number; done: number; passes: number } | null;
 }
 
 /** A validation_prompt sample: what the adapter wrote for the prompt after a step's validation pass. */
@@ -180,7 +180,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       return {
         ...s,
         phase: s.phase === 'running' ? 'validating' : s.phase,
-        validating: { step: e.step, done: e.done, batches: e.batches },
+        validating: { step: e.step, done: e.done, passes: e.passes },
         note: validatingText(e),
         readouts: s.readouts && e.etaSeconds !== null ? { ...s.readouts, etaSeconds: e.etaSeconds } : s.readouts,
       };
@@ -220,8 +220,8 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
 }
 
 /** What the page says during the validation pass after a step: which step, and how far it has come. */
-export function validatingText(p: { step: number; done: number; batches: number }): string {
-  const where = p.done > 0 ? `: ${p.done} / ${p.batches} batches` : '';
+export function validatingText(p: { step: number; done: number; passes: number }): string {
+  const where = p.done > 0 ? `: ${p.done} / ${formatCounted(p.passes, 'pass', 'passes')}` : '';
   return `Validating the adapter after step ${p.step}${where}…`;
 }
 

@@ -145,8 +145,8 @@ export function phaseLine(run: RunState, why: string | null | undefined): string
   if (run.phase === 'idle' && why) return 'Not ready yet.';
   const v = run.validating;
   if (run.phase === 'validating' && v) return validatingText(v);
-  if (run.phase === 'paused' && v) return `Paused in the validation after step ${v.step} (${v.done} / ${v.batches} batches). Resume continues it; export works while paused.`;
-  if (run.phase === 'pausing' && v) return `Pausing in the validation after step ${v.step}, after its batch under way…`;
+  if (run.phase === 'paused' && v) return `Paused in the validation after step ${v.step} (${v.done} / ${formatCounted(v.passes, 'pass', 'passes')}). Resume continues it; export works while paused.`;
+  if (run.phase === 'pausing' && v) return `Pausing in the validation after step ${v.step}, after its forward pass under way…`;
   if (run.phase === 'stopping' && v) return `Stopping: the validation after step ${v.step} is left unfinished…`;
   // Once paused, the step it paused after ("after the current step" was said of a step long done).
   if (run.phase === 'paused') return `Paused after step ${run.step}. Resume continues; export works while paused.`;
@@ -510,7 +510,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     else delete r.val.value.dataset.value;
     const pass = run.validating;
     r.val.sub.textContent = pass
-      ? `validating after step ${pass.step}: ${pass.done} / ${pass.batches} batches`
+      ? `validating after step ${pass.step}: ${pass.done} / ${formatCounted(pass.passes, 'pass', 'passes')}`
       : v
         ? [`at step ${v.step}`, v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : ''].filter(Boolean).join(' · ')
         : '';

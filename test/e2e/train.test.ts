@@ -72,7 +72,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await screenshot(page, 'train-estimate-quick-preset');
     await page.getByTestId('preset-demo').click();
 
-    // Two rows held out for validation, one per batch: a pass of two batches, whose progress the page shows.
+    // Two rows held out for validation, one per batch, too long to share a row: two forward passes, whose progress the
+    // page shows.
     await setForm(page, { ...TINY_RUN, num_validation_samples: '2' });
     await upload(page, 'tiny.jsonl', JSONL, 4);
     // 4 rows, 2 held out for validation, batch 1: two optimizer steps.
@@ -129,9 +130,9 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.locator('[data-testid="plan-lr"][data-current-step="1"]').waitFor();
     expect(await page.title()).toMatch(/^(\d+% · (\d+:\d\d left · )?step [12] \/ 2|Finished · 2 steps) · finetune$/);
     await screenshot(page, 'train-running');
-    // The validation after the last step, batch by batch (each takes seconds here).
+    // The validation after the last step, pass by pass (each takes seconds here).
     await Promise.all([
-      page.getByTestId('train-status').filter({ hasText: /^Validating the adapter after step 2: 1 \/ 2 batches…$/ }).waitFor({ timeout: 240_000 }),
+      page.getByTestId('train-status').filter({ hasText: /^Validating the adapter after step 2: 1 \/ 2 passes…$/ }).waitFor({ timeout: 240_000 }),
       page.getByTestId('header-status').filter({ hasText: /^Validating · step 2 · 1 \/ 2$/ }).waitFor({ timeout: 240_000 }),
     ]);
     await waitRunPhase(page, 'done', 240_000);

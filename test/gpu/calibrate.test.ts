@@ -142,7 +142,7 @@ describe('estimate arithmetic', () => {
     microBatchSize: 2,
     totalSteps: 4,
     stepsByEpoch: [2, 2],
-    validation: { tokens: 50, paddedTokens: 60, lossTokens: 40, batches: 3 },
+    validation: { tokens: 50, paddedTokens: 60, lossTokens: 40, batches: 5, passes: 3, rows: 3 },
     run: { tokens: 1800, paddedTokens: 2000, microBatches: 8 }, // 2 epochs × ⌈7 / 2⌉ micro-batches, 10 % padding
   } as Parameters<typeof estimateRun>[0];
   const hp = { run_validation: true, eval_steps: 0 };
@@ -201,9 +201,9 @@ describe('estimate arithmetic', () => {
     expect(estimateRun(stats, hp, c, true, 11).tuningSeconds).toBe(0);
   });
 
-  it('streamed layers: each micro-batch and validation batch adds its uploads, and the rate counts the training ones', () => {
+  it('streamed layers: each micro-batch and validation pass adds its uploads, and the rate counts the training ones', () => {
     const e = estimateRun(stats, hp, { ...c, uploads: { perTrainingPass: 6, perValidationPass: 5, seconds: 0.5 } }, false);
-    // 2 epochs × ⌈7 / 2⌉ micro-batches × 6 uploads, and 2 evaluations × 3 batches × 5 uploads, at 0.5 s each.
+    // 2 epochs × ⌈7 / 2⌉ micro-batches × 6 uploads, and 2 evaluations × 3 passes × 5 uploads, at 0.5 s each.
     const train = 2 * 4 * 6 * 0.5;
     const validation = 2 * 3 * 5 * 0.5;
     expect(e.uploadSeconds).toBeCloseTo(train + validation, 9);
@@ -213,12 +213,12 @@ describe('estimate arithmetic', () => {
   });
 });
 
-describe('validation batch shape', () => {
-  it('is the rows a batch holds and the padded tokens a row has, on average; null without validation data', () => {
-    const v = (sequences: number, batches: number, paddedTokens: number) => ({ validation: { examples: sequences, sequences, tokens: 0, paddedTokens, lossTokens: 0, batches } }) as Parameters<typeof validationBatchShape>[0];
-    // 6 rows, one a batch, 253 tokens: batches of 1 × 43.
+describe('validation pass shape', () => {
+  it('is the rows a pass holds and the tokens a row computes, on average; null without validation data', () => {
+    const v = (rows: number, passes: number, paddedTokens: number) => ({ validation: { examples: 9, sequences: 9, tokens: 0, paddedTokens, lossTokens: 0, batches: 9, scoredSequences: 9, passes, rows } }) as Parameters<typeof validationBatchShape>[0];
+    // 6 rows, one a pass, 253 tokens: passes of 1 × 43.
     expect(validationBatchShape(v(6, 6, 253))).toEqual({ B: 1, T: 43 });
-    // 6 rows in batches of 4 (4 and 2), 4 × 40 + 2 × 30 padded tokens: 3 rows a batch of 37 tokens each.
+    // 6 rows in passes of 4 (4 and 2), 4 × 40 + 2 × 30 tokens: 3 rows a pass of 37 tokens each.
     expect(validationBatchShape(v(6, 2, 220))).toEqual({ B: 3, T: 37 });
     expect(validationBatchShape(v(0, 0, 0))).toBeNull();
   });

@@ -245,6 +245,37 @@ describe('finetune bench padding', () => {
   });
 });
 
+describe('finetune bench validation', () => {
+  it('computes a validation a pass per batch and packed, on the same model and data: fewer passes, the same loss', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-validation-'));
+    const data = join(dir, 'rows.jsonl');
+    // 60 short rows: Replicate's default 50 held out in batches of one, 10 left to train on; one row of 14 words sets
+    // the row length the 50 are packed into.
+    const words = Array.from({ length: 60 }, (_, i) => (i === 3 ? 14 : 1 + (i % 4)));
+    writeFileSync(data, words.map((n, i) => JSON.stringify({ text: Array.from({ length: n }, (_, k) => `w${i}x${k}`).join(' ') })).join('\n'));
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'validation', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--micro-batch', '4'], { env, timeout: BENCH_TIMEOUT });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const [perBatch, packed] = lines.filter((l) => l.bench === 'validation');
+    expect([perBatch.layout, packed.layout]).toEqual(['per-batch', 'packed']);
+    expect([perBatch.passes, perBatch.rows]).toEqual([50, 50]);
+    expect(packed.passes).toBeLessThan(perBatch.passes / 4);
+    expect(packed.rows).toBeLessThanOrEqual(4 * packed.passes);
+    expect(packed.tokens).toBe(perBatch.tokens);
+    expect(perBatch.computedTokens).toBe(perBatch.tokens);
+    for (const l of [perBatch, packed]) {
+      expect(l.msEach).toHaveLength(3);
+      expect(l.ms).toBe([...l.msEach].sort((a: number, b: number) => a - b)[1]);
+      expect(l.tokensPerSecond).toBeCloseTo(l.tokens / (l.ms / 1000), 6);
+      expect(l.loss).toBeGreaterThan(0);
+    }
+    expect(Math.abs(packed.loss - perBatch.loss) / perBatch.loss).toBeLessThan(1e-5);
+    const summary = lines.find((l) => l.bench === 'validation-summary');
+    expect(summary.speedup).toBeCloseTo(packed.tokensPerSecond / perBatch.tokensPerSecond, 9);
+    expect(summary.lossRelativeDifference).toBeCloseTo(Math.abs(packed.loss - perBatch.loss) / perBatch.loss, 12);
+    expect(summary.peakBytes).toBeGreaterThan(0);
+  });
+});
+
 describe('finetune bench int8', () => {
   it('prints the int8 lines beside the fp32 ones of the same run, each NF4 product with its ratio and output error', async () => {
     const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'int8', '--tokens', '8', '--min-ms', '1'], { env, timeout: BENCH_TIMEOUT });

@@ -51,10 +51,10 @@ describe('an imported adapter in the session', () => {
 
   it('is the current adapter exactly, changes the validation loss, and a run of another rank is refused without losing it', async () => {
     const baseOnly = await session.evaluate(HP, JSONL, null);
-    // Batch by batch, as the GPU finishes them (the page shows it): two held-out rows, one per batch.
+    // Pass by pass, as the GPU finishes them (the page shows it): two held-out rows, too long to share a row.
     const seen: EvaluationProgress[] = [];
     await session.evaluate({ ...HP, num_validation_samples: 2 }, JSONL, null, (p) => void seen.push(p));
-    expect(seen.map((p) => [p.done, p.batches])).toEqual([[0, 2], [1, 2], [2, 2]]);
+    expect(seen.map((p) => [p.done, p.passes])).toEqual([[0, 2], [1, 2], [2, 2]]);
     session.useImportedAdapter(imported);
     expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
     // No run of ours trained it, and it came with nothing: its export README has no "Training" section.

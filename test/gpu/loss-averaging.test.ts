@@ -9,7 +9,7 @@ import { TrainingData, type MicroBatch } from '../../src/data/batches.ts';
 import type { Example } from '../../src/data/layout.ts';
 import { destroyLora, uploadLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
-import { runnerShape, train, type SkipReport } from '../../src/run/trainer.ts';
+import { evaluate, runnerShape, train, type SkipReport } from '../../src/run/trainer.ts';
 import { tinyTrainer, type TinyTrainer } from '../helpers/tiny-trainer.ts';
 
 const HP = parseHyperparams({
@@ -41,7 +41,9 @@ describe('how losses average their tokens', () => {
     const data = new TrainingData([row(0, 6), row(1, 9), row(2, 7), row(3, 5, 99)], [row(4, 3), row(5, 12), row(6, 6)], HP);
     expect(data.stats.totalSteps).toBe(1);
     const lora = uploadLora(t.ctx, t.weights.dims, t.start);
-    const runner = new MistralRunner(t.ctx, t.weights, lora, { ...runnerShape(data), seed: HP.seed });
+    // Rows enough for a validation batch of two alone (the references); the run's own passes need one.
+    expect(runnerShape(data)).toEqual({ B: 1, T: 12 });
+    const runner = new MistralRunner(t.ctx, t.weights, lora, { B: 2, T: 12, seed: HP.seed });
     const meanOf = async (b: MicroBatch): Promise<number> => {
       runner.resetLoss();
       runner.setBatch(b);
@@ -80,6 +82,36 @@ describe('how losses average their tokens', () => {
       expect(Math.abs(vals[0] - valWant) / valWant).toBeLessThan(1e-5);
       // The two averages differ here by far more than rounding: the test tells them apart.
       expect(Math.abs(byToken / tokens - valWant) / valWant).toBeGreaterThan(1e-3);
+    } finally {
+      runner.destroy();
+      destroyLora(t.ctx, lora);
+    }
+  });
+
+  it('computes the validation batches packed into fewer forward passes, to the same loss as a pass per batch', async () => {
+    // Five validation rows in batches of one (Replicate's default): one pass of two rows of up to 12 tokens holds them.
+    const hp = { ...HP, micro_batch_size: 2, validation_batch_size: 1 };
+    const val = [row(4, 3), row(5, 9, 4), row(6, 6), row(7, 12), row(8, 5, 2)];
+    const data = new TrainingData([row(0, 6), row(1, 9), row(2, 7), row(3, 5)], val, hp);
+    expect(data.stats.validation).toMatchObject({ batches: 5, passes: 2, rows: 3, scoredSequences: 5 });
+    expect(runnerShape(data)).toEqual({ B: 2, T: 12 });
+    const lora = uploadLora(t.ctx, t.weights.dims, t.start);
+    const runner = new MistralRunner(t.ctx, t.weights, lora, { ...runnerShape(data), seed: HP.seed });
+    try {
+      const progress: number[] = [];
+      const packed = await evaluate(t.ctx, runner, data, { onProgress: (p) => void progress.push(p.done) });
+      expect(progress).toEqual([0, 1, 2]);
+      // The references: each batch (one row) alone, as a pass per batch computed it.
+      let sum = 0;
+      for (const b of data.validationBatches()) {
+        runner.resetLoss();
+        runner.setBatch(b);
+        runner.evaluate(1 / b.lossTokens);
+        sum += await runner.readLoss();
+      }
+      const want = sum / 5;
+      expect(Math.abs(packed.loss - want) / want).toBeLessThan(1e-5);
+      expect(packed.tokens).toBe(data.stats.validation.lossTokens);
     } finally {
       runner.destroy();
       destroyLora(t.ctx, lora);

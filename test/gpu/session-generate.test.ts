@@ -57,7 +57,7 @@ describe('session generation', () => {
     const plan = events.find((e) => e.type === 'plan')!;
     const end = events.filter((e) => e.type === 'validating').at(-1)!;
     expect(evals).toHaveLength(1);
-    expect(end.done).toBe(end.batches);
+    expect(end.done).toBe(end.passes);
     expect(end.etaSeconds).toBeGreaterThan(0);
     expect(end.etaSeconds).toBeCloseTo(((1 + tok.encode('def').length + 2) * end.seconds) / plan.stats.validation.paddedTokens, 9);
     // The checkpoint after the pass holds the sample in its step's history entry (the page shows it after a reload).

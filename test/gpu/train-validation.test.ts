@@ -1,5 +1,5 @@
-// Validation inside a run (src/run/trainer.ts, src/run/eta.ts) on tiny-mistral: a pass reports its batches as they
-// finish on the GPU, pauses and stops between them (a paused pass gives the same loss, bit for bit), and the ETA of
+// Validation inside a run (src/run/trainer.ts, src/run/eta.ts) on tiny-mistral: a validation reports its forward passes
+// as they finish on the GPU, pauses and stops between them (a paused pass gives the same loss, bit for bit), and the ETA of
 // every step and every progress report counts the validation passes still to come and leaves pauses out.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseHyperparams } from '../../src/config/index.ts';
@@ -11,7 +11,8 @@ const HP = parseHyperparams({
   num_train_epochs: 2,
   train_batch_size: 2,
   micro_batch_size: 1,
-  // Three held-out rows, one per batch: a pass of three batches; three rows left to train on (SwiftShader is slow).
+  // Three held-out rows, one per batch, too long for two to share a row of one micro-batch: three forward passes; three
+  // rows left to train on (SwiftShader is slow).
   num_validation_samples: 3,
   validation_batch_size: 1,
   learning_rate: 3e-3,
@@ -65,21 +66,21 @@ describe('validation in a run', () => {
 
   let whole: Awaited<ReturnType<typeof run>>;
 
-  it('reports each pass batch by batch as the GPU finishes them', async () => {
+  it('reports each validation pass by pass as the GPU finishes them', async () => {
     whole = await run(new TrainControl());
     const { data, evals, progress } = whole;
-    const batches = data.stats.validation.batches;
-    expect(batches).toBe(3);
+    const passes = data.stats.validation.passes;
+    expect(passes).toBe(3);
     expect(evals.map((e) => e.step)).toEqual([data.stats.stepsByEpoch[0], data.stats.totalSteps]);
     for (const e of evals) {
       const own = progress.filter((p) => p.step === e.step);
       expect(own.map((p) => p.done)).toEqual([0, 1, 2, 3]);
-      expect(own.every((p) => p.batches === batches)).toBe(true);
+      expect(own.every((p) => p.passes === passes)).toBe(true);
       expect(own.at(-1)!.seconds).toBeCloseTo(e.seconds, 9);
     }
   });
 
-  it('pauses between the batches of a pass and resumes it to the same loss, bit for bit', async () => {
+  it('pauses between the forward passes of a validation and resumes it to the same loss, bit for bit', async () => {
     const control = new TrainControl();
     const first = whole.evals[0].step;
     let whilePaused: number[] | null = null;
@@ -87,7 +88,7 @@ describe('validation in a run', () => {
       onValidating: (p) => {
         if (p.step !== first || p.done !== 1 || control.paused || whilePaused) return;
         control.pause();
-        // Once the batch queued behind this one has settled, give the pass time to (wrongly) go on, then look.
+        // Once the pass queued behind this one has settled, give the pass time to (wrongly) go on, then look.
         const poll = setInterval(() => {
           if (!progress.some((q) => q.step === first && q.done === 2)) return;
           clearInterval(poll);
@@ -98,14 +99,14 @@ describe('validation in a run', () => {
         }, 20);
       },
     }));
-    // Paused at 1 of 3: it settled the batch queued behind that one (2 of 3) and went no further until resumed.
+    // Paused at 1 of 3: it settled the pass queued behind that one (2 of 3) and went no further until resumed.
     expect(whilePaused).toEqual([0, 1, 2]);
     expect(paused.progress.filter((p) => p.step === first).map((p) => p.done)).toEqual([0, 1, 2, 3]);
     expect(paused.evals.map((e) => e.valLoss)).toEqual(whole.evals.map((e) => e.valLoss));
     expect(paused.steps.map((s) => s.loss)).toEqual(whole.steps.map((s) => s.loss));
   });
 
-  it('stops between the batches of a pass: the pass is left unfinished, and a resume makes it first', async () => {
+  it('stops between the forward passes of a validation: the validation is left unfinished, and a resume makes it first', async () => {
     const control = new TrainControl();
     const first = whole.evals[0].step;
     const stopped = await run(control, () => ({ onValidating: (p) => void (p.step === first && p.done === 1 && control.stop()) }));
@@ -135,8 +136,8 @@ describe('validation in a run', () => {
         ms += 1000;
         fb(...a);
       };
-      const ev = runner.evaluate.bind(runner);
-      runner.evaluate = (...a) => {
+      const ev = runner.evaluateWeighted.bind(runner);
+      runner.evaluateWeighted = (...a) => {
         ms += 250;
         ev(...a);
       };
@@ -152,10 +153,10 @@ describe('validation in a run', () => {
       };
     }, { validationShare: share, elapsedBefore: 100 });
     const { data, steps, evals, progress, result } = r;
-    const passTokens = [...data.validationBatches()].reduce((n, m) => n + m.B * m.T, 0);
+    const passTokens = [...data.validationPasses()].reduce((n, m) => n + m.B * m.T, 0);
     const total = data.stats.totalSteps;
     const evalAfter = [data.stats.stepsByEpoch[0], total];
-    const passSeconds = 0.25 * data.stats.validation.batches;
+    const passSeconds = 0.25 * data.stats.validation.passes;
     expect(evals.map((e) => e.seconds)).toEqual([passSeconds, passSeconds]);
     // What each step cost on the fake clock, and the tokens it computed (padding included).
     let seconds = 0;
@@ -185,7 +186,7 @@ describe('validation in a run', () => {
     for (const e of evals) {
       const own = progress.filter((p) => p.step === e.step);
       for (const p of own.slice(1)) {
-        const projected = p.seconds / (p.done / p.batches);
+        const projected = p.seconds / (p.done / p.passes);
         const pass = evals.some((x) => x.step < e.step) ? passSeconds : projected;
         expect(p.etaSeconds).toBeCloseTo(projected - p.seconds + rest[e.step - 1] + evalAfter.filter((s) => s > e.step).length * pass, 9);
       }

@@ -171,6 +171,30 @@ describe('fused lm_head + cross-entropy against float64', () => {
     destroyLmheadXentScratch(ctx, scratch);
   });
 
+  it('weighs each token by its own weight when given (a packed validation pass), over chunks that do not divide the tokens', async () => {
+    const [BT, C, V, chunk] = [37, 64, 997, 10];
+    const h = randomArray(BT * C, 51);
+    const W = randomArray(V * C, 52, 0.4);
+    const targets = makeTargets(BT, V, 53, 6);
+    // Three "batches" of different weights, and a run of zero weights: a token outside every batch adds nothing.
+    const weights = Float32Array.from({ length: BT }, (_, t) => (t < 11 ? 1 / 9 : t < 20 ? 0 : t < 30 ? 2 / 7 : 0.5));
+    const ref = lmheadXentRef(h, W, targets, BT, C, V, 1, 0.75, weights);
+    const unweighted = lmheadXentRef(h, W, targets, BT, C, V, 1, 0.75);
+    const bh = ctx.upload('h', h, 'scratch');
+    const bW = ctx.upload('W', W, 'scratch');
+    const bt = ctx.upload('targets', targets, 'scratch');
+    const bw = ctx.upload('weights', weights, 'scratch');
+    const blse = ctx.createBuffer('lse', BT * 4, 'scratch');
+    const bloss = ctx.upload('loss', Float32Array.of(0.25), 'scratch'); // accumulated
+    lmhead_xent_forward(ctx, { lossSum: bloss, lse: blse, h: bh, W: bW, targets: bt, BT, C, V, lossScale: 0.75, lossWeights: bw, chunkTokens: chunk });
+    const loss = (await ctx.readF32(bloss))[0] - 0.25;
+    expect(Math.abs(loss - ref.loss) / Math.abs(ref.loss)).toBeLessThan(LOSS_TOL);
+    // The weights are not ignored: the weighted sum is far from the plain one.
+    expect(Math.abs(ref.loss - unweighted.loss) / Math.abs(unweighted.loss)).toBeGreaterThan(0.3);
+    expect(maxRelError(await ctx.readF32(blse), ref.lse)).toBeLessThan(LOSS_TOL);
+    for (const b of [bh, bW, bt, bw, blse, bloss]) ctx.destroy(b);
+  });
+
   it('refuses a logits chunk larger than one storage binding, with a typed error', () => {
     const limit = ctx.device.limits.maxStorageBufferBindingSize;
     const chunk = Math.ceil(limit / (32000 * 4)) + 1;

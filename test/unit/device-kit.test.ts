@@ -143,6 +143,18 @@ describe('summarise', () => {
     expect(s).toContain('padding-free: 1.29× real tokens/s, 1.33× fewer tokens computed, first loss differs by 1.00e-7');
   });
 
+  it('shows a validation pass per batch beside packed passes, and the summary of the two', () => {
+    const s = summariseRecords([
+      { device: 'step', step: 'validation-7b', attempt: 1 },
+      { bench: 'validation', layout: 'per-batch', passes: 50, rows: 50, computedTokens: 25000, tokens: 25000, ms: 12000, msEach: [12100, 12000, 11900], tokensPerSecond: 2083.3, loss: 10.4 },
+      { bench: 'validation', layout: 'packed', passes: 4, rows: 13, computedTokens: 26000, tokens: 25000, ms: 4000, msEach: [4000, 4100, 3900], tokensPerSecond: 6250, loss: 10.4 },
+      { bench: 'validation-summary', speedup: 3, lossRelativeDifference: 2e-7, rounds: 3 },
+    ]);
+    expect(s).toContain('validation per-batch: 50 passes of 50 rows, 25000 real tokens in 25000 computed, 12000 ms (rounds 12100, 12000, 11900), 2083.3 real tokens/s, loss 10.4');
+    expect(s).toContain('validation packed: 4 passes of 13 rows, 25000 real tokens in 26000 computed, 4000 ms');
+    expect(s).toContain('packed validation: 3.00× real tokens/s, loss differs by 2.00e-7');
+  });
+
   it('shows a layer profile: each kernel variant with its part and share, then the parts beside the unprofiled layer', () => {
     const lines = [
       { device: 'step', step: 'profile-best', attempt: 1 },

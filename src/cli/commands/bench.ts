@@ -18,6 +18,7 @@ import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
 import { benchPadding, syntheticRows } from '../../bench/padding.ts';
+import { benchValidation } from '../../bench/validation.ts';
 import { TrainingData } from '../../data/batches.ts';
 import { loadRunData } from '../../data/training-data.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
@@ -48,7 +49,7 @@ import { createNodeContext } from '../node-gpu.ts';
 /** What `bench matmul` compares unless --kernels names others (the warp map and the K step of 32 only when named). */
 const DEFAULT_MATMUL_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
 
-const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'padding', 'all'] as const;
+const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'padding', 'validation', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -128,7 +129,13 @@ what:
              of --micro-batch rows (default 4, Replicate's), each layout in turn for three rounds after a warm-up, same
              process, same weights: real tokens/s, the tokens the GPU computed, and the first step's loss of each
              (LoRA dropout off: they agree up to rounding); then the speedup (not part of "all")
-  all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps, spirv and padding
+  validation a run's validation (Replicate's defaults: 50 rows held out, validation_batch_size 1) as one forward pass
+             per batch, and packed into passes of --micro-batch rows (what a run does; docs/performance.md) on the
+             same model, data and options as padding, each in turn for three rounds after a warm-up: passes, the
+             tokens computed, real tokens/s and the validation loss of each (equal up to rounding); then the speedup
+             (not part of "all")
+  all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps, spirv, padding and
+             validation
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -163,13 +170,15 @@ options:
   --stream-layers              estimate: the layers in CPU memory, uploaded as the passes need them (4 small layers
                                on SwiftShader, so that every pass uploads)
   --data-mb 200                data: size of the synthetic JSONL in MiB
-  --model DIR --data FILE      int8-ab, padding: the model (an NF4 run is made of it for int8-ab) and the training data
-  --micro-batch 4              padding: micro_batch_size (and train_batch_size)
-  --synthetic                  padding: instead of --model and --data, Mistral-7B's shape with random NF4 weights on a
-                               GPU (2 small layers on SwiftShader) and --steps × --micro-batch rows of random ids whose
-                               lengths are log-normal (median 512 tokens, σ 0.6, at most 2048; 24 and 96 small)
+  --model DIR --data FILE      int8-ab, padding, validation: the model (an NF4 run is made of it for int8-ab) and the
+                               training data
+  --micro-batch 4              padding, validation: micro_batch_size (and train_batch_size)
+  --synthetic                  padding, validation: instead of --model and --data, Mistral-7B's shape with random NF4
+                               weights on a GPU (2 small layers on SwiftShader) and rows of random ids whose lengths
+                               are log-normal (median 512 tokens, σ 0.6, at most 2048; 24 and 96 small): --steps ×
+                               --micro-batch of them to train on, and 50 to validate on
   --steps 3                    int8-ab: optimizer steps per run (default 20 there)
-  --quant nf4                  int8-ab: nf4 or nf4-double; padding: none (the default), nf4 or nf4-double
+  --quant nf4                  int8-ab: nf4 or nf4-double; padding, validation: none (the default), nf4 or nf4-double
   ${BASE_MATMUL_HELP}
                                (layer, model, stream, generate, nf4, kernels)
   ${INT8_KERNEL_HELP}
@@ -283,15 +292,16 @@ export const benchCommand: Command = {
     }
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const int8Kernel = parseInt8Kernel(values['int8-kernel']);
-    if (what === 'padding') {
+    if (what === 'padding' || what === 'validation') {
       const synthetic = values.synthetic ?? false;
-      if (synthetic && (values.model !== undefined || values.data !== undefined)) throw new UsageError('bench padding --synthetic makes its own model and rows: give it no --model or --data');
+      if (synthetic && (values.model !== undefined || values.data !== undefined)) throw new UsageError(`bench ${what} --synthetic makes its own model and rows: give it no --model or --data`);
       const modelDir = values.model ?? 'public/models/mistral-nano-demo';
       const dataPath = values.data ?? 'public/datasets/sample.jsonl';
       const quantization = (values.quant ?? (synthetic ? 'nf4-double' : 'none')) as Quantization;
       if (!QUANTIZATIONS.includes(quantization) || (synthetic && quantization === 'none')) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}${synthetic ? ' but none (--synthetic makes NF4 weights)' : ''}, got "${values.quant}"`);
       const mbs = values['micro-batch'] ? intList('micro-batch', values['micro-batch'])[0] : 4;
-      const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: false, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
+      // padding times training steps alone; validation holds out Replicate's default 50 rows (validation_batch_size 1).
+      const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: what === 'validation', lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
       // A real model and dataset are read before the GPU is asked for: a wrong path is one line at once.
       if (!synthetic) checkReadableFile(dataPath, '--data');
       const real = synthetic ? null : { bytes: new Uint8Array(await readFile(dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(modelSpec(modelDir).files) };
@@ -314,15 +324,17 @@ export const benchCommand: Command = {
           const dims = small ? { ...SMALL_LAYER, L: 2, V: 1000 } : MISTRAL_7B;
           const lengths = small ? { median: 24, sigma: 0.6, max: 96 } : { median: 512, sigma: 0.6, max: 2048 };
           const rows = syntheticRows({ count: steps * mbs, ...lengths, vocab: dims.V, seed: 5 });
-          print({ ...adapterLine, model: small ? 'small (random)' : 'Mistral-7B (random)', layers: dims.L, data: 'synthetic', rows: rows.length, ...lengths });
+          const validation = what === 'validation' ? syntheticRows({ count: hp.num_validation_samples, ...lengths, vocab: dims.V, seed: 6 }) : [];
+          print({ ...adapterLine, model: small ? 'small (random)' : 'Mistral-7B (random)', layers: dims.L, data: 'synthetic', rows: rows.length, validationRows: validation.length, ...lengths });
           setup = {
             weights: await randomMistral(ctx, dims, quantization === 'nf4-double'),
             config: configOf(dims),
-            plan: async (paddingFree) => new TrainingData(rows, [], { ...hp, padding_free: paddingFree }),
+            plan: async (paddingFree) => new TrainingData(rows, validation, { ...hp, padding_free: paddingFree }),
           };
         }
         const adapter = createAdapter(setup.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
-        for await (const line of benchPadding(ctx, setup.weights, adapter, hp, setup.plan, { steps, rounds: 3 })) print(line);
+        if (what === 'padding') for await (const line of benchPadding(ctx, setup.weights, adapter, hp, setup.plan, { steps, rounds: 3 })) print(line);
+        else for await (const line of benchValidation(ctx, setup.weights, adapter, await setup.plan(true), { rounds: 3, seed: hp.seed })) print(line);
       } finally {
         real?.tokenizer.dispose();
         ctx.destroyDevice();

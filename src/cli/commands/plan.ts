@@ -45,7 +45,7 @@ options:
   --revision REV    Hub branch, tag or commit (default main)
   --no-gpu          do not look for an adapter (buffer limits are then not checked)
 
-hyperparameters (those that change memory: peft_method, quantization, micro_batch_size, validation_batch_size,
+hyperparameters (those that change memory: peft_method, quantization, micro_batch_size,
 run_validation, max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules):
 ${hyperparamUsage()}`;
 

@@ -366,9 +366,9 @@ export function makeTrainCommand(
           // What the plan says about the data (e.g. a validation split larger than what is left to train on).
           if (e.type === 'plan') for (const n of e.stats.notices ?? []) io.err(`note: ${n}`);
           if (e.type === 'validating') {
-            // Reported per batch: printed as it starts and ends, and at most every VALIDATING_EVERY_MS between.
+            // Reported per forward pass: printed as it starts and ends, and at most every VALIDATING_EVERY_MS between.
             const t = Date.now();
-            if (e.done > 0 && e.done < e.batches && t - validatingPrinted < VALIDATING_EVERY_MS) return;
+            if (e.done > 0 && e.done < e.passes && t - validatingPrinted < VALIDATING_EVERY_MS) return;
             validatingPrinted = t;
           }
           print(e);

@@ -3,7 +3,8 @@
 //   logits (R, V) = h_chunk (R, C) · Wᵀ                    gemm, W = lm_head (V, C) stored f32 or bf16
 //   per row: lse, loss term lse − logit[target], and the logits overwritten by dlogits = (softmax − onehot)·gradScale
 //   dh_chunk (R, C) = dlogits (R, V) · W                     gemm
-// then the per-row loss terms are summed in a fixed order into lossSum (deterministic: no float atomics).
+// then the per-row loss terms are summed in a fixed order into lossSum (deterministic: no float atomics), each
+// weighted by lossWeights[t] when given.
 
 import { FinetuneError } from '../../core/errors.ts';
 import type { GpuContext } from '../gpu.ts';
@@ -80,6 +81,11 @@ export interface LmheadXentForwardArgs {
   C: number;
   V: number;
   lossScale?: number;
+  /**
+   * (BT) f32, optional: a weight per token, lossSum += lossScale · Σ weight[t] · (lse − logit[target]) (a packed
+   * validation pass, where tokens of different validation batches weigh differently). Absent: every token weighs 1.
+   */
+  lossWeights?: GPUBuffer;
   /** Tokens per chunk: the logits chunk is chunkTokens × V f32. */
   chunkTokens: number;
   /** Reused work buffers; without them temporary ones are made, and the recorded work is submitted to free them. */
@@ -132,7 +138,9 @@ function run(ctx: GpuContext, a: LmheadXentForwardArgs, grad: { dh: GPUBuffer; g
       if (r0 > 0) ctx.copy(s.dhChunk, 0, grad.dh, r0 * C * 4, R * C * 4);
     }
   }
-  ctx.dispatch({ shader: 'xent', entry: 'loss_sum' }, [s.rowLoss, a.lossSum], xentParams(V, 0, BT, 0, a.lossScale ?? 1), [1]);
+  const params = xentParams(V, 0, BT, 0, a.lossScale ?? 1);
+  if (a.lossWeights) ctx.dispatch({ shader: 'xent', entry: 'loss_sum_weighted' }, [s.rowLoss, a.lossSum, a.lossWeights], params, [1]);
+  else ctx.dispatch({ shader: 'xent', entry: 'loss_sum' }, [s.rowLoss, a.lossSum], params, [1]);
   if (!a.scratch) {
     ctx.flush();
     destroyLmheadXentScratch(ctx, s);

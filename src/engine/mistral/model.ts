@@ -105,6 +105,8 @@ export class MistralRunner {
   private readonly targets: GPUBuffer;
   private readonly seg: GPUBuffer;
   private readonly pos: GPUBuffer;
+  /** (N) f32: each token's weight in a packed validation pass's loss (evaluateWeighted). */
+  private readonly lossWeights: GPUBuffer;
   private readonly rope: GPUBuffer;
   /** xs[l] is the input of layer l; xs[L] the input of the final norm. */
   readonly xs: GPUBuffer[];
@@ -176,6 +178,7 @@ export class MistralRunner {
     this.targets = buf('targets', s.io.targets, 'io');
     this.seg = buf('segment ids', s.io.seg, 'io');
     this.pos = buf('positions', s.io.pos, 'io');
+    this.lossWeights = buf('loss weights', s.io.lossWeights, 'io');
     const table = ropeTable(o.T, d.hd, d.theta);
     if (table.length !== s.ropeTable) throw new FinetuneError('internal', `rope table of ${table.length} floats, the layout says ${s.ropeTable}`);
     this.rope = ctx.upload('rope table', table, 'scratch');
@@ -424,9 +427,10 @@ export class MistralRunner {
     rmsnorm_forward(this.ctx, this.xf, this.rstdf, this.xs[d.L], this.weights.finalNorm, this.n, d.C, d.eps);
   }
 
-  private headArgs(lossScale: number) {
+  private headArgs(lossScale: number, lossWeights?: GPUBuffer) {
     const d = this.weights.dims;
     return {
+      lossWeights,
       lossSum: this.lossSum,
       lse: this.lse,
       h: this.xf,
@@ -464,6 +468,17 @@ export class MistralRunner {
   evaluate(lossScale: number): void {
     this.forwardHidden('eval');
     lmhead_xent_forward(this.ctx, this.headArgs(lossScale));
+  }
+
+  /**
+   * The same with a weight per token of the batch set last (B × T values): adds Σ weight·token loss into lossSum. A
+   * packed validation pass (data/batches.ts validationPasses) weighs each token by its own validation batch.
+   */
+  evaluateWeighted(weights: ArrayLike<number>): void {
+    if (weights.length !== this.n) throw new FinetuneError('internal', `loss weights: ${weights.length} values for a batch of ${this.n} tokens`);
+    this.ctx.write(this.lossWeights, Float32Array.from(weights));
+    this.forwardHidden('eval');
+    lmhead_xent_forward(this.ctx, this.headArgs(1, this.lossWeights));
   }
 
   /**

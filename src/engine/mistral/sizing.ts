@@ -74,8 +74,8 @@ export const GRAD_BUFFERS = ['dres', 'dn', 'dq', 'dk', 'dv', 'datt', 'da', 'du',
 export interface RunnerLayout {
   N: number;
   xentChunk: number;
-  /** io: input ids, targets, segment ids, positions (N each). */
-  io: { ids: number; targets: number; seg: number; pos: number };
+  /** io: input ids, targets, segment ids, positions, the loss weights of a packed validation pass (N each). */
+  io: { ids: number; targets: number; seg: number; pos: number; lossWeights: number };
   /** scratch: the RoPE cos/sin table for T positions. */
   ropeTable: number;
   /** activations: xs[l] (N, C) for l = 0..L, the checkpoints of per-layer recomputation. */
@@ -143,7 +143,7 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
   return {
     N,
     xentChunk,
-    io: { ids: N, targets: N, seg: N, pos: N },
+    io: { ids: N, targets: N, seg: N, pos: N, lossWeights: N },
     ropeTable: s.T * d.hd,
     xs: Array.from({ length: d.L + 1 }, () => N * d.C),
     xf: N * d.C,

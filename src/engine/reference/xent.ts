@@ -3,7 +3,7 @@
 import type { Vec } from './common.ts';
 
 export interface XentRef {
-  /** lossScale · Σ over counted tokens of (lse − logit[target]). */
+  /** lossScale · Σ over counted tokens of (lse − logit[target]), each term times weights[t] when given. */
   loss: number;
   /** (BT) logsumexp of each row of logits. */
   lse: Float64Array;
@@ -14,7 +14,7 @@ export interface XentRef {
 }
 
 /** logits = h (BT, C) · Wᵀ with W (V, C) given as float values; targets −100 (or outside [0, V)) are ignored. */
-export function lmheadXentRef(h: Vec, W: Vec, targets: ArrayLike<number>, BT: number, C: number, V: number, gradScale: number, lossScale = 1): XentRef {
+export function lmheadXentRef(h: Vec, W: Vec, targets: ArrayLike<number>, BT: number, C: number, V: number, gradScale: number, lossScale = 1, weights?: ArrayLike<number>): XentRef {
   const lse = new Float64Array(BT);
   const dh = new Float64Array(BT * C);
   const logits = new Float64Array(V);
@@ -34,7 +34,7 @@ export function lmheadXentRef(h: Vec, W: Vec, targets: ArrayLike<number>, BT: nu
     const tgt = targets[t];
     if (!(tgt >= 0 && tgt < V)) continue;
     counted++;
-    loss += lse[t] - logits[tgt];
+    loss += (lse[t] - logits[tgt]) * (weights ? weights[t] : 1);
     for (let v = 0; v < V; v++) {
       const g = (Math.exp(logits[v] - lse[t]) - (v === tgt ? 1 : 0)) * gradScale;
       for (let c = 0; c < C; c++) dh[t * C + c] += g * W[v * C + c];

@@ -296,23 +296,94 @@ describe('the training plan', () => {
   it('batches the validation set in file order, packed like training', () => {
     const val = Array.from({ length: 5 }, (_, k) => ex(100 + k, 3));
     const data = prepareTrainingData(rows, val, { ...OPTS, run_validation: true, num_validation_samples: 4, validation_batch_size: 3 });
-    expect(data.stats.validation).toEqual({ examples: 4, sequences: 4, tokens: 12, paddedTokens: 12, lossTokens: 8, batches: 2 });
+    // Four sequences of 3 in rows of up to 11 (the longest training row), two rows a pass: one pass of two rows of 6.
+    expect(data.stats.validation).toEqual({ examples: 4, sequences: 4, tokens: 12, paddedTokens: 12, lossTokens: 8, batches: 2, scoredSequences: 4, passes: 1, rows: 2 });
     expect([...data.validationBatches()].map((m) => m.lines)).toEqual([[[101], [102], [103]], [[104]]]);
     const packed = prepareTrainingData(rows, val, { ...OPTS, run_validation: true, num_validation_samples: 4, pack_sequences: true, chunk_size: 6 });
     expect([...packed.validationBatches()].map((m) => m.lines)).toEqual([[[101, 102]], [[103, 104]]]);
   });
 
-  it('counts the tokens a validation pass computes, its batches\' padding included (what the time estimate prices)', () => {
+  it('counts the tokens a validation computes, its passes\' padding included (what the time estimate prices)', () => {
     const val = [ex(100, 2), ex(101, 5), ex(102, 3), ex(103, 4)];
     const opts = { ...OPTS, run_validation: true, num_validation_samples: 4, validation_batch_size: 3 };
-    const computed = (d: TrainingData): number => [...d.validationBatches()].reduce((a, m) => a + m.B * m.T, 0);
+    const computed = (d: TrainingData): number => [...d.validationPasses()].reduce((a, m) => a + m.B * m.T, 0);
     const data = prepareTrainingData(rows, val, opts);
-    // [2, 5, 3] padded to 5, then [4]: 19 computed for 14 real.
-    expect(data.stats.validation).toMatchObject({ tokens: 14, paddedTokens: 19, batches: 2 });
-    expect(computed(data)).toBe(19);
+    // Rows of up to 11 tokens (the longest training row), two a pass: [5, 2] and [4, 3], no padding at all, in one pass
+    // where a pass per batch computed [2, 5, 3] padded to 5, then [4]: 19.
+    expect(data.stats.rowTokens).toBe(11);
+    expect(data.stats.validation).toMatchObject({ tokens: 14, paddedTokens: 14, batches: 2, passes: 1, rows: 2 });
+    expect(computed(data)).toBe(14);
+    expect([...data.validationPasses()][0].lines).toEqual([[101, 102], [103, 104]]);
     const fixed = prepareTrainingData(rows, val, opts, { padTo: 16 });
-    expect(fixed.stats.validation.paddedTokens).toBe(4 * 16);
-    expect(computed(fixed)).toBe(64);
+    // One row of 16 holds all four.
+    expect(fixed.stats.validation).toMatchObject({ paddedTokens: 16, passes: 1, rows: 1 });
+    expect(computed(fixed)).toBe(16);
+  });
+
+  it('computes every validation token once in its passes, each weighted so that the passes give the batches\' loss (property)', () => {
+    // A stand-in for a token's loss: any number per (example, position). Σ weight · loss over the passes, over the
+    // scored sequences, must be each batch's mean weighted by its sequences, as transformers' eval_loss.
+    const lossAt = (id: number): number => 0.5 + ((id * 2654435761) % 1000) / 250;
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 45 })), { minLength: 1, maxLength: 25 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.boolean(),
+        fc.boolean(),
+        (shape, vbs, mbs, padFree, pack) => {
+          const val = shape.map(([len, lossStart], k) => ex(200 + k, len, lossStart));
+          const train = [ex(0, 7), ex(1, 30), ex(2, 3), ex(3, 12)];
+          const o = { ...OPTS, micro_batch_size: mbs, train_batch_size: mbs, validation_batch_size: vbs, run_validation: true, num_validation_samples: 99, padding_free: padFree, pack_sequences: pack, chunk_size: 48 };
+          let data: TrainingData;
+          try {
+            data = prepareTrainingData(train, val, o);
+          } catch (e) {
+            // Every validation row without a counted token: refused, as before.
+            expect(isFinetuneError(e, 'bad-input')).toBe(true);
+            return;
+          }
+          const passes = [...data.validationPasses()];
+          let want = 0;
+          let scored = 0;
+          for (const b of data.validationBatches()) {
+            if (b.lossTokens === 0) continue;
+            let sum = 0;
+            for (let t = 0; t < b.B * b.T; t++) if (b.targets[t] !== IGNORE_INDEX) sum += lossAt(b.inputIds[t]);
+            want += (b.sequences * sum) / b.lossTokens;
+            scored += b.sequences;
+          }
+          let got = 0;
+          const seen = new Map<number, number>();
+          let weights = 0;
+          for (const p of passes) {
+            expect(p.B).toBeLessThanOrEqual(mbs);
+            expect(p.T).toBeLessThanOrEqual(data.stats.rowTokens);
+            for (let t = 0; t < p.B * p.T; t++) {
+              if (p.segmentIds[t] > 0) seen.set(p.inputIds[t], (seen.get(p.inputIds[t]) ?? 0) + 1);
+              expect(p.lossWeights[t] > 0).toBe(p.targets[t] !== IGNORE_INDEX && data.stats.validation.scoredSequences > 0 && p.lossWeights[t] > 0);
+              if (p.targets[t] === IGNORE_INDEX) expect(p.lossWeights[t]).toBe(0);
+              got += p.lossWeights[t] * lossAt(p.inputIds[t]);
+              weights += p.lossWeights[t];
+            }
+          }
+          expect(data.stats.validation.scoredSequences).toBe(scored);
+          expect(Math.abs(got / scored - want / scored)).toBeLessThan(1e-5 * (want / scored));
+          // Each batch's weights add up to its sequences (Float32 weights: within rounding).
+          expect(Math.abs(weights - scored)).toBeLessThan(1e-4 * scored);
+          // Every validation token once (ids say where they came from).
+          expect(seen.size).toBe(data.stats.validation.tokens);
+          expect([...seen.values()].every((c) => c === 1)).toBe(true);
+          // The stats are the passes built; validation never needs more rows than a micro-batch.
+          expect(data.stats.validation.passes).toBe(passes.length);
+          expect(data.stats.validation.rows).toBe(passes.reduce((a, p) => a + p.B, 0));
+          expect(data.stats.validation.paddedTokens).toBe(passes.reduce((a, p) => a + p.B * p.T, 0));
+          expect(data.longestValidationRow).toBe(Math.max(...passes.map((p) => p.T)));
+          expect(passes.reduce((a, p) => a + p.sequences, 0)).toBe(data.stats.validation.sequences);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('reports the padding of epoch 0, and a fixed pad length when asked', () => {
@@ -380,8 +451,10 @@ describe('the training plan', () => {
     expect(padded.stats.paddingFractionPadded).toBe(padded.stats.paddingFraction);
     const [pv, fv] = [[...padded.validationBatches()], [...free.validationBatches()]];
     expect(fv.map((m) => m.sequences)).toEqual(pv.map((m) => m.B));
-    expect(free.stats.validation.paddedTokens).toBe(computed(fv));
-    expect(computed(fv)).toBeLessThan(computed(pv));
+    // Validation packs its batches either way: the same passes.
+    expect(free.stats.validation).toEqual(padded.stats.validation);
+    expect(free.stats.validation.paddedTokens).toBe(computed([...free.validationPasses()]));
+    expect(free.stats.validation.paddedTokens).toBeLessThan(computed(pv));
   });
 
   it('refuses an empty training set and bad sizes as bad input', () => {

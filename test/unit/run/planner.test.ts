@@ -209,13 +209,19 @@ describe('memory planner', () => {
     expect(plan.reasons.join(' ')).toMatch(/is over the 4\.0 GiB − 4 bytes the engine asks of any GPU for one buffer; lower micro_batch_size or max_seq_len/);
   });
 
-  it('names the buffer in words, and the setting that sizes it: validation_batch_size when it sets the rows, never micro_batch_size at 1', () => {
+  it('names the buffer in words, and the setting that sizes it, never micro_batch_size at 1; validation_batch_size sizes nothing', () => {
     const limits = { maxBufferSize: 256 * 1024 ** 2, maxStorageBufferBindingSize: 256 * 1024 ** 2, memoryBytes: 8 * 1024 ** 3 };
-    const byValidation = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, validation_batch_size: 16, max_seq_len: 1024 }), { gpu: limits });
-    const said = byValidation.reasons.join(' ');
+    const rows = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', micro_batch_size: 16, train_batch_size: 16, max_seq_len: 1024 }), { gpu: limits });
+    const said = rows.reasons.join(' ');
     expect(said).toMatch(/the largest buffer \(g, the MLP's gate projection output, 896\.0 MiB\)/);
-    expect(said).toMatch(/lower validation_batch_size \(16 rows a batch; micro_batch_size has 1\) or max_seq_len/);
-    expect(said).not.toMatch(/micro_batch_size or/);
+    expect(said).toMatch(/lower micro_batch_size or max_seq_len \(activations grow with rows × tokens\)/);
+    // A validation packs its batches into the micro-batch's rows: 16 sequences a validation batch need no more memory
+    // than 1 (they once made the rows 16 here, and the plan refused).
+    const hp = { peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 1024 } as const;
+    const byValidation = planMemory(mistral7b, parseHyperparams({ ...hp, validation_batch_size: 16 }), { gpu: limits });
+    const one = planMemory(mistral7b, parseHyperparams({ ...hp, validation_batch_size: 1 }), { gpu: limits });
+    expect(byValidation.peakBytes).toBe(one.peakBytes);
+    expect(byValidation.reasons.join(' ')).not.toMatch(/validation_batch_size/);
     const single = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 8192 }), { gpu: limits });
     expect(single.reasons.join(' ')).toMatch(/lower max_seq_len \(activations grow with tokens; micro_batch_size is already 1\)/);
   });

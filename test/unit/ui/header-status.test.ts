@@ -15,7 +15,7 @@ describe('header status', () => {
     expect(headerStatus(at({ phase: 'starting' }), ready).text).toBe('Training · step 0 / …');
     expect(headerStatus(at({ phase: 'running', step: 1200, totalSteps: 14000, readouts: { etaSeconds: 3754 } as RunState['readouts'] }), ready).text).toBe('Training · step 1,200 / 14,000 · 1:02:34 left');
     expect(headerStatus(at({ phase: 'stopping', step: 1200, totalSteps: 14000, readouts: { etaSeconds: 3754 } as RunState['readouts'] }), ready).text).toBe('Training · step 1,200 / 14,000');
-    expect(headerStatus(at({ phase: 'validating', step: 4, totalSteps: 8, validating: { step: 4, batches: 4, done: 1 } }), ready).text).toBe('Validating · step 4 · 1 / 4');
+    expect(headerStatus(at({ phase: 'validating', step: 4, totalSteps: 8, validating: { step: 4, passes: 4, done: 1 } }), ready).text).toBe('Validating · step 4 · 1 / 4');
     expect(headerStatus(at({ phase: 'paused', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Paused · step 3 / 8', state: 'paused' });
     expect(headerStatus(at({ phase: 'pausing', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Pausing · step 3 / 8', state: 'busy' });
     expect(headerStatus(at({ phase: 'done', step: 1, totalSteps: 1 }), ready)).toEqual({ text: 'Finished · 1 step · export ↓', state: 'done', href: '#panel-export' });
