@@ -249,15 +249,15 @@ describe('finetune bench validation', () => {
   it('computes a validation a pass per batch and packed, on the same model and data: fewer passes, the same loss', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-validation-'));
     const data = join(dir, 'rows.jsonl');
-    // 60 short rows: Replicate's default 50 held out in batches of one, 10 left to train on; one row of 14 words sets
-    // the row length the 50 are packed into.
-    const words = Array.from({ length: 60 }, (_, i) => (i === 3 ? 14 : 1 + (i % 4)));
+    // 24 short rows: 16 held out in batches of one (Replicate's), 8 left to train on; one row of 14 words sets the row
+    // length the 16 are packed into.
+    const words = Array.from({ length: 24 }, (_, i) => (i === 3 ? 14 : 1 + (i % 4)));
     writeFileSync(data, words.map((n, i) => JSON.stringify({ text: Array.from({ length: n }, (_, k) => `w${i}x${k}`).join(' ') })).join('\n'));
-    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'validation', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--micro-batch', '4'], { env, timeout: BENCH_TIMEOUT });
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'validation', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--micro-batch', '4', '--validation-rows', '16'], { env, timeout: BENCH_TIMEOUT });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const [perBatch, packed] = lines.filter((l) => l.bench === 'validation');
     expect([perBatch.layout, packed.layout]).toEqual(['per-batch', 'packed']);
-    expect([perBatch.passes, perBatch.rows]).toEqual([50, 50]);
+    expect([perBatch.passes, perBatch.rows]).toEqual([16, 16]);
     expect(packed.passes).toBeLessThan(perBatch.passes / 4);
     expect(packed.rows).toBeLessThanOrEqual(4 * packed.passes);
     expect(packed.tokens).toBe(perBatch.tokens);

@@ -129,7 +129,7 @@ what:
              of --micro-batch rows (default 4, Replicate's), each layout in turn for three rounds after a warm-up, same
              process, same weights: real tokens/s, the tokens the GPU computed, and the first step's loss of each
              (LoRA dropout off: they agree up to rounding); then the speedup (not part of "all")
-  validation a run's validation (Replicate's defaults: 50 rows held out, validation_batch_size 1) as one forward pass
+  validation a run's validation (Replicate's defaults: 50 rows held out, validation_batch_size 1; --validation-rows) as one forward pass
              per batch, and packed into passes of --micro-batch rows (what a run does; docs/performance.md) on the
              same model, data and options as padding, each in turn for three rounds after a warm-up: passes, the
              tokens computed, real tokens/s and the validation loss of each (equal up to rounding); then the speedup
@@ -173,10 +173,11 @@ options:
   --model DIR --data FILE      int8-ab, padding, validation: the model (an NF4 run is made of it for int8-ab) and the
                                training data
   --micro-batch 4              padding, validation: micro_batch_size (and train_batch_size)
+  --validation-rows 50         validation: num_validation_samples, the rows held out (Replicate's default 50)
   --synthetic                  padding, validation: instead of --model and --data, Mistral-7B's shape with random NF4
                                weights on a GPU (2 small layers on SwiftShader) and rows of random ids whose lengths
                                are log-normal (median 512 tokens, σ 0.6, at most 2048; 24 and 96 small): --steps ×
-                               --micro-batch of them to train on, and 50 to validate on
+                               --micro-batch of them to train on, and --validation-rows to validate on
   --steps 3                    int8-ab: optimizer steps per run (default 20 there)
   --quant nf4                  int8-ab: nf4 or nf4-double; padding, validation: none (the default), nf4 or nf4-double
   ${BASE_MATMUL_HELP}
@@ -237,6 +238,7 @@ export const benchCommand: Command = {
         data: { type: 'string' },
         quant: { type: 'string' },
         'micro-batch': { type: 'string' },
+        'validation-rows': { type: 'string' },
         synthetic: { type: 'boolean' },
         'no-robustness': { type: 'boolean' },
         'tiled-stages': { type: 'string' },
@@ -300,8 +302,10 @@ export const benchCommand: Command = {
       const quantization = (values.quant ?? (synthetic ? 'nf4-double' : 'none')) as Quantization;
       if (!QUANTIZATIONS.includes(quantization) || (synthetic && quantization === 'none')) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}${synthetic ? ' but none (--synthetic makes NF4 weights)' : ''}, got "${values.quant}"`);
       const mbs = values['micro-batch'] ? intList('micro-batch', values['micro-batch'])[0] : 4;
-      // padding times training steps alone; validation holds out Replicate's default 50 rows (validation_batch_size 1).
-      const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: what === 'validation', lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
+      const validationRows = values['validation-rows'] ? intList('validation-rows', values['validation-rows'])[0] : 50;
+      // padding times training steps alone; validation holds out --validation-rows rows (Replicate's default 50) in
+      // Replicate's batches of one.
+      const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: what === 'validation', num_validation_samples: validationRows, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
       // A real model and dataset are read before the GPU is asked for: a wrong path is one line at once.
       if (!synthetic) checkReadableFile(dataPath, '--data');
       const real = synthetic ? null : { bytes: new Uint8Array(await readFile(dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(modelSpec(modelDir).files) };
