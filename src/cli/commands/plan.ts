@@ -46,7 +46,7 @@ options:
   --no-gpu          do not look for an adapter (buffer limits are then not checked)
 
 hyperparameters (those that change memory: peft_method, quantization, micro_batch_size,
-run_validation, max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules):
+max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules):
 ${hyperparamUsage()}`;
 
 export const planCommand: Command = {
