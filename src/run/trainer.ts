@@ -174,6 +174,11 @@ export function accumulateStep(runner: MistralRunner, microBatches: readonly Mic
 /** How far a validation has come: `done` of its `passes` forward passes have finished on the GPU. */
 export interface EvaluationProgress {
   passes: number;
+  /**
+   * The share of the validation's computed tokens in the passes done: passes run fullest first, so a late pass may be
+   * far smaller than the first, and `done / passes` would put the time left too high.
+   */
+  fraction: number;
   done: number;
   /** Seconds since the pass began. */
   seconds: number;
@@ -208,7 +213,9 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
   const now = o.control?.clock ?? systemClock;
   const started = now();
   const elapsed = (): number => (now() - started) / 1000;
-  const progress = (done: number, seconds = elapsed()): void => o.onProgress?.({ passes, done, seconds });
+  const computed: number[] = [0];
+  const progress = (done: number, seconds = elapsed()): void => o.onProgress?.({ passes, done, fraction: computed[done] / Math.max(1, computed[passes]), seconds });
+  for (const p of data.validationPasses()) computed.push(computed[computed.length - 1] + p.B * p.T);
   progress(0);
   runner.resetLoss();
   let queued = 0;
@@ -296,7 +303,7 @@ export async function train(
   const validateAfter = async (at: number): Promise<void> => {
     const v = await evaluate(ctx, runner, data, {
       control,
-      onProgress: (p) => callbacks.onValidating?.({ step: at, ...p, etaSeconds: timer.remainingDuringValidation(at, p.done / p.passes, p.seconds) }),
+      onProgress: (p) => callbacks.onValidating?.({ step: at, ...p, etaSeconds: timer.remainingDuringValidation(at, p.fraction, p.seconds) }),
     });
     if (v.stopped) return;
     timer.validationDone(v.seconds);

@@ -91,8 +91,8 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     evalOut.textContent = 'Evaluating…';
     // Pass by pass, with the time left at the rate so far (the validation rows of Mistral-7B take several forward passes).
     const onProgress = Comlink.proxy((p: EvaluationProgress) => {
-      if (!busy || p.done === 0 || p.done >= p.passes) return;
-      evalOut.textContent = `Evaluating… ${p.done} / ${formatCounted(p.passes, 'pass', 'passes')}, ${formatDuration((p.seconds / p.done) * (p.passes - p.done))} left`;
+      if (!busy || p.done === 0 || p.done >= p.passes || !(p.fraction > 0)) return;
+      evalOut.textContent = `Evaluating… ${p.done} / ${formatCounted(p.passes, 'pass', 'passes')}, ${formatDuration(p.seconds / p.fraction - p.seconds)} left`;
     });
     try {
       const r = await engine.evaluateAdapter({ ...hp }, { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null }, onProgress);

@@ -153,7 +153,8 @@ describe('validation in a run', () => {
       };
     }, { validationShare: share, elapsedBefore: 100 });
     const { data, steps, evals, progress, result } = r;
-    const passTokens = [...data.validationPasses()].reduce((n, m) => n + m.B * m.T, 0);
+    const passShares = [...data.validationPasses()].map((m) => m.B * m.T);
+    const passTokens = passShares.reduce((n, m) => n + m, 0);
     const total = data.stats.totalSteps;
     const evalAfter = [data.stats.stepsByEpoch[0], total];
     const passSeconds = 0.25 * data.stats.validation.passes;
@@ -186,7 +187,7 @@ describe('validation in a run', () => {
     for (const e of evals) {
       const own = progress.filter((p) => p.step === e.step);
       for (const p of own.slice(1)) {
-        const projected = p.seconds / (p.done / p.passes);
+        const projected = p.seconds / (passShares.slice(0, p.done).reduce((a, b) => a + b, 0) / passTokens);
         const pass = evals.some((x) => x.step < e.step) ? passSeconds : projected;
         expect(p.etaSeconds).toBeCloseTo(projected - p.seconds + rest[e.step - 1] + evalAfter.filter((s) => s > e.step).length * pass, 9);
       }

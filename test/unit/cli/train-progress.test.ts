@@ -9,8 +9,8 @@ describe('trainEventLine', () => {
   it('says a step, a validation pass, its loss, a checkpoint, a skipped step and a pause in words', () => {
     expect(trainEventLine(step(3))).toBe('step 3 / 10 (epoch 1) · loss 2.3457 · lr 1.00e-4 · grad norm 0.988 · 812.3 tokens/s · 2 min 5 s left');
     expect(trainEventLine(step(10))).toBe('step 10 / 10 (epoch 1) · loss 2.3457 · lr 1.00e-4 · grad norm 0.988 · 812.3 tokens/s');
-    expect(trainEventLine({ type: 'validating', step: 4, passes: 50, done: 20, seconds: 12, etaSeconds: 30 })).toBe('validating after step 4: 20 / 50 passes · 30 s left');
-    expect(trainEventLine({ type: 'validating', step: 4, passes: 1, done: 0, seconds: 0, etaSeconds: null })).toBe('validating after step 4: 0 / 1 pass');
+    expect(trainEventLine({ type: 'validating', step: 4, passes: 50, done: 20, fraction: 20 / 50, seconds: 12, etaSeconds: 30 })).toBe('validating after step 4: 20 / 50 passes · 30 s left');
+    expect(trainEventLine({ type: 'validating', step: 4, passes: 1, done: 0, fraction: 0 / 1, seconds: 0, etaSeconds: null })).toBe('validating after step 4: 0 / 1 pass');
     expect(trainEventLine({ type: 'eval', step: 4, valLoss: 1.5, valTokens: 12345, seconds: 42.1 })).toBe('step 4: validation loss 1.5000 (12,345 tokens, 43 s)');
     expect(trainEventLine({ type: 'checkpoint', step: 1200 })).toBe('checkpoint saved at step 1,200');
     expect(trainEventLine({ type: 'skipped', step: 5, totalSteps: 10, epoch: 0, reason: 'the loss is NaN', consecutive: 2 })).toBe('step 5 skipped: the loss is NaN (2 in a row); its update was not applied');

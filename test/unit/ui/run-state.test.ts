@@ -29,17 +29,17 @@ describe('run state', () => {
     s = runReducer(s, ev({ type: 'plan', stats, resumedAt: 0 }));
     expect(s).toMatchObject({ phase: 'running', totalSteps: 4, hasAdapter: true, plan: stats });
     s = runReducer(s, ev(step(1, 3)));
-    s = runReducer(s, ev({ type: 'validating', step: 1, passes: 5, done: 0, seconds: 0, etaSeconds: null }));
+    s = runReducer(s, ev({ type: 'validating', step: 1, passes: 5, done: 0, fraction: 0 / 5, seconds: 0, etaSeconds: null }));
     expect(s.phase).toBe('validating');
     expect(s.note).toBe('Validating the adapter after step 1…');
     // Progress: the passes done, and the run's ETA (which now counts this pass's rest and the passes to come).
-    s = runReducer(s, ev({ type: 'validating', step: 1, passes: 5, done: 2, seconds: 4, etaSeconds: 17 }));
+    s = runReducer(s, ev({ type: 'validating', step: 1, passes: 5, done: 2, fraction: 2 / 5, seconds: 4, etaSeconds: 17 }));
     expect(s).toMatchObject({ phase: 'validating', validating: { step: 1, done: 2, passes: 5 }, note: 'Validating the adapter after step 1: 2 / 5 passes…' });
     expect(s.readouts?.etaSeconds).toBe(17);
     // Paused between its passes (once the worker says the pause took effect), and resumed: still the same pass.
     s = runReducer(s, { type: 'pause' });
     expect(s).toMatchObject({ phase: 'pausing', validating: { step: 1, done: 2 } });
-    s = runReducer(s, ev({ type: 'validating', step: 1, passes: 5, done: 3, seconds: 5, etaSeconds: 16 }));
+    s = runReducer(s, ev({ type: 'validating', step: 1, passes: 5, done: 3, fraction: 3 / 5, seconds: 5, etaSeconds: 16 }));
     s = runReducer(s, ev({ type: 'paused', step: 1 }));
     expect(s).toMatchObject({ phase: 'paused', validating: { step: 1, done: 3 } });
     s = runReducer(s, { type: 'unpause' });
