@@ -416,7 +416,7 @@ export class TrainingData {
       this.validationWeights.fill((end - i) / counted, i, end);
     }
     this.validationPlan = planValidationPasses(valSequenceLengths, mbs, rowTokens);
-    const valPassTokens = this.validationPlan.reduce((a, p) => a + p.rows.length * (build.padTo ?? p.longestRow), 0);
+    const valPassTokens = this.validationPassTokens().reduce((a, b) => a + b, 0);
     this.stats = {
       trainExamples: train.length,
       validationExamples: validation.length,
@@ -528,6 +528,11 @@ export class TrainingData {
       });
       yield { ...batch, sequences: plan.rows.reduce((a, r) => a + r.length, 0), lossWeights };
     }
+  }
+
+  /** The tokens each validation pass computes (its rows × its row length), in order, without building the passes. */
+  validationPassTokens(): number[] {
+    return this.validationPlan.map((p) => p.rows.length * (this.build.padTo ?? p.longestRow));
   }
 
   /** The longest row of any validation pass (0 without validation): the runner's T must hold it. */

@@ -213,9 +213,10 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
   const now = o.control?.clock ?? systemClock;
   const started = now();
   const elapsed = (): number => (now() - started) / 1000;
-  const computed: number[] = [0];
+  // Tokens computed by the end of each pass, from the plan (building the passes twice would double the host's work).
+  const computed = [0];
+  for (const n of data.validationPassTokens()) computed.push(computed[computed.length - 1] + n);
   const progress = (done: number, seconds = elapsed()): void => o.onProgress?.({ passes, done, fraction: computed[done] / Math.max(1, computed[passes]), seconds });
-  for (const p of data.validationPasses()) computed.push(computed[computed.length - 1] + p.B * p.T);
   progress(0);
   runner.resetLoss();
   let queued = 0;

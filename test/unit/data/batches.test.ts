@@ -378,6 +378,7 @@ describe('the training plan', () => {
           expect(data.stats.validation.passes).toBe(passes.length);
           expect(data.stats.validation.rows).toBe(passes.reduce((a, p) => a + p.B, 0));
           expect(data.stats.validation.paddedTokens).toBe(passes.reduce((a, p) => a + p.B * p.T, 0));
+          expect(data.validationPassTokens()).toEqual(passes.map((p) => p.B * p.T));
           expect(data.longestValidationRow).toBe(Math.max(...passes.map((p) => p.T)));
           expect(passes.reduce((a, p) => a + p.sequences, 0)).toBe(data.stats.validation.sequences);
         },
