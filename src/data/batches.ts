@@ -386,6 +386,9 @@ export class TrainingData {
     let rowTokens = longest;
     const valSequenceLengths = lengthsOf(this.validationSeqs);
     for (const l of valSequenceLengths) rowTokens = Math.max(rowTokens, l);
+    if (build.padTo !== undefined && rowTokens > build.padTo) {
+      throw new FinetuneError('bad-input', `a validation sequence has ${rowTokens} tokens, more than the padded length ${build.padTo}`);
+    }
     rowTokens = build.padTo ?? rowTokens;
     const paddingFree = options.padding_free === true;
     this.repackTo = paddingFree ? rowTokens : null;
@@ -415,7 +418,7 @@ export class TrainingData {
       scoredSequences += end - i;
       this.validationWeights.fill((end - i) / counted, i, end);
     }
-    this.validationPlan = planValidationPasses(valSequenceLengths, mbs, rowTokens);
+    this.validationPlan = planValidationPasses(valSequenceLengths, mbs, rowTokens, { fixedRowLength: build.padTo !== undefined });
     const valPassTokens = this.validationPassTokens().reduce((a, b) => a + b, 0);
     this.stats = {
       trainExamples: train.length,

@@ -21,11 +21,19 @@ export interface ValidationPassPlan {
   longestRow: number;
 }
 
+export interface ValidationPassOptions {
+  /**
+   * Every row is padded to `capacity` (a fixed padded length, BatchBuildOptions.padTo): a pass then costs its rows ×
+   * capacity, so it is laid out again only into fewer rows, never into more shorter ones.
+   */
+  fixedRowLength?: boolean;
+}
+
 /**
  * The passes for sequences of these lengths, every one ≤ `capacity`. Deterministic: the same lengths give the same
  * passes everywhere.
  */
-export function planValidationPasses(lengths: ArrayLike<number>, rowsPerPass: number, capacity: number): ValidationPassPlan[] {
+export function planValidationPasses(lengths: ArrayLike<number>, rowsPerPass: number, capacity: number, o: ValidationPassOptions = {}): ValidationPassPlan[] {
   if (!(Number.isSafeInteger(rowsPerPass) && rowsPerPass >= 1)) throw new RangeError(`planValidationPasses: ${rowsPerPass} rows a pass`);
   const n = lengths.length;
   if (n === 0) return [];
@@ -67,7 +75,8 @@ export function planValidationPasses(lengths: ArrayLike<number>, rowsPerPass: nu
     const own = sequences.map((i) => lengths[i]);
     const again = cheapestRows(own, capacity, rowsPerPass);
     const longest = again === null ? Infinity : Math.max(...again.map((r) => r.reduce((a, j) => a + own[j], 0)));
-    if (again !== null && again.length * longest < pass.rows.length * pass.longestRow) {
+    const cost = (rows: number, longestRow: number): number => rows * (o.fixedRowLength ? capacity : longestRow);
+    if (again !== null && cost(again.length, longest) < cost(pass.rows.length, pass.longestRow)) {
       passes.push({ rows: again.map((r) => r.map((j) => sequences[j])), longestRow: longest });
     } else {
       passes.push(pass);

@@ -397,6 +397,24 @@ describe('the training plan', () => {
     expect(isFinetuneError(thrown(() => new TrainingData(two, [], OPTS, { padTo: 4 })), 'bad-input')).toBe(true);
   });
 
+  it('refuses a validation sequence longer than the padded length with a bad-input error, as a training one', () => {
+    const e = thrown(() => new TrainingData([ex(0, 3)], [ex(1, 6)], { ...OPTS, num_train_epochs: 1 }, { padTo: 4 }));
+    expect(isFinetuneError(e, 'bad-input')).toBe(true);
+    expect((e as Error).message).toMatch(/validation sequence has 6 tokens, more than the padded length 4/);
+  });
+
+  it('with a padded length, a validation pass is priced by its rows: never laid out in more rows than first fit made', () => {
+    // Three sequences of 4 in rows of 8: first fit makes 2 rows; laid out again by their longest row, each alone in a
+    // row (3 × 4 < 2 × 8) is cheaper, but padded to 8 those 3 rows compute 24 tokens where 2 compute 16.
+    const three = [ex(0, 4), ex(1, 4), ex(2, 4)];
+    const opts = { ...OPTS, num_train_epochs: 1, train_batch_size: 3, micro_batch_size: 3, validation_batch_size: 1 };
+    const fixed = new TrainingData([ex(9, 8)], three, opts, { padTo: 8 });
+    expect(fixed.stats.validation.rows).toBe(2);
+    expect(fixed.validationPassTokens()).toEqual([16]);
+    const passes = [...fixed.validationPasses()];
+    expect(passes.map((p) => [p.B, p.T])).toEqual([[2, 8]]);
+  });
+
   it("counts the run as the trainer makes it: every epoch's steps, cut by max_steps, with their padding", () => {
     // Rows of uneven lengths, so that padding, packing and the seeded order all change the sums.
     const uneven = Array.from({ length: 11 }, (_, k) => ex(k, 2 + ((k * 5) % 7)));

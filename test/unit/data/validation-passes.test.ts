@@ -55,6 +55,12 @@ describe('validation passes (planValidationPasses)', () => {
     expect(planValidationPasses([3, 3, 3, 3], 2, 11)).toEqual([{ rows: [[0, 2], [1, 3]], longestRow: 6 }]);
   });
 
+  it('with rows of a fixed length, lays a pass out again only into fewer rows', () => {
+    // By their longest row, three rows of 4 (12) beat first fit's [4, 4], [4] (16); padded to 8 they would cost 24.
+    expect(planValidationPasses([4, 4, 4], 3, 8)).toEqual([{ rows: [[0], [1], [2]], longestRow: 4 }]);
+    expect(planValidationPasses([4, 4, 4], 3, 8, { fixedRowLength: true })).toEqual([{ rows: [[0, 1], [2]], longestRow: 8 }]);
+  });
+
   it('places every sequence once within the capacity, each pass holding what a plain first-fit scan puts there (property)', () => {
     fc.assert(
       fc.property(
