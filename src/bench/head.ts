@@ -12,16 +12,24 @@ import type { GpuContext } from '../engine/gpu.ts';
 import type { HeadMode } from '../engine/mistral/sizing.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
 import type { LoraAdapter } from '../model/lora-adapter.ts';
-import { timeStepRounds, type StepSideResult } from './step-rounds.ts';
+import { timeStepRounds } from './step-rounds.ts';
 
-/** One head mode's timed steps (step-rounds.ts StepSideResult, less its batches). */
-export interface HeadBenchLine extends Omit<StepSideResult, 'batches'> {
+export interface HeadBenchLine {
   bench: 'head';
   head: HeadMode;
   layout: string;
+  steps: number;
   microBatchSize: number;
-  /** Tokens the lm_head computed: every one the layers computed, or the counted ones. */
+  /** Real tokens of the timed steps, what the layers computed (rows × their length), and what the lm_head computed. */
+  tokens: number;
+  computedTokens: number;
   headTokens: number;
+  rows: number;
+  /** Milliseconds of the timed steps, the median round, and every round in order. */
+  ms: number;
+  msEach: number[];
+  tokensPerSecond: number;
+  firstLoss: number;
 }
 
 export interface HeadBenchSummary {

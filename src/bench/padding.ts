@@ -11,13 +11,24 @@ import type { Example } from '../data/layout.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
 import type { LoraAdapter } from '../model/lora-adapter.ts';
-import { timeStepRounds, type StepSideResult } from './step-rounds.ts';
+import { timeStepRounds } from './step-rounds.ts';
 
-/** One layout's timed steps (step-rounds.ts StepSideResult, less its batches). */
-export interface PaddingBenchLine extends Omit<StepSideResult, 'batches'> {
+export interface PaddingBenchLine {
   bench: 'padding';
   paddingFree: boolean;
+  steps: number;
   microBatchSize: number;
+  /** Tokens of the timed steps: real (the rows' own), and what the GPU computed (rows × their length). */
+  tokens: number;
+  computedTokens: number;
+  /** Rows of the timed micro-batches (sequences, with padding_free several to a row). */
+  rows: number;
+  /** Milliseconds of the timed steps, the median round, and every round in order. */
+  ms: number;
+  msEach: number[];
+  tokensPerSecond: number;
+  /** The loss of the first step from the fresh adapter. */
+  firstLoss: number;
 }
 
 export interface PaddingBenchSummary {
