@@ -8,7 +8,8 @@
 //
 // The rows are first-fit decreasing bin packing (within 11/9 of the fewest rows plus one), found with a tree of the
 // rows' room so that a large validation set costs n log n; the rows are then sorted fullest first and taken
-// `rowsPerPass` at a time, so a pass's rows have similar lengths. A pass costs its rows × its longest row, and first fit
+// `rowsPerPass` at a time, so a pass's rows have similar lengths. A pass costs its rows × its longest row (× the
+// capacity where rows are padded to it: ValidationPassOptions.fixedRowLength), and first fit
 // minimises rows, not that: a pass whose sequences cost less laid out again (repack.ts, longest first into the
 // least-filled of k ≤ rowsPerPass rows; typically the last pass, its rows filled unevenly) takes that layout.
 
@@ -67,6 +68,8 @@ export function planValidationPasses(lengths: ArrayLike<number>, rowsPerPass: nu
     for (v >>= 1; v >= 1; v >>= 1) room[v] = Math.max(room[2 * v], room[2 * v + 1]);
   }
   const byFill = rows.map((_, r) => r).sort((a, b) => fill[b] - fill[a] || a - b);
+  // What a pass computes: its rows × its longest row, or × capacity where every row is padded to it.
+  const cost = (rowCount: number, longestRow: number): number => rowCount * (o.fixedRowLength ? capacity : longestRow);
   const passes: ValidationPassPlan[] = [];
   for (let p = 0; p < byFill.length; p += rowsPerPass) {
     const mine = byFill.slice(p, p + rowsPerPass);
@@ -75,7 +78,6 @@ export function planValidationPasses(lengths: ArrayLike<number>, rowsPerPass: nu
     const own = sequences.map((i) => lengths[i]);
     const again = cheapestRows(own, capacity, rowsPerPass);
     const longest = again === null ? Infinity : Math.max(...again.map((r) => r.reduce((a, j) => a + own[j], 0)));
-    const cost = (rows: number, longestRow: number): number => rows * (o.fixedRowLength ? capacity : longestRow);
     if (again !== null && cost(again.length, longest) < cost(pass.rows.length, pass.longestRow)) {
       passes.push({ rows: again.map((r) => r.map((j) => sequences[j])), longestRow: longest });
     } else {
