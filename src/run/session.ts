@@ -228,6 +228,11 @@ export class FinetuneSession {
     const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, ...cacheNames, cache: this.weightCache, onProgress, streamLayers });
     const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
+    // Work still going on the old model (an estimate the page asked for as the form changed, a validation loss, a
+    // generation) finishes before its weights are freed: freed under it, its next submit failed ("used in submit while
+    // destroyed"), or its measurement was kept for the new model. A generation is stopped at its next token instead.
+    this.stopGeneration();
+    await this.weightsIdle();
     this.unloadModel();
     this.weights = weights;
     this.ckpt = ckpt;
@@ -259,6 +264,22 @@ export class FinetuneSession {
     this.calibration = null;
     this.validationCalibration = null;
     this.validationShare = null;
+  }
+
+  /** Calls in flight that read the loaded model's weights (estimate, evaluate, generate): loadModel waits for them. */
+  private readonly weightUsers = new Set<Promise<unknown>>();
+
+  private usingWeights<T>(work: () => Promise<T>): Promise<T> {
+    const p = work();
+    this.weightUsers.add(p);
+    const done = (): void => void this.weightUsers.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Settles once no call reads the weights; the caller's next synchronous steps run before any new one can start. */
+  private async weightsIdle(): Promise<void> {
+    while (this.weightUsers.size > 0) await Promise.allSettled([...this.weightUsers]);
   }
 
   unloadModel(): void {
@@ -306,7 +327,11 @@ export class FinetuneSession {
   }
 
   /** Mean validation loss of the current adapter (or of the base model without one) on the run's validation set. */
-  async evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
+  evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
+    return this.usingWeights(() => this.evaluateNow(hpInput, trainFile, validationFile, onProgress));
+  }
+
+  private async evaluateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: it reports its own validation loss');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
@@ -330,7 +355,11 @@ export class FinetuneSession {
    * How long the run would take on this GPU: the plan's tokens at the rate of one short training pass measured on the
    * loaded model (src/run/calibrate.ts). Needs a loaded model and no run going.
    */
-  async estimate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
+  estimate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
+    return this.usingWeights(() => this.estimateNow(hpInput, trainFile, validationFile));
+  }
+
+  private async estimateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: its own progress gives the time left');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
@@ -783,7 +812,16 @@ export class FinetuneSession {
    * base model alone (for a side-by-side comparison); otherwise the current adapter, if there is one. One generation
    * at a time; stopGeneration ends it between the prompt's parts (onPrompt hears each) or between tokens.
    */
-  async generateStream(
+  generateStream(
+    prompt: string,
+    settings: GenerationSettings & { useAdapter?: boolean },
+    onToken?: (t: StreamedToken) => void,
+    onPrompt?: (read: number, total: number) => void,
+  ): Promise<GenerationResult & { adapter: boolean }> {
+    return this.usingWeights(() => this.generateNow(prompt, settings, onToken, onPrompt));
+  }
+
+  private async generateNow(
     prompt: string,
     settings: GenerationSettings & { useAdapter?: boolean },
     onToken?: (t: StreamedToken) => void,

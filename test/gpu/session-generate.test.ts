@@ -7,7 +7,7 @@ import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { generate, type StreamedToken } from '../../src/run/generate.ts';
-import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
+import { FinetuneSession, memoryRunStore, type ModelInfo, type TrainEvent } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
 
 // One training row and one validation row: one step, one validation (SwiftShader time).
@@ -155,5 +155,26 @@ describe('session generation', () => {
     await expect(session.generateStream('def', { maxNewTokens: 4097 })).rejects.toThrow('new tokens must be a whole number from 1 to 4,096, got 4097');
     // The next generation is not stopped by the last one's flag.
     expect((await session.generateStream('def', { maxNewTokens: 2 })).ids).toHaveLength(2);
+  });
+
+  it('loading another model during a generation stops it at a token and waits for it; both succeed and the new model generates', async () => {
+    const model = nodeDirectory('test/fixtures/tiny-mistral');
+    const tokens: StreamedToken[] = [];
+    let loading: Promise<ModelInfo> | undefined;
+    // The load starts once tokens come: it used to free the weights under the next token ("used in submit while destroyed").
+    const going = session.generateStream('def', { maxNewTokens: 200 }, (t) => {
+      tokens.push(t);
+      if (tokens.length === 3) loading = session.loadModel(model, 'tiny-mistral', 'none', undefined, { streamLayers: true });
+    });
+    const r = await going;
+    expect(loading).toBeDefined();
+    expect((await loading)?.streamedLayers).toBe(true);
+    expect(r.stopReason).toBe('stopped');
+    expect(r.ids.length).toBeLessThan(200);
+    expect(r.ids.length).toBeGreaterThanOrEqual(3);
+    const again = await session.generateStream('def', { maxNewTokens: 4 });
+    expect(again.ids).toHaveLength(4);
+    // Back to the resident model for the tests after this one.
+    await session.loadModel(model, 'tiny-mistral', 'none');
   });
 });
