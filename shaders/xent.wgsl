@@ -9,6 +9,11 @@
 // loss_sum_weighted: the same with a weight per token, lossScale · Σ weight[i] · rowLoss[i]: a validation pass that
 //           packs several validation batches into one set of rows gives each token its own batch's 1 / (counted
 //           tokens), so one pass adds what a pass per batch added (src/run/trainer.ts evaluate).
+// gather_rows:  rowsOut[i, :] = rowsIn[rowIndex[row0 + i], :] for the chunk's n rows: the rows of h whose token has a
+//           loss (a prompt's tokens, padding and each sequence's last token have none), so the lm_head runs on those
+//           alone (src/engine/kernels/xent.ts, HeadRows).
+// scatter_rows: its backward, rowsOut[rowIndex[row0 + i], :] = rowsIn[i, :]: each counted row's dh back to its place
+//           (the caller zeroes the rows without a loss, whose gradient is 0).
 
 struct Params {
   V: u32,
@@ -115,4 +120,28 @@ fn loss_sum_weighted(@builtin(local_invocation_index) t: u32) {
     if (t < w) { redS[t] += redS[t + w]; }
   }
   if (t == 0u) { lossSum[0] += redS[0] * p.lossScale; }
+}
+
+// Row copies by index (gather_rows, scatter_rows): p.V holds the row width, p.row0 the chunk's first entry of rowIndex,
+// p.n its rows; one workgroup a row, its threads striding over the width.
+@group(0) @binding(1) var<storage, read> rowsIn: array<f32>;
+@group(0) @binding(2) var<storage, read> rowIndex: array<u32>;
+@group(0) @binding(3) var<storage, read_write> rowsOut: array<f32>;
+
+@compute @workgroup_size(WG)
+fn gather_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let i = wg.x;
+  if (i >= p.n) { return; }
+  let srcAt = rowIndex[p.row0 + i] * p.V;
+  let dstAt = i * p.V;
+  for (var c = t; c < p.V; c += WG) { rowsOut[dstAt + c] = rowsIn[srcAt + c]; }
+}
+
+@compute @workgroup_size(WG)
+fn scatter_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let i = wg.x;
+  if (i >= p.n) { return; }
+  let srcAt = i * p.V;
+  let dstAt = rowIndex[p.row0 + i] * p.V;
+  for (var c = t; c < p.V; c += WG) { rowsOut[dstAt + c] = rowsIn[srcAt + c]; }
 }

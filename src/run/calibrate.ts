@@ -90,6 +90,20 @@ export interface CalibrationOptions {
   keptAttention?: boolean;
   /** Default: 'model' on a software adapter or without a shape, else 'layers'. */
   method?: 'model' | 'layers';
+  /** The share of the run's computed tokens that have a loss (countedShare); default every one but each row's last. */
+  countedShare?: number;
+}
+
+/**
+ * The share of computed tokens that have a loss, in the steps (epoch 0) or the validation passes: the lm_head computes
+ * those alone (engine/mistral/model.ts), so the measured batch has the same share of its targets counted. 1 when the
+ * plan computes nothing.
+ */
+export function countedShare(stats: DataStats, of: 'train' | 'validation'): number {
+  if (of === 'validation') return stats.validation.paddedTokens > 0 ? Math.min(1, stats.validation.lossTokens / stats.validation.paddedTokens) : 1;
+  // paddingFraction = 1 − real / computed tokens of epoch 0's micro-batches.
+  const computed = stats.tokensPerEpoch / Math.max(1e-9, 1 - stats.paddingFraction);
+  return computed > 0 ? Math.min(1, stats.lossTokensPerEpoch / computed) : 1;
 }
 
 /** Times a training pass of the loaded model for the run's adapter shape (see the head of this file for how). */
@@ -101,7 +115,7 @@ export async function calibrate(ctx: GpuContext, weights: MistralWeights, config
   // 'layers' needs one layer of each kind: with kept layers, a runner keeping just the last one (the others are the
   // recomputed kind), unless every layer is kept.
   const runnerKept = method === 'model' ? kept : kept === 0 ? 0 : kept === L ? L : 1;
-  return withRunner(ctx, weights, config, hp, { ...shape, keptLayers: runnerKept, keptAttention: o.keptAttention }, async (runner) => {
+  return withRunner(ctx, weights, config, hp, { ...shape, keptLayers: runnerKept, keptAttention: o.keptAttention, countedShare: o.countedShare }, async (runner) => {
     const N = shape.B * shape.T;
     const stream = weights.stream;
     if (method === 'model') {
@@ -186,18 +200,18 @@ export async function calibrateValidation(
   config: MistralConfig,
   hp: Hyperparams,
   batch: { B: number; T: number },
-  o: { method?: 'model' | 'layers'; uploadSeconds?: number } = {},
+  o: { method?: 'model' | 'layers'; uploadSeconds?: number; countedShare?: number } = {},
 ): Promise<ValidationCalibration> {
   const method = o.method ?? (ctx.report.software ? 'model' : 'layers');
   const L = weights.dims.L;
-  return withRunner(ctx, weights, config, hp, { ...batch, keptLayers: 0 }, async (runner) => {
+  return withRunner(ctx, weights, config, hp, { ...batch, keptLayers: 0, countedShare: o.countedShare }, async (runner) => {
     if (method === 'model') {
       const pass = async (): Promise<number> => computeSeconds(await timedPass(runner, weights.stream, () => runner.evaluate(1)), o.uploadSeconds ?? 0);
       // A one-token pass first compiles the forward's pipelines (shape-independent on the kernels a software adapter
       // runs): on SwiftShader a batch of 40 tokens takes seconds, which the page would wait for twice.
       runner.setBatch(anyBatch(config, 1, 1));
       await pass();
-      runner.setBatch(anyBatch(config, batch.B, batch.T));
+      runner.setBatch(anyBatch(config, batch.B, batch.T, o.countedShare));
       return { ...batch, seconds: await pass(), method };
     }
     const layers = repeatableLayerWork(ctx, runner, [0], weights.dims.C);
@@ -240,7 +254,7 @@ async function withRunner<R>(
   weights: MistralWeights,
   config: MistralConfig,
   hp: Hyperparams,
-  shape: { B: number; T: number; keptLayers: number; keptAttention?: boolean },
+  shape: { B: number; T: number; keptLayers: number; keptAttention?: boolean; countedShare?: number },
   work: (runner: MistralRunner) => Promise<R>,
 ): Promise<R> {
   const adapter = createAdapter(config, {
@@ -253,7 +267,7 @@ async function withRunner<R>(
   const lora = uploadLora(ctx, weights.dims, adapter);
   const runner = new MistralRunner(ctx, weights, lora, { B: shape.B, T: shape.T, seed: hp.seed, keptLayers: shape.keptLayers, keptAttention: shape.keptAttention });
   try {
-    runner.setBatch(anyBatch(config, shape.B, shape.T));
+    runner.setBatch(anyBatch(config, shape.B, shape.T, shape.countedShare));
     return await work(runner);
   } finally {
     runner.destroy();
@@ -261,11 +275,17 @@ async function withRunner<R>(
   }
 }
 
-/** A batch of B × T ids: any inside the vocabulary do, the cost does not depend on which tokens they are. */
-function anyBatch(config: MistralConfig, B: number, T: number): TokenBatch {
+/**
+ * A batch of B × T ids: any inside the vocabulary do, the cost does not depend on which tokens they are. Each row's
+ * last token has no target, as in a run; of the others about `countedShare` of the batch (spread evenly) have one,
+ * since the lm_head computes only those (default: all).
+ */
+export function anyBatch(config: Pick<MistralConfig, 'vocabSize'>, B: number, T: number, countedShare = 1): TokenBatch {
   const N = B * T;
+  const share = Math.min(1, Math.max(0, countedShare));
   const ids = Array.from({ length: N }, (_, i) => (1000 + 37 * i) % config.vocabSize);
-  return unpackedBatch(B, T, ids, Int32Array.from({ length: N }, (_, i) => ((i + 1) % T !== 0 ? ids[i + 1] : -100)));
+  const counted = (i: number): boolean => (i + 1) % T !== 0 && Math.floor((i + 1) * share) > Math.floor(i * share);
+  return unpackedBatch(B, T, ids, Int32Array.from({ length: N }, (_, i) => (counted(i) ? ids[i + 1] : -100)));
 }
 
 /**

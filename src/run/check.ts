@@ -162,7 +162,7 @@ export async function runGoldenCheck(ctx: GpuContext, input: CheckInputs): Promi
       }
     }
 
-    runner = new MistralRunner(ctx, weights, lora, { B, T, seed: 0 });
+    runner = new MistralRunner(ctx, weights, lora, { B, T, seed: 0, head: 'all' }); // every position's logsumexp is compared
     const targets = shiftLabels(labels.values, B, T);
     const batch = unpackedBatch(B, T, ids.values, targets);
     const counted = targets.reduce((s, t) => s + (t === IGNORE_INDEX ? 0 : 1), 0);

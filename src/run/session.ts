@@ -18,7 +18,7 @@ import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts'
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
-import { calibrate, calibrateValidation, estimateRun, forwardShare, validationBatchShape, type Calibration, type RunEstimate, type ValidationCalibration } from './calibrate.ts';
+import { calibrate, calibrateValidation, countedShare, estimateRun, forwardShare, validationBatchShape, type Calibration, type RunEstimate, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
@@ -375,7 +375,9 @@ export class FinetuneSession {
     const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(this.kernelKey(weights, hp, shape, keep.keptAttention)).catch(() => null);
     const kernels = tuned ? kernelChoice(tuned) : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
-    const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels]);
+    // And on the share of tokens with a loss (the lm_head computes those alone), to a twentieth.
+    const trainShare = Math.round(countedShare(stats, 'train') * 20) / 20;
+    const key = JSON.stringify([this.modelSource, weights.quantization, hp.lora_rank, targets, hp.lora_dropout > 0, this.ctx.report.software ? null : shape, keep.kept, keep.keptAttention, kernels, trainShare]);
     // Measured on the kernels the run would use; the session's defaults again afterwards.
     const onRunKernels = async <T>(work: () => Promise<T>): Promise<T> => {
       applyKernels(this.ctx, kernels);
@@ -386,17 +388,18 @@ export class FinetuneSession {
       }
     };
     if (this.calibration?.key !== key) {
-      this.calibration = { key, value: await onRunKernels(() => calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention })) };
+      this.calibration = { key, value: await onRunKernels(() => calibrate(this.ctx, weights, config, hp, { shape, keptLayers: keep.kept, keptAttention: keep.keptAttention, countedShare: trainShare })) };
     }
     // A run that validates: one of its validation passes timed too, which the data's shape decides (measured apart,
     // so that another dataset does not measure the training pass again).
     const batch = validationSteps(stats, hp).length > 0 ? validationBatchShape(stats) : null;
     let forward: ValidationCalibration | undefined;
     if (batch) {
-      const vkey = JSON.stringify([key, batch]);
+      const validationShare = Math.round(countedShare(stats, 'validation') * 20) / 20;
+      const vkey = JSON.stringify([key, batch, validationShare]);
       if (this.validationCalibration?.key !== vkey) {
         const uploadSeconds = this.calibration.value.uploads?.seconds;
-        this.validationCalibration = { key: vkey, value: await onRunKernels(() => calibrateValidation(this.ctx, weights, config, hp, batch, { uploadSeconds })) };
+        this.validationCalibration = { key: vkey, value: await onRunKernels(() => calibrateValidation(this.ctx, weights, config, hp, batch, { uploadSeconds, countedShare: validationShare })) };
       }
       forward = this.validationCalibration.value;
     }

@@ -9,7 +9,7 @@ import { configOf, randomMistral } from '../../src/bench/model.ts';
 import type { Dims } from '../../src/engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../../src/engine/mistral/layer-stream.ts';
 import { destroyMistralWeights, moveLayersToHost } from '../../src/engine/mistral/weights.ts';
-import { calibrate, CALIBRATION_TOKENS, calibrateValidation, estimateRun, evaluationCount, forwardShare, validationBatchShape, type Calibration } from '../../src/run/calibrate.ts';
+import { anyBatch, calibrate, CALIBRATION_TOKENS, calibrateValidation, countedShare, estimateRun, evaluationCount, forwardShare, validationBatchShape, type Calibration } from '../../src/run/calibrate.ts';
 import { FORWARD_SHARE } from '../../src/run/eta.ts';
 import { parseHyperparams } from '../../src/config/index.ts';
 import { TrainingData } from '../../src/data/batches.ts';
@@ -221,6 +221,29 @@ describe('validation pass shape', () => {
     // 6 rows in passes of 4 (4 and 2), 4 × 40 + 2 × 30 tokens: 3 rows a pass of 37 tokens each.
     expect(validationBatchShape(v(6, 2, 220))).toEqual({ B: 3, T: 37 });
     expect(validationBatchShape(v(0, 0, 0))).toBeNull();
+  });
+});
+
+describe('counted share (the lm_head computes only tokens with a loss)', () => {
+  it("is the plan's tokens with a loss over the tokens it computes, in the steps and in the validation passes", () => {
+    // 900 real tokens, 10 % padding: 1,000 computed, 450 with a loss.
+    const stats = { tokensPerEpoch: 900, paddingFraction: 0.1, lossTokensPerEpoch: 450, validation: { paddedTokens: 60, lossTokens: 15 } } as Parameters<typeof countedShare>[0];
+    expect(countedShare(stats, 'train')).toBeCloseTo(0.45, 12);
+    expect(countedShare(stats, 'validation')).toBeCloseTo(0.25, 12);
+    expect(countedShare({ ...stats, validation: { ...stats.validation, paddedTokens: 0 } }, 'validation')).toBe(1);
+  });
+
+  it('the measured batch has that share of targets, spread over its rows, and never at a row end', () => {
+    const count = (b: ReturnType<typeof anyBatch>) => Array.from(b.targets).filter((t) => t !== -100).length;
+    const whole = anyBatch({ vocabSize: 32000 }, 4, 100);
+    expect(count(whole)).toBe(4 * 99);
+    for (const share of [0.25, 0.5, 0.9]) {
+      const b = anyBatch({ vocabSize: 32000 }, 4, 100, share);
+      expect(Math.abs(count(b) - share * 400)).toBeLessThanOrEqual(4);
+      for (let r = 0; r < 4; r++) expect(b.targets[r * 100 + 99]).toBe(-100);
+      // Spread: each row has about its share.
+      for (let r = 0; r < 4; r++) expect(Math.abs(Array.from(b.targets).slice(r * 100, r * 100 + 100).filter((t) => t !== -100).length - share * 100)).toBeLessThanOrEqual(2);
+    }
   });
 });
 

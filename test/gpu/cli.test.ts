@@ -245,6 +245,46 @@ describe('finetune bench padding', () => {
   });
 });
 
+describe('finetune bench head', () => {
+  it('trains real steps with the lm_head on every token and on the counted ones: the same loss, a head of the completions only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-head-'));
+    const data = join(dir, 'rows.jsonl');
+    // Long prompts and short completions under the instruct layout: most tokens have no loss.
+    const rows = [0, 1, 2, 3].map((i) => ({ prompt: Array.from({ length: 9 + i }, (_, k) => `p${i}x${k}`).join(' '), completion: `c${i} done` }));
+    writeFileSync(data, rows.map((r) => JSON.stringify(r)).join('\n'));
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'head', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--steps', '1', '--micro-batch', '4', '--layout', 'instruct'], { env, timeout: BENCH_TIMEOUT });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0]).toMatchObject({ bench: 'adapter', layout: 'instruct' });
+    const [all, counted] = lines.filter((l) => l.bench === 'head');
+    expect([all.head, counted.head]).toEqual(['all', 'counted']);
+    expect(counted.tokens).toBe(all.tokens);
+    expect(counted.computedTokens).toBe(all.computedTokens);
+    expect(all.headTokens).toBe(all.computedTokens);
+    // Each completion's few tokens and its </s>: under a third of what the layers computed.
+    expect(counted.headTokens).toBeGreaterThan(0);
+    expect(counted.headTokens).toBeLessThan(all.computedTokens / 3);
+    for (const l of [all, counted]) {
+      expect(l.msEach).toHaveLength(3);
+      expect(l.ms).toBe([...l.msEach].sort((a: number, b: number) => a - b)[1]);
+      expect(l.tokensPerSecond).toBeCloseTo(l.tokens / (l.ms / 1000), 6);
+    }
+    expect(Math.abs(counted.firstLoss - all.firstLoss) / all.firstLoss).toBeLessThan(1e-5);
+    const summary = lines.find((l) => l.bench === 'head-summary');
+    expect(summary.speedup).toBeCloseTo(counted.tokensPerSecond / all.tokensPerSecond, 9);
+    expect(summary.countedShare).toBeCloseTo(counted.headTokens / counted.computedTokens, 9);
+    expect(summary.layout).toBe('instruct');
+  });
+
+  it('refuses --layout beside --synthetic, whose rows are token ids already (exit 2, before any GPU work)', async () => {
+    const failed = await run('node', ['bin/finetune.mjs', 'bench', 'head', '--synthetic', '--layout', 'instruct'], { env, timeout: 60_000 }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(2);
+    expect(failed?.stderr).toMatch(/--synthetic makes its own model and rows of token ids: give it no --model, --data or --layout/);
+  });
+});
+
 describe('finetune bench validation', () => {
   it('computes a validation a pass per batch and packed, on the same model and data: fewer passes, the same loss', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-validation-'));

@@ -4,12 +4,14 @@ import type { WeightStorage } from '../../src/engine/kernels/matmul.ts';
 import {
   createLmheadXentScratch,
   destroyLmheadXentScratch,
+  gather_rows,
   IGNORE_INDEX,
   lmhead_xent_forward,
   lmhead_xent_forward_backward,
+  scatter_rows,
 } from '../../src/engine/kernels/xent.ts';
 import { maxRelError, mulberry32, randomArray } from '../../src/engine/reference/common.ts';
-import { lmheadXentRef } from '../../src/engine/reference/xent.ts';
+import { gatherRowsRef, lmheadXentRef, scatterRowsRef } from '../../src/engine/reference/xent.ts';
 import { gpuContext } from './context.ts';
 
 const LOSS_TOL = 1e-5;
@@ -193,6 +195,107 @@ describe('fused lm_head + cross-entropy against float64', () => {
     expect(Math.abs(ref.loss - unweighted.loss) / Math.abs(unweighted.loss)).toBeGreaterThan(0.3);
     expect(maxRelError(await ctx.readF32(blse), ref.lse)).toBeLessThan(LOSS_TOL);
     for (const b of [bh, bW, bt, bw, blse, bloss]) ctx.destroy(b);
+  });
+
+  it('gathers rows by index and scatters them back (gather_rows and its backward) as float64 does, at odd widths', async () => {
+    for (const [rows, width, n, row0] of [
+      [7, 1, 5, 1],
+      [13, 37, 9, 3],
+      [6, 301, 4, 2], // wider than a workgroup: each thread copies two or more columns
+    ]) {
+      const src = randomArray(rows * width, 60 + width);
+      const r = mulberry32(61 + width);
+      // Distinct rows in a random order, and some entries before row0 the call must not read.
+      const index = Uint32Array.from(Array.from({ length: rows }, (_, i) => i).sort(() => r() - 0.5).slice(0, row0 + n));
+      const bsrc = ctx.upload('rows', src, 'scratch');
+      const bidx = ctx.upload('index', index, 'scratch');
+      const bout = ctx.upload('gathered', new Float32Array(n * width).fill(7), 'scratch');
+      gather_rows(ctx, bout, bsrc, bidx, row0, n, width);
+      expect(maxRelError(await ctx.readF32(bout), gatherRowsRef(src, index, row0, n, width))).toBe(0);
+      const into = randomArray(rows * width, 62 + width);
+      const binto = ctx.upload('into', into, 'scratch');
+      scatter_rows(ctx, binto, bout, bidx, row0, n, width);
+      const back = await ctx.readF32(binto);
+      expect(maxRelError(back, scatterRowsRef(into, gatherRowsRef(src, index, row0, n, width), index, row0, n, width))).toBe(0);
+      // The rows not listed keep what they held.
+      const listed = new Set(index.subarray(row0, row0 + n));
+      for (let t = 0; t < rows; t++) if (!listed.has(t)) expect(back.subarray(t * width, (t + 1) * width)).toEqual(Float32Array.from(into.subarray(t * width, (t + 1) * width)));
+      for (const b of [bsrc, bidx, bout, binto]) ctx.destroy(b);
+    }
+  });
+
+  it('computes only the listed rows (HeadRows): the loss, gradient and lse of those rows as float64, zero gradient elsewhere', async () => {
+    for (const [BT, C, V, chunk, storage] of [
+      [31, 64, 997, 8, 'f32'],
+      [9, 128, 1000, 16, 'bf16'], // one chunk: its rows still go through the chunk buffers
+    ] as const) {
+      const h = randomArray(BT * C, 71 + BT);
+      const w32 = randomArray(V * C, 72 + BT, 0.4);
+      const { packed, rounded } = toBf16(w32);
+      const W = storage === 'bf16' ? rounded : w32;
+      const targets = makeTargets(BT, V, 73 + BT, 3);
+      // A prompt's worth of tokens without a loss at the start, then every third one (a sequence's end).
+      for (let t = 0; t < 4; t++) targets[t] = IGNORE_INDEX;
+      const index = Uint32Array.from([...targets].flatMap((tg, t) => (tg === IGNORE_INDEX ? [] : [t])));
+      const listedTargets = Int32Array.from(index, (t) => targets[t]);
+      const gradScale = 1 / index.length;
+      const ref = lmheadXentRef(h, W, targets, BT, C, V, gradScale, 0.5);
+      const bh = ctx.upload('h', h, 'scratch');
+      const bW = ctx.upload('W', storage === 'bf16' ? packed : w32, 'scratch');
+      const bt = ctx.upload('listed targets', listedTargets, 'scratch');
+      const bidx = ctx.upload('index', index, 'scratch');
+      const bdh = ctx.upload('dh', new Float32Array(BT * C).fill(9), 'scratch'); // overwritten everywhere
+      const blse = ctx.createBuffer('lse', BT * 4, 'scratch');
+      const bloss = ctx.upload('loss', Float32Array.of(0), 'scratch');
+      const scratch = createLmheadXentScratch(ctx, BT, C, V, chunk, true);
+      const args = { lossSum: bloss, lse: blse, h: bh, W: bW, wStorage: storage, targets: bt, BT, C, V, lossScale: 0.5, chunkTokens: chunk, scratch, rows: { index: bidx, count: index.length } };
+      lmhead_xent_forward_backward(ctx, { ...args, dh: bdh, gradScale });
+      const loss = (await ctx.readF32(bloss))[0];
+      expect(Math.abs(loss - ref.loss) / Math.abs(ref.loss)).toBeLessThan(LOSS_TOL);
+      const dh = await ctx.readF32(bdh);
+      expect(maxRelError(dh, ref.dh)).toBeLessThan(TOL);
+      for (let t = 0; t < BT; t++) if (targets[t] === IGNORE_INDEX) expect(dh.subarray(t * C, (t + 1) * C).every((x) => x === 0)).toBe(true);
+      // lse holds one value a listed row, in the list's order.
+      expect(maxRelError((await ctx.readF32(blse)).subarray(0, index.length), Float64Array.from(index, (t) => ref.lse[t]))).toBeLessThan(LOSS_TOL);
+      // The forward alone adds the same loss.
+      const bloss2 = ctx.upload('loss2', Float32Array.of(0), 'scratch');
+      lmhead_xent_forward(ctx, { ...args, lossSum: bloss2 });
+      expect((await ctx.readF32(bloss2))[0]).toBe(loss);
+      // A scratch not sized to gather is refused, not read past its end.
+      const plain = createLmheadXentScratch(ctx, BT, C, V, BT);
+      expect(() => lmhead_xent_forward(ctx, { ...args, chunkTokens: BT, scratch: plain })).toThrow(/scratch sized/);
+      destroyLmheadXentScratch(ctx, plain);
+      for (const b of [bh, bW, bt, bidx, bdh, blse, bloss, bloss2]) ctx.destroy(b);
+      destroyLmheadXentScratch(ctx, scratch);
+    }
+  });
+
+  it("gives each listed row the bits the whole head gives it (the rows are computed alone), and no row's loss twice", async () => {
+    const [BT, C, V, chunk] = [150, 64, 1000, 37];
+    const h = ctx.upload('h', randomArray(BT * C, 81), 'scratch');
+    const W = ctx.upload('W', toBf16(randomArray(V * C, 82, 0.4)).packed, 'scratch');
+    const all = makeTargets(BT, V, 83, 4);
+    const index = Uint32Array.from([...all].flatMap((tg, t) => (tg === IGNORE_INDEX ? [] : [t])));
+    const targets = ctx.upload('targets', all, 'scratch');
+    const listedTargets = ctx.upload('listed targets', Int32Array.from(index, (t) => all[t]), 'scratch');
+    const bidx = ctx.upload('index', index, 'scratch');
+    const run = async (rows: boolean) => {
+      const dh = ctx.createBuffer('dh', BT * C * 4, 'scratch');
+      const lse = ctx.createBuffer('lse', BT * 4, 'scratch');
+      const loss = ctx.upload('loss', Float32Array.of(0), 'scratch');
+      const common = { dh, lossSum: loss, lse, h, W, wStorage: 'bf16' as const, BT, C, V, gradScale: 1 / index.length, lossScale: 1 / index.length, chunkTokens: chunk };
+      lmhead_xent_forward_backward(ctx, rows ? { ...common, targets: listedTargets, rows: { index: bidx, count: index.length } } : { ...common, targets });
+      const out = { dh: await ctx.readF32(dh), lse: await ctx.readF32(lse), loss: (await ctx.readF32(loss))[0] };
+      for (const b of [dh, lse, loss]) ctx.destroy(b);
+      return out;
+    };
+    const whole = await run(false);
+    const listed = await run(true);
+    expect(Buffer.from(listed.dh.buffer).equals(Buffer.from(whole.dh.buffer))).toBe(true);
+    expect(Float32Array.from(index, (t) => whole.lse[t])).toEqual(listed.lse.subarray(0, index.length));
+    // The same terms summed in another grouping: equal to rounding.
+    expect(Math.abs(listed.loss - whole.loss) / whole.loss).toBeLessThan(1e-6);
+    for (const b of [h, W, targets, listedTargets, bidx]) ctx.destroy(b);
   });
 
   it('refuses a logits chunk larger than one storage binding, with a typed error', () => {

@@ -17,6 +17,7 @@ import { parseHyperparams, parseTargetModules, targetModules } from '../../confi
 import { chooseKeptLayers } from '../../run/kept-layers.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { benchStream } from '../../bench/stream.ts';
+import { benchHead } from '../../bench/head.ts';
 import { benchPadding, syntheticRows } from '../../bench/padding.ts';
 import { benchValidation } from '../../bench/validation.ts';
 import { TrainingData } from '../../data/batches.ts';
@@ -49,7 +50,7 @@ import { createNodeContext } from '../node-gpu.ts';
 /** What `bench matmul` compares unless --kernels names others (the warp map and the K step of 32 only when named). */
 const DEFAULT_MATMUL_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
 
-const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'padding', 'validation', 'all'] as const;
+const WHAT = ['matmul', 'sweep', 'nf4', 'attention', 'kernels', 'layer', 'profile', 'dispatch', 'model', 'stream', 'generate', 'data', 'load', 'int8', 'int8-ab', 'tune', 'estimate', 'clamps', 'spirv', 'padding', 'validation', 'head', 'all'] as const;
 type What = (typeof WHAT)[number];
 
 /** Shapes that finish in seconds on SwiftShader (CPU), with Mistral's proportions. */
@@ -134,8 +135,12 @@ what:
              same model, data and options as padding, each in turn for three rounds after a warm-up: passes, the
              tokens computed, real tokens/s and the validation loss of each (equal up to rounding); then the speedup
              (not part of "all")
-  all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps, spirv, padding and
-             validation
+  head       training steps with the lm_head computed on every token (as before 2026-12-05) and on the tokens with a
+             loss alone (what a run does; docs/performance.md) on the same model, data and options as padding (try
+             --layout instruct), each in turn for three rounds after a warm-up: real tokens/s, the tokens the head
+             computed, the first step's loss of each (equal up to rounding); then the speedup (not part of "all")
+  all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps, spirv, padding,
+             validation and head
 
 options:
   --sizes 512,1024,2048,4096   matmul: square sizes (default: those on a GPU, 256,512 on SwiftShader)
@@ -170,16 +175,18 @@ options:
   --stream-layers              estimate: the layers in CPU memory, uploaded as the passes need them (4 small layers
                                on SwiftShader, so that every pass uploads)
   --data-mb 200                data: size of the synthetic JSONL in MiB
-  --model DIR --data FILE      int8-ab, padding, validation: the model (an NF4 run is made of it for int8-ab) and the
+  --model DIR --data FILE      int8-ab, padding, validation, head: the model (an NF4 run is made of it for int8-ab) and the
                                training data
-  --micro-batch 4              padding, validation: micro_batch_size (and train_batch_size)
+  --micro-batch 4              padding, validation, head: micro_batch_size (and train_batch_size)
+  --layout replicate           padding, validation, head: how rows become tokens (replicate, the default: loss on
+                               every token; instruct: loss on the completion only)
   --validation-rows 50         validation: num_validation_samples, the rows held out (Replicate's default 50)
-  --synthetic                  padding, validation: instead of --model and --data, Mistral-7B's shape with random NF4
+  --synthetic                  padding, validation, head: instead of --model and --data, Mistral-7B's shape with random NF4
                                weights on a GPU (2 small layers on SwiftShader) and rows of random ids whose lengths
                                are log-normal (median 512 tokens, σ 0.6, at most 2048; 24 and 96 small): --steps ×
                                --micro-batch of them to train on, and --validation-rows to validate on
   --steps 3                    int8-ab: optimizer steps per run (default 20 there)
-  --quant nf4                  int8-ab: nf4 or nf4-double; padding, validation: none (the default), nf4 or nf4-double
+  --quant nf4                  int8-ab: nf4 or nf4-double; padding, validation, head: none (the default), nf4 or nf4-double
   ${BASE_MATMUL_HELP}
                                (layer, model, stream, generate, nf4, kernels)
   ${INT8_KERNEL_HELP}
@@ -240,6 +247,7 @@ export const benchCommand: Command = {
         'micro-batch': { type: 'string' },
         'validation-rows': { type: 'string' },
         synthetic: { type: 'boolean' },
+        layout: { type: 'string' },
         'no-robustness': { type: 'boolean' },
         'tiled-stages': { type: 'string' },
         'no-attention-spill': { type: 'boolean' },
@@ -294,9 +302,9 @@ export const benchCommand: Command = {
     }
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     const int8Kernel = parseInt8Kernel(values['int8-kernel']);
-    if (what === 'padding' || what === 'validation') {
+    if (what === 'padding' || what === 'validation' || what === 'head') {
       const synthetic = values.synthetic ?? false;
-      if (synthetic && (values.model !== undefined || values.data !== undefined)) throw new UsageError(`bench ${what} --synthetic makes its own model and rows: give it no --model or --data`);
+      if (synthetic && (values.model !== undefined || values.data !== undefined || values.layout !== undefined)) throw new UsageError(`bench ${what} --synthetic makes its own model and rows of token ids: give it no --model, --data or --layout`);
       const modelDir = values.model ?? 'public/models/mistral-nano-demo';
       const dataPath = values.data ?? 'public/datasets/sample.jsonl';
       const quantization = (values.quant ?? (synthetic ? 'nf4-double' : 'none')) as Quantization;
@@ -305,7 +313,7 @@ export const benchCommand: Command = {
       const validationRows = values['validation-rows'] ? intList('validation-rows', values['validation-rows'])[0] : 50;
       // padding times training steps alone; validation holds out --validation-rows rows (Replicate's default 50) in
       // Replicate's batches of one.
-      const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: what === 'validation', num_validation_samples: validationRows, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1 });
+      const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: what === 'validation', num_validation_samples: validationRows, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1, layout: values.layout ?? 'replicate' });
       // A real model and dataset are read before the GPU is asked for: a wrong path is one line at once.
       if (!synthetic) checkReadableFile(dataPath, '--data');
       const real = synthetic ? null : { bytes: new Uint8Array(await readFile(dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(modelSpec(modelDir).files) };
@@ -315,7 +323,7 @@ export const benchCommand: Command = {
         const adapterLine = { bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness, quantization };
         let setup: { weights: MistralWeights; config: MistralConfig; plan: (paddingFree: boolean) => Promise<TrainingData> };
         if (real) {
-          print({ ...adapterLine, model: basename(modelDir), data: basename(dataPath) });
+          print({ ...adapterLine, model: basename(modelDir), data: basename(dataPath), layout: hp.layout });
           setup = {
             weights: await loadMistralWeights(ctx, real.ckpt, { quantization }),
             config: real.ckpt.config,
@@ -338,6 +346,7 @@ export const benchCommand: Command = {
         }
         const adapter = createAdapter(setup.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
         if (what === 'padding') for await (const line of benchPadding(ctx, setup.weights, adapter, hp, setup.plan, { steps, rounds: 3 })) print(line);
+        else if (what === 'head') for await (const line of benchHead(ctx, setup.weights, adapter, hp, await setup.plan(true), { steps, rounds: 3 })) print(line);
         else for await (const line of benchValidation(ctx, setup.weights, adapter, await setup.plan(true), { rounds: 3, seed: hp.seed })) print(line);
       } finally {
         real?.tokenizer.dispose();

@@ -25,7 +25,7 @@ import type { Dims } from './dims.ts';
 import { base_linear_backward, base_linear_forward } from './linear.ts';
 import { loraChunkLimit } from './lora-layout.ts';
 import { loraGradSlices, zeroLoraGrads, type GpuLora } from './lora.ts';
-import { MLP_GRADIENT_LABEL, runnerBytes, runnerLayout, type RunnerShape } from './sizing.ts';
+import { MLP_GRADIENT_LABEL, runnerBytes, runnerLayout, type HeadMode, type RunnerShape } from './sizing.ts';
 import { layerWeights, type LayerWeights, type MistralWeights } from './weights.ts';
 
 export type { TokenBatch } from '../../core/token-batch.ts';
@@ -47,6 +47,11 @@ export interface RunnerOptions {
   keptLayers?: number;
   /** The recomputed layers keep their attention output and logsumexp: their recomputation skips the attention forward. */
   keptAttention?: boolean;
+  /**
+   * Which tokens the lm_head computes (sizing.ts HeadMode): 'counted' (default) those with a loss; 'all' every one,
+   * so that `lse` holds every position's logsumexp (the golden check reads them all).
+   */
+  head?: HeadMode;
 }
 
 export interface OptimizerSettings {
@@ -107,13 +112,22 @@ export class MistralRunner {
   private readonly pos: GPUBuffer;
   /** (N) f32: each token's weight in a packed validation pass's loss (evaluateWeighted). */
   private readonly lossWeights: GPUBuffer;
+  /** (N) u32 and i32: the batch's tokens with a loss, and their targets: the rows the lm_head computes. */
+  private readonly headRows: GPUBuffer;
+  private readonly headTargets: GPUBuffer;
+  /**
+   * The batch's counted tokens (positions into it, ascending) when the head computes only those, and fewer than all;
+   * null when it computes every token (head 'all', or every token counted).
+   */
+  private counted: Uint32Array | null = null;
   private readonly rope: GPUBuffer;
   /** xs[l] is the input of layer l; xs[L] the input of the final norm. */
   readonly xs: GPUBuffer[];
   readonly xf: GPUBuffer; // (N, C) after the final norm
   private readonly rstdf: GPUBuffer;
   readonly lossSum: GPUBuffer; // (1)
-  readonly lse: GPUBuffer; // (N) logsumexp of the head's logits
+  /** (N) logsumexp of the head's logits: every token's with head 'all', else one a counted token, in their order. */
+  readonly lse: GPUBuffer;
   readonly clip: GPUBuffer; // (2) [scale, norm]
   /** sets[i] holds the intermediates of layer firstKept + i; the last set (when some layer is recomputed) is shared. */
   private readonly sets: LayerBuffers[];
@@ -164,6 +178,7 @@ export class MistralRunner {
       loraChunkBytes: lora?.arenas.layout.maxChunkBytes ?? loraChunkLimit(ctx.device.limits),
       keptLayers: o.keptLayers,
       keptAttention: o.keptAttention,
+      head: o.head,
     });
     this.firstKept = d.L - s.keptLayers;
     this.keptAttention = (o.keptAttention ?? false) && this.firstKept > 0;
@@ -179,6 +194,8 @@ export class MistralRunner {
     this.seg = buf('segment ids', s.io.seg, 'io');
     this.pos = buf('positions', s.io.pos, 'io');
     this.lossWeights = buf('loss weights', s.io.lossWeights, 'io');
+    this.headRows = buf('head rows', s.io.headRows, 'io');
+    this.headTargets = buf('head targets', s.io.headTargets, 'io');
     const table = ropeTable(o.T, d.hd, d.theta);
     if (table.length !== s.ropeTable) throw new FinetuneError('internal', `rope table of ${table.length} floats, the layout says ${s.ropeTable}`);
     this.rope = ctx.upload('rope table', table, 'scratch');
@@ -238,7 +255,7 @@ export class MistralRunner {
     this.loraScratch = {
       dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
     };
-    this.xent = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk);
+    this.xent = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk, this.headMode === 'counted');
     this.normPartials = lora ? createGradNormPartials(ctx, loraGradSlices(lora)) : null;
     if (this.normPartials) this.owned.push(this.normPartials.buffer);
     // The planner counts the slots from the same arena layout: they must agree exactly.
@@ -271,6 +288,21 @@ export class MistralRunner {
     this.ctx.write(this.targets, Int32Array.from(b.targets));
     this.ctx.write(this.seg, Uint32Array.from(b.segmentIds));
     this.ctx.write(this.pos, Uint32Array.from(b.positionIds));
+    this.counted = null;
+    if (this.headMode === 'counted') {
+      const rows = countedRows(b.targets, d.V);
+      if (rows.length < n) {
+        this.counted = rows;
+        if (rows.length > 0) {
+          this.ctx.write(this.headRows, rows);
+          this.ctx.write(this.headTargets, Int32Array.from(rows, (t) => b.targets[t]));
+        }
+      }
+    }
+  }
+
+  private get headMode(): HeadMode {
+    return this.o.head ?? 'counted';
   }
 
   private get n(): number {
@@ -429,6 +461,7 @@ export class MistralRunner {
 
   private headArgs(lossScale: number, lossWeights?: GPUBuffer) {
     const d = this.weights.dims;
+    const counted = this.counted;
     return {
       lossWeights,
       lossSum: this.lossSum,
@@ -436,7 +469,8 @@ export class MistralRunner {
       h: this.xf,
       W: this.weights.lmHead.buffer,
       wStorage: this.weights.lmHead.storage,
-      targets: this.targets,
+      // The counted tokens alone: their own targets (and weights, evaluateWeighted) in the list's order.
+      ...(counted ? { targets: this.headTargets, rows: { index: this.headRows, count: counted.length } } : { targets: this.targets }),
       BT: this.n,
       C: d.C,
       V: d.V,
@@ -476,7 +510,9 @@ export class MistralRunner {
    */
   evaluateWeighted(weights: ArrayLike<number>): void {
     if (weights.length !== this.n) throw new FinetuneError('internal', `loss weights: ${weights.length} values for a batch of ${this.n} tokens`);
-    this.ctx.write(this.lossWeights, Float32Array.from(weights));
+    const counted = this.counted;
+    const listed = counted ? Float32Array.from(counted, (t) => weights[t]) : Float32Array.from(weights);
+    if (listed.length > 0) this.ctx.write(this.lossWeights, listed);
     this.forwardHidden('eval');
     lmhead_xent_forward(this.ctx, this.headArgs(1, this.lossWeights));
   }
@@ -593,4 +629,17 @@ export class MistralRunner {
     const c = await this.ctx.readF32(this.clip, 0, 2);
     return { scale: c[0], norm: c[1] };
   }
+}
+
+/**
+ * The positions whose target has a loss (the cross-entropy's rule: an id in [0, V); −100 and anything else is ignored),
+ * ascending.
+ */
+export function countedRows(targets: ArrayLike<number>, V: number): Uint32Array {
+  let k = 0;
+  for (let i = 0; i < targets.length; i++) if (targets[i] >= 0 && targets[i] < V) k++;
+  const rows = new Uint32Array(k);
+  k = 0;
+  for (let i = 0; i < targets.length; i++) if (targets[i] >= 0 && targets[i] < V) rows[k++] = i;
+  return rows;
 }

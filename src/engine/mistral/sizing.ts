@@ -53,7 +53,14 @@ export interface RunnerShape {
    * the most one binding holds, which also bounds the dS scratch and the lm_head's logits chunk.
    */
   loraChunkBytes?: number;
+  /**
+   * Which tokens the lm_head computes: 'counted' (default) only those with a loss, gathered into its chunk buffers
+   * (kernels/xent.ts HeadRows); 'all' every token, whose logsumexp the golden check compares at every position.
+   */
+  head?: HeadMode;
 }
+
+export type HeadMode = 'counted' | 'all';
 
 /** Per-layer forward intermediates: one set for the recomputed layers, one more per kept layer (less REBUILT_BUFFERS). */
 export const LAYER_BUFFERS = ['n1', 'rstd1', 'q', 'k', 'v', 'att', 'lse', 'h', 'n2', 'rstd2', 'g', 'u', 'a'] as const;
@@ -74,8 +81,11 @@ export const GRAD_BUFFERS = ['dres', 'dn', 'dq', 'dk', 'dv', 'datt', 'da', 'du',
 export interface RunnerLayout {
   N: number;
   xentChunk: number;
-  /** io: input ids, targets, segment ids, positions, the loss weights of a packed validation pass (N each). */
-  io: { ids: number; targets: number; seg: number; pos: number; lossWeights: number };
+  /**
+   * io: input ids, targets, segment ids, positions, the loss weights of a packed validation pass, and the head's
+   * counted rows and their targets (N each).
+   */
+  io: { ids: number; targets: number; seg: number; pos: number; lossWeights: number; headRows: number; headTargets: number };
   /** scratch: the RoPE cos/sin table for T positions. */
   ropeTable: number;
   /** activations: xs[l] (N, C) for l = 0..L, the checkpoints of per-layer recomputation. */
@@ -143,7 +153,7 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
   return {
     N,
     xentChunk,
-    io: { ids: N, targets: N, seg: N, pos: N, lossWeights: N },
+    io: { ids: N, targets: N, seg: N, pos: N, lossWeights: N, headRows: N, headTargets: N },
     ropeTable: s.T * d.hd,
     xs: Array.from({ length: d.L + 1 }, () => N * d.C),
     xf: N * d.C,
@@ -186,7 +196,7 @@ export function runnerLayout(d: Dims, s: RunnerShape): RunnerLayout {
     attnStats: attentionBackwardScratchBytes(s.B, s.T, d.nH) / 4,
     attnSpill,
     loraDt: hasLora ? ls.dt / 4 : null,
-    xent: lmheadXentScratchBytes(N, d.C, d.V, xentChunk),
+    xent: lmheadXentScratchBytes(N, d.C, d.V, xentChunk, (s.head ?? 'counted') === 'counted'),
     gradNormSlots: hasLora ? slots : null,
   };
 }

@@ -42,3 +42,17 @@ export function lmheadXentRef(h: Vec, W: Vec, targets: ArrayLike<number>, BT: nu
   }
   return { loss: loss * lossScale, lse, dh, counted };
 }
+
+/** gather_rows: out[i, :] = src[index[row0 + i], :] for i < n. */
+export function gatherRowsRef(src: Vec, index: ArrayLike<number>, row0: number, n: number, width: number): Float64Array {
+  const out = new Float64Array(n * width);
+  for (let i = 0; i < n; i++) for (let c = 0; c < width; c++) out[i * width + c] = src[index[row0 + i] * width + c];
+  return out;
+}
+
+/** scatter_rows: a copy of `into` with into[index[row0 + i], :] = src[i, :] for i < n. */
+export function scatterRowsRef(into: Vec, src: Vec, index: ArrayLike<number>, row0: number, n: number, width: number): Float64Array {
+  const out = Float64Array.from(into);
+  for (let i = 0; i < n; i++) for (let c = 0; c < width; c++) out[index[row0 + i] * width + c] = src[i * width + c];
+  return out;
+}
