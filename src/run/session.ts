@@ -303,9 +303,18 @@ export class FinetuneSession {
    * Makes an imported adapter (src/model/adapter-import.ts) the current one: generate tries it, evaluate scores it,
    * export writes it, and the next new run starts from it. uploadLora checks it fits the loaded model.
    */
-  useImportedAdapter(adapter: LoraAdapter, card: TrainingCard | null = null): void {
-    if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading an adapter');
-    if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
+  async useImportedAdapter(adapter: LoraAdapter, card: TrainingCard | null = null): Promise<void> {
+    const refuse = (): void => {
+      if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading an adapter');
+      if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
+    };
+    refuse();
+    // A generation or a validation loss going on reads the current adapter: stopped (at its next token) or finished
+    // before that adapter is freed. Asked again after the wait: a run or a load may have begun meanwhile.
+    this.stopGeneration();
+    await this.weightsIdle();
+    refuse();
+    if (!this.weights) return;
     const lora = uploadLora(this.ctx, this.weights.dims, adapter);
     // uploadLora records its zero-fills without submitting them; submit now, or a run started next (which drops this
     // adapter first) would destroy buffers that pending work still names.
@@ -486,6 +495,9 @@ export class FinetuneSession {
           : (await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp)).data;
       if (resumed) checkSavedRunAgainstPlan(resumed, data.stats);
       // A fresh adapter as PEFT initialises it, seeded; a resume overwrites it with the checkpoint.
+      // The adapter is replaced below: a generation or validation loss still reading it is stopped or finished first.
+      this.stopGeneration();
+      await this.weightsIdle();
       const startFrom = o.resume ? null : this.imported;
       if (startFrom) checkRunFitsImported({ r: hp.lora_rank, alpha: hp.lora_alpha, targets: targetModules(hp) }, startFrom);
       this.dropAdapter();

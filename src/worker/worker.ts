@@ -377,7 +377,7 @@ const api = {
           : new Uint8Array(await source.bytes.arrayBuffer())
         : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
-    s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null));
+    await s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null));
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 

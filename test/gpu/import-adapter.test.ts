@@ -55,16 +55,16 @@ describe('an imported adapter in the session', () => {
     const seen: EvaluationProgress[] = [];
     await session.evaluate({ ...HP, num_validation_samples: 2 }, JSONL, null, (p) => void seen.push(p));
     expect(seen.map((p) => [p.done, p.passes])).toEqual([[0, 2], [1, 2], [2, 2]]);
-    session.useImportedAdapter(imported);
+    await session.useImportedAdapter(imported);
     expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
     // No run of ours trained it, and it came with nothing: its export README has no "Training" section.
     expect(session.trainingSummary()).toBeNull();
     expect(session.trainingCard()).toBeNull();
     // One imported with a README's section keeps it, until another adapter replaces it.
     const carried = { kind: 'carried', section: '## Training\n\nTrained elsewhere.' } as const;
-    session.useImportedAdapter(imported, carried);
+    await session.useImportedAdapter(imported, carried);
     expect(session.trainingCard()).toEqual(carried);
-    session.useImportedAdapter(imported);
+    await session.useImportedAdapter(imported);
     expect(session.trainingCard()).toBeNull();
     const withAdapter = await session.evaluate(HP, JSONL, null);
     expect(withAdapter.tokens).toBe(baseOnly.tokens);
@@ -76,7 +76,7 @@ describe('an imported adapter in the session', () => {
   });
 
   it('a new run starts from it: one AdamW step of lr 1e-4 moves no weight by more than 2e-4', async () => {
-    session.useImportedAdapter(imported, { kind: 'carried', section: '## Training\n\nTrained elsewhere.' });
+    await session.useImportedAdapter(imported, { kind: 'carried', section: '## Training\n\nTrained elsewhere.' });
     const largest = Math.max(...imported.tensors.flatMap((l) => Object.values(l).map((p) => Math.max(...p.B.map(Math.abs)))));
     // A fresh PEFT init has B = 0: far from the imported B, so "close" below means the run really started from it.
     expect(largest).toBeGreaterThan(0.01);
@@ -104,7 +104,7 @@ describe('an imported adapter in the session', () => {
     const store = memoryRunStore();
     const first = new FinetuneSession(ctx, session.tokenizer, store);
     await first.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', quantizationFor(parseHyperparams(HP)));
-    first.useImportedAdapter(rs);
+    await first.useImportedAdapter(rs);
     const r = await first.train(HP, { train: JSONL, trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
       if (e.type === 'step' && e.step === 1) first.stop();
     });

@@ -6,7 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { generate, type StreamedToken } from '../../src/run/generate.ts';
+import { generate, type GenerationResult, type StreamedToken } from '../../src/run/generate.ts';
+import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
+import { uniformSource } from '../../src/core/prng.ts';
 import { FinetuneSession, memoryRunStore, type ModelInfo, type TrainEvent } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
 
@@ -176,5 +178,28 @@ describe('session generation', () => {
     expect(again.ids).toHaveLength(4);
     // Back to the resident model for the tests after this one.
     await session.loadModel(model, 'tiny-mistral', 'none');
+  });
+
+  it('an adapter imported, or a run started, during a generation stops it at a token and waits for it; both succeed', async () => {
+    const fresh = (seed: number): LoraAdapter =>
+      createAdapter(session.baseConfig, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'], baseModel: 'tiny-mistral', random: uniformSource(seed, 0) });
+    await session.useImportedAdapter(fresh(1));
+    // Each starts once tokens come: it used to free the adapter under the next token ("used in submit while destroyed").
+    const during = async (start: () => Promise<unknown>): Promise<GenerationResult & { adapter: boolean }> => {
+      let started: Promise<unknown> | undefined;
+      const r = await session.generateStream('def', { maxNewTokens: 200 }, () => void (started ??= start()));
+      expect(started).toBeDefined();
+      await started;
+      expect(r.adapter).toBe(true);
+      expect(r.stopReason).toBe('stopped');
+      expect(r.ids.length).toBeLessThan(200);
+      return r;
+    };
+    const second = fresh(2);
+    await during(() => session.useImportedAdapter(second));
+    expect(await session.adapterNow()).toEqual(second);
+    const events: TrainEvent[] = [];
+    await during(() => session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => void events.push(e)));
+    expect(events.filter((e) => e.type === 'step')).toHaveLength(1);
   });
 });
