@@ -197,6 +197,7 @@ if [ "$SMOKE" = 1 ]; then
   step dispatch 300 bench dispatch --tokens 16 "${S[@]}"
   step padding 300 bench padding --synthetic --steps 1
   step validation 300 bench validation --synthetic --steps 1
+  step head 300 bench head --synthetic --steps 1
 else
   # Ordered by what issue #9 asks and nobody has measured since (docs/benchmarks.md), most valuable first: a GPU call is
   # rare and may die part way (Dawn's futex error), so the headline numbers come first. Every timing is a median over
@@ -248,6 +249,9 @@ else
   # Packed validation passes at Mistral-7B's shape: 50 log-normal rows (Replicate's default held-out count and
   # validation_batch_size 1) as 50 forward passes against passes of 4 rows (2026-12-05, unmeasured on a GPU).
   step validation-7b 150 bench validation --synthetic "${BEST[@]}"
+  # The lm_head on the tokens with a loss alone against every token (2026-12-05, measured on SwiftShader only): at 7B
+  #     the head is ~1 % of a step, so this checks that gathering and scattering the rows costs nothing, not a speedup.
+  step head-7b 150 bench head --synthetic --steps 2 "${BEST[@]}"
   # 9. Design comparisons measured in runs b and c (the warp map, the generated designs, int8 on the MLP, kept
   #    attention): for a call with time to spare.
   step layer-best-warp 60 bench layer --tokens 2048 --gemm tiled-warp --attention tiled --lora-kernel skinny

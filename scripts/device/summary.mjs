@@ -153,6 +153,10 @@ function line(r) {
       return `  validation ${r.layout}: ${r.passes} passes of ${r.rows} rows, ${r.tokens} real tokens in ${r.computedTokens} computed, ${r.ms?.toFixed(0)} ms (rounds ${(r.msEach ?? []).map((m) => m.toFixed(0)).join(', ')}), ${r.tokensPerSecond?.toFixed(1)} real tokens/s, loss ${r.loss}`;
     case 'validation-summary':
       return `  packed validation: ${r.speedup?.toFixed(2)}× real tokens/s, loss differs by ${r.lossRelativeDifference?.toExponential(2)}`;
+    case 'head':
+      return `  head on ${r.head} tokens, ${r.layout}: ${r.headTokens} of ${r.computedTokens} computed tokens, ${r.ms?.toFixed(0)} ms (rounds ${(r.msEach ?? []).map((m) => m.toFixed(0)).join(', ')}), ${r.tokensPerSecond?.toFixed(1)} real tokens/s, first loss ${r.firstLoss}`;
+    case 'head-summary':
+      return `  head on counted tokens (${(100 * r.countedShare).toFixed(0)} % of them): ${r.speedup?.toFixed(2)}× real tokens/s, first loss differs by ${r.firstLossRelativeDifference?.toExponential(2)}, peak ${(r.peakBytes / 1e9).toFixed(2)} GB`;
     case 'padding-summary':
       return `  padding-free: ${r.speedup?.toFixed(2)}× real tokens/s, ${r.computedRatio?.toFixed(2)}× fewer tokens computed, first loss differs by ${r.firstLossRelativeDifference?.toExponential(2)}`;
     default:
