@@ -365,8 +365,15 @@ export class FinetuneSession {
    * loaded model (src/run/calibrate.ts). Needs a loaded model and no run going.
    */
   estimate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
-    return this.usingWeights(() => this.estimateNow(hpInput, trainFile, validationFile));
+    // One at a time: the page asks again as the form changes, before the last answer came, and two measurements on the
+    // GPU together each time the other's work too (and the slower figure is kept for that shape).
+    const turn = this.estimateQueue.then(() => this.estimateNow(hpInput, trainFile, validationFile));
+    this.estimateQueue = turn.catch(() => undefined);
+    return this.usingWeights(() => turn);
   }
+
+  /** Settles when the estimates asked for so far have. */
+  private estimateQueue: Promise<unknown> = Promise.resolve();
 
   private async estimateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: its own progress gives the time left');

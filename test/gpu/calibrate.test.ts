@@ -91,6 +91,28 @@ describe('run estimate', () => {
     session.unloadModel();
   });
 
+  it('estimates asked for together measure one after the other: two measurements never share the GPU', async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+    const train = new Blob([JSONL]);
+    // Two adapter shapes, so each is measured (the page asks again as the form changes, before the last answer came).
+    const shapes = [HP, { ...HP, lora_rank: 4, lora_alpha: 8 }];
+    const alone: number[] = [];
+    for (const hp of shapes) {
+      session.forgetEstimate();
+      ctx.ledger.resetPeaks();
+      await session.estimate(hp, train, null);
+      alone.push(ctx.ledger.snapshot().peakBytes);
+    }
+    session.forgetEstimate();
+    ctx.ledger.resetPeaks();
+    const together = await Promise.all(shapes.map((hp) => session.estimate(hp, train, null)));
+    // Measured together, each timed the other's work too, and the slower figure was kept for that shape.
+    expect(ctx.ledger.snapshot().peakBytes).toBe(Math.max(...alone));
+    expect(together.every((e) => e.secondsPerToken > 0)).toBe(true);
+    session.unloadModel();
+  });
+
   // Five layers in two slots, so every pass really uploads layers (tiny-mistral's two stay in the slots).
   const dims: Dims = { V: 512, C: 128, I: 256, L: 5, nH: 4, nKV: 2, hd: 32, theta: 1e6, eps: 1e-5 };
   it('with streamed layers, prices the uploads of each pass apart from the per-token rate (both methods)', async () => {
