@@ -337,7 +337,7 @@ export class FinetuneSession {
 
   /** Mean validation loss of the current adapter (or of the base model without one) on the run's validation set. */
   evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
-    return this.usingWeights(() => this.evaluateNow(hpInput, trainFile, validationFile, onProgress));
+    return this.afterEstimates(() => this.evaluateNow(hpInput, trainFile, validationFile, onProgress));
   }
 
   private async evaluateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
@@ -367,13 +367,25 @@ export class FinetuneSession {
   estimate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
     // One at a time: the page asks again as the form changes, before the last answer came, and two measurements on the
     // GPU together each time the other's work too (and the slower figure is kept for that shape).
-    const turn = this.estimateQueue.then(() => this.estimateNow(hpInput, trainFile, validationFile));
+    // Nor beside a generation or a validation loss (the page measures as it opens, while its user tries the model).
+    const turn = Promise.allSettled([this.estimateQueue, ...this.readers]).then(() => this.estimateNow(hpInput, trainFile, validationFile));
     this.estimateQueue = turn.catch(() => undefined);
     return this.usingWeights(() => turn);
   }
 
   /** Settles when the estimates asked for so far have. */
   private estimateQueue: Promise<unknown> = Promise.resolve();
+  /** Generations and validation losses in flight: an estimate asked for now waits for them. */
+  private readonly readers = new Set<Promise<unknown>>();
+
+  /** `work` after the estimates asked for so far (it would slow their measurements), counted in `readers` meanwhile. */
+  private afterEstimates<T>(work: () => Promise<T>): Promise<T> {
+    const p = this.estimateQueue.then(work);
+    this.readers.add(p);
+    const done = (): void => void this.readers.delete(p);
+    p.then(done, done);
+    return this.usingWeights(() => p);
+  }
 
   private async estimateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: its own progress gives the time left');
@@ -840,8 +852,17 @@ export class FinetuneSession {
     onToken?: (t: StreamedToken) => void,
     onPrompt?: (read: number, total: number) => void,
   ): Promise<GenerationResult & { adapter: boolean }> {
-    return this.usingWeights(() => this.generateNow(prompt, settings, onToken, onPrompt));
+    // A Stop from now on is this generation's, also while it waits for an estimate to finish measuring.
+    if (!this.generating) this.generationStopped = false;
+    this.generationsWaiting++;
+    return this.afterEstimates(() => {
+      this.generationsWaiting--;
+      return this.generateNow(prompt, settings, onToken, onPrompt);
+    });
   }
+
+  /** Generations asked for that wait for an estimate (stopGeneration stops them before their first token). */
+  private generationsWaiting = 0;
 
   private async generateNow(
     prompt: string,
@@ -856,7 +877,6 @@ export class FinetuneSession {
     const lora = settings.useAdapter === false ? null : this.lora;
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
     this.generating = true;
-    this.generationStopped = false;
     try {
       const r = await generate(this.ctx, this.weights, lora, ids, {
         maxPositions: this.ckpt?.config.maxPositions,
@@ -888,8 +908,11 @@ export class FinetuneSession {
     return r.stopReason === 'stopped' ? null : r.text;
   }
 
-  /** Ends the generation going on after the prompt's current part or its current token (no-op when none is). */
+  /**
+   * Ends the generation going on after the prompt's current part or its current token, or one asked for that waits for
+   * an estimate before it starts (no-op when there is none).
+   */
   stopGeneration(): void {
-    if (this.generating) this.generationStopped = true;
+    if (this.generating || this.generationsWaiting > 0) this.generationStopped = true;
   }
 }

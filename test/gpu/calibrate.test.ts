@@ -113,6 +113,36 @@ describe('run estimate', () => {
     session.unloadModel();
   });
 
+  it('an estimate and a generation asked for together run one after the other, in either order', async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+    const train = new Blob([JSONL]);
+    const generation = (): Promise<unknown> => session.generateStream('def', { maxNewTokens: 12 });
+    const estimate = (): Promise<unknown> => session.estimate(HP, train, null);
+    const peakOf = async (...work: (() => Promise<unknown>)[]): Promise<number> => {
+      session.forgetEstimate();
+      ctx.ledger.resetPeaks();
+      await Promise.all(work.map((w) => w()));
+      return ctx.ledger.snapshot().peakBytes;
+    };
+    const alone = Math.max(await peakOf(generation), await peakOf(estimate));
+    // Opening the page measures the estimate while its user tries the model: a generation beside the measurement was
+    // timed with it, and the slower rate was kept for the session.
+    expect(await peakOf(estimate, generation)).toBe(alone);
+    expect(await peakOf(generation, estimate)).toBe(alone);
+    // A Stop reaches a generation that waits for the measurement: it ends before its second token.
+    session.forgetEstimate();
+    const measuring = estimate();
+    const waiting = session.generateStream('def', { maxNewTokens: 50 });
+    session.stopGeneration();
+    const stopped = await waiting;
+    expect(stopped.stopReason).toBe('stopped');
+    expect(stopped.ids.length).toBeLessThanOrEqual(1);
+    await measuring;
+    expect((await session.generateStream('def', { maxNewTokens: 3 })).ids).toHaveLength(3);
+    session.unloadModel();
+  });
+
   // Five layers in two slots, so every pass really uploads layers (tiny-mistral's two stay in the slots).
   const dims: Dims = { V: 512, C: 128, I: 256, L: 5, nH: 4, nKV: 2, hd: 32, theta: 1e6, eps: 1e-5 };
   it('with streamed layers, prices the uploads of each pass apart from the per-token rate (both methods)', async () => {
