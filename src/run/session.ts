@@ -787,7 +787,12 @@ export class FinetuneSession {
   }
 
   /** The trained adapter as a CPU-side PEFT adapter (for export). */
-  async adapterNow(): Promise<LoraAdapter> {
+  adapterNow(): Promise<LoraAdapter> {
+    // Read tensor by tensor: a load, an imported adapter or a new run waits for the reading before freeing the adapter.
+    return this.usingWeights(() => this.readAdapter());
+  }
+
+  private async readAdapter(): Promise<LoraAdapter> {
     if (!this.lora || !this.adapter) throw new FinetuneError('bad-input', 'there is no trained adapter yet: train first');
     const adapter = await downloadLora(this.ctx, this.lora, this.adapter);
     assertFiniteAdapter(adapter, 'not exporting the adapter');

@@ -75,6 +75,23 @@ describe('an imported adapter in the session', () => {
     expect(maxAbsDiff(await session.adapterNow(), imported)).toBe(0);
   });
 
+  it('an export being read when another adapter replaces it is the old adapter, whole; a new run waits for it too', async () => {
+    await session.useImportedAdapter(imported);
+    const doubled: LoraAdapter = { ...imported, tensors: imported.tensors.map((l) => Object.fromEntries(Object.entries(l).map(([p, t]) => [p, { A: t.A.map((x) => 2 * x), B: t.B.map((x) => 2 * x) }]))) };
+    // The adapter is read back tensor by tensor; freed under the reading, the next read failed ("used in submit while
+    // destroyed").
+    const reading = session.adapterNow();
+    await session.useImportedAdapter(doubled);
+    expect(maxAbsDiff(await reading, imported)).toBe(0);
+    expect(maxAbsDiff(await session.adapterNow(), doubled)).toBe(0);
+    const exported = session.adapterNow();
+    const run = session.train(HP, { train: JSONL, trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      if (e.type === 'step' && e.step === 1) session.stop();
+    });
+    expect(maxAbsDiff(await exported, doubled)).toBe(0);
+    expect((await run).steps).toBe(1);
+  });
+
   it('a new run starts from it: one AdamW step of lr 1e-4 moves no weight by more than 2e-4', async () => {
     await session.useImportedAdapter(imported, { kind: 'carried', section: '## Training\n\nTrained elsewhere.' });
     const largest = Math.max(...imported.tensors.flatMap((l) => Object.values(l).map((p) => Math.max(...p.B.map(Math.abs)))));
