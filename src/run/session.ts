@@ -87,6 +87,14 @@ export type TrainEvent =
   /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
   | ({ type: 'kernels' } & KernelDecision);
 
+/** `p`, held in `set` until it settles (how the session knows which calls are still in flight). */
+function inSetUntilSettled<T>(set: Set<Promise<unknown>>, p: Promise<T>): Promise<T> {
+  set.add(p);
+  const done = (): void => void set.delete(p);
+  p.then(done, done);
+  return p;
+}
+
 /** The adapter shape a run of these hyperparameters trains (what kernel tuning measures with). */
 function loraShapeOf(hp: Hyperparams): LoraShape {
   return { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: hp.lora_dropout, targets: targetModules(hp) };
@@ -229,10 +237,9 @@ export class FinetuneSession {
     const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     // Work still going on the old model (an estimate the page asked for as the form changed, a validation loss, a
-    // generation) finishes before its weights are freed: freed under it, its next submit failed ("used in submit while
-    // destroyed"), or its measurement was kept for the new model. A generation is stopped at its next token instead.
-    this.stopGeneration();
-    await this.weightsIdle();
+    // generation, an export) finishes before its weights are freed: freed under it, its next submit failed ("used in
+    // submit while destroyed"), or its measurement was kept for the new model.
+    await this.weightsReleased();
     this.unloadModel();
     this.weights = weights;
     this.ckpt = ckpt;
@@ -266,19 +273,22 @@ export class FinetuneSession {
     this.validationShare = null;
   }
 
-  /** Calls in flight that read the loaded model's weights (estimate, evaluate, generate): loadModel waits for them. */
+  /**
+   * Calls in flight that read the loaded model's weights or its adapter (estimate, evaluate, generate, adapterNow):
+   * what frees either (a load, an imported adapter, a new run) waits for them.
+   */
   private readonly weightUsers = new Set<Promise<unknown>>();
 
   private usingWeights<T>(work: () => Promise<T>): Promise<T> {
-    const p = work();
-    this.weightUsers.add(p);
-    const done = (): void => void this.weightUsers.delete(p);
-    p.then(done, done);
-    return p;
+    return inSetUntilSettled(this.weightUsers, work());
   }
 
-  /** Settles once no call reads the weights; the caller's next synchronous steps run before any new one can start. */
-  private async weightsIdle(): Promise<void> {
+  /**
+   * Stops a generation at its next token and settles once no call reads the weights or the adapter; the caller's next
+   * synchronous steps (freeing them) run before any new call can start.
+   */
+  private async weightsReleased(): Promise<void> {
+    this.stopGeneration();
     while (this.weightUsers.size > 0) await Promise.allSettled([...this.weightUsers]);
   }
 
@@ -304,18 +314,16 @@ export class FinetuneSession {
    * export writes it, and the next new run starts from it. uploadLora checks it fits the loaded model.
    */
   async useImportedAdapter(adapter: LoraAdapter, card: TrainingCard | null = null): Promise<void> {
-    const refuse = (): void => {
+    const loaded = (): MistralWeights => {
       if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading an adapter');
       if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
+      return this.weights;
     };
-    refuse();
-    // A generation or a validation loss going on reads the current adapter: stopped (at its next token) or finished
-    // before that adapter is freed. Asked again after the wait: a run or a load may have begun meanwhile.
-    this.stopGeneration();
-    await this.weightsIdle();
-    refuse();
-    if (!this.weights) return;
-    const lora = uploadLora(this.ctx, this.weights.dims, adapter);
+    loaded();
+    // A generation, a validation loss or an export going on reads the current adapter: stopped (at its next token) or
+    // finished before that adapter is freed. Asked again after the wait: a run or a load may have begun meanwhile.
+    await this.weightsReleased();
+    const lora = uploadLora(this.ctx, loaded().dims, adapter);
     // uploadLora records its zero-fills without submitting them; submit now, or a run started next (which drops this
     // adapter first) would destroy buffers that pending work still names.
     this.ctx.flush();
@@ -380,11 +388,7 @@ export class FinetuneSession {
 
   /** `work` after the estimates asked for so far (it would slow their measurements), counted in `readers` meanwhile. */
   private afterEstimates<T>(work: () => Promise<T>): Promise<T> {
-    const p = this.estimateQueue.then(work);
-    this.readers.add(p);
-    const done = (): void => void this.readers.delete(p);
-    p.then(done, done);
-    return this.usingWeights(() => p);
+    return this.usingWeights(() => inSetUntilSettled(this.readers, this.estimateQueue.then(work)));
   }
 
   private async estimateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<RunEstimate> {
@@ -514,9 +518,8 @@ export class FinetuneSession {
           : (await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp)).data;
       if (resumed) checkSavedRunAgainstPlan(resumed, data.stats);
       // A fresh adapter as PEFT initialises it, seeded; a resume overwrites it with the checkpoint.
-      // The adapter is replaced below: a generation or validation loss still reading it is stopped or finished first.
-      this.stopGeneration();
-      await this.weightsIdle();
+      // The adapter is replaced below: a generation, validation loss or export still reading it is stopped or finished first.
+      await this.weightsReleased();
       const startFrom = o.resume ? null : this.imported;
       if (startFrom) checkRunFitsImported({ r: hp.lora_rank, alpha: hp.lora_alpha, targets: targetModules(hp) }, startFrom);
       this.dropAdapter();

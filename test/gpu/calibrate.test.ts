@@ -24,10 +24,15 @@ describe('run estimate', () => {
   beforeAll(async () => {
     ctx = await gpuContext();
   });
+  /** A session with tiny-mistral loaded. */
+  const tinyMistralSession = async (quantization: 'none' | 'nf4-double'): Promise<FinetuneSession> => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', quantization);
+    return session;
+  };
 
   it('measures one training pass on the loaded model and scales the plan by it, leaving no GPU memory behind', async () => {
-    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
-    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+    const session = await tinyMistralSession('none');
     const before = ctx.ledger.snapshot().currentBytes;
     const train = new Blob([JSONL]);
     const e = await session.estimate(HP, train, null);
@@ -63,8 +68,7 @@ describe('run estimate', () => {
   });
 
   it('on a GPU, times one layer of each kind and the head at the run\'s shape, and adds them up into a step', async () => {
-    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
-    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const session = await tinyMistralSession('nf4-double');
     const hp = parseHyperparams({ ...HP, lora_target_modules: 'all-linear' });
     const before = ctx.ledger.snapshot().currentBytes;
     const shape = { B: 2, T: 11 };
@@ -92,8 +96,7 @@ describe('run estimate', () => {
   });
 
   it('estimates asked for together measure one after the other: two measurements never share the GPU', async () => {
-    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
-    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+    const session = await tinyMistralSession('none');
     const train = new Blob([JSONL]);
     // Two adapter shapes, so each is measured (the page asks again as the form changes, before the last answer came).
     const shapes = [HP, { ...HP, lora_rank: 4, lora_alpha: 8 }];
@@ -114,8 +117,7 @@ describe('run estimate', () => {
   });
 
   it('an estimate and a generation asked for together run one after the other, in either order', async () => {
-    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
-    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+    const session = await tinyMistralSession('none');
     const train = new Blob([JSONL]);
     const generation = (): Promise<unknown> => session.generateStream('def', { maxNewTokens: 12 });
     const estimate = (): Promise<unknown> => session.estimate(HP, train, null);
