@@ -852,7 +852,8 @@ export class FinetuneSession {
    * Continues `prompt` (BOS prepended; the instruct template is the caller's business) with the KV-cache decoder,
    * streaming each token and its text to onToken. Greedy unless a temperature is given. `useAdapter: false` runs the
    * base model alone (for a side-by-side comparison); otherwise the current adapter, if there is one. One generation
-   * at a time; stopGeneration ends it between the prompt's parts (onPrompt hears each) or between tokens.
+   * at a time; stopGeneration ends it between the prompt's parts (onPrompt hears each) or between tokens. onPrompt hears
+   * (0, prompt tokens) first, as the reading starts: until then the generation waits for an estimate's measurement.
    */
   generateStream(
     prompt: string,
@@ -886,6 +887,8 @@ export class FinetuneSession {
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
     this.generating = true;
     try {
+      // Nothing read yet: the page says "waiting" until here (an estimate measuring holds a generation back).
+      onPrompt?.(0, ids.length);
       const r = await generate(this.ctx, this.weights, lora, ids, {
         maxPositions: this.ckpt?.config.maxPositions,
         maxNewTokens: settings.maxNewTokens,

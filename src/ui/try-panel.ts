@@ -100,19 +100,34 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
 
   /** Streams one generation into its column; resolves with the outcome (null when it failed: the column says why). */
   const runColumn = async (col: ReturnType<typeof column>, text: string, options: GenerationOptions, s: Settings): Promise<GenerationOutcome | null> => {
-    const t0 = performance.now();
+    // The figures say what the final line says: the prompt's time (from the reading's start to the first token), then
+    // tokens/s over the tokens after the first. Timed from the click, a generation that waited for an estimate's
+    // measurement showed a rate several times too low.
+    let readingFrom = performance.now();
+    let firstTokenAt = 0;
     let count = 0;
     const onToken = (t: StreamedToken): void => {
       count = t.index + 1;
       col.add(t.text);
-      const seconds = (performance.now() - t0) / 1000;
-      col.stats.textContent = `${formatCounted(count, 'token')} · ${(count / Math.max(seconds, 1e-3)).toFixed(2)} tokens/s so far`;
+      const now = performance.now();
+      if (t.index === 0) {
+        firstTokenAt ||= now;
+        col.stats.textContent = `1 token · prompt ${((firstTokenAt - readingFrom) / 1000).toFixed(1)} s`;
+      } else {
+        col.stats.textContent = `${formatCounted(count, 'token')} · ${((count - 1) / Math.max((now - firstTokenAt) / 1000, 1e-3)).toFixed(2)} tokens/s so far`;
+      }
     };
     // A long prompt is read in parts (seconds each on a software adapter): how far, and Stop works between them.
     const onPrompt = (read: number, total: number): void => {
-      if (read < total) col.stats.textContent = `reading the prompt: ${formatCount(read)} of ${formatCounted(total, 'token')}…`;
+      if (read === 0) {
+        readingFrom = performance.now();
+        col.stats.textContent = 'reading the prompt…';
+      } else if (read < total) {
+        col.stats.textContent = `reading the prompt: ${formatCount(read)} of ${formatCounted(total, 'token')}…`;
+      }
     };
-    col.stats.textContent = 'reading the prompt…';
+    // Until the worker starts reading: an estimate measuring on the one GPU holds a generation back (seconds at most).
+    col.stats.textContent = 'waiting for the GPU…';
     try {
       const r = await engine.generateStream(text, options, Comlink.proxy(onToken), Comlink.proxy(onPrompt));
       // A rate needs two tokens (the first one's time is the prompt's).

@@ -194,8 +194,9 @@ export interface EngineApi {
   /**
    * Streams a completion of `prompt` token by token to onToken (wrap it in Comlink.proxy): greedy unless temperature
    * > 0, ending at </s>, after maxNewTokens, or after stopGeneration. `useAdapter: false` runs the base model alone.
-   * Settles with every id, the text, why it ended and the tokens/s. onPrompt (proxied too) hears how much of a long
-   * prompt has been read, part by part, before the first token.
+   * Settles with every id, the text, why it ended and the tokens/s. onPrompt (proxied too) hears (0, total) as the
+   * reading starts (a generation asked for while an estimate measures waits for it until then), then how much of a
+   * long prompt has been read, part by part, before the first token.
    */
   generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void, onPrompt?: (read: number, total: number) => void): Promise<GenerationOutcome>;
   /** Ends the streamed generation going on, between the prompt's parts or after its current token. */

@@ -2,11 +2,30 @@
 // into the page, tokens/s shown; Stop ends it after the token in progress; the prompt is shown as text, never as HTML;
 // the settings are checked as `finetune generate` checks them, and an empty prompt continues <s> alone; a long prompt's
 // reading shows its progress and stops on Stop.
+import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { appForTests, waitModelReady } from './app-fixture.ts';
 import { screenshot } from './browser.ts';
 
-const MAX = 8;
+// Room for the Stop to land mid-way (the demo model makes several tokens a second here); a Stop that missed still ends.
+const MAX = 24;
+
+/**
+ * Every text the base column's figures line shows, in order: a state that lasts one token (a fraction of a second)
+ * is missed by polling, so the page records each as it is set.
+ */
+async function recordFigures(page: Page): Promise<() => Promise<string[]>> {
+  await page.evaluate(() => {
+    const seen: string[] = [];
+    (window as unknown as { figures: string[] }).figures = seen;
+    // Each worker message is a task of its own, and the observer hears each task's changes before the next one.
+    new MutationObserver(() => {
+      const text = document.querySelector('[data-testid="generate-stats-base"]')?.textContent;
+      if (text !== undefined && text !== null && text !== seen.at(-1)) seen.push(text);
+    }).observe(document.querySelector('[data-testid="generate-output"]')!, { childList: true, subtree: true, characterData: true });
+  });
+  return () => page.evaluate(() => [...(window as unknown as { figures: string[] }).figures]);
+}
 
 describe('streaming generation in the page', () => {
   const opened = appForTests(120_000);
@@ -19,21 +38,34 @@ describe('streaming generation in the page', () => {
     await page.getByTestId('generate-prompt').fill(prompt);
     await page.getByTestId('generate-max').fill(String(MAX));
     expect(await page.getByTestId('generate-temperature').inputValue()).toBe('0'); // greedy by default
+    const figures = await recordFigures(page);
     const run = page.getByTestId('generate-run');
     await run.click();
     expect(await page.getByTestId('generate-stop').isEnabled()).toBe(true);
     expect(await run.isDisabled()).toBe(true);
 
-    // No adapter yet: the base model's column. The first token's figures arrive while it is still going.
+    // No adapter yet: the base model's column. Its figures while it goes: waiting (the page measures its estimate as it
+    // opens, and a generation waits for that), the prompt, then the first token's prompt time, then tokens/s over the
+    // tokens after the first, as the final line counts them.
     const stats = page.getByTestId('generate-stats-base');
-    await stats.filter({ hasText: /^1 token · [\d.]+ tokens\/s so far$/ }).waitFor({ timeout: 180_000 });
-    await page.getByTestId('generate-stop').click();
+    await stats.filter({ hasText: /^\d+ tokens · [\d.]+ tokens\/s so far$/ }).waitFor({ timeout: 180_000 });    await page.getByTestId('generate-stop').click();
     const column = page.getByTestId('generate-column-base');
     await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 120_000 });
     expect(await column.getAttribute('data-stop')).toBe('stopped');
     const made = Number(/^(\d+) tokens/.exec((await stats.textContent()) ?? '')?.[1]);
     expect(made >= 1 && made < MAX).toBe(true);
     expect(await stats.textContent()).toMatch(/ · greedy · stopped$/);
+    const going = (await figures()).slice(0, -1); // the last is the final line
+    expect(going.slice(0, 2)).toEqual(['waiting for the GPU…', 'reading the prompt…']);
+    const parts = going.slice(2).filter((f) => /^reading the prompt: \d+ of \d+ tokens…$/.test(f)).length; // 8-row parts here
+    const tokens = going.slice(2 + parts);
+    expect(tokens[0]).toMatch(/^1 token · prompt [\d.]+ s$/);
+    expect(tokens.length).toBeGreaterThan(1);
+    expect(tokens.slice(1).every((f, i) => f.startsWith(`${i + 2} tokens · `) && f.endsWith(' tokens/s so far'))).toBe(true);
+    // The rate so far is the final line's rate (it counted the wait for the estimate too: 0.61 against 5.61 tokens/s).
+    const rateIn = (f: string): number => Number(/([\d.]+) tokens\/s/.exec(f)![1]);
+    const ratio = rateIn(tokens.at(-1)!) / rateIn((await stats.textContent())!);
+    expect(ratio > 0.5 && ratio < 2).toBe(true);
     expect((await page.getByTestId('generate-text-base').textContent())!.length).toBeGreaterThan(0);
     expect(await run.isEnabled()).toBe(true);
     expect(await page.getByTestId('generate-stop').isDisabled()).toBe(true);

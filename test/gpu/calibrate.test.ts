@@ -132,6 +132,16 @@ describe('run estimate', () => {
     // timed with it, and the slower rate was kept for the session.
     expect(await peakOf(estimate, generation)).toBe(alone);
     expect(await peakOf(generation, estimate)).toBe(alone);
+    // While it waits, nothing is read: onPrompt's first word, (0, prompt tokens), comes after the measurement (the page
+    // says "waiting for the GPU" until then, and times the prompt from there).
+    session.forgetEstimate();
+    let measured = false;
+    const heard: [number, number, boolean][] = [];
+    const measurement = estimate().then(() => (measured = true));
+    await session.generateStream('def', { maxNewTokens: 2 }, undefined, (read, total) => heard.push([read, total, measured]));
+    await measurement;
+    expect(heard[0]).toEqual([0, heard.at(-1)![1], true]);
+    expect(heard.at(-1)![0]).toBe(heard.at(-1)![1]); // and the whole prompt read before the first token
     // A Stop reaches a generation that waits for the measurement: it ends before its second token.
     session.forgetEstimate();
     const measuring = estimate();
