@@ -143,7 +143,11 @@ export class GpuContext {
   private uniformSlotsUsed = 0;
   private lostInfo: GPUDeviceLostInfo | null = null;
   private pendingError: FinetuneError | null = null;
-  private readonly fenceBuffer: GPUBuffer;
+  /**
+   * 4-byte buffers a fence maps, one per sync in flight: two callers may wait at once (a model loading while a
+   * validation loss runs), and a second copy into a buffer pending its map was a validation error.
+   */
+  private readonly freeFences: GPUBuffer[] = [];
   private readonly fenceSource: GPUBuffer;
   /** Number of dispatches recorded since creation; benchmarks use it to report kernel launches per step. */
   dispatchCount = 0;
@@ -236,7 +240,7 @@ export class GpuContext {
     else (device as { onuncapturederror: unknown }).onuncapturederror = onError;
     this.uniformBuffer = this.ledger.create('uniform arena', UNIFORM_SLOT * UNIFORM_SLOTS, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'scratch');
     this.fenceSource = this.ledger.create('fence source', 4, GPUBufferUsage.COPY_SRC | GPUBufferUsage.STORAGE, 'scratch');
-    this.fenceBuffer = this.ledger.create('fence', 4, GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, 'scratch');
+    this.freeFences.push(this.newFence());
   }
 
   static async create(gpu: GPU, options: GpuContextOptions = {}): Promise<GpuContext> {
@@ -530,11 +534,17 @@ export class GpuContext {
    * hung on one driver (docs/testing.md).
    */
   async sync(): Promise<void> {
-    this.endPass().copyBufferToBuffer(this.fenceSource, 0, this.fenceBuffer, 0, 4);
+    const fence = this.freeFences.pop() ?? this.newFence();
+    this.endPass().copyBufferToBuffer(this.fenceSource, 0, fence, 0, 4);
     this.flush();
-    await this.mapOrFail(this.fenceBuffer);
-    this.fenceBuffer.unmap();
+    await this.mapOrFail(fence);
+    fence.unmap();
+    this.freeFences.push(fence);
     this.checkHealthy();
+  }
+
+  private newFence(): GPUBuffer {
+    return this.ledger.create('fence', 4, GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, 'scratch');
   }
 
   private async mapOrFail(buffer: GPUBuffer): Promise<void> {
