@@ -33,7 +33,7 @@ import { learningRateCurve, scheduleNotice } from './schedule.ts';
 import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
 import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type EvaluationProgress, type ValidationProgress } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
-import { validationLoss } from './evaluate-adapter.ts';
+import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
@@ -284,11 +284,12 @@ export class FinetuneSession {
   }
 
   /**
-   * Stops a generation at its next token and settles once no call reads the weights or the adapter; the caller's next
-   * synchronous steps (freeing them) run before any new call can start.
+   * Stops a generation at its next token and a validation loss at its next pass, and settles once no call reads the
+   * weights or the adapter; the caller's next synchronous steps (freeing them) run before any new call can start.
    */
   private async weightsReleased(): Promise<void> {
     this.stopGeneration();
+    this.stopEvaluation();
     while (this.weightUsers.size > 0) await Promise.allSettled([...this.weightUsers]);
   }
 
@@ -343,17 +344,34 @@ export class FinetuneSession {
     return this.imported !== null;
   }
 
-  /** Mean validation loss of the current adapter (or of the base model without one) on the run's validation set. */
-  evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
-    return this.afterEstimates(() => this.evaluateNow(hpInput, trainFile, validationFile, onProgress));
+  /**
+   * Mean validation loss of the current adapter (or of the base model without one) on the run's validation set.
+   * stopEvaluation ends it between forward passes, or before it starts when it still waits for an estimate.
+   */
+  evaluate(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<EvaluationResult> {
+    const control = new TrainControl();
+    this.evaluations.add(control);
+    return this.afterEstimates(() => this.evaluateNow(hpInput, trainFile, validationFile, control, onProgress)).finally(() => this.evaluations.delete(control));
   }
 
-  private async evaluateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
+  /** The validation losses asked for and not ended (waiting or going): stopEvaluation stops each. */
+  private readonly evaluations = new Set<TrainControl>();
+
+  private async evaluateNow(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null, control: TrainControl, onProgress?: (p: EvaluationProgress) => void): Promise<EvaluationResult> {
+    if (control.stopped) return { loss: NaN, tokens: 0, stopped: true };
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: it reports its own validation loss');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
-    return validationLoss(this.ctx, this.weights, this.lora, data, onProgress);
+    return validationLoss(this.ctx, this.weights, this.lora, data, onProgress, control);
+  }
+
+  /**
+   * Ends the validation losses going on after their current forward pass, and those still waiting before they start;
+   * a load, an imported adapter and a new run do too, rather than wait minutes for a number about what they replace.
+   */
+  stopEvaluation(): void {
+    for (const control of this.evaluations) control.stop();
   }
 
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {

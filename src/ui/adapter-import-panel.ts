@@ -28,10 +28,14 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
   const zipButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-zip-button' }, 'Choose a zip…');
   const folderButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-folder-button' }, 'Choose a folder…');
   const evalButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-evaluate', disabled: true }, 'Validation loss');
+  // A validation set of Mistral-7B takes minutes of forward passes: stopped between two of them.
+  const evalStopButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-evaluate-stop', disabled: true }, 'Stop');
   const forgetButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'lora-import-forget', disabled: true }, 'Start new runs fresh');
   const status = h('p', { class: 'hint', 'data-testid': 'lora-import-status' }, 'No adapter loaded.');
   const evalOut = h('p', { class: 'hint num', 'data-testid': 'lora-import-eval' });
   let busy = false;
+  let evaluating = false;
+  let evalStopAsked = false;
 
   const say = (cls: string, ...text: (string | HTMLElement)[]): void => {
     status.className = cls;
@@ -85,26 +89,43 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     const hp = shared.form.value.hp;
     const d = shared.data.value;
     if (!hp || !d.train) return void (evalOut.textContent = 'Choose a training file (its last rows, or the validation file, are the validation set) and fix the form first.');
-    busy = true;
+    busy = evaluating = true;
+    evalStopAsked = false;
     render();
     evalOut.className = 'hint num';
     evalOut.textContent = 'Evaluating…';
     // Pass by pass, with the time left at the rate so far (the validation rows of Mistral-7B take several forward passes).
+    let last: EvaluationProgress | null = null;
     const onProgress = Comlink.proxy((p: EvaluationProgress) => {
-      if (!busy || p.done === 0 || p.done >= p.passes || !(p.fraction > 0)) return;
+      last = p;
+      if (!busy || evalStopAsked || p.done === 0 || p.done >= p.passes || !(p.fraction > 0)) return;
       evalOut.textContent = `Evaluating… ${p.done} / ${formatCounted(p.passes, 'pass', 'passes')}, ${formatDuration(p.seconds / p.fraction - p.seconds)} left`;
     });
     try {
       const r = await engine.evaluateAdapter({ ...hp }, { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null }, onProgress);
-      evalOut.textContent = `Validation loss ${r.loss.toFixed(4)} over ${r.tokens} tokens, with ${imported.value?.current ? 'the imported adapter' : 'the current adapter'}.`;
+      if (r.stopped) {
+        const p = last as EvaluationProgress | null;
+        const where = p ? `after ${p.done} of ${formatCounted(p.passes, 'pass', 'passes')}` : 'before its first pass';
+        // Not asked here: a model load or a new run freed what it read, rather than wait for a number about it.
+        evalOut.textContent = `Validation loss stopped ${where}${evalStopAsked ? '' : ': a model load or a new run replaced what it scored'}.`;
+      } else {
+        evalOut.textContent = `Validation loss ${r.loss.toFixed(4)} over ${r.tokens} tokens, with ${imported.value?.current ? 'the imported adapter' : 'the current adapter'}.`;
+      }
     } catch (e) {
       const { kind, message } = errorParts(e);
       evalOut.className = 'bad';
       evalOut.textContent = `Evaluation failed: ${message}`;
     } finally {
-      busy = false;
+      busy = evaluating = false;
       render();
     }
+  });
+
+  evalStopButton.addEventListener('click', () => {
+    evalStopAsked = true;
+    evalStopButton.disabled = true;
+    evalOut.textContent = 'Stopping after the pass in progress…';
+    void engine.stopEvaluation();
   });
 
   forgetButton.addEventListener('click', async () => {
@@ -119,6 +140,7 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     const quiet = !runBusy(shared.run.value.phase);
     zipButton.disabled = folderButton.disabled = busy || !ready || !quiet;
     evalButton.disabled = busy || !ready || !quiet || imported.value === null;
+    evalStopButton.disabled = !evaluating || evalStopAsked;
     forgetButton.disabled = busy || imported.value === null;
   };
 
@@ -146,7 +168,7 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     h('p', { class: 'hint' }, "A PEFT adapter (adapter_config.json with adapter_model.safetensors or adapter_model.bin, as a folder or a zip) or Replicate's training_output.zip, for the loaded model. A .bin is read without running any code from it."),
     h('div', { class: 'actions' }, zipButton, folderButton, zipInput, folderInput),
     status,
-    h('div', { class: 'actions' }, evalButton, forgetButton),
+    h('div', { class: 'actions' }, evalButton, evalStopButton, forgetButton),
     evalOut,
   );
   return { element, imported };

@@ -13,6 +13,7 @@ import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { CheckReport, GroupResult } from '../run/check.ts';
+import type { EvaluationResult } from '../run/evaluate-adapter.ts';
 import type { ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import type { RemoteTrainingSummary } from '../core/remote-training.ts';
 import type { RememberedKernels } from '../run/kernel-tuning.ts';
@@ -188,7 +189,9 @@ export interface EngineApi {
    * Mean validation loss of the current adapter (the base model alone when there is none) on the run's validation set;
    * onProgress (wrap it in Comlink.proxy) hears each batch as it finishes.
    */
-  evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }>;
+  evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<EvaluationResult>;
+  /** Ends evaluateAdapter's validation loss after its current forward pass (it settles with `stopped`). */
+  stopEvaluation(): Promise<void>;
   /** A completion of `prompt` with the current adapter. */
   generate(prompt: string, maxNewTokens: number): Promise<string>;
   /**

@@ -18,6 +18,7 @@ import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index
 import { importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
+import type { EvaluationResult } from '../run/evaluate-adapter.ts';
 import { fileKernelTuningCache } from '../run/kernel-tuning.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
@@ -386,8 +387,12 @@ const api = {
   },
 
   /** Validation loss of the current adapter (or the base model) on the validation set of these files. */
-  async evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<{ loss: number; tokens: number }> {
+  async evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<EvaluationResult> {
     return (await session()).evaluate(hp, files.train, files.validation, onProgress);
+  },
+
+  async stopEvaluation(): Promise<void> {
+    (await session()).stopEvaluation();
   },
 
   /** Greedy completion of a prompt with the current adapter. */

@@ -139,4 +139,47 @@ describe('an imported adapter in the session', () => {
     expect(written.use_rslora).toBe(true);
     second.unloadModel();
   });
+  it('its validation loss stops between passes on request, and when a load, an imported adapter or a run replaces what it reads', async () => {
+    const own = new FinetuneSession(ctx, session.tokenizer, null);
+    const load = (): Promise<unknown> => own.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', quantizationFor(parseHyperparams(HP)));
+    await load();
+    await own.useImportedAdapter(imported);
+    const TWO = { ...HP, num_validation_samples: 2 }; // two passes (see the first test)
+    const whole = await own.evaluate(TWO, JSONL, null);
+    expect(whole.stopped).toBe(false);
+    // Each of these, started as the evaluation's first pass is queued, ends it after the pass going on when it needs
+    // the GPU to itself; the load quantises its model first (beside the evaluation): many short passes outlast that.
+    const LONG = { ...HP, num_validation_samples: 40 };
+    const rows = new Blob([Array.from({ length: 44 }, (_, i) => JSON.stringify({ text: `v = ${i}` })).join('\n')]);
+    const during = async (start: () => Promise<unknown> | void): Promise<[boolean, number, boolean, boolean]> => {
+      let started: Promise<unknown> | void = undefined;
+      let last: EvaluationProgress | null = null;
+      const r = await own.evaluate(LONG, rows, null, (p) => {
+        last = p;
+        if (p.done === 0) started = start();
+      });
+      await started;
+      const p = last as EvaluationProgress | null;
+      return [r.stopped, r.loss, p !== null && p.passes > 10, p !== null && p.done < p.passes];
+    };
+    expect(await during(() => own.stopEvaluation())).toEqual([true, NaN, true, true]);
+    // A model load used to wait for every pass (minutes for Mistral-7B), its progress bar full, for a number about the
+    // model it replaces; an imported adapter or a new run, likewise for the adapter.
+    expect(await during(load)).toEqual([true, NaN, true, true]);
+    await own.useImportedAdapter(imported);
+    expect(await during(() => own.useImportedAdapter(imported))).toEqual([true, NaN, true, true]);
+    const run = (): Promise<unknown> => own.train(HP, { train: JSONL, trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => void (e.type === 'step' && own.stop()));
+    expect(await during(run)).toEqual([true, NaN, true, true]);
+    // A Stop while it waits for an estimate's measurement ends it before its first pass.
+    own.forgetEstimate();
+    const measuring = own.estimate(HP, JSONL, null);
+    const waiting = own.evaluate(TWO, JSONL, null);
+    own.stopEvaluation();
+    expect(await waiting).toEqual({ loss: NaN, tokens: 0, stopped: true });
+    await measuring;
+    // The next one is not stopped by the last one's Stop, and equals the first with the same adapter.
+    await own.useImportedAdapter(imported);
+    expect(await own.evaluate(TWO, JSONL, null)).toEqual(whole);
+    own.unloadModel();
+  });
 });
