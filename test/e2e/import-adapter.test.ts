@@ -98,6 +98,34 @@ describe('loading an adapter in the page (headless Chromium)', () => {
     expect(await page.getByTestId('export-name').textContent()).toBe('adapter-mistral-nano-demo-imported-gguf.zip');
   });
 
+  it("the imported adapter's validation loss shows its passes and stops on Stop after the pass going on", async () => {
+    const page = app.page;
+    // Many passes: a validation file of 100 rows of ~40 tokens, all of them used (the demo's 6 rows make one pass).
+    const samples = page.locator('#num_validation_samples');
+    const samplesBefore = await samples.inputValue();
+    await samples.fill('100');
+    const rows = Array.from({ length: 100 }, (_, i) => JSON.stringify({ text: `def scale_${i}(values):\n    # Multiply every value by ${i} and add one.\n    return [v * ${i} + 1 for v in values]` })).join('\n');
+    await page.getByTestId('validation-file').setInputFiles({ name: 'many.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(rows) });
+    await page.locator('[data-testid="validation-summary"] dd[data-key="rows"]').filter({ hasText: /^100$/ }).waitFor();
+    await page.locator('.plan:not(:has(.stale)) [data-testid="plan-facts"]').filter({ hasText: /validation rows\s*100/ }).waitFor();
+    const out = page.getByTestId('lora-import-eval');
+    const stop = page.getByTestId('lora-import-evaluate-stop');
+    expect(await stop.isDisabled()).toBe(true);
+    await page.getByTestId('lora-import-evaluate').click();
+    expect(await stop.isEnabled()).toBe(true);
+    await out.filter({ hasText: /^Evaluating… 1 \/ \d+ passes, .+ left$/ }).waitFor({ timeout: 300_000 });
+    const passes = Number(/\/ (\d+) passes/.exec((await out.textContent())!)![1]);
+    expect(passes).toBeGreaterThan(4);
+    await stop.click();
+    expect(await stop.isDisabled()).toBe(true);
+    await out.filter({ hasText: /^Validation loss stopped / }).waitFor({ timeout: 120_000 });
+    const done = Number(/^Validation loss stopped after (\d+) of (\d+) passes\.$/.exec((await out.textContent())!)?.[1]);
+    expect(done >= 1 && done < passes).toBe(true);
+    expect(await page.getByTestId('lora-import-evaluate').isEnabled()).toBe(true);
+    await page.getByTestId('clear-validation').click();
+    await samples.fill(samplesBefore);
+  });
+
   it('a 3,000-character base_model_name_or_path stays inside the panel, the whole of it in a tooltip', async () => {
     const page = app.page;
     const adapter = demoAdapter();
