@@ -233,12 +233,20 @@ export class FinetuneSession {
     // With a weight cache, the quantised weights come from it when it holds these files at these settings (without
     // one, from the files).
     const cacheNames = o.cacheSource === undefined ? { source } : { source: o.cacheSource, legacySources: [source, ...(o.formerCacheSources ?? [])] };
-    const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, ...cacheNames, cache: this.weightCache, onProgress, streamLayers });
+    let last: LoadProgress | null = null;
+    const heard = (p: LoadProgress): void => {
+      last = p;
+      onProgress?.(p);
+    };
+    const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, ...cacheNames, cache: this.weightCache, onProgress: heard, streamLayers });
     const weights = loaded.weights;
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     // Work still going on the old model (an estimate the page asked for as the form changed, a validation loss, a
-    // generation, an export) finishes before its weights are freed: freed under it, its next submit failed ("used in
-    // submit while destroyed"), or its measurement was kept for the new model.
+    // generation, an export) stops or finishes before its weights are freed: freed under it, its next submit failed
+    // ("used in submit while destroyed"), or its measurement was kept for the new model. Said, while it lasts: a
+    // validation pass of Mistral-7B can take a minute on a small GPU, the load's bar full meanwhile.
+    const done = last as LoadProgress | null;
+    if (this.weightUsers.size > 0 && done) onProgress?.({ ...done, phase: 'waiting', etaSeconds: null });
     await this.weightsReleased();
     this.unloadModel();
     this.weights = weights;

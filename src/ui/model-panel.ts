@@ -129,7 +129,7 @@ export function modelPanel(shared: Shared): HTMLElement {
   // Named as the status beneath it says it ("Loading mistral-nano-demo…"): a bare progress bar is read out as a
   // percentage of nothing.
   const bar = h('progress', { max: 1, value: 0, hidden: true, 'data-testid': 'model-progress', 'aria-label': 'Loading the model' });
-  const progressText = h('p', { class: 'progress-text num' });
+  const progressText = h('p', { class: 'progress-text num', 'data-testid': 'model-progress-text' });
   const mismatch = h('div', { class: 'notice warn', hidden: true, 'data-testid': 'model-mismatch' });
   const info = h('div', { 'data-testid': 'model-info' });
   const memory = h('div', { 'data-testid': 'gpu-memory' });
@@ -271,7 +271,10 @@ export function modelPanel(shared: Shared): HTMLElement {
         const eta = p.etaSeconds != null ? ` · ${Math.ceil(p.etaSeconds)} s left` : '';
         // Local files are read, not downloaded.
         const phase = p.phase === 'downloading' && m.choice?.kind === 'files' ? 'reading' : p.phase;
-        progressText.textContent = `${phase ? `${phase} · ` : ''}${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}${rate}${eta} · ${p.tensor}`;
+        progressText.textContent =
+          p.phase === 'waiting'
+            ? 'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…'
+            : `${phase ? `${phase} · ` : ''}${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}${rate}${eta} · ${p.tensor}`;
       } else progressText.textContent = 'Reading the header…';
     } else {
       progressText.textContent = '';

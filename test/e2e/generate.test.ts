@@ -11,20 +11,21 @@ import { screenshot } from './browser.ts';
 const MAX = 24;
 
 /**
- * Every text the base column's figures line shows, in order: a state that lasts one token (a fraction of a second)
- * is missed by polling, so the page records each as it is set.
+ * Every text the element at `selector` shows, in order: a state that lasts one token (a fraction of a second) is missed
+ * by polling, so the page records each as it is set. The element may come and go (a column is made per generation).
  */
-async function recordFigures(page: Page): Promise<() => Promise<string[]>> {
-  await page.evaluate(() => {
+async function recordTexts(page: Page, selector: string): Promise<() => Promise<string[]>> {
+  await page.evaluate((sel) => {
     const seen: string[] = [];
-    (window as unknown as { figures: string[] }).figures = seen;
+    const w = window as unknown as { recorded?: Record<string, string[]> };
+    (w.recorded ??= {})[sel] = seen;
     // Each worker message is a task of its own, and the observer hears each task's changes before the next one.
     new MutationObserver(() => {
-      const text = document.querySelector('[data-testid="generate-stats-base"]')?.textContent;
+      const text = document.querySelector(sel)?.textContent;
       if (text !== undefined && text !== null && text !== seen.at(-1)) seen.push(text);
-    }).observe(document.querySelector('[data-testid="generate-output"]')!, { childList: true, subtree: true, characterData: true });
-  });
-  return () => page.evaluate(() => [...(window as unknown as { figures: string[] }).figures]);
+    }).observe(document.body, { childList: true, subtree: true, characterData: true });
+  }, selector);
+  return () => page.evaluate((sel) => [...(window as unknown as { recorded: Record<string, string[]> }).recorded[sel]], selector);
 }
 
 describe('streaming generation in the page', () => {
@@ -38,7 +39,7 @@ describe('streaming generation in the page', () => {
     await page.getByTestId('generate-prompt').fill(prompt);
     await page.getByTestId('generate-max').fill(String(MAX));
     expect(await page.getByTestId('generate-temperature').inputValue()).toBe('0'); // greedy by default
-    const figures = await recordFigures(page);
+    const figures = await recordTexts(page, '[data-testid="generate-stats-base"]');
     const run = page.getByTestId('generate-run');
     await run.click();
     expect(await page.getByTestId('generate-stop').isEnabled()).toBe(true);
@@ -130,5 +131,25 @@ describe('streaming generation in the page', () => {
     expect(split).toEqual([]);
     expect(await page.locator('.try-it label.pair input').count()).toBe(4); // new tokens, temperature, top-p, seed
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+  it('Load model during a generation: it stops at its next token, then the new model generates', async () => {
+    const app = opened();
+    const page = app.page;
+    await waitModelReady(app);
+    await page.getByTestId('generate-temperature').fill('0');
+    await page.getByTestId('generate-prompt').fill('def');
+    await page.getByTestId('generate-max').fill('200');
+    await page.getByTestId('generate-run').click();
+    const stats = page.getByTestId('generate-stats-base');
+    await stats.filter({ hasText: /tokens\/s so far$/ }).waitFor({ timeout: 180_000 });
+    await page.getByTestId('model-load').click();
+    await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 180_000 });
+    expect(await page.getByTestId('generate-column-base').getAttribute('data-stop')).toBe('stopped');
+    await waitModelReady(app);
+    // (What the load says while it waits: import-adapter.test.ts, where a validation pass holds it for seconds.)
+    await page.getByTestId('generate-max').fill('2');
+    await page.getByTestId('generate-run').click();
+    await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 180_000 });
+    expect(await page.getByTestId('generate-column-base').getAttribute('data-stop')).toBe('max-tokens');
   });
 });

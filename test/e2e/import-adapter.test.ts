@@ -98,7 +98,7 @@ describe('loading an adapter in the page (headless Chromium)', () => {
     expect(await page.getByTestId('export-name').textContent()).toBe('adapter-mistral-nano-demo-imported-gguf.zip');
   });
 
-  it("the imported adapter's validation loss shows its passes and stops on Stop after the pass going on", async () => {
+  it("the imported adapter's validation loss shows its passes, and stops after the pass going on at Stop or at a model load, which says it waits", async () => {
     const page = app.page;
     // Many passes: a validation file of 100 rows of ~40 tokens, all of them used (the demo's 6 rows make one pass).
     const samples = page.locator('#num_validation_samples');
@@ -122,6 +122,19 @@ describe('loading an adapter in the page (headless Chromium)', () => {
     const done = Number(/^Validation loss stopped after (\d+) of (\d+) passes\.$/.exec((await out.textContent())!)?.[1]);
     expect(done >= 1 && done < passes).toBe(true);
     expect(await page.getByTestId('lora-import-evaluate').isEnabled()).toBe(true);
+
+    // Load model during it: the model comes from the weight cache in a second, then waits for the pass going on (seconds
+    // here), saying so under its full bar, and the validation loss ends there, saying why.
+    await page.getByTestId('lora-import-evaluate').click();
+    await out.filter({ hasText: /^Evaluating… 1 \/ \d+ passes, .+ left$/ }).waitFor({ timeout: 300_000 });
+    await page.getByTestId('model-load').click();
+    await page
+      .getByTestId('model-progress-text')
+      .filter({ hasText: 'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…' })
+      .waitFor({ timeout: 60_000 });
+    await out.filter({ hasText: /^Validation loss stopped after \d+ of \d+ passes: a model load or a new run replaced what it scored\.$/ }).waitFor({ timeout: 120_000 });
+    await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('lora-import-status').textContent()).toBe('The model changed: load the adapter again for this model.');
     await page.getByTestId('clear-validation').click();
     await samples.fill(samplesBefore);
   });

@@ -167,18 +167,25 @@ describe('session generation', () => {
     // The load starts once tokens come: it used to free the weights under the next token ("used in submit while destroyed").
     const going = session.generateStream('def', { maxNewTokens: 200 }, (t) => {
       tokens.push(t);
-      if (tokens.length === 3) loading = session.loadModel(model, 'tiny-mistral', 'none', undefined, { streamLayers: true });
+      if (tokens.length === 3) loading = session.loadModel(model, 'tiny-mistral', 'none', (p) => void phases.push(p.phase), { streamLayers: true });
     });
+    const phases: (string | undefined)[] = [];
     const r = await going;
     expect(loading).toBeDefined();
     expect((await loading)?.streamedLayers).toBe(true);
+    // Its weights on the GPU, the load said that it waited for the generation (the page shows it under the full bar).
+    expect(phases.at(-1)).toBe('waiting');
+    expect(phases.filter((p) => p === 'waiting')).toHaveLength(1);
     expect(r.stopReason).toBe('stopped');
     expect(r.ids.length).toBeLessThan(200);
     expect(r.ids.length).toBeGreaterThanOrEqual(3);
     const again = await session.generateStream('def', { maxNewTokens: 4 });
     expect(again.ids).toHaveLength(4);
-    // Back to the resident model for the tests after this one.
-    await session.loadModel(model, 'tiny-mistral', 'none');
+    // Back to the resident model for the tests after this one; with nothing going on, no wait is said.
+    phases.length = 0;
+    await session.loadModel(model, 'tiny-mistral', 'none', (p) => void phases.push(p.phase));
+    expect(phases.length).toBeGreaterThan(0);
+    expect(phases).not.toContain('waiting');
   });
 
   it('an adapter imported, or a run started, during a generation stops it at a token and waits for it; both succeed', async () => {
