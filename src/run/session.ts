@@ -329,8 +329,8 @@ export class FinetuneSession {
       return this.weights;
     };
     loaded();
-    // A generation, a validation loss or an export going on reads the current adapter: stopped (at its next token) or
-    // finished before that adapter is freed. Asked again after the wait: a run or a load may have begun meanwhile.
+    // A generation, a validation loss or an export going on reads the current adapter: stopped (at its next token or
+    // pass) or finished before that adapter is freed. Asked again after the wait: a run or a load may have begun meanwhile.
     await this.weightsReleased();
     const lora = uploadLora(this.ctx, loaded().dims, adapter);
     // uploadLora records its zero-fills without submitting them; submit now, or a run started next (which drops this
