@@ -4,7 +4,7 @@
 // and the models cached in this browser (cache-panel.ts).
 
 import { pickedFolderName, relativePath } from '../core/file-names.ts';
-import type { LedgerSnapshot, MemoryPlan, ModelInfo, ModelSource } from '../worker/api.ts';
+import type { LedgerSnapshot, LoadProgress, MemoryPlan, ModelInfo, ModelSource } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import { cachePanel } from './cache-panel.ts';
@@ -28,6 +28,18 @@ const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.saf
  * What the Local files tab has picked: the files, and the folder's name when a folder was picked (the model is named
  * after it, as `finetune train --model DIR` names it after DIR), or why it cannot be loaded as it stands.
  */
+/** The line under the load's bar: phase, tensors, bytes, rate, time left and the tensor; or what the load waits for. */
+export function loadProgressText(p: LoadProgress, fromLocalFiles: boolean): string {
+  if (p.phase === 'waiting') {
+    return 'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…';
+  }
+  const rate = p.bytesPerSecond ? ` · ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s` : '';
+  const eta = p.etaSeconds != null ? ` · ${Math.ceil(p.etaSeconds)} s left` : '';
+  // Local files are read, not downloaded.
+  const phase = p.phase === 'downloading' && fromLocalFiles ? 'reading' : p.phase;
+  return `${phase ? `${phase} · ` : ''}${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}${rate}${eta} · ${p.tensor}`;
+}
+
 /** The loaded model's facts as the panel lists them, in words (the quantisation too: "NF4, double-quantised", not "nf4-double"). */
 export function modelFacts(i: ModelInfo): [string, string][] {
   return [
@@ -267,14 +279,7 @@ export function modelPanel(shared: Shared): HTMLElement {
       if (p) {
         bar.max = Math.max(1, p.bytesTotal);
         bar.value = p.bytesDone;
-        const rate = p.bytesPerSecond ? ` · ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s` : '';
-        const eta = p.etaSeconds != null ? ` · ${Math.ceil(p.etaSeconds)} s left` : '';
-        // Local files are read, not downloaded.
-        const phase = p.phase === 'downloading' && m.choice?.kind === 'files' ? 'reading' : p.phase;
-        progressText.textContent =
-          p.phase === 'waiting'
-            ? 'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…'
-            : `${phase ? `${phase} · ` : ''}${formatCount(p.done)} / ${formatCount(p.total)} tensors · ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}${rate}${eta} · ${p.tensor}`;
+        progressText.textContent = loadProgressText(p, m.choice?.kind === 'files');
       } else progressText.textContent = 'Reading the header…';
     } else {
       progressText.textContent = '';

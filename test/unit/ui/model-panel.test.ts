@@ -2,7 +2,7 @@
 // loose files are named by their names, and a pick that cannot load (no config.json, no safetensors weights) is said
 // before Load instead of after it.
 import { describe, expect, it } from 'vitest';
-import { localPick, modelFacts } from '../../../src/ui/model-panel.ts';
+import { loadProgressText, localPick, modelFacts } from '../../../src/ui/model-panel.ts';
 import type { ModelInfo } from '../../../src/worker/api.ts';
 
 /** A File as a folder pick gives it: its path below the picked folder's parent in webkitRelativePath. */
@@ -40,5 +40,20 @@ describe('modelFacts', () => {
     expect(facts('nf4').get('quantization')).toBe('NF4');
     expect(facts('none').get('parameters')).toBe('19.8 M');
     expect(facts('none').get('weights on the GPU')).toBe('37.8 MiB');
+  });
+});
+
+describe('loadProgressText', () => {
+  const p = { tensor: 'model.layers.0.mlp.up_proj.weight', done: 7, total: 291, bytesDone: 1.5 * 2 ** 30, bytesTotal: 14.5 * 2 ** 30, bytesPerSecond: 52e6, etaSeconds: 267.3 };
+  it('says the phase, the tensors, the bytes, the rate, the time left and the tensor; local files are read, not downloaded', () => {
+    expect(loadProgressText({ ...p, phase: 'downloading' }, false)).toBe('downloading · 7 / 291 tensors · 1.5 GiB / 14.5 GiB · 52.0 MB/s · 268 s left · model.layers.0.mlp.up_proj.weight');
+    expect(loadProgressText({ ...p, phase: 'downloading' }, true)).toMatch(/^reading · 7 \/ 291 tensors · /);
+    expect(loadProgressText({ ...p, phase: 'quantising', bytesPerSecond: undefined, etaSeconds: null }, false)).toBe('quantising · 7 / 291 tensors · 1.5 GiB / 14.5 GiB · model.layers.0.mlp.up_proj.weight');
+  });
+
+  it('says what a load whose weights are on the GPU waits for, instead of a full bar with nothing beside it', () => {
+    expect(loadProgressText({ ...p, done: 291, bytesDone: p.bytesTotal, phase: 'waiting', etaSeconds: null }, false)).toBe(
+      'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…',
+    );
   });
 });
