@@ -781,8 +781,14 @@ export class FinetuneSession {
     this.control?.pause();
   }
 
-  resume(): void {
-    this.control?.resume();
+  /** Resumes a paused run once the adapter readings begun during the pause (an export) have read it whole. */
+  resume(): Promise<void> {
+    const control = this.control;
+    if (this.adapterReads.size === 0) {
+      control?.resume();
+      return Promise.resolve();
+    }
+    return Promise.allSettled([...this.adapterReads]).then(() => control?.resume());
   }
 
   stop(): void {
@@ -815,11 +821,22 @@ export class FinetuneSession {
     await this.store?.commit(Object.fromEntries(RUN_FILES.map((f) => [f, null])));
   }
 
-  /** The trained adapter as a CPU-side PEFT adapter (for export). */
+  /**
+   * The trained adapter as a CPU-side PEFT adapter (for export). During a run, only while it is paused (its adapter
+   * changes with every step: read across a step, tensors of two steps came out as one adapter), and a Resume waits for
+   * the reading.
+   */
   adapterNow(): Promise<LoraAdapter> {
+    if (this.running && !this.control?.holding) {
+      return Promise.reject(new FinetuneError('bad-input', 'a run is training this adapter: pause it (or let it end) to read it, since its tensors change with every step'));
+    }
     // Read tensor by tensor: a load, an imported adapter or a new run waits for the reading before freeing the adapter.
-    return this.usingWeights(() => this.readAdapter());
+    const reading = this.usingWeights(() => this.readAdapter());
+    return this.running ? inSetUntilSettled(this.adapterReads, reading) : reading;
   }
+
+  /** Readings of a paused run's adapter: its Resume waits for them. */
+  private readonly adapterReads = new Set<Promise<unknown>>();
 
   private async readAdapter(): Promise<LoraAdapter> {
     if (!this.lora || !this.adapter) throw new FinetuneError('bad-input', 'there is no trained adapter yet: train first');

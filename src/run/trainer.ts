@@ -104,6 +104,13 @@ export class TrainControl {
     return this.pausedWith !== null;
   }
 
+  /** True while a pause point holds the run: none of its work is queued, and its adapter stands still. */
+  get holding(): boolean {
+    return this.held;
+  }
+
+  private held = false;
+
   pause(): void {
     if (this.pausedWith) return;
     let resolve!: () => void;
@@ -124,9 +131,12 @@ export class TrainControl {
   /** Between steps: waits here while paused (a stop releases it). Not a checkpoint: nothing is saved. */
   async pausePoint(): Promise<void> {
     if (!this.pausedWith || this.stopped) return;
+    // Holding from here: what hears onPaused may read the adapter at once.
+    this.held = true;
     this.onPaused?.();
     const t0 = this.clock();
     while (this.pausedWith && !this.stopped) await this.pausedWith.promise;
+    this.held = false;
     this.pausedMs += this.clock() - t0;
   }
 }

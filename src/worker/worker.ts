@@ -339,7 +339,7 @@ const api = {
   },
 
   async resumeTraining(): Promise<void> {
-    (await session()).resume();
+    await (await session()).resume();
   },
 
   async stopTraining(): Promise<void> {

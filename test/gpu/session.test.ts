@@ -93,6 +93,46 @@ describe('fine-tuning session', () => {
     session.unloadModel();
   });
 
+  it("reads a run's adapter only while the run is paused, and a Resume waits for the reading: never tensors of two steps", async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const flat = (a: Awaited<ReturnType<FinetuneSession['adapterNow']>>): number[] => a.tensors.flatMap((l) => Object.values(l).flatMap((p) => [...p.A, ...p.B]));
+    let refused: unknown = null;
+    let whole: number[] = [];
+    let acrossResume: Promise<number[]> | null = null;
+    let later: number[] = [];
+    const done = session.train({ ...HP, save_steps: 0 }, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      if (e.type === 'step' && e.step === 1) {
+        // Between steps, the next one about to be queued: read across it, its tensors were half of each step.
+        refused = session.adapterNow().then(() => null, (err: Error) => err.message);
+        session.pause();
+      }
+      if (e.type === 'paused' && e.step === 1) {
+        void (async () => {
+          whole = flat(await session.adapterNow());
+          // Resumed as the export starts: the run waits for it to read the adapter of step 1 whole.
+          acrossResume = session.adapterNow().then(flat);
+          await session.resume();
+        })();
+      }
+      if (e.type === 'step' && e.step === 2) session.pause();
+      if (e.type === 'paused' && e.step === 2) {
+        void (async () => {
+          later = flat(await session.adapterNow());
+          session.stop();
+        })();
+      }
+    });
+    expect((await done).steps).toBe(2);
+    expect(await refused).toBe('a run is training this adapter: pause it (or let it end) to read it, since its tensors change with every step');
+    expect(whole.length).toBeGreaterThan(0);
+    expect(await acrossResume!).toEqual(whole);
+    expect(later).not.toEqual(whole); // step 2 moved it
+    // Once the run has ended, its adapter reads as ever.
+    expect(flat(await session.adapterNow())).toEqual(later);
+    session.unloadModel();
+  });
+
   it("restores a stopped run's adapter at its checkpoint without training, and leaves the checkpoint for a later resume", async () => {
     const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), memoryRunStore());
     await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
