@@ -781,14 +781,15 @@ export class FinetuneSession {
     this.control?.pause();
   }
 
-  /** Resumes a paused run once the adapter readings begun during the pause (an export) have read it whole. */
-  resume(): Promise<void> {
+  /**
+   * Resumes a paused run once what read its adapter during the pause has ended: an export reads it whole, and a
+   * generation (Try it) stops at its next token. Resumed under them, the export's tensors were of two steps, and the
+   * generation went on with an adapter that changed under it while its column named the paused step's.
+   */
+  async resume(): Promise<void> {
     const control = this.control;
-    if (this.adapterReads.size === 0) {
-      control?.resume();
-      return Promise.resolve();
-    }
-    return Promise.allSettled([...this.adapterReads]).then(() => control?.resume());
+    await this.weightsReleased();
+    control?.resume();
   }
 
   stop(): void {
@@ -830,13 +831,9 @@ export class FinetuneSession {
     if (this.running && !this.control?.holding) {
       return Promise.reject(new FinetuneError('bad-input', 'a run is training this adapter: pause it (or let it end) to read it, since its tensors change with every step'));
     }
-    // Read tensor by tensor: a load, an imported adapter or a new run waits for the reading before freeing the adapter.
-    const reading = this.usingWeights(() => this.readAdapter());
-    return this.running ? inSetUntilSettled(this.adapterReads, reading) : reading;
+    // Read tensor by tensor: a load, an imported adapter, a new run or a Resume waits for the reading.
+    return this.usingWeights(() => this.readAdapter());
   }
-
-  /** Readings of a paused run's adapter: its Resume waits for them. */
-  private readonly adapterReads = new Set<Promise<unknown>>();
 
   private async readAdapter(): Promise<LoraAdapter> {
     if (!this.lora || !this.adapter) throw new FinetuneError('bad-input', 'there is no trained adapter yet: train first');

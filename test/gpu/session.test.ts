@@ -93,7 +93,7 @@ describe('fine-tuning session', () => {
     session.unloadModel();
   });
 
-  it("reads a run's adapter only while the run is paused, and a Resume waits for the reading: never tensors of two steps", async () => {
+  it("reads a run's adapter only while the run is paused; a Resume waits for the reading and stops a generation: never two steps as one", async () => {
     const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), null);
     await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
     const flat = (a: Awaited<ReturnType<FinetuneSession['adapterNow']>>): number[] => a.tensors.flatMap((l) => Object.values(l).flatMap((p) => [...p.A, ...p.B]));
@@ -101,6 +101,7 @@ describe('fine-tuning session', () => {
     let whole: number[] = [];
     let acrossResume: Promise<number[]> | null = null;
     let later: number[] = [];
+    let generated: Awaited<ReturnType<FinetuneSession['generateStream']>> | null = null;
     const done = session.train({ ...HP, save_steps: 0 }, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
       if (e.type === 'step' && e.step === 1) {
         // Between steps, the next one about to be queued: read across it, its tensors were half of each step.
@@ -119,17 +120,23 @@ describe('fine-tuning session', () => {
       if (e.type === 'paused' && e.step === 2) {
         void (async () => {
           later = flat(await session.adapterNow());
-          session.stop();
+          // Try it while paused, then Resume: the generation stops at its next token (it would go on with step 3's).
+          let resumed: Promise<void> | null = null;
+          generated = await session.generateStream('def', { maxNewTokens: 200 }, (t) => void (t.index === 1 && (resumed = session.resume())));
+          await resumed;
         })();
       }
+      if (e.type === 'step' && e.step === 3) session.stop();
     });
-    expect((await done).steps).toBe(2);
+    expect((await done).steps).toBe(3);
+    expect(generated!.stopReason).toBe('stopped');
+    expect(generated!.ids.length).toBeLessThan(200);
     expect(await refused).toBe('a run is training this adapter: pause it (or let it end) to read it, since its tensors change with every step');
     expect(whole.length).toBeGreaterThan(0);
     expect(await acrossResume!).toEqual(whole);
     expect(later).not.toEqual(whole); // step 2 moved it
-    // Once the run has ended, its adapter reads as ever.
-    expect(flat(await session.adapterNow())).toEqual(later);
+    // Once the run has ended, its adapter reads as ever (step 3's).
+    expect(flat(await session.adapterNow())).not.toEqual(later);
     session.unloadModel();
   });
 
