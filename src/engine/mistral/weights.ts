@@ -58,10 +58,10 @@ export function isStreamed(w: MistralWeights): boolean {
   return w.stream !== undefined;
 }
 
-/** What a load is doing: reading bytes (from the network or a disk), quantising them on the GPU, and so on. */
 /**
- * 'waiting': the new weights are on the GPU, and the load waits for the work still reading the model it replaces (a
- * generation stops at its next token, a validation loss at its next pass, an estimate ends).
+ * What a load is doing: reading bytes (from the network or a disk), quantising them on the GPU, and so on. 'waiting':
+ * the new weights are on the GPU, and the load waits for the work still reading the model it replaces (a generation
+ * stops at its next token, a validation loss at its next pass, an estimate ends).
  */
 export type LoadPhase = 'downloading' | 'quantising' | 'caching' | 'loading from cache' | 'waiting';
 
