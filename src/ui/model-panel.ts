@@ -24,10 +24,6 @@ const HUB_HELP =
   'Authorization header, and never saved.';
 const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.safetensors.index.json when the weights are sharded), or the folder holding them: a folder names the model (its exports and saved runs say so).';
 
-/**
- * What the Local files tab has picked: the files, and the folder's name when a folder was picked (the model is named
- * after it, as `finetune train --model DIR` names it after DIR), or why it cannot be loaded as it stands.
- */
 /** The line under the load's bar: phase, tensors, bytes, rate, time left and the tensor; or what the load waits for. */
 export function loadProgressText(p: LoadProgress, fromLocalFiles: boolean): string {
   if (p.phase === 'waiting') {
@@ -52,6 +48,10 @@ export function modelFacts(i: ModelInfo): [string, string][] {
   ];
 }
 
+/**
+ * What the Local files tab has picked: the files, and the folder's name when a folder was picked (the model is named
+ * after it, as `finetune train --model DIR` names it after DIR), or why it cannot be loaded as it stands.
+ */
 export function localPick(list: readonly File[]): { label: string; folder: string | null } | string {
   if (list.length === 0) return 'Pick the model’s files first: config.json and the *.safetensors weights.';
   const folder = pickedFolderName(list);

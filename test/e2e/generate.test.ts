@@ -49,7 +49,8 @@ describe('streaming generation in the page', () => {
     // opens, and a generation waits for that), the prompt, then the first token's prompt time, then tokens/s over the
     // tokens after the first, as the final line counts them.
     const stats = page.getByTestId('generate-stats-base');
-    await stats.filter({ hasText: /^\d+ tokens · [\d.]+ tokens\/s so far$/ }).waitFor({ timeout: 180_000 });    await page.getByTestId('generate-stop').click();
+    await stats.filter({ hasText: /^\d+ tokens · [\d.]+ tokens\/s so far$/ }).waitFor({ timeout: 180_000 });
+    await page.getByTestId('generate-stop').click();
     const column = page.getByTestId('generate-column-base');
     await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 120_000 });
     expect(await column.getAttribute('data-stop')).toBe('stopped');
@@ -132,6 +133,7 @@ describe('streaming generation in the page', () => {
     expect(await page.locator('.try-it label.pair input').count()).toBe(4); // new tokens, temperature, top-p, seed
     await page.setViewportSize({ width: 1280, height: 900 });
   });
+
   it('Load model during a generation: it stops at its next token, then the new model generates', async () => {
     const app = opened();
     const page = app.page;

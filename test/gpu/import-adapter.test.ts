@@ -139,6 +139,7 @@ describe('an imported adapter in the session', () => {
     expect(written.use_rslora).toBe(true);
     second.unloadModel();
   });
+
   it('its validation loss stops between passes on request, and when a load, an imported adapter or a run replaces what it reads', async () => {
     const own = new FinetuneSession(ctx, session.tokenizer, null);
     const load = (): Promise<unknown> => own.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', quantizationFor(parseHyperparams(HP)));

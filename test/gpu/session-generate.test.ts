@@ -164,12 +164,12 @@ describe('session generation', () => {
     const model = nodeDirectory('test/fixtures/tiny-mistral');
     const tokens: StreamedToken[] = [];
     let loading: Promise<ModelInfo> | undefined;
+    const phases: (string | undefined)[] = [];
     // The load starts once tokens come: it used to free the weights under the next token ("used in submit while destroyed").
     const going = session.generateStream('def', { maxNewTokens: 200 }, (t) => {
       tokens.push(t);
       if (tokens.length === 3) loading = session.loadModel(model, 'tiny-mistral', 'none', (p) => void phases.push(p.phase), { streamLayers: true });
     });
-    const phases: (string | undefined)[] = [];
     const r = await going;
     expect(loading).toBeDefined();
     expect((await loading)?.streamedLayers).toBe(true);
