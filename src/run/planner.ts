@@ -154,6 +154,12 @@ export interface MemoryPlan {
   /** Why, in sentences a person can act on. */
   reasons: string[];
   warnings: string[];
+  /**
+   * An unquantised base that does not simply fit (tight, streamed or not at all): the same run under QLoRA
+   * (peft_method qlora, the base in NF4 with double quantisation, as Replicate's QLoRA), when its verdict is better.
+   * Absent otherwise. Replicate's default is lora, so a user who picks Mistral-7B gets the bf16 base unless told.
+   */
+  qlora?: { verdict: Verdict; peakBytes: number; memoryBytes: number; reason: string };
 }
 
 /** Used when no budget is given: WebGPU exposes no memory size, and 8 GiB is what the README asks of a 7B run. */
@@ -201,6 +207,19 @@ function storedBytesPerValue(dtype: ModelDtype | null, warnings: string[]): numb
  * memory on speed).
  */
 export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOptions = {}): MemoryPlan {
+  const plan = planQuantized(config, hp, o);
+  if (plan.quantization !== 'none' || plan.verdict === 'fits') return plan;
+  // Planned from the same options, so that the two verdicts compare like with like.
+  const q = planQuantized(config, { ...hp, peft_method: 'qlora', quantization: 'nf4-double' }, o);
+  if (VERDICT_RANK[q.verdict] >= VERDICT_RANK[plan.verdict]) return plan;
+  return { ...plan, qlora: { verdict: q.verdict, peakBytes: q.peakBytes, memoryBytes: q.gpu.memoryBytes, reason: q.reasons[0] ?? '' } };
+}
+
+/** Verdicts from best to worst. */
+const VERDICT_RANK: Readonly<Record<Verdict, number>> = { fits: 0, tight: 1, 'fits-with-streaming': 2, 'does-not-fit': 3 };
+
+/** planMemory for the quantization the hyperparameters ask for, without the QLoRA alternative. */
+function planQuantized(config: MistralConfig, hp: Hyperparams, o: PlanOptions): MemoryPlan {
   const memoryBytes = o.gpu?.memoryBytes;
   const budget = memoryBytes === undefined ? null : TIGHT_SHARE * memoryBytes;
   const within = (p: MemoryPlan): boolean => budget !== null && p.verdict === 'fits' && p.peakBytes <= budget;
@@ -360,8 +379,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const reasons: string[] = [];
   let verdict: Verdict = 'fits';
   const worse = (v: Verdict): void => {
-    const rank = { fits: 0, tight: 1, 'fits-with-streaming': 2, 'does-not-fit': 3 } as const;
-    if (rank[v] > rank[verdict]) verdict = v;
+    if (VERDICT_RANK[v] > VERDICT_RANK[verdict]) verdict = v;
   };
   // What makes the rows × tokens buffers smaller: the rows are micro_batch_size's (validation packs into the same), and
   // the advice never names a setting already at 1.

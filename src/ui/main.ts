@@ -115,7 +115,8 @@ function start(root: HTMLElement): void {
   const adapterImport = adapterImportPanel(shared);
   gpu.classList.add('half');
   root.append(
-    modelPanel(shared),
+    // QLoRA offered where the plan says the unquantised base does not simply fit: quantization follows it again.
+    modelPanel(shared, { useQlora: () => form.setValues({ peft_method: 'qlora', quantization: '' }) }),
     dataset.element,
     form.element,
     trainingPanel(shared, {

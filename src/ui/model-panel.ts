@@ -48,6 +48,12 @@ export function modelFacts(i: ModelInfo): [string, string][] {
   ];
 }
 
+/** The QLoRA alternative of a plan whose unquantised base does not simply fit, in a sentence (MemoryPlan.qlora). */
+export function qloraOfferText(q: NonNullable<MemoryPlan['qlora']>): string {
+  const how = { fits: 'it fits', tight: 'it fits, tightly', 'fits-with-streaming': 'it fits with layer streaming', 'does-not-fit': 'it does not fit' }[q.verdict];
+  return `With QLoRA (peft_method qlora: the base in 4-bit NF4, as Replicate's QLoRA stores it) ${how}: ${q.reason}.`;
+}
+
 /**
  * What the Local files tab has picked: the files, and the folder's name when a folder was picked (the model is named
  * after it, as `finetune train --model DIR` names it after DIR), or why it cannot be loaded as it stands.
@@ -87,7 +93,13 @@ export function memoryView(m: LedgerSnapshot | null): HTMLElement {
   );
 }
 
-export function modelPanel(shared: Shared): HTMLElement {
+/** What the panel asks of the page beyond the shared state. */
+export interface ModelPanelHooks {
+  /** Sets peft_method qlora in the form (quantization back to following it). */
+  useQlora(): void;
+}
+
+export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement {
   let kind: SourceKind = 'demo';
   const tabs = (['demo', 'hub', 'files'] as const).map((k) =>
     h('button', { type: 'button', role: 'tab', class: 'tab', 'data-kind': k, 'data-testid': `model-source-${k}` }, k === 'demo' ? 'Demo model' : k === 'hub' ? 'Hugging Face' : 'Local files'),
@@ -181,6 +193,8 @@ export function modelPanel(shared: Shared): HTMLElement {
       fit,
       h('p', { class: `status ${p.verdict === 'fits' ? 'ok' : p.verdict === 'tight' || p.verdict === 'fits-with-streaming' ? 'warn' : 'bad'}` }, `${word}: ${p.reasons[0] ?? ''}`),
       ...p.reasons.slice(1).map((r) => h('p', { class: 'hint' }, r)),
+      // Replicate's default is lora, so Mistral-7B picked as it comes plans a bf16 base: say what QLoRA would need.
+      p.qlora ? qloraOffer(p.qlora) : null,
       h(
         'p',
         { class: 'hint num' },
@@ -196,6 +210,11 @@ export function modelPanel(shared: Shared): HTMLElement {
         ? h('p', { class: 'hint', 'data-testid': 'model-plan-remote' }, 'Too big for this GPU? ', h('a', { href: '#panel-remote', class: 'link' }, 'Train the same job on Replicate'), ' (an A100 with 80 GB).')
         : null,
     );
+  };
+  const qloraOffer = (q: NonNullable<MemoryPlan['qlora']>): HTMLElement => {
+    const use = h('button', { type: 'button', class: 'secondary', 'data-testid': 'model-plan-use-qlora' }, 'Use peft_method qlora');
+    use.addEventListener('click', () => hooks.useQlora());
+    return h('div', { 'data-testid': 'model-plan-qlora', 'data-verdict': q.verdict }, h('p', { class: 'hint' }, qloraOfferText(q)), h('div', { class: 'actions' }, use));
   };
   /** The GPU memory typed into the panel in GiB, or null when the field is empty or not a positive number. */
   const givenMemoryGiB = (): number | null => {

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
@@ -110,6 +111,43 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
     expect(page.viewportSize()?.width).toBe(1280);
     expect(await repo.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
     await page.getByRole('tab', { name: 'Demo model' }).click();
+  });
+
+  it("offers QLoRA where Replicate's default lora leaves Mistral-7B's bf16 base too big, and one click sets it", async () => {
+    const page = app.page;
+    // The Hub answered here with Mistral-7B's own config.json: the plan reads nothing else.
+    const asked: string[] = [];
+    const hub = (route: Route): Promise<void> => {
+      asked.push(new URL(route.request().url()).pathname);
+      return route.fulfill({ status: 200, contentType: 'application/json', body: readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json') });
+    };
+    await page.context().route('https://huggingface.co/**/config.json', hub);
+    const plan = page.getByTestId('model-plan');
+    const offer = page.getByTestId('model-plan-qlora');
+    const seqLen = await page.locator('#max_seq_len').inputValue();
+    try {
+      await page.locator('#max_seq_len').fill('256');
+      expect(await page.locator('#peft_method').inputValue()).toBe('lora');
+      await page.getByTestId('model-source-hub').click();
+      // On the guessed 8 GiB the bf16 base (14.5 GB) needs its layers streamed; in NF4 the whole run fits.
+      await page.locator('[data-testid="model-plan"][data-verdict="fits-with-streaming"]').waitFor({ timeout: 60_000 });
+      expect(await offer.getAttribute('data-verdict')).toBe('fits');
+      expect(await offer.textContent()).toMatch(/^With QLoRA \(peft_method qlora: the base in 4-bit NF4, as Replicate's QLoRA stores it\) it fits: needs [\d.]+ GiB of 8\.0 GiB \(a guess: .*\) \(\d+ %\)\.Use peft_method qlora$/);
+      await page.getByTestId('model-plan-use-qlora').click();
+      expect(await page.locator('#peft_method').inputValue()).toBe('qlora');
+      expect(await page.getByTestId('model-quantization').textContent()).toMatch(/nf4-double \(peft_method qlora\)/);
+      await page.locator('[data-testid="model-plan"][data-verdict="fits"]').waitFor({ timeout: 60_000 });
+      expect(await offer.count()).toBe(0);
+      expect(await plan.textContent()).toMatch(/^Fits: needs [\d.]+ GiB of 8\.0 GiB/);
+      expect(asked.every((p) => p === '/mistralai/Mistral-7B-Instruct-v0.2/resolve/main/config.json')).toBe(true);
+    } finally {
+      await page.context().unroute('https://huggingface.co/**/config.json', hub);
+      await page.locator('#peft_method').selectOption('lora');
+      await page.locator('#max_seq_len').fill(seqLen);
+      await page.getByTestId('model-source-demo').click();
+    }
+    // The demo model, reloaded as NF4 by the click, is loaded unquantised again under lora.
+    await page.locator('[data-testid="model-status"][data-state="ready"]').filter({ hasText: '(unquantised)' }).waitFor({ timeout: 180_000 });
   });
 
   it('saves a screenshot of the page as a test artifact', async () => {

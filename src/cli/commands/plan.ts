@@ -25,8 +25,9 @@ Hub id or a URL only config.json is read: nothing is downloaded but that file; f
 too, so the weights are counted in the dtype they are stored in when config.json's torch_dtype says otherwise;
 "model.dtypeFrom" says which), and a verdict: fits, tight (over 85 % of the budget),
 fits-with-streaming (only with the layers streamed from CPU memory: finetune train --stream-layers; "streaming" gives
-its GPU and CPU bytes, bytes moved per step and an estimated slowdown) or does-not-fit, with the reasons. The buffers
-are checked against this machine's WebGPU adapter limits (maxBufferSize, maxStorageBufferBindingSize) unless --no-gpu.
+its GPU and CPU bytes, bytes moved per step and an estimated slowdown) or does-not-fit, with the reasons. When an
+unquantised base (peft_method lora) does not simply fit, "qlora" gives the same run's verdict and peak with
+--peft_method qlora (the base in 4-bit NF4), if that is better. The buffers are checked against this machine's WebGPU adapter limits (maxBufferSize, maxStorageBufferBindingSize) unless --no-gpu.
 
 options:
   --model M         a folder with config.json, a Hugging Face id (owner/name; HF_TOKEN is sent for gated

@@ -106,6 +106,35 @@ describe('memory planner', () => {
     expect(defaults.reasons.join(' ')).toMatch(/maxStorageBufferBindingSize/);
   });
 
+  it('gives the QLoRA alternative of an unquantised base that does not simply fit, with its own verdict and peak', () => {
+    const big = { maxBufferSize: 4 * 1024 ** 3, maxStorageBufferBindingSize: 4 * 1024 ** 3 };
+    const at = (gib: number) => ({ gpu: { ...big, memoryBytes: gib * 1024 ** 3 } });
+    // peft_method lora (Replicate's default) at 4 × 256 tokens: the bf16 base needs streaming on 8 GiB; in NF4 it fits.
+    const lora = parseHyperparams({ max_seq_len: 256 });
+    const plan = planMemory(mistral7b, lora, at(8));
+    expect(plan.quantization).toBe('none');
+    expect(plan.verdict).toBe('fits-with-streaming');
+    const direct = planMemory(mistral7b, parseHyperparams({ max_seq_len: 256, peft_method: 'qlora' }), at(8));
+    expect(direct.verdict).toBe('fits');
+    expect(plan.qlora).toEqual({ verdict: 'fits', peakBytes: direct.peakBytes, memoryBytes: 8 * 1024 ** 3, reason: direct.reasons[0] });
+    expect(plan.qlora!.reason).toMatch(/^needs .* of 8\.0 GiB \(\d+ %\)$/);
+    // The rest is the lora plan's own.
+    expect(plan.peakBytes).toBeGreaterThan(direct.peakBytes * 2);
+    expect(plan.reasons[0]).toMatch(/with every layer on the GPU; streaming the layers/);
+    // Better, though not whole on the GPU: at 2 GiB the bf16 base does not fit even streamed; in NF4 it does, streamed.
+    const two = planMemory(mistral7b, lora, at(2));
+    expect(two.verdict).toBe('does-not-fit');
+    expect(two.qlora?.verdict).toBe('fits-with-streaming');
+    // None where the base fits as it is, where it is already quantised, or where NF4 is no better.
+    expect(planMemory(mistral7b, lora, at(24)).verdict).toBe('fits');
+    expect(planMemory(mistral7b, lora, at(24)).qlora).toBeUndefined();
+    expect(planMemory(mistral7b, parseHyperparams({ max_seq_len: 256, peft_method: 'qlora' }), at(2)).qlora).toBeUndefined();
+    expect(planMemory(mistral7b, lora, at(1)).verdict).toBe('does-not-fit');
+    expect(planMemory(mistral7b, lora, at(1)).qlora).toBeUndefined();
+    expect(planMemory(mistral7b, lora, at(4)).verdict).toBe('fits-with-streaming');
+    expect(planMemory(mistral7b, lora, at(4)).qlora).toBeUndefined();
+  });
+
   it('keeps as many layers’ intermediates as fit under 85 % of a given memory, none on a guess, and prices each', () => {
     const hp = parseHyperparams({ peft_method: 'qlora', micro_batch_size: 1, train_batch_size: 1, max_seq_len: 2048, validation_batch_size: 1, lora_target_modules: 'all-linear' });
     const big = { maxBufferSize: 4 * 1024 ** 3, maxStorageBufferBindingSize: 4 * 1024 ** 3 };

@@ -2,7 +2,7 @@
 // loose files are named by their names, and a pick that cannot load (no config.json, no safetensors weights) is said
 // before Load instead of after it.
 import { describe, expect, it } from 'vitest';
-import { loadProgressText, localPick, modelFacts } from '../../../src/ui/model-panel.ts';
+import { loadProgressText, localPick, modelFacts, qloraOfferText } from '../../../src/ui/model-panel.ts';
 import type { ModelInfo } from '../../../src/worker/api.ts';
 
 /** A File as a folder pick gives it: its path below the picked folder's parent in webkitRelativePath. */
@@ -55,5 +55,16 @@ describe('loadProgressText', () => {
     expect(loadProgressText({ ...p, done: 291, bytesDone: p.bytesTotal, phase: 'waiting', etaSeconds: null }, false)).toBe(
       'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…',
     );
+  });
+});
+
+describe('qloraOfferText', () => {
+  it('says what QLoRA would need, in the verdict’s words and with the plan’s own reason', () => {
+    const reason = 'needs 5.0 GiB of 8.0 GiB (62 %)';
+    expect(qloraOfferText({ verdict: 'fits', peakBytes: 5 * 2 ** 30, memoryBytes: 8 * 2 ** 30, reason })).toBe(
+      "With QLoRA (peft_method qlora: the base in 4-bit NF4, as Replicate's QLoRA stores it) it fits: needs 5.0 GiB of 8.0 GiB (62 %).",
+    );
+    expect(qloraOfferText({ verdict: 'tight', peakBytes: 0, memoryBytes: 0, reason })).toMatch(/ it fits, tightly: needs/);
+    expect(qloraOfferText({ verdict: 'fits-with-streaming', peakBytes: 0, memoryBytes: 0, reason })).toMatch(/ it fits with layer streaming: needs/);
   });
 });
