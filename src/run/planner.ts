@@ -212,8 +212,12 @@ export function planMemory(config: MistralConfig, hp: Hyperparams, o: PlanOption
   // Planned from the same options, so that the two verdicts compare like with like.
   const q = planQuantized(config, { ...hp, peft_method: 'qlora', quantization: 'nf4-double' }, o);
   if (VERDICT_RANK[q.verdict] >= VERDICT_RANK[plan.verdict]) return plan;
-  return { ...plan, qlora: { verdict: q.verdict, peakBytes: q.peakBytes, memoryBytes: q.gpu.memoryBytes, reason: q.reasons[0] ?? '' } };
+  const reason = q.reasons.filter((r) => !r.startsWith(LIMITS_UNCHECKED)).join('; ');
+  return { ...plan, qlora: { verdict: q.verdict, peakBytes: q.peakBytes, memoryBytes: q.gpu.memoryBytes, reason } };
 }
+
+/** How the reason that says the adapter's buffer limits went unchecked begins (the plan's own reasons carry it once). */
+export const LIMITS_UNCHECKED = 'no adapter limits were given';
 
 /** Verdicts from best to worst. */
 const VERDICT_RANK: Readonly<Record<Verdict, number>> = { fits: 0, tight: 1, 'fits-with-streaming': 2, 'does-not-fit': 3 };
@@ -405,7 +409,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
         : `this GPU's ${maxBuffer <= maxBinding ? 'maxBufferSize' : 'maxStorageBufferBindingSize'} of ${formatBytes(limit)}`;
     reasons.push(`the largest buffer (${describeBuffer(largest.label)}, ${formatBytes(largest.bytes)}) is over ${which}; ${shrink}`);
   }
-  if (!limitsGiven) reasons.push(`no adapter limits were given: buffer sizes were checked only against the engine's own ${formatBytes(MAX_REQUESTED_BUFFER + 4)} − 4 bytes, not against this GPU's maxBufferSize / maxStorageBufferBindingSize`);
+  if (!limitsGiven) reasons.push(`${LIMITS_UNCHECKED}: buffer sizes were checked only against the engine's own ${formatBytes(MAX_REQUESTED_BUFFER + 4)} − 4 bytes, not against this GPU's maxBufferSize / maxStorageBufferBindingSize`);
   const memoryBytes = gpu.memoryBytes ?? GUESSED_GPU_MEMORY;
   const memorySource = gpu.memoryBytes === undefined ? 'guessed' : (gpu.memorySource ?? 'given');
   const guess = memorySource === 'guessed' ? ' (a guess: WebGPU cannot report GPU memory; give the real size)' : '';

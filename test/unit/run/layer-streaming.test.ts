@@ -29,4 +29,15 @@ describe('choosing layer streaming', () => {
     expect(d.stream).toBe(true);
     expect(d.notice).toMatch(/does not fit the GPU's 1\.0 GiB, even with the layers streamed .*Replicate/);
   });
+
+  it('says what QLoRA would need when an unquantised base is streamed or does not fit, and still chooses only streaming', () => {
+    const lora = parseHyperparams({ max_seq_len: 256 });
+    const streamed = chooseLayerStreaming(mistral7b, { hp: lora, gpu: { memoryBytes: 8 * GiB } });
+    expect(streamed.stream).toBe(true);
+    expect(streamed.notice).toMatch(/same results, slower\); with --peft_method qlora \(the base in 4-bit NF4\) it would fit: needs [\d.]+ GiB of 8\.0 GiB \(\d+ %\)$/);
+    const two = chooseLayerStreaming(mistral7b, { hp: lora, gpu: { memoryBytes: 2 * GiB } });
+    expect(two.notice).toMatch(/; with --peft_method qlora \(the base in 4-bit NF4\) it would need streaming too but needs .* of 2\.0 GiB with every layer on the GPU; streaming the layers from CPU memory needs/);
+    // Already QLoRA: nothing more to say.
+    expect(chooseLayerStreaming(mistral7b, { hp, gpu: { memoryBytes: 4 * GiB } }).notice).not.toMatch(/peft_method/);
+  });
 });
