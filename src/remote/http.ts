@@ -224,6 +224,9 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
           try {
             res = await doFetch(input, { ...init, signal });
             answered.add(hostOf(url));
+            // A redirect the caller asked to see (redirect: 'manual': downloadOutput judges each hop's host before
+            // following it) is its answer, not a failure: turned into "answered 302", no redirect was ever followed.
+            if (init?.redirect === 'manual' && res.status >= 300 && res.status < 400) return res;
             if (res.ok) {
               if (isApiCall || isUpload) return await ensureJson(res, url, method);
               handedOver = true;

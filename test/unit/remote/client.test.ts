@@ -121,3 +121,33 @@ describe('uploads have a deadline', () => {
     }
   });
 });
+
+describe('output downloads (the CLI, without the proxy)', () => {
+  it('follow a redirect to an allowed host with the token, and refuse one to a path under the API base', async () => {
+    const { listen } = await import('../../helpers/loopback.ts');
+    const { downloadOutput } = await import('../../../src/remote/flow.ts');
+    const seen: { url: string; auth: string | undefined }[] = [];
+    const srv = await listen((req, res) => {
+      seen.push({ url: req.url ?? '', auth: req.headers.authorization });
+      if (req.url === '/delivery/moved.zip') return void res.writeHead(302, { location: '/delivery/here/training_output.zip' }).end();
+      if (req.url === '/delivery/sneaky.zip') return void res.writeHead(302, { location: '/v1/webhooks/default/secret' }).end();
+      res.writeHead(200, { 'content-type': 'application/zip' });
+      res.end('zip bytes');
+    });
+    try {
+      const c = createRemoteClient({ token: GOOD, apiBase: `${srv.url}/v1`, retry: { baseDelayMs: 1, maxRetries: 0 } });
+      const bytes = await downloadOutput(c, `${srv.url}/delivery/moved.zip`);
+      expect(new TextDecoder().decode(bytes)).toBe('zip bytes');
+      expect(seen).toEqual([
+        { url: '/delivery/moved.zip', auth: `Bearer ${GOOD}` },
+        { url: '/delivery/here/training_output.zip', auth: `Bearer ${GOOD}` },
+      ]);
+      const err = await downloadOutput(c, `${srv.url}/delivery/sneaky.zip`).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FinetuneError);
+      expect((err as FinetuneError).message).toMatch(/^refusing to download the output from http:\/\/127\.0\.0\.1:\d+/);
+      expect(seen.map((s) => s.url)).not.toContain('/v1/webhooks/default/secret');
+    } finally {
+      await srv.close();
+    }
+  });
+});
