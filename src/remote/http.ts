@@ -119,20 +119,24 @@ function guardIdle(res: Response, ac: AbortController, idleMs: number, call: str
     }, idleMs);
   };
   arm();
-  const body = res.body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      start(c) {
-        ctl = c;
-      },
-      transform(chunk, c) {
-        arm();
-        c.enqueue(chunk);
-      },
-      flush() {
-        clearTimeout(t);
-      },
-    }),
-  );
+  // `cancel` is the Streams standard's (Node 20, current browsers) but not yet in TypeScript's lib, hence the type.
+  const watcher: Transformer<Uint8Array, Uint8Array> & { cancel?: (reason: unknown) => void } = {
+    start(c) {
+      ctl = c;
+    },
+    transform(chunk, c) {
+      arm();
+      c.enqueue(chunk);
+    },
+    flush() {
+      clearTimeout(t);
+    },
+    // A body given up on (an output past its size limit) is not read to its end: its idle timer goes with it.
+    cancel() {
+      clearTimeout(t);
+    },
+  };
+  const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>(watcher));
   return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 

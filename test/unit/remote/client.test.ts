@@ -151,3 +151,38 @@ describe('output downloads (the CLI, without the proxy)', () => {
     }
   });
 });
+
+describe('an output past the size limit', () => {
+  it('is refused as it streams in (the proxy sends outputs without a Content-Length), not after all of it is read', async () => {
+    const { listen } = await import('../../helpers/loopback.ts');
+    const { downloadOutput } = await import('../../../src/remote/flow.ts');
+    let sent = 0;
+    const total = 64 * 1024 * 1024;
+    const srv = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/zip' }); // chunked: no size said up front
+      const more = (): void => {
+        if (res.destroyed || sent >= total) return void res.end();
+        sent += 64 * 1024;
+        res.write(new Uint8Array(64 * 1024), more);
+      };
+      more();
+    });
+    const aborted: unknown[] = [];
+    const spy = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      init?.signal?.addEventListener('abort', () => aborted.push(init.signal?.reason));
+      return globalThis.fetch(input, init);
+    }) as typeof fetch;
+    try {
+      const c = createRemoteClient({ token: GOOD, apiBase: `${srv.url}/v1`, idleTimeoutMs: 150, retry: { baseDelayMs: 1, maxRetries: 0 }, fetch: spy });
+      const err = await downloadOutput(c, `${srv.url}/delivery/x/training_output.zip`, { maxBytes: 256 * 1024 }).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FinetuneError);
+      expect((err as FinetuneError).message).toBe('the output is more than the 262144-byte limit');
+      await new Promise((r) => setTimeout(r, 400));
+      // The server was stopped early (what sits in socket buffers aside), and no idle timer fired after the refusal.
+      expect(sent).toBeLessThan(total / 4);
+      expect(aborted.filter((r) => String(r).includes('no data'))).toEqual([]);
+    } finally {
+      await srv.close();
+    }
+  });
+});
