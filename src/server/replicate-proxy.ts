@@ -38,6 +38,13 @@ const DEFAULTS = { maxUploadBytes: 101 * MiB, maxJsonBytes: 1 * MiB, timeoutMs: 
 const FORWARDED_REQUEST_HEADERS = ['authorization', 'content-type', 'accept'] as const;
 const RETURNED_RESPONSE_HEADERS = ['content-type', 'retry-after', 'content-disposition'] as const;
 const MAX_DOWNLOAD_REDIRECTS = 3;
+/**
+ * On every relayed answer: it is served from the page's own origin, where the page keeps the token (localStorage), and
+ * anyone can put a file on Replicate's delivery hosts (a model's output). Opened as a page (a link to
+ * /replicate/download?url=…), an HTML file would run its scripts as this origin's; sandboxed, with no sniffing, it
+ * cannot. fetch() from the page reads the bytes as before.
+ */
+const RELAY_SAFETY_HEADERS = { 'content-security-policy': "default-src 'none'; sandbox", 'x-content-type-options': 'nosniff' } as const;
 
 class Refusal extends Error {
   constructor(
@@ -87,7 +94,7 @@ function forwardedHeaders(req: IncomingMessage): Headers {
 
 /** Copies the upstream answer: status, a few headers, the body streamed. */
 async function relay(upstream: Response, res: ServerResponse, extraHeaders: Record<string, string>): Promise<void> {
-  const headers: Record<string, string> = { 'cache-control': 'no-store', ...extraHeaders };
+  const headers: Record<string, string> = { 'cache-control': 'no-store', ...RELAY_SAFETY_HEADERS, ...extraHeaders };
   for (const name of RETURNED_RESPONSE_HEADERS) {
     const v = upstream.headers.get(name);
     if (v !== null) headers[name] = v;

