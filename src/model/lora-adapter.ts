@@ -12,7 +12,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { firstNonFinite } from '../core/finite.ts';
 import { formatCounted } from '../core/units.ts';
 import { moduleShape } from './checkpoint.ts';
-import type { MistralConfig } from './config.ts';
+import { CONFIG_LIMITS, type MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { bytesSource, isNotFound, readJson, type ByteSource, type FileSet } from './source.ts';
 
@@ -473,6 +473,8 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
   const found = new Map<string, { layer: number; module: Projection; A?: string; B?: string }>();
   const strange: string[] = [];
   let maxLayer = -1;
+  /** The first tensor of a layer no model can have (the layer count sizes per-layer arrays when no base is given). */
+  let tooDeep: { name: string; layer: string } | null = null;
   for (const name of header.tensors.keys()) {
     const m = KEY_RE.exec(name);
     if (!m) {
@@ -480,6 +482,7 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
       continue;
     }
     const layer = Number(m[1]);
+    if (layer >= CONFIG_LIMITS.num_hidden_layers) tooDeep ??= { name, layer: m[1] };
     const module = m[3] as Projection;
     const group = m[2];
     const expectedGroup = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
@@ -500,6 +503,12 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
     );
   }
   if (found.size === 0) throw bad(wfile, 'holds no LoRA tensors');
+  // Against a base, depthMismatch names such a layer; without one, the adapter's depth is its deepest layer's, and a
+  // forged index (layer 10^20) made the per-layer lists below V8's RangeError or millions of entries long.
+  if (!base && tooDeep) {
+    const most = CONFIG_LIMITS.num_hidden_layers;
+    throw bad(wfile, `${tooDeep.name} is a tensor of layer ${tooDeep.layer}, and no model this program loads has more than ${most} layers (0–${most - 1}): the file is corrupt or not an adapter of such a model`);
+  }
 
   const layers = base ? base.layers : maxLayer + 1;
   if (base) {

@@ -156,6 +156,28 @@ describe('reading a PEFT adapter', () => {
     expect(e.message).toMatch(/missing q_proj of layer 0/);
   });
 
+  it('refuses a layer index deeper than any model when no base is given, before building anything per layer', async () => {
+    // Read without a base (finetune export's first read), a tensor of layer 10^20 threw V8's RangeError "Invalid array
+    // length", and one of layer 5,000,000 took seconds building five million "missing q_proj of layer N".
+    const at = (layer: string): Uint8Array =>
+      writeSafetensors([
+        { name: `base_model.model.model.layers.${layer}.self_attn.q_proj.lora_A.weight`, dtype: 'F32', shape: [2, 128], data: new Float32Array(256) },
+        { name: `base_model.model.model.layers.${layer}.self_attn.q_proj.lora_B.weight`, dtype: 'F32', shape: [128, 2], data: new Float32Array(256) },
+      ]);
+    const config = { ...fixtureConfig, r: 2, target_modules: ['q_proj'], layers_to_transform: null };
+    for (const layer of ['99999999999999999999', '5000000', '1024']) {
+      const started = Date.now();
+      const e = await errorOf(() => parseAdapter(config, at(layer), { where: 'a' }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toBe(`a/adapter_model.safetensors: base_model.model.model.layers.${layer}.self_attn.q_proj.lora_A.weight is a tensor of layer ${layer}, and no model this program loads has more than 1024 layers (0–1023): the file is corrupt or not an adapter of such a model`);
+      expect(Date.now() - started).toBeLessThan(1000);
+    }
+    // The deepest layer a model can have still reads (as the only layer adapted, through layers_to_transform).
+    const last = await parseAdapter({ ...config, layers_to_transform: [1023] }, at('1023'));
+    expect(last.layers).toBe(1024);
+    expect(last.tensors[1023].q_proj?.A.length).toBe(256);
+  });
+
   it('says which file is missing from an adapter directory', async () => {
     const e = await errorOf(() => readAdapter(memoryFileSet({ 'adapter_config.json': JSON.stringify(fixtureConfig) }, 'out')));
     expect(e.message).toMatch(/out: no adapter_model\.safetensors/);
