@@ -1,6 +1,7 @@
 // Reading zip archives we did not write (adapter zips, Replicate's training_output.zip, torch.save files) with fflate,
 // with bounds: nothing is inflated before its claimed size has been checked, so a small hostile zip cannot make us
-// allocate gigabytes. Entries are listed first (no decompression), then only the wanted ones are extracted.
+// allocate gigabytes. Entries are listed first (no decompression), then only the wanted ones are extracted, and each is
+// checked against the CRC-32 the archive recorded for it (fflate checks none).
 
 import { unzipSync } from 'fflate';
 import { FinetuneError } from '../core/errors.ts';
@@ -36,6 +37,55 @@ function badZip(where: string, message: string): FinetuneError {
   return new FinetuneError('bad-input', `${where}: ${message}`);
 }
 
+const CRC_TABLE = ((): Uint32Array => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** The zip format's CRC-32 (reflected polynomial 0xEDB88320) of `bytes`. */
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * The CRC-32 of every central-directory record, in the directory's order: the records fflate's unzipSync walks, in
+ * the same order and found the same way (zip64 included), but whose CRC it never hands its filter nor checks.
+ */
+function centralCrcs(bytes: Uint8Array, where: string): number[] {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const in4 = (at: number): boolean => at >= 0 && at + 4 <= bytes.byteLength;
+  const u16 = (at: number): number => dv.getUint16(at, true);
+  const u32 = (at: number): number => dv.getUint32(at, true);
+  try {
+    let e = bytes.byteLength - 22;
+    while (!in4(e) || u32(e) !== 0x06054b50) if (--e < 0 || bytes.byteLength - e > 65558) throw new RangeError('no end of central directory');
+    let count = u16(e + 8);
+    let at = u32(e + 16);
+    if (in4(e - 20) && u32(e - 20) === 0x07064b50) {
+      const z = u32(e - 12);
+      if (in4(z) && u32(z) === 0x06064b50) {
+        count = u32(z + 32);
+        at = u32(z + 48);
+      }
+    }
+    const crcs: number[] = [];
+    for (let i = 0; i < count; i++) {
+      crcs.push(u32(at + 16));
+      at += 46 + u16(at + 28) + u16(at + 30) + u16(at + 32);
+    }
+    return crcs;
+  } catch (e) {
+    throw badZip(where, `not a readable zip archive (its central directory: ${(e as Error).message})`);
+  }
+}
+
 /** The entries of a zip (directories left out), without extracting anything. */
 export function listZip(bytes: Uint8Array, where: string): ZipEntryInfo[] {
   const infos: ZipEntryInfo[] = [];
@@ -62,9 +112,13 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
   let total = 0;
   let refusal: FinetuneError | null = null;
   let files: Record<string, Uint8Array>;
+  // Each extracted entry's index in the central directory (the last of a name, as `files` keeps) and claimed size.
+  let index = -1;
+  const claims = new Map<string, { index: number; originalSize: number }>();
   try {
     files = unzipSync(bytes, {
       filter: (f) => {
+        index++;
         if (refusal || f.name.endsWith('/') || !want(f.name)) return false;
         if (f.compression !== 0 && f.compression !== 8) {
           refusal = badZip(where, `${f.name} uses compression method ${f.compression}; only stored and deflate entries are read`);
@@ -77,6 +131,7 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
         } else if ((total += f.originalSize) > maxTotal) {
           refusal = badZip(where, `the entries to extract add up to more than the ${maxTotal}-byte limit`);
         }
+        if (refusal === null) claims.set(f.name, { index, originalSize: f.originalSize });
         return refusal === null;
       },
     });
@@ -86,8 +141,20 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
   }
   if (refusal) throw refusal;
   const out = new Map<string, Uint8Array>();
+  const crcs = claims.size > 0 ? centralCrcs(bytes, where) : [];
   for (const [name, data] of Object.entries(files)) {
     if (data.byteLength > maxEntry) throw badZip(where, `${name} extracts to more than the ${maxEntry}-byte limit`);
+    // A byte changed by a broken download or disk inflates without an error (or is stored as it is): the entry's
+    // CRC-32 is the one thing that tells, and a weight read from it would be another number without a word.
+    const claim = claims.get(name);
+    const recorded = claim === undefined ? undefined : crcs[claim.index];
+    if (claim === undefined || recorded === undefined) throw badZip(where, `${name} has no central directory record to check it against`);
+    if (data.byteLength !== claim.originalSize) throw badZip(where, `${name} is damaged: it extracts to ${data.byteLength} bytes, the archive recorded ${claim.originalSize} (a broken download or copy?); get the file again`);
+    const actual = crc32(data);
+    if (actual !== recorded) {
+      const hex = (n: number): string => n.toString(16).padStart(8, '0');
+      throw badZip(where, `${name} is damaged: its CRC-32 is ${hex(actual)}, the archive recorded ${hex(recorded)} (a broken download or copy?); get the file again`);
+    }
     out.set(name, data);
   }
   return out;

@@ -203,6 +203,24 @@ describe('adapters that do not fit, or try something', () => {
     expect(e.message).toMatch(/is a torch\.save file \(an adapter_model\.bin on its own\); its adapter_config\.json is needed too/);
   });
 
+  it('a zip damaged in transit (one byte of the weights changed) is refused by its CRC-32, not read as other numbers', async () => {
+    // fflate checks no CRC: one flipped byte came back as one weight changed (stored) or five (deflated), without a word.
+    const zipped = (level: 0 | 6): Uint8Array => zipSync({ 'adapter_config.json': enc.encode(configText), 'adapter_model.safetensors': [safetensors, { level }] });
+    const stored = zipped(0);
+    // The last weight's high byte, in the archive's copy of the file.
+    stored[Buffer.from(stored).indexOf(Buffer.from(safetensors.subarray(-64))) + 63] ^= 0x40;
+    const deflated = zipped(6);
+    deflated[deflated.length >> 1] ^= 0x40;
+    for (const damaged of [stored, deflated]) {
+      const e = await errorOf(() => importAdapter(damaged, { base, where: 'a.zip' }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toMatch(/^a\.zip: adapter_model\.safetensors is damaged: its CRC-32 is [0-9a-f]{8}, the archive recorded [0-9a-f]{8} \(a broken download or copy\?\); get the file again$/);
+    }
+    // The undamaged archives read exactly.
+    expectFixtureTensors(await importAdapter(zipped(0), { base }));
+    expectFixtureTensors(await importAdapter(zipped(6), { base }));
+  });
+
   it('a zip that holds only another zip is not opened', async () => {
     const nested = zipSync({ 'inner.zip': replicateTrainingZip(configText, bin) });
     const e = await errorOf(() => importAdapter(nested));

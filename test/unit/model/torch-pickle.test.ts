@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { readTorchStateDict, unpickleStateDict } from '../../../src/model/torch-pickle.ts';
 import { listZip } from '../../../src/model/zip-archive.ts';
-import { PickleWriter, stateDictPickle, torchSaveStateDict, torchZip, type FixtureTensor } from '../../helpers/torch-save.ts';
+import { alignedStoredZip, PickleWriter, stateDictPickle, torchSaveStateDict, torchZip, type FixtureTensor } from '../../helpers/torch-save.ts';
 
 function f32(n: number, seed: number): Float32Array {
   // Values with full mantissas (not round numbers), so a byte slip shows.
@@ -259,14 +259,20 @@ describe('hostile pickles are refused and run nothing', () => {
     expectRefused(() => readTorchStateDict(bin), /archive\/data\/0 claims 1000000000 bytes from \d+ compressed bytes, more than deflate can produce/);
   });
 
+  it('a storage damaged in transit (one byte changed) is refused by its CRC-32, not read as another number', () => {
+    const bin = torchSaveStateDict(TENSORS.slice(0, 1));
+    // The storage's last element, found in the archive by its bytes: its top byte flipped changes one weight.
+    const storage = leBytes(TENSORS[0]);
+    bin[Buffer.from(bin).indexOf(Buffer.from(storage.subarray(-16))) + 15] ^= 0x40;
+    expectRefused(() => readTorchStateDict(bin, 'x.bin'), /^x\.bin: archive\/data\/0 is damaged: its CRC-32 is [0-9a-f]{8}, the archive recorded [0-9a-f]{8} \(a broken download or copy\?\); get the file again$/);
+  });
+
   it('the legacy (pre-1.6) format, big-endian archives and non-tensor values get their own messages', () => {
     expectRefused(() => readTorchStateDict(Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0, 0])), /legacy torch\.save format/);
     const { pickle, storages } = stateDictPickle(TENSORS.slice(0, 1));
-    const big = torchZip(pickle, storages);
-    // Same length as "little", so offsets stay valid: flip the record's text in place.
-    const at = Buffer.from(big).indexOf('little');
-    big.set(new TextEncoder().encode('bigxxx'), at);
-    expectRefused(() => readTorchStateDict(big), /byteorder is "bigxxx"; only little-endian/);
+    // Written whole (a record changed in place would fail its CRC-32 first).
+    const big = alignedStoredZip([['archive/data.pkl', pickle], ['archive/byteorder', new TextEncoder().encode('big')], ...[...storages].map(([k, b]): [string, Uint8Array] => [`archive/data/${k}`, b])]);
+    expectRefused(() => readTorchStateDict(big), /byteorder is "big"; only little-endian/);
     const notTensor = new PickleWriter().proto(2).emptyDict().unicode('x').int(3).setitem().stop().finish();
     expectRefused(() => readTorchStateDict(torchZip(notTensor, new Map())), /x is the number 3, not a tensor/);
   });
