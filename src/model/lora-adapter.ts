@@ -71,7 +71,9 @@ export function peftKey(layer: number, module: Projection, factor: 'A' | 'B'): s
   return `base_model.model.model.layers.${layer}.${group}.${module}.lora_${factor}.weight`;
 }
 
-const KEY_RE = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
+// The layer index as PEFT writes it (Python's str of an int): "layers.00" names no module, and read as layer 0 it replaced
+// that layer's real tensor without a word.
+const KEY_RE = /^base_model\.model\.model\.layers\.(0|[1-9]\d*)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
 
 function bad(where: string, message: string, details?: Record<string, unknown>): FinetuneError {
   return new FinetuneError('bad-input', `${where}: ${message}`, details);

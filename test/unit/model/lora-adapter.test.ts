@@ -156,6 +156,18 @@ describe('reading a PEFT adapter', () => {
     expect(e.message).toMatch(/missing q_proj of layer 0/);
   });
 
+  it('refuses a layer index written with a leading zero, which stood in for the real tensor of that layer', async () => {
+    // layers.00 and layers.0 both read as layer 0, and the later in the file replaced the other without a word: PEFT
+    // loads layers.0 (layers.00 names no module of the model), so the import computed something else.
+    const source = await openSafetensors(bytesSource(fixtureWeights));
+    const all = await Promise.all(source.names().map(async (name) => ({ ...source.info(name), data: await source.read(name) })));
+    const real = source.info(peftKey(0, 'q_proj', 'A'));
+    const impostor = { name: real.name.replace('layers.0.', 'layers.00.'), dtype: 'F32' as const, shape: real.shape, data: new Float32Array(real.numel).fill(9) };
+    const e = await errorOf(() => parseAdapter(fixtureConfig, writeSafetensors([...all, impostor]), { base, where: 'a' }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe(`a/adapter_model.safetensors: unexpected tensor name(s) "${impostor.name}"; expected base_model.model.model.layers.N.(self_attn|mlp).X_proj.lora_(A|B).weight`);
+  });
+
   it('refuses a layer index deeper than any model when no base is given, before building anything per layer', async () => {
     // Read without a base (finetune export's first read), a tensor of layer 10^20 threw V8's RangeError "Invalid array
     // length", and one of layer 5,000,000 took seconds building five million "missing q_proj of layer N".
