@@ -17,6 +17,9 @@
 // shape), whole on a software adapter, as one layer's forward and the head's on a GPU. Its cost is no fixed share of
 // a training pass's: a kept layer's backward costs about one forward (the frozen base gets no weight gradient) and a
 // recomputed layer adds a second, and a small validation set's last pass may be far smaller than a micro-batch.
+// A run with a validation_prompt also writes a greedy sample after each validation (calibrateSample): the KV-cache
+// decoder's prompt pass and its per-token loop timed on that prompt; one row at a time costs more per token than any
+// batched pass, so neither training rate prices it.
 
 import { ADAPTER_INIT_STREAM, uniformSource } from '../core/prng.ts';
 import { unpackedBatch, type TokenBatch } from '../core/token-batch.ts';
@@ -31,7 +34,9 @@ import type { MistralWeights } from '../engine/mistral/weights.ts';
 import { timeGpu } from '../engine/timing.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
+import type { GpuLora } from '../engine/mistral/lora.ts';
 import { FORWARD_SHARE, validationSteps } from './eta.ts';
+import { generate } from './generate.ts';
 import { repeatableLayerWork } from './layer-work.ts';
 
 /** Tokens in the measured pass: enough to amortise dispatch overhead, few enough for seconds on a software adapter. */
@@ -53,7 +58,29 @@ export interface Calibration {
    * upload adds to a pass here (not in secondsPerToken).
    */
   uploads?: { perTrainingPass: number; perValidationPass: number; seconds: number };
+  /** The validation_prompt sample timed (calibrateSample), when the run writes one. */
+  sample?: SampleCalibration;
 }
+
+/** What a validation_prompt sample costs here, per token (calibrateSample). */
+export interface SampleCalibration {
+  /** The prompt as the sample reads it (BOS included). */
+  promptTokens: number;
+  /** The prompt's pass (the first new token's logits included), per prompt token. */
+  prefillSecondsPerToken: number;
+  /** Each new token after the first (one row through the decoder, its logits read back). */
+  decodeSecondsPerToken: number;
+}
+
+/** New tokens a run's validation_prompt sample writes at most (</s> may end it sooner). */
+export const SAMPLE_MAX_TOKENS = 48;
+/** One sample of up to `maxTokens` new tokens at the timed costs: its prompt's pass, then the tokens after the first. */
+export function secondsOfSample(c: SampleCalibration, maxTokens = SAMPLE_MAX_TOKENS): number {
+  return c.promptTokens * c.prefillSecondsPerToken + (maxTokens - 1) * c.decodeSecondsPerToken;
+}
+
+/** New tokens the calibration times after the first: enough to average out one token's jitter. */
+const SAMPLE_TIMED_TOKENS = 4;
 
 export interface RunEstimate extends Calibration {
   /** Tokens the run trains on (the steps it makes), without padding: what its tokens/s readout counts. */
@@ -74,6 +101,9 @@ export interface RunEstimate extends Calibration {
    * choice for this shape); 0 otherwise. Layer passes of the run's shape, pipeline compiles not counted.
    */
   tuningSeconds: number;
+  /** validation_prompt samples the run will write, and their seconds (of `seconds`; 0 and 0 without a prompt). */
+  samples: number;
+  sampleSeconds: number;
   /**
    * Training tokens per second (padding not counted, as a run's steps count them), the uploads of the training passes
    * included: the rate the run should show.
@@ -226,6 +256,18 @@ export async function calibrateValidation(
 }
 
 /**
+ * Times the greedy sample a run writes after each validation, on its prompt (`prompt`: ids, BOS included) with the
+ * session's adapter (`lora`; null: the base, the same work but LoRA's few products). A first, short generation
+ * compiles the decoder's pipelines, which a run pays once and not per sample. No </s> stops it: the loop is timed
+ * over the tokens asked for, whatever they are.
+ */
+export async function calibrateSample(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, prompt: readonly number[], maxPositions?: number): Promise<SampleCalibration> {
+  await generate(ctx, weights, lora, prompt, { maxNewTokens: 2, maxPositions });
+  const r = await generate(ctx, weights, lora, prompt, { maxNewTokens: SAMPLE_TIMED_TOKENS + 1, maxPositions });
+  return { promptTokens: prompt.length, prefillSecondsPerToken: r.prefillSeconds / prompt.length, decodeSecondsPerToken: r.decodeSeconds / (r.ids.length - 1) };
+}
+
+/**
  * One whole pass on the runner, `record`ed after its loss is reset, timed up to the loss readback (the fence: the pass
  * has finished on the GPU), with the layer uploads it made (streamed layers).
  */
@@ -324,7 +366,7 @@ function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
  * rate), the streamed layers' uploads, and `tuningPasses` layer passes for the kernel
  * measurement before the first step (0: none will be made).
  */
-export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
+export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'> & Partial<Pick<Hyperparams, 'validation_prompt'>>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
   const trainTokens = stats.run.tokens;
   const paddedTokens = stats.run.paddedTokens;
   const evaluations = evaluationCount(stats, hp);
@@ -338,9 +380,13 @@ export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validat
   const trainSeconds = c.secondsPerToken * paddedTokens + trainUploadSeconds;
   const tuningSeconds = tuningSecondsOf(c, tuningPasses);
   const validationSeconds = validationCompute + validationUploadSeconds;
-  const seconds = c.secondsPerToken * paddedTokens + validationCompute + uploadSeconds + tuningSeconds;
+  // A sample after each validation pass, or one at the end of a run that never validates (session.ts); each priced
+  // at SAMPLE_MAX_TOKENS, a ceiling.
+  const samples = hp.validation_prompt && c.sample ? Math.max(1, evaluations) : 0;
+  const sampleSeconds = c.sample ? samples * secondsOfSample(c.sample) : 0;
+  const seconds = c.secondsPerToken * paddedTokens + validationCompute + uploadSeconds + tuningSeconds + sampleSeconds;
   // A step reports its real tokens over its time, padding computed but not counted: so does the estimate, or the
   // page would promise a rate (1 − padding) higher than the run then shows.
   const tokensPerSecond = trainSeconds > 0 ? trainTokens / trainSeconds : (trainTokens / Math.max(1, paddedTokens)) / c.secondsPerToken;
-  return { ...c, trainTokens, paddedTokens, evaluations, validationTokens, seconds, validationSeconds, uploadSeconds, tuningSeconds, tokensPerSecond, softwareAdapter };
+  return { ...c, trainTokens, paddedTokens, evaluations, validationTokens, seconds, validationSeconds, uploadSeconds, tuningSeconds, samples, sampleSeconds, tokensPerSecond, softwareAdapter };
 }

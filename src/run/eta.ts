@@ -56,7 +56,8 @@ export class RunTimer {
    * `evalAfter`: the plan steps followed by a validation pass (validationSteps). Until one has run, a pass is priced
    * as `validationTokens` (the tokens it computes, padding included) at `forwardShare` of the steps' rate per token.
    * `afterPassTokens`: the tokens the work after each pass computes (its validation_prompt sample: the prompt and its
-   * max_new_tokens), 0 when there is none; priced until such work has been timed (see afterPass).
+   * max_new_tokens), 0 when there is none; priced until such work has been timed (see afterPass), unless
+   * `afterPassSeconds` gives its price as measured before the run (the time estimate's timed sample).
    */
   constructor(
     private readonly totalSteps: number,
@@ -64,6 +65,7 @@ export class RunTimer {
     private readonly validationTokens: number,
     private readonly forwardShare = FORWARD_SHARE,
     private readonly afterPassTokens = 0,
+    private readonly afterPassPrior?: number,
   ) {}
 
   /** A training step took `seconds` over `tokens` tokens (padding included: what the GPU computed). */
@@ -105,6 +107,7 @@ export class RunTimer {
    */
   private afterPass(passSeconds: number): number {
     if (this.afterPasses > 0) return this.afterPassSeconds / this.afterPasses;
+    if (this.afterPassTokens > 0 && this.afterPassPrior !== undefined) return this.afterPassPrior;
     return this.validationTokens > 0 ? this.afterPassTokens * (passSeconds / this.validationTokens) : 0;
   }
 

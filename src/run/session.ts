@@ -18,7 +18,7 @@ import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts'
 import { parameterCount } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
-import { calibrate, calibrateValidation, countedShare, estimateRun, forwardShare, validationBatchShape, type Calibration, type RunEstimate, type ValidationCalibration } from './calibrate.ts';
+import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, SAMPLE_MAX_TOKENS, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
@@ -171,6 +171,8 @@ export class FinetuneSession {
   private calibration: { key: string; value: Calibration } | null = null;
   /** The last validation batch timed (calibrateValidation), for that calibration and batch shape. */
   private validationCalibration: { key: string; value: ValidationCalibration } | null = null;
+  /** The last validation_prompt sample timed (calibrateSample) and for what; value undefined: it could not be. */
+  private sampleCalibration: { key: string; value: SampleCalibration | undefined } | null = null;
   /** What a validation token cost against a training token in the last estimate (forwardShare); null: not measured. */
   private validationShare: number | null = null;
   /** Where measured kernel choices are kept between runs (src/run/kernel-tuning.ts); null: measure every run. */
@@ -278,6 +280,7 @@ export class FinetuneSession {
   forgetEstimate(): void {
     this.calibration = null;
     this.validationCalibration = null;
+    this.sampleCalibration = null;
     this.validationShare = null;
   }
 
@@ -407,6 +410,11 @@ export class FinetuneSession {
     return this.usingWeights(() => turn);
   }
 
+  /** What a timed validation_prompt sample is kept for: the model, the adapter's shape and the prompt. */
+  private sampleKey(hp: Hyperparams, quantization: string): string {
+    return JSON.stringify([this.modelSource, quantization, hp.lora_rank, targetModules(hp), hp.validation_prompt]);
+  }
+
   /** Settles when the estimates asked for so far have. */
   private estimateQueue: Promise<unknown> = Promise.resolve();
   /** Generations and validation losses in flight: an estimate asked for now waits for them. */
@@ -461,7 +469,19 @@ export class FinetuneSession {
       }
       forward = this.validationCalibration.value;
     }
-    const c: Calibration = { ...this.calibration.value, ...(forward ? { forward } : {}) };
+    // A run with a validation_prompt writes a sample after each validation: its decoder timed on that prompt (kept per
+    // model and prompt; a prompt too long for the model's positions fails the run's sample too, and is not priced).
+    let sample: SampleCalibration | undefined;
+    if (hp.validation_prompt) {
+      const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(hp.validation_prompt)];
+      const skey = this.sampleKey(hp, weights.quantization);
+      if (this.sampleCalibration?.key !== skey) {
+        const value = await calibrateSample(this.ctx, weights, this.lora, ids, config.maxPositions).catch(() => undefined);
+        this.sampleCalibration = { key: skey, value };
+      }
+      sample = this.sampleCalibration.value;
+    }
+    const c: Calibration = { ...this.calibration.value, ...(forward ? { forward } : {}), ...(sample ? { sample } : {}) };
     this.validationShare = forward ? forwardShare(c) : null;
     // A run on a GPU with no remembered choice for this shape measures its kernels first (what Train does: nothing asked).
     const measures = !this.ctx.report.software && !tuned;
@@ -638,7 +658,9 @@ export class FinetuneSession {
       // The kernels are measured in that mode (a kept attention leaves the recomputation without attention).
       const kernels = await this.chooseKernels(hp, shape, keep.keptAttention, resumed, o.kernels ?? {}, onEvent);
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept, keptAttention: keep.keptAttention });
-      const sampleTokens = o.sampleMaxTokens ?? 48;
+      const sampleTokens = o.sampleMaxTokens ?? SAMPLE_MAX_TOKENS;
+      // The sample as the page's estimate timed it on this model and prompt, where it did (the ETA's price of it).
+      const timedSample = this.sampleCalibration?.key === this.sampleKey(hp, this.weights.quantization) ? this.sampleCalibration.value : undefined;
       let sampledAt = -1;
       // validation_prompt's greedy sample after `step`, emitted unless the run's Stop cut it off; the run's Pause
       // holds it between tokens.
@@ -695,6 +717,8 @@ export class FinetuneSession {
           // What each pass's sample computes (the prompt as sample() reads it, then up to sampleTokens), for the ETA to
           // price it before one has been timed: a run with one pass never times one before writing it.
           ...(hp.validation_prompt ? { afterPassTokens: 1 + this.tokenizer.encode(hp.validation_prompt).length + sampleTokens } : {}),
+          // Better: the sample as the page's estimate timed it on this model and prompt, where it did.
+          ...(hp.validation_prompt && timedSample ? { afterPassSeconds: secondsOfSample(timedSample, sampleTokens) } : {}),
         },
       );
       if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
@@ -967,3 +991,4 @@ export class FinetuneSession {
     if (this.generating || this.generationsWaiting > 0) this.generationStopped = true;
   }
 }
+

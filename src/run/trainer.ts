@@ -268,7 +268,8 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
  * ETA prices the passes to come with it until the run's first pass has been timed. `elapsedBefore`: the training time of
  * the runs this one resumes (saved with the checkpoint's history), which the reported times include. `afterPassTokens`:
  * the tokens of the work onEval does after each pass (the validation_prompt sample: its prompt and max_new_tokens),
- * which the ETA prices until it has timed one (RunTimer).
+ * which the ETA prices until it has timed one (RunTimer); `afterPassSeconds`: that work's seconds, where the time
+ * estimate timed the decoder on the same prompt (a better price than `afterPassTokens` until one is timed).
  */
 export async function train(
   ctx: GpuContext,
@@ -278,7 +279,7 @@ export async function train(
   callbacks: TrainerCallbacks = {},
   control: TrainControl = new TrainControl(),
   fromStep = 0,
-  o: { validateFirst?: boolean; validationShare?: number; elapsedBefore?: number; afterPassTokens?: number } = {},
+  o: { validateFirst?: boolean; validationShare?: number; elapsedBefore?: number; afterPassTokens?: number; afterPassSeconds?: number } = {},
 ): Promise<TrainResult> {
   const total = data.stats.totalSteps;
   if (!(Number.isInteger(fromStep) && fromStep >= 0 && fromStep <= total)) {
@@ -306,7 +307,7 @@ export async function train(
   const evalAfter = validationSteps(data.stats, s);
   const shouldEval = new Set(evalAfter);
   // The ETA, from the work timed so far (pauses are not work).
-  const timer = new RunTimer(total, evalAfter, data.stats.validation.paddedTokens, o.validationShare, o.afterPassTokens);
+  const timer = new RunTimer(total, evalAfter, data.stats.validation.paddedTokens, o.validationShare, o.afterPassTokens, o.afterPassSeconds);
   const shouldSave = (step: number, endOfEpoch: boolean): boolean => (s.save_steps > 0 ? step % s.save_steps === 0 || step === total : endOfEpoch);
   const saveTimer = new SaveTimer(s.save_every_minutes ?? 0, control.clock);
   // The validation pass after plan step `at`. Stopped between its batches, it is abandoned: no validation loss for

@@ -11,6 +11,12 @@ import { runBusy, type FormState, type Shared } from './state.ts';
 
 const STORAGE_KEY = 'finetune.form.v1';
 
+/**
+ * The presets' validation_prompt: the prompt of the sample dataset's last row, held out for validation by both presets,
+ * as the replicate layout reads a row up to its completion (the "\n" between them is left to the model).
+ */
+export const SAMPLE_PROMPT = '# Return True if a path points to an existing directory.';
+
 /** What the page starts with for the demo model and the 62-row sample: a run of a few steps that shows everything. */
 export const DEMO_PRESET: Readonly<Record<string, string>> = {
   num_validation_samples: '6',
@@ -22,6 +28,8 @@ export const DEMO_PRESET: Readonly<Record<string, string>> = {
   layout: 'replicate',
   // A checkpoint every 4 of the run's 14 steps, so a reload mid-run can resume (0 would save only at the epoch end).
   save_steps: '4',
+  // What the adapter writes after each validation, for a row it never trains on (the sample's last: held out).
+  validation_prompt: SAMPLE_PROMPT,
 };
 
 /**
@@ -40,6 +48,7 @@ export const QUICK_PRESET: Readonly<Record<string, string>> = {
   max_steps: '8',
   eval_steps: '4',
   save_steps: '4',
+  validation_prompt: SAMPLE_PROMPT,
 };
 
 /** Whether these hyperparameters already hold the quick preset's values (the page then does not offer it again). */

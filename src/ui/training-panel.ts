@@ -109,6 +109,12 @@ export function validationClause(e: Pick<RunEstimate, 'evaluations' | 'validatio
   return e.evaluations > 0 ? `${passes}, ${roughDuration(e.validationSeconds)}${e.evaluations > 1 ? ' in all' : ''}` : passes;
 }
 
+/** The estimate's validation_prompt samples: how many and how long together; '' when the run writes none. */
+export function sampleClause(e: Pick<RunEstimate, 'samples' | 'sampleSeconds'>): string {
+  if (e.samples === 0) return '';
+  return `, ${formatCount(e.samples)} sample${e.samples === 1 ? '' : 's'} of the validation prompt, ${roughDuration(e.sampleSeconds)}${e.samples > 1 ? ' in all' : ''}`;
+}
+
 /** How long a re-estimate may take before the last estimate gives way to "Measuring…". */
 const ESTIMATE_PENDING_AFTER_MS = 500;
 
@@ -424,7 +430,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       h(
         'p',
         { class: slow ? 'warn' : 'hint', 'data-testid': 'train-estimate' },
-        `${estimateSubject(shared.run.value.phase)} should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}; ${rate}).`,
+        `${estimateSubject(shared.run.value.phase)} should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}${sampleClause(e)}; ${rate}).`,
       ),
       offerQuick
         ? h(

@@ -8,7 +8,7 @@ import { screenshot } from './browser.ts';
 
 /** Two very short rows and one held out: two steps of batch 1 (SwiftShader is slow). */
 const ROWS = ['one', 'two', 'three'].map((w, i) => JSON.stringify({ prompt: `# ${w}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
-const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', save_steps: '1' };
+const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', save_steps: '1', validation_prompt: '' };
 
 describe('GPU device lost while training in the page (headless Chromium, SwiftShader)', () => {
   const opened = appForTests(120_000);

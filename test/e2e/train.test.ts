@@ -22,7 +22,7 @@ const ROWS = [
 const JSONL = ROWS.map((r) => JSON.stringify(r)).join('\n') + '\n';
 /** Five very short rows: one held out for validation, four steps of batch 1. */
 const SHORT = ['one', 'two', 'three', 'four', 'five'].map((w, i) => JSON.stringify({ prompt: `# ${w}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
-const TINY_RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24' };
+const TINY_RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', validation_prompt: '' };
 
 async function downloadZip(page: Page, button = 'export-download'): Promise<{ name: string; files: Record<string, Uint8Array> }> {
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId(button).click()]);
@@ -60,11 +60,14 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     const estimate = page.getByTestId('train-estimate');
     await estimate.waitFor({ timeout: 240_000 });
     expect(await estimate.textContent()).toMatch(/^This run should take about [\d.]+ (s|min|hours|days) here \(.*tokens\/s measured on this software adapter\)\.$/);
-    // Its validation passes priced apart, by a validation pass measured on this model.
-    expect(await estimate.textContent()).toMatch(/, \d+ validation pass(es)?, about [\d.]+ (s|min)( in all)?;/);
+    // Its validation passes priced apart, by a validation pass measured on this model, and the preset's sample of its
+    // validation prompt after the one validation, by the decoder timed on that prompt.
+    expect(await estimate.textContent()).toMatch(/, 1 validation pass, about [\d.]+ (s|min), 1 sample of the validation prompt, about [\d.]+ (s|min);/);
     await page.getByTestId('preset-quick').click();
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*8 \(29 per epoch; max_steps ends it\)/ }).waitFor();
     await page.getByTestId('train-estimate').filter({ hasText: /should take about/ }).waitFor({ timeout: 60_000 });
+    // Two validations, each followed by its sample.
+    expect(await page.getByTestId('train-estimate').textContent()).toMatch(/, 2 validation passes, about [\d.]+ (s|min) in all, 2 samples of the validation prompt, about [\d.]+ (s|min) in all;/);
     // Priced by the steps it makes (8 of 2 rows, each at most 32 tokens), not by the whole epoch max_steps cuts short.
     const quickTokens = /\(([\d,]+) training tokens/.exec((await page.getByTestId('train-estimate').textContent()) ?? '');
     expect(Number(quickTokens?.[1].replace(/,/g, ''))).toBeGreaterThan(0);

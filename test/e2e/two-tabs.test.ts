@@ -13,7 +13,7 @@ import { screenshot } from './browser.ts';
  * run is still going when the other tab has loaded and looked, on any machine.
  */
 const ROWS = Array.from({ length: 20 }, (_, i) => JSON.stringify({ prompt: `# ${i}`, completion: `x = ${i + 1}` })).join('\n') + '\n';
-const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', save_steps: '1' };
+const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1', num_validation_samples: '1', max_seq_len: '24', save_steps: '1', validation_prompt: '' };
 
 async function modelReady(page: Page): Promise<void> {
   await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 });

@@ -9,7 +9,7 @@ import { configOf, randomMistral } from '../../src/bench/model.ts';
 import type { Dims } from '../../src/engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../../src/engine/mistral/layer-stream.ts';
 import { destroyMistralWeights, moveLayersToHost } from '../../src/engine/mistral/weights.ts';
-import { anyBatch, calibrate, CALIBRATION_TOKENS, calibrateValidation, countedShare, estimateRun, evaluationCount, forwardShare, validationBatchShape, type Calibration } from '../../src/run/calibrate.ts';
+import { anyBatch, calibrate, CALIBRATION_TOKENS, calibrateValidation, countedShare, estimateRun, evaluationCount, forwardShare, SAMPLE_MAX_TOKENS, validationBatchShape, type Calibration } from '../../src/run/calibrate.ts';
 import { FORWARD_SHARE } from '../../src/run/eta.ts';
 import { parseHyperparams } from '../../src/config/index.ts';
 import { TrainingData } from '../../src/data/batches.ts';
@@ -64,6 +64,36 @@ describe('run estimate', () => {
     // The plan says when a run would learn nothing (one step, its warmup at rate 0), and not otherwise.
     expect(stats.notices ?? []).not.toContainEqual(expect.stringMatching(/learns nothing/));
     expect((await session.plan({ ...HP, max_steps: 1 }, train, null)).notices).toContainEqual(expect.stringMatching(/^every step of this run \(1\) trains at learning rate 0/));
+    session.unloadModel();
+  });
+
+  it("with a validation_prompt, times the sample the run writes after each validation on that prompt, and prices every one", async () => {
+    const session = await tinyMistralSession('none');
+    const train = new Blob([JSONL]);
+    const before = ctx.ledger.snapshot().currentBytes;
+    const plain = await session.estimate(HP, train, null);
+    expect(plain.sample).toBeUndefined();
+    expect(plain.samples).toBe(0);
+    expect(plain.sampleSeconds).toBe(0);
+    const prompt = 'def add(a, b):';
+    const e = await session.estimate({ ...HP, validation_prompt: prompt }, train, null);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    // The prompt as the run's sample reads it: <s> and its tokens; both of the decoder's costs measured.
+    const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    expect(e.sample?.promptTokens).toBe(1 + tokenizer.encode(prompt).length);
+    expect(e.sample!.prefillSecondsPerToken).toBeGreaterThan(0);
+    expect(e.sample!.decodeSecondsPerToken).toBeGreaterThan(0);
+    // One sample after each of the two validations, added to the run's time; the rest of the estimate unchanged.
+    expect(e.samples).toBe(2);
+    expect(e.sampleSeconds).toBeGreaterThan(0);
+    expect(e.seconds).toBeCloseTo(plain.seconds + e.sampleSeconds, 9);
+    expect(e.measuredSeconds).toBe(plain.measuredSeconds);
+    const stats = await session.plan({ ...HP, validation_prompt: prompt }, train, null);
+    expect(e).toEqual(estimateRun(stats, { run_validation: true, eval_steps: 0, validation_prompt: prompt }, e, ctx.report.software));
+    // Kept for that prompt; another prompt is timed on its own.
+    expect((await session.estimate({ ...HP, validation_prompt: prompt }, train, null)).sample).toEqual(e.sample);
+    const other = await session.estimate({ ...HP, validation_prompt: 'x = [1, 2, 3, 4, 5, 6, 7, 8]' }, train, null);
+    expect(other.sample!.promptTokens).toBe(1 + tokenizer.encode('x = [1, 2, 3, 4, 5, 6, 7, 8]').length);
     session.unloadModel();
   });
 
@@ -274,6 +304,23 @@ describe('estimate arithmetic', () => {
     expect(e.validationSeconds).toBeCloseTo(0.01 * 0.3 * 2 * 60 + validation, 9);
     expect(e.seconds).toBeCloseTo(0.01 * (2000 + 0.3 * 2 * 60) + train + validation, 9);
     expect(e.tokensPerSecond).toBeCloseTo(1800 / (20 + train), 9);
+  });
+
+  it('a validation_prompt adds a sample after each validation, or one at the end of a run that never validates', () => {
+    const sample = { promptTokens: 12, prefillSecondsPerToken: 0.01, decodeSecondsPerToken: 0.2 };
+    // Its prompt's pass, then the tokens after the first at the loop's rate: a ceiling (</s> may end it sooner).
+    const each = 12 * 0.01 + (SAMPLE_MAX_TOKENS - 1) * 0.2;
+    const e = estimateRun(stats, { ...hp, validation_prompt: '# add two numbers' }, { ...c, sample }, true);
+    expect(e.samples).toBe(2);
+    expect(e.sampleSeconds).toBeCloseTo(2 * each, 9);
+    expect(e.seconds).toBeCloseTo(estimateRun(stats, hp, c, true).seconds + 2 * each, 9);
+    expect(e.tokensPerSecond).toBe(estimateRun(stats, hp, c, true).tokensPerSecond);
+    const once = estimateRun(stats, { run_validation: false, eval_steps: 0, validation_prompt: '# add two numbers' }, { ...c, sample }, true);
+    expect(once.evaluations).toBe(0);
+    expect(once.samples).toBe(1);
+    expect(once.sampleSeconds).toBeCloseTo(each, 9);
+    // No prompt, no sample, whatever was measured before.
+    expect(estimateRun(stats, hp, { ...c, sample }, true)).toMatchObject({ samples: 0, sampleSeconds: 0 });
   });
 });
 

@@ -110,6 +110,21 @@ describe('RunTimer', () => {
     expect(none.remainingDuringValidation(4, 1, 30)).toBe(0);
   });
 
+  it('prices a sample the time estimate timed at that price until the run times one of its own', () => {
+    const t = new RunTimer(4, [2, 4], 500, FORWARD_SHARE, 58, 9);
+    for (let s = 0; s < 2; s++) t.stepDone(1, 100);
+    t.validationDone(10);
+    // Not 58 tokens at the pass's rate (1.16 s): the decoder's own 9 s.
+    expect(t.remaining(2, true)).toBeCloseTo(2 + 10 + 9, 12);
+    expect(t.remainingDuringValidation(4, 1, 10)).toBeCloseTo(9, 12);
+    t.afterPassDone(4);
+    expect(t.remaining(2, true)).toBeCloseTo(2 + 10 + 4, 12);
+    // No sample in the run: no price, whatever was timed.
+    const none = new RunTimer(4, [4], 500, FORWARD_SHARE, 0, 9);
+    for (let s = 0; s < 4; s++) none.stepDone(1, 100);
+    expect(none.remainingDuringValidation(4, 1, 30)).toBe(0);
+  });
+
   it('during a pass: its rest at its own rate so far, then what follows it at that rate until a pass has finished', () => {
     const t = new RunTimer(6, [3, 6], 500);
     for (let s = 0; s < 3; s++) t.stepDone(1, 100);
