@@ -131,6 +131,8 @@ export class FakeReplicate {
   readonly files = new Map<string, { bytes: Uint8Array; filename: string; metadata: unknown }>();
   readonly models = new Map<string, { owner: string; name: string; visibility: 'public' | 'private'; hardware: string }>();
   script: TrainingScript;
+  /** A succeeded training's output.weights URL (by default served here, at /delivery/ID/training_output.zip). */
+  weightsUrl = (id: string): string => `${this.url}/delivery/${id}/training_output.zip`;
   private readonly faults: Fault[] = [];
   private readonly validator = new OpenApiValidator(OPENAPI);
   private readonly problemSchema = this.validator.compile(PROBLEM_SCHEMA);
@@ -416,7 +418,7 @@ export class FakeReplicate {
       const predict = t.startedAt && t.completedAt ? (t.completedAt.getTime() - t.startedAt.getTime()) / 1000 : 0;
       body.metrics = { predict_time: predict, total_time: (t.completedAt!.getTime() - t.createdAt.getTime()) / 1000 };
     }
-    if (t.status === 'succeeded') body.output = { version: `${t.destination}:${createHash('sha256').update(t.id).digest('hex')}`, weights: `${this.url}/delivery/${t.id}/training_output.zip` };
+    if (t.status === 'succeeded') body.output = { version: `${t.destination}:${createHash('sha256').update(t.id).digest('hex')}`, weights: this.weightsUrl(t.id) };
     return body;
   }
 

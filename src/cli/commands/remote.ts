@@ -315,6 +315,27 @@ async function cancel(args: string[], io: CliIO): Promise<number> {
   throw new FinetuneError('remote', `training ${id} had already ${had}: nothing to cancel${v.status === 'succeeded' ? ` (its adapter: finetune remote fetch ${id} --out DIR)` : ''}`, { status: v.status });
 }
 
+const OUTPUT_ZIP_NAME = 'training_output.zip';
+/** Longest zip name kept: writeFileAtomic's temporary `.NAME.<12 hex>.tmp` must fit a file system's 255 bytes. */
+const MAX_OUTPUT_ZIP_NAME = 200;
+
+/**
+ * The file name Replicate's zip is saved under: the weights URL's last segment, decoded, made file-name safe. It is
+ * worked out after the download, so it never throws: a segment that is not percent-encoded UTF-8 is taken as written,
+ * and one too long for a file is replaced by the default name (a throw or a refused write here lost the paid-for zip).
+ */
+function outputZipName(weightsUrl: string): string {
+  const segment = new URL(weightsUrl).pathname.split('/').pop() || OUTPUT_ZIP_NAME;
+  let name = segment;
+  try {
+    name = decodeURIComponent(segment);
+  } catch {
+    // Bad percent-encoding (%E0%A4%A): the segment as written still names the file.
+  }
+  name = name.replace(/[^A-Za-z0-9._-]/g, '_');
+  return name.length > MAX_OUTPUT_ZIP_NAME ? OUTPUT_ZIP_NAME : name;
+}
+
 async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, { ...COMMON, out: { type: 'string' } }, true);
   const id = oneId(positionals, 'fetch');
@@ -328,7 +349,7 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   await makeFolder(values.out);
   checkDirectory(values.out, '--out');
   const zip = await downloadOutput(c, v.weights);
-  const zipName = decodeURIComponent(new URL(v.weights).pathname.split('/').pop() || 'training_output.zip').replace(/[^A-Za-z0-9._-]/g, '_');
+  const zipName = outputZipName(v.weights);
   // The zip first: the paid-for output is kept even when it cannot be read as an adapter here.
   await writeFileAtomic(join(values.out, zipName), zip);
   const adapter = await importTrainingOutput(zip, { where: zipName });

@@ -4,7 +4,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import { terminalSafe } from '../../../src/cli/commands/remote.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
@@ -44,6 +44,8 @@ afterAll(async () => {
 afterEach(() => {
   fake.clearFaults();
   fake.script = { processingPolls: 2, outcome: 'succeeded' };
+  fake.weightsUrl = (id) => `${fake.url}/delivery/${id}/training_output.zip`;
+  vi.unstubAllGlobals();
   expect(fake.violations).toEqual([]);
 });
 
@@ -102,6 +104,31 @@ describe('finetune remote', () => {
         expect(back.tensors[l][m]!.A).toEqual(adapter.tensors[l][m]!.A);
         expect(back.tensors[l][m]!.B).toEqual(adapter.tensors[l][m]!.B);
       }
+    }
+  });
+
+  it('fetch keeps the paid-for zip whatever the weights URL names it: bad percent-encoding, a name too long for a file', async () => {
+    // The zip is downloaded before it is named: a name that cannot be decoded or written must not cost the download.
+    // Real outputs come from replicate.delivery (where any path is fetched): those requests are served by the fake.
+    const realFetch = globalThis.fetch;
+    vi.stubGlobal('fetch', (input: string | URL | Request, init?: RequestInit) => {
+      const u = new URL(input instanceof Request ? input.url : input);
+      return realFetch(u.hostname === 'replicate.delivery' ? `${fake.url}/delivery${u.pathname}` : input, init);
+    });
+    const cases: [string, string][] = [
+      ['my%20output.zip', 'my_output.zip'], // decoded, then made file-name safe, as before
+      ['out%E0%A4%A.zip', 'out_E0_A4_A.zip'], // not UTF-8 once decoded: the segment as written, made safe
+      [`${'a'.repeat(300)}.zip`, 'training_output.zip'], // past what a file system takes (255 bytes, with the temporary name's suffix)
+    ];
+    for (const [segment, saved] of cases) {
+      fake.weightsUrl = (id) => `https://replicate.delivery/${id}/${segment}`;
+      const out = join(dir, `named-${saved.slice(0, 20)}`);
+      const r = await run('fetch', succeededId, '--out', out);
+      expect(r.err).toEqual([]);
+      expect(r.code).toBe(0);
+      expect(r.out[0].files).toContain(saved);
+      expect(new Uint8Array(readFileSync(join(out, saved)))).toEqual(fake.options.outputZip);
+      expect(readdirSync(out).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', saved].sort());
     }
   });
 
