@@ -20,6 +20,8 @@ import {
   downloadOutput,
   ensureDestination,
   followTraining,
+  getTraining,
+  isDone,
   parseDestination,
   startTraining,
   trainingInput,
@@ -61,6 +63,25 @@ function loadJobs(): RemoteJob[] {
 
 function saveJobs(jobs: RemoteJob[]): void {
   localStorage.setItem(JOBS_KEY, JSON.stringify(jobs.slice(0, 50)));
+}
+
+/**
+ * The job as recorded once `v` comes in (`known`: as recorded so far), or null when `v` is stale and changes nothing.
+ * Answers arrive from Follow's polls, Cancel's reply and Send in any order: a Cancel reply saying "processing" can land
+ * after Follow has seen "canceled". An unfinished status never replaces a finished one, since Replicate never restarts a
+ * training and following has stopped: nothing would put the row right before a reload.
+ */
+export function mergedJob(known: RemoteJob | undefined, v: TrainingView, dest: string | undefined, now: Date): RemoteJob | null {
+  if (known && isDone(known.status) && !v.done) return null;
+  return {
+    id: v.id,
+    destination: dest ?? known?.destination ?? '',
+    createdAt: known?.createdAt ?? now.toISOString(),
+    status: v.status,
+    error: v.error,
+    elapsedS: v.elapsedS,
+    costUsd: v.costUsd,
+  };
 }
 
 /** Options for tests and automation: the browser tier shortens the polling. */
@@ -251,15 +272,8 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   // ---- jobs ---------------------------------------------------------------------------------------------------------
   const upsertJob = (v: TrainingView, dest?: string): void => {
     const i = jobs.findIndex((j) => j.id === v.id);
-    const job: RemoteJob = {
-      id: v.id,
-      destination: dest ?? jobs[i]?.destination ?? '',
-      createdAt: jobs[i]?.createdAt ?? new Date().toISOString(),
-      status: v.status,
-      error: v.error,
-      elapsedS: v.elapsedS,
-      costUsd: v.costUsd,
-    };
+    const job = mergedJob(jobs[i], v, dest, new Date());
+    if (!job) return; // stale: its logs are older too
     if (i >= 0) jobs[i] = job;
     else jobs.unshift(job);
     saveJobs(jobs);
@@ -274,7 +288,8 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     try {
       say('hint', `Downloading the adapter of ${id}…`);
       const c = client();
-      const training = await c.replicate.trainings.get(id);
+      // Checked as every other answer is: an answer that is not a training says so, naming the call.
+      const training = await getTraining(c, id);
       const v = viewTraining(training);
       if (!v.weights) throw new Error(`training ${id} has no output weights (${v.status})`);
       const zip = await downloadOutput(c, v.weights, { proxyOrigin });

@@ -1,0 +1,37 @@
+// How the remote panel's job list takes an answer about a job (src/ui/remote-panel.ts mergedJob): answers arrive from
+// Follow's polls, Cancel's reply and Send, in any order, and a stale one must not undo what a later one recorded.
+import { describe, expect, it } from 'vitest';
+import type { TrainingView } from '../../../src/remote/flow.ts';
+import { mergedJob, type RemoteJob } from '../../../src/ui/remote-panel.ts';
+
+const NOW = new Date('2025-05-01T10:00:00Z');
+
+function view(status: TrainingView['status'], elapsedS: number, error: string | null = null): TrainingView {
+  return { id: 'abc123', status, logs: '', elapsedS, costUsd: elapsedS * 0.0014, error, weights: null, version: null, done: ['succeeded', 'failed', 'canceled', 'aborted'].includes(status) };
+}
+
+function job(status: RemoteJob['status'], elapsedS: number): RemoteJob {
+  return { id: 'abc123', destination: 'alice/bot', createdAt: '2025-05-01T09:00:00.000Z', status, error: null, elapsedS, costUsd: elapsedS * 0.0014 };
+}
+
+describe('mergedJob', () => {
+  it('records a new job with its destination and the time it was first seen', () => {
+    expect(mergedJob(undefined, view('starting', 0), 'alice/bot', NOW)).toEqual({ id: 'abc123', destination: 'alice/bot', createdAt: NOW.toISOString(), status: 'starting', error: null, elapsedS: 0, costUsd: 0 });
+  });
+
+  it('takes each newer answer, keeping the destination and creation time already recorded', () => {
+    expect(mergedJob(job('starting', 0), view('processing', 30), undefined, NOW)).toEqual(job('processing', 30));
+    expect(mergedJob(job('processing', 30), view('failed', 42, 'CUDA out of memory'), undefined, NOW)).toEqual({ ...job('failed', 42), error: 'CUDA out of memory' });
+    // A finished answer after a finished one (the final numbers) is taken too.
+    expect(mergedJob(job('canceled', 40), view('canceled', 41), undefined, NOW)).toEqual(job('canceled', 41));
+  });
+
+  it('never lets an unfinished answer replace a finished status (a Cancel reply of "processing" after Follow saw "canceled")', () => {
+    // Replicate never restarts a training, and following has stopped: the row would stay wrong until a reload.
+    for (const finished of ['succeeded', 'failed', 'canceled', 'aborted'] as const) {
+      for (const stale of ['starting', 'processing'] as const) {
+        expect(mergedJob(job(finished, 40), view(stale, 39), undefined, NOW), `${stale} after ${finished}`).toBeNull();
+      }
+    }
+  });
+});
