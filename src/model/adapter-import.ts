@@ -9,7 +9,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { startsWithGgufMagic } from '../core/gguf-magic.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, assertFiniteAdapter, parseAdapter, type LoraAdapter, type ReadAdapterOptions } from './lora-adapter.ts';
 import { writeSafetensors } from './safetensors.ts';
-import { isNotFound, readAll, type ByteSource, type FileSet } from './source.ts';
+import { checkJsonFileSize, isNotFound, readAll, type ByteSource, type FileSet } from './source.ts';
 import { readTorchStateDict, isTorchArchive, type TorchTensor } from './torch-pickle.ts';
 import { extractZip, listZip, looksLikeZip } from './zip-archive.ts';
 
@@ -116,11 +116,14 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
   const has = (f: string): boolean => names.includes(folder + f);
   const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
   if (!weightsFile) throw bad(where, `${folder}${ADAPTER_CONFIG_FILE} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
+  const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
+  // By the size the archive records, before it is inflated (17 MiB of spaces deflate to 17 KiB).
+  const configEntry = entries.find((e) => e.name === folder + ADAPTER_CONFIG_FILE);
+  if (configEntry) checkJsonFileSize(`${inner}/${ADAPTER_CONFIG_FILE}`, configEntry.originalSize);
   const readmeEntry = entries.find((e) => e.name === folder + README_NAME);
   // Read only when it cannot make the import fail: small, and stored or deflated (a README never blocks an adapter).
   const wantReadme = readmeEntry !== undefined && readmeEntry.originalSize <= README_MAX_BYTES && (readmeEntry.compression === 0 || readmeEntry.compression === 8);
   const files = extractZip(bytes, where, (n) => n === folder + ADAPTER_CONFIG_FILE || n === folder + weightsFile || (wantReadme && n === folder + README_NAME));
-  const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
   const config = parseJsonBytes(files.get(folder + ADAPTER_CONFIG_FILE) as Uint8Array, `${inner}/${ADAPTER_CONFIG_FILE}`);
   const weights = files.get(folder + weightsFile) as Uint8Array;
   const adapter =
@@ -160,6 +163,7 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
   const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
   const configSource = await openIfPresent(files, folder + ADAPTER_CONFIG_FILE);
   if (!configSource) throw bad(inner, `no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
+  checkJsonFileSize(`${inner}/${ADAPTER_CONFIG_FILE}`, configSource.size);
   const config = parseJsonBytes(await readAll(configSource), `${inner}/${ADAPTER_CONFIG_FILE}`);
   const readmeSource = await openIfPresent(files, folder + README_NAME);
   const readme = readmeSource && readmeSource.size <= README_MAX_BYTES ? readmeText(await readAll(readmeSource)) : undefined;

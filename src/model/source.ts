@@ -102,8 +102,29 @@ export async function readAll(source: ByteSource): Promise<Uint8Array> {
   return source.read(0, source.size);
 }
 
-/** Reads and parses a JSON file, with a message naming the file when it is not JSON (or nested absurdly deep). */
+/**
+ * The largest JSON file read whole: config.json, model.safetensors.index.json, adapter_config.json. Real ones are a few
+ * KiB (configs) to tens of KiB (Mistral-7B's index is 25 KiB; one of a 400B-parameter model a few hundred): 16 MiB
+ * leaves a wide margin over any, and is what a server that ignores Range may send whole (DEFAULT_FULL_DOWNLOAD_LIMIT).
+ * A hostile repository's 10 GB "config.json" was downloaded in full, and on Node one past ~512 MiB, which no string
+ * can hold, was then called "not UTF-8 text".
+ */
+export const MAX_JSON_FILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Refuses a JSON file by the size its source reports (a File's size, the server's Content-Range total, an entry's
+ * size in a zip's directory), before a byte of it is read. Every ByteSource knows its size before a read, and a read
+ * never returns more than asked for, so nothing past the limit is ever fetched.
+ */
+export function checkJsonFileSize(name: string, size: number, limit = MAX_JSON_FILE_BYTES): void {
+  if (size <= limit) return;
+  const mib = limit % (1024 * 1024) === 0 ? `${limit / (1024 * 1024)} MiB (${limit}-byte)` : `${limit}-byte`;
+  throw new FinetuneError('bad-input', `${name} is ${size} bytes, more than the ${mib} limit for a JSON file; it is not a config or index this program reads`, { size, limit });
+}
+
+/** Reads and parses a JSON file, with a message naming the file when it is too large, not JSON, or nested absurdly deep. */
 export async function readJson(source: ByteSource): Promise<unknown> {
+  checkJsonFileSize(source.name, source.size);
   const bytes = await readAll(source);
   let text: string;
   try {

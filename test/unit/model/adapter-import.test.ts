@@ -221,6 +221,31 @@ describe('adapters that do not fit, or try something', () => {
     expectFixtureTensors(await importAdapter(zipped(6), { base }));
   });
 
+  it('an adapter_config.json past 16 MiB is refused by its size, naming it, before it is read or extracted', async () => {
+    // A folder (disk, picked files, the Hub): the size the source reports is checked before a byte is read.
+    const folder: FileSet = {
+      name: 'peft',
+      list: () => ['adapter_config.json', 'adapter_model.safetensors'],
+      async open(name) {
+        if (name !== 'adapter_config.json') return memoryFileSet({ 'adapter_model.safetensors': safetensors }).open(name);
+        return { name, size: 10e9, read: () => Promise.reject(new RangeError('must not be read')) };
+      },
+    };
+    const e = await errorOf(() => importAdapter(folder, { base }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('peft/adapter_config.json is 10000000000 bytes, more than the 16 MiB (16777216-byte) limit for a JSON file; it is not a config or index this program reads');
+    // A zip: the size the archive records for the entry, before it is inflated. (17 MiB of spaces deflate to 17 KiB,
+    // and the padded config imported as it was.)
+    const padded = new Uint8Array(17 * 1024 * 1024).fill(0x20);
+    padded.set(enc.encode(configText));
+    const zipped = zipSync({ 'a/adapter_config.json': padded, 'a/adapter_model.safetensors': safetensors });
+    const z = await errorOf(() => importAdapter(zipped, { base, where: 'x.zip' }));
+    expect(z.kind).toBe('bad-input');
+    expect(z.message).toBe(`x.zip/a/adapter_config.json is ${padded.byteLength} bytes, more than the 16 MiB (16777216-byte) limit for a JSON file; it is not a config or index this program reads`);
+    // Below the limit, padding and all, it reads.
+    expectFixtureTensors(await importAdapter(zipSync({ 'adapter_config.json': padded.subarray(0, 16 * 1024 * 1024), 'adapter_model.safetensors': safetensors }), { base }));
+  });
+
   it('a zip that holds only another zip is not opened', async () => {
     const nested = zipSync({ 'inner.zip': replicateTrainingZip(configText, bin) });
     const e = await errorOf(() => importAdapter(nested));

@@ -20,8 +20,10 @@ import {
   isNotFound,
   memoryFileSet,
   pickedFolderName,
+  MAX_JSON_FILE_BYTES,
   readJson,
   urlFileSet,
+  type ByteSource,
 } from '../../../src/model/source.ts';
 import { parseSafetensorsHeader } from '../../../src/model/safetensors.ts';
 import { errorOf, fixtureBytes, TINY_ADAPTER } from './helpers.ts';
@@ -29,6 +31,8 @@ import { errorOf, fixtureBytes, TINY_ADAPTER } from './helpers.ts';
 const TOKEN = 'hf_SeCrEtToKeN1234567890abcdef';
 const FILE = new Uint8Array(5000).map((_, i) => (i * 7 + 3) & 0xff);
 const ADAPTER = fixtureBytes(`${TINY_ADAPTER}/adapter_model.safetensors`);
+/** A JSON file's size past MAX_JSON_FILE_BYTES (16 MiB): what a hostile repository may serve as config.json. */
+const HUGE_JSON = 64 * 1024 * 1024;
 
 interface Seen {
   url: string;
@@ -83,6 +87,11 @@ beforeAll(async () => {
       return void res.end(Buffer.from(FILE));
     }
     if (url.endsWith('/no-content-range')) return void res.writeHead(206).end(Buffer.from([1]));
+    // A hostile repository's config.json of HUGE_JSON bytes: the size probe is answered, any read of its body is 416.
+    if (url.includes('/huge-config/')) {
+      if (req.headers.range === 'bytes=0-0') return void res.writeHead(206, { 'content-range': `bytes 0-0/${HUGE_JSON}`, 'content-length': 1 }).end('{');
+      return void res.writeHead(416, { 'content-range': `bytes */${HUGE_JSON}` }).end();
+    }
     if (url.endsWith('adapter_model.safetensors')) return serveRange(req, res, ADAPTER);
     if (url.endsWith('config.json')) return serveRange(req, res, new TextEncoder().encode('{"r": 4}'));
     if (url.endsWith('/file.bin') || url.includes('/resolve/')) return serveRange(req, res, FILE);
@@ -309,6 +318,16 @@ describe('HTTP byte source', () => {
     );
   });
 
+  it("refuses a Hub config.json past 16 MiB by the size the server reports, naming it, without downloading it", async () => {
+    seen.length = 0;
+    const files = hubFileSet('o/huge-config', { fetch: localHubFetch, redirects: 'here' });
+    const e = await errorOf(async () => readJson(await files.open('config.json')));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe(`o/huge-config/config.json is ${HUGE_JSON} bytes, more than the 16 MiB (16777216-byte) limit for a JSON file; it is not a config or index this program reads`);
+    // Only the size probe: no read of the body was asked for.
+    expect(seen.map((s) => s.headers.range)).toEqual(['bytes=0-0']);
+  });
+
   it('serves a FileSet from a base URL', async () => {
     const files = urlFileSet(`${base}/models/demo`);
     const src = await files.open('adapter_model.safetensors');
@@ -403,6 +422,28 @@ describe('memory, Blob and File sources', () => {
     expect((await errorOf(async () => readJson(await set.open('bad.json')))).message).toMatch(/bad\.json is not valid JSON/);
     expect((await errorOf(async () => readJson(await set.open('bin.json')))).message).toMatch(/not UTF-8/);
     expect(isNotFound(await errorOf(() => set.open('c.json')))).toBe(true);
+  });
+
+  it('readJson refuses a file past 16 MiB by its size before reading a byte, and reads one of 16 MiB', async () => {
+    // 10 GB: read whole, Node could not even decode it (past ~512 MiB a string cannot hold it), and said "not UTF-8 text".
+    const reads: number[] = [];
+    const huge: ByteSource = {
+      name: 'someone/model/config.json',
+      size: 10e9,
+      async read(_offset, length) {
+        reads.push(length);
+        throw new RangeError('must not be read');
+      },
+    };
+    const e = await errorOf(() => readJson(huge));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('someone/model/config.json is 10000000000 bytes, more than the 16 MiB (16777216-byte) limit for a JSON file; it is not a config or index this program reads');
+    expect(reads).toEqual([]);
+    // At the limit exactly: a valid JSON text padded with spaces is read.
+    const atLimit = new Uint8Array(MAX_JSON_FILE_BYTES).fill(0x20);
+    atLimit.set(new TextEncoder().encode('{"ok": 1}'));
+    expect(await readJson(bytesSource(atLimit, 'big.json'))).toEqual({ ok: 1 });
+    expect(MAX_JSON_FILE_BYTES).toBe(16 * 1024 * 1024);
   });
 
   it('checkFileName refuses names that could escape a directory', async () => {
