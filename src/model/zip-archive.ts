@@ -104,7 +104,8 @@ export function listZip(bytes: Uint8Array, where: string): ZipEntryInfo[] {
 
 /**
  * Extracts the entries whose names `want` accepts. Each entry's claimed size is checked against the limits and, for
- * deflated data, against what its compressed size can possibly expand to, before anything is inflated.
+ * deflated data, against what its compressed size can possibly expand to, before anything is inflated; a wanted name
+ * that appears twice is refused.
  */
 export function extractZip(bytes: Uint8Array, where: string, want: (name: string) => boolean, limits: ZipLimits = {}): Map<string, Uint8Array> {
   const maxEntry = limits.maxEntryBytes ?? DEFAULT_MAX_ENTRY;
@@ -112,7 +113,7 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
   let total = 0;
   let refusal: FinetuneError | null = null;
   let files: Record<string, Uint8Array>;
-  // Each extracted entry's index in the central directory (the last of a name, as `files` keeps) and claimed size.
+  // Each extracted entry's index in the central directory and claimed size (a name is extracted once: see below).
   let index = -1;
   const claims = new Map<string, { index: number; originalSize: number }>();
   try {
@@ -120,7 +121,11 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
       filter: (f) => {
         index++;
         if (refusal || f.name.endsWith('/') || !want(f.name)) return false;
-        if (f.compression !== 0 && f.compression !== 8) {
+        // unzipSync keeps the last of two entries of one name without a word (a second adapter_model.safetensors
+        // replaced the first); neither can be told to be the one meant.
+        if (claims.has(f.name)) {
+          refusal = badZip(where, `holds ${f.name} twice; which one is meant cannot be told: make the zip again with one of them`);
+        } else if (f.compression !== 0 && f.compression !== 8) {
           refusal = badZip(where, `${f.name} uses compression method ${f.compression}; only stored and deflate entries are read`);
         } else if (f.originalSize > maxEntry) {
           refusal = badZip(where, `${f.name} claims ${f.originalSize} bytes once extracted, more than the ${maxEntry}-byte limit`);

@@ -246,6 +246,28 @@ describe('adapters that do not fit, or try something', () => {
     expectFixtureTensors(await importAdapter(zipSync({ 'adapter_config.json': padded.subarray(0, 16 * 1024 * 1024), 'adapter_model.safetensors': safetensors }), { base }));
   });
 
+  it('a zip holding two entries of one name (two adapter_model.safetensors) is refused naming it, not read as the last', async () => {
+    // The second copy differs in its last weight; unzip kept the last of the two without a word.
+    const other = safetensors.slice();
+    other[other.length - 1] ^= 0x40;
+    const zipped = zipSync({ 'a/adapter_config.json': enc.encode(configText), 'a/adapter_model.safetensors': [safetensors, { level: 0 }], 'a/adapter_model.safetensorZ': [other, { level: 0 }] });
+    // zipSync takes an object (one entry per name): the second name is made the first's, in its local header and in
+    // the central directory alike (same length, and a CRC covers the data only, so both records stay valid).
+    const from = Buffer.from('a/adapter_model.safetensorZ');
+    const to = Buffer.from('a/adapter_model.safetensors');
+    const twice = Buffer.from(zipped);
+    let renamed = 0;
+    for (let at = twice.indexOf(from); at >= 0; at = twice.indexOf(from, at + 1), renamed++) to.copy(twice, at);
+    expect(renamed).toBe(2);
+    const e = await errorOf(() => importAdapter(new Uint8Array(twice), { base, where: 'x.zip' }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('x.zip: holds a/adapter_model.safetensors twice; which one is meant cannot be told: make the zip again with one of them');
+    // Duplicates among entries that are not read are left alone (a README twice, a stray file twice).
+    const readmes = Buffer.from(zipSync({ 'adapter_config.json': enc.encode(configText), 'adapter_model.safetensors': safetensors, 'notes.txt': enc.encode('1'), 'notes.txz': enc.encode('2') }));
+    for (let at = readmes.indexOf('notes.txz'); at >= 0; at = readmes.indexOf('notes.txz', at + 1)) Buffer.from('notes.txt').copy(readmes, at);
+    expectFixtureTensors(await importAdapter(new Uint8Array(readmes), { base }));
+  });
+
   it('a zip that holds only another zip is not opened', async () => {
     const nested = zipSync({ 'inner.zip': replicateTrainingZip(configText, bin) });
     const e = await errorOf(() => importAdapter(nested));
