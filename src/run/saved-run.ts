@@ -151,10 +151,16 @@ export function isUnfinished(run: SavedRun): boolean {
   return run.step < run.totalSteps;
 }
 
-/** The step a training state (trainer.ts's checkpoint format) says it was saved at. */
-export async function stateStep(state: Uint8Array): Promise<number> {
+/**
+ * The step a training state (trainer.ts's checkpoint format) says it was saved at: a number, or what its metadata holds
+ * instead (undefined: no step at all). Read as loadTrainState reads it, decimal digits only: Number() made a missing
+ * step NaN ("holds step NaN"), and took "0x2", " 2" or "" for numbers.
+ */
+export async function stateStep(state: Uint8Array): Promise<{ step: number } | { unreadable: string | undefined }> {
   const file = await openSafetensors(bytesSource(state, 'checkpoint'));
-  return Number(file.header.metadata?.step);
+  const raw = file.header.metadata?.step;
+  const step = Number(raw);
+  return raw !== undefined && /^\d+$/.test(raw) && Number.isSafeInteger(step) ? { step } : { unreadable: raw };
 }
 
 /** The saved run with its state and data; refuses a store whose record and state do not belong together. */
@@ -165,8 +171,16 @@ export async function readStoredCheckpoint(store: RunStore): Promise<StoredCheck
   if (!train || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
   const validation = run.validationName ? await store.load(VALIDATION_FILE) : null;
   if (run.validationName && !validation) throw new FinetuneError('bad-input', 'the saved run is incomplete (its validation data is missing)');
-  const step = await stateStep(state);
-  if (step !== run.step) throw new FinetuneError('bad-input', `the saved run record says step ${run.step} but its checkpoint holds step ${step}`);
+  const held = await stateStep(state);
+  const says = `the saved run record says step ${run.step} but its checkpoint`;
+  const damaged = "the checkpoint is damaged or not this app's";
+  if ('unreadable' in held) {
+    const raw = held.unreadable;
+    // A metadata value is any string: quoted, and cut short, for the message.
+    const quoted = raw === undefined ? null : JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw);
+    throw new FinetuneError('bad-input', quoted === null ? `${says} holds no step (its metadata has none): ${damaged}` : `${says}'s step ${quoted} is not a step number: ${damaged}`);
+  }
+  if (held.step !== run.step) throw new FinetuneError('bad-input', `${says} holds step ${held.step}`);
   return { run, state, data: { train, validation } };
 }
 
