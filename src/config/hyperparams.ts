@@ -161,8 +161,26 @@ export function describeRule(f: FieldMeta): string {
   }
 }
 
+/** A number as flags and form inputs may write it: decimal, with an optional exponent. */
+const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Whether a number's text names a value a double cannot hold: a non-zero one that Number() rounds to 0 ("1e-400"), or
+ * one it rounds to infinity ("1e400"). Such text stays text (see coerce), and its message says why.
+ */
+function beyondDouble(text: string): 'small' | 'large' | null {
+  const n = Number(text);
+  if (!Number.isFinite(n)) return 'large';
+  return n === 0 && /[1-9]/.test(text.split(/[eE]/)[0]) ? 'small' : null;
+}
+
 function ruleMessage(f: FieldMeta, input: unknown): string {
-  return `${f.name} must be ${describeRule(f)}, got ${show(input)}`;
+  const base = `${f.name} must be ${describeRule(f)}, got ${show(input)}`;
+  if (f.type !== 'float' || typeof input !== 'string' || !NUMBER_TEXT.test(input.trim())) return base;
+  const beyond = beyondDouble(input.trim());
+  if (beyond === 'small') return `${base}, which is too small to hold (it rounds to 0)`;
+  if (beyond === 'large') return `${base}, which is too large to hold (it rounds to infinity)`;
+  return base;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -173,11 +191,13 @@ function coerce(f: FieldMeta, v: unknown): unknown {
   if (typeof v !== 'string') return v;
   const s = v.trim();
   if (f.type === 'int' || f.type === 'float') {
-    if (s === '' || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return v;
+    if (s === '' || !NUMBER_TEXT.test(s)) return v;
     const n = Number(s);
     // Text that is no safe integer stays text, so the message echoes what was typed: Number('9007199254740993') is
     // 9007199254740992, and "got 9007199254740992" named a value nobody typed.
     if (f.type === 'int' && !Number.isSafeInteger(n)) return v;
+    // So does a number a double cannot hold: learning_rate "1e-400" was refused as "got 0", weight_decay took it as 0.
+    if (beyondDouble(s) !== null) return v;
     return n;
   }
   if (f.type === 'bool') {

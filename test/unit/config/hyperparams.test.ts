@@ -116,6 +116,17 @@ describe('the one hyperparameter schema', () => {
     expect(safeParseHyperparams({ seed: '-9007199254740991' })).toMatchObject({ ok: true, value: { seed: Number.MIN_SAFE_INTEGER } });
   });
 
+  it('echoes a number typed beyond what a double holds, and says so, not the 0 or Infinity Number() makes of it', () => {
+    // Number('1e-400') is 0: "got 0" named a value nobody typed, and weight_decay took it as 0 without a word.
+    expect(errors({ learning_rate: '1e-400' })).toEqual(['learning_rate must be a number greater than 0, got "1e-400", which is too small to hold (it rounds to 0)']);
+    expect(errors({ weight_decay: '-0.5e-400' })).toEqual(['weight_decay must be a number from 0 to 1, got "-0.5e-400", which is too small to hold (it rounds to 0)']);
+    // Number('1e400') is Infinity: "got Infinity".
+    expect(errors({ max_grad_norm: '1e400' })).toEqual(['max_grad_norm must be a number of at least 0, got "1e400", which is too large to hold (it rounds to infinity)']);
+    // A zero typed as one is 0, and the smallest numbers a double holds are read.
+    expect(safeParseHyperparams({ weight_decay: '0e-400', max_grad_norm: '0.000' })).toMatchObject({ ok: true, value: { weight_decay: 0, max_grad_norm: 0 } });
+    expect(safeParseHyperparams({ learning_rate: '5e-324' })).toMatchObject({ ok: true, value: { learning_rate: 5e-324 } });
+  });
+
   it('checks every numeric bound of every field', () => {
     for (const f of FIELDS) {
       if (f.type !== 'int' && f.type !== 'float') continue;
