@@ -456,10 +456,10 @@ export async function saveTrainState(ctx: GpuContext, lora: GpuLora, step: numbe
 
 /**
  * Loads a checkpoint into the adapter's GPU buffers; returns its step. Everything is checked before the first byte
- * reaches the GPU: the format, the step (within `totalSteps` when given), the rank, every tensor's size, and that every
- * value is finite (and every second moment ≥ 0).
+ * reaches the GPU: the format, the step (within `totalSteps` when given), the rank, every tensor's shape, and that every
+ * value is finite (and every second moment ≥ 0). It needs only the context's write and the adapter's layout.
  */
-export async function loadTrainState(ctx: GpuContext, lora: GpuLora, bytes: Uint8Array, totalSteps?: number): Promise<number> {
+export async function loadTrainState(ctx: Pick<GpuContext, 'write'>, lora: Pick<GpuLora, 'r' | 'modules'>, bytes: Uint8Array, totalSteps?: number): Promise<number> {
   const file = await openSafetensors(bytesSource(bytes, 'checkpoint'));
   const meta = file.header.metadata ?? {};
   if (meta.format !== 'finetune-state') throw new FinetuneError('bad-input', 'this file is not a training checkpoint of this app');
@@ -478,9 +478,16 @@ export async function loadTrainState(ctx: GpuContext, lora: GpuLora, bytes: Uint
       ['B', m.B, m.mB, m.vB],
     ] as const) {
       const key = peftKey(m.layer, m.name, factor);
-      const n = factor === 'A' ? lora.r * m.in : m.out * lora.r;
+      const shape = factor === 'A' ? [lora.r, m.in] : [m.out, lora.r];
+      const n = shape[0] * shape[1];
       for (const [name, buf] of [[key, value], [`${key}.exp_avg`, exp], [`${key}.exp_avg_sq`, expSq]] as const) {
         if (!file.header.tensors.has(name)) throw new FinetuneError('bad-input', `the checkpoint has no tensor ${name}: it was made for another adapter layout`);
+        // The whole shape, not only the count: a transposed (in, r) lora_A has as many values as (r, in), and was
+        // loaded as if it were, every value in another place.
+        const saved = file.info(name).shape;
+        if (saved.length !== 2 || saved[0] !== shape[0] || saved[1] !== shape[1]) {
+          throw new FinetuneError('bad-input', `checkpoint tensor ${name} has shape [${saved.join(', ')}], expected [${shape.join(', ')}]: it was made for another adapter layout`, { tensor: name });
+        }
         const v = toFloat32(await file.read(name), file.info(name).dtype);
         if (v.length !== n) throw new FinetuneError('bad-input', `checkpoint tensor ${name} has ${v.length} values, expected ${n}`);
         const bad = firstNonFinite(v);

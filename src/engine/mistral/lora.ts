@@ -126,7 +126,7 @@ export function uploadLora(ctx: GpuContext, d: Dims, adapter: LoraAdapter, o: Up
   return { r, scale: adapter.scaling, dropout: adapter.config.loraDropout, targets, modules, arenas };
 }
 
-export function* loraModules(lora: GpuLora): Generator<LoraModuleState> {
+export function* loraModules(lora: Pick<GpuLora, 'modules'>): Generator<LoraModuleState> {
   for (const layer of lora.modules) for (const name of PROJECTIONS) if (layer[name]) yield layer[name];
 }
 
