@@ -323,6 +323,8 @@ const MAX_OUTPUT_ZIP_NAME = 200;
  * The file name Replicate's zip is saved under: the weights URL's last segment, decoded, made file-name safe. It is
  * worked out after the download, so it never throws: a segment that is not percent-encoded UTF-8 is taken as written,
  * and one too long for a file is replaced by the default name (a throw or a refused write here lost the paid-for zip).
+ * So is one that is not a visible *.zip name: "README.md" or "adapter_model.safetensors" were overwritten by the adapter's
+ * own files written beside it.
  */
 function outputZipName(weightsUrl: string): string {
   const segment = new URL(weightsUrl).pathname.split('/').pop() || OUTPUT_ZIP_NAME;
@@ -333,7 +335,7 @@ function outputZipName(weightsUrl: string): string {
     // Bad percent-encoding (%E0%A4%A): the segment as written still names the file.
   }
   name = name.replace(/[^A-Za-z0-9._-]/g, '_');
-  return name.length > MAX_OUTPUT_ZIP_NAME ? OUTPUT_ZIP_NAME : name;
+  return name.length > MAX_OUTPUT_ZIP_NAME || !/^[^.].*\.zip$/i.test(name) ? OUTPUT_ZIP_NAME : name;
 }
 
 async function fetchOutput(args: string[], io: CliIO): Promise<number> {

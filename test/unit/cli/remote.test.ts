@@ -119,10 +119,14 @@ describe('finetune remote', () => {
       ['my%20output.zip', 'my_output.zip'], // decoded, then made file-name safe, as before
       ['out%E0%A4%A.zip', 'out_E0_A4_A.zip'], // not UTF-8 once decoded: the segment as written, made safe
       [`${'a'.repeat(300)}.zip`, 'training_output.zip'], // past what a file system takes (255 bytes, with the temporary name's suffix)
+      // Names the adapter's own files take (the zip was overwritten by them), and a hidden one.
+      ['README.md', 'training_output.zip'],
+      ['adapter_model.safetensors', 'training_output.zip'],
+      ['.zip', 'training_output.zip'],
     ];
     for (const [segment, saved] of cases) {
       fake.weightsUrl = (id) => `https://replicate.delivery/${id}/${segment}`;
-      const out = join(dir, `named-${saved.slice(0, 20)}`);
+      const out = join(dir, `named-${cases.findIndex((c) => c[0] === segment)}`);
       const r = await run('fetch', succeededId, '--out', out);
       expect(r.err).toEqual([]);
       expect(r.code).toBe(0);
