@@ -14,6 +14,29 @@ export function concatBytes(parts: readonly Uint8Array[], total = parts.reduce((
 }
 
 /**
+ * A response body read whole, or null once it passes `maxBytes` (the rest is canceled, which closes the connection):
+ * a declared Content-Length is not always there to refuse by (chunked answers, a proxy streaming unsized), and
+ * reading all of it first held whatever the other end sent.
+ */
+export async function readAtMost(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<Uint8Array | null> {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(value);
+  }
+  return chunks.length === 0 ? new Uint8Array(0) : concatBytes(chunks, total);
+}
+
+/**
  * The SHA-256 of `bytes` as 64 lowercase hex digits (WebCrypto: the same in browsers and Node). A view on a
  * SharedArrayBuffer is copied first: WebCrypto takes ArrayBuffer-backed views only.
  */

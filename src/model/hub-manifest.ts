@@ -9,7 +9,7 @@
 // Either failing (no network, CORS, a proxy, another shape) is no error here: the caller reads the files as before.
 
 import { parseBoundedJson } from '../core/bounded-json.ts';
-import { concatBytes } from '../core/bytes.ts';
+import { readAtMost } from '../core/bytes.ts';
 
 /** The file as the API lists it at the pinned commit. */
 export interface HubFileInfo {
@@ -42,22 +42,11 @@ async function apiJson(res: Response): Promise<unknown> {
     return null;
   }
   // Read up to the bound, whatever the answer declared (or did not).
-  const reader = res.body?.getReader();
-  if (!reader) return null;
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    bytes += value.byteLength;
-    if (bytes > MAX_API_BYTES) {
-      await reader.cancel().catch(() => undefined);
-      return null;
-    }
-    chunks.push(value);
-  }
+  if (!res.body) return null;
+  const body = await readAtMost(res.body, MAX_API_BYTES);
+  if (!body) return null;
   try {
-    return parseBoundedJson(new TextDecoder().decode(concatBytes(chunks, bytes)), 'the Hub API answer');
+    return parseBoundedJson(new TextDecoder().decode(body), 'the Hub API answer');
   } catch {
     return null;
   }

@@ -3,6 +3,7 @@
 // time, cost) with polling that backs off, cancel, and bring the weights home. docs/remote.md describes the calls.
 
 import type { FileObject, Training } from 'replicate';
+import { readAtMost } from '../core/bytes.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { holdsTokenLike } from '../core/secret-text.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
@@ -357,33 +358,7 @@ export async function downloadOutput(c: RemoteClient, url: string, o: DownloadOp
   }
   const declared = Number(res.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) throw new FinetuneError('remote', `the output is ${declared} bytes, more than the ${maxBytes}-byte limit`);
-  return readCapped(res, maxBytes);
-}
-
-/**
- * The body, refused as soon as it passes maxBytes. A Content-Length is not always there to refuse by (the page's proxy
- * streams outputs unsized, a server may answer chunked), and reading all of it first held gigabytes before the refusal.
- */
-async function readCapped(res: Response, maxBytes: number): Promise<Uint8Array> {
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {}); // stops the download (the connection is closed)
-      throw new FinetuneError('remote', `the output is more than the ${maxBytes}-byte limit`);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
+  const bytes = await readAtMost(res.body, maxBytes);
+  if (!bytes) throw new FinetuneError('remote', `the output is more than the ${maxBytes}-byte limit`);
   return bytes;
 }
