@@ -1,5 +1,5 @@
-// The loss chart (uPlot): training loss per optimizer step as a line, validation loss as points at the steps it was
-// measured, on one linear y axis. The container carries data-train-points / data-val-points for automation, and is an
+// The loss chart (uPlot): training loss per optimizer step as a thin line with its smoothed trend over it, validation
+// loss as points at the steps it was measured, on one linear y axis. The container carries data-train-points / data-val-points for automation, and is an
 // image to assistive technology, labelled with what the curve shows (a canvas says nothing by itself).
 
 import uPlot from 'uplot';
@@ -61,7 +61,33 @@ export function lossChartLabel(points: readonly ChartPoint[]): string {
   return `${text}.`;
 }
 
+/**
+ * The smoothing weight for a run of `totalSteps` steps: TensorBoard's default 0.6 for short runs, more for long ones
+ * (about ten steps' memory at 100 steps and beyond), never past 0.95 so that a turn in the curve still shows.
+ */
+export function smoothingWeight(totalSteps: number): number {
+  return Math.min(0.95, Math.max(0.6, 1 - 10 / Math.max(1, totalSteps)));
+}
+
+/**
+ * The training losses smoothed as TensorBoard smooths them: an exponential moving average with weight `weight` on
+ * the past, debiased (divided by 1 − weight^n after n values) so that the first steps are not pulled towards 0. A
+ * missing or non-finite loss (a skipped or diverged step) gets no smoothed value and leaves the average as it was:
+ * a NaN would poison every later point, and the raw line shows it as it is.
+ */
+export function smoothedLosses(losses: readonly (number | null)[], weight: number): (number | null)[] {
+  let ema = 0;
+  let n = 0;
+  return losses.map((v) => {
+    if (v === null || !Number.isFinite(v)) return null;
+    ema = weight * ema + (1 - weight) * v;
+    n++;
+    return ema / (1 - weight ** n);
+  });
+}
+
 const TRAIN = CHART_ACCENT;
+const TRAIN_RAW = 'rgba(122, 162, 255, 0.55)';
 const VAL = CHART_WARN;
 const AXIS = CHART_AXIS;
 const GRID = CHART_GRID;
@@ -138,7 +164,9 @@ export class LossChart {
     this.element.dataset.valPoints = String(valPoints);
     this.empty.hidden = this.steps.length > 0;
     this.element.setAttribute('aria-label', lossChartLabel(this.steps.map((step, i) => ({ step, loss: this.losses[i], valLoss: this.valLosses[i] }))));
-    const data: uPlot.AlignedData = [this.steps, this.losses, this.valLosses];
+    const weight = smoothingWeight(Math.max(this.totalSteps, this.steps.length));
+    this.element.dataset.smoothing = String(weight);
+    const data: uPlot.AlignedData = [this.steps, this.losses, this.valLosses, smoothedLosses(this.losses, weight)];
     if (!this.plot) {
       if (this.steps.length === 0) return;
       this.create(data);
@@ -186,12 +214,14 @@ export class LossChart {
       series: [
         { label: 'step', value: (_u, v) => (v === null || v === undefined ? '—' : String(v)) },
         {
+          // Each step's own loss, thin and faint: the smoothed line below carries the trend (a micro-batch's loss
+          // varies with its rows far more than the adapter changes from one step to the next).
           label: 'train loss',
-          stroke: TRAIN,
-          width: 2,
-          fill: 'rgba(122, 162, 255, 0.08)',
+          stroke: TRAIN_RAW,
+          width: 1,
+          fill: 'rgba(122, 162, 255, 0.06)',
           spanGaps: true,
-          points: { show: (u) => u.data[0].length <= 60, size: 5, fill: TRAIN, stroke: TRAIN },
+          points: { show: (u) => u.data[0].length <= 60, size: 4, fill: TRAIN_RAW, stroke: TRAIN_RAW },
           value: (_u, v) => formatLoss(v),
         },
         {
@@ -200,6 +230,14 @@ export class LossChart {
           width: 2,
           paths: () => null,
           points: { show: true, size: 9, fill: VAL, stroke: '#0f1115', width: 1.5 },
+          value: (_u, v) => formatLoss(v),
+        },
+        {
+          label: 'smoothed',
+          stroke: TRAIN,
+          width: 2.5,
+          spanGaps: true,
+          points: { show: false },
           value: (_u, v) => formatLoss(v),
         },
       ],

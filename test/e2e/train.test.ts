@@ -129,6 +129,9 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.locator('[data-testid="loss-chart"][data-train-points="1"][data-x-ticks]').waitFor();
     const ticks = (await page.getByTestId('loss-chart').getAttribute('data-x-ticks')) ?? '';
     expect(ticks.split(' ').map((t) => Number(t.split('=')[0])), ticks).toEqual([1, 2]);
+    // Each step's loss with its smoothed trend over it (TensorBoard's weight for a run this short), named in the legend.
+    expect(await page.getByTestId('loss-chart').getAttribute('data-smoothing')).toBe('0.6');
+    expect(await page.getByTestId('loss-chart').locator('.u-legend').textContent()).toMatch(/train loss.*validation loss.*smoothed/);
     // The learning-rate chart marks where the run is.
     await page.locator('[data-testid="plan-lr"][data-current-step="1"]').waitFor();
     expect(await page.title()).toMatch(/^(\d+% · (\d+:\d\d left · )?step [12] \/ 2|Finished · 2 steps) · finetune$/);

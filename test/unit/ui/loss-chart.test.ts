@@ -1,7 +1,7 @@
 // The loss chart's text alternative: what a screen reader says for the canvas, as points arrive. Pure, so the odd
 // cases (nothing yet, one point, validation at some steps only, a loss that is not a number) are checked here.
 import { describe, expect, it } from 'vitest';
-import { lossChartLabel, type ChartPoint } from '../../../src/ui/loss-chart.ts';
+import { lossChartLabel, smoothedLosses, smoothingWeight, type ChartPoint } from '../../../src/ui/loss-chart.ts';
 
 const train = (step: number, loss: number): ChartPoint => ({ step, loss, valLoss: null });
 
@@ -52,5 +52,37 @@ describe('lossChartLabel', () => {
 
   it('takes the points in any order', () => {
     expect(lossChartLabel([train(3, 7), train(1, 9), train(2, 6)])).toBe('Training loss over 3 steps: 9.000 at step 1, 7.000 at step 3 (lowest 6.000 at step 2).');
+  });
+});
+
+describe('smoothedLosses', () => {
+  it('is the debiased exponential moving average: the first value itself, then each weighted against the past', () => {
+    const w = 0.6;
+    const got = smoothedLosses([4, 2, 3], w);
+    // By hand: ema 1.6, 1.76, 1.856 over debias 0.4, 0.64, 0.784.
+    expect(got[0]).toBeCloseTo(4, 12);
+    expect(got[1]).toBeCloseTo((0.6 * 1.6 + 0.4 * 2) / (1 - 0.36), 12);
+    expect(got[2]).toBeCloseTo((0.6 * 1.76 + 0.4 * 3) / (1 - 0.216), 12);
+    // A constant curve stays where it is from the first point (no pull towards 0 at the start).
+    for (const v of smoothedLosses([3.5, 3.5, 3.5, 3.5], 0.95)) expect(v).toBeCloseTo(3.5, 12);
+  });
+
+  it('gives a missing or non-finite loss no point and carries the average over it unchanged', () => {
+    const w = 0.6;
+    const got = smoothedLosses([4, null, Number.NaN, 2, Infinity], w);
+    expect(got[1]).toBeNull();
+    expect(got[2]).toBeNull();
+    expect(got[4]).toBeNull();
+    expect(got[3]).toBeCloseTo(smoothedLosses([4, 2], w)[1]!, 12);
+  });
+});
+
+describe('smoothingWeight', () => {
+  it("is TensorBoard's 0.6 for a short run, about ten steps' memory for a long one, at most 0.95", () => {
+    expect(smoothingWeight(8)).toBe(0.6);
+    expect(smoothingWeight(25)).toBe(0.6);
+    expect(smoothingWeight(100)).toBeCloseTo(0.9, 12);
+    expect(smoothingWeight(10_000)).toBe(0.95);
+    expect(smoothingWeight(0)).toBe(0.6);
   });
 });
