@@ -2,9 +2,10 @@
 // written to a store (a folder in Node, the Origin Private File System in a browser); the next load of the same files
 // with the same settings uploads them from there: nothing is downloaded or re-quantised.
 //
-// An entry is one file: every part's bytes back to back, then a JSON footer (format, identity, the weights' manifest,
-// each part's offset, length and SHA-256), then the footer's length as 8 bytes little-endian. Every part is hashed on
-// load; an entry that is partial, corrupt, or from another format or source is removed and rebuilt, never trusted.
+// An entry is one file: every part's bytes back to back, then a JSON footer (format, identity, the weights' manifest
+// and its SHA-256, each part's offset, length and SHA-256), then the footer's length as 8 bytes little-endian. Every
+// part and the manifest are hashed on load; an entry that is partial, corrupt, or from another format or source is
+// removed and rebuilt, never trusted.
 // Writes are atomic (the store's job: temp + rename, or write then switch a pointer). See docs/models.md.
 
 import { QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
@@ -53,8 +54,20 @@ interface Footer {
   format: number;
   identity: CacheIdentity;
   manifest: WeightsManifest;
+  /**
+   * SHA-256 of the manifest's JSON. The parts' hashes do not cover the manifest, yet it says how to read them (the
+   * dims, RoPE theta and RMSNorm epsilon among them, each part's layer and shape): a damaged digit there once loaded a
+   * model with another theta, without a word. Absent from entries written before it was added (2026-12), which are
+   * read as before rather than rebuilt (a 14.5 GB download for a Hub model on the page).
+   */
+  manifestSha256?: string;
   parts: { name: string; offset: number; bytes: number; sha256: string }[];
 }
+
+/** The fields a footer may have: any other (a damaged field name, `manifestSha256` among them) makes it unusable. */
+const FOOTER_FIELDS: ReadonlySet<string> = new Set(['format', 'identity', 'manifest', 'manifestSha256', 'parts']);
+
+const manifestHash = (manifest: WeightsManifest): Promise<string> => sha256Hex(new TextEncoder().encode(JSON.stringify(manifest)));
 
 const FOOTER_LENGTH_BYTES = 8;
 /** A footer is a few hundred bytes per tensor; refuse to parse anything absurd (a corrupt length). */
@@ -123,6 +136,10 @@ async function readFooter(entry: ByteSource): Promise<Footer> {
   }
   if (typeof footer !== 'object' || footer === null || !Array.isArray(footer.parts)) throw new BadEntry('its footer is not an entry footer');
   if (footer.format !== WEIGHT_CACHE_FORMAT) throw new BadEntry(`format ${footer.format}, this build writes ${WEIGHT_CACHE_FORMAT}`);
+  const odd = Object.keys(footer).find((k) => !FOOTER_FIELDS.has(k));
+  if (odd !== undefined) throw new BadEntry(`its footer has a field ${JSON.stringify(odd)} that no entry has`);
+  // JSON.stringify of the parsed manifest is the text that was hashed: key order and numbers survive a round trip.
+  if (footer.manifestSha256 !== undefined && (await manifestHash(footer.manifest)) !== footer.manifestSha256) throw new BadEntry('its manifest does not match its hash');
   const dataEnd = entry.size - FOOTER_LENGTH_BYTES - len;
   let offset = 0;
   for (const p of footer.parts) {
@@ -286,8 +303,8 @@ export async function writeCacheEntry(ctx: GpuContext, store: WeightCacheStore, 
 }
 
 /** The footer's bytes. Every hash is 64 hex digits, so a footer with placeholder hashes has the final one's length. */
-function encodeFooter(identity: CacheIdentity, manifest: WeightsManifest, parts: Footer['parts']): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ format: WEIGHT_CACHE_FORMAT, identity, manifest, parts } satisfies Footer));
+function encodeFooter(identity: CacheIdentity, manifest: WeightsManifest, manifestSha256: string, parts: Footer['parts']): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ format: WEIGHT_CACHE_FORMAT, identity, manifest, manifestSha256, parts } satisfies Footer));
 }
 
 /** The exact size of the entry for these weights: the parts, the footer, the footer's length. */
@@ -298,7 +315,7 @@ export function entryBytes(manifest: WeightsManifest, identity: CacheIdentity): 
     offset += p.bytes;
     return { name: p.name, offset: at, bytes: p.bytes, sha256: '0'.repeat(64) };
   });
-  return offset + encodeFooter(identity, manifest, parts).byteLength + FOOTER_LENGTH_BYTES;
+  return offset + encodeFooter(identity, manifest, '0'.repeat(64), parts).byteLength + FOOTER_LENGTH_BYTES;
 }
 
 /** Loads entry `key` made for `identity`, every part's hash checked; throws when it is missing or unusable. */
@@ -368,7 +385,7 @@ export async function* entryChunks(
     onProgress?.({ tensor: part.name, done: parts.length, total: manifest.parts.length, bytesDone: offset, bytesTotal: total, phase: 'caching' });
     yield bytes;
   }
-  const footer = encodeFooter(identity, manifest, parts);
+  const footer = encodeFooter(identity, manifest, await manifestHash(manifest), parts);
   const len = new Uint8Array(FOOTER_LENGTH_BYTES);
   new DataView(len.buffer).setBigUint64(0, BigInt(footer.byteLength), true);
   yield footer;

@@ -1,0 +1,142 @@
+// loadWeightsCached end to end without a GPU: tiny-mistral unquantised ('none' only uploads, reads back and frees
+// buffers), on a fake GPU context that keeps each buffer's bytes in memory, with an in-memory store. What a damaged
+// entry does to the next load: it must be detected, removed and rebuilt, never loaded as if it were the model.
+import { describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../../src/cli/node-source.ts';
+import type { GpuContext } from '../../../src/engine/gpu.ts';
+import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
+import type { ByteSource } from '../../../src/model/source.ts';
+import { loadWeightsCached, type WeightCacheEntryInfo, type WeightCacheStore } from '../../../src/run/weight-cache.ts';
+import { TINY_MISTRAL } from '../model/helpers.ts';
+
+/** A GPU context whose buffers are byte arrays: upload copies, read gives them back. */
+function fakeGpu(): GpuContext {
+  const bytes = new Map<object, Uint8Array>();
+  return {
+    upload(_label: string, data: ArrayBufferView) {
+      const b = { size: data.byteLength };
+      bytes.set(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
+      return b;
+    },
+    async read(b: object) {
+      return bytes.get(b)!.slice().buffer;
+    },
+    destroy(b: object) {
+      bytes.delete(b);
+    },
+    flush() {},
+    async sync() {},
+  } as unknown as GpuContext;
+}
+
+/** A store in memory; `entries` can be damaged by a test. */
+function memoryStore(): WeightCacheStore & { entries: Map<string, Uint8Array> } {
+  const entries = new Map<string, Uint8Array>();
+  return {
+    entries,
+    async open(key): Promise<ByteSource | null> {
+      const e = entries.get(key);
+      if (!e) return null;
+      return { name: key, size: e.byteLength, read: async (offset: number, length: number) => e.slice(offset, offset + length) };
+    },
+    async write(key, chunks) {
+      const parts: Uint8Array[] = [];
+      for await (const c of chunks) parts.push(c.slice());
+      const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.byteLength;
+      }
+      entries.set(key, out);
+    },
+    async remove(key) {
+      entries.delete(key);
+    },
+    async list(): Promise<WeightCacheEntryInfo[]> {
+      return [...entries].map(([key, e]) => ({ key, bytes: e.byteLength }));
+    },
+  };
+}
+
+async function load(store: WeightCacheStore) {
+  const files = nodeDirectory(TINY_MISTRAL);
+  return loadWeightsCached(fakeGpu(), files, await openBaseCheckpoint(files), { quantization: 'none', source: '/models/tiny-mistral', cache: store });
+}
+
+/** Replaces the first `from` in the entry's bytes by `to` (same length), as a flipped byte on disk would. */
+function damage(entry: Uint8Array, from: string, to: string): void {
+  const text = new TextDecoder('latin1').decode(entry);
+  const at = text.indexOf(from);
+  expect(at).toBeGreaterThan(0);
+  entry.set(new TextEncoder().encode(to), at);
+}
+
+/** The entry with its footer replaced by `edit` of it (as JSON), the parts kept. */
+function withFooter(entry: Uint8Array, edit: (footer: Record<string, unknown>) => void): Uint8Array {
+  const len = Number(new DataView(entry.buffer, entry.byteOffset).getBigUint64(entry.byteLength - 8, true));
+  const partsEnd = entry.byteLength - 8 - len;
+  const footer = JSON.parse(new TextDecoder().decode(entry.subarray(partsEnd, entry.byteLength - 8))) as Record<string, unknown>;
+  edit(footer);
+  const text = new TextEncoder().encode(JSON.stringify(footer));
+  const out = new Uint8Array(partsEnd + text.byteLength + 8);
+  out.set(entry.subarray(0, partsEnd));
+  out.set(text, partsEnd);
+  new DataView(out.buffer).setBigUint64(partsEnd + text.byteLength, BigInt(text.byteLength), true);
+  return out;
+}
+
+describe('loadWeightsCached', () => {
+  it('a second load comes from the cache with the same dims', async () => {
+    const store = memoryStore();
+    const first = await load(store);
+    expect(first.fromCache).toBe(false);
+    expect(store.entries.size).toBe(1);
+    const second = await load(store);
+    expect(second.fromCache).toBe(true);
+    expect(second.weights.dims).toEqual(first.weights.dims);
+    expect(second.notes).toEqual([]);
+  });
+
+  it("a flipped digit in the footer's manifest (RoPE theta) is detected: the entry is rebuilt, not loaded with theta 9000000", async () => {
+    const store = memoryStore();
+    const first = await load(store);
+    expect(first.weights.dims.theta).toBe(1_000_000);
+    const [key, entry] = [...store.entries][0];
+    damage(entry, '"theta":1000000', '"theta":9000000');
+    const second = await load(store);
+    expect(second.weights.dims.theta).toBe(1_000_000);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes.join(' ')).toMatch(/^the cached weights were unusable \(.*manifest.*\): removed, loading from the source again$/);
+    // Rebuilt under the same key, good again.
+    expect(store.entries.size).toBe(1);
+    expect((await load(store)).fromCache).toBe(true);
+    expect(store.entries.has(key)).toBe(true);
+  });
+
+  it('a damaged field name in the footer (manifestSha256 → manifestSha257) makes the entry unusable, not unchecked', async () => {
+    const store = memoryStore();
+    await load(store);
+    damage([...store.entries.values()][0], '"manifestSha256"', '"manifestSha257"');
+    const second = await load(store);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes.join(' ')).toMatch(/its footer has a field "manifestSha257"/);
+  });
+
+  it('an entry written before manifests were hashed (no manifestSha256) still loads from the cache', async () => {
+    const store = memoryStore();
+    const first = await load(store);
+    const [key, entry] = [...store.entries][0];
+    store.entries.set(
+      key,
+      withFooter(entry, (f) => {
+        expect(typeof f.manifestSha256).toBe('string');
+        delete f.manifestSha256;
+      }),
+    );
+    const second = await load(store);
+    expect(second.fromCache).toBe(true);
+    expect(second.notes).toEqual([]);
+    expect(second.weights.dims).toEqual(first.weights.dims);
+  });
+});
