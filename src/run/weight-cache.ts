@@ -221,8 +221,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
       return { weights, fromCache: true, notes, files: identity.files, formerFiles };
     } catch (e) {
       if (!(e instanceof BadEntry)) throw e;
-      notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
-      await cache.remove(key);
+      notes.push(await dropUnusable(cache, key, e));
     }
   }
   const weights = await loadMistralWeights(ctx, ckpt, { quantization: o.quantization, onProgress: o.onProgress, streamLayers: o.streamLayers });
@@ -234,6 +233,19 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
     }
   }
   return { weights, fromCache: false, notes, files: identity.files, formerFiles };
+}
+
+/**
+ * Removes an unusable entry and says so, in a note. A store that cannot remove it (a read-only cache folder, a file
+ * another tab holds open) does not fail the load: the entry is never used, and the weights come from the files.
+ */
+async function dropUnusable(cache: WeightCacheStore, key: string, why: BadEntry): Promise<string> {
+  try {
+    await cache.remove(key);
+    return `the cached weights were unusable (${why.message}): removed, loading from the source again`;
+  } catch (e) {
+    return `the cached weights were unusable (${why.message}) and could not be removed (${e instanceof Error ? e.message : String(e)}): loading from the source again`;
+  }
 }
 
 /**
@@ -279,8 +291,7 @@ async function moveEarlierEntry(
       weights = await loadFromEntry(ctx, old, legacy, o.onProgress, o.streamLayers);
     } catch (e) {
       if (!(e instanceof BadEntry)) throw e;
-      notes.push(`the cached weights were unusable (${e.message}): removed, loading from the source again`);
-      await cache.remove(legacyKey);
+      notes.push(await dropUnusable(cache, legacyKey, e));
       return null;
     }
     const [was, now] = [namedBy(legacy, identity, true), namedBy(identity, legacy, false)];

@@ -139,4 +139,22 @@ describe('loadWeightsCached', () => {
     expect(second.notes).toEqual([]);
     expect(second.weights.dims).toEqual(first.weights.dims);
   });
+
+  it('an unusable entry that cannot be removed (a read-only cache folder) does not fail the load: the weights come from the files', async () => {
+    const store = memoryStore();
+    await load(store);
+    const entry = [...store.entries.values()][0];
+    entry[0] ^= 1; // a flipped bit in the first part (the embeddings)
+    const readOnly: WeightCacheStore = {
+      ...store,
+      async remove() {
+        throw new Error("EACCES: permission denied, unlink 'weights.bin'");
+      },
+    };
+    const second = await load(readOnly);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes[0]).toBe(
+      "the cached weights were unusable (part embed does not match its hash) and could not be removed (EACCES: permission denied, unlink 'weights.bin'): loading from the source again",
+    );
+  });
 });
