@@ -48,12 +48,16 @@ export function trainingCardSection(card: TrainingCard): string[] {
 /** Validation rows listed at most; a longer run lists the first, then evenly spaced ones, and always the last. */
 export const MAX_RESULT_ROWS = 40;
 
-/** `text` in a code span no backtick run in it can close (CommonMark: a longer fence, spaced when it starts or ends with one). */
+/**
+ * `text` in a code span no backtick run in it can close (CommonMark: a longer fence, spaced when it starts or ends with
+ * one), on one line: every CommonMark line ending (\n, \r\n and a lone \r) becomes a space, since one would end a
+ * table row inside the span and two a paragraph, and the rest of the text would be read as Markdown and HTML.
+ */
 export function codeSpan(text: string): string {
   const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
   const fence = '`'.repeat(longest + 1);
   const pad = text.startsWith('`') || text.endsWith('`') || text === '' ? ' ' : '';
-  return `${fence}${pad}${text.replace(/\r?\n/g, ' ')}${pad}${fence}`;
+  return `${fence}${pad}${text.replace(/\r\n?|\n/g, ' ')}${pad}${fence}`;
 }
 
 /** `text` as a fenced block that no line of it can close (a fence longer than any run of backticks in it). */

@@ -8,6 +8,7 @@ import { parseMistralConfig } from '../../../src/model/config.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
 import { FIELDS, hyperparamRows, parseHyperparams } from '../../../src/config/hyperparams.ts';
 import { fixtureJson, TINY_MISTRAL } from '../model/helpers.ts';
+import { proseOutsideCode } from '../../helpers/markdown-prose.ts';
 
 const summary = (over: Partial<TrainingSummary> = {}): TrainingSummary => ({
   trainName: 'code.jsonl',
@@ -73,6 +74,19 @@ describe('the README\'s Training section', () => {
     expect(text).toContain('on ``we`ird|name.jsonl`` (58');
     // A pipe in a table cell is escaped, so the row keeps its two cells.
     expect(text).toContain('| lora_target_modules * | `q_proj\\|v_proj` |');
+  });
+
+  // CommonMark ends a line at a lone \r too, and codeSpan flattened only \n and \r\n: a \r in a hyperparameter ended its
+  // table row inside the code span, and two in a file name ended the paragraph, the rest read as Markdown and HTML.
+  it('keeps user text holding a lone carriage return inside its code span', () => {
+    expect(codeSpan('a\rb')).toBe('`a b`');
+    const img = '<img src=x onerror=alert(1)>';
+    const text = trainingCardLines(
+      summary({ trainName: `x\r\r${img}.jsonl`, validationName: `v\r\r${img}.jsonl`, hyperparameters: [{ name: 'validation_prompt', value: `a\r${img}`, isDefault: false }] }),
+    ).join('\n');
+    expect(proseOutsideCode(text).join('\n')).not.toContain('<img');
+    const remote = { id: 'abc123', trainer: null, version: null, seconds: null, completedAt: null, inputs: [{ name: 'prompt', value: `a\r${img}`, isDefault: false }] };
+    expect(proseOutsideCode(remoteTrainingCardLines(remote).join('\n')).join('\n')).not.toContain('<img');
   });
 
   it("ends the adapter's README when the run is known, and is absent for an adapter without one", () => {
