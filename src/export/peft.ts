@@ -1,7 +1,7 @@
 // PEFT adapter export: the two files PEFT itself writes (adapter_config.json + adapter_model.safetensors, from
 // src/model/lora-adapter.ts) plus a short README, as a directory listing or as one deterministic zip.
 
-import { trainingCardSection, type TrainingCard } from './training-card.ts';
+import { codeSpan, trainingCardSection, type TrainingCard } from './training-card.ts';
 import { parseHubReference } from '../core/hub-reference.ts';
 import { PROJECTIONS } from '../core/mistral.ts';
 import { zipSync, type Zippable } from 'fflate';
@@ -39,6 +39,21 @@ export function baseReference(a: LoraAdapter): { hub: string; revision: string |
  */
 const ADAPTER_DIR = './adapter';
 
+/**
+ * A base model's name in the README's prose. A Hub id (letters, digits, `_.-/` only) reads as it is, and so does any
+ * name of such plain characters; another (a local name, the picked files' names, whatever an imported
+ * adapter_config.json says) goes in a code span: raw, its HTML was live on a Hub model card and a line break in it
+ * ended the title, the rest read as Markdown.
+ */
+function proseName(name: string): string {
+  return /^[\w .,/()@+-]*$/.test(name) ? name : codeSpan(name);
+}
+
+/** The name on one line, for a comment in a code block: a line break in it could close the block. */
+function oneLine(name: string): string {
+  return name.replace(/\r\n?|\n/g, ' ');
+}
+
 /** The smallest of vLLM's allowed --max-lora-rank values that holds rank r. */
 function vllmMaxRank(r: number): number {
   return [8, 16, 32, 64, 128, 256, 320, 512].find((x) => x >= r) ?? r;
@@ -57,7 +72,7 @@ export interface ReadmeOptions {
 export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string {
   const name = opts.name ?? 'my-adapter';
   const ref = baseReference(a);
-  const base = 'hub' in ref ? ref.hub : ref.local;
+  const base = proseName('hub' in ref ? ref.hub : ref.local);
   const c = a.config;
   const mods = PROJECTIONS.filter((m) => c.targetModules.includes(m)).join(', ');
   // Python for the base: the Hub id (and revision) when it came from the Hub, else the folder holding its files.
@@ -73,7 +88,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
       `${c.layersToTransform ? ` of layers ${c.layersToTransform.join(', ')}` : ''}.`,
     `Files: \`${ADAPTER_CONFIG_FILE}\` and \`${ADAPTER_WEIGHTS_FILE}\` (F32), as PEFT writes them.`,
     `Unzip them into a folder, here \`${ADAPTER_DIR}\`. Use the same base model the adapter was trained on` +
-      ('hub' in ref ? ` (${ref.hub}${ref.revision ? ` at revision ${ref.revision}` : ''}).` : `: ${ref.local}, whose files (config.json and the safetensors weights) go in \`${ref.folder}\`.`),
+      ('hub' in ref ? ` (${ref.hub}${ref.revision ? ` at revision ${ref.revision}` : ''}).` : `: ${base}, whose files (config.json and the safetensors weights) go in \`${ref.folder}\`.`),
     '',
     '## PEFT (transformers)',
     '',
@@ -81,7 +96,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     'from transformers import AutoModelForCausalLM, AutoTokenizer',
     'from peft import PeftModel',
     '',
-    ...('hub' in ref ? [] : [`base_path = ${JSON.stringify(ref.folder)}  # the folder holding ${ref.local}'s config.json and weights`]),
+    ...('hub' in ref ? [] : [`base_path = ${JSON.stringify(ref.folder)}  # the folder holding ${oneLine(ref.local)}'s config.json and weights`]),
     `base = AutoModelForCausalLM.from_pretrained(${basePath}${revision}, torch_dtype="auto")`,
     `model = PeftModel.from_pretrained(base, ${JSON.stringify(ADAPTER_DIR)})`,
     `tokenizer = AutoTokenizer.from_pretrained(${'hub' in ref ? basePath + revision : '"mistralai/Mistral-7B-Instruct-v0.2"'})`,

@@ -12,6 +12,7 @@ import { createAdapter, parseAdapter, peftKey, type LoraAdapter } from '../../..
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { parseSafetensorsHeader, parseSafetensorsHeaderBytes } from '../../../src/model/safetensors.ts';
 import { fixtureBytes, fixtureJson, TINY_ADAPTER, TINY_MISTRAL } from '../model/helpers.ts';
+import { proseOutsideCode } from '../../helpers/markdown-prose.ts';
 
 const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
 const fixtureConfigText = new TextDecoder().decode(fixtureBytes(`${TINY_ADAPTER}/adapter_config.json`));
@@ -203,6 +204,22 @@ describe('adapterReadme', () => {
     // Mistral-7B-Instruct-v0.2 from the Hub: Ollama's own unquantised tag of that very model.
     expect(text).toContain('FROM mistral:7b-instruct-v0.2-fp16\nADAPTER ./adapter/adapter.gguf\n');
     expect(text).not.toMatch(/[ \n]\.\/adapter\.gguf|--lora adapter\.gguf/);
+  });
+
+  // base_model_name_or_path is whatever the imported adapter_config.json (or --base-model, or a picked file's name) says:
+  // the README wrote it raw in its title, its prose and a Python comment, so HTML in it was live on a Hub model card,
+  // and a line break in it ended the title or closed the Python block early, the rest read as Markdown and HTML.
+  it("keeps a local base's name inert: in a code span in prose, on one line in the Python comment", async () => {
+    const config = JSON.parse(fixtureConfigText) as Record<string, unknown>;
+    const img = '<img src=x onerror=alert(1)>';
+    for (const name of [img, `m\n\n${img}`, `m\n\`\`\`\n${img}\n\`\`\``, `m\r\r${img}`]) {
+      const a = await parseAdapter({ ...config, base_model_name_or_path: name }, fixtureWeights, { base });
+      const readme = adapterReadme(a, { name: 'tiny', ggufFile: 'adapter.gguf' });
+      expect(proseOutsideCode(readme).join('\n')).not.toContain('<img');
+      // The fences of the four snippets (Python, vLLM, Modelfile, llama.cpp) and no other: none opened or closed by the name.
+      expect(readme.split(/\r\n|\r|\n/).filter((l) => /^ {0,3}`{3,}/.test(l))).toEqual(['```python', '```', '```sh', '```', '```', '```', '```sh', '```']);
+      expect(readme.split(/\r\n|\r|\n/)[0]).toMatch(/^# tiny: LoRA adapter for `+ ?m? *.*<img src=x onerror=alert\(1\)>.*`+$/);
+    }
   });
 
   it('names a Hub base by its id and the revision that was loaded, in every snippet', () => {
