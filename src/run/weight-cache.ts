@@ -8,6 +8,7 @@
 // removed and rebuilt, never trusted.
 // Writes are atomic (the store's job: temp + rename, or write then switch a pointer). See docs/models.md.
 
+import { isFinetuneError } from '../core/errors.ts';
 import { QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { sha256Hex } from '../core/bytes.ts';
@@ -356,7 +357,7 @@ async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: Cache
   let done = 0;
   let bytesDone = 0;
   const t0 = Date.now();
-  return uploadWeightParts(
+  const upload = uploadWeightParts(
     ctx,
     footer.manifest,
     async (part: WeightPart) => {
@@ -375,6 +376,13 @@ async function loadFromEntry(ctx: GpuContext, entry: ByteSource, identity: Cache
     },
     { streamLayers },
   );
+  if (footer.manifestSha256 !== undefined) return upload;
+  // An entry from before manifests were hashed: its manifest is unchecked, so one that does not describe its parts (a
+  // layer it cannot have, a part missing) is a damaged entry to rebuild, not an internal error failing every load.
+  return upload.catch((e: unknown) => {
+    if (isFinetuneError(e) && e.kind === 'internal') throw new BadEntry(`its manifest does not describe its parts: ${e.message}`);
+    throw e;
+  });
 }
 
 /**

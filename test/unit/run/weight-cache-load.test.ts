@@ -140,6 +140,26 @@ describe('loadWeightsCached', () => {
     expect(second.weights.dims).toEqual(first.weights.dims);
   });
 
+  it("an older entry (no manifest hash) whose manifest no longer describes its parts is rebuilt, not an error on every load", async () => {
+    const store = memoryStore();
+    await load(store);
+    const [key, entry] = [...store.entries][0];
+    // A damaged layer number in a part's description: nothing hashes an older entry's manifest.
+    store.entries.set(
+      key,
+      withFooter(entry, (f) => {
+        delete f.manifestSha256;
+        const parts = (f.manifest as { parts: { info: { layer?: number } }[] }).parts;
+        const layered = parts.find((p) => p.info.layer === 0)!;
+        layered.info.layer = 90;
+      }),
+    );
+    const second = await load(store);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes.join(' ')).toMatch(/^the cached weights were unusable \(its manifest does not describe its parts: .*no layer 90\): removed, loading from the source again$/);
+    expect((await load(store)).fromCache).toBe(true);
+  });
+
   it('an unusable entry that cannot be removed (a read-only cache folder) does not fail the load: the weights come from the files', async () => {
     const store = memoryStore();
     await load(store);
