@@ -2,6 +2,7 @@
 // written to a temporary file in the same folder, flushed, and renamed into place, so a crash or a full disk never
 // leaves a half-written entry under its real name (and src/run/weight-cache.ts checks every part's hash anyway).
 
+import { isFinetuneError } from '../core/errors.ts';
 import { open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { makeFolder } from './make-folder.ts';
 import { homedir, hostname } from 'node:os';
@@ -105,8 +106,16 @@ export function nodeWeightCache(dir: string = defaultCacheDir()): WeightCacheSto
         } catch {
           continue; // removed meanwhile
         }
-        // An unreadable footer is still listed (without a source), so that it can be removed; a load rebuilds it.
-        const info = await readCacheEntryInfo(await nodeFileSource(path)).catch(() => null);
+        // An unreadable footer is still listed (without a source), so that it can be removed; a load rebuilds it. An
+        // entry that cannot be opened at all (another process removed it since the stat above) is left out: it threw
+        // here, and a load lists the cache once it has finished (train, generate), so the finished load failed.
+        let info: Awaited<ReturnType<typeof readCacheEntryInfo>>;
+        try {
+          info = await readCacheEntryInfo(await nodeFileSource(path));
+        } catch (e) {
+          if (isFinetuneError(e) && e.details?.reason === 'not-found') continue;
+          info = null;
+        }
         out.push({ key: m[1], bytes: s.size, ...(info ?? {}), writtenAt: s.mtimeMs });
       }
       return out.sort((a, b) => (b.writtenAt ?? 0) - (a.writtenAt ?? 0));

@@ -1,7 +1,7 @@
 // The weight cache's Node store writes atomically: an entry appears under its name only once complete; a write that
 // fails halfway (a full disk, a crash in the producer) leaves neither the entry nor a temporary file.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,24 @@ describe('node weight-cache store', () => {
     expect(src!.version).toMatch(/^file 5 /);
     await store.remove(KEY);
     expect(await store.open(KEY)).toBeNull();
+  });
+
+  it('lists the entries it can, past one that cannot be opened (one removed by another process after it was seen)', async () => {
+    // A name that stat() sees but open() refuses: what an entry removed between the two looks like, made here by a
+    // folder under an entry's name. A load lists the cache after it has finished: this failed the finished load.
+    const own = mkdtempSync(join(tmpdir(), 'finetune-wcache-list-'));
+    try {
+      const store = nodeWeightCache(own);
+      await store.write(KEY, (async function* () {
+        yield new Uint8Array([1, 2, 3]);
+      })());
+      mkdirSync(join(own, `weights-${'b'.repeat(40)}.bin`));
+      const listed = await store.list();
+      expect(listed.map((e) => e.key)).toContain(KEY);
+      expect(listed.find((e) => e.key === KEY)).toMatchObject({ bytes: 3 });
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('a write that fails halfway leaves nothing behind, and the previous entry stays', async () => {
