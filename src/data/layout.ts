@@ -43,6 +43,18 @@ export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout): { ids: 
   return { ids: prompt.concat(completion), lossStart: prompt.length };
 }
 
+/**
+ * The ids a run's validation_prompt sample continues: the prompt laid out as the run lays out a row's prompt, so that
+ * the sample reads what training taught the model to answer. replicate: <s> + enc(prompt), continued as written (what
+ * Replicate's trainer does with it); instruct: <s> + enc("[INST] " + prompt + " [/INST]"), the row's prompt part,
+ * unless the prompt already holds "[INST]" (the template written by hand), which is taken as written. Sampled bare
+ * under instruct, a model trained on the tags was asked a prompt it never saw in that form.
+ */
+export function samplePromptIds(tok: Tokenizer, prompt: string, layout: Layout): number[] {
+  const text = layout === 'instruct' && !prompt.includes('[INST]') ? `[INST] ${prompt} [/INST]` : prompt;
+  return [tok.bosId, ...tok.encode(text)];
+}
+
 /** A row as a training example: laid out, then cut to maxSeqLen tokens. */
 export function encodeRow(tok: Tokenizer, row: DataRow, layout: Layout, maxSeqLen: number): Example {
   const { ids, lossStart } = layoutIds(tok, row, layout);

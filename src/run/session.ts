@@ -9,7 +9,7 @@ import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
 import type { TrainingCard, TrainingSummary } from '../export/training-card.ts';
 import type { DataStats, TrainingData } from '../data/batches.ts';
 import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
-import type { Layout } from '../data/layout.ts';
+import { samplePromptIds, type Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
@@ -412,7 +412,7 @@ export class FinetuneSession {
 
   /** What a timed validation_prompt sample is kept for: the model, the adapter's shape and the prompt. */
   private sampleKey(hp: Hyperparams, quantization: string): string {
-    return JSON.stringify([this.modelSource, quantization, hp.lora_rank, targetModules(hp), hp.validation_prompt]);
+    return JSON.stringify([this.modelSource, quantization, hp.lora_rank, targetModules(hp), hp.layout, hp.validation_prompt]);
   }
 
   /** Settles when the estimates asked for so far have. */
@@ -473,7 +473,7 @@ export class FinetuneSession {
     // model and prompt; a prompt too long for the model's positions fails the run's sample too, and is not priced).
     let sample: SampleCalibration | undefined;
     if (hp.validation_prompt) {
-      const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(hp.validation_prompt)];
+      const ids = samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout);
       const skey = this.sampleKey(hp, weights.quantization);
       if (this.sampleCalibration?.key !== skey) {
         const value = await calibrateSample(this.ctx, weights, this.lora, ids, config.maxPositions).catch(() => undefined);
@@ -667,7 +667,7 @@ export class FinetuneSession {
       const emitSample = async (step: number, prompt: string): Promise<void> => {
         // Seconds to a minute on a slow adapter, with the step counter standing still: said, not left unexplained.
         onEvent({ type: 'status', text: `writing a sample for the validation prompt after step ${step}…` });
-        const text = await this.sample(prompt, sampleTokens, control);
+        const text = await this.sample(samplePromptIds(this.tokenizer, prompt, hp.layout), sampleTokens, control);
         if (text === null) return;
         // Kept with its step, so the checkpoint after this pass saves it (the page shows it again after a reload).
         const h = history.find((x) => x.step === step);
@@ -716,7 +716,7 @@ export class FinetuneSession {
           ...(this.validationShare !== null ? { validationShare: this.validationShare } : {}),
           // What each pass's sample computes (the prompt as sample() reads it, then up to sampleTokens), for the ETA to
           // price it before one has been timed: a run with one pass never times one before writing it.
-          ...(hp.validation_prompt ? { afterPassTokens: 1 + this.tokenizer.encode(hp.validation_prompt).length + sampleTokens } : {}),
+          ...(hp.validation_prompt ? { afterPassTokens: samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout).length + sampleTokens } : {}),
           // Better: the sample as the page's estimate timed it on this model and prompt, where it did.
           ...(hp.validation_prompt && timedSample ? { afterPassSeconds: secondsOfSample(timedSample, sampleTokens) } : {}),
         },
@@ -972,13 +972,13 @@ export class FinetuneSession {
   }
 
   /**
-   * A greedy sample with the current adapter, apart from the page's generations (their guard and Stop); null when the
-   * run's Stop (`control`) ended it: 48 tokens are most of a minute on a software adapter, which a Stop used to wait
-   * out, and a cut-off sample is not shown as if it were the adapter's answer. The run's Pause holds it between tokens.
+   * A greedy sample of `ids` (the prompt laid out: samplePromptIds) with the current adapter, apart from the page's
+   * generations (their guard and Stop); null when the run's Stop (`control`) ended it: 48 tokens are most of a minute
+   * on a software adapter, which a Stop used to wait out, and a cut-off sample is not shown as if it were the adapter's
+   * answer. The run's Pause holds it between tokens.
    */
-  private async sample(prompt: string, maxNewTokens: number, control: TrainControl): Promise<string | null> {
+  private async sample(ids: readonly number[], maxNewTokens: number, control: TrainControl): Promise<string | null> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
-    const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
     const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, maxPositions: this.ckpt?.config.maxPositions, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t), shouldStop: () => control.stopped, pausePoint: () => control.pausePoint() });
     return r.stopReason === 'stopped' ? null : r.text;
   }

@@ -68,6 +68,21 @@ describe('session generation', () => {
     expect(saved?.history.find((h) => h.step === sample.step)?.sample).toBe(sample.text);
   });
 
+  it('under the instruct layout, samples the validation prompt in [INST] tags, as the run laid out its rows', async () => {
+    const rows = [
+      { prompt: 'Add two numbers.', completion: 'def add(a, b):\n    return a + b' },
+      { prompt: 'Say hi.', completion: 'print("hi")' },
+    ];
+    const events: TrainEvent[] = [];
+    await session.train({ ...HP, layout: 'instruct' }, { train: new Blob([rows.map((r) => JSON.stringify(r)).join('\n')]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => events.push(e), { sampleMaxTokens: 4 });
+    const samples = events.filter((e) => e.type === 'sample') as { step: number; prompt: string; text: string }[];
+    expect(samples).toHaveLength(1);
+    expect(samples[0].prompt).toBe('def');
+    // The run ended at the step it sampled after: its adapter now is the one the sample was written with. Continued as
+    // written, the prompt in its tags gives the same greedy tokens (bare, the sample read a prompt the run never saw).
+    expect(samples[0].text).toBe(await session.generate('[INST] def [/INST]', 4));
+  });
+
   it("a run's Stop ends the validation prompt's sample at once, and no cut-off sample is shown", async () => {
     const events: TrainEvent[] = [];
     const result = await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeRow, exampleLabels, IGNORE_INDEX, layoutIds, lossTokensIn } from '../../../src/data/layout.ts';
+import { encodeRow, exampleLabels, IGNORE_INDEX, layoutIds, lossTokensIn, samplePromptIds } from '../../../src/data/layout.ts';
 import type { DataRow } from '../../../src/data/rows.ts';
 import { golden, mistralTokenizer } from './helpers.ts';
 
@@ -63,5 +63,21 @@ describe('layouts (golden examples decide)', () => {
       }
     }
     expect(lossTokensIn(e, 0, e.ids.length)).toBe(ex.completion_ids.length);
+  });
+});
+
+describe('samplePromptIds (what a validation_prompt sample continues)', () => {
+  it("instruct: the golden rows' prompt part (<s> [INST] … [/INST]), as training laid it out; replicate: as written", async () => {
+    const tok = await mistralTokenizer();
+    for (const ex of golden().formats.instruct.examples) {
+      if (!('prompt' in ex)) continue;
+      expect(samplePromptIds(tok, ex.prompt, 'instruct')).toEqual(ex.prompt_ids);
+      expect(samplePromptIds(tok, ex.prompt, 'replicate')).toEqual([tok.bosId, ...tok.encode(ex.prompt)]);
+    }
+  });
+
+  it('takes a prompt that already holds its [INST] tags as written, not wrapped twice', async () => {
+    const tok = await mistralTokenizer();
+    expect(samplePromptIds(tok, '[INST] Add two numbers. [/INST]', 'instruct')).toEqual(samplePromptIds(tok, 'Add two numbers.', 'instruct'));
   });
 });
