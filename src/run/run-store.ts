@@ -44,6 +44,8 @@ interface Pointer {
   generation: number;
   /** Logical name → physical file. */
   files: Record<string, string>;
+  /** Read from a folder written before the pointer existed (never written: only current() sets it). */
+  legacy?: true;
 }
 
 function checkName(name: string): void {
@@ -94,7 +96,7 @@ export function pointerRunStore(files: StoreFiles): RunStore {
       throw damagedStore(`the run store has numbered files (${list}) but no ${POINTER_FILE} saying which of them are the run's: its pointer was lost (or a first checkpoint was cut short before it was written)`);
     }
     const legacy = names.filter((n) => LOGICAL_NAME.test(n) && n !== POINTER_FILE);
-    return { format: POINTER_FORMAT, generation: 0, files: Object.fromEntries(legacy.map((n) => [n, n])) };
+    return { format: POINTER_FORMAT, generation: 0, files: Object.fromEntries(legacy.map((n) => [n, n])), legacy: true };
   }
 
   /**
@@ -109,6 +111,11 @@ export function pointerRunStore(files: StoreFiles): RunStore {
       const generations = (await files.list()).map((n) => Number(NUMBERED.exec(n)?.[1] ?? 0));
       return { format: POINTER_FORMAT, generation: Math.max(0, ...generations), files: {} };
     }
+  }
+
+  async function writePointer(p: Pointer): Promise<void> {
+    const { format, generation, files: named } = p;
+    await files.write(POINTER_FILE, new TextEncoder().encode(JSON.stringify({ format, generation, files: named })));
   }
 
   return {
@@ -126,6 +133,10 @@ export function pointerRunStore(files: StoreFiles): RunStore {
     async commit(changes) {
       for (const name of Object.keys(changes)) checkName(name);
       const before = await base();
+      // A folder from before the pointer gets one naming its files as they are, before any numbered file is written:
+      // numbered files without a pointer read as a damaged run, so a kill (or a full disk) after the first of them
+      // once turned the old run's good checkpoint into one that --resume refused and only --overwrite got past.
+      if (before.legacy && Object.keys(before.files).length > 0) await writePointer(before);
       const generation = before.generation + 1;
       const next: Pointer = { format: POINTER_FORMAT, generation, files: { ...before.files } };
       // New contents under fresh names first: until the pointer moves, nothing a reader can see has changed.
@@ -138,7 +149,7 @@ export function pointerRunStore(files: StoreFiles): RunStore {
         await files.write(physical, bytes);
         next.files[name] = physical;
       }
-      await files.write(POINTER_FILE, new TextEncoder().encode(JSON.stringify(next)));
+      await writePointer(next);
       // The switch is durable: what the old set held (and leftovers of interrupted commits) can go.
       const keep = new Set([POINTER_FILE, ...Object.values(next.files)]);
       for (const f of await files.list()) if (!keep.has(f)) await files.remove(f);

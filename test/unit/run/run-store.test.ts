@@ -2,9 +2,9 @@
 // set or the new one, never a mix; a new run's data replaces the old run's only together with its first checkpoint.
 import { describe, expect, it } from 'vitest';
 import { memoryStoreFiles, pointerRunStore, POINTER_FILE, type StoreFiles } from '../../../src/run/run-store.ts';
-import { isDamagedRun, readSavedRun, RUN_FILE, STATE_FILE, TRAIN_FILE } from '../../../src/run/saved-run.ts';
+import { checkpointFiles, isDamagedRun, readSavedRun, RUN_FILE, STATE_FILE, TRAIN_FILE } from '../../../src/run/saved-run.ts';
 import type { FinetuneError } from '../../../src/core/errors.ts';
-import { commitFakeCheckpoint, readConsistentStep } from '../../helpers/fake-checkpoint.ts';
+import { commitFakeCheckpoint, fakeRun, fakeState, readConsistentStep } from '../../helpers/fake-checkpoint.ts';
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null): string | null => (b ? new TextDecoder().decode(b) : null);
@@ -49,6 +49,26 @@ describe('pointer run store', () => {
     await store.commit({ [RUN_FILE]: bytes('{"new":1}') });
     expect(text(await store.load(TRAIN_FILE))).toBe('old data');
     expect(text(await store.load(RUN_FILE))).toBe('{"new":1}');
+  });
+
+  it('a crash at any operation of the first checkpoint over a folder from before the pointer leaves that folder\'s run readable, or the new one', async () => {
+    // A run saved before current.json existed, resumed: its first checkpoint converts the folder. Cut short after a
+    // numbered file was written (a kill, a full disk at run.json), the folder held numbered files and no pointer: a
+    // damaged run, which --resume refused and only --overwrite (or Forget) got past, deleting the good old checkpoint.
+    let crashes = 0;
+    for (let dieAt = 1; ; dieAt++) {
+      const base = memoryStoreFiles();
+      const legacy = checkpointFiles(fakeRun(3), fakeState(3, 64), { train: bytes('data'), validation: null });
+      for (const [name, b] of Object.entries(legacy)) if (b) await base.write(name, b);
+      const dying = dyingFiles(base, dieAt);
+      await commitFakeCheckpoint(pointerRunStore(dying.files), 4, 64).catch(() => undefined);
+      const after = await readConsistentStep(pointerRunStore(base));
+      expect([3, 4]).toContain(after.step);
+      expect(after.train).toBe('data');
+      if (!dying.died()) break;
+      crashes++;
+    }
+    expect(crashes).toBeGreaterThan(4);
   });
 
   it('refuses names outside the store and a pointer it did not write', async () => {
