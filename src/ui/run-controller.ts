@@ -146,6 +146,12 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         say(`The GPU could not be had again: ${errorParts(e).message}. Reload the page to try once more.`);
         return false;
       }
+      // A new run keeps the earlier run saved here until its own first checkpoint: lost before that, the saved run is
+      // the earlier one, which "resume" used to continue in its place (its form and files put over this run's).
+      if (run.value.checkpointStep === null) {
+        say('The GPU is back, but this run saved no checkpoint before the device was lost: train again.');
+        return false;
+      }
       const saved = await this.savedRun();
       if (!saved) {
         say('The GPU is back, but no checkpoint was saved before the device was lost: train again.');
