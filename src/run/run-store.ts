@@ -140,14 +140,24 @@ export function pointerRunStore(files: StoreFiles): RunStore {
       const generation = before.generation + 1;
       const next: Pointer = { format: POINTER_FORMAT, generation, files: { ...before.files } };
       // New contents under fresh names first: until the pointer moves, nothing a reader can see has changed.
-      for (const [name, bytes] of Object.entries(changes)) {
-        if (bytes === null) {
-          delete next.files[name];
-          continue;
+      const written: string[] = [];
+      try {
+        for (const [name, bytes] of Object.entries(changes)) {
+          if (bytes === null) {
+            delete next.files[name];
+            continue;
+          }
+          const physical = `${String(generation).padStart(6, '0')}-${name}`;
+          written.push(physical); // before the write: a failed one can leave an empty file (OPFS creates it first)
+          await files.write(physical, bytes);
+          next.files[name] = physical;
         }
-        const physical = `${String(generation).padStart(6, '0')}-${name}`;
-        await files.write(physical, bytes);
-        next.files[name] = physical;
+      } catch (e) {
+        // A full disk or quota: the files written so far are no set's, and they held the space (a whole state) that
+        // the session's "free some space, then resume" needs, until some later commit succeeded. Given back now; a
+        // kill leaves them to the next commit's clean-up. (Not after the pointer's write: it may have been replaced.)
+        for (const f of written) await files.remove(f).catch(() => undefined);
+        throw e;
       }
       await writePointer(next);
       // The switch is durable: what the old set held (and leftovers of interrupted commits) can go.

@@ -66,4 +66,21 @@ describe('OPFS run store, storage quota full', () => {
     expect(e?.message).toMatch(new RegExp(`^could not write 000002-(state\\.safetensors|run\\.json) to this browser's storage: ${QUOTA.replace(/\./g, '\\.')}$`));
     expect(await readConsistentStep(pointerRunStore(opfsStoreFiles(again.dir)))).toMatchObject({ step: 1, train: 'rows' });
   });
+
+  it("gives back the space of a checkpoint that did not fit: the files its commit wrote before the failure are removed", async () => {
+    const { dir, files } = fullFolder(Infinity);
+    const store = pointerRunStore(opfsStoreFiles(dir));
+    await commitFakeCheckpoint(store, 1, 256, { train: new TextEncoder().encode('rows'), validation: null });
+    const before = [...files.keys()].sort();
+    const used = [...files.values()].reduce((n, b) => n + b.length, 0);
+    // Room for the next state (written first) but not for its record: the commit fails at run.json.
+    const stateBytes = files.get(before.find((n) => n.endsWith('state.safetensors'))!)!.length;
+    const again = fullFolder(used + stateBytes + 10);
+    for (const [k, v] of files) again.files.set(k, v);
+    const e = await commitFakeCheckpoint(pointerRunStore(opfsStoreFiles(again.dir)), 2, 256).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toMatch(/^could not write 000002-run\.json /);
+    // The state of step 2 held the quota until some later commit succeeded (and a browser's empty run.json besides).
+    expect([...again.files.keys()].sort()).toEqual(before);
+    expect(await readConsistentStep(pointerRunStore(opfsStoreFiles(again.dir)))).toMatchObject({ step: 1, train: 'rows' });
+  });
 });
