@@ -339,7 +339,15 @@ export class GpuContext {
   /** Creates a storage buffer holding `data` (any typed array). */
   upload(label: string, data: ArrayBufferView, category: MemoryCategory): GPUBuffer {
     const buf = this.createBuffer(label, data.byteLength, category);
-    this.write(buf, data);
+    try {
+      this.write(buf, data);
+    } catch (e) {
+      // The write submits first, and so throws a GPU error reported since the last submit: on Dawn, the one for this
+      // very buffer when the device had no memory for it. The caller never gets the buffer to free: freed here (no
+      // recorded work names it yet, so nothing needs submitting first).
+      this.ledger.destroy(buf);
+      throw e;
+    }
     return buf;
   }
 

@@ -1,0 +1,55 @@
+// What a GPU error in the middle of making buffers leaves behind. Dawn reports a buffer it could not make (out of
+// memory) as an uncaptured error when the buffer is created, and the context throws it at its next submit: often the
+// write that fills the buffer just made, or one made a few buffers later. Whatever had been made by then must be
+// freed, or every such failure keeps GPU memory (and the ledger's count, which plans what fits) until the page is
+// reloaded. Here the device refuses one named buffer (a size past its limit: an error buffer and an uncaptured
+// GPUValidationError, as an out-of-memory buffer is an error buffer and a GPUOutOfMemoryError).
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { nodeDirectory } from '../../src/cli/node-source.ts';
+import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
+import type { GpuContext } from '../../src/engine/gpu.ts';
+import { FinetuneSession } from '../../src/run/session.ts';
+import { gpuContext } from './context.ts';
+
+/** `work` with the device failing to make the buffer labelled `label` (once), restored after. */
+async function refusingBuffer<T>(ctx: GpuContext, label: string, work: () => Promise<T>): Promise<{ refused: number; result: PromiseSettledResult<T> }> {
+  const device = ctx.device;
+  const create = device.createBuffer.bind(device);
+  let refused = 0;
+  const spy = vi.spyOn(device, 'createBuffer').mockImplementation((d: GPUBufferDescriptor) => {
+    if (d.label !== label || refused > 0) return create(d);
+    refused++;
+    return create({ ...d, size: 2 * device.limits.maxBufferSize });
+  });
+  try {
+    const [result] = await Promise.allSettled([work()]);
+    return { refused, result };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+describe('GPU errors while buffers are made', () => {
+  let ctx: GpuContext;
+  let tok: Tokenizer;
+  let session: FinetuneSession;
+  beforeAll(async () => {
+    ctx = await gpuContext();
+    tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    session = new FinetuneSession(ctx, tok, null);
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'none');
+  });
+
+  it('a load whose lm_head the GPU cannot hold fails, keeps the previous model, and leaves nothing of its own behind', async () => {
+    const previous = session.model;
+    const before = ctx.ledger.snapshot().currentBytes;
+    const { refused, result } = await refusingBuffer(ctx, 'lm_head.weight', () => session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral again', 'none'));
+    expect(refused).toBe(1);
+    expect(result.status).toBe('rejected');
+    expect(String((result as PromiseRejectedResult).reason)).toMatch(/GPU error: Buffer size/);
+    expect(session.model).toBe(previous);
+    expect(session.modelName).toBe('tiny-mistral');
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+  });
+});
