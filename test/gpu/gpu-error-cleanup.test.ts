@@ -52,4 +52,19 @@ describe('GPU errors while buffers are made', () => {
     expect(session.modelName).toBe('tiny-mistral');
     expect(ctx.ledger.snapshot().currentBytes).toBe(before);
   });
+
+  it('a generation whose KV cache the GPU cannot hold fails, frees the caches it made, and the next one runs', async () => {
+    const before = ctx.ledger.snapshot().currentBytes;
+    // The last layer's value cache: every other cache is made by then, and the rope table's upload throws the error.
+    const last = `v cache ${session.model!.dims.L - 1}`;
+    const { refused, result } = await refusingBuffer(ctx, last, () => session.generateStream('def add', { maxNewTokens: 4 }));
+    expect(refused).toBe(1);
+    expect(result.status).toBe('rejected');
+    expect(String((result as PromiseRejectedResult).reason)).toMatch(/GPU error: Buffer size/);
+    expect(ctx.ledger.snapshot().byCategory['kv-cache'].currentBytes).toBe(0);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    const next = await session.generateStream('def add', { maxNewTokens: 2 });
+    expect(next.ids).toHaveLength(2);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+  });
 });

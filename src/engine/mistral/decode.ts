@@ -83,28 +83,36 @@ export class MistralDecoder {
       this.owned.push(b);
       return b;
     };
-    this.kCache = Array.from({ length: d.L }, (_, l) => buf(`k cache ${l}`, o.maxT * KV, 'kv-cache'));
-    this.vCache = Array.from({ length: d.L }, (_, l) => buf(`v cache ${l}`, o.maxT * KV, 'kv-cache'));
-    this.ids = buf('decode ids', n, 'io');
-    this.pos = buf('decode positions', n, 'io');
-    this.rope = ctx.upload('decode rope table', ropeTable(o.maxT, d.hd, d.theta), 'scratch');
-    this.owned.push(this.rope);
-    this.x = buf('decode x', n * d.C);
-    this.n = buf('decode norm', n * d.C);
-    this.rstd = buf('decode rstd', n);
-    this.q = buf('decode q', n * Q);
-    this.k = buf('decode k', n * KV);
-    this.v = buf('decode v', n * KV);
-    this.att = buf('decode att', n * Q);
-    this.h = buf('decode h', n * d.C);
-    this.g = buf('decode gate', n * d.I);
-    this.u = buf('decode up', n * d.I);
-    this.a = buf('decode swiglu', n * d.I);
-    this.t = lora ? buf('decode lora t', n * lora.r) : null;
-    this.last = buf('decode last row', d.C);
-    this.lastNormed = buf('decode last normed', d.C);
-    this.lastRstd = buf('decode last rstd', 1);
-    this.logits = buf('decode logits', d.V, 'io');
+    // A buffer the GPU cannot make is reported at the next submit (the rope table's upload, on Dawn), with the KV
+    // caches, the largest part, already made: freed here, since the caller gets no decoder to destroy.
+    try {
+      this.kCache = Array.from({ length: d.L }, (_, l) => buf(`k cache ${l}`, o.maxT * KV, 'kv-cache'));
+      this.vCache = Array.from({ length: d.L }, (_, l) => buf(`v cache ${l}`, o.maxT * KV, 'kv-cache'));
+      this.ids = buf('decode ids', n, 'io');
+      this.pos = buf('decode positions', n, 'io');
+      this.rope = ctx.upload('decode rope table', ropeTable(o.maxT, d.hd, d.theta), 'scratch');
+      this.owned.push(this.rope);
+      this.x = buf('decode x', n * d.C);
+      this.n = buf('decode norm', n * d.C);
+      this.rstd = buf('decode rstd', n);
+      this.q = buf('decode q', n * Q);
+      this.k = buf('decode k', n * KV);
+      this.v = buf('decode v', n * KV);
+      this.att = buf('decode att', n * Q);
+      this.h = buf('decode h', n * d.C);
+      this.g = buf('decode gate', n * d.I);
+      this.u = buf('decode up', n * d.I);
+      this.a = buf('decode swiglu', n * d.I);
+      this.t = lora ? buf('decode lora t', n * lora.r) : null;
+      this.last = buf('decode last row', d.C);
+      this.lastNormed = buf('decode last normed', d.C);
+      this.lastRstd = buf('decode last rstd', 1);
+      this.logits = buf('decode logits', d.V, 'io');
+    } catch (e) {
+      for (const b of this.owned) ctx.destroy(b);
+      this.owned.length = 0;
+      throw e;
+    }
   }
 
   /** Positions in the cache so far. */
