@@ -9,6 +9,8 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
+import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
+import { uniformSource } from '../../src/core/prng.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
 
@@ -66,5 +68,20 @@ describe('GPU errors while buffers are made', () => {
     const next = await session.generateStream('def add', { maxNewTokens: 2 });
     expect(next.ids).toHaveLength(2);
     expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+  });
+
+  it('an imported adapter whose optimizer state the GPU cannot hold is refused, and the current adapter stays', async () => {
+    const adapter = (seed: number): LoraAdapter =>
+      createAdapter(session.baseConfig, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'], random: uniformSource(seed) });
+    const first = adapter(1);
+    for (const layer of first.tensors) for (const pair of Object.values(layer)) pair?.B.fill(0.25);
+    await session.useImportedAdapter(first);
+    const before = ctx.ledger.snapshot().currentBytes;
+    const { refused, result } = await refusingBuffer(ctx, 'lora exp_avg_sq [0]', () => session.useImportedAdapter(adapter(2)));
+    expect(refused).toBe(1);
+    expect(result.status).toBe('rejected');
+    expect(String((result as PromiseRejectedResult).reason)).toMatch(/GPU error: Buffer size/);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    expect((await session.adapterNow()).tensors[0].q_proj!.B).toEqual(first.tensors[0].q_proj!.B);
   });
 });

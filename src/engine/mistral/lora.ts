@@ -84,14 +84,25 @@ export function uploadLora(ctx: GpuContext, d: Dims, adapter: LoraAdapter, o: Up
   if (over >= 0) {
     throw new FinetuneError('out-of-memory', `one LoRA tensor needs ${layout.chunkBytes[over]} bytes, over this GPU's buffer limit of ${limit}: lower lora_rank`);
   }
+  const made: GPUBuffer[] = [];
   const arena = (what: string, cat: 'lora' | 'optimizer'): GPUBuffer[] =>
     layout.chunkBytes.map((bytes, i) => {
       const b = ctx.createBuffer(`lora ${what} [${i}]`, bytes, cat);
-      // WebGPU zero-fills new buffers; cleared anyway so the padding's zeros do not rest on that alone.
-      ctx.clear(b);
+      made.push(b);
       return b;
     });
-  const arenas: LoraArenas = { layout, params: arena('params', 'lora'), grads: arena('grads', 'lora'), expAvg: arena('exp_avg', 'optimizer'), expAvgSq: arena('exp_avg_sq', 'optimizer') };
+  let arenas: LoraArenas;
+  try {
+    arenas = { layout, params: arena('params', 'lora'), grads: arena('grads', 'lora'), expAvg: arena('exp_avg', 'optimizer'), expAvgSq: arena('exp_avg_sq', 'optimizer') };
+    // Dawn reports an arena the GPU has no memory for as it is made: thrown here, before any work names it (a clear of
+    // it, submitted later, fails that submit too), and the arenas made are freed, since the caller gets no adapter.
+    ctx.checkHealthy();
+  } catch (e) {
+    for (const b of made) ctx.destroy(b);
+    throw e;
+  }
+  // WebGPU zero-fills new buffers; cleared anyway so the padding's zeros do not rest on that alone.
+  for (const b of made) ctx.clear(b);
   const at = (buffers: GPUBuffer[], t: ArenaTensor): TensorSlice => tensorSlice(buffers[t.chunk], t.offset, t.floats * 4);
   const modules: GpuLora['modules'] = Array.from({ length: d.L }, () => ({}));
   const tensors = new Map<string, ArenaTensor>(layout.tensors.map((t) => [`${t.layer}.${t.name}.${t.factor}`, t]));
