@@ -342,10 +342,18 @@ export async function measureKernels(
       // naming the candidate (deviceLostWhile) so that the next run does not measure it again.
       ctx.device.pushErrorScope('validation');
       ctx.device.pushErrorScope('internal');
-      o.beforePass?.(k);
-      work();
-      ctx.flush();
+      // The scopes are popped whatever happens while the pass is recorded: one left pushed would catch every later
+      // GPU error of the session, and nothing would report them.
+      let thrown: { e: unknown } | null = null;
+      try {
+        o.beforePass?.(k);
+        work();
+        ctx.flush();
+      } catch (e) {
+        thrown = { e };
+      }
       const scoped = [await ctx.device.popErrorScope(), await ctx.device.popErrorScope()].find((e) => e !== null);
+      if (thrown) throw thrown.e;
       if (scoped) {
         if (reference === null) throw new FinetuneError('internal', `GPU error: ${scoped.message}`);
         return { kernels: k, ms: NaN, reps: 0, relDiff: NaN, agrees: false, error: scoped.message };

@@ -106,6 +106,20 @@ describe('kernel tuning on a real adapter', () => {
     session.unloadModel();
   });
 
+  it('a pass that throws before its work is submitted leaves no error scope open: later GPU errors are still reported', async () => {
+    const session = await loaded();
+    const candidates = kernelCandidates({}, kernelsOf(ctx));
+    const beforePass = (k: (typeof candidates)[number]): void => {
+      if (k === candidates[1]) throw new Error('the pass could not be recorded');
+    };
+    await expect(measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 1, beforePass })).rejects.toThrow('the pass could not be recorded');
+    // A validation error now must reach the context (uncaptured, then thrown by the next sync), not a scope left
+    // pushed by the measurement, which would swallow it and every later one without a word.
+    ctx.device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+    await expect(ctx.sync()).rejects.toThrow(/usage/i);
+    session.unloadModel();
+  });
+
   it('a run measures, trains with its choice and saves it; the next run remembers it; a resume keeps its own, bit for bit', async () => {
     const cache = fileKernelTuningCache(memoryStoreFiles());
     const defaults = kernelsOf(ctx);
