@@ -307,12 +307,17 @@ async function withRunner<R>(
     random: uniformSource(hp.seed, ADAPTER_INIT_STREAM),
   });
   const lora = uploadLora(ctx, weights.dims, adapter);
-  const runner = new MistralRunner(ctx, weights, lora, { B: shape.B, T: shape.T, seed: hp.seed, keptLayers: shape.keptLayers, keptAttention: shape.keptAttention });
+  // The adapter is freed also when the runner cannot be made (a shape this GPU cannot hold): the estimate is asked
+  // again as the form changes, and each failure kept one more.
   try {
-    runner.setBatch(anyBatch(config, shape.B, shape.T, shape.countedShare));
-    return await work(runner);
+    const runner = new MistralRunner(ctx, weights, lora, { B: shape.B, T: shape.T, seed: hp.seed, keptLayers: shape.keptLayers, keptAttention: shape.keptAttention });
+    try {
+      runner.setBatch(anyBatch(config, shape.B, shape.T, shape.countedShare));
+      return await work(runner);
+    } finally {
+      runner.destroy();
+    }
   } finally {
-    runner.destroy();
     destroyLora(ctx, lora);
   }
 }

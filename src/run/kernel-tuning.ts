@@ -324,8 +324,22 @@ export async function measureKernels(
   const adapter = createAdapter(config, { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targetModules: [...lora.targets], random: uniformSource(7) });
   for (const layer of adapter.tensors) for (const m of lora.targets) layer[m]?.B.fill(1e-3);
   const gpuLora = uploadLora(ctx, d, adapter);
-  const runner = new MistralRunner(ctx, weights, gpuLora, { B: shape.B, T: shape.T, seed: 1, keptLayers: 0, keptAttention: o.keptAttention });
-  const layer = repeatableLayerWork(ctx, runner, [0], d.C);
+  // What is made before the measurement's own clean-up takes over is freed if the next part cannot be made (a shape
+  // this GPU cannot hold): the adapter, then the runner.
+  let runner: MistralRunner;
+  let layer: ReturnType<typeof repeatableLayerWork>;
+  try {
+    runner = new MistralRunner(ctx, weights, gpuLora, { B: shape.B, T: shape.T, seed: 1, keptLayers: 0, keptAttention: o.keptAttention });
+    try {
+      layer = repeatableLayerWork(ctx, runner, [0], d.C);
+    } catch (e) {
+      runner.destroy();
+      throw e;
+    }
+  } catch (e) {
+    destroyLora(ctx, gpuLora);
+    throw e;
+  }
   const tolerance = o.tolerance ?? AGREEMENT_TOLERANCE;
   try {
     const ids = Array.from({ length: N }, (_, i) => (1 + 37 * i) % d.V);

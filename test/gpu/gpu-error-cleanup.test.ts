@@ -11,6 +11,7 @@ import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts';
 import { uniformSource } from '../../src/core/prng.ts';
+import { kernelCandidates, kernelsOf, measureKernels } from '../../src/run/kernel-tuning.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
 
@@ -83,5 +84,30 @@ describe('GPU errors while buffers are made', () => {
     expect(String((result as PromiseRejectedResult).reason)).toMatch(/GPU error: Buffer size/);
     expect(ctx.ledger.snapshot().currentBytes).toBe(before);
     expect((await session.adapterNow()).tensors[0].q_proj!.B).toEqual(first.tensors[0].q_proj!.B);
+  });
+
+  it("a time estimate whose training runner the GPU cannot hold fails and frees the runner's buffers and its adapter", async () => {
+    const train = new Blob([['def add(a, b):', 'x = [1, 2, 3]', 'print("hi")'].map((text) => JSON.stringify({ text })).join('\n')]);
+    const hp = { num_train_epochs: 1, train_batch_size: 1, micro_batch_size: 1, num_validation_samples: 1, lora_rank: 2, lora_alpha: 4, max_seq_len: 24 };
+    const before = ctx.ledger.snapshot().currentBytes;
+    // An io buffer made before the runner uploads its rope table: that upload throws the error, in the constructor.
+    const { refused, result } = await refusingBuffer(ctx, 'head targets', () => session.estimate(hp, train, null));
+    expect(refused).toBe(1);
+    expect(result.status).toBe('rejected');
+    expect(String((result as PromiseRejectedResult).reason)).toMatch(/GPU error: Buffer size/);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    // And the next estimate measures.
+    expect((await session.estimate(hp, train, null)).secondsPerToken).toBeGreaterThan(0);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+  });
+
+  it('a kernel measurement whose runner the GPU cannot hold fails and frees its throwaway adapter', async () => {
+    const lora = { r: 2, alpha: 4, dropout: 0, targets: ['q_proj', 'v_proj'] as const };
+    const before = ctx.ledger.snapshot().currentBytes;
+    const { refused, result } = await refusingBuffer(ctx, 'head targets', () => measureKernels(ctx, session.model!, session.baseConfig, lora, { B: 1, T: 8 }, kernelCandidates({}, kernelsOf(ctx)), { minMs: 1, maxReps: 1 }));
+    expect(refused).toBe(1);
+    expect(result.status).toBe('rejected');
+    expect(String((result as PromiseRejectedResult).reason)).toMatch(/GPU error: Buffer size/);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
   });
 });

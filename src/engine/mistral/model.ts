@@ -184,83 +184,94 @@ export class MistralRunner {
     this.keptAttention = (o.keptAttention ?? false) && this.firstKept > 0;
     this.xentChunk = s.xentChunk;
     this.seed = o.seed ?? 42;
-    const buf = (label: string, floats: number, cat: 'activations' | 'scratch' | 'io' = 'activations'): GPUBuffer => {
-      const b = ctx.createBuffer(label, Math.max(1, floats) * 4, cat);
-      this.owned.push(b);
-      return b;
-    };
-    this.ids = buf('input ids', s.io.ids, 'io');
-    this.targets = buf('targets', s.io.targets, 'io');
-    this.seg = buf('segment ids', s.io.seg, 'io');
-    this.pos = buf('positions', s.io.pos, 'io');
-    this.lossWeights = buf('loss weights', s.io.lossWeights, 'io');
-    this.headRows = buf('head rows', s.io.headRows, 'io');
-    this.headTargets = buf('head targets', s.io.headTargets, 'io');
-    const table = ropeTable(o.T, d.hd, d.theta);
-    if (table.length !== s.ropeTable) throw new FinetuneError('internal', `rope table of ${table.length} floats, the layout says ${s.ropeTable}`);
-    this.rope = ctx.upload('rope table', table, 'scratch');
-    this.owned.push(this.rope);
-    this.xs = s.xs.map((n, l) => buf(`x[${l}]`, n));
-    this.xf = buf('x final', s.xf);
-    this.rstdf = buf('rstd final', s.rstdf);
-    this.lossSum = buf('loss sum', s.lossSum, 'scratch');
-    this.lse = buf('head lse', s.lse);
-    this.clip = buf('clip', s.clip, 'scratch');
-    const Ls = s.layer;
-    // One n1, n2 and a for every layer (sizing.ts: REBUILT_BUFFERS): a kept layer rebuilds them before its backward.
-    const rebuilt = { n1: buf('n1', Ls.n1), n2: buf('n2', Ls.n2), a: buf('swiglu', Ls.a) };
-    this.ts = Array.from({ length: d.L }, (_, l) => {
-      const t: Partial<Record<Projection, GPUBuffer>> = {};
-      for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name} ${l}`, s.loraT[name] ?? 0);
-      return t;
-    });
-    this.sets = Array.from({ length: s.layerSets }, (_, i) => {
-      // Labels say which layer a set belongs to: the ledger lists them.
-      const tag = i < s.keptLayers ? ` ${this.firstKept + i}` : '';
-      return {
-        n1: rebuilt.n1,
-        rstd1: buf(`rstd1${tag}`, Ls.rstd1),
-        q: buf(`q${tag}`, Ls.q),
-        k: buf(`k${tag}`, Ls.k),
-        v: buf(`v${tag}`, Ls.v),
-        att: buf(`att${tag}`, Ls.att),
-        lse: buf(`attention lse${tag}`, Ls.lse),
-        h: buf(`h${tag}`, Ls.h),
-        n2: rebuilt.n2,
-        rstd2: buf(`rstd2${tag}`, Ls.rstd2),
-        g: buf(`gate${tag}`, Ls.g),
-        u: buf(`up${tag}`, Ls.u),
-        a: rebuilt.a,
+    // A buffer the GPU cannot make is reported at the next submit (the rope table's upload), and the lm_head scratch
+    // refuses a chunk over the device's limits at the end: the caller gets no runner to destroy, so what was made is
+    // freed here (at 7B the activations alone are gigabytes, which every later try would then lack).
+    let xentMade: LmheadXentScratch | null = null;
+    try {
+      const buf = (label: string, floats: number, cat: 'activations' | 'scratch' | 'io' = 'activations'): GPUBuffer => {
+        const b = ctx.createBuffer(label, Math.max(1, floats) * 4, cat);
+        this.owned.push(b);
+        return b;
       };
-    });
-    const shared = this.sets[this.sets.length - 1];
-    for (let l = 0; l < s.attentionSets; l++) {
-      this.attentionViews.push({ ...shared, att: buf(`att ${l}`, s.attention.att), lse: buf(`attention lse ${l}`, s.attention.lse) });
-    }
-    const Gs = s.grads;
-    const da = buf(MLP_GRADIENT_LABEL, Gs.da);
-    this.G = {
-      dres: buf('d residual', Gs.dres),
-      dn: buf('d norm', Gs.dn),
-      dq: buf('dq', Gs.dq),
-      dk: buf('dk', Gs.dk),
-      dv: buf('dv', Gs.dv),
-      datt: buf('d att', Gs.datt),
-      da,
-      du: buf('d up', Gs.du),
-      dxf: buf('d x final', Gs.dxf),
-      attnStats: buf('attention lse and D', s.attnStats, 'scratch'),
-      attnSpill: s.attnSpill > 0 ? da : null,
-    };
-    this.loraScratch = {
-      dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
-    };
-    this.xent = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk, this.headMode === 'counted');
-    this.normPartials = lora ? createGradNormPartials(ctx, loraGradSlices(lora)) : null;
-    if (this.normPartials) this.owned.push(this.normPartials.buffer);
-    // The planner counts the slots from the same arena layout: they must agree exactly.
-    if (this.normPartials && this.normPartials.slots !== (s.gradNormSlots ?? 0)) {
-      throw new FinetuneError('internal', `grad-norm partials: ${this.normPartials.slots} slots, the layout has ${s.gradNormSlots}`);
+      this.ids = buf('input ids', s.io.ids, 'io');
+      this.targets = buf('targets', s.io.targets, 'io');
+      this.seg = buf('segment ids', s.io.seg, 'io');
+      this.pos = buf('positions', s.io.pos, 'io');
+      this.lossWeights = buf('loss weights', s.io.lossWeights, 'io');
+      this.headRows = buf('head rows', s.io.headRows, 'io');
+      this.headTargets = buf('head targets', s.io.headTargets, 'io');
+      const table = ropeTable(o.T, d.hd, d.theta);
+      if (table.length !== s.ropeTable) throw new FinetuneError('internal', `rope table of ${table.length} floats, the layout says ${s.ropeTable}`);
+      this.rope = ctx.upload('rope table', table, 'scratch');
+      this.owned.push(this.rope);
+      this.xs = s.xs.map((n, l) => buf(`x[${l}]`, n));
+      this.xf = buf('x final', s.xf);
+      this.rstdf = buf('rstd final', s.rstdf);
+      this.lossSum = buf('loss sum', s.lossSum, 'scratch');
+      this.lse = buf('head lse', s.lse);
+      this.clip = buf('clip', s.clip, 'scratch');
+      const Ls = s.layer;
+      // One n1, n2 and a for every layer (sizing.ts: REBUILT_BUFFERS): a kept layer rebuilds them before its backward.
+      const rebuilt = { n1: buf('n1', Ls.n1), n2: buf('n2', Ls.n2), a: buf('swiglu', Ls.a) };
+      this.ts = Array.from({ length: d.L }, (_, l) => {
+        const t: Partial<Record<Projection, GPUBuffer>> = {};
+        for (const name of lora?.targets ?? []) t[name] = buf(`lora t ${name} ${l}`, s.loraT[name] ?? 0);
+        return t;
+      });
+      this.sets = Array.from({ length: s.layerSets }, (_, i) => {
+        // Labels say which layer a set belongs to: the ledger lists them.
+        const tag = i < s.keptLayers ? ` ${this.firstKept + i}` : '';
+        return {
+          n1: rebuilt.n1,
+          rstd1: buf(`rstd1${tag}`, Ls.rstd1),
+          q: buf(`q${tag}`, Ls.q),
+          k: buf(`k${tag}`, Ls.k),
+          v: buf(`v${tag}`, Ls.v),
+          att: buf(`att${tag}`, Ls.att),
+          lse: buf(`attention lse${tag}`, Ls.lse),
+          h: buf(`h${tag}`, Ls.h),
+          n2: rebuilt.n2,
+          rstd2: buf(`rstd2${tag}`, Ls.rstd2),
+          g: buf(`gate${tag}`, Ls.g),
+          u: buf(`up${tag}`, Ls.u),
+          a: rebuilt.a,
+        };
+      });
+      const shared = this.sets[this.sets.length - 1];
+      for (let l = 0; l < s.attentionSets; l++) {
+        this.attentionViews.push({ ...shared, att: buf(`att ${l}`, s.attention.att), lse: buf(`attention lse ${l}`, s.attention.lse) });
+      }
+      const Gs = s.grads;
+      const da = buf(MLP_GRADIENT_LABEL, Gs.da);
+      this.G = {
+        dres: buf('d residual', Gs.dres),
+        dn: buf('d norm', Gs.dn),
+        dq: buf('dq', Gs.dq),
+        dk: buf('dk', Gs.dk),
+        dv: buf('dv', Gs.dv),
+        datt: buf('d att', Gs.datt),
+        da,
+        du: buf('d up', Gs.du),
+        dxf: buf('d x final', Gs.dxf),
+        attnStats: buf('attention lse and D', s.attnStats, 'scratch'),
+        attnSpill: s.attnSpill > 0 ? da : null,
+      };
+      this.loraScratch = {
+        dt: lora && s.loraDt !== null ? buf('lora dt', s.loraDt, 'scratch') : null,
+      };
+      this.xent = xentMade = createLmheadXentScratch(ctx, N, d.C, d.V, this.xentChunk, this.headMode === 'counted');
+      this.normPartials = lora ? createGradNormPartials(ctx, loraGradSlices(lora)) : null;
+      if (this.normPartials) this.owned.push(this.normPartials.buffer);
+      // The planner counts the slots from the same arena layout: they must agree exactly.
+      if (this.normPartials && this.normPartials.slots !== (s.gradNormSlots ?? 0)) {
+        throw new FinetuneError('internal', `grad-norm partials: ${this.normPartials.slots} slots, the layout has ${s.gradNormSlots}`);
+      }
+    } catch (e) {
+      for (const b of this.owned) ctx.destroy(b);
+      this.owned.length = 0;
+      if (xentMade) destroyLmheadXentScratch(ctx, xentMade);
+      throw e;
     }
   }
 
