@@ -8,8 +8,7 @@ import { fill_uniform_bf16 } from '../engine/kernels/random.ts';
 import type { Dims } from '../engine/mistral/dims.ts';
 import { destroyMistralWeights } from '../engine/mistral/weights.ts';
 import { weightsManifest } from '../engine/mistral/weight-parts.ts';
-import type { ByteSource } from '../model/source.ts';
-import { readCacheEntry, WEIGHT_CACHE_FORMAT, writeCacheEntry, type CacheIdentity, type WeightCacheStore } from '../run/weight-cache.ts';
+import { memoryWeightCache, readCacheEntry, WEIGHT_CACHE_FORMAT, writeCacheEntry, type CacheIdentity } from '../run/weight-cache.ts';
 import { randomMistral } from './model.ts';
 import { timeGpu } from '../engine/timing.ts';
 
@@ -49,41 +48,12 @@ export interface CacheLoadBenchResult {
   gbPerSecond: number;
 }
 
-/** An in-memory store, so the measurement is hashing + upload, not a particular disk. */
-function memoryStore(): WeightCacheStore {
-  const entries = new Map<string, Uint8Array>();
-  return {
-    async open(key) {
-      const b = entries.get(key);
-      if (!b) return null;
-      const src: ByteSource = { name: key, size: b.byteLength, read: async (o, n) => b.subarray(o, o + n) };
-      return src;
-    },
-    async write(key, chunks) {
-      const parts: Uint8Array[] = [];
-      for await (const c of chunks) parts.push(c.slice());
-      const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
-      let o = 0;
-      for (const p of parts) {
-        out.set(p, o);
-        o += p.byteLength;
-      }
-      entries.set(key, out);
-    },
-    async remove(key) {
-      entries.delete(key);
-    },
-    async list() {
-      return [...entries].map(([key, b]) => ({ key, bytes: b.byteLength }));
-    },
-  };
-}
 
 /** Random NF4-double weights of shape `d` written to a cache entry, then timed loading back from it. */
 export async function benchCacheLoad(ctx: GpuContext, d: Dims): Promise<CacheLoadBenchResult> {
   const original = await randomMistral(ctx, d, true);
   const bytes = weightsManifest(original).parts.reduce((a, p) => a + p.bytes, 0);
-  const cache = memoryStore();
+  const cache = memoryWeightCache();
   const identity: CacheIdentity = { format: WEIGHT_CACHE_FORMAT, source: 'bench', quantization: 'nf4-double', files: [] };
   await writeCacheEntry(ctx, cache, 'bench', original, identity);
   destroyMistralWeights(ctx, original);

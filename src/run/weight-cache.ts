@@ -11,7 +11,7 @@
 import { isFinetuneError } from '../core/errors.ts';
 import { QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { sha256Hex } from '../core/bytes.ts';
+import { concatBytes, sha256Hex } from '../core/bytes.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { downloadWeightParts, uploadWeightParts, weightsManifest, type WeightPart, type WeightsManifest } from '../engine/mistral/weight-parts.ts';
 import { loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
@@ -40,6 +40,29 @@ export interface WeightCacheStore {
   write(key: string, chunks: AsyncIterable<Uint8Array>, bytes?: number): Promise<void>;
   remove(key: string): Promise<void>;
   list(): Promise<WeightCacheEntryInfo[]>;
+}
+
+/** A store in memory (benchmarks, tests): `entries` holds each entry's bytes, which a test may damage. */
+export function memoryWeightCache(): WeightCacheStore & { entries: Map<string, Uint8Array> } {
+  const entries = new Map<string, Uint8Array>();
+  return {
+    entries,
+    async open(key) {
+      const e = entries.get(key);
+      return e ? { name: key, size: e.byteLength, read: async (offset: number, length: number) => e.subarray(offset, offset + length) } : null;
+    },
+    async write(key, chunks) {
+      const parts: Uint8Array[] = [];
+      for await (const c of chunks) parts.push(c.slice());
+      entries.set(key, concatBytes(parts).slice());
+    },
+    async remove(key) {
+      entries.delete(key);
+    },
+    async list() {
+      return [...entries].map(([key, e]) => ({ key, bytes: e.byteLength }));
+    },
+  };
 }
 
 /** What an entry stands for: the same identity means the same quantised weights. */

@@ -5,8 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import type { GpuContext } from '../../../src/engine/gpu.ts';
 import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
-import type { ByteSource } from '../../../src/model/source.ts';
-import { loadWeightsCached, type WeightCacheEntryInfo, type WeightCacheStore } from '../../../src/run/weight-cache.ts';
+import { loadWeightsCached, memoryWeightCache, type WeightCacheStore } from '../../../src/run/weight-cache.ts';
 import { TINY_MISTRAL } from '../model/helpers.ts';
 
 /** A GPU context whose buffers are byte arrays: upload copies, read gives them back. */
@@ -29,35 +28,6 @@ function fakeGpu(): GpuContext {
   } as unknown as GpuContext;
 }
 
-/** A store in memory; `entries` can be damaged by a test. */
-function memoryStore(): WeightCacheStore & { entries: Map<string, Uint8Array> } {
-  const entries = new Map<string, Uint8Array>();
-  return {
-    entries,
-    async open(key): Promise<ByteSource | null> {
-      const e = entries.get(key);
-      if (!e) return null;
-      return { name: key, size: e.byteLength, read: async (offset: number, length: number) => e.slice(offset, offset + length) };
-    },
-    async write(key, chunks) {
-      const parts: Uint8Array[] = [];
-      for await (const c of chunks) parts.push(c.slice());
-      const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
-      let at = 0;
-      for (const p of parts) {
-        out.set(p, at);
-        at += p.byteLength;
-      }
-      entries.set(key, out);
-    },
-    async remove(key) {
-      entries.delete(key);
-    },
-    async list(): Promise<WeightCacheEntryInfo[]> {
-      return [...entries].map(([key, e]) => ({ key, bytes: e.byteLength }));
-    },
-  };
-}
 
 async function load(store: WeightCacheStore) {
   const files = nodeDirectory(TINY_MISTRAL);
@@ -88,7 +58,7 @@ function withFooter(entry: Uint8Array, edit: (footer: Record<string, unknown>) =
 
 describe('loadWeightsCached', () => {
   it('a second load comes from the cache with the same dims', async () => {
-    const store = memoryStore();
+    const store = memoryWeightCache();
     const first = await load(store);
     expect(first.fromCache).toBe(false);
     expect(store.entries.size).toBe(1);
@@ -99,7 +69,7 @@ describe('loadWeightsCached', () => {
   });
 
   it("a flipped digit in the footer's manifest (RoPE theta) is detected: the entry is rebuilt, not loaded with theta 9000000", async () => {
-    const store = memoryStore();
+    const store = memoryWeightCache();
     const first = await load(store);
     expect(first.weights.dims.theta).toBe(1_000_000);
     const [key, entry] = [...store.entries][0];
@@ -115,7 +85,7 @@ describe('loadWeightsCached', () => {
   });
 
   it('a damaged field name in the footer (manifestSha256 → manifestSha257) makes the entry unusable, not unchecked', async () => {
-    const store = memoryStore();
+    const store = memoryWeightCache();
     await load(store);
     damage([...store.entries.values()][0], '"manifestSha256"', '"manifestSha257"');
     const second = await load(store);
@@ -124,7 +94,7 @@ describe('loadWeightsCached', () => {
   });
 
   it('an entry written before manifests were hashed (no manifestSha256) still loads from the cache', async () => {
-    const store = memoryStore();
+    const store = memoryWeightCache();
     const first = await load(store);
     const [key, entry] = [...store.entries][0];
     store.entries.set(
@@ -141,7 +111,7 @@ describe('loadWeightsCached', () => {
   });
 
   it("an older entry (no manifest hash) whose manifest no longer describes its parts is rebuilt, not an error on every load", async () => {
-    const store = memoryStore();
+    const store = memoryWeightCache();
     await load(store);
     const [key, entry] = [...store.entries][0];
     // A damaged layer number in a part's description: nothing hashes an older entry's manifest.
@@ -161,7 +131,7 @@ describe('loadWeightsCached', () => {
   });
 
   it('an unusable entry that cannot be removed (a read-only cache folder) does not fail the load: the weights come from the files', async () => {
-    const store = memoryStore();
+    const store = memoryWeightCache();
     await load(store);
     const entry = [...store.entries.values()][0];
     entry[0] ^= 1; // a flipped bit in the first part (the embeddings)
