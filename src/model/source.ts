@@ -797,6 +797,13 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
           await drain(res);
           throw sourceError('no-range', `${name}: asked for bytes from ${from}, the server sent them from ${cr.start}.`);
         }
+        // Another total is another file: the offsets read from its old header would take another file's bytes for
+        // the tensor's. A server without ETag or Last-Modified (and a Hub file at a commit, whose ETags are not
+        // compared) says so only here.
+        if (cr && cr.total !== null && cr.total !== size) {
+          await drain(res);
+          throw sourceError('changed', `${name}: the server now gives the file as ${cr.total} bytes, and gave it as ${size} when it was opened: the file changed on the server while it was being read; load it again.`);
+        }
         const r = await streamInto(res, out, got, clock);
         got += r.got;
         // The wait after the last chunk (a body that ended, or broke); a window it spends closes on the next chunk.

@@ -247,6 +247,34 @@ describe('HTTP byte source', () => {
     expect(e2.details?.reason).toBe('no-range');
   });
 
+  it('refuses a range whose Content-Range gives another file size than the probe did: the file was replaced, and a server without ETag or Last-Modified cannot say so otherwise', async () => {
+    // A folder served by a server that sends no validators; the file is rewritten (a longer one) after the probe.
+    let file = FILE;
+    const plain = createServer((req, res) => {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (!m) return void res.writeHead(400).end();
+      const [start, end] = [Number(m[1]), Math.min(Number(m[2]), file.length - 1)];
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${file.length}`, 'content-length': end - start + 1 });
+      res.end(Buffer.from(file.subarray(start, end + 1)));
+    });
+    await new Promise<void>((ok) => plain.listen(0, '127.0.0.1', ok));
+    try {
+      const src = await httpSource(`http://127.0.0.1:${(plain.address() as AddressInfo).port}/model.safetensors`, { retryDelayMs: 1 });
+      expect(src.size).toBe(FILE.length);
+      expect(src.version).toBeUndefined();
+      file = new Uint8Array(FILE.length + 1000).map((_, i) => (i * 13 + 5) & 0xff);
+      // Its bytes at the same offsets are another file's: they were returned as the tensor's.
+      const e = await errorOf(() => src.read(1000, 37));
+      expect(e.details?.reason).toBe('changed');
+      expect(e.message).toBe(
+        `http://127.0.0.1:${(plain.address() as AddressInfo).port}/model.safetensors: the server now gives the file as ${FILE.length + 1000} bytes, and gave it as ${FILE.length} when it was opened: the file changed on the server while it was being read; load it again.`,
+      );
+    } finally {
+      plain.closeAllConnections();
+      await new Promise<void>((ok) => plain.close(() => ok()));
+    }
+  });
+
   it('builds Hub URLs and sends the token to the Hub only as a header', async () => {
     expect(hubFileUrl('mistralai/Mistral-7B-Instruct-v0.2', 'model-00001-of-00003.safetensors')).toBe(
       'https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.2/resolve/main/model-00001-of-00003.safetensors',
