@@ -11,6 +11,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { isWrongAddress } from '../core/network-errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
+import { readAtMost } from '../core/bytes.ts';
 import { hubManifest, type HubFileInfo } from './hub-manifest.ts';
 
 export interface ByteSource {
@@ -655,9 +656,10 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       }
     }
   };
-  const body = async (res: Response): Promise<Uint8Array> => {
+  /** The whole body, or null once it passes `limit` bytes (the rest is not downloaded). */
+  const body = async (res: Response, limit: number): Promise<Uint8Array | null> => {
     try {
-      return new Uint8Array(await res.arrayBuffer());
+      return await readAtMost(res.body, limit);
     } catch (e) {
       if (opts.signal?.aborted) throw e;
       const why = e instanceof Stalled ? `the server stopped sending: ${e.message}` : redactUrls((e as Error).message, url);
@@ -747,18 +749,19 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   } else {
     // 200: the server ignored Range and is sending the whole file.
     const limit = opts.fullDownloadLimit ?? DEFAULT_FULL_DOWNLOAD_LIMIT;
+    const tooBig = (what: string): FinetuneError =>
+      sourceError('no-range', `${name}: the server ignores HTTP Range requests (answered 200 instead of 206), and the file ${what} too big to download whole; serve it from a server that supports Range.`);
     const len = Number(probe.headers.get('content-length') ?? NaN);
-    if (!(len <= limit)) {
+    if (len > limit) {
       await drain(probe);
-      throw sourceError(
-        'no-range',
-        `${name}: the server ignores HTTP Range requests (answered 200 instead of 206), and the file (${Number.isFinite(len) ? `${len} bytes` : 'unknown size'}) is too big to download whole; serve it from a server that supports Range.`,
-      );
+      throw tooBig(`(${len} bytes) is`);
     }
-    whole = await body(probe);
-    if (whole.byteLength > limit) {
-      throw sourceError('no-range', `${name}: the server ignores HTTP Range requests and the file is bigger than ${limit} bytes.`);
-    }
+    // Read up to the limit whatever the answer declared: a chunked one declares nothing (a small config.json was
+    // refused as "unknown size"), and a compressed one declares its compressed size, which fetch inflates past it (the
+    // whole inflated body was buffered before it was measured).
+    const got = await body(probe, limit);
+    if (got === null) throw tooBig(`is bigger than ${limit} bytes,`);
+    whole = got;
     size = whole.byteLength;
   }
 

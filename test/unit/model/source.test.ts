@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync, mkdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelSpec, nodeDirectory, nodeFileSource } from '../../../src/cli/node-source.ts';
 import { isHuggingFaceUrl } from '../../../src/core/hub-reference.ts';
@@ -272,6 +273,49 @@ describe('HTTP byte source', () => {
     } finally {
       plain.closeAllConnections();
       await new Promise<void>((ok) => plain.close(() => ok()));
+    }
+  });
+
+  it('a server that ignores Range without a Content-Length (chunked, or compressed) is read whole up to the limit, never past it', async () => {
+    // Such a server streams the file with chunked encoding, or compresses it (Content-Length is then the compressed
+    // size, and fetch hands over the inflated bytes).
+    const CONFIG = '{"model_type": "mistral"}';
+    let sent = 0;
+    const streaming = createServer((req, res) => {
+      if (req.url === '/config.json') return void res.writeHead(200, { 'content-type': 'application/json' }).end(CONFIG);
+      if (req.url === '/endless.safetensors') {
+        res.writeHead(200);
+        const chunk = Buffer.alloc(64 * 1024);
+        const more = (): void => {
+          while (sent < 64 * 1024 * 1024 && !res.destroyed) {
+            sent += chunk.byteLength;
+            if (!res.write(chunk)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        return more();
+      }
+      // 40 MiB of zeros in 40 KiB of gzip.
+      const gz = gzipSync(new Uint8Array(40 * 1024 * 1024));
+      res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': gz.byteLength });
+      res.end(gz);
+    });
+    await new Promise<void>((ok) => streaming.listen(0, '127.0.0.1', ok));
+    const at = `http://127.0.0.1:${(streaming.address() as AddressInfo).port}`;
+    try {
+      const config = await httpSource(`${at}/config.json`);
+      expect(config.size).toBe(CONFIG.length);
+      expect(await readJson(config)).toEqual({ model_type: 'mistral' });
+      // A big file is refused once the limit is passed (a few chunks past it at most, not the 64 MiB).
+      const e = await errorOf(() => httpSource(`${at}/endless.safetensors`, { fullDownloadLimit: 1024 * 1024 }));
+      expect(e.details?.reason).toBe('no-range');
+      expect(e.message).toBe(`${at}/endless.safetensors: the server ignores HTTP Range requests (answered 200 instead of 206), and the file is bigger than 1048576 bytes, too big to download whole; serve it from a server that supports Range.`);
+      expect(sent).toBeLessThan(32 * 1024 * 1024);
+      const inflated = await errorOf(() => httpSource(`${at}/inflates.bin`, { fullDownloadLimit: 1024 * 1024 }));
+      expect(inflated.message).toBe(`${at}/inflates.bin: the server ignores HTTP Range requests (answered 200 instead of 206), and the file is bigger than 1048576 bytes, too big to download whole; serve it from a server that supports Range.`);
+    } finally {
+      streaming.closeAllConnections();
+      await new Promise<void>((ok) => streaming.close(() => ok()));
     }
   });
 
