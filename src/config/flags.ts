@@ -68,6 +68,9 @@ export function splitHyperparamFlags(args: readonly string[], { positionals = tr
   return { values, rest };
 }
 
+/** The command-line flag that names each data file (the hyperparameters' file fields). */
+const DATA_FLAGS: Partial<Record<HyperparamName, string>> = { train_data: '--data', validation_data: '--validation' };
+
 /**
  * The hyperparameters of a command line: every hyperparameter flag validated against the one schema, missing ones
  * at their defaults, and the warnings about legal but doubtful values. Throws FinetuneError('bad-input') listing every
@@ -76,6 +79,12 @@ export function splitHyperparamFlags(args: readonly string[], { positionals = tr
 export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[]; warnings: string[]; given: HyperparamName[] } {
   // Its commands (train, plan, remote train) take no positional argument.
   const { values, rest } = splitHyperparamFlags(args, { positionals: false });
+  // The data files are flags of their own here (--data, --validation; plan takes none): --validation_data was taken as
+  // a hyperparameter and never read, so a run given it held its validation rows out of the training data without a word.
+  for (const name of Object.keys(values) as HyperparamName[]) {
+    if (FIELD_BY_NAME[name].type !== 'file') continue;
+    throw new FinetuneError('bad-input', `--${name} is not a flag: give the file as ${DATA_FLAGS[name] ?? `--${name}`} FILE`, { usage: true });
+  }
   const r = safeParseHyperparams({ ...base, ...values });
   if (!r.ok) throw new FinetuneError('bad-input', r.errors.join('; '), { errors: r.errors });
   // The names given on the command line (the rest are defaults): a resume compares these with the saved run's.

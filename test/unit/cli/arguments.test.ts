@@ -77,6 +77,12 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['--data followed by another flag', ['train', '--model', MODEL, '--data', '--validation', GOOD], /argument is ambiguous/],
     ['a hyperparameter with no value', ['train', '--model', MODEL, '--data', GOOD, '--learning_rate'], /--learning_rate needs a value/],
     ['a missing --model', ['train', '--data', GOOD], /--model is required/],
+    // The data files are flags of their own (--data, --validation): their hyperparameter names were taken and ignored,
+    // so a run given --validation_data held its validation rows out of the training data without a word.
+    ['--validation_data (train)', ['train', '--model', MODEL, '--data', GOOD, '--validation_data', GOOD], /--validation_data is not a flag: give the file as --validation FILE/],
+    ['--train_data (train)', ['train', '--model', MODEL, '--data', GOOD, '--train_data=other.jsonl'], /--train_data is not a flag: give the file as --data FILE/],
+    ['--validation_data (remote train)', ['remote', 'train', '--data', GOOD, '--destination', 'me/model', '--validation-data', GOOD], /--validation_data is not a flag: give the file as --validation FILE/],
+    ['--train_data (plan)', ['plan', '--model', MODEL, '--no-gpu', '--train_data', GOOD], /--train_data is not a flag/],
     ['a stray positional', ['gpu-info', 'extra'], /Unexpected argument 'extra'/],
     ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
     ['no benchmark named (it said unknown benchmark "")', ['bench'], /finetune bench: name a benchmark: one of \w+, /],
