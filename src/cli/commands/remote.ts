@@ -2,7 +2,7 @@
 // per event. The token comes from REPLICATE_API_TOKEN only (never a flag: flags end up in shell history and process
 // lists) and is never printed.
 
-import { statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { Training } from 'replicate';
 import { readFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
@@ -11,8 +11,8 @@ import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { displayUrl } from '../../model/source.ts';
-import { ADAPTER_CONFIG_FILE } from '../../model/lora-adapter.ts';
-import { peftFiles } from '../../export/peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
+import { peftFiles, README_FILE } from '../../export/peft.ts';
 import { remoteTrainingSummary } from '../../remote/provenance.ts';
 import { writeFileAtomic, writeFilesAtomic } from '../node-store.ts';
 import { createRemoteClient, validateToken, type RemoteClient } from '../../remote/client.ts';
@@ -41,7 +41,7 @@ import { checkTrainingFile } from '../../remote/check-data.ts';
 import { remoteSplit, trainedTokens } from '../../remote/split.ts';
 import { importTrainingOutput } from '../../remote/import.ts';
 import { UsageError, parseCommandArgs, type CliIO, type Command } from '../command.ts';
-import { checkDirectory, checkReadableFile } from '../input-file.ts';
+import { checkDirectory, checkOutputPath, checkReadableFile } from '../input-file.ts';
 import { timeLeft } from '../load-progress.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 
@@ -73,7 +73,8 @@ list     your recent trainings (Replicate's first page, newest first), one JSON 
 cancel   cancels a training that is still running; one that has already ended is left as it is (exit 1, with why).
 fetch    downloads a succeeded training's weights, imports them, and writes the PEFT adapter (adapter_config.json,
          adapter_model.safetensors, a README with the training's inputs) into DIR, with Replicate's
-         training_output.zip beside them.
+         training_output.zip beside them. DIR is new, empty or an earlier fetch's: a folder holding other files
+         is refused before any request.
 
 options:
   --api-base URL        Replicate-compatible API base (default $REPLICATE_API_BASE_URL or ${REPLICATE_API_BASE})
@@ -338,10 +339,27 @@ function outputZipName(weightsUrl: string): string {
   return name.length > MAX_OUTPUT_ZIP_NAME || !/^[^.].*\.zip$/i.test(name) ? OUTPUT_ZIP_NAME : name;
 }
 
+/**
+ * An --out fetch may write into: new, empty, or holding what a fetch writes (the PEFT files, their README, Replicate's
+ * zip). Any other file says it is another folder, whose README.md the adapter's replaced (`--out .` in a project), as
+ * export refuses such an --out. Checked before any request.
+ */
+function checkFetchOut(out: string): void {
+  checkOutputPath(out, '--out', 'folder');
+  if (!existsSync(out)) return;
+  const own = new Set([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, README_FILE]);
+  const others = readdirSync(out).filter((f) => !f.startsWith('.') && !own.has(f) && !/\.zip$/i.test(f));
+  if (others.length === 0) return;
+  const list = `${others.slice(0, 5).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
+  const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} fetch would replace` : '';
+  throw new FinetuneError('bad-input', `--out ${out} holds files fetch does not write (${list}): it looks like another folder${readme}; give --out an empty or new folder, or one an earlier fetch wrote`);
+}
+
 async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, { ...COMMON, out: { type: 'string' } }, true);
   const id = oneId(positionals, 'fetch');
   if (!values.out) throw new UsageError('--out DIR is required (where the adapter is written)');
+  checkFetchOut(values.out);
   const c = client(env(values['api-base']), io);
   const training = await getTraining(c, id);
   const v = viewTraining(training);

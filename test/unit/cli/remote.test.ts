@@ -1,7 +1,7 @@
 // `finetune remote …` as a user runs it (main(), JSON lines), against the fake Replicate on loopback: train with
 // --follow, a 429 waited out, status, cancel, fetch (the imported tensors equal the ones the trainer's zip holds), and
 // the token in no line, error or file.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -105,6 +105,29 @@ describe('finetune remote', () => {
         expect(back.tensors[l][m]!.B).toEqual(adapter.tensors[l][m]!.B);
       }
     }
+  });
+
+  it("fetch refuses an --out holding other files than an adapter's, before any request (a project's README.md was replaced)", async () => {
+    const out = join(dir, 'project');
+    mkdirSync(out);
+    writeFileSync(join(out, 'README.md'), '# my project\n');
+    writeFileSync(join(out, 'package.json'), '{}');
+    const asked = fake.requests.length;
+    const r = await run('fetch', succeededId, '--out', out);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([
+      `finetune remote: bad-input: --out ${out} holds files fetch does not write (package.json): it looks like another folder, whose README.md fetch would replace; give --out an empty or new folder, or one an earlier fetch wrote`,
+    ]);
+    expect(readFileSync(join(out, 'README.md'), 'utf8')).toBe('# my project\n');
+    expect(readdirSync(out).sort()).toEqual(['README.md', 'package.json']);
+    expect(fake.requests.length).toBe(asked);
+    // A file is refused before any request too (it was Node's ENOTDIR, after the training had been read).
+    const file = join(dir, 'project', 'package.json');
+    const f = await run('fetch', succeededId, '--out', file);
+    expect(f).toMatchObject({ code: 2, err: [`finetune remote: bad-input: --out: ${file} is a file; give a folder (it is made if missing)`] });
+    expect(fake.requests.length).toBe(asked);
+    // An earlier fetch's folder is fetched into again (the test above wrote one).
+    expect((await run('fetch', succeededId, '--out', join(dir, 'fetched'))).code).toBe(0);
   });
 
   it('fetch keeps the paid-for zip whatever the weights URL names it: bad percent-encoding, a name too long for a file', async () => {
