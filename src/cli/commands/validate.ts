@@ -40,6 +40,11 @@ export const validateCommand: Command = {
     const files: string[] = [];
     for (let i = 0; i < rest.length; i++) {
       const a = rest[i];
+      // After --, every word is a file (one named like a flag, too), as parseArgs reads the other commands' lines.
+      if (a === '--') {
+        files.push(...rest.slice(i + 1));
+        break;
+      }
       const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
       const value = () => {
         const v = inline ?? rest[++i];

@@ -57,6 +57,16 @@ describe('help and version', () => {
     expect(io.out.join('\n')).toContain('--data FILE');
   });
 
+  it('validate takes its file after --, as every other command takes its words (it said "unknown option --")', async () => {
+    const io = capture();
+    expect(await main(['validate', '--max_seq_len', '64', '--', GOOD], io.io)).toBe(0);
+    expect(JSON.parse(io.out.join('\n'))).toMatchObject({ file: GOOD, max_seq_len: 64 });
+    // After --, a word that looks like a flag is a file name, not a flag.
+    const dashed = capture();
+    expect(await main(['validate', '--', '--max-problems'], dashed.io)).toBe(2);
+    expect(dashed.err).toEqual(['finetune validate: bad-input: --max-problems does not exist']);
+  });
+
   it('finetune --version prints the package version', async () => {
     const io = capture();
     expect(await main(['--version'], io.io)).toBe(0);
