@@ -12,6 +12,7 @@ import { isWrongAddress } from '../core/network-errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
 import { readAtMost } from '../core/bytes.ts';
+import { retryAfterMs } from '../core/retry-after.ts';
 import { hubManifest, type HubFileInfo } from './hub-manifest.ts';
 
 export interface ByteSource {
@@ -248,8 +249,13 @@ export interface HttpOptions {
    * from the last byte received; 5xx and 429 answers are retried; 401/403/404/416 are not.
    */
   retries?: number;
-  /** First backoff delay in ms, doubled per attempt (default 500). */
+  /**
+   * First backoff delay in ms, doubled per attempt (default 500). A 429 or 503 with Retry-After waits as long as it
+   * asks instead, when that is longer (see MAX_RETRY_AFTER_MS).
+   */
   retryDelayMs?: number;
+  /** Waits between attempts (default: setTimeout); must reject when `signal` aborts. Tests move a fake clock with it. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /**
    * The longest wait for an answer's headers or for the next bytes of its body (default 60 s). Past it the connection
    * is dropped and the read resumed, as after a cut: a server that stops sending without closing the connection
@@ -292,6 +298,13 @@ const DEFAULT_FULL_DOWNLOAD_LIMIT = 16 * 1024 * 1024;
 const DEFAULT_RETRIES = 5;
 const DEFAULT_RETRY_DELAY_MS = 500;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * The longest Retry-After waited for, one answer's, and all of one read's together: past either the read fails, saying
+ * what the server asked. The Hub counts its rate limits over 5-minute windows, and a 429 asks at most for what is
+ * left of one; the fixed backoff alone (15 s in all) once failed an hour-long load on a limit that lasted a minute.
+ */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+const MAX_RETRY_AFTER_TOTAL_MS = 10 * 60_000;
 /** Redirects followed at most per request (followed here: `redirects: 'here'`); fetch's own limit is 20. */
 const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -509,7 +522,9 @@ function statusError(status: number, name: string, url: string, opts: HttpOption
     reason = 'http';
     message = `${name}: HTTP ${status} from the server.`;
   }
-  return sourceError(reason, scrub(message, opts.token), { status });
+  // What Retry-After asks of a 429 or a 503 (RFC 9110 gives it meaning on those), for the retry loop to honour.
+  const after = (status === 429 || status === 503) && headers ? retryAfterMs(headers.get('retry-after')) : null;
+  return sourceError(reason, scrub(message, opts.token), after === null ? { status } : { status, retryAfterMs: after });
 }
 
 /** The error for a 5xx / 429 / 408 that every retry got too. */
@@ -518,6 +533,16 @@ function serverFailing(name: string, status: number, attempts: number, ms: numbe
   const what = status === 429 ? 'the server is limiting requests' : status === 408 ? 'the server timed out' : 'the server is failing';
   const message = `${name}: the server answered HTTP ${status} to ${attempts} attempt${attempts === 1 ? '' : 's'} over ${seconds} s; ${what}, try again later.`;
   return sourceError('network', scrub(message, token), { status, attempts });
+}
+
+/** The error for a Retry-After past what is waited for (MAX_RETRY_AFTER_MS, MAX_RETRY_AFTER_TOTAL_MS). */
+function waitRefused(name: string, status: number, askedMs: number, waitedMs: number, token: string | undefined): FinetuneError {
+  const what = status === 429 ? 'the server is limiting requests' : 'the server is unavailable';
+  const message =
+    askedMs > MAX_RETRY_AFTER_MS
+      ? `${name}: ${what} (HTTP ${status}) and asked to wait ${durationText(askedMs)} before trying again, more than the ${durationText(MAX_RETRY_AFTER_MS)} waited for one answer; try again later.`
+      : `${name}: ${what} (HTTP ${status}) and asked to wait ${durationText(askedMs)} more, after ${durationText(waitedMs)} of waiting as it asked, more than the ${durationText(MAX_RETRY_AFTER_TOTAL_MS)} waited in all for one read; try again later.`;
+  return sourceError('network', scrub(message, token), { status, retryAfterMs: askedMs });
 }
 
 interface ContentRange {
@@ -559,10 +584,16 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   };
   const retries = Math.max(0, opts.retries ?? DEFAULT_RETRIES);
   const delay = opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
-  /** Backs off before attempt `attempt` (1-based), or rethrows `err` when the attempts are spent. */
-  const backoff = async (attempt: number, err: unknown): Promise<void> => {
+  const wait = opts.sleep ?? sleep;
+  /**
+   * Backs off before attempt `attempt` (1-based), or rethrows `err` when the attempts are spent; returns the ms waited.
+   * `askedMs`: what the server's Retry-After asked, waited when longer than the backoff.
+   */
+  const backoff = async (attempt: number, err: unknown, askedMs = 0): Promise<number> => {
     if (attempt > retries || opts.signal?.aborted) throw err;
-    await sleep(delay * 2 ** (attempt - 1), opts.signal);
+    const ms = Math.max(delay * 2 ** (attempt - 1), askedMs);
+    await wait(ms, opts.signal);
+    return ms;
   };
   const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   /**
@@ -632,9 +663,11 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   /**
    * One request, retried with backoff on 5xx / 429 / 408 and — once the file has answered (`opened`) — on network
    * failures. A first connection that fails is reported at once: a wrong host or port should not take half a minute.
+   * A 429 / 503's Retry-After is waited for, up to MAX_RETRY_AFTER_MS; `asked.ms` adds up those waits over a read's
+   * requests (at most MAX_RETRY_AFTER_TOTAL_MS), and tells the read how long it was kept waiting on purpose.
    */
   let opened = false;
-  const get = async (range: string): Promise<Answer> => {
+  const get = async (range: string, asked: { ms: number } = { ms: 0 }): Promise<Answer> => {
     const t0 = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
@@ -652,7 +685,14 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         // A busy or failing server that is still failing after every retry is the network's kind of trouble, not the
         // user's input: say so, and that it was tried again (the retries took seconds without a word).
         const spent = status !== null ? serverFailing(name, status, attempt, Date.now() - t0, opts.token) : e;
-        await backoff(attempt, spent);
+        const after = typeof e.details?.retryAfterMs === 'number' ? e.details.retryAfterMs : null;
+        if (status === null || after === null) {
+          await backoff(attempt, spent);
+          continue;
+        }
+        // Said at once, not after waiting part of it: a wait that cannot end in time only holds the load up.
+        if (after > MAX_RETRY_AFTER_MS || asked.ms + after > MAX_RETRY_AFTER_TOTAL_MS) throw waitRefused(name, status, after, asked.ms, opts.token);
+        asked.ms += await backoff(attempt, spent, after);
       }
     }
   };
@@ -783,13 +823,18 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       if (length === 0) return new Uint8Array(0);
       const out = new Uint8Array(length);
       let got = 0;
+      // The waits the server asked for (Retry-After) over this read's requests: bounded, and not slow time.
+      const asked = { ms: 0 };
       // Each pass asks for what is still missing; a connection that drops or stalls mid-body resumes from the last byte
       // received. `stalls`: how many of the attempts since the last progress stalled.
       for (let attempt = 1, stalls = 0; got < length; ) {
         const from = offset + got;
         // The wait for the answer counts as slow time too (its body's chunks add it up: see tick).
         const clock = { mark: Date.now() };
-        const { res, validator: v } = await get(`bytes=${from}-${offset + length - 1}`);
+        const askedBefore = asked.ms;
+        const { res, validator: v } = await get(`bytes=${from}-${offset + length - 1}`, asked);
+        // Except a wait the server asked for: a minute of Retry-After closed the slow window on the answer's first chunk.
+        clock.mark += asked.ms - askedBefore;
         if (res.status !== 206) {
           await drain(res);
           throw sourceError('no-range', `${name}: the server stopped honouring Range requests (answered ${res.status} instead of 206).`);

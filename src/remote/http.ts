@@ -14,6 +14,7 @@ import { httpError, networkError, describeCall } from './errors.ts';
 import { answerName, describeBody, notJsonError } from './answers.ts';
 import { allowedRoute } from './endpoints.ts';
 import { formatBytes } from '../core/units.ts';
+import { retryAfterMs } from '../core/retry-after.ts';
 
 export interface RetryPolicy {
   /** Retries after 429 (any method: a 429 was not acted on) and after 5xx / lost connections (GET only). */
@@ -69,15 +70,6 @@ export function abortableSleep(ms: number, signal?: AbortSignal | null): Promise
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** Retry-After as milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */
-export function retryAfterMs(value: string | null, now = Date.now()): number | null {
-  if (value === null) return null;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? null : Math.max(0, t - now);
 }
 
 /** The bytes a request body sends (FormData: its parts' contents), 0 where it cannot be told. */

@@ -1,7 +1,8 @@
 // The client's fetch: Retry-After read both ways, waits recorded (not slept), and what is and is not retried.
 import { describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../../src/core/errors.ts';
-import { remoteFetch, retryAfterMs } from '../../../src/remote/http.ts';
+import { remoteFetch } from '../../../src/remote/http.ts';
+import { retryAfterMs } from '../../../src/core/retry-after.ts';
 
 const API = 'https://api.example/v1';
 
