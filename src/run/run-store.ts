@@ -4,9 +4,9 @@
 // A store holds a small set of named files (run.json, state.safetensors, train.jsonl, …). Changes are committed as one
 // unit: every new file is written under a fresh physical name (`000007-state.safetensors`), and only then is a small
 // pointer file (`current.json`) switched to the new set. Until the switch, readers see the previous set; after it,
-// the new one. Files no longer named by the pointer are removed afterwards. The pointer switch itself relies on the
-// backend replacing one small file all-or-nothing (Node: temporary file + fsync + rename; OPFS: a writable stream's
-// swap file, applied on close).
+// the new one. Files no longer named by the pointer are removed afterwards, as far as they can be (the commit stands
+// either way). The pointer switch itself relies on the backend replacing one small file all-or-nothing (Node: temporary
+// file + fsync + rename; OPFS: a writable stream's swap file, applied on close).
 
 import { FinetuneError } from '../core/errors.ts';
 
@@ -160,9 +160,14 @@ export function pointerRunStore(files: StoreFiles): RunStore {
         throw e;
       }
       await writePointer(next);
-      // The switch is durable: what the old set held (and leftovers of interrupted commits) can go.
+      // The switch is durable: what the old set held (and leftovers of interrupted commits) can go. The commit has
+      // succeeded by now, so a clean-up that fails (a file another tab holds open in OPFS, a permission error) must not
+      // fail it: the session would say the checkpoint was not saved and an older one kept, and the CLI would end the
+      // run. Each file is tried on its own; what stays is no set's, and the next commit's clean-up (this one, over
+      // every file not named) removes it. The store has no channel for a note, and the only cost is space until then.
       const keep = new Set([POINTER_FILE, ...Object.values(next.files)]);
-      for (const f of await files.list()) if (!keep.has(f)) await files.remove(f);
+      const stale = await files.list().then((names) => names.filter((f) => !keep.has(f)), () => []);
+      for (const f of stale) await files.remove(f).catch(() => undefined);
     },
   };
 }

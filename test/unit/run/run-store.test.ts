@@ -109,6 +109,20 @@ describe('pointer run store', () => {
     expect(await readConsistentStep(store)).toEqual({ step: 1, train: 'new rows', trainName: 'new.jsonl' });
     expect(await store.load(STATE_FILE)).not.toBeNull();
   });
+
+  it.each(['remove', 'list'] as const)('a clean-up whose %s fails after the pointer switch still commits: the new checkpoint is saved, and the next commit clears the leftovers', async (failing) => {
+    // A file another tab holds open in OPFS, a permission error: the commit used to throw after current.json named the
+    // new set, and the session said the checkpoint could not be saved and an older one was kept (the CLI then ended).
+    const base = memoryStoreFiles();
+    await commitFakeCheckpoint(pointerRunStore(base), 1, 8, { train: bytes('data'), validation: null });
+    const broken: StoreFiles = { ...base, [failing]: async () => Promise.reject(new Error(`${failing} failed: file held open`)) };
+    await commitFakeCheckpoint(pointerRunStore(broken), 2, 8);
+    expect(await readConsistentStep(pointerRunStore(base))).toEqual({ step: 2, train: 'data', trainName: 'rows.jsonl' });
+    expect(await base.list()).toContain('000001-state.safetensors'); // left behind, harmless: the pointer names step 2's
+    await commitFakeCheckpoint(pointerRunStore(base), 3, 8);
+    expect(await readConsistentStep(pointerRunStore(base))).toEqual({ step: 3, train: 'data', trainName: 'rows.jsonl' });
+    expect((await base.list()).sort()).toEqual(['000001-train.jsonl', '000003-run.json', '000003-state.safetensors', POINTER_FILE]);
+  });
 });
 
 describe('a damaged store is not an empty one', () => {
