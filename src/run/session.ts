@@ -661,13 +661,15 @@ export class FinetuneSession {
       const sampleTokens = o.sampleMaxTokens ?? SAMPLE_MAX_TOKENS;
       // The sample as the page's estimate timed it on this model and prompt, where it did (the ETA's price of it).
       const timedSample = this.sampleCalibration?.key === this.sampleKey(hp, this.weights.quantization) ? this.sampleCalibration.value : undefined;
+      // The prompt as every sample of this run reads it (the run's layout), laid out once.
+      const sampleIds = hp.validation_prompt ? samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout) : null;
       let sampledAt = -1;
       // validation_prompt's greedy sample after `step`, emitted unless the run's Stop cut it off; the run's Pause
       // holds it between tokens.
-      const emitSample = async (step: number, prompt: string): Promise<void> => {
+      const emitSample = async (step: number, prompt: string, ids: readonly number[]): Promise<void> => {
         // Seconds to a minute on a slow adapter, with the step counter standing still: said, not left unexplained.
         onEvent({ type: 'status', text: `writing a sample for the validation prompt after step ${step}…` });
-        const text = await this.sample(samplePromptIds(this.tokenizer, prompt, hp.layout), sampleTokens, control);
+        const text = await this.sample(ids, sampleTokens, control);
         if (text === null) return;
         // Kept with its step, so the checkpoint after this pass saves it (the page shows it again after a reload).
         const h = history.find((x) => x.step === step);
@@ -697,8 +699,8 @@ export class FinetuneSession {
             }
             onEvent({ type: 'eval', ...r });
             // Each validation also shows what the adapter now writes for validation_prompt (greedy: comparable).
-            if (hp.validation_prompt) {
-              await emitSample(r.step, hp.validation_prompt);
+            if (hp.validation_prompt && sampleIds) {
+              await emitSample(r.step, hp.validation_prompt, sampleIds);
               sampledAt = r.step;
             }
           },
@@ -716,13 +718,13 @@ export class FinetuneSession {
           ...(this.validationShare !== null ? { validationShare: this.validationShare } : {}),
           // What each pass's sample computes (the prompt as sample() reads it, then up to sampleTokens), for the ETA to
           // price it before one has been timed: a run with one pass never times one before writing it.
-          ...(hp.validation_prompt ? { afterPassTokens: samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout).length + sampleTokens } : {}),
+          ...(sampleIds ? { afterPassTokens: sampleIds.length + sampleTokens } : {}),
           // Better: the sample as the page's estimate timed it on this model and prompt, where it did.
-          ...(hp.validation_prompt && timedSample ? { afterPassSeconds: secondsOfSample(timedSample, sampleTokens) } : {}),
+          ...(sampleIds && timedSample ? { afterPassSeconds: secondsOfSample(timedSample, sampleTokens) } : {}),
         },
       );
-      if (hp.validation_prompt && !control.stopped && sampledAt !== result.steps) {
-        await emitSample(result.steps, hp.validation_prompt);
+      if (hp.validation_prompt && sampleIds && !control.stopped && sampledAt !== result.steps) {
+        await emitSample(result.steps, hp.validation_prompt, sampleIds);
       }
       // A resumed run that trained no step here (a finished run restored, say) reports its last losses from its history,
       // not null.
