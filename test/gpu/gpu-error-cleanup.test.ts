@@ -111,3 +111,25 @@ describe('GPU errors while buffers are made', () => {
     expect(ctx.ledger.snapshot().currentBytes).toBe(before);
   });
 });
+
+describe('GPU errors while a model is quantised', () => {
+  it('an NF4 load whose double-quant buffers the GPU cannot hold fails and leaves nothing behind, its source included', async () => {
+    const ctx = await gpuContext();
+    const tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    const session = new FinetuneSession(ctx, tok, null);
+    const before = ctx.ledger.snapshot().currentBytes;
+    // Made inside the quantisation of the second layer's k_proj, after its source and its 4-bit codes: the table's
+    // upload, two buffers later, throws the error.
+    const { refused, result } = await refusingBuffer(ctx, 'model.layers.1.self_attn.k_proj.weight dq codes', () =>
+      session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double'),
+    );
+    expect(refused).toBe(1);
+    expect(result.status).toBe('rejected');
+    expect(String((result as PromiseRejectedResult).reason)).toMatch(/GPU error: Buffer size/);
+    expect(session.model).toBeNull();
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    // And the next load quantises the whole model.
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    expect(session.model!.layers[1].linears.k_proj.kind).toBe('nf4');
+  });
+});

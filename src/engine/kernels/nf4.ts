@@ -81,33 +81,40 @@ export function nf4_quantize(
   const label = o.label ?? 'nf4';
   const words = (rows * cols) / 8;
   requireBytes(src, rows * cols * (srcDtype === 'f32' ? 4 : 2), 'nf4_quantize src');
-  const codes = ctx.createBuffer(`${label} codes`, words * 4, 'weights');
-  const absmax = ctx.createBuffer(`${label} absmax`, blocks * 4, o.doubleQuant ? 'scratch' : 'weights');
-  const g = grid(Math.ceil(words / 256));
-  ctx.dispatch(
-    { shader: 'nf4', entry: 'quantize', defines: { SRC_BF16: srcDtype === 'bf16', SRC_F16: srcDtype === 'f16' } },
-    [src, codes, absmax],
-    params(words, g[0]),
-    g,
-  );
-  if (!o.doubleQuant) return { rows, cols, blocks, codes, doubleQuant: false, absmax, dq: null };
+  // Every buffer made here is freed if a later one cannot be made (a GPU error surfaces at the next write or submit):
+  // a failed quantisation leaves nothing behind, its output included.
+  const made: GPUBuffer[] = [];
+  const make = (b: GPUBuffer): GPUBuffer => (made.push(b), b);
+  try {
+    const codes = make(ctx.createBuffer(`${label} codes`, words * 4, 'weights'));
+    const absmax = make(ctx.createBuffer(`${label} absmax`, blocks * 4, o.doubleQuant ? 'scratch' : 'weights'));
+    const g = grid(Math.ceil(words / 256));
+    ctx.dispatch(
+      { shader: 'nf4', entry: 'quantize', defines: { SRC_BF16: srcDtype === 'bf16', SRC_F16: srcDtype === 'f16' } },
+      [src, codes, absmax],
+      params(words, g[0]),
+      g,
+    );
+    if (!o.doubleQuant) return { rows, cols, blocks, codes, doubleQuant: false, absmax, dq: null };
 
-  const nPartials = Math.ceil(blocks / 256);
-  const partials = ctx.createBuffer(`${label} absmax partial sums`, nPartials * 4, 'scratch');
-  const th = ctx.upload(`${label} dq thresholds`, thresholds(DYN8_TABLE), 'scratch');
-  const dq: Nf4DoubleQuant = {
-    codes: ctx.createBuffer(`${label} dq codes`, Math.ceil(blocks / 4) * 4, 'weights'),
-    scale: ctx.createBuffer(`${label} dq scale`, Math.ceil(blocks / DQ_BLOCK) * 4, 'weights'),
-    offset: ctx.createBuffer(`${label} dq offset`, 4, 'weights'),
-    table: ctx.upload(`${label} dq table`, DYN8_TABLE, 'weights'),
-  };
-  nf4_absmax_mean(ctx, dq.offset, absmax, partials, blocks);
-  const gq = grid(Math.ceil(blocks / DQ_BLOCK));
-  ctx.dispatch({ shader: 'nf4', entry: 'dq_quantize' }, [absmax, dq.offset, th, dq.codes, dq.scale], params(blocks, gq[0]), gq);
-  // The temporaries can go once the recorded work is submitted (WebGPU keeps them alive until it has run).
-  ctx.flush();
-  for (const b of [absmax, partials, th]) ctx.destroy(b);
-  return { rows, cols, blocks, codes, doubleQuant: true, absmax: null, dq };
+    const nPartials = Math.ceil(blocks / 256);
+    const partials = make(ctx.createBuffer(`${label} absmax partial sums`, nPartials * 4, 'scratch'));
+    const th = make(ctx.upload(`${label} dq thresholds`, thresholds(DYN8_TABLE), 'scratch'));
+    const dqCodes = make(ctx.createBuffer(`${label} dq codes`, Math.ceil(blocks / 4) * 4, 'weights'));
+    const dqScale = make(ctx.createBuffer(`${label} dq scale`, Math.ceil(blocks / DQ_BLOCK) * 4, 'weights'));
+    const dqOffset = make(ctx.createBuffer(`${label} dq offset`, 4, 'weights'));
+    const dq: Nf4DoubleQuant = { codes: dqCodes, scale: dqScale, offset: dqOffset, table: make(ctx.upload(`${label} dq table`, DYN8_TABLE, 'weights')) };
+    nf4_absmax_mean(ctx, dq.offset, absmax, partials, blocks);
+    const gq = grid(Math.ceil(blocks / DQ_BLOCK));
+    ctx.dispatch({ shader: 'nf4', entry: 'dq_quantize' }, [absmax, dq.offset, th, dq.codes, dq.scale], params(blocks, gq[0]), gq);
+    // The temporaries can go once the recorded work is submitted (WebGPU keeps them alive until it has run).
+    ctx.flush();
+    for (const b of [absmax, partials, th]) ctx.destroy(b);
+    return { rows, cols, blocks, codes, doubleQuant: true, absmax: null, dq };
+  } catch (e) {
+    for (const b of made) ctx.destroy(b);
+    throw e;
+  }
 }
 
 /**

@@ -167,10 +167,14 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, 
           const srcDtype = t.dtype === 'BF16' ? 'bf16' : t.dtype === 'F16' ? 'f16' : t.dtype === 'F32' ? 'f32' : null;
           if (!srcDtype) throw new FinetuneError('bad-input', `${name}: cannot quantise dtype ${t.dtype}`);
           const src = ctx.upload(`${name} (to quantise)`, t.bytes, 'scratch');
-          const weight = nf4_quantize(ctx, src, srcDtype, shape.out, shape.in, { doubleQuant: o.quantization === 'nf4-double', label: name });
-          // The source goes once the quantisation is submitted; only the 4-bit copy stays.
-          ctx.flush();
-          ctx.destroy(src);
+          let weight: Nf4Weight;
+          try {
+            weight = nf4_quantize(ctx, src, srcDtype, shape.out, shape.in, { doubleQuant: o.quantization === 'nf4-double', label: name });
+          } finally {
+            // The source goes once the quantisation is submitted (destroy submits first), or failed: only the 4-bit
+            // copy stays.
+            ctx.destroy(src);
+          }
           // Freed with the rest if a later tensor fails: a failed load leaves nothing behind on the GPU.
           uploaded.push(...nf4Buffers(weight));
           linears[m] = { kind: 'nf4', ...shape, weight };
@@ -192,7 +196,7 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, 
     const stream = o.streamLayers ? new LayerStream(ctx, host) : undefined;
     return { dims, quantization: o.quantization, embed, layers, finalNorm, lmHead, ...(stream ? { stream } : {}) };
   } catch (e) {
-    ctx.flush();
+    // No flush first: with a GPU error pending it would throw again and free nothing (destroy submits what it must).
     for (const b of uploaded) ctx.destroy(b);
     throw e;
   }
