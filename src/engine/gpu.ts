@@ -296,16 +296,29 @@ export class GpuContext {
     return ctx;
   }
 
-  /** Throws the typed error for a lost device or an uncaptured GPU error, if one happened. */
+  /**
+   * Throws the typed error for a lost device or an uncaptured GPU error, if one happened. The work recorded and not
+   * yet submitted is dropped with it: the operation that recorded it fails, and its clean-up may already have freed
+   * buffers that work names (with an error pending, destroy() frees without submitting), which a later submit would
+   * turn into a second error.
+   */
   checkHealthy(): void {
     if (this.lostInfo) {
+      this.dropRecorded();
       throw new FinetuneError('device-lost', `the GPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
     }
     if (this.pendingError) {
       const e = this.pendingError;
       this.pendingError = null;
+      this.dropRecorded();
       throw e;
     }
+  }
+
+  private dropRecorded(): void {
+    this.pass = null;
+    this.encoder = null;
+    this.uniformSlotsUsed = 0;
   }
 
   createBuffer(label: string, size: number, category: MemoryCategory, extraUsage: GPUBufferUsageFlags = 0): GPUBuffer {

@@ -129,7 +129,6 @@ export async function compareInt8Kernels(ctx: GpuContext, candidate: Int8Kernel)
     return products.map((p, i) => compareBits(p.product, reference[i], other[i]));
   } finally {
     ctx.int8Kernel = before;
-    ctx.flush();
     for (const W of weights) nf4_destroy(ctx, W);
     for (const b of made) ctx.destroy(b);
   }

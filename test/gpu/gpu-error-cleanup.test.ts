@@ -13,6 +13,8 @@ import { createAdapter, type LoraAdapter } from '../../src/model/lora-adapter.ts
 import { uniformSource } from '../../src/core/prng.ts';
 import { kernelCandidates, kernelsOf, measureKernels } from '../../src/run/kernel-tuning.ts';
 import { FinetuneSession } from '../../src/run/session.ts';
+import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
+import { destroyMistralWeights, loadMistralWeights } from '../../src/engine/mistral/weights.ts';
 import { gpuContext } from './context.ts';
 
 /** `work` with the device failing to make the buffer labelled `label` (once), restored after. */
@@ -131,5 +133,26 @@ describe('GPU errors while a model is quantised', () => {
     // And the next load quantises the whole model.
     await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
     expect(session.model!.layers[1].linears.k_proj.kind).toBe('nf4');
+  });
+});
+
+describe('clean-up with a GPU error pending', () => {
+  it("freeing a model's weights while an error waits to be reported frees them all and leaves the error to be reported", async () => {
+    const ctx = await gpuContext();
+    const before = ctx.ledger.snapshot().currentBytes;
+    const weights = await loadMistralWeights(ctx, await openBaseCheckpoint(nodeDirectory('test/fixtures/tiny-mistral')), { quantization: 'nf4-double' });
+    expect(ctx.ledger.snapshot().currentBytes).toBeGreaterThan(before);
+    // Work recorded and not submitted, then an error the device reports later (as it reports an out-of-memory buffer).
+    ctx.clear(weights.finalNorm);
+    ctx.device.createBuffer({ label: 'refused', size: 2 * ctx.device.limits.maxBufferSize, usage: GPUBufferUsage.STORAGE });
+    await ctx.device.queue.onSubmittedWorkDone();
+    destroyMistralWeights(ctx, weights);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+    // The error is still reported, once, and the context works after it.
+    expect(() => ctx.checkHealthy()).toThrow(/GPU error: Buffer size/);
+    const b = ctx.upload('after', new Float32Array([1, 2]), 'scratch');
+    expect(new Float32Array(await ctx.read(b))).toEqual(new Float32Array([1, 2]));
+    ctx.destroy(b);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
   });
 });

@@ -126,7 +126,6 @@ export class MistralDecoder {
   }
 
   destroy(): void {
-    this.ctx.flush();
     for (const b of this.owned) this.ctx.destroy(b);
     this.owned.length = 0;
   }

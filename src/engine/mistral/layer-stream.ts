@@ -140,7 +140,6 @@ export class LayerStream {
   }
 
   destroy(): void {
-    this.ctx.flush();
     for (const s of this.slots) for (const b of s.buffers) this.ctx.destroy(b);
     this.slots.length = 0;
   }

@@ -276,7 +276,6 @@ export class MistralRunner {
   }
 
   destroy(): void {
-    this.ctx.flush();
     for (const b of this.owned) this.ctx.destroy(b);
     destroyLmheadXentScratch(this.ctx, this.xent);
   }

@@ -113,7 +113,6 @@ export async function uploadWeightParts(
     if (o.streamLayers) return { ...base, layers: [], stream: new LayerStream(ctx, host) };
     return { ...base, layers: byLayer.map((parts, l) => assembleLayer(l, parts)) };
   } catch (e) {
-    ctx.flush();
     for (const b of uploaded) ctx.destroy(b);
     throw e;
   }

@@ -208,7 +208,8 @@ export function moduleName(layer: number, m: Projection): string {
 }
 
 export function destroyMistralWeights(ctx: GpuContext, w: MistralWeights): void {
-  ctx.flush();
+  // No flush first: destroy() submits the work that may name a buffer, and with a GPU error pending a flush would
+  // throw and free nothing.
   const seen = new Set<GPUBuffer>();
   const drop = (b: GPUBuffer | null): void => {
     if (b && !seen.has(b)) {
