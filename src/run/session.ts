@@ -3,7 +3,7 @@
 // exposes this object to the page; the CLI drives the same one.
 
 import { uniformSource, ADAPTER_INIT_STREAM } from '../core/prng.ts';
-import { type Quantization } from '../core/mistral.ts';
+import { PROJECTIONS, type Projection, type Quantization } from '../core/mistral.ts';
 import { generationLimitMessage, parseHyperparams, targetModules, withinGenerationLimit } from '../config/index.ts';
 import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
 import type { TrainingCard, TrainingSummary } from '../export/training-card.ts';
@@ -14,8 +14,8 @@ import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
 import { assertFiniteAdapter, createAdapter, loraScaling, type LoraAdapter } from '../model/lora-adapter.ts';
-import { openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
-import { parameterCount } from '../model/config.ts';
+import { moduleShape, openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
+import { parameterCount, type MistralConfig } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, SAMPLE_MAX_TOKENS, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
@@ -31,7 +31,7 @@ import { destroyMistralWeights, isStreamed, type LoadProgress, type MistralWeigh
 import { chooseKeptLayers } from './kept-layers.ts';
 import { learningRateCurve, scheduleNotice } from './schedule.ts';
 import { applyKernels, decideKernels, kernelChoice, kernelsOf, kernelsText, measureKernels, savedKernels, tuningKey, tuningPasses, type KernelChoice, type KernelDecision, type KernelRequest, type KernelTrial, type KernelTuningCache, type LoraShape } from './kernel-tuning.ts';
-import { loadTrainState, runnerShape, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type EvaluationProgress, type ValidationProgress } from './trainer.ts';
+import { checkTrainState, runnerShape, writeTrainState, type TrainStateLayout, saveTrainState, train, TrainControl, type EvalReport, type SkipReport, type StepReport, type TrainResult, type EvaluationProgress, type ValidationProgress } from './trainer.ts';
 import type { RunStore } from './run-store.ts';
 import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
@@ -568,6 +568,8 @@ export class FinetuneSession {
       await this.weightsReleased();
       const startFrom = o.resume ? null : this.imported;
       if (startFrom) checkRunFitsImported({ r: hp.lora_rank, alpha: hp.lora_alpha, targets: targetModules(hp) }, startFrom);
+      // A saved state is checked before the adapter the session holds is given up: a refused resume keeps it.
+      const checkedState = state ? await checkTrainState(state, stateLayoutOf(this.ckpt.config, hp), data.stats.totalSteps) : null;
       this.dropAdapter();
       this.adapter = createAdapter(this.ckpt.config, {
         r: hp.lora_rank,
@@ -590,7 +592,7 @@ export class FinetuneSession {
       // Submit uploadLora's zero-fills now: if the checkpoint below is refused, the next run destroys these buffers,
       // and destroying a buffer that unsubmitted work still names breaks the device.
       this.ctx.flush();
-      if (state) fromStep = await loadTrainState(this.ctx, this.lora, state, data.stats.totalSteps);
+      if (checkedState) fromStep = writeTrainState(this.ctx, this.lora, checkedState);
       stepNow = fromStep;
       this.trainedBy = { hp, names, stats: data.stats, history, fromImported: startFrom !== null, step: () => stepNow };
       onEvent({ type: 'plan', stats: planStats(data, hp), resumedAt: fromStep });
@@ -994,3 +996,16 @@ export class FinetuneSession {
   }
 }
 
+/** The layout a run with these hyperparameters gives its adapter (uploadLora's), for checking a saved state first. */
+function stateLayoutOf(config: MistralConfig, hp: Hyperparams): TrainStateLayout {
+  const targets = targetModules(hp);
+  const modules: { layer: number; name: Projection; in: number; out: number }[] = [];
+  for (let layer = 0; layer < config.layers; layer++) {
+    for (const name of PROJECTIONS) {
+      if (!targets.includes(name)) continue;
+      const [out, inn] = moduleShape(config, name);
+      modules.push({ layer, name, in: inn, out });
+    }
+  }
+  return { r: hp.lora_rank, modules };
+}

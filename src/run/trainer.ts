@@ -13,6 +13,7 @@ import type { GpuContext } from '../engine/gpu.ts';
 import type { TensorSlice } from '../engine/buffer-slice.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { loraModules } from '../engine/mistral/lora.ts';
+import type { Projection } from '../core/mistral.ts';
 import type { MistralRunner, OptimizerSettings } from '../engine/mistral/model.ts';
 import { learningRate, type LrScheduler } from './schedule.ts';
 import { SaveTimer, systemClock, type Clock } from './save-timer.ts';
@@ -454,12 +455,24 @@ export async function saveTrainState(ctx: GpuContext, lora: GpuLora, step: numbe
   return writeSafetensors(tensors, { format: 'finetune-state', step: String(step), rank: String(lora.r) });
 }
 
+/** The adapted modules a training state must hold, by layer and projection, and its rank: the adapter's layout. */
+export interface TrainStateLayout {
+  r: number;
+  modules: readonly { layer: number; name: Projection; in: number; out: number }[];
+}
+
+/** A checked training state: its step and every tensor's values, by the names loadTrainState writes them under. */
+export interface CheckedTrainState {
+  step: number;
+  values: ReadonlyMap<string, Float32Array>;
+}
+
 /**
- * Loads a checkpoint into the adapter's GPU buffers; returns its step. Everything is checked before the first byte
- * reaches the GPU: the format, the step (within `totalSteps` when given), the rank, every tensor's shape, and that every
- * value is finite (and every second moment ≥ 0). It needs only the context's write and the adapter's layout.
+ * Reads and checks a checkpoint against an adapter's layout, on the CPU: the format, the step (within `totalSteps` when
+ * given), the rank, every tensor's shape, and that every value is finite (and every second moment ≥ 0). A caller can
+ * check a saved state before it gives up the adapter it holds (session.train's resume).
  */
-export async function loadTrainState(ctx: Pick<GpuContext, 'write'>, lora: Pick<GpuLora, 'r' | 'modules'>, bytes: Uint8Array, totalSteps?: number): Promise<number> {
+export async function checkTrainState(bytes: Uint8Array, layout: TrainStateLayout, totalSteps?: number): Promise<CheckedTrainState> {
   const file = await openSafetensors(bytesSource(bytes, 'checkpoint'));
   const meta = file.header.metadata ?? {};
   if (meta.format !== 'finetune-state') throw new FinetuneError('bad-input', 'this file is not a training checkpoint of this app');
@@ -468,19 +481,16 @@ export async function loadTrainState(ctx: Pick<GpuContext, 'write'>, lora: Pick<
   if (totalSteps !== undefined && step > totalSteps) {
     throw new FinetuneError('bad-input', `the checkpoint is at step ${step}, beyond the plan's ${totalSteps} steps: it belongs to another run or is corrupt`, { step, totalSteps });
   }
-  if (meta.rank !== undefined && meta.rank !== String(lora.r)) {
-    throw new FinetuneError('bad-input', `the checkpoint was made for LoRA rank ${meta.rank}, this adapter has rank ${lora.r}`);
+  if (meta.rank !== undefined && meta.rank !== String(layout.r)) {
+    throw new FinetuneError('bad-input', `the checkpoint was made for LoRA rank ${meta.rank}, this adapter has rank ${layout.r}`);
   }
-  const values: [TensorSlice, Float32Array][] = [];
-  for (const m of loraModules(lora)) {
-    for (const [factor, value, exp, expSq] of [
-      ['A', m.A, m.mA, m.vA],
-      ['B', m.B, m.mB, m.vB],
-    ] as const) {
+  const values = new Map<string, Float32Array>();
+  for (const m of layout.modules) {
+    for (const factor of ['A', 'B'] as const) {
       const key = peftKey(m.layer, m.name, factor);
-      const shape = factor === 'A' ? [lora.r, m.in] : [m.out, lora.r];
+      const shape = factor === 'A' ? [layout.r, m.in] : [m.out, layout.r];
       const n = shape[0] * shape[1];
-      for (const [name, buf] of [[key, value], [`${key}.exp_avg`, exp], [`${key}.exp_avg_sq`, expSq]] as const) {
+      for (const name of [key, `${key}.exp_avg`, `${key}.exp_avg_sq`]) {
         if (!file.header.tensors.has(name)) throw new FinetuneError('bad-input', `the checkpoint has no tensor ${name}: it was made for another adapter layout`);
         // The whole shape, not only the count: a transposed (in, r) lora_A has as many values as (r, in), and was
         // loaded as if it were, every value in another place.
@@ -493,10 +503,40 @@ export async function loadTrainState(ctx: Pick<GpuContext, 'write'>, lora: Pick<
         const bad = firstNonFinite(v);
         if (bad >= 0) throw new FinetuneError('bad-input', `the checkpoint is corrupt: ${name} holds ${v[bad]} at index ${bad}`, { tensor: name });
         if (name.endsWith('.exp_avg_sq') && v.some((x) => x < 0)) throw new FinetuneError('bad-input', `the checkpoint is corrupt: ${name} holds a negative second moment`, { tensor: name });
-        values.push([buf, v]);
+        values.set(name, v);
       }
     }
   }
-  for (const [buf, v] of values) ctx.write(buf, v);
-  return step;
+  return { step, values };
+}
+
+/** The layout a training state of this adapter holds. */
+export function trainStateLayout(lora: Pick<GpuLora, 'r' | 'modules'>): TrainStateLayout {
+  return { r: lora.r, modules: [...loraModules(lora)].map((m) => ({ layer: m.layer, name: m.name, in: m.in, out: m.out })) };
+}
+
+/** Writes a checked state into the adapter's GPU buffers (the adapter it was checked against); returns its step. */
+export function writeTrainState(ctx: Pick<GpuContext, 'write'>, lora: Pick<GpuLora, 'modules'>, state: CheckedTrainState): number {
+  for (const m of loraModules(lora)) {
+    for (const [factor, value, exp, expSq] of [
+      ['A', m.A, m.mA, m.vA],
+      ['B', m.B, m.mB, m.vB],
+    ] as const) {
+      const key = peftKey(m.layer, m.name, factor);
+      for (const [name, buf] of [[key, value], [`${key}.exp_avg`, exp], [`${key}.exp_avg_sq`, expSq]] as const) {
+        const v = state.values.get(name);
+        if (!v) throw new FinetuneError('internal', `the checked training state has no ${name}: it was checked against another adapter`);
+        ctx.write(buf, v);
+      }
+    }
+  }
+  return state.step;
+}
+
+/**
+ * Loads a checkpoint into the adapter's GPU buffers; returns its step. Everything is checked (checkTrainState) before
+ * the first byte reaches the GPU. It needs only the context's write and the adapter's layout.
+ */
+export async function loadTrainState(ctx: Pick<GpuContext, 'write'>, lora: Pick<GpuLora, 'r' | 'modules'>, bytes: Uint8Array, totalSteps?: number): Promise<number> {
+  return writeTrainState(ctx, lora, await checkTrainState(bytes, trainStateLayout(lora), totalSteps));
 }

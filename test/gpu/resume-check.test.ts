@@ -13,6 +13,8 @@ import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src
 import { bytesSource } from '../../src/model/source.ts';
 import { stateChecksum } from '../../src/run/saved-run-check.ts';
 import { FinetuneSession, memoryRunStore, type RunStore, type TrainEvent } from '../../src/run/session.ts';
+import { uniformSource } from '../../src/core/prng.ts';
+import { createAdapter } from '../../src/model/lora-adapter.ts';
 import { gpuContext } from './context.ts';
 
 const ROWS = ['def add(a, b):\n    return a + b', 'def sub(a, b):\n    return a - b', 'x = [1, 2, 3]', 'print("hi")'];
@@ -129,11 +131,19 @@ describe('resuming a saved run checks it first', () => {
     expect((await resumeWith(record, flipped)).message).toMatch(/^the checkpoint is corrupt: its checksum .* does not match the one saved with the run/);
   });
 
-  it('refuses a well-formed state holding a NaN, or a step beyond the plan, even with a matching checksum', async () => {
+  it('refuses a well-formed state holding a NaN, or a step beyond the plan, even with a matching checksum, and keeps the adapter it had', async () => {
+    // An adapter the session holds (imported here; a finished run's would be the same): a refused resume keeps it.
+    const had = createAdapter(session.baseConfig, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'], random: uniformSource(5) });
+    for (const layer of had.tensors) for (const pair of Object.values(layer)) pair?.B.fill(0.25);
+    await session.useImportedAdapter(had);
     const nan = await rewriteState(state, { tensor: 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight.exp_avg', value: NaN });
     expect((await resumeWith({ ...record, stateChecksum: await stateChecksum(nan) }, nan)).message).toMatch(/the checkpoint is corrupt: .*q_proj\.lora_B\.weight\.exp_avg holds NaN at index 0/);
     const far = await rewriteState(state, { step: '40' });
     expect((await resumeWith({ ...record, stateChecksum: await stateChecksum(far) }, far)).message).toMatch(/the checkpoint is at step 40, beyond the plan's 4 steps/);
+    // The refusals came after the state was read: the adapter the session held is still there.
+    const kept = await session.adapterNow();
+    expect(kept.tensors[0].q_proj!.B).toEqual(had.tensors[0].q_proj!.B);
+    expect(kept.tensors[1].v_proj!.A).toEqual(had.tensors[1].v_proj!.A);
   });
 
   it("refuses another model loaded under the run's name (local files are named by their file names alone)", async () => {
