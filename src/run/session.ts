@@ -218,6 +218,25 @@ export class FinetuneSession {
     o: { streamLayers?: StreamLayersChoice; checkpoint?: BaseCheckpoint; cacheSource?: string; formerCacheSources?: readonly string[] } = {},
   ): Promise<ModelInfo> {
     if (this.running) throw new FinetuneError('bad-input', 'stop the training run before loading another model');
+    if (this.loading) throw new FinetuneError('bad-input', 'a model is already loading: wait for it, or reload the page to stop it');
+    this.loading = true;
+    try {
+      return await this.loadModelNow(files, source, quantization, onProgress, o);
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  /** A load that may take minutes: while it goes, a run is refused (train checks `loading`), and another load too. */
+  private loading = false;
+
+  private async loadModelNow(
+    files: FileSet,
+    source: string,
+    quantization: Quantization,
+    onProgress: ((p: LoadProgress) => void) | undefined,
+    o: { streamLayers?: StreamLayersChoice; checkpoint?: BaseCheckpoint; cacheSource?: string; formerCacheSources?: readonly string[] },
+  ): Promise<ModelInfo> {
     const t0 = Date.now();
     const ckpt = o.checkpoint ?? (await openBaseCheckpoint(files));
     const mismatch = tokenizerMismatch(ckpt, this.tokenizer);
@@ -242,6 +261,11 @@ export class FinetuneSession {
     };
     const loaded = await loadWeightsCached(this.ctx, files, ckpt, { quantization, ...cacheNames, cache: this.weightCache, onProgress: heard, streamLayers });
     const weights = loaded.weights;
+    if (this.running) {
+      // A run began (a resume reading its store when this load was asked for) and trains on the loaded model.
+      destroyMistralWeights(this.ctx, weights);
+      throw new FinetuneError('bad-input', 'a training run started while the model loaded: it keeps the model it started with; stop it to load another');
+    }
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     // Work still going on the old model (an estimate the page asked for as the form changed, a validation loss, a
     // generation, an export) stops or finishes before its weights are freed: freed under it, its next submit failed
@@ -503,8 +527,12 @@ export class FinetuneSession {
     o: { resume?: boolean; restoreOnly?: boolean; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
+    // The load would free the weights this run trains on when it finishes.
+    if (this.loading) throw new FinetuneError('bad-input', 'a model is loading: start the run once it has loaded');
     if (o.restoreOnly && !o.resume) throw new FinetuneError('bad-input', 'only a saved run can be restored');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
+    // A resume reads the store before the run counts as going: a load asked for meanwhile is refused when it ends.
+    const preparedOn = this.weights;
     let hp = parseHyperparams(hpInput);
     let trainFile = files?.train ?? null;
     let validationFile = files?.validation ?? null;
@@ -546,6 +574,7 @@ export class FinetuneSession {
     if (quantizationFor(hp) !== this.weights.quantization) {
       throw new FinetuneError('bad-input', `the model is loaded with quantization "${this.weights.quantization}" but the run asks for "${quantizationFor(hp)}": reload the model or change peft_method/quantization`);
     }
+    if (this.loading || this.weights !== preparedOn) throw new FinetuneError('bad-input', 'a model is loading: start the run once it has loaded');
 
     this.running = true;
     const control = (this.control = new TrainControl());
