@@ -69,6 +69,15 @@ export function localPick(list: readonly File[]): { label: string; folder: strin
   return { label: folder ?? list.map((f) => f.name).join(', '), folder };
 }
 
+/**
+ * A category's figure beside its bar: what it holds now, and its peak when that was well above (the faint bar behind
+ * the bright one): the readback buffers of a load or an export hold megabytes for a moment and bytes after, and a
+ * long faint bar beside "452 B" read as a fault.
+ */
+export function memoryFigure(c: { currentBytes: number; peakBytes: number }): string {
+  return c.peakBytes > c.currentBytes * 1.05 ? `${formatBytes(c.currentBytes)} (peak ${formatBytes(c.peakBytes)})` : formatBytes(c.currentBytes);
+}
+
 export function memoryView(m: LedgerSnapshot | null): HTMLElement {
   if (!m) return h('p', { class: 'hint' }, 'No GPU memory in use yet.');
   const cats = Object.entries(m.byCategory).filter(([, c]) => c.peakBytes > 0);
@@ -85,8 +94,13 @@ export function memoryView(m: LedgerSnapshot | null): HTMLElement {
           'tr',
           {},
           h('th', {}, name),
-          h('td', { class: 'bar' }, h('span', { class: 'fill peak', style: `width:${(100 * c.peakBytes) / max}%` }), h('span', { class: 'fill', style: `width:${(100 * c.currentBytes) / max}%` })),
-          h('td', { class: 'num' }, formatBytes(c.currentBytes)),
+          h(
+            'td',
+            { class: 'bar', title: `now ${formatBytes(c.currentBytes)}, peak ${formatBytes(c.peakBytes)} (the faint bar)` },
+            h('span', { class: 'fill peak', style: `width:${(100 * c.peakBytes) / max}%` }),
+            h('span', { class: 'fill', style: `width:${(100 * c.currentBytes) / max}%` }),
+          ),
+          h('td', { class: 'num' }, memoryFigure(c)),
         ),
       ),
     ),

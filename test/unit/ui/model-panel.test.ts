@@ -2,7 +2,7 @@
 // loose files are named by their names, and a pick that cannot load (no config.json, no safetensors weights) is said
 // before Load instead of after it.
 import { describe, expect, it } from 'vitest';
-import { loadProgressText, localPick, modelFacts, qloraOfferText } from '../../../src/ui/model-panel.ts';
+import { loadProgressText, localPick, memoryFigure, modelFacts, qloraOfferText } from '../../../src/ui/model-panel.ts';
 import type { ModelInfo } from '../../../src/worker/api.ts';
 
 /** A File as a folder pick gives it: its path below the picked folder's parent in webkitRelativePath. */
@@ -66,5 +66,13 @@ describe('qloraOfferText', () => {
     );
     expect(qloraOfferText({ verdict: 'tight', peakBytes: 0, memoryBytes: 0, reason })).toMatch(/ it fits, tightly: needs/);
     expect(qloraOfferText({ verdict: 'fits-with-streaming', peakBytes: 0, memoryBytes: 0, reason })).toMatch(/ it fits with layer streaming: needs/);
+  });
+});
+
+describe('memoryFigure', () => {
+  it("gives a category's peak beside what it holds when the peak was well above it (the faint bar)", () => {
+    expect(memoryFigure({ currentBytes: 452, peakBytes: 13 * 2 ** 20 })).toBe('452 B (peak 13.0 MiB)');
+    expect(memoryFigure({ currentBytes: 37.8 * 2 ** 20, peakBytes: 37.8 * 2 ** 20 })).toBe('37.8 MiB');
+    expect(memoryFigure({ currentBytes: 100 * 2 ** 20, peakBytes: 104 * 2 ** 20 })).toBe('100.0 MiB');
   });
 });
