@@ -295,7 +295,8 @@ function namedBy(id: CacheIdentity, other: CacheIdentity, former: boolean): stri
 /**
  * Loads the first entry of these files written under an earlier identity (`earlier`), writes it again under `identity`
  * (as `key`) and removes the old one; null when there is none. An unusable one is removed (the load then reads the
- * files). A failed write keeps the old entry and says so: the weights are loaded either way.
+ * files). A failed write keeps the old entry and says so; a failed removal of the old one after the write says that:
+ * the weights are loaded either way.
  */
 async function moveEarlierEntry(
   ctx: GpuContext,
@@ -321,10 +322,17 @@ async function moveEarlierEntry(
     const [was, now] = [namedBy(legacy, identity, true), namedBy(identity, legacy, false)];
     try {
       await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
-      await cache.remove(legacyKey);
-      notes.push(`the cached weights of these files, kept ${was}, are now kept ${now}`);
     } catch (e) {
       notes.push(`the cached weights of these files stay kept ${was}: writing them ${now} failed (${e instanceof Error ? e.message : String(e)})`);
+      return weights;
+    }
+    notes.push(`the cached weights of these files, kept ${was}, are now kept ${now}`);
+    // The move is done (the new entry is written); an old copy that cannot be removed (a read-only folder, a file
+    // another tab holds open) is only space taken, never loaded again: said, not a failed write.
+    try {
+      await cache.remove(legacyKey);
+    } catch (e) {
+      notes.push(`the earlier copy (entry ${legacyKey}) could not be removed (${e instanceof Error ? e.message : String(e)}): it stays in the cache, unused, until it is removed`);
     }
     return weights;
   }

@@ -29,9 +29,9 @@ function fakeGpu(): GpuContext {
 }
 
 
-async function load(store: WeightCacheStore) {
+async function load(store: WeightCacheStore, source = '/models/tiny-mistral', legacySources: readonly string[] = []) {
   const files = nodeDirectory(TINY_MISTRAL);
-  return loadWeightsCached(fakeGpu(), files, await openBaseCheckpoint(files), { quantization: 'none', source: '/models/tiny-mistral', cache: store });
+  return loadWeightsCached(fakeGpu(), files, await openBaseCheckpoint(files), { quantization: 'none', source, legacySources, cache: store });
 }
 
 /** Replaces the first `from` in the entry's bytes by `to` (same length), as a flipped byte on disk would. */
@@ -146,5 +146,31 @@ describe('loadWeightsCached', () => {
     expect(second.notes[0]).toBe(
       "the cached weights were unusable (part embed does not match its hash) and could not be removed (EACCES: permission denied, unlink 'weights.bin'): loading from the source again",
     );
+  });
+
+  it('an entry moved from an earlier name whose old copy cannot be removed is moved, and the note says the removal failed, not the write', async () => {
+    const store = memoryWeightCache();
+    // As a load before entries were named by the folder's path wrote it: under the bare name.
+    expect((await load(store, 'tiny-mistral')).fromCache).toBe(false);
+    const [oldKey] = [...store.entries.keys()];
+    const readOnly: WeightCacheStore = {
+      ...store,
+      async remove() {
+        throw new Error("EACCES: permission denied, unlink 'old.bin'");
+      },
+    };
+    const moved = await load(readOnly, '/models/tiny-mistral', ['tiny-mistral']);
+    expect(moved.fromCache).toBe(true);
+    // Written under the new name: two entries, the old one still there.
+    expect(store.entries.size).toBe(2);
+    expect(store.entries.has(oldKey)).toBe(true);
+    expect(moved.notes).toEqual([
+      'the cached weights of these files, kept under the name tiny-mistral, are now kept under /models/tiny-mistral',
+      `the earlier copy (entry ${oldKey}) could not be removed (EACCES: permission denied, unlink 'old.bin'): it stays in the cache, unused, until it is removed`,
+    ]);
+    // The next load reads the new entry, with nothing to move.
+    const again = await load(store, '/models/tiny-mistral', ['tiny-mistral']);
+    expect(again.fromCache).toBe(true);
+    expect(again.notes).toEqual([]);
   });
 });
