@@ -147,6 +147,13 @@ async function readEntry(entry: ByteSource, offset: number, length: number, what
   }
 }
 
+/** A footer's part record as entryChunks writes it (a damaged footer may hold null, a number, a field missing). */
+function isPartRecord(p: unknown): p is Footer['parts'][number] {
+  return isRecord(p) && typeof p.name === 'string' && typeof p.offset === 'number' && typeof p.bytes === 'number' && typeof p.sha256 === 'string';
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
 async function readFooter(entry: ByteSource): Promise<Footer> {
   if (entry.size < FOOTER_LENGTH_BYTES) throw new BadEntry('shorter than its footer');
   const lenBytes = await readEntry(entry, entry.size - FOOTER_LENGTH_BYTES, FOOTER_LENGTH_BYTES, 'its footer');
@@ -166,11 +173,15 @@ async function readFooter(entry: ByteSource): Promise<Footer> {
   if (footer.manifestSha256 !== undefined && (await manifestHash(footer.manifest)) !== footer.manifestSha256) throw new BadEntry('its manifest does not match its hash');
   const dataEnd = entry.size - FOOTER_LENGTH_BYTES - len;
   let offset = 0;
-  for (const p of footer.parts) {
+  for (const [i, p] of (footer.parts as unknown[]).entries()) {
+    if (!isPartRecord(p)) throw new BadEntry(`its footer's part ${i + 1} is not a part record`);
     if (p.offset !== offset || !(p.bytes >= 0)) throw new BadEntry(`part ${p.name} is not where the footer says`);
     offset += p.bytes;
   }
-  if (offset !== dataEnd || footer.parts.length !== footer.manifest?.parts?.length) throw new BadEntry('the parts do not fill the entry');
+  if (offset !== dataEnd || !Array.isArray(footer.manifest?.parts) || footer.parts.length !== footer.manifest.parts.length) throw new BadEntry('the parts do not fill the entry');
+  // An older entry's manifest is unhashed: a null there would be a TypeError in the upload, not an entry to rebuild.
+  const bad = (footer.manifest.parts as unknown[]).findIndex((p) => !isRecord(p) || typeof p.name !== 'string' || typeof p.bytes !== 'number' || !isRecord(p.info));
+  if (bad >= 0) throw new BadEntry(`its manifest's part ${bad + 1} is not a part description`);
   return footer;
 }
 

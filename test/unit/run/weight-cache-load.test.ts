@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import type { GpuContext } from '../../../src/engine/gpu.ts';
 import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
-import { loadWeightsCached, memoryWeightCache, type WeightCacheStore } from '../../../src/run/weight-cache.ts';
+import { loadWeightsCached, memoryWeightCache, readCacheEntryInfo, type WeightCacheStore } from '../../../src/run/weight-cache.ts';
 import { TINY_MISTRAL } from '../model/helpers.ts';
 
 /** A GPU context whose buffers are byte arrays: upload copies, read gives them back. */
@@ -172,5 +172,42 @@ describe('loadWeightsCached', () => {
     const again = await load(store, '/models/tiny-mistral', ['tiny-mistral']);
     expect(again.fromCache).toBe(true);
     expect(again.notes).toEqual([]);
+  });
+
+  it.each([
+    ['null', null],
+    ['a number', 7],
+    ['one without its hash', { name: 'embed', offset: 0, bytes: 1 }],
+    ['one whose name is not text', { name: 3, offset: 0, bytes: 1, sha256: '0'.repeat(64) }],
+  ])('a part record that is %s makes the entry unusable (rebuilt, unlisted), not a TypeError', async (_what, record) => {
+    const store = memoryWeightCache();
+    await load(store);
+    const [key, entry] = [...store.entries][0];
+    const damaged = withFooter(entry, (f) => {
+      (f.parts as unknown[])[0] = record;
+    });
+    store.entries.set(key, damaged);
+    expect(await readCacheEntryInfo({ name: key, size: damaged.byteLength, read: async (o, n) => damaged.subarray(o, o + n) })).toBeNull();
+    const second = await load(store);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes).toEqual(['the cached weights were unusable (its footer\'s part 1 is not a part record): removed, loading from the source again']);
+    expect((await load(store)).fromCache).toBe(true);
+  });
+
+  it("an older entry (no manifest hash) whose manifest's part is null is rebuilt, not a TypeError", async () => {
+    const store = memoryWeightCache();
+    await load(store);
+    const [key, entry] = [...store.entries][0];
+    store.entries.set(
+      key,
+      withFooter(entry, (f) => {
+        delete f.manifestSha256;
+        (f.manifest as { parts: unknown[] }).parts[0] = null;
+      }),
+    );
+    const second = await load(store);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes).toEqual(["the cached weights were unusable (its manifest's part 1 is not a part description): removed, loading from the source again"]);
+    expect((await load(store)).fromCache).toBe(true);
   });
 });
