@@ -2,8 +2,8 @@
 // `finetune-weights`, which the page and its worker share. An entry is written through a writable stream: the browser
 // keeps the bytes in a swap file (`NAME.crswap`, listed beside it) and swaps them in only on close, so a write that
 // fails or a tab closed mid-write never shows a partial entry under the real name. What it can leave is the empty file
-// that getFileHandle({create}) made: an aborted write removes it, and `open` and `list` ignore anything too short to be
-// an entry. (Every part's hash is checked on load anyway, src/run/weight-cache.ts.)
+// that getFileHandle({create}) made: an aborted write removes it (unless another tab's write has since put an entry
+// there, which stays), and `open` and `list` ignore anything too short to be an entry. (Every part's hash is checked on load anyway, src/run/weight-cache.ts.)
 //
 // The quota: a browser gives each site a share of the disk. The store asks `navigator.storage.estimate()` before it
 // writes and refuses an entry that does not fit, so nothing is half-written; a QuotaExceededError during the write
@@ -64,6 +64,16 @@ export function opfsWeightCache(dir: OpfsDirectory, o: OpfsWeightCacheOptions = 
       if (!isNotFound(e)) throw e;
     }
   };
+  /**
+   * Removes the empty file this write's getFileHandle({create}) made, unless another tab has since swapped an entry in
+   * under that name (its write closed while this one ran): that entry is good and stays. OPFS has no remove-if-
+   * unchanged, so a close landing between the look and the removal (milliseconds) is not covered.
+   */
+  const removeOwnEmptyFile = async (name: string): Promise<void> => {
+    const h = await handle(name);
+    if (!h || (await h.getFile()).size >= MIN_ENTRY_BYTES) return;
+    await removeQuietly(name);
+  };
   /** Free bytes of the site's quota, or null when the browser does not say. */
   const freeBytes = async (): Promise<number | null> => {
     const est = await o.estimate?.().catch(() => null);
@@ -92,7 +102,7 @@ export function opfsWeightCache(dir: OpfsDirectory, o: OpfsWeightCacheOptions = 
       } catch (e) {
         // Drops the swap file; the real name keeps what it had (nothing, for a new entry: remove the empty file).
         await w.abort().catch(() => undefined);
-        if (!existed) await removeQuietly(name).catch(() => undefined);
+        if (!existed) await removeOwnEmptyFile(name).catch(() => undefined);
         throw errorName(e) === 'QuotaExceededError' ? quotaError(bytes, free, true) : e;
       }
     },

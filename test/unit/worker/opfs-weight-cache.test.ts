@@ -54,6 +54,29 @@ describe('OPFS weight-cache store', () => {
     expect(await store.list()).toEqual([]);
   });
 
+  it("a tab whose write fails keeps the entry another tab wrote meanwhile under that name", async () => {
+    const opfs = new FakeOpfs();
+    const tabA = opfsWeightCache(opfs.dir());
+    const tabB = opfsWeightCache(opfs.dir());
+    const e = await entryOf(identity('mistral-nano-demo'));
+    const name = `weights-${e.key}.bin`;
+    // Tab A starts the entry (its empty file made, its first bytes written), tab B writes it whole, then A fails.
+    let bWrote: Promise<void> | null = null;
+    async function* aChunks(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(100);
+      bWrote = tabB.write(e.key, e.chunks, e.bytes);
+      await bWrote;
+      throw new Error('the GPU read-back failed');
+    }
+    await expect(tabA.write(e.key, aChunks(), e.bytes)).rejects.toThrow(/read-back failed/);
+    await bWrote;
+    expect(opfs.files.get(name)?.bytes.byteLength).toBe(e.bytes);
+    const src = await tabA.open(e.key);
+    expect(src?.size).toBe(e.bytes);
+    expect(await readCacheEntryInfo(src!)).toEqual({ source: 'mistral-nano-demo', quantization: 'nf4' });
+    expect((await tabB.list()).map((x) => x.key)).toEqual([e.key]);
+  });
+
   it('while an entry is being written, neither open nor list sees it (only an empty file and a swap file exist)', async () => {
     const opfs = new FakeOpfs();
     const store = opfsWeightCache(opfs.dir());
