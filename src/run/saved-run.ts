@@ -171,6 +171,16 @@ export async function readStoredCheckpoint(store: RunStore): Promise<StoredCheck
   if (!train || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
   const validation = run.validationName ? await store.load(VALIDATION_FILE) : null;
   if (run.validationName && !validation) throw new FinetuneError('bad-input', 'the saved run is incomplete (its validation data is missing)');
+  await checkStateStep(run, state);
+  return { run, state, data: { train, validation } };
+}
+
+/**
+ * The state must be the one of the record's step: the step in its metadata is the record's. What pairs them in a
+ * record without stateChecksum (one saved before it), where a state of another step would otherwise continue the run
+ * with one step's adapter and another's loss history and place in the data. A resume checks it either way.
+ */
+export async function checkStateStep(run: Pick<SavedRun, 'step'>, state: Uint8Array): Promise<void> {
   const held = await stateStep(state);
   const says = `the saved run record says step ${run.step} but its checkpoint`;
   const damaged = "the checkpoint is damaged or not this app's";
@@ -181,7 +191,6 @@ export async function readStoredCheckpoint(store: RunStore): Promise<StoredCheck
     throw new FinetuneError('bad-input', quoted === null ? `${says} holds no step (its metadata has none): ${damaged}` : `${says}'s step ${quoted} is not a step number: ${damaged}`);
   }
   if (held.step !== run.step) throw new FinetuneError('bad-input', `${says} holds step ${held.step}`);
-  return { run, state, data: { train, validation } };
 }
 
 /**

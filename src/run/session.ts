@@ -37,7 +37,7 @@ import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, isDamagedRun, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, checkStateStep, isDamagedRun, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -562,6 +562,10 @@ export class FinetuneSession {
       state = await this.store.load(STATE_FILE);
       if (!t || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
       await checkStateChecksum(saved, state);
+      // A record with stateChecksum is paired with its state by it (the session commits both at once). One saved before
+      // that field is paired by the step: the state's must be the record's, or the run would go on from one step's
+      // adapter with another step's history and place in the data.
+      if (saved.stateChecksum === undefined) await checkStateStep(saved, state);
       const v = saved.validationName ? await this.store.load(VALIDATION_FILE) : null;
       await checkDataChecksums(saved, t, v);
       dataChecksums = { trainChecksum: saved.trainChecksum, validationChecksum: saved.validationChecksum };
