@@ -12,8 +12,8 @@ import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type St
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, tokenizerMismatch, type TrainEvent } from '../../run/session.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
-import { adapterBundle, withBaseModel } from '../../export/index.ts';
-import { ADAPTER_CONFIG_FILE, type LoraAdapter } from '../../model/lora-adapter.ts';
+import { adapterBundle, GGUF_FILE, withBaseModel } from '../../export/index.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraAdapter } from '../../model/lora-adapter.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile, checkOutputPath } from '../input-file.ts';
@@ -66,8 +66,8 @@ options:
   --out DIR          where to write the run and the adapter (default: finetune-out)
   --resume           continue the run saved in OUT/run
   --overwrite        start a new run even though OUT holds an earlier one: an unfinished run is kept until the new
-                     run saves its first checkpoint; a finished run and its adapter (OUT/adapter) are replaced. Without
-                     it, train refuses an OUT that holds either
+                     run saves its first checkpoint; a finished run and its adapter (OUT/adapter) are replaced, and so
+                     is an adapter in OUT/adapter without a run. Without it, train refuses an OUT that holds any
   --tokenizer DIR    directory with tokenizer.model (default: the project's public/tokenizer)
   --revision REV     Hub branch, tag or commit of a Hugging Face --model (default main); every file is read at the
                      commit the first one came from, and the run and the adapter name the model owner/name@REV
@@ -103,6 +103,11 @@ hyperparameters:
 ${FIELDS.filter((f) => f.type !== 'file')
   .map((f) => `  --${f.name.padEnd(24)} ${String(f.default ?? '').padEnd(14)} ${f.label}`)
   .join('\n')}`;
+
+/** The files of an adapter that `dir` holds (what a new run's adapter would replace there); none when it does not exist. */
+function adapterFilesIn(dir: string): string[] {
+  return [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, GGUF_FILE].filter((f) => existsSync(join(dir, f)));
+}
 
 /** At most this many of a file's warnings are printed; the rest are counted, and `finetune validate` lists them. */
 const DATA_WARNINGS_SHOWN = 10;
@@ -256,6 +261,14 @@ export function makeTrainCommand(
           const which = `${out} holds a finished run (${previous.trainName}, ${formatCounted(previous.step, 'step')})${its}`;
           if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: give --out another folder to keep it, or --overwrite to replace it`);
           io.err(`note: ${which}; --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
+        } else if (!values.resume && !damaged) {
+          // No run, but an adapter (one exported here, or a run's whose OUT/run was removed): the new run's replaces it.
+          const held = adapterFilesIn(adapterDir);
+          if (held.length > 0) {
+            const which = `${adapterDir} holds an adapter (${held.join(', ')})`;
+            if (!values.overwrite) throw new FinetuneError('bad-input', `${which} that this run would replace at its end: give --out another folder to keep it, or --overwrite to replace it`);
+            io.err(`note: ${which}; --overwrite: this run replaces it at its end`);
+          }
         }
         const recover = values.recover === undefined ? 2 : Number(values.recover);
         if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${JSON.stringify(values.recover)}`);

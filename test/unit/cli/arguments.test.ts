@@ -199,6 +199,31 @@ describe('files named on the command line are checked before any GPU or model wo
     expect(replaced.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
   });
 
+  it('refuses a new run into an OUT whose adapter folder holds an adapter while OUT/run holds no run, unless --overwrite is given', async () => {
+    // An adapter exported here, or OUT/run removed after a run: the new run's adapter would replace it at its end.
+    const out = join(dir, 'adapter-only');
+    mkdirSync(join(out, 'adapter'), { recursive: true });
+    writeFileSync(join(out, 'adapter', 'adapter_model.safetensors'), 'weights');
+    writeFileSync(join(out, 'adapter', 'adapter.gguf'), 'gguf');
+    const adapterDir = join(out, 'adapter');
+    const refused = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out]);
+    expect(refused).toEqual({
+      code: 2,
+      err: [`finetune train: bad-input: ${adapterDir} holds an adapter (adapter_model.safetensors, adapter.gguf) that this run would replace at its end: give --out another folder to keep it, or --overwrite to replace it`],
+    });
+    expect(readFileSync(join(adapterDir, 'adapter_model.safetensors'), 'utf8')).toBe('weights');
+    const replaced = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out, '--overwrite']);
+    expect(replaced.err[0]).toBe(`note: ${adapterDir} holds an adapter (adapter_model.safetensors, adapter.gguf); --overwrite: this run replaces it at its end`);
+    expect(replaced.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
+    // An empty adapter folder (or one with other files) holds no adapter: nothing to refuse.
+    const empty = join(dir, 'empty-adapter');
+    mkdirSync(join(empty, 'adapter'), { recursive: true });
+    writeFileSync(join(empty, 'adapter', 'notes.txt'), 'mine');
+    const fresh = await run(['train', '--model', MODEL, '--data', GOOD, '--out', empty]);
+    expect(fresh.err.join('\n')).not.toMatch(/holds an adapter/);
+    expect(fresh.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
+  });
+
   it('calls a PNG "not a JSONL text file" once', async () => {
     const r = await run(['train', '--model', MODEL, '--data', PNG]);
     expect(r).toEqual({ code: 2, err: [`finetune train: bad-input: --data: ${PNG} is not a JSONL text file (it holds binary data)`] });
