@@ -126,4 +126,19 @@ describe('finetune cache', () => {
     expect(c.out).toEqual([]);
     expect(c.err).toEqual([`no cached weights in ${join(dir, 'none')}`]);
   });
+
+  it('a --cache-dir that is a file is refused as not a folder, for list, rm and prune (list said the cache was empty)', async () => {
+    const file = join(dir, 'weights.txt');
+    writeFileSync(file, 'not a folder');
+    for (const argv of [['list'], ['rm', '--all'], ['prune', '--dry-run']]) {
+      const c = capture();
+      expect(await main(['cache', ...argv, '--cache-dir', file], c.io)).toBe(2);
+      expect(c.out).toEqual([]);
+      expect(c.err).toEqual([`finetune cache: bad-input: --cache-dir: ${file} is a file, not a folder: give the cache's folder`]);
+    }
+    const under = join(file, 'cache');
+    const c = capture();
+    expect(await main(['cache', 'list', '--cache-dir', under], c.io)).toBe(2);
+    expect(c.err).toEqual([`finetune cache: bad-input: --cache-dir: ${under} cannot be a folder: part of its path is a file: give the cache's folder`]);
+  });
 });
