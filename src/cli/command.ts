@@ -2,9 +2,10 @@
 // src/cli/commands/index.ts. A command returns its exit code; it prints results to stdout (JSON where a program
 // reads it) and problems to stderr.
 //
-// What main.ts does for every command, so a command need not: `--help`/`-h` anywhere before `--` prints its `usage`
-// and exits 0; a UsageError (or an error from node:util's parseArgs: unknown flag, missing value, stray positional)
-// prints the one-line reason, then the usage, and exits 2 — before the command touches a GPU or a model.
+// What main.ts does for every command, so a command need not: `--help`/`-h` anywhere before `--` (except as the value of
+// one of its valueFlags) prints its `usage` and exits 0; a UsageError (or an error from node:util's parseArgs: unknown
+// flag, missing value, stray positional) prints the one-line reason, then the usage, and exits 2 — before the command
+// touches a GPU or a model.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FinetuneError } from '../core/errors.ts';
@@ -21,6 +22,12 @@ export interface Command {
   /** Full usage text for `finetune help <name>` and `finetune <name> --help`. */
   usage: string;
   run(args: string[], io: CliIO): Promise<number>;
+  /**
+   * Flags (without their dashes) whose value is always the next word, even one that starts with a dash: generate's
+   * --prompt (free text: `--prompt -h` is the prompt "-h", not a request for help), and the hyperparameter flags of
+   * the commands that take them (src/config/flags.ts reads the next word as their value).
+   */
+  valueFlags?: readonly string[];
 }
 
 /** A mistake on the command line: main.ts answers it with the reason, the command's usage and exit code 2. */
@@ -42,12 +49,16 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 /** A value that starts with a dash yet is no flag: a negative number (`-1`, `-0.5`, `-.5`). */
 const NEGATIVE_NUMBER = /^-\.?\d/;
 
+/** The flag a word names when it is `--flag` without `=value`, else null. */
+const bareFlag = (word: string): string | null => (word.startsWith('--') && !word.includes('=') ? word.slice(2) : null);
+
 /**
  * `--flag -1` as `--flag=-1` for a flag that takes a value. parseArgs reads any dash after such a flag as a forgotten
  * value ("argument is ambiguous"), so `--temperature -1` never reached the flag's own range check, which says what the
- * flag accepts. Only a negative number is taken so: `--data --validation F` is still the mistake it looks like.
+ * flag accepts. Only a negative number is taken so: `--data --validation F` is still the mistake it looks like. A flag
+ * of `valueFlags` (--prompt, free text) takes the next word whatever it is, as a hyperparameter flag does.
  */
-export function joinNegativeValues(args: readonly string[], options: Options): string[] {
+export function joinNegativeValues(args: readonly string[], options: Options, valueFlags: readonly string[] = []): string[] {
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -55,9 +66,9 @@ export function joinNegativeValues(args: readonly string[], options: Options): s
       joined.push(...args.slice(i));
       break;
     }
-    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : null;
+    const name = bareFlag(a);
     const next = args[i + 1];
-    if (name !== null && Object.hasOwn(options, name) && options[name].type === 'string' && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+    if (name !== null && Object.hasOwn(options, name) && options[name].type === 'string' && next !== undefined && (NEGATIVE_NUMBER.test(next) || valueFlags.includes(name))) {
       joined.push(`${a}=${next}`);
       i++;
     } else joined.push(a);
@@ -65,21 +76,30 @@ export function joinNegativeValues(args: readonly string[], options: Options): s
   return joined;
 }
 
-/** node:util parseArgs (strict), its complaints turned into UsageErrors; `--flag -1` is the flag's value. */
-export function parseCommandArgs<O extends Options>(args: string[], options: O, allowPositionals = false) {
+/**
+ * node:util parseArgs (strict), its complaints turned into UsageErrors; `--flag -1` is the flag's value, and so is
+ * any word after a flag of `valueFlags` (Command.valueFlags).
+ */
+export function parseCommandArgs<O extends Options>(args: string[], options: O, allowPositionals = false, valueFlags: readonly string[] = []) {
   try {
-    return parseArgs({ args: joinNegativeValues(args, options), options, allowPositionals, strict: true });
+    return parseArgs({ args: joinNegativeValues(args, options, valueFlags), options, allowPositionals, strict: true });
   } catch (e) {
     if (isUsageError(e)) throw new UsageError((e as Error).message);
     throw e;
   }
 }
 
-/** True when the arguments ask for help (`--help` or `-h` before a `--`). */
-export function asksForHelp(args: readonly string[]): boolean {
-  for (const a of args) {
+/**
+ * True when the arguments ask for help (`--help` or `-h` before a `--`), not counting the word after a flag of
+ * `valueFlags`, which is that flag's value.
+ */
+export function asksForHelp(args: readonly string[], valueFlags: readonly string[] = []): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
     if (a === '--') return false;
     if (a === '--help' || a === '-h') return true;
+    const name = bareFlag(a);
+    if (name !== null && valueFlags.includes(name)) i++;
   }
   return false;
 }

@@ -56,7 +56,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     help(io);
     return 2;
   }
-  if (asksForHelp(rest)) {
+  if (asksForHelp(rest, command.valueFlags)) {
     io.out(command.usage);
     return 0;
   }

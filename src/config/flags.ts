@@ -68,6 +68,12 @@ export function splitHyperparamFlags(args: readonly string[], { positionals = tr
   return { values, rest };
 }
 
+/**
+ * The hyperparameter flags splitHyperparamFlags reads the next word of as their value, whatever it is (every one but
+ * the booleans), in both spellings: `--validation_prompt -h` is that prompt, not a request for help.
+ */
+export const HYPERPARAM_VALUE_FLAGS: readonly string[] = FIELDS.filter((f) => f.type !== 'bool').flatMap((f) => [...new Set([f.name, f.name.replace(/_/g, '-')])]);
+
 /** The command-line flag that names each data file (the hyperparameters' file fields). */
 const DATA_FLAGS: Partial<Record<HyperparamName, string>> = { train_data: '--data', validation_data: '--validation' };
 

@@ -31,8 +31,12 @@ const L = GENERATION_LIMITS;
 /** How often the reading of a long prompt is reported on stderr at most. */
 const PROMPT_NOTE_EVERY_MS = 2000;
 
+/** --prompt is free text: `--prompt -h` is the prompt "-h". */
+const VALUE_FLAGS = ['prompt'];
+
 export const generateCommand: Command = {
   name: 'generate',
+  valueFlags: VALUE_FLAGS,
   summary: 'continue a prompt with a model (and an adapter), streaming the text as it comes',
   usage: `finetune generate --model DIR|HUB_ID|URL [--adapter DIR|ZIP] --prompt TEXT [--max-tokens N] [--temperature T]
                   [--top-p P] [--seed N] [--quant none|nf4|nf4-double] [--stream-layers] [--tokenizer DIR]
@@ -51,7 +55,8 @@ options:
   --adapter PATH     the LoRA adapter: a PEFT folder (adapter_config.json with adapter_model.safetensors or .bin), a
                      zip of one (the page's download, with or without GGUF and README) or Replicate's
                      training_output.zip; without it, the base model alone
-  --prompt TEXT      the text to continue; --prompt "" continues <s> alone
+  --prompt TEXT      the text to continue; --prompt "" continues <s> alone; the word after --prompt is the
+                     prompt even when it starts with a dash (--prompt -h)
   --max-tokens N     new tokens at most: ${L.maxNewTokens.rule} (default 64)
   --temperature T    0 (the default) takes the most likely token; above 0 samples: ${L.temperature.rule}
   --top-p P          samples from the most likely tokens up to P of the probability: ${L.topP.rule}
@@ -84,7 +89,7 @@ Example:
       'stream-layers': { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
-    });
+    }, false, VALUE_FLAGS);
     if (!values.model) throw new UsageError('--model is required');
     // Required, but it may be empty (continue <s> alone), as on the page: src/config/generation.ts.
     if (values.prompt === undefined) throw new UsageError('--prompt is required (--prompt "" continues <s> alone)');

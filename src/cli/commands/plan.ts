@@ -3,7 +3,7 @@
 // weights are stored in) — against this machine's adapter limits.
 
 import { longestSequenceBound } from '../../run/planner.ts';
-import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME } from '../../config/hyperparams.ts';
 import { parseMistralConfig } from '../../model/config.ts';
 import { planDtypeOptions } from '../../run/plan-dtype.ts';
@@ -52,6 +52,7 @@ ${hyperparamUsage()}`;
 
 export const planCommand: Command = {
   name: 'plan',
+  valueFlags: HYPERPARAM_VALUE_FLAGS,
   summary: 'will it fit? GPU memory of a run by category from config.json + hyperparameters, and a verdict (JSON)',
   usage: USAGE,
   async run(args, io) {

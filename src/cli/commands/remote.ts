@@ -7,7 +7,7 @@ import type { Training } from 'replicate';
 import { readFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { join } from 'node:path';
-import { hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { displayUrl } from '../../model/source.ts';
@@ -408,6 +408,7 @@ const SUBCOMMANDS: Record<string, (args: string[], io: CliIO) => Promise<number>
 
 export const remoteCommand: Command = {
   name: 'remote',
+  valueFlags: HYPERPARAM_VALUE_FLAGS,
   summary: 'train on Replicate (A100): train, status, list, cancel, fetch the adapter (JSON line per event)',
   usage: USAGE,
   async run(args, io) {

@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { basename, join } from 'node:path';
-import { hyperparamsFromArgs } from '../../config/flags.ts';
+import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
 import { checkTokenizer } from '../../run/saved-run-check.ts';
@@ -157,6 +157,7 @@ export function makeTrainCommand(
 ): Command {
   return {
     name: 'train',
+    valueFlags: HYPERPARAM_VALUE_FLAGS,
     summary: 'fine-tune a LoRA adapter on a local checkpoint with Replicate-named hyperparameters (JSON line per event)',
     usage: USAGE,
     async run(args, io) {

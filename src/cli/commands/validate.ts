@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { hyperparamUsage, splitHyperparamFlags } from '../../config/flags.ts';
+import { HYPERPARAM_VALUE_FLAGS, hyperparamUsage, splitHyperparamFlags } from '../../config/flags.ts';
 import { parseHyperparams, type HyperparamName } from '../../config/hyperparams.ts';
 import { loadDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
@@ -28,6 +28,7 @@ ${hyperparamUsage(HP_FLAGS)}
 
 export const validateCommand: Command = {
   name: 'validate',
+  valueFlags: HYPERPARAM_VALUE_FLAGS,
   summary: 'check a JSONL training file: one line per problem, or a JSON summary with token counts',
   usage: USAGE,
   async run(args, io) {

@@ -67,6 +67,31 @@ describe('help and version', () => {
     expect(dashed.err).toEqual(['finetune validate: bad-input: --max-problems does not exist']);
   });
 
+  it("a free-text value that starts with a dash is the value: generate --prompt -h, train --validation_prompt -h (they printed the usage)", async () => {
+    const { parseCommandArgs } = await import('../../../src/cli/command.ts');
+    const generate = commands.find((c) => c.name === 'generate')!;
+    for (const prompt of ['-h', '--help', '- a list item', '-v means?']) {
+      expect(parseCommandArgs(['--prompt', prompt, '--model', MODEL], { prompt: { type: 'string' }, model: { type: 'string' } }, false, generate.valueFlags).values.prompt).toBe(prompt);
+      const io = capture();
+      // Past the arguments and the model's files, to the GPU (a stub that refuses here): the prompt was taken.
+      expect(await main(['generate', '--model', MODEL, '--prompt', prompt, '--max-tokens', '2'], io.io)).toBe(1);
+      expect(io.out).toEqual([]);
+      expect(io.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
+    }
+    const train = capture();
+    expect(await main(['train', '--model', MODEL, '--data', GOOD, '--out', join(dir, 'dash-prompt'), '--validation_prompt', '-h'], train.io)).toBe(1);
+    expect(train.out).toEqual([]);
+    expect(train.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
+    // Help is still help everywhere else, and --prompt=-h was always the prompt.
+    const help = capture();
+    expect(await main(['generate', '--model', MODEL, '-h'], help.io)).toBe(0);
+    expect(help.out.join('\n')).toBe(generate.usage);
+    // Other flags keep parseArgs' rule: a dashed word after --model is the mistake it looks like.
+    const other = capture();
+    expect(await main(['generate', '--model', '-x', '--prompt', 'hi'], other.io)).toBe(2);
+    expect(other.err[0]).toMatch(/^finetune generate: Option '--model' argument is ambiguous/);
+  });
+
   it('finetune --version prints the package version', async () => {
     const io = capture();
     expect(await main(['--version'], io.io)).toBe(0);
