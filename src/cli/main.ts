@@ -12,13 +12,14 @@ const defaultIO: CliIO = {
   err: (line) => process.stderr.write(`${line}\n`),
 };
 
-function help(io: CliIO): void {
-  io.out('usage: finetune <command> [options]\n');
-  io.out('commands:');
+/** The list of commands, through `say`: stdout when asked for, stderr after a mistake (an unknown command). */
+function help(say: (line: string) => void): void {
+  say('usage: finetune <command> [options]\n');
+  say('commands:');
   const width = Math.max(...commands.map((c) => c.name.length));
-  for (const c of commands) io.out(`  ${c.name.padEnd(width)}  ${c.summary}`);
-  io.out('\n`finetune help <command>` or `finetune <command> --help` shows the options of one command;');
-  io.out('`finetune --version` the version.');
+  for (const c of commands) say(`  ${c.name.padEnd(width)}  ${c.summary}`);
+  say('\n`finetune help <command>` or `finetune <command> --help` shows the options of one command;');
+  say('`finetune --version` the version.');
 }
 
 /** The version in package.json (two folders up from src/cli). */
@@ -45,15 +46,15 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     if (target) io.out(target.usage);
     else if (rest[0]) {
       io.err(`finetune: unknown command "${rest[0]}"`);
-      help(io);
+      help(io.err);
       return 2;
-    } else help(io);
+    } else help(io.out);
     return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
     io.err(`finetune: unknown command "${name}"`);
-    help(io);
+    help(io.err);
     return 2;
   }
   if (asksForHelp(rest, command.valueFlags)) {

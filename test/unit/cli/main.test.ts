@@ -16,10 +16,21 @@ describe('finetune command line', () => {
     expect(text).toContain('bench');
   });
 
-  it('rejects an unknown command with exit code 2', async () => {
-    const c = capture();
-    expect(await main(['frobnicate'], c.io)).toBe(2);
-    expect(c.err.join('\n')).toContain('unknown command "frobnicate"');
+  it('rejects an unknown command with exit code 2, the list of commands on stderr and nothing on stdout', async () => {
+    for (const argv of [['frobnicate'], ['help', 'frobnicate'], ['--help', 'frobnicate']]) {
+      const c = capture();
+      expect(await main(argv, c.io)).toBe(2);
+      // stdout is for what was asked (a program may read it): a mistake and its help go to stderr.
+      expect(c.out).toEqual([]);
+      expect(c.err[0]).toBe('finetune: unknown command "frobnicate"');
+      expect(c.err.join('\n')).toContain('usage: finetune <command> [options]');
+      expect(c.err.join('\n')).toContain('  train ');
+    }
+    // Asked for, the help goes to stdout with exit 0.
+    const asked = capture();
+    expect(await main(['help'], asked.io)).toBe(0);
+    expect(asked.out.join('\n')).toContain('usage: finetune <command> [options]');
+    expect(asked.err).toEqual([]);
   });
 
   it('explains a bad benchmark name as bad input', async () => {
