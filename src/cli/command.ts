@@ -4,8 +4,8 @@
 //
 // What main.ts does for every command, so a command need not: `--help`/`-h` anywhere before `--` (except as the value of
 // one of its valueFlags) prints its `usage` and exits 0; a UsageError (or an error from node:util's parseArgs: unknown
-// flag, missing value, stray positional) prints the one-line reason, then the usage, and exits 2 — before the command
-// touches a GPU or a model.
+// flag, missing or empty value, stray positional) prints the one-line reason, then the usage, and exits 2 — before the
+// command touches a GPU or a model.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FinetuneError } from '../core/errors.ts';
@@ -78,15 +78,23 @@ export function joinNegativeValues(args: readonly string[], options: Options, va
 
 /**
  * node:util parseArgs (strict), its complaints turned into UsageErrors; `--flag -1` is the flag's value, and so is
- * any word after a flag of `valueFlags` (Command.valueFlags).
+ * any word after a flag of `o.valueFlags` (Command.valueFlags). A flag given an empty value (`--min-ms=`,
+ * `--validation ""`) is refused, naming it: read as the flag left out, it once ran on the default without a word. Only
+ * the flags of `o.emptyAllowed` take one (generate's --prompt "": `<s>` alone).
  */
-export function parseCommandArgs<O extends Options>(args: string[], options: O, allowPositionals = false, valueFlags: readonly string[] = []) {
+export function parseCommandArgs<O extends Options>(args: string[], options: O, allowPositionals = false, o: { valueFlags?: readonly string[]; emptyAllowed?: readonly string[] } = {}) {
+  let parsed;
   try {
-    return parseArgs({ args: joinNegativeValues(args, options, valueFlags), options, allowPositionals, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(args, options, o.valueFlags), options, allowPositionals, strict: true });
   } catch (e) {
     if (isUsageError(e)) throw new UsageError((e as Error).message);
     throw e;
   }
+  for (const [name, value] of Object.entries(parsed.values)) {
+    const empty = Array.isArray(value) ? value.includes('') : value === '';
+    if (empty && !o.emptyAllowed?.includes(name)) throw new UsageError(`--${name} has an empty value: give it one, or leave the flag out`);
+  }
+  return parsed;
 }
 
 /**

@@ -89,7 +89,7 @@ Example:
       'stream-layers': { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
-    }, false, VALUE_FLAGS);
+    }, false, { valueFlags: VALUE_FLAGS, emptyAllowed: ['prompt'] });
     if (!values.model) throw new UsageError('--model is required');
     // Required, but it may be empty (continue <s> alone), as on the page: src/config/generation.ts.
     if (values.prompt === undefined) throw new UsageError('--prompt is required (--prompt "" continues <s> alone)');

@@ -71,7 +71,7 @@ describe('help and version', () => {
     const { parseCommandArgs } = await import('../../../src/cli/command.ts');
     const generate = commands.find((c) => c.name === 'generate')!;
     for (const prompt of ['-h', '--help', '- a list item', '-v means?']) {
-      expect(parseCommandArgs(['--prompt', prompt, '--model', MODEL], { prompt: { type: 'string' }, model: { type: 'string' } }, false, generate.valueFlags).values.prompt).toBe(prompt);
+      expect(parseCommandArgs(['--prompt', prompt, '--model', MODEL], { prompt: { type: 'string' }, model: { type: 'string' } }, false, { valueFlags: generate.valueFlags }).values.prompt).toBe(prompt);
       const io = capture();
       // Past the arguments and the model's files, to the GPU (a stub that refuses here): the prompt was taken.
       expect(await main(['generate', '--model', MODEL, '--prompt', prompt, '--max-tokens', '2'], io.io)).toBe(1);
@@ -153,6 +153,11 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['new tokens in hex', ['generate', '--model', MODEL, '--prompt', 'a', '--max-tokens', '0x10'], /--max-tokens must be a whole number from 1 to 4,096, got "0x10"/],
     ['new tokens with an exponent', ['generate', '--model', MODEL, '--prompt', 'a', '--max-tokens', '1e2'], /--max-tokens must be a whole number from 1 to 4,096, got "1e2"/],
     ['a seed that is not whole', ['generate', '--model', MODEL, '--prompt', 'a', '--seed', '1.5'], /--seed must be a whole number/],
+    // An empty value was read as the flag left out: --min-ms= timed 300 ms, --validation= trained without validation.
+    ['an empty --min-ms (it ran with 300)', ['bench', 'matmul', '--min-ms='], /^finetune bench: --min-ms has an empty value: give it one, or leave the flag out$/m],
+    ['an empty --sizes (bench)', ['bench', 'matmul', '--sizes', ''], /^finetune bench: --sizes has an empty value: give it one, or leave the flag out$/m],
+    ['an empty --validation (train)', ['train', '--model', MODEL, '--data', GOOD, '--validation='], /^finetune train: --validation has an empty value: give it one, or leave the flag out$/m],
+    ['an empty --adapter (generate)', ['generate', '--model', MODEL, '--prompt', 'a', '--adapter', ''], /^finetune generate: --adapter has an empty value: give it one, or leave the flag out$/m],
   ];
   for (const c of commands) {
     it(`finetune ${c.name} --bogus: exit 2 with the usage, whatever the command`, async () => {
