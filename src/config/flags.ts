@@ -80,16 +80,21 @@ const DATA_FLAGS: Partial<Record<HyperparamName, string>> = { train_data: '--dat
 /**
  * The hyperparameters of a command line: every hyperparameter flag validated against the one schema, missing ones
  * at their defaults, and the warnings about legal but doubtful values. Throws FinetuneError('bad-input') listing every
- * problem.
+ * problem. `o.noData`: the command reads no data files (plan), and this says why, in place of naming --data.
  */
-export function hyperparamsFromArgs(args: readonly string[], base: Readonly<Record<string, unknown>> = {}): { hp: Hyperparams; rest: string[]; warnings: string[]; given: HyperparamName[] } {
+export function hyperparamsFromArgs(
+  args: readonly string[],
+  base: Readonly<Record<string, unknown>> = {},
+  o: { noData?: string } = {},
+): { hp: Hyperparams; rest: string[]; warnings: string[]; given: HyperparamName[] } {
   // Its commands (train, plan, remote train) take no positional argument.
   const { values, rest } = splitHyperparamFlags(args, { positionals: false });
   // The data files are flags of their own here (--data, --validation; plan takes none): --validation_data was taken as
   // a hyperparameter and never read, so a run given it held its validation rows out of the training data without a word.
   for (const name of Object.keys(values) as HyperparamName[]) {
     if (FIELD_BY_NAME[name].type !== 'file') continue;
-    throw new FinetuneError('bad-input', `--${name} is not a flag: give the file as ${DATA_FLAGS[name] ?? `--${name}`} FILE`, { usage: true });
+    const advice = o.noData ?? `give the file as ${DATA_FLAGS[name] ?? `--${name}`} FILE`;
+    throw new FinetuneError('bad-input', `--${name} is not a flag: ${advice}`, { usage: true });
   }
   const r = safeParseHyperparams({ ...base, ...values });
   if (!r.ok) throw new FinetuneError('bad-input', r.errors.join('; '), { errors: r.errors });

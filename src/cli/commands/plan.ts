@@ -4,7 +4,7 @@
 
 import { longestSequenceBound } from '../../run/planner.ts';
 import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
-import { FIELD_BY_NAME } from '../../config/hyperparams.ts';
+import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { parseMistralConfig } from '../../model/config.ts';
 import { planDtypeOptions } from '../../run/plan-dtype.ts';
 import { readJson } from '../../model/source.ts';
@@ -48,7 +48,7 @@ options:
 
 hyperparameters (those that change memory: peft_method, quantization, micro_batch_size,
 max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules):
-${hyperparamUsage()}`;
+${hyperparamUsage(HYPERPARAM_NAMES.filter((n) => FIELD_BY_NAME[n].type !== 'file'))}`;
 
 export const planCommand: Command = {
   name: 'plan',
@@ -56,7 +56,7 @@ export const planCommand: Command = {
   summary: 'will it fit? GPU memory of a run by category from config.json + hyperparameters, and a verdict (JSON)',
   usage: USAGE,
   async run(args, io) {
-    const { hp, rest } = hyperparamsFromArgs(args);
+    const { hp, rest } = hyperparamsFromArgs(args, {}, { noData: 'plan reads no data (the memory a run needs comes from the model and the hyperparameters); leave it out' });
     const { values } = parseCommandArgs(rest, {
       model: { type: 'string' },
       'gpu-memory': { type: 'string' },

@@ -92,6 +92,12 @@ describe('help and version', () => {
     expect(other.err[0]).toMatch(/^finetune generate: Option '--model' argument is ambiguous/);
   });
 
+  it("plan's usage lists no data-file hyperparameter (it reads no data; --train_data was listed as a flag)", () => {
+    const plan = commands.find((c) => c.name === 'plan')!;
+    expect(plan.usage).not.toMatch(/--train_data|--validation_data/);
+    expect(plan.usage).toMatch(/--learning_rate /);
+  });
+
   it('finetune --version prints the package version', async () => {
     const io = capture();
     expect(await main(['--version'], io.io)).toBe(0);
@@ -117,7 +123,9 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['--validation_data (train)', ['train', '--model', MODEL, '--data', GOOD, '--validation_data', GOOD], /--validation_data is not a flag: give the file as --validation FILE/],
     ['--train_data (train)', ['train', '--model', MODEL, '--data', GOOD, '--train_data=other.jsonl'], /--train_data is not a flag: give the file as --data FILE/],
     ['--validation_data (remote train)', ['remote', 'train', '--data', GOOD, '--destination', 'me/model', '--validation-data', GOOD], /--validation_data is not a flag: give the file as --validation FILE/],
-    ['--train_data (plan)', ['plan', '--model', MODEL, '--no-gpu', '--train_data', GOOD], /--train_data is not a flag/],
+    // plan reads no data (it took --data for advice, which plan refuses as an unknown option).
+    ['--train_data (plan)', ['plan', '--model', MODEL, '--no-gpu', '--train_data', GOOD], /^finetune plan: --train_data is not a flag: plan reads no data \(the memory a run needs comes from the model and the hyperparameters\); leave it out$/m],
+    ['--validation_data (plan)', ['plan', '--model', MODEL, '--no-gpu', '--validation-data=v.jsonl'], /^finetune plan: --validation_data is not a flag: plan reads no data \(the memory a run needs comes from the model and the hyperparameters\); leave it out$/m],
     ['a stray positional', ['gpu-info', 'extra'], /Unexpected argument 'extra'/],
     ['an unknown benchmark', ['bench', 'nothing'], /unknown benchmark "nothing"/],
     ['no benchmark named (it said unknown benchmark "")', ['bench'], /finetune bench: name a benchmark: one of \w+, /],
