@@ -340,6 +340,15 @@ export class TrainingData {
     positiveInt('validation_batch_size', options.validation_batch_size);
     checkPlannedRows(train.length, options.num_train_epochs, options.max_steps ?? 0);
     positiveInt('chunk_size', options.chunk_size);
+    // Wrapped, every sequence is chunk_size tokens of the concatenated rows; a token's loss is taken from the token before
+    // it in its sequence, so sequences of one token have none. It was refused below as rows whose completions
+    // max_seq_len had cut off, which sent the user to the wrong setting.
+    if (options.pack_sequences && options.wrap_packed_sequences && options.chunk_size === 1) {
+      throw new FinetuneError(
+        'bad-input',
+        'chunk_size 1 with wrap_packed_sequences cuts the training data into sequences of one token, and a token is learnt from the one before it in its sequence: no sequence has a token to learn from. Set chunk_size to 2 or more (the default is 2048), or turn wrap_packed_sequences off',
+      );
+    }
     if (!Number.isSafeInteger(options.seed)) throw new FinetuneError('bad-input', `seed must be an integer, got ${options.seed}`);
     if (train.length === 0) throw new FinetuneError('bad-input', 'there are no training rows left');
     this.train = train;

@@ -233,6 +233,22 @@ describe('the training plan', () => {
     expect(() => new TrainingData([ex(0, 4)], [ex(2, 4, 3)], OPTS)).not.toThrow();
   });
 
+  it('wrap packing with chunk_size 1 (one token a sequence, none with a next token) is refused naming chunk_size, not max_seq_len', () => {
+    // Rows that each have tokens to learn from, whole or packed greedily.
+    const rows3 = [ex(0, 4), ex(1, 5, 2), ex(2, 3)];
+    const wrap = { ...OPTS, pack_sequences: true, wrap_packed_sequences: true };
+    expect(() => new TrainingData(rows3, [], { ...OPTS, pack_sequences: true, chunk_size: 1 })).not.toThrow();
+    expect(() => new TrainingData(rows3, [], { ...wrap, chunk_size: 2 })).not.toThrow();
+    const e = thrown(() => new TrainingData(rows3, [], { ...wrap, chunk_size: 1 }));
+    expect(isFinetuneError(e) && e.kind).toBe('bad-input');
+    expect((e as Error).message).toBe(
+      'chunk_size 1 with wrap_packed_sequences cuts the training data into sequences of one token, and a token is learnt from the one before it in its sequence: no sequence has a token to learn from. Set chunk_size to 2 or more (the default is 2048), or turn wrap_packed_sequences off',
+    );
+    // The validation rows are packed the same way: said the same, not as "cut off by max_seq_len".
+    const v = thrown(() => new TrainingData(rows3, [ex(3, 4)], { ...wrap, chunk_size: 1, run_validation: true }));
+    expect((v as Error).message).toMatch(/^chunk_size 1 with wrap_packed_sequences cuts the training data into sequences of one token/);
+  });
+
   it('shuffles the rows per epoch from the seed: reproducible, different across epochs and seeds', () => {
     const order = (seed: number, epoch: number) =>
       new TrainingData(rows, [], { ...OPTS, seed })
