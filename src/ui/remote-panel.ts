@@ -84,6 +84,16 @@ export function mergedJob(known: RemoteJob | undefined, v: TrainingView, dest: s
   };
 }
 
+/**
+ * What Cancel says once its reply is taken: the status the row holds (`row`, after `mergedJob`), not the reply's.
+ * A Cancel reply can be stale: sent while the training ran, it lands after Follow recorded "succeeded", and the row
+ * keeps "succeeded". Quoting the reply ("is processing") would contradict the row beside it.
+ */
+export function cancelMessage(id: string, row: RemoteJob | undefined, reply: TrainingView): string {
+  if (row && isDone(row.status) && row.status !== reply.status) return `Training ${id} had already ${row.status === 'aborted' ? 'been aborted' : row.status}: nothing to cancel.`;
+  return `Training ${id} is ${reply.status}.`;
+}
+
 /** Options for tests and automation: the browser tier shortens the polling. */
 export interface RemotePanelOptions {
   pollMs?: number;
@@ -270,15 +280,17 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   };
 
   // ---- jobs ---------------------------------------------------------------------------------------------------------
-  const upsertJob = (v: TrainingView, dest?: string): void => {
+  /** Takes `v` into the list; returns the row as it now stands (unchanged when `v` was stale). */
+  const upsertJob = (v: TrainingView, dest?: string): RemoteJob | undefined => {
     const i = jobs.findIndex((j) => j.id === v.id);
     const job = mergedJob(jobs[i], v, dest, new Date());
-    if (!job) return; // stale: its logs are older too
+    if (!job) return jobs[i]; // stale: its logs are older too
     if (i >= 0) jobs[i] = job;
     else jobs.unshift(job);
     saveJobs(jobs);
     logs.set(v.id, v.logs);
     renderJobs();
+    return job;
   };
 
   const importResult = async (id: string): Promise<void> => {
@@ -341,8 +353,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   const cancel = async (id: string): Promise<void> => {
     try {
       const v = viewTraining(await cancelTraining(client(), id));
-      upsertJob(v);
-      say('hint', `Training ${id} is ${v.status}.`);
+      say('hint', cancelMessage(id, upsertJob(v), v));
     } catch (e) {
       say('bad', errorParts(e).message);
     }

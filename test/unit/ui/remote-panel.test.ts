@@ -2,7 +2,7 @@
 // Follow's polls, Cancel's reply and Send, in any order, and a stale one must not undo what a later one recorded.
 import { describe, expect, it } from 'vitest';
 import type { TrainingView } from '../../../src/remote/flow.ts';
-import { mergedJob, type RemoteJob } from '../../../src/ui/remote-panel.ts';
+import { cancelMessage, mergedJob, type RemoteJob } from '../../../src/ui/remote-panel.ts';
 
 const NOW = new Date('2025-05-01T10:00:00Z');
 
@@ -33,5 +33,28 @@ describe('mergedJob', () => {
         expect(mergedJob(job(finished, 40), view(stale, 39), undefined, NOW), `${stale} after ${finished}`).toBeNull();
       }
     }
+  });
+});
+
+describe('cancelMessage', () => {
+  it('says what the row holds when a stale Cancel reply did not replace a finished status', () => {
+    // Follow recorded "succeeded"; the Cancel reply, sent before that, says "processing" and changes nothing.
+    for (const finished of ['succeeded', 'failed', 'canceled', 'aborted'] as const) {
+      const row = job(finished, 40);
+      const reply = view('processing', 39);
+      expect(mergedJob(row, reply, undefined, NOW)).toBeNull();
+      const m = cancelMessage('abc123', row, reply);
+      expect(m).toBe(`Training abc123 had already ${finished === 'aborted' ? 'been aborted' : finished}: nothing to cancel.`);
+      expect(m).not.toContain('processing');
+    }
+  });
+
+  it('quotes the reply when the reply is what the row now holds', () => {
+    const reply = view('canceled', 41);
+    const row = mergedJob(job('processing', 30), reply, undefined, NOW);
+    expect(row?.status).toBe('canceled');
+    expect(cancelMessage('abc123', row ?? undefined, reply)).toBe('Training abc123 is canceled.');
+    // A reply about a job not in the list yet (no row) says the reply's status.
+    expect(cancelMessage('abc123', undefined, view('starting', 0))).toBe('Training abc123 is starting.');
   });
 });
