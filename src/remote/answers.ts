@@ -62,12 +62,38 @@ function requireString(o: unknown, field: string, w: Where): void {
 
 const STATUSES: readonly string[] = ['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted'];
 
-/** A training as read by viewTraining: an id, a known status, logs as text (or none). */
+/**
+ * A training's status: one of Replicate's documented ones, or a word this version does not know (one Replicate added
+ * later, "queued" say), which is taken as not finished: following goes on until a finished status comes.
+ */
+export type TrainingStatus = Training['status'] | (string & {});
+
+/** Whether this version knows `status` (the `replicate` client's Status). */
+export function isKnownStatus(status: string): status is Training['status'] {
+  return STATUSES.includes(status);
+}
+
+/** A status word as Replicate spells them: lowercase letters, digits, `_` (never text to print as it came). */
+const STATUS_WORD = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** `text` as a JSON string of at most `max` of its characters (control characters escaped, so it prints safely). */
+function quoted(text: string, max = 40): string {
+  const chars = [...text];
+  return chars.length > max ? `${JSON.stringify(chars.slice(0, max).join(''))}…` : JSON.stringify(text);
+}
+
+/**
+ * A training as read by viewTraining: an id, a status, logs as text (or none). A status word this version does not know
+ * is let through (see TrainingStatus); a status that is not a word at all (not text, or text with other characters)
+ * is refused, naming it quoted.
+ */
 export function checkTraining(t: unknown, w: Where): Training {
   requireString(t, 'id', w);
   const status = at(t, 'status');
-  if (typeof status !== 'string' || !STATUSES.includes(status)) {
-    throw status === undefined ? lacksFieldError(w.name, 'status', w.proxied) : new FinetuneError('remote', `The answer to ${w.name} has status ${JSON.stringify(String(status)).slice(0, 40)}, not one of ${STATUSES.join(', ')}: ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'status' });
+  if (status === undefined) throw lacksFieldError(w.name, 'status', w.proxied);
+  if (typeof status !== 'string') throw new FinetuneError('remote', `The answer to ${w.name} has status ${quoted(JSON.stringify(status) ?? String(status))}, not text: ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'status' });
+  if (!isKnownStatus(status) && !STATUS_WORD.test(status)) {
+    throw new FinetuneError('remote', `Replicate answered ${w.name} with the status ${quoted(status)}, which this version does not know and which is not a status word (Replicate's are lowercase words: ${STATUSES.join(', ')}).`, { call: w.name, field: 'status' });
   }
   const logs = at(t, 'logs');
   if (logs !== undefined && logs !== null && typeof logs !== 'string') throw lacksFieldError(w.name, 'logs (as text)', w.proxied);

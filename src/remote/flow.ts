@@ -9,7 +9,7 @@ import { holdsTokenLike } from '../core/secret-text.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import { answerOf, type RemoteClient } from './client.ts';
-import { checkFileObject, checkTraining } from './answers.ts';
+import { checkFileObject, checkTraining, type TrainingStatus } from './answers.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
 
@@ -174,13 +174,15 @@ export async function listTrainings(c: RemoteClient, signal?: AbortSignal): Prom
   return results.map((t) => checkTraining(t, answerOf(c, 'GET', '/trainings')));
 }
 
-export function isDone(status: Training['status']): boolean {
+/** Whether a training has ended. A status this version does not know is taken as not finished (see TrainingStatus). */
+export function isDone(status: TrainingStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'canceled' || status === 'aborted';
 }
 
 export interface TrainingView {
   id: string;
-  status: Training['status'];
+  /** May be a status this version does not know (not done then): print it quoted where it is not checked. */
+  status: TrainingStatus;
   /** Whole log so far. */
   logs: string;
   /** Seconds the trainer has run: metrics.predict_time when done, else since started_at. */

@@ -7,8 +7,8 @@
 // list (ids, destinations, statuses — never the token) is kept in localStorage so a reload can reattach. Logs from
 // Replicate are shown as text (textContent), never as HTML.
 
-import type { Training } from 'replicate';
 import { createRemoteClient, validateToken, type RemoteClient } from '../remote/client.ts';
+import type { TrainingStatus } from '../remote/answers.ts';
 import { PROXY_API_PATH, PROXY_HELLO, PROXY_HELLO_PATH } from '../remote/endpoints.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { estimateRemoteCost } from '../remote/estimate.ts';
@@ -46,7 +46,7 @@ export interface RemoteJob {
   id: string;
   destination: string;
   createdAt: string;
-  status: Training['status'];
+  status: TrainingStatus;
   error: string | null;
   elapsedS: number;
   costUsd: number;
@@ -450,7 +450,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       let r = rows.get(j.id);
       if (!r) rows.set(j.id, (r = makeRow(j.id)));
       const live = following.has(j.id);
-      const done = j.status === 'succeeded' || j.status === 'failed' || j.status === 'canceled' || j.status === 'aborted';
+      const done = isDone(j.status);
       r.li.dataset.status = j.status;
       r.li.className = j.id === selected ? 'selected' : '';
       r.dest.textContent = ` ${j.destination} · `;
@@ -514,7 +514,8 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
   // Reattach: with a remembered token, unfinished jobs are followed again at once.
   void detectProxy().then(() => {
     if (!proxyOk || !token) return;
-    for (const j of jobs) if (j.status === 'starting' || j.status === 'processing') void follow(j.id, false);
+    // Unfinished: starting, processing, or a status this version does not know (taken as not finished).
+    for (const j of jobs) if (!isDone(j.status)) void follow(j.id, false);
   });
   refreshEstimate();
   render();

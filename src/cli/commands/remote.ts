@@ -38,6 +38,7 @@ import {
   type TrainingView,
 } from '../../remote/flow.ts';
 import { checkTrainingFile } from '../../remote/check-data.ts';
+import { isKnownStatus } from '../../remote/answers.ts';
 import { remoteSplit, trainedTokens } from '../../remote/split.ts';
 import { importTrainingOutput } from '../../remote/import.ts';
 import { UsageError, parseCommandArgs, type CliIO, type Command } from '../command.ts';
@@ -134,7 +135,8 @@ export function terminalSafe(text: string): string {
 
 /** Where a followed training stands, for a person: "training ID: processing · 1 min 5 s · $0.0910". */
 export function statusWords(v: TrainingView): string {
-  const parts = [`training ${v.id}: ${v.status}`, timeLeft(v.elapsedS), `$${v.costUsd.toFixed(4)}`];
+  const status = isKnownStatus(v.status) ? v.status : `${JSON.stringify(v.status)} (a status this version does not know: taken as not finished, still following)`;
+  const parts = [`training ${v.id}: ${status}`, timeLeft(v.elapsedS), `$${v.costUsd.toFixed(4)}`];
   if (v.error) parts.push(terminalSafe(v.error));
   if (v.status === 'succeeded') parts.push(`its adapter: finetune remote fetch ${v.id} --out DIR`);
   return parts.join(' · ');

@@ -96,4 +96,15 @@ describe('answers that are not Replicate API answers', () => {
     expect(r.code).toBe(0);
     expect(r.err).toBe('note: cancel requested; Replicate still reports training abc as processing (finetune remote status abc --follow shows it end)');
   });
+
+  it('a status this version does not know ("queued"): following goes on, the status is named as unknown, no blame on --api-base', async () => {
+    let polls = 0;
+    answer = (_req, res) => json(res, { id: 'abc', status: ++polls < 3 ? 'queued' : 'succeeded', logs: '', output: { weights: 'https://example.com/w.zip', version: 'alice/bot:1' } });
+    const r = await run('status', 'abc', '--follow', '--poll-interval', '0.001');
+    expect(r.code).toBe(0);
+    expect(polls).toBe(3);
+    expect(r.err).toContain('training abc: "queued" (a status this version does not know: taken as not finished, still following)');
+    expect(r.err).toContain('training abc: succeeded');
+    expect(r.err).not.toMatch(/api-base|proxy/);
+  });
 });

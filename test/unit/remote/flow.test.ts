@@ -375,3 +375,37 @@ describe('following through trouble', () => {
     expect(e.message).not.toMatch(/try again/i);
   });
 });
+
+describe('a status this version does not know', () => {
+  /** A client whose GET /trainings/{id} answers these statuses in turn (the last one from then on). */
+  function scripted(statuses: unknown[], proxied = true): { client: RemoteClient; polls: () => number } {
+    let polls = 0;
+    const answer = async (): Promise<Response> => {
+      const status = statuses[Math.min(polls, statuses.length - 1)];
+      polls++;
+      const body = { id: 'abc123', status, logs: `poll ${polls}\n`, created_at: '2025-05-01T10:00:00Z', started_at: null, completed_at: null, error: null, output: null, metrics: {} };
+      return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
+    };
+    const c = createRemoteClient({ token: TOKEN, apiBase: 'http://127.0.0.1:9/replicate/v1', proxied, retry: fast, fetch: answer });
+    return { client: c, polls: () => polls };
+  }
+
+  it('keeps following through a status added later ("queued"), taken as not finished', async () => {
+    const { client: c, polls } = scripted(['starting', 'queued', 'queued', 'processing', 'succeeded']);
+    const seen: string[] = [];
+    const end = await followTraining(c, 'abc123', { ...noWait, onUpdate: (v) => seen.push(`${v.status}${v.done ? ' (done)' : ''}`) });
+    expect(end.status).toBe('succeeded');
+    expect(seen).toEqual(['starting', 'queued', 'queued', 'processing', 'succeeded (done)']);
+    expect(polls()).toBe(5);
+  });
+
+  it('refuses a status that is not a status word, quoted, without echoing control characters', async () => {
+    const { client: c } = scripted(['\u001b[31m<b>oops</b>'], false);
+    const e = await caught(followTraining(c, 'abc123', { ...noWait, onUpdate: () => {} }));
+    expect(e.message).toContain('"\\u001b[31m<b>oops</b>"');
+    expect(e.message).not.toContain('\u001b');
+    expect(e.message).toContain('which this version does not know');
+    expect(e.message).not.toMatch(/api-base|proxy/);
+    expect(e.message).toContain('the training goes on: finetune remote status abc123 --follow');
+  });
+});
