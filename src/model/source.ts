@@ -55,6 +55,8 @@ export type SourceErrorReason =
   | 'no-range'
   | 'http'
   | 'out-of-range'
+  | 'empty'
+  | 'download-host-refused'
   | 'bad-name'
   | 'changed';
 
@@ -464,7 +466,23 @@ function answerValidator(res: Response): string | null {
   return res.headers.get('etag') ?? res.headers.get('last-modified');
 }
 
-function statusError(status: number, name: string, url: string, opts: HttpOptions, headers?: Headers): FinetuneError {
+/** The request an error answer came to: the Range asked for, and the URL that answered (after redirects, if known). */
+interface Asked {
+  range: string;
+  answeredBy: string;
+}
+
+/** The host of `url`, or null when it is not a URL (a Response built without one has url ''). */
+function hostOf(url: string): { origin: string; host: string } | null {
+  try {
+    const u = new URL(url);
+    return { origin: u.origin, host: u.host };
+  } catch {
+    return null;
+  }
+}
+
+function statusError(status: number, name: string, url: string, opts: HttpOptions, headers?: Headers, asked?: Asked): FinetuneError {
   const hint = opts.accessHint ? ` ${opts.accessHint}` : '';
   // Licences, gated repositories and tokens are the Hub's; another server that wants credentials gets none from us.
   const otherServer = !opts.token && !opts.accessHint && !isHuggingFaceUrl(url);
@@ -478,7 +496,21 @@ function statusError(status: number, name: string, url: string, opts: HttpOption
   const model = hub ? `${hub.repo}@${hub.revision}` : name;
   const said = code ? `HTTP ${status}, ${code}` : `HTTP ${status}`;
   const repoNotFound = (status === 401 || status === 404) && code === 'RepoNotFound';
-  if (repoNotFound) {
+  // Where a redirect took the request to another origin (the Hub sends a large file's download to its CDN with a
+  // signed link), a 401 / 403 is that host's: it never saw the token (which goes to the URL's origin only), so the
+  // token, the licence and the repository are not what it refused. Only its host is named: the link's query is signed.
+  const answered = asked ? hostOf(asked.answeredBy) : null;
+  const elsewhere = answered !== null && answered.origin !== hostOf(url)?.origin;
+  // The size probe asks for the first byte (bytes=0-0): only a file of 0 bytes has none to give. A Content-Range that
+  // names another size is a server's own trouble, said as before.
+  const probeTotal = status === 416 && asked?.range === 'bytes=0-0' ? (/^bytes\s+\*\/(\d+)$/i.exec(headers?.get('content-range')?.trim() ?? '')?.[1] ?? '0') : null;
+  if ((status === 401 || status === 403) && elsewhere) {
+    reason = 'download-host-refused';
+    message = `${name}: the download host ${answered.host}, where ${hub ? 'the Hub' : 'the server'} redirected the download, refused the file (HTTP ${status}): the download link may have expired; load it again.`;
+  } else if (probeTotal === '0') {
+    reason = 'empty';
+    message = `${name}: the file is empty (0 bytes): the server refused a read of its first byte (HTTP 416).`;
+  } else if (repoNotFound) {
     reason = 'repo-not-found';
     const repo = hub ? ` ${hub.repo}` : '';
     const token = opts.token
@@ -601,10 +633,11 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
    * URL's own origin only: once a redirect leaves it (the Hub's CDN), the token is no longer sent, even if a later hop
    * comes back. Returns the last answer and the first X-Linked-Etag of its hops (the Hub's is on its redirect).
    */
-  const fetchFollowing = async (range: string, signal: AbortSignal): Promise<{ res: Response; linked: string | null; repoCommit: string | null }> => {
+  const fetchFollowing = async (range: string, signal: AbortSignal): Promise<{ res: Response; linked: string | null; repoCommit: string | null; answeredBy: string }> => {
     if (opts.redirects !== 'here') {
       const res = await doFetch(url, { headers: headers(range), signal, redirect: 'follow' });
-      return { res, linked: res.headers.get(LINKED_ETAG_HEADER), repoCommit: res.headers.get(REPO_COMMIT_HEADER) };
+      // Where fetch followed redirects, the answer's url is the last hop's (a Response made without one says '').
+      return { res, linked: res.headers.get(LINKED_ETAG_HEADER), repoCommit: res.headers.get(REPO_COMMIT_HEADER), answeredBy: res.redirected && res.url ? res.url : url };
     }
     const origin = new URL(url).origin;
     let at = url;
@@ -616,7 +649,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       linked ??= res.headers.get(LINKED_ETAG_HEADER);
       repoCommit ??= res.headers.get(REPO_COMMIT_HEADER);
       const location = REDIRECT_STATUSES.has(res.status) ? res.headers.get('location') : null;
-      if (location === null) return { res, linked, repoCommit };
+      if (location === null) return { res, linked, repoCommit, answeredBy: at };
       await drain(res);
       if (hop >= MAX_REDIRECTS) throw sourceError('http', scrub(`${name}: more than ${MAX_REDIRECTS} redirects; check the URL.`, opts.token), { status: res.status });
       at = new URL(location, at).toString();
@@ -627,6 +660,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     let res: Response;
     let linked: string | null;
     let repoCommit: string | null;
+    let answeredBy: string;
     // Each attempt can be dropped on its own (a stall), besides by the caller's signal.
     const attempt = new AbortController();
     const signal = opts.signal ? (typeof AbortSignal.any === 'function' ? AbortSignal.any([opts.signal, attempt.signal]) : opts.signal) : attempt.signal;
@@ -635,7 +669,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       const noAnswer = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Stalled(idleMs)), idleMs);
       });
-      ({ res, linked, repoCommit } = await Promise.race([fetchFollowing(range, signal), noAnswer]));
+      ({ res, linked, repoCommit, answeredBy } = await Promise.race([fetchFollowing(range, signal), noAnswer]));
     } catch (e) {
       if (opts.signal?.aborted || e instanceof FinetuneError) throw e;
       if (e instanceof Stalled) {
@@ -649,7 +683,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     }
     if (res.status !== 200 && res.status !== 206) {
       await drain(res);
-      throw statusError(res.status, name, url, opts, res.headers);
+      throw statusError(res.status, name, url, opts, res.headers, { range, answeredBy });
     }
     res = withIdleTimeout(res, idleMs, () => attempt.abort(new Stalled(idleMs)));
     try {

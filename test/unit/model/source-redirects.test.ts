@@ -6,7 +6,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { modelSpec } from '../../../src/cli/node-source.ts';
-import { httpSource } from '../../../src/model/source.ts';
+import { hubSource, httpSource } from '../../../src/model/source.ts';
 import { errorOf } from './helpers.ts';
 
 const TOKEN = 'hf_redirectTestToken0123456789';
@@ -40,6 +40,8 @@ describe('redirects followed by the source', () => {
     // The CDN: Range support, and another ETag from each "node" (every answer).
     cdn = await listen((req, res) => {
       cdnSeen.push({ path: req.url ?? '', headers: req.headers });
+      // A signed link past its expiry: the CDN refuses it, whoever asks (403 as S3 does, 401 as some CDNs do).
+      if (req.url?.startsWith('/expired/')) return void res.writeHead(Number(req.url.slice(9, 12))).end('AccessDenied: Request has expired');
       const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
       const [start, end] = m ? [Number(m[1]), Math.min(Number(m[2]), FILE.length - 1)] : [0, FILE.length - 1];
       const etag = req.url?.startsWith('/plain/') ? '"plain"' : `"cdn-node-${++cdnNode}"`;
@@ -55,6 +57,7 @@ describe('redirects followed by the source', () => {
       if (url === '/new-name/resolve/main/model.safetensors') {
         return void res.writeHead(302, { location: `${cdn.origin}/blobs/abc?X-Amz-Signature=secret`, 'x-linked-etag': SHA, etag: '"pointer-file"', 'x-repo-commit': 'f'.repeat(40) }).end();
       }
+      if (url.startsWith('/cdn-refuses/')) return void res.writeHead(302, { location: `${cdn.origin}/expired/${url.slice(13, 16)}/blob?X-Amz-Signature=secret` }).end();
       if (url === '/plain/file.bin') return void res.writeHead(302, { location: `${cdn.origin}/plain/file.bin` }).end();
       if (url.startsWith('/loop/')) return void res.writeHead(302, { location: `/loop/${Number(url.slice(6)) + 1}` }).end();
       res.writeHead(404).end();
@@ -90,6 +93,24 @@ describe('redirects followed by the source', () => {
     expect(src.version).toBe('http "plain"');
     expect(src.formerVersion).toBeUndefined();
     expect(Buffer.from(await src.read(10, 20)).equals(Buffer.from(FILE.subarray(10, 30)))).toBe(true);
+  });
+
+  it("says the download host refused the file when the CDN answers 401 / 403 after the redirect, not that the token is wrong", async () => {
+    for (const status of [401, 403]) {
+      for (const redirects of ['here', 'fetch'] as const) {
+        const e = await errorOf(() => httpSource(`${hub.origin}/cdn-refuses/${status}/model.safetensors`, { token: TOKEN, redirects, name: 'o/m/model.safetensors', accessHint: 'Model page: https://huggingface.co/o/m' }));
+        const host = new URL(cdn.origin).host;
+        expect(e.message, `${status}, redirects followed by ${redirects}`).toBe(`o/m/model.safetensors: the download host ${host}, where the server redirected the download, refused the file (HTTP ${status}): the download link may have expired; load it again.`);
+        expect(e.message).not.toMatch(/token|licence/);
+        expect(e.message).not.toContain('secret'); // the signed link's query is not repeated
+        expect(e.details?.status).toBe(status);
+        expect(e.details?.reason).toBe('download-host-refused');
+      }
+    }
+    // A Hub file: the Hub redirected it, and the token that reached the Hub is not what the CDN refused.
+    const hubFetch: typeof fetch = (u, init) => fetch(String(u).replace('https://huggingface.co/o/m/resolve/main/', `${hub.origin}/cdn-refuses/403/`), init);
+    const e = await errorOf(() => hubSource('o/m', 'model.safetensors', { token: TOKEN, fetch: hubFetch, redirects: 'here' }));
+    expect(e.message).toBe(`o/m/model.safetensors: the download host ${new URL(cdn.origin).host}, where the Hub redirected the download, refused the file (HTTP 403): the download link may have expired; load it again.`);
   });
 
   it('stops after 10 redirects, naming the file', async () => {

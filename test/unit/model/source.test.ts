@@ -88,6 +88,10 @@ beforeAll(async () => {
       return void res.end(Buffer.from(FILE));
     }
     if (url.endsWith('/no-content-range')) return void res.writeHead(206).end(Buffer.from([1]));
+    // A file of 0 bytes: its first byte is out of range, so even the size probe is 416 (Content-Range: bytes */0).
+    if (url.endsWith('/empty.bin')) return serveRange(req, res, new Uint8Array(0));
+    // A 416 to the size probe without a Content-Range: still only an empty file has no first byte.
+    if (url.endsWith('/empty-bare')) return void res.writeHead(416).end();
     // A hostile repository's config.json of HUGE_JSON bytes: the size probe is answered, any read of its body is 416.
     if (url.includes('/huge-config/')) {
       if (req.headers.range === 'bytes=0-0') return void res.writeHead(206, { 'content-range': `bytes 0-0/${HUGE_JSON}`, 'content-length': 1 }).end('{');
@@ -172,6 +176,18 @@ describe('HTTP byte source', () => {
     const hub = await errorOf(() => httpSource(`${base}/401`, { accessHint: 'Model page: https://huggingface.co/o/m' }));
     expect(hub.message).toMatch(/authentication required \(HTTP 401\).*gated or private.*accept the licence.*access token.*Model page/);
     expect(isNotFound(await errorOf(() => httpSource(`${base}/404`)))).toBe(true);
+  });
+
+  it('says a file of 0 bytes is empty, not "shorter than expected"', async () => {
+    for (const path of ['empty.bin', 'empty-bare']) {
+      const e = await errorOf(() => httpSource(`${base}/${path}`, { token: TOKEN, retryDelayMs: 1 }));
+      expect(e.message).toBe(`${base}/${path}: the file is empty (0 bytes): the server refused a read of its first byte (HTTP 416).`);
+      expect(e.details?.reason).toBe('empty');
+      expect(e.details?.status).toBe(416);
+    }
+    // Named as the Hub file it is.
+    const hub = await errorOf(() => hubSource('o/m', 'empty.bin', { fetch: localHubFetch }));
+    expect(hub.message).toMatch(/^o\/m\/empty\.bin: the file is empty \(0 bytes\)/);
   });
 
   it('a 5xx that outlasts the retries is a network error that says it was retried, not bad input', async () => {
