@@ -193,23 +193,41 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     shardNames.push(SINGLE_FILE);
   }
 
+  // The shards are probed together (opened, their headers read). The first to fail aborts the others' requests
+  // (through `probes`, which network file sets heed) and keeps them from starting their header reads, and it is the
+  // failure reported, not the aborts it caused: a missing shard left the other shards' downloads running, each up to
+  // its idle timeout, after the load had already failed.
   const shards = new Map<string, SafetensorsFile>();
-  await Promise.all(
-    shardNames.map(async (file) => {
-      let src;
-      try {
-        src = await files.open(file);
-      } catch (e) {
-        if (isNotFound(e)) {
-          throw index
-            ? bad(`${where}: shard ${file} named by ${INDEX_FILE} is missing`, { file })
-            : bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE}: not a safetensors checkpoint`, { file });
-        }
-        throw e;
+  const probes = new AbortController();
+  const failures: unknown[] = [];
+  const probe = async (file: string): Promise<void> => {
+    let src;
+    try {
+      src = await files.open(file, { signal: probes.signal });
+    } catch (e) {
+      if (isNotFound(e)) {
+        throw index
+          ? bad(`${where}: shard ${file} named by ${INDEX_FILE} is missing`, { file })
+          : bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE}: not a safetensors checkpoint`, { file });
       }
-      shards.set(file, await openSafetensors(src));
-    }),
-  );
+      throw e;
+    }
+    probes.signal.throwIfAborted();
+    shards.set(file, await openSafetensors(src));
+  };
+  try {
+    await Promise.all(
+      shardNames.map((file) =>
+        probe(file).catch((e: unknown) => {
+          failures.push(e);
+          if (failures.length === 1) probes.abort(e);
+          throw e;
+        }),
+      ),
+    );
+  } catch (e) {
+    throw failures.length > 0 ? failures[0] : e;
+  }
 
   const infos = new Map<string, CheckpointTensorInfo>();
   if (index) {

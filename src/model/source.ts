@@ -40,8 +40,28 @@ export interface FileSet {
   readonly name?: string;
   /** The file names (relative paths with '/'), when the set can list itself. */
   list?(): string[];
-  /** Opens one file; a missing file throws FinetuneError('bad-input') with details.reason 'not-found'. */
-  open(name: string): Promise<ByteSource>;
+  /**
+   * Opens one file; a missing file throws FinetuneError('bad-input') with details.reason 'not-found'. `options.signal`
+   * (sets over the network heed it; local ones, whose reads are quick, may not) ends the opening and every later read
+   * of the file when it aborts: a checkpoint stops its other shards' probes with it once one has failed.
+   */
+  open(name: string, options?: OpenOptions): Promise<ByteSource>;
+}
+
+export interface OpenOptions {
+  signal?: AbortSignal;
+}
+
+/** A signal that aborts when either given one does (undefined when neither is given). */
+export function eitherSignal(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
+  if (!a || !b) return a ?? b;
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const both = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) both.abort(s.reason);
+    else s.addEventListener('abort', () => both.abort(s.reason), { once: true });
+  }
+  return both.signal;
 }
 
 /** Reasons carried in `details.reason` of the errors raised here, so callers can react (e.g. fall back on 404). */
@@ -954,7 +974,8 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
   return {
     // With its revision, main too: "someone/model@v1.0: no config.json" says which one lacks it.
     name: `${repo}@${asked}`,
-    open: async (file) => {
+    open: async (file, options) => {
+      const signal = eitherSignal(opts.signal, options?.signal);
       const pinned = manifest ? await manifest.commit() : null;
       if (pinned !== null) commit ??= pinned;
       // Listed by the API only at the commit it named (not when an answer's X-Repo-Commit pinned another first).
@@ -973,7 +994,8 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
           );
         }
       };
-      return hubSourceAt(repo, file, commit ?? asked, asked, { ...opts, onResponse, ...(known ? { known } : {}) });
+      signal?.throwIfAborted();
+      return hubSourceAt(repo, file, commit ?? asked, asked, { ...opts, signal, onResponse, ...(known ? { known } : {}) });
     },
   };
 }
@@ -991,10 +1013,10 @@ export function urlFileSet(baseUrl: string, opts: Omit<HttpOptions, 'name'> = {}
   const base = u.toString();
   return {
     name: displayUrl(base),
-    open: (file) => {
+    open: (file, options) => {
       checkFileName(file, base);
       const path = file.split('/').map(encodeURIComponent).join('/');
-      return httpSource(`${new URL(path, base).toString()}${search}`, { ...opts, name: file });
+      return httpSource(`${new URL(path, base).toString()}${search}`, { ...opts, name: file, signal: eitherSignal(opts.signal, options?.signal) });
     },
   };
 }

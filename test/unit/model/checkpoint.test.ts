@@ -1,9 +1,12 @@
 import { readdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { expectedTensors, openBaseCheckpoint, INDEX_FILE } from '../../../src/model/checkpoint.ts';
 import { openSafetensors, toFloat64, typedView, writeSafetensors } from '../../../src/model/safetensors.ts';
-import { bytesSource, memoryFileSet } from '../../../src/model/source.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import { bytesSource, memoryFileSet, urlFileSet, type FileSet } from '../../../src/model/source.ts';
 import { errorOf, FIXTURES, fixtureBytes, MISTRAL_7B_V02, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 
@@ -189,6 +192,76 @@ describe('openBaseCheckpoint', () => {
     // Nesting 200 000 levels deep: a clear error, not a stack overflow.
     const deep = await errorOf(() => openBaseCheckpoint(withConfig(`{"rope_scaling":${'['.repeat(200_000)}${']'.repeat(200_000)}}`)));
     expect(deep.message).toMatch(/config\.json nests JSON deeper than 64 levels/);
+  });
+
+  it("a shard that fails stops the other shards' probes: their opens and header reads are aborted", async () => {
+    const mem = memoryFileSet(tinyFiles(), 'tiny');
+    const FAILING = 'model-00002-of-00003.safetensors';
+    const signals = new Map<string, AbortSignal | undefined>();
+    const aborted: string[] = [];
+    /** Resolves when `signal` aborts (never without one), recording the file. */
+    const untilAborted = (file: string, signal: AbortSignal | undefined): Promise<never> =>
+      new Promise((_, reject) => signal?.addEventListener('abort', () => (aborted.push(file), reject(signal.reason)), { once: true }));
+    const files: FileSet = {
+      name: 'slow-hub',
+      list: () => mem.list?.() ?? [],
+      async open(file, options) {
+        if (!file.endsWith('.safetensors')) return mem.open(file);
+        signals.set(file, options?.signal);
+        if (file === FAILING) {
+          await new Promise((r) => setTimeout(r, 20));
+          throw new FinetuneError('network', `${file}: network failure (read ECONNRESET)`, { reason: 'network' });
+        }
+        // Shard 1 opens, then its header read hangs as a slow probe would; shard 3's open itself hangs.
+        if (file === 'model-00003-of-00003.safetensors') return untilAborted(file, options?.signal);
+        const src = await mem.open(file);
+        return { name: src.name, size: src.size, read: () => untilAborted(file, options?.signal) };
+      },
+    };
+    const e = await errorOf(() => openBaseCheckpoint(files));
+    // The shard's own failure is what is said, not the aborts it caused.
+    expect(e.message).toBe(`${FAILING}: network failure (read ECONNRESET)`);
+    expect([...signals.keys()].sort()).toEqual(['model-00001-of-00003.safetensors', FAILING, 'model-00003-of-00003.safetensors']);
+    expect([...signals.values()].every((sig) => sig?.aborted === true)).toBe(true);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(aborted.sort()).toEqual(['model-00001-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
+  });
+
+  it('over HTTP, a missing shard closes the request of a shard whose server has not answered yet', async () => {
+    const files = tinyFiles();
+    const HANGS = 'model-00003-of-00003.safetensors';
+    const MISSING = 'model-00002-of-00003.safetensors';
+    let hangingIn: () => void = () => {};
+    const hangingArrived = new Promise<void>((r) => (hangingIn = r));
+    let hangingClosed: () => void = () => {};
+    const closed = new Promise<string>((r) => (hangingClosed = () => r('closed')));
+    const server = createServer((req, res) => {
+      const name = decodeURIComponent((req.url ?? '').slice(1));
+      if (name === HANGS) {
+        // Never answered: only the client's abort ends it (the idle timeout is minutes away).
+        res.on('close', hangingClosed);
+        return hangingIn();
+      }
+      const body = files[name];
+      // The missing shard is answered once the hanging request is in, so that there is something to abort.
+      if (body === undefined || name === MISSING) return void hangingArrived.then(() => res.writeHead(404).end());
+      const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body;
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      const [start, end] = m ? [Number(m[1]), Math.min(Number(m[2]), bytes.length - 1)] : [0, bytes.length - 1];
+      res.writeHead(m ? 206 : 200, { 'content-range': `bytes ${start}-${end}/${bytes.length}`, 'content-length': end - start + 1 });
+      res.end(Buffer.from(bytes.subarray(start, end + 1)));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const e = await errorOf(() => openBaseCheckpoint(urlFileSet(url, { retries: 0 })));
+      expect(e.message).toMatch(/shard model-00002-of-00003\.safetensors named by model\.safetensors\.index\.json is missing/);
+      const timeout = new Promise<string>((r) => setTimeout(() => r('the request for the other shard was still open 3 s later'), 3000));
+      expect(await Promise.race([closed, timeout])).toBe('closed');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('opens a single-file checkpoint from a FileSet that cannot list itself (like the Hub)', async () => {
