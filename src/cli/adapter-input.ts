@@ -14,7 +14,7 @@ import { readSavedRun, readStoredCheckpoint } from '../run/saved-run.ts';
 import { checkSavedRun } from '../run/saved-run-check.ts';
 import { folderRunStore } from './node-store.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { ADAPTER_BIN_FILE, type AdapterInput } from '../model/adapter-import.ts';
+import { ADAPTER_BIN_FILE, checkAdapterFileSize, type AdapterInput } from '../model/adapter-import.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraConfig } from '../model/lora-adapter.ts';
 import { nodeDirectory } from './node-source.ts';
 
@@ -102,5 +102,7 @@ export async function adapterInput(path: string, flag = '--adapter'): Promise<{ 
   const file = basename(path);
   // The weights file itself: its config sits beside it, so read the folder.
   if (file === ADAPTER_WEIGHTS_FILE || file === ADAPTER_BIN_FILE) return { input: nodeDirectory(dirname(path)), name: dirname(path) };
+  // A zip is read whole: refused by its size first (Node's readFile threw ERR_FS_FILE_TOO_LARGE, an internal error).
+  checkAdapterFileSize(path, st.size);
   return { input: new Uint8Array(await readFile(path)), name: path };
 }

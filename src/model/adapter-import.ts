@@ -34,6 +34,26 @@ const README_NAME = 'README.md';
 /** A README larger than this is not read (a model card is a few KiB; this is no place for a hostile size). */
 export const README_MAX_BYTES = 1 << 20;
 
+/**
+ * The largest adapter file read whole into memory: adapter_model.bin (a torch.save zip, unzipped in memory) and a zip
+ * found in a folder (Replicate's training_output.zip saved as it came). 2 GiB − 1 bytes, the bound every whole read
+ * here has already: one zip entry (extractZip), Replicate's output download, and one read of a file in Node. Real
+ * adapters fit: rank 128 (Replicate's most) on all seven projections of a 7B Mistral is 1.3 GB in float32. A larger one
+ * (rank 256 in float32: 2.7 GB) is read as adapter_model.safetensors, tensor by tensor, which has no such bound. A
+ * hostile size (a repository's 100 GB "adapter_model.bin") is refused by the size its source reports, before a read.
+ */
+export const MAX_ADAPTER_FILE_BYTES = 2 ** 31 - 1;
+
+/** Refuses an adapter file to be read whole by its size (a File's, a Content-Range total), before it is read. */
+export function checkAdapterFileSize(name: string, size: number, limit = MAX_ADAPTER_FILE_BYTES): void {
+  if (size <= limit) return;
+  throw new FinetuneError(
+    'bad-input',
+    `${name} is ${size} bytes, more than the ${limit}-byte limit (2 GiB) for an adapter .bin or zip, which is read whole: a rank-128 LoRA of all seven projections of a 7B model is 1.3 GB in float32; a larger adapter is read as ${ADAPTER_WEIGHTS_FILE} (tensor by tensor) beside its ${ADAPTER_CONFIG_FILE}`,
+    { size, limit },
+  );
+}
+
 function readmeText(bytes: Uint8Array | undefined): string | undefined {
   if (!bytes || bytes.byteLength > README_MAX_BYTES) return undefined;
   return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
@@ -151,7 +171,11 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
     if (found === null) {
       // A folder holding just a zip (Replicate's training_output.zip saved as is): read that zip.
       const zips = names.filter((n) => /\.zip$/i.test(n) && !isArchiverJunk(n));
-      if (zips.length === 1) return fromZip(await readAll(await files.open(zips[0])), { ...opts, where: `${where}/${zips[0]}` });
+      if (zips.length === 1) {
+        const zip = await files.open(zips[0]);
+        checkAdapterFileSize(`${where}/${zips[0]}`, zip.size);
+        return fromZip(await readAll(zip), { ...opts, where: `${where}/${zips[0]}` });
+      }
       const weights = weightsAmong(names);
       if (weights) throw bad(where, `holds ${weights} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
       const gguf = ggufAmong(names);
@@ -171,6 +195,7 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
   if (st) return { adapter: await parseAdapter(config, st, { ...opts, where: inner }), folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_WEIGHTS_FILE, readme };
   const bin = await openIfPresent(files, folder + ADAPTER_BIN_FILE);
   if (!bin) throw bad(inner, `has ${ADAPTER_CONFIG_FILE} but neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE}`);
+  checkAdapterFileSize(`${inner}/${ADAPTER_BIN_FILE}`, bin.size);
   const tensors = readTorchStateDict(await readAll(bin), `${inner}/${ADAPTER_BIN_FILE}`);
   const adapter = await parseAdapter(config, stateDictToSafetensors(tensors), { ...opts, where: inner, weightsName: ADAPTER_BIN_FILE });
   return { adapter, folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_BIN_FILE, readme };

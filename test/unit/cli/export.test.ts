@@ -1,6 +1,6 @@
 // `finetune export`: an adapter in any container the importer reads comes out as PEFT safetensors or GGUF, and what
 // it wrote reads back (with the project's readers and the tests' strict GGUF reader) to exactly the fixture's tensors.
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -234,6 +234,18 @@ describe('finetune export', () => {
     expect(r.code).toBe(2);
     expect(r.err.join('\n')).toMatch(/refused global builtins\.eval/);
     expect(() => readFileSync(join(dir, 'o', 'adapter_config.json'))).toThrow();
+  });
+
+  it('an adapter zip past 2 GiB is refused by its size, before it is read (Node refused to read it, exit 1)', async () => {
+    const dir = tmp();
+    const p = join(dir, 'huge.zip');
+    // Sparse: 2 GiB on the file system's word, no bytes written.
+    writeFileSync(p, '');
+    truncateSync(p, 2 ** 31);
+    const r = await run('--adapter', p, '--format', 'peft', '--out', join(dir, 'o'));
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toContain(`${p} is 2147483648 bytes, more than the 2147483647-byte limit (2 GiB) for an adapter .bin or zip, which is read whole`);
+    expect(existsSync(join(dir, 'o'))).toBe(false);
   });
 
   it('command-line mistakes answer with the usage and exit 2', async () => {

@@ -268,6 +268,39 @@ describe('adapters that do not fit, or try something', () => {
     expectFixtureTensors(await importAdapter(new Uint8Array(readmes), { base }));
   });
 
+  it('a weights file read whole (adapter_model.bin, a zip in a folder) past 2 GiB is refused by its size before a byte is read', async () => {
+    const HUGE = 2 ** 31;
+    const reads: string[] = [];
+    /** A folder whose `big` file claims HUGE bytes; a read of it is recorded and fails (none may happen). */
+    const folder = (big: string, others: Record<string, Uint8Array | string>): FileSet => {
+      const mem = memoryFileSet(others, 'big');
+      return {
+        name: 'big',
+        list: () => [...(mem.list?.() ?? []), big],
+        async open(name) {
+          if (name !== big) return mem.open(name);
+          return {
+            name,
+            size: HUGE,
+            read: async (offset: number, length: number): Promise<Uint8Array> => {
+              reads.push(`${name} ${offset}+${length}`);
+              throw new RangeError('must not be read');
+            },
+          };
+        },
+      };
+    };
+    const bin = await errorOf(() => importAdapter(folder('adapter_model.bin', { 'adapter_config.json': configText }), { base }));
+    expect(bin.kind).toBe('bad-input');
+    expect(bin.message).toBe(`big/adapter_model.bin is ${HUGE} bytes, more than the 2147483647-byte limit (2 GiB) for an adapter .bin or zip, which is read whole: a rank-128 LoRA of all seven projections of a 7B model is 1.3 GB in float32; a larger adapter is read as adapter_model.safetensors (tensor by tensor) beside its adapter_config.json`);
+    const zip = await errorOf(() => importAdapter(folder('training_output.zip', {}), { base }));
+    expect(zip.message).toMatch(/^big\/training_output\.zip is 2147483648 bytes, more than the 2147483647-byte limit \(2 GiB\) for an adapter \.bin or zip, which is read whole/);
+    expect(reads).toEqual([]);
+    // At the limit, the size is let through to the reading (here the fake's refusal to be read).
+    const atLimit: FileSet = { name: 'edge', list: () => ['adapter_model.bin', 'adapter_config.json'], open: async (name) => (name === 'adapter_model.bin' ? { name, size: 2 ** 31 - 1, read: () => Promise.reject(new RangeError('read at the limit')) } : memoryFileSet({ 'adapter_config.json': configText }).open(name)) };
+    await expect(importAdapter(atLimit, { base })).rejects.toThrow('read at the limit');
+  });
+
   it('a zip that holds only another zip is not opened', async () => {
     const nested = zipSync({ 'inner.zip': replicateTrainingZip(configText, bin) });
     const e = await errorOf(() => importAdapter(nested));
