@@ -83,6 +83,10 @@ function adapterFolder(names: readonly string[], where: string): string | null {
   const depth = (n: string): number => n.split('/').length;
   const shallowest = Math.min(...configs.map(depth));
   const top = configs.filter((n) => depth(n) === shallowest);
+  // One name twice (a zip's entries; a folder cannot): the entry is the trouble, as extractZip says of the others. It
+  // read "holds several adapters (adapter_config.json, adapter_config.json)".
+  const twice = top.find((n, i) => top.indexOf(n) !== i);
+  if (twice !== undefined) throw bad(where, `holds ${twice} twice; which one is meant cannot be told: make the zip again with one of them`);
   if (top.length > 1) throw bad(where, `holds several adapters (${top.join(', ')}); give one of them`);
   return top[0].slice(0, -ADAPTER_CONFIG_FILE.length);
 }

@@ -268,6 +268,17 @@ describe('adapters that do not fit, or try something', () => {
     expectFixtureTensors(await importAdapter(new Uint8Array(readmes), { base }));
   });
 
+  it('two adapter_config.json at the top of a zip are refused as one entry twice, not as "several adapters"', async () => {
+    const zipped = zipSync({ 'adapter_config.json': enc.encode(configText), 'adapter_config.jsoZ': enc.encode(configText), 'adapter_model.safetensors': safetensors });
+    const twice = Buffer.from(zipped);
+    for (let at = twice.indexOf('adapter_config.jsoZ'); at >= 0; at = twice.indexOf('adapter_config.jsoZ', at + 1)) Buffer.from('adapter_config.json').copy(twice, at);
+    const e = await errorOf(() => importAdapter(new Uint8Array(twice), { base, where: 'x.zip' }));
+    expect(e.message).toBe('x.zip: holds adapter_config.json twice; which one is meant cannot be told: make the zip again with one of them');
+    // Two adapters in two folders at one depth are still "several adapters".
+    const two = zipSync({ 'a/adapter_config.json': enc.encode(configText), 'a/adapter_model.safetensors': safetensors, 'b/adapter_config.json': enc.encode(configText), 'b/adapter_model.safetensors': safetensors });
+    expect((await errorOf(() => importAdapter(two, { base, where: 'y.zip' }))).message).toBe('y.zip: holds several adapters (a/adapter_config.json, b/adapter_config.json); give one of them');
+  });
+
   it('a weights file read whole (adapter_model.bin, a zip in a folder) past 2 GiB is refused by its size before a byte is read', async () => {
     const HUGE = 2 ** 31;
     const reads: string[] = [];
