@@ -7,6 +7,16 @@ import { isFinetuneError } from '../core/errors.ts';
 import { asksForHelp, isUsageError, type CliIO } from './command.ts';
 import { commands } from './commands/index.ts';
 
+/**
+ * A line for the terminal: control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides are
+ * written as \uXXXX escapes. Messages quote names from files as JSON strings; this holds for everything else a line
+ * may carry (a path given on the command line, a server's words), so that no escape sequence of a file or a server
+ * clears the screen, retitles the window or hides text.
+ */
+export function terminalLine(line: string): string {
+  return line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 const defaultIO: CliIO = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
@@ -35,7 +45,10 @@ function fileErrorLine(e: unknown): string | null {
   return e.message;
 }
 
-export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
+export async function main(argv: string[], given: CliIO = defaultIO): Promise<number> {
+  // stderr is for a person (messages, notes, progress): made terminal-safe here, for every command. stdout is JSON
+  // lines (escaped by JSON.stringify) or what a command produces (generated text), left as it is.
+  const io: CliIO = { out: given.out, err: (line) => given.err(terminalLine(line)) };
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-V' || name === 'version') {
     io.out(packageVersion());

@@ -59,6 +59,11 @@ function readmeText(bytes: Uint8Array | undefined): string | undefined {
   return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
 }
 
+/** Entry names from the input, each quoted as a JSON string (a control character in one is escaped, not printed). */
+function quotedNames(list: readonly string[]): string {
+  return list.map((n) => JSON.stringify(n)).join(', ');
+}
+
 function bad(where: string, message: string): FinetuneError {
   return new FinetuneError('bad-input', `${where}: ${message}`);
 }
@@ -86,8 +91,8 @@ function adapterFolder(names: readonly string[], where: string): string | null {
   // One name twice (a zip's entries; a folder cannot): the entry is the trouble, as extractZip says of the others. It
   // read "holds several adapters (adapter_config.json, adapter_config.json)".
   const twice = top.find((n, i) => top.indexOf(n) !== i);
-  if (twice !== undefined) throw bad(where, `holds ${twice} twice; which one is meant cannot be told: make the zip again with one of them`);
-  if (top.length > 1) throw bad(where, `holds several adapters (${top.join(', ')}); give one of them`);
+  if (twice !== undefined) throw bad(where, `holds ${JSON.stringify(twice)} twice; which one is meant cannot be told: make the zip again with one of them`);
+  if (top.length > 1) throw bad(where, `holds several adapters (${quotedNames(top)}); give one of them`);
   return top[0].slice(0, -ADAPTER_CONFIG_FILE.length);
 }
 
@@ -130,16 +135,16 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
       throw bad(where, `is a torch.save file (an ${ADAPTER_BIN_FILE} on its own); its ${ADAPTER_CONFIG_FILE} is needed too: give the folder or zip holding both`);
     }
     const weights = weightsAmong(names);
-    if (weights) throw bad(where, `holds ${weights} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
+    if (weights) throw bad(where, `holds ${JSON.stringify(weights)} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
     const gguf = ggufAmong(names);
-    if (gguf) throw bad(where, `${gguf} ${GGUF_NOT_READ}`);
+    if (gguf) throw bad(where, `${JSON.stringify(gguf)} ${GGUF_NOT_READ}`);
     const zips = names.filter((n) => /\.zip$/i.test(n));
-    if (zips.length) throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}, only nested archive(s) ${zips.slice(0, 3).join(', ')}: zips inside zips are not opened; extract it first`);
-    throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: not a PEFT adapter (files: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`);
+    if (zips.length) throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}, only nested archive(s) ${quotedNames(zips.slice(0, 3))}: zips inside zips are not opened; extract it first`);
+    throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: not a PEFT adapter (files: ${quotedNames(names.slice(0, 8))}${names.length > 8 ? ', …' : ''})`);
   }
   const has = (f: string): boolean => names.includes(folder + f);
   const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
-  if (!weightsFile) throw bad(where, `${folder}${ADAPTER_CONFIG_FILE} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
+  if (!weightsFile) throw bad(where, `${JSON.stringify(folder + ADAPTER_CONFIG_FILE)} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
   const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
   // By the size the archive records, before it is inflated (17 MiB of spaces deflate to 17 KiB).
   const configEntry = entries.find((e) => e.name === folder + ADAPTER_CONFIG_FILE);
@@ -181,9 +186,9 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
         return fromZip(await readAll(zip), { ...opts, where: `${where}/${zips[0]}` });
       }
       const weights = weightsAmong(names);
-      if (weights) throw bad(where, `holds ${weights} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
+      if (weights) throw bad(where, `holds ${JSON.stringify(weights)} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
       const gguf = ggufAmong(names);
-      if (gguf) throw bad(where, `${gguf} ${GGUF_NOT_READ}`);
+      if (gguf) throw bad(where, `${JSON.stringify(gguf)} ${GGUF_NOT_READ}`);
       throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
     }
     folder = found;

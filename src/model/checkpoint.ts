@@ -183,7 +183,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     const wm = index.weight_map;
     if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw bad(`${where}/${INDEX_FILE}: missing "weight_map" object`);
     for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
-      if (typeof file !== 'string') throw bad(`${where}/${INDEX_FILE}: weight_map["${name}"] must be a file name, got ${JSON.stringify(file)}`);
+      if (typeof file !== 'string') throw bad(`${where}/${INDEX_FILE}: weight_map[${JSON.stringify(name)}] must be a file name, got ${JSON.stringify(file)}`);
       checkFileName(file, `${where}/${INDEX_FILE}`);
       weightMap.set(name, file);
       if (!shardNames.includes(file)) shardNames.push(file);
@@ -233,7 +233,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   if (index) {
     for (const [name, file] of weightMap) {
       const t = (shards.get(file) as SafetensorsFile).header.tensors.get(name);
-      if (!t) throw bad(`${where}: ${INDEX_FILE} puts ${name} in ${file}, but ${file} has no such tensor`, { tensor: name, file });
+      if (!t) throw bad(`${where}: ${INDEX_FILE} puts ${JSON.stringify(name)} in ${file}, but ${file} has no such tensor`, { tensor: name, file });
       infos.set(name, { ...t, file });
     }
   } else {
@@ -269,7 +269,8 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   }
   const warnings = [...config.warnings];
   const extra = [...infos.keys()].filter((n) => !expected.has(n));
-  if (extra.length) warnings.push(`ignoring ${extra.length} tensor(s) a Mistral model does not use: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? ', …' : ''}`);
+  // Names from the files, quoted: a control character in one is escaped, not handed to a terminal.
+  if (extra.length) warnings.push(`ignoring ${extra.length} tensor(s) a Mistral model does not use: ${extra.slice(0, 8).map((n) => JSON.stringify(n)).join(', ')}${extra.length > 8 ? ', …' : ''}`);
 
   let totalBytes = 0;
   for (const t of infos.values()) totalBytes += t.end - t.begin;
@@ -283,7 +284,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
 
   const info = (name: string): CheckpointTensorInfo => {
     const t = infos.get(name);
-    if (!t) throw bad(`${where}: no tensor named ${name}`);
+    if (!t) throw bad(`${where}: no tensor named ${JSON.stringify(name)}`);
     return t;
   };
   const read = async (name: string): Promise<CheckpointTensor> => {

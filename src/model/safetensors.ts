@@ -169,7 +169,7 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
       if (!isPlainObject(entry)) throw bad(where, `__metadata__ must be an object of strings, got ${describe(entry)}`);
       const md: Record<string, string> = {};
       for (const [k, v] of Object.entries(entry)) {
-        if (typeof v !== 'string') throw bad(where, `__metadata__.${k} must be a string, got ${describe(v)}`);
+        if (typeof v !== 'string') throw bad(where, `__metadata__[${JSON.stringify(k)}] must be a string, got ${describe(v)}`);
         md[k] = v;
       }
       metadata = md;
@@ -232,11 +232,11 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
 export async function readTensor(source: ByteSource, info: TensorInfo): Promise<Uint8Array> {
   const length = info.end - info.begin;
   if (info.offset < 0 || info.offset + length > source.size) {
-    throw new FinetuneError('bad-input', `${source.name}: tensor ${info.name} lies outside the file (${source.size} bytes)`);
+    throw new FinetuneError('bad-input', `${source.name}: tensor ${JSON.stringify(info.name)} lies outside the file (${source.size} bytes)`);
   }
   const bytes = await source.read(info.offset, length);
   if (bytes.byteLength !== length) {
-    throw new FinetuneError('bad-input', `${source.name}: short read for tensor ${info.name}: ${bytes.byteLength} of ${length} bytes`);
+    throw new FinetuneError('bad-input', `${source.name}: short read for tensor ${JSON.stringify(info.name)}: ${bytes.byteLength} of ${length} bytes`);
   }
   return bytes;
 }

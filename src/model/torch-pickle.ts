@@ -260,7 +260,8 @@ export function unpickleStateDict(pkl: Uint8Array, storage: StorageLookup, where
   const global = (module: string, name: string): PyGlobal => {
     const qualname = `${module}.${name}`;
     if (!ALLOWED_GLOBALS.includes(qualname)) {
-      throw refuse(where, `refused global ${qualname}: a state dict of tensors names only ${ALLOWED_GLOBALS.join(', ')}; this pickle would import (and could run) other code`, {
+      // Quoted: the module and name are the file's (a control character in them is escaped, not printed).
+      throw refuse(where, `refused global ${JSON.stringify(qualname)}: a state dict of tensors names only ${ALLOWED_GLOBALS.join(', ')}; this pickle would import (and could run) other code`, {
         refused: qualname,
       });
     }
@@ -609,7 +610,7 @@ export function readTorchStateDict(bytes: Uint8Array, where = 'adapter_model.bin
   const out = new Map<string, TorchTensor>();
   for (const [k, v] of root.entries) {
     if (typeof k !== 'string') throw refuse(where, `the state dict has a key ${JSON.stringify(k)} that is not a string`);
-    if (typeof v !== 'object' || v === null || v.kind !== 'tensor') throw refuse(where, `${k} is ${describe(v)}, not a tensor`);
+    if (typeof v !== 'object' || v === null || v.kind !== 'tensor') throw refuse(where, `${JSON.stringify(k)} is ${describe(v)}, not a tensor`);
     out.set(k, v.tensor);
   }
   return out;

@@ -101,5 +101,7 @@ export function baseModelNote(adapterBase: string | null, loaded: string): strin
   const b = comparableName(loaded);
   const last = (n: string): string => n.split('/').pop() ?? n;
   if (a === b || last(a) === last(b)) return null;
-  return `the adapter was trained on "${adapterBase}" (its base_model_name_or_path), and the model loaded is "${loaded}": the shapes fit, but on another base than its own an adapter computes something else; load "${adapterBase}" unless it is the same model under another name`;
+  // Quoted as JSON strings: base_model_name_or_path comes from the adapter's file (a control character is escaped).
+  const [said, have] = [JSON.stringify(adapterBase), JSON.stringify(loaded)];
+  return `the adapter was trained on ${said} (its base_model_name_or_path), and the model loaded is ${have}: the shapes fit, but on another base than its own an adapter computes something else; load ${said} unless it is the same model under another name`;
 }

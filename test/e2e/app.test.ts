@@ -92,7 +92,7 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
       await warning.filter({ hasText: 'config.json states no dtype: assuming bf16 tensors (2 bytes per value)' }).waitFor({ timeout: 60_000 });
       const dtype = await page.getByTestId('model-plan-dtype').textContent();
       expect(dtype).toMatch(/^Weights planned as bfloat16 \(assumed\), from config\.json's torch_dtype \(safetensors headers not read: they could not be read \(/);
-      expect(dtype).toContain(`weight_map["${markup}"] must be a file name, got 1`);
+      expect(dtype).toContain(`weight_map[${JSON.stringify(markup)}] must be a file name, got 1`);
       expect(await plan.locator('img').count()).toBe(0);
     } finally {
       await page.getByTestId('model-source-demo').click();

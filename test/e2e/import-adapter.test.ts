@@ -206,6 +206,6 @@ describe('loading an adapter in the page (headless Chromium)', () => {
     await page.getByTestId('lora-import-zip').setInputFiles({ name: 'evil.zip', mimeType: 'application/zip', buffer: Buffer.from(zip) });
     const status = page.getByTestId('lora-import-status');
     await status.filter({ hasText: 'Could not load' }).waitFor();
-    expect(await status.textContent()).toMatch(/Could not load the adapter: .*refused global os\.system/);
+    expect(await status.textContent()).toMatch(/Could not load the adapter: .*refused global "os\.system"/);
   });
 });

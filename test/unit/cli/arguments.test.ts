@@ -307,7 +307,7 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
     writeFileSync(path, zipSync({ 'notes.txt': new TextEncoder().encode('hello') }));
     expect(await run(['generate', '--model', MODEL, '--adapter', path, '--prompt', 'a'])).toEqual({
       code: 2,
-      err: `finetune generate: bad-input: ${path}: holds no adapter_config.json: not a PEFT adapter (files: notes.txt)`,
+      err: `finetune generate: bad-input: ${path}: holds no adapter_config.json: not a PEFT adapter (files: "notes.txt")`,
     });
     const r = await run(['generate', '--model', MODEL, '--adapter', GOOD, '--prompt', 'a']);
     expect(r.code).toBe(2);

@@ -3,6 +3,7 @@
 import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
@@ -232,7 +233,7 @@ describe('finetune export', () => {
     writeFileSync(p, replicateTrainingZip(configText, torchZip(evil, new Map())));
     const r = await run('--adapter', p, '--format', 'peft', '--out', join(dir, 'o'));
     expect(r.code).toBe(2);
-    expect(r.err.join('\n')).toMatch(/refused global builtins\.eval/);
+    expect(r.err.join('\n')).toMatch(/refused global "builtins\.eval"/);
     expect(() => readFileSync(join(dir, 'o', 'adapter_config.json'))).toThrow();
   });
 
@@ -246,6 +247,35 @@ describe('finetune export', () => {
     expect(r.code).toBe(2);
     expect(r.err.join('\n')).toContain(`${p} is 2147483648 bytes, more than the 2147483647-byte limit (2 GiB) for an adapter .bin or zip, which is read whole`);
     expect(existsSync(join(dir, 'o'))).toBe(false);
+  });
+
+  it('names from the files (zip entries, base_model_name_or_path) are printed quoted: their control characters never reach the terminal', async () => {
+    const dir = tmp();
+    // An escape sequence that would clear the screen and set the window title, in an entry name.
+    const evil = 'x\u001b[2J\u001b]0;pwned\u0007.txt';
+    const p = join(dir, 'evil.zip');
+    writeFileSync(p, zipSync({ [evil]: new TextEncoder().encode('1') }));
+    const r = await run('--adapter', p, '--format', 'peft', '--out', join(dir, 'o'));
+    expect(r.code).toBe(2);
+    const err = r.err.join('\n');
+    expect(err).toContain(JSON.stringify(evil));
+    expect(err).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    // The adapter's base model, said in a note when --model is another.
+    mkdirSync(join(dir, 'in'));
+    writeFileSync(join(dir, 'in', 'adapter_config.json'), JSON.stringify({ ...JSON.parse(configText), base_model_name_or_path: 'owner/other\u001b[31m' }));
+    writeFileSync(join(dir, 'in', 'adapter_model.safetensors'), safetensors);
+    const n = await run('--adapter', join(dir, 'in'), '--format', 'peft', '--out', join(dir, 'o2'), '--model', TINY_MISTRAL);
+    expect(n.code).toBe(0);
+    const note = n.err.join('\n');
+    expect(note).toContain('the adapter was trained on "owner/other\\u001b[31m"');
+    expect(note).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  });
+
+  it('a line on stderr never carries a control character, whatever put it in the message (a path given on the command line)', async () => {
+    const r = await run('--adapter', '/no/such\u001b[2Jadapter', '--format', 'peft', '--out', join(tmp(), 'o'));
+    expect(r.code).toBe(2);
+    expect(r.err.join('\n')).toContain('/no/such\\u001b[2Jadapter does not exist');
+    expect(r.err.join('\n')).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
   });
 
   it('command-line mistakes answer with the usage and exit 2', async () => {

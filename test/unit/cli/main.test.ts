@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.ts';
+import { main, terminalLine } from '../../../src/cli/main.ts';
 
 function capture(): { io: { out: (l: string) => void; err: (l: string) => void }; out: string[]; err: string[] } {
   const out: string[] = [];
@@ -43,5 +43,12 @@ describe('finetune command line', () => {
     const c = capture();
     expect(await main(['help', 'bench'], c.io)).toBe(0);
     expect(c.out.join('\n')).toContain('--sizes');
+  });
+});
+
+describe('terminalLine', () => {
+  it('escapes control characters and bidirectional overrides, keeps tabs, newlines and other text', () => {
+    expect(terminalLine('a\u001b[2Jb\u0007c\rd\u009be\u202ef\u2066g')).toBe('a\\u001b[2Jb\\u0007c\\u000dd\\u009be\\u202ef\\u2066g');
+    expect(terminalLine('tab\there\nnext line, ünïcödé, 日本語 ✓')).toBe('tab\there\nnext line, ünïcödé, 日本語 ✓');
   });
 });

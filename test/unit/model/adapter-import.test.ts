@@ -103,7 +103,7 @@ describe('importing an adapter', () => {
     expect(got.adapter.config.r).toBe(4);
     expectFixtureTensors(got.adapter);
     const twins = picked({ 'a/adapter_model.safetensors': safetensors, 'b/adapter_config.json': other, 'a/adapter_config.json': configText, 'b/adapter_model.safetensors': safetensors });
-    expect((await errorOf(() => importAdapter(twins, { base }))).message).toMatch(/^download: holds several adapters \(a\/adapter_config\.json, b\/adapter_config\.json\); give one of them$/);
+    expect((await errorOf(() => importAdapter(twins, { base }))).message).toMatch(/^download: holds several adapters \("a\/adapter_config\.json", "b\/adapter_config\.json"\); give one of them$/);
   });
 
   it('prefers the shallowest adapter (a checkpoint folder below the final one) and refuses two at the same depth', async () => {
@@ -112,7 +112,7 @@ describe('importing an adapter', () => {
     const withCheckpoint = zipSync({ 'out/adapter_config.json': enc.encode(configText), 'out/adapter_model.bin': bin, 'out/checkpoint-10/adapter_config.json': enc.encode(other), 'out/checkpoint-10/adapter_model.bin': bin });
     expect((await importAdapterDetailed(withCheckpoint, { base })).folder).toBe('out');
     const twins = zipSync({ 'a/adapter_config.json': enc.encode(configText), 'a/adapter_model.bin': bin, 'b/adapter_config.json': enc.encode(configText), 'b/adapter_model.bin': bin });
-    expect((await errorOf(() => importAdapter(twins))).message).toMatch(/holds several adapters \(a\/adapter_config\.json, b\/adapter_config\.json\)/);
+    expect((await errorOf(() => importAdapter(twins))).message).toMatch(/holds several adapters \("a\/adapter_config\.json", "b\/adapter_config\.json"\)/);
   });
 });
 
@@ -214,7 +214,7 @@ describe('adapters that do not fit, or try something', () => {
     for (const damaged of [stored, deflated]) {
       const e = await errorOf(() => importAdapter(damaged, { base, where: 'a.zip' }));
       expect(e.kind).toBe('bad-input');
-      expect(e.message).toMatch(/^a\.zip: adapter_model\.safetensors is damaged: its CRC-32 is [0-9a-f]{8}, the archive recorded [0-9a-f]{8} \(a broken download or copy\?\); get the file again$/);
+      expect(e.message).toMatch(/^a\.zip: "adapter_model\.safetensors" is damaged: its CRC-32 is [0-9a-f]{8}, the archive recorded [0-9a-f]{8} \(a broken download or copy\?\); get the file again$/);
     }
     // The undamaged archives read exactly.
     expectFixtureTensors(await importAdapter(zipped(0), { base }));
@@ -261,7 +261,7 @@ describe('adapters that do not fit, or try something', () => {
     expect(renamed).toBe(2);
     const e = await errorOf(() => importAdapter(new Uint8Array(twice), { base, where: 'x.zip' }));
     expect(e.kind).toBe('bad-input');
-    expect(e.message).toBe('x.zip: holds a/adapter_model.safetensors twice; which one is meant cannot be told: make the zip again with one of them');
+    expect(e.message).toBe('x.zip: holds "a/adapter_model.safetensors" twice; which one is meant cannot be told: make the zip again with one of them');
     // Duplicates among entries that are not read are left alone (a README twice, a stray file twice).
     const readmes = Buffer.from(zipSync({ 'adapter_config.json': enc.encode(configText), 'adapter_model.safetensors': safetensors, 'notes.txt': enc.encode('1'), 'notes.txz': enc.encode('2') }));
     for (let at = readmes.indexOf('notes.txz'); at >= 0; at = readmes.indexOf('notes.txz', at + 1)) Buffer.from('notes.txt').copy(readmes, at);
@@ -273,10 +273,10 @@ describe('adapters that do not fit, or try something', () => {
     const twice = Buffer.from(zipped);
     for (let at = twice.indexOf('adapter_config.jsoZ'); at >= 0; at = twice.indexOf('adapter_config.jsoZ', at + 1)) Buffer.from('adapter_config.json').copy(twice, at);
     const e = await errorOf(() => importAdapter(new Uint8Array(twice), { base, where: 'x.zip' }));
-    expect(e.message).toBe('x.zip: holds adapter_config.json twice; which one is meant cannot be told: make the zip again with one of them');
+    expect(e.message).toBe('x.zip: holds "adapter_config.json" twice; which one is meant cannot be told: make the zip again with one of them');
     // Two adapters in two folders at one depth are still "several adapters".
     const two = zipSync({ 'a/adapter_config.json': enc.encode(configText), 'a/adapter_model.safetensors': safetensors, 'b/adapter_config.json': enc.encode(configText), 'b/adapter_model.safetensors': safetensors });
-    expect((await errorOf(() => importAdapter(two, { base, where: 'y.zip' }))).message).toBe('y.zip: holds several adapters (a/adapter_config.json, b/adapter_config.json); give one of them');
+    expect((await errorOf(() => importAdapter(two, { base, where: 'y.zip' }))).message).toBe('y.zip: holds several adapters ("a/adapter_config.json", "b/adapter_config.json"); give one of them');
   });
 
   it('a weights file read whole (adapter_model.bin, a zip in a folder) past 2 GiB is refused by its size before a byte is read', async () => {
@@ -315,27 +315,27 @@ describe('adapters that do not fit, or try something', () => {
   it('a zip that holds only another zip is not opened', async () => {
     const nested = zipSync({ 'inner.zip': replicateTrainingZip(configText, bin) });
     const e = await errorOf(() => importAdapter(nested));
-    expect(e.message).toMatch(/only nested archive\(s\) inner\.zip: zips inside zips are not opened/);
+    expect(e.message).toMatch(/only nested archive\(s\) "inner\.zip": zips inside zips are not opened/);
   });
 
   it('a training_output.zip whose adapter_model.bin calls os.system is refused, naming it', async () => {
     const evil = new PickleWriter().proto(2).global('os', 'system').unicode('echo pwned').tupleN(1).reduce().stop().finish();
     const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, torchZip(evil, new Map())), { base }));
     expect(e.kind).toBe('bad-input');
-    expect(e.message).toMatch(/training_output\/adapter_model\.bin: .*refused global os\.system/);
+    expect(e.message).toMatch(/training_output\/adapter_model\.bin: .*refused global "os\.system"/);
   });
 
   it('a GGUF LoRA (a zip of the fuller export without its PEFT files, or the file itself) says it is not read, and what is', async () => {
     const gguf = new Uint8Array([...enc.encode('GGUF'), 3, 0, 0, 0, 0, 0, 0, 0]);
     const want = /is a GGUF LoRA \(llama\.cpp's format\), which this app writes but does not read: import the PEFT files of the same adapter \(adapter_config\.json with adapter_model\.safetensors\)/;
-    expect((await errorOf(() => importAdapter(zipSync({ 'adapter.gguf': gguf, 'README.md': enc.encode('x') }), { where: 'a.zip' }))).message).toMatch(new RegExp(`^a\\.zip: adapter\\.gguf ${want.source}`));
+    expect((await errorOf(() => importAdapter(zipSync({ 'adapter.gguf': gguf, 'README.md': enc.encode('x') }), { where: 'a.zip' }))).message).toMatch(new RegExp(`^a\\.zip: "adapter\\.gguf" ${want.source}`));
     expect((await errorOf(() => importAdapter(gguf, { where: 'lora.gguf' }))).message).toMatch(new RegExp(`^lora\\.gguf: ${want.source}`));
-    expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter.gguf': gguf }, 'folder')))).message).toMatch(new RegExp(`^folder: adapter\\.gguf ${want.source}`));
+    expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter.gguf': gguf }, 'folder')))).message).toMatch(new RegExp(`^folder: "adapter\\.gguf" ${want.source}`));
   });
 
   it('the weights without their config (beside a GGUF, as an export folder is) say the config is missing, not that GGUF is not read', async () => {
     const gguf = new Uint8Array([...enc.encode('GGUF'), 3, 0, 0, 0, 0, 0, 0, 0]);
-    const want = /holds adapter_model\.safetensors but no adapter_config\.json beside it: a PEFT adapter needs both/;
+    const want = /holds "adapter_model\.safetensors" but no adapter_config\.json beside it: a PEFT adapter needs both/;
     expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter_model.safetensors': safetensors, 'adapter.gguf': gguf, 'README.md': 'x' }, 'out/adapter')))).message).toMatch(new RegExp(`^out/adapter: ${want.source}`));
     expect((await errorOf(() => importAdapter(zipSync({ 'adapter_model.safetensors': safetensors, 'adapter.gguf': gguf }), { where: 'a.zip' }))).message).toMatch(new RegExp(`^a\\.zip: ${want.source}`));
   });
@@ -355,7 +355,7 @@ describe('adapters that do not fit, or try something', () => {
 
   it('not a zip, and no adapter inside', async () => {
     expect((await errorOf(() => importAdapter(enc.encode('hello')))).message).toMatch(/is not a zip archive/);
-    expect((await errorOf(() => importAdapter(zipSync({ 'notes.txt': enc.encode('x') })))).message).toMatch(/holds no adapter_config\.json: not a PEFT adapter \(files: notes\.txt\)/);
+    expect((await errorOf(() => importAdapter(zipSync({ 'notes.txt': enc.encode('x') })))).message).toMatch(/holds no adapter_config\.json: not a PEFT adapter \(files: "notes\.txt"\)/);
     expect((await errorOf(() => importAdapter(memoryFileSet({ 'adapter_config.json': configText }, 'half')))).message).toMatch(/half: has adapter_config\.json but neither adapter_model\.safetensors nor adapter_model\.bin/);
   });
 });

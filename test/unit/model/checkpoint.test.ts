@@ -7,6 +7,7 @@ import { expectedTensors, openBaseCheckpoint, INDEX_FILE } from '../../../src/mo
 import { openSafetensors, toFloat64, typedView, writeSafetensors } from '../../../src/model/safetensors.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { bytesSource, memoryFileSet, urlFileSet, type FileSet } from '../../../src/model/source.ts';
+import { safetensorsTensors } from '../../helpers/safetensors-file.ts';
 import { errorOf, FIXTURES, fixtureBytes, MISTRAL_7B_V02, NANO_DEMO, TINY_MISTRAL } from './helpers.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 
@@ -156,7 +157,7 @@ describe('openBaseCheckpoint', () => {
     const idx = tinyIndex();
     idx.weight_map['model.norm.weight'] = 'model-00001-of-00003.safetensors';
     expect((await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(idx) })))).message).toMatch(
-      /puts model\.norm\.weight in model-00001-of-00003\.safetensors, but model-00001-of-00003\.safetensors has no such tensor/,
+      /puts "model\.norm\.weight" in model-00001-of-00003\.safetensors, but model-00001-of-00003\.safetensors has no such tensor/,
     );
     // A weight_map entry trying to escape the directory.
     const evil = tinyIndex();
@@ -262,6 +263,28 @@ describe('openBaseCheckpoint', () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+
+  it('names tensors from the files quoted (a control character in one is escaped, not passed on to a terminal)', async () => {
+    const files = tinyFiles();
+    const evil = 'extra\u001b[2J';
+    // A tensor the model does not use, in a shard: named in the warning.
+    const shard = 'model-00003-of-00003.safetensors';
+    const own = [...safetensorsTensors(files[shard] as Uint8Array)].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: t.bytes }));
+    const withExtra = writeSafetensors([...own, { name: evil, dtype: 'F32', shape: [1], data: new Uint8Array(4) }]);
+    const idx = tinyIndex();
+    idx.weight_map[evil] = shard;
+    const ck = await openBaseCheckpoint(memoryFileSet({ ...files, [shard]: withExtra, [INDEX_FILE]: JSON.stringify(idx) }, 'tiny'));
+    expect(ck.warnings).toContain(`ignoring 1 tensor(s) a Mistral model does not use: ${JSON.stringify(evil)}`);
+    // The index putting it in a shard that does not hold it.
+    const e = await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(idx) }, 'tiny')));
+    expect(e.message).toBe(`tiny: ${INDEX_FILE} puts ${JSON.stringify(evil)} in ${shard}, but ${shard} has no such tensor`);
+    // A weight_map value that is not a file name.
+    const notName = tinyIndex() as { weight_map: Record<string, unknown> };
+    notName.weight_map[evil] = 3;
+    const f = await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(notName) }, 'tiny')));
+    expect(f.message).toBe(`tiny/${INDEX_FILE}: weight_map[${JSON.stringify(evil)}] must be a file name, got 3`);
+    for (const m of [...ck.warnings, e.message, f.message]) expect(m).not.toContain('\u001b');
   });
 
   it('opens a single-file checkpoint from a FileSet that cannot list itself (like the Hub)', async () => {

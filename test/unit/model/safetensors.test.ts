@@ -197,7 +197,7 @@ describe('safetensors validation messages', () => {
     expect(await msg(rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}', data8))).toMatch(
       /tensors "a" \[0, 8\) and "b" \[4, 8\) overlap/,
     );
-    expect(await msg(rawFile('{"__metadata__":{"format":1},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', data8))).toMatch(/__metadata__.format must be a string/);
+    expect(await msg(rawFile('{"__metadata__":{"format":1},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', data8))).toMatch(/__metadata__\["format"\] must be a string/);
     expect(await msg(rawFile('{"__metadata__":["pt"]}'))).toMatch(/__metadata__ must be an object of strings/);
     expect(await msg(rawFile('{"a":[1,2]}'))).toMatch(/entry must be an object/);
   });
