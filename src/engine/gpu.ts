@@ -556,11 +556,16 @@ export class GpuContext {
    */
   async sync(): Promise<void> {
     const fence = this.freeFences.pop() ?? this.newFence();
-    this.endPass().copyBufferToBuffer(this.fenceSource, 0, fence, 0, 4);
-    this.flush();
-    await this.mapOrFail(fence);
-    fence.unmap();
-    this.freeFences.push(fence);
+    try {
+      this.endPass().copyBufferToBuffer(this.fenceSource, 0, fence, 0, 4);
+      this.flush();
+      await this.mapOrFail(fence);
+      fence.unmap();
+    } finally {
+      // Unmapped whichever way it went (a flush that threw a pending error dropped the copy; a failed map leaves it
+      // unmapped): back in the pool, or each failed wait made one more.
+      this.freeFences.push(fence);
+    }
     this.checkHealthy();
   }
 

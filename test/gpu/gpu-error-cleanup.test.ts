@@ -58,6 +58,34 @@ describe('GPU errors while buffers are made', () => {
     expect(ctx.ledger.snapshot().currentBytes).toBe(before);
   });
 
+  it("a load whose last buffer's error the device reports late (as a browser does) fails the load, not the first use", async () => {
+    const previous = session.model;
+    const before = ctx.ledger.snapshot().currentBytes;
+    const device = ctx.device;
+    const create = device.createBuffer.bind(device);
+    // A browser delivers an out-of-memory error as an event some time after the call that made the buffer; Dawn in
+    // Node delivers it at once. Here the lm_head's buffer is made, and its error arrives after the call returned.
+    const spy = vi.spyOn(device, 'createBuffer').mockImplementation((d: GPUBufferDescriptor) => {
+      const b = create(d);
+      if (d.label === 'lm_head.weight') {
+        queueMicrotask(() => {
+          const ev = new Event('uncapturederror');
+          Object.defineProperty(ev, 'error', { value: { message: 'Out of memory (late)' } });
+          device.dispatchEvent(ev);
+        });
+      }
+      return b;
+    });
+    try {
+      await expect(session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral late', 'none')).rejects.toThrow(/GPU error: Out of memory \(late\)/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(session.model).toBe(previous);
+    expect(session.modelName).toBe('tiny-mistral');
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+  });
+
   it('a generation whose KV cache the GPU cannot hold fails, frees the caches it made, and the next one runs', async () => {
     const before = ctx.ledger.snapshot().currentBytes;
     // The last layer's value cache: every other cache is made by then, and the rope table's upload throws the error.
@@ -153,6 +181,20 @@ describe('clean-up with a GPU error pending', () => {
     const b = ctx.upload('after', new Float32Array([1, 2]), 'scratch');
     expect(new Float32Array(await ctx.read(b))).toEqual(new Float32Array([1, 2]));
     ctx.destroy(b);
+    expect(ctx.ledger.snapshot().currentBytes).toBe(before);
+  });
+});
+
+describe('a wait with a GPU error pending', () => {
+  it('throws the error and keeps its fence: the next wait reuses it, nothing more is made', async () => {
+    const ctx = await gpuContext();
+    await ctx.sync();
+    const before = ctx.ledger.snapshot().currentBytes;
+    const ev = new Event('uncapturederror');
+    Object.defineProperty(ev, 'error', { value: { message: 'Out of memory (pending)' } });
+    ctx.device.dispatchEvent(ev);
+    await expect(ctx.sync()).rejects.toThrow('GPU error: Out of memory (pending)');
+    await ctx.sync();
     expect(ctx.ledger.snapshot().currentBytes).toBe(before);
   });
 });

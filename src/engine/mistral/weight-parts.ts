@@ -110,8 +110,15 @@ export async function uploadWeightParts(
     if (!embed || !finalNorm || (!lmHead && !m.tied)) throw new FinetuneError('internal', 'weight parts: embeddings, final norm or lm_head missing');
     const base = { dims: m.dims, quantization: m.quantization, embed, finalNorm, lmHead: lmHead ?? embed };
     // The stream checks that every layer has layer 0's parts, and assembles its slots from them.
-    if (o.streamLayers) return { ...base, layers: [], stream: new LayerStream(ctx, host) };
-    return { ...base, layers: byLayer.map((parts, l) => assembleLayer(l, parts)) };
+    const weights: MistralWeights = o.streamLayers ? { ...base, layers: [], stream: new LayerStream(ctx, host) } : { ...base, layers: byLayer.map((parts, l) => assembleLayer(l, parts)) };
+    // Checked before they are handed over: a browser reports a buffer it could not make some time after the call.
+    try {
+      await ctx.sync();
+    } catch (e) {
+      weights.stream?.destroy();
+      throw e;
+    }
+    return weights;
   } catch (e) {
     for (const b of uploaded) ctx.destroy(b);
     throw e;

@@ -194,6 +194,14 @@ export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, 
     const finalNorm = await readVector('model.norm.weight');
     const lmHead = names[names.length - 1] === 'model.embed_tokens.weight' ? embed : await readMatrix('lm_head.weight');
     const stream = o.streamLayers ? new LayerStream(ctx, host) : undefined;
+    // The last uploads (the final norm, the lm_head, the stream's slots) checked like every layer's: a browser reports
+    // a buffer it could not make some time after the call, and unchecked here it surfaced at the first use instead.
+    try {
+      await ctx.sync();
+    } catch (e) {
+      stream?.destroy();
+      throw e;
+    }
     return { dims, quantization: o.quantization, embed, layers, finalNorm, lmHead, ...(stream ? { stream } : {}) };
   } catch (e) {
     // No flush first: with a GPU error pending it would throw again and free nothing (destroy submits what it must).
