@@ -268,7 +268,8 @@ export interface HttpOptions {
   hub?: { repo: string; revision: string; file: string };
   /**
    * Attempts after a failed request or a dropped connection (default 5). A dropped body resumes with a Range request
-   * from the last byte received; 5xx and 429 answers are retried; 401/403/404/416 are not.
+   * from the last byte received; 5xx and 429 answers are retried; 401/403/404/416 are not (but a 401/403 from the host
+   * a redirect led to, an expired signed link, is asked again once from the URL for a fresh one: see `get`).
    */
   retries?: number;
   /**
@@ -653,9 +654,11 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
    * URL's own origin only: once a redirect leaves it (the Hub's CDN), the token is no longer sent, even if a later hop
    * comes back. Returns the last answer and the first X-Linked-Etag of its hops (the Hub's is on its redirect).
    */
-  const fetchFollowing = async (range: string, signal: AbortSignal): Promise<{ res: Response; linked: string | null; repoCommit: string | null; answeredBy: string }> => {
+  const fetchFollowing = async (range: string, signal: AbortSignal, fresh: boolean): Promise<{ res: Response; linked: string | null; repoCommit: string | null; answeredBy: string }> => {
+    // A fresh ask (after a refused link) is answered by the server, not by a cache's copy of the redirect.
+    const cache: { cache?: RequestCache } = fresh ? { cache: 'no-store' } : {};
     if (opts.redirects !== 'here') {
-      const res = await doFetch(url, { headers: headers(range), signal, redirect: 'follow' });
+      const res = await doFetch(url, { headers: headers(range), signal, redirect: 'follow', ...cache });
       // Where fetch followed redirects, the answer's url is the last hop's (a Response made without one says '').
       return { res, linked: res.headers.get(LINKED_ETAG_HEADER), repoCommit: res.headers.get(REPO_COMMIT_HEADER), answeredBy: res.redirected && res.url ? res.url : url };
     }
@@ -665,7 +668,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
     let linked: string | null = null;
     let repoCommit: string | null = null;
     for (let hop = 0; ; hop++) {
-      const res = await doFetch(at, { headers: h, signal, redirect: 'manual' });
+      const res = await doFetch(at, { headers: h, signal, redirect: 'manual', ...cache });
       linked ??= res.headers.get(LINKED_ETAG_HEADER);
       repoCommit ??= res.headers.get(REPO_COMMIT_HEADER);
       const location = REDIRECT_STATUSES.has(res.status) ? res.headers.get('location') : null;
@@ -676,7 +679,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       if (new URL(at).origin !== origin) h = { Range: range };
     }
   };
-  const fetchOnce = async (range: string): Promise<Answer> => {
+  const fetchOnce = async (range: string, fresh: boolean): Promise<Answer> => {
     let res: Response;
     let linked: string | null;
     let repoCommit: string | null;
@@ -689,7 +692,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       const noAnswer = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Stalled(idleMs)), idleMs);
       });
-      ({ res, linked, repoCommit, answeredBy } = await Promise.race([fetchFollowing(range, signal), noAnswer]));
+      ({ res, linked, repoCommit, answeredBy } = await Promise.race([fetchFollowing(range, signal, fresh), noAnswer]));
     } catch (e) {
       if (opts.signal?.aborted || e instanceof FinetuneError) throw e;
       if (e instanceof Stalled) {
@@ -719,16 +722,27 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
    * failures. A first connection that fails is reported at once: a wrong host or port should not take half a minute.
    * A 429 / 503's Retry-After is waited for, up to MAX_RETRY_AFTER_MS; `asked.ms` adds up those waits over a read's
    * requests (at most MAX_RETRY_AFTER_TOTAL_MS), and tells the read how long it was kept waiting on purpose.
+   *
+   * A refusal by the host a redirect led to (download-host-refused: the Hub's CDN, whose signed links expire, and a
+   * 7B load reads for an hour and more) is asked again once, at once, from the URL itself: its redirect is a fresh link.
+   * The answer it brings is checked as any other (onResponse, and the caller's size and ETag checks); a read goes on
+   * from the byte it had reached. A fresh link refused too fails with the refusal.
    */
   let opened = false;
   const get = async (range: string, asked: { ms: number } = { ms: 0 }): Promise<Answer> => {
     const t0 = Date.now();
+    let fresh = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        const res = await fetchOnce(range);
+        const res = await fetchOnce(range, fresh);
         opened = true;
         return res;
       } catch (e) {
+        if (!fresh && e instanceof FinetuneError && e.details?.reason === 'download-host-refused' && !opts.signal?.aborted) {
+          fresh = true;
+          attempt--; // not a failed attempt: the link had expired
+          continue;
+        }
         // Before the file has answered, a refused connection or an unknown host is the URL's fault: no retry. A reset
         // (a keep-alive socket the server had closed) or a timeout is worth another try either way.
         const network = e instanceof FinetuneError && e.details?.reason === 'network';

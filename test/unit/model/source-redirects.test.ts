@@ -6,7 +6,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { modelSpec } from '../../../src/cli/node-source.ts';
-import { hubSource, httpSource } from '../../../src/model/source.ts';
+import { hubFileSet, hubSource, httpSource } from '../../../src/model/source.ts';
 import { errorOf } from './helpers.ts';
 
 const TOKEN = 'hf_redirectTestToken0123456789';
@@ -185,5 +185,129 @@ describe("the Hub's commit pin when redirects are followed here", () => {
     await files.open('config.json');
     const e = await errorOf(() => files.open('model-00002-of-00002.safetensors'));
     expect(e.message).toContain(`the Hub answered commit ${C2} for this file, and ${C1} for the files before it: the repository changed while the model was loading`);
+  });
+});
+
+describe('a signed download link that expires in the middle of a load', () => {
+  // A 7B load reads for an hour and more, longer than the CDN's signed links last. The CDN honours a link for LINK_BYTES
+  // bytes: the body that reaches them is cut there (the connection drops), and the link is refused (403) from then on.
+  // The Hub hands out the link it minted, as a cache would, until the CDN has refused that link; asked after that, it
+  // mints a fresh one (`renew`), or keeps handing out the dead one. `fresh`: what a fresh link serves (another file:
+  // the repository changed meanwhile).
+  const LINK_BYTES = 3000;
+  const C1 = '1'.repeat(40);
+  const C2 = '2'.repeat(40);
+  const OTHER = new Uint8Array(4000).map((_, i) => (i * 11 + 3) % 251);
+  interface Plan {
+    renew: boolean;
+    fresh?: { file: Uint8Array; etag: string; commit: string };
+  }
+  interface State {
+    plan: Plan;
+    link: number;
+    spent: Map<number, number>;
+    dead: Set<number>;
+    refused: Set<number>;
+  }
+  const states = new Map<string, State>();
+  /** The Hub's asks per scenario; 'fresh' where it asked past any cache (Cache-Control: no-cache, fetch's no-store). */
+  const hubAsks: string[] = [];
+  const cdnLog: string[] = [];
+  let hub: { server: Server; origin: string };
+  let cdn: { server: Server; origin: string };
+  beforeAll(async () => {
+    cdn = await listen((req, res) => {
+      const m = /^\/signed\/([^/]+)\/blob\?sig=(\d+)-secret$/.exec(req.url ?? '');
+      const s = m ? states.get(m[1]) : undefined;
+      if (!m || !s) return void res.writeHead(404).end();
+      const link = Number(m[2]);
+      const range = req.headers.range ?? '';
+      if (s.dead.has(link)) {
+        s.refused.add(link);
+        cdnLog.push(`${m[1]} link ${link} ${range} 403`);
+        return void res.writeHead(403).end('AccessDenied: Request has expired');
+      }
+      cdnLog.push(`${m[1]} link ${link} ${range} 206`);
+      const fresh = link > 1 ? s.plan.fresh : undefined;
+      const file = fresh?.file ?? FILE;
+      const r = /^bytes=(\d+)-(\d+)$/.exec(range);
+      const [start, end] = r ? [Number(r[1]), Math.min(Number(r[2]), file.length - 1)] : [0, file.length - 1];
+      res.writeHead(206, { etag: fresh?.etag ?? '"v1"', 'content-range': `bytes ${start}-${end}/${file.length}`, 'content-length': end - start + 1 });
+      const left = LINK_BYTES - (s.spent.get(link) ?? 0);
+      if (end - start + 1 < left) {
+        s.spent.set(link, (s.spent.get(link) ?? 0) + end - start + 1);
+        return void res.end(file.subarray(start, end + 1));
+      }
+      // The link runs out in this body: what it still covers is sent, then the connection drops.
+      s.spent.set(link, LINK_BYTES);
+      s.dead.add(link);
+      res.write(file.subarray(start, start + left), () => setTimeout(() => res.socket?.destroy(), 20));
+    });
+    hub = await listen((req, res) => {
+      const m = /^\/expiring\/([^/]+)\/model\.safetensors$/.exec(req.url ?? '');
+      const s = m ? states.get(m[1]) : undefined;
+      if (!m || !s) return void res.writeHead(404).end();
+      hubAsks.push(`${m[1]}${req.headers['cache-control'] === 'no-cache' ? ' fresh' : ''}`);
+      if (s.plan.renew && s.refused.has(s.link)) s.link++;
+      const fresh = s.link > 1 ? s.plan.fresh : undefined;
+      res.writeHead(302, { location: `${cdn.origin}/signed/${m[1]}/blob?sig=${s.link}-secret`, 'x-linked-etag': fresh?.etag ?? SHA, 'x-repo-commit': fresh?.commit ?? C1 }).end();
+    });
+  });
+  afterAll(async () => {
+    await close(hub.server);
+    await close(cdn.server);
+  });
+  const scenario = (name: string, plan: Plan): string => {
+    states.set(name, { plan, link: 1, spent: new Map(), dead: new Set(), refused: new Set() });
+    return `${hub.origin}/expiring/${name}/model.safetensors`;
+  };
+
+  for (const redirects of ['here', 'fetch'] as const) {
+    it(`asks the Hub again for a fresh link when the CDN refuses the old one, and reads on from the byte it had reached (redirects followed by ${redirects})`, async () => {
+      const url = scenario(`renewed-${redirects}`, { renew: true });
+      const src = await httpSource(url, { token: TOKEN, redirects, retryDelayMs: 5, name: 'o/m/model.safetensors' });
+      expect(src.size).toBe(FILE.length);
+      const bytes = await src.read(0, FILE.length);
+      expect(Buffer.from(bytes).equals(Buffer.from(FILE))).toBe(true);
+      // The probe's byte and the first 2999 of the read on link 1; its resume (from byte 2999, not from 0) was refused,
+      // and the rest came on link 2, which the Hub gave when it was asked again, past any cache.
+      expect(hubAsks.filter((a) => a.startsWith(`renewed-${redirects}`))).toEqual([...Array(3).fill(`renewed-${redirects}`), `renewed-${redirects} fresh`]);
+      expect(cdnLog.filter((l) => l.startsWith(`renewed-${redirects} `))).toEqual([
+        `renewed-${redirects} link 1 bytes=0-0 206`,
+        `renewed-${redirects} link 1 bytes=0-4999 206`,
+        `renewed-${redirects} link 1 bytes=2999-4999 403`,
+        `renewed-${redirects} link 2 bytes=2999-4999 206`,
+      ]);
+    });
+
+    it(`fails with the download host's refusal when the fresh link is refused too (redirects followed by ${redirects})`, async () => {
+      const name = `dead-${redirects}`;
+      const url = scenario(name, { renew: false });
+      const src = await httpSource(url, { token: TOKEN, redirects, retryDelayMs: 5, name: 'o/m/model.safetensors' });
+      const e = await errorOf(() => src.read(0, FILE.length));
+      expect(e.message).toBe(`o/m/model.safetensors: the download host ${new URL(cdn.origin).host}, where the server redirected the download, refused the file (HTTP 403): the download link may have expired; load it again.`);
+      expect(e.details?.reason).toBe('download-host-refused');
+      expect(e.message).not.toContain('secret');
+      // Asked once more, not again and again: the probe, the read, its resume and one fresh ask.
+      expect(hubAsks.filter((a) => a.split(' ')[0] === name)).toEqual([name, name, name, `${name} fresh`]);
+      expect(cdnLog.filter((l) => l.startsWith(`${name} `) && l.endsWith(' 403'))).toEqual([`${name} link 1 bytes=2999-4999 403`, `${name} link 1 bytes=2999-4999 403`]);
+    });
+
+    it(`refuses a fresh link that serves another file: the identity checks hold for it (redirects followed by ${redirects})`, async () => {
+      const url = scenario(`changed-${redirects}`, { renew: true, fresh: { file: OTHER, etag: '"v2"', commit: C1 } });
+      const src = await httpSource(url, { token: TOKEN, redirects, retryDelayMs: 5, name: 'o/m/model.safetensors' });
+      const e = await errorOf(() => src.read(0, FILE.length));
+      expect(e.details?.reason).toBe('changed');
+      expect(e.message).toMatch(/^o\/m\/model\.safetensors: the file changed on the server while it was being read/);
+    });
+  }
+
+  it("refuses a fresh link from another commit than the one the Hub's load is pinned to", async () => {
+    const url = scenario('commit', { renew: true, fresh: { file: FILE, etag: SHA, commit: C2 } });
+    const hubFetch: typeof fetch = (u, init) => fetch(String(u).replace(/^https:\/\/huggingface\.co\/o\/m\/resolve\/[^/]+\/model\.safetensors$/, url), init);
+    const files = hubFileSet('o/m', { token: TOKEN, fetch: hubFetch, redirects: 'here', retryDelayMs: 5 });
+    const src = await files.open('model.safetensors');
+    const e = await errorOf(() => src.read(0, FILE.length));
+    expect(e.message).toContain(`o/m/model.safetensors: the Hub answered commit ${C2} for this file, and ${C1} for the files before it: the repository changed while the model was loading`);
   });
 });
