@@ -54,6 +54,18 @@ export function checkAdapterFileSize(name: string, size: number, limit = MAX_ADA
   );
 }
 
+/** What a zip given whole can be: bytes in memory, or a Blob / File (the page's), which has its size before a read. */
+export type AdapterZipBlob = Pick<Blob, 'size' | 'arrayBuffer'>;
+
+/**
+ * The bytes of an adapter zip given whole (the page's zip input, a Replicate training's output), refused by its size
+ * (checkAdapterFileSize) before a Blob is read: the page read a picked file whole whatever its size.
+ */
+export async function adapterZipBytes(name: string, zip: AdapterZipBlob | Uint8Array): Promise<Uint8Array> {
+  checkAdapterFileSize(name, zip instanceof Uint8Array ? zip.byteLength : zip.size);
+  return zip instanceof Uint8Array ? zip : new Uint8Array(await zip.arrayBuffer());
+}
+
 function readmeText(bytes: Uint8Array | undefined): string | undefined {
   if (!bytes || bytes.byteLength > README_MAX_BYTES) return undefined;
   return new TextDecoder('utf-8', { fatal: false }).decode(bytes);

@@ -15,7 +15,7 @@ import { planDtypeOptions } from '../run/plan-dtype.ts';
 import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index.ts';
-import { importAdapterDetailed } from '../model/adapter-import.ts';
+import { adapterZipBytes, importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { EvaluationResult } from '../run/evaluate-adapter.ts';
@@ -371,12 +371,8 @@ const api = {
     const folder = source.kind === 'files' ? pickedFolderName(source.files) : null;
     const name = source.kind === 'zip' ? source.name : (folder ?? source.files.map((f) => f.name).join(', '));
     const where = source.kind === 'zip' ? source.name : (folder ?? 'the picked adapter folder');
-    const input =
-      source.kind === 'zip'
-        ? source.bytes instanceof Uint8Array
-          ? source.bytes
-          : new Uint8Array(await source.bytes.arrayBuffer())
-        : blobFileSet(source.files, where);
+    // A zip is read whole: by its size first, as the command line does (a 100 GB file was asked for whole).
+    const input = source.kind === 'zip' ? await adapterZipBytes(source.name, source.bytes) : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
     await s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null));
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);

@@ -5,7 +5,7 @@ import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
-import { importAdapter, importAdapterDetailed } from '../../../src/model/adapter-import.ts';
+import { adapterZipBytes, importAdapter, importAdapterDetailed } from '../../../src/model/adapter-import.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { peftKey, readAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
 import { blobFileSet, memoryFileSet, type FileSet } from '../../../src/model/source.ts';
@@ -310,6 +310,23 @@ describe('adapters that do not fit, or try something', () => {
     // At the limit, the size is let through to the reading (here the fake's refusal to be read).
     const atLimit: FileSet = { name: 'edge', list: () => ['adapter_model.bin', 'adapter_config.json'], open: async (name) => (name === 'adapter_model.bin' ? { name, size: 2 ** 31 - 1, read: () => Promise.reject(new RangeError('read at the limit')) } : memoryFileSet({ 'adapter_config.json': configText }).open(name)) };
     await expect(importAdapter(atLimit, { base })).rejects.toThrow('read at the limit');
+  });
+
+  it("the page's zip (a File it was given) is refused past 2 GiB - 1 bytes by its size, before it is read", async () => {
+    // What the page hands the worker: a File, read whole. One that claims 2^31 bytes must not be read at all.
+    let reads = 0;
+    const huge = { size: 2 ** 31, arrayBuffer: (): Promise<ArrayBuffer> => { reads++; throw new RangeError('must not be read'); } };
+    const e = await errorOf(() => adapterZipBytes('huge.zip', huge));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('huge.zip is 2147483648 bytes, more than the 2147483647-byte limit (2 GiB) for an adapter .bin or zip, which is read whole: a rank-128 LoRA of all seven projections of a 7B model is 1.3 GB in float32; a larger adapter is read as adapter_model.safetensors (tensor by tensor) beside its adapter_config.json');
+    expect(reads).toBe(0);
+    // At the limit it is read; a real Blob's bytes come back as they are, and bytes already in memory pass through.
+    const atLimit = { size: 2 ** 31 - 1, arrayBuffer: (): Promise<ArrayBuffer> => { reads++; return Promise.resolve(new Uint8Array([1, 2, 3]).buffer); } };
+    expect(await adapterZipBytes('edge.zip', atLimit)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(reads).toBe(1);
+    const zip = zipSync({ 'adapter_config.json': new TextEncoder().encode(configText), 'adapter_model.safetensors': safetensors });
+    expectFixtureTensors(await importAdapter(await adapterZipBytes('peft.zip', new Blob([zip])), { base }));
+    expect(await adapterZipBytes('peft.zip', zip)).toBe(zip);
   });
 
   it('a zip that holds only another zip is not opened', async () => {
