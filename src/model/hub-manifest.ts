@@ -10,6 +10,7 @@
 
 import { parseBoundedJson } from '../core/bounded-json.ts';
 import { readAtMost } from '../core/bytes.ts';
+import { eitherSignal, untilAborted } from '../core/signals.ts';
 
 /** The file as the API lists it at the pinned commit. */
 export interface HubFileInfo {
@@ -52,40 +53,82 @@ async function apiJson(res: Response): Promise<unknown> {
   }
 }
 
+/** What hubManifest gives; each call's `signal` ends that call's wait, and the requests it started (see sharedAnswer). */
+export interface HubManifest {
+  /** The revision's commit; null when the API does not answer. */
+  commit(signal?: AbortSignal): Promise<string | null>;
+  /** The file at that commit; null when it is not listed or the API does not answer. */
+  file(path: string, signal?: AbortSignal): Promise<HubFileInfo | null>;
+}
+
+/**
+ * One answer asked for once and shared by its callers, each waiting under its own signal. A caller whose signal aborts
+ * stops waiting at once, and the request it started ends with it (a request is made under its first caller's signal):
+ * a caller still waiting on that one then asks again under its own, as does any later caller. A load's open that is
+ * stopped (a checkpoint whose other shard failed) once left the API's requests running to their end.
+ */
+function sharedAnswer<T>(start: (signal: AbortSignal | undefined) => Promise<T>): (signal?: AbortSignal) => Promise<T> {
+  let current: { answer: Promise<T>; signal: AbortSignal | undefined } | null = null;
+  return async (signal) => {
+    for (;;) {
+      signal?.throwIfAborted();
+      let asked = current;
+      if (asked === null) {
+        const entry = { answer: start(signal), signal };
+        // Ended by its starter's signal, it is nobody's answer (and no rejection is left unhandled).
+        entry.answer.catch(() => {
+          if (current === entry) current = null;
+        });
+        current = asked = entry;
+      }
+      try {
+        return await untilAborted(asked.answer, signal);
+      } catch (e) {
+        if (signal?.aborted || !asked.signal?.aborted) throw e;
+        if (current === asked) current = null;
+      }
+    }
+  };
+}
+
 /**
  * The Hub API for one repository at one revision, asked lazily and once per file: `commit()` the revision's commit
  * (null when the API does not answer), `file(path)` that file at the commit (null when it is not listed or the API
- * does not answer). The token goes in the Authorization header to huggingface.co only, as for the files.
+ * does not answer). The token goes in the Authorization header to huggingface.co only, as for the files. Requests heed
+ * `o.signal` (the whole set's) and the signal of the call that made them.
  */
-export function hubManifest(repo: string, revision: string, o: HubManifestOptions = {}): { commit(): Promise<string | null>; file(path: string): Promise<HubFileInfo | null> } {
+export function hubManifest(repo: string, revision: string, o: HubManifestOptions = {}): HubManifest {
   const doFetch = o.fetch ?? globalThis.fetch.bind(globalThis);
   const api = `https://huggingface.co/api/models/${repo}`;
   const auth: Record<string, string> = o.token ? { Authorization: `Bearer ${o.token}` } : {};
-  let commit: Promise<string | null> | null = null;
-  const ask = async (url: string, init: RequestInit): Promise<unknown> => {
+  const ask = async (url: string, init: RequestInit, callSignal: AbortSignal | undefined): Promise<unknown> => {
+    const signal = eitherSignal(o.signal, callSignal);
     try {
-      return await apiJson(await doFetch(url, { ...init, signal: o.signal }));
+      return await apiJson(await doFetch(url, { ...init, signal }));
     } catch (e) {
       // A stop asked by the user is the user's; every other failure leaves the load to read the files as before.
-      if (o.signal?.aborted) throw e;
+      if (signal?.aborted) throw e;
       return null;
     }
   };
-  const getCommit = (): Promise<string | null> =>
-    (commit ??= ask(`${api}/revision/${encodeURIComponent(revision)}`, { headers: auth }).then((info) => {
+  const getCommit = sharedAnswer((signal) =>
+    ask(`${api}/revision/${encodeURIComponent(revision)}`, { headers: auth }, signal).then((info) => {
       const sha = (info as { sha?: unknown } | null)?.sha;
       return typeof sha === 'string' && COMMIT.test(sha) ? sha : null;
-    }));
-  // A load opens a file more than once (its identity for the cache, then its weights): asked once each.
-  const listed = new Map<string, Promise<HubFileInfo | null>>();
-  const getFile = async (path: string): Promise<HubFileInfo | null> => {
-    const at = await getCommit();
+    }),
+  );
+  const getFile = async (path: string, signal: AbortSignal | undefined): Promise<HubFileInfo | null> => {
+    const at = await getCommit(signal);
     if (at === null) return null;
-    const answer = await ask(`${api}/paths-info/${at}`, {
-      method: 'POST',
-      headers: { ...auth, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ paths: [path], expand: false }),
-    });
+    const answer = await ask(
+      `${api}/paths-info/${at}`,
+      {
+        method: 'POST',
+        headers: { ...auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ paths: [path], expand: false }),
+      },
+      signal,
+    );
     if (!Array.isArray(answer)) return null;
     const entry = answer.find((e: unknown) => (e as { path?: unknown } | null)?.path === path) as
       | { type?: unknown; size?: unknown; oid?: unknown; lfs?: { oid?: unknown; size?: unknown } | null }
@@ -95,12 +138,14 @@ export function hubManifest(repo: string, revision: string, o: HubManifestOption
     if (lfs !== null) return SHA256.test(lfs) ? { version: `http "${lfs}"`, size: entry.size } : null;
     return typeof entry.oid === 'string' && COMMIT.test(entry.oid) ? { version: `http "${entry.oid}"`, size: entry.size } : null;
   };
+  // A load opens a file more than once (its identity for the cache, then its weights): asked once each.
+  const listed = new Map<string, (signal?: AbortSignal) => Promise<HubFileInfo | null>>();
   return {
-    commit: getCommit,
-    file(path) {
-      let p = listed.get(path);
-      if (!p) listed.set(path, (p = getFile(path)));
-      return p;
+    commit: (signal) => getCommit(signal),
+    file(path, signal) {
+      let get = listed.get(path);
+      if (!get) listed.set(path, (get = sharedAnswer((s) => getFile(path, s))));
+      return get(signal);
     },
   };
 }

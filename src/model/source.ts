@@ -14,6 +14,7 @@ import { parseBoundedJson } from '../core/bounded-json.ts';
 import { readAtMost } from '../core/bytes.ts';
 import { retryAfterMs } from '../core/retry-after.ts';
 import { hubManifest, type HubFileInfo } from './hub-manifest.ts';
+import { eitherSignal } from '../core/signals.ts';
 
 export interface ByteSource {
   /** What to call it in messages: a file name or a URL (never carrying a secret). */
@@ -52,17 +53,8 @@ export interface OpenOptions {
   signal?: AbortSignal;
 }
 
-/** A signal that aborts when either given one does (undefined when neither is given). */
-export function eitherSignal(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
-  if (!a || !b) return a ?? b;
-  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
-  const both = new AbortController();
-  for (const s of [a, b]) {
-    if (s.aborted) both.abort(s.reason);
-    else s.addEventListener('abort', () => both.abort(s.reason), { once: true });
-  }
-  return both.signal;
-}
+// A signal that aborts when either given one does (in core: the Hub API's requests join them too).
+export { eitherSignal };
 
 /** Reasons carried in `details.reason` of the errors raised here, so callers can react (e.g. fall back on 404). */
 export type SourceErrorReason =
@@ -990,10 +982,11 @@ export function hubFileSet(repo: string, opts: HubOptions = {}): FileSet {
     name: `${repo}@${asked}`,
     open: async (file, options) => {
       const signal = eitherSignal(opts.signal, options?.signal);
-      const pinned = manifest ? await manifest.commit() : null;
+      // The API's requests heed this open's signal too: a checkpoint that stops its other shards stops them there.
+      const pinned = manifest ? await manifest.commit(signal) : null;
       if (pinned !== null) commit ??= pinned;
       // Listed by the API only at the commit it named (not when an answer's X-Repo-Commit pinned another first).
-      const known = manifest && pinned !== null && commit === pinned ? await manifest.file(file) : null;
+      const known = manifest && pinned !== null && commit === pinned ? await manifest.file(file, signal) : null;
       const name = `${repo}/${file}${asked === 'main' ? '' : `@${asked}`}`;
       const onResponse = (res: Response, repoCommit: string | null): void => {
         opts.onResponse?.(res, repoCommit);

@@ -117,3 +117,74 @@ describe('Hub loads read through fetch (the page): the API names the commit and 
     expect(weights.version).toMatch(/^http "cdn-node-\d+"$/);
   });
 });
+
+describe("the Hub API's requests heed the signal of the open that asks", () => {
+  /**
+   * fakeHub, but the API requests `hang` picks are held: they end when their signal aborts (`aborted` is then set) or,
+   * answered as fakeHub answers, when `release` is called.
+   */
+  function heldApi(hang: (url: string) => boolean): { fetch: typeof fetch; held: { url: string; aborted: boolean }[]; release(): void } {
+    const hub = fakeHub();
+    const held: { url: string; aborted: boolean; answer: () => void }[] = [];
+    const fetchImpl: typeof fetch = (input, init) => {
+      const url = String(input);
+      if (!hang(url)) return hub.fetch(input, init);
+      return new Promise<Response>((resolve, reject) => {
+        const h = { url, aborted: false, answer: () => resolve(hub.fetch(input, init)) };
+        held.push(h);
+        const signal = init?.signal;
+        if (signal?.aborted) return void reject(signal.reason);
+        signal?.addEventListener('abort', () => {
+          h.aborted = true;
+          reject(signal.reason);
+        }, { once: true });
+      });
+    };
+    return { fetch: fetchImpl, held, release: () => held.splice(0).forEach((h) => h.answer()) };
+  }
+  /** What `p` came to within `ms`: 'opened', its error's name, or 'still waiting'. */
+  const outcome = (p: Promise<unknown>, ms = 2000): Promise<string> =>
+    Promise.race([p.then(() => 'opened', (e: unknown) => (e as { name?: string }).name ?? String(e)), new Promise<string>((r) => setTimeout(() => r('still waiting'), ms))]);
+  const until = async (ok: () => boolean): Promise<void> => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+  };
+
+  for (const [what, hang] of [
+    ['the revision', (url: string) => url.endsWith('/revision/main')],
+    ["the file's listing", (url: string) => url.includes('/paths-info/')],
+  ] as const) {
+    it(`an open whose signal aborts ends ${what} request it waits on, and a later open asks again`, async () => {
+      const api = heldApi(hang);
+      const files = hubFileSet('someone/model', { fetch: api.fetch, retries: 0 });
+      const stop = new AbortController();
+      const opening = files.open('config.json', { signal: stop.signal });
+      await until(() => api.held.length === 1);
+      expect(api.held.map((h) => h.url.replace(/^.*\/api\/models\/someone\/model\//, ''))).toEqual([what === 'the revision' ? 'revision/main' : `paths-info/${COMMIT}`]);
+      stop.abort();
+      expect(await outcome(opening)).toBe('AbortError');
+      expect(api.held[0].aborted).toBe(true);
+      // The stopped request is not what the next open gets: it asks again, and reads at the commit with the file's id.
+      api.held.length = 0;
+      const next = files.open('config.json');
+      await until(() => api.held.length === 1);
+      api.release();
+      expect((await next).version).toBe(`http "${BLOB}"`);
+    });
+  }
+
+  it("a request shared by two opens goes on for the one that was not stopped", async () => {
+    const api = heldApi((url) => url.endsWith('/revision/main'));
+    const files = hubFileSet('someone/model', { fetch: api.fetch, retries: 0 });
+    const [a, b] = [new AbortController(), new AbortController()];
+    const first = files.open('config.json', { signal: a.signal });
+    const second = files.open('model.safetensors', { signal: b.signal });
+    await until(() => api.held.length === 1);
+    a.abort();
+    expect(await outcome(first)).toBe('AbortError');
+    // The second open asked again under its own signal; answered, it reads at the commit.
+    await until(() => api.held.some((h) => !h.aborted));
+    api.release();
+    expect((await second).version).toBe(`http "${SHA}"`);
+    expect(b.signal.aborted).toBe(false);
+  });
+});
