@@ -76,6 +76,15 @@ function quotedNames(list: readonly string[]): string {
   return list.map((n) => JSON.stringify(n)).join(', ');
 }
 
+/**
+ * Where an adapter found in `folder` (a name from the input: a zip's entries, a folder's files; '' or ending in '/') is
+ * named in messages: the input as it was given, then that folder as a JSON string (`x.zip/"output"`), escaped and
+ * delimited like every other name from the input.
+ */
+function innerPath(where: string, folder: string): string {
+  return folder ? `${where}/${JSON.stringify(folder.slice(0, -1))}` : where;
+}
+
 function bad(where: string, message: string): FinetuneError {
   return new FinetuneError('bad-input', `${where}: ${message}`);
 }
@@ -157,7 +166,7 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
   const has = (f: string): boolean => names.includes(folder + f);
   const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
   if (!weightsFile) throw bad(where, `${JSON.stringify(folder + ADAPTER_CONFIG_FILE)} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
-  const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
+  const inner = innerPath(where, folder);
   // By the size the archive records, before it is inflated (17 MiB of spaces deflate to 17 KiB).
   const configEntry = entries.find((e) => e.name === folder + ADAPTER_CONFIG_FILE);
   if (configEntry) checkJsonFileSize(`${inner}/${ADAPTER_CONFIG_FILE}`, configEntry.originalSize);
@@ -194,8 +203,9 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
       const zips = names.filter((n) => /\.zip$/i.test(n) && !isArchiverJunk(n));
       if (zips.length === 1) {
         const zip = await files.open(zips[0]);
-        checkAdapterFileSize(`${where}/${zips[0]}`, zip.size);
-        return fromZip(await readAll(zip), { ...opts, where: `${where}/${zips[0]}` });
+        const zipWhere = `${where}/${JSON.stringify(zips[0])}`;
+        checkAdapterFileSize(zipWhere, zip.size);
+        return fromZip(await readAll(zip), { ...opts, where: zipWhere });
       }
       const weights = weightsAmong(names);
       if (weights) throw bad(where, `holds ${JSON.stringify(weights)} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
@@ -205,7 +215,7 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
     }
     folder = found;
   }
-  const inner = `${where}${folder ? `/${folder.slice(0, -1)}` : ''}`;
+  const inner = innerPath(where, folder);
   const configSource = await openIfPresent(files, folder + ADAPTER_CONFIG_FILE);
   if (!configSource) throw bad(inner, `no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
   checkJsonFileSize(`${inner}/${ADAPTER_CONFIG_FILE}`, configSource.size);

@@ -144,7 +144,8 @@ async function findWeightLayout(files: FileSet, where: string): Promise<{ index:
   if (listed) {
     if (listed.includes(INDEX_FILE)) return { index: await loadIndex(files, where) };
     if (listed.includes(SINGLE_FILE)) return { index: null };
-    throw bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE} (files: ${listed.slice(0, 20).join(', ')}${listed.length > 20 ? ', …' : ''})`);
+    // Names from the user's folder, quoted: a control character in one is escaped, not handed to a terminal.
+    throw bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE} (files: ${listed.slice(0, 20).map((n) => JSON.stringify(n)).join(', ')}${listed.length > 20 ? ', …' : ''})`);
   }
   try {
     return { index: await loadIndex(files, where) };

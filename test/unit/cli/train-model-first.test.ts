@@ -50,7 +50,7 @@ describe('train checks the model before the data', () => {
     const model = folder('finetune-model-');
     copyFileSync('test/fixtures/tiny-mistral/config.json', join(model, 'config.json'));
     mkdirSync(join(model, 'sub'));
-    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/: no model\.safetensors or model\.safetensors\.index\.json \(files: config\.json\)$/);
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/: no model\.safetensors or model\.safetensors\.index\.json \(files: "config\.json"\)$/);
   });
 
   it("a model whose vocabulary is not the tokenizer's", async () => {

@@ -144,7 +144,7 @@ describe('adapters that do not fit, or try something', () => {
     const wider = parseMistralConfig({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), hidden_size: 256, head_dim: 32 });
     const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, bin), { base: wider }));
     expect(e.kind).toBe('bad-input');
-    expect(e.message).toMatch(/training_output\/adapter_model\.bin: q_proj of layer 0: lora_A \[4, 128\] \/ lora_B \[128, 4\] do not fit the base model's \[256, 256\] weight/);
+    expect(e.message).toMatch(/"training_output"\/adapter_model\.bin: q_proj of layer 0: lora_A \[4, 128\] \/ lora_B \[128, 4\] do not fit the base model's \[256, 256\] weight/);
   });
 
   // The fixture adapter has 2 layers. A model of another depth is said in one sentence with both counts, not as a list
@@ -154,7 +154,7 @@ describe('adapters that do not fit, or try something', () => {
     const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, bin), { base: shallow }));
     expect(e.kind).toBe('bad-input');
     expect(e.message).toMatch(
-      /^adapter zip\/training_output\/adapter_model\.bin: this adapter has 2 layers, the model has 1: it was trained for a model of another depth \(its tensors for layer 1 have no layer to go to\)\. Load the model it was trained for/,
+      /^adapter zip\/"training_output"\/adapter_model\.bin: this adapter has 2 layers, the model has 1: it was trained for a model of another depth \(its tensors for layer 1 have no layer to go to\)\. Load the model it was trained for/,
     );
   });
 
@@ -241,7 +241,7 @@ describe('adapters that do not fit, or try something', () => {
     const zipped = zipSync({ 'a/adapter_config.json': padded, 'a/adapter_model.safetensors': safetensors });
     const z = await errorOf(() => importAdapter(zipped, { base, where: 'x.zip' }));
     expect(z.kind).toBe('bad-input');
-    expect(z.message).toBe(`x.zip/a/adapter_config.json is ${padded.byteLength} bytes, more than the 16 MiB (16777216-byte) limit for a JSON file; it is not a config or index this program reads`);
+    expect(z.message).toBe(`x.zip/"a"/adapter_config.json is ${padded.byteLength} bytes, more than the 16 MiB (16777216-byte) limit for a JSON file; it is not a config or index this program reads`);
     // Below the limit, padding and all, it reads.
     expectFixtureTensors(await importAdapter(zipSync({ 'adapter_config.json': padded.subarray(0, 16 * 1024 * 1024), 'adapter_model.safetensors': safetensors }), { base }));
   });
@@ -305,7 +305,7 @@ describe('adapters that do not fit, or try something', () => {
     expect(bin.kind).toBe('bad-input');
     expect(bin.message).toBe(`big/adapter_model.bin is ${HUGE} bytes, more than the 2147483647-byte limit (2 GiB) for an adapter .bin or zip, which is read whole: a rank-128 LoRA of all seven projections of a 7B model is 1.3 GB in float32; a larger adapter is read as adapter_model.safetensors (tensor by tensor) beside its adapter_config.json`);
     const zip = await errorOf(() => importAdapter(folder('training_output.zip', {}), { base }));
-    expect(zip.message).toMatch(/^big\/training_output\.zip is 2147483648 bytes, more than the 2147483647-byte limit \(2 GiB\) for an adapter \.bin or zip, which is read whole/);
+    expect(zip.message).toMatch(/^big\/"training_output\.zip" is 2147483648 bytes, more than the 2147483647-byte limit \(2 GiB\) for an adapter \.bin or zip, which is read whole/);
     expect(reads).toEqual([]);
     // At the limit, the size is let through to the reading (here the fake's refusal to be read).
     const atLimit: FileSet = { name: 'edge', list: () => ['adapter_model.bin', 'adapter_config.json'], open: async (name) => (name === 'adapter_model.bin' ? { name, size: 2 ** 31 - 1, read: () => Promise.reject(new RangeError('read at the limit')) } : memoryFileSet({ 'adapter_config.json': configText }).open(name)) };
@@ -329,6 +329,26 @@ describe('adapters that do not fit, or try something', () => {
     expect(await adapterZipBytes('peft.zip', zip)).toBe(zip);
   });
 
+  it('names a folder from inside the input quoted in the paths it gives (a zip\'s, a picked folder\'s, a zip\'s in a folder)', async () => {
+    const enc = new TextEncoder();
+    const badConfig = JSON.stringify({ ...(JSON.parse(configText) as Record<string, unknown>), r: 0 });
+    // In a zip, a folder named with an escape sequence (it would retitle a terminal's window): escaped, delimited.
+    const evil = 'out\u001b]0;owned\u0007';
+    const zipped = zipSync({ [`${evil}/adapter_config.json`]: enc.encode(badConfig), [`${evil}/adapter_model.safetensors`]: safetensors });
+    const z = await errorOf(() => importAdapter(zipped, { base, where: 'x.zip' }));
+    expect(z.message).toBe(`x.zip/${JSON.stringify(evil)}/adapter_config.json: "r" must be a positive integer, got 0`);
+    expect(z.message).not.toMatch(/[\u0000-\u001f]/);
+    // A folder's subfolder (a file set refuses control characters in names, not a comma or a quote): delimited too.
+    const odd = 'v2, "final"';
+    const folder = memoryFileSet({ [`${odd}/adapter_config.json`]: badConfig, [`${odd}/adapter_model.safetensors`]: safetensors }, 'picked');
+    const f = await errorOf(() => importAdapter(folder, { base }));
+    expect(f.message).toBe(`picked/${JSON.stringify(odd)}/adapter_config.json: "r" must be a positive integer, got 0`);
+    // A zip found in a folder is named so too.
+    const zipInFolder = memoryFileSet({ [`${odd}.zip`]: zipSync({ 'notes.txt': enc.encode('x') }) }, 'picked');
+    const n = await errorOf(() => importAdapter(zipInFolder, { base }));
+    expect(n.message).toBe(`picked/${JSON.stringify(`${odd}.zip`)}: holds no adapter_config.json: not a PEFT adapter (files: "notes.txt")`);
+  });
+
   it('a zip that holds only another zip is not opened', async () => {
     const nested = zipSync({ 'inner.zip': replicateTrainingZip(configText, bin) });
     const e = await errorOf(() => importAdapter(nested));
@@ -339,7 +359,7 @@ describe('adapters that do not fit, or try something', () => {
     const evil = new PickleWriter().proto(2).global('os', 'system').unicode('echo pwned').tupleN(1).reduce().stop().finish();
     const e = await errorOf(() => importAdapter(replicateTrainingZip(configText, torchZip(evil, new Map())), { base }));
     expect(e.kind).toBe('bad-input');
-    expect(e.message).toMatch(/training_output\/adapter_model\.bin: .*refused global "os\.system"/);
+    expect(e.message).toMatch(/"training_output"\/adapter_model\.bin: .*refused global "os\.system"/);
   });
 
   it('a GGUF LoRA (a zip of the fuller export without its PEFT files, or the file itself) says it is not read, and what is', async () => {

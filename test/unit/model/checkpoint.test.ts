@@ -284,7 +284,10 @@ describe('openBaseCheckpoint', () => {
     notName.weight_map[evil] = 3;
     const f = await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(notName) }, 'tiny')));
     expect(f.message).toBe(`tiny/${INDEX_FILE}: weight_map[${JSON.stringify(evil)}] must be a file name, got 3`);
-    for (const m of [...ck.warnings, e.message, f.message]) expect(m).not.toContain('\u001b');
+    // A folder without weights: its files are listed, each quoted.
+    const g = await errorOf(() => openBaseCheckpoint(memoryFileSet({ 'config.json': files['config.json'], [`${evil}.bin`]: new Uint8Array(1) }, 'tiny')));
+    expect(g.message).toBe(`tiny: no model.safetensors or ${INDEX_FILE} (files: "config.json", ${JSON.stringify(`${evil}.bin`)})`);
+    for (const m of [...ck.warnings, e.message, f.message, g.message]) expect(m).not.toContain('\u001b');
   });
 
   it('opens a single-file checkpoint from a FileSet that cannot list itself (like the Hub)', async () => {
