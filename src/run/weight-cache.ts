@@ -9,11 +9,13 @@
 // Writes are atomic (the store's job: temp + rename, or write then switch a pointer). See docs/models.md.
 
 import { isFinetuneError } from '../core/errors.ts';
-import { QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
+import { PROJECTIONS, QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { concatBytes, sha256Hex } from '../core/bytes.ts';
 import type { GpuContext } from '../engine/gpu.ts';
-import { downloadWeightParts, uploadWeightParts, weightsManifest, type WeightPart, type WeightsManifest } from '../engine/mistral/weight-parts.ts';
+import type { WeightStorage } from '../engine/kernels/matmul.ts';
+import type { Dims } from '../engine/mistral/dims.ts';
+import { downloadWeightParts, uploadWeightParts, weightsManifest, type PartRole, type WeightPart, type WeightsManifest } from '../engine/mistral/weight-parts.ts';
 import { loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import type { BaseCheckpoint } from '../model/checkpoint.ts';
 import type { ByteSource, FileSet } from '../model/source.ts';
@@ -179,10 +181,65 @@ async function readFooter(entry: ByteSource): Promise<Footer> {
     offset += p.bytes;
   }
   if (offset !== dataEnd || !Array.isArray(footer.manifest?.parts) || footer.parts.length !== footer.manifest.parts.length) throw new BadEntry('the parts do not fill the entry');
-  // An older entry's manifest is unhashed: a null there would be a TypeError in the upload, not an entry to rebuild.
-  const bad = (footer.manifest.parts as unknown[]).findIndex((p) => !isRecord(p) || typeof p.name !== 'string' || typeof p.bytes !== 'number' || !isRecord(p.info));
-  if (bad >= 0) throw new BadEntry(`its manifest's part ${bad + 1} is not a part description`);
+  // An older entry's manifest is unhashed: a null there would be a TypeError in the upload, a damaged size or theta a
+  // model loaded with it, not an entry to rebuild.
+  const fault = manifestFault(footer.manifest, footer.identity);
+  if (fault !== null) throw new BadEntry(fault);
   return footer;
+}
+
+const isPositiveInteger = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
+const isPositiveNumber = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
+const isOneOf = (v: unknown, values: readonly string[]): boolean => typeof v === 'string' && values.includes(v);
+
+/** The model's sizes as a manifest holds them (Dims): whole numbers, and RoPE's base and RMSNorm's epsilon. */
+const DIMS_COUNTS = ['V', 'C', 'I', 'L', 'nH', 'nKV', 'hd'] as const satisfies readonly (keyof Dims)[];
+const DIMS_REALS = ['theta', 'eps'] as const satisfies readonly (keyof Dims)[];
+const WEIGHT_STORAGES: readonly WeightStorage[] = ['f32', 'bf16', 'f16'];
+const NF4_BUFFERS: readonly Extract<PartRole, { role: 'nf4' }>['buffer'][] = ['codes', 'absmax', 'dq.codes', 'dq.scale', 'dq.offset', 'dq.table'];
+
+/** Whether a part's info is a PartRole as weightsManifest writes it (the layer's range is the upload's to check). */
+function isPartRole(i: Record<string, unknown>): boolean {
+  const layer = typeof i.layer === 'number' && Number.isInteger(i.layer);
+  switch (i.role) {
+    case 'embed':
+    case 'lm_head':
+      return isOneOf(i.storage, WEIGHT_STORAGES);
+    case 'final_norm':
+      return true;
+    case 'input_norm':
+    case 'post_norm':
+      return layer;
+    case 'dense':
+      return layer && isOneOf(i.proj, PROJECTIONS) && isOneOf(i.storage, WEIGHT_STORAGES) && isPositiveInteger(i.out) && isPositiveInteger(i.in);
+    case 'nf4':
+      return layer && isOneOf(i.proj, PROJECTIONS) && isOneOf(i.buffer, NF4_BUFFERS) && isPositiveInteger(i.rows) && isPositiveInteger(i.cols) && typeof i.doubleQuant === 'boolean';
+    default:
+      return false;
+  }
+}
+
+/**
+ * What is wrong with a footer's manifest, or null when it is shaped as weightsManifest writes it: the dims, the
+ * quantisation (the identity's), whether lm_head is tied, and each part's description. Its parts array is checked
+ * already. An older entry's manifest is read unhashed, so every field the upload reads is checked here.
+ */
+function manifestFault(manifest: WeightsManifest, identity: unknown): string | null {
+  const dims: unknown = manifest.dims;
+  if (!isRecord(dims)) return "its manifest's dims are not a model's sizes";
+  const count = DIMS_COUNTS.find((k) => !isPositiveInteger(dims[k]));
+  if (count !== undefined) return `its manifest's dims.${count} is not a positive whole number`;
+  const real = DIMS_REALS.find((k) => !isPositiveNumber(dims[k]));
+  if (real !== undefined) return `its manifest's dims.${real} is not a positive number`;
+  const quantization: unknown = manifest.quantization;
+  if (!isOneOf(quantization, QUANTIZATIONS)) return `its manifest's quantization ${JSON.stringify(quantization) ?? 'undefined'} is not one this build knows`;
+  if (isRecord(identity) && identity.quantization !== quantization) return `its manifest's quantization ${JSON.stringify(quantization)} is not its identity's ${JSON.stringify(identity.quantization) ?? 'undefined'}`;
+  if (typeof manifest.tied !== 'boolean') return "its manifest's tied is not true or false";
+  for (const [n, p] of (manifest.parts as unknown[]).entries()) {
+    const named = isRecord(p) && typeof p.name === 'string';
+    if (!named || typeof p.bytes !== 'number' || !isRecord(p.info) || !isPartRole(p.info)) return `its manifest's part ${n + 1}${named ? ` (${JSON.stringify(p.name)})` : ''} is not a part description`;
+  }
+  return null;
 }
 
 /**

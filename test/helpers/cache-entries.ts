@@ -10,9 +10,12 @@ export const cacheIdentityOf = (source: string, quantization: CacheIdentity['qua
   files: [{ name: 'config.json', size: 600, version }],
 });
 
-/** A two-part "model": enough for a real entry (parts, hashes, footer), no GPU. */
+/**
+ * A two-part "model": enough for a real entry (parts, hashes, footer), no GPU. Its dims are a model's (one layer, whose
+ * parts are left out: the entry is listed and pruned, never loaded), as a footer's are checked when it is read.
+ */
 export const tinyManifest: WeightsManifest = {
-  dims: { V: 4, C: 2, I: 4, L: 0, nH: 1, nKV: 1, hd: 2, theta: 10000, eps: 1e-5 },
+  dims: { V: 4, C: 2, I: 4, L: 1, nH: 1, nKV: 1, hd: 2, theta: 10000, eps: 1e-5 },
   quantization: 'nf4',
   tied: true,
   parts: [
@@ -25,7 +28,8 @@ export async function* partBytes(fill: number): AsyncGenerator<{ part: WeightPar
   for (const part of tinyManifest.parts) yield { part, bytes: new Uint8Array(part.bytes).fill(fill) };
 }
 
-/** An entry for `id`: its key, its bytes as the store's write takes them, and its size. */
+/** An entry for `id` (its manifest of `id`'s quantisation): its key, its bytes as the store's write takes them, and its size. */
 export async function cacheEntryOf(id: CacheIdentity): Promise<{ key: string; chunks: AsyncGenerator<Uint8Array>; bytes: number }> {
-  return { key: await cacheKey(id), chunks: entryChunks(tinyManifest, id, partBytes(7)), bytes: entryBytes(tinyManifest, id) };
+  const manifest: WeightsManifest = { ...tinyManifest, quantization: id.quantization };
+  return { key: await cacheKey(id), chunks: entryChunks(manifest, id, partBytes(7)), bytes: entryBytes(manifest, id) };
 }

@@ -211,3 +211,35 @@ describe('loadWeightsCached', () => {
     expect((await load(store)).fromCache).toBe(true);
   });
 });
+
+describe("an older entry (no manifest hash) whose manifest's fields are damaged", () => {
+  type Manifest = { dims: Record<string, unknown> | null; quantization: unknown; tied: unknown; parts: { info: Record<string, unknown> }[] };
+  it.each<[string, (m: Manifest) => void, string]>([
+    ['dims null', (m) => void (m.dims = null), "its manifest's dims are not a model's sizes"],
+    ['dims without theta', (m) => void delete m.dims!.theta, "its manifest's dims.theta is not a positive number"],
+    ['dims.L a string', (m) => void (m.dims!.L = '2'), "its manifest's dims.L is not a positive whole number"],
+    ['dims.hd 0', (m) => void (m.dims!.hd = 0), "its manifest's dims.hd is not a positive whole number"],
+    ['quantization unknown', (m) => void (m.quantization = 'nf5'), "its manifest's quantization \"nf5\" is not one this build knows"],
+    ['tied not a boolean', (m) => void (m.tied = 'yes'), "its manifest's tied is not true or false"],
+    ['quantization not the identity\'s', (m) => void (m.quantization = 'nf4'), "its manifest's quantization \"nf4\" is not its identity's \"none\""],
+    ['a part whose storage is unknown', (m) => void (m.parts[0].info.storage = 'f8'), "its manifest's part 1 (\"embed\") is not a part description"],
+    ['a dense part whose width is text', (m) => void (m.parts.find((p) => p.info.role === 'dense')!.info.out = '64'), "its manifest's part 4 (\"0.q_proj\") is not a part description"],
+    ['a part whose role is unknown', (m) => void (m.parts[0].info.role = 'bias'), "its manifest's part 1 (\"embed\") is not a part description"],
+  ])('%s: the entry is rebuilt with a note, not a TypeError or a model loaded from it', async (_what, edit, why) => {
+    const store = memoryWeightCache();
+    const first = await load(store);
+    const [key, entry] = [...store.entries][0];
+    store.entries.set(
+      key,
+      withFooter(entry, (f) => {
+        delete f.manifestSha256;
+        edit(f.manifest as Manifest);
+      }),
+    );
+    const second = await load(store);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes).toEqual([`the cached weights were unusable (${why}): removed, loading from the source again`]);
+    expect(second.weights.dims).toEqual(first.weights.dims);
+    expect((await load(store)).fromCache).toBe(true);
+  });
+});
