@@ -2,12 +2,12 @@
 // ~/.cache/finetune, or --cache-dir) seen and emptied from the command line. Without it, every changed model folder
 // or new revision left another ≈ 4 GB entry (Mistral-7B) that nothing removed.
 
-import { readdir, stat } from 'node:fs/promises';
 import { formatBytes } from '../../core/units.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { entriesToPrune, unattributedEntries } from '../../run/weight-cache-prune.ts';
 import type { WeightCacheEntryInfo } from '../../run/weight-cache.ts';
 import { parseCommandArgs, UsageError, type CliIO, type Command } from '../command.ts';
+import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache, removeLeftoverPartials } from '../node-weight-cache.ts';
 
 const USAGE = `finetune cache list [--cache-dir DIR]
@@ -53,26 +53,6 @@ function named(entries: readonly WeightCacheEntryInfo[], keys: readonly string[]
   });
 }
 
-/**
- * The cache folder must be a folder that can be read, or not exist yet (an empty cache): the store's list reads any
- * other answer as no entries, so a file given as --cache-dir was listed as an empty cache.
- */
-async function checkCacheFolder(dir: string, given: boolean): Promise<void> {
-  const what = given ? `--cache-dir: ${dir}` : `the cache folder ${dir}`;
-  try {
-    await readdir(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
-    if (code === 'ENOTDIR') {
-      // The path itself is a file, or part of its path is (file/sub): nothing can be cached there.
-      const itself = await stat(dir).then((st) => !st.isDirectory(), () => false);
-      throw new FinetuneError('bad-input', `${what} ${itself ? 'is a file, not a folder' : 'cannot be a folder: part of its path is a file'}: give the cache's folder${given ? '' : ' with --cache-dir'}`);
-    }
-    throw new FinetuneError('bad-input', `${what} cannot be read (${code ?? (e as Error).message})`);
-  }
-}
-
 export const cacheCommand: Command = {
   name: 'cache',
   summary: 'list, remove or prune the quantised weights train and generate keep between runs',
@@ -84,7 +64,7 @@ export const cacheCommand: Command = {
     if (sub !== 'list' && sub !== 'rm' && sub !== 'prune') throw new UsageError(sub === undefined ? 'say what to do: list, rm or prune' : `unknown subcommand ${JSON.stringify(sub)}: list, rm or prune`);
     if (sub !== 'rm' && (values.all || rest.length > 0)) throw new UsageError(`${sub} takes no ${values.all ? '--all' : 'keys'}`);
     if (sub !== 'prune' && values['dry-run']) throw new UsageError('--dry-run is for prune');
-    await checkCacheFolder(dir, values['cache-dir'] !== undefined);
+    await checkCacheFolder(dir, { given: values['cache-dir'] !== undefined });
     await removeLeftoverPartials(dir);
     const entries = await nodeWeightCache(dir).list();
     switch (sub) {

@@ -1,3 +1,4 @@
+import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { loadWeightsCached } from '../../run/weight-cache.ts';
 import { supersededNote } from '../../run/weight-cache-prune.ts';
@@ -100,6 +101,9 @@ Example:
     const quantization = values.quant as Quantization;
     if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got "${values.quant}"`);
     if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
+    // The cache folder before anything is loaded: a file there was found when the weights' write failed, after the load.
+    const cacheDir = values['cache-dir'] ?? defaultCacheDir();
+    if (!values['no-cache']) await checkCacheFolder(cacheDir, { given: values['cache-dir'] !== undefined, noCacheFlag: true });
     const adapter = values.adapter ? await adapterInput(values.adapter) : null;
     if (adapter?.note) io.err(`note: ${adapter.note}`);
     const tokenizer = await loadTokenizerFrom(values.tokenizer);
@@ -121,7 +125,7 @@ Example:
     if (found.note) io.err(`note: ${found.note}`);
     // The weight cache train fills (the same entries: same files, source name and quantization): Mistral-7B from the
     // Hub is not downloaded and quantised again for every prompt.
-    const cache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
+    const cache = values['no-cache'] ? null : nodeWeightCache(cacheDir);
     const streamLayers = values['stream-layers'];
     // The load's progress on stderr (stdout is the generated text): a Mistral-7B download takes minutes.
     const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });

@@ -23,6 +23,7 @@ import { createNodeContext, type NodeContextOptions } from '../node-gpu.ts';
 import type { GpuContext, GpuContextOptions } from '../../engine/gpu.ts';
 import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
+import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { supersededNote } from '../../run/weight-cache-prune.ts';
 import { folderRunStore, folderStoreFiles, writeFilesAtomic, type WriteProbe } from '../node-store.ts';
@@ -213,6 +214,9 @@ export function makeTrainCommand(
       const adapterDir = join(out, 'adapter');
       if (existsSync(adapterDir) && !statSync(adapterDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${adapterDir} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
+      // The cache folder too: a file there was found when the weights' write failed, after the load.
+      const cacheDir = values['cache-dir'] ?? defaultCacheDir();
+      if (!values['no-cache']) await checkCacheFolder(cacheDir, { given: values['cache-dir'] !== undefined, noCacheFlag: true });
       // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
       const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
@@ -354,8 +358,8 @@ export function makeTrainCommand(
         // (until then the folder may still hold an older run's, which must not be resumed).
         const hasCheckpoint = (): boolean => values.resume || savedStep !== null;
         // Made once: every attempt reads and writes the same caches.
-        const weightCache = values['no-cache'] ? null : nodeWeightCache(values['cache-dir'] ?? defaultCacheDir());
-        const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(values['cache-dir'] ?? defaultCacheDir(), 'kernels')));
+        const weightCache = values['no-cache'] ? null : nodeWeightCache(cacheDir);
+        const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(cacheDir, 'kernels')));
         // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
         const writeAdapter = async (s: FinetuneSession): Promise<{ adapter: LoraAdapter; dir: string }> => {
           const trained = await s.adapterNow();

@@ -281,6 +281,42 @@ describe('files named on the command line are checked before any GPU or model wo
   });
 });
 
+describe('train and generate check --cache-dir before any loading', () => {
+  const run = async (argv: string[]) => {
+    const io = capture();
+    const code = await main(argv, io.io);
+    return { code, err: io.err };
+  };
+  const file = join(dir, 'cache-is-a-file');
+  writeFileSync(file, 'not a folder');
+  const train = (cacheDir: string, ...more: string[]) => ['train', '--model', MODEL, '--data', GOOD, '--out', join(dir, 'cache-dir-out'), '--cache-dir', cacheDir, ...more];
+  const generate = (cacheDir: string, ...more: string[]) => ['generate', '--model', MODEL, '--prompt', 'a', '--cache-dir', cacheDir, ...more];
+
+  // The store's list and open read a file there as an empty cache: the load went on (minutes for Mistral-7B) and its
+  // write failed at the end, a note that the weights were not cached.
+  it.each([
+    ['train', train],
+    ['generate', generate],
+  ])('finetune %s refuses a file as --cache-dir, and a path under a file, in one line', async (name, argv) => {
+    expect(await run(argv(file))).toEqual({ code: 2, err: [`finetune ${name}: bad-input: --cache-dir: ${file} is a file, not a folder: give the cache's folder, or --no-cache`] });
+    expect(await run(argv(join(file, 'sub')))).toEqual({
+      code: 2,
+      err: [`finetune ${name}: bad-input: --cache-dir: ${join(file, 'sub')} cannot be a folder: part of its path is a file: give the cache's folder, or --no-cache`],
+    });
+  });
+
+  it.each([
+    ['train', train],
+    ['generate', generate],
+  ])('finetune %s takes a --cache-dir that does not exist yet (made at the first write), and --no-cache ignores it', async (_name, argv) => {
+    for (const args of [argv(join(dir, 'new-cache', 'sub')), argv(file, '--no-cache')]) {
+      const r = await run(args);
+      expect(r.code).toBe(1);
+      expect(r.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
+    }
+  });
+});
+
 describe('finetune generate --adapter: a folder or a zip, read before the GPU is asked for', () => {
   const run = async (argv: string[]) => {
     const io = capture();
