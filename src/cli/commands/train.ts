@@ -261,7 +261,6 @@ export function makeTrainCommand(
           if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
           io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
         } else if (previous) {
-          const adapterDir = join(out, 'adapter');
           const its = existsSync(adapterDir) ? ` and its adapter (${adapterDir})` : '';
           const which = `${out} holds a finished run (${previous.trainName}, ${formatCounted(previous.step, 'step')})${its}`;
           if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: give --out another folder to keep it, or --overwrite to replace it`);
