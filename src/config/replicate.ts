@@ -28,6 +28,9 @@ export interface ReplicateTrainingInput {
   lora_dropout: number;
 }
 
+/** Where Replicate's trainer cuts a row, in tokens (its first 4096 kept: docs/replicate-trainer.md). */
+export const REPLICATE_MAX_SEQ_LEN = 4096;
+
 export const REPLICATE_INPUT_NAMES: readonly HyperparamName[] = FIELDS.filter((f) => f.group === 'replicate').map((f) => f.name);
 
 export interface ReplicateConversion {
@@ -57,9 +60,9 @@ function judgeExtra(name: HyperparamName, hp: Hyperparams, defaults: Hyperparams
     case 'padding_free':
       return { note: `padding_free ${hp.padding_free}: how this GPU lays out its batches, not what is trained (Replicate's trainer pads its rows); not sent` };
     case 'max_seq_len':
-      return hp.max_seq_len === 4096
-        ? { note: 'max_seq_len 4096 is where Replicate\'s trainer cuts rows anyway; not sent' }
-        : { refuse: `max_seq_len ${hp.max_seq_len}: Replicate\'s trainer always cuts rows at 4096 tokens. Use 4096, or train locally.` };
+      return hp.max_seq_len === REPLICATE_MAX_SEQ_LEN
+        ? { note: `max_seq_len ${REPLICATE_MAX_SEQ_LEN} is where Replicate's trainer cuts rows anyway; not sent` }
+        : { refuse: `max_seq_len ${hp.max_seq_len}: Replicate's trainer always cuts rows at ${REPLICATE_MAX_SEQ_LEN} tokens. Use ${REPLICATE_MAX_SEQ_LEN}, or train locally.` };
     case 'lr_scheduler':
       return hp.lr_scheduler === 'linear'
         ? { note: 'lr_scheduler linear is Replicate\'s schedule (warmup, then linear decay); not sent' }

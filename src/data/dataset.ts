@@ -100,6 +100,11 @@ export interface LoadedDataset {
   examples: Example[];
   /** In file order; empty unless keepRows. */
   rows: DataRow[];
+  /**
+   * Each usable row's length in tokens before truncation, in file order (empty without a tokenizer): as a trainer
+   * sees it, min(length, its own cut), whatever max_seq_len this read cut at (Replicate's trainer cuts at 4096).
+   */
+  lengths: Uint32Array;
   problems: ProblemLog;
   summary: DatasetSummary;
   /** True when the data can be trained on: no errors. */
@@ -206,5 +211,5 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
     errors: log.errorCount,
     warnings: log.warningCount,
   };
-  return { examples, rows, problems: log, summary, ok: log.errorCount === 0 };
+  return { examples, rows, lengths: lengths.slice(0, tok ? count : 0), problems: log, summary, ok: log.errorCount === 0 };
 }

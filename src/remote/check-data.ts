@@ -2,6 +2,7 @@
 // replicate, rows cut at 4096 tokens). Apart from flow.ts so the page, which has the dataset panel's report from the
 // worker already, does not pull the data pipeline into its own bundle.
 
+import { REPLICATE_MAX_SEQ_LEN } from '../config/replicate.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
@@ -11,7 +12,7 @@ import type { Tokenizer } from '../data/tokenizer.ts';
  * there. With a tokenizer the summary also has token counts (for the cost estimate).
  */
 export async function checkTrainingFile(bytes: Uint8Array, what: string, tokenizer?: Tokenizer): Promise<LoadedDataset> {
-  const data = await loadDataset(bytes, { tokenizer, layout: 'replicate', maxSeqLen: 4096, keepExamples: false });
+  const data = await loadDataset(bytes, { tokenizer, layout: 'replicate', maxSeqLen: REPLICATE_MAX_SEQ_LEN, keepExamples: false });
   if (!data.ok) {
     const lines = data.problems.lines();
     throw new FinetuneError('bad-input', `${what} would fail on Replicate:\n${lines.join('\n')}`, { problems: lines });

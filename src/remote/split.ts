@@ -6,6 +6,7 @@
 // page's remote panel so that both say the same.
 
 import type { Hyperparams } from '../config/hyperparams.ts';
+import { REPLICATE_MAX_SEQ_LEN } from '../config/replicate.ts';
 import { formatCounted } from '../core/units.ts';
 
 export interface RemoteSplit {
@@ -46,10 +47,14 @@ export function remoteSplit(rows: number, hp: Pick<Hyperparams, 'run_validation'
 }
 
 /**
- * The tokens of the rows trained on, for the cost estimate: the file's total scaled by the share of rows kept (the
- * per-row counts are not kept by the data check, and the estimate is rough anyway).
+ * The tokens of the rows trained on, for the cost estimate: the first `split.trainRows` rows (the split holds out the
+ * last ones), each cut at REPLICATE_MAX_SEQ_LEN as Replicate's trainer cuts it. `lengths` is each row's length before
+ * truncation, in file order (LoadedDataset.lengths, the page's DatasetReport.rowLengths), so the count is the same
+ * whatever max_seq_len the file was read with.
  */
-export function trainedTokens(totalTokens: number, rows: number, split: Pick<RemoteSplit, 'trainRows'>): number {
-  if (rows <= 0) return 0;
-  return Math.round((totalTokens * split.trainRows) / rows);
+export function trainedTokens(lengths: ArrayLike<number>, split: Pick<RemoteSplit, 'trainRows'>): number {
+  const rows = Math.min(split.trainRows, lengths.length);
+  let n = 0;
+  for (let i = 0; i < rows; i++) n += Math.min(lengths[i], REPLICATE_MAX_SEQ_LEN);
+  return n;
 }

@@ -65,6 +65,11 @@ export interface DatasetReport {
   name: string;
   ok: boolean;
   summary: DatasetSummary;
+  /**
+   * Each usable row's length in tokens before truncation, in file order (LoadedDataset.lengths); null without token
+   * counts. The remote panel counts the rows Replicate's trainer keeps from it, each cut where that trainer cuts.
+   */
+  rowLengths: Uint32Array | null;
   /** The problems kept (line, column, severity, message), in file order. */
   problems: Problem[];
   /** Problems found beyond those kept. */
@@ -411,7 +416,7 @@ export class FinetuneSession {
 
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
     const d = await loadDataset(file.stream(), { tokenizer: this.tokenizer, layout, maxSeqLen, maxProblems, keepExamples: false });
-    return { name, ok: d.ok, summary: d.summary, problems: d.problems.shown, omitted: d.problems.omitted };
+    return { name, ok: d.ok, summary: d.summary, rowLengths: d.summary.tokens ? d.lengths : null, problems: d.problems.shown, omitted: d.problems.omitted };
   }
 
   /** Validates the hyperparameters against the schema and the data, and returns the plan (steps, tokens). */

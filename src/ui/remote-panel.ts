@@ -259,9 +259,9 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       const list = (e as { details?: { refusals?: unknown } }).details?.refusals;
       for (const r of Array.isArray(list) ? list : [errorParts(e).message]) refusals.append(h('li', {}, String(r)));
     }
-    const tokens = train?.report?.summary.tokens?.total;
+    const lengths = train?.report?.rowLengths;
     if (!train) return void (estimate.textContent = 'Choose a training file to see the estimated cost.');
-    if (tokens === undefined || tokens === null) {
+    if (lengths === undefined || lengths === null) {
       // A file being read again (the layout or max_seq_len changed) is not a missing file.
       const why = train.status === 'error' || train.report?.ok === false ? `${train.file.name} has errors (Dataset panel)` : `counting the tokens of ${train.file.name}…`;
       return void (estimate.textContent = `Estimated cost: ${why}`);
@@ -273,7 +273,9 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     if (split.refusal) refusals.append(h('li', {}, split.refusal));
     splitWarning.textContent = split.warning ?? '';
     splitWarning.hidden = split.warning === null;
-    const trained = trainedTokens(tokens, rows, split);
+    // The tokens of the rows Replicate's trainer keeps, each cut where it cuts (not the file's total scaled by the share
+    // of rows kept, which said 2,831 of the sample's where the Training panel counted 2,881 for the same rows).
+    const trained = trainedTokens(lengths, split);
     const est = estimateRemoteCost({ tokens: trained, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
     estimate.textContent = estimateLine(est, trained, hp.num_train_epochs);
     estimate.title = est.basis;

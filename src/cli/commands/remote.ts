@@ -185,7 +185,7 @@ async function train(args: string[], io: CliIO): Promise<number> {
   if (values.validation) files.push({ flag: '--validation', path: values.validation, name: 'validation.jsonl' });
   const bytes: Uint8Array[] = [];
   const tokenizer = await loadTokenizerFrom(values.tokenizer);
-  let tokens = 0;
+  let lengths: Uint32Array = new Uint32Array(0);
   let rows = 0;
   try {
     for (const f of files) {
@@ -194,7 +194,7 @@ async function train(args: string[], io: CliIO): Promise<number> {
       const b = new Uint8Array(await readFile(f.path));
       const checked = await checkTrainingFile(b, f.path, tokenizer);
       if (f.flag === '--data') {
-        tokens = checked.summary.tokens?.total ?? 0;
+        lengths = checked.lengths;
         rows = checked.summary.rows;
       }
       print({ type: 'data', file: f.path, rows: checked.summary.rows, tokens: checked.summary.tokens?.total ?? null, bytes: b.byteLength });
@@ -210,7 +210,7 @@ async function train(args: string[], io: CliIO): Promise<number> {
   const split = remoteSplit(rows, hp, files.length > 1);
   if (split.refusal) throw new FinetuneError('bad-input', split.refusal);
   if (split.warning) io.err(`warning: ${split.warning}`);
-  const trained = trainedTokens(tokens, rows, split);
+  const trained = trainedTokens(lengths, split);
   const estimate = estimateRemoteCost({ tokens: trained, epochs: hp.num_train_epochs, peftMethod: hp.peft_method });
   print({ type: 'estimate', seconds: estimate.seconds, cost_usd: Math.round(estimate.costUsd * 100) / 100, train_rows: split.trainRows, tokens: trained, basis: estimate.basis });
 

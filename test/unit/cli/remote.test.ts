@@ -7,11 +7,14 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import { terminalSafe } from '../../../src/cli/commands/remote.ts';
+import { parseHyperparams } from '../../../src/config/hyperparams.ts';
+import { loadRunData } from '../../../src/data/training-data.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { readAdapter } from '../../../src/model/lora-adapter.ts';
 import { memoryFileSet } from '../../../src/model/source.ts';
 import { FakeReplicate } from '../../helpers/fake-replicate.ts';
 import { trainedAdapter, trainerOutputZip } from '../../helpers/trainer-output.ts';
+import { mistralTokenizer } from '../data/helpers.ts';
 
 const TOKEN = 'r8_clitesttoken0123456789abcdefghijklmnopq';
 const adapter = trainedAdapter(parseMistralConfig(JSON.parse(readFileSync('test/fixtures/tiny-mistral/config.json', 'utf8'))), 11);
@@ -281,7 +284,10 @@ describe('finetune remote', () => {
     expect(r.err).toContain("warning: Replicate's trainer holds out the last 50 of the training data's 62 rows for validation (num_validation_samples), which leaves 12 to train on, fewer than it validates on; choose a smaller num_validation_samples, give a validation file, or set run_validation false");
     const data = r.out.find((o) => o.type === 'data')!;
     const est = r.out.find((o) => o.type === 'estimate')!;
-    expect(est).toMatchObject({ train_rows: 12, tokens: Math.round(((data.tokens as number) * 12) / 62) });
+    // The tokens of those 12 rows, as local training counts them for the same split (not the file's share of 12/62).
+    const local = await loadRunData({ train: new Uint8Array(readFileSync(DATA)) }, await mistralTokenizer(), parseHyperparams({ num_train_epochs: 1 }));
+    expect(local.data.stats.trainExamples).toBe(12);
+    expect(est).toMatchObject({ train_rows: 12, tokens: local.data.stats.run.tokens });
     expect(est.basis).toContain(`${(est.tokens as number).toLocaleString('en-US')} tokens`);
     const all = await run('train', '--data', DATA, '--destination', 'alice/cli-bot', '--run_validation', 'false');
     expect(all.err.filter((l) => l.startsWith('warning:'))).toEqual([]);

@@ -149,6 +149,9 @@ describe('loadDataset', () => {
     expect(d.examples.map((e) => e.ids.length)).toEqual(lengths.map((n) => Math.min(n, 12)));
     expect(d.summary.rowsTruncated).toBe(lengths.filter((n) => n > 12).length);
     expect(d.summary.tokensLost).toBe(lengths.reduce((a, n) => a + Math.max(0, n - 12), 0));
+    // Each row's length before truncation, whatever max_seq_len cut (the remote estimate cuts them at 4096 itself).
+    expect([...d.lengths]).toEqual(lengths);
+    expect([...full.lengths]).toEqual(lengths);
     // The histogram counts the rows by their length before truncation, the truncated ones apart: 13 and 29 tokens
     // over max_seq_len 12 in bins of 1 token (29 / 40 rounds up to 1).
     const hist = d.summary.tokens!.histogram;
@@ -249,6 +252,7 @@ describe('loadDataset', () => {
     expect(d.ok).toBe(true);
     expect(d.summary.tokens).toBeNull();
     expect(d.examples).toEqual([]);
+    expect(d.lengths).toEqual(new Uint32Array(0));
     expect(d.rows.map((r) => r.line)).toEqual([1, 3, 5]);
   });
 
