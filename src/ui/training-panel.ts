@@ -5,6 +5,7 @@
 import { browserNotifierEnv, notifyControl } from './run-notifier.ts';
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
+import { estimateFailureView } from './estimate-view.ts';
 import { lrChartView, markLrStep } from './lr-chart.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
 import { formatCounted } from '../core/units.ts';
@@ -473,7 +474,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         settle();
         if (id !== estimateId) return;
         estimateFor = '';
-        replaceChildren(estimateBox, h('p', { class: 'hint' }, `No time estimate: ${errorParts(e).message}`));
+        // Measured again on request, the form unchanged (a failure is not kept: the worker measures anew).
+        const again = (): void => {
+          estimateFor = '';
+          refreshEstimate();
+        };
+        replaceChildren(estimateBox, ...estimateFailureView(errorParts(e).message, again));
       },
     );
   };
