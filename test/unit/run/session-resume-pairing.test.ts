@@ -8,36 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { loadTokenizer } from '../../../src/data/tokenizer.ts';
-import type { GpuContext } from '../../../src/engine/gpu.ts';
 import { memoryRunStore } from '../../../src/run/run-store.ts';
 import { checkpointFiles, type SavedRun } from '../../../src/run/saved-run.ts';
 import { FinetuneSession, type TrainEvent } from '../../../src/run/session.ts';
 import { fakeState } from '../../helpers/fake-checkpoint.ts';
+import { byteArrayGpu } from '../../helpers/fake-gpu.ts';
 import { errorOf, TINY_MISTRAL } from '../model/helpers.ts';
-
-/** A GPU context whose buffers are byte arrays, with a ledger that counts nothing: enough to load a model unquantised. */
-function fakeGpu(): { ctx: GpuContext; made: string[] } {
-  const bytes = new Map<object, Uint8Array>();
-  const made: string[] = [];
-  const ctx = {
-    ledger: { snapshot: () => ({ byCategory: { weights: { currentBytes: 0 } } }) },
-    upload(label: string, data: ArrayBufferView) {
-      made.push(label);
-      const b = { size: data.byteLength, label };
-      bytes.set(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
-      return b;
-    },
-    async read(b: object) {
-      return bytes.get(b)!.slice().buffer;
-    },
-    destroy(b: object) {
-      bytes.delete(b);
-    },
-    flush() {},
-    async sync() {},
-  };
-  return { ctx: ctx as unknown as GpuContext, made };
-}
 
 const train = new TextEncoder().encode('{"text":"a short row"}\n{"text":"another row"}\n');
 
@@ -60,7 +36,7 @@ function record(step: number, over: Partial<SavedRun> = {}): SavedRun {
 async function sessionWith(run: SavedRun, state: Uint8Array): Promise<{ session: FinetuneSession; made: string[] }> {
   const store = memoryRunStore();
   await store.commit(checkpointFiles(run, state, { train, validation: null }));
-  const { ctx, made } = fakeGpu();
+  const { ctx, made } = byteArrayGpu();
   const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), store);
   await session.loadModel(nodeDirectory(TINY_MISTRAL), 'tiny-mistral', 'none');
   made.length = 0;

@@ -7,26 +7,9 @@ import type { GpuContext } from '../../../src/engine/gpu.ts';
 import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import { loadWeightsCached, memoryWeightCache, readCacheEntryInfo, type WeightCacheStore } from '../../../src/run/weight-cache.ts';
 import { TINY_MISTRAL } from '../model/helpers.ts';
+import { byteArrayGpu } from '../../helpers/fake-gpu.ts';
 
-/** A GPU context whose buffers are byte arrays: upload copies, read gives them back. */
-function fakeGpu(): GpuContext {
-  const bytes = new Map<object, Uint8Array>();
-  return {
-    upload(_label: string, data: ArrayBufferView) {
-      const b = { size: data.byteLength };
-      bytes.set(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
-      return b;
-    },
-    async read(b: object) {
-      return bytes.get(b)!.slice().buffer;
-    },
-    destroy(b: object) {
-      bytes.delete(b);
-    },
-    flush() {},
-    async sync() {},
-  } as unknown as GpuContext;
-}
+const fakeGpu = (): GpuContext => byteArrayGpu().ctx;
 
 
 async function load(store: WeightCacheStore, source = '/models/tiny-mistral', legacySources: readonly string[] = []) {
