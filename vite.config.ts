@@ -75,14 +75,18 @@ function checkFiles(): Plugin {
 
 /**
  * The Replicate proxy (src/server/replicate-proxy.ts) on the dev server and `vite preview`: the page's remote training
- * calls /replicate/v1/… on its own origin, because Replicate's API sends no CORS headers.
+ * calls /replicate/v1/… on its own origin, because Replicate's API sends no CORS headers. It allows the hosts Vite
+ * allows (server.allowedHosts / preview.allowedHosts, which include a `host` given by name) besides this machine's own;
+ * Vite checks the Host before any plugin's middleware, but not with `allowedHosts: true` or https, and the proxy
+ * checks it itself either way (DNS rebinding).
  */
 function replicateProxy(): Plugin {
-  const proxy = createReplicateProxy({ log: (line) => console.log(line) });
+  const log = (line: string) => console.log(line);
+  const hosts = (allowed: string[] | true) => (allowed === true ? [] : allowed);
   return {
     name: 'finetune-replicate-proxy',
-    configureServer: (server) => void server.middlewares.use(proxy),
-    configurePreviewServer: (server) => void server.middlewares.use(proxy),
+    configureServer: (server) => void server.middlewares.use(createReplicateProxy({ log, allowHosts: hosts(server.config.server.allowedHosts) })),
+    configurePreviewServer: (server) => void server.middlewares.use(createReplicateProxy({ log, allowHosts: hosts(server.config.preview.allowedHosts) })),
   };
 }
 

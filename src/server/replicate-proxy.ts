@@ -6,8 +6,14 @@
 // What it forwards: the method, the allowlisted path, the query (GET only), the body, and three request headers
 // (Authorization, Content-Type, Accept). Cookies never leave; Set-Cookie never comes back. The Authorization header is
 // passed through and forgotten: it is not logged, stored or echoed in any answer.
+//
+// Who may use it: a request's Host must be this machine's (a loopback name or address, or the address the request
+// reached it on) or one the operator allowed (allowHosts), so that a page whose name is made to resolve to this machine
+// after it loaded (DNS rebinding: its requests carry its own name as Host, and an Origin that matches it) is refused;
+// and a request with an Origin must come from the Host itself or from an origin in allowOrigins (CORS).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, PROXY_HELLO, PROXY_HELLO_PATH, PROXY_PROBLEM_TITLE, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
@@ -25,6 +31,12 @@ export interface ReplicateProxyOptions {
   downloadTimeoutMs?: number;
   /** Origins (scheme://host:port) of pages served elsewhere that may use this proxy (CORS). Default: none. */
   allowOrigins?: readonly string[];
+  /**
+   * Host names (any port) besides this machine's that requests may be addressed to: `box.lan`, `.home.arpa` for that
+   * name and its subdomains, an IP address. Loopback names and addresses (localhost, *.localhost, 127.x.x.x, [::1]) and
+   * the address a request reached the server on are always allowed; any other Host is refused (DNS rebinding).
+   */
+  allowHosts?: readonly string[];
   /** One line per request: method, route, status, time. Never headers, never bodies. */
   log?: (line: string) => void;
   /** For tests. */
@@ -110,6 +122,70 @@ async function relay(upstream: Response, res: ServerResponse, extraHeaders: Reco
   });
 }
 
+/** An IPv6 address as the URL parser writes it: compressed, lowercase, in brackets. */
+function bracketedIPv6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname;
+}
+
+/** The name in a Host header (`name[:port]`, `[v6][:port]`): lowercase, IPv6 in brackets; undefined for anything else. */
+function hostName(host: string): string | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::\d{0,5})?$/.exec(host);
+  if (!m) return undefined;
+  if (m[1] !== undefined) return isIP(m[1]) === 6 ? bracketedIPv6(m[1]) : undefined;
+  return m[2]!.toLowerCase();
+}
+
+/** A socket's local address as a Host names it: `::ffff:10.0.0.5` is 10.0.0.5, IPv6 in brackets without its zone. */
+function addressName(address: string): string | undefined {
+  const a = address.split('%')[0]!;
+  if (isIP(a) === 4) return a;
+  if (isIP(a) !== 6) return undefined;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  return mapped && isIP(mapped[1]!) === 4 ? mapped[1] : bracketedIPv6(a);
+}
+
+function isLoopbackName(name: string): boolean {
+  return name === 'localhost' || name.endsWith('.localhost') || (isIP(name) === 4 && name.startsWith('127.')) || name === '[::1]';
+}
+
+interface HostRule {
+  name: string;
+  /** `.home.arpa`: the name and any name under it. */
+  subdomains: boolean;
+}
+
+function hostRule(entry: string): HostRule {
+  const subdomains = entry.startsWith('.');
+  const rest = subdomains ? entry.slice(1) : entry;
+  const name = isIP(rest) === 6 ? bracketedIPv6(rest) : /^[A-Za-z0-9._-]+$|^\[/.test(rest) ? hostName(rest) : undefined;
+  if (name === undefined || name === '' || name.startsWith('.') || name.endsWith('.') || (subdomains && name.startsWith('['))) {
+    throw new Error(`allowed host ${JSON.stringify(entry)} is not a host name or an IP address (--allow-host box.lan; .home.arpa for it and its subdomains; 192.168.1.5)`);
+  }
+  return { name, subdomains };
+}
+
+function hostAllowed(host: string | undefined, localAddress: string | undefined, rules: readonly HostRule[]): boolean {
+  const name = host === undefined ? undefined : hostName(host);
+  if (name === undefined) return false;
+  if (isLoopbackName(name)) return true;
+  if (localAddress !== undefined && isIP(name.replace(/^\[|\]$/g, '')) !== 0 && addressName(localAddress) === name) return true;
+  return rules.some((r) => name === r.name || (r.subdomains && name.endsWith(`.${r.name}`)));
+}
+
+/**
+ * Whether a request addressed to `host` (its Host header) may use the proxy: a loopback name or address, the address
+ * it reached the server on (`localAddress`, the socket's), or one of `allowHosts` (see ReplicateProxyOptions).
+ */
+export function isHostAllowed(host: string | undefined, o: { localAddress?: string; allowHosts?: readonly string[] }): boolean {
+  return hostAllowed(host, o.localAddress, (o.allowHosts ?? []).map(hostRule));
+}
+
+/** The host a request is addressed to: its Host header, or HTTP/2's :authority (Vite's https dev server speaks HTTP/2). */
+function requestHost(req: IncomingMessage): string | undefined {
+  const host = req.headers.host ?? req.headers[':authority'];
+  return typeof host === 'string' ? host : undefined;
+}
+
 function isRedirect(status: number): boolean {
   return status >= 300 && status < 400;
 }
@@ -120,12 +196,22 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
   const doFetch = options.fetch ?? globalThis.fetch;
   const log = options.log ?? (() => {});
   const allowOrigins = new Set(options.allowOrigins ?? []);
+  const allowHosts = (options.allowHosts ?? []).map(hostRule);
 
-  /** CORS for the origins named in allowOrigins; any other cross-origin browser request is refused. */
+  /**
+   * Refuses a request addressed to a host that is not this machine's nor allowed (DNS rebinding), then gives the CORS
+   * headers for the origins named in allowOrigins; any other cross-origin browser request is refused.
+   */
   function corsHeaders(req: IncomingMessage): Record<string, string> {
+    const host = requestHost(req);
+    if (!hostAllowed(host, req.socket?.localAddress, allowHosts)) {
+      const shown = host === undefined ? 'no Host header' : `the host ${JSON.stringify(host)}`;
+      const name = host === undefined ? undefined : hostName(host);
+      const hint = name === undefined ? '' : ` (start it with --allow-host ${name.replace(/^\[|\]$/g, '')} to allow it; under Vite, add it to server.allowedHosts or preview.allowedHosts)`;
+      throw new Refusal(403, `requests for ${shown} may not use this proxy: only this machine's names and addresses (localhost, 127.0.0.1, [::1], the address it listens on) and allowed hosts may, so that a page of another site whose name was made to point here (DNS rebinding) cannot${hint}`);
+    }
     const origin = req.headers.origin;
     if (origin === undefined) return {};
-    const host = req.headers.host;
     if (host !== undefined && (origin === `http://${host}` || origin === `https://${host}`)) return {};
     if (!allowOrigins.has(origin)) throw new Refusal(403, `pages from ${origin} may not use this proxy (start it with --allow-origin ${origin} to allow them)`);
     return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'Retry-After' };

@@ -1,7 +1,9 @@
 // The proxy in front of Replicate, over real loopback sockets: what it forwards (and how), and everything it refuses.
-import { request } from 'node:http';
+import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect, createServer as createHttp2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReplicateProxy } from '../../../src/server/replicate-proxy.ts';
+import { createReplicateProxy, isHostAllowed } from '../../../src/server/replicate-proxy.ts';
 import { FakeReplicate } from '../../helpers/fake-replicate.ts';
 import { listen, type Loopback } from '../../helpers/loopback.ts';
 
@@ -44,6 +46,25 @@ function rawStatus(base: string, method: string, path: string): Promise<number> 
     const req = request({ hostname, port, method, path, headers: auth }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A request with the Host header as given (a browser sends the page's host: fetch cannot set it). */
+function withHost(base: string, path: string, host: string, init: { method?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; detail: string; cors: string | undefined }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, method: init.method ?? 'GET', path, headers: { ...auth, ...init.headers, host } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        const detail = res.headers['content-type']?.startsWith('application/problem+json') ? (JSON.parse(text) as { detail: string }).detail : '';
+        const cors = res.headers['access-control-allow-origin'];
+        resolve({ status: res.statusCode ?? 0, detail, cors: Array.isArray(cors) ? cors.join() : cors });
+      });
     });
     req.on('error', reject);
     req.end();
@@ -284,5 +305,96 @@ describe('refusals', () => {
     expect(logs.length).toBeGreaterThan(10);
     expect(logs.some((l) => l.includes('/replicate/v1/account'))).toBe(true);
     expect(logs.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(3)))).toEqual([]);
+  });
+});
+
+describe('the Host header (DNS rebinding)', () => {
+  // A page on evil.example whose name is made to resolve to 127.0.0.1 after it loaded: its requests reach the proxy
+  // with the page's own name as Host, and an Origin that matches it, so they look same-origin.
+  const rebound = { host: 'evil.example:5173', origin: 'http://evil.example:5173' };
+
+  it('refuses a request whose Host is not this machine\'s, even when its Origin matches it, without calling upstream', async () => {
+    const before = fake.requests.length;
+    for (const [method, path] of [
+      ['GET', '/replicate/v1/account'],
+      ['GET', '/replicate/hello'],
+      ['GET', `/replicate/download?url=${encodeURIComponent(`${fake.url}/delivery/x.zip`)}`],
+      ['OPTIONS', '/replicate/v1/account'],
+      ['POST', '/replicate/v1/trainings/abc/cancel'],
+    ]) {
+      const r = await withHost(proxy.url, path, rebound.host, { method, headers: { origin: rebound.origin } });
+      expect({ method, path, status: r.status, cors: r.cors }).toEqual({ method, path, status: 403, cors: undefined });
+      expect(r.detail).toContain('"evil.example:5173"');
+      expect(r.detail).toContain('--allow-host evil.example');
+    }
+    // No Origin at all (a link opened as a page, or a simple GET): the same.
+    expect((await withHost(proxy.url, '/replicate/v1/account', rebound.host)).status).toBe(403);
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it('lets loopback names and addresses through with any port, preflight included', async () => {
+    for (const host of ['localhost:5173', 'LocalHost', 'app.localhost:4173', '127.0.0.1:4173', '127.1.2.3', '[::1]:5173']) {
+      const origin = `http://${host}`;
+      expect({ host, status: (await withHost(proxy.url, '/replicate/v1/account', host, { headers: { origin } })).status }).toEqual({ host, status: 200 });
+      expect({ host, status: (await withHost(proxy.url, '/replicate/hello', host)).status }).toEqual({ host, status: 200 });
+      expect({ host, status: (await withHost(proxy.url, '/replicate/v1/account', host, { method: 'OPTIONS', headers: { origin } })).status }).toEqual({ host, status: 204 });
+    }
+    // Names that only look like loopback are not.
+    for (const host of ['localhost.evil.example', '127.0.0.1.evil.example', 'evil-localhost', '128.0.0.1:5173', '[::2]:5173', '[::1', 'localhost:5173:1']) {
+      expect({ host, status: (await withHost(proxy.url, '/replicate/hello', host)).status }).toEqual({ host, status: 403 });
+    }
+  });
+
+  it('lets the hosts the operator allowed through (a name, or a name and its subdomains), and still no other', async () => {
+    const lan = await listen((req, res) => createReplicateProxy({ upstream: fake.apiBase, allowHosts: ['Box.lan', '.home.arpa', '[fd00::5]'] })(req, res, () => res.writeHead(404).end()));
+    try {
+      for (const host of ['box.lan:4173', 'BOX.LAN', 'home.arpa:80', 'pc.home.arpa:4173', '[fd00::5]:4173', 'localhost:4173']) {
+        const r = await withHost(lan.url, '/replicate/v1/account', host, { headers: { origin: `http://${host}` } });
+        expect({ host, status: r.status }).toEqual({ host, status: 200 });
+        const pre = await withHost(lan.url, '/replicate/v1/account', host, { method: 'OPTIONS', headers: { origin: `http://${host}` } });
+        expect({ host, status: pre.status }).toEqual({ host, status: 204 });
+      }
+      for (const host of ['box.lan.evil.example', 'xbox.lan', 'evilhome.arpa', 'evil.example:4173']) {
+        const r = await withHost(lan.url, '/replicate/v1/account', host, { method: 'OPTIONS', headers: { origin: `http://${host}` } });
+        expect({ host, status: r.status }).toEqual({ host, status: 403 });
+      }
+    } finally {
+      await lan.close();
+    }
+    expect(() => createReplicateProxy({ allowHosts: ['http://box.lan/'] })).toThrow(/allowed host "http:\/\/box\.lan\/" is not a host name/);
+  });
+
+  it('reads the host of an HTTP/2 request from :authority (Vite\'s https dev server speaks HTTP/2)', async () => {
+    const p = createReplicateProxy({ upstream: fake.apiBase });
+    // Node's HTTP/2 compatibility API hands the handler objects shaped like node:http's.
+    const h2 = createHttp2Server((req, res) => p(req as unknown as IncomingMessage, res as unknown as ServerResponse, () => res.writeHead(404).end()));
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    const session = connect(`http://127.0.0.1:${(h2.address() as AddressInfo).port}`);
+    const status = (authority: string) =>
+      new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':method': 'GET', ':path': '/replicate/hello', ':authority': authority });
+        stream.on('response', (headers) => resolve(Number(headers[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+        stream.end();
+      });
+    try {
+      expect(await status('evil.example:5173')).toBe(403);
+      expect(await status('localhost:5173')).toBe(200);
+    } finally {
+      session.close();
+      await new Promise((r) => h2.close(r));
+    }
+  });
+
+  it('lets an IP address through when it is the one the request reached this server on', () => {
+    expect(isHostAllowed('192.168.1.5:4173', { localAddress: '192.168.1.5' })).toBe(true);
+    expect(isHostAllowed('192.168.1.5', { localAddress: '::ffff:192.168.1.5' })).toBe(true);
+    expect(isHostAllowed('[fd00::1]:4173', { localAddress: 'fd00:0:0::1' })).toBe(true);
+    expect(isHostAllowed('192.168.1.6:4173', { localAddress: '192.168.1.5' })).toBe(false);
+    expect(isHostAllowed('192.168.1.5:4173', {})).toBe(false);
+    expect(isHostAllowed('box.lan:4173', { localAddress: '192.168.1.5' })).toBe(false);
+    expect(isHostAllowed(undefined, { localAddress: '127.0.0.1' })).toBe(false);
+    expect(isHostAllowed('', { localAddress: '127.0.0.1' })).toBe(false);
   });
 });

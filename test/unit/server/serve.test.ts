@@ -21,7 +21,7 @@ beforeAll(async () => {
   writeFileSync(join(dist, 'index.html'), '<!doctype html><title>finetune</title>');
   writeFileSync(join(dist, 'check', 'weights.bin'), new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
   writeFileSync(join(root, 'secret.txt'), 'outside dist');
-  server = await serveMain(['--port', '0', '--dist', dist], (l) => logs.push(l));
+  server = await serveMain(['--port', '0', '--dist', dist, '--allow-host', 'box.lan'], (l) => logs.push(l));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
@@ -30,10 +30,10 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function raw(path: string): Promise<number> {
+function raw(path: string, host?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const u = new URL(base);
-    const req = request({ hostname: u.hostname, port: u.port, path }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+    const req = request({ hostname: u.hostname, port: u.port, path, headers: host === undefined ? {} : { host } }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
     req.on('error', reject);
     req.end();
   });
@@ -73,4 +73,10 @@ it('answers 404 for missing files and never serves outside dist', async () => {
 it('mounts the proxy: allowlisted paths go on, others are refused', async () => {
   expect((await fetch(`${base}/replicate/v1/predictions`)).status).toBe(403);
   expect((await fetch(`${base}/replicate/download?url=${encodeURIComponent('https://evil.example/x')}`)).status).toBe(403);
+});
+
+it('refuses the proxy to a page whose name is not this machine\'s (DNS rebinding) unless it was allowed with --allow-host', async () => {
+  expect(await raw('/replicate/hello', 'evil.example:4173')).toBe(403);
+  expect(await raw('/replicate/hello', `localhost:${new URL(base).port}`)).toBe(200);
+  expect(await raw('/replicate/hello', 'box.lan:4173')).toBe(200);
 });
