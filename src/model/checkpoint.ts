@@ -170,8 +170,9 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   } catch (e) {
     if (!isNotFound(e)) throw e;
     // A folder picked one level too high holds the model in a subfolder: name it rather than leave the user guessing.
+    // The folders' names are the user's, quoted: a control character in one is escaped, not handed to a terminal.
     const nested = files.list?.().filter((n) => n.endsWith('/config.json')) ?? [];
-    const hint = nested.length ? ` (the model's files look to be in ${nested.slice(0, 3).map((n) => `${n.slice(0, -'/config.json'.length)}/`).join(', ')}: pick that folder)` : '';
+    const hint = nested.length ? ` (the model's files look to be in ${nested.slice(0, 3).map((n) => JSON.stringify(n.slice(0, -'/config.json'.length))).join(', ')}: pick that folder)` : '';
     throw bad(`${where}: no config.json${hint}`);
   }
   const config = parseMistralConfig(configJson, `${where}/config.json`);

@@ -169,7 +169,10 @@ describe('openBaseCheckpoint', () => {
     expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(noCfg, 'tiny')))).message).toMatch(/tiny: no config\.json$/);
     // A folder picked one level too high: the subfolder holding the model is named.
     const nested = Object.fromEntries(Object.entries(files).map(([k, v]) => [`Mistral-7B/${k}`, v]));
-    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(nested, 'models')))).message).toBe("models: no config.json (the model's files look to be in Mistral-7B/: pick that folder)");
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(nested, 'models')))).message).toBe('models: no config.json (the model\'s files look to be in "Mistral-7B": pick that folder)');
+    // The folders' names are the user's: quoted as JSON strings (an escape sequence escaped, a comma inside one told apart).
+    const odd = memoryFileSet({ 'a, b/config.json': files['config.json'], 'x/out\u001b]0;owned\u0007/config.json': files['config.json'] }, 'models');
+    expect((await errorOf(() => openBaseCheckpoint(odd))).message).toBe('models: no config.json (the model\'s files look to be in "a, b", "x/out\\u001b]0;owned\\u0007": pick that folder)');
     const onlyCfg = memoryFileSet({ 'config.json': files['config.json'] }, 'tiny');
     expect((await errorOf(() => openBaseCheckpoint(onlyCfg))).message).toMatch(/no model\.safetensors or model\.safetensors\.index\.json/);
     // Without list(): the index is tried first, then model.safetensors.
