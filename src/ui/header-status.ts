@@ -49,6 +49,9 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
       return { text: `Pausing · step ${of}`, state: 'busy', href: training };
     case 'paused':
       return { text: `Paused · step ${of}`, state: 'paused', href: training };
+    // Still held: the run goes on once the export (or other reading of its adapter) under way ends.
+    case 'resuming':
+      return { text: `Resuming · step ${of}`, state: 'paused', href: training };
     case 'done':
       return { text: `Finished · ${steps(r.step)} · export ↓`, state: 'done', href: '#panel-export' };
     // A stopped or failed run is still the news: its checkpoint can be resumed, or its error read, in the panel.
@@ -83,6 +86,8 @@ export function documentTitle(r: RunState, idleTitle: string): string {
       return `${pct ?? of}${left} · ${pct ? `${of} · ` : ''}${app}`;
     case 'paused':
       return `Paused at ${pct ?? of} · ${app}`;
+    case 'resuming':
+      return `Resuming at ${pct ?? of} · ${app}`;
     case 'done':
       return `Finished · ${steps(r.step)} · ${app}`;
     case 'stopped':

@@ -124,7 +124,10 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     unpause() {
       if (run.value.phase !== 'paused' && run.value.phase !== 'pausing') return;
       run.dispatch({ type: 'unpause' });
-      void engine.resumeTraining();
+      // The worker lets a paused run go once what reads its adapter (an export, Try it) has ended, and resumeTraining
+      // settles then: until it does the page says "resuming", not "running". A failed call leaves it to the run's end.
+      const resumed = (): void => run.dispatch({ type: 'resumed' });
+      engine.resumeTraining().then(resumed, resumed);
     },
 
     stop() {

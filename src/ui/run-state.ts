@@ -7,7 +7,9 @@ import { formatCounted, formatDuration } from './format.ts';
 
 // 'pausing': Pause was asked, and the worker has not yet stopped at a pause point (the step, the validation pass or the
 // sample under way finishes first); 'paused' once it says it has, and only then do export and Try it use the GPU.
-export type RunPhase = 'idle' | 'starting' | 'running' | 'validating' | 'pausing' | 'paused' | 'stopping' | 'done' | 'stopped' | 'error';
+// 'resuming': Resume was asked of a paused run, and the worker has not yet let it go: it waits for what reads the
+// adapter (an export reading it whole, a generation stopping at its next token) to end (src/run/session.ts resume).
+export type RunPhase = 'idle' | 'starting' | 'running' | 'validating' | 'pausing' | 'paused' | 'resuming' | 'stopping' | 'done' | 'stopped' | 'error';
 
 export interface LossPoint {
   step: number;
@@ -88,6 +90,8 @@ export type RunAction =
   | { type: 'event'; event: TrainEvent }
   | { type: 'pause' }
   | { type: 'unpause' }
+  /** The worker let the paused run go (its resumeTraining settled): it runs again. */
+  | { type: 'resumed' }
   | { type: 'stop' }
   | { type: 'finished'; result: TrainResult }
   /** lostKernels: the kernel combination being measured when the GPU device was lost (before the first step), in words. */
@@ -118,7 +122,7 @@ export const IDLE_RUN: RunState = {
 
 /** True while a run holds the engine (inputs that would change it are locked). */
 export function runBusy(phase: RunPhase): boolean {
-  return phase === 'starting' || phase === 'running' || phase === 'validating' || phase === 'pausing' || phase === 'paused' || phase === 'stopping';
+  return phase === 'starting' || phase === 'running' || phase === 'validating' || phase === 'pausing' || phase === 'paused' || phase === 'resuming' || phase === 'stopping';
 }
 
 /**
@@ -132,7 +136,10 @@ export function etaText(run: Pick<RunState, 'phase' | 'readouts'>): string {
   return eta !== null && runBusy(run.phase) ? formatDuration(eta) : '—';
 }
 
-/** True while steps are being computed (export and generation must wait; they may read the GPU between steps). */
+/**
+ * True while steps are being computed (export and generation must wait; they may read the GPU between steps), and
+ * while a Resume waits for the reading under way: a new one would hold the run longer.
+ */
 export function runComputing(phase: RunPhase): boolean {
   return runBusy(phase) && phase !== 'paused';
 }
@@ -157,8 +164,8 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       const history = [...s.history.filter((p) => p.step !== e.step), { step: e.step, loss: e.loss }];
       return {
         ...s,
-        // Validation ends with its own event; a step event means training goes on.
-        phase: s.phase === 'validating' ? 'running' : s.phase,
+        // Validation ends with its own event; a step event means training goes on (a resumed run's too).
+        phase: s.phase === 'validating' || s.phase === 'resuming' ? 'running' : s.phase,
         validating: null,
         step: e.step,
         totalSteps: e.totalSteps,
@@ -179,7 +186,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
     case 'validating':
       return {
         ...s,
-        phase: s.phase === 'running' ? 'validating' : s.phase,
+        phase: s.phase === 'running' || s.phase === 'resuming' ? 'validating' : s.phase,
         validating: { step: e.step, done: e.done, passes: e.passes },
         note: validatingText(e),
         readouts: s.readouts && e.etaSeconds !== null ? { ...s.readouts, etaSeconds: e.etaSeconds } : s.readouts,
@@ -188,7 +195,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       const history = s.history.map((p) => (p.step === e.step ? { ...p, valLoss: e.valLoss } : p));
       return {
         ...s,
-        phase: s.phase === 'validating' ? 'running' : s.phase,
+        phase: s.phase === 'validating' || s.phase === 'resuming' ? 'running' : s.phase,
         validating: null,
         history,
         validation: { step: e.step, valLoss: e.valLoss, valTokens: e.valTokens, seconds: e.seconds },
@@ -255,7 +262,12 @@ export function runReducer(s: RunState, a: RunAction): RunState {
     case 'pause':
       return s.phase === 'running' || s.phase === 'validating' ? { ...s, phase: 'pausing' } : s;
     case 'unpause':
-      return s.phase === 'paused' || s.phase === 'pausing' ? { ...s, phase: s.validating ? 'validating' : 'running' } : s;
+      // Paused: the worker holds the run until what reads its adapter has ended ('resumed' then). Pausing: the run
+      // never stopped, and nothing read its adapter meanwhile.
+      if (s.phase === 'paused') return { ...s, phase: 'resuming' };
+      return s.phase === 'pausing' ? { ...s, phase: s.validating ? 'validating' : 'running' } : s;
+    case 'resumed':
+      return s.phase === 'resuming' ? { ...s, phase: s.validating ? 'validating' : 'running' } : s;
     case 'stop':
       return runBusy(s.phase) ? { ...s, phase: 'stopping' } : s;
     case 'finished': {

@@ -141,6 +141,7 @@ const PHASE_TEXT: Record<RunPhase, string> = {
   validating: 'Validating…',
   pausing: 'Pausing after the current step…',
   paused: 'Paused. Resume continues; export works while paused.',
+  resuming: 'Resuming once the export (or other reading of the adapter) under way has finished…',
   stopping: 'Stopping after the current step…',
   done: 'Training finished.',
   stopped: 'Stopped. Resume continues from the last step.',
@@ -157,6 +158,8 @@ export function phaseLine(run: RunState, why: string | null | undefined): string
   if (run.phase === 'stopping' && v) return `Stopping: the validation after step ${v.step} is left unfinished…`;
   // Once paused, the step it paused after ("after the current step" was said of a step long done).
   if (run.phase === 'paused') return `Paused after step ${run.step}. Resume continues; export works while paused.`;
+  // Resume asked: the worker lets the run go once what reads its adapter has ended (an export takes seconds).
+  if (run.phase === 'resuming') return `Resuming ${v ? 'the validation ' : ''}after step ${v?.step ?? run.step} once the export (or other reading of the adapter) under way has finished…`;
   return PHASE_TEXT[run.phase];
 }
 
@@ -573,8 +576,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     startButton.textContent = run.phase === 'done' || run.phase === 'stopped' || run.phase === 'error' ? 'Train again' : 'Train';
     reason.textContent = why ?? '';
     reason.hidden = why === null;
+    // While resuming, neither: the worker already has the Resume, and a Pause then would be undone by it.
     pauseButton.disabled = !(run.phase === 'running' || run.phase === 'validating' || run.phase === 'pausing' || run.phase === 'paused');
-    pauseButton.textContent = run.phase === 'paused' || run.phase === 'pausing' ? 'Resume' : 'Pause';
+    pauseButton.textContent = run.phase === 'paused' || run.phase === 'pausing' || run.phase === 'resuming' ? 'Resume' : 'Pause';
     stopButton.disabled = !busy || run.phase === 'stopping';
     // After Stop, or after a failure with a checkpoint, the run continues from where it was saved: no reload needed.
     resumeHere.hidden = !((run.phase === 'stopped' || run.phase === 'error') && run.checkpointStep !== null && run.checkpointStep < run.totalSteps);

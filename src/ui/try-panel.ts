@@ -48,6 +48,7 @@ export function generateBlockedReason(phase: RunPhase, model: ModelState['status
   if (model !== 'ready') return 'Load a model first (Model panel).';
   // Generation reads the GPU between steps: fine while paused, not while a step is running.
   if (phase === 'pausing') return 'The run is pausing: Try it can run once the work under way ends.';
+  if (phase === 'resuming') return 'The run is resuming: pause it again to generate.';
   if (runComputing(phase)) return 'Training is using the GPU: pause the run (or wait until it ends) to generate.';
   return null;
 }

@@ -18,6 +18,8 @@ describe('header status', () => {
     expect(headerStatus(at({ phase: 'validating', step: 4, totalSteps: 8, validating: { step: 4, passes: 4, done: 1 } }), ready).text).toBe('Validating · step 4 · 1 / 4');
     expect(headerStatus(at({ phase: 'paused', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Paused · step 3 / 8', state: 'paused' });
     expect(headerStatus(at({ phase: 'pausing', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Pausing · step 3 / 8', state: 'busy' });
+    // Resume asked while an export reads the adapter: the run is still held.
+    expect(headerStatus(at({ phase: 'resuming', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Resuming · step 3 / 8', state: 'paused' });
     expect(headerStatus(at({ phase: 'done', step: 1, totalSteps: 1 }), ready)).toEqual({ text: 'Finished · 1 step · export ↓', state: 'done', href: '#panel-export' });
   });
 
@@ -51,6 +53,7 @@ describe('the tab title', () => {
 
   it('keeps the news of an ended run, and is the page\'s own title when there is none', () => {
     expect(documentTitle(at({ phase: 'paused', step: 3, totalSteps: 8 }), page)).toBe('Paused at 37% · finetune');
+    expect(documentTitle(at({ phase: 'resuming', step: 3, totalSteps: 8 }), page)).toBe('Resuming at 37% · finetune');
     expect(documentTitle(at({ phase: 'done', step: 8, totalSteps: 8 }), page)).toBe('Finished · 8 steps · finetune');
     expect(documentTitle(at({ phase: 'stopped', step: 6, totalSteps: 8 }), page)).toBe('Stopped at step 6 / 8 · finetune');
     expect(documentTitle(at({ phase: 'error', step: 2, totalSteps: 8 }), page)).toBe('Training failed · finetune');

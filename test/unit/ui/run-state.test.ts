@@ -43,6 +43,10 @@ describe('run state', () => {
     s = runReducer(s, ev({ type: 'paused', step: 1 }));
     expect(s).toMatchObject({ phase: 'paused', validating: { step: 1, done: 3 } });
     s = runReducer(s, { type: 'unpause' });
+    // Held until the worker lets it go (what read the adapter during the pause ends first), then the same pass goes on.
+    expect(s.phase).toBe('resuming');
+    expect(phaseLine(s, null)).toBe('Resuming the validation after step 1 once the export (or other reading of the adapter) under way has finished…');
+    s = runReducer(s, { type: 'resumed' });
     expect(s.phase).toBe('validating');
     s = runReducer(s, ev({ type: 'eval', step: 1, valLoss: 2.5, valTokens: 40, seconds: 1 }));
     expect(s.phase).toBe('running');
@@ -114,6 +118,34 @@ describe('run state', () => {
     expect(runReducer(s, { type: 'stop' })).toBe(s);
     expect(runReducer(IDLE_RUN, { type: 'pause' })).toBe(IDLE_RUN);
     expect(etaText(IDLE_RUN)).toBe('—');
+  });
+
+  it('says a resumed run waits while an export (or another read of the adapter) ends, and runs once the worker lets it go', () => {
+    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(2, 3)), { type: 'pause' }, ev({ type: 'paused', step: 2 }));
+    expect(s.phase).toBe('paused');
+    s = runReducer(s, { type: 'unpause' });
+    // The worker holds the run until the export's reading of the adapter ends (session.resume): it said "running".
+    expect(s.phase).toBe('resuming');
+    expect(phaseLine(s, null)).toBe('Resuming after step 2 once the export (or other reading of the adapter) under way has finished…');
+    // Nothing new may read the adapter meanwhile (it would hold the run longer), and Pause and Resume wait.
+    expect(runBusy(s.phase)).toBe(true);
+    expect(runComputing(s.phase)).toBe(true);
+    expect(runReducer(s, { type: 'pause' })).toBe(s);
+    expect(runReducer(s, { type: 'unpause' })).toBe(s);
+    expect(etaText(s)).toBe('0:04');
+    // The worker's word of the pause it holds, arriving late, leaves it resuming.
+    expect(runReducer(s, ev({ type: 'paused', step: 2 })).phase).toBe('resuming');
+    // Let go: running; the run's next step says so too.
+    expect(runReducer(s, { type: 'resumed' }).phase).toBe('running');
+    expect(runReducer(s, ev(step(3, 2.9))).phase).toBe('running');
+    // Stopped while held: stopping, and the late word that the run was let go does not undo it.
+    const stopping = runReducer(s, { type: 'stop' });
+    expect(stopping.phase).toBe('stopping');
+    expect(runReducer(stopping, { type: 'resumed' })).toBe(stopping);
+    // Resume before the pause took effect: the run never stopped, nothing holds it.
+    const back = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), { type: 'pause' }, { type: 'unpause' });
+    expect(back.phase).toBe('running');
+    expect(runReducer(back, { type: 'resumed' })).toBe(back);
   });
 
   it('finishes with the outcome and ETA 0; a failure keeps the steps done and says why', () => {

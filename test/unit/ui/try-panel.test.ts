@@ -11,6 +11,8 @@ describe('generateBlockedReason', () => {
     for (const phase of ['idle', 'paused', 'done', 'stopped', 'error'] as const) expect(generateBlockedReason(phase, 'ready', false)).toBeNull();
     // Pause asked, not yet in effect: the step (or sample) under way still holds the GPU.
     expect(generateBlockedReason('pausing', 'ready', false)).toBe('The run is pausing: Try it can run once the work under way ends.');
+    // Resume asked: the run waits only for what reads the adapter now; a new generation would hold it longer.
+    expect(generateBlockedReason('resuming', 'ready', false)).toBe('The run is resuming: pause it again to generate.');
   });
 
   it('asks for a model first, whatever the run does', () => {
