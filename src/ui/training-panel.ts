@@ -417,7 +417,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   // ---- the estimate: measured once per model and adapter shape, rescaled for every plan ------------------------------
   let estimateFor = '';
   let estimateId = 0;
+  // The estimate shown and what it was said of: a run that ends changes "This run" to the next one's (render).
+  let shown: { estimate: RunEstimate; subject: string } | null = null;
   const showEstimate = (e: RunEstimate): void => {
+    shown = { estimate: e, subject: estimateSubject(shared.run.value.phase) };
     const slow = e.seconds > SLOW_RUN_SECONDS;
     // On a CPU slow enough that even the quick preset takes longer, offering it again would do nothing.
     const offerQuick = e.softwareAdapter && slow && !isQuickPreset(shared.form.value.hp);
@@ -434,7 +437,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       h(
         'p',
         { class: slow ? 'warn' : 'hint', 'data-testid': 'train-estimate' },
-        `${estimateSubject(shared.run.value.phase)} should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}${sampleClause(e)}; ${rate}).`,
+        `${shown.subject} should take ${roughDuration(e.seconds)} here (${formatCount(e.trainTokens)} training tokens${paddingClause(e)}, ${validationClause(e)}${sampleClause(e)}; ${rate}).`,
       ),
       offerQuick
         ? h(
@@ -621,6 +624,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const lrChart = planBox.querySelector<HTMLElement>('[data-testid="plan-lr"]');
     if (lrChart) markLrStep(lrChart, run.plan && run.step > 0 ? run.step : null);
     estimateBox.hidden = busy || why !== null;
+    if (!busy && shown && shown.subject !== estimateSubject(run.phase) && estimateBox.querySelector('[data-testid="train-estimate"]')) showEstimate(shown.estimate);
     renderChart(run);
     const planned = shared.plan.value.stats;
     if (!busy && run.history.length === 0 && planned) chart.setTotal(planned.totalSteps);

@@ -157,6 +157,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('train-result').textContent()).toMatch(/Finished: 2 steps/);
     expect(await page.getByTestId('tokens-per-second').textContent()).toMatch(/^\d/);
     expect(await page.getByTestId('eta').textContent()).toBe('done');
+    // The estimate beside Train again is of the next run, not of the one shown finished ("This run should take…").
+    expect(await page.getByTestId('train-estimate').textContent()).toMatch(/^A new run of these settings should take about /);
     // The tab's title carries the news to a user watching another tab.
     expect(await page.title()).toBe('Finished · 2 steps · finetune');
     // And, the page being out of sight, one notification with its steps, time and losses.
