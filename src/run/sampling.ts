@@ -29,8 +29,29 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
-/** The next token under `s`; `rng` is drawn from once per sampled token (never for greedy). */
+/**
+ * Refuses logits no token can be chosen from: a NaN or +Infinity anywhere (the model or the adapter overflowed: the
+ * forward pass is broken, whatever token it would give), or none above -Infinity. -Infinity alone is a token of
+ * probability 0. Without this a NaN made every draw token 0 (<unk>, printed ⁇), greedy or sampled.
+ */
+export function checkLogits(logits: ArrayLike<number>): void {
+  let possible = false;
+  for (let j = 0; j < logits.length; j++) {
+    const v = logits[j];
+    if (Number.isNaN(v) || v === Infinity) {
+      throw new FinetuneError('mismatch', `the model's logits hold ${v} at token ${j} (of ${logits.length}): the model or the adapter produced a value that is not finite, and no token can be chosen from them`, { token: j });
+    }
+    if (v !== -Infinity) possible = true;
+  }
+  if (!possible) throw new FinetuneError('mismatch', `the model's ${logits.length} logits are all -Infinity: no token has any probability`);
+}
+
+/**
+ * The next token under `s`; `rng` is drawn from once per sampled token (never for greedy). Logits that are not finite
+ * are refused (checkLogits).
+ */
 export function pickToken(logits: ArrayLike<number>, s: SamplingSettings, rng: Rng): number {
+  checkLogits(logits);
   if (s.temperature === 0) return argmax(logits);
   const n = logits.length;
   const m = logits[argmax(logits)];

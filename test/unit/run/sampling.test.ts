@@ -63,3 +63,56 @@ describe('checkSampling', () => {
     expect(() => checkSampling({ temperature: 0, topP: 1 })).not.toThrow();
   });
 });
+
+describe('pickToken with logits that are not finite', () => {
+  /** softmax(logits / T) in float64, -Infinity giving 0: the reference the draws are compared with. */
+  function softmax64(logits: readonly number[], T: number): number[] {
+    const finite = logits.filter((x) => x !== -Infinity);
+    const m = Math.max(...finite);
+    const e = logits.map((x) => (x === -Infinity ? 0 : Math.exp((x - m) / T)));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((x) => x / s);
+  }
+
+  it('refuses a NaN or +Infinity logit, greedy or sampled, naming the token, instead of answering token 0', () => {
+    // Token 0 (<unk>, printed ⁇) came back for every one of these: at temperature 1 a NaN made every draw token 0, the
+    // least likely of the finite ones, and greedy answered 0 whenever logits[0] was the NaN.
+    const cases: [number[], number, string][] = [
+      [[1, Number.NaN, 2, 3], 1, 'NaN at token 1'],
+      [[Number.NaN, 1, 2, 3], 1, 'NaN at token 0'],
+      [[Number.NaN, 1, 2, 3], 0, 'NaN at token 0'],
+      [[1, 2, 3, Number.NaN], 0, 'NaN at token 3'],
+      [[1, Infinity, 2, 3], 0.7, 'Infinity at token 1'],
+      [[1, 2, Infinity, 3], 0, 'Infinity at token 2'],
+    ];
+    for (const [logits, temperature, what] of cases) {
+      let err: unknown = null;
+      try {
+        pickToken(Float32Array.from(logits), { temperature, topP: 0.9 }, createRng(1));
+      } catch (e) {
+        err = e;
+      }
+      expect(err, `${logits} at temperature ${temperature}`).toBeInstanceOf(FinetuneError);
+      expect((err as FinetuneError).kind).toBe('mismatch');
+      expect((err as FinetuneError).message).toContain(what);
+    }
+  });
+
+  it('refuses logits that are all -Infinity (no token has any probability)', () => {
+    for (const temperature of [0, 1]) {
+      expect(() => pickToken([-Infinity, -Infinity, -Infinity], { temperature, topP: 1 }, createRng(1))).toThrow(/no token/);
+    }
+    expect(() => pickToken([], { temperature: 1, topP: 1 }, createRng(1))).toThrow(FinetuneError);
+  });
+
+  it('a -Infinity logit is a token of probability 0: never drawn, the others in proportion to the float64 softmax', () => {
+    const logits = [1, -Infinity, 2, 3, -Infinity];
+    const draws = 6000;
+    const c = counts(Float32Array.from(logits), 0.8, 1, draws, 7);
+    const p = softmax64(logits, 0.8);
+    expect(c[1]).toBe(0);
+    expect(c[4]).toBe(0);
+    for (const j of [0, 2, 3]) expect(Math.abs(c[j] / draws - p[j])).toBeLessThan(4 * Math.sqrt((p[j] * (1 - p[j])) / draws));
+    expect(pickToken([-Infinity, -5, -Infinity], { temperature: 0, topP: 1 }, createRng(1))).toBe(1);
+  });
+});
