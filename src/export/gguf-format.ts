@@ -12,7 +12,7 @@
 // Here `shape` is always the PyTorch order (outermost first) and `ne` the order stored in the file.
 
 import { FinetuneError } from '../core/errors.ts';
-import { GGUF_MAGIC } from '../core/gguf-magic.ts';
+import { GGUF_MAGIC, startsWithGgufMagic } from '../core/gguf-magic.ts';
 
 export { GGUF_MAGIC };
 export const GGUF_VERSION = 3;
@@ -156,6 +156,80 @@ export function alignUp(n: number, a: number): number {
 
 export function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Peeking at a header
+
+/**
+ * The value of the string KV `key` in a GGUF file (v2 or v3) of which `head` holds the first bytes: the KVs are read in
+ * order, each skipped until `key`. Null when the bytes are not such a file, `key` is not among the KVs (or not a
+ * string), or the KVs run past `head` before it. Enough to tell an adapter (general.type "adapter") from a model
+ * without reading a multi-gigabyte file; test/helpers/gguf-reader.ts is the strict reader.
+ */
+export function ggufHeaderString(head: Uint8Array, key: string): string | null {
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const decoder = new TextDecoder('utf-8', { fatal: false });
+  let pos = 0;
+  const has = (n: number): boolean => Number.isSafeInteger(n) && n >= 0 && pos + n <= head.byteLength;
+  const u32 = (): number | null => {
+    if (!has(4)) return null;
+    const x = v.getUint32(pos, true);
+    pos += 4;
+    return x;
+  };
+  const u64 = (): number | null => {
+    if (!has(8)) return null;
+    const x = v.getBigUint64(pos, true);
+    pos += 8;
+    return x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : null;
+  };
+  const str = (): string | null => {
+    const n = u64();
+    if (n === null || !has(n)) return null;
+    const s = decoder.decode(head.subarray(pos, pos + n));
+    pos += n;
+    return s;
+  };
+  /** Moves past one value of `type`; false when it runs past `head` or is not a value GGUF has. */
+  const skip = (type: number, depth: number): boolean => {
+    if (!isGgufType(type)) return false;
+    if (type === GgufType.STRING) return str() !== null;
+    if (type === GgufType.ARRAY) {
+      const item = u32();
+      const count = u64();
+      if (item === null || count === null || depth >= MAX_ARRAY_NESTING || !isGgufType(item)) return false;
+      if (item !== GgufType.STRING && item !== GgufType.ARRAY) {
+        const bytes = count * SCALAR_SIZE[item];
+        if (!has(bytes)) return false;
+        pos += bytes;
+        return true;
+      }
+      // Each element takes at least minValueBytes: a forged count cannot loop past the bytes there are.
+      if (!has(count * minValueBytes(item))) return false;
+      for (let i = 0; i < count; i++) if (!skip(item, depth + 1)) return false;
+      return true;
+    }
+    const size = SCALAR_SIZE[type];
+    if (!has(size)) return false;
+    pos += size;
+    return true;
+  };
+  if (!startsWithGgufMagic(head)) return null;
+  pos = 4;
+  const version = u32();
+  if (version !== 2 && version !== 3) return null;
+  if (u64() === null) return null; // tensor_count
+  const kvCount = u64();
+  if (kvCount === null) return null;
+  for (let i = 0; i < kvCount; i++) {
+    const k = str();
+    const type = u32();
+    if (k === null || type === null) return null;
+    if (k === key) return type === GgufType.STRING ? str() : null;
+    if (!skip(type, 0)) return null;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

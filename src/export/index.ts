@@ -10,6 +10,7 @@ export {
   GgmlType,
   GgufType,
   ggmlTypeName,
+  ggufHeaderString,
   kvArray,
   kvBool,
   kvF32,

@@ -8,7 +8,7 @@ import { startsWithGgufMagic } from '../../core/gguf-magic.ts';
 import { README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
-import { importedTrainingCard, loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
+import { ggufHeaderString, importedTrainingCard, loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
@@ -42,12 +42,15 @@ options:
   --base-model N  write N as the adapter's base_model_name_or_path (and the GGUF's general.name), e.g. the Hub id of
                   a model trained from a local folder, so that PEFT's AutoPeftModelForCausalLM loads the right base.
                   Without --model, the base's config is looked up under N
-  --force         write over an --out that is not an earlier export: a file that is not a GGUF (gguf) or a zip (a
-                  .zip), a folder holding other files than an adapter's (peft: its README.md is replaced, the other
+  --force         write over an --out that is not an earlier export: a file that is not a GGUF adapter (gguf: a
+                  GGUF model is refused too) or a zip (a .zip), a folder holding other files than an adapter's (peft: its README.md is replaced, the other
                   files are left). Without it such an --out is refused. Every file is written to a temporary file
                   and renamed over the old one, so a failed write (a full disk, a kill) keeps the old file
 
 Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, base_model_name_or_path, read_from}, model}.`;
+
+/** Bytes of an existing GGUF --out read to find its general.type (a model's tokenizer arrays come after it). */
+const GGUF_HEADER_PEEK = 1 << 20;
 
 /** The files of a PEFT adapter folder that an export must not write over while reading them. */
 const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE];
@@ -77,9 +80,18 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
   if (!existsSync(out)) return;
   if (kind !== 'folder') {
     if (!statSync(out).isFile()) return; // checkOutputPath says what is wrong with it
-    const head = firstBytes(out, 4);
-    if (kind === 'gguf' ? startsWithGgufMagic(head) : isZip(head)) return;
-    throw new FinetuneError('bad-input', `--out ${out} exists and is not a ${kind === 'gguf' ? 'GGUF' : 'zip'} file: export writes over an earlier export only; give another name, or --force to replace it`);
+    const refuse = (what: string): FinetuneError => new FinetuneError('bad-input', `--out ${out} exists and ${what}: export writes over an earlier export only; give another name, or --force to replace it`);
+    if (kind === 'zip') {
+      if (isZip(firstBytes(out, 4))) return;
+      throw refuse('is not a zip file');
+    }
+    // A GGUF model (the base-model.gguf the README names, gigabytes and a conversion) starts with the same magic as an
+    // adapter: its header's general.type tells them apart, among the first KVs (the first MiB is plenty).
+    const head = firstBytes(out, GGUF_HEADER_PEEK);
+    if (!startsWithGgufMagic(head)) throw refuse('is not a GGUF file');
+    const type = ggufHeaderString(head, 'general.type');
+    if (type === 'adapter') return;
+    throw refuse(type === null ? 'is a GGUF file that does not say it is a LoRA adapter (no general.type in its header)' : `is a GGUF ${type} (its general.type is ${JSON.stringify(type)}), not a LoRA adapter`);
   }
   if (!statSync(out).isDirectory()) return;
   const others = readdirSync(out).filter((f) => !f.startsWith('.') && !PEFT_OWN_FILES.has(f));

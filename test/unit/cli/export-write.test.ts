@@ -16,6 +16,8 @@ import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from
 import { bytesSource } from '../../../src/model/source.ts';
 import { checkpointFiles } from '../../../src/run/saved-run.ts';
 import { fakeRun } from '../../helpers/fake-checkpoint.ts';
+import { readGguf } from '../../helpers/gguf-reader.ts';
+import { GgmlType, GgufType, kvArray, kvString, writeGguf } from '../../../src/export/gguf-format.ts';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'finetune-export-write-'));
@@ -157,6 +159,31 @@ describe('finetune export writes', () => {
     expect(readFileSync(out, 'utf8')).toBe('{"text":"a row"}\n');
     expect((await exportWith(undefined, '--format', 'gguf', '--out', out, '--force')).error).toBeNull();
     expect(readFileSync(out).subarray(0, 4).toString()).toBe('GGUF');
+  });
+
+  it('refuses a GGUF --out that is a GGUF model, not a LoRA adapter (the base-model.gguf the README names), unless --force', async () => {
+    // A converted base model starts with GGUF's magic too: it was replaced by the adapter, gigabytes and a conversion lost.
+    const dir = tmp();
+    const out = join(dir, 'base-model.gguf');
+    const tokens = Array.from({ length: 300 }, (_, i) => `tok${i}`);
+    const model = writeGguf(
+      [kvString('general.architecture', 'llama'), kvArray('tokenizer.ggml.tokens', GgufType.STRING, tokens), kvString('general.type', 'model'), kvString('general.name', 'Mistral 7B')],
+      [{ name: 'token_embd.weight', shape: [4, 32], type: GgmlType.F32, data: new Float32Array(128).fill(0.5) }],
+    );
+    writeFileSync(out, model);
+    const { error } = await exportWith(undefined, '--format', 'gguf', '--out', out);
+    expect(error?.message).toBe(`--out ${out} exists and is a GGUF model (its general.type is "model"), not a LoRA adapter: export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(readFileSync(out).equals(Buffer.from(model))).toBe(true);
+    // A GGUF whose header does not say what it is is not taken for an adapter either.
+    const bare = join(dir, 'bare.gguf');
+    const unnamed = writeGguf([kvString('general.architecture', 'llama')], []);
+    writeFileSync(bare, unnamed);
+    expect((await exportWith(undefined, '--format', 'gguf', '--out', bare)).error?.message).toBe(`--out ${bare} exists and is a GGUF file that does not say it is a LoRA adapter (no general.type in its header): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(readFileSync(bare).equals(Buffer.from(unnamed))).toBe(true);
+    // --force replaces it with the adapter, which the next export writes over without --force.
+    expect((await exportWith(undefined, '--format', 'gguf', '--out', out, '--force')).error).toBeNull();
+    expect(readGguf(new Uint8Array(readFileSync(out))).kv.get('general.type')?.value).toBe('adapter');
+    expect((await exportWith(undefined, '--format', 'gguf', '--out', out)).error).toBeNull();
   });
 
   it('refuses a PEFT --out folder holding files an export does not write (a model folder), unless --force; an earlier export’s folder is fine', async () => {

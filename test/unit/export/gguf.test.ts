@@ -13,9 +13,11 @@ import {
   kvArray,
   kvBool,
   kvF32,
+  kvI32,
   kvString,
   kvU32,
   kvU64,
+  ggufHeaderString,
   loraToGguf,
   permuteQkRows,
   writeGguf,
@@ -483,3 +485,34 @@ function rsloraAdapter(base: MistralConfig, rnd: () => number): LoraAdapter {
   for (const layer of a.tensors) for (const p of Object.values(layer)) for (let i = 0; i < p.B.length; i++) p.B[i] = rnd() - 0.5;
   return a;
 }
+
+describe('ggufHeaderString', () => {
+  it('finds every string KV the strict reader finds, past scalars, strings and nested arrays, and null where the bytes end first', () => {
+    const kvs = [
+      kvU32('a.u32', 7),
+      kvF32('a.f32', 1.5),
+      kvBool('a.bool', true),
+      kvU64('a.u64', 2n ** 40n),
+      kvArray('a.nested', GgufType.ARRAY, [{ itemType: GgufType.STRING, values: ['x', 'yy'] }, { itemType: GgufType.INT32, values: [1, 2, 3] }]),
+      kvArray('a.strings', GgufType.STRING, ['é', '', 'three']),
+      kvString('general.type', 'adapter'),
+      kvI32('a.i32', -4),
+      kvString('general.name', 'naïve name'),
+    ];
+    const file = writeGguf(kvs, []);
+    const strict = readGguf(file);
+    for (const kv of kvs) {
+      const want = strict.kv.get(kv.key);
+      expect(ggufHeaderString(file, kv.key)).toBe(want?.type === GgufType.STRING ? want.value : null);
+    }
+    expect(ggufHeaderString(file, 'absent')).toBeNull();
+    // general.name's bytes are the header's last: one byte short of them, it is not found (nothing is guessed).
+    const name = new TextEncoder().encode('naïve name');
+    const nameEnd = file.findIndex((_, i) => name.every((b, j) => file[i + j] === b)) + name.length - 1;
+    expect(nameEnd).toBeGreaterThan(name.length);
+    expect(ggufHeaderString(file.subarray(0, nameEnd + 1), 'general.name')).toBe('naïve name');
+    expect(ggufHeaderString(file.subarray(0, nameEnd), 'general.name')).toBeNull();
+    expect(ggufHeaderString(new TextEncoder().encode('GGUF but not one'), 'general.type')).toBeNull();
+    expect(ggufHeaderString(new TextEncoder().encode('{"a":1}'), 'general.type')).toBeNull();
+  });
+});
