@@ -62,7 +62,8 @@ options:
   --temperature T    0 (the default) takes the most likely token; above 0 samples: ${L.temperature.rule}
   --top-p P          samples from the most likely tokens up to P of the probability: ${L.topP.rule}
                      (default 1)
-  --seed N           the seed of the sampling draws: a whole number (default 0)
+  --seed N           the seed of the sampling draws: a whole number (default 0). Greedy generation (temperature
+                     0) uses neither --top-p nor --seed, and a note says so
   --revision REV      Hub branch, tag or commit of a Hugging Face --model (default main); every file is read at the
                      commit the first one came from
   --quant Q          load the base weights as none (default), nf4 or nf4-double
@@ -98,6 +99,9 @@ Example:
     const temperature = generationFlag(values.temperature, '--temperature', 'temperature', 0);
     const topP = generationFlag(values['top-p'], '--top-p', 'topP', 1);
     const seed = generationFlag(values.seed, '--seed', 'seed', 0);
+    // Greedy draws nothing: said, as transformers' generate() says it, not left to look like a seed that changes nothing.
+    const unused = temperature === 0 ? (['top-p', 'seed'] as const).filter((f) => values[f] !== undefined).map((f) => `--${f}`) : [];
+    if (unused.length) io.err(`note: ${unused.join(' and ')} only change sampled text: at --temperature 0 (the default) each token is the most likely one, so ${unused.length > 1 ? 'they are' : 'it is'} not used; give --temperature above 0 to sample`);
     const quantization = values.quant as Quantization;
     if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got "${values.quant}"`);
     if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');

@@ -376,6 +376,22 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
     }
   });
 
+  it('says that --top-p and --seed do nothing at temperature 0 (greedy), and goes on', async () => {
+    // They were taken without a word and the text came out greedy: a user comparing seeds saw the same text for each.
+    const note = (flags: string) => `note: ${flags} only change sampled text: at --temperature 0 (the default) each token is the most likely one, so ${flags === '--top-p and --seed' ? 'they are' : 'it is'} not used; give --temperature above 0 to sample`;
+    const both = await run(['generate', '--model', MODEL, '--prompt', 'a', '--top-p', '0.5', '--seed', '3']);
+    expect(both.err.split('\n')).toContain(note('--top-p and --seed'));
+    expect(both.err).toMatch(REACHED_GPU);
+    expect((await run(['generate', '--model', MODEL, '--prompt', 'a', '--temperature', '0', '--seed', '3'])).err.split('\n')).toContain(note('--seed'));
+    expect((await run(['generate', '--model', MODEL, '--prompt', 'a', '--top-p', '0.9'])).err.split('\n')).toContain(note('--top-p'));
+    // Sampling uses them; greedy without them has nothing to say.
+    for (const argv of [['--temperature', '0.7', '--top-p', '0.5', '--seed', '3'], []]) {
+      const r = await run(['generate', '--model', MODEL, '--prompt', 'a', ...argv]);
+      expect(r.err).not.toMatch(/^note: --(top-p|seed)/m);
+      expect(r.err).toMatch(REACHED_GPU);
+    }
+  });
+
   it('takes an empty prompt (generate from <s> alone) and a negative seed, as the page does', async () => {
     expect((await run(['generate', '--model', MODEL, '--prompt', '', '--seed', '-1', '--temperature', '0.7'])).err).toMatch(REACHED_GPU);
   });
