@@ -87,6 +87,40 @@ function centralCrcs(bytes: Uint8Array, where: string): number[] {
   }
 }
 
+/**
+ * The entry names of a zip of `fileSize` bytes (directories included, with their trailing '/') from its last bytes,
+ * `tail`: the end-of-central-directory record and the central directory must both lie in it. Null when they do not,
+ * for a zip64 archive, or when a record is not where the directory says; nothing is inflated or read but `tail`. For
+ * telling an archive apart by its entries without reading the whole of it (a multi-gigabyte zip).
+ */
+export function zipNamesFromTail(tail: Uint8Array, fileSize: number): string[] | null {
+  const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+  const fits = (at: number, n: number): boolean => at >= 0 && at + n <= tail.byteLength;
+  let e = tail.byteLength - 22;
+  while (e >= 0 && dv.getUint32(e, true) !== 0x06054b50) {
+    if (tail.byteLength - e > 65557) return null; // the comment is at most 65,535 bytes
+    e--;
+  }
+  if (e < 0) return null;
+  const count = dv.getUint16(e + 10, true);
+  const size = dv.getUint32(e + 12, true);
+  const offset = dv.getUint32(e + 16, true);
+  if (count === 0xffff || size === 0xffffffff || offset === 0xffffffff) return null; // zip64: none of ours
+  let at = offset - (fileSize - tail.byteLength);
+  if (at < 0 || at + size > e) return null;
+  const decoder = new TextDecoder('utf-8', { fatal: false });
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    if (!fits(at, 46) || dv.getUint32(at, true) !== 0x02014b50) return null;
+    const nameLength = dv.getUint16(at + 28, true);
+    const next = at + 46 + nameLength + dv.getUint16(at + 30, true) + dv.getUint16(at + 32, true);
+    if (next > e) return null;
+    names.push(decoder.decode(tail.subarray(at + 46, at + 46 + nameLength)));
+    at = next;
+  }
+  return names;
+}
+
 /** The entries of a zip (directories left out), without extracting anything. */
 export function listZip(bytes: Uint8Array, where: string): ZipEntryInfo[] {
   const infos: ZipEntryInfo[] = [];

@@ -2,15 +2,16 @@
 // training_output.zip) written out as PEFT safetensors or as a GGUF LoRA for llama.cpp / Ollama.
 
 import { makeFolder } from '../make-folder.ts';
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { writeFileAtomic, writeFilesAtomic, type WriteProbe } from '../node-store.ts';
 import { startsWithGgufMagic } from '../../core/gguf-magic.ts';
-import { README_FILE } from '../../export/index.ts';
+import { GGUF_FILE, README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
 import { ggufHeaderString, importedTrainingCard, loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
 import { baseModelNameProblem } from '../../core/file-names.ts';
 import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
+import { zipNamesFromTail } from '../../model/zip-archive.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
 import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
@@ -43,7 +44,7 @@ options:
                   a model trained from a local folder, so that PEFT's AutoPeftModelForCausalLM loads the right base.
                   Without --model, the base's config is looked up under N
   --force         write over an --out that is not an earlier export: a file that is not a GGUF adapter (gguf: a
-                  GGUF model is refused too) or a zip (a .zip), a folder holding other files than an adapter's (peft: its README.md is replaced, the other
+                  GGUF model is refused too) or a zip of an export's files (a .zip), a folder holding other files than an adapter's (peft: its README.md is replaced, the other
                   files are left). Without it such an --out is refused. Every file is written to a temporary file
                   and renamed over the old one, so a failed write (a full disk, a kill) keeps the old file
 
@@ -51,6 +52,12 @@ Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_al
 
 /** Bytes of an existing GGUF --out read to find its general.type (a model's tokenizer arrays come after it). */
 const GGUF_HEADER_PEEK = 1 << 20;
+
+/** Bytes read from the end of an existing zip --out to list its entries (an export's directory is a few hundred). */
+const ZIP_TAIL_PEEK = 1 << 20;
+
+/** What an export's zip holds (finetune export's, the page's bundle): a .bin never (Replicate's zip has one). */
+const ZIP_OWN_FILES = new Set([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, README_FILE, GGUF_FILE]);
 
 /** The files of a PEFT adapter folder that an export must not write over while reading them. */
 const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE];
@@ -63,6 +70,16 @@ function firstBytes(path: string, n: number): Uint8Array {
   try {
     const b = new Uint8Array(n);
     return b.subarray(0, readSync(fd, b, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function lastBytes(path: string, n: number): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const b = new Uint8Array(n);
+    return b.subarray(0, readSync(fd, b, 0, n, Math.max(0, fstatSync(fd).size - n)));
   } finally {
     closeSync(fd);
   }
@@ -82,8 +99,17 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
     if (!statSync(out).isFile()) return; // checkOutputPath says what is wrong with it
     const refuse = (what: string): FinetuneError => new FinetuneError('bad-input', `--out ${out} exists and ${what}: export writes over an earlier export only; give another name, or --force to replace it`);
     if (kind === 'zip') {
-      if (isZip(firstBytes(out, 4))) return;
-      throw refuse('is not a zip file');
+      if (!isZip(firstBytes(out, 4))) throw refuse('is not a zip file');
+      // Any zip was written over: a dataset's archive, Replicate's training_output.zip of another training. An export's
+      // zip holds only an export's files, at its top or in one folder; its central directory (at its end) says so.
+      const size = statSync(out).size;
+      const names = zipNamesFromTail(lastBytes(out, Math.min(size, ZIP_TAIL_PEEK)), size);
+      if (names === null) throw refuse('is a zip whose list of files could not be read from its end (a zip64 archive, a large one, or a damaged one)');
+      const files = names.filter((n) => !n.endsWith('/'));
+      const folder = files.length > 0 && files.every((n) => n.split('/').length === 2 && n.split('/')[0] === files[0].split('/')[0]) ? `${files[0].split('/')[0]}/` : '';
+      const others = names.filter((n) => (n.endsWith('/') ? n !== folder : !(n.startsWith(folder) && ZIP_OWN_FILES.has(n.slice(folder.length)))));
+      if (others.length === 0) return;
+      throw refuse(`is a zip of other files than an export's (${others.slice(0, 5).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''})`);
     }
     // A GGUF model (the base-model.gguf the README names, gigabytes and a conversion) starts with the same magic as an
     // adapter: its header's general.type tells them apart, among the first KVs (the first MiB is plenty).

@@ -17,6 +17,7 @@ import { bytesSource } from '../../../src/model/source.ts';
 import { checkpointFiles } from '../../../src/run/saved-run.ts';
 import { fakeRun } from '../../helpers/fake-checkpoint.ts';
 import { readGguf } from '../../helpers/gguf-reader.ts';
+import { strToU8, zipSync } from 'fflate';
 import { GgmlType, GgufType, kvArray, kvString, writeGguf } from '../../../src/export/gguf-format.ts';
 
 function tmp(): string {
@@ -210,6 +211,33 @@ describe('finetune export writes', () => {
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', out);
     expect(error?.message).toBe(`--out ${out} exists and is not a zip file: export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(out, 'utf8')).toBe('not a zip');
+  });
+});
+
+describe('finetune export --out X.zip over a zip', () => {
+  it('refuses a zip that is not an export (a dataset archive, a Replicate training_output.zip), unless --force; an earlier export is written over', async () => {
+    const dir = tmp();
+    // Replicate's output: the PEFT pair with a .bin, which no export of ours writes into a zip.
+    const replicate = join(dir, 'training_output.zip');
+    const replicateBytes = zipSync({ 'adapter_config.json': strToU8('{}'), 'adapter_model.bin': new Uint8Array(64) });
+    writeFileSync(replicate, replicateBytes);
+    const { error } = await exportWith(undefined, '--format', 'peft', '--out', replicate);
+    expect(error?.message).toBe(`--out ${replicate} exists and is a zip of other files than an export's (adapter_model.bin): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(readFileSync(replicate).equals(Buffer.from(replicateBytes))).toBe(true);
+    const data = join(dir, 'data.zip');
+    const dataBytes = zipSync({ 'train.jsonl': strToU8('{"text":"a"}\n'), 'notes/README.md': strToU8('mine') });
+    writeFileSync(data, dataBytes);
+    expect((await exportWith(undefined, '--format', 'peft', '--out', data)).error?.message).toBe(`--out ${data} exists and is a zip of other files than an export's (train.jsonl, notes/README.md): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(readFileSync(data).equals(Buffer.from(dataBytes))).toBe(true);
+    expect((await exportWith(undefined, '--format', 'peft', '--out', data, '--force')).error).toBeNull();
+    // What export wrote, it writes over again without --force; so the page's bundle (with adapter.gguf) and a zip in one folder.
+    expect((await exportWith(undefined, '--format', 'peft', '--out', data)).error).toBeNull();
+    const bundle = join(dir, 'bundle.zip');
+    writeFileSync(bundle, zipSync({ 'adapter_config.json': strToU8('{}'), 'adapter_model.safetensors': new Uint8Array(8), 'README.md': strToU8('#'), 'adapter.gguf': strToU8('GGUF') }));
+    expect((await exportWith(undefined, '--format', 'peft', '--out', bundle)).error).toBeNull();
+    const foldered = join(dir, 'foldered.zip');
+    writeFileSync(foldered, zipSync({ 'my-adapter/': new Uint8Array(0), 'my-adapter/adapter_config.json': strToU8('{}'), 'my-adapter/adapter_model.safetensors': new Uint8Array(8) }));
+    expect((await exportWith(undefined, '--format', 'peft', '--out', foldered)).error).toBeNull();
   });
 });
 
