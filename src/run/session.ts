@@ -709,7 +709,16 @@ export class FinetuneSession {
       const emitSample = async (step: number, prompt: string, ids: readonly number[]): Promise<void> => {
         // Seconds to a minute on a slow adapter, with the step counter standing still: said, not left unexplained.
         onEvent({ type: 'status', text: `writing a sample for the validation prompt after step ${step}…` });
-        const text = await this.sample(ids, sampleTokens, control);
+        let text: string | null;
+        try {
+          text = await this.sample(ids, sampleTokens, control);
+        } catch (e) {
+          // Logits sampling refuses (not finite): the sample is a view of the adapter, not part of its training, and
+          // the run's own guards judge its steps. Said, and the run goes on; any other failure ends it as before.
+          if (!(e instanceof FinetuneError && e.kind === 'mismatch')) throw e;
+          onEvent({ type: 'status', text: `no sample for the validation prompt after step ${step}: ${e.message}; training goes on` });
+          return;
+        }
         if (text === null) return;
         // Kept with its step, so the checkpoint after this pass saves it (the page shows it again after a reload).
         const h = history.find((x) => x.step === step);
