@@ -64,6 +64,10 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   };
   const onEvent = Comlink.proxy((event: TrainEvent) => {
     run.dispatch({ type: 'event', event });
+    // The worker stops only a run it has begun (session.stop): a Stop pressed while the run was starting (waiting for
+    // an estimate, reading the saved run) found none there, and the run trained to its end under "Stopping…". Its
+    // plan event says it has begun: the Stop is asked again.
+    if (event.type === 'plan' && run.value.phase === 'stopping') engine.stopTraining().catch(() => undefined);
     if (event.type === 'step') shared.refreshMemory();
   });
 
