@@ -10,6 +10,10 @@ import { runBusy, type Shared } from './state.ts';
 
 export const DEMO_MODEL = 'mistral-nano-demo';
 
+/** What a resume says when another tab of the page holds the saved run (trains, resumes or forgets it). */
+export const ELSEWHERE_TEXT =
+  'A run is training in another tab of this page, on the run saved in this browser: follow it there. This tab can resume it once that run ends or its tab is closed.';
+
 export interface RunControllerHooks {
   /** Puts a saved run's hyperparameters into the form. */
   restoreForm(hp: Readonly<Record<string, unknown>>): void;
@@ -88,6 +92,12 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   /** Resumes the saved run, or with `restoreOnly` loads its adapter at its checkpoint and trains nothing. */
   const fromSaved = async (saved: SavedRun, say: (text: string) => void, restoreOnly: boolean): Promise<boolean> => {
     if (runBusy(run.value.phase)) return false;
+    // Another tab holds the saved run: the worker refuses the resume (run-lock.ts). Asked first, so that this tab's form,
+    // files and run (a stopped one with its adapter) are not replaced by a run it cannot have and a 'Training failed'.
+    if (await controller.runElsewhere()) {
+      say(ELSEWHERE_TEXT);
+      return false;
+    }
     hooks.restoreForm(saved.hp as unknown as Record<string, unknown>);
     if (!(await ensureModel(saved, say))) return false;
     run.dispatch({ type: 'resume', saved, restoreOnly });
@@ -100,7 +110,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     return true;
   };
 
-  return {
+  const controller: RunController = {
     start() {
       const form = shared.form.value;
       const d = shared.data.value;
@@ -202,4 +212,5 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       return p;
     },
   };
+  return controller;
 }

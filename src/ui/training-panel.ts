@@ -250,7 +250,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   stopButton.addEventListener('click', () => control.stop());
   resumeHere.addEventListener('click', async () => {
     resumeHere.disabled = true;
-    const run = await control.savedRun();
+    // Another tab may have resumed this run since it stopped here: that tab's run is shown, and looked at again until it
+    // ends (the controller would refuse the resume too).
+    const run = (await shownElsewhere()) ? null : await control.savedRun();
     if (run) await control.resumeSaved(run, (text) => (note.textContent = text));
     resumeHere.disabled = false;
   });

@@ -1,0 +1,105 @@
+// "Resume from step N" (and the saved-run box, and "Get the GPU back and resume") while another tab of the page holds
+// the saved run (src/worker/run-lock.ts): the worker refuses the resume, so the page must not first take this tab's run
+// apart (its form, its files, its stopped run and adapter) for a run it cannot have.
+import { describe, expect, it } from 'vitest';
+import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import { runController } from '../../../src/ui/run-controller.ts';
+import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../../src/ui/state.ts';
+import type { DataStats, LedgerSnapshot, ModelInfo, SavedRun } from '../../../src/worker/api.ts';
+
+/** The run saved in this browser now: the other tab resumed this tab's run and saved step 6. */
+const theirs: SavedRun = {
+  modelSource: 'mistral-nano-demo',
+  quantization: 'nf4-double',
+  hp: { ...defaultHyperparams(), learning_rate: 3e-4 },
+  trainName: 'theirs.jsonl',
+  validationName: null,
+  step: 6,
+  totalSteps: 8,
+  history: [{ step: 6, loss: 1 }],
+  savedAt: new Date(0).toISOString(),
+};
+
+function page(): { shared: Shared; calls: string[] } {
+  const calls: string[] = [];
+  const refused = (): Promise<never> => Promise.reject(new FinetuneError('bad-input', 'another tab of this page is training (or changing the run saved in this browser)'));
+  const engine = {
+    runElsewhere: async () => (calls.push('runElsewhere'), true),
+    savedRun: async () => (calls.push('savedRun'), theirs),
+    savedRunFiles: async () => (calls.push('savedRunFiles'), null),
+    recoverDevice: async () => (calls.push('recoverDevice'), { source: theirs.modelSource, quantization: theirs.quantization } as ModelInfo),
+    resumeSavedRun: () => (calls.push('resumeSavedRun'), refused()),
+    restoreSavedRun: () => (calls.push('restoreSavedRun'), refused()),
+  } as unknown as Engine;
+  const model: ModelState = {
+    status: 'ready',
+    choice: { kind: 'demo', label: theirs.modelSource },
+    quantization: theirs.quantization,
+    info: { source: theirs.modelSource, quantization: theirs.quantization } as ModelInfo,
+    progress: null,
+    error: null,
+    failure: null,
+  };
+  const shared: Shared = {
+    engine,
+    gpuReady: Promise.resolve(true),
+    form: new Cell<FormState>({ raw: {}, hp: defaultHyperparams(), errors: {} }),
+    model: new Cell(model),
+    data: new Cell<DataState>({ train: null, validation: null }),
+    plan: new Cell<PlanState>({ status: 'idle', stats: null, error: null }),
+    run: new RunCell(),
+    memory: new Cell<LedgerSnapshot | null>(null),
+    runElsewhere: new Cell(false),
+    refreshMemory: () => undefined,
+    loadModel: async () => null,
+  };
+  return { shared, calls };
+}
+
+/** This tab's own run, stopped at step 4 (saved there, then resumed by the other tab). */
+function stoppedHere(shared: Shared): void {
+  shared.run.dispatch({ type: 'start', totalSteps: 8 });
+  shared.run.dispatch({ type: 'event', event: { type: 'plan', stats: { totalSteps: 8 } as DataStats, resumedAt: 0 } });
+  shared.run.dispatch({ type: 'event', event: { type: 'step', step: 4, totalSteps: 8, epoch: 0, loss: 1.5, lr: 1e-4, gradNorm: 1, tokens: 10, tokensPerSecond: 10, elapsedSeconds: 4, etaSeconds: 4 } });
+  shared.run.dispatch({ type: 'stop' });
+  shared.run.dispatch({ type: 'event', event: { type: 'checkpoint', step: 4 } });
+  shared.run.dispatch({ type: 'finished', result: { steps: 4, skipped: 0, stopped: true, finalLoss: 1.5, finalValLoss: null, seconds: 4 } });
+}
+
+describe('resuming while another tab holds the saved run', () => {
+  for (const kind of ['resume', 'restore'] as const) {
+    it(`${kind}: says so and leaves this tab's run, form and adapter as they were`, async () => {
+      const { shared, calls } = page();
+      const restored: Record<string, unknown>[] = [];
+      const control = runController(shared, { restoreForm: (hp) => restored.push(hp), showFiles: () => undefined });
+      stoppedHere(shared);
+      const before = shared.run.value;
+      const said: string[] = [];
+      const ok = await (kind === 'resume' ? control.resumeSaved(theirs, (t) => said.push(t)) : control.restoreSaved(theirs, (t) => said.push(t)));
+      await new Promise((r) => setTimeout(r, 0));
+      expect(ok).toBe(false);
+      expect(shared.run.value).toBe(before);
+      expect(shared.run.value).toMatchObject({ phase: 'stopped', step: 4, hasAdapter: true, outcome: { kind: 'stopped' } });
+      expect(restored).toEqual([]);
+      expect(calls).not.toContain('resumeSavedRun');
+      expect(calls).not.toContain('restoreSavedRun');
+      expect(calls).not.toContain('savedRunFiles');
+      expect(said.at(-1)).toMatch(/another tab of this page/);
+    });
+  }
+
+  it('after a lost device: gets the GPU back but does not take the run the other tab holds', async () => {
+    const { shared, calls } = page();
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
+    shared.run.dispatch({ type: 'resume', saved: { ...theirs, step: 2, history: [{ step: 2, loss: 1 }] } });
+    shared.run.dispatch({ type: 'failed', kind: 'device-lost', message: 'the device was lost' });
+    const said: string[] = [];
+    expect(await control.recoverAndResume((t) => said.push(t))).toBe(false);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(calls).toContain('recoverDevice');
+    expect(calls).not.toContain('resumeSavedRun');
+    expect(shared.run.value.phase).toBe('error');
+    expect(said.at(-1)).toMatch(/another tab of this page/);
+  });
+});
