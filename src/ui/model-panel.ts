@@ -339,7 +339,11 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       failureLine.hidden = true;
       status.className = 'status bad';
       delete status.dataset.state;
-      status.textContent = `Could not load the model: ${m.error.message}`;
+      // A model that was loaded and went with a lost GPU device is not a load that failed.
+      status.textContent =
+        m.error.lostWithDevice === true
+          ? `${m.choice?.label ?? 'The model'} is no longer loaded: the GPU device it was on was lost (${m.error.message}). Load it again, or use "Get the GPU back and resume" in the Training panel.`
+          : `Could not load the model: ${m.error.message}`;
     } else if (m.status === 'none') {
       status.className = 'status';
       status.textContent = 'No model loaded.';

@@ -6,7 +6,7 @@ import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { errorParts, quantizationLabel } from './format.ts';
-import { runBusy, type Shared } from './state.ts';
+import { modelLostWithDevice, runBusy, type Shared } from './state.ts';
 
 export const DEMO_MODEL = 'mistral-nano-demo';
 
@@ -63,6 +63,9 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         // A device lost while the run measured its kernels names the combination (src/run/kernel-tuning.ts).
         const lost = isFinetuneError(e, 'device-lost') ? e.details?.kernelsLost : undefined;
         run.dispatch({ type: 'failed', kind, message, ...(typeof lost === 'string' ? { lostKernels: lost } : {}) });
+        // The model went with the device: Train, Try it and export must not offer it (the worker has none until
+        // recoverDevice or a new load).
+        if (kind === 'device-lost') shared.model.set(modelLostWithDevice(shared.model.value, message));
       },
     ).finally(() => shared.refreshMemory());
   };
@@ -159,6 +162,10 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
           say('A new GPU device is ready; load the model again in the Model panel, then resume.');
           return false;
         }
+        // The model is on the new device: the page says so (the run's resume below checks it is the saved run's).
+        const m = shared.model.value;
+        const choice = m.choice ?? { kind: info.source === DEMO_MODEL ? 'demo' : 'hub', label: info.source };
+        shared.model.set({ status: 'ready', choice, quantization: info.quantization, info, progress: null, error: null, failure: null });
       } catch (e) {
         say(`The GPU could not be had again: ${errorParts(e).message}. Reload the page to try once more.`);
         return false;

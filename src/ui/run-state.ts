@@ -296,7 +296,8 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         ...s,
         phase: 'error',
         validating: null,
-        hasAdapter: s.step > 0 && s.hasAdapter,
+        // A lost device took the adapter with it (the worker drops the device and its session); other failures leave it.
+        hasAdapter: a.kind !== 'device-lost' && s.step > 0 && s.hasAdapter,
         readouts: settled(s.readouts),
         outcome: { kind: 'failed', errorKind: a.kind, message: a.message, ...(a.lostKernels !== undefined ? { lostKernels: a.lostKernels } : {}) },
       };

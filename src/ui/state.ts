@@ -49,9 +49,20 @@ export interface ModelState {
   quantization: Quantization | null;
   info: ModelInfo | null;
   progress: LoadProgress | null;
-  error: { kind: string; message: string } | null;
+  /** Why no model is loaded: a load that failed, or (`lostWithDevice`) a loaded model that went with a lost GPU device. */
+  error: { kind: string; message: string; lostWithDevice?: boolean } | null;
   /** A load that failed while the model before it stayed loaded and usable (status stays 'ready'). */
   failure: { label: string; kind: string; message: string } | null;
+}
+
+/**
+ * The model once the GPU device it was on is lost: the worker drops the device and the session on it (worker.ts dropGpu),
+ * the model with them, so the page no longer says it is loaded. Its choice stays, for the line that says which model
+ * went, and for "Get the GPU back and resume", which loads it again. A state that is not 'ready' is left as it is.
+ */
+export function modelLostWithDevice(m: ModelState, message: string): ModelState {
+  if (m.status !== 'ready') return m;
+  return { ...m, status: 'error', info: null, progress: null, failure: null, error: { kind: 'device-lost', message, lostWithDevice: true } };
 }
 
 export interface DataFile {

@@ -157,9 +157,12 @@ describe('run state', () => {
     expect(done.readouts?.etaSeconds).toBe(0);
     // The time the readout says it took is the result's (the final validation pass included), as the result line.
     expect(done.readouts?.elapsedSeconds).toBe(9.5); // the last step said 8
-    const failed = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(2, 3)), { type: 'failed', kind: 'device-lost', message: 'the GPU went away' });
-    expect(failed).toMatchObject({ phase: 'error', step: 2, hasAdapter: true, outcome: { kind: 'failed', errorKind: 'device-lost', message: 'the GPU went away' } });
+    const failed = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(2, 3)), { type: 'failed', kind: 'out-of-memory', message: 'no room' });
+    expect(failed).toMatchObject({ phase: 'error', step: 2, hasAdapter: true, outcome: { kind: 'failed', errorKind: 'out-of-memory', message: 'no room' } });
     expect(failed.readouts?.etaSeconds).toBeNull();
+    // A lost device took the adapter with it: the worker has none to export or try.
+    const lost = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(2, 3)), { type: 'failed', kind: 'device-lost', message: 'the GPU went away' });
+    expect(lost).toMatchObject({ phase: 'error', step: 2, hasAdapter: false, outcome: { kind: 'failed', errorKind: 'device-lost', message: 'the GPU went away' } });
   });
 
   it('a device lost while the kernels were measured says so, names the combination and what the next run does', () => {

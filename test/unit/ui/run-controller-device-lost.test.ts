@@ -1,0 +1,106 @@
+// A run whose GPU device is lost (src/ui/run-controller.ts): the worker drops the dead device and the session on it
+// (worker.ts dropGpu), the model and the adapter with them, so the page must stop saying they are there: Export, Try it
+// and Train again were offered for a model and an adapter the worker no longer had ("there is no trained adapter yet:
+// train first", "load a model first"). "Get the GPU back and resume" loads the model again, and the page says so.
+import { describe, expect, it } from 'vitest';
+import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import { runController } from '../../../src/ui/run-controller.ts';
+import { notReadyReason } from '../../../src/ui/training-panel.ts';
+import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../../src/ui/state.ts';
+import type { DataStats, LedgerSnapshot, ModelInfo, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
+
+const info = { source: 'mistral-nano-demo', quantization: 'nf4-double', seconds: 2, warnings: [] } as unknown as ModelInfo;
+
+const saved: SavedRun = {
+  modelSource: 'mistral-nano-demo',
+  quantization: 'nf4-double',
+  hp: defaultHyperparams(),
+  trainName: 'train.jsonl',
+  validationName: null,
+  step: 2,
+  totalSteps: 4,
+  history: [{ step: 2, loss: 1 }],
+  savedAt: new Date(0).toISOString(),
+};
+
+function page(): { shared: Shared; calls: string[] } {
+  const calls: string[] = [];
+  const step = (n: number): TrainEvent => ({ type: 'step', step: n, totalSteps: 4, epoch: 0, loss: 1, lr: 1e-4, gradNorm: 1, tokens: 10, tokensPerSecond: 10, elapsedSeconds: n, etaSeconds: 4 - n });
+  const engine = {
+    startTraining: async (_hp: unknown, _files: unknown, onEvent: (e: TrainEvent) => void): Promise<TrainResult> => {
+      calls.push('startTraining');
+      onEvent({ type: 'plan', stats: { totalSteps: 4 } as DataStats, resumedAt: 0 });
+      onEvent(step(1));
+      onEvent(step(2));
+      onEvent({ type: 'checkpoint', step: 2 });
+      onEvent(step(3));
+      throw new FinetuneError('device-lost', 'the GPU device was lost (unknown): the GPU process restarted');
+    },
+    recoverDevice: async () => (calls.push('recoverDevice'), { ...info, seconds: 3 }),
+    savedRun: async () => (calls.push('savedRun'), saved),
+    savedRunFiles: async () => null,
+    runElsewhere: async () => false,
+    resumeSavedRun: () => (calls.push('resumeSavedRun'), new Promise<TrainResult>(() => undefined)),
+  } as unknown as Engine;
+  const model: ModelState = { status: 'ready', choice: { kind: 'demo', label: 'mistral-nano-demo' }, quantization: 'nf4-double', info, progress: null, error: null, failure: null };
+  const train = { file: new File(['{"text":"a"}\n'], 'train.jsonl'), report: { ok: true }, status: 'ready', error: null } as unknown as DataState['train'];
+  const shared: Shared = {
+    engine,
+    gpuReady: Promise.resolve(true),
+    form: new Cell<FormState>({ raw: {}, hp: { ...defaultHyperparams(), quantization: 'nf4-double' }, errors: {} }),
+    model: new Cell(model),
+    data: new Cell<DataState>({ train, validation: null }),
+    plan: new Cell<PlanState>({ status: 'ready', stats: { totalSteps: 4 } as DataStats, error: null }),
+    run: new RunCell(),
+    memory: new Cell<LedgerSnapshot | null>(null),
+    runElsewhere: new Cell(false),
+    refreshMemory: () => undefined,
+    loadModel: async () => (calls.push('loadModel'), null),
+  };
+  return { shared, calls };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
+describe('a run whose GPU device was lost', () => {
+  it('no longer offers the adapter and the model that went with the device', async () => {
+    const { shared } = page();
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
+    expect(notReadyReason(shared)).toBeNull();
+    control.start();
+    await tick();
+    expect(shared.run.value).toMatchObject({ phase: 'error', step: 3, checkpointStep: 2, outcome: { kind: 'failed', errorKind: 'device-lost' } });
+    // Export and Try it read hasAdapter; the worker's adapter was on the lost device.
+    expect(shared.run.value.hasAdapter).toBe(false);
+    expect(shared.model.value.status).toBe('error');
+    expect(shared.model.value.error).toMatchObject({ kind: 'device-lost', lostWithDevice: true });
+    expect(shared.model.value.choice).toEqual({ kind: 'demo', label: 'mistral-nano-demo' });
+    expect(notReadyReason(shared)).toBe('Load a model first (Model panel).');
+  });
+
+  it('says the model is loaded again once the GPU is back, and resumes on it without loading it twice', async () => {
+    const { shared, calls } = page();
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
+    control.start();
+    await tick();
+    expect(await control.recoverAndResume(() => undefined)).toBe(true);
+    expect(shared.model.value).toMatchObject({ status: 'ready', choice: { kind: 'demo', label: 'mistral-nano-demo' }, info: { source: 'mistral-nano-demo', seconds: 3 }, error: null });
+    expect(calls).toEqual(['startTraining', 'recoverDevice', 'savedRun', 'resumeSavedRun']);
+    expect(shared.run.value.phase).toBe('starting');
+  });
+
+  it('a failure of another kind keeps the adapter and the model (the worker still has both)', async () => {
+    const { shared } = page();
+    shared.engine.startTraining = (async (_hp: unknown, _files: unknown, onEvent: (e: TrainEvent) => void) => {
+      onEvent({ type: 'plan', stats: { totalSteps: 4 } as DataStats, resumedAt: 0 });
+      onEvent({ type: 'step', step: 1, totalSteps: 4, epoch: 0, loss: 1, lr: 1e-4, gradNorm: 1, tokens: 10, tokensPerSecond: 10, elapsedSeconds: 1, etaSeconds: 3 });
+      throw new FinetuneError('bad-input', 'the checkpoint at step 2 could not be saved: QuotaExceededError');
+    }) as unknown as Engine['startTraining'];
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
+    control.start();
+    await tick();
+    expect(shared.run.value).toMatchObject({ phase: 'error', hasAdapter: true });
+    expect(shared.model.value.status).toBe('ready');
+  });
+});
