@@ -1,6 +1,7 @@
 // Asking before the tab is closed or reloaded while that would throw work away: a training run (the steps since its
-// last checkpoint, and the step under way), or a model still streaming from the Hub or local files (gigabytes read and
-// quantised again next time). The browser shows its own question; the reason is for tests and the console.
+// last checkpoint, and the step under way), a failed run's adapter past its last checkpoint, or a model still
+// streaming from the Hub or local files (gigabytes read and quantised again next time). The browser shows its own
+// question; the reason is for tests and the console.
 
 import { formatCounted } from '../core/units.ts';
 import { runBusy, type RunState } from './run-state.ts';
@@ -14,6 +15,12 @@ export function unsavedWork(run: RunState, model: ModelState): string | null {
     return since > 0 ? `the paused run's ${formatCounted(since, 'step')} since its last checkpoint` : null;
   }
   if (runBusy(run.phase)) return 'the training run under way (it resumes from its last checkpoint)';
+  if (run.phase === 'error' && run.hasAdapter) {
+    // A run that failed after steps past its last checkpoint (a checkpoint that could not be saved, a full disk, an
+    // out-of-memory) leaves their adapter in the worker, which Export offers: the browser keeps only the checkpoint's.
+    const since = run.step - (run.checkpointStep ?? 0);
+    if (since > 0) return `the failed run's adapter at step ${run.step}, ${formatCounted(since, 'step')} after its last checkpoint (export it first)`;
+  }
   // The demo model loads in seconds; a Hub or local model may take minutes, and starts over.
   if (model.status === 'loading' && model.choice !== null && model.choice.kind !== 'demo') return `the load of ${model.choice.label}`;
   return null;

@@ -38,6 +38,19 @@ describe('unsavedWork', () => {
   });
 });
 
+describe('unsavedWork after a failed run', () => {
+  it("holds the adapter a failed run trained past its last checkpoint (the page offers to export it; a reload loses it)", () => {
+    // A checkpoint that could not be saved (a full disk) ends the run; the worker keeps the adapter at step 6, which
+    // Export offers, while the browser holds step 4's.
+    const failed = at({ phase: 'error', step: 6, totalSteps: 8, checkpointStep: 4, hasAdapter: true });
+    expect(unsavedWork(failed, ready)).toBe("the failed run's adapter at step 6, 2 steps after its last checkpoint (export it first)");
+    expect(unsavedWork({ ...failed, checkpointStep: null }, ready)).toBe("the failed run's adapter at step 6, 6 steps after its last checkpoint (export it first)");
+    // Nothing past the checkpoint, or no adapter left (a lost device takes it): nothing to lose.
+    expect(unsavedWork({ ...failed, checkpointStep: 6 }, ready)).toBeNull();
+    expect(unsavedWork({ ...failed, hasAdapter: false }, ready)).toBeNull();
+  });
+});
+
 describe('installLeaveGuard', () => {
   it('cancels beforeunload (so the browser asks) exactly while there is a reason', () => {
     let listener: ((e: BeforeUnloadEvent) => void) | null = null;
