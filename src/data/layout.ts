@@ -51,8 +51,24 @@ export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout): { ids: 
  * under instruct, a model trained on the tags was asked a prompt it never saw in that form.
  */
 export function samplePromptIds(tok: Tokenizer, prompt: string, layout: Layout): number[] {
-  const text = layout === 'instruct' && !prompt.includes('[INST]') ? `[INST] ${prompt} [/INST]` : prompt;
-  return [tok.bosId, ...tok.encode(text)];
+  return [tok.bosId, ...tok.encode(samplePromptText(prompt, layout))];
+}
+
+/** The text samplePromptIds encodes: the prompt, in [INST] tags under instruct unless it holds them already. */
+function samplePromptText(prompt: string, layout: Layout): string {
+  return layout === 'instruct' && !prompt.includes('[INST]') ? `[INST] ${prompt} [/INST]` : prompt;
+}
+
+/** New tokens a run's validation_prompt sample writes at most (</s> may end it sooner). */
+export const SAMPLE_MAX_TOKENS = 48;
+
+/**
+ * At least samplePromptIds' length, without a tokenizer (the memory plan from config.json alone): SentencePiece with
+ * byte fallback and no normaliser (Mistral's) gives a UTF-8 byte at most one token, the dummy-prefix space one more,
+ * and <s> one. The plan sizes the sample's KV cache from it when the prompt's real ids are not at hand.
+ */
+export function samplePromptTokenBound(prompt: string, layout: Layout): number {
+  return new TextEncoder().encode(samplePromptText(prompt, layout)).length + 2;
 }
 
 /** A row as a training example: laid out, then cut to maxSeqLen tokens. */

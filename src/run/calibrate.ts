@@ -26,6 +26,7 @@ import { unpackedBatch, type TokenBatch } from '../core/token-batch.ts';
 import { targetModules } from '../config/index.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
+import { SAMPLE_MAX_TOKENS } from '../data/layout.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
@@ -72,8 +73,6 @@ export interface SampleCalibration {
   decodeSecondsPerToken: number;
 }
 
-/** New tokens a run's validation_prompt sample writes at most (</s> may end it sooner). */
-export const SAMPLE_MAX_TOKENS = 48;
 /** One sample of up to `maxTokens` new tokens at the timed costs: its prompt's pass, then the tokens after the first. */
 export function secondsOfSample(c: SampleCalibration, maxTokens = SAMPLE_MAX_TOKENS): number {
   return c.promptTokens * c.prefillSecondsPerToken + (maxTokens - 1) * c.decodeSecondsPerToken;

@@ -29,7 +29,8 @@ function totalRunnerBytes(d: Dims, shape: RunnerShape, kept: number, keptAttenti
 /**
  * `asked`: a number of layers (checked against the model), or undefined to choose; `askedAttention` likewise for
  * keeping the recomputed layers' attention outputs. `memoryBytes`: the GPU's memory when known. `inUseBytes`: what
- * the ledger holds before the runner is made (weights, adapter, moments, context). With the memory known, what is not
+ * the ledger holds before the runner is made (weights, adapter, moments, context); `besideBytes`: what the run makes
+ * beside the runner later (its validation_prompt sample's decoder: sizing.ts decoderBytes). With the memory known, what is not
  * asked is chosen: the attention outputs first (at Mistral-7B's 2048 tokens 34 MB a layer against 353 MB for a whole
  * kept layer: on the H200's tiled kernels about as much recomputation saved per byte, more as T grows, attention being
  * quadratic in it), then as many whole layers as still fit.
@@ -37,12 +38,12 @@ function totalRunnerBytes(d: Dims, shape: RunnerShape, kept: number, keptAttenti
 export function chooseKeptLayers(
   d: Dims,
   shape: Omit<RunnerShape, 'keptLayers' | 'keptAttention'>,
-  o: { asked?: number; askedAttention?: boolean; memoryBytes: number | null; inUseBytes: number },
+  o: { asked?: number; askedAttention?: boolean; memoryBytes: number | null; inUseBytes: number; besideBytes?: number },
 ): KeptLayersDecision {
   if (o.asked !== undefined && !(Number.isInteger(o.asked) && o.asked >= 0 && o.asked <= d.L)) {
     throw new FinetuneError('bad-input', `the layers to keep must be a whole number from 0 to ${d.L} (this model's layers), got ${o.asked}`);
   }
-  const budget = o.memoryBytes === null ? null : TIGHT_SHARE * o.memoryBytes - o.inUseBytes;
+  const budget = o.memoryBytes === null ? null : TIGHT_SHARE * o.memoryBytes - o.inUseBytes - (o.besideBytes ?? 0);
   const fits = (kept: number, att: boolean): boolean => budget !== null && totalRunnerBytes(d, shape, kept, att) <= budget;
   const keptAttention = o.askedAttention ?? fits(o.asked ?? 0, true);
   if (o.asked !== undefined || o.memoryBytes === null) {

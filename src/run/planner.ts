@@ -22,7 +22,8 @@ import { nf4Bytes } from '../engine/kernels/nf4.ts';
 import { dimsOf, flopsPerToken, linearShape, nf4Unsupported, type Dims } from '../engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
-import { ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
+import { decoderBytes, decoderChunk, ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
+import { SAMPLE_MAX_TOKENS, samplePromptTokenBound } from '../data/layout.ts';
 
 /** What is known about the GPU the plan is for. Everything is optional: the verdict says what it could not check. */
 export interface PlanGpu {
@@ -34,6 +35,11 @@ export interface PlanGpu {
   /** Where `memoryBytes` came from: the user ('given', the default) or the machine ('detected': nvidia-smi). */
   memorySource?: 'given' | 'detected';
   name?: string;
+  /**
+   * A software adapter (SwiftShader): the validation_prompt sample's decoder then reads its prompt in rows of 8, not
+   * 128 (sizing.ts decoderChunk). Unknown: planned for the hardware GPU's larger rows.
+   */
+  software?: boolean;
 }
 
 export interface PlanOptions {
@@ -64,6 +70,13 @@ export interface PlanOptions {
   storedDtype?: ModelDtype | null;
   /** Why the headers were not read, a clause for `model.dtypeFrom` (default: they are read at the load). */
   headersNotRead?: string;
+  /**
+   * The validation_prompt laid out as the run's sample reads it (samplePromptIds), in tokens, when a tokenizer gave
+   * them; else the plan takes samplePromptTokenBound's ceiling from the text.
+   */
+  samplePromptTokens?: number;
+  /** New tokens the sample writes at most (default SAMPLE_MAX_TOKENS, as a run). */
+  sampleMaxTokens?: number;
 }
 
 /**
@@ -137,11 +150,22 @@ export interface MemoryPlan {
     /** The recomputed layers keep their attention output and logsumexp: the recomputation skips attention. */
     keptAttention: boolean;
     recomputation: string;
+    /**
+     * The validation_prompt sample written after each validation, with the runner's buffers held: its decoder's KV
+     * cache positions (prompt + new tokens − 1) and whether the prompt's length is its real token count or a ceiling.
+     * Null without a validation_prompt.
+     */
+    sample: { promptTokens: number; promptTokensFrom: 'tokenizer' | 'bound'; positions: number } | null;
   };
   /** Base weights by part, as uploaded. */
   weights: { projections: number; nf4Codes: number; nf4Scales: number; norms: number; embeddings: number; lmHead: number; total: number };
-  /** Bytes by ledger category during a training step (what the ledger's peak shows). */
-  bytes: { context: number; weights: number; lora: number; optimizer: number; activations: number; scratch: number; io: number };
+  /**
+   * Bytes by ledger category at their peaks during a run (what the ledger's per-category peaks show): a training step,
+   * and the validation_prompt sample's decoder beside it ('kvCache' and its share of activations, scratch and io).
+   * A checkpoint's readback and the sample's are not held together: trainPeakBytes is the larger moment, at most
+   * their sum.
+   */
+  bytes: { context: number; weights: number; lora: number; optimizer: number; activations: number; kvCache: number; scratch: number; io: number };
   /** Peak while loading (weights plus one projection being quantised), and during a training step. */
   loadPeakBytes: number;
   trainPeakBytes: number;
@@ -365,17 +389,31 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const largestLoraTensor = arena.tensors.reduce((m, t) => Math.max(m, t.floats * 4), 0);
   // A checkpoint reads tensors back one at a time through a staging buffer ('io').
   const readback = ledgerBytes(Math.max(8, largestLoraTensor));
+  // The validation_prompt sample: a decoder made beside the runner after each validation, its logits read back per token.
+  const sample = sampleShape(hp, o);
+  const decoder = sample ? decoderBytes(d, { maxT: sample.positions, chunk: decoderChunk(sample.positions, gpu.software ?? false), loraRank: hp.lora_rank }) : null;
+  if (decoder) see('k cache 0', decoder.kvCache / (2 * d.L));
 
-  const bytes = {
+  const held = {
     context: CONTEXT_BYTES,
     weights,
     lora,
     optimizer: moments + runner.optimizer,
     activations: runner.activations,
     scratch: runner.scratch + int8Scratch(d, layout.N, quantization, o.baseMatmul),
-    io: runner.io + readback,
   };
-  const trainPeakBytes = Object.values(bytes).reduce((a, b) => a + b, 0);
+  const heldBytes = Object.values(held).reduce((a, b) => a + b, 0);
+  const sampleIo = decoder ? decoder.io + decoder.logitsReadback : 0;
+  const bytes = {
+    ...held,
+    activations: held.activations + (decoder?.activations ?? 0),
+    kvCache: decoder?.kvCache ?? 0,
+    scratch: held.scratch + (decoder?.scratch ?? 0),
+    io: runner.io + Math.max(readback, sampleIo),
+  };
+  // The larger of a checkpoint's moment (its readback) and the sample's (its decoder and logits' readback).
+  const sampleBytes = decoder ? decoder.kvCache + decoder.activations + decoder.scratch + sampleIo : 0;
+  const trainPeakBytes = heldBytes + runner.io + Math.max(readback, sampleBytes);
   const peakBytes = Math.max(trainPeakBytes, loadPeakBytes);
   const streaming = planStreaming({ d, hp, kept, during, embeddings, lmHead, weights, trainPeakBytes, N: layout.N, T, o });
 
@@ -464,6 +502,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
       keptLayersSource,
       keptAttention: keptAttention && keptLayers < d.L,
       recomputation: recomputationText(d.L, keptLayers, keptAttention),
+      sample,
     },
     weights: { projections, nf4Codes, nf4Scales, norms, embeddings, lmHead, total: weights },
     bytes,
@@ -477,6 +516,17 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     reasons,
     warnings,
   };
+}
+
+/** The validation_prompt sample's prompt length and KV-cache positions (generate.ts: prompt + new tokens − 1), or null. */
+function sampleShape(hp: Hyperparams, o: PlanOptions): MemoryPlan['run']['sample'] {
+  if (!hp.validation_prompt) return null;
+  const given = o.samplePromptTokens;
+  if (given !== undefined && !(Number.isSafeInteger(given) && given > 0)) {
+    throw new FinetuneError('bad-input', `the sample prompt's token count must be a positive integer, got ${given}`);
+  }
+  const promptTokens = given ?? samplePromptTokenBound(hp.validation_prompt, hp.layout);
+  return { promptTokens, promptTokensFrom: given === undefined ? 'bound' : 'tokenizer', positions: promptTokens + (o.sampleMaxTokens ?? SAMPLE_MAX_TOKENS) - 1 };
 }
 
 /** What the backward recomputes, in words. */

@@ -9,7 +9,7 @@ import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
 import type { TrainingCard, TrainingSummary } from '../export/training-card.ts';
 import type { DataStats, TrainingData } from '../data/batches.ts';
 import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
-import { samplePromptIds, type Layout } from '../data/layout.ts';
+import { SAMPLE_MAX_TOKENS, samplePromptIds, type Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
@@ -18,7 +18,7 @@ import { moduleShape, openBaseCheckpoint, type BaseCheckpoint } from '../model/c
 import { parameterCount, type MistralConfig } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
-import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, SAMPLE_MAX_TOKENS, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
+import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
@@ -27,6 +27,7 @@ import type { BaseMatmul, GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
+import { decoderBytes, decoderChunk } from '../engine/mistral/sizing.ts';
 import { destroyMistralWeights, isStreamed, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
 import { learningRateCurve, scheduleNotice } from './schedule.ts';
@@ -439,6 +440,14 @@ export class FinetuneSession {
     return this.usingWeights(() => turn);
   }
 
+  /** GPU bytes of a validation_prompt sample's decoder (generate.ts: prompt + new tokens − 1 positions); 0 without one. */
+  private sampleDecoderBytes(ids: readonly number[] | null, maxNewTokens: number, loraRank: number): number {
+    if (!ids || !this.weights) return 0;
+    const maxT = ids.length + maxNewTokens - 1;
+    const b = decoderBytes(this.weights.dims, { maxT, chunk: decoderChunk(maxT, this.ctx.report.software), loraRank });
+    return b.kvCache + b.activations + b.scratch + b.io + b.logitsReadback;
+  }
+
   /** What a timed validation_prompt sample is kept for: the model, the adapter's shape and the prompt. */
   private sampleKey(hp: Hyperparams, quantization: string): string {
     return JSON.stringify([this.modelSource, quantization, hp.lora_rank, targetModules(hp), hp.layout, hp.validation_prompt]);
@@ -466,7 +475,8 @@ export class FinetuneSession {
     // run on this GPU has measured before for that shape (the defaults until one has).
     const shape = runnerShape(data);
     const targets = targetModules(hp);
-    const keep = chooseKeptLayers(weights.dims, { ...shape, r: hp.lora_rank, targets }, { memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes });
+    const sampleIds = hp.validation_prompt ? samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout) : null;
+    const keep = chooseKeptLayers(weights.dims, { ...shape, r: hp.lora_rank, targets }, { memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes, besideBytes: this.sampleDecoderBytes(sampleIds, SAMPLE_MAX_TOKENS, hp.lora_rank) });
     const tuned = this.ctx.report.software ? null : await this.kernelCache?.get(this.kernelKey(weights, hp, shape, keep.keptAttention)).catch(() => null);
     const kernels = tuned ? kernelChoice(tuned) : this.defaultKernels;
     // The rate depends on the model, the adapter's shape and (on a GPU) the batch shape, not on the data.
@@ -501,8 +511,8 @@ export class FinetuneSession {
     // A run with a validation_prompt writes a sample after each validation: its decoder timed on that prompt (kept per
     // model and prompt; a prompt too long for the model's positions fails the run's sample too, and is not priced).
     let sample: SampleCalibration | undefined;
-    if (hp.validation_prompt) {
-      const ids = samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout);
+    if (sampleIds) {
+      const ids = sampleIds;
       const skey = this.sampleKey(hp, weights.quantization);
       if (this.sampleCalibration?.key !== skey) {
         const value = await calibrateSample(this.ctx, weights, this.lora, ids, config.maxPositions).catch(() => undefined);
@@ -688,21 +698,22 @@ export class FinetuneSession {
       };
       const shape = runnerShape(data);
       const baseMatmul = this.chooseBaseMatmul(resumed, o.baseMatmul, onEvent);
-      // Keep layers' intermediates instead of recomputing them where the memory allows (same numbers, fewer FLOPs).
+      const sampleTokens = o.sampleMaxTokens ?? SAMPLE_MAX_TOKENS;
+      // The prompt as every sample of this run reads it (the run's layout), laid out once.
+      const sampleIds = hp.validation_prompt ? samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout) : null;
+      // Keep layers' intermediates instead of recomputing them where the memory allows (same numbers, fewer FLOPs),
+      // leaving room for the sample's decoder, made beside the runner after each validation.
       const keep = chooseKeptLayers(
         this.weights.dims,
         { ...shape, r: this.lora.r, targets: this.lora.targets, loraChunkBytes: this.lora.arenas.layout.maxChunkBytes },
-        { asked: o.keptLayers, askedAttention: o.keptAttention, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes },
+        { asked: o.keptLayers, askedAttention: o.keptAttention, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes, besideBytes: this.sampleDecoderBytes(sampleIds, sampleTokens, this.lora.r) },
       );
       if (keep.notice) onEvent({ type: 'status', text: keep.notice });
       // The kernels are measured in that mode (a kept attention leaves the recomputation without attention).
       const kernels = await this.chooseKernels(hp, shape, keep.keptAttention, resumed, o.kernels ?? {}, onEvent);
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept, keptAttention: keep.keptAttention });
-      const sampleTokens = o.sampleMaxTokens ?? SAMPLE_MAX_TOKENS;
       // The sample as the page's estimate timed it on this model and prompt, where it did (the ETA's price of it).
       const timedSample = this.sampleCalibration?.key === this.sampleKey(hp, this.weights.quantization) ? this.sampleCalibration.value : undefined;
-      // The prompt as every sample of this run reads it (the run's layout), laid out once.
-      const sampleIds = hp.validation_prompt ? samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout) : null;
       let sampledAt = -1;
       // validation_prompt's greedy sample after `step`, emitted unless the run's Stop cut it off; the run's Pause
       // holds it between tokens.

@@ -212,7 +212,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       h(
         'p',
         { class: 'hint num' },
-        `base weights ${formatBytes(p.bytes.weights)} · LoRA ${formatBytes(p.bytes.lora)} · AdamW ${formatBytes(p.bytes.optimizer)} · activations ${formatBytes(p.bytes.activations)} · scratch ${formatBytes(p.bytes.scratch + p.bytes.io + p.bytes.context)} · ${p.run.rows} × ${p.run.seqLen} tokens`,
+        `base weights ${formatBytes(p.bytes.weights)} · LoRA ${formatBytes(p.bytes.lora)} · AdamW ${formatBytes(p.bytes.optimizer)} · activations ${formatBytes(p.bytes.activations)}${p.run.sample ? ` · sample KV cache ${formatBytes(p.bytes.kvCache)} (${p.run.sample.positions} positions)` : ''} · scratch ${formatBytes(p.bytes.scratch + p.bytes.io + p.bytes.context)} · ${p.run.rows} × ${p.run.seqLen} tokens`,
       ),
       h('p', { class: 'hint', 'data-testid': 'model-plan-recomputation' }, `Recomputation: ${p.run.recomputation}.`),
       // Where the weights' size comes from: a float32 checkpoint under a bfloat16 config is twice the size config.json

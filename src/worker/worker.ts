@@ -28,7 +28,7 @@ import { runLock, workerLocks } from './run-lock.ts';
 import { browserWeightCache } from './opfs-weight-cache.ts';
 import { checkCacheKey } from '../run/weight-cache.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
-import { exampleLabels, type Layout } from '../data/layout.ts';
+import { exampleLabels, samplePromptIds, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
@@ -214,9 +214,13 @@ const api = {
         maxBufferSize: ctx.device.limits.maxBufferSize,
         maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize,
         name: [r.vendor, r.device || r.architecture].filter(Boolean).join(' ') || undefined,
+        software: r.software,
       });
     }
-    return planMemory(config, parseHyperparams(hp), { gpu, ...dtype });
+    const parsed = parseHyperparams(hp);
+    // The validation_prompt sample's KV cache is sized by the prompt's tokens, as the run will lay it out.
+    const samplePromptTokens = parsed.validation_prompt ? samplePromptIds(await tokenizer(), parsed.validation_prompt, parsed.layout).length : undefined;
+    return planMemory(config, parsed, { gpu, ...dtype, ...(samplePromptTokens !== undefined ? { samplePromptTokens } : {}) });
   },
 
   /** Loads a model's weights onto the GPU (NF4-quantised on the GPU as they stream in, unless quantization is none). */

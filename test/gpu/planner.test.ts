@@ -1,6 +1,7 @@
 // The memory planner against the ledger: what planMemory predicts from config.json and the hyperparameters alone
 // must be what the engine then allocates — loading, and during a training step (forward, backward with per-layer
 // recomputation, AdamW) — on tiny-mistral, the demo model and a synthetic Mistral-shaped stack.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { parseHyperparams, targetModules } from '../../src/config/index.ts';
@@ -15,6 +16,9 @@ import { openBaseCheckpoint } from '../../src/model/checkpoint.ts';
 import { createAdapter } from '../../src/model/lora-adapter.ts';
 import type { MistralConfig } from '../../src/model/config.ts';
 import { planMemory, type MemoryPlan } from '../../src/run/planner.ts';
+import { FinetuneSession } from '../../src/run/session.ts';
+import { samplePromptIds } from '../../src/data/layout.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import { gpuContext } from './context.ts';
 
 /** One training step as the trainer runs it; returns the ledger's peak by category over the step. */
@@ -151,4 +155,50 @@ describe('memory planner vs the ledger', () => {
       destroyMistralWeights(ctx, weights);
     }
   });
+});
+
+describe('a run that writes validation_prompt samples vs its plan', () => {
+  // The sample's decoder is made after each validation with the runner's buffers still held: the plan counts it
+  // (bytes.kvCache and its share of activations, scratch and io), or a run on a budget the plan passed goes over it.
+  const rows = [
+    'def add(a, b):\n    return a + b  # adds two numbers and returns their sum',
+    'for i in range(10):\n    print(i, i * i, "squares and their roots")',
+    'class Stack:\n    def __init__(self):\n        self.items = []',
+    'import os\nprint(os.path.join("a", "b"), os.getcwd(), os.sep)',
+  ];
+  for (const [name, dir, peft, quantization] of [
+    ['tiny-mistral (bf16 base)', 'test/fixtures/tiny-mistral', 'lora', 'none'],
+    ['the demo model (NF4, double quantisation)', 'public/models/mistral-nano-demo', 'qlora', 'nf4-double'],
+  ] as const) {
+    it(`${name}: the ledger's peak over the run is the plan's, KV cache included`, async () => {
+      const ctx = await gpuContext();
+      const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+      const session = new FinetuneSession(ctx, tokenizer, null);
+      const baseline = ctx.ledger.snapshot().currentBytes;
+      const hpIn = { peft_method: peft, num_train_epochs: 1, train_batch_size: 1, micro_batch_size: 1, num_validation_samples: 1, lora_rank: 4, max_seq_len: 12, eval_steps: 2, validation_prompt: 'def multiply(a, b):' };
+      const hp = parseHyperparams(hpIn);
+      const ckpt = await openBaseCheckpoint(nodeDirectory(dir));
+      const promptTokens = samplePromptIds(tokenizer, hp.validation_prompt!, hp.layout).length;
+      const plan = planMemory(ckpt.config, hp, { gpu: { software: ctx.report.software }, samplePromptTokens: promptTokens, sampleMaxTokens: 3 });
+      expect(plan.run.sample).toEqual({ promptTokens, promptTokensFrom: 'tokenizer', positions: promptTokens + 2 });
+      expect(plan.bytes.kvCache).toBeGreaterThan(0);
+      await session.loadModel(nodeDirectory(dir), name, quantization);
+      try {
+        ctx.ledger.resetPeaks();
+        const samples: string[] = [];
+        const r = await session.train(hpIn, { train: new Blob([rows.map((text) => JSON.stringify({ text })).join('\n')]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+          if (e.type === 'sample') samples.push(e.text);
+        }, { sampleMaxTokens: 3 });
+        expect(r.stopped).toBe(false);
+        expect(samples.length).toBeGreaterThan(0);
+        const peak = ctx.ledger.snapshot();
+        expect(peak.byCategory['kv-cache'].peakBytes).toBe(plan.bytes.kvCache);
+        expect(peak.byCategory.activations.peakBytes).toBe(plan.bytes.activations);
+        expect(peak.byCategory.weights.peakBytes).toBe(plan.bytes.weights);
+        expect(peak.peakBytes - baseline + plan.bytes.context).toBe(plan.trainPeakBytes);
+      } finally {
+        session.unloadModel();
+      }
+    });
+  }
 });

@@ -7,6 +7,8 @@ import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '..
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { parseMistralConfig } from '../../model/config.ts';
 import { planDtypeOptions } from '../../run/plan-dtype.ts';
+import { samplePromptIds } from '../../data/layout.ts';
+import { loadTokenizerFrom } from './tokenize.ts';
 import { readJson } from '../../model/source.ts';
 import { planMemory, type PlanGpu } from '../../run/planner.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -17,10 +19,10 @@ import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 
-const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--no-gpu] [--<hyperparameter> VALUE …]
+const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--tokenizer DIR] [--no-gpu] [--<hyperparameter> VALUE …]
 
 Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
-moments, activations (per-layer recomputation), scratch, io — computed from config.json and the hyperparameters (from a
+moments, activations (per-layer recomputation), the validation_prompt sample's KV cache, scratch, io — computed from config.json and the hyperparameters (from a
 Hub id or a URL only config.json is read: nothing is downloaded but that file; from a folder, the safetensors headers
 too, so the weights are counted in the dtype they are stored in when config.json's torch_dtype says otherwise;
 "model.dtypeFrom" says which), and a verdict: fits, tight (over 85 % of the budget),
@@ -44,10 +46,12 @@ options:
   --seq-len N       plan for sequences of at most N tokens (default: the longest the hyperparameters allow)
   ${BASE_MATMUL_HELP}
   --revision REV    Hub branch, tag or commit (default main)
+  --tokenizer DIR   directory with tokenizer.model, to count the validation_prompt's tokens (default: the project's
+                    public/tokenizer)
   --no-gpu          do not look for an adapter (buffer limits are then not checked)
 
 hyperparameters (those that change memory: peft_method, quantization, micro_batch_size,
-max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules):
+max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules, validation_prompt):
 ${hyperparamUsage(HYPERPARAM_NAMES.filter((n) => FIELD_BY_NAME[n].type !== 'file'))}`;
 
 export const planCommand: Command = {
@@ -65,6 +69,7 @@ export const planCommand: Command = {
       'keep-attention': { type: 'boolean' },
       'base-matmul': { type: 'string' },
       revision: { type: 'string' },
+      tokenizer: { type: 'string' },
       'no-gpu': { type: 'boolean', default: false },
     });
     if (!values.model) throw new UsageError('--model is required');
@@ -95,6 +100,7 @@ export const planCommand: Command = {
           maxBufferSize: l.maxBufferSize,
           maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
           name: [info?.vendor, info?.device || info?.architecture].filter(Boolean).join(' ') || found.via,
+          software: describeGpuAdapter(found.adapter).software,
         });
         if (gpu.memoryBytes === undefined) {
           // WebGPU cannot tell the memory; nvidia-smi can, for an NVIDIA GPU.
@@ -115,7 +121,17 @@ export const planCommand: Command = {
       const longer = seqLen > most ? `max_seq_len allows at most ${most}: give --max_seq_len ${most} to plan the longest` : `give --max_seq_len ${seqLen} to plan longer ones`;
       io.err(`note: --seq-len ${seqLen} is longer than any sequence of these settings (${hp.pack_sequences ? 'packs of chunk_size and max_seq_len' : 'max_seq_len'}: ${bound} tokens): planned for ${bound} (${longer})`);
     }
-    const plan = planMemory(config, hp, { seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul, ...dtype });
+    // The validation_prompt sample's KV cache is sized by the prompt's tokens: counted with the run's tokenizer, or
+    // bounded from its bytes where that cannot be read.
+    let samplePromptTokens: number | undefined;
+    if (hp.validation_prompt) {
+      try {
+        samplePromptTokens = samplePromptIds(await loadTokenizerFrom(values.tokenizer), hp.validation_prompt, hp.layout).length;
+      } catch (e) {
+        io.err(`note: the validation_prompt's tokens are bounded from its bytes (${(e as Error).message})`);
+      }
+    }
+    const plan = planMemory(config, hp, { samplePromptTokens, seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul, ...dtype });
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

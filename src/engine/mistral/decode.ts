@@ -18,6 +18,7 @@ import { rmsnorm_forward } from '../kernels/norm.ts';
 import { rope_forward_qk, ropeTable } from '../kernels/rope.ts';
 import { swiglu_forward } from '../kernels/swiglu.ts';
 import { base_linear_forward } from './linear.ts';
+import { decoderChunk } from './sizing.ts';
 import type { GpuLora } from './lora.ts';
 import { layerWeights, type BaseLinear, type LayerWeights, type MistralWeights } from './weights.ts';
 
@@ -32,9 +33,6 @@ export interface DecoderOptions {
   chunk?: number;
 }
 
-function chunkOf(o: DecoderOptions, software: boolean): number {
-  return Math.max(1, Math.min(o.chunk ?? (software ? MATVEC_MAX_ROWS : 128), o.maxT));
-}
 
 export class MistralDecoder {
   readonly maxT: number;
@@ -75,7 +73,8 @@ export class MistralDecoder {
     const d = weights.dims;
     if (!(Number.isInteger(o.maxT) && o.maxT >= 1)) throw new FinetuneError('bad-input', `the generation length must be a whole number ≥ 1, got ${o.maxT}`);
     this.maxT = o.maxT;
-    const n = (this.chunk = chunkOf(o, ctx.report.software));
+    // Sized as sizing.ts decoderBytes counts it (the planner's sample beside a run).
+    const n = (this.chunk = decoderChunk(o.maxT, ctx.report.software, o.chunk));
     const Q = d.nH * d.hd;
     const KV = d.nKV * d.hd;
     const buf = (label: string, floats: number, cat: 'activations' | 'kv-cache' | 'scratch' | 'io' = 'activations'): GPUBuffer => {

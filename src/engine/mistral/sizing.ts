@@ -8,6 +8,7 @@ import { MAX_REQUESTED_BUFFER } from '../gpu.ts';
 import { attentionBackwardScratchBytes } from '../kernels/attention.ts';
 import { attentionSpillGroupFloats } from '../kernels/attention_flash.ts';
 import { loraScratchBytes } from '../kernels/lora.ts';
+import { MATVEC_MAX_ROWS } from '../kernels/matvec.ts';
 import { lmheadXentScratchBytes, type XentScratchBytes } from '../kernels/xent.ts';
 import { type Dims } from './dims.ts';
 import { arenaGradNormSlots, loraArenaLayout } from './lora-layout.ts';
@@ -267,4 +268,46 @@ export function runnerBytes(lay: RunnerLayout): RunnerBytes {
   const io = Object.values(lay.io).reduce((a, n) => a + f('batch', n), 0);
   const optimizer = lay.gradNormSlots === null ? 0 : f('grad norm partials', lay.gradNormSlots);
   return { activations, scratch, io, optimizer, largestBuffer: largest };
+}
+
+/** Rows a decoder call processes by default on a hardware GPU (the tiled products suit a prompt). */
+export const DECODER_CHUNK_HARDWARE = 128;
+
+/**
+ * Rows one MistralDecoder call processes (decode.ts): `asked`, else 128 on a hardware GPU and MATVEC_MAX_ROWS on a
+ * software adapter (there the few-row kernels win even for a prompt), never more than the cache's positions.
+ */
+export function decoderChunk(maxT: number, software: boolean, asked?: number): number {
+  return Math.max(1, Math.min(asked ?? (software ? MATVEC_MAX_ROWS : DECODER_CHUNK_HARDWARE), maxT));
+}
+
+/** A MistralDecoder's GPU bytes by ledger category, as its constructor makes them, and its logits' readback. */
+export interface DecoderBytes {
+  kvCache: number;
+  activations: number;
+  scratch: number;
+  io: number;
+  /** The staging buffer each token's logits are read back through ('io', made and freed per read). */
+  logitsReadback: number;
+}
+
+/**
+ * The decoder's buffers for a cache of `maxT` positions and calls of `chunk` rows, with a LoRA intermediate of rank
+ * `loraRank` (null: the base alone). The planner counts them beside the training runner: a run's validation_prompt
+ * sample is written with the runner's buffers still held (test/gpu/planner.test.ts compares it with the ledger).
+ */
+export function decoderBytes(d: Dims, o: { maxT: number; chunk: number; loraRank: number | null }): DecoderBytes {
+  const n = o.chunk;
+  const Q = d.nH * d.hd;
+  const KV = d.nKV * d.hd;
+  const f = floatBufferBytes;
+  const perRow = [d.C, d.C, 1, Q, KV, KV, Q, d.C, d.I, d.I, d.I];
+  return {
+    kvCache: 2 * d.L * f(o.maxT * KV),
+    activations: perRow.reduce((s, w) => s + f(n * w), 0) + (o.loraRank === null ? 0 : f(n * o.loraRank)) + 2 * f(d.C) + f(1),
+    // The RoPE table: cos and sin of every position's hd/2 frequencies.
+    scratch: ledgerBytes(o.maxT * d.hd * 4),
+    io: 2 * f(n) + f(d.V),
+    logitsReadback: ledgerBytes(d.V * 4),
+  };
 }

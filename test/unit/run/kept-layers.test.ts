@@ -42,6 +42,17 @@ describe('chooseKeptLayers', () => {
     expect(chooseKeptLayers(MISTRAL_7B, shape, { memoryBytes: 141e9, inUseBytes: inUse }).kept).toBe(32);
   });
 
+  it('leaves room for what the run makes beside the runner later (a validation_prompt sample\'s decoder)', () => {
+    const inUse = 4.5 * GiB;
+    const memory = 16 * GiB;
+    const alone = chooseKeptLayers(MISTRAL_7B, shape, { memoryBytes: memory, inUseBytes: inUse });
+    // A sample's decoder of a whole layer's worth: one layer fewer is kept, and what is kept fits beside it.
+    const beside = total(alone.kept, true) - total(alone.kept - 1, true);
+    const d = chooseKeptLayers(MISTRAL_7B, shape, { memoryBytes: memory, inUseBytes: inUse, besideBytes: beside });
+    expect(d.kept).toBe(alone.kept - 1);
+    expect(inUse + beside + total(d.kept, true)).toBeLessThanOrEqual(0.85 * memory);
+  });
+
   it('keeps the recomputed layers\' attention outputs first: 34 MB a layer where a whole layer is 353 MB', () => {
     // Mistral-7B at 2048 tokens: (nH·hd + nH) floats per token and layer, for the 31 recomputed layers below the last.
     expect(total(0, true) - total(0)).toBe(31 * (2048 * 4096 * 4 + 2048 * 32 * 4));

@@ -7,7 +7,9 @@ import { parseMistralConfig } from '../../../src/model/config.ts';
 import { ASSUMED_UPLOAD_BYTES_PER_SECOND, longestSequenceBound, planMemory } from '../../../src/run/planner.ts';
 import { activationBytes } from '../../../src/engine/mistral/model.ts';
 import { dimsOf } from '../../../src/engine/mistral/dims.ts';
-import { attentionSpillFloats, runnerLayout } from '../../../src/engine/mistral/sizing.ts';
+import { attentionSpillFloats, decoderBytes, runnerLayout } from '../../../src/engine/mistral/sizing.ts';
+import { SAMPLE_MAX_TOKENS, samplePromptIds, samplePromptTokenBound } from '../../../src/data/layout.ts';
+import { mistralTokenizer } from '../data/helpers.ts';
 import { MAX_REQUESTED_BUFFER } from '../../../src/engine/gpu.ts';
 
 const mistral7b = parseMistralConfig(JSON.parse(readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json', 'utf8')));
@@ -285,6 +287,42 @@ describe('memory planner', () => {
     expect(plan.gpu.memorySource).toBe('guessed');
     expect(plan.reasons.join(' ')).toMatch(/guess/);
     expect(plan.reasons.join(' ')).toMatch(/no adapter limits/);
+  });
+
+  it("counts a validation_prompt sample's decoder beside the runner: its KV cache by the prompt's tokens, a ceiling without them", async () => {
+    const hp = parseHyperparams({ peft_method: 'qlora', validation_prompt: 'Write a haiku about the sea' });
+    const none = planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora' }));
+    expect(none.bytes.kvCache).toBe(0);
+    expect(none.run.sample).toBeNull();
+    const ids = samplePromptIds(await mistralTokenizer(), hp.validation_prompt!, hp.layout);
+    const counted = planMemory(mistral7b, hp, { samplePromptTokens: ids.length });
+    const positions = ids.length + SAMPLE_MAX_TOKENS - 1;
+    expect(counted.run.sample).toEqual({ promptTokens: ids.length, promptTokensFrom: 'tokenizer', positions });
+    // Keys and values of 32 layers, 8 KV heads × 128 dims in f32, for every position.
+    expect(counted.bytes.kvCache).toBe(2 * 32 * positions * 1024 * 4);
+    const d = decoderBytes(dimsOf(mistral7b), { maxT: positions, chunk: Math.min(128, positions), loraRank: hp.lora_rank });
+    expect(counted.bytes.activations - none.bytes.activations).toBe(d.activations);
+    // The sample's moment replaces the checkpoint readback's (never held together): the peak grows by the decoder less that.
+    const sampleTotal = d.kvCache + d.activations + d.scratch + d.io + d.logitsReadback;
+    expect(counted.trainPeakBytes - none.trainPeakBytes).toBeGreaterThan(d.kvCache);
+    expect(counted.trainPeakBytes - none.trainPeakBytes).toBeLessThanOrEqual(sampleTotal);
+    // Without a tokenizer: the UTF-8 ceiling, never below the real count.
+    const bounded = planMemory(mistral7b, hp);
+    expect(bounded.run.sample?.promptTokensFrom).toBe('bound');
+    expect(bounded.run.sample!.promptTokens).toBeGreaterThanOrEqual(ids.length);
+    expect(bounded.bytes.kvCache).toBeGreaterThan(counted.bytes.kvCache);
+    // A software adapter reads the prompt in rows of 8: smaller per-row buffers.
+    expect(planMemory(mistral7b, hp, { samplePromptTokens: ids.length, gpu: { software: true } }).bytes.activations).toBeLessThan(counted.bytes.activations);
+    expect(() => planMemory(mistral7b, hp, { samplePromptTokens: 0 })).toThrow(/sample prompt's token count must be a positive integer, got 0/);
+  });
+
+  it("samplePromptTokenBound is never below the tokenizer's count, in either layout, for any script or byte-fallback text", async () => {
+    const tok = await mistralTokenizer();
+    for (const prompt of ['hi', ' leading space', 'naïve café — “quotes”', '日本語のテキスト', '🦀🦀 emoji 👩‍👩‍👧', '\u0000\u0007 controls', 'x'.repeat(300), '[INST] already tagged [/INST]', '   ']) {
+      for (const layout of ['replicate', 'instruct'] as const) {
+        expect(samplePromptTokenBound(prompt, layout), `${JSON.stringify(prompt)} ${layout}`).toBeGreaterThanOrEqual(samplePromptIds(tok, prompt, layout).length);
+      }
+    }
   });
 
   it('sizes the runner for the longest sequence the hyperparameters allow, or a shorter one asked for', () => {
