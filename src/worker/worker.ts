@@ -109,7 +109,10 @@ function dropGpu(): void {
   void old?.then((ctx) => ctx.destroyDevice()).catch(() => undefined);
 }
 
-/** Runs a call on the GPU; a lost device is dropped on the way out, so that nothing keeps using it. */
+/**
+ * Runs a call on the GPU; a lost device is dropped on the way out, so that nothing keeps using it. Every call below
+ * that runs GPU work goes through it: one that did not kept a device lost under it, and each later call failed on it.
+ */
 async function onGpu<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
@@ -167,7 +170,7 @@ const api = {
   /** Runs the matmul family against the float64 reference on odd shapes (the page's "Check this GPU"). */
   async selfTestMatmul(): Promise<MatmulCheck[]> {
     const ctx = await gpuContext();
-    return [await checkMatmul(ctx, 17, 33, 65, 1), await checkMatmul(ctx, 130, 7, 300, 2)];
+    return onGpu(async () => [await checkMatmul(ctx, 17, 33, 65, 1), await checkMatmul(ctx, 130, 7, 300, 2)]);
   },
 
   /**
@@ -181,13 +184,15 @@ const api = {
     const say = (text: string): void => void onProgress?.(text);
     say('fetching the reference model and golden');
     const base = new URL(`${import.meta.env.BASE_URL}check/`, self.location.href).toString();
-    return runGoldenCheck(ctx, {
-      model: urlFileSet(`${base}tiny-mistral`),
-      adapter: urlFileSet(`${base}tiny-adapter`),
-      golden: await httpSource(`${base}${quantization === 'nf4' ? 'golden_qlora' : 'golden_lora'}.safetensors`),
-      quantization,
-      onProgress: say,
-    });
+    return onGpu(async () =>
+      runGoldenCheck(ctx, {
+        model: urlFileSet(`${base}tiny-mistral`),
+        adapter: urlFileSet(`${base}tiny-adapter`),
+        golden: await httpSource(`${base}${quantization === 'nf4' ? 'golden_qlora' : 'golden_lora'}.safetensors`),
+        quantization,
+        onProgress: say,
+      }),
+    );
   },
 
   /** The GPU's memory as the user gave it (null: unknown): runs keep layers' intermediates where it allows. */
@@ -284,7 +289,8 @@ const api = {
   },
 
   async estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate> {
-    return (await session()).estimate(hp, train, validation);
+    const s = await session();
+    return onGpu(() => s.estimate(hp, train, validation));
   },
 
   async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
@@ -359,7 +365,7 @@ const api = {
       const problem = typeof o.baseModel === 'string' ? baseModelNameProblem(o.baseModel) : 'the base model name is not text';
       if (problem) throw new FinetuneError('bad-input', problem);
     }
-    const trained = await s.adapterNow();
+    const trained = await onGpu(() => s.adapterNow());
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
     // A trained adapter's README says how it was trained; one imported from a Replicate training, that training; one
     // imported with a README that had a "Training" section, that section (other imported adapters have none).
@@ -378,7 +384,7 @@ const api = {
     // A zip is read whole: by its size first, as the command line does (a 100 GB file was asked for whole).
     const input = source.kind === 'zip' ? await adapterZipBytes(source.name, source.bytes) : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
-    await s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null));
+    await onGpu(() => s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null)));
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 
@@ -388,7 +394,8 @@ const api = {
 
   /** Validation loss of the current adapter (or the base model) on the validation set of these files. */
   async evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<EvaluationResult> {
-    return (await session()).evaluate(hp, files.train, files.validation, onProgress);
+    const s = await session();
+    return onGpu(() => s.evaluate(hp, files.train, files.validation, onProgress));
   },
 
   async stopEvaluation(): Promise<void> {
@@ -397,7 +404,8 @@ const api = {
 
   /** Greedy completion of a prompt with the current adapter. */
   async generate(prompt: string, maxNewTokens: number): Promise<string> {
-    return (await session()).generate(prompt, maxNewTokens);
+    const s = await session();
+    return onGpu(() => s.generate(prompt, maxNewTokens));
   },
 
   async generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void, onPrompt?: (read: number, total: number) => void): Promise<GenerationOutcome> {

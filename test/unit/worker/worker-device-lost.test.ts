@@ -1,0 +1,137 @@
+// The engine worker (src/worker/worker.ts) after a lost GPU device: the call that met the loss drops the device and the
+// session on it (dropGpu), so that the next GPU call makes a new device instead of failing on the dead one for good.
+// The worker runs here over fakes: a GPU context per GpuContext.create, counted, and a session whose GPU work fails
+// with 'device-lost'; comlink's expose hands over the api object. What is tested is the worker's wiring, not the GPU.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { EngineApi, TrainFiles } from '../../../src/worker/api.ts';
+
+/** What the fakes share with the tests: the exposed api and every context the worker made. */
+const h = vi.hoisted(() => ({
+  api: null as EngineApi | null,
+  contexts: [] as { destroyed: boolean }[],
+}));
+
+vi.mock('comlink', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('comlink')>()),
+  expose: (api: EngineApi) => {
+    h.api = api;
+  },
+}));
+
+vi.mock('../../../src/worker/error-transfer.ts', () => ({ installErrorTransfer: () => undefined }));
+
+vi.mock('../../../src/engine/gpu.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/engine/gpu.ts')>()),
+  GpuContext: {
+    create: async () => {
+      const ctx = {
+        destroyed: false,
+        destroyDevice(): void {
+          ctx.destroyed = true;
+        },
+        report: { vendor: 'fake', architecture: '', device: '', description: '', software: true },
+        kernelNote: null,
+        ledger: { snapshot: () => ({ currentBytes: 0, peakBytes: 0, byCategory: {} }) },
+      };
+      h.contexts.push(ctx);
+      return ctx;
+    },
+  },
+}));
+
+/** What the GPU says once its device is gone (GpuContext.check). */
+async function lost(): Promise<never> {
+  const { FinetuneError } = await import('../../../src/core/errors.ts');
+  throw new FinetuneError('device-lost', 'the GPU device was lost (unknown): test');
+}
+
+vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/run/session.ts')>()),
+  // Every call that would run on the GPU meets a lost device; the rest answer as a session with no model does.
+  FinetuneSession: class {
+    weightCache = null;
+    kernelCache = null;
+    gpuMemoryBytes: number | null = null;
+    model = null;
+    modelName = 'tiny-mistral';
+    baseConfig = {};
+    loadModel = lost;
+    estimate = lost;
+    evaluate = lost;
+    generate = lost;
+    generateStream = lost;
+    train = lost;
+    adapterNow = lost;
+    useImportedAdapter = lost;
+    trainingCard = (): null => null;
+  },
+}));
+
+vi.mock('../../../src/run/selftest.ts', () => ({ checkMatmul: lost }));
+vi.mock('../../../src/run/check.ts', () => ({ runGoldenCheck: lost }));
+vi.mock('../../../src/model/source.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/model/source.ts')>()),
+  httpSource: async () => ({}),
+}));
+vi.mock('../../../src/model/adapter-import.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/model/adapter-import.ts')>()),
+  adapterZipBytes: async () => new Uint8Array(0),
+  importAdapterDetailed: async () => ({ adapter: {}, readme: null, folder: null, weightsFile: 'adapter_model.safetensors' }),
+}));
+vi.mock('../../../src/data/tokenizer.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/data/tokenizer.ts')>()),
+  loadTokenizer: () => ({}),
+}));
+
+let api: EngineApi;
+
+beforeEach(async () => {
+  // A worker of its own for each test: its device, session and model are module state.
+  vi.resetModules();
+  h.api = null;
+  h.contexts.length = 0;
+  // A worker's globals: WebGPU, where the app is served from (the tokenizer is fetched from it), and no OPFS.
+  vi.stubGlobal('self', { navigator: { gpu: {} }, location: { origin: 'http://localhost', href: 'http://localhost/' } });
+  vi.stubGlobal('fetch', async () => new Response(new Uint8Array(1)));
+  await import('../../../src/worker/worker.ts');
+  if (!h.api) throw new Error('the worker exposed no api');
+  api = h.api;
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+/** Lets the dropped device's destroyDevice (chained on its context's promise) run. */
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
+const data = new Blob(['{"text":"a"}\n']);
+const files: TrainFiles = { train: data, trainName: 'train.jsonl', validation: null, validationName: null };
+
+/** Each worker call that runs on the GPU, as the page makes it. */
+const gpuCalls: [string, (a: EngineApi) => Promise<unknown>][] = [
+  ['selfTestMatmul', (a) => a.selfTestMatmul()],
+  ['goldenCheck', (a) => a.goldenCheck('nf4')],
+  ['loadModel', (a) => a.loadModel({ kind: 'demo' }, 'nf4-double')],
+  ['estimateRun', (a) => a.estimateRun({}, data, null)],
+  ['startTraining', (a) => a.startTraining({}, files, () => undefined)],
+  ['resumeSavedRun', (a) => a.resumeSavedRun(() => undefined)],
+  ['restoreSavedRun', (a) => a.restoreSavedRun(() => undefined)],
+  ['exportAdapterZip', (a) => a.exportAdapterZip({ full: false, step: 4 })],
+  ['importAdapter', (a) => a.importAdapter({ kind: 'zip', name: 'adapter.zip', bytes: new Uint8Array(0) })],
+  ['evaluateAdapter', (a) => a.evaluateAdapter({}, files)],
+  ['generate', (a) => a.generate('Hello', 4)],
+  ['generateStream', (a) => a.generateStream('Hello', { maxNewTokens: 4 }, () => undefined)],
+];
+
+describe('a device lost in a worker call', () => {
+  it.each(gpuCalls)('%s drops it, and the next call makes a new device', async (_name, call) => {
+    await expect(call(api)).rejects.toMatchObject({ kind: 'device-lost' });
+    await settle();
+    expect(h.contexts).toHaveLength(1);
+    expect(h.contexts[0].destroyed).toBe(true);
+    // Kept, the dead device failed this call and every later one the same way.
+    await expect(call(api)).rejects.toMatchObject({ kind: 'device-lost' });
+    expect(h.contexts).toHaveLength(2);
+  });
+});
