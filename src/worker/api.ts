@@ -135,7 +135,7 @@ export interface EngineApi {
   deleteCachedModel(key: string): Promise<void>;
   /** The site's storage usage and quota, whether it is persistent, and whether weights are cached at all. */
   storageInfo(): Promise<StorageInfo>;
-  /** The model on the GPU now (a failed load leaves the one before it), or null. */
+  /** The model on the GPU now (a failed load leaves the one before it), or null (none, or the device was lost). */
   currentModel(): Promise<{ source: string; quantization: Quantization } | null>;
   /** A JSONL file read the way training will read it: every problem with its line, and token statistics. */
   inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport>;
@@ -172,6 +172,11 @@ export interface EngineApi {
   rememberedKernels(): Promise<RememberedKernels[]>;
   /** Forgets them: the next run measures its kernels again (after a driver or browser update, say). */
   forgetRememberedKernels(): Promise<void>;
+  /**
+   * Pause, Resume and Stop of the run going on. These, stopEvaluation, stopGeneration, forgetEstimate and
+   * forgetImportedAdapter act on the engine's session there is, and do nothing without one (none made yet, or it went
+   * with a lost device): they never make a GPU device only to find nothing to act on.
+   */
   pauseTraining(): Promise<void>;
   resumeTraining(): Promise<void>;
   stopTraining(): Promise<void>;
@@ -204,6 +209,6 @@ export interface EngineApi {
   generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void, onPrompt?: (read: number, total: number) => void): Promise<GenerationOutcome>;
   /** Ends the streamed generation going on, between the prompt's parts or after its current token. */
   stopGeneration(): Promise<void>;
-  /** GPU memory by category, current and peak. */
-  memory(): Promise<LedgerSnapshot>;
+  /** GPU memory by category, current and peak; null while the worker has no GPU device (none yet, or it was lost). */
+  memory(): Promise<LedgerSnapshot | null>;
 }

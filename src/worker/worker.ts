@@ -98,6 +98,20 @@ function session(): Promise<FinetuneSession> {
   return sessionPromise;
 }
 
+/**
+ * The session made or being made, else null, without making one: a pause, a stop or a question about the model acts on
+ * the session there is, and one made for it (after a lost device, a new GPU device) would only answer "nothing" slower.
+ * A session that fails to be made is none: its maker is told why.
+ */
+async function existingSession(): Promise<FinetuneSession | null> {
+  return sessionPromise ? sessionPromise.catch(() => null) : null;
+}
+
+/** The GPU context made or being made, else null, without making one (existingSession's reason). */
+async function existingContext(): Promise<GpuContext | null> {
+  return context ? context.catch(() => null) : null;
+}
+
 /** The model last loaded, so that recoverDevice can load it again on a new device. */
 let loadedModel: { source: ModelSource; quantization: Quantization; streamLayers: boolean } | null = null;
 
@@ -198,7 +212,9 @@ const api = {
   /** The GPU's memory as the user gave it (null: unknown): runs keep layers' intermediates where it allows. */
   async setGpuMemory(gpuMemoryGiB: number | null): Promise<void> {
     gpuMemoryBytes = gpuMemoryGiB !== null && Number.isFinite(gpuMemoryGiB) && gpuMemoryGiB > 0 ? gpuMemoryGiB * 1024 ** 3 : null;
-    if (sessionPromise) (await sessionPromise).gpuMemoryBytes = gpuMemoryBytes;
+    // Kept for the session made next; the one there is takes it now.
+    const s = await existingSession();
+    if (s) s.gpuMemoryBytes = gpuMemoryBytes;
   },
 
   /**
@@ -274,8 +290,8 @@ const api = {
   },
 
   async currentModel(): Promise<{ source: string; quantization: Quantization } | null> {
-    const s = await session();
-    return s.model ? { source: s.modelName, quantization: s.model.quantization } : null;
+    const s = await existingSession();
+    return s?.model ? { source: s.modelName, quantization: s.model.quantization } : null;
   },
 
   /** Reads a JSONL file the way training will: every problem with its line, and token statistics. */
@@ -333,7 +349,7 @@ const api = {
   },
 
   async forgetEstimate(): Promise<void> {
-    (await session()).forgetEstimate();
+    (await existingSession())?.forgetEstimate();
   },
 
   async rememberedKernels(): Promise<RememberedKernels[]> {
@@ -345,15 +361,15 @@ const api = {
   },
 
   async pauseTraining(): Promise<void> {
-    (await session()).pause();
+    (await existingSession())?.pause();
   },
 
   async resumeTraining(): Promise<void> {
-    await (await session()).resume();
+    await (await existingSession())?.resume();
   },
 
   async stopTraining(): Promise<void> {
-    (await session()).stop();
+    (await existingSession())?.stop();
   },
 
   /** The trained adapter as one zip: the PEFT pair alone, or with adapter.gguf and a README (`full`). */
@@ -389,7 +405,7 @@ const api = {
   },
 
   async forgetImportedAdapter(): Promise<void> {
-    (await session()).forgetImportedAdapter();
+    (await existingSession())?.forgetImportedAdapter();
   },
 
   /** Validation loss of the current adapter (or the base model) on the validation set of these files. */
@@ -399,7 +415,7 @@ const api = {
   },
 
   async stopEvaluation(): Promise<void> {
-    (await session()).stopEvaluation();
+    (await existingSession())?.stopEvaluation();
   },
 
   /** Greedy completion of a prompt with the current adapter. */
@@ -415,11 +431,11 @@ const api = {
 
   /** Not queued behind the GPU: it only raises the flag the generation reads between tokens. */
   async stopGeneration(): Promise<void> {
-    (await session()).stopGeneration();
+    (await existingSession())?.stopGeneration();
   },
 
-  async memory(): Promise<LedgerSnapshot> {
-    return (await gpuContext()).ledger.snapshot();
+  async memory(): Promise<LedgerSnapshot | null> {
+    return (await existingContext())?.ledger.snapshot() ?? null;
   },
 } satisfies EngineApi;
 

@@ -5,10 +5,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EngineApi, TrainFiles } from '../../../src/worker/api.ts';
 
-/** What the fakes share with the tests: the exposed api and every context the worker made. */
+/** What the fakes share with the tests: the exposed api, every context and session the worker made, and its calls on them. */
 const h = vi.hoisted(() => ({
   api: null as EngineApi | null,
   contexts: [] as { destroyed: boolean }[],
+  sessions: [] as { gpuMemoryBytes: number | null }[],
+  calls: [] as string[],
 }));
 
 vi.mock('comlink', async (importOriginal) => ({
@@ -47,8 +49,12 @@ async function lost(): Promise<never> {
 
 vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
   ...(await importOriginal<typeof import('../../../src/run/session.ts')>()),
-  // Every call that would run on the GPU meets a lost device; the rest answer as a session with no model does.
+  // Every call that would run on the GPU meets a lost device; the rest answer as a session with no model does, and
+  // those that act on a run, a generation or a validation loss going on are only recorded.
   FinetuneSession: class {
+    constructor() {
+      h.sessions.push(this);
+    }
     weightCache = null;
     kernelCache = null;
     gpuMemoryBytes: number | null = null;
@@ -64,6 +70,14 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     adapterNow = lost;
     useImportedAdapter = lost;
     trainingCard = (): null => null;
+    plan = async (): Promise<object> => ({});
+    pause = (): void => void h.calls.push('pause');
+    resume = async (): Promise<void> => void h.calls.push('resume');
+    stop = (): void => void h.calls.push('stop');
+    stopGeneration = (): void => void h.calls.push('stopGeneration');
+    stopEvaluation = (): void => void h.calls.push('stopEvaluation');
+    forgetEstimate = (): void => void h.calls.push('forgetEstimate');
+    forgetImportedAdapter = (): void => void h.calls.push('forgetImportedAdapter');
   },
 }));
 
@@ -90,6 +104,8 @@ beforeEach(async () => {
   vi.resetModules();
   h.api = null;
   h.contexts.length = 0;
+  h.sessions.length = 0;
+  h.calls.length = 0;
   // A worker's globals: WebGPU, where the app is served from (the tokenizer is fetched from it), and no OPFS.
   vi.stubGlobal('self', { navigator: { gpu: {} }, location: { origin: 'http://localhost', href: 'http://localhost/' } });
   vi.stubGlobal('fetch', async () => new Response(new Uint8Array(1)));
@@ -133,5 +149,56 @@ describe('a device lost in a worker call', () => {
     // Kept, the dead device failed this call and every later one the same way.
     await expect(call(api)).rejects.toMatchObject({ kind: 'device-lost' });
     expect(h.contexts).toHaveLength(2);
+  });
+});
+
+/** Each worker call that only acts on the session there is (or reads its device), and what it answers without one. */
+const sessionCalls: [string, (a: EngineApi) => Promise<unknown>, unknown][] = [
+  ['pauseTraining', (a) => a.pauseTraining(), undefined],
+  ['resumeTraining', (a) => a.resumeTraining(), undefined],
+  ['stopTraining', (a) => a.stopTraining(), undefined],
+  ['stopGeneration', (a) => a.stopGeneration(), undefined],
+  ['stopEvaluation', (a) => a.stopEvaluation(), undefined],
+  ['forgetEstimate', (a) => a.forgetEstimate(), undefined],
+  ['forgetImportedAdapter', (a) => a.forgetImportedAdapter(), undefined],
+  ['setGpuMemory', (a) => a.setGpuMemory(8), undefined],
+  ['currentModel', (a) => a.currentModel(), null],
+  ['memory', (a) => a.memory(), null],
+];
+
+describe('a call that acts on the session there is', () => {
+  it.each(sessionCalls)('%s makes no device when there is none', async (_name, call, nothing) => {
+    await expect(call(api)).resolves.toBe(nothing);
+    expect(h.contexts).toHaveLength(0);
+  });
+
+  it.each(sessionCalls)('%s makes no new device after a lost one', async (_name, call, nothing) => {
+    await expect(api.generateStream('Hello', { maxNewTokens: 4 }, () => undefined)).rejects.toMatchObject({ kind: 'device-lost' });
+    // A Stop pressed as the run failed, the memory shown after it: a new device for them was made for nothing, and
+    // its empty ledger was shown as this GPU's memory.
+    await expect(call(api)).resolves.toBe(nothing);
+    expect(h.contexts).toHaveLength(1);
+    expect(h.sessions).toHaveLength(1);
+  });
+
+  it('reaches the session there is, also while it is being made', async () => {
+    // The session is made by the first call that needs one (a training run, here a plan); a Pause pressed meanwhile
+    // waits for it.
+    const planning = api.planRun({}, data, null);
+    await api.pauseTraining();
+    await planning;
+    await api.resumeTraining();
+    await api.stopTraining();
+    await api.stopGeneration();
+    await api.stopEvaluation();
+    await api.forgetEstimate();
+    await api.forgetImportedAdapter();
+    await api.setGpuMemory(8);
+    expect(h.calls).toEqual(['pause', 'resume', 'stop', 'stopGeneration', 'stopEvaluation', 'forgetEstimate', 'forgetImportedAdapter']);
+    expect(h.sessions).toHaveLength(1);
+    expect(h.sessions[0].gpuMemoryBytes).toBe(8 * 1024 ** 3);
+    expect(await api.currentModel()).toBeNull();
+    expect(await api.memory()).toMatchObject({ currentBytes: 0, peakBytes: 0 });
+    expect(h.contexts).toHaveLength(1);
   });
 });
