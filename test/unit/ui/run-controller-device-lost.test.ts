@@ -7,8 +7,9 @@ import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { runController } from '../../../src/ui/run-controller.ts';
 import { notReadyReason } from '../../../src/ui/training-panel.ts';
-import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../../src/ui/state.ts';
-import type { DataStats, LedgerSnapshot, ModelInfo, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
+import type { DataState, Engine } from '../../../src/ui/state.ts';
+import type { DataStats, ModelInfo, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
+import { demoModel, fakeRunPage, type FakeRunPage } from '../../helpers/fake-run-page.ts';
 
 const info = { source: 'mistral-nano-demo', quantization: 'nf4-double', seconds: 2, warnings: [] } as unknown as ModelInfo;
 
@@ -24,41 +25,30 @@ const saved: SavedRun = {
   savedAt: new Date(0).toISOString(),
 };
 
-function page(): { shared: Shared; calls: string[] } {
-  const calls: string[] = [];
+function page(): FakeRunPage {
   const step = (n: number): TrainEvent => ({ type: 'step', step: n, totalSteps: 4, epoch: 0, loss: 1, lr: 1e-4, gradNorm: 1, tokens: 10, tokensPerSecond: 10, elapsedSeconds: n, etaSeconds: 4 - n });
-  const engine = {
-    startTraining: async (_hp: unknown, _files: unknown, onEvent: (e: TrainEvent) => void): Promise<TrainResult> => {
-      calls.push('startTraining');
-      onEvent({ type: 'plan', stats: { totalSteps: 4 } as DataStats, resumedAt: 0 });
-      onEvent(step(1));
-      onEvent(step(2));
-      onEvent({ type: 'checkpoint', step: 2 });
-      onEvent(step(3));
-      throw new FinetuneError('device-lost', 'the GPU device was lost (unknown): the GPU process restarted');
-    },
-    recoverDevice: async () => (calls.push('recoverDevice'), { ...info, seconds: 3 }),
-    savedRun: async () => (calls.push('savedRun'), saved),
-    savedRunFiles: async () => null,
-    runElsewhere: async () => false,
-    resumeSavedRun: () => (calls.push('resumeSavedRun'), new Promise<TrainResult>(() => undefined)),
-  } as unknown as Engine;
-  const model: ModelState = { status: 'ready', choice: { kind: 'demo', label: 'mistral-nano-demo' }, quantization: 'nf4-double', info, progress: null, error: null, failure: null };
   const train = { file: new File(['{"text":"a"}\n'], 'train.jsonl'), report: { ok: true }, status: 'ready', error: null } as unknown as DataState['train'];
-  const shared: Shared = {
-    engine,
-    gpuReady: Promise.resolve(true),
-    form: new Cell<FormState>({ raw: {}, hp: { ...defaultHyperparams(), quantization: 'nf4-double' }, errors: {} }),
-    model: new Cell(model),
-    data: new Cell<DataState>({ train, validation: null }),
-    plan: new Cell<PlanState>({ status: 'ready', stats: { totalSteps: 4 } as DataStats, error: null }),
-    run: new RunCell(),
-    memory: new Cell<LedgerSnapshot | null>(null),
-    runElsewhere: new Cell(false),
-    refreshMemory: () => undefined,
-    loadModel: async () => (calls.push('loadModel'), null),
-  };
-  return { shared, calls };
+  return fakeRunPage(
+    {
+      startTraining: async (_hp: unknown, _files: unknown, onEvent: (e: TrainEvent) => void): Promise<TrainResult> => {
+        onEvent({ type: 'plan', stats: { totalSteps: 4 } as DataStats, resumedAt: 0 });
+        onEvent(step(1));
+        onEvent(step(2));
+        onEvent({ type: 'checkpoint', step: 2 });
+        onEvent(step(3));
+        throw new FinetuneError('device-lost', 'the GPU device was lost (unknown): the GPU process restarted');
+      },
+      recoverDevice: async () => ({ ...info, seconds: 3 }),
+      savedRun: async () => saved,
+      resumeSavedRun: () => new Promise<TrainResult>(() => undefined),
+    },
+    {
+      model: demoModel(info),
+      form: { raw: {}, hp: { ...defaultHyperparams(), quantization: 'nf4-double' }, errors: {} },
+      data: { train, validation: null },
+      plan: { status: 'ready', stats: { totalSteps: 4 } as DataStats, error: null },
+    },
+  );
 }
 
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));

@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { runController } from '../../../src/ui/run-controller.ts';
-import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../../src/ui/state.ts';
-import type { DataStats, LedgerSnapshot, ModelInfo, SavedRun } from '../../../src/worker/api.ts';
+import type { Shared } from '../../../src/ui/state.ts';
+import type { DataStats, ModelInfo, SavedRun } from '../../../src/worker/api.ts';
+import { fakeRunPage, type FakeRunPage } from '../../helpers/fake-run-page.ts';
 
 /** The run saved in this browser now: the other tab resumed this tab's run and saved step 6. */
 const theirs: SavedRun = {
@@ -21,40 +22,16 @@ const theirs: SavedRun = {
   savedAt: new Date(0).toISOString(),
 };
 
-function page(): { shared: Shared; calls: string[] } {
-  const calls: string[] = [];
+function page(): FakeRunPage {
   const refused = (): Promise<never> => Promise.reject(new FinetuneError('bad-input', 'another tab of this page is training (or changing the run saved in this browser)'));
-  const engine = {
-    runElsewhere: async () => (calls.push('runElsewhere'), true),
-    savedRun: async () => (calls.push('savedRun'), theirs),
-    savedRunFiles: async () => (calls.push('savedRunFiles'), null),
-    recoverDevice: async () => (calls.push('recoverDevice'), { source: theirs.modelSource, quantization: theirs.quantization } as ModelInfo),
-    resumeSavedRun: () => (calls.push('resumeSavedRun'), refused()),
-    restoreSavedRun: () => (calls.push('restoreSavedRun'), refused()),
-  } as unknown as Engine;
-  const model: ModelState = {
-    status: 'ready',
-    choice: { kind: 'demo', label: theirs.modelSource },
-    quantization: theirs.quantization,
-    info: { source: theirs.modelSource, quantization: theirs.quantization } as ModelInfo,
-    progress: null,
-    error: null,
-    failure: null,
-  };
-  const shared: Shared = {
-    engine,
-    gpuReady: Promise.resolve(true),
-    form: new Cell<FormState>({ raw: {}, hp: defaultHyperparams(), errors: {} }),
-    model: new Cell(model),
-    data: new Cell<DataState>({ train: null, validation: null }),
-    plan: new Cell<PlanState>({ status: 'idle', stats: null, error: null }),
-    run: new RunCell(),
-    memory: new Cell<LedgerSnapshot | null>(null),
-    runElsewhere: new Cell(false),
-    refreshMemory: () => undefined,
-    loadModel: async () => null,
-  };
-  return { shared, calls };
+  return fakeRunPage({
+    runElsewhere: async () => true,
+    savedRun: async () => theirs,
+    savedRunFiles: async () => null,
+    recoverDevice: async () => ({ source: theirs.modelSource, quantization: theirs.quantization }) as ModelInfo,
+    resumeSavedRun: refused,
+    restoreSavedRun: refused,
+  });
 }
 
 /** This tab's own run, stopped at step 4 (saved there, then resumed by the other tab). */

@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { runController } from '../../../src/ui/run-controller.ts';
-import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../../src/ui/state.ts';
-import type { LedgerSnapshot, ModelInfo, SavedRun, TrainResult } from '../../../src/worker/api.ts';
+import type { ModelInfo, SavedRun, TrainResult } from '../../../src/worker/api.ts';
+import { fakeRunPage, type FakeRunPage } from '../../helpers/fake-run-page.ts';
 
 const earlier: SavedRun = {
   modelSource: 'mistral-nano-demo',
@@ -19,39 +19,14 @@ const earlier: SavedRun = {
   savedAt: new Date(0).toISOString(),
 };
 
-function page(): { shared: Shared; calls: string[] } {
-  const calls: string[] = [];
+function page(): FakeRunPage {
   const result: TrainResult = { steps: 5, skipped: 0, stopped: true, finalLoss: 1, finalValLoss: null, seconds: 1 };
-  const engine = {
-    recoverDevice: async () => (calls.push('recoverDevice'), { source: earlier.modelSource, quantization: earlier.quantization } as ModelInfo),
-    savedRun: async () => (calls.push('savedRun'), earlier),
-    savedRunFiles: async () => null,
-    resumeSavedRun: async () => (calls.push('resumeSavedRun'), result),
-    restoreSavedRun: async () => (calls.push('restoreSavedRun'), result),
-  } as unknown as Engine;
-  const model: ModelState = {
-    status: 'ready',
-    choice: { kind: 'demo', label: earlier.modelSource },
-    quantization: earlier.quantization,
-    info: { source: earlier.modelSource, quantization: earlier.quantization } as ModelInfo,
-    progress: null,
-    error: null,
-    failure: null,
-  };
-  const shared: Shared = {
-    engine,
-    gpuReady: Promise.resolve(true),
-    form: new Cell<FormState>({ raw: {}, hp: defaultHyperparams(), errors: {} }),
-    model: new Cell(model),
-    data: new Cell<DataState>({ train: null, validation: null }),
-    plan: new Cell<PlanState>({ stats: null, error: null } as unknown as PlanState),
-    run: new RunCell(),
-    memory: new Cell<LedgerSnapshot | null>(null),
-    runElsewhere: new Cell(false),
-    refreshMemory: () => undefined,
-    loadModel: async () => null,
-  };
-  return { shared, calls };
+  return fakeRunPage({
+    recoverDevice: async () => ({ source: earlier.modelSource, quantization: earlier.quantization }) as ModelInfo,
+    savedRun: async () => earlier,
+    resumeSavedRun: async () => result,
+    restoreSavedRun: async () => result,
+  });
 }
 
 describe('recoverAndResume', () => {

@@ -1,32 +1,13 @@
 // Resume after Pause, on the page (src/ui/run-controller.ts): the worker lets the run go only once what reads its
 // adapter (an export, Try it) has ended, so the page says "resuming" until engine.resumeTraining settles, not "running".
 import { describe, expect, it } from 'vitest';
-import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { runController } from '../../../src/ui/run-controller.ts';
-import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../../src/ui/state.ts';
-import type { DataStats, LedgerSnapshot } from '../../../src/worker/api.ts';
+import type { Shared } from '../../../src/ui/state.ts';
+import type { DataStats } from '../../../src/worker/api.ts';
+import { fakeRunPage, NO_MODEL, type FakeRunPage } from '../../helpers/fake-run-page.ts';
 
-function page(resumeTraining: () => Promise<void>): { shared: Shared; calls: string[] } {
-  const calls: string[] = [];
-  const engine = {
-    pauseTraining: async () => void calls.push('pauseTraining'),
-    resumeTraining: () => (calls.push('resumeTraining'), resumeTraining()),
-  } as unknown as Engine;
-  const model: ModelState = { status: 'none', choice: null, quantization: 'nf4-double', info: null, progress: null, error: null, failure: null };
-  const shared: Shared = {
-    engine,
-    gpuReady: Promise.resolve(true),
-    form: new Cell<FormState>({ raw: {}, hp: defaultHyperparams(), errors: {} }),
-    model: new Cell(model),
-    data: new Cell<DataState>({ train: null, validation: null }),
-    plan: new Cell<PlanState>({ stats: null, error: null } as unknown as PlanState),
-    run: new RunCell(),
-    memory: new Cell<LedgerSnapshot | null>(null),
-    runElsewhere: new Cell(false),
-    refreshMemory: () => undefined,
-    loadModel: async () => null,
-  };
-  return { shared, calls };
+function page(resumeTraining: () => Promise<void>): FakeRunPage {
+  return fakeRunPage({ pauseTraining: async () => undefined, resumeTraining }, { model: NO_MODEL });
 }
 
 /** A run paused after step 2 (the worker said the pause took effect). */
