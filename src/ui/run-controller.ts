@@ -6,7 +6,7 @@ import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { errorParts, quantizationLabel } from './format.ts';
-import { modelLostWithDevice, runBusy, type Shared } from './state.ts';
+import { modelLostWithDevice, runBusy, type RunPhase, type Shared } from './state.ts';
 
 export const DEMO_MODEL = 'mistral-nano-demo';
 
@@ -69,12 +69,22 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       },
     ).finally(() => shared.refreshMemory());
   };
+  // Pause and Stop ask the worker, which may not answer (it is gone, or its session went with a lost GPU device): a
+  // failed request is said, and the run shown as it is, instead of an unhandled rejection under "Pausing…"/"Stopping…".
+  const askPause = (): void => {
+    engine.pauseTraining().catch((e: unknown) => run.dispatch({ type: 'pause-failed', message: errorParts(e).message }));
+  };
+  // The phase Stop was pressed in, for a failed request to go back to (a paused run stays paused).
+  let stopFrom: RunPhase = 'idle';
+  const askStop = (): void => {
+    engine.stopTraining().catch((e: unknown) => run.dispatch({ type: 'stop-failed', from: stopFrom, message: errorParts(e).message }));
+  };
   const onEvent = Comlink.proxy((event: TrainEvent) => {
     run.dispatch({ type: 'event', event });
     // The worker stops only a run it has begun (session.stop): a Stop pressed while the run was starting (waiting for
     // an estimate, reading the saved run) found none there, and the run trained to its end under "Stopping…". Its
     // plan event says it has begun: the Stop is asked again.
-    if (event.type === 'plan' && run.value.phase === 'stopping') engine.stopTraining().catch(() => undefined);
+    if (event.type === 'plan' && run.value.phase === 'stopping') askStop();
     if (event.type === 'step') shared.refreshMemory();
   });
 
@@ -135,7 +145,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     pause() {
       if (run.value.phase !== 'running' && run.value.phase !== 'validating') return;
       run.dispatch({ type: 'pause' });
-      void engine.pauseTraining();
+      askPause();
     },
 
     unpause() {
@@ -149,8 +159,9 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
 
     stop() {
       if (!runBusy(run.value.phase)) return;
+      if (run.value.phase !== 'stopping') stopFrom = run.value.phase;
       run.dispatch({ type: 'stop' });
-      void engine.stopTraining();
+      askStop();
     },
 
     async recoverAndResume(say) {

@@ -93,6 +93,10 @@ export type RunAction =
   /** The worker let the paused run go (its resumeTraining settled): it runs again. */
   | { type: 'resumed' }
   | { type: 'stop' }
+  /** The worker could not be asked to pause (it is gone, or its session went with the GPU device). */
+  | { type: 'pause-failed'; message: string }
+  /** The worker could not be asked to stop; `from`: the phase the run was in when Stop was pressed. */
+  | { type: 'stop-failed'; message: string; from: RunPhase }
   | { type: 'finished'; result: TrainResult }
   /** lostKernels: the kernel combination being measured when the GPU device was lost (before the first step), in words. */
   | { type: 'failed'; kind: string; message: string; lostKernels?: string }
@@ -270,6 +274,13 @@ export function runReducer(s: RunState, a: RunAction): RunState {
       return s.phase === 'resuming' ? { ...s, phase: s.validating ? 'validating' : 'running' } : s;
     case 'stop':
       return runBusy(s.phase) ? { ...s, phase: 'stopping' } : s;
+    // A request that never reached the worker changed nothing there: the run is shown as it is, not left "Pausing…" or
+    // "Stopping…" with the button disabled. A run that ended meanwhile keeps its outcome.
+    case 'pause-failed':
+      return s.phase === 'pausing' ? { ...s, phase: goingPhase(s), note: requestFailedText('pause', a.message) } : s;
+    case 'stop-failed':
+      if (s.phase !== 'stopping') return s;
+      return { ...s, phase: heldPhase(a.from) ?? goingPhase(s), note: requestFailedText('stop', a.message) };
     case 'finished': {
       const r = a.result;
       const outcome: RunOutcome = r.stopped
@@ -306,6 +317,26 @@ export function runReducer(s: RunState, a: RunAction): RunState {
     case 'inputs-changed':
       return !runBusy(s.phase) && s.plan ? { ...s, plan: null } : s;
   }
+}
+
+/** The phase of a run the worker is training: events move it on from here (a 'plan' event says it has begun). */
+function goingPhase(s: RunState): RunPhase {
+  if (s.validating) return 'validating';
+  return s.plan ? 'running' : 'starting';
+}
+
+/**
+ * A phase that only the worker's answer to an earlier request moves on from (its 'paused' event, resumeTraining
+ * settling), which a Stop that failed leaves the run in; null for the phases of a run training on.
+ */
+function heldPhase(phase: RunPhase): RunPhase | null {
+  return phase === 'pausing' || phase === 'paused' || phase === 'resuming' ? phase : null;
+}
+
+/** What the page says when Pause or Stop could not be asked of the worker. */
+function requestFailedText(request: 'pause' | 'stop', message: string): string {
+  const [done, button] = request === 'pause' ? ['paused', 'Pause'] : ['stopped', 'Stop'];
+  return `The run was not ${done}: the request to the training worker failed (${message}). Press ${button} to try again.`;
 }
 
 function lastValidation(history: readonly LossPoint[]): ValidationReadout | null {
