@@ -84,7 +84,11 @@ export type TrainEvent =
   | ({ type: 'validating' } & ValidationProgress & { etaSeconds: number | null })
   | ({ type: 'eval' } & EvalReport)
   | { type: 'sample'; step: number; prompt: string; text: string }
-  | { type: 'checkpoint'; step: number }
+  /**
+   * A checkpoint committed. savedAt: its run record's (each commit writes its own), by which the page tells this
+   * checkpoint from one another tab saves to the shared store later.
+   */
+  | { type: 'checkpoint'; step: number; savedAt: string }
   | { type: 'status'; text: string }
   /** A pause asked for has taken effect: the run waits (between steps, validation passes or a sample's tokens). */
   | { type: 'paused'; step: number }
@@ -694,7 +698,7 @@ export class FinetuneSession {
         }
         newData = null;
         lastSaved = step;
-        onEvent({ type: 'checkpoint', step });
+        onEvent({ type: 'checkpoint', step, savedAt: run.savedAt });
       };
       const shape = runnerShape(data);
       const baseMatmul = this.chooseBaseMatmul(resumed, o.baseMatmul, onEvent);

@@ -1,7 +1,7 @@
 // What the training panel's buttons do: the calls to the engine worker, each paired with the run-state action that
 // records it (run-state.ts decides the phases). The view (training-panel.ts) only renders and calls these.
 
-import { damagedRunProblem } from './saved-run-offer.ts';
+import { damagedRunProblem, offerGoneText, sameCheckpoint, type OfferedCheckpoint } from './saved-run-offer.ts';
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
@@ -19,18 +19,31 @@ export interface RunControllerHooks {
   restoreForm(hp: Readonly<Record<string, unknown>>): void;
   /** Shows a saved run's own data files in the dataset panel. */
   showFiles(train: File, validation: File | null): void;
+  /**
+   * Shows the run saved in this browser now (null: none) in place of an offer of a checkpoint the store no longer holds.
+   * Left out, nothing is shown.
+   */
+  offerSaved?(run: SavedRun | null): void;
 }
 
 export interface RunController {
   /** Trains on what the form and the dataset panel hold. */
   start(): void;
-  /** Continues (or restores) the run saved in this browser: its model, hyperparameters and data. */
+  /**
+   * Continues the run saved in this browser, `saved` as the page offered it: its model, hyperparameters and data. False
+   * (with a note, and the run saved now offered instead) when the store no longer holds that checkpoint.
+   */
   resumeSaved(saved: SavedRun, say: (text: string) => void): Promise<boolean>;
   /**
    * The saved run's adapter at its checkpoint's step, for export and Try it, training nothing: the run ends stopped
-   * there, its checkpoint as it was, so Resume continues it later.
+   * there, its checkpoint as it was, so Resume continues it later. Refused as resumeSaved is.
    */
   restoreSaved(saved: SavedRun, say: (text: string) => void): Promise<boolean>;
+  /**
+   * "Resume from step N" of this tab's run: continues it from its newest checkpoint, when the store still holds that
+   * checkpoint; false (with a note, and the run saved now offered instead) when it does not, or when there is none.
+   */
+  resumeCheckpoint(say: (text: string) => void): Promise<boolean>;
   pause(): void;
   unpause(): void;
   stop(): void;
@@ -102,8 +115,29 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     return info !== null;
   };
 
-  /** Resumes the saved run, or with `restoreOnly` loads its adapter at its checkpoint and trains nothing. */
-  const fromSaved = async (saved: SavedRun, say: (text: string) => void, restoreOnly: boolean): Promise<boolean> => {
+  /**
+   * The run saved now, when it is the checkpoint `offered`: the worker resumes whatever the store holds when it is
+   * asked, and the store is shared by the page's tabs. Otherwise null: this tab's own checkpoint, if it was that one, is
+   * no longer offered, the run saved now is offered instead, and the refusal is said.
+   */
+  const stillSaved = async (offered: OfferedCheckpoint, say: (text: string) => void, restoreOnly: boolean): Promise<SavedRun | null> => {
+    const now = await controller.savedRun();
+    if (now && sameCheckpoint(offered, now)) return now;
+    const own = ownCheckpoint();
+    if (own && !(now && sameCheckpoint(own, now))) run.dispatch({ type: 'checkpoint-gone' });
+    hooks.offerSaved?.(now);
+    say(offerGoneText(offered.step, now, restoreOnly));
+    return null;
+  };
+
+  /** This tab's run's newest checkpoint in the store, as the run state knows it, or null. */
+  const ownCheckpoint = (): OfferedCheckpoint | null => {
+    const { checkpointStep: step, checkpointSavedAt: savedAt } = run.value;
+    return step !== null && savedAt !== null ? { step, savedAt } : null;
+  };
+
+  /** Resumes the checkpoint offered, or with `restoreOnly` loads its adapter at its step and trains nothing. */
+  const fromOffered = async (offered: OfferedCheckpoint, say: (text: string) => void, restoreOnly: boolean): Promise<boolean> => {
     if (runBusy(run.value.phase)) return false;
     // Another tab holds the saved run: the worker refuses the resume (run-lock.ts). Asked first, so that this tab's form,
     // files and run (a stopped one with its adapter) are not replaced by a run it cannot have and a 'Training failed'.
@@ -111,6 +145,8 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       say(ELSEWHERE_TEXT);
       return false;
     }
+    const saved = await stillSaved(offered, say, restoreOnly);
+    if (!saved) return false;
     hooks.restoreForm(saved.hp as unknown as Record<string, unknown>);
     if (!(await ensureModel(saved, say))) return false;
     run.dispatch({ type: 'resume', saved, restoreOnly });
@@ -135,11 +171,16 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     },
 
     resumeSaved(saved, say) {
-      return fromSaved(saved, say, false);
+      return fromOffered(saved, say, false);
     },
 
     restoreSaved(saved, say) {
-      return fromSaved(saved, say, true);
+      return fromOffered(saved, say, true);
+    },
+
+    async resumeCheckpoint(say) {
+      const own = ownCheckpoint();
+      return own !== null && fromOffered(own, say, false);
     },
 
     pause() {
@@ -187,13 +228,9 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         say('The GPU is back, but this run saved no checkpoint before the device was lost: train again.');
         return false;
       }
-      const saved = await this.savedRun();
-      if (!saved) {
-        say('The GPU is back, but no checkpoint was saved before the device was lost: train again.');
-        return false;
-      }
       say('');
-      return this.resumeSaved(saved, say);
+      // This run's checkpoint, which another tab may have saved over meanwhile: then nothing is resumed.
+      return this.resumeCheckpoint(say);
     },
 
     async savedRun() {

@@ -61,6 +61,11 @@ export interface RunState {
   outcome: RunOutcome | null;
   /** The step of the newest checkpoint in this browser's store during this page's life, or null. */
   checkpointStep: number | null;
+  /**
+   * That checkpoint's run record's savedAt, or null: with its step, which checkpoint it is. The store is shared by the
+   * page's tabs, so "Resume from step N" checks the store still holds this one (saved-run-offer.ts sameCheckpoint).
+   */
+  checkpointSavedAt: string | null;
   /** When the run was resumed from a saved run: its training file's name. */
   resumedFrom: string | null;
   /** The saved run was only restored (its adapter at its checkpoint's step), not trained further: the notes say so. */
@@ -102,6 +107,8 @@ export type RunAction =
   | { type: 'failed'; kind: string; message: string; lostKernels?: string }
   /** A different base model was loaded: the adapter trained on the old one is gone. */
   | { type: 'model-changed' }
+  /** The store no longer holds the run's checkpoint (another tab saved over it, or forgot it): nothing offers it. */
+  | { type: 'checkpoint-gone' }
   /** The form or the files changed after a run: the plan box shows the plan for them again. */
   | { type: 'inputs-changed' };
 
@@ -118,6 +125,7 @@ export const IDLE_RUN: RunState = {
   samples: [],
   outcome: null,
   checkpointStep: null,
+  checkpointSavedAt: null,
   resumedFrom: null,
   restoreOnly: false,
   kernels: null,
@@ -214,7 +222,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
         note: s.validation?.step === e.step ? `Validation loss ${s.validation.valLoss.toPrecision(4)} after step ${e.step}; its sample is below.` : `The sample after step ${e.step} is below.`,
       };
     case 'checkpoint':
-      return { ...s, checkpointStep: e.step, note: `Checkpoint saved in this browser at step ${e.step}.` };
+      return { ...s, checkpointStep: e.step, checkpointSavedAt: e.savedAt, note: `Checkpoint saved in this browser at step ${e.step}.` };
     case 'status':
       return { ...s, note: e.text };
     case 'paused':
@@ -260,6 +268,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         resumedFrom: a.saved.trainName,
         restoreOnly: a.restoreOnly === true,
         checkpointStep: a.saved.step,
+        checkpointSavedAt: a.saved.savedAt,
       };
     case 'event':
       return onEvent(s, a.event);
@@ -314,6 +323,8 @@ export function runReducer(s: RunState, a: RunAction): RunState {
       };
     case 'model-changed':
       return runBusy(s.phase) ? s : { ...IDLE_RUN };
+    case 'checkpoint-gone':
+      return runBusy(s.phase) || s.checkpointStep === null ? s : { ...s, checkpointStep: null, checkpointSavedAt: null };
     case 'inputs-changed':
       return !runBusy(s.phase) && s.plan ? { ...s, plan: null } : s;
   }

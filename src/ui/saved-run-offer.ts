@@ -35,6 +35,26 @@ export function savedRunActions(run: Pick<SavedRun, 'step' | 'totalSteps'>): Sav
   ];
 }
 
+/** A checkpoint as an offer shows it: the saved run's step, and its record's savedAt (each commit writes its own). */
+export type OfferedCheckpoint = Pick<SavedRun, 'step' | 'savedAt'>;
+
+/** Whether the run saved now is the checkpoint offered: the same commit, not merely the same step of some run. */
+export function sameCheckpoint(offered: OfferedCheckpoint, now: OfferedCheckpoint): boolean {
+  return offered.step === now.step && offered.savedAt === now.savedAt;
+}
+
+/**
+ * What a Resume (or Restore) says when the store no longer holds the checkpoint its button offered: every tab of the
+ * page shares the store, so another tab may have saved another run, or this one further on, or forgotten it since.
+ * The run saved now (if any) is offered in its place, in the saved-run box above the controls.
+ */
+export function offerGoneText(offeredStep: number, now: RunNames | null, restoreOnly = false): string {
+  const nothing = `Nothing was ${restoreOnly ? 'restored' : 'resumed'}`;
+  if (!now) return `${nothing}: the run at step ${offeredStep} is no longer saved in this browser (another tab forgot it since). Train again to start a new run.`;
+  const files = `${now.trainName}${now.validationName ? ` + ${now.validationName}` : ''}`;
+  return `${nothing}: the run saved in this browser is no longer the one at step ${offeredStep} (another tab saved to it since). It now holds ${files} at step ${now.step} of ${now.totalSteps}, offered above.`;
+}
+
 /**
  * The message of a saved run that cannot be read (a damaged run.json or store, flagged by the worker), or null for any
  * other error (no store in this browser): the page shows it with an offer to forget it, where it used to show nothing

@@ -177,7 +177,8 @@ export interface TrainingPanelHooks extends RunControllerHooks {
 }
 
 export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
-  const control = runController(shared, hooks);
+  // A resume refused because the store no longer holds the checkpoint offered shows what it holds now instead.
+  const control = runController(shared, { ...hooks, offerSaved: (run) => offerNow(run) });
   const chart = new LossChart(340);
   const startButton = h('button', { type: 'button', 'data-testid': 'train-start', class: 'primary' }, 'Train');
   const pauseButton = h('button', { type: 'button', 'data-testid': 'train-pause', class: 'secondary', disabled: true }, 'Pause');
@@ -251,9 +252,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   resumeHere.addEventListener('click', async () => {
     resumeHere.disabled = true;
     // Another tab may have resumed this run since it stopped here: that tab's run is shown, and looked at again until it
-    // ends (the controller would refuse the resume too).
-    const run = (await shownElsewhere()) ? null : await control.savedRun();
-    if (run) await control.resumeSaved(run, (text) => (note.textContent = text));
+    // ends (the controller would refuse the resume too). Once it has ended, its later checkpoint (or another run it
+    // saved) is not this button's step: the controller refuses it and offers it in the saved-run box instead.
+    if (!(await shownElsewhere())) await control.resumeCheckpoint((text) => (note.textContent = text));
     resumeHere.disabled = false;
   });
 
@@ -264,6 +265,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   });
 
   // ---- the run saved in this browser ---------------------------------------------------------------------------
+  // The box's note outlives the box: a Resume refused from it rebuilds the box for the run saved now, then says why.
+  const savedNote = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
   const showSaved = (run: SavedRun): void => {
     const finished = run.step >= run.totalSteps;
     const actions = savedRunActions(run).map((a) => ({
@@ -275,7 +278,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       for (const b of [...buttons, forget]) b.disabled = disabled;
     };
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
-    const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
+    const say = savedNote;
+    say.textContent = '';
     saved.hidden = false;
     replaceChildren(
       saved,
@@ -327,6 +331,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         else setDisabled(false);
       });
     }
+  };
+  /** Offers the run saved in this browser now (after a refused resume): its box, or why it cannot be read, or none. */
+  const offerNow = (run: SavedRun | null): void => {
+    if (run) return showSaved(run);
+    saved.hidden = true;
+    void control.savedRunProblem().then((problem) => problem && showDamaged(problem));
   };
   // ---- a saved run that cannot be read ----------------------------------------------------------------------------
   const showDamaged = (problem: string): void => {

@@ -12,7 +12,7 @@ describe('trainEventLine', () => {
     expect(trainEventLine({ type: 'validating', step: 4, passes: 50, done: 20, fraction: 20 / 50, seconds: 12, etaSeconds: 30 })).toBe('validating after step 4: 20 / 50 passes · 30 s left');
     expect(trainEventLine({ type: 'validating', step: 4, passes: 1, done: 0, fraction: 0 / 1, seconds: 0, etaSeconds: null })).toBe('validating after step 4: 0 / 1 pass');
     expect(trainEventLine({ type: 'eval', step: 4, valLoss: 1.5, valTokens: 12345, seconds: 42.1 })).toBe('step 4: validation loss 1.5000 (12,345 tokens, 43 s)');
-    expect(trainEventLine({ type: 'checkpoint', step: 1200 })).toBe('checkpoint saved at step 1,200');
+    expect(trainEventLine({ type: 'checkpoint', step: 1200, savedAt: '2025-01-15T09:30:00.000Z' })).toBe('checkpoint saved at step 1,200');
     expect(trainEventLine({ type: 'skipped', step: 5, totalSteps: 10, epoch: 0, reason: 'the loss is NaN', consecutive: 2 })).toBe('step 5 skipped: the loss is NaN (2 in a row); its update was not applied');
     expect(trainEventLine({ type: 'paused', step: 5 })).toBe('paused at step 5');
     expect(trainEventLine({ type: 'status', text: 'x' })).toBeNull();
@@ -41,7 +41,7 @@ describe('trainProgressPrinter', () => {
     for (let n = 1; n <= 10; n++) {
       t = n * 700;
       say(step(n));
-      if (n === 5) say({ type: 'checkpoint', step: 5 });
+      if (n === 5) say({ type: 'checkpoint', step: 5, savedAt: '2025-01-15T09:30:00.000Z' });
     }
     expect(lines.map((l) => l.split(' · ')[0])).toEqual(['step 1 / 10 (epoch 1)', 'step 4 / 10 (epoch 1)', 'checkpoint saved at step 5', 'step 7 / 10 (epoch 1)', 'step 10 / 10 (epoch 1)']);
   });

@@ -34,7 +34,7 @@ function page(): FakeRunPage {
         onEvent({ type: 'plan', stats: { totalSteps: 4 } as DataStats, resumedAt: 0 });
         onEvent(step(1));
         onEvent(step(2));
-        onEvent({ type: 'checkpoint', step: 2 });
+        onEvent({ type: 'checkpoint', step: 2, savedAt: saved.savedAt });
         onEvent(step(3));
         throw new FinetuneError('device-lost', 'the GPU device was lost (unknown): the GPU process restarted');
       },

@@ -40,7 +40,7 @@ function stoppedHere(shared: Shared): void {
   shared.run.dispatch({ type: 'event', event: { type: 'plan', stats: { totalSteps: 8 } as DataStats, resumedAt: 0 } });
   shared.run.dispatch({ type: 'event', event: { type: 'step', step: 4, totalSteps: 8, epoch: 0, loss: 1.5, lr: 1e-4, gradNorm: 1, tokens: 10, tokensPerSecond: 10, elapsedSeconds: 4, etaSeconds: 4 } });
   shared.run.dispatch({ type: 'stop' });
-  shared.run.dispatch({ type: 'event', event: { type: 'checkpoint', step: 4 } });
+  shared.run.dispatch({ type: 'event', event: { type: 'checkpoint', step: 4, savedAt: '2025-01-15T09:30:00.000Z' } });
   shared.run.dispatch({ type: 'finished', result: { steps: 4, skipped: 0, stopped: true, finalLoss: 1.5, finalValLoss: null, seconds: 4 } });
 }
 

@@ -10,6 +10,9 @@ import type { DataStats, LedgerSnapshot, SavedRun, TrainEvent, TrainResult } fro
 
 const TOTAL = 4;
 
+/** The run saved in this browser: a resume checks the store still holds the run it was offered. */
+const SAVED = { modelSource: 'mistral-nano-demo', quantization: 'nf4-double', hp: defaultHyperparams(), trainName: 'train.jsonl', validationName: null, step: 1, totalSteps: TOTAL, history: [{ step: 1, loss: 1 }], savedAt: new Date(0).toISOString() } as SavedRun;
+
 /** A worker whose session stops only a run it has begun, as FinetuneSession.stop does (this.control?.stop()). */
 function worker(): { engine: Engine; calls: string[]; begin(): void } {
   const calls: string[] = [];
@@ -20,6 +23,7 @@ function worker(): { engine: Engine; calls: string[]; begin(): void } {
   const engine = {
     startTraining: async (_hp: unknown, _files: unknown, onEvent: (e: TrainEvent) => void) => (calls.push('startTraining'), train(onEvent, 0)),
     resumeSavedRun: async (onEvent: (e: TrainEvent) => void) => (calls.push('resumeSavedRun'), train(onEvent, 1)),
+    savedRun: async () => SAVED,
     savedRunFiles: async () => null,
     runElsewhere: async () => false,
     stopTraining: async () => {
@@ -89,8 +93,7 @@ describe('Stop while the run is starting', () => {
     const w = worker();
     const shared = page(w.engine);
     const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
-    const saved = { modelSource: 'mistral-nano-demo', quantization: 'nf4-double', hp: defaultHyperparams(), trainName: 'train.jsonl', validationName: null, step: 1, totalSteps: TOTAL, history: [{ step: 1, loss: 1 }], savedAt: new Date(0).toISOString() } as SavedRun;
-    expect(await control.resumeSaved(saved, () => undefined)).toBe(true);
+    expect(await control.resumeSaved(SAVED, () => undefined)).toBe(true);
     control.stop();
     await new Promise((r) => setTimeout(r, 0));
     w.begin();

@@ -109,7 +109,7 @@ describe('run state', () => {
     // The plan's time left no longer applies: the run ends after this step.
     expect(s.readouts?.etaSeconds).toBe(6);
     expect(etaText(s)).toBe('stopping');
-    s = runReducer(s, ev({ type: 'checkpoint', step: 1 }));
+    s = runReducer(s, ev({ type: 'checkpoint', step: 1, savedAt: '2025-01-15T09:30:00.000Z' }));
     s = runReducer(s, { type: 'finished', result: { steps: 1, stopped: true, seconds: 2.5, finalLoss: 3, finalValLoss: null } as never });
     expect(s).toMatchObject({ phase: 'stopped', step: 1, checkpointStep: 1, outcome: { kind: 'stopped', steps: 1, totalSteps: 4 } });
     expect(s.readouts?.etaSeconds).toBeNull();
@@ -223,7 +223,7 @@ describe('run state', () => {
     const kernels = { type: 'kernels', kernels: { gemm: 'tiled', attention: 'tiled', lora: 'general' }, source: 'measured', speedup: 1.7, trials: [], refused: [], lost: [], text: 'kernels: tiled GEMM, tiled attention, measured' } as TrainEvent;
     const resumed = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 2 }), ev(kernels));
     expect(resumed.note).toMatch(/from the checkpoint at step 2/); // the kernel line does not take the note's place
-    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(kernels), ev(step(1, 3)), ev({ type: 'checkpoint', step: 1 }));
+    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(kernels), ev(step(1, 3)), ev({ type: 'checkpoint', step: 1, savedAt: '2025-01-15T09:30:00.000Z' }));
     expect(s.kernels).toBe('kernels: tiled GEMM, tiled attention, measured');
     expect(s.note).toMatch(/Checkpoint saved/);
     s = runReducer(runReducer(s, { type: 'stop' }), { type: 'finished', result: { steps: 1, stopped: true } as never });
