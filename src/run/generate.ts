@@ -7,11 +7,12 @@
 import { createRng } from '../core/prng.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { formatCount } from '../core/units.ts';
+import { formatBytes, formatCount } from '../core/units.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { matvec_forward } from '../engine/kernels/matvec.ts';
 import { MistralDecoder } from '../engine/mistral/decode.ts';
+import { decoderBytes, decoderChunk } from '../engine/mistral/sizing.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
@@ -59,6 +60,12 @@ export interface GenerateOptions extends GenerationSettings {
   maxPositions?: number;
   /** Rows per decoder call, and so the size of the prompt's parts (default: the decoder's, by adapter). */
   chunk?: number;
+  /**
+   * The GPU's memory, when known (the user gave it: WebGPU cannot report it): a generation whose decoder would not fit
+   * beside what the GPU holds already is refused before anything is made. A long prompt at Mistral-7B asks 256 KiB a
+   * position (up to 8 GiB at its 32,768), which a browser may grant and then lose the device over.
+   */
+  memoryBytes?: number | null;
 }
 
 export type StopReason = 'eos' | 'max-tokens' | 'stopped';
@@ -97,6 +104,20 @@ function checkSettings(prompt: readonly number[], o: GenerationSettings & { maxP
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new FinetuneError('bad-input', `the sampling seed must be a whole number, got ${o.seed}`);
 }
 
+/** Refuses a decoder of `maxT` positions that would take the GPU past `memoryBytes` beside what its ledger holds now. */
+function checkDecoderFits(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, maxT: number, chunk: number | undefined, memoryBytes: number, promptTokens: number): void {
+  const b = decoderBytes(weights.dims, { maxT, chunk: decoderChunk(maxT, ctx.report.software, chunk), loraRank: lora?.r ?? null });
+  const needs = b.kvCache + b.activations + b.scratch + b.io + b.logitsReadback;
+  const inUse = ctx.ledger.snapshot().currentBytes;
+  if (inUse + needs <= memoryBytes) return;
+  const room = Math.max(0, memoryBytes - inUse);
+  throw new FinetuneError(
+    'out-of-memory',
+    `this generation needs ${formatBytes(needs)} of GPU memory (a KV cache of ${formatCount(maxT)} positions: the prompt's ${formatCount(promptTokens)} tokens and the new ones), and the GPU's ${formatBytes(memoryBytes)} has ${formatBytes(room)} left beside the ${formatBytes(inUse)} in use: shorten the prompt or ask for fewer new tokens`,
+    { needs, inUse, memoryBytes, positions: maxT },
+  );
+}
+
 /** Continues `prompt` (ids, BOS included) with the KV-cache decoder; `lora` null runs the base model. */
 export async function generate(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, prompt: readonly number[], o: GenerateOptions): Promise<GenerationResult> {
   checkSettings(prompt, o);
@@ -105,7 +126,9 @@ export async function generate(ctx: GpuContext, weights: MistralWeights, lora: G
   // Decoded after the prompt's last token (not BOS), so that the first word keeps the space that separates it.
   const text = o.decode ? new TextStream(o.decode, prompt.length > 1 ? prompt.slice(-1) : []) : null;
   // The last new token is never fed back, so the cache needs prompt + maxNewTokens − 1 positions.
-  const decoder = new MistralDecoder(ctx, weights, lora, { maxT: prompt.length + o.maxNewTokens - 1, chunk: o.chunk });
+  const maxT = prompt.length + o.maxNewTokens - 1;
+  if (o.memoryBytes) checkDecoderFits(ctx, weights, lora, maxT, o.chunk, o.memoryBytes, prompt.length);
+  const decoder = new MistralDecoder(ctx, weights, lora, { maxT, chunk: o.chunk });
   const ids: number[] = [];
   let stopReason: StopReason = 'max-tokens';
   const t0 = performance.now();

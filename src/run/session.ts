@@ -1021,6 +1021,8 @@ export class FinetuneSession {
       onPrompt?.(0, ids.length);
       const r = await generate(this.ctx, this.weights, lora, ids, {
         maxPositions: this.ckpt?.config.maxPositions,
+        // The GPU memory the user gave: a prompt too long for it is refused before its KV cache is asked for.
+        memoryBytes: this.gpuMemoryBytes,
         maxNewTokens: settings.maxNewTokens,
         temperature: settings.temperature,
         topP: settings.topP,

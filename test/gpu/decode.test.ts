@@ -6,6 +6,8 @@ import { nodeDirectory } from '../../src/cli/node-source.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { matvec_forward } from '../../src/engine/kernels/matvec.ts';
 import { MistralDecoder } from '../../src/engine/mistral/decode.ts';
+import { decoderBytes, decoderChunk } from '../../src/engine/mistral/sizing.ts';
+import { generate } from '../../src/run/generate.ts';
 import { destroyLora, uploadLora, type GpuLora } from '../../src/engine/mistral/lora.ts';
 import { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { destroyMistralWeights, loadMistralWeights, type MistralWeights } from '../../src/engine/mistral/weights.ts';
@@ -147,5 +149,33 @@ describe('KV-cache decoder', () => {
     expect(() => dec.feed(IDS.slice(4, 7))).toThrow(/needs 7 positions; this decoder holds 6/);
     dec.destroy();
     expect(ctx.ledger.snapshot().byCategory['kv-cache'].currentBytes).toBe(before);
+  });
+
+  it('allocates, by category, what sizing.ts decoderBytes says (the planner counts a run\'s sample with it)', () => {
+    for (const [maxT, chunk, withLora] of [[7, 3, true], [5, undefined, false], [1, 1, true], [13, 13, false]] as const) {
+      const at = ctx.ledger.snapshot().byCategory;
+      const dec = new MistralDecoder(ctx, weights, withLora ? lora : null, { maxT, chunk });
+      const now = ctx.ledger.snapshot().byCategory;
+      const b = decoderBytes(weights.dims, { maxT, chunk: decoderChunk(maxT, ctx.report.software, chunk), loraRank: withLora ? lora.r : null });
+      const grew = (c: keyof typeof now): number => now[c].currentBytes - at[c].currentBytes;
+      expect({ kv: grew('kv-cache'), act: grew('activations'), scratch: grew('scratch'), io: grew('io') }, `maxT ${maxT} chunk ${chunk}`).toEqual({ kv: b.kvCache, act: b.activations, scratch: b.scratch, io: b.io });
+      expect(dec.chunk).toBe(decoderChunk(maxT, ctx.report.software, chunk));
+      dec.destroy();
+    }
+  });
+
+  it('a generation whose decoder would pass the GPU memory given is refused before anything is made; one that fits runs', async () => {
+    const inUse = ctx.ledger.snapshot().currentBytes;
+    const maxT = IDS.length + 3 - 1;
+    const b = decoderBytes(weights.dims, { maxT, chunk: decoderChunk(maxT, ctx.report.software), loraRank: lora.r });
+    const needs = b.kvCache + b.activations + b.scratch + b.io + b.logitsReadback;
+    const o = { maxNewTokens: 3 };
+    await expect(generate(ctx, weights, lora, IDS, { ...o, memoryBytes: inUse + needs - 1 })).rejects.toMatchObject({
+      kind: 'out-of-memory',
+      message: expect.stringMatching(/^this generation needs .* of GPU memory \(a KV cache of 12 positions: the prompt's 10 tokens and the new ones\), and the GPU's .* has .* left beside the .* in use: shorten the prompt or ask for fewer new tokens$/),
+    });
+    expect(ctx.ledger.snapshot().currentBytes).toBe(inUse);
+    const r = await generate(ctx, weights, lora, IDS, { ...o, memoryBytes: inUse + needs });
+    expect(r.ids).toHaveLength(3);
   });
 });
