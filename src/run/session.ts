@@ -868,18 +868,25 @@ export class FinetuneSession {
   }
 
   pause(): void {
+    // A Resume still waiting (below) is overtaken: the later request wins.
+    this.resumeRequest++;
     this.control?.pause();
   }
+
+  /** Counts pause and resume requests, so that a Resume whose wait a Pause overtook does nothing when it ends. */
+  private resumeRequest = 0;
 
   /**
    * Resumes a paused run once what read its adapter during the pause has ended: an export reads it whole, and a
    * generation (Try it) stops at its next token. Resumed under them, the export's tensors were of two steps, and the
-   * generation went on with an adapter that changed under it while its column named the paused step's.
+   * generation went on with an adapter that changed under it while its column named the paused step's. A Pause asked
+   * during that wait keeps the run paused (it once let the run go when the wait ended).
    */
   async resume(): Promise<void> {
     const control = this.control;
+    const request = ++this.resumeRequest;
     await this.weightsReleased();
-    control?.resume();
+    if (request === this.resumeRequest) control?.resume();
   }
 
   stop(): void {

@@ -131,6 +131,33 @@ describe('session generation', () => {
     expect(after.text).toBe(unpaused.text);
   });
 
+  it('a Pause asked while a Resume waits for the adapter\'s readers keeps the run paused', async () => {
+    const events: TrainEvent[] = [];
+    let sawEval!: () => void;
+    const evalSeen = new Promise<void>((resolve) => (sawEval = resolve));
+    const done = session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      events.push(e);
+      if (e.type === 'eval') {
+        session.pause();
+        sawEval();
+      }
+    }, { sampleMaxTokens: 6 });
+    await evalSeen;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(session.isPaused).toBe(true);
+    // Resume waits for what reads the adapter (weightsReleased) before it lets the run go; the page may send Pause again
+    // meanwhile (a second click, another control): the later request wins.
+    const resumed = session.resume();
+    session.pause();
+    await resumed;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(session.isPaused).toBe(true);
+    expect(events.filter((e) => e.type === 'sample')).toEqual([]);
+    session.resume();
+    await expect(done).resolves.toMatchObject({ steps: 1, stopped: false });
+    expect(events.filter((e) => e.type === 'sample')).toHaveLength(1);
+  });
+
   it('streams tokens, stops between them on request, and runs with or without the adapter', async () => {
     const seen: StreamedToken[] = [];
     const r = await session.generateStream('def', { maxNewTokens: 6 }, (t) => {
