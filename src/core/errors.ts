@@ -33,10 +33,35 @@ export interface SerializedError {
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof FinetuneError) {
-    return { name: err.name, kind: err.kind, message: err.message, stack: err.stack, details: err.details };
+    const s: SerializedError = { name: err.name, kind: err.kind, message: err.message, stack: err.stack };
+    if (err.details !== undefined) s.details = clonableDetails(err.details);
+    return s;
   }
   if (err instanceof Error) return { name: err.name, kind: 'internal', message: err.message, stack: err.stack };
   return { name: 'Error', kind: 'internal', message: String(err) };
+}
+
+/**
+ * The details as postMessage can clone them. One value it cannot clone (a function, a symbol, a GPU object) makes
+ * postMessage throw, and comlink then sends its own TypeError ('Unserializable return value') in place of ours: the
+ * page would see kind 'internal' and lose the kind it chooses its offer from, and the message with it. So an entry that
+ * does not clone is dropped, on its own: the kind, the message and the other entries are what the page reads; the
+ * dropped values were only ever of use inside the worker.
+ */
+function clonableDetails(details: Record<string, unknown>): Record<string, unknown> {
+  if (clones(details)) return details;
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(details)) if (clones(value)) kept[key] = value;
+  return kept;
+}
+
+function clones(value: unknown): boolean {
+  try {
+    structuredClone(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function deserializeError(s: SerializedError): FinetuneError {
