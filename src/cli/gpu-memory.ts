@@ -11,6 +11,7 @@
 // - the memory planned against is the least free memory among them, so that a GPU other processes already use is
 //   never overcommitted, whichever of them Dawn picked.
 import { execFile } from 'node:child_process';
+import { quote } from '../core/quote.ts';
 
 /** One GPU as `nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits` lists it. */
 export interface NvidiaSmiGpu {
@@ -39,7 +40,7 @@ export function parseNvidiaSmi(csv: string): NvidiaSmiGpu[] {
     .map((line) => {
       // The name may hold commas; the two numbers are the last two fields.
       const m = /^(.*\S)\s*,\s*(\d+)\s*,\s*(\d+)$/.exec(line);
-      if (!m || !(Number(m[2]) > 0)) throw new Error(`unexpected nvidia-smi line ${JSON.stringify(line)}`);
+      if (!m || !(Number(m[2]) > 0)) throw new Error(`unexpected nvidia-smi line ${quote(line)}`);
       return { name: m[1], totalMiB: Number(m[2]), freeMiB: Number(m[3]) };
     });
 }

@@ -4,17 +4,19 @@
 
 import { readFileSync } from 'node:fs';
 import { isFinetuneError } from '../core/errors.ts';
+import { unicodeEscape } from '../core/quote.ts';
 import { asksForHelp, isUsageError, type CliIO } from './command.ts';
 import { commands } from './commands/index.ts';
 
 /**
- * A line for the terminal: control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides are
- * written as \uXXXX escapes. Messages quote names from files as JSON strings; this holds for everything else a line
- * may carry (a path given on the command line, a server's words), so that no escape sequence of a file or a server
- * clears the screen, retitles the window or hides text.
+ * A line for the terminal: control characters (C0 but tab and newline, DEL, C1) and the bidirectional formatting
+ * characters (the marks ALM, LRM and RLM, the embeddings and overrides, the isolates) are written as \uXXXX escapes.
+ * Messages quote names from files with quote() (core/quote.ts), which escapes these too; this holds for everything
+ * else a line may carry (a path given on the command line, a server's words), so that no escape sequence of a file or
+ * a server clears the screen, retitles the window or hides text, and no name reorders the words after it.
  */
 export function terminalLine(line: string): string {
-  return line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, unicodeEscape);
 }
 
 const defaultIO: CliIO = {

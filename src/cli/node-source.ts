@@ -7,6 +7,7 @@ import { basename, join, resolve, sep } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { checkFileName, checkRange, displayUrl, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
+import { quote } from '../core/quote.ts';
 
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
 export async function nodeFileSource(path: string, name = path): Promise<ByteSource> {
@@ -69,7 +70,7 @@ export function nodeDirectory(dir: string): FileSet {
     async open(file) {
       checkFileName(file, dir);
       const full = resolve(root, ...file.split('/'));
-      if (!full.startsWith(root + sep)) throw new FinetuneError('bad-input', `${dir}: refusing the file name ${JSON.stringify(file)}`, { reason: 'bad-name' });
+      if (!full.startsWith(root + sep)) throw new FinetuneError('bad-input', `${dir}: refusing the file name ${quote(file)}`, { reason: 'bad-name' });
       return nodeFileSource(full, `${dir}/${file}`);
     },
   };
@@ -143,5 +144,5 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     // by the label (owner/name, before 2026-12-04) are moved to it at the next load (src/run/weight-cache.ts).
     return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN' }), label, cacheSource: `${spec}@${revision ?? 'main'}`, formerCacheSources: [] };
   }
-  throw new FinetuneError('bad-input', `--model ${JSON.stringify(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
+  throw new FinetuneError('bad-input', `--model ${quote(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

@@ -6,6 +6,7 @@ import { formatCount, formatCounted, formatPercent } from '../core/units.ts';
 import type { TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import { LOAD_PROGRESS_EVERY_MS, timeLeft } from './load-progress.ts';
+import { quote } from '../core/quote.ts';
 
 /** Longest sample text printed (the whole one is in the JSON line). */
 const SAMPLE_CHARS = 200;
@@ -15,7 +16,7 @@ const loss = (x: number): string => (Number.isFinite(x) ? x.toFixed(4) : String(
 /** User text (a prompt, a generated sample) as a JSON string: a control character in it cannot move the cursor. */
 function quoted(text: string, max = SAMPLE_CHARS): string {
   const chars = [...text];
-  return JSON.stringify(chars.length > max ? `${chars.slice(0, max).join('')}…` : text);
+  return quote(chars.length > max ? `${chars.slice(0, max).join('')}…` : text);
 }
 
 /** The line a person reads for an event, or null for those that say nothing new to them. */

@@ -4,6 +4,7 @@
 
 import { FinetuneError } from '../core/errors.ts';
 import { FIELDS, FIELD_BY_NAME, HYPERPARAM_NAMES, describeRule, safeParseHyperparams, type HyperparamName, type Hyperparams } from './hyperparams.ts';
+import { quote } from '../core/quote.ts';
 
 export interface SplitArgs {
   /** Raw hyperparameter values by name (strings, or true for a bare boolean flag). */
@@ -57,7 +58,7 @@ export function splitHyperparamFlags(args: readonly string[], { positionals = tr
       } else if (next !== undefined && (/^(0|1|yes|no|y|n|on|off|t|f)$/.test(next) || (!positionals && !next.startsWith('-')))) {
         // `--run_validation 0` or `yes` once left the word behind as a stray argument, and the message was about that.
         // (Other words stay the command's where it takes any: `validate --pack_sequences rows.jsonl` names its file.)
-        throw new FinetuneError('bad-input', `--${flag} takes true or false, got ${JSON.stringify(args[i + 1])} (alone it means true; --no-${flag} means false)`, { usage: true });
+        throw new FinetuneError('bad-input', `--${flag} takes true or false, got ${quote(args[i + 1])} (alone it means true; --no-${flag} means false)`, { usage: true });
       } else values[name] = true;
     } else {
       // details.usage: the command line answers this mistake with the command's usage (src/cli/command.ts).

@@ -9,6 +9,7 @@
 // the model, or the adapter, has learnt), as llama.cpp and transformers' generate() allow; BOS is always prepended.
 
 import { formatCount } from '../core/units.ts';
+import { quote } from '../core/quote.ts';
 
 export interface GenerationLimit {
   /** Whole numbers (decimal digits only) or decimals (digits with one optional point); neither takes an exponent. */
@@ -49,7 +50,7 @@ export function withinGenerationLimit(setting: GenerationSetting, n: number): bo
 
 /** "`name` must be <rule>, got <what>": the one message for a value out of bounds, a string shown quoted. */
 export function generationLimitMessage(setting: GenerationSetting, name: string, got: string | number): string {
-  return `${name} must be ${GENERATION_LIMITS[setting].rule}, got ${typeof got === 'string' ? JSON.stringify(got) : String(got)}`;
+  return `${name} must be ${GENERATION_LIMITS[setting].rule}, got ${typeof got === 'string' ? quote(got) : String(got)}`;
 }
 
 export type ParsedSetting = { ok: true; value: number } | { ok: false; error: string };

@@ -9,6 +9,7 @@
 import { PROJECTIONS, type Projection, type Quantization } from '../core/mistral.ts';
 import { z } from 'zod';
 import { FinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 
 /** Presets accepted by lora_target_modules besides a comma-separated list. */
 export const TARGET_PRESETS: Readonly<Record<string, readonly Projection[]>> = { 'all-linear': PROJECTIONS };
@@ -119,7 +120,7 @@ export const HYPERPARAM_NAMES: readonly HyperparamName[] = FIELDS.map((f) => f.n
 // Messages
 
 function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return quote(v);
   if (v === undefined) return 'nothing';
   if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
   if (Array.isArray(v)) return 'an array';
@@ -275,9 +276,9 @@ export function parseTargetModules(value: string): Projection[] | string {
   const names = v.split(',').map((s) => s.trim());
   const expected = `expected a comma-separated list of ${PROJECTIONS.join(', ')}, or "all-linear"`;
   if (v === '') return `lora_target_modules is empty; ${expected}`;
-  if (names.length === 0 || names.some((n) => n.length === 0)) return `lora_target_modules has an empty name in ${JSON.stringify(value)}; ${expected}`;
+  if (names.length === 0 || names.some((n) => n.length === 0)) return `lora_target_modules has an empty name in ${quote(value)}; ${expected}`;
   const bad = names.filter((n) => !(PROJECTIONS as readonly string[]).includes(n));
-  if (bad.length > 0) return `lora_target_modules: unknown module${bad.length > 1 ? 's' : ''} ${bad.map((b) => JSON.stringify(b)).join(', ')}; ${expected}`;
+  if (bad.length > 0) return `lora_target_modules: unknown module${bad.length > 1 ? 's' : ''} ${bad.map((b) => quote(b)).join(', ')}; ${expected}`;
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) return `lora_target_modules names ${dup} twice`;
   // Canonical order, as PEFT lists them.

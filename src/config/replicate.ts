@@ -5,6 +5,7 @@
 
 import { FinetuneError } from '../core/errors.ts';
 import { FIELDS, defaultHyperparams, defaultQuantization, targetModules, type HyperparamName, type Hyperparams } from './hyperparams.ts';
+import { quote } from '../core/quote.ts';
 
 /** Replicate's training inputs (docs/replicate-trainer.md), as sent. */
 export interface ReplicateTrainingInput {
@@ -119,9 +120,9 @@ export function toReplicateInput(hp: Hyperparams, files: { train_data?: string; 
   }
   const trainData = files.train_data ?? hp.train_data;
   if (!trainData) refusals.push('train_data: Replicate needs the training data as a URL (upload the file first)');
-  else if (!isUrl(trainData)) refusals.push(`train_data ${JSON.stringify(trainData)} is not a URL: Replicate fetches the data itself, so upload the file first`);
+  else if (!isUrl(trainData)) refusals.push(`train_data ${quote(trainData)} is not a URL: Replicate fetches the data itself, so upload the file first`);
   const validationData = files.validation_data ?? hp.validation_data;
-  if (validationData !== undefined && !isUrl(validationData)) refusals.push(`validation_data ${JSON.stringify(validationData)} is not a URL: upload the file first`);
+  if (validationData !== undefined && !isUrl(validationData)) refusals.push(`validation_data ${quote(validationData)} is not a URL: upload the file first`);
   if (refusals.length > 0) {
     throw new FinetuneError('bad-input', `these settings cannot be sent to Replicate: ${refusals.join(' | ')}`, { refusals });
   }

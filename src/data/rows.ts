@@ -3,6 +3,7 @@
 
 import { formatCount } from '../core/units.ts';
 import type { ProblemLog } from './problems.ts';
+import { quote } from '../core/quote.ts';
 
 
 /** Texts that name a special token of Mistral's vocabulary; in a row they are only characters. */
@@ -72,7 +73,7 @@ export class RowChecker {
     }
     if (!hasText && !hasPrompt && !hasCompletion) {
       const keys = Object.keys(obj);
-      const found = keys.length === 0 ? 'an empty object' : `fields ${keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 5 ? ', …' : ''}`;
+      const found = keys.length === 0 ? 'an empty object' : `fields ${keys.slice(0, 5).map((k) => quote(k)).join(', ')}${keys.length > 5 ? ', …' : ''}`;
       log.error(line, 'no-fields', `a row needs "text", or "prompt" and "completion"; found ${found}${foreignShapeHint(keys)}`);
       return null;
     }
@@ -105,7 +106,7 @@ export class RowChecker {
     if (!ok) return null;
     const unknown = Object.keys(obj).filter((k) => !fields.includes(k));
     if (unknown.length > 0) {
-      const names = unknown.slice(0, 5).map((k) => JSON.stringify(k)).join(', ') + (unknown.length > 5 ? `, … (${formatCount(unknown.length)} in all)` : '');
+      const names = unknown.slice(0, 5).map((k) => quote(k)).join(', ') + (unknown.length > 5 ? `, … (${formatCount(unknown.length)} in all)` : '');
       log.warn(line, 'unknown-fields', `unknown field${unknown.length === 1 ? '' : 's'} ${names} ignored (rows use ${fields.map((f) => `"${f}"`).join(' and ')})`);
     }
     for (const f of fields) {

@@ -13,6 +13,7 @@
 
 import { FinetuneError } from '../core/errors.ts';
 import { GGUF_MAGIC, startsWithGgufMagic } from '../core/gguf-magic.ts';
+import { quote } from '../core/quote.ts';
 
 export { GGUF_MAGIC };
 export const GGUF_VERSION = 3;
@@ -353,7 +354,7 @@ const INT_RANGE: Readonly<Record<number, readonly [number, number]>> = {
 };
 
 function writeValue(w: ByteWriter, type: GgufType, v: GgufData, where: string, depth: number): void {
-  const wrong = (): FinetuneError => internal(`${where}: value ${typeof v === 'bigint' ? `${v}n` : JSON.stringify(v)} does not fit type ${type}`);
+  const wrong = (): FinetuneError => internal(`${where}: value ${typeof v === 'bigint' ? `${v}n` : quote(v)} does not fit type ${type}`);
   switch (type) {
     case GgufType.UINT8:
     case GgufType.INT8:
@@ -432,7 +433,7 @@ export function writeGguf(kvs: readonly GgufKv[], tensors: readonly GgufTensorTo
   const keys = new Set<string>();
   let alignment = GGUF_DEFAULT_ALIGNMENT;
   for (const kv of kvs) {
-    if (keys.has(kv.key)) throw internal(`duplicate key ${JSON.stringify(kv.key)}`);
+    if (keys.has(kv.key)) throw internal(`duplicate key ${quote(kv.key)}`);
     keys.add(kv.key);
     if (kv.key === 'general.alignment') {
       if (kv.type !== GgufType.UINT32 || typeof kv.value !== 'number' || !isPowerOfTwo(kv.value)) throw internal('general.alignment must be a UINT32 power of two');
@@ -443,10 +444,10 @@ export function writeGguf(kvs: readonly GgufKv[], tensors: readonly GgufTensorTo
   const layout: { bytes: number; offset: number; ne: number[] }[] = [];
   let dataSize = 0;
   for (const t of tensors) {
-    if (names.has(t.name)) throw internal(`duplicate tensor name ${JSON.stringify(t.name)}`);
+    if (names.has(t.name)) throw internal(`duplicate tensor name ${quote(t.name)}`);
     names.add(t.name);
     const nameBytes = textEncoder.encode(t.name).byteLength;
-    if (nameBytes === 0 || nameBytes > GGUF_MAX_NAME_BYTES) throw internal(`tensor name ${JSON.stringify(t.name)} must be 1–${GGUF_MAX_NAME_BYTES} bytes (llama.cpp's limit)`);
+    if (nameBytes === 0 || nameBytes > GGUF_MAX_NAME_BYTES) throw internal(`tensor name ${quote(t.name)} must be 1–${GGUF_MAX_NAME_BYTES} bytes (llama.cpp's limit)`);
     if (t.shape.length < 1 || t.shape.length > GGUF_MAX_DIMS) throw internal(`${t.name}: ${t.shape.length} dimensions (1–${GGUF_MAX_DIMS} allowed)`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw internal(`${t.name}: bad shape [${t.shape.join(', ')}]`);
     const ne = [...t.shape].reverse();

@@ -8,6 +8,7 @@ import { zipSync, type Zippable } from 'fflate';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writeAdapter, type LoraAdapter } from '../model/lora-adapter.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { fileSlug } from '../core/file-names.ts';
+import { quote } from '../core/quote.ts';
 
 export const README_FILE = 'README.md';
 
@@ -160,7 +161,7 @@ export function peftFiles(adapter: LoraAdapter, opts: PeftExportOptions = {}): R
   };
   if (opts.readme !== false) files[README_FILE] = encoder.encode(opts.readme ?? adapterReadme(adapter, opts));
   for (const [name, data] of Object.entries(opts.extra ?? {})) {
-    if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') throw new FinetuneError('bad-input', `export file name ${JSON.stringify(name)} must be a plain file name`);
+    if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') throw new FinetuneError('bad-input', `export file name ${quote(name)} must be a plain file name`);
     if (name in files) throw new FinetuneError('bad-input', `export file ${name} would replace one of the adapter's own files`);
     files[name] = typeof data === 'string' ? encoder.encode(data) : data;
   }
@@ -178,7 +179,7 @@ export interface PeftZipOptions extends PeftExportOptions {
 export function peftZip(adapter: LoraAdapter, opts: PeftZipOptions = {}): Uint8Array {
   const files = peftFiles(adapter, opts);
   const folder = opts.folder?.replace(/\/+$/, '');
-  if (folder !== undefined && !/^[A-Za-z0-9._-]+$/.test(folder)) throw new FinetuneError('bad-input', `zip folder ${JSON.stringify(opts.folder)} must be a plain name`);
+  if (folder !== undefined && !/^[A-Za-z0-9._-]+$/.test(folder)) throw new FinetuneError('bad-input', `zip folder ${quote(opts.folder)} must be a plain name`);
   const mtime = ZIP_MTIME();
   const entries: Zippable = {};
   for (const [name, data] of Object.entries(files)) entries[folder ? `${folder}/${name}` : name] = [data, { mtime }];

@@ -12,6 +12,7 @@ import { writeSafetensors } from './safetensors.ts';
 import { checkJsonFileSize, isNotFound, readAll, type ByteSource, type FileSet } from './source.ts';
 import { readTorchStateDict, isTorchArchive, type TorchTensor } from './torch-pickle.ts';
 import { extractZip, listZip, looksLikeZip } from './zip-archive.ts';
+import { quote } from '../core/quote.ts';
 
 /** PEFT's name for the torch.save weights file (older PEFT, and Replicate's trainer). */
 export const ADAPTER_BIN_FILE = 'adapter_model.bin';
@@ -73,7 +74,7 @@ function readmeText(bytes: Uint8Array | undefined): string | undefined {
 
 /** Entry names from the input, each quoted as a JSON string (a control character in one is escaped, not printed). */
 function quotedNames(list: readonly string[]): string {
-  return list.map((n) => JSON.stringify(n)).join(', ');
+  return list.map((n) => quote(n)).join(', ');
 }
 
 /**
@@ -82,7 +83,7 @@ function quotedNames(list: readonly string[]): string {
  * delimited like every other name from the input.
  */
 function innerPath(where: string, folder: string): string {
-  return folder ? `${where}/${JSON.stringify(folder.slice(0, -1))}` : where;
+  return folder ? `${where}/${quote(folder.slice(0, -1))}` : where;
 }
 
 function bad(where: string, message: string): FinetuneError {
@@ -112,7 +113,7 @@ function adapterFolder(names: readonly string[], where: string): string | null {
   // One name twice (a zip's entries; a folder cannot): the entry is the trouble, as extractZip says of the others. It
   // read "holds several adapters (adapter_config.json, adapter_config.json)".
   const twice = top.find((n, i) => top.indexOf(n) !== i);
-  if (twice !== undefined) throw bad(where, `holds ${JSON.stringify(twice)} twice; which one is meant cannot be told: make the zip again with one of them`);
+  if (twice !== undefined) throw bad(where, `holds ${quote(twice)} twice; which one is meant cannot be told: make the zip again with one of them`);
   if (top.length > 1) throw bad(where, `holds several adapters (${quotedNames(top)}); give one of them`);
   return top[0].slice(0, -ADAPTER_CONFIG_FILE.length);
 }
@@ -156,16 +157,16 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
       throw bad(where, `is a torch.save file (an ${ADAPTER_BIN_FILE} on its own); its ${ADAPTER_CONFIG_FILE} is needed too: give the folder or zip holding both`);
     }
     const weights = weightsAmong(names);
-    if (weights) throw bad(where, `holds ${JSON.stringify(weights)} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
+    if (weights) throw bad(where, `holds ${quote(weights)} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
     const gguf = ggufAmong(names);
-    if (gguf) throw bad(where, `${JSON.stringify(gguf)} ${GGUF_NOT_READ}`);
+    if (gguf) throw bad(where, `${quote(gguf)} ${GGUF_NOT_READ}`);
     const zips = names.filter((n) => /\.zip$/i.test(n));
     if (zips.length) throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}, only nested archive(s) ${quotedNames(zips.slice(0, 3))}: zips inside zips are not opened; extract it first`);
     throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: not a PEFT adapter (files: ${quotedNames(names.slice(0, 8))}${names.length > 8 ? ', …' : ''})`);
   }
   const has = (f: string): boolean => names.includes(folder + f);
   const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
-  if (!weightsFile) throw bad(where, `${JSON.stringify(folder + ADAPTER_CONFIG_FILE)} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
+  if (!weightsFile) throw bad(where, `${quote(folder + ADAPTER_CONFIG_FILE)} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
   const inner = innerPath(where, folder);
   // By the size the archive records, before it is inflated (17 MiB of spaces deflate to 17 KiB).
   const configEntry = entries.find((e) => e.name === folder + ADAPTER_CONFIG_FILE);
@@ -203,14 +204,14 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
       const zips = names.filter((n) => /\.zip$/i.test(n) && !isArchiverJunk(n));
       if (zips.length === 1) {
         const zip = await files.open(zips[0]);
-        const zipWhere = `${where}/${JSON.stringify(zips[0])}`;
+        const zipWhere = `${where}/${quote(zips[0])}`;
         checkAdapterFileSize(zipWhere, zip.size);
         return fromZip(await readAll(zip), { ...opts, where: zipWhere });
       }
       const weights = weightsAmong(names);
-      if (weights) throw bad(where, `holds ${JSON.stringify(weights)} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
+      if (weights) throw bad(where, `holds ${quote(weights)} but no ${ADAPTER_CONFIG_FILE} beside it: a PEFT adapter needs both`);
       const gguf = ggufAmong(names);
-      if (gguf) throw bad(where, `${JSON.stringify(gguf)} ${GGUF_NOT_READ}`);
+      if (gguf) throw bad(where, `${quote(gguf)} ${GGUF_NOT_READ}`);
       throw bad(where, `holds no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
     }
     folder = found;

@@ -8,6 +8,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { parseMistralConfig, type MistralConfig, type ModelDtype } from './config.ts';
 import { openSafetensors, toFloat32, type SafetensorsDtype, type SafetensorsFile, type TensorInfo } from './safetensors.ts';
 import { checkFileName, isNotFound, readJson, type FileSet } from './source.ts';
+import { quote } from '../core/quote.ts';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -145,7 +146,7 @@ async function findWeightLayout(files: FileSet, where: string): Promise<{ index:
     if (listed.includes(INDEX_FILE)) return { index: await loadIndex(files, where) };
     if (listed.includes(SINGLE_FILE)) return { index: null };
     // Names from the user's folder, quoted: a control character in one is escaped, not handed to a terminal.
-    throw bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE} (files: ${listed.slice(0, 20).map((n) => JSON.stringify(n)).join(', ')}${listed.length > 20 ? ', …' : ''})`);
+    throw bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE} (files: ${listed.slice(0, 20).map((n) => quote(n)).join(', ')}${listed.length > 20 ? ', …' : ''})`);
   }
   try {
     return { index: await loadIndex(files, where) };
@@ -172,7 +173,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     // A folder picked one level too high holds the model in a subfolder: name it rather than leave the user guessing.
     // The folders' names are the user's, quoted: a control character in one is escaped, not handed to a terminal.
     const nested = files.list?.().filter((n) => n.endsWith('/config.json')) ?? [];
-    const hint = nested.length ? ` (the model's files look to be in ${nested.slice(0, 3).map((n) => JSON.stringify(n.slice(0, -'/config.json'.length))).join(', ')}: pick that folder)` : '';
+    const hint = nested.length ? ` (the model's files look to be in ${nested.slice(0, 3).map((n) => quote(n.slice(0, -'/config.json'.length))).join(', ')}: pick that folder)` : '';
     throw bad(`${where}: no config.json${hint}`);
   }
   const config = parseMistralConfig(configJson, `${where}/config.json`);
@@ -185,7 +186,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     const wm = index.weight_map;
     if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw bad(`${where}/${INDEX_FILE}: missing "weight_map" object`);
     for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
-      if (typeof file !== 'string') throw bad(`${where}/${INDEX_FILE}: weight_map[${JSON.stringify(name)}] must be a file name, got ${JSON.stringify(file)}`);
+      if (typeof file !== 'string') throw bad(`${where}/${INDEX_FILE}: weight_map[${quote(name)}] must be a file name, got ${quote(file)}`);
       checkFileName(file, `${where}/${INDEX_FILE}`);
       weightMap.set(name, file);
       if (!shardNames.includes(file)) shardNames.push(file);
@@ -235,7 +236,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   if (index) {
     for (const [name, file] of weightMap) {
       const t = (shards.get(file) as SafetensorsFile).header.tensors.get(name);
-      if (!t) throw bad(`${where}: ${INDEX_FILE} puts ${JSON.stringify(name)} in ${file}, but ${file} has no such tensor`, { tensor: name, file });
+      if (!t) throw bad(`${where}: ${INDEX_FILE} puts ${quote(name)} in ${file}, but ${file} has no such tensor`, { tensor: name, file });
       infos.set(name, { ...t, file });
     }
   } else {
@@ -272,7 +273,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   const warnings = [...config.warnings];
   const extra = [...infos.keys()].filter((n) => !expected.has(n));
   // Names from the files, quoted: a control character in one is escaped, not handed to a terminal.
-  if (extra.length) warnings.push(`ignoring ${extra.length} tensor(s) a Mistral model does not use: ${extra.slice(0, 8).map((n) => JSON.stringify(n)).join(', ')}${extra.length > 8 ? ', …' : ''}`);
+  if (extra.length) warnings.push(`ignoring ${extra.length} tensor(s) a Mistral model does not use: ${extra.slice(0, 8).map((n) => quote(n)).join(', ')}${extra.length > 8 ? ', …' : ''}`);
 
   let totalBytes = 0;
   for (const t of infos.values()) totalBytes += t.end - t.begin;
@@ -286,7 +287,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
 
   const info = (name: string): CheckpointTensorInfo => {
     const t = infos.get(name);
-    if (!t) throw bad(`${where}: no tensor named ${JSON.stringify(name)}`);
+    if (!t) throw bad(`${where}: no tensor named ${quote(name)}`);
     return t;
   };
   const read = async (name: string): Promise<CheckpointTensor> => {

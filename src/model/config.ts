@@ -5,6 +5,7 @@
 // missing value is an error, except the two documented below that only produce a warning.
 
 import { FinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 
 export type ModelDtype = 'bfloat16' | 'float16' | 'float32';
 
@@ -73,7 +74,7 @@ function positiveInt(json: Record<string, unknown>, key: LimitedKey, where: stri
 
 /** A value for a message: JSON, cut short (a hostile config can hold megabytes in one field). */
 function describeValue(v: unknown): string {
-  const text = JSON.stringify(v) ?? String(v);
+  const text = quote(v);
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
 

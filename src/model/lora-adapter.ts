@@ -15,6 +15,7 @@ import { moduleShape } from './checkpoint.ts';
 import { CONFIG_LIMITS, type MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { bytesSource, isNotFound, readJson, type ByteSource, type FileSet } from './source.ts';
+import { quote } from '../core/quote.ts';
 
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -159,22 +160,22 @@ function selectModules(v: unknown, field: string, where: string, depth: number, 
     try {
       re = RE2JS.compile(v);
     } catch {
-      throw bad(where, `${field} ${JSON.stringify(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
+      throw bad(where, `${field} ${quote(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
     }
     // Against the whole name only (model.layers.3.self_attn.q_proj), as PEFT's keys are: a pattern of the short name
     // alone ("q_proj", "(k|o)_proj") matches nothing in PEFT, and was once read here as that module in every layer.
     for (const m of PROJECTIONS) for (let l = 0; l < depth; l++) if (re.matches(moduleName(l, m))) add(m, l);
     return out;
   }
-  if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${quote(v)}`);
   for (const item of v) {
-    if (typeof item !== 'string') throw bad(where, `${field} holds a non-string ${JSON.stringify(item)}`);
+    if (typeof item !== 'string') throw bad(where, `${field} holds a non-string ${quote(item)}`);
     const short = item.split('.').pop() as string;
     if (!(PROJECTIONS as readonly string[]).includes(short)) {
       if (field === 'exclude_modules') continue; // excluding a module the adapter does not have changes nothing
       const other = otherModule(item, depth);
-      if (other?.adaptable) throw bad(where, `target module ${JSON.stringify(item)} is not supported (supported: ${PROJECTIONS.join(', ')}): the adapter would carry weights for ${other.name}, which this engine does not load`);
-      if (other) throw bad(where, `target module ${JSON.stringify(item)} names a module of a Mistral model that is not a linear layer (${other.name.replace('layers.0', 'layers.N')}): LoRA cannot adapt it, and PEFT refuses it too ("not supported")`);
+      if (other?.adaptable) throw bad(where, `target module ${quote(item)} is not supported (supported: ${PROJECTIONS.join(', ')}): the adapter would carry weights for ${other.name}, which this engine does not load`);
+      if (other) throw bad(where, `target module ${quote(item)} names a module of a Mistral model that is not a linear layer (${other.name.replace('layers.0', 'layers.N')}): LoRA cannot adapt it, and PEFT refuses it too ("not supported")`);
       ignored.push(item);
       continue;
     }
@@ -227,17 +228,17 @@ function resolveTargets(v: unknown, exclude: unknown, where: string, depth?: num
   const selected: Selection = allLinear ? new Map(PROJECTIONS.map((m) => [m, allLayers(tried)])) : selectModules(v, 'target_modules', where, tried, ignored);
   if (selected.size === 0 && depth !== undefined && depth < PATTERN_LAYERS && selectsAnyLayer(v, where)) {
     // Names written for a deeper model: PEFT finds none of them in this one.
-    throw bad(where, `target_modules ${JSON.stringify(v)} names only layers beyond the model's ${depth} (${layerWords(layerRange(0, depth - 1))}): it adapts none of its modules, and PEFT refuses it too ("not found in the base model")`);
+    throw bad(where, `target_modules ${quote(v)} names only layers beyond the model's ${depth} (${layerWords(layerRange(0, depth - 1))}): it adapts none of its modules, and PEFT refuses it too ("not found in the base model")`);
   }
   const model = depth === undefined ? 'a Mistral model' : 'the model';
   const inLayers = `${PROJECTIONS.join(', ')} in ${depth === undefined ? 'any layer' : `any of its ${depth} layers`}`;
   if (selected.size === 0 && Array.isArray(v)) {
-    throw bad(where, `target_modules ${JSON.stringify(v)} names no module of ${model} (${inLayers}): PEFT refuses it too ("not found in the base model")`);
+    throw bad(where, `target_modules ${quote(v)} names no module of ${model} (${inLayers}): PEFT refuses it too ("not found in the base model")`);
   }
   if (selected.size === 0) {
     throw bad(
       where,
-      `target_modules ${JSON.stringify(v)} is a regular expression, which PEFT matches against each module's whole name (such as ${moduleName(0, 'q_proj')}): it matches none of ${model}'s modules (${inLayers}), and PEFT refuses it too ("not found in the base model"). A pattern must match the whole name (".*\\.q_proj"); a list of names (["q_proj", "v_proj"]) matches by suffix`,
+      `target_modules ${quote(v)} is a regular expression, which PEFT matches against each module's whole name (such as ${moduleName(0, 'q_proj')}): it matches none of ${model}'s modules (${inLayers}), and PEFT refuses it too ("not found in the base model"). A pattern must match the whole name (".*\\.q_proj"); a list of names (["q_proj", "v_proj"]) matches by suffix`,
     );
   }
   if (!isEmpty(exclude)) {
@@ -248,7 +249,7 @@ function resolveTargets(v: unknown, exclude: unknown, where: string, depth?: num
       for (const l of layers) kept.delete(l);
       if (kept.size === 0) selected.delete(m);
     }
-    if (selected.size === 0) throw bad(where, `exclude_modules ${JSON.stringify(exclude)} excludes every module target_modules ${JSON.stringify(v)} selects: the adapter adapts nothing`);
+    if (selected.size === 0) throw bad(where, `exclude_modules ${quote(exclude)} excludes every module target_modules ${quote(v)} selects: the adapter adapts nothing`);
   }
   const targets = canonicalModules(selected.keys());
   const first = selected.get(targets[0])!;
@@ -262,7 +263,7 @@ function resolveTargets(v: unknown, exclude: unknown, where: string, depth?: num
     const per = targets.map((m) => `${m} in ${describe(selected.get(m)!)}`).join(', ');
     throw bad(
       where,
-      `target_modules ${JSON.stringify(v)}${isEmpty(exclude) ? '' : ` with exclude_modules ${JSON.stringify(exclude)}`} adapts ${per}: this engine adapts the same layers in every module it targets (as layers_to_transform does), so it cannot apply this adapter`,
+      `target_modules ${quote(v)}${isEmpty(exclude) ? '' : ` with exclude_modules ${quote(exclude)}`} adapts ${per}: this engine adapts the same layers in every module it targets (as layers_to_transform does), so it cannot apply this adapter`,
     );
   }
   return { targets, layers: first.size === tried ? null : [...first].sort((a, b) => a - b), ignored };
@@ -321,27 +322,27 @@ function checkOptions(json: Record<string, unknown>, where: string): void {
   // applied to the language model's layers alone it was imported as a part of itself, without a word.
   const task = json.task_type;
   if (task !== undefined && task !== null && task !== 'CAUSAL_LM') {
-    const head = isEmpty(json.modules_to_save) ? '' : ` with modules_to_save ${JSON.stringify(json.modules_to_save)} (the trained head or other modules it replaces)`;
+    const head = isEmpty(json.modules_to_save) ? '' : ` with modules_to_save ${quote(json.modules_to_save)} (the trained head or other modules it replaces)`;
     throw bad(
       where,
-      `task_type ${JSON.stringify(task)}: this adapter was trained for another task than causal language modelling (CAUSAL_LM)${head}, and this engine runs only Mistral's language-model head, so it would apply a part of the adapter to another computation than it was trained for. Use an adapter trained with task_type "CAUSAL_LM" (or none)`,
+      `task_type ${quote(task)}: this adapter was trained for another task than causal language modelling (CAUSAL_LM)${head}, and this engine runs only Mistral's language-model head, so it would apply a part of the adapter to another computation than it was trained for. Use an adapter trained with task_type "CAUSAL_LM" (or none)`,
     );
   }
   const init = json.init_lora_weights;
   if (typeof init === 'string' && baseRewritingInit(init)) {
     throw bad(
       where,
-      `init_lora_weights ${JSON.stringify(init)}: this initialisation changes the base model's weights (PiSSA, OLoRA, CorDA and LoRA-GA subtract the adapter's initial product from them, LoftQ replaces them), so the adapter works only on that changed base, and this engine adds it to the unmodified model. Convert it to a plain LoRA with PEFT first where PEFT can (save_pretrained with path_initial_model_for_weight_conversion, for PiSSA, OLoRA and CorDA)`,
+      `init_lora_weights ${quote(init)}: this initialisation changes the base model's weights (PiSSA, OLoRA, CorDA and LoRA-GA subtract the adapter's initial product from them, LoftQ replaces them), so the adapter works only on that changed base, and this engine adds it to the unmodified model. Convert it to a plain LoRA with PEFT first where PEFT can (save_pretrained with path_initial_model_for_weight_conversion, for PiSSA, OLoRA and CorDA)`,
     );
   }
   if (init !== undefined && init !== null && !PLAIN_INITS.includes(init)) {
-    throw bad(where, `init_lora_weights ${JSON.stringify(init)} is not an initialisation this app knows (${PLAIN_INITS.map((v) => JSON.stringify(v)).join(', ')} load as they are): it may have changed the base model's weights, which this engine would not do`);
+    throw bad(where, `init_lora_weights ${quote(init)} is not an initialisation this app knows (${PLAIN_INITS.map((v) => quote(v)).join(', ')} load as they are): it may have changed the base model's weights, which this engine would not do`);
   }
   const refused: string[] = [];
   for (const [key, value] of Object.entries(json)) {
     if (READ_FIELDS.has(key) || isEmpty(value) || (key === 'bias' && value === 'none')) continue;
     const why = OPTION_REFUSALS[key] ?? 'an option this app does not know, which may change what the adapter computes';
-    refused.push(`${key}=${JSON.stringify(value)} (${why})`);
+    refused.push(`${key}=${quote(value)} (${why})`);
   }
   if (refused.length) throw bad(where, `unsupported LoRA option(s): ${refused.join('; ')}: this adapter cannot be applied as it was trained`);
 }
@@ -356,15 +357,15 @@ export const MAX_LORA_SCALE = 1024;
  */
 export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, depth?: number): LoraConfig {
   if (!isObject(json)) throw bad(where, 'must be a JSON object');
-  if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw bad(where, `peft_type ${JSON.stringify(json.peft_type)} is not supported (only "LORA")`);
+  if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw bad(where, `peft_type ${quote(json.peft_type)} is not supported (only "LORA")`);
   const r = json.r;
-  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r <= 0) throw bad(where, `"r" must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r <= 0) throw bad(where, `"r" must be a positive integer, got ${quote(r)}`);
   const alpha = json.lora_alpha;
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw bad(where, `"lora_alpha" must be a positive number, got ${JSON.stringify(alpha)}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw bad(where, `"lora_alpha" must be a positive number, got ${quote(alpha)}`);
   const dropout = json.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw bad(where, `"lora_dropout" must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw bad(where, `"lora_dropout" must be in [0, 1), got ${quote(dropout)}`);
   const useRslora = json.use_rslora ?? false;
-  if (typeof useRslora !== 'boolean') throw bad(where, `"use_rslora" must be true or false, got ${JSON.stringify(useRslora)}`);
+  if (typeof useRslora !== 'boolean') throw bad(where, `"use_rslora" must be true or false, got ${quote(useRslora)}`);
   // The adapter's output is scaled by alpha / r (alpha / √r with rsLoRA). Published adapters use 1 to a few dozen; an
   // absurd one (1e30) loaded silently and turned every output non-finite: generation printed ⁇, the loss read ln V.
   const scale = useRslora ? alpha / Math.sqrt(r) : alpha / r;
@@ -378,7 +379,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, dept
   const ltt = json.layers_to_transform;
   if (ltt !== undefined && ltt !== null) {
     const list = Array.isArray(ltt) ? ltt : [ltt];
-    if (!list.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw bad(where, `layers_to_transform must be layer indices, got ${JSON.stringify(ltt)}`);
+    if (!list.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw bad(where, `layers_to_transform must be layer indices, got ${quote(ltt)}`);
     layersToTransform = [...new Set(list as number[])].sort((a, b) => a - b);
   }
   // PEFT's LoraConfig refuses these beside a pattern ("cannot be used when `target_modules` is a str"): the pattern
@@ -387,7 +388,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, dept
     for (const field of ['layers_to_transform', 'layers_pattern']) {
       const value = json[field];
       if (value !== undefined && value !== null) {
-        throw bad(where, `${field} ${JSON.stringify(value)} cannot be used with target_modules given as a string (${JSON.stringify(json.target_modules)}, a regular expression): PEFT refuses this config. Name the layers in the pattern (".*\\.layers\\.(1|2)\\.self_attn\\.q_proj"), or give target_modules as a list`);
+        throw bad(where, `${field} ${quote(value)} cannot be used with target_modules given as a string (${quote(json.target_modules)}, a regular expression): PEFT refuses this config. Name the layers in the pattern (".*\\.layers\\.(1|2)\\.self_attn\\.q_proj"), or give target_modules as a list`);
       }
     }
   }
@@ -397,7 +398,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, dept
   if (resolved.layers) {
     const fromTargets = resolved.layers;
     layersToTransform = layersToTransform ? layersToTransform.filter((l) => fromTargets.includes(l)) : fromTargets;
-    if (layersToTransform.length === 0) throw bad(where, `layers_to_transform ${JSON.stringify(ltt)} and the layers target_modules/exclude_modules select have no layer in common: the adapter adapts nothing`);
+    if (layersToTransform.length === 0) throw bad(where, `layers_to_transform ${quote(ltt)} and the layers target_modules/exclude_modules select have no layer in common: the adapter adapts nothing`);
   }
   const base = json.base_model_name_or_path;
   // A Hub base at a revision is held as `owner/name@revision` (how the page and the CLI name what they loaded).
@@ -501,7 +502,7 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
   if (strange.length) {
     throw bad(
       wfile,
-      `unexpected tensor name(s) ${strange.slice(0, 5).map((s) => JSON.stringify(s)).join(', ')}${strange.length > 5 ? ', …' : ''}; expected base_model.model.model.layers.N.(self_attn|mlp).X_proj.lora_(A|B).weight`,
+      `unexpected tensor name(s) ${strange.slice(0, 5).map((s) => quote(s)).join(', ')}${strange.length > 5 ? ', …' : ''}; expected base_model.model.model.layers.N.(self_attn|mlp).X_proj.lora_(A|B).weight`,
     );
   }
   if (found.size === 0) throw bad(wfile, 'holds no LoRA tensors');

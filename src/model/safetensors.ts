@@ -9,6 +9,7 @@ import { f32ToF16Bits, f16ArrayToF32, bf16ArrayToF32 } from '../core/dtypes.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { duplicateTopLevelKey, jsonTooDeepAt } from '../core/bounded-json.ts';
 import type { ByteSource } from './source.ts';
+import { quote } from '../core/quote.ts';
 
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
@@ -86,7 +87,7 @@ function bad(where: string, message: string): FinetuneError {
 function describe(x: unknown): string {
   let s: string;
   try {
-    s = JSON.stringify(x) ?? String(x);
+    s = quote(x);
   } catch {
     s = String(x);
   }
@@ -158,7 +159,7 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
   if (!isPlainObject(parsed)) throw bad(where, `header JSON is not an object but ${describe(parsed)}`);
   // JSON.parse keeps the last of two entries with one name; a file with two tensors of one name is corrupt or forged.
   const twice = duplicateTopLevelKey(text);
-  if (twice !== null) throw bad(where, `the header names ${twice === '__metadata__' ? '__metadata__' : `tensor ${JSON.stringify(twice)}`} twice`);
+  if (twice !== null) throw bad(where, `the header names ${twice === '__metadata__' ? '__metadata__' : `tensor ${quote(twice)}`} twice`);
 
   const dataOffset = 8 + n;
   const dataSize = fileSize - dataOffset;
@@ -169,13 +170,13 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
       if (!isPlainObject(entry)) throw bad(where, `__metadata__ must be an object of strings, got ${describe(entry)}`);
       const md: Record<string, string> = {};
       for (const [k, v] of Object.entries(entry)) {
-        if (typeof v !== 'string') throw bad(where, `__metadata__[${JSON.stringify(k)}] must be a string, got ${describe(v)}`);
+        if (typeof v !== 'string') throw bad(where, `__metadata__[${quote(k)}] must be a string, got ${describe(v)}`);
         md[k] = v;
       }
       metadata = md;
       continue;
     }
-    const t = `tensor ${JSON.stringify(name)}`;
+    const t = `tensor ${quote(name)}`;
     if (!isPlainObject(entry)) throw bad(where, `${t}: entry must be an object, got ${describe(entry)}`);
     const { dtype, shape, data_offsets: offsets } = entry;
     if (!isSafetensorsDtype(dtype)) {
@@ -219,7 +220,7 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
   for (const cur of list) {
     if (cur.end === cur.begin) continue;
     if (last && cur.begin < last.end) {
-      throw bad(where, `tensors ${JSON.stringify(last.name)} [${last.begin}, ${last.end}) and ${JSON.stringify(cur.name)} [${cur.begin}, ${cur.end}) overlap`);
+      throw bad(where, `tensors ${quote(last.name)} [${last.begin}, ${last.end}) and ${quote(cur.name)} [${cur.begin}, ${cur.end}) overlap`);
     }
     if (!last || cur.end > last.end) last = cur;
   }
@@ -232,11 +233,11 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
 export async function readTensor(source: ByteSource, info: TensorInfo): Promise<Uint8Array> {
   const length = info.end - info.begin;
   if (info.offset < 0 || info.offset + length > source.size) {
-    throw new FinetuneError('bad-input', `${source.name}: tensor ${JSON.stringify(info.name)} lies outside the file (${source.size} bytes)`);
+    throw new FinetuneError('bad-input', `${source.name}: tensor ${quote(info.name)} lies outside the file (${source.size} bytes)`);
   }
   const bytes = await source.read(info.offset, length);
   if (bytes.byteLength !== length) {
-    throw new FinetuneError('bad-input', `${source.name}: short read for tensor ${JSON.stringify(info.name)}: ${bytes.byteLength} of ${length} bytes`);
+    throw new FinetuneError('bad-input', `${source.name}: short read for tensor ${quote(info.name)}: ${bytes.byteLength} of ${length} bytes`);
   }
   return bytes;
 }
@@ -254,7 +255,7 @@ export async function openSafetensors(source: ByteSource): Promise<SafetensorsFi
   const header = await parseSafetensorsHeader(source);
   const info = (name: string): TensorInfo => {
     const t = header.tensors.get(name);
-    if (!t) throw new FinetuneError('bad-input', `${source.name}: no tensor named ${JSON.stringify(name)}`);
+    if (!t) throw new FinetuneError('bad-input', `${source.name}: no tensor named ${quote(name)}`);
     return t;
   };
   return {
@@ -431,7 +432,7 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
   const seen = new Set<string>();
   const items = tensors.map((t) => {
     if (t.name === '__metadata__') throw new FinetuneError('bad-input', 'a tensor cannot be named __metadata__');
-    if (seen.has(t.name)) throw new FinetuneError('bad-input', `duplicate tensor name ${JSON.stringify(t.name)}`);
+    if (seen.has(t.name)) throw new FinetuneError('bad-input', `duplicate tensor name ${quote(t.name)}`);
     seen.add(t.name);
     if (!isSafetensorsDtype(t.dtype)) throw new FinetuneError('bad-input', `${t.name}: unknown dtype ${describe(t.dtype)}`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {

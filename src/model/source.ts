@@ -15,6 +15,7 @@ import { readAtMost } from '../core/bytes.ts';
 import { retryAfterMs } from '../core/retry-after.ts';
 import { hubManifest, type HubFileInfo } from './hub-manifest.ts';
 import { eitherSignal } from '../core/signals.ts';
+import { quote } from '../core/quote.ts';
 
 export interface ByteSource {
   /** What to call it in messages: a file name or a URL (never carrying a secret). */
@@ -109,7 +110,7 @@ export function checkFileName(name: string, where = 'file set'): string {
     name.includes('\\') ||
     /[\u0000-\u001f\u007f]/.test(name) ||
     name.split('/').some((seg) => seg === '' || seg === '.' || seg === '..');
-  if (bad) throw sourceError('bad-name', `${where}: refusing the file name ${JSON.stringify(String(name))}`);
+  if (bad) throw sourceError('bad-name', `${where}: refusing the file name ${quote(String(name))}`);
   return name;
 }
 
@@ -415,7 +416,7 @@ export function hubFileUrl(repo: string, file: string, revision = 'main'): strin
 
 function checkRepoId(repo: string): void {
   if (!/^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/.test(repo) || repo.includes('..')) {
-    throw sourceError('bad-name', `not a Hugging Face repository id: ${JSON.stringify(repo)} (expected owner/name)`);
+    throw sourceError('bad-name', `not a Hugging Face repository id: ${quote(repo)} (expected owner/name)`);
   }
 }
 

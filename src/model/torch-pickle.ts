@@ -8,6 +8,7 @@
 
 import { FinetuneError } from '../core/errors.ts';
 import { extractZip, listZip, looksLikeZip, type ZipLimits } from './zip-archive.ts';
+import { quote } from '../core/quote.ts';
 
 /** The element types a LoRA state dict is saved in (names as in safetensors). */
 export type TorchDtype = 'F32' | 'F16' | 'BF16';
@@ -100,7 +101,7 @@ function describe(v: PyValue): string {
   if (v === null) return 'None';
   if (typeof v === 'boolean') return v ? 'True' : 'False';
   if (typeof v === 'number') return `the number ${v}`;
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === 'string') return `the string ${quote(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
   switch (v.kind) {
     case 'global':
       return v.qualname;
@@ -261,7 +262,7 @@ export function unpickleStateDict(pkl: Uint8Array, storage: StorageLookup, where
     const qualname = `${module}.${name}`;
     if (!ALLOWED_GLOBALS.includes(qualname)) {
       // Quoted: the module and name are the file's (a control character in them is escaped, not printed).
-      throw refuse(where, `refused global ${JSON.stringify(qualname)}: a state dict of tensors names only ${ALLOWED_GLOBALS.join(', ')}; this pickle would import (and could run) other code`, {
+      throw refuse(where, `refused global ${quote(qualname)}: a state dict of tensors names only ${ALLOWED_GLOBALS.join(', ')}; this pickle would import (and could run) other code`, {
         refused: qualname,
       });
     }
@@ -551,7 +552,7 @@ export function unpickleStateDict(pkl: Uint8Array, storage: StorageLookup, where
       default: {
         const name = REFUSED_OPCODES[op];
         if (name) throw refuse(where, `refused opcode ${name} at byte ${pos - 1}: torch.save of a state dict never writes it`, { refused: name.split(' ')[0] });
-        throw fail(`opcode 0x${op.toString(16).padStart(2, '0')} (${JSON.stringify(String.fromCharCode(op))}) is not one torch.save of a state dict writes`);
+        throw fail(`opcode 0x${op.toString(16).padStart(2, '0')} (${quote(String.fromCharCode(op))}) is not one torch.save of a state dict writes`);
       }
     }
   }
@@ -592,7 +593,7 @@ export function readTorchStateDict(bytes: Uint8Array, where = 'adapter_model.bin
     const ok = rest !== null && (rest === 'data.pkl' || ARCHIVE_RECORDS.has(rest) || /^data\/[A-Za-z0-9_]{1,64}$/.test(rest));
     if (!ok) {
       const nested = /\.(zip|bin|pt|pth)$/i.test(e.name) ? ' (a nested archive)' : '';
-      throw refuse(where, `unexpected entry ${JSON.stringify(e.name)}${nested} in a torch.save archive; refused`, { refused: e.name });
+      throw refuse(where, `unexpected entry ${quote(e.name)}${nested} in a torch.save archive; refused`, { refused: e.name });
     }
   }
   const maxPickle = limits.maxPickleBytes ?? DEFAULT_MAX_PICKLE;
@@ -600,7 +601,7 @@ export function readTorchStateDict(bytes: Uint8Array, where = 'adapter_model.bin
   const files = extractZip(bytes, where, () => true, limits);
   const order = files.get(`${prefix}byteorder`);
   if (order && new TextDecoder().decode(order).trim() !== 'little') {
-    throw refuse(where, `byteorder is ${JSON.stringify(new TextDecoder().decode(order).trim())}; only little-endian archives are read`);
+    throw refuse(where, `byteorder is ${quote(new TextDecoder().decode(order).trim())}; only little-endian archives are read`);
   }
   const pkl = files.get(`${prefix}data.pkl`) as Uint8Array;
   let storageBytes = 0;
@@ -609,8 +610,8 @@ export function readTorchStateDict(bytes: Uint8Array, where = 'adapter_model.bin
   if (typeof root !== 'object' || root === null || root.kind !== 'dict') throw refuse(where, `holds ${describe(root)}, not a state dict`);
   const out = new Map<string, TorchTensor>();
   for (const [k, v] of root.entries) {
-    if (typeof k !== 'string') throw refuse(where, `the state dict has a key ${JSON.stringify(k)} that is not a string`);
-    if (typeof v !== 'object' || v === null || v.kind !== 'tensor') throw refuse(where, `${JSON.stringify(k)} is ${describe(v)}, not a tensor`);
+    if (typeof k !== 'string') throw refuse(where, `the state dict has a key ${quote(k)} that is not a string`);
+    if (typeof v !== 'object' || v === null || v.kind !== 'tensor') throw refuse(where, `${quote(k)} is ${describe(v)}, not a tensor`);
     out.set(k, v.tensor);
   }
   return out;

@@ -6,6 +6,7 @@
 
 import { unzipSync } from 'fflate';
 import { FinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 
 export interface ZipEntryInfo {
   name: string;
@@ -159,15 +160,15 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
         // unzipSync keeps the last of two entries of one name without a word (a second adapter_model.safetensors
         // replaced the first); neither can be told to be the one meant.
         if (claims.has(f.name)) {
-          refusal = badZip(where, `holds ${JSON.stringify(f.name)} twice; which one is meant cannot be told: make the zip again with one of them`);
+          refusal = badZip(where, `holds ${quote(f.name)} twice; which one is meant cannot be told: make the zip again with one of them`);
         } else if (f.compression !== 0 && f.compression !== 8) {
-          refusal = badZip(where, `${JSON.stringify(f.name)} uses compression method ${f.compression}; only stored and deflate entries are read`);
+          refusal = badZip(where, `${quote(f.name)} uses compression method ${f.compression}; only stored and deflate entries are read`);
         } else if (f.originalSize > maxEntry) {
-          refusal = badZip(where, `${JSON.stringify(f.name)} claims ${f.originalSize} bytes once extracted, more than the ${maxEntry}-byte limit`);
+          refusal = badZip(where, `${quote(f.name)} claims ${f.originalSize} bytes once extracted, more than the ${maxEntry}-byte limit`);
         } else if (f.compression === 8 && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
-          refusal = badZip(where, `${JSON.stringify(f.name)} claims ${f.originalSize} bytes from ${f.size} compressed bytes, more than deflate can produce`);
+          refusal = badZip(where, `${quote(f.name)} claims ${f.originalSize} bytes from ${f.size} compressed bytes, more than deflate can produce`);
         } else if (f.compression === 0 && f.originalSize !== f.size) {
-          refusal = badZip(where, `${JSON.stringify(f.name)} is stored uncompressed but claims ${f.originalSize} bytes extracted from ${f.size} stored`);
+          refusal = badZip(where, `${quote(f.name)} is stored uncompressed but claims ${f.originalSize} bytes extracted from ${f.size} stored`);
         } else if ((total += f.originalSize) > maxTotal) {
           refusal = badZip(where, `the entries to extract add up to more than the ${maxTotal}-byte limit`);
         }
@@ -183,17 +184,17 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
   const out = new Map<string, Uint8Array>();
   const crcs = claims.size > 0 ? centralCrcs(bytes, where) : [];
   for (const [name, data] of Object.entries(files)) {
-    if (data.byteLength > maxEntry) throw badZip(where, `${JSON.stringify(name)} extracts to more than the ${maxEntry}-byte limit`);
+    if (data.byteLength > maxEntry) throw badZip(where, `${quote(name)} extracts to more than the ${maxEntry}-byte limit`);
     // A byte changed by a broken download or disk inflates without an error (or is stored as it is): the entry's
     // CRC-32 is the one thing that tells, and a weight read from it would be another number without a word.
     const claim = claims.get(name);
     const recorded = claim === undefined ? undefined : crcs[claim.index];
-    if (claim === undefined || recorded === undefined) throw badZip(where, `${JSON.stringify(name)} has no central directory record to check it against`);
-    if (data.byteLength !== claim.originalSize) throw badZip(where, `${JSON.stringify(name)} is damaged: it extracts to ${data.byteLength} bytes, the archive recorded ${claim.originalSize} (a broken download or copy?); get the file again`);
+    if (claim === undefined || recorded === undefined) throw badZip(where, `${quote(name)} has no central directory record to check it against`);
+    if (data.byteLength !== claim.originalSize) throw badZip(where, `${quote(name)} is damaged: it extracts to ${data.byteLength} bytes, the archive recorded ${claim.originalSize} (a broken download or copy?); get the file again`);
     const actual = crc32(data);
     if (actual !== recorded) {
       const hex = (n: number): string => n.toString(16).padStart(8, '0');
-      throw badZip(where, `${JSON.stringify(name)} is damaged: its CRC-32 is ${hex(actual)}, the archive recorded ${hex(recorded)} (a broken download or copy?); get the file again`);
+      throw badZip(where, `${quote(name)} is damaged: its CRC-32 is ${hex(actual)}, the archive recorded ${hex(recorded)} (a broken download or copy?); get the file again`);
     }
     out.set(name, data);
   }

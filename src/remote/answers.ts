@@ -8,6 +8,7 @@ import type { Account, FileObject, Training } from 'replicate';
 import { FinetuneError } from '../core/errors.ts';
 import { formatCount } from '../core/units.ts';
 import { describeCall } from './errors.ts';
+import { quote } from '../core/quote.ts';
 
 /** "GET /v1/trainings/abc (reading training abc)": the call as sent (path of the API base included) and in words. */
 export function answerName(apiBase: string, method: string, path: string): string {
@@ -79,7 +80,7 @@ const STATUS_WORD = /^[a-z][a-z0-9_]{0,31}$/;
 /** `text` as a JSON string of at most `max` of its characters (control characters escaped, so it prints safely). */
 function quoted(text: string, max = 40): string {
   const chars = [...text];
-  return chars.length > max ? `${JSON.stringify(chars.slice(0, max).join(''))}…` : JSON.stringify(text);
+  return chars.length > max ? `${quote(chars.slice(0, max).join(''))}…` : quote(text);
 }
 
 /**

@@ -12,6 +12,7 @@ import { answerOf, type RemoteClient } from './client.ts';
 import { checkFileObject, checkTraining, type TrainingStatus } from './answers.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
+import { quote } from '../core/quote.ts';
 
 /** The trainer remote mode drives (docs/replicate-trainer.md): Mistral-7B-Instruct v0.2 on an A100 80 GB. */
 export const BASE_MODEL = 'mistralai/mistral-7b-instruct-v0.2';
@@ -36,7 +37,7 @@ export function parseDestination(s: string): Destination {
   if (holdsTokenLike(s)) throw new FinetuneError('bad-input', 'the destination looks like an API token, not owner/name: give the model to train into, e.g. alice/mistral-support-bot, and the token in its own field');
   const parts = s.split('/');
   if (parts.length !== 2 || !NAME.test(parts[0]) || !NAME.test(parts[1])) {
-    throw new FinetuneError('bad-input', `destination ${JSON.stringify(s)} must be owner/name (letters, digits, ".", "_" and "-"), e.g. alice/mistral-support-bot`);
+    throw new FinetuneError('bad-input', `destination ${quote(s)} must be owner/name (letters, digits, ".", "_" and "-"), e.g. alice/mistral-support-bot`);
   }
   return { owner: parts[0], name: parts[1] };
 }
@@ -315,7 +316,7 @@ export async function cancelTraining(c: RemoteClient, id: string, signal?: Abort
 
 /** Training ids are short lowercase base32-ish strings; anything else would be a path trick. */
 export function checkTrainingId(id: string): string {
-  if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new FinetuneError('bad-input', `${JSON.stringify(id)} is not a Replicate training id (letters and digits, e.g. zz4ibbonubfz7carwiefibzgga)`);
+  if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new FinetuneError('bad-input', `${quote(id)} is not a Replicate training id (letters and digits, e.g. zz4ibbonubfz7carwiefibzgga)`);
   return id;
 }
 
@@ -340,7 +341,7 @@ export async function downloadOutput(c: RemoteClient, url: string, o: DownloadOp
   try {
     target = new URL(url);
   } catch {
-    throw new FinetuneError('remote', `the training's output is not a URL (${JSON.stringify(url.slice(0, 200))})`);
+    throw new FinetuneError('remote', `the training's output is not a URL (${quote(url.slice(0, 200))})`);
   }
   let res: Response;
   if (o.proxyOrigin !== undefined) {

@@ -4,6 +4,7 @@
 import { FinetuneError } from '../core/errors.ts';
 import type { Projection } from '../core/mistral.ts';
 import { loraScaling, type LoraAdapter, type LoraConfig } from '../model/lora-adapter.ts';
+import { quote } from '../core/quote.ts';
 
 /** What the page shows about an imported adapter. */
 export interface ImportedAdapterInfo {
@@ -86,7 +87,7 @@ function comparableName(name: string): string {
 export function ignoredTargetsNote(c: Pick<LoraConfig, 'ignoredTargetModules' | 'targetModules'>): string | null {
   const ignored = c.ignoredTargetModules;
   if (!ignored?.length) return null;
-  return `its target_modules also name ${ignored.map((m) => JSON.stringify(m)).join(', ')}, which match no module of the model: ignored, as PEFT ignores them (it adapts ${c.targetModules.join(', ')})`;
+  return `its target_modules also name ${ignored.map((m) => quote(m)).join(', ')}, which match no module of the model: ignored, as PEFT ignores them (it adapts ${c.targetModules.join(', ')})`;
 }
 
 /**
@@ -102,6 +103,6 @@ export function baseModelNote(adapterBase: string | null, loaded: string): strin
   const last = (n: string): string => n.split('/').pop() ?? n;
   if (a === b || last(a) === last(b)) return null;
   // Quoted as JSON strings: base_model_name_or_path comes from the adapter's file (a control character is escaped).
-  const [said, have] = [JSON.stringify(adapterBase), JSON.stringify(loaded)];
+  const [said, have] = [quote(adapterBase), quote(loaded)];
   return `the adapter was trained on ${said} (its base_model_name_or_path), and the model loaded is ${have}: the shapes fit, but on another base than its own an adapter computes something else; load ${said} unless it is the same model under another name`;
 }

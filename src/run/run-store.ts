@@ -9,6 +9,7 @@
 // file + fsync + rename; OPFS: a writable stream's swap file, applied on close).
 
 import { FinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 
 /** A run's files as the session sees them: read one, or replace several at once. */
 export interface RunStore {
@@ -49,7 +50,7 @@ interface Pointer {
 }
 
 function checkName(name: string): void {
-  if (!LOGICAL_NAME.test(name) || name === POINTER_FILE) throw new FinetuneError('internal', `not a run store file name: ${JSON.stringify(name)}`);
+  if (!LOGICAL_NAME.test(name) || name === POINTER_FILE) throw new FinetuneError('internal', `not a run store file name: ${quote(name)}`);
 }
 
 function parsePointer(bytes: Uint8Array): Pointer {

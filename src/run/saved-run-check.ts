@@ -12,6 +12,7 @@ import { savedKernels } from './kernel-tuning.ts';
 import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './saved-run.ts';
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
+import { quote } from '../core/quote.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
 
@@ -52,27 +53,27 @@ export function checkSavedRun(raw: unknown): SavedRun {
   const hp = safeParseHyperparams(withRecordDefaults(hpInput as Record<string, unknown>));
   if (!hp.ok) throw corrupt(`its hyperparameters are not valid: ${hp.errors.join('; ')}`, { errors: hp.errors });
   if (typeof r.modelSource !== 'string') throw corrupt('its record names no model');
-  if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${JSON.stringify(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);
+  if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${quote(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);
   if (typeof r.trainName !== 'string') throw corrupt('its record names no training file');
   if (r.validationName !== null && typeof r.validationName !== 'string') throw corrupt('its validation file name is not a string');
-  if (!isStepCount(r.totalSteps) || r.totalSteps === 0) throw corrupt(`its planned step count ${JSON.stringify(r.totalSteps)} is not a positive integer`);
-  if (!isStepCount(r.step)) throw corrupt(`its step ${JSON.stringify(r.step)} is not a step number`);
+  if (!isStepCount(r.totalSteps) || r.totalSteps === 0) throw corrupt(`its planned step count ${quote(r.totalSteps)} is not a positive integer`);
+  if (!isStepCount(r.step)) throw corrupt(`its step ${quote(r.step)} is not a step number`);
   if (r.step > r.totalSteps) throw corrupt(`its step ${r.step} is beyond its plan of ${r.totalSteps} steps`, { step: r.step, totalSteps: r.totalSteps });
-  if (r.epoch !== undefined && !isStepCount(r.epoch)) throw corrupt(`its epoch ${JSON.stringify(r.epoch)} is not an epoch number`);
+  if (r.epoch !== undefined && !isStepCount(r.epoch)) throw corrupt(`its epoch ${quote(r.epoch)} is not an epoch number`);
   if (r.stateChecksum !== undefined && (typeof r.stateChecksum !== 'string' || !CHECKSUM.test(r.stateChecksum))) throw corrupt('its state checksum is malformed');
   for (const k of ['trainChecksum', 'validationChecksum'] as const) {
     if (r[k] !== undefined && (typeof r[k] !== 'string' || !CHECKSUM.test(r[k]))) throw corrupt(`its ${k === 'trainChecksum' ? 'training' : 'validation'} data checksum is malformed`);
   }
-  if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${JSON.stringify(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
-  if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${JSON.stringify(r.kernels)} are not kernels this engine has`);
-  if (r.useRslora !== undefined && typeof r.useRslora !== 'boolean') throw corrupt(`its use_rslora ${JSON.stringify(r.useRslora)} is not true or false`);
+  if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${quote(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
+  if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${quote(r.kernels)} are not kernels this engine has`);
+  if (r.useRslora !== undefined && typeof r.useRslora !== 'boolean') throw corrupt(`its use_rslora ${quote(r.useRslora)} is not true or false`);
   if (r.tokenizer !== undefined && !isTokenizerIdentity(r.tokenizer)) throw corrupt('its record of the tokenizer is malformed');
   if (r.modelFiles !== undefined && !isModelFileList(r.modelFiles)) throw corrupt("its list of the model's files is malformed");
   if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');
   for (const h of r.history as unknown[]) {
     const item = h as Record<string, unknown> | null;
     if (typeof item !== 'object' || item === null || !isStepCount(item.step) || item.step > r.step) throw corrupt('its loss history holds an entry that is not a step of the run');
-    if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${JSON.stringify(item.seconds)} that is not a duration`);
+    if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${quote(item.seconds)} that is not a duration`);
     if (item.sample !== undefined && typeof item.sample !== 'string') throw corrupt('its loss history holds a sample that is not text');
     if (typeof item.sample === 'string' && item.sample.length > MAX_SAMPLE_TEXT) throw corrupt(`its loss history holds a sample of ${formatCount(item.sample.length)} characters, more than a sample can be (${formatCount(MAX_SAMPLE_TEXT)})`);
   }

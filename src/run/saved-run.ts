@@ -12,6 +12,7 @@ import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { openSafetensors } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
 import type { RunStore } from './run-store.ts';
+import { quote } from '../core/quote.ts';
 
 export const RUN_FILE = 'run.json';
 export const STATE_FILE = 'state.safetensors';
@@ -140,8 +141,8 @@ function recordShapeProblem(raw: unknown): string | null {
   if (typeof r.hp !== 'object' || r.hp === null || Array.isArray(r.hp)) return 'its record holds no hyperparameters';
   if (typeof r.modelSource !== 'string') return 'its record names no model';
   if (typeof r.trainName !== 'string') return 'its record names no training file';
-  if (!count(r.step)) return `its step ${JSON.stringify(r.step)} is not a step number`;
-  if (!count(r.totalSteps)) return `its planned step count ${JSON.stringify(r.totalSteps)} is not a step count`;
+  if (!count(r.step)) return `its step ${quote(r.step)} is not a step number`;
+  if (!count(r.totalSteps)) return `its planned step count ${quote(r.totalSteps)} is not a step count`;
   if (!Array.isArray(r.history)) return 'its loss history is not a list';
   return null;
 }
@@ -187,7 +188,7 @@ export async function checkStateStep(run: Pick<SavedRun, 'step'>, state: Uint8Ar
   if ('unreadable' in held) {
     const raw = held.unreadable;
     // A metadata value is any string: quoted, and cut short, for the message.
-    const quoted = raw === undefined ? null : JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw);
+    const quoted = raw === undefined ? null : quote(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw);
     throw new FinetuneError('bad-input', quoted === null ? `${says} holds no step (its metadata has none): ${damaged}` : `${says}'s step ${quoted} is not a step number: ${damaged}`);
   }
   if (held.step !== run.step) throw new FinetuneError('bad-input', `${says} holds step ${held.step}`);

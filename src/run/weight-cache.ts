@@ -19,6 +19,7 @@ import { downloadWeightParts, uploadWeightParts, weightsManifest, type PartRole,
 import { loadMistralWeights, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import type { BaseCheckpoint } from '../model/checkpoint.ts';
 import type { ByteSource, FileSet } from '../model/source.ts';
+import { quote } from '../core/quote.ts';
 
 /** Bumped whenever the entry layout or the meaning of a part changes: older entries are then rebuilt. */
 export const WEIGHT_CACHE_FORMAT = 1;
@@ -170,7 +171,7 @@ async function readFooter(entry: ByteSource): Promise<Footer> {
   if (typeof footer !== 'object' || footer === null || !Array.isArray(footer.parts)) throw new BadEntry('its footer is not an entry footer');
   if (footer.format !== WEIGHT_CACHE_FORMAT) throw new BadEntry(`format ${footer.format}, this build writes ${WEIGHT_CACHE_FORMAT}`);
   const odd = Object.keys(footer).find((k) => !FOOTER_FIELDS.has(k));
-  if (odd !== undefined) throw new BadEntry(`its footer has a field ${JSON.stringify(odd)} that no entry has`);
+  if (odd !== undefined) throw new BadEntry(`its footer has a field ${quote(odd)} that no entry has`);
   // JSON.stringify of the parsed manifest is the text that was hashed: key order and numbers survive a round trip.
   if (footer.manifestSha256 !== undefined && (await manifestHash(footer.manifest)) !== footer.manifestSha256) throw new BadEntry('its manifest does not match its hash');
   const dataEnd = entry.size - FOOTER_LENGTH_BYTES - len;
@@ -232,12 +233,12 @@ function manifestFault(manifest: WeightsManifest, identity: unknown): string | n
   const real = DIMS_REALS.find((k) => !isPositiveNumber(dims[k]));
   if (real !== undefined) return `its manifest's dims.${real} is not a positive number`;
   const quantization: unknown = manifest.quantization;
-  if (!isOneOf(quantization, QUANTIZATIONS)) return `its manifest's quantization ${JSON.stringify(quantization) ?? 'undefined'} is not one this build knows`;
-  if (isRecord(identity) && identity.quantization !== quantization) return `its manifest's quantization ${JSON.stringify(quantization)} is not its identity's ${JSON.stringify(identity.quantization) ?? 'undefined'}`;
+  if (!isOneOf(quantization, QUANTIZATIONS)) return `its manifest's quantization ${quote(quantization) ?? 'undefined'} is not one this build knows`;
+  if (isRecord(identity) && identity.quantization !== quantization) return `its manifest's quantization ${quote(quantization)} is not its identity's ${quote(identity.quantization) ?? 'undefined'}`;
   if (typeof manifest.tied !== 'boolean') return "its manifest's tied is not true or false";
   for (const [n, p] of (manifest.parts as unknown[]).entries()) {
     const named = isRecord(p) && typeof p.name === 'string';
-    if (!named || typeof p.bytes !== 'number' || !isRecord(p.info) || !isPartRole(p.info)) return `its manifest's part ${n + 1}${named ? ` (${JSON.stringify(p.name)})` : ''} is not a part description`;
+    if (!named || typeof p.bytes !== 'number' || !isRecord(p.info) || !isPartRole(p.info)) return `its manifest's part ${n + 1}${named ? ` (${quote(p.name)})` : ''} is not a part description`;
   }
   return null;
 }
@@ -512,6 +513,6 @@ export async function* entryChunks(
 
 /** Checks a key before it names a file: 40 hex digits, nothing else. */
 export function checkCacheKey(key: string): string {
-  if (!/^[0-9a-f]{40}$/.test(key)) throw new FinetuneError('bad-input', `not a weight-cache key: ${JSON.stringify(key)}`);
+  if (!/^[0-9a-f]{40}$/.test(key)) throw new FinetuneError('bad-input', `not a weight-cache key: ${quote(key)}`);
   return key;
 }

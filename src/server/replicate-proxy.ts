@@ -17,6 +17,7 @@ import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, PROXY_HELLO, PROXY_HELLO_PATH, PROXY_PROBLEM_TITLE, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
+import { quote } from '../core/quote.ts';
 
 export interface ReplicateProxyOptions {
   /** Where /replicate/v1/… goes (default Replicate's own API; tests point it at a local fake). */
@@ -159,7 +160,7 @@ function hostRule(entry: string): HostRule {
   const rest = subdomains ? entry.slice(1) : entry;
   const name = isIP(rest) === 6 ? bracketedIPv6(rest) : /^[A-Za-z0-9._-]+$|^\[/.test(rest) ? hostName(rest) : undefined;
   if (name === undefined || name === '' || name.startsWith('.') || name.endsWith('.') || (subdomains && name.startsWith('['))) {
-    throw new Error(`allowed host ${JSON.stringify(entry)} is not a host name or an IP address (--allow-host box.lan; .home.arpa for it and its subdomains; 192.168.1.5)`);
+    throw new Error(`allowed host ${quote(entry)} is not a host name or an IP address (--allow-host box.lan; .home.arpa for it and its subdomains; 192.168.1.5)`);
   }
   return { name, subdomains };
 }
@@ -205,7 +206,7 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
   function corsHeaders(req: IncomingMessage): Record<string, string> {
     const host = requestHost(req);
     if (!hostAllowed(host, req.socket?.localAddress, allowHosts)) {
-      const shown = host === undefined ? 'no Host header' : `the host ${JSON.stringify(host)}`;
+      const shown = host === undefined ? 'no Host header' : `the host ${quote(host)}`;
       const name = host === undefined ? undefined : hostName(host);
       const hint = name === undefined ? '' : ` (start it with --allow-host ${name.replace(/^\[|\]$/g, '')} to allow it; under Vite, add it to server.allowedHosts or preview.allowedHosts)`;
       throw new Refusal(403, `requests for ${shown} may not use this proxy: only this machine's names and addresses (localhost, 127.0.0.1, [::1], the address it listens on) and allowed hosts may, so that a page of another site whose name was made to point here (DNS rebinding) cannot${hint}`);

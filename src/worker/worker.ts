@@ -33,6 +33,7 @@ import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
 import type { AdapterSource, CachedModel, EncodedExample, EngineApi, EvaluationProgress, ModelSource, ProbeResult, RememberedKernels, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
+import { quote } from '../core/quote.ts';
 
 let context: Promise<GpuContext> | null = null;
 
@@ -193,7 +194,7 @@ const api = {
    * golden_qlora, 'none' full precision against golden_lora. Pass the callback wrapped in Comlink.proxy.
    */
   async goldenCheck(quantization: 'nf4' | 'none', onProgress?: (text: string) => void): Promise<CheckReport> {
-    if (quantization !== 'nf4' && quantization !== 'none') throw new FinetuneError('bad-input', `unknown quantization ${JSON.stringify(quantization)}`);
+    if (quantization !== 'nf4' && quantization !== 'none') throw new FinetuneError('bad-input', `unknown quantization ${quote(quantization)}`);
     const ctx = await gpuContext();
     const say = (text: string): void => void onProgress?.(text);
     say('fetching the reference model and golden');

@@ -46,6 +46,7 @@ import { basename } from 'node:path';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
+import { quote } from '../../core/quote.ts';
 
 /** What `bench matmul` compares unless --kernels names others (the warp map and the K step of 32 only when named). */
 const DEFAULT_MATMUL_KERNELS: readonly GemmKernel[] = ['basic', 'tiled', 'tiled-fixed'];
@@ -357,7 +358,7 @@ export const benchCommand: Command = {
     if (what === 'int8-ab') {
       if (!values.model || !values.data) throw new UsageError('bench int8-ab needs --model DIR and --data FILE.jsonl');
       const quantization = values.quant ?? 'nf4';
-      if (quantization !== 'nf4' && quantization !== 'nf4-double') throw new UsageError(`--quant must be nf4 or nf4-double, got ${JSON.stringify(quantization)}`);
+      if (quantization !== 'nf4' && quantization !== 'nf4-double') throw new UsageError(`--quant must be nf4 or nf4-double, got ${quote(quantization)}`);
       checkReadableFile(values.data, '--data');
       const tokenizer = await loadTokenizerFrom();
       const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, int8Kernel, ...nodeOptions });

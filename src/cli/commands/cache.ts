@@ -9,6 +9,7 @@ import type { WeightCacheEntryInfo } from '../../run/weight-cache.ts';
 import { parseCommandArgs, UsageError, type CliIO, type Command } from '../command.ts';
 import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache, removeLeftoverPartials } from '../node-weight-cache.ts';
+import { quote } from '../../core/quote.ts';
 
 const USAGE = `finetune cache list [--cache-dir DIR]
 finetune cache rm KEY… | --all [--cache-dir DIR]
@@ -45,7 +46,7 @@ async function removeAll(dir: string, doomed: readonly WeightCacheEntryInfo[], k
 /** The entries `keys` name: each a whole key or a unique prefix of at least 8 hex digits. */
 function named(entries: readonly WeightCacheEntryInfo[], keys: readonly string[], dir: string): WeightCacheEntryInfo[] {
   return keys.map((k) => {
-    if (!/^[0-9a-f]{8,40}$/.test(k)) throw new UsageError(`a key is at least 8 hex digits (finetune cache list shows them), got ${JSON.stringify(k)}`);
+    if (!/^[0-9a-f]{8,40}$/.test(k)) throw new UsageError(`a key is at least 8 hex digits (finetune cache list shows them), got ${quote(k)}`);
     const hits = entries.filter((e) => e.key.startsWith(k));
     if (hits.length === 0) throw new FinetuneError('bad-input', `no entry ${k} in ${dir}: nothing was removed`);
     if (hits.length > 1) throw new FinetuneError('bad-input', `${k} names ${hits.length} entries; give more of the key: nothing was removed`);
@@ -61,7 +62,7 @@ export const cacheCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, { 'cache-dir': { type: 'string' }, all: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } }, true);
     const [sub, ...rest] = positionals;
     const dir = values['cache-dir'] ?? defaultCacheDir();
-    if (sub !== 'list' && sub !== 'rm' && sub !== 'prune') throw new UsageError(sub === undefined ? 'say what to do: list, rm or prune' : `unknown subcommand ${JSON.stringify(sub)}: list, rm or prune`);
+    if (sub !== 'list' && sub !== 'rm' && sub !== 'prune') throw new UsageError(sub === undefined ? 'say what to do: list, rm or prune' : `unknown subcommand ${quote(sub)}: list, rm or prune`);
     if (sub !== 'rm' && (values.all || rest.length > 0)) throw new UsageError(`${sub} takes no ${values.all ? '--all' : 'keys'}`);
     if (sub !== 'prune' && values['dry-run']) throw new UsageError('--dry-run is for prune');
     await checkCacheFolder(dir, { given: values['cache-dir'] !== undefined });

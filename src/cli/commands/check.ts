@@ -7,6 +7,7 @@ import { checkDirectory, checkReadableFile } from '../input-file.ts';
 import { adapterInput } from '../adapter-input.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { isRemoteModelSpec, modelSpec, nodeFileSource } from '../node-source.ts';
+import { quote } from '../../core/quote.ts';
 
 const QUANTS: readonly Quantization[] = QUANTIZATIONS;
 
@@ -69,7 +70,7 @@ Example:
     const nodeOptions = nodeContextFlags(values);
     const gates = values['int8-gates'];
     if (gates !== undefined && gates !== 'all' && !(INT8_CHOICES as readonly string[]).includes(gates)) {
-      throw new UsageError(`--int8-gates must be one of ${[...INT8_CHOICES, 'all'].join(', ')}, got ${JSON.stringify(gates)}`);
+      throw new UsageError(`--int8-gates must be one of ${[...INT8_CHOICES, 'all'].join(', ')}, got ${quote(gates)}`);
     }
     const int8Gates: Int8Choice[] = gates === undefined ? [] : gates === 'all' ? [...INT8_CHOICES] : [gates as Int8Choice];
     if (int8Gates.length && baseMatmul !== 'fp32') throw new UsageError('--int8-gates compares int8 with fp32: leave --base-matmul at fp32');

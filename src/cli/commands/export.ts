@@ -20,6 +20,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { nodeDirectory } from '../node-source.ts';
 import { checkOutputPath } from '../input-file.ts';
 import { adapterInput } from '../adapter-input.ts';
+import { quote } from '../../core/quote.ts';
 
 const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID] [--base-model NAME] [--force]
 
@@ -117,7 +118,7 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
     if (!startsWithGgufMagic(head)) throw refuse('is not a GGUF file');
     const type = ggufHeaderString(head, 'general.type');
     if (type === 'adapter') return;
-    throw refuse(type === null ? 'is a GGUF file that does not say it is a LoRA adapter (no general.type in its header)' : `is a GGUF ${type} (its general.type is ${JSON.stringify(type)}), not a LoRA adapter`);
+    throw refuse(type === null ? 'is a GGUF file that does not say it is a LoRA adapter (no general.type in its header)' : `is a GGUF ${type} (its general.type is ${quote(type)}), not a LoRA adapter`);
   }
   if (!statSync(out).isDirectory()) return;
   const others = readdirSync(out).filter((f) => !f.startsWith('.') && !PEFT_OWN_FILES.has(f));
@@ -158,7 +159,7 @@ async function baseConfig(model: string | undefined, adapterBase: string | null,
   try {
     return await resolve(adapterBase, baseFlag, needed);
   } catch (e) {
-    if (e instanceof FinetuneError) throw new FinetuneError(e.kind, `${e.message} (reading the config of the base model ${JSON.stringify(adapterBase)}; give --model DIR to use a local copy)`, e.details);
+    if (e instanceof FinetuneError) throw new FinetuneError(e.kind, `${e.message} (reading the config of the base model ${quote(adapterBase)}; give --model DIR to use a local copy)`, e.details);
     throw e;
   }
 }
@@ -180,7 +181,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         force: { type: 'boolean', default: false },
       });
       if (!values.adapter) throw new UsageError('--adapter is required');
-      if (values.format !== 'peft' && values.format !== 'gguf') throw new UsageError(`--format must be peft or gguf${values.format ? `, not ${JSON.stringify(values.format)}` : ''}`);
+      if (values.format !== 'peft' && values.format !== 'gguf') throw new UsageError(`--format must be peft or gguf${values.format ? `, not ${quote(values.format)}` : ''}`);
       if (!values.out) throw new UsageError('--out is required');
       const format = values.format;
       const out = values.out;
@@ -214,7 +215,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       if (!base && format === 'gguf') {
         throw new FinetuneError(
           'bad-input',
-          `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `${baseModel !== undefined ? '--base-model' : "the adapter's base_model_name_or_path"} ${JSON.stringify(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
+          `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `${baseModel !== undefined ? '--base-model' : "the adapter's base_model_name_or_path"} ${quote(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
         );
       }
       const imported = base ? await importAdapterDetailed(input, { where: name, base: base.config }) : first;

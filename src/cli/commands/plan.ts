@@ -18,6 +18,7 @@ import { findNodeAdapter } from '../node-gpu.ts';
 import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
+import { quote } from '../../core/quote.ts';
 
 const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--tokenizer DIR] [--no-gpu] [--<hyperparameter> VALUE …]
 
@@ -76,12 +77,12 @@ export const planCommand: Command = {
     const positive = (flag: string, v: string | undefined, integer: boolean): number | undefined => {
       if (v === undefined) return undefined;
       const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
+      if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${quote(v)}`);
       return n;
     };
     const gb = positive('gpu-memory', values['gpu-memory'], false);
     // No GPU has a petabyte: a typo (1e308 planned against "Infinity TiB") is said as one.
-    if (gb !== undefined && gb > 1024 * 1024) throw new UsageError(`--gpu-memory is in GB: ${JSON.stringify(values['gpu-memory'])} is more than any GPU has`);
+    if (gb !== undefined && gb > 1024 * 1024) throw new UsageError(`--gpu-memory is in GB: ${quote(values['gpu-memory'])} is more than any GPU has`);
     const seqLen = positive('seq-len', values['seq-len'], true);
     const keep = parseKeepLayers(values['keep-layers']);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);

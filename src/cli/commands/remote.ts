@@ -45,6 +45,7 @@ import { UsageError, parseCommandArgs, type CliIO, type Command } from '../comma
 import { checkDirectory, checkOutputPath, checkReadableFile } from '../input-file.ts';
 import { timeLeft } from '../load-progress.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
+import { quote } from '../../core/quote.ts';
 
 const USAGE = `finetune remote train --data FILE.jsonl [--validation FILE.jsonl] --destination OWNER/NAME [--follow]
                       [--visibility private|public] [--hardware SKU] [--<hyperparameter> VALUE …]
@@ -102,7 +103,7 @@ function env(apiBaseFlag: string | undefined): Env {
   if (!token) throw new FinetuneError('bad-input', 'REPLICATE_API_TOKEN is not set: create a token at https://replicate.com/account/api-tokens and export REPLICATE_API_TOKEN=…');
   const apiBase = apiBaseFlag ?? process.env.REPLICATE_API_BASE_URL ?? REPLICATE_API_BASE;
   // Said without what could be a secret in it: a user and password, a query.
-  const shown = JSON.stringify(displayUrl(apiBase));
+  const shown = quote(displayUrl(apiBase));
   let u: URL;
   try {
     u = new URL(apiBase);
@@ -135,7 +136,7 @@ export function terminalSafe(text: string): string {
 
 /** Where a followed training stands, for a person: "training ID: processing · 1 min 5 s · $0.0910". */
 export function statusWords(v: TrainingView): string {
-  const status = isKnownStatus(v.status) ? v.status : `${JSON.stringify(v.status)} (a status this version does not know: taken as not finished, still following)`;
+  const status = isKnownStatus(v.status) ? v.status : `${quote(v.status)} (a status this version does not know: taken as not finished, still following)`;
   const parts = [`training ${v.id}: ${status}`, timeLeft(v.elapsedS), `$${v.costUsd.toFixed(4)}`];
   if (v.error) parts.push(terminalSafe(v.error));
   if (v.status === 'succeeded') parts.push(`its adapter: finetune remote fetch ${v.id} --out DIR`);
@@ -151,7 +152,7 @@ const POLL = { follow: { type: 'boolean', default: false }, 'poll-interval': { t
 
 function pollMs(v: string | undefined): number {
   const s = Number(v);
-  if (!Number.isFinite(s) || s < 0.001 || s > 600) throw new UsageError(`--poll-interval must be a number of seconds from 0.001 to 600, got ${JSON.stringify(v)}`);
+  if (!Number.isFinite(s) || s < 0.001 || s > 600) throw new UsageError(`--poll-interval must be a number of seconds from 0.001 to 600, got ${quote(v)}`);
   return s * 1000;
 }
 
@@ -172,8 +173,8 @@ async function train(args: string[], io: CliIO): Promise<number> {
   });
   if (!values.data) throw new UsageError('--data FILE.jsonl is required');
   if (!values.destination) throw new UsageError('--destination OWNER/NAME is required (the Replicate model the adapter is pushed to)');
-  if (values.visibility !== 'private' && values.visibility !== 'public') throw new UsageError(`--visibility must be private or public, got ${JSON.stringify(values.visibility)}`);
-  if (!/^[A-Za-z0-9]{8,128}$/.test(values['base-version'] as string)) throw new UsageError(`--base-version must be a version id (hex), got ${JSON.stringify(values['base-version'])}`);
+  if (values.visibility !== 'private' && values.visibility !== 'public') throw new UsageError(`--visibility must be private or public, got ${quote(values.visibility)}`);
+  if (!/^[A-Za-z0-9]{8,128}$/.test(values['base-version'] as string)) throw new UsageError(`--base-version must be a version id (hex), got ${quote(values['base-version'])}`);
   const destination = parseDestination(values.destination);
   // Every flag is judged before the first request: a bad --poll-interval once surfaced only after the training started.
   const pollDelayMs = pollMs(values['poll-interval']);

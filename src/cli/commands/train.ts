@@ -37,6 +37,7 @@ import { loadRunData } from '../../data/training-data.ts';
 import type { LoadedDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
 import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
+import { quote } from '../../core/quote.ts';
 
 /** How often a validation pass's progress is printed at most (its start and end always are). */
 const VALIDATING_EVERY_MS = 2000;
@@ -201,7 +202,7 @@ export function makeTrainCommand(
       const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
       const keepLayers = parseKeepLayers(values['keep-layers']);
       const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
-      if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${JSON.stringify(values['gpu-memory'])}`);
+      if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${quote(values['gpu-memory'])}`);
       if (values['stream-layers'] && gpuMemoryGb !== undefined) throw new UsageError('--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide: give one of them');
       if (!values.data && !values.resume) throw new UsageError('--data is required');
       // Every named file is checked before the GPU or the model is touched: a typo costs a second, not a model load.
@@ -275,7 +276,7 @@ export function makeTrainCommand(
           }
         }
         const recover = values.recover === undefined ? 2 : Number(values.recover);
-        if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${JSON.stringify(values.recover)}`);
+        if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${quote(values.recover)}`);
         const tokenizer = await loadTokenizerFrom(values.tokenizer);
         // Another tokenizer than the run's (a --tokenizer left out, say) is refused before the model's load.
         const tokenizerNote = values.resume && previous ? checkTokenizer(previous, tokenizer.identity, "Resume with --tokenizer naming the run's tokenizer.model (no --tokenizer for the default one), or start a new run over it with --overwrite") : null;

@@ -8,6 +8,7 @@ import { formatCount } from '../../core/units.ts';
 import { UsageError, type Command } from '../command.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
+import { quote } from '../../core/quote.ts';
 
 const HP_FLAGS: readonly HyperparamName[] = ['layout', 'max_seq_len'];
 
@@ -56,7 +57,7 @@ export const validateCommand: Command = {
       else if (flag === '--max-problems') {
         const v = value();
         maxProblems = Number(v);
-        if (!Number.isInteger(maxProblems) || maxProblems < 1) throw new FinetuneError('bad-input', `--max-problems must be a positive integer, got ${JSON.stringify(v)}`);
+        if (!Number.isInteger(maxProblems) || maxProblems < 1) throw new FinetuneError('bad-input', `--max-problems must be a positive integer, got ${quote(v)}`);
       } else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
       else files.push(a);
     }

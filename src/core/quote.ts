@@ -1,0 +1,25 @@
+// How a name or a value from outside (a file name, a model or adapter name, a key or a string from a file, a flag's
+// argument) is quoted in a message, on the page and in the terminal alike.
+
+/**
+ * What a quoted value shows as a \uXXXX escape besides what JSON.stringify escapes (C0 controls, `"` and `\`): DEL and
+ * the C1 controls, the line and paragraph separators, and the bidirectional formatting characters (ALM, LRM, RLM, the
+ * embeddings and overrides LRE…RLO, the isolates LRI…PDI). JSON.stringify leaves these as they are, and a page shows
+ * them as nothing: a U+202E (right-to-left override) in a file name reverses the rest of its line, so a message about
+ * "report\u202Etxt.exe" reads as about "reportexe.txt", and every word after the name is turned around with it.
+ */
+export const INVISIBLE_IN_QUOTES = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `c` as a \uXXXX escape, as JSON.stringify writes the ones it escapes (lowercase hex). */
+export function unicodeEscape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * `value` as JSON (a string in double quotes), with the characters of INVISIBLE_IN_QUOTES escaped too: what is quoted
+ * is seen as it is, and cannot hide or reorder the words around it. Values JSON has no text for (undefined, a function)
+ * are written by String().
+ */
+export function quote(value: unknown): string {
+  return (JSON.stringify(value) ?? String(value)).replace(INVISIBLE_IN_QUOTES, unicodeEscape);
+}
