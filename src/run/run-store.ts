@@ -93,7 +93,9 @@ export function pointerRunStore(files: StoreFiles): RunStore {
     const names = await files.list();
     const numbered = names.filter((n) => NUMBERED.test(n)).sort();
     if (numbered.length) {
-      const list = `${numbered.slice(0, 5).join(', ')}${numbered.length > 5 ? ', …' : ''}`;
+      // Names from the folder, checked only for their numbered start: quoted, so that no line break or bidi control in
+      // one goes into the message as it is.
+      const list = `${numbered.slice(0, 5).map(quote).join(', ')}${numbered.length > 5 ? ', …' : ''}`;
       throw damagedStore(`the run store has numbered files (${list}) but no ${POINTER_FILE} saying which of them are the run's: its pointer was lost (or a first checkpoint was cut short before it was written)`);
     }
     const legacy = names.filter((n) => LOGICAL_NAME.test(n) && n !== POINTER_FILE);

@@ -100,7 +100,9 @@ export function isDamagedRun(e: unknown): e is FinetuneError {
  * and a new run then replaced it at its first checkpoint without a word. `where` names the store in the message.
  */
 export async function readSavedRun(store: RunStore, where?: string): Promise<SavedRun | null> {
-  const unreadable = (detail: string): FinetuneError => new FinetuneError('bad-input', `the saved run${where ? ` in ${where}` : ''} is unreadable (${detail})`, { damagedRun: true });
+  // `where` is a folder the user gave (the CLI's OUT/run): quoted as names are, so a line break or a bidi control in
+  // it shows as an escape rather than breaking or reordering the message.
+  const unreadable = (detail: string): FinetuneError => new FinetuneError('bad-input', `the saved run${where ? ` in ${quote(where)}` : ''} is unreadable (${detail})`, { damagedRun: true });
   let bytes: Uint8Array | null;
   try {
     bytes = await store.load(RUN_FILE);

@@ -166,11 +166,11 @@ describe('finetune train and its run folder', () => {
     expect([1, 2]).toContain(at);
     expect(events.find((e) => e.type === 'checkpoint')).toMatchObject({ step: at });
     expect(events.at(-1)).toMatchObject({ type: 'done', steps: at, stopped: true });
-    expect(stopped.err).toContain(`note: stopped after step ${at}, saved in ${join(dir, 'out', 'run')}; the adapter so far is in ${join(dir, 'out', 'adapter')}. Continue with the same command and --resume`);
+    expect(stopped.err).toContain(`note: stopped after step ${at}, saved in "${join(dir, 'out', 'run')}"; the adapter so far is in ${join(dir, 'out', 'adapter')}. Continue with the same command and --resume`);
 
     const refused = await cli(args);
     expect(refused.code).toBe(2);
-    expect(refused.err).toMatch(new RegExp(`holds an unfinished run \\(rows\\.jsonl, step ${at} of 3\\).*--resume.*--overwrite`));
+    expect(refused.err).toMatch(new RegExp(`holds an unfinished run \\("rows\\.jsonl", step ${at} of 3\\).*--resume.*--overwrite`));
 
     const resumed = await cli(['--model', 'test/fixtures/tiny-mistral', '--out', join(dir, 'out'), '--resume']);
     expect(resumed.code, resumed.err).toBe(0);

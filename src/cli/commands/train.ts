@@ -235,6 +235,8 @@ export function makeTrainCommand(
         // silently take the place of an earlier one, unfinished (its checkpoint) or finished (its run and, at the new
         // run's end, the adapter in OUT/adapter: the result of the earlier run would be lost).
         const runDir = join(out, 'run');
+        // Messages about the saved run quote its folder and what its record says (a model's or a data file's name), as
+        // names are quoted elsewhere: a line break or a bidi control in one shows as an escape.
         // A run there that cannot be read is not "no run": resuming it is refused, and so is replacing it without --overwrite.
         const { run: previous, damaged } = await readSavedRun(folderRunStore(runDir), runDir).then(
           (run) => ({ run, damaged: null }),
@@ -247,7 +249,7 @@ export function makeTrainCommand(
         if (damaged && !values.overwrite) throw new FinetuneError('bad-input', `${damaged.message}: a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it`);
         if (damaged) io.err(`note: ${damaged.message}; --overwrite: this run replaces it at its first checkpoint`);
         if (values.resume) {
-          if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${runDir} (a run saves its first checkpoint after save_steps steps, or at its first epoch's end): drop --resume to start one, or give --out the folder of the run to continue`);
+          if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${quote(runDir)} (a run saves its first checkpoint after save_steps steps, or at its first epoch's end): drop --resume to start one, or give --out the folder of the run to continue`);
           const stored = await readStoredCheckpoint(folderRunStore(runDir));
           // A resume continues the run as it was trained: other data or hyperparameters given beside --resume would be
           // ignored, and a user who meant them would never know (they once were, without a word). The same ones, as
@@ -255,15 +257,15 @@ export function makeTrainCommand(
           await checkResumeArgs(stored, { data: values.data, validation: values.validation, hp, given, runDir });
           // The run's model, asked before a load that can take minutes (Mistral-7B) only to be refused after it.
           if (spec.label !== previous.modelSource) {
-            throw new FinetuneError('bad-input', `the run saved in ${runDir} was trained on the model "${previous.modelSource}"; --model ${values.model} is "${spec.label}": give the run's model to resume it`);
+            throw new FinetuneError('bad-input', `the run saved in ${quote(runDir)} was trained on the model ${quote(previous.modelSource)}; --model ${values.model} is ${quote(spec.label)}: give the run's model to resume it`);
           }
         } else if (previous && isUnfinished(previous)) {
-          const which = `${runDir} holds an unfinished run (${previous.trainName}, step ${previous.step} of ${previous.totalSteps})`;
+          const which = `${quote(runDir)} holds an unfinished run (${quote(previous.trainName)}, step ${previous.step} of ${previous.totalSteps})`;
           if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: continue it with --resume, or start a new run over it with --overwrite`);
           io.err(`note: ${which}; it is kept until this run saves its first checkpoint`);
         } else if (previous) {
-          const its = existsSync(adapterDir) ? ` and its adapter (${adapterDir})` : '';
-          const which = `${out} holds a finished run (${previous.trainName}, ${formatCounted(previous.step, 'step')})${its}`;
+          const its = existsSync(adapterDir) ? ` and its adapter (${quote(adapterDir)})` : '';
+          const which = `${quote(out)} holds a finished run (${quote(previous.trainName)}, ${formatCounted(previous.step, 'step')})${its}`;
           if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: give --out another folder to keep it, or --overwrite to replace it`);
           io.err(`note: ${which}; --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
         } else if (!values.resume && !damaged) {
@@ -340,7 +342,7 @@ export function makeTrainCommand(
             // Only a checkpoint of this run (or the run asked to resume) can be resumed; before its first one there is none.
             io.err(
               hasCheckpoint()
-                ? `${signal}: stopping now; the last complete checkpoint in ${runDir} is kept (continue with --resume)`
+                ? `${signal}: stopping now; the last complete checkpoint in ${quote(runDir)} is kept (continue with --resume)`
                 : `${signal}: stopping now; this run had saved no checkpoint, so there is nothing of it to resume: run the same command again to start it`,
             );
             // The GPU device first: destroying it waits for the work in flight, and exiting while Dawn's threads still
@@ -444,7 +446,7 @@ export function makeTrainCommand(
                 // Lost while the kernels were measured (before the first step): nothing to resume; the message says what
                 // the next run does.
                 if (lostWhileMeasuring && !hasCheckpoint()) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
-                throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${runDir} is kept: run finetune train again with --model and --out as before and --resume to continue`);
+                throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${quote(runDir)} is kept: run finetune train again with --model and --out as before and --resume to continue`);
               }
               const from = hasCheckpoint() ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
               print({ type: 'device-lost', attempt: attempt + 1, of: recover, message: e.message, resumeAt: savedStep });
@@ -465,7 +467,7 @@ export function makeTrainCommand(
             if (baseModel === undefined && !isRemoteModelSpec(values.model as string)) {
               io.err(`note: the adapter names its base model "${adapter.config.baseModel}", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${dir} --format peft --out DIR --base-model owner/name`);
             }
-            if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${runDir}; the adapter so far is in ${dir}. Continue with the same command and --resume`);
+            if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${quote(runDir)}; the adapter so far is in ${dir}. Continue with the same command and --resume`);
             print({ type: 'done', ...result, adapter: dir });
             io.err(trainDoneLine(result, dir));
             ctx.destroyDevice();

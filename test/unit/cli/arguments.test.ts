@@ -228,12 +228,12 @@ describe('files named on the command line are checked before any GPU or model wo
     const refused = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out]);
     expect(refused).toEqual({
       code: 2,
-      err: [`finetune train: bad-input: ${out} holds a finished run (rows.jsonl, 3 steps) and its adapter (${join(out, 'adapter')}): give --out another folder to keep it, or --overwrite to replace it`],
+      err: [`finetune train: bad-input: "${out}" holds a finished run ("rows.jsonl", 3 steps) and its adapter ("${join(out, 'adapter')}"): give --out another folder to keep it, or --overwrite to replace it`],
     });
     expect(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')).toBe('{}');
     // --overwrite gets past the refusal, says what it replaces, and goes on to the GPU (here a stub that refuses).
     const replaced = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out, '--overwrite']);
-    expect(replaced.err[0]).toBe(`note: ${out} holds a finished run (rows.jsonl, 3 steps) and its adapter (${join(out, 'adapter')}); --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
+    expect(replaced.err[0]).toBe(`note: "${out}" holds a finished run ("rows.jsonl", 3 steps) and its adapter ("${join(out, 'adapter')}"); --overwrite: this run replaces it (the run with its first checkpoint, the adapter at its end)`);
     expect(replaced.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
   });
 

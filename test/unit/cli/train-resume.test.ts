@@ -76,6 +76,16 @@ describe('train --resume and the tokenizer the run was trained with', () => {
   });
 });
 
+describe('train --resume and the model the run was trained on', () => {
+  it("quotes the run's model name, which comes from its record on disk, as names are quoted elsewhere", async () => {
+    const out = await savedRunFolder({ modelSource: 'tiny"; --model is "x\u202e' });
+    const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume');
+    expect((code as Error).message).toBe(
+      `the run saved in "${join(out, 'run')}" was trained on the model "tiny\\"; --model is \\"x\\u202e"; --model test/fixtures/tiny-mistral is "tiny-mistral": give the run's model to resume it`,
+    );
+  });
+});
+
 describe('train and a damaged OUT/run', () => {
   const runFiles = (out: string): Record<string, string> => Object.fromEntries(readdirSync(join(out, 'run')).map((f) => [f, readFileSync(join(out, 'run', f), 'latin1')]));
 
@@ -83,7 +93,7 @@ describe('train and a damaged OUT/run', () => {
     const out = await savedRunFolder({});
     writeFileSync(join(out, 'run', '000001-run.json'), '{"modelSource": "tiny-mis');
     const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume');
-    expect((code as Error).message).toMatch(new RegExp(`^the saved run in ${join(out, 'run')} is unreadable \\(run\\.json: .*JSON.*\\): it cannot be resumed; start a new run over it with --overwrite, or give --out another folder$`));
+    expect((code as Error).message).toMatch(new RegExp(`^the saved run in "${join(out, 'run')}" is unreadable \\(run\\.json: .*JSON.*\\): it cannot be resumed; start a new run over it with --overwrite, or give --out another folder$`));
   });
 
   it('a new run without --overwrite is refused over a damaged run (run.json {}, or a lost current.json) and the files stay; with --overwrite it goes on, saying so', async () => {
@@ -94,9 +104,9 @@ describe('train and a damaged OUT/run', () => {
       const before = runFiles(out);
       const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--data', 'test/fixtures/data/prompt_completion.jsonl', '--out', out);
       const message = (code as Error).message;
-      expect(message, damage).toMatch(new RegExp(`^the saved run in ${join(out, 'run')} is unreadable \\(.*\\): a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it$`));
+      expect(message, damage).toMatch(new RegExp(`^the saved run in "${join(out, 'run')}" is unreadable \\(.*\\): a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it$`));
       if (damage === 'empty record') expect(message).toContain('(run.json: its record holds no hyperparameters)');
-      else expect(message).toContain('(the run store has numbered files (000001-run.json, 000001-state.safetensors, 000001-train.jsonl) but no current.json');
+      else expect(message).toContain('(the run store has numbered files ("000001-run.json", "000001-state.safetensors", "000001-train.jsonl") but no current.json');
       expect(runFiles(out)).toEqual(before);
       const over = await train('--model', 'test/fixtures/tiny-mistral', '--data', 'test/fixtures/data/prompt_completion.jsonl', '--out', out, '--overwrite');
       expect((over.code as Error).message).toBe(REACHED_GPU);

@@ -15,7 +15,7 @@ describe('a current.json naming a missing file', () => {
     await commitFakeCheckpoint(store, 2, 4);
     await files.remove('000002-run.json');
     const e = await readSavedRun(store, 'OUT/run').then(() => null, (x: unknown) => x as FinetuneError);
-    expect(e?.message).toBe(`the saved run in OUT/run is unreadable (the run store's ${POINTER_FILE} names 000002-run.json for its run.json, and that file is missing)`);
+    expect(e?.message).toBe(`the saved run in "OUT/run" is unreadable (the run store's ${POINTER_FILE} names 000002-run.json for its run.json, and that file is missing)`);
     expect(isDamagedRun(e)).toBe(true);
     // The state it names is still read as it is.
     expect(await store.load(STATE_FILE)).not.toBeNull();

@@ -133,7 +133,7 @@ describe('a damaged store is not an empty one', () => {
     await commitFakeCheckpoint(store, 2, 4);
     await files.remove(POINTER_FILE);
     const e = await store.load(RUN_FILE).then(() => null, (x: unknown) => x as FinetuneError);
-    expect(e?.message).toBe("the run store has numbered files (000001-train.jsonl, 000002-run.json, 000002-state.safetensors) but no current.json saying which of them are the run's: its pointer was lost (or a first checkpoint was cut short before it was written)");
+    expect(e?.message).toBe(`the run store has numbered files ("000001-train.jsonl", "000002-run.json", "000002-state.safetensors") but no current.json saying which of them are the run's: its pointer was lost (or a first checkpoint was cut short before it was written)`);
     expect(isDamagedRun(e)).toBe(true);
     await store.commit({ [RUN_FILE]: null, [STATE_FILE]: null, [TRAIN_FILE]: null });
     expect(await store.load(RUN_FILE)).toBeNull();
@@ -152,13 +152,31 @@ describe('a damaged store is not an empty one', () => {
   });
 });
 
+describe('names from the folder and the folder itself, in a damaged run\'s message', () => {
+  it('quotes the numbered files a folder without a pointer holds: a line break or a bidi control in a name stays escaped', async () => {
+    const files = memoryStoreFiles();
+    await files.write('000001-run.json', bytes('{}'));
+    await files.write('000002-x\nnote: all fine\u202e.json', bytes('{}'));
+    const e = await pointerRunStore(files).load(RUN_FILE).then(() => null, (x: unknown) => x as FinetuneError);
+    expect(e?.message).toContain('numbered files ("000001-run.json", "000002-x\\nnote: all fine\\u202e.json") but no current.json');
+    expect(e?.message).not.toMatch(/[\n\u202e]/);
+  });
+
+  it('quotes the folder readSavedRun names', async () => {
+    const store = pointerRunStore(memoryStoreFiles());
+    await store.commit({ [RUN_FILE]: bytes('{}') });
+    const e = await readSavedRun(store, 'OUT\n\u202erun').then(() => null, (x: unknown) => x as FinetuneError);
+    expect(e?.message).toBe('the saved run in "OUT\\n\\u202erun" is unreadable (run.json: its record holds no hyperparameters)');
+  });
+});
+
 describe('readSavedRun', () => {
   it('says a run.json that is not JSON, or not a run record, is unreadable, rather than that there is no run', async () => {
     const store = pointerRunStore(memoryStoreFiles());
     expect(await readSavedRun(store)).toBeNull();
     await store.commit({ [RUN_FILE]: bytes('{"modelSource": "tiny-mis') });
     const e = await readSavedRun(store, 'OUT/run').then(() => null, (x: unknown) => x as FinetuneError);
-    expect(e?.message).toMatch(/^the saved run in OUT\/run is unreadable \(run\.json: .*JSON.*\)$/);
+    expect(e?.message).toMatch(/^the saved run in "OUT\/run" is unreadable \(run\.json: .*JSON.*\)$/);
     expect(isDamagedRun(e)).toBe(true);
     await store.commit({ [RUN_FILE]: bytes('{}') });
     expect((await readSavedRun(store).then(() => null, (x: unknown) => x as Error))?.message).toBe('the saved run is unreadable (run.json: its record holds no hyperparameters)');
