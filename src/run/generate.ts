@@ -16,7 +16,7 @@ import { decoderBytes, decoderChunk } from '../engine/mistral/sizing.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
-import { argmax, checkSampling, pickToken } from './sampling.ts';
+import { argmax, checkLogits, checkSampling, pickToken } from './sampling.ts';
 import { TextStream } from './text-stream.ts';
 
 /** The generator stream of sampling draws, apart from the streams the seed drives elsewhere (shuffling, init). */
@@ -221,7 +221,12 @@ export async function generateFullRecompute(
       const head = weights.lmHead;
       if (head.storage === 'f16') gemm(ctx, { C: logits, A: last, B: head.buffer, M: 1, N: d.V, K: d.C, transB: true, bStorage: 'f16' });
       else matvec_forward(ctx, logits, last, head.buffer, 1, d.V, d.C, { wStorage: head.storage });
-      const best = argmax(await ctx.readF32(logits));
+      // Checked as pickToken checks generate's logits: argmax alone answered a NaN at token 0 with token 0, passed over
+      // a NaN elsewhere, and took +Infinity's token, so the reference gave a token where generate says the forward
+      // pass is broken.
+      const row = await ctx.readF32(logits);
+      checkLogits(row);
+      const best = argmax(row);
       if (best === o.eosId) break;
       ids.push(best);
       out.push(best);
