@@ -18,6 +18,7 @@
 
 import { uniformSource } from '../core/prng.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
@@ -526,13 +527,35 @@ interface CacheContents {
 }
 
 /**
+ * Why the cache file could not be written, in words that name the path: the Node store's errors carry `code` and
+ * `path` (and a rename's `dest`, the file it would replace: its `path` is the temporary file); anything else (OPFS's)
+ * is said by its own message.
+ */
+function unwritable(e: unknown, where: string | undefined): FinetuneError {
+  const { code, path, dest } = (e ?? {}) as { code?: unknown; path?: unknown; dest?: unknown };
+  const target = typeof dest === 'string' ? dest : typeof path === 'string' ? path : null;
+  const at = target === null ? null : quote(target);
+  const why =
+    code === 'ENOTDIR' ? (at ? `${at} is a file, not a folder` : 'part of its path is a file')
+    : code === 'EISDIR' ? `${at ?? CACHE_FILE} is a folder, not a file`
+    : code === 'EACCES' || code === 'EPERM' ? `permission denied${at ? ` (${at})` : ''}`
+    : code === 'EROFS' ? 'the disk is read-only'
+    : code === 'ENOSPC' || code === 'EDQUOT' ? 'no space is left on the disk'
+    : e instanceof Error ? e.message : String(e);
+  return new FinetuneError('bad-input', `the kernel choices cannot be written${where === undefined ? '' : ` in ${quote(where)}`}: ${why}`);
+}
+
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/**
  * Decisions in one small JSON file of a folder (Node: under the cache directory; the browser: OPFS). A missing,
  * damaged or foreign file reads as empty — the kernels are measured again and the file rewritten — never as an error
  * that stops a run; entries that do not check out are dropped one by one. Beside the decisions, per key, the
  * combinations that lost the GPU device while measured (`lost`): written after the loss, before the run's error is
- * reported, so that the next run leaves them out.
+ * reported, so that the next run leaves them out. A write that fails is a FinetuneError naming `where` (the folder,
+ * in messages) and what is wrong with it; a run goes on without the cache, and says so (decideKernels).
  */
-export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
+export function fileKernelTuningCache(files: StoreFiles, where?: string): KernelTuningCache {
   const readAll = async (): Promise<CacheContents> => {
     const contents: CacheContents = { entries: {}, lost: {} };
     const bytes = await files.read(CACHE_FILE).catch(() => null);
@@ -565,7 +588,10 @@ export function fileKernelTuningCache(files: StoreFiles): KernelTuningCache {
       .filter(([, marks]) => marks.length > 0)
       .sort((a, b) => (latest(a[1]) < latest(b[1]) ? 1 : -1))
       .slice(0, MAX_CACHED_DECISIONS);
-    await files.write(CACHE_FILE, new TextEncoder().encode(JSON.stringify({ format: CACHE_FORMAT, entries: Object.fromEntries(entries), lost: Object.fromEntries(lost) })));
+    const bytes = new TextEncoder().encode(JSON.stringify({ format: CACHE_FORMAT, entries: Object.fromEntries(entries), lost: Object.fromEntries(lost) }));
+    await files.write(CACHE_FILE, bytes).catch((e: unknown) => {
+      throw unwritable(e, where);
+    });
   };
   return {
     async get(key) {
@@ -729,11 +755,14 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
   } catch (e) {
     const lost = lostWhileMeasuring(e);
     if (!lost) throw e;
-    // Remembered before the error is reported: the next run (a click on Train, or the same command) leaves it out.
-    await i.cache?.markLost(i.key, lost).catch(() => undefined);
+    // Remembered before the error is reported: the next run (a click on Train, or the same command) leaves it out. A
+    // cache that cannot be written would not leave it out, and the message must not promise it does.
+    const unremembered = i.cache ? await i.cache.markLost(i.key, lost).then(() => null, messageOf) : null;
     const error = e as FinetuneError;
+    const passKernels = 'pass the kernels to use (--gemm, --attention, --lora-kernel) to train without it';
+    const next = !i.cache ? passKernels : unremembered === null ? 'the next run on this GPU leaves that combination out' : `it could not be remembered (${unremembered}): ${passKernels}`;
     // details.kernelsLost: the combination in words, for the page's own sentence.
-    throw new FinetuneError('device-lost', `${error.message} — while measuring ${kernelsText(lost)} on one layer of this model, before the first step; ${i.cache ? 'the next run on this GPU leaves that combination out' : 'pass the kernels to use (--gemm, --attention, --lora-kernel) to train without it'}`, { ...error.details, kernelsLost: kernelsText(lost) });
+    throw new FinetuneError('device-lost', `${error.message} — while measuring ${kernelsText(lost)} on one layer of this model, before the first step; ${next}`, { ...error.details, kernelsLost: kernelsText(lost) });
   }
   const pick = pickKernels(trials, { allowed: (k) => allowedBy(ask, k) });
   const failed = trials.filter((t) => t.error !== undefined);
@@ -742,7 +771,10 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
     (disagreed.length ? `; refused for numbers that disagree on this GPU: ${disagreed.map(kernelsText).join('; ')}` : '') +
     (failed.length ? `; refused for failing on this GPU: ${failed.map((t) => `${kernelsText(t.kernels)} (${t.error})`).join('; ')}` : '');
   // Only an unconstrained choice is remembered: a later run that asks for nothing must get the overall fastest.
-  if (i.cache && allAuto) await i.cache.put(i.key, { ...pick.chosen, speedup: pick.speedup, measuredAt: new Date().toISOString() }).catch(() => undefined);
+  // A choice that cannot be remembered (the cache folder is a file, say) does not stop the run, but is said: every
+  // later run would measure again, and nothing would say why.
+  const unremembered = i.cache && allAuto ? await i.cache.put(i.key, { ...pick.chosen, speedup: pick.speedup, measuredAt: new Date().toISOString() }).then(() => null, messageOf) : null;
+  const unrememberedText = unremembered === null ? '' : `; not remembered for the next run: ${unremembered}`;
   return {
     kernels: pick.chosen,
     source: 'measured',
@@ -750,7 +782,7 @@ export async function decideKernels(i: DecideInputs): Promise<KernelDecision> {
     trials,
     refused: pick.refused,
     lost: lostBefore,
-    text: `kernels: ${kernelsText(pick.chosen)}, measured on one layer of this model: ${speedText(pick.chosen, trials[0].kernels, i.current, pick.speedup)}${refusedText}${lostClause}`,
+    text: `kernels: ${kernelsText(pick.chosen)}, measured on one layer of this model: ${speedText(pick.chosen, trials[0].kernels, i.current, pick.speedup)}${refusedText}${lostClause}${unrememberedText}`,
   };
 }
 

@@ -361,7 +361,8 @@ export function makeTrainCommand(
         const hasCheckpoint = (): boolean => values.resume || savedStep !== null;
         // Made once: every attempt reads and writes the same caches.
         const weightCache = values['no-cache'] ? null : nodeWeightCache(cacheDir);
-        const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(join(cacheDir, 'kernels')));
+        const kernelDir = join(cacheDir, 'kernels');
+        const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(kernelDir), kernelDir);
         // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
         const writeAdapter = async (s: FinetuneSession): Promise<{ adapter: LoraAdapter; dir: string }> => {
           const trained = await s.adapterNow();
