@@ -97,6 +97,34 @@ export type TrainEvent =
   /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
   | ({ type: 'kernels' } & KernelDecision);
 
+/**
+ * A checkpoint as a caller of a resume names it: the saved run's step and its record's savedAt (each commit writes its
+ * own, so another save of the same step is told apart).
+ */
+export type ExpectedCheckpoint = Pick<SavedRun, 'step' | 'savedAt'>;
+
+/** An expectation as it came from the page (through the worker): a whole step and a time, or refused. */
+function checkExpectedCheckpoint(e: unknown): asserts e is ExpectedCheckpoint {
+  const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
+  if (typeof c !== 'object' || c === null || !Number.isSafeInteger(c.step) || typeof c.savedAt !== 'string') {
+    throw new FinetuneError('bad-input', 'the checkpoint to resume is named by its step (a whole number) and its savedAt (text)');
+  }
+}
+
+/**
+ * The refusal of a resume asked for `expected` when the store holds another run (`now`) or none: every tab of the page
+ * shares the store, and another may have saved since the page offered the checkpoint. details.checkpointGone tells
+ * the page to offer the run saved now instead of failing the run.
+ */
+function checkpointRefusal(expected: ExpectedCheckpoint, now: SavedRun | null, restoreOnly: boolean): FinetuneError {
+  const holds = now ? `it now holds ${now.trainName} at step ${now.step} of ${now.totalSteps}, saved ${now.savedAt}` : 'no run is saved any more';
+  return new FinetuneError(
+    'bad-input',
+    `the run saved here is no longer the checkpoint asked for (step ${expected.step}, saved ${expected.savedAt}): ${holds}. Nothing was ${restoreOnly ? 'restored' : 'resumed'}`,
+    { checkpointGone: true, expected: { step: expected.step, savedAt: expected.savedAt } },
+  );
+}
+
 /** `p`, held in `set` until it settles (how the session knows which calls are still in flight). */
 function inSetUntilSettled<T>(set: Set<Promise<unknown>>, p: Promise<T>): Promise<T> {
   set.add(p);
@@ -538,12 +566,14 @@ export class FinetuneSession {
    * `restoreOnly` (with `resume`): the saved run's adapter at its checkpoint's step, for export and generation, with no
    * step, validation or sample: the run comes back stopped where it was saved, and its store is left as it was (no
    * record or state is written), so that a later resume continues from the very same checkpoint.
+   * `expected` (with `resume`): the checkpoint the caller offered; any other saved run is refused (checkpointRefusal)
+   * before anything is given up. The CLI, the store's one user, asks none.
    */
   async train(
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; restoreOnly?: boolean; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
+    o: { resume?: boolean; restoreOnly?: boolean; expected?: ExpectedCheckpoint; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     // The load would free the weights this run trains on when it finishes.
@@ -563,7 +593,13 @@ export class FinetuneSession {
     // Carried in every record of the run: a resume checks the stored data against them.
     let dataChecksums: Pick<SavedRun, 'trainChecksum' | 'validationChecksum'> = {};
     if (o.resume) {
+      if (o.expected !== undefined) checkExpectedCheckpoint(o.expected);
       const found = await this.savedRun();
+      // Read once, and resumed as read: the worker holds the run lock from here to the run's end, so no other tab can
+      // save between this check and the run (the page's own check, before it asked, could not promise that).
+      if (o.expected && !(found && found.step === o.expected.step && found.savedAt === o.expected.savedAt)) {
+        throw checkpointRefusal(o.expected, found, o.restoreOnly === true);
+      }
       if (!found || !this.store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
       // The record is checked before anything in it is used: a tampered one is refused before anything is allocated.
       const saved = (resumed = checkSavedRun(found));

@@ -68,10 +68,15 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   // Estimates and training share the GPU: a start waits for an estimate in flight.
   let estimating: Promise<unknown> = Promise.resolve();
 
-  const settle = (p: Promise<TrainResult>): void => {
+  // The checkpoint of a resume asked for, whose data files the dataset panel shows once the worker has begun it.
+  let filesOf: OfferedCheckpoint | null = null;
+
+  /** Follows a run to its end; `refused` takes a failure the run never began with (true: handled, not a failed run). */
+  const settle = (p: Promise<TrainResult>, refused?: (e: unknown) => boolean): void => {
     p.then(
       (result) => run.dispatch({ type: 'finished', result }),
       (e: unknown) => {
+        if (refused?.(e)) return;
         const { kind, message } = errorParts(e);
         // A device lost while the run measured its kernels names the combination (src/run/kernel-tuning.ts).
         const lost = isFinetuneError(e, 'device-lost') ? e.details?.kernelsLost : undefined;
@@ -80,7 +85,11 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         // recoverDevice or a new load).
         if (kind === 'device-lost') shared.model.set(modelLostWithDevice(shared.model.value, message));
       },
-    ).finally(() => shared.refreshMemory());
+    ).finally(() => {
+      // Its plan event, if any, came before its end: a later run's must not show this one's files.
+      filesOf = null;
+      shared.refreshMemory();
+    });
   };
   // Pause and Stop ask the worker, which may not answer (it is gone, or its session went with a lost GPU device): a
   // failed request is said, and the run shown as it is, instead of an unhandled rejection under "Pausing…"/"Stopping…".
@@ -98,8 +107,28 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     // an estimate, reading the saved run) found none there, and the run trained to its end under "Stopping…". Its
     // plan event says it has begun: the Stop is asked again.
     if (event.type === 'plan' && run.value.phase === 'stopping') askStop();
+    if (event.type === 'plan' && filesOf) {
+      void showFilesOf(filesOf);
+      filesOf = null;
+    }
     if (event.type === 'step') shared.refreshMemory();
   });
+
+  /**
+   * Shows the resumed run's data files in the dataset panel, read once the worker has begun the resume: read earlier,
+   * they could be those of a run another tab saved meanwhile, which the worker then refuses. A restore lets the run
+   * lock go as soon as it has begun, so the record is read again after the files: still the checkpoint resumed, the
+   * files are its own (a later save never brings an earlier checkpoint back).
+   */
+  const showFilesOf = async (resumed: OfferedCheckpoint): Promise<void> => {
+    try {
+      const files = await engine.savedRunFiles();
+      const now = files ? await engine.savedRun() : null;
+      if (files && now && sameCheckpoint(resumed, now)) hooks.showFiles(files.train, files.validation);
+    } catch {
+      // No store in this browser, or the worker is gone: the panel keeps what it shows.
+    }
+  };
 
   /** Loads the saved run's model when another one (or none) is loaded; false (with a note) when it cannot. */
   const ensureModel = async (saved: SavedRun, say: (text: string) => void): Promise<boolean> => {
@@ -123,11 +152,19 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   const stillSaved = async (offered: OfferedCheckpoint, say: (text: string) => void, restoreOnly: boolean): Promise<SavedRun | null> => {
     const now = await controller.savedRun();
     if (now && sameCheckpoint(offered, now)) return now;
+    refuseOffered(offered, now, say, restoreOnly);
+    return null;
+  };
+
+  /**
+   * Nothing is resumed of the checkpoint `offered`, the store holding `now` instead: this tab's own checkpoint, if it
+   * was that one, is no longer offered, the run saved now is offered instead, and the refusal is said.
+   */
+  const refuseOffered = (offered: OfferedCheckpoint, now: SavedRun | null, say: (text: string) => void, restoreOnly: boolean): void => {
     const own = ownCheckpoint();
     if (own && !(now && sameCheckpoint(own, now))) run.dispatch({ type: 'checkpoint-gone' });
     hooks.offerSaved?.(now);
     say(offerGoneText(offered.step, now, restoreOnly));
-    return null;
   };
 
   /** This tab's run's newest checkpoint in the store, as the run state knows it, or null. */
@@ -147,15 +184,27 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     }
     const saved = await stillSaved(offered, say, restoreOnly);
     if (!saved) return false;
+    const formBefore = shared.form.value.hp;
     hooks.restoreForm(saved.hp as unknown as Record<string, unknown>);
     if (!(await ensureModel(saved, say))) return false;
+    const before = run.value;
     run.dispatch({ type: 'resume', saved, restoreOnly });
-    // The dataset panel shows what this run trains on, not whatever was picked since.
-    void engine.savedRunFiles().then(
-      (files) => files && hooks.showFiles(files.train, files.validation),
-      () => undefined,
+    const expected: OfferedCheckpoint = { step: saved.step, savedAt: saved.savedAt };
+    // The dataset panel shows what this run trains on, not whatever was picked since (once the worker has begun it).
+    filesOf = expected;
+    // Another tab may save between the check above and the worker's resume: the worker refuses any checkpoint but this
+    // one, under the run lock, before it gives anything up. Then the page does what its own check does.
+    const refused = (e: unknown): boolean => {
+      if (!isFinetuneError(e) || e.details?.checkpointGone !== true) return false;
+      run.dispatch({ type: 'resume-refused', before });
+      if (formBefore) hooks.restoreForm(formBefore as unknown as Record<string, unknown>);
+      void controller.savedRun().then((now) => refuseOffered(offered, now, say, restoreOnly));
+      return true;
+    };
+    settle(
+      estimating.catch(() => undefined).then(() => (restoreOnly ? engine.restoreSavedRun(onEvent, expected) : engine.resumeSavedRun(onEvent, expected))),
+      refused,
     );
-    settle(estimating.catch(() => undefined).then(() => (restoreOnly ? engine.restoreSavedRun(onEvent) : engine.resumeSavedRun(onEvent))));
     return true;
   };
 

@@ -109,6 +109,11 @@ export type RunAction =
   | { type: 'model-changed' }
   /** The store no longer holds the run's checkpoint (another tab saved over it, or forgot it): nothing offers it. */
   | { type: 'checkpoint-gone' }
+  /**
+   * The worker refused a resume before it began (the store no longer held the checkpoint asked for): the run is shown as
+   * it was before the 'resume' (`before`), since the worker kept what it had, this tab's adapter included.
+   */
+  | { type: 'resume-refused'; before: RunState }
   /** The form or the files changed after a run: the plan box shows the plan for them again. */
   | { type: 'inputs-changed' };
 
@@ -323,6 +328,9 @@ export function runReducer(s: RunState, a: RunAction): RunState {
       };
     case 'model-changed':
       return runBusy(s.phase) ? s : { ...IDLE_RUN };
+    case 'resume-refused':
+      // Only a resume that has not begun (no plan event yet; a Stop pressed meanwhile stopped nothing) is undone.
+      return (s.phase === 'starting' || s.phase === 'stopping') && s.plan === null ? a.before : s;
     case 'checkpoint-gone':
       return runBusy(s.phase) || s.checkpointStep === null ? s : { ...s, checkpointStep: null, checkpointSavedAt: null };
     case 'inputs-changed':

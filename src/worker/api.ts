@@ -21,7 +21,7 @@ import type { RunEstimate } from '../run/calibrate.ts';
 import type { WeightCacheEntryInfo } from '../run/weight-cache.ts';
 import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
-import type { DatasetReport, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
+import type { DatasetReport, ExpectedCheckpoint, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
 import type { EvaluationProgress, TrainResult } from '../run/trainer.ts';
 import type { GenerationResult, GenerationSettings, StreamedToken } from '../run/generate.ts';
 
@@ -35,6 +35,7 @@ export type {
   DatasetSummary,
   LengthHistogram,
   EvaluationProgress,
+  ExpectedCheckpoint,
   GroupResult,
   ImportedAdapterInfo,
   Layout,
@@ -147,13 +148,19 @@ export interface EngineApi {
   savedRunFiles(): Promise<{ train: File; validation: File | null } | null>;
   /** Trains; events stream to onEvent in order. Settles when the run ends, stops or fails. */
   startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
-  /** Continues the run saved in this browser: same model, data and hyperparameters. */
-  resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
+  /**
+   * Continues the run saved in this browser: same model, data and hyperparameters. `expected`: the checkpoint the page
+   * offered (its step and savedAt). Every tab shares the store, so another may have saved a different run since: that
+   * is refused, under the run lock and before this worker's adapter is given up, with a 'bad-input' FinetuneError whose
+   * details.checkpointGone is true. Left out, whatever run is saved is continued.
+   */
+  resumeSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult>;
   /**
    * The saved run's adapter at its checkpoint's step, for export and Try it, training nothing: settles as a run stopped
-   * there, and leaves the checkpoint as it was, so resumeSavedRun still continues from it.
+   * there, and leaves the checkpoint as it was, so resumeSavedRun still continues from it. `expected` as for
+   * resumeSavedRun.
    */
-  restoreSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
+  restoreSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult>;
   /**
    * After a `device-lost` error: a new GPU device and session, with the model that was loaded loaded again (null when
    * none was). The run's last checkpoint is kept, so resumeSavedRun then continues it.

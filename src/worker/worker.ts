@@ -17,7 +17,7 @@ import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index.ts';
 import { adapterZipBytes, importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
-import { FinetuneSession, type DatasetReport, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
+import { FinetuneSession, type DatasetReport, type ExpectedCheckpoint, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { EvaluationResult } from '../run/evaluate-adapter.ts';
 import { fileKernelTuningCache } from '../run/kernel-tuning.ts';
 import type { TrainResult } from '../run/trainer.ts';
@@ -324,16 +324,19 @@ const api = {
     return runStoreLock.exclusive(() => onGpu(() => s.train(hp, files, onEvent)));
   },
 
-  /** Continues the run saved in this browser (after a reload): same model, data and hyperparameters. */
-  async resumeSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult> {
+  /**
+   * Continues the run saved in this browser (after a reload): same model, data and hyperparameters. The session reads
+   * the record, and checks it is the checkpoint `expected`, inside the run lock that keeps other tabs from saving.
+   */
+  async resumeSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult> {
     const s = await session();
-    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true })));
+    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true, expected })));
   },
 
   /** The saved run's adapter at its checkpoint, without training on (an unfinished run's "Restore the adapter"). */
-  async restoreSavedRun(onEvent: (e: TrainEvent) => void): Promise<TrainResult> {
+  async restoreSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult> {
     const s = await session();
-    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true, restoreOnly: true })));
+    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true, restoreOnly: true, expected })));
   },
 
   async savedRun(): Promise<SavedRun | null> {

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { runController } from '../../../src/ui/run-controller.ts';
 import type { Shared } from '../../../src/ui/state.ts';
-import type { DataStats, SavedRun, TrainResult } from '../../../src/worker/api.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
 import { fakeRunPage } from '../../helpers/fake-run-page.ts';
 
 /** This tab's run as it saved its checkpoint at step 4. */
@@ -110,5 +111,86 @@ describe("the saved-run box's Resume and Restore", () => {
     expect(await t.control.resumeSaved(ours, t.say)).toBe(true);
     await new Promise((r) => setTimeout(r, 0));
     expect(t.calls).toEqual(['savedRun', 'resumeSavedRun']);
+  });
+});
+
+// The page's check and the worker's resume are two calls: another tab can save between them. The page hands the worker
+// the checkpoint it offered, and the worker refuses any other under the run lock (src/run/session.ts), with
+// details.checkpointGone; the page then does what its own check does: nothing resumed, the run saved now offered.
+describe('a resume the worker refuses: another tab saved between the check and the resume', () => {
+  /** The store holds `ours` when the page checks, `theirs` from then on; the worker refuses, having read theirs. */
+  function setUpRace() {
+    let reads = 0;
+    const asked: { call: string; expected: unknown }[] = [];
+    const refuse = async (call: string, expected: unknown): Promise<TrainResult> => {
+      asked.push({ call, expected });
+      throw new FinetuneError('bad-input', 'the run saved here is no longer the checkpoint asked for (step 4, saved 2025-01-15T09:30:00.000Z): it now holds theirs.jsonl at step 6 of 8, saved 2025-01-15T10:00:00.000Z. Nothing was resumed', { checkpointGone: true });
+    };
+    const { shared, calls } = fakeRunPage({
+      savedRun: async () => (reads++ === 0 ? ours : theirs),
+      resumeSavedRun: (_onEvent: never, expected: never) => refuse('resumeSavedRun', expected),
+      restoreSavedRun: (_onEvent: never, expected: never) => refuse('restoreSavedRun', expected),
+      savedRunFiles: async () => ({ train: new File(['{"text":"theirs"}\n'], 'theirs.jsonl'), validation: null }),
+    });
+    const restored: Record<string, unknown>[] = [];
+    const offered: (SavedRun | null)[] = [];
+    const shown: string[] = [];
+    const control = runController(shared, { restoreForm: (hp) => restored.push(hp), showFiles: (train) => shown.push(train.name), offerSaved: (run) => offered.push(run) });
+    const said: string[] = [];
+    return { shared, calls, asked, control, restored, offered, shown, said, say: (t: string) => void said.push(t) };
+  }
+  const settled = async (): Promise<void> => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  };
+  const expected = { step: ours.step, savedAt: ours.savedAt };
+
+  it('"Resume from step N": asks the worker for that checkpoint, and on its refusal leaves this tab\'s run as it was and offers the run saved now', async () => {
+    const t = setUpRace();
+    stoppedHere(t.shared);
+    const formBefore = t.shared.form.value.hp;
+    const before = t.shared.run.value;
+    await t.control.resumeCheckpoint(t.say);
+    await settled();
+    expect(t.asked).toEqual([{ call: 'resumeSavedRun', expected }]);
+    // Not a failed run: this tab's stopped run and its adapter (the worker kept it) are as they were, less the checkpoint
+    // the store no longer holds.
+    expect(t.shared.run.value).toEqual({ ...before, checkpointStep: null, checkpointSavedAt: null });
+    expect(t.said.at(-1)).toBe('Nothing was resumed: the run saved in this browser is no longer the one at step 4 (another tab saved to it since). It now holds theirs.jsonl at step 6 of 8, offered above.');
+    expect(t.offered).toEqual([theirs]);
+    // The form is put back as it was; the dataset panel never showed the other run's files.
+    expect(t.restored).toEqual([ours.hp, formBefore]);
+    expect(t.shown).toEqual([]);
+  });
+
+  for (const kind of ['resume', 'restore'] as const) {
+    it(`the box's ${kind}: asks the worker for the run the box was made from, and on its refusal resumes nothing and offers the run saved now`, async () => {
+      const t = setUpRace();
+      await (kind === 'resume' ? t.control.resumeSaved(ours, t.say) : t.control.restoreSaved(ours, t.say));
+      await settled();
+      expect(t.asked).toEqual([{ call: kind === 'resume' ? 'resumeSavedRun' : 'restoreSavedRun', expected }]);
+      expect(t.shared.run.value.phase).toBe('idle');
+      expect(t.shared.run.value.outcome).toBeNull();
+      expect(t.said.at(-1)).toBe(`Nothing was ${kind}d: the run saved in this browser is no longer the one at step 4 (another tab saved to it since). It now holds theirs.jsonl at step 6 of 8, offered above.`);
+      expect(t.offered).toEqual([theirs]);
+      expect(t.shown).toEqual([]);
+    });
+  }
+
+  it('a resume the worker began shows the data it trains on (read once it holds the run)', async () => {
+    const files = { train: new File(['{"text":"ours"}\n'], 'ours.jsonl'), validation: null };
+    const { shared } = fakeRunPage({
+      savedRun: async () => ours,
+      savedRunFiles: async () => files,
+      resumeSavedRun: async (onEvent: never) => {
+        (onEvent as (e: TrainEvent) => void)({ type: 'plan', stats: { totalSteps: 8 } as DataStats, resumedAt: 4 });
+        await new Promise((r) => setTimeout(r, 0));
+        return result;
+      },
+    });
+    const shown: string[] = [];
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: (train) => shown.push(train.name) });
+    expect(await control.resumeSaved(ours, () => undefined)).toBe(true);
+    await settled();
+    expect(shown).toEqual(['ours.jsonl']);
   });
 });

@@ -1,0 +1,164 @@
+// A resume (or restore) asked for one checkpoint continues that one or nothing. Every tab of the page has its own worker
+// and session, and all of them share the run store: the page checks that the store still holds the checkpoint it
+// offers, but another tab can save a different run between that check and the worker's resume. The session reads the
+// record under the worker's run lock (worker.ts runStoreLock) and refuses one that is not the checkpoint expected,
+// before it gives anything up: the adapter it holds (here an imported one) stays, and nothing is made on the GPU.
+// Driven through FinetuneSession.train on a stand-in GPU that keeps each buffer as bytes (tiny-mistral unquantised).
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { nodeDirectory } from '../../../src/cli/node-source.ts';
+import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { loadTokenizer } from '../../../src/data/tokenizer.ts';
+import type { BufferSlice } from '../../../src/engine/buffer-slice.ts';
+import type { GpuContext } from '../../../src/engine/gpu.ts';
+import { mulberry32 } from '../../../src/engine/reference/common.ts';
+import { createAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
+import { memoryRunStore, type RunStore } from '../../../src/run/run-store.ts';
+import { checkpointFiles, type SavedRun } from '../../../src/run/saved-run.ts';
+import { FinetuneSession, type TrainEvent } from '../../../src/run/session.ts';
+import { fakeState } from '../../helpers/fake-checkpoint.ts';
+import { errorOf, TINY_MISTRAL } from '../model/helpers.ts';
+
+const train = new TextEncoder().encode('{"text":"a short row"}\n{"text":"another row"}\n');
+
+/** The run this tab's page offered: step 2, saved at its own time. */
+function record(over: Partial<SavedRun> = {}): SavedRun {
+  return {
+    modelSource: 'tiny-mistral',
+    quantization: 'none',
+    hp: { ...defaultHyperparams(), quantization: 'none', peft_method: 'lora' },
+    trainName: 'rows.jsonl',
+    validationName: null,
+    step: 2,
+    totalSteps: 3,
+    history: [
+      { step: 1, loss: 2 },
+      { step: 2, loss: 1.9 },
+    ],
+    savedAt: '2026-11-01T00:00:00.000Z',
+    ...over,
+  };
+}
+
+/** What another tab saved since: the same files, a later step, its own commit. */
+const theirs = record({ trainName: 'theirs.jsonl', step: 3, savedAt: '2026-11-01T00:05:00.000Z' });
+
+/**
+ * A GPU context whose buffers are byte arrays: enough to upload an adapter and read it back. `made` lists the buffers
+ * created and uploaded, `destroyed` those freed, by label.
+ */
+function bytesGpu(): { ctx: GpuContext; made: string[]; destroyed: string[] } {
+  const bytes = new Map<object, Uint8Array>();
+  const made: string[] = [];
+  const destroyed: string[] = [];
+  const whole = (t: BufferSlice): { buffer: object; offset: number } => ('offset' in t && 'buffer' in t ? { buffer: t.buffer, offset: t.offset } : { buffer: t, offset: 0 });
+  const buffer = (label: string, size: number): object => {
+    made.push(label);
+    const b = { size, label };
+    bytes.set(b, new Uint8Array(size));
+    return b;
+  };
+  const ctx = {
+    device: { limits: { maxBufferSize: 1 << 28, maxStorageBufferBindingSize: 1 << 28 } },
+    ledger: { snapshot: () => ({ currentBytes: 0, byCategory: { weights: { currentBytes: 0 } } }) },
+    upload(label: string, data: ArrayBufferView) {
+      const b = buffer(label, data.byteLength);
+      bytes.get(b)!.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      return b;
+    },
+    createBuffer: (label: string, size: number) => buffer(label, size),
+    write(target: BufferSlice, data: ArrayBufferView, offset = 0) {
+      const { buffer: b, offset: at } = whole(target);
+      bytes.get(b)!.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at + offset);
+    },
+    clear() {},
+    async read(source: BufferSlice, offset = 0, size?: number) {
+      const { buffer: b, offset: at } = whole(source);
+      const all = bytes.get(b)!;
+      const length = size ?? ('size' in source ? source.size : all.byteLength) - offset;
+      return all.slice(at + offset, at + offset + length).buffer;
+    },
+    async readF32(source: BufferSlice) {
+      return new Float32Array(await ctx.read(source));
+    },
+    destroy(b: { label: string }) {
+      destroyed.push(b.label);
+      bytes.delete(b);
+    },
+    checkHealthy() {},
+    flush() {},
+    async sync() {},
+  };
+  return { ctx: ctx as unknown as GpuContext, made, destroyed };
+}
+
+/** A session with tiny-mistral loaded, `saved` in its store (none: nothing saved), and an imported adapter current. */
+async function sessionWith(saved: SavedRun | null, state = fakeState(2, 4)) {
+  const store: RunStore = memoryRunStore();
+  if (saved) await store.commit(checkpointFiles(saved, state, { train, validation: null }));
+  const gpu = bytesGpu();
+  const session = new FinetuneSession(gpu.ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), store);
+  await session.loadModel(nodeDirectory(TINY_MISTRAL), 'tiny-mistral', 'none');
+  const adapter: LoraAdapter = createAdapter(session.baseConfig, { r: 2, alpha: 4, targetModules: ['q_proj', 'v_proj'], baseModel: 'tiny-mistral', random: mulberry32(5) });
+  // PEFT starts B at zero; a B of its own tells this adapter from a fresh one read back.
+  for (const layer of adapter.tensors) for (const pair of Object.values(layer)) pair?.B.fill(0.25);
+  await session.useImportedAdapter(adapter);
+  gpu.made.length = 0;
+  gpu.destroyed.length = 0;
+  return { session, adapter, store, ...gpu };
+}
+
+describe('a resume asked for one checkpoint', () => {
+  for (const restoreOnly of [false, true]) {
+    const what = restoreOnly ? 'restore' : 'resume';
+    it(`${what}: refuses the run another tab saved since, before it gives up the adapter it holds`, async () => {
+      const t = await sessionWith(theirs, fakeState(3, 4));
+      const events: TrainEvent[] = [];
+      const e = await errorOf(() => t.session.train({}, null, (ev) => events.push(ev), { resume: true, restoreOnly, expected: { step: 2, savedAt: '2026-11-01T00:00:00.000Z' } }));
+      expect(e.kind).toBe('bad-input');
+      expect(e.details).toMatchObject({ checkpointGone: true });
+      expect(e.message).toBe(
+        `the run saved here is no longer the checkpoint asked for (step 2, saved 2026-11-01T00:00:00.000Z): it now holds theirs.jsonl at step 3 of 3, saved 2026-11-01T00:05:00.000Z. Nothing was ${restoreOnly ? 'restored' : 'resumed'}`,
+      );
+      expect(events).toEqual([]);
+      expect(t.made).toEqual([]);
+      expect(t.destroyed).toEqual([]);
+      // The adapter the session held is still the current one, as it was.
+      expect(t.session.hasImportedAdapter).toBe(true);
+      expect((await t.session.adapterNow()).tensors).toEqual(t.adapter.tensors);
+    });
+  }
+
+  it('refuses the same step of another save (the run taken on and stopped there elsewhere, or a new one)', async () => {
+    const t = await sessionWith(record({ savedAt: theirs.savedAt }));
+    const e = await errorOf(() => t.session.train({}, null, () => undefined, { resume: true, expected: { step: 2, savedAt: '2026-11-01T00:00:00.000Z' } }));
+    expect(e.details).toMatchObject({ checkpointGone: true });
+    expect(t.destroyed).toEqual([]);
+  });
+
+  it('refuses when nothing is saved any more, saying it is gone', async () => {
+    const t = await sessionWith(null);
+    const e = await errorOf(() => t.session.train({}, null, () => undefined, { resume: true, expected: { step: 2, savedAt: '2026-11-01T00:00:00.000Z' } }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.details).toMatchObject({ checkpointGone: true });
+    expect(e.message).toBe('the run saved here is no longer the checkpoint asked for (step 2, saved 2026-11-01T00:00:00.000Z): no run is saved any more. Nothing was resumed');
+    expect(t.session.hasImportedAdapter).toBe(true);
+  });
+
+  it('goes on with the checkpoint expected (here to the state check after it), and without an expectation as the CLI asks', async () => {
+    // The record at step 2 beside a state of step 3: the resume passes the expectation and is then refused for the pair.
+    const pairing = 'the saved run record says step 2 but its checkpoint holds step 3';
+    const asked = await sessionWith(record(), fakeState(3, 4));
+    expect((await errorOf(() => asked.session.train({}, null, () => undefined, { resume: true, expected: { step: 2, savedAt: '2026-11-01T00:00:00.000Z' } }))).message).toBe(pairing);
+    const cli = await sessionWith(record({ savedAt: theirs.savedAt }), fakeState(3, 4));
+    expect((await errorOf(() => cli.session.train({}, null, () => undefined, { resume: true }))).message).toBe(pairing);
+  });
+
+  it('refuses an expectation that is not a step and a time, as it came from the page', async () => {
+    const t = await sessionWith(record());
+    const bad = { step: '2', savedAt: 2 } as unknown as { step: number; savedAt: string };
+    const e = await errorOf(() => t.session.train({}, null, () => undefined, { resume: true, expected: bad }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('the checkpoint to resume is named by its step (a whole number) and its savedAt (text)');
+  });
+});

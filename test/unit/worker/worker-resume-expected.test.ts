@@ -1,0 +1,99 @@
+// The engine worker's resumeSavedRun and restoreSavedRun hand the checkpoint the page offered to the session, which
+// checks the saved record against it (src/run/session.ts): inside the run lock, so that no other tab of the page can
+// save between that check and the run. The worker runs here over fakes (comlink's expose hands over the api object;
+// the session records what it was asked and whether the lock was held); what is tested is the worker's wiring.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { EngineApi } from '../../../src/worker/api.ts';
+
+const h = vi.hoisted(() => ({
+  api: null as EngineApi | null,
+  /** True while the fake Web Lock is held. */
+  locked: false,
+  /** Each train call: its options, and whether the run lock was held when it was made. */
+  trains: [] as { options: Record<string, unknown>; locked: boolean }[],
+}));
+
+vi.mock('comlink', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('comlink')>()),
+  expose: (api: EngineApi) => {
+    h.api = api;
+  },
+}));
+
+vi.mock('../../../src/worker/error-transfer.ts', () => ({ installErrorTransfer: () => undefined }));
+
+vi.mock('../../../src/engine/gpu.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/engine/gpu.ts')>()),
+  GpuContext: { create: async () => ({ destroyDevice: () => undefined, report: { software: true }, kernelNote: null }) },
+}));
+
+vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/run/session.ts')>()),
+  FinetuneSession: class {
+    weightCache = null;
+    kernelCache = null;
+    gpuMemoryBytes: number | null = null;
+    async train(_hp: unknown, _files: unknown, _onEvent: unknown, options: Record<string, unknown>): Promise<object> {
+      h.trains.push({ options, locked: h.locked });
+      return { steps: 4, skipped: 0, stopped: true, finalLoss: null, finalValLoss: null, seconds: 0 };
+    }
+  },
+}));
+
+vi.mock('../../../src/data/tokenizer.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/data/tokenizer.ts')>()),
+  loadTokenizer: () => ({}),
+}));
+
+/** navigator.locks as run-lock.ts uses it: one holder at a time. */
+const locks = {
+  async request<T>(_name: string, _o: { ifAvailable: true }, callback: (lock: unknown) => Promise<T>): Promise<T> {
+    if (h.locked) return callback(null);
+    h.locked = true;
+    try {
+      return await callback({});
+    } finally {
+      h.locked = false;
+    }
+  },
+  async query(): Promise<{ held: { name: string }[] }> {
+    return { held: h.locked ? [{ name: 'finetune-run' }] : [] };
+  },
+};
+
+let api: EngineApi;
+
+beforeEach(async () => {
+  vi.resetModules();
+  h.api = null;
+  h.locked = false;
+  h.trains.length = 0;
+  vi.stubGlobal('self', { navigator: { gpu: {}, locks }, location: { origin: 'http://localhost', href: 'http://localhost/' } });
+  vi.stubGlobal('fetch', async () => new Response(new Uint8Array(1)));
+  await import('../../../src/worker/worker.ts');
+  if (!h.api) throw new Error('the worker exposed no api');
+  api = h.api;
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+const offered = { step: 4, savedAt: '2025-01-15T09:30:00.000Z' };
+
+describe('a resume of the checkpoint the page offered', () => {
+  it('resumeSavedRun hands it to the session, inside the run lock', async () => {
+    await api.resumeSavedRun(() => undefined, offered);
+    expect(h.trains).toEqual([{ options: { resume: true, expected: offered }, locked: true }]);
+  });
+
+  it('restoreSavedRun hands it to the session, inside the run lock', async () => {
+    await api.restoreSavedRun(() => undefined, offered);
+    expect(h.trains).toEqual([{ options: { resume: true, restoreOnly: true, expected: offered }, locked: true }]);
+  });
+
+  it('without one, the session continues whatever run is saved', async () => {
+    await api.resumeSavedRun(() => undefined);
+    expect(h.trains).toEqual([{ options: { resume: true, expected: undefined }, locked: true }]);
+  });
+});
