@@ -7,7 +7,7 @@ import * as Comlink from 'comlink';
 import type { EvaluationProgress, ImportedAdapterInfo } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCounted, formatDuration } from './format.ts';
-import { Cell, runBusy, type Shared } from './state.ts';
+import { afterDeviceLoss, Cell, runBusy, type Shared } from './state.ts';
 
 /** The imported adapter, and whether it is still the worker's current adapter (a run replaces it with its own). */
 export interface ImportedState {
@@ -64,8 +64,9 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
       );
       shared.refreshMemory();
     } catch (e) {
-      const { kind, message } = errorParts(e);
-      say('bad', `Could not load the adapter: ${message}`);
+      say('bad', `Could not load the adapter: ${errorParts(e).message}`);
+      // Uploading it met a lost device: the worker dropped it, the model and the adapter it held with it.
+      afterDeviceLoss(shared, e);
     } finally {
       busy = false;
       render();
@@ -112,9 +113,9 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
         evalOut.textContent = `Validation loss ${r.loss.toFixed(4)} over ${r.tokens} tokens, with ${imported.value?.current ? 'the imported adapter' : 'the current adapter'}.`;
       }
     } catch (e) {
-      const { kind, message } = errorParts(e);
       evalOut.className = 'bad';
-      evalOut.textContent = `Evaluation failed: ${message}`;
+      evalOut.textContent = `Evaluation failed: ${errorParts(e).message}`;
+      afterDeviceLoss(shared, e);
     } finally {
       busy = evaluating = false;
       render();
@@ -149,7 +150,8 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
   shared.model.watch((m) => {
     const source = m.info?.source ?? null;
     if (m.status === 'loading' || source !== modelSource) {
-      if (imported.value) say('hint', 'The model changed: load the adapter again for this model.');
+      // A lost device takes the model and the adapter, and the same model loaded again holds no adapter either.
+      if (imported.value) say('hint', m.error?.lostWithDevice === true ? 'The GPU device was lost, and the adapter with it: load the model, then the adapter, again.' : 'The model changed: load the adapter again for this model.');
       imported.set(null);
     }
     if (m.status !== 'loading') modelSource = source;

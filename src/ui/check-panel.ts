@@ -102,8 +102,11 @@ export function describeError(e: unknown): string {
   return `The check could not run (unexpected error): ${e instanceof Error ? e.message : String(e)}`;
 }
 
-/** The controls and result area; `enable()` once the worker has a GPU. */
-export function goldenCheckSection(engine: Comlink.Remote<EngineApi>): { element: HTMLElement; enable(): void } {
+/**
+ * The controls and result area; `enable()` once the worker has a GPU. `failed` hears why a check could not run (the
+ * page learns of a lost GPU device from it: the model went with the device).
+ */
+export function goldenCheckSection(engine: Comlink.Remote<EngineApi>, failed?: (e: unknown) => void): { element: HTMLElement; enable(): void } {
   const radios = CHOICES.map((c, i) =>
     h('input', { type: 'radio', name: 'golden-quant', value: c.value, checked: i === 0, 'data-testid': `golden-quant-${c.value}` }),
   );
@@ -135,6 +138,7 @@ export function goldenCheckSection(engine: Comlink.Remote<EngineApi>): { element
       replaceChildren(result, renderCheckReport(report));
     } catch (e) {
       replaceChildren(result, h('p', { class: 'bad', 'data-testid': 'golden-error' }, describeError(e)));
+      failed?.(e);
     } finally {
       clearInterval(timer);
       progress.hidden = true;

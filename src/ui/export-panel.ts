@@ -6,7 +6,7 @@ import { h } from './dom.ts';
 import { errorParts } from './format.ts';
 import { adapterZipName, baseModelNameProblem, isLocalFilesModel, type AdapterOrigin } from '../core/file-names.ts';
 import { endSentence } from './sentence.ts';
-import { runComputing, type Cell, type Shared } from './state.ts';
+import { afterDeviceLoss, runComputing, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { trySection } from './try-panel.ts';
 
@@ -65,9 +65,10 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
       status.className = 'hint ok';
       status.textContent = `Saved ${fileName} (${formatBytes(bytes.length)}): ${contents}`;
     } catch (e) {
-      const { kind, message } = errorParts(e);
       status.className = 'bad';
-      status.textContent = `Export failed: ${message}`;
+      status.textContent = `Export failed: ${errorParts(e).message}`;
+      // Reading the adapter from a lost device: the worker dropped it, with the model and the adapter.
+      afterDeviceLoss(shared, e);
     } finally {
       exporting = false;
       render();

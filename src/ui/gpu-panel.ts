@@ -115,12 +115,13 @@ function rememberedKernelsSection(engine: Comlink.Remote<EngineApi>): { element:
   };
 }
 
-export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
+/** The GPU panel; `failed` hears why a check could not run (a lost device takes the model with it: main.ts says so). */
+export function gpuPanel(engine: Comlink.Remote<EngineApi>, failed?: (e: unknown) => void): HTMLElement {
   const status = h('p', { 'data-testid': 'adapter-status', class: 'status' }, 'Looking for a GPU…');
   const details = h('div');
   const checkResult = h('div', { 'data-testid': 'selftest-result' });
   const checkButton = h('button', { disabled: true, 'data-testid': 'selftest' }, 'Check this GPU');
-  const golden = goldenCheckSection(engine);
+  const golden = goldenCheckSection(engine, failed);
   const kernels = rememberedKernelsSection(engine);
   checkButton.addEventListener('click', async () => {
     checkButton.disabled = true;
@@ -143,6 +144,7 @@ export function gpuPanel(engine: Comlink.Remote<EngineApi>): HTMLElement {
       );
     } catch (e) {
       replaceChildren(checkResult, h('p', { class: 'bad' }, describeError(e)));
+      failed?.(e);
     } finally {
       checkButton.disabled = false;
     }

@@ -16,7 +16,7 @@ import { browserNotifierEnv, installRunNotifier } from './run-notifier.ts';
 import { formState, formValuesOf, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { remotePanel } from './remote-panel.ts';
-import { Cell, RunCell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type Shared } from './state.ts';
+import { afterDeviceLoss, Cell, RunCell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type Shared } from './state.ts';
 import { notReadyReason, trainingPanel } from './training-panel.ts';
 
 installErrorTransfer();
@@ -111,7 +111,8 @@ function start(root: HTMLElement): void {
 
   const form = hyperparamsPanel(shared);
   const dataset = datasetPanel(shared);
-  const gpu = gpuPanel(engine);
+  // The checks run on the session's GPU device: one they lose takes the model and the adapter with it.
+  const gpu = gpuPanel(engine, (e) => afterDeviceLoss(shared, e));
   const adapterImport = adapterImportPanel(shared);
   gpu.classList.add('half');
   root.append(

@@ -11,6 +11,7 @@ import { cachePanel } from './cache-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { formatCount, formatParams, quantizationLabel } from './format.ts';
 import { joinSentences } from './sentence.ts';
+import { runLostDevice } from './run-state.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
 type SourceKind = ModelSource['kind'];
@@ -52,6 +53,16 @@ export function modelFacts(i: ModelInfo): [string, string][] {
 export function qloraOfferText(q: NonNullable<MemoryPlan['qlora']>): string {
   const how = { fits: 'it fits', tight: 'it fits, tightly', 'fits-with-streaming': 'it fits with layer streaming', 'does-not-fit': 'it does not fit' }[q.verdict];
   return `With QLoRA (peft_method qlora: the base in 4-bit NF4, as Replicate's QLoRA stores it) ${how}: ${q.reason}.`;
+}
+
+/**
+ * What the panel says of a model that went with a lost GPU device. "Get the GPU back and resume" is named only where
+ * the training panel offers it (the run failed with the device): a device lost under Try it, an estimate or an export
+ * fails no run, and the page pointed to a button that was not there.
+ */
+export function modelLostText(label: string | null, message: string, recoverOffered: boolean): string {
+  const again = recoverOffered ? 'Load it again, or use "Get the GPU back and resume" in the Training panel.' : 'Load it again in this panel.';
+  return `${label ?? 'The model'} is no longer loaded: the GPU device it was on was lost (${message}). ${again}`;
 }
 
 /**
@@ -342,7 +353,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       // A model that was loaded and went with a lost GPU device is not a load that failed.
       status.textContent =
         m.error.lostWithDevice === true
-          ? `${m.choice?.label ?? 'The model'} is no longer loaded: the GPU device it was on was lost (${m.error.message}). Load it again, or use "Get the GPU back and resume" in the Training panel.`
+          ? modelLostText(m.choice?.label ?? null, m.error.message, runLostDevice(shared.run.value))
           : `Could not load the model: ${m.error.message}`;
     } else if (m.status === 'none') {
       status.className = 'status';

@@ -29,7 +29,7 @@ import {
   viewTraining,
   type TrainingView,
 } from '../remote/flow.ts';
-import { dataBeingRead, dataUsable, settledData, type Cell, type Shared } from './state.ts';
+import { afterDeviceLoss, dataBeingRead, dataUsable, settledData, type Cell, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
@@ -314,8 +314,9 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       say('hint ok', `Loaded the adapter of ${id} (r ${info.r}, ${info.targetModules.join(', ')}): Try it and Export use it.`);
       shared.refreshMemory();
     } catch (e) {
-      const { kind, message } = errorParts(e);
-      say('bad', `Could not load the adapter of ${id}: ${message}`);
+      say('bad', `Could not load the adapter of ${id}: ${errorParts(e).message}`);
+      // Uploading it met a lost device: the worker dropped it, the model and the adapter it held with it.
+      afterDeviceLoss(shared, e);
     } finally {
       busy = false;
       render();

@@ -6,7 +6,7 @@ import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { errorParts, quantizationLabel } from './format.ts';
-import { modelLostWithDevice, runBusy, type RunPhase, type Shared } from './state.ts';
+import { afterDeviceLoss, runBusy, type RunPhase, type Shared } from './state.ts';
 
 export const DEMO_MODEL = 'mistral-nano-demo';
 
@@ -83,7 +83,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         run.dispatch({ type: 'failed', kind, message, ...(typeof lost === 'string' ? { lostKernels: lost } : {}) });
         // The model went with the device: Train, Try it and export must not offer it (the worker has none until
         // recoverDevice or a new load).
-        if (kind === 'device-lost') shared.model.set(modelLostWithDevice(shared.model.value, message));
+        afterDeviceLoss(shared, e);
       },
     ).finally(() => {
       // Its plan event, if any, came before its end: a later run's must not show this one's files.
@@ -313,6 +313,8 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       if (!form.hp || !d.train) return Promise.reject(new Error('nothing to estimate yet'));
       const p = engine.estimateRun({ ...form.hp }, d.train.file, d.validation?.file ?? null);
       estimating = p;
+      // The measurement runs a training step on the GPU: a lost device took the model and the adapter with it.
+      p.catch((e: unknown) => afterDeviceLoss(shared, e));
       return p;
     },
   };

@@ -107,6 +107,11 @@ export type RunAction =
   | { type: 'failed'; kind: string; message: string; lostKernels?: string }
   /** A different base model was loaded: the adapter trained on the old one is gone. */
   | { type: 'model-changed' }
+  /**
+   * A worker call outside the run (Try it, an estimate, an export…) met a lost GPU device: the worker dropped the
+   * device and the session on it, the run's adapter with them. A run going on fails by itself ('failed').
+   */
+  | { type: 'adapter-lost' }
   /** The store no longer holds the run's checkpoint (another tab saved over it, or forgot it): nothing offers it. */
   | { type: 'checkpoint-gone' }
   /**
@@ -328,6 +333,9 @@ export function runReducer(s: RunState, a: RunAction): RunState {
       };
     case 'model-changed':
       return runBusy(s.phase) ? s : { ...IDLE_RUN };
+    case 'adapter-lost':
+      // The run's checkpoint, if any, is in the store, not on the GPU: "Resume from step N" still continues it.
+      return runBusy(s.phase) || !s.hasAdapter ? s : { ...s, hasAdapter: false };
     case 'resume-refused':
       // Only a resume that has not begun (no plan event yet; a Stop pressed meanwhile stopped nothing) is undone.
       return (s.phase === 'starting' || s.phase === 'stopping') && s.plan === null ? a.before : s;
@@ -364,6 +372,14 @@ function lastValidation(history: readonly LossPoint[]): ValidationReadout | null
     if (p.valLoss !== undefined) return { step: p.step, valLoss: p.valLoss, valTokens: null, seconds: null };
   }
   return null;
+}
+
+/**
+ * Whether the run failed because its GPU device was lost: the training panel then offers "Get the GPU back and resume"
+ * (a device lost under Try it, an estimate or an export fails no run, and that button is not offered).
+ */
+export function runLostDevice(run: Pick<RunState, 'phase' | 'outcome'>): boolean {
+  return run.phase === 'error' && run.outcome?.kind === 'failed' && run.outcome.errorKind === 'device-lost';
 }
 
 /** What the page says when the GPU device was lost during a run: what happened, what is safe, what to do. */

@@ -4,6 +4,7 @@
 import type { DataStats, DatasetReport, EngineApi, LedgerSnapshot, LoadProgress, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import type * as Comlink from 'comlink';
 import type { Hyperparams } from '../config/index.ts';
+import { isFinetuneError } from '../core/errors.ts';
 import { IDLE_RUN, runReducer, type RunAction, type RunState } from './run-state.ts';
 
 export type Engine = Comlink.Remote<EngineApi>;
@@ -63,6 +64,20 @@ export interface ModelState {
 export function modelLostWithDevice(m: ModelState, message: string): ModelState {
   if (m.status !== 'ready') return m;
   return { ...m, status: 'error', info: null, progress: null, failure: null, error: { kind: 'device-lost', message, lostWithDevice: true } };
+}
+
+/**
+ * What the page makes of a worker call that failed with `e`: when the GPU device was lost, the worker dropped it and the
+ * session on it (worker.ts dropGpu), the model and the adapter with them, whichever call met the loss (a run, Try it,
+ * an estimate, an export, an adapter loaded or scored, a GPU check). The model is then no longer shown as loaded, nor the
+ * run's adapter as there, so Train, Try it and Export are not offered on what the worker no longer has. True when it
+ * was a lost device.
+ */
+export function afterDeviceLoss(shared: Pick<Shared, 'model' | 'run'>, e: unknown): boolean {
+  if (!isFinetuneError(e, 'device-lost')) return false;
+  shared.model.set(modelLostWithDevice(shared.model.value, e.message));
+  shared.run.dispatch({ type: 'adapter-lost' });
+  return true;
 }
 
 export interface DataFile {

@@ -13,7 +13,7 @@ import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
-import { deviceLostText, etaText, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
+import { deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -561,7 +561,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     }
     if (o.kind === 'failed') return replaceChildren(result, h('p', { class: 'bad', 'data-testid': 'train-error' }, `Training failed: ${o.message}`));
     if (o.kind === 'stopped') {
-      return replaceChildren(result, h('p', { class: 'warn' }, `Stopped at step ${o.steps} of ${o.totalSteps}. The adapter so far can be exported; Resume continues the run from here (after a reload too).`));
+      // A device lost since (under Try it, an export…) took the adapter: only the checkpoint remains to resume.
+      const exported = run.hasAdapter ? 'The adapter so far can be exported; Resume' : 'Resume';
+      return replaceChildren(result, h('p', { class: 'warn' }, `Stopped at step ${o.steps} of ${o.totalSteps}. ${exported} continues the run from here (after a reload too).`));
     }
     replaceChildren(
       result,
@@ -599,7 +601,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     resumeHere.hidden = !((run.phase === 'stopped' || run.phase === 'error') && run.checkpointStep !== null && run.checkpointStep < run.totalSteps);
     resumeHere.textContent = `Resume from step ${run.checkpointStep ?? 0}`;
     // A lost GPU device: the worker makes a new one and reloads the model, then the run continues from its checkpoint.
-    const deviceLost = run.phase === 'error' && run.outcome?.kind === 'failed' && run.outcome.errorKind === 'device-lost';
+    const deviceLost = runLostDevice(run);
     recoverButton.hidden = !deviceLost;
     if (deviceLost) resumeHere.hidden = true;
     if (busy) confirmBox.hidden = true;

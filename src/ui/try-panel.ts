@@ -10,7 +10,7 @@ import { h, replaceChildren } from './dom.ts';
 import { formatCounted } from '../core/units.ts';
 import { errorParts, formatCount } from './format.ts';
 import { parseGenerationSetting } from '../config/generation.ts';
-import { runComputing, type ModelState, type RunPhase, type Shared } from './state.ts';
+import { afterDeviceLoss, runComputing, type ModelState, type RunPhase, type Shared } from './state.ts';
 
 interface Settings {
   maxNewTokens: number;
@@ -98,6 +98,8 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
   const output = h('div', { class: 'generation', 'data-testid': 'generate-output', 'aria-live': 'polite' });
   let generating = false;
   let stopRequested = false;
+  /** The generation going on met a lost GPU device: the model went with it, so no further column can run. */
+  let deviceLost = false;
 
   /** Streams one generation into its column; resolves with the outcome (null when it failed: the column says why). */
   const runColumn = async (col: ReturnType<typeof column>, text: string, options: GenerationOptions, s: Settings): Promise<GenerationOutcome | null> => {
@@ -141,6 +143,8 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
       col.stats.className = 'bad';
       col.stats.textContent = `Generation failed: ${errorParts(e).message}`;
       col.element.dataset.stop = 'error';
+      // The worker dropped the device, and the model and adapter on it: the page stops offering them.
+      if (afterDeviceLoss(shared, e)) deviceLost = true;
       return null;
     }
   };
@@ -159,11 +163,12 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
     replaceChildren(output, h('div', { class: 'try-columns' }, ...columns.map((c) => c.col.element)));
     generating = true;
     stopRequested = false;
+    deviceLost = false;
     render();
-    // One GPU: the columns run one after the other; Stop ends the one going and skips the rest.
+    // One GPU: the columns run one after the other; Stop ends the one going and skips the rest, as a lost device does.
     for (const c of columns) {
-      if (stopRequested) {
-        c.col.stats.textContent = 'not run (stopped)';
+      if (stopRequested || deviceLost) {
+        c.col.stats.textContent = deviceLost ? 'not run (the GPU device was lost)' : 'not run (stopped)';
         break;
       }
       await runColumn(c.col, text, { ...s, useAdapter: c.useAdapter }, s);

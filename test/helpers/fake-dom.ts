@@ -1,6 +1,8 @@
 // A stand-in for the few DOM calls src/ui/dom.ts's h() makes (createElement, createTextNode, setAttribute, className,
-// addEventListener, append), so that a view built with it can be read and clicked in the unit project, which runs in
-// Node without a DOM. Not a DOM: anything else a view asks for throws, as a missing method does.
+// addEventListener, append), and the few more a view makes of its own elements (textContent, insertBefore,
+// parentNode, dataset, classList.contains, an input's value and checked, events besides clicks), so that a view built
+// with it can be read and clicked in the unit project, which runs in Node without a DOM. Not a DOM: anything else a
+// view asks for throws, as a missing method does.
 
 type FakeChild = FakeElement | FakeText;
 
@@ -15,9 +17,24 @@ export class FakeElement {
   readonly attributes = new Map<string, string>();
   readonly childNodes: FakeChild[] = [];
   className = '';
+  /** The element this one was appended to or inserted in, or null. */
+  parentNode: FakeElement | null = null;
+  /** data-* values a view sets through `dataset` (h() sets them as attributes). */
+  readonly dataset: Record<string, string> = {};
+  checked = false;
+  private typed: string | null = null;
   private readonly listeners = new Map<string, ((ev: Event) => void)[]>();
 
   constructor(readonly tagName: string) {}
+
+  /** An input's value: what was typed (set), else its value attribute, as a browser's input gives it. */
+  get value(): string {
+    return this.typed ?? this.attributes.get('value') ?? '';
+  }
+
+  set value(v: string) {
+    this.typed = v;
+  }
 
   setAttribute(name: string, value: string): void {
     this.attributes.set(name, value);
@@ -33,19 +50,47 @@ export class FakeElement {
 
   append(...nodes: FakeChild[]): void {
     this.childNodes.push(...nodes);
+    for (const n of nodes) if (n instanceof FakeElement) n.parentNode = this;
   }
 
   replaceChildren(...nodes: FakeChild[]): void {
+    for (const n of this.childNodes) if (n instanceof FakeElement) n.parentNode = null;
     this.childNodes.splice(0, this.childNodes.length, ...nodes);
+    for (const n of nodes) if (n instanceof FakeElement) n.parentNode = this;
+  }
+
+  /** Puts `node` before `before` (one of this element's children), or last when `before` is null. */
+  insertBefore(node: FakeChild, before: FakeChild | null): FakeChild {
+    const at = before === null ? -1 : this.childNodes.indexOf(before);
+    if (before !== null && at < 0) throw new Error('insertBefore: the reference node is not a child of this element');
+    if (at < 0) this.childNodes.push(node);
+    else this.childNodes.splice(at, 0, node);
+    if (node instanceof FakeElement) node.parentNode = this;
+    return node;
   }
 
   get textContent(): string {
     return this.childNodes.map((c) => c.textContent).join('');
   }
 
+  /** As in a browser: the children give way to one text node. */
+  set textContent(text: string) {
+    this.replaceChildren(...(text === '' ? [] : [new FakeText(text)]));
+  }
+
   /** Calls the click listeners, as a click on the element would. */
   click(): void {
-    for (const listener of this.listeners.get('click') ?? []) listener({ type: 'click' } as Event);
+    this.fire('click');
+  }
+
+  /** Calls the listeners of an event of this type (a file input's 'change', say), as the browser would. */
+  fire(type: string): void {
+    for (const listener of this.listeners.get(type) ?? []) listener({ type } as Event);
+  }
+
+  /** The class names, read from className (contains is what views ask of it). */
+  get classList(): { contains(name: string): boolean } {
+    return { contains: (name) => this.className.split(/\s+/).includes(name) };
   }
 
   /** This element and every element below it, in document order. */

@@ -2,7 +2,7 @@
 // loose files are named by their names, and a pick that cannot load (no config.json, no safetensors weights) is said
 // before Load instead of after it.
 import { describe, expect, it } from 'vitest';
-import { loadProgressText, localPick, memoryFigure, modelFacts, qloraOfferText } from '../../../src/ui/model-panel.ts';
+import { loadProgressText, localPick, memoryFigure, modelFacts, modelLostText, qloraOfferText } from '../../../src/ui/model-panel.ts';
 import type { ModelInfo } from '../../../src/worker/api.ts';
 
 /** A File as a folder pick gives it: its path below the picked folder's parent in webkitRelativePath. */
@@ -74,5 +74,15 @@ describe('memoryFigure', () => {
     expect(memoryFigure({ currentBytes: 452, peakBytes: 13 * 2 ** 20 })).toBe('452 B (peak 13.0 MiB)');
     expect(memoryFigure({ currentBytes: 37.8 * 2 ** 20, peakBytes: 37.8 * 2 ** 20 })).toBe('37.8 MiB');
     expect(memoryFigure({ currentBytes: 100 * 2 ** 20, peakBytes: 104 * 2 ** 20 })).toBe('100.0 MiB');
+  });
+});
+
+describe('modelLostText', () => {
+  it('names "Get the GPU back and resume" only where a run that failed with the device offers it', () => {
+    expect(modelLostText('mistral-nano-demo', 'the GPU device was lost (unknown)', true)).toBe(
+      'mistral-nano-demo is no longer loaded: the GPU device it was on was lost (the GPU device was lost (unknown)). Load it again, or use "Get the GPU back and resume" in the Training panel.',
+    );
+    // Lost under Try it, an estimate or an export: no run failed, and the training panel offers no such button.
+    expect(modelLostText(null, 'gone', false)).toBe('The model is no longer loaded: the GPU device it was on was lost (gone). Load it again in this panel.');
   });
 });

@@ -94,3 +94,32 @@ describe('a run whose GPU device was lost', () => {
     expect(shared.model.value.status).toBe('ready');
   });
 });
+
+describe('a time estimate whose GPU device was lost', () => {
+  it('no longer offers the model, nor the adapter of the run before it (both went with the device)', async () => {
+    const { shared } = page();
+    shared.engine.estimateRun = (async () => {
+      throw new FinetuneError('device-lost', 'the GPU device was lost (unknown): the driver reset');
+    }) as unknown as Engine['estimateRun'];
+    shared.run.dispatch({ type: 'start', totalSteps: 4 });
+    shared.run.dispatch({ type: 'event', event: { type: 'plan', stats: { totalSteps: 4 } as DataStats, resumedAt: 0 } });
+    shared.run.dispatch({ type: 'finished', result: { steps: 4, skipped: 0, stopped: false, finalLoss: 1, finalValLoss: null, seconds: 4 } });
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
+    await expect(control.estimate()).rejects.toMatchObject({ kind: 'device-lost' });
+    await tick();
+    expect(shared.model.value).toMatchObject({ status: 'error', info: null, error: { kind: 'device-lost', lostWithDevice: true } });
+    expect(shared.run.value).toMatchObject({ phase: 'done', hasAdapter: false });
+    expect(notReadyReason(shared)).toBe('Load a model first (Model panel).');
+  });
+
+  it('a failure of another kind leaves them', async () => {
+    const { shared } = page();
+    shared.engine.estimateRun = (async () => {
+      throw new FinetuneError('out-of-memory', 'the measured step did not fit');
+    }) as unknown as Engine['estimateRun'];
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
+    await expect(control.estimate()).rejects.toMatchObject({ kind: 'out-of-memory' });
+    await tick();
+    expect(shared.model.value.status).toBe('ready');
+  });
+});

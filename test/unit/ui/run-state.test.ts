@@ -214,6 +214,14 @@ describe('run state', () => {
     expect(runReducer(begun, { type: 'resume-refused', before: stopped })).toBe(begun);
   });
 
+  it('a device lost outside the run drops an ended run\'s adapter and keeps its checkpoint; a run going on fails by itself', () => {
+    const stopped = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(1, 3)), ev({ type: 'checkpoint', step: 1, savedAt: '2025-01-15T09:30:00.000Z' }), { type: 'finished', result: { steps: 1, stopped: true } as never });
+    expect(runReducer(stopped, { type: 'adapter-lost' })).toEqual({ ...stopped, hasAdapter: false });
+    const paused = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), { type: 'pause' }, ev({ type: 'paused', step: 0 }));
+    expect(runReducer(paused, { type: 'adapter-lost' })).toBe(paused);
+    expect(runReducer(IDLE_RUN, { type: 'adapter-lost' })).toBe(IDLE_RUN);
+  });
+
   it('ignores a new start or a model change while busy; a model change after a run drops the adapter', () => {
     const busy = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }));
     expect(runReducer(busy, { type: 'start', totalSteps: 1 })).toBe(busy);
