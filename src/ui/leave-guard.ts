@@ -1,7 +1,7 @@
 // Asking before the tab is closed or reloaded while that would throw work away: a training run (the steps since its
-// last checkpoint, and the step under way), a failed run's adapter past its last checkpoint, or a model still
-// streaming from the Hub or local files (gigabytes read and quantised again next time). The browser shows its own
-// question; the reason is for tests and the console.
+// last checkpoint, and the step under way; not a restore, which trains nothing), a failed run's adapter past its last
+// checkpoint, or a model still streaming from the Hub or local files (gigabytes read and quantised again next time).
+// The browser shows its own question; the reason is for tests and the console.
 
 import { formatCounted } from '../core/units.ts';
 import { runBusy, type RunState } from './run-state.ts';
@@ -14,6 +14,7 @@ export function unsavedWork(run: RunState, model: ModelState): string | null {
     const since = run.step - (run.checkpointStep ?? 0);
     return since > 0 ? `the paused run's ${formatCounted(since, 'step')} since its last checkpoint` : null;
   }
+  if (runBusy(run.phase) && !trainsPastCheckpoint(run)) return null;
   if (runBusy(run.phase)) return 'the training run under way (it resumes from its last checkpoint)';
   if (run.phase === 'error' && run.hasAdapter) {
     // A run that failed after steps past its last checkpoint (a checkpoint that could not be saved, a full disk, an
@@ -24,6 +25,18 @@ export function unsavedWork(run: RunState, model: ModelState): string | null {
   // The demo model loads in seconds; a Hub or local model may take minutes, and starts over.
   if (model.status === 'loading' && model.choice !== null && model.choice.kind !== 'demo') return `the load of ${model.choice.label}`;
   return null;
+}
+
+/**
+ * Whether the run going on can train anything its last checkpoint does not hold. A restore trains nothing: it loads
+ * the very adapter the checkpoint holds, which the saved-run box offers again after a reload. Nor does a run with no
+ * step left after its checkpoint (a finished run's "Restore the adapter", which resumes it at its last step; a run's
+ * last sample after its final checkpoint): a validation pass or a sample then is all that goes, and a resume makes it
+ * again.
+ */
+function trainsPastCheckpoint(run: RunState): boolean {
+  if (run.restoreOnly) return false;
+  return !(run.checkpointStep !== null && run.checkpointStep >= run.totalSteps && run.step <= run.checkpointStep);
 }
 
 /**

@@ -1,7 +1,8 @@
 // Whether a reload or a closed tab now would lose work, and the beforeunload guard that makes the browser ask.
 import { describe, expect, it } from 'vitest';
 import { installLeaveGuard, unsavedWork } from '../../../src/ui/leave-guard.ts';
-import { IDLE_RUN, type RunState } from '../../../src/ui/run-state.ts';
+import { IDLE_RUN, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
+import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
 import type { ModelState } from '../../../src/ui/state.ts';
 
 const at = (s: Partial<RunState>): RunState => ({ ...IDLE_RUN, ...s });
@@ -48,6 +49,39 @@ describe('unsavedWork after a failed run', () => {
     // Nothing past the checkpoint, or no adapter left (a lost device takes it): nothing to lose.
     expect(unsavedWork({ ...failed, checkpointStep: 6 }, ready)).toBeNull();
     expect(unsavedWork({ ...failed, hasAdapter: false }, ready)).toBeNull();
+  });
+});
+
+// A Restore loads the saved run's adapter at its checkpoint and trains nothing (the saved-run box's "Restore the adapter
+// at step N", and "Restore the adapter" of a finished run, which resumes a run with no step left). Leaving during it
+// loses nothing: the checkpoint holds exactly that adapter, and the box offers it again after the reload. The guard asked
+// "the training run under way" all the same, for as long as the restore read the run's data and checkpoint.
+describe('unsavedWork while a saved run is restored', () => {
+  const saved = (step: number): SavedRun =>
+    ({ modelSource: 'mistral-nano-demo', quantization: 'nf4-double', hp: {}, trainName: 'train.jsonl', validationName: null, step, totalSteps: 8, history: [{ step, loss: 1 }], savedAt: '2025-01-15T09:30:00.000Z' }) as unknown as SavedRun;
+  const ev = (event: TrainEvent): RunAction => ({ type: 'event', event });
+  const plan = (resumedAt: number): RunAction => ev({ type: 'plan', stats: { totalSteps: 8 } as DataStats, resumedAt });
+  /** The run state after each action, from idle. */
+  const states = (...actions: RunAction[]): RunState[] => actions.map((_, i) => actions.slice(0, i + 1).reduce(runReducer, IDLE_RUN));
+  const stoppedThere: RunAction = { type: 'finished', result: { steps: 4, skipped: 0, stopped: true, finalLoss: 1, finalValLoss: null, seconds: 1 } };
+
+  it('holds nothing at any point of a restore of an unfinished run', () => {
+    for (const s of states({ type: 'resume', saved: saved(4), restoreOnly: true }, plan(4), { type: 'stop' }, stoppedThere)) expect(unsavedWork(s, ready), s.phase).toBeNull();
+  });
+
+  it('holds nothing while a finished run is restored (its resume has no step left to train)', () => {
+    const validating = ev({ type: 'validating', step: 8, done: 1, passes: 2, etaSeconds: 1 } as TrainEvent);
+    const done: RunAction = { type: 'finished', result: { steps: 8, skipped: 0, stopped: false, finalLoss: 1, finalValLoss: 1, seconds: 8 } };
+    for (const s of states({ type: 'resume', saved: saved(8) }, plan(8), validating, done)) expect(unsavedWork(s, ready), s.phase).toBeNull();
+  });
+
+  it('still holds a resume that trains, the restored run resumed included', () => {
+    expect(unsavedWork(states({ type: 'resume', saved: saved(4) }, plan(4)).at(-1)!, ready)).toBe('the training run under way (it resumes from its last checkpoint)');
+    const restored = states({ type: 'resume', saved: saved(4), restoreOnly: true }, plan(4), stoppedThere).at(-1)!;
+    const resumed = ([{ type: 'resume', saved: saved(4) }, plan(4)] as RunAction[]).reduce(runReducer, restored);
+    expect(unsavedWork(resumed, ready)).toBe('the training run under way (it resumes from its last checkpoint)');
+    // A run that trained past its last checkpoint and was paused there, as before.
+    expect(unsavedWork(at({ phase: 'paused', step: 6, totalSteps: 8, checkpointStep: 4, restoreOnly: false }), ready)).toBe("the paused run's 2 steps since its last checkpoint");
   });
 });
 
