@@ -23,3 +23,11 @@ export function unicodeEscape(c: string): string {
 export function quote(value: unknown): string {
   return (JSON.stringify(value) ?? String(value)).replace(INVISIBLE_IN_QUOTES, unicodeEscape);
 }
+
+/**
+ * `text` as it is, with the characters of INVISIBLE_IN_QUOTES escaped: for a name shown where quotes would be noise
+ * (a file name in a sentence of the page), which must still not hide or reorder the words around it.
+ */
+export function visibleText(text: string): string {
+  return text.replace(INVISIBLE_IN_QUOTES, unicodeEscape);
+}

@@ -17,6 +17,7 @@ import { assertFiniteAdapter, createAdapter, loraScaling, type LoraAdapter } fro
 import { moduleShape, openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
 import { parameterCount, type MistralConfig } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
+import { quote } from '../core/quote.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
@@ -117,7 +118,7 @@ function checkExpectedCheckpoint(e: unknown): asserts e is ExpectedCheckpoint {
  * the page to offer the run saved now instead of failing the run.
  */
 function checkpointRefusal(expected: ExpectedCheckpoint, now: SavedRun | null, restoreOnly: boolean): FinetuneError {
-  const holds = now ? `it now holds ${now.trainName} at step ${now.step} of ${now.totalSteps}, saved ${now.savedAt}` : 'no run is saved any more';
+  const holds = now ? `it now holds ${quote(now.trainName)} at step ${now.step} of ${now.totalSteps}, saved ${now.savedAt}` : 'no run is saved any more';
   return new FinetuneError(
     'bad-input',
     `the run saved here is no longer the checkpoint asked for (step ${expected.step}, saved ${expected.savedAt}): ${holds}. Nothing was ${restoreOnly ? 'restored' : 'resumed'}`,
@@ -697,7 +698,7 @@ export class FinetuneSession {
           return null;
         });
         if (previous) {
-          onEvent({ type: 'status', text: `the previous run saved here (${previous.trainName}, step ${previous.step} of ${previous.totalSteps}) is kept until this run saves its first checkpoint` });
+          onEvent({ type: 'status', text: `the previous run saved here (${quote(previous.trainName)}, step ${previous.step} of ${previous.totalSteps}) is kept until this run saves its first checkpoint` });
         }
       }
       let lastSaved = fromStep;

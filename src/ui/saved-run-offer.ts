@@ -3,6 +3,7 @@
 
 import type { SavedRun } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
+import { visibleText } from '../core/quote.ts';
 
 type RunNames = Pick<SavedRun, 'trainName' | 'validationName' | 'step' | 'totalSteps'>;
 
@@ -11,7 +12,7 @@ type RunNames = Pick<SavedRun, 'trainName' | 'validationName' | 'step' | 'totalS
  * person sees which run, at which step, and what can no longer be done with it.
  */
 export function forgetQuestion(run: RunNames): string {
-  const files = `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''}`;
+  const files = visibleText(`${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''}`);
   const lost = run.step >= run.totalSteps ? 'its adapter can no longer be restored' : 'the run can no longer be resumed, nor its adapter restored';
   return `Forget the run saved in this browser (${files}, step ${run.step} of ${run.totalSteps})? Its checkpoint at step ${run.step} is deleted with it: ${lost}.`;
 }
@@ -51,7 +52,7 @@ export function sameCheckpoint(offered: OfferedCheckpoint, now: OfferedCheckpoin
 export function offerGoneText(offeredStep: number, now: RunNames | null, restoreOnly = false): string {
   const nothing = `Nothing was ${restoreOnly ? 'restored' : 'resumed'}`;
   if (!now) return `${nothing}: the run at step ${offeredStep} is no longer saved in this browser (another tab forgot it since). Train again to start a new run.`;
-  const files = `${now.trainName}${now.validationName ? ` + ${now.validationName}` : ''}`;
+  const files = visibleText(`${now.trainName}${now.validationName ? ` + ${now.validationName}` : ''}`);
   return `${nothing}: the run saved in this browser is no longer the one at step ${offeredStep} (another tab saved to it since). It now holds ${files} at step ${now.step} of ${now.totalSteps}, offered above.`;
 }
 

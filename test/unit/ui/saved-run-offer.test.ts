@@ -1,7 +1,7 @@
 // What the saved-run box asks before "Forget it" deletes the run (src/ui/saved-run-offer.ts): which run, at which
 // step, and that its checkpoint goes with it, so nothing is deleted on a single click.
 import { describe, expect, it } from 'vitest';
-import { damagedRunProblem, forgetDamagedQuestion, forgetQuestion, savedRunActions } from '../../../src/ui/saved-run-offer.ts';
+import { damagedRunProblem, forgetDamagedQuestion, forgetQuestion, offerGoneText, savedRunActions } from '../../../src/ui/saved-run-offer.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 
 const RUN = { trainName: 'short.jsonl', validationName: null, step: 3, totalSteps: 4 };
@@ -17,6 +17,11 @@ describe('forgetQuestion', () => {
     expect(forgetQuestion({ ...RUN, validationName: 'val.jsonl', step: 4 })).toBe(
       'Forget the run saved in this browser (short.jsonl + val.jsonl, step 4 of 4)? Its checkpoint at step 4 is deleted with it: its adapter can no longer be restored.',
     );
+  });
+
+  it('shows a bidirectional override in a file name as an escape, so it cannot turn the question around', () => {
+    expect(forgetQuestion({ ...RUN, trainName: 'rows\u202Elnosj.jsonl' })).toMatch(/^Forget the run saved in this browser \(rows\\u202elnosj\.jsonl, step 3 of 4\)\? /);
+    expect(offerGoneText(2, { ...RUN, trainName: 'a\u2066b.jsonl' })).toContain('It now holds a\\u2066b.jsonl at step 3 of 4');
   });
 });
 
