@@ -41,6 +41,22 @@ describe('finetune plan', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
+  it("plans a --validation_prompt's sample: its KV cache by the prompt's tokens, from the tokenizer, or bounded when none is read", async () => {
+    const args = ['plan', '--model', 'test/fixtures/mistral-7b-instruct-v0.2', '--peft_method', 'qlora', '--no-gpu', '--validation_prompt', 'Write a haiku about the sea'];
+    const c = capture();
+    expect(await main(args, c.io)).toBe(0);
+    expect(c.err).toEqual([]);
+    const plan = JSON.parse(c.out.join('\n'));
+    expect(plan.run.sample).toMatchObject({ promptTokensFrom: 'tokenizer' });
+    expect(plan.bytes.kvCache).toBe(2 * 32 * plan.run.sample.positions * 1024 * 4);
+    const missing = capture();
+    expect(await main([...args, '--tokenizer', 'test/fixtures/no-such-tokenizer'], missing.io)).toBe(0);
+    expect(missing.err).toEqual([expect.stringMatching(/^note: the validation_prompt's tokens are bounded from its bytes \(--tokenizer: test\/fixtures\/no-such-tokenizer does not exist\)$/)]);
+    const bounded = JSON.parse(missing.out.join('\n'));
+    expect(bounded.run.sample.promptTokensFrom).toBe('bound');
+    expect(bounded.run.sample.promptTokens).toBeGreaterThanOrEqual(plan.run.sample.promptTokens);
+  });
+
   it('prints the 7B plan from a folder: NF4 double-quant base ≈ 4.1 GB, a verdict against the given memory', async () => {
     const c = capture();
     const code = await main(['plan', '--model', 'test/fixtures/mistral-7b-instruct-v0.2', '--peft_method', 'qlora', '--max_seq_len', '2048', '--micro_batch_size', '1', '--train_batch_size', '1', '--gpu-memory', '24', '--no-gpu'], c.io);
