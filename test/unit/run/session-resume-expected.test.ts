@@ -118,7 +118,7 @@ describe('a resume asked for one checkpoint', () => {
       expect(e.kind).toBe('bad-input');
       expect(e.details).toMatchObject({ checkpointGone: true });
       expect(e.message).toBe(
-        `the run saved here is no longer the checkpoint asked for (step 2, saved 2026-11-01T00:00:00.000Z): it now holds theirs.jsonl at step 3 of 3, saved 2026-11-01T00:05:00.000Z. Nothing was ${restoreOnly ? 'restored' : 'resumed'}`,
+        `the run saved here is no longer the checkpoint asked for (step 2, saved 2026-11-01T00:00:00.000Z): it now holds "theirs.jsonl" at step 3 of 3, saved 2026-11-01T00:05:00.000Z. Nothing was ${restoreOnly ? 'restored' : 'resumed'}`,
       );
       expect(events).toEqual([]);
       expect(t.made).toEqual([]);
