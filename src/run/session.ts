@@ -638,6 +638,8 @@ export class FinetuneSession {
 
     this.running = true;
     const control = (this.control = new TrainControl());
+    // Begun on a device already dropped (it was asked for before the drop): it ends at its first step.
+    if (this.lostDevice) control.lose(this.lostDevice);
     // A restore is the resume path stopped before its first step: the trainer then runs nothing, the stopped run
     // samples nothing, and a stop at the saved step saves nothing.
     if (o.restoreOnly) control.stop();
@@ -928,6 +930,21 @@ export class FinetuneSession {
 
   stop(): void {
     this.control?.stop();
+  }
+
+  /** The loss the worker met on this session's device (deviceLost), or null while the device is in use. */
+  private lostDevice: FinetuneError | null = null;
+
+  /**
+   * The worker dropped this session's GPU device (worker.ts dropGpu) after a call met its loss (`error`): no call reaches
+   * this session any more, its Resume included. A run paused here would wait for that Resume forever, its caller never
+   * told: it ends with `error` now (TrainControl.lose), a run between steps at its next step, and one begun here after
+   * the drop (asked for before it) at its first. Work in the middle of GPU calls (a step, a generation, a validation
+   * loss, an export) fails on the dead device by itself, through GpuContext's checks.
+   */
+  deviceLost(error: FinetuneError): void {
+    this.lostDevice ??= error;
+    this.control?.lose(error);
   }
 
   get isRunning(): boolean {

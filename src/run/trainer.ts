@@ -129,16 +129,34 @@ export class TrainControl {
     this.resume();
   }
 
+  /** Why the run cannot go on (lose), or null: every pause point from then on throws it. */
+  private lostWith: FinetuneError | null = null;
+
+  /**
+   * The run's GPU device is gone under it: the worker dropped it (and forgot this run's session) after another call met
+   * its loss. A run paused here waited for a Resume that could no longer reach it; it ends now, and a run between steps
+   * at its next pause point, with `error` (the loss that call met), so its caller hears it as a loss during a step.
+   * The first loss told is kept.
+   */
+  lose(error: FinetuneError): void {
+    this.lostWith ??= error;
+    // Wakes a wait at a pause point, which then throws; the pause itself stands (nothing resumed the run).
+    this.pausedWith?.resolve();
+  }
+
   /** Between steps: waits here while paused (a stop releases it). Not a checkpoint: nothing is saved. */
   async pausePoint(): Promise<void> {
+    // Before the stop: a stopped run saves its last step next, which a lost device cannot.
+    if (this.lostWith) throw this.lostWith;
     if (!this.pausedWith || this.stopped) return;
     // Holding from here: what hears onPaused may read the adapter at once.
     this.held = true;
     this.onPaused?.();
     const t0 = this.clock();
-    while (this.pausedWith && !this.stopped) await this.pausedWith.promise;
+    while (this.pausedWith && !this.stopped && !this.lostWith) await this.pausedWith.promise;
     this.held = false;
     this.pausedMs += this.clock() - t0;
+    if (this.lostWith) throw this.lostWith;
   }
 }
 

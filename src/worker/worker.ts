@@ -36,6 +36,11 @@ import type { AdapterSource, CachedModel, EncodedExample, EngineApi, EvaluationP
 import { quote } from '../core/quote.ts';
 
 let context: Promise<GpuContext> | null = null;
+/**
+ * What `context` resolved to, until it is dropped: a call that fails on a lost device drops the device only when it is
+ * this one (onGpu).
+ */
+let contextMade: GpuContext | null = null;
 
 /** The saved run has one writer across this page's tabs (run-lock.ts). */
 const runStoreLock = runLock(workerLocks());
@@ -43,10 +48,20 @@ const runStoreLock = runLock(workerLocks());
 function gpuContext(): Promise<GpuContext> {
   const gpu = (self.navigator as Navigator | undefined)?.gpu;
   if (!gpu) return Promise.reject(new FinetuneError('no-webgpu', 'this browser exposes no WebGPU inside workers (navigator.gpu is missing)'));
-  context ??= GpuContext.create(gpu).catch((e: unknown) => {
-    context = null;
-    throw e;
-  });
+  if (!context) {
+    const making: Promise<GpuContext> = GpuContext.create(gpu).then(
+      (ctx) => {
+        // Set before any caller has it; a device dropped while it was being made (recoverDevice) is not the current one.
+        if (context === making) contextMade = ctx;
+        return ctx;
+      },
+      (e: unknown) => {
+        if (context === making) context = null;
+        throw e;
+      },
+    );
+    context = making;
+  }
   return context;
 }
 
@@ -116,23 +131,34 @@ async function existingContext(): Promise<GpuContext | null> {
 /** The model last loaded, so that recoverDevice can load it again on a new device. */
 let loadedModel: { source: ModelSource; quantization: Quantization; streamLayers: boolean } | null = null;
 
-/** Forgets the GPU context and the session on it (after a device loss): the next call makes new ones. */
-function dropGpu(): void {
+/**
+ * Forgets the GPU context and the session on it (after a device loss): the next call makes new ones. The session is
+ * told why (`error`): a run on it, paused or between steps, ends with that error. Forgotten, it was out of reach of the
+ * page's Resume and Stop, and a paused run waited at its pause point for good (holding the run lock), while the page
+ * showed it running with no step and no failure.
+ */
+function dropGpu(error: FinetuneError): void {
   const old = context;
+  const oldSession = sessionPromise;
   context = null;
+  contextMade = null;
   sessionPromise = null;
+  void oldSession?.then((s) => s.deviceLost(error)).catch(() => undefined);
   void old?.then((ctx) => ctx.destroyDevice()).catch(() => undefined);
 }
 
 /**
- * Runs a call on the GPU; a lost device is dropped on the way out, so that nothing keeps using it. Every call below
- * that runs GPU work goes through it: one that did not kept a device lost under it, and each later call failed on it.
+ * Runs a call on the GPU `ranOn`; a lost device is dropped on the way out, so that nothing keeps using it. Every call
+ * below that runs GPU work goes through it: one that did not kept a device lost under it, and each later call failed on
+ * it. Only `ranOn` is dropped, and only while it is the current device: a run that an earlier drop ended (dropGpu)
+ * fails after that drop, when the page may already have made a new device (recoverDevice), which its failure would
+ * have destroyed and forgotten as well.
  */
-async function onGpu<T>(call: () => Promise<T>): Promise<T> {
+async function onGpu<T>(ranOn: GpuContext, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (e) {
-    if (isFinetuneError(e, 'device-lost')) dropGpu();
+    if (isFinetuneError(e, 'device-lost') && ranOn === contextMade) dropGpu(e);
     throw e;
   }
 }
@@ -185,7 +211,7 @@ const api = {
   /** Runs the matmul family against the float64 reference on odd shapes (the page's "Check this GPU"). */
   async selfTestMatmul(): Promise<MatmulCheck[]> {
     const ctx = await gpuContext();
-    return onGpu(async () => [await checkMatmul(ctx, 17, 33, 65, 1), await checkMatmul(ctx, 130, 7, 300, 2)]);
+    return onGpu(ctx, async () => [await checkMatmul(ctx, 17, 33, 65, 1), await checkMatmul(ctx, 130, 7, 300, 2)]);
   },
 
   /**
@@ -199,7 +225,7 @@ const api = {
     const say = (text: string): void => void onProgress?.(text);
     say('fetching the reference model and golden');
     const base = new URL(`${import.meta.env.BASE_URL}check/`, self.location.href).toString();
-    return onGpu(async () =>
+    return onGpu(ctx, async () =>
       runGoldenCheck(ctx, {
         model: urlFileSet(`${base}tiny-mistral`),
         adapter: urlFileSet(`${base}tiny-adapter`),
@@ -250,18 +276,19 @@ const api = {
     const s = await session();
     const { files, name } = modelFiles(source);
     const streamLayers = options?.streamLayers === true;
-    const info = await onGpu(() => s.loadModel(files, name, quantization, onProgress, { streamLayers }));
+    const info = await onGpu(s.ctx, () => s.loadModel(files, name, quantization, onProgress, { streamLayers }));
     loadedModel = { source, quantization, streamLayers };
     return withCacheNote(info);
   },
 
   /** After a lost device: a new device and session, and the model that was loaded loaded again (resume is the page's call). */
   async recoverDevice(onProgress?: (p: LoadProgress) => void): Promise<ModelInfo | null> {
-    dropGpu();
+    // The page asks only once its run has ended; one still going on the old device ends with this.
+    dropGpu(new FinetuneError('device-lost', 'the GPU device was replaced by a new one (Get the GPU back) while the run was going on it'));
     const s = await session();
     if (!loadedModel) return null;
     const { files, name } = modelFiles(loadedModel.source);
-    return withCacheNote(await onGpu(() => s.loadModel(files, name, loadedModel!.quantization, onProgress, { streamLayers: loadedModel!.streamLayers })));
+    return withCacheNote(await onGpu(s.ctx, () => s.loadModel(files, name, loadedModel!.quantization, onProgress, { streamLayers: loadedModel!.streamLayers })));
   },
 
   async listCachedModels(): Promise<CachedModel[]> {
@@ -307,7 +334,7 @@ const api = {
 
   async estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate> {
     const s = await session();
-    return onGpu(() => s.estimate(hp, train, validation));
+    return onGpu(s.ctx, () => s.estimate(hp, train, validation));
   },
 
   async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
@@ -321,7 +348,7 @@ const api = {
     onEvent: (e: TrainEvent) => void,
   ): Promise<TrainResult> {
     const s = await session();
-    return runStoreLock.exclusive(() => onGpu(() => s.train(hp, files, onEvent)));
+    return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train(hp, files, onEvent)));
   },
 
   /**
@@ -330,13 +357,13 @@ const api = {
    */
   async resumeSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult> {
     const s = await session();
-    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true, expected })));
+    return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train({}, null, onEvent, { resume: true, expected })));
   },
 
   /** The saved run's adapter at its checkpoint, without training on (an unfinished run's "Restore the adapter"). */
   async restoreSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult> {
     const s = await session();
-    return runStoreLock.exclusive(() => onGpu(() => s.train({}, null, onEvent, { resume: true, restoreOnly: true, expected })));
+    return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train({}, null, onEvent, { resume: true, restoreOnly: true, expected })));
   },
 
   async savedRun(): Promise<SavedRun | null> {
@@ -385,7 +412,7 @@ const api = {
       const problem = typeof o.baseModel === 'string' ? baseModelNameProblem(o.baseModel) : 'the base model name is not text';
       if (problem) throw new FinetuneError('bad-input', problem);
     }
-    const trained = await onGpu(() => s.adapterNow());
+    const trained = await onGpu(s.ctx, () => s.adapterNow());
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
     // A trained adapter's README says how it was trained; one imported from a Replicate training, that training; one
     // imported with a README that had a "Training" section, that section (other imported adapters have none).
@@ -404,7 +431,7 @@ const api = {
     // A zip is read whole: by its size first, as the command line does (a 100 GB file was asked for whole).
     const input = source.kind === 'zip' ? await adapterZipBytes(source.name, source.bytes) : blobFileSet(source.files, where);
     const got = await importAdapterDetailed(input, { base, where });
-    await onGpu(() => s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null)));
+    await onGpu(s.ctx, () => s.useImportedAdapter(got.adapter, importedTrainingCard(got.readme, source.kind === 'zip' ? (source.trainedOn ?? null) : null)));
     return importedAdapterInfo(got.adapter, name, [got.folder, got.weightsFile].filter(Boolean).join('/'), s.modelName);
   },
 
@@ -415,7 +442,7 @@ const api = {
   /** Validation loss of the current adapter (or the base model) on the validation set of these files. */
   async evaluateAdapter(hp: Record<string, unknown>, files: TrainFiles, onProgress?: (p: EvaluationProgress) => void): Promise<EvaluationResult> {
     const s = await session();
-    return onGpu(() => s.evaluate(hp, files.train, files.validation, onProgress));
+    return onGpu(s.ctx, () => s.evaluate(hp, files.train, files.validation, onProgress));
   },
 
   async stopEvaluation(): Promise<void> {
@@ -425,12 +452,12 @@ const api = {
   /** Greedy completion of a prompt with the current adapter. */
   async generate(prompt: string, maxNewTokens: number): Promise<string> {
     const s = await session();
-    return onGpu(() => s.generate(prompt, maxNewTokens));
+    return onGpu(s.ctx, () => s.generate(prompt, maxNewTokens));
   },
 
   async generateStream(prompt: string, options: GenerationOptions, onToken: (t: StreamedToken) => void, onPrompt?: (read: number, total: number) => void): Promise<GenerationOutcome> {
     const s = await session();
-    return onGpu(() => s.generateStream(prompt, options, onToken, onPrompt));
+    return onGpu(s.ctx, () => s.generateStream(prompt, options, onToken, onPrompt));
   },
 
   /** Not queued behind the GPU: it only raises the flag the generation reads between tokens. */

@@ -1,5 +1,6 @@
 // The engine worker (src/worker/worker.ts) after a lost GPU device: the call that met the loss drops the device and the
-// session on it (dropGpu), so that the next GPU call makes a new device instead of failing on the dead one for good.
+// session on it (dropGpu), so that the next GPU call makes a new device instead of failing on the dead one for good, and
+// a run going on in that session (paused, here) ends with the loss instead of waiting for a Resume that cannot reach it.
 // The worker runs here over fakes: a GPU context per GpuContext.create, counted, and a session whose GPU work fails
 // with 'device-lost'; comlink's expose hands over the api object. What is tested is the worker's wiring, not the GPU.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -11,6 +12,8 @@ const h = vi.hoisted(() => ({
   contexts: [] as { destroyed: boolean }[],
   sessions: [] as { gpuMemoryBytes: number | null }[],
   calls: [] as string[],
+  /** Set: train is a run paused between steps, waiting at its control's pause point (as session.train's does). */
+  pausedRun: false,
 }));
 
 vi.mock('comlink', async (importOriginal) => ({
@@ -52,7 +55,8 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
   // Every call that would run on the GPU meets a lost device; the rest answer as a session with no model does, and
   // those that act on a run, a generation or a validation loss going on are only recorded.
   FinetuneSession: class {
-    constructor() {
+    /** The (fake) GPU context the worker made the session on: the device its calls run on. */
+    constructor(readonly ctx: object) {
       h.sessions.push(this);
     }
     weightCache = null;
@@ -66,7 +70,21 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     evaluate = lost;
     generate = lost;
     generateStream = lost;
-    train = lost;
+    /** The paused run's control (h.pausedRun), which deviceLost tells as session.deviceLost tells the run's. */
+    control: import('../../../src/run/trainer.ts').TrainControl | null = null;
+    train = async (): Promise<never> => {
+      if (!h.pausedRun) return lost();
+      const { TrainControl } = await import('../../../src/run/trainer.ts');
+      const control = (this.control = new TrainControl());
+      control.onPaused = () => void h.calls.push('paused');
+      control.pause();
+      await control.pausePoint();
+      throw new Error('the paused run went on without a Resume');
+    };
+    deviceLost = (e: import('../../../src/core/errors.ts').FinetuneError): void => {
+      h.calls.push('deviceLost');
+      this.control?.lose(e);
+    };
     adapterNow = lost;
     useImportedAdapter = lost;
     trainingCard = (): null => null;
@@ -106,6 +124,7 @@ beforeEach(async () => {
   h.contexts.length = 0;
   h.sessions.length = 0;
   h.calls.length = 0;
+  h.pausedRun = false;
   // A worker's globals: WebGPU, where the app is served from (the tokenizer is fetched from it), and no OPFS.
   vi.stubGlobal('self', { navigator: { gpu: {} }, location: { origin: 'http://localhost', href: 'http://localhost/' } });
   vi.stubGlobal('fetch', async () => new Response(new Uint8Array(1)));
@@ -120,6 +139,12 @@ afterEach(() => {
 
 /** Lets the dropped device's destroyDevice (chained on its context's promise) run. */
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
+/** Whether `p` has settled once the pending callbacks ran, and how: a run that never ends reads 'pending'. */
+async function outcome(p: Promise<unknown>): Promise<unknown> {
+  const pending = new Promise((r) => setTimeout(() => r('pending'), 20));
+  return Promise.race([p.then(() => 'resolved', (e: unknown) => e), pending]);
+}
 
 const data = new Blob(['{"text":"a"}\n']);
 const files: TrainFiles = { train: data, trainName: 'train.jsonl', validation: null, validationName: null };
@@ -200,5 +225,42 @@ describe('a call that acts on the session there is', () => {
     expect(await api.currentModel()).toBeNull();
     expect(await api.memory()).toMatchObject({ currentBytes: 0, peakBytes: 0 });
     expect(h.contexts).toHaveLength(1);
+  });
+});
+
+describe('a run going on when another call meets a lost device', () => {
+  /** Each call the page may make while a run is paused, which then meets the lost device. */
+  const whilePaused = gpuCalls.filter(([name]) => ['estimateRun', 'exportAdapterZip', 'generate', 'generateStream'].includes(name));
+
+  it.each(whilePaused)('ends the paused run with the loss when %s drops the device', async (_name, call) => {
+    h.pausedRun = true;
+    const run = api.startTraining({}, files, () => undefined);
+    await settle();
+    expect(h.calls).toEqual(['paused']);
+    await expect(call(api)).rejects.toMatchObject({ kind: 'device-lost' });
+    // The page's Resume then found no session and did nothing, and the run waited at its pause point for good: the page
+    // showed it running with no step and no failure, its adapter past the checkpoint silently gone.
+    expect(await outcome(run)).toMatchObject({ kind: 'device-lost', message: 'the GPU device was lost (unknown): test' });
+    expect(h.calls).toEqual(['paused', 'deviceLost']);
+    // Its end lets the run lock go: the page's "Get the GPU back and resume" continues from the checkpoint on a new device.
+    h.pausedRun = false;
+    await expect(api.resumeSavedRun(() => undefined)).rejects.toMatchObject({ kind: 'device-lost' });
+    expect(h.contexts).toHaveLength(2);
+  });
+
+  it('ends it also when the device is given up for a new one', async () => {
+    h.pausedRun = true;
+    const run = api.startTraining({}, files, () => undefined);
+    await settle();
+    await api.recoverDevice();
+    expect(await outcome(run)).toMatchObject({ kind: 'device-lost', message: 'the GPU device was replaced by a new one (Get the GPU back) while the run was going on it' });
+    await settle();
+    // The run failed after the new device was made: its failure drops its own device, not the new one (dropped too,
+    // the new device would have taken the model recoverDevice loads on it along).
+    expect(h.contexts).toHaveLength(2);
+    expect(h.contexts[0].destroyed).toBe(true);
+    expect(h.contexts[1].destroyed).toBe(false);
+    await api.probe();
+    expect(h.contexts).toHaveLength(2);
   });
 });
