@@ -4,6 +4,7 @@
 // handful of levels deep, so anything deeper is refused before it is parsed, by one linear scan that needs no stack.
 
 import { FinetuneError } from './errors.ts';
+import { visibleText } from './quote.ts';
 
 /** Deeper than any config or header we read (they are 2–4 levels deep); far below what a walk of it can handle. */
 export const MAX_JSON_DEPTH = 64;
@@ -29,7 +30,10 @@ export function jsonTooDeepAt(text: string, maxDepth = MAX_JSON_DEPTH): number {
  * Parses JSON text named `where` for messages, refusing nesting deeper than maxDepth. Throws
  * FinetuneError('bad-input') for either problem.
  */
-export function parseBoundedJson(text: string, where: string, maxDepth = MAX_JSON_DEPTH): unknown {
+export function parseBoundedJson(text: string, named: string, maxDepth = MAX_JSON_DEPTH): unknown {
+  // `named` is a file's name as it was given (a picked file, a Hub file, a zip's entry): a label, shown with
+  // visibleText's escapes so that a bidirectional control in it cannot reorder the message.
+  const where = visibleText(named);
   const at = jsonTooDeepAt(text, maxDepth);
   if (at >= 0) throw new FinetuneError('bad-input', `${where} nests JSON deeper than ${maxDepth} levels (at character ${at + 1}); it is not a file this program reads`);
   try {

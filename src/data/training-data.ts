@@ -3,6 +3,7 @@
 // the worker and a CLI `train` command need; the page's dataset panel uses loadDataset directly to show problems.
 
 import { FinetuneError } from '../core/errors.ts';
+import { visibleText } from '../core/quote.ts';
 import { formatCount } from '../core/units.ts';
 import { prepareTrainingData, type BatchBuildOptions, type DataPlanOptions, type TrainingData } from './batches.ts';
 import { loadDataset, type LoadedDataset } from './dataset.ts';
@@ -24,7 +25,8 @@ export interface RunData {
 
 function refuse(name: string, d: LoadedDataset): never {
   const lines = d.problems.lines();
-  throw new FinetuneError('bad-input', `${name} has ${formatCount(d.problems.errorCount)} error${d.problems.errorCount === 1 ? '' : 's'}:\n${lines.join('\n')}`, {
+  // `name` is the file's as it was picked or given, the message's subject: shown with visibleText's escapes (no quotes).
+  throw new FinetuneError('bad-input', `${visibleText(name)} has ${formatCount(d.problems.errorCount)} error${d.problems.errorCount === 1 ? '' : 's'}:\n${lines.join('\n')}`, {
     problems: d.problems.shown,
     errors: d.problems.errorCount,
     warnings: d.problems.warningCount,

@@ -12,7 +12,7 @@ import { writeSafetensors } from './safetensors.ts';
 import { checkJsonFileSize, isNotFound, readAll, type ByteSource, type FileSet } from './source.ts';
 import { readTorchStateDict, isTorchArchive, type TorchTensor } from './torch-pickle.ts';
 import { extractZip, listZip, looksLikeZip } from './zip-archive.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 /** PEFT's name for the torch.save weights file (older PEFT, and Replicate's trainer). */
 export const ADAPTER_BIN_FILE = 'adapter_model.bin';
@@ -83,11 +83,13 @@ function quotedNames(list: readonly string[]): string {
  * delimited like every other name from the input.
  */
 function innerPath(where: string, folder: string): string {
-  return folder ? `${where}/${quote(folder.slice(0, -1))}` : where;
+  return folder ? `${visibleText(where)}/${quote(folder.slice(0, -1))}` : where;
 }
 
+// `where` names the input as it was given (a picked file or folder, a path, a Hub file): a path label, written with
+// visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function bad(where: string, message: string): FinetuneError {
-  return new FinetuneError('bad-input', `${where}: ${message}`);
+  return new FinetuneError('bad-input', `${visibleText(where)}: ${message}`);
 }
 
 /** The PEFT state dict of a torch.save file as safetensors bytes, so that parseAdapter checks it like any other. */

@@ -8,7 +8,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { parseMistralConfig, type MistralConfig, type ModelDtype } from './config.ts';
 import { openSafetensors, toFloat32, type SafetensorsDtype, type SafetensorsFile, type TensorInfo } from './safetensors.ts';
 import { checkFileName, isNotFound, readJson, type FileSet } from './source.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -164,7 +164,10 @@ async function loadIndex(files: FileSet, where: string): Promise<Record<string, 
 
 /** Opens a checkpoint; throws FinetuneError('bad-input') naming every missing or mis-shaped tensor. */
 export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint> {
-  const where = files.name ?? 'checkpoint';
+  // The set's name (a picked folder, a path, a Hub repository) begins the messages below as a path label: written with
+  // visibleText's escapes (no quotes: `Mistral-7B/config.json: …` reads as a path) so that a bidirectional control in it
+  // cannot reorder them.
+  const where = visibleText(files.name ?? 'checkpoint');
   let configJson: unknown;
   try {
     configJson = await readJson(await files.open('config.json'));
@@ -210,7 +213,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     } catch (e) {
       if (isNotFound(e)) {
         throw index
-          ? bad(`${where}: shard ${file} named by ${INDEX_FILE} is missing`, { file })
+          ? bad(`${where}: shard ${quote(file)} named by ${INDEX_FILE} is missing`, { file })
           : bad(`${where}: no ${SINGLE_FILE} or ${INDEX_FILE}: not a safetensors checkpoint`, { file });
       }
       throw e;
@@ -236,7 +239,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   if (index) {
     for (const [name, file] of weightMap) {
       const t = (shards.get(file) as SafetensorsFile).header.tensors.get(name);
-      if (!t) throw bad(`${where}: ${INDEX_FILE} puts ${quote(name)} in ${file}, but ${file} has no such tensor`, { tensor: name, file });
+      if (!t) throw bad(`${where}: ${INDEX_FILE} puts ${quote(name)} in ${quote(file)}, but ${quote(file)} has no such tensor`, { tensor: name, file });
       infos.set(name, { ...t, file });
     }
   } else {
@@ -308,7 +311,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     read,
     async readFloat32(name) {
       const t = await read(name);
-      if (!FLOAT_DTYPES.has(t.dtype)) throw bad(`${where}: ${name} is ${t.dtype}, not a floating-point tensor`);
+      if (!FLOAT_DTYPES.has(t.dtype)) throw bad(`${where}: ${quote(name)} is ${t.dtype}, not a floating-point tensor`);
       return toFloat32(t.bytes, t.dtype);
     },
   };

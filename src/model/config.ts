@@ -5,7 +5,7 @@
 // missing value is an error, except the two documented below that only produce a warning.
 
 import { FinetuneError } from '../core/errors.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 export type ModelDtype = 'bfloat16' | 'float16' | 'float32';
 
@@ -36,8 +36,10 @@ export interface MistralConfig {
   warnings: string[];
 }
 
+// `where` names the input as it was given (a picked file or folder, a path, a Hub file): a path label, written with
+// visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function fail(where: string, message: string): never {
-  throw new FinetuneError('bad-input', `${where}: ${message}`);
+  throw new FinetuneError('bad-input', `${visibleText(where)}: ${message}`);
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {

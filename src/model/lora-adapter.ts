@@ -15,7 +15,7 @@ import { moduleShape } from './checkpoint.ts';
 import { CONFIG_LIMITS, type MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { bytesSource, isNotFound, readJson, type ByteSource, type FileSet } from './source.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -76,8 +76,10 @@ export function peftKey(layer: number, module: Projection, factor: 'A' | 'B'): s
 // that layer's real tensor without a word.
 const KEY_RE = /^base_model\.model\.model\.layers\.(0|[1-9]\d*)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_(A|B)\.weight$/;
 
+// `where` names the input as it was given (a picked file or folder, a path, a Hub file): a path label, written with
+// visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function bad(where: string, message: string, details?: Record<string, unknown>): FinetuneError {
-  return new FinetuneError('bad-input', `${where}: ${message}`, details);
+  return new FinetuneError('bad-input', `${visibleText(where)}: ${message}`, details);
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {

@@ -9,7 +9,7 @@ import { f32ToF16Bits, f16ArrayToF32, bf16ArrayToF32 } from '../core/dtypes.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { duplicateTopLevelKey, jsonTooDeepAt } from '../core/bounded-json.ts';
 import type { ByteSource } from './source.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
@@ -80,8 +80,10 @@ export interface SafetensorsHeader {
 /** Headers bigger than this are refused, as by the reference implementation. */
 export const MAX_HEADER_LENGTH = 100_000_000;
 
+// `where` names the input as it was given (a picked file or folder, a path, a Hub file): a path label, written with
+// visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function bad(where: string, message: string): FinetuneError {
-  return new FinetuneError('bad-input', `${where}: ${message}`);
+  return new FinetuneError('bad-input', `${visibleText(where)}: ${message}`);
 }
 
 function describe(x: unknown): string {
@@ -233,11 +235,11 @@ function parseHeaderJson(jsonBytes: Uint8Array, n: number, fileSize: number, whe
 export async function readTensor(source: ByteSource, info: TensorInfo): Promise<Uint8Array> {
   const length = info.end - info.begin;
   if (info.offset < 0 || info.offset + length > source.size) {
-    throw new FinetuneError('bad-input', `${source.name}: tensor ${quote(info.name)} lies outside the file (${source.size} bytes)`);
+    throw new FinetuneError('bad-input', `${visibleText(source.name)}: tensor ${quote(info.name)} lies outside the file (${source.size} bytes)`);
   }
   const bytes = await source.read(info.offset, length);
   if (bytes.byteLength !== length) {
-    throw new FinetuneError('bad-input', `${source.name}: short read for tensor ${quote(info.name)}: ${bytes.byteLength} of ${length} bytes`);
+    throw new FinetuneError('bad-input', `${visibleText(source.name)}: short read for tensor ${quote(info.name)}: ${bytes.byteLength} of ${length} bytes`);
   }
   return bytes;
 }
@@ -255,7 +257,7 @@ export async function openSafetensors(source: ByteSource): Promise<SafetensorsFi
   const header = await parseSafetensorsHeader(source);
   const info = (name: string): TensorInfo => {
     const t = header.tensors.get(name);
-    if (!t) throw new FinetuneError('bad-input', `${source.name}: no tensor named ${quote(name)}`);
+    if (!t) throw new FinetuneError('bad-input', `${visibleText(source.name)}: no tensor named ${quote(name)}`);
     return t;
   };
   return {

@@ -15,7 +15,7 @@ import { readAtMost } from '../core/bytes.ts';
 import { retryAfterMs } from '../core/retry-after.ts';
 import { hubManifest, type HubFileInfo } from './hub-manifest.ts';
 import { eitherSignal } from '../core/signals.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 export interface ByteSource {
   /** What to call it in messages: a file name or a URL (never carrying a secret). */
@@ -75,8 +75,11 @@ export type SourceErrorReason =
 
 function sourceError(reason: SourceErrorReason, message: string, extra: Record<string, unknown> = {}): FinetuneError {
   // A broken or unreachable connection is not the user's input being wrong: it has its own kind, so the page can say
-  // "try again" rather than "fix this".
-  return new FinetuneError(reason === 'network' ? 'network' : 'bad-input', message, { reason, ...extra });
+  // "try again" rather than "fix this". Every message here begins with a source's or a file set's name (a picked file or
+  // folder, a path, a Hub repository's file, which an index may name) and may carry a server's words: the whole message
+  // is written with visibleText's escapes, so that a bidirectional control in any of them cannot reorder it. Our own
+  // words hold none, and what quote() already escaped is left as it is.
+  return new FinetuneError(reason === 'network' ? 'network' : 'bad-input', visibleText(message), { reason, ...extra });
 }
 
 /** True when `err` says a file does not exist (a FileSet's missing file, an HTTP 404). */
@@ -136,7 +139,7 @@ export const MAX_JSON_FILE_BYTES = 16 * 1024 * 1024;
 export function checkJsonFileSize(name: string, size: number, limit = MAX_JSON_FILE_BYTES): void {
   if (size <= limit) return;
   const mib = limit % (1024 * 1024) === 0 ? `${limit / (1024 * 1024)} MiB (${limit}-byte)` : `${limit}-byte`;
-  throw new FinetuneError('bad-input', `${name} is ${size} bytes, more than the ${mib} limit for a JSON file; it is not a config or index this program reads`, { size, limit });
+  throw new FinetuneError('bad-input', `${visibleText(name)} is ${size} bytes, more than the ${mib} limit for a JSON file; it is not a config or index this program reads`, { size, limit });
 }
 
 /** Reads and parses a JSON file, with a message naming the file when it is too large, not JSON, or nested absurdly deep. */
@@ -147,7 +150,7 @@ export async function readJson(source: ByteSource): Promise<unknown> {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw new FinetuneError('bad-input', `${source.name} is not UTF-8 text`);
+    throw new FinetuneError('bad-input', `${visibleText(source.name)} is not UTF-8 text`);
   }
   return parseBoundedJson(text, source.name);
 }
@@ -178,7 +181,8 @@ export function memoryFileSet(files: Record<string, Uint8Array | string>, name =
     async open(file) {
       checkFileName(file, name);
       const bytes = map.get(file);
-      if (!bytes) throw sourceError('not-found', `${name}: no file ${file}`, { file });
+      // The name asked for may be an index's (a shard's), from the file: quoted.
+      if (!bytes) throw sourceError('not-found', `${name}: no file ${quote(file)}`, { file });
       return bytesSource(bytes, file);
     },
   };
@@ -225,7 +229,7 @@ export function blobFileSet(files: Iterable<File>, name = 'selected files'): Fil
     async open(file) {
       checkFileName(file, name);
       const f = map.get(file);
-      if (!f) throw sourceError('not-found', `${name}: no file ${file}`, { file });
+      if (!f) throw sourceError('not-found', `${name}: no file ${quote(file)}`, { file });
       return blobSource(f, file);
     },
   };

@@ -8,7 +8,7 @@
 
 import { FinetuneError } from '../core/errors.ts';
 import { extractZip, listZip, looksLikeZip, type ZipLimits } from './zip-archive.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 /** The element types a LoRA state dict is saved in (names as in safetensors). */
 export type TorchDtype = 'F32' | 'F16' | 'BF16';
@@ -54,8 +54,10 @@ const DEFAULT_MAX_MEMO = 1_000_000;
 const DEFAULT_MAX_STACK = 1_000_000;
 const MAX_DIMS = 8;
 
+// `where` names the input as it was given (a picked file or folder, a path, a Hub file): a path label, written with
+// visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function refuse(where: string, message: string, details?: Record<string, unknown>): FinetuneError {
-  return new FinetuneError('bad-input', `${where}: ${message}`, details);
+  return new FinetuneError('bad-input', `${visibleText(where)}: ${message}`, details);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -606,7 +608,7 @@ export function readTorchStateDict(bytes: Uint8Array, where = 'adapter_model.bin
   const pkl = files.get(`${prefix}data.pkl`) as Uint8Array;
   let storageBytes = 0;
   for (const [name, b] of files) if (name.startsWith(`${prefix}data/`)) storageBytes += b.byteLength;
-  const root = unpickleStateDict(pkl, (key) => files.get(`${prefix}data/${key}`), `${where}: ${prefix}data.pkl`, { maxTensorBytes: 2 * storageBytes, ...limits });
+  const root = unpickleStateDict(pkl, (key) => files.get(`${prefix}data/${key}`), `${where}: ${quote(`${prefix}data.pkl`)}`, { maxTensorBytes: 2 * storageBytes, ...limits });
   if (typeof root !== 'object' || root === null || root.kind !== 'dict') throw refuse(where, `holds ${describe(root)}, not a state dict`);
   const out = new Map<string, TorchTensor>();
   for (const [k, v] of root.entries) {

@@ -6,7 +6,7 @@
 
 import { unzipSync } from 'fflate';
 import { FinetuneError } from '../core/errors.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 export interface ZipEntryInfo {
   name: string;
@@ -35,8 +35,10 @@ export function looksLikeZip(bytes: Uint8Array): boolean {
   return bytes.byteLength >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && ((bytes[2] === 3 && bytes[3] === 4) || (bytes[2] === 5 && bytes[3] === 6));
 }
 
+// `where` names the input as it was given (a picked file or folder, a path, a Hub file): a path label, written with
+// visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function badZip(where: string, message: string): FinetuneError {
-  return new FinetuneError('bad-input', `${where}: ${message}`);
+  return new FinetuneError('bad-input', `${visibleText(where)}: ${message}`);
 }
 
 const CRC_TABLE = ((): Uint32Array => {

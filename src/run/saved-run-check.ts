@@ -12,7 +12,7 @@ import { savedKernels } from './kernel-tuning.ts';
 import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './saved-run.ts';
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
 
@@ -94,11 +94,13 @@ function isTokenizerIdentity(v: unknown): v is TokenizerIdentity {
 export function checkTokenizer(run: SavedRun, loaded: TokenizerIdentity | undefined, how: string): string | null {
   if (loaded === undefined) return null;
   const saved = run.tokenizer;
-  if (saved === undefined) return `the saved run's record does not say which tokenizer it was trained with (it was saved before runs recorded it): it continues with ${loaded.name}, which must be the one it started with`;
+  // A tokenizer's name says where it was loaded from, as a path or in words ("the default tokenizer (…)"): shown with
+  // visibleText's escapes, not quoted, so that a bidirectional control in a path cannot reorder the sentence.
+  if (saved === undefined) return `the saved run's record does not say which tokenizer it was trained with (it was saved before runs recorded it): it continues with ${visibleText(loaded.name)}, which must be the one it started with`;
   if (saved.checksum === loaded.checksum) return null;
   throw new FinetuneError(
     'bad-input',
-    `the saved run was trained with the tokenizer ${saved.name} (${saved.checksum}), and this resume has ${loaded.name} (${loaded.checksum}): another tokenizer gives the run's data other token ids, so the run cannot continue with it. ${how}`,
+    `the saved run was trained with the tokenizer ${visibleText(saved.name)} (${saved.checksum}), and this resume has ${visibleText(loaded.name)} (${loaded.checksum}): another tokenizer gives the run's data other token ids, so the run cannot continue with it. ${how}`,
     { saved, loaded },
   );
 }
@@ -135,12 +137,14 @@ function isModelFileList(v: unknown): v is ModelFileVersion[] {
 export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion[], former: readonly ModelFileVersion[] | null = null): string | null {
   const saved = run.modelFiles;
   if (saved === undefined) return null;
-  const sizes = (files: readonly ModelFileVersion[]): string => files.map((f) => `${f.name} (${formatCount(f.size)} bytes)`).join(', ');
+  // The model's file names (a folder's, a Hub repository's) in a list of names and sizes: with visibleText's escapes, so
+  // that a bidirectional control in one cannot reorder the sentence; the model's name is quoted, as the record's names are.
+  const sizes = (files: readonly ModelFileVersion[]): string => files.map((f) => `${visibleText(f.name)} (${formatCount(f.size)} bytes)`).join(', ');
   const same = saved.length === loaded.length && saved.every((f, i) => f.name === loaded[i].name && f.size === loaded[i].size);
   if (!same) {
     throw new FinetuneError(
       'bad-input',
-      `the loaded model "${run.modelSource}" is not the one the saved run was trained on: its files are ${sizes(loaded)}; the run's were ${sizes(saved)}. Load the run's model to resume it`,
+      `the loaded model ${quote(run.modelSource)} is not the one the saved run was trained on: its files are ${sizes(loaded)}; the run's were ${sizes(saved)}. Load the run's model to resume it`,
       { saved, loaded },
     );
   }
@@ -149,7 +153,7 @@ export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion
   if (other.length > 0) {
     throw new FinetuneError(
       'bad-input',
-      `the loaded model "${run.modelSource}" is not the one the saved run was trained on: ${other.join(', ')} ${other.length === 1 ? 'has' : 'have'} the run's name and size but other contents (another model in a folder of the same name?). Load the run's model to resume it`,
+      `the loaded model ${quote(run.modelSource)} is not the one the saved run was trained on: ${visibleText(other.join(', '))} ${other.length === 1 ? 'has' : 'have'} the run's name and size but other contents (another model in a folder of the same name?). Load the run's model to resume it`,
       { files: other },
     );
   }
@@ -157,7 +161,7 @@ export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion
     .filter((f, i) => f.version?.startsWith('http ') && loaded[i].version?.startsWith('http ') && f.version !== loaded[i].version && f.version !== former?.[i]?.version)
     .map((f) => f.name);
   if (changed.length === 0) return null;
-  return `${changed.join(', ')} of ${run.modelSource} changed on the server since the run's last checkpoint (the same size, another version): the run continues on the files as they are now`;
+  return `${visibleText(changed.join(', '))} of ${visibleText(run.modelSource)} changed on the server since the run's last checkpoint (the same size, another version): the run continues on the files as they are now`;
 }
 
 /**
@@ -185,7 +189,7 @@ export async function checkDataChecksums(run: SavedRun, train: Uint8Array, valid
     if (expected === undefined) return;
     const actual = bytes ? await stateChecksum(bytes) : 'none';
     if (actual !== expected) {
-      throw corrupt(`its ${what} data${name ? ` (${name})` : ''} is not the data it was trained on (checksum ${actual}, saved with the run ${expected})`, { expected, actual });
+      throw corrupt(`its ${what} data${name ? ` (${visibleText(name)})` : ''} is not the data it was trained on (checksum ${actual}, saved with the run ${expected})`, { expected, actual });
     }
   };
   await check(run.trainChecksum, train, 'training', run.trainName);

@@ -110,7 +110,8 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
       const folder = files.length > 0 && files.every((n) => n.split('/').length === 2 && n.split('/')[0] === files[0].split('/')[0]) ? `${files[0].split('/')[0]}/` : '';
       const others = names.filter((n) => (n.endsWith('/') ? n !== folder : !(n.startsWith(folder) && ZIP_OWN_FILES.has(n.slice(folder.length)))));
       if (others.length === 0) return;
-      throw refuse(`is a zip of other files than an export's (${others.slice(0, 5).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''})`);
+      // The zip's entry names are quoted: a comma or a control character in one is told from the list's own.
+      throw refuse(`is a zip of other files than an export's (${others.slice(0, 5).map((n) => quote(n)).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''})`);
     }
     // A GGUF model (the base-model.gguf the README names, gigabytes and a conversion) starts with the same magic as an
     // adapter: its header's general.type tells them apart, among the first KVs (the first MiB is plenty).
@@ -123,9 +124,10 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
   if (!statSync(out).isDirectory()) return;
   const others = readdirSync(out).filter((f) => !f.startsWith('.') && !PEFT_OWN_FILES.has(f));
   if (others.length === 0) return;
-  const list = `${others.slice(0, 5).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
+  // The folder's file names are quoted: a comma or a control character in one is told from the list's own.
+  const list = `${others.slice(0, 5).map((n) => quote(n)).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
   const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} export would replace` : '';
-  throw new FinetuneError('bad-input', `--out ${out} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give --out an empty or new folder, or remove ${others.length === 1 ? others[0] : 'those files'} from it, or give --force to write the adapter's files beside ${others.length === 1 ? 'it' : 'them'}`);
+  throw new FinetuneError('bad-input', `--out ${out} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give --out an empty or new folder, or remove ${others.length === 1 ? quote(others[0]) : 'those files'} from it, or give --force to write the adapter's files beside ${others.length === 1 ? 'it' : 'them'}`);
 }
 
 /** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */

@@ -193,7 +193,7 @@ describe('finetune export writes', () => {
     writeFileSync(join(dir, 'README.md'), 'the model card');
     writeFileSync(join(dir, 'config.json'), '{}');
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', dir);
-    expect(error?.message).toBe(`--out ${dir} holds files an export does not write (config.json): it looks like another folder (a model's?), whose README.md export would replace; give --out an empty or new folder, or remove config.json from it, or give --force to write the adapter's files beside it`);
+    expect(error?.message).toBe(`--out ${dir} holds files an export does not write ("config.json"): it looks like another folder (a model's?), whose README.md export would replace; give --out an empty or new folder, or remove "config.json" from it, or give --force to write the adapter's files beside it`);
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('the model card');
     expect(existsSync(join(dir, 'adapter_config.json'))).toBe(false);
     expect((await exportWith(undefined, '--format', 'peft', '--out', dir, '--force')).error).toBeNull();
@@ -222,12 +222,12 @@ describe('finetune export --out X.zip over a zip', () => {
     const replicateBytes = zipSync({ 'adapter_config.json': strToU8('{}'), 'adapter_model.bin': new Uint8Array(64) });
     writeFileSync(replicate, replicateBytes);
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', replicate);
-    expect(error?.message).toBe(`--out ${replicate} exists and is a zip of other files than an export's (adapter_model.bin): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(error?.message).toBe(`--out ${replicate} exists and is a zip of other files than an export's ("adapter_model.bin"): export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(replicate).equals(Buffer.from(replicateBytes))).toBe(true);
     const data = join(dir, 'data.zip');
-    const dataBytes = zipSync({ 'train.jsonl': strToU8('{"text":"a"}\n'), 'notes/README.md': strToU8('mine') });
+    const dataBytes = zipSync({ 'train.jsonl': strToU8('{"text":"a"}\n'), 'notes, v2/README.md': strToU8('mine') });
     writeFileSync(data, dataBytes);
-    expect((await exportWith(undefined, '--format', 'peft', '--out', data)).error?.message).toBe(`--out ${data} exists and is a zip of other files than an export's (train.jsonl, notes/README.md): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect((await exportWith(undefined, '--format', 'peft', '--out', data)).error?.message).toBe(`--out ${data} exists and is a zip of other files than an export's ("train.jsonl", "notes, v2/README.md"): export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(data).equals(Buffer.from(dataBytes))).toBe(true);
     expect((await exportWith(undefined, '--format', 'peft', '--out', data, '--force')).error).toBeNull();
     // What export wrote, it writes over again without --force; so the page's bundle (with adapter.gguf) and a zip in one folder.

@@ -119,7 +119,7 @@ describe('finetune remote', () => {
     const r = await run('fetch', succeededId, '--out', out);
     expect(r.code).toBe(2);
     expect(r.err).toEqual([
-      `finetune remote: bad-input: --out ${out} holds files fetch does not write (package.json): it looks like another folder, whose README.md fetch would replace; give --out an empty or new folder, or one an earlier fetch wrote`,
+      `finetune remote: bad-input: --out ${out} holds files fetch does not write ("package.json"): it looks like another folder, whose README.md fetch would replace; give --out an empty or new folder, or one an earlier fetch wrote`,
     ]);
     expect(readFileSync(join(out, 'README.md'), 'utf8')).toBe('# my project\n');
     expect(readdirSync(out).sort()).toEqual(['README.md', 'package.json']);

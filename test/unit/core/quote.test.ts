@@ -1,10 +1,23 @@
 // Names and values from outside, quoted in messages: a bidirectional control in one (U+202E, the right-to-left
 // override of the "txt.exe" spoof) is shown as an escape, so it can neither hide itself nor reorder the words after it.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { terminalLine } from '../../../src/cli/main.ts';
+import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { loadTokenizer } from '../../../src/data/tokenizer.ts';
+import { loadRunData } from '../../../src/data/training-data.ts';
+import { importAdapter } from '../../../src/model/adapter-import.ts';
+import { INDEX_FILE, openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
+import { parseMistralConfig } from '../../../src/model/config.ts';
 import { parseLoraConfig } from '../../../src/model/lora-adapter.ts';
 import { parseSafetensorsHeaderBytes } from '../../../src/model/safetensors.ts';
-import { checkFileName } from '../../../src/model/source.ts';
+import { bytesSource, checkFileName, memoryFileSet, readJson } from '../../../src/model/source.ts';
+import { readTorchStateDict } from '../../../src/model/torch-pickle.ts';
+import { listZip } from '../../../src/model/zip-archive.ts';
+import { checkModelFiles, checkTokenizer } from '../../../src/run/saved-run-check.ts';
+import type { SavedRun } from '../../../src/run/saved-run.ts';
+import { torchZip } from '../../helpers/torch-save.ts';
+import { MISTRAL_7B_V02 } from '../model/helpers.ts';
 import { quote } from '../../../src/core/quote.ts';
 
 const RLO = '\u202e';
@@ -72,5 +85,80 @@ describe('quote', () => {
   it('quotes the strings inside a value, and writes what JSON cannot', () => {
     expect(quote([`q${RLO}`, 1, null])).toBe('["q\\u202e",1,null]');
     expect(quote(undefined)).toBe('undefined');
+  });
+});
+
+// The file or folder a message is about, named at its start as a path label (`Mistral-7B/config.json: …`): shown with
+// visibleText's escapes, without quotes, so a plain name reads as before. The names found inside it (a zip's entries,
+// an index's shards) are quoted.
+describe('the name a message about a file or folder begins with', () => {
+  const named = `report${RLO}txt`;
+  const escaped = 'report\\u202etxt';
+
+  /** The message of what `f` throws or rejects with. */
+  async function messageOfAsync(f: () => unknown): Promise<string> {
+    try {
+      await f();
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('nothing was thrown');
+  }
+
+  /** `m` begins with the escaped name and holds no bidirectional control. */
+  function expectLabel(m: string, start = escaped): void {
+    expect(m.startsWith(start), m).toBe(true);
+    expect(m).not.toContain(RLO);
+  }
+
+  it('a model folder without config.json, a shard its index names, a tensor read', async () => {
+    expectLabel(await messageOfAsync(() => openBaseCheckpoint(memoryFileSet({}, named))), `${escaped}: no config.json`);
+    const config = JSON.stringify(MISTRAL_7B_V02);
+    const index = JSON.stringify({ weight_map: { 'model.embed_tokens.weight': `model-0${RLO}1.safetensors` } });
+    const m = await messageOfAsync(() => openBaseCheckpoint(memoryFileSet({ 'config.json': config, [INDEX_FILE]: index }, named)));
+    expect(m).toBe(`${escaped}: shard "model-0\\u202e1.safetensors" named by ${INDEX_FILE} is missing`);
+  });
+
+  it("a config's, an adapter config's, a safetensors file's, a zip's and a torch.save file's name", async () => {
+    expectLabel(messageOf(() => parseMistralConfig({}, `${named}/config.json`)));
+    expectLabel(messageOf(() => parseLoraConfig({}, `${named}/adapter_config.json`)));
+    expectLabel(messageOf(() => parseSafetensorsHeaderBytes(new Uint8Array(4), 4, named)));
+    expectLabel(messageOf(() => listZip(new Uint8Array(30), named)));
+    expectLabel(messageOf(() => readTorchStateDict(new Uint8Array(30), named)));
+    expectLabel(await messageOfAsync(() => importAdapter(new Uint8Array(30), { where: named })));
+    expectLabel(await messageOfAsync(() => importAdapter(memoryFileSet({}, named))));
+  });
+
+  it("the folder of a torch.save archive's pickle is quoted, a name from inside the file", () => {
+    // An unknown opcode (0xff) after the protocol header: the unpickler's refusal names where the pickle is. (The test's
+    // zip does not mark its names as UTF-8, so they are read as CP437 and a U+202E would not survive: an escape code does.)
+    const bin = torchZip(new Uint8Array([0x80, 2, 0xff]), new Map(), { archive: 'ar\u001b]0;x\u0007c' });
+    const m = messageOf(() => readTorchStateDict(bin, 'adapter_model.bin'));
+    expect(m.startsWith('adapter_model.bin: "ar\\u001b]0;x\\u0007c/data.pkl": '), m).toBe(true);
+  });
+
+  it("a file set's name, and the JSON file read from it", async () => {
+    expectLabel(messageOf(() => checkFileName('../x', named)));
+    expectLabel(await messageOfAsync(() => memoryFileSet({}, named).open('config.json')), `${escaped}: no file "config.json"`);
+    expectLabel(await messageOfAsync(() => readJson(bytesSource(new TextEncoder().encode('{'), named))), `${escaped} is not valid JSON`);
+    expectLabel(await messageOfAsync(() => readJson(bytesSource(new Uint8Array([0xff]), named))), `${escaped} is not UTF-8 text`);
+  });
+
+  it('a dataset file with errors', async () => {
+    const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    const file = new TextEncoder().encode('not json\n');
+    const m = await messageOfAsync(() => loadRunData({ train: file, trainName: named }, tokenizer, defaultHyperparams()));
+    expectLabel(m, `${escaped} has 1 error`);
+  });
+
+  it("a resume's tokenizers, and the model it was trained on", () => {
+    const run = { modelSource: `owner/m"${RLO}`, tokenizer: { checksum: `sha256:${'0'.repeat(64)}`, name: `other/${named}` } } as unknown as SavedRun;
+    const m = messageOf(() => checkTokenizer(run, { checksum: `sha256:${'1'.repeat(64)}`, name: named }, 'Load it.'));
+    expect(m).toContain(`with the tokenizer other/${escaped} (sha256:`);
+    expect(m).toContain(`this resume has ${escaped} (sha256:`);
+    expect(m).not.toContain(RLO);
+    const withFiles = { ...run, modelFiles: [{ name: `a${RLO}.safetensors`, size: 1, version: null }] } as unknown as SavedRun;
+    const other = messageOf(() => checkModelFiles(withFiles, [{ name: 'b.safetensors', size: 1, version: null }]));
+    expect(other).toBe('the loaded model "owner/m\\"\\u202e" is not the one the saved run was trained on: its files are b.safetensors (1 bytes); the run\'s were a\\u202e.safetensors (1 bytes). Load the run\'s model to resume it');
   });
 });

@@ -152,12 +152,12 @@ describe('openBaseCheckpoint', () => {
     // A shard named by the index is absent.
     const noShard = { ...files };
     delete noShard['model-00002-of-00003.safetensors'];
-    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(noShard, 'tiny')))).message).toMatch(/shard model-00002-of-00003\.safetensors named by model\.safetensors\.index\.json is missing/);
+    expect((await errorOf(() => openBaseCheckpoint(memoryFileSet(noShard, 'tiny')))).message).toMatch(/shard "model-00002-of-00003\.safetensors" named by model\.safetensors\.index\.json is missing/);
     // The index points a tensor at a shard that does not hold it.
     const idx = tinyIndex();
     idx.weight_map['model.norm.weight'] = 'model-00001-of-00003.safetensors';
     expect((await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(idx) })))).message).toMatch(
-      /puts "model\.norm\.weight" in model-00001-of-00003\.safetensors, but model-00001-of-00003\.safetensors has no such tensor/,
+      /puts "model\.norm\.weight" in "model-00001-of-00003\.safetensors", but "model-00001-of-00003\.safetensors" has no such tensor/,
     );
     // A weight_map entry trying to escape the directory.
     const evil = tinyIndex();
@@ -259,7 +259,7 @@ describe('openBaseCheckpoint', () => {
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
       const e = await errorOf(() => openBaseCheckpoint(urlFileSet(url, { retries: 0 })));
-      expect(e.message).toMatch(/shard model-00002-of-00003\.safetensors named by model\.safetensors\.index\.json is missing/);
+      expect(e.message).toMatch(/shard "model-00002-of-00003\.safetensors" named by model\.safetensors\.index\.json is missing/);
       const timeout = new Promise<string>((r) => setTimeout(() => r('the request for the other shard was still open 3 s later'), 3000));
       expect(await Promise.race([closed, timeout])).toBe('closed');
     } finally {
@@ -281,7 +281,7 @@ describe('openBaseCheckpoint', () => {
     expect(ck.warnings).toContain(`ignoring 1 tensor(s) a Mistral model does not use: ${JSON.stringify(evil)}`);
     // The index putting it in a shard that does not hold it.
     const e = await errorOf(() => openBaseCheckpoint(memoryFileSet({ ...files, [INDEX_FILE]: JSON.stringify(idx) }, 'tiny')));
-    expect(e.message).toBe(`tiny: ${INDEX_FILE} puts ${JSON.stringify(evil)} in ${shard}, but ${shard} has no such tensor`);
+    expect(e.message).toBe(`tiny: ${INDEX_FILE} puts ${JSON.stringify(evil)} in "${shard}", but "${shard}" has no such tensor`);
     // A weight_map value that is not a file name.
     const notName = tinyIndex() as { weight_map: Record<string, unknown> };
     notName.weight_map[evil] = 3;
