@@ -12,7 +12,7 @@ import { answerOf, type RemoteClient } from './client.ts';
 import { checkFileObject, checkTraining, type TrainingStatus } from './answers.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 /** The trainer remote mode drives (docs/replicate-trainer.md): Mistral-7B-Instruct v0.2 on an A100 80 GB. */
 export const BASE_MODEL = 'mistralai/mistral-7b-instruct-v0.2';
@@ -45,7 +45,8 @@ export function parseDestination(s: string): Destination {
 /** Refuses what Replicate's files API would refuse, before a byte is sent. */
 export function checkUploadSize(bytes: number, what: string): void {
   if (bytes >= MAX_UPLOAD_BYTES) {
-    throw new FinetuneError('bad-input', `${what} is ${(bytes / 1e6).toFixed(1)} MB; Replicate's files API takes files under 100 MB. Make it smaller (fewer or shorter rows), or train locally.`, { bytes });
+    // `what` is the file's name as picked or given, the message's subject: with visibleText's escapes, not quoted.
+    throw new FinetuneError('bad-input', `${visibleText(what)} is ${(bytes / 1e6).toFixed(1)} MB; Replicate's files API takes files under 100 MB. Make it smaller (fewer or shorter rows), or train locally.`, { bytes });
   }
 }
 

@@ -4,6 +4,7 @@
 // reads to know there is an adapter to export.
 
 import * as Comlink from 'comlink';
+import { visibleText } from '../core/quote.ts';
 import type { EvaluationProgress, ImportedAdapterInfo } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCounted, formatDuration } from './format.ts';
@@ -53,10 +54,13 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
       imported.set({ info, current: true });
       // base_model_name_or_path is whatever the file says, of any length: one line, cut with an ellipsis, the whole of
       // it in the tooltip (a 3,000-character one once ran the panel, and the page, thousands of pixels wide).
-      const baseModel = info.baseModel ? h('span', { class: 'clip', title: info.baseModel, 'data-testid': 'lora-import-base' }, info.baseModel) : null;
+      // The names (the file or folder picked, where in it the adapter was, the base the file names) with visibleText's
+      // escapes: a bidirectional control in one would reorder the sentence around it. Plain names read as they are.
+      const base = info.baseModel === null ? null : visibleText(info.baseModel);
+      const baseModel = base ? h('span', { class: 'clip', title: base, 'data-testid': 'lora-import-base' }, base) : null;
       say(
         'hint ok',
-        `Loaded ${info.name} (${info.readFrom}): r ${info.r}, lora_alpha ${info.loraAlpha}${info.useRslora ? ', rsLoRA' : ''}, ${info.targetModules.join(', ')}, ${info.layers} layers`,
+        `Loaded ${visibleText(info.name)} (${visibleText(info.readFrom)}): r ${info.r}, lora_alpha ${info.loraAlpha}${info.useRslora ? ', rsLoRA' : ''}, ${info.targetModules.join(', ')}, ${info.layers} layers`,
         ...(baseModel ? [', trained on ', baseModel] : []),
         '. Try it and Export use it; a new run starts from it.',
         // Trained on another model than the one loaded: said (the shapes fit, so it loads), not refused.
@@ -133,7 +137,7 @@ export function adapterImportPanel(shared: Shared): { element: HTMLElement; impo
     await engine.forgetImportedAdapter();
     const cur = imported.value;
     imported.set(null);
-    say('hint', cur?.current ? `New runs start fresh; ${cur.info.name} stays the current adapter until one starts.` : 'New runs start fresh.');
+    say('hint', cur?.current ? `New runs start fresh; ${visibleText(cur.info.name)} stays the current adapter until one starts.` : 'New runs start fresh.');
   });
 
   const render = (): void => {

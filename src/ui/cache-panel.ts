@@ -5,6 +5,7 @@
 // under storage pressure: the models are then downloaded again.
 
 import type { CachedModel, StorageInfo } from '../worker/api.ts';
+import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatDateTime, quantizationLabel } from './format.ts';
@@ -15,6 +16,19 @@ const NOT_PERSISTENT = 'Storage is not persistent: when the disk runs low, the b
 const PERSISTENT = 'Storage is persistent: the browser will not delete the cached models to free space; only you can, here or in its site settings.';
 const DECLINED =
   'The browser declined. Browsers grant it to sites you use often, bookmark or install, or (Firefox) when you allow it; until then the cached models may be deleted under storage pressure.';
+
+/**
+ * A cached model in words, for its Delete button and the questions about it. Its name (a folder's, a Hub repository's)
+ * with visibleText's escapes: a bidirectional control in it would reorder the sentence around it.
+ */
+export function cachedModelText(e: Pick<CachedModel, 'source' | 'quantization'>): string {
+  return `${e.source === undefined ? 'an unreadable entry' : visibleText(e.source)}${e.quantization ? ` (${quantizationLabel(e.quantization)})` : ''}`;
+}
+
+/** The name a cached model's row shows: as cachedModelText, or what to do with an entry that cannot be read. */
+export function cachedModelName(e: Pick<CachedModel, 'source'>): string {
+  return e.source === undefined ? 'an unreadable entry (damaged, or from an older version of this app): delete it' : visibleText(e.source);
+}
 
 export function cachePanel(shared: Shared): HTMLElement {
   const list = h('ul', { class: 'cache-list', 'data-testid': 'cache-list' });
@@ -38,7 +52,7 @@ export function cachePanel(shared: Shared): HTMLElement {
   /** A load may be reading or writing an entry: deleting waits until it is done. */
   const locked = (): boolean => deleting || shared.model.value.status === 'loading';
 
-  const describe = (e: CachedModel): string => `${e.source ?? 'an unreadable entry'}${e.quantization ? ` (${quantizationLabel(e.quantization)})` : ''}`;
+  const describe = cachedModelText;
 
   const renderList = (): void => {
     const rows = entries.map((e) => {
@@ -51,7 +65,7 @@ export function cachePanel(shared: Shared): HTMLElement {
       const row = h(
         'li',
         { 'data-key': e.key },
-        h('span', { class: 'cache-name' }, e.source ?? 'an unreadable entry (damaged, or from an older version of this app): delete it'),
+        h('span', { class: 'cache-name' }, cachedModelName(e)),
         h('span', { class: 'hint num' }, [e.quantization ? quantizationLabel(e.quantization) : null, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null].filter(Boolean).join(' · ')),
         confirming === e.key ? null : del,
       );

@@ -3,6 +3,7 @@
 // problem with its line and column, errors and warnings apart. Re-read when layout or max_seq_len change.
 
 import type { DatasetReport, DatasetSummary, Problem } from '../worker/api.ts';
+import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount } from './format.ts';
@@ -199,7 +200,8 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; preselectS
     const report = f.report;
     replaceChildren(
       el,
-      h('div', { class: 'file-head' }, h('span', { class: 'file-name', 'data-testid': `${which}-name` }, f.file.name), h('span', { class: 'num hint' }, formatBytes(f.file.size)), verdict(f)),
+      // The file's name with visibleText's escapes: a bidirectional control in it would show the name reordered.
+      h('div', { class: 'file-head' }, h('span', { class: 'file-name', 'data-testid': `${which}-name` }, visibleText(f.file.name)), h('span', { class: 'num hint' }, formatBytes(f.file.size)), verdict(f)),
       f.status === 'error' && f.error ? h('p', { class: 'bad', 'data-testid': `${which}-error` }, `Could not read it: ${f.error.message}`) : null,
       report ? summaryView(report, `${which}-summary`, f.file.size) : null,
       report?.summary.tokens && report.summary.rows > 0 ? lengthHistogramView(report.summary.tokens.histogram, report.summary.maxSeqLen, `${which}-lengths`) : null,

@@ -1,6 +1,7 @@
 // The export panel: the trained adapter as a PEFT zip (adapter_config.json + adapter_model.safetensors), named after
 // the model and the step, and the Try-it section (try-panel.ts): streamed generation with the adapter, the base beside it.
 
+import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { h } from './dom.ts';
 import { errorParts } from './format.ts';
@@ -90,9 +91,12 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
     })),
   );
 
+  // The imported adapter's name (the file or folder picked) with visibleText's escapes: a bidirectional control in it
+  // would reorder the sentence around it.
+  const importedName = (): string => visibleText(imported?.value?.info.name ?? '');
   // Try it (try-panel.ts) runs the worker's current adapter: the imported one, or the run's.
   const tryIt = trySection(shared, () =>
-    importedNow() ? `the imported adapter (${imported?.value?.info.name})` : shared.run.value.hasAdapter ? `the adapter at step ${shared.run.value.step}` : null,
+    importedNow() ? `the imported adapter (${importedName()})` : shared.run.value.hasAdapter ? `the adapter at step ${shared.run.value.step}` : null,
   );
 
   const render = (): void => {
@@ -114,7 +118,7 @@ export function exportPanel(shared: Shared, imported?: Cell<ImportedState | null
       : 'Written as base_model_name_or_path in adapter_config.json and named in the README; empty: the base the adapter records (the model its run loaded, or an imported file’s own).';
     if (!exporting && !status.classList.contains('ok') && !status.classList.contains('bad')) {
       status.textContent = importedNow()
-        ? `The imported adapter (${imported?.value?.info.name}), ready to download.`
+        ? `The imported adapter (${importedName()}), ready to download.`
         : run.hasAdapter
         ? run.phase === 'pausing'
           ? 'Pausing: the adapter can be exported once the step under way ends.'

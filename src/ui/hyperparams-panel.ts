@@ -6,8 +6,9 @@
 // The Hugging Face token is not a hyperparameter and is never saved.
 
 import { FIELDS, HYPERPARAM_NAMES, defaultQuantization, hyperparamWarnings, safeParseHyperparams, type FieldMeta, type PeftMethod } from '../config/index.ts';
+import { visibleText } from '../core/quote.ts';
 import { h, replaceChildren } from './dom.ts';
-import { runBusy, type FormState, type Shared } from './state.ts';
+import { runBusy, type DataFile, type FormState, type Shared } from './state.ts';
 
 const STORAGE_KEY = 'finetune.form.v1';
 
@@ -304,7 +305,7 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
       if (v.field.type !== 'file') continue;
       const f = v.field.name === 'train_data' ? data.train : data.validation;
       const out = v.row.querySelector('output');
-      if (out) out.textContent = f ? f.file.name : v.field.name === 'train_data' ? 'choose a file in Dataset' : 'none (held out from the training data)';
+      if (out) out.textContent = fileRefText(v.field.name, f);
     }
   });
 
@@ -339,6 +340,14 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
 }
 
 /** Form values from a saved run's hyperparameters (numbers and booleans as the form shows them). */
+/**
+ * What a file field (train_data, validation_data) shows: the file picked in the Dataset panel, its name with
+ * visibleText's escapes (a bidirectional control in it would show the name reordered), or what to do.
+ */
+export function fileRefText(field: string, f: DataFile | null): string {
+  return f ? visibleText(f.file.name) : field === 'train_data' ? 'choose a file in Dataset' : 'none (held out from the training data)';
+}
+
 export function formValuesOf(hp: Readonly<Record<string, unknown>>): Record<string, string | boolean> {
   const out: Record<string, string | boolean> = {};
   for (const f of FIELDS) {

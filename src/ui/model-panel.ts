@@ -6,6 +6,7 @@
 import { pickedFolderName, relativePath } from '../core/file-names.ts';
 import type { LedgerSnapshot, LoadProgress, MemoryPlan, ModelInfo, ModelSource } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
+import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { cachePanel } from './cache-panel.ts';
 import { h, replaceChildren } from './dom.ts';
@@ -62,7 +63,27 @@ export function qloraOfferText(q: NonNullable<MemoryPlan['qlora']>): string {
  */
 export function modelLostText(label: string | null, message: string, recoverOffered: boolean): string {
   const again = recoverOffered ? 'Load it again, or use "Get the GPU back and resume" in the Training panel.' : 'Load it again in this panel.';
-  return `${label ?? 'The model'} is no longer loaded: the GPU device it was on was lost (${message}). ${again}`;
+  return `${label === null ? 'The model' : visibleText(label)} is no longer loaded: the GPU device it was on was lost (${message}). ${again}`;
+}
+
+// A model's name (a picked folder's, a Hub repository's, the files'), written into the panel's sentences with
+// visibleText's escapes: the page shows text as text, but a bidirectional control in a name (a folder named with a
+// U+202E) would reorder the words after it. A plain name reads as it is.
+
+/** The status line while a model loads. */
+export function modelLoadingText(label: string | null, quantization: ModelInfo['quantization'] | null): string {
+  return `Loading ${label === null ? 'the model' : visibleText(label)}${quantization ? ` (${quantizationLabel(quantization)})` : ''}…`;
+}
+
+/** The status line of a loaded model. */
+export function modelLoadedText(i: Pick<ModelInfo, 'source' | 'quantization' | 'seconds' | 'fromCache'>): string {
+  return `Loaded ${visibleText(i.source)} (${quantizationLabel(i.quantization)}) in ${i.seconds.toFixed(1)} s${i.fromCache ? ', from the weight cache in this browser: nothing downloaded' : ''}`;
+}
+
+/** The line under a loaded model when the load of another one failed. */
+export function modelFailureText(failure: { label: string; message: string }, loaded: string): string {
+  // joinSentences: the message may end with its own full stop ("…check the connection and the URL.").
+  return joinSentences(`Could not load ${visibleText(failure.label)}: ${failure.message}`, `${visibleText(loaded)} is still loaded and ready`);
 }
 
 /**
@@ -74,7 +95,7 @@ export function localPick(list: readonly File[]): { label: string; folder: strin
   const folder = pickedFolderName(list);
   // The top level of the pick: a folder's own files (not its subfolders'), or the files picked.
   const names = list.map((f) => (folder ? relativePath(f).slice(folder.length + 1) : f.name));
-  const where = folder ? `The folder ${folder}` : 'The picked files';
+  const where = folder ? `The folder ${visibleText(folder)}` : 'The picked files';
   if (!names.includes('config.json')) return `${where} ${folder ? 'holds' : 'include'} no config.json: ${folder ? 'pick the folder that holds it' : 'pick it with the weights'}.`;
   if (!names.some((n) => !n.includes('/') && n.endsWith('.safetensors'))) return `${where} ${folder ? 'holds' : 'include'} no *.safetensors weights: ${folder ? 'pick the folder that holds them' : 'pick them with config.json'} (PyTorch .bin weights are not read).`;
   return { label: folder ?? list.map((f) => f.name).join(', '), folder };
@@ -319,7 +340,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
     if (m.status === 'loading') {
       const p = m.progress;
       status.className = 'status';
-      status.textContent = `Loading ${m.choice?.label ?? 'the model'}${m.quantization ? ` (${quantizationLabel(m.quantization)})` : ''}…`;
+      status.textContent = modelLoadingText(m.choice?.label ?? null, m.quantization);
       if (p) {
         bar.max = Math.max(1, p.bytesTotal);
         bar.value = p.bytesDone;
@@ -333,10 +354,9 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       status.className = 'status ok';
       status.dataset.state = 'ready';
       status.dataset.fromCache = String(i.fromCache === true);
-      status.textContent = `Loaded ${i.source} (${quantizationLabel(i.quantization)}) in ${i.seconds.toFixed(1)} s${i.fromCache ? ', from the weight cache in this browser: nothing downloaded' : ''}`;
+      status.textContent = modelLoadedText(i);
       failureLine.hidden = m.failure === null;
-      // joinSentences: the message may end with its own full stop ("…check the connection and the URL.").
-      failureLine.textContent = m.failure ? joinSentences(`Could not load ${m.failure.label}: ${m.failure.message}`, `${i.source} is still loaded and ready`) : '';
+      failureLine.textContent = m.failure ? modelFailureText(m.failure, i.source) : '';
       replaceChildren(
         info,
         h(

@@ -11,6 +11,7 @@ import { createRemoteClient, validateToken, type RemoteClient } from '../remote/
 import type { TrainingStatus } from '../remote/answers.ts';
 import { PROXY_API_PATH, PROXY_HELLO, PROXY_HELLO_PATH } from '../remote/endpoints.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { visibleText } from '../core/quote.ts';
 import { estimateRemoteCost } from '../remote/estimate.ts';
 import { remoteSplit, trainedTokens } from '../remote/split.ts';
 import { remoteTrainingSummary } from '../remote/provenance.ts';
@@ -29,7 +30,7 @@ import {
   viewTraining,
   type TrainingView,
 } from '../remote/flow.ts';
-import { afterDeviceLoss, dataBeingRead, dataUsable, settledData, type Cell, type Shared } from './state.ts';
+import { afterDeviceLoss, dataBeingRead, dataUsable, settledData, type Cell, type DataFile, type Shared } from './state.ts';
 import type { ImportedState } from './adapter-import-panel.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
@@ -97,6 +98,15 @@ export function cancelMessage(id: string, row: RemoteJob | undefined, reply: Tra
 /** Options for tests and automation: the browser tier shortens the polling. */
 export interface RemotePanelOptions {
   pollMs?: number;
+}
+
+/**
+ * The cost line while the training file's token counts are not there: it has errors, or is being read (again). The
+ * file's name with visibleText's escapes: a bidirectional control in it would reorder the sentence.
+ */
+export function costPendingText(train: DataFile): string {
+  const name = visibleText(train.file.name);
+  return `Estimated cost: ${train.status === 'error' || train.report?.ok === false ? `${name} has errors (Dataset panel)` : `counting the tokens of ${name}…`}`;
 }
 
 export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>, opts: RemotePanelOptions = {}): HTMLElement {
@@ -263,8 +273,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
     if (!train) return void (estimate.textContent = 'Choose a training file to see the estimated cost.');
     if (lengths === undefined || lengths === null) {
       // A file being read again (the layout or max_seq_len changed) is not a missing file.
-      const why = train.status === 'error' || train.report?.ok === false ? `${train.file.name} has errors (Dataset panel)` : `counting the tokens of ${train.file.name}…`;
-      return void (estimate.textContent = `Estimated cost: ${why}`);
+      return void (estimate.textContent = costPendingText(train));
     }
     // Replicate's validation split, said as the CLI says it: a job that would train on nothing is one more refusal
     // (Send stays disabled, sendBlockedReason points at the list), fewer rows trained than validated is a warning.

@@ -5,6 +5,7 @@ import { damagedRunProblem, offerGoneText, sameCheckpoint, type OfferedCheckpoin
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
+import { visibleText } from '../core/quote.ts';
 import { errorParts, quantizationLabel } from './format.ts';
 import { afterDeviceLoss, runBusy, type RunPhase, type Shared } from './state.ts';
 
@@ -135,7 +136,8 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     const m = shared.model.value;
     if (m.status === 'ready' && m.info?.source === saved.modelSource && m.info.quantization === saved.quantization) return true;
     if (saved.modelSource !== DEMO_MODEL) {
-      say(`Load ${saved.modelSource} with quantization ${saved.quantization} in the Model panel, then resume.`);
+      // The record's model name with visibleText's escapes: a bidirectional control in it would reorder the sentence.
+      say(`Load ${visibleText(saved.modelSource)} with quantization ${saved.quantization} in the Model panel, then resume.`);
       return false;
     }
     say(`Loading ${DEMO_MODEL} (${quantizationLabel(saved.quantization)})…`);

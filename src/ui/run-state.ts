@@ -3,6 +3,7 @@
 // engine), so its transitions are unit-tested (test/unit/ui/run-state.test.ts).
 
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
+import { visibleText } from '../core/quote.ts';
 import { formatCounted, formatDuration } from './format.ts';
 
 // 'pausing': Pause was asked, and the worker has not yet stopped at a pause point (the step, the validation pass or the
@@ -176,10 +177,11 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
         totalSteps: e.stats.totalSteps,
         step: e.resumedAt,
         hasAdapter: true,
+        // The saved run's file name with visibleText's escapes: a bidirectional control in it would reorder the note.
         note: s.restoreOnly
-          ? `Restoring the adapter of ${s.resumedFrom ?? 'the saved run'} at step ${e.resumedAt} (nothing is trained)…`
+          ? `Restoring the adapter of ${s.resumedFrom === null ? 'the saved run' : visibleText(s.resumedFrom)} at step ${e.resumedAt} (nothing is trained)…`
           : e.resumedAt > 0
-            ? `Resumed ${s.resumedFrom ?? 'the saved run'} from the checkpoint at step ${e.resumedAt}.`
+            ? `Resumed ${s.resumedFrom === null ? 'the saved run' : visibleText(s.resumedFrom)} from the checkpoint at step ${e.resumedAt}.`
             : 'Training started.',
       };
     case 'step': {

@@ -8,6 +8,7 @@ import { h, replaceChildren } from './dom.ts';
 import { estimateFailureView } from './estimate-view.ts';
 import { lrChartView, markLrStep } from './lr-chart.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
+import { visibleText } from '../core/quote.ts';
 import { formatCounted } from '../core/units.ts';
 import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
@@ -122,10 +123,13 @@ const ESTIMATE_PENDING_AFTER_MS = 500;
 /** How often a tab that sees a run in another tab looks whether it has ended. */
 const ELSEWHERE_POLL_MS = 3000;
 
-/** A saved run in one line: its files, model, step and when it was saved. */
-function savedSummary(run: SavedRun): string {
+/**
+ * A saved run in one line: its files, model, step and when it was saved. The names (the record's) with visibleText's
+ * escapes: a bidirectional control in one would reorder the line.
+ */
+export function savedSummary(run: SavedRun): string {
   const when = new Date(run.savedAt);
-  return `${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''} · ${run.modelSource} (${quantizationLabel(run.quantization)}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : formatDateTime(when.getTime())}`;
+  return `${visibleText(`${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''}`)} · ${visibleText(run.modelSource)} (${quantizationLabel(run.quantization)}) · step ${run.step} / ${run.totalSteps} · saved ${Number.isNaN(when.getTime()) ? run.savedAt : formatDateTime(when.getTime())}`;
 }
 
 function readout(label: string, testid: string): { el: HTMLElement; value: HTMLElement; sub: HTMLElement } {
@@ -174,6 +178,11 @@ export function estimateSubject(phase: RunPhase): string {
 export interface TrainingPanelHooks extends RunControllerHooks {
   /** Puts the quick preset into the form. */
   applyQuickPreset(): void;
+}
+
+/** Asked before a new run replaces the saved one; its file's name with visibleText's escapes, as in savedSummary. */
+export function replacesSavedText(existing: Pick<SavedRun, 'trainName' | 'step' | 'totalSteps'>): string {
+  return `A new run replaces the run saved in this browser (${visibleText(existing.trainName)}, step ${existing.step} of ${existing.totalSteps}); its checkpoint is kept until the new run saves its first one.`;
 }
 
 export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
@@ -240,7 +249,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     });
     replaceChildren(
       confirmBox,
-      h('p', {}, `A new run replaces the run saved in this browser (${existing.trainName}, step ${existing.step} of ${existing.totalSteps}); its checkpoint is kept until the new run saves its first one.`),
+      h('p', {}, replacesSavedText(existing)),
       h('div', { class: 'actions' }, replace, keep),
     );
     confirmBox.hidden = false;

@@ -1,8 +1,8 @@
 // A stand-in for the few DOM calls src/ui/dom.ts's h() makes (createElement, createTextNode, setAttribute, className,
 // addEventListener, append), and the few more a view makes of its own elements (textContent, insertBefore,
-// parentNode, dataset, classList.contains, an input's value and checked, events besides clicks), so that a view built
-// with it can be read and clicked in the unit project, which runs in Node without a DOM. Not a DOM: anything else a
-// view asks for throws, as a missing method does.
+// parentNode, dataset, classList.contains and toggle, an input's value and checked, events besides clicks), so that a
+// view built with it can be read and clicked in the unit project, which runs in Node without a DOM. Not a DOM: anything
+// else a view asks for throws, as a missing method does.
 
 type FakeChild = FakeElement | FakeText;
 
@@ -88,9 +88,17 @@ export class FakeElement {
     for (const listener of this.listeners.get(type) ?? []) listener({ type } as Event);
   }
 
-  /** The class names, read from className (contains is what views ask of it). */
-  get classList(): { contains(name: string): boolean } {
-    return { contains: (name) => this.className.split(/\s+/).includes(name) };
+  /** The class names, read from className and written back to it (contains and toggle are what views ask of it). */
+  get classList(): { contains(name: string): boolean; toggle(name: string, force?: boolean): boolean } {
+    const names = (): string[] => this.className.split(/\s+/).filter(Boolean);
+    return {
+      contains: (name) => names().includes(name),
+      toggle: (name, force) => {
+        const on = force ?? !names().includes(name);
+        this.className = [...names().filter((n) => n !== name), ...(on ? [name] : [])].join(' ');
+        return on;
+      },
+    };
   }
 
   /** This element and every element below it, in document order. */
