@@ -31,14 +31,51 @@ export interface SerializedError {
   details?: Record<string, unknown>;
 }
 
+/** What a thrown value is called when String() cannot turn it into text. */
+const NO_TEXT = 'a thrown value that has no text';
+
+/**
+ * A thrown value as text, which never throws: String() throws for an object with no prototype (Object.create(null)
+ * has no toString) and for one whose toString or Symbol.toPrimitive throws, and code that reports a failure must not
+ * fail itself: the worker's throw handler would send comlink's own error in place of an answer.
+ */
+export function thrownText(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return NO_TEXT;
+  }
+}
+
+/** `read()`, or undefined when reading throws (a getter of a foreign error). */
+function readSafely(read: () => unknown): unknown {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Never throws, whatever was thrown: it runs in the worker's throw handler, where a failure loses the answer. */
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof FinetuneError) {
     const s: SerializedError = { name: err.name, kind: err.kind, message: err.message, stack: err.stack };
     if (err.details !== undefined) s.details = clonableDetails(err.details);
     return s;
   }
-  if (err instanceof Error) return { name: err.name, kind: 'internal', message: err.message, stack: err.stack };
-  return { name: 'Error', kind: 'internal', message: String(err) };
+  if (err instanceof Error) {
+    // A foreign error's name, message and stack may be getters that throw, or values that are not text.
+    const name = readSafely(() => err.name);
+    const message = readSafely(() => err.message);
+    const stack = readSafely(() => err.stack);
+    return {
+      name: typeof name === 'string' ? name : 'Error',
+      kind: 'internal',
+      message: typeof message === 'string' ? message : message === undefined ? 'an error whose message cannot be read' : thrownText(message),
+      ...(typeof stack === 'string' ? { stack } : {}),
+    };
+  }
+  return { name: 'Error', kind: 'internal', message: thrownText(err) };
 }
 
 /**

@@ -1,6 +1,6 @@
 // Number and time formatting for the page. Every figure is shown in tabular monospace (style.css .num).
 
-import { isFinetuneError } from '../core/errors.ts';
+import { isFinetuneError, thrownText } from '../core/errors.ts';
 import { formatCount, formatCounted, formatPercent } from '../core/units.ts';
 
 /** Thousands separated, and percentages (core/units.ts: messages from lower floors and the CLI use them too). */
@@ -68,7 +68,8 @@ export function formatParams(n: number): string {
 export function errorParts(e: unknown): { kind: string; message: string } {
   if (isFinetuneError(e)) return { kind: e.kind, message: e.message };
   if (e instanceof Error) return { kind: 'unexpected', message: e.message };
-  return { kind: 'unexpected', message: String(e) };
+  // thrownText: String() throws for some values (an object with no prototype), and the page reports with this.
+  return { kind: 'unexpected', message: thrownText(e) };
 }
 
 /** The separate messages of an error: a bad-input error from the schema lists them in details.errors. */
