@@ -527,22 +527,24 @@ interface CacheContents {
 }
 
 /**
- * Why the cache file could not be written, in words that name the path: the Node store's errors carry `code` and
- * `path` (and a rename's `dest`, the file it would replace: its `path` is the temporary file); anything else (OPFS's)
- * is said by its own message.
+ * Why the cache file could not be written (or, for `doing` 'forgotten', removed), in words that name the path: the
+ * Node store's errors carry `code` and `path` (and a rename's `dest`, the file it would replace: its `path` is the
+ * temporary file); anything else (OPFS's, whose store names the file) is said by its own message.
  */
-function unwritable(e: unknown, where: string | undefined): FinetuneError {
+function unwritable(e: unknown, where: string | undefined, doing: 'written' | 'forgotten' = 'written'): FinetuneError {
   const { code, path, dest } = (e ?? {}) as { code?: unknown; path?: unknown; dest?: unknown };
   const target = typeof dest === 'string' ? dest : typeof path === 'string' ? path : null;
   const at = target === null ? null : quote(target);
   const why =
-    code === 'ENOTDIR' ? (at ? `${at} is a file, not a folder` : 'part of its path is a file')
-    : code === 'EISDIR' ? `${at ?? CACHE_FILE} is a folder, not a file`
+    // A write's ENOTDIR names the folder it could not make; a removal's names the file, below the file in its way.
+    code === 'ENOTDIR' ? (at ? (doing === 'written' ? `${at} is a file, not a folder` : `part of ${at} is a file, not a folder`) : 'part of its path is a file')
+    // Node's rm says a folder in its way with its own code (ERR_FS_EISDIR: "Path is a directory: rm returned EISDIR").
+    : code === 'EISDIR' || code === 'ERR_FS_EISDIR' ? `${at ?? CACHE_FILE} is a folder, not a file`
     : code === 'EACCES' || code === 'EPERM' ? `permission denied${at ? ` (${at})` : ''}`
     : code === 'EROFS' ? 'the disk is read-only'
     : code === 'ENOSPC' || code === 'EDQUOT' ? 'no space is left on the disk'
     : e instanceof Error ? e.message : String(e);
-  return new FinetuneError('bad-input', `the kernel choices cannot be written${where === undefined ? '' : ` in ${quote(where)}`}: ${why}`);
+  return new FinetuneError('bad-input', `the kernel choices cannot be ${doing}${where === undefined ? '' : ` in ${quote(where)}`}: ${why}`);
 }
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -607,7 +609,11 @@ export function fileKernelTuningCache(files: StoreFiles, where?: string): Kernel
         .map(([k, v]) => remembered(k, v, c.lost[k] ?? []));
     },
     async clear() {
-      await files.remove(CACHE_FILE);
+      // "Forget them" on the page: a store that cannot remove the file (a folder in its way, a file where the folder
+      // should be, the browser's storage refusing) is said naming it, not by the store's bare error.
+      await files.remove(CACHE_FILE).catch((e: unknown) => {
+        throw unwritable(e, where, 'forgotten');
+      });
     },
     async put(key, value) {
       const c = await readAll();

@@ -62,7 +62,10 @@ export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
       try {
         await dir.removeEntry(name);
       } catch (e) {
-        if (!isNotFound(e)) throw e;
+        if (isNotFound(e)) return;
+        // Named as a write's failure is (a file open for writing in another tab is NoModificationAllowedError, which
+        // says neither which file nor where), keeping the browser's error name.
+        throw Object.assign(new Error(`could not remove ${name} from this browser's storage: ${(e as Error)?.message ?? String(e)}`), { name: (e as Error)?.name ?? 'Error', cause: e });
       }
     },
     async list() {

@@ -9,6 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { folderStoreFiles } from '../../../src/cli/node-store.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { decideKernels, fileKernelTuningCache, type DecideInputs, type KernelChoice, type KernelTrial } from '../../../src/run/kernel-tuning.ts';
+import { opfsStoreFiles } from '../../../src/worker/opfs-store.ts';
+import { FakeOpfs } from '../../helpers/fake-opfs.ts';
 
 const DEFAULTS: KernelChoice = { gemm: 'basic', attention: 'rows', lora: 'general' };
 const RAW = /ENOTDIR|EISDIR|SyntaxError|not a directory, mkdir|illegal operation/;
@@ -69,5 +71,40 @@ describe('a kernel cache whose file is not JSON', () => {
     expect(first.text).not.toMatch(/not remembered/);
     expect(JSON.parse(readFileSync(join(dir, 'kernel-tuning.json'), 'utf8'))).toMatchObject({ format: 'finetune-kernel-tuning' });
     expect((await decideKernels(inputs(dir))).source).toBe('cached');
+  });
+});
+
+// "Forget them" (the page's GPU panel → worker forgetRememberedKernels → clear()): a store that cannot remove the file
+// passed its raw error on ("ENOTDIR: not a directory, lstat …", "Path is a directory: rm returned EISDIR", a
+// DOMException's words), which said neither what was being done nor which file.
+describe('forgetting the kernel choices of a cache that cannot be changed', () => {
+  const forget = (files: Parameters<typeof fileKernelTuningCache>[0], where?: string): Promise<Error | null> =>
+    fileKernelTuningCache(files, where).clear().then(() => null, (e: unknown) => e as Error);
+
+  it('a `kernels` that is a file, or a kernel-tuning.json that is a folder: a FinetuneError naming the path', async () => {
+    const dir = join(scratch(), 'kernels');
+    writeFileSync(dir, 'not a folder');
+    const e = await forget(folderStoreFiles(dir), dir);
+    expect(e).toBeInstanceOf(FinetuneError);
+    expect(e?.message).toBe(`the kernel choices cannot be forgotten in "${dir}": part of "${join(dir, 'kernel-tuning.json')}" is a file, not a folder`);
+    const other = join(scratch(), 'kernels');
+    mkdirSync(join(other, 'kernel-tuning.json', 'inside'), { recursive: true });
+    const f = await forget(folderStoreFiles(other), other);
+    expect(f?.message).toBe(`the kernel choices cannot be forgotten in "${other}": "${join(other, 'kernel-tuning.json')}" is a folder, not a file`);
+    expect(`${e?.message} ${f?.message}`).not.toMatch(RAW);
+  });
+
+  it("the browser's storage refusing the removal: said with the file's name and the browser's words", async () => {
+    const opfs = new FakeOpfs();
+    const dir = opfs.dir();
+    const locked = { ...dir, removeEntry: async () => Promise.reject(new DOMException('An attempt was made to modify an object where modifications are not allowed.', 'NoModificationAllowedError')) };
+    const e = await forget(opfsStoreFiles(locked));
+    expect(e).toBeInstanceOf(FinetuneError);
+    expect(e?.message).toBe("the kernel choices cannot be forgotten: could not remove kernel-tuning.json from this browser's storage: An attempt was made to modify an object where modifications are not allowed.");
+  });
+
+  it('nothing to forget is not an error', async () => {
+    expect(await forget(folderStoreFiles(join(scratch(), 'kernels')))).toBeNull();
+    expect(await forget(opfsStoreFiles(new FakeOpfs().dir()))).toBeNull();
   });
 });
