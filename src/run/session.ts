@@ -126,6 +126,42 @@ function checkpointRefusal(expected: ExpectedCheckpoint, now: SavedRun | null, r
   );
 }
 
+/**
+ * What a new run replaces, as its caller named it: the saved run's checkpoint (its step and its record's savedAt) or
+ * null, "none saved". The page asks the person before a new run replaces the run saved in this browser, naming it, and
+ * starts at once when there is none; every tab shares the store, so another may save or forget a run after that read.
+ */
+export type ExpectedSavedRun = ExpectedCheckpoint | null;
+
+/** A new run's expectation as it came from the page (through the worker): a whole step and a time, or null; else refused. */
+function checkExpectedSavedRun(e: unknown): asserts e is ExpectedSavedRun {
+  if (e === null) return;
+  const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
+  if (typeof c !== 'object' || c === null || !Number.isSafeInteger(c.step) || typeof c.savedAt !== 'string') {
+    throw new FinetuneError('bad-input', 'the saved run a new run replaces is named by its step (a whole number) and its savedAt (text), or null for none');
+  }
+}
+
+/**
+ * The refusal of a new run asked to replace `expected` (null: nothing saved) when the store holds another run (`now`),
+ * none, or one that cannot be read (`damaged`). details.savedRunChanged tells the page to ask again about the run saved
+ * now instead of failing the run; nothing of the store or of the session was touched.
+ */
+function savedRunChangedRefusal(expected: ExpectedSavedRun, now: SavedRun | null, damaged: FinetuneError | null): FinetuneError {
+  const holds = damaged
+    ? `it now holds a run that cannot be read: ${damaged.message}`
+    : now
+      ? `it now holds ${quote(now.trainName)} at step ${now.step} of ${now.totalSteps}, saved ${now.savedAt}`
+      : 'no run is saved any more';
+  const asked = expected
+    ? `the run saved here is no longer the one this run was to replace (step ${expected.step}, saved ${expected.savedAt})`
+    : 'this run was to replace no saved run, but one was saved here since';
+  return new FinetuneError('bad-input', `${asked}: ${holds}. Nothing was started`, {
+    savedRunChanged: true,
+    expected: expected && { step: expected.step, savedAt: expected.savedAt },
+  });
+}
+
 /** `p`, held in `set` until it settles (how the session knows which calls are still in flight). */
 function inSetUntilSettled<T>(set: Set<Promise<unknown>>, p: Promise<T>): Promise<T> {
   set.add(p);
@@ -569,12 +605,15 @@ export class FinetuneSession {
    * record or state is written), so that a later resume continues from the very same checkpoint.
    * `expected` (with `resume`): the checkpoint the caller offered; any other saved run is refused (checkpointRefusal)
    * before anything is given up. The CLI, the store's one user, asks none.
+   * `replaces` (without `resume`): the saved run the caller named as the one this run replaces, or null for none; a store
+   * that holds anything else is refused (savedRunChangedRefusal) before anything is given up. The CLI names none: it
+   * refuses a saved run itself unless --overwrite (commands/train.ts).
    */
   async train(
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; restoreOnly?: boolean; expected?: ExpectedCheckpoint; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
+    o: { resume?: boolean; restoreOnly?: boolean; expected?: ExpectedCheckpoint; replaces?: ExpectedSavedRun; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     // The load would free the weights this run trains on when it finishes.
@@ -630,6 +669,9 @@ export class FinetuneSession {
       names = { train: saved.trainName, validation: saved.validationName };
       history = saved.history;
     }
+    // Read under the worker's run lock, held to the run's end: no other tab can save between this check and the first
+    // checkpoint, which is where a new run replaces the saved one (the page's read, before it asked, could not promise that).
+    if (!o.resume && o.replaces !== undefined) await this.checkReplaces(o.replaces);
     if (!trainFile) throw new FinetuneError('bad-input', 'choose a training file');
     if (quantizationFor(hp) !== this.weights.quantization) {
       throw new FinetuneError('bad-input', `the model is loaded with quantization "${this.weights.quantization}" but the run asks for "${quantizationFor(hp)}": reload the model or change peft_method/quantization`);
@@ -953,6 +995,25 @@ export class FinetuneSession {
 
   get isPaused(): boolean {
     return this.control?.paused ?? false;
+  }
+
+  /**
+   * Refuses a new run unless the store holds exactly the run `expected` (the same record: its step and savedAt), or,
+   * for null, nothing at all. A damaged store is never what the caller named: the page offers to forget it, and a run
+   * started over it would replace it at its first checkpoint.
+   */
+  private async checkReplaces(expected: unknown): Promise<void> {
+    checkExpectedSavedRun(expected);
+    let now: SavedRun | null = null;
+    let damaged: FinetuneError | null = null;
+    try {
+      now = await this.savedRun();
+    } catch (e) {
+      if (!isDamagedRun(e)) throw e;
+      damaged = e;
+    }
+    const same = damaged === null && (expected === null ? now === null : now !== null && now.step === expected.step && now.savedAt === expected.savedAt);
+    if (!same) throw savedRunChangedRefusal(expected, now, damaged);
   }
 
   async savedRun(): Promise<SavedRun | null> {

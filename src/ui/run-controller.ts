@@ -1,7 +1,7 @@
 // What the training panel's buttons do: the calls to the engine worker, each paired with the run-state action that
 // records it (run-state.ts decides the phases). The view (training-panel.ts) only renders and calls these.
 
-import { damagedRunProblem, offerGoneText, sameCheckpoint, type OfferedCheckpoint } from './saved-run-offer.ts';
+import { damagedRunProblem, offerGoneText, replaceGoneText, sameCheckpoint, type OfferedCheckpoint } from './saved-run-offer.ts';
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { isFinetuneError } from '../core/errors.ts';
@@ -25,11 +25,32 @@ export interface RunControllerHooks {
    * Left out, nothing is shown.
    */
   offerSaved?(run: SavedRun | null): void;
+  /**
+   * Asks again before a new run replaces the run saved in this browser: the worker refused the one asked for, since the
+   * store no longer held what the page had named (another tab saved or forgot a run meanwhile). Left out, nothing is
+   * shown.
+   */
+  offerReplace?(offer: ReplaceOffer): void;
+}
+
+/** What the store holds after a refused new run, and why nothing started. */
+export interface ReplaceOffer {
+  /** The run saved now, or null: none, or one that cannot be read (`problem`). */
+  now: SavedRun | null;
+  /** Why the run saved now cannot be read (the page offers to forget it), or null. */
+  problem: string | null;
+  /** Nothing was started, and why, in words. */
+  why: string;
 }
 
 export interface RunController {
-  /** Trains on what the form and the dataset panel hold. */
-  start(): void;
+  /**
+   * Trains on what the form and the dataset panel hold. `replaces`: the run saved in this browser as the page named it
+   * before the person agreed to replace it, or null when the page found none. The worker starts only while the store
+   * holds exactly that; otherwise nothing starts, this tab's run is shown as it was, and offerReplace asks again about
+   * the run saved now. Left out, nothing is checked.
+   */
+  start(replaces?: SavedRun | null): void;
   /**
    * Continues the run saved in this browser, `saved` as the page offered it: its model, hyperparameters and data. False
    * (with a note, and the run saved now offered instead) when the store no longer holds that checkpoint.
@@ -163,10 +184,32 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
    * was that one, is no longer offered, the run saved now is offered instead, and the refusal is said.
    */
   const refuseOffered = (offered: OfferedCheckpoint, now: SavedRun | null, say: (text: string) => void, restoreOnly: boolean): void => {
-    const own = ownCheckpoint();
-    if (own && !(now && sameCheckpoint(own, now))) run.dispatch({ type: 'checkpoint-gone' });
+    ownGoneUnless(now);
     hooks.offerSaved?.(now);
     say(offerGoneText(offered.step, now, restoreOnly));
+  };
+
+  /** This tab's own checkpoint is no longer offered (Resume from step N) unless the store's run `now` is that one. */
+  const ownGoneUnless = (now: SavedRun | null): void => {
+    const own = ownCheckpoint();
+    if (own && !(now && sameCheckpoint(own, now))) run.dispatch({ type: 'checkpoint-gone' });
+  };
+
+  /**
+   * After the worker refused a new run that was to replace `asked` (null: none saved): the store is read again, and the
+   * page asks about what it holds now, saying why nothing started.
+   */
+  const offerReplaceNow = async (asked: SavedRun | null): Promise<void> => {
+    let now: SavedRun | null = null;
+    let problem: string | null = null;
+    try {
+      now = await engine.savedRun();
+    } catch (e) {
+      // A damaged run is offered to be forgotten; no store at all (the worker is gone) is nothing to offer.
+      problem = damagedRunProblem(e);
+    }
+    ownGoneUnless(now);
+    hooks.offerReplace?.({ now, problem, why: replaceGoneText(asked, now, problem !== null) });
   };
 
   /** This tab's run's newest checkpoint in the store, as the run state knows it, or null. */
@@ -198,7 +241,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     // one, under the run lock, before it gives anything up. Then the page does what its own check does.
     const refused = (e: unknown): boolean => {
       if (!isFinetuneError(e) || e.details?.checkpointGone !== true) return false;
-      run.dispatch({ type: 'resume-refused', before });
+      run.dispatch({ type: 'refused', before });
       if (formBefore) hooks.restoreForm(formBefore as unknown as Record<string, unknown>);
       void controller.savedRun().then((now) => refuseOffered(offered, now, say, restoreOnly));
       return true;
@@ -211,14 +254,28 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   };
 
   const controller: RunController = {
-    start() {
+    start(replaces) {
       const form = shared.form.value;
       const d = shared.data.value;
       if (!form.hp || !d.train || runBusy(run.value.phase)) return;
+      const before = run.value;
       run.dispatch({ type: 'start', totalSteps: shared.plan.value.stats?.totalSteps ?? 0 });
       const files = { train: d.train.file, trainName: d.train.file.name, validation: d.validation?.file ?? null, validationName: d.validation?.file.name ?? null };
       const hp = { ...form.hp };
-      settle(estimating.catch(() => undefined).then(() => engine.startTraining(hp, files, onEvent)));
+      // The page read the store before it asked the person (or found nothing and asked nothing); another tab can save or
+      // forget a run before the worker starts. The worker refuses anything else under the run lock, before it gives
+      // anything up: then nothing has started, and the person is asked again about the run saved now.
+      const expected = replaces === undefined ? undefined : replaces && { step: replaces.step, savedAt: replaces.savedAt };
+      const refused = (e: unknown): boolean => {
+        if (!isFinetuneError(e) || e.details?.savedRunChanged !== true) return false;
+        run.dispatch({ type: 'refused', before });
+        void offerReplaceNow(replaces ?? null);
+        return true;
+      };
+      settle(
+        estimating.catch(() => undefined).then(() => engine.startTraining(hp, files, onEvent, expected)),
+        refused,
+      );
     },
 
     resumeSaved(saved, say) {

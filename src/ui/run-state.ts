@@ -116,10 +116,11 @@ export type RunAction =
   /** The store no longer holds the run's checkpoint (another tab saved over it, or forgot it): nothing offers it. */
   | { type: 'checkpoint-gone' }
   /**
-   * The worker refused a resume before it began (the store no longer held the checkpoint asked for): the run is shown as
-   * it was before the 'resume' (`before`), since the worker kept what it had, this tab's adapter included.
+   * The worker refused a resume or a new run before it began (the store no longer held the checkpoint asked for, or the
+   * saved run a new run was to replace): the run is shown as it was before the 'resume' or 'start' (`before`), since
+   * the worker kept what it had, this tab's adapter included.
    */
-  | { type: 'resume-refused'; before: RunState }
+  | { type: 'refused'; before: RunState }
   /** The form or the files changed after a run: the plan box shows the plan for them again. */
   | { type: 'inputs-changed' };
 
@@ -338,8 +339,8 @@ export function runReducer(s: RunState, a: RunAction): RunState {
     case 'adapter-lost':
       // The run's checkpoint, if any, is in the store, not on the GPU: "Resume from step N" still continues it.
       return runBusy(s.phase) || !s.hasAdapter ? s : { ...s, hasAdapter: false };
-    case 'resume-refused':
-      // Only a resume that has not begun (no plan event yet; a Stop pressed meanwhile stopped nothing) is undone.
+    case 'refused':
+      // Only a run that has not begun (no plan event yet; a Stop pressed meanwhile stopped nothing) is undone.
       return (s.phase === 'starting' || s.phase === 'stopping') && s.plan === null ? a.before : s;
     case 'checkpoint-gone':
       return runBusy(s.phase) || s.checkpointStep === null ? s : { ...s, checkpointStep: null, checkpointSavedAt: null };

@@ -57,6 +57,31 @@ export function offerGoneText(offeredStep: number, now: RunNames | null, restore
 }
 
 /**
+ * What Train says when the worker refused a new run because the store no longer holds what the page named before it
+ * started: `asked`, the run "Replace it and train" named, or null when none was saved; `now`, the run saved now (null:
+ * none, or with `damaged` one that cannot be read). Every tab shares the store: another may have saved or forgotten a
+ * run meanwhile, and the new run would have replaced a run the person never saw named. The page then asks again about
+ * the run saved now.
+ */
+export function replaceGoneText(asked: RunNames | null, now: RunNames | null, damaged = false): string {
+  const files = (run: RunNames): string => visibleText(`${run.trainName}${run.validationName ? ` + ${run.validationName}` : ''}`);
+  const named = asked ? `${files(asked)} at step ${asked.step} of ${asked.totalSteps}` : '';
+  if (damaged) {
+    return asked
+      ? `Nothing was started: the run saved in this browser is no longer ${named}, the one Train asked about (another tab wrote to it since), and it cannot be read now.`
+      : 'Nothing was started: another tab wrote to the run saved in this browser since Train was clicked, and it cannot be read now.';
+  }
+  if (now) {
+    const holds = `It now holds ${files(now)} at step ${now.step} of ${now.totalSteps}.`;
+    return asked
+      ? `Nothing was started: the run saved in this browser is no longer ${named}, the one Train asked about (another tab saved to it since). ${holds}`
+      : `Nothing was started: another tab saved a run in this browser since Train was clicked. ${holds}`;
+  }
+  const gone = asked ? `${named} is no longer saved in this browser (another tab forgot it since)` : 'the run saved in this browser changed since Train was clicked';
+  return `Nothing was started: ${gone}. Nothing is saved here now: a new run replaces nothing.`;
+}
+
+/**
  * The message of a saved run that cannot be read (a damaged run.json or store, flagged by the worker), or null for any
  * other error (no store in this browser): the page shows it with an offer to forget it, where it used to show nothing
  * and a new run replaced it without a word.

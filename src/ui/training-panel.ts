@@ -12,7 +12,7 @@ import { visibleText } from '../core/quote.ts';
 import { formatCounted } from '../core/units.ts';
 import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
-import { runController, type RunControllerHooks } from './run-controller.ts';
+import { runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
 import { deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
@@ -186,8 +186,9 @@ export function replacesSavedText(existing: Pick<SavedRun, 'trainName' | 'step' 
 }
 
 export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
-  // A resume refused because the store no longer holds the checkpoint offered shows what it holds now instead.
-  const control = runController(shared, { ...hooks, offerSaved: (run) => offerNow(run) });
+  // A resume refused because the store no longer holds the checkpoint offered shows what it holds now instead; a new run
+  // refused because the store no longer holds the run Train named (or now holds one) asks again about that one.
+  const control = runController(shared, { ...hooks, offerSaved: (run) => offerNow(run), offerReplace: (offer) => askAgain(offer) });
   const chart = new LossChart(340);
   const startButton = h('button', { type: 'button', 'data-testid': 'train-start', class: 'primary' }, 'Train');
   const pauseButton = h('button', { type: 'button', 'data-testid': 'train-pause', class: 'secondary', disabled: true }, 'Pause');
@@ -219,10 +220,11 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   };
 
   // ---- actions ----------------------------------------------------------------------------------------------------
-  const startNow = (): void => {
+  /** Starts a new run over `replaces`, the run saved here as the person was told of it (null: none was saved). */
+  const startNow = (replaces: SavedRun | null): void => {
     confirmBox.hidden = true;
     saved.hidden = true;
-    control.start();
+    control.start(replaces);
   };
   startButton.addEventListener('click', async () => {
     if (notReadyReason(shared) || runBusy(shared.run.value.phase)) return;
@@ -239,22 +241,50 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (!existing) {
       // A saved run that cannot be read is not "no run": offered to be forgotten, never replaced without a word.
       const problem = await control.savedRunProblem();
-      return problem ? showDamaged(problem) : startNow();
+      // "None saved" goes to the worker too: a run another tab saves meanwhile is refused there, not replaced.
+      return problem ? showDamaged(problem) : startNow(null);
     }
+    askToReplace(existing);
+  });
+  /**
+   * Asks before a new run replaces `existing`, the run saved in this browser, naming it; `why` says why it is asked again
+   * (the worker refused a start the person had agreed to, the store holding another run by then). The worker is told
+   * which run the person agreed to lose, and refuses the start if another tab saved over it meanwhile.
+   */
+  const askToReplace = (existing: SavedRun, why?: string): void => {
     const replace = h('button', { type: 'button', class: 'danger', 'data-testid': 'train-confirm-replace' }, 'Replace it and train');
     const keep = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Keep it');
-    replace.addEventListener('click', startNow);
+    replace.addEventListener('click', () => startNow(existing));
     keep.addEventListener('click', () => {
       confirmBox.hidden = true;
     });
     replaceChildren(
       confirmBox,
+      ...(why ? [h('p', { class: 'warn', 'data-testid': 'train-confirm-why' }, why)] : []),
       h('p', {}, replacesSavedText(existing)),
       h('div', { class: 'actions' }, replace, keep),
     );
     confirmBox.hidden = false;
     replace.focus();
-  });
+  };
+  /**
+   * A new run the worker refused: the run saved now is asked about as Train asks (or offered to be forgotten when it
+   * cannot be read), with why nothing started. When nothing is saved any more, the box says so and offers the start
+   * again: the person agreed to lose a run that is gone, which is not agreeing to lose whatever comes next.
+   */
+  const askAgain = ({ now, problem, why }: ReplaceOffer): void => {
+    if (now) return askToReplace(now, why);
+    if (problem) return showDamaged(problem, why);
+    const train = h('button', { type: 'button', 'data-testid': 'train-confirm-start' }, 'Train');
+    const cancel = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Cancel');
+    train.addEventListener('click', () => startNow(null));
+    cancel.addEventListener('click', () => {
+      confirmBox.hidden = true;
+    });
+    replaceChildren(confirmBox, h('p', { class: 'warn', 'data-testid': 'train-confirm-why' }, why), h('div', { class: 'actions' }, train, cancel));
+    confirmBox.hidden = false;
+    train.focus();
+  };
   // While pausing, the button already says Resume: a second click takes the pause back before it took effect.
   pauseButton.addEventListener('click', () => (shared.run.value.phase === 'paused' || shared.run.value.phase === 'pausing' ? control.unpause() : control.pause()));
   stopButton.addEventListener('click', () => control.stop());
@@ -348,10 +378,11 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     void control.savedRunProblem().then((problem) => problem && showDamaged(problem));
   };
   // ---- a saved run that cannot be read ----------------------------------------------------------------------------
-  const showDamaged = (problem: string): void => {
+  /** `why`: why it is shown after Train was clicked (another tab wrote it after this tab found none), or nothing. */
+  const showDamaged = (problem: string, why?: string): void => {
     confirmBox.hidden = true;
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
-    const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' }, 'Training a new run here needs it forgotten first.');
+    const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' }, `${why ? `${why} ` : ''}Training a new run here needs it forgotten first.`);
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
     saved.hidden = false;
     replaceChildren(saved, h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say);

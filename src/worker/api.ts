@@ -21,7 +21,7 @@ import type { RunEstimate } from '../run/calibrate.ts';
 import type { WeightCacheEntryInfo } from '../run/weight-cache.ts';
 import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
-import type { DatasetReport, ExpectedCheckpoint, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
+import type { DatasetReport, ExpectedCheckpoint, ExpectedSavedRun, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
 import type { EvaluationProgress, TrainResult } from '../run/trainer.ts';
 import type { GenerationResult, GenerationSettings, StreamedToken } from '../run/generate.ts';
 
@@ -36,6 +36,7 @@ export type {
   LengthHistogram,
   EvaluationProgress,
   ExpectedCheckpoint,
+  ExpectedSavedRun,
   GroupResult,
   ImportedAdapterInfo,
   Layout,
@@ -146,8 +147,14 @@ export interface EngineApi {
   estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate>;
   /** The saved run's own data files (so the page shows what a resumed run trains on), or null without a saved run. */
   savedRunFiles(): Promise<{ train: File; validation: File | null } | null>;
-  /** Trains; events stream to onEvent in order. Settles when the run ends, stops or fails. */
-  startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void): Promise<TrainResult>;
+  /**
+   * Trains; events stream to onEvent in order. Settles when the run ends, stops or fails. A new run replaces the run
+   * saved in this browser at its first checkpoint: `replaces` is the one the page named to the person (its step and
+   * savedAt), or null when it found none. Every tab shares the store, so another may have saved or forgotten a run
+   * since: anything else in the store is refused, under the run lock and before this worker's adapter is given up, with
+   * a 'bad-input' FinetuneError whose details.savedRunChanged is true. Left out, nothing is checked.
+   */
+  startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void, replaces?: ExpectedSavedRun): Promise<TrainResult>;
   /**
    * Continues the run saved in this browser: same model, data and hyperparameters. `expected`: the checkpoint the page
    * offered (its step and savedAt). Every tab shares the store, so another may have saved a different run since: that

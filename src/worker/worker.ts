@@ -17,7 +17,7 @@ import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index.ts';
 import { adapterZipBytes, importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
-import { FinetuneSession, type DatasetReport, type ExpectedCheckpoint, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
+import { FinetuneSession, type DatasetReport, type ExpectedCheckpoint, type ExpectedSavedRun, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { EvaluationResult } from '../run/evaluate-adapter.ts';
 import { fileKernelTuningCache } from '../run/kernel-tuning.ts';
 import type { TrainResult } from '../run/trainer.ts';
@@ -341,14 +341,14 @@ const api = {
     return (await session()).savedRunFiles();
   },
 
-  /** Trains; events (plan, kernels, step, eval, sample, checkpoint, status) stream to onEvent. Settles when the run ends. */
-  async startTraining(
-    hp: Record<string, unknown>,
-    files: TrainFiles,
-    onEvent: (e: TrainEvent) => void,
-  ): Promise<TrainResult> {
+  /**
+   * Trains; events (plan, kernels, step, eval, sample, checkpoint, status) stream to onEvent. Settles when the run ends.
+   * The session checks the store against `replaces` (the saved run the page named, or null for none) inside the run
+   * lock that keeps other tabs from saving.
+   */
+  async startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void, replaces?: ExpectedSavedRun): Promise<TrainResult> {
     const s = await session();
-    return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train(hp, files, onEvent)));
+    return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train(hp, files, onEvent, { replaces })));
   },
 
   /**

@@ -2,12 +2,14 @@
 // and session, and all of them share the run store: the page checks that the store still holds the checkpoint it
 // offers, but another tab can save a different run between that check and the worker's resume. The session reads the
 // record under the worker's run lock (worker.ts runStoreLock) and refuses one that is not the checkpoint expected,
-// before it gives anything up: the adapter it holds (here an imported one) stays, and nothing is made on the GPU.
+// before it gives anything up: the adapter it holds (here an imported one) stays, and nothing is made on the GPU. A new
+// run is held to the run it was to replace (or to none) in the same way (the second describe).
 // Driven through FinetuneSession.train on a stand-in GPU that keeps each buffer as bytes (tiny-mistral unquantised).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { isFinetuneError } from '../../../src/core/errors.ts';
 import { loadTokenizer } from '../../../src/data/tokenizer.ts';
 import type { BufferSlice } from '../../../src/engine/buffer-slice.ts';
 import type { GpuContext } from '../../../src/engine/gpu.ts';
@@ -160,5 +162,83 @@ describe('a resume asked for one checkpoint', () => {
     const e = await errorOf(() => t.session.train({}, null, () => undefined, { resume: true, expected: bad }));
     expect(e.kind).toBe('bad-input');
     expect(e.message).toBe('the checkpoint to resume is named by its step (a whole number) and its savedAt (text)');
+  });
+});
+
+// A new run replaces the run saved in this browser at its first checkpoint. The page asks before it starts one, naming
+// the run saved then ("Replace it and train"), or none (it starts at once), but another tab can save a different run, or
+// forget that one, between the page's read and the worker's start. The page hands over what it named: the session reads
+// the store under the same run lock and starts only over exactly that (the same record, or still nothing).
+describe('a new run asked to replace one saved run, or none', () => {
+  // The imported adapter's shape (rank 2, alpha 4, q_proj and v_proj): a run of it would start from that adapter.
+  const hp = { ...defaultHyperparams(), quantization: 'none', peft_method: 'lora', lora_rank: 2, lora_alpha: 4 };
+  const files = { train: new Blob([train]), trainName: 'rows.jsonl', validation: null, validationName: null };
+  const named = { step: 2, savedAt: '2026-11-01T00:00:00.000Z' };
+
+  it('refuses when another tab saved another run since the page named one, before it gives up the adapter it holds', async () => {
+    const t = await sessionWith(theirs, fakeState(3, 4));
+    const events: TrainEvent[] = [];
+    const e = await errorOf(() => t.session.train(hp, files, (ev) => events.push(ev), { replaces: named }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.details).toMatchObject({ savedRunChanged: true, expected: named });
+    expect(e.message).toBe(
+      'the run saved here is no longer the one this run was to replace (step 2, saved 2026-11-01T00:00:00.000Z): it now holds "theirs.jsonl" at step 3 of 3, saved 2026-11-01T00:05:00.000Z. Nothing was started',
+    );
+    expect(events).toEqual([]);
+    expect(t.made).toEqual([]);
+    expect(t.destroyed).toEqual([]);
+    expect(t.session.hasImportedAdapter).toBe(true);
+    expect((await t.session.adapterNow()).tensors).toEqual(t.adapter.tensors);
+    // The store still holds the other tab's run, untouched.
+    expect(await t.session.savedRun()).toMatchObject({ trainName: 'theirs.jsonl', savedAt: theirs.savedAt });
+  });
+
+  it('refuses when a run was saved since the page found none', async () => {
+    const t = await sessionWith(theirs, fakeState(3, 4));
+    const e = await errorOf(() => t.session.train(hp, files, () => undefined, { replaces: null }));
+    expect(e.details).toMatchObject({ savedRunChanged: true, expected: null });
+    expect(e.message).toBe('this run was to replace no saved run, but one was saved here since: it now holds "theirs.jsonl" at step 3 of 3, saved 2026-11-01T00:05:00.000Z. Nothing was started');
+    expect(t.made).toEqual([]);
+  });
+
+  it('refuses the same step of another save, and a run forgotten since', async () => {
+    const same = await sessionWith(record({ savedAt: theirs.savedAt }));
+    expect((await errorOf(() => same.session.train(hp, files, () => undefined, { replaces: named }))).details).toMatchObject({ savedRunChanged: true });
+    const gone = await sessionWith(null);
+    const e = await errorOf(() => gone.session.train(hp, files, () => undefined, { replaces: named }));
+    expect(e.details).toMatchObject({ savedRunChanged: true });
+    expect(e.message).toBe('the run saved here is no longer the one this run was to replace (step 2, saved 2026-11-01T00:00:00.000Z): no run is saved any more. Nothing was started');
+  });
+
+  it('refuses a store that cannot be read now, where the page found none', async () => {
+    const t = await sessionWith(null);
+    await t.store.commit({ 'run.json': new TextEncoder().encode('{') });
+    const e = await errorOf(() => t.session.train(hp, files, () => undefined, { replaces: null }));
+    expect(e.details).toMatchObject({ savedRunChanged: true });
+    expect(e.message).toMatch(/^this run was to replace no saved run, but one was saved here since: it now holds a run that cannot be read: the saved run is unreadable \(run\.json: .*\)\. Nothing was started$/);
+    expect(t.made).toEqual([]);
+  });
+
+  it('starts over the run named (or none), and without an expectation as the CLI asks', async () => {
+    // The run goes as far as the stand-in GPU lets it: its plan is out, so the store's check was passed.
+    const began = async (saved: SavedRun | null, replaces?: { step: number; savedAt: string } | null): Promise<TrainEvent[]> => {
+      const t = await sessionWith(saved);
+      const events: TrainEvent[] = [];
+      await t.session.train(hp, files, (ev) => events.push(ev), replaces === undefined ? {} : { replaces }).catch((e: unknown) => {
+        if (isFinetuneError(e) && e.details?.savedRunChanged) throw e;
+      });
+      return events;
+    };
+    expect((await began(record(), named))[0]?.type).toBe('plan');
+    expect((await began(null, null))[0]?.type).toBe('plan');
+    expect((await began(theirs))[0]?.type).toBe('plan');
+  });
+
+  it('refuses an expectation that is neither a step and a time nor null, as it came from the page', async () => {
+    const t = await sessionWith(null);
+    const bad = { step: 2 } as unknown as { step: number; savedAt: string };
+    const e = await errorOf(() => t.session.train(hp, files, () => undefined, { replaces: bad }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('the saved run a new run replaces is named by its step (a whole number) and its savedAt (text), or null for none');
   });
 });

@@ -4,8 +4,8 @@
 // own run) and those of the saved-run box (the run as it was read) used to resume that other run in its place.
 import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
-import { runController } from '../../../src/ui/run-controller.ts';
-import type { Shared } from '../../../src/ui/state.ts';
+import { runController, type ReplaceOffer } from '../../../src/ui/run-controller.ts';
+import type { DataState, Shared } from '../../../src/ui/state.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
 import { fakeRunPage } from '../../helpers/fake-run-page.ts';
@@ -192,5 +192,102 @@ describe('a resume the worker refuses: another tab saved between the check and t
     expect(await control.resumeSaved(ours, () => undefined)).toBe(true);
     await settled();
     expect(shown).toEqual(['ours.jsonl']);
+  });
+});
+
+// Train asks before a new run replaces the run saved in this browser ("Replace it and train", naming it), or starts at
+// once when none is saved. Another tab can save a different run, or forget that one, between that read and the start:
+// the page hands the worker what it named, the worker refuses anything else under the run lock (src/run/session.ts,
+// details.savedRunChanged), and the page then asks again about the run saved now, starting nothing.
+describe('Train over the run saved in this browser', () => {
+  const data = { train: { file: new File(['{"text":"a"}\n'], 'new.jsonl'), report: { ok: true }, status: 'ready', error: null }, validation: null } as unknown as DataState;
+  const damaged = new FinetuneError('bad-input', 'the saved run is unreadable (run.json: Unexpected end of JSON input)', { damagedRun: true });
+
+  /** The worker refuses the start (it found `now` in the store, or a damaged run), and the page reads `now` after. */
+  function setUpRefused(now: SavedRun | null | 'damaged') {
+    const asked: unknown[] = [];
+    const { shared, calls } = fakeRunPage(
+      {
+        savedRun: async () => {
+          if (now === 'damaged') throw damaged;
+          return now;
+        },
+        startTraining: async (_hp: never, _files: never, _onEvent: never, replaces: never) => {
+          asked.push(replaces);
+          throw new FinetuneError('bad-input', 'the run saved here is no longer the one this run was to replace (…). Nothing was started', { savedRunChanged: true });
+        },
+      },
+      { data },
+    );
+    const offers: ReplaceOffer[] = [];
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined, offerReplace: (o) => offers.push(o) });
+    return { shared, calls, asked, control, offers };
+  }
+  const settled = async (): Promise<void> => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  };
+
+  it('hands the worker the run it asked about, or null for none', async () => {
+    const asked: unknown[] = [];
+    const { shared } = fakeRunPage({ startTraining: async (_hp: never, _files: never, _onEvent: never, replaces: never) => (asked.push(replaces), result) }, { data });
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
+    control.start(ours);
+    await settled();
+    control.start(null);
+    await settled();
+    expect(asked).toEqual([{ step: ours.step, savedAt: ours.savedAt }, null]);
+  });
+
+  it('another run saved since "Replace it and train" named ours: nothing starts, and the page asks about theirs', async () => {
+    const t = setUpRefused(theirs);
+    t.control.start(ours);
+    await settled();
+    expect(t.asked).toEqual([{ step: 4, savedAt: ours.savedAt }]);
+    // Not a failed run: the panel is as it was before Train.
+    expect(t.shared.run.value.phase).toBe('idle');
+    expect(t.shared.run.value.outcome).toBeNull();
+    expect(t.offers).toEqual([
+      {
+        now: theirs,
+        problem: null,
+        why: 'Nothing was started: the run saved in this browser is no longer ours.jsonl at step 4 of 8, the one Train asked about (another tab saved to it since). It now holds theirs.jsonl at step 6 of 8.',
+      },
+    ]);
+  });
+
+  it('a run saved since Train found none: nothing starts, and the page asks about it', async () => {
+    const t = setUpRefused(theirs);
+    t.control.start(null);
+    await settled();
+    expect(t.asked).toEqual([null]);
+    expect(t.shared.run.value.phase).toBe('idle');
+    expect(t.offers).toEqual([{ now: theirs, problem: null, why: 'Nothing was started: another tab saved a run in this browser since Train was clicked. It now holds theirs.jsonl at step 6 of 8.' }]);
+  });
+
+  it('the run named forgotten since: nothing starts, and the page says nothing is saved now', async () => {
+    const t = setUpRefused(null);
+    t.control.start(ours);
+    await settled();
+    expect(t.offers).toEqual([
+      { now: null, problem: null, why: 'Nothing was started: ours.jsonl at step 4 of 8 is no longer saved in this browser (another tab forgot it since). Nothing is saved here now: a new run replaces nothing.' },
+    ]);
+  });
+
+  it('a run that cannot be read now: nothing starts, and the page offers to forget it', async () => {
+    const t = setUpRefused('damaged');
+    t.control.start(null);
+    await settled();
+    expect(t.offers).toEqual([
+      { now: null, problem: damaged.message, why: 'Nothing was started: another tab wrote to the run saved in this browser since Train was clicked, and it cannot be read now.' },
+    ]);
+  });
+
+  it("this tab's stopped run stays as it was, less the checkpoint another tab's run has replaced", async () => {
+    const t = setUpRefused(theirs);
+    stoppedHere(t.shared);
+    const before = t.shared.run.value;
+    t.control.start(ours);
+    await settled();
+    expect(t.shared.run.value).toEqual({ ...before, checkpointStep: null, checkpointSavedAt: null });
   });
 });

@@ -202,16 +202,18 @@ describe('run state', () => {
     expect(s).toMatchObject({ restoreOnly: false, note: 'Resumed short.jsonl from the checkpoint at step 2.' });
   });
 
-  it('undoes a resume the worker refused before it began, and only such a one', () => {
+  it('undoes a resume (or a new run) the worker refused before it began, and only such a one', () => {
     const saved = { step: 2, totalSteps: 4, trainName: 'short.jsonl', history: [{ step: 2, loss: 2.8 }], savedAt: '2025-01-15T09:30:00.000Z' } as SavedRun;
     const stopped = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev(step(1, 3)), { type: 'finished', result: { steps: 1, stopped: true } as never });
     const asked = runReducer(stopped, { type: 'resume', saved });
-    expect(runReducer(asked, { type: 'resume-refused', before: stopped })).toBe(stopped);
+    expect(runReducer(asked, { type: 'refused', before: stopped })).toBe(stopped);
     // A Stop pressed while it was asked stopped nothing: undone as well.
-    expect(runReducer(runReducer(asked, { type: 'stop' }), { type: 'resume-refused', before: stopped })).toBe(stopped);
+    expect(runReducer(runReducer(asked, { type: 'stop' }), { type: 'refused', before: stopped })).toBe(stopped);
     // Begun (its plan event came): the run is the resumed one, whatever is said of it later.
     const begun = runReducer(asked, ev({ type: 'plan', stats, resumedAt: 2 }));
-    expect(runReducer(begun, { type: 'resume-refused', before: stopped })).toBe(begun);
+    expect(runReducer(begun, { type: 'refused', before: stopped })).toBe(begun);
+    // A new run refused (the saved run it was to replace had changed): the stopped run as it was.
+    expect(runReducer(runReducer(stopped, { type: 'start', totalSteps: 4 }), { type: 'refused', before: stopped })).toBe(stopped);
   });
 
   it('a device lost outside the run drops an ended run\'s adapter and keeps its checkpoint; a run going on fails by itself', () => {

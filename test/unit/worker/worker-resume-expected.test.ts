@@ -1,6 +1,7 @@
-// The engine worker's resumeSavedRun and restoreSavedRun hand the checkpoint the page offered to the session, which
-// checks the saved record against it (src/run/session.ts): inside the run lock, so that no other tab of the page can
-// save between that check and the run. The worker runs here over fakes (comlink's expose hands over the api object;
+// The engine worker's resumeSavedRun and restoreSavedRun hand the checkpoint the page offered to the session, and
+// startTraining the saved run the page named as the one a new run replaces (or none); the session checks the saved
+// record against it (src/run/session.ts): inside the run lock, so that no other tab of the page can save between that
+// check and the run. The worker runs here over fakes (comlink's expose hands over the api object;
 // the session records what it was asked and whether the lock was held); what is tested is the worker's wiring.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EngineApi } from '../../../src/worker/api.ts';
@@ -95,5 +96,26 @@ describe('a resume of the checkpoint the page offered', () => {
   it('without one, the session continues whatever run is saved', async () => {
     await api.resumeSavedRun(() => undefined);
     expect(h.trains).toEqual([{ options: { resume: true, expected: undefined }, locked: true }]);
+  });
+});
+
+// A new run replaces the run saved in this browser: the page names what it asked the person about (the run saved then,
+// or none), and the session checks the store still holds exactly that, inside the same lock.
+describe('a new run over the saved run the page named', () => {
+  const files = { train: new Blob(['{"text":"a"}\n']), trainName: 'train.jsonl', validation: null, validationName: null };
+
+  it('startTraining hands the run named to the session, inside the run lock', async () => {
+    await api.startTraining({}, files, () => undefined, offered);
+    expect(h.trains).toEqual([{ options: { replaces: offered }, locked: true }]);
+  });
+
+  it('startTraining hands "none saved" over as null', async () => {
+    await api.startTraining({}, files, () => undefined, null);
+    expect(h.trains).toEqual([{ options: { replaces: null }, locked: true }]);
+  });
+
+  it('without one, the session checks nothing (it starts over whatever is saved, as before)', async () => {
+    await api.startTraining({}, files, () => undefined);
+    expect(h.trains).toEqual([{ options: { replaces: undefined }, locked: true }]);
   });
 });
