@@ -12,6 +12,7 @@
 //   never overcommitted, whichever of them Dawn picked.
 import { execFile } from 'node:child_process';
 import { quote } from '../core/quote.ts';
+import { UsageError } from './command.ts';
 
 /** One GPU as `nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits` lists it. */
 export interface NvidiaSmiGpu {
@@ -30,6 +31,20 @@ export const NVIDIA_SMI_ARGS = ['--query-gpu=name,memory.total,memory.free', '--
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
+
+/**
+ * `--gpu-memory GB` of train, plan and generate, in bytes (undefined: not given). GB as GPU makers count them, 2³⁰
+ * bytes. One parser, so that the three commands take and refuse the same values in the same words: train once took
+ * 1e308, planned against Infinity bytes, where plan said the typo.
+ */
+export function parseGpuMemoryFlag(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const gb = Number(v);
+  if (!(Number.isFinite(gb) && gb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${quote(v)}`);
+  // No GPU has a petabyte: a typo (1e308 planned against "Infinity TiB") is said as one.
+  if (gb > 1024 * 1024) throw new UsageError(`--gpu-memory is in GB: ${quote(v)} is more than any GPU has`);
+  return gb * GIB;
+}
 
 /** nvidia-smi's CSV lines, one GPU each; throws on a line that is not `name, total, free` with whole MiB numbers. */
 export function parseNvidiaSmi(csv: string): NvidiaSmiGpu[] {

@@ -13,7 +13,7 @@ import { readJson } from '../../model/source.ts';
 import { planMemory, type PlanGpu } from '../../run/planner.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { describeGpuAdapter } from '../../engine/gpu-adapter.ts';
-import { detectGpuMemory } from '../gpu-memory.ts';
+import { detectGpuMemory, parseGpuMemoryFlag } from '../gpu-memory.ts';
 import { findNodeAdapter } from '../node-gpu.ts';
 import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -80,9 +80,7 @@ export const planCommand: Command = {
       if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${quote(v)}`);
       return n;
     };
-    const gb = positive('gpu-memory', values['gpu-memory'], false);
-    // No GPU has a petabyte: a typo (1e308 planned against "Infinity TiB") is said as one.
-    if (gb !== undefined && gb > 1024 * 1024) throw new UsageError(`--gpu-memory is in GB: ${quote(values['gpu-memory'])} is more than any GPU has`);
+    const memoryBytes = parseGpuMemoryFlag(values['gpu-memory']);
     const seqLen = positive('seq-len', values['seq-len'], true);
     const keep = parseKeepLayers(values['keep-layers']);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
@@ -91,7 +89,7 @@ export const planCommand: Command = {
     // A folder's safetensors headers are at hand (no download): the plan counts the weights as stored, which
     // config.json's torch_dtype may not say (bfloat16 over float32 shards planned them at half their size).
     const dtype = await planDtypeOptions(model.files, model.kind === 'directory');
-    const gpu: PlanGpu = { memoryBytes: gb === undefined ? undefined : gb * 1024 ** 3 };
+    const gpu: PlanGpu = { memoryBytes };
     if (!values['no-gpu']) {
       try {
         const found = await findNodeAdapter();

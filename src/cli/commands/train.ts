@@ -18,7 +18,7 @@ import { baseModelNameProblem } from '../../core/file-names.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile, checkOutputPath } from '../input-file.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
-import { detectGpuMemory, type GpuMemoryDetection } from '../gpu-memory.ts';
+import { detectGpuMemory, parseGpuMemoryFlag, type GpuMemoryDetection } from '../gpu-memory.ts';
 import { createNodeContext, type NodeContextOptions } from '../node-gpu.ts';
 import type { GpuContext, GpuContextOptions } from '../../engine/gpu.ts';
 import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
@@ -201,9 +201,8 @@ export function makeTrainCommand(
       if (int8Kernel !== 'dp4a' && baseMatmul === 'fp32') throw new UsageError(`--int8-kernel picks the kernel of the int8 path: give --base-matmul int8 or int8-mlp too`);
       const kernels = { gemm: gemmAskFlag(values.gemm), attention: attentionAskFlag(values.attention), lora: loraAskFlag(values['lora-kernel']), retune: values['retune-kernels'] as boolean };
       const keepLayers = parseKeepLayers(values['keep-layers']);
-      const gpuMemoryGb = values['gpu-memory'] === undefined ? undefined : Number(values['gpu-memory']);
-      if (gpuMemoryGb !== undefined && !(Number.isFinite(gpuMemoryGb) && gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got ${quote(values['gpu-memory'])}`);
-      if (values['stream-layers'] && gpuMemoryGb !== undefined) throw new UsageError('--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide: give one of them');
+      const gpuMemoryGiven = parseGpuMemoryFlag(values['gpu-memory']);
+      if (values['stream-layers'] && gpuMemoryGiven !== undefined) throw new UsageError('--stream-layers streams the layers whatever the plan says; --gpu-memory lets the plan decide: give one of them');
       if (!values.data && !values.resume) throw new UsageError('--data is required');
       // Every named file is checked before the GPU or the model is touched: a typo costs a second, not a model load.
       if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
@@ -316,7 +315,7 @@ export function makeTrainCommand(
         const prepared = loaded?.data ?? null;
         // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an
         // NVIDIA GPU (asked once, on the first device), else unknown.
-        let gpuMemoryBytes = gpuMemoryGb === undefined ? undefined : gpuMemoryGb * 1024 ** 3;
+        let gpuMemoryBytes = gpuMemoryGiven;
         const keptLayersAsked = (layers: number): number | undefined => (keepLayers === 'all' ? layers : keepLayers);
         const keptAttention = values['keep-attention'] ? true : undefined;
 

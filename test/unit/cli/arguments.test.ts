@@ -161,6 +161,14 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['new tokens in hex', ['generate', '--model', MODEL, '--prompt', 'a', '--max-tokens', '0x10'], /--max-tokens must be a whole number from 1 to 4,096, got "0x10"/],
     ['new tokens with an exponent', ['generate', '--model', MODEL, '--prompt', 'a', '--max-tokens', '1e2'], /--max-tokens must be a whole number from 1 to 4,096, got "1e2"/],
     ['a seed that is not whole', ['generate', '--model', MODEL, '--prompt', 'a', '--seed', '1.5'], /--seed must be a whole number/],
+    // generate's --gpu-memory is train's and plan's: the same parsing and the same words (src/cli/gpu-memory.ts).
+    ['a --gpu-memory that is not a size (generate)', ['generate', '--model', MODEL, '--prompt', 'a', '--gpu-memory', 'lots'], /^finetune generate: --gpu-memory must be a positive number, got "lots"$/m],
+    ['a negative --gpu-memory (generate)', ['generate', '--model', MODEL, '--prompt', 'a', '--gpu-memory', '-.5'], /^finetune generate: --gpu-memory must be a positive number, got "-.5"$/m],
+    ['a zero --gpu-memory (generate)', ['generate', '--model', MODEL, '--prompt', 'a', '--gpu-memory', '0'], /^finetune generate: --gpu-memory must be a positive number, got "0"$/m],
+    ['a --gpu-memory past any GPU (generate)', ['generate', '--model', MODEL, '--prompt', 'a', '--gpu-memory', '1e308'], /^finetune generate: --gpu-memory is in GB: "1e308" is more than any GPU has$/m],
+    ['an empty --gpu-memory (generate)', ['generate', '--model', MODEL, '--prompt', 'a', '--gpu-memory='], /^finetune generate: --gpu-memory has an empty value: give it one, or leave the flag out$/m],
+    // train planned against 1e308 GB ("Infinity" bytes: everything fits) where plan said the typo.
+    ['a --gpu-memory past any GPU (train)', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', '1e308'], /^finetune train: --gpu-memory is in GB: "1e308" is more than any GPU has$/m],
     // An empty value was read as the flag left out: --min-ms= timed 300 ms, --validation= trained without validation.
     ['an empty --min-ms (it ran with 300)', ['bench', 'matmul', '--min-ms='], /^finetune bench: --min-ms has an empty value: give it one, or leave the flag out$/m],
     ['an empty --sizes (bench)', ['bench', 'matmul', '--sizes', ''], /^finetune bench: --sizes has an empty value: give it one, or leave the flag out$/m],
@@ -390,6 +398,17 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
       expect(r.err).not.toMatch(/^note: --(top-p|seed)/m);
       expect(r.err).toMatch(REACHED_GPU);
     }
+  });
+
+  it('takes --gpu-memory GB as train and plan do (with --stream-layers too), goes on to the GPU, and its usage names it', async () => {
+    for (const argv of [['--gpu-memory', '24'], ['--gpu-memory=0.5'], ['--gpu-memory', '80', '--stream-layers']]) {
+      const r = await run(['generate', '--model', MODEL, '--prompt', 'a', ...argv]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(REACHED_GPU);
+    }
+    const generate = commands.find((c) => c.name === 'generate')!;
+    expect(generate.usage).toMatch(/\[--gpu-memory GB\]/);
+    expect(generate.usage).toMatch(/^  --gpu-memory GB /m);
   });
 
   it('takes an empty prompt (generate from <s> alone) and a negative seed, as the page does', async () => {
