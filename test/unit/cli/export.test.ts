@@ -170,6 +170,11 @@ describe('finetune export', () => {
     expect(bad.code).toBe(2);
     expect(bad.err.join('\n')).toContain('--base-model: the base model name holds a control character (a line break or a tab, say)');
     expect(existsSync(join(dir, 'never'))).toBe(false);
+    // So is one a bidirectional control would make read as another model's name.
+    const bidi = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', join(dir, 'never'), '--base-model', 'evil/\u202eledom');
+    expect(bidi.code).toBe(2);
+    expect(bidi.err.join('\n')).toContain('--base-model: the base model name holds U+202E (right-to-left override), a bidirectional control');
+    expect(existsSync(join(dir, 'never'))).toBe(false);
     const unresolved = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', join(dir, 'b.gguf'), '--base-model', 'my-model');
     expect(unresolved.err.join('\n')).toMatch(/--base-model "my-model" is neither a folder nor a Hugging Face id.*give --model/);
   });

@@ -80,6 +80,37 @@ describe('adapter bundle', () => {
     expect(() => withBaseModel(a, 'line\nbreak')).toThrow('the base model name holds a control character');
   });
 
+  it('refuses a base model name with a bidirectional control, naming its code point: the name would read as another', async () => {
+    // "evil/\u202Eledom" shows as "evil/model" reversed into place: base_model_name_or_path, the README's heading and
+    // the GGUF's general.name would name, to a reader, a model they are not.
+    const bidi: [string, string][] = [
+      ['\u061c', 'U+061C (arabic letter mark)'],
+      ['\u200e', 'U+200E (left-to-right mark)'],
+      ['\u200f', 'U+200F (right-to-left mark)'],
+      ['\u202a', 'U+202A (left-to-right embedding)'],
+      ['\u202b', 'U+202B (right-to-left embedding)'],
+      ['\u202c', 'U+202C (pop directional formatting)'],
+      ['\u202d', 'U+202D (left-to-right override)'],
+      ['\u202e', 'U+202E (right-to-left override)'],
+      ['\u2066', 'U+2066 (left-to-right isolate)'],
+      ['\u2067', 'U+2067 (right-to-left isolate)'],
+      ['\u2068', 'U+2068 (first strong isolate)'],
+      ['\u2069', 'U+2069 (pop directional isolate)'],
+    ];
+    for (const [c, named] of bidi) {
+      expect(baseModelNameProblem(`mistralai/${c}Mistral-7B`)).toBe(`the base model name holds ${named}, a bidirectional control, which reorders the text around it so that the name reads as another: remove it`);
+    }
+    // The other invisible breaks quote() escapes: a line break the control-character test does not see.
+    expect(baseModelNameProblem('two\u2028lines')).toBe('the base model name holds U+2028 (line separator), a line break: remove it');
+    expect(baseModelNameProblem('two\u2029lines')).toBe('the base model name holds U+2029 (paragraph separator), a line break: remove it');
+    // The first one is named, wherever it is; the export is refused before anything is written.
+    expect(baseModelNameProblem('a\u2066b\u202ec')).toMatch(/holds U\+2066 /);
+    const a = await adapter();
+    expect(() => withBaseModel(a, 'evil/\u202eledom')).toThrow('the base model name holds U+202E (right-to-left override)');
+    // Letters of right-to-left scripts are names like any other.
+    expect(baseModelNameProblem('org/نموذج-עברית')).toBeNull();
+  });
+
   it('gives the same bytes in another time zone and at another time', async () => {
     const a = await adapter();
     const first = adapterZip(a, base, { name: 'm', step: 1 }).bytes;
