@@ -47,6 +47,24 @@ export function thrownText(value: unknown): string {
   }
 }
 
+/**
+ * What a thrown value says went wrong, which never throws: its message where that is text (an Error, a DOMException, a
+ * plain object that has one), else thrownText of the value. `(e as Error).message ?? String(e)` threw for an object
+ * with no prototype, in place of the message it was to be part of.
+ */
+export function thrownMessage(value: unknown): string {
+  const message = readSafely(() => (value as { message?: unknown } | null | undefined)?.message);
+  if (typeof message === 'string') return message;
+  // A message that is not text (a number, say) still says more than the object around it.
+  return message === undefined || message === null ? thrownText(value) : thrownText(message);
+}
+
+/** A thrown value's name where it has one as text (QuotaExceededError, NotFoundError), which never throws. */
+export function thrownName(value: unknown): string | undefined {
+  const name = readSafely(() => (value as { name?: unknown } | null | undefined)?.name);
+  return typeof name === 'string' ? name : undefined;
+}
+
 /** `read()`, or undefined when reading throws (a getter of a foreign error). */
 function readSafely(read: () => unknown): unknown {
   try {

@@ -2,6 +2,7 @@
 // The state and the run record change together through run-store.ts's pointer switch; each single file is written
 // through a writable stream, whose changes the browser applies all-or-nothing on close (a swap file until then), so a
 // tab closed mid-write leaves the previous contents.
+import { thrownMessage, thrownName } from '../core/errors.ts';
 import { pointerRunStore, type RunStore, type StoreFiles } from '../run/run-store.ts';
 
 /** The part of the OPFS API the store uses (FileSystemDirectoryHandle fits; tests pass an in-memory fake). */
@@ -22,7 +23,17 @@ export interface OpfsWritable {
   abort(): Promise<void>;
 }
 
-const isNotFound = (e: unknown): boolean => (e as { name?: string } | null)?.name === 'NotFoundError';
+const isNotFound = (e: unknown): boolean => thrownName(e) === 'NotFoundError';
+
+/**
+ * A failed write or removal as an Error that names the file and where, with the browser's words and error name
+ * (QuotaExceededError, NoModificationAllowedError) for whoever tells them apart. Whatever was thrown: its message and
+ * name are read by functions that never throw, so an object with no prototype cannot replace this message with a
+ * TypeError of its own.
+ */
+function storageFailure(what: string, e: unknown): Error {
+  return Object.assign(new Error(`${what} this browser's storage: ${thrownMessage(e)}`), { name: thrownName(e) ?? 'Error', cause: e });
+}
 
 export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
   return {
@@ -39,7 +50,7 @@ export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
     async write(name, bytes) {
       // A failure names the file and where (a full quota said only "… exceed its storage quota"), keeping the
       // browser's error name (QuotaExceededError) for whoever tells them apart.
-      const failed = (e: unknown): Error => Object.assign(new Error(`could not write ${name} to this browser's storage: ${(e as Error)?.message ?? String(e)}`), { name: (e as Error)?.name ?? 'Error', cause: e });
+      const failed = (e: unknown): Error => storageFailure(`could not write ${name} to`, e);
       let w: OpfsWritable;
       try {
         w = await (await dir.getFileHandle(name, { create: true })).createWritable();
@@ -65,7 +76,7 @@ export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
         if (isNotFound(e)) return;
         // Named as a write's failure is (a file open for writing in another tab is NoModificationAllowedError, which
         // says neither which file nor where), keeping the browser's error name.
-        throw Object.assign(new Error(`could not remove ${name} from this browser's storage: ${(e as Error)?.message ?? String(e)}`), { name: (e as Error)?.name ?? 'Error', cause: e });
+        throw storageFailure(`could not remove ${name} from`, e);
       }
     },
     async list() {

@@ -9,7 +9,7 @@
 // writes and refuses an entry that does not fit, so nothing is half-written; a QuotaExceededError during the write
 // (other tabs, an estimate that was off) aborts it with the same message.
 
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage, thrownName } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import { blobSource } from '../model/source.ts';
 import { checkCacheKey, readCacheEntryInfo, type WeightCacheEntryInfo, type WeightCacheStore } from '../run/weight-cache.ts';
@@ -33,8 +33,8 @@ export interface OpfsWeightCacheOptions {
   estimate?: () => Promise<StorageEstimate>;
 }
 
-const errorName = (e: unknown): string | undefined => (e as { name?: unknown } | null)?.name as string | undefined;
-const isNotFound = (e: unknown): boolean => errorName(e) === 'NotFoundError';
+// Read by a function that never throws: what OPFS throws may be an object whose reads throw.
+const isNotFound = (e: unknown): boolean => thrownName(e) === 'NotFoundError';
 
 /** The note a user reads when an entry does not fit: how much, how much is free, and how to make room. */
 function quotaError(bytes: number | undefined, free: number | null, during: boolean): FinetuneError {
@@ -103,7 +103,7 @@ export function opfsWeightCache(dir: OpfsDirectory, o: OpfsWeightCacheOptions = 
         // Drops the swap file; the real name keeps what it had (nothing, for a new entry: remove the empty file).
         await w.abort().catch(() => undefined);
         if (!existed) await removeOwnEmptyFile(name).catch(() => undefined);
-        throw errorName(e) === 'QuotaExceededError' ? quotaError(bytes, free, true) : e;
+        throw thrownName(e) === 'QuotaExceededError' ? quotaError(bytes, free, true) : e;
       }
     },
 
@@ -145,6 +145,7 @@ export async function browserWeightCache(): Promise<{ store: WeightCacheStore } 
     // The DOM typings this project compiles against lack the async-iterable half of FileSystemDirectoryHandle (keys()).
     return { store: opfsWeightCache(dir as unknown as OpfsDirectory, { estimate: () => storage.estimate() }) };
   } catch (e) {
-    return { store: null, reason: `the browser refused its origin-private file system (${e instanceof Error ? e.message : String(e)}), as private windows may` };
+    // thrownMessage never throws: String() of an object with no prototype did, and the reason became a failed load.
+    return { store: null, reason: `the browser refused its origin-private file system (${thrownMessage(e)}), as private windows may` };
   }
 }

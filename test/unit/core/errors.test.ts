@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deserializeError, FinetuneError, isFinetuneError, serializeError } from '../../../src/core/errors.ts';
+import { deserializeError, FinetuneError, isFinetuneError, serializeError, thrownMessage, thrownName } from '../../../src/core/errors.ts';
 import { errorParts } from '../../../src/ui/format.ts';
 
 describe('typed errors across the worker boundary', () => {
@@ -48,6 +48,18 @@ describe('serializeError of a value that has no text', () => {
     expect(serializeError(Symbol('gone')).message).toBe('Symbol(gone)');
     expect(serializeError(42).message).toBe('42');
     expect(serializeError(null).message).toBe('null');
+  });
+
+  it('thrownMessage and thrownName (what a message about a failure quotes) never throw either', () => {
+    for (const thrown of [noPrototype, throwingToString, throwingMessage]) {
+      expect(thrownMessage(thrown)).toBe('a thrown value that has no text');
+    }
+    expect(thrownName(noPrototype)).toBeUndefined();
+    expect(thrownName(throwingMessage)).toBe('Error');
+    // What has words keeps them: an Error's or a DOMException's message and name, a plain object's, a primitive's text.
+    expect([thrownMessage(new DOMException('quota', 'QuotaExceededError')), thrownName(new DOMException('quota', 'QuotaExceededError'))]).toEqual(['quota', 'QuotaExceededError']);
+    expect([thrownMessage({ name: 'NotFoundError', message: 'gone' }), thrownName({ name: 'NotFoundError', message: 'gone' })]).toEqual(['gone', 'NotFoundError']);
+    expect([thrownMessage({ message: 404 }), thrownMessage('plain'), thrownMessage(null), thrownName(null), thrownName({ name: 7 })]).toEqual(['404', 'plain', 'null', undefined, undefined]);
   });
 
   it("the page's errorParts says the same of it", () => {
