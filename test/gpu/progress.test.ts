@@ -83,7 +83,7 @@ describe('a new run over a saved one', () => {
     });
     session.unloadModel();
     expect(result).toMatchObject({ steps: 0, stopped: true });
-    expect(events).toContainEqual({ type: 'status', text: 'the previous run saved here (old.jsonl, step 7 of 1000) is kept until this run saves its first checkpoint' });
+    expect(events).toContainEqual({ type: 'status', text: 'the previous run saved here ("old.jsonl", step 7 of 1000) is kept until this run saves its first checkpoint' });
     expect(await readConsistentStep(store)).toEqual({ step: 7, train: '{"text": "old rows"}', trainName: 'old.jsonl' });
   });
 });
