@@ -8,9 +8,10 @@
 // removed and rebuilt, never trusted.
 // Writes are atomic (the store's job: temp + rename, or write then switch a pointer). See docs/models.md.
 
-import { isFinetuneError } from '../core/errors.ts';
 import { PROJECTIONS, QUANTIZATIONS, type Quantization } from '../core/mistral.ts';
-import { FinetuneError } from '../core/errors.ts';
+// thrownMessage, not `e instanceof Error ? e.message : String(e)`: a store may throw an object with no prototype (or
+// one whose toString throws), and String() of it threw in place of the note that a failed cache read or write is.
+import { FinetuneError, isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { concatBytes, sha256Hex } from '../core/bytes.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import type { WeightStorage } from '../engine/kernels/matmul.ts';
@@ -146,7 +147,7 @@ async function readEntry(entry: ByteSource, offset: number, length: number, what
   try {
     return await entry.read(offset, length);
   } catch (e) {
-    throw new BadEntry(`${what} could not be read (${e instanceof Error ? e.message : String(e)})`);
+    throw new BadEntry(`${what} could not be read (${thrownMessage(e)})`);
   }
 }
 
@@ -322,7 +323,7 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
     try {
       await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
     } catch (e) {
-      notes.push(`the weights were not cached: ${e instanceof Error ? e.message : String(e)}. They are loaded; the next load reads them from the model's files again`);
+      notes.push(`the weights were not cached: ${thrownMessage(e)}. They are loaded; the next load reads them from the model's files again`);
     }
   }
   return { weights, fromCache: false, notes, files: identity.files, formerFiles };
@@ -337,7 +338,7 @@ async function dropUnusable(cache: WeightCacheStore, key: string, why: BadEntry)
     await cache.remove(key);
     return `the cached weights were unusable (${why.message}): removed, loading from the source again`;
   } catch (e) {
-    return `the cached weights were unusable (${why.message}) and could not be removed (${e instanceof Error ? e.message : String(e)}): loading from the source again`;
+    return `the cached weights were unusable (${why.message}) and could not be removed (${thrownMessage(e)}): loading from the source again`;
   }
 }
 
@@ -392,7 +393,7 @@ async function moveEarlierEntry(
     try {
       await writeCacheEntry(ctx, cache, key, weights, identity, o.onProgress);
     } catch (e) {
-      notes.push(`the cached weights of these files stay kept ${was}: writing them ${now} failed (${e instanceof Error ? e.message : String(e)})`);
+      notes.push(`the cached weights of these files stay kept ${was}: writing them ${now} failed (${thrownMessage(e)})`);
       return weights;
     }
     notes.push(`the cached weights of these files, kept ${was}, are now kept ${now}`);
@@ -401,7 +402,7 @@ async function moveEarlierEntry(
     try {
       await cache.remove(legacyKey);
     } catch (e) {
-      notes.push(`the earlier copy (entry ${legacyKey}) could not be removed (${e instanceof Error ? e.message : String(e)}): it stays in the cache, unused, until it is removed`);
+      notes.push(`the earlier copy (entry ${legacyKey}) could not be removed (${thrownMessage(e)}): it stays in the cache, unused, until it is removed`);
     }
     return weights;
   }

@@ -31,7 +31,7 @@ const isNotFound = (e: unknown): boolean => thrownName(e) === 'NotFoundError';
  * name are read by functions that never throw, so an object with no prototype cannot replace this message with a
  * TypeError of its own.
  */
-function storageFailure(what: string, e: unknown): Error {
+export function storageFailure(what: string, e: unknown): Error {
   return Object.assign(new Error(`${what} this browser's storage: ${thrownMessage(e)}`), { name: thrownName(e) ?? 'Error', cause: e });
 }
 

@@ -13,7 +13,7 @@ import { FinetuneError, thrownMessage, thrownName } from '../core/errors.ts';
 import { formatBytes } from '../core/units.ts';
 import { blobSource } from '../model/source.ts';
 import { checkCacheKey, readCacheEntryInfo, type WeightCacheEntryInfo, type WeightCacheStore } from '../run/weight-cache.ts';
-import type { OpfsDirectory, OpfsFileHandle } from './opfs-store.ts';
+import { storageFailure, type OpfsDirectory, type OpfsFileHandle } from './opfs-store.ts';
 
 export const WEIGHT_CACHE_FOLDER = 'finetune-weights';
 
@@ -94,15 +94,23 @@ export function opfsWeightCache(dir: OpfsDirectory, o: OpfsWeightCacheOptions = 
       const name = entryName(key);
       const free = await freeBytes();
       if (bytes !== undefined && free !== null && bytes > free) throw quotaError(bytes, free, false);
-      const existed = (await handle(name)) !== null;
-      const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+      // The browser's failures become an Error that names the entry, read by functions that never throw: re-thrown as
+      // they were, an object with no prototype left loadWeightsCached's "not cached" note nothing to say but that. A
+      // failure of `chunks` (the weights read back from the GPU) is ours, and passes as it is.
+      const browser = <T>(step: () => Promise<T>): Promise<T> =>
+        step().catch((e: unknown) => {
+          throw storageFailure(`could not write ${name} to`, e);
+        });
+      const existed = (await browser(() => handle(name))) !== null;
+      const w = await browser(async () => (await dir.getFileHandle(name, { create: true })).createWritable());
       try {
-        for await (const c of chunks) await w.write(c);
-        await w.close();
+        for await (const c of chunks) await browser(() => w.write(c));
+        await browser(() => w.close());
       } catch (e) {
         // Drops the swap file; the real name keeps what it had (nothing, for a new entry: remove the empty file).
         await w.abort().catch(() => undefined);
         if (!existed) await removeOwnEmptyFile(name).catch(() => undefined);
+        // storageFailure keeps the browser's error name, so a full quota is still told from other failures here.
         throw thrownName(e) === 'QuotaExceededError' ? quotaError(bytes, free, true) : e;
       }
     },

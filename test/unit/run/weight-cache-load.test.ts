@@ -8,6 +8,8 @@ import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import { loadWeightsCached, memoryWeightCache, readCacheEntryInfo, type WeightCacheStore } from '../../../src/run/weight-cache.ts';
 import { TINY_MISTRAL } from '../model/helpers.ts';
 import { byteArrayGpu } from '../../helpers/fake-gpu.ts';
+import { FakeOpfs } from '../../helpers/fake-opfs.ts';
+import { opfsWeightCache } from '../../../src/worker/opfs-weight-cache.ts';
 
 const fakeGpu = (): GpuContext => byteArrayGpu().ctx;
 
@@ -224,5 +226,93 @@ describe("an older entry (no manifest hash) whose manifest's fields are damaged"
     expect(second.notes).toEqual([`the cached weights were unusable (${why}): removed, loading from the source again`]);
     expect(second.weights.dims).toEqual(first.weights.dims);
     expect((await load(store)).fromCache).toBe(true);
+  });
+});
+
+// What a store throws is not always an Error: OPFS and other outside code may throw an object with no prototype (no
+// message, and String() throws for it) or one whose toString throws. `e instanceof Error ? e.message : String(e)` then
+// threw a TypeError of its own, and a failed cache write or read, which is a note, became a failed load.
+describe('a store that throws a value that is not an Error: still a note, and the model is loaded', () => {
+  const NO_TEXT = 'a thrown value that has no text';
+  const thrownValues: [string, () => unknown][] = [
+    ['an object with no prototype', () => Object.create(null) as object],
+    ['an object whose toString throws', () => ({ toString: () => { throw new Error('no text here'); } })],
+  ];
+
+  it.each(thrownValues)('a write that throws %s: "not cached", loaded from the files', async (_what, thrown) => {
+    const failing: WeightCacheStore = {
+      ...memoryWeightCache(),
+      async write() {
+        throw thrown();
+      },
+    };
+    const loaded = await load(failing);
+    expect(loaded.fromCache).toBe(false);
+    expect(loaded.weights.dims.theta).toBe(1_000_000);
+    expect(loaded.notes).toEqual([`the weights were not cached: ${NO_TEXT}. They are loaded; the next load reads them from the model's files again`]);
+  });
+
+  it('the browser store, whose writable throws an object with no prototype: the note names the entry, the model is loaded', async () => {
+    const base = new FakeOpfs().dir();
+    const store = opfsWeightCache({
+      ...base,
+      async getFileHandle(name, options) {
+        const h = await base.getFileHandle(name, options);
+        return { getFile: () => h.getFile(), createWritable: async () => ({ ...(await h.createWritable()), write: () => Promise.reject(Object.create(null)) }) };
+      },
+    });
+    const loaded = await load(store);
+    expect(loaded.fromCache).toBe(false);
+    expect(loaded.notes).toHaveLength(1);
+    expect(loaded.notes[0]).toMatch(
+      new RegExp(`^the weights were not cached: could not write weights-[0-9a-f]{40}\\.bin to this browser's storage: ${NO_TEXT}\\. They are loaded; the next load reads them from the model's files again$`),
+    );
+  });
+
+  it.each(thrownValues)('an entry whose read throws %s is unusable: removed and rebuilt', async (_what, thrown) => {
+    const store = memoryWeightCache();
+    await load(store);
+    const unreadable: WeightCacheStore = {
+      ...store,
+      async open(key) {
+        const entry = await store.open(key);
+        return entry && { ...entry, read: () => Promise.reject(thrown()) };
+      },
+    };
+    const second = await load(unreadable);
+    expect(second.fromCache).toBe(false);
+    expect(second.notes).toEqual([`the cached weights were unusable (its footer could not be read (${NO_TEXT})): removed, loading from the source again`]);
+    expect((await load(store)).fromCache).toBe(true);
+  });
+
+  it.each(thrownValues)('an unusable entry whose removal throws %s: said, loaded from the files', async (_what, thrown) => {
+    const store = memoryWeightCache();
+    await load(store);
+    [...store.entries.values()][0][0] ^= 1;
+    const second = await load({
+      ...store,
+      async remove() {
+        throw thrown();
+      },
+    });
+    expect(second.fromCache).toBe(false);
+    expect(second.notes).toEqual([`the cached weights were unusable (part embed does not match its hash) and could not be removed (${NO_TEXT}): loading from the source again`]);
+  });
+
+  it.each(thrownValues)('an entry moved from an earlier name, whose write throws %s: kept where it was, loaded', async (_what, thrown) => {
+    const store = memoryWeightCache();
+    await load(store, 'tiny-mistral');
+    const moved = await load({ ...store, write: () => Promise.reject(thrown()) }, '/models/tiny-mistral', ['tiny-mistral']);
+    expect(moved.fromCache).toBe(true);
+    expect(moved.notes).toEqual([`the cached weights of these files stay kept under the name tiny-mistral: writing them under /models/tiny-mistral failed (${NO_TEXT})`]);
+  });
+
+  it.each(thrownValues)("an entry moved from an earlier name, whose old copy's removal throws %s: moved, and said", async (_what, thrown) => {
+    const store = memoryWeightCache();
+    await load(store, 'tiny-mistral');
+    const [oldKey] = [...store.entries.keys()];
+    const moved = await load({ ...store, remove: () => Promise.reject(thrown()) }, '/models/tiny-mistral', ['tiny-mistral']);
+    expect(moved.fromCache).toBe(true);
+    expect(moved.notes[1]).toBe(`the earlier copy (entry ${oldKey}) could not be removed (${NO_TEXT}): it stays in the cache, unused, until it is removed`);
   });
 });

@@ -4,7 +4,7 @@
 // and where; and a refused OPFS is still a reason, not a throw.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { opfsStoreFiles, type OpfsDirectory } from '../../../src/worker/opfs-store.ts';
-import { browserWeightCache } from '../../../src/worker/opfs-weight-cache.ts';
+import { browserWeightCache, opfsWeightCache } from '../../../src/worker/opfs-weight-cache.ts';
 import { FakeOpfs } from '../../helpers/fake-opfs.ts';
 
 /** A thrown value with no prototype: no message, and String() throws for it. */
@@ -107,5 +107,41 @@ describe('OPFS weight cache: a refused file system is a reason, whatever was thr
   it('an object with no prototype', async () => {
     vi.stubGlobal('self', { navigator: { storage: { getDirectory: () => Promise.reject(bare()), estimate: async () => ({}) } } });
     expect(await browserWeightCache()).toEqual({ store: null, reason: `the browser refused its origin-private file system (${NO_TEXT}), as private windows may` });
+  });
+});
+
+// The weight cache's write re-threw the browser's value as it was: loadWeightsCached's note could then only say "a
+// thrown value that has no text", not which file failed where (and before thrownMessage, the note itself threw).
+describe('OPFS weight cache: a failed write names the entry, whatever was thrown', () => {
+  const key = 'a'.repeat(40);
+  async function* oneChunk(): AsyncGenerator<Uint8Array> {
+    yield new Uint8Array(16);
+  }
+
+  for (const [what, thrown] of [
+    ['an object with no prototype', bare],
+    ['a value every read of which throws', hostile],
+  ] as const) {
+    for (const where of ['getFileHandle', 'write', 'close'] as const) {
+      it(`${what} thrown by ${where}`, async () => {
+        const f = failing(where, thrown);
+        const e = await rejection(() => opfsWeightCache(f.dir).write(key, oneChunk(), 16));
+        expect(e.message).toBe(`could not write weights-${key}.bin to this browser's storage: ${NO_TEXT}`);
+        expect(e.name).toBe('Error');
+        expect(f.aborted()).toBe(where !== 'getFileHandle');
+      });
+    }
+  }
+
+  it("keeps the browser's message and error name; a failure of the weights' own bytes passes unchanged", async () => {
+    const denied = Object.assign(new Error('the file is open elsewhere'), { name: 'NoModificationAllowedError' });
+    const e = await rejection(() => opfsWeightCache(failing('close', () => denied).dir).write(key, oneChunk(), 16));
+    expect([e.name, e.message, e.cause]).toEqual(['NoModificationAllowedError', `could not write weights-${key}.bin to this browser's storage: the file is open elsewhere`, denied]);
+    const ours = new Error('read-back failed');
+    async function* failingChunks(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(4);
+      throw ours;
+    }
+    expect(await rejection(() => opfsWeightCache(new FakeOpfs().dir()).write(key, failingChunks(), 16))).toBe(ours);
   });
 });
