@@ -1,5 +1,6 @@
 // What a failed fetch says about why it failed. fetch rejects with a bare TypeError ("fetch failed" in Node, "Failed
 // to fetch" in a browser); Node's undici hangs the reason on its cause (or the cause's causes), with a system code.
+import { thrownMessage } from './errors.ts';
 
 /** A refused connection, an unknown host or a port fetch refuses to use, as fetch reports them (on the cause, or its causes). */
 export function isWrongAddress(e: unknown): boolean {
@@ -16,7 +17,8 @@ export function isWrongAddress(e: unknown): boolean {
 
 /** The reason a fetch failed in a few words: the cause's message where Node gives one ("getaddrinfo ENOTFOUND x"). */
 export function networkReason(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
+  // Not an Error: whatever a fetch implementation threw, said by thrownMessage, which never throws (String() did).
+  if (!(e instanceof Error)) return thrownMessage(e);
   if (e.name === 'TimeoutError') return 'it did not answer in time';
   const cause = (e as Error & { cause?: unknown }).cause;
   return cause instanceof Error ? cause.message : e.message;

@@ -12,7 +12,7 @@
 // own problem; every line keeps its own problems.
 
 import { concatBytes } from '../core/bytes.ts';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { formatCount } from '../core/units.ts';
 import { columnOf, findJsonSyntaxError } from './json-syntax.ts';
 import type { ProblemCode, ProblemLog } from './problems.ts';
@@ -261,7 +261,9 @@ export async function* readJsonl(source: ByteSource, log: ProblemLog, options: R
       if (r.done) break;
       chunk = r.value;
     } catch (e) {
-      throw new FinetuneError('bad-input', `reading the file failed at byte ${bytesRead} (line ${line}): ${(e as Error)?.message ?? String(e)}`);
+      // What a file's reader throws is the browser's or the file system's: thrownMessage never throws (String() did for
+      // an object with no prototype, and the failure lost the byte and line it happened at).
+      throw new FinetuneError('bad-input', `reading the file failed at byte ${bytesRead} (line ${line}): ${thrownMessage(e)}`);
     }
     if (!(chunk instanceof Uint8Array)) throw new FinetuneError('bad-input', 'the data source delivered something other than bytes');
     bytesRead += chunk.length;

@@ -7,7 +7,7 @@
 // message or a log line; error messages are additionally scrubbed of it in case a server echoes it back.
 
 import { relativePath } from '../core/file-names.ts';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { isWrongAddress } from '../core/network-errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
@@ -696,7 +696,9 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
         attempt.abort(e);
         throw sourceError('network', scrub(`${name}: no answer for ${secondsText(idleMs)}: check the connection and the URL.`, opts.token), { stalled: true });
       }
-      const why = redactUrls(e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e), url);
+      // fetch's rejection, or its cause where that is an Error (undici's "connect ECONNREFUSED"): outside code's value,
+      // read by thrownMessage, which never throws (String() of an object with no prototype did, in place of this error).
+      const why = redactUrls(thrownMessage(e instanceof Error && e.cause instanceof Error ? e.cause : e), url);
       throw sourceError('network', scrub(`${name}: network failure (${why}): check the connection and the URL.`, opts.token), { wrongAddress: isWrongAddress(e) });
     } finally {
       clearTimeout(timer);
@@ -767,7 +769,9 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
       return await readAtMost(res.body, limit);
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      const why = e instanceof Stalled ? `the server stopped sending: ${e.message}` : redactUrls((e as Error).message, url);
+      // The body's stream failed with whatever the fetch implementation threw: `(e as Error).message` was undefined for
+      // a value that is not an Error, and redactUrls then threw in place of this error.
+      const why = e instanceof Stalled ? `the server stopped sending: ${e.message}` : redactUrls(thrownMessage(e), url);
       throw sourceError('network', scrub(`${name}: connection lost while downloading (${why}).`, opts.token));
     }
   };

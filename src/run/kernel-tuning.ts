@@ -17,7 +17,7 @@
 // kernel must not end every run before its first step.
 
 import { uniformSource } from '../core/prng.ts';
-import { FinetuneError, isFinetuneError } from '../core/errors.ts';
+import { FinetuneError, isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { quote } from '../core/quote.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import type { Projection, Quantization } from '../core/mistral.ts';
@@ -543,11 +543,13 @@ function unwritable(e: unknown, where: string | undefined, doing: 'written' | 'f
     : code === 'EACCES' || code === 'EPERM' ? `permission denied${at ? ` (${at})` : ''}`
     : code === 'EROFS' ? 'the disk is read-only'
     : code === 'ENOSPC' || code === 'EDQUOT' ? 'no space is left on the disk'
-    : e instanceof Error ? e.message : String(e);
+    // What the store threw, in its own words; thrownMessage never throws (String() of an object with no prototype did).
+    : thrownMessage(e);
   return new FinetuneError('bad-input', `the kernel choices cannot be ${doing}${where === undefined ? '' : ` in ${quote(where)}`}: ${why}`);
 }
 
-const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+// Whatever a KernelTuningCache rejects with, in words, never throwing: a run goes on without the cache and says so.
+const messageOf = (e: unknown): string => thrownMessage(e);
 
 /**
  * Decisions in one small JSON file of a folder (Node: under the cache directory; the browser: OPFS). A missing,

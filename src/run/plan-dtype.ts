@@ -3,6 +3,7 @@
 // torch_dtype, with why the headers were not read (the plan says so in `model.dtypeFrom`). A checkpoint may store
 // another dtype than its config.json says: float32 shards under "bfloat16" were planned at half their size.
 
+import { thrownMessage } from '../core/errors.ts';
 import { openBaseCheckpoint } from '../model/checkpoint.ts';
 import type { ModelDtype } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
@@ -17,7 +18,9 @@ export async function planDtypeOptions(files: FileSet, local: boolean): Promise<
     storedDtype = (await openBaseCheckpoint(files)).storedDtype;
   } catch (e) {
     // The load says what is wrong with the files; the plan still answers from config.json.
-    return { headersNotRead: `they could not be read (${e instanceof Error ? e.message : String(e)})` };
+    // Read by thrownMessage: what the files' reads throw is outside code's, and String() of an object with no
+    // prototype threw, failing the plan this line exists to keep answering.
+    return { headersNotRead: `they could not be read (${thrownMessage(e)})` };
   }
   return { storedDtype };
 }

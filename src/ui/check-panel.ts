@@ -4,7 +4,7 @@
 
 import type { CheckReport, EngineApi, GroupResult } from '../worker/api.ts';
 import * as Comlink from 'comlink';
-import { isFinetuneError } from '../core/errors.ts';
+import { isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { h, replaceChildren } from './dom.ts';
 
 export type CheckQuantization = 'nf4' | 'none';
@@ -99,7 +99,9 @@ export function renderCheckReport(report: CheckReport): HTMLElement {
 
 export function describeError(e: unknown): string {
   if (isFinetuneError(e)) return `The check could not run: ${e.message}`;
-  return `The check could not run (unexpected error): ${e instanceof Error ? e.message : String(e)}`;
+  // Anything may arrive here (comlink's own errors, the browser's): thrownMessage never throws, as String() did for an
+  // object with no prototype, which left the panel without a line.
+  return `The check could not run (unexpected error): ${thrownMessage(e)}`;
 }
 
 /**

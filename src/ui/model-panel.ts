@@ -5,7 +5,7 @@
 
 import { pickedFolderName, relativePath } from '../core/file-names.ts';
 import type { LedgerSnapshot, LoadProgress, MemoryPlan, ModelInfo, ModelSource } from '../worker/api.ts';
-import { isFinetuneError } from '../core/errors.ts';
+import { isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { cachePanel } from './cache-panel.ts';
@@ -285,7 +285,9 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
           if (asked === planAsked) showPlan(p);
         },
         (e: unknown) => {
-          if (asked === planAsked) replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits: ${e instanceof Error ? e.message : String(e)}`));
+          // The worker's rejection through comlink may be any value: thrownMessage never throws (String() did for an
+          // object with no prototype, and the panel stayed at "Checking…" with an unhandled rejection).
+          if (asked === planAsked) replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits: ${thrownMessage(e)}`));
         },
       );
     }, 400);

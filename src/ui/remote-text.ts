@@ -3,7 +3,7 @@
 
 import type { CostEstimate } from '../remote/estimate.ts';
 import { scrub } from '../remote/errors.ts';
-import { isFinetuneError } from '../core/errors.ts';
+import { isFinetuneError, thrownMessage } from '../core/errors.ts';
 import type { ProxyAnswer } from './proxy-answers.ts';
 import { formatCounted } from '../core/units.ts';
 import { roughDuration } from './format.ts';
@@ -74,5 +74,7 @@ export function notSentLine(message: string): string {
  */
 export function sendFailedLine(e: unknown): string {
   if (isFinetuneError(e) && e.details?.maybeStarted === true) return e.message;
-  return notSentLine(isFinetuneError(e) || e instanceof Error ? e.message : String(e));
+  // What fetch or the proxy threw may be no Error at all: thrownMessage never throws (String() did, and the send's
+  // failure went unsaid).
+  return notSentLine(thrownMessage(e));
 }
