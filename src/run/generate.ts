@@ -12,7 +12,7 @@ import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
 import { matvec_forward } from '../engine/kernels/matvec.ts';
 import { MistralDecoder } from '../engine/mistral/decode.ts';
-import { decoderBytes, decoderChunk } from '../engine/mistral/sizing.ts';
+import { decoderBytes, decoderChunk, decoderPeakBytes } from '../engine/mistral/sizing.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
@@ -106,8 +106,7 @@ function checkSettings(prompt: readonly number[], o: GenerationSettings & { maxP
 
 /** Refuses a decoder of `maxT` positions that would take the GPU past `memoryBytes` beside what its ledger holds now. */
 function checkDecoderFits(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, maxT: number, chunk: number | undefined, memoryBytes: number, promptTokens: number): void {
-  const b = decoderBytes(weights.dims, { maxT, chunk: decoderChunk(maxT, ctx.report.software, chunk), loraRank: lora?.r ?? null });
-  const needs = b.kvCache + b.activations + b.scratch + b.io + b.logitsReadback;
+  const needs = decoderPeakBytes(decoderBytes(weights.dims, { maxT, chunk: decoderChunk(maxT, ctx.report.software, chunk), loraRank: lora?.r ?? null }));
   const inUse = ctx.ledger.snapshot().currentBytes;
   if (inUse + needs <= memoryBytes) return;
   const room = Math.max(0, memoryBytes - inUse);

@@ -22,7 +22,7 @@ import { nf4Bytes } from '../engine/kernels/nf4.ts';
 import { dimsOf, flopsPerToken, linearShape, nf4Unsupported, type Dims } from '../engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
-import { decoderBytes, decoderChunk, ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
+import { decoderBytes, decoderChunk, decoderPeakBytes, ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
 import { SAMPLE_MAX_TOKENS, samplePromptTokenBound } from '../data/layout.ts';
 
 /** What is known about the GPU the plan is for. Everything is optional: the verdict says what it could not check. */
@@ -403,17 +403,15 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     scratch: runner.scratch + int8Scratch(d, layout.N, quantization, o.baseMatmul),
   };
   const heldBytes = Object.values(held).reduce((a, b) => a + b, 0);
-  const sampleIo = decoder ? decoder.io + decoder.logitsReadback : 0;
   const bytes = {
     ...held,
     activations: held.activations + (decoder?.activations ?? 0),
     kvCache: decoder?.kvCache ?? 0,
     scratch: held.scratch + (decoder?.scratch ?? 0),
-    io: runner.io + Math.max(readback, sampleIo),
+    io: runner.io + Math.max(readback, decoder ? decoder.io + decoder.logitsReadback : 0),
   };
   // The larger of a checkpoint's moment (its readback) and the sample's (its decoder and logits' readback).
-  const sampleBytes = decoder ? decoder.kvCache + decoder.activations + decoder.scratch + sampleIo : 0;
-  const trainPeakBytes = heldBytes + runner.io + Math.max(readback, sampleBytes);
+  const trainPeakBytes = heldBytes + runner.io + Math.max(readback, decoder ? decoderPeakBytes(decoder) : 0);
   const peakBytes = Math.max(trainPeakBytes, loadPeakBytes);
   const streaming = planStreaming({ d, hp, kept, during, embeddings, lmHead, weights, trainPeakBytes, N: layout.N, T, o });
 

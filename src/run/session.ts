@@ -28,7 +28,7 @@ import type { BaseMatmul, GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { destroyLora, downloadLora, uploadLora, type GpuLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
-import { decoderBytes, decoderChunk } from '../engine/mistral/sizing.ts';
+import { decoderBytes, decoderChunk, decoderPeakBytes } from '../engine/mistral/sizing.ts';
 import { destroyMistralWeights, isStreamed, type LoadProgress, type MistralWeights } from '../engine/mistral/weights.ts';
 import { chooseKeptLayers } from './kept-layers.ts';
 import { learningRateCurve, scheduleNotice } from './schedule.ts';
@@ -104,12 +104,20 @@ export type TrainEvent =
  */
 export type ExpectedCheckpoint = Pick<SavedRun, 'step' | 'savedAt'>;
 
-/** An expectation as it came from the page (through the worker): a whole step and a time, or refused. */
-function checkExpectedCheckpoint(e: unknown): asserts e is ExpectedCheckpoint {
+/** Whether `e`, as it came from the page (through the worker), names a checkpoint: a whole step and a time. */
+function namesCheckpoint(e: unknown): e is ExpectedCheckpoint {
   const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
-  if (typeof c !== 'object' || c === null || !Number.isSafeInteger(c.step) || typeof c.savedAt !== 'string') {
-    throw new FinetuneError('bad-input', 'the checkpoint to resume is named by its step (a whole number) and its savedAt (text)');
-  }
+  return typeof c === 'object' && c !== null && Number.isSafeInteger(c.step) && typeof c.savedAt === 'string';
+}
+
+/** Whether the run saved now is the checkpoint `expected`: the same commit, not merely the same step of some run. */
+function isCheckpoint(now: SavedRun | null, expected: ExpectedCheckpoint): boolean {
+  return now !== null && now.step === expected.step && now.savedAt === expected.savedAt;
+}
+
+/** A resume's expectation as it came from the page: a checkpoint, or refused. */
+function checkExpectedCheckpoint(e: unknown): asserts e is ExpectedCheckpoint {
+  if (!namesCheckpoint(e)) throw new FinetuneError('bad-input', 'the checkpoint to resume is named by its step (a whole number) and its savedAt (text)');
 }
 
 /**
@@ -135,9 +143,7 @@ export type ExpectedSavedRun = ExpectedCheckpoint | null;
 
 /** A new run's expectation as it came from the page (through the worker): a whole step and a time, or null; else refused. */
 function checkExpectedSavedRun(e: unknown): asserts e is ExpectedSavedRun {
-  if (e === null) return;
-  const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
-  if (typeof c !== 'object' || c === null || !Number.isSafeInteger(c.step) || typeof c.savedAt !== 'string') {
+  if (e !== null && !namesCheckpoint(e)) {
     throw new FinetuneError('bad-input', 'the saved run a new run replaces is named by its step (a whole number) and its savedAt (text), or null for none');
   }
 }
@@ -513,8 +519,7 @@ export class FinetuneSession {
   private sampleDecoderBytes(ids: readonly number[] | null, maxNewTokens: number, loraRank: number): number {
     if (!ids || !this.weights) return 0;
     const maxT = ids.length + maxNewTokens - 1;
-    const b = decoderBytes(this.weights.dims, { maxT, chunk: decoderChunk(maxT, this.ctx.report.software), loraRank });
-    return b.kvCache + b.activations + b.scratch + b.io + b.logitsReadback;
+    return decoderPeakBytes(decoderBytes(this.weights.dims, { maxT, chunk: decoderChunk(maxT, this.ctx.report.software), loraRank }));
   }
 
   /** What a timed validation_prompt sample is kept for: the model, the adapter's shape and the prompt. */
@@ -581,10 +586,9 @@ export class FinetuneSession {
     // model and prompt; a prompt too long for the model's positions fails the run's sample too, and is not priced).
     let sample: SampleCalibration | undefined;
     if (sampleIds) {
-      const ids = sampleIds;
       const skey = this.sampleKey(hp, weights.quantization);
       if (this.sampleCalibration?.key !== skey) {
-        const value = await calibrateSample(this.ctx, weights, this.lora, ids, config.maxPositions).catch(() => undefined);
+        const value = await calibrateSample(this.ctx, weights, this.lora, sampleIds, config.maxPositions).catch(() => undefined);
         this.sampleCalibration = { key: skey, value };
       }
       sample = this.sampleCalibration.value;
@@ -637,7 +641,7 @@ export class FinetuneSession {
       const found = await this.savedRun();
       // Read once, and resumed as read: the worker holds the run lock from here to the run's end, so no other tab can
       // save between this check and the run (the page's own check, before it asked, could not promise that).
-      if (o.expected && !(found && found.step === o.expected.step && found.savedAt === o.expected.savedAt)) {
+      if (o.expected && !isCheckpoint(found, o.expected)) {
         throw checkpointRefusal(o.expected, found, o.restoreOnly === true);
       }
       if (!found || !this.store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
@@ -1012,7 +1016,7 @@ export class FinetuneSession {
       if (!isDamagedRun(e)) throw e;
       damaged = e;
     }
-    const same = damaged === null && (expected === null ? now === null : now !== null && now.step === expected.step && now.savedAt === expected.savedAt);
+    const same = damaged === null && (expected === null ? now === null : isCheckpoint(now, expected));
     if (!same) throw savedRunChangedRefusal(expected, now, damaged);
   }
 

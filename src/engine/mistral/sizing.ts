@@ -311,3 +311,8 @@ export function decoderBytes(d: Dims, o: { maxT: number; chunk: number; loraRank
     logitsReadback: ledgerBytes(d.V * 4),
   };
 }
+
+/** A decoder's bytes all held at once, as a token's logits are read back: what a generation adds to the GPU at its peak. */
+export function decoderPeakBytes(b: DecoderBytes): number {
+  return b.kvCache + b.activations + b.scratch + b.io + b.logitsReadback;
+}
