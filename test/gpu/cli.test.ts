@@ -223,7 +223,7 @@ describe('finetune bench padding', () => {
     // beside it. Few tokens: the head's 32,000 columns make each one slow on SwiftShader.
     const words = [20, 2, 3, 2];
     writeFileSync(data, words.map((n, i) => JSON.stringify({ text: Array.from({ length: n }, (_, k) => `w${i}x${k}`).join(' ') })).join('\n'));
-    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'padding', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--steps', '1', '--micro-batch', '4'], { env, timeout: BENCH_TIMEOUT });
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'padding', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--steps', '1', '--micro-batch', '4', '--rounds', '2'], { env, timeout: BENCH_TIMEOUT });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const [padded, free] = lines.filter((l) => l.bench === 'padding');
     expect([padded.paddingFree, free.paddingFree]).toEqual([false, true]);
@@ -233,14 +233,16 @@ describe('finetune bench padding', () => {
     expect(free.computedTokens).toBeLessThan(padded.computedTokens);
     expect(padded.computedTokens).toBeGreaterThan(padded.tokens);
     for (const l of [padded, free]) {
-      expect(l.msEach).toHaveLength(3);
-      expect(l.ms).toBe([...l.msEach].sort((a: number, b: number) => a - b)[1]);
+      // --rounds 2: the median of an even count is the mean of the middle two.
+      expect(l.msEach).toHaveLength(2);
+      expect(l.ms).toBeCloseTo((l.msEach[0] + l.msEach[1]) / 2, 9);
       expect(l.tokensPerSecond).toBeCloseTo(l.tokens / (l.ms / 1000), 6);
     }
     expect(Math.abs(free.firstLoss - padded.firstLoss) / padded.firstLoss).toBeLessThan(1e-5);
     const summary = lines.find((l) => l.bench === 'padding-summary');
     expect(summary.speedup).toBeCloseTo(free.tokensPerSecond / padded.tokensPerSecond, 9);
     expect(summary.computedRatio).toBeCloseTo(padded.computedTokens / free.computedTokens, 9);
+    expect(summary.rounds).toBe(2);
     expect(summary.peakBytes).toBeGreaterThan(0);
   });
 });
@@ -252,7 +254,7 @@ describe('finetune bench head', () => {
     // Long prompts and short completions under the instruct layout: most tokens have no loss.
     const rows = [0, 1, 2, 3].map((i) => ({ prompt: Array.from({ length: 9 + i }, (_, k) => `p${i}x${k}`).join(' '), completion: `c${i} done` }));
     writeFileSync(data, rows.map((r) => JSON.stringify(r)).join('\n'));
-    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'head', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--steps', '1', '--micro-batch', '4', '--layout', 'instruct'], { env, timeout: BENCH_TIMEOUT });
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'head', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--steps', '1', '--micro-batch', '4', '--layout', 'instruct', '--rounds', '1'], { env, timeout: BENCH_TIMEOUT });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ bench: 'adapter', layout: 'instruct' });
     const [all, counted] = lines.filter((l) => l.bench === 'head');
@@ -264,8 +266,8 @@ describe('finetune bench head', () => {
     expect(counted.headTokens).toBeGreaterThan(0);
     expect(counted.headTokens).toBeLessThan(all.computedTokens / 3);
     for (const l of [all, counted]) {
-      expect(l.msEach).toHaveLength(3);
-      expect(l.ms).toBe([...l.msEach].sort((a: number, b: number) => a - b)[1]);
+      expect(l.msEach).toHaveLength(1);
+      expect(l.ms).toBe(l.msEach[0]);
       expect(l.tokensPerSecond).toBeCloseTo(l.tokens / (l.ms / 1000), 6);
     }
     expect(Math.abs(counted.firstLoss - all.firstLoss) / all.firstLoss).toBeLessThan(1e-5);
@@ -283,6 +285,17 @@ describe('finetune bench head', () => {
     expect(failed?.code).toBe(2);
     expect(failed?.stderr).toMatch(/--synthetic makes its own model and rows of token ids: give it no --model, --data or --layout/);
   });
+
+  it('refuses --rounds that is not a positive integer (exit 2, before any GPU work)', async () => {
+    for (const bad of ['0', '-1', '1.5', 'three']) {
+      const failed = await run('node', ['bin/finetune.mjs', 'bench', 'head', '--synthetic', '--rounds', bad], { env, timeout: 60_000 }).then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(failed?.code, bad).toBe(2);
+      expect(failed?.stderr).toContain(`--rounds: "${bad}" is not a positive integer`);
+    }
+  });
 });
 
 describe('finetune bench validation', () => {
@@ -293,7 +306,7 @@ describe('finetune bench validation', () => {
     // length the 16 are packed into.
     const words = Array.from({ length: 24 }, (_, i) => (i === 3 ? 14 : 1 + (i % 4)));
     writeFileSync(data, words.map((n, i) => JSON.stringify({ text: Array.from({ length: n }, (_, k) => `w${i}x${k}`).join(' ') })).join('\n'));
-    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'validation', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--micro-batch', '4', '--validation-rows', '16'], { env, timeout: BENCH_TIMEOUT });
+    const { stdout } = await run('node', ['bin/finetune.mjs', 'bench', 'validation', '--model', 'test/fixtures/tiny-mistral', '--data', data, '--micro-batch', '4', '--validation-rows', '16', '--rounds', '1'], { env, timeout: BENCH_TIMEOUT });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const [perBatch, packed] = lines.filter((l) => l.bench === 'validation');
     expect([perBatch.layout, packed.layout]).toEqual(['per-batch', 'packed']);
@@ -303,8 +316,8 @@ describe('finetune bench validation', () => {
     expect(packed.tokens).toBe(perBatch.tokens);
     expect(perBatch.computedTokens).toBe(perBatch.tokens);
     for (const l of [perBatch, packed]) {
-      expect(l.msEach).toHaveLength(3);
-      expect(l.ms).toBe([...l.msEach].sort((a: number, b: number) => a - b)[1]);
+      expect(l.msEach).toHaveLength(1);
+      expect(l.ms).toBe(l.msEach[0]);
       expect(l.tokensPerSecond).toBeCloseTo(l.tokens / (l.ms / 1000), 6);
       expect(l.loss).toBeGreaterThan(0);
     }

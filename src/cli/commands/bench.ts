@@ -128,17 +128,17 @@ what:
              prints for it (WGSL and SPIR-V disassembly; not part of "all")
   padding    padding-free micro-batches (docs/performance.md) against padded ones on a real model and dataset (--model,
              default the demo model; --data, default the sample dataset): the plan's first --steps steps (default 3)
-             of --micro-batch rows (default 4, Replicate's), each layout in turn for three rounds after a warm-up, same
+             of --micro-batch rows (default 4, Replicate's), each layout in turn for --rounds rounds after a warm-up, same
              process, same weights: real tokens/s, the tokens the GPU computed, and the first step's loss of each
              (LoRA dropout off: they agree up to rounding); then the speedup (not part of "all")
   validation a run's validation (Replicate's defaults: 50 rows held out, validation_batch_size 1; --validation-rows) as one forward pass
              per batch, and packed into passes of --micro-batch rows (what a run does; docs/performance.md) on the
-             same model, data and options as padding, each in turn for three rounds after a warm-up: passes, the
+             same model, data and options as padding, each in turn for --rounds rounds after a warm-up: passes, the
              tokens computed, real tokens/s and the validation loss of each (equal up to rounding); then the speedup
              (not part of "all")
   head       training steps with the lm_head computed on every token (as before 2026-12-05) and on the tokens with a
              loss alone (what a run does; docs/performance.md) on the same model, data and options as padding (try
-             --layout instruct), each in turn for three rounds after a warm-up: real tokens/s, the tokens the head
+             --layout instruct), each in turn for --rounds rounds after a warm-up: real tokens/s, the tokens the head
              computed, the first step's loss of each (equal up to rounding); then the speedup (not part of "all")
   all        everything above but sweep, profile, model, int8, int8-ab, tune, estimate, clamps, spirv, padding,
              validation and head
@@ -182,6 +182,8 @@ options:
   --layout replicate           padding, validation, head: how rows become tokens (replicate, the default: loss on
                                every token; instruct: loss on the completion only)
   --validation-rows 50         validation: num_validation_samples, the rows held out (Replicate's default 50)
+  --rounds 3                   padding, validation, head: timed rounds of each side after its warm-up (the figures are
+                               the median round's; more rounds, less noise)
   --synthetic                  padding, validation, head: instead of --model and --data, Mistral-7B's shape with random NF4
                                weights on a GPU (2 small layers on SwiftShader) and rows of random ids whose lengths
                                are log-normal (median 512 tokens, σ 0.6, at most 2048; 24 and 96 small): --steps ×
@@ -247,6 +249,7 @@ export const benchCommand: Command = {
         quant: { type: 'string' },
         'micro-batch': { type: 'string' },
         'validation-rows': { type: 'string' },
+        rounds: { type: 'string' },
         synthetic: { type: 'boolean' },
         layout: { type: 'string' },
         'no-robustness': { type: 'boolean' },
@@ -265,6 +268,7 @@ export const benchCommand: Command = {
     const sizesGiven = values.sizes ? intList('sizes', values.sizes) : null;
     const tokensGiven = values.tokens ? intList('tokens', values.tokens) : null;
     const steps = values.steps ? intList('steps', values.steps)[0] : 3;
+    const rounds = values.rounds ? intList('rounds', values.rounds)[0] : 3;
     const targets = parseTargetModules(values.targets ?? 'all-linear');
     if (typeof targets === 'string') throw new UsageError(`--targets: ${targets}`);
     const dataMb = values['data-mb'] === undefined ? 200 : Number(values['data-mb']);
@@ -346,9 +350,9 @@ export const benchCommand: Command = {
           };
         }
         const adapter = createAdapter(setup.config, { r: hp.lora_rank, alpha: hp.lora_alpha, dropout: 0, targetModules: targetModules(hp), random: mulberry32(hp.seed) });
-        if (what === 'padding') for await (const line of benchPadding(ctx, setup.weights, adapter, hp, setup.plan, { steps, rounds: 3 })) print(line);
-        else if (what === 'head') for await (const line of benchHead(ctx, setup.weights, adapter, hp, await setup.plan(true), { steps, rounds: 3 })) print(line);
-        else for await (const line of benchValidation(ctx, setup.weights, adapter, await setup.plan(true), { rounds: 3, seed: hp.seed })) print(line);
+        if (what === 'padding') for await (const line of benchPadding(ctx, setup.weights, adapter, hp, setup.plan, { steps, rounds })) print(line);
+        else if (what === 'head') for await (const line of benchHead(ctx, setup.weights, adapter, hp, await setup.plan(true), { steps, rounds })) print(line);
+        else for await (const line of benchValidation(ctx, setup.weights, adapter, await setup.plan(true), { rounds, seed: hp.seed })) print(line);
       } finally {
         real?.tokenizer.dispose();
         ctx.destroyDevice();
