@@ -1,48 +1,24 @@
 // The engine worker (src/worker/worker.ts) after a lost GPU device: the call that met the loss drops the device and the
 // session on it (dropGpu), so that the next GPU call makes a new device instead of failing on the dead one for good, and
 // a run going on in that session (paused, here) ends with the loss instead of waiting for a Resume that cannot reach it.
-// The worker runs here over fakes: a GPU context per GpuContext.create, counted, and a session whose GPU work fails
-// with 'device-lost'; comlink's expose hands over the api object. What is tested is the worker's wiring, not the GPU.
+// The worker runs here over fakes (test/helpers/fake-worker.ts: a GPU context per GpuContext.create, counted) and a
+// session whose GPU work fails with 'device-lost'. What is tested is the worker's wiring, not the GPU.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EngineApi, TrainFiles } from '../../../src/worker/api.ts';
+import { resetWorkerState, startWorker } from '../../helpers/fake-worker.ts';
 
 /** What the fakes share with the tests: the exposed api, every context and session the worker made, and its calls on them. */
-const h = vi.hoisted(() => ({
-  api: null as EngineApi | null,
-  contexts: [] as { destroyed: boolean }[],
+const h = await vi.hoisted(async () => ({
+  ...(await import('../../helpers/fake-worker.ts')).workerTestState(),
   sessions: [] as { gpuMemoryBytes: number | null }[],
   calls: [] as string[],
   /** Set: train is a run paused between steps, waiting at its control's pause point (as session.train's does). */
   pausedRun: false,
 }));
 
-vi.mock('comlink', async (importOriginal) => ({
-  ...(await importOriginal<typeof import('comlink')>()),
-  expose: (api: EngineApi) => {
-    h.api = api;
-  },
-}));
-
+vi.mock('comlink', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeComlink(await importOriginal(), h));
 vi.mock('../../../src/worker/error-transfer.ts', () => ({ installErrorTransfer: () => undefined }));
-
-vi.mock('../../../src/engine/gpu.ts', async (importOriginal) => ({
-  ...(await importOriginal<typeof import('../../../src/engine/gpu.ts')>()),
-  GpuContext: {
-    create: async () => {
-      const ctx = {
-        destroyed: false,
-        destroyDevice(): void {
-          ctx.destroyed = true;
-        },
-        report: { vendor: 'fake', architecture: '', device: '', description: '', software: true },
-        kernelNote: null,
-        ledger: { snapshot: () => ({ currentBytes: 0, peakBytes: 0, byCategory: {} }) },
-      };
-      h.contexts.push(ctx);
-      return ctx;
-    },
-  },
-}));
+vi.mock('../../../src/engine/gpu.ts', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeGpuModule(await importOriginal(), h));
 
 /** What the GPU says once its device is gone (GpuContext.check). */
 async function lost(): Promise<never> {
@@ -118,19 +94,12 @@ vi.mock('../../../src/data/tokenizer.ts', async (importOriginal) => ({
 let api: EngineApi;
 
 beforeEach(async () => {
-  // A worker of its own for each test: its device, session and model are module state.
-  vi.resetModules();
-  h.api = null;
-  h.contexts.length = 0;
+  resetWorkerState(h);
   h.sessions.length = 0;
   h.calls.length = 0;
   h.pausedRun = false;
-  // A worker's globals: WebGPU, where the app is served from (the tokenizer is fetched from it), and no OPFS.
-  vi.stubGlobal('self', { navigator: { gpu: {} }, location: { origin: 'http://localhost', href: 'http://localhost/' } });
-  vi.stubGlobal('fetch', async () => new Response(new Uint8Array(1)));
-  await import('../../../src/worker/worker.ts');
-  if (!h.api) throw new Error('the worker exposed no api');
-  api = h.api;
+  // No OPFS: the worker's navigator has WebGPU only.
+  api = await startWorker(h);
 });
 
 afterEach(() => {

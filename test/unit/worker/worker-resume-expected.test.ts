@@ -1,32 +1,23 @@
 // The engine worker's resumeSavedRun and restoreSavedRun hand the checkpoint the page offered to the session, and
 // startTraining the saved run the page named as the one a new run replaces (or none); the session checks the saved
 // record against it (src/run/session.ts): inside the run lock, so that no other tab of the page can save between that
-// check and the run. The worker runs here over fakes (comlink's expose hands over the api object;
-// the session records what it was asked and whether the lock was held); what is tested is the worker's wiring.
+// check and the run. The worker runs here over fakes (test/helpers/fake-worker.ts; the session records what it was
+// asked and whether the lock was held); what is tested is the worker's wiring.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EngineApi } from '../../../src/worker/api.ts';
+import { resetWorkerState, startWorker } from '../../helpers/fake-worker.ts';
 
-const h = vi.hoisted(() => ({
-  api: null as EngineApi | null,
+const h = await vi.hoisted(async () => ({
+  ...(await import('../../helpers/fake-worker.ts')).workerTestState(),
   /** True while the fake Web Lock is held. */
   locked: false,
   /** Each train call: its options, and whether the run lock was held when it was made. */
   trains: [] as { options: Record<string, unknown>; locked: boolean }[],
 }));
 
-vi.mock('comlink', async (importOriginal) => ({
-  ...(await importOriginal<typeof import('comlink')>()),
-  expose: (api: EngineApi) => {
-    h.api = api;
-  },
-}));
-
+vi.mock('comlink', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeComlink(await importOriginal(), h));
 vi.mock('../../../src/worker/error-transfer.ts', () => ({ installErrorTransfer: () => undefined }));
-
-vi.mock('../../../src/engine/gpu.ts', async (importOriginal) => ({
-  ...(await importOriginal<typeof import('../../../src/engine/gpu.ts')>()),
-  GpuContext: { create: async () => ({ destroyDevice: () => undefined, report: { software: true }, kernelNote: null }) },
-}));
+vi.mock('../../../src/engine/gpu.ts', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeGpuModule(await importOriginal(), h));
 
 vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
   ...(await importOriginal<typeof import('../../../src/run/session.ts')>()),
@@ -65,15 +56,10 @@ const locks = {
 let api: EngineApi;
 
 beforeEach(async () => {
-  vi.resetModules();
-  h.api = null;
+  resetWorkerState(h);
   h.locked = false;
   h.trains.length = 0;
-  vi.stubGlobal('self', { navigator: { gpu: {}, locks }, location: { origin: 'http://localhost', href: 'http://localhost/' } });
-  vi.stubGlobal('fetch', async () => new Response(new Uint8Array(1)));
-  await import('../../../src/worker/worker.ts');
-  if (!h.api) throw new Error('the worker exposed no api');
-  api = h.api;
+  api = await startWorker(h, { navigator: { locks } });
 });
 
 afterEach(() => {
