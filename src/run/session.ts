@@ -39,7 +39,7 @@ import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, checkStateStep, isDamagedRun, readSavedRun, RUN_FILES, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunFilesIn, savedRunIn, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -207,6 +207,25 @@ function planStats(data: TrainingData, hp: Hyperparams): DataStats {
   const notice = scheduleNotice(s.totalSteps, hp.warmup_ratio, hp.learning_rate, hp.lr_scheduler);
   const learningRates = learningRateCurve(hp.learning_rate, s.totalSteps, hp.warmup_ratio, hp.lr_scheduler);
   return { ...s, learningRates, ...(notice ? { notices: [...(s.notices ?? []), notice] } : {}) };
+}
+
+/**
+ * Reads a JSONL file the way training will: every problem with its line (up to `maxProblems`), and token statistics.
+ * Only the tokenizer takes part: the page's worker reads a file without a session (and its GPU device).
+ */
+export async function datasetReport(tokenizer: Tokenizer, file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
+  const d = await loadDataset(file.stream(), { tokenizer, layout, maxSeqLen, maxProblems, keepExamples: false });
+  return { name, ok: d.ok, summary: d.summary, rowLengths: d.summary.tokens ? d.lengths : null, problems: d.problems.shown, omitted: d.problems.omitted };
+}
+
+/**
+ * Validates the hyperparameters against the schema and the data, and returns the plan (steps, tokens). Only the
+ * tokenizer takes part, as in datasetReport.
+ */
+export async function runPlan(tokenizer: Tokenizer, hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<DataStats> {
+  const hp = parseHyperparams(hpInput);
+  const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, tokenizer, hp);
+  return planStats(data, hp);
 }
 
 export class FinetuneSession {
@@ -491,15 +510,12 @@ export class FinetuneSession {
   }
 
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
-    const d = await loadDataset(file.stream(), { tokenizer: this.tokenizer, layout, maxSeqLen, maxProblems, keepExamples: false });
-    return { name, ok: d.ok, summary: d.summary, rowLengths: d.summary.tokens ? d.lengths : null, problems: d.problems.shown, omitted: d.problems.omitted };
+    return datasetReport(this.tokenizer, file, name, layout, maxSeqLen, maxProblems);
   }
 
   /** Validates the hyperparameters against the schema and the data, and returns the plan (steps, tokens). */
   async plan(hpInput: Readonly<Record<string, unknown>>, trainFile: Blob, validationFile: Blob | null): Promise<DataStats> {
-    const hp = parseHyperparams(hpInput);
-    const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
-    return planStats(data, hp);
+    return runPlan(this.tokenizer, hpInput, trainFile, validationFile);
   }
 
   /**
@@ -1021,21 +1037,16 @@ export class FinetuneSession {
   }
 
   async savedRun(): Promise<SavedRun | null> {
-    return this.store ? readSavedRun(this.store) : null;
+    return savedRunIn(this.store);
   }
 
   /** The saved run's own data, under the names it was trained with (the page shows them when it resumes the run). */
   async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
-    const run = await this.savedRun();
-    const train = run && (await this.store?.load(TRAIN_FILE));
-    if (!run || !train) return null;
-    const validation = run.validationName ? await this.store?.load(VALIDATION_FILE) : null;
-    const file = (bytes: Uint8Array, name: string): File => new File([bytes as Uint8Array<ArrayBuffer>], name, { type: 'application/jsonl' });
-    return { train: file(train, run.trainName), validation: validation && run.validationName ? file(validation, run.validationName) : null };
+    return savedRunFilesIn(this.store);
   }
 
   async forgetSavedRun(): Promise<void> {
-    await this.store?.commit(Object.fromEntries(RUN_FILES.map((f) => [f, null])));
+    await forgetSavedRunIn(this.store);
   }
 
   /**

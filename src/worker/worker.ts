@@ -17,9 +17,11 @@ import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index.ts';
 import { adapterZipBytes, importAdapterDetailed } from '../model/adapter-import.ts';
 import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
-import { FinetuneSession, type DatasetReport, type ExpectedCheckpoint, type ExpectedSavedRun, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
+import { datasetReport, FinetuneSession, runPlan, type DatasetReport, type ExpectedCheckpoint, type ExpectedSavedRun, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { EvaluationResult } from '../run/evaluate-adapter.ts';
-import { fileKernelTuningCache } from '../run/kernel-tuning.ts';
+import { fileKernelTuningCache, type KernelTuningCache } from '../run/kernel-tuning.ts';
+import { forgetSavedRunIn, savedRunFilesIn, savedRunIn } from '../run/saved-run.ts';
+import type { RunStore } from '../run/run-store.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { DataStats } from '../data/batches.ts';
@@ -94,17 +96,37 @@ async function withCacheNote(info: ModelInfo): Promise<ModelInfo> {
   return c.store ? info : { ...info, warnings: [...info.warnings, `the weights are not cached: ${c.reason}; the next load reads them from the model's files again`] };
 }
 
+let runStorePromise: Promise<RunStore | null> | null = null;
+
+/**
+ * The run saved in this browser (OPFS), or null where there is no OPFS; opened once. The session's store, and the one
+ * the calls that only read or forget the saved run use without a session: one store, whether a session exists or not.
+ */
+function runStore(): Promise<RunStore | null> {
+  runStorePromise ??= opfsRunStore();
+  return runStorePromise;
+}
+
+let kernelCachePromise: Promise<KernelTuningCache | null> | null = null;
+
+/**
+ * Kernel choices measured on this GPU, remembered in OPFS beside the weights (null where OPFS is missing); opened once.
+ * The session's cache, and the one the GPU panel lists and forgets without a session (runStore's reason).
+ */
+function kernelCache(): Promise<KernelTuningCache | null> {
+  kernelCachePromise ??= opfsFolderFiles('finetune-kernels').then((files) => (files ? fileKernelTuningCache(files) : null));
+  return kernelCachePromise;
+}
+
 let sessionPromise: Promise<FinetuneSession> | null = null;
 /** The GPU memory the user gave (setGpuMemory), kept across sessions: a recovered device is the same GPU. */
 let gpuMemoryBytes: number | null = null;
 
 function session(): Promise<FinetuneSession> {
   sessionPromise ??= (async () => {
-    const s = new FinetuneSession(await gpuContext(), await tokenizer(), await opfsRunStore());
+    const s = new FinetuneSession(await gpuContext(), await tokenizer(), await runStore());
     s.weightCache = (await weightCache()).store;
-    // Kernel choices measured on this GPU are remembered in OPFS beside the weights (none where OPFS is missing).
-    const kernelFiles = await opfsFolderFiles('finetune-kernels');
-    s.kernelCache = kernelFiles ? fileKernelTuningCache(kernelFiles) : null;
+    s.kernelCache = await kernelCache();
     s.gpuMemoryBytes = gpuMemoryBytes;
     return s;
   })().catch((e: unknown) => {
@@ -322,14 +344,17 @@ const api = {
     return s?.model ? { source: s.modelName, quantization: s.model.quantization } : null;
   },
 
-  /** Reads a JSONL file the way training will: every problem with its line, and token statistics. */
+  /**
+   * Reads a JSONL file the way training will: every problem with its line, and token statistics. Only the tokenizer
+   * takes part: a page whose GPU is absent, refused or lost still reads its files (and makes no device for them).
+   */
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport> {
-    return (await session()).inspectDataset(file, name, layout, maxSeqLen);
+    return datasetReport(await tokenizer(), file, name, layout, maxSeqLen);
   },
 
-  /** Checks hyperparameters (one schema) against the data and returns the plan: steps, tokens, accumulation. */
+  /** Checks hyperparameters (one schema) against the data and returns the plan: steps, tokens, accumulation (no GPU). */
   async planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats> {
-    return (await session()).plan(hp, train, validation);
+    return runPlan(await tokenizer(), hp, train, validation);
   },
 
   async estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate> {
@@ -337,8 +362,9 @@ const api = {
     return onGpu(s.ctx, () => s.estimate(hp, train, validation));
   },
 
+  /** Read from the store, with no session: the run saved here is offered also where no GPU device can be had. */
   async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
-    return (await session()).savedRunFiles();
+    return savedRunFilesIn(await runStore());
   },
 
   /**
@@ -367,12 +393,16 @@ const api = {
   },
 
   async savedRun(): Promise<SavedRun | null> {
-    return (await session()).savedRun();
+    return savedRunIn(await runStore());
   },
 
+  /**
+   * Inside the run lock, which a run of this worker holds while it goes (and another tab's too): a forget is refused
+   * then, as it was when it went through the session. It needs no session, so no GPU device.
+   */
   async forgetSavedRun(): Promise<void> {
-    const s = await session();
-    await runStoreLock.exclusive(() => s.forgetSavedRun());
+    const store = await runStore();
+    await runStoreLock.exclusive(() => forgetSavedRunIn(store));
   },
 
   async runElsewhere(): Promise<boolean> {
@@ -383,12 +413,13 @@ const api = {
     (await existingSession())?.forgetEstimate();
   },
 
+  /** The session's cache, read without one (kernelCache): the GPU panel lists them also where no device can be had. */
   async rememberedKernels(): Promise<RememberedKernels[]> {
-    return (await (await session()).kernelCache?.list()) ?? [];
+    return (await (await kernelCache())?.list()) ?? [];
   },
 
   async forgetRememberedKernels(): Promise<void> {
-    await (await session()).kernelCache?.clear();
+    await (await kernelCache())?.clear();
   },
 
   async pauseTraining(): Promise<void> {

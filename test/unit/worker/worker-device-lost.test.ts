@@ -14,6 +14,8 @@ const h = await vi.hoisted(async () => ({
   calls: [] as string[],
   /** Set: train is a run paused between steps, waiting at its control's pause point (as session.train's does). */
   pausedRun: false,
+  /** Set: an estimate answers (a session's GPU work that succeeds) instead of meeting a lost device. */
+  estimates: false,
 }));
 
 vi.mock('comlink', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeComlink(await importOriginal(), h));
@@ -42,7 +44,7 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     modelName = 'tiny-mistral';
     baseConfig = {};
     loadModel = lost;
-    estimate = lost;
+    estimate = async (): Promise<object> => (h.estimates ? {} : lost());
     evaluate = lost;
     generate = lost;
     generateStream = lost;
@@ -64,7 +66,6 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     adapterNow = lost;
     useImportedAdapter = lost;
     trainingCard = (): null => null;
-    plan = async (): Promise<object> => ({});
     pause = (): void => void h.calls.push('pause');
     resume = async (): Promise<void> => void h.calls.push('resume');
     stop = (): void => void h.calls.push('stop');
@@ -98,6 +99,7 @@ beforeEach(async () => {
   h.sessions.length = 0;
   h.calls.length = 0;
   h.pausedRun = false;
+  h.estimates = false;
   // No OPFS: the worker's navigator has WebGPU only.
   api = await startWorker(h);
 });
@@ -176,11 +178,12 @@ describe('a call that acts on the session there is', () => {
   });
 
   it('reaches the session there is, also while it is being made', async () => {
-    // The session is made by the first call that needs one (a training run, here a plan); a Pause pressed meanwhile
-    // waits for it.
-    const planning = api.planRun({}, data, null);
+    // The session is made by the first call that needs one (a training run, here an estimate); a Pause pressed
+    // meanwhile waits for it.
+    h.estimates = true;
+    const estimating = api.estimateRun({}, data, null);
     await api.pauseTraining();
-    await planning;
+    await estimating;
     await api.resumeTraining();
     await api.stopTraining();
     await api.stopGeneration();
@@ -194,6 +197,25 @@ describe('a call that acts on the session there is', () => {
     expect(await api.currentModel()).toBeNull();
     expect(await api.memory()).toMatchObject({ currentBytes: 0, peakBytes: 0 });
     expect(h.contexts).toHaveLength(1);
+  });
+});
+
+/** Each worker call that reads only the run store, the kernel cache or the tokenizer, and its answer without OPFS. */
+const storeCalls: [string, (a: EngineApi) => Promise<unknown>, unknown][] = [
+  ['savedRun', (a) => a.savedRun(), null],
+  ['savedRunFiles', (a) => a.savedRunFiles(), null],
+  ['forgetSavedRun', (a) => a.forgetSavedRun(), undefined],
+  ['rememberedKernels', (a) => a.rememberedKernels(), []],
+  ['forgetRememberedKernels', (a) => a.forgetRememberedKernels(), undefined],
+];
+
+describe('a call that needs no GPU', () => {
+  it.each(storeCalls)('%s makes no new device after a lost one', async (_name, call, answer) => {
+    await expect(api.generateStream('Hello', { maxNewTokens: 4 }, () => undefined)).rejects.toMatchObject({ kind: 'device-lost' });
+    // Each went through a session: after the loss, a new one on a new GPU device, to read a file of this browser's.
+    await expect(call(api)).resolves.toEqual(answer);
+    expect(h.contexts).toHaveLength(1);
+    expect(h.sessions).toHaveLength(1);
   });
 });
 

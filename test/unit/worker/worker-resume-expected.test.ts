@@ -13,6 +13,8 @@ const h = await vi.hoisted(async () => ({
   locked: false,
   /** Each train call: its options, and whether the run lock was held when it was made. */
   trains: [] as { options: Record<string, unknown>; locked: boolean }[],
+  /** Set: a run goes on until this settles. */
+  runGoesOn: null as Promise<void> | null,
 }));
 
 vi.mock('comlink', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeComlink(await importOriginal(), h));
@@ -27,6 +29,7 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     gpuMemoryBytes: number | null = null;
     async train(_hp: unknown, _files: unknown, _onEvent: unknown, options: Record<string, unknown>): Promise<object> {
       h.trains.push({ options, locked: h.locked });
+      await h.runGoesOn;
       return { steps: 4, skipped: 0, stopped: true, finalLoss: null, finalValLoss: null, seconds: 0 };
     }
   },
@@ -59,6 +62,7 @@ beforeEach(async () => {
   resetWorkerState(h);
   h.locked = false;
   h.trains.length = 0;
+  h.runGoesOn = null;
   api = await startWorker(h, { navigator: { locks } });
 });
 
@@ -103,5 +107,22 @@ describe('a new run over the saved run the page named', () => {
   it('without one, the session checks nothing (it starts over whatever is saved, as before)', async () => {
     await api.startTraining({}, files, () => undefined);
     expect(h.trains).toEqual([{ options: { replaces: undefined }, locked: true }]);
+  });
+});
+
+// The saved run is read and forgotten without a session (and its GPU device); a forget still goes through the run lock,
+// which a run of this worker holds while it goes, so that it cannot take the data and checkpoints from under the run.
+describe('forgetting the saved run while a run of this worker goes', () => {
+  const files = { train: new Blob(['{"text":"a"}\n']), trainName: 'train.jsonl', validation: null, validationName: null };
+
+  it('is refused until the run ends', async () => {
+    let end = (): void => undefined;
+    h.runGoesOn = new Promise((resolve) => (end = resolve));
+    const run = api.startTraining({}, files, () => undefined, null);
+    await vi.waitFor(() => expect(h.trains).toHaveLength(1));
+    await expect(api.forgetSavedRun()).rejects.toThrow('a training run is already going');
+    end();
+    await run;
+    await expect(api.forgetSavedRun()).resolves.toBeUndefined();
   });
 });
