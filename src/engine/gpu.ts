@@ -303,9 +303,10 @@ export class GpuContext {
    * turn into a second error.
    */
   checkHealthy(): void {
-    if (this.lostInfo) {
+    const lost = this.lossError();
+    if (lost) {
       this.dropRecorded();
-      throw new FinetuneError('device-lost', `the GPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
+      throw lost;
     }
     if (this.pendingError) {
       const e = this.pendingError;
@@ -313,6 +314,14 @@ export class GpuContext {
       this.dropRecorded();
       throw e;
     }
+  }
+
+  /**
+   * The typed error of a lost device (its device.lost resolved), else null; unlike checkHealthy it changes nothing,
+   * so that whoever only asks whether the device lives (the worker's probe) drops no work recorded on it.
+   */
+  lossError(): FinetuneError | null {
+    return this.lostInfo ? new FinetuneError('device-lost', `the GPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message}`) : null;
   }
 
   private dropRecorded(): void {

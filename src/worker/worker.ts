@@ -5,7 +5,7 @@ import { baseModelNameProblem, localFilesModelName, type AdapterOrigin } from '.
 import * as Comlink from 'comlink';
 import type { GpuAdapterInfo } from '../engine/gpu-adapter.ts';
 import { runGoldenCheck, type CheckReport } from '../run/check.ts';
-import { FinetuneError, isFinetuneError } from '../core/errors.ts';
+import { FinetuneError, isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
@@ -221,12 +221,27 @@ const api = {
     };
   },
 
+  /**
+   * Whether a GPU device can be had, answered for a live one: a device lost that no call has met yet (device.lost
+   * resolved while nothing ran on it) is dropped as a call meeting the loss drops it, a run on it ending with the loss,
+   * and the answer is the new device's, the one the next call gets. The page probes as it opens, before any model is
+   * loaded; its GPU panel said "GPU ready" for a dead device.
+   */
   async probe(): Promise<ProbeResult> {
     try {
-      const ctx = await gpuContext();
+      let ctx = await gpuContext();
+      const lost = ctx.lossError();
+      if (lost) {
+        // Only while it is the current device: one a recoverDevice replaced meanwhile is dropped already.
+        if (ctx === contextMade) dropGpu(lost);
+        ctx = await gpuContext();
+        const again = ctx.lossError();
+        if (again) return { ok: false, reason: again.message };
+      }
       return { ok: true, report: ctx.report, kernelNote: ctx.kernelNote };
     } catch (e) {
-      return { ok: false, reason: (e as Error).message };
+      // Whatever was thrown (a browser's refusal need not be an Error), the page shows words.
+      return { ok: false, reason: thrownMessage(e) };
     }
   },
 

@@ -21,6 +21,10 @@ export interface FakeGpuContext {
   report: Pick<GpuAdapterInfo, 'vendor' | 'architecture' | 'device' | 'description' | 'software'>;
   kernelNote: string | null;
   ledger: { snapshot(): Pick<LedgerSnapshot, 'currentBytes' | 'peakBytes'> & { byCategory: object } };
+  /** GpuContext.lossError: the device's loss once it is lost, else null. */
+  lossError(): FinetuneError | null;
+  /** The device is lost (its device.lost resolved), and no call has met the loss yet. */
+  lose(): void;
 }
 
 /** What a worker test shares with the fakes here: the exposed api, and every GPU context the worker asked for. */
@@ -29,8 +33,8 @@ export interface WorkerTestState {
   contexts: FakeGpuContext[];
   /** How many times the worker asked for a GPU context (made or refused). */
   gpuRequests: number;
-  /** Set: GpuContext.create is refused with this (a GPU absent, lost for good or refused). */
-  refuseGpu: FinetuneError | null;
+  /** Set: GpuContext.create is refused with this thrown value (a GPU absent, lost for good or refused). */
+  refuseGpu: unknown;
 }
 
 /** What a test shares with the fakes, empty: `await vi.hoisted(async () => (await import(…)).workerTestState())`. */
@@ -55,7 +59,10 @@ export function fakeGpuModule(original: typeof Gpu, h: Omit<WorkerTestState, 'ap
     GpuContext: {
       async create() {
         h.gpuRequests++;
-        if (h.refuseGpu) throw h.refuseGpu;
+        if (h.refuseGpu !== null) throw h.refuseGpu;
+        // The worker's copy of the module (vi.resetModules loads one per test): the worker tells a loss by its class.
+        const { FinetuneError } = await import('../../src/core/errors.ts');
+        let lost = false;
         const ctx: FakeGpuContext = {
           destroyed: false,
           destroyDevice() {
@@ -64,6 +71,10 @@ export function fakeGpuModule(original: typeof Gpu, h: Omit<WorkerTestState, 'ap
           report: { vendor: 'fake', architecture: '', device: '', description: '', software: true },
           kernelNote: null,
           ledger: { snapshot: () => ({ currentBytes: 0, peakBytes: 0, byCategory: {} }) },
+          lossError: () => (lost ? new FinetuneError('device-lost', 'the GPU device was lost (unknown): test') : null),
+          lose() {
+            lost = true;
+          },
         };
         h.contexts.push(ctx);
         return ctx;

@@ -219,6 +219,39 @@ describe('a call that needs no GPU', () => {
   });
 });
 
+describe('the GPU probe', () => {
+  it('answers for a live device: one lost that no call has met yet is dropped for a new one', async () => {
+    await expect(api.probe()).resolves.toMatchObject({ ok: true });
+    // device.lost resolved (a driver reset, the browser's GPU process restarted) while nothing ran on it: the probe
+    // said "GPU ready" for a dead device, and the GPU panel's checks that followed failed on it.
+    h.contexts[0].lose();
+    await expect(api.probe()).resolves.toMatchObject({ ok: true, report: { vendor: 'fake' } });
+    await settle();
+    expect(h.contexts).toHaveLength(2);
+    expect(h.contexts[0].destroyed).toBe(true);
+    expect(h.contexts[1].lossError()).toBeNull();
+    // The next call uses the probed device.
+    await api.probe();
+    expect(h.contexts).toHaveLength(2);
+  });
+
+  it('ends a run going on a device it finds lost', async () => {
+    h.pausedRun = true;
+    const run = api.startTraining({}, files, () => undefined);
+    await settle();
+    h.contexts[0].lose();
+    await api.probe();
+    expect(await outcome(run)).toMatchObject({ kind: 'device-lost', message: 'the GPU device was lost (unknown): test' });
+  });
+
+  it('says why no device can be had, in words, whatever was thrown', async () => {
+    h.refuseGpu = 'the adapter went away';
+    await expect(api.probe()).resolves.toEqual({ ok: false, reason: 'the adapter went away' });
+    h.refuseGpu = Object.create(null);
+    await expect(api.probe()).resolves.toEqual({ ok: false, reason: 'a thrown value that has no text' });
+  });
+});
+
 describe('a run going on when another call meets a lost device', () => {
   /** Each call the page may make while a run is paused, which then meets the lost device. */
   const whilePaused = gpuCalls.filter(([name]) => ['estimateRun', 'exportAdapterZip', 'generate', 'generateStream'].includes(name));
