@@ -110,8 +110,12 @@ export function memoryFigure(c: { currentBytes: number; peakBytes: number }): st
   return c.peakBytes > c.currentBytes * 1.05 ? `${formatBytes(c.currentBytes)} (peak ${formatBytes(c.peakBytes)})` : formatBytes(c.currentBytes);
 }
 
+/**
+ * The GPU memory by category, from the worker's ledger. Null is a worker that holds no GPU device: none made yet, or
+ * one lost and dropped (worker.ts dropGpu), so the words say only that ("… yet" read wrong after a loss).
+ */
 export function memoryView(m: LedgerSnapshot | null): HTMLElement {
-  if (!m) return h('p', { class: 'hint' }, 'No GPU memory in use yet.');
+  if (!m) return h('p', { class: 'hint' }, 'No GPU memory in use: no GPU device is open.');
   const cats = Object.entries(m.byCategory).filter(([, c]) => c.peakBytes > 0);
   const max = Math.max(1, ...cats.map(([, c]) => c.peakBytes));
   return h(

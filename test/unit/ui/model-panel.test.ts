@@ -1,8 +1,9 @@
 // What the Model panel's Local files tab makes of a pick (src/ui/model-panel.ts localPick): a folder names the model,
 // loose files are named by their names, and a pick that cannot load (no config.json, no safetensors weights) is said
 // before Load instead of after it.
-import { describe, expect, it } from 'vitest';
-import { loadProgressText, localPick, memoryFigure, modelFacts, modelLostText, qloraOfferText } from '../../../src/ui/model-panel.ts';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadProgressText, localPick, memoryFigure, memoryView, modelFacts, modelLostText, qloraOfferText } from '../../../src/ui/model-panel.ts';
+import { asFake, installFakeDocument } from '../../helpers/fake-dom.ts';
 import type { ModelInfo } from '../../../src/worker/api.ts';
 
 /** A File as a folder pick gives it: its path below the picked folder's parent in webkitRelativePath. */
@@ -66,6 +67,18 @@ describe('qloraOfferText', () => {
     );
     expect(qloraOfferText({ verdict: 'tight', peakBytes: 0, memoryBytes: 0, reason })).toMatch(/ it fits, tightly: needs/);
     expect(qloraOfferText({ verdict: 'fits-with-streaming', peakBytes: 0, memoryBytes: 0, reason })).toMatch(/ it fits with layer streaming: needs/);
+  });
+});
+
+describe('memoryView', () => {
+  let restore: () => void;
+  beforeEach(() => (restore = installFakeDocument()));
+  afterEach(() => restore());
+
+  it('without a GPU device says so, true before the first device and after a lost one alike', () => {
+    // The worker answers null while it holds no device: none made yet, or one lost and dropped. "No GPU memory in use
+    // yet." read as if a device were coming, after a loss that took the model with it.
+    expect(asFake(memoryView(null)).textContent).toBe('No GPU memory in use: no GPU device is open.');
   });
 });
 
