@@ -5,7 +5,7 @@
 import { BindGroupCache } from './bind-group-cache.ts';
 import { sliceBuffer, sliceBytes, sliceOffset, type BufferSlice } from './buffer-slice.ts';
 import { describeGpuAdapter, type GpuAdapterInfo } from './gpu-adapter.ts';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { MemoryLedger, type MemoryCategory } from './ledger.ts';
 import { DispatchProfiler, type ProfiledDispatch } from './profiler.ts';
 import { firstFitting, fittingNote, unfitKernels, type KernelKinds } from './kernel-fit.ts';
@@ -284,7 +284,8 @@ export class GpuContext {
     try {
       device = await adapter.requestDevice({ label: 'finetune', requiredFeatures, requiredLimits });
     } catch (e) {
-      throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${(e as Error).message}`);
+      // Whatever the browser threw (not always an Error), in words: the GPU panel shows it as why there is no GPU.
+      throw new FinetuneError('no-webgpu', `the GPU adapter refused a device: ${thrownMessage(e)}`);
     }
     const ctx = new GpuContext(adapter, device, report, kernels.attention, kernels.gemm);
     ctx.baseMatmul = options.baseMatmul ?? 'fp32';
