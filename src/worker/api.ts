@@ -110,7 +110,10 @@ export interface EngineApi {
   tokenize(texts: string[]): Promise<number[][]>;
   /** JSONL text read as a File would be: each row's ids and loss labels in `layout`, the summary and every problem. */
   encodeDataset(jsonl: string, layout: Layout): Promise<{ examples: EncodedExample[]; summary: DatasetSummary; problems: string[] }>;
-  /** Whether this worker can get a GPU device (never throws). */
+  /**
+   * Whether this worker can get a GPU device (never throws), answered for a live one: a device lost that no call has
+   * met yet is dropped (a run on it ends with the loss) and the answer is the new device's.
+   */
   probe(): Promise<ProbeResult>;
   /** The matmul family against the float64 reference on odd shapes. */
   selfTestMatmul(): Promise<MatmulCheck[]>;
@@ -139,7 +142,11 @@ export interface EngineApi {
   storageInfo(): Promise<StorageInfo>;
   /** The model on the GPU now (a failed load leaves the one before it), or null (none, or the device was lost). */
   currentModel(): Promise<{ source: string; quantization: Quantization } | null>;
-  /** A JSONL file read the way training will read it: every problem with its line, and token statistics. */
+  /**
+   * A JSONL file read the way training will read it: every problem with its line, and token statistics. This,
+   * planRun, savedRun, savedRunFiles, forgetSavedRun, rememberedKernels and forgetRememberedKernels read only the
+   * tokenizer and this browser's storage: they answer without a GPU (none, refused or lost) and never make a device.
+   */
   inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport>;
   /** Hyperparameters checked against the one schema and the data; the plan (steps, tokens, accumulation). */
   planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats>;
@@ -174,6 +181,7 @@ export interface EngineApi {
    */
   recoverDevice(onProgress?: (p: LoadProgress) => void): Promise<ModelInfo | null>;
   savedRun(): Promise<SavedRun | null>;
+  /** Forgets the run saved in this browser, inside the run lock (run-lock.ts) that a run of this tab or another holds. */
   forgetSavedRun(): Promise<void>;
   /**
    * True while another tab of this page holds the saved run (trains, resumes or forgets it): this tab's startTraining,
