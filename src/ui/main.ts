@@ -13,7 +13,7 @@ import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
 import { documentTitle, headerStatus } from './header-status.ts';
 import { installLeaveGuard, unsavedWork } from './leave-guard.ts';
 import { browserNotifierEnv, installRunNotifier } from './run-notifier.ts';
-import { formState, formValuesOf, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
+import { formState, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { remotePanel } from './remote-panel.ts';
 import { afterDeviceLoss, Cell, RunCell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type Shared } from './state.ts';
@@ -121,7 +121,7 @@ function start(root: HTMLElement): void {
     dataset.element,
     form.element,
     trainingPanel(shared, {
-      restoreForm: (hp) => form.setValues(formValuesOf(hp)),
+      restoreForm: (values) => form.setValues(values),
       showFiles: (train, validation) => dataset.showFiles(train, validation),
       applyQuickPreset: () => form.setValues(presetForm(QUICK_PRESET)),
     }),

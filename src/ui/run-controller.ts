@@ -7,6 +7,7 @@ import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/a
 import { isFinetuneError } from '../core/errors.ts';
 import { visibleText } from '../core/quote.ts';
 import { errorParts, quantizationLabel } from './format.ts';
+import { formValuesOf } from './hyperparams-panel.ts';
 import { afterDeviceLoss, runBusy, type RunPhase, type Shared } from './state.ts';
 
 export const DEMO_MODEL = 'mistral-nano-demo';
@@ -16,8 +17,11 @@ export const ELSEWHERE_TEXT =
   'A run is training in another tab of this page, on the run saved in this browser: follow it there. This tab can resume it once that run ends or its tab is closed.';
 
 export interface RunControllerHooks {
-  /** Puts a saved run's hyperparameters into the form. */
-  restoreForm(hp: Readonly<Record<string, unknown>>): void;
+  /**
+   * Puts these values into the form as typed (strings for numbers, as FormState.raw holds them): a saved run's
+   * hyperparameters (formValuesOf) before it is resumed, or the form as the person left it when nothing was.
+   */
+  restoreForm(values: Readonly<Record<string, string | boolean>>): void;
   /** Shows a saved run's own data files in the dataset panel. */
   showFiles(train: File, validation: File | null): void;
   /**
@@ -229,9 +233,15 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     }
     const saved = await stillSaved(offered, say, restoreOnly);
     if (!saved) return false;
-    const formBefore = shared.form.value.hp;
-    hooks.restoreForm(saved.hp as unknown as Record<string, unknown>);
-    if (!(await ensureModel(saved, say))) return false;
+    // The form as typed, valid or not: a resume that resumes nothing gives it back as the person left it (its
+    // validated values alone are null while a field is wrong, and the run's values then stayed in its place).
+    const formBefore = { ...shared.form.value.raw };
+    const formBack = (): void => hooks.restoreForm(formBefore);
+    hooks.restoreForm(formValuesOf(saved.hp));
+    if (!(await ensureModel(saved, say))) {
+      formBack();
+      return false;
+    }
     const before = run.value;
     run.dispatch({ type: 'resume', saved, restoreOnly });
     const expected: OfferedCheckpoint = { step: saved.step, savedAt: saved.savedAt };
@@ -242,7 +252,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     const refused = (e: unknown): boolean => {
       if (!isFinetuneError(e) || e.details?.checkpointGone !== true) return false;
       run.dispatch({ type: 'refused', before });
-      if (formBefore) hooks.restoreForm(formBefore as unknown as Record<string, unknown>);
+      formBack();
       void controller.savedRun().then((now) => refuseOffered(offered, now, say, restoreOnly));
       return true;
     };

@@ -4,6 +4,7 @@
 // own run) and those of the saved-run box (the run as it was read) used to resume that other run in its place.
 import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { formValuesOf } from '../../../src/ui/hyperparams-panel.ts';
 import { runController, type ReplaceOffer } from '../../../src/ui/run-controller.ts';
 import type { DataState, Shared } from '../../../src/ui/state.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
@@ -55,7 +56,7 @@ describe('"Resume from step N" of this tab\'s run', () => {
     expect(await t.control.resumeCheckpoint(t.say)).toBe(true);
     await new Promise((r) => setTimeout(r, 0));
     expect(t.calls).toEqual(['savedRun', 'resumeSavedRun']);
-    expect(t.restored).toEqual([ours.hp]);
+    expect(t.restored).toEqual([formValuesOf(ours.hp)]);
   });
 
   it('resumes nothing when another tab has saved another run since, says so and offers that run instead', async () => {
@@ -147,7 +148,7 @@ describe('a resume the worker refuses: another tab saved between the check and t
   it('"Resume from step N": asks the worker for that checkpoint, and on its refusal leaves this tab\'s run as it was and offers the run saved now', async () => {
     const t = setUpRace();
     stoppedHere(t.shared);
-    const formBefore = t.shared.form.value.hp;
+    const formBefore = t.shared.form.value.raw;
     const before = t.shared.run.value;
     await t.control.resumeCheckpoint(t.say);
     await settled();
@@ -158,8 +159,32 @@ describe('a resume the worker refuses: another tab saved between the check and t
     expect(t.said.at(-1)).toBe('Nothing was resumed: the run saved in this browser is no longer the one at step 4 (another tab saved to it since). It now holds theirs.jsonl at step 6 of 8, offered above.');
     expect(t.offered).toEqual([theirs]);
     // The form is put back as it was; the dataset panel never showed the other run's files.
-    expect(t.restored).toEqual([ours.hp, formBefore]);
+    expect(t.restored).toEqual([formValuesOf(ours.hp), formBefore]);
     expect(t.shown).toEqual([]);
+  });
+
+  it('puts the form back as the person left it, a value being typed (not valid yet) included', async () => {
+    const t = setUpRace();
+    // Half-typed: the form holds no valid hyperparameters, only what was typed.
+    const typed = { ...formValuesOf(defaultHyperparams()), learning_rate: '3e-', lora_rank: '16' };
+    t.shared.form.set({ raw: typed, hp: null, errors: { learning_rate: ['learning_rate must be a number'] } });
+    await t.control.resumeSaved(ours, t.say);
+    await settled();
+    expect(t.restored).toEqual([formValuesOf(ours.hp), typed]);
+  });
+
+  it("puts the form back when the run's model is not the one loaded (nothing is resumed then either)", async () => {
+    const hub: SavedRun = { ...ours, modelSource: 'mistralai/Mistral-7B-Instruct-v0.2' };
+    const { shared, calls } = fakeRunPage({ savedRun: async () => hub, resumeSavedRun: async () => result });
+    const restored: Record<string, unknown>[] = [];
+    const control = runController(shared, { restoreForm: (values) => restored.push(values), showFiles: () => undefined });
+    const typed = { ...formValuesOf(defaultHyperparams()), learning_rate: '3e-' };
+    shared.form.set({ raw: typed, hp: null, errors: {} });
+    const said: string[] = [];
+    expect(await control.resumeSaved(hub, (text) => said.push(text))).toBe(false);
+    expect(calls).not.toContain('resumeSavedRun');
+    expect(said.at(-1)).toBe('Load mistralai/Mistral-7B-Instruct-v0.2 with quantization nf4-double in the Model panel, then resume.');
+    expect(restored).toEqual([formValuesOf(hub.hp), typed]);
   });
 
   for (const kind of ['resume', 'restore'] as const) {
