@@ -4,7 +4,7 @@
 import { damagedRunProblem, offerGoneText, replaceGoneText, sameCheckpoint, type OfferedCheckpoint } from './saved-run-offer.ts';
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
-import { isFinetuneError } from '../core/errors.ts';
+import { FinetuneError, isFinetuneError } from '../core/errors.ts';
 import { visibleText } from '../core/quote.ts';
 import { errorParts, quantizationLabel } from './format.ts';
 import { formValuesOf } from './hyperparams-panel.ts';
@@ -29,6 +29,11 @@ export interface RunControllerHooks {
    * Left out, nothing is shown.
    */
   offerSaved?(run: SavedRun | null): void;
+  /**
+   * Shows that another tab of the page holds the saved run (`run`: its last checkpoint, or null), in place of a run
+   * this tab was to start, resume or restore: the worker refuses those while that tab trains. Left out, nothing is shown.
+   */
+  offerElsewhere?(run: SavedRun | null): void;
   /**
    * Asks again before a new run replaces the run saved in this browser: the worker refused the one asked for, since the
    * store no longer held what the page had named (another tab saved or forgot a run meanwhile). Left out, nothing is
@@ -86,6 +91,14 @@ export interface RunController {
   runElsewhere(): Promise<boolean>;
   /** The current inputs' duration on this GPU (one measured pass, cached per model and adapter shape in the worker). */
   estimate(): Promise<RunEstimate>;
+}
+
+/**
+ * Whether a start or resume was refused because another tab holds the saved run: by the worker (run-lock.ts flags its
+ * refusal), or by the controller's own check before it asked.
+ */
+function isRunElsewhere(e: unknown): boolean {
+  return isFinetuneError(e) && e.details?.runElsewhere === true;
 }
 
 export function runController(shared: Shared, hooks: RunControllerHooks): RunController {
@@ -193,6 +206,29 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     say(offerGoneText(offered.step, now, restoreOnly));
   };
 
+  /**
+   * Another tab holds the saved run: said (where there is a line to say it), and its run shown in place of the start or
+   * resume, as Train's own check shows it.
+   */
+  const refuseElsewhere = async (say?: (text: string) => void): Promise<void> => {
+    say?.(ELSEWHERE_TEXT);
+    hooks.offerElsewhere?.(await controller.savedRun());
+  };
+
+  /**
+   * The worker's call for a new run, resumed or restored one, once an estimate in flight has ended, and unless another
+   * tab holds the saved run: the worker would refuse it then (run-lock.ts), and the page shows that tab's run instead.
+   * Asked here, and not only where a button is pressed, so that every way to a run (the confirm box's "Replace it and
+   * train" and "Train" too) asks.
+   */
+  const whenFree = (call: () => Promise<TrainResult>): Promise<TrainResult> =>
+    estimating
+      .catch(() => undefined)
+      .then(async () => {
+        if (await controller.runElsewhere()) throw new FinetuneError('bad-input', ELSEWHERE_TEXT, { runElsewhere: true });
+        return call();
+      });
+
   /** This tab's own checkpoint is no longer offered (Resume from step N) unless the store's run `now` is that one. */
   const ownGoneUnless = (now: SavedRun | null): void => {
     const own = ownCheckpoint();
@@ -228,7 +264,7 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     // Another tab holds the saved run: the worker refuses the resume (run-lock.ts). Asked first, so that this tab's form,
     // files and run (a stopped one with its adapter) are not replaced by a run it cannot have and a 'Training failed'.
     if (await controller.runElsewhere()) {
-      say(ELSEWHERE_TEXT);
+      await refuseElsewhere(say);
       return false;
     }
     const saved = await stillSaved(offered, say, restoreOnly);
@@ -250,14 +286,16 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     // Another tab may save between the check above and the worker's resume: the worker refuses any checkpoint but this
     // one, under the run lock, before it gives anything up. Then the page does what its own check does.
     const refused = (e: unknown): boolean => {
-      if (!isFinetuneError(e) || e.details?.checkpointGone !== true) return false;
+      const elsewhere = isRunElsewhere(e);
+      if (!elsewhere && !(isFinetuneError(e) && e.details?.checkpointGone === true)) return false;
       run.dispatch({ type: 'refused', before });
       formBack();
-      void controller.savedRun().then((now) => refuseOffered(offered, now, say, restoreOnly));
+      if (elsewhere) void refuseElsewhere(say);
+      else void controller.savedRun().then((now) => refuseOffered(offered, now, say, restoreOnly));
       return true;
     };
     settle(
-      estimating.catch(() => undefined).then(() => (restoreOnly ? engine.restoreSavedRun(onEvent, expected) : engine.resumeSavedRun(onEvent, expected))),
+      whenFree(() => (restoreOnly ? engine.restoreSavedRun(onEvent, expected) : engine.resumeSavedRun(onEvent, expected))),
       refused,
     );
     return true;
@@ -277,13 +315,14 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       // anything up: then nothing has started, and the person is asked again about the run saved now.
       const expected = replaces === undefined ? undefined : replaces && { step: replaces.step, savedAt: replaces.savedAt };
       const refused = (e: unknown): boolean => {
-        if (!isFinetuneError(e) || e.details?.savedRunChanged !== true) return false;
+        const elsewhere = isRunElsewhere(e);
+        if (!elsewhere && !(isFinetuneError(e) && e.details?.savedRunChanged === true)) return false;
         run.dispatch({ type: 'refused', before });
-        void offerReplaceNow(replaces ?? null);
+        void (elsewhere ? refuseElsewhere() : offerReplaceNow(replaces ?? null));
         return true;
       };
       settle(
-        estimating.catch(() => undefined).then(() => engine.startTraining(hp, files, onEvent, expected)),
+        whenFree(() => engine.startTraining(hp, files, onEvent, expected)),
         refused,
       );
     },

@@ -187,8 +187,9 @@ export function replacesSavedText(existing: Pick<SavedRun, 'trainName' | 'step' 
 
 export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
   // A resume refused because the store no longer holds the checkpoint offered shows what it holds now instead; a new run
-  // refused because the store no longer holds the run Train named (or now holds one) asks again about that one.
-  const control = runController(shared, { ...hooks, offerSaved: (run) => offerNow(run), offerReplace: (offer) => askAgain(offer) });
+  // refused because the store no longer holds the run Train named (or now holds one) asks again about that one; either,
+  // refused because another tab holds the saved run (the confirm box's buttons included), shows that tab's run.
+  const control = runController(shared, { ...hooks, offerSaved: (run) => offerNow(run), offerReplace: (offer) => askAgain(offer), offerElsewhere: (run) => showElsewhere(run) });
   const chart = new LossChart(340);
   const startButton = h('button', { type: 'button', 'data-testid': 'train-start', class: 'primary' }, 'Train');
   const pauseButton = h('button', { type: 'button', 'data-testid': 'train-pause', class: 'secondary', disabled: true }, 'Pause');

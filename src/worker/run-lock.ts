@@ -10,7 +10,10 @@ import { FinetuneError } from '../core/errors.ts';
 /** The lock's name: one saved run per origin, so one name. */
 export const RUN_LOCK = 'finetune-run';
 
-/** What a refused second writer is told. */
+/**
+ * What a refused second writer is told; its details say `runElsewhere: true`, so that the page shows the other tab's
+ * run (as its own check before a start or resume does) rather than a failed one.
+ */
 export const RUN_ELSEWHERE_MESSAGE =
   'another tab of this page is training (or changing the run saved in this browser): follow it there, or close that tab first. Two runs at once would overwrite each other’s checkpoints';
 
@@ -36,7 +39,10 @@ export function runLock(locks: RunLocks | undefined): RunLock {
       if (!locks) return work();
       return locks.request(RUN_LOCK, { ifAvailable: true }, async (lock) => {
         // Held by someone else (or by this worker's run already: the session refuses a second run itself).
-        if (lock === null) throw new FinetuneError('bad-input', heldHere > 0 ? 'a training run is already going' : RUN_ELSEWHERE_MESSAGE);
+        if (lock === null) {
+          if (heldHere > 0) throw new FinetuneError('bad-input', 'a training run is already going');
+          throw new FinetuneError('bad-input', RUN_ELSEWHERE_MESSAGE, { runElsewhere: true });
+        }
         heldHere++;
         try {
           return await work();

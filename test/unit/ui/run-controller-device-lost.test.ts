@@ -52,6 +52,10 @@ function page(): FakeRunPage {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+/** A start ends after a few turns: the estimate in flight, the other-tab check, then the worker's call. */
+const settled = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await tick();
+};
 
 describe('a run whose GPU device was lost', () => {
   it('no longer offers the adapter and the model that went with the device', async () => {
@@ -59,7 +63,7 @@ describe('a run whose GPU device was lost', () => {
     const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
     expect(notReadyReason(shared)).toBeNull();
     control.start();
-    await tick();
+    await settled();
     expect(shared.run.value).toMatchObject({ phase: 'error', step: 3, checkpointStep: 2, outcome: { kind: 'failed', errorKind: 'device-lost' } });
     // Export and Try it read hasAdapter; the worker's adapter was on the lost device.
     expect(shared.run.value.hasAdapter).toBe(false);
@@ -73,9 +77,10 @@ describe('a run whose GPU device was lost', () => {
     const { shared, calls } = page();
     const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
     control.start();
-    await tick();
+    await settled();
     expect(await control.recoverAndResume(() => undefined)).toBe(true);
     expect(shared.model.value).toMatchObject({ status: 'ready', choice: { kind: 'demo', label: 'mistral-nano-demo' }, info: { source: 'mistral-nano-demo', seconds: 3 }, error: null });
+    await settled();
     expect(calls).toEqual(['startTraining', 'recoverDevice', 'savedRun', 'resumeSavedRun']);
     expect(shared.run.value.phase).toBe('starting');
   });
@@ -89,7 +94,7 @@ describe('a run whose GPU device was lost', () => {
     }) as unknown as Engine['startTraining'];
     const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
     control.start();
-    await tick();
+    await settled();
     expect(shared.run.value).toMatchObject({ phase: 'error', hasAdapter: true });
     expect(shared.model.value.status).toBe('ready');
   });

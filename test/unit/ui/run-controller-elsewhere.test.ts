@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { runController } from '../../../src/ui/run-controller.ts';
-import type { Shared } from '../../../src/ui/state.ts';
+import type { DataState, Shared } from '../../../src/ui/state.ts';
 import type { DataStats, ModelInfo, SavedRun } from '../../../src/worker/api.ts';
 import { fakeRunPage, type FakeRunPage } from '../../helpers/fake-run-page.ts';
 
@@ -79,4 +79,72 @@ describe('resuming while another tab holds the saved run', () => {
     expect(shared.run.value.phase).toBe('error');
     expect(said.at(-1)).toMatch(/another tab of this page/);
   });
+});
+
+// Train checks for a run in another tab before it asks the person anything (training-panel.ts), but the confirm box's
+// "Replace it and train" and "Train" start later, and another tab may have begun a run by then: they went straight to
+// the worker, whose refusal (run-lock.ts) the page showed as a failed run. Every start now makes the check, and a
+// refusal of the worker's for that reason is shown the same way: the other tab's run, not "Training failed".
+describe('a new run while another tab holds the saved run', () => {
+  const data = { train: { file: new File(['{"text":"a"}\n'], 'new.jsonl'), report: { ok: true }, status: 'ready', error: null }, validation: null } as unknown as DataState;
+  const settled = async (): Promise<void> => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  };
+
+  /** The page's check says `elsewhere`; the worker refuses the start as run-lock.ts does. */
+  function setUp(elsewhere: boolean) {
+    const { shared, calls } = fakeRunPage(
+      {
+        runElsewhere: async () => elsewhere,
+        savedRun: async () => theirs,
+        startTraining: () => Promise.reject(new FinetuneError('bad-input', 'another tab of this page is training (or changing the run saved in this browser)', { runElsewhere: true })),
+      },
+      { data },
+    );
+    const shown: (SavedRun | null)[] = [];
+    const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined, offerElsewhere: (run) => shown.push(run) });
+    return { shared, calls, control, shown };
+  }
+
+  for (const replaces of [theirs, null]) {
+    it(`${replaces ? '"Replace it and train"' : 'the box\'s "Train"'}: asks nothing of the worker, and shows the other tab's run instead of a failed one`, async () => {
+      const t = setUp(true);
+      stoppedHere(t.shared);
+      const before = t.shared.run.value;
+      t.control.start(replaces);
+      await settled();
+      expect(t.calls).not.toContain('startTraining');
+      expect(t.shared.run.value).toBe(before);
+      expect(t.shown).toEqual([theirs]);
+    });
+  }
+
+  it('the worker refusing it (the other tab began after the check): not a failed run, and the other tab\'s run shown', async () => {
+    const t = setUp(false);
+    t.control.start(null);
+    await settled();
+    expect(t.calls).toContain('startTraining');
+    expect(t.shared.run.value.phase).toBe('idle');
+    expect(t.shared.run.value.outcome).toBeNull();
+    expect(t.shown).toEqual([theirs]);
+  });
+
+  for (const kind of ['resume', 'restore'] as const) {
+    it(`${kind} the worker refuses for the same reason: not a failed run, the form as it was, and the other tab's run shown`, async () => {
+      const refused = (): Promise<never> => Promise.reject(new FinetuneError('bad-input', 'another tab of this page is training', { runElsewhere: true }));
+      const { shared } = fakeRunPage({ runElsewhere: async () => false, savedRun: async () => theirs, resumeSavedRun: refused, restoreSavedRun: refused });
+      const forms: Record<string, unknown>[] = [];
+      const shown: (SavedRun | null)[] = [];
+      const control = runController(shared, { restoreForm: (values) => forms.push(values), showFiles: () => undefined, offerElsewhere: (run) => shown.push(run) });
+      const formBefore = { ...shared.form.value.raw };
+      const said: string[] = [];
+      expect(await (kind === 'resume' ? control.resumeSaved(theirs, (t) => said.push(t)) : control.restoreSaved(theirs, (t) => said.push(t)))).toBe(true);
+      await settled();
+      expect(shared.run.value.phase).toBe('idle');
+      expect(shared.run.value.outcome).toBeNull();
+      expect(forms.at(-1)).toEqual(formBefore);
+      expect(said.at(-1)).toMatch(/another tab of this page/);
+      expect(shown).toEqual([theirs]);
+    });
+  }
 });

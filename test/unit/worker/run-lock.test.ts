@@ -49,6 +49,8 @@ describe('the run lock', () => {
     expect(refused).toBeInstanceOf(FinetuneError);
     expect((refused as FinetuneError).kind).toBe('bad-input');
     expect((refused as FinetuneError).message).toBe(RUN_ELSEWHERE_MESSAGE);
+    // Flagged, so that the page tells it from a failed run and shows the other tab's run instead.
+    expect((refused as FinetuneError).details).toEqual({ runElsewhere: true });
 
     training.resolve();
     expect(await run).toBe('a trained');
