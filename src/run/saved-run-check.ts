@@ -19,7 +19,21 @@ const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
 /** What a checksum in a run record looks like: the algorithm, then the hex digest of the state file. */
 const CHECKSUM = /^sha256:[0-9a-f]{64}$/;
 
+/**
+ * A saved run whose record or files are not what a run saved (a field missing or out of range, data or state of other
+ * bytes): a damaged run (details.damagedRun, isDamagedRun), which the page offers to forget instead of showing a
+ * failed run, as it does a record it cannot read at all.
+ */
 function corrupt(what: string, details?: Record<string, unknown>): FinetuneError {
+  return new FinetuneError('bad-input', `the saved run cannot be resumed: ${what}`, { damagedRun: true, ...details });
+}
+
+/**
+ * A saved run whose plan, made again here, is not the one it was saved with. Not flagged as damaged: the store may be
+ * whole and read another way here (with another tokenizer, which the resume has said in a note), where forgetting the
+ * run would lose a good checkpoint.
+ */
+function unplanned(what: string, details?: Record<string, unknown>): FinetuneError {
   return new FinetuneError('bad-input', `the saved run cannot be resumed: ${what}`, details);
 }
 
@@ -170,13 +184,13 @@ export function checkModelFiles(run: SavedRun, loaded: readonly ModelFileVersion
  */
 export function checkSavedRunAgainstPlan(run: SavedRun, stats: DataStats): void {
   if (run.totalSteps !== stats.totalSteps) {
-    throw corrupt(`it was planned with ${run.totalSteps} steps, but its data and hyperparameters now give ${stats.totalSteps}: the saved data or record was changed`, { saved: run.totalSteps, planned: stats.totalSteps });
+    throw unplanned(`it was planned with ${run.totalSteps} steps, but its data and hyperparameters now give ${stats.totalSteps}: the saved data or record was changed`, { saved: run.totalSteps, planned: stats.totalSteps });
   }
-  if (run.step > stats.totalSteps) throw corrupt(`its checkpoint is at step ${run.step}, beyond the plan's ${stats.totalSteps} steps`);
+  if (run.step > stats.totalSteps) throw unplanned(`its checkpoint is at step ${run.step}, beyond the plan's ${stats.totalSteps} steps`);
   // step === totalSteps is a finished run: resuming it trains nothing and restores its adapter (the page's "Restore").
   const epoch = epochOfStep(stats.stepsByEpoch, run.step);
   if (run.epoch !== undefined && run.epoch !== epoch) {
-    throw corrupt(`its record says epoch ${run.epoch + 1} at step ${run.step}, the plan puts that step in epoch ${epoch + 1}`);
+    throw unplanned(`its record says epoch ${run.epoch + 1} at step ${run.step}, the plan puts that step in epoch ${epoch + 1}`);
   }
 }
 
@@ -201,6 +215,6 @@ export async function checkStateChecksum(run: SavedRun, state: Uint8Array): Prom
   if (run.stateChecksum === undefined) return;
   const actual = await stateChecksum(state);
   if (actual !== run.stateChecksum) {
-    throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum}); it cannot be resumed`, { expected: run.stateChecksum, actual });
+    throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum}); it cannot be resumed`, { damagedRun: true, expected: run.stateChecksum, actual });
   }
 }

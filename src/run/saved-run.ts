@@ -191,9 +191,10 @@ export async function checkStateStep(run: Pick<SavedRun, 'step'>, state: Uint8Ar
     const raw = held.unreadable;
     // A metadata value is any string: quoted, and cut short, for the message.
     const quoted = raw === undefined ? null : quote(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw);
-    throw new FinetuneError('bad-input', quoted === null ? `${says} holds no step (its metadata has none): ${damaged}` : `${says}'s step ${quoted} is not a step number: ${damaged}`);
+    throw new FinetuneError('bad-input', quoted === null ? `${says} holds no step (its metadata has none): ${damaged}` : `${says}'s step ${quoted} is not a step number: ${damaged}`, { damagedRun: true });
   }
-  if (held.step !== run.step) throw new FinetuneError('bad-input', `${says} holds step ${held.step}`);
+  // Flagged as a damaged run (isDamagedRun): the page offers to forget it rather than show a failed run.
+  if (held.step !== run.step) throw new FinetuneError('bad-input', `${says} holds step ${held.step}`, { damagedRun: true });
 }
 
 /**

@@ -675,7 +675,7 @@ export class FinetuneSession {
       hp = saved.hp;
       const t = await this.store.load(TRAIN_FILE);
       state = await this.store.load(STATE_FILE);
-      if (!t || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
+      if (!t || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)', { damagedRun: true });
       await checkStateChecksum(saved, state);
       // A record with stateChecksum is paired with its state by it (the session commits both at once). One saved before
       // that field is paired by the step: the state's must be the record's, or the run would go on from one step's

@@ -1,7 +1,7 @@
 // What the training panel's buttons do: the calls to the engine worker, each paired with the run-state action that
 // records it (run-state.ts decides the phases). The view (training-panel.ts) only renders and calls these.
 
-import { damagedRunProblem, offerGoneText, replaceGoneText, sameCheckpoint, type OfferedCheckpoint } from './saved-run-offer.ts';
+import { damagedResumeText, damagedRunProblem, offerGoneText, replaceGoneText, sameCheckpoint, type OfferedCheckpoint } from './saved-run-offer.ts';
 import * as Comlink from 'comlink';
 import type { RunEstimate, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
@@ -34,6 +34,11 @@ export interface RunControllerHooks {
    * this tab was to start, resume or restore: the worker refuses those while that tab trains. Left out, nothing is shown.
    */
   offerElsewhere?(run: SavedRun | null): void;
+  /**
+   * Shows the run saved in this browser as one that cannot be read, or not resumed as it is (`problem`), with an offer
+   * to forget it; `why`: what was refused because of it. Left out, nothing is shown.
+   */
+  offerDamaged?(problem: string, why: string): void;
   /**
    * Asks again before a new run replaces the run saved in this browser: the worker refused the one asked for, since the
    * store no longer held what the page had named (another tab saved or forgot a run meanwhile). Left out, nothing is
@@ -190,20 +195,45 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
    * no longer offered, the run saved now is offered instead, and the refusal is said.
    */
   const stillSaved = async (offered: OfferedCheckpoint, say: (text: string) => void, restoreOnly: boolean): Promise<SavedRun | null> => {
-    const now = await controller.savedRun();
-    if (now && sameCheckpoint(offered, now)) return now;
+    const now = await savedNow();
+    if (now.run && sameCheckpoint(offered, now.run)) return now.run;
     refuseOffered(offered, now, say, restoreOnly);
     return null;
   };
 
   /**
-   * Nothing is resumed of the checkpoint `offered`, the store holding `now` instead: this tab's own checkpoint, if it
-   * was that one, is no longer offered, the run saved now is offered instead, and the refusal is said.
+   * The run saved now, or why it cannot be read (`problem`: a damaged record or store). Neither: nothing is saved, or
+   * there is no store (the worker is gone), which is nothing to offer.
    */
-  const refuseOffered = (offered: OfferedCheckpoint, now: SavedRun | null, say: (text: string) => void, restoreOnly: boolean): void => {
-    ownGoneUnless(now);
-    hooks.offerSaved?.(now);
-    say(offerGoneText(offered.step, now, restoreOnly));
+  const savedNow = async (): Promise<{ run: SavedRun | null; problem: string | null }> => {
+    try {
+      return { run: await engine.savedRun(), problem: null };
+    } catch (e) {
+      return { run: null, problem: damagedRunProblem(e) };
+    }
+  };
+
+  /**
+   * Nothing is resumed of the checkpoint `offered`, the store holding `now` instead: this tab's own checkpoint, if it
+   * was that one, is no longer offered, the run saved now is offered instead (or, when it cannot be read, to be
+   * forgotten), and the refusal is said.
+   */
+  const refuseOffered = (offered: OfferedCheckpoint, now: { run: SavedRun | null; problem: string | null }, say: (text: string) => void, restoreOnly: boolean): void => {
+    if (now.problem !== null) return refuseDamaged(now.problem, say, restoreOnly);
+    ownGoneUnless(now.run);
+    hooks.offerSaved?.(now.run);
+    say(offerGoneText(offered.step, now.run, restoreOnly));
+  };
+
+  /**
+   * Nothing is resumed because the run saved in this browser cannot be read, or not resumed as it is (`problem`, found
+   * by the page or by the worker before it gave anything up): said, naming what is wrong, and offered to be forgotten.
+   * This tab's own checkpoint is no longer offered: it is that run, or gone.
+   */
+  const refuseDamaged = (problem: string, say: (text: string) => void, restoreOnly: boolean): void => {
+    ownGoneUnless(null);
+    hooks.offerDamaged?.(problem, `Nothing was ${restoreOnly ? 'restored' : 'resumed'}.`);
+    say(damagedResumeText(problem, restoreOnly));
   };
 
   /**
@@ -240,14 +270,8 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
    * page asks about what it holds now, saying why nothing started.
    */
   const offerReplaceNow = async (asked: SavedRun | null): Promise<void> => {
-    let now: SavedRun | null = null;
-    let problem: string | null = null;
-    try {
-      now = await engine.savedRun();
-    } catch (e) {
-      // A damaged run is offered to be forgotten; no store at all (the worker is gone) is nothing to offer.
-      problem = damagedRunProblem(e);
-    }
+    // A damaged run is offered to be forgotten; no store at all (the worker is gone) is nothing to offer.
+    const { run: now, problem } = await savedNow();
     ownGoneUnless(now);
     hooks.offerReplace?.({ now, problem, why: replaceGoneText(asked, now, problem !== null) });
   };
@@ -285,13 +309,16 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     filesOf = expected;
     // Another tab may save between the check above and the worker's resume: the worker refuses any checkpoint but this
     // one, under the run lock, before it gives anything up. Then the page does what its own check does.
+    // A record the worker cannot resume (details.damagedRun) is refused the same way, before it gave anything up.
     const refused = (e: unknown): boolean => {
       const elsewhere = isRunElsewhere(e);
-      if (!elsewhere && !(isFinetuneError(e) && e.details?.checkpointGone === true)) return false;
+      const problem = damagedRunProblem(e);
+      if (!elsewhere && problem === null && !(isFinetuneError(e) && e.details?.checkpointGone === true)) return false;
       run.dispatch({ type: 'refused', before });
       formBack();
       if (elsewhere) void refuseElsewhere(say);
-      else void controller.savedRun().then((now) => refuseOffered(offered, now, say, restoreOnly));
+      else if (problem !== null) refuseDamaged(problem, say, restoreOnly);
+      else void savedNow().then((now) => refuseOffered(offered, now, say, restoreOnly));
       return true;
     };
     settle(

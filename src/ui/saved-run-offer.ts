@@ -90,6 +90,14 @@ export function damagedRunProblem(e: unknown): string | null {
   return isFinetuneError(e) && e.details?.damagedRun === true ? e.message : null;
 }
 
+/**
+ * What a Resume (or Restore) says when the run saved in this browser cannot be read, or not resumed as it is: the page,
+ * or the worker, found `problem` before anything was given up. The box above then offers to forget the run.
+ */
+export function damagedResumeText(problem: string, restoreOnly = false): string {
+  return `Nothing was ${restoreOnly ? 'restored' : 'resumed'}: ${problem}. Forget it above to train a new run here; the form and the dataset are as they were.`;
+}
+
 /** What "Forget it" asks first for a damaged run. */
 export function forgetDamagedQuestion(): string {
   return 'Forget the unreadable run saved in this browser? Its files are deleted: whatever checkpoint they hold is lost. A new run can be trained here afterwards.';

@@ -188,8 +188,15 @@ export function replacesSavedText(existing: Pick<SavedRun, 'trainName' | 'step' 
 export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
   // A resume refused because the store no longer holds the checkpoint offered shows what it holds now instead; a new run
   // refused because the store no longer holds the run Train named (or now holds one) asks again about that one; either,
-  // refused because another tab holds the saved run (the confirm box's buttons included), shows that tab's run.
-  const control = runController(shared, { ...hooks, offerSaved: (run) => offerNow(run), offerReplace: (offer) => askAgain(offer), offerElsewhere: (run) => showElsewhere(run) });
+  // refused because another tab holds the saved run (the confirm box's buttons included), shows that tab's run; a resume
+  // refused because the saved run cannot be read (or not resumed as it is) offers to forget it.
+  const control = runController(shared, {
+    ...hooks,
+    offerSaved: (run) => offerNow(run),
+    offerReplace: (offer) => askAgain(offer),
+    offerElsewhere: (run) => showElsewhere(run),
+    offerDamaged: (problem, why) => showDamaged(problem, why),
+  });
   const chart = new LossChart(340);
   const startButton = h('button', { type: 'button', 'data-testid': 'train-start', class: 'primary' }, 'Train');
   const pauseButton = h('button', { type: 'button', 'data-testid': 'train-pause', class: 'secondary', disabled: true }, 'Pause');
@@ -379,7 +386,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     void control.savedRunProblem().then((problem) => problem && showDamaged(problem));
   };
   // ---- a saved run that cannot be read ----------------------------------------------------------------------------
-  /** `why`: why it is shown after Train was clicked (another tab wrote it after this tab found none), or nothing. */
+  /**
+   * `why`: why it is shown after Train or Resume was clicked (another tab wrote it after this tab found none, or the
+   * resume was refused for it), or nothing.
+   */
   const showDamaged = (problem: string, why?: string): void => {
     confirmBox.hidden = true;
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');

@@ -156,6 +156,18 @@ describe('a resume asked for one checkpoint', () => {
     expect((await errorOf(() => cli.session.train({}, null, () => undefined, { resume: true }))).message).toBe(pairing);
   });
 
+  // The page offered the run when its record read well enough to be summed up; one whose fields are wrong is refused
+  // as a damaged run (details.damagedRun), so that the page offers to forget it instead of showing a failed run.
+  it('refuses a record it cannot resume as a damaged run, before it gives up the adapter it holds', async () => {
+    const t = await sessionWith(record({ hp: { ...record().hp, lora_rank: 0 } }));
+    const e = await errorOf(() => t.session.train({}, null, () => undefined, { resume: true, restoreOnly: true, expected: { step: 2, savedAt: '2026-11-01T00:00:00.000Z' } }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toMatch(/^the saved run cannot be resumed: its hyperparameters are not valid: .*lora_rank/);
+    expect(e.details).toMatchObject({ damagedRun: true });
+    expect(t.made).toEqual([]);
+    expect(t.session.hasImportedAdapter).toBe(true);
+  });
+
   it('refuses an expectation that is not a step and a time, as it came from the page', async () => {
     const t = await sessionWith(record());
     const bad = { step: '2', savedAt: 2 } as unknown as { step: number; savedAt: string };

@@ -316,3 +316,65 @@ describe('Train over the run saved in this browser', () => {
     expect(t.shared.run.value).toEqual({ ...before, checkpointStep: null, checkpointSavedAt: null });
   });
 });
+
+// A saved run whose record cannot be read (not JSON, fields missing or out of range) is not a failed run, nor a run
+// "another tab forgot": the page's check, or the worker's, refuses the resume, names what is wrong, offers to forget
+// the saved run, and leaves this tab's form, files and run as they were.
+describe('a resume of a saved run that cannot be read', () => {
+  const unreadable = new FinetuneError('bad-input', 'the saved run is unreadable (run.json: Unexpected end of JSON input)', { damagedRun: true });
+  const invalid = new FinetuneError('bad-input', 'the saved run cannot be resumed: its hyperparameters are not valid: lora_rank must be at least 1', { damagedRun: true });
+  const settled = async (): Promise<void> => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  };
+
+  /** The store read as `read` says; the worker refuses the resume and restore with `refusal`. */
+  function setUpDamaged(read: () => Promise<SavedRun | null>, refusal: FinetuneError) {
+    const refuse = (): Promise<never> => Promise.reject(refusal);
+    const { shared, calls } = fakeRunPage({ savedRun: read, resumeSavedRun: refuse, restoreSavedRun: refuse });
+    const restored: Record<string, unknown>[] = [];
+    const damaged: { problem: string; why: string }[] = [];
+    const shown: string[] = [];
+    const control = runController(shared, {
+      restoreForm: (values) => restored.push(values),
+      showFiles: (train) => shown.push(train.name),
+      offerDamaged: (problem, why) => damaged.push({ problem, why }),
+    });
+    const typed = { ...formValuesOf(defaultHyperparams()), learning_rate: '3e-' };
+    shared.form.set({ raw: typed, hp: null, errors: {} });
+    const said: string[] = [];
+    return { shared, calls, control, restored, damaged, shown, typed, said, say: (t: string) => void said.push(t) };
+  }
+
+  for (const kind of ['resume', 'restore'] as const) {
+    it(`${kind}: the worker's refusal of a record it cannot resume is said, and the run offered to be forgotten`, async () => {
+      const t = setUpDamaged(async () => ours, invalid);
+      stoppedHere(t.shared);
+      const before = t.shared.run.value;
+      expect(await (kind === 'resume' ? t.control.resumeSaved(ours, t.say) : t.control.restoreSaved(ours, t.say))).toBe(true);
+      await settled();
+      // Not a failed run: this tab's stopped run is as it was, its checkpoint no longer offered (the store's cannot be read).
+      expect(t.shared.run.value).toEqual({ ...before, checkpointStep: null, checkpointSavedAt: null });
+      expect(t.restored).toEqual([formValuesOf(ours.hp), t.typed]);
+      expect(t.shown).toEqual([]);
+      const verb = kind === 'resume' ? 'resumed' : 'restored';
+      expect(t.damaged).toEqual([{ problem: invalid.message, why: `Nothing was ${verb}.` }]);
+      expect(t.said.at(-1)).toBe(
+        `Nothing was ${verb}: the saved run cannot be resumed: its hyperparameters are not valid: lora_rank must be at least 1. Forget it above to train a new run here; the form and the dataset are as they were.`,
+      );
+    });
+  }
+
+  it('found by the page before it asks the worker: nothing asked, nothing changed, and not "another tab forgot it"', async () => {
+    const t = setUpDamaged(() => Promise.reject(unreadable), unreadable);
+    stoppedHere(t.shared);
+    expect(await t.control.resumeCheckpoint(t.say)).toBe(false);
+    await settled();
+    expect(t.calls).not.toContain('resumeSavedRun');
+    expect(t.restored).toEqual([]);
+    expect(t.damaged).toEqual([{ problem: unreadable.message, why: 'Nothing was resumed.' }]);
+    expect(t.said.at(-1)).toBe(
+      'Nothing was resumed: the saved run is unreadable (run.json: Unexpected end of JSON input). Forget it above to train a new run here; the form and the dataset are as they were.',
+    );
+    expect(t.shared.run.value.phase).toBe('stopped');
+  });
+});
