@@ -218,16 +218,6 @@ export async function savedRunIn(store: RunStore | null): Promise<SavedRun | nul
   return store ? readSavedRun(store) : null;
 }
 
-/** The saved run's own data, under the names it was trained with (the page shows them when it resumes the run). */
-export async function savedRunFilesIn(store: RunStore | null): Promise<{ train: File; validation: File | null } | null> {
-  const run = await savedRunIn(store);
-  const train = run && (await store?.load(TRAIN_FILE));
-  if (!run || !train) return null;
-  const validation = run.validationName ? await store?.load(VALIDATION_FILE) : null;
-  const file = (bytes: Uint8Array, name: string): File => new File([bytes as Uint8Array<ArrayBuffer>], name, { type: 'application/jsonl' });
-  return { train: file(train, run.trainName), validation: validation && run.validationName ? file(validation, run.validationName) : null };
-}
-
 /**
  * Forgets the run saved in `store`: its record, state and data, in one commit. A run going on beside it is its
  * caller's to rule out (the page's worker holds the run lock, which a run holds while it goes).

@@ -39,7 +39,7 @@ import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunFilesIn, savedRunIn, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunIn, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -111,7 +111,7 @@ function namesCheckpoint(e: unknown): e is ExpectedCheckpoint {
 }
 
 /** Whether the run saved now is the checkpoint `expected`: the same commit, not merely the same step of some run. */
-function isCheckpoint(now: SavedRun | null, expected: ExpectedCheckpoint): boolean {
+function isCheckpoint(now: ExpectedCheckpoint | null, expected: ExpectedCheckpoint): boolean {
   return now !== null && now.step === expected.step && now.savedAt === expected.savedAt;
 }
 
@@ -166,6 +166,12 @@ function savedRunChangedRefusal(expected: ExpectedSavedRun, now: SavedRun | null
     savedRunChanged: true,
     expected: expected && { step: expected.step, savedAt: expected.savedAt },
   });
+}
+
+/** A run's data as files under the names it was trained with (what the page's dataset panel shows). */
+function namedFiles(train: Blob, validation: Blob | null, names: { train: string; validation: string | null }): { train: File; validation: File | null } {
+  const file = (blob: Blob, name: string): File => new File([blob], name, { type: 'application/jsonl' });
+  return { train: file(train, names.train), validation: validation && names.validation !== null ? file(validation, names.validation) : null };
 }
 
 /** `p`, held in `set` until it settles (how the session knows which calls are still in flight). */
@@ -258,6 +264,8 @@ export class FinetuneSession {
     fromImported: boolean;
     step: () => number;
   } | null = null;
+  /** The data the last resume read with its checkpoint, until the page takes them (savedRunFiles) or a run starts. */
+  private resumedFiles: { checkpoint: ExpectedCheckpoint; train: File; validation: File | null } | null = null;
   private control: TrainControl | null = null;
   private running = false;
   /** Where quantised weights are cached between loads (src/run/weight-cache.ts); null: no cache. */
@@ -636,6 +644,8 @@ export class FinetuneSession {
     o: { resume?: boolean; restoreOnly?: boolean; expected?: ExpectedCheckpoint; replaces?: ExpectedSavedRun; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
+    // An earlier resume's data are not this run's (and are not kept past it).
+    this.resumedFiles = null;
     // The load would free the weights this run trains on when it finishes.
     if (this.loading) throw new FinetuneError('bad-input', 'a model is loading: start the run once it has loaded');
     if (o.restoreOnly && !o.resume) throw new FinetuneError('bad-input', 'only a saved run can be restored');
@@ -748,6 +758,8 @@ export class FinetuneSession {
       if (checkedState) fromStep = writeTrainState(this.ctx, this.lora, checkedState);
       stepNow = fromStep;
       this.trainedBy = { hp, names, stats: data.stats, history, fromImported: startFrom !== null, step: () => stepNow };
+      // The resumed run's data as read above, for the page (savedRunFiles) once the plan says the run has begun.
+      if (resumed) this.resumedFiles = { checkpoint: { step: resumed.step, savedAt: resumed.savedAt }, ...namedFiles(trainFile, validationFile, names) };
       onEvent({ type: 'plan', stats: planStats(data, hp), resumedAt: fromStep });
       // A new run's data joins the store with its first checkpoint: until then the previous run stays resumable.
       let newData: RunData | null = null;
@@ -1040,9 +1052,18 @@ export class FinetuneSession {
     return savedRunIn(this.store);
   }
 
-  /** The saved run's own data, under the names it was trained with (the page shows them when it resumes the run). */
-  async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
-    return savedRunFilesIn(this.store);
+  /**
+   * The data of the checkpoint `expected` as this session's last resume (or restore) read them, under the names it was
+   * trained with (the page shows them once it has begun), or null when that resume was of another checkpoint, or there
+   * was none. Read then, under the worker's run lock and checked against the record; read from the store again now
+   * (a restore lets the lock go at once), another tab's save between two files gave one checkpoint's names with
+   * another run's data. Handed over once: the session does not keep a run's data past that.
+   */
+  savedRunFiles(expected: ExpectedCheckpoint): { train: File; validation: File | null } | null {
+    const read = this.resumedFiles;
+    if (!read || !isCheckpoint(read.checkpoint, expected)) return null;
+    this.resumedFiles = null;
+    return { train: read.train, validation: read.validation };
   }
 
   async forgetSavedRun(): Promise<void> {

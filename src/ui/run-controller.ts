@@ -159,16 +159,15 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   });
 
   /**
-   * Shows the resumed run's data files in the dataset panel, read once the worker has begun the resume: read earlier,
-   * they could be those of a run another tab saved meanwhile, which the worker then refuses. A restore lets the run
-   * lock go as soon as it has begun, so the record is read again after the files: still the checkpoint resumed, the
-   * files are its own (a later save never brings an earlier checkpoint back).
+   * Shows the resumed run's data files in the dataset panel once the worker has begun the resume: the files its resume
+   * read with the checkpoint, under the run lock, which it gives for that checkpoint only. Read from the store instead
+   * (a restore lets the lock go as soon as it has begun), another tab's save between two reads could give one
+   * checkpoint's names with another run's data.
    */
   const showFilesOf = async (resumed: OfferedCheckpoint): Promise<void> => {
     try {
-      const files = await engine.savedRunFiles();
-      const now = files ? await engine.savedRun() : null;
-      if (files && now && sameCheckpoint(resumed, now)) hooks.showFiles(files.train, files.validation);
+      const files = await engine.savedRunFiles({ step: resumed.step, savedAt: resumed.savedAt });
+      if (files) hooks.showFiles(files.train, files.validation);
     } catch {
       // No store in this browser, or the worker is gone: the panel keeps what it shows.
     }

@@ -152,8 +152,12 @@ export interface EngineApi {
   planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats>;
   /** The run's duration on this GPU, from one short training pass measured on the loaded model. */
   estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate>;
-  /** The saved run's own data files (so the page shows what a resumed run trains on), or null without a saved run. */
-  savedRunFiles(): Promise<{ train: File; validation: File | null } | null>;
+  /**
+   * The data files of the checkpoint `expected` as this worker's resume (or restore) of it read them under the run lock
+   * (so the page shows what a resumed run trains on), or null when its last resume was of another checkpoint, or none.
+   * Handed over once.
+   */
+  savedRunFiles(expected: ExpectedCheckpoint): Promise<{ train: File; validation: File | null } | null>;
   /**
    * Trains; events stream to onEvent in order. Settles when the run ends, stops or fails. A new run replaces the run
    * saved in this browser at its first checkpoint: `replaces` is the one the page named to the person (its step and

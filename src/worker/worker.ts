@@ -20,7 +20,7 @@ import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-a
 import { datasetReport, FinetuneSession, runPlan, type DatasetReport, type ExpectedCheckpoint, type ExpectedSavedRun, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { EvaluationResult } from '../run/evaluate-adapter.ts';
 import { fileKernelTuningCache, type KernelTuningCache } from '../run/kernel-tuning.ts';
-import { forgetSavedRunIn, savedRunFilesIn, savedRunIn } from '../run/saved-run.ts';
+import { forgetSavedRunIn, savedRunIn } from '../run/saved-run.ts';
 import type { RunStore } from '../run/run-store.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
@@ -377,9 +377,13 @@ const api = {
     return onGpu(s.ctx, () => s.estimate(hp, train, validation));
   },
 
-  /** Read from the store, with no session: the run saved here is offered also where no GPU device can be had. */
-  async savedRunFiles(): Promise<{ train: File; validation: File | null } | null> {
-    return savedRunFilesIn(await runStore());
+  /**
+   * The data of the checkpoint `expected` as the session's resume or restore of it read them, inside the run lock: not
+   * read from the store again, where another tab may have saved since the lock was let go.
+   */
+  async savedRunFiles(expected: ExpectedCheckpoint): Promise<{ train: File; validation: File | null } | null> {
+    // The session that resumed it, if any: one made now never read a checkpoint (and would make a GPU device).
+    return (await existingSession())?.savedRunFiles(expected) ?? null;
   },
 
   /**

@@ -8,17 +8,17 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
-import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { defaultHyperparams, targetModules } from '../../../src/config/hyperparams.ts';
 import { isFinetuneError } from '../../../src/core/errors.ts';
 import { loadTokenizer } from '../../../src/data/tokenizer.ts';
 import type { BufferSlice } from '../../../src/engine/buffer-slice.ts';
 import type { GpuContext } from '../../../src/engine/gpu.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
 import { createAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
-import { memoryRunStore, type RunStore } from '../../../src/run/run-store.ts';
+import { memoryRunStore, memoryStoreFiles, pointerRunStore, type RunStore } from '../../../src/run/run-store.ts';
 import { checkpointFiles, type SavedRun } from '../../../src/run/saved-run.ts';
 import { FinetuneSession, type TrainEvent } from '../../../src/run/session.ts';
-import { fakeState } from '../../helpers/fake-checkpoint.ts';
+import { adapterState, fakeState } from '../../helpers/fake-checkpoint.ts';
 import { errorOf, TINY_MISTRAL } from '../model/helpers.ts';
 
 const train = new TextEncoder().encode('{"text":"a short row"}\n{"text":"another row"}\n');
@@ -95,8 +95,7 @@ function bytesGpu(): { ctx: GpuContext; made: string[]; destroyed: string[] } {
 }
 
 /** A session with tiny-mistral loaded, `saved` in its store (none: nothing saved), and an imported adapter current. */
-async function sessionWith(saved: SavedRun | null, state = fakeState(2, 4)) {
-  const store: RunStore = memoryRunStore();
+async function sessionWith(saved: SavedRun | null, state = fakeState(2, 4), store: RunStore = memoryRunStore()) {
   if (saved) await store.commit(checkpointFiles(saved, state, { train, validation: null }));
   const gpu = bytesGpu();
   const session = new FinetuneSession(gpu.ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), store);
@@ -252,5 +251,61 @@ describe('a new run asked to replace one saved run, or none', () => {
     const e = await errorOf(() => t.session.train(hp, files, () => undefined, { replaces: bad }));
     expect(e.kind).toBe('bad-input');
     expect(e.message).toBe('the saved run a new run replaces is named by its step (a whole number) and its savedAt (text), or null for none');
+  });
+});
+
+// The page shows a resumed (or restored) run's data in the dataset panel once the worker has begun it. A restore lets
+// the run lock go as soon as it has loaded the adapter, and the page's read of the data came after that: read from the
+// store again, file by file, it could take the record of the checkpoint restored and the data of a run another tab
+// saved in between, under the first one's names. The data the page is given are those the resume itself read, under
+// the lock, and checked against the record.
+describe('the data a resume read, as the page is given them', () => {
+  const theirRows = new TextEncoder().encode('{"text":"their row"}\n');
+
+  /** tiny-mistral's adapter for `hp` (its shape is all a state is checked against). */
+  async function runAt(step: number) {
+    const probe = await sessionWith(null);
+    const hp = record().hp;
+    const adapter = createAdapter(probe.session.baseConfig, { r: hp.lora_rank, alpha: hp.lora_alpha, targetModules: targetModules(hp), baseModel: 'tiny-mistral', random: mulberry32(1) });
+    const { totalSteps } = await probe.session.plan(hp, new Blob([train]), null);
+    return { run: record({ step, totalSteps, history: [] }), state: adapterState(adapter, step) };
+  }
+
+  it('are the checkpoint restored, not those of a save in another tab while the page reads them', async () => {
+    const ours = await runAt(1);
+    // The store's reads, with another tab's save let in after the next read of a record.
+    const files = memoryStoreFiles();
+    let otherTabSaves: (() => Promise<void>) | null = null;
+    const store = pointerRunStore({
+      ...files,
+      read: async (name) => {
+        const bytes = await files.read(name);
+        const save = otherTabSaves;
+        if (save && name.endsWith('-run.json')) {
+          otherTabSaves = null;
+          await save();
+        }
+        return bytes;
+      },
+    });
+    const t = await sessionWith(ours.run, ours.state, store);
+    const expected = { step: ours.run.step, savedAt: ours.run.savedAt };
+    const events: TrainEvent[] = [];
+    // The restore goes as far as the stand-in GPU lets it: its plan is out, so the checkpoint was read and checked.
+    await t.session.train({}, null, (ev) => events.push(ev), { resume: true, restoreOnly: true, expected }).catch(() => undefined);
+    expect(events.map((e) => e.type)).toContain('plan');
+    // The lock is let go; another tab starts a run and saves its first checkpoint, with its data.
+    otherTabSaves = () => store.commit(checkpointFiles(theirs, fakeState(3, 4), { train: theirRows, validation: null }));
+    const shown = await t.session.savedRunFiles(expected);
+    expect(shown?.train.name).toBe('rows.jsonl');
+    expect(new Uint8Array(await shown!.train.arrayBuffer())).toEqual(train);
+    expect(shown?.validation).toBeNull();
+    // The other tab's save has landed by now: in the middle of the page's read, or just after one that read nothing.
+    const pending = otherTabSaves;
+    otherTabSaves = null;
+    await pending?.();
+    expect((await t.session.savedRun())?.trainName).toBe('theirs.jsonl');
+    // Asked for another checkpoint than the one it resumed, it gives none.
+    expect(await t.session.savedRunFiles({ step: theirs.step, savedAt: theirs.savedAt })).toBeNull();
   });
 });

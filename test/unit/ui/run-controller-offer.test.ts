@@ -201,11 +201,12 @@ describe('a resume the worker refuses: another tab saved between the check and t
     });
   }
 
-  it('a resume the worker began shows the data it trains on (read once it holds the run)', async () => {
+  it('a resume the worker began shows the data it trains on (those its resume read with that checkpoint)', async () => {
     const files = { train: new File(['{"text":"ours"}\n'], 'ours.jsonl'), validation: null };
+    const askedFiles: unknown[] = [];
     const { shared } = fakeRunPage({
       savedRun: async () => ours,
-      savedRunFiles: async () => files,
+      savedRunFiles: async (checkpoint: never) => (askedFiles.push(checkpoint), files),
       resumeSavedRun: async (onEvent: never) => {
         (onEvent as (e: TrainEvent) => void)({ type: 'plan', stats: { totalSteps: 8 } as DataStats, resumedAt: 4 });
         await new Promise((r) => setTimeout(r, 0));
@@ -216,6 +217,7 @@ describe('a resume the worker refuses: another tab saved between the check and t
     const control = runController(shared, { restoreForm: () => undefined, showFiles: (train) => shown.push(train.name) });
     expect(await control.resumeSaved(ours, () => undefined)).toBe(true);
     await settled();
+    expect(askedFiles).toEqual([expected]);
     expect(shown).toEqual(['ours.jsonl']);
   });
 });

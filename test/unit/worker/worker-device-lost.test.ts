@@ -203,7 +203,7 @@ describe('a call that acts on the session there is', () => {
 /** Each worker call that reads only the run store, the kernel cache or the tokenizer, and its answer without OPFS. */
 const storeCalls: [string, (a: EngineApi) => Promise<unknown>, unknown][] = [
   ['savedRun', (a) => a.savedRun(), null],
-  ['savedRunFiles', (a) => a.savedRunFiles(), null],
+  ['savedRunFiles', (a) => a.savedRunFiles({ step: 1, savedAt: '2026-01-01T00:00:00.000Z' }), null],
   ['forgetSavedRun', (a) => a.forgetSavedRun(), undefined],
   ['rememberedKernels', (a) => a.rememberedKernels(), []],
   ['forgetRememberedKernels', (a) => a.forgetRememberedKernels(), undefined],

@@ -60,16 +60,15 @@ describe('without a GPU, the worker', () => {
   it('offers the run saved in this browser, with its files', async () => {
     await commitFakeCheckpoint(runStore(), 2, 4, { train: new TextEncoder().encode(ROWS), validation: null }, 'rows.jsonl');
     expect(await api.savedRun()).toMatchObject({ step: 2, trainName: 'rows.jsonl', modelSource: 'tiny-mistral' });
-    const files = await api.savedRunFiles();
-    expect(files?.train.name).toBe('rows.jsonl');
-    expect(await files?.train.text()).toBe(ROWS);
-    expect(files?.validation).toBeNull();
+    // Its files are those a resume read under the run lock (session.savedRunFiles): with no session, none, and no device.
+    const run = await api.savedRun();
+    expect(await api.savedRunFiles({ step: 2, savedAt: run!.savedAt })).toBeNull();
     expect(h.gpuRequests).toBe(0);
   });
 
   it('says when no run is saved', async () => {
     expect(await api.savedRun()).toBeNull();
-    expect(await api.savedRunFiles()).toBeNull();
+    expect(await api.savedRunFiles({ step: 1, savedAt: '2026-01-01T00:00:00.000Z' })).toBeNull();
     expect(h.gpuRequests).toBe(0);
   });
 
