@@ -96,25 +96,30 @@ describe('session generation', () => {
     expect(result.finalValLoss).not.toBeNull();
   });
 
+  /**
+   * A run of HP with a six-token sample after its validation: its events, when the validation has been seen (after
+   * which, with `pauseAtEval`, the run was asked to pause: during the sample that follows), and its end.
+   */
+  const sampledRun = (pauseAtEval: boolean): { events: TrainEvent[]; evalSeen: Promise<void>; done: ReturnType<FinetuneSession['train']> } => {
+    const events: TrainEvent[] = [];
+    let sawEval!: () => void;
+    const evalSeen = new Promise<void>((resolve) => (sawEval = resolve));
+    const done = session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      events.push(e);
+      if (e.type === 'eval') {
+        if (pauseAtEval) session.pause();
+        sawEval();
+      }
+    }, { sampleMaxTokens: 6 });
+    return { events, evalSeen, done };
+  };
+
   it("a run's Pause holds the validation prompt's sample between tokens; Resume finishes it with the same text", async () => {
-    const run = async (pauseAtEval: boolean) => {
-      const events: TrainEvent[] = [];
-      let sawEval!: () => void;
-      const evalSeen = new Promise<void>((resolve) => (sawEval = resolve));
-      const done = session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
-        events.push(e);
-        if (e.type === 'eval') {
-          if (pauseAtEval) session.pause(); // during the sample that follows the validation
-          sawEval();
-        }
-      }, { sampleMaxTokens: 6 });
-      return { events, evalSeen, done };
-    };
-    const plain = await run(false);
+    const plain = sampledRun(false);
     await plain.done;
     const unpaused = plain.events.find((e) => e.type === 'sample') as { text: string };
 
-    const paused = await run(true);
+    const paused = sampledRun(true);
     await paused.evalSeen;
     let settled = false;
     void paused.done.then(() => (settled = true));
@@ -132,16 +137,7 @@ describe('session generation', () => {
   });
 
   it('a Pause asked while a Resume waits for the adapter\'s readers keeps the run paused', async () => {
-    const events: TrainEvent[] = [];
-    let sawEval!: () => void;
-    const evalSeen = new Promise<void>((resolve) => (sawEval = resolve));
-    const done = session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
-      events.push(e);
-      if (e.type === 'eval') {
-        session.pause();
-        sawEval();
-      }
-    }, { sampleMaxTokens: 6 });
+    const { events, evalSeen, done } = sampledRun(true);
     await evalSeen;
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(session.isPaused).toBe(true);

@@ -5,108 +5,34 @@
 // before it gives anything up: the adapter it holds (here an imported one) stays, and nothing is made on the GPU. A new
 // run is held to the run it was to replace (or to none) in the same way (the second describe).
 // Driven through FinetuneSession.train on a stand-in GPU that keeps each buffer as bytes (tiny-mistral unquantised).
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { defaultHyperparams, targetModules } from '../../../src/config/hyperparams.ts';
 import { isFinetuneError } from '../../../src/core/errors.ts';
-import { loadTokenizer } from '../../../src/data/tokenizer.ts';
-import type { BufferSlice } from '../../../src/engine/buffer-slice.ts';
-import type { GpuContext } from '../../../src/engine/gpu.ts';
 import { mulberry32 } from '../../../src/engine/reference/common.ts';
 import { createAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
 import { memoryRunStore, memoryStoreFiles, pointerRunStore, type RunStore } from '../../../src/run/run-store.ts';
 import { checkpointFiles, type SavedRun } from '../../../src/run/saved-run.ts';
-import { FinetuneSession, type TrainEvent } from '../../../src/run/session.ts';
+import type { TrainEvent } from '../../../src/run/session.ts';
 import { adapterState, fakeState } from '../../helpers/fake-checkpoint.ts';
-import { errorOf, TINY_MISTRAL } from '../model/helpers.ts';
-
-const train = new TextEncoder().encode('{"text":"a short row"}\n{"text":"another row"}\n');
+import { savedRunSession, TINY_ROWS as train, tinyRun } from '../../helpers/saved-run-session.ts';
+import { errorOf } from '../model/helpers.ts';
 
 /** The run this tab's page offered: step 2, saved at its own time. */
-function record(over: Partial<SavedRun> = {}): SavedRun {
-  return {
-    modelSource: 'tiny-mistral',
-    quantization: 'none',
-    hp: { ...defaultHyperparams(), quantization: 'none', peft_method: 'lora' },
-    trainName: 'rows.jsonl',
-    validationName: null,
-    step: 2,
-    totalSteps: 3,
-    history: [
-      { step: 1, loss: 2 },
-      { step: 2, loss: 1.9 },
-    ],
-    savedAt: '2026-11-01T00:00:00.000Z',
-    ...over,
-  };
-}
+const record = (over: Partial<SavedRun> = {}): SavedRun => tinyRun(2, over);
 
 /** What another tab saved since: the same files, a later step, its own commit. */
 const theirs = record({ trainName: 'theirs.jsonl', step: 3, savedAt: '2026-11-01T00:05:00.000Z' });
 
-/**
- * A GPU context whose buffers are byte arrays: enough to upload an adapter and read it back. `made` lists the buffers
- * created and uploaded, `destroyed` those freed, by label.
- */
-function bytesGpu(): { ctx: GpuContext; made: string[]; destroyed: string[] } {
-  const bytes = new Map<object, Uint8Array>();
-  const made: string[] = [];
-  const destroyed: string[] = [];
-  const whole = (t: BufferSlice): { buffer: object; offset: number } => ('offset' in t && 'buffer' in t ? { buffer: t.buffer, offset: t.offset } : { buffer: t, offset: 0 });
-  const buffer = (label: string, size: number): object => {
-    made.push(label);
-    const b = { size, label };
-    bytes.set(b, new Uint8Array(size));
-    return b;
-  };
-  const ctx = {
-    device: { limits: { maxBufferSize: 1 << 28, maxStorageBufferBindingSize: 1 << 28 } },
-    ledger: { snapshot: () => ({ currentBytes: 0, byCategory: { weights: { currentBytes: 0 } } }) },
-    upload(label: string, data: ArrayBufferView) {
-      const b = buffer(label, data.byteLength);
-      bytes.get(b)!.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      return b;
-    },
-    createBuffer: (label: string, size: number) => buffer(label, size),
-    write(target: BufferSlice, data: ArrayBufferView, offset = 0) {
-      const { buffer: b, offset: at } = whole(target);
-      bytes.get(b)!.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at + offset);
-    },
-    clear() {},
-    async read(source: BufferSlice, offset = 0, size?: number) {
-      const { buffer: b, offset: at } = whole(source);
-      const all = bytes.get(b)!;
-      const length = size ?? ('size' in source ? source.size : all.byteLength) - offset;
-      return all.slice(at + offset, at + offset + length).buffer;
-    },
-    async readF32(source: BufferSlice) {
-      return new Float32Array(await ctx.read(source));
-    },
-    destroy(b: { label: string }) {
-      destroyed.push(b.label);
-      bytes.delete(b);
-    },
-    checkHealthy() {},
-    flush() {},
-    async sync() {},
-  };
-  return { ctx: ctx as unknown as GpuContext, made, destroyed };
-}
-
 /** A session with tiny-mistral loaded, `saved` in its store (none: nothing saved), and an imported adapter current. */
 async function sessionWith(saved: SavedRun | null, state = fakeState(2, 4), store: RunStore = memoryRunStore()) {
-  if (saved) await store.commit(checkpointFiles(saved, state, { train, validation: null }));
-  const gpu = bytesGpu();
-  const session = new FinetuneSession(gpu.ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), store);
-  await session.loadModel(nodeDirectory(TINY_MISTRAL), 'tiny-mistral', 'none');
-  const adapter: LoraAdapter = createAdapter(session.baseConfig, { r: 2, alpha: 4, targetModules: ['q_proj', 'v_proj'], baseModel: 'tiny-mistral', random: mulberry32(5) });
+  const t = await savedRunSession(saved, state, store);
+  const adapter: LoraAdapter = createAdapter(t.session.baseConfig, { r: 2, alpha: 4, targetModules: ['q_proj', 'v_proj'], baseModel: 'tiny-mistral', random: mulberry32(5) });
   // PEFT starts B at zero; a B of its own tells this adapter from a fresh one read back.
   for (const layer of adapter.tensors) for (const pair of Object.values(layer)) pair?.B.fill(0.25);
-  await session.useImportedAdapter(adapter);
-  gpu.made.length = 0;
-  gpu.destroyed.length = 0;
-  return { session, adapter, store, ...gpu };
+  await t.session.useImportedAdapter(adapter);
+  t.made.length = 0;
+  t.destroyed.length = 0;
+  return { ...t, adapter };
 }
 
 describe('a resume asked for one checkpoint', () => {

@@ -5,7 +5,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { checkUploadSize } from '../../../src/remote/flow.ts';
-import { adapterImportPanel } from '../../../src/ui/adapter-import-panel.ts';
 import { cachedModelName, cachedModelText } from '../../../src/ui/cache-panel.ts';
 import { datasetPanel } from '../../../src/ui/dataset-panel.ts';
 import { exportPanel } from '../../../src/ui/export-panel.ts';
@@ -18,6 +17,7 @@ import type { DataFile } from '../../../src/ui/state.ts';
 import { replacesSavedText, savedSummary } from '../../../src/ui/training-panel.ts';
 import type { DataStats, ImportedAdapterInfo, SavedRun } from '../../../src/worker/api.ts';
 import { asFake, installFakeDocument } from '../../helpers/fake-dom.ts';
+import { adapterZipPicked } from '../../helpers/adapter-zip.ts';
 import { fakeRunPage, NO_MODEL } from '../../helpers/fake-run-page.ts';
 
 const RLO = '\u202e';
@@ -94,12 +94,7 @@ describe('an imported adapter', () => {
   it('is named escaped where it is loaded, forgotten, and offered for export', async () => {
     const info = { name: `my${RLO}.zip`, readFrom: `out${RLO}/adapter_model.safetensors`, r: 8, loraAlpha: 16, useRslora: false, targetModules: ['q_proj'], layers: 2, baseModel: `org/b${RLO}` } as unknown as ImportedAdapterInfo;
     const { shared } = fakeRunPage({ importAdapter: async () => info, forgetImportedAdapter: async () => undefined });
-    const panel = adapterImportPanel(shared);
-    const view = asFake(panel.element);
-    const zip = view.byTestId('lora-import-zip')!;
-    Object.assign(zip, { files: [new File([new Uint8Array(4)], 'adapter.zip')] });
-    zip.fire('change');
-    await settled();
+    const { panel, view } = await adapterZipPicked(shared);
     expectShown(
       view.byTestId('lora-import-status')?.textContent,
       'Loaded my\\u202e.zip (out\\u202e/adapter_model.safetensors): r 8, lora_alpha 16, q_proj, 2 layers, trained on org/b\\u202e. Try it and Export use it; a new run starts from it.',

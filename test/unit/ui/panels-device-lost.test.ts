@@ -10,6 +10,7 @@ import { exportPanel } from '../../../src/ui/export-panel.ts';
 import { afterDeviceLoss, type DataState, type Shared } from '../../../src/ui/state.ts';
 import type { DataStats, ImportedAdapterInfo } from '../../../src/worker/api.ts';
 import { asFake, installFakeDocument } from '../../helpers/fake-dom.ts';
+import { adapterZipPicked } from '../../helpers/adapter-zip.ts';
 import { fakeRunPage } from '../../helpers/fake-run-page.ts';
 
 let restore: () => void;
@@ -49,11 +50,7 @@ describe('a lost GPU device met by', () => {
   it('loading an adapter', async () => {
     const { shared } = fakeRunPage({ importAdapter: lost });
     trained(shared);
-    const view = asFake(adapterImportPanel(shared).element);
-    const zip = view.byTestId('lora-import-zip')!;
-    Object.assign(zip, { files: [new File([new Uint8Array(4)], 'adapter.zip')] });
-    zip.fire('change');
-    await settled();
+    const { view } = await adapterZipPicked(shared);
     expect(view.byTestId('lora-import-status')?.textContent).toBe('Could not load the adapter: the GPU device was lost (unknown): the driver reset');
     expectLost(shared);
   });
@@ -83,11 +80,7 @@ describe('a lost GPU device met by', () => {
   it('a failure of another kind leaves the model and the adapter', async () => {
     const { shared } = fakeRunPage({ importAdapter: () => Promise.reject(new FinetuneError('bad-input', 'adapter_config.json is missing')) });
     trained(shared);
-    const view = asFake(adapterImportPanel(shared).element);
-    const zip = view.byTestId('lora-import-zip')!;
-    Object.assign(zip, { files: [new File([new Uint8Array(4)], 'adapter.zip')] });
-    zip.fire('change');
-    await settled();
+    await adapterZipPicked(shared);
     expect(shared.model.value.status).toBe('ready');
     expect(shared.run.value.hasAdapter).toBe(true);
   });
@@ -98,12 +91,7 @@ describe('an imported adapter when the device is lost', () => {
   it('is forgotten, and the panel says it went with the device', async () => {
     const info = { name: 'adapter.zip', readFrom: 'adapter_model.safetensors', r: 8, loraAlpha: 16, targetModules: ['q_proj'], layers: 2 } as unknown as ImportedAdapterInfo;
     const { shared } = fakeRunPage({ importAdapter: async () => info });
-    const panel = adapterImportPanel(shared);
-    const view = asFake(panel.element);
-    const zip = view.byTestId('lora-import-zip')!;
-    Object.assign(zip, { files: [new File([new Uint8Array(4)], 'adapter.zip')] });
-    zip.fire('change');
-    await settled();
+    const { panel, view } = await adapterZipPicked(shared);
     expect(panel.imported.value?.current).toBe(true);
     shared.model.set({ ...shared.model.value, status: 'error', info: null, error: { kind: 'device-lost', message: 'the GPU device was lost', lostWithDevice: true } });
     expect(panel.imported.value).toBeNull();
