@@ -36,36 +36,47 @@ export function baseModelNameProblem(name: string): string | null {
   if (name.length > MAX_BASE_MODEL_NAME) return `the base model name has ${formatCount(name.length)} characters; at most ${MAX_BASE_MODEL_NAME} are taken`;
   if (/\p{Cc}/u.test(name)) return 'the base model name holds a control character (a line break or a tab, say)';
   // The rest of what quote() escapes: the name goes into adapter_config.json, the README's heading and the GGUF's
-  // general.name, where a bidirectional control ("evil/\u202Eledom" shows as "evil/model") makes it read as another
-  // model's, and a line separator breaks its one line. Named by code point: the character itself shows as nothing.
+  // general.name, where a bidirectional control ("evil/\u202Eledom" shows as "evil/model") or a character that shows as
+  // nothing ("mistralai/Mistral\u200B-7B") makes it read as another model's, and a line separator breaks its one line.
+  // Named by code point: the character itself shows as nothing.
   const invisible = name.match(INVISIBLE_IN_QUOTES)?.[0];
   if (invisible !== undefined) {
     const c = invisible.charCodeAt(0);
     const code = `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
-    const what = INVISIBLE_NAMES.get(c);
-    if (!what) return `the base model name holds ${code}, an invisible character: remove it`;
-    if (c === 0x2028 || c === 0x2029) return `the base model name holds ${code} (${what}), a line break: remove it`;
+    const named = INVISIBLE_NAMES.get(c);
+    if (!named) return `the base model name holds ${code}, an invisible character: remove it`;
+    const [what, kind] = named;
+    if (kind === 'line break') return `the base model name holds ${code} (${what}), a line break: remove it`;
+    if (kind === 'invisible') return `the base model name holds ${code} (${what}), an invisible character, which makes the name read as another: remove it`;
     return `the base model name holds ${code} (${what}), a bidirectional control, which reorders the text around it so that the name reads as another: remove it`;
   }
   return null;
 }
 
-/** The Unicode names of INVISIBLE_IN_QUOTES' characters that are not control characters (\p{Cc}), for messages. */
-const INVISIBLE_NAMES: ReadonlyMap<number, string> = new Map([
-  [0x061c, 'arabic letter mark'],
-  [0x200e, 'left-to-right mark'],
-  [0x200f, 'right-to-left mark'],
-  [0x2028, 'line separator'],
-  [0x2029, 'paragraph separator'],
-  [0x202a, 'left-to-right embedding'],
-  [0x202b, 'right-to-left embedding'],
-  [0x202c, 'pop directional formatting'],
-  [0x202d, 'left-to-right override'],
-  [0x202e, 'right-to-left override'],
-  [0x2066, 'left-to-right isolate'],
-  [0x2067, 'right-to-left isolate'],
-  [0x2068, 'first strong isolate'],
-  [0x2069, 'pop directional isolate'],
+/**
+ * The Unicode names of INVISIBLE_IN_QUOTES' characters that are not control characters (\p{Cc}), with what they do to
+ * a name, for messages.
+ */
+const INVISIBLE_NAMES: ReadonlyMap<number, readonly [string, 'bidi' | 'line break' | 'invisible']> = new Map([
+  [0x00ad, ['soft hyphen', 'invisible']],
+  [0x061c, ['arabic letter mark', 'bidi']],
+  [0x180e, ['mongolian vowel separator', 'invisible']],
+  [0x200b, ['zero width space', 'invisible']],
+  [0x200e, ['left-to-right mark', 'bidi']],
+  [0x200f, ['right-to-left mark', 'bidi']],
+  [0x2028, ['line separator', 'line break']],
+  [0x2029, ['paragraph separator', 'line break']],
+  [0x202a, ['left-to-right embedding', 'bidi']],
+  [0x202b, ['right-to-left embedding', 'bidi']],
+  [0x202c, ['pop directional formatting', 'bidi']],
+  [0x202d, ['left-to-right override', 'bidi']],
+  [0x202e, ['right-to-left override', 'bidi']],
+  [0x2060, ['word joiner', 'invisible']],
+  [0x2066, ['left-to-right isolate', 'bidi']],
+  [0x2067, ['right-to-left isolate', 'bidi']],
+  [0x2068, ['first strong isolate', 'bidi']],
+  [0x2069, ['pop directional isolate', 'bidi']],
+  [0xfeff, ['zero width no-break space', 'invisible']],
 ]);
 
 /**

@@ -3,12 +3,16 @@
 
 /**
  * What a quoted value shows as a \uXXXX escape besides what JSON.stringify escapes (C0 controls, `"` and `\`): DEL and
- * the C1 controls, the line and paragraph separators, and the bidirectional formatting characters (ALM, LRM, RLM, the
- * embeddings and overrides LRE…RLO, the isolates LRI…PDI). JSON.stringify leaves these as they are, and a page shows
- * them as nothing: a U+202E (right-to-left override) in a file name reverses the rest of its line, so a message about
- * "report\u202Etxt.exe" reads as about "reportexe.txt", and every word after the name is turned around with it.
+ * the C1 controls, the line and paragraph separators, the bidirectional formatting characters (ALM, LRM, RLM, the
+ * embeddings and overrides LRE…RLO, the isolates LRI…PDI) and the characters that show as nothing at all (the soft
+ * hyphen, the Mongolian vowel separator, the zero-width space, the word joiner and the zero-width no-break space or
+ * BOM). JSON.stringify leaves these as they are, and a page shows them as nothing: a U+202E (right-to-left override) in
+ * a file name reverses the rest of its line, so a message about "report\u202Etxt.exe" reads as about "reportexe.txt",
+ * and every word after the name is turned around with it; a U+200B makes "model\u200B.safetensors" read as another
+ * file's name. ZWNJ and ZWJ (U+200C, U+200D) are not escaped: Persian and the Indic scripts write words with them, and
+ * emoji sequences are joined by ZWJ, so escaped they would show such names broken.
  */
-export const INVISIBLE_IN_QUOTES = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+export const INVISIBLE_IN_QUOTES = /[\u007f-\u009f\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g;
 
 /** `c` as a \uXXXX escape, as JSON.stringify writes the ones it escapes (lowercase hex). */
 export function unicodeEscape(c: string): string {

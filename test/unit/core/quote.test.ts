@@ -18,7 +18,7 @@ import { checkModelFiles, checkTokenizer } from '../../../src/run/saved-run-chec
 import type { SavedRun } from '../../../src/run/saved-run.ts';
 import { torchZip } from '../../helpers/torch-save.ts';
 import { MISTRAL_7B_V02 } from '../model/helpers.ts';
-import { quote } from '../../../src/core/quote.ts';
+import { quote, visibleText } from '../../../src/core/quote.ts';
 
 const RLO = '\u202e';
 
@@ -80,6 +80,23 @@ describe('quote', () => {
 
   it('escapes DEL, the C1 controls and the line and paragraph separators, which JSON.stringify leaves', () => {
     expect(quote('a\u007fb\u0085c\u009bd\u2028e\u2029f')).toBe('"a\\u007fb\\u0085c\\u009bd\\u2028e\\u2029f"');
+  });
+
+  // A name with a zero-width character looks like the name without it: "model\u200b.safetensors" and
+  // "model.safetensors" read the same in a message, so a message about one reads as about the other.
+  it('escapes the zero-width and other invisible characters: U+200B, U+FEFF, U+2060, U+00AD, U+180E', () => {
+    expect(quote('a\u200bb\ufeffc\u2060d\u00ade\u180ef')).toBe('"a\\u200bb\\ufeffc\\u2060d\\u00ade\\u180ef"');
+    expect(visibleText('model\u200b.safetensors')).toBe('model\\u200b.safetensors');
+    expect(visibleText('\ufeffdata.jsonl')).toBe('\\ufeffdata.jsonl');
+  });
+
+  // ZWNJ and ZWJ are part of how words are written (Persian, the Indic scripts) and of emoji sequences: escaped, a
+  // Persian file name or a family emoji would be shown broken.
+  it('leaves U+200C (ZWNJ) and U+200D (ZWJ) as they are: scripts and emoji sequences need them', () => {
+    for (const v of ['می\u200cخواهم.jsonl', 'क्\u200dष', '\u{1F468}\u200d\u{1F469}\u200d\u{1F467}']) {
+      expect(quote(v)).toBe(JSON.stringify(v));
+      expect(visibleText(v)).toBe(v);
+    }
   });
 
   it('quotes the strings inside a value, and writes what JSON cannot', () => {

@@ -103,6 +103,21 @@ describe('adapter bundle', () => {
     // The other invisible breaks quote() escapes: a line break the control-character test does not see.
     expect(baseModelNameProblem('two\u2028lines')).toBe('the base model name holds U+2028 (line separator), a line break: remove it');
     expect(baseModelNameProblem('two\u2029lines')).toBe('the base model name holds U+2029 (paragraph separator), a line break: remove it');
+    // The characters that show as nothing: "mistralai/Mistral\u200B-7B" reads as "mistralai/Mistral-7B". Named as
+    // what they are, not as bidirectional controls.
+    const invisible: [string, string][] = [
+      ['\u00ad', 'U+00AD (soft hyphen)'],
+      ['\u180e', 'U+180E (mongolian vowel separator)'],
+      ['\u200b', 'U+200B (zero width space)'],
+      ['\u2060', 'U+2060 (word joiner)'],
+      ['\ufeff', 'U+FEFF (zero width no-break space)'],
+    ];
+    for (const [c, named] of invisible) {
+      expect(baseModelNameProblem(`mistralai/Mistral${c}-7B`)).toBe(`the base model name holds ${named}, an invisible character, which makes the name read as another: remove it`);
+    }
+    // ZWNJ and ZWJ write words (Persian, the Indic scripts): names like any other.
+    expect(baseModelNameProblem('org/می\u200cخواهم')).toBeNull();
+    expect(baseModelNameProblem('org/क्\u200dष')).toBeNull();
     // The first one is named, wherever it is; the export is refused before anything is written.
     expect(baseModelNameProblem('a\u2066b\u202ec')).toMatch(/holds U\+2066 /);
     const a = await adapter();
