@@ -4,19 +4,25 @@
 
 import { readFileSync } from 'node:fs';
 import { isFinetuneError } from '../core/errors.ts';
-import { unicodeEscape } from '../core/quote.ts';
+import { INVISIBLE_IN_QUOTES, quote, unicodeEscape } from '../core/quote.ts';
 import { asksForHelp, isUsageError, type CliIO } from './command.ts';
 import { commands } from './commands/index.ts';
 
 /**
- * A line for the terminal: control characters (C0 but tab and newline, DEL, C1) and the bidirectional formatting
- * characters (the marks ALM, LRM and RLM, the embeddings and overrides, the isolates) are written as \uXXXX escapes.
- * Messages quote names from files with quote() (core/quote.ts), which escapes these too; this holds for everything
- * else a line may carry (a path given on the command line, a server's words), so that no escape sequence of a file or
- * a server clears the screen, retitles the window or hides text, and no name reorders the words after it.
+ * A line for the terminal: the C0 control characters but the newline (a tab and a carriage return included), and what
+ * quote() escapes (DEL, C1, the bidirectional formatting characters, the line and paragraph separators, the characters
+ * that show as nothing; core/quote.ts) are written as \uXXXX escapes. Messages quote names from files with quote(),
+ * which escapes these too; this holds for everything else a line may carry (a path given on the command line, a
+ * server's words), so that no escape sequence of a file or a server clears the screen, retitles the window or hides
+ * text, no carriage return writes over what the line said, and no name reorders the words after it.
+ *
+ * The newline is left as it is: what stderr is handed is text of several lines by design (a command's usage after a
+ * mistake, a dataset's errors one per line, a shader's compile errors, a stack trace), which this function cannot tell
+ * from a line break inside a name. That a name cannot start a line of its own is the messages' part: every name in
+ * them is quoted (quote() writes a newline as \n).
  */
 export function terminalLine(line: string): string {
-  return line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, unicodeEscape);
+  return line.replace(/[\u0000-\u0009\u000b-\u001f]/g, unicodeEscape).replace(INVISIBLE_IN_QUOTES, unicodeEscape);
 }
 
 const defaultIO: CliIO = {
@@ -60,7 +66,7 @@ export async function main(argv: string[], given: CliIO = defaultIO): Promise<nu
     const target = rest[0] && commands.find((c) => c.name === rest[0]);
     if (target) io.out(target.usage);
     else if (rest[0]) {
-      io.err(`finetune: unknown command "${rest[0]}"`);
+      io.err(`finetune: unknown command ${quote(rest[0])}`);
       help(io.err);
       return 2;
     } else help(io.out);
@@ -68,7 +74,7 @@ export async function main(argv: string[], given: CliIO = defaultIO): Promise<nu
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
-    io.err(`finetune: unknown command "${name}"`);
+    io.err(`finetune: unknown command ${quote(name)}`);
     help(io.err);
     return 2;
   }

@@ -28,10 +28,20 @@ export function quote(value: unknown): string {
   return (JSON.stringify(value) ?? String(value)).replace(INVISIBLE_IN_QUOTES, unicodeEscape);
 }
 
+/** The C0 control characters (a line break, a tab, a carriage return, the escape that starts a terminal's sequences). */
+const C0_CONTROLS = /[\u0000-\u001f]/g;
+
+/** `c`, a C0 control character, as JSON.stringify escapes it: \n, \t, \r as such, the others as \uXXXX. */
+function jsonEscape(c: string): string {
+  return JSON.stringify(c).slice(1, -1);
+}
+
 /**
- * `text` as it is, with the characters of INVISIBLE_IN_QUOTES escaped: for a name shown where quotes would be noise
- * (a file name in a sentence of the page), which must still not hide or reorder the words around it.
+ * `text` as it is, with the C0 controls escaped as quote() escapes them and the characters of INVISIBLE_IN_QUOTES
+ * escaped: for a name shown where quotes would be noise (a file name in a sentence of the page, a path at the start of
+ * a message), which must still not hide or reorder the words around it, nor end the line it is on and start another
+ * (on a terminal, "a.jsonl\nfinetune train: done" made a line that finetune never wrote).
  */
 export function visibleText(text: string): string {
-  return text.replace(INVISIBLE_IN_QUOTES, unicodeEscape);
+  return text.replace(C0_CONTROLS, jsonEscape).replace(INVISIBLE_IN_QUOTES, unicodeEscape);
 }

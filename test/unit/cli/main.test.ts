@@ -47,8 +47,31 @@ describe('finetune command line', () => {
 });
 
 describe('terminalLine', () => {
-  it('escapes control characters and bidirectional overrides, keeps tabs, newlines and other text', () => {
+  it('escapes control characters and bidirectional overrides, keeps newlines and other text', () => {
     expect(terminalLine('a\u001b[2Jb\u0007c\rd\u009be\u202ef\u2066g')).toBe('a\\u001b[2Jb\\u0007c\\u000dd\\u009be\\u202ef\\u2066g');
-    expect(terminalLine('tab\there\nnext line, ünïcödé, 日本語 ✓')).toBe('tab\there\nnext line, ünïcödé, 日本語 ✓');
+    expect(terminalLine('first line\nnext line, ünïcödé, 日本語 ✓')).toBe('first line\nnext line, ünïcödé, 日本語 ✓');
+  });
+
+  // A tab in a name moves the words after it to a column of the terminal's choosing, and a carriage return writes
+  // over the start of the line: "data.jsonl\rfinetune: ok" shows as the line "finetune: ok". No message of ours
+  // carries either, so both are shown as escapes.
+  it('escapes a tab and a carriage return', () => {
+    expect(terminalLine('a\tb\rc')).toBe('a\\u0009b\\u000dc');
+  });
+
+  // What quote() escapes, the terminal escapes too: a message may carry a name that was not quoted (a path given on
+  // the command line, a server's words).
+  it("escapes what quote() escapes: the line and paragraph separators and the characters that show as nothing", () => {
+    expect(terminalLine('a\u2028b\u2029c\u200bd\ufeffe\u2060f\u00adg\u180eh')).toBe('a\\u2028b\\u2029c\\u200bd\\ufeffe\\u2060f\\u00adg\\u180eh');
+    // ZWNJ and ZWJ write words and emoji: left as they are, as quote() leaves them.
+    expect(terminalLine('می\u200cخواهم \u{1F468}\u200d\u{1F469}')).toBe('می\u200cخواهم \u{1F468}\u200d\u{1F469}');
+  });
+
+  // stderr goes through terminalLine whatever a command writes: a name in a message cannot end the line and start a
+  // fake one when it was quoted, and main quotes what it names.
+  it('main writes a usage mistake on its lines, a tab in a flag quoted as an escape', async () => {
+    const c = capture();
+    expect(await main(['frob\tnicate'], c.io)).toBe(2);
+    expect(c.err[0]).toBe('finetune: unknown command "frob\\tnicate"');
   });
 });

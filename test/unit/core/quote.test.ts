@@ -168,6 +168,16 @@ describe('the name a message about a file or folder begins with', () => {
     expectLabel(m, `${escaped} has 1 error`);
   });
 
+  // Written to a terminal, a line break in a name started a line of the name's choosing: a dataset named
+  // "a.jsonl\nfinetune train: done" made "finetune train: done" a line of its own under the error. A name shown without
+  // quotes has its control characters escaped as quote() writes them.
+  it('a line break, a tab or an escape sequence in the name is shown as an escape, as quote() shows it', async () => {
+    expect(visibleText('a.jsonl\nfinetune train: done\t\r\u001b[2J')).toBe('a.jsonl\\nfinetune train: done\\t\\r\\u001b[2J');
+    const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    const m = await messageOfAsync(() => loadRunData({ train: new TextEncoder().encode('not json\n'), trainName: 'a.jsonl\nfinetune train: done' }, tokenizer, defaultHyperparams()));
+    expect(m.split('\n')[0]).toBe('a.jsonl\\nfinetune train: done has 1 error:');
+  });
+
   it("a resume's tokenizers, and the model it was trained on", () => {
     const run = { modelSource: `owner/m"${RLO}`, tokenizer: { checksum: `sha256:${'0'.repeat(64)}`, name: `other/${named}` } } as unknown as SavedRun;
     const m = messageOf(() => checkTokenizer(run, { checksum: `sha256:${'1'.repeat(64)}`, name: named }, 'Load it.'));
