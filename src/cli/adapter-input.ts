@@ -17,6 +17,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { ADAPTER_BIN_FILE, checkAdapterFileSize, type AdapterInput } from '../model/adapter-import.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraConfig } from '../model/lora-adapter.ts';
 import { nodeDirectory } from './node-source.ts';
+import { visibleText } from '../core/quote.ts';
 
 /** A run store's folder: its pointer, or (a damaged one, said as such when read) numbered files of a run. */
 function isRunStore(dir: string): boolean {
@@ -32,7 +33,7 @@ function isRunStore(dir: string): boolean {
  * The adapter at a saved run's checkpoint (after a kill, train wrote no OUT/adapter): its LoRA tensors from the state
  * (not the AdamW moments), with the run's rank, alpha, targets and rsLoRA, named after the run's model.
  */
-async function checkpointAdapter(runDir: string): Promise<{ input: AdapterInput; name: string; note: string }> {
+async function checkpointAdapter(runDir: string): Promise<AdapterFromPath & { note: string }> {
   const { run, state } = await readStoredCheckpoint(folderRunStore(runDir));
   const checked = checkSavedRun(run);
   const hp = checked.hp;
@@ -56,7 +57,12 @@ async function checkpointAdapter(runDir: string): Promise<{ input: AdapterInput;
     raw: null,
   };
   const files = { [ADAPTER_CONFIG_FILE]: adapterConfigJson(config), [ADAPTER_WEIGHTS_FILE]: writeSafetensors(tensors, { format: 'pt' }) };
-  return { input: memoryFileSet(files, runDir), name: runDir, note: `reading the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${runDir}` };
+  return {
+    input: memoryFileSet(files, runDir),
+    name: runDir,
+    note: `reading the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${runDir}`,
+    baseModelFrom: `${visibleText(runDir)}: the saved run's model`,
+  };
 }
 
 /**
@@ -83,8 +89,22 @@ async function newerCheckpointNote(given: string): Promise<string | null> {
   return `${runDir} holds a checkpoint (step ${run.step} of ${run.totalSteps}) saved after ${viaOut ? adapterDir : 'this adapter'} was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${runDir}`;
 }
 
+/** An adapter named on the command line, as adapterInput found it. */
+export interface AdapterFromPath {
+  input: AdapterInput;
+  /** Where it is, in messages. */
+  name: string;
+  /** What was found there that the user should hear about. */
+  note?: string;
+  /**
+   * Where its base model's name comes from, in messages, when that is not its adapter_config.json's
+   * base_model_name_or_path (a saved run's checkpoint, named after the run's model).
+   */
+  baseModelFrom?: string;
+}
+
 /** The adapter at PATH as the importer takes it: a folder, or the bytes of a zip; `name` says where, in messages. */
-export async function adapterInput(path: string, flag = '--adapter'): Promise<{ input: AdapterInput; name: string; note?: string }> {
+export async function adapterInput(path: string, flag = '--adapter'): Promise<AdapterFromPath> {
   let st;
   try {
     st = statSync(path);

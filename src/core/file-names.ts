@@ -34,23 +34,33 @@ export function baseModelNameProblem(name: string): string | null {
   if (name.trim() === '') return 'the base model name is empty';
   if (name !== name.trim()) return 'the base model name starts or ends with a space';
   if (name.length > MAX_BASE_MODEL_NAME) return `the base model name has ${formatCount(name.length)} characters; at most ${MAX_BASE_MODEL_NAME} are taken`;
+  const hidden = baseModelNameCharacterProblem(name);
+  return hidden === null ? null : `${hidden}: remove it`;
+}
+
+/**
+ * The character of `name` that keeps it from being written as an adapter's base model, described, or null: a control
+ * character, or another of what quote() escapes. baseModelNameProblem's test of the characters, alone, for a name that
+ * comes from a file (an adapter's adapter_config.json, a model folder's name) and is written out unless another is given:
+ * that it is not empty or long is the file's business, but it must not read as another model's name where it is
+ * written. Without a remedy: the caller says what can be done where the name came from.
+ */
+export function baseModelNameCharacterProblem(name: string): string | null {
   if (/\p{Cc}/u.test(name)) return 'the base model name holds a control character (a line break or a tab, say)';
   // The rest of what quote() escapes: the name goes into adapter_config.json, the README's heading and the GGUF's
   // general.name, where a bidirectional control ("evil/\u202Eledom" shows as "evil/model") or a character that shows as
   // nothing ("mistralai/Mistral\u200B-7B") makes it read as another model's, and a line separator breaks its one line.
   // Named by code point: the character itself shows as nothing.
   const invisible = name.match(INVISIBLE_IN_QUOTES)?.[0];
-  if (invisible !== undefined) {
-    const c = invisible.charCodeAt(0);
-    const code = `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
-    const named = INVISIBLE_NAMES.get(c);
-    if (!named) return `the base model name holds ${code}, an invisible character: remove it`;
-    const [what, kind] = named;
-    if (kind === 'line break') return `the base model name holds ${code} (${what}), a line break: remove it`;
-    if (kind === 'invisible') return `the base model name holds ${code} (${what}), an invisible character, which makes the name read as another: remove it`;
-    return `the base model name holds ${code} (${what}), a bidirectional control, which reorders the text around it so that the name reads as another: remove it`;
-  }
-  return null;
+  if (invisible === undefined) return null;
+  const c = invisible.charCodeAt(0);
+  const code = `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
+  const named = INVISIBLE_NAMES.get(c);
+  if (!named) return `the base model name holds ${code}, an invisible character`;
+  const [what, kind] = named;
+  if (kind === 'line break') return `the base model name holds ${code} (${what}), a line break`;
+  if (kind === 'invisible') return `the base model name holds ${code} (${what}), an invisible character, which makes the name read as another`;
+  return `the base model name holds ${code} (${what}), a bidirectional control, which reorders the text around it so that the name reads as another`;
 }
 
 /**

@@ -26,6 +26,8 @@ export interface ImportedAdapter {
   folder: string;
   /** Which weights file it was read from. */
   weightsFile: typeof ADAPTER_WEIGHTS_FILE | typeof ADAPTER_BIN_FILE;
+  /** Its adapter_config.json as messages name it (the input, the folder in it: `x.zip/"run"/adapter_config.json`). */
+  configFile: string;
   /** The README.md beside adapter_config.json (UTF-8, at most README_MAX_BYTES), when there is one: an export of it keeps its "Training" section. */
   readme?: string;
 }
@@ -170,20 +172,21 @@ async function fromZip(bytes: Uint8Array, opts: ReadAdapterOptions): Promise<Imp
   const weightsFile = has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : has(ADAPTER_BIN_FILE) ? ADAPTER_BIN_FILE : null;
   if (!weightsFile) throw bad(where, `${quote(folder + ADAPTER_CONFIG_FILE)} has neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE} beside it`);
   const inner = innerPath(where, folder);
+  const configFile = `${inner}/${ADAPTER_CONFIG_FILE}`;
   // By the size the archive records, before it is inflated (17 MiB of spaces deflate to 17 KiB).
   const configEntry = entries.find((e) => e.name === folder + ADAPTER_CONFIG_FILE);
-  if (configEntry) checkJsonFileSize(`${inner}/${ADAPTER_CONFIG_FILE}`, configEntry.originalSize);
+  if (configEntry) checkJsonFileSize(configFile, configEntry.originalSize);
   const readmeEntry = entries.find((e) => e.name === folder + README_NAME);
   // Read only when it cannot make the import fail: small, and stored or deflated (a README never blocks an adapter).
   const wantReadme = readmeEntry !== undefined && readmeEntry.originalSize <= README_MAX_BYTES && (readmeEntry.compression === 0 || readmeEntry.compression === 8);
   const files = extractZip(bytes, where, (n) => n === folder + ADAPTER_CONFIG_FILE || n === folder + weightsFile || (wantReadme && n === folder + README_NAME));
-  const config = parseJsonBytes(files.get(folder + ADAPTER_CONFIG_FILE) as Uint8Array, `${inner}/${ADAPTER_CONFIG_FILE}`);
+  const config = parseJsonBytes(files.get(folder + ADAPTER_CONFIG_FILE) as Uint8Array, configFile);
   const weights = files.get(folder + weightsFile) as Uint8Array;
   const adapter =
     weightsFile === ADAPTER_WEIGHTS_FILE
       ? await parseAdapter(config, weights, { ...opts, where: inner })
       : await parseAdapter(config, stateDictToSafetensors(readTorchStateDict(weights, `${inner}/${ADAPTER_BIN_FILE}`)), { ...opts, where: inner, weightsName: ADAPTER_BIN_FILE });
-  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile, readme: readmeText(files.get(folder + README_NAME)) };
+  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile, configFile, readme: readmeText(files.get(folder + README_NAME)) };
 }
 
 async function openIfPresent(files: FileSet, name: string): Promise<ByteSource | null> {
@@ -219,20 +222,21 @@ async function fromFileSet(files: FileSet, opts: ReadAdapterOptions): Promise<Im
     folder = found;
   }
   const inner = innerPath(where, folder);
+  const configFile = `${inner}/${ADAPTER_CONFIG_FILE}`;
   const configSource = await openIfPresent(files, folder + ADAPTER_CONFIG_FILE);
   if (!configSource) throw bad(inner, `no ${ADAPTER_CONFIG_FILE}: a PEFT adapter needs ${ADAPTER_CONFIG_FILE} with ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE}`);
-  checkJsonFileSize(`${inner}/${ADAPTER_CONFIG_FILE}`, configSource.size);
-  const config = parseJsonBytes(await readAll(configSource), `${inner}/${ADAPTER_CONFIG_FILE}`);
+  checkJsonFileSize(configFile, configSource.size);
+  const config = parseJsonBytes(await readAll(configSource), configFile);
   const readmeSource = await openIfPresent(files, folder + README_NAME);
   const readme = readmeSource && readmeSource.size <= README_MAX_BYTES ? readmeText(await readAll(readmeSource)) : undefined;
   const st = await openIfPresent(files, folder + ADAPTER_WEIGHTS_FILE);
-  if (st) return { adapter: await parseAdapter(config, st, { ...opts, where: inner }), folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_WEIGHTS_FILE, readme };
+  if (st) return { adapter: await parseAdapter(config, st, { ...opts, where: inner }), folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_WEIGHTS_FILE, configFile, readme };
   const bin = await openIfPresent(files, folder + ADAPTER_BIN_FILE);
   if (!bin) throw bad(inner, `has ${ADAPTER_CONFIG_FILE} but neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_BIN_FILE}`);
   checkAdapterFileSize(`${inner}/${ADAPTER_BIN_FILE}`, bin.size);
   const tensors = readTorchStateDict(await readAll(bin), `${inner}/${ADAPTER_BIN_FILE}`);
   const adapter = await parseAdapter(config, stateDictToSafetensors(tensors), { ...opts, where: inner, weightsName: ADAPTER_BIN_FILE });
-  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_BIN_FILE, readme };
+  return { adapter, folder: folder.replace(/\/$/, ''), weightsFile: ADAPTER_BIN_FILE, configFile, readme };
 }
 
 /** Reads an adapter from a folder or a zip and says where in it the adapter was found. */

@@ -9,10 +9,10 @@ import { GGUF_FILE, README_FILE } from '../../export/index.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FinetuneError } from '../../core/errors.ts';
 import { ggufHeaderString, importedTrainingCard, loraToGguf, peftFiles, peftZip, withBaseModel } from '../../export/index.ts';
-import { baseModelNameProblem } from '../../core/file-names.ts';
+import { baseModelFlag, checkBaseModelNameFrom } from '../base-model-flag.ts';
 import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
 import { zipNamesFromTail } from '../../model/zip-archive.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../model/lora-adapter.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraConfig } from '../../model/lora-adapter.ts';
 import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
 import { baseModelNote, ignoredTargetsNote } from '../../run/imported-adapter.ts';
@@ -20,7 +20,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { nodeDirectory } from '../node-source.ts';
 import { checkOutputPath } from '../input-file.ts';
 import { adapterInput } from '../adapter-input.ts';
-import { quote } from '../../core/quote.ts';
+import { quote, visibleText } from '../../core/quote.ts';
 
 const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID] [--base-model NAME] [--force]
 
@@ -130,6 +130,11 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
   throw new FinetuneError('bad-input', `--out ${out} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give --out an empty or new folder, or remove ${others.length === 1 ? quote(others[0]) : 'those files'} from it, or give --force to write the adapter's files beside ${others.length === 1 ? 'it' : 'them'}`);
 }
 
+/** The fields of adapter_config.json an adapter's base model name was read from: the revision is part of it when given. */
+function baseModelFields(config: LoraConfig): string {
+  return config.raw?.base_model_name_or_path === config.baseModel ? 'base_model_name_or_path' : 'base_model_name_or_path and revision';
+}
+
 /** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */
 function isHubId(s: string): boolean {
   return /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(s) && !s.includes('..');
@@ -187,15 +192,13 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       if (!values.out) throw new UsageError('--out is required');
       const format = values.format;
       const out = values.out;
-      const baseModel = values['base-model'];
-      const baseModelProblem = baseModel === undefined ? null : baseModelNameProblem(baseModel);
-      if (baseModelProblem) throw new UsageError(`--base-model: ${baseModelProblem}`);
+      const baseModel = baseModelFlag(values['base-model']);
       // A GGUF named .zip was written as asked, and no zip tool could open it.
       if (format === 'gguf' && out.toLowerCase().endsWith('.zip')) throw new UsageError(`--out ${out}: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)`);
       // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
       checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
-      const { input, name, note } = await adapterInput(values.adapter);
+      const { input, name, note, baseModelFrom } = await adapterInput(values.adapter);
       if (note) io.err(`note: ${note}`);
       // Never written over what is being read: the adapter's zip, its folder (a PEFT folder out), or a file in it.
       const source = resolve(name);
@@ -212,6 +215,12 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         }
         throw e;
       });
+      // Without --base-model, the adapter's own base model name is written out (adapter_config.json, the README, the
+      // GGUF's general.name): held to what a typed one is, before it is looked up or anything is written.
+      if (baseModel === undefined && first.adapter.config.baseModel !== null) {
+        const from = baseModelFrom ?? `${visibleText(first.configFile)}: ${baseModelFields(first.adapter.config)}`;
+        checkBaseModelNameFrom(first.adapter.config.baseModel, `${from} ${quote(first.adapter.config.baseModel)}`, baseModelFrom ? undefined : 'remove it there');
+      }
       const named = baseModel ?? first.adapter.config.baseModel;
       const base = await baseConfig(values.model, named, format === 'gguf', baseModel !== undefined ? '--base-model' : undefined);
       if (!base && format === 'gguf') {

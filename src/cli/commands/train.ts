@@ -14,7 +14,7 @@ import { FinetuneSession, quantizationFor, tokenizerMismatch, type TrainEvent } 
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { adapterBundle, GGUF_FILE, withBaseModel } from '../../export/index.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraAdapter } from '../../model/lora-adapter.ts';
-import { baseModelNameProblem } from '../../core/file-names.ts';
+import { baseModelFlag, checkBaseModelNameFrom } from '../base-model-flag.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkJsonlFile, checkOutputPath } from '../input-file.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
@@ -37,7 +37,7 @@ import { loadRunData } from '../../data/training-data.ts';
 import type { LoadedDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
 import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
-import { quote } from '../../core/quote.ts';
+import { quote, visibleText } from '../../core/quote.ts';
 
 /** How often a validation pass's progress is printed at most (its start and end always are). */
 const VALIDATING_EVERY_MS = 2000;
@@ -192,9 +192,7 @@ export function makeTrainCommand(
         'base-model': { type: 'string' },
       });
       if (!values.model) throw new UsageError('--model is required');
-      const baseModel = values['base-model'];
-      const baseModelProblem = baseModel === undefined ? null : baseModelNameProblem(baseModel);
-      if (baseModelProblem) throw new UsageError(`--base-model: ${baseModelProblem}`);
+      const baseModel = baseModelFlag(values['base-model']);
       const baseMatmul = parseBaseMatmul(values['base-matmul']);
       const int8Kernel = parseInt8Kernel(values['int8-kernel']);
       const nodeOptions = nodeContextFlags(values);
@@ -219,6 +217,12 @@ export function makeTrainCommand(
       if (!values['no-cache']) await checkCacheFolder(cacheDir, { given: values['cache-dir'] !== undefined, noCacheFlag: true });
       // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
       const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
+      // Without --base-model the adapter names its base model by the model's name (a folder's, from the file system):
+      // checked now, as a typed one is, not found wanting when the adapter is written at the run's end.
+      if (baseModel === undefined) {
+        const folder = spec.kind === 'directory';
+        checkBaseModelNameFrom(spec.label, `--model ${visibleText(values.model)}: its ${folder ? "folder's " : ''}name ${quote(spec.label)} is the base model's name the adapter gives (base_model_name_or_path) without --base-model`, folder ? 'rename the folder' : undefined);
+      }
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
       // What the flags change, said before anything can fail. Saved with the run: a resume without the flag continues

@@ -243,7 +243,7 @@ describe('finetune export --out X.zip over a zip', () => {
 
 describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint', () => {
   /** OUT/run holding a checkpoint at step 3 whose LoRA tensors are the tiny-adapter's (with AdamW moments beside them). */
-  async function runAtStep3(savedAt?: string): Promise<string> {
+  async function runAtStep3(savedAt?: string, modelSource = 'tiny-mistral'): Promise<string> {
     const out = tmp();
     const fixture = readFileSync(join(TINY_ADAPTER, 'adapter_model.safetensors'));
     const file = await openSafetensors(bytesSource(new Uint8Array(fixture), 'fixture'));
@@ -254,7 +254,7 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
       tensors.push({ name, dtype: 'F32', shape, data }, { name: `${name}.exp_avg`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) }, { name: `${name}.exp_avg_sq`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) });
     }
     const state = writeSafetensors(tensors, { format: 'finetune-state', step: '3', rank: '4' });
-    const run = { ...fakeRun(3), ...(savedAt ? { savedAt } : {}), modelSource: 'tiny-mistral', quantization: 'none' as const, hp: { ...defaultHyperparams(), lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear' }, totalSteps: 6 };
+    const run = { ...fakeRun(3), ...(savedAt ? { savedAt } : {}), modelSource, quantization: 'none' as const, hp: { ...defaultHyperparams(), lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear' }, totalSteps: 6 };
     await folderRunStore(join(out, 'run')).commit(checkpointFiles(run, state, { train: new TextEncoder().encode('{"text":"a"}\n'), validation: null }));
     return out;
   }
@@ -296,6 +296,19 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
       expect(written.tensors[1].down_proj?.B).toEqual(fixture.tensors[1].down_proj?.B);
       expect(written.tensors[0].q_proj?.A).toEqual(fixture.tensors[0].q_proj?.A);
     }
+  });
+
+  // The checkpoint's adapter names its base model by the run's model, from the run's record: held to what a typed
+  // --base-model is (a run trained with --base-model on a folder whose name holds a U+202E saved that folder's name).
+  it("a run's model whose name a typed --base-model would be refused for: refused, naming the run, unless --base-model is given", async () => {
+    const out = await runAtStep3(undefined, 'tiny\u202eledom');
+    const dest = join(tmp(), 'peft');
+    const e = await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL], { out: () => {}, err: () => {} }).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toBe(`${join(out, 'run')}: the saved run's model "tiny\\u202eledom": the base model name holds U+202E (right-to-left override), a bidirectional control, which reorders the text around it so that the name reads as another: give --base-model NAME to name the base model instead`);
+    expect(existsSync(dest)).toBe(false);
+    const named = await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL, '--base-model', 'mistralai/Mistral-7B-v0.1'], { out: () => {}, err: () => {} });
+    expect(named).toBe(0);
+    expect((await readAdapter(nodeDirectory(dest))).config.baseModel).toBe('mistralai/Mistral-7B-v0.1');
   });
 
   it('a folder holding neither an adapter nor a run says where each would be', async () => {

@@ -9,6 +9,7 @@ import { main } from '../../../src/cli/main.ts';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { ggufLoraName, permuteQkRows } from '../../../src/export/index.ts';
+import { quote } from '../../../src/core/quote.ts';
 import { importAdapter } from '../../../src/model/adapter-import.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { readAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
@@ -168,7 +169,7 @@ describe('finetune export', () => {
     // A name that cannot be one line of text is refused before anything is read or written.
     const bad = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', join(dir, 'never'), '--base-model', 'two\nlines');
     expect(bad.code).toBe(2);
-    expect(bad.err.join('\n')).toContain('--base-model: the base model name holds a control character (a line break or a tab, say)');
+    expect(bad.err.join('\n')).toContain('--base-model: the base model name holds a control character (a line break or a tab, say): remove it');
     expect(existsSync(join(dir, 'never'))).toBe(false);
     // So is one a bidirectional control would make read as another model's name.
     const bidi = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', join(dir, 'never'), '--base-model', 'evil/\u202eledom');
@@ -269,11 +270,46 @@ describe('finetune export', () => {
     mkdirSync(join(dir, 'in'));
     writeFileSync(join(dir, 'in', 'adapter_config.json'), JSON.stringify({ ...JSON.parse(configText), base_model_name_or_path: 'owner/other\u001b[31m' }));
     writeFileSync(join(dir, 'in', 'adapter_model.safetensors'), safetensors);
-    const n = await run('--adapter', join(dir, 'in'), '--format', 'peft', '--out', join(dir, 'o2'), '--model', TINY_MISTRAL);
+    // Written out as it is, it would be refused (see 'a base model name from adapter_config.json'): --base-model names it.
+    const n = await run('--adapter', join(dir, 'in'), '--format', 'peft', '--out', join(dir, 'o2'), '--model', TINY_MISTRAL, '--base-model', 'owner/other');
     expect(n.code).toBe(0);
     const note = n.err.join('\n');
     expect(note).toContain('the adapter was trained on "owner/other\\u001b[31m"');
     expect(note).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  });
+
+  // Without --base-model, the adapter's own base_model_name_or_path is written out: the README's heading, the GGUF's
+  // general.name, the new adapter_config.json. A name a typed --base-model is refused for ("evil/\u202Eledom" reads as
+  // "evil/model") was written as it came; it is refused the same way, naming the file and the field.
+  it('a base model name from adapter_config.json is checked as a typed --base-model is, naming the file and the field', async () => {
+    const dir = tmp();
+    const adapterDir = join(dir, 'in');
+    mkdirSync(adapterDir);
+    writeFileSync(join(adapterDir, 'adapter_model.safetensors'), safetensors);
+    const cases: [string, string][] = [
+      ['evil/\u202eledom', 'U+202E (right-to-left override), a bidirectional control, which reorders the text around it so that the name reads as another'],
+      ['mistralai/Mistral\u200b-7B', 'U+200B (zero width space), an invisible character, which makes the name read as another'],
+    ];
+    for (const [name, holds] of cases) {
+      writeFileSync(join(adapterDir, 'adapter_config.json'), JSON.stringify({ ...JSON.parse(configText), base_model_name_or_path: name }));
+      for (const format of ['peft', 'gguf']) {
+        const out = join(dir, `never.${format}`);
+        const r = await run('--adapter', adapterDir, '--format', format, '--out', out, '--model', TINY_MISTRAL);
+        expect(r.code).toBe(2);
+        expect(r.err.join('\n')).toContain(`${join(adapterDir, 'adapter_config.json')}: base_model_name_or_path ${quote(name)}: the base model name holds ${holds}: remove it there, or give --base-model NAME to name the base model instead`);
+        expect(existsSync(out)).toBe(false);
+      }
+      // --base-model names the base instead: nothing of the file's name is written.
+      const out = join(dir, 'renamed');
+      const r = await run('--adapter', adapterDir, '--format', 'peft', '--out', out, '--base-model', 'mistralai/Mistral-7B-v0.1');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('mistralai/Mistral-7B-v0.1');
+    }
+    // In a zip, the folder it lies in is named too.
+    writeFileSync(join(dir, 'a.zip'), zipSync({ 'run/adapter_config.json': new TextEncoder().encode(JSON.stringify({ ...JSON.parse(configText), base_model_name_or_path: 'evil/\u202eledom' })), 'run/adapter_model.safetensors': safetensors }));
+    const zipped = await run('--adapter', join(dir, 'a.zip'), '--format', 'peft', '--out', join(dir, 'z'));
+    expect(zipped.code).toBe(2);
+    expect(zipped.err.join('\n')).toContain(`${join(dir, 'a.zip')}/"run"/adapter_config.json: base_model_name_or_path "evil/\\u202eledom": the base model name holds U+202E`);
   });
 
   it('a line on stderr never carries a control character, whatever put it in the message (a path given on the command line)', async () => {

@@ -58,6 +58,22 @@ describe('train checks the model before the data', () => {
     expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/^the model's vocabulary has 32768 tokens; the tokenizer has 32000/);
   });
 
+  // Without --base-model, the adapter names its base model by the model folder's name: base_model_name_or_path, the
+  // README's heading, the GGUF's general.name. A name a typed --base-model is refused for ("evil/\u202Eledom" reads as
+  // "evil/model") was written as the folder was named, at the run's end; it is refused before the run, naming where it
+  // came from.
+  it("a model folder whose name is no base model name, without --base-model: refused as a typed one is, before the data", async () => {
+    const model = join(folder('finetune-model-'), 'tiny\u202eledom');
+    mkdirSync(model);
+    for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(model, f));
+    const out = folder('finetune-out-');
+    expect(await train('--model', model, '--data', badData(), '--out', out)).toBe(
+      `--model ${model.replace('\u202e', '\\u202e')}: its folder's name "tiny\\u202eledom" is the base model's name the adapter gives (base_model_name_or_path) without --base-model: the base model name holds U+202E (right-to-left override), a bidirectional control, which reorders the text around it so that the name reads as another: rename the folder, or give --base-model NAME to name the base model instead`,
+    );
+    // Named with --base-model, the folder's name is not written out: the run goes on (here, to the data).
+    expect(await train('--model', model, '--data', badData(), '--out', out, '--base-model', 'mistralai/Mistral-7B-v0.1')).toMatch(/line 2/);
+  });
+
   it('a good model goes on to the data, whose error is then reported', async () => {
     expect(await train('--model', 'test/fixtures/tiny-mistral', '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/line 2/);
   });

@@ -74,7 +74,7 @@ describe('adapter bundle', () => {
     expect(baseModelNameProblem('my-org/my-model')).toBeNull();
     expect(baseModelNameProblem('  ')).toBe('the base model name is empty');
     expect(baseModelNameProblem(' padded')).toBe('the base model name starts or ends with a space');
-    expect(baseModelNameProblem('a\tb')).toBe('the base model name holds a control character (a line break or a tab, say)');
+    expect(baseModelNameProblem('a\tb')).toBe('the base model name holds a control character (a line break or a tab, say): remove it');
     expect(baseModelNameProblem('x'.repeat(301))).toBe('the base model name has 301 characters; at most 300 are taken');
     expect(baseModelNameProblem('x'.repeat(300))).toBeNull();
     expect(() => withBaseModel(a, 'line\nbreak')).toThrow('the base model name holds a control character');
