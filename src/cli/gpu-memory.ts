@@ -33,9 +33,9 @@ const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
 
 /**
- * `--gpu-memory GB` of train, plan and generate, in bytes (undefined: not given). GB as GPU makers count them, 2³⁰
- * bytes. One parser, so that the three commands take and refuse the same values in the same words: train once took
- * 1e308, planned against Infinity bytes, where plan said the typo.
+ * `--gpu-memory GB` of train, plan, generate and bench, in bytes (undefined: not given). GB as GPU makers count them,
+ * 2³⁰ bytes. One parser, so that the commands take and refuse the same values in the same words: train once took
+ * 1e308, planned against Infinity bytes, where plan said the typo, and bench took Infinity.
  */
 export function parseGpuMemoryFlag(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;

@@ -44,6 +44,7 @@ import { modelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { parseGpuMemoryFlag } from '../gpu-memory.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { createNodeContext } from '../node-gpu.ts';
 import { quote } from '../../core/quote.ts';
@@ -264,7 +265,7 @@ export const benchCommand: Command = {
     if (!WHAT.includes(what)) throw new UsageError(`unknown benchmark "${what}"; expected one of: ${WHAT.join(', ')}`);
     if (positionals.length > 1) throw new UsageError(`one benchmark at a time (got ${positionals.join(' ')})`);
     const minMs = values['min-ms'] ? Number(values['min-ms']) : 300;
-    if (!(minMs > 0)) throw new UsageError(`--min-ms must be a positive number, got "${values['min-ms']}"`);
+    if (!(Number.isFinite(minMs) && minMs > 0)) throw new UsageError(`--min-ms must be a positive number, got ${quote(values['min-ms'])}`);
     const sizesGiven = values.sizes ? intList('sizes', values.sizes) : null;
     const tokensGiven = values.tokens ? intList('tokens', values.tokens) : null;
     const steps = values.steps ? intList('steps', values.steps)[0] : 3;
@@ -280,8 +281,8 @@ export const benchCommand: Command = {
     const kernels = values.kernels ? values.kernels.split(',').map((k) => gemmKernelFlag('kernels', k)) : DEFAULT_MATMUL_KERNELS;
     const keepLayers = parseKeepLayers(values['keep-layers']);
     const keepAttention = values['keep-attention'] ?? false;
-    const gpuMemoryGb = values['gpu-memory'] === undefined ? null : Number(values['gpu-memory']);
-    if (gpuMemoryGb !== null && !(gpuMemoryGb > 0)) throw new UsageError(`--gpu-memory must be a positive number, got "${values['gpu-memory']}"`);
+    // Train's, plan's and generate's parser: the same values taken and refused in the same words (this one took Infinity).
+    const gpuMemoryBytes = parseGpuMemoryFlag(values['gpu-memory']);
     const nodeOptions = nodeContextFlags(values);
     const print = (r: unknown): void => io.out(JSON.stringify(r));
     if (what === 'data') {
@@ -451,11 +452,11 @@ export const benchCommand: Command = {
     if (what === 'model') {
       const dims = small ? { ...layerDims, L: 2, V: 1000 } : MISTRAL_7B;
       // Each mode on its own line, with its own peak: checkpointed first, then what the memory allows (as a run picks it).
-      const modes: (number | 'auto')[] = keepLayers !== undefined ? [keepLayers === 'all' ? dims.L : keepLayers] : gpuMemoryGb === null ? [0] : [0, 'auto'];
+      const modes: (number | 'auto')[] = keepLayers !== undefined ? [keepLayers === 'all' ? dims.L : keepLayers] : gpuMemoryBytes === undefined ? [0] : [0, 'auto'];
       for (const T of tokens) {
         for (const m of modes) {
           const keptLayers: KeptLayersChoice =
-            m === 'auto' ? (inUse) => chooseKeptLayers(dims, { B: 1, T, r: 8, targets }, { askedAttention: keepAttention || undefined, memoryBytes: (gpuMemoryGb ?? 0) * 1024 ** 3, inUseBytes: inUse }) : m;
+            m === 'auto' ? (inUse) => chooseKeptLayers(dims, { B: 1, T, r: 8, targets }, { askedAttention: keepAttention || undefined, memoryBytes: gpuMemoryBytes ?? 0, inUseBytes: inUse }) : m;
           print(await benchModel(ctx, { dims, T, steps, targets, keptLayers, keptAttention: keepAttention }));
         }
       }

@@ -169,6 +169,15 @@ describe('malformed command lines: usage and exit 2, no stack trace', () => {
     ['an empty --gpu-memory (generate)', ['generate', '--model', MODEL, '--prompt', 'a', '--gpu-memory='], /^finetune generate: --gpu-memory has an empty value: give it one, or leave the flag out$/m],
     // train planned against 1e308 GB ("Infinity" bytes: everything fits) where plan said the typo.
     ['a --gpu-memory past any GPU (train)', ['train', '--model', MODEL, '--data', GOOD, '--gpu-memory', '1e308'], /^finetune train: --gpu-memory is in GB: "1e308" is more than any GPU has$/m],
+    // bench's --gpu-memory had a parser of its own that took Infinity and 1e308 (and planned a layer's kept
+    // intermediates against them). --tiled-stages 7, refused after --gpu-memory is read, keeps a bench that took the
+    // value from the GPU.
+    ['an infinite --gpu-memory (bench)', ['bench', 'layer', '--gpu-memory', 'Infinity', '--tiled-stages', '7'], /^finetune bench: --gpu-memory must be a positive number, got "Infinity"$/m],
+    ['a --gpu-memory past any GPU (bench)', ['bench', 'layer', '--gpu-memory', '1e308', '--tiled-stages', '7'], /^finetune bench: --gpu-memory is in GB: "1e308" is more than any GPU has$/m],
+    ['a negative --gpu-memory (bench)', ['bench', 'layer', '--gpu-memory', '-1', '--tiled-stages', '7'], /^finetune bench: --gpu-memory must be a positive number, got "-1"$/m],
+    ['a --gpu-memory that is not a size (bench)', ['bench', 'layer', '--gpu-memory', 'abc', '--tiled-stages', '7'], /^finetune bench: --gpu-memory must be a positive number, got "abc"$/m],
+    // An infinite --min-ms timed each kernel for ever.
+    ['an infinite --min-ms (bench)', ['bench', 'matmul', '--min-ms', 'Infinity', '--tiled-stages', '7'], /^finetune bench: --min-ms must be a positive number, got "Infinity"$/m],
     // An empty value was read as the flag left out: --min-ms= timed 300 ms, --validation= trained without validation.
     ['an empty --min-ms (it ran with 300)', ['bench', 'matmul', '--min-ms='], /^finetune bench: --min-ms has an empty value: give it one, or leave the flag out$/m],
     ['an empty --sizes (bench)', ['bench', 'matmul', '--sizes', ''], /^finetune bench: --sizes has an empty value: give it one, or leave the flag out$/m],
