@@ -147,36 +147,39 @@ export function makeGenerateCommand(
       if (ignored) io.err(`note: the adapter: ${ignored}`);
 
       const { ctx, found } = await newContext();
-      if (found.note) io.err(`note: ${found.note}`);
-      // The GPU's memory, which generate() checks the KV cache against before asking for it: --gpu-memory, else what
-      // nvidia-smi says of an NVIDIA GPU (with its note, as train says it), else unknown and unchecked. Asked before the
-      // load, so the note comes before the load's progress. With --stream-layers too: the stream's two layer slots are
-      // made at the load, so generate() counts them as in use.
-      let gpuMemoryBytes = gpuMemoryGiven;
-      if (gpuMemoryBytes === undefined) {
-        const detected = await detectMemory(ctx.report);
-        if (detected) io.err(`note: ${detected.note}`);
-        if (detected?.bytes) gpuMemoryBytes = detected.bytes;
-      }
-      // The weight cache train fills (the same entries: same files, source name and quantization): Mistral-7B from the
-      // Hub is not downloaded and quantised again for every prompt.
-      const cache = values['no-cache'] ? null : nodeWeightCache(cacheDir);
-      const streamLayers = values['stream-layers'];
-      // The load's progress on stderr (stdout is the generated text): a Mistral-7B download takes minutes.
-      const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
-      const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.cacheSource, legacySources: [spec.label, ...spec.formerCacheSources], cache, streamLayers, onProgress });
-      for (const n of loaded.notes) io.err(`warning: ${n}`);
-      const older = cache ? supersededNote(await cache.list(), spec.cacheSource, quantization, 'finetune cache prune') : null;
-      if (older) io.err(`note: ${older}`);
-      const weights = loaded.weights;
-      const lora = imported ? uploadLora(ctx, weights.dims, imported) : null;
+      let lora: ReturnType<typeof uploadLora> | null = null;
       let interrupted = false;
       const onSigint = (): void => {
         interrupted = true;
       };
-      process.once('SIGINT', onSigint);
-      let lastNote = -Infinity; // the first part is reported at once
+      // Everything after the device is made, inside the try whose finally destroys it: a load that fails (a download
+      // cut, a full disk, too little memory) once left the device to the process's exit.
       try {
+        if (found.note) io.err(`note: ${found.note}`);
+        // The GPU's memory, which generate() checks the KV cache against before asking for it: --gpu-memory, else what
+        // nvidia-smi says of an NVIDIA GPU (with its note, as train says it), else unknown and unchecked. Asked before
+        // the load, so the note comes before the load's progress. With --stream-layers too: the stream's two layer
+        // slots are made at the load, so generate() counts them as in use.
+        let gpuMemoryBytes = gpuMemoryGiven;
+        if (gpuMemoryBytes === undefined) {
+          const detected = await detectMemory(ctx.report);
+          if (detected) io.err(`note: ${detected.note}`);
+          if (detected?.bytes) gpuMemoryBytes = detected.bytes;
+        }
+        // The weight cache train fills (the same entries: same files, source name and quantization): Mistral-7B from
+        // the Hub is not downloaded and quantised again for every prompt.
+        const cache = values['no-cache'] ? null : nodeWeightCache(cacheDir);
+        const streamLayers = values['stream-layers'];
+        // The load's progress on stderr (stdout is the generated text): a Mistral-7B download takes minutes.
+        const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
+        const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.cacheSource, legacySources: [spec.label, ...spec.formerCacheSources], cache, streamLayers, onProgress });
+        for (const n of loaded.notes) io.err(`warning: ${n}`);
+        const older = cache ? supersededNote(await cache.list(), spec.cacheSource, quantization, 'finetune cache prune') : null;
+        if (older) io.err(`note: ${older}`);
+        const weights = loaded.weights;
+        lora = imported ? uploadLora(ctx, weights.dims, imported) : null;
+        process.once('SIGINT', onSigint);
+        let lastNote = -Infinity; // the first part is reported at once
         const r = await generate(ctx, weights, lora, [tokenizer.bosId, ...tokenizer.encode(values.prompt)], {
           maxPositions: ckpt.config.maxPositions,
           memoryBytes: gpuMemoryBytes ?? null,

@@ -9,12 +9,15 @@ import type { GpuAdapterInfo } from '../../../src/engine/gpu-adapter.ts';
 import type { GpuMemoryDetection } from '../../../src/cli/gpu-memory.ts';
 import type { GenerateOptions } from '../../../src/run/generate.ts';
 
-const seen = vi.hoisted(() => ({ options: [] as GenerateOptions[] }));
+const seen = vi.hoisted(() => ({ options: [] as GenerateOptions[], loadFails: null as Error | null }));
 
 vi.mock('../../../src/run/weight-cache.ts', async (original) => ({
   ...(await original<typeof import('../../../src/run/weight-cache.ts')>()),
   // generate() is replaced too, and nothing else reads the weights without --adapter.
-  loadWeightsCached: async () => ({ weights: {}, fromCache: false, files: [], formerFiles: null, notes: [] }),
+  loadWeightsCached: async () => {
+    if (seen.loadFails) throw seen.loadFails;
+    return { weights: {}, fromCache: false, files: [], formerFiles: null, notes: [] };
+  },
 }));
 
 vi.mock('../../../src/run/generate.ts', async (original) => ({
@@ -81,5 +84,31 @@ describe('finetune generate: the GPU memory a generation is checked against', ()
     const told = await run({ bytes: null, note });
     expect(told.memoryBytes).toBeNull();
     expect(told.err).toContain(`note: ${note}`);
+  });
+});
+
+// The GPU device is made before the weights are loaded: a load that fails (a download cut, a disk full, out of memory)
+// must destroy it as a generation's end does, not leave it to the process's exit. The load was once outside the
+// try/finally that destroys it.
+describe('finetune generate: the GPU device is destroyed whatever fails after it is made', () => {
+  afterEach(() => {
+    seen.loadFails = null;
+  });
+
+  it('a load of the weights that fails', async () => {
+    seen.options.length = 0;
+    seen.loadFails = new Error('the download was cut');
+    let destroyed = 0;
+    const ctx = {
+      report: NVIDIA,
+      destroyDevice: () => {
+        destroyed++;
+      },
+    } as unknown as GpuContext;
+    const command = makeGenerateCommand(async () => ({ ctx, found: {} }), async () => null);
+    const run = command.run(['--model', 'test/fixtures/tiny-mistral', '--prompt', 'a', '--no-cache'], { out: () => {}, err: () => {} });
+    await expect(run).rejects.toThrow('the download was cut');
+    expect(destroyed).toBe(1);
+    expect(seen.options).toEqual([]);
   });
 });
