@@ -293,18 +293,22 @@ export interface CachedLoad {
 
 /**
  * Loads from the cache when it holds these exact files at these settings (every part's hash checked), else from the
- * files, then writes the cache. A failed cache write (out of quota, a read-only disk) is a note, not a failed load.
- * Without a cache, from the files.
+ * files, then writes the cache. A failed cache write (out of quota, a read-only disk), and a store that cannot be
+ * looked into, are notes, not a failed load. Without a cache, from the files.
  */
 export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: BaseCheckpoint, o: CachedLoadOptions): Promise<CachedLoad> {
   const { identity, formerFiles } = await identityOf(files, ckpt, o.source, o.quantization);
   const notes: string[] = [];
   const unversioned = o.cache ? uncachedReason(identity) : null;
   if (unversioned) notes.push(unversioned);
-  // Files without versions are neither read from the cache (an entry could be of an older file) nor written to it.
-  const cache = unversioned ? null : o.cache;
   const key = await cacheKey(identity);
-  const entry = cache ? await cache.open(key) : null;
+  // Files without versions are neither read from the cache (an entry could be of an older file) nor written to it. A
+  // store that cannot be looked into (a cache folder that cannot be listed, a browser storage that refuses) is a note
+  // like its other failures: the weights come from the files, and nothing is written to it this time.
+  const opened = unversioned || !o.cache ? null : await openEntry(o.cache, key);
+  if (opened?.failed !== undefined) notes.push(`the weight cache could not be looked into (${opened.failed}): the weights are loaded from the model's files, and not cached`);
+  const cache = opened && opened.failed === undefined ? o.cache : null;
+  const entry = opened?.entry ?? null;
   if (cache && !entry) {
     const moved = await moveEarlierEntry(ctx, cache, key, identity, earlierIdentities(identity, o.legacySources ?? [], formerFiles), o, notes);
     if (moved) return { weights: moved, fromCache: true, notes, files: identity.files, formerFiles };
@@ -327,6 +331,15 @@ export async function loadWeightsCached(ctx: GpuContext, files: FileSet, ckpt: B
     }
   }
   return { weights, fromCache: false, notes, files: identity.files, formerFiles };
+}
+
+/** `store.open(key)`, or what it threw in words (thrownMessage: a value without a message still gives some). */
+async function openEntry(store: WeightCacheStore, key: string): Promise<{ entry: ByteSource | null; failed?: undefined } | { entry: null; failed: string }> {
+  try {
+    return { entry: await store.open(key) };
+  } catch (e) {
+    return { entry: null, failed: thrownMessage(e) };
+  }
 }
 
 /**
@@ -379,7 +392,11 @@ async function moveEarlierEntry(
 ): Promise<MistralWeights | null> {
   for (const legacy of earlier) {
     const legacyKey = await cacheKey(legacy);
-    const old = await cache.open(legacyKey);
+    const { entry: old, failed } = await openEntry(cache, legacyKey);
+    if (failed !== undefined) {
+      notes.push(`the earlier copy of these weights (entry ${legacyKey}) could not be looked into (${failed}): the weights are loaded from the model's files`);
+      return null;
+    }
     if (!old) continue;
     let weights: MistralWeights;
     try {

@@ -269,6 +269,48 @@ describe('a store that throws a value that is not an Error: still a note, and th
     );
   });
 
+  // A store whose open throws (a cache folder that cannot be listed, a browser storage that refuses): every other
+  // failure of the cache was a note and the model still loaded from its files, but this one failed the whole load.
+  const openThrows: [string, () => unknown, string][] = [
+    ['an Error', () => new Error('EACCES: permission denied, scandir'), 'EACCES: permission denied, scandir'],
+    ...thrownValues.map(([what, thrown]): [string, () => unknown, string] => [what, thrown, NO_TEXT]),
+  ];
+
+  it.each(openThrows)('a store whose open throws %s: said, loaded from the files, nothing written', async (_what, thrown, words) => {
+    const store = memoryWeightCache();
+    const loaded = await load({
+      ...store,
+      async open() {
+        throw thrown();
+      },
+    });
+    expect(loaded.fromCache).toBe(false);
+    expect(loaded.weights.dims.theta).toBe(1_000_000);
+    expect(loaded.notes).toEqual([`the weight cache could not be looked into (${words}): the weights are loaded from the model's files, and not cached`]);
+    expect(store.entries.size).toBe(0);
+  });
+
+  it.each(openThrows)('an entry under an earlier name whose open throws %s: said, loaded from the files and cached under the new name', async (_what, thrown, words) => {
+    const store = memoryWeightCache();
+    await load(store, 'tiny-mistral');
+    const [oldKey] = [...store.entries.keys()];
+    const moved = await load(
+      {
+        ...store,
+        async open(key) {
+          if (key === oldKey) throw thrown();
+          return store.open(key);
+        },
+      },
+      '/models/tiny-mistral',
+      ['tiny-mistral'],
+    );
+    expect(moved.fromCache).toBe(false);
+    expect(moved.notes).toEqual([`the earlier copy of these weights (entry ${oldKey}) could not be looked into (${words}): the weights are loaded from the model's files`]);
+    expect(store.entries.size).toBe(2);
+    expect((await load(store)).fromCache).toBe(true);
+  });
+
   it.each(thrownValues)('an entry whose read throws %s is unusable: removed and rebuilt', async (_what, thrown) => {
     const store = memoryWeightCache();
     await load(store);
