@@ -17,7 +17,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { ADAPTER_BIN_FILE, checkAdapterFileSize, type AdapterInput } from '../model/adapter-import.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraConfig } from '../model/lora-adapter.ts';
 import { nodeDirectory } from './node-source.ts';
-import { visibleText } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 /** A run store's folder: its pointer, or (a damaged one, said as such when read) numbered files of a run. */
 function isRunStore(dir: string): boolean {
@@ -60,7 +60,7 @@ async function checkpointAdapter(runDir: string): Promise<AdapterFromPath & { no
   return {
     input: memoryFileSet(files, runDir),
     name: runDir,
-    note: `reading the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${runDir}`,
+    note: `reading the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${quote(runDir)}`,
     baseModelFrom: `${visibleText(runDir)}: the saved run's model`,
   };
 }
@@ -86,7 +86,7 @@ async function newerCheckpointNote(given: string): Promise<string | null> {
     return null;
   }
   if (!run || !(savedAt > writtenAt)) return null;
-  return `${runDir} holds a checkpoint (step ${run.step} of ${run.totalSteps}) saved after ${viaOut ? adapterDir : 'this adapter'} was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${runDir}`;
+  return `${quote(runDir)} holds a checkpoint (step ${run.step} of ${run.totalSteps}) saved after ${viaOut ? quote(adapterDir) : 'this adapter'} was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${quote(runDir)}`;
 }
 
 /** An adapter named on the command line, as adapterInput found it. */
@@ -109,7 +109,7 @@ export async function adapterInput(path: string, flag = '--adapter'): Promise<Ad
   try {
     st = statSync(path);
   } catch {
-    throw new FinetuneError('bad-input', `${flag}: ${path} does not exist`);
+    throw new FinetuneError('bad-input', `${flag}: ${quote(path)} does not exist`);
   }
   if (st.isDirectory()) {
     // train's OUT/run (or OUT, when it holds a run and no OUT/adapter yet): the adapter at the run's checkpoint.
@@ -118,7 +118,7 @@ export async function adapterInput(path: string, flag = '--adapter'): Promise<Ad
     const note = await newerCheckpointNote(path);
     return { input: nodeDirectory(path), name: path, ...(note ? { note } : {}) };
   }
-  if (!st.isFile()) throw new FinetuneError('bad-input', `${flag}: ${path} is not a regular file or folder`);
+  if (!st.isFile()) throw new FinetuneError('bad-input', `${flag}: ${quote(path)} is not a regular file or folder`);
   const file = basename(path);
   // The weights file itself: its config sits beside it, so read the folder.
   if (file === ADAPTER_WEIGHTS_FILE || file === ADAPTER_BIN_FILE) return { input: nodeDirectory(dirname(path)), name: dirname(path) };

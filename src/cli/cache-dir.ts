@@ -5,6 +5,7 @@
 
 import { readdir, stat } from 'node:fs/promises';
 import { FinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 
 export interface CacheFolderCheck {
   /** The folder was given as --cache-dir (else it is the default one). */
@@ -18,7 +19,7 @@ export interface CacheFolderCheck {
  * anything else is refused (bad-input) with what it is: a file, a path under a file, a folder that cannot be read.
  */
 export async function checkCacheFolder(dir: string, o: CacheFolderCheck): Promise<void> {
-  const what = o.given ? `--cache-dir: ${dir}` : `the cache folder ${dir}`;
+  const what = o.given ? `--cache-dir: ${quote(dir)}` : `the cache folder ${quote(dir)}`;
   const orNoCache = o.noCacheFlag ? ', or --no-cache' : '';
   try {
     await readdir(dir);

@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { DEFAULT_MAX_LINE_BYTES, looksBinary } from '../data/jsonl.ts';
 import { formatBytes } from '../core/units.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 
 /** More lines than any fine-tuning set we expect to hold in memory at once (tokenised, ~10 M rows). */
 export const MAX_DATA_LINES = 10_000_000;
@@ -27,15 +28,15 @@ export function checkReadableFile(path: string, flag: string): number {
     st = statSync(path);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FinetuneError('bad-input', `${prefix(flag)}${path} does not exist`);
-    throw new FinetuneError('bad-input', `${prefix(flag)}cannot read ${path} (${code ?? (e as Error).message})`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} does not exist`);
+    throw new FinetuneError('bad-input', `${prefix(flag)}cannot read ${quote(path)} (${code ?? (e as Error).message})`);
   }
-  if (st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a directory, not a file`);
-  if (!st.isFile()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is not a regular file (a device, pipe or socket is not accepted)`);
+  if (st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is a directory, not a file`);
+  if (!st.isFile()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is not a regular file (a device, pipe or socket is not accepted)`);
   try {
     accessSync(path, constants.R_OK);
   } catch {
-    throw new FinetuneError('bad-input', `${prefix(flag)}${path} is not readable (permission denied)`);
+    throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is not readable (permission denied)`);
   }
   return st.size;
 }
@@ -54,7 +55,7 @@ export interface JsonlBounds {
 export async function checkJsonlFile(path: string, flag: string, bounds: JsonlBounds = {}): Promise<{ lines: number; bytes: number }> {
   const size = checkReadableFile(path, flag);
   const maxBytes = bounds.maxBytes ?? MAX_DATA_BYTES;
-  if (size > maxBytes) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is ${formatBytes(size)}, more than the ${formatBytes(maxBytes)} a training file may have; split it or keep fewer rows`);
+  if (size > maxBytes) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is ${formatBytes(size)}, more than the ${formatBytes(maxBytes)} a training file may have; split it or keep fewer rows`);
   const maxLineBytes = bounds.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const maxLines = bounds.maxLines ?? MAX_DATA_LINES;
   let lines = 0;
@@ -63,27 +64,27 @@ export async function checkJsonlFile(path: string, flag: string, bounds: JsonlBo
   const stream = createReadStream(path, { highWaterMark: 1 << 20 });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (bytes === 0 && looksBinary(chunk)) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is not a JSONL text file (it holds binary data)`);
+      if (bytes === 0 && looksBinary(chunk)) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is not a JSONL text file (it holds binary data)`);
       bytes += chunk.length;
       let pos = 0;
       for (;;) {
         const nl = chunk.indexOf(0x0a, pos);
         lineBytes += (nl < 0 ? chunk.length : nl) - pos;
         if (lineBytes > maxLineBytes) {
-          throw new FinetuneError('bad-input', `${prefix(flag)}line ${lines + 1} of ${path} is longer than ${formatBytes(maxLineBytes)}; a JSONL file holds one JSON object per line`);
+          throw new FinetuneError('bad-input', `${prefix(flag)}line ${lines + 1} of ${quote(path)} is longer than ${formatBytes(maxLineBytes)}; a JSONL file holds one JSON object per line`);
         }
         if (nl < 0) break;
         lines++;
         lineBytes = 0;
         pos = nl + 1;
-        if (lines > maxLines) throw new FinetuneError('bad-input', `${prefix(flag)}${path} has more than ${maxLines.toLocaleString('en-US')} lines; split it or keep fewer rows`);
+        if (lines > maxLines) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} has more than ${maxLines.toLocaleString('en-US')} lines; split it or keep fewer rows`);
       }
     }
   } finally {
     stream.destroy();
   }
   if (lineBytes > 0) lines++;
-  if (lines > maxLines) throw new FinetuneError('bad-input', `${prefix(flag)}${path} has more than ${maxLines.toLocaleString('en-US')} lines; split it or keep fewer rows`);
+  if (lines > maxLines) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} has more than ${maxLines.toLocaleString('en-US')} lines; split it or keep fewer rows`);
   return { lines, bytes };
 }
 
@@ -94,10 +95,10 @@ export async function checkJsonlFile(path: string, flag: string, bounds: JsonlBo
 export function checkOutputPath(path: string, flag: string, kind: 'folder' | 'file', writable: (p: string) => boolean = canWrite): void {
   const st = statOrNull(path);
   if (st) {
-    if (kind === 'folder' && !st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a file; give a folder (it is made if missing)`);
-    if (kind === 'file' && st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is a folder; give a file name to write`);
+    if (kind === 'folder' && !st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is a file; give a folder (it is made if missing)`);
+    if (kind === 'file' && st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is a folder; give a file name to write`);
     const where = kind === 'folder' ? path : dirname(resolve(path));
-    if (!writable(where) || (kind === 'file' && !writable(path))) throw new FinetuneError('bad-input', `${prefix(flag)}cannot write ${kind === 'folder' ? 'in ' : ''}${path} (permission denied, or a read-only disk): give another ${kind}`);
+    if (!writable(where) || (kind === 'file' && !writable(path))) throw new FinetuneError('bad-input', `${prefix(flag)}cannot write ${kind === 'folder' ? 'in ' : ''}${quote(path)} (permission denied, or a read-only disk): give another ${kind}`);
     return;
   }
   // Made when written: its nearest existing folder must be a folder we may write in, or the run fails at its end
@@ -105,8 +106,8 @@ export function checkOutputPath(path: string, flag: string, kind: 'folder' | 'fi
   for (let p = dirname(resolve(path)); ; p = dirname(p)) {
     const up = statOrNull(p);
     if (up) {
-      if (!up.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} cannot be made: ${p} is a file`);
-      if (!writable(p)) throw new FinetuneError('bad-input', `${prefix(flag)}${path} cannot be made: cannot write in ${p} (permission denied, or a read-only disk)`);
+      if (!up.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} cannot be made: ${quote(p)} is a file`);
+      if (!writable(p)) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} cannot be made: cannot write in ${quote(p)} (permission denied, or a read-only disk)`);
       return;
     }
     if (dirname(p) === p) return;
@@ -136,7 +137,7 @@ export function checkDirectory(path: string, flag: string): void {
   try {
     st = statSync(path);
   } catch {
-    throw new FinetuneError('bad-input', `${prefix(flag)}${path} does not exist`);
+    throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} does not exist`);
   }
-  if (!st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${path} is not a directory`);
+  if (!st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is not a directory`);
 }

@@ -4,6 +4,7 @@
 
 import { formatBytes, formatCount } from '../core/units.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
+import { visibleText } from '../core/quote.ts';
 
 /** How often a progress line is printed at most (a change of phase and the end of one are printed at once). */
 export const LOAD_PROGRESS_EVERY_MS = 2000;
@@ -26,7 +27,7 @@ export function formatLoadProgress(p: LoadProgress, model: string, o: { local?: 
   if (phase) parts.unshift(phase);
   if (p.bytesPerSecond) parts.push(`${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s`);
   if (p.etaSeconds != null && Number.isFinite(p.etaSeconds)) parts.push(`${timeLeft(p.etaSeconds)} left`);
-  return `loading ${model}: ${parts.join(' · ')}`;
+  return `loading ${visibleText(model)}: ${parts.join(' · ')}`;
 }
 
 /**

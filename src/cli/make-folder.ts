@@ -7,6 +7,7 @@ import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
+import { quote } from '../core/quote.ts';
 
 const code = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
 
@@ -16,7 +17,7 @@ function missingFolders(path: string, statOf: (p: string) => Stats | null): stri
   for (let p = resolve(path); ; p = dirname(p)) {
     const s = statOf(p);
     if (s) {
-      if (!s.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}' (${p} is a file)`), { code: 'ENOTDIR', path: p });
+      if (!s.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir ${quote(path)} (${quote(p)} is a file)`), { code: 'ENOTDIR', path: p });
       return missing.reverse();
     }
     missing.push(p);
@@ -25,7 +26,7 @@ function missingFolders(path: string, statOf: (p: string) => Stats | null): stri
 }
 
 function refused(path: string, folder: string): FinetuneError {
-  return new FinetuneError('bad-input', `cannot make the folder ${path}: ${dirname(folder)} takes no new folders (making one there says "no such file")`);
+  return new FinetuneError('bad-input', `cannot make the folder ${quote(path)}: ${quote(dirname(folder))} takes no new folders (making one there says "no such file")`);
 }
 
 const statOrNull = (p: string): Stats | null => {

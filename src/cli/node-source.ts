@@ -4,10 +4,10 @@
 import { open, stat } from 'node:fs/promises';
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve, sep } from 'node:path';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { checkFileName, checkRange, displayUrl, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
-import { quote } from '../core/quote.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
 export async function nodeFileSource(path: string, name = path): Promise<ByteSource> {
@@ -15,14 +15,14 @@ export async function nodeFileSource(path: string, name = path): Promise<ByteSou
   let version: string;
   try {
     const st = await stat(path);
-    if (!st.isFile()) throw new FinetuneError('bad-input', `${name} is not a regular file`, { reason: 'not-found' });
+    if (!st.isFile()) throw new FinetuneError('bad-input', `${visibleText(name)} is not a regular file`, { reason: 'not-found' });
     size = st.size;
     version = `file ${st.size} ${st.mtimeMs}`;
   } catch (e) {
     if (e instanceof FinetuneError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FinetuneError('bad-input', `no such file: ${name}`, { reason: 'not-found' });
-    throw new FinetuneError('bad-input', `cannot open ${name}: ${(e as Error).message}`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FinetuneError('bad-input', `no such file: ${quote(name)}`, { reason: 'not-found' });
+    throw new FinetuneError('bad-input', `cannot open ${quote(name)}: ${thrownMessage(e)}`);
   }
   const src: ByteSource = {
     name,
@@ -37,7 +37,7 @@ export async function nodeFileSource(path: string, name = path): Promise<ByteSou
         let done = 0;
         while (done < length) {
           const { bytesRead } = await fh.read(out, done, length - done, offset + done);
-          if (bytesRead === 0) throw new FinetuneError('bad-input', `${name}: file shrank while reading (got ${done} of ${length} bytes at ${offset})`);
+          if (bytesRead === 0) throw new FinetuneError('bad-input', `${visibleText(name)}: file shrank while reading (got ${done} of ${length} bytes at ${offset})`);
           done += bytesRead;
         }
       } finally {
@@ -70,7 +70,7 @@ export function nodeDirectory(dir: string): FileSet {
     async open(file) {
       checkFileName(file, dir);
       const full = resolve(root, ...file.split('/'));
-      if (!full.startsWith(root + sep)) throw new FinetuneError('bad-input', `${dir}: refusing the file name ${quote(file)}`, { reason: 'bad-name' });
+      if (!full.startsWith(root + sep)) throw new FinetuneError('bad-input', `${visibleText(dir)}: refusing the file name ${quote(file)}`, { reason: 'bad-name' });
       return nodeFileSource(full, `${dir}/${file}`);
     },
   };
@@ -120,7 +120,7 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     if (revision.trim() === '') throw new FinetuneError('bad-input', '--revision is empty: give a branch, tag or commit id, or leave it out for main');
     // A folder or a URL has no revisions: a flag that changed nothing would let the user believe it did.
     const kind = /^https?:\/\//i.test(spec) ? 'a URL' : existsSync(spec) ? 'a folder' : null;
-    if (kind) throw new FinetuneError('bad-input', `--revision ${revision} is for a Hugging Face id (owner/name); --model ${spec} is ${kind}`);
+    if (kind) throw new FinetuneError('bad-input', `--revision ${quote(revision)} is for a Hugging Face id (owner/name); --model ${quote(spec)} is ${kind}`);
   }
   if (/^https?:\/\//i.test(spec)) {
     // HF_TOKEN is for Hugging Face: sent to its own hosts over https, never to any other server a URL names (it once
@@ -132,7 +132,7 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     return { kind: 'url', files, label: basename(path) || new URL(spec).host, cacheSource: displayUrl(spec), formerCacheSources: [] };
   }
   if (existsSync(spec)) {
-    if (!statSync(spec).isDirectory()) throw new FinetuneError('bad-input', `--model ${spec} is a file; give the folder that holds config.json and the safetensors`);
+    if (!statSync(spec).isDirectory()) throw new FinetuneError('bad-input', `--model ${quote(spec)} is a file; give the folder that holds config.json and the safetensors`);
     const given = resolve(spec);
     const real = realpathSync(spec);
     return { kind: 'directory', files: nodeDirectory(spec), label: basename(given), cacheSource: real, formerCacheSources: given === real ? [] : [given] };

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
 import { processAlive } from './process-alive.ts';
 import { makeFolderSync } from './make-folder.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 /** The lock's file name in OUT: a dot name, so that a listing of the folder does not show it. */
 export const OUT_LOCK_NAME = '.finetune-train.lock';
@@ -49,7 +50,7 @@ function readHolder(path: string): OutLockHolder | null {
   } catch {
     // Not JSON: not written by train (the file is linked into place whole, never written in place).
   }
-  throw new FinetuneError('bad-input', `${path} is not a lock file train wrote; if no finetune train is writing to this folder, delete it`);
+  throw new FinetuneError('bad-input', `${quote(path)} is not a lock file train wrote; if no finetune train is writing to this folder, delete it`);
 }
 
 function sameHolder(a: OutLockHolder, b: OutLockHolder): boolean {
@@ -91,16 +92,17 @@ export function lockOutFolder(out: string, options: { pid?: number; host?: strin
     if (linkInto(path, me)) break;
     const held = readHolder(path);
     if (!held) continue; // released between the link and the read: try again
-    const who = `finetune train (pid ${held.pid} on ${held.host}, started ${held.started})`;
+    // The host and the start time come from the lock file: shown with their control characters escaped.
+    const who = `finetune train (pid ${held.pid} on ${visibleText(held.host)}, started ${visibleText(held.started)})`;
     if (held.host !== me.host) {
-      throw new FinetuneError('bad-input', `${out} is being written by ${who}: give --out another folder, or wait for it to end. If that process is gone, delete ${path}`);
+      throw new FinetuneError('bad-input', `${quote(out)} is being written by ${who}: give --out another folder, or wait for it to end. If that process is gone, delete ${quote(path)}`);
     }
     // A holder with this process's own pid is an earlier process that had it (a container's restart, where a process
     // gets the same small pid each time), since one train takes the lock once.
     if (held.pid !== me.pid && isAlive(held.pid)) {
-      throw new FinetuneError('bad-input', `${out} is being written by ${who}: give --out another folder, or wait for it to end (or stop it: kill ${held.pid}, and --resume here). If pid ${held.pid} is not finetune train, delete ${path}`);
+      throw new FinetuneError('bad-input', `${quote(out)} is being written by ${who}: give --out another folder, or wait for it to end (or stop it: kill ${held.pid}, and --resume here). If pid ${held.pid} is not finetune train, delete ${quote(path)}`);
     }
-    if (attempt > 2) throw new FinetuneError('bad-input', `could not take the lock ${path}: other processes keep changing it`);
+    if (attempt > 2) throw new FinetuneError('bad-input', `could not take the lock ${quote(path)}: other processes keep changing it`);
     // Left by a process that no longer runs. Moved aside under a name of its own, so that of two processes taking
     // over at once only one moves it; if what was moved is not the stale lock read above, it goes back.
     const aside = `${path}.stale-${randomBytes(6).toString('hex')}`;
@@ -121,7 +123,7 @@ export function lockOutFolder(out: string, options: { pid?: number; host?: strin
       continue;
     }
     unlinkSync(aside);
-    note = `${out} was locked by ${who}, which no longer runs; its lock is replaced`;
+    note = `${quote(out)} was locked by ${who}, which no longer runs; its lock is replaced`;
   }
   let released = false;
   return {

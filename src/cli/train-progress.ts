@@ -79,6 +79,6 @@ export function trainDoneLine(r: TrainResult, adapterDir: string | null): string
   if (r.finalLoss !== null && r.finalLoss !== undefined) parts.push(`loss ${loss(r.finalLoss)}`);
   if (r.finalValLoss !== null && r.finalValLoss !== undefined) parts.push(`validation loss ${loss(r.finalValLoss)}`);
   if (r.skipped > 0) parts.push(`${formatCount(r.skipped)} skipped`);
-  parts.push(adapterDir === null ? 'no adapter written' : `adapter in ${adapterDir}`);
+  parts.push(adapterDir === null ? 'no adapter written' : `adapter in ${quote(adapterDir)}`);
   return parts.join(' · ');
 }

@@ -464,16 +464,16 @@ describe('finetune train: the data first', () => {
     // An --out that is a file: said as such, not Node's ENOTDIR from deep inside the run store.
     const outFile = join(dir, 'rows.jsonl');
     const taken = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', outFile]);
-    expect(taken).toContain(`--out: ${outFile} is a file; give a folder (it is made if missing)`);
+    expect(taken).toContain(`--out: "${outFile}" is a file; give a folder (it is made if missing)`);
     expect(taken).not.toMatch(/ENOTDIR/);
     // Under a file, or with a file where the adapter's folder goes: said before any step (that one was found after all
     // of them, as Node's EEXIST).
     const under = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', join(outFile, 'sub')]);
-    expect(under).toContain(`--out: ${join(outFile, 'sub')} cannot be made: ${outFile} is a file`);
+    expect(under).toContain(`--out: "${join(outFile, 'sub')}" cannot be made: "${outFile}" is a file`);
     mkdirSync(join(dir, 'blocked'));
     writeFileSync(join(dir, 'blocked', 'adapter'), 'x');
     const blocked = await stderrOf(['bin/finetune.mjs', 'train', '--model', join(dir, 'no-model'), '--data', outFile, '--out', join(dir, 'blocked')]);
-    expect(blocked).toContain(`--out: ${join(dir, 'blocked', 'adapter')} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
+    expect(blocked).toContain(`--out: "${join(dir, 'blocked', 'adapter')}" is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
     expect(blocked).not.toMatch(/config\.json|SwiftShader/);
   });
 });
@@ -493,7 +493,7 @@ describe('finetune train: one process per --out', () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(refused?.code).toBe(2);
-    expect(refused?.stderr).toContain(`${out} is being written by finetune train (pid ${process.pid} on ${hostname()}, started 2026-12-02T10:00:00.000Z): give --out another folder, or wait for it to end`);
+    expect(refused?.stderr).toContain(`"${out}" is being written by finetune train (pid ${process.pid} on ${hostname()}, started 2026-12-02T10:00:00.000Z): give --out another folder, or wait for it to end`);
     expect(refused?.stderr).not.toMatch(/config\.json/); // refused before the model was looked at
     expect(readFileSync(join(out, '.finetune-train.lock'), 'utf8')).toBe(lock); // the holder's lock stays
     expect(readdirSync(out)).toEqual(['.finetune-train.lock']);
@@ -518,7 +518,7 @@ describe('finetune train: an --out that holds a finished run', () => {
     // A person at the terminal reads the run on stderr: the plan, the step, then where the adapter went.
     expect(firstRun.stderr).toMatch(/^plan: 1 step over 1 epoch of 2 rows · batch 1 = 1 × 1 · \d+ tokens an epoch, 0 % padding$/m);
     expect(firstRun.stderr).toMatch(/^step 1 \/ 1 \(epoch 1\) · loss \d+\.\d{4} · lr 0 · grad norm [\d.]+ · [\d.]+ tokens\/s$/m);
-    expect(firstRun.stderr).toMatch(new RegExp(`^finished 1 step in \\d+ s · loss ${firstDone.finalLoss.toFixed(4)} · adapter in ${join(out, 'adapter')}$`, 'm'));
+    expect(firstRun.stderr).toMatch(new RegExp(`^finished 1 step in \\d+ s · loss ${firstDone.finalLoss.toFixed(4)} · adapter in "${join(out, 'adapter')}"$`, 'm'));
     expect(firstRun.stderr).toContain(`note: the adapter names its base model "tiny-mistral", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name`);
     // Its README ends with how it was trained: the data, the changed hyperparameters marked, the step's loss.
     const readme = readFileSync(join(out, 'adapter', 'README.md'), 'utf8');
@@ -576,7 +576,7 @@ describe('finetune train: an --out that holds a finished run', () => {
       child.on('exit', (code) => resolve({ code, stdout, stderr }));
     });
     expect(stopped.code).toBe(0);
-    expect(stopped.stderr).toContain(`note: stopped before the first step: nothing was trained, and ${join(out, 'adapter')} was left as it was`);
+    expect(stopped.stderr).toContain(`note: stopped before the first step: nothing was trained, and "${join(out, 'adapter')}" was left as it was`);
     expect(JSON.parse(stopped.stdout.trim().split('\n').at(-1)!)).toMatchObject({ type: 'done', steps: 0, stopped: true, adapter: null });
     expect(readFileSync(weights).equals(first)).toBe(true);
 

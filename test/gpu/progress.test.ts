@@ -166,7 +166,7 @@ describe('finetune train and its run folder', () => {
     expect([1, 2]).toContain(at);
     expect(events.find((e) => e.type === 'checkpoint')).toMatchObject({ step: at });
     expect(events.at(-1)).toMatchObject({ type: 'done', steps: at, stopped: true });
-    expect(stopped.err).toContain(`note: stopped after step ${at}, saved in "${join(dir, 'out', 'run')}"; the adapter so far is in ${join(dir, 'out', 'adapter')}. Continue with the same command and --resume`);
+    expect(stopped.err).toContain(`note: stopped after step ${at}, saved in "${join(dir, 'out', 'run')}"; the adapter so far is in "${join(dir, 'out', 'adapter')}". Continue with the same command and --resume`);
 
     const refused = await cli(args);
     expect(refused.code).toBe(2);

@@ -42,11 +42,11 @@ describe('finetune train and a full disk at a checkpoint', () => {
       .finally(() => contexts.forEach((c) => c.destroyDevice()));
     const file = join(out, 'run', '000003-state.safetensors');
     expect(e?.message).toBe(
-      `the checkpoint at step 3 could not be saved: could not write ${file}: ENOSPC: no space left on device, write; nothing was written there. The last complete checkpoint, at step 2, is kept: free some space, then resume from it (finetune train with --model and --out as before and --resume)`,
+      `the checkpoint at step 3 could not be saved: could not write "${file}": ENOSPC: no space left on device, write; nothing was written there. The last complete checkpoint, at step 2, is kept: free some space, then resume from it (finetune train with --model and --out as before and --resume)`,
     );
     // The adapter of step 3 is written all the same, and said so.
     expect(existsSync(join(out, 'adapter', 'adapter_model.safetensors'))).toBe(true);
-    expect(err.join('\n')).toContain(`note: the adapter trained up to step 3 was written to ${join(out, 'adapter')} all the same`);
+    expect(err.join('\n')).toContain(`note: the adapter trained up to step 3 was written to "${join(out, 'adapter')}" all the same`);
     expect(readdirSync(join(out, 'run')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(await readSavedRun(folderRunStore(join(out, 'run')))).toMatchObject({ step: 2, totalSteps: 3 });
   });

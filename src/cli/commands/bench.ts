@@ -273,7 +273,7 @@ export const benchCommand: Command = {
     const targets = parseTargetModules(values.targets ?? 'all-linear');
     if (typeof targets === 'string') throw new UsageError(`--targets: ${targets}`);
     const dataMb = values['data-mb'] === undefined ? 200 : Number(values['data-mb']);
-    if (!(dataMb > 0 && dataMb <= 64 * 1024)) throw new UsageError(`--data-mb must be a number of MiB above 0, got "${values['data-mb']}"`);
+    if (!(dataMb > 0 && dataMb <= 64 * 1024)) throw new UsageError(`--data-mb must be a number of MiB above 0, got ${quote(values['data-mb'])}`);
     const shapesGiven = values.shapes ? shapeList(values.shapes) : [];
     const gemmKernel = gemmKernelFlag('gemm', values.gemm ?? 'basic');
     const attention = attentionKernelFlag(values.attention ?? 'rows');
@@ -314,7 +314,7 @@ export const benchCommand: Command = {
       const modelDir = values.model ?? 'public/models/mistral-nano-demo';
       const dataPath = values.data ?? 'public/datasets/sample.jsonl';
       const quantization = (values.quant ?? (synthetic ? 'nf4-double' : 'none')) as Quantization;
-      if (!QUANTIZATIONS.includes(quantization) || (synthetic && quantization === 'none')) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}${synthetic ? ' but none (--synthetic makes NF4 weights)' : ''}, got "${values.quant}"`);
+      if (!QUANTIZATIONS.includes(quantization) || (synthetic && quantization === 'none')) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}${synthetic ? ' but none (--synthetic makes NF4 weights)' : ''}, got ${quote(values.quant)}`);
       const mbs = values['micro-batch'] ? intList('micro-batch', values['micro-batch'])[0] : 4;
       const validationRows = values['validation-rows'] ? intList('validation-rows', values['validation-rows'])[0] : 50;
       // padding times training steps alone; validation holds out --validation-rows rows (Replicate's default 50) in

@@ -48,7 +48,7 @@ function named(entries: readonly WeightCacheEntryInfo[], keys: readonly string[]
   return keys.map((k) => {
     if (!/^[0-9a-f]{8,40}$/.test(k)) throw new UsageError(`a key is at least 8 hex digits (finetune cache list shows them), got ${quote(k)}`);
     const hits = entries.filter((e) => e.key.startsWith(k));
-    if (hits.length === 0) throw new FinetuneError('bad-input', `no entry ${k} in ${dir}: nothing was removed`);
+    if (hits.length === 0) throw new FinetuneError('bad-input', `no entry ${k} in ${quote(dir)}: nothing was removed`);
     if (hits.length > 1) throw new FinetuneError('bad-input', `${k} names ${hits.length} entries; give more of the key: nothing was removed`);
     return hits[0];
   });
@@ -71,11 +71,11 @@ export const cacheCommand: Command = {
     switch (sub) {
       case 'list': {
         if (entries.length === 0) {
-          io.err(`no cached weights in ${dir}`);
+          io.err(`no cached weights in ${quote(dir)}`);
           return 0;
         }
         for (const e of entries) io.out(entryLine('cache-entry', e));
-        io.err(`${count(entries.length)}, ${formatBytes(entries.reduce((a, e) => a + e.bytes, 0))}, in ${dir}`);
+        io.err(`${count(entries.length)}, ${formatBytes(entries.reduce((a, e) => a + e.bytes, 0))}, in ${quote(dir)}`);
         return 0;
       }
       case 'rm': {

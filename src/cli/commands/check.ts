@@ -59,7 +59,7 @@ Example:
       if (!values[k]) throw new UsageError(`--${k} is required`);
     }
     const quantization = values.quant as Quantization;
-    if (!QUANTS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTS.join(', ')}, got "${values.quant}"`);
+    if (!QUANTS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTS.join(', ')}, got ${quote(values.quant)}`);
     if (!isRemoteModelSpec(values.model as string)) checkDirectory(values.model as string, '--model');
     checkReadableFile(values.golden as string, '--golden');
     const gemmKernel = gemmKernelFlag('gemm', values.gemm as string);

@@ -98,7 +98,7 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
   if (!existsSync(out)) return;
   if (kind !== 'folder') {
     if (!statSync(out).isFile()) return; // checkOutputPath says what is wrong with it
-    const refuse = (what: string): FinetuneError => new FinetuneError('bad-input', `--out ${out} exists and ${what}: export writes over an earlier export only; give another name, or --force to replace it`);
+    const refuse = (what: string): FinetuneError => new FinetuneError('bad-input', `--out ${quote(out)} exists and ${what}: export writes over an earlier export only; give another name, or --force to replace it`);
     if (kind === 'zip') {
       if (!isZip(firstBytes(out, 4))) throw refuse('is not a zip file');
       // Any zip was written over: a dataset's archive, Replicate's training_output.zip of another training. An export's
@@ -127,7 +127,7 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
   // The folder's file names are quoted: a comma or a control character in one is told from the list's own.
   const list = `${others.slice(0, 5).map((n) => quote(n)).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
   const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} export would replace` : '';
-  throw new FinetuneError('bad-input', `--out ${out} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give --out an empty or new folder, or remove ${others.length === 1 ? quote(others[0]) : 'those files'} from it, or give --force to write the adapter's files beside ${others.length === 1 ? 'it' : 'them'}`);
+  throw new FinetuneError('bad-input', `--out ${quote(out)} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give --out an empty or new folder, or remove ${others.length === 1 ? quote(others[0]) : 'those files'} from it, or give --force to write the adapter's files beside ${others.length === 1 ? 'it' : 'them'}`);
 }
 
 /** The fields of adapter_config.json an adapter's base model name was read from: the revision is part of it when given. */
@@ -151,7 +151,7 @@ async function configFrom(files: FileSet, where: string): Promise<MistralConfig>
 async function baseConfig(model: string | undefined, adapterBase: string | null, needed: boolean, baseFlag = "the adapter's base_model_name_or_path"): Promise<{ config: MistralConfig; from: string } | null> {
   const resolve = async (m: string, flag: string, hub: boolean): Promise<{ config: MistralConfig; from: string } | null> => {
     if (existsSync(m) && statSync(m).isDirectory()) {
-      if (!existsSync(join(m, 'config.json'))) throw new FinetuneError('bad-input', `${flag}: ${m} holds no config.json`);
+      if (!existsSync(join(m, 'config.json'))) throw new FinetuneError('bad-input', `${flag}: ${quote(m)} holds no config.json`);
       return { config: await configFrom(nodeDirectory(m), m), from: m };
     }
     if (hub && isHubId(m)) return { config: await configFrom(hubFileSet(m, { token: process.env.HF_TOKEN || undefined, redirects: 'here', tokenSource: 'HF_TOKEN' }), m), from: `hf:${m}` };
@@ -159,7 +159,7 @@ async function baseConfig(model: string | undefined, adapterBase: string | null,
   };
   if (model !== undefined) {
     const r = await resolve(model, '--model', true);
-    if (!r) throw new FinetuneError('bad-input', `--model: ${model} is neither a folder nor a Hugging Face id (owner/name)`);
+    if (!r) throw new FinetuneError('bad-input', `--model: ${quote(model)} is neither a folder nor a Hugging Face id (owner/name)`);
     return r;
   }
   if (!adapterBase) return null;
@@ -194,7 +194,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       const out = values.out;
       const baseModel = baseModelFlag(values['base-model']);
       // A GGUF named .zip was written as asked, and no zip tool could open it.
-      if (format === 'gguf' && out.toLowerCase().endsWith('.zip')) throw new UsageError(`--out ${out}: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)`);
+      if (format === 'gguf' && out.toLowerCase().endsWith('.zip')) throw new UsageError(`--out ${quote(out)}: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)`);
       // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
       checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
@@ -204,7 +204,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       const source = resolve(name);
       const target = resolve(out);
       if (target === source || (dirname(target) === source && ADAPTER_FILES.includes(basename(target)))) {
-        throw new FinetuneError('bad-input', `--out ${out} is the adapter being read (${name}): write the ${format === 'gguf' ? 'GGUF' : 'PEFT files'} somewhere else`);
+        throw new FinetuneError('bad-input', `--out ${quote(out)} is the adapter being read (${quote(name)}): write the ${format === 'gguf' ? 'GGUF' : 'PEFT files'} somewhere else`);
       }
       if (!values.force) checkOverwrite(out, format === 'gguf' ? 'gguf' : out.toLowerCase().endsWith('.zip') ? 'zip' : 'folder');
       // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
@@ -248,7 +248,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         await write(out, peftZip(adapter, { training }));
         files = [out];
       } else {
-        if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${out} exists and is not a folder`);
+        if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(out)} exists and is not a folder`);
         await makeFolder(out);
         // The config, the weights and the README as one set: a failure or a kill while they are written leaves the earlier
         // export's set whole; a kill between the renames leaves no config (renamed last); never one adapter's config

@@ -21,6 +21,7 @@ import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
 import { loadProgressPrinter } from '../load-progress.ts';
 import { vocabularyMismatch } from '../../data/tokenizer.ts';
+import { quote } from '../../core/quote.ts';
 
 /** A generation flag's value, checked as the page's Try it checks it (src/config/generation.ts), or its fallback. */
 function generationFlag(v: string | undefined, flag: string, setting: GenerationSetting, fallback: number): number {
@@ -124,7 +125,7 @@ export function makeGenerateCommand(
       // Train's and plan's flag, parsed by the same function: the same values taken, the same refused in the same words.
       const gpuMemoryGiven = parseGpuMemoryFlag(values['gpu-memory']);
       const quantization = values.quant as Quantization;
-      if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got "${values.quant}"`);
+      if (!QUANTIZATIONS.includes(quantization)) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}, got ${quote(values.quant)}`);
       if (!isRemoteModelSpec(values.model)) checkDirectory(values.model, '--model');
       // The cache folder before anything is loaded: a file there was found when the weights' write failed, after the load.
       const cacheDir = values['cache-dir'] ?? defaultCacheDir();

@@ -356,7 +356,7 @@ function checkFetchOut(out: string): void {
   // The folder's file names are quoted: a comma or a control character in one is told from the list's own.
   const list = `${others.slice(0, 5).map((n) => quote(n)).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
   const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} fetch would replace` : '';
-  throw new FinetuneError('bad-input', `--out ${out} holds files fetch does not write (${list}): it looks like another folder${readme}; give --out an empty or new folder, or one an earlier fetch wrote`);
+  throw new FinetuneError('bad-input', `--out ${quote(out)} holds files fetch does not write (${list}): it looks like another folder${readme}; give --out an empty or new folder, or one an earlier fetch wrote`);
 }
 
 async function fetchOutput(args: string[], io: CliIO): Promise<number> {

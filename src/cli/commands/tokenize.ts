@@ -1,10 +1,11 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FinetuneError } from '../../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../../core/errors.ts';
 import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkReadableFile } from '../input-file.ts';
+import { quote } from '../../core/quote.ts';
 
 /** The project's tokenizer (Mistral v1 SentencePiece), the one the demo model and the page use. */
 export const DEFAULT_TOKENIZER_DIR = resolve(fileURLToPath(new URL('../../../public/tokenizer', import.meta.url)));
@@ -15,20 +16,20 @@ export async function loadTokenizerFrom(dirOrFile: string = DEFAULT_TOKENIZER_DI
   try {
     if (statSync(dirOrFile).isDirectory()) path = join(dirOrFile, 'tokenizer.model');
   } catch {
-    throw new FinetuneError('bad-input', `--tokenizer: ${dirOrFile} does not exist`);
+    throw new FinetuneError('bad-input', `--tokenizer: ${quote(dirOrFile)} does not exist`);
   }
   checkReadableFile(path, '--tokenizer'); // not a device such as /dev/zero, which would be read forever
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(readFileSync(path));
   } catch (e) {
-    throw new FinetuneError('bad-input', `--tokenizer: cannot read ${path}: ${(e as Error).message}`);
+    throw new FinetuneError('bad-input', `--tokenizer: cannot read ${quote(path)}: ${thrownMessage(e)}`);
   }
   try {
     return await loadTokenizer(bytes, dirOrFile === DEFAULT_TOKENIZER_DIR ? `the default tokenizer (${path})` : dirOrFile);
   } catch (e) {
     // "not a SentencePiece model file" alone did not say which file: the default, or the one --tokenizer named.
-    if (e instanceof FinetuneError && e.kind === 'bad-input') throw new FinetuneError('bad-input', `--tokenizer: ${path} is ${e.message}`);
+    if (e instanceof FinetuneError && e.kind === 'bad-input') throw new FinetuneError('bad-input', `--tokenizer: ${quote(path)} is ${e.message}`);
     throw e;
   }
 }
@@ -54,11 +55,11 @@ export const tokenizeCommand: Command = {
     try {
       texts = JSON.parse(readFileSync(values.texts, 'utf8'));
     } catch (e) {
-      throw new FinetuneError('bad-input', `--texts: cannot read ${values.texts} as JSON: ${(e as Error).message}`);
+      throw new FinetuneError('bad-input', `--texts: cannot read ${quote(values.texts)} as JSON: ${thrownMessage(e)}`);
     }
-    if (!Array.isArray(texts)) throw new FinetuneError('bad-input', `--texts: ${values.texts} must hold a JSON array of strings`);
+    if (!Array.isArray(texts)) throw new FinetuneError('bad-input', `--texts: ${quote(values.texts)} must hold a JSON array of strings`);
     const bad = texts.findIndex((t) => typeof t !== 'string');
-    if (bad >= 0) throw new FinetuneError('bad-input', `--texts: element ${bad} of ${values.texts} is not a string`);
+    if (bad >= 0) throw new FinetuneError('bad-input', `--texts: element ${bad} of ${quote(values.texts)} is not a string`);
     const tok = await loadTokenizerFrom(values.tokenizer);
     try {
       io.out(JSON.stringify((texts as string[]).map((t) => tok.encode(t))));

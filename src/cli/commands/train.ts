@@ -37,7 +37,7 @@ import { loadRunData } from '../../data/training-data.ts';
 import type { LoadedDataset } from '../../data/dataset.ts';
 import { formatProblem } from '../../data/problems.ts';
 import { attentionAskFlag, BASE_MATMUL_HELP, gemmAskFlag, INT8_KERNEL_HELP, KERNEL_ASK_HELP, loraAskFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
-import { quote, visibleText } from '../../core/quote.ts';
+import { quote } from '../../core/quote.ts';
 
 /** How often a validation pass's progress is printed at most (its start and end always are). */
 const VALIDATING_EVERY_MS = 2000;
@@ -118,9 +118,9 @@ function printDataWarnings(io: { err(line: string): void }, file: string, d: Loa
   const warnings = d.problems.shown.filter((p) => p.severity !== 'error');
   if (warnings.length === 0) return;
   const total = d.problems.warningCount + d.problems.noteCount;
-  io.err(`warning: ${file} has ${formatCounted(d.problems.warningCount, 'warning')}${d.problems.noteCount ? ` and ${formatCounted(d.problems.noteCount, 'note')}` : ''}:`);
+  io.err(`warning: ${quote(file)} has ${formatCounted(d.problems.warningCount, 'warning')}${d.problems.noteCount ? ` and ${formatCounted(d.problems.noteCount, 'note')}` : ''}:`);
   for (const p of warnings.slice(0, DATA_WARNINGS_SHOWN)) io.err(`  ${formatProblem(p)}`);
-  if (total > DATA_WARNINGS_SHOWN) io.err(`  … and ${formatCounted(total - DATA_WARNINGS_SHOWN, 'more', 'more')} (finetune validate ${file} lists them)`);
+  if (total > DATA_WARNINGS_SHOWN) io.err(`  … and ${formatCounted(total - DATA_WARNINGS_SHOWN, 'more', 'more')} (finetune validate ${quote(file)} lists them)`);
 }
 
 /**
@@ -210,7 +210,7 @@ export function makeTrainCommand(
       checkOutputPath(out, '--out', 'folder');
       // The adapter is written last, into OUT/adapter: a file there was found only after every step had trained.
       const adapterDir = join(out, 'adapter');
-      if (existsSync(adapterDir) && !statSync(adapterDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${adapterDir} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
+      if (existsSync(adapterDir) && !statSync(adapterDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(adapterDir)} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
       // The cache folder too: a file there was found when the weights' write failed, after the load.
       const cacheDir = values['cache-dir'] ?? defaultCacheDir();
@@ -221,7 +221,7 @@ export function makeTrainCommand(
       // checked now, as a typed one is, not found wanting when the adapter is written at the run's end.
       if (baseModel === undefined) {
         const folder = spec.kind === 'directory';
-        checkBaseModelNameFrom(spec.label, `--model ${visibleText(values.model)}: its ${folder ? "folder's " : ''}name ${quote(spec.label)} is the base model's name the adapter gives (base_model_name_or_path) without --base-model`, folder ? 'rename the folder' : undefined);
+        checkBaseModelNameFrom(spec.label, `--model ${quote(values.model)}: its ${folder ? "folder's " : ''}name ${quote(spec.label)} is the base model's name the adapter gives (base_model_name_or_path) without --base-model`, folder ? 'rename the folder' : undefined);
       }
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
@@ -260,7 +260,7 @@ export function makeTrainCommand(
           await checkResumeArgs(stored, { data: values.data, validation: values.validation, hp, given, runDir });
           // The run's model, asked before a load that can take minutes (Mistral-7B) only to be refused after it.
           if (spec.label !== previous.modelSource) {
-            throw new FinetuneError('bad-input', `the run saved in ${quote(runDir)} was trained on the model ${quote(previous.modelSource)}; --model ${values.model} is ${quote(spec.label)}: give the run's model to resume it`);
+            throw new FinetuneError('bad-input', `the run saved in ${quote(runDir)} was trained on the model ${quote(previous.modelSource)}; --model ${quote(values.model)} is ${quote(spec.label)}: give the run's model to resume it`);
           }
         } else if (previous && isUnfinished(previous)) {
           const which = `${quote(runDir)} holds an unfinished run (${quote(previous.trainName)}, step ${previous.step} of ${previous.totalSteps})`;
@@ -275,7 +275,7 @@ export function makeTrainCommand(
           // No run, but an adapter (one exported here, or a run's whose OUT/run was removed): the new run's replaces it.
           const held = adapterFilesIn(adapterDir);
           if (held.length > 0) {
-            const which = `${adapterDir} holds an adapter (${held.join(', ')})`;
+            const which = `${quote(adapterDir)} holds an adapter (${held.join(', ')})`;
             if (!values.overwrite) throw new FinetuneError('bad-input', `${which} that this run would replace at its end: give --out another folder to keep it, or --overwrite to replace it`);
             io.err(`note: ${which}; --overwrite: this run replaces it at its end`);
           }
@@ -439,7 +439,7 @@ export function makeTrainCommand(
               if (isFinetuneError(e) && e.details?.checkpointFailed) {
                 const how = Number(e.details.lastSaved) > 0 ? ' (finetune train with --model and --out as before and --resume)' : '';
                 await writeAdapter(s).then(
-                  ({ dir }) => io.err(`note: the adapter trained up to step ${String(e.details?.step)} was written to ${dir} all the same`),
+                  ({ dir }) => io.err(`note: the adapter trained up to step ${String(e.details?.step)} was written to ${quote(dir)} all the same`),
                   (w: unknown) => io.err(`note: the adapter trained so far could not be written either: ${(w as Error).message}`),
                 );
                 throw new FinetuneError(e.kind, `${e.message}${how}`, e.details);
@@ -460,7 +460,7 @@ export function makeTrainCommand(
             // Stopped before its first step: nothing was trained, and OUT/adapter (a finished run's, maybe, kept with
             // its run until this one's first checkpoint) is left as it is. It was once replaced by an untrained adapter.
             if (result.steps === 0) {
-              io.err(`note: stopped before the first step: nothing was trained, and ${join(out, 'adapter')} was left as it was`);
+              io.err(`note: stopped before the first step: nothing was trained, and ${quote(join(out, 'adapter'))} was left as it was`);
               print({ type: 'done', ...result, adapter: null });
               io.err(trainDoneLine(result, null));
               ctx.destroyDevice();
@@ -469,9 +469,9 @@ export function makeTrainCommand(
             const { adapter, dir } = await writeAdapter(s);
             // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
             if (baseModel === undefined && !isRemoteModelSpec(values.model as string)) {
-              io.err(`note: the adapter names its base model "${adapter.config.baseModel}", the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${dir} --format peft --out DIR --base-model owner/name`);
+              io.err(`note: the adapter names its base model ${quote(adapter.config.baseModel)}, the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${quote(dir)} --format peft --out DIR --base-model owner/name`);
             }
-            if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${quote(runDir)}; the adapter so far is in ${dir}. Continue with the same command and --resume`);
+            if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${quote(runDir)}; the adapter so far is in ${quote(dir)}. Continue with the same command and --resume`);
             print({ type: 'done', ...result, adapter: dir });
             io.err(trainDoneLine(result, dir));
             ctx.destroyDevice();

@@ -8,7 +8,7 @@ import { formatCount } from '../../core/units.ts';
 import { UsageError, type Command } from '../command.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { quote } from '../../core/quote.ts';
+import { quote, visibleText } from '../../core/quote.ts';
 
 const HP_FLAGS: readonly HyperparamName[] = ['layout', 'max_seq_len'];
 
@@ -76,7 +76,7 @@ export const validateCommand: Command = {
       const lines = data.problems.lines();
       if (!data.ok) {
         for (const l of lines) io.err(l);
-        io.err(`${file}: ${formatCount(data.summary.errors)} error${data.summary.errors === 1 ? '' : 's'}, ${formatCount(data.summary.warnings)} warning${data.summary.warnings === 1 ? '' : 's'}: not usable for training`);
+        io.err(`${visibleText(file)}: ${formatCount(data.summary.errors)} error${data.summary.errors === 1 ? '' : 's'}, ${formatCount(data.summary.warnings)} warning${data.summary.warnings === 1 ? '' : 's'}: not usable for training`);
         return 1;
       }
       for (const l of lines) io.err(l);

@@ -64,7 +64,7 @@ describe('help and version', () => {
     // After --, a word that looks like a flag is a file name, not a flag.
     const dashed = capture();
     expect(await main(['validate', '--', '--max-problems'], dashed.io)).toBe(2);
-    expect(dashed.err).toEqual(['finetune validate: bad-input: --max-problems does not exist']);
+    expect(dashed.err).toEqual(['finetune validate: bad-input: "--max-problems" does not exist']);
   });
 
   it("a free-text value that starts with a dash is the value: generate --prompt -h, train --validation_prompt -h (they printed the usage)", async () => {
@@ -214,7 +214,7 @@ describe('files named on the command line are checked before any GPU or model wo
 
   it('refuses a device such as /dev/zero in one line', async () => {
     const r = await run(['train', '--model', MODEL, '--data', '/dev/zero']);
-    expect(r).toEqual({ code: 2, err: ['finetune train: bad-input: --data: /dev/zero is not a regular file (a device, pipe or socket is not accepted)'] });
+    expect(r).toEqual({ code: 2, err: ['finetune train: bad-input: --data: "/dev/zero" is not a regular file (a device, pipe or socket is not accepted)'] });
   });
 
   it('refuses learning_rate 0 and prints a warning for one above 0.1 on stderr', async () => {
@@ -228,12 +228,12 @@ describe('files named on the command line are checked before any GPU or model wo
   });
 
   it('refuses a directory, a missing file and a missing model directory', async () => {
-    expect(await run(['train', '--model', MODEL, '--data', dir])).toEqual({ code: 2, err: [`finetune train: bad-input: --data: ${dir} is a directory, not a file`] });
+    expect(await run(['train', '--model', MODEL, '--data', dir])).toEqual({ code: 2, err: [`finetune train: bad-input: --data: "${dir}" is a directory, not a file`] });
     expect(await run(['train', '--model', MODEL, '--data', GOOD, '--validation', join(dir, 'nope.jsonl')])).toEqual({
       code: 2,
-      err: [`finetune train: bad-input: --validation: ${join(dir, 'nope.jsonl')} does not exist`],
+      err: [`finetune train: bad-input: --validation: "${join(dir, 'nope.jsonl')}" does not exist`],
     });
-    expect(await run(['train', '--model', join(dir, 'no-model'), '--data', GOOD])).toEqual({ code: 2, err: [`finetune train: bad-input: --model: ${join(dir, 'no-model')} does not exist`] });
+    expect(await run(['train', '--model', join(dir, 'no-model'), '--data', GOOD])).toEqual({ code: 2, err: [`finetune train: bad-input: --model: "${join(dir, 'no-model')}" does not exist`] });
   });
 
   it('refuses a new run over a finished one (its adapter would be replaced) unless --overwrite is given', async () => {
@@ -264,11 +264,11 @@ describe('files named on the command line are checked before any GPU or model wo
     const refused = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out]);
     expect(refused).toEqual({
       code: 2,
-      err: [`finetune train: bad-input: ${adapterDir} holds an adapter (adapter_model.safetensors, adapter.gguf) that this run would replace at its end: give --out another folder to keep it, or --overwrite to replace it`],
+      err: [`finetune train: bad-input: "${adapterDir}" holds an adapter (adapter_model.safetensors, adapter.gguf) that this run would replace at its end: give --out another folder to keep it, or --overwrite to replace it`],
     });
     expect(readFileSync(join(adapterDir, 'adapter_model.safetensors'), 'utf8')).toBe('weights');
     const replaced = await run(['train', '--model', MODEL, '--data', GOOD, '--out', out, '--overwrite']);
-    expect(replaced.err[0]).toBe(`note: ${adapterDir} holds an adapter (adapter_model.safetensors, adapter.gguf); --overwrite: this run replaces it at its end`);
+    expect(replaced.err[0]).toBe(`note: "${adapterDir}" holds an adapter (adapter_model.safetensors, adapter.gguf); --overwrite: this run replaces it at its end`);
     expect(replaced.err.join('\n')).toMatch(/the GPU was asked for before the arguments were checked/);
     // An empty adapter folder (or one with other files) holds no adapter: nothing to refuse.
     const empty = join(dir, 'empty-adapter');
@@ -281,19 +281,19 @@ describe('files named on the command line are checked before any GPU or model wo
 
   it('calls a PNG "not a JSONL text file" once', async () => {
     const r = await run(['train', '--model', MODEL, '--data', PNG]);
-    expect(r).toEqual({ code: 2, err: [`finetune train: bad-input: --data: ${PNG} is not a JSONL text file (it holds binary data)`] });
+    expect(r).toEqual({ code: 2, err: [`finetune train: bad-input: --data: "${PNG}" is not a JSONL text file (it holds binary data)`] });
   });
 
   it('checks the other commands\' files too (validate, tokenize, check)', async () => {
-    expect(await run(['validate', '/dev/zero'])).toEqual({ code: 2, err: ['finetune validate: bad-input: /dev/zero is not a regular file (a device, pipe or socket is not accepted)'] });
-    expect((await run(['tokenize', '--texts', dir])).err).toEqual([`finetune tokenize: bad-input: --texts: ${dir} is a directory, not a file`]);
+    expect(await run(['validate', '/dev/zero'])).toEqual({ code: 2, err: ['finetune validate: bad-input: "/dev/zero" is not a regular file (a device, pipe or socket is not accepted)'] });
+    expect((await run(['tokenize', '--texts', dir])).err).toEqual([`finetune tokenize: bad-input: --texts: "${dir}" is a directory, not a file`]);
     const texts = join(dir, 'texts.json');
     writeFileSync(texts, '["hello"]');
     expect((await run(['tokenize', '--texts', texts, '--tokenizer', '/dev/zero'])).err).toEqual([
-      'finetune tokenize: bad-input: --tokenizer: /dev/zero is not a regular file (a device, pipe or socket is not accepted)',
+      'finetune tokenize: bad-input: --tokenizer: "/dev/zero" is not a regular file (a device, pipe or socket is not accepted)',
     ]);
     expect((await run(['check', '--model', MODEL, '--adapter', dir, '--golden', join(dir, 'none.safetensors')])).err).toEqual([
-      `finetune check: bad-input: --golden: ${join(dir, 'none.safetensors')} does not exist`,
+      `finetune check: bad-input: --golden: "${join(dir, 'none.safetensors')}" does not exist`,
     ]);
   });
 });
@@ -315,10 +315,10 @@ describe('train and generate check --cache-dir before any loading', () => {
     ['train', train],
     ['generate', generate],
   ])('finetune %s refuses a file as --cache-dir, and a path under a file, in one line', async (name, argv) => {
-    expect(await run(argv(file))).toEqual({ code: 2, err: [`finetune ${name}: bad-input: --cache-dir: ${file} is a file, not a folder: give the cache's folder, or --no-cache`] });
+    expect(await run(argv(file))).toEqual({ code: 2, err: [`finetune ${name}: bad-input: --cache-dir: "${file}" is a file, not a folder: give the cache's folder, or --no-cache`] });
     expect(await run(argv(join(file, 'sub')))).toEqual({
       code: 2,
-      err: [`finetune ${name}: bad-input: --cache-dir: ${join(file, 'sub')} cannot be a folder: part of its path is a file: give the cache's folder, or --no-cache`],
+      err: [`finetune ${name}: bad-input: --cache-dir: "${join(file, 'sub')}" cannot be a folder: part of its path is a file: give the cache's folder, or --no-cache`],
     });
   });
 
@@ -389,7 +389,7 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
     }
     for (const cmd of [['train', '--data', GOOD, '--out', join(dir, 'rev')], ['generate', '--prompt', 'a']]) {
       const r = await run([cmd[0], '--model', MODEL, '--revision', 'v1.0', ...cmd.slice(1)]);
-      expect(r).toEqual({ code: 2, err: `finetune ${cmd[0]}: bad-input: --revision v1.0 is for a Hugging Face id (owner/name); --model ${MODEL} is a folder` });
+      expect(r).toEqual({ code: 2, err: `finetune ${cmd[0]}: bad-input: --revision "v1.0" is for a Hugging Face id (owner/name); --model "${MODEL}" is a folder` });
     }
   });
 

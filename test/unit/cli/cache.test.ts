@@ -43,7 +43,7 @@ describe('finetune cache', () => {
       ['cache-entry', old.key, 'mistralai/Mistral-7B-Instruct-v0.2', 'nf4-double', old.bytes],
     ]);
     expect(typeof lines[0].writtenAt).toBe('string');
-    expect(c.err).toEqual([`2 entries, ${formatBytes(demo.bytes + old.bytes)}, in ${dir}`]);
+    expect(c.err).toEqual([`2 entries, ${formatBytes(demo.bytes + old.bytes)}, in "${dir}"`]);
   });
 
   it('prune removes the older entries of a model and quantisation and the unreadable ones, and keeps the rest', async () => {
@@ -124,7 +124,7 @@ describe('finetune cache', () => {
     const c = capture();
     expect(await main(['cache', 'list', '--cache-dir', join(dir, 'none')], c.io)).toBe(0);
     expect(c.out).toEqual([]);
-    expect(c.err).toEqual([`no cached weights in ${join(dir, 'none')}`]);
+    expect(c.err).toEqual([`no cached weights in "${join(dir, 'none')}"`]);
   });
 
   it('a --cache-dir that is a file is refused as not a folder, for list, rm and prune (list said the cache was empty)', async () => {
@@ -134,11 +134,11 @@ describe('finetune cache', () => {
       const c = capture();
       expect(await main(['cache', ...argv, '--cache-dir', file], c.io)).toBe(2);
       expect(c.out).toEqual([]);
-      expect(c.err).toEqual([`finetune cache: bad-input: --cache-dir: ${file} is a file, not a folder: give the cache's folder`]);
+      expect(c.err).toEqual([`finetune cache: bad-input: --cache-dir: "${file}" is a file, not a folder: give the cache's folder`]);
     }
     const under = join(file, 'cache');
     const c = capture();
     expect(await main(['cache', 'list', '--cache-dir', under], c.io)).toBe(2);
-    expect(c.err).toEqual([`finetune cache: bad-input: --cache-dir: ${under} cannot be a folder: part of its path is a file: give the cache's folder`]);
+    expect(c.err).toEqual([`finetune cache: bad-input: --cache-dir: "${under}" cannot be a folder: part of its path is a file: give the cache's folder`]);
   });
 });

@@ -43,7 +43,7 @@ describe('writeFileAtomic', () => {
     const path = join(dir, 'adapter.gguf');
     writeFileSync(path, 'GGUF the good one');
     const e = await writeFileAtomic(path, new Uint8Array(1000).fill(7), fullDisk).then(() => null, (x: unknown) => x as Error & { code?: string });
-    expect(e?.message).toBe(`could not write ${path}: ENOSPC: no space left on device, write; the file that was there is kept as it was`);
+    expect(e?.message).toBe(`could not write "${path}": ENOSPC: no space left on device, write; the file that was there is kept as it was`);
     expect(e?.code).toBe('ENOSPC');
     expect(readFileSync(path, 'utf8')).toBe('GGUF the good one');
     expect(readdirSync(dir)).toEqual(['adapter.gguf']);
@@ -103,7 +103,7 @@ describe('finetune export writes', () => {
     expect((await exportWith(undefined, '--format', 'gguf', '--out', out)).error).toBeNull();
     const good = readFileSync(out);
     const { error } = await exportWith(fullDisk, '--format', 'gguf', '--out', out, '--base-model', 'owner/other');
-    expect(error?.message).toBe(`could not write ${out}: ENOSPC: no space left on device, write; the file that was there is kept as it was`);
+    expect(error?.message).toBe(`could not write "${out}": ENOSPC: no space left on device, write; the file that was there is kept as it was`);
     expect(readFileSync(out).equals(good)).toBe(true);
     expect(readdirSync(dir)).toEqual(['adapter.gguf']);
   });
@@ -147,7 +147,7 @@ describe('finetune export writes', () => {
       if (point === 'rename README.md') throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
     };
     const { error } = await exportWith(failing, '--format', 'peft', '--out', out);
-    expect(error?.message).toBe(`could not write ${join(out, 'README.md')}: EIO: i/o error, rename; ${out} now holds part of the new set without adapter_config.json, so no reader takes it for one: write it again`);
+    expect(error?.message).toBe(`could not write "${join(out, 'README.md')}": EIO: i/o error, rename; "${out}" now holds part of the new set without adapter_config.json, so no reader takes it for one: write it again`);
     expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
@@ -156,7 +156,7 @@ describe('finetune export writes', () => {
     const out = join(dir, 'important.jsonl');
     writeFileSync(out, '{"text":"a row"}\n');
     const { error } = await exportWith(undefined, '--format', 'gguf', '--out', out);
-    expect(error?.message).toBe(`--out ${out} exists and is not a GGUF file: export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(error?.message).toBe(`--out "${out}" exists and is not a GGUF file: export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(out, 'utf8')).toBe('{"text":"a row"}\n');
     expect((await exportWith(undefined, '--format', 'gguf', '--out', out, '--force')).error).toBeNull();
     expect(readFileSync(out).subarray(0, 4).toString()).toBe('GGUF');
@@ -173,13 +173,13 @@ describe('finetune export writes', () => {
     );
     writeFileSync(out, model);
     const { error } = await exportWith(undefined, '--format', 'gguf', '--out', out);
-    expect(error?.message).toBe(`--out ${out} exists and is a GGUF model (its general.type is "model"), not a LoRA adapter: export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(error?.message).toBe(`--out "${out}" exists and is a GGUF model (its general.type is "model"), not a LoRA adapter: export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(out).equals(Buffer.from(model))).toBe(true);
     // A GGUF whose header does not say what it is is not taken for an adapter either.
     const bare = join(dir, 'bare.gguf');
     const unnamed = writeGguf([kvString('general.architecture', 'llama')], []);
     writeFileSync(bare, unnamed);
-    expect((await exportWith(undefined, '--format', 'gguf', '--out', bare)).error?.message).toBe(`--out ${bare} exists and is a GGUF file that does not say it is a LoRA adapter (no general.type in its header): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect((await exportWith(undefined, '--format', 'gguf', '--out', bare)).error?.message).toBe(`--out "${bare}" exists and is a GGUF file that does not say it is a LoRA adapter (no general.type in its header): export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(bare).equals(Buffer.from(unnamed))).toBe(true);
     // --force replaces it with the adapter, which the next export writes over without --force.
     expect((await exportWith(undefined, '--format', 'gguf', '--out', out, '--force')).error).toBeNull();
@@ -193,7 +193,7 @@ describe('finetune export writes', () => {
     writeFileSync(join(dir, 'README.md'), 'the model card');
     writeFileSync(join(dir, 'config.json'), '{}');
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', dir);
-    expect(error?.message).toBe(`--out ${dir} holds files an export does not write ("config.json"): it looks like another folder (a model's?), whose README.md export would replace; give --out an empty or new folder, or remove "config.json" from it, or give --force to write the adapter's files beside it`);
+    expect(error?.message).toBe(`--out "${dir}" holds files an export does not write ("config.json"): it looks like another folder (a model's?), whose README.md export would replace; give --out an empty or new folder, or remove "config.json" from it, or give --force to write the adapter's files beside it`);
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('the model card');
     expect(existsSync(join(dir, 'adapter_config.json'))).toBe(false);
     expect((await exportWith(undefined, '--format', 'peft', '--out', dir, '--force')).error).toBeNull();
@@ -209,7 +209,7 @@ describe('finetune export writes', () => {
     const out = join(dir, 'notes.zip');
     writeFileSync(out, 'not a zip');
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', out);
-    expect(error?.message).toBe(`--out ${out} exists and is not a zip file: export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(error?.message).toBe(`--out "${out}" exists and is not a zip file: export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(out, 'utf8')).toBe('not a zip');
   });
 });
@@ -222,12 +222,12 @@ describe('finetune export --out X.zip over a zip', () => {
     const replicateBytes = zipSync({ 'adapter_config.json': strToU8('{}'), 'adapter_model.bin': new Uint8Array(64) });
     writeFileSync(replicate, replicateBytes);
     const { error } = await exportWith(undefined, '--format', 'peft', '--out', replicate);
-    expect(error?.message).toBe(`--out ${replicate} exists and is a zip of other files than an export's ("adapter_model.bin"): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect(error?.message).toBe(`--out "${replicate}" exists and is a zip of other files than an export's ("adapter_model.bin"): export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(replicate).equals(Buffer.from(replicateBytes))).toBe(true);
     const data = join(dir, 'data.zip');
     const dataBytes = zipSync({ 'train.jsonl': strToU8('{"text":"a"}\n'), 'notes, v2/README.md': strToU8('mine') });
     writeFileSync(data, dataBytes);
-    expect((await exportWith(undefined, '--format', 'peft', '--out', data)).error?.message).toBe(`--out ${data} exists and is a zip of other files than an export's ("train.jsonl", "notes, v2/README.md"): export writes over an earlier export only; give another name, or --force to replace it`);
+    expect((await exportWith(undefined, '--format', 'peft', '--out', data)).error?.message).toBe(`--out "${data}" exists and is a zip of other files than an export's ("train.jsonl", "notes, v2/README.md"): export writes over an earlier export only; give another name, or --force to replace it`);
     expect(readFileSync(data).equals(Buffer.from(dataBytes))).toBe(true);
     expect((await exportWith(undefined, '--format', 'peft', '--out', data, '--force')).error).toBeNull();
     // What export wrote, it writes over again without --force; so the page's bundle (with adapter.gguf) and a zip in one folder.
@@ -272,11 +272,11 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
     // The adapter from an earlier run (2020), the checkpoint from now.
     const old = new Date('2020-01-01T00:00:00Z');
     for (const f of readdirSync(adapterDir)) utimesSync(join(adapterDir, f), old, old);
-    expect(await exportOf()).toContain(`note: ${join(out, 'run')} holds a checkpoint (step 3 of 6) saved after this adapter was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${join(out, 'run')}`);
+    expect(await exportOf()).toContain(`note: "${join(out, 'run')}" holds a checkpoint (step 3 of 6) saved after this adapter was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter "${join(out, 'run')}"`);
     // --adapter OUT (train's --out) reads OUT/adapter: the same note (it said nothing).
     const errOut: string[] = [];
     await makeExportCommand().run(['--adapter', out, '--format', 'peft', '--out', join(tmp(), 'peft'), '--model', TINY_MISTRAL], { out: () => {}, err: (l) => errOut.push(l) });
-    expect(errOut.join('\n')).toContain(`note: ${join(out, 'run')} holds a checkpoint (step 3 of 6) saved after ${adapterDir} was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter ${join(out, 'run')}`);
+    expect(errOut.join('\n')).toContain(`note: "${join(out, 'run')}" holds a checkpoint (step 3 of 6) saved after "${adapterDir}" was written: it may be of a later run that stopped before writing its adapter; for that one, give --adapter "${join(out, 'run')}"`);
     // The adapter written after the checkpoint (a run's end): nothing to say.
     const later = new Date(Date.now() + 3_600_000);
     for (const f of readdirSync(adapterDir)) utimesSync(join(adapterDir, f), later, later);
@@ -289,7 +289,7 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
       const dest = join(tmp(), 'peft');
       const err: string[] = [];
       await makeExportCommand().run(['--adapter', given, '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL], { out: () => {}, err: (l) => err.push(l) });
-      expect(err.join('\n')).toContain(`note: reading the adapter at the checkpoint of step 3 (of 6) of the run saved in ${join(out, 'run')}`);
+      expect(err.join('\n')).toContain(`note: reading the adapter at the checkpoint of step 3 (of 6) of the run saved in "${join(out, 'run')}"`);
       const written = await readAdapter(nodeDirectory(dest));
       const fixture = await readAdapter(nodeDirectory(TINY_ADAPTER));
       expect(written.config).toMatchObject({ r: 4, loraAlpha: 8, targetModules: [...PROJECTIONS], baseModel: 'tiny-mistral' });

@@ -143,11 +143,11 @@ describe('finetune export', () => {
     const dir = tmp();
     const gguf = await run('--adapter', replicateZipFile(dir), '--format', 'gguf', '--out', dir, '--model', TINY_MISTRAL);
     expect(gguf.code).toBe(2);
-    expect(gguf.err.join('\n')).toContain(`--out: ${dir} is a folder; give a file name to write`);
+    expect(gguf.err.join('\n')).toContain(`--out: "${dir}" is a folder; give a file name to write`);
     writeFileSync(join(dir, 'taken'), 'x');
     const peft = await run('--adapter', replicateZipFile(dir), '--format', 'peft', '--out', join(dir, 'taken'));
     expect(peft.code).toBe(2);
-    expect(peft.err.join('\n')).toContain(`--out: ${join(dir, 'taken')} is a file; give a folder (it is made if missing)`);
+    expect(peft.err.join('\n')).toContain(`--out: "${join(dir, 'taken')}" is a file; give a folder (it is made if missing)`);
     expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('x');
   });
 
@@ -206,13 +206,13 @@ describe('finetune export', () => {
     const weights = join(dir, 'ad', 'adapter_model.safetensors');
     const overWeights = await run('--adapter', join(dir, 'ad'), '--format', 'gguf', '--out', weights, '--model', TINY_MISTRAL);
     expect(overWeights.code).toBe(2);
-    expect(overWeights.err.join('\n')).toContain(`--out ${weights} is the adapter being read (${join(dir, 'ad')}): write the GGUF somewhere else`);
+    expect(overWeights.err.join('\n')).toContain(`--out "${weights}" is the adapter being read ("${join(dir, 'ad')}"): write the GGUF somewhere else`);
     expect(readFileSync(weights).equals(Buffer.from(safetensors))).toBe(true);
     const overFolder = await run('--adapter', weights, '--format', 'peft', '--out', join(dir, 'ad'));
     expect(overFolder.err.join('\n')).toContain('is the adapter being read');
     const zip = replicateZipFile(dir);
     const overZip = await run('--adapter', zip, '--format', 'peft', '--out', zip);
-    expect(overZip.err.join('\n')).toContain(`--out ${zip} is the adapter being read (${zip}): write the PEFT files somewhere else`);
+    expect(overZip.err.join('\n')).toContain(`--out "${zip}" is the adapter being read ("${zip}"): write the PEFT files somewhere else`);
   });
 
   it('GGUF without a resolvable base model asks for --model', async () => {
@@ -315,8 +315,25 @@ describe('finetune export', () => {
   it('a line on stderr never carries a control character, whatever put it in the message (a path given on the command line)', async () => {
     const r = await run('--adapter', '/no/such\u001b[2Jadapter', '--format', 'peft', '--out', join(tmp(), 'o'));
     expect(r.code).toBe(2);
-    expect(r.err.join('\n')).toContain('/no/such\\u001b[2Jadapter does not exist');
+    expect(r.err.join('\n')).toContain('"/no/such\\u001b[2Jadapter" does not exist');
     expect(r.err.join('\n')).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  });
+
+  // A line break in a path given on the command line ended the message's line and started one of the path's choosing:
+  // the paths are quoted, as names from files are.
+  it('a path given on the command line (--out, --adapter, --model) is quoted: a line break in it starts no line', async () => {
+    const fake = '\nfinetune export: done';
+    const cases: [string[], string][] = [
+      [['--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', `a${fake}.zip`], `--out "a\\nfinetune export: done.zip": a GGUF LoRA is one .gguf file`],
+      [['--adapter', `/no/such${fake}`, '--format', 'peft', '--out', join(tmp(), 'o')], `--adapter: "/no/such\\nfinetune export: done" does not exist`],
+      [['--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', join(tmp(), 'a.gguf'), '--model', `/no/such${fake}`], `--model: "/no/such\\nfinetune export: done" is neither a folder nor a Hugging Face id (owner/name)`],
+    ];
+    for (const [args, said] of cases) {
+      const r = await run(...args);
+      expect(r.code).toBe(2);
+      expect(r.err[0]).toContain(said);
+      expect(r.err.join('\n').split('\n').filter((l) => l.startsWith('finetune export: done'))).toEqual([]);
+    }
   });
 
   it('command-line mistakes answer with the usage and exit 2', async () => {
@@ -327,7 +344,7 @@ describe('finetune export', () => {
     // A GGUF under a zip's name (it was written so): refused, saying what each name holds.
     const zipNamed = await run('--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', 'lora.zip', '--model', TINY_MISTRAL);
     expect(zipNamed.code).toBe(2);
-    expect(zipNamed.err.join('\n')).toContain('--out lora.zip: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)');
-    expect((await run('--adapter', '/no/such/adapter', '--format', 'peft', '--out', 'x')).err.join('\n')).toMatch(/--adapter: \/no\/such\/adapter does not exist/);
+    expect(zipNamed.err.join('\n')).toContain('--out "lora.zip": a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)');
+    expect((await run('--adapter', '/no/such/adapter', '--format', 'peft', '--out', 'x')).err.join('\n')).toMatch(/--adapter: "\/no\/such\/adapter" does not exist/);
   });
 });

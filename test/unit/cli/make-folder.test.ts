@@ -27,7 +27,7 @@ describe('makeFolder / makeFolderSync', () => {
 
     it(`${name} says a folder under /proc cannot be made, and returns (Node's recursive mkdir never does)`, async () => {
       expect(procHasNoNewFolders, 'this test needs Linux /proc').toBe(true);
-      await expect(make('/proc/finetune-no-such/x')).rejects.toThrow(/cannot make the folder \/proc\/finetune-no-such\/x: \/proc takes no new folders/);
+      await expect(make('/proc/finetune-no-such/x')).rejects.toThrow(/cannot make the folder "\/proc\/finetune-no-such\/x": "\/proc" takes no new folders/);
     });
   }
 });

@@ -16,7 +16,7 @@ describe('lockOutFolder', () => {
     expect(first.note).toBeUndefined();
     expect(JSON.parse(readFileSync(join(out, OUT_LOCK_NAME), 'utf8'))).toEqual({ pid: 4242, host: 'gpu-1', started: '2026-12-02T10:00:00.000Z' });
     expect(() => lockOutFolder(out, { pid: 5000, host: 'gpu-1', isAlive: () => true })).toThrow(
-      `${out} is being written by finetune train (pid 4242 on gpu-1, started 2026-12-02T10:00:00.000Z): give --out another folder, or wait for it to end (or stop it: kill 4242, and --resume here)`,
+      `"${out}" is being written by finetune train (pid 4242 on gpu-1, started 2026-12-02T10:00:00.000Z): give --out another folder, or wait for it to end (or stop it: kill 4242, and --resume here)`,
     );
     first.release();
     first.release(); // twice is harmless
@@ -43,7 +43,7 @@ describe('lockOutFolder', () => {
     const out = fresh();
     lockOutFolder(out, { pid: 4242, host: 'gpu-1', now: new Date('2026-12-02T10:00:00Z') }); // never released: killed
     const taker = lockOutFolder(out, { pid: 5000, host: 'gpu-1', isAlive: (pid) => pid !== 4242 });
-    expect(taker.note).toBe(`${out} was locked by finetune train (pid 4242 on gpu-1, started 2026-12-02T10:00:00.000Z), which no longer runs; its lock is replaced`);
+    expect(taker.note).toBe(`"${out}" was locked by finetune train (pid 4242 on gpu-1, started 2026-12-02T10:00:00.000Z), which no longer runs; its lock is replaced`);
     expect(JSON.parse(readFileSync(join(out, OUT_LOCK_NAME), 'utf8')).pid).toBe(5000);
     expect(readdirSync(out)).toEqual([OUT_LOCK_NAME]);
   });
@@ -74,7 +74,7 @@ describe('lockOutFolder', () => {
     const out = fresh();
     lockOutFolder(out, { pid: 4242, host: 'gpu-1' });
     writeFileSync(join(out, OUT_LOCK_NAME), 'garbage');
-    expect(() => lockOutFolder(out, { pid: 5000, host: 'gpu-1' })).toThrow(`${join(out, OUT_LOCK_NAME)} is not a lock file train wrote; if no finetune train is writing to this folder, delete it`);
+    expect(() => lockOutFolder(out, { pid: 5000, host: 'gpu-1' })).toThrow(`"${join(out, OUT_LOCK_NAME)}" is not a lock file train wrote; if no finetune train is writing to this folder, delete it`);
   });
 
   it('asks the real process table: a live child process holds the folder, a finished one does not', async () => {

@@ -51,7 +51,7 @@ describe('finetune plan', () => {
     expect(plan.bytes.kvCache).toBe(2 * 32 * plan.run.sample.positions * 1024 * 4);
     const missing = capture();
     expect(await main([...args, '--tokenizer', 'test/fixtures/no-such-tokenizer'], missing.io)).toBe(0);
-    expect(missing.err).toEqual([expect.stringMatching(/^note: the validation_prompt's tokens are bounded from its bytes \(--tokenizer: test\/fixtures\/no-such-tokenizer does not exist\)$/)]);
+    expect(missing.err).toEqual([expect.stringMatching(/^note: the validation_prompt's tokens are bounded from its bytes \(--tokenizer: "test\/fixtures\/no-such-tokenizer" does not exist\)$/)]);
     const bounded = JSON.parse(missing.out.join('\n'));
     expect(bounded.run.sample.promptTokensFrom).toBe('bound');
     expect(bounded.run.sample.promptTokens).toBeGreaterThanOrEqual(plan.run.sample.promptTokens);

@@ -119,7 +119,7 @@ describe('finetune remote', () => {
     const r = await run('fetch', succeededId, '--out', out);
     expect(r.code).toBe(2);
     expect(r.err).toEqual([
-      `finetune remote: bad-input: --out ${out} holds files fetch does not write ("package.json"): it looks like another folder, whose README.md fetch would replace; give --out an empty or new folder, or one an earlier fetch wrote`,
+      `finetune remote: bad-input: --out "${out}" holds files fetch does not write ("package.json"): it looks like another folder, whose README.md fetch would replace; give --out an empty or new folder, or one an earlier fetch wrote`,
     ]);
     expect(readFileSync(join(out, 'README.md'), 'utf8')).toBe('# my project\n');
     expect(readdirSync(out).sort()).toEqual(['README.md', 'package.json']);
@@ -127,8 +127,14 @@ describe('finetune remote', () => {
     // A file is refused before any request too (it was Node's ENOTDIR, after the training had been read).
     const file = join(dir, 'project', 'package.json');
     const f = await run('fetch', succeededId, '--out', file);
-    expect(f).toMatchObject({ code: 2, err: [`finetune remote: bad-input: --out: ${file} is a file; give a folder (it is made if missing)`] });
+    expect(f).toMatchObject({ code: 2, err: [`finetune remote: bad-input: --out: "${file}" is a file; give a folder (it is made if missing)`] });
     expect(fake.requests.length).toBe(asked);
+    // A line break in the path is quoted as an escape: it starts no line of its own on the terminal.
+    const broken = join(dir, 'project\nfinetune remote: fetched');
+    mkdirSync(broken);
+    writeFileSync(join(broken, 'notes.txt'), 'mine');
+    const b = await run('fetch', succeededId, '--out', broken);
+    expect(b.err).toEqual([`finetune remote: bad-input: --out ${JSON.stringify(broken)} holds files fetch does not write ("notes.txt"): it looks like another folder; give --out an empty or new folder, or one an earlier fetch wrote`]);
     // An earlier fetch's folder is fetched into again (the test above wrote one).
     expect((await run('fetch', succeededId, '--out', join(dir, 'fetched'))).code).toBe(0);
   });

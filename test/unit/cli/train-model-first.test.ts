@@ -68,7 +68,7 @@ describe('train checks the model before the data', () => {
     for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(model, f));
     const out = folder('finetune-out-');
     expect(await train('--model', model, '--data', badData(), '--out', out)).toBe(
-      `--model ${model.replace('\u202e', '\\u202e')}: its folder's name "tiny\\u202eledom" is the base model's name the adapter gives (base_model_name_or_path) without --base-model: the base model name holds U+202E (right-to-left override), a bidirectional control, which reorders the text around it so that the name reads as another: rename the folder, or give --base-model NAME to name the base model instead`,
+      `--model "${model.replace('\u202e', '\\u202e')}": its folder's name "tiny\\u202eledom" is the base model's name the adapter gives (base_model_name_or_path) without --base-model: the base model name holds U+202E (right-to-left override), a bidirectional control, which reorders the text around it so that the name reads as another: rename the folder, or give --base-model NAME to name the base model instead`,
     );
     // Named with --base-model, the folder's name is not written out: the run goes on (here, to the data).
     expect(await train('--model', model, '--data', badData(), '--out', out, '--base-model', 'mistralai/Mistral-7B-v0.1')).toMatch(/line 2/);
@@ -83,6 +83,6 @@ describe('train checks the model before the data', () => {
     writeFileSync(data, '{"text": "one"}\n{"text": "two", "system": "x"}\n{"text": "three"}\n');
     const r = await trainWithStderr('--model', 'test/fixtures/tiny-mistral', '--data', data, '--out', folder('finetune-out-'));
     expect(r.message).toBe(REACHED_GPU);
-    expect(r.stderr).toContain(`warning: ${data} has 1 warning:\n  line 2: warning: unknown field "system" ignored`);
+    expect(r.stderr).toContain(`warning: "${data}" has 1 warning:\n  line 2: warning: unknown field "system" ignored`);
   });
 });

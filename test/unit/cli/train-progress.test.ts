@@ -49,7 +49,7 @@ describe('trainProgressPrinter', () => {
 
 describe('trainDoneLine', () => {
   it('says how the run ended, its losses and where the adapter is', () => {
-    expect(trainDoneLine({ steps: 8, skipped: 0, stopped: false, finalLoss: 1.23456, finalValLoss: 1.5, seconds: 75 }, 'out/adapter')).toBe('finished 8 steps in 1 min 15 s · loss 1.2346 · validation loss 1.5000 · adapter in out/adapter');
+    expect(trainDoneLine({ steps: 8, skipped: 0, stopped: false, finalLoss: 1.23456, finalValLoss: 1.5, seconds: 75 }, 'out/adapter')).toBe('finished 8 steps in 1 min 15 s · loss 1.2346 · validation loss 1.5000 · adapter in "out/adapter"');
     expect(trainDoneLine({ steps: 1, skipped: 1, stopped: true, finalLoss: null, finalValLoss: null, seconds: 3 }, null)).toBe('stopped after 1 step in 3 s · 1 skipped · no adapter written');
   });
 });

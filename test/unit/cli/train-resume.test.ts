@@ -81,7 +81,7 @@ describe('train --resume and the model the run was trained on', () => {
     const out = await savedRunFolder({ modelSource: 'tiny"; --model is "x\u202e' });
     const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume');
     expect((code as Error).message).toBe(
-      `the run saved in "${join(out, 'run')}" was trained on the model "tiny\\"; --model is \\"x\\u202e"; --model test/fixtures/tiny-mistral is "tiny-mistral": give the run's model to resume it`,
+      `the run saved in "${join(out, 'run')}" was trained on the model "tiny\\"; --model is \\"x\\u202e"; --model "test/fixtures/tiny-mistral" is "tiny-mistral": give the run's model to resume it`,
     );
   });
 });

@@ -71,14 +71,14 @@ describe('finetune validate', () => {
   it('explains bad usage with exit code 2', async () => {
     const cases: [string[], RegExp][] = [
       [['validate'], /exactly one FILE\.jsonl/],
-      [['validate', `${DATA}/nope.jsonl`], /nope\.jsonl does not exist/],
+      [['validate', `${DATA}/nope.jsonl`], /nope\.jsonl" does not exist/],
       [['validate', `${DATA}/empty.jsonl`, '--layout', 'chat'], /layout must be one of replicate, instruct, got "chat"/],
       [['validate', `${DATA}/empty.jsonl`, '--max_seq_len', '0'], /max_seq_len must be an integer from 1 to 32768, got 0/],
       [['validate', `${DATA}/empty.jsonl`, '--lora_rank', '4'], /only --layout and --max_seq_len/],
       [['validate', `${DATA}/empty.jsonl`, '--frobnicate'], /unknown option --frobnicate/],
       [['validate', `${DATA}/empty.jsonl`, '--tokenizer', `${dir}/none`], /--tokenizer: .* does not exist/],
       // A damaged tokenizer.model is named, not only called "not a SentencePiece model file".
-      [['validate', `${DATA}/empty.jsonl`, '--tokenizer', brokenTokenizer()], /--tokenizer: .*broken-tok\/tokenizer\.model is not a SentencePiece model file: /],
+      [['validate', `${DATA}/empty.jsonl`, '--tokenizer', brokenTokenizer()], /--tokenizer: ".*broken-tok\/tokenizer\.model" is not a SentencePiece model file: /],
     ];
     for (const [args, message] of cases) {
       const c = capture();
@@ -115,7 +115,7 @@ describe('finetune tokenize', () => {
       [['tokenize'], /--texts FILE\.json is required/],
       [['tokenize', '--texts', notArray], /must hold a JSON array of strings/],
       [['tokenize', '--texts', mixed], /element 1 .* is not a string/],
-      [['tokenize', '--texts', join(dir, 'missing.json')], /--texts: .*missing\.json does not exist/],
+      [['tokenize', '--texts', join(dir, 'missing.json')], /--texts: ".*missing\.json" does not exist/],
     ];
     for (const [args, message] of cases) {
       const c = capture();

@@ -437,7 +437,7 @@ describe('HTTP byte source', () => {
     expect(modelSpec('someone/model').cacheSource).toBe('someone/model@main');
     expect(modelSpec('someone/model', { revision: 'main' }).cacheSource).toBe('someone/model@main');
     expect(modelSpec('someone/model', { revision: 'v1.0' }).cacheSource).toBe('someone/model@v1.0');
-    expect((await errorOf(async () => modelSpec(`${base}/models/demo`, { revision: 'v1.0' }))).message).toBe(`--revision v1.0 is for a Hugging Face id (owner/name); --model ${base}/models/demo is a URL`);
+    expect((await errorOf(async () => modelSpec(`${base}/models/demo`, { revision: 'v1.0' }))).message).toBe(`--revision "v1.0" is for a Hugging Face id (owner/name); --model "${base}/models/demo" is a URL`);
   });
 
   it('sends HF_TOKEN with --model URL only to Hugging Face over https, never to another server', async () => {
