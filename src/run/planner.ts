@@ -448,22 +448,24 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   if (!limitsGiven) reasons.push(`${LIMITS_UNCHECKED}: buffer sizes were checked only against the engine's own ${formatBytes(MAX_REQUESTED_BUFFER + 4)} − 4 bytes, not against this GPU's maxBufferSize / maxStorageBufferBindingSize`);
   const memoryBytes = gpu.memoryBytes ?? GUESSED_GPU_MEMORY;
   const memorySource = gpu.memoryBytes === undefined ? 'guessed' : (gpu.memorySource ?? 'given');
-  const guess = memorySource === 'guessed' ? ' (a guess: WebGPU cannot report GPU memory; give the real size)' : '';
+  const guessed = memorySource === 'guessed' ? `${formatBytes(memoryBytes)} is a guess: WebGPU cannot report GPU memory, give the real size` : null;
   const share = peakBytes / memoryBytes;
-  const of = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)}${guess}`;
   const pct = (x: number): string => `${Math.round(x * 100)} %`;
+  // Where the share follows, the guess is said inside its brackets ("of 8.0 GiB (a guess: …) (2 %)" read as two asides).
+  const ofShare = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)} (${pct(share)}${guessed ? `; ${guessed}` : ''})`;
+  const of = `${formatBytes(peakBytes)} of ${formatBytes(memoryBytes)}${guessed ? ` (${guessed})` : ''}`;
   const remote = 'train it remotely on Replicate (remote mode: an A100 with 80 GB)';
   const overLimits = largest.bytes > limit;
   const streamedShare = streaming.peakBytes / memoryBytes;
   if (overLimits) {
-    reasons.push(`needs ${of} (${pct(share)})`);
+    reasons.push(`needs ${ofShare}`);
     // Streaming keeps every buffer's size (a slot is shaped like a layer): no help against the limits.
     reasons.push(`streaming the layers would not help (the buffers keep their sizes); ${remote}`);
   } else if (share <= 1) {
     if (share > TIGHT_SHARE) {
       worse('tight');
-      reasons.push(`needs ${of} (${pct(share)}): the driver, the browser and other tabs need room too`);
-    } else reasons.push(`needs ${of} (${pct(share)})`);
+      reasons.push(`needs ${ofShare}: the driver, the browser and other tabs need room too`);
+    } else reasons.push(`needs ${ofShare}`);
   } else if (streaming.savedBytes > 0 && streamedShare <= 1) {
     worse('fits-with-streaming');
     const e = streaming.estimate;

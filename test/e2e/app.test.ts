@@ -132,7 +132,7 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
       // On the guessed 8 GiB the bf16 base (14.5 GB) needs its layers streamed; in NF4 the whole run fits.
       await page.locator('[data-testid="model-plan"][data-verdict="fits-with-streaming"]').waitFor({ timeout: 60_000 });
       expect(await offer.getAttribute('data-verdict')).toBe('fits');
-      expect(await offer.textContent()).toMatch(/^With QLoRA \(peft_method qlora: the base in 4-bit NF4, as Replicate's QLoRA stores it\) it fits: needs [\d.]+ GiB of 8\.0 GiB \(a guess: .*\) \(\d+ %\)\.Use peft_method qlora$/);
+      expect(await offer.textContent()).toMatch(/^With QLoRA \(peft_method qlora: the base in 4-bit NF4, as Replicate's QLoRA stores it\) it fits: needs [\d.]+ GiB of 8\.0 GiB \(\d+ %; 8\.0 GiB is a guess: WebGPU cannot report GPU memory, give the real size\)\.Use peft_method qlora$/);
       await page.getByTestId('model-plan-use-qlora').click();
       expect(await page.locator('#peft_method').inputValue()).toBe('qlora');
       expect(await page.getByTestId('model-quantization').textContent()).toMatch(/nf4-double \(peft_method qlora\)/);

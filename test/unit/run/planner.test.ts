@@ -94,6 +94,11 @@ describe('memory planner', () => {
     expect(tight.run).toMatchObject({ keptLayers: 0, keptAttention: false });
     expect(tight.verdict).toBe('tight');
     expect(tight.reasons.join(' ')).toMatch(/90 %/);
+    // A guessed memory is said inside the share's own brackets, once (it read "… of 8.0 GiB (a guess: …) (2 %)").
+    const guessed = planMemory(mistral7b, hp, { gpu: big });
+    expect(guessed.gpu.memorySource).toBe('guessed');
+    expect(guessed.reasons[0]).toMatch(/^needs [\d.]+ GiB of 8\.0 GiB \(\d+ %; 8\.0 GiB is a guess: WebGPU cannot report GPU memory, give the real size\)/);
+    expect(fits.reasons[0]).toMatch(/^needs [\d.]+ GiB of 80\.0 GiB \(\d+ %\)$/);
     // 4 GiB cannot hold the 4.1 GB base and the run, but two layers at a time can be.
     const small = planMemory(mistral7b, hp, { gpu: { ...big, memoryBytes: 4 * 1024 ** 3 } });
     expect(small.verdict).toBe('fits-with-streaming');
