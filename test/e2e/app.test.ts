@@ -144,7 +144,9 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
       await page.context().unroute('https://huggingface.co/**/config.json', hub);
       await page.locator('#peft_method').selectOption('lora');
       await page.locator('#max_seq_len').fill(seqLen);
-      await page.getByTestId('model-source-demo').click();
+      // The model tabs are disabled while the click above reloads the demo model in NF4: seconds, or minutes on a
+      // loaded 2-core machine (a 30 s click timeout here hid whatever the test had found).
+      await page.getByTestId('model-source-demo').click({ timeout: 180_000 });
     }
     // The demo model, reloaded as NF4 by the click, is loaded unquantised again under lora.
     await page.locator('[data-testid="model-status"][data-state="ready"]').filter({ hasText: '(unquantised)' }).waitFor({ timeout: 180_000 });
