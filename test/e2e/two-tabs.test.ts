@@ -2,7 +2,9 @@
 // trains, tab B says so instead of offering Resume, Forget and "Replace it and train" for a run that is live elsewhere,
 // and its Train does not start a second run over A's checkpoints (src/worker/run-lock.ts: a Web Lock held by A's
 // worker). Once A's run stops, B offers the saved run as usual. Two tabs used to train at once, each deleting the
-// other's checkpoint files, and one run's record could be saved beside the other's data.
+// other's checkpoint files, and one run's record could be saved beside the other's data. The confirm box B shows before a
+// new run replaces the saved one shows A's run too when A began meanwhile: it used to go to the worker, whose run lock
+// refused, and B showed 'Training failed'.
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { appForTests, waitRunPhase } from './app-fixture.ts';
@@ -17,6 +19,26 @@ const RUN = { num_train_epochs: '1', train_batch_size: '1', micro_batch_size: '1
 
 async function modelReady(page: Page): Promise<void> {
   await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 });
+}
+
+/** The hyperparameter form as typed: each field's value (a checkbox's checked state), by name. */
+async function formOf(page: Page): Promise<Record<string, string | boolean>> {
+  return page.locator('#panel-hyperparams').evaluate((panel) =>
+    Object.fromEntries(
+      [...panel.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input[name], select[name]')].map((f) => [f.name, f instanceof HTMLInputElement && f.type === 'checkbox' ? f.checked : f.value]),
+    ),
+  );
+}
+
+/** What the dataset panel shows: the training file's name and summary, and the validation file's view. */
+async function datasetOf(page: Page): Promise<(string | null)[]> {
+  return Promise.all([page.getByTestId('train-name').textContent(), page.getByTestId('train-summary').textContent(), page.getByTestId('validation-view').textContent()]);
+}
+
+/** Asserts that nothing says 'Training failed', and that the tab's run is still one that has not begun. */
+async function trainedNothing(page: Page): Promise<void> {
+  expect(await page.getByTestId('train-error').allTextContents()).toEqual([]);
+  expect(await page.getByTestId('train-status').getAttribute('data-phase')).toBe('idle');
 }
 
 describe('two tabs of the page', () => {
@@ -67,6 +89,29 @@ describe('two tabs of the page', () => {
     expect(await b.getByTestId('header-status').textContent()).toMatch(/^Ready to train/);
     expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step \d+ \/ 19 · saved \d{4}-\d\d-\d\d \d\d:\d\d/);
 
+    // B's Train asks before a new run replaces the saved one; A resumes while B's box is open. The box's "Replace it and
+    // train" then starts nothing and shows A's run, as Train does: no 'Training failed', the form and dataset as they were.
+    await expect.poll(() => startB.isEnabled(), { timeout: 60_000 }).toBe(true);
+    const formB = await formOf(b);
+    const dataB = await datasetOf(b);
+    await startB.click();
+    const replace = b.getByTestId('train-confirm-replace');
+    await replace.waitFor({ timeout: 30_000 });
+    await a.getByTestId('train-resume-here').click();
+    await waitRunPhase(a, 'running', 120_000);
+    await replace.click();
+    // A's run shown, or (as it was) the worker's refusal shown as a failed run.
+    await b.locator('[data-testid="saved-run"][data-state="elsewhere"], [data-testid="train-error"]').first().waitFor({ timeout: 30_000 });
+    await trainedNothing(b);
+    expect(await banner.locator('h3').textContent()).toBe('A run is training in another tab of this page');
+    expect(await b.getByTestId('train-confirm').isHidden()).toBe(true);
+    expect(await b.getByTestId('train-reason').textContent()).toBe('A run is training in another tab of this page: this tab can train once it ends or its tab is closed.');
+    expect(await formOf(b)).toEqual(formB);
+    expect(await datasetOf(b)).toEqual(dataB);
+    await a.getByTestId('train-stop').click();
+    await waitRunPhase(a, 'stopped', 240_000);
+    await resume.waitFor({ timeout: 30_000 });
+
     // A resumes while B still offers the run: B's Forget then deletes nothing and says where the run is.
     await a.getByTestId('train-resume-here').click();
     await a.locator('[data-testid="train-status"][data-phase="running"]').waitFor({ timeout: 120_000 });
@@ -78,6 +123,7 @@ describe('two tabs of the page', () => {
     await a.getByTestId('train-stop').click();
     await waitRunPhase(a, 'stopped', 240_000);
     await resume.waitFor({ timeout: 30_000 }); // the run is still saved: nothing was forgotten
+    await trainedNothing(b);
     await profile.close();
   });
 });
