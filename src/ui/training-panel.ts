@@ -393,7 +393,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const showDamaged = (problem: string, why?: string): void => {
     confirmBox.hidden = true;
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
-    const say = h('p', { class: 'hint', 'data-testid': 'saved-run-note' }, `${why ? `${why} ` : ''}Training a new run here needs it forgotten first.`);
+    // The note the saved run's box has: a Resume refused for a damaged run shows this box in place of that one, then
+    // says why into that note ("Nothing was resumed: …"), which a note of this box's own would take off the page.
+    const say = savedNote;
+    say.textContent = `${why ? `${why} ` : ''}Training a new run here needs it forgotten first.`;
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
     saved.hidden = false;
     replaceChildren(saved, h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say);

@@ -4,9 +4,11 @@
 // worker). Once A's run stops, B offers the saved run as usual. Two tabs used to train at once, each deleting the
 // other's checkpoint files, and one run's record could be saved beside the other's data. The confirm box B shows before a
 // new run replaces the saved one shows A's run too when A began meanwhile: it used to go to the worker, whose run lock
-// refused, and B showed 'Training failed'.
-import type { Page } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+// refused, and B showed 'Training failed'. Last, B resumes the saved run once its checkpoint file is gone from the
+// store: B shows the run as one that cannot be read, says why nothing was resumed, keeps its form and dataset, and
+// forgets the run when asked.
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
 import { appForTests, waitRunPhase } from './app-fixture.ts';
 import { screenshot } from './browser.ts';
 
@@ -43,6 +45,11 @@ async function trainedNothing(page: Page): Promise<void> {
 
 describe('two tabs of the page', () => {
   const opened = appForTests(120_000);
+  /** The tabs the first test leaves, A's run stopped and B offering it, for the next one (no second model load). */
+  let tabs: { a: Page; b: Page; profile: BrowserContext } | undefined;
+  afterAll(async () => {
+    await tabs?.profile.close();
+  });
 
   it('lets one tab at a time train the run saved in this browser, and says so in the other', async () => {
     const app = opened();
@@ -124,6 +131,53 @@ describe('two tabs of the page', () => {
     await waitRunPhase(a, 'stopped', 240_000);
     await resume.waitFor({ timeout: 30_000 }); // the run is still saved: nothing was forgotten
     await trainedNothing(b);
-    await profile.close();
+    tabs = { a, b, profile };
+  });
+
+  it('refuses to resume a saved run whose checkpoint file is gone, keeps the form and dataset, and forgets it when asked', async () => {
+    if (!tabs) throw new Error("the previous test did not leave its tabs (it failed): this one resumes the run it saved");
+    const { b } = tabs;
+    // A value of B's own, so that the run's values, put into the form for the resume, can be told from B's.
+    await b.locator('#max_seq_len').fill('32');
+    // The dataset panel reads the data again for the new length.
+    await b.getByTestId('train-summary').filter({ hasText: 'max 32' }).waitFor({ timeout: 60_000 });
+    const formB = await formOf(b);
+    expect(formB.max_seq_len).toBe('32');
+    const dataB = await datasetOf(b);
+    // The record still reads (the page offers it), but the training state it names is gone: the worker's resume finds
+    // the file missing before it gives anything up.
+    const gone = await b.evaluate(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('finetune-run');
+      const pointer = JSON.parse(await (await (await dir.getFileHandle('current.json')).getFile()).text()) as { files: Record<string, string> };
+      const state = pointer.files['state.safetensors'];
+      await dir.removeEntry(state);
+      return state;
+    });
+    expect(gone).toMatch(/^\d{6,}-state\.safetensors$/);
+    await b.getByTestId('saved-run-resume').click();
+
+    const problem = `the run store's current.json names ${gone} for its state.safetensors, and that file is missing`;
+    const saved = b.getByTestId('saved-run');
+    await saved.locator('h3').filter({ hasText: 'The run saved in this browser cannot be read' }).waitFor({ timeout: 120_000 });
+    expect(await b.getByTestId('saved-run-summary').textContent()).toBe(`${problem}.`);
+    expect(await b.getByTestId('saved-run-resume').count()).toBe(0);
+    expect(await b.getByTestId('saved-run-note').textContent()).toBe(`Nothing was resumed: ${problem}. Forget it above to train a new run here; the form and the dataset are as they were.`);
+    await trainedNothing(b);
+    expect(await formOf(b)).toEqual(formB);
+    // The same file, and (once it is read again for the form put back) the same summary: not the run's data.
+    await expect.poll(() => datasetOf(b), { timeout: 60_000 }).toEqual(dataB);
+    await screenshot(b, 'two-tabs-damaged-resume');
+
+    // Forget asks first, then deletes the run: the store names no file of it any more.
+    await b.getByTestId('saved-run-forget').click();
+    await b.getByTestId('saved-run-confirm-forget-yes').click();
+    await saved.waitFor({ state: 'hidden', timeout: 30_000 });
+    const named = (): Promise<string[]> =>
+      b.evaluate(async () => {
+        const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('finetune-run');
+        const pointer = JSON.parse(await (await (await dir.getFileHandle('current.json')).getFile()).text()) as { files: Record<string, string> };
+        return Object.keys(pointer.files);
+      });
+    expect(await named()).toEqual([]);
   });
 });
