@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { runController } from '../../../src/ui/run-controller.ts';
-import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../../src/ui/state.ts';
-import type { DataStats, LedgerSnapshot, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
+import type { Shared } from '../../../src/ui/state.ts';
+import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
+import { fakeRunPage, type EngineFakes, type FakeRunPage } from '../../helpers/fake-run-page.ts';
 
 const TOTAL = 4;
 
@@ -14,23 +15,19 @@ const TOTAL = 4;
 const SAVED = { modelSource: 'mistral-nano-demo', quantization: 'nf4-double', hp: defaultHyperparams(), trainName: 'train.jsonl', validationName: null, step: 1, totalSteps: TOTAL, history: [{ step: 1, loss: 1 }], savedAt: new Date(0).toISOString() } as SavedRun;
 
 /** A worker whose session stops only a run it has begun, as FinetuneSession.stop does (this.control?.stop()). */
-function worker(): { engine: Engine; calls: string[]; begin(): void } {
-  const calls: string[] = [];
+function worker(): { fakes: EngineFakes; begin(): void } {
   let control: { stopped: boolean } | null = null;
   let pending: { onEvent: (e: TrainEvent) => void; resolve: (r: TrainResult) => void; fromStep: number } | null = null;
   const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
   const train = (onEvent: (e: TrainEvent) => void, fromStep: number): Promise<TrainResult> => new Promise((resolve) => (pending = { onEvent, resolve, fromStep }));
-  const engine = {
-    startTraining: async (_hp: unknown, _files: unknown, onEvent: (e: TrainEvent) => void) => (calls.push('startTraining'), train(onEvent, 0)),
-    resumeSavedRun: async (onEvent: (e: TrainEvent) => void) => (calls.push('resumeSavedRun'), train(onEvent, 1)),
+  const fakes: EngineFakes = {
+    startTraining: async (_hp: unknown, _files: unknown, onEvent: (e: TrainEvent) => void) => train(onEvent, 0),
+    resumeSavedRun: async (onEvent: (e: TrainEvent) => void) => train(onEvent, 1),
     savedRun: async () => SAVED,
-    savedRunFiles: async () => null,
-    runElsewhere: async () => false,
     stopTraining: async () => {
-      calls.push('stopTraining');
       if (control) control.stopped = true;
     },
-  } as unknown as Engine;
+  };
   const begin = (): void => {
     const p = pending;
     if (!p) throw new Error('no run asked for');
@@ -47,25 +44,13 @@ function worker(): { engine: Engine; calls: string[]; begin(): void } {
       p.resolve({ steps: step, skipped: 0, stopped: c.stopped, finalLoss: 1, finalValLoss: null, seconds: step });
     })();
   };
-  return { engine, calls, begin };
+  return { fakes, begin };
 }
 
-function page(engine: Engine): Shared {
-  const model: ModelState = { status: 'ready', choice: { kind: 'demo', label: 'mistral-nano-demo' }, quantization: 'nf4-double', info: { source: 'mistral-nano-demo', quantization: 'nf4-double' } as ModelState['info'], progress: null, error: null, failure: null };
+/** The page with the demo model loaded, a training file picked and its plan made, so that Train starts a run. */
+function page(fakes: EngineFakes): FakeRunPage {
   const train = { file: new File(['{"text":"a"}\n'], 'train.jsonl'), report: null, status: 'ready', error: null } as const;
-  return {
-    engine,
-    gpuReady: Promise.resolve(true),
-    form: new Cell<FormState>({ raw: {}, hp: defaultHyperparams(), errors: {} }),
-    model: new Cell(model),
-    data: new Cell<DataState>({ train, validation: null }),
-    plan: new Cell<PlanState>({ status: 'ready', stats: { totalSteps: TOTAL } as DataStats, error: null }),
-    run: new RunCell(),
-    memory: new Cell<LedgerSnapshot | null>(null),
-    runElsewhere: new Cell(false),
-    refreshMemory: () => undefined,
-    loadModel: async () => null,
-  };
+  return fakeRunPage(fakes, { data: { train, validation: null }, plan: { status: 'ready', stats: { totalSteps: TOTAL } as DataStats, error: null } });
 }
 
 const settled = async (shared: Shared): Promise<void> => {
@@ -75,7 +60,7 @@ const settled = async (shared: Shared): Promise<void> => {
 describe('Stop while the run is starting', () => {
   it('stops the run once the worker has begun it, instead of letting it train to its end', async () => {
     const w = worker();
-    const shared = page(w.engine);
+    const { shared, calls } = page(w.fakes);
     const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
     control.start();
     control.stop();
@@ -86,12 +71,12 @@ describe('Stop while the run is starting', () => {
     await settled(shared);
     expect(shared.run.value.phase).toBe('stopped');
     expect(shared.run.value.step).toBeLessThan(TOTAL);
-    expect(w.calls.filter((c) => c === 'stopTraining').length).toBe(2);
+    expect(calls.filter((c) => c === 'stopTraining').length).toBe(2);
   });
 
   it('stops a resumed run asked to stop while it read the saved run', async () => {
     const w = worker();
-    const shared = page(w.engine);
+    const { shared, calls } = page(w.fakes);
     const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
     expect(await control.resumeSaved(SAVED, () => undefined)).toBe(true);
     control.stop();
@@ -104,7 +89,7 @@ describe('Stop while the run is starting', () => {
 
   it('asks the worker once when the run had begun before the stop', async () => {
     const w = worker();
-    const shared = page(w.engine);
+    const { shared, calls } = page(w.fakes);
     const control = runController(shared, { restoreForm: () => undefined, showFiles: () => undefined });
     control.start();
     await new Promise((r) => setTimeout(r, 0));
@@ -114,6 +99,6 @@ describe('Stop while the run is starting', () => {
     control.stop();
     await settled(shared);
     expect(shared.run.value.phase).toBe('stopped');
-    expect(w.calls.filter((c) => c === 'stopTraining').length).toBe(1);
+    expect(calls.filter((c) => c === 'stopTraining').length).toBe(1);
   });
 });
