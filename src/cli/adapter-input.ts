@@ -31,7 +31,9 @@ function isRunStore(dir: string): boolean {
 
 /**
  * The adapter at a saved run's checkpoint (after a kill, train wrote no OUT/adapter): its LoRA tensors from the state
- * (not the AdamW moments), with the run's rank, alpha, targets and rsLoRA, named after the run's model.
+ * (not the AdamW moments), with the run's rank, alpha, targets and rsLoRA, naming its base model as the run's record
+ * does: the name train --base-model gave it, else the run's model (a folder's name, say; a record from before runs
+ * recorded the name has none). checkSavedRun has held a recorded name to what a typed --base-model is.
  */
 async function checkpointAdapter(runDir: string): Promise<AdapterFromPath & { note: string }> {
   const { run, state } = await readStoredCheckpoint(folderRunStore(runDir));
@@ -50,7 +52,7 @@ async function checkpointAdapter(runDir: string): Promise<AdapterFromPath & { no
     loraDropout: hp.lora_dropout,
     targetModules: targetModules(hp),
     useRslora: checked.useRslora ?? false,
-    baseModel: checked.modelSource,
+    baseModel: checked.baseModelName ?? checked.modelSource,
     layersToTransform: null,
     taskType: 'CAUSAL_LM',
     inferenceMode: true,
@@ -61,7 +63,7 @@ async function checkpointAdapter(runDir: string): Promise<AdapterFromPath & { no
     input: memoryFileSet(files, runDir),
     name: runDir,
     note: `reading the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${quote(runDir)}`,
-    baseModelFrom: `${visibleText(runDir)}: the saved run's model`,
+    baseModelFrom: `${visibleText(runDir)}: ${checked.baseModelName === undefined ? "the saved run's model" : "the saved run's base model name (train --base-model)"}`,
   };
 }
 

@@ -12,6 +12,7 @@ import { savedKernels } from './kernel-tuning.ts';
 import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './saved-run.ts';
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
+import { baseModelNameProblem } from '../core/file-names.ts';
 import { quote, visibleText } from '../core/quote.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
@@ -81,6 +82,11 @@ export function checkSavedRun(raw: unknown): SavedRun {
   if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${quote(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
   if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${quote(r.kernels)} are not kernels this engine has`);
   if (r.useRslora !== undefined && typeof r.useRslora !== 'boolean') throw corrupt(`its use_rslora ${quote(r.useRslora)} is not true or false`);
+  if (r.baseModelName !== undefined) {
+    // Written into the adapter's config and README as it is: held to what a typed --base-model is held to.
+    const problem = typeof r.baseModelName === 'string' ? baseModelNameProblem(r.baseModelName) : 'it is not text';
+    if (problem) throw corrupt(`its base model name ${quote(r.baseModelName)} is no base model name: ${problem}`);
+  }
   if (r.tokenizer !== undefined && !isTokenizerIdentity(r.tokenizer)) throw corrupt('its record of the tokenizer is malformed');
   if (r.modelFiles !== undefined && !isModelFileList(r.modelFiles)) throw corrupt("its list of the model's files is malformed");
   if (!Array.isArray(r.history)) throw corrupt('its loss history is not a list');

@@ -74,6 +74,13 @@ export interface SavedRun {
    * (rank, alpha and targets are the hyperparameters', which must match it). Absent: false.
    */
   useRslora?: boolean;
+  /**
+   * The name the run's adapter gives its base model (base_model_name_or_path), where the run was given one (train
+   * --base-model NAME): a resume, a restore and an export of the run's checkpoint name it rather than modelSource (a
+   * model folder's name, say). Absent: not recorded (a record from before this field, or a run given none), and the
+   * adapter names modelSource. Checked as a typed name is when the record is (saved-run-check.ts).
+   */
+  baseModelName?: string;
 }
 
 /** A run's data as it is stored with its first checkpoint. */

@@ -19,6 +19,7 @@ import { parameterCount, type MistralConfig } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { quote } from '../core/quote.ts';
 import { FinetuneError, isFinetuneError } from '../core/errors.ts';
+import { baseModelNameProblem } from '../core/file-names.ts';
 import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
@@ -263,6 +264,8 @@ export class FinetuneSession {
     history: SavedRun['history'];
     fromImported: boolean;
     step: () => number;
+    /** The name the run was given for its base model (train --base-model, or its record's), or null: none. */
+    baseModelName: string | null;
   } | null = null;
   /** The data the last resume read with its checkpoint, until the page takes them (savedRunFiles) or a run starts. */
   private resumedFiles: { checkpoint: ExpectedCheckpoint; train: File; validation: File | null } | null = null;
@@ -636,12 +639,15 @@ export class FinetuneSession {
    * `replaces` (without `resume`): the saved run the caller named as the one this run replaces, or null for none; a store
    * that holds anything else is refused (savedRunChangedRefusal) before anything is given up. The CLI names none: it
    * refuses a saved run itself unless --overwrite (commands/train.ts).
+   *
+   * `baseModelName`: the name the adapter gives its base model (train --base-model), recorded with the run; a resume
+   * without one takes the record's. Without either the adapter names the loaded model (its source).
    */
   async train(
     hpInput: Readonly<Record<string, unknown>>,
     files: { train: Blob; trainName: string; validation: Blob | null; validationName: string | null } | null,
     onEvent: (e: TrainEvent) => void,
-    o: { resume?: boolean; restoreOnly?: boolean; expected?: ExpectedCheckpoint; replaces?: ExpectedSavedRun; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData } = {},
+    o: { resume?: boolean; restoreOnly?: boolean; expected?: ExpectedCheckpoint; replaces?: ExpectedSavedRun; replaceDamaged?: boolean; sampleMaxTokens?: number; keptLayers?: number; keptAttention?: boolean; kernels?: KernelRequest; baseMatmul?: BaseMatmul; prepared?: TrainingData; baseModelName?: string } = {},
   ): Promise<TrainResult> {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is already going');
     // An earlier resume's data are not this run's (and are not kept past it).
@@ -652,6 +658,11 @@ export class FinetuneSession {
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     // A resume reads the store before the run counts as going: a load asked for meanwhile is refused when it ends.
     const preparedOn = this.weights;
+    // Written into the adapter's config and README as given: held to what the page's and the CLI's typed name is.
+    if (o.baseModelName !== undefined) {
+      const problem = typeof o.baseModelName === 'string' ? baseModelNameProblem(o.baseModelName) : 'the base model name is not text';
+      if (problem) throw new FinetuneError('bad-input', problem);
+    }
     let hp = parseHyperparams(hpInput);
     let trainFile = files?.train ?? null;
     let validationFile = files?.validation ?? null;
@@ -726,6 +737,8 @@ export class FinetuneSession {
           ? o.prepared
           : (await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null, trainName: names.train, validationName: names.validation ?? undefined }, this.tokenizer, hp)).data;
       if (resumed) checkSavedRunAgainstPlan(resumed, data.stats);
+      // The name given now, else the one the run was given (its record's): what its adapter and its records name.
+      const baseModelName = o.baseModelName ?? resumed?.baseModelName ?? null;
       // A fresh adapter as PEFT initialises it, seeded; a resume overwrites it with the checkpoint.
       // The adapter is replaced below: a generation, validation loss or export still reading it is stopped or finished first.
       await this.weightsReleased();
@@ -739,7 +752,7 @@ export class FinetuneSession {
         alpha: hp.lora_alpha,
         dropout: hp.lora_dropout,
         targetModules: targetModules(hp),
-        baseModel: this.modelSource,
+        baseModel: baseModelName ?? this.modelSource,
         random: uniformSource(hp.seed, ADAPTER_INIT_STREAM),
       });
       // An imported adapter is the starting point instead of PEFT's fresh initialisation.
@@ -757,7 +770,7 @@ export class FinetuneSession {
       this.ctx.flush();
       if (checkedState) fromStep = writeTrainState(this.ctx, this.lora, checkedState);
       stepNow = fromStep;
-      this.trainedBy = { hp, names, stats: data.stats, history, fromImported: startFrom !== null, step: () => stepNow };
+      this.trainedBy = { hp, names, stats: data.stats, history, fromImported: startFrom !== null, step: () => stepNow, baseModelName };
       // The resumed run's data as read above, for the page (savedRunFiles) once the plan says the run has begun.
       if (resumed) this.resumedFiles = { checkpoint: { step: resumed.step, savedAt: resumed.savedAt }, ...namedFiles(trainFile, validationFile, names) };
       onEvent({ type: 'plan', stats: planStats(data, hp), resumedAt: fromStep });
@@ -799,6 +812,7 @@ export class FinetuneSession {
           baseMatmul,
           ...(this.tokenizer.identity ? { tokenizer: this.tokenizer.identity } : {}),
           ...(useRslora ? { useRslora } : {}),
+          ...(baseModelName !== null ? { baseModelName } : {}),
         };
         try {
           await this.store.commit(checkpointFiles(run, state, newData));
@@ -1125,6 +1139,14 @@ export class FinetuneSession {
 
   get modelName(): string {
     return this.modelSource;
+  }
+
+  /**
+   * The name the current adapter's bundle names its base model by (its README, the zip's name): the one its run was
+   * given (train --base-model, kept in the run's record), else the loaded model's.
+   */
+  get baseModelName(): string {
+    return this.trainedBy?.baseModelName ?? this.modelSource;
   }
 
   /** Greedy completion of a prompt with the current adapter (the instruct template is the caller's business). */

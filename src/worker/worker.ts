@@ -466,7 +466,8 @@ const api = {
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
     // A trained adapter's README says how it was trained; one imported from a Replicate training, that training; one
     // imported with a README that had a "Training" section, that section (other imported adapters have none).
-    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.modelName, full: o.full, step: o.step, training: s.trainingCard() });
+    // Without a name asked for, the one the run was given (a restored run's record's), else the loaded model's.
+    return adapterZip(adapter, s.baseConfig, { name: o.baseModel ?? s.baseModelName, full: o.full, step: o.step, training: s.trainingCard() });
   },
 
   /** Loads an adapter (PEFT folder or zip, Replicate's training_output.zip) as the current one, checked against the model. */

@@ -589,6 +589,10 @@ describe('finetune train: an --out that holds a finished run', () => {
     expect(readFileSync(join(out, 'adapter', 'README.md'), 'utf8')).toContain('my-org/tiny-mistral');
     expect(readFileSync(join(out, 'adapter', 'adapter.gguf')).includes(Buffer.from('my-org/tiny-mistral'))).toBe(true);
     expect(stderr).not.toContain('the model folder\'s name');
+    // The name is recorded with the run: the run's checkpoint exports under it too (it named the model folder).
+    const exported = join(out, 'from-run');
+    await run('node', ['bin/finetune.mjs', 'export', '--adapter', join(out, 'run'), '--format', 'peft', '--out', exported, '--model', 'test/fixtures/tiny-mistral'], { env, timeout: 120_000 });
+    expect(JSON.parse(readFileSync(join(exported, 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('my-org/tiny-mistral');
     // Another seed, another initialisation: the adapter written is the new run's.
     expect(readFileSync(weights).equals(first)).toBe(false);
   }, 1_200_000);

@@ -12,7 +12,7 @@ import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type St
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, tokenizerMismatch, type TrainEvent } from '../../run/session.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
-import { adapterBundle, GGUF_FILE, withBaseModel } from '../../export/index.ts';
+import { adapterBundle, GGUF_FILE } from '../../export/index.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraAdapter } from '../../model/lora-adapter.ts';
 import { baseModelFlag, checkBaseModelNameFrom } from '../base-model-flag.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -78,7 +78,8 @@ options:
   --no-cache         neither read nor write the weight cache or the kernel choices
   --base-model NAME  the name the adapter gives its base model (base_model_name_or_path, the README, the GGUF's
                      general.name): default --model's Hub id, or the folder's name for a local model, which PEFT, vLLM
-                     and Ollama cannot look up; give the Hub id there (e.g. mistralai/Mistral-7B-Instruct-v0.2)
+                     and Ollama cannot look up; give the Hub id there (e.g. mistralai/Mistral-7B-Instruct-v0.2).
+                     Recorded with the run: a --resume without it, and export --adapter OUT/run, name it too
   --recover N        when the GPU device is lost (a driver reset), get a new one, load the model again and continue
                      from the run's last checkpoint (or start again if it had none yet), at most N times (default 2;
                      0: stop and say how to resume)
@@ -217,12 +218,6 @@ export function makeTrainCommand(
       if (!values['no-cache']) await checkCacheFolder(cacheDir, { given: values['cache-dir'] !== undefined, noCacheFlag: true });
       // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
       const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
-      // Without --base-model the adapter names its base model by the model's name (a folder's, from the file system):
-      // checked now, as a typed one is, not found wanting when the adapter is written at the run's end.
-      if (baseModel === undefined) {
-        const folder = spec.kind === 'directory';
-        checkBaseModelNameFrom(spec.label, `--model ${quote(values.model)}: its ${folder ? "folder's " : ''}name ${quote(spec.label)} is the base model's name the adapter gives (base_model_name_or_path) without --base-model`, folder ? 'rename the folder' : undefined);
-      }
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
       // What the flags change, said before anything can fail. Saved with the run: a resume without the flag continues
@@ -279,6 +274,13 @@ export function makeTrainCommand(
             if (!values.overwrite) throw new FinetuneError('bad-input', `${which} that this run would replace at its end: give --out another folder to keep it, or --overwrite to replace it`);
             io.err(`note: ${which}; --overwrite: this run replaces it at its end`);
           }
+        }
+        // Without --base-model the adapter names its base model by the model's name (a folder's, from the file system),
+        // or, resumed, by the name the run was given (its record's): checked now, as a typed one is, not found wanting
+        // when the adapter is written at the run's end.
+        if (baseModel === undefined && !(values.resume && typeof previous?.baseModelName === 'string')) {
+          const folder = spec.kind === 'directory';
+          checkBaseModelNameFrom(spec.label, `--model ${quote(values.model)}: its ${folder ? "folder's " : ''}name ${quote(spec.label)} is the base model's name the adapter gives (base_model_name_or_path) without --base-model`, folder ? 'rename the folder' : undefined);
         }
         const recover = values.recover === undefined ? 2 : Number(values.recover);
         if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${quote(values.recover)}`);
@@ -368,9 +370,9 @@ export function makeTrainCommand(
         const kernelCache = values['no-cache'] ? null : fileKernelTuningCache(folderStoreFiles(kernelDir), kernelDir);
         // PEFT files (PEFT, vLLM, Ollama) and a GGUF LoRA (llama.cpp, Ollama) side by side, with a README on loading them.
         const writeAdapter = async (s: FinetuneSession): Promise<{ adapter: LoraAdapter; dir: string }> => {
-          const trained = await s.adapterNow();
-          const adapter = baseModel === undefined ? trained : withBaseModel(trained, baseModel);
-          const files = adapterBundle(adapter, s.baseConfig, { name: baseModel ?? s.modelName, training: s.trainingCard() });
+          // Named by --base-model, or the run's record's name on a resume without it (the session names the adapter so).
+          const adapter = await s.adapterNow();
+          const files = adapterBundle(adapter, s.baseConfig, { name: s.baseModelName, training: s.trainingCard() });
           const dir = join(out, 'adapter');
           await makeFolder(dir);
           // As one set, each file through a temporary one renamed over it: a full disk keeps the earlier set whole (an
@@ -431,7 +433,8 @@ export function makeTrainCommand(
                 if (older) io.err(`note: ${older}`);
                 print({ type: 'model', ...model });
               }
-              const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase, replaceDamaged: values.overwrite as boolean };
+              // --base-model is recorded with the run: a resume without it, and export --adapter OUT/run, name it too.
+              const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase, replaceDamaged: values.overwrite as boolean, ...(baseModel !== undefined ? { baseModelName: baseModel } : {}) };
               result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
             } catch (e) {
               // A checkpoint that could not be written (a full disk): the adapter trained so far is still written, then
@@ -468,7 +471,7 @@ export function makeTrainCommand(
             }
             const { adapter, dir } = await writeAdapter(s);
             // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
-            if (baseModel === undefined && !isRemoteModelSpec(values.model as string)) {
+            if (baseModel === undefined && adapter.config.baseModel === spec.label && !isRemoteModelSpec(values.model as string)) {
               io.err(`note: the adapter names its base model ${quote(adapter.config.baseModel)}, the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${quote(dir)} --format peft --out DIR --base-model owner/name`);
             }
             if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${quote(runDir)}; the adapter so far is in ${quote(dir)}. Continue with the same command and --resume`);

@@ -14,7 +14,7 @@ import { PROJECTIONS } from '../../../src/core/mistral.ts';
 import { readAdapter } from '../../../src/model/lora-adapter.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../../../src/model/safetensors.ts';
 import { bytesSource } from '../../../src/model/source.ts';
-import { checkpointFiles } from '../../../src/run/saved-run.ts';
+import { checkpointFiles, type SavedRun } from '../../../src/run/saved-run.ts';
 import { fakeRun } from '../../helpers/fake-checkpoint.ts';
 import { readGguf } from '../../helpers/gguf-reader.ts';
 import { strToU8, zipSync } from 'fflate';
@@ -243,7 +243,7 @@ describe('finetune export --out X.zip over a zip', () => {
 
 describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint', () => {
   /** OUT/run holding a checkpoint at step 3 whose LoRA tensors are the tiny-adapter's (with AdamW moments beside them). */
-  async function runAtStep3(savedAt?: string, modelSource = 'tiny-mistral'): Promise<string> {
+  async function runAtStep3(savedAt?: string, modelSource = 'tiny-mistral', over: Partial<SavedRun> = {}): Promise<string> {
     const out = tmp();
     const fixture = readFileSync(join(TINY_ADAPTER, 'adapter_model.safetensors'));
     const file = await openSafetensors(bytesSource(new Uint8Array(fixture), 'fixture'));
@@ -254,7 +254,7 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
       tensors.push({ name, dtype: 'F32', shape, data }, { name: `${name}.exp_avg`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) }, { name: `${name}.exp_avg_sq`, dtype: 'F32', shape, data: new Float32Array(data.length).fill(9) });
     }
     const state = writeSafetensors(tensors, { format: 'finetune-state', step: '3', rank: '4' });
-    const run = { ...fakeRun(3), ...(savedAt ? { savedAt } : {}), modelSource, quantization: 'none' as const, hp: { ...defaultHyperparams(), lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear' }, totalSteps: 6 };
+    const run = { ...fakeRun(3), ...(savedAt ? { savedAt } : {}), modelSource, quantization: 'none' as const, hp: { ...defaultHyperparams(), lora_rank: 4, lora_alpha: 8, lora_target_modules: 'all-linear' }, totalSteps: 6, ...over };
     await folderRunStore(join(out, 'run')).commit(checkpointFiles(run, state, { train: new TextEncoder().encode('{"text":"a"}\n'), validation: null }));
     return out;
   }
@@ -309,6 +309,27 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
     const named = await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL, '--base-model', 'mistralai/Mistral-7B-v0.1'], { out: () => {}, err: () => {} });
     expect(named).toBe(0);
     expect((await readAdapter(nodeDirectory(dest))).config.baseModel).toBe('mistralai/Mistral-7B-v0.1');
+  });
+
+  // train --base-model NAME records NAME with the run: the checkpoint's adapter names it, as OUT/adapter does at the
+  // run's end. It named the model folder (and refused one whose name holds a U+202E, hinting the --base-model given).
+  it('names the base model the run was trained with --base-model, recorded with it, and not the model folder', async () => {
+    const out = await runAtStep3(undefined, 'tiny\u202eledom', { baseModelName: 'my-org/tiny-mistral' });
+    const dest = join(tmp(), 'peft');
+    const printed: string[] = [];
+    expect(await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL], { out: (l) => printed.push(l), err: () => {} })).toBe(0);
+    expect((await readAdapter(nodeDirectory(dest))).config.baseModel).toBe('my-org/tiny-mistral');
+    expect(JSON.parse(printed[0]).adapter.base_model_name_or_path).toBe('my-org/tiny-mistral');
+    // --base-model given to export still has the last word.
+    const renamed = join(tmp(), 'peft');
+    await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', renamed, '--model', TINY_MISTRAL, '--base-model', 'other/name'], { out: () => {}, err: () => {} });
+    expect((await readAdapter(nodeDirectory(renamed))).config.baseModel).toBe('other/name');
+  });
+
+  it('a recorded base model name a typed --base-model would be refused for is a damaged record, named as such', async () => {
+    const out = await runAtStep3(undefined, 'tiny-mistral', { baseModelName: 'my-org/\u202etiny' });
+    const e = await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', join(tmp(), 'peft'), '--model', TINY_MISTRAL], { out: () => {}, err: () => {} }).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toMatch(/its base model name "my-org\/\\u202etiny" is no base model name: the base model name holds U\+202E/);
   });
 
   it('a folder holding neither an adapter nor a run says where each would be', async () => {

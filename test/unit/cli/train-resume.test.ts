@@ -86,6 +86,21 @@ describe('train --resume and the model the run was trained on', () => {
   });
 });
 
+describe('train --resume and the base model name the run was given', () => {
+  // train --base-model NAME records NAME with the run: a resume without the flag names the base by it, so a model folder
+  // whose name a typed --base-model is refused for is not refused for its name (it once was, as if never named).
+  it('a resume without --base-model of a run given one is not refused for the model folder’s name', async () => {
+    const model = join(mkdtempSync(join(tmpdir(), 'finetune-model-')), 'tiny\u202eledom');
+    mkdirSync(model);
+    for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(model, f));
+    const named = await savedRunFolder({ modelSource: 'tiny\u202eledom', baseModelName: 'my-org/tiny-mistral' });
+    expect(((await train('--model', model, '--out', named, '--resume')).code as Error).message).toBe(REACHED_GPU);
+    // A run given none names the folder: refused for its name, as a new run is.
+    const unnamed = await savedRunFolder({ modelSource: 'tiny\u202eledom' });
+    expect(((await train('--model', model, '--out', unnamed, '--resume')).code as Error).message).toMatch(/its folder's name "tiny\\u202eledom" is the base model's name the adapter gives/);
+  });
+});
+
 describe('train and a damaged OUT/run', () => {
   const runFiles = (out: string): Record<string, string> => Object.fromEntries(readdirSync(join(out, 'run')).map((f) => [f, readFileSync(join(out, 'run', f), 'latin1')]));
 
