@@ -3,7 +3,7 @@
 // every command alike (see command.ts), so a new command gets them without code of its own.
 
 import { readFileSync } from 'node:fs';
-import { isFinetuneError } from '../core/errors.ts';
+import { isFinetuneError, thrownText } from '../core/errors.ts';
 import { INVISIBLE_IN_QUOTES, quote, unicodeEscape } from '../core/quote.ts';
 import { asksForHelp, isUsageError, type CliIO } from './command.ts';
 import { commands } from './commands/index.ts';
@@ -85,21 +85,41 @@ export async function main(argv: string[], given: CliIO = defaultIO): Promise<nu
   try {
     return await command.run(rest, io);
   } catch (e) {
-    if (isUsageError(e)) {
-      io.err(`finetune ${name}: ${(e as Error).message}\n`);
-      io.err(command.usage);
-      return 2;
-    }
-    if (isFinetuneError(e)) {
-      io.err(`finetune ${name}: ${e.kind}: ${e.message}`);
-      return e.kind === 'bad-input' ? 2 : 1;
-    }
-    const fileError = fileErrorLine(e);
-    if (fileError) {
-      io.err(`finetune ${name}: ${fileError}`);
-      return 2;
-    }
-    io.err(`finetune ${name}: internal error: ${(e as Error).stack ?? String(e)}`);
-    return 1;
+    return reportCommandError(name, command.usage, e, io);
   }
+}
+
+/**
+ * What a command's failure prints on `io` (already terminal-safe), and the exit code: 2 for the user's mistake, 1 for
+ * ours. Never throws, whatever was thrown (null, undefined, an object without a prototype, an Error whose stack getter
+ * throws): `(e as Error).stack` threw for null and undefined, out of main, in place of the line.
+ */
+export function reportCommandError(name: string, usage: string, e: unknown, io: CliIO): number {
+  if (isUsageError(e)) {
+    io.err(`finetune ${name}: ${(e as Error).message}\n`);
+    io.err(usage);
+    return 2;
+  }
+  if (isFinetuneError(e)) {
+    io.err(`finetune ${name}: ${e.kind}: ${e.message}`);
+    return e.kind === 'bad-input' ? 2 : 1;
+  }
+  const fileError = fileErrorLine(e);
+  if (fileError) {
+    io.err(`finetune ${name}: ${fileError}`);
+    return 2;
+  }
+  io.err(`finetune ${name}: internal error: ${internalErrorText(e)}`);
+  return 1;
+}
+
+/** An internal error as text: an Error's stack (where the bug is) when it has one that reads as text, else the value's text. */
+function internalErrorText(e: unknown): string {
+  let stack: unknown;
+  try {
+    stack = e instanceof Error ? e.stack : undefined;
+  } catch {
+    stack = undefined;
+  }
+  return typeof stack === 'string' ? stack : thrownText(e);
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { main, terminalLine } from '../../../src/cli/main.ts';
+import { main, reportCommandError, terminalLine } from '../../../src/cli/main.ts';
+import type { Command } from '../../../src/cli/command.ts';
+import { commands } from '../../../src/cli/commands/index.ts';
 
 function capture(): { io: { out: (l: string) => void; err: (l: string) => void }; out: string[]; err: string[] } {
   const out: string[] = [];
@@ -73,5 +75,49 @@ describe('terminalLine', () => {
     const c = capture();
     expect(await main(['frob\tnicate'], c.io)).toBe(2);
     expect(c.err[0]).toBe('finetune: unknown command "frob\\tnicate"');
+  });
+});
+
+// The last catch said `(e as Error).stack ?? String(e)`: a command that threw null or undefined threw a TypeError from
+// there (reading .stack of null), out of main, instead of an internal error line and exit 1.
+describe('a command that throws what is no Error', () => {
+  it('says an internal error, with the value as text, for null, undefined, an object without a prototype and an Error whose stack cannot be read', async () => {
+    const noStack = new Error('boom');
+    Object.defineProperty(noStack, 'stack', {
+      get() {
+        throw new Error('no stack here');
+      },
+    });
+    const cases: [unknown, string][] = [
+      [null, 'null'],
+      [undefined, 'undefined'],
+      [Object.create(null), 'a thrown value that has no text'],
+      [noStack, 'Error: boom'],
+      ['plain words', 'plain words'],
+    ];
+    for (const [thrown, said] of cases) {
+      const c = capture();
+      expect(reportCommandError('train', 'usage text', thrown, c.io)).toBe(1);
+      expect(c.err).toEqual([`finetune train: internal error: ${said}`]);
+    }
+    // Through main: a command that throws null ends in that line and exit 1 (main threw a TypeError).
+    const thrower: Command = {
+      name: 'throws-null',
+      summary: 'throws null',
+      usage: 'finetune throws-null',
+      run: () => Promise.reject(null),
+    };
+    commands.push(thrower);
+    try {
+      const m = capture();
+      expect(await main(['throws-null'], m.io)).toBe(1);
+      expect(m.err).toEqual(['finetune throws-null: internal error: null']);
+    } finally {
+      commands.splice(commands.indexOf(thrower), 1);
+    }
+    // An Error still shows its stack (where the bug is).
+    const c = capture();
+    reportCommandError('train', 'usage text', new Error('kaput'), c.io);
+    expect(c.err[0]).toMatch(/^finetune train: internal error: Error: kaput\n\s+at /);
   });
 });
