@@ -4,6 +4,7 @@
 import { FinetuneError } from '../core/errors.ts';
 import { networkReason } from '../core/network-errors.ts';
 import { PROXY_PROBLEM_TITLE } from './endpoints.ts';
+import { visibleText } from '../core/quote.ts';
 
 /** What a failed call was doing, in words, from its method and path (after /v1). */
 export function describeCall(method: string, path: string): string {
@@ -46,7 +47,9 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
   const detail = (typeof body.detail === 'string' ? scrub(body.detail, opts.token) : scrub(bodyText, opts.token).trim().slice(0, 300)).trim();
   // The proxy's own answers (Replicate unreachable, a refusal) carry its title: then the proxy said it, not Replicate.
   const fromProxy = body.title === PROXY_PROBLEM_TITLE;
-  const said = detail ? ` ${fromProxy ? 'The proxy said' : 'Replicate said'}: ${detail}` : '';
+  // Another party's words, shown on a terminal and the page: with visibleText's escapes, so that a line break in them
+  // cannot start a line of its own and a bidirectional control cannot reorder the sentence (details keep them as said).
+  const said = detail ? ` ${fromProxy ? 'The proxy said' : 'Replicate said'}: ${visibleText(detail)}` : '';
   const base = { status, call, ...(detail ? { detail } : {}) };
   switch (status) {
     case 401:
@@ -63,7 +66,7 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
       const fields = (body.invalid_fields ?? [])
         .filter((f) => f.field)
         .map((f) => `${scrub(String(f.field), opts.token).replace(/^input\./, '')}: ${scrub(String(f.description ?? 'invalid'), opts.token)}`);
-      const what = fields.length > 0 ? fields.join('; ') : detail || 'no reason given';
+      const what = fields.length > 0 ? fields.map(visibleText).join('; ') : visibleText(detail) || 'no reason given';
       return new FinetuneError('remote', `Replicate refused the request while ${call} (422 validation failed): ${what}`, { ...base, fields: fields.map((f) => f.split(':')[0]) });
     }
     case 429: {

@@ -36,7 +36,7 @@ import { h, replaceChildren } from './dom.ts';
 import { errorParts } from './format.ts';
 import { watchProxyAnswers } from './proxy-answers.ts';
 import { loadRemoteForm, saveRemoteForm } from './remote-prefs.ts';
-import { estimateLine, retryLine, sendBlockedReason, sendFailedLine } from './remote-text.ts';
+import { estimateLine, logViewText, retryLine, sendBlockedReason, sendFailedLine } from './remote-text.ts';
 
 const JOBS_KEY = 'finetune.remote.jobs';
 const TOKEN_KEY = 'finetune.remote.token';
@@ -92,7 +92,26 @@ export function mergedJob(known: RemoteJob | undefined, v: TrainingView, dest: s
  */
 export function cancelMessage(id: string, row: RemoteJob | undefined, reply: TrainingView): string {
   if (row && isDone(row.status) && row.status !== reply.status) return `Training ${id} had already ${row.status === 'aborted' ? 'been aborted' : row.status}: nothing to cancel.`;
-  return `Training ${id} is ${reply.status}.`;
+  return `Training ${id} is ${visibleText(reply.status)}.`;
+}
+
+/**
+ * How a followed training that did not succeed ended, in the status line. Its status and error are Replicate's words
+ * (the trainer's exception): with visibleText's escapes, so that a line break or a bidirectional control in them
+ * cannot make the line read as another.
+ */
+export function endedMessage(id: string, v: TrainingView): string {
+  return `Training ${id} ${visibleText(v.status)}${v.error ? `: ${visibleText(v.error)}` : ''}`;
+}
+
+/** A job's row in the list, as text: its destination, status and error with visibleText's escapes (see endedMessage). */
+export function jobRowTexts(j: RemoteJob): { dest: string; status: string; numbers: string; error: string } {
+  return {
+    dest: ` ${visibleText(j.destination)} · `,
+    status: visibleText(j.status),
+    numbers: ` · ${Math.round(j.elapsedS)} s · $${j.costUsd.toFixed(4)}`,
+    error: j.error ? ` · ${visibleText(j.error)}` : '',
+  };
 }
 
 /** Options for tests and automation: the browser tier shortens the polling. */
@@ -314,7 +333,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       // Checked as every other answer is: an answer that is not a training says so, naming the call.
       const training = await getTraining(c, id);
       const v = viewTraining(training);
-      if (!v.weights) throw new Error(`training ${id} has no output weights (${v.status})`);
+      if (!v.weights) throw new Error(`training ${id} has no output weights (${visibleText(v.status)})`);
       const zip = await downloadOutput(c, v.weights, { proxyOrigin });
       say('hint', 'Reading the adapter…');
       // The training's inputs go with it, for the README of an export of it.
@@ -350,7 +369,7 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       if (v.status === 'succeeded') {
         say('hint ok', `Training ${id} succeeded (${Math.round(v.elapsedS)} s, $${v.costUsd.toFixed(2)}).`);
         if (autoImport) await importResult(id);
-      } else say('bad', `Training ${id} ${v.status}${v.error ? `: ${v.error}` : ''}`);
+      } else say('bad', endedMessage(id, v));
     } catch (e) {
       if (!ac.signal.aborted) {
         const m = errorParts(e).message;
@@ -465,10 +484,11 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       const done = isDone(j.status);
       r.li.dataset.status = j.status;
       r.li.className = j.id === selected ? 'selected' : '';
-      r.dest.textContent = ` ${j.destination} · `;
-      r.status.textContent = j.status;
-      r.numbers.textContent = ` · ${Math.round(j.elapsedS)} s · $${j.costUsd.toFixed(4)}`;
-      r.error.textContent = j.error ? ` · ${j.error}` : '';
+      const texts = jobRowTexts(j);
+      r.dest.textContent = texts.dest;
+      r.status.textContent = texts.status;
+      r.numbers.textContent = texts.numbers;
+      r.error.textContent = texts.error;
       r.follow.textContent = live ? 'Following…' : 'Follow';
       r.follow.disabled = live || done || !usable;
       r.cancel.disabled = done || !usable;
@@ -481,7 +501,8 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
         rows.delete(id);
       }
     }
-    const text = selected ? (logs.get(selected) ?? (jobs.some((j) => j.id === selected) ? '(press Follow to see the logs)' : '')) : '';
+    const held = selected ? logs.get(selected) : undefined;
+    const text = selected ? (held !== undefined ? logViewText(held) : (jobs.some((j) => j.id === selected) ? '(press Follow to see the logs)' : '')) : '';
     if (logView.textContent !== text) {
       logView.textContent = text;
       logView.scrollTop = logView.scrollHeight;

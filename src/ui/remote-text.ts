@@ -7,6 +7,7 @@ import { isFinetuneError, thrownMessage } from '../core/errors.ts';
 import type { ProxyAnswer } from './proxy-answers.ts';
 import { formatCounted } from '../core/units.ts';
 import { roughDuration } from './format.ts';
+import { INVISIBLE_IN_QUOTES, unicodeEscape } from '../core/quote.ts';
 import { endSentence, joinSentences, startSentence } from './sentence.ts';
 
 /**
@@ -77,4 +78,18 @@ export function sendFailedLine(e: unknown): string {
   // What fetch or the proxy threw may be no Error at all: thrownMessage never throws (String() did, and the send's
   // failure went unsaid).
   return notSentLine(thrownMessage(e));
+}
+
+/**
+ * A training's logs for the log view (a <pre>), as Replicate sent them but for what could mislead: line breaks and
+ * tabs stay (logs are read as lines); a carriage return (a progress bar redrawing its line) ends a line, as a log file
+ * shows it; the other control characters (an escape sequence's ESC, a bell, C1) show as U+FFFD, as the command line
+ * shows them (cli/commands/remote.ts terminalSafe); a bidirectional control, an invisible character or a line or
+ * paragraph separator is written as a \uXXXX escape (core/quote.ts), so that no line reorders or hides its words.
+ */
+export function logViewText(logs: string): string {
+  return logs
+    .replace(/\r\n?/g, '\n')
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\ufffd')
+    .replace(INVISIBLE_IN_QUOTES, unicodeEscape);
 }

@@ -45,7 +45,7 @@ import { UsageError, parseCommandArgs, type CliIO, type Command } from '../comma
 import { checkDirectory, checkOutputPath, checkReadableFile } from '../input-file.ts';
 import { timeLeft } from '../load-progress.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { quote } from '../../core/quote.ts';
+import { quote, visibleText } from '../../core/quote.ts';
 
 const USAGE = `finetune remote train --data FILE.jsonl [--validation FILE.jsonl] --destination OWNER/NAME [--follow]
                       [--visibility private|public] [--hardware SKU] [--<hyperparameter> VALUE …]
@@ -134,11 +134,18 @@ export function terminalSafe(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\ufffd');
 }
 
+/** A training's status as Replicate said it: one this version does not know is quoted (it is Replicate's text). */
+function statusText(status: string): string {
+  return isKnownStatus(status) ? status : quote(status);
+}
+
 /** Where a followed training stands, for a person: "training ID: processing · 1 min 5 s · $0.0910". */
 export function statusWords(v: TrainingView): string {
   const status = isKnownStatus(v.status) ? v.status : `${quote(v.status)} (a status this version does not know: taken as not finished, still following)`;
   const parts = [`training ${v.id}: ${status}`, timeLeft(v.elapsedS), `$${v.costUsd.toFixed(4)}`];
-  if (v.error) parts.push(terminalSafe(v.error));
+  // Replicate's words (the trainer's exception) on one line: a line break in them is written \n, so that they cannot
+  // start a line finetune never wrote, and a bidirectional control or an invisible character as an escape.
+  if (v.error) parts.push(visibleText(v.error));
   if (v.status === 'succeeded') parts.push(`its adapter: finetune remote fetch ${v.id} --out DIR`);
   return parts.join(' · ');
 }
@@ -368,7 +375,7 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   const training = await getTraining(c, id);
   const v = viewTraining(training);
   if (v.status !== 'succeeded' || !v.weights) {
-    throw new FinetuneError('remote', `training ${id} is ${v.status}${v.error ? ` (${v.error})` : ''}: there are no weights to fetch${v.done ? '' : ' yet; wait for it to succeed (finetune remote status --follow ' + id + ')'}`);
+    throw new FinetuneError('remote', `training ${id} is ${statusText(v.status)}${v.error ? ` (${visibleText(v.error)})` : ''}: there are no weights to fetch${v.done ? '' : ' yet; wait for it to succeed (finetune remote status --follow ' + id + ')'}`);
   }
   await makeFolder(values.out);
   checkDirectory(values.out, '--out');

@@ -193,6 +193,24 @@ describe('finetune remote', () => {
     expect(f.err.join('\n')).toMatch(new RegExp(`training ${id} is canceled: there are no weights to fetch`));
   });
 
+  // A failed training's error is Replicate's text (the trainer's exception): a line break in it started a line that
+  // finetune never wrote, and a bidirectional control reordered the words after it.
+  it("a failed training's error cannot forge a terminal line or reorder it: its line breaks and bidi controls are escaped", async () => {
+    const forged = 'CUDA out of memory\nfinetune remote: training abc succeeded \u202eevil';
+    const before = fake.script;
+    fake.script = { processingPolls: 1, outcome: 'failed', error: forged };
+    const t = await run('train', '--data', DATA, '--destination', 'alice/cli-bot', '--follow', '--poll-interval', '0.01').finally(() => (fake.script = before));
+    const id = t.out.find((o) => o.type === 'training')!.id as string;
+    const ended = t.err.find((l) => l.startsWith(`training ${id}: failed`));
+    expect(ended).toMatch(/ · CUDA out of memory\\nfinetune remote: training abc succeeded \\u202eevil$/);
+    expect(t.err.join('\n')).not.toMatch(/^finetune remote: training abc/m);
+    expect(t.err.join('\n')).not.toContain('\u202e');
+    // fetch's refusal carries it too.
+    const f = await run('fetch', id, '--out', join(dir, 'failed'));
+    expect(f.code).toBe(1);
+    expect(f.err).toEqual([`finetune remote: remote: training ${id} is failed (CUDA out of memory\\nfinetune remote: training abc succeeded \\u202eevil): there are no weights to fetch`]);
+  });
+
   it('uploads a validation file too and sends it as validation_data', async () => {
     const val = join(dir, 'val.jsonl');
     writeFileSync(val, '{"prompt": "# one", "completion": "x = 1"}\n{"prompt": "# two", "completion": "x = 2"}\n');

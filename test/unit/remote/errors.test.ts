@@ -34,4 +34,16 @@ describe('httpError', () => {
     expect(leaks(JSON.stringify(e.details))).toEqual([]);
     expect(e.message).toContain('[token]: echo [token]');
   });
+
+  // Replicate's words go into the message shown on the terminal and the page: a line break in them started a line
+  // that finetune never wrote, and a bidirectional control reordered the words after it. Escaped there, as names are.
+  it("writes Replicate's detail and a 422's fields with their line breaks and bidi controls escaped", () => {
+    const forged = 'bad input\nfinetune remote: training abc succeeded\u202e';
+    const e = httpError(500, JSON.stringify({ detail: forged }), 'reading training abc');
+    expect(e.message).toBe('Replicate had a server error (500) while reading training abc; this is not your input, try again in a few minutes. Replicate said: bad input\\nfinetune remote: training abc succeeded\\u202e');
+    const text = httpError(403, `line one\r\nline two\u2066`, 'reading training abc');
+    expect(text.message).toBe('Replicate refused reading training abc (403 Forbidden). Replicate said: line one\\r\\nline two\\u2066');
+    const fields = httpError(422, JSON.stringify({ invalid_fields: [{ field: 'input.lr\u202e', description: 'must be\nsmall' }] }), 'starting a training');
+    expect(fields.message).toBe('Replicate refused the request while starting a training (422 validation failed): lr\\u202e: must be\\nsmall');
+  });
 });

@@ -2,7 +2,7 @@
 // Follow's polls, Cancel's reply and Send, in any order, and a stale one must not undo what a later one recorded.
 import { describe, expect, it } from 'vitest';
 import type { TrainingView } from '../../../src/remote/flow.ts';
-import { cancelMessage, mergedJob, type RemoteJob } from '../../../src/ui/remote-panel.ts';
+import { cancelMessage, endedMessage, jobRowTexts, mergedJob, type RemoteJob } from '../../../src/ui/remote-panel.ts';
 
 const NOW = new Date('2025-05-01T10:00:00Z');
 
@@ -56,5 +56,23 @@ describe('cancelMessage', () => {
     expect(cancelMessage('abc123', row ?? undefined, reply)).toBe('Training abc123 is canceled.');
     // A reply about a job not in the list yet (no row) says the reply's status.
     expect(cancelMessage('abc123', undefined, view('starting', 0))).toBe('Training abc123 is starting.');
+  });
+});
+
+// A job's destination, status and error are shown as text (textContent), and Replicate's words in them with
+// visibleText's escapes: a bidirectional control reordered the row or the status line, and a line break in an error
+// made the status line read as two.
+describe('the words of Replicate in the job list and the status line', () => {
+  const forged = 'CUDA out of memory\nTraining abc succeeded\u202e';
+  it('a row shows the destination, status and error with their line breaks and bidi controls escaped', () => {
+    const row = { ...job('failed', 42), destination: 'alice/\u202ebot', error: forged };
+    expect(jobRowTexts(row)).toEqual({ dest: ' alice/\\u202ebot · ', status: 'failed', numbers: ' · 42 s · $0.0588', error: ' · CUDA out of memory\\nTraining abc succeeded\\u202e' });
+    expect(jobRowTexts({ ...row, status: 'odd\u2066' as RemoteJob['status'], error: null })).toMatchObject({ status: 'odd\\u2066', error: '' });
+  });
+
+  it("a training's end and a Cancel reply say Replicate's status and error escaped", () => {
+    expect(endedMessage('abc123', view('failed', 42, forged))).toBe('Training abc123 failed: CUDA out of memory\\nTraining abc succeeded\\u202e');
+    expect(endedMessage('abc123', view('canceled', 42))).toBe('Training abc123 canceled');
+    expect(cancelMessage('abc123', undefined, view('odd\u202e' as TrainingView['status'], 0))).toBe('Training abc123 is odd\\u202e.');
   });
 });

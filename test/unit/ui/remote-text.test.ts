@@ -2,7 +2,7 @@
 // while a call to Replicate is retried.
 import { describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../../src/core/errors.ts';
-import { estimateLine, notSentLine, retryLine, sendBlockedReason, sendFailedLine } from '../../../src/ui/remote-text.ts';
+import { estimateLine, logViewText, notSentLine, retryLine, sendBlockedReason, sendFailedLine } from '../../../src/ui/remote-text.ts';
 
 describe('estimateLine', () => {
   it('writes the token count with thousands separators, as the rest of the page does', () => {
@@ -70,5 +70,18 @@ describe('sendFailedLine', () => {
     const maybe = new FinetuneError('network', 'The training of alice/x may have started: no answer came back (socket hang up) while starting it, and the list of your recent trainings could not be read either. Before sending it again, check whether it runs: finetune remote list, or https://replicate.com/trainings.', { maybeStarted: true });
     expect(sendFailedLine(maybe)).toBe(maybe.message);
     expect(sendFailedLine(maybe)).not.toMatch(/not sent/i);
+  });
+});
+
+// The training's logs are shown in a <pre> as Replicate sent them, a line per line: a bidirectional control in a line
+// reordered the rest of it (a loss could read as another), an invisible character hid text, and an escape sequence
+// of a progress bar was there unseen. Line breaks and tabs stay: the logs are meant to be read as lines.
+describe('logViewText', () => {
+  it('keeps line breaks and tabs, breaks lines at a carriage return, marks other controls and escapes bidi and invisible characters', () => {
+    expect(logViewText('step 1: loss 2.3\n\tstep 2: loss 2.1\n')).toBe('step 1: loss 2.3\n\tstep 2: loss 2.1\n');
+    expect(logViewText('a\r\nb')).toBe('a\nb');
+    expect(logViewText(' 10%|█\r 20%|██')).toBe(' 10%|█\n 20%|██');
+    expect(logViewText('\u001b[32mok\u001b[0m\u0007\u009b')).toBe('\ufffd[32mok\ufffd[0m\ufffd\ufffd');
+    expect(logViewText('loss \u202e0.5 1.2\u202c\u200b\u2028x')).toBe('loss \\u202e0.5 1.2\\u202c\\u200b\\u2028x');
   });
 });
