@@ -6,6 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { FinetuneError } from '../core/errors.ts';
 import { quote } from '../core/quote.ts';
+import { nodeErrorReason } from './node-error.ts';
 
 export interface CacheFolderCheck {
   /** The folder was given as --cache-dir (else it is the default one). */
@@ -31,6 +32,6 @@ export async function checkCacheFolder(dir: string, o: CacheFolderCheck): Promis
       const itself = await stat(dir).then((st) => !st.isDirectory(), () => false);
       throw new FinetuneError('bad-input', `${what} ${itself ? 'is a file, not a folder' : 'cannot be a folder: part of its path is a file'}: give the cache's folder${o.given ? '' : ' with --cache-dir'}${orNoCache}`);
     }
-    throw new FinetuneError('bad-input', `${what} cannot be read (${code ?? (e instanceof Error ? e.message : String(e))})${o.noCacheFlag ? `: give another folder with --cache-dir${orNoCache}` : ''}`);
+    throw new FinetuneError('bad-input', `${what} cannot be read (${nodeErrorReason(e)})${o.noCacheFlag ? `: give another folder with --cache-dir${orNoCache}` : ''}`);
   }
 }

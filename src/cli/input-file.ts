@@ -9,6 +9,7 @@ import { DEFAULT_MAX_LINE_BYTES, looksBinary } from '../data/jsonl.ts';
 import { formatBytes } from '../core/units.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { quote } from '../core/quote.ts';
+import { nodeErrorReason } from './node-error.ts';
 
 /** More lines than any fine-tuning set we expect to hold in memory at once (tokenised, ~10 M rows). */
 export const MAX_DATA_LINES = 10_000_000;
@@ -29,7 +30,7 @@ export function checkReadableFile(path: string, flag: string): number {
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} does not exist`);
-    throw new FinetuneError('bad-input', `${prefix(flag)}cannot read ${quote(path)} (${code ?? (e as Error).message})`);
+    throw new FinetuneError('bad-input', `${prefix(flag)}cannot read ${quote(path)} (${nodeErrorReason(e)})`);
   }
   if (st.isDirectory()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is a directory, not a file`);
   if (!st.isFile()) throw new FinetuneError('bad-input', `${prefix(flag)}${quote(path)} is not a regular file (a device, pipe or socket is not accepted)`);

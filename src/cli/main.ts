@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isFinetuneError, thrownText } from '../core/errors.ts';
 import { INVISIBLE_IN_QUOTES, quote, unicodeEscape } from '../core/quote.ts';
 import { asksForHelp, isUsageError, type CliIO } from './command.ts';
+import { nodeErrorMessage } from './node-error.ts';
 import { commands } from './commands/index.ts';
 
 /**
@@ -46,11 +47,14 @@ export function packageVersion(): string {
   return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
-/** Node's file errors (ENOENT, EISDIR, EACCES…) are the user's mistake, not ours: one line, no stack. */
+/**
+ * Node's file errors (ENOENT, EISDIR, EACCES…) are the user's mistake, not ours: one line, no stack, and the path in it
+ * quoted (Node's message holds it as it is, and a line break in it made a line of its own).
+ */
 function fileErrorLine(e: unknown): string | null {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code) || !(e instanceof Error)) return null;
-  return e.message;
+  return nodeErrorMessage(e);
 }
 
 export async function main(argv: string[], given: CliIO = defaultIO): Promise<number> {

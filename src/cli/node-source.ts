@@ -4,7 +4,8 @@
 import { open, stat } from 'node:fs/promises';
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve, sep } from 'node:path';
-import { FinetuneError, thrownMessage } from '../core/errors.ts';
+import { FinetuneError } from '../core/errors.ts';
+import { nodeErrorReason } from './node-error.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { checkFileName, checkRange, displayUrl, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
 import { quote, visibleText } from '../core/quote.ts';
@@ -22,7 +23,7 @@ export async function nodeFileSource(path: string, name = path): Promise<ByteSou
     if (e instanceof FinetuneError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new FinetuneError('bad-input', `no such file: ${quote(name)}`, { reason: 'not-found' });
-    throw new FinetuneError('bad-input', `cannot open ${quote(name)}: ${thrownMessage(e)}`);
+    throw new FinetuneError('bad-input', `cannot open ${quote(name)}: ${nodeErrorReason(e)}`);
   }
   const src: ByteSource = {
     name,

@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { pointerRunStore, type RunStore, type StoreFiles } from '../run/run-store.ts';
 import { quote } from '../core/quote.ts';
+import { nodeErrorMessage } from './node-error.ts';
 
 /** Called before each step of a write; a test uses it to kill the process at a known point. */
 export type WriteProbe = (point: string) => void | Promise<void>;
@@ -92,13 +93,14 @@ export async function writeFilesAtomic(dir: string, files: Record<string, Uint8A
     if (touched && (key === undefined || existsSync(join(dir, key)))) throw e;
     await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
     if (touched) {
-      throw Object.assign(new Error(`could not write ${quote(join(dir, current))}: ${(e as Error).message}; ${quote(dir)} now holds part of the new set without ${key}, so no reader takes it for one: write it again`), { code, path: join(dir, current) });
+      throw Object.assign(new Error(`could not write ${quote(join(dir, current))}: ${nodeErrorMessage(e)}; ${quote(dir)} now holds part of the new set without ${key}, so no reader takes it for one: write it again`), { code, path: join(dir, current) });
     }
     if (code === undefined) throw e;
     const path = join(dir, current);
     const others = staged.length > 1 || Object.keys(files).length > 1 ? ` (nor any of ${Object.keys(files).join(', ')}: they are written as one set)` : '';
     const kept = existsSync(path) ? `the file that was there is kept as it was${others}` : `nothing was written there${others}`;
-    throw Object.assign(new Error(`could not write ${quote(path)}: ${(e as Error).message}; ${kept}`), { code, path });
+    // Node's message names the temporary file as it is: written with its paths quoted.
+    throw Object.assign(new Error(`could not write ${quote(path)}: ${nodeErrorMessage(e)}; ${kept}`), { code, path });
   }
 }
 

@@ -17,8 +17,8 @@ import { assertFiniteAdapter, createAdapter, loraScaling, type LoraAdapter } fro
 import { moduleShape, openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
 import { parameterCount, type MistralConfig } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
-import { quote } from '../core/quote.ts';
-import { FinetuneError, isFinetuneError } from '../core/errors.ts';
+import { quote, visibleText } from '../core/quote.ts';
+import { FinetuneError, isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { baseModelNameProblem } from '../core/file-names.ts';
 import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
@@ -820,8 +820,9 @@ export class FinetuneSession {
           // A full disk, a lost mount: the commit left the previous checkpoint whole (run-store.ts). Say which file
           // failed, which checkpoint is kept and what to do; the caller may still write the adapter trained so far.
           if (isFinetuneError(e, 'device-lost')) throw e;
+          // A store may pass Node's own error on, whose message holds a path as it is: escaped (visibleText).
           const kept = lastSaved > 0 ? `The last complete checkpoint, at step ${lastSaved}, is kept: free some space, then resume from it` : 'The run has no complete checkpoint yet: free some space, then start it again';
-          throw new FinetuneError('bad-input', `the checkpoint at step ${step} could not be saved: ${(e as Error).message}. ${kept}`, { checkpointFailed: true, step, lastSaved, code: (e as { code?: unknown }).code });
+          throw new FinetuneError('bad-input', `the checkpoint at step ${step} could not be saved: ${visibleText(thrownMessage(e))}. ${kept}`, { checkpointFailed: true, step, lastSaved, code: (e as { code?: unknown }).code });
         }
         newData = null;
         lastSaved = step;

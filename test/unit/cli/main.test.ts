@@ -121,3 +121,28 @@ describe('a command that throws what is no Error', () => {
     expect(c.err[0]).toMatch(/^finetune train: internal error: Error: kaput\n\s+at /);
   });
 });
+
+// Node's file errors were printed with Node's message, whose path is as it is: a line break in it made a line of its
+// own, as if finetune had written it.
+describe("a command that throws Node's file error", () => {
+  it('says the error with its path quoted', async () => {
+    const path = '/nonexistent-finetune-dir/a\nfinetune train: done';
+    const thrower: Command = {
+      name: 'throws-enoent',
+      summary: 'throws ENOENT',
+      usage: 'finetune throws-enoent',
+      run: async () => {
+        (await import('node:fs')).statSync(path);
+        return 0;
+      },
+    };
+    commands.push(thrower);
+    try {
+      const m = capture();
+      expect(await main(['throws-enoent'], m.io)).toBe(2);
+      expect(m.err).toEqual(['finetune throws-enoent: ENOENT: no such file or directory, stat "/nonexistent-finetune-dir/a\\nfinetune train: done"']);
+    } finally {
+      commands.splice(commands.indexOf(thrower), 1);
+    }
+  });
+});

@@ -1,0 +1,56 @@
+// Node's messages of its file errors carry the path as it is ("ENOENT: no such file or directory, open 'a\nb'"): a
+// line break in it started a line finetune never wrote, and a bidirectional control reordered the words after it.
+// What the command line says of them: the code and Node's description, the paths quoted as ours are.
+import { mkdtempSync, renameSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nodeErrorMessage, nodeErrorReason } from '../../../src/cli/node-error.ts';
+import { writeFileAtomic } from '../../../src/cli/node-store.ts';
+import { checkReadableFile } from '../../../src/cli/input-file.ts';
+
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('did not throw');
+}
+
+describe("Node's file errors in our messages", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'finetune-node-error-'));
+  const odd = join(dir, 'a\nfinetune train: done \u202eb');
+  const shown = JSON.stringify(odd).slice(1, -1).replace('\u202e', '\\u202e');
+
+  it('nodeErrorMessage: Node\'s message with its paths quoted', () => {
+    expect(nodeErrorMessage(thrown(() => statSync(odd)))).toBe(`ENOENT: no such file or directory, stat "${shown}"`);
+    expect(nodeErrorMessage(thrown(() => renameSync(odd, `${odd}2`)))).toBe(`ENOENT: no such file or directory, rename "${shown}" -> "${shown}2"`);
+  });
+
+  it('nodeErrorReason: the code and its description alone, for a message that names the path itself', () => {
+    expect(nodeErrorReason(thrown(() => statSync(odd)))).toBe('ENOENT: no such file or directory');
+  });
+
+  it('an error that names no path (a write on a file handle, a made-up one) is its message, escaped', () => {
+    const synthetic = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    expect(nodeErrorMessage(synthetic)).toBe('ENOSPC: no space left on device, write');
+    expect(nodeErrorReason(synthetic)).toBe('ENOSPC: no space left on device, write');
+    expect(nodeErrorReason(new Error('two\nlines \u2066'))).toBe('two\\nlines \\u2066');
+    expect(nodeErrorReason(null)).toBe('null');
+  });
+
+  it("writeFileAtomic's and checkReadableFile's messages carry Node's error with its path quoted", async () => {
+    // A real Node error from inside the write (here a stat of the odd path), as a failed open or rename throws one.
+    const probe = async (point: string): Promise<void> => {
+      if (point.startsWith('fsync ')) statSync(odd);
+    };
+    const target = join(dir, 'out.bin');
+    const e = await writeFileAtomic(target, new Uint8Array(4), probe).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toBe(`could not write "${target}": ENOENT: no such file or directory, stat "${shown}"; nothing was written there`);
+    // A path that is a broken link: statSync fails with ELOOP or ENOENT; a loop of links gives ELOOP, named by its code.
+    const loop = join(dir, 'loop\n');
+    (await import('node:fs')).symlinkSync(loop, loop);
+    expect(() => checkReadableFile(loop, '--data')).toThrow(`--data: cannot read "${loop.replace('\n', '\\n')}" (ELOOP: too many symbolic links encountered)`);
+  });
+});
