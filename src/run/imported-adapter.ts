@@ -5,6 +5,7 @@ import { FinetuneError } from '../core/errors.ts';
 import type { Projection } from '../core/mistral.ts';
 import { loraScaling, type LoraAdapter, type LoraConfig } from '../model/lora-adapter.ts';
 import { quote } from '../core/quote.ts';
+import { baseModelNameCharacterProblem } from '../core/file-names.ts';
 
 /** What the page shows about an imported adapter. */
 export interface ImportedAdapterInfo {
@@ -105,4 +106,14 @@ export function baseModelNote(adapterBase: string | null, loaded: string): strin
   // Quoted as JSON strings: base_model_name_or_path comes from the adapter's file (a control character is escaped).
   const [said, have] = [quote(adapterBase), quote(loaded)];
   return `the adapter was trained on ${said} (its base_model_name_or_path), and the model loaded is ${have}: the shapes fit, but on another base than its own an adapter computes something else; load ${said} unless it is the same model under another name`;
+}
+
+/**
+ * Why the page's export refuses to write the adapter's own base_model_name_or_path (into adapter_config.json and the
+ * README), or null: one from an imported file is held to what a typed name is held to (baseModelNameCharacterProblem),
+ * as finetune export holds it (cli/base-model-flag.ts); a name typed in "Base model name" is written instead.
+ */
+export function exportedBaseModelRefusal(baseModel: string | null): string | null {
+  const problem = baseModel === null ? null : baseModelNameCharacterProblem(baseModel);
+  return problem ? `the adapter's base_model_name_or_path ${quote(baseModel)}: ${problem}: type the base model's name in "Base model name" to write that instead` : null;
 }

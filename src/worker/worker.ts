@@ -16,7 +16,7 @@ import { parseHyperparams } from '../config/index.ts';
 import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index.ts';
 import { adapterZipBytes, importAdapterDetailed } from '../model/adapter-import.ts';
-import { importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
+import { exportedBaseModelRefusal, importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
 import { datasetReport, FinetuneSession, runPlan, type DatasetReport, type ExpectedCheckpoint, type ExpectedSavedRun, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { EvaluationResult } from '../run/evaluate-adapter.ts';
 import { fileKernelTuningCache, type KernelTuningCache } from '../run/kernel-tuning.ts';
@@ -463,6 +463,9 @@ const api = {
       if (problem) throw new FinetuneError('bad-input', problem);
     }
     const trained = await onGpu(s.ctx, () => s.adapterNow());
+    // Without a name typed, the adapter's own is written: an imported file's is held to what a typed one is.
+    const refusal = o.baseModel === undefined ? exportedBaseModelRefusal(trained.config.baseModel) : null;
+    if (refusal) throw new FinetuneError('bad-input', refusal);
     const adapter = o.baseModel === undefined ? trained : withBaseModel(trained, o.baseModel);
     // A trained adapter's README says how it was trained; one imported from a Replicate training, that training; one
     // imported with a README that had a "Training" section, that section (other imported adapters have none).

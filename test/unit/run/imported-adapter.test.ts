@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { uniformSource } from '../../../src/core/prng.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { createAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
-import { checkRunFitsImported, importedAdapterInfo, startFromImported, baseModelNote } from '../../../src/run/imported-adapter.ts';
+import { checkRunFitsImported, exportedBaseModelRefusal, importedAdapterInfo, startFromImported, baseModelNote } from '../../../src/run/imported-adapter.ts';
 import { fixtureJson, TINY_MISTRAL } from '../model/helpers.ts';
 
 const base = parseMistralConfig(fixtureJson(`${TINY_MISTRAL}/config.json`));
@@ -73,5 +73,20 @@ describe("an adapter whose base_model_name_or_path names another model than the 
     expect(baseModelNote('mistralai/mistral-7b-v0.1@main', 'mistralai/Mistral-7B-v0.1')).toBeNull();
     expect(baseModelNote(null, 'tiny-mistral')).toBeNull();
     expect(baseModelNote('', 'tiny-mistral')).toBeNull();
+  });
+});
+
+// The page's export writes an adapter's base_model_name_or_path into adapter_config.json and the README as it is,
+// unless a base model name is typed. One from an imported file ("evil/\u202Eledom" reads as "evil/model") is held to
+// what a typed one is, as finetune export holds it (cli/base-model-flag.ts checkBaseModelNameFrom).
+describe('exportedBaseModelRefusal', () => {
+  it('refuses a name with a bidi control, an invisible character or a line break, naming the field; passes others', () => {
+    expect(exportedBaseModelRefusal('evil/\u202eledom')).toBe(
+      'the adapter\'s base_model_name_or_path "evil/\\u202eledom": the base model name holds U+202E (right-to-left override), a bidirectional control, which reorders the text around it so that the name reads as another: type the base model\'s name in "Base model name" to write that instead',
+    );
+    expect(exportedBaseModelRefusal('org/a\u200bb')).toMatch(/^the adapter's base_model_name_or_path "org\/a\\u200bb": the base model name holds U\+200B .*an invisible character/);
+    expect(exportedBaseModelRefusal('org/a\nb')).toMatch(/^the adapter's base_model_name_or_path "org\/a\\nb": the base model name holds a control character/);
+    expect(exportedBaseModelRefusal('mistralai/Mistral-7B-v0.1')).toBeNull();
+    expect(exportedBaseModelRefusal(null)).toBeNull();
   });
 });
