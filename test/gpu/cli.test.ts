@@ -541,7 +541,7 @@ describe('finetune train: an --out that holds a finished run', () => {
     const otherArgs = args(1, '--resume', '--learning_rate', '0.05').map((a) => (a === join(dir, 'rows.jsonl') ? join(dir, 'other.jsonl') : a));
     const differs = await run('node', otherArgs, { env, timeout: 120_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
     expect(differs?.code).toBe(2);
-    expect(differs?.stderr).toContain(`--resume continues the saved run with its own data and hyperparameters, and these differ: --data ${join(dir, 'other.jsonl')} (the run trains on rows.jsonl as stored in ${join(out, 'run')}); --learning_rate 0.05 (the run's: 0.0001). Drop them to resume it, or start a new run over it with --overwrite`);
+    expect(differs?.stderr).toContain(`--resume continues the saved run with its own data and hyperparameters, and these differ: --data "${join(dir, 'other.jsonl')}" (the run trains on "rows.jsonl" as stored in "${join(out, 'run')}"); --learning_rate 0.05 (the run's: 0.0001). Drop them to resume it, or start a new run over it with --overwrite`);
     // Another model than the run's, refused before it is loaded (minutes for Mistral-7B).
     const otherModel = await run('node', args(1, '--resume').map((a) => (a === 'test/fixtures/tiny-mistral' ? 'public/models/mistral-nano-demo' : a)), { env, timeout: 120_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
     expect(otherModel?.stderr).toContain(`the run saved in "${join(out, 'run')}" was trained on the model "tiny-mistral"; --model "public/models/mistral-nano-demo" is "mistral-nano-demo": give the run's model to resume it`);

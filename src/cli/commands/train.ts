@@ -134,14 +134,18 @@ async function checkResumeArgs(
 ): Promise<void> {
   const other: string[] = [];
   const sameBytes = async (path: string, bytes: Uint8Array | null): Promise<boolean> => bytes !== null && Buffer.from(await readFile(path)).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  if (o.data && !(await sameBytes(o.data, stored.data.train))) other.push(`--data ${o.data} (the run trains on ${stored.run.trainName} as stored in ${o.runDir})`);
+  // The paths given, the record's file names and a text hyperparameter (validation_prompt) quoted, as names are
+  // elsewhere: a line break in one started a line of its own, and a bidi control reordered the sentence.
+  const runDir = quote(o.runDir);
+  if (o.data && !(await sameBytes(o.data, stored.data.train))) other.push(`--data ${quote(o.data)} (the run trains on ${quote(stored.run.trainName)} as stored in ${runDir})`);
   if (o.validation && !(await sameBytes(o.validation, stored.data.validation))) {
-    other.push(`--validation ${o.validation} (${stored.run.validationName ? `the run validates on ${stored.run.validationName} as stored in ${o.runDir}` : 'the run has no validation file'})`);
+    other.push(`--validation ${quote(o.validation)} (${stored.run.validationName ? `the run validates on ${quote(stored.run.validationName)} as stored in ${runDir}` : 'the run has no validation file'})`);
   }
+  const shown = (v: unknown): string => (v === undefined || v === null ? 'none' : typeof v === 'string' ? quote(v) : String(v));
   for (const name of o.given) {
     const now = o.hp[name];
     const then = stored.run.hp[name];
-    if (JSON.stringify(now) !== JSON.stringify(then)) other.push(`--${name} ${String(now)} (the run's: ${then === '' ? '""' : String(then)})`);
+    if (JSON.stringify(now) !== JSON.stringify(then)) other.push(`--${name} ${shown(now)} (the run's: ${shown(then)})`);
   }
   if (other.length) {
     throw new FinetuneError('bad-input', `--resume continues the saved run with its own data and hyperparameters, and these differ: ${other.join('; ')}. Drop them to resume it, or start a new run over it with --overwrite`);

@@ -86,6 +86,20 @@ describe('train --resume and the model the run was trained on', () => {
   });
 });
 
+describe('train --resume with other data or hyperparameters than the run’s', () => {
+  // The names in the refusal come from the command line and from the run's record on disk: quoted, as names are
+  // elsewhere, so that a line break in one cannot start a line and a bidi control cannot reorder the sentence.
+  it('quotes the data file, the record’s file name, the run folder and a text hyperparameter', async () => {
+    const out = await savedRunFolder({ trainName: 'rows\u202e.jsonl\nfinetune train: done' });
+    const data = join(mkdtempSync(join(tmpdir(), 'finetune-data-')), 'other\n.jsonl');
+    writeFileSync(data, '{"text":"b"}\n');
+    const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume', '--data', data, '--validation_prompt', 'hi\u2066', '--learning_rate', '0.05');
+    expect((code as Error).message).toBe(
+      `--resume continues the saved run with its own data and hyperparameters, and these differ: --data ${JSON.stringify(data)} (the run trains on "rows\\u202e.jsonl\\nfinetune train: done" as stored in "${join(out, 'run')}"); --validation_prompt "hi\\u2066" (the run's: none); --learning_rate 0.05 (the run's: 0.0001). Drop them to resume it, or start a new run over it with --overwrite`,
+    );
+  });
+});
+
 describe('train --resume and the base model name the run was given', () => {
   // train --base-model NAME records NAME with the run: a resume without the flag names the base by it, so a model folder
   // whose name a typed --base-model is refused for is not refused for its name (it once was, as if never named).
