@@ -236,12 +236,14 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   };
 
   /**
-   * Another tab holds the saved run: said (where there is a line to say it), and its run shown in place of the start or
-   * resume, as Train's own check shows it.
+   * Another tab holds the saved run: its run shown in place of the start or resume, as Train's own check shows it, then
+   * said (where there is a line to say it). In that order, as refuseDamaged does: showing the run takes the place of the
+   * saved-run box, whose note a Resume pressed there says this in, and sets the page's other-tab state, which redraws the
+   * line under the chart that "Resume from step N" says it in. Said first, it was written over either way.
    */
   const refuseElsewhere = async (say?: (text: string) => void): Promise<void> => {
-    say?.(ELSEWHERE_TEXT);
     hooks.offerElsewhere?.(await controller.savedRun());
+    say?.(ELSEWHERE_TEXT);
   };
 
   /**

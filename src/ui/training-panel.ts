@@ -312,8 +312,22 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   });
 
   // ---- the run saved in this browser ---------------------------------------------------------------------------
-  // The box's note outlives the box: a Resume refused from it rebuilds the box for the run saved now, then says why.
+  // The box's note outlives the box: a Resume refused from it rebuilds the box for the run saved now (or for the run
+  // another tab holds, or one that cannot be read), then says why.
   const savedNote = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
+  /**
+   * Says `text` in the saved-run box's note, where a Resume pressed in the box says what came of it. A refusal that left
+   * no box to show (the run was forgotten by another tab meanwhile) keeps the box, with the note alone: hidden, the note
+   * said nothing to anyone.
+   */
+  const sayInBox = (text: string): void => {
+    if (saved.hidden || savedNote.parentNode !== saved) {
+      delete saved.dataset.state;
+      replaceChildren(saved, savedNote);
+      saved.hidden = false;
+    }
+    savedNote.textContent = text;
+  };
   const showSaved = (run: SavedRun): void => {
     const finished = run.step >= run.totalSteps;
     const actions = savedRunActions(run).map((a) => ({
@@ -327,6 +341,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
     const say = savedNote;
     say.textContent = '';
+    delete saved.dataset.state;
     saved.hidden = false;
     replaceChildren(
       saved,
@@ -373,7 +388,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         confirmForget.hidden = true;
         setDisabled(true);
         if (await shownElsewhere()) return;
-        const tell = (text: string): void => void (say.textContent = text);
+        const tell = (text: string): void => sayInBox(text);
         if (await (a.kind === 'restore' ? control.restoreSaved(run, tell) : control.resumeSaved(run, tell))) saved.hidden = true;
         else setDisabled(false);
       });
@@ -398,6 +413,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const say = savedNote;
     say.textContent = `${why ? `${why} ` : ''}Training a new run here needs it forgotten first.`;
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
+    delete saved.dataset.state;
     saved.hidden = false;
     replaceChildren(saved, h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say);
     forget.addEventListener('click', () => {
@@ -431,8 +447,16 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   // looks again every few seconds, so that the usual offer appears once that run ends or its tab closes.
   let elsewhereTimer: ReturnType<typeof setTimeout> | null = null;
   const showElsewhere = (run: SavedRun | null): void => {
-    shared.runElsewhere.set(true);
+    // Set once: every change redraws the panel, the line under the chart included, where "Resume from step N" says why
+    // it was refused (after this), and this runs again every few seconds while the other tab trains.
+    if (!shared.runElsewhere.value) shared.runElsewhere.set(true);
     confirmBox.hidden = true;
+    // The box's note, as showDamaged's: a Resume refused from the saved-run box says why into it once this box stands in
+    // that one's place. Its own words only when the box is newly shown, so that looking again keeps what was said.
+    if (saved.hidden || saved.dataset.state !== 'elsewhere') {
+      savedNote.textContent =
+        'Follow it in its own tab. This tab can resume it, or train a new run, once that run ends or its tab is closed: two runs at once would overwrite each other’s checkpoints in this browser.';
+    }
     saved.hidden = false;
     replaceChildren(
       saved,
@@ -440,11 +464,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       run
         ? h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, `Last checkpoint: ${savedSummary(run)}`)
         : h('p', { class: 'hint' }, 'It has saved no checkpoint yet.'),
-      h(
-        'p',
-        { class: 'hint', 'data-testid': 'saved-run-note' },
-        'Follow it in its own tab. This tab can resume it, or train a new run, once that run ends or its tab is closed: two runs at once would overwrite each other’s checkpoints in this browser.',
-      ),
+      savedNote,
     );
     saved.dataset.state = 'elsewhere';
     if (elsewhereTimer === null) elsewhereTimer = setTimeout(lookAgain, ELSEWHERE_POLL_MS);

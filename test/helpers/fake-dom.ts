@@ -1,8 +1,8 @@
 // A stand-in for the few DOM calls src/ui/dom.ts's h() makes (createElement, createTextNode, setAttribute, className,
 // addEventListener, append), and the few more a view makes of its own elements (textContent, insertBefore,
-// parentNode, dataset, classList.contains and toggle, an input's value and checked, events besides clicks), so that a
-// view built with it can be read and clicked in the unit project, which runs in Node without a DOM. Not a DOM: anything
-// else a view asks for throws, as a missing method does.
+// parentNode, dataset, hidden, querySelector by tag or data-testid, classList.contains and toggle, an input's value
+// and checked, events besides clicks), so that a view built with it can be read and clicked in the unit project, which
+// runs in Node without a DOM. Not a DOM: anything else a view asks for throws, as a missing method does.
 
 type FakeChild = FakeElement | FakeText;
 
@@ -38,6 +38,16 @@ export class FakeElement {
 
   setAttribute(name: string, value: string): void {
     this.attributes.set(name, value);
+  }
+
+  /** As in a browser, the hidden attribute: set by h() or by the property. */
+  get hidden(): boolean {
+    return this.attributes.has('hidden');
+  }
+
+  set hidden(on: boolean) {
+    if (on) this.attributes.set('hidden', '');
+    else this.attributes.delete('hidden');
   }
 
   getAttribute(name: string): string | null {
@@ -105,6 +115,18 @@ export class FakeElement {
   *elements(): Generator<FakeElement> {
     yield this;
     for (const c of this.childNodes) if (c instanceof FakeElement) yield* c.elements();
+  }
+
+  /**
+   * The first element below this one that a tag name ('details') or a data-testid ('[data-testid="plan-lr"]') names,
+   * the selectors views ask for, or null.
+   */
+  querySelector(selector: string): FakeElement | null {
+    const testid = /^\[data-testid="([^"]+)"\]$/.exec(selector)?.[1];
+    if (testid === undefined && !/^[a-z][a-z0-9]*$/.test(selector)) throw new Error(`querySelector: ${selector} is not faked`);
+    const named = (e: FakeElement): boolean => (testid === undefined ? e.tagName === selector.toUpperCase() : e.getAttribute('data-testid') === testid);
+    for (const e of this.elements()) if (e !== this && named(e)) return e;
+    return null;
   }
 
   /** The first element here or below with this data-testid, or null. */

@@ -1,0 +1,149 @@
+// What the training panel (src/ui/training-panel.ts) shows when a Resume is refused because another tab of the page
+// changed the run saved in this browser: the refusal is said where the person sees it. A Resume pressed in the
+// saved-run box says why through that box's note; the refusals that replace or hide the box used to write into a note
+// no longer on the page (the "another tab" box had a note of its own; a run forgotten meanwhile hid the box), and the
+// train-event line under the chart (where "Resume from step N" says it) was written over as the "another tab" box was
+// shown. The panel is built on a fake DOM (test/helpers/fake-dom.ts) around a fake engine worker.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
+import { FinetuneError } from '../../../src/core/errors.ts';
+import { ELSEWHERE_TEXT } from '../../../src/ui/run-controller.ts';
+import { offerGoneText } from '../../../src/ui/saved-run-offer.ts';
+import type { Shared } from '../../../src/ui/state.ts';
+import { trainingPanel } from '../../../src/ui/training-panel.ts';
+import type { SavedRun, TrainResult } from '../../../src/worker/api.ts';
+import { asFake, installFakeDocument, type FakeElement } from '../../helpers/fake-dom.ts';
+import { fakeRunPage } from '../../helpers/fake-run-page.ts';
+
+/** The run saved in this browser when the page was opened. */
+const saved: SavedRun = {
+  modelSource: 'mistral-nano-demo',
+  quantization: 'nf4-double',
+  hp: defaultHyperparams(),
+  trainName: 'ours.jsonl',
+  validationName: null,
+  step: 4,
+  totalSteps: 8,
+  history: [{ step: 4, loss: 1.5 }],
+  savedAt: '2025-01-15T09:30:00.000Z',
+};
+
+/** How the worker refuses a resume once another tab holds the saved run (run-lock.ts). */
+const elsewhereRefusal = (): FinetuneError => new FinetuneError('bad-input', ELSEWHERE_TEXT, { runElsewhere: true });
+
+// The loss chart draws with uPlot, which needs a real DOM; what it draws is not what these tests are about.
+vi.mock('../../../src/ui/loss-chart.ts', () => ({
+  LossChart: class {
+    readonly element = document.createElement('div');
+    addStep(): void {}
+    addValidation(): void {}
+    reset(): void {}
+    setTotal(): void {}
+  },
+}));
+
+let restore: () => void;
+beforeEach(() => {
+  restore = installFakeDocument();
+  // The "another tab" box looks again every few seconds: advanced by the tests, never by the clock.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+  restore();
+});
+
+const settled = async (): Promise<void> => {
+  for (let i = 0; i < 10; i++) await vi.advanceTimersByTimeAsync(0);
+};
+
+interface Store {
+  /** The run saved now (null: none). */
+  run: SavedRun | null;
+  /** Whether another tab holds the saved run now. */
+  elsewhere: boolean;
+}
+
+/**
+ * The training panel around a worker whose store holds `store.run`; its resume, asked, finds that another tab began
+ * on the saved run just before (the page's own checks found none) and refuses it.
+ */
+async function panelOver(store: Store): Promise<{ shared: Shared; view: FakeElement }> {
+  const { shared } = fakeRunPage({
+    savedRun: async () => store.run,
+    runElsewhere: async () => store.elsewhere,
+    resumeSavedRun: async (): Promise<TrainResult> => {
+      store.elsewhere = true;
+      throw elsewhereRefusal();
+    },
+  });
+  const view = asFake(trainingPanel(shared, { restoreForm: () => undefined, showFiles: () => undefined, applyQuickPreset: () => undefined }));
+  await settled();
+  return { shared, view };
+}
+
+/** Whether the element is in the panel at all (a note taken off the page by a box rebuilt is not). */
+function inside(el: FakeElement | null, root: FakeElement): boolean {
+  for (let at = el; at; at = at.parentNode) if (at === root) return true;
+  return false;
+}
+
+/** The saved-run box's note, which must be the one shown in the box. */
+function boxNote(view: FakeElement): string | null {
+  const box = view.byTestId('saved-run')!;
+  expect(box.hidden).toBe(false);
+  const note = box.byTestId('saved-run-note');
+  expect(inside(note, view)).toBe(true);
+  return note?.textContent ?? null;
+}
+
+describe('a Resume refused in the saved-run box', () => {
+  it('because another tab began on the run: the "another tab" box says why nothing was resumed, and keeps saying it', async () => {
+    const store: Store = { run: saved, elsewhere: false };
+    const { shared, view } = await panelOver(store);
+    expect(view.byTestId('saved-run-summary')?.textContent).toContain('ours.jsonl');
+    view.byTestId('saved-run-resume')!.click();
+    await settled();
+    const box = view.byTestId('saved-run')!;
+    expect(box.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(shared.runElsewhere.value).toBe(true);
+    expect(boxNote(view)).toBe(ELSEWHERE_TEXT);
+    // The box looks again while the other tab trains: the refusal stays said.
+    await vi.advanceTimersByTimeAsync(3000);
+    await settled();
+    expect(box.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(boxNote(view)).toBe(ELSEWHERE_TEXT);
+  });
+
+  it('because another tab forgot the run: the box stays to say that nothing was resumed', async () => {
+    const store: Store = { run: saved, elsewhere: false };
+    const { view } = await panelOver(store);
+    store.run = null;
+    view.byTestId('saved-run-resume')!.click();
+    await settled();
+    expect(boxNote(view)).toBe(offerGoneText(saved.step, null));
+    // Nothing is offered of a run that is gone.
+    expect(view.byTestId('saved-run-resume')).toBe(null);
+    expect(view.byTestId('saved-run-forget')).toBe(null);
+  });
+});
+
+describe('"Resume from step N" refused because another tab began on the run', () => {
+  it('says why under the chart, beside the "another tab" box', async () => {
+    const store: Store = { run: null, elsewhere: false };
+    const { shared, view } = await panelOver(store);
+    // This tab's run, stopped at step 4 after its checkpoint there, which the store holds.
+    shared.run.dispatch({ type: 'start', totalSteps: 8 });
+    shared.run.dispatch({ type: 'event', event: { type: 'checkpoint', step: 4, savedAt: saved.savedAt } });
+    shared.run.dispatch({ type: 'stop' });
+    shared.run.dispatch({ type: 'finished', result: { steps: 4, skipped: 0, stopped: true, finalLoss: 1.5, finalValLoss: null, seconds: 4 } });
+    store.run = saved;
+    view.byTestId('train-resume-here')!.click();
+    await settled();
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(view.byTestId('train-event')?.textContent).toBe(ELSEWHERE_TEXT);
+    await vi.advanceTimersByTimeAsync(3000);
+    await settled();
+    expect(view.byTestId('train-event')?.textContent).toBe(ELSEWHERE_TEXT);
+  });
+});
