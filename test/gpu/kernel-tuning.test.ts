@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
-import { fileKernelTuningCache, kernelCandidates, kernelsOf, measureKernels, pickKernels, type KernelDecision } from '../../src/run/kernel-tuning.ts';
+import { fileKernelTuningCache, kernelCandidates, kernelsOf, measureKernels, pickKernels, type KernelChoice, type KernelDecision } from '../../src/run/kernel-tuning.ts';
 import { memoryStoreFiles } from '../../src/run/run-store.ts';
 import { FinetuneSession, memoryRunStore, type TrainEvent } from '../../src/run/session.ts';
 import { gpuContext } from './context.ts';
@@ -26,6 +26,16 @@ describe('kernel tuning on a real adapter', () => {
     ctx = await gpuContext();
     tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
   });
+
+  /**
+   * The four attention × LoRA-product combinations on the context's GEMM kernel, the defaults first: enough for the
+   * refusal paths, which act on each combination alone (the first test already shows every one of the twenty agrees
+   * and is timed). Each of the twenty is one more layer pass on SwiftShader, and the tiled attention, whose numbers
+   * differ from the defaults' by rounding, is among these four.
+   */
+  function onDefaultGemm(candidates: KernelChoice[]): KernelChoice[] {
+    return candidates.filter((k) => k.gemm === candidates[0].gemm);
+  }
 
   async function loaded(): Promise<FinetuneSession> {
     const session = new FinetuneSession(ctx, tokenizer, memoryRunStore());
@@ -72,7 +82,7 @@ describe('kernel tuning on a real adapter', () => {
 
   it('refuses, untimed, every combination whose numbers differ by more than the tolerance, and never picks one', async () => {
     const session = await loaded();
-    const candidates = kernelCandidates({}, kernelsOf(ctx));
+    const candidates = onDefaultGemm(kernelCandidates({}, kernelsOf(ctx)));
     // A tolerance of 0: any combination that is not bit-identical to the defaults counts as disagreeing here.
     const trials = await measureKernels(ctx, session.model!, session.baseConfig, LORA, { B: 2, T: 13 }, candidates, { minMs: 1, maxReps: 1, tolerance: 0 });
     const refused = trials.filter((t) => !t.agrees);
@@ -89,7 +99,8 @@ describe('kernel tuning on a real adapter', () => {
 
   it('refuses a combination whose pass raises a GPU error, and goes on with the others', async () => {
     const session = await loaded();
-    const candidates = kernelCandidates({}, kernelsOf(ctx));
+    const candidates = onDefaultGemm(kernelCandidates({}, kernelsOf(ctx)));
+    expect(candidates).toHaveLength(4);
     const broken = candidates[2];
     // A real validation error on this device during that candidate's pass (as a pipeline a driver will not build gives).
     const beforePass = (k: (typeof candidates)[number]): void => {
