@@ -4,7 +4,7 @@
 // them, and asking for them is refused with the reason. SwiftShader's adapter is cut down to those limits here
 // (test/helpers/minimum-limits.ts); Dawn then validates every pipeline against them as a small GPU's driver would.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import { GpuContext } from '../../src/engine/gpu.ts';
@@ -47,35 +47,41 @@ async function gpuErrors(ctx: GpuContext, work: () => Promise<unknown>): Promise
 }
 
 describe("an adapter with only WebGPU's guaranteed limits", () => {
+  // One minimum-limits device for the two tests that train on its default kernels (the first test and the session's):
+  // each compiled the tiled GEMM's and the tiled attention's pipelines for itself (Dawn validates each against the
+  // limits; compiling is most of their time on SwiftShader). Neither breaks its device; the tests that provoke
+  // errors or ask for other limits keep their own.
+  let shared: Promise<GpuContext> | null = null;
+  const smallContext = (): Promise<GpuContext> => (shared ??= minimumLimitsAdapter().then((a) => GpuContext.fromAdapter(a)));
+  afterAll(async () => {
+    if (shared) (await shared).device.destroy();
+  });
+
   it('starts on kernels that fit, trains with them to the same bits as a full-limits device, and raises no GPU error', async () => {
-    const small = await GpuContext.fromAdapter(await minimumLimitsAdapter());
+    const small = await smallContext();
+    expect(small.device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+    expect(small.device.limits.maxStorageBuffersPerShaderStage).toBe(8);
+    expect(kernelsOf(small)).toEqual({ gemm: 'tiled', attention: 'tiled', lora: 'general' });
+    // What gpu-info and the page's GPU panel say about it.
+    expect(small.kernelNote).toBe(
+      'the basic GEMM (its NF4 products) needs 16,448 bytes of workgroup memory, the row-split attention 25,680, and this GPU offers 16,384, so the tiled GEMM and the tiled attention run in their place',
+    );
+    let run: TrainStepsResult | null = null;
+    expect(await gpuErrors(small, async () => (run = await train(small)))).toEqual([]);
+    expect(() => small.checkHealthy()).not.toThrow();
+    const big = await gpuContext();
+    expect(big.device.limits.maxComputeWorkgroupStorageSize).toBeGreaterThan(16384);
+    const before = kernelsOf(big);
+    applyKernels(big, kernelsOf(small));
+    let same: TrainStepsResult;
     try {
-      expect(small.device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
-      expect(small.device.limits.maxStorageBuffersPerShaderStage).toBe(8);
-      expect(kernelsOf(small)).toEqual({ gemm: 'tiled', attention: 'tiled', lora: 'general' });
-      // What gpu-info and the page's GPU panel say about it.
-      expect(small.kernelNote).toBe(
-        'the basic GEMM (its NF4 products) needs 16,448 bytes of workgroup memory, the row-split attention 25,680, and this GPU offers 16,384, so the tiled GEMM and the tiled attention run in their place',
-      );
-      let run: TrainStepsResult | null = null;
-      expect(await gpuErrors(small, async () => (run = await train(small)))).toEqual([]);
-      expect(() => small.checkHealthy()).not.toThrow();
-      const big = await gpuContext();
-      expect(big.device.limits.maxComputeWorkgroupStorageSize).toBeGreaterThan(16384);
-      const before = kernelsOf(big);
-      applyKernels(big, kernelsOf(small));
-      let same: TrainStepsResult;
-      try {
-        same = await train(big);
-      } finally {
-        applyKernels(big, before);
-      }
-      expect(run!.losses.every((bits) => Number.isFinite(new Float32Array(Uint32Array.of(bits).buffer)[0]))).toBe(true);
-      expect(run!.losses).toEqual(same.losses);
-      expect(Buffer.from(run!.lora.buffer).equals(Buffer.from(same.lora.buffer))).toBe(true);
+      same = await train(big);
     } finally {
-      small.device.destroy();
+      applyKernels(big, before);
     }
+    expect(run!.losses.every((bits) => Number.isFinite(new Float32Array(Uint32Array.of(bits).buffer)[0]))).toBe(true);
+    expect(run!.losses).toEqual(same.losses);
+    expect(Buffer.from(run!.lora.buffer).equals(Buffer.from(same.lora.buffer))).toBe(true);
   });
 
   it('Dawn refuses exactly the default kernels kernel-fit.ts marks as too big, by the byte counts it gives', async () => {
@@ -165,40 +171,36 @@ describe("an adapter with only WebGPU's guaranteed limits", () => {
   });
 
   it('a session there measures only kernels that fit, trains the tiny Mistral, refuses an unfit ask, and generates', async () => {
-    const small = await GpuContext.fromAdapter(await minimumLimitsAdapter());
-    try {
-      const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
-      const session = new FinetuneSession(small, tokenizer, memoryRunStore());
-      await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
-      const rows = ['def add(a, b):\n    return a + b', 'x = [1, 2, 3]'];
-      const files = { train: new Blob([rows.map((text) => JSON.stringify({ text })).join('\n')]), trainName: 'rows.jsonl', validation: null, validationName: null };
-      const hp = { num_train_epochs: 1, train_batch_size: 1, micro_batch_size: 1, lora_rank: 2, lora_alpha: 4, learning_rate: 1e-3, max_seq_len: 24, peft_method: 'qlora', run_validation: false };
-      const events: TrainEvent[] = [];
-      const errors = await gpuErrors(small, () => session.train(hp, files, (e) => events.push(e), { kernels: { measureOnSoftware: true } }));
-      expect(errors).toEqual([]);
-      const decision = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
-      // Only the tiled GEMM and attention were measured, then the tiled GEMM on the warp map (it fits as the tiled one
-      // does), then the skinny LoRA products on the faster of the two maps.
-      const trials = decision.trials.map((t) => t.kernels);
-      expect(trials.slice(0, 2)).toEqual([
-        { gemm: 'tiled', attention: 'tiled', lora: 'general' },
-        { gemm: 'tiled-warp', attention: 'tiled', lora: 'general' },
-      ]);
-      expect(trials[2]).toEqual({ gemm: pickKernels(decision.trials.slice(0, 2)).chosen.gemm, attention: 'tiled', lora: 'skinny' });
-      expect(trials).toHaveLength(3);
-      const losses = events.filter((e) => e.type === 'step').map((e) => (e as { loss: number }).loss);
-      expect(losses).toHaveLength(2);
-      expect(losses.every(Number.isFinite)).toBe(true);
-      await expect(session.train(hp, files, () => undefined, { kernels: { attention: 'rows' } })).rejects.toMatchObject({
-        kind: 'bad-input',
-        message: expect.stringContaining('the row-split attention needs 25,680 bytes of workgroup memory and this GPU offers 16,384'),
-      });
-      const text = await session.generate('def', 4);
-      expect(typeof text).toBe('string');
-      expect(() => small.checkHealthy()).not.toThrow();
-      session.unloadModel();
-    } finally {
-      small.device.destroy();
-    }
+    const small = await smallContext();
+    const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    const session = new FinetuneSession(small, tokenizer, memoryRunStore());
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const rows = ['def add(a, b):\n    return a + b', 'x = [1, 2, 3]'];
+    const files = { train: new Blob([rows.map((text) => JSON.stringify({ text })).join('\n')]), trainName: 'rows.jsonl', validation: null, validationName: null };
+    const hp = { num_train_epochs: 1, train_batch_size: 1, micro_batch_size: 1, lora_rank: 2, lora_alpha: 4, learning_rate: 1e-3, max_seq_len: 24, peft_method: 'qlora', run_validation: false };
+    const events: TrainEvent[] = [];
+    const errors = await gpuErrors(small, () => session.train(hp, files, (e) => events.push(e), { kernels: { measureOnSoftware: true } }));
+    expect(errors).toEqual([]);
+    const decision = events.find((e) => e.type === 'kernels') as KernelDecision & { type: 'kernels' };
+    // Only the tiled GEMM and attention were measured, then the tiled GEMM on the warp map (it fits as the tiled one
+    // does), then the skinny LoRA products on the faster of the two maps.
+    const trials = decision.trials.map((t) => t.kernels);
+    expect(trials.slice(0, 2)).toEqual([
+      { gemm: 'tiled', attention: 'tiled', lora: 'general' },
+      { gemm: 'tiled-warp', attention: 'tiled', lora: 'general' },
+    ]);
+    expect(trials[2]).toEqual({ gemm: pickKernels(decision.trials.slice(0, 2)).chosen.gemm, attention: 'tiled', lora: 'skinny' });
+    expect(trials).toHaveLength(3);
+    const losses = events.filter((e) => e.type === 'step').map((e) => (e as { loss: number }).loss);
+    expect(losses).toHaveLength(2);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    await expect(session.train(hp, files, () => undefined, { kernels: { attention: 'rows' } })).rejects.toMatchObject({
+      kind: 'bad-input',
+      message: expect.stringContaining('the row-split attention needs 25,680 bytes of workgroup memory and this GPU offers 16,384'),
+    });
+    const text = await session.generate('def', 4);
+    expect(typeof text).toBe('string');
+    expect(() => small.checkHealthy()).not.toThrow();
+    session.unloadModel();
   });
 });
