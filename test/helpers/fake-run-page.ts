@@ -3,7 +3,7 @@
 // about; those are recorded in `calls`, in order, so a test can say what the page asked the worker for.
 import { defaultHyperparams } from '../../src/config/hyperparams.ts';
 import { Cell, RunCell, type DataState, type Engine, type FormState, type ModelState, type PlanState, type Shared } from '../../src/ui/state.ts';
-import type { EngineApi, LedgerSnapshot, ModelInfo } from '../../src/worker/api.ts';
+import type { EngineApi, LedgerSnapshot, ModelInfo, SavedRun } from '../../src/worker/api.ts';
 
 /** Stand-ins for engine calls, by name. Loosely typed, as a fake need not build every field of what it returns. */
 export type EngineFakes = { [K in keyof EngineApi]?: (...args: never[]) => unknown };
@@ -23,6 +23,19 @@ export interface FakeRunPage {
 }
 
 export const DEMO_SOURCE = 'mistral-nano-demo';
+
+/** A run saved at step 4 of 8 on the demo model (ours.jsonl): the one the run-controller and panel tests offer. */
+export const SAVED_AT_STEP_4: SavedRun = {
+  modelSource: DEMO_SOURCE,
+  quantization: 'nf4-double',
+  hp: defaultHyperparams(),
+  trainName: 'ours.jsonl',
+  validationName: null,
+  step: 4,
+  totalSteps: 8,
+  history: [{ step: 4, loss: 1.5 }],
+  savedAt: '2025-01-15T09:30:00.000Z',
+};
 
 /** The demo model loaded as nf4-double (or with the given info). */
 export function demoModel(info: ModelInfo = { source: DEMO_SOURCE, quantization: 'nf4-double' } as ModelInfo): ModelState {

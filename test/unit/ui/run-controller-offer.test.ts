@@ -9,20 +9,10 @@ import { runController, type ReplaceOffer } from '../../../src/ui/run-controller
 import type { DataState, Shared } from '../../../src/ui/state.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
-import { fakeRunPage } from '../../helpers/fake-run-page.ts';
+import { fakeRunPage, SAVED_AT_STEP_4 } from '../../helpers/fake-run-page.ts';
 
 /** This tab's run as it saved its checkpoint at step 4. */
-const ours: SavedRun = {
-  modelSource: 'mistral-nano-demo',
-  quantization: 'nf4-double',
-  hp: defaultHyperparams(),
-  trainName: 'ours.jsonl',
-  validationName: null,
-  step: 4,
-  totalSteps: 8,
-  history: [{ step: 4, loss: 1.5 }],
-  savedAt: '2025-01-15T09:30:00.000Z',
-};
+const ours: SavedRun = SAVED_AT_STEP_4;
 
 /** Another run, saved since by another tab (now closed). */
 const theirs: SavedRun = { ...ours, hp: { ...defaultHyperparams(), learning_rate: 3e-4 }, trainName: 'theirs.jsonl', step: 6, history: [{ step: 6, loss: 1 }], savedAt: '2025-01-15T10:00:00.000Z' };

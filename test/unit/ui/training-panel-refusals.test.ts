@@ -13,20 +13,10 @@ import type { Shared } from '../../../src/ui/state.ts';
 import { trainingPanel } from '../../../src/ui/training-panel.ts';
 import type { SavedRun, TrainResult } from '../../../src/worker/api.ts';
 import { asFake, installFakeDocument, type FakeElement } from '../../helpers/fake-dom.ts';
-import { fakeRunPage } from '../../helpers/fake-run-page.ts';
+import { fakeRunPage, SAVED_AT_STEP_4 } from '../../helpers/fake-run-page.ts';
 
 /** The run saved in this browser when the page was opened. */
-const saved: SavedRun = {
-  modelSource: 'mistral-nano-demo',
-  quantization: 'nf4-double',
-  hp: defaultHyperparams(),
-  trainName: 'ours.jsonl',
-  validationName: null,
-  step: 4,
-  totalSteps: 8,
-  history: [{ step: 4, loss: 1.5 }],
-  savedAt: '2025-01-15T09:30:00.000Z',
-};
+const saved: SavedRun = SAVED_AT_STEP_4;
 
 /** How the worker refuses a resume once another tab holds the saved run (run-lock.ts). */
 const elsewhereRefusal = (): FinetuneError => new FinetuneError('bad-input', ELSEWHERE_TEXT, { runElsewhere: true });
