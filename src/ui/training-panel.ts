@@ -316,16 +316,23 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   // another tab holds, or one that cannot be read), then says why.
   const savedNote = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
   /**
+   * Shows the box with `children` in it. `state` marks what it shows ('elsewhere': another tab's run), set or cleared
+   * here on every showing, so that no showing keeps a former one's marker (showElsewhere reads it to tell a box newly
+   * shown from one looked at again).
+   */
+  const showBox = (children: readonly Node[], state?: 'elsewhere'): void => {
+    if (state === undefined) delete saved.dataset.state;
+    else saved.dataset.state = state;
+    saved.hidden = false;
+    replaceChildren(saved, ...children);
+  };
+  /**
    * Says `text` in the saved-run box's note, where a Resume pressed in the box says what came of it. A refusal that left
    * no box to show (the run was forgotten by another tab meanwhile) keeps the box, with the note alone: hidden, the note
    * said nothing to anyone.
    */
   const sayInBox = (text: string): void => {
-    if (saved.hidden || savedNote.parentNode !== saved) {
-      delete saved.dataset.state;
-      replaceChildren(saved, savedNote);
-      saved.hidden = false;
-    }
+    if (saved.hidden || savedNote.parentNode !== saved) showBox([savedNote]);
     savedNote.textContent = text;
   };
   const showSaved = (run: SavedRun): void => {
@@ -341,15 +348,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
     const say = savedNote;
     say.textContent = '';
-    delete saved.dataset.state;
-    saved.hidden = false;
-    replaceChildren(
-      saved,
+    showBox([
       h('h3', {}, finished ? 'A finished run is saved in this browser' : 'A run is saved in this browser'),
       h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, savedSummary(run)),
       h('div', { class: 'actions' }, ...buttons, forget),
       say,
-    );
+    ]);
     // Forgetting deletes the run and its checkpoint for good: asked first, as Train asks before replacing it and the
     // cache panel before deleting weights.
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
@@ -413,9 +417,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const say = savedNote;
     say.textContent = `${why ? `${why} ` : ''}Training a new run here needs it forgotten first.`;
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
-    delete saved.dataset.state;
-    saved.hidden = false;
-    replaceChildren(saved, h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say);
+    showBox([h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say]);
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
       const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
@@ -457,16 +459,16 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       savedNote.textContent =
         'Follow it in its own tab. This tab can resume it, or train a new run, once that run ends or its tab is closed: two runs at once would overwrite each other’s checkpoints in this browser.';
     }
-    saved.hidden = false;
-    replaceChildren(
-      saved,
-      h('h3', {}, 'A run is training in another tab of this page'),
-      run
-        ? h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, `Last checkpoint: ${savedSummary(run)}`)
-        : h('p', { class: 'hint' }, 'It has saved no checkpoint yet.'),
-      savedNote,
+    showBox(
+      [
+        h('h3', {}, 'A run is training in another tab of this page'),
+        run
+          ? h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, `Last checkpoint: ${savedSummary(run)}`)
+          : h('p', { class: 'hint' }, 'It has saved no checkpoint yet.'),
+        savedNote,
+      ],
+      'elsewhere',
     );
-    saved.dataset.state = 'elsewhere';
     if (elsewhereTimer === null) elsewhereTimer = setTimeout(lookAgain, ELSEWHERE_POLL_MS);
   };
   /** Shows the run held by another tab and returns true when one is; false when none is. */
