@@ -19,6 +19,11 @@ function quoted(text: string, max = SAMPLE_CHARS): string {
   return quote(chars.length > max ? `${chars.slice(0, max).join('')}…` : text);
 }
 
+/** Where a validation pass sits in the run: after a step, or before the first (step 0: eval_on_start). */
+function afterStep(step: number): string {
+  return step === 0 ? 'before training' : `after step ${formatCount(step)}`;
+}
+
 /** The line a person reads for an event, or null for those that say nothing new to them. */
 export function trainEventLine(e: TrainEvent): string | null {
   switch (e.type) {
@@ -36,15 +41,15 @@ export function trainEventLine(e: TrainEvent): string | null {
       return parts.join(' · ');
     }
     case 'validating':
-      return `validating after step ${formatCount(e.step)}: ${e.done} / ${formatCounted(e.passes, 'pass', 'passes')}${e.etaSeconds !== null && e.done < e.passes ? ` · ${timeLeft(e.etaSeconds)} left` : ''}`;
+      return `validating ${afterStep(e.step)}: ${e.done} / ${formatCounted(e.passes, 'pass', 'passes')}${e.etaSeconds !== null && e.done < e.passes ? ` · ${timeLeft(e.etaSeconds)} left` : ''}`;
     case 'eval':
-      return `step ${formatCount(e.step)}: validation loss ${loss(e.valLoss)} (${formatCount(e.valTokens)} tokens, ${timeLeft(e.seconds)})`;
+      return `${e.step === 0 ? 'before training' : `step ${formatCount(e.step)}`}: validation loss ${loss(e.valLoss)} (${formatCount(e.valTokens)} tokens, ${timeLeft(e.seconds)})`;
     case 'checkpoint':
       return `checkpoint saved at step ${formatCount(e.step)}`;
     case 'skipped':
       return `step ${formatCount(e.step)} skipped: ${e.reason}${e.consecutive > 1 ? ` (${e.consecutive} in a row)` : ''}; its update was not applied`;
     case 'sample':
-      return `sample at step ${formatCount(e.step)}: ${quoted(e.prompt)} → ${quoted(e.text)}`;
+      return `sample ${e.step === 0 ? 'before training' : `at step ${formatCount(e.step)}`}: ${quoted(e.prompt)} → ${quoted(e.text)}`;
     case 'paused':
       return `paused at step ${formatCount(e.step)}`;
     default:
@@ -77,7 +82,9 @@ export function trainDoneLine(r: TrainResult, adapterDir: string | null): string
   const what = `${r.stopped ? 'stopped after' : 'finished'} ${formatCounted(r.steps, 'step')}`;
   const parts = [`${what} in ${timeLeft(r.seconds)}`];
   if (r.finalLoss !== null && r.finalLoss !== undefined) parts.push(`loss ${loss(r.finalLoss)}`);
-  if (r.finalValLoss !== null && r.finalValLoss !== undefined) parts.push(`validation loss ${loss(r.finalValLoss)}`);
+  const before = r.baselineValLoss !== null && r.baselineValLoss !== undefined ? loss(r.baselineValLoss) : null;
+  if (r.finalValLoss !== null && r.finalValLoss !== undefined) parts.push(`validation loss ${loss(r.finalValLoss)}${before !== null ? ` (${before} before training)` : ''}`);
+  else if (before !== null) parts.push(`validation loss ${before} before training`);
   if (r.skipped > 0) parts.push(`${formatCount(r.skipped)} skipped`);
   parts.push(adapterDir === null ? 'no adapter written' : `adapter in ${quote(adapterDir)}`);
   return parts.join(' · ');

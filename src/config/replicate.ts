@@ -88,6 +88,8 @@ function judgeExtra(name: HyperparamName, hp: Hyperparams, defaults: Hyperparams
       return hp.eval_steps === 0
         ? { note: 'eval_steps: Replicate\'s trainer validates once per epoch; not sent' }
         : { refuse: `eval_steps ${hp.eval_steps}: Replicate\'s trainer validates once per epoch only. Use 0, or train locally.` };
+    case 'eval_on_start':
+      return { note: `eval_on_start ${hp.eval_on_start}: a validation before training changes no weight, and Replicate's trainer validates after its epochs only; not sent` };
     case 'save_steps':
       return { note: 'save_steps: Replicate returns only the final adapter (training_output.zip); intermediate checkpoints are not sent for' };
     case 'save_every_minutes':

@@ -20,6 +20,8 @@ export interface TrainingSummary {
   /** Each step's training loss, its validation loss and validation_prompt sample where it had them. */
   history: readonly { step: number; loss: number; valLoss?: number; sample?: string }[];
   validationPrompt: string | null;
+  /** The validation before the first step (eval_on_start), where the run made one: the untrained adapter's. */
+  baseline?: { valLoss: number; sample?: string };
   /** The run started from an imported adapter, not PEFT's fresh initialisation. */
   fromImported?: boolean;
 }
@@ -97,18 +99,26 @@ export function trainingCardLines(t: TrainingSummary): string[] {
   for (const h of t.hyperparameters) lines.push(`| ${h.name}${h.isDefault ? '' : ' *'} | ${codeSpan(String(h.value)).replace(/\|/g, '\\|')} |`);
   const last = t.history.at(-1);
   const rows = resultRows(t.history);
-  if (last || rows.length > 0) {
+  const baseline = t.baseline;
+  if (last || rows.length > 0 || baseline) {
     lines.push('', '### Results', '');
     if (last) lines.push(`Training loss at step ${last.step}: ${loss(last.loss)} (as the run reported it).`);
-    if (rows.length > 0) {
+    if (rows.length > 0 || baseline) {
       const all = t.history.filter((h) => h.valLoss !== undefined).length;
       lines.push('', `Validation loss${all > rows.length ? ` (${rows.length} of the ${all} validations)` : ''}:`, '', '| step | training loss | validation loss |', '| --- | --- | --- |');
+      // The untrained adapter's, before any step: what the rows below are read against.
+      if (baseline) lines.push(`| 0 (before training) | — | ${loss(baseline.valLoss)} |`);
       for (const r of rows) lines.push(`| ${r.step} | ${loss(r.loss)} | ${loss(r.valLoss as number)} |`);
     }
   }
   const sampled = [...t.history].reverse().find((h) => h.sample !== undefined);
-  if (sampled && t.validationPrompt !== null) {
-    lines.push('', '### Sample', '', `The adapter's greedy continuation of the validation prompt after step ${sampled.step}:`, '', ...fencedBlock(t.validationPrompt + (sampled.sample ?? '')));
+  if (t.validationPrompt !== null && (sampled || baseline?.sample !== undefined)) {
+    lines.push('', '### Sample', '');
+    if (sampled) lines.push(`The adapter's greedy continuation of the validation prompt after step ${sampled.step}:`, '', ...fencedBlock(t.validationPrompt + (sampled.sample ?? '')));
+    if (baseline?.sample !== undefined) {
+      if (sampled) lines.push('');
+      lines.push('Before training (the base model with the untrained adapter):', '', ...fencedBlock(t.validationPrompt + baseline.sample));
+    }
   }
   return lines;
 }

@@ -36,7 +36,7 @@ import { timeGpu } from '../engine/timing.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
-import { FORWARD_SHARE, validationSteps } from './eta.ts';
+import { FORWARD_SHARE, validationSteps, type ValidationSettings } from './eta.ts';
 import { generate } from './generate.ts';
 import { repeatableLayerWork } from './layer-work.ts';
 
@@ -352,7 +352,7 @@ function uploadsAt(L: number, seconds: number): NonNullable<Calibration['uploads
 }
 
 /** How many validation passes a run makes (as the trainer decides: every eval_steps steps and at the end, or per epoch). */
-export function evaluationCount(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>): number {
+export function evaluationCount(stats: DataStats, hp: ValidationSettings): number {
   return validationSteps(stats, hp).length;
 }
 
@@ -370,7 +370,7 @@ function tuningSecondsOf(c: Calibration, tuningPasses: number): number {
  * rate), the streamed layers' uploads, and `tuningPasses` layer passes for the kernel
  * measurement before the first step (0: none will be made).
  */
-export function estimateRun(stats: DataStats, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'> & Partial<Pick<Hyperparams, 'validation_prompt'>>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
+export function estimateRun(stats: DataStats, hp: ValidationSettings & Partial<Pick<Hyperparams, 'validation_prompt'>>, c: Calibration, softwareAdapter: boolean, tuningPasses = 0): RunEstimate {
   const trainTokens = stats.run.tokens;
   const paddedTokens = stats.run.paddedTokens;
   const evaluations = evaluationCount(stats, hp);

@@ -21,19 +21,23 @@ export interface ValidationPlan {
   validation: Pick<DataStats['validation'], 'lossTokens'>;
 }
 
+/** What validationSteps reads of the hyperparameters (eval_on_start absent: false). */
+export type ValidationSettings = Pick<Hyperparams, 'run_validation' | 'eval_steps'> & Partial<Pick<Hyperparams, 'eval_on_start'>>;
+
 /**
  * The 1-based plan steps after which the trainer validates: every eval_steps steps and the last one, or else each
- * epoch's last step (an epoch cut short by max_steps ends at the run's last step). None without validation data.
+ * epoch's last step (an epoch cut short by max_steps ends at the run's last step), led by 0 (before the first step:
+ * the baseline) with eval_on_start. None without validation data.
  */
-export function validationSteps(stats: ValidationPlan, hp: Pick<Hyperparams, 'run_validation' | 'eval_steps'>): number[] {
+export function validationSteps(stats: ValidationPlan, hp: ValidationSettings): number[] {
   if (!hp.run_validation || stats.validation.lossTokens === 0) return [];
+  const out: number[] = hp.eval_on_start === true ? [0] : [];
   if (hp.eval_steps > 0) {
-    const out: number[] = [];
     for (let s = hp.eval_steps; s < stats.totalSteps; s += hp.eval_steps) out.push(s);
     if (stats.totalSteps > 0) out.push(stats.totalSteps);
     return out;
   }
-  return epochEndSteps(stats.stepsByEpoch);
+  return [...out, ...epochEndSteps(stats.stepsByEpoch)];
 }
 
 /** The 1-based plan steps that close an epoch (the last one's is the run's last step). */

@@ -97,6 +97,13 @@ export function checkSavedRun(raw: unknown): SavedRun {
     if (item.sample !== undefined && typeof item.sample !== 'string') throw corrupt('its loss history holds a sample that is not text');
     if (typeof item.sample === 'string' && item.sample.length > MAX_SAMPLE_TEXT) throw corrupt(`its loss history holds a sample of ${formatCount(item.sample.length)} characters, more than a sample can be (${formatCount(MAX_SAMPLE_TEXT)})`);
   }
+  if (r.baseline !== undefined) {
+    const b = r.baseline as Record<string, unknown> | null;
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw corrupt('its validation before training is not a record');
+    if (!(typeof b.valLoss === 'number' && Number.isFinite(b.valLoss) && b.valLoss >= 0)) throw corrupt(`its validation loss before training ${quote(b.valLoss)} is not a loss`);
+    if (b.sample !== undefined && typeof b.sample !== 'string') throw corrupt('its sample before training is not text');
+    if (typeof b.sample === 'string' && b.sample.length > MAX_SAMPLE_TEXT) throw corrupt(`its sample before training has ${formatCount(b.sample.length)} characters, more than a sample can be (${formatCount(MAX_SAMPLE_TEXT)})`);
+  }
   return { ...(r as unknown as SavedRun), hp: hp.value };
 }
 

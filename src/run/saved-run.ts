@@ -29,6 +29,13 @@ export interface ModelFileVersion {
   fingerprint?: string;
 }
 
+/** A run's validation before its first step (eval_on_start): the baseline its validation losses are read against. */
+export interface RunBaseline {
+  valLoss: number;
+  /** The validation_prompt sample the untrained adapter wrote, where the run has a validation_prompt. */
+  sample?: string;
+}
+
 /** What is saved with a run so that it can be resumed after a reload. */
 export interface SavedRun {
   modelSource: string;
@@ -49,6 +56,11 @@ export interface SavedRun {
    * page shows a run's samples again after a reload; one written after the last checkpoint is not kept).
    */
   history: { step: number; loss: number; valLoss?: number; seconds?: number; sample?: string }[];
+  /**
+   * The validation before the first step (eval_on_start): the untrained adapter's loss and its validation_prompt
+   * sample, the baseline the history is read against. Absent: the run made none (or predates the field).
+   */
+  baseline?: RunBaseline;
   savedAt: string;
   /** The epoch (0-based) of the last step done; a resume checks it against the plan (saved-run-check.ts). */
   epoch?: number;

@@ -40,7 +40,7 @@ import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunIn, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunIn, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type RunBaseline, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -106,6 +106,11 @@ export type TrainEvent =
 export type ExpectedCheckpoint = Pick<SavedRun, 'step' | 'savedAt'>;
 
 /** Whether `e`, as it came from the page (through the worker), names a checkpoint: a whole step and a time. */
+/** Where a validation pass (and its sample) sits in a run: after a step, or before the first (step 0: eval_on_start). */
+function afterStepWords(step: number): string {
+  return step === 0 ? 'before training' : `after step ${step}`;
+}
+
 function namesCheckpoint(e: unknown): e is ExpectedCheckpoint {
   const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
   return typeof c === 'object' && c !== null && Number.isSafeInteger(c.step) && typeof c.savedAt === 'string';
@@ -262,6 +267,8 @@ export class FinetuneSession {
     names: { train: string; validation: string | null };
     stats: DataStats;
     history: SavedRun['history'];
+    /** The run's validation before its first step, once made (or read with its record). */
+    start: { baseline?: RunBaseline };
     fromImported: boolean;
     step: () => number;
     /** The name the run was given for its base model (train --base-model, or its record's), or null: none. */
@@ -670,6 +677,8 @@ export class FinetuneSession {
     let fromStep = 0;
     let state: Uint8Array | null = null;
     let history: SavedRun['history'] = [];
+    // The validation before the first step: made by a new run with eval_on_start, read with a resumed run's record.
+    const start: { baseline?: RunBaseline } = {};
     let resumed: SavedRun | null = null;
     // Carried in every record of the run: a resume checks the stored data against them.
     let dataChecksums: Pick<SavedRun, 'trainChecksum' | 'validationChecksum'> = {};
@@ -709,6 +718,7 @@ export class FinetuneSession {
       validationFile = v ? new Blob([new Uint8Array(v)]) : null;
       names = { train: saved.trainName, validation: saved.validationName };
       history = saved.history;
+      if (saved.baseline) start.baseline = saved.baseline;
     }
     // Read under the worker's run lock, held to the run's end: no other tab can save between this check and the first
     // checkpoint, which is where a new run replaces the saved one (the page's read, before it asked, could not promise that).
@@ -770,7 +780,7 @@ export class FinetuneSession {
       this.ctx.flush();
       if (checkedState) fromStep = writeTrainState(this.ctx, this.lora, checkedState);
       stepNow = fromStep;
-      this.trainedBy = { hp, names, stats: data.stats, history, fromImported: startFrom !== null, step: () => stepNow, baseModelName };
+      this.trainedBy = { hp, names, stats: data.stats, history, start, fromImported: startFrom !== null, step: () => stepNow, baseModelName };
       // The resumed run's data as read above, for the page (savedRunFiles) once the plan says the run has begun.
       if (resumed) this.resumedFiles = { checkpoint: { step: resumed.step, savedAt: resumed.savedAt }, ...namedFiles(trainFile, validationFile, names) };
       onEvent({ type: 'plan', stats: planStats(data, hp), resumedAt: fromStep });
@@ -804,6 +814,7 @@ export class FinetuneSession {
           step,
           totalSteps: data.stats.totalSteps,
           history,
+          ...(start.baseline ? { baseline: start.baseline } : {}),
           savedAt: new Date().toISOString(),
           epoch: epochOfStep(data.stats.stepsByEpoch, step),
           stateChecksum: await stateChecksum(state),
@@ -851,7 +862,7 @@ export class FinetuneSession {
       // holds it between tokens.
       const emitSample = async (step: number, prompt: string, ids: readonly number[]): Promise<void> => {
         // Seconds to a minute on a slow adapter, with the step counter standing still: said, not left unexplained.
-        onEvent({ type: 'status', text: `writing a sample for the validation prompt after step ${step}…` });
+        onEvent({ type: 'status', text: `writing a sample for the validation prompt ${afterStepWords(step)}…` });
         let text: string | null;
         try {
           text = await this.sample(ids, sampleTokens, control);
@@ -859,13 +870,14 @@ export class FinetuneSession {
           // Logits sampling refuses (not finite): the sample is a view of the adapter, not part of its training, and
           // the run's own guards judge its steps. Said, and the run goes on; any other failure ends it as before.
           if (!(e instanceof FinetuneError && e.kind === 'mismatch')) throw e;
-          onEvent({ type: 'status', text: `no sample for the validation prompt after step ${step}: ${e.message}; training goes on` });
+          onEvent({ type: 'status', text: `no sample for the validation prompt ${afterStepWords(step)}: ${e.message}; training goes on` });
           return;
         }
         if (text === null) return;
         // Kept with its step, so the checkpoint after this pass saves it (the page shows it again after a reload).
         const h = history.find((x) => x.step === step);
         if (h) h.sample = text;
+        else if (step === 0 && start.baseline) start.baseline.sample = text;
         onEvent({ type: 'sample', step, prompt, text });
       };
       const result = await train(
@@ -883,7 +895,9 @@ export class FinetuneSession {
           onValidating: (p) => onEvent({ type: 'validating', ...p }),
           onEval: async (r) => {
             const h = history.find((x) => x.step === r.step);
-            if (h) {
+            // The pass before the first step: the baseline, kept beside the history (no step of the run has its loss).
+            if (r.step === 0) start.baseline = { valLoss: r.valLoss };
+            else if (h) {
               h.valLoss = r.valLoss;
               // The step's training time then includes its pass: what a finished run restored after a reload says it
               // took, and where a run resumed at this step (its pass made) counts on from.
@@ -924,6 +938,8 @@ export class FinetuneSession {
       const lastVal = [...history].reverse().find((h) => h.valLoss !== undefined);
       if (result.finalLoss === null && lastLoss) result.finalLoss = lastLoss.loss;
       if (result.finalValLoss === null && lastVal?.valLoss !== undefined) result.finalValLoss = lastVal.valLoss;
+      // Made by this call, or read with the resumed run's record.
+      result.baselineValLoss = start.baseline?.valLoss ?? null;
       if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {
         // A stopped run keeps its latest step: save it so that Resume continues from here.
         await saveCheckpoint(result.steps, await saveTrainState(this.ctx, this.lora, result.steps));
@@ -1119,6 +1135,7 @@ export class FinetuneSession {
       hyperparameters: hyperparamRows(t.hp),
       history: t.history.map((h) => ({ ...h })),
       validationPrompt: t.hp.validation_prompt ?? null,
+      ...(t.start.baseline ? { baseline: { ...t.start.baseline } } : {}),
       fromImported: t.fromImported,
     };
   }

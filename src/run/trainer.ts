@@ -27,6 +27,8 @@ export interface TrainerSettings {
   weight_decay: number;
   max_grad_norm: number;
   eval_steps: number;
+  /** Validate before the first step too (a new run only): the baseline, reported as the pass "after step 0". */
+  eval_on_start?: boolean;
   save_steps: number;
   /** Also checkpoint once this many minutes have passed since the last save; 0 or absent = by steps only. */
   save_every_minutes?: number;
@@ -167,7 +169,10 @@ export interface TrainResult {
   skipped: number;
   stopped: boolean;
   finalLoss: number | null;
+  /** The last validation loss after a step (the pass before the first step is `baselineValLoss`, not this). */
   finalValLoss: number | null;
+  /** The validation loss before the first step (eval_on_start), where this call made that pass (a session adds a resumed run's). */
+  baselineValLoss?: number | null;
   /** Training time: this call's, pauses left out, plus `elapsedBefore` (the runs it resumes), as StepReport's. */
   seconds: number;
 }
@@ -314,6 +319,7 @@ export async function train(
   const elapsedSeconds = (): number => (o.elapsedBefore ?? 0) + (now() - started - (control.pausedMs - paused0)) / 1000;
   let lastLoss: number | null = null;
   let lastVal: number | null = null;
+  let baselineVal: number | null = null;
   let stepsDone = fromStep;
   /** The last plan step whose validation pass ran to its end. */
   let validatedAt = -1;
@@ -338,13 +344,20 @@ export async function train(
     });
     if (v.stopped) return;
     timer.validationDone(v.seconds);
-    lastVal = v.loss;
+    if (at === 0) baselineVal = v.loss;
+    else lastVal = v.loss;
     validatedAt = at;
     const o0 = now();
     await callbacks.onEval?.({ step: at, valLoss: v.loss, valTokens: v.tokens, seconds: v.seconds });
     timer.afterPassDone((now() - o0) / 1000);
   };
   if (o.validateFirst && fromStep > 0 && shouldEval.has(fromStep)) await validateAfter(fromStep);
+  // The baseline: the adapter as the run starts (LoRA's B is zero: the base model), before any update. A new run
+  // only: a resumed run's record has it. A pause or stop asked before the pass takes effect first.
+  if (fromStep === 0 && shouldEval.has(0)) {
+    await control.pausePoint();
+    if (!control.stopped) await validateAfter(0);
+  }
 
   for (let index = fromStep; index < total; index++) {
     await control.pausePoint();
@@ -431,7 +444,7 @@ export async function train(
   // A Stop that came once every step and the last validation pass were done (during the validation_prompt sample
   // after it, say) left nothing to resume: the run is finished, not stopped.
   const complete = stepsDone === total && (!shouldEval.has(total) || validatedAt === total);
-  return { steps: stepsDone, skipped, stopped: control.stopped && !complete, finalLoss: lastLoss, finalValLoss: lastVal, seconds: elapsedSeconds() };
+  return { steps: stepsDone, skipped, stopped: control.stopped && !complete, finalLoss: lastLoss, finalValLoss: lastVal, baselineValLoss: baselineVal, seconds: elapsedSeconds() };
 }
 
 /** Why a step with no loss token is skipped. */

@@ -19,7 +19,7 @@ const STORAGE_KEY = 'finetune.form.v1';
 export const SAMPLE_PROMPT = '# Return True if a path points to an existing directory.';
 
 /** What the page starts with for the demo model and the 62-row sample: a run of a few steps that shows everything. */
-export const DEMO_PRESET: Readonly<Record<string, string>> = {
+export const DEMO_PRESET: Readonly<Record<string, string | boolean>> = {
   num_validation_samples: '6',
   num_train_epochs: '1',
   train_batch_size: '4',
@@ -31,13 +31,15 @@ export const DEMO_PRESET: Readonly<Record<string, string>> = {
   save_steps: '4',
   // What the adapter writes after each validation, for a row it never trains on (the sample's last: held out).
   validation_prompt: SAMPLE_PROMPT,
+  // The loss and sample before the first step: what the run's curve and samples are read against.
+  eval_on_start: true,
 };
 
 /**
  * For a software adapter (or a slow GPU): a run of eight short steps on the demo model that finishes in minutes there,
  * with two validations and a checkpoint at each, so every part of the page can be seen working and the loss moving.
  */
-export const QUICK_PRESET: Readonly<Record<string, string>> = {
+export const QUICK_PRESET: Readonly<Record<string, string | boolean>> = {
   num_validation_samples: '4',
   num_train_epochs: '1',
   train_batch_size: '2',
@@ -50,15 +52,16 @@ export const QUICK_PRESET: Readonly<Record<string, string>> = {
   eval_steps: '4',
   save_steps: '4',
   validation_prompt: SAMPLE_PROMPT,
+  eval_on_start: true,
 };
 
 /** Whether these hyperparameters already hold the quick preset's values (the page then does not offer it again). */
 export function isQuickPreset(hp: Readonly<Record<string, unknown>> | null): boolean {
-  return hp !== null && Object.entries(QUICK_PRESET).every(([k, v]) => String(hp[k]) === v);
+  return hp !== null && Object.entries(QUICK_PRESET).every(([k, v]) => String(hp[k]) === String(v));
 }
 
 /** The form's values for a preset: Replicate's defaults with the preset's values over them. */
-export function presetForm(preset: Readonly<Record<string, string>>): Record<string, string | boolean> {
+export function presetForm(preset: Readonly<Record<string, string | boolean>>): Record<string, string | boolean> {
   return { ...defaultForm(), ...preset };
 }
 

@@ -41,7 +41,8 @@ export function lossChartLabel(points: readonly ChartPoint[]): string {
   const train = byStep.filter((p) => p.loss !== null);
   const val = byStep.filter((p) => p.valLoss !== null);
   if (train.length === 0 && val.length === 0) return 'No loss yet: the curve appears when training starts.';
-  const at = (v: number | null, p: ChartPoint): string => `${formatLoss(v)} at step ${formatCount(p.step)}`;
+  // Step 0 is the validation before the first step (eval_on_start).
+  const at = (v: number | null, p: ChartPoint): string => `${formatLoss(v)} ${p.step === 0 ? 'before training' : `at step ${formatCount(p.step)}`}`;
   let text: string;
   if (train.length === 0) text = 'No training loss yet';
   else if (train.length === 1) text = `Training loss ${at(train[0].loss, train[0])}`;
@@ -56,7 +57,9 @@ export function lossChartLabel(points: readonly ChartPoint[]): string {
     const latest = val[val.length - 1];
     const low = lowest(val, 'valLoss');
     const earlier = low && low !== latest ? ` (lowest ${at(low.valLoss, low)})` : '';
-    text += `; validation loss ${at(latest.valLoss, latest)}${earlier}`;
+    // The baseline first, where there is one and a later pass: the curve is read against it.
+    const first = val[0].step === 0 && val[0] !== latest ? `${at(val[0].valLoss, val[0])}, ` : '';
+    text += `; validation loss ${first}${at(latest.valLoss, latest)}${earlier}`;
   }
   return `${text}.`;
 }
@@ -115,12 +118,16 @@ export class LossChart {
     );
   }
 
-  /** Starts over with these points (a resumed run brings its history). */
-  reset(points: readonly LossPoint[] = [], totalSteps = 0): void {
+  /**
+   * Starts over with these points (a resumed run brings its history), and `baseline` (the validation loss before the
+   * first step, eval_on_start) as a validation point at step 0 where there is one.
+   */
+  reset(points: readonly LossPoint[] = [], totalSteps = 0, baseline: number | null = null): void {
     this.steps = [];
     this.losses = [];
     this.valLosses = [];
     this.totalSteps = totalSteps;
+    if (baseline !== null) this.put(0, null, baseline);
     for (const p of points) this.put(p.step, p.loss, p.valLoss);
     this.redraw();
   }

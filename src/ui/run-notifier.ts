@@ -5,7 +5,7 @@
 // Notification text is plain text: nothing in it is rendered as HTML.
 
 import { formatCounted } from '../core/units.ts';
-import { formatDuration, formatLoss } from './format.ts';
+import { formatDuration, formatLoss, validationLossWords } from './format.ts';
 import { h } from './dom.ts';
 import { runBusy, type RunState } from './run-state.ts';
 
@@ -22,7 +22,8 @@ export function runEndNotice(prev: RunState, next: RunState): RunEndNotice | nul
   if (!runBusy(prev.phase)) return null;
   const o = next.outcome;
   if (next.phase === 'done' && o?.kind === 'finished') {
-    const validation = o.finalValLoss !== null && o.finalValLoss !== undefined ? ` · validation loss ${formatLoss(o.finalValLoss)}` : '';
+    const words = validationLossWords(o.finalValLoss, o.baselineValLoss);
+    const validation = words ? ` · ${words}` : '';
     return { title: 'Training finished', body: `${formatCounted(o.steps, 'step')} in ${formatDuration(o.seconds)} · final loss ${formatLoss(o.finalLoss)}${validation}. The adapter is ready to export.` };
   }
   if (next.phase === 'error' && o?.kind === 'failed') {

@@ -39,7 +39,7 @@ export interface ValidationReadout {
 
 /** How the last run ended, for the result line. */
 export type RunOutcome =
-  | { kind: 'finished'; steps: number; seconds: number; finalLoss: number | null; finalValLoss: number | null }
+  | { kind: 'finished'; steps: number; seconds: number; finalLoss: number | null; finalValLoss: number | null; baselineValLoss: number | null }
   | { kind: 'stopped'; steps: number; totalSteps: number }
   | { kind: 'failed'; errorKind: string; message: string; lostKernels?: string };
 
@@ -55,6 +55,8 @@ export interface RunState {
   readouts: StepReadouts | null;
   validation: ValidationReadout | null;
   history: LossPoint[];
+  /** The validation loss before the first step (eval_on_start; a restored run's from its record), or null: none made. */
+  baseline: number | null;
   /** The latest thing worth a line under the chart (checkpoint saved, step skipped, resumed …). */
   note: string;
   /** The validation_prompt samples of the run so far (a restored run's from its record), in step order, one a step. */
@@ -87,7 +89,8 @@ export interface RunSample {
 /** A saved run's samples, from its history (records from before samples were kept, or without a prompt, have none). */
 function savedSamples(saved: SavedRun): RunSample[] {
   const prompt = typeof saved.hp?.validation_prompt === 'string' ? saved.hp.validation_prompt : '';
-  return saved.history.flatMap((h) => (typeof h.sample === 'string' ? [{ step: h.step, prompt, text: h.sample }] : []));
+  const before = typeof saved.baseline?.sample === 'string' ? [{ step: 0, prompt, text: saved.baseline.sample }] : [];
+  return [...before, ...saved.history.flatMap((h) => (typeof h.sample === 'string' ? [{ step: h.step, prompt, text: h.sample }] : []))];
 }
 
 export type RunAction =
@@ -133,6 +136,7 @@ export const IDLE_RUN: RunState = {
   readouts: null,
   validation: null,
   history: [],
+  baseline: null,
   note: '',
   samples: [],
   outcome: null,
@@ -217,14 +221,16 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
         readouts: s.readouts && e.etaSeconds !== null ? { ...s.readouts, etaSeconds: e.etaSeconds } : s.readouts,
       };
     case 'eval': {
+      // Step 0 is the pass before the first step (eval_on_start): the baseline, no step of the history.
       const history = s.history.map((p) => (p.step === e.step ? { ...p, valLoss: e.valLoss } : p));
       return {
         ...s,
         phase: s.phase === 'validating' || s.phase === 'resuming' ? 'running' : s.phase,
         validating: null,
         history,
+        baseline: e.step === 0 ? e.valLoss : s.baseline,
         validation: { step: e.step, valLoss: e.valLoss, valTokens: e.valTokens, seconds: e.seconds },
-        note: `Validation loss ${e.valLoss.toPrecision(4)} after step ${e.step}.`,
+        note: `Validation loss ${e.valLoss.toPrecision(4)} ${afterStepText(e.step)}.`,
       };
     }
     case 'sample':
@@ -232,7 +238,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       return {
         ...s,
         samples: [...s.samples.filter((x) => x.step !== e.step), { step: e.step, prompt: e.prompt, text: e.text }].sort((a, b) => a.step - b.step),
-        note: s.validation?.step === e.step ? `Validation loss ${s.validation.valLoss.toPrecision(4)} after step ${e.step}; its sample is below.` : `The sample after step ${e.step} is below.`,
+        note: s.validation?.step === e.step ? `Validation loss ${s.validation.valLoss.toPrecision(4)} ${afterStepText(e.step)}; its sample is below.` : `The sample ${afterStepText(e.step)} is below.`,
       };
     case 'checkpoint':
       return { ...s, checkpointStep: e.step, checkpointSavedAt: e.savedAt, note: `Checkpoint saved in this browser at step ${e.step}.` };
@@ -251,10 +257,15 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
   }
 }
 
+/** Where a validation pass sits in a run: after a step, or before the first (step 0: eval_on_start). */
+export function afterStepText(step: number): string {
+  return step === 0 ? 'before training' : `after step ${step}`;
+}
+
 /** What the page says during the validation pass after a step: which step, and how far it has come. */
 export function validatingText(p: { step: number; done: number; passes: number }): string {
   const where = p.done > 0 ? `: ${p.done} / ${formatCounted(p.passes, 'pass', 'passes')}` : '';
-  return `Validating the adapter after step ${p.step}${where}…`;
+  return p.step === 0 ? `Validating the untrained adapter, before the first step${where}…` : `Validating the adapter after step ${p.step}${where}…`;
 }
 
 /** Readouts frozen at the end of a run: no countdown keeps ticking. */
@@ -276,8 +287,9 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         totalSteps: a.saved.totalSteps,
         // The chart's points; the samples (kept in the same entries) go to their own list.
         history: a.saved.history.map(({ sample: _sample, ...p }) => p),
+        baseline: a.saved.baseline?.valLoss ?? null,
         samples: savedSamples(a.saved),
-        validation: lastValidation(a.saved.history),
+        validation: lastValidation(a.saved.history) ?? (a.saved.baseline ? { step: 0, valLoss: a.saved.baseline.valLoss, valTokens: null, seconds: null } : null),
         resumedFrom: a.saved.trainName,
         restoreOnly: a.restoreOnly === true,
         checkpointStep: a.saved.step,
@@ -307,7 +319,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
       const r = a.result;
       const outcome: RunOutcome = r.stopped
         ? { kind: 'stopped', steps: r.steps, totalSteps: s.totalSteps }
-        : { kind: 'finished', steps: r.steps, seconds: r.seconds, finalLoss: r.finalLoss, finalValLoss: r.finalValLoss };
+        : { kind: 'finished', steps: r.steps, seconds: r.seconds, finalLoss: r.finalLoss, finalValLoss: r.finalValLoss, baselineValLoss: r.baselineValLoss ?? s.baseline };
       return {
         ...s,
         phase: r.stopped ? 'stopped' : 'done',

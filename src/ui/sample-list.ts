@@ -24,7 +24,7 @@ export function sampleListView(samples: readonly RunSample[], earlierOpen = fals
   if (!latest) return [];
   const { earlier, shown, left } = earlierSamples(samples);
   const parts: (HTMLElement | null)[] = [
-    h('h3', {}, `Sample at step ${formatCount(latest.step)}`),
+    h('h3', {}, latest.step === 0 ? 'Sample before training' : `Sample at step ${formatCount(latest.step)}`),
     h('p', { class: 'prompt' }, latest.prompt),
     h('p', { class: 'completion', 'data-testid': 'sample-text' }, latest.text),
     earlier > 0
@@ -35,7 +35,7 @@ export function sampleListView(samples: readonly RunSample[], earlierOpen = fals
           h(
             'ol',
             { class: 'earlier-samples' },
-            ...shown.map((s) => h('li', { 'data-step': s.step }, h('span', { class: 'hint' }, `step ${formatCount(s.step)}`), h('p', { class: 'completion' }, s.text))),
+            ...shown.map((s) => h('li', { 'data-step': s.step }, h('span', { class: 'hint' }, s.step === 0 ? 'before training' : `step ${formatCount(s.step)}`), h('p', { class: 'completion' }, s.text))),
           ),
           left > 0 ? h('p', { class: 'hint' }, `… and ${formatCount(left)} earlier, not listed.`) : null,
         )

@@ -7,14 +7,14 @@ import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { estimateFailureView } from './estimate-view.ts';
 import { lrChartView, markLrStep } from './lr-chart.ts';
-import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration } from './format.ts';
+import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration, validationLossWords } from './format.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatCounted } from '../core/units.ts';
 import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
 import { runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
-import { deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
+import { afterStepText, deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -585,10 +585,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     chartRun = run;
     // The chart follows the run's history: appended points are drawn, anything else redraws from scratch.
     const grown = prev !== null && run.history.length >= prev.history.length && prev.history.every((p, i) => p.step === run.history[i]?.step);
-    if (!grown || run.totalSteps !== prev?.totalSteps) {
-      chart.reset(run.history, run.totalSteps || (shared.plan.value.stats?.totalSteps ?? 0));
+    if (!grown || run.totalSteps !== prev?.totalSteps || (prev.baseline !== null && run.baseline !== prev.baseline)) {
+      chart.reset(run.history, run.totalSteps || (shared.plan.value.stats?.totalSteps ?? 0), run.baseline);
       return;
     }
+    // The pass before the first step: its point at step 0.
+    if (run.baseline !== null && prev.baseline === null) chart.addValidation(0, run.baseline);
     for (let i = 0; i < run.history.length; i++) {
       const p = run.history[i];
       const q = prev.history[i];
@@ -615,10 +617,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (v) r.val.value.dataset.value = String(v.valLoss);
     else delete r.val.value.dataset.value;
     const pass = run.validating;
+    // Once the run has validated after a step, the loss before training stays beside it: what it is read against.
+    const before = v && v.step > 0 && run.baseline !== null ? `${formatLoss(run.baseline)} before training` : '';
     r.val.sub.textContent = pass
-      ? `validating after step ${pass.step}: ${pass.done} / ${formatCounted(pass.passes, 'pass', 'passes')}`
+      ? `validating ${afterStepText(pass.step)}: ${pass.done} / ${formatCounted(pass.passes, 'pass', 'passes')}`
       : v
-        ? [`at step ${v.step}`, v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : ''].filter(Boolean).join(' · ')
+        ? [v.step === 0 ? 'before training' : `at step ${v.step}`, v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : '', before].filter(Boolean).join(' · ')
         : '';
     bar.max = Math.max(1, run.totalSteps);
     bar.value = run.step;
@@ -648,7 +652,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         { class: 'ok' },
         `Finished: ${o.steps} steps in ${formatDuration(o.seconds)}` +
           (o.finalLoss !== null ? ` · final loss ${formatLoss(o.finalLoss)}` : '') +
-          (o.finalValLoss !== null ? ` · validation loss ${formatLoss(o.finalValLoss)}` : ''),
+          (validationLossWords(o.finalValLoss, o.baselineValLoss) ? ` · ${validationLossWords(o.finalValLoss, o.baselineValLoss)}` : ''),
       ),
     );
   };

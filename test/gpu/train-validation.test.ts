@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseHyperparams } from '../../src/config/index.ts';
 import type { MistralRunner } from '../../src/engine/mistral/model.ts';
 import { tinyTrainer, withRun, type TinyTrainer } from '../helpers/tiny-trainer.ts';
-import { loadTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
+import { evaluate, loadTrainState, train, TrainControl, type EvalReport, type StepReport, type TrainerCallbacks, type ValidationProgress } from '../../src/run/trainer.ts';
 
 const HP = parseHyperparams({
   num_train_epochs: 2,
@@ -38,7 +38,7 @@ describe('validation in a run', () => {
   async function run(
     control: TrainControl,
     hook: (runner: MistralRunner, progress: readonly Progress[]) => TrainerCallbacks = () => ({}),
-    o: { state?: Uint8Array; validateFirst?: boolean; validationShare?: number; elapsedBefore?: number } = {},
+    o: { state?: Uint8Array; validateFirst?: boolean; validationShare?: number; elapsedBefore?: number; evalOnStart?: boolean } = {},
   ) {
     return withRun(t, HP, async ({ data, lora, runner }) => {
       const steps: StepReport[] = [];
@@ -47,7 +47,7 @@ describe('validation in a run', () => {
       const saved: { step: number; state: Uint8Array }[] = [];
       const from = o.state ? await loadTrainState(t.ctx, lora, o.state) : 0;
       const extra = hook(runner, progress);
-      const result = await train(t.ctx, runner, data, HP, {
+      const result = await train(t.ctx, runner, data, { ...HP, eval_on_start: o.evalOnStart === true }, {
         ...extra,
         onStep: (r) => {
           steps.push(r);
@@ -121,6 +121,32 @@ describe('validation in a run', () => {
     const rest = await run(new TrainControl(), undefined, { state: stopped.saved[0].state, validateFirst: true });
     expect(rest.evals.map((e) => [e.step, e.valLoss])).toEqual(whole.evals.map((e) => [e.step, e.valLoss]));
     expect(rest.steps.map((s) => s.loss)).toEqual(whole.steps.slice(first).map((s) => s.loss));
+  });
+
+  it('validates before the first step with eval_on_start: the untrained adapter\'s loss, and the same run after it, bit for bit', async () => {
+    const r = await run(new TrainControl(), undefined, { evalOnStart: true });
+    expect(r.evals.map((e) => e.step)).toEqual([0, ...whole.evals.map((e) => e.step)]);
+    // The pass changes nothing a step reads (no dropout, no draw): every later number is the run's without it.
+    expect(r.steps.map((s) => s.loss)).toEqual(whole.steps.map((s) => s.loss));
+    expect(r.evals.slice(1).map((e) => e.valLoss)).toEqual(whole.evals.map((e) => e.valLoss));
+    expect(r.result).toMatchObject({ stopped: false, finalValLoss: whole.result.finalValLoss, baselineValLoss: r.evals[0].valLoss });
+    // Before any update: the loss of the adapter as it starts (PEFT's, B zero: the base model's), measured on its own.
+    const before = await withRun(t, HP, async ({ data, runner }) => (await evaluate(t.ctx, runner, data)).loss);
+    expect(r.evals[0].valLoss).toBe(before);
+    // Reported pass by pass as any other, with no ETA before a step has been timed.
+    expect(r.progress.filter((p) => p.step === 0).map((p) => [p.done, p.etaSeconds])).toEqual([[0, null], [1, null], [2, null], [3, null]]);
+    // Without eval_on_start, a run never makes it (the other tests of this file), nor does a resumed one.
+    const rest = await run(new TrainControl(), undefined, { state: r.saved[0].state, evalOnStart: true });
+    expect(rest.evals.map((e) => e.step)).toEqual(whole.evals.slice(1).map((e) => e.step));
+  });
+
+  it('stops in the validation before the first step: nothing trained, nothing saved', async () => {
+    const control = new TrainControl();
+    const r = await run(control, () => ({ onValidating: (p) => void (p.step === 0 && p.done === 1 && control.stop()) }), { evalOnStart: true });
+    expect(r.result).toMatchObject({ stopped: true, steps: 0, finalValLoss: null, baselineValLoss: null });
+    expect(r.evals).toEqual([]);
+    expect(r.steps).toEqual([]);
+    expect(r.saved).toEqual([]);
   });
 
   it('gives an ETA and a training time that count the validation passes and leave a pause out', async () => {

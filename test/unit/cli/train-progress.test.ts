@@ -33,6 +33,23 @@ describe('trainEventLine', () => {
   });
 });
 
+describe('the validation before training (eval_on_start, step 0)', () => {
+  it('says "before training" where a step would be named, for the pass, its loss and its sample', () => {
+    expect(trainEventLine({ type: 'validating', step: 0, passes: 7, done: 3, fraction: 3 / 7, seconds: 5, etaSeconds: null })).toBe('validating before training: 3 / 7 passes');
+    expect(trainEventLine({ type: 'eval', step: 0, valLoss: 3.74051, valTokens: 2527, seconds: 90 })).toBe('before training: validation loss 3.7405 (2,527 tokens, 1 min 30 s)');
+    expect(trainEventLine({ type: 'sample', step: 0, prompt: 'Q', text: 'A' })).toBe('sample before training: "Q" → "A"');
+  });
+
+  it('puts the loss before training beside the final one, or alone when the run validated nothing after it', () => {
+    expect(trainDoneLine({ steps: 9, skipped: 0, stopped: false, finalLoss: 3.8, finalValLoss: 3.7351, baselineValLoss: 3.7405, seconds: 407 }, 'o/adapter')).toBe(
+      'finished 9 steps in 6 min 47 s · loss 3.8000 · validation loss 3.7351 (3.7405 before training) · adapter in "o/adapter"',
+    );
+    expect(trainDoneLine({ steps: 2, skipped: 0, stopped: true, finalLoss: 3.8, finalValLoss: null, baselineValLoss: 3.7405, seconds: 40 }, null)).toBe(
+      'stopped after 2 steps in 40 s · loss 3.8000 · validation loss 3.7405 before training · no adapter written',
+    );
+  });
+});
+
 describe('trainProgressPrinter', () => {
   it('prints the first and last step always, others at most every 2 s, and every other event as it comes', () => {
     let t = 0;

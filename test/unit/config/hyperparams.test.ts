@@ -55,6 +55,7 @@ describe('the one hyperparameter schema', () => {
       max_grad_norm: 1.0,
       max_steps: 0,
       eval_steps: 0,
+      eval_on_start: false,
       save_steps: 0,
       save_every_minutes: 10,
       quantization: 'none',

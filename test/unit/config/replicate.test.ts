@@ -97,3 +97,13 @@ describe('padding-free batches on Replicate', () => {
     }
   });
 });
+
+describe('the validation before training on Replicate', () => {
+  it('strips eval_on_start with a note either way: it changes no weight, and Replicate validates after its epochs only', () => {
+    for (const v of [true, false]) {
+      const { input, notes } = toReplicateInput(parseHyperparams({ eval_on_start: v }), { train_data: URL });
+      expect(input).not.toHaveProperty('eval_on_start');
+      expect(notes).toContain(`eval_on_start ${v}: a validation before training changes no weight, and Replicate's trainer validates after its epochs only; not sent`);
+    }
+  });
+});

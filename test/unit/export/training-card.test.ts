@@ -28,6 +28,17 @@ const summary = (over: Partial<TrainingSummary> = {}): TrainingSummary => ({
 });
 
 describe('the README\'s Training section', () => {
+  it('lists the validation before training as the first row, and its sample after the last one, where the run made that pass', () => {
+    const text = trainingCardLines(summary({ baseline: { valLoss: 3.0625, sample: ' pass' } })).join('\n');
+    expect(text).toContain('| step | training loss | validation loss |\n| --- | --- | --- |\n| 0 (before training) | — | 3.0625 |\n| 2 | 2.5000 | 2.7500 |');
+    expect(text).toContain("The adapter's greedy continuation of the validation prompt after step 3:");
+    expect(text).toContain('Before training (the base model with the untrained adapter):\n\n```\n# add pass\n```');
+    // Without the pass, neither is said.
+    const plain = trainingCardLines(summary()).join('\n');
+    expect(plain).not.toContain('before training');
+    expect(plain).not.toContain('Before training');
+  });
+
   it('says the steps, the data, every hyperparameter (changed ones marked), the losses and the last sample', () => {
     const text = trainingCardLines(summary()).join('\n');
     expect(text).toContain('## Training');

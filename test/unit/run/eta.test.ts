@@ -13,6 +13,24 @@ describe('validationSteps', () => {
     expect(validationSteps(stats, { run_validation: false, eval_steps: 0 })).toEqual([]);
     expect(validationSteps({ ...stats, validation: { lossTokens: 0 } }, { run_validation: true, eval_steps: 2 })).toEqual([]);
   });
+
+  it('leads with 0 (before the first step) with eval_on_start, and only where the run validates at all', () => {
+    expect(validationSteps(stats, { run_validation: true, eval_steps: 0, eval_on_start: true })).toEqual([0, 4, 8, 10]);
+    expect(validationSteps(stats, { run_validation: true, eval_steps: 3, eval_on_start: true })).toEqual([0, 3, 6, 9, 10]);
+    expect(validationSteps(stats, { run_validation: true, eval_steps: 3, eval_on_start: false })).toEqual([3, 6, 9, 10]);
+    expect(validationSteps(stats, { run_validation: false, eval_steps: 0, eval_on_start: true })).toEqual([]);
+    expect(validationSteps({ ...stats, validation: { lossTokens: 0 } }, { run_validation: true, eval_steps: 0, eval_on_start: true })).toEqual([]);
+  });
+
+  it('does not count the pass before the first step among those still to come once the steps have begun', () => {
+    const withBaseline = new RunTimer(10, [0, 4, 8, 10], 1000);
+    const without = new RunTimer(10, [4, 8, 10], 1000);
+    for (const t of [withBaseline, without]) {
+      t.validationDone(3);
+      t.stepDone(2, 400);
+    }
+    expect(withBaseline.remaining(1)).toBe(without.remaining(1));
+  });
 });
 
 describe('RunTimer', () => {

@@ -58,6 +58,18 @@ describe('a saved run record, checked before a resume', () => {
     expect(e.message).toBe('the saved run cannot be resumed: its hyperparameters are not valid: lora_rank must be an integer from 1 to 256, got 1000000');
   });
 
+  it('keeps the validation before training a record holds, and refuses one that is not a loss and a sample', () => {
+    expect(checkSavedRun(record({ baseline: { valLoss: 2.9, sample: ' def f():' } })).baseline).toEqual({ valLoss: 2.9, sample: ' def f():' });
+    expect(checkSavedRun(record({ baseline: { valLoss: 2.9 } })).baseline).toEqual({ valLoss: 2.9 });
+    expect(checkSavedRun(record()).baseline).toBeUndefined();
+    expect(refusal(() => checkSavedRun(record({ baseline: 2.9 }))).message).toMatch(/its validation before training is not a record/);
+    expect(refusal(() => checkSavedRun(record({ baseline: { valLoss: '2.9' } }))).message).toMatch(/its validation loss before training "2\.9" is not a loss/);
+    // JSON has no NaN: a record that held one reads null.
+    expect(refusal(() => checkSavedRun(record({ baseline: { valLoss: Number.NaN } }))).message).toMatch(/its validation loss before training null is not a loss/);
+    expect(refusal(() => checkSavedRun(record({ baseline: { valLoss: 2.9, sample: 7 } }))).message).toMatch(/its sample before training is not text/);
+    expect(refusal(() => checkSavedRun(record({ baseline: { valLoss: 2.9, sample: 'x'.repeat(100_001) } }))).message).toMatch(/its sample before training has 100,001 characters/);
+  });
+
   it('refuses a malformed record of the tokenizer, and accepts a well-formed one', () => {
     expect(refusal(() => checkSavedRun(record({ tokenizer: { checksum: 'md5:1', name: 'x' } }))).message).toBe('the saved run cannot be resumed: its record of the tokenizer is malformed');
     expect(refusal(() => checkSavedRun(record({ tokenizer: 'tokenizer.model' }))).message).toBe('the saved run cannot be resumed: its record of the tokenizer is malformed');

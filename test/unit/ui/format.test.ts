@@ -1,9 +1,16 @@
 // The page's number formats (src/ui/format.ts).
 import { describe, expect, it } from 'vitest';
 import { formatCounted } from '../../../src/core/units.ts';
-import { formatCount, formatPercent, quantizationLabel } from '../../../src/ui/format.ts';
+import { formatCount, formatPercent, quantizationLabel, validationLossWords } from '../../../src/ui/format.ts';
 
 describe('formats', () => {
+  it('says a validation loss with the one before training beside it, either alone, or nothing', () => {
+    expect(validationLossWords(3.7231, 3.9512)).toBe('validation loss 3.723 (3.951 before training)');
+    expect(validationLossWords(3.7231, null)).toBe('validation loss 3.723');
+    expect(validationLossWords(null, 3.9512)).toBe('validation loss 3.951 before training');
+    expect(validationLossWords(null, undefined)).toBe('');
+  });
+
   it('writes a share with one decimal below 10 %, none above, and none at all for zero', () => {
     expect(formatPercent(0.26)).toBe('26 %');
     expect(formatPercent(0.045)).toBe('4.5 %');

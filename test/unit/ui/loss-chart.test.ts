@@ -38,8 +38,16 @@ describe('lossChartLabel', () => {
     expect(lossChartLabel(points)).toBe('Training loss over 5 steps: 6.000 at step 1, 3.200 at step 5; validation loss 4.100 at step 4 (lowest 3.900 at step 2).');
   });
 
-  it('says there is no training loss yet when validation came first (a validation pass at step 0)', () => {
-    expect(lossChartLabel([{ step: 0, loss: null, valLoss: 4.5 }])).toBe('No training loss yet; validation loss 4.500 at step 0.');
+  it('says there is no training loss yet when validation came first (the pass before training, eval_on_start)', () => {
+    expect(lossChartLabel([{ step: 0, loss: null, valLoss: 4.5 }])).toBe('No training loss yet; validation loss 4.500 before training.');
+  });
+
+  it('names the validation loss before training beside the latest, so the latest is read against it', () => {
+    const points = [{ step: 0, loss: null, valLoss: 4.5 }, train(1, 4), { step: 2, loss: 3, valLoss: 4.1 }];
+    expect(lossChartLabel(points)).toBe('Training loss over 2 steps: 4.000 at step 1, 3.000 at step 2; validation loss 4.500 before training, 4.100 at step 2.');
+    // Worse than before training: the lowest is the baseline, and said so.
+    const worse = [{ step: 0, loss: null, valLoss: 4.5 }, { step: 1, loss: 3, valLoss: 4.7 }];
+    expect(lossChartLabel(worse)).toBe('Training loss 3.000 at step 1; validation loss 4.500 before training, 4.700 at step 1 (lowest 4.500 before training).');
   });
 
   it('says a loss that is not a number as it is, and leaves it out of "lowest"', () => {

@@ -40,6 +40,11 @@ describe('runEndNotice', () => {
     expect(runEndNotice(running, finishedFrom(running, null))!.body).toBe('8 steps in 0:48 · final loss 4.008. The adapter is ready to export.');
   });
 
+  it('puts the validation loss before training beside the final one where the run made that pass (eval_on_start)', () => {
+    const done = runReducer(running, { type: 'finished', result: { steps: 8, skipped: 0, seconds: 48.2, finalLoss: 4.00812, finalValLoss: 3.7231, baselineValLoss: 3.9512, stopped: false } });
+    expect(runEndNotice(running, done)!.body).toBe('8 steps in 0:48 · final loss 4.008 · validation loss 3.723 (3.951 before training). The adapter is ready to export.');
+  });
+
   it('says a failed run with its step and message, cut short when long', () => {
     const failed = runReducer(running, { type: 'failed', kind: 'gpu', message: 'The GPU device was lost.' });
     expect(runEndNotice(running, failed)).toEqual({ title: 'Training failed', body: 'At step 7: The GPU device was lost.' });

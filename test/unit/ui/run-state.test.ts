@@ -188,6 +188,38 @@ describe('run state', () => {
     expect(s).toEqual({ ...IDLE_RUN, phase: 'starting', totalSteps: 9 });
   });
 
+  it('keeps the validation before training (step 0) as the baseline, not as a step, says it so, and carries it to the outcome', () => {
+    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }));
+    s = runReducer(s, ev({ type: 'validating', step: 0, passes: 3, done: 1, fraction: 1 / 3, seconds: 1, etaSeconds: null }));
+    expect(s.note).toBe('Validating the untrained adapter, before the first step: 1 / 3 passes…');
+    s = runReducer(s, ev({ type: 'eval', step: 0, valLoss: 3.95, valTokens: 100, seconds: 2 }));
+    expect(s).toMatchObject({ phase: 'running', baseline: 3.95, history: [], validation: { step: 0, valLoss: 3.95 }, note: 'Validation loss 3.950 before training.' });
+    s = runReducer(s, ev({ type: 'sample', step: 0, prompt: 'P', text: 'T' }));
+    expect(s.samples).toEqual([{ step: 0, prompt: 'P', text: 'T' }]);
+    expect(s.note).toBe('Validation loss 3.950 before training; its sample is below.');
+    s = runReducer(runReducer(s, ev(step(1, 3))), ev({ type: 'eval', step: 1, valLoss: 3.9, valTokens: 100, seconds: 2 }));
+    expect(s).toMatchObject({ baseline: 3.95, history: [{ step: 1, loss: 3, valLoss: 3.9 }], validation: { step: 1, valLoss: 3.9 } });
+    s = runReducer(s, { type: 'finished', result: { steps: 4, skipped: 0, stopped: false, seconds: 9, finalLoss: 2.5, finalValLoss: 3.9, baselineValLoss: 3.95 } });
+    expect(s.outcome).toEqual({ kind: 'finished', steps: 4, seconds: 9, finalLoss: 2.5, finalValLoss: 3.9, baselineValLoss: 3.95 });
+  });
+
+  it("restores a saved run's validation before training and its sample, before the steps' samples", () => {
+    const saved = {
+      step: 2,
+      totalSteps: 4,
+      trainName: 'short.jsonl',
+      hp: { validation_prompt: 'P' },
+      history: [{ step: 1, loss: 3 }, { step: 2, loss: 2.8, sample: 'later' }],
+      baseline: { valLoss: 3.95, sample: 'before' },
+    } as unknown as SavedRun;
+    const s = run({ type: 'resume', saved });
+    expect(s.baseline).toBe(3.95);
+    // No step validated yet: the readout is the one before training.
+    expect(s.validation).toMatchObject({ step: 0, valLoss: 3.95 });
+    expect(s.samples.map((x) => [x.step, x.text])).toEqual([[0, 'before'], [2, 'later']]);
+    expect(run({ type: 'resume', saved: { ...saved, baseline: undefined } }).baseline).toBeNull();
+  });
+
   it("restores an unfinished saved run's adapter: said as such, and it ends stopped at its checkpoint, resumable", () => {
     const saved = { step: 2, totalSteps: 4, trainName: 'short.jsonl', history: [{ step: 1, loss: 3 }, { step: 2, loss: 2.8 }] } as SavedRun;
     let s = run({ type: 'resume', saved, restoreOnly: true });
