@@ -96,27 +96,48 @@ async function withCacheNote(info: ModelInfo): Promise<ModelInfo> {
   return c.store ? info : { ...info, warnings: [...info.warnings, `the weights are not cached: ${c.reason}; the next load reads them from the model's files again`] };
 }
 
-let runStorePromise: Promise<RunStore | null> | null = null;
-
 /**
- * The run saved in this browser (OPFS), or null where there is no OPFS; opened once. The session's store, and the one
- * the calls that only read or forget the saved run use without a session: one store, whether a session exists or not.
+ * `open`, asked once and its answer shared by every caller, except an answer that says the open failed: a rejection,
+ * or null (the browser refused its private file system, or has none). That one is the answer of the calls that waited
+ * for it, and the next call opens again: kept, one refusal of a moment (a storage error, a permission not yet given)
+ * hid the saved run and the remembered kernels until the page was reloaded, though the next open would have worked.
  */
-function runStore(): Promise<RunStore | null> {
-  runStorePromise ??= opfsRunStore();
-  return runStorePromise;
+function openedOnce<T>(open: () => Promise<T | null>): () => Promise<T | null> {
+  let opening: Promise<T | null> | null = null;
+  return () => {
+    if (!opening) {
+      const attempt: Promise<T | null> = open().then(
+        (value) => {
+          if (value === null && opening === attempt) opening = null;
+          return value;
+        },
+        (e: unknown) => {
+          if (opening === attempt) opening = null;
+          throw e;
+        },
+      );
+      opening = attempt;
+    }
+    return opening;
+  };
 }
 
-let kernelCachePromise: Promise<KernelTuningCache | null> | null = null;
+/**
+ * The run saved in this browser (OPFS), or null where there is no OPFS or it could not be opened; opened once (an open
+ * that failed is tried again at the next call: openedOnce). The session's store, and the one the calls that only read
+ * or forget the saved run use without a session: one store, whether a session exists or not.
+ */
+const runStore: () => Promise<RunStore | null> = openedOnce(() => opfsRunStore());
 
 /**
- * Kernel choices measured on this GPU, remembered in OPFS beside the weights (null where OPFS is missing); opened once.
- * The session's cache, and the one the GPU panel lists and forgets without a session (runStore's reason).
+ * Kernel choices measured on this GPU, remembered in OPFS beside the weights (null where OPFS is missing or could not be
+ * opened); opened once, as runStore is. The session's cache, and the one the GPU panel lists and forgets without a
+ * session (runStore's reason).
  */
-function kernelCache(): Promise<KernelTuningCache | null> {
-  kernelCachePromise ??= opfsFolderFiles('finetune-kernels').then((files) => (files ? fileKernelTuningCache(files) : null));
-  return kernelCachePromise;
-}
+const kernelCache: () => Promise<KernelTuningCache | null> = openedOnce(async () => {
+  const files = await opfsFolderFiles('finetune-kernels');
+  return files ? fileKernelTuningCache(files) : null;
+});
 
 let sessionPromise: Promise<FinetuneSession> | null = null;
 /** The GPU memory the user gave (setGpuMemory), kept across sessions: a recovered device is the same GPU. */

@@ -1,0 +1,189 @@
+// The engine worker opens the run store and the kernel-tuning cache (this origin's private file system, OPFS) once and
+// shares them: the session and the calls that read or forget the saved run without one must use the same store (a
+// forget runs inside the run lock, which a run of that store holds). An open that failed (the browser refused its
+// storage for a moment, or the storage object threw) was kept as the answer for the worker's life, so the saved run
+// and the remembered kernels stayed out of reach until the page was reloaded, even where the next open would have
+// worked. Here the storage fails the first open(s), then works.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { EngineApi } from '../../../src/worker/api.ts';
+import type { RunStore } from '../../../src/run/run-store.ts';
+import { fileKernelTuningCache } from '../../../src/run/kernel-tuning.ts';
+import { pointerRunStore } from '../../../src/run/run-store.ts';
+import { opfsStoreFiles } from '../../../src/worker/opfs-store.ts';
+import { commitFakeCheckpoint } from '../../helpers/fake-checkpoint.ts';
+import { FakeOpfs } from '../../helpers/fake-opfs.ts';
+import { resetWorkerState, startWorker } from '../../helpers/fake-worker.ts';
+
+const h = await vi.hoisted(async () => ({
+  ...(await import('../../helpers/fake-worker.ts')).workerTestState(),
+  /** The store each session was made with. */
+  sessionStores: [] as unknown[],
+  /** The store each savedRunIn / forgetSavedRunIn call was given. */
+  readStores: [] as unknown[],
+  forgetStores: [] as unknown[],
+}));
+
+vi.mock('comlink', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeComlink(await importOriginal(), h));
+vi.mock('../../../src/worker/error-transfer.ts', () => ({ installErrorTransfer: () => undefined }));
+vi.mock('../../../src/engine/gpu.ts', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeGpuModule(await importOriginal(), h));
+
+vi.mock('../../../src/run/saved-run.ts', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../../src/run/saved-run.ts')>();
+  return {
+    ...original,
+    savedRunIn: (store: RunStore | null) => {
+      h.readStores.push(store);
+      return original.savedRunIn(store);
+    },
+    forgetSavedRunIn: (store: RunStore | null) => {
+      h.forgetStores.push(store);
+      return original.forgetSavedRunIn(store);
+    },
+  };
+});
+
+vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/run/session.ts')>()),
+  FinetuneSession: class {
+    weightCache = null;
+    kernelCache = null;
+    gpuMemoryBytes: number | null = null;
+    constructor(_ctx: unknown, _tokenizer: unknown, store: unknown) {
+      h.sessionStores.push(store);
+    }
+    async train(): Promise<object> {
+      return { steps: 2, skipped: 0, stopped: true, finalLoss: null, finalValLoss: null, seconds: 0 };
+    }
+  },
+}));
+
+vi.mock('../../../src/data/tokenizer.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../../src/data/tokenizer.ts')>()),
+  loadTokenizer: () => ({}),
+}));
+
+/** This origin's private file system: a folder per name. */
+let folders: Map<string, FakeOpfs>;
+const folder = (name: string): FakeOpfs => {
+  if (!folders.has(name)) folders.set(name, new FakeOpfs());
+  return folders.get(name)!;
+};
+/** How many opens of each folder were asked for. */
+let opened: Map<string, number>;
+/** The next this many getDirectory() calls are refused, as a browser refuses its storage (a private window, a moment's error). */
+let refusals: number;
+/** The next this many reads of navigator.storage throw (the open's promise rejects rather than answering null). */
+let throwingReads: number;
+
+const storage = {
+  getDirectory: async () => {
+    if (refusals > 0) {
+      refusals--;
+      throw Object.assign(new Error('The request was denied.'), { name: 'SecurityError' });
+    }
+    return {
+      getDirectoryHandle: async (name: string) => {
+        opened.set(name, (opened.get(name) ?? 0) + 1);
+        return folder(name).dir();
+      },
+    };
+  },
+  estimate: async () => ({ usage: 0, quota: 1024 ** 3 }),
+  persisted: async () => false,
+};
+/** navigator.storage as the worker reads it, each time (startWorker copies the navigator it is given, getters read). */
+function storageGetter(): typeof storage {
+  if (throwingReads > 0) {
+    throwingReads--;
+    throw new Error('storage is not ready');
+  }
+  return storage;
+}
+
+let api: EngineApi;
+
+beforeEach(async () => {
+  resetWorkerState(h);
+  h.sessionStores.length = 0;
+  h.readStores.length = 0;
+  h.forgetStores.length = 0;
+  folders = new Map();
+  opened = new Map();
+  refusals = 0;
+  throwingReads = 0;
+  api = await startWorker(h);
+  Object.defineProperty((self as unknown as { navigator: object }).navigator, 'storage', { get: storageGetter });
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+const runStore = () => pointerRunStore(opfsStoreFiles(folder('finetune-run').dir()));
+const kernelCache = () => fileKernelTuningCache(opfsStoreFiles(folder('finetune-kernels').dir()));
+const saveRun = () => commitFakeCheckpoint(runStore(), 2, 4, { train: new TextEncoder().encode('{"prompt":"a","completion":"b"}\n'), validation: null }, 'rows.jsonl');
+const remembered = { gemm: 'tiled', attention: 'rows', lora: 'general', speedup: 1.5, measuredAt: '2025-01-15T09:30:00.000Z' } as const;
+
+describe('a run store the browser refused once', () => {
+  it('is opened again at the next call, which sees the saved run', async () => {
+    await saveRun();
+    refusals = 1;
+    // Refused: no store, as a browser without OPFS answers (the page offers no saved run).
+    expect(await api.savedRun()).toBeNull();
+    expect(await api.savedRun()).toMatchObject({ step: 2, trainName: 'rows.jsonl' });
+  });
+
+  it('is opened again after an open that threw', async () => {
+    await saveRun();
+    throwingReads = 1;
+    await expect(api.savedRun()).rejects.toThrow('storage is not ready');
+    expect(await api.savedRun()).toMatchObject({ step: 2 });
+  });
+
+  it('once opened, is the one store of the session and of the saved-run calls, opened once', async () => {
+    await saveRun();
+    refusals = 1;
+    expect(await api.savedRun()).toBeNull();
+    expect(await api.savedRun()).toMatchObject({ step: 2 });
+    await api.resumeSavedRun(() => undefined);
+    await api.forgetSavedRun();
+    expect(await api.savedRun()).toBeNull();
+    const store = h.readStores[1];
+    expect(store).not.toBeNull();
+    expect(h.sessionStores).toEqual([store]);
+    expect(h.sessionStores[0]).toBe(store);
+    expect(h.forgetStores).toHaveLength(1);
+    expect(h.forgetStores[0]).toBe(store);
+    expect(h.readStores[2]).toBe(store);
+    expect(opened.get('finetune-run')).toBe(1);
+  });
+
+  it('opened by calls at once, is opened once', async () => {
+    await saveRun();
+    const [a, b] = await Promise.all([api.savedRun(), api.savedRun()]);
+    expect(a).toMatchObject({ step: 2 });
+    expect(b).toMatchObject({ step: 2 });
+    expect(h.readStores[0]).toBe(h.readStores[1]);
+    expect(opened.get('finetune-run')).toBe(1);
+  });
+});
+
+describe('a kernel-tuning cache the browser refused once', () => {
+  it('is opened again at the next call, which lists and forgets the remembered kernels', async () => {
+    await kernelCache().put('{"gpu":["fake"]}', remembered);
+    refusals = 1;
+    expect(await api.rememberedKernels()).toEqual([]);
+    expect(await api.rememberedKernels()).toEqual(await kernelCache().list());
+    expect(await api.rememberedKernels()).toHaveLength(1);
+    await api.forgetRememberedKernels();
+    expect(await kernelCache().list()).toEqual([]);
+    expect(opened.get('finetune-kernels')).toBe(1);
+  });
+
+  it('is opened again after an open that threw', async () => {
+    await kernelCache().put('{"gpu":["fake"]}', remembered);
+    throwingReads = 1;
+    await expect(api.rememberedKernels()).rejects.toThrow('storage is not ready');
+    expect(await api.rememberedKernels()).toHaveLength(1);
+  });
+});
