@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { makeFolder } from './make-folder.ts';
 import { basename, dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { pointerRunStore, type RunStore, type StoreFiles } from '../run/run-store.ts';
 import { quote } from '../core/quote.ts';
-import { nodeErrorMessage } from './node-error.ts';
+import { nodeErrorMessage, nodeErrorReason } from './node-error.ts';
 
 /** Called before each step of a write; a test uses it to kill the process at a known point. */
 export type WriteProbe = (point: string) => void | Promise<void>;
@@ -40,6 +40,35 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array, probe?: W
   await writeFilesAtomic(dirname(path), { [basename(path)]: bytes }, probe);
 }
 
+/** How far a writeFilesAtomic got: making its folder, writing the temporary files, renaming them, or done. */
+type WriteStage = 'folder' | 'write' | 'swap' | 'done';
+
+const errorCode = (e: unknown): string | undefined => {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+/**
+ * Why the folder could not be made: the file in its way (makeFolder's ENOTDIR names it as `path`), else Node's words,
+ * which name the folder (quoted by nodeErrorMessage), never a temporary file.
+ */
+function folderReason(e: unknown): string {
+  const path = (e as NodeJS.ErrnoException).path;
+  return errorCode(e) === 'ENOTDIR' && typeof path === 'string' ? `${quote(path)} is a file, not a folder` : nodeErrorMessage(e);
+}
+
+/** What a failure left at `path`: the file (or folder) that was there, or nothing. */
+function keptAt(path: string): string {
+  let isFolder: boolean | null;
+  try {
+    isFolder = statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? null;
+  } catch {
+    isFolder = null; // as existsSync answers for a path it cannot look at
+  }
+  if (isFolder === null) return 'nothing was written there';
+  return isFolder ? 'the folder there is kept as it was' : 'the file that was there is kept as it was';
+}
+
 /**
  * Writes a set of files into `dir` as one (a PEFT adapter's config beside its weights): every file to its temporary
  * file and fsynced first, then all renamed over their targets, then the folder fsynced. A write that fails before the
@@ -48,15 +77,19 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array, probe?: W
  * adapter only through adapter_config.json): the old one is removed before the first rename and the new one renamed
  * last, so a kill between two renames (microseconds) leaves a folder without it, which every reader refuses by name,
  * never the config of one set beside the weights of another. Errors as writeFileAtomic's, naming the file whose write
- * failed, and what a failure during the renames left.
+ * failed (never the temporary file Node's own message names), and what a failure during the renames left; no
+ * temporary file is left behind.
  */
 export async function writeFilesAtomic(dir: string, files: Record<string, Uint8Array>, probe?: WriteProbe, key?: string): Promise<void> {
   if (key !== undefined && !(key in files)) throw new Error(`writeFilesAtomic: the key file ${key} is not in the set`);
-  await makeFolder(dir);
   const staged: { name: string; tmp: string }[] = [];
-  let touched = false;
-  let current = '';
+  let stage: WriteStage = 'folder';
+  let renamed = 0;
+  // The file a failure names: the first of the set until one is being written.
+  let current = Object.keys(files)[0] ?? '';
   try {
+    await makeFolder(dir);
+    stage = 'write';
     for (const [name, bytes] of Object.entries(files)) {
       current = name;
       const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
@@ -75,33 +108,50 @@ export async function writeFilesAtomic(dir: string, files: Record<string, Uint8A
       current = key;
       await probe?.(`remove ${key}`);
       await rm(join(dir, key), { force: true });
-      touched = true;
+      stage = 'swap';
     }
     // The key last: until it is in place the folder is no reader's set.
     const order = [...staged.filter((f) => f.name !== key), ...staged.filter((f) => f.name === key)];
     for (const { name, tmp } of order) {
       current = name;
       await probe?.(`rename ${name}`);
-      touched = true;
+      stage = 'swap';
       await rename(tmp, join(dir, name));
+      renamed++;
     }
+    stage = 'done';
     await probe?.(`fsync folder for ${current}`);
     await syncFolder(dir);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    // Once the set's files are being swapped it is too late to take the old set back: said as it is.
-    if (touched && (key === undefined || existsSync(join(dir, key)))) throw e;
+    // The temporary files not renamed: no reader takes them, and nothing completes them (a renamed one is gone).
     await Promise.all(staged.map(({ tmp }) => rm(tmp, { force: true }).catch(() => undefined)));
-    if (touched) {
-      throw Object.assign(new Error(`could not write ${quote(join(dir, current))}: ${nodeErrorMessage(e)}; ${quote(dir)} now holds part of the new set without ${key}, so no reader takes it for one: write it again`), { code, path: join(dir, current) });
-    }
-    if (code === undefined) throw e;
-    const path = join(dir, current);
-    const others = staged.length > 1 || Object.keys(files).length > 1 ? ` (nor any of ${Object.keys(files).join(', ')}: they are written as one set)` : '';
-    const kept = existsSync(path) ? `the file that was there is kept as it was${others}` : `nothing was written there${others}`;
-    // Node's message names the temporary file as it is: written with its paths quoted.
-    throw Object.assign(new Error(`could not write ${quote(path)}: ${nodeErrorMessage(e)}; ${kept}`), { code, path });
+    throw writeFailure(e, { dir, files, current, stage, renamed, key });
   }
+}
+
+/**
+ * writeFilesAtomic's failure as the user reads it: the file asked for, quoted, why (Node's words without its copy of the
+ * path, which is the temporary file's), and what is left. Node's `code` is kept, and `path`: the file asked for, or,
+ * where its folder could not be made, what stood in the way (kernel-tuning.ts tells the two apart by them). An error
+ * that is not Node's (ours, a test's probe) is passed on as it is, but where the set's files were being swapped.
+ */
+function writeFailure(e: unknown, w: { dir: string; files: Record<string, Uint8Array>; current: string; stage: WriteStage; renamed: number; key?: string }): unknown {
+  const code = errorCode(e);
+  const path = join(w.dir, w.current);
+  const named = (message: string, at: string = path): Error => Object.assign(new Error(`could not write ${quote(path)}: ${message}`), { code, path: at });
+  // Once the set's files are being swapped it is too late to take the old set back: said as it is.
+  if (w.stage === 'swap' && w.key !== undefined && !existsSync(join(w.dir, w.key))) {
+    return named(`${nodeErrorReason(e)}; ${quote(w.dir)} now holds part of the new set without ${w.key}, so no reader takes it for one: write it again`);
+  }
+  if (code === undefined || w.stage === 'done') return e;
+  if (w.stage === 'swap' && w.renamed > 0) return named(`${nodeErrorReason(e)}; ${quote(w.dir)} now holds part of the new set: write it again`);
+  const names = Object.keys(w.files);
+  const others = names.length > 1 ? ` (nor any of ${names.join(', ')}: they are written as one set)` : '';
+  if (w.stage === 'folder') {
+    const at = (e as NodeJS.ErrnoException).path;
+    return named(`${folderReason(e)}; nothing was written there${others}`, typeof at === 'string' ? at : path);
+  }
+  return named(`${nodeErrorReason(e)}; ${keptAt(path)}${others}`);
 }
 
 export function folderStoreFiles(dir: string, probe?: WriteProbe): StoreFiles {

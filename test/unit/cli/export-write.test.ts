@@ -60,6 +60,55 @@ describe('writeFileAtomic', () => {
   });
 });
 
+// Node's own error named the temporary file (".adapter.gguf.3f2a….tmp"), not the file asked for, with its paths as they
+// are: the message names the destination, quoted, and why, and no partial file is left.
+describe('writeFileAtomic refused by the file system', () => {
+  const noTemporary = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+
+  it('a path whose parent is a file: names the destination and the file in the way', async () => {
+    const dir = tmp();
+    const parent = join(dir, 'notes.txt');
+    writeFileSync(parent, 'a file, not a folder');
+    const path = join(parent, 'adapter.gguf');
+    const e = await writeFileAtomic(path, new Uint8Array(10)).then(() => null, (x: unknown) => x as Error & { code?: string; path?: string });
+    expect(e?.message).toBe(`could not write "${path}": "${parent}" is a file, not a folder; nothing was written there`);
+    // The kernel cache tells a folder in the way by these (kernel-tuning.ts unwritable).
+    expect(e).toMatchObject({ code: 'ENOTDIR', path: parent });
+    expect(readFileSync(parent, 'utf8')).toBe('a file, not a folder');
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+  });
+
+  it('a destination that is a folder: names it, not the temporary file, and leaves no temporary file', async () => {
+    const dir = tmp();
+    const path = join(dir, 'adapter.gguf');
+    mkdirSync(path);
+    const e = await writeFileAtomic(path, new Uint8Array(10)).then(() => null, (x: unknown) => x as Error & { code?: string; path?: string });
+    expect(e?.message).toBe(`could not write "${path}": EISDIR: illegal operation on a directory; the folder there is kept as it was`);
+    expect(e).toMatchObject({ code: 'EISDIR', path });
+    expect(noTemporary(dir)).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['adapter.gguf']);
+  });
+
+  it('a temporary file the file system refuses: names the destination, not the temporary file', async () => {
+    const dir = tmp();
+    // A name the file system takes, whose temporary `.NAME.<12 hex>.tmp` is past its 255 bytes.
+    const path = join(dir, `${'a'.repeat(240)}.gguf`);
+    const e = await writeFileAtomic(path, new Uint8Array(10)).then(() => null, (x: unknown) => x as Error & { code?: string; path?: string });
+    expect(e?.message).toBe(`could not write "${path}": ENAMETOOLONG: name too long; nothing was written there`);
+    expect(e?.message).not.toContain('.tmp');
+    expect(e).toMatchObject({ code: 'ENAMETOOLONG', path });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('a set whose folder cannot be made: names the file asked for', async () => {
+    const dir = tmp();
+    const parent = join(dir, 'adapter');
+    writeFileSync(parent, 'a file');
+    const e = await writeFilesAtomic(parent, { 'adapter_config.json': new Uint8Array(2), 'adapter_model.safetensors': new Uint8Array(2) }, undefined, 'adapter_config.json').then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toBe(`could not write "${join(parent, 'adapter_config.json')}": "${parent}" is a file, not a folder; nothing was written there (nor any of adapter_config.json, adapter_model.safetensors: they are written as one set)`);
+  });
+});
+
 describe('writeFilesAtomic with a key file', () => {
   const set = (tag: string): Record<string, Uint8Array> => ({
     'adapter_config.json': new TextEncoder().encode(`config ${tag}`),

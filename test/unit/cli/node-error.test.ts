@@ -1,7 +1,7 @@
 // Node's messages of its file errors carry the path as it is ("ENOENT: no such file or directory, open 'a\nb'"): a
 // line break in it started a line finetune never wrote, and a bidirectional control reordered the words after it.
 // What the command line says of them: the code and Node's description, the paths quoted as ours are.
-import { mkdtempSync, renameSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -41,13 +41,13 @@ describe("Node's file errors in our messages", () => {
   });
 
   it("writeFileAtomic's and checkReadableFile's messages carry Node's error with its path quoted", async () => {
-    // A real Node error from inside the write (here a stat of the odd path), as a failed open or rename throws one.
-    const probe = async (point: string): Promise<void> => {
-      if (point.startsWith('fsync ')) statSync(odd);
-    };
-    const target = join(dir, 'out.bin');
-    const e = await writeFileAtomic(target, new Uint8Array(4), probe).then(() => null, (x: unknown) => x as Error);
-    expect(e?.message).toBe(`could not write "${target}": ENOENT: no such file or directory, stat "${shown}"; nothing was written there`);
+    // A real Node error from inside the write (a rename onto a folder of the odd name), whose own message holds the
+    // temporary file's path as it is: the message names the file asked for, quoted, and Node's reason without its path.
+    const target = `${odd}.bin`;
+    mkdirSync(target);
+    const e = await writeFileAtomic(target, new Uint8Array(4)).then(() => null, (x: unknown) => x as Error);
+    expect(e?.message).toBe(`could not write "${shown}.bin": EISDIR: illegal operation on a directory; the folder there is kept as it was`);
+    expect(e?.message).not.toContain('\n');
     // A path that is a broken link: statSync fails with ELOOP or ENOENT; a loop of links gives ELOOP, named by its code.
     const loop = join(dir, 'loop\n');
     (await import('node:fs')).symlinkSync(loop, loop);
