@@ -8,6 +8,7 @@
 // compared with the same yardstick in one process.
 
 import type { GpuContext } from '../engine/gpu.ts';
+import { thrownMessage } from '../core/errors.ts';
 import { gemmTiled, tiledVariant, tiledWorkgroupBytes, TILED_BM, TILED_BN, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError } from '../engine/reference/common.ts';
 import { benchTiming, timeGpu, timePaired } from '../engine/timing.ts';
@@ -165,7 +166,7 @@ export async function* benchSweep(ctx: GpuContext, shapes: readonly SweepShape[]
         try {
           kernel = await compileSweepKernel(ctx, config);
         } catch (e) {
-          yield { ...head, skipped: (e as Error).message };
+          yield { ...head, skipped: thrownMessage(e) };
           continue;
         }
         try {

@@ -8,7 +8,7 @@
 // command touches a GPU or a model.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 
 export interface CliIO {
   out: (line: string) => void;
@@ -87,7 +87,7 @@ export function parseCommandArgs<O extends Options>(args: string[], options: O, 
   try {
     parsed = parseArgs({ args: joinNegativeValues(args, options, o.valueFlags), options, allowPositionals, strict: true });
   } catch (e) {
-    if (isUsageError(e)) throw new UsageError((e as Error).message);
+    if (isUsageError(e)) throw new UsageError(thrownMessage(e));
     throw e;
   }
   for (const [name, value] of Object.entries(parsed.values)) {

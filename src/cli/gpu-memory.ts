@@ -12,6 +12,7 @@
 //   never overcommitted, whichever of them Dawn picked.
 import { execFile } from 'node:child_process';
 import { quote } from '../core/quote.ts';
+import { thrownMessage } from '../core/errors.ts';
 import { UsageError } from './command.ts';
 
 /** One GPU as `nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits` lists it. */
@@ -92,12 +93,12 @@ export async function detectGpuMemory(adapter: { vendor: string; software: boole
   try {
     csv = await run(NVIDIA_SMI_ARGS);
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'nvidia-smi is not on PATH' : `nvidia-smi failed (${(e as Error).message.split('\n')[0]})`;
+    const why = (e as NodeJS.ErrnoException | null)?.code === 'ENOENT' ? 'nvidia-smi is not on PATH' : `nvidia-smi failed (${thrownMessage(e).split('\n')[0]})`;
     return { bytes: null, note: `${why}, so the GPU memory is unknown: give it with --gpu-memory GB` };
   }
   try {
     return memoryFromNvidiaSmi(parseNvidiaSmi(csv));
   } catch (e) {
-    return { bytes: null, note: `${(e as Error).message}, so the GPU memory is unknown: give it with --gpu-memory GB` };
+    return { bytes: null, note: `${thrownMessage(e)}, so the GPU memory is unknown: give it with --gpu-memory GB` };
   }
 }

@@ -3,7 +3,7 @@
 // every command alike (see command.ts), so a new command gets them without code of its own.
 
 import { readFileSync } from 'node:fs';
-import { isFinetuneError, thrownText } from '../core/errors.ts';
+import { isFinetuneError, thrownMessage, thrownText } from '../core/errors.ts';
 import { INVISIBLE_IN_QUOTES, quote, unicodeEscape } from '../core/quote.ts';
 import { asksForHelp, isUsageError, type CliIO } from './command.ts';
 import { nodeErrorMessage } from './node-error.ts';
@@ -100,7 +100,7 @@ export async function main(argv: string[], given: CliIO = defaultIO): Promise<nu
  */
 export function reportCommandError(name: string, usage: string, e: unknown, io: CliIO): number {
   if (isUsageError(e)) {
-    io.err(`finetune ${name}: ${(e as Error).message}\n`);
+    io.err(`finetune ${name}: ${thrownMessage(e)}\n`);
     io.err(usage);
     return 2;
   }

@@ -3,7 +3,7 @@
 // `[/INST]answer` as one string and so tokenises the answer without its leading "▁" (docs/tokenizer.md).
 
 import { Template } from '@huggingface/jinja';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import type { DataRow } from './rows.ts';
 
 export interface ChatMessage {
@@ -46,7 +46,7 @@ export function renderChatTemplate(config: TokenizerConfig, messages: readonly C
     try {
       template = new Template(source);
     } catch (e) {
-      throw new FinetuneError('bad-input', `the chat template does not parse: ${(e as Error).message}`);
+      throw new FinetuneError('bad-input', `the chat template does not parse: ${thrownMessage(e)}`);
     }
     compiled.set(source, template);
   }
@@ -61,7 +61,7 @@ export function renderChatTemplate(config: TokenizerConfig, messages: readonly C
     });
   } catch (e) {
     // raise_exception(...) in the template, e.g. "Conversation roles must alternate user/assistant/…".
-    throw new FinetuneError('bad-input', `chat template: ${(e as Error).message}`);
+    throw new FinetuneError('bad-input', `chat template: ${thrownMessage(e)}`);
   }
 }
 

@@ -588,7 +588,7 @@ export class GpuContext {
       await buffer.mapAsync(GPUMapMode.READ);
     } catch (e) {
       this.checkHealthy();
-      throw new FinetuneError('device-lost', `reading back from the GPU failed: ${(e as Error).message}`);
+      throw new FinetuneError('device-lost', `reading back from the GPU failed: ${thrownMessage(e)}`);
     }
   }
 

@@ -1,7 +1,7 @@
 // The GPU memory ledger. WebGPU exposes no memory query, so every buffer the engine makes is created here and
 // counted by category; the current and peak bytes per category are what benchmarks and the UI report.
 
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 
 // 'kv-cache': the keys and values generation keeps per layer (src/engine/mistral/decode.ts), apart from training's
 // activations so that the page shows what a generation holds.
@@ -49,7 +49,7 @@ export class MemoryLedger {
     try {
       buffer = this.device.createBuffer({ label, size: bytes, usage, mappedAtCreation });
     } catch (e) {
-      throw new FinetuneError('out-of-memory', `could not allocate ${bytes} bytes for "${label}": ${(e as Error).message}`, { label, bytes });
+      throw new FinetuneError('out-of-memory', `could not allocate ${bytes} bytes for "${label}": ${thrownMessage(e)}`, { label, bytes });
     }
     this.live.set(buffer, { size: bytes, category, label });
     this.current += bytes;

@@ -1,7 +1,7 @@
 // The kernel registry: compiles each WGSL file once per set of defines, caches pipelines by
 // (shader, entry point, defines, override constants), and reports compile errors with the file name and line.
 
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { preprocessWgsl, type Defines } from './preprocess.ts';
 
 export type OverrideConstants = Readonly<Record<string, number | boolean>>;
@@ -82,7 +82,7 @@ export class KernelRegistry {
       this.pipelines.set(key, p);
       return p;
     } catch (e) {
-      throw new FinetuneError('shader-compile', `${spec.shader}.wgsl entry "${spec.entry ?? 'main'}": ${(e as Error).message}`);
+      throw new FinetuneError('shader-compile', `${spec.shader}.wgsl entry "${spec.entry ?? 'main'}": ${thrownMessage(e)}`);
     }
   }
 

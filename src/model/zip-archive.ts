@@ -5,7 +5,7 @@
 // JSON strings: they are the archive's, and a control character in one is escaped rather than printed.
 
 import { unzipSync } from 'fflate';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { quote, visibleText } from '../core/quote.ts';
 
 export interface ZipEntryInfo {
@@ -86,7 +86,7 @@ function centralCrcs(bytes: Uint8Array, where: string): number[] {
     }
     return crcs;
   } catch (e) {
-    throw badZip(where, `not a readable zip archive (its central directory: ${(e as Error).message})`);
+    throw badZip(where, `not a readable zip archive (its central directory: ${thrownMessage(e)})`);
   }
 }
 
@@ -135,7 +135,7 @@ export function listZip(bytes: Uint8Array, where: string): ZipEntryInfo[] {
       },
     });
   } catch (e) {
-    throw badZip(where, `not a readable zip archive (${(e as Error).message})`);
+    throw badZip(where, `not a readable zip archive (${thrownMessage(e)})`);
   }
   return infos;
 }
@@ -180,7 +180,7 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
     });
   } catch (e) {
     if (e instanceof FinetuneError) throw e;
-    throw badZip(where, `not a readable zip archive (${(e as Error).message})`);
+    throw badZip(where, `not a readable zip archive (${thrownMessage(e)})`);
   }
   if (refusal) throw refusal;
   const out = new Map<string, Uint8Array>();

@@ -18,6 +18,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { PROXY_API_PATH, PROXY_DOWNLOAD_PATH, PROXY_HELLO, PROXY_HELLO_PATH, PROXY_PROBLEM_TITLE, REPLICATE_API_BASE, allowedRoute, isDownloadAllowed } from '../remote/endpoints.ts';
 import { quote } from '../core/quote.ts';
+import { thrownMessage, thrownName } from '../core/errors.ts';
 
 export interface ReplicateProxyOptions {
   /** Where /replicate/v1/… goes (default Replicate's own API; tests point it at a local fake). */
@@ -316,9 +317,9 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
           const refusal =
             e instanceof Refusal
               ? e
-              : (e as Error).name === 'TimeoutError'
+              : thrownName(e) === 'TimeoutError'
                 ? new Refusal(504, 'Replicate did not answer in time')
-                : new Refusal(502, `Replicate could not be reached (${(e as Error).message})`);
+                : new Refusal(502, `Replicate could not be reached (${thrownMessage(e)})`);
           answer(res, refusal.status, refusal.message, cors);
           outcome = `${refusal.status} ${refusal.message}`;
         }

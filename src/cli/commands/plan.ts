@@ -19,6 +19,7 @@ import { modelSpec } from '../node-source.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 import { quote } from '../../core/quote.ts';
+import { thrownMessage } from '../../core/errors.ts';
 
 const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--tokenizer DIR] [--no-gpu] [--<hyperparameter> VALUE …]
 
@@ -108,7 +109,7 @@ export const planCommand: Command = {
           if (detected?.bytes) Object.assign(gpu, { memoryBytes: detected.bytes, memorySource: 'detected' });
         }
       } catch (e) {
-        io.err(`note: no WebGPU adapter (${(e as Error).message}); buffer limits are not checked`);
+        io.err(`note: no WebGPU adapter (${thrownMessage(e)}); buffer limits are not checked`);
       }
     }
     // No sequence of a run of these settings is longer than the bound (max_seq_len, or the packs' chunk_size): a longer
@@ -127,7 +128,7 @@ export const planCommand: Command = {
       try {
         samplePromptTokens = samplePromptIds(await loadTokenizerFrom(values.tokenizer), hp.validation_prompt, hp.layout).length;
       } catch (e) {
-        io.err(`note: the validation_prompt's tokens are bounded from its bytes (${(e as Error).message})`);
+        io.err(`note: the validation_prompt's tokens are bounded from its bytes (${thrownMessage(e)})`);
       }
     }
     const plan = planMemory(config, hp, { samplePromptTokens, seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul, ...dtype });

@@ -6,7 +6,7 @@ import { makeFolder } from '../make-folder.ts';
 import { basename, join } from 'node:path';
 import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
-import { FinetuneError, isFinetuneError } from '../../core/errors.ts';
+import { FinetuneError, isFinetuneError, thrownMessage } from '../../core/errors.ts';
 import { checkTokenizer } from '../../run/saved-run-check.ts';
 import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
@@ -447,7 +447,7 @@ export function makeTrainCommand(
                 const how = Number(e.details.lastSaved) > 0 ? ' (finetune train with --model and --out as before and --resume)' : '';
                 await writeAdapter(s).then(
                   ({ dir }) => io.err(`note: the adapter trained up to step ${String(e.details?.step)} was written to ${quote(dir)} all the same`),
-                  (w: unknown) => io.err(`note: the adapter trained so far could not be written either: ${(w as Error).message}`),
+                  (w: unknown) => io.err(`note: the adapter trained so far could not be written either: ${thrownMessage(w)}`),
                 );
                 throw new FinetuneError(e.kind, `${e.message}${how}`, e.details);
               }

@@ -79,6 +79,14 @@ describe('asking the machine', () => {
     });
   });
 
+  // A runner's rejection is not always an Error: `(e as Error).message.split` threw a TypeError for one that is not,
+  // in place of the note, and the command failed with it.
+  it('says why in words when the runner rejects with a value that is not an Error', async () => {
+    const note = (why: string): { bytes: null; note: string } => ({ bytes: null, note: `nvidia-smi failed (${why}), so the GPU memory is unknown: give it with --gpu-memory GB` });
+    expect(await detectGpuMemory(nvidia, () => Promise.reject('killed by a signal\nno output'))).toEqual(note('killed by a signal'));
+    expect(await detectGpuMemory(nvidia, () => Promise.reject(null))).toEqual(note('null'));
+  });
+
   describe('with an nvidia-smi on PATH', () => {
     const path = process.env.PATH;
     afterEach(() => {

@@ -398,3 +398,23 @@ describe('the Host header (DNS rebinding)', () => {
     expect(isHostAllowed('', { localAddress: '127.0.0.1' })).toBe(false);
   });
 });
+
+// What fetch rejects with is the platform's (undici's TypeError with a cause, an AbortSignal's reason, whatever a
+// custom fetch throws): `(e as Error).message` made "Replicate could not be reached (undefined)" of a string, and of
+// null a TypeError inside the handler, which left the browser's request unanswered.
+describe('an upstream fetch that rejects with a value that is not an Error', () => {
+  it.each([
+    ['a string', 'socket hang up', 'socket hang up'],
+    ['null', null, 'null'],
+  ])('thrown as %s, is a 502 that says it in words', async (_what, thrown, words) => {
+    const rejecting = createReplicateProxy({ upstream: 'http://upstream.invalid/v1', fetch: () => Promise.reject(thrown), log: () => {} });
+    const server = await listen((req, res) => rejecting(req, res, () => res.writeHead(404).end()));
+    try {
+      const res = await fetch(`${server.url}/replicate/v1/account`, { headers: auth, signal: AbortSignal.timeout(5000) });
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { detail: string }).detail).toBe(`Replicate could not be reached (${words})`);
+    } finally {
+      await server.close();
+    }
+  });
+});
