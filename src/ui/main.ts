@@ -8,7 +8,8 @@ import { adapterImportPanel } from './adapter-import-panel.ts';
 import { datasetPanel } from './dataset-panel.ts';
 import { h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
-import { errorMessages, errorParts } from './format.ts';
+import { errorParts } from './format.ts';
+import { demoFollowsQuantization, planFollowsInputs } from './follow-inputs.ts';
 import { gpuPanel, noWebGpuPanel } from './gpu-panel.ts';
 import { documentTitle, headerStatus } from './header-status.ts';
 import { installLeaveGuard, unsavedWork } from './leave-guard.ts';
@@ -22,14 +23,6 @@ import { notReadyReason, trainingPanel } from './training-panel.ts';
 installErrorTransfer();
 const app = document.getElementById('app');
 if (!app) throw new Error('index.html has no #app');
-
-function debounce(fn: () => void, ms: number): () => void {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return () => {
-    clearTimeout(timer);
-    timer = setTimeout(fn, ms);
-  };
-}
 
 function start(root: HTMLElement): void {
   const worker = new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module', name: 'engine' });
@@ -157,50 +150,9 @@ function start(root: HTMLElement): void {
   // ---- a run that ends while the tab is hidden says so on the desktop, where the person allowed it -------------
   installRunNotifier(run, browserNotifierEnv());
 
-  // ---- the plan: checked against the data whenever the form or the files change -------------------------------
-  let planId = 0;
-  const replan = debounce(() => {
-    const f = shared.form.value;
-    const d = shared.data.value;
-    if (runBusy(run.value.phase)) return;
-    const trainOk = d.train?.status === 'ready' && d.train.report?.ok;
-    const validationOk = !d.validation || (d.validation.status === 'ready' && d.validation.report?.ok);
-    if (!f.hp || !d.train || !trainOk || !validationOk) {
-      shared.plan.set({ status: 'idle', stats: null, error: null });
-      return;
-    }
-    const id = ++planId;
-    engine.planRun({ ...f.hp }, d.train.file, d.validation?.file ?? null).then(
-      (stats) => {
-        if (id === planId) shared.plan.set({ status: 'ready', stats, error: null });
-      },
-      (e: unknown) => {
-        if (id === planId) shared.plan.set({ status: 'error', stats: null, error: { ...errorParts(e), messages: errorMessages(e) } });
-      },
-    );
-  }, 350);
-  // Mark the plan out of date at once (Train waits for the new one); keep the old figures on show meanwhile.
-  const schedulePlan = (): void => {
-    if (runBusy(run.value.phase)) return;
-    const p = shared.plan.value;
-    if (p.status !== 'planning') shared.plan.set({ status: 'planning', stats: p.stats, error: null });
-    replan();
-  };
-  shared.form.watch(schedulePlan);
-  shared.data.watch(schedulePlan);
-  run.watch((r) => {
-    if (!runBusy(r.phase) && shared.plan.value.status === 'planning') replan();
-  });
-
-  // ---- the demo model follows the run's quantization (it is small: reloading takes a moment) ----------------------
-  const followQuantization = debounce(() => {
-    const m = model.value;
-    const q = wantedQuantization(shared.form.value);
-    if (!q || m.status !== 'ready' || m.choice?.kind !== 'demo' || m.info?.quantization === q || runBusy(run.value.phase)) return;
-    void loadModel({ kind: 'demo' }, 'mistral-nano-demo', q);
-  }, 600);
-  shared.form.watch(followQuantization);
-  model.watch(followQuantization);
+  // ---- the plan follows the form and the files; the demo model, the run's quantization ------------------------------
+  planFollowsInputs(shared);
+  demoFollowsQuantization(shared, 'mistral-nano-demo');
 
   // ---- ready to train on open: the demo model and the sample dataset ---------------------------------------------
   void shared.gpuReady.then((ok) => {
