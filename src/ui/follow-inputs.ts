@@ -1,6 +1,9 @@
 // What follows the form and the dataset by itself: the plan, checked against the data whenever either changes, and the
 // demo model, loaded again in the quantization the form's peft_method asks for (it is small: reloading takes a
-// moment). Neither is done while a run goes: the run has its own plan, and the model is the run's.
+// moment). Neither is done while a run goes: the run has its own plan, and the model is the run's. What changed
+// meanwhile is followed once the run is no longer busy: a resume the worker has begun puts its run's values and data
+// files into the form and the dataset panel while it goes, and a resume refused after it loaded the saved run's model
+// (in that run's quantization) never changed the form (run-controller.ts).
 
 import { errorMessages, errorParts } from './format.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
@@ -37,9 +40,9 @@ export function planFollowsInputs(shared: Shared, waitMs = 350): void {
       },
     );
   }, waitMs);
-  // Mark the plan out of date at once (Train waits for the new one); keep the old figures on show meanwhile.
+  // Mark the plan out of date at once (Train waits for the new one); keep the old figures on show meanwhile. Marked
+  // while a run goes too, so that the plan is made once it ends (replan does nothing while it goes).
   const schedulePlan = (): void => {
-    if (runBusy(run.value.phase)) return;
     const p = shared.plan.value;
     if (p.status !== 'planning') shared.plan.set({ status: 'planning', stats: p.stats, error: null });
     replan();
@@ -62,4 +65,7 @@ export function demoFollowsQuantization(shared: Shared, demoName: string, waitMs
   }, waitMs);
   shared.form.watch(followQuantization);
   model.watch(followQuantization);
+  shared.run.watch((r) => {
+    if (!runBusy(r.phase)) followQuantization();
+  });
 }

@@ -19,7 +19,7 @@ export const ELSEWHERE_TEXT =
 export interface RunControllerHooks {
   /**
    * Puts these values into the form as typed (strings for numbers, as FormState.raw holds them): a saved run's
-   * hyperparameters (formValuesOf) before it is resumed, or the form as the person left it when nothing was.
+   * hyperparameters (formValuesOf), once the worker has begun resuming it. A resume refused never changes the form.
    */
   restoreForm(values: Readonly<Record<string, string | boolean>>): void;
   /** Shows a saved run's own data files in the dataset panel. */
@@ -112,8 +112,11 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   // Estimates and training share the GPU: a start waits for an estimate in flight.
   let estimating: Promise<unknown> = Promise.resolve();
 
-  // The checkpoint of a resume asked for, whose data files the dataset panel shows once the worker has begun it.
-  let filesOf: OfferedCheckpoint | null = null;
+  // A resume asked for: its checkpoint, whose data files the dataset panel shows, and its hyperparameters, which the
+  // form shows, once the worker has begun it. Not before: the worker may still refuse it, and a form filled with the
+  // run's values and put back after showed them for a moment (the plan, the estimate and the demo model's
+  // quantization, which follow the form, were redone for them too).
+  let resumeAsked: { checkpoint: OfferedCheckpoint; form: Readonly<Record<string, string | boolean>> } | null = null;
 
   /** Follows a run to its end; `refused` takes a failure the run never began with (true: handled, not a failed run). */
   const settle = (p: Promise<TrainResult>, refused?: (e: unknown) => boolean): void => {
@@ -130,8 +133,8 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
         afterDeviceLoss(shared, e);
       },
     ).finally(() => {
-      // Its plan event, if any, came before its end: a later run's must not show this one's files.
-      filesOf = null;
+      // Its plan event, if any, came before its end: a later run's must not show this one's files and form.
+      resumeAsked = null;
       shared.refreshMemory();
     });
   };
@@ -151,9 +154,10 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     // an estimate, reading the saved run) found none there, and the run trained to its end under "Stopping…". Its
     // plan event says it has begun: the Stop is asked again.
     if (event.type === 'plan' && run.value.phase === 'stopping') askStop();
-    if (event.type === 'plan' && filesOf) {
-      void showFilesOf(filesOf);
-      filesOf = null;
+    if (event.type === 'plan' && resumeAsked) {
+      hooks.restoreForm(resumeAsked.form);
+      void showFilesOf(resumeAsked.checkpoint);
+      resumeAsked = null;
     }
     if (event.type === 'step') shared.refreshMemory();
   });
@@ -294,20 +298,14 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
     }
     const saved = await stillSaved(offered, say, restoreOnly);
     if (!saved) return false;
-    // The form as typed, valid or not: a resume that resumes nothing gives it back as the person left it (its
-    // validated values alone are null while a field is wrong, and the run's values then stayed in its place).
-    const formBefore = { ...shared.form.value.raw };
-    const formBack = (): void => hooks.restoreForm(formBefore);
-    hooks.restoreForm(formValuesOf(saved.hp));
-    if (!(await ensureModel(saved, say))) {
-      formBack();
-      return false;
-    }
+    // The form keeps what the person typed until the worker has begun the resume (its plan event): every refusal below
+    // leaves it as it is.
+    if (!(await ensureModel(saved, say))) return false;
     const before = run.value;
     run.dispatch({ type: 'resume', saved, restoreOnly });
     const expected: OfferedCheckpoint = { step: saved.step, savedAt: saved.savedAt };
-    // The dataset panel shows what this run trains on, not whatever was picked since (once the worker has begun it).
-    filesOf = expected;
+    // The form and the dataset panel show what this run trains with, not whatever was typed or picked since.
+    resumeAsked = { checkpoint: expected, form: formValuesOf(saved.hp) };
     // Another tab may save between the check above and the worker's resume: the worker refuses any checkpoint but this
     // one, under the run lock, before it gives anything up. Then the page does what its own check does.
     // A record the worker cannot resume (details.damagedRun) is refused the same way, before it gave anything up.
@@ -316,7 +314,6 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       const problem = damagedRunProblem(e);
       if (!elsewhere && problem === null && !(isFinetuneError(e) && e.details?.checkpointGone === true)) return false;
       run.dispatch({ type: 'refused', before });
-      formBack();
       if (elsewhere) void refuseElsewhere(say);
       else if (problem !== null) refuseDamaged(problem, say, restoreOnly);
       else void savedNow().then((now) => refuseOffered(offered, now, say, restoreOnly));

@@ -137,7 +137,7 @@ describe('two tabs of the page', () => {
   it('refuses to resume a saved run whose checkpoint file is gone, keeps the form and dataset, and forgets it when asked', async () => {
     if (!tabs) throw new Error("the previous test did not leave its tabs (it failed): this one resumes the run it saved");
     const { b } = tabs;
-    // A value of B's own, so that the run's values, put into the form for the resume, can be told from B's.
+    // A value of B's own, so that the run's values, had the form taken them for the refused resume, could be told from B's.
     await b.locator('#max_seq_len').fill('32');
     // The dataset panel reads the data again for the new length.
     await b.getByTestId('train-summary').filter({ hasText: 'max 32' }).waitFor({ timeout: 60_000 });
@@ -164,7 +164,7 @@ describe('two tabs of the page', () => {
     expect(await b.getByTestId('saved-run-note').textContent()).toBe(`Nothing was resumed: ${problem}. Forget it above to train a new run here; the form and the dataset are as they were.`);
     await trainedNothing(b);
     expect(await formOf(b)).toEqual(formB);
-    // The same file, and (once it is read again for the form put back) the same summary: not the run's data.
+    // The same file and summary: not the run's data (the form never took the run's values, so nothing is read again).
     await expect.poll(() => datasetOf(b), { timeout: 60_000 }).toEqual(dataB);
     await screenshot(b, 'two-tabs-damaged-resume');
 

@@ -21,7 +21,12 @@ const result: TrainResult = { steps: 8, skipped: 0, stopped: false, finalLoss: 1
 
 /** The page with `savedNow` in the store, and what its saved-run box was asked to show. */
 function setUp(savedNow: SavedRun | null) {
-  const { shared, calls } = fakeRunPage({ savedRun: async () => savedNow, resumeSavedRun: async () => result, restoreSavedRun: async () => result });
+  // The worker begins the run (its plan event), then ends it.
+  const begun = async (onEvent: (e: TrainEvent) => void): Promise<TrainResult> => {
+    onEvent({ type: 'plan', stats: { totalSteps: 8 } as DataStats, resumedAt: 4 });
+    return result;
+  };
+  const { shared, calls } = fakeRunPage({ savedRun: async () => savedNow, resumeSavedRun: begun, restoreSavedRun: begun });
   const restored: Record<string, unknown>[] = [];
   const offered: (SavedRun | null)[] = [];
   const control = runController(shared, { restoreForm: (hp) => restored.push(hp), showFiles: () => undefined, offerSaved: (run) => offered.push(run) });
@@ -46,6 +51,7 @@ describe('"Resume from step N" of this tab\'s run', () => {
     expect(await t.control.resumeCheckpoint(t.say)).toBe(true);
     await new Promise((r) => setTimeout(r, 0));
     expect(t.calls).toEqual(['savedRun', 'resumeSavedRun']);
+    // Once the worker has begun it, the form shows the run's values.
     expect(t.restored).toEqual([formValuesOf(ours.hp)]);
   });
 
@@ -148,22 +154,25 @@ describe('a resume the worker refuses: another tab saved between the check and t
     expect(t.shared.run.value).toEqual({ ...before, checkpointStep: null, checkpointSavedAt: null });
     expect(t.said.at(-1)).toBe('Nothing was resumed: the run saved in this browser is no longer the one at step 4 (another tab saved to it since). It now holds theirs.jsonl at step 6 of 8, offered above.');
     expect(t.offered).toEqual([theirs]);
-    // The form is put back as it was; the dataset panel never showed the other run's files.
-    expect(t.restored).toEqual([formValuesOf(ours.hp), formBefore]);
+    // The form never showed the run's values (nor was put back: it kept what was typed); the dataset panel never showed
+    // the other run's files.
+    expect(t.restored).toEqual([]);
+    expect(t.shared.form.value.raw).toBe(formBefore);
     expect(t.shown).toEqual([]);
   });
 
-  it('puts the form back as the person left it, a value being typed (not valid yet) included', async () => {
+  it('leaves the form as the person left it, a value being typed (not valid yet) included', async () => {
     const t = setUpRace();
     // Half-typed: the form holds no valid hyperparameters, only what was typed.
     const typed = { ...formValuesOf(defaultHyperparams()), learning_rate: '3e-', lora_rank: '16' };
     t.shared.form.set({ raw: typed, hp: null, errors: { learning_rate: ['learning_rate must be a number'] } });
     await t.control.resumeSaved(ours, t.say);
     await settled();
-    expect(t.restored).toEqual([formValuesOf(ours.hp), typed]);
+    expect(t.restored).toEqual([]);
+    expect(t.shared.form.value.raw).toEqual(typed);
   });
 
-  it("puts the form back when the run's model is not the one loaded (nothing is resumed then either)", async () => {
+  it("leaves the form as it was when the run's model is not the one loaded (nothing is resumed then either)", async () => {
     const hub: SavedRun = { ...ours, modelSource: 'mistralai/Mistral-7B-Instruct-v0.2' };
     const { shared, calls } = fakeRunPage({ savedRun: async () => hub, resumeSavedRun: async () => result });
     const restored: Record<string, unknown>[] = [];
@@ -174,7 +183,8 @@ describe('a resume the worker refuses: another tab saved between the check and t
     expect(await control.resumeSaved(hub, (text) => said.push(text))).toBe(false);
     expect(calls).not.toContain('resumeSavedRun');
     expect(said.at(-1)).toBe('Load mistralai/Mistral-7B-Instruct-v0.2 with quantization nf4-double in the Model panel, then resume.');
-    expect(restored).toEqual([formValuesOf(hub.hp), typed]);
+    expect(restored).toEqual([]);
+    expect(shared.form.value.raw).toEqual(typed);
   });
 
   for (const kind of ['resume', 'restore'] as const) {
@@ -346,7 +356,8 @@ describe('a resume of a saved run that cannot be read', () => {
       await settled();
       // Not a failed run: this tab's stopped run is as it was, its checkpoint no longer offered (the store's cannot be read).
       expect(t.shared.run.value).toEqual({ ...before, checkpointStep: null, checkpointSavedAt: null });
-      expect(t.restored).toEqual([formValuesOf(ours.hp), t.typed]);
+      expect(t.restored).toEqual([]);
+      expect(t.shared.form.value.raw).toEqual(t.typed);
       expect(t.shown).toEqual([]);
       const verb = kind === 'resume' ? 'resumed' : 'restored';
       expect(t.damaged).toEqual([{ problem: invalid.message, why: `Nothing was ${verb}.` }]);
