@@ -231,11 +231,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   /** Starts a new run over `replaces`, the run saved here as the person was told of it (null: none was saved). */
   const startNow = (replaces: SavedRun | null): void => {
     confirmBox.hidden = true;
-    saved.hidden = true;
+    hideBox();
     control.start(replaces);
   };
   startButton.addEventListener('click', async () => {
     if (notReadyReason(shared) || runBusy(shared.run.value.phase)) return;
+    acting();
     // A new run replaces the one saved in this browser: say which, and let the person keep it. The worker may be busy
     // for a moment (measuring the time estimate), so the click is acknowledged at once.
     startButton.disabled = true;
@@ -297,6 +298,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   pauseButton.addEventListener('click', () => (shared.run.value.phase === 'paused' || shared.run.value.phase === 'pausing' ? control.unpause() : control.pause()));
   stopButton.addEventListener('click', () => control.stop());
   resumeHere.addEventListener('click', async () => {
+    acting();
     resumeHere.disabled = true;
     // Another tab may have resumed this run since it stopped here: that tab's run is shown, and looked at again until it
     // ends (the controller would refuse the resume too). Once it has ended, its later checkpoint (or another run it
@@ -306,6 +308,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   });
 
   recoverButton.addEventListener('click', async () => {
+    acting();
     recoverButton.disabled = true;
     await control.recoverAndResume((text) => (note.textContent = text));
     recoverButton.disabled = false;
@@ -315,6 +318,31 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   // The box's note outlives the box: a Resume refused from it rebuilds the box for the run saved now (or for the run
   // another tab holds, or one that cannot be read), then says why.
   const savedNote = h('p', { class: 'hint', 'data-testid': 'saved-run-note' });
+  /**
+   * What the note says in answer to the person's own action in the box (what came of a Resume, Restore or Forget), or
+   * null. It stays until their next action: a look at the store they did not ask for (when the page opened, after a
+   * Resume refused because its run was gone) may end after it was said, and used to rebuild the box with its own
+   * words in the note, so that the answer vanished before it could be read.
+   */
+  let answer: string | null = null;
+  const sayAnswer = (text: string): void => {
+    savedNote.textContent = text;
+    answer = text;
+  };
+  /** The person acts: what the box said in answer to their last action gives way to what this one brings. */
+  const acting = (): void => {
+    answer = null;
+  };
+  /** Shows a box found by a look at the store the person did not ask for: the answer said to them stays in its note. */
+  const showLookedUp = (show: () => void): void => {
+    show();
+    if (answer !== null) savedNote.textContent = answer;
+  };
+  /** Takes the box off the page, and with it any answer its note held: said to no one, it has nothing to keep. */
+  const hideBox = (): void => {
+    saved.hidden = true;
+    answer = null;
+  };
   /**
    * Shows the box with `children` in it. `state` marks what it shows ('elsewhere': another tab's run), set or cleared
    * here on every showing, so that no showing keeps a former one's marker (showElsewhere reads it to tell a box newly
@@ -333,7 +361,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
    */
   const sayInBox = (text: string): void => {
     if (saved.hidden || savedNote.parentNode !== saved) showBox([savedNote]);
-    savedNote.textContent = text;
+    sayAnswer(text);
   };
   const showSaved = (run: SavedRun): void => {
     const finished = run.step >= run.totalSteps;
@@ -361,7 +389,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
       const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
-      yes.addEventListener('click', () => void forgetNow());
+      yes.addEventListener('click', () => {
+        acting();
+        void forgetNow();
+      });
       no.addEventListener('click', () => {
         confirmForget.hidden = true;
         forget.disabled = false;
@@ -380,20 +411,21 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       if (await shownElsewhere()) return;
       try {
         await shared.engine.forgetSavedRun();
-        saved.hidden = true;
+        hideBox();
       } catch (e) {
         const { message } = errorParts(e);
-        say.textContent = `Could not forget it: ${message}`;
+        sayAnswer(`Could not forget it: ${message}`);
         setDisabled(false);
       }
     };
     for (const a of actions) {
       a.button.addEventListener('click', async () => {
+        acting();
         confirmForget.hidden = true;
         setDisabled(true);
         if (await shownElsewhere()) return;
         const tell = (text: string): void => sayInBox(text);
-        if (await (a.kind === 'restore' ? control.restoreSaved(run, tell) : control.resumeSaved(run, tell))) saved.hidden = true;
+        if (await (a.kind === 'restore' ? control.restoreSaved(run, tell) : control.resumeSaved(run, tell))) hideBox();
         else setDisabled(false);
       });
     }
@@ -401,8 +433,9 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   /** Offers the run saved in this browser now (after a refused resume): its box, or why it cannot be read, or none. */
   const offerNow = (run: SavedRun | null): void => {
     if (run) return showSaved(run);
-    saved.hidden = true;
-    void control.savedRunProblem().then((problem) => problem && showDamaged(problem));
+    hideBox();
+    // Ends after the refusal was said (in the box, when the Resume was pressed there).
+    void control.savedRunProblem().then((problem) => problem && showLookedUp(() => showDamaged(problem)));
   };
   // ---- a saved run that cannot be read ----------------------------------------------------------------------------
   /**
@@ -415,7 +448,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     // The note the saved run's box has: a Resume refused for a damaged run shows this box in place of that one, then
     // says why into that note ("Nothing was resumed: …"), which a note of this box's own would take off the page.
     const say = savedNote;
-    say.textContent = `${why ? `${why} ` : ''}Training a new run here needs it forgotten first.`;
+    // With `why`, in answer to the person's Train or Resume: kept as the answer to it.
+    const own = 'Training a new run here needs it forgotten first.';
+    if (why) sayAnswer(`${why} ${own}`);
+    else say.textContent = own;
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
     showBox([h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say]);
     forget.addEventListener('click', () => {
@@ -427,13 +463,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         forget.focus();
       });
       yes.addEventListener('click', async () => {
+        acting();
         confirmForget.hidden = true;
         if (await shownElsewhere()) return;
         try {
           await shared.engine.forgetSavedRun();
-          saved.hidden = true;
+          hideBox();
         } catch (e) {
-          say.textContent = `Could not forget it: ${errorParts(e).message}`;
+          sayAnswer(`Could not forget it: ${errorParts(e).message}`);
           forget.disabled = false;
         }
       });
@@ -482,7 +519,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (await shownElsewhere()) return;
     shared.runElsewhere.set(false);
     delete saved.dataset.state;
-    saved.hidden = true;
+    hideBox();
     const run = await control.savedRun();
     if (run && shared.run.value.phase === 'idle') showSaved(run);
     // The estimate was measured while the other run shared the GPU: measure it again alone.
@@ -494,11 +531,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (!ok) return;
     const [elsewhere, run] = await Promise.all([control.runElsewhere(), control.savedRun()]);
     if (shared.run.value.phase !== 'idle') return;
-    if (elsewhere) showElsewhere(run);
-    else if (run) showSaved(run);
+    // The page's own look, which may end after the person acted in a box shown meanwhile (Train shows one).
+    if (elsewhere) showLookedUp(() => showElsewhere(run));
+    else if (run) showLookedUp(() => showSaved(run));
     else {
       const problem = await control.savedRunProblem();
-      if (problem && shared.run.value.phase === 'idle') showDamaged(problem);
+      if (problem && shared.run.value.phase === 'idle') showLookedUp(() => showDamaged(problem));
     }
   });
 

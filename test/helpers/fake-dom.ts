@@ -1,8 +1,8 @@
 // A stand-in for the few DOM calls src/ui/dom.ts's h() makes (createElement, createTextNode, setAttribute, className,
 // addEventListener, append), and the few more a view makes of its own elements (textContent, insertBefore,
 // parentNode, dataset, hidden, querySelector by tag or data-testid, classList.contains and toggle, an input's value
-// and checked, events besides clicks), so that a view built with it can be read and clicked in the unit project, which
-// runs in Node without a DOM. Not a DOM: anything else a view asks for throws, as a missing method does.
+// and checked, events besides clicks, focus), so that a view built with it can be read and clicked in the unit
+// project, which runs in Node without a DOM. Not a DOM: anything else a view asks for throws, as a missing method does.
 
 type FakeChild = FakeElement | FakeText;
 
@@ -88,6 +88,9 @@ export class FakeElement {
     this.replaceChildren(...(text === '' ? [] : [new FakeText(text)]));
   }
 
+  /** Where a view puts the focus (the safe answer of a question, say): nothing to fake in Node. */
+  focus(): void {}
+
   /** Calls the click listeners, as a click on the element would. */
   click(): void {
     this.fire('click');
@@ -119,13 +122,16 @@ export class FakeElement {
 
   /**
    * The first element below this one that a tag name ('details') or a data-testid ('[data-testid="plan-lr"]') names,
-   * the selectors views ask for, or null.
+   * or any of a list of those ('[data-testid="a"], [data-testid="b"]'), the selectors views ask for, or null.
    */
   querySelector(selector: string): FakeElement | null {
-    const testid = /^\[data-testid="([^"]+)"\]$/.exec(selector)?.[1];
-    if (testid === undefined && !/^[a-z][a-z0-9]*$/.test(selector)) throw new Error(`querySelector: ${selector} is not faked`);
-    const named = (e: FakeElement): boolean => (testid === undefined ? e.tagName === selector.toUpperCase() : e.getAttribute('data-testid') === testid);
-    for (const e of this.elements()) if (e !== this && named(e)) return e;
+    const tests = selector.split(',').map((one) => {
+      const s = one.trim();
+      const testid = /^\[data-testid="([^"]+)"\]$/.exec(s)?.[1];
+      if (testid === undefined && !/^[a-z][a-z0-9]*$/.test(s)) throw new Error(`querySelector: ${selector} is not faked`);
+      return (e: FakeElement): boolean => (testid === undefined ? e.tagName === s.toUpperCase() : e.getAttribute('data-testid') === testid);
+    });
+    for (const e of this.elements()) if (e !== this && tests.some((named) => named(e))) return e;
     return null;
   }
 
