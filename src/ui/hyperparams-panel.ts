@@ -27,6 +27,10 @@ export const DEMO_PRESET: Readonly<Record<string, string | boolean>> = {
   lora_target_modules: 'q_proj,v_proj',
   max_seq_len: '256',
   layout: 'replicate',
+  // Ten times Replicate's 1e-4, which moves a 20 M-parameter model's validation loss by a few thousandths in 14 steps
+  // (3.927 → 3.912 on the sample, measured from the command line): at 1e-3 the same run goes 3.906 → 3.637, which the
+  // chart shows as learning.
+  learning_rate: '0.001',
   // A checkpoint every 4 of the run's 14 steps, so a reload mid-run can resume (0 would save only at the epoch end).
   save_steps: '4',
   // What the adapter writes after each validation, for a row it never trains on (the sample's last: held out).

@@ -134,7 +134,7 @@ export function savedSummary(run: SavedRun): string {
 
 function readout(label: string, testid: string): { el: HTMLElement; value: HTMLElement; sub: HTMLElement } {
   const value = h('span', { class: 'value num', 'data-testid': testid }, '—');
-  const sub = h('span', { class: 'sub num' });
+  const sub = h('span', { class: 'sub num', 'data-testid': `${testid}-sub` });
   return { el: h('div', { class: 'readout' }, h('span', { class: 'label' }, label), value, sub), value, sub };
 }
 

@@ -106,8 +106,8 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.locator('#num_train_epochs').inputValue()).toBe('1');
     expect(await page.getByTestId('default-num_train_epochs').textContent()).toBe('default 3');
     expect(await page.locator('#max_seq_len').inputValue()).toBe('256');
-    expect(await page.locator('#learning_rate').inputValue()).toBe('0.0001');
-    expect(await page.getByTestId('default-learning_rate').textContent()).toBe('');
+    expect(await page.locator('#learning_rate').inputValue()).toBe('0.001');
+    expect(await page.getByTestId('default-learning_rate').textContent()).toBe('default 0.0001');
     await page.getByTestId('plan-facts').filter({ hasText: /training rows\s*56/ }).waitFor();
     expect(await page.getByTestId('plan-facts').textContent()).toMatch(/validation rows\s*6/);
     // The planned learning rate by step, drawn: every step of the run, rate 0 at the first (warmup ceil(0.03 · steps)).
@@ -116,13 +116,13 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await lr.getAttribute('data-points')).toBe(String(steps));
     // No run yet: no step marked on it.
     expect(await lr.getAttribute('data-current-step')).toBeNull();
-    expect(await lr.getAttribute('aria-label')).toMatch(new RegExp(`^Learning rate by step: 0 at step 1, reaches 1\\.00e-4 at step 2, [0-9.e-]+ at step ${steps}\\.$`));
+    expect(await lr.getAttribute('aria-label')).toMatch(new RegExp(`^Learning rate by step: 0 at step 1, reaches 1\\.00e-3 at step 2, [0-9.e-]+ at step ${steps}\\.$`));
     // Another schedule in the form is drawn at once: the curve the trainer's own schedule gives.
     await page.locator('#lr_scheduler').selectOption('cosine');
-    const cosine = lrCurveLabel(learningRateCurve(1e-4, steps, 0.03, 'cosine'));
+    const cosine = lrCurveLabel(learningRateCurve(1e-3, steps, 0.03, 'cosine'));
     await page.locator(`[data-testid="plan-lr"][aria-label="${cosine}"]`).waitFor();
     await page.locator('#lr_scheduler').selectOption('linear');
-    await page.locator(`[data-testid="plan-lr"][aria-label="${lrCurveLabel(learningRateCurve(1e-4, steps, 0.03, 'linear'))}"]`).waitFor();
+    await page.locator(`[data-testid="plan-lr"][aria-label="${lrCurveLabel(learningRateCurve(1e-3, steps, 0.03, 'linear'))}"]`).waitFor();
     await expectWholeTicks(page, 'train-lengths', 'x');
     await expectWholeTicks(page, 'train-lengths', 'y');
     await expectWholeTicks(page, 'plan-lr', 'x');

@@ -61,13 +61,14 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await estimate.waitFor({ timeout: 240_000 });
     expect(await estimate.textContent()).toMatch(/^This run should take about [\d.]+ (s|min|hours|days) here \(.*tokens\/s measured on this software adapter\)\.$/);
     // Its validation passes priced apart, by a validation pass measured on this model, and the preset's sample of its
-    // validation prompt after the one validation, by the decoder timed on that prompt.
-    expect(await estimate.textContent()).toMatch(/, 1 validation pass, about [\d.]+ (s|min), 1 sample of the validation prompt, about [\d.]+ (s|min);/);
+    // validation prompt after each, by the decoder timed on that prompt: the preset validates before training
+    // (eval_on_start) and at the end.
+    expect(await estimate.textContent()).toMatch(/, 2 validation passes, about [\d.]+ (s|min) in all, 2 samples of the validation prompt, about [\d.]+ (s|min) in all;/);
     await page.getByTestId('preset-quick').click();
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*8 \(29 per epoch; max_steps ends it\)/ }).waitFor();
     await page.getByTestId('train-estimate').filter({ hasText: /should take about/ }).waitFor({ timeout: 60_000 });
-    // Two validations, each followed by its sample.
-    expect(await page.getByTestId('train-estimate').textContent()).toMatch(/, 2 validation passes, about [\d.]+ (s|min) in all, 2 samples of the validation prompt, about [\d.]+ (s|min) in all;/);
+    // Three validations (before training, after steps 4 and 8), each followed by its sample.
+    expect(await page.getByTestId('train-estimate').textContent()).toMatch(/, 3 validation passes, about [\d.]+ (s|min) in all, 3 samples of the validation prompt, about [\d.]+ (s|min) in all;/);
     // Priced by the steps it makes (8 of 2 rows, each at most 32 tokens), not by the whole epoch max_steps cuts short.
     const quickTokens = /\(([\d,]+) training tokens/.exec((await page.getByTestId('train-estimate').textContent()) ?? '');
     expect(Number(quickTokens?.[1].replace(/,/g, ''))).toBeGreaterThan(0);
@@ -124,11 +125,13 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('generate-run').isDisabled()).toBe(true);
     expect(await page.getByTestId('generate-reason').textContent()).toBe('Training is using the GPU: pause the run (or wait until it ends) to generate.');
     expect(await page.locator('#learning_rate').isDisabled()).toBe(true);
-    // One point so far: the step axis still runs from step 1 to the plan's last, with no tick before step 1 (uPlot pads
-    // a single point's range on both sides, which drew a step 0).
+    // One step so far, and the validation before it (the demo preset's eval_on_start) at step 0: the step axis runs
+    // from that point to the plan's last step, with no tick before it (uPlot pads a single point's range on both sides).
     await page.locator('[data-testid="loss-chart"][data-train-points="1"][data-x-ticks]').waitFor();
+    expect(await page.getByTestId('loss-chart').getAttribute('data-val-points')).toBe('1');
+    expect(await page.getByTestId('loss-chart').getAttribute('aria-label')).toMatch(/validation loss \d\.\d{3} before training\.$/);
     const ticks = (await page.getByTestId('loss-chart').getAttribute('data-x-ticks')) ?? '';
-    expect(ticks.split(' ').map((t) => Number(t.split('=')[0])), ticks).toEqual([1, 2]);
+    expect(ticks.split(' ').map((t) => Number(t.split('=')[0])), ticks).toEqual([0, 1, 2]);
     // Each step's loss with its smoothed trend over it (TensorBoard's weight for a run this short), named in the legend.
     expect(await page.getByTestId('loss-chart').getAttribute('data-smoothing')).toBe('0.6');
     expect(await page.getByTestId('loss-chart').locator('.u-legend').textContent()).toMatch(/train loss.*validation loss.*smoothed/);
@@ -147,14 +150,16 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('plan-lr').getAttribute('data-current-step')).toBe('2');
     const chart = page.getByTestId('loss-chart');
     expect(await chart.getAttribute('data-train-points')).toBe('2');
-    expect(await chart.getAttribute('data-val-points')).toBe('1');
+    // Before training and after the last step.
+    expect(await chart.getAttribute('data-val-points')).toBe('2');
     expect(await chart.locator('canvas').count()).toBeGreaterThan(0);
     const trainLoss = Number(await page.getByTestId('train-loss').textContent());
     expect(trainLoss).toBeGreaterThan(0);
     const valLoss = Number(await page.getByTestId('val-loss').getAttribute('data-value'));
     expect(Number.isFinite(valLoss) && valLoss > 0).toBe(true);
     expect(await page.getByTestId('val-loss').textContent()).toBe(valLoss.toPrecision(4));
-    expect(await page.getByTestId('train-result').textContent()).toMatch(/Finished: 2 steps/);
+    expect(await page.getByTestId('train-result').textContent()).toMatch(/^Finished: 2 steps .* · validation loss \d\.\d{3} \(\d\.\d{3} before training\)$/);
+    expect(await page.getByTestId('val-loss-sub').textContent()).toMatch(/^at step 2 · .* · \d\.\d{3} before training$/);
     expect(await page.getByTestId('tokens-per-second').textContent()).toMatch(/^\d/);
     expect(await page.getByTestId('eta').textContent()).toBe('done');
     // The estimate beside Train again is of the next run, not of the one shown finished ("This run should take…").
@@ -164,7 +169,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     // And, the page being out of sight, one notification with its steps, time and losses.
     const shown = await page.evaluate(() => (window as unknown as { shownNotifications: { title: string; body?: string }[] }).shownNotifications);
     expect(shown.map((n) => n.title)).toEqual(['Training finished']);
-    expect(shown[0].body).toMatch(/^2 steps in \d+:\d\d · final loss [\d.]+ · validation loss [\d.]+\. The adapter is ready to export\.$/);
+    expect(shown[0].body).toMatch(/^2 steps in \d+:\d\d · final loss [\d.]+ · validation loss [\d.]+ \([\d.]+ before training\)\. The adapter is ready to export\.$/);
     await page.evaluate(() => Reflect.deleteProperty(document, 'hidden'));
     expect(await page.evaluate(() => document.hidden)).toBe(false);
     // Ended, its checkpoint saved: leaving loses nothing, and nothing asks.
@@ -347,7 +352,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
 
   it("lists each validation's sample of validation_prompt, the newest first in full, and shows them again after a reload", async () => {
     const page = app.page;
-    // Two steps, a validation after each: two samples.
+    // Two steps, a validation before the first (the demo preset's eval_on_start) and after each: three samples.
     await setForm(page, { ...TINY_RUN, num_validation_samples: '2', eval_steps: '1', validation_prompt: '# Add' });
     await upload(page, 'tiny.jsonl', JSONL, 4);
     await page.getByTestId('plan-facts').filter({ hasText: /steps\s*2 \(2 per epoch\)/ }).waitFor();
@@ -355,14 +360,16 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await page.getByTestId('train-confirm-replace').click();
     await waitRunPhase(page, 'done', 300_000);
     const sample = page.getByTestId('sample');
-    expect(await sample.getAttribute('data-count')).toBe('2');
+    expect(await sample.getAttribute('data-count')).toBe('3');
     expect(await sample.locator('h3').textContent()).toBe('Sample at step 2');
     const latest = await page.getByTestId('sample-text').textContent();
     expect(latest?.length).toBeGreaterThan(0);
     const earlier = page.getByTestId('earlier-samples');
-    expect(await earlier.locator('summary').textContent()).toBe('Earlier samples (1)');
-    expect(await earlier.locator('li').getAttribute('data-step')).toBe('1');
-    const first = await earlier.locator('li p').textContent();
+    expect(await earlier.locator('summary').textContent()).toBe('Earlier samples (2)');
+    expect(await earlier.locator('li').evaluateAll((items) => items.map((li) => li.getAttribute('data-step')))).toEqual(['1', '0']);
+    // The untrained adapter's, said as such.
+    expect(await earlier.locator('li[data-step="0"] .hint').textContent()).toBe('before training');
+    const first = await earlier.locator('li p').first().textContent();
     expect(first?.length).toBeGreaterThan(0);
     await earlier.locator('summary').click();
     await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-samples.png' });
@@ -373,8 +380,9 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await waitModelReady(app, 120_000);
     await page.getByTestId('saved-run-resume').click();
     await waitRunPhase(page, 'done', 120_000);
-    expect(await sample.getAttribute('data-count')).toBe('2');
+    expect(await sample.getAttribute('data-count')).toBe('3');
     expect(await page.getByTestId('sample-text').textContent()).toBe(latest);
-    expect(await earlier.locator('li p').textContent()).toBe(first);
+    expect(await earlier.locator('li p').first().textContent()).toBe(first);
+    expect(await earlier.locator('li[data-step="0"]').count()).toBe(1);
   });
 });

@@ -192,6 +192,40 @@ describe('fine-tuning session', () => {
     session.unloadModel();
   });
 
+  it('eval_on_start: the validation and sample before the first step are kept with the run, its resume and its README', async () => {
+    const session = new FinetuneSession(ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), memoryRunStore());
+    await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    const hp = { ...HP, eval_on_start: true, validation_prompt: 'def' };
+    const events: TrainEvent[] = [];
+    const first = await session.train(hp, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => {
+      events.push(e);
+      if (e.type === 'step' && e.step === 1) session.stop();
+    }, { sampleMaxTokens: 3 });
+    expect(first).toMatchObject({ steps: 1, stopped: true, finalValLoss: null });
+    // Before the first step: the pass, its loss and its sample, in that order, then the step.
+    const order = events.filter((e) => e.type === 'eval' || e.type === 'sample' || e.type === 'step').map((e) => `${e.type} ${(e as { step: number }).step}`);
+    expect(order).toEqual(['eval 0', 'sample 0', 'step 1']);
+    const evalBefore = events.find((e) => e.type === 'eval') as { valLoss: number };
+    const sampleBefore = events.find((e) => e.type === 'sample') as { text: string };
+    expect(first.baselineValLoss).toBe(evalBefore.valLoss);
+    expect(events.some((e) => e.type === 'status' && e.text === 'writing a sample for the validation prompt before training…')).toBe(true);
+    // Kept with the checkpoint after step 1, beside the history (which holds steps only).
+    const saved = (await session.savedRun())!;
+    expect(saved.baseline).toEqual({ valLoss: evalBefore.valLoss, sample: sampleBefore.text });
+    expect(saved.history.map((h) => h.step)).toEqual([1]);
+
+    // The resume makes no second pass before training, and reports the one it read.
+    const resumed: TrainEvent[] = [];
+    const second = await session.train({}, null, (e) => resumed.push(e), { resume: true, sampleMaxTokens: 3 });
+    expect(resumed.filter((e) => e.type === 'eval').map((e) => (e as { step: number }).step)).toEqual([3]);
+    expect(second).toMatchObject({ steps: 3, stopped: false, baselineValLoss: evalBefore.valLoss });
+    expect((await session.savedRun())!.baseline).toEqual({ valLoss: evalBefore.valLoss, sample: sampleBefore.text });
+    // The README's card lists it first, and shows the sample before training.
+    const summary = session.trainingSummary()!;
+    expect(summary.baseline).toEqual({ valLoss: evalBefore.valLoss, sample: sampleBefore.text });
+    session.unloadModel();
+  });
+
   it('a run with its base products in int8 is saved as such, and its resume continues in int8 on the same numbers', async () => {
     const tokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
     const hp = { ...HP, run_validation: false };
