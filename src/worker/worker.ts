@@ -82,34 +82,21 @@ function tokenizer(): Promise<Tokenizer> {
   return tokenizerPromise;
 }
 
-let weightCachePromise: ReturnType<typeof browserWeightCache> | null = null;
-
-/** The weight cache in this origin's private file system (OPFS), or why there is none; opened once. */
-function weightCache(): ReturnType<typeof browserWeightCache> {
-  weightCachePromise ??= browserWeightCache();
-  return weightCachePromise;
-}
-
-/** A load without a cache says so: the user should know the next load downloads everything again. */
-async function withCacheNote(info: ModelInfo): Promise<ModelInfo> {
-  const c = await weightCache();
-  return c.store ? info : { ...info, warnings: [...info.warnings, `the weights are not cached: ${c.reason}; the next load reads them from the model's files again`] };
-}
-
 /**
- * `open`, asked once and its answer shared by every caller, except an answer that says the open failed: a rejection,
- * or null (the browser refused its private file system, or has none). That one is the answer of the calls that waited
- * for it, and the next call opens again: kept, one refusal of a moment (a storage error, a permission not yet given)
- * hid the saved run and the remembered kernels until the page was reloaded, though the next open would have worked.
+ * `open`, asked once and its answer shared by every caller, except an answer that says the open failed (`failed`; by
+ * default null: the browser refused its private file system, or has none) or a rejection. That one is the answer of
+ * the calls that waited for it, and the next call opens again: kept, one refusal of a moment (a storage error, a
+ * permission not yet given) hid the saved run, the remembered kernels and the cached weights until the page was
+ * reloaded, though the next open would have worked.
  */
-function openedOnce<T>(open: () => Promise<T | null>): () => Promise<T | null> {
-  let opening: Promise<T | null> | null = null;
+function openedOnce<T>(open: () => Promise<T>, failed: (answer: T) => boolean = (answer) => answer === null): () => Promise<T> {
+  let opening: Promise<T> | null = null;
   return () => {
     if (!opening) {
-      const attempt: Promise<T | null> = open().then(
-        (value) => {
-          if (value === null && opening === attempt) opening = null;
-          return value;
+      const attempt: Promise<T> = open().then(
+        (answer) => {
+          if (failed(answer) && opening === attempt) opening = null;
+          return answer;
         },
         (e: unknown) => {
           if (opening === attempt) opening = null;
@@ -123,11 +110,30 @@ function openedOnce<T>(open: () => Promise<T | null>): () => Promise<T | null> {
 }
 
 /**
+ * The weight cache in this origin's private file system (OPFS), or why there is none; opened once (an open that failed
+ * is tried again at the next call: openedOnce), as runStore is.
+ */
+const weightCache: () => ReturnType<typeof browserWeightCache> = openedOnce(browserWeightCache, (c) => c.store === null);
+
+/**
+ * Loads a model with the weight cache as it opens now, and says so when there is none: the user should know the next
+ * load downloads everything again. The session is handed the cache at each load, not once when it was made: one made
+ * while the browser refused its storage cached nothing for its life, while the note (the cache opened again) said
+ * nothing was wrong.
+ */
+async function loadCached(s: FinetuneSession, load: () => Promise<ModelInfo>): Promise<ModelInfo> {
+  const c = await weightCache();
+  s.weightCache = c.store;
+  const info = await load();
+  return c.store ? info : { ...info, warnings: [...info.warnings, `the weights are not cached: ${c.reason}; the next load reads them from the model's files again`] };
+}
+
+/**
  * The run saved in this browser (OPFS), or null where there is no OPFS or it could not be opened; opened once (an open
  * that failed is tried again at the next call: openedOnce). The session's store, and the one the calls that only read
  * or forget the saved run use without a session: one store, whether a session exists or not.
  */
-const runStore: () => Promise<RunStore | null> = openedOnce(() => opfsRunStore());
+const runStore: () => Promise<RunStore | null> = openedOnce(opfsRunStore);
 
 /**
  * Kernel choices measured on this GPU, remembered in OPFS beside the weights (null where OPFS is missing or could not be
@@ -146,7 +152,6 @@ let gpuMemoryBytes: number | null = null;
 function session(): Promise<FinetuneSession> {
   sessionPromise ??= (async () => {
     const s = new FinetuneSession(await gpuContext(), await tokenizer(), await runStore());
-    s.weightCache = (await weightCache()).store;
     s.kernelCache = await kernelCache();
     s.gpuMemoryBytes = gpuMemoryBytes;
     return s;
@@ -334,9 +339,9 @@ const api = {
     const s = await session();
     const { files, name } = modelFiles(source);
     const streamLayers = options?.streamLayers === true;
-    const info = await onGpu(s.ctx, () => s.loadModel(files, name, quantization, onProgress, { streamLayers }));
+    const info = await loadCached(s, () => onGpu(s.ctx, () => s.loadModel(files, name, quantization, onProgress, { streamLayers })));
     loadedModel = { source, quantization, streamLayers };
-    return withCacheNote(info);
+    return info;
   },
 
   /** After a lost device: a new device and session, and the model that was loaded loaded again (resume is the page's call). */
@@ -346,7 +351,8 @@ const api = {
     const s = await session();
     if (!loadedModel) return null;
     const { files, name } = modelFiles(loadedModel.source);
-    return withCacheNote(await onGpu(s.ctx, () => s.loadModel(files, name, loadedModel!.quantization, onProgress, { streamLayers: loadedModel!.streamLayers })));
+    const { quantization, streamLayers } = loadedModel;
+    return loadCached(s, () => onGpu(s.ctx, () => s.loadModel(files, name, quantization, onProgress, { streamLayers })));
   },
 
   async listCachedModels(): Promise<CachedModel[]> {

@@ -1,9 +1,9 @@
-// The engine worker opens the run store and the kernel-tuning cache (this origin's private file system, OPFS) once and
-// shares them: the session and the calls that read or forget the saved run without one must use the same store (a
-// forget runs inside the run lock, which a run of that store holds). An open that failed (the browser refused its
-// storage for a moment, or the storage object threw) was kept as the answer for the worker's life, so the saved run
-// and the remembered kernels stayed out of reach until the page was reloaded, even where the next open would have
-// worked. Here the storage fails the first open(s), then works.
+// The engine worker opens the run store, the kernel-tuning cache and the weight cache (this origin's private file
+// system, OPFS) once and shares them: the session and the calls that read or forget the saved run without one must use
+// the same store (a forget runs inside the run lock, which a run of that store holds). An open that failed (the browser
+// refused its storage for a moment, or the storage object threw) was kept as the answer for the worker's life, so the
+// saved run and the remembered kernels stayed out of reach, and no load cached its weights, until the page was
+// reloaded, even where the next open would have worked. Here the storage fails the first open(s), then works.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EngineApi } from '../../../src/worker/api.ts';
 import type { RunStore } from '../../../src/run/run-store.ts';
@@ -21,6 +21,8 @@ const h = await vi.hoisted(async () => ({
   /** The store each savedRunIn / forgetSavedRunIn call was given. */
   readStores: [] as unknown[],
   forgetStores: [] as unknown[],
+  /** The weight cache the session had at each load. */
+  loadCaches: [] as unknown[],
 }));
 
 vi.mock('comlink', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeComlink(await importOriginal(), h));
@@ -51,6 +53,10 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     constructor(_ctx: unknown, _tokenizer: unknown, store: unknown) {
       h.sessionStores.push(store);
     }
+    async loadModel(): Promise<object> {
+      h.loadCaches.push(this.weightCache);
+      return { warnings: [] };
+    }
     async train(): Promise<object> {
       return { steps: 2, skipped: 0, stopped: true, finalLoss: null, finalValLoss: null, seconds: 0 };
     }
@@ -72,6 +78,8 @@ const folder = (name: string): FakeOpfs => {
 let opened: Map<string, number>;
 /** The next this many getDirectory() calls are refused, as a browser refuses its storage (a private window, a moment's error). */
 let refusals: number;
+/** The next opens of these folders are refused, this many each (getDirectoryHandle throws, as a browser may). */
+let folderRefusals: Map<string, number>;
 /** The next this many reads of navigator.storage throw (the open's promise rejects rather than answering null). */
 let throwingReads: number;
 
@@ -83,6 +91,11 @@ const storage = {
     }
     return {
       getDirectoryHandle: async (name: string) => {
+        const refused = folderRefusals.get(name) ?? 0;
+        if (refused > 0) {
+          folderRefusals.set(name, refused - 1);
+          throw Object.assign(new Error('The request was denied.'), { name: 'SecurityError' });
+        }
         opened.set(name, (opened.get(name) ?? 0) + 1);
         return folder(name).dir();
       },
@@ -107,6 +120,8 @@ beforeEach(async () => {
   h.sessionStores.length = 0;
   h.readStores.length = 0;
   h.forgetStores.length = 0;
+  h.loadCaches.length = 0;
+  folderRefusals = new Map();
   folders = new Map();
   opened = new Map();
   refusals = 0;
@@ -185,5 +200,35 @@ describe('a kernel-tuning cache the browser refused once', () => {
     throwingReads = 1;
     await expect(api.rememberedKernels()).rejects.toThrow('storage is not ready');
     expect(await api.rememberedKernels()).toHaveLength(1);
+  });
+});
+
+describe('a weight cache the browser refused once', () => {
+  const notCached =
+    "the weights are not cached: the browser refused its origin-private file system (The request was denied.), as private windows may; the next load reads them from the model's files again";
+
+  it("is opened again at the next load, which caches the weights in it and says nothing of a cache; the refused load said so", async () => {
+    folderRefusals.set('finetune-weights', 1);
+    expect((await api.loadModel({ kind: 'demo' }, 'none')).warnings).toEqual([notCached]);
+    expect(h.loadCaches).toEqual([null]);
+    expect((await api.loadModel({ kind: 'demo' }, 'none')).warnings).toEqual([]);
+    expect(h.loadCaches[1]).not.toBeNull();
+    // One cache, opened once it could be: the session's loads and the Model panel's list use the same.
+    expect(await api.listCachedModels()).toEqual([]);
+    expect((await api.storageInfo()).cacheUnavailable).toBeNull();
+    expect(opened.get('finetune-weights')).toBe(1);
+  });
+
+  it("is opened again for the Model panel's storage note", async () => {
+    refusals = 1;
+    expect((await api.storageInfo()).cacheUnavailable).toBe('the browser refused its origin-private file system (The request was denied.), as private windows may');
+    expect((await api.storageInfo()).cacheUnavailable).toBeNull();
+  });
+
+  it('is opened again after an open that threw', async () => {
+    throwingReads = 1;
+    await expect(api.listCachedModels()).rejects.toThrow('storage is not ready');
+    expect(await api.listCachedModels()).toEqual([]);
+    expect(opened.get('finetune-weights')).toBe(1);
   });
 });
