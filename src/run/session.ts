@@ -45,6 +45,14 @@ import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSa
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
 
+/**
+ * What a session keeps its runs in: a store (null: none), or a function that answers the store each time a run needs
+ * it. The worker gives the function: the browser may refuse its private file system for a moment, and a session handed
+ * what the open answered when it was made (null) saved no checkpoint and found no saved run for its life, though the
+ * worker's own calls, opening again, found the store.
+ */
+export type RunStoreSource = RunStore | null | (() => Promise<RunStore | null>);
+
 export interface ModelInfo {
   /** What the user picked ("demo", a Hub repo, local files). */
   source: string;
@@ -303,11 +311,15 @@ export class FinetuneSession {
   /** How the base products run when a run asks nothing (the context's choice when the session was made). */
   private readonly defaultBaseMatmul: BaseMatmul;
 
+  /** The run store as it is now (see RunStoreSource): asked for by each run, not once. */
+  private readonly runStore: () => Promise<RunStore | null>;
+
   constructor(
     readonly ctx: GpuContext,
     readonly tokenizer: Tokenizer,
-    private readonly store: RunStore | null,
+    store: RunStoreSource,
   ) {
+    this.runStore = typeof store === 'function' ? store : () => Promise.resolve(store);
     this.defaultKernels = kernelsOf(ctx);
     this.defaultBaseMatmul = ctx.baseMatmul;
   }
@@ -665,6 +677,8 @@ export class FinetuneSession {
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     // A resume reads the store before the run counts as going: a load asked for meanwhile is refused when it ends.
     const preparedOn = this.weights;
+    // The store this run reads and saves to, whatever the source answers later: asked now, inside the worker's run lock.
+    const store = await this.runStore();
     // Written into the adapter's config and README as given: held to what the page's and the CLI's typed name is.
     if (o.baseModelName !== undefined) {
       const problem = typeof o.baseModelName === 'string' ? baseModelNameProblem(o.baseModelName) : 'the base model name is not text';
@@ -684,13 +698,13 @@ export class FinetuneSession {
     let dataChecksums: Pick<SavedRun, 'trainChecksum' | 'validationChecksum'> = {};
     if (o.resume) {
       if (o.expected !== undefined) checkExpectedCheckpoint(o.expected);
-      const found = await this.savedRun();
+      const found = await savedRunIn(store);
       // Read once, and resumed as read: the worker holds the run lock from here to the run's end, so no other tab can
       // save between this check and the run (the page's own check, before it asked, could not promise that).
       if (o.expected && !isCheckpoint(found, o.expected)) {
         throw checkpointRefusal(o.expected, found, o.restoreOnly === true);
       }
-      if (!found || !this.store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
+      if (!found || !store) throw new FinetuneError('bad-input', 'there is no saved run to resume');
       // The record is checked before anything in it is used: a tampered one is refused before anything is allocated.
       const saved = (resumed = checkSavedRun(found));
       if (saved.modelSource !== this.modelSource || saved.quantization !== this.weights.quantization) {
@@ -703,15 +717,15 @@ export class FinetuneSession {
       const tokenizerNote = checkTokenizer(saved, this.tokenizer.identity, "Load the run's tokenizer to resume it, or start a new run");
       if (tokenizerNote) onEvent({ type: 'status', text: tokenizerNote });
       hp = saved.hp;
-      const t = await this.store.load(TRAIN_FILE);
-      state = await this.store.load(STATE_FILE);
+      const t = await store.load(TRAIN_FILE);
+      state = await store.load(STATE_FILE);
       if (!t || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)', { damagedRun: true });
       await checkStateChecksum(saved, state);
       // A record with stateChecksum is paired with its state by it (the session commits both at once). One saved before
       // that field is paired by the step: the state's must be the record's, or the run would go on from one step's
       // adapter with another step's history and place in the data.
       if (saved.stateChecksum === undefined) await checkStateStep(saved, state);
-      const v = saved.validationName ? await this.store.load(VALIDATION_FILE) : null;
+      const v = saved.validationName ? await store.load(VALIDATION_FILE) : null;
       await checkDataChecksums(saved, t, v);
       dataChecksums = { trainChecksum: saved.trainChecksum, validationChecksum: saved.validationChecksum };
       trainFile = new Blob([new Uint8Array(t)]);
@@ -722,7 +736,7 @@ export class FinetuneSession {
     }
     // Read under the worker's run lock, held to the run's end: no other tab can save between this check and the first
     // checkpoint, which is where a new run replaces the saved one (the page's read, before it asked, could not promise that).
-    if (!o.resume && o.replaces !== undefined) await this.checkReplaces(o.replaces);
+    if (!o.resume && o.replaces !== undefined) await this.checkReplaces(store, o.replaces);
     if (!trainFile) throw new FinetuneError('bad-input', 'choose a training file');
     if (quantizationFor(hp) !== this.weights.quantization) {
       throw new FinetuneError('bad-input', `the model is loaded with quantization "${this.weights.quantization}" but the run asks for "${quantizationFor(hp)}": reload the model or change peft_method/quantization`);
@@ -786,11 +800,11 @@ export class FinetuneSession {
       onEvent({ type: 'plan', stats: planStats(data, hp), resumedAt: fromStep });
       // A new run's data joins the store with its first checkpoint: until then the previous run stays resumable.
       let newData: RunData | null = null;
-      if (this.store && !o.resume) {
+      if (store && !o.resume) {
         newData = { train: new Uint8Array(await trainFile.arrayBuffer()), validation: validationFile ? new Uint8Array(await validationFile.arrayBuffer()) : null };
         dataChecksums = { trainChecksum: await stateChecksum(newData.train), validationChecksum: newData.validation ? await stateChecksum(newData.validation) : undefined };
         // A saved run that cannot be read is replaced only when asked (the CLI's --overwrite; the page forgets it first).
-        const previous = await readSavedRun(this.store).catch((e: unknown) => {
+        const previous = await readSavedRun(store).catch((e: unknown) => {
           if (!isDamagedRun(e)) throw e;
           if (!o.replaceDamaged) throw new FinetuneError('bad-input', `${e.message}: a new run here would replace it at its first checkpoint; forget the saved run first to start a new one`, e.details);
           onEvent({ type: 'status', text: `${e.message}: this run replaces it at its first checkpoint` });
@@ -803,7 +817,7 @@ export class FinetuneSession {
       let lastSaved = fromStep;
       // The state and the record describing it are committed as one unit (see run-store.ts).
       const saveCheckpoint = async (step: number, state: Uint8Array): Promise<void> => {
-        if (!this.store || !this.weights) return;
+        if (!store || !this.weights) return;
         const run: SavedRun = {
           modelSource: this.modelSource,
           modelFiles: this.modelFiles,
@@ -826,7 +840,7 @@ export class FinetuneSession {
           ...(baseModelName !== null ? { baseModelName } : {}),
         };
         try {
-          await this.store.commit(checkpointFiles(run, state, newData));
+          await store.commit(checkpointFiles(run, state, newData));
         } catch (e) {
           // A full disk, a lost mount: the commit left the previous checkpoint whole (run-store.ts). Say which file
           // failed, which checkpoint is kept and what to do; the caller may still write the adapter trained so far.
@@ -940,7 +954,7 @@ export class FinetuneSession {
       if (result.finalValLoss === null && lastVal?.valLoss !== undefined) result.finalValLoss = lastVal.valLoss;
       // Made by this call, or read with the resumed run's record.
       result.baselineValLoss = start.baseline?.valLoss ?? null;
-      if (control.stopped && this.store && this.lora && result.steps !== lastSaved) {
+      if (control.stopped && store && this.lora && result.steps !== lastSaved) {
         // A stopped run keeps its latest step: save it so that Resume continues from here.
         await saveCheckpoint(result.steps, await saveTrainState(this.ctx, this.lora, result.steps));
       }
@@ -1061,16 +1075,16 @@ export class FinetuneSession {
   }
 
   /**
-   * Refuses a new run unless the store holds exactly the run `expected` (the same record: its step and savedAt), or,
+   * Refuses a new run unless `store` holds exactly the run `expected` (the same record: its step and savedAt), or,
    * for null, nothing at all. A damaged store is never what the caller named: the page offers to forget it, and a run
    * started over it would replace it at its first checkpoint.
    */
-  private async checkReplaces(expected: unknown): Promise<void> {
+  private async checkReplaces(store: RunStore | null, expected: unknown): Promise<void> {
     checkExpectedSavedRun(expected);
     let now: SavedRun | null = null;
     let damaged: FinetuneError | null = null;
     try {
-      now = await this.savedRun();
+      now = await savedRunIn(store);
     } catch (e) {
       if (!isDamagedRun(e)) throw e;
       damaged = e;
@@ -1080,7 +1094,7 @@ export class FinetuneSession {
   }
 
   async savedRun(): Promise<SavedRun | null> {
-    return savedRunIn(this.store);
+    return savedRunIn(await this.runStore());
   }
 
   /**
@@ -1098,7 +1112,7 @@ export class FinetuneSession {
   }
 
   async forgetSavedRun(): Promise<void> {
-    await forgetSavedRunIn(this.store);
+    await forgetSavedRunIn(await this.runStore());
   }
 
   /**

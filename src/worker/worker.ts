@@ -151,7 +151,9 @@ let gpuMemoryBytes: number | null = null;
 
 function session(): Promise<FinetuneSession> {
   sessionPromise ??= (async () => {
-    const s = new FinetuneSession(await gpuContext(), await tokenizer(), await runStore());
+    // The store opener, not the store: each run asks for it (inside the run lock), so a session made while the browser
+    // refused its storage saves its runs once the store opens, into the one store savedRun and forgetSavedRun use.
+    const s = new FinetuneSession(await gpuContext(), await tokenizer(), runStore);
     s.kernelCache = await kernelCache();
     s.gpuMemoryBytes = gpuMemoryBytes;
     return s;

@@ -7,7 +7,7 @@ import { defaultHyperparams } from '../../src/config/hyperparams.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import { memoryRunStore, type RunStore } from '../../src/run/run-store.ts';
 import { checkpointFiles, type SavedRun } from '../../src/run/saved-run.ts';
-import { FinetuneSession } from '../../src/run/session.ts';
+import { FinetuneSession, type RunStoreSource } from '../../src/run/session.ts';
 import { TINY_MISTRAL } from '../unit/model/helpers.ts';
 import { bufferBytesGpu } from './fake-gpu.ts';
 
@@ -32,12 +32,13 @@ export function tinyRun(step = 2, over: Partial<SavedRun> = {}): SavedRun {
 
 /**
  * A session over `store` holding `saved` with `state` and TINY_ROWS (nothing, for null), tiny-mistral loaded. `made`
- * and `destroyed` list the GPU buffers made and freed since the load.
+ * and `destroyed` list the GPU buffers made and freed since the load. `source`: what the session is given for its
+ * store (by default the store itself; the worker gives a function that opens it when asked).
  */
-export async function savedRunSession(saved: SavedRun | null, state: Uint8Array, store: RunStore = memoryRunStore()) {
+export async function savedRunSession(saved: SavedRun | null, state: Uint8Array, store: RunStore = memoryRunStore(), source: RunStoreSource = store) {
   if (saved) await store.commit(checkpointFiles(saved, state, { train: TINY_ROWS, validation: null }));
   const gpu = bufferBytesGpu();
-  const session = new FinetuneSession(gpu.ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), store);
+  const session = new FinetuneSession(gpu.ctx, await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model'))), source);
   await session.loadModel(nodeDirectory(TINY_MISTRAL), 'tiny-mistral', 'none');
   gpu.made.length = 0;
   gpu.destroyed.length = 0;

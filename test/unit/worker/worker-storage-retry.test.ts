@@ -50,14 +50,24 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     weightCache = null;
     kernelCache = null;
     gpuMemoryBytes: number | null = null;
-    constructor(_ctx: unknown, _tokenizer: unknown, store: unknown) {
-      h.sessionStores.push(store);
-    }
+    /** What the worker gave for the store: the store (or null), or a function that opens it when asked. */
+    constructor(
+      _ctx: unknown,
+      _tokenizer: unknown,
+      private readonly store: RunStore | null | (() => Promise<RunStore | null>),
+    ) {}
     async loadModel(): Promise<object> {
       h.loadCaches.push(this.weightCache);
       return { warnings: [] };
     }
-    async train(): Promise<object> {
+    /** As the session's run does: the store it has when it runs, and a new run's checkpoint saved into it. */
+    async train(_hp: unknown, files: { trainName: string } | null): Promise<object> {
+      const store = typeof this.store === 'function' ? await this.store() : this.store;
+      h.sessionStores.push(store);
+      if (store && files) {
+        const { commitFakeCheckpoint } = await import('../../helpers/fake-checkpoint.ts');
+        await commitFakeCheckpoint(store, 2, 4, { train: new TextEncoder().encode('{"prompt":"a","completion":"b"}\n'), validation: null }, files.trainName);
+      }
       return { steps: 2, skipped: 0, stopped: true, finalLoss: null, finalValLoss: null, seconds: 0 };
     }
   },
@@ -76,6 +86,8 @@ const folder = (name: string): FakeOpfs => {
 };
 /** How many opens of each folder were asked for. */
 let opened: Map<string, number>;
+/** While set, every open of these folders is refused (getDirectoryHandle throws). */
+let refusedFolders: Set<string>;
 /** The next this many getDirectory() calls are refused, as a browser refuses its storage (a private window, a moment's error). */
 let refusals: number;
 /** The next opens of these folders are refused, this many each (getDirectoryHandle throws, as a browser may). */
@@ -91,6 +103,7 @@ const storage = {
     }
     return {
       getDirectoryHandle: async (name: string) => {
+        if (refusedFolders.has(name)) throw Object.assign(new Error('The request was denied.'), { name: 'SecurityError' });
         const refused = folderRefusals.get(name) ?? 0;
         if (refused > 0) {
           folderRefusals.set(name, refused - 1);
@@ -122,6 +135,7 @@ beforeEach(async () => {
   h.forgetStores.length = 0;
   h.loadCaches.length = 0;
   folderRefusals = new Map();
+  refusedFolders = new Set();
   folders = new Map();
   opened = new Map();
   refusals = 0;
@@ -180,6 +194,36 @@ describe('a run store the browser refused once', () => {
     expect(b).toMatchObject({ step: 2 });
     expect(h.readStores[0]).toBe(h.readStores[1]);
     expect(opened.get('finetune-run')).toBe(1);
+  });
+});
+
+describe('a session made while the browser refused the run store', () => {
+  const files = { train: new Blob(['{"prompt":"a","completion":"b"}\n']), trainName: 'mine.jsonl', validation: null, validationName: null };
+
+  it('saves the checkpoints of a run started once the store opens, into the store savedRun reads', async () => {
+    refusedFolders.add('finetune-run');
+    // The page's first look, and the session made by the load, while the browser refuses its storage.
+    expect(await api.savedRun()).toBeNull();
+    await api.loadModel({ kind: 'demo' }, 'none');
+    refusedFolders.delete('finetune-run');
+    await api.startTraining({}, files, () => undefined, null);
+    expect(await api.savedRun()).toMatchObject({ step: 2, trainName: 'mine.jsonl' });
+    // One store: the run's and savedRun's, opened once it could be.
+    expect(h.sessionStores).toHaveLength(1);
+    expect(h.sessionStores[0]).not.toBeNull();
+    expect(h.sessionStores[0]).toBe(h.readStores[1]);
+    expect(opened.get('finetune-run')).toBe(1);
+  });
+
+  it('a run while it is refused saves nothing; the next, once it opens, saves into it', async () => {
+    refusedFolders.add('finetune-run');
+    await api.startTraining({}, files, () => undefined, null);
+    expect(h.sessionStores).toEqual([null]);
+    refusedFolders.delete('finetune-run');
+    expect(await api.savedRun()).toBeNull();
+    await api.startTraining({}, files, () => undefined, null);
+    expect(await api.savedRun()).toMatchObject({ step: 2, trainName: 'mine.jsonl' });
+    expect(h.sessionStores[1]).toBe(h.readStores[1]);
   });
 });
 
