@@ -30,8 +30,35 @@ async function syncFolder(dir: string): Promise<void> {
   }
 }
 
+/** The longest file name the usual file systems take, in bytes of UTF-8 (ext4, XFS, Btrfs, APFS; NTFS: 255 UTF-16 units). */
+const MAX_NAME_BYTES = 255;
+
 /**
- * Writes a whole file crash-safe: to `.<name>.<random>.tmp` beside it, fsynced, renamed over `path`, and the folder
+ * `.<name>.<12 random hex>.tmp`: the temporary file written beside `name` before it is renamed over it. Its name part
+ * is cut (at a character's end) so that the whole fits in MAX_NAME_BYTES: whole, it made the temporary name 18 bytes
+ * longer than the name, so a name of over 237 bytes could never be written (ENAMETOOLONG on the temporary file),
+ * though the name itself was a good one. The random part keeps it unique; the dot, the name's start and `.tmp` keep it
+ * recognisable (and no reader's).
+ */
+function temporaryName(name: string): string {
+  const suffix = `.${randomBytes(6).toString('hex')}.tmp`;
+  return `.${utf8Prefix(name, MAX_NAME_BYTES - 1 - suffix.length)}${suffix}`;
+}
+
+/** The longest start of `text` of at most `bytes` bytes in UTF-8, whole characters only. */
+function utf8Prefix(text: string, bytes: number): string {
+  let used = 0;
+  let end = 0;
+  for (const ch of text) {
+    used += Buffer.byteLength(ch);
+    if (used > bytes) break;
+    end += ch.length;
+  }
+  return text.slice(0, end);
+}
+
+/**
+ * Writes a whole file crash-safe: to `.<name>.<random>.tmp` beside it (temporaryName: the name part cut to fit), fsynced, renamed over `path`, and the folder
  * fsynced. A write that fails (a full disk, a kill, a lost mount) leaves the file that was there as it was, and the
  * temporary file is removed (a kill leaves it, a dot name no reader takes for the file). The error names the path, says
  * what was kept, and keeps Node's `code` (ENOSPC…). `probe` is called before each step (tests fail or kill there).
@@ -92,7 +119,7 @@ export async function writeFilesAtomic(dir: string, files: Record<string, Uint8A
     stage = 'write';
     for (const [name, bytes] of Object.entries(files)) {
       current = name;
-      const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+      const tmp = join(dir, temporaryName(name));
       staged.push({ name, tmp });
       await probe?.(`write ${name}`);
       const handle = await open(tmp, 'w');

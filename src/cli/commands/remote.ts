@@ -327,7 +327,7 @@ async function cancel(args: string[], io: CliIO): Promise<number> {
 }
 
 const OUTPUT_ZIP_NAME = 'training_output.zip';
-/** Longest zip name kept: writeFileAtomic's temporary `.NAME.<12 hex>.tmp` must fit a file system's 255 bytes. */
+/** Longest zip name kept (ASCII once made safe below): well within a file system's 255 bytes for a name. */
 const MAX_OUTPUT_ZIP_NAME = 200;
 
 /**

@@ -89,10 +89,9 @@ describe('writeFileAtomic refused by the file system', () => {
     expect(readdirSync(dir)).toEqual(['adapter.gguf']);
   });
 
-  it('a temporary file the file system refuses: names the destination, not the temporary file', async () => {
+  it('a name the file system refuses (past its 255 bytes): names the destination, not the temporary file', async () => {
     const dir = tmp();
-    // A name the file system takes, whose temporary `.NAME.<12 hex>.tmp` is past its 255 bytes.
-    const path = join(dir, `${'a'.repeat(240)}.gguf`);
+    const path = join(dir, `${'a'.repeat(260)}.gguf`);
     const e = await writeFileAtomic(path, new Uint8Array(10)).then(() => null, (x: unknown) => x as Error & { code?: string; path?: string });
     expect(e?.message).toBe(`could not write "${path}": ENAMETOOLONG: name too long; nothing was written there`);
     expect(e?.message).not.toContain('.tmp');
@@ -106,6 +105,63 @@ describe('writeFileAtomic refused by the file system', () => {
     writeFileSync(parent, 'a file');
     const e = await writeFilesAtomic(parent, { 'adapter_config.json': new Uint8Array(2), 'adapter_model.safetensors': new Uint8Array(2) }, undefined, 'adapter_config.json').then(() => null, (x: unknown) => x as Error);
     expect(e?.message).toBe(`could not write "${join(parent, 'adapter_config.json')}": "${parent}" is a file, not a folder; nothing was written there (nor any of adapter_config.json, adapter_model.safetensors: they are written as one set)`);
+  });
+});
+
+// A file system takes a name of up to 255 bytes. The temporary file beside it, `.NAME.<12 hex>.tmp`, is 18 bytes
+// longer: written whole, a name of over 237 bytes could never be written (ENAMETOOLONG on the temporary file), though
+// the name itself was a good one. The temporary name's NAME part is cut to fit, at a character's end.
+describe('writeFileAtomic to a name of up to 255 bytes', () => {
+  /** Names of 250 and 255 bytes: ASCII, two-byte and four-byte UTF-8 characters (a cut in one would be no name). */
+  const names = [`${'a'.repeat(245)}.gguf`, `${'é'.repeat(125)}`, `${'a'.repeat(250)}.gguf`, `${'😀'.repeat(62)}ab`, `b${'😀'.repeat(63)}.g`];
+
+  it('writes it, through a temporary file that is a dot name beginning with the name and ending in .tmp', async () => {
+    for (const name of names) {
+      expect([250, 255]).toContain(Buffer.byteLength(name));
+      const dir = tmp();
+      const seen: string[] = [];
+      const look = async (point: string): Promise<void> => {
+        // Written, before its rename: the temporary file is all there is.
+        if (point === `fsync ${name}`) seen.push(...readdirSync(dir));
+      };
+      await writeFileAtomic(join(dir, name), new Uint8Array([1, 2, 3]), look);
+      expect([...readFileSync(join(dir, name))], name).toEqual([1, 2, 3]);
+      expect(readdirSync(dir)).toEqual([name]);
+      expect(seen, name).toHaveLength(1);
+      const [temporary] = seen;
+      expect(Buffer.byteLength(temporary!), name).toBeLessThanOrEqual(255);
+      expect(temporary, name).toMatch(/^\..+\.[0-9a-f]{12}\.tmp$/);
+      const kept = temporary!.slice(1, -'.0123456789ab.tmp'.length);
+      expect(name.startsWith(kept), name).toBe(true);
+      expect(kept.length, name).toBeGreaterThan(100);
+    }
+  });
+
+  it('two writes of the same long name at once each have a temporary file of their own: one of them is the file', async () => {
+    const dir = tmp();
+    const path = join(dir, `${'a'.repeat(250)}.gguf`);
+    await Promise.all([writeFileAtomic(path, new Uint8Array(1000).fill(1)), writeFileAtomic(path, new Uint8Array(1000).fill(2))]);
+    const bytes = readFileSync(path);
+    expect(bytes.every((b) => b === bytes[0])).toBe(true);
+    expect(readdirSync(dir)).toEqual([`${'a'.repeat(250)}.gguf`]);
+  });
+
+  it('finetune export --format gguf --out NAME of 250 bytes writes the GGUF', async () => {
+    const dir = tmp();
+    const name = `${'adapter-'.repeat(30)}abcde.gguf`;
+    expect(Buffer.byteLength(name)).toBe(250);
+    const { error } = await exportWith(undefined, '--format', 'gguf', '--out', join(dir, name));
+    expect(error).toBeNull();
+    expect(readdirSync(dir)).toEqual([name]);
+    expect(readFileSync(join(dir, name)).subarray(0, 4).toString()).toBe('GGUF');
+  });
+
+  it('finetune export --format peft --out NAME.zip of 250 bytes writes the zip', async () => {
+    const dir = tmp();
+    const name = `${'a'.repeat(246)}.zip`;
+    const { error } = await exportWith(undefined, '--format', 'peft', '--out', join(dir, name));
+    expect(error).toBeNull();
+    expect(readdirSync(dir)).toEqual([name]);
   });
 });
 
