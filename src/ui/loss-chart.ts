@@ -1,5 +1,5 @@
 // The loss chart (uPlot): training loss per optimizer step as a thin line with its smoothed trend over it, validation
-// loss as points at the steps it was measured, on one linear y axis. The container carries data-train-points / data-val-points for automation, and is an
+// loss as points at the steps it was measured joined by a dashed line, on one linear y axis. The container carries data-train-points / data-val-points for automation, and is an
 // image to assistive technology, labelled with what the curve shows (a canvas says nothing by itself).
 
 import uPlot from 'uplot';
@@ -232,10 +232,13 @@ export class LossChart {
           value: (_u, v) => formatLoss(v),
         },
         {
+          // Its points joined by a dashed line across the steps between them: the validation's trend, from the pass
+          // before training (step 0, eval_on_start) on, reads at a glance beside the training curve's noise.
           label: 'validation loss',
           stroke: VAL,
-          width: 2,
-          paths: () => null,
+          width: 1.5,
+          dash: [6, 4],
+          spanGaps: true,
           points: { show: true, size: 9, fill: VAL, stroke: '#0f1115', width: 1.5 },
           value: (_u, v) => formatLoss(v),
         },
