@@ -16,6 +16,13 @@ export const DEMO_MODEL = 'mistral-nano-demo';
 export const ELSEWHERE_TEXT =
   'A run is training in another tab of this page, on the run saved in this browser: follow it there. This tab can resume it once that run ends or its tab is closed.';
 
+/**
+ * What a Forget says when another tab of the page holds the saved run: the "another tab" box takes the saved-run box's
+ * place, and its general note said nothing of the Forget the person had just confirmed.
+ */
+export const FORGET_ELSEWHERE_TEXT =
+  'Nothing was forgotten: a run is training in another tab of this page, on the run saved in this browser. Follow it there; this tab can forget it once that run ends or its tab is closed.';
+
 export interface RunControllerHooks {
   /**
    * Puts these values into the form as typed (strings for numbers, as FormState.raw holds them): a saved run's
@@ -99,10 +106,10 @@ export interface RunController {
 }
 
 /**
- * Whether a start or resume was refused because another tab holds the saved run: by the worker (run-lock.ts flags its
- * refusal), or by the controller's own check before it asked.
+ * Whether a start, resume or forget was refused because another tab holds the saved run: by the worker (run-lock.ts
+ * flags its refusal), or by the controller's own check before it asked.
  */
-function isRunElsewhere(e: unknown): boolean {
+export function isRunElsewhere(e: unknown): boolean {
   return isFinetuneError(e) && e.details?.runElsewhere === true;
 }
 

@@ -12,7 +12,7 @@ import { visibleText } from '../core/quote.ts';
 import { formatCounted } from '../core/units.ts';
 import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
-import { runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
+import { FORGET_ELSEWHERE_TEXT, isRunElsewhere, runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
 import { afterStepText, deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
@@ -407,16 +407,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const forgetNow = async (): Promise<void> => {
       confirmForget.hidden = true;
       setDisabled(true);
-      // Another tab may have started on this run since the box was shown (the worker would refuse as well).
-      if (await shownElsewhere()) return;
-      try {
-        await shared.engine.forgetSavedRun();
-        hideBox();
-      } catch (e) {
-        const { message } = errorParts(e);
-        sayAnswer(`Could not forget it: ${message}`);
-        setDisabled(false);
-      }
+      if (!(await forgetConfirmed())) setDisabled(false);
     };
     for (const a of actions) {
       a.button.addEventListener('click', async () => {
@@ -428,6 +419,29 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         if (await (a.kind === 'restore' ? control.restoreSaved(run, tell) : control.resumeSaved(run, tell))) hideBox();
         else setDisabled(false);
       });
+    }
+  };
+  /**
+   * Forgets the run saved in this browser, as the person agreed in the box; false when nothing was forgotten, said in
+   * the box's note as the answer to their Forget. Another tab may have begun on the run since the box was shown: found
+   * by the page's own check or by the worker's run lock, its run is shown, and the "another tab" box's general note
+   * gives way to what came of the Forget (that note alone never said that nothing was forgotten).
+   */
+  const forgetConfirmed = async (): Promise<boolean> => {
+    if (await shownElsewhere()) {
+      sayAnswer(FORGET_ELSEWHERE_TEXT);
+      return false;
+    }
+    try {
+      await shared.engine.forgetSavedRun();
+      hideBox();
+      return true;
+    } catch (e) {
+      if (isRunElsewhere(e)) {
+        showElsewhere(await control.savedRun());
+        sayAnswer(FORGET_ELSEWHERE_TEXT);
+      } else sayAnswer(`Could not forget it: ${errorParts(e).message}`);
+      return false;
     }
   };
   /** Offers the run saved in this browser now (after a refused resume): its box, or why it cannot be read, or none. */
@@ -465,14 +479,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       yes.addEventListener('click', async () => {
         acting();
         confirmForget.hidden = true;
-        if (await shownElsewhere()) return;
-        try {
-          await shared.engine.forgetSavedRun();
-          hideBox();
-        } catch (e) {
-          sayAnswer(`Could not forget it: ${errorParts(e).message}`);
-          forget.disabled = false;
-        }
+        if (!(await forgetConfirmed())) forget.disabled = false;
       });
       replaceChildren(confirmForget, h('p', {}, forgetDamagedQuestion()), h('div', { class: 'actions' }, yes, no));
       confirmForget.hidden = false;

@@ -127,6 +127,10 @@ describe('two tabs of the page', () => {
     expect(await b.getByTestId('saved-run-confirm-forget').getAttribute('role')).toBe('alertdialog');
     await b.getByTestId('saved-run-confirm-forget-yes').click();
     await banner.waitFor({ timeout: 30_000 });
+    // Said in answer to the Forget, in place of the "another tab" box's general note.
+    expect(await b.getByTestId('saved-run-note').textContent()).toBe(
+      'Nothing was forgotten: a run is training in another tab of this page, on the run saved in this browser. Follow it there; this tab can forget it once that run ends or its tab is closed.',
+    );
     await a.getByTestId('train-stop').click();
     await waitRunPhase(a, 'stopped', 240_000);
     await resume.waitFor({ timeout: 30_000 }); // the run is still saved: nothing was forgotten

@@ -3,11 +3,14 @@
 // saved-run box says why through that box's note; the refusals that replace or hide the box used to write into a note
 // no longer on the page (the "another tab" box had a note of its own; a run forgotten meanwhile hid the box), and the
 // train-event line under the chart (where "Resume from step N" says it) was written over as the "another tab" box was
-// shown. The panel is built on a fake DOM (test/helpers/fake-dom.ts) around a fake engine worker.
+// shown. A Forget refused because another tab holds the run shows that tab's run too, and says that nothing was
+// forgotten: the "another tab" box's general note alone never said what came of the Forget the person had confirmed.
+// The panel is built on a fake DOM (test/helpers/fake-dom.ts) around a fake engine worker.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
-import { ELSEWHERE_TEXT } from '../../../src/ui/run-controller.ts';
+import { ELSEWHERE_TEXT, FORGET_ELSEWHERE_TEXT } from '../../../src/ui/run-controller.ts';
+import { RUN_ELSEWHERE_MESSAGE } from '../../../src/worker/run-lock.ts';
 import { offerGoneText } from '../../../src/ui/saved-run-offer.ts';
 import type { Shared } from '../../../src/ui/state.ts';
 import { trainingPanel } from '../../../src/ui/training-panel.ts';
@@ -135,5 +138,69 @@ describe('"Resume from step N" refused because another tab began on the run', ()
     await vi.advanceTimersByTimeAsync(3000);
     await settled();
     expect(view.byTestId('train-event')?.textContent).toBe(ELSEWHERE_TEXT);
+  });
+});
+
+/** The panel with the saved-run box for `store.run` (or, read as `damaged`, for a run that cannot be read). */
+async function forgetPanelOver(store: Store, forgetSavedRun: () => Promise<void>, damaged?: string): Promise<{ shared: Shared; view: FakeElement; calls: string[] }> {
+  const { shared, calls } = fakeRunPage({
+    savedRun: async () => {
+      if (damaged) throw new FinetuneError('bad-input', damaged, { damagedRun: true });
+      return store.run;
+    },
+    runElsewhere: async () => store.elsewhere,
+    forgetSavedRun,
+  });
+  const view = asFake(trainingPanel(shared, { restoreForm: () => undefined, showFiles: () => undefined, applyQuickPreset: () => undefined }));
+  await settled();
+  return { shared, view, calls };
+}
+
+/** Asks "Forget it" in the saved-run box, and answers the question yes. */
+function forgetIt(view: FakeElement): void {
+  view.byTestId('saved-run-forget')!.click();
+  view.byTestId('saved-run-confirm-forget-yes')!.click();
+}
+
+describe('a Forget refused because another tab holds the run', () => {
+  it('found by the page before it asked: the "another tab" box says that nothing was forgotten, and keeps saying it', async () => {
+    const store: Store = { run: saved, elsewhere: false };
+    const { view, calls } = await forgetPanelOver(store, async () => undefined);
+    store.elsewhere = true;
+    forgetIt(view);
+    await settled();
+    expect(calls).not.toContain('forgetSavedRun');
+    const box = view.byTestId('saved-run')!;
+    expect(box.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(boxNote(view)).toBe(FORGET_ELSEWHERE_TEXT);
+    await vi.advanceTimersByTimeAsync(3000);
+    await settled();
+    expect(box.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(boxNote(view)).toBe(FORGET_ELSEWHERE_TEXT);
+  });
+
+  it('refused by the worker: the "another tab" box, not a failed Forget, says that nothing was forgotten', async () => {
+    const store: Store = { run: saved, elsewhere: false };
+    // Another tab takes the run lock between the page's check and the worker's forget (run-lock.ts refuses it).
+    const { view } = await forgetPanelOver(store, async () => {
+      store.elsewhere = true;
+      throw new FinetuneError('bad-input', RUN_ELSEWHERE_MESSAGE, { runElsewhere: true });
+    });
+    forgetIt(view);
+    await settled();
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(boxNote(view)).toBe(FORGET_ELSEWHERE_TEXT);
+  });
+
+  it('of a run that cannot be read: the "another tab" box says that nothing was forgotten', async () => {
+    const store: Store = { run: null, elsewhere: false };
+    const { view, calls } = await forgetPanelOver(store, async () => undefined, 'the saved run is unreadable (run.json: Unexpected end of JSON input)');
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('The run saved in this browser cannot be read');
+    store.elsewhere = true;
+    forgetIt(view);
+    await settled();
+    expect(calls).not.toContain('forgetSavedRun');
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(boxNote(view)).toBe(FORGET_ELSEWHERE_TEXT);
   });
 });
