@@ -13,7 +13,7 @@ import { formatCounted } from '../core/units.ts';
 import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
 import { FORGET_ELSEWHERE_TEXT, isRunElsewhere, runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
-import { forgetDamagedQuestion, forgetQuestion, savedRunActions } from './saved-run-offer.ts';
+import { forgetDamagedQuestion, forgetQuestion, forgetWithdrawnText, savedRunActions } from './saved-run-offer.ts';
 import { afterStepText, deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
@@ -185,6 +185,22 @@ export function replacesSavedText(existing: Pick<SavedRun, 'trainName' | 'step' 
   return `A new run replaces the run saved in this browser (${visibleText(existing.trainName)}, step ${existing.step} of ${existing.totalSteps}); its checkpoint is kept until the new run saves its first one.`;
 }
 
+/** What a look at the store found for the saved-run box: the run saved, one that cannot be read, or another tab's run. */
+type LookedUp = { kind: 'saved'; run: SavedRun } | { kind: 'damaged'; problem: string } | { kind: 'elsewhere'; run: SavedRun | null };
+
+const ELSEWHERE_KEY = 'elsewhere';
+
+/**
+ * What the saved-run box shows, in one string: another tab's run (whatever its last checkpoint, which the box's own look
+ * every few seconds keeps up to date), a checkpoint (its step and its record's savedAt, as sameCheckpoint tells them),
+ * or a run that cannot be read and why.
+ */
+function boxKey(found: LookedUp): string {
+  if (found.kind === 'elsewhere') return ELSEWHERE_KEY;
+  if (found.kind === 'saved') return `saved ${found.run.step} ${found.run.savedAt}`;
+  return `damaged ${found.problem}`;
+}
+
 export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
   // A resume refused because the store no longer holds the checkpoint offered shows what it holds now instead; a new run
   // refused because the store no longer holds the run Train named (or now holds one) asks again about that one; either,
@@ -333,10 +349,26 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const acting = (): void => {
     answer = null;
   };
-  /** Shows a box found by a look at the store the person did not ask for: the answer said to them stays in its note. */
-  const showLookedUp = (show: () => void): void => {
-    show();
-    if (answer !== null) savedNote.textContent = answer;
+  /** What the box shows now (boxKey), or null: its note alone (sayInBox), or nothing. */
+  let shows: string | null = null;
+  /** The "Forget it?" question of the box shown, open or not; null when the box has none. */
+  let question: HTMLElement | null = null;
+  /**
+   * Shows the box for what a look at the store the person did not ask for found (when the page opened, after a refused
+   * Resume). Such a look may end while the person reads the box, even a "Forget it?" asked in it, which a rebuilt box
+   * took away without a word. The box that shows `found` already stays as it is, its question and note included. Another
+   * one is rebuilt, the answer said to the person kept in its note; or, when a question was open, that note says the
+   * question was withdrawn: it named a run the store no longer holds (and Forget deletes whatever the store holds).
+   */
+  const showLookedUp = (found: LookedUp): void => {
+    const key = boxKey(found);
+    if (!saved.hidden && shows === key) return;
+    const asked = !saved.hidden && question !== null && !question.hidden;
+    if (found.kind === 'elsewhere') showElsewhere(found.run);
+    else if (found.kind === 'saved') showSaved(found.run);
+    else showDamaged(found.problem);
+    if (asked) sayAnswer(found.kind === 'elsewhere' ? FORGET_ELSEWHERE_TEXT : forgetWithdrawnText(found.kind === 'saved' ? found.run : null));
+    else if (answer !== null) savedNote.textContent = answer;
   };
   /** Takes the box off the page, and with it any answer its note held: said to no one, it has nothing to keep. */
   const hideBox = (): void => {
@@ -344,13 +376,15 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     answer = null;
   };
   /**
-   * Shows the box with `children` in it. `state` marks what it shows ('elsewhere': another tab's run), set or cleared
-   * here on every showing, so that no showing keeps a former one's marker (showElsewhere reads it to tell a box newly
-   * shown from one looked at again).
+   * Shows the box with `children` in it; `key`: what it shows (boxKey), null for its note alone. Its marker, set or
+   * cleared here on every showing so that no showing keeps a former one's ('elsewhere': another tab's run; showElsewhere
+   * reads it to tell a box newly shown from one looked at again), and its question, which the showing sets after this.
    */
-  const showBox = (children: readonly Node[], state?: 'elsewhere'): void => {
-    if (state === undefined) delete saved.dataset.state;
-    else saved.dataset.state = state;
+  const showBox = (children: readonly Node[], key: string | null): void => {
+    if (key === ELSEWHERE_KEY) saved.dataset.state = 'elsewhere';
+    else delete saved.dataset.state;
+    shows = key;
+    question = null;
     saved.hidden = false;
     replaceChildren(saved, ...children);
   };
@@ -360,7 +394,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
    * said nothing to anyone.
    */
   const sayInBox = (text: string): void => {
-    if (saved.hidden || savedNote.parentNode !== saved) showBox([savedNote]);
+    if (saved.hidden || savedNote.parentNode !== saved) showBox([savedNote], null);
     sayAnswer(text);
   };
   const showSaved = (run: SavedRun): void => {
@@ -376,16 +410,20 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
     const say = savedNote;
     say.textContent = '';
-    showBox([
-      h('h3', {}, finished ? 'A finished run is saved in this browser' : 'A run is saved in this browser'),
-      h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, savedSummary(run)),
-      h('div', { class: 'actions' }, ...buttons, forget),
-      say,
-    ]);
+    showBox(
+      [
+        h('h3', {}, finished ? 'A finished run is saved in this browser' : 'A run is saved in this browser'),
+        h('p', { class: 'num', 'data-testid': 'saved-run-summary' }, savedSummary(run)),
+        h('div', { class: 'actions' }, ...buttons, forget),
+        say,
+      ],
+      boxKey({ kind: 'saved', run }),
+    );
     // Forgetting deletes the run and its checkpoint for good: asked first, as Train asks before replacing it and the
     // cache panel before deleting weights.
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
     saved.insertBefore(confirmForget, say);
+    question = confirmForget;
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
       const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
@@ -449,7 +487,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (run) return showSaved(run);
     hideBox();
     // Ends after the refusal was said (in the box, when the Resume was pressed there).
-    void control.savedRunProblem().then((problem) => problem && showLookedUp(() => showDamaged(problem)));
+    void control.savedRunProblem().then((problem) => problem && showLookedUp({ kind: 'damaged', problem }));
   };
   // ---- a saved run that cannot be read ----------------------------------------------------------------------------
   /**
@@ -467,7 +505,11 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (why) sayAnswer(`${why} ${own}`);
     else say.textContent = own;
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
-    showBox([h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say]);
+    showBox(
+      [h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say],
+      boxKey({ kind: 'damaged', problem }),
+    );
+    question = confirmForget;
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
       const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
@@ -511,7 +553,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
           : h('p', { class: 'hint' }, 'It has saved no checkpoint yet.'),
         savedNote,
       ],
-      'elsewhere',
+      ELSEWHERE_KEY,
     );
     if (elsewhereTimer === null) elsewhereTimer = setTimeout(lookAgain, ELSEWHERE_POLL_MS);
   };
@@ -539,11 +581,11 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const [elsewhere, run] = await Promise.all([control.runElsewhere(), control.savedRun()]);
     if (shared.run.value.phase !== 'idle') return;
     // The page's own look, which may end after the person acted in a box shown meanwhile (Train shows one).
-    if (elsewhere) showLookedUp(() => showElsewhere(run));
-    else if (run) showLookedUp(() => showSaved(run));
+    if (elsewhere) showLookedUp({ kind: 'elsewhere', run });
+    else if (run) showLookedUp({ kind: 'saved', run });
     else {
       const problem = await control.savedRunProblem();
-      if (problem && shared.run.value.phase === 'idle') showLookedUp(() => showDamaged(problem));
+      if (problem && shared.run.value.phase === 'idle') showLookedUp({ kind: 'damaged', problem });
     }
   });
 

@@ -9,9 +9,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
-import { offerGoneText, replaceGoneText } from '../../../src/ui/saved-run-offer.ts';
+import { FORGET_ELSEWHERE_TEXT } from '../../../src/ui/run-controller.ts';
+import { forgetWithdrawnText, offerGoneText, replaceGoneText } from '../../../src/ui/saved-run-offer.ts';
 import type { DataState, PlanState, Shared } from '../../../src/ui/state.ts';
-import { trainingPanel } from '../../../src/ui/training-panel.ts';
+import { savedSummary, trainingPanel } from '../../../src/ui/training-panel.ts';
 import type { DataStats, ModelInfo, RunEstimate, SavedRun, TrainResult } from '../../../src/worker/api.ts';
 import { asFake, installFakeDocument, type FakeElement } from '../../helpers/fake-dom.ts';
 import { DEMO_SOURCE, demoModel, fakeRunPage, SAVED_AT_STEP_4, type EngineFakes } from '../../helpers/fake-run-page.ts';
@@ -170,5 +171,125 @@ describe('the look for a damaged saved run after a refused Resume', () => {
     // The box may show the run that cannot be read now, but the person's answer stays.
     expect(view.byTestId('saved-run-summary')?.textContent).toBe(`${PROBLEM}.`);
     expect(note(view)).toBe(refusal);
+  });
+});
+
+// A look the person did not ask for, ending while "Forget it?" is asked in the box, used to rebuild the box and so take
+// the question away as it was read. The box it would show, when it is the one shown, now stays as it is, question
+// and all; when the store holds something else, the box is rebuilt for that, and says why the question went.
+describe('a look at the store ending while "Forget it?" is asked', () => {
+  /** Opens the question in the box shown, and returns it. */
+  const ask = (view: FakeElement): FakeElement => {
+    view.byTestId('saved-run-forget')!.click();
+    const question = view.byTestId('saved-run-confirm-forget')!;
+    expect(question.hidden).toBe(false);
+    return question;
+  };
+
+  it('on open, finding the run the box shows: the question stays open, and its answer forgets the run', async () => {
+    // The page's look reads the store twice (the run, then why it cannot be read): the second read is held.
+    let reads = 0;
+    const held: Held = { answer: () => undefined };
+    const savedRun = (): Promise<SavedRun | null> => {
+      reads++;
+      if (reads !== 2) return Promise.reject(damaged());
+      return new Promise((_resolve, reject) => (held.answer = () => reject(damaged())));
+    };
+    let forgotten = 0;
+    const { view } = await panelOver({ savedRun, forgetSavedRun: async () => void forgotten++ });
+    view.byTestId('train-start')!.click();
+    await settled();
+    const question = ask(view);
+    held.answer();
+    await settled();
+    // The question on the page is still open, and it is the one the person was reading.
+    expect(view.byTestId('saved-run-confirm-forget')?.hidden).toBe(false);
+    expect(view.byTestId('saved-run-confirm-forget') === question).toBe(true);
+    expect(note(view)).toBe(DAMAGED_OWN_NOTE);
+    view.byTestId('saved-run-confirm-forget-yes')!.click();
+    await settled();
+    expect(forgotten).toBe(1);
+    expect(view.byTestId('saved-run')!.hidden).toBe(true);
+  });
+
+  it('after a refused Resume, finding the run the box shows: the question stays open', async () => {
+    const saved: SavedRun = { ...SAVED_AT_STEP_4, quantization: defaultHyperparams().quantization };
+    // The store holds the run offered until the worker refuses its resume (another tab forgot it); then none, then a
+    // run that cannot be read (that tab saved a run and was killed mid-write). The look after the refusal is held.
+    let store: 'saved' | 'none' | 'held' | 'damaged' = 'saved';
+    const held: Held = { answer: () => undefined };
+    const savedRun = (): Promise<SavedRun | null> => {
+      if (store === 'saved') return Promise.resolve(saved);
+      if (store === 'none') {
+        store = 'held';
+        return Promise.resolve(null);
+      }
+      if (store === 'held') {
+        store = 'damaged';
+        return new Promise((_resolve, reject) => (held.answer = () => reject(damaged())));
+      }
+      return Promise.reject(damaged());
+    };
+    const { view } = await panelOver({
+      savedRun,
+      resumeSavedRun: async (): Promise<TrainResult> => {
+        store = 'none';
+        throw new FinetuneError('bad-input', 'the run saved here is no longer the checkpoint asked for', { checkpointGone: true });
+      },
+    });
+    view.byTestId('saved-run-resume')!.click();
+    await settled();
+    // Train finds the run that cannot be read; the person asks to forget it.
+    view.byTestId('train-start')!.click();
+    await settled();
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(`${PROBLEM}.`);
+    const question = ask(view);
+    held.answer();
+    await settled();
+    // The question on the page is still open, and it is the one the person was reading.
+    expect(view.byTestId('saved-run-confirm-forget')?.hidden).toBe(false);
+    expect(view.byTestId('saved-run-confirm-forget') === question).toBe(true);
+  });
+
+  it('on open, finding another run than the box shows: the box shows that run, and says the question was withdrawn', async () => {
+    // The page's look: its read of the run is held, and finds the run at step 4. Train, meanwhile, finds a run that
+    // cannot be read.
+    let reads = 0;
+    const held: Held = { answer: () => undefined };
+    const savedRun = (): Promise<SavedRun | null> => {
+      reads++;
+      if (reads === 1) return new Promise((resolve) => (held.answer = () => resolve(SAVED_AT_STEP_4)));
+      return Promise.reject(damaged());
+    };
+    let forgotten = 0;
+    const { view } = await panelOver({ savedRun, forgetSavedRun: async () => void forgotten++ });
+    view.byTestId('train-start')!.click();
+    await settled();
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(`${PROBLEM}.`);
+    ask(view);
+    held.answer();
+    await settled();
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(savedSummary(SAVED_AT_STEP_4));
+    expect(view.byTestId('saved-run-confirm-forget')?.hidden).toBe(true);
+    expect(note(view)).toBe(forgetWithdrawnText(SAVED_AT_STEP_4));
+    expect(forgotten).toBe(0);
+  });
+
+  it('on open, finding a run in another tab: the "another tab" box says that nothing was forgotten', async () => {
+    let looks = 0;
+    const held: { answer: () => void } = { answer: () => undefined };
+    const runElsewhere = (): Promise<boolean> => {
+      looks++;
+      if (looks === 1) return new Promise((resolve) => (held.answer = () => resolve(true)));
+      return Promise.resolve(false);
+    };
+    const { view } = await panelOver({ savedRun: () => Promise.reject(damaged()), runElsewhere });
+    view.byTestId('train-start')!.click();
+    await settled();
+    ask(view);
+    held.answer();
+    await settled();
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    expect(note(view)).toBe(FORGET_ELSEWHERE_TEXT);
   });
 });
