@@ -569,8 +569,15 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     shared.runElsewhere.set(false);
     delete saved.dataset.state;
     hideBox();
+    // What that tab left: its run, offered as the page offers it on open, or one it left unreadable (killed mid-write),
+    // offered to be forgotten; hidden, nothing said it was there until Train found it. A look the person did not ask
+    // for, as the page's on open: a box Train showed meanwhile keeps its question.
     const run = await control.savedRun();
-    if (run && shared.run.value.phase === 'idle') showSaved(run);
+    const problem = run ? null : await control.savedRunProblem();
+    if (shared.run.value.phase === 'idle') {
+      if (run) showLookedUp({ kind: 'saved', run });
+      else if (problem) showLookedUp({ kind: 'damaged', problem });
+    }
     // The estimate was measured while the other run shared the GPU: measure it again alone.
     await shared.engine.forgetEstimate().catch(() => undefined);
     estimateFor = '';

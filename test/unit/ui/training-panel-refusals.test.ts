@@ -204,3 +204,45 @@ describe('a Forget refused because another tab holds the run', () => {
     expect(boxNote(view)).toBe(FORGET_ELSEWHERE_TEXT);
   });
 });
+
+// While another tab trains, the "another tab" box looks again every 3 s, and offers the saved run once that tab's run
+// ends. A run that tab left unreadable (killed mid-write) hid the box: nothing said it was there, until Train found it.
+describe('the "another tab" box, once that tab\'s run ends', () => {
+  it('offers to forget a run that tab left unreadable', async () => {
+    const problem = 'the saved run is unreadable (run.json: Unexpected end of JSON input)';
+    const store = { elsewhere: true, damaged: false };
+    const { shared } = fakeRunPage({
+      savedRun: async () => {
+        if (store.damaged) throw new FinetuneError('bad-input', problem, { damagedRun: true });
+        return saved;
+      },
+      runElsewhere: async () => store.elsewhere,
+      forgetEstimate: async () => undefined,
+    });
+    const view = asFake(trainingPanel(shared, { restoreForm: () => undefined, showFiles: () => undefined, applyQuickPreset: () => undefined }));
+    await settled();
+    const box = view.byTestId('saved-run')!;
+    expect(box.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
+    store.elsewhere = false;
+    store.damaged = true;
+    await vi.advanceTimersByTimeAsync(3000);
+    await settled();
+    expect(shared.runElsewhere.value).toBe(false);
+    expect(box.hidden).toBe(false);
+    expect(box.childNodes[0]?.textContent).toBe('The run saved in this browser cannot be read');
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(`${problem}.`);
+    expect(view.byTestId('saved-run-forget')).not.toBe(null);
+  });
+
+  it('offers the run that tab saved', async () => {
+    const store = { elsewhere: true };
+    const { shared } = fakeRunPage({ savedRun: async () => saved, runElsewhere: async () => store.elsewhere, forgetEstimate: async () => undefined });
+    const view = asFake(trainingPanel(shared, { restoreForm: () => undefined, showFiles: () => undefined, applyQuickPreset: () => undefined }));
+    await settled();
+    store.elsewhere = false;
+    await vi.advanceTimersByTimeAsync(3000);
+    await settled();
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('A run is saved in this browser');
+    expect(view.byTestId('saved-run-resume')).not.toBe(null);
+  });
+});
