@@ -37,7 +37,8 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
   if (!c.gpuOk) return { text: 'No usable GPU: see the GPU panel', state: 'waiting', href: '#gpu' };
   switch (r.phase) {
     case 'validating':
-      if (r.validating) return { text: `Validating · step ${formatCount(r.validating.step)} · ${r.validating.done} / ${r.validating.passes}`, state: 'busy', href: training };
+      // Step 0: the pass before the first step (eval_on_start).
+      if (r.validating) return { text: `Validating · ${r.validating.step === 0 ? 'before training' : `step ${formatCount(r.validating.step)}`} · ${r.validating.done} / ${r.validating.passes}`, state: 'busy', href: training };
       return { text: `Training · step ${of}`, state: 'busy', href: training };
     case 'running':
       // The time left too: the chip is what shows from the other panels of a long page.

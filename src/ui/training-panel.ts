@@ -161,7 +161,7 @@ export function phaseLine(run: RunState, why: string | null | undefined): string
   if (run.phase === 'pausing' && v) return `Pausing in the validation after step ${v.step}, after its forward pass under way…`;
   if (run.phase === 'stopping' && v) return `Stopping: the validation after step ${v.step} is left unfinished…`;
   // Once paused, the step it paused after ("after the current step" was said of a step long done).
-  if (run.phase === 'paused') return `Paused after step ${run.step}. Resume continues; export works while paused.`;
+  if (run.phase === 'paused') return `Paused ${run.step === 0 ? 'before the first step' : `after step ${run.step}`}. Resume continues; export works while paused.`;
   // Resume asked: the worker lets the run go once what reads its adapter has ended (an export takes seconds).
   if (run.phase === 'resuming') return `Resuming ${v ? 'the validation ' : ''}after step ${v?.step ?? run.step} once the export (or other reading of the adapter) under way has finished…`;
   return PHASE_TEXT[run.phase];

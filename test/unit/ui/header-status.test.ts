@@ -16,6 +16,8 @@ describe('header status', () => {
     expect(headerStatus(at({ phase: 'running', step: 1200, totalSteps: 14000, readouts: { etaSeconds: 3754 } as RunState['readouts'] }), ready).text).toBe('Training · step 1,200 / 14,000 · 1:02:34 left');
     expect(headerStatus(at({ phase: 'stopping', step: 1200, totalSteps: 14000, readouts: { etaSeconds: 3754 } as RunState['readouts'] }), ready).text).toBe('Training · step 1,200 / 14,000');
     expect(headerStatus(at({ phase: 'validating', step: 4, totalSteps: 8, validating: { step: 4, passes: 4, done: 1 } }), ready).text).toBe('Validating · step 4 · 1 / 4');
+    // The pass before the first step (eval_on_start) is no step's.
+    expect(headerStatus(at({ phase: 'validating', step: 0, totalSteps: 8, validating: { step: 0, passes: 4, done: 1 } }), ready).text).toBe('Validating · before training · 1 / 4');
     expect(headerStatus(at({ phase: 'paused', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Paused · step 3 / 8', state: 'paused' });
     expect(headerStatus(at({ phase: 'pausing', step: 3, totalSteps: 8 }), ready)).toMatchObject({ text: 'Pausing · step 3 / 8', state: 'busy' });
     // Resume asked while an export reads the adapter: the run is still held.

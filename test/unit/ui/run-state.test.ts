@@ -296,6 +296,8 @@ describe('estimateSubject', () => {
 describe('phaseLine', () => {
   it('says which step a paused run paused after (it said "after the current step" of a step long done)', () => {
     expect(phaseLine({ ...IDLE_RUN, phase: 'paused', step: 3 }, null)).toBe('Paused after step 3. Resume continues; export works while paused.');
+    // Paused before the first step (in the validation before training, eval_on_start): no step was done.
+    expect(phaseLine({ ...IDLE_RUN, phase: 'paused', step: 0 }, null)).toBe('Paused before the first step. Resume continues; export works while paused.');
     expect(phaseLine({ ...IDLE_RUN, phase: 'pausing', step: 3 }, null)).toBe('Pausing after the current step…');
   });
 });
