@@ -244,3 +244,48 @@ export async function savedRunIn(store: RunStore | null): Promise<SavedRun | nul
 export async function forgetSavedRunIn(store: RunStore | null): Promise<void> {
   await store?.commit(Object.fromEntries(RUN_FILES.map((f) => [f, null])));
 }
+
+/**
+ * What a Forget names: the run the page's box showed (its step and its record's savedAt, as a resume names its
+ * checkpoint), or `{ damaged: true }`, "the store holds a run that cannot be read". Every tab shares the store: another
+ * may save or forget a run between the box being shown and the person confirming, and a Forget that named nothing
+ * deleted a run the person never saw.
+ */
+export type ExpectedForget = Pick<SavedRun, 'step' | 'savedAt'> | { damaged: true };
+
+/** Whether `e`, as it came from the page (through the worker), names what a Forget may delete; else refused. */
+function checkExpectedForget(e: unknown): asserts e is ExpectedForget {
+  const c = e as Record<string, unknown> | null;
+  const named = typeof c === 'object' && c !== null && (c.damaged === true || (Number.isSafeInteger(c.step) && typeof c.savedAt === 'string'));
+  if (!named) throw new FinetuneError('bad-input', 'the saved run to forget is named by its step (a whole number) and its savedAt (text), or as { damaged: true } for one that cannot be read');
+}
+
+/**
+ * Refuses a Forget unless `store` holds what `expected` names: that very record (its step and savedAt), or, for
+ * `{ damaged: true }`, a run that cannot be read. Its caller holds the run lock that keeps other tabs from saving
+ * between this check and the delete. The refusal's details.savedRunChanged tells the page to show the run saved now;
+ * nothing was deleted.
+ */
+export async function checkForgets(store: RunStore | null, expected: unknown): Promise<void> {
+  checkExpectedForget(expected);
+  let now: SavedRun | null = null;
+  let damaged: FinetuneError | null = null;
+  try {
+    now = await savedRunIn(store);
+  } catch (e) {
+    if (!isDamagedRun(e)) throw e;
+    damaged = e;
+  }
+  const same = 'damaged' in expected ? damaged !== null : damaged === null && now !== null && now.step === expected.step && now.savedAt === expected.savedAt;
+  if (same) return;
+  const asked = 'damaged' in expected ? 'a run that cannot be read' : `step ${expected.step}, saved ${expected.savedAt}`;
+  const holds = damaged
+    ? `it now holds a run that cannot be read: ${damaged.message}`
+    : now
+      ? `it now holds ${quote(now.trainName)} at step ${now.step} of ${now.totalSteps}, saved ${now.savedAt}`
+      : 'no run is saved any more';
+  throw new FinetuneError('bad-input', `the run saved here is no longer the one Forget asked about (${asked}): ${holds}. Nothing was forgotten`, {
+    savedRunChanged: true,
+    expected: 'damaged' in expected ? { damaged: true } : { step: expected.step, savedAt: expected.savedAt },
+  });
+}
