@@ -6,7 +6,7 @@
 // before it could be read. A note said in answer to the person's own action now stays until their next action: a look
 // ending later may rebuild the box around it. The panel is built on a fake DOM (test/helpers/fake-dom.ts) around a
 // fake engine worker whose answers the tests release.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { FORGET_ELSEWHERE_TEXT } from '../../../src/ui/run-controller.ts';
@@ -14,33 +14,13 @@ import { forgetWithdrawnText, offerGoneText, replaceGoneText } from '../../../sr
 import type { DataState, PlanState, Shared } from '../../../src/ui/state.ts';
 import { savedSummary, trainingPanel } from '../../../src/ui/training-panel.ts';
 import type { DataStats, ModelInfo, RunEstimate, SavedRun, TrainResult } from '../../../src/worker/api.ts';
-import { asFake, installFakeDocument, type FakeElement } from '../../helpers/fake-dom.ts';
+import { asFake, type FakeElement } from '../../helpers/fake-dom.ts';
+import { panelOnFakeDom, settled } from '../../helpers/panel-on-fake-dom.ts';
 import { DEMO_SOURCE, demoModel, fakeRunPage, SAVED_AT_STEP_4, type EngineFakes } from '../../helpers/fake-run-page.ts';
 
-// The loss chart draws with uPlot, which needs a real DOM; what it draws is not what these tests are about.
-vi.mock('../../../src/ui/loss-chart.ts', () => ({
-  LossChart: class {
-    readonly element = document.createElement('div');
-    addStep(): void {}
-    addValidation(): void {}
-    reset(): void {}
-    setTotal(): void {}
-  },
-}));
+vi.mock('../../../src/ui/loss-chart.ts', () => import('../../helpers/fake-loss-chart.ts'));
 
-let restore: () => void;
-beforeEach(() => {
-  restore = installFakeDocument();
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-});
-afterEach(() => {
-  vi.useRealTimers();
-  restore();
-});
-
-const settled = async (): Promise<void> => {
-  for (let i = 0; i < 10; i++) await vi.advanceTimersByTimeAsync(0);
-};
+panelOnFakeDom();
 
 const PROBLEM = 'the saved run is unreadable (run.json: Unexpected end of JSON input)';
 /** How the worker answers a read of a saved run that cannot be read. */

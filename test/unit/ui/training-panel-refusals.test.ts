@@ -6,7 +6,7 @@
 // shown. A Forget refused because another tab holds the run shows that tab's run too, and says that nothing was
 // forgotten: the "another tab" box's general note alone never said what came of the Forget the person had confirmed.
 // The panel is built on a fake DOM (test/helpers/fake-dom.ts) around a fake engine worker.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { ELSEWHERE_TEXT, FORGET_ELSEWHERE_TEXT } from '../../../src/ui/run-controller.ts';
@@ -15,7 +15,8 @@ import { forgetWithdrawnText, offerGoneText } from '../../../src/ui/saved-run-of
 import type { Shared } from '../../../src/ui/state.ts';
 import { savedSummary, trainingPanel } from '../../../src/ui/training-panel.ts';
 import type { SavedRun, TrainResult } from '../../../src/worker/api.ts';
-import { asFake, installFakeDocument, type FakeElement } from '../../helpers/fake-dom.ts';
+import { asFake, type FakeElement } from '../../helpers/fake-dom.ts';
+import { panelOnFakeDom, settled } from '../../helpers/panel-on-fake-dom.ts';
 import { fakeRunPage, SAVED_AT_STEP_4 } from '../../helpers/fake-run-page.ts';
 
 /** The run saved in this browser when the page was opened. */
@@ -24,31 +25,9 @@ const saved: SavedRun = SAVED_AT_STEP_4;
 /** How the worker refuses a resume once another tab holds the saved run (run-lock.ts). */
 const elsewhereRefusal = (): FinetuneError => new FinetuneError('bad-input', ELSEWHERE_TEXT, { runElsewhere: true });
 
-// The loss chart draws with uPlot, which needs a real DOM; what it draws is not what these tests are about.
-vi.mock('../../../src/ui/loss-chart.ts', () => ({
-  LossChart: class {
-    readonly element = document.createElement('div');
-    addStep(): void {}
-    addValidation(): void {}
-    reset(): void {}
-    setTotal(): void {}
-  },
-}));
+vi.mock('../../../src/ui/loss-chart.ts', () => import('../../helpers/fake-loss-chart.ts'));
 
-let restore: () => void;
-beforeEach(() => {
-  restore = installFakeDocument();
-  // The "another tab" box looks again every few seconds: advanced by the tests, never by the clock.
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-});
-afterEach(() => {
-  vi.useRealTimers();
-  restore();
-});
-
-const settled = async (): Promise<void> => {
-  for (let i = 0; i < 10; i++) await vi.advanceTimersByTimeAsync(0);
-};
+panelOnFakeDom();
 
 interface Store {
   /** The run saved now (null: none). */

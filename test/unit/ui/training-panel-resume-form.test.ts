@@ -6,7 +6,7 @@
 // them. The form now takes the run's values once the worker has begun the resume. The panel is built on a fake DOM
 // (test/helpers/fake-dom.ts) around a fake engine worker; the form is the page's form cell, which the hyperparameter
 // panel and every listener read, and every value it takes is recorded.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { formState, formValuesOf } from '../../../src/ui/hyperparams-panel.ts';
@@ -15,33 +15,13 @@ import { damagedResumeText, offerGoneText } from '../../../src/ui/saved-run-offe
 import type { Shared } from '../../../src/ui/state.ts';
 import { trainingPanel } from '../../../src/ui/training-panel.ts';
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../../../src/worker/api.ts';
-import { asFake, installFakeDocument, type FakeElement } from '../../helpers/fake-dom.ts';
+import { asFake, type FakeElement } from '../../helpers/fake-dom.ts';
+import { panelOnFakeDom, settled } from '../../helpers/panel-on-fake-dom.ts';
 import { fakeRunPage, SAVED_AT_STEP_4 } from '../../helpers/fake-run-page.ts';
 
-// The loss chart draws with uPlot, which needs a real DOM; what it draws is not what these tests are about.
-vi.mock('../../../src/ui/loss-chart.ts', () => ({
-  LossChart: class {
-    readonly element = document.createElement('div');
-    addStep(): void {}
-    addValidation(): void {}
-    reset(): void {}
-    setTotal(): void {}
-  },
-}));
+vi.mock('../../../src/ui/loss-chart.ts', () => import('../../helpers/fake-loss-chart.ts'));
 
-let restore: () => void;
-beforeEach(() => {
-  restore = installFakeDocument();
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-});
-afterEach(() => {
-  vi.useRealTimers();
-  restore();
-});
-
-const settled = async (): Promise<void> => {
-  for (let i = 0; i < 10; i++) await vi.advanceTimersByTimeAsync(0);
-};
+panelOnFakeDom();
 
 /** The run saved in this browser: its learning rate is not the one the person typed. */
 const saved: SavedRun = { ...SAVED_AT_STEP_4, hp: { ...defaultHyperparams(), learning_rate: 5e-4 } };
