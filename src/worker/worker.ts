@@ -149,12 +149,22 @@ let sessionPromise: Promise<FinetuneSession> | null = null;
 /** The GPU memory the user gave (setGpuMemory), kept across sessions: a recovered device is the same GPU. */
 let gpuMemoryBytes: number | null = null;
 
+/**
+ * The session, handed the kernel-tuning cache as it opens now, for a run or an estimate that measures kernels: handed
+ * once when the session was made, a session made while the browser refused its storage measured the kernels at every
+ * run and remembered none, though rememberedKernels (opening again) found the cache.
+ */
+async function sessionWithKernelCache(): Promise<FinetuneSession> {
+  const s = await session();
+  s.kernelCache = await kernelCache();
+  return s;
+}
+
 function session(): Promise<FinetuneSession> {
   sessionPromise ??= (async () => {
     // The store opener, not the store: each run asks for it (inside the run lock), so a session made while the browser
     // refused its storage saves its runs once the store opens, into the one store savedRun and forgetSavedRun use.
     const s = new FinetuneSession(await gpuContext(), await tokenizer(), runStore);
-    s.kernelCache = await kernelCache();
     s.gpuMemoryBytes = gpuMemoryBytes;
     return s;
   })().catch((e: unknown) => {
@@ -402,7 +412,7 @@ const api = {
   },
 
   async estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate> {
-    const s = await session();
+    const s = await sessionWithKernelCache();
     return onGpu(s.ctx, () => s.estimate(hp, train, validation));
   },
 
@@ -421,7 +431,7 @@ const api = {
    * lock that keeps other tabs from saving.
    */
   async startTraining(hp: Record<string, unknown>, files: TrainFiles, onEvent: (e: TrainEvent) => void, replaces?: ExpectedSavedRun): Promise<TrainResult> {
-    const s = await session();
+    const s = await sessionWithKernelCache();
     return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train(hp, files, onEvent, { replaces })));
   },
 
@@ -430,13 +440,13 @@ const api = {
    * the record, and checks it is the checkpoint `expected`, inside the run lock that keeps other tabs from saving.
    */
   async resumeSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult> {
-    const s = await session();
+    const s = await sessionWithKernelCache();
     return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train({}, null, onEvent, { resume: true, expected })));
   },
 
   /** The saved run's adapter at its checkpoint, without training on (an unfinished run's "Restore the adapter"). */
   async restoreSavedRun(onEvent: (e: TrainEvent) => void, expected?: ExpectedCheckpoint): Promise<TrainResult> {
-    const s = await session();
+    const s = await sessionWithKernelCache();
     return runStoreLock.exclusive(() => onGpu(s.ctx, () => s.train({}, null, onEvent, { resume: true, restoreOnly: true, expected })));
   },
 

@@ -23,6 +23,8 @@ const h = await vi.hoisted(async () => ({
   forgetStores: [] as unknown[],
   /** The weight cache the session had at each load. */
   loadCaches: [] as unknown[],
+  /** The kernel-tuning cache the session had at each run and each estimate. */
+  runKernelCaches: [] as unknown[],
 }));
 
 vi.mock('comlink', async (importOriginal) => (await import('../../helpers/fake-worker.ts')).fakeComlink(await importOriginal(), h));
@@ -62,6 +64,7 @@ vi.mock('../../../src/run/session.ts', async (importOriginal) => ({
     }
     /** As the session's run does: the store it has when it runs, and a new run's checkpoint saved into it. */
     async train(_hp: unknown, files: { trainName: string } | null): Promise<object> {
+      h.runKernelCaches.push(this.kernelCache);
       const store = typeof this.store === 'function' ? await this.store() : this.store;
       h.sessionStores.push(store);
       if (store && files) {
@@ -134,6 +137,7 @@ beforeEach(async () => {
   h.readStores.length = 0;
   h.forgetStores.length = 0;
   h.loadCaches.length = 0;
+  h.runKernelCaches.length = 0;
   folderRefusals = new Map();
   refusedFolders = new Set();
   folders = new Map();
@@ -244,6 +248,23 @@ describe('a kernel-tuning cache the browser refused once', () => {
     throwingReads = 1;
     await expect(api.rememberedKernels()).rejects.toThrow('storage is not ready');
     expect(await api.rememberedKernels()).toHaveLength(1);
+  });
+});
+
+describe('a session made while the browser refused the kernel-tuning cache', () => {
+  it('remembers the kernels of a run started once the cache opens, in the cache the GPU panel lists', async () => {
+    refusedFolders.add('finetune-kernels');
+    await api.loadModel({ kind: 'demo' }, 'none');
+    const files = { train: new Blob(['{"prompt":"a","completion":"b"}\n']), trainName: 'mine.jsonl', validation: null, validationName: null };
+    await api.startTraining({}, files, () => undefined, null);
+    expect(h.runKernelCaches).toEqual([null]);
+    refusedFolders.delete('finetune-kernels');
+    await api.startTraining({}, files, () => undefined, null);
+    expect(h.runKernelCaches[1]).not.toBeNull();
+    // The one cache, opened once it could be: the run's choices land where rememberedKernels reads.
+    await (h.runKernelCaches[1] as ReturnType<typeof kernelCache>).put('{"gpu":["fake"]}', remembered);
+    expect(await api.rememberedKernels()).toHaveLength(1);
+    expect(opened.get('finetune-kernels')).toBe(1);
   });
 });
 
