@@ -677,8 +677,12 @@ export class FinetuneSession {
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     // A resume reads the store before the run counts as going: a load asked for meanwhile is refused when it ends.
     const preparedOn = this.weights;
-    // The store this run reads and saves to, whatever the source answers later: asked now, inside the worker's run lock.
-    const store = await this.runStore();
+    // The store this run reads and saves to, whatever the source answers later, asked inside the worker's run lock: now
+    // by a resume and by a run that names what it replaces (both read it before the run counts as going, as they did),
+    // else once the run counts as going. Asked first by every run, it put an await before a new run counted as going,
+    // and a load asked for in that moment went ahead and refused the run (session-serialise.test.ts).
+    const storeFirst = o.resume === true || o.replaces !== undefined;
+    let store: RunStore | null = storeFirst ? await this.runStore() : null;
     // Written into the adapter's config and README as given: held to what the page's and the CLI's typed name is.
     if (o.baseModelName !== undefined) {
       const problem = typeof o.baseModelName === 'string' ? baseModelNameProblem(o.baseModelName) : 'the base model name is not text';
@@ -754,6 +758,7 @@ export class FinetuneSession {
     control.onPaused = () => onEvent({ type: 'paused', step: stepNow });
     let runner: MistralRunner | null = null;
     try {
+      if (!storeFirst) store = await this.runStore();
       // `prepared`: the caller already read these files with these hyperparameters (the CLI does, before it loads the
       // model, so that a bad file is refused before minutes of loading); a resume reads its own from the store.
       const data =
