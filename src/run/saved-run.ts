@@ -246,19 +246,6 @@ export async function forgetSavedRunIn(store: RunStore | null): Promise<void> {
 }
 
 /**
- * What the store holds, as a check against what a caller named reads it: the saved run (or null: none), or the reason
- * a saved run cannot be read (`damaged`; any other failure is thrown).
- */
-export async function savedRunOrDamage(store: RunStore | null): Promise<{ now: SavedRun | null; damaged: FinetuneError | null }> {
-  try {
-    return { now: await savedRunIn(store), damaged: null };
-  } catch (e) {
-    if (!isDamagedRun(e)) throw e;
-    return { now: null, damaged: e };
-  }
-}
-
-/**
  * What a Forget names: the run the page's box showed (its step and its record's savedAt, as a resume names its
  * checkpoint), or `{ damaged: true }`, "the store holds a run that cannot be read". Every tab shares the store: another
  * may save or forget a run between the box being shown and the person confirming, and a Forget that named nothing
@@ -281,7 +268,14 @@ function checkExpectedForget(e: unknown): asserts e is ExpectedForget {
  */
 export async function checkForgets(store: RunStore | null, expected: unknown): Promise<void> {
   checkExpectedForget(expected);
-  const { now, damaged } = await savedRunOrDamage(store);
+  let now: SavedRun | null = null;
+  let damaged: FinetuneError | null = null;
+  try {
+    now = await savedRunIn(store);
+  } catch (e) {
+    if (!isDamagedRun(e)) throw e;
+    damaged = e;
+  }
   const same = 'damaged' in expected ? damaged !== null : damaged === null && now !== null && now.step === expected.step && now.savedAt === expected.savedAt;
   if (same) return;
   const asked = 'damaged' in expected ? 'a run that cannot be read' : `step ${expected.step}, saved ${expected.savedAt}`;
