@@ -3,13 +3,12 @@
 // change of phase goes through the run controller (run-controller.ts) and the reducer; this file only renders.
 
 import { browserNotifierEnv, notifyControl } from './run-notifier.ts';
-import type { DataStats, ExpectedForget, RunEstimate, SavedRun } from '../worker/api.ts';
+import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { estimateFailureView } from './estimate-view.ts';
 import { lrChartView, markLrStep } from './lr-chart.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration, validationLossWords } from './format.ts';
 import { visibleText } from '../core/quote.ts';
-import { isFinetuneError } from '../core/errors.ts';
 import { formatCounted } from '../core/units.ts';
 import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
@@ -368,7 +367,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (found.kind === 'elsewhere') showElsewhere(found.run);
     else if (found.kind === 'saved') showSaved(found.run);
     else showDamaged(found.problem);
-    if (asked) sayAnswer(found.kind === 'elsewhere' ? FORGET_ELSEWHERE_TEXT : forgetWithdrawnText(found.kind === 'saved' ? found.run : 'unreadable'));
+    if (asked) sayAnswer(found.kind === 'elsewhere' ? FORGET_ELSEWHERE_TEXT : forgetWithdrawnText(found.kind === 'saved' ? found.run : null));
     else if (answer !== null) savedNote.textContent = answer;
   };
   /** Takes the box off the page, and with it any answer its note held: said to no one, it has nothing to keep. */
@@ -446,7 +445,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const forgetNow = async (): Promise<void> => {
       confirmForget.hidden = true;
       setDisabled(true);
-      if (!(await forgetConfirmed({ step: run.step, savedAt: run.savedAt }))) setDisabled(false);
+      if (!(await forgetConfirmed())) setDisabled(false);
     };
     for (const a of actions) {
       a.button.addEventListener('click', async () => {
@@ -464,39 +463,24 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
    * Forgets the run saved in this browser, as the person agreed in the box; false when nothing was forgotten, said in
    * the box's note as the answer to their Forget. Another tab may have begun on the run since the box was shown: found
    * by the page's own check or by the worker's run lock, its run is shown, and the "another tab" box's general note
-   * gives way to what came of the Forget (that note alone never said that nothing was forgotten). `expected`: the run
-   * the box showed, which the worker deletes only while the store still holds it; another tab may have saved over it,
-   * forgotten it, or left it unreadable since, and the box then shows what the store holds now (forgetRefused).
+   * gives way to what came of the Forget (that note alone never said that nothing was forgotten).
    */
-  const forgetConfirmed = async (expected: ExpectedForget): Promise<boolean> => {
+  const forgetConfirmed = async (): Promise<boolean> => {
     if (await shownElsewhere()) {
       sayAnswer(FORGET_ELSEWHERE_TEXT);
       return false;
     }
     try {
-      await shared.engine.forgetSavedRun(expected);
+      await shared.engine.forgetSavedRun();
       hideBox();
       return true;
     } catch (e) {
       if (isRunElsewhere(e)) {
         showElsewhere(await control.savedRun());
         sayAnswer(FORGET_ELSEWHERE_TEXT);
-      } else if (isFinetuneError(e) && e.details?.savedRunChanged === true) await forgetRefused();
-      else sayAnswer(`Could not forget it: ${errorParts(e).message}`);
+      } else sayAnswer(`Could not forget it: ${errorParts(e).message}`);
       return false;
     }
-  };
-  /**
-   * After a Forget the worker refused because the store no longer holds the run the box showed: the box shows the run
-   * saved now (or one that cannot be read), or, with none, its note alone, and says why nothing was forgotten.
-   */
-  const forgetRefused = async (): Promise<void> => {
-    const now = await control.savedRun();
-    const problem = now ? null : await control.savedRunProblem();
-    if (now) showSaved(now);
-    else if (problem) showDamaged(problem);
-    else hideBox();
-    sayInBox(forgetWithdrawnText(now ?? (problem ? 'unreadable' : null)));
   };
   /** Offers the run saved in this browser now (after a refused resume): its box, or why it cannot be read, or none. */
   const offerNow = (run: SavedRun | null): void => {
@@ -537,7 +521,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       yes.addEventListener('click', async () => {
         acting();
         confirmForget.hidden = true;
-        if (!(await forgetConfirmed({ damaged: true }))) forget.disabled = false;
+        if (!(await forgetConfirmed())) forget.disabled = false;
       });
       replaceChildren(confirmForget, h('p', {}, forgetDamagedQuestion()), h('div', { class: 'actions' }, yes, no));
       confirmForget.hidden = false;
