@@ -2,6 +2,7 @@
 // run of hours showed a person nothing but them. A step line at most every 2 s (and always the first and the last),
 // a validation pass's progress as often as its JSON line, each validation loss, checkpoint, skipped step and sample.
 
+import { passPlace, validationLossWords } from '../core/run-words.ts';
 import { formatCount, formatCounted, formatPercent } from '../core/units.ts';
 import type { TrainEvent } from '../run/session.ts';
 import type { TrainResult } from '../run/trainer.ts';
@@ -17,11 +18,6 @@ const loss = (x: number): string => (Number.isFinite(x) ? x.toFixed(4) : String(
 function quoted(text: string, max = SAMPLE_CHARS): string {
   const chars = [...text];
   return quote(chars.length > max ? `${chars.slice(0, max).join('')}…` : text);
-}
-
-/** Where a validation pass sits in the run: after a step, or before the first (step 0: eval_on_start). */
-function afterStep(step: number): string {
-  return step === 0 ? 'before training' : `after step ${formatCount(step)}`;
 }
 
 /** The line a person reads for an event, or null for those that say nothing new to them. */
@@ -41,15 +37,15 @@ export function trainEventLine(e: TrainEvent): string | null {
       return parts.join(' · ');
     }
     case 'validating':
-      return `validating ${afterStep(e.step)}: ${e.done} / ${formatCounted(e.passes, 'pass', 'passes')}${e.etaSeconds !== null && e.done < e.passes ? ` · ${timeLeft(e.etaSeconds)} left` : ''}`;
+      return `validating ${passPlace(e.step, `after step ${formatCount(e.step)}`)}: ${e.done} / ${formatCounted(e.passes, 'pass', 'passes')}${e.etaSeconds !== null && e.done < e.passes ? ` · ${timeLeft(e.etaSeconds)} left` : ''}`;
     case 'eval':
-      return `${e.step === 0 ? 'before training' : `step ${formatCount(e.step)}`}: validation loss ${loss(e.valLoss)} (${formatCount(e.valTokens)} tokens, ${timeLeft(e.seconds)})`;
+      return `${passPlace(e.step, `step ${formatCount(e.step)}`)}: validation loss ${loss(e.valLoss)} (${formatCount(e.valTokens)} tokens, ${timeLeft(e.seconds)})`;
     case 'checkpoint':
       return `checkpoint saved at step ${formatCount(e.step)}`;
     case 'skipped':
       return `step ${formatCount(e.step)} skipped: ${e.reason}${e.consecutive > 1 ? ` (${e.consecutive} in a row)` : ''}; its update was not applied`;
     case 'sample':
-      return `sample ${e.step === 0 ? 'before training' : `at step ${formatCount(e.step)}`}: ${quoted(e.prompt)} → ${quoted(e.text)}`;
+      return `sample ${passPlace(e.step, `at step ${formatCount(e.step)}`)}: ${quoted(e.prompt)} → ${quoted(e.text)}`;
     case 'paused':
       return `paused at step ${formatCount(e.step)}`;
     default:
@@ -82,9 +78,8 @@ export function trainDoneLine(r: TrainResult, adapterDir: string | null): string
   const what = `${r.stopped ? 'stopped after' : 'finished'} ${formatCounted(r.steps, 'step')}`;
   const parts = [`${what} in ${timeLeft(r.seconds)}`];
   if (r.finalLoss !== null && r.finalLoss !== undefined) parts.push(`loss ${loss(r.finalLoss)}`);
-  const before = r.baselineValLoss !== null && r.baselineValLoss !== undefined ? loss(r.baselineValLoss) : null;
-  if (r.finalValLoss !== null && r.finalValLoss !== undefined) parts.push(`validation loss ${loss(r.finalValLoss)}${before !== null ? ` (${before} before training)` : ''}`);
-  else if (before !== null) parts.push(`validation loss ${before} before training`);
+  const validation = validationLossWords(r.finalValLoss, r.baselineValLoss, loss);
+  if (validation) parts.push(validation);
   if (r.skipped > 0) parts.push(`${formatCount(r.skipped)} skipped`);
   parts.push(adapterDir === null ? 'no adapter written' : `adapter in ${quote(adapterDir)}`);
   return parts.join(' · ');

@@ -2,6 +2,7 @@
 // reload (through a RunStore: OPFS in the browser, a folder in Node, memory in tests), export and samples. The worker
 // exposes this object to the page; the CLI drives the same one.
 
+import { passPlace } from '../core/run-words.ts';
 import { uniformSource, ADAPTER_INIT_STREAM } from '../core/prng.ts';
 import { PROJECTIONS, type Projection, type Quantization } from '../core/mistral.ts';
 import { generationLimitMessage, parseHyperparams, targetModules, withinGenerationLimit } from '../config/index.ts';
@@ -114,11 +115,6 @@ export type TrainEvent =
 export type ExpectedCheckpoint = Pick<SavedRun, 'step' | 'savedAt'>;
 
 /** Whether `e`, as it came from the page (through the worker), names a checkpoint: a whole step and a time. */
-/** Where a validation pass (and its sample) sits in a run: after a step, or before the first (step 0: eval_on_start). */
-function afterStepWords(step: number): string {
-  return step === 0 ? 'before training' : `after step ${step}`;
-}
-
 function namesCheckpoint(e: unknown): e is ExpectedCheckpoint {
   const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
   return typeof c === 'object' && c !== null && Number.isSafeInteger(c.step) && typeof c.savedAt === 'string';
@@ -881,7 +877,7 @@ export class FinetuneSession {
       // holds it between tokens.
       const emitSample = async (step: number, prompt: string, ids: readonly number[]): Promise<void> => {
         // Seconds to a minute on a slow adapter, with the step counter standing still: said, not left unexplained.
-        onEvent({ type: 'status', text: `writing a sample for the validation prompt ${afterStepWords(step)}…` });
+        onEvent({ type: 'status', text: `writing a sample for the validation prompt ${passPlace(step, `after step ${step}`)}…` });
         let text: string | null;
         try {
           text = await this.sample(ids, sampleTokens, control);
@@ -889,7 +885,7 @@ export class FinetuneSession {
           // Logits sampling refuses (not finite): the sample is a view of the adapter, not part of its training, and
           // the run's own guards judge its steps. Said, and the run goes on; any other failure ends it as before.
           if (!(e instanceof FinetuneError && e.kind === 'mismatch')) throw e;
-          onEvent({ type: 'status', text: `no sample for the validation prompt ${afterStepWords(step)}: ${e.message}; training goes on` });
+          onEvent({ type: 'status', text: `no sample for the validation prompt ${passPlace(step, `after step ${step}`)}: ${e.message}; training goes on` });
           return;
         }
         if (text === null) return;

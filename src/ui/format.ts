@@ -1,5 +1,6 @@
 // Number and time formatting for the page. Every figure is shown in tabular monospace (style.css .num).
 
+import { validationLossWords as coreValidationLossWords } from '../core/run-words.ts';
 import { isFinetuneError, thrownText } from '../core/errors.ts';
 import { formatCount, formatCounted, formatPercent } from '../core/units.ts';
 
@@ -24,16 +25,9 @@ export function formatLoss(x: number | null | undefined): string {
   return x.toPrecision(4);
 }
 
-/**
- * A run's validation loss in words, with the one before its first step (eval_on_start) beside it where it made that
- * pass, so the number has something to be read against: "validation loss 3.912 (3.951 before training)". Empty when
- * the run has neither.
- */
+/** validationLossWords (src/core/run-words.ts) with the page's losses (formatLoss). */
 export function validationLossWords(final: number | null | undefined, before: number | null | undefined): string {
-  const hasFinal = final !== null && final !== undefined;
-  const hasBefore = before !== null && before !== undefined;
-  if (hasFinal) return `validation loss ${formatLoss(final)}${hasBefore ? ` (${formatLoss(before)} before training)` : ''}`;
-  return hasBefore ? `validation loss ${formatLoss(before)} before training` : '';
+  return coreValidationLossWords(final, before, formatLoss);
 }
 
 /** A learning rate or other small positive number: 1.00e-4. */

@@ -1,6 +1,7 @@
 // The header's chip: where things stand in a few words, and where a click takes you. Pure (the run's state and what
 // the page knows in, text out), so that every phase is unit-tested (test/unit/ui/header-status.test.ts).
 
+import { passPlace } from '../core/run-words.ts';
 import { formatCounted } from '../core/units.ts';
 import { formatCount, formatDuration } from './format.ts';
 import type { RunState } from './run-state.ts';
@@ -38,7 +39,7 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
   switch (r.phase) {
     case 'validating':
       // Step 0: the pass before the first step (eval_on_start).
-      if (r.validating) return { text: `Validating · ${r.validating.step === 0 ? 'before training' : `step ${formatCount(r.validating.step)}`} · ${r.validating.done} / ${r.validating.passes}`, state: 'busy', href: training };
+      if (r.validating) return { text: `Validating · ${passPlace(r.validating.step, `step ${formatCount(r.validating.step)}`)} · ${r.validating.done} / ${r.validating.passes}`, state: 'busy', href: training };
       return { text: `Training · step ${of}`, state: 'busy', href: training };
     case 'running':
       // The time left too: the chip is what shows from the other panels of a long page.

@@ -2,6 +2,7 @@
 // loss as points at the steps it was measured joined by a dashed line, on one linear y axis. The container carries data-train-points / data-val-points for automation, and is an
 // image to assistive technology, labelled with what the curve shows (a canvas says nothing by itself).
 
+import { passPlace } from '../core/run-words.ts';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
@@ -42,7 +43,7 @@ export function lossChartLabel(points: readonly ChartPoint[]): string {
   const val = byStep.filter((p) => p.valLoss !== null);
   if (train.length === 0 && val.length === 0) return 'No loss yet: the curve appears when training starts.';
   // Step 0 is the validation before the first step (eval_on_start).
-  const at = (v: number | null, p: ChartPoint): string => `${formatLoss(v)} ${p.step === 0 ? 'before training' : `at step ${formatCount(p.step)}`}`;
+  const at = (v: number | null, p: ChartPoint): string => `${formatLoss(v)} ${passPlace(p.step, `at step ${formatCount(p.step)}`)}`;
   let text: string;
   if (train.length === 0) text = 'No training loss yet';
   else if (train.length === 1) text = `Training loss ${at(train[0].loss, train[0])}`;

@@ -2,6 +2,7 @@
 // user's actions and the worker's events. Panels render `RunState`; nothing else sets the phase. Pure (no DOM, no
 // engine), so its transitions are unit-tested (test/unit/ui/run-state.test.ts).
 
+import { passPlace } from '../core/run-words.ts';
 import type { DataStats, SavedRun, TrainEvent, TrainResult } from '../worker/api.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatCounted, formatDuration } from './format.ts';
@@ -259,7 +260,7 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
 
 /** Where a validation pass sits in a run: after a step, or before the first (step 0: eval_on_start). */
 export function afterStepText(step: number): string {
-  return step === 0 ? 'before training' : `after step ${step}`;
+  return passPlace(step, `after step ${step}`);
 }
 
 /** What the page says during the validation pass after a step: which step, and how far it has come. */

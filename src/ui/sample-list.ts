@@ -1,6 +1,7 @@
 // The validation_prompt samples of a run: the newest in full, the earlier ones (newest first) folded beneath it, so
 // that what the adapter writes can be compared as training goes on. Samples are model output: text nodes only.
 
+import { passPlace } from '../core/run-words.ts';
 import type { RunSample } from './run-state.ts';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
@@ -35,7 +36,7 @@ export function sampleListView(samples: readonly RunSample[], earlierOpen = fals
           h(
             'ol',
             { class: 'earlier-samples' },
-            ...shown.map((s) => h('li', { 'data-step': s.step }, h('span', { class: 'hint' }, s.step === 0 ? 'before training' : `step ${formatCount(s.step)}`), h('p', { class: 'completion' }, s.text))),
+            ...shown.map((s) => h('li', { 'data-step': s.step }, h('span', { class: 'hint' }, passPlace(s.step, `step ${formatCount(s.step)}`)), h('p', { class: 'completion' }, s.text))),
           ),
           left > 0 ? h('p', { class: 'hint' }, `… and ${formatCount(left)} earlier, not listed.`) : null,
         )

@@ -2,6 +2,7 @@
 // Resume, live readouts, the loss chart, the validation prompt's sample and the run saved in this browser. Every
 // change of phase goes through the run controller (run-controller.ts) and the reducer; this file only renders.
 
+import { passPlace } from '../core/run-words.ts';
 import { browserNotifierEnv, notifyControl } from './run-notifier.ts';
 import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
@@ -716,7 +717,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     r.val.sub.textContent = pass
       ? `validating ${afterStepText(pass.step)}: ${pass.done} / ${formatCounted(pass.passes, 'pass', 'passes')}`
       : v
-        ? [v.step === 0 ? 'before training' : `at step ${v.step}`, v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : '', before].filter(Boolean).join(' · ')
+        ? [passPlace(v.step, `at step ${v.step}`), v.valTokens !== null ? `${formatCount(v.valTokens)} tokens` : '', v.seconds !== null ? `${v.seconds.toFixed(1)} s` : '', before].filter(Boolean).join(' · ')
         : '';
     bar.max = Math.max(1, run.totalSteps);
     bar.value = run.step;
@@ -739,6 +740,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       const exported = run.hasAdapter ? 'The adapter so far can be exported; Resume' : 'Resume';
       return replaceChildren(result, h('p', { class: 'warn' }, `Stopped at step ${o.steps} of ${o.totalSteps}. ${exported} continues the run from here (after a reload too).`));
     }
+    const validation = validationLossWords(o.finalValLoss, o.baselineValLoss);
     replaceChildren(
       result,
       h(
@@ -746,7 +748,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         { class: 'ok' },
         `Finished: ${o.steps} steps in ${formatDuration(o.seconds)}` +
           (o.finalLoss !== null ? ` · final loss ${formatLoss(o.finalLoss)}` : '') +
-          (validationLossWords(o.finalValLoss, o.baselineValLoss) ? ` · ${validationLossWords(o.finalValLoss, o.baselineValLoss)}` : ''),
+          (validation ? ` · ${validation}` : ''),
       ),
     );
   };
