@@ -244,3 +244,70 @@ export async function savedRunIn(store: RunStore | null): Promise<SavedRun | nul
 export async function forgetSavedRunIn(store: RunStore | null): Promise<void> {
   await store?.commit(Object.fromEntries(RUN_FILES.map((f) => [f, null])));
 }
+
+/**
+ * What the store holds, as a check against what a caller named reads it: the saved run (or null: none), or the reason
+ * a saved run cannot be read (`damaged`; any other failure is thrown).
+ */
+export async function savedRunOrDamage(store: RunStore | null): Promise<{ now: SavedRun | null; damaged: FinetuneError | null }> {
+  try {
+    return { now: await savedRunIn(store), damaged: null };
+  } catch (e) {
+    if (!isDamagedRun(e)) throw e;
+    return { now: null, damaged: e };
+  }
+}
+
+/** A checkpoint as a Forget or a resume names it: its step and its record's savedAt. */
+type NamedRecord = Pick<SavedRun, 'step' | 'savedAt'>;
+
+/**
+ * What a Forget names: the run the page's box showed (its step and its record's savedAt, as a resume names its
+ * checkpoint), or `{ damaged: true }`, "the store holds a run that cannot be read". The box of a run that cannot be read
+ * is also shown for a Resume refused because the run's files cannot be read though its record can (a checkpoint file
+ * removed from the store, a state of another step); it names that record as `record`, since the store's record reads.
+ * Every tab shares the store: another may save or forget a run between the box being shown and the person confirming,
+ * and a Forget that named nothing deleted a run the person never saw.
+ */
+export type ExpectedForget = NamedRecord | { damaged: true; record?: NamedRecord };
+
+function isNamedRecord(c: unknown): c is NamedRecord {
+  const r = c as Record<string, unknown> | null;
+  return typeof r === 'object' && r !== null && Number.isSafeInteger(r.step) && typeof r.savedAt === 'string';
+}
+
+/** Whether `e`, as it came from the page (through the worker), names what a Forget may delete; else refused. */
+function checkExpectedForget(e: unknown): asserts e is ExpectedForget {
+  const c = e as Record<string, unknown> | null;
+  const damaged = typeof c === 'object' && c !== null && c.damaged === true && (c.record === undefined || isNamedRecord(c.record));
+  if (!damaged && !isNamedRecord(c)) {
+    throw new FinetuneError('bad-input', 'the saved run to forget is named by its step (a whole number) and its savedAt (text), or as { damaged: true } for one that cannot be read (with the record a refused Resume read, as { step, savedAt }, where there was one)');
+  }
+}
+
+const sameRecord = (run: SavedRun | null, named: NamedRecord | undefined): boolean => run !== null && named !== undefined && run.step === named.step && run.savedAt === named.savedAt;
+
+/**
+ * Refuses a Forget unless `store` holds what `expected` names: that very record (its step and savedAt), or, for
+ * `{ damaged: true }`, a run that cannot be read or the record named with it. Its caller holds the run lock that keeps
+ * other tabs from saving between this check and the delete. The refusal's details.savedRunChanged tells the page to
+ * show the run saved now; nothing was deleted.
+ */
+export async function checkForgets(store: RunStore | null, expected: unknown): Promise<void> {
+  checkExpectedForget(expected);
+  const { now, damaged } = await savedRunOrDamage(store);
+  const same = 'damaged' in expected ? damaged !== null || sameRecord(now, expected.record) : damaged === null && sameRecord(now, expected);
+  if (same) return;
+  const named = (r: NamedRecord): string => `step ${r.step}, saved ${r.savedAt}`;
+  const asked = 'damaged' in expected ? `a run that cannot be read${expected.record ? `, ${named(expected.record)}` : ''}` : named(expected);
+  const holds = damaged
+    ? `it now holds a run that cannot be read: ${damaged.message}`
+    : now
+      ? `it now holds ${quote(now.trainName)} at step ${now.step} of ${now.totalSteps}, saved ${now.savedAt}`
+      : 'no run is saved any more';
+  const record = (r: NamedRecord): NamedRecord => ({ step: r.step, savedAt: r.savedAt });
+  throw new FinetuneError('bad-input', `the run saved here is no longer the one Forget asked about (${asked}): ${holds}. Nothing was forgotten`, {
+    savedRunChanged: true,
+    expected: 'damaged' in expected ? { damaged: true, ...(expected.record ? { record: record(expected.record) } : {}) } : record(expected),
+  });
+}

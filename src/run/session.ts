@@ -41,7 +41,7 @@ import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunIn, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type RunBaseline, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunIn, savedRunOrDamage, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type RunBaseline, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -1082,14 +1082,7 @@ export class FinetuneSession {
    */
   private async checkReplaces(store: RunStore | null, expected: unknown): Promise<void> {
     checkExpectedSavedRun(expected);
-    let now: SavedRun | null = null;
-    let damaged: FinetuneError | null = null;
-    try {
-      now = await savedRunIn(store);
-    } catch (e) {
-      if (!isDamagedRun(e)) throw e;
-      damaged = e;
-    }
+    const { now, damaged } = await savedRunOrDamage(store);
     const same = damaged === null && (expected === null ? now === null : isCheckpoint(now, expected));
     if (!same) throw savedRunChangedRefusal(expected, now, damaged);
   }

@@ -43,9 +43,11 @@ export interface RunControllerHooks {
   offerElsewhere?(run: SavedRun | null): void;
   /**
    * Shows the run saved in this browser as one that cannot be read, or not resumed as it is (`problem`), with an offer
-   * to forget it; `why`: what was refused because of it. Left out, nothing is shown.
+   * to forget it; `why`: what was refused because of it. `record`: the checkpoint a resume was refused for, where the
+   * worker refused it for its files (its record reads): a Forget names it, since the store's record is not unreadable.
+   * Left out, nothing is shown.
    */
-  offerDamaged?(problem: string, why: string): void;
+  offerDamaged?(problem: string, why: string, record?: OfferedCheckpoint): void;
   /**
    * Asks again before a new run replaces the run saved in this browser: the worker refused the one asked for, since the
    * store no longer held what the page had named (another tab saved or forgot a run meanwhile). Left out, nothing is
@@ -238,11 +240,12 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
   /**
    * Nothing is resumed because the run saved in this browser cannot be read, or not resumed as it is (`problem`, found
    * by the page or by the worker before it gave anything up): said, naming what is wrong, and offered to be forgotten.
-   * This tab's own checkpoint is no longer offered: it is that run, or gone.
+   * This tab's own checkpoint is no longer offered: it is that run, or gone. `record`: the checkpoint the worker refused
+   * (see offerDamaged).
    */
-  const refuseDamaged = (problem: string, say: (text: string) => void, restoreOnly: boolean): void => {
+  const refuseDamaged = (problem: string, say: (text: string) => void, restoreOnly: boolean, record?: OfferedCheckpoint): void => {
     ownGoneUnless(null);
-    hooks.offerDamaged?.(problem, `Nothing was ${restoreOnly ? 'restored' : 'resumed'}.`);
+    hooks.offerDamaged?.(problem, `Nothing was ${restoreOnly ? 'restored' : 'resumed'}.`, record);
     say(damagedResumeText(problem, restoreOnly));
   };
 
@@ -322,7 +325,9 @@ export function runController(shared: Shared, hooks: RunControllerHooks): RunCon
       if (!elsewhere && problem === null && !(isFinetuneError(e) && e.details?.checkpointGone === true)) return false;
       run.dispatch({ type: 'refused', before });
       if (elsewhere) void refuseElsewhere(say);
-      else if (problem !== null) refuseDamaged(problem, say, restoreOnly);
+      // The worker reads the record it was asked for before its files: refused as damaged, the record was unreadable or
+      // was that one (offerDamaged's `record`).
+      else if (problem !== null) refuseDamaged(problem, say, restoreOnly, expected);
       else void savedNow().then((now) => refuseOffered(offered, now, say, restoreOnly));
       return true;
     };

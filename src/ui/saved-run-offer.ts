@@ -104,15 +104,17 @@ export function forgetDamagedQuestion(): string {
 }
 
 /**
- * What the saved-run box says when a look at the store the person did not ask for (when the page opens, after a refused
- * Resume) finds another run than the one "Forget it?" is asked about, or, `now` null, a run that cannot be read: the
- * box is rebuilt for the run saved now, and the question, which named a run no longer saved, is withdrawn. Said, so
- * that the question the person was reading does not vanish without a word; a run that another tab holds says
- * FORGET_ELSEWHERE_TEXT (run-controller.ts) instead.
+ * What the saved-run box says when "Forget it?" was asked about a run the store no longer holds: a look at the store
+ * the person did not ask for (when the page opens, after a refused Resume) found another run, and rebuilt the box for it,
+ * withdrawing the question; or the worker refused the confirmed Forget (details.savedRunChanged), as it named that run.
+ * `now`: the run saved now, 'unreadable' for one that cannot be read, or null for none. Said, so that the question the
+ * person was reading does not vanish without a word; a run that another tab holds says FORGET_ELSEWHERE_TEXT
+ * (run-controller.ts) instead.
  */
-export function forgetWithdrawnText(now: RunNames | null): string {
+export function forgetWithdrawnText(now: RunNames | 'unreadable' | null): string {
   const nothing = 'Nothing was forgotten: the run saved in this browser is no longer the one Forget asked about';
-  if (!now) return `${nothing} (another tab wrote to it since), and it cannot be read now.`;
+  if (now === 'unreadable') return `${nothing} (another tab wrote to it since), and it cannot be read now.`;
+  if (!now) return `${nothing} (another tab forgot it since). Nothing is saved here now.`;
   const files = visibleText(`${now.trainName}${now.validationName ? ` + ${now.validationName}` : ''}`);
   return `${nothing} (another tab saved to it since). It now holds ${files} at step ${now.step} of ${now.totalSteps}, shown above.`;
 }

@@ -4,17 +4,18 @@
 
 import { passPlace } from '../core/run-words.ts';
 import { browserNotifierEnv, notifyControl } from './run-notifier.ts';
-import type { DataStats, RunEstimate, SavedRun } from '../worker/api.ts';
+import type { DataStats, ExpectedForget, RunEstimate, SavedRun } from '../worker/api.ts';
 import { h, replaceChildren } from './dom.ts';
 import { estimateFailureView } from './estimate-view.ts';
 import { lrChartView, markLrStep } from './lr-chart.ts';
 import { errorParts, formatCount, formatDateTime, formatDuration, formatLoss, formatPercent, formatRate, formatSci, quantizationLabel, roughDuration, validationLossWords } from './format.ts';
 import { visibleText } from '../core/quote.ts';
+import { isFinetuneError } from '../core/errors.ts';
 import { formatCounted } from '../core/units.ts';
 import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
 import { FORGET_ELSEWHERE_TEXT, isRunElsewhere, runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
-import { forgetDamagedQuestion, forgetQuestion, forgetWithdrawnText, savedRunActions } from './saved-run-offer.ts';
+import { forgetDamagedQuestion, forgetQuestion, forgetWithdrawnText, savedRunActions, type OfferedCheckpoint } from './saved-run-offer.ts';
 import { afterStepText, deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
@@ -212,7 +213,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     offerSaved: (run) => offerNow(run),
     offerReplace: (offer) => askAgain(offer),
     offerElsewhere: (run) => showElsewhere(run),
-    offerDamaged: (problem, why) => showDamaged(problem, why),
+    offerDamaged: (problem, why, record) => showDamaged(problem, why, record),
   });
   const chart = new LossChart(340);
   const startButton = h('button', { type: 'button', 'data-testid': 'train-start', class: 'primary' }, 'Train');
@@ -368,7 +369,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (found.kind === 'elsewhere') showElsewhere(found.run);
     else if (found.kind === 'saved') showSaved(found.run);
     else showDamaged(found.problem);
-    if (asked) sayAnswer(found.kind === 'elsewhere' ? FORGET_ELSEWHERE_TEXT : forgetWithdrawnText(found.kind === 'saved' ? found.run : null));
+    if (asked) sayAnswer(found.kind === 'elsewhere' ? FORGET_ELSEWHERE_TEXT : forgetWithdrawnText(found.kind === 'saved' ? found.run : 'unreadable'));
     else if (answer !== null) savedNote.textContent = answer;
   };
   /** Takes the box off the page, and with it any answer its note held: said to no one, it has nothing to keep. */
@@ -446,7 +447,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const forgetNow = async (): Promise<void> => {
       confirmForget.hidden = true;
       setDisabled(true);
-      if (!(await forgetConfirmed())) setDisabled(false);
+      if (!(await forgetConfirmed({ step: run.step, savedAt: run.savedAt }))) setDisabled(false);
     };
     for (const a of actions) {
       a.button.addEventListener('click', async () => {
@@ -464,24 +465,39 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
    * Forgets the run saved in this browser, as the person agreed in the box; false when nothing was forgotten, said in
    * the box's note as the answer to their Forget. Another tab may have begun on the run since the box was shown: found
    * by the page's own check or by the worker's run lock, its run is shown, and the "another tab" box's general note
-   * gives way to what came of the Forget (that note alone never said that nothing was forgotten).
+   * gives way to what came of the Forget (that note alone never said that nothing was forgotten). `expected`: the run
+   * the box showed, which the worker deletes only while the store still holds it; another tab may have saved over it,
+   * forgotten it, or left it unreadable since, and the box then shows what the store holds now (forgetRefused).
    */
-  const forgetConfirmed = async (): Promise<boolean> => {
+  const forgetConfirmed = async (expected: ExpectedForget): Promise<boolean> => {
     if (await shownElsewhere()) {
       sayAnswer(FORGET_ELSEWHERE_TEXT);
       return false;
     }
     try {
-      await shared.engine.forgetSavedRun();
+      await shared.engine.forgetSavedRun(expected);
       hideBox();
       return true;
     } catch (e) {
       if (isRunElsewhere(e)) {
         showElsewhere(await control.savedRun());
         sayAnswer(FORGET_ELSEWHERE_TEXT);
-      } else sayAnswer(`Could not forget it: ${errorParts(e).message}`);
+      } else if (isFinetuneError(e) && e.details?.savedRunChanged === true) await forgetRefused();
+      else sayAnswer(`Could not forget it: ${errorParts(e).message}`);
       return false;
     }
+  };
+  /**
+   * After a Forget the worker refused because the store no longer holds the run the box showed: the box shows the run
+   * saved now (or one that cannot be read), or, with none, its note alone, and says why nothing was forgotten.
+   */
+  const forgetRefused = async (): Promise<void> => {
+    const now = await control.savedRun();
+    const problem = now ? null : await control.savedRunProblem();
+    if (now) showSaved(now);
+    else if (problem) showDamaged(problem);
+    else hideBox();
+    sayInBox(forgetWithdrawnText(now ?? (problem ? 'unreadable' : null)));
   };
   /** Offers the run saved in this browser now (after a refused resume): its box, or why it cannot be read, or none. */
   const offerNow = (run: SavedRun | null): void => {
@@ -493,9 +509,10 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   // ---- a saved run that cannot be read ----------------------------------------------------------------------------
   /**
    * `why`: why it is shown after Train or Resume was clicked (another tab wrote it after this tab found none, or the
-   * resume was refused for it), or nothing.
+   * resume was refused for it), or nothing. `record`: the checkpoint a resume was refused for because its files cannot
+   * be read though its record can; its Forget names it (checkForgets), as the store's record is not unreadable.
    */
-  const showDamaged = (problem: string, why?: string): void => {
+  const showDamaged = (problem: string, why?: string, record?: OfferedCheckpoint): void => {
     confirmBox.hidden = true;
     const forget = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-forget' }, 'Forget it');
     // The note the saved run's box has: a Resume refused for a damaged run shows this box in place of that one, then
@@ -522,7 +539,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       yes.addEventListener('click', async () => {
         acting();
         confirmForget.hidden = true;
-        if (!(await forgetConfirmed())) forget.disabled = false;
+        if (!(await forgetConfirmed(record ? { damaged: true, record } : { damaged: true }))) forget.disabled = false;
       });
       replaceChildren(confirmForget, h('p', {}, forgetDamagedQuestion()), h('div', { class: 'actions' }, yes, no));
       confirmForget.hidden = false;

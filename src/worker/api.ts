@@ -23,6 +23,7 @@ import type { MemoryPlan } from '../run/planner.ts';
 import type { MatmulCheck } from '../run/selftest.ts';
 import type { DatasetReport, ExpectedCheckpoint, ExpectedSavedRun, ModelInfo, SavedRun, TrainEvent } from '../run/session.ts';
 import type { EvaluationProgress, TrainResult } from '../run/trainer.ts';
+import type { ExpectedForget } from '../run/saved-run.ts';
 import type { GenerationResult, GenerationSettings, StreamedToken } from '../run/generate.ts';
 
 export { installErrorTransfer } from './error-transfer.ts';
@@ -36,6 +37,7 @@ export type {
   LengthHistogram,
   EvaluationProgress,
   ExpectedCheckpoint,
+  ExpectedForget,
   ExpectedSavedRun,
   GroupResult,
   ImportedAdapterInfo,
@@ -185,8 +187,15 @@ export interface EngineApi {
    */
   recoverDevice(onProgress?: (p: LoadProgress) => void): Promise<ModelInfo | null>;
   savedRun(): Promise<SavedRun | null>;
-  /** Forgets the run saved in this browser, inside the run lock (run-lock.ts) that a run of this tab or another holds. */
-  forgetSavedRun(): Promise<void>;
+  /**
+   * Forgets the run saved in this browser, inside the run lock (run-lock.ts) that a run of this tab or another holds.
+   * `expected`: the run the page's box showed (its step and savedAt), or `{ damaged: true }` for a box of a run that
+   * cannot be read (with `record`, the checkpoint a Resume was refused for when its files, not its record, cannot be
+   * read). Every tab shares the store, so another may have saved since: a store that holds anything else is
+   * refused, under the lock and before anything is deleted, with a 'bad-input' FinetuneError whose
+   * details.savedRunChanged is true.
+   */
+  forgetSavedRun(expected: ExpectedForget): Promise<void>;
   /**
    * True while another tab of this page holds the saved run (trains, resumes or forgets it): this tab's startTraining,
    * resumeSavedRun and forgetSavedRun are refused until it lets go (src/worker/run-lock.ts).

@@ -20,7 +20,7 @@ import { exportedBaseModelRefusal, importedAdapterInfo, type ImportedAdapterInfo
 import { datasetReport, FinetuneSession, runPlan, type DatasetReport, type ExpectedCheckpoint, type ExpectedSavedRun, type ModelInfo, type SavedRun, type TrainEvent } from '../run/session.ts';
 import type { EvaluationResult } from '../run/evaluate-adapter.ts';
 import { fileKernelTuningCache, type KernelTuningCache } from '../run/kernel-tuning.ts';
-import { forgetSavedRunIn, savedRunIn } from '../run/saved-run.ts';
+import { checkForgets, forgetSavedRunIn, savedRunIn, type ExpectedForget } from '../run/saved-run.ts';
 import type { RunStore } from '../run/run-store.ts';
 import type { TrainResult } from '../run/trainer.ts';
 import type { LoadProgress } from '../engine/mistral/weights.ts';
@@ -456,11 +456,15 @@ const api = {
 
   /**
    * Inside the run lock, which a run of this worker holds while it goes (and another tab's too): a forget is refused
-   * then, as it was when it went through the session. It needs no session, so no GPU device.
+   * then, as it was when it went through the session. It needs no session, so no GPU device. The store must hold the
+   * run `expected` names (checkForgets), checked under the same lock, so that no other tab saves between check and delete.
    */
-  async forgetSavedRun(): Promise<void> {
+  async forgetSavedRun(expected: ExpectedForget): Promise<void> {
     const store = await runStore();
-    await runStoreLock.exclusive(() => forgetSavedRunIn(store));
+    await runStoreLock.exclusive(async () => {
+      await checkForgets(store, expected);
+      await forgetSavedRunIn(store);
+    });
   },
 
   async runElsewhere(): Promise<boolean> {

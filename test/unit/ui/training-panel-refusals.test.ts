@@ -11,9 +11,9 @@ import { defaultHyperparams } from '../../../src/config/hyperparams.ts';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { ELSEWHERE_TEXT, FORGET_ELSEWHERE_TEXT } from '../../../src/ui/run-controller.ts';
 import { RUN_ELSEWHERE_MESSAGE } from '../../../src/worker/run-lock.ts';
-import { offerGoneText } from '../../../src/ui/saved-run-offer.ts';
+import { forgetWithdrawnText, offerGoneText } from '../../../src/ui/saved-run-offer.ts';
 import type { Shared } from '../../../src/ui/state.ts';
-import { trainingPanel } from '../../../src/ui/training-panel.ts';
+import { savedSummary, trainingPanel } from '../../../src/ui/training-panel.ts';
 import type { SavedRun, TrainResult } from '../../../src/worker/api.ts';
 import { asFake, type FakeElement } from '../../helpers/fake-dom.ts';
 import { panelOnFakeDom, settled } from '../../helpers/panel-on-fake-dom.ts';
@@ -181,6 +181,151 @@ describe('a Forget refused because another tab holds the run', () => {
     expect(calls).not.toContain('forgetSavedRun');
     expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('A run is training in another tab of this page');
     expect(boxNote(view)).toBe(FORGET_ELSEWHERE_TEXT);
+  });
+});
+
+// Every tab shares the store: another may save a different run (or forget it, or leave it unreadable) between the box
+// being shown and the person confirming "Forget it". The Forget names the run the box showed, and the worker refuses it
+// (details.savedRunChanged) when the store holds anything else; the box then shows the run saved now, and says why
+// nothing was forgotten. A Forget that named nothing deleted the other tab's run, which the person never saw.
+describe('a Forget of a run another tab saved over since the box was shown', () => {
+  /** Another tab's run: saved over the one the box shows. */
+  const theirs: SavedRun = { ...saved, trainName: 'theirs.jsonl', step: 6, savedAt: '2025-01-15T10:00:00.000Z' };
+  const problem = 'the saved run is unreadable (run.json: Unexpected end of JSON input)';
+  const changed = (): FinetuneError => new FinetuneError('bad-input', 'the run saved here is no longer the one Forget asked about. Nothing was forgotten', { savedRunChanged: true });
+
+  /** The panel over a store that holds `store.run` (or, `store.damaged`, a run that cannot be read); forgets checked as the worker checks them. */
+  async function panel(store: { run: SavedRun | null; damaged: boolean }): Promise<{ view: FakeElement; asked: unknown[] }> {
+    const asked: unknown[] = [];
+    const { shared } = fakeRunPage({
+      savedRun: async () => {
+        if (store.damaged) throw new FinetuneError('bad-input', problem, { damagedRun: true });
+        return store.run;
+      },
+      runElsewhere: async () => false,
+      forgetSavedRun: async (expected: { step: number; savedAt: string } | { damaged: true }) => {
+        asked.push(expected);
+        const same = 'damaged' in expected ? store.damaged : !store.damaged && store.run?.step === expected.step && store.run.savedAt === expected.savedAt;
+        if (!same) throw changed();
+        store.run = null;
+        store.damaged = false;
+      },
+    });
+    const view = asFake(trainingPanel(shared, { restoreForm: () => undefined, showFiles: () => undefined, applyQuickPreset: () => undefined }));
+    await settled();
+    return { view, asked };
+  }
+
+  it('names the run the box showed; refused, the box shows the run saved now and says that nothing was forgotten', async () => {
+    const store = { run: saved as SavedRun | null, damaged: false };
+    const { view, asked } = await panel(store);
+    view.byTestId('saved-run-forget')!.click();
+    store.run = theirs;
+    view.byTestId('saved-run-confirm-forget-yes')!.click();
+    await settled();
+    expect(asked).toEqual([{ step: saved.step, savedAt: saved.savedAt }]);
+    expect(store.run).toBe(theirs);
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(savedSummary(theirs));
+    expect(boxNote(view)).toBe(forgetWithdrawnText(theirs));
+    // The box offers the run saved now: a Forget of it names it.
+    forgetIt(view);
+    await settled();
+    expect(asked[1]).toEqual({ step: theirs.step, savedAt: theirs.savedAt });
+    expect(view.byTestId('saved-run')!.hidden).toBe(true);
+  });
+
+  it('of a run that cannot be read, saved over with a run that can: shows that run and says that nothing was forgotten', async () => {
+    const store = { run: null as SavedRun | null, damaged: true };
+    const { view, asked } = await panel(store);
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('The run saved in this browser cannot be read');
+    view.byTestId('saved-run-forget')!.click();
+    store.damaged = false;
+    store.run = theirs;
+    view.byTestId('saved-run-confirm-forget-yes')!.click();
+    await settled();
+    expect(asked).toEqual([{ damaged: true }]);
+    expect(store.run).toBe(theirs);
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(savedSummary(theirs));
+    expect(boxNote(view)).toBe(forgetWithdrawnText(theirs));
+  });
+
+  it('left unreadable by another tab: the box for a run that cannot be read says that nothing was forgotten', async () => {
+    const store = { run: saved as SavedRun | null, damaged: false };
+    const { view } = await panel(store);
+    view.byTestId('saved-run-forget')!.click();
+    store.damaged = true;
+    view.byTestId('saved-run-confirm-forget-yes')!.click();
+    await settled();
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(`${problem}.`);
+    expect(boxNote(view)).toBe(forgetWithdrawnText('unreadable'));
+  });
+
+  it('forgotten by another tab: the box stays, with its note alone, to say that nothing was forgotten', async () => {
+    const store = { run: saved as SavedRun | null, damaged: false };
+    const { view } = await panel(store);
+    view.byTestId('saved-run-forget')!.click();
+    store.run = null;
+    view.byTestId('saved-run-confirm-forget-yes')!.click();
+    await settled();
+    expect(boxNote(view)).toBe(forgetWithdrawnText(null));
+    expect(view.byTestId('saved-run-forget')).toBe(null);
+  });
+});
+
+// A Resume the worker refused because the run's files cannot be read though its record can (a checkpoint file removed
+// from the store, a state of another step) shows the box of a run that cannot be read. Its Forget named only
+// "a run that cannot be read", which the worker refused since the record reads: such a run could never be forgotten from
+// the page. It names the record the Resume was refused for too.
+describe('a Forget of a run whose Resume was refused because its files cannot be read', () => {
+  const problem = "the run store's current.json names 000002-state.safetensors for its state.safetensors, and that file is missing";
+
+  async function panel(store: { run: SavedRun | null }): Promise<{ view: FakeElement; asked: unknown[] }> {
+    const asked: unknown[] = [];
+    const { shared } = fakeRunPage({
+      savedRun: async () => store.run,
+      runElsewhere: async () => false,
+      resumeSavedRun: async (): Promise<TrainResult> => {
+        throw new FinetuneError('bad-input', problem, { damagedRun: true });
+      },
+      forgetSavedRun: async (expected: { damaged: true; record?: { step: number; savedAt: string } }) => {
+        asked.push(expected);
+        // As the worker checks it (checkForgets): the record reads, so only the record named lets it through.
+        if (!(store.run && expected.record?.step === store.run.step && expected.record.savedAt === store.run.savedAt)) {
+          throw new FinetuneError('bad-input', 'the run saved here is no longer the one Forget asked about. Nothing was forgotten', { savedRunChanged: true });
+        }
+        store.run = null;
+      },
+    });
+    const view = asFake(trainingPanel(shared, { restoreForm: () => undefined, showFiles: () => undefined, applyQuickPreset: () => undefined }));
+    await settled();
+    view.byTestId('saved-run-resume')!.click();
+    await settled();
+    expect(view.byTestId('saved-run')!.childNodes[0]?.textContent).toBe('The run saved in this browser cannot be read');
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(`${problem}.`);
+    return { view, asked };
+  }
+
+  it('names the record the Resume was refused for, and forgets it', async () => {
+    const store = { run: saved as SavedRun | null };
+    const { view, asked } = await panel(store);
+    forgetIt(view);
+    await settled();
+    expect(asked).toEqual([{ damaged: true, record: { step: saved.step, savedAt: saved.savedAt } }]);
+    expect(store.run).toBe(null);
+    expect(view.byTestId('saved-run')!.hidden).toBe(true);
+  });
+
+  it('deletes nothing once another tab saved another run over it, and shows that run', async () => {
+    const store = { run: saved as SavedRun | null };
+    const { view, asked } = await panel(store);
+    const theirs: SavedRun = { ...saved, trainName: 'theirs.jsonl', step: 6, savedAt: '2025-01-15T10:00:00.000Z' };
+    store.run = theirs;
+    forgetIt(view);
+    await settled();
+    expect(asked).toEqual([{ damaged: true, record: { step: saved.step, savedAt: saved.savedAt } }]);
+    expect(store.run).toBe(theirs);
+    expect(view.byTestId('saved-run-summary')?.textContent).toBe(savedSummary(theirs));
+    expect(boxNote(view)).toBe(forgetWithdrawnText(theirs));
   });
 });
 

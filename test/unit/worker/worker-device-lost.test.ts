@@ -204,7 +204,8 @@ describe('a call that acts on the session there is', () => {
 const storeCalls: [string, (a: EngineApi) => Promise<unknown>, unknown][] = [
   ['savedRun', (a) => a.savedRun(), null],
   ['savedRunFiles', (a) => a.savedRunFiles({ step: 1, savedAt: '2026-01-01T00:00:00.000Z' }), null],
-  ['forgetSavedRun', (a) => a.forgetSavedRun(), undefined],
+  // Without OPFS no run is saved: a Forget naming one is refused for that (details.savedRunChanged), with no device.
+  ['forgetSavedRun', (a) => a.forgetSavedRun({ step: 1, savedAt: '2026-01-01T00:00:00.000Z' }).then(() => 'forgotten', (e: { details?: { savedRunChanged?: boolean } }) => e.details?.savedRunChanged), true],
   ['rememberedKernels', (a) => a.rememberedKernels(), []],
   ['forgetRememberedKernels', (a) => a.forgetRememberedKernels(), undefined],
 ];

@@ -74,7 +74,8 @@ describe('without a GPU, the worker', () => {
 
   it('forgets the run saved in this browser', async () => {
     await commitFakeCheckpoint(runStore(), 2, 4, { train: new TextEncoder().encode(ROWS), validation: null });
-    await api.forgetSavedRun();
+    const run = (await api.savedRun())!;
+    await api.forgetSavedRun({ step: run.step, savedAt: run.savedAt });
     expect(await api.savedRun()).toBeNull();
     expect(await runStore().load('train.jsonl')).toBeNull();
     expect(h.gpuRequests).toBe(0);

@@ -179,7 +179,7 @@ describe('a run store the browser refused once', () => {
     expect(await api.savedRun()).toBeNull();
     expect(await api.savedRun()).toMatchObject({ step: 2 });
     await api.resumeSavedRun(() => undefined);
-    await api.forgetSavedRun();
+    await api.forgetSavedRun({ step: 2, savedAt: (await api.savedRun())!.savedAt });
     expect(await api.savedRun()).toBeNull();
     const store = h.readStores[1];
     expect(store).not.toBeNull();
@@ -295,5 +295,62 @@ describe('a weight cache the browser refused once', () => {
     await expect(api.listCachedModels()).rejects.toThrow('storage is not ready');
     expect(await api.listCachedModels()).toEqual([]);
     expect(opened.get('finetune-weights')).toBe(1);
+  });
+});
+
+// Forget names the run the page's box showed: every tab shares the store, so another may have saved a different run
+// between the box being shown and the person confirming, and a Forget that named nothing deleted that run unseen.
+describe('a Forget that names the run the box showed', () => {
+  const rows = { train: new TextEncoder().encode('{"prompt":"a","completion":"b"}\n'), validation: null };
+  const damage = () => runStore().commit({ 'run.json': new TextEncoder().encode('{not json') });
+
+  it('is refused when the store holds another run now, which survives', async () => {
+    // The box showed run A at step 2; another tab then saved run B (step 3) over it.
+    await commitFakeCheckpoint(runStore(), 2, 4, rows, 'a.jsonl');
+    const shown = (await api.savedRun())!;
+    await commitFakeCheckpoint(runStore(), 3, 4, rows, 'b.jsonl');
+    const refused = api.forgetSavedRun({ step: shown.step, savedAt: shown.savedAt });
+    await expect(refused).rejects.toMatchObject({ kind: 'bad-input', details: { savedRunChanged: true, expected: { step: 2, savedAt: shown.savedAt } } });
+    await expect(refused).rejects.toThrow('it now holds "b.jsonl" at step 3');
+    await expect(refused).rejects.toThrow('Nothing was forgotten');
+    expect(await api.savedRun()).toMatchObject({ step: 3, trainName: 'b.jsonl' });
+    expect(await runStore().load('train.jsonl')).not.toBeNull();
+    expect(h.forgetStores).toHaveLength(0);
+  });
+
+  it('is refused when nothing is saved any more', async () => {
+    await expect(api.forgetSavedRun({ step: 2, savedAt: '2026-01-01T00:00:00.000Z' })).rejects.toMatchObject({ details: { savedRunChanged: true } });
+    expect(h.forgetStores).toHaveLength(0);
+  });
+
+  it('forgets the run it names', async () => {
+    await commitFakeCheckpoint(runStore(), 2, 4, rows, 'a.jsonl');
+    const shown = (await api.savedRun())!;
+    await api.forgetSavedRun({ step: shown.step, savedAt: shown.savedAt });
+    expect(await api.savedRun()).toBeNull();
+    expect(await runStore().load('train.jsonl')).toBeNull();
+  });
+
+  it('of a run that cannot be read: refused once the store holds a readable run, forgotten while it holds one', async () => {
+    await commitFakeCheckpoint(runStore(), 2, 4, rows, 'a.jsonl');
+    await damage();
+    await expect(api.savedRun()).rejects.toMatchObject({ details: { damagedRun: true } });
+    // Another tab saved a run it can read over it since the box showed the damaged one.
+    await commitFakeCheckpoint(runStore(), 3, 4, rows, 'b.jsonl');
+    await expect(api.forgetSavedRun({ damaged: true })).rejects.toMatchObject({ details: { savedRunChanged: true } });
+    expect(await api.savedRun()).toMatchObject({ step: 3, trainName: 'b.jsonl' });
+    await damage();
+    await api.forgetSavedRun({ damaged: true });
+    expect(await runStore().load('run.json')).toBeNull();
+  });
+
+  it('of a run that cannot be read: refused when nothing is saved', async () => {
+    await expect(api.forgetSavedRun({ damaged: true })).rejects.toMatchObject({ details: { savedRunChanged: true } });
+  });
+
+  it('is refused when it names no run the page could have shown', async () => {
+    await commitFakeCheckpoint(runStore(), 2, 4, rows, 'a.jsonl');
+    await expect(api.forgetSavedRun({ step: 2 } as never)).rejects.toMatchObject({ kind: 'bad-input' });
+    expect(await api.savedRun()).toMatchObject({ step: 2 });
   });
 });
