@@ -89,10 +89,12 @@ export function opfsStoreFiles(dir: OpfsDirectory): StoreFiles {
 
 /** A folder of this origin's private file system as StoreFiles, or null where OPFS is missing or refused. */
 export async function opfsFolderFiles(folder: string): Promise<StoreFiles | null> {
-  const storage = (self.navigator as Navigator | undefined)?.storage;
-  if (!storage?.getDirectory) return null;
   let dir: FileSystemDirectoryHandle;
   try {
+    // Inside the try: where storage is denied (a sandboxed frame's worker) the read itself can throw; that is no
+    // private file system, not a failure of every call that reads the saved run.
+    const storage = (self.navigator as Navigator | undefined)?.storage;
+    if (!storage?.getDirectory) return null;
     dir = await (await storage.getDirectory()).getDirectoryHandle(folder, { create: true });
   } catch {
     return null;

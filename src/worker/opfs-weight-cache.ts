@@ -146,9 +146,11 @@ export function opfsWeightCache(dir: OpfsDirectory, o: OpfsWeightCacheOptions = 
 
 /** The browser's store, or why there is none (no OPFS in this worker: each load then downloads again). */
 export async function browserWeightCache(): Promise<{ store: WeightCacheStore } | { store: null; reason: string }> {
-  const storage = (self.navigator as Navigator | undefined)?.storage;
-  if (!storage?.getDirectory) return { store: null, reason: 'this browser offers no origin-private file system (OPFS) to the worker' };
   try {
+    // Inside the try: a worker where storage is denied (a sandboxed frame's) can throw on the read itself, and that is
+    // a reason to load uncached, not a failed load.
+    const storage = (self.navigator as Navigator | undefined)?.storage;
+    if (!storage?.getDirectory) return { store: null, reason: 'this browser offers no origin-private file system (OPFS) to the worker' };
     const dir = await (await storage.getDirectory()).getDirectoryHandle(WEIGHT_CACHE_FOLDER, { create: true });
     // The DOM typings this project compiles against lack the async-iterable half of FileSystemDirectoryHandle (keys()).
     return { store: opfsWeightCache(dir as unknown as OpfsDirectory, { estimate: () => storage.estimate() }) };

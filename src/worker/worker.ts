@@ -381,10 +381,18 @@ const api = {
   },
 
   async storageInfo(): Promise<StorageInfo> {
-    const storage = (self.navigator as Navigator | undefined)?.storage;
     const c = await weightCache();
-    const estimate = await storage?.estimate?.().catch(() => null);
-    const persisted = (await storage?.persisted?.().catch(() => null)) ?? null;
+    // Each read in a try: where storage is denied, the getter or a call can throw rather than reject, and the Model
+    // panel's note (why nothing is cached) must still come back.
+    const asked = async <T>(ask: (s: StorageManager | undefined) => Promise<T> | undefined): Promise<T | null> => {
+      try {
+        return (await ask((self.navigator as Navigator | undefined)?.storage)) ?? null;
+      } catch {
+        return null;
+      }
+    };
+    const estimate = await asked((s) => s?.estimate?.());
+    const persisted = await asked((s) => s?.persisted?.());
     return {
       cacheUnavailable: c.store ? null : c.reason,
       usage: typeof estimate?.usage === 'number' ? estimate.usage : null,

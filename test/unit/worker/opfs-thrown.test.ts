@@ -3,7 +3,7 @@
 // value") in place of the message that names the file. Whatever is thrown, a failed write or removal says which file
 // and where; and a refused OPFS is still a reason, not a throw.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { opfsStoreFiles, type OpfsDirectory } from '../../../src/worker/opfs-store.ts';
+import { opfsFolderFiles, opfsStoreFiles, type OpfsDirectory } from '../../../src/worker/opfs-store.ts';
 import { browserWeightCache, opfsWeightCache } from '../../../src/worker/opfs-weight-cache.ts';
 import { FakeOpfs } from '../../helpers/fake-opfs.ts';
 
@@ -107,6 +107,43 @@ describe('OPFS weight cache: a refused file system is a reason, whatever was thr
   it('an object with no prototype', async () => {
     vi.stubGlobal('self', { navigator: { storage: { getDirectory: () => Promise.reject(bare()), estimate: async () => ({}) } } });
     expect(await browserWeightCache()).toEqual({ store: null, reason: `the browser refused its origin-private file system (${NO_TEXT}), as private windows may` });
+  });
+
+  // The storage object was read outside the try: a getter that throws (a sandboxed or opaque-origin worker) failed the
+  // model's load instead of loading it uncached with the reason said.
+  it('a navigator whose storage getter throws', async () => {
+    const navigator = Object.defineProperty({}, 'storage', {
+      get() {
+        throw new DOMException('Access to storage is denied from this context.', 'SecurityError');
+      },
+    });
+    vi.stubGlobal('self', { navigator });
+    expect(await browserWeightCache()).toEqual({
+      store: null,
+      reason: 'the browser refused its origin-private file system (Access to storage is denied from this context.), as private windows may',
+    });
+  });
+});
+
+// The run store and the kernel-tuning cache open their folders the same way: a storage getter that throws is no
+// private file system (null: runs are not saved, kernels not remembered), not a rejection of every call that reads the
+// saved run.
+describe('OPFS folders: a storage that cannot be read is none', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('a navigator whose storage getter throws', async () => {
+    const navigator = Object.defineProperty({}, 'storage', {
+      get() {
+        throw new DOMException('Access to storage is denied from this context.', 'SecurityError');
+      },
+    });
+    vi.stubGlobal('self', { navigator });
+    expect(await opfsFolderFiles('finetune-run')).toBeNull();
+  });
+
+  it('a getDirectory that rejects', async () => {
+    vi.stubGlobal('self', { navigator: { storage: { getDirectory: () => Promise.reject(bare()) } } });
+    expect(await opfsFolderFiles('finetune-run')).toBeNull();
   });
 });
 

@@ -166,10 +166,10 @@ describe('a run store the browser refused once', () => {
     expect(await api.savedRun()).toMatchObject({ step: 2, trainName: 'rows.jsonl' });
   });
 
-  it('is opened again after an open that threw', async () => {
+  it('is opened again after a storage read that threw, which was no store (not a failed call)', async () => {
     await saveRun();
     throwingReads = 1;
-    await expect(api.savedRun()).rejects.toThrow('storage is not ready');
+    expect(await api.savedRun()).toBeNull();
     expect(await api.savedRun()).toMatchObject({ step: 2 });
   });
 
@@ -243,10 +243,10 @@ describe('a kernel-tuning cache the browser refused once', () => {
     expect(opened.get('finetune-kernels')).toBe(1);
   });
 
-  it('is opened again after an open that threw', async () => {
+  it('is opened again after a storage read that threw, which was no cache (not a failed call)', async () => {
     await kernelCache().put('{"gpu":["fake"]}', remembered);
     throwingReads = 1;
-    await expect(api.rememberedKernels()).rejects.toThrow('storage is not ready');
+    expect(await api.rememberedKernels()).toEqual([]);
     expect(await api.rememberedKernels()).toHaveLength(1);
   });
 });
@@ -284,17 +284,38 @@ describe('a weight cache the browser refused once', () => {
     expect(opened.get('finetune-weights')).toBe(1);
   });
 
+  it("says why in the Model panel's note while every storage read throws, with no usage, quota or persistence", async () => {
+    throwingReads = 100;
+    expect(await api.storageInfo()).toEqual({
+      cacheUnavailable: 'the browser refused its origin-private file system (storage is not ready), as private windows may',
+      usage: null,
+      quota: null,
+      persisted: null,
+    });
+  });
+
   it("is opened again for the Model panel's storage note", async () => {
     refusals = 1;
     expect((await api.storageInfo()).cacheUnavailable).toBe('the browser refused its origin-private file system (The request was denied.), as private windows may');
     expect((await api.storageInfo()).cacheUnavailable).toBeNull();
   });
 
-  it('is opened again after an open that threw', async () => {
+  it('is opened again after a storage read that threw, which was a reason (not a failed call)', async () => {
     throwingReads = 1;
-    await expect(api.listCachedModels()).rejects.toThrow('storage is not ready');
-    expect(await api.listCachedModels()).toEqual([]);
+    expect((await api.storageInfo()).cacheUnavailable).toBe('the browser refused its origin-private file system (storage is not ready), as private windows may');
+    expect(opened.get('finetune-weights')).toBeUndefined();
+    expect((await api.storageInfo()).cacheUnavailable).toBeNull();
     expect(opened.get('finetune-weights')).toBe(1);
+  });
+
+  it("says why in the Model panel's note while every storage read throws, with no usage, quota or persistence", async () => {
+    throwingReads = 100;
+    expect(await api.storageInfo()).toEqual({
+      cacheUnavailable: 'the browser refused its origin-private file system (storage is not ready), as private windows may',
+      usage: null,
+      quota: null,
+      persisted: null,
+    });
   });
 });
 
