@@ -41,7 +41,7 @@ import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, checkStateStep, forgetSavedRunIn, isDamagedRun, readSavedRun, savedRunIn, savedRunOrDamage, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type RunBaseline, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, checkStateStep, isDamagedRun, readSavedRun, savedRunIn, savedRunOrDamage, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type RunBaseline, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
 export type { SavedRun } from './saved-run.ts';
@@ -1103,10 +1103,6 @@ export class FinetuneSession {
     if (!read || !isCheckpoint(read.checkpoint, expected)) return null;
     this.resumedFiles = null;
     return { train: read.train, validation: read.validation };
-  }
-
-  async forgetSavedRun(): Promise<void> {
-    await forgetSavedRunIn(await this.runStore());
   }
 
   /**

@@ -12,6 +12,7 @@ import type { GpuContext } from '../../src/engine/gpu.ts';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.ts';
 import { bytesSource } from '../../src/model/source.ts';
 import { stateChecksum } from '../../src/run/saved-run-check.ts';
+import { checkForgets, forgetSavedRunIn } from '../../src/run/saved-run.ts';
 import { FinetuneSession, memoryRunStore, type RunStore, type TrainEvent } from '../../src/run/session.ts';
 import { uniformSource } from '../../src/core/prng.ts';
 import { createAdapter } from '../../src/model/lora-adapter.ts';
@@ -192,7 +193,9 @@ describe('resuming a saved run checks it first', () => {
     const e = await session.train(HP, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, () => {}).then(() => null, (x: unknown) => x as Error);
     expect(e?.message).toBe('the saved run is unreadable (run.json: its record holds no hyperparameters): a new run here would replace it at its first checkpoint; forget the saved run first to start a new one');
     expect(new TextDecoder().decode((await store.load(RUN))!)).toBe('{}');
-    await session.forgetSavedRun();
+    // As the page's worker forgets it: checked, under its run lock, against the damaged run its box showed.
+    await checkForgets(store, { damaged: true });
+    await forgetSavedRunIn(store);
     expect(await session.savedRun()).toBeNull();
     session.unloadModel();
   });
