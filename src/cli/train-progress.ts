@@ -27,7 +27,7 @@ export function trainEventLine(e: TrainEvent): string | null {
       // What the run will do before its first step: the page's plan facts, in one line.
       const s = e.stats;
       const held = s.validationExamples > 0 ? `, ${formatCounted(s.validationExamples, 'row')} to validate on` : '';
-      const padding = s.paddingFractionPadded > s.paddingFraction ? `${formatPercent(s.paddingFraction)} padding (${formatPercent(s.paddingFractionPadded)} padded)` : `${formatPercent(s.paddingFraction)} padding`;
+      const padding = s.paddingFractionPadded > s.paddingFraction ? `${formatPercent(s.paddingFraction)} padding (${formatPercent(s.paddingFractionPadded)} without padding_free)` : `${formatPercent(s.paddingFraction)} padding`;
       const resumed = e.resumedAt > 0 ? ` · resuming after step ${formatCount(e.resumedAt)}` : '';
       return `plan: ${formatCounted(s.totalSteps, 'step')} over ${formatCounted(s.epochs, 'epoch')} of ${formatCounted(s.trainExamples, 'row')}${held} · batch ${s.trainBatchSize} = ${s.microBatchSize} × ${s.gradientAccumulationSteps} · ${formatCounted(s.tokensPerEpoch, 'token')} an epoch, ${padding}${resumed}`;
     }

@@ -71,10 +71,10 @@ export function stepsText(s: Pick<DataStats, 'totalSteps' | 'sequencesPerEpoch' 
   return `${formatCount(s.totalSteps)} (${formatCount(perEpoch)} per epoch${cut ? '; max_steps ends it' : ''})`;
 }
 
-/** "8 % (26 % padded)": the padding left, and beside it what padding every row to its micro-batch's longest would be. */
+/** "8 % (26 % without padding_free)": the padding left, and beside it what padding every row to its micro-batch's longest would be. */
 export function paddingText(s: Pick<DataStats, 'paddingFraction' | 'paddingFractionPadded'>): string {
   const left = formatPercent(s.paddingFraction);
-  return s.paddingFractionPadded > s.paddingFraction ? `${left} (${formatPercent(s.paddingFractionPadded)} padded)` : left;
+  return s.paddingFractionPadded > s.paddingFraction ? `${left} (${formatPercent(s.paddingFractionPadded)} without padding_free)` : left;
 }
 
 export function planView(s: DataStats): HTMLElement {

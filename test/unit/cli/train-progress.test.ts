@@ -21,7 +21,7 @@ describe('trainEventLine', () => {
   it('says the plan before the first step: steps, rows, batch, tokens and the padding left beside the padded one', () => {
     const stats = { totalSteps: 14, epochs: 1, trainExamples: 56, validationExamples: 6, trainBatchSize: 4, microBatchSize: 4, gradientAccumulationSteps: 1, tokensPerEpoch: 2881, paddingFraction: 0.0954, paddingFractionPadded: 0.26 };
     const plan = (over: object, resumedAt = 0): TrainEvent => ({ type: 'plan', stats: { ...stats, ...over }, resumedAt }) as unknown as TrainEvent;
-    expect(trainEventLine(plan({}))).toBe('plan: 14 steps over 1 epoch of 56 rows, 6 rows to validate on · batch 4 = 4 × 1 · 2,881 tokens an epoch, 9.5 % padding (26 % padded)');
+    expect(trainEventLine(plan({}))).toBe('plan: 14 steps over 1 epoch of 56 rows, 6 rows to validate on · batch 4 = 4 × 1 · 2,881 tokens an epoch, 9.5 % padding (26 % without padding_free)');
     expect(trainEventLine(plan({ validationExamples: 0, paddingFraction: 0.26, epochs: 3, totalSteps: 42 }, 17))).toBe('plan: 42 steps over 3 epochs of 56 rows · batch 4 = 4 × 1 · 2,881 tokens an epoch, 26 % padding · resuming after step 17');
     expect(trainEventLine(plan({ paddingFraction: 0, paddingFractionPadded: 0 }))).toContain('0 % padding');
   });

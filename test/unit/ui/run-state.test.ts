@@ -314,7 +314,7 @@ describe('stepsText', () => {
 describe('paddingText', () => {
   it('gives the padding left, and with padding_free what padded rows would have had', () => {
     expect(paddingText({ paddingFraction: 0.26, paddingFractionPadded: 0.26 })).toBe('26 %');
-    expect(paddingText({ paddingFraction: 0.08, paddingFractionPadded: 0.26 })).toBe('8.0 % (26 % padded)');
+    expect(paddingText({ paddingFraction: 0.08, paddingFractionPadded: 0.26 })).toBe('8.0 % (26 % without padding_free)');
     expect(paddingText({ paddingFraction: 0, paddingFractionPadded: 0 })).toBe('0 %');
   });
 });
