@@ -347,22 +347,33 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     savedNote.textContent = text;
     answer = text;
   };
+  /**
+   * How many times the person has acted in the panel (Train, Resume, Restore, Forget, …). A look at the store they did
+   * not ask for notes it when it begins (lookBegins) and is not shown if they acted since: their action read the store
+   * later, and a slow look ending after it showed the run as it was before (Resume and Forget for a run another tab had
+   * replaced while Train asked about replacing the new one).
+   */
+  let actions = 0;
   /** The person acts: what the box said in answer to their last action gives way to what this one brings. */
   const acting = (): void => {
     answer = null;
+    actions++;
   };
+  /** Marks where a look the person did not ask for begins: showLookedUp shows its finding only if they have not acted since. */
+  const lookBegins = (): number => actions;
   /** What the box shows now (boxKey), or null: its note alone (sayInBox), or nothing. */
   let shows: string | null = null;
   /** The "Forget it?" question of the box shown, open or not; null when the box has none. */
   let question: HTMLElement | null = null;
   /**
    * Shows the box for what a look at the store the person did not ask for found (when the page opened, after a refused
-   * Resume). Such a look may end while the person reads the box, even a "Forget it?" asked in it, which a rebuilt box
+   * Resume), unless the person acted after it began (`begun`: lookBegins). Such a look may end while the person reads the box, even a "Forget it?" asked in it, which a rebuilt box
    * took away without a word. The box that shows `found` already stays as it is, its question and note included. Another
    * one is rebuilt, the answer said to the person kept in its note; or, when a question was open, that note says the
    * question was withdrawn: it named a run the store no longer holds (and Forget deletes whatever the store holds).
    */
-  const showLookedUp = (found: LookedUp): void => {
+  const showLookedUp = (found: LookedUp, begun: number): void => {
+    if (begun !== actions) return;
     const key = boxKey(found);
     if (!saved.hidden && shows === key) return;
     const asked = !saved.hidden && question !== null && !question.hidden;
@@ -504,7 +515,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (run) return showSaved(run);
     hideBox();
     // Ends after the refusal was said (in the box, when the Resume was pressed there).
-    void control.savedRunProblem().then((problem) => problem && showLookedUp({ kind: 'damaged', problem }));
+    const begun = lookBegins();
+    void control.savedRunProblem().then((problem) => problem && showLookedUp({ kind: 'damaged', problem }, begun));
   };
   // ---- a saved run that cannot be read ----------------------------------------------------------------------------
   /**
@@ -583,18 +595,19 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   };
   const lookAgain = async (): Promise<void> => {
     elsewhereTimer = null;
+    const begun = lookBegins();
     if (await shownElsewhere()) return;
     shared.runElsewhere.set(false);
     delete saved.dataset.state;
     hideBox();
     // What that tab left: its run, offered as the page offers it on open, or one it left unreadable (killed mid-write),
     // offered to be forgotten; hidden, nothing said it was there until Train found it. A look the person did not ask
-    // for, as the page's on open: a box Train showed meanwhile keeps its question.
+    // for, as the page's on open: not shown if they acted since it began.
     const run = await control.savedRun();
     const problem = run ? null : await control.savedRunProblem();
     if (shared.run.value.phase === 'idle') {
-      if (run) showLookedUp({ kind: 'saved', run });
-      else if (problem) showLookedUp({ kind: 'damaged', problem });
+      if (run) showLookedUp({ kind: 'saved', run }, begun);
+      else if (problem) showLookedUp({ kind: 'damaged', problem }, begun);
     }
     // The estimate was measured while the other run shared the GPU: measure it again alone.
     await shared.engine.forgetEstimate().catch(() => undefined);
@@ -603,14 +616,15 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   };
   void shared.gpuReady.then(async (ok) => {
     if (!ok) return;
+    const begun = lookBegins();
     const [elsewhere, run] = await Promise.all([control.runElsewhere(), control.savedRun()]);
     if (shared.run.value.phase !== 'idle') return;
-    // The page's own look, which may end after the person acted in a box shown meanwhile (Train shows one).
-    if (elsewhere) showLookedUp({ kind: 'elsewhere', run });
-    else if (run) showLookedUp({ kind: 'saved', run });
+    // The page's own look, which may end after the person acted (Train shows a box): then it is not shown.
+    if (elsewhere) showLookedUp({ kind: 'elsewhere', run }, begun);
+    else if (run) showLookedUp({ kind: 'saved', run }, begun);
     else {
       const problem = await control.savedRunProblem();
-      if (problem && shared.run.value.phase === 'idle') showLookedUp({ kind: 'damaged', problem });
+      if (problem && shared.run.value.phase === 'idle') showLookedUp({ kind: 'damaged', problem }, begun);
     }
   });
 
