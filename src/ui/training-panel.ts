@@ -353,27 +353,27 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
    * later, and a slow look ending after it showed the run as it was before (Resume and Forget for a run another tab had
    * replaced while Train asked about replacing the new one).
    */
-  let actions = 0;
+  let actionsTaken = 0;
   /** The person acts: what the box said in answer to their last action gives way to what this one brings. */
   const acting = (): void => {
     answer = null;
-    actions++;
+    actionsTaken++;
   };
   /** Marks where a look the person did not ask for begins: showLookedUp shows its finding only if they have not acted since. */
-  const lookBegins = (): number => actions;
+  const lookBegins = (): number => actionsTaken;
   /** What the box shows now (boxKey), or null: its note alone (sayInBox), or nothing. */
   let shows: string | null = null;
   /** The "Forget it?" question of the box shown, open or not; null when the box has none. */
   let question: HTMLElement | null = null;
   /**
    * Shows the box for what a look at the store the person did not ask for found (when the page opened, after a refused
-   * Resume), unless the person acted after it began (`begun`: lookBegins). Such a look may end while the person reads the box, even a "Forget it?" asked in it, which a rebuilt box
-   * took away without a word. The box that shows `found` already stays as it is, its question and note included. Another
+   * Resume), unless the person acted after it began (`begun`: lookBegins). Such a look may end while the person reads
+   * the box, even a "Forget it?" asked in it, which a rebuilt box took away without a word. The box that shows `found` already stays as it is, its question and note included. Another
    * one is rebuilt, the answer said to the person kept in its note; or, when a question was open, that note says the
    * question was withdrawn: it named a run the store no longer holds (and Forget deletes whatever the store holds).
    */
   const showLookedUp = (found: LookedUp, begun: number): void => {
-    if (begun !== actions) return;
+    if (begun !== actionsTaken) return;
     const key = boxKey(found);
     if (!saved.hidden && shows === key) return;
     const asked = !saved.hidden && question !== null && !question.hidden;
