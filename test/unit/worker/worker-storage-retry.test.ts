@@ -307,16 +307,6 @@ describe('a weight cache the browser refused once', () => {
     expect((await api.storageInfo()).cacheUnavailable).toBeNull();
     expect(opened.get('finetune-weights')).toBe(1);
   });
-
-  it("says why in the Model panel's note while every storage read throws, with no usage, quota or persistence", async () => {
-    throwingReads = 100;
-    expect(await api.storageInfo()).toEqual({
-      cacheUnavailable: 'the browser refused its origin-private file system (storage is not ready), as private windows may',
-      usage: null,
-      quota: null,
-      persisted: null,
-    });
-  });
 });
 
 // Forget names the run the page's box showed: every tab shares the store, so another may have saved a different run
