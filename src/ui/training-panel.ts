@@ -367,10 +367,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   let question: HTMLElement | null = null;
   /**
    * Shows the box for what a look at the store the person did not ask for found (when the page opened, after a refused
-   * Resume), unless the person acted after it began (`begun`: lookBegins). Such a look may end while the person reads
-   * the box, even a "Forget it?" asked in it, which a rebuilt box took away without a word. The box that shows `found` already stays as it is, its question and note included. Another
-   * one is rebuilt, the answer said to the person kept in its note; or, when a question was open, that note says the
-   * question was withdrawn: it named a run the store no longer holds (and Forget deletes whatever the store holds).
+   * Resume, when another tab's run ended), unless the person acted after it began (`begun`: lookBegins): their action
+   * read the store later. Each of today's looks begins with the box hidden or showing only its note, so none can end
+   * over a box whose "Forget it?" the person opened without acting; the two cases below keep such a question from
+   * vanishing without a word should a look ever begin over a box: the box that shows `found` already stays as it is,
+   * its question and note included; another one is rebuilt, the answer said to the person kept in its note, or, when a
+   * question was open, that note says the question was withdrawn (it named a run the store no longer holds).
    */
   const showLookedUp = (found: LookedUp, begun: number): void => {
     if (begun !== actionsTaken) return;
