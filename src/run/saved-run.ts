@@ -258,8 +258,22 @@ export async function savedRunOrDamage(store: RunStore | null): Promise<{ now: S
   }
 }
 
-/** A checkpoint as a Forget or a resume names it: its step and its record's savedAt. */
-type NamedRecord = Pick<SavedRun, 'step' | 'savedAt'>;
+/**
+ * A checkpoint as a resume or a Forget names it: the saved run's step and its record's savedAt (each commit writes its
+ * own, so another save of the same step is told apart).
+ */
+export type ExpectedCheckpoint = Pick<SavedRun, 'step' | 'savedAt'>;
+
+/** Whether `e`, as it came from the page (through the worker), names a checkpoint: a whole step and a time. */
+export function namesCheckpoint(e: unknown): e is ExpectedCheckpoint {
+  const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
+  return typeof c === 'object' && c !== null && Number.isSafeInteger(c.step) && typeof c.savedAt === 'string';
+}
+
+/** Whether the run saved now is the checkpoint `expected`: the same commit, not merely the same step of some run. */
+export function isCheckpoint(now: ExpectedCheckpoint | null, expected: ExpectedCheckpoint): boolean {
+  return now !== null && now.step === expected.step && now.savedAt === expected.savedAt;
+}
 
 /**
  * What a Forget names: the run the page's box showed (its step and its record's savedAt, as a resume names its
@@ -269,23 +283,16 @@ type NamedRecord = Pick<SavedRun, 'step' | 'savedAt'>;
  * Every tab shares the store: another may save or forget a run between the box being shown and the person confirming,
  * and a Forget that named nothing deleted a run the person never saw.
  */
-export type ExpectedForget = NamedRecord | { damaged: true; record?: NamedRecord };
-
-function isNamedRecord(c: unknown): c is NamedRecord {
-  const r = c as Record<string, unknown> | null;
-  return typeof r === 'object' && r !== null && Number.isSafeInteger(r.step) && typeof r.savedAt === 'string';
-}
+export type ExpectedForget = ExpectedCheckpoint | { damaged: true; record?: ExpectedCheckpoint };
 
 /** Whether `e`, as it came from the page (through the worker), names what a Forget may delete; else refused. */
 function checkExpectedForget(e: unknown): asserts e is ExpectedForget {
   const c = e as Record<string, unknown> | null;
-  const damaged = typeof c === 'object' && c !== null && c.damaged === true && (c.record === undefined || isNamedRecord(c.record));
-  if (!damaged && !isNamedRecord(c)) {
+  const damaged = typeof c === 'object' && c !== null && c.damaged === true && (c.record === undefined || namesCheckpoint(c.record));
+  if (!damaged && !namesCheckpoint(c)) {
     throw new FinetuneError('bad-input', 'the saved run to forget is named by its step (a whole number) and its savedAt (text), or as { damaged: true } for one that cannot be read (with the record a refused Resume read, as { step, savedAt }, where there was one)');
   }
 }
-
-const sameRecord = (run: SavedRun | null, named: NamedRecord | undefined): boolean => run !== null && named !== undefined && run.step === named.step && run.savedAt === named.savedAt;
 
 /**
  * Refuses a Forget unless `store` holds what `expected` names: that very record (its step and savedAt), or, for
@@ -296,16 +303,16 @@ const sameRecord = (run: SavedRun | null, named: NamedRecord | undefined): boole
 export async function checkForgets(store: RunStore | null, expected: unknown): Promise<void> {
   checkExpectedForget(expected);
   const { now, damaged } = await savedRunOrDamage(store);
-  const same = 'damaged' in expected ? damaged !== null || sameRecord(now, expected.record) : damaged === null && sameRecord(now, expected);
+  const same = 'damaged' in expected ? damaged !== null || (expected.record !== undefined && isCheckpoint(now, expected.record)) : damaged === null && isCheckpoint(now, expected);
   if (same) return;
-  const named = (r: NamedRecord): string => `step ${r.step}, saved ${r.savedAt}`;
+  const named = (r: ExpectedCheckpoint): string => `step ${r.step}, saved ${r.savedAt}`;
   const asked = 'damaged' in expected ? `a run that cannot be read${expected.record ? `, ${named(expected.record)}` : ''}` : named(expected);
   const holds = damaged
     ? `it now holds a run that cannot be read: ${damaged.message}`
     : now
       ? `it now holds ${quote(now.trainName)} at step ${now.step} of ${now.totalSteps}, saved ${now.savedAt}`
       : 'no run is saved any more';
-  const record = (r: NamedRecord): NamedRecord => ({ step: r.step, savedAt: r.savedAt });
+  const record = (r: ExpectedCheckpoint): ExpectedCheckpoint => ({ step: r.step, savedAt: r.savedAt });
   throw new FinetuneError('bad-input', `the run saved here is no longer the one Forget asked about (${asked}): ${holds}. Nothing was forgotten`, {
     savedRunChanged: true,
     expected: 'damaged' in expected ? { damaged: true, ...(expected.record ? { record: record(expected.record) } : {}) } : record(expected),

@@ -41,10 +41,10 @@ import { validationLoss, type EvaluationResult } from './evaluate-adapter.ts';
 import { checkRunFitsImported, startFromImported } from './imported-adapter.ts';
 import { localFingerprints, withFingerprints } from './model-fingerprint.ts';
 import { checkDataChecksums, checkModelFiles, checkTokenizer, checkSavedRun, checkSavedRunAgainstPlan, checkStateChecksum, epochOfStep, stateChecksum } from './saved-run-check.ts';
-import { checkpointFiles, checkStateStep, isDamagedRun, readSavedRun, savedRunIn, savedRunOrDamage, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ModelFileVersion, type RunData, type RunBaseline, type SavedRun } from './saved-run.ts';
+import { checkpointFiles, checkStateStep, isCheckpoint, isDamagedRun, namesCheckpoint, readSavedRun, savedRunIn, savedRunOrDamage, STATE_FILE, TRAIN_FILE, VALIDATION_FILE, type ExpectedCheckpoint, type ModelFileVersion, type RunData, type RunBaseline, type SavedRun } from './saved-run.ts';
 
 export { memoryRunStore, type RunStore } from './run-store.ts';
-export type { SavedRun } from './saved-run.ts';
+export type { ExpectedCheckpoint, SavedRun } from './saved-run.ts';
 
 /**
  * What a session keeps its runs in: a store (null: none), or a function that answers the store each time a run needs
@@ -107,23 +107,6 @@ export type TrainEvent =
   | ({ type: 'skipped' } & SkipReport)
   /** The kernels the run uses, and how they were chosen (src/run/kernel-tuning.ts). */
   | ({ type: 'kernels' } & KernelDecision);
-
-/**
- * A checkpoint as a caller of a resume names it: the saved run's step and its record's savedAt (each commit writes its
- * own, so another save of the same step is told apart).
- */
-export type ExpectedCheckpoint = Pick<SavedRun, 'step' | 'savedAt'>;
-
-/** Whether `e`, as it came from the page (through the worker), names a checkpoint: a whole step and a time. */
-function namesCheckpoint(e: unknown): e is ExpectedCheckpoint {
-  const c = e as Partial<Record<keyof ExpectedCheckpoint, unknown>> | null;
-  return typeof c === 'object' && c !== null && Number.isSafeInteger(c.step) && typeof c.savedAt === 'string';
-}
-
-/** Whether the run saved now is the checkpoint `expected`: the same commit, not merely the same step of some run. */
-function isCheckpoint(now: ExpectedCheckpoint | null, expected: ExpectedCheckpoint): boolean {
-  return now !== null && now.step === expected.step && now.savedAt === expected.savedAt;
-}
 
 /** A resume's expectation as it came from the page: a checkpoint, or refused. */
 function checkExpectedCheckpoint(e: unknown): asserts e is ExpectedCheckpoint {
