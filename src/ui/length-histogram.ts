@@ -35,6 +35,15 @@ export function histogramLabel(hist: LengthHistogram, maxSeqLen: number): string
   return `Rows by length in tokens: ${most}; ${tail}.`;
 }
 
+/**
+ * What the legend says while the pointer is off the bars (uPlot shows "—" for every series then): the totals over all
+ * lengths, [tokens, truncated, fit]. Over a bar it says that bin's lengths and rows.
+ */
+export function histogramRestingLegend(hist: LengthHistogram): string[] {
+  const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+  return ['all lengths', formatCount(sum(hist.truncated)), formatCount(sum(hist.fits))];
+}
+
 /** The chart, or null when there are no rows to draw. */
 export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, testid: string): HTMLElement | null {
   const bins = hist.fits.length;
@@ -60,6 +69,7 @@ export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, te
   const xs = total.map((_, i) => (i + 0.5) * hist.binWidth);
   const xMax = bins * hist.binWidth;
   const bars = uPlot.paths.bars!({ size: [0.92, Infinity], gap: 1 });
+  const resting = histogramRestingLegend(hist);
   const opts: uPlot.Options = {
     width: FIRST_WIDTH,
     height: HEIGHT,
@@ -74,15 +84,16 @@ export function lengthHistogramView(hist: LengthHistogram, maxSeqLen: number, te
     series: [
       {
         label: 'tokens',
-        value: (_u, v) => {
+        value: (_u, v, _s, idx) => {
+          if (idx === null) return resting[0];
           if (v === null || v === undefined) return '—';
           const i = Math.round(v / hist.binWidth - 0.5);
           return hist.binWidth === 1 ? formatCount(i + 1) : `${formatCount(i * hist.binWidth + 1)}–${formatCount((i + 1) * hist.binWidth)}`;
         },
       },
       // Drawn first and as tall as the bin's rows: what the next series leaves visible is the truncated part.
-      { label: 'truncated', fill: TRUNCATED, stroke: TRUNCATED, paths: bars, points: { show: false }, value: (_u, _v, _s, i) => (i === null ? '—' : formatCount(hist.truncated[i])) },
-      { label: 'fit', fill: FITS, stroke: FITS, paths: bars, points: { show: false }, value: (_u, _v, _s, i) => (i === null ? '—' : formatCount(hist.fits[i])) },
+      { label: 'truncated', fill: TRUNCATED, stroke: TRUNCATED, paths: bars, points: { show: false }, value: (_u, _v, _s, i) => (i === null ? resting[1] : formatCount(hist.truncated[i])) },
+      { label: 'fit', fill: FITS, stroke: FITS, paths: bars, points: { show: false }, value: (_u, _v, _s, i) => (i === null ? resting[2] : formatCount(hist.fits[i])) },
     ],
     hooks: {
       draw: [

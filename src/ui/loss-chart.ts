@@ -90,6 +90,27 @@ export function smoothedLosses(losses: readonly (number | null)[], weight: numbe
   });
 }
 
+/**
+ * What the legend says while the pointer is off the chart (uPlot shows "—" for every series then): the latest step and
+ * each series' latest value, with its step where that is an earlier one (validation runs every eval_steps, a step's
+ * loss can be missing). `series` are the chart's y series in legend order; a loss that is not a number is said as it is.
+ */
+export function restingLegend(steps: readonly number[], series: readonly (readonly (number | null)[])[]): string[] {
+  const lastStep = steps[steps.length - 1];
+  const stepText = lastStep === undefined ? '—' : formatCount(lastStep);
+  return [
+    stepText,
+    ...series.map((values) => {
+      for (let i = values.length - 1; i >= 0; i--) {
+        const v = values[i];
+        if (v === null) continue;
+        return steps[i] === lastStep ? formatLoss(v) : `${formatLoss(v)} (${passPlace(steps[i], `step ${formatCount(steps[i])}`)})`;
+      }
+      return '—';
+    }),
+  ];
+}
+
 const TRAIN = CHART_ACCENT;
 const TRAIN_RAW = 'rgba(122, 162, 255, 0.55)';
 const VAL = CHART_WARN;
@@ -107,6 +128,8 @@ export class LossChart {
   private valLosses: (number | null)[] = [];
   private totalSteps = 0;
   private resize: ResizeObserver | null = null;
+  /** The legend's text per series while the pointer is off the chart (restingLegend of the data last drawn). */
+  private resting: string[] = [];
 
   constructor(private readonly height = 320) {
     this.plotHost = h('div', { class: 'plot' });
@@ -174,7 +197,10 @@ export class LossChart {
     this.element.setAttribute('aria-label', lossChartLabel(this.steps.map((step, i) => ({ step, loss: this.losses[i], valLoss: this.valLosses[i] }))));
     const weight = smoothingWeight(Math.max(this.totalSteps, this.steps.length));
     this.element.dataset.smoothing = String(weight);
-    const data: uPlot.AlignedData = [this.steps, this.losses, this.valLosses, smoothedLosses(this.losses, weight)];
+    const smoothed = smoothedLosses(this.losses, weight);
+    const data: uPlot.AlignedData = [this.steps, this.losses, this.valLosses, smoothed];
+    // Before setData: it rewrites the legend, which reads these while the pointer is off the chart.
+    this.resting = restingLegend(this.steps, [this.losses, this.valLosses, smoothed]);
     if (!this.plot) {
       if (this.steps.length === 0) return;
       this.create(data);
@@ -220,7 +246,8 @@ export class LossChart {
         { ...axis('loss'), size: 56 },
       ],
       series: [
-        { label: 'step', value: (_u, v) => (v === null || v === undefined ? '—' : String(v)) },
+        // Off the chart (idx null) the legend reads the latest values (restingLegend), on it the step under the pointer.
+        { label: 'step', value: (_u, v, s, i) => (i === null ? this.resting[s] : v === null || v === undefined ? '—' : String(v)) },
         {
           // Each step's own loss, thin and faint: the smoothed line below carries the trend (a micro-batch's loss
           // varies with its rows far more than the adapter changes from one step to the next).
@@ -230,7 +257,7 @@ export class LossChart {
           fill: 'rgba(122, 162, 255, 0.06)',
           spanGaps: true,
           points: { show: (u) => u.data[0].length <= 60, size: 4, fill: TRAIN_RAW, stroke: TRAIN_RAW },
-          value: (_u, v) => formatLoss(v),
+          value: (_u, v, s, i) => (i === null ? this.resting[s] : formatLoss(v)),
         },
         {
           // Its points joined by a dashed line across the steps between them: the validation's trend, from the pass
@@ -241,7 +268,7 @@ export class LossChart {
           dash: [6, 4],
           spanGaps: true,
           points: { show: true, size: 9, fill: VAL, stroke: '#0f1115', width: 1.5 },
-          value: (_u, v) => formatLoss(v),
+          value: (_u, v, s, i) => (i === null ? this.resting[s] : formatLoss(v)),
         },
         {
           label: 'smoothed',
@@ -249,7 +276,7 @@ export class LossChart {
           width: 2.5,
           spanGaps: true,
           points: { show: false },
-          value: (_u, v) => formatLoss(v),
+          value: (_u, v, s, i) => (i === null ? this.resting[s] : formatLoss(v)),
         },
       ],
     };

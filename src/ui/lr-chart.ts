@@ -30,6 +30,26 @@ export function lrCurveLabel(curve: { steps: number[]; rates: number[] }): strin
   return `Learning rate by step: ${rate(rates[0])} at step ${formatCount(steps[0])}${peakText}, ${rate(rates[last])} at step ${formatCount(steps[last])}.`;
 }
 
+/**
+ * What the legend says while the pointer is off the chart (uPlot shows "—" for every series then), [step, learning
+ * rate]: the run's current step and its rate while a run marks one (markLrStep), else the steps' range and the peak.
+ */
+export function lrRestingLegend(curve: { steps: number[]; rates: number[] }, currentStep: number | null): string[] {
+  const { steps, rates } = curve;
+  if (steps.length === 0) return ['—', '—'];
+  const at = currentStep === null ? -1 : steps.indexOf(currentStep);
+  if (at >= 0) return [`${formatCount(steps[at])} (now)`, rate(rates[at])];
+  const first = steps[0];
+  const last = steps[steps.length - 1];
+  return [first === last ? formatCount(first) : `${formatCount(first)}–${formatCount(last)}`, `peak ${rate(Math.max(...rates))}`];
+}
+
+/** The step markLrStep last set on a chart's element, or null. */
+function markedStep(element: HTMLElement): number | null {
+  const step = Number(element.dataset.currentStep);
+  return element.dataset.currentStep && Number.isFinite(step) ? step : null;
+}
+
 /** Each chart's plot, for markLrStep (the element is what the panel holds). */
 const plots = new WeakMap<HTMLElement, uPlot>();
 
@@ -42,7 +62,11 @@ export function markLrStep(element: HTMLElement, step: number | null): void {
   if (element.dataset.currentStep === now) return;
   if (now === undefined) delete element.dataset.currentStep;
   else element.dataset.currentStep = now;
-  plots.get(element)?.redraw(false, false);
+  const plot = plots.get(element);
+  if (!plot) return;
+  plot.redraw(false, false);
+  // The legend as it stands (a pointer over the chart keeps its step; off it, the resting text now names this step).
+  plot.setLegend({});
 }
 
 export function lrChartView(curve: { steps: number[]; rates: number[] }, testid: string): HTMLElement | null {
@@ -55,6 +79,7 @@ export function lrChartView(curve: { steps: number[]; rates: number[] }, testid:
     h('figcaption', { class: 'hint' }, 'Learning rate by optimizer step, as learning_rate, warmup_ratio and lr_scheduler set it.'),
   );
   const last = curve.steps[curve.steps.length - 1];
+  const resting = (s: number): string => lrRestingLegend(curve, markedStep(element))[s];
   const opts: uPlot.Options = {
     width: FIRST_WIDTH,
     height: HEIGHT,
@@ -67,15 +92,15 @@ export function lrChartView(curve: { steps: number[]; rates: number[] }, testid:
       { stroke: AXIS, font: FONT, size: 64, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: (_u, splits) => splits.map((v) => rate(v)) },
     ],
     series: [
-      { label: 'step', value: (_u, v) => (v === null || v === undefined ? '—' : formatCount(v)) },
-      { label: 'learning rate', stroke: LINE, width: 2, fill: 'rgba(122, 162, 255, 0.08)', points: { show: (u) => u.data[0].length <= 30, size: 4 }, value: (_u, v) => (v === null || v === undefined ? '—' : rate(v)) },
+      { label: 'step', value: (_u, v, s, i) => (i === null ? resting(s) : v === null || v === undefined ? '—' : formatCount(v)) },
+      { label: 'learning rate', stroke: LINE, width: 2, fill: 'rgba(122, 162, 255, 0.08)', points: { show: (u) => u.data[0].length <= 30, size: 4 }, value: (_u, v, s, i) => (i === null ? resting(s) : v === null || v === undefined ? '—' : rate(v)) },
     ],
     hooks: {
       draw: [
         (u) => {
           // Where the run is (markLrStep): a line at its current step.
-          const step = Number(element.dataset.currentStep);
-          if (element.dataset.currentStep && Number.isFinite(step)) drawVerticalMark(u, step, MARK);
+          const step = markedStep(element);
+          if (step !== null) drawVerticalMark(u, step, MARK);
         },
       ],
     },

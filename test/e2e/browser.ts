@@ -76,3 +76,14 @@ export async function screenshot(page: Page, name: string, firstScreen = false):
   await page.screenshot({ path, fullPage: !firstScreen, timeout: 180_000 });
   return path;
 }
+
+/** A uPlot chart's legend under the element with `testid`, as { label: value } (what a person reads beside the canvas). */
+export async function chartLegend(page: Page, testid: string): Promise<Record<string, string>> {
+  return page.getByTestId(testid).evaluate((el) => {
+    const pairs: Record<string, string> = {};
+    for (const row of el.querySelectorAll('.u-legend .u-series')) {
+      pairs[row.querySelector('.u-label')?.textContent ?? ''] = row.querySelector('.u-value')?.textContent ?? '';
+    }
+    return pairs;
+  });
+}

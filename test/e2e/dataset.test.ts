@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, screenshot, type App } from './browser.ts';
+import { chartLegend, openApp, screenshot, type App } from './browser.ts';
 import { waitModelReady } from './app-fixture.ts';
 import { lengthHistogram } from '../../src/data/dataset.ts';
 import { histogramLabel } from '../../src/ui/length-histogram.ts';
@@ -99,6 +99,18 @@ describe('dataset panel and form (headless Chromium)', () => {
       return n;
     });
     expect(inked).toBeGreaterThan(100);
+    // Its legend, the pointer off the bars, gives the totals (it once said "—" for each); over a bar, that bin's rows.
+    await page.mouse.move(0, 0);
+    const fits = want.fits.reduce((a, b) => a + b, 0);
+    expect(await chartLegend(page, 'train-lengths')).toEqual({ tokens: 'all lengths', truncated: '0', fit: String(fits) });
+    const fullest = want.fits.indexOf(Math.max(...want.fits));
+    const over = (await bars.locator('.u-over').boundingBox())!;
+    await page.mouse.move(over.x + ((fullest + 0.5) / want.fits.length) * over.width, over.y + over.height - 2);
+    const lo = fullest * want.binWidth + 1;
+    const hi = (fullest + 1) * want.binWidth;
+    await expect.poll(() => chartLegend(page, 'train-lengths')).toEqual({ tokens: `${lo}–${hi}`, truncated: '0', fit: String(want.fits[fullest]) });
+    await page.mouse.move(0, 0);
+    await expect.poll(() => chartLegend(page, 'train-lengths')).toEqual({ tokens: 'all lengths', truncated: '0', fit: String(fits) });
 
     // The demo preset: a short run on the sample, Replicate's defaults shown beside the changed values.
     expect(await page.locator('#num_validation_samples').inputValue()).toBe('6');
@@ -117,6 +129,7 @@ describe('dataset panel and form (headless Chromium)', () => {
     // No run yet: no step marked on it.
     expect(await lr.getAttribute('data-current-step')).toBeNull();
     expect(await lr.getAttribute('aria-label')).toMatch(new RegExp(`^Learning rate by step: 0 at step 1, reaches 1\\.00e-3 at step 2, [0-9.e-]+ at step ${steps}\\.$`));
+    expect(await chartLegend(page, 'plan-lr')).toEqual({ step: `1–${steps}`, 'learning rate': 'peak 1.00e-3' });
     // Another schedule in the form is drawn at once: the curve the trainer's own schedule gives.
     await page.locator('#lr_scheduler').selectOption('cosine');
     const cosine = lrCurveLabel(learningRateCurve(1e-3, steps, 0.03, 'cosine'));

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { strFromU8, unzipSync } from 'fflate';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, screenshot, type App } from './browser.ts';
+import { chartLegend, openApp, screenshot, type App } from './browser.ts';
 import { waitModelReady, waitRunPhase } from './app-fixture.ts';
 import { safetensorsTensors } from '../helpers/safetensors-file.ts';
 
@@ -158,6 +158,12 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     const valLoss = Number(await page.getByTestId('val-loss').getAttribute('data-value'));
     expect(Number.isFinite(valLoss) && valLoss > 0).toBe(true);
     expect(await page.getByTestId('val-loss').textContent()).toBe(valLoss.toPrecision(4));
+    // The legends, the pointer off the charts, give the latest values (they once said "—" for each series).
+    await page.mouse.move(0, 0);
+    const legend = await chartLegend(page, 'loss-chart');
+    expect(legend).toMatchObject({ step: '2', 'train loss': trainLoss.toPrecision(4), 'validation loss': valLoss.toPrecision(4) });
+    expect(legend.smoothed).toMatch(/^\d\.\d{3}$/);
+    expect(await chartLegend(page, 'plan-lr')).toMatchObject({ step: '2 (now)' });
     expect(await page.getByTestId('train-result').textContent()).toMatch(/^Finished: 2 steps .* · validation loss \d\.\d{3} \(\d\.\d{3} before training\)$/);
     expect(await page.getByTestId('val-loss-sub').textContent()).toMatch(/^at step 2 · .* · \d\.\d{3} before training$/);
     expect(await page.getByTestId('tokens-per-second').textContent()).toMatch(/^\d/);

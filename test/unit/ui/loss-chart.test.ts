@@ -1,7 +1,7 @@
 // The loss chart's text alternative: what a screen reader says for the canvas, as points arrive. Pure, so the odd
 // cases (nothing yet, one point, validation at some steps only, a loss that is not a number) are checked here.
 import { describe, expect, it } from 'vitest';
-import { lossChartLabel, smoothedLosses, smoothingWeight, type ChartPoint } from '../../../src/ui/loss-chart.ts';
+import { lossChartLabel, restingLegend, smoothedLosses, smoothingWeight, type ChartPoint } from '../../../src/ui/loss-chart.ts';
 
 const train = (step: number, loss: number): ChartPoint => ({ step, loss, valLoss: null });
 
@@ -92,5 +92,25 @@ describe('smoothingWeight', () => {
     expect(smoothingWeight(100)).toBeCloseTo(0.9, 12);
     expect(smoothingWeight(10_000)).toBe(0.95);
     expect(smoothingWeight(0)).toBe(0.6);
+  });
+});
+
+// What the legend says while the pointer is off the chart: uPlot's own "—" for every series read as a broken chart.
+describe('restingLegend', () => {
+  it('gives the latest step and each series\' latest value, with its step where that is an earlier one', () => {
+    const steps = [0, 1, 2, 3, 4];
+    const train = [null, 5.1, 4.2, 3.9, 3.85];
+    const val = [3.929, null, 3.7, null, null];
+    const smoothed = [null, 5.1, 4.6, 4.3, 4.1];
+    expect(restingLegend(steps, [train, val, smoothed])).toEqual(['4', '3.850', '3.700 (step 2)', '4.100']);
+  });
+
+  it('says a validation before the first step as such, and a loss that is not a number as it is', () => {
+    expect(restingLegend([0, 1], [[null, Number.NaN], [3.929, null]])).toEqual(['1', 'NaN', '3.929 (before training)']);
+  });
+
+  it('says "—" for a series with no value yet and for a chart with no step, and counts steps with separators', () => {
+    expect(restingLegend([1200], [[2.5], [null]])).toEqual(['1,200', '2.500', '—']);
+    expect(restingLegend([], [[], []])).toEqual(['—', '—', '—']);
   });
 });
