@@ -190,18 +190,8 @@ export function replacesSavedText(existing: Pick<SavedRun, 'trainName' | 'step' 
 /** What a look at the store found for the saved-run box: the run saved, one that cannot be read, or another tab's run. */
 type LookedUp = { kind: 'saved'; run: SavedRun } | { kind: 'damaged'; problem: string } | { kind: 'elsewhere'; run: SavedRun | null };
 
-const ELSEWHERE_KEY = 'elsewhere';
-
-/**
- * What the saved-run box shows, in one string: another tab's run (whatever its last checkpoint, which the box's own look
- * every few seconds keeps up to date), a checkpoint (its step and its record's savedAt, as sameCheckpoint tells them),
- * or a run that cannot be read and why.
- */
-function boxKey(found: LookedUp): string {
-  if (found.kind === 'elsewhere') return ELSEWHERE_KEY;
-  if (found.kind === 'saved') return `saved ${found.run.step} ${found.run.savedAt}`;
-  return `damaged ${found.problem}`;
-}
+/** What the saved-run box holds: a run (saved or unreadable) with its buttons, another tab's run, or its note alone. */
+type BoxHolds = 'run' | 'elsewhere' | 'note';
 
 export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLElement {
   // A resume refused because the store no longer holds the checkpoint offered shows what it holds now instead; a new run
@@ -361,29 +351,24 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   };
   /** Marks where a look the person did not ask for begins: showLookedUp shows its finding only if they have not acted since. */
   const lookBegins = (): number => actionsTaken;
-  /** What the box shows now (boxKey), or null: its note alone (sayInBox), or nothing. */
-  let shows: string | null = null;
-  /** The "Forget it?" question of the box shown, open or not; null when the box has none. */
-  let question: HTMLElement | null = null;
+  /** What the box holds while shown (showBox). */
+  let holds: BoxHolds = 'note';
   /**
    * Shows the box for what a look at the store the person did not ask for found (when the page opened, after a refused
    * Resume, when another tab's run ended), unless the person acted after it began (`begun`: lookBegins): their action
-   * read the store later. Each of today's looks begins with the box hidden or showing only its note, so none can end
-   * over a box whose "Forget it?" the person opened without acting; the two cases below keep such a question from
-   * vanishing without a word should a look ever begin over a box: the box that shows `found` already stays as it is,
-   * its question and note included; another one is rebuilt, the answer said to the person kept in its note, or, when a
-   * question was open, that note says the question was withdrawn (it named a run the store no longer holds).
+   * read the store later. Each of today's looks begins with the box hidden or showing only its note (a whole browser
+   * tier run, 2026-12-06, saw no other), and the box it builds keeps the answer said to the person in its note. Should a
+   * look ever end over a whole box (a run, its buttons and perhaps the "Forget it?" the person is reading), that box
+   * stays: rebuilding it would take the question away without a word, and every button in it names what it shows, so
+   * the worker refuses it, saying what the store holds now, if another tab changed the store since.
    */
   const showLookedUp = (found: LookedUp, begun: number): void => {
     if (begun !== actionsTaken) return;
-    const key = boxKey(found);
-    if (!saved.hidden && shows === key) return;
-    const asked = !saved.hidden && question !== null && !question.hidden;
+    if (!saved.hidden && holds !== 'note') return;
     if (found.kind === 'elsewhere') showElsewhere(found.run);
     else if (found.kind === 'saved') showSaved(found.run);
     else showDamaged(found.problem);
-    if (asked) sayAnswer(found.kind === 'elsewhere' ? FORGET_ELSEWHERE_TEXT : forgetWithdrawnText(found.kind === 'saved' ? found.run : 'unreadable'));
-    else if (answer !== null) savedNote.textContent = answer;
+    if (answer !== null) savedNote.textContent = answer;
   };
   /** Takes the box off the page, and with it any answer its note held: said to no one, it has nothing to keep. */
   const hideBox = (): void => {
@@ -391,15 +376,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     answer = null;
   };
   /**
-   * Shows the box with `children` in it; `key`: what it shows (boxKey), null for its note alone. Its marker, set or
-   * cleared here on every showing so that no showing keeps a former one's ('elsewhere': another tab's run; showElsewhere
-   * reads it to tell a box newly shown from one looked at again), and its question, which the showing sets after this.
+   * Shows the box with `children` in it, holding `what`. Its marker, set or cleared here on every showing so that no
+   * showing keeps a former one's ('elsewhere': another tab's run; showElsewhere reads it to tell a box newly shown from
+   * one looked at again).
    */
-  const showBox = (children: readonly Node[], key: string | null): void => {
-    if (key === ELSEWHERE_KEY) saved.dataset.state = 'elsewhere';
+  const showBox = (children: readonly Node[], what: BoxHolds): void => {
+    if (what === 'elsewhere') saved.dataset.state = 'elsewhere';
     else delete saved.dataset.state;
-    shows = key;
-    question = null;
+    holds = what;
     saved.hidden = false;
     replaceChildren(saved, ...children);
   };
@@ -409,7 +393,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
    * said nothing to anyone.
    */
   const sayInBox = (text: string): void => {
-    if (saved.hidden || savedNote.parentNode !== saved) showBox([savedNote], null);
+    if (saved.hidden || savedNote.parentNode !== saved) showBox([savedNote], 'note');
     sayAnswer(text);
   };
   const showSaved = (run: SavedRun): void => {
@@ -432,13 +416,12 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
         h('div', { class: 'actions' }, ...buttons, forget),
         say,
       ],
-      boxKey({ kind: 'saved', run }),
+      'run',
     );
     // Forgetting deletes the run and its checkpoint for good: asked first, as Train asks before replacing it and the
     // cache panel before deleting weights.
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
     saved.insertBefore(confirmForget, say);
-    question = confirmForget;
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
       const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
@@ -539,9 +522,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
     showBox(
       [h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say],
-      boxKey({ kind: 'damaged', problem }),
+      'run',
     );
-    question = confirmForget;
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
       const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
@@ -585,7 +567,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
           : h('p', { class: 'hint' }, 'It has saved no checkpoint yet.'),
         savedNote,
       ],
-      ELSEWHERE_KEY,
+      'elsewhere',
     );
     if (elsewhereTimer === null) elsewhereTimer = setTimeout(lookAgain, ELSEWHERE_POLL_MS);
   };
