@@ -159,6 +159,17 @@ describe('the app in headless Chromium (WebGPU on SwiftShader, inside the worker
     await app.page.getByTestId('train-estimate').waitFor({ timeout: 300_000 });
     const path = await screenshot(app.page, 'gpu-panel');
     expect(existsSync(path) && statSync(path).size).toBeGreaterThan(10_000);
+    // The GPU memory figures beside their bars, each on one line: "452 B (peak 15.6 MiB)" once broke onto two.
+    const figures = await app.page.locator('table.bars td.num').evaluateAll((cells) =>
+      cells.map((c) => {
+        // One client rect per line the text takes.
+        const range = document.createRange();
+        range.selectNodeContents(c);
+        return { text: c.textContent ?? '', lines: range.getClientRects().length };
+      }),
+    );
+    expect(figures.some((f) => f.text.includes('(peak '))).toBe(true);
+    expect(figures.filter((f) => f.lines > 1)).toEqual([]);
   });
 });
 
