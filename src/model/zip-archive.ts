@@ -58,9 +58,18 @@ function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
+/** The signature every central-directory record starts with ("PK\x01\x02"). */
+const CENTRAL_RECORD = 0x02014b50;
+/** A central-directory record's fixed part; its name, extra field and comment follow. */
+const CENTRAL_RECORD_BYTES = 46;
+
 /**
  * The CRC-32 of every central-directory record, in the directory's order: the records fflate's unzipSync walks, in
- * the same order and found the same way (zip64 included), but whose CRC it never hands its filter nor checks.
+ * the same order and found the same way (zip64 included), but whose CRC it never hands its filter nor checks. Each
+ * record must lie whole inside the file where the one before ends: fflate reads past the end as zeros and walks
+ * whatever count the end record claims, so an empty zip counting 33,920 entries listed 33,920 phantom ones, and a zip64
+ * record counting 2^32 − 1 kept it walking (and the listing growing) without end. Run before unzipSync, this refuses
+ * such a directory at its first missing record.
  */
 function centralCrcs(bytes: Uint8Array, where: string): number[] {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -81,8 +90,12 @@ function centralCrcs(bytes: Uint8Array, where: string): number[] {
     }
     const crcs: number[] = [];
     for (let i = 0; i < count; i++) {
+      const whole = at >= 0 && at + CENTRAL_RECORD_BYTES <= bytes.byteLength && u32(at) === CENTRAL_RECORD;
+      if (!whole) throw new RangeError(`it counts ${count} entries, and record ${i + 1} is not in the file`);
+      const next = at + CENTRAL_RECORD_BYTES + u16(at + 28) + u16(at + 30) + u16(at + 32);
+      if (next > bytes.byteLength) throw new RangeError(`it counts ${count} entries, and record ${i + 1} runs past the end of the file`);
       crcs.push(u32(at + 16));
-      at += 46 + u16(at + 28) + u16(at + 30) + u16(at + 32);
+      at = next;
     }
     return crcs;
   } catch (e) {
@@ -126,6 +139,8 @@ export function zipNamesFromTail(tail: Uint8Array, fileSize: number): string[] |
 
 /** The entries of a zip (directories left out), without extracting anything. */
 export function listZip(bytes: Uint8Array, where: string): ZipEntryInfo[] {
+  // The directory's records checked first, so that unzipSync walks only records the file holds.
+  centralCrcs(bytes, where);
   const infos: ZipEntryInfo[] = [];
   try {
     unzipSync(bytes, {
@@ -154,6 +169,8 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
   // Each extracted entry's index in the central directory and claimed size (a name is extracted once: see below).
   let index = -1;
   const claims = new Map<string, { index: number; originalSize: number }>();
+  // Before unzipSync, so that it walks only records the file holds (see centralCrcs).
+  const crcs = centralCrcs(bytes, where);
   try {
     files = unzipSync(bytes, {
       filter: (f) => {
@@ -165,6 +182,10 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
           refusal = badZip(where, `holds ${quote(f.name)} twice; which one is meant cannot be told: make the zip again with one of them`);
         } else if (f.compression !== 0 && f.compression !== 8) {
           refusal = badZip(where, `${quote(f.name)} uses compression method ${f.compression}; only stored and deflate entries are read`);
+        } else if (f.size > bytes.byteLength) {
+          // Checked before the claims below: a size the file cannot hold would pass them (2,000,000 compressed bytes
+          // "may" deflate to 2,000,000,000), and fflate allocates the claimed extracted size before inflating.
+          refusal = badZip(where, `${quote(f.name)} claims ${f.size} compressed bytes, more than the whole archive's ${bytes.byteLength}: the archive is damaged or cut short; get it again`);
         } else if (f.originalSize > maxEntry) {
           refusal = badZip(where, `${quote(f.name)} claims ${f.originalSize} bytes once extracted, more than the ${maxEntry}-byte limit`);
         } else if (f.compression === 8 && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
@@ -184,7 +205,6 @@ export function extractZip(bytes: Uint8Array, where: string, want: (name: string
   }
   if (refusal) throw refusal;
   const out = new Map<string, Uint8Array>();
-  const crcs = claims.size > 0 ? centralCrcs(bytes, where) : [];
   for (const [name, data] of Object.entries(files)) {
     if (data.byteLength > maxEntry) throw badZip(where, `${quote(name)} extracts to more than the ${maxEntry}-byte limit`);
     // A byte changed by a broken download or disk inflates without an error (or is stored as it is): the entry's
