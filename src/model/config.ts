@@ -178,7 +178,10 @@ export function parseMistralConfig(json: unknown, where = 'config.json'): Mistra
   const rawDtype = json.dtype ?? json.torch_dtype;
   let dtype: ModelDtype | null = null;
   if (rawDtype !== undefined && rawDtype !== null) {
-    const d = String(rawDtype).replace(/^torch\./, '');
+    // Only a string names a dtype: String() of a list read ["bfloat16"] as its item, and of an object whose own
+    // toString is not a function ({"toString": 1}, as JSON.parse builds it) threw a TypeError.
+    if (typeof rawDtype !== 'string') fail(where, `dtype ${describeValue(rawDtype)} is not supported (bfloat16, float16, float32)`);
+    const d = rawDtype.replace(/^torch\./, '');
     if (d === 'bfloat16' || d === 'float16' || d === 'float32') dtype = d;
     else if (d === 'float') dtype = 'float32';
     else if (d === 'half') dtype = 'float16';

@@ -124,6 +124,17 @@ describe('parseMistralConfig', () => {
   });
 });
 
+describe('a dtype that is not a string', () => {
+  it('is refused naming it, whatever object or list it is (the fuzz test found a TypeError and a list read as its item)', async () => {
+    // As JSON.parse builds them: own keys that shadow Object.prototype's toString and valueOf.
+    for (const text of ['{"toString":1}', '{"toString":{},"valueOf":{}}', '["bfloat16"]', '16']) {
+      const e = await errorOf(() => parseMistralConfig({ ...MISTRAL_7B_V02, torch_dtype: JSON.parse(text) }, 'my/config.json'));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toBe(`my/config.json: dtype ${text} is not supported (bfloat16, float16, float32)`);
+    }
+  });
+});
+
 describe('config size bounds', () => {
   it('refuses every size above its bound, naming the field, and accepts the bound itself', async () => {
     const { CONFIG_LIMITS } = await import('../../../src/model/config.ts');
