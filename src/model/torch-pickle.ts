@@ -482,7 +482,9 @@ export function unpickleStateDict(pkl: Uint8Array, storage: StorageLookup, where
         const items = popMark('APPENDS');
         const l = top('APPENDS');
         if (typeof l !== 'object' || l === null || l.kind !== 'list') throw fail(`APPENDS to ${describe(l)}`);
-        l.items.push(...items);
+        // One by one: push(...items) passes every item as an argument, and a frame of a few hundred thousand (a
+        // 400 KB pickle, well inside the stack bound) overflowed the call stack with a RangeError.
+        for (const item of items) l.items.push(item);
         break;
       }
       case 0x7d: // EMPTY_DICT

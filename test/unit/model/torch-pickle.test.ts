@@ -240,6 +240,16 @@ describe('hostile pickles are refused and run nothing', () => {
     expectRefused(() => unpickleStateDict(m.finish(), noStorage, 'p', { maxStack: 10 }), /more than 10 nested MARKs/);
   });
 
+  it('APPENDS of 400,000 items (a 400 KB pickle) is read, not a stack overflow (the fuzz test\'s counterexample)', () => {
+    const p = new PickleWriter().proto(2).emptyList().mark();
+    for (let i = 0; i < 400_000; i++) p.none();
+    const pickle = p.raw(0x65).stop().finish(); // APPENDS
+    const list = unpickleStateDict(pickle, noStorage) as { kind: string; items: unknown[] };
+    expect(list.kind).toBe('list');
+    expect(list.items.length).toBe(400_000);
+    expectRefused(() => readTorchStateDict(torchZip(pickle, new Map()), 'x.bin'), /^x\.bin: holds a list of 400000, not a state dict$/);
+  });
+
   it('a data.pkl bigger than the pickle limit is not even extracted', () => {
     expectRefused(() => readTorchStateDict(torchSaveStateDict(TENSORS), 'x.bin', { maxPickleBytes: 100 }), /data\.pkl claims \d+ bytes, more than the 100-byte limit/);
   });
