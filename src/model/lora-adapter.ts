@@ -343,7 +343,9 @@ function checkOptions(json: Record<string, unknown>, where: string): void {
   const refused: string[] = [];
   for (const [key, value] of Object.entries(json)) {
     if (READ_FIELDS.has(key) || isEmpty(value) || (key === 'bias' && value === 'none')) continue;
-    const why = OPTION_REFUSALS[key] ?? 'an option this app does not know, which may change what the adapter computes';
+    // The file's own key: looked up among OPTION_REFUSALS' own entries only, or "toString" read as Object.prototype's
+    // function and said as its source text ("function toString() { [native code] }").
+    const why = Object.hasOwn(OPTION_REFUSALS, key) ? OPTION_REFUSALS[key] : 'an option this app does not know, which may change what the adapter computes';
     refused.push(`${key}=${quote(value)} (${why})`);
   }
   if (refused.length) throw bad(where, `unsupported LoRA option(s): ${refused.join('; ')}: this adapter cannot be applied as it was trained`);

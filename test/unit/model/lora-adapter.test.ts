@@ -246,6 +246,16 @@ describe('adapter_config.json options: read, ignored when off, refused when they
     }
   });
 
+  it('an unknown option named like a property every object has is called unknown, not by that property (the fuzz test\'s counterexample)', async () => {
+    // As JSON.parse builds them: own keys toString, hasOwnProperty, constructor, __proto__.
+    for (const key of ['toString', 'hasOwnProperty', 'constructor', '__proto__']) {
+      const json = JSON.parse(`{${JSON.stringify(key)}: "all-linear"}`) as Record<string, unknown>;
+      const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, ...json }, 'x/adapter_config.json'));
+      expect(e.kind).toBe('bad-input');
+      expect(e.message).toBe(`x/adapter_config.json: unsupported LoRA option(s): ${key}="all-linear" (an option this app does not know, which may change what the adapter computes): this adapter cannot be applied as it was trained`);
+    }
+  });
+
   it('refuses an adapter trained for another task than causal language modelling, naming task_type (it was imported without its head)', async () => {
     // PEFT's SEQ_CLS adapters carry the trained classification head (modules_to_save: score); a FEATURE_EXTRACTION one
     // has no head at all, and its layers were trained for embeddings, not for the next token.
