@@ -112,13 +112,19 @@ function adapterFolder(names: readonly string[], where: string): string | null {
   const configs = names.filter((n) => (n === ADAPTER_CONFIG_FILE || n.endsWith(`/${ADAPTER_CONFIG_FILE}`)) && !isArchiverJunk(n));
   if (!configs.length) return null;
   const depth = (n: string): number => n.split('/').length;
-  const shallowest = Math.min(...configs.map(depth));
+  // A loop, not Math.min(...depths): a spread of a few hundred thousand names (a folder, a zip64 listing) overflowed
+  // the call stack with a RangeError.
+  let shallowest = Infinity;
+  for (const n of configs) shallowest = Math.min(shallowest, depth(n));
   const top = configs.filter((n) => depth(n) === shallowest);
   // One name twice (a zip's entries; a folder cannot): the entry is the trouble, as extractZip says of the others. It
   // read "holds several adapters (adapter_config.json, adapter_config.json)".
-  const twice = top.find((n, i) => top.indexOf(n) !== i);
+  // With a Set: top.indexOf for each name took time quadratic in their number (minutes for 200,000).
+  const seen = new Set<string>();
+  const twice = top.find((n) => seen.size === seen.add(n).size);
   if (twice !== undefined) throw bad(where, `holds ${quote(twice)} twice; which one is meant cannot be told: make the zip again with one of them`);
-  if (top.length > 1) throw bad(where, `holds several adapters (${quotedNames(top)}); give one of them`);
+  // The first few by name, and how many: every name of a listing of thousands made a message of megabytes.
+  if (top.length > 1) throw bad(where, `holds several adapters (${quotedNames(top.slice(0, 8))}${top.length > 8 ? `, … ${top.length} in all` : ''}); give one of them`);
   return top[0].slice(0, -ADAPTER_CONFIG_FILE.length);
 }
 

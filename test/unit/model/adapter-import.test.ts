@@ -279,6 +279,18 @@ describe('adapters that do not fit, or try something', () => {
     expect((await errorOf(() => importAdapter(two, { base, where: 'y.zip' }))).message).toBe('y.zip: holds several adapters ("a/adapter_config.json", "b/adapter_config.json"); give one of them');
   });
 
+  it('a folder of 200,000 adapters at one depth is refused naming the first few, not with a RangeError (a spread of every name overflowed the call stack)', async () => {
+    const names = Array.from({ length: 200_000 }, (_, i) => `run-${i}/adapter_config.json`);
+    const many: FileSet = {
+      name: 'picked',
+      list: () => names,
+      open: () => Promise.reject(new Error('nothing is opened: the listing alone is refused')),
+    };
+    const e = await errorOf(() => importAdapter(many, { base }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe('picked: holds several adapters ("run-0/adapter_config.json", "run-1/adapter_config.json", "run-2/adapter_config.json", "run-3/adapter_config.json", "run-4/adapter_config.json", "run-5/adapter_config.json", "run-6/adapter_config.json", "run-7/adapter_config.json", … 200000 in all); give one of them');
+  });
+
   it('a weights file read whole (adapter_model.bin, a zip in a folder) past 2 GiB is refused by its size before a byte is read', async () => {
     const HUGE = 2 ** 31;
     const reads: string[] = [];
