@@ -256,6 +256,16 @@ describe('adapter_config.json options: read, ignored when off, refused when they
     }
   });
 
+  it('a huge value is quoted cut short: the message names the field, not megabytes of it (the fuzz test\'s counterexample)', async () => {
+    const beyond = Array.from({ length: 20_000 }, () => 'model.layers.300.self_attn.q_proj');
+    const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, target_modules: beyond }, 'x/adapter_config.json', 2));
+    expect(e.message).toMatch(/^x\/adapter_config\.json: target_modules \["model\.layers\.300\.self_attn\.q_proj",.{0,200}… names no module of the model/);
+    expect(e.message.length).toBeLessThan(1000);
+    const option = await errorOf(() => parseLoraConfig({ ...fixtureConfig, some_option: 'x'.repeat(1 << 20) }, 'x/adapter_config.json'));
+    expect(option.message).toMatch(/^x\/adapter_config\.json: unsupported LoRA option\(s\): some_option="x{1,200}… \(an option this app does not know/);
+    expect(option.message.length).toBeLessThan(1000);
+  });
+
   it('refuses an adapter trained for another task than causal language modelling, naming task_type (it was imported without its head)', async () => {
     // PEFT's SEQ_CLS adapters carry the trained classification head (modules_to_save: score); a FEATURE_EXTRACTION one
     // has no head at all, and its layers were trained for embeddings, not for the next token.
