@@ -198,6 +198,22 @@ describe('openBaseCheckpoint', () => {
     expect(deep.message).toMatch(/config\.json nests JSON deeper than 64 levels/);
   });
 
+  it('an index naming 60,000 distinct shards is refused by their number, before any is opened', async () => {
+    const weightMap: Record<string, string> = {};
+    for (let i = 0; i < 60_000; i++) weightMap[`t${i}`] = `shard-${i}.safetensors`;
+    const inner = memoryFileSet({ 'config.json': JSON.stringify(MISTRAL_7B_V02), [INDEX_FILE]: JSON.stringify({ weight_map: weightMap }) }, 'hub');
+    const opened: string[] = [];
+    const files: FileSet = { name: 'hub', list: () => inner.list!(), open: (name, o) => (opened.push(name), inner.open(name, o)) };
+    const started = Date.now();
+    const e = await errorOf(() => openBaseCheckpoint(files));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toBe(`hub/${INDEX_FILE}: names more than 9219 shard files, one for each tensor of the deepest Mistral model this program loads (1024 layers): the index is corrupt or not a Mistral checkpoint's`);
+    // Nothing but the config and the index: 60,000 shards were all opened at once (requests, on the Hub), after each
+    // name had been looked for among the shards so far with includes() (6 s here; minutes for an index's 400,000).
+    expect(opened).toEqual(['config.json', INDEX_FILE]);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it("a shard that fails stops the other shards' probes: their opens and header reads are aborted", async () => {
     const mem = memoryFileSet(tinyFiles(), 'tiny');
     const FAILING = 'model-00002-of-00003.safetensors';
