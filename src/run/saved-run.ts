@@ -13,6 +13,7 @@ import { openSafetensors } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
 import type { RunStore } from './run-store.ts';
 import { quote } from '../core/quote.ts';
+import { jsonTooDeepAt, MAX_JSON_DEPTH } from '../core/bounded-json.ts';
 
 export const RUN_FILE = 'run.json';
 export const STATE_FILE = 'state.safetensors';
@@ -130,9 +131,13 @@ export async function readSavedRun(store: RunStore, where?: string): Promise<Sav
     throw e;
   }
   if (!bytes) return null;
+  const text = new TextDecoder().decode(bytes);
+  // Refused before parsing: a record nesting 200,000 levels deep parsed, and then overflowed the stack (a RangeError,
+  // not a damaged run) where a message quoted a field of it, or where the record was cloned to the page.
+  if (jsonTooDeepAt(text) >= 0) throw unreadable(`${RUN_FILE}: it nests JSON deeper than ${MAX_JSON_DEPTH} levels`);
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder().decode(bytes));
+    raw = JSON.parse(text);
   } catch (e) {
     throw unreadable(`${RUN_FILE}: ${(e as Error).message}`);
   }

@@ -182,6 +182,17 @@ describe('readSavedRun', () => {
     expect((await readSavedRun(store).then(() => null, (x: unknown) => x as Error))?.message).toBe('the saved run is unreadable (run.json: its record holds no hyperparameters)');
   });
 
+  it('a run.json nesting 200,000 levels deep is a damaged run, not a stack overflow (what the fuzz test found, at 2,000 levels)', async () => {
+    const store = pointerRunStore(memoryStoreFiles());
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    for (const record of [JSON.stringify(fakeRun(3)).replace('"step":3', `"step":${deep}`), JSON.stringify(fakeRun(3)).replace('"hp":{', `"hp":{"x":${deep},`)]) {
+      await store.commit({ [RUN_FILE]: bytes(record) });
+      const e = await readSavedRun(store).then(() => null, (x: unknown) => x);
+      expect(isDamagedRun(e)).toBe(true);
+      expect((e as FinetuneError).message).toBe('the saved run is unreadable (run.json: it nests JSON deeper than 64 levels)');
+    }
+  });
+
   it('reads a record from before padding_free as the padded run it was, for the page\'s form and train\'s flag check', async () => {
     const store = pointerRunStore(memoryStoreFiles());
     const record = (hp: object) => bytes(JSON.stringify({ hp, modelSource: 'tiny-mistral', trainName: 'rows.jsonl', step: 1, totalSteps: 2, history: [] }));
