@@ -121,7 +121,9 @@ export const HYPERPARAM_NAMES: readonly HyperparamName[] = FIELDS.map((f) => f.n
 // Messages
 
 function show(v: unknown): string {
-  if (typeof v === 'string') return quote(v);
+  // Cut short: a value comes from a flag, a form, or a saved run's record (a file anyone can edit), and a lora_rank of
+  // a megabyte made a message of a megabyte.
+  if (typeof v === 'string') return v.length > 80 ? `${quote(v.slice(0, 80))}…` : quote(v);
   if (v === undefined) return 'nothing';
   if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
   if (Array.isArray(v)) return 'an array';

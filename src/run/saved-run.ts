@@ -160,6 +160,12 @@ export function withRecordDefaults(hp: Readonly<Record<string, unknown>>): Recor
   return { ...RECORD_DEFAULTS, ...hp };
 }
 
+/** A value of the record quoted for a message, cut short (a "step" of a megabyte made a refusal of a megabyte). */
+function shownValue(value: unknown): string {
+  const text = quote(value);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
 function recordShapeProblem(raw: unknown): string | null {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'it is not a JSON object';
   const r = raw as Record<string, unknown>;
@@ -167,8 +173,8 @@ function recordShapeProblem(raw: unknown): string | null {
   if (typeof r.hp !== 'object' || r.hp === null || Array.isArray(r.hp)) return 'its record holds no hyperparameters';
   if (typeof r.modelSource !== 'string') return 'its record names no model';
   if (typeof r.trainName !== 'string') return 'its record names no training file';
-  if (!count(r.step)) return `its step ${quote(r.step)} is not a step number`;
-  if (!count(r.totalSteps)) return `its planned step count ${quote(r.totalSteps)} is not a step count`;
+  if (!count(r.step)) return `its step ${shownValue(r.step)} is not a step number`;
+  if (!count(r.totalSteps)) return `its planned step count ${shownValue(r.totalSteps)} is not a step count`;
   if (!Array.isArray(r.history)) return 'its loss history is not a list';
   return null;
 }

@@ -193,6 +193,13 @@ describe('readSavedRun', () => {
     }
   });
 
+  it('a run.json whose step is a string of 1 MB is refused quoting its start, not all of it (what the fuzz test found)', async () => {
+    const store = pointerRunStore(memoryStoreFiles());
+    await store.commit({ [RUN_FILE]: bytes(JSON.stringify({ ...fakeRun(3), step: 'x'.repeat(1 << 20) })) });
+    const e = await readSavedRun(store).then(() => null, (x: unknown) => x as FinetuneError);
+    expect(e?.message).toBe(`the saved run is unreadable (run.json: its step "${'x'.repeat(199)}… is not a step number)`);
+  });
+
   it('reads a record from before padding_free as the padded run it was, for the page\'s form and train\'s flag check', async () => {
     const store = pointerRunStore(memoryStoreFiles());
     const record = (hp: object) => bytes(JSON.stringify({ hp, modelSource: 'tiny-mistral', trainName: 'rows.jsonl', step: 1, totalSteps: 2, history: [] }));

@@ -77,6 +77,18 @@ describe('a saved run record, checked before a resume', () => {
     expect(checkSavedRun(record({ tokenizer })).tokenizer).toEqual(tokenizer);
   });
 
+  it('quotes a huge value of a tampered field cut short, not whole (what the fuzz test found: messages of 1 MB)', () => {
+    const huge = 'x'.repeat(1 << 20);
+    for (const over of [{ kernels: huge }, { quantization: huge }, { baseMatmul: huge }, { hp: { ...defaultHyperparams(), lora_rank: huge } }]) {
+      const e = refusal(() => checkSavedRun(record(over)));
+      expect(e.message).toMatch(/^the saved run cannot be resumed: .*"x{1,200}"?…/);
+      expect(e.message.length).toBeLessThan(500);
+    }
+    const keys = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i]));
+    const many = refusal(() => checkSavedRun(record({ hp: { ...defaultHyperparams(), ...keys } })));
+    expect(many.message).toMatch(/^the saved run cannot be resumed: its hyperparameters are not valid: unknown hyperparameter "k0"; .*unknown hyperparameter "k7"; … \(20000 problems\)$/);
+  });
+
   it('refuses a use_rslora that is not a boolean', () => {
     expect(refusal(() => checkSavedRun(record({ useRslora: 'yes' }))).message).toBe('the saved run cannot be resumed: its use_rslora "yes" is not true or false');
     expect(checkSavedRun(record({ useRslora: true })).useRslora).toBe(true);
