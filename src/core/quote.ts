@@ -28,6 +28,16 @@ export function quote(value: unknown): string {
   return (JSON.stringify(value) ?? String(value)).replace(INVISIBLE_IN_QUOTES, unicodeEscape);
 }
 
+/**
+ * quote(value) cut after `max` characters, then "…": for a value from a file anyone can edit (a config, an adapter's
+ * config, a saved run's record), which can hold megabytes in one field; its start says what it is, and a message of
+ * a megabyte says nothing more.
+ */
+export function quoteCut(value: unknown, max = 200): string {
+  const text = quote(value);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** The C0 control characters (a line break, a tab, a carriage return, the escape that starts a terminal's sequences). */
 const C0_CONTROLS = /[\u0000-\u001f]/g;
 

@@ -5,7 +5,7 @@
 // missing value is an error, except the two documented below that only produce a warning.
 
 import { FinetuneError } from '../core/errors.ts';
-import { quote, visibleText } from '../core/quote.ts';
+import { quoteCut, visibleText } from '../core/quote.ts';
 
 export type ModelDtype = 'bfloat16' | 'float16' | 'float32';
 
@@ -66,18 +66,15 @@ export const CONFIG_LIMITS = {
 
 type LimitedKey = keyof typeof CONFIG_LIMITS;
 
+/** A value for a message, cut short (a hostile config can hold megabytes in one field). */
+const describeValue = (v: unknown): string => quoteCut(v, 80);
+
 function positiveInt(json: Record<string, unknown>, key: LimitedKey, where: string): number {
   if (!(key in json) || json[key] === null || json[key] === undefined) fail(where, `missing required field "${key}"`);
   const v = json[key];
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) fail(where, `"${key}" must be a positive integer, got ${describeValue(v)}`);
   if (v > CONFIG_LIMITS[key]) fail(where, `"${key}" is ${v}, more than ${CONFIG_LIMITS[key]}: not a model this program can load (is the config corrupt?)`);
   return v;
-}
-
-/** A value for a message: JSON, cut short (a hostile config can hold megabytes in one field). */
-function describeValue(v: unknown): string {
-  const text = quote(v);
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
 
 function positiveNumber(v: unknown, key: string, where: string): number {

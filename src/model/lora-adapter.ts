@@ -15,7 +15,7 @@ import { moduleShape } from './checkpoint.ts';
 import { CONFIG_LIMITS, type MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { bytesSource, isNotFound, readJson, type ByteSource, type FileSet } from './source.ts';
-import { quote, visibleText } from '../core/quote.ts';
+import { quoteCut, visibleText } from '../core/quote.ts';
 
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -80,19 +80,6 @@ const KEY_RE = /^base_model\.model\.model\.layers\.(0|[1-9]\d*)\.(self_attn|mlp)
 // visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function bad(where: string, message: string, details?: Record<string, unknown>): FinetuneError {
   return new FinetuneError('bad-input', `${visibleText(where)}: ${message}`, details);
-}
-
-/** The most characters of a value from the file shown in a message (its start, then "…"). */
-const SHOWN_VALUE_CHARS = 200;
-
-/**
- * A value from the file (a field of adapter_config.json, a tensor's name) quoted for a message, cut short: a list of
- * 20,000 module names made a "target_modules … names no module" message of 720 KB, and a string of megabytes one as
- * long; the start says what it is.
- */
-function shown(value: unknown): string {
-  const text = quote(value);
-  return text.length > SHOWN_VALUE_CHARS ? `${text.slice(0, SHOWN_VALUE_CHARS)}…` : text;
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {
@@ -175,22 +162,22 @@ function selectModules(v: unknown, field: string, where: string, depth: number, 
     try {
       re = RE2JS.compile(v);
     } catch {
-      throw bad(where, `${field} ${shown(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
+      throw bad(where, `${field} ${quoteCut(v)} is not a valid regular expression for our linear-time matcher (RE2 syntax: no lookaround or backreferences)`);
     }
     // Against the whole name only (model.layers.3.self_attn.q_proj), as PEFT's keys are: a pattern of the short name
     // alone ("q_proj", "(k|o)_proj") matches nothing in PEFT, and was once read here as that module in every layer.
     for (const m of PROJECTIONS) for (let l = 0; l < depth; l++) if (re.matches(moduleName(l, m))) add(m, l);
     return out;
   }
-  if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${shown(v)}`);
+  if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${quoteCut(v)}`);
   for (const item of v) {
-    if (typeof item !== 'string') throw bad(where, `${field} holds a non-string ${shown(item)}`);
+    if (typeof item !== 'string') throw bad(where, `${field} holds a non-string ${quoteCut(item)}`);
     const short = item.split('.').pop() as string;
     if (!(PROJECTIONS as readonly string[]).includes(short)) {
       if (field === 'exclude_modules') continue; // excluding a module the adapter does not have changes nothing
       const other = otherModule(item, depth);
-      if (other?.adaptable) throw bad(where, `target module ${shown(item)} is not supported (supported: ${PROJECTIONS.join(', ')}): the adapter would carry weights for ${other.name}, which this engine does not load`);
-      if (other) throw bad(where, `target module ${shown(item)} names a module of a Mistral model that is not a linear layer (${other.name.replace('layers.0', 'layers.N')}): LoRA cannot adapt it, and PEFT refuses it too ("not supported")`);
+      if (other?.adaptable) throw bad(where, `target module ${quoteCut(item)} is not supported (supported: ${PROJECTIONS.join(', ')}): the adapter would carry weights for ${other.name}, which this engine does not load`);
+      if (other) throw bad(where, `target module ${quoteCut(item)} names a module of a Mistral model that is not a linear layer (${other.name.replace('layers.0', 'layers.N')}): LoRA cannot adapt it, and PEFT refuses it too ("not supported")`);
       ignored.push(item);
       continue;
     }
@@ -243,17 +230,17 @@ function resolveTargets(v: unknown, exclude: unknown, where: string, depth?: num
   const selected: Selection = allLinear ? new Map(PROJECTIONS.map((m) => [m, allLayers(tried)])) : selectModules(v, 'target_modules', where, tried, ignored);
   if (selected.size === 0 && depth !== undefined && depth < PATTERN_LAYERS && selectsAnyLayer(v, where)) {
     // Names written for a deeper model: PEFT finds none of them in this one.
-    throw bad(where, `target_modules ${shown(v)} names only layers beyond the model's ${depth} (${layerWords(layerRange(0, depth - 1))}): it adapts none of its modules, and PEFT refuses it too ("not found in the base model")`);
+    throw bad(where, `target_modules ${quoteCut(v)} names only layers beyond the model's ${depth} (${layerWords(layerRange(0, depth - 1))}): it adapts none of its modules, and PEFT refuses it too ("not found in the base model")`);
   }
   const model = depth === undefined ? 'a Mistral model' : 'the model';
   const inLayers = `${PROJECTIONS.join(', ')} in ${depth === undefined ? 'any layer' : `any of its ${depth} layers`}`;
   if (selected.size === 0 && Array.isArray(v)) {
-    throw bad(where, `target_modules ${shown(v)} names no module of ${model} (${inLayers}): PEFT refuses it too ("not found in the base model")`);
+    throw bad(where, `target_modules ${quoteCut(v)} names no module of ${model} (${inLayers}): PEFT refuses it too ("not found in the base model")`);
   }
   if (selected.size === 0) {
     throw bad(
       where,
-      `target_modules ${shown(v)} is a regular expression, which PEFT matches against each module's whole name (such as ${moduleName(0, 'q_proj')}): it matches none of ${model}'s modules (${inLayers}), and PEFT refuses it too ("not found in the base model"). A pattern must match the whole name (".*\\.q_proj"); a list of names (["q_proj", "v_proj"]) matches by suffix`,
+      `target_modules ${quoteCut(v)} is a regular expression, which PEFT matches against each module's whole name (such as ${moduleName(0, 'q_proj')}): it matches none of ${model}'s modules (${inLayers}), and PEFT refuses it too ("not found in the base model"). A pattern must match the whole name (".*\\.q_proj"); a list of names (["q_proj", "v_proj"]) matches by suffix`,
     );
   }
   if (!isEmpty(exclude)) {
@@ -264,7 +251,7 @@ function resolveTargets(v: unknown, exclude: unknown, where: string, depth?: num
       for (const l of layers) kept.delete(l);
       if (kept.size === 0) selected.delete(m);
     }
-    if (selected.size === 0) throw bad(where, `exclude_modules ${shown(exclude)} excludes every module target_modules ${shown(v)} selects: the adapter adapts nothing`);
+    if (selected.size === 0) throw bad(where, `exclude_modules ${quoteCut(exclude)} excludes every module target_modules ${quoteCut(v)} selects: the adapter adapts nothing`);
   }
   const targets = canonicalModules(selected.keys());
   const first = selected.get(targets[0])!;
@@ -278,7 +265,7 @@ function resolveTargets(v: unknown, exclude: unknown, where: string, depth?: num
     const per = targets.map((m) => `${m} in ${describe(selected.get(m)!)}`).join(', ');
     throw bad(
       where,
-      `target_modules ${shown(v)}${isEmpty(exclude) ? '' : ` with exclude_modules ${shown(exclude)}`} adapts ${per}: this engine adapts the same layers in every module it targets (as layers_to_transform does), so it cannot apply this adapter`,
+      `target_modules ${quoteCut(v)}${isEmpty(exclude) ? '' : ` with exclude_modules ${quoteCut(exclude)}`} adapts ${per}: this engine adapts the same layers in every module it targets (as layers_to_transform does), so it cannot apply this adapter`,
     );
   }
   return { targets, layers: first.size === tried ? null : [...first].sort((a, b) => a - b), ignored };
@@ -337,21 +324,21 @@ function checkOptions(json: Record<string, unknown>, where: string): void {
   // applied to the language model's layers alone it was imported as a part of itself, without a word.
   const task = json.task_type;
   if (task !== undefined && task !== null && task !== 'CAUSAL_LM') {
-    const head = isEmpty(json.modules_to_save) ? '' : ` with modules_to_save ${shown(json.modules_to_save)} (the trained head or other modules it replaces)`;
+    const head = isEmpty(json.modules_to_save) ? '' : ` with modules_to_save ${quoteCut(json.modules_to_save)} (the trained head or other modules it replaces)`;
     throw bad(
       where,
-      `task_type ${shown(task)}: this adapter was trained for another task than causal language modelling (CAUSAL_LM)${head}, and this engine runs only Mistral's language-model head, so it would apply a part of the adapter to another computation than it was trained for. Use an adapter trained with task_type "CAUSAL_LM" (or none)`,
+      `task_type ${quoteCut(task)}: this adapter was trained for another task than causal language modelling (CAUSAL_LM)${head}, and this engine runs only Mistral's language-model head, so it would apply a part of the adapter to another computation than it was trained for. Use an adapter trained with task_type "CAUSAL_LM" (or none)`,
     );
   }
   const init = json.init_lora_weights;
   if (typeof init === 'string' && baseRewritingInit(init)) {
     throw bad(
       where,
-      `init_lora_weights ${shown(init)}: this initialisation changes the base model's weights (PiSSA, OLoRA, CorDA and LoRA-GA subtract the adapter's initial product from them, LoftQ replaces them), so the adapter works only on that changed base, and this engine adds it to the unmodified model. Convert it to a plain LoRA with PEFT first where PEFT can (save_pretrained with path_initial_model_for_weight_conversion, for PiSSA, OLoRA and CorDA)`,
+      `init_lora_weights ${quoteCut(init)}: this initialisation changes the base model's weights (PiSSA, OLoRA, CorDA and LoRA-GA subtract the adapter's initial product from them, LoftQ replaces them), so the adapter works only on that changed base, and this engine adds it to the unmodified model. Convert it to a plain LoRA with PEFT first where PEFT can (save_pretrained with path_initial_model_for_weight_conversion, for PiSSA, OLoRA and CorDA)`,
     );
   }
   if (init !== undefined && init !== null && !PLAIN_INITS.includes(init)) {
-    throw bad(where, `init_lora_weights ${shown(init)} is not an initialisation this app knows (${PLAIN_INITS.map((v) => shown(v)).join(', ')} load as they are): it may have changed the base model's weights, which this engine would not do`);
+    throw bad(where, `init_lora_weights ${quoteCut(init)} is not an initialisation this app knows (${PLAIN_INITS.map((v) => quoteCut(v)).join(', ')} load as they are): it may have changed the base model's weights, which this engine would not do`);
   }
   const refused: string[] = [];
   for (const [key, value] of Object.entries(json)) {
@@ -359,7 +346,7 @@ function checkOptions(json: Record<string, unknown>, where: string): void {
     // The file's own key: looked up among OPTION_REFUSALS' own entries only, or "toString" read as Object.prototype's
     // function and said as its source text ("function toString() { [native code] }").
     const why = Object.hasOwn(OPTION_REFUSALS, key) ? OPTION_REFUSALS[key] : 'an option this app does not know, which may change what the adapter computes';
-    refused.push(`${key}=${shown(value)} (${why})`);
+    refused.push(`${key}=${quoteCut(value)} (${why})`);
   }
   if (refused.length) throw bad(where, `unsupported LoRA option(s): ${refused.join('; ')}: this adapter cannot be applied as it was trained`);
 }
@@ -374,15 +361,15 @@ export const MAX_LORA_SCALE = 1024;
  */
 export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, depth?: number): LoraConfig {
   if (!isObject(json)) throw bad(where, 'must be a JSON object');
-  if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw bad(where, `peft_type ${shown(json.peft_type)} is not supported (only "LORA")`);
+  if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw bad(where, `peft_type ${quoteCut(json.peft_type)} is not supported (only "LORA")`);
   const r = json.r;
-  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r <= 0) throw bad(where, `"r" must be a positive integer, got ${shown(r)}`);
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r <= 0) throw bad(where, `"r" must be a positive integer, got ${quoteCut(r)}`);
   const alpha = json.lora_alpha;
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw bad(where, `"lora_alpha" must be a positive number, got ${shown(alpha)}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw bad(where, `"lora_alpha" must be a positive number, got ${quoteCut(alpha)}`);
   const dropout = json.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw bad(where, `"lora_dropout" must be in [0, 1), got ${shown(dropout)}`);
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw bad(where, `"lora_dropout" must be in [0, 1), got ${quoteCut(dropout)}`);
   const useRslora = json.use_rslora ?? false;
-  if (typeof useRslora !== 'boolean') throw bad(where, `"use_rslora" must be true or false, got ${shown(useRslora)}`);
+  if (typeof useRslora !== 'boolean') throw bad(where, `"use_rslora" must be true or false, got ${quoteCut(useRslora)}`);
   // The adapter's output is scaled by alpha / r (alpha / √r with rsLoRA). Published adapters use 1 to a few dozen; an
   // absurd one (1e30) loaded silently and turned every output non-finite: generation printed ⁇, the loss read ln V.
   const scale = useRslora ? alpha / Math.sqrt(r) : alpha / r;
@@ -396,7 +383,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, dept
   const ltt = json.layers_to_transform;
   if (ltt !== undefined && ltt !== null) {
     const list = Array.isArray(ltt) ? ltt : [ltt];
-    if (!list.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw bad(where, `layers_to_transform must be layer indices, got ${shown(ltt)}`);
+    if (!list.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw bad(where, `layers_to_transform must be layer indices, got ${quoteCut(ltt)}`);
     layersToTransform = [...new Set(list as number[])].sort((a, b) => a - b);
   }
   // PEFT's LoraConfig refuses these beside a pattern ("cannot be used when `target_modules` is a str"): the pattern
@@ -405,7 +392,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, dept
     for (const field of ['layers_to_transform', 'layers_pattern']) {
       const value = json[field];
       if (value !== undefined && value !== null) {
-        throw bad(where, `${field} ${shown(value)} cannot be used with target_modules given as a string (${shown(json.target_modules)}, a regular expression): PEFT refuses this config. Name the layers in the pattern (".*\\.layers\\.(1|2)\\.self_attn\\.q_proj"), or give target_modules as a list`);
+        throw bad(where, `${field} ${quoteCut(value)} cannot be used with target_modules given as a string (${quoteCut(json.target_modules)}, a regular expression): PEFT refuses this config. Name the layers in the pattern (".*\\.layers\\.(1|2)\\.self_attn\\.q_proj"), or give target_modules as a list`);
       }
     }
   }
@@ -415,7 +402,7 @@ export function parseLoraConfig(json: unknown, where = ADAPTER_CONFIG_FILE, dept
   if (resolved.layers) {
     const fromTargets = resolved.layers;
     layersToTransform = layersToTransform ? layersToTransform.filter((l) => fromTargets.includes(l)) : fromTargets;
-    if (layersToTransform.length === 0) throw bad(where, `layers_to_transform ${shown(ltt)} and the layers target_modules/exclude_modules select have no layer in common: the adapter adapts nothing`);
+    if (layersToTransform.length === 0) throw bad(where, `layers_to_transform ${quoteCut(ltt)} and the layers target_modules/exclude_modules select have no layer in common: the adapter adapts nothing`);
   }
   const base = json.base_model_name_or_path;
   // A Hub base at a revision is held as `owner/name@revision` (how the page and the CLI name what they loaded).
@@ -519,7 +506,7 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
   if (strange.length) {
     throw bad(
       wfile,
-      `unexpected tensor name(s) ${strange.slice(0, 5).map((s) => shown(s)).join(', ')}${strange.length > 5 ? ', …' : ''}; expected base_model.model.model.layers.N.(self_attn|mlp).X_proj.lora_(A|B).weight`,
+      `unexpected tensor name(s) ${strange.slice(0, 5).map((s) => quoteCut(s)).join(', ')}${strange.length > 5 ? ', …' : ''}; expected base_model.model.model.layers.N.(self_attn|mlp).X_proj.lora_(A|B).weight`,
     );
   }
   if (found.size === 0) throw bad(wfile, 'holds no LoRA tensors');

@@ -13,7 +13,7 @@ import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './save
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
 import { baseModelNameProblem } from '../core/file-names.ts';
-import { quote, visibleText } from '../core/quote.ts';
+import { quote, quoteCut, visibleText } from '../core/quote.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
 
@@ -36,18 +36,6 @@ function corrupt(what: string, details?: Record<string, unknown>): FinetuneError
  */
 function unplanned(what: string, details?: Record<string, unknown>): FinetuneError {
   return new FinetuneError('bad-input', `the saved run cannot be resumed: ${what}`, details);
-}
-
-/** The most characters of a record's value shown in a message (its start, then "…"). */
-const SHOWN_VALUE_CHARS = 200;
-
-/**
- * A value from the record quoted for a message, cut short: the record is a file anyone can edit, and a "kernels" of a
- * megabyte made a refusal of a megabyte; the start says what it is.
- */
-function shown(value: unknown): string {
-  const text = quote(value);
-  return text.length > SHOWN_VALUE_CHARS ? `${text.slice(0, SHOWN_VALUE_CHARS)}…` : text;
 }
 
 function isStepCount(v: unknown): v is number {
@@ -81,24 +69,24 @@ export function checkSavedRun(raw: unknown): SavedRun {
   // The first few problems, and how many: a record of 20,000 unknown keys made a refusal of 650 KB.
   if (!hp.ok) throw corrupt(`its hyperparameters are not valid: ${hp.errors.slice(0, 8).join('; ')}${hp.errors.length > 8 ? `; … (${hp.errors.length} problems)` : ''}`, { errors: hp.errors });
   if (typeof r.modelSource !== 'string') throw corrupt('its record names no model');
-  if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${shown(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);
+  if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${quoteCut(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);
   if (typeof r.trainName !== 'string') throw corrupt('its record names no training file');
   if (r.validationName !== null && typeof r.validationName !== 'string') throw corrupt('its validation file name is not a string');
-  if (!isStepCount(r.totalSteps) || r.totalSteps === 0) throw corrupt(`its planned step count ${shown(r.totalSteps)} is not a positive integer`);
-  if (!isStepCount(r.step)) throw corrupt(`its step ${shown(r.step)} is not a step number`);
+  if (!isStepCount(r.totalSteps) || r.totalSteps === 0) throw corrupt(`its planned step count ${quoteCut(r.totalSteps)} is not a positive integer`);
+  if (!isStepCount(r.step)) throw corrupt(`its step ${quoteCut(r.step)} is not a step number`);
   if (r.step > r.totalSteps) throw corrupt(`its step ${r.step} is beyond its plan of ${r.totalSteps} steps`, { step: r.step, totalSteps: r.totalSteps });
-  if (r.epoch !== undefined && !isStepCount(r.epoch)) throw corrupt(`its epoch ${shown(r.epoch)} is not an epoch number`);
+  if (r.epoch !== undefined && !isStepCount(r.epoch)) throw corrupt(`its epoch ${quoteCut(r.epoch)} is not an epoch number`);
   if (r.stateChecksum !== undefined && (typeof r.stateChecksum !== 'string' || !CHECKSUM.test(r.stateChecksum))) throw corrupt('its state checksum is malformed');
   for (const k of ['trainChecksum', 'validationChecksum'] as const) {
     if (r[k] !== undefined && (typeof r[k] !== 'string' || !CHECKSUM.test(r[k]))) throw corrupt(`its ${k === 'trainChecksum' ? 'training' : 'validation'} data checksum is malformed`);
   }
-  if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${shown(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
-  if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${shown(r.kernels)} are not kernels this engine has`);
-  if (r.useRslora !== undefined && typeof r.useRslora !== 'boolean') throw corrupt(`its use_rslora ${shown(r.useRslora)} is not true or false`);
+  if (r.baseMatmul !== undefined && !(BASE_MATMULS as readonly unknown[]).includes(r.baseMatmul)) throw corrupt(`its base products ${quoteCut(r.baseMatmul)} are not one of ${BASE_MATMULS.join(', ')}`);
+  if (r.kernels !== undefined && savedKernels(r.kernels) === null) throw corrupt(`its kernels ${quoteCut(r.kernels)} are not kernels this engine has`);
+  if (r.useRslora !== undefined && typeof r.useRslora !== 'boolean') throw corrupt(`its use_rslora ${quoteCut(r.useRslora)} is not true or false`);
   if (r.baseModelName !== undefined) {
     // Written into the adapter's config and README as it is: held to what a typed --base-model is held to.
     const problem = typeof r.baseModelName === 'string' ? baseModelNameProblem(r.baseModelName) : 'it is not text';
-    if (problem) throw corrupt(`its base model name ${shown(r.baseModelName)} is no base model name: ${problem}`);
+    if (problem) throw corrupt(`its base model name ${quoteCut(r.baseModelName)} is no base model name: ${problem}`);
   }
   if (r.tokenizer !== undefined && !isTokenizerIdentity(r.tokenizer)) throw corrupt('its record of the tokenizer is malformed');
   if (r.modelFiles !== undefined && !isModelFileList(r.modelFiles)) throw corrupt("its list of the model's files is malformed");
@@ -106,14 +94,14 @@ export function checkSavedRun(raw: unknown): SavedRun {
   for (const h of r.history as unknown[]) {
     const item = h as Record<string, unknown> | null;
     if (typeof item !== 'object' || item === null || !isStepCount(item.step) || item.step > r.step) throw corrupt('its loss history holds an entry that is not a step of the run');
-    if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${shown(item.seconds)} that is not a duration`);
+    if (item.seconds !== undefined && !(typeof item.seconds === 'number' && Number.isFinite(item.seconds) && item.seconds >= 0)) throw corrupt(`its loss history holds a training time ${quoteCut(item.seconds)} that is not a duration`);
     if (item.sample !== undefined && typeof item.sample !== 'string') throw corrupt('its loss history holds a sample that is not text');
     if (typeof item.sample === 'string' && item.sample.length > MAX_SAMPLE_TEXT) throw corrupt(`its loss history holds a sample of ${formatCount(item.sample.length)} characters, more than a sample can be (${formatCount(MAX_SAMPLE_TEXT)})`);
   }
   if (r.baseline !== undefined) {
     const b = r.baseline as Record<string, unknown> | null;
     if (typeof b !== 'object' || b === null || Array.isArray(b)) throw corrupt('its validation before training is not a record');
-    if (!(typeof b.valLoss === 'number' && Number.isFinite(b.valLoss) && b.valLoss >= 0)) throw corrupt(`its validation loss before training ${shown(b.valLoss)} is not a loss`);
+    if (!(typeof b.valLoss === 'number' && Number.isFinite(b.valLoss) && b.valLoss >= 0)) throw corrupt(`its validation loss before training ${quoteCut(b.valLoss)} is not a loss`);
     if (b.sample !== undefined && typeof b.sample !== 'string') throw corrupt('its sample before training is not text');
     if (typeof b.sample === 'string' && b.sample.length > MAX_SAMPLE_TEXT) throw corrupt(`its sample before training has ${formatCount(b.sample.length)} characters, more than a sample can be (${formatCount(MAX_SAMPLE_TEXT)})`);
   }

@@ -12,7 +12,7 @@ import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { openSafetensors } from '../model/safetensors.ts';
 import { bytesSource } from '../model/source.ts';
 import type { RunStore } from './run-store.ts';
-import { quote } from '../core/quote.ts';
+import { quote, quoteCut } from '../core/quote.ts';
 import { jsonTooDeepAt, MAX_JSON_DEPTH } from '../core/bounded-json.ts';
 
 export const RUN_FILE = 'run.json';
@@ -160,12 +160,6 @@ export function withRecordDefaults(hp: Readonly<Record<string, unknown>>): Recor
   return { ...RECORD_DEFAULTS, ...hp };
 }
 
-/** A value of the record quoted for a message, cut short (a "step" of a megabyte made a refusal of a megabyte). */
-function shownValue(value: unknown): string {
-  const text = quote(value);
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-}
-
 function recordShapeProblem(raw: unknown): string | null {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'it is not a JSON object';
   const r = raw as Record<string, unknown>;
@@ -173,8 +167,8 @@ function recordShapeProblem(raw: unknown): string | null {
   if (typeof r.hp !== 'object' || r.hp === null || Array.isArray(r.hp)) return 'its record holds no hyperparameters';
   if (typeof r.modelSource !== 'string') return 'its record names no model';
   if (typeof r.trainName !== 'string') return 'its record names no training file';
-  if (!count(r.step)) return `its step ${shownValue(r.step)} is not a step number`;
-  if (!count(r.totalSteps)) return `its planned step count ${shownValue(r.totalSteps)} is not a step count`;
+  if (!count(r.step)) return `its step ${quoteCut(r.step)} is not a step number`;
+  if (!count(r.totalSteps)) return `its planned step count ${quoteCut(r.totalSteps)} is not a step count`;
   if (!Array.isArray(r.history)) return 'its loss history is not a list';
   return null;
 }

@@ -18,7 +18,7 @@ import { checkModelFiles, checkTokenizer } from '../../../src/run/saved-run-chec
 import type { SavedRun } from '../../../src/run/saved-run.ts';
 import { torchZip } from '../../helpers/torch-save.ts';
 import { MISTRAL_7B_V02 } from '../model/helpers.ts';
-import { quote, visibleText } from '../../../src/core/quote.ts';
+import { quote, quoteCut, visibleText } from '../../../src/core/quote.ts';
 
 const RLO = '\u202e';
 
@@ -187,5 +187,18 @@ describe('the name a message about a file or folder begins with', () => {
     const withFiles = { ...run, modelFiles: [{ name: `a${RLO}.safetensors`, size: 1, version: null }] } as unknown as SavedRun;
     const other = messageOf(() => checkModelFiles(withFiles, [{ name: 'b.safetensors', size: 1, version: null }]));
     expect(other).toBe('the loaded model "owner/m\\"\\u202e" is not the one the saved run was trained on: its files are b.safetensors (1 bytes); the run\'s were a\\u202e.safetensors (1 bytes). Load the run\'s model to resume it');
+  });
+});
+
+describe('quoteCut', () => {
+  it('quotes a short value whole, and a long one as its first characters and "…"', () => {
+    expect(quoteCut('abc')).toBe('"abc"');
+    expect(quoteCut('x'.repeat(1_000_000))).toBe(`"${'x'.repeat(199)}…`);
+    expect(quoteCut(['a', 'b'], 5)).toBe('["a",…');
+    expect(quoteCut(42, 80)).toBe('42');
+  });
+
+  it('escapes what quote escapes before cutting, so a cut never leaves a control character bare', () => {
+    expect(quoteCut(`ab\u202e${'y'.repeat(300)}`, 12)).toBe('"ab\\u202eyyy…');
   });
 });

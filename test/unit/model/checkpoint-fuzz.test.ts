@@ -164,13 +164,14 @@ function applyEdit(files: Record<string, Uint8Array | string>, e: Edit): void {
       const name = shardNames[e.which % shardNames.length];
       const b = (files[name] as Uint8Array).slice();
       if (b.length < 8 && e.kind !== 'cut') return; // cut short by an earlier edit
-      const headerEnd = Math.min(b.length, 8 + new DataView(b.buffer).getUint32(0, true));
       if (e.kind === 'cut') files[name] = b.slice(0, e.at % (b.length + 1));
       else if (e.kind === 'len') {
         // The header's length prefix, or a u32 inside the header.
         new DataView(b.buffer).setUint32(e.at % 2 === 0 ? 0 : 4, e.value, true);
         files[name] = b;
       } else if (e.kind === 'flip') {
+        // Read here, not before the cut above: a shard cut shorter than its length prefix has none to read.
+        const headerEnd = Math.min(b.length, 8 + new DataView(b.buffer).getUint32(0, true));
         b[e.at % headerEnd] ^= (e.value % 255) + 1;
         files[name] = b;
       } else {
