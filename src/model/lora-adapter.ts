@@ -10,7 +10,7 @@ import { RE2JS } from 're2js';
 import { PROJECTIONS, type Projection } from '../core/mistral.ts';
 import { FinetuneError } from '../core/errors.ts';
 import { firstNonFinite } from '../core/finite.ts';
-import { formatCounted } from '../core/units.ts';
+import { formatCount, formatCounted } from '../core/units.ts';
 import { moduleShape } from './checkpoint.ts';
 import { CONFIG_LIMITS, type MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
@@ -99,6 +99,13 @@ function canonicalModules(mods: Iterable<Projection>): Projection[] {
 const MAX_TARGET_PATTERN = 1000;
 
 /**
+ * Most names a target_modules (or exclude_modules) list may hold: a Mistral layer has 7 projections, so a list naming
+ * each of them in every layer of a deep model stays far below. A config of 16 MiB can hold about 1.8 million names,
+ * which read one by one took tens of seconds before any was found wrong.
+ */
+const MAX_TARGET_NAMES = 16_384;
+
+/**
  * Layer indices target_modules and exclude_modules are tried on when the model's depth is not known (deeper than any
  * Mistral-architecture model); with the model's config, its own layers, as PEFT matches names against its modules.
  */
@@ -170,6 +177,7 @@ function selectModules(v: unknown, field: string, where: string, depth: number, 
     return out;
   }
   if (!Array.isArray(v) || v.length === 0) throw bad(where, `${field} must be a non-empty list of module names or a pattern, got ${quoteCut(v)}`);
+  if (v.length > MAX_TARGET_NAMES) throw bad(where, `${field} lists ${formatCount(v.length)} names, more than ${formatCount(MAX_TARGET_NAMES)} (7 projections a layer): the file is corrupt or not a LoRA adapter's config`);
   for (const item of v) {
     if (typeof item !== 'string') throw bad(where, `${field} holds a non-string ${quoteCut(item)}`);
     const short = item.split('.').pop() as string;

@@ -141,6 +141,17 @@ describe('reading a PEFT adapter', () => {
     expect(rs.r).toBe(16);
   });
 
+  it('refuses a target_modules list of more names than a Mistral model has modules by its length, before reading any', async () => {
+    // 400,000 names of real modules (a 16 MiB config holds about 1.8 million): read one by one they took seconds.
+    const names = Array.from({ length: 400_000 }, (_, i) => `model.layers.${i % 32}.self_attn.q_proj`);
+    const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, target_modules: names }));
+    expect(e.kind).toBe('bad-input');
+    expect(e.message).toMatch(/target_modules lists 400,000 names, more than 16,384 \(7 projections a layer\): the file is corrupt or not a LoRA adapter's config$/);
+    // The most a list may hold is read as before.
+    const most = Array.from({ length: 16_384 }, (_, i) => `model.layers.${i % 2}.self_attn.${i % 3 === 0 ? 'q' : 'v'}_proj`);
+    expect(parseLoraConfig({ ...fixtureConfig, target_modules: most }).targetModules).toEqual(['q_proj', 'v_proj']);
+  });
+
   it('reads layers_to_transform adapters', async () => {
     const only1 = writeSafetensors(
       [
@@ -257,7 +268,7 @@ describe('adapter_config.json options: read, ignored when off, refused when they
   });
 
   it('a huge value is quoted cut short: the message names the field, not megabytes of it (the fuzz test\'s counterexample)', async () => {
-    const beyond = Array.from({ length: 20_000 }, () => 'model.layers.300.self_attn.q_proj');
+    const beyond = Array.from({ length: 10_000 }, () => 'model.layers.300.self_attn.q_proj');
     const e = await errorOf(() => parseLoraConfig({ ...fixtureConfig, target_modules: beyond }, 'x/adapter_config.json', 2));
     expect(e.message).toMatch(/^x\/adapter_config\.json: target_modules \["model\.layers\.300\.self_attn\.q_proj",.{0,200}… names no module of the model/);
     expect(e.message.length).toBeLessThan(1000);
