@@ -161,6 +161,9 @@ function inputOf(c: Case): AdapterInput {
   return c.container === 'zip' ? zip : memoryFileSet({ 'download.zip': zip }, WHERE);
 }
 
+/** A property over megabytes of input: seconds alone, longer beside the other tiers on a 2-core machine. */
+const SLOW_FUZZ_MS = 30_000;
+
 describe('adapter importer under fuzzing', () => {
   it('the fixture is accepted in every container, with and without its base', async () => {
     for (const container of ['folder', 'zip', 'replicate', 'folder-with-zip'] as const) {
@@ -183,7 +186,7 @@ describe('adapter importer under fuzzing', () => {
     );
     expect(accepted).toBeGreaterThan(20);
     expect(refused).toBeGreaterThan(50);
-  });
+  }, SLOW_FUZZ_MS);
 
   it('an adapter zip damaged anywhere never breaks the contract', async () => {
     const zip = zipSync({ 'adapter_config.json': new TextEncoder().encode(JSON.stringify(CONFIG)), 'adapter_model.safetensors': [SAFETENSORS, { level: 0 }] });
@@ -212,7 +215,7 @@ describe('adapter importer under fuzzing', () => {
       ),
       { numRuns: 20 },
     );
-  });
+  }, SLOW_FUZZ_MS);
 
   it('huge values: a config field holding a list of 20,000 names or a string of 1 MB is refused in words, shortly', () => {
     const many = (name: string): string[] => Array.from({ length: 20_000 }, () => name);

@@ -187,6 +187,9 @@ function applyEdit(files: Record<string, Uint8Array | string>, e: Edit): void {
   }
 }
 
+/** A property over megabytes of input: seconds alone, longer beside the other tiers on a 2-core machine. */
+const SLOW_FUZZ_MS = 30_000;
+
 describe('base checkpoint opener under fuzzing', () => {
   it('the written checkpoints open whole, single file or sharded, listable or not', async () => {
     for (const shards of [1, 2, 3]) {
@@ -223,7 +226,7 @@ describe('base checkpoint opener under fuzzing', () => {
       }),
       { numRuns: 6 },
     );
-  });
+  }, SLOW_FUZZ_MS);
 
   it('random bytes as config.json, index and model.safetensors', async () => {
     await fc.assert(

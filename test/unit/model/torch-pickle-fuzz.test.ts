@@ -231,6 +231,9 @@ function checkFile(bin: Uint8Array): boolean {
   return true;
 }
 
+/** A property over megabytes of input: seconds alone, longer beside the other tiers on a 2-core machine. */
+const SLOW_FUZZ_MS = 30_000;
+
 describe('torch.save reader under fuzzing', () => {
   it('pickles of random opcodes, right and lying arguments', () => {
     let accepted = 0;
@@ -261,7 +264,7 @@ describe('torch.save reader under fuzzing', () => {
       ),
       { numRuns: 40 },
     );
-  });
+  }, SLOW_FUZZ_MS);
 
   it('random bytes as a pickle and as a torch.save file', () => {
     fc.assert(

@@ -139,6 +139,9 @@ function savedFiles(step: number, withValidation: boolean): Files {
   };
 }
 
+/** A property over megabytes of input: seconds alone, longer beside the other tiers on a 2-core machine. */
+const SLOW_FUZZ_MS = 30_000;
+
 describe('saved run reader under fuzzing', () => {
   it('a saved checkpoint reads back whole', async () => {
     for (const v of [false, true]) expect(await checkContract(await storeOf(savedFiles(3, v)))).toBe(true);
@@ -169,7 +172,7 @@ describe('saved run reader under fuzzing', () => {
       }),
       { numRuns: 60 },
     );
-  });
+  }, SLOW_FUZZ_MS);
 
   it('random bytes as run.json and as the state', async () => {
     await fc.assert(
