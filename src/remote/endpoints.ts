@@ -39,8 +39,9 @@ export function isDeliveryUrl(url: URL): boolean {
  * API base in use (a private proxy or a local fake chosen by whoever configured the API base: the token already goes
  * there; the test fake serves outputs at /delivery/… on its own origin) — but never a path under the API base itself
  * there: the download route would otherwise be a way around the allowlist (any GET, e.g. /v1/webhooks/default/secret,
- * with the token). The path is judged as a server may read it: percent-decoded, backslashes as slashes, repeated slashes
- * as one, dot segments resolved, in any case; a path that cannot be decoded is refused.
+ * with the token). The path is judged as a server may read it: percent-decoded (until nothing changes), backslashes as
+ * slashes, ";" parameters dropped, repeated slashes as one, dot segments resolved, in any case; a path that cannot be
+ * decoded is refused.
  */
 export function isDownloadAllowed(url: URL, apiBase: string): boolean {
   if (isDeliveryUrl(url)) return true;
@@ -60,16 +61,30 @@ export function isDownloadAllowed(url: URL, apiBase: string): boolean {
   return true;
 }
 
-/** A path as a lenient server may read it (see isDownloadAllowed), lowercase, without a trailing slash; null if undecodable. */
+/** How many times a path is percent-decoded at most: a path still changing after that is refused. */
+const MAX_DECODINGS = 4;
+
+/**
+ * A path as a lenient server may read it (see isDownloadAllowed), lowercase, without a trailing slash; null if it
+ * cannot be decoded. Decoded until nothing changes: a server behind another that decoded it already (or one that
+ * decodes twice) reads "%2576%2531" as "v1", which one decoding left as "%76%31". Each segment loses its ";"
+ * parameters, as servlet containers read "/v1;x/account" as "/v1/account".
+ */
 function looseCanonicalPath(pathname: string): string | null {
-  let p: string;
-  try {
-    p = decodeURIComponent(pathname);
-  } catch {
-    return null;
+  let p = pathname;
+  for (let i = 0; ; i++) {
+    let next: string;
+    try {
+      next = decodeURIComponent(p);
+    } catch {
+      return null;
+    }
+    if (next === p) break;
+    if (i === MAX_DECODINGS) return null;
+    p = next;
   }
   // A decoded '?' or '#' is a character of the path to the server, not the start of a query: kept in the path.
-  p = p.replace(/\\/g, '/').replace(/\/{2,}/g, '/').replace(/\?/g, '%3F').replace(/#/g, '%23');
+  p = p.replace(/\\/g, '/').replace(/;[^/]*/g, '').replace(/\/{2,}/g, '/').replace(/\?/g, '%3F').replace(/#/g, '%23');
   // Resolved on a dummy origin: '.' and '..' segments go, as the server would resolve them.
   const resolved = new URL(p.startsWith('/') ? p : `/${p}`, 'http://x').pathname.replace(/\/{2,}/g, '/').toLowerCase();
   const trimmed = resolved.replace(/\/+$/, '');

@@ -231,6 +231,20 @@ describe('refusals', () => {
     expect(fake.requests.slice(before)).toEqual([]);
   });
 
+  it('never downloads from the API on the upstream\'s origin as a server that decodes twice or drops ";" parameters reads the path', async () => {
+    // Found by replicate-proxy-fuzz.test.ts: the path was decoded once, and "v1;" was not "v1". A server behind another
+    // that decodes (or one that decodes twice) reads %2576 as "v"; servlet containers read "/v1;x/" as "/v1/".
+    const o = fake.url;
+    const bad = [`${o}/%2576%2531/account`, `${o}/%25761/webhooks/default/secret`, `${o}/delivery/..%252fv1/account`, `${o}/v1;/account`, `${o}/v1;x=1/trainings`, `${o}/delivery/..;/v1/account`, `${o}/v1%3b/account`];
+    const before = fake.requests.length;
+    for (const u of bad) {
+      const res = await fetch(`${proxy.url}/replicate/download?url=${encodeURIComponent(u)}`, { headers: auth });
+      await res.body?.cancel();
+      expect({ u, status: res.status }).toEqual({ u, status: 403 });
+    }
+    expect(fake.requests.slice(before)).toEqual([]);
+  });
+
   it('does not follow redirects to other hosts (API calls or downloads)', async () => {
     const api = await refused(`${tight.url}/replicate/v1/trainings/redirect`, { headers: auth });
     expect(api.status).toBe(502);
