@@ -1,8 +1,9 @@
 // Serves the built app (dist/) for `npm run serve`: GET/HEAD of files under one folder, nothing else. The URL path is
-// decoded, normalised and must stay inside the folder; directories answer their index.html; a missing file is a 404
-// (as in `vite preview` with appType 'mpa', so the engine's probes for optional files get real 404s).
+// decoded, normalised and must stay inside the folder, and so must the file it names once symbolic links are followed;
+// directories answer their index.html; a missing file is a 404 (as in `vite preview` with appType 'mpa', so the
+// engine's probes for optional files get real 404s).
 
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, realpathSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 
@@ -21,6 +22,24 @@ const TYPES: Record<string, string> = {
   '.md': 'text/markdown; charset=utf-8',
 };
 
+/** Whether `path` is `root` or inside it (both absolute and normalised). */
+function isInside(root: string, path: string): boolean {
+  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+/**
+ * `file` (kept as named, for its type) if, symbolic links followed, it is still inside the root as the file system
+ * reaches it (the root itself may be a link: dist → a build folder elsewhere); null if not, or if it is gone. A link
+ * inside the folder to a file outside it would otherwise serve that file (a key, a home folder) to anyone who asks.
+ */
+function realFileInside(root: string, file: string): string | null {
+  try {
+    return isInside(realpathSync(root), realpathSync(file)) ? file : null;
+  } catch {
+    return null;
+  }
+}
+
 function fileFor(root: string, urlPath: string): string | null {
   let decoded: string;
   try {
@@ -30,13 +49,13 @@ function fileFor(root: string, urlPath: string): string | null {
   }
   if (decoded.includes('\0')) return null;
   const full = resolve(root, `.${normalize(`/${decoded}`)}`);
-  if (full !== root && !full.startsWith(root + sep)) return null;
+  if (!isInside(root, full)) return null;
   try {
     const s = statSync(full);
-    if (s.isFile()) return full;
+    if (s.isFile()) return realFileInside(root, full);
     if (s.isDirectory()) {
       const index = join(full, 'index.html');
-      if (statSync(index).isFile()) return index;
+      if (statSync(index).isFile()) return realFileInside(root, index);
     }
   } catch {
     return null;

@@ -1,5 +1,5 @@
 // `npm run serve`'s server: the built app's files (with byte ranges, nothing outside the folder) and the proxy beside them.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,12 @@ beforeAll(async () => {
   writeFileSync(join(dist, 'index.html'), '<!doctype html><title>finetune</title>');
   writeFileSync(join(dist, 'check', 'weights.bin'), new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
   writeFileSync(join(root, 'secret.txt'), 'outside dist');
+  // Links inside dist: to a file outside it, to a folder outside it, and to a file inside it.
+  mkdirSync(join(root, 'private'));
+  writeFileSync(join(root, 'private', 'key.txt'), 'outside dist');
+  symlinkSync(join(root, 'secret.txt'), join(dist, 'secret-link.txt'));
+  symlinkSync(join(root, 'private'), join(dist, 'private-link'));
+  symlinkSync(join(dist, 'index.html'), join(dist, 'index-link.html'));
   server = await serveMain(['--port', '0', '--dist', dist, '--allow-host', 'box.lan'], (l) => logs.push(l));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -68,6 +74,16 @@ it('answers 404 for missing files and never serves outside dist', async () => {
   expect(await raw('/../secret.txt')).toBe(404);
   expect(await raw('/%2e%2e/secret.txt')).toBe(404);
   expect(await raw('/check/..%2f..%2fsecret.txt')).toBe(404);
+});
+
+it('never serves a file outside dist that a symbolic link inside it points to; a link to a file inside is served', async () => {
+  // Found by static-files-fuzz.test.ts: the links were followed and the files outside served.
+  expect(await raw('/secret-link.txt')).toBe(404);
+  expect(await raw('/private-link/key.txt')).toBe(404);
+  expect(await raw('/private-link/')).toBe(404);
+  const inside = await fetch(`${base}/index-link.html`);
+  expect(inside.status).toBe(200);
+  expect(await inside.text()).toBe('<!doctype html><title>finetune</title>');
 });
 
 it('mounts the proxy: allowlisted paths go on, others are refused', async () => {
