@@ -21,9 +21,30 @@ export function describeCall(method: string, path: string): string {
 }
 
 interface ProblemBody {
-  title?: string;
-  detail?: string;
-  invalid_fields?: { field?: string; description?: string }[];
+  title?: unknown;
+  detail?: unknown;
+  invalid_fields?: unknown;
+}
+
+interface InvalidField {
+  field: string;
+  description: string;
+}
+
+/**
+ * A 422's invalid_fields, as far as they are Replicate's shape (a list of objects with a text `field`, a text
+ * `description` or none): anything else in their place is left out, as a server's answer that is not the documented
+ * one must not turn into a TypeError or an "[object Object]" in the message.
+ */
+function invalidFields(body: ProblemBody): InvalidField[] {
+  if (!Array.isArray(body.invalid_fields)) return [];
+  const fields: InvalidField[] = [];
+  for (const f of body.invalid_fields as unknown[]) {
+    if (typeof f !== 'object' || f === null) continue;
+    const { field, description } = f as { field?: unknown; description?: unknown };
+    if (typeof field === 'string' && field !== '') fields.push({ field, description: typeof description === 'string' ? description : 'invalid' });
+  }
+  return fields;
 }
 
 function parseProblem(text: string): ProblemBody {
@@ -63,9 +84,7 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
     case 413:
       return new FinetuneError('remote', `Too large for Replicate while ${call} (413).${said}`, base);
     case 422: {
-      const fields = (body.invalid_fields ?? [])
-        .filter((f) => f.field)
-        .map((f) => `${scrub(String(f.field), opts.token).replace(/^input\./, '')}: ${scrub(String(f.description ?? 'invalid'), opts.token)}`);
+      const fields = invalidFields(body).map((f) => `${scrub(f.field, opts.token).replace(/^input\./, '')}: ${scrub(f.description, opts.token)}`);
       const what = fields.length > 0 ? fields.map(visibleText).join('; ') : visibleText(detail) || 'no reason given';
       return new FinetuneError('remote', `Replicate refused the request while ${call} (422 validation failed): ${what}`, { ...base, fields: fields.map((f) => f.split(':')[0]) });
     }

@@ -46,4 +46,12 @@ describe('httpError', () => {
     const fields = httpError(422, JSON.stringify({ invalid_fields: [{ field: 'input.lr\u202e', description: 'must be\nsmall' }] }), 'starting a training');
     expect(fields.message).toBe('Replicate refused the request while starting a training (422 validation failed): lr\\u202e: must be\\nsmall');
   });
+
+  it('reads a 422 whose invalid_fields is not a list of objects as one without them, instead of a TypeError', () => {
+    // Found by answers-fuzz.test.ts: "(body.invalid_fields ?? []).filter is not a function".
+    for (const invalid of [0, 'lora_rank', { field: 'x' }, [null], [3, 'x'], [{ field: { a: 1 } }]]) {
+      const e = httpError(422, JSON.stringify({ detail: 'validation failed', invalid_fields: invalid }), 'starting a training of a/b:c', { token: TOKEN });
+      expect({ invalid, message: e.message }).toEqual({ invalid, message: 'Replicate refused the request while starting a training of a/b:c (422 validation failed): validation failed' });
+    }
+  });
 });
