@@ -26,6 +26,8 @@ describe('retryAfterMs', () => {
     expect(retryAfterMs('Sun, 29 Nov 2026 12:00:07 GMT', now)).toBe(7000);
     expect(retryAfterMs('Sun, 29 Nov 2026 11:00:00 GMT', now)).toBe(0);
     expect(retryAfterMs('soon')).toBeNull();
+    // Found by answers-fuzz.test.ts: 400 digits were Infinity ms, and a 429 said "Try again in Infinity s."
+    expect(retryAfterMs('9'.repeat(400))).toBeNull();
     expect(retryAfterMs(null)).toBeNull();
   });
 });
@@ -128,5 +130,13 @@ describe('remoteFetch', () => {
     expect((await f(`${API}/account`)).status).toBe(200);
     expect(await (await f(`${API}/trainings/abc`)).json()).toEqual({ ok: 2 });
     expect(why).toEqual(['read ECONNRESET', 'getaddrinfo EAI_AGAIN api.example']);
+  });
+
+  it('says a 429 with a Retry-After of no readable size like one without, not "Try again in Infinity s."', async () => {
+    // Found by answers-fuzz.test.ts.
+    const s = scripted([problem(429, { 'retry-after': '9'.repeat(400) })]);
+    const f = remoteFetch({ apiBase: API, fetch: s.fetch, retry: { maxRetries: 0 }, sleep: async () => {} });
+    const e = (await f(`${API}/trainings/abc`).catch((x: unknown) => x)) as FinetuneError;
+    expect(e.message).toBe('Replicate is rate limiting these requests (429 Too Many Requests) while reading training abc, still after 0 retries. Try again in a minute.');
   });
 });
