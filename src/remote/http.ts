@@ -152,10 +152,11 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
   const answered = new Set<string>();
   /**
    * An API call's answer must be JSON (the client calls response.json() on it); anything else (a captive portal's HTML
-   * page) is said here with the call's name, instead of a SyntaxError. Output downloads (not API routes) pass as they are.
+   * page, a 204 with no body: every allowlisted route answers JSON) is said here with the call's name, instead of a
+   * SyntaxError. Output downloads (not API routes) pass as they are.
    */
   const ensureJson = async (res: Response, url: string, method: string): Promise<Response> => {
-    if (!url.startsWith(`${base}/`) || res.status === 204) return res;
+    if (!url.startsWith(`${base}/`)) return res;
     const path = url.slice(base.length).split('?')[0];
     if (!allowedRoute(method, path)) return res;
     const text = await res.text();

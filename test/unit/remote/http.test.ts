@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { remoteFetch } from '../../../src/remote/http.ts';
 import { retryAfterMs } from '../../../src/core/retry-after.ts';
+import { createRemoteClient } from '../../../src/remote/client.ts';
+import { getTraining } from '../../../src/remote/flow.ts';
 
 const API = 'https://api.example/v1';
 
@@ -138,5 +140,13 @@ describe('remoteFetch', () => {
     const f = remoteFetch({ apiBase: API, fetch: s.fetch, retry: { maxRetries: 0 }, sleep: async () => {} });
     const e = (await f(`${API}/trainings/abc`).catch((x: unknown) => x)) as FinetuneError;
     expect(e.message).toBe('Replicate is rate limiting these requests (429 Too Many Requests) while reading training abc, still after 0 retries. Try again in a minute.');
+  });
+
+  it('refuses a 204 (no body) to a call that answers JSON as "not JSON", instead of the client\'s SyntaxError', async () => {
+    // Found by answers-fuzz.test.ts: getTraining threw "SyntaxError: Unexpected end of JSON input".
+    const c = createRemoteClient({ token: 'r8_httptesttoken0123456789abcdefghijklmno', apiBase: API, fetch: (async () => new Response(null, { status: 204 })) as unknown as typeof fetch });
+    const e = await getTraining(c, 'abc').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(FinetuneError);
+    expect((e as FinetuneError).message).toBe("The answer to GET /v1/trainings/abc (reading training abc) is not JSON (an empty body): is --api-base right? Replicate's API answers JSON.");
   });
 });
