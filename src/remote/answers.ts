@@ -7,8 +7,8 @@
 import type { Account, FileObject, Training } from 'replicate';
 import { FinetuneError } from '../core/errors.ts';
 import { formatCount } from '../core/units.ts';
-import { describeCall } from './errors.ts';
-import { quote } from '../core/quote.ts';
+import { describeCall, scrub } from './errors.ts';
+import { quote, visibleText } from '../core/quote.ts';
 
 /** "GET /v1/trainings/abc (reading training abc)": the call as sent (path of the API base included) and in words. */
 export function answerName(apiBase: string, method: string, path: string): string {
@@ -27,13 +27,18 @@ export function apiBaseHint(proxied: boolean | undefined): string {
   return proxied ? 'is the proxy address right?' : 'is --api-base right?';
 }
 
-/** What an answer that is not JSON looks like, in a few words (never its content: it may echo anything). */
-export function describeBody(text: string, contentType: string | null): string {
+/**
+ * What an answer that is not JSON looks like, in a few words (never its content: it may echo anything). Its content
+ * type is the server's text too: the token is scrubbed from it and its control characters are escaped (visibleText),
+ * so that a header cannot end the message's line, rewrite the terminal, or print the token back.
+ */
+export function describeBody(text: string, contentType: string | null, token?: string): string {
   const bytes = new TextEncoder().encode(text).byteLength;
   const size = `${formatCount(bytes)} byte${bytes === 1 ? '' : 's'}`;
   if (bytes === 0) return 'an empty body';
   if (/html/i.test(contentType ?? '') || /^\s*</.test(text)) return `an HTML page, ${size}`;
-  return `${contentType ? contentType.split(';')[0].trim() : 'no content type'}, ${size}`;
+  const type = contentType?.split(';')[0]!.trim();
+  return `${type ? visibleText(scrub(type, token)) : 'no content type'}, ${size}`;
 }
 
 export function notJsonError(name: string, what: string, proxied: boolean | undefined): FinetuneError {

@@ -163,7 +163,7 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
     try {
       JSON.parse(text);
     } catch {
-      throw notJsonError(answerName(options.apiBase, method, path), describeBody(text, res.headers.get('content-type')), options.proxied);
+      throw notJsonError(answerName(options.apiBase, method, path), describeBody(text, res.headers.get('content-type'), options.token), options.proxied);
     }
     return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
   };

@@ -149,4 +149,14 @@ describe('remoteFetch', () => {
     expect(e).toBeInstanceOf(FinetuneError);
     expect((e as FinetuneError).message).toBe("The answer to GET /v1/trainings/abc (reading training abc) is not JSON (an empty body): is --api-base right? Replicate's API answers JSON.");
   });
+
+  it('names the content type of an answer that is not JSON with its control characters escaped, and never the token', async () => {
+    // Found by answers-fuzz.test.ts: the Content-Type header went into the message as it came.
+    const token = 'r8_httptesttoken0123456789abcdefghijklmno';
+    const answering = (contentType: string) => remoteFetch({ apiBase: API, token, fetch: (async () => new Response('x', { status: 200, headers: { 'content-type': contentType } })) as unknown as typeof fetch });
+    const escaped = (await answering('text/x\u001b[2J')(`${API}/account`).catch((x: unknown) => x)) as FinetuneError;
+    expect(escaped.message).toBe("The answer to GET /v1/account (checking the API token) is not JSON (text/x\\u001b[2J, 1 byte): is --api-base right? Replicate's API answers JSON.");
+    const echoed = (await answering(`text/${token}`)(`${API}/account`).catch((x: unknown) => x)) as FinetuneError;
+    expect(echoed.message).toBe("The answer to GET /v1/account (checking the API token) is not JSON (text/[token], 1 byte): is --api-base right? Replicate's API answers JSON.");
+  });
 });
