@@ -157,10 +157,12 @@ export async function findStartedTraining(c: RemoteClient, o: { version: string;
 
 function maybeStartedError(e: FinetuneError, destination: string, listed: boolean): FinetuneError {
   const d = e.details ?? {};
+  // The detail is Replicate's words and the reason a fetch's, kept in details as said: in the message with
+  // visibleText's escapes, as httpError writes them, so that a line break or a terminal escape in them stays in its line.
   const what =
     typeof d.status === 'number'
-      ? `Replicate answered ${d.status}${typeof d.detail === 'string' && d.detail ? ` (${d.detail})` : ''}`
-      : `no answer came back${typeof d.reason === 'string' ? ` (${d.reason})` : ''}`;
+      ? `Replicate answered ${d.status}${typeof d.detail === 'string' && d.detail ? ` (${visibleText(d.detail)})` : ''}`
+      : `no answer came back${typeof d.reason === 'string' ? ` (${visibleText(d.reason)})` : ''}`;
   const looked = listed ? `no training of ${destination} from this send is among your recent trainings yet` : 'the list of your recent trainings could not be read either';
   return new FinetuneError(
     e.kind,
@@ -301,7 +303,7 @@ function stoppedFollowing(e: unknown, id: string, resume: string, outageMs: numb
   if (!(e instanceof FinetuneError)) return e;
   const d = e.details ?? {};
   if (outageMs !== null) {
-    const last = typeof d.status === 'number' ? `answer ${d.status}` : `no answer${typeof d.reason === 'string' ? ` (${d.reason})` : ''}`;
+    const last = typeof d.status === 'number' ? `answer ${d.status}` : `no answer${typeof d.reason === 'string' ? ` (${visibleText(d.reason)})` : ''}`;
     return new FinetuneError(e.kind, `Stopped following training ${id}: no good answer for ${Math.round(outageMs / 1000)} s (last: ${last}); the training goes on: ${resume}.`, { ...d, id, stoppedFollowing: true });
   }
   return new FinetuneError(e.kind, `${e.message.replace(/\s+$/, '')} Stopped following; the training goes on: ${resume}.`, { ...d, id, stoppedFollowing: true });

@@ -325,6 +325,16 @@ describe('a training created but its answer lost', () => {
     expect(e.message).not.toMatch(/try again/i);
   });
 
+  it('says Replicate\'s words in "may have started" with their line breaks and terminal escapes escaped', async () => {
+    // Found by answers-fuzz.test.ts: the 5xx's detail went into the message as it came (details keep it as said).
+    const answers = [new Response(JSON.stringify({ detail: 'upstream\n\u001b[2Jdown' }), { status: 502 }), new Response('{"results":[]}')];
+    const c = createRemoteClient({ token: TOKEN, apiBase: 'https://api.example/v1', retry: { maxRetries: 0 }, fetch: (async () => answers.shift() ?? new Response('{}', { status: 404 })) as unknown as typeof fetch });
+    const e = await caught(startTraining(c, { destination: parseDestination('alice/escaped'), hp: defaultHyperparams(), files: { train_data: 'https://replicate.delivery/x/data.jsonl' } }));
+    expect(e.details?.maybeStarted).toBe(true);
+    expect(e.message).toContain('Replicate answered 502 (upstream\\n\\u001b[2Jdown) while starting it');
+    expect(e.details?.detail).toBe('upstream\n\u001b[2Jdown');
+  });
+
   it('a clear refusal (422) is reported as it was, without a look at the list', async () => {
     fake.failNext({ method: 'POST', path: /trainings$/, status: 422 });
     const lists = fake.requests.filter((r) => r.path === '/v1/trainings').length;
