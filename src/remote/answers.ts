@@ -59,6 +59,8 @@ function at(o: unknown, path: string): unknown {
 interface Where {
   name: string;
   proxied?: boolean;
+  /** Scrubbed from any value of the answer that a message quotes. */
+  token?: string;
 }
 
 function requireString(o: unknown, field: string, w: Where): void {
@@ -97,9 +99,11 @@ export function checkTraining(t: unknown, w: Where): Training {
   requireString(t, 'id', w);
   const status = at(t, 'status');
   if (status === undefined) throw lacksFieldError(w.name, 'status', w.proxied);
-  if (typeof status !== 'string') throw new FinetuneError('remote', `The answer to ${w.name} has status ${quoted(JSON.stringify(status) ?? String(status))}, not text: ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'status' });
+  // The status is quoted scrubbed, before it is cut short: a server that echoes the token may put it there, and a
+  // token is 40 characters, as many as are quoted.
+  if (typeof status !== 'string') throw new FinetuneError('remote', `The answer to ${w.name} has status ${quoted(scrub(JSON.stringify(status) ?? String(status), w.token))}, not text: ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'status' });
   if (!isKnownStatus(status) && !STATUS_WORD.test(status)) {
-    throw new FinetuneError('remote', `Replicate answered ${w.name} with the status ${quoted(status)}, which this version does not know and which is not a status word (Replicate's are lowercase words: ${STATUSES.join(', ')}).`, { call: w.name, field: 'status' });
+    throw new FinetuneError('remote', `Replicate answered ${w.name} with the status ${quoted(scrub(status, w.token))}, which this version does not know and which is not a status word (Replicate's are lowercase words: ${STATUSES.join(', ')}).`, { call: w.name, field: 'status' });
   }
   const logs = at(t, 'logs');
   if (logs !== undefined && logs !== null && typeof logs !== 'string') throw lacksFieldError(w.name, 'logs (as text)', w.proxied);

@@ -63,7 +63,10 @@ export async function validateToken(c: RemoteClient): Promise<Account> {
   return checkAccount(await c.replicate.accounts.current(), answerOf(c, 'GET', '/account'));
 }
 
-/** Names an answer of this client's API (for the shape checks of ./answers.ts). */
-export function answerOf(c: Pick<RemoteClient, 'apiBase' | 'proxied'>, method: string, path: string): { name: string; proxied: boolean } {
-  return { name: answerName(c.apiBase, method, path), proxied: c.proxied };
+/**
+ * Names an answer of this client's API (for the shape checks of ./answers.ts), with the token that they scrub from
+ * any value of the answer they quote (a server may echo it anywhere).
+ */
+export function answerOf(c: Pick<RemoteClient, 'apiBase' | 'proxied'> & { token?: string }, method: string, path: string): { name: string; proxied: boolean; token?: string } {
+  return { name: answerName(c.apiBase, method, path), proxied: c.proxied, ...(c.token === undefined ? {} : { token: c.token }) };
 }

@@ -12,6 +12,7 @@ import {
   downloadOutput,
   ensureDestination,
   followTraining,
+  getTraining,
   parseDestination,
   startTraining,
   uploadFile,
@@ -417,5 +418,18 @@ describe('a status this version does not know', () => {
     expect(e.message).toContain('which this version does not know');
     expect(e.message).not.toMatch(/api-base|proxy/);
     expect(e.message).toContain('the training goes on: finetune remote status abc123 --follow');
+  });
+});
+
+describe('a training whose status is not a status word', () => {
+  it('is refused without the token, even when the status is the token (a server that echoes it)', async () => {
+    // Found by answers-fuzz.test.ts: the status was quoted in the message as it came, up to 40 characters: a whole token.
+    for (const status of [TOKEN, [TOKEN], { s: `x ${TOKEN}` }]) {
+      const c = createRemoteClient({ token: TOKEN, apiBase: 'https://api.example/v1', fetch: (async () => new Response(JSON.stringify({ id: 'abc', status }))) as unknown as typeof fetch });
+      const e = await caught(getTraining(c, 'abc'));
+      expect(e.kind).toBe('remote');
+      expect(e.message).toMatch(/^(Replicate answered GET \/v1\/trainings\/abc \(reading training abc\) with the status "\[token\]"|The answer to GET \/v1\/trainings\/abc \(reading training abc\) has status )/);
+      expect(e.message + JSON.stringify(e.details)).not.toContain(TOKEN.slice(3, 20));
+    }
   });
 });
