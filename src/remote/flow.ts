@@ -201,6 +201,11 @@ export interface TrainingView {
   done: boolean;
 }
 
+/** `v` if it is text (not empty), else null. */
+function textOrNull(v: unknown): string | null {
+  return typeof v === 'string' && v !== '' ? v : null;
+}
+
 /** What a person follows, from a training object. */
 export function viewTraining(t: Training, now = Date.now()): TrainingView {
   const started = t.started_at ? Date.parse(t.started_at) : NaN;
@@ -213,8 +218,9 @@ export function viewTraining(t: Training, now = Date.now()): TrainingView {
     elapsedS,
     costUsd: elapsedS * PRICE_PER_SECOND,
     error: t.error === null || t.error === undefined ? null : typeof t.error === 'string' ? t.error : JSON.stringify(t.error),
-    weights: t.output?.weights ?? null,
-    version: t.output?.version ?? null,
+    // Text or nothing: an answer of another shape (weights as a list, an object) must not pass for an output's URL.
+    weights: textOrNull(t.output?.weights),
+    version: textOrNull(t.output?.version),
     done: isDone(t.status),
   };
 }

@@ -1,6 +1,7 @@
 // The remote flow against the fake Replicate (loopback only): token check, upload, destination, training, following,
 // cancel, download and import — and every refusal as an error a person understands.
 import { readFileSync } from 'node:fs';
+import type { Training } from 'replicate';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { defaultHyperparams, parseHyperparams } from '../../../src/config/hyperparams.ts';
@@ -431,5 +432,17 @@ describe('a training whose status is not a status word', () => {
       expect(e.message).toMatch(/^(Replicate answered GET \/v1\/trainings\/abc \(reading training abc\) with the status "\[token\]"|The answer to GET \/v1\/trainings\/abc \(reading training abc\) has status )/);
       expect(e.message + JSON.stringify(e.details)).not.toContain(TOKEN.slice(3, 20));
     }
+  });
+});
+
+describe('viewTraining of an answer whose output is not Replicate\'s shape', () => {
+  it('gives no weights or version for values that are not text (a TrainingView says string or null)', () => {
+    // Found by answers-fuzz.test.ts: output.weights of ["x"] or {"detail":"x"} came out as the view's weights URL.
+    const t = { id: 'abc', status: 'succeeded', logs: '', output: {} } as unknown as Training;
+    for (const odd of [['https://replicate.delivery/x.zip'], { detail: 'x' }, 3, true]) {
+      const v = viewTraining({ ...t, output: { weights: odd, version: odd } } as unknown as Training);
+      expect({ odd, weights: v.weights, version: v.version }).toEqual({ odd, weights: null, version: null });
+    }
+    expect(viewTraining({ ...t, output: { weights: 'https://replicate.delivery/w.zip', version: 'alice/m:v' } } as unknown as Training)).toMatchObject({ weights: 'https://replicate.delivery/w.zip', version: 'alice/m:v' });
   });
 });
