@@ -101,8 +101,16 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
   }
 }
 
+/**
+ * Why a request got no answer, in the fetch's words (its cause's message), with the token scrubbed: a fetch or a proxy
+ * may echo the request's headers. Kept as said (details); shown through visibleText.
+ */
+export function networkWhy(cause: unknown, token: string | undefined): string {
+  return scrub(networkReason(cause), token);
+}
+
 /** A FinetuneError for a request that never got an answer. */
-export function networkError(cause: unknown, call: string, host: string): FinetuneError {
-  const why = networkReason(cause);
-  return new FinetuneError('network', `Could not reach ${host} while ${call} (${why}). Check the network connection${host.includes('127.0.0.1') || host.includes('localhost') ? ' and that the server is running' : ''}, then try again.`, { call, host, reason: why });
+export function networkError(cause: unknown, call: string, host: string, token?: string): FinetuneError {
+  const why = networkWhy(cause, token);
+  return new FinetuneError('network', `Could not reach ${host} while ${call} (${visibleText(why)}). Check the network connection${host.includes('127.0.0.1') || host.includes('localhost') ? ' and that the server is running' : ''}, then try again.`, { call, host, reason: why });
 }

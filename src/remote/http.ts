@@ -8,9 +8,10 @@
 // (idleTimeoutMs, 120 s between bytes). An upload's progress cannot be watched through fetch, so it has a deadline sized
 // by its body: the idle wait plus its bytes at the slowest rate waited for (uploadBytesPerSecond, 32 KiB/s).
 
-import { isWrongAddress, networkReason } from '../core/network-errors.ts';
+import { isWrongAddress } from '../core/network-errors.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { httpError, networkError, describeCall } from './errors.ts';
+import { httpError, networkError, networkWhy, describeCall } from './errors.ts';
+import { visibleText } from '../core/quote.ts';
 import { answerName, describeBody, notJsonError } from './answers.ts';
 import { allowedRoute } from './endpoints.ts';
 import { formatBytes } from '../core/units.ts';
@@ -237,10 +238,11 @@ export function remoteFetch(options: RemoteFetchOptions): typeof fetch {
             // A host that has never answered and is unknown or refuses connections is a wrong address (a typo in
             // --api-base, a proxy not started): said at once, not after half a minute of retries.
             const wrongAddress = isWrongAddress(cause) && !answered.has(hostOf(url));
-            if (!idempotent || wrongAddress || attempt >= policy.maxRetries) throw networkError(cause, call, hostOf(url));
+            if (!idempotent || wrongAddress || attempt >= policy.maxRetries) throw networkError(cause, call, hostOf(url), options.token);
             const waitMs = policy.baseDelayMs * 2 ** attempt;
             attempt++; // not inside onRetry's arguments: `?.` would skip the increment when there is no onRetry
-            options.onRetry?.({ status: 'network', waitMs, attempt, call, detail: networkReason(cause) });
+            // Shown as it is on the status line: scrubbed and escaped here.
+            options.onRetry?.({ status: 'network', waitMs, attempt, call, detail: visibleText(networkWhy(cause, options.token)) });
             await sleep(waitMs, init?.signal);
             continue;
           }

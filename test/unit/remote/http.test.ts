@@ -159,4 +159,17 @@ describe('remoteFetch', () => {
     const echoed = (await answering(`text/${token}`)(`${API}/account`).catch((x: unknown) => x)) as FinetuneError;
     expect(echoed.message).toBe("The answer to GET /v1/account (checking the API token) is not JSON (text/[token], 1 byte): is --api-base right? Replicate's API answers JSON.");
   });
+
+  it('says why a connection was lost with the token scrubbed and control characters escaped, in the message, its details and onRetry', async () => {
+    // Found by answers-fuzz.test.ts: a fetch's reason (its cause's message) went everywhere as it came.
+    const token = 'r8_httptesttoken0123456789abcdefghijklmno';
+    const lost = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(`other side closed\n\u001b[2J Bearer ${token}`), { code: 'ECONNRESET' }) });
+    const told: (string | undefined)[] = [];
+    const f = remoteFetch({ apiBase: API, token, retry: { maxRetries: 1 }, fetch: (async () => Promise.reject(lost)) as unknown as typeof fetch, sleep: async () => {}, onRetry: (r) => void told.push(r.detail) });
+    const e = (await f(`${API}/trainings/abc`).catch((x: unknown) => x)) as FinetuneError;
+    expect(e.kind).toBe('network');
+    expect(told).toEqual(['other side closed\\n\\u001b[2J Bearer [token]']);
+    expect(e.message).toContain('while reading training abc (other side closed\\n\\u001b[2J Bearer [token]).');
+    expect(e.details?.reason).toBe('other side closed\n\u001b[2J Bearer [token]');
+  });
 });
