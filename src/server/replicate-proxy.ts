@@ -215,7 +215,12 @@ export function createReplicateProxy(options: ReplicateProxyOptions = {}): Middl
     const origin = req.headers.origin;
     if (origin === undefined) return {};
     if (host !== undefined && (origin === `http://${host}` || origin === `https://${host}`)) return {};
-    if (!allowOrigins.has(origin)) throw new Refusal(403, `pages from ${origin} may not use this proxy (start it with --allow-origin ${origin} to allow them)`);
+    if (!allowOrigins.has(origin)) {
+      // The header's words, quoted: its bytes past ASCII are read as latin1, and one of them (CSI) starts a terminal's
+      // sequences in the log. The hint only for an origin that can be typed as --allow-origin's value.
+      const hint = /^[\x21-\x7e]+$/.test(origin) ? ` (start it with --allow-origin ${origin} to allow them)` : '';
+      throw new Refusal(403, `pages from ${quote(origin)} may not use this proxy${hint}`);
+    }
     return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'Retry-After' };
   }
 

@@ -8,7 +8,8 @@
 // - a download goes only to a delivery host (https, replicate.delivery or a subdomain, default port, no user info) or to
 //   the API's own origin at a path that a lenient server would not read as under the API base; every redirect hop too;
 // - the token (in Authorization) never appears in a log line or in any answer (the fake upstream never echoes it, so
-//   any token that comes back was written by the proxy).
+//   any token that comes back was written by the proxy); log lines and the proxy's own refusals hold no control
+//   character, whatever of the request they name.
 import fc from 'fast-check';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,8 +146,9 @@ function headersArb(token: string): fc.Arbitrary<[string, string][]> {
   const page = fc.constant<[string, string][]>([['Host', `127.0.0.1:${port}`], ['Authorization', `Bearer ${token}`]]);
   const drawn = fc
     .tuple(
-      fc.constantFrom<string | null>('127.0.0.1:PORT', '127.0.0.1:PORT', 'localhost', '[::1]:80', 'box.lan', 'evil.example', 'evil.example:5173', '127.0.0.1.evil.example', '', null),
-      fc.constantFrom<string | null>(null, null, 'http://HOST', 'http://pages.example', 'http://evil.example', 'null'),
+      fc.constantFrom<string | null>('127.0.0.1:PORT', '127.0.0.1:PORT', 'localhost', '[::1]:80', 'box.lan', 'evil.example', 'evil.example:5173', '127.0.0.1.evil.example', 'ev\u009b2Jil.example', '', null),
+      // Header bytes past ASCII are read as latin1: \u009b is the byte of the C1 control CSI, which starts a terminal's sequences.
+      fc.constantFrom<string | null>(null, null, 'http://HOST', 'http://pages.example', 'http://evil.example', 'null', 'http://e\u009b2Jvil.example', 'http://\u00e9vil.example'),
       fc.constantFrom<string | null>(`Bearer ${token}`, `Bearer ${token}`, token, `Token ${token}`, `bearer ${token}`, `Bearer ${token}, Bearer ${token}`, null),
     )
     .map(([host, origin, auth]) => {
@@ -167,18 +169,32 @@ function split(target: string): { path: string; query: string } {
 }
 
 /** Sends `r`, and returns the upstream calls it caused and the log lines it wrote, with the answer. */
-async function send(r: RawRequest): Promise<{ status: number; appAnswered: boolean; bytes: Buffer; calls: Call[]; logs: string[] }> {
+async function send(r: RawRequest): Promise<{ status: number; appAnswered: boolean; bytes: Buffer; body: Buffer; contentType: string | undefined; calls: Call[]; logs: string[] }> {
   calls = [];
   const before = logs.length;
   const answer = await rawRequest(port, r);
   // The log line is written when the answer has gone out: one turn later at most.
   await new Promise((resolve) => setImmediate(resolve));
-  return { status: answer.status, appAnswered: answer.headers.get('x-app') === 'next', bytes: answer.bytes, calls, logs: logs.slice(before) };
+  return { status: answer.status, appAnswered: answer.headers.get('x-app') === 'next', bytes: answer.bytes, body: answer.body, contentType: answer.headers.get('content-type'), calls, logs: logs.slice(before) };
 }
 
-function expectNoToken(token: string, where: { bytes: Buffer; logs: string[] }): void {
+/** C0 and C1 control characters and DEL: none may reach a log line (a terminal) or a refusal's words (the page). */
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * The token is in no log line and no answer; the log lines and the words of the proxy's own answers (problem+json)
+ * hold no control character: whatever of the request they name (a path, an Origin, a Host) is escaped.
+ */
+function expectNoTokenNorControls(token: string, where: { bytes: Buffer; body: Buffer; contentType: string | undefined; logs: string[] }): void {
   expect(where.bytes.includes(token)).toBe(false);
-  for (const line of where.logs) expect(line).not.toContain(token);
+  for (const line of where.logs) {
+    expect(line).not.toContain(token);
+    expect({ line, controls: CONTROLS.test(line) }).toEqual({ line, controls: false });
+  }
+  if (where.contentType === 'application/problem+json' && where.body.length > 0) {
+    const detail = (JSON.parse(where.body.toString('utf8')) as { detail: string }).detail;
+    expect({ detail, controls: CONTROLS.test(detail) }).toEqual({ detail, controls: false });
+  }
 }
 
 describe('the proxy\'s API allowlist, for generated requests', () => {
@@ -193,7 +209,7 @@ describe('the proxy\'s API allowlist, for generated requests', () => {
       fc.asyncProperty(requestArb.chain((r) => headersArb(r.token).map((headers) => ({ ...r, headers }))), async ({ method, target, token, headers }) => {
         const body = method === 'POST' ? new TextEncoder().encode('{"destination":"alice/m"}') : undefined;
         const got = await send({ method, target, headers, body });
-        expectNoToken(token, got);
+        expectNoTokenNorControls(token, got);
         // Always an answer, but to CONNECT: Node's server closes the connection of a CONNECT nothing listens for.
         if (method !== 'CONNECT') expect(got.status).toBeGreaterThan(0);
         if (got.calls.length === 0) {
@@ -272,7 +288,7 @@ describe('the proxy\'s download route, for generated output URLs and redirects',
         const target = `/replicate/download?url=${encoded ? encodeURIComponent(url) : utf8Bytes(url)}`;
         const got = await send({ method, target, headers });
         redirects = [];
-        expectNoToken(token, got);
+        expectNoTokenNorControls(token, got);
         expect(got.status).toBeGreaterThan(0);
         for (const call of got.calls) {
           expect(call.method).toBe('GET');

@@ -303,6 +303,19 @@ describe('refusals', () => {
     expect(same.status).toBe(200);
   });
 
+  it('names a refused Origin quoted, so that its control characters reach neither the log nor the page as they are', async () => {
+    // Found by replicate-proxy-fuzz.test.ts: a header's bytes past ASCII are read as latin1, and \u009b (CSI, which
+    // starts a terminal's sequences) went into the refusal and the log line as it came.
+    const host = `127.0.0.1:${new URL(proxy.url).port}`;
+    const before = logs.length;
+    const odd = await withHost(proxy.url, '/replicate/v1/account', host, { headers: { origin: 'http://e\u009b[2Jvil.example' } });
+    expect(odd).toMatchObject({ status: 403, detail: 'pages from "http://e\\u009b[2Jvil.example" may not use this proxy' });
+    await until(() => logs.length > before, 1000);
+    expect(logs.slice(before).join('\n')).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    const plain = await withHost(proxy.url, '/replicate/v1/account', host, { headers: { origin: 'http://evil.example' } });
+    expect(plain.detail).toBe('pages from "http://evil.example" may not use this proxy (start it with --allow-origin http://evil.example to allow them)');
+  });
+
   it('says it is there at /replicate/hello (no Replicate call, no token needed), to allowed pages only', async () => {
     const before = fake.requests.length;
     const hello = await fetch(`${proxy.url}/replicate/hello`, { headers: { origin: 'http://pages.example' } });
