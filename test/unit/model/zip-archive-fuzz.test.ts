@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FinetuneError } from '../../../src/core/errors.ts';
 import { extractZip, listZip, looksLikeZip, zipNamesFromTail, type ZipEntryInfo } from '../../../src/model/zip-archive.ts';
-import { alignedStoredZip } from '../../helpers/torch-save.ts';
+import { alignedStoredZip, crc32 } from '../../helpers/torch-save.ts';
 
 /** Smallest central-directory record: a listed entry that is really in the file takes at least this many bytes. */
 const CENTRAL_RECORD_BYTES = 46;
@@ -19,23 +19,6 @@ function expectRefusal(e: unknown): void {
   // A RangeError from a DataView read past the end, or any other plain error, fails here.
   if (!(e instanceof FinetuneError) || e.kind !== 'bad-input') throw e;
   expect(e.message).toMatch(/^fuzz\.zip: /);
-}
-
-const CRC_TABLE = ((): Uint32Array => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** The reference CRC-32, written apart from the reader's, to check what it accepted. */
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** The CRC-32 each central record holds, by name (the last record of a name wins; extractZip refuses repeats). */
