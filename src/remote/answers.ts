@@ -121,3 +121,15 @@ export function checkAccount(a: unknown, w: Where): Account {
   requireString(a, 'username', w);
   return a as Account;
 }
+
+/** A year: no training on Replicate's trainer runs that long; a longer run time is a broken answer, not a duration. */
+const MOST_RUN_SECONDS = 365 * 24 * 3600;
+
+/**
+ * How long Replicate says the training ran (metrics.predict_time), when that is a duration: a number from 0 to a year;
+ * null otherwise. A negative one made a negative elapsed time and cost, a huge one an absurd cost.
+ */
+export function predictSeconds(t: Training): number | null {
+  const s: unknown = t.metrics?.predict_time;
+  return typeof s === 'number' && Number.isFinite(s) && s >= 0 && s <= MOST_RUN_SECONDS ? s : null;
+}

@@ -9,7 +9,7 @@ import { holdsTokenLike } from '../core/secret-text.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import { answerOf, type RemoteClient } from './client.ts';
-import { checkFileObject, checkTraining, type TrainingStatus } from './answers.ts';
+import { checkFileObject, checkTraining, predictSeconds, type TrainingStatus } from './answers.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
 import { quote, visibleText } from '../core/quote.ts';
@@ -189,7 +189,7 @@ export interface TrainingView {
   status: TrainingStatus;
   /** Whole log so far. */
   logs: string;
-  /** Seconds the trainer has run: metrics.predict_time when done, else since started_at. */
+  /** Seconds the trainer has run: metrics.predict_time when done (and a duration), else since started_at. */
   elapsedS: number;
   /** elapsedS × PRICE_PER_SECOND. */
   costUsd: number;
@@ -210,7 +210,7 @@ function textOrNull(v: unknown): string | null {
 export function viewTraining(t: Training, now = Date.now()): TrainingView {
   const started = t.started_at ? Date.parse(t.started_at) : NaN;
   const ended = t.completed_at ? Date.parse(t.completed_at) : now;
-  const elapsedS = typeof t.metrics?.predict_time === 'number' ? t.metrics.predict_time : Number.isNaN(started) ? 0 : Math.max(0, (ended - started) / 1000);
+  const elapsedS = predictSeconds(t) ?? (Number.isNaN(started) ? 0 : Math.max(0, (ended - started) / 1000));
   return {
     id: t.id,
     status: t.status,

@@ -4,6 +4,7 @@
 import type { Training } from 'replicate';
 import { FIELDS } from '../config/hyperparams.ts';
 import type { RemoteTrainingSummary } from '../core/remote-training.ts';
+import { predictSeconds } from './answers.ts';
 
 /** Longest value written for an input this app does not know (an object, a long string). */
 const MAX_UNKNOWN_VALUE = 200;
@@ -44,13 +45,12 @@ export function remoteTrainingSummary(t: Training): RemoteTrainingSummary {
     const value = primitive(raw);
     if (value !== null) inputs.push({ name: name.length > 100 ? `${name.slice(0, 100)}…` : name, value: withoutUrl(value), isDefault: false });
   }
-  const predict = t.metrics?.predict_time;
   return {
     id: t.id,
     trainer: typeof t.model === 'string' && t.model !== '' ? t.model : null,
     version: typeof t.version === 'string' && t.version !== '' ? t.version : null,
     completedAt: typeof t.completed_at === 'string' ? t.completed_at : null,
-    seconds: typeof predict === 'number' && Number.isFinite(predict) ? predict : null,
+    seconds: predictSeconds(t),
     inputs,
   };
 }

@@ -435,6 +435,19 @@ describe('a training whose status is not a status word', () => {
   });
 });
 
+describe('viewTraining of a run time that is no duration', () => {
+  it('times the training from its timestamps when metrics.predict_time is negative, not finite or not a number', () => {
+    // A negative predict_time read as the run time made a negative elapsed time and cost; a huge one an absurd cost.
+    const t = { id: 'abc', status: 'succeeded', logs: '', started_at: '2026-12-06T10:00:00Z', completed_at: '2026-12-06T10:10:00Z' } as unknown as Training;
+    for (const odd of [-5, -0.001, Number.POSITIVE_INFINITY, Number.NaN, 1e300, '600', null]) {
+      const v = viewTraining({ ...t, metrics: { predict_time: odd } } as unknown as Training);
+      expect({ odd, elapsedS: v.elapsedS }).toEqual({ odd, elapsedS: 600 });
+      expect(v.costUsd).toBeCloseTo(600 * 0.0014, 9);
+    }
+    expect(viewTraining({ ...t, metrics: { predict_time: 598.5 } } as unknown as Training).elapsedS).toBe(598.5);
+  });
+});
+
 describe('viewTraining of an answer whose output is not Replicate\'s shape', () => {
   it('gives no weights or version for values that are not text (a TrainingView says string or null)', () => {
     // Found by answers-fuzz.test.ts: output.weights of ["x"] or {"detail":"x"} came out as the view's weights URL.

@@ -57,6 +57,13 @@ describe('remoteTrainingSummary', () => {
     expect(JSON.stringify(s)).not.toContain('s3cr3t');
   });
 
+  it('says a run time that is no duration (negative, not finite, beyond a year) as unknown', () => {
+    for (const odd of [-5, Number.POSITIVE_INFINITY, 1e300]) {
+      const t = { ...training({}), metrics: { predict_time: odd } } as unknown as Training;
+      expect(remoteTrainingSummary(t).seconds).toBeNull();
+    }
+  });
+
   it('says what it does not know as null (no model, version or metrics in the object)', () => {
     const t = { ...training({}), model: '', version: undefined, completed_at: undefined, metrics: undefined } as unknown as Training;
     expect(remoteTrainingSummary(t)).toMatchObject({ trainer: null, version: null, completedAt: null, seconds: null });
