@@ -17,14 +17,20 @@ const HEIGHT = 120;
 
 const rate = (v: number): string => (v === 0 ? '0' : v.toExponential(2));
 
-/** The curve in words: where it starts, peaks and ends. */
-export function lrCurveLabel(curve: { steps: number[]; rates: number[] }): string {
-  const { steps, rates } = curve;
-  if (steps.length === 0) return 'No learning rate: the run has no steps.';
+/** Where the rates peak: the first index of the highest (a loop: a spread of a long run's rates overflows the stack). */
+function peakIndex(rates: readonly number[]): number {
   let peak = 0;
   rates.forEach((r, i) => {
     if (r > rates[peak]) peak = i;
   });
+  return peak;
+}
+
+/** The curve in words: where it starts, peaks and ends. */
+export function lrCurveLabel(curve: { steps: number[]; rates: number[] }): string {
+  const { steps, rates } = curve;
+  if (steps.length === 0) return 'No learning rate: the run has no steps.';
+  const peak = peakIndex(rates);
   const last = steps.length - 1;
   const peakText = peak === 0 || peak === last ? '' : `, reaches ${rate(rates[peak])} at step ${formatCount(steps[peak])}`;
   return `Learning rate by step: ${rate(rates[0])} at step ${formatCount(steps[0])}${peakText}, ${rate(rates[last])} at step ${formatCount(steps[last])}.`;
@@ -41,7 +47,7 @@ export function lrRestingLegend(curve: { steps: number[]; rates: number[] }, cur
   if (at >= 0) return [`${formatCount(steps[at])} (now)`, rate(rates[at])];
   const first = steps[0];
   const last = steps[steps.length - 1];
-  return [first === last ? formatCount(first) : `${formatCount(first)}–${formatCount(last)}`, `peak ${rate(Math.max(...rates))}`];
+  return [first === last ? formatCount(first) : `${formatCount(first)}–${formatCount(last)}`, `peak ${rate(rates[peakIndex(rates)])}`];
 }
 
 /** The step markLrStep last set on a chart's element, or null. */

@@ -32,3 +32,11 @@ describe('lrRestingLegend', () => {
     expect(lrRestingLegend({ steps: [], rates: [] }, null)).toEqual(['—', '—']);
   });
 });
+
+describe('lrRestingLegend of a long run', () => {
+  it('finds the peak of 300,000 steps (a spread of every rate into Math.max overflowed the call stack)', () => {
+    const steps = Array.from({ length: 300_000 }, (_, i) => i + 1);
+    const rates = steps.map((s) => (s === 7 ? 3e-4 : 1e-4));
+    expect(lrRestingLegend({ steps, rates }, null)).toEqual(['1–300,000', 'peak 3.00e-4']);
+  });
+});
