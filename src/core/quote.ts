@@ -38,6 +38,16 @@ export function quoteCut(value: unknown, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
+/**
+ * The first `max` of `items` (each written by `show`) joined by `separator`, then "… (N what)" after one more
+ * separator when there are more: a list from a file or a folder, said in a message that stays short whatever its
+ * length ("a; b; … (20000 problems)", "\"a\", \"b\", … (9 in all)").
+ */
+export function firstFew(items: readonly string[], max: number, separator: string, what: string, show: (item: string) => string = (item) => item): string {
+  const head = items.slice(0, max).map(show).join(separator);
+  return items.length > max ? `${head}${separator}… (${items.length} ${what})` : head;
+}
+
 /** The C0 control characters (a line break, a tab, a carriage return, the escape that starts a terminal's sequences). */
 const C0_CONTROLS = /[\u0000-\u001f]/g;
 

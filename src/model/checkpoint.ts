@@ -8,7 +8,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { CONFIG_LIMITS, parseMistralConfig, type MistralConfig, type ModelDtype } from './config.ts';
 import { openSafetensors, toFloat32, type SafetensorsDtype, type SafetensorsFile, type TensorInfo } from './safetensors.ts';
 import { checkFileName, isNotFound, readJson, type FileSet } from './source.ts';
-import { quote, visibleText } from '../core/quote.ts';
+import { firstFew, quote, visibleText } from '../core/quote.ts';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -283,7 +283,7 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
   }
   if (missing.length || misShaped.length || wrongDtype.length) {
     const lines: string[] = [];
-    const cap = (xs: string[]): string => (xs.length > 12 ? `${xs.slice(0, 12).join('; ')}; … (${xs.length} in all)` : xs.join('; '));
+    const cap = (xs: string[]): string => firstFew(xs, 12, '; ', 'in all');
     if (config.layers > layersHeld) lines.push(`config.json says num_hidden_layers ${config.layers}, the tensors hold ${layersHeld} layer${layersHeld === 1 ? '' : 's'}`);
     if (missing.length) lines.push(`missing tensors: ${cap(missing)}`);
     if (misShaped.length) lines.push(`tensors whose shape does not match config.json: ${cap(misShaped)}`);

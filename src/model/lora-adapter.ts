@@ -15,7 +15,7 @@ import { moduleShape } from './checkpoint.ts';
 import { CONFIG_LIMITS, type MistralConfig } from './config.ts';
 import { parseSafetensorsHeader, readTensor, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { bytesSource, isNotFound, readJson, type ByteSource, type FileSet } from './source.ts';
-import { quoteCut, visibleText } from '../core/quote.ts';
+import { firstFew, quoteCut, visibleText } from '../core/quote.ts';
 
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -547,7 +547,7 @@ export async function parseAdapter(configJson: unknown, weights: Uint8Array | By
   if (config.layersToTransform) {
     for (const e of found.values()) if (!config.layersToTransform.includes(e.layer)) problems.push(`layer ${e.layer} is not in layers_to_transform`);
   }
-  if (problems.length) throw bad(wfile, `${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; … (${problems.length} problems)` : ''}`);
+  if (problems.length) throw bad(wfile, firstFew(problems, 8, '; ', 'problems'));
 
   const dims: Partial<Record<Projection, { in: number; out: number }>> = {};
   const tensors: Partial<Record<Projection, LoraPair>>[] = Array.from({ length: layers }, () => ({}));

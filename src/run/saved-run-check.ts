@@ -13,7 +13,7 @@ import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './save
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
 import { baseModelNameProblem } from '../core/file-names.ts';
-import { quote, quoteCut, visibleText } from '../core/quote.ts';
+import { firstFew, quote, quoteCut, visibleText } from '../core/quote.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
 
@@ -67,7 +67,7 @@ export function checkSavedRun(raw: unknown): SavedRun {
   // A record from before padding_free resumes padded, building the batches (and LoRA dropout masks) its run built.
   const hp = safeParseHyperparams(withRecordDefaults(hpInput as Record<string, unknown>));
   // The first few problems, and how many: a record of 20,000 unknown keys made a refusal of 650 KB.
-  if (!hp.ok) throw corrupt(`its hyperparameters are not valid: ${hp.errors.slice(0, 8).join('; ')}${hp.errors.length > 8 ? `; … (${hp.errors.length} problems)` : ''}`, { errors: hp.errors });
+  if (!hp.ok) throw corrupt(`its hyperparameters are not valid: ${firstFew(hp.errors, 8, '; ', 'problems')}`, { errors: hp.errors });
   if (typeof r.modelSource !== 'string') throw corrupt('its record names no model');
   if (typeof r.quantization !== 'string' || !QUANTIZATIONS.includes(r.quantization)) throw corrupt(`its quantization ${quoteCut(r.quantization)} is not one of ${QUANTIZATIONS.join(', ')}`);
   if (typeof r.trainName !== 'string') throw corrupt('its record names no training file');

@@ -20,7 +20,7 @@ import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { nodeDirectory } from '../node-source.ts';
 import { checkOutputPath } from '../input-file.ts';
 import { adapterInput } from '../adapter-input.ts';
-import { quote, visibleText } from '../../core/quote.ts';
+import { firstFew, quote, visibleText } from '../../core/quote.ts';
 
 const USAGE = `finetune export --adapter PATH --format peft|gguf --out PATH [--model DIR|HUB_ID] [--base-model NAME] [--force]
 
@@ -111,7 +111,7 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
       const others = names.filter((n) => (n.endsWith('/') ? n !== folder : !(n.startsWith(folder) && ZIP_OWN_FILES.has(n.slice(folder.length)))));
       if (others.length === 0) return;
       // The zip's entry names are quoted: a comma or a control character in one is told from the list's own.
-      throw refuse(`is a zip of other files than an export's (${others.slice(0, 5).map((n) => quote(n)).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''})`);
+      throw refuse(`is a zip of other files than an export's (${firstFew(others, 5, ', ', 'in all', quote)})`);
     }
     // A GGUF model (the base-model.gguf the README names, gigabytes and a conversion) starts with the same magic as an
     // adapter: its header's general.type tells them apart, among the first KVs (the first MiB is plenty).
@@ -125,7 +125,7 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
   const others = readdirSync(out).filter((f) => !f.startsWith('.') && !PEFT_OWN_FILES.has(f));
   if (others.length === 0) return;
   // The folder's file names are quoted: a comma or a control character in one is told from the list's own.
-  const list = `${others.slice(0, 5).map((n) => quote(n)).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
+  const list = firstFew(others, 5, ', ', 'in all', quote);
   const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} export would replace` : '';
   throw new FinetuneError('bad-input', `--out ${quote(out)} holds files an export does not write (${list}): it looks like another folder (a model's?)${readme}; give --out an empty or new folder, or remove ${others.length === 1 ? quote(others[0]) : 'those files'} from it, or give --force to write the adapter's files beside ${others.length === 1 ? 'it' : 'them'}`);
 }

@@ -45,7 +45,7 @@ import { UsageError, parseCommandArgs, type CliIO, type Command } from '../comma
 import { checkDirectory, checkOutputPath, checkReadableFile } from '../input-file.ts';
 import { timeLeft } from '../load-progress.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
-import { quote, visibleText } from '../../core/quote.ts';
+import { firstFew, quote, visibleText } from '../../core/quote.ts';
 
 const USAGE = `finetune remote train --data FILE.jsonl [--validation FILE.jsonl] --destination OWNER/NAME [--follow]
                       [--visibility private|public] [--hardware SKU] [--<hyperparameter> VALUE …]
@@ -361,7 +361,7 @@ function checkFetchOut(out: string): void {
   const others = readdirSync(out).filter((f) => !f.startsWith('.') && !own.has(f) && !/\.zip$/i.test(f));
   if (others.length === 0) return;
   // The folder's file names are quoted: a comma or a control character in one is told from the list's own.
-  const list = `${others.slice(0, 5).map((n) => quote(n)).join(', ')}${others.length > 5 ? `, … (${others.length} in all)` : ''}`;
+  const list = firstFew(others, 5, ', ', 'in all', quote);
   const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} fetch would replace` : '';
   throw new FinetuneError('bad-input', `--out ${quote(out)} holds files fetch does not write (${list}): it looks like another folder${readme}; give --out an empty or new folder, or one an earlier fetch wrote`);
 }

@@ -18,7 +18,7 @@ import { checkModelFiles, checkTokenizer } from '../../../src/run/saved-run-chec
 import type { SavedRun } from '../../../src/run/saved-run.ts';
 import { torchZip } from '../../helpers/torch-save.ts';
 import { MISTRAL_7B_V02 } from '../model/helpers.ts';
-import { quote, quoteCut, visibleText } from '../../../src/core/quote.ts';
+import { firstFew, quote, quoteCut, visibleText } from '../../../src/core/quote.ts';
 
 const RLO = '\u202e';
 
@@ -200,5 +200,14 @@ describe('quoteCut', () => {
 
   it('escapes what quote escapes before cutting, so a cut never leaves a control character bare', () => {
     expect(quoteCut(`ab\u202e${'y'.repeat(300)}`, 12)).toBe('"ab\\u202eyyy…');
+  });
+});
+
+describe('firstFew', () => {
+  it('lists a short list whole, and a long one as its first items and the count', () => {
+    expect(firstFew(['a', 'b'], 8, '; ', 'problems')).toBe('a; b');
+    expect(firstFew(['a', 'b', 'c'], 2, '; ', 'problems')).toBe('a; b; … (3 problems)');
+    expect(firstFew(['x', 'y', 'z'], 2, ', ', 'in all', quote)).toBe('"x", "y", … (3 in all)');
+    expect(firstFew([], 5, ', ', 'in all')).toBe('');
   });
 });
