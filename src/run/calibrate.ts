@@ -33,6 +33,7 @@ import { destroyLora, uploadLora } from '../engine/mistral/lora.ts';
 import { MistralRunner } from '../engine/mistral/model.ts';
 import type { MistralWeights } from '../engine/mistral/weights.ts';
 import { timeGpu } from '../engine/timing.ts';
+import type { PositionLimit } from '../model/attention-span.ts';
 import type { MistralConfig } from '../model/config.ts';
 import { createAdapter } from '../model/lora-adapter.ts';
 import type { GpuLora } from '../engine/mistral/lora.ts';
@@ -260,9 +261,9 @@ export async function calibrateValidation(
  * compiles the decoder's pipelines, which a run pays once and not per sample. No </s> stops it: the loop is timed
  * over the tokens asked for, whatever they are.
  */
-export async function calibrateSample(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, prompt: readonly number[], maxPositions?: number): Promise<SampleCalibration> {
-  await generate(ctx, weights, lora, prompt, { maxNewTokens: 2, maxPositions });
-  const r = await generate(ctx, weights, lora, prompt, { maxNewTokens: SAMPLE_TIMED_TOKENS + 1, maxPositions });
+export async function calibrateSample(ctx: GpuContext, weights: MistralWeights, lora: GpuLora | null, prompt: readonly number[], positions?: PositionLimit): Promise<SampleCalibration> {
+  await generate(ctx, weights, lora, prompt, { maxNewTokens: 2, ...positions });
+  const r = await generate(ctx, weights, lora, prompt, { maxNewTokens: SAMPLE_TIMED_TOKENS + 1, ...positions });
   return { promptTokens: prompt.length, prefillSecondsPerToken: r.prefillSeconds / prompt.length, decodeSecondsPerToken: r.decodeSeconds / (r.ids.length - 1) };
 }
 

@@ -7,6 +7,7 @@
 import { createRng } from '../core/prng.ts';
 import { unpackedBatch } from '../core/token-batch.ts';
 import { FinetuneError } from '../core/errors.ts';
+import { positionLimitWords, type PositionLimit } from '../model/attention-span.ts';
 import { formatBytes, formatCount } from '../core/units.ts';
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
@@ -56,8 +57,10 @@ export interface GenerateOptions extends GenerationSettings {
   pausePoint?: () => Promise<void>;
   /** The prompt's tokens read so far, after each part of it (the last call has read = total). */
   onPrompt?: (read: number, total: number) => void;
-  /** The model's max_position_embeddings: the prompt and the new tokens must fit in it. */
+  /** The model's max_position_embeddings, or a shorter sliding window: the prompt and the new tokens must fit in it. */
   maxPositions?: number;
+  /** The config field maxPositions comes from (a refusal names it); max_position_embeddings unless said. */
+  positionsFrom?: PositionLimit['positionsFrom'];
   /** Rows per decoder call, and so the size of the prompt's parts (default: the decoder's, by adapter). */
   chunk?: number;
   /**
@@ -84,7 +87,7 @@ export interface GenerationResult {
   tokensPerSecond: number;
 }
 
-function checkSettings(prompt: readonly number[], o: GenerationSettings & { maxPositions?: number }): void {
+function checkSettings(prompt: readonly number[], o: GenerationSettings & Partial<PositionLimit>): void {
   if (prompt.length === 0) throw new FinetuneError('bad-input', 'generation needs at least one prompt token');
   if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 1)) {
     throw new FinetuneError('bad-input', `max new tokens must be a whole number ≥ 1, got ${o.maxNewTokens}`);
@@ -93,11 +96,13 @@ function checkSettings(prompt: readonly number[], o: GenerationSettings & { maxP
   // its rotary embedding was never trained, and a huge ask would only fail later as a GPU buffer too large.
   if (o.maxPositions !== undefined && prompt.length + o.maxNewTokens - 1 > o.maxPositions) {
     const room = o.maxPositions - prompt.length + 1;
+    // Past a sliding window this engine's attention (over the whole prefix) is no longer the model's (model/attention-span.ts).
+    const limit = positionLimitWords({ maxPositions: o.maxPositions, positionsFrom: o.positionsFrom ?? 'max_position_embeddings' });
     throw new FinetuneError(
       'bad-input',
       room >= 1
-        ? `the prompt's ${formatCount(prompt.length)} tokens leave room for at most ${formatCount(room)} new tokens in this model's ${formatCount(o.maxPositions)} positions (max_position_embeddings), not ${formatCount(o.maxNewTokens)}`
-        : `the prompt's ${formatCount(prompt.length)} tokens are more than this model's ${formatCount(o.maxPositions)} positions (max_position_embeddings)`,
+        ? `the prompt's ${formatCount(prompt.length)} tokens leave room for at most ${formatCount(room)} new tokens in this model's ${limit}, not ${formatCount(o.maxNewTokens)}`
+        : `the prompt's ${formatCount(prompt.length)} tokens are more than this model's ${limit}`,
     );
   }
   checkSampling({ temperature: o.temperature ?? 0, topP: o.topP ?? 1 });

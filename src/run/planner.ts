@@ -19,6 +19,7 @@ import { dtypeDisagreement } from '../model/checkpoint.ts';
 import { CONTEXT_BYTES, MAX_REQUESTED_BUFFER, type BaseMatmul } from '../engine/gpu.ts';
 import { int8ScratchBytes } from '../engine/kernels/int8_matmul.ts';
 import { nf4Bytes } from '../engine/kernels/nf4.ts';
+import { maxSeqLenWindowProblem } from '../model/attention-span.ts';
 import { dimsOf, flopsPerToken, linearShape, nf4Unsupported, type Dims } from '../engine/mistral/dims.ts';
 import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
@@ -297,6 +298,9 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   // No size can be planned for weights that cannot be quantised: said here, before any load.
   const nf4Why = quantization === 'none' ? null : nf4Unsupported(d);
   if (nf4Why) throw new FinetuneError('bad-input', nf4Why);
+  // Memory is planned all the same; the run itself is refused at its start (session.ts), and the plan says so first.
+  const windowWhy = maxSeqLenWindowProblem(config, hp.max_seq_len);
+  if (windowWhy) warnings.push(`a run with these settings is refused: ${windowWhy}`);
   // The headers' dtype when they were read: what a load uploads (config.json's torch_dtype can say otherwise).
   const fromHeaders = o.storedDtype !== undefined && o.storedDtype !== null;
   const dtype = fromHeaders ? (o.storedDtype as ModelDtype) : config.dtype;

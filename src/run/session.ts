@@ -16,10 +16,12 @@ import { loadRunData } from '../data/training-data.ts';
 import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
 import { assertFiniteAdapter, createAdapter, loraScaling, type LoraAdapter } from '../model/lora-adapter.ts';
 import { moduleShape, openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
+import { maxSeqLenWindowProblem, positionLimit, positionLimitWords } from '../model/attention-span.ts';
 import { parameterCount, type MistralConfig } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { quote, visibleText } from '../core/quote.ts';
 import { FinetuneError, isFinetuneError, thrownMessage } from '../core/errors.ts';
+import { formatCount } from '../core/units.ts';
 import { baseModelNameProblem } from '../core/file-names.ts';
 import { calibrate, calibrateSample, calibrateValidation, countedShare, estimateRun, forwardShare, secondsOfSample, validationBatchShape, type Calibration, type RunEstimate, type SampleCalibration, type ValidationCalibration } from './calibrate.ts';
 import { validationSteps } from './eta.ts';
@@ -506,6 +508,7 @@ export class FinetuneSession {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: it reports its own validation loss');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
+    this.refuseOutsideWindow(hp);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
     return validationLoss(this.ctx, this.weights, this.lora, data, onProgress, control);
   }
@@ -514,6 +517,24 @@ export class FinetuneSession {
    * Ends the validation losses going on after their current forward pass, and those still waiting before they start;
    * a load, an imported adapter and a new run do too, rather than wait minutes for a number about what they replace.
    */
+  /**
+   * A run whose sequences could be longer than the model's sliding attention window computes other numbers, and a
+   * validation_prompt whose sample cannot fit in the model's positions (or window) would end the run at its first
+   * validation: both refused before it starts.
+   */
+  private refuseOutsideWindow(hp: Hyperparams, sampleTokens = SAMPLE_MAX_TOKENS): void {
+    if (!this.ckpt) return;
+    const why = maxSeqLenWindowProblem(this.ckpt.config, hp.max_seq_len);
+    if (why) throw new FinetuneError('bad-input', why);
+    if (!hp.validation_prompt) return;
+    const tokens = samplePromptIds(this.tokenizer, hp.validation_prompt, hp.layout).length;
+    const limit = positionLimit(this.ckpt.config);
+    // The sample's cache holds the prompt and all new tokens but the last (generate.ts).
+    if (tokens + sampleTokens - 1 > limit.maxPositions) {
+      throw new FinetuneError('bad-input', `validation_prompt is ${formatCount(tokens)} tokens as the run lays it out: with its sample's ${formatCount(sampleTokens)} new tokens it needs ${formatCount(tokens + sampleTokens - 1)} positions, more than this model's ${positionLimitWords(limit)}. Shorten it`);
+    }
+  }
+
   stopEvaluation(): void {
     for (const control of this.evaluations) control.stop();
   }
@@ -566,6 +587,7 @@ export class FinetuneSession {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: its own progress gives the time left');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
+    this.refuseOutsideWindow(hp);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
     const stats = data.stats;
     const weights = this.weights;
@@ -613,7 +635,7 @@ export class FinetuneSession {
     if (sampleIds) {
       const skey = this.sampleKey(hp, weights.quantization);
       if (this.sampleCalibration?.key !== skey) {
-        const value = await calibrateSample(this.ctx, weights, this.lora, sampleIds, config.maxPositions).catch(() => undefined);
+        const value = await calibrateSample(this.ctx, weights, this.lora, sampleIds, positionLimit(config)).catch(() => undefined);
         this.sampleCalibration = { key: skey, value };
       }
       sample = this.sampleCalibration.value;
@@ -725,6 +747,7 @@ export class FinetuneSession {
       throw new FinetuneError('bad-input', `the model is loaded with quantization "${this.weights.quantization}" but the run asks for "${quantizationFor(hp)}": reload the model or change peft_method/quantization`);
     }
     if (this.loading || this.weights !== preparedOn) throw new FinetuneError('bad-input', 'a model is loading: start the run once it has loaded');
+    this.refuseOutsideWindow(hp, o.sampleMaxTokens);
 
     this.running = true;
     const control = (this.control = new TrainControl());
@@ -1205,7 +1228,7 @@ export class FinetuneSession {
       // Nothing read yet: the page says "waiting" until here (an estimate measuring holds a generation back).
       onPrompt?.(0, ids.length);
       const r = await generate(this.ctx, this.weights, lora, ids, {
-        maxPositions: this.ckpt?.config.maxPositions,
+        ...(this.ckpt ? positionLimit(this.ckpt.config) : {}),
         // The GPU memory the user gave: a prompt too long for it is refused before its KV cache is asked for.
         memoryBytes: this.gpuMemoryBytes,
         maxNewTokens: settings.maxNewTokens,
@@ -1232,7 +1255,7 @@ export class FinetuneSession {
    */
   private async sample(ids: readonly number[], maxNewTokens: number, control: TrainControl): Promise<string | null> {
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
-    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, maxPositions: this.ckpt?.config.maxPositions, eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t), shouldStop: () => control.stopped, pausePoint: () => control.pausePoint() });
+    const r = await generate(this.ctx, this.weights, this.lora, ids, { maxNewTokens, ...(this.ckpt ? positionLimit(this.ckpt.config) : {}), eosId: this.tokenizer.eosId, decode: (t) => this.tokenizer.decode(t), shouldStop: () => control.stopped, pausePoint: () => control.pausePoint() });
     return r.stopReason === 'stopped' ? null : r.text;
   }
 

@@ -7,6 +7,7 @@ import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { formatCount, formatCounted } from '../../core/units.ts';
 import { destroyLora, uploadLora } from '../../engine/mistral/lora.ts';
 import { importAdapter } from '../../model/adapter-import.ts';
+import { positionLimit } from '../../model/attention-span.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { generate } from '../../run/generate.ts';
 import { adapterInput } from '../adapter-input.ts';
@@ -182,7 +183,7 @@ export function makeGenerateCommand(
         process.once('SIGINT', onSigint);
         let lastNote = -Infinity; // the first part is reported at once
         const r = await generate(ctx, weights, lora, [tokenizer.bosId, ...tokenizer.encode(values.prompt)], {
-          maxPositions: ckpt.config.maxPositions,
+          ...positionLimit(ckpt.config),
           memoryBytes: gpuMemoryBytes ?? null,
           maxNewTokens,
           temperature,

@@ -11,6 +11,7 @@ import { checkTokenizer } from '../../run/saved-run-check.ts';
 import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, tokenizerMismatch, type TrainEvent } from '../../run/session.ts';
+import { maxSeqLenWindowProblem } from '../../model/attention-span.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { adapterBundle, GGUF_FILE } from '../../export/index.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraAdapter } from '../../model/lora-adapter.ts';
@@ -298,10 +299,14 @@ export function makeTrainCommand(
         const checkpoint = await openBaseCheckpoint(spec.files);
         const vocabulary = tokenizerMismatch(checkpoint, tokenizer);
         if (vocabulary) throw vocabulary;
+        const runHpFirst = values.resume && previous ? previous.hp : hp;
+        // A sliding window shorter than max_seq_len (Mistral-7B v0.1 and its fine-tunes) is said before the model's load.
+        const windowWhy = maxSeqLenWindowProblem(checkpoint.config, runHpFirst.max_seq_len);
+        if (windowWhy) throw new FinetuneError('bad-input', windowWhy);
         const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
         const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
         const print = (o: unknown): void => io.out(JSON.stringify(o));
-        const runHp = values.resume && previous ? previous.hp : hp;
+        const runHp = runHpFirst;
         const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
         const data = values.resume
           ? null

@@ -105,9 +105,7 @@ function uploadMatrix(ctx: GpuContext, label: string, dtype: string, bytes: Uint
 
 export async function loadMistralWeights(ctx: GpuContext, ckpt: BaseCheckpoint, o: LoadOptions): Promise<MistralWeights> {
   const dims = dimsOf(ckpt.config);
-  if (ckpt.config.slidingWindow !== null && ckpt.config.slidingWindow < ckpt.config.maxPositions) {
-    throw new FinetuneError('bad-input', `sliding-window attention (window ${ckpt.config.slidingWindow}) is not supported; Mistral-7B v0.2 has none`);
-  }
+  // A sliding window loads: runs and generations are held inside it instead (src/model/attention-span.ts).
   const nf4Why = o.quantization === 'none' ? null : nf4Unsupported(dims);
   if (nf4Why) throw new FinetuneError('bad-input', nf4Why);
   const names = ['model.embed_tokens.weight'];

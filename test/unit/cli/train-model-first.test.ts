@@ -2,7 +2,7 @@
 // (a folder without config.json or weights, a model of another vocabulary) is said at once, not after a dataset of any
 // size was read and tokenised. Each case gives a dataset with a bad row as well: were the data read first, its error
 // would be the one reported. The GPU is never reached (the context factory throws if it is).
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -72,6 +72,19 @@ describe('train checks the model before the data', () => {
     );
     // Named with --base-model, the folder's name is not written out: the run goes on (here, to the data).
     expect(await train('--model', model, '--data', badData(), '--out', out, '--base-model', 'mistralai/Mistral-7B-v0.1')).toMatch(/line 2/);
+  });
+
+  // Mistral-7B v0.1 and its fine-tunes attend over a sliding window: a max_seq_len past it is refused before the data
+  // and the load (src/model/attention-span.ts); inside it the run goes on.
+  it('a max_seq_len longer than the model\'s sliding window, naming the setting', async () => {
+    const model = folder('finetune-model-');
+    for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(model, f));
+    const config = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
+    writeFileSync(join(model, 'config.json'), JSON.stringify({ ...config, sliding_window: 4096 }));
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'), '--max_seq_len', '4097')).toMatch(
+      /^max_seq_len 4097 is longer than this model's attention window of 4096 tokens \(sliding_window in its config\.json\): .*: set max_seq_len to 4096 or less$/,
+    );
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/line 2/);
   });
 
   it('a good model goes on to the data, whose error is then reported', async () => {

@@ -287,6 +287,17 @@ describe('memory planner', () => {
     expect(planMemory(narrow, parseHyperparams({ peft_method: 'lora', max_seq_len: 8 })).reasons.join(' ')).not.toMatch(/NF4/);
   });
 
+  // Mistral-7B v0.1's config as published (transformers 4.34): a 4096-token window in 32,768 positions, rope θ 1e4.
+  it("says a run of Mistral-7B v0.1 (a sliding window) is refused past its window, and plans it inside", () => {
+    const v01 = parseMistralConfig({ ...JSON.parse(readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json', 'utf8')), rope_theta: 10000, sliding_window: 4096 });
+    expect(planMemory(v01, parseHyperparams({ peft_method: 'qlora' })).warnings.join(' ')).not.toMatch(/window/);
+    const past = planMemory(v01, parseHyperparams({ peft_method: 'qlora', max_seq_len: 8192 }));
+    expect(past.warnings).toContain(
+      "a run with these settings is refused: max_seq_len 8192 is longer than this model's attention window of 4096 tokens (sliding_window in its config.json): a token attends to at most the 4096 tokens ending at it there, and this engine computes attention over whole sequences, the same numbers only while no sequence is longer than the window: set max_seq_len to 4096 or less",
+    );
+    expect(planMemory(mistral7b, parseHyperparams({ peft_method: 'qlora', max_seq_len: 8192 })).warnings.join(' ')).not.toMatch(/window/);
+  });
+
   it('without a memory size it plans against a labelled guess', () => {
     const plan = planMemory(mistral7b, parseHyperparams({}));
     expect(plan.gpu.memorySource).toBe('guessed');
