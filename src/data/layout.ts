@@ -2,10 +2,13 @@
 //   replicate (default, Replicate's trainer): <s> + enc(text) + </s>, or <s> + enc(prompt + "\n" + completion) + </s>;
 //             loss on every token.
 //   instruct  (mistral-common's layout): <s> + enc("[INST] " + prompt + " [/INST]") + enc(completion) + </s>;
-//             loss on the completion ids (and </s>) only.
+//             loss on the completion ids (and </s>) only. With a tokenizer that holds [INST] and [/INST] as control
+//             tokens (mistral-common's v2 and v3: Mistral-7B-Instruct-v0.3), as that library encodes them:
+//             <s> [INST] + enc(prompt) + [/INST] + enc(completion without trailing spaces) + </s>.
 // Sequences longer than max_seq_len keep their first max_seq_len tokens (as Replicate's `truncation=True`); the
 // caller reports how many were lost.
 
+import { FinetuneError } from '../core/errors.ts';
 import type { DataRow } from './rows.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
@@ -29,6 +32,29 @@ export interface Example {
 
 export const IGNORE_INDEX = -100;
 
+const tagsOf = new WeakMap<Tokenizer, { begin: number; end: number } | null>();
+
+/**
+ * The ids of [INST] and [/INST] when the tokenizer holds them as pieces of their own (mistral-common's v2 and v3
+ * SentencePiece models: ids 3 and 4, control tokens that encode() never makes from text), else null (v1, the
+ * tokenizer of Mistral-7B v0.1 and v0.2, spells them with ordinary pieces). Looked up once per tokenizer.
+ */
+export function instructTags(tok: Tokenizer): { begin: number; end: number } | null {
+  let tags = tagsOf.get(tok);
+  if (tags === undefined) {
+    let begin = -1;
+    let end = -1;
+    for (let id = 0; id < tok.vocabSize && (begin < 0 || end < 0); id++) {
+      const piece = tok.idToPiece(id);
+      if (piece === '[INST]') begin = id;
+      else if (piece === '[/INST]') end = id;
+    }
+    tags = begin >= 0 && end >= 0 ? { begin, end } : null;
+    tagsOf.set(tok, tags);
+  }
+  return tags;
+}
+
 /** The ids of a row in a layout, before truncation, and where its loss starts. */
 export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout): { ids: number[]; lossStart: number } {
   if (layout === 'replicate') {
@@ -38,9 +64,17 @@ export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout): { ids: 
   if (row.shape !== 'prompt_completion') {
     throw new Error('layoutIds: the instruct layout needs prompt/completion rows'); // the loader reports this first
   }
-  const prompt = [tok.bosId, ...tok.encode(`[INST] ${row.prompt} [/INST]`)];
-  const completion = [...tok.encode(row.completion), tok.eosId];
+  const prompt = instructPromptIds(tok, row.prompt);
+  // mistral-common strips the answer's trailing spaces from v2 on; v1 encodes it as it is.
+  const answer = instructTags(tok) ? row.completion.replace(/ +$/, '') : row.completion;
+  const completion = [...tok.encode(answer), tok.eosId];
   return { ids: prompt.concat(completion), lossStart: prompt.length };
+}
+
+/** <s> and the prompt in its tags: as text (v1), or between the tags' control ids. */
+function instructPromptIds(tok: Tokenizer, prompt: string): number[] {
+  const tags = instructTags(tok);
+  return tags ? [tok.bosId, tags.begin, ...tok.encode(prompt), tags.end] : [tok.bosId, ...tok.encode(`[INST] ${prompt} [/INST]`)];
 }
 
 /**
@@ -51,7 +85,16 @@ export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout): { ids: 
  * under instruct, a model trained on the tags was asked a prompt it never saw in that form.
  */
 export function samplePromptIds(tok: Tokenizer, prompt: string, layout: Layout): number[] {
-  return [tok.bosId, ...tok.encode(samplePromptText(prompt, layout))];
+  const tags = layout === 'instruct' ? instructTags(tok) : null;
+  if (!tags) return [tok.bosId, ...tok.encode(samplePromptText(prompt, layout))];
+  // Written out, the tags would be encoded as text, which this tokenizer never reads as the tags.
+  if (prompt.includes('[INST]')) {
+    throw new FinetuneError(
+      'bad-input',
+      `validation_prompt holds "[INST]" written out: with this tokenizer [INST] and [/INST] are control tokens (ids ${tags.begin} and ${tags.end}, as in Mistral-7B-Instruct-v0.3), which the instruct layout adds itself and text cannot make. Give the bare prompt`,
+    );
+  }
+  return instructPromptIds(tok, prompt);
 }
 
 /** The text samplePromptIds encodes: the prompt, in [INST] tags under instruct unless it holds them already. */
