@@ -17,6 +17,7 @@ import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
 import { assertFiniteAdapter, createAdapter, loraScaling, type LoraAdapter } from '../model/lora-adapter.ts';
 import { moduleShape, openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
 import { maxSeqLenWindowProblem, positionLimit, positionLimitWords } from '../model/attention-span.ts';
+import { tokenizerForModel } from './model-tokenizer.ts';
 import { parameterCount, type MistralConfig } from '../model/config.ts';
 import type { FileSet } from '../model/source.ts';
 import { quote, visibleText } from '../core/quote.ts';
@@ -73,6 +74,11 @@ export interface ModelInfo {
   /** Why the layers are streamed when that was chosen for the user, and other things said about the load. */
   notices?: string[];
   warnings: string[];
+  /**
+   * The tokenizer the model reads with: `own` when it is the model's own tokenizer.model (its vocabulary is not the
+   * app's: Mistral-7B-Instruct-v0.3), which the page's dataset counts and runs then use. `key` as DatasetReport.tokenizer.
+   */
+  tokenizer?: { name: string; vocab: number; own: boolean; key: string };
 }
 
 export interface DatasetReport {
@@ -88,6 +94,11 @@ export interface DatasetReport {
   problems: Problem[];
   /** Problems found beyond those kept. */
   omitted: number;
+  /**
+   * Which tokenizer counted the tokens: 'app' for the session's own (the app's), else the checksum of the loaded
+   * model's own tokenizer.model. The page reads the files again when a model with another one is loaded.
+   */
+  tokenizer: string;
 }
 
 export type TrainEvent =
@@ -187,19 +198,6 @@ export function quantizationFor(hp: Hyperparams): Quantization {
 }
 
 /**
- * Why this tokenizer cannot train or run this model (its vocabulary is another size), or null: checked by a load, and
- * by `finetune train` before it reads the data.
- */
-export function tokenizerMismatch(ckpt: Pick<BaseCheckpoint, 'config'>, tokenizer: Pick<Tokenizer, 'vocabSize'>): FinetuneError | null {
-  return vocabularyMismatch(
-    ckpt.config.vocabSize,
-    tokenizer.vocabSize,
-    'the tokenizer',
-    "the model needs its own tokenizer: give finetune train --tokenizer DIR, a folder with the model's tokenizer.model (the page has only the Mistral tokenizer of Mistral-7B v0.1 and v0.2, 32000 tokens)",
-  );
-}
-
-/**
  * The plan as shown before and at the start of a run: the data's notices, the schedule's if it would learn nothing,
  * and the learning rate by step (the page draws it).
  */
@@ -214,9 +212,14 @@ function planStats(data: TrainingData, hp: Hyperparams): DataStats {
  * Reads a JSONL file the way training will: every problem with its line (up to `maxProblems`), and token statistics.
  * Only the tokenizer takes part: the page's worker reads a file without a session (and its GPU device).
  */
-export async function datasetReport(tokenizer: Tokenizer, file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
+export async function datasetReport(tokenizer: Tokenizer, file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200, tokenizerKey = 'app'): Promise<DatasetReport> {
   const d = await loadDataset(file.stream(), { tokenizer, layout, maxSeqLen, maxProblems, keepExamples: false });
-  return { name, ok: d.ok, summary: d.summary, rowLengths: d.summary.tokens ? d.lengths : null, problems: d.problems.shown, omitted: d.problems.omitted };
+  return { name, ok: d.ok, summary: d.summary, rowLengths: d.summary.tokens ? d.lengths : null, problems: d.problems.shown, omitted: d.problems.omitted, tokenizer: tokenizerKey };
+}
+
+/** DatasetReport.tokenizer's word for a tokenizer: 'app' unless it is a loaded model's own (then its checksum). */
+export function tokenizerKeyOf(tokenizer: Tokenizer, own: boolean): string {
+  return own ? (tokenizer.identity?.checksum ?? tokenizer.identity?.name ?? 'own') : 'app';
 }
 
 /**
@@ -297,12 +300,25 @@ export class FinetuneSession {
 
   constructor(
     readonly ctx: GpuContext,
-    readonly tokenizer: Tokenizer,
+    private readonly baseTokenizer: Tokenizer,
     store: RunStoreSource,
   ) {
     this.runStore = typeof store === 'function' ? store : () => Promise.resolve(store);
     this.defaultKernels = kernelsOf(ctx);
     this.defaultBaseMatmul = ctx.baseMatmul;
+  }
+
+  /** The loaded model's own tokenizer, where its vocabulary is not the session's tokenizer's (model-tokenizer.ts). */
+  private modelTokenizer: Tokenizer | null = null;
+
+  /** The tokenizer the loaded model reads with: its own where it needed one, else the one the session was made with. */
+  get tokenizer(): Tokenizer {
+    return this.modelTokenizer ?? this.baseTokenizer;
+  }
+
+  /** Whether the tokenizer is the loaded model's own (DatasetReport.tokenizer says which). */
+  get readsWithModelsTokenizer(): boolean {
+    return this.modelTokenizer !== null;
   }
 
   get model(): MistralWeights | null {
@@ -350,8 +366,9 @@ export class FinetuneSession {
   ): Promise<ModelInfo> {
     const t0 = Date.now();
     const ckpt = o.checkpoint ?? (await openBaseCheckpoint(files));
-    const mismatch = tokenizerMismatch(ckpt, this.tokenizer);
-    if (mismatch) throw mismatch;
+    // A model of another vocabulary than the session's tokenizer (Mistral-7B-Instruct-v0.3) reads with its own
+    // tokenizer.model; without one it is refused here, before its weights are read.
+    const ownTokenizer = await tokenizerForModel(files, ckpt.config, this.baseTokenizer);
     // Into new buffers first, the loaded model swapped out only on success: a failed load (a bad token, the network,
     // a 404, out of memory) leaves the previous model in place and usable. (The price: both are on the GPU while the
     // new one loads; loadMistralWeights frees its own partial upload when it fails.)
@@ -374,6 +391,7 @@ export class FinetuneSession {
     const weights = loaded.weights;
     if (this.running) {
       // A run began (a resume reading its store when this load was asked for) and trains on the loaded model.
+      ownTokenizer?.dispose();
       destroyMistralWeights(this.ctx, weights);
       throw new FinetuneError('bad-input', 'a training run started while the model loaded: it keeps the model it started with; stop it to load another');
     }
@@ -388,6 +406,8 @@ export class FinetuneSession {
     this.unloadModel();
     this.weights = weights;
     this.ckpt = ckpt;
+    // The previous model's own tokenizer is not disposed: a dataset read that began before this load may still hold it.
+    this.modelTokenizer = ownTokenizer;
     this.modelSource = source;
     this.modelFiles = withFingerprints(loaded.files, fingerprints);
     this.modelFormerFiles = loaded.formerFiles;
@@ -405,6 +425,7 @@ export class FinetuneSession {
       streamedLayers: isStreamed(weights),
       notices: streaming.notice ? [streaming.notice] : [],
       warnings: [...c.warnings, ...ckpt.warnings, ...loaded.notes],
+      tokenizer: { name: this.tokenizer.identity?.name ?? 'tokenizer.model', vocab: this.tokenizer.vocabSize, own: ownTokenizer !== null, key: tokenizerKeyOf(this.tokenizer, ownTokenizer !== null) },
     };
   }
 
@@ -446,6 +467,8 @@ export class FinetuneSession {
     if (this.weights) destroyMistralWeights(this.ctx, this.weights);
     this.weights = null;
     this.ckpt = null;
+    // No model, no model's tokenizer: the session's own again (a load sets the next model's after this).
+    this.modelTokenizer = null;
   }
 
   private dropAdapter(): void {
@@ -540,7 +563,7 @@ export class FinetuneSession {
   }
 
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
-    return datasetReport(this.tokenizer, file, name, layout, maxSeqLen, maxProblems);
+    return datasetReport(this.tokenizer, file, name, layout, maxSeqLen, maxProblems, tokenizerKeyOf(this.tokenizer, this.modelTokenizer !== null));
   }
 
   /** Validates the hyperparameters against the schema and the data, and returns the plan (steps, tokens). */

@@ -116,6 +116,16 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; preselectS
   const clearValidation = h('button', { type: 'button', class: 'link', hidden: true, 'data-testid': 'clear-validation' }, 'remove');
 
   const generation = { train: 0, validation: 0 };
+  /**
+   * The tokenizer the worker reads with, as DatasetReport.tokenizer names it: the loaded model's own, else 'app'; null
+   * while a model loads (the worker still reads with the one before it: nothing is read again until the new one is in
+   * place). A report says which tokenizer counted it.
+   */
+  const tokenizerKey = (): string | null => {
+    const m = shared.model.value;
+    if (m.status === 'loading') return null;
+    return m.status === 'ready' && m.info?.tokenizer ? m.info.tokenizer.key : 'app';
+  };
   const settings = new RereadOnSettings(() => {
     const d = shared.data.value;
     if (d.train) void inspect('train', d.train.file);
@@ -128,10 +138,12 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; preselectS
     const layout = (form.hp?.layout ?? (form.raw.layout === 'instruct' ? 'instruct' : 'replicate')) as 'replicate' | 'instruct';
     const maxSeqLen = form.hp?.max_seq_len ?? (Number.isInteger(Number(form.raw.max_seq_len)) && Number(form.raw.max_seq_len) >= 1 ? Number(form.raw.max_seq_len) : 4096);
     shared.data.update({ [which]: { file, report: null, status: 'inspecting', error: null } });
-    settings.readWithKey(`${layout}|${maxSeqLen}`);
+    settings.readWithKey(`${layout}|${maxSeqLen}|${tokenizerKey()}`);
     try {
       const report = await shared.engine.inspectDataset(file, file.name, layout, maxSeqLen);
       if (id !== generation[which]) return;
+      // Read with the tokenizer the worker had, which may not be the one the page knew of (a model loading meanwhile).
+      settings.readWithKey(`${layout}|${maxSeqLen}|${report.tokenizer}`);
       shared.data.update({ [which]: { file, report, status: 'ready', error: null } });
     } catch (e) {
       if (id !== generation[which]) return;
@@ -216,7 +228,15 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; preselectS
   });
 
   // Layout and max_seq_len change what a row becomes: read the files again once they settle on a valid value.
-  shared.form.watch((form) => settings.formChanged(form.hp ? `${form.hp.layout}|${form.hp.max_seq_len}` : null));
+  const settingsKey = (): string | null => {
+    const hp = shared.form.value.hp;
+    const tokenizer = tokenizerKey();
+    return hp && tokenizer !== null ? `${hp.layout}|${hp.max_seq_len}|${tokenizer}` : null;
+  };
+  shared.form.watch(() => settings.formChanged(settingsKey()));
+  // A model loaded with its own tokenizer (another vocabulary than the app's) counts the files' tokens anew, and so
+  // does the app's tokenizer again after it.
+  shared.model.watch(() => settings.formChanged(settingsKey()));
 
   shared.run.watch((run) => {
     const busy = runBusy(run.phase);

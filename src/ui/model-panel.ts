@@ -45,6 +45,8 @@ export function modelFacts(i: ModelInfo): [string, string][] {
     ['layers', String(i.layers)],
     ['hidden size', String(i.hidden)],
     ['vocabulary', formatCount(i.vocab)],
+    // A model of another vocabulary than the app's reads with its own tokenizer.model (Mistral-7B-Instruct-v0.3).
+    ...(i.tokenizer?.own ? ([['tokenizer', `the model's own tokenizer.model (${formatCount(i.tokenizer.vocab)} tokens)`]] as [string, string][]) : []),
     ['quantization', quantizationLabel(i.quantization)],
     ['weights on the GPU', `${formatBytes(i.gpuBytes)}${i.streamedLayers ? ' (layers streamed from CPU memory)' : ''}`],
   ];
@@ -157,7 +159,8 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   const repo = h('input', { type: 'text', id: 'hub-repo', value: 'mistralai/Mistral-7B-Instruct-v0.2', autocomplete: 'off', spellcheck: 'false' });
   const revision = h('input', { type: 'text', id: 'hub-revision', placeholder: 'main', autocomplete: 'off', spellcheck: 'false' });
   const token = h('input', { type: 'password', id: 'hub-token', placeholder: 'hf_…', autocomplete: 'off' });
-  const files = h('input', { type: 'file', id: 'model-files', multiple: true, accept: '.json,.safetensors' });
+  // tokenizer.model too: a model of another vocabulary than the app's (Mistral-7B-Instruct-v0.3) reads with its own.
+  const files = h('input', { type: 'file', id: 'model-files', multiple: true, accept: '.json,.safetensors,.model' });
   const folderInput = h('input', { type: 'file', id: 'model-folder', multiple: true, 'data-testid': 'model-folder' });
   folderInput.setAttribute('webkitdirectory', '');
   // The last pick, from either input (picking in one clears the other, so that what is shown is what loads).

@@ -183,6 +183,14 @@ async function existingSession(): Promise<FinetuneSession | null> {
   return sessionPromise ? sessionPromise.catch(() => null) : null;
 }
 
+/**
+ * The tokenizer the loaded model reads with: its own tokenizer.model for a model of another vocabulary than the app's
+ * (Mistral-7B-Instruct-v0.3), else the app's. The dataset's counts and a run's plan are read with it.
+ */
+async function modelTokenizer(): Promise<Tokenizer> {
+  return (await existingSession())?.tokenizer ?? tokenizer();
+}
+
 /** The GPU context made or being made, else null, without making one (existingSession's reason). */
 async function existingContext(): Promise<GpuContext | null> {
   return context ? context.catch(() => null) : null;
@@ -242,7 +250,7 @@ function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; n
 const api = {
   /** SentencePiece ids of each text (dummy prefix, no BOS/EOS). */
   async tokenize(texts: string[]): Promise<number[][]> {
-    const tok = await tokenizer();
+    const tok = await modelTokenizer();
     return texts.map((t) => tok.encode(t));
   },
 
@@ -251,7 +259,7 @@ const api = {
    * labels in the given layout, with the dataset summary and every problem.
    */
   async encodeDataset(jsonl: string, layout: Layout): Promise<{ examples: EncodedExample[]; summary: LoadedDataset['summary']; problems: string[] }> {
-    const ds = await loadDataset(new Blob([jsonl]).stream(), { tokenizer: await tokenizer(), layout });
+    const ds = await loadDataset(new Blob([jsonl]).stream(), { tokenizer: await modelTokenizer(), layout });
     return {
       examples: ds.examples.map((e) => ({ line: e.line, ids: Array.from(e.ids), labels: Array.from(exampleLabels(e)) })),
       summary: ds.summary,
@@ -342,7 +350,7 @@ const api = {
     }
     const parsed = parseHyperparams(hp);
     // The validation_prompt sample's KV cache is sized by the prompt's tokens, as the run will lay it out.
-    const samplePromptTokens = parsed.validation_prompt ? samplePromptIds(await tokenizer(), parsed.validation_prompt, parsed.layout).length : undefined;
+    const samplePromptTokens = parsed.validation_prompt ? samplePromptIds(await modelTokenizer(), parsed.validation_prompt, parsed.layout).length : undefined;
     return planMemory(config, parsed, { gpu, ...dtype, ...(samplePromptTokens !== undefined ? { samplePromptTokens } : {}) });
   },
 
@@ -411,12 +419,13 @@ const api = {
    * takes part: a page whose GPU is absent, refused or lost still reads its files (and makes no device for them).
    */
   async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport> {
-    return datasetReport(await tokenizer(), file, name, layout, maxSeqLen);
+    const s = await existingSession();
+    return s ? s.inspectDataset(file, name, layout, maxSeqLen) : datasetReport(await tokenizer(), file, name, layout, maxSeqLen);
   },
 
   /** Checks hyperparameters (one schema) against the data and returns the plan: steps, tokens, accumulation (no GPU). */
   async planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats> {
-    return runPlan(await tokenizer(), hp, train, validation);
+    return runPlan(await modelTokenizer(), hp, train, validation);
   },
 
   async estimateRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<RunEstimate> {

@@ -13,6 +13,9 @@ import { lengthHistogram } from '../../src/data/dataset.ts';
 import { histogramLabel } from '../../src/ui/length-histogram.ts';
 import { learningRateCurve } from '../../src/run/schedule.ts';
 import { lrCurveLabel } from '../../src/ui/lr-chart.ts';
+import { layoutIds } from '../../src/data/layout.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import { wideVocabModel } from '../helpers/wide-vocab-model.ts';
 
 const SAMPLE = readFileSync('public/datasets/sample.jsonl', 'utf8');
 
@@ -445,6 +448,53 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.locator('#hub-repo').inputValue()).toBe('mistralai/Mistral-7B-Instruct-v0.2');
     expect(await page.getByTestId('train-reason').textContent()).not.toMatch(/Load a model/);
     await screenshot(page, 'dataset-hub-error');
+  });
+
+  // Mistral-7B-Instruct-v0.3's way: 32,768 tokens and its own tokenizer.model (mistral-common's v3) picked with its
+  // weights. The model reads with it, and the dataset's tokens are counted with it: under the instruct layout its
+  // [INST] and [/INST] are one control id each, where the app's tokenizer spells them in seven pieces.
+  it("loads a model of another vocabulary with its own tokenizer.model, and counts the dataset's tokens with it", async () => {
+    const page = app.page;
+    await page.locator('[data-testid="model-status"][data-state="ready"]').waitFor({ timeout: 180_000 });
+    const rows = [
+      { prompt: 'What is 2 + 2?', completion: '4' },
+      { prompt: 'Name a colour.', completion: 'Blue.' },
+      { prompt: 'Say hi.', completion: 'Hi!' },
+    ];
+    await upload(page, 'chat.jsonl', rows.map((r) => JSON.stringify(r)).join('\n'));
+    await page.locator('#layout').selectOption('instruct');
+    const count = async (file: string): Promise<string> => {
+      const tok = await loadTokenizer(new Uint8Array(readFileSync(file)));
+      const n = rows.reduce((sum, r, i) => sum + layoutIds(tok, { line: i + 1, shape: 'prompt_completion', ...r }, 'instruct').ids.length, 0);
+      return n.toLocaleString('en-US');
+    };
+    const [app32000, own32768] = [await count('public/tokenizer/tokenizer.model'), await count('test/fixtures/mistral-tokenizer-v3/tokenizer.model')];
+    expect(own32768).not.toBe(app32000);
+    await expect.poll(() => fact(page, 'tokens'), { timeout: 30_000 }).toBe(app32000);
+
+    const dir = await wideVocabModel(32768);
+    copyFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model', join(dir, 'tokenizer.model'));
+    await page.getByTestId('model-source-files').click();
+    await page.locator('#model-files').setInputFiles([join(dir, 'config.json'), join(dir, 'model.safetensors'), join(dir, 'tokenizer.model')]);
+    await page.getByTestId('model-load').click();
+    const ready = page.locator('[data-testid="model-status"][data-state="ready"]');
+    await ready.filter({ hasText: 'Loaded local files (config.json, model.safetensors, tokenizer.model)' }).waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('model-info').textContent()).toContain("vocabulary32,768tokenizerthe model's own tokenizer.model (32,768 tokens)");
+    await expect.poll(() => fact(page, 'tokens'), { timeout: 30_000 }).toBe(own32768);
+
+    // Without its tokenizer.model the same model is refused, saying how to give one; the loaded one stays.
+    await page.locator('#model-files').setInputFiles([join(dir, 'config.json'), join(dir, 'model.safetensors')]);
+    await page.getByTestId('model-load').click();
+    await page.getByTestId('model-load-failure').filter({ hasText: /the model's files hold no tokenizer\.model of its own: .*pick the model's files or folder with it/ }).waitFor({ timeout: 60_000 });
+    expect(await fact(page, 'tokens')).toBe(own32768);
+
+    // The demo model again: the app's tokenizer, and the counts it gives.
+    await page.getByTestId('model-source-demo').click();
+    await page.getByTestId('model-load').click();
+    await ready.filter({ hasText: /^Loaded mistral-nano-demo/ }).waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('model-info').textContent()).not.toContain('tokenizer');
+    await expect.poll(() => fact(page, 'tokens'), { timeout: 30_000 }).toBe(app32000);
+    await page.locator('#layout').selectOption('replicate');
   });
 });
 

@@ -114,6 +114,6 @@ describe('finetune generate', () => {
     expect(failed?.code).toBe(2); // bad input
     // One line: the GPU was not asked for (on a software adapter its note would come first).
     expect(failed?.stderr.trim().split('\n')).toHaveLength(1);
-    expect(failed?.stderr).toMatch(/^finetune generate: bad-input: the model's vocabulary has 32768 tokens; the tokenizer \(.*public\/tokenizer.*\) has 32000: give --tokenizer DIR, a folder with the model's own tokenizer\.model/);
+    expect(failed?.stderr).toMatch(/^finetune generate: bad-input: the model's vocabulary has 32768 tokens, the project's tokenizer \(public\/tokenizer\) 32000, and the model's files hold no tokenizer\.model of its own: .* or give the command line --tokenizer DIR, a folder with it\n$/);
   });
 });

@@ -1,8 +1,10 @@
-// Mistral-7B-Instruct-v0.3's setting, on tiny-mistral's weights: a 32,768-token vocabulary (wideVocabModel), its own
-// tokenizer (mistral-common's v3 model, test/fixtures/mistral-tokenizer-v3) and the instruct layout, whose [INST] and
-// [/INST] are that tokenizer's control ids 3 and 4 (test/unit/data/layout-mistral-common.test.ts checks the ids
-// against mistral-common's). The run trains on those ids, validates, and writes its sample after the tags.
-import { readFileSync, rmSync } from 'node:fs';
+// Mistral-7B-Instruct-v0.3's setting, on tiny-mistral's weights: a 32,768-token vocabulary (wideVocabModel) with its
+// own tokenizer.model beside the weights (mistral-common's v3 model, test/fixtures/mistral-tokenizer-v3), loaded by a
+// session made with the app's v1 tokenizer, as the page's is; and the instruct layout, whose [INST] and [/INST] are
+// that tokenizer's control ids 3 and 4 (test/unit/data/layout-mistral-common.test.ts checks the ids against
+// mistral-common's). The run trains on those ids, validates, and writes its sample after the tags.
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../src/cli/node-source.ts';
 import { layoutIds } from '../../src/data/layout.ts';
@@ -23,18 +25,22 @@ const JSONL = ROWS.map((r) => JSON.stringify(r)).join('\n');
 describe("a model of Mistral-7B-Instruct-v0.3's vocabulary with its own tokenizer", () => {
   let ctx: GpuContext;
   let model: string;
-  let tokenizer: Tokenizer;
+  let appTokenizer: Tokenizer;
   beforeAll(async () => {
     ctx = await gpuContext();
     model = await wideVocabModel(32768);
-    tokenizer = await loadTokenizer(new Uint8Array(readFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model')), 'tokenizer.model (v3)');
+    copyFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model', join(model, 'tokenizer.model'));
+    appTokenizer = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')), "the app's tokenizer");
   });
   afterAll(() => rmSync(model, { recursive: true, force: true }));
 
-  it('trains the instruct layout on the control tags and samples after them', async () => {
-    const session = new FinetuneSession(ctx, tokenizer, null);
+  it('reads with the tokenizer.model beside the weights, trains the instruct layout on the control tags and samples after them', async () => {
+    const session = new FinetuneSession(ctx, appTokenizer, null);
     const info = await session.loadModel(nodeDirectory(model), 'v03-shaped', 'nf4-double');
     expect(info.vocab).toBe(32768);
+    expect(info.tokenizer).toMatchObject({ own: true, vocab: 32768, name: expect.stringContaining('tokenizer.model') });
+    const tokenizer = session.tokenizer;
+    expect(tokenizer.vocabSize).toBe(32768);
     const events: TrainEvent[] = [];
     const hp = { num_train_epochs: 1, train_batch_size: 1, micro_batch_size: 1, num_validation_samples: 1, lora_rank: 2, lora_alpha: 4, learning_rate: 1e-3, max_seq_len: 32, layout: 'instruct', validation_prompt: 'Say hi.', save_steps: 0, peft_method: 'qlora' };
     const result = await session.train(hp, { train: new Blob([JSONL]), trainName: 'rows.jsonl', validation: null, validationName: null }, (e) => events.push(e));
@@ -51,6 +57,10 @@ describe("a model of Mistral-7B-Instruct-v0.3's vocabulary with its own tokenize
     expect(steps[0].loss).toBeLessThan(12);
     expect(events.some((e) => e.type === 'eval')).toBe(true);
     expect(events.some((e) => e.type === 'sample')).toBe(true);
+    // Another model of the app's vocabulary reads with the app's tokenizer again.
+    const back = await session.loadModel(nodeDirectory('test/fixtures/tiny-mistral'), 'tiny-mistral', 'nf4-double');
+    expect(back.tokenizer).toMatchObject({ own: false, vocab: 32000 });
+    expect(session.tokenizer).toBe(appTokenizer);
     session.unloadModel();
   });
 });

@@ -41,7 +41,7 @@ describe('fine-tuning session', () => {
     const dir = await wideVocabModel(32768);
     const e = await session.loadModel(nodeDirectory(dir), 'wide', 'nf4-double').then(() => null, (err: Error) => err);
     rmSync(dir, { recursive: true, force: true });
-    expect(e?.message).toMatch(/^the model's vocabulary has 32768 tokens; the tokenizer has 32000: the model needs its own tokenizer: give finetune train --tokenizer DIR, a folder with the model's tokenizer\.model/);
+    expect(e?.message).toMatch(/^the model's vocabulary has 32768 tokens, the tokenizer 32000, and the model's files hold no tokenizer\.model of its own: the model needs its own tokenizer: put its tokenizer\.model beside its weights \(on the page: pick the model's files or folder with it, or a Hub repository that has one\), or give the command line --tokenizer DIR, a folder with it$/);
     expect(session.model).toBeNull();
   });
 

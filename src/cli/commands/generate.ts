@@ -19,9 +19,8 @@ import { detectGpuMemory, parseGpuMemoryFlag, type GpuMemoryDetection } from '..
 import type { GpuContext } from '../../engine/gpu.ts';
 import type { GpuAdapterInfo } from '../../engine/gpu-adapter.ts';
 import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
-import { loadTokenizerFrom } from './tokenize.ts';
+import { tokenizerForModelFlag } from './tokenize.ts';
 import { loadProgressPrinter } from '../load-progress.ts';
-import { vocabularyMismatch } from '../../data/tokenizer.ts';
 import { quote } from '../../core/quote.ts';
 
 /** A generation flag's value, checked as the page's Try it checks it (src/config/generation.ts), or its fallback. */
@@ -133,15 +132,13 @@ export function makeGenerateCommand(
       if (!values['no-cache']) await checkCacheFolder(cacheDir, { given: values['cache-dir'] !== undefined, noCacheFlag: true });
       const adapter = values.adapter ? await adapterInput(values.adapter) : null;
       if (adapter?.note) io.err(`note: ${adapter.note}`);
-      const tokenizer = await loadTokenizerFrom(values.tokenizer);
       // The checkpoint's config and the adapter are read before the GPU is asked for: a wrong zip or an adapter for
       // another model is one line at once, not after the weights are loaded.
       const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
       const ckpt = await openBaseCheckpoint(spec.files);
-      // Before the GPU and the weights: a model of another vocabulary (Mistral-7B v0.3's 32768 tokens) once loaded whole,
-      // then decoded wrong tokens or failed on an id past the tokenizer's end.
-      const mismatch = vocabularyMismatch(ckpt.config.vocabSize, tokenizer.vocabSize, `the tokenizer (${values.tokenizer ?? "the project's public/tokenizer"})`, "give --tokenizer DIR, a folder with the model's own tokenizer.model");
-      if (mismatch) throw mismatch;
+      // Before the GPU and the weights: a model of another vocabulary (Mistral-7B v0.3's 32768 tokens) without a
+      // tokenizer of its own once loaded whole, then decoded wrong tokens or failed on an id past the tokenizer's end.
+      const tokenizer = await tokenizerForModelFlag(values.tokenizer, spec.files, ckpt.config, (l) => io.err(l));
       const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
       const otherBase = imported ? baseModelNote(imported.config.baseModel, spec.label) : null;
       if (otherBase) io.err(`note: ${otherBase}`);

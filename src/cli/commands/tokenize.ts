@@ -2,7 +2,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FinetuneError, thrownMessage } from '../../core/errors.ts';
-import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.ts';
+import { formatCount } from '../../core/units.ts';
+import { loadTokenizer, vocabularyMismatch, type Tokenizer } from '../../data/tokenizer.ts';
+import type { MistralConfig } from '../../model/config.ts';
+import type { FileSet } from '../../model/source.ts';
+import { MODEL_TOKENIZER_FILE, tokenizerForModel } from '../../run/model-tokenizer.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkReadableFile } from '../input-file.ts';
 import { quote } from '../../core/quote.ts';
@@ -32,6 +36,25 @@ export async function loadTokenizerFrom(dirOrFile: string = DEFAULT_TOKENIZER_DI
     if (e instanceof FinetuneError && e.kind === 'bad-input') throw new FinetuneError('bad-input', `--tokenizer: ${quote(path)} is ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * The tokenizer a command reads this model with: `--tokenizer`'s, which must have the model's vocabulary; without the
+ * flag the default one, or the model's own tokenizer.model where the model's vocabulary is another
+ * (Mistral-7B-Instruct-v0.3), said on stderr (`note`). Refused, saying how to give one, when neither fits.
+ */
+export async function tokenizerForModelFlag(flag: string | undefined, files: FileSet, config: Pick<MistralConfig, 'vocabSize'>, note: (line: string) => void): Promise<Tokenizer> {
+  const given = await loadTokenizerFrom(flag);
+  if (flag !== undefined) {
+    const mismatch = vocabularyMismatch(config.vocabSize, given.vocabSize, `the tokenizer (${flag})`, "give --tokenizer DIR, a folder with the model's own tokenizer.model");
+    if (mismatch) throw mismatch;
+    return given;
+  }
+  const own = await tokenizerForModel(files, config, given, "the project's tokenizer (public/tokenizer)");
+  if (!own) return given;
+  given.dispose();
+  note(`note: the model's vocabulary has ${formatCount(config.vocabSize)} tokens, not the project's tokenizer's ${formatCount(given.vocabSize)}: reading it with ${own.identity?.name ?? `its own ${MODEL_TOKENIZER_FILE}`}`);
+  return own;
 }
 
 const USAGE = `finetune tokenize --texts FILE.json [--tokenizer DIR]

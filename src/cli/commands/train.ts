@@ -10,7 +10,7 @@ import { FinetuneError, isFinetuneError, thrownMessage } from '../../core/errors
 import { checkTokenizer } from '../../run/saved-run-check.ts';
 import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
-import { FinetuneSession, quantizationFor, tokenizerMismatch, type TrainEvent } from '../../run/session.ts';
+import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
 import { maxSeqLenWindowProblem } from '../../model/attention-span.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { adapterBundle, GGUF_FILE } from '../../export/index.ts';
@@ -31,7 +31,7 @@ import { folderRunStore, folderStoreFiles, writeFilesAtomic, type WriteProbe } f
 import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
-import { loadTokenizerFrom } from './tokenize.ts';
+import { tokenizerForModelFlag } from './tokenize.ts';
 import { loadProgressPrinter } from '../load-progress.ts';
 import { trainDoneLine, trainProgressPrinter } from '../train-progress.ts';
 import { loadRunData } from '../../data/training-data.ts';
@@ -289,16 +289,14 @@ export function makeTrainCommand(
         }
         const recover = values.recover === undefined ? 2 : Number(values.recover);
         if (!(Number.isInteger(recover) && recover >= 0)) throw new UsageError(`--recover must be a whole number ≥ 0, got ${quote(values.recover)}`);
-        const tokenizer = await loadTokenizerFrom(values.tokenizer);
+        // The model's config.json and safetensors headers before the data (a large dataset takes a while to read and
+        // tokenise) and the GPU: a folder without config.json or weights, a Hub id that does not exist, a model of
+        // another vocabulary without a tokenizer of its own is said at once. The load below uses what was opened here.
+        const checkpoint = await openBaseCheckpoint(spec.files);
+        const tokenizer = await tokenizerForModelFlag(values.tokenizer, spec.files, checkpoint.config, (l) => io.err(l));
         // Another tokenizer than the run's (a --tokenizer left out, say) is refused before the model's load.
         const tokenizerNote = values.resume && previous ? checkTokenizer(previous, tokenizer.identity, "Resume with --tokenizer naming the run's tokenizer.model (no --tokenizer for the default one), or start a new run over it with --overwrite") : null;
         if (tokenizerNote) io.err(`note: ${tokenizerNote}`);
-        // The model's config.json and safetensors headers before the data (a large dataset takes a while to read and
-        // tokenise) and the GPU: a folder without config.json or weights, a Hub id that does not exist, a model of
-        // another vocabulary is said at once. The load below uses what was opened here.
-        const checkpoint = await openBaseCheckpoint(spec.files);
-        const vocabulary = tokenizerMismatch(checkpoint, tokenizer);
-        if (vocabulary) throw vocabulary;
         const runHpFirst = values.resume && previous ? previous.hp : hp;
         // A sliding window shorter than max_seq_len (Mistral-7B v0.1 and its fine-tunes) is said before the model's load.
         const windowWhy = maxSeqLenWindowProblem(checkpoint.config, runHpFirst.max_seq_len);

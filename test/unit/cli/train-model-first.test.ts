@@ -55,7 +55,7 @@ describe('train checks the model before the data', () => {
 
   it("a model whose vocabulary is not the tokenizer's", async () => {
     const model = await wideVocabModel(32768);
-    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/^the model's vocabulary has 32768 tokens; the tokenizer has 32000/);
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(/^the model's vocabulary has 32768 tokens, the project's tokenizer \(public\/tokenizer\) 32000, and the model's files hold no tokenizer\.model of its own: /);
   });
 
   // Without --base-model, the adapter names its base model by the model folder's name: base_model_name_or_path, the
@@ -72,6 +72,23 @@ describe('train checks the model before the data', () => {
     );
     // Named with --base-model, the folder's name is not written out: the run goes on (here, to the data).
     expect(await train('--model', model, '--data', badData(), '--out', out, '--base-model', 'mistralai/Mistral-7B-v0.1')).toMatch(/line 2/);
+  });
+
+  // Mistral-7B-Instruct-v0.3's vocabulary (32768) with its tokenizer.model beside the weights: read with it, said on
+  // stderr, without --tokenizer; a tokenizer.model of yet another vocabulary, or one that is no tokenizer, is refused
+  // naming the file, before the data.
+  it("a model of another vocabulary with its own tokenizer.model: read with it; a wrong or broken one refused, naming it", async () => {
+    const model = await wideVocabModel(32768);
+    copyFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model', join(model, 'tokenizer.model'));
+    const own = await trainWithStderr('--model', model, '--data', badData(), '--out', folder('finetune-out-'));
+    expect(own.message).toMatch(/line 2/);
+    expect(own.stderr).toContain(`note: the model's vocabulary has 32,768 tokens, not the project's tokenizer's 32,000: reading it with the model's own tokenizer (${join(model, 'tokenizer.model')})`);
+    copyFileSync('test/fixtures/mistral-tokenizer/tokenizer.model', join(model, 'tokenizer.model'));
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toBe(
+      `the model's vocabulary has 32768 tokens; its own tokenizer.model (${join(model, 'tokenizer.model')}) has 32000: the two do not belong together`,
+    );
+    writeFileSync(join(model, 'tokenizer.model'), new Uint8Array(64).fill(0xff));
+    expect(await train('--model', model, '--data', badData(), '--out', folder('finetune-out-'))).toMatch(new RegExp(`^${join(model, 'tokenizer.model').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not a SentencePiece model file: `));
   });
 
   // Mistral-7B v0.1 and its fine-tunes attend over a sliding window: a max_seq_len past it is refused before the data
