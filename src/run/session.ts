@@ -13,7 +13,7 @@ import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
 import { SAMPLE_MAX_TOKENS, samplePromptIds, type Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
-import { vocabularyMismatch, type Tokenizer } from '../data/tokenizer.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
 import { assertFiniteAdapter, createAdapter, loraScaling, type LoraAdapter } from '../model/lora-adapter.ts';
 import { moduleShape, openBaseCheckpoint, type BaseCheckpoint } from '../model/checkpoint.ts';
 import { maxSeqLenWindowProblem, positionLimit, positionLimitWords } from '../model/attention-span.ts';
@@ -316,11 +316,6 @@ export class FinetuneSession {
     return this.modelTokenizer ?? this.baseTokenizer;
   }
 
-  /** Whether the tokenizer is the loaded model's own (DatasetReport.tokenizer says which). */
-  get readsWithModelsTokenizer(): boolean {
-    return this.modelTokenizer !== null;
-  }
-
   get model(): MistralWeights | null {
     return this.weights;
   }
@@ -531,21 +526,17 @@ export class FinetuneSession {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: it reports its own validation loss');
     if (!this.weights) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
-    this.refuseOutsideWindow(hp);
+    this.refuseBeyondPositions(hp);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
     return validationLoss(this.ctx, this.weights, this.lora, data, onProgress, control);
   }
 
   /**
-   * Ends the validation losses going on after their current forward pass, and those still waiting before they start;
-   * a load, an imported adapter and a new run do too, rather than wait minutes for a number about what they replace.
-   */
-  /**
    * A run whose sequences could be longer than the model's sliding attention window computes other numbers, and a
    * validation_prompt whose sample cannot fit in the model's positions (or window) would end the run at its first
    * validation: both refused before it starts.
    */
-  private refuseOutsideWindow(hp: Hyperparams, sampleTokens = SAMPLE_MAX_TOKENS): void {
+  private refuseBeyondPositions(hp: Hyperparams, sampleTokens = SAMPLE_MAX_TOKENS): void {
     if (!this.ckpt) return;
     const why = maxSeqLenWindowProblem(this.ckpt.config, hp.max_seq_len);
     if (why) throw new FinetuneError('bad-input', why);
@@ -558,6 +549,10 @@ export class FinetuneSession {
     }
   }
 
+  /**
+   * Ends the validation losses going on after their current forward pass, and those still waiting before they start;
+   * a load, an imported adapter and a new run do too, rather than wait minutes for a number about what they replace.
+   */
   stopEvaluation(): void {
     for (const control of this.evaluations) control.stop();
   }
@@ -610,7 +605,7 @@ export class FinetuneSession {
     if (this.running) throw new FinetuneError('bad-input', 'a training run is going: its own progress gives the time left');
     if (!this.weights || !this.ckpt) throw new FinetuneError('bad-input', 'load a model first');
     const hp = parseHyperparams(hpInput);
-    this.refuseOutsideWindow(hp);
+    this.refuseBeyondPositions(hp);
     const { data } = await loadRunData({ train: trainFile.stream(), validation: validationFile?.stream() ?? null }, this.tokenizer, hp);
     const stats = data.stats;
     const weights = this.weights;
@@ -770,7 +765,7 @@ export class FinetuneSession {
       throw new FinetuneError('bad-input', `the model is loaded with quantization "${this.weights.quantization}" but the run asks for "${quantizationFor(hp)}": reload the model or change peft_method/quantization`);
     }
     if (this.loading || this.weights !== preparedOn) throw new FinetuneError('bad-input', 'a model is loading: start the run once it has loaded');
-    this.refuseOutsideWindow(hp, o.sampleMaxTokens);
+    this.refuseBeyondPositions(hp, o.sampleMaxTokens);
 
     this.running = true;
     const control = (this.control = new TrainControl());
