@@ -21,10 +21,13 @@ const DEMO_HELP =
   'mistral-nano-demo: a small Mistral (4 layers, hidden 256, Mistral’s 32,000-token vocabulary) served with this page, ' +
   '40 MB. Same architecture and code path as Mistral-7B. The demo preset trains in seconds on a GPU; on a software adapter (no GPU) it takes 3–8 minutes, and the Training panel offers a quick preset that takes one to two minutes.';
 const HUB_HELP =
-  'Any Mistral-architecture repository with safetensors weights, read by HTTP range requests. Mistral-7B-Instruct-v0.2 is ' +
+  'Any Mistral-architecture repository with safetensors weights, read by HTTP range requests (Mistral-7B-Instruct-v0.3, ' +
+  'whose vocabulary is not the app’s, with the tokenizer.model of its repository). Mistral-7B-Instruct-v0.2 is ' +
   'gated: paste a token from huggingface.co/settings/tokens. The token is only sent to huggingface.co, in the ' +
   'Authorization header, and never saved.';
-const FILES_HELP = 'Pick config.json and the *.safetensors files (with model.safetensors.index.json when the weights are sharded), or the folder holding them: a folder names the model (its exports and saved runs say so).';
+const FILES_HELP =
+  'Pick config.json and the *.safetensors files (with model.safetensors.index.json when the weights are sharded), or the folder holding them: a folder names the model (its exports and saved runs say so). ' +
+  'A model whose vocabulary is not the app’s (Mistral-7B-Instruct-v0.3) needs its tokenizer.model too.';
 
 /** The line under the load's bar: phase, tensors, bytes, rate, time left and the tensor; or what the load waits for. */
 export function loadProgressText(p: LoadProgress, fromLocalFiles: boolean): string {
