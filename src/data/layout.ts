@@ -84,14 +84,14 @@ function instructPromptIds(tok: Tokenizer, prompt: string): number[] {
  * unless the prompt already holds "[INST]" (the template written by hand), which is taken as written. Sampled bare
  * under instruct, a model trained on the tags was asked a prompt it never saw in that form.
  */
-export function samplePromptIds(tok: Tokenizer, prompt: string, layout: Layout): number[] {
+export function samplePromptIds(tok: Tokenizer, prompt: string, layout: Layout, what = 'validation_prompt'): number[] {
   const tags = layout === 'instruct' ? instructTags(tok) : null;
   if (!tags) return [tok.bosId, ...tok.encode(samplePromptText(prompt, layout))];
   // Written out, the tags would be encoded as text, which this tokenizer never reads as the tags.
   if (prompt.includes('[INST]')) {
     throw new FinetuneError(
       'bad-input',
-      `validation_prompt holds "[INST]" written out: with this tokenizer [INST] and [/INST] are control tokens (ids ${tags.begin} and ${tags.end}, as in Mistral-7B-Instruct-v0.3), which the instruct layout adds itself and text cannot make. Give the bare prompt`,
+      `${what} holds "[INST]" written out: with this tokenizer [INST] and [/INST] are control tokens (ids ${tags.begin} and ${tags.end}, as in Mistral-7B-Instruct-v0.3), which the instruct layout adds itself and text cannot make. Give the bare prompt`,
     );
   }
   return instructPromptIds(tok, prompt);

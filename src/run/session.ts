@@ -1205,7 +1205,9 @@ export class FinetuneSession {
   private generating = false;
 
   /**
-   * Continues `prompt` (BOS prepended; the instruct template is the caller's business) with the KV-cache decoder,
+   * Continues `prompt` with the KV-cache decoder: BOS and the prompt as written, or, with `layout`, laid out as a run
+   * lays out its rows' prompts (samplePromptIds: under instruct, in [INST] tags, their control ids with Mistral's v3
+   * tokenizer, which text cannot make; an empty prompt is BOS alone either way),
    * streaming each token and its text to onToken. Greedy unless a temperature is given. `useAdapter: false` runs the
    * base model alone (for a side-by-side comparison); otherwise the current adapter, if there is one. One generation
    * at a time; stopGeneration ends it between the prompt's parts (onPrompt hears each) or between tokens. onPrompt hears
@@ -1213,7 +1215,7 @@ export class FinetuneSession {
    */
   generateStream(
     prompt: string,
-    settings: GenerationSettings & { useAdapter?: boolean },
+    settings: GenerationSettings & { useAdapter?: boolean; layout?: Layout },
     onToken?: (t: StreamedToken) => void,
     onPrompt?: (read: number, total: number) => void,
   ): Promise<GenerationResult & { adapter: boolean }> {
@@ -1231,7 +1233,7 @@ export class FinetuneSession {
 
   private async generateNow(
     prompt: string,
-    settings: GenerationSettings & { useAdapter?: boolean },
+    settings: GenerationSettings & { useAdapter?: boolean; layout?: Layout },
     onToken?: (t: StreamedToken) => void,
     onPrompt?: (read: number, total: number) => void,
   ): Promise<GenerationResult & { adapter: boolean }> {
@@ -1240,7 +1242,7 @@ export class FinetuneSession {
     // The page and the CLI check it too; this is what a worker call from anywhere else meets (its KV cache is sized by it).
     if (!withinGenerationLimit('maxNewTokens', settings.maxNewTokens)) throw new FinetuneError('bad-input', generationLimitMessage('maxNewTokens', 'new tokens', settings.maxNewTokens));
     const lora = settings.useAdapter === false ? null : this.lora;
-    const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
+    const ids = settings.layout && prompt !== '' ? samplePromptIds(this.tokenizer, prompt, settings.layout, 'the prompt') : [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
     this.generating = true;
     try {
       // Nothing read yet: the page says "waiting" until here (an estimate measuring holds a generation back).

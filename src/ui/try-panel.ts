@@ -135,7 +135,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
       const r = await engine.generateStream(text, options, Comlink.proxy(onToken), Comlink.proxy(onPrompt));
       // A rate needs two tokens (the first one's time is the prompt's).
       const rate = r.tokensPerSecond > 0 ? [`${r.tokensPerSecond.toFixed(2)} tokens/s`] : [];
-      col.stats.textContent = [formatCounted(r.ids.length, 'token'), ...rate, `prompt ${r.prefillSeconds.toFixed(1)} s`, describeSampling(s), STOP_WORDS[r.stopReason]].join(' · ');
+      col.stats.textContent = [formatCounted(r.ids.length, 'token'), ...rate, `prompt ${formatCounted(r.promptTokens, 'token')}, ${r.prefillSeconds.toFixed(1)} s`, describeSampling(s), STOP_WORDS[r.stopReason]].join(' · ');
       col.element.dataset.stop = r.stopReason;
       col.finish();
       return r;
@@ -156,6 +156,8 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
       replaceChildren(output, h('p', { class: 'bad' }, s));
       return;
     }
+    // Laid out as the rows' prompts are under the form's layout (instruct: in [INST] tags, unless written in).
+    const layout = shared.form.value.hp?.layout ?? (shared.form.value.raw.layout === 'instruct' ? 'instruct' : 'replicate');
     const adapter = adapterLabel();
     const columns: { col: ReturnType<typeof column>; useAdapter: boolean }[] = [];
     if (adapter) columns.push({ col: column('adapter', `Completion with ${adapter}`, text), useAdapter: true });
@@ -171,7 +173,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
         c.col.stats.textContent = deviceLost ? 'not run (the GPU device was lost)' : 'not run (stopped)';
         break;
       }
-      await runColumn(c.col, text, { ...s, useAdapter: c.useAdapter }, s);
+      await runColumn(c.col, text, { ...s, useAdapter: c.useAdapter, layout }, s);
     }
     generating = false;
     render();
@@ -201,7 +203,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
     'div',
     { class: 'try-it' },
     h('h3', {}, 'Try it'),
-    h('label', { for: 'generate-prompt', class: 'hint' }, 'Prompt (continued as written: use the layout you trained with; empty: from <s> alone)'),
+    h('label', { for: 'generate-prompt', class: 'hint' }, 'Prompt (laid out as the rows’ prompts are: under the instruct layout in [INST] tags, unless you write them in; empty: from <s> alone)'),
     prompt,
     h(
       'div',

@@ -102,8 +102,11 @@ export interface StorageInfo {
   persisted: boolean | null;
 }
 
-/** What generateStream takes: length, temperature (0 = greedy), top_p, seed, and whether to use the adapter. */
-export type GenerationOptions = GenerationSettings & { useAdapter?: boolean };
+/**
+ * What generateStream takes: length, temperature (0 = greedy), top_p, seed, whether to use the adapter, and the layout
+ * the prompt is laid out in (none: as written).
+ */
+export type GenerationOptions = GenerationSettings & { useAdapter?: boolean; layout?: Layout };
 /** What generateStream returns; `adapter` says whether an adapter took part. */
 export type GenerationOutcome = GenerationResult & { adapter: boolean };
 

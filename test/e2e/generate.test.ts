@@ -2,10 +2,13 @@
 // into the page, tokens/s shown; Stop ends it after the token in progress; the prompt is shown as text, never as HTML;
 // the settings are checked as `finetune generate` checks them, and an empty prompt continues <s> alone; a long prompt's
 // reading shows its progress and stops on Stop.
+import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { appForTests, waitModelReady } from './app-fixture.ts';
 import { screenshot } from './browser.ts';
+import { samplePromptIds } from '../../src/data/layout.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
 
 // Room for the Stop to land mid-way (the demo model makes several tokens a second here); a Stop that missed still ends.
 const MAX = 24;
@@ -101,7 +104,7 @@ describe('streaming generation in the page', () => {
     await page.getByTestId('generate-stop').click();
     await page.locator('[data-testid="generate-column-base"][data-stop]').waitFor({ timeout: 120_000 });
     expect(await column.getAttribute('data-stop')).toBe('stopped');
-    expect(await stats.textContent()).toMatch(/^0 tokens · prompt [\d.]+ s · greedy · stopped$/);
+    expect(await stats.textContent()).toMatch(/^0 tokens · prompt \d+ tokens, [\d.]+ s · greedy · stopped$/);
 
     // Sampled text is repeatable by its seed, which greedy generation has no use for.
     const seed = page.getByTestId('generate-seed');
@@ -120,6 +123,15 @@ describe('streaming generation in the page', () => {
     const first = await sampled();
     expect(first.length).toBeGreaterThan(0);
     expect(await sampled()).toBe(first);
+    // The prompt is laid out as the form's layout lays out the rows' prompts: as written under replicate (<s> def),
+    // in [INST] tags under instruct, as a run's validation_prompt sample is.
+    const tok = await loadTokenizer(new Uint8Array(readFileSync('public/tokenizer/tokenizer.model')));
+    expect(await stats.textContent()).toContain(`· prompt ${samplePromptIds(tok, 'def', 'replicate').length} tokens, `);
+    await page.locator('#layout').selectOption('instruct');
+    await sampled();
+    expect(await stats.textContent()).toContain(`· prompt ${samplePromptIds(tok, 'def', 'instruct').length} tokens, `);
+    expect(samplePromptIds(tok, 'def', 'instruct').length).toBeGreaterThan(samplePromptIds(tok, 'def', 'replicate').length);
+    await page.locator('#layout').selectOption('replicate');
     await seed.fill('-');
     await run.click();
     expect(await page.getByTestId('generate-output').textContent()).toBe('Seed must be a whole number from -(2^53 - 1) to 2^53 - 1, got "-"');

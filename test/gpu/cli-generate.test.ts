@@ -1,7 +1,7 @@
 // `finetune generate` as a user runs it: the text it streams to stdout is the greedy continuation the library makes
 // (tiny-mistral + tiny-adapter), the summary on stderr says how it ended, and bad flags are usage errors (exit 2).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -100,6 +100,30 @@ describe('finetune generate', () => {
       expect(e?.code).toBe(2);
       expect(e?.stderr).toMatch(/--prompt is required|--top-p must be a number/);
       expect(e?.stderr).toContain('finetune generate --model');
+    }
+  });
+
+  // Mistral-7B-Instruct-v0.3's way: its tokenizer.model beside the weights is read without --tokenizer, and --layout
+  // instruct lays the prompt out between its [INST] and [/INST] control ids, as a run lays out its rows' prompts.
+  it("reads a model of another vocabulary with its own tokenizer.model, and lays the prompt out with --layout", async () => {
+    const dir = await wideVocabModel(32768);
+    copyFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model', join(dir, 'tokenizer.model'));
+    try {
+      const v3 = await loadTokenizer(new Uint8Array(readFileSync(join(dir, 'tokenizer.model'))));
+      const { stderr } = await run('node', ['bin/finetune.mjs', 'generate', '--model', dir, '--prompt', PROMPT, '--max-tokens', '1', '--layout', 'instruct', '--no-cache'], { timeout: 300_000 });
+      expect(stderr).toContain("note: the model's vocabulary has 32,768 tokens, not the project's tokenizer's 32,000: reading it with the model's own tokenizer");
+      const summary = JSON.parse(stderr.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!);
+      expect(summary.promptTokens).toBe(1 + 1 + v3.encode(PROMPT).length + 1);
+      // Written out, the tags cannot be this tokenizer's control ids: refused before the GPU (no SwiftShader note).
+      const refused = await run('node', ['bin/finetune.mjs', 'generate', '--model', dir, '--prompt', `[INST] ${PROMPT} [/INST]`, '--layout', 'instruct', '--no-cache'], { timeout: 120_000 }).then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(refused?.code).toBe(2);
+      expect(refused?.stderr).toMatch(/--prompt holds "\[INST\]" written out: with this tokenizer \[INST\] and \[\/INST\] are control tokens \(ids 3 and 4/);
+      expect(refused?.stderr).not.toMatch(/SwiftShader/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

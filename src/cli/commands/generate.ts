@@ -10,6 +10,7 @@ import { importAdapter } from '../../model/adapter-import.ts';
 import { positionLimit } from '../../model/attention-span.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { generate } from '../../run/generate.ts';
+import { LAYOUTS, samplePromptIds, type Layout } from '../../data/layout.ts';
 import { adapterInput } from '../adapter-input.ts';
 import { baseModelNote, ignoredTargetsNote } from '../../run/imported-adapter.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -40,10 +41,10 @@ const PROMPT_NOTE_EVERY_MS = 2000;
 const VALUE_FLAGS = ['prompt'];
 
 const USAGE = `finetune generate --model DIR|HUB_ID|URL [--adapter DIR|ZIP] --prompt TEXT [--max-tokens N] [--temperature T]
-                  [--top-p P] [--seed N] [--quant none|nf4|nf4-double] [--stream-layers] [--tokenizer DIR]
-                  [--gpu-memory GB] [--revision REV] [--cache-dir DIR | --no-cache]
+                  [--top-p P] [--seed N] [--layout replicate|instruct] [--quant none|nf4|nf4-double] [--stream-layers]
+                  [--tokenizer DIR] [--gpu-memory GB] [--revision REV] [--cache-dir DIR | --no-cache]
 
-Continues TEXT (BOS prepended, no chat template: write the layout you trained with) with the KV-cache decoder, printing
+Continues TEXT (BOS prepended; as written, or laid out with --layout) with the KV-cache decoder, printing
 each token's text on stdout as it is generated, until </s> or --max-tokens. Greedy by default (reproducible). Ctrl-C
 stops after the current token (or between the parts of a long prompt, whose reading is reported on stderr every 2 s). A
 summary (tokens, tokens/s, why it stopped) goes to stderr. The page's Try it takes
@@ -58,6 +59,9 @@ options:
                      training_output.zip; without it, the base model alone
   --prompt TEXT      the text to continue; --prompt "" continues <s> alone; the word after --prompt is the
                      prompt even when it starts with a dash (--prompt -h)
+  --layout L         lay the prompt out as a run with that layout lays out its rows' prompts: instruct puts it in
+                     [INST] tags (their control ids with Mistral's v3 tokenizer, Mistral-7B-Instruct-v0.3, which
+                     text cannot make), unless it holds them; replicate and no --layout take it as written
   --max-tokens N     new tokens at most: ${L.maxNewTokens.rule} (default 64)
   --temperature T    0 (the default) takes the most likely token; above 0 samples: ${L.temperature.rule}
   --top-p P          samples from the most likely tokens up to P of the probability: ${L.topP.rule}
@@ -104,6 +108,7 @@ export function makeGenerateCommand(
         temperature: { type: 'string' },
         'top-p': { type: 'string' },
         seed: { type: 'string' },
+        layout: { type: 'string' },
         quant: { type: 'string', default: 'none' },
         tokenizer: { type: 'string' },
         revision: { type: 'string' },
@@ -119,6 +124,8 @@ export function makeGenerateCommand(
       const temperature = generationFlag(values.temperature, '--temperature', 'temperature', 0);
       const topP = generationFlag(values['top-p'], '--top-p', 'topP', 1);
       const seed = generationFlag(values.seed, '--seed', 'seed', 0);
+      const layout = values.layout as Layout | undefined;
+      if (layout !== undefined && !LAYOUTS.includes(layout)) throw new UsageError(`--layout must be one of ${LAYOUTS.join(', ')}, got ${quote(values.layout)}`);
       // Greedy draws nothing: said, as transformers' generate() says it, not left to look like a seed that changes nothing.
       const unused = temperature === 0 ? (['top-p', 'seed'] as const).filter((f) => values[f] !== undefined).map((f) => `--${f}`) : [];
       if (unused.length) io.err(`note: ${unused.join(' and ')} only change sampled text: at --temperature 0 (the default) each token is the most likely one, so ${unused.length > 1 ? 'they are' : 'it is'} not used; give --temperature above 0 to sample`);
@@ -139,6 +146,8 @@ export function makeGenerateCommand(
       // Before the GPU and the weights: a model of another vocabulary (Mistral-7B v0.3's 32768 tokens) without a
       // tokenizer of its own once loaded whole, then decoded wrong tokens or failed on an id past the tokenizer's end.
       const tokenizer = await tokenizerForModelFlag(values.tokenizer, spec.files, ckpt.config, (l) => io.err(l));
+      // Laid out before the GPU: a prompt the layout refuses ([INST] written out where it is a control token) is said at once.
+      const promptIds = layout && values.prompt !== '' ? samplePromptIds(tokenizer, values.prompt, layout, '--prompt') : [tokenizer.bosId, ...tokenizer.encode(values.prompt)];
       const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
       const otherBase = imported ? baseModelNote(imported.config.baseModel, spec.label) : null;
       if (otherBase) io.err(`note: ${otherBase}`);
@@ -179,7 +188,7 @@ export function makeGenerateCommand(
         lora = imported ? uploadLora(ctx, weights.dims, imported) : null;
         process.once('SIGINT', onSigint);
         let lastNote = -Infinity; // the first part is reported at once
-        const r = await generate(ctx, weights, lora, [tokenizer.bosId, ...tokenizer.encode(values.prompt)], {
+        const r = await generate(ctx, weights, lora, promptIds, {
           ...positionLimit(ckpt.config),
           memoryBytes: gpuMemoryBytes ?? null,
           maxNewTokens,
