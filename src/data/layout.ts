@@ -97,6 +97,14 @@ export function samplePromptIds(tok: Tokenizer, prompt: string, layout: Layout, 
   return instructPromptIds(tok, prompt);
 }
 
+/**
+ * The ids a generation continues (Try it, finetune generate): with a layout, the prompt laid out as samplePromptIds
+ * lays out a run's validation_prompt; without one (or an empty prompt: <s> alone), <s> and the text as written.
+ */
+export function generationPromptIds(tok: Tokenizer, prompt: string, layout: Layout | undefined, what: string): number[] {
+  return layout && prompt !== '' ? samplePromptIds(tok, prompt, layout, what) : [tok.bosId, ...tok.encode(prompt)];
+}
+
 /** The text samplePromptIds encodes: the prompt, in [INST] tags under instruct unless it holds them already. */
 function samplePromptText(prompt: string, layout: Layout): string {
   return layout === 'instruct' && !prompt.includes('[INST]') ? `[INST] ${prompt} [/INST]` : prompt;

@@ -10,7 +10,7 @@ import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
 import type { TrainingCard, TrainingSummary } from '../export/training-card.ts';
 import type { DataStats, TrainingData } from '../data/batches.ts';
 import { loadDataset, type DatasetSummary } from '../data/dataset.ts';
-import { SAMPLE_MAX_TOKENS, samplePromptIds, type Layout } from '../data/layout.ts';
+import { generationPromptIds, SAMPLE_MAX_TOKENS, samplePromptIds, type Layout } from '../data/layout.ts';
 import type { Problem } from '../data/problems.ts';
 import { loadRunData } from '../data/training-data.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
@@ -1242,7 +1242,7 @@ export class FinetuneSession {
     // The page and the CLI check it too; this is what a worker call from anywhere else meets (its KV cache is sized by it).
     if (!withinGenerationLimit('maxNewTokens', settings.maxNewTokens)) throw new FinetuneError('bad-input', generationLimitMessage('maxNewTokens', 'new tokens', settings.maxNewTokens));
     const lora = settings.useAdapter === false ? null : this.lora;
-    const ids = settings.layout && prompt !== '' ? samplePromptIds(this.tokenizer, prompt, settings.layout, 'the prompt') : [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)];
+    const ids = generationPromptIds(this.tokenizer, prompt, settings.layout, 'the prompt');
     this.generating = true;
     try {
       // Nothing read yet: the page says "waiting" until here (an estimate measuring holds a generation back).

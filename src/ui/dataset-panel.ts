@@ -7,7 +7,7 @@ import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatCount } from './format.ts';
-import { runBusy, type DataFile, type Shared } from './state.ts';
+import { formLayout, runBusy, type DataFile, type Shared } from './state.ts';
 import { RereadOnSettings } from './reread-on-settings.ts';
 import { lengthHistogramView } from './length-histogram.ts';
 
@@ -135,7 +135,7 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; preselectS
   const inspect = async (which: Which, file: File): Promise<void> => {
     const id = ++generation[which];
     const form = shared.form.value;
-    const layout = (form.hp?.layout ?? (form.raw.layout === 'instruct' ? 'instruct' : 'replicate')) as 'replicate' | 'instruct';
+    const layout = formLayout(form);
     const maxSeqLen = form.hp?.max_seq_len ?? (Number.isInteger(Number(form.raw.max_seq_len)) && Number(form.raw.max_seq_len) >= 1 ? Number(form.raw.max_seq_len) : 4096);
     shared.data.update({ [which]: { file, report: null, status: 'inspecting', error: null } });
     settings.readWithKey(`${layout}|${maxSeqLen}|${tokenizerKey()}`);

@@ -1,7 +1,7 @@
 // What the panels share: small observable cells (a value and the functions to call when it changes). The page has
 // one of each; panels read them, subscribe to the ones they show, and set the ones they own.
 
-import type { DataStats, DatasetReport, EngineApi, LedgerSnapshot, LoadProgress, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
+import type { DataStats, DatasetReport, EngineApi, Layout, LedgerSnapshot, LoadProgress, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import type * as Comlink from 'comlink';
 import type { Hyperparams } from '../config/index.ts';
 import { isFinetuneError } from '../core/errors.ts';
@@ -167,6 +167,14 @@ export interface Shared {
    * the layers in CPU memory (the plan said only that fits).
    */
   loadModel(source: ModelSource, label: string, quantization: Quantization, options?: { streamLayers?: boolean }): Promise<ModelInfo | null>;
+}
+
+/**
+ * The layout the form holds, also while another field is invalid (the dataset panel reads the files with it, and Try
+ * it lays a prompt out in it): the raw choice when the form does not validate, replicate unless it says instruct.
+ */
+export function formLayout(form: FormState): Layout {
+  return form.hp?.layout ?? (form.raw.layout === 'instruct' ? 'instruct' : 'replicate');
 }
 
 /** The quantization the form asks for, or null while the form is invalid. */

@@ -10,7 +10,7 @@ import { h, replaceChildren } from './dom.ts';
 import { formatCounted } from '../core/units.ts';
 import { errorParts, formatCount } from './format.ts';
 import { parseGenerationSetting } from '../config/generation.ts';
-import { afterDeviceLoss, runComputing, type ModelState, type RunPhase, type Shared } from './state.ts';
+import { afterDeviceLoss, formLayout, runComputing, type ModelState, type RunPhase, type Shared } from './state.ts';
 
 interface Settings {
   maxNewTokens: number;
@@ -157,7 +157,7 @@ export function trySection(shared: Shared, adapterLabel: () => string | null): {
       return;
     }
     // Laid out as the rows' prompts are under the form's layout (instruct: in [INST] tags, unless written in).
-    const layout = shared.form.value.hp?.layout ?? (shared.form.value.raw.layout === 'instruct' ? 'instruct' : 'replicate');
+    const layout = formLayout(shared.form.value);
     const adapter = adapterLabel();
     const columns: { col: ReturnType<typeof column>; useAdapter: boolean }[] = [];
     if (adapter) columns.push({ col: column('adapter', `Completion with ${adapter}`, text), useAdapter: true });

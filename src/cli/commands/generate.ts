@@ -10,7 +10,7 @@ import { importAdapter } from '../../model/adapter-import.ts';
 import { positionLimit } from '../../model/attention-span.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
 import { generate } from '../../run/generate.ts';
-import { LAYOUTS, samplePromptIds, type Layout } from '../../data/layout.ts';
+import { generationPromptIds, LAYOUTS, type Layout } from '../../data/layout.ts';
 import { adapterInput } from '../adapter-input.ts';
 import { baseModelNote, ignoredTargetsNote } from '../../run/imported-adapter.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -147,7 +147,7 @@ export function makeGenerateCommand(
       // tokenizer of its own once loaded whole, then decoded wrong tokens or failed on an id past the tokenizer's end.
       const tokenizer = await tokenizerForModelFlag(values.tokenizer, spec.files, ckpt.config, (l) => io.err(l));
       // Laid out before the GPU: a prompt the layout refuses ([INST] written out where it is a control token) is said at once.
-      const promptIds = layout && values.prompt !== '' ? samplePromptIds(tokenizer, values.prompt, layout, '--prompt') : [tokenizer.bosId, ...tokenizer.encode(values.prompt)];
+      const promptIds = generationPromptIds(tokenizer, values.prompt, layout, '--prompt');
       const imported = adapter ? await importAdapter(adapter.input, { where: adapter.name, base: ckpt.config }) : null;
       const otherBase = imported ? baseModelNote(imported.config.baseModel, spec.label) : null;
       if (otherBase) io.err(`note: ${otherBase}`);

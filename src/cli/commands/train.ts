@@ -297,14 +297,13 @@ export function makeTrainCommand(
         // Another tokenizer than the run's (a --tokenizer left out, say) is refused before the model's load.
         const tokenizerNote = values.resume && previous ? checkTokenizer(previous, tokenizer.identity, "Resume with --tokenizer naming the run's tokenizer.model (no --tokenizer for the default one), or start a new run over it with --overwrite") : null;
         if (tokenizerNote) io.err(`note: ${tokenizerNote}`);
-        const runHpFirst = values.resume && previous ? previous.hp : hp;
+        const runHp = values.resume && previous ? previous.hp : hp;
         // A sliding window shorter than max_seq_len (Mistral-7B v0.1 and its fine-tunes) is said before the model's load.
-        const windowWhy = maxSeqLenWindowProblem(checkpoint.config, runHpFirst.max_seq_len);
+        const windowWhy = maxSeqLenWindowProblem(checkpoint.config, runHp.max_seq_len);
         if (windowWhy) throw new FinetuneError('bad-input', windowWhy);
         const askedBase = values['base-matmul'] === undefined ? undefined : baseMatmul;
         const quantization: Quantization = values.resume && previous ? previous.quantization : quantizationFor(hp);
         const print = (o: unknown): void => io.out(JSON.stringify(o));
-        const runHp = runHpFirst;
         const read = async (p: string): Promise<Blob> => new Blob([new Uint8Array(await readFile(p))]);
         const data = values.resume
           ? null
