@@ -393,7 +393,7 @@ export function makeTrainCommand(
         const onEvent = (e: TrainEvent): void => {
           // A signal that came before the run had started: stop it as soon as it exists.
           if (e.type === 'plan') planned = true;
-        if (e.type === 'plan' && stopRequested) session?.stop();
+          if (e.type === 'plan' && stopRequested) session?.stop();
           if (e.type === 'checkpoint') savedStep = e.step;
           // What the plan says about the data (e.g. a validation split larger than what is left to train on).
           if (e.type === 'plan') for (const n of e.stats.notices ?? []) io.err(`note: ${n}`);
