@@ -136,6 +136,8 @@ const MATRIX_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['BF16', 'F16', 'F3
  * final norm, lm_head, and each layer's seven projections and two norms). Real checkpoints have a few to a few hundred.
  */
 const MAX_SHARD_FILES = 3 + 9 * CONFIG_LIMITS.num_hidden_layers;
+/** How many shards are opened (a request each, on the Hub) and their headers read at once. */
+const SHARD_PROBES_AT_ONCE = 8;
 
 function bad(message: string, details?: Record<string, unknown>): FinetuneError {
   return new FinetuneError('bad-input', message, details);
@@ -204,8 +206,8 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
       if (!shardSet.has(file)) {
         shardSet.add(file);
         shardNames.push(file);
-        // Every shard is opened at once below (a request each, on the Hub): an index naming tens of thousands of files
-        // would start that many, and no checkpoint this program loads has more files than tensors.
+        // Every shard is opened below (a request each, on the Hub): an index naming tens of thousands of files would
+        // start that many, and no checkpoint this program loads has more files than tensors.
         if (shardNames.length > MAX_SHARD_FILES) {
           throw bad(`${where}/${INDEX_FILE}: names more than ${MAX_SHARD_FILES} shard files, one for each tensor of the deepest Mistral model this program loads (${CONFIG_LIMITS.num_hidden_layers} layers): the index is corrupt or not a Mistral checkpoint's`);
         }
@@ -216,10 +218,11 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     shardNames.push(SINGLE_FILE);
   }
 
-  // The shards are probed together (opened, their headers read). The first to fail aborts the others' requests
-  // (through `probes`, which network file sets heed) and keeps them from starting their header reads, and it is the
-  // failure reported, not the aborts it caused: a missing shard left the other shards' downloads running, each up to
-  // its idle timeout, after the load had already failed.
+  // The shards are probed together (opened, their headers read), SHARD_PROBES_AT_ONCE at a time. The first to fail
+  // aborts the others' requests (through `probes`, which network file sets heed), keeps them from starting their
+  // header reads and the shards not yet opened from being opened, and it is the failure reported, not the aborts it
+  // caused: a missing shard left the other shards' downloads running, each up to its idle timeout, after the load had
+  // already failed.
   const shards = new Map<string, SafetensorsFile>();
   const probes = new AbortController();
   const failures: unknown[] = [];
@@ -238,16 +241,21 @@ export async function openBaseCheckpoint(files: FileSet): Promise<BaseCheckpoint
     probes.signal.throwIfAborted();
     shards.set(file, await openSafetensors(src));
   };
+  // A few lanes, each taking the next shard: an index may name thousands of files (MAX_SHARD_FILES), and opening them
+  // all at once started that many requests (sockets, on the command line) where Mistral-7B has 3.
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < shardNames.length && !probes.signal.aborted) {
+      const file = shardNames[next++] as string;
+      await probe(file).catch((e: unknown) => {
+        failures.push(e);
+        if (failures.length === 1) probes.abort(e);
+        throw e;
+      });
+    }
+  };
   try {
-    await Promise.all(
-      shardNames.map((file) =>
-        probe(file).catch((e: unknown) => {
-          failures.push(e);
-          if (failures.length === 1) probes.abort(e);
-          throw e;
-        }),
-      ),
-    );
+    await Promise.all(Array.from({ length: Math.min(SHARD_PROBES_AT_ONCE, shardNames.length) }, lane));
   } catch (e) {
     throw failures.length > 0 ? failures[0] : e;
   }

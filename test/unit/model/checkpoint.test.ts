@@ -214,6 +214,78 @@ describe('openBaseCheckpoint', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  /** tiny-mistral with each tensor in a file of its own, through an index (21 shards). */
+  async function onePerShard(): Promise<{ files: Record<string, Uint8Array | string>; names: string[] }> {
+    const src = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
+    const files: Record<string, Uint8Array | string> = { 'config.json': fixtureBytes(`${TINY_MISTRAL}/config.json`) };
+    const weightMap: Record<string, string> = {};
+    const names: string[] = [];
+    for (const [i, name] of src.tensorNames.entries()) {
+      const t = await src.read(name);
+      const file = `shard-${String(i).padStart(3, '0')}.safetensors`;
+      files[file] = writeSafetensors([{ name, ...t, data: t.bytes }], { format: 'pt' });
+      weightMap[name] = file;
+      names.push(file);
+    }
+    files[INDEX_FILE] = JSON.stringify({ metadata: {}, weight_map: weightMap });
+    return { files, names };
+  }
+
+  it('opens a many-shard index a few shards at a time (all of them were opened at once: a request each, on the Hub)', async () => {
+    const { files: bytes, names } = await onePerShard();
+    const mem = memoryFileSet(bytes, 'many');
+    let open = 0;
+    let most = 0;
+    const opened: string[] = [];
+    const files: FileSet = {
+      name: 'many',
+      list: () => mem.list?.() ?? [],
+      async open(file, o) {
+        if (!file.endsWith('.safetensors')) return mem.open(file, o);
+        opened.push(file);
+        most = Math.max(most, ++open);
+        try {
+          await new Promise((r) => setTimeout(r, 2));
+          const src = await mem.open(file, o);
+          // Until its header is read the probe is in flight too.
+          return { ...src, read: async (a: number, b: number) => (await new Promise((r) => setTimeout(r, 1)), src.read(a, b)) };
+        } finally {
+          open--;
+        }
+      },
+    };
+    const ck = await openBaseCheckpoint(files);
+    expect(names.length).toBe(21);
+    expect(opened.sort()).toEqual(names);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(8);
+    const direct = await openBaseCheckpoint(nodeDirectory(TINY_MISTRAL));
+    for (const name of direct.tensorNames) expect(Buffer.from((await ck.read(name)).bytes).equals(Buffer.from((await direct.read(name)).bytes))).toBe(true);
+  });
+
+  it('after a shard fails, the shards not yet opened are not opened', async () => {
+    const { files: bytes, names } = await onePerShard();
+    const mem = memoryFileSet(bytes, 'many');
+    const opened: string[] = [];
+    const FAILING = names[3] as string;
+    const files: FileSet = {
+      name: 'many',
+      list: () => mem.list?.() ?? [],
+      async open(file, o) {
+        if (!file.endsWith('.safetensors')) return mem.open(file, o);
+        opened.push(file);
+        await new Promise((r) => setTimeout(r, 5));
+        if (file === FAILING) throw new FinetuneError('network', `${file}: network failure (read ECONNRESET)`, { reason: 'network' });
+        return mem.open(file, o);
+      },
+    };
+    const e = await errorOf(() => openBaseCheckpoint(files));
+    expect(e.message).toBe(`${FAILING}: network failure (read ECONNRESET)`);
+    // The eight lanes' first shards, and at most one more each that began before the failure was heard.
+    expect(opened.length).toBeLessThanOrEqual(16);
+    expect(opened).toContain(FAILING);
+  });
+
   it("a shard that fails stops the other shards' probes: their opens and header reads are aborted", async () => {
     const mem = memoryFileSet(tinyFiles(), 'tiny');
     const FAILING = 'model-00002-of-00003.safetensors';
