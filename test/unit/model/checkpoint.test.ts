@@ -231,29 +231,29 @@ describe('openBaseCheckpoint', () => {
     return { files, names };
   }
 
+  /** `bytes` as a FileSet whose shard opens go through `openShard` (given the plain open), the other files straight. */
+  function shardOpens(bytes: Record<string, Uint8Array | string>, openShard: (file: string, openIt: () => ReturnType<FileSet['open']>) => ReturnType<FileSet['open']>): FileSet {
+    const mem = memoryFileSet(bytes, 'many');
+    return { name: 'many', list: () => mem.list?.() ?? [], open: (file, o) => (file.endsWith('.safetensors') ? openShard(file, () => mem.open(file, o)) : mem.open(file, o)) };
+  }
+
   it('opens a many-shard index a few shards at a time (all of them were opened at once: a request each, on the Hub)', async () => {
     const { files: bytes, names } = await onePerShard();
-    const mem = memoryFileSet(bytes, 'many');
     let open = 0;
     let most = 0;
     const opened: string[] = [];
-    const files: FileSet = {
-      name: 'many',
-      list: () => mem.list?.() ?? [],
-      async open(file, o) {
-        if (!file.endsWith('.safetensors')) return mem.open(file, o);
-        opened.push(file);
-        most = Math.max(most, ++open);
-        try {
-          await new Promise((r) => setTimeout(r, 2));
-          const src = await mem.open(file, o);
-          // Until its header is read the probe is in flight too.
-          return { ...src, read: async (a: number, b: number) => (await new Promise((r) => setTimeout(r, 1)), src.read(a, b)) };
-        } finally {
-          open--;
-        }
-      },
-    };
+    const files = shardOpens(bytes, async (file, openIt) => {
+      opened.push(file);
+      most = Math.max(most, ++open);
+      try {
+        await new Promise((r) => setTimeout(r, 2));
+        const src = await openIt();
+        // Until its header is read the probe is in flight too.
+        return { ...src, read: async (a: number, b: number) => (await new Promise((r) => setTimeout(r, 1)), src.read(a, b)) };
+      } finally {
+        open--;
+      }
+    });
     const ck = await openBaseCheckpoint(files);
     expect(names.length).toBe(21);
     expect(opened.sort()).toEqual(names);
@@ -265,20 +265,14 @@ describe('openBaseCheckpoint', () => {
 
   it('after a shard fails, the shards not yet opened are not opened', async () => {
     const { files: bytes, names } = await onePerShard();
-    const mem = memoryFileSet(bytes, 'many');
     const opened: string[] = [];
     const FAILING = names[3] as string;
-    const files: FileSet = {
-      name: 'many',
-      list: () => mem.list?.() ?? [],
-      async open(file, o) {
-        if (!file.endsWith('.safetensors')) return mem.open(file, o);
-        opened.push(file);
-        await new Promise((r) => setTimeout(r, 5));
-        if (file === FAILING) throw new FinetuneError('network', `${file}: network failure (read ECONNRESET)`, { reason: 'network' });
-        return mem.open(file, o);
-      },
-    };
+    const files = shardOpens(bytes, async (file, openIt) => {
+      opened.push(file);
+      await new Promise((r) => setTimeout(r, 5));
+      if (file === FAILING) throw new FinetuneError('network', `${file}: network failure (read ECONNRESET)`, { reason: 'network' });
+      return openIt();
+    });
     const e = await errorOf(() => openBaseCheckpoint(files));
     expect(e.message).toBe(`${FAILING}: network failure (read ECONNRESET)`);
     // The eight lanes' first shards, and at most one more each that began before the failure was heard.
