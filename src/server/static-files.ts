@@ -1,9 +1,9 @@
 // Serves the built app (dist/) for `npm run serve`: GET/HEAD of files under one folder, nothing else. The URL path is
 // decoded, normalised and must stay inside the folder, and so must the file it names once symbolic links are followed,
-// as the file opened shows it (openInside); directories answer their index.html; a missing file is a 404 (as in `vite preview` with appType 'mpa', so the
-// engine's probes for optional files get real 404s).
+// as the file opened shows it (openInside); directories answer their index.html; a missing file is a 404 (as in `vite
+// preview` with appType 'mpa', so the engine's probes for optional files get real 404s).
 
-import { realpathSync, statSync, type Stats } from 'node:fs';
+import { constants, realpathSync, statSync, type Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -96,7 +96,9 @@ async function openedPath(handle: FileHandle): Promise<string | null> {
  * by device and inode. null (the handle closed) when it is not, or is gone.
  */
 async function openInside(root: string, file: string): Promise<{ handle: FileHandle; stats: Stats } | null> {
-  const handle = await open(file, 'r');
+  // Non-blocking: a FIFO swapped in for the file would otherwise hold the open (and a thread of Node's pool) until a
+  // writer came. Reads of a regular file ignore the flag.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const stats = await handle.stat();
     if (stats.isFile()) {
@@ -113,7 +115,7 @@ async function openInside(root: string, file: string): Promise<{ handle: FileHan
   } catch {
     // gone since the open: a refusal, as below
   }
-  await handle.close();
+  await handle.close().catch(() => undefined);
   return null;
 }
 
@@ -160,7 +162,7 @@ function send(req: IncomingMessage, res: ServerResponse, name: string, handle: F
   // The engine reads safetensors by byte range (model files under check/ and any model the page fetches).
   const range = byteRange(req.headers.range, size);
   if (range === 'unsatisfiable') {
-    void handle.close();
+    void handle.close().catch(() => undefined);
     res.writeHead(416, { 'content-range': `bytes */${size}` });
     return void res.end();
   }
@@ -169,7 +171,7 @@ function send(req: IncomingMessage, res: ServerResponse, name: string, handle: F
   headers['content-length'] = size === 0 ? 0 : end - start + 1;
   res.writeHead(range ? 206 : 200, headers);
   if (req.method === 'HEAD' || size === 0) {
-    void handle.close();
+    void handle.close().catch(() => undefined);
     return void res.end();
   }
   // From the handle opened and checked (never the name again). A read that fails midway (a disk error) or a client

@@ -2,7 +2,7 @@
 // turns into a symbolic link to a file outside it, and back, many times a millisecond: the server checked where the
 // path led, then opened it by name, so an answer could carry the bytes the link led to between the two. And a file that
 // vanishes or cannot be read once checked is a refusal or a cut answer, never a server that dies.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,22 @@ function vanisher(): ChildProcess {
   return spawn(process.execPath, ['-e', script, root], { stdio: 'ignore' });
 }
 
+/** A process that swaps `pipe.txt` between a copy of the file inside and a FIFO (a named pipe no one writes to). */
+function fifoSwapper(): ChildProcess {
+  execFileSync('mkfifo', [join(root, '.fifo')]);
+  const script = `
+    const fs = require('node:fs'); const path = require('node:path');
+    const [root] = process.argv.slice(1);
+    const pipe = path.join(root, 'pipe.txt'), a = path.join(root, '.d'), b = path.join(root, '.e');
+    for (;;) {
+      try { fs.unlinkSync(a); } catch {}
+      fs.linkSync(path.join(root, 'pristine.txt'), a); fs.renameSync(a, pipe);
+      try { fs.unlinkSync(b); } catch {}
+      fs.linkSync(path.join(root, '.fifo'), b); fs.renameSync(b, pipe);
+    }`;
+  return spawn(process.execPath, ['-e', script, root], { stdio: 'ignore' });
+}
+
 describe('static files while the folder changes', () => {
   it('never serves the file a link swapped in after the check points to', async () => {
     const child = swapper();
@@ -113,5 +129,29 @@ describe('static files while the folder changes', () => {
     expect(errors).toEqual([]);
     expect([...statuses].every((s) => s === 200 || s === 404), [...statuses].join()).toBe(true);
     expect(await (await fetch(`${server.url}/pristine.txt`)).text()).toBe(INSIDE);
+  }, 120_000);
+
+  it('a named pipe swapped in for a file does not hold the server: each answer is the file or a 404', async () => {
+    const child = fifoSwapper();
+    let served = 0;
+    try {
+      for (let round = 0; round < 100; round++) {
+        const answers = await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            // A request that hangs on the pipe is cut after 5 s (before the change, the server's open never returned).
+            const r = await fetch(`${server.url}/pipe.txt`, { signal: AbortSignal.timeout(5000) });
+            return { status: r.status, text: await r.text() };
+          }),
+        );
+        for (const a of answers) {
+          expect([200, 404]).toContain(a.status);
+          if (a.status === 200) (served++, expect(a.text).toBe(INSIDE));
+        }
+      }
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(served).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
   }, 120_000);
 });
