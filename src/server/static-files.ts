@@ -3,7 +3,7 @@
 // as the file opened shows it (openInside); directories answer their index.html; a missing file is a 404 (as in `vite
 // preview` with appType 'mpa', so the engine's probes for optional files get real 404s).
 
-import { constants, realpathSync, statSync, type Stats } from 'node:fs';
+import { constants, statSync, type Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -29,19 +29,6 @@ function isInside(root: string, path: string): boolean {
   return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-/**
- * `file` (kept as named, for its type) if, symbolic links followed, it is still inside the root as the file system
- * reaches it (the root itself may be a link: dist → a build folder elsewhere); null if not, or if it is gone. A link
- * inside the folder to a file outside it would otherwise serve that file (a key, a home folder) to anyone who asks.
- */
-function realFileInside(root: string, file: string): string | null {
-  try {
-    return isInside(realpathSync(root), realpathSync(file)) ? file : null;
-  } catch {
-    return null;
-  }
-}
-
 function fileFor(root: string, urlPath: string): string | null {
   let decoded: string;
   try {
@@ -54,10 +41,10 @@ function fileFor(root: string, urlPath: string): string | null {
   if (!isInside(root, full)) return null;
   try {
     const s = statSync(full);
-    if (s.isFile()) return realFileInside(root, full);
+    if (s.isFile()) return full;
     if (s.isDirectory()) {
       const index = join(full, 'index.html');
-      if (statSync(index).isFile()) return realFileInside(root, index);
+      if (statSync(index).isFile()) return index;
     }
   } catch {
     return null;
@@ -76,7 +63,9 @@ function byteRange(header: string | undefined, size: number): [number, number] |
 
 /**
  * Where the file a handle holds is, as the kernel knows it (Linux: /proc/self/fd/N names the open file itself, whatever
- * the name it was opened by leads to now); null where there is no such link, or the file has been removed since.
+ * the name it was opened by leads to now); null where there is no such link. A file whose name has since been removed
+ * or renamed over reads "PATH (deleted)": PATH is still where it was opened, which is what is checked (a file renamed
+ * over while its answer was on its way was once refused for it).
  */
 async function openedPath(handle: FileHandle): Promise<string | null> {
   let path: string;
@@ -85,8 +74,10 @@ async function openedPath(handle: FileHandle): Promise<string | null> {
   } catch {
     return null;
   }
-  return path.startsWith('/') && !path.endsWith(' (deleted)') ? path : null;
+  if (!path.startsWith('/')) return null;
+  return path.endsWith(DELETED) ? path.slice(0, -DELETED.length) : path;
 }
+const DELETED = ' (deleted)';
 
 /**
  * `file` opened, if what was opened is a file inside the root as the file system reaches it. Checked after the open,
