@@ -67,10 +67,10 @@ function byteRange(header: string | undefined, size: number): [number, number] |
  * or renamed over reads "PATH (deleted)": PATH is still where it was opened, which is what is checked (a file renamed
  * over while its answer was on its way was once refused for it).
  */
-async function openedPath(handle: FileHandle): Promise<string | null> {
+async function openedPath(handle: FileHandle, fdLinks: string): Promise<string | null> {
   let path: string;
   try {
-    path = await readlink(`/proc/self/fd/${handle.fd}`);
+    path = await readlink(`${fdLinks}/${handle.fd}`);
   } catch {
     return null;
   }
@@ -82,11 +82,12 @@ const DELETED = ' (deleted)';
 /**
  * `file` opened, if what was opened is a file inside the root as the file system reaches it. Checked after the open,
  * on the file opened: a name checked and then opened could be swapped in between for a link to a file outside (another
- * process renaming one over it), whose bytes were then served. On Linux the kernel names the opened file; elsewhere
- * its name, links followed, must lead inside the root and there (not followed again) to the very file the handle holds,
- * by device and inode. null (the handle closed) when it is not, or is gone.
+ * process renaming one over it), whose bytes were then served. Where the kernel names the opened file (`fdLinks`,
+ * Linux's /proc/self/fd) that name is checked; elsewhere (another system, a Linux without /proc mounted) the file's
+ * name, links followed, must lead inside the root and there (not followed again) to the very file the handle holds, by
+ * device and inode. null (the handle closed) when it is not, or is gone.
  */
-async function openInside(root: string, file: string): Promise<{ handle: FileHandle; stats: Stats } | null> {
+async function openInside(root: string, file: string, fdLinks: string): Promise<{ handle: FileHandle; stats: Stats } | null> {
   // Non-blocking: a FIFO swapped in for the file would otherwise hold the open (and a thread of Node's pool) until a
   // writer came. Reads of a regular file ignore the flag.
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -94,9 +95,9 @@ async function openInside(root: string, file: string): Promise<{ handle: FileHan
     const stats = await handle.stat();
     if (stats.isFile()) {
       const realRoot = await realpath(root);
-      if (process.platform === 'linux') {
-        const where = await openedPath(handle);
-        if (where !== null && isInside(realRoot, where)) return { handle, stats };
+      const where = await openedPath(handle, fdLinks);
+      if (where !== null) {
+        if (isInside(realRoot, where)) return { handle, stats };
       } else {
         const real = await realpath(file);
         const named = await lstat(real);
@@ -123,15 +124,20 @@ function refuse(res: ServerResponse, status: number): void {
   res.end(status === 404 ? 'not found\n' : status === 403 ? 'forbidden\n' : status === 405 ? 'method not allowed\n' : 'server error\n');
 }
 
-export function serveStatic(rootDir: string): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * The handler for `rootDir`'s files. `o.fdLinks`: where the kernel names each open file by its descriptor (tests give
+ * a folder that does not exist, to check the way taken without one).
+ */
+export function serveStatic(rootDir: string, o: { fdLinks?: string } = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const root = resolve(rootDir);
+  const fdLinks = o.fdLinks ?? '/proc/self/fd';
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const name = req.method === 'GET' || req.method === 'HEAD' ? fileFor(root, path) : null;
     if (!name) return refuse(res, req.method === 'GET' || req.method === 'HEAD' ? 404 : 405);
     // The file may change between the look above and the open (a rebuild, another process): every failure from here
     // on is an answer, never an exception that would end the server.
-    void openInside(root, name).then(
+    void openInside(root, name, fdLinks).then(
       (opened) => (opened ? send(req, res, name, opened.handle, opened.stats) : refuse(res, 404)),
       (e: unknown) => refuse(res, openFailureStatus(e)),
     );
