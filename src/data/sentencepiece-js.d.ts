@@ -24,6 +24,8 @@ declare module '@agnai/sentencepiece-js' {
     StringView: new (text: string) => SpStringView;
     SentencePieceProcessor: new () => SpProcessor;
     vecFromJSArray(ids: number[]): SpVectorInt;
+    /** The module's whole memory (emscripten replaces the view when the memory grows). */
+    HEAPU8: Uint8Array;
   }
   export class SentencePieceProcessor {
     sentencepiece?: SpModule;

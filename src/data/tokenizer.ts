@@ -166,6 +166,14 @@ function wasmModule(): Promise<SpModule> {
 
 let modelCounter = 0;
 
+/**
+ * Bytes of the WASM memory every tokenizer's processor lives in (0 before the first load). It only grows: a processor
+ * freed leaves its room for the next one, a processor kept (about 1 MB for Mistral's v3 model) grows it.
+ */
+export async function tokenizerHeapBytes(): Promise<number> {
+  return wasm ? (await wasm).HEAPU8.byteLength : 0;
+}
+
 /** Replaces lone UTF-16 surrogates (possible through JSON "\ud800" escapes) by U+FFFD, as a UTF-8 file would have. */
 function wellFormed(text: string): string {
   const s = text as string & { toWellFormed?: () => string };

@@ -402,6 +402,8 @@ export class FinetuneSession {
     this.weights = weights;
     this.ckpt = ckpt;
     // The previous model's own tokenizer is not disposed: a dataset read that began before this load may still hold it.
+    // Its WASM processor (about 3 MB for Mistral's v3 model) is freed when the last holder lets go: the package's embind
+    // deletes a handle the garbage collector takes (test/unit/data/tokenizer-release.test.ts).
     this.modelTokenizer = ownTokenizer;
     this.modelSource = source;
     this.modelFiles = withFingerprints(loaded.files, fingerprints);
