@@ -24,7 +24,8 @@ import { dimsOf, flopsPerToken, linearShape, nf4Unsupported, type Dims } from '.
 import { forwardPassUploads, trainingPassUploads } from '../engine/mistral/layer-stream.ts';
 import { arenaBytes, loraArenaLayout, loraChunkLimit } from '../engine/mistral/lora-layout.ts';
 import { decoderBytes, decoderChunk, decoderPeakBytes, ledgerBytes, runnerBytes, runnerLayout } from '../engine/mistral/sizing.ts';
-import { SAMPLE_MAX_TOKENS, samplePromptTokenBound } from '../data/layout.ts';
+import { SAMPLE_MAX_TOKENS, samplePromptIds, samplePromptTokenBound } from '../data/layout.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
 
 /** What is known about the GPU the plan is for. Everything is optional: the verdict says what it could not check. */
 export interface PlanGpu {
@@ -520,6 +521,17 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
     reasons,
     warnings,
   };
+}
+
+/**
+ * PlanOptions.samplePromptTokens from a tokenizer at hand: the validation_prompt's tokens as the run lays it out when
+ * `tok` is the model's (the same vocabulary), else undefined and the plan takes the ceiling from the text. A model of
+ * another vocabulary (Mistral-7B-Instruct-v0.3 planned from its Hub repository before it is loaded) reads with its own
+ * tokenizer, which the page does not have yet: the app's count would be a number about another tokenizer.
+ */
+export function samplePromptTokensWith(tok: Tokenizer, config: Pick<MistralConfig, 'vocabSize'>, hp: Hyperparams): number | undefined {
+  if (!hp.validation_prompt || tok.vocabSize !== config.vocabSize) return undefined;
+  return samplePromptIds(tok, hp.validation_prompt, hp.layout).length;
 }
 
 /** The validation_prompt sample's prompt length and KV-cache positions (generate.ts: prompt + new tokens − 1), or null. */

@@ -13,7 +13,7 @@ import { blobFileSet, hubFileSet, httpSource, pickedFolderName, readJson, urlFil
 import { parseMistralConfig } from '../model/config.ts';
 import { planDtypeOptions } from '../run/plan-dtype.ts';
 import { parseHyperparams } from '../config/index.ts';
-import { planMemory, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
+import { planMemory, samplePromptTokensWith, type MemoryPlan, type PlanGpu } from '../run/planner.ts';
 import { adapterZip, importedTrainingCard, withBaseModel } from '../export/index.ts';
 import { adapterZipBytes, importAdapterDetailed } from '../model/adapter-import.ts';
 import { exportedBaseModelRefusal, importedAdapterInfo, type ImportedAdapterInfo } from '../run/imported-adapter.ts';
@@ -30,7 +30,7 @@ import { runLock, workerLocks } from './run-lock.ts';
 import { browserWeightCache } from './opfs-weight-cache.ts';
 import { checkCacheKey } from '../run/weight-cache.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
-import { exampleLabels, samplePromptIds, type Layout } from '../data/layout.ts';
+import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
@@ -349,8 +349,9 @@ const api = {
       });
     }
     const parsed = parseHyperparams(hp);
-    // The validation_prompt sample's KV cache is sized by the prompt's tokens, as the run will lay it out.
-    const samplePromptTokens = parsed.validation_prompt ? samplePromptIds(await modelTokenizer(), parsed.validation_prompt, parsed.layout).length : undefined;
+    // The validation_prompt sample's KV cache is sized by the prompt's tokens, as the run will lay it out: counted with
+    // the loaded model's tokenizer when it is this model's vocabulary, else (a v0.3 repository not loaded yet) bounded.
+    const samplePromptTokens = samplePromptTokensWith(await modelTokenizer(), config, parsed);
     return planMemory(config, parsed, { gpu, ...dtype, ...(samplePromptTokens !== undefined ? { samplePromptTokens } : {}) });
   },
 

@@ -8,7 +8,7 @@ import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { parseMistralConfig } from '../../model/config.ts';
 import { planDtypeOptions } from '../../run/plan-dtype.ts';
 import { samplePromptIds } from '../../data/layout.ts';
-import { loadTokenizerFrom } from './tokenize.ts';
+import { tokenizerForModelFlag } from './tokenize.ts';
 import { readJson } from '../../model/source.ts';
 import { planMemory, type PlanGpu } from '../../run/planner.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -121,12 +121,13 @@ export const planCommand: Command = {
       const longer = seqLen > most ? `max_seq_len allows at most ${most}: give --max_seq_len ${most} to plan the longest` : `give --max_seq_len ${seqLen} to plan longer ones`;
       io.err(`note: --seq-len ${seqLen} is longer than any sequence of these settings (${hp.pack_sequences ? 'packs of chunk_size and max_seq_len' : 'max_seq_len'}: ${bound} tokens): planned for ${bound} (${longer})`);
     }
-    // The validation_prompt sample's KV cache is sized by the prompt's tokens: counted with the run's tokenizer, or
+    // The validation_prompt sample's KV cache is sized by the prompt's tokens: counted with the tokenizer the run reads
+    // this model with (the model's own tokenizer.model where its vocabulary is not the project's, as train does), or
     // bounded from its bytes where that cannot be read.
     let samplePromptTokens: number | undefined;
     if (hp.validation_prompt) {
       try {
-        samplePromptTokens = samplePromptIds(await loadTokenizerFrom(values.tokenizer), hp.validation_prompt, hp.layout).length;
+        samplePromptTokens = samplePromptIds(await tokenizerForModelFlag(values.tokenizer, model.files, config, io.err), hp.validation_prompt, hp.layout).length;
       } catch (e) {
         io.err(`note: the validation_prompt's tokens are bounded from its bytes (${thrownMessage(e)})`);
       }

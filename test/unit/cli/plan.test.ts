@@ -10,6 +10,8 @@ import { main } from '../../../src/cli/main.ts';
 import { modelSpec, nodeDirectory } from '../../../src/cli/node-source.ts';
 import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import { writeSafetensors, type TensorToWrite } from '../../../src/model/safetensors.ts';
+import { loadTokenizer } from '../../../src/data/tokenizer.ts';
+import { samplePromptIds } from '../../../src/data/layout.ts';
 
 function capture() {
   const out: string[] = [];
@@ -55,6 +57,36 @@ describe('finetune plan', () => {
     const bounded = JSON.parse(missing.out.join('\n'));
     expect(bounded.run.sample.promptTokensFrom).toBe('bound');
     expect(bounded.run.sample.promptTokens).toBeGreaterThanOrEqual(plan.run.sample.promptTokens);
+  });
+
+  it("counts a v0.3-shaped model's validation_prompt with its own tokenizer.model, never with the project's (another vocabulary)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-plan-v03-'));
+    try {
+      const config = JSON.parse(readFileSync('test/fixtures/mistral-7b-instruct-v0.2/config.json', 'utf8'));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, vocab_size: 32768 }));
+      const prompt = 'Write a haiku about the sea';
+      const args = ['plan', '--model', dir, '--peft_method', 'qlora', '--no-gpu', '--validation_prompt', prompt];
+      // No tokenizer of its own: bounded, saying why (the project's tokenizer has 32,000 pieces), not counted with it.
+      const none = capture();
+      expect(await main(args, none.io)).toBe(0);
+      expect(none.err).toEqual([expect.stringMatching(/^note: the validation_prompt's tokens are bounded from its bytes \(the model's vocabulary has 32768 tokens, the project's tokenizer \(public\/tokenizer\) 32000, and the model's files hold no tokenizer\.model of its own/)]);
+      expect(JSON.parse(none.out.join('\n')).run.sample.promptTokensFrom).toBe('bound');
+      // With its own beside config.json: counted with it, as train reads the model, and said.
+      writeFileSync(join(dir, 'tokenizer.model'), readFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model'));
+      const own = capture();
+      expect(await main(args, own.io)).toBe(0);
+      expect(own.err).toEqual([expect.stringMatching(/^note: the model's vocabulary has 32,768 tokens, not the project's tokenizer's 32,000: reading it with the model's own tokenizer/)]);
+      const v3 = await loadTokenizer(new Uint8Array(readFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model')));
+      const plan = JSON.parse(own.out.join('\n'));
+      expect(plan.run.sample).toMatchObject({ promptTokensFrom: 'tokenizer', promptTokens: samplePromptIds(v3, prompt, 'replicate').length });
+      v3.dispose();
+      // --tokenizer naming one of another vocabulary: bounded, saying so.
+      const other = capture();
+      expect(await main([...args, '--tokenizer', 'test/fixtures/mistral-tokenizer'], other.io)).toBe(0);
+      expect(other.err).toEqual([expect.stringMatching(/^note: the validation_prompt's tokens are bounded from its bytes \(the model's vocabulary has 32768 tokens; the tokenizer \(test\/fixtures\/mistral-tokenizer\) has 32000/)]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints the 7B plan from a folder: NF4 double-quant base ≈ 4.1 GB, a verdict against the given memory', async () => {

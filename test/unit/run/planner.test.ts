@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseHyperparams } from '../../../src/config/index.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
-import { ASSUMED_UPLOAD_BYTES_PER_SECOND, longestSequenceBound, planMemory } from '../../../src/run/planner.ts';
+import { ASSUMED_UPLOAD_BYTES_PER_SECOND, longestSequenceBound, planMemory, samplePromptTokensWith } from '../../../src/run/planner.ts';
+import { loadTokenizer } from '../../../src/data/tokenizer.ts';
 import { activationBytes } from '../../../src/engine/mistral/model.ts';
 import { dimsOf } from '../../../src/engine/mistral/dims.ts';
 import { attentionSpillFloats, decoderBytes, runnerLayout } from '../../../src/engine/mistral/sizing.ts';
@@ -330,6 +331,24 @@ describe('memory planner', () => {
     // A software adapter reads the prompt in rows of 8: smaller per-row buffers.
     expect(planMemory(mistral7b, hp, { samplePromptTokens: ids.length, gpu: { software: true } }).bytes.activations).toBeLessThan(counted.bytes.activations);
     expect(() => planMemory(mistral7b, hp, { samplePromptTokens: 0 })).toThrow(/sample prompt's token count must be a positive integer, got 0/);
+  });
+
+  it("counts a validation_prompt with a tokenizer of the model's vocabulary only: a v0.3 repository not loaded yet gets the ceiling", async () => {
+    const hp = parseHyperparams({ peft_method: 'qlora', validation_prompt: 'Write a haiku about the sea' });
+    const v1 = await mistralTokenizer();
+    const v3 = await loadTokenizer(new Uint8Array(readFileSync('test/fixtures/mistral-tokenizer-v3/tokenizer.model')), 'v3');
+    const v03 = { ...mistral7b, vocabSize: 32768 };
+    // The app's tokenizer (v1, 32,000) on a v0.2 config: its count. On v0.3's config (32,768): no count, not v1's.
+    expect(samplePromptTokensWith(v1, mistral7b, hp)).toBe(samplePromptIds(v1, hp.validation_prompt!, hp.layout).length);
+    expect(samplePromptTokensWith(v1, v03, hp)).toBeUndefined();
+    // The model's own (v3, loaded with it) counts again, as the run will: [INST] is one control token there.
+    const own = samplePromptTokensWith(v3, v03, hp);
+    expect(own).toBe(samplePromptIds(v3, hp.validation_prompt!, hp.layout).length);
+    const plan = planMemory(v03, hp, { samplePromptTokens: samplePromptTokensWith(v1, v03, hp) });
+    expect(plan.run.sample?.promptTokensFrom).toBe('bound');
+    expect(plan.run.sample!.promptTokens).toBeGreaterThanOrEqual(own!);
+    expect(samplePromptTokensWith(v1, mistral7b, parseHyperparams({ peft_method: 'qlora' }))).toBeUndefined();
+    v3.dispose();
   });
 
   it("samplePromptTokenBound is never below the tokenizer's count, in either layout, for any script or byte-fallback text", async () => {
