@@ -215,8 +215,9 @@ else
   # 3. The fused NF4 products at every projection's shape (#9: >= 0.95x plain, k/v >= 0.8x), each on both blocks:
   #    run c's forward 0.93-0.94 at q/o's, gate/up's and down's shapes (every input gradient >= 0.98). Since then the
   #    NF4 products dequantise a K step's weights before the barrier instead of between the barriers (unmeasured), and
-  #    each product is also timed with a K step of 32 beside 16 (vsKStep16, `k32` in the summary).
-  step nf4-tiled 120 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
+  #    each product is also timed with a K step of 32 beside 16 (vsKStep16, `k32` in the summary), and dequantised
+  #    first, then the plain GEMM (`deq-first`: would the bitsandbytes way reach 0.95 where the fused forward does not?).
+  step nf4-tiled 180 bench nf4 --tokens 2048 --gemm tiled --min-ms 150
   # 4. Attention beside the plain product in alternating rounds (vsPlainMatmul: #9 forward >= 0.40, backward >= 0.25);
   #    last measured in run a, skipped for time in runs b and c.
   step attention 60 bench attention --tokens 2048 --gemm tiled

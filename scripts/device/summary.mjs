@@ -74,6 +74,8 @@ function nf4Label(r) {
   if (/^plain fp32/.test(v)) return 'plain';
   const kind = /^nf4 forward/.test(v) ? 'fwd' : /^nf4 backward/.test(v) ? 'bwd' : v;
   const dq = v.includes(', double-quant') ? '-dq' : '';
+  // "deq-first": the whole weight dequantised to f32, then the plain GEMM (since 2026-12-07).
+  if (r.dequantFirst) return `${kind}${dq}/deq-first`;
   if (!v.includes(', tiled')) return `${kind}${dq}`;
   const two = v.includes(', two stages') ? '2' : '';
   const block = r.block ? `[${r.block[0]}${r.blockForced ? '*' : ''}]` : '';
@@ -105,7 +107,8 @@ function nf4Lines(lines) {
         : r.vsKStep16Rounds
           ? ` vsK16 ×${r.vsKStep16.toFixed(2)}${spread(r.vsKStep16Rounds)}`
           : '';
-    byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}${ratio}`);
+    const deq = typeof r.dequantMs === 'number' ? ` deq ${r.dequantMs.toFixed(3)} ms` : '';
+    byShape.get(k).push(`${nf4Label(r)} ${tf(r.gflops)}${ratio}${deq}`);
     if (typeof r.diffVsBasic === 'number') worstDiff = Math.max(worstDiff, r.diffVsBasic);
   }
   for (const [k, cells] of byShape) out.push(`  ${k}: ${cells.join(' | ')}`);

@@ -12,10 +12,15 @@
 // block are also timed with a K step's weights dequantised at the store, beside the default (dequantised ahead of the
 // barrier since 2026-12-04, late): `vsDefault` says what that change is worth on the GPU at hand; and with a K step of
 // 32 beside 16 where the device holds the 32-row tiles (`vsKStep16`).
+// Each product is also timed "dequantised first": the whole weight dequantised to f32 (nf4_dequantize) and then the
+// plain GEMM of the context's kernel on it, both inside the timed work, paired with the plain product. Where the fused
+// forward stays under #9's 0.95 × plain, this says whether the bitsandbytes way (dequantise, then the fp32 GEMM, at the
+// price of an N × K f32 scratch: 235 MB for gate/up at 7B) would reach it, before a training path is built on it.
+// Not used by training.
 
 import type { GpuContext } from '../engine/gpu.ts';
 import { gemm } from '../engine/kernels/matmul.ts';
-import { nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
+import { nf4_dequantize, nf4_destroy, nf4_quantize, type Nf4Weight } from '../engine/kernels/nf4.ts';
 import { nf4BackwardBasic, nf4ForwardBasic } from '../engine/kernels/nf4_matmul.ts';
 import { kStepAsked, releaseNf4Table, nf4BackwardArgs, nf4ForwardArgs, nf4MatmulBackwardTiled, nf4MatmulForwardTiled, nf4TiledVariant, nf4WideBlockFits, tiledWorkgroupBytes, type TiledBlock, type TiledOptions } from '../engine/kernels/matmul_tiled.ts';
 import { maxRelError, randomArray } from '../engine/reference/common.ts';
@@ -68,6 +73,13 @@ export interface Nf4BenchResult {
   kStep?: 32;
   vsKStep16?: number;
   vsKStep16Rounds?: number[];
+  /**
+   * The product dequantised first: nf4_dequantize into an f32 [N, K] buffer, then the plain GEMM (the context's kernel,
+   * `gemmKernel`; the forward with B transposed), timed together; `dequantMs` the dequantisation alone.
+   */
+  dequantFirst?: true;
+  dequantMs?: number;
+  gemmKernel?: string;
   reps: number;
 }
 
@@ -114,6 +126,9 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
       made.push(Y);
       const dX = ctx.createBuffer('bench dX (M, K)', M * K * 4, 'scratch');
       made.push(dX);
+      // The weight dequantised to f32 [N, K], for the products dequantised first.
+      const Wd = ctx.createBuffer('bench deq(W) f32 [N, K]', N * K * 4, 'scratch');
+      made.push(Wd);
 
       // Plain: C (M, N) = A (M, K) · B (K, N), the same FLOPs as both fused products.
       const plainProduct = (): void => gemm(ctx, { C: Y, A: X, B: Wf, M, N, K });
@@ -128,8 +143,30 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
         await ctx.sync();
         const tag = doubleQuant ? ', double-quant' : '';
         const products = [
-          { name: `nf4 forward Y = X·deq(W)ᵀ${tag}`, out: Y, own: nf4TiledVariant(ctx, nf4ForwardArgs(Y, X, W, M)).block, basic: () => nf4ForwardBasic(ctx, Y, X, W, M), tiled: (block: TiledBlock, o: TiledOptions = {}) => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 1, block, ...o }) },
-          { name: `nf4 backward dX = dY·deq(W)${tag}`, out: dX, own: nf4TiledVariant(ctx, nf4BackwardArgs(dX, dY, W, M)).block, basic: () => nf4BackwardBasic(ctx, dX, dY, W, M), tiled: (block: TiledBlock, o: TiledOptions = {}) => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 1, block, ...o }) },
+          {
+            name: `nf4 forward Y = X·deq(W)ᵀ${tag}`,
+            out: Y,
+            own: nf4TiledVariant(ctx, nf4ForwardArgs(Y, X, W, M)).block,
+            basic: () => nf4ForwardBasic(ctx, Y, X, W, M),
+            tiled: (block: TiledBlock, o: TiledOptions = {}) => nf4MatmulForwardTiled(ctx, Y, X, W, M, {}, { stages: 1, block, ...o }),
+            // Y (M, N) = X (M, K) · Wdᵀ, Wd [N, K].
+            dequantFirst: () => {
+              nf4_dequantize(ctx, Wd, W);
+              gemm(ctx, { C: Y, A: X, B: Wd, M, N, K, transB: true });
+            },
+          },
+          {
+            name: `nf4 backward dX = dY·deq(W)${tag}`,
+            out: dX,
+            own: nf4TiledVariant(ctx, nf4BackwardArgs(dX, dY, W, M)).block,
+            basic: () => nf4BackwardBasic(ctx, dX, dY, W, M),
+            tiled: (block: TiledBlock, o: TiledOptions = {}) => nf4MatmulBackwardTiled(ctx, dX, dY, W, M, {}, { stages: 1, block, ...o }),
+            // dX (M, K) = dY (M, N) · Wd, Wd [N, K] as stored: the plain product's own arrangement.
+            dequantFirst: () => {
+              nf4_dequantize(ctx, Wd, W);
+              gemm(ctx, { C: dX, A: dY, B: Wd, M, N: K, K: N });
+            },
+          },
         ];
         for (const p of products) {
           yield result(p.name, await timeGpu(ctx, p.basic, { minMs }), plain);
@@ -174,6 +211,22 @@ export async function* benchNf4(ctx: GpuContext, shapes: readonly Nf4BenchShape[
               kStep: 32,
               vsKStep16: deep.ratio,
               vsKStep16Rounds: deep.ratios,
+              diffVsBasic: maxRelError(await ctx.readF32(p.out), basicOut),
+            };
+          }
+          // Dequantised first, then the plain GEMM: paired with the plain product, the dequantisation also timed alone.
+          {
+            const paired = await timePaired(ctx, plainProduct, p.dequantFirst, benchTiming(minMs));
+            const dequant = await timeGpu(ctx, () => nf4_dequantize(ctx, Wd, W), { minMs });
+            ctx.clear(p.out);
+            p.dequantFirst();
+            yield {
+              ...result(`${p.name}, dequantised first`, paired.candidate, plain),
+              vsPlain: paired.ratio,
+              vsPlainRounds: paired.ratios,
+              dequantFirst: true,
+              dequantMs: dequant.ms,
+              gemmKernel: ctx.gemmKernel,
               diffVsBasic: maxRelError(await ctx.readF32(p.out), basicOut),
             };
           }

@@ -19,7 +19,7 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     ]);
   });
 
-  it('yields the plain product first, then the fused forward and backward (each basic, then tiled on its block, dequantised at the store and with a K step of 32 beside that, and on the other block where both fit, those timed beside the plain product), plain and double-quantised', async () => {
+  it('yields the plain product first, then the fused forward and backward (each basic, then tiled on its block, dequantised at the store and with a K step of 32 beside that, dequantised first and then the plain GEMM, and on the other block where both fit, those timed beside the plain product), plain and double-quantised', async () => {
     const rows: Nf4BenchResult[] = [];
     for await (const r of benchNf4(ctx, [{ M: 33, N: 64, K: 128 }], 1)) rows.push(r);
     // The wide NF4 block needs 64 bytes over 16 KiB of workgroup memory: on an adapter without them every product runs
@@ -32,6 +32,7 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
       `${name}, tiled`,
       `${name}, tiled, dequantised at the store`,
       ...(deepFits ? [`${name}, tiled, K step 32`] : []),
+      `${name}, dequantised first`,
       ...(bothBlocks ? [`${name}, tiled, wide block`] : []),
     ];
     expect(rows.map((r) => r.variant)).toEqual([
@@ -60,7 +61,7 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
     expect(rows[0].vsPlain).toBe(1);
     // The basic products against the shape's plain line; the tiled ones against the plain product timed beside them
     // in three alternating rounds, the median of their ratios.
-    for (const r of rows.slice(1).filter((r) => !r.variant.includes('tiled'))) {
+    for (const r of rows.slice(1).filter((r) => !r.variant.includes('tiled') && !r.dequantFirst)) {
       expect(r.vsPlain).toBeCloseTo(r.gflops / rows[0].gflops, 9);
       expect(r.vsPlainRounds).toBeUndefined();
     }
@@ -92,6 +93,28 @@ describe('benchNf4 (tiny shape; real speed is measured on real GPUs, never asser
       expect(r.vsKStep16Rounds).toHaveLength(3);
       expect(r.vsKStep16).toBe(median(r.vsKStep16Rounds!));
       expect(r.vsPlain).toBeCloseTo(own.vsPlain * r.vsKStep16!, 9);
+    }
+  });
+
+  it("times each product dequantised first (the whole weight to f32, then the context's plain GEMM) beside the plain product: the basic product's output, the dequantisation's own time", async () => {
+    const rows: Nf4BenchResult[] = [];
+    for await (const r of benchNf4(ctx, [{ M: 9, N: 128, K: 192 }], 1)) rows.push(r);
+    const first = rows.filter((r) => r.dequantFirst);
+    expect(first.map((r) => r.variant)).toEqual([
+      'nf4 forward Y = X·deq(W)ᵀ, dequantised first',
+      'nf4 backward dX = dY·deq(W), dequantised first',
+      'nf4 forward Y = X·deq(W)ᵀ, double-quant, dequantised first',
+      'nf4 backward dX = dY·deq(W), double-quant, dequantised first',
+    ]);
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1];
+    for (const r of first) {
+      // Its output is written again after a clear, so a product that wrote nothing would differ by 1.
+      expect(r.diffVsBasic, r.variant).toBeLessThan(1e-5);
+      expect(r.vsPlainRounds, r.variant).toHaveLength(3);
+      expect(r.vsPlain).toBe(median(r.vsPlainRounds!));
+      expect(r.dequantMs).toBeGreaterThan(0);
+      expect(r.gemmKernel).toBe(ctx.gemmKernel);
+      expect(r.gflops).toBeCloseTo((2 * 9 * 128 * 192) / (r.ms * 1e6), 6);
     }
   });
 

@@ -276,6 +276,17 @@ describe('summarise', () => {
     expect(s).toContain('8x64x64: plain 35.0 | fwd-dq/tiled[w] 33.0 ×0.95 (0.94–0.96) | fwd-dq/tiled[w]@store 31.0 vsDefault ×0.94 (0.93–0.99)');
   });
 
+  it('names an NF4 product dequantised first (then the plain GEMM) apart from the basic fused one, with its ratio and the dequantisation\'s time', () => {
+    const lines = [
+      { device: 'step', step: 'nf4-tiled', attempt: 1 },
+      { bench: 'nf4', variant: 'plain fp32 (C = A·B)', M: 8, N: 64, K: 64, gflops: 35000, vsPlain: 1 },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ', M: 8, N: 64, K: 64, gflops: 20000, vsPlain: 0.571 },
+      { bench: 'nf4', variant: 'nf4 forward Y = X·deq(W)ᵀ, dequantised first', M: 8, N: 64, K: 64, gflops: 34000, vsPlain: 0.97, vsPlainRounds: [0.96, 0.97, 0.99], dequantFirst: true, dequantMs: 0.0123, gemmKernel: 'tiled' },
+      { device: 'step-end', step: 'nf4-tiled', attempt: 1, exit: 0, seconds: 9 },
+    ];
+    expect(summariseRecords(lines)).toContain('8x64x64: plain 35.0 | fwd 20.0 | fwd/deq-first 34.0 ×0.97 (0.96–0.99) deq 0.012 ms');
+  });
+
   it('names the tiled kernel on the warp map apart from the row map in matmul lines', () => {
     const lines = [
       { device: 'step', step: 'matmul-tiled-warp', attempt: 1 },

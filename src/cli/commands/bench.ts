@@ -72,7 +72,7 @@ what:
              and with --tokens Mistral-7B's projection shapes; shapes that are not whole blocks are skipped, said so
              (not part of "all")
   nf4        fused NF4 matmuls (forward, input gradient; plain and double-quant; each on the basic and the tiled
-             kernel) at Mistral-7B projection shapes
+             kernel) at Mistral-7B projection shapes, and each dequantised first, then the plain GEMM (deq-first)
   attention  causal GQA attention forward/backward at Mistral-7B's head layout (32 heads, 8 KV heads, head_dim 128);
              the row-split forward and backward (default) and the tiled ones (forward-tiled, backward-tiled; vsRows = the
              tiled rate ÷ the row-split one's, same run); with subgroups, forward-tiled-without-subgroups too
