@@ -29,3 +29,14 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
+
+/**
+ * A wait a server asked for, in words: "45 s", "60 min", "5 h", and "more than a day (Retry-After: 86401 s)" past
+ * that, where a count of hours or days would read as a promise (a 20-digit Retry-After was said as so many seconds).
+ */
+export function formatWait(seconds: number): string {
+  if (seconds < 120) return `${formatCount(seconds)} s`;
+  if (seconds < 2 * 3600) return `${formatCount(seconds / 60)} min`;
+  if (seconds <= 24 * 3600) return `${formatCount(seconds / 3600)} h`;
+  return `more than a day (Retry-After: ${seconds.toLocaleString('en-US', { useGrouping: false, maximumFractionDigits: 0 })} s)`;
+}

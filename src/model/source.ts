@@ -13,6 +13,7 @@ import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { parseBoundedJson } from '../core/bounded-json.ts';
 import { readAtMost } from '../core/bytes.ts';
 import { retryAfterMs } from '../core/retry-after.ts';
+import { formatWait } from '../core/units.ts';
 import { hubManifest, type HubFileInfo } from './hub-manifest.ts';
 import { eitherSignal } from '../core/signals.ts';
 import { quote, visibleText } from '../core/quote.ts';
@@ -339,9 +340,9 @@ function secondsText(ms: number): string {
   return `${Number((ms / 1000).toPrecision(2))} s`;
 }
 
-/** A wait for a message: seconds up to two minutes, minutes past that. */
+/** A wait for a message: seconds up to two minutes, then minutes, hours, and "more than a day" (formatWait). */
 function durationText(ms: number): string {
-  return ms < 120_000 ? secondsText(ms) : `${Math.round(ms / 60_000)} min`;
+  return ms < 120_000 ? secondsText(ms) : formatWait(ms / 1000);
 }
 
 /** A body that brought less than PROGRESS_BYTES within the slow window (slowWindowMs). */

@@ -5,6 +5,7 @@ import { FinetuneError } from '../core/errors.ts';
 import { networkReason } from '../core/network-errors.ts';
 import { PROXY_PROBLEM_TITLE } from './endpoints.ts';
 import { visibleText } from '../core/quote.ts';
+import { formatWait } from '../core/units.ts';
 
 /** What a failed call was doing, in words, from its method and path (after /v1). */
 export function describeCall(method: string, path: string): string {
@@ -89,7 +90,7 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
       return new FinetuneError('remote', `Replicate refused the request while ${call} (422 validation failed): ${what}`, { ...base, fields: fields.map((f) => f.split(':')[0]) });
     }
     case 429: {
-      const again = opts.retryAfterS !== undefined ? ` Try again in ${opts.retryAfterS} s.` : ' Try again in a minute.';
+      const again = opts.retryAfterS !== undefined ? ` Try again in ${formatWait(opts.retryAfterS)}.` : ' Try again in a minute.';
       return new FinetuneError('remote', `Replicate is rate limiting these requests (429 Too Many Requests) while ${call}, still after ${opts.retries ?? 0} retries.${again}`, { ...base, ...(opts.retryAfterS !== undefined ? { retryAfterS: opts.retryAfterS } : {}) });
     }
     default:

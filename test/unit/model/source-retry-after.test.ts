@@ -108,6 +108,14 @@ describe('Retry-After on 429 / 503', () => {
     expect(waits).toEqual([]);
   });
 
+  it('a Retry-After of 20 digits is said as more than a day, with the seconds asked, not as so many minutes', async () => {
+    server = await limiter(3_600_000, () => '12345678901234567890');
+    const src = await httpSource(`${server.base}/f`, { retryDelayMs: 1, sleep: fakeSleep });
+    const e = await errorOf(() => src.read(0, 10));
+    expect(e.message).toMatch(/HTTP 429\) and asked to wait more than a day \(Retry-After: 12345678901234567000 s\) before trying again, more than the 5 min waited/);
+    expect(waits).toEqual([]);
+  });
+
   it('waits the server asks for add up to at most 10 minutes a read, then the read fails saying so', async () => {
     server = await limiter(3_600_000, () => '240');
     const src = await httpSource(`${server.base}/f`, { retryDelayMs: 1, sleep: fakeSleep });

@@ -49,8 +49,20 @@ describe('remoteFetch', () => {
     const f = remoteFetch({ apiBase: API, fetch: s.fetch, sleep: async () => {} });
     const e = await f(`${API}/trainings/abc`).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FinetuneError);
-    expect((e as Error).message).toMatch(/rate limiting .* while reading training abc, still after 0 retries\. Try again in 3600 s\./);
+    expect((e as Error).message).toMatch(/rate limiting .* while reading training abc, still after 0 retries\. Try again in 60 min\./);
     expect(s.calls()).toBe(1);
+  });
+
+  it('says a Retry-After in hours as hours, and one of 20 digits as more than a day, not as so many seconds', async () => {
+    const said = async (after: string): Promise<string> => {
+      const s = scripted([problem(429, { 'retry-after': after })]);
+      const f = remoteFetch({ apiBase: API, fetch: s.fetch, sleep: async () => {} });
+      const e = (await f(`${API}/trainings/abc`).catch((x: unknown) => x)) as FinetuneError;
+      return e.message.replace('Replicate is rate limiting these requests (429 Too Many Requests) while reading training abc, still after 0 retries. ', '');
+    };
+    expect(await said('7200')).toBe('Try again in 2 h.');
+    // The seconds as a double holds them (20 digits, the last few rounded), without exponent or grouping.
+    expect(await said('12345678901234567890')).toMatch(/^Try again in more than a day \(Retry-After: 123456789012345\d{5} s\)\.$/);
   });
 
   it('backs off (doubling) on 5xx for GETs, never re-sends a POST after a 5xx or a lost connection', async () => {
