@@ -9,6 +9,8 @@ import { nodeErrorReason } from './node-error.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
 import { checkFileName, checkRange, displayUrl, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
 import { quote, visibleText } from '../core/quote.ts';
+import { withOfflineCopy } from '../model/offline-copy.ts';
+import { folderStoreFiles } from './node-store.ts';
 
 /** A file on disk as a ByteSource. Each read opens the file, reads at the offset and closes it (no handle leaks). */
 export async function nodeFileSource(path: string, name = path): Promise<ByteSource> {
@@ -82,6 +84,17 @@ export interface ModelSpecOptions {
   token?: string;
   /** Hub revision (branch, tag or commit); default main. */
   revision?: string;
+  /**
+   * The weight cache's folder (absent or null: no cache): a Hub repository or a URL keeps its offline copy there
+   * (src/model/offline-copy.ts), so that a model whose weights are cached loads without the network.
+   */
+  cacheDir?: string | null;
+}
+
+/** A remote model's files keeping their offline copy in the cache folder (made at the first write). */
+function withCopyIn(files: FileSet, cacheDir: string | null | undefined, source: string): FileSet {
+  if (!cacheDir) return files;
+  return withOfflineCopy(files, folderStoreFiles(cacheDir), source);
 }
 
 /** How a `--model` argument was read: a directory, a Hub repository, or an http(s) folder serving Range requests. */
@@ -130,7 +143,8 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     // (on its redirect to the CDN) versions the files for the weight cache (src/model/source.ts, answerValidator).
     const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined, redirects: 'here' });
     const path = new URL(spec).pathname.replace(/\/+$/, '');
-    return { kind: 'url', files, label: basename(path) || new URL(spec).host, cacheSource: displayUrl(spec), formerCacheSources: [] };
+    const cacheSource = displayUrl(spec);
+    return { kind: 'url', files: withCopyIn(files, o.cacheDir, cacheSource), label: basename(path) || new URL(spec).host, cacheSource, formerCacheSources: [] };
   }
   if (existsSync(spec)) {
     if (!statSync(spec).isDirectory()) throw new FinetuneError('bad-input', `--model ${quote(spec)} is a file; give the folder that holds config.json and the safetensors`);
@@ -143,7 +157,9 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     const label = revision === undefined ? spec : `${spec}@${revision}`;
     // The cache's name always has the revision: no --revision and --revision main are the same files. Entries named
     // by the label (owner/name, before 2026-12-04) are moved to it at the next load (src/run/weight-cache.ts).
-    return { kind: 'hub', files: hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN' }), label, cacheSource: `${spec}@${revision ?? 'main'}`, formerCacheSources: [] };
+    const cacheSource = `${spec}@${revision ?? 'main'}`;
+    const files = hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN' });
+    return { kind: 'hub', files: withCopyIn(files, o.cacheDir, cacheSource), label, cacheSource, formerCacheSources: [] };
   }
   throw new FinetuneError('bad-input', `--model ${quote(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);
 }

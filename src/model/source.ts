@@ -49,6 +49,11 @@ export interface FileSet {
    * of the file when it aborts: a checkpoint stops its other shards' probes with it once one has failed.
    */
   open(name: string, options?: OpenOptions): Promise<ByteSource>;
+  /**
+   * A remote model's offline copy of its files' descriptions (src/model/offline-copy.ts), where the set keeps one: a
+   * load that succeeded keeps what it read (`keep`), and says when files came from the copy (`notes`).
+   */
+  readonly offline?: { keep(): Promise<void>; notes(): string[] };
 }
 
 export interface OpenOptions {

@@ -28,6 +28,7 @@ import { calibrate, calibrateSample, calibrateValidation, countedShare, estimate
 import { validationSteps } from './eta.ts';
 import { generate, type GenerationResult, type GenerationSettings, type StreamedToken } from './generate.ts';
 import { loadWeightsCached, type WeightCacheStore } from './weight-cache.ts';
+import { keepOfflineCopy } from '../model/offline-copy.ts';
 import { chooseLayerStreaming, type StreamLayersChoice } from './layer-streaming.ts';
 import type { BaseMatmul, GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
@@ -390,6 +391,9 @@ export class FinetuneSession {
       destroyMistralWeights(this.ctx, weights);
       throw new FinetuneError('bad-input', 'a training run started while the model loaded: it keeps the model it started with; stop it to load another');
     }
+    // A remote model's files described for a later load without the network (their weights are cached now), and
+    // said when this load read them from such a copy.
+    const offlineNotes = this.weightCache ? await keepOfflineCopy(files) : [];
     const gpuBytes = this.ctx.ledger.snapshot().byCategory.weights.currentBytes - before;
     // Work still going on the old model (an estimate the page asked for as the form changed, a validation loss, a
     // generation, an export) stops or finishes before its weights are freed: freed under it, its next submit failed
@@ -421,7 +425,7 @@ export class FinetuneSession {
       fromCache: loaded.fromCache,
       streamedLayers: isStreamed(weights),
       notices: streaming.notice ? [streaming.notice] : [],
-      warnings: [...c.warnings, ...ckpt.warnings, ...loaded.notes],
+      warnings: [...offlineNotes, ...c.warnings, ...ckpt.warnings, ...loaded.notes],
       tokenizer: { name: this.tokenizer.identity?.name ?? 'tokenizer.model', vocab: this.tokenizer.vocabSize, own: ownTokenizer !== null, key: tokenizerKeyOf(this.tokenizer, ownTokenizer !== null) },
     };
   }

@@ -213,7 +213,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   const mismatch = h('div', { class: 'notice warn', hidden: true, 'data-testid': 'model-mismatch' });
   const info = h('div', { 'data-testid': 'model-info' });
   const memory = h('div', { 'data-testid': 'gpu-memory' });
-  const warnings = h('ul', { class: 'warnings' });
+  const warnings = h('ul', { class: 'warnings', 'data-testid': 'model-warnings' });
 
   const sourceOf = (): { source: ModelSource; label: string } | string => {
     switch (kind) {

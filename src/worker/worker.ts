@@ -27,7 +27,8 @@ import type { LoadProgress } from '../engine/mistral/weights.ts';
 import type { DataStats } from '../data/batches.ts';
 import { opfsFolderFiles, opfsRunStore } from './opfs-store.ts';
 import { runLock, workerLocks } from './run-lock.ts';
-import { browserWeightCache } from './opfs-weight-cache.ts';
+import { browserWeightCache, WEIGHT_CACHE_FOLDER } from './opfs-weight-cache.ts';
+import { withOfflineCopy, type OfflineCopyStore } from '../model/offline-copy.ts';
 import { checkCacheKey } from '../run/weight-cache.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import { exampleLabels, type Layout } from '../data/layout.ts';
@@ -231,6 +232,19 @@ async function onGpu<T>(ranOn: GpuContext, call: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Where a Hub repository's offline copy lives (src/model/offline-copy.ts): the weight cache's folder, opened at each
+ * use. Without a private file system there is none to read, and a write fails (the session writes only with a cache).
+ */
+const offlineCopies: OfflineCopyStore = {
+  read: async (name) => (await opfsFolderFiles(WEIGHT_CACHE_FOLDER))?.read(name) ?? null,
+  write: async (name, bytes) => {
+    const folder = await opfsFolderFiles(WEIGHT_CACHE_FOLDER);
+    if (!folder) throw new Error("this browser gives the page no private file system");
+    await folder.write(name, bytes);
+  },
+};
+
 function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; name: string } {
   switch (src.kind) {
     case 'demo': {
@@ -239,8 +253,11 @@ function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; n
       const files = urlFileSet(new URL(`${import.meta.env.BASE_URL}models/mistral-nano-demo/`, self.location.origin).href);
       return { files: { ...files, list: () => ['config.json', 'generation_config.json', 'model.safetensors'] }, name: 'mistral-nano-demo' };
     }
-    case 'hub':
-      return { files: hubFileSet(src.repo, { revision: src.revision, token: src.token }), name: `${src.repo}${src.revision ? `@${src.revision}` : ''}` };
+    case 'hub': {
+      const name = `${src.repo}${src.revision ? `@${src.revision}` : ''}`;
+      // With its offline copy beside the cached weights: a repository loaded before loads again without the network.
+      return { files: withOfflineCopy(hubFileSet(src.repo, { revision: src.revision, token: src.token }), offlineCopies, name), name };
+    }
     case 'files':
       // A picked folder names the model (as the CLI names it after its --model folder); loose files by their names.
       return { files: blobFileSet(src.files), name: pickedFolderName(src.files) ?? localFilesModelName(src.files.map((f) => f.name)) };

@@ -161,6 +161,8 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
   /** Every request the fake Hub got: method, path, Range, Authorization. */
   const hubRequests: { method: string; path: string; range: string; auth: string }[] = [];
   let node = 0;
+  /** The Hub unreachable: every request to it fails as it does without a network. */
+  let offline = false;
   beforeAll(async () => {
     app = await openApp('/', async (page) => {
       await page.route('**/datasets/sample.jsonl', (route) => route.fulfill({ status: 404, body: '' }));
@@ -169,6 +171,7 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
         const path = new URL(req.url()).pathname;
         const headers = await req.allHeaders();
         hubRequests.push({ method: req.method(), path, range: headers.range ?? '', auth: headers.authorization ?? '' });
+        if (offline) return route.abort('internetdisconnected');
         if (req.method() === 'OPTIONS') {
           return route.fulfill({ status: 204, headers: { ...cors, 'access-control-allow-headers': 'authorization, content-type, range', 'access-control-allow-methods': 'GET, POST' } });
         }
@@ -230,5 +233,22 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
     expect(await loadHub()).toBe('true');
     const weightReads = hubRequests.slice(from).filter((r) => r.path.endsWith('/model.safetensors') && r.method === 'GET' && r.range !== 'bytes=0-0');
     expect(weightReads.map((r) => r.range).filter((range) => Number(/bytes=(\d+)/.exec(range)?.[1]) >= DATA_OFFSET)).toEqual([]);
+  });
+
+  it('without the network, loads it again from its offline copy and the cache, and says so', async () => {
+    offline = true;
+    try {
+      const from = hubRequests.length;
+      expect(await loadHub()).toBe('true');
+      // The Hub was asked (and did not answer) before the copy was read.
+      expect(hubRequests.length).toBeGreaterThan(from);
+      // Loaded, not refused beside the model loaded before (a single-file model: its sharded index, not found at the
+      // online load, is not found in the copy either).
+      expect(await app.page.getByTestId('model-load-failure').isHidden()).toBe(true);
+      const warnings = await app.page.getByTestId('model-warnings').textContent();
+      expect(warnings).toMatch(/offline: the server could not be reached \(someone\/nano\/config\.json: .*\); config\.json, model\.safetensors read from the offline copy of \d{4}-\d\d-\d\d \d\d:\d\d UTC \(kept at an earlier load\): the server may hold newer files/);
+    } finally {
+      offline = false;
+    }
   });
 });

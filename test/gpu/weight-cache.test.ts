@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeWeightCache } from '../../src/cli/node-weight-cache.ts';
+import { folderStoreFiles } from '../../src/cli/node-store.ts';
+import { offlineCopyName, withOfflineCopy } from '../../src/model/offline-copy.ts';
 import { loadTokenizer } from '../../src/data/tokenizer.ts';
 import type { GpuContext } from '../../src/engine/gpu.ts';
 import { downloadWeightParts } from '../../src/engine/mistral/weight-parts.ts';
@@ -147,6 +149,34 @@ describe('weight cache', () => {
     } finally {
       session.weightCache = store;
       await bare.close();
+    }
+  });
+
+  it('without the network: a model loaded before loads from its offline copy and the cache, the same bytes, and says so', async () => {
+    const remote = await startRangeServer(DIR);
+    const copies = folderStoreFiles(cacheDir);
+    const source = 'tiny, remote';
+    try {
+      const online = await session.loadModel(withOfflineCopy(urlFileSet(remote.base, { retryDelayMs: 5 }), copies, source), source, 'nf4-double');
+      expect(online.fromCache).toBe(false);
+      expect(online.warnings.join(' ')).not.toMatch(/offline/);
+      // The copy beside the entries: the files' descriptions (a few KB), not their weights.
+      const copy = readdirSync(cacheDir).find((n) => n.startsWith('offline-copy-'));
+      expect(copy).toBe(await offlineCopyName(source));
+      expect(readFileSync(join(cacheDir, copy!)).length).toBeLessThan(100_000);
+      const want = await gpuBytes();
+      await remote.close();
+      const offline = await session.loadModel(withOfflineCopy(urlFileSet(remote.base, { retryDelayMs: 5, retries: 1 }), copies, source), source, 'nf4-double');
+      expect(offline.fromCache).toBe(true);
+      expect(offline.warnings[0]).toMatch(/^offline: the server could not be reached \(config\.json: network failure \(connect ECONNREFUSED [^)]*\)[^)]*\); config\.json, model\.safetensors\.index\.json, .* read from the offline copy of \d{4}-\d\d-\d\d \d\d:\d\d UTC \(kept at an earlier load\): the server may hold newer files$/);
+      expect(sameBytes(await gpuBytes(), want)).toBe(true);
+      // At settings whose weights are not cached, the offline load needs the weights' bytes: it fails saying so, and
+      // the model loaded before stays.
+      const e = await session.loadModel(withOfflineCopy(urlFileSet(remote.base, { retryDelayMs: 5, retries: 1 }), copies, source), source, 'nf4').then(() => null, (x: unknown) => x as Error);
+      expect(e?.message).toMatch(/the offline copy of .* holds only its descriptions, not bytes .*: the weights of these files are not in the weight cache \(or not at these settings\); connect to load them/);
+      expect(sameBytes(await gpuBytes(), want)).toBe(true);
+    } finally {
+      await remote.close().catch(() => undefined);
     }
   });
 });

@@ -1,6 +1,7 @@
 import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { loadWeightsCached } from '../../run/weight-cache.ts';
+import { keepOfflineCopy } from '../../model/offline-copy.ts';
 import { supersededNote } from '../../run/weight-cache-prune.ts';
 import { GENERATION_LIMITS, parseGenerationSetting, type GenerationSetting } from '../../config/generation.ts';
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
@@ -141,7 +142,7 @@ export function makeGenerateCommand(
       if (adapter?.note) io.err(`note: ${adapter.note}`);
       // The checkpoint's config and the adapter are read before the GPU is asked for: a wrong zip or an adapter for
       // another model is one line at once, not after the weights are loaded.
-      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
+      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['no-cache'] ? null : cacheDir });
       const ckpt = await openBaseCheckpoint(spec.files);
       // Before the GPU and the weights: a model of another vocabulary (Mistral-7B v0.3's 32768 tokens) without a
       // tokenizer of its own once loaded whole, then decoded wrong tokens or failed on an id past the tokenizer's end.
@@ -181,7 +182,8 @@ export function makeGenerateCommand(
         // The load's progress on stderr (stdout is the generated text): a Mistral-7B download takes minutes.
         const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
         const loaded = await loadWeightsCached(ctx, spec.files, ckpt, { quantization, source: spec.cacheSource, legacySources: [spec.label, ...spec.formerCacheSources], cache, streamLayers, onProgress });
-        for (const n of loaded.notes) io.err(`warning: ${n}`);
+        // A remote model's files described for a load without the network, and said when this one read them so.
+        for (const n of [...(await keepOfflineCopy(spec.files)), ...loaded.notes]) io.err(`warning: ${n}`);
         const older = cache ? supersededNote(await cache.list(), spec.cacheSource, quantization, 'finetune cache prune') : null;
         if (older) io.err(`note: ${older}`);
         const weights = loaded.weights;
