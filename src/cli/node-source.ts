@@ -94,7 +94,8 @@ export interface ModelSpecOptions {
 /** A remote model's files keeping their offline copy in the cache folder (made at the first write). */
 function withCopyIn(files: FileSet, cacheDir: string | null | undefined, source: string): FileSet {
   if (!cacheDir) return files;
-  return withOfflineCopy(files, folderStoreFiles(cacheDir), source);
+  // HF_HUB_OFFLINE=1, Hugging Face's own switch for "no network": the copy is read at once, not after the retries.
+  return withOfflineCopy(files, folderStoreFiles(cacheDir), source, { knownOffline: () => ['1', 'true', 'yes', 'on'].includes((process.env.HF_HUB_OFFLINE ?? '').toLowerCase()) });
 }
 
 /** How a `--model` argument was read: a directory, a Hub repository, or an http(s) folder serving Range requests. */

@@ -151,7 +151,20 @@ function keptSource(f: KeptFile, why: string, date: string): ByteSource {
  * every later one the copy holds are served from it, without asking the server again (each try would wait through
  * its retries). A file the copy does not hold fails as `inner` fails.
  */
-export function withOfflineCopy(inner: FileSet, store: OfflineCopyStore, source: string, o: { now?: () => number } = {}): FileSet & { offline: OfflineCopy } {
+export function withOfflineCopy(
+  inner: FileSet,
+  store: OfflineCopyStore,
+  source: string,
+  o: {
+    now?: () => number;
+    /**
+     * True when the machine knows it has no network (a browser's `navigator.onLine` false): the copy is read at once,
+     * not after the first open has waited through its retries (about 15 s). A wrong true costs nothing the copy lacks:
+     * a file it does not hold is still asked of the server.
+     */
+    knownOffline?: () => boolean;
+  } = {},
+): FileSet & { offline: OfflineCopy } {
   const now = o.now ?? Date.now;
   /** This load's files read online, and what of them was read. */
   const seen = new Map<string, KeptFile>();
@@ -217,6 +230,7 @@ export function withOfflineCopy(inner: FileSet, store: OfflineCopyStore, source:
     ...(inner.name !== undefined ? { name: inner.name } : {}),
     ...(inner.list ? { list: () => inner.list!() } : {}),
     async open(name: string, options?: OpenOptions): Promise<ByteSource> {
+      if (offlineWhy === null && o.knownOffline?.()) offlineWhy = 'this machine is offline';
       if (offlineWhy !== null) {
         const kept = await fromCopy(name);
         if (kept) return kept;

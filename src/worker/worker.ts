@@ -256,7 +256,9 @@ function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; n
     case 'hub': {
       const name = `${src.repo}${src.revision ? `@${src.revision}` : ''}`;
       // With its offline copy beside the cached weights: a repository loaded before loads again without the network.
-      return { files: withOfflineCopy(hubFileSet(src.repo, { revision: src.revision, token: src.token }), offlineCopies, name), name };
+      // The browser's word that it is offline sends the load to the copy at once, not after 15 s of retries.
+      const knownOffline = (): boolean => (self.navigator as Navigator | undefined)?.onLine === false;
+      return { files: withOfflineCopy(hubFileSet(src.repo, { revision: src.revision, token: src.token }), offlineCopies, name, { knownOffline }), name };
     }
     case 'files':
       // A picked folder names the model (as the CLI names it after its --model folder); loose files by their names.

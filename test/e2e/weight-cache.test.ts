@@ -251,4 +251,17 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
       offline = false;
     }
   });
+
+  it("where the browser knows it is offline, reads the copy at once, without asking the Hub", async () => {
+    await app.page.context().setOffline(true);
+    try {
+      const from = hubRequests.length;
+      expect(await loadHub()).toBe('true');
+      expect(await app.page.getByTestId('model-load-failure').isHidden()).toBe(true);
+      expect(await app.page.getByTestId('model-warnings').textContent()).toMatch(/offline: this machine is offline; config\.json, model\.safetensors read from the offline copy of/);
+      expect(hubRequests.slice(from).filter((r) => r.path.includes('/resolve/'))).toEqual([]);
+    } finally {
+      await app.page.context().setOffline(false);
+    }
+  });
 });

@@ -124,6 +124,22 @@ describe('an offline copy of a remote model', () => {
     expect([c.version, c.formerVersion]).toEqual(['"config.json-v1"', '"cdn-node-3"']);
   });
 
+  it("reads the copy at once where the machine says it is offline, and still asks the server for a file the copy lacks", async () => {
+    const store = memoryStoreFiles();
+    const net = remote({ 'config.json': config, 'tokenizer.model': new Uint8Array([1, 2, 3]) });
+    const online = withOfflineCopy(net, store, 'm', { knownOffline: () => false });
+    await (await online.open('config.json')).read(0, config.length);
+    await online.offline.keep();
+    net.opened.length = 0;
+    const offline = withOfflineCopy(net, store, 'm', { knownOffline: () => true });
+    expect(await (await offline.open('config.json')).read(0, config.length)).toEqual(config);
+    expect(net.opened).toEqual([]);
+    expect(offline.offline.notes()[0]).toMatch(/^offline: this machine is offline; config\.json read from the offline copy of/);
+    // Not in the copy: asked of the server, which (the machine's word was wrong) answers.
+    expect((await (await offline.open('tokenizer.model')).read(0, 3))).toEqual(new Uint8Array([1, 2, 3]));
+    expect(net.opened).toEqual(['tokenizer.model']);
+  });
+
   it('remembers a file the server did not have (a sharded index asked for before a single file): offline it is not found again, not unreachable', async () => {
     const store = memoryStoreFiles();
     const net = remote({ 'config.json': config, 'model.safetensors': shard });
@@ -212,6 +228,15 @@ describe('an offline copy of a remote model', () => {
       const offline = modelSpec(server.base, { cacheDir });
       expect((await openBaseCheckpoint(offline.files)).config).toEqual(ckpt.config);
       expect((await keepOfflineCopy(offline.files))[0]).toMatch(/^offline: the server could not be reached/);
+      // HF_HUB_OFFLINE=1 (Hugging Face's switch): the copy at once, as the machine's own word.
+      process.env.HF_HUB_OFFLINE = '1';
+      try {
+        const told = modelSpec(server.base, { cacheDir });
+        await openBaseCheckpoint(told.files);
+        expect((await keepOfflineCopy(told.files))[0]).toMatch(/^offline: this machine is offline; config\.json/);
+      } finally {
+        delete process.env.HF_HUB_OFFLINE;
+      }
     } finally {
       await server.close().catch(() => undefined);
       rmSync(cacheDir, { recursive: true, force: true });
