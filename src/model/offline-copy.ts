@@ -84,9 +84,27 @@ const toBase64 = (bytes: Uint8Array): string => {
 };
 const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 
+/** The name of every copy's file (offlineCopyName). */
+export const OFFLINE_COPY_FILE = /^offline-copy-[0-9a-f]{40}\.json$/;
+
 /** The copy's file name in its store: the source's hash (a source is a path, a URL or a Hub id; none is a file name). */
 export async function offlineCopyName(source: string): Promise<string> {
   return `offline-copy-${(await sha256Hex(new TextEncoder().encode(source))).slice(0, 40)}.json`;
+}
+
+/**
+ * Removes the copies in `folder` of every source but `sourcesLeft` (the sources of the weight-cache entries that are
+ * left: a copy serves only a load whose weights are cached). Returns how many went.
+ */
+export async function removeOrphanCopies(folder: { list(): Promise<string[]>; remove(name: string): Promise<void> }, sourcesLeft: Iterable<string>): Promise<number> {
+  const wanted = new Set(await Promise.all([...sourcesLeft].map(offlineCopyName)));
+  let removed = 0;
+  for (const name of await folder.list()) {
+    if (!OFFLINE_COPY_FILE.test(name) || wanted.has(name)) continue;
+    await folder.remove(name);
+    removed++;
+  }
+  return removed;
 }
 
 const copyHash = (c: Pick<Copy, 'source' | 'savedAt' | 'files'>): Promise<string> => sha256Hex(new TextEncoder().encode(JSON.stringify([c.source, c.savedAt, c.files])));

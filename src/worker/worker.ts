@@ -28,7 +28,7 @@ import type { DataStats } from '../data/batches.ts';
 import { opfsFolderFiles, opfsRunStore } from './opfs-store.ts';
 import { runLock, workerLocks } from './run-lock.ts';
 import { browserWeightCache, WEIGHT_CACHE_FOLDER } from './opfs-weight-cache.ts';
-import { withOfflineCopy, type OfflineCopyStore } from '../model/offline-copy.ts';
+import { removeOrphanCopies, withOfflineCopy, type OfflineCopyStore } from '../model/offline-copy.ts';
 import { checkCacheKey } from '../run/weight-cache.ts';
 import { loadDataset, type LoadedDataset } from '../data/dataset.ts';
 import { exampleLabels, type Layout } from '../data/layout.ts';
@@ -405,7 +405,11 @@ const api = {
     if (typeof key !== 'string') throw new FinetuneError('bad-input', 'a weight-cache key is a string');
     checkCacheKey(key);
     const { store } = await weightCache();
-    await store?.remove(key);
+    if (!store) return;
+    await store.remove(key);
+    // A Hub model's offline copy goes with its last entry (it serves only a load whose weights are cached).
+    const folder = await opfsFolderFiles(WEIGHT_CACHE_FOLDER);
+    if (folder) await removeOrphanCopies(folder, (await store.list()).flatMap((e) => (e.source === undefined ? [] : [e.source])));
   },
 
   async storageInfo(): Promise<StorageInfo> {

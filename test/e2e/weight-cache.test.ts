@@ -264,4 +264,20 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
       await app.page.context().setOffline(false);
     }
   });
+
+  it('Delete of its cached weights takes its offline copy too (it serves only a load whose weights are cached)', async () => {
+    const copies = (): Promise<string[]> =>
+      app.page.evaluate(async () => {
+        const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('finetune-weights');
+        const names: string[] = [];
+        for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
+        return names.filter((n) => n.startsWith('offline-copy-'));
+      });
+    expect(await copies()).toHaveLength(1);
+    const row = app.page.locator('[data-testid="cache-list"] > li').filter({ hasText: 'someone/nano' });
+    await row.getByTestId('cache-delete').click();
+    await row.getByTestId('cache-confirm-delete').click();
+    await expect.poll(() => app.page.locator('[data-testid="cache-list"] > li').filter({ hasText: 'someone/nano' }).count(), { timeout: 30_000 }).toBe(0);
+    await expect.poll(copies, { timeout: 30_000 }).toEqual([]);
+  });
 });

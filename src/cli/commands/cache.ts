@@ -10,6 +10,8 @@ import { parseCommandArgs, UsageError, type CliIO, type Command } from '../comma
 import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache, removeLeftoverPartials } from '../node-weight-cache.ts';
 import { quote } from '../../core/quote.ts';
+import { removeOrphanCopies } from '../../model/offline-copy.ts';
+import { folderStoreFiles } from '../node-store.ts';
 
 const USAGE = `finetune cache list [--cache-dir DIR]
 finetune cache rm KEY… | --all [--cache-dir DIR]
@@ -21,7 +23,9 @@ again. An entry of Mistral-7B is ≈ 4 GB.
 
   list     one JSON line per entry, newest first: key, source, quantization, bytes, writtenAt; the total on stderr
   rm       removes the entries named by their key (or a unique prefix of at least 8 hex digits), or every entry with
-           --all; an unknown or ambiguous key removes nothing
+           --all; an unknown or ambiguous key removes nothing. rm and prune also remove the offline copy of a Hub or
+           URL model's file descriptions (what lets a cached model load without the network) once no entry of that
+           model is left
   prune    removes what no load can use again: the older entries of each source and quantisation (its files have
            changed since: a new revision, an edited folder) and unreadable ones; one JSON line per entry removed
            (--dry-run: per entry that would be). Entries named by a folder's name alone (written before entries
@@ -36,12 +40,16 @@ function entryLine(type: string, e: WeightCacheEntryInfo, extra: Record<string, 
   return JSON.stringify({ type, key: e.key, source: e.source ?? null, quantization: e.quantization ?? null, bytes: e.bytes, writtenAt: e.writtenAt === undefined ? null : new Date(e.writtenAt).toISOString(), ...extra });
 }
 
-async function removeAll(dir: string, doomed: readonly WeightCacheEntryInfo[], kept: number, io: CliIO): Promise<void> {
+async function removeAll(dir: string, doomed: readonly WeightCacheEntryInfo[], entries: readonly WeightCacheEntryInfo[], io: CliIO): Promise<void> {
   const store = nodeWeightCache(dir);
   for (const e of doomed) await store.remove(e.key);
   const freed = doomed.reduce((a, e) => a + e.bytes, 0);
-  io.err(`removed ${count(doomed.length)}, freeing ${formatBytes(freed)}; ${kept} kept`);
+  const left = entries.filter((e) => !doomed.includes(e));
+  const copies = await removeOrphanCopies(folderStoreFiles(dir), left.flatMap((e) => (e.source === undefined ? [] : [e.source])));
+  const also = copies > 0 ? ` (and the offline ${copies === 1 ? "copy of a model's" : `copies of ${copies} models'`} file descriptions no entry is left for)` : '';
+  io.err(`removed ${count(doomed.length)}, freeing ${formatBytes(freed)}${also}; ${left.length} kept`);
 }
+
 
 /** The entries `keys` name: each a whole key or a unique prefix of at least 8 hex digits. */
 function named(entries: readonly WeightCacheEntryInfo[], keys: readonly string[], dir: string): WeightCacheEntryInfo[] {
@@ -82,7 +90,7 @@ export const cacheCommand: Command = {
         if (values.all === rest.length > 0) throw new UsageError('give the keys of the entries to remove, or --all');
         const doomed = values.all ? entries : [...new Set(named(entries, rest, dir))];
         for (const e of doomed) io.out(entryLine('removed', e));
-        await removeAll(dir, doomed, entries.length - doomed.length, io);
+        await removeAll(dir, doomed, entries, io);
         return 0;
       }
       case 'prune': {
@@ -102,7 +110,7 @@ export const cacheCommand: Command = {
         await removeAll(
           dir,
           choices.map((c) => c.entry),
-          entries.length - choices.length,
+          entries,
           io,
         );
         return 0;

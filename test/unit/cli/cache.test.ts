@@ -8,6 +8,7 @@ import { main } from '../../../src/cli/main.ts';
 import { formatBytes } from '../../../src/core/units.ts';
 import { nodeWeightCache } from '../../../src/cli/node-weight-cache.ts';
 import { supersededNote } from '../../../src/run/weight-cache-prune.ts';
+import { offlineCopyName } from '../../../src/model/offline-copy.ts';
 import { cacheEntryOf, cacheIdentityOf } from '../../helpers/cache-entries.ts';
 
 function capture() {
@@ -106,6 +107,34 @@ describe('finetune cache', () => {
     expect(await main(['cache', 'rm', '--all', '--cache-dir', dir], all.io)).toBe(0);
     expect(readdirSync(dir)).toEqual([]);
     expect(all.err.at(-1)).toMatch(/^removed 1 entry, freeing /);
+  });
+
+  it("rm and prune remove a model's offline copy once no entry of that model is left, and keep the others'", async () => {
+    const hubOld = await put('someone/model@main', 'v1', 300);
+    const hubNew = await put('someone/model@main', 'v2', 100);
+    const url = await put('https://example.com/m/', 'v1', 50);
+    const copy = async (source: string): Promise<string> => {
+      const name = await offlineCopyName(source);
+      writeFileSync(join(dir, name), '{}');
+      return name;
+    };
+    const hubCopy = await copy('someone/model@main');
+    const urlCopy = await copy('https://example.com/m/');
+    const orphan = await copy('gone/model@main');
+    // prune removes the older Hub entry: the newer keeps the Hub copy; the copy of a model with no entry goes.
+    const pruned = capture();
+    expect(await main(['cache', 'prune', '--cache-dir', dir], pruned.io)).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual([`weights-${hubNew.key}.bin`, `weights-${url.key}.bin`, hubCopy, urlCopy].sort());
+    expect(readdirSync(dir)).not.toContain(orphan);
+    expect(readdirSync(dir)).not.toContain(`weights-${hubOld.key}.bin`);
+    expect(pruned.err.at(-1)).toMatch(/^removed 1 entry, freeing .* \(and the offline copy of a model's file descriptions no entry is left for\); 2 kept$/);
+    // rm of the Hub entry takes its copy; --all the rest.
+    const one = capture();
+    expect(await main(['cache', 'rm', hubNew.key, '--cache-dir', dir], one.io)).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual([`weights-${url.key}.bin`, urlCopy].sort());
+    const all = capture();
+    expect(await main(['cache', 'rm', '--all', '--cache-dir', dir], all.io)).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('after a load, says when older entries of that model are in the cache, and how to remove them', async () => {
