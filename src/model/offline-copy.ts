@@ -7,9 +7,9 @@
 //
 // What is kept: the reads of a safetensors file's header (its first 8 bytes say where its weights begin, and nothing
 // past that is kept: the weight cache holds the weights), and of any other file's first MiB (config.json, an index, a
-// tokenizer.model), grouped by file with its size and version. A copy is
-// updated after each successful load (`keep`): files read online replace what was kept of an older version, and what
-// this load did not read stays. A load that fell back on the copy says so in its notes, with the copy's date: the
+// tokenizer.model), grouped by file with its size and version; and the files the server said were not there. A copy
+// is updated after each successful load (`keep`): files read online replace what was kept of an older version, and
+// what this load did not read stays. A load that fell back on the copy says so in its notes, with the copy's date: the
 // server may hold newer files.
 
 import { sha256Hex } from '../core/bytes.ts';
@@ -23,7 +23,7 @@ export interface OfflineCopyStore {
   write(name: string, bytes: Uint8Array): Promise<void>;
 }
 
-/** Reads that end inside a file's first MiB are kept: config.json, an index, a safetensors header, tokenizer.model. */
+/** Reads that end inside a file's first MiB are kept (a safetensors file's: inside its header as well). */
 export const OFFLINE_COPY_PREFIX_BYTES = 1024 * 1024;
 /** A copy larger than this is not written (a few small files and headers take well under a MiB for Mistral-7B). */
 const MAX_COPY_BYTES = 16 * 1024 * 1024;
@@ -164,7 +164,7 @@ function keptSource(f: KeptFile, why: string, date: string): ByteSource {
 
 /**
  * `inner` (a Hub repository, a URL) keeping an offline copy in `store` under `source` (the weight cache's name for the
- * model). Online, every file opens through `inner` and its first MiB's reads are noted; once an open fails for want of
+ * model). Online, every file opens through `inner` and the reads worth keeping are noted; once an open fails for want of
  * the network (a FinetuneError of kind 'network': no answer, or the server failing after its retries), that file and
  * every later one the copy holds are served from it, without asking the server again (each try would wait through
  * its retries). A file the copy does not hold fails as `inner` fails.
