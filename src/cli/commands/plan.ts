@@ -16,6 +16,7 @@ import { describeGpuAdapter } from '../../engine/gpu-adapter.ts';
 import { detectGpuMemory, parseGpuMemoryFlag } from '../gpu-memory.ts';
 import { findNodeAdapter } from '../node-gpu.ts';
 import { modelSpec } from '../node-source.ts';
+import { defaultCacheDir } from '../node-weight-cache.ts';
 import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 import { quote } from '../../core/quote.ts';
@@ -51,6 +52,9 @@ options:
   --tokenizer DIR   directory with tokenizer.model, to count the validation_prompt's tokens (default: the project's
                     public/tokenizer)
   --no-gpu          do not look for an adapter (buffer limits are then not checked)
+  --cache-dir DIR   the weight cache's folder (default ~/.cache/finetune, or $XDG_CACHE_HOME/finetune): a Hub or URL
+                    model loaded before (by train or generate) is planned from its offline copy there when its
+                    server cannot be reached, said on stderr; plan never writes there
 
 hyperparameters (those that change memory: peft_method, quantization, micro_batch_size,
 max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules, validation_prompt):
@@ -73,6 +77,7 @@ export const planCommand: Command = {
       revision: { type: 'string' },
       tokenizer: { type: 'string' },
       'no-gpu': { type: 'boolean', default: false },
+      'cache-dir': { type: 'string' },
     });
     if (!values.model) throw new UsageError('--model is required');
     const positive = (flag: string, v: string | undefined, integer: boolean): number | undefined => {
@@ -85,7 +90,8 @@ export const planCommand: Command = {
     const seqLen = positive('seq-len', values['seq-len'], true);
     const keep = parseKeepLayers(values['keep-layers']);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
-    const model = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision });
+    // With the cache folder: offline, a model loaded before is planned from its offline copy (read, never written here).
+    const model = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['cache-dir'] ?? defaultCacheDir() });
     const config = parseMistralConfig(await readJson(await model.files.open('config.json')), `${model.label}/config.json`);
     // A folder's safetensors headers are at hand (no download): the plan counts the weights as stored, which
     // config.json's torch_dtype may not say (bfloat16 over float32 shards planned them at half their size).
@@ -133,6 +139,7 @@ export const planCommand: Command = {
       }
     }
     const plan = planMemory(config, hp, { samplePromptTokens, seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul, ...dtype });
+    for (const n of model.files.offline?.notes() ?? []) io.err(`note: ${n}`);
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

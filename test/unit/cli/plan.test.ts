@@ -1,7 +1,7 @@
 // `finetune plan` reads config.json (and a folder's safetensors headers, never the weights) and prints the planner's
 // JSON; it accepts a folder, a Hub id or a URL.
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +12,9 @@ import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import { writeSafetensors, type TensorToWrite } from '../../../src/model/safetensors.ts';
 import { loadTokenizer } from '../../../src/data/tokenizer.ts';
 import { samplePromptIds } from '../../../src/data/layout.ts';
+import { keepOfflineCopy } from '../../../src/model/offline-copy.ts';
+import { readJson } from '../../../src/model/source.ts';
+import { startRangeServer } from '../../helpers/range-server.ts';
 
 function capture() {
   const out: string[] = [];
@@ -86,6 +89,36 @@ describe('finetune plan', () => {
       expect(other.err).toEqual([expect.stringMatching(/^note: the validation_prompt's tokens are bounded from its bytes \(the model's vocabulary has 32768 tokens; the tokenizer \(test\/fixtures\/mistral-tokenizer\) has 32000/)]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("plans a URL model loaded before from its offline copy in --cache-dir when its server is gone, and says so", async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'finetune-plan-offline-'));
+    const server = await startRangeServer('test/fixtures/mistral-7b-instruct-v0.2');
+    try {
+      const args = ['plan', '--model', server.base, '--cache-dir', cacheDir, '--peft_method', 'qlora', '--no-gpu'];
+      const online = capture();
+      expect(await main(args, online.io)).toBe(0);
+      expect(online.err).toEqual([]);
+      // plan writes nothing there: a load (train, generate) keeps the copy, as here.
+      expect(readdirSync(cacheDir)).toEqual([]);
+      const spec = modelSpec(server.base, { cacheDir });
+      await readJson(await spec.files.open('config.json'));
+      expect(await keepOfflineCopy(spec.files)).toEqual([]);
+      await server.close();
+      const offline = capture();
+      expect(await main(args, offline.io)).toBe(0);
+      expect(offline.err).toEqual([expect.stringMatching(/^note: offline: the server could not be reached \(config\.json: .*\); config\.json read from the offline copy of /)]);
+      expect(JSON.parse(offline.out.join('\n'))).toEqual(JSON.parse(online.out.join('\n')));
+      // Another cache folder holds no copy: the server's failure, as before.
+      const elsewhere = mkdtempSync(join(tmpdir(), 'finetune-plan-offline-'));
+      const none = capture();
+      expect(await main([...args.slice(0, 3), '--cache-dir', elsewhere, '--no-gpu'], none.io)).not.toBe(0);
+      expect(none.err.join('\n')).toMatch(/config\.json: .*ECONNREFUSED/);
+      rmSync(elsewhere, { recursive: true, force: true });
+    } finally {
+      await server.close().catch(() => undefined);
+      rmSync(cacheDir, { recursive: true, force: true });
     }
   });
 
