@@ -112,6 +112,11 @@ const copyHash = (c: Pick<Copy, 'source' | 'savedAt' | 'files'>): Promise<string
 /** Whether two descriptions of a file are of the same contents: its size and version (never its formerVersion). */
 const sameContents = (a: Pick<KeptFile, 'size' | 'version'>, b: { size: number; version?: string }): boolean => a.size === b.size && a.version === b.version;
 
+/** Adds a kept range unless the same one (offset and bytes) is there: a header read twice is kept once. */
+const addRange = (ranges: [number, string][], r: [number, string]): void => {
+  if (!ranges.some(([at, b]) => at === r[0] && b === r[1])) ranges.push(r);
+};
+
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** The copy in `bytes` when it is whole and of `source`, else null (a damaged or foreign copy is not used). */
@@ -212,7 +217,6 @@ export function withOfflineCopy(
     if (s.formerVersion !== undefined) kept.formerVersion = s.formerVersion;
     else delete kept.formerVersion;
     seen.set(name, kept);
-    const noted = new Set<string>(kept.ranges.map(([at, b]) => `${at}+${fromBase64(b).length}`));
     const safetensors = name.endsWith('.safetensors');
     // Until its first 8 bytes are read, a safetensors file's first 8 bytes are all that is known to be its header.
     let headerEnd = safetensors ? 8 : Infinity;
@@ -225,10 +229,7 @@ export function withOfflineCopy(
         const bytes = await s.read(offset, length);
         // A safetensors file's header length is its first 8 bytes: past the header are weights, which the cache holds.
         if (safetensors && offset === 0 && length >= 8) headerEnd = 8 + Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-        if (offset + length <= Math.min(headerEnd, OFFLINE_COPY_PREFIX_BYTES) && !noted.has(`${offset}+${length}`)) {
-          noted.add(`${offset}+${length}`);
-          kept.ranges.push([offset, toBase64(bytes)]);
-        }
+        if (offset + length <= Math.min(headerEnd, OFFLINE_COPY_PREFIX_BYTES)) addRange(kept.ranges, [offset, toBase64(bytes)]);
         return bytes;
       },
     };
@@ -276,7 +277,7 @@ export function withOfflineCopy(
         for (const [name, f] of seen) {
           const old = files[name];
           const ranges = old && f.missing === undefined && old.missing === undefined && sameContents(old, f) ? [...old.ranges] : [];
-          for (const r of f.ranges) if (!ranges.some(([at, b]) => at === r[0] && b === r[1])) ranges.push(r);
+          for (const r of f.ranges) addRange(ranges, r);
           files[name] = { ...f, ranges };
         }
         const savedAt = now();
