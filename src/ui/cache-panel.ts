@@ -2,16 +2,19 @@
 // the origin-private file system), each with its source, quantisation, size and date and a Delete button; the total;
 // the site's usage against the browser's quota; and persistent storage, which only the page can ask for
 // (navigator.storage.persist() exists on a window, not in the worker). Without it the browser may evict the cache
-// under storage pressure: the models are then downloaded again.
+// under storage pressure: the models are then downloaded again. A model from the Hub has a Load button: its
+// repository and revision go into the Hugging Face tab and it loads as it was cached (the model panel's loadCached).
 
-import type { CachedModel, StorageInfo } from '../worker/api.ts';
+import type { CachedModel, Quantization, StorageInfo } from '../worker/api.ts';
+import { parseHubReference, type HubReference } from '../core/hub-reference.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
 import { errorParts, formatDateTime, quantizationLabel } from './format.ts';
-import type { Shared } from './state.ts';
+import { formValuesForQuantization, runBusy, wantedQuantization, type Shared } from './state.ts';
 
-const INTRO = 'The weights of each model you load, as loaded (NF4-quantised or not), are kept in this browser, so loading the same model again neither downloads nor quantises anything.';
+const INTRO =
+  'The weights of each model you load, as loaded (NF4-quantised or not), are kept in this browser, so loading the same model again neither downloads nor quantises anything. Load loads a Hugging Face model again as it was cached (with the token typed in its tab).';
 const NOT_PERSISTENT = 'Storage is not persistent: when the disk runs low, the browser may delete the cached models without asking (their next load then reads the files again).';
 const PERSISTENT = 'Storage is persistent: the browser will not delete the cached models to free space; only you can, here or in its site settings.';
 const DECLINED =
@@ -30,7 +33,32 @@ export function cachedModelName(e: Pick<CachedModel, 'source'>): string {
   return e.source === undefined ? 'an unreadable entry (damaged, or from an older version of this app): delete it' : visibleText(e.source);
 }
 
-export function cachePanel(shared: Shared): HTMLElement {
+/**
+ * The Hub repository (and revision) a cached model can be loaded from again, or null: entries of picked files (their
+ * names are a folder's, or "local files (…)", never owner/name) and of the demo are loaded from their own tabs.
+ */
+export function cachedHubModel(e: Pick<CachedModel, 'source' | 'quantization'>): (HubReference & { quantization: Quantization }) | null {
+  const ref = e.source === undefined ? null : parseHubReference(e.source);
+  return ref && e.quantization ? { ...ref, quantization: e.quantization } : null;
+}
+
+/**
+ * What Load asks first when the cached weights are not the quantization the form asks for: loading them sets the
+ * form to theirs (else the cache would be missed and the files read again).
+ */
+export function cachedLoadQuestion(cached: Quantization, wanted: Quantization | null): string {
+  const v = formValuesForQuantization(cached);
+  const sets = `peft_method ${v.peft_method}${v.quantization ? ` and quantization ${v.quantization}` : ''}`;
+  const asked = wanted === null ? 'the hyperparameters have errors' : `the hyperparameters ask for ${quantizationLabel(wanted)}`;
+  return `These weights are cached ${quantizationLabel(cached)}; ${asked}. Loading them sets ${sets} in the form.`;
+}
+
+export interface CachePanelHooks {
+  /** Loads a cached Hub model as it was cached: its repository and revision, its quantization (the form set to it). */
+  loadCached(model: HubReference & { quantization: Quantization }): void;
+}
+
+export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement {
   const list = h('ul', { class: 'cache-list', 'data-testid': 'cache-list' });
   const total = h('p', { class: 'hint num', 'data-testid': 'cache-total' });
   const usage = h('p', { class: 'hint num', 'data-testid': 'storage-usage' });
@@ -39,8 +67,8 @@ export function cachePanel(shared: Shared): HTMLElement {
   const unavailable = h('p', { class: 'warn', 'data-testid': 'cache-unavailable', hidden: true });
   const problem = h('p', { class: 'bad', role: 'alert', 'data-testid': 'cache-problem', hidden: true });
   let entries: CachedModel[] = [];
-  /** The entry whose Delete asks to be confirmed, by key. */
-  let confirming: string | null = null;
+  /** The entry whose Delete (or Load, with another quantization than the form's) asks to be confirmed, by key. */
+  let confirming: { key: string; action: 'delete' | 'load' } | null = null;
   let deleting = false;
   /** The browser said no to persist() on this page: keep saying so (and why it matters) after each refresh. */
   let declined = false;
@@ -51,6 +79,13 @@ export function cachePanel(shared: Shared): HTMLElement {
   };
   /** A load may be reading or writing an entry: deleting waits until it is done. */
   const locked = (): boolean => deleting || shared.model.value.status === 'loading';
+  /** A run holds the model: nothing else loads until it ends. */
+  const loadLocked = (): boolean => locked() || runBusy(shared.run.value.phase);
+  /** The entry is the model on the GPU now (same name, same quantization). */
+  const isLoaded = (e: CachedModel): boolean => {
+    const m = shared.model.value;
+    return m.status === 'ready' && m.info !== null && m.info.source === e.source && m.info.quantization === e.quantization;
+  };
 
   const describe = cachedModelText;
 
@@ -58,18 +93,49 @@ export function cachePanel(shared: Shared): HTMLElement {
     const rows = entries.map((e) => {
       const del = h('button', { type: 'button', class: 'secondary danger', 'data-testid': 'cache-delete', 'aria-label': `Delete the cached ${describe(e)}`, disabled: locked() }, 'Delete');
       del.addEventListener('click', () => {
-        confirming = e.key;
+        confirming = { key: e.key, action: 'delete' };
         renderList();
         list.querySelector<HTMLButtonElement>('[data-testid="cache-confirm-delete"]')?.focus();
       });
+      const hub = cachedHubModel(e);
+      const loaded = isLoaded(e);
+      const load = hub && !loaded ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-load', 'aria-label': `Load ${describe(e)} from the cache`, disabled: loadLocked() }, 'Load') : null;
+      load?.addEventListener('click', () => {
+        if (!hub || loadLocked()) return;
+        if (wantedQuantization(shared.form.value) === hub.quantization) {
+          confirming = null;
+          hooks.loadCached(hub);
+          return;
+        }
+        confirming = { key: e.key, action: 'load' };
+        renderList();
+        list.querySelector<HTMLButtonElement>('[data-testid="cache-confirm-load"]')?.focus();
+      });
+      const asking = confirming?.key === e.key ? confirming.action : null;
       const row = h(
         'li',
         { 'data-key': e.key },
         h('span', { class: 'cache-name' }, cachedModelName(e)),
-        h('span', { class: 'hint num' }, [e.quantization ? quantizationLabel(e.quantization) : null, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null].filter(Boolean).join(' · ')),
-        confirming === e.key ? null : del,
+        h('span', { class: 'hint num' }, [e.quantization ? quantizationLabel(e.quantization) : null, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null, loaded ? 'loaded now' : null].filter(Boolean).join(' · ')),
+        asking === null ? load : null,
+        asking === null ? del : null,
       );
-      if (confirming === e.key) {
+      if (asking === 'load' && hub) {
+        const yes = h('button', { type: 'button', 'data-testid': 'cache-confirm-load', disabled: loadLocked() }, 'Set and load');
+        const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-cancel-load' }, 'Cancel');
+        yes.addEventListener('click', () => {
+          if (loadLocked()) return;
+          confirming = null;
+          renderList();
+          hooks.loadCached(hub);
+        });
+        no.addEventListener('click', () => {
+          confirming = null;
+          renderList();
+        });
+        row.append(h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, cachedLoadQuestion(hub.quantization, wantedQuantization(shared.form.value))), h('div', { class: 'actions' }, yes, no)));
+      }
+      if (asking === 'delete') {
         const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'cache-confirm-delete', disabled: locked() }, 'Delete');
         const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-keep' }, 'Keep');
         yes.addEventListener('click', () => void remove(e));
@@ -104,7 +170,7 @@ export function cachePanel(shared: Shared): HTMLElement {
       const [got, storage] = await Promise.all([shared.engine.listCachedModels(), shared.engine.storageInfo()]);
       if (asked !== refreshing) return;
       entries = got;
-      if (confirming && !entries.some((e) => e.key === confirming)) confirming = null;
+      if (confirming && !entries.some((e) => e.key === confirming?.key)) confirming = null;
       say(null);
       renderList();
       renderStorage(storage);
@@ -144,13 +210,23 @@ export function cachePanel(shared: Shared): HTMLElement {
   });
 
   // After a load (it may have written, rebuilt or dropped an entry) and while one runs (Delete waits for it).
+  // Any other change of the model (a lost device, a failed load) moves the "loaded now" mark; a run going or ending
+  // disables or enables Load.
   let lastStatus = shared.model.value.status;
+  let lastInfo = shared.model.value.info;
   shared.model.watch((m) => {
-    if (m.status !== lastStatus && (lastStatus === 'loading' || m.status === 'loading')) {
-      if (lastStatus === 'loading') void refresh();
+    if (m.status !== lastStatus || m.info !== lastInfo) {
+      if (lastStatus === 'loading' && m.status !== 'loading') void refresh();
       else renderList();
     }
     lastStatus = m.status;
+    lastInfo = m.info;
+  });
+  let lastBusy = runBusy(shared.run.value.phase);
+  shared.run.watch((r) => {
+    if (runBusy(r.phase) === lastBusy) return;
+    lastBusy = !lastBusy;
+    renderList();
   });
   void refresh();
   // Another tab of this page shares the cache: what it loaded or deleted shows here when this tab is looked at again

@@ -17,7 +17,7 @@ import { browserNotifierEnv, installRunNotifier } from './run-notifier.ts';
 import { formState, hyperparamsPanel, initialForm, presetForm, QUICK_PRESET } from './hyperparams-panel.ts';
 import { modelPanel } from './model-panel.ts';
 import { remotePanel } from './remote-panel.ts';
-import { afterDeviceLoss, Cell, RunCell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type Shared } from './state.ts';
+import { afterDeviceLoss, Cell, formValuesForQuantization, RunCell, runBusy, wantedQuantization, type DataState, type ModelState, type PlanState, type Shared } from './state.ts';
 import { notReadyReason, trainingPanel } from './training-panel.ts';
 
 installErrorTransfer();
@@ -110,7 +110,7 @@ function start(root: HTMLElement): void {
   gpu.classList.add('half');
   root.append(
     // QLoRA offered where the plan says the unquantised base does not simply fit: quantization follows it again.
-    modelPanel(shared, { useQlora: () => form.setValues({ peft_method: 'qlora', quantization: '' }) }),
+    modelPanel(shared, { useQlora: () => form.setValues({ peft_method: 'qlora', quantization: '' }), useQuantization: (q) => form.setValues(formValuesForQuantization(q)) }),
     dataset.element,
     form.element,
     trainingPanel(shared, {

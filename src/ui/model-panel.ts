@@ -4,7 +4,8 @@
 // and the models cached in this browser (cache-panel.ts).
 
 import { pickedFolderName, relativePath } from '../core/file-names.ts';
-import type { LedgerSnapshot, LoadProgress, MemoryPlan, ModelInfo, ModelSource } from '../worker/api.ts';
+import type { HubReference } from '../core/hub-reference.ts';
+import type { LedgerSnapshot, LoadProgress, MemoryPlan, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import { isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
@@ -13,7 +14,7 @@ import { h, replaceChildren } from './dom.ts';
 import { formatCount, formatParams, quantizationLabel } from './format.ts';
 import { joinSentences } from './sentence.ts';
 import { runLostDevice } from './run-state.ts';
-import { runBusy, wantedQuantization, type Shared } from './state.ts';
+import { formValuesForQuantization, runBusy, wantedQuantization, type Shared } from './state.ts';
 
 type SourceKind = ModelSource['kind'];
 
@@ -152,6 +153,8 @@ export function memoryView(m: LedgerSnapshot | null): HTMLElement {
 export interface ModelPanelHooks {
   /** Sets peft_method qlora in the form (quantization back to following it). */
   useQlora(): void;
+  /** Sets the form's peft_method and quantization to ask for `q` (a cached model is loaded as it was cached). */
+  useQuantization(q: Quantization): void;
 }
 
 export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement {
@@ -279,12 +282,15 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   };
   const askPlan = (): void => {
     clearTimeout(planTimer);
+    // Forgotten at once, not when the new plan is asked: a Load in between must not take the last inputs' verdict,
+    // nor the answer to a plan asked for them that comes after this.
+    lastVerdict = null;
+    planAsked++;
     planTimer = setTimeout(() => {
       const asked = ++planAsked;
       const s = sourceOf();
       const hp = shared.form.value.hp;
       delete fit.dataset.verdict;
-      lastVerdict = null;
       if (typeof s === 'string' || !hp) {
         replaceChildren(fit, h('p', { class: 'hint' }, typeof s === 'string' ? '' : 'Fix the hyperparameters to see whether the run fits.'));
         return;
@@ -312,7 +318,33 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   for (const t of tabs) t.addEventListener('click', askPlan);
   shared.form.watch(askPlan);
 
-  loadButton.addEventListener('click', () => {
+  /**
+   * Whether the plan says the layers must stream from CPU memory: the plan on show, or one asked now when Load comes
+   * before it (a model that only fits streamed was loaded whole, and ran out of memory). `hp` is what the run will have.
+   */
+  const streamingNeeded = async (source: ModelSource, hp: Record<string, unknown> | null): Promise<boolean> => {
+    if (lastVerdict !== null) return lastVerdict === 'fits-with-streaming';
+    if (!hp) return false;
+    const verdict = await shared.engine.planModelMemory(source, hp, givenMemoryGiB() ?? undefined).then(
+      (p) => p.verdict,
+      () => null, // the load says what is wrong (the same config.json is read first)
+    );
+    return verdict === 'fits-with-streaming';
+  };
+
+  /** A load being started (its plan asked): a second click meanwhile starts nothing. */
+  let startingLoad = false;
+  const starting = async (start: () => Promise<void>): Promise<void> => {
+    if (startingLoad) return;
+    startingLoad = true;
+    try {
+      await start();
+    } finally {
+      startingLoad = false;
+    }
+  };
+
+  loadButton.addEventListener('click', async () => {
     const q = wantedQuantization(shared.form.value);
     if (!q) {
       status.className = 'status bad';
@@ -325,8 +357,34 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       status.textContent = s;
       return;
     }
-    void shared.loadModel(s.source, s.label, q, { streamLayers: lastVerdict === 'fits-with-streaming' });
+    const hp = shared.form.value.hp;
+    await starting(async () => {
+      const streamLayers = await streamingNeeded(s.source, hp ? { ...hp } : null);
+      void shared.loadModel(s.source, s.label, q, { streamLayers });
+    });
   });
+
+  /**
+   * A model of the cache list, loaded as it was cached: its repository and revision in the Hugging Face tab (with the
+   * token typed there, a gated repository's), and its quantization, which the form is set to (after the plan, so that
+   * the demo, when loaded, does not follow the form into a reload of its own first).
+   */
+  const loadCached = async (m: HubReference & { quantization: Quantization }): Promise<void> => {
+    select('hub');
+    repo.value = m.repo;
+    revision.value = m.revision ?? '';
+    render();
+    askPlan();
+    const s = sourceOf();
+    if (typeof s === 'string') return; // not reached: a cached Hub name is owner/name
+    const v = formValuesForQuantization(m.quantization);
+    const hp = shared.form.value.hp;
+    await starting(async () => {
+      const streamLayers = await streamingNeeded(s.source, hp ? { ...hp, peft_method: v.peft_method, quantization: m.quantization } : null);
+      if (wantedQuantization(shared.form.value) !== m.quantization) hooks.useQuantization(m.quantization);
+      void shared.loadModel(s.source, s.label, m.quantization, { streamLayers });
+    });
+  };
 
   const render = (): void => {
     const m = shared.model.value;
@@ -438,6 +496,6 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
     warnings,
     h('h3', {}, 'GPU memory'),
     memory,
-    cachePanel(shared),
+    cachePanel(shared, { loadCached: (m) => void loadCached(m) }),
   );
 }

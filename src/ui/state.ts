@@ -3,7 +3,7 @@
 
 import type { DataStats, DatasetReport, EngineApi, Layout, LedgerSnapshot, LoadProgress, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import type * as Comlink from 'comlink';
-import type { Hyperparams } from '../config/index.ts';
+import { defaultQuantization, type Hyperparams } from '../config/index.ts';
 import { isFinetuneError } from '../core/errors.ts';
 import { IDLE_RUN, runReducer, type RunAction, type RunState } from './run-state.ts';
 
@@ -175,6 +175,15 @@ export interface Shared {
  */
 export function formLayout(form: FormState): Layout {
   return form.hp?.layout ?? (form.raw.layout === 'instruct' ? 'instruct' : 'replicate');
+}
+
+/**
+ * The form's peft_method and quantization that ask for `q`, as the form writes them: quantization left to follow
+ * peft_method where that gives `q` (qlora: NF4 double-quantised; lora: unquantised), set only for plain NF4.
+ */
+export function formValuesForQuantization(q: Quantization): { peft_method: 'lora' | 'qlora'; quantization: string } {
+  const peft_method = q === 'none' ? 'lora' : 'qlora';
+  return { peft_method, quantization: q === defaultQuantization(peft_method) ? '' : q };
 }
 
 /** The quantization the form asks for, or null while the form is invalid. */

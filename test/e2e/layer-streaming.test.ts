@@ -1,7 +1,8 @@
 // Layer streaming on the page (headless Chromium, SwiftShader): told the GPU has 41 MiB, the Model panel's plan says the
 // demo model fits only with layer streaming; Load then keeps its layers in CPU memory and says so, and the model
 // generates exactly what the resident model generated (greedy): the same weights, uploaded layer by layer. The time
-// estimate is measured again and prices the uploads.
+// estimate is measured again and prices the uploads. A Load clicked before the plan for what was just typed has
+// answered waits for that plan (it once loaded as the plan before it said, or as a late answer to that plan said).
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { appForTests, waitModelReady } from './app-fixture.ts';
@@ -48,5 +49,27 @@ describe('layer streaming on the page', () => {
     await page.getByTestId('train-estimate').filter({ hasText: /of it moving the streamed layers to the GPU\)\.$/ }).waitFor({ timeout: 240_000 });
 
     expect(await greedyText(page)).toBe(resident);
+  }, 900_000);
+
+  it('Load clicked before the plan has answered for what was just typed loads as that plan says, not as the last one did', async () => {
+    const app = opened();
+    const page = app.page;
+    const info = page.getByTestId('model-info');
+    await waitModelReady(app);
+    await page.locator('#max_seq_len').fill('24'); // as above: 41 MiB fits only streamed
+    await page.locator('#micro_batch_size').fill('1');
+    // The GPU's size forgotten (the plan's 8 GiB guess: it fits whole), Load at once: resident, not streamed as the
+    // plan on show (for 41 MiB) said.
+    await page.getByTestId('gpu-memory-gib').fill('');
+    await page.getByTestId('model-load').click();
+    await page.locator('[data-testid="model-status"]:not([data-state="ready"])').waitFor({ timeout: 30_000 }).catch(() => undefined);
+    await waitModelReady(app);
+    expect(await info.textContent()).toMatch(/weights on the GPU[\d.]+ MiB$/);
+    // 41 MiB again, Load at once: streamed.
+    await page.getByTestId('gpu-memory-gib').fill('0.04');
+    await page.getByTestId('model-load').click();
+    await info.filter({ hasText: '(layers streamed from CPU memory)' }).waitFor({ timeout: 240_000 }).catch(async () => {
+      throw new Error(`no streamed model: "${await page.getByTestId('model-status').textContent()}" · plan: "${await page.getByTestId('model-plan').textContent()}" · ${await info.textContent()}\n${app.console.join('\n')}`);
+    });
   }, 900_000);
 });

@@ -140,16 +140,29 @@ describe('the weight cache in the browser (OPFS)', () => {
   });
 
   it('the cached-models section fits a 390 px screen', async () => {
-    await app.page.setViewportSize({ width: 390, height: 844 });
+    expect(await narrowScreenOverflow(app, 'cache-panel-390')).toEqual([]);
+  });
+});
+
+/**
+ * The cached-models section on a 390 px screen: the elements that reach past its right edge or scroll sideways (none,
+ * when it fits). A screenshot goes to the test artifacts as `name`.png; the viewport is put back after.
+ */
+async function narrowScreenOverflow(app: App, name: string): Promise<string[]> {
+  const before = app.page.viewportSize();
+  await app.page.setViewportSize({ width: 390, height: 844 });
+  try {
     const wide = await app.page.evaluate(() => {
       const el = document.querySelector('[data-testid="cache-panel"]') as HTMLElement;
       return [el, ...el.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > 391 || e.scrollWidth > e.clientWidth + 1).map((e) => e.outerHTML.slice(0, 80));
     });
-    expect(wide).toEqual([]);
     mkdirSync(ARTIFACTS, { recursive: true });
-    await app.page.getByTestId('cache-panel').screenshot({ path: `${ARTIFACTS}/cache-panel-390.png` });
-  });
-});
+    await app.page.getByTestId('cache-panel').screenshot({ path: `${ARTIFACTS}/${name}.png` });
+    return wide;
+  } finally {
+    if (before) await app.page.setViewportSize(before);
+  }
+}
 
 describe('a Hub model in the page: pinned by the Hub API and cached by its content, whatever ETags the CDN gives', () => {
   const COMMIT = 'c0ffee0000000000000000000000000000000abc';
@@ -263,6 +276,68 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
     } finally {
       await app.page.context().setOffline(false);
     }
+  });
+
+  const row = (name: string) => app.page.locator('[data-testid="cache-list"] > li').filter({ hasText: name });
+  /** Loads the demo from its tab (as the form asks), and waits until it is the model on the GPU. */
+  const loadDemo = async (): Promise<void> => {
+    await app.page.getByTestId('model-source-demo').click();
+    await app.page.getByTestId('model-load').click();
+    await app.page.locator('[data-testid="model-status"][data-state="ready"]').filter({ hasText: 'mistral-nano-demo' }).waitFor({ timeout: 300_000 });
+  };
+  /** Weight bytes of the Hub model's file asked since request `from` (Range reads past its header). */
+  const hubWeightReads = (from: number): string[] =>
+    hubRequests
+      .slice(from)
+      .filter((r) => r.path.endsWith('/model.safetensors') && r.method === 'GET' && Number(/bytes=(\d+)/.exec(r.range)?.[1] ?? 0) >= DATA_OFFSET)
+      .map((r) => r.range);
+
+  it('Load on its row in Cached models loads it again as cached, from another tab: its repository put back, no weight byte asked', async () => {
+    // Another repository typed in the Hub tab, then the demo loaded from its own tab.
+    await app.page.getByTestId('model-source-hub').click();
+    await app.page.locator('#hub-repo').fill('other/repo');
+    await loadDemo();
+    await expect.poll(() => row('mistral-nano-demo').textContent(), { timeout: 30_000 }).toMatch(/loaded now/);
+    // The demo's own row offers no Load (its tab does), the Hub model's does.
+    expect(await row('mistral-nano-demo').getByTestId('cache-load').count()).toBe(0);
+    const from = hubRequests.length;
+    await row('someone/nano').getByTestId('cache-load').click();
+    await app.page.locator('[data-testid="model-status"][data-state="ready"]').filter({ hasText: 'someone/nano' }).waitFor({ timeout: 300_000 });
+    expect(await app.page.getByTestId('model-status').getAttribute('data-from-cache')).toBe('true');
+    expect(hubWeightReads(from)).toEqual([]);
+    expect(await app.page.getByTestId('model-source-hub').getAttribute('aria-selected')).toBe('true');
+    expect(await app.page.locator('#hub-repo').inputValue()).toBe('someone/nano');
+    expect(await app.page.locator('#hub-revision').inputValue()).toBe('');
+    // The token typed in the tab went with it (this repository is gated as far as the test's Hub is concerned).
+    expect(hubRequests.slice(from).filter((r) => r.method !== 'OPTIONS').every((r) => r.auth === 'Bearer hf_fake_token_for_the_test')).toBe(true);
+    // Now the loaded one: marked so, without a Load of its own.
+    await expect.poll(() => row('someone/nano').textContent(), { timeout: 30_000 }).toMatch(/loaded now/);
+    expect(await row('someone/nano').getByTestId('cache-load').count()).toBe(0);
+  });
+
+  it('with the form asking for another quantization, Load asks first; confirmed, it sets the form to the cached one and loads from the cache', async () => {
+    await app.page.locator('#peft_method').selectOption('qlora');
+    await loadDemo(); // NF4, double-quantised, as the form now asks
+    const load = row('someone/nano').getByTestId('cache-load');
+    await load.click();
+    const question = row('someone/nano').getByRole('alertdialog');
+    expect(await question.textContent()).toMatch(/^These weights are cached unquantised; the hyperparameters ask for NF4, double-quantised\. Loading them sets peft_method lora in the form\./);
+    // A row with its question, Load and Delete beside the others, on a phone's screen.
+    expect(await narrowScreenOverflow(app, 'cache-panel-load-390')).toEqual([]);
+    // Cancel: nothing set, nothing loaded.
+    await row('someone/nano').getByTestId('cache-cancel-load').click();
+    expect(await question.count()).toBe(0);
+    expect(await app.page.locator('#peft_method').inputValue()).toBe('qlora');
+    expect(await app.page.getByTestId('model-status').textContent()).toMatch(/^Loaded mistral-nano-demo/);
+    // Again, confirmed.
+    const from = hubRequests.length;
+    await load.click();
+    await row('someone/nano').getByTestId('cache-confirm-load').click();
+    await app.page.locator('[data-testid="model-status"][data-state="ready"]').filter({ hasText: 'someone/nano' }).waitFor({ timeout: 300_000 });
+    expect(await app.page.getByTestId('model-status').textContent()).toMatch(/^Loaded someone\/nano \(unquantised\) in [\d.]+ s, from the weight cache in this browser: nothing downloaded/);
+    expect(hubWeightReads(from)).toEqual([]);
+    expect(await app.page.locator('#peft_method').inputValue()).toBe('lora');
+    expect(await app.page.getByTestId('model-mismatch').isHidden()).toBe(true);
   });
 
   it('Delete of its cached weights takes its offline copy too (it serves only a load whose weights are cached)', async () => {
