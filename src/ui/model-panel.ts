@@ -325,6 +325,9 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   const streamingNeeded = async (source: ModelSource, hp: Record<string, unknown> | null): Promise<boolean> => {
     if (lastVerdict !== null) return lastVerdict === 'fits-with-streaming';
     if (!hp) return false;
+    // Usually a moment (config.json); longer where the server must be waited for. Said, so the click shows at once.
+    status.className = 'status';
+    status.textContent = 'Checking whether it fits before loading…';
     const verdict = await shared.engine.planModelMemory(source, hp, givenMemoryGiB() ?? undefined).then(
       (p) => p.verdict,
       () => null, // the load says what is wrong (the same config.json is read first)
@@ -341,6 +344,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       await start();
     } finally {
       startingLoad = false;
+      render(); // the status line back from "Checking…" (a load that started says so itself)
     }
   };
 
