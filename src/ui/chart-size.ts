@@ -34,6 +34,15 @@ export const FIRST_WIDTH = 320;
 export const WHOLE_INCRS: number[] = Array.from({ length: 10 }, (_, k) => [1, 2, 5].map((m) => m * 10 ** k)).flat();
 
 /**
+ * The cursor of every chart whose x axis is the run's optimizer steps (the loss curve, the learning rate): the pointer
+ * on one puts the others' cursors, and their legends, at the same step (the learning rate at a bump in the loss).
+ */
+export function stepCursor(): uPlot.Cursor {
+  // A new object per chart: uPlot keeps the options it is given.
+  return { drag: { x: false, y: false }, sync: { key: 'optimizer-steps' } };
+}
+
+/**
  * An axis's labels, made from uPlot's splits by `label`, and written onto `element` as data-`name`-ticks
  * ("value=label" pairs, for automation: the canvas has no text to read).
  */

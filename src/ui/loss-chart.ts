@@ -7,7 +7,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount, formatLoss } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, recordedTicks, stepCursor, WHOLE_INCRS } from './chart-size.ts';
 
 export interface LossPoint {
   step: number;
@@ -223,7 +223,7 @@ export class LossChart {
     const opts: uPlot.Options = {
       width: this.width(),
       height: this.height,
-      cursor: { drag: { x: false, y: false } },
+      cursor: stepCursor(),
       legend: { show: true, live: true },
       scales: {
         x: {

@@ -6,7 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './dom.ts';
 import { formatCount } from './format.ts';
-import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, drawVerticalMark, FIRST_WIDTH, fitChartWidth, recordedTicks, WHOLE_INCRS } from './chart-size.ts';
+import { CHART_ACCENT, CHART_AXIS, CHART_GRID, CHART_WARN, chartFont, drawVerticalMark, FIRST_WIDTH, fitChartWidth, recordedTicks, stepCursor, WHOLE_INCRS } from './chart-size.ts';
 
 const LINE = CHART_ACCENT;
 const MARK = CHART_WARN;
@@ -89,9 +89,11 @@ export function lrChartView(curve: { steps: number[]; rates: number[] }, testid:
   const opts: uPlot.Options = {
     width: FIRST_WIDTH,
     height: HEIGHT,
-    cursor: { drag: { x: false, y: false } },
+    cursor: stepCursor(),
     legend: { show: true, live: true },
-    scales: { x: { time: false, range: () => [1, Math.max(2, last)] }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-12) * 1.1] } },
+    // Half a step beyond the first and the last, as on the loss chart: both ends are inside the plot, where a pointer
+    // (or the loss chart's, through the shared cursor) can rest on them.
+    scales: { x: { time: false, range: () => [0.5, Math.max(1, last) + 0.5] }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-12) * 1.1] } },
     axes: [
       // Optimizer steps are whole numbers: ticks only there.
       { stroke: AXIS, font: FONT, grid: { show: false }, ticks: { stroke: GRID, width: 1 }, incrs: WHOLE_INCRS, values: recordedTicks(element, 'x', formatCount) },

@@ -164,6 +164,15 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(legend).toMatchObject({ step: '2', 'train loss': trainLoss.toPrecision(4), 'validation loss': valLoss.toPrecision(4) });
     expect(legend.smoothed).toMatch(/^\d\.\d{3}$/);
     expect(await chartLegend(page, 'plan-lr')).toMatchObject({ step: '2 (now)' });
+    // The pointer on the loss curve at step 1 (the middle of its x range, −0.5 to 2.5: the validation at step 0 and
+    // the 2 steps) puts the learning-rate chart's cursor, and its legend, at step 1 too; off it, both rest again.
+    const over = chart.locator('.u-over');
+    const box = await over.boundingBox();
+    await over.hover({ position: { x: box!.width / 2, y: box!.height / 2 } });
+    expect(await chartLegend(page, 'loss-chart')).toMatchObject({ step: '1', 'train loss': expect.stringMatching(/^\d\.\d{3}$/) });
+    expect(await chartLegend(page, 'plan-lr')).toMatchObject({ step: '1', 'learning rate': expect.stringMatching(/^\d/) });
+    await page.mouse.move(0, 0);
+    expect(await chartLegend(page, 'plan-lr')).toMatchObject({ step: '2 (now)' });
     expect(await page.getByTestId('train-result').textContent()).toMatch(/^Finished: 2 steps .* · validation loss \d\.\d{3} \(\d\.\d{3} before training\)$/);
     expect(await page.getByTestId('val-loss-sub').textContent()).toMatch(/^at step 2 · .* · \d\.\d{3} before training$/);
     expect(await page.getByTestId('tokens-per-second').textContent()).toMatch(/^\d/);
