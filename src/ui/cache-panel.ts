@@ -62,6 +62,8 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
   const list = h('ul', { class: 'cache-list', 'data-testid': 'cache-list' });
   const total = h('p', { class: 'hint num', 'data-testid': 'cache-total' });
   const usage = h('p', { class: 'hint num', 'data-testid': 'storage-usage' });
+  // The same as a bar: how full this site's share of the disk is, at a glance.
+  const usageBar = h('meter', { class: 'storage-meter', min: 0, 'data-testid': 'storage-meter', 'aria-label': "This site's storage used, of its quota", hidden: true });
   const persistState = h('p', { class: 'hint', 'data-testid': 'storage-persist-state' });
   const persistButton = h('button', { type: 'button', class: 'secondary', 'data-testid': 'storage-persist', hidden: true }, 'Keep cached models (persistent storage)');
   const unavailable = h('p', { class: 'warn', 'data-testid': 'cache-unavailable', hidden: true });
@@ -157,6 +159,11 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
   const renderStorage = (s: StorageInfo): void => {
     usage.textContent =
       s.usage !== null && s.quota !== null ? `${formatBytes(s.usage)} of ${formatBytes(s.quota)} used by this site (the browser's quota for it).` : 'This browser does not say how much storage this site may use.';
+    usageBar.hidden = s.usage === null || s.quota === null || s.quota <= 0;
+    if (!usageBar.hidden && s.usage !== null && s.quota !== null) {
+      // Past 80 % the browser may soon refuse a model's entry (the load says so): the bar turns to the warning colour.
+      Object.assign(usageBar, { max: s.quota, value: Math.min(s.usage, s.quota), high: 0.8 * s.quota, optimum: 0 });
+    }
     unavailable.hidden = s.cacheUnavailable === null;
     unavailable.textContent = s.cacheUnavailable ? `Models are not cached: ${s.cacheUnavailable}. Each load downloads the weights again.` : '';
     persistState.textContent = s.persisted === null ? 'This browser does not say whether storage is persistent.' : s.persisted ? PERSISTENT : declined ? DECLINED : NOT_PERSISTENT;
@@ -245,6 +252,7 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
     h('p', { class: 'hint' }, INTRO),
     list,
     total,
+    usageBar,
     usage,
     persistState,
     h('div', { class: 'actions' }, persistButton),

@@ -64,6 +64,11 @@ describe('the weight cache in the browser (OPFS)', () => {
     expect(await rows().first().textContent()).toMatch(/^mistral-nano-demounquantised · \d+\.\d MiB · \d{4}-\d\d-\d\d \d\d:\d\d/);
     expect(await app.page.getByTestId('cache-total').textContent()).toMatch(/^1 cached model · \d+\.\d MiB in all$/);
     expect(await app.page.getByTestId('storage-usage').textContent()).toMatch(/^\d+\.\d MiB of \d+\.\d GiB used by this site/);
+    // And as a bar: the site's usage (the cached model's bytes at least) against its quota.
+    const meter = await app.page.getByTestId('storage-meter').evaluate((m: HTMLMeterElement) => ({ hidden: m.hidden, value: m.value, max: m.max }));
+    expect(meter.hidden).toBe(false);
+    expect(meter.value).toBeGreaterThan(1_000_000);
+    expect(meter.max).toBeGreaterThan(meter.value);
 
     const second = await loadAgain();
     expect(second.fromCache).toBe('true');
