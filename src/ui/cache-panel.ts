@@ -119,8 +119,8 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
         { 'data-key': e.key },
         h('span', { class: 'cache-name' }, cachedModelName(e)),
         h('span', { class: 'hint num' }, [e.quantization ? quantizationLabel(e.quantization) : null, formatBytes(e.bytes), e.writtenAt !== undefined ? formatDateTime(e.writtenAt) : null, loaded ? 'loaded now' : null].filter(Boolean).join(' · ')),
-        asking === null ? load : null,
-        asking === null ? del : null,
+        // Load and Delete kept together at the row's end (apart, a wrapped row put Delete under the name).
+        asking === null ? h('span', { class: 'cache-actions' }, load, del) : null,
       );
       if (asking === 'load' && hub) {
         const yes = h('button', { type: 'button', 'data-testid': 'cache-confirm-load', disabled: loadLocked() }, 'Set and load');

@@ -305,6 +305,7 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
     await expect.poll(() => row('mistral-nano-demo').textContent(), { timeout: 30_000 }).toMatch(/loaded now/);
     // The demo's own row offers no Load (its tab does), the Hub model's does.
     expect(await row('mistral-nano-demo').getByTestId('cache-load').count()).toBe(0);
+    await app.page.getByTestId('cache-panel').screenshot({ path: `${ARTIFACTS}/cache-panel-hub.png` });
     const from = hubRequests.length;
     await row('someone/nano').getByTestId('cache-load').click();
     await app.page.locator('[data-testid="model-status"][data-state="ready"]').filter({ hasText: 'someone/nano' }).waitFor({ timeout: 300_000 });
