@@ -90,6 +90,10 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
   };
 
   const describe = cachedModelText;
+  /** After a question is answered no, the focus goes back to the button that asked it (the row was drawn again). */
+  const refocus = (key: string, testid: string): void => {
+    list.querySelector<HTMLButtonElement>(`li[data-key="${key}"] [data-testid="${testid}"]`)?.focus();
+  };
 
   const renderList = (): void => {
     const rows = entries.map((e) => {
@@ -97,7 +101,8 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
       del.addEventListener('click', () => {
         confirming = { key: e.key, action: 'delete' };
         renderList();
-        list.querySelector<HTMLButtonElement>('[data-testid="cache-confirm-delete"]')?.focus();
+        // The safe answer has the focus: an Enter pressed on deletes nothing.
+        list.querySelector<HTMLButtonElement>('[data-testid="cache-keep"]')?.focus();
       });
       const hub = cachedHubModel(e);
       const loaded = isLoaded(e);
@@ -124,7 +129,7 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
       );
       if (asking === 'load' && hub) {
         const yes = h('button', { type: 'button', 'data-testid': 'cache-confirm-load', disabled: loadLocked() }, 'Set and load');
-        const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-cancel-load' }, 'Cancel');
+        const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-cancel-load', 'data-escape': true }, 'Cancel');
         yes.addEventListener('click', () => {
           if (loadLocked()) return;
           confirming = null;
@@ -134,16 +139,18 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
         no.addEventListener('click', () => {
           confirming = null;
           renderList();
+          refocus(e.key, 'cache-load');
         });
         row.append(h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, cachedLoadQuestion(hub.quantization, wantedQuantization(shared.form.value))), h('div', { class: 'actions' }, yes, no)));
       }
       if (asking === 'delete') {
         const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'cache-confirm-delete', disabled: locked() }, 'Delete');
-        const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-keep' }, 'Keep');
+        const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'cache-keep', 'data-escape': true }, 'Keep');
         yes.addEventListener('click', () => void remove(e));
         no.addEventListener('click', () => {
           confirming = null;
           renderList();
+          refocus(e.key, 'cache-delete');
         });
         row.append(
           h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, `Delete the cached weights of ${describe(e)}, ${formatBytes(e.bytes)}? The next load of this model reads its files again (a download, for a model from the Hub).`), h('div', { class: 'actions' }, yes, no)),

@@ -22,6 +22,21 @@ export function append(el: Element, ...children: Child[]): void {
   }
 }
 
+/**
+ * Escape answers a question box (role="alertdialog") the focus is in with its safe answer, the button marked
+ * `data-escape` (Keep, Cancel): the key a keyboard user reaches for to back out of a dialog.
+ */
+export function installEscapeAnswers(doc: Document): void {
+  doc.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape' || !(ev.target instanceof Element)) return;
+    const box = ev.target.closest('[role="alertdialog"]');
+    const safe = box?.querySelector<HTMLButtonElement>('button[data-escape]');
+    if (!safe || safe.disabled) return;
+    ev.preventDefault();
+    safe.click();
+  });
+}
+
 export function replaceChildren(el: Element, ...children: Child[]): void {
   el.replaceChildren();
   append(el, ...children);

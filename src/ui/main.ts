@@ -6,7 +6,7 @@ import { installErrorTransfer, type EngineApi, type LedgerSnapshot, type LoadPro
 import * as Comlink from 'comlink';
 import { adapterImportPanel } from './adapter-import-panel.ts';
 import { datasetPanel } from './dataset-panel.ts';
-import { h } from './dom.ts';
+import { h, installEscapeAnswers } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
 import { errorParts } from './format.ts';
 import { demoFollowsQuantization, planFollowsInputs } from './follow-inputs.ts';
@@ -147,6 +147,8 @@ function start(root: HTMLElement): void {
 
   // ---- a reload or a closed tab would lose a run's steps or a long model load: the browser asks first ------------
   installLeaveGuard(window, () => unsavedWork(run.value, model.value));
+  // ---- Escape answers a question box with its safe answer (Keep, Cancel) ------------------------------------------
+  installEscapeAnswers(document);
   // ---- a run that ends while the tab is hidden says so on the desktop, where the person allowed it -------------
   installRunNotifier(run, browserNotifierEnv());
 

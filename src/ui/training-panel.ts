@@ -270,7 +270,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
    */
   const askToReplace = (existing: SavedRun, why?: string): void => {
     const replace = h('button', { type: 'button', class: 'danger', 'data-testid': 'train-confirm-replace' }, 'Replace it and train');
-    const keep = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Keep it');
+    const keep = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace', 'data-escape': true }, 'Keep it');
     replace.addEventListener('click', () => startNow(existing));
     keep.addEventListener('click', () => {
       confirmBox.hidden = true;
@@ -282,7 +282,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       h('div', { class: 'actions' }, replace, keep),
     );
     confirmBox.hidden = false;
-    replace.focus();
+    // The safe answer has the focus, as the other questions give it: an Enter pressed on loses no run.
+    keep.focus();
   };
   /**
    * A new run the worker refused: the run saved now is asked about as Train asks (or offered to be forgotten when it
@@ -293,7 +294,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (now) return askToReplace(now, why);
     if (problem) return showDamaged(problem, why);
     const train = h('button', { type: 'button', 'data-testid': 'train-confirm-start' }, 'Train');
-    const cancel = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace' }, 'Cancel');
+    const cancel = h('button', { type: 'button', class: 'secondary', 'data-testid': 'train-cancel-replace', 'data-escape': true }, 'Cancel');
     train.addEventListener('click', () => startNow(null));
     cancel.addEventListener('click', () => {
       confirmBox.hidden = true;
@@ -424,7 +425,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     saved.insertBefore(confirmForget, say);
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
-      const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
+      const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep', 'data-escape': true }, 'Keep it');
       yes.addEventListener('click', () => {
         acting();
         void forgetNow();
@@ -526,7 +527,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     );
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
-      const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep' }, 'Keep it');
+      const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep', 'data-escape': true }, 'Keep it');
       no.addEventListener('click', () => {
         confirmForget.hidden = true;
         forget.disabled = false;

@@ -259,6 +259,13 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     // The first run is saved in this browser: a new one asks before replacing it.
     // Asked once the worker has said what is saved (it may be busy measuring the new data's time estimate first).
     await page.getByTestId('train-confirm').filter({ hasText: /replaces the run saved in this browser \(tiny\.jsonl, step 2 of 2\)/ }).waitFor({ timeout: 240_000 });
+    // The focus on Keep it (an Enter loses no run), and Escape answers that: nothing starts, the saved run stays.
+    expect(await page.getByTestId('train-cancel-replace').evaluate((b) => b === document.activeElement)).toBe(true);
+    await page.keyboard.press('Escape');
+    expect(await page.getByTestId('train-confirm').isHidden()).toBe(true);
+    expect(await page.getByTestId('train-status').getAttribute('data-phase')).not.toBe('running');
+    await page.getByTestId('train-start').click();
+    await page.getByTestId('train-confirm').filter({ hasText: /replaces the run saved in this browser/ }).waitFor({ timeout: 240_000 });
     await page.getByTestId('train-confirm-replace').click();
     const counter = page.getByTestId('step-counter');
     await counter.filter({ hasText: /^1 \/ 4$/ }).waitFor({ timeout: 240_000 });

@@ -330,9 +330,11 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
     expect(await question.textContent()).toMatch(/^These weights are cached unquantised; the hyperparameters ask for NF4, double-quantised\. Loading them sets peft_method lora in the form\./);
     // A row with its question, Load and Delete beside the others, on a phone's screen.
     expect(await narrowScreenOverflow(app, 'cache-panel-load-390')).toEqual([]);
-    // Cancel: nothing set, nothing loaded.
-    await row('someone/nano').getByTestId('cache-cancel-load').click();
+    // Escape (the focus on its Set and load) answers Cancel: nothing set, nothing loaded, the focus back on Load.
+    expect(await row('someone/nano').getByTestId('cache-confirm-load').evaluate((b) => b === document.activeElement)).toBe(true);
+    await app.page.keyboard.press('Escape');
     expect(await question.count()).toBe(0);
+    expect(await load.evaluate((b) => b === document.activeElement)).toBe(true);
     expect(await app.page.locator('#peft_method').inputValue()).toBe('qlora');
     expect(await app.page.getByTestId('model-status').textContent()).toMatch(/^Loaded mistral-nano-demo/);
     // Again, confirmed.
@@ -356,6 +358,12 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
       });
     expect(await copies()).toHaveLength(1);
     const row = app.page.locator('[data-testid="cache-list"] > li').filter({ hasText: 'someone/nano' });
+    // Asked, with the focus on Keep (an Enter deletes nothing); Escape keeps it; asked again, confirmed.
+    await row.getByTestId('cache-delete').click();
+    expect(await row.getByTestId('cache-keep').evaluate((b) => b === document.activeElement)).toBe(true);
+    await app.page.keyboard.press('Escape');
+    expect(await row.getByRole('alertdialog').count()).toBe(0);
+    expect(await row.getByTestId('cache-delete').evaluate((b) => b === document.activeElement)).toBe(true);
     await row.getByTestId('cache-delete').click();
     await row.getByTestId('cache-confirm-delete').click();
     await expect.poll(() => app.page.locator('[data-testid="cache-list"] > li').filter({ hasText: 'someone/nano' }).count(), { timeout: 30_000 }).toBe(0);
