@@ -90,8 +90,11 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
   };
 
   const describe = cachedModelText;
-  /** After a question is answered no, the focus goes back to the button that asked it (the row was drawn again). */
-  const refocus = (key: string, testid: string): void => {
+  /**
+   * Focuses a button of an entry's row after it was drawn again: a question's safe answer when it is asked, the button
+   * that asked it when it is answered no.
+   */
+  const focusInRow = (key: string, testid: string): void => {
     list.querySelector<HTMLButtonElement>(`li[data-key="${key}"] [data-testid="${testid}"]`)?.focus();
   };
 
@@ -102,7 +105,7 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
         confirming = { key: e.key, action: 'delete' };
         renderList();
         // The safe answer has the focus: an Enter pressed on deletes nothing.
-        list.querySelector<HTMLButtonElement>('[data-testid="cache-keep"]')?.focus();
+        focusInRow(e.key, 'cache-keep');
       });
       const hub = cachedHubModel(e);
       const loaded = isLoaded(e);
@@ -116,7 +119,7 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
         }
         confirming = { key: e.key, action: 'load' };
         renderList();
-        list.querySelector<HTMLButtonElement>('[data-testid="cache-confirm-load"]')?.focus();
+        focusInRow(e.key, 'cache-confirm-load');
       });
       const asking = confirming?.key === e.key ? confirming.action : null;
       const row = h(
@@ -139,7 +142,7 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
         no.addEventListener('click', () => {
           confirming = null;
           renderList();
-          refocus(e.key, 'cache-load');
+          focusInRow(e.key, 'cache-load');
         });
         row.append(h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, cachedLoadQuestion(hub.quantization, wantedQuantization(shared.form.value))), h('div', { class: 'actions' }, yes, no)));
       }
@@ -150,7 +153,7 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
         no.addEventListener('click', () => {
           confirming = null;
           renderList();
-          refocus(e.key, 'cache-delete');
+          focusInRow(e.key, 'cache-delete');
         });
         row.append(
           h('div', { class: 'confirm', role: 'alertdialog' }, h('p', {}, `Delete the cached weights of ${describe(e)}, ${formatBytes(e.bytes)}? The next load of this model reads its files again (a download, for a model from the Hub).`), h('div', { class: 'actions' }, yes, no)),
@@ -166,11 +169,10 @@ export function cachePanel(shared: Shared, hooks: CachePanelHooks): HTMLElement 
   const renderStorage = (s: StorageInfo): void => {
     usage.textContent =
       s.usage !== null && s.quota !== null ? `${formatBytes(s.usage)} of ${formatBytes(s.quota)} used by this site (the browser's quota for it).` : 'This browser does not say how much storage this site may use.';
-    usageBar.hidden = s.usage === null || s.quota === null || s.quota <= 0;
-    if (!usageBar.hidden && s.usage !== null && s.quota !== null) {
-      // Past 80 % the browser may soon refuse a model's entry (the load says so): the bar turns to the warning colour.
-      Object.assign(usageBar, { max: s.quota, value: Math.min(s.usage, s.quota), high: 0.8 * s.quota, optimum: 0 });
-    }
+    const shown = s.usage !== null && s.quota !== null && s.quota > 0 ? { usage: s.usage, quota: s.quota } : null;
+    usageBar.hidden = shown === null;
+    // Past 80 % the browser may soon refuse a model's entry (the load says so): the bar turns to the warning colour.
+    if (shown) Object.assign(usageBar, { max: shown.quota, value: Math.min(shown.usage, shown.quota), high: 0.8 * shown.quota, optimum: 0 });
     unavailable.hidden = s.cacheUnavailable === null;
     unavailable.textContent = s.cacheUnavailable ? `Models are not cached: ${s.cacheUnavailable}. Each load downloads the weights again.` : '';
     persistState.textContent = s.persisted === null ? 'This browser does not say whether storage is persistent.' : s.persisted ? PERSISTENT : declined ? DECLINED : NOT_PERSISTENT;

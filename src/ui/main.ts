@@ -110,7 +110,7 @@ function start(root: HTMLElement): void {
   gpu.classList.add('half');
   root.append(
     // QLoRA offered where the plan says the unquantised base does not simply fit: quantization follows it again.
-    modelPanel(shared, { useQlora: () => form.setValues({ peft_method: 'qlora', quantization: '' }), useQuantization: (q) => form.setValues(formValuesForQuantization(q)) }),
+    modelPanel(shared, { useQuantization: (q) => form.setValues(formValuesForQuantization(q)) }),
     dataset.element,
     form.element,
     trainingPanel(shared, {

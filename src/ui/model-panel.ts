@@ -151,9 +151,10 @@ export function memoryView(m: LedgerSnapshot | null): HTMLElement {
 
 /** What the panel asks of the page beyond the shared state. */
 export interface ModelPanelHooks {
-  /** Sets peft_method qlora in the form (quantization back to following it). */
-  useQlora(): void;
-  /** Sets the form's peft_method and quantization to ask for `q` (a cached model is loaded as it was cached). */
+  /**
+   * Sets the form's peft_method and quantization to ask for `q` (formValuesForQuantization): QLoRA's nf4-double where
+   * the plan offers it, a cached model's own where it is loaded as cached.
+   */
   useQuantization(q: Quantization): void;
 }
 
@@ -272,7 +273,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   };
   const qloraOffer = (q: NonNullable<MemoryPlan['qlora']>): HTMLElement => {
     const use = h('button', { type: 'button', class: 'secondary', 'data-testid': 'model-plan-use-qlora' }, 'Use peft_method qlora');
-    use.addEventListener('click', () => hooks.useQlora());
+    use.addEventListener('click', () => hooks.useQuantization('nf4-double'));
     return h('div', { 'data-testid': 'model-plan-qlora', 'data-verdict': q.verdict }, h('p', { class: 'hint' }, qloraOfferText(q)), h('div', { class: 'actions' }, use));
   };
   /** The GPU memory typed into the panel in GiB, or null when the field is empty or not a positive number. */
@@ -287,7 +288,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
     lastVerdict = null;
     planAsked++;
     planTimer = setTimeout(() => {
-      const asked = ++planAsked;
+      const asked = planAsked;
       const s = sourceOf();
       const hp = shared.form.value.hp;
       delete fit.dataset.verdict;
