@@ -7,7 +7,7 @@
 import type { Account, FileObject, Training } from 'replicate';
 import { FinetuneError } from '../core/errors.ts';
 import { formatCount } from '../core/units.ts';
-import { describeCall, scrub } from './errors.ts';
+import { describeCall, scrub, scrubAnswer } from './errors.ts';
 import { quote, visibleText } from '../core/quote.ts';
 
 /** "GET /v1/trainings/abc (reading training abc)": the call as sent (path of the API base included) and in words. */
@@ -59,7 +59,7 @@ function at(o: unknown, path: string): unknown {
 interface Where {
   name: string;
   proxied?: boolean;
-  /** Scrubbed from any value of the answer that a message quotes. */
+  /** Scrubbed from any value of the answer that a message quotes, and from every string of an answer let through. */
   token?: string;
 }
 
@@ -93,7 +93,8 @@ function quoted(text: string, max = 40): string {
 /**
  * A training as read by viewTraining: an id, a status, logs as text (or none). A status word this version does not know
  * is let through (see TrainingStatus); a status that is not a word at all (not text, or text with other characters)
- * is refused, naming it quoted.
+ * is refused, naming it quoted. What is let through has the token scrubbed from every string (scrubAnswer): its error,
+ * logs, model, output and inputs are printed by the CLI and shown by the page, and a server may echo the token in any.
  */
 export function checkTraining(t: unknown, w: Where): Training {
   requireString(t, 'id', w);
@@ -107,19 +108,31 @@ export function checkTraining(t: unknown, w: Where): Training {
   }
   const logs = at(t, 'logs');
   if (logs !== undefined && logs !== null && typeof logs !== 'string') throw lacksFieldError(w.name, 'logs (as text)', w.proxied);
-  return t as Training;
+  return scrubAnswer(t as Training, w.token);
 }
 
-/** An uploaded file: its id and the URL the trainer fetches it from. */
+/**
+ * The trainings of a page of GET /trainings (its `results` list, each still to be checked). An answer without such a
+ * list (a single training, an object of another kind, a bare list) is not taken for an empty list: that made
+ * `finetune remote list` print nothing and succeed against a wrong --api-base.
+ */
+export function checkTrainingPage(page: unknown, w: Where): unknown[] {
+  const results = at(page, 'results');
+  if (!Array.isArray(results)) throw new FinetuneError('remote', `The answer to ${w.name} is not a list of trainings (it lacks the list results): ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'results' });
+  return results as unknown[];
+}
+
+/** An uploaded file: its id and the URL the trainer fetches it from (scrubbed as checkTraining's: its id is printed). */
 export function checkFileObject(f: unknown, w: Where): FileObject {
   requireString(f, 'id', w);
   requireString(f, 'urls.get', w);
-  return f as FileObject;
+  return scrubAnswer(f as FileObject, w.token);
 }
 
+/** The token's account (scrubbed as checkTraining's: its username is printed and shown). */
 export function checkAccount(a: unknown, w: Where): Account {
   requireString(a, 'username', w);
-  return a as Account;
+  return scrubAnswer(a as Account, w.token);
 }
 
 /** A year: no training on Replicate's trainer runs that long; a longer run time is a broken answer, not a duration. */

@@ -16,6 +16,7 @@ export function describeCall(method: string, path: string): string {
   if ((m = /^\/models\/([^/]+)\/([^/]+)\/versions\/([^/]+)\/trainings$/.exec(p))) return `starting a training of ${m[1]}/${m[2]}:${m[3]}`;
   if ((m = /^\/models\/([^/]+)\/([^/]+)$/.exec(p))) return `looking up the model ${m[1]}/${m[2]}`;
   if (p === '/models' && method === 'POST') return 'creating the destination model';
+  if (p === '/trainings' && method === 'GET') return 'listing your recent trainings';
   if ((m = /^\/trainings\/([^/]+)\/cancel$/.exec(p))) return `canceling training ${m[1]}`;
   if ((m = /^\/trainings\/([^/]+)$/.exec(p))) return `reading training ${m[1]}`;
   return `${method} ${p}`;
@@ -60,6 +61,25 @@ function parseProblem(text: string): ProblemBody {
 /** The token never appears in a message, even if a server echoed it back. */
 export function scrub(text: string, token: string | undefined): string {
   return token && token.length >= 4 ? text.split(token).join('[token]') : text;
+}
+
+/**
+ * A JSON answer with `scrub` applied to every string in it, object keys included: a server that echoes the token may
+ * put it in any field (a training's error or logs, a model name, an output URL, an input's name), and every field is
+ * printed or shown somewhere (the CLI's JSON lines, the page's job list, an adapter's README). Scrubbed once, where the
+ * answer comes in, no printer has to remember to. Returns a copy; the answer is left as it came.
+ */
+export function scrubAnswer<T>(answer: T, token: string | undefined): T {
+  if (!token || token.length < 4) return answer;
+  return scrubValue(answer, token) as T;
+}
+
+function scrubValue(v: unknown, token: string): unknown {
+  if (typeof v === 'string') return scrub(v, token);
+  if (Array.isArray(v)) return v.map((x) => scrubValue(x, token));
+  if (typeof v !== 'object' || v === null) return v;
+  // Object.fromEntries defines each key as an own property: a "__proto__" key in the answer stays a plain field.
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [scrub(k, token), scrubValue(x, token)]));
 }
 
 /** A FinetuneError for an HTTP answer that is not ok. `retryAfterS`: what Retry-After said on a final 429. */

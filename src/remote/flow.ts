@@ -9,7 +9,7 @@ import { holdsTokenLike } from '../core/secret-text.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import { answerOf, type RemoteClient } from './client.ts';
-import { checkFileObject, checkTraining, predictSeconds, type TrainingStatus } from './answers.ts';
+import { checkFileObject, checkTraining, checkTrainingPage, predictSeconds, type TrainingStatus } from './answers.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
 import { quote, visibleText } from '../core/quote.ts';
@@ -138,11 +138,11 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 /**
  * The training a send created, from the first page of GET /trainings (newest first; 100 of them): the same base version,
  * the same train_data URL (an upload of this send: no other training uses it), the destination when the answer names one,
- * and created since `since` (less a clock skew allowance). Null when there is none.
+ * and created since `since` (less a clock skew allowance). Null when there is none; an answer that is not a list of
+ * trainings throws (checkTrainingPage), so that the caller says the list could not be read rather than "not found".
  */
 export async function findStartedTraining(c: RemoteClient, o: { version: string; trainData: string; destination: string; since: number; signal?: AbortSignal }): Promise<Training | null> {
-  const page = await c.replicate.trainings.list({ signal: o.signal });
-  const results = Array.isArray(page?.results) ? page.results : [];
+  const results = checkTrainingPage(await c.replicate.trainings.list({ signal: o.signal }), answerOf(c, 'GET', '/trainings'));
   for (const raw of results) {
     const t = raw as Training & { destination?: unknown };
     if (typeof t?.id !== 'string' || t.version !== o.version) continue;
@@ -173,8 +173,7 @@ function maybeStartedError(e: FinetuneError, destination: string, listed: boolea
 
 /** The recent trainings (GET /trainings: the first page, newest first). */
 export async function listTrainings(c: RemoteClient, signal?: AbortSignal): Promise<Training[]> {
-  const page = await c.replicate.trainings.list({ signal });
-  const results = Array.isArray(page?.results) ? page.results : [];
+  const results = checkTrainingPage(await c.replicate.trainings.list({ signal }), answerOf(c, 'GET', '/trainings'));
   return results.map((t) => checkTraining(t, answerOf(c, 'GET', '/trainings')));
 }
 

@@ -98,25 +98,36 @@ function isLoopbackHost(host: string): boolean {
   return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/**
+ * The API base and where it came from. A refusal names its source: `--api-base` is a command-line mistake (a
+ * UsageError, with the usage); REPLICATE_API_BASE_URL is the environment's (bad-input, no usage), and naming the flag
+ * then sent a person looking for a flag they never gave.
+ */
+function apiBaseFrom(apiBaseFlag: string | undefined): { apiBase: string; refuse: (message: string) => Error } {
+  if (apiBaseFlag !== undefined) return { apiBase: apiBaseFlag, refuse: (m) => new UsageError(`--api-base ${m}`) };
+  // Replicate's own base, the default, is never refused: only a value from the variable can be.
+  return { apiBase: process.env.REPLICATE_API_BASE_URL ?? REPLICATE_API_BASE, refuse: (m) => new FinetuneError('bad-input', `REPLICATE_API_BASE_URL ${m}`) };
+}
+
 function env(apiBaseFlag: string | undefined): Env {
   const token = process.env.REPLICATE_API_TOKEN?.trim() ?? '';
   if (!token) throw new FinetuneError('bad-input', 'REPLICATE_API_TOKEN is not set: create a token at https://replicate.com/account/api-tokens and export REPLICATE_API_TOKEN=…');
-  const apiBase = apiBaseFlag ?? process.env.REPLICATE_API_BASE_URL ?? REPLICATE_API_BASE;
+  const { apiBase, refuse } = apiBaseFrom(apiBaseFlag);
   // Said without what could be a secret in it: a user and password, a query.
   const shown = quote(displayUrl(apiBase));
   let u: URL;
   try {
     u = new URL(apiBase);
   } catch {
-    throw new UsageError(`--api-base ${shown} is not an http(s) URL`);
+    throw refuse(`${shown} is not an http(s) URL`);
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new UsageError(`--api-base ${shown} is not an http(s) URL`);
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw refuse(`${shown} is not an http(s) URL`);
   // fetch refuses such a URL on every call, which the retries once reported as four lost connections and the message
   // then printed with the password in it.
-  if (u.username || u.password) throw new UsageError(`--api-base ${shown} must not carry a user or password: the API token goes in REPLICATE_API_TOKEN`);
+  if (u.username || u.password) throw refuse(`${shown} must not carry a user or password: the API token goes in REPLICATE_API_TOKEN`);
   // The token goes in every request's header: over plain http only to this machine (a local proxy or a test server).
   if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) {
-    throw new UsageError(`--api-base ${shown} is plain http to another machine, and the API token would cross the network unencrypted: use https (plain http is taken for this machine only: localhost, 127.0.0.1, ::1)`);
+    throw refuse(`${shown} is plain http to another machine, and the API token would cross the network unencrypted: use https (plain http is taken for this machine only: localhost, 127.0.0.1, ::1)`);
   }
   return { token, apiBase };
 }
