@@ -73,6 +73,12 @@ export interface PlanOptions {
   /** Why the headers were not read, a clause for `model.dtypeFrom` (default: they are read at the load). */
   headersNotRead?: string;
   /**
+   * Why the weights at hand could not be read (not safetensors, truncated, shards missing, a directory), when they are
+   * there but broken: the plan warns, since a load refuses them. Absent where they are only not at hand (the Hub, a
+   * URL, a folder holding config.json alone), which is planned on purpose and no alarm.
+   */
+  weightsUnreadable?: string;
+  /**
    * The validation_prompt laid out as the run's sample reads it (samplePromptIds), in tokens, when a tokenizer gave
    * them; else the plan takes samplePromptTokenBound's ceiling from the text.
    */
@@ -226,6 +232,11 @@ function storedBytesPerValue(dtype: ModelDtype | null, warnings: string[]): numb
   }
 }
 
+/** The warning for weights that are there but cannot be read (PlanOptions.weightsUnreadable). */
+function unreadableWeightsWarning(reason: string): string {
+  return `the weights could not be read (${reason}): finetune train (and Load model on the page) refuses this model until they are replaced; this plan is from config.json alone`;
+}
+
 /**
  * Keeping a layer's intermediates saves its recomputation (about a quarter of the layer's training FLOPs) for one more
  * set of layer buffers. With the GPU's memory given, the plan keeps as many layers as fit under TIGHT_SHARE of it —
@@ -310,6 +321,8 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   const dtypeFrom = fromHeaders
     ? `the safetensors headers${dtype !== config.dtype ? ` (config.json says ${config.dtype ?? 'no dtype'})` : ''}`
     : `config.json's torch_dtype (safetensors headers not read: ${o.headersNotRead ?? 'they are read at the load'}; a load plans from the dtype they store, and says when it differs)`;
+  // Said among the warnings, not only inside dtypeFrom: a plan that "fits" is no use when the load will refuse the files.
+  if (o.weightsUnreadable !== undefined) warnings.push(unreadableWeightsWarning(o.weightsUnreadable));
   const stored = storedBytesPerValue(dtype, warnings);
   let largest = { label: '', bytes: 0 };
   const see = (label: string, bytes: number): number => {

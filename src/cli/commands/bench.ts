@@ -40,9 +40,11 @@ import { int8LossAB } from '../../run/int8-ab.ts';
 import { FinetuneSession, memoryRunStore } from '../../run/session.ts';
 import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 import { checkReadableFile } from '../input-file.ts';
-import { modelSpec } from '../node-source.ts';
+import { modelSpec, type ModelSpec } from '../node-source.ts';
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FinetuneError, thrownMessage } from '../../core/errors.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { parseGpuMemoryFlag } from '../gpu-memory.ts';
 import { loadTokenizerFrom } from './tokenize.ts';
@@ -200,6 +202,43 @@ options:
 
 Prints one JSON line per result as soon as it is measured; memory figures come from the engine's ledger.`;
 
+/** The demo model and sample dataset the real padding, validation and head benches read unless told otherwise. */
+const DEFAULT_BENCH_MODEL = projectPath('public/models/mistral-nano-demo');
+const DEFAULT_BENCH_DATA = projectPath('public/datasets/sample.jsonl');
+
+/**
+ * A path in this project, wherever the command runs: relative to the working directory, the defaults were not found
+ * from any other folder (the default tokenizer is found so too, tokenize.ts).
+ */
+function projectPath(rel: string): string {
+  return resolve(fileURLToPath(new URL(`../../../${rel}`, import.meta.url)));
+}
+
+/**
+ * The real model and dataset of bench padding, validation and head: the paths given (relative to the working
+ * directory, as any path on the command line) or the project's defaults, both checked, so that each wrong one is
+ * named (a wrong --model was reported as the --data error, which was checked first).
+ */
+export function benchRealInputs(values: { model?: string; data?: string }): { modelDir: string; dataPath: string; model: ModelSpec } {
+  const modelDir = values.model ?? DEFAULT_BENCH_MODEL;
+  const dataPath = values.data ?? DEFAULT_BENCH_DATA;
+  const failures: unknown[] = [];
+  let model: ModelSpec | null = null;
+  try {
+    model = modelSpec(modelDir);
+  } catch (e) {
+    failures.push(e);
+  }
+  try {
+    checkReadableFile(dataPath, '--data');
+  } catch (e) {
+    failures.push(e);
+  }
+  if (model !== null && failures.length === 0) return { modelDir, dataPath, model };
+  // Both wrong: both said, in one line, as the user's mistake (each check throws bad-input).
+  throw failures.length === 1 ? failures[0] : new FinetuneError('bad-input', failures.map((e) => thrownMessage(e)).join('; '));
+}
+
 function intList(flag: string, v: string): number[] {
   return v.split(',').map((s) => {
     const n = Number(s);
@@ -311,8 +350,6 @@ export const benchCommand: Command = {
     if (what === 'padding' || what === 'validation' || what === 'head') {
       const synthetic = values.synthetic ?? false;
       if (synthetic && (values.model !== undefined || values.data !== undefined || values.layout !== undefined)) throw new UsageError(`bench ${what} --synthetic makes its own model and rows of token ids: give it no --model, --data or --layout`);
-      const modelDir = values.model ?? 'public/models/mistral-nano-demo';
-      const dataPath = values.data ?? 'public/datasets/sample.jsonl';
       const quantization = (values.quant ?? (synthetic ? 'nf4-double' : 'none')) as Quantization;
       if (!QUANTIZATIONS.includes(quantization) || (synthetic && quantization === 'none')) throw new UsageError(`--quant must be one of ${QUANTIZATIONS.join(', ')}${synthetic ? ' but none (--synthetic makes NF4 weights)' : ''}, got ${quote(values.quant)}`);
       const mbs = values['micro-batch'] ? intList('micro-batch', values['micro-batch'])[0] : 4;
@@ -320,20 +357,20 @@ export const benchCommand: Command = {
       // padding times training steps alone; validation holds out --validation-rows rows (Replicate's default 50) in
       // Replicate's batches of one.
       const hp = parseHyperparams({ micro_batch_size: mbs, train_batch_size: mbs, lora_dropout: 0, run_validation: what === 'validation', num_validation_samples: validationRows, lora_target_modules: values.targets ?? 'q_proj,v_proj', num_train_epochs: 1, layout: values.layout ?? 'replicate' });
-      // A real model and dataset are read before the GPU is asked for: a wrong path is one line at once.
-      if (!synthetic) checkReadableFile(dataPath, '--data');
-      const real = synthetic ? null : { bytes: new Uint8Array(await readFile(dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(modelSpec(modelDir).files) };
+      // A real model and dataset are checked and read before the GPU is asked for: a wrong path is one line at once.
+      const inputs = synthetic ? null : benchRealInputs(values);
+      const real = inputs === null ? null : { ...inputs, bytes: new Uint8Array(await readFile(inputs.dataPath)), tokenizer: await loadTokenizerFrom(), ckpt: await openBaseCheckpoint(inputs.model.files) };
       const { ctx, found } = await createNodeContext({ gemmKernel, attention, loraKernel, ...nodeOptions });
       if (found.note) io.err(`note: ${found.note}`);
       try {
         const adapterLine = { bench: 'adapter', via: found.via, vendor: ctx.report.vendor, architecture: ctx.report.architecture, description: ctx.report.description, gemm: gemmKernel, attention, loraKernel, robustness: found.robustness, quantization };
         let setup: { weights: MistralWeights; config: MistralConfig; plan: (paddingFree: boolean) => Promise<TrainingData> };
         if (real) {
-          print({ ...adapterLine, model: basename(modelDir), data: basename(dataPath), layout: hp.layout });
+          print({ ...adapterLine, model: basename(real.modelDir), data: basename(real.dataPath), layout: hp.layout });
           setup = {
             weights: await loadMistralWeights(ctx, real.ckpt, { quantization }),
             config: real.ckpt.config,
-            plan: async (paddingFree) => (await loadRunData({ train: new Blob([real.bytes]).stream(), trainName: basename(dataPath) }, real.tokenizer, { ...hp, padding_free: paddingFree })).data,
+            plan: async (paddingFree) => (await loadRunData({ train: new Blob([real.bytes]).stream(), trainName: basename(real.dataPath) }, real.tokenizer, { ...hp, padding_free: paddingFree })).data,
           };
         } else {
           // Mistral-7B's shape with random NF4 weights on a GPU (small on SwiftShader), and log-normal rows of random

@@ -21,6 +21,9 @@ import { parseKeepLayers } from '../keep-layers-flag.ts';
 import { BASE_MATMUL_HELP, parseBaseMatmul } from '../kernel-flags.ts';
 import { quote } from '../../core/quote.ts';
 import { thrownMessage } from '../../core/errors.ts';
+import { INDEX_FILE, SINGLE_FILE } from '../../model/checkpoint.ts';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 
 const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8] [--seq-len N] [--revision REV] [--tokenizer DIR] [--no-gpu] [--<hyperparameter> VALUE …]
 
@@ -56,9 +59,29 @@ options:
                     model loaded before (by train or generate) is planned from its offline copy there when its
                     server cannot be reached, said on stderr; plan never writes there
 
+The plan's "warnings" (weights in the folder that cannot be read, settings a run refuses) are also printed on stderr.
+
+exit status: 0 when a plan was made, whatever its verdict (does-not-fit included: read "verdict"); 2 for a wrong
+argument or model (no config.json, one that is not a Mistral model's); 1 when something else failed (a server that
+cannot be reached, a bug).
+
 hyperparameters (those that change memory: peft_method, quantization, micro_batch_size,
 max_seq_len, pack_sequences, wrap_packed_sequences, chunk_size, lora_rank, lora_target_modules, validation_prompt):
 ${hyperparamUsage(HYPERPARAM_NAMES.filter((n) => FIELD_BY_NAME[n].type !== 'file'))}`;
+
+/**
+ * The weight file names a model folder holds as something other than a file (a directory named model.safetensors):
+ * the folder's FileSet lists files only, so without this such a folder read as config.json alone, planned quietly.
+ */
+function weightNamesNotFiles(dir: string): string[] {
+  return [SINGLE_FILE, INDEX_FILE].filter((name) => {
+    try {
+      return !statSync(join(dir, name)).isFile();
+    } catch {
+      return false; // not there (or not to be looked at): the listing and the headers' read say the rest
+    }
+  });
+}
 
 export const planCommand: Command = {
   name: 'plan',
@@ -95,7 +118,7 @@ export const planCommand: Command = {
     const config = parseMistralConfig(await readJson(await model.files.open('config.json')), `${model.label}/config.json`);
     // A folder's safetensors headers are at hand (no download): the plan counts the weights as stored, which
     // config.json's torch_dtype may not say (bfloat16 over float32 shards planned them at half their size).
-    const dtype = await planDtypeOptions(model.files, model.kind === 'directory');
+    const dtype = await planDtypeOptions(model.files, model.kind === 'directory', model.kind === 'directory' ? { notFiles: weightNamesNotFiles(values.model) } : {});
     const gpu: PlanGpu = { memoryBytes };
     if (!values['no-gpu']) {
       try {
@@ -140,6 +163,9 @@ export const planCommand: Command = {
     }
     const plan = planMemory(config, hp, { samplePromptTokens, seqLen, gpu, keptLayers: keep === 'all' ? config.layers : keep, keptAttention: values['keep-attention'] ? true : undefined, baseMatmul, ...dtype });
     for (const n of model.files.offline?.notes() ?? []) io.err(`note: ${n}`);
+    // A person at the terminal reads stderr, not the JSON's "warnings" (weights that cannot be read, a window a run
+    // refuses): said there too.
+    for (const w of plan.warnings) io.err(`warning: ${w}`);
     io.out(JSON.stringify({ type: 'plan', source: { kind: model.kind, name: model.label }, ...plan }, null, 2));
     return 0;
   },

@@ -84,12 +84,12 @@ describe.each(thrownValues)('%s, thrown by outside code, is reported in words', 
     expect(networkReason(thrown())).toBe(NO_TEXT);
   });
 
-  it('planDtypeOptions: headers that cannot be read are a reason, the plan still answers', async () => {
+  it('planDtypeOptions: headers that cannot be read are a reason (and a warning), the plan still answers', async () => {
     const files = {
       list: () => ['config.json', 'model.safetensors'],
       open: () => Promise.reject(thrown()),
     };
-    expect(await planDtypeOptions(files, true)).toEqual({ headersNotRead: `they could not be read (${NO_TEXT})` });
+    expect(await planDtypeOptions(files, true)).toEqual({ headersNotRead: `they could not be read (${NO_TEXT})`, weightsUnreadable: NO_TEXT });
   });
 
   it('fileKernelTuningCache: a store whose write fails names the folder', async () => {
