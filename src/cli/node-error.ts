@@ -15,12 +15,16 @@ interface SystemErrorFields {
   dest: string | null;
 }
 
-/** The fields of a Node system error that names a path, or null (another error, or one that names no path). */
+/**
+ * The fields of a Node system error that names a path, or null (another error, or one that names no path). Node's
+ * carry a numeric errno; ours that keep a code and path for callers to test (node-store.ts's failed writes) have none,
+ * and their message, which already says why and what was kept, is the one to show.
+ */
 function systemErrorFields(e: unknown): SystemErrorFields | null {
   if (!(e instanceof Error)) return null;
   const { code, errno, syscall, path, dest } = e as NodeJS.ErrnoException & { dest?: unknown };
-  if (typeof code !== 'string' || typeof path !== 'string') return null;
-  const description = typeof errno === 'number' ? getSystemErrorMap().get(errno)?.[1] : undefined;
+  if (typeof code !== 'string' || typeof path !== 'string' || typeof errno !== 'number') return null;
+  const description = getSystemErrorMap().get(errno)?.[1];
   return { code, description: description ?? '', syscall: typeof syscall === 'string' ? syscall : null, path, dest: typeof dest === 'string' ? dest : null };
 }
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeErrorMessage, nodeErrorReason } from '../../../src/cli/node-error.ts';
 import { writeFileAtomic } from '../../../src/cli/node-store.ts';
 import { checkReadableFile } from '../../../src/cli/input-file.ts';
+import { reportCommandError } from '../../../src/cli/main.ts';
 
 function thrown(f: () => unknown): unknown {
   try {
@@ -48,6 +49,13 @@ describe("Node's file errors in our messages", () => {
     const e = await writeFileAtomic(target, new Uint8Array(4)).then(() => null, (x: unknown) => x as Error);
     expect(e?.message).toBe(`could not write "${shown}.bin": EISDIR: illegal operation on a directory; the folder there is kept as it was`);
     expect(e?.message).not.toContain('\n');
+    // The command line's last resort for an error with a file code (main.ts) prints this prepared message whole: it
+    // carries code and path (kernel-tuning.ts reads them) but is not Node's, so it is not rebuilt from those fields
+    // (which printed a bare `EISDIR, "…"`, losing the reason and what was kept).
+    expect(nodeErrorMessage(e)).toBe(e?.message);
+    const lines: string[] = [];
+    expect(reportCommandError('export', 'usage', e, { out: () => {}, err: (l) => lines.push(l) })).toBe(2);
+    expect(lines).toEqual([`finetune export: ${e?.message}`]);
     // A path that is a broken link: statSync fails with ELOOP or ENOENT; a loop of links gives ELOOP, named by its code.
     const loop = join(dir, 'loop\n');
     (await import('node:fs')).symlinkSync(loop, loop);
