@@ -10,7 +10,7 @@ import { targetModules } from '../config/hyperparams.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesSource, memoryFileSet } from '../model/source.ts';
 import { POINTER_FILE } from '../run/run-store.ts';
-import { readSavedRun, readStoredCheckpoint } from '../run/saved-run.ts';
+import { isDamagedRun, readSavedRun, readStoredCheckpoint } from '../run/saved-run.ts';
 import { checkSavedRun } from '../run/saved-run-check.ts';
 import { folderRunStore } from './node-store.ts';
 import { FinetuneError } from '../core/errors.ts';
@@ -36,7 +36,10 @@ function isRunStore(dir: string): boolean {
  * recorded the name has none). checkSavedRun has held a recorded name to what a typed --base-model is.
  */
 async function checkpointAdapter(runDir: string): Promise<AdapterFromPath & { note: string }> {
-  const { run, state } = await readStoredCheckpoint(folderRunStore(runDir));
+  // Where the damage is, named: the reader's words alone do not say which folder.
+  const { run, state } = await readStoredCheckpoint(folderRunStore(runDir)).catch((e: unknown) => {
+    throw isDamagedRun(e) ? new FinetuneError('bad-input', `${quote(runDir)}: ${e.message}`) : e;
+  });
   const checked = checkSavedRun(run);
   const hp = checked.hp;
   const file = await openSafetensors(bytesSource(state, `${runDir} (checkpoint)`));

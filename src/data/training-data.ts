@@ -37,14 +37,20 @@ export async function loadRunData(
   sources: { train: ByteSource; validation?: ByteSource | null; trainName?: string; validationName?: string },
   tokenizer: Tokenizer,
   hp: RunDataOptions,
-  options: { maxProblems?: number; build?: BatchBuildOptions } = {},
+  options: {
+    maxProblems?: number;
+    build?: BatchBuildOptions;
+    /** After each chunk read, the bytes of that file read so far (a progress line; a throw here ends the load). */
+    onProgress?: (file: 'train' | 'validation', bytesRead: number) => void;
+  } = {},
 ): Promise<RunData> {
-  const load = (s: ByteSource) => loadDataset(s, { tokenizer, layout: hp.layout, maxSeqLen: hp.max_seq_len, maxProblems: options.maxProblems });
-  const train = await load(sources.train);
+  const load = (s: ByteSource, file: 'train' | 'validation') =>
+    loadDataset(s, { tokenizer, layout: hp.layout, maxSeqLen: hp.max_seq_len, maxProblems: options.maxProblems, onProgress: options.onProgress && ((b) => options.onProgress?.(file, b)) });
+  const train = await load(sources.train, 'train');
   if (!train.ok) refuse(sources.trainName ?? 'the training data', train);
   let validation: LoadedDataset | null = null;
   if (sources.validation && hp.run_validation) {
-    validation = await load(sources.validation);
+    validation = await load(sources.validation, 'validation');
     if (!validation.ok) refuse(sources.validationName ?? 'the validation data', validation);
   }
   const data = prepareTrainingData(train.examples, validation?.examples ?? null, hp, options.build);

@@ -10,6 +10,8 @@ import type { DataStats } from '../data/batches.ts';
 import { BASE_MATMULS } from '../engine/gpu.ts';
 import { savedKernels } from './kernel-tuning.ts';
 import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './saved-run.ts';
+// Beside checkStateStep, which readStoredCheckpoint runs after it; re-exported for the session's checks here.
+export { checkStateChecksum } from './saved-run.ts';
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
 import { formatCount } from '../core/units.ts';
 import { baseModelNameProblem } from '../core/file-names.ts';
@@ -224,11 +226,3 @@ export async function checkDataChecksums(run: SavedRun, train: Uint8Array, valid
   await check(run.validationChecksum, validation, 'validation', run.validationName);
 }
 
-/** The state bytes must be the ones saved with the record (when the record carries a checksum: older ones do not). */
-export async function checkStateChecksum(run: SavedRun, state: Uint8Array): Promise<void> {
-  if (run.stateChecksum === undefined) return;
-  const actual = await stateChecksum(state);
-  if (actual !== run.stateChecksum) {
-    throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum}); it cannot be resumed`, { damagedRun: true, expected: run.stateChecksum, actual });
-  }
-}

@@ -4,7 +4,8 @@
 // resumable until then.
 
 import type { Quantization } from '../core/mistral.ts';
-import { FinetuneError } from '../core/errors.ts';
+import { FinetuneError, thrownMessage } from '../core/errors.ts';
+import { sha256Checksum } from '../core/bytes.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import type { BaseMatmul } from '../engine/gpu.ts';
 import type { KernelChoice } from './kernel-tuning.ts';
@@ -198,8 +199,21 @@ export async function readStoredCheckpoint(store: RunStore): Promise<StoredCheck
   if (!train || !state) throw new FinetuneError('bad-input', 'the saved run is incomplete (its data or checkpoint is missing)');
   const validation = run.validationName ? await store.load(VALIDATION_FILE) : null;
   if (run.validationName && !validation) throw new FinetuneError('bad-input', 'the saved run is incomplete (its validation data is missing)');
+  // As a resume in the session checks it: the checksum first, where the record has one (a damaged state is then said
+  // corrupt by it, not by whatever its bytes fail at). The record is not checked yet (checkSavedRun does that): a
+  // checksum that is no string is left to it.
+  if (typeof run.stateChecksum === 'string') await checkStateChecksum(run, state);
   await checkStateStep(run, state);
   return { run, state, data: { train, validation } };
+}
+
+/** The state bytes must be the ones saved with the record (when the record carries a checksum: older ones do not). */
+export async function checkStateChecksum(run: SavedRun, state: Uint8Array): Promise<void> {
+  if (run.stateChecksum === undefined) return;
+  const actual = await sha256Checksum(state);
+  if (actual !== run.stateChecksum) {
+    throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum}); it cannot be resumed`, { damagedRun: true, expected: run.stateChecksum, actual });
+  }
 }
 
 /**
@@ -208,9 +222,13 @@ export async function readStoredCheckpoint(store: RunStore): Promise<StoredCheck
  * with one step's adapter and another's loss history and place in the data. A resume checks it either way.
  */
 export async function checkStateStep(run: Pick<SavedRun, 'step'>, state: Uint8Array): Promise<void> {
-  const held = await stateStep(state);
-  const says = `the saved run record says step ${run.step} but its checkpoint`;
   const damaged = "the checkpoint is damaged or not this app's";
+  // Bytes that are not safetensors (a truncated file) are a damaged run too: their reader's words alone ("checkpoint:
+  // header length …") said neither what was read nor what it means.
+  const held = await stateStep(state).catch((e: unknown) => {
+    throw new FinetuneError('bad-input', `the saved run's checkpoint (step ${run.step}) cannot be read: ${thrownMessage(e).replace(/^checkpoint: /, '')}: ${damaged}`, { damagedRun: true });
+  });
+  const says = `the saved run record says step ${run.step} but its checkpoint`;
   if ('unreadable' in held) {
     const raw = held.unreadable;
     // A metadata value is any string: quoted, and cut short, for the message.

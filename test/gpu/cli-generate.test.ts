@@ -1,6 +1,6 @@
 // `finetune generate` as a user runs it: the text it streams to stdout is the greedy continuation the library makes
 // (tiny-mistral + tiny-adapter), the summary on stderr says how it ended, and bad flags are usage errors (exit 2).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +90,24 @@ describe('finetune generate', () => {
     expect(fromZip.summary).toMatchObject({ tokens: 3, adapter: true });
     expect(fromZip.stdout).toBe((await generated('test/fixtures/tiny-adapter')).stdout);
   });
+
+  it('stops on Ctrl-C while it reads a long prompt, says so, and exits 130 (it exited 0, as if the answer were whole)', async () => {
+    const child = spawn('node', ['bin/finetune.mjs', 'generate', '--model', 'test/fixtures/tiny-mistral', '--prompt', 'def add(a, b): return a + b\n'.repeat(700), '--max-tokens', '3', '--no-cache']);
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      // The first part of the prompt has been read (the note comes after each part, the first at once).
+      if (!sent && /^reading the prompt: /m.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(sent).toBe(true);
+    expect(code).toBe(130);
+    expect(JSON.parse(stderr.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!)).toMatchObject({ tokens: 0, stopReason: 'stopped' });
+  }, 300_000);
 
   it('answers a missing prompt or a bad number with its usage and exit code 2', async () => {
     for (const args of [['--model', 'test/fixtures/tiny-mistral'], ['--model', 'test/fixtures/tiny-mistral', '--prompt', 'a', '--top-p', 'much']]) {

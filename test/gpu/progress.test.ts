@@ -167,7 +167,9 @@ describe('finetune train and its run folder', () => {
       if (!signalled && (JSON.parse(line) as { type: string }).type === 'step') signalled = child.kill('SIGTERM');
     });
     expect(stopped.err).toMatch(/SIGTERM: stopping after this step/);
-    expect(stopped.code, stopped.err).toBe(0);
+    // Saved, and said with the shell's status for SIGTERM: a scheduler or a `train && upload` script must not take the
+    // run cut short for a finished one (it exited 0).
+    expect(stopped.code, stopped.err).toBe(143);
     const events = stopped.out.map((l) => JSON.parse(l) as { type: string; step?: number; stopped?: boolean });
     const at = events.filter((e) => e.type === 'step').length;
     expect([1, 2]).toContain(at);

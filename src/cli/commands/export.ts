@@ -45,8 +45,9 @@ options:
                   a model trained from a local folder, so that PEFT's AutoPeftModelForCausalLM loads the right base.
                   Without --model, the base's config is looked up under N
   --force         write over an --out that is not an earlier export: a file that is not a GGUF adapter (gguf: a
-                  GGUF model is refused too) or a zip of an export's files (a .zip), a folder holding other files than an adapter's (peft: its README.md is replaced, the other
-                  files are left). Without it such an --out is refused. Every file is written to a temporary file
+                  GGUF model is refused too) or a zip of an export's files (a .zip), a folder holding other files
+                  than an adapter's, or a README.md without one (peft: its README.md is replaced, the other files
+                  are left). Without it such an --out is refused. Every file is written to a temporary file
                   and renamed over the old one, so a failed write (a full disk, a kill) keeps the old file
 
 Prints one JSON line: {"type":"export", format, out, files, adapter: {r, lora_alpha, target_modules, layers, base_model_name_or_path, read_from}, model}.`;
@@ -122,7 +123,12 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
     throw refuse(type === null ? 'is a GGUF file that does not say it is a LoRA adapter (no general.type in its header)' : `is a GGUF ${type} (its general.type is ${quote(type)}), not a LoRA adapter`);
   }
   if (!statSync(out).isDirectory()) return;
-  const others = readdirSync(out).filter((f) => !f.startsWith('.') && !PEFT_OWN_FILES.has(f));
+  const names = readdirSync(out).filter((f) => !f.startsWith('.'));
+  const others = names.filter((f) => !PEFT_OWN_FILES.has(f));
+  // A README.md alone is a person's (an export writes one beside its adapter, never without it): replaced, it was lost.
+  if (others.length === 0 && names.length === 1 && names[0] === README_FILE) {
+    throw new FinetuneError('bad-input', `--out ${quote(out)} holds a ${README_FILE} and no adapter, so not an earlier export's: export would replace it; give --out an empty or new folder, or --force to replace it`);
+  }
   if (others.length === 0) return;
   // The folder's file names are quoted: a comma or a control character in one is told from the list's own.
   const list = firstFew(others, 5, ', ', 'in all', quote);

@@ -1,3 +1,4 @@
+import { SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { loadWeightsCached } from '../../run/weight-cache.ts';
@@ -47,8 +48,8 @@ const USAGE = `finetune generate --model DIR|HUB_ID|URL [--adapter DIR|ZIP] --pr
 
 Continues TEXT (BOS prepended; as written, or laid out with --layout) with the KV-cache decoder, printing
 each token's text on stdout as it is generated, until </s> or --max-tokens. Greedy by default (reproducible). Ctrl-C
-stops after the current token (or between the parts of a long prompt, whose reading is reported on stderr every 2 s). A
-summary (tokens, tokens/s, why it stopped) goes to stderr. The page's Try it takes
+stops after the current token (or between the parts of a long prompt, whose reading is reported on stderr every 2 s)
+and exits 130. A summary (tokens, tokens/s, why it stopped) goes to stderr. The page's Try it takes
 the same values, written the same way: numbers in decimal (no 0x10, no 1e2).
 
 options:
@@ -222,7 +223,9 @@ export function makeGenerateCommand(
             fromCache: loaded.fromCache,
           }),
         );
-        return 0;
+        // Stopped by Ctrl-C: the shell's status for it, as train's (a script's `generate && …` must not take the
+        // text cut short for the whole answer).
+        return interrupted ? SIGNAL_EXIT_CODE.SIGINT : 0;
       } finally {
         process.off('SIGINT', onSigint);
         if (lora) destroyLora(ctx, lora);

@@ -13,7 +13,7 @@ import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
 import { maxSeqLenWindowProblem } from '../../model/attention-span.ts';
 import { openBaseCheckpoint } from '../../model/checkpoint.ts';
-import { adapterBundle, GGUF_FILE } from '../../export/index.ts';
+import { adapterBundle, GGUF_FILE, README_FILE } from '../../export/index.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraAdapter } from '../../model/lora-adapter.ts';
 import { baseModelFlag, checkBaseModelNameFrom } from '../base-model-flag.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
@@ -30,7 +30,8 @@ import { supersededNote } from '../../run/weight-cache-prune.ts';
 import { folderRunStore, folderStoreFiles, writeFilesAtomic, type WriteProbe } from '../node-store.ts';
 import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
-import { onStopSignals, SIGNAL_EXIT_CODE } from '../stop-signals.ts';
+import { onStopSignals, SIGNAL_EXIT_CODE, type StopSignal } from '../stop-signals.ts';
+import { dataProgressPrinter } from '../data-progress.ts';
 import { tokenizerForModelFlag } from './tokenize.ts';
 import { loadProgressPrinter } from '../load-progress.ts';
 import { trainDoneLine, trainProgressPrinter } from '../train-progress.ts';
@@ -57,8 +58,8 @@ at most every 2 s; etaSeconds counts the validation passes still to come), and t
 step line at most every 2 s: loss, learning rate, gradient norm, tokens/s, time left). The run's data and checkpoints live in
 OUT/run (--resume continues a stopped run from there); the final adapter is written to OUT/adapter in PEFT format
 (adapter_config.json, adapter_model.safetensors) and as adapter.gguf for llama.cpp/Ollama, with a README on loading
-them. Ctrl-C stops at the next step (or between the batches of a validation pass, which it then leaves unfinished).
-One train at a time writes an OUT folder: another is refused, naming the process that holds it.
+them. Ctrl-C (or SIGTERM, SIGHUP) stops at the next step (or between the batches of a validation pass, which it then
+leaves unfinished), saves, and exits 130 (143, 129): 0 means the run finished. One train at a time writes an OUT folder: another is refused, naming the process that holds it.
 
 options:
   --model M          the base model: a directory, a Hugging Face id (owner/name; HF_TOKEN is sent for gated
@@ -116,11 +117,22 @@ function adapterFilesIn(dir: string): string[] {
 /** At most this many of a file's warnings are printed; the rest are counted, and `finetune validate` lists them. */
 const DATA_WARNINGS_SHOWN = 10;
 
-function printDataWarnings(io: { err(line: string): void }, file: string, d: LoadedDataset): void {
+/**
+ * A file's bytes in pieces of 1 MiB for the data's reader: Node's Blob.stream() hands a file read whole over as one
+ * chunk, so the reader's progress (and a stop signal's check) came only at its end.
+ */
+async function* blobChunks(b: Blob, size = 2 ** 20): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < b.size; at += size) yield new Uint8Array(await b.slice(at, at + size).arrayBuffer());
+}
+
+/** Thrown from the data's progress callback when a stop signal came while it was read: not an error of the data. */
+const STOPPED_READING = new Error('stopped by a signal while the data was read');
+
+function printDataWarnings(io: { err(line: string): void }, what: string, file: string, d: LoadedDataset): void {
   const warnings = d.problems.shown.filter((p) => p.severity !== 'error');
   if (warnings.length === 0) return;
   const total = d.problems.warningCount + d.problems.noteCount;
-  io.err(`warning: ${quote(file)} has ${formatCounted(d.problems.warningCount, 'warning')}${d.problems.noteCount ? ` and ${formatCounted(d.problems.noteCount, 'note')}` : ''}:`);
+  io.err(`warning: ${what} has ${formatCounted(d.problems.warningCount, 'warning')}${d.problems.noteCount ? ` and ${formatCounted(d.problems.noteCount, 'note')}` : ''}:`);
   for (const p of warnings.slice(0, DATA_WARNINGS_SHOWN)) io.err(`  ${formatProblem(p)}`);
   if (total > DATA_WARNINGS_SHOWN) io.err(`  … and ${formatCounted(total - DATA_WARNINGS_SHOWN, 'more', 'more')} (finetune validate ${quote(file)} lists them)`);
 }
@@ -217,6 +229,9 @@ export function makeTrainCommand(
       // The adapter is written last, into OUT/adapter: a file there was found only after every step had trained.
       const adapterDir = join(out, 'adapter');
       if (existsSync(adapterDir) && !statSync(adapterDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(adapterDir)} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
+      // So is the run's folder: a file there gave Node's bare ENOTDIR when the saved run was looked for.
+      const runFolder = join(out, 'run');
+      if (existsSync(runFolder) && !statSync(runFolder).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(runFolder)} is a file, where train keeps the run's checkpoints: move it away, or give --out another folder`);
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
       // The cache folder too: a file there was found when the weights' write failed, after the load.
       const cacheDir = values['cache-dir'] ?? defaultCacheDir();
@@ -233,11 +248,54 @@ export function makeTrainCommand(
       if (lock.note) io.err(`note: ${lock.note}`);
       const releaseAtExit = (): void => lock.release(); // a second Ctrl-C ends the process with process.exit
       process.once('exit', releaseAtExit);
+      let removeSignalHandlers = (): void => {};
       try {
         // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
         // silently take the place of an earlier one, unfinished (its checkpoint) or finished (its run and, at the new
         // run's end, the adapter in OUT/adapter: the result of the earlier run would be lost).
         const runDir = join(out, 'run');
+        // One device, session and model per attempt (below); these say where the run is for the stop signals, which
+        // are handled from here on: a Ctrl-C while the data was read once killed the process at once, leaving the lock.
+        let session: FinetuneSession | null = null;
+        let stopSignal: StopSignal | null = null;
+        let planned = false; // the run has begun (its plan event): a stop then ends it after a step
+        let loading = false; // the model is loading, which a stop does not cut short
+        let savedStep: number | null = null;
+        // What the next attempt continues from: the saved run asked for, or this run's own checkpoint once it has one
+        // (until then the folder may still hold an older run's, which must not be resumed).
+        const hasCheckpoint = (): boolean => values.resume || savedStep !== null;
+        // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there;
+        // before the model's load they stop at once (the data's reading ends at its next chunk).
+        removeSignalHandlers = onStopSignals(process, {
+          stop: (signal) => {
+            io.err(
+              planned
+                ? `${signal}: stopping after this step and saving it (again to abort at once)…`
+                : `${signal}: stopping before the first step${loading ? ', once the model has loaded (again to abort at once)' : ' (again to abort at once)'}…`,
+            );
+            stopSignal = signal;
+            session?.stop();
+          },
+          abort: (signal) => {
+            // Only a checkpoint of this run (or the run asked to resume) can be resumed; before its first one there is none.
+            io.err(
+              hasCheckpoint()
+                ? `${signal}: stopping now; the last complete checkpoint in ${quote(runDir)} is kept (continue with --resume)`
+                : `${signal}: stopping now; this run had saved no checkpoint, so there is nothing of it to resume: run the same command again to start it`,
+            );
+            // The GPU device first: destroying it waits for the work in flight, and exiting while Dawn's threads still
+            // ran it ended the process by SIGSEGV now and then (about 1 abort in 10 during a step, on SwiftShader).
+            try {
+              session?.ctx.device.destroy();
+            } catch {
+              // exiting either way
+            }
+            process.exit(SIGNAL_EXIT_CODE[signal]);
+          },
+        });
+        // A stop by a signal exits with the shell's status for it (130 for Ctrl-C), after saving: a scheduler's SIGTERM
+        // or a script's `train && upload` must not take a run cut short for a finished one (it exited 0).
+        const exitCode = (): number => (stopSignal ? SIGNAL_EXIT_CODE[stopSignal] : 0);
         // Messages about the saved run quote its folder and what its record says (a model's or a data file's name), as
         // names are quoted elsewhere: a line break or a bidi control in one shows as an escape.
         // A run there that cannot be read is not "no run": resuming it is refused, and so is replacing it without --overwrite.
@@ -253,11 +311,19 @@ export function makeTrainCommand(
         if (damaged) io.err(`note: ${damaged.message}; --overwrite: this run replaces it at its first checkpoint`);
         if (values.resume) {
           if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${quote(runDir)} (a run saves its first checkpoint after save_steps steps, or at its first epoch's end): drop --resume to start one, or give --out the folder of the run to continue`);
-          const stored = await readStoredCheckpoint(folderRunStore(runDir));
+          // A checkpoint that cannot be read (a truncated state file) is said with where it is and what can be done, as a
+          // record that cannot be read is.
+          const stored = await readStoredCheckpoint(folderRunStore(runDir)).catch((e: unknown) => {
+            if (!isDamagedRun(e)) throw e;
+            const held = adapterFilesIn(adapterDir).length > 0 ? ` (${quote(adapterDir)} holds the adapter the run wrote last)` : '';
+            throw new FinetuneError('bad-input', `${quote(runDir)}: ${e.message}: it cannot be resumed${held}; start a new run over it with --overwrite, or give --out another folder`);
+          });
           // A resume continues the run as it was trained: other data or hyperparameters given beside --resume would be
           // ignored, and a user who meant them would never know (they once were, without a word). The same ones, as
           // when the first command is run again with --resume added, are fine.
           await checkResumeArgs(stored, { data: values.data, validation: values.validation, hp, given, runDir });
+          // A finished run resumed trains nothing: said at once (its summary at the end repeats the run's own time).
+          if (!isUnfinished(previous)) io.err(`note: the run saved in ${quote(runDir)} had finished (${formatCounted(previous.step, 'step')}): --resume trains nothing and writes its adapter again`);
           // The run's model, asked before a load that can take minutes (Mistral-7B) only to be refused after it.
           if (spec.label !== previous.modelSource) {
             throw new FinetuneError('bad-input', `the run saved in ${quote(runDir)} was trained on the model ${quote(previous.modelSource)}; --model ${quote(values.model)} is ${quote(spec.label)}: give the run's model to resume it`);
@@ -274,6 +340,12 @@ export function makeTrainCommand(
         } else if (!values.resume && !damaged) {
           // No run, but an adapter (one exported here, or a run's whose OUT/run was removed): the new run's replaces it.
           const held = adapterFilesIn(adapterDir);
+          // A README.md without an adapter is a person's, not an earlier export's: the run's would replace it.
+          if (held.length === 0 && existsSync(join(adapterDir, README_FILE))) {
+            const which = `${quote(adapterDir)} holds a ${README_FILE} and no adapter`;
+            if (!values.overwrite) throw new FinetuneError('bad-input', `${which}: this run would replace it with its adapter's at its end; give --out another folder to keep it, or --overwrite to replace it`);
+            io.err(`note: ${which}; --overwrite: this run replaces it at its end`);
+          }
           if (held.length > 0) {
             const which = `${quote(adapterDir)} holds an adapter (${held.join(', ')})`;
             if (!values.overwrite) throw new FinetuneError('bad-input', `${which} that this run would replace at its end: give --out another folder to keep it, or --overwrite to replace it`);
@@ -293,6 +365,10 @@ export function makeTrainCommand(
         // tokenise) and the GPU: a folder without config.json or weights, a Hub id that does not exist, a model of
         // another vocabulary without a tokenizer of its own is said at once. The load below uses what was opened here.
         const checkpoint = await openBaseCheckpoint(spec.files);
+        // The layers to keep are counted against the model's, known from its config.json: said now, not after its load.
+        if (typeof keepLayers === 'number' && keepLayers > checkpoint.config.layers) {
+          throw new UsageError(`--keep-layers ${keepLayers}: this model has ${formatCounted(checkpoint.config.layers, 'layer')}: give a number from 0 to ${checkpoint.config.layers}, or all`);
+        }
         const tokenizer = await tokenizerForModelFlag(values.tokenizer, spec.files, checkpoint.config, (l) => io.err(l));
         // Another tokenizer than the run's (a --tokenizer left out, say) is refused before the model's load.
         const tokenizerNote = values.resume && previous ? checkTokenizer(previous, tokenizer.identity, "Resume with --tokenizer naming the run's tokenizer.model (no --tokenizer for the default one), or start a new run over it with --overwrite") : null;
@@ -315,14 +391,37 @@ export function makeTrainCommand(
             };
         // The data and its plan are checked before the GPU and the model are touched (a model load can take minutes: the
         // cache, or Mistral-7B's download): a bad row or a plan that cannot be made is refused at once, with its lines.
-        const loaded = data
-          ? await loadRunData({ train: data.train.stream(), validation: data.validation?.stream() ?? null, trainName: data.trainName, validationName: data.validationName ?? undefined }, tokenizer, hp)
+        // Named in messages as given, with the flag: two files of one name (data/train.jsonl, val/train.jsonl) were told
+        // apart by nothing. The run records the files' own names (data.trainName).
+        const dataWhat = `--data ${quote(values.data ?? '')}`;
+        const validationWhat = `--validation ${quote(values.validation ?? '')}`;
+        if (data?.validation && !hp.run_validation) io.err(`note: ${validationWhat} is not read: run_validation is false`);
+        // A large file takes a while to read and tokenise (about 5 MB/s on two cores): said as the model's load is, and
+        // a stop signal ends it at the next chunk.
+        const printers = data && {
+          train: dataProgressPrinter((l) => io.err(l), dataWhat, data.train.size),
+          validation: dataProgressPrinter((l) => io.err(l), validationWhat, data.validation?.size ?? 0),
+        };
+        const loaded = data && printers
+          ? await loadRunData({ train: blobChunks(data.train), validation: data.validation && blobChunks(data.validation), trainName: dataWhat, validationName: validationWhat }, tokenizer, hp, {
+              onProgress: (file, bytes) => {
+                if (stopSignal) throw STOPPED_READING;
+                printers[file](bytes);
+              },
+            }).catch((e: unknown) => {
+              if (e === STOPPED_READING) return null;
+              throw e;
+            })
           : null;
+        if (stopSignal) {
+          io.err(`note: stopped before the model was loaded: nothing was trained${previous ? `, and ${quote(runDir)} was left as it was` : ''}`);
+          return exitCode();
+        }
         // The rows' warnings (truncated at max_seq_len, an unknown field ignored…), as validate prints them: a run once
         // trained on rows cut to 8 tokens without a word.
         if (loaded && data) {
-          printDataWarnings(io, values.data as string, loaded.train);
-          if (loaded.validation && values.validation) printDataWarnings(io, values.validation, loaded.validation);
+          printDataWarnings(io, dataWhat, values.data as string, loaded.train);
+          if (loaded.validation && values.validation) printDataWarnings(io, validationWhat, values.validation, loaded.validation);
         }
         const prepared = loaded?.data ?? null;
         // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an
@@ -334,42 +433,6 @@ export function makeTrainCommand(
         // One device, session and model per attempt: after a lost device (a driver reset, an Xid on a server) a new one
         // is made, the model loaded again (from the weight cache), and the run continues from its last checkpoint — or,
         // lost before this run saved one (while its kernels were measured, say), starts again. --recover attempts at most.
-        let session: FinetuneSession | null = null;
-        let stopRequested = false;
-        let planned = false; // the run has begun (its plan event): a stop then ends it after a step
-        let loading = false; // the model is loading, which a stop does not cut short
-        // Ctrl-C, SIGTERM and SIGHUP stop after the current step and save it, so that --resume continues from there.
-        const removeSignalHandlers = onStopSignals(process, {
-          stop: (signal) => {
-            io.err(
-              planned
-                ? `${signal}: stopping after this step and saving it (again to abort at once)…`
-                : `${signal}: stopping before the first step${loading ? ', once the model has loaded (again to abort at once)' : ' (again to abort at once)'}…`,
-            );
-            stopRequested = true;
-            session?.stop();
-          },
-          abort: (signal) => {
-            // Only a checkpoint of this run (or the run asked to resume) can be resumed; before its first one there is none.
-            io.err(
-              hasCheckpoint()
-                ? `${signal}: stopping now; the last complete checkpoint in ${quote(runDir)} is kept (continue with --resume)`
-                : `${signal}: stopping now; this run had saved no checkpoint, so there is nothing of it to resume: run the same command again to start it`,
-            );
-            // The GPU device first: destroying it waits for the work in flight, and exiting while Dawn's threads still
-            // ran it ended the process by SIGSEGV now and then (about 1 abort in 10 during a step, on SwiftShader).
-            try {
-              session?.ctx.device.destroy();
-            } catch {
-              // exiting either way
-            }
-            process.exit(SIGNAL_EXIT_CODE[signal]);
-          },
-        });
-        let savedStep: number | null = null;
-        // What the next attempt continues from: the saved run asked for, or this run's own checkpoint once it has one
-        // (until then the folder may still hold an older run's, which must not be resumed).
-        const hasCheckpoint = (): boolean => values.resume || savedStep !== null;
         // Made once: every attempt reads and writes the same caches.
         const weightCache = values['no-cache'] ? null : nodeWeightCache(cacheDir);
         const kernelDir = join(cacheDir, 'kernels');
@@ -393,7 +456,7 @@ export function makeTrainCommand(
         const onEvent = (e: TrainEvent): void => {
           // A signal that came before the run had started: stop it as soon as it exists.
           if (e.type === 'plan') planned = true;
-          if (e.type === 'plan' && stopRequested) session?.stop();
+          if (e.type === 'plan' && stopSignal) session?.stop();
           if (e.type === 'checkpoint') savedStep = e.step;
           // What the plan says about the data (e.g. a validation split larger than what is left to train on).
           if (e.type === 'plan') for (const n of e.stats.notices ?? []) io.err(`note: ${n}`);
@@ -406,90 +469,91 @@ export function makeTrainCommand(
           print(e);
           say(e);
         };
-        try {
-          for (let attempt = 0; ; attempt++) {
-            const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...nodeOptions });
-            if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
-            if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
-              const detected = await detectMemory(ctx.report);
-              if (detected) io.err(`note: ${detected.note}`);
-              if (detected?.bytes) gpuMemoryBytes = detected.bytes;
-            }
-            const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir, storeProbe));
-            session = s;
-            if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
-            // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
-            s.weightCache = weightCache;
-            // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
-            s.kernelCache = kernelCache;
-            // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
-            const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize };
-            const streamLayers = values['stream-layers'] ? true : gpuMemoryBytes !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryBytes } } : false;
-            let result;
-            try {
-              loading = true;
-              // The load's progress on stderr, where the notes go (stdout stays one JSON event a line).
-              const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
-              const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers, checkpoint, cacheSource: spec.cacheSource, formerCacheSources: spec.formerCacheSources }).finally(() => (loading = false));
-              if (attempt === 0) {
-                for (const n of model.notices ?? []) io.err(`note: ${n}`);
-                // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).
-                for (const w of model.warnings) io.err(`warning: ${w}`);
-                const older = weightCache ? supersededNote(await weightCache.list(), spec.cacheSource, quantization, 'finetune cache prune') : null;
-                if (older) io.err(`note: ${older}`);
-                print({ type: 'model', ...model });
-              }
-              // --base-model is recorded with the run: a resume without it, and export --adapter OUT/run, name it too.
-              const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase, replaceDamaged: values.overwrite as boolean, ...(baseModel !== undefined ? { baseModelName: baseModel } : {}) };
-              result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
-            } catch (e) {
-              // A checkpoint that could not be written (a full disk): the adapter trained so far is still written, then
-              // the error says what is kept and how to go on.
-              if (isFinetuneError(e) && e.details?.checkpointFailed) {
-                const how = Number(e.details.lastSaved) > 0 ? ' (finetune train with --model and --out as before and --resume)' : '';
-                await writeAdapter(s).then(
-                  ({ dir }) => io.err(`note: the adapter trained up to step ${String(e.details?.step)} was written to ${quote(dir)} all the same`),
-                  (w: unknown) => io.err(`note: the adapter trained so far could not be written either: ${thrownMessage(w)}`),
-                );
-                throw new FinetuneError(e.kind, `${e.message}${how}`, e.details);
-              }
-              if (!isFinetuneError(e, 'device-lost')) throw e;
-              const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
-              if (attempt >= recover || stopRequested) {
-                // Lost while the kernels were measured (before the first step): nothing to resume; the message says what
-                // the next run does.
-                if (lostWhileMeasuring && !hasCheckpoint()) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
-                throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${quote(runDir)} is kept: run finetune train again with --model and --out as before and --resume to continue`);
-              }
-              const from = hasCheckpoint() ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
-              print({ type: 'device-lost', attempt: attempt + 1, of: recover, message: e.message, resumeAt: savedStep });
-              io.err(`${e.message}: getting a new GPU device and ${from} (attempt ${attempt + 1} of ${recover})`);
-              continue;
-            }
-            // Stopped before its first step: nothing was trained, and OUT/adapter (a finished run's, maybe, kept with
-            // its run until this one's first checkpoint) is left as it is. It was once replaced by an untrained adapter.
-            if (result.steps === 0) {
-              io.err(`note: stopped before the first step: nothing was trained, and ${quote(join(out, 'adapter'))} was left as it was`);
-              print({ type: 'done', ...result, adapter: null });
-              io.err(trainDoneLine(result, null));
-              ctx.destroyDevice();
-              return 0;
-            }
-            const { adapter, dir } = await writeAdapter(s);
-            // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
-            if (baseModel === undefined && adapter.config.baseModel === spec.label && !isRemoteModelSpec(values.model as string)) {
-              io.err(`note: the adapter names its base model ${quote(adapter.config.baseModel)}, the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${quote(dir)} --format peft --out DIR --base-model owner/name`);
-            }
-            if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${quote(runDir)}; the adapter so far is in ${quote(dir)}. Continue with the same command and --resume`);
-            print({ type: 'done', ...result, adapter: dir });
-            io.err(trainDoneLine(result, dir));
-            ctx.destroyDevice();
-            return 0;
+        for (let attempt = 0; ; attempt++) {
+          const { ctx, found } = await newContext({ baseMatmul, int8Kernel, ...nodeOptions });
+          if (attempt === 0 && found.note) io.err(`note: ${found.note}`);
+          if (attempt === 0 && gpuMemoryBytes === undefined && !values['stream-layers']) {
+            const detected = await detectMemory(ctx.report);
+            if (detected) io.err(`note: ${detected.note}`);
+            if (detected?.bytes) gpuMemoryBytes = detected.bytes;
           }
-        } finally {
-          removeSignalHandlers();
+          const s = new FinetuneSession(ctx, tokenizer, folderRunStore(runDir, storeProbe));
+          session = s;
+          if (gpuMemoryBytes !== undefined) s.gpuMemoryBytes = gpuMemoryBytes;
+          // The quantised weights are cached: the next run of the same model loads them without downloading or quantising.
+          s.weightCache = weightCache;
+          // So are the kernel choices measured on this GPU (src/run/kernel-tuning.ts), in a folder of their own.
+          s.kernelCache = kernelCache;
+          // Streamed layers when asked for, or when the plan for this GPU's memory says only streaming fits.
+          const limits = { maxBufferSize: ctx.device.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.device.limits.maxStorageBufferBindingSize };
+          const streamLayers = values['stream-layers'] ? true : gpuMemoryBytes !== undefined ? { hp: runHp, gpu: { ...limits, memoryBytes: gpuMemoryBytes } } : false;
+          let result;
+          try {
+            loading = true;
+            // The load's progress on stderr, where the notes go (stdout stays one JSON event a line).
+            const onProgress = loadProgressPrinter((l) => io.err(l), spec.label, { local: spec.kind === 'directory' });
+            const model = await s.loadModel(spec.files, spec.label, quantization, onProgress, { streamLayers, checkpoint, cacheSource: spec.cacheSource, formerCacheSources: spec.formerCacheSources }).finally(() => (loading = false));
+            if (attempt === 0) {
+              for (const n of model.notices ?? []) io.err(`note: ${n}`);
+              // On stderr too, where people look (a rebuilt cache entry was once only inside the model line's JSON).
+              for (const w of model.warnings) io.err(`warning: ${w}`);
+              const older = weightCache ? supersededNote(await weightCache.list(), spec.cacheSource, quantization, 'finetune cache prune') : null;
+              if (older) io.err(`note: ${older}`);
+              print({ type: 'model', ...model });
+            }
+            // --base-model is recorded with the run: a resume without it, and export --adapter OUT/run, name it too.
+            const options = { keptLayers: keptLayersAsked(model.layers), keptAttention, kernels, baseMatmul: askedBase, replaceDamaged: values.overwrite as boolean, ...(baseModel !== undefined ? { baseModelName: baseModel } : {}) };
+            result = await (data && !hasCheckpoint() ? s.train(hp, data, onEvent, { ...options, prepared: prepared ?? undefined }) : s.train({}, null, onEvent, { ...options, resume: true }));
+          } catch (e) {
+            // A checkpoint that could not be written (a full disk): the adapter trained so far is still written, then
+            // the error says what is kept and how to go on.
+            if (isFinetuneError(e) && e.details?.checkpointFailed) {
+              const how = Number(e.details.lastSaved) > 0 ? ' (finetune train with --model and --out as before and --resume)' : '';
+              await writeAdapter(s).then(
+                ({ dir }) => io.err(`note: the adapter trained up to step ${String(e.details?.step)} was written to ${quote(dir)} all the same`),
+                (w: unknown) => io.err(`note: the adapter trained so far could not be written either: ${thrownMessage(w)}`),
+              );
+              throw new FinetuneError(e.kind, `${e.message}${how}`, e.details);
+            }
+            if (!isFinetuneError(e, 'device-lost')) throw e;
+            const lostWhileMeasuring = typeof e.details?.kernelsLost === 'string';
+            if (attempt >= recover || stopSignal) {
+              // Lost while the kernels were measured (before the first step): nothing to resume; the message says what
+              // the next run does.
+              if (lostWhileMeasuring && !hasCheckpoint()) throw new FinetuneError('device-lost', `${e.message}: run the same command again`, e.details);
+              throw new FinetuneError('device-lost', `${e.message}. The last checkpoint in ${quote(runDir)} is kept: run finetune train again with --model and --out as before and --resume to continue`);
+            }
+            const from = hasCheckpoint() ? `continuing from the checkpoint${savedStep !== null ? ` at step ${savedStep}` : ''}` : 'starting the run again (it had no checkpoint yet)';
+            print({ type: 'device-lost', attempt: attempt + 1, of: recover, message: e.message, resumeAt: savedStep });
+            io.err(`${e.message}: getting a new GPU device and ${from} (attempt ${attempt + 1} of ${recover})`);
+            continue;
+          }
+          // Stopped before its first step: nothing was trained, and OUT/adapter (a finished run's, maybe, kept with
+          // its run until this one's first checkpoint) is left as it is. It was once replaced by an untrained adapter.
+          if (result.steps === 0) {
+            io.err(`note: stopped before the first step: nothing was trained, and ${quote(join(out, 'adapter'))} was left as it was`);
+            print({ type: 'done', ...result, adapter: null });
+            io.err(trainDoneLine(result, null));
+            ctx.destroyDevice();
+            return exitCode();
+          }
+          // The run's last state is saved by now: a failed write of the adapter (a full disk) says so, and how to get it.
+          const { adapter, dir } = await writeAdapter(s).catch((e: unknown) => {
+            const how = result.stopped ? 'run the same command with --resume: it continues the run and writes the adapter at its end' : 'run the same command with --resume: it writes the adapter again, training nothing';
+            throw new FinetuneError('bad-input', `${thrownMessage(e)}. The run itself is saved in ${quote(runDir)} (step ${result.steps}): once there is room, ${how}`, { code: (e as { code?: unknown }).code });
+          });
+          // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
+          if (baseModel === undefined && adapter.config.baseModel === spec.label && !isRemoteModelSpec(values.model as string)) {
+            io.err(`note: the adapter names its base model ${quote(adapter.config.baseModel)}, the model folder's name, which PEFT, vLLM and Ollama look up on the Hugging Face Hub: give train --base-model owner/name, or write a renamed copy with finetune export --adapter ${quote(dir)} --format peft --out DIR --base-model owner/name`);
+          }
+          if (result.stopped) io.err(`note: stopped after step ${result.steps}, saved in ${quote(runDir)}; the adapter so far is in ${quote(dir)}. Continue with the same command and --resume`);
+          print({ type: 'done', ...result, adapter: dir });
+          io.err(trainDoneLine(result, dir));
+          ctx.destroyDevice();
+          return exitCode();
         }
       } finally {
+        removeSignalHandlers();
         process.off('exit', releaseAtExit);
         lock.release();
       }

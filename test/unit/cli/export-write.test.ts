@@ -309,6 +309,18 @@ describe('finetune export writes', () => {
     expect((await exportWith(undefined, '--format', 'peft', '--out', again)).error).toBeNull();
   });
 
+  it('refuses a PEFT --out folder holding a README.md and no adapter (a README of its own, not an export\'s), unless --force', async () => {
+    const dir = join(tmp(), 'notes');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'README.md'), 'my notes');
+    const { error } = await exportWith(undefined, '--format', 'peft', '--out', dir);
+    expect(error?.message).toBe(`--out "${dir}" holds a README.md and no adapter, so not an earlier export's: export would replace it; give --out an empty or new folder, or --force to replace it`);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('my notes');
+    expect(existsSync(join(dir, 'adapter_config.json'))).toBe(false);
+    expect((await exportWith(undefined, '--format', 'peft', '--out', dir, '--force')).error).toBeNull();
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).not.toBe('my notes');
+  });
+
   it('refuses a zip --out that exists and is not a zip, unless --force', async () => {
     const dir = tmp();
     const out = join(dir, 'notes.zip');

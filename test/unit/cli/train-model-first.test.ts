@@ -113,6 +113,6 @@ describe('train checks the model before the data', () => {
     writeFileSync(data, '{"text": "one"}\n{"text": "two", "system": "x"}\n{"text": "three"}\n');
     const r = await trainWithStderr('--model', 'test/fixtures/tiny-mistral', '--data', data, '--out', folder('finetune-out-'));
     expect(r.message).toBe(REACHED_GPU);
-    expect(r.stderr).toContain(`warning: "${data}" has 1 warning:\n  line 2: warning: unknown field "system" ignored`);
+    expect(r.stderr).toContain(`warning: --data "${data}" has 1 warning:\n  line 2: warning: unknown field "system" ignored`);
   });
 });

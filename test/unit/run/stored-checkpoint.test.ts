@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { memoryRunStore } from '../../../src/run/run-store.ts';
 import { writeSafetensors } from '../../../src/model/safetensors.ts';
-import { checkpointFiles, readStoredCheckpoint } from '../../../src/run/saved-run.ts';
+import { checkpointFiles, isDamagedRun, readStoredCheckpoint } from '../../../src/run/saved-run.ts';
+import { stateChecksum } from '../../../src/run/saved-run-check.ts';
 import { fakeRun, fakeState } from '../../helpers/fake-checkpoint.ts';
 import { errorOf } from '../model/helpers.ts';
 
@@ -38,5 +39,23 @@ describe('the step a saved checkpoint holds', () => {
     expect((await errorOf(() => readStoredCheckpoint(store))).message).toBe('the saved run record says step 2 but its checkpoint holds step 3');
     await store.commit(checkpointFiles(fakeRun(2), fakeState(2, 4), { train, validation: null }));
     expect((await readStoredCheckpoint(store)).run.step).toBe(2);
+  });
+
+  it('a state that is not safetensors (truncated) is a damaged run, said so (it was "checkpoint: header length …")', async () => {
+    const store = memoryRunStore();
+    await store.commit(checkpointFiles(fakeRun(2), fakeState(2, 4).subarray(0, 100), { train, validation: null }));
+    const e = await errorOf(() => readStoredCheckpoint(store));
+    expect(isDamagedRun(e)).toBe(true);
+    expect(e.message).toMatch(/^the saved run's checkpoint \(step 2\) cannot be read: header length \d+ goes beyond the end of the file \(100 bytes\)/);
+    expect(e.message).toMatch(/: the checkpoint is damaged or not this app's$/);
+  });
+
+  it('a record with the state\'s checksum checks it first: a damaged state is said corrupt by it', async () => {
+    const store = memoryRunStore();
+    const state = fakeState(2, 4);
+    await store.commit(checkpointFiles({ ...fakeRun(2), stateChecksum: await stateChecksum(state) }, state.subarray(0, 100), { train, validation: null }));
+    const e = await errorOf(() => readStoredCheckpoint(store));
+    expect(isDamagedRun(e)).toBe(true);
+    expect(e.message).toMatch(/^the checkpoint is corrupt: its checksum \(.+\) does not match the one saved with the run \(.+\); it cannot be resumed$/);
   });
 });

@@ -1,0 +1,109 @@
+// What `finetune train` says and does before the GPU is touched: the data's progress and a stop signal while it is
+// read, the data files named by their flags, a person's README.md in OUT/adapter, --keep-layers against the model's
+// layers. The GPU is never reached (the context factory throws if it is).
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeTrainCommand } from '../../../src/cli/commands/train.ts';
+import { folderRunStore } from '../../../src/cli/node-store.ts';
+import { checkpointFiles } from '../../../src/run/saved-run.ts';
+import { fakeRun, fakeState } from '../../helpers/fake-checkpoint.ts';
+
+const REACHED_GPU = 'the run went on to make a GPU context';
+const command = makeTrainCommand(async () => {
+  throw new Error(REACHED_GPU);
+});
+const MODEL = 'test/fixtures/tiny-mistral';
+
+function folder(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+async function train(args: string[], onErr: (line: string) => void = () => {}): Promise<{ code: number | null; error: Error | null; stderr: string[] }> {
+  const stderr: string[] = [];
+  const r = await command.run(args, { out: () => {}, err: (l) => (stderr.push(l), onErr(l)) }).then(
+    (code) => ({ code, error: null }),
+    (e: unknown) => ({ code: null, error: e as Error }),
+  );
+  return { ...r, stderr };
+}
+
+function rows(path: string, text: string): string {
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('finetune train before the GPU', () => {
+  it('says how far a large data file is read, and a Ctrl-C then ends the run at once, leaving no folder or lock', async () => {
+    // About 24 MB: several seconds of reading and tokenising, past the 2 s a progress line waits for.
+    const line = `${JSON.stringify({ prompt: `Question: ${'lorem ipsum dolor sit amet '.repeat(8)}`, completion: 'answer '.repeat(20) })}\n`;
+    const data = join(folder('finetune-big-'), 'big.jsonl');
+    writeFileSync(data, line.repeat(Math.ceil(24e6 / line.length)));
+    const out = join(folder('finetune-out-'), 'run1'); // made by the run, so removed again
+    let signalled = false;
+    const r = await train(['--model', MODEL, '--data', data, '--out', out, '--max_seq_len', '32'], (l) => {
+      if (!signalled && l.startsWith('reading --data')) {
+        signalled = true;
+        process.emit('SIGINT');
+      }
+    });
+    expect(r.error).toBeNull();
+    expect(r.code).toBe(130);
+    expect(r.stderr.find((l) => l.startsWith('reading --data'))).toMatch(new RegExp(`^reading --data "${data.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}": [\\d.]+ MiB / [\\d.]+ MiB \\(\\d+ %\\) · [\\d.]+ MB/s · .+ left$`));
+    expect(r.stderr).toContain('SIGINT: stopping before the first step (again to abort at once)…');
+    expect(r.stderr.at(-1)).toBe('note: stopped before the model was loaded: nothing was trained');
+    expect(existsSync(out)).toBe(false);
+    // The signal's handlers are gone with the command: a later SIGINT would otherwise be swallowed by a stale one.
+    expect(process.listenerCount('SIGINT')).toBe(0);
+  }, 120_000);
+
+  it('names a data file by its flag and path, so two files of one name are told apart', async () => {
+    const dir = folder('finetune-data-');
+    mkdirSync(join(dir, 'val'));
+    const good = rows(join(dir, 'train.jsonl'), '{"text": "a"}\n{"text": "b"}\n');
+    const bad = rows(join(dir, 'val', 'train.jsonl'), '{"text": "a"}\nnot json\n');
+    const r = await train(['--model', MODEL, '--data', good, '--validation', bad, '--out', folder('finetune-out-')]);
+    expect(r.error?.message).toMatch(new RegExp(`^--validation "${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" has 1 error:\\nline 2`));
+    // With run_validation false the validation file is not read: said, not silently passed over.
+    const off = await train(['--model', MODEL, '--data', good, '--validation', bad, '--run_validation', 'false', '--out', folder('finetune-out-')]);
+    expect(off.error?.message).toBe(REACHED_GPU);
+    expect(off.stderr).toContain(`note: --validation "${bad}" is not read: run_validation is false`);
+  });
+
+  it('refuses an OUT/adapter holding a README.md of its own (no adapter beside it) without --overwrite', async () => {
+    const out = folder('finetune-out-');
+    mkdirSync(join(out, 'adapter'));
+    writeFileSync(join(out, 'adapter', 'README.md'), 'my notes');
+    const data = rows(join(folder('finetune-data-'), 'rows.jsonl'), '{"text": "a"}\n');
+    const r = await train(['--model', MODEL, '--data', data, '--out', out]);
+    expect(r.error?.message).toBe(`"${join(out, 'adapter')}" holds a README.md and no adapter: this run would replace it with its adapter's at its end; give --out another folder to keep it, or --overwrite to replace it`);
+    expect(readFileSync(join(out, 'adapter', 'README.md'), 'utf8')).toBe('my notes');
+    const over = await train(['--model', MODEL, '--data', data, '--out', out, '--overwrite']);
+    expect(over.error?.message).toBe(REACHED_GPU);
+    expect(over.stderr).toContain(`note: "${join(out, 'adapter')}" holds a README.md and no adapter; --overwrite: this run replaces it at its end`);
+  });
+
+  it('refuses --keep-layers past the model\'s layers before its load', async () => {
+    const data = rows(join(folder('finetune-data-'), 'rows.jsonl'), '{"text": "a"}\n');
+    const layers = JSON.parse(readFileSync(join(MODEL, 'config.json'), 'utf8')).num_hidden_layers as number;
+    const r = await train(['--model', MODEL, '--data', data, '--out', folder('finetune-out-'), '--keep-layers', String(layers + 1)]);
+    expect(r.error?.message).toBe(`--keep-layers ${layers + 1}: this model has ${layers} layers: give a number from 0 to ${layers}, or all`);
+  });
+
+  it('a saved run whose checkpoint is damaged: --resume says where, that it cannot be resumed, and what to do', async () => {
+    const out = folder('finetune-out-');
+    const state = fakeState(2, 4);
+    await folderRunStore(join(out, 'run')).commit(checkpointFiles(fakeRun(2), state.subarray(0, 100), { train: new TextEncoder().encode('{"text": "a"}\n'), validation: null }));
+    const r = await train(['--model', MODEL, '--out', out, '--resume']);
+    expect(r.error?.message).toMatch(new RegExp(`^"${join(out, 'run').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}": the saved run's checkpoint \\(step 2\\) cannot be read: header length \\d+ goes beyond the end of the file \\(100 bytes\\).*: it cannot be resumed; start a new run over it with --overwrite, or give --out another folder$`));
+  });
+
+  it('an OUT/run that is a file is said so before anything is read (it was Node\'s bare ENOTDIR)', async () => {
+    const out = folder('finetune-out-');
+    writeFileSync(join(out, 'run'), 'hi');
+    const data = rows(join(folder('finetune-data-'), 'rows.jsonl'), '{"text": "a"}\n');
+    const r = await train(['--model', MODEL, '--data', data, '--out', out]);
+    expect(r.error?.message).toBe(`--out: "${join(out, 'run')}" is a file, where train keeps the run's checkpoints: move it away, or give --out another folder`);
+  });
+});
