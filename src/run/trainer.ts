@@ -256,6 +256,18 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
   let queued = 0;
   let finished: Promise<void> | null = null;
   for (const pass of data.validationPasses()) {
+    // A pause or stop takes effect between passes, before the next is queued: never after the last one, whose loss is
+    // then read and reported (a pause asked during the last pass once held the finished validation's loss unshown).
+    if (queued > 0 && o.control && (o.control.paused || o.control.stopped)) {
+      // Settle the fence first: while paused, the page may use the GPU (export, Try it), which fences too.
+      if (finished) {
+        await finished;
+        finished = null;
+        progress(queued);
+      }
+      await o.control.pausePoint();
+      if (o.control.stopped) return { loss: NaN, tokens, seconds: elapsed(), stopped: true };
+    }
     queued++;
     if (pass.lossTokens === 0) continue;
     runner.setBatch(pass);
@@ -266,14 +278,6 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
     }
     // A fence after this pass: awaited once the next one is queued behind it.
     finished = ctx.sync();
-    if (o.control && (o.control.paused || o.control.stopped)) {
-      // Settle the fence first: while paused, the page may use the GPU (export, Try it), which fences too.
-      await finished;
-      finished = null;
-      progress(queued);
-      await o.control.pausePoint();
-      if (o.control.stopped) return { loss: NaN, tokens, seconds: elapsed(), stopped: true };
-    }
   }
   if (finished) await finished;
   // Σ sequences × batch mean, over those sequences: in float32 on the GPU the sum stays within a few units of the mean × sequences.

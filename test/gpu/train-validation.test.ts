@@ -57,7 +57,10 @@ describe('validation in a run', () => {
           progress.push(p);
           extra.onValidating?.(p);
         },
-        onEval: (r) => void evals.push(r),
+        onEval: async (r) => {
+          evals.push(r);
+          await extra.onEval?.(r);
+        },
         onCheckpoint: (step, state) => void saved.push({ step, state }),
       }, control, from, { validateFirst: o.validateFirst, validationShare: o.validationShare, elapsedBefore: o.elapsedBefore });
       return { data, steps, evals, progress, saved, result };
@@ -102,6 +105,32 @@ describe('validation in a run', () => {
     // Paused at 1 of 3: it settled the pass queued behind that one (2 of 3) and went no further until resumed.
     expect(whilePaused).toEqual([0, 1, 2]);
     expect(paused.progress.filter((p) => p.step === first).map((p) => p.done)).toEqual([0, 1, 2, 3]);
+    expect(paused.evals.map((e) => e.valLoss)).toEqual(whole.evals.map((e) => e.valLoss));
+    expect(paused.steps.map((s) => s.loss)).toEqual(whole.steps.map((s) => s.loss));
+  });
+
+  it('a pause asked during the last pass of a validation takes effect after its loss is reported (it was held unshown)', async () => {
+    const control = new TrainControl();
+    const first = whole.evals[0].step;
+    const reported: number[] = [];
+    let reportedWhilePaused: number[] | null = null;
+    const paused = await run(control, (_runner, progress) => ({
+      onEval: (r) => void reported.push(r.step),
+      onValidating: (p) => {
+        if (p.step !== first || p.done !== 2 || control.paused || reportedWhilePaused) return;
+        control.pause(); // the third and last pass is queued by now
+        const poll = setInterval(() => {
+          if (!progress.some((q) => q.step === first && q.done === 3)) return;
+          clearInterval(poll);
+          // Time for the run to report, then look at what it reported while paused.
+          setTimeout(() => {
+            reportedWhilePaused = [...reported];
+            control.resume();
+          }, 500);
+        }, 20);
+      },
+    }));
+    expect(reportedWhilePaused).toEqual([first]);
     expect(paused.evals.map((e) => e.valLoss)).toEqual(whole.evals.map((e) => e.valLoss));
     expect(paused.steps.map((s) => s.loss)).toEqual(whole.steps.map((s) => s.loss));
   });
