@@ -25,3 +25,36 @@ export function isHuggingFaceUrl(url: string): boolean {
     return false;
   }
 }
+
+/**
+ * A repository as a person may paste it: `owner/name`, or the address of its page or of a file in it
+ * (`https://huggingface.co/owner/name`, `…/tree/REV`, `…/blob/REV/config.json`, `hf.co/…`, with or without the scheme).
+ * The revision is the one the address names, if any (its first path segment after tree, blob or resolve). Null when
+ * it is neither.
+ */
+export function hubRepoFromInput(text: string): { repo: string; revision: string | null } | null {
+  const t = text.trim();
+  if (/^[\w.-]+\/[\w.-]+$/.test(t)) return { repo: t, revision: null };
+  let u: URL;
+  try {
+    u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(t) ? t : `https://${t}`);
+  } catch {
+    return null;
+  }
+  const host = u.hostname.toLowerCase();
+  if (!['http:', 'https:'].includes(u.protocol) || !(host === 'huggingface.co' || host === 'www.huggingface.co' || host === 'hf.co')) return null;
+  const parts = u.pathname.split('/').filter(Boolean);
+  // Datasets and Spaces live under their own prefix: not a model.
+  if (parts.length < 2 || parts[0] === 'datasets' || parts[0] === 'spaces') return null;
+  const repo = `${parts[0]}/${parts[1]}`;
+  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) return null;
+  let revision: string | null = null;
+  if (['tree', 'blob', 'resolve'].includes(parts[2] ?? '') && parts[3]) {
+    try {
+      revision = decodeURIComponent(parts[3]);
+    } catch {
+      return null;
+    }
+  }
+  return { repo, revision };
+}

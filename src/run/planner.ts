@@ -140,6 +140,8 @@ export interface MemoryPlan {
     dtype: string;
     /** Where `dtype` came from: the safetensors headers, or config.json's torch_dtype alone (headers not read yet). */
     dtypeFrom: string;
+    /** Why the weights at hand cannot be read (PlanOptions.weightsUnreadable): a load of them would fail. */
+    weightsUnreadable?: string;
   };
   quantization: Quantization;
   run: {
@@ -506,7 +508,7 @@ function planWithKeptLayers(config: MistralConfig, hp: Hyperparams, o: PlanOptio
   }
 
   return {
-    model: { layers: d.L, hidden: d.C, intermediate: d.I, vocab: d.V, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, dtype: dtype ?? 'bfloat16 (assumed)', dtypeFrom },
+    model: { layers: d.L, hidden: d.C, intermediate: d.I, vocab: d.V, heads: d.nH, kvHeads: d.nKV, headDim: d.hd, dtype: dtype ?? 'bfloat16 (assumed)', dtypeFrom, ...(o.weightsUnreadable !== undefined ? { weightsUnreadable: o.weightsUnreadable } : {}) },
     quantization,
     run: {
       rows: B,

@@ -41,3 +41,50 @@ export function replaceChildren(el: Element, ...children: Child[]): void {
   el.replaceChildren();
   append(el, ...children);
 }
+
+/**
+ * Where a key pressed on tab `from` of a row of tabs moves, by the WAI-ARIA tabs pattern: ArrowRight / ArrowLeft to the
+ * next / previous tab (wrapping at the ends), Home / End to the first / last. Disabled tabs (`enabled[i]` false) are
+ * passed over, as a click cannot reach them either. Null: a key the tabs leave to the page, or no other tab to go to.
+ */
+export function tabKeyTarget(key: string, from: number, enabled: readonly boolean[]): number | null {
+  const n = enabled.length;
+  const order: number[] = [];
+  if (key === 'ArrowRight') for (let i = 1; i < n; i++) order.push((from + i) % n);
+  else if (key === 'ArrowLeft') for (let i = 1; i < n; i++) order.push((from - i + n) % n);
+  else if (key === 'Home') for (let i = 0; i < n; i++) order.push(i);
+  else if (key === 'End') for (let i = n - 1; i >= 0; i--) order.push(i);
+  else return null;
+  const to = order.find((i) => enabled[i]);
+  return to === undefined || to === from ? null : to;
+}
+
+/**
+ * Marks `selected` as the selected tab of a row of tabs (aria-selected) and makes it the row's one Tab stop (tabindex 0,
+ * the others -1): Tab goes past the tablist to the panel, the arrows move within it (tabKeys).
+ */
+export function markSelectedTab(tabs: readonly HTMLElement[], selected: HTMLElement): void {
+  for (const t of tabs) {
+    t.setAttribute('aria-selected', String(t === selected));
+    t.tabIndex = t === selected ? 0 : -1;
+  }
+}
+
+/**
+ * The keyboard of a row of tabs that select on click (role="tab" buttons): the keys of tabKeyTarget move focus to a tab
+ * and click it, so the key selects exactly as a click does (automatic activation), whatever the click does besides.
+ * With a modifier the key is the browser's (Alt+ArrowLeft goes back).
+ */
+export function tabKeys(tabs: readonly HTMLButtonElement[]): void {
+  tabs.forEach((tab, i) => {
+    tab.addEventListener('keydown', (ev) => {
+      if (ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      const to = tabKeyTarget(ev.key, i, tabs.map((t) => !t.disabled));
+      if (to === null) return;
+      ev.preventDefault();
+      const target = tabs[to];
+      target.focus();
+      target.click();
+    });
+  });
+}

@@ -1,6 +1,6 @@
 // The hyperparameter form, generated from the one schema (src/config FIELDS): Replicate's training inputs with their
 // exact names and defaults, then ours. Every keystroke is validated with safeParseHyperparams and each message shows
-// under the field it names. A changed value shows Replicate's default beside it, with a reset.
+// under each field it names. A changed value shows Replicate's default beside it, with a reset.
 //
 // Values are kept as typed (strings for numbers) and saved in localStorage, so a reload or an error never loses them.
 // The Hugging Face token is not a hyperparameter and is never saved.
@@ -89,23 +89,31 @@ function defaultText(f: FieldMeta): string {
   return String(f.default);
 }
 
-/** The field a message is about: the first field name it mentions ("lora_rank must be …"). */
-export function fieldOfMessage(message: string): string {
-  let best = '';
-  let at = Infinity;
+/**
+ * The fields a message is about: every field name it mentions, in the order it first mentions them ("lora_rank must
+ * be …" is lora_rank's; "train_batch_size (4) must be a multiple of micro_batch_size (8)" is both fields').
+ */
+export function fieldsOfMessage(message: string): string[] {
+  const found: { name: string; at: number }[] = [];
   for (const name of HYPERPARAM_NAMES) {
     const m = new RegExp(`(^|[^a-z_])${name}([^a-z_]|$)`).exec(message);
-    if (m && m.index < at) {
-      at = m.index;
-      best = name;
-    }
+    if (m) found.push({ name, at: m.index });
   }
-  return best;
+  return found.sort((a, b) => a.at - b.at).map((f) => f.name);
 }
 
+/**
+ * The messages by field ('' for those that name none: said above the form). A message that names several fields (a
+ * rule between them: the batch sizes, peft_method and quantization) is listed under each of them: it was shown under
+ * the first one named alone, so the micro-batch size typed wrong said nothing under itself, and the message stood
+ * under the batch size, a screen above on a phone. Under each, it is beside whichever field the person just changed.
+ */
 export function groupMessages(messages: readonly string[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const m of messages) (out[fieldOfMessage(m)] ??= []).push(m);
+  for (const m of messages) {
+    const fields = fieldsOfMessage(m);
+    for (const f of fields.length > 0 ? fields : ['']) (out[f] ??= []).push(m);
+  }
   return out;
 }
 
@@ -223,14 +231,20 @@ export function hyperparamsPanel(shared: Shared): { element: HTMLElement; setVal
     // Human words first; Replicate's field name stays visible beneath as the secondary label.
     const nameLine = h('span', { class: 'name' }, f.name);
     // Every field's control has id f.name, the file fields' <output> too: the label names it for assistive technology.
-    const label = h('label', { for: f.name, title: f.help }, h('span', { class: 'label' }, f.label), nameLine);
+    const label = h('label', { for: f.name, id: `label-${f.name}`, title: f.help }, h('span', { class: 'label' }, f.label), nameLine);
     const help = h('p', { class: 'help', id: `help-${f.name}`, title: f.help }, f.help);
     // The error, warning and help texts are read out with the input they belong to.
     input?.setAttribute('aria-describedby', `error-${f.name} warning-${f.name} help-${f.name}`);
     let control: HTMLElement;
     if (input) {
       input.addEventListener(f.type === 'bool' || f.type === 'enum' ? 'change' : 'input', () => commit(readInputs()));
-      control = input instanceof HTMLInputElement && input.type === 'checkbox' ? h('label', { class: 'check', for: f.name }, input, h('span', { class: 'hint' }, f.label)) : input;
+      if (input instanceof HTMLInputElement && input.type === 'checkbox') {
+        // A checkbox has two labels, the card's heading and the words beside the box (both toggle it), and a name made
+        // of every label said "Run validation run_validation Run validation". Named by the heading alone, it reads as
+        // every other field does ("Micro-batch size micro_batch_size").
+        input.setAttribute('aria-labelledby', `label-${f.name}`);
+        control = h('label', { class: 'check', for: f.name }, input, h('span', { class: 'hint' }, f.label));
+      } else control = input;
     } else {
       // train_data / validation_data: the files picked in the Dataset panel.
       control = h('output', { class: 'file-ref', id: f.name, 'data-testid': `file-${f.name}` }, '—');

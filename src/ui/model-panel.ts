@@ -4,13 +4,13 @@
 // and the models cached in this browser (cache-panel.ts).
 
 import { pickedFolderName, relativePath } from '../core/file-names.ts';
-import type { HubReference } from '../core/hub-reference.ts';
+import { hubRepoFromInput, type HubReference } from '../core/hub-reference.ts';
 import type { LedgerSnapshot, LoadProgress, MemoryPlan, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import { isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { cachePanel } from './cache-panel.ts';
-import { h, replaceChildren } from './dom.ts';
+import { h, markSelectedTab, replaceChildren, tabKeys } from './dom.ts';
 import { formatCount, formatParams, quantizationLabel } from './format.ts';
 import { joinSentences } from './sentence.ts';
 import { runLostDevice } from './run-state.ts';
@@ -161,8 +161,12 @@ export interface ModelPanelHooks {
 export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement {
   let kind: SourceKind = 'demo';
   const tabs = (['demo', 'hub', 'files'] as const).map((k) =>
-    h('button', { type: 'button', role: 'tab', class: 'tab', 'data-kind': k, 'data-testid': `model-source-${k}` }, k === 'demo' ? 'Demo model' : k === 'hub' ? 'Hugging Face' : 'Local files'),
+    // Each tab controls the one panel below (its content swaps), which is named by the selected tab.
+    h('button', { type: 'button', role: 'tab', class: 'tab', id: `model-source-tab-${k}`, 'aria-controls': 'model-source-panel', 'data-kind': k, 'data-testid': `model-source-${k}` }, k === 'demo' ? 'Demo model' : k === 'hub' ? 'Hugging Face' : 'Local files'),
   );
+  // role="tab" promises the tabs pattern: the arrows, Home and End move between the tabs (and select, as a click does),
+  // and the row is one Tab stop, the selected tab (markSelectedTab in select).
+  tabKeys(tabs);
   const repo = h('input', { type: 'text', id: 'hub-repo', value: 'mistralai/Mistral-7B-Instruct-v0.2', autocomplete: 'off', spellcheck: 'false' });
   const revision = h('input', { type: 'text', id: 'hub-revision', placeholder: 'main', autocomplete: 'off', spellcheck: 'false' });
   const token = h('input', { type: 'password', id: 'hub-token', placeholder: 'hf_…', autocomplete: 'off' });
@@ -193,11 +197,17 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       h('p', { class: 'hint' }, FILES_HELP),
     ),
   };
-  const body = h('div', { class: 'source-body' });
+  const body = h('div', { class: 'source-body', role: 'tabpanel', id: 'model-source-panel' });
   const select = (k: SourceKind): void => {
     kind = k;
-    for (const t of tabs) t.setAttribute('aria-selected', String(t.dataset.kind === k));
+    const tab = tabs.find((t) => t.dataset.kind === k) ?? tabs[0];
+    markSelectedTab(tabs, tab);
+    body.setAttribute('aria-labelledby', tab.id);
     replaceChildren(body, bodies[k]);
+    // A panel with no control of its own (the demo's: a paragraph) is a Tab stop itself, as the tabs pattern has it, so
+    // that Tab from the tabs reaches its text; one with inputs is entered at its first input.
+    if (bodies[k].querySelector('input, select, textarea, button')) body.removeAttribute('tabindex');
+    else body.tabIndex = 0;
   };
   for (const t of tabs) t.addEventListener('click', () => select(t.dataset.kind as SourceKind));
   select('demo');
@@ -225,7 +235,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
         return { source: { kind: 'demo' }, label: 'mistral-nano-demo' };
       case 'hub': {
         const r = repo.value.trim();
-        if (!/^[\w.-]+\/[\w.-]+$/.test(r)) return 'Write the repository as owner/name, e.g. mistralai/Mistral-7B-Instruct-v0.2.';
+        if (!/^[\w.-]+\/[\w.-]+$/.test(r)) return 'Write the repository as owner/name (or paste its huggingface.co address), e.g. mistralai/Mistral-7B-Instruct-v0.2.';
         const rev = revision.value.trim();
         const tok = token.value.trim();
         return { source: { kind: 'hub', repo: r, ...(rev ? { revision: rev } : {}), ...(tok ? { token: tok } : {}) }, label: rev ? `${r}@${rev}` : r };
@@ -245,13 +255,23 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   let planTimer: ReturnType<typeof setTimeout> | undefined;
   // The last plan's verdict: 'fits-with-streaming' loads the model with its layers streamed from CPU memory.
   let lastVerdict: MemoryPlan['verdict'] | null = null;
+  // The plan for the inputs on show failed (a Load then goes straight to the load, which says why: asking the plan
+  // again first doubled the wait, half a minute of retries where the Hub cannot be reached).
+  let planFailed = false;
+  // Why picked files cannot load, as the plan found (their config.json or weights unreadable): Load is disabled with
+  // it, where it once stood enabled under a green "Fits" and failed on the click.
+  let planBlock: string | null = null;
   const showPlan = (p: MemoryPlan): void => {
     lastVerdict = p.verdict;
+    const unreadable = p.model.weightsUnreadable;
+    planBlock = unreadable === undefined ? null : `The picked weights cannot be read (${unreadable}): pick the model's files again.`;
     const word = { fits: 'Fits', tight: 'Tight', 'fits-with-streaming': 'Fits with layer streaming', 'does-not-fit': 'Does not fit' }[p.verdict];
     fit.dataset.verdict = p.verdict;
     replaceChildren(
       fit,
-      h('p', { class: `status ${p.verdict === 'fits' ? 'ok' : p.verdict === 'tight' || p.verdict === 'fits-with-streaming' ? 'warn' : 'bad'}` }, `${word}: ${p.reasons[0] ?? ''}`),
+      unreadable !== undefined
+        ? h('p', { class: 'status bad' }, 'Cannot be loaded: the weights cannot be read. Planned from config.json alone: ', `${word.toLowerCase()}, ${p.reasons[0] ?? ''}`)
+        : h('p', { class: `status ${p.verdict === 'fits' ? 'ok' : p.verdict === 'tight' || p.verdict === 'fits-with-streaming' ? 'warn' : 'bad'}` }, `${word}: ${p.reasons[0] ?? ''}`),
       ...p.reasons.slice(1).map((r) => h('p', { class: 'hint' }, r)),
       // Replicate's default is lora, so Mistral-7B picked as it comes plans a bf16 base: say what QLoRA would need.
       p.qlora ? qloraOffer(p.qlora) : null,
@@ -286,6 +306,8 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
     // Forgotten at once, not when the new plan is asked: a Load in between must not take the last inputs' verdict,
     // nor the answer to a plan asked for them that comes after this.
     lastVerdict = null;
+    planFailed = false;
+    planBlock = null;
     planAsked++;
     planTimer = setTimeout(() => {
       const asked = planAsked;
@@ -299,16 +321,33 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
       replaceChildren(fit, h('p', { class: 'hint' }, 'Checking whether it fits (config.json; no weights are read)…'));
       shared.engine.planModelMemory(s.source, { ...hp }, givenMemoryGiB() ?? undefined).then(
         (p) => {
-          if (asked === planAsked) showPlan(p);
+          if (asked !== planAsked) return;
+          showPlan(p);
+          render();
         },
         (e: unknown) => {
+          if (asked !== planAsked) return;
           // The worker's rejection through comlink may be any value: thrownMessage never throws (String() did for an
           // object with no prototype, and the panel stayed at "Checking…" with an unhandled rejection).
-          if (asked === planAsked) replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits: ${thrownMessage(e)}`));
+          replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits: ${thrownMessage(e)}`));
+          planFailed = true;
+          // Picked files read the same at the load: a config.json that cannot be read blocks it. (A Hub answer may be
+          // different on the next ask: a gated repository's token typed, the network back.)
+          if (s.source.kind === 'files' && isFinetuneError(e) && e.details?.modelUnloadable === true) planBlock = `${thrownMessage(e)}: pick the model's files again.`;
+          render();
         },
       );
     }, 400);
   };
+  // A model page's address pasted (what the address bar gives) becomes owner/name, and the revision it names goes
+  // into its field: the tab refused it, though the name was right there.
+  repo.addEventListener('input', () => {
+    const given = repo.value.trim();
+    const read = /^[\w.-]+\/[\w.-]+$/.test(given) ? null : hubRepoFromInput(given);
+    if (!read) return;
+    repo.value = read.repo;
+    if (read.revision && !revision.value.trim()) revision.value = read.revision;
+  });
   for (const el of [repo, revision, token, gpuMemory]) el.addEventListener('input', askPlan);
   // The worker remembers the size: a run keeps layers' intermediates (no recomputation) as far as it allows.
   gpuMemory.addEventListener('input', () => {
@@ -325,7 +364,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
    */
   const streamingNeeded = async (source: ModelSource, hp: Record<string, unknown> | null): Promise<boolean> => {
     if (lastVerdict !== null) return lastVerdict === 'fits-with-streaming';
-    if (!hp) return false;
+    if (!hp || planFailed) return false;
     // Usually a moment (config.json); longer where the server must be waited for. Said, so the click shows at once.
     status.className = 'status';
     status.textContent = 'Checking whether it fits before loading…';
@@ -400,7 +439,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
     // A source that cannot be loaded as it stands (no files picked) disables Load and says why, instead of a button that
     // only answers after a click.
     const s = sourceOf();
-    const why = busy || typeof s !== 'string' ? null : s;
+    const why = busy ? null : typeof s === 'string' ? s : planBlock;
     loadButton.disabled = busy || why !== null;
     loadReason.textContent = why ?? '';
     loadReason.hidden = why === null;

@@ -353,7 +353,13 @@ const api = {
    */
   async planModelMemory(source: ModelSource, hp: Record<string, unknown>, gpuMemoryGiB?: number): Promise<MemoryPlan> {
     const { files, name } = modelFiles(source);
-    const config = parseMistralConfig(await readJson(await files.open('config.json')), `${name}/config.json`);
+    // A config.json that cannot be read or is not a Mistral model's is one the load refuses too: marked (modelUnloadable),
+    // so that the page disables Load for picked files instead of offering a click that can only fail.
+    const config = await readJson(await files.open('config.json'))
+      .then((json) => parseMistralConfig(json, `${name}/config.json`))
+      .catch((e: unknown) => {
+        throw isFinetuneError(e, 'bad-input') ? new FinetuneError('bad-input', e.message, { ...e.details, modelUnloadable: true }) : e;
+      });
     const dtype = await planDtypeOptions(files, source.kind !== 'hub');
     const gpu: PlanGpu = { memoryBytes: gpuMemoryGiB && gpuMemoryGiB > 0 ? gpuMemoryGiB * 1024 ** 3 : undefined };
     // Without a device the plan still answers, and says that the limits were not checked.

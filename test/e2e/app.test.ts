@@ -189,6 +189,28 @@ describe('on a phone-sized screen and from the keyboard', () => {
           .map((el) => `${el.tagName.toLowerCase()}.${(el as HTMLElement).className}#${el.id}: ${el.scrollWidth} > ${el.clientWidth}`),
       );
       expect(wide).toEqual([]);
+      // Generated text without a space in it (an untrained model's "# ====…", a URL, base64) wraps inside its box: a
+      // training sample of 72 "=" once made the phone page 584 px wide. The boxes as the page makes them (sample-list.ts,
+      // try-panel.ts), each with a 300-character word.
+      const widthWithLongWords = await page.evaluate(() => {
+        const word = '='.repeat(300);
+        const add = (parent: string, html: string): HTMLElement => {
+          const box = document.createElement('div');
+          box.className = 'long-word-probe';
+          box.innerHTML = html;
+          box.querySelectorAll('[data-text]').forEach((el) => (el.textContent = word));
+          document.querySelector(parent)?.append(box);
+          return box;
+        };
+        const boxes = [
+          add('#panel-training', '<div class="sample"><h3>Sample</h3><p class="prompt" data-text></p><p class="completion" data-text></p><ol><li><p class="completion" data-text></p></li></ol></div>'),
+          add('#panel-training', '<div class="generation"><div class="try-column"><h4>Adapter</h4><pre><span class="prompt" data-text></span><span class="completion" data-text></span></pre></div></div>'),
+        ];
+        const width = document.documentElement.scrollWidth;
+        boxes.forEach((b) => b.remove());
+        return width;
+      });
+      expect(widthWithLongWords).toBeLessThanOrEqual(390);
       // The sticky header leaves the phone its screen: at most an eighth of it (≈ 150 px, 18 %, once covered panel
       // headings while scrolling).
       const headerHeight = await page.evaluate(() => (document.querySelector('header.top') as HTMLElement).getBoundingClientRect().height);

@@ -400,6 +400,18 @@ describe('dataset panel and form (headless Chromium)', () => {
     await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json']);
     expect(await page.getByTestId('model-load').isDisabled()).toBe(true);
     expect(await page.getByTestId('model-load-reason').textContent()).toBe('The picked files include no *.safetensors weights: pick them with config.json (PyTorch .bin weights are not read).');
+    // Weights that are not safetensors, and a config.json that is not JSON: the plan finds the files unreadable, so Load
+    // is disabled with the reason (it stood enabled under a green "Fits" and failed on the click).
+    const broken = mkdtempSync(join(tmpdir(), 'model-broken-'));
+    writeFileSync(join(broken, 'model.safetensors'), 'garbage!garbage!garbage');
+    await page.locator('#model-files').setInputFiles(['public/models/mistral-nano-demo/config.json', join(broken, 'model.safetensors')]);
+    await page.getByTestId('model-load-reason').filter({ hasText: /^The picked weights cannot be read \(model\.safetensors: not a safetensors file: .+\): pick the model's files again\.$/ }).waitFor();
+    expect(await page.getByTestId('model-load').isDisabled()).toBe(true);
+    expect(await page.getByTestId('model-plan').locator('.status').first().textContent()).toMatch(/^Cannot be loaded: the weights cannot be read\. Planned from config\.json alone: fits, /);
+    writeFileSync(join(broken, 'config.json'), '{"oops":');
+    await page.locator('#model-files').setInputFiles([join(broken, 'config.json'), 'public/models/mistral-nano-demo/model.safetensors']);
+    await page.getByTestId('model-load-reason').filter({ hasText: /config\.json.*: pick the model's files again\.$/ }).waitFor();
+    expect(await page.getByTestId('model-load').isDisabled()).toBe(true);
     // A config.json whose torch_dtype is not what the safetensors store: the plan counts the stored dtype and says so.
     const f32Config = join(mkdtempSync(join(tmpdir(), 'model-f32-config-')), 'config.json');
     writeFileSync(f32Config, JSON.stringify({ ...JSON.parse(readFileSync('public/models/mistral-nano-demo/config.json', 'utf8')), dtype: 'float32' }));

@@ -283,6 +283,42 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
     }
   });
 
+  it('a model never loaded, the Hub unreachable: Load after the failed plan goes to the load at once (it asked the plan again first)', async () => {
+    offline = true;
+    try {
+      const asked = (from: number): number => hubRequests.slice(from).filter((r) => r.method === 'GET' && r.path.includes('/never-loaded/')).length;
+      const typed = hubRequests.length;
+      await app.page.getByTestId('model-source-hub').click();
+      // Pasted as its page's address, the repository is read as owner/name, and the revision the address names taken.
+      await app.page.locator('#hub-repo').fill('https://huggingface.co/someone/never-loaded/tree/v1');
+      expect(await app.page.locator('#hub-repo').inputValue()).toBe('someone/never-loaded');
+      expect(await app.page.locator('#hub-revision').inputValue()).toBe('v1');
+      await app.page.locator('#hub-revision').fill('');
+      await app.page.locator('#hub-repo').fill('https://huggingface.co/someone/never-loaded');
+      expect(await app.page.locator('#hub-repo').inputValue()).toBe('someone/never-loaded');
+      expect(await app.page.locator('#hub-revision').inputValue()).toBe('');
+      await app.page.getByTestId('model-plan').filter({ hasText: /^Cannot tell whether it fits: someone\/never-loaded\/config\.json: / }).waitFor({ timeout: 120_000 });
+      const planAsks = asked(typed);
+      // What the status line says from the click on, and what the Hub is asked.
+      await app.page.evaluate(() => {
+        const status = document.querySelector('[data-testid="model-status"]') as HTMLElement;
+        const seen: string[] = [];
+        (window as unknown as { statusSeen: string[] }).statusSeen = seen;
+        new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true });
+      });
+      const from = hubRequests.length;
+      await app.page.getByTestId('model-load').click();
+      await app.page.getByTestId('model-load-failure').filter({ hasText: /someone\/never-loaded\/config\.json: network failure/ }).waitFor({ timeout: 120_000 });
+      const seen = await app.page.evaluate(() => (window as unknown as { statusSeen: string[] }).statusSeen);
+      expect(seen.filter((t) => t.includes('Checking whether it fits'))).toEqual([]);
+      // One round of the load's own retries, no more asks than the plan's round made, not a plan's round and then the load's.
+      expect(asked(from)).toBeGreaterThan(0);
+      expect(asked(from)).toBeLessThanOrEqual(planAsks);
+    } finally {
+      offline = false;
+    }
+  });
+
   const row = (name: string) => app.page.locator('[data-testid="cache-list"] > li').filter({ hasText: name });
   /** Loads the demo from its tab (as the form asks), and waits until it is the model on the GPU. */
   const loadDemo = async (): Promise<void> => {
