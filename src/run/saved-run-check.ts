@@ -9,7 +9,7 @@ import { safeParseHyperparams } from '../config/hyperparams.ts';
 import type { DataStats } from '../data/batches.ts';
 import { BASE_MATMULS } from '../engine/gpu.ts';
 import { savedKernels } from './kernel-tuning.ts';
-import { withRecordDefaults, type ModelFileVersion, type SavedRun } from './saved-run.ts';
+import { CHECKSUM, withRecordDefaults, type ModelFileVersion, type SavedRun } from './saved-run.ts';
 // Beside checkStateStep, which readStoredCheckpoint runs after it; re-exported for the session's checks here.
 export { checkStateChecksum } from './saved-run.ts';
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
@@ -18,9 +18,6 @@ import { baseModelNameProblem } from '../core/file-names.ts';
 import { firstFew, quote, quoteCut, visibleText } from '../core/quote.ts';
 
 const QUANTIZATIONS: readonly string[] = ['none', 'nf4', 'nf4-double'];
-
-/** What a checksum in a run record looks like: the algorithm, then the hex digest of the state file. */
-const CHECKSUM = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * A saved run whose record or files are not what a run saved (a field missing or out of range, data or state of other

@@ -201,8 +201,8 @@ export async function readStoredCheckpoint(store: RunStore): Promise<StoredCheck
   if (run.validationName && !validation) throw new FinetuneError('bad-input', 'the saved run is incomplete (its validation data is missing)');
   // As a resume in the session checks it: the checksum first, where the record has one (a damaged state is then said
   // corrupt by it, not by whatever its bytes fail at). The record is not checked yet (checkSavedRun does that): a
-  // checksum that is no string is left to it.
-  if (typeof run.stateChecksum === 'string') await checkStateChecksum(run, state);
+  // checksum that is not one (not a string, or a megabyte of text that the message would quote) is left to it.
+  if (typeof run.stateChecksum === 'string' && CHECKSUM.test(run.stateChecksum)) await checkStateChecksum(run, state);
   await checkStateStep(run, state);
   return { run, state, data: { train, validation } };
 }
@@ -215,6 +215,9 @@ export async function checkStateChecksum(run: SavedRun, state: Uint8Array): Prom
     throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum}); it cannot be resumed`, { damagedRun: true, expected: run.stateChecksum, actual });
   }
 }
+
+/** A well-formed checksum as the session writes it, of the state and of the data (saved-run-check.ts refuses others). */
+export const CHECKSUM = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * The state must be the one of the record's step: the step in its metadata is the record's. What pairs them in a
