@@ -22,6 +22,8 @@ export interface HeaderContext {
   planSteps: number | null;
   /** Another tab of this page is training the run saved in this browser: this one cannot train until it ends. */
   elsewhere?: boolean;
+  /** An unfinished run saved in this browser, offered for resuming in the training panel (after a reload, say). */
+  savedRun?: { step: number; totalSteps: number } | null;
 }
 
 const steps = (n: number): string => formatCounted(n, 'step');
@@ -63,6 +65,8 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
       return { text: `Training failed at step ${of} · see why ↓`, state: 'error', href: training };
     case 'idle':
       if (c.elsewhere) return { text: 'Training in another tab ↓', state: 'waiting', href: training };
+      // After a reload the saved run is the news (the chip said "Ready to train", and Train starts a new run over it).
+      if (c.savedRun) return { text: `Saved run at step ${formatCount(c.savedRun.step)} / ${formatCount(c.savedRun.totalSteps)} · resume ↓`, state: 'stopped', href: training };
       if (c.notReady) return { text: c.notReady, state: 'waiting', href: training };
       return { text: c.planSteps === null ? 'Ready to train ↓' : `Ready to train · ${steps(c.planSteps)} ↓`, state: 'ready', href: training };
   }

@@ -89,6 +89,7 @@ function start(root: HTMLElement): void {
     run,
     memory: new Cell<LedgerSnapshot | null>(null),
     runElsewhere: new Cell(false),
+    savedRunOffered: new Cell<{ step: number; totalSteps: number } | null>(null),
     loadModel,
     refreshMemory() {
       if (memoryTimer) return;
@@ -132,13 +133,13 @@ function start(root: HTMLElement): void {
     let gpuOk = true;
     const pageTitle = document.title;
     const show = (): void => {
-      const s = headerStatus(run.value, { gpuOk, notReady: gpuOk ? notReadyReason(shared) : null, planSteps: shared.plan.value.stats?.totalSteps ?? null, elsewhere: shared.runElsewhere.value });
+      const s = headerStatus(run.value, { gpuOk, notReady: gpuOk ? notReadyReason(shared) : null, planSteps: shared.plan.value.stats?.totalSteps ?? null, elsewhere: shared.runElsewhere.value, savedRun: shared.savedRunOffered.value });
       chip.textContent = s.text;
       chip.dataset.state = s.state;
       chip.href = s.href;
       document.title = documentTitle(run.value, pageTitle);
     };
-    for (const c of [run, model, shared.form, shared.data, shared.plan, shared.runElsewhere] as const) (c as { watch(fn: () => void): unknown }).watch(show);
+    for (const c of [run, model, shared.form, shared.data, shared.plan, shared.runElsewhere, shared.savedRunOffered] as const) (c as { watch(fn: () => void): unknown }).watch(show);
     void shared.gpuReady.then((ok) => {
       gpuOk = ok;
       show();

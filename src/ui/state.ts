@@ -161,6 +161,8 @@ export interface Shared {
   memory: Cell<LedgerSnapshot | null>;
   /** Another tab of this page holds the run saved in this browser (the training panel looks; src/worker/run-lock.ts). */
   runElsewhere: Cell<boolean>;
+  /** The unfinished run the training panel's saved-run box offers to resume, or null (the header's chip says so). */
+  savedRunOffered: Cell<{ step: number; totalSteps: number } | null>;
   refreshMemory(): void;
   /**
    * Loads a model (the model panel's action; the training panel calls it to resume a saved run). `streamLayers` keeps

@@ -375,6 +375,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const hideBox = (): void => {
     saved.hidden = true;
     answer = null;
+    shared.savedRunOffered.set(null);
   };
   /**
    * Shows the box with `children` in it, holding `what`. Its marker, set or cleared here on every showing so that no
@@ -384,6 +385,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   const showBox = (children: readonly Node[], what: BoxHolds): void => {
     if (what === 'elsewhere') saved.dataset.state = 'elsewhere';
     else delete saved.dataset.state;
+    // The header's chip offers the run only while this box does (showSaved sets it after this).
+    if (what !== 'run') shared.savedRunOffered.set(null);
     holds = what;
     saved.hidden = false;
     replaceChildren(saved, ...children);
@@ -419,6 +422,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       ],
       'run',
     );
+    shared.savedRunOffered.set(finished ? null : { step: run.step, totalSteps: run.totalSteps });
     // Forgetting deletes the run and its checkpoint for good: asked first, as Train asks before replacing it and the
     // cache panel before deleting weights.
     const confirmForget = h('div', { class: 'confirm', role: 'alertdialog', 'data-testid': 'saved-run-confirm-forget', hidden: true });
@@ -525,6 +529,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       [h('h3', {}, 'The run saved in this browser cannot be read'), h('p', { 'data-testid': 'saved-run-summary' }, `${problem}.`), h('div', { class: 'actions' }, forget), confirmForget, say],
       'run',
     );
+    shared.savedRunOffered.set(null); // nothing to resume
     forget.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'danger', 'data-testid': 'saved-run-confirm-forget-yes' }, 'Forget it');
       const no = h('button', { type: 'button', class: 'secondary', 'data-testid': 'saved-run-keep', 'data-escape': true }, 'Keep it');

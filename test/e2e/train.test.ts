@@ -324,6 +324,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(summary).toContain(`step ${stoppedAt} / 4`);
     expect(await page.getByTestId('saved-run-resume').textContent()).toBe(`Resume from step ${stoppedAt}`);
     await waitModelReady(app, 120_000);
+    // The header's chip says so too, from any panel (it said "Ready to train · 4 steps").
+    await page.getByTestId('header-status').filter({ hasText: `Saved run at step ${stoppedAt} / 4 · resume ↓` }).waitFor({ timeout: 30_000 });
     await screenshot(page, 'train-saved-run');
     await page.getByTestId('saved-run').screenshot({ path: 'test-artifacts/saved-run-unfinished.png' });
 

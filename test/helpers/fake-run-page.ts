@@ -74,6 +74,7 @@ export function fakeRunPage(fakes: EngineFakes = {}, parts: FakeRunPageParts = {
     run: new RunCell(),
     memory: new Cell<LedgerSnapshot | null>(null),
     runElsewhere: new Cell(false),
+    savedRunOffered: new Cell<{ step: number; totalSteps: number } | null>(null),
     refreshMemory: () => undefined,
     loadModel: async () => (calls.push('loadModel'), null),
   };

@@ -30,6 +30,9 @@ describe('header status', () => {
     expect(headerStatus(at({ phase: 'stopped', step: 6, totalSteps: 8, checkpointStep: 6 }), ready)).toEqual({ text: 'Stopped at step 6 / 8 · resume ↓', state: 'stopped', href: '#panel-training' });
     expect(headerStatus(at({ phase: 'stopped', step: 6, totalSteps: 8 }), ready).text).toBe('Stopped at step 6 / 8');
     expect(headerStatus(at({ phase: 'error', step: 2, totalSteps: 8 }), ready)).toEqual({ text: 'Training failed at step 2 / 8 · see why ↓', state: 'error', href: '#panel-training' });
+    // After a reload: the unfinished run saved in this browser, offered in the panel (it said "Ready to train · 8 steps").
+    expect(headerStatus(IDLE_RUN, { ...ready, savedRun: { step: 4, totalSteps: 1200 } })).toEqual({ text: 'Saved run at step 4 / 1,200 · resume ↓', state: 'stopped', href: '#panel-training' });
+    expect(headerStatus(IDLE_RUN, { ...ready, savedRun: null }).text).toBe('Ready to train · 14,000 steps ↓');
   });
 
   it('says why nothing can start: no GPU first, then what Train waits for', () => {
