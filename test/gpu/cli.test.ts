@@ -373,10 +373,12 @@ describe('finetune check --attention', () => {
     const file = (name: string) => new Uint8Array(readFileSync(join('test/fixtures/tiny-adapter', name)));
     writeFileSync(zip, zipSync({ 'adapter_config.json': file('adapter_config.json'), 'adapter_model.safetensors': file('adapter_model.safetensors') }));
     const args = ['bin/finetune.mjs', 'check', '--model', 'test/fixtures/tiny-mistral', '--adapter', zip, '--golden', 'test/fixtures/golden_qlora.safetensors', '--quant', 'nf4', '--attention', 'tiled'];
-    const { stdout } = await run('node', args, { env, timeout: BENCH_TIMEOUT });
+    const { stdout, stderr } = await run('node', args, { env, timeout: BENCH_TIMEOUT });
     const report = JSON.parse(stdout);
     expect(report.ok).toBe(true);
     expect(Object.keys(report.groups)).toEqual(expect.arrayContaining(['loss', 'hidden_states', 'grad', 'adamw_step1']));
+    // The verdict in words on stderr as well, where a person looks.
+    expect(stderr).toContain(`check: passed (${Object.keys(report.groups).length} groups within tolerance)`);
     // The zip's values were the golden's starting point, every one of them.
     expect(report.adapterWeights).toBe("the adapter, compared with the golden's lora/* (28 tensors)");
     expect(report.groups.adapter).toMatchObject({ worst: 0, count: 28, ok: true });

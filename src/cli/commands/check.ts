@@ -1,7 +1,7 @@
 import { QUANTIZATIONS, type Quantization } from '../../core/mistral.ts';
 import { attentionKernelFlag, BASE_MATMUL_HELP, gemmKernelFlag, INT8_KERNEL_HELP, loraKernelFlag, parseBaseMatmul, parseInt8Kernel, nodeContextFlags, ROBUSTNESS_HELP, TILED_STAGES_HELP } from '../kernel-flags.ts';
 import { INT8_CHOICES, type Int8Choice } from '../../run/int8-agreement.ts';
-import { runGoldenCheck } from '../../run/check.ts';
+import { runGoldenCheck, type CheckReport } from '../../run/check.ts';
 import { parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { checkDirectory, checkReadableFile } from '../input-file.ts';
 import { adapterInput } from '../adapter-input.ts';
@@ -93,6 +93,19 @@ Example:
     });
     io.out(JSON.stringify(report, null, 2));
     ctx.destroyDevice();
+    // The verdict in words on stderr too, where a person reads (it was only inside the JSON, with exit 1).
+    for (const line of checkVerdictLines(report)) io.err(line);
     return report.ok && Object.values(report.int8 ?? {}).every((g) => g.ok) ? 0 : 1;
   },
 };
+
+/** "check: passed (7 groups within tolerance)", or a line per group (and int8 gate) that failed, naming its worst tensor. */
+export function checkVerdictLines(report: CheckReport): string[] {
+  const groups = Object.entries(report.groups);
+  const failed = groups.filter(([, g]) => !g.ok).map(([name, g]) => `check: FAILED ${name}: worst error ${g.worst.toExponential(2)} at ${g.where} (tolerance ${g.tolerance.toExponential(0)})`);
+  const gates = Object.entries(report.int8 ?? {})
+    .filter(([, g]) => g && !g.ok)
+    .map(([choice, g]) => `check: FAILED int8 gates for ${choice}: loss relative error ${g!.loss.relError.toExponential(2)}, LoRA-gradient cosine ${g!.gradCosine.all.toFixed(6)} (docs/int8.md)`);
+  const lines = [...failed, ...gates];
+  return lines.length > 0 ? lines : [`check: passed (${groups.length} groups within tolerance)`];
+}

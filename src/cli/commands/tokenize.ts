@@ -1,3 +1,4 @@
+import { columnOf, findJsonSyntaxError } from '../../data/json-syntax.ts';
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,9 +76,17 @@ export const tokenizeCommand: Command = {
     if (!values.texts) throw new UsageError('--texts FILE.json is required');
     checkReadableFile(values.texts, '--texts');
     let texts: unknown;
+    const text = readFileSync(values.texts, 'utf8');
     try {
-      texts = JSON.parse(readFileSync(values.texts, 'utf8'));
+      texts = JSON.parse(text);
     } catch (e) {
+      // Where the error is, as validate says it of a JSONL line: the engine's "at position 134" is a count no editor shows.
+      const at = findJsonSyntaxError(text);
+      if (at) {
+        const lineStart = text.lastIndexOf('\n', at.index - 1) + 1;
+        const line = text.slice(0, lineStart).split('\n').length;
+        throw new FinetuneError('bad-input', `--texts: ${quote(values.texts)} is not valid JSON: line ${line}, column ${columnOf(text.slice(lineStart), at.index - lineStart)}: ${at.message}`);
+      }
       throw new FinetuneError('bad-input', `--texts: cannot read ${quote(values.texts)} as JSON: ${thrownMessage(e)}`);
     }
     if (!Array.isArray(texts)) throw new FinetuneError('bad-input', `--texts: ${quote(values.texts)} must hold a JSON array of strings`);

@@ -117,6 +117,16 @@ function adapterFilesIn(dir: string): string[] {
 /** At most this many of a file's warnings are printed; the rest are counted, and `finetune validate` lists them. */
 const DATA_WARNINGS_SHOWN = 10;
 
+/** Whether two paths name one file (the same path, or links to it). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A file's bytes in pieces of 1 MiB for the data's reader: Node's Blob.stream() hands a file read whole over as one
  * chunk, so the reader's progress (and a stop signal's check) came only at its end.
@@ -396,6 +406,10 @@ export function makeTrainCommand(
         const dataWhat = `--data ${quote(values.data ?? '')}`;
         const validationWhat = `--validation ${quote(values.validation ?? '')}`;
         if (data?.validation && !hp.run_validation) io.err(`note: ${validationWhat} is not read: run_validation is false`);
+        // The same file twice validates on rows the run trains on: a loss that says nothing of rows it has not seen.
+        if (values.data && values.validation && sameFile(values.data, values.validation)) {
+          io.err(`warning: ${validationWhat} is the training file: the validation loss is measured on rows the run trains on; leave --validation out to hold rows out of the training file instead`);
+        }
         // A large file takes a while to read and tokenise (about 5 MB/s on two cores): said as the model's load is, and
         // a stop signal ends it at the next chunk.
         const printers = data && {

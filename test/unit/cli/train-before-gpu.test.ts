@@ -69,6 +69,10 @@ describe('finetune train before the GPU', () => {
     const off = await train(['--model', MODEL, '--data', good, '--validation', bad, '--run_validation', 'false', '--out', folder('finetune-out-')]);
     expect(off.error?.message).toBe(REACHED_GPU);
     expect(off.stderr).toContain(`note: --validation "${bad}" is not read: run_validation is false`);
+    // The training file given as the validation file too: its loss is on rows the run trains on, said.
+    const same = await train(['--model', MODEL, '--data', good, '--validation', good, '--out', folder('finetune-out-')]);
+    expect(same.error?.message).toBe(REACHED_GPU);
+    expect(same.stderr).toContain(`warning: --validation "${good}" is the training file: the validation loss is measured on rows the run trains on; leave --validation out to hold rows out of the training file instead`);
   });
 
   it('refuses an OUT/adapter holding a README.md of its own (no adapter beside it) without --overwrite', async () => {

@@ -124,11 +124,15 @@ describe('finetune tokenize', () => {
     writeFileSync(notArray, '{"a": 1}');
     const mixed = join(dir, 'mixed.json');
     writeFileSync(mixed, '["a", 2]');
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '[\n  "one",\n  "two" "three"\n]');
     const cases: [string[], RegExp][] = [
       [['tokenize'], /--texts FILE\.json is required/],
       [['tokenize', '--texts', notArray], /must hold a JSON array of strings/],
       [['tokenize', '--texts', mixed], /element 1 .* is not a string/],
       [['tokenize', '--texts', join(dir, 'missing.json')], /--texts: ".*missing\.json" does not exist/],
+      // Where a syntax error is, as validate says it (it said "Unexpected … at position 134", a count no editor shows).
+      [['tokenize', '--texts', broken], /--texts: ".*broken\.json" is not valid JSON: line 3, column 9: .+$/],
     ];
     for (const [args, message] of cases) {
       const c = capture();
