@@ -7,7 +7,7 @@ import { basename, join, resolve, sep } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
 import { nodeErrorReason } from './node-error.ts';
 import { isHuggingFaceUrl } from '../core/hub-reference.ts';
-import { checkFileName, checkRange, displayUrl, hubFileSet, urlFileSet, type ByteSource, type FileSet } from '../model/source.ts';
+import { checkFileName, checkRange, displayUrl, hubFileSet, urlFileSet, type ByteSource, type FileSet, type RetryNote } from '../model/source.ts';
 import { quote, visibleText } from '../core/quote.ts';
 import { withOfflineCopy } from '../model/offline-copy.ts';
 import { folderStoreFiles } from './node-store.ts';
@@ -89,6 +89,8 @@ export interface ModelSpecOptions {
    * (src/model/offline-copy.ts), so that a model whose weights are cached loads without the network.
    */
   cacheDir?: string | null;
+  /** Told when a request to the server failed and is tried again (train and generate print it: 15 s went unsaid). */
+  onRetry?: (r: RetryNote) => void;
 }
 
 /** A remote model's files keeping their offline copy in the cache folder (made at the first write). */
@@ -142,7 +144,7 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     // went to every URL, plain http included).
     // Redirects are followed here, not by fetch: the token never goes to another origin, and the Hub's X-Linked-Etag
     // (on its redirect to the CDN) versions the files for the weight cache (src/model/source.ts, answerValidator).
-    const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined, redirects: 'here' });
+    const files = urlFileSet(spec, { token: isHuggingFaceUrl(spec) ? o.token : undefined, redirects: 'here', onRetry: o.onRetry });
     const path = new URL(spec).pathname.replace(/\/+$/, '');
     const cacheSource = displayUrl(spec);
     return { kind: 'url', files: withCopyIn(files, o.cacheDir, cacheSource), label: basename(path) || new URL(spec).host, cacheSource, formerCacheSources: [] };
@@ -159,7 +161,7 @@ export function modelSpec(spec: string, o: ModelSpecOptions = {}): ModelSpec {
     // The cache's name always has the revision: no --revision and --revision main are the same files. Entries named
     // by the label (owner/name, before 2026-12-04) are moved to it at the next load (src/run/weight-cache.ts).
     const cacheSource = `${spec}@${revision ?? 'main'}`;
-    const files = hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN' });
+    const files = hubFileSet(spec, { token: o.token, revision, redirects: 'here', tokenSource: 'HF_TOKEN', onRetry: o.onRetry });
     return { kind: 'hub', files: withCopyIn(files, o.cacheDir, cacheSource), label, cacheSource, formerCacheSources: [] };
   }
   throw new FinetuneError('bad-input', `--model ${quote(spec)}: no such directory, and not a Hugging Face id (owner/name) or an http(s) URL`);

@@ -283,6 +283,11 @@ export interface HttpOptions {
   /** Waits between attempts (default: setTimeout); must reject when `signal` aborts. Tests move a fake clock with it. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /**
+   * Told before each wait for another attempt: what failed and how long until it is tried again. A load shows it (the
+   * retries of an unreachable server once took 15 s under "Reading the header…" without a word).
+   */
+  onRetry?: (r: RetryNote) => void;
+  /**
    * The longest wait for an answer's headers or for the next bytes of its body (default 60 s). Past it the connection
    * is dropped and the read resumed, as after a cut: a server that stops sending without closing the connection
    * would otherwise be waited on for undici's 300 s, again and again.
@@ -404,6 +409,21 @@ function withIdleTimeout(res: Response, ms: number, onStall: () => void): Respon
 /** Statuses worth asking again: the server or a proxy is busy or failed, not the request. */
 function retryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
+}
+
+/** A failed attempt about to be made again (HttpOptions.onRetry): the error's words are scrubbed of the token. */
+export interface RetryNote {
+  /** The attempt that failed (1-based); `retries` more are made at most. */
+  attempt: number;
+  retries: number;
+  waitMs: number;
+  reason: string;
+}
+
+/** "…: network failure (Failed to fetch): check the connection and the URL. Trying again in 2 s (retry 2 of 5)." */
+export function retryNoteText(r: RetryNote): string {
+  const s = Math.max(1, Math.round(r.waitMs / 1000));
+  return `${r.reason.replace(/\.?$/, '.')} Trying again in ${s} s (retry ${r.attempt} of ${r.retries}).`;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -648,6 +668,7 @@ export async function httpSource(url: string, opts: HttpOptions = {}): Promise<B
   const backoff = async (attempt: number, err: unknown, askedMs = 0): Promise<number> => {
     if (attempt > retries || opts.signal?.aborted) throw err;
     const ms = Math.max(delay * 2 ** (attempt - 1), askedMs);
+    opts.onRetry?.({ attempt, retries, waitMs: ms, reason: thrownMessage(err) });
     await wait(ms, opts.signal);
     return ms;
   };

@@ -32,6 +32,8 @@ const FILES_HELP =
 
 /** The line under the load's bar: phase, tensors, bytes, rate, time left and the tensor; or what the load waits for. */
 export function loadProgressText(p: LoadProgress, fromLocalFiles: boolean): string {
+  // A request failed and is tried again: said, with how far the load had got (it sat at "Reading the header…").
+  if (p.retry) return p.total > 0 ? `${p.retry} ${formatCount(p.done)} / ${formatCount(p.total)} tensors so far.` : p.retry;
   if (p.phase === 'waiting') {
     return 'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…';
   }

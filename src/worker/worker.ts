@@ -9,7 +9,7 @@ import { FinetuneError, isFinetuneError, thrownMessage } from '../core/errors.ts
 import { GpuContext } from '../engine/gpu.ts';
 import type { LedgerSnapshot } from '../engine/ledger.ts';
 import { checkMatmul, type MatmulCheck } from '../run/selftest.ts';
-import { blobFileSet, hubFileSet, httpSource, pickedFolderName, readJson, urlFileSet } from '../model/source.ts';
+import { blobFileSet, hubFileSet, httpSource, pickedFolderName, readJson, retryNoteText, urlFileSet, type RetryNote } from '../model/source.ts';
 import { parseMistralConfig } from '../model/config.ts';
 import { planDtypeOptions } from '../run/plan-dtype.ts';
 import { parseHyperparams } from '../config/index.ts';
@@ -245,12 +245,13 @@ const offlineCopies: OfflineCopyStore = {
   },
 };
 
-function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; name: string } {
+/** `onRetry`: told when a request to the model's server failed and is tried again (a load shows it). */
+function modelFiles(src: ModelSource, onRetry?: (r: RetryNote) => void): { files: ReturnType<typeof urlFileSet>; name: string } {
   switch (src.kind) {
     case 'demo': {
       // The demo's files are known: listing them means no probe for a sharded index, which some static hosts answer
       // with index.html instead of a 404.
-      const files = urlFileSet(new URL(`${import.meta.env.BASE_URL}models/mistral-nano-demo/`, self.location.origin).href);
+      const files = urlFileSet(new URL(`${import.meta.env.BASE_URL}models/mistral-nano-demo/`, self.location.origin).href, { onRetry });
       return { files: { ...files, list: () => ['config.json', 'generation_config.json', 'model.safetensors'] }, name: 'mistral-nano-demo' };
     }
     case 'hub': {
@@ -258,7 +259,7 @@ function modelFiles(src: ModelSource): { files: ReturnType<typeof urlFileSet>; n
       // With its offline copy beside the cached weights: a repository loaded before loads again without the network.
       // The browser's word that it is offline sends the load to the copy at once, not after 15 s of retries.
       const knownOffline = (): boolean => (self.navigator as Navigator | undefined)?.onLine === false;
-      return { files: withOfflineCopy(hubFileSet(src.repo, { revision: src.revision, token: src.token }), offlineCopies, name, { knownOffline }), name };
+      return { files: withOfflineCopy(hubFileSet(src.repo, { revision: src.revision, token: src.token, onRetry }), offlineCopies, name, { knownOffline }), name };
     }
     case 'files':
       // A picked folder names the model (as the CLI names it after its --model folder); loose files by their names.
@@ -383,9 +384,15 @@ const api = {
   /** Loads a model's weights onto the GPU (NF4-quantised on the GPU as they stream in, unless quantization is none). */
   async loadModel(source: ModelSource, quantization: Quantization, onProgress?: (p: LoadProgress) => void, options?: { streamLayers?: boolean }): Promise<ModelInfo> {
     const s = await session();
-    const { files, name } = modelFiles(source);
+    // A failed request about to be made again is said in the progress, with the counts of the last report.
+    let last: LoadProgress | null = null;
+    const report = (p: LoadProgress): void => {
+      last = p;
+      onProgress?.(p);
+    };
+    const { files, name } = modelFiles(source, (r) => onProgress?.({ ...(last ?? { tensor: '', done: 0, total: 0, bytesDone: 0, bytesTotal: 0 }), retry: retryNoteText(r) }));
     const streamLayers = options?.streamLayers === true;
-    const info = await loadCached(s, () => onGpu(s.ctx, () => s.loadModel(files, name, quantization, onProgress, { streamLayers })));
+    const info = await loadCached(s, () => onGpu(s.ctx, () => s.loadModel(files, name, quantization, report, { streamLayers })));
     loadedModel = { source, quantization, streamLayers };
     return info;
   },

@@ -308,6 +308,8 @@ describe('a Hub model in the page: pinned by the Hub API and cached by its conte
       });
       const from = hubRequests.length;
       await app.page.getByTestId('model-load').click();
+      // The load's retries are said as they come (it sat at "Reading the header…" for 15 s).
+      await app.page.getByTestId('model-progress-text').filter({ hasText: /network failure.*\. Trying again in \d+ s \(retry \d of 5\)\.$/ }).waitFor({ timeout: 60_000 });
       await app.page.getByTestId('model-load-failure').filter({ hasText: /someone\/never-loaded\/config\.json: network failure/ }).waitFor({ timeout: 120_000 });
       const seen = await app.page.evaluate(() => (window as unknown as { statusSeen: string[] }).statusSeen);
       expect(seen.filter((t) => t.includes('Checking whether it fits'))).toEqual([]);

@@ -1,3 +1,4 @@
+import { retryNoteText } from '../../model/source.ts';
 import { SIGNAL_EXIT_CODE } from '../stop-signals.ts';
 import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
@@ -143,7 +144,7 @@ export function makeGenerateCommand(
       if (adapter?.note) io.err(`note: ${adapter.note}`);
       // The checkpoint's config and the adapter are read before the GPU is asked for: a wrong zip or an adapter for
       // another model is one line at once, not after the weights are loaded.
-      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['no-cache'] ? null : cacheDir });
+      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['no-cache'] ? null : cacheDir, onRetry: (r) => io.err(`note: ${retryNoteText(r)}`) });
       const ckpt = await openBaseCheckpoint(spec.files);
       // Before the GPU and the weights: a model of another vocabulary (Mistral-7B v0.3's 32768 tokens) without a
       // tokenizer of its own once loaded whole, then decoded wrong tokens or failed on an id past the tokenizer's end.

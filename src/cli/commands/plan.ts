@@ -2,6 +2,7 @@
 // hyperparameters — no weights are read: config.json, and for a local folder the safetensors headers (the dtype the
 // weights are stored in) — against this machine's adapter limits.
 
+import { retryNoteText } from '../../model/source.ts';
 import { longestSequenceBound } from '../../run/planner.ts';
 import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
@@ -114,7 +115,7 @@ export const planCommand: Command = {
     const keep = parseKeepLayers(values['keep-layers']);
     const baseMatmul = parseBaseMatmul(values['base-matmul']);
     // With the cache folder: offline, a model loaded before is planned from its offline copy (read, never written here).
-    const model = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['cache-dir'] ?? defaultCacheDir() });
+    const model = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['cache-dir'] ?? defaultCacheDir(), onRetry: (r) => io.err(`note: ${retryNoteText(r)}`) });
     const config = parseMistralConfig(await readJson(await model.files.open('config.json')), `${model.label}/config.json`);
     // A folder's safetensors headers are at hand (no download): the plan counts the weights as stored, which
     // config.json's torch_dtype may not say (bfloat16 over float32 shards planned them at half their size).

@@ -1,3 +1,4 @@
+import { retryNoteText } from '../../model/source.ts';
 import { type Quantization } from '../../core/mistral.ts';
 import { formatCounted } from '../../core/units.ts';
 import { existsSync, statSync } from 'node:fs';
@@ -247,7 +248,7 @@ export function makeTrainCommand(
       const cacheDir = values['cache-dir'] ?? defaultCacheDir();
       if (!values['no-cache']) await checkCacheFolder(cacheDir, { given: values['cache-dir'] !== undefined, noCacheFlag: true });
       // A directory, a Hub id (HF_TOKEN is sent for gated repositories) or an http(s) URL of a folder.
-      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['no-cache'] ? null : cacheDir });
+      const spec = modelSpec(values.model, { token: process.env.HF_TOKEN || undefined, revision: values.revision, cacheDir: values['no-cache'] ? null : cacheDir, onRetry: (r) => io.err(`note: ${retryNoteText(r)}`) });
       // One train at a time writes OUT (src/cli/out-lock.ts): taken before the folder is read, so that of two started
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
       // What the flags change, said before anything can fail. Saved with the run: a resume without the flag continues

@@ -77,6 +77,11 @@ export interface LoadProgress {
   bytesPerSecond?: number;
   /** Seconds left at that rate; null until a rate is known. */
   etaSeconds?: number | null;
+  /**
+   * A request failed and is about to be made again (retryNoteText): shown until the load reports again. The counts are
+   * the last report's (zero before the first).
+   */
+  retry?: string;
 }
 
 export interface LoadOptions {

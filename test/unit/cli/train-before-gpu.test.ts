@@ -9,6 +9,7 @@ import { makeTrainCommand } from '../../../src/cli/commands/train.ts';
 import { folderRunStore } from '../../../src/cli/node-store.ts';
 import { checkpointFiles } from '../../../src/run/saved-run.ts';
 import { fakeRun, fakeState } from '../../helpers/fake-checkpoint.ts';
+import { startRangeServer } from '../../helpers/range-server.ts';
 
 const REACHED_GPU = 'the run went on to make a GPU context';
 const command = makeTrainCommand(async () => {
@@ -109,5 +110,21 @@ describe('finetune train before the GPU', () => {
     const data = rows(join(folder('finetune-data-'), 'rows.jsonl'), '{"text": "a"}\n');
     const r = await train(['--model', MODEL, '--data', data, '--out', out]);
     expect(r.error?.message).toBe(`--out: "${join(out, 'run')}" is a file, where train keeps the run's checkpoints: move it away, or give --out another folder`);
+  });
+
+  it('says when the model\'s server failed a request and it is tried again (15 s of retries went unsaid)', async () => {
+    const server = await startRangeServer(MODEL);
+    try {
+      server.failNext('config.json', 2);
+      const data = rows(join(folder('finetune-data-'), 'rows.jsonl'), '{"text": "a"}\n');
+      const r = await train(['--model', server.base, '--data', data, '--out', folder('finetune-out-'), '--no-cache']);
+      expect(r.error?.message).toBe(REACHED_GPU);
+      const notes = r.stderr.filter((l) => l.includes('Trying again in'));
+      expect(notes).toHaveLength(2);
+      expect(notes[0]).toMatch(/^note: .*config\.json.*503.*\. Trying again in 1 s \(retry 1 of 5\)\.$/);
+      expect(notes[1]).toMatch(/Trying again in 1 s \(retry 2 of 5\)\.$/);
+    } finally {
+      await server.close();
+    }
   });
 });

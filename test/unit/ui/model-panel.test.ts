@@ -57,6 +57,12 @@ describe('loadProgressText', () => {
       'Loaded; waiting for the work on the previous model to stop (a generation at its next token, a validation loss at its next pass, a time estimate at its end)…',
     );
   });
+
+  it('says a failed request that is tried again, with how far the load had got', () => {
+    const retry = 'someone/m/config.json: network failure (Failed to fetch): check the connection and the URL. Trying again in 2 s (retry 2 of 5).';
+    expect(loadProgressText({ tensor: '', done: 0, total: 0, bytesDone: 0, bytesTotal: 0, retry }, false)).toBe(retry);
+    expect(loadProgressText({ ...p, phase: 'downloading', retry }, false)).toBe(`${retry} 7 / 291 tensors so far.`);
+  });
 });
 
 describe('qloraOfferText', () => {
