@@ -256,8 +256,9 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
   let queued = 0;
   let finished: Promise<void> | null = null;
   for (const pass of data.validationPasses()) {
-    // A pause or stop takes effect between passes, before the next is queued: never after the last one, whose loss is
-    // then read and reported (a pause asked during the last pass once held the finished validation's loss unshown).
+    // A pause or stop takes effect between passes, before the next is queued. A pause never waits after the last one,
+    // whose loss is then read and reported (a pause asked during the last pass once held the finished validation's
+    // loss unshown).
     if (queued > 0 && o.control && (o.control.paused || o.control.stopped)) {
       // Settle the fence first: while paused, the page may use the GPU (export, Try it), which fences too.
       if (finished) {
@@ -280,6 +281,12 @@ export async function evaluate(ctx: GpuContext, runner: MistralRunner, data: Tra
     finished = ctx.sync();
   }
   if (finished) await finished;
+  // A stop asked during the last pass abandons the validation, as one asked between passes does (a stop is prompt: the
+  // sample that follows a reported loss is not made); a pause lets the loss be read and reported first.
+  if (o.control?.stopped) {
+    progress(queued);
+    return { loss: NaN, tokens, seconds: elapsed(), stopped: true };
+  }
   // Σ sequences × batch mean, over those sequences: in float32 on the GPU the sum stays within a few units of the mean × sequences.
   const loss = (await runner.readLoss()) / data.stats.validation.scoredSequences;
   const seconds = elapsed();
