@@ -2,11 +2,11 @@
 // with no warning and nothing on stderr: the only trace was a clause inside "model.dtypeFrom". It now warns, in the JSON
 // and on stderr; a folder with config.json alone (weights not at hand, planned on purpose) stays quiet. Its --help says
 // what the exit status means.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
+import { demoConfigFolders, JPEG_BYTES } from '../../helpers/demo-config-folders.ts';
 
 function capture() {
   const out: string[] = [];
@@ -14,21 +14,10 @@ function capture() {
   return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) }, out, err };
 }
 
-const JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00]);
+const JPEG = JPEG_BYTES;
 
 describe('finetune plan on weights it cannot read', () => {
-  let root = '';
-  const folder = (name: string, fill: (dir: string) => void = () => undefined): string => {
-    const dir = join(root, name);
-    mkdirSync(dir);
-    copyFileSync('public/models/mistral-nano-demo/config.json', join(dir, 'config.json'));
-    fill(dir);
-    return dir;
-  };
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'plan-weights-'));
-  });
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const folder = demoConfigFolders('plan-weights-');
 
   const plan = async (dir: string) => {
     const c = capture();

@@ -1,33 +1,22 @@
 // The plan's dtype options from a model's files: weights that are there but cannot be read are a warning (a load will
 // refuse them), not only a clause inside `model.dtypeFrom`; weights that are simply not at hand (the Hub, a URL, a
 // folder holding config.json alone) are no alarm.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { parseHyperparams } from '../../../src/config/index.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { planDtypeOptions } from '../../../src/run/plan-dtype.ts';
 import { planMemory } from '../../../src/run/planner.ts';
+import { DEMO_MODEL, demoConfigFolders, JPEG_BYTES } from '../../helpers/demo-config-folders.ts';
 
-const DEMO = 'public/models/mistral-nano-demo';
-const JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00]);
+const DEMO = DEMO_MODEL;
+const JPEG = JPEG_BYTES;
 
 describe('planDtypeOptions', () => {
-  let root = '';
   /** A folder with the demo's config.json and whatever `fill` puts beside it. */
-  const folder = (name: string, fill: (dir: string) => void = () => undefined): string => {
-    const dir = join(root, name);
-    mkdirSync(dir);
-    copyFileSync(join(DEMO, 'config.json'), join(dir, 'config.json'));
-    fill(dir);
-    return dir;
-  };
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'plan-dtype-'));
-  });
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const folder = demoConfigFolders('plan-dtype-');
 
   it('reads the stored dtype from whole weights, with no warning', async () => {
     expect(await planDtypeOptions(nodeDirectory(DEMO), true)).toEqual({ storedDtype: 'bfloat16' });
@@ -58,10 +47,11 @@ describe('planDtypeOptions', () => {
   });
 
   it('no alarm for such a directory beside whole sharded weights, which a load reads through their index', async () => {
-    const dir = join(root, 'sharded');
-    mkdirSync(dir);
-    for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(dir, f));
-    mkdirSync(join(dir, 'model.safetensors'));
+    // tiny-mistral's files over the demo's config.json: its own config and shards.
+    const dir = folder('sharded', (d) => {
+      for (const f of readdirSync('test/fixtures/tiny-mistral')) copyFileSync(join('test/fixtures/tiny-mistral', f), join(d, f));
+      mkdirSync(join(d, 'model.safetensors'));
+    });
     expect(await planDtypeOptions(nodeDirectory(dir), true, { notFiles: ['model.safetensors'] })).toEqual({ storedDtype: 'bfloat16' });
   });
 
