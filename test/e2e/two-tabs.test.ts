@@ -93,7 +93,8 @@ describe('two tabs of the page', () => {
     const resume = b.getByTestId('saved-run-resume');
     await resume.waitFor({ timeout: 30_000 });
     expect(await resume.textContent()).toMatch(/^Resume from step \d+$/);
-    expect(await b.getByTestId('header-status').textContent()).toMatch(/^Ready to train/);
+    // The header's chip says so too (it said "Ready to train", though Train then asks to replace the run).
+    expect(await b.getByTestId('header-status').textContent()).toMatch(/^Saved run at step \d+ \/ 19 · resume ↓$/);
     expect(await b.getByTestId('saved-run-summary').textContent()).toMatch(/^short\.jsonl · mistral-nano-demo \(unquantised\) · step \d+ \/ 19 · saved \d{4}-\d\d-\d\d \d\d:\d\d/);
 
     // B's Train asks before a new run replaces the saved one; A resumes while B's box is open. The box's "Replace it and
