@@ -26,6 +26,11 @@ export function isHuggingFaceUrl(url: string): boolean {
   }
 }
 
+/** Whether `text` is written as a repository id, owner/name (what the page's Hugging Face tab takes). */
+export function isHubRepoId(text: string): boolean {
+  return /^[\w.-]+\/[\w.-]+$/.test(text);
+}
+
 /**
  * A repository as a person may paste it: `owner/name`, or the address of its page or of a file in it
  * (`https://huggingface.co/owner/name`, `…/tree/REV`, `…/blob/REV/config.json`, `hf.co/…`, with or without the scheme).
@@ -34,7 +39,7 @@ export function isHuggingFaceUrl(url: string): boolean {
  */
 export function hubRepoFromInput(text: string): { repo: string; revision: string | null } | null {
   const t = text.trim();
-  if (/^[\w.-]+\/[\w.-]+$/.test(t)) return { repo: t, revision: null };
+  if (isHubRepoId(t)) return { repo: t, revision: null };
   let u: URL;
   try {
     u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(t) ? t : `https://${t}`);
@@ -47,7 +52,7 @@ export function hubRepoFromInput(text: string): { repo: string; revision: string
   // Datasets and Spaces live under their own prefix: not a model.
   if (parts.length < 2 || parts[0] === 'datasets' || parts[0] === 'spaces') return null;
   const repo = `${parts[0]}/${parts[1]}`;
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) return null;
+  if (!isHubRepoId(repo)) return null;
   let revision: string | null = null;
   if (['tree', 'blob', 'resolve'].includes(parts[2] ?? '') && parts[3]) {
     try {

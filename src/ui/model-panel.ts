@@ -4,7 +4,7 @@
 // and the models cached in this browser (cache-panel.ts).
 
 import { pickedFolderName, relativePath } from '../core/file-names.ts';
-import { hubRepoFromInput, type HubReference } from '../core/hub-reference.ts';
+import { hubRepoFromInput, isHubRepoId, type HubReference } from '../core/hub-reference.ts';
 import type { LedgerSnapshot, LoadProgress, MemoryPlan, ModelInfo, ModelSource, Quantization } from '../worker/api.ts';
 import { isFinetuneError, thrownMessage } from '../core/errors.ts';
 import { visibleText } from '../core/quote.ts';
@@ -237,7 +237,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
         return { source: { kind: 'demo' }, label: 'mistral-nano-demo' };
       case 'hub': {
         const r = repo.value.trim();
-        if (!/^[\w.-]+\/[\w.-]+$/.test(r)) return 'Write the repository as owner/name (or paste its huggingface.co address), e.g. mistralai/Mistral-7B-Instruct-v0.2.';
+        if (!isHubRepoId(r)) return 'Write the repository as owner/name (or paste its huggingface.co address), e.g. mistralai/Mistral-7B-Instruct-v0.2.';
         const rev = revision.value.trim();
         const tok = token.value.trim();
         return { source: { kind: 'hub', repo: r, ...(rev ? { revision: rev } : {}), ...(tok ? { token: tok } : {}) }, label: rev ? `${r}@${rev}` : r };
@@ -345,7 +345,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   // into its field: the tab refused it, though the name was right there.
   repo.addEventListener('input', () => {
     const given = repo.value.trim();
-    const read = /^[\w.-]+\/[\w.-]+$/.test(given) ? null : hubRepoFromInput(given);
+    const read = isHubRepoId(given) ? null : hubRepoFromInput(given);
     if (!read) return;
     repo.value = read.repo;
     if (read.revision && !revision.value.trim()) revision.value = read.revision;

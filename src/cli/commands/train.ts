@@ -241,8 +241,8 @@ export function makeTrainCommand(
       const adapterDir = join(out, 'adapter');
       if (existsSync(adapterDir) && !statSync(adapterDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(adapterDir)} is a file, where train writes the adapter's folder: move it away, or give --out another folder`);
       // So is the run's folder: a file there gave Node's bare ENOTDIR when the saved run was looked for.
-      const runFolder = join(out, 'run');
-      if (existsSync(runFolder) && !statSync(runFolder).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(runFolder)} is a file, where train keeps the run's checkpoints: move it away, or give --out another folder`);
+      const runDir = join(out, 'run');
+      if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(runDir)} is a file, where train keeps the run's checkpoints: move it away, or give --out another folder`);
       if (values.resume && values.overwrite) throw new UsageError('--resume continues the saved run and --overwrite starts a new one: give one of them');
       // The cache folder too: a file there was found when the weights' write failed, after the load.
       const cacheDir = values['cache-dir'] ?? defaultCacheDir();
@@ -264,7 +264,6 @@ export function makeTrainCommand(
         // The run folder is read before the GPU is touched: a resume needs a complete checkpoint, and a new run does not
         // silently take the place of an earlier one, unfinished (its checkpoint) or finished (its run and, at the new
         // run's end, the adapter in OUT/adapter: the result of the earlier run would be lost).
-        const runDir = join(out, 'run');
         // One device, session and model per attempt (below); these say where the run is for the stop signals, which
         // are handled from here on: a Ctrl-C while the data was read once killed the process at once, leaving the lock.
         let session: FinetuneSession | null = null;
@@ -413,21 +412,19 @@ export function makeTrainCommand(
         }
         // A large file takes a while to read and tokenise (about 5 MB/s on two cores): said as the model's load is, and
         // a stop signal ends it at the next chunk.
-        const printers = data && {
-          train: dataProgressPrinter((l) => io.err(l), dataWhat, data.train.size),
-          validation: dataProgressPrinter((l) => io.err(l), validationWhat, data.validation?.size ?? 0),
+        const readData = async (d: NonNullable<typeof data>) => {
+          const printers = { train: dataProgressPrinter((l) => io.err(l), dataWhat, d.train.size), validation: dataProgressPrinter((l) => io.err(l), validationWhat, d.validation?.size ?? 0) };
+          const sources = { train: blobChunks(d.train), validation: d.validation && blobChunks(d.validation), trainName: dataWhat, validationName: validationWhat };
+          const onProgress = (file: 'train' | 'validation', bytes: number): void => {
+            if (stopSignal) throw STOPPED_READING;
+            printers[file](bytes);
+          };
+          return loadRunData(sources, tokenizer, hp, { onProgress }).catch((e: unknown) => {
+            if (e === STOPPED_READING) return null;
+            throw e;
+          });
         };
-        const loaded = data && printers
-          ? await loadRunData({ train: blobChunks(data.train), validation: data.validation && blobChunks(data.validation), trainName: dataWhat, validationName: validationWhat }, tokenizer, hp, {
-              onProgress: (file, bytes) => {
-                if (stopSignal) throw STOPPED_READING;
-                printers[file](bytes);
-              },
-            }).catch((e: unknown) => {
-              if (e === STOPPED_READING) return null;
-              throw e;
-            })
-          : null;
+        const loaded = data ? await readData(data) : null;
         if (stopSignal) {
           io.err(`note: stopped before the model was loaded: nothing was trained${previous ? `, and ${quote(runDir)} was left as it was` : ''}`);
           return exitCode();
