@@ -9,6 +9,7 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FinetuneError, thrownMessage } from '../core/errors.ts';
+import { flagSuggestion } from './did-you-mean.ts';
 
 export interface CliIO {
   out: (line: string) => void;
@@ -80,15 +81,25 @@ export function joinNegativeValues(args: readonly string[], options: Options, va
  * node:util parseArgs (strict), its complaints turned into UsageErrors; `--flag -1` is the flag's value, and so is
  * any word after a flag of `o.valueFlags` (Command.valueFlags). A flag given an empty value (`--min-ms=`,
  * `--validation ""`) is refused, naming it: read as the flag left out, it once ran on the default without a word. Only
- * the flags of `o.emptyAllowed` take one (generate's --prompt "": `<s>` alone).
+ * the flags of `o.emptyAllowed` take one (generate's --prompt "": `<s>` alone). An unknown flag is answered with the
+ * nearest known one ("Did you mean --format?"), among `options` and `o.otherFlags`: flags the command takes that were
+ * read before (the hyperparameters, which src/config/flags.ts takes out first).
  */
-export function parseCommandArgs<O extends Options>(args: string[], options: O, allowPositionals = false, o: { valueFlags?: readonly string[]; emptyAllowed?: readonly string[] } = {}) {
+export function parseCommandArgs<O extends Options>(
+  args: string[],
+  options: O,
+  allowPositionals = false,
+  o: { valueFlags?: readonly string[]; emptyAllowed?: readonly string[]; otherFlags?: readonly string[] } = {},
+) {
   let parsed;
   try {
     parsed = parseArgs({ args: joinNegativeValues(args, options, o.valueFlags), options, allowPositionals, strict: true });
   } catch (e) {
-    if (isUsageError(e)) throw new UsageError(thrownMessage(e));
-    throw e;
+    if (!isUsageError(e)) throw e;
+    const message = thrownMessage(e);
+    const unknown = (e as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '(.*)'$/s.exec(message)?.[1] : undefined;
+    const hint = unknown === undefined ? '' : flagSuggestion(unknown, [...Object.keys(options), ...(o.otherFlags ?? [])]);
+    throw new UsageError(hint === '' ? message : `${message}.${hint}`);
   }
   for (const [name, value] of Object.entries(parsed.values)) {
     const empty = Array.isArray(value) ? value.includes('') : value === '';

@@ -7,6 +7,7 @@ import { isFinetuneError, thrownMessage, thrownText } from '../core/errors.ts';
 import { INVISIBLE_IN_QUOTES, quote, unicodeEscape } from '../core/quote.ts';
 import { asksForHelp, isUsageError, type CliIO } from './command.ts';
 import { nodeErrorMessage } from './node-error.ts';
+import { closestName } from './did-you-mean.ts';
 import { commands } from './commands/index.ts';
 
 /**
@@ -41,6 +42,12 @@ function help(say: (line: string) => void): void {
   say('`finetune --version` the version.');
 }
 
+/** The line for a word that names no command, with the command it most likely meant ("trian": train). */
+function unknownCommandLine(name: string): string {
+  const near = closestName(name, commands.map((c) => c.name));
+  return `finetune: unknown command ${quote(name)}${near === undefined ? '' : `. Did you mean ${near}?`}`;
+}
+
 /** The version in package.json (two folders up from src/cli). */
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
@@ -70,7 +77,7 @@ export async function main(argv: string[], given: CliIO = defaultIO): Promise<nu
     const target = rest[0] && commands.find((c) => c.name === rest[0]);
     if (target) io.out(target.usage);
     else if (rest[0]) {
-      io.err(`finetune: unknown command ${quote(rest[0])}`);
+      io.err(unknownCommandLine(rest[0]));
       help(io.err);
       return 2;
     } else help(io.out);
@@ -78,7 +85,7 @@ export async function main(argv: string[], given: CliIO = defaultIO): Promise<nu
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
-    io.err(`finetune: unknown command ${quote(name)}`);
+    io.err(unknownCommandLine(name));
     help(io.err);
     return 2;
   }

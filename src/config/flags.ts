@@ -75,6 +75,9 @@ export function splitHyperparamFlags(args: readonly string[], { positionals = tr
  */
 export const HYPERPARAM_VALUE_FLAGS: readonly string[] = FIELDS.filter((f) => f.type !== 'bool').flatMap((f) => [...new Set([f.name, f.name.replace(/_/g, '-')])]);
 
+/** The hyperparameters that are flags of train, plan and remote train (the data files are --data and --validation). */
+export const HYPERPARAM_FLAG_NAMES: readonly HyperparamName[] = FIELDS.filter((f) => f.type !== 'file').map((f) => f.name);
+
 /** The command-line flag that names each data file (the hyperparameters' file fields). */
 const DATA_FLAGS: Partial<Record<HyperparamName, string>> = { train_data: '--data', validation_data: '--validation' };
 

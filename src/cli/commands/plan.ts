@@ -4,7 +4,7 @@
 
 import { retryNoteText } from '../../model/source.ts';
 import { longestSequenceBound } from '../../run/planner.ts';
-import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { HYPERPARAM_FLAG_NAMES, HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { parseMistralConfig } from '../../model/config.ts';
 import { planDtypeOptions } from '../../run/plan-dtype.ts';
@@ -102,7 +102,7 @@ export const planCommand: Command = {
       tokenizer: { type: 'string' },
       'no-gpu': { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
-    });
+    }, false, { otherFlags: HYPERPARAM_FLAG_NAMES });
     if (!values.model) throw new UsageError('--model is required');
     const positive = (flag: string, v: string | undefined, integer: boolean): number | undefined => {
       if (v === undefined) return undefined;

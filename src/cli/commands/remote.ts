@@ -7,7 +7,7 @@ import type { Training } from 'replicate';
 import { readFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { join } from 'node:path';
-import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
+import { HYPERPARAM_FLAG_NAMES, HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs, hyperparamUsage } from '../../config/flags.ts';
 import { FIELD_BY_NAME, HYPERPARAM_NAMES } from '../../config/hyperparams.ts';
 import { FinetuneError } from '../../core/errors.ts';
 import { displayUrl } from '../../model/source.ts';
@@ -188,7 +188,7 @@ async function train(args: string[], io: CliIO): Promise<number> {
     hardware: { type: 'string', default: DEFAULT_HARDWARE },
     'base-version': { type: 'string', default: BASE_VERSION },
     tokenizer: { type: 'string' },
-  });
+  }, false, { otherFlags: HYPERPARAM_FLAG_NAMES });
   if (!values.data) throw new UsageError('--data FILE.jsonl is required');
   if (!values.destination) throw new UsageError('--destination OWNER/NAME is required (the Replicate model the adapter is pushed to)');
   if (values.visibility !== 'private' && values.visibility !== 'public') throw new UsageError(`--visibility must be private or public, got ${quote(values.visibility)}`);

@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { makeFolder } from '../make-folder.ts';
 import { basename, join } from 'node:path';
-import { HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs } from '../../config/flags.ts';
+import { HYPERPARAM_FLAG_NAMES, HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError, isFinetuneError, thrownMessage } from '../../core/errors.ts';
 import { checkTokenizer } from '../../run/saved-run-check.ts';
@@ -219,7 +219,7 @@ export function makeTrainCommand(
         'retune-kernels': { type: 'boolean', default: false },
         recover: { type: 'string' },
         'base-model': { type: 'string' },
-      });
+      }, false, { otherFlags: HYPERPARAM_FLAG_NAMES });
       if (!values.model) throw new UsageError('--model is required');
       const baseModel = baseModelFlag(values['base-model']);
       const baseMatmul = parseBaseMatmul(values['base-matmul']);

@@ -1,5 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { dataProgressPrinter } from '../data-progress.ts';
+import { flagSuggestion } from '../did-you-mean.ts';
 import { HYPERPARAM_VALUE_FLAGS, hyperparamUsage, splitHyperparamFlags } from '../../config/flags.ts';
 import { parseHyperparams, type HyperparamName } from '../../config/hyperparams.ts';
 import { loadDataset } from '../../data/dataset.ts';
@@ -59,8 +60,10 @@ export const validateCommand: Command = {
         const v = value();
         maxProblems = Number(v);
         if (!Number.isInteger(maxProblems) || maxProblems < 1) throw new FinetuneError('bad-input', `--max-problems must be a positive integer, got ${quote(v)}`);
-      } else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
-      else files.push(a);
+      } else if (a.startsWith('-')) {
+        const hint = flagSuggestion(a, ['tokenizer', 'max-problems', ...HP_FLAGS]);
+        throw new UsageError(`unknown option ${a}${hint && `.${hint}`}`);
+      } else files.push(a);
     }
     if (files.length !== 1) throw new UsageError(`give exactly one FILE.jsonl (got ${files.length})`);
     const file = files[0];

@@ -28,6 +28,12 @@ describe('finetune command line', () => {
       expect(c.err.join('\n')).toContain('usage: finetune <command> [options]');
       expect(c.err.join('\n')).toContain('  train ');
     }
+    // A command a letter or two off is named, in both places a command is asked for.
+    for (const argv of [['trian'], ['help', 'trian'], ['TRAIN']]) {
+      const c = capture();
+      expect(await main(argv, c.io)).toBe(2);
+      expect(c.err[0]).toBe(`finetune: unknown command "${argv.at(-1)}". Did you mean train?`);
+    }
     // Asked for, the help goes to stdout with exit 0.
     const asked = capture();
     expect(await main(['help'], asked.io)).toBe(0);
