@@ -263,14 +263,19 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
   // Why picked files cannot load, as the plan found (their config.json or weights unreadable): Load is disabled with
   // it, where it once stood enabled under a green "Fits" and failed on the click.
   let planBlock: string | null = null;
+  /** What the plan's box says now: a plan, or why there is none; no longer dimmed as a plan of other inputs. */
+  const showFit = (...children: (Node | string | null)[]): void => {
+    replaceChildren(fit, ...children);
+    fit.classList.remove('stale');
+    fit.removeAttribute('aria-busy');
+  };
   const showPlan = (p: MemoryPlan): void => {
     lastVerdict = p.verdict;
     const unreadable = p.model.weightsUnreadable;
     planBlock = unreadable === undefined ? null : `The picked weights cannot be read (${unreadable}): pick the model's files again.`;
     const word = { fits: 'Fits', tight: 'Tight', 'fits-with-streaming': 'Fits with layer streaming', 'does-not-fit': 'Does not fit' }[p.verdict];
     fit.dataset.verdict = p.verdict;
-    replaceChildren(
-      fit,
+    showFit(
       unreadable !== undefined
         ? h('p', { class: 'status bad' }, 'Cannot be loaded: the weights cannot be read. Planned from config.json alone: ', `${word.toLowerCase()}, ${p.reasons[0] ?? ''}`)
         : h('p', { class: `status ${p.verdict === 'fits' ? 'ok' : p.verdict === 'tight' || p.verdict === 'fits-with-streaming' ? 'warn' : 'bad'}` }, `${word}: ${p.reasons[0] ?? ''}`),
@@ -311,16 +316,23 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
     planFailed = false;
     planBlock = null;
     planAsked++;
+    // The plan on show is of the inputs before the change: dimmed until the new one comes (the Local files tab
+    // opened on nothing picked showed the demo's "Fits" for the 400 ms the new plan waits for more keystrokes).
+    if (typeof sourceOf() === 'string') showFit();
+    else {
+      fit.classList.add('stale');
+      fit.setAttribute('aria-busy', 'true');
+    }
     planTimer = setTimeout(() => {
       const asked = planAsked;
       const s = sourceOf();
       const hp = shared.form.value.hp;
       delete fit.dataset.verdict;
       if (typeof s === 'string' || !hp) {
-        replaceChildren(fit, h('p', { class: 'hint' }, typeof s === 'string' ? '' : 'Fix the hyperparameters to see whether the run fits.'));
+        showFit(h('p', { class: 'hint' }, typeof s === 'string' ? '' : 'Fix the hyperparameters to see whether the run fits.'));
         return;
       }
-      replaceChildren(fit, h('p', { class: 'hint' }, 'Checking whether it fits (config.json; no weights are read)…'));
+      showFit(h('p', { class: 'hint' }, 'Checking whether it fits (config.json; no weights are read)…'));
       shared.engine.planModelMemory(s.source, { ...hp }, givenMemoryGiB() ?? undefined).then(
         (p) => {
           if (asked !== planAsked) return;
@@ -331,7 +343,7 @@ export function modelPanel(shared: Shared, hooks: ModelPanelHooks): HTMLElement 
           if (asked !== planAsked) return;
           // The worker's rejection through comlink may be any value: thrownMessage never throws (String() did for an
           // object with no prototype, and the panel stayed at "Checking…" with an unhandled rejection).
-          replaceChildren(fit, h('p', { class: 'status bad' }, `Cannot tell whether it fits: ${thrownMessage(e)}`));
+          showFit(h('p', { class: 'status bad' }, `Cannot tell whether it fits: ${thrownMessage(e)}`));
           planFailed = true;
           // Picked files read the same at the load: a config.json that cannot be read blocks it. (A Hub answer may be
           // different on the next ask: a gated repository's token typed, the network back.)

@@ -110,4 +110,37 @@ describe('the model source tabs (headless Chromium)', () => {
     expect(await focused(page)).not.toMatch(/^model-source-/);
     await setDisabled([]);
   });
+
+  it("never shows the last source's plan under one with nothing to plan: Local files opened on nothing picked", async () => {
+    const page = app().page;
+    await page.getByTestId('model-source-demo').click();
+    const plan = page.getByTestId('model-plan');
+    await plan.filter({ hasText: /^Fits/ }).waitFor({ timeout: 30_000 });
+    // Read in the same task as the click: before the 400 ms the next plan waits for, the demo's "Fits" stood here.
+    const right = await page.evaluate(() => {
+      (document.querySelector('[data-testid="model-source-files"]') as HTMLElement).click();
+      return document.querySelector('[data-testid="model-plan"]')?.textContent ?? '';
+    });
+    expect(right).toBe('');
+    await page.getByTestId('model-source-demo').click();
+    await plan.filter({ hasText: /^Fits/ }).waitFor({ timeout: 30_000 });
+    expect(await plan.evaluate((p) => p.classList.contains('stale'))).toBe(false);
+    // The form changed under a plan on show: dimmed at once, then the new plan, no longer dimmed.
+    const afterEdit = await page.evaluate(() => {
+      const input = document.getElementById('lora_rank') as HTMLInputElement;
+      input.value = '16';
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      const p = document.querySelector('[data-testid="model-plan"]') as HTMLElement;
+      return { fits: /^Fits/.test(p.textContent ?? ''), stale: p.classList.contains('stale'), busy: p.getAttribute('aria-busy') };
+    });
+    expect(afterEdit).toEqual({ fits: true, stale: true, busy: 'true' });
+    await page.waitForFunction(() => /LoRA 416/.test(document.querySelector('[data-testid="model-plan"]')?.textContent ?? ''), null, { timeout: 30_000 });
+    expect(await plan.evaluate((p) => [p.classList.contains('stale'), p.getAttribute('aria-busy')])).toEqual([false, null]);
+    expect(await plan.textContent()).toMatch(/^Fits/);
+  });
+
+  it('asks the browser for dark native controls (file pickers, scrollbars, number spinners), as the page is dark', async () => {
+    // Without it the file pickers' buttons were drawn light on the dark panels.
+    expect(await app().page.evaluate(() => getComputedStyle(document.documentElement).colorScheme)).toBe('dark');
+  });
 });
