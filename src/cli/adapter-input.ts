@@ -10,7 +10,8 @@ import { targetModules } from '../config/hyperparams.ts';
 import { openSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesSource, memoryFileSet } from '../model/source.ts';
 import { POINTER_FILE } from '../run/run-store.ts';
-import { isDamagedRun, readSavedRun, readStoredCheckpoint } from '../run/saved-run.ts';
+import { isDamagedRun, readSavedRun, readStoredCheckpoint, savedRunTrainingSummary } from '../run/saved-run.ts';
+import type { TrainingCard } from '../export/training-card.ts';
 import { checkSavedRun } from '../run/saved-run-check.ts';
 import { folderRunStore } from './node-store.ts';
 import { FinetuneError } from '../core/errors.ts';
@@ -67,6 +68,7 @@ async function checkpointAdapter(runDir: string): Promise<AdapterFromPath & { no
     name: runDir,
     note: `reading the adapter at the checkpoint of step ${run.step} (of ${run.totalSteps}) of the run saved in ${quote(runDir)}`,
     baseModelFrom: `${visibleText(runDir)}: ${checked.baseModelName === undefined ? "the saved run's model" : "the saved run's base model name (train --base-model)"}`,
+    training: { kind: 'local', run: savedRunTrainingSummary(run, hp) },
   };
 }
 
@@ -106,10 +108,14 @@ export interface AdapterFromPath {
    * base_model_name_or_path (a saved run's checkpoint, named after the run's model).
    */
   baseModelFrom?: string;
+  /** How it was trained, for an export's README, where the path says (a saved run's record) and no README of it will. */
+  training?: TrainingCard;
 }
 
 /** The adapter at PATH as the importer takes it: a folder, or the bytes of a zip; `name` says where, in messages. */
-export async function adapterInput(path: string, flag = '--adapter'): Promise<AdapterFromPath> {
+export async function adapterInput(given: string, flag = '--adapter'): Promise<AdapterFromPath> {
+  // A folder given with its trailing slash (a shell's completion) is named without it: "…/adapter//adapter_config.json".
+  const path = given.length > 1 ? given.replace(/(?<=[^/])\/+$/, '') : given;
   let st;
   try {
     st = statSync(path);
@@ -125,8 +131,8 @@ export async function adapterInput(path: string, flag = '--adapter'): Promise<Ad
   }
   if (!st.isFile()) throw new FinetuneError('bad-input', `${flag}: ${quote(path)} is not a regular file or folder`);
   const file = basename(path);
-  // The weights file itself: its config sits beside it, so read the folder.
-  if (file === ADAPTER_WEIGHTS_FILE || file === ADAPTER_BIN_FILE) return { input: nodeDirectory(dirname(path)), name: dirname(path) };
+  // The weights file itself, or its config: the other sits beside it, so read the folder.
+  if (file === ADAPTER_WEIGHTS_FILE || file === ADAPTER_BIN_FILE || file === ADAPTER_CONFIG_FILE) return { input: nodeDirectory(dirname(path)), name: dirname(path) };
   // A zip is read whole: refused by its size first (Node's readFile threw ERR_FS_FILE_TOO_LARGE, an internal error).
   checkAdapterFileSize(path, st.size);
   return { input: new Uint8Array(await readFile(path)), name: path };

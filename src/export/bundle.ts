@@ -29,7 +29,7 @@ export interface BundleOptions {
 
 /** The bundle's files by name, in a fixed order: adapter_config.json, adapter_model.safetensors, README.md, adapter.gguf. */
 export function adapterBundle(adapter: LoraAdapter, base: MistralConfig, o: BundleOptions): Record<string, Uint8Array> {
-  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null });
+  const files = peftFiles(adapter, { ggufFile: GGUF_FILE, name: fileSlug(o.name), training: o.training ?? null, baseVocabSize: base.vocabSize });
   // general.name as `finetune export --format gguf` writes it (loraToGguf's default), so both give the same file.
   files[GGUF_FILE] = loraToGguf(adapter, base);
   return files;

@@ -67,6 +67,28 @@ export interface ReadmeOptions {
   ggufFile?: string;
   /** How it was trained, for a "Training" section at the end (none when nothing is known). */
   training?: TrainingCard | null;
+  /**
+   * The base model's vocabulary size, where known: it says which tokenizer a base that is not a Hub id was trained
+   * with (its own, or Mistral's v1 for 32,000 pieces) and so which one the README's PEFT snippet loads.
+   */
+  baseVocabSize?: number;
+}
+
+/**
+ * The vocabulary of Mistral's v1 tokenizer (Mistral-7B v0.1 and v0.2), the app's own: a base of that vocabulary is
+ * read and trained with it whatever files came with it; a base of another (Mistral-7B-Instruct-v0.3's 32,768) with its
+ * own tokenizer.model (src/run/model-tokenizer.ts).
+ */
+const V1_VOCAB_SIZE = 32000;
+const V1_TOKENIZER_REPO = 'mistralai/Mistral-7B-Instruct-v0.2';
+
+/** The README's tokenizer line: the tokenizer training used, as transformers loads it. */
+function tokenizerLine(ref: ReturnType<typeof baseReference>, revision: string, vocab: number | undefined): string {
+  if ('hub' in ref) return `tokenizer = AutoTokenizer.from_pretrained(${JSON.stringify(ref.hub)}${revision})`;
+  const v1 = `tokenizer = AutoTokenizer.from_pretrained(${JSON.stringify(V1_TOKENIZER_REPO)})`;
+  if (vocab === V1_VOCAB_SIZE) return `${v1}  # the tokenizer training used: the base's vocabulary is Mistral's v1 (32,000 pieces)`;
+  if (vocab !== undefined) return `tokenizer = AutoTokenizer.from_pretrained(base_path)  # the base's own tokenizer (${vocab} pieces), which training used`;
+  return `${v1}  # for a base of 32,000 pieces; a base of another vocabulary (Mistral-7B-Instruct-v0.3) was trained with its own: from_pretrained(base_path)`;
 }
 
 /** A short README: what the adapter is and how to load it with PEFT, vLLM, Ollama (and llama.cpp with a GGUF). */
@@ -86,7 +108,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     sameModel ? `# LoRA adapter for ${base}` : `# ${name}: LoRA adapter for ${base}`,
     '',
     `A PEFT LoRA adapter (r = ${c.r}, lora_alpha = ${c.loraAlpha}${c.useRslora ? ', rsLoRA' : ''}, scaling ${a.scaling}) on ${mods}` +
-      `${c.layersToTransform ? ` of layers ${c.layersToTransform.join(', ')}` : ''}.`,
+      `${c.layersToTransform ? ` of layer${c.layersToTransform.length === 1 ? '' : 's'} ${c.layersToTransform.join(', ')}` : ''}.`,
     `Files: \`${ADAPTER_CONFIG_FILE}\` and \`${ADAPTER_WEIGHTS_FILE}\` (F32), as PEFT writes them.`,
     `Unzip them into a folder, here \`${ADAPTER_DIR}\`. Use the same base model the adapter was trained on` +
       ('hub' in ref ? ` (${ref.hub}${ref.revision ? ` at revision ${ref.revision}` : ''}).` : `: ${base}, whose files (config.json and the safetensors weights) go in \`${ref.folder}\`.`),
@@ -100,7 +122,7 @@ export function adapterReadme(a: LoraAdapter, opts: ReadmeOptions = {}): string 
     ...('hub' in ref ? [] : [`base_path = ${JSON.stringify(ref.folder)}  # the folder holding ${oneLine(ref.local)}'s config.json and weights`]),
     `base = AutoModelForCausalLM.from_pretrained(${basePath}${revision}, torch_dtype="auto")`,
     `model = PeftModel.from_pretrained(base, ${JSON.stringify(ADAPTER_DIR)})`,
-    `tokenizer = AutoTokenizer.from_pretrained(${'hub' in ref ? basePath + revision : '"mistralai/Mistral-7B-Instruct-v0.2"'})`,
+    tokenizerLine(ref, revision, opts.baseVocabSize),
     '# optional: model = model.merge_and_unload()',
     '```',
     '',

@@ -12,9 +12,12 @@ export interface TrainingSummary {
   /** Optimizer steps done, and the plan's. */
   step: number;
   totalSteps: number;
-  /** Rows of the training and validation sets, as the run's plan split them. */
-  trainRows: number;
-  validationRows: number;
+  /**
+   * Rows of the training and validation sets, as the run's plan split them; null where not known (a run's checkpoint
+   * exported from its record, which keeps the data but not its split): validationRows 0 means no validation.
+   */
+  trainRows: number | null;
+  validationRows: number | null;
   /** Every hyperparameter the run used, in the form's order: its value, and whether it is the default's. */
   hyperparameters: readonly { name: string; value: string | number | boolean; isDefault: boolean }[];
   /** Each step's training loss, its validation loss and validation_prompt sample where it had them. */
@@ -84,31 +87,33 @@ function resultRows(history: TrainingSummary['history']): TrainingSummary['histo
 export function trainingCardLines(t: TrainingSummary): string[] {
   const lines: string[] = ['## Training', ''];
   const stopped = t.step < t.totalSteps ? ` (stopped at step ${t.step} of the ${t.totalSteps} planned)` : '';
+  const rows = (n: number, what = ''): string => `${n} ${what}row${n === 1 ? '' : 's'}`;
+  const v = t.validationRows;
   lines.push(
     `Trained with finetune (WebGPU) for ${t.step} optimizer step${t.step === 1 ? '' : 's'}${stopped}` +
-      ` on ${codeSpan(t.trainName)} (${t.trainRows} training row${t.trainRows === 1 ? '' : 's'}), ` +
-      (t.validationRows === 0
+      ` on ${codeSpan(t.trainName)}${t.trainRows === null ? '' : ` (${rows(t.trainRows, 'training ')})`}, ` +
+      (v === 0
         ? 'without validation.'
         : t.validationName
-          ? `validated on ${codeSpan(t.validationName)} (${t.validationRows} row${t.validationRows === 1 ? '' : 's'}).`
-          : `validated on ${t.validationRows} row${t.validationRows === 1 ? '' : 's'} held out from it.`),
+          ? `validated on ${codeSpan(t.validationName)}${v === null ? '' : ` (${rows(v)})`}.`
+          : `validated on ${v === null ? 'rows' : rows(v)} held out from it.`),
   );
   if (t.fromImported) lines.push('It started from an imported adapter, not from a fresh initialisation.');
   lines.push('', '### Hyperparameters', '', "Replicate's names (its trainer for mistral-7b-instruct-v0.2), then finetune's; * marks a value changed from the default.", '');
   lines.push('| name | value |', '| --- | --- |');
   for (const h of t.hyperparameters) lines.push(`| ${h.name}${h.isDefault ? '' : ' *'} | ${codeSpan(String(h.value)).replace(/\|/g, '\\|')} |`);
   const last = t.history.at(-1);
-  const rows = resultRows(t.history);
+  const results = resultRows(t.history);
   const baseline = t.baseline;
-  if (last || rows.length > 0 || baseline) {
+  if (last || results.length > 0 || baseline) {
     lines.push('', '### Results', '');
     if (last) lines.push(`Training loss at step ${last.step}: ${loss(last.loss)} (as the run reported it).`);
-    if (rows.length > 0 || baseline) {
+    if (results.length > 0 || baseline) {
       const all = t.history.filter((h) => h.valLoss !== undefined).length;
-      lines.push('', `Validation loss${all > rows.length ? ` (${rows.length} of the ${all} validations)` : ''}:`, '', '| step | training loss | validation loss |', '| --- | --- | --- |');
+      lines.push('', `Validation loss${all > results.length ? ` (${results.length} of the ${all} validations)` : ''}:`, '', '| step | training loss | validation loss |', '| --- | --- | --- |');
       // The untrained adapter's, before any step: what the rows below are read against.
       if (baseline) lines.push(`| 0 (before training) | — | ${loss(baseline.valLoss)} |`);
-      for (const r of rows) lines.push(`| ${r.step} | ${loss(r.loss)} | ${loss(r.valLoss as number)} |`);
+      for (const r of results) lines.push(`| ${r.step} | ${loss(r.loss)} | ${loss(r.valLoss as number)} |`);
     }
   }
   const sampled = [...t.history].reverse().find((h) => h.sample !== undefined);

@@ -109,7 +109,8 @@ function headerLengthOf(first8: Uint8Array, fileSize: number, where: string): nu
   const lo = dv.getUint32(0, true);
   const hi = dv.getUint32(4, true);
   if (hi !== 0 || lo > MAX_HEADER_LENGTH) {
-    const n = hi * 2 ** 32 + lo;
+    // As a BigInt: past 2^53 a double rounds it (2^63 read "9223372036854776000").
+    const n = dv.getBigUint64(0, true);
     throw bad(where, `not a safetensors file: header length ${n} is absurd (limit ${MAX_HEADER_LENGTH} bytes)`);
   }
   if (lo < 2) throw bad(where, `not a safetensors file: header length ${lo} is too small for a JSON object`);

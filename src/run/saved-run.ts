@@ -6,7 +6,8 @@
 import type { Quantization } from '../core/mistral.ts';
 import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { sha256Checksum } from '../core/bytes.ts';
-import type { Hyperparams } from '../config/hyperparams.ts';
+import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
+import type { TrainingSummary } from '../export/training-card.ts';
 import type { BaseMatmul } from '../engine/gpu.ts';
 import type { KernelChoice } from './kernel-tuning.ts';
 import type { TokenizerIdentity } from '../data/tokenizer.ts';
@@ -343,4 +344,25 @@ export async function checkForgets(store: RunStore | null, expected: unknown): P
     savedRunChanged: true,
     expected: 'damaged' in expected ? { damaged: true, ...(expected.record ? { record: record(expected.record) } : {}) } : record(expected),
   });
+}
+
+/**
+ * What an adapter's README can say of the run saved in `run` from its record alone (an export of the run's checkpoint,
+ * after a kill: the README is then the run's only record beside it): the data's names, the steps, every
+ * hyperparameter (`hp`, the record's as checkSavedRun read them), the losses and samples. The rows' split is not kept
+ * in the record, so their counts are not said.
+ */
+export function savedRunTrainingSummary(run: SavedRun, hp: Hyperparams): TrainingSummary {
+  return {
+    trainName: run.trainName,
+    validationName: run.validationName,
+    step: run.step,
+    totalSteps: run.totalSteps,
+    trainRows: null,
+    validationRows: hp.run_validation ? null : 0,
+    hyperparameters: hyperparamRows(hp),
+    history: run.history.map((h) => ({ step: h.step, loss: h.loss, ...(h.valLoss !== undefined ? { valLoss: h.valLoss } : {}), ...(h.sample !== undefined ? { sample: h.sample } : {}) })),
+    validationPrompt: hp.validation_prompt ?? null,
+    ...(run.baseline ? { baseline: { ...run.baseline } } : {}),
+  };
 }

@@ -12,6 +12,7 @@ import { ggufHeaderString, importedTrainingCard, loraToGguf, peftFiles, peftZip,
 import { baseModelFlag, checkBaseModelNameFrom } from '../base-model-flag.ts';
 import { ADAPTER_BIN_FILE, importAdapterDetailed } from '../../model/adapter-import.ts';
 import { zipNamesFromTail } from '../../model/zip-archive.ts';
+import { parseHubReference, type HubReference } from '../../core/hub-reference.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraConfig } from '../../model/lora-adapter.ts';
 import { parseMistralConfig, type MistralConfig } from '../../model/config.ts';
 import { hubFileSet, readJson, type FileSet } from '../../model/source.ts';
@@ -64,8 +65,12 @@ const ZIP_OWN_FILES = new Set([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, README
 /** The files of a PEFT adapter folder that an export must not write over while reading them. */
 const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE];
 
-/** What a PEFT folder export may find in its --out and write over or beside: an earlier export's files. */
-const PEFT_OWN_FILES = new Set([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_BIN_FILE, README_FILE]);
+/**
+ * What a PEFT folder export may find in its --out and write over or beside: an earlier export's files. Not a .bin:
+ * export never writes one, so a folder holding adapter_model.bin holds another adapter (Replicate's, older PEFT's),
+ * whose adapter_config.json the export replaced, leaving its weights beside a config that does not describe them.
+ */
+const PEFT_OWN_FILES = new Set([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, README_FILE]);
 
 function firstBytes(path: string, n: number): Uint8Array {
   const fd = openSync(path, 'r');
@@ -130,6 +135,9 @@ function checkOverwrite(out: string, kind: 'gguf' | 'zip' | 'folder'): void {
     throw new FinetuneError('bad-input', `--out ${quote(out)} holds a ${README_FILE} and no adapter, so not an earlier export's: export would replace it; give --out an empty or new folder, or --force to replace it`);
   }
   if (others.length === 0) return;
+  if (others.length === 1 && others[0] === ADAPTER_BIN_FILE) {
+    throw new FinetuneError('bad-input', `--out ${quote(out)} holds another adapter (${ADAPTER_BIN_FILE}: export writes ${ADAPTER_WEIGHTS_FILE}, never a .bin)${names.includes(ADAPTER_CONFIG_FILE) ? `, whose ${ADAPTER_CONFIG_FILE} export would replace` : ''}; give --out an empty or new folder, or --force to write this adapter's files beside its .bin`);
+  }
   // The folder's file names are quoted: a comma or a control character in one is told from the list's own.
   const list = firstFew(others, 5, ', ', 'in all', quote);
   const readme = existsSync(join(out, README_FILE)) ? `, whose ${README_FILE} export would replace` : '';
@@ -141,9 +149,14 @@ function baseModelFields(config: LoraConfig): string {
   return config.raw?.base_model_name_or_path === config.baseModel ? 'base_model_name_or_path' : 'base_model_name_or_path and revision';
 }
 
-/** A Hub id is owner/name (a bare name is more likely a placeholder, and we never guess). */
-function isHubId(s: string): boolean {
-  return /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(s) && !s.includes('..');
+/**
+ * A Hub id, owner/name, with the revision written after an @ where one is (`--model owner/name@v1.0`; an adapter's
+ * base_model_name_or_path and revision are read as that); null for anything else (a bare name is more likely a
+ * placeholder, and we never guess).
+ */
+function hubIdOf(s: string): HubReference | null {
+  const r = parseHubReference(s);
+  return r && /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(r.repo) && !r.repo.includes('..') ? r : null;
 }
 
 async function configFrom(files: FileSet, where: string): Promise<MistralConfig> {
@@ -160,12 +173,16 @@ async function baseConfig(model: string | undefined, adapterBase: string | null,
       if (!existsSync(join(m, 'config.json'))) throw new FinetuneError('bad-input', `${flag}: ${quote(m)} holds no config.json`);
       return { config: await configFrom(nodeDirectory(m), m), from: m };
     }
-    if (hub && isHubId(m)) return { config: await configFrom(hubFileSet(m, { token: process.env.HF_TOKEN || undefined, redirects: 'here', tokenSource: 'HF_TOKEN' }), m), from: `hf:${m}` };
+    const id = hub ? hubIdOf(m) : null;
+    if (id) {
+      const files = hubFileSet(id.repo, { token: process.env.HF_TOKEN || undefined, redirects: 'here', tokenSource: 'HF_TOKEN', ...(id.revision ? { revision: id.revision } : {}) });
+      return { config: await configFrom(files, m), from: `hf:${m}` };
+    }
     return null;
   };
   if (model !== undefined) {
     const r = await resolve(model, '--model', true);
-    if (!r) throw new FinetuneError('bad-input', `--model: ${quote(model)} is neither a folder nor a Hugging Face id (owner/name)`);
+    if (!r) throw new FinetuneError('bad-input', `--model: ${quote(model)} is neither a folder nor a Hugging Face id (owner/name, or owner/name@revision)`);
     return r;
   }
   if (!adapterBase) return null;
@@ -201,10 +218,15 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       const baseModel = baseModelFlag(values['base-model']);
       // A GGUF named .zip was written as asked, and no zip tool could open it.
       if (format === 'gguf' && out.toLowerCase().endsWith('.zip')) throw new UsageError(`--out ${quote(out)}: a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)`);
+      // A PEFT export named like one file (foo.gguf, adapter_model.safetensors) was made a folder of that name.
+      const fileLike = /\.(gguf|safetensors|bin|json)$/i.exec(out);
+      if (format === 'peft' && fileLike) {
+        throw new UsageError(`--out ${quote(out)}: a PEFT export is a folder (adapter_config.json, adapter_model.safetensors, README.md) or a .zip of one, not a .${fileLike[1].toLowerCase()} file: give a folder's name or one ending in .zip${fileLike[1].toLowerCase() === 'gguf' ? ' (or --format gguf for a GGUF file)' : ''}`);
+      }
       // A GGUF or a .zip is one file; a PEFT folder otherwise (the branches below write them so).
       checkOutputPath(out, '--out', format === 'gguf' || out.toLowerCase().endsWith('.zip') ? 'file' : 'folder');
 
-      const { input, name, note, baseModelFrom } = await adapterInput(values.adapter);
+      const { input, name, note, baseModelFrom, training: savedTraining } = await adapterInput(values.adapter);
       if (note) io.err(`note: ${note}`);
       // Never written over what is being read: the adapter's zip, its folder (a PEFT folder out), or a file in it.
       const source = resolve(name);
@@ -213,8 +235,11 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         throw new FinetuneError('bad-input', `--out ${quote(out)} is the adapter being read (${quote(name)}): write the ${format === 'gguf' ? 'GGUF' : 'PEFT files'} somewhere else`);
       }
       if (!values.force) checkOverwrite(out, format === 'gguf' ? 'gguf' : out.toLowerCase().endsWith('.zip') ? 'zip' : 'folder');
-      // Read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
-      const first = await importAdapterDetailed(input, { where: name }).catch((e: unknown) => {
+      // A model given is read first, and the adapter against it: read without it, an adapter of another depth was told
+      // as 63 missing tensors where generate says "this adapter has tensors up to layer 10, the model has 2".
+      const given = values.model !== undefined ? await baseConfig(values.model, null, true) : null;
+      // Else read once without a base to learn base_model_name_or_path, then check it against the base when one resolves.
+      const first = await importAdapterDetailed(input, { where: name, ...(given ? { base: given.config } : {}) }).catch((e: unknown) => {
         // A folder of a run (killed before train wrote OUT/adapter) is read from its checkpoint: say so.
         if (e instanceof FinetuneError && !(input instanceof Uint8Array) && e.message.includes(`holds no ${ADAPTER_CONFIG_FILE}`)) {
           throw new FinetuneError(e.kind, `${e.message}; a run's checkpoint is exported with --adapter OUT/run (or OUT), the folder train --out wrote`, e.details);
@@ -228,14 +253,14 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         checkBaseModelNameFrom(first.adapter.config.baseModel, `${from} ${quote(first.adapter.config.baseModel)}`, baseModelFrom ? undefined : 'remove it there');
       }
       const named = baseModel ?? first.adapter.config.baseModel;
-      const base = await baseConfig(values.model, named, format === 'gguf', baseModel !== undefined ? '--base-model' : undefined);
+      const base = given ?? (await baseConfig(undefined, named, format === 'gguf', baseModel !== undefined ? '--base-model' : undefined));
       if (!base && format === 'gguf') {
         throw new FinetuneError(
           'bad-input',
           `GGUF needs the base model's config (its head counts set the q/k row order), and ${named ? `${baseModel !== undefined ? '--base-model' : "the adapter's base_model_name_or_path"} ${quote(named)} is neither a folder nor a Hugging Face id` : 'the adapter names no base model'}: give --model DIR or --model owner/name`,
         );
       }
-      const imported = base ? await importAdapterDetailed(input, { where: name, base: base.config }) : first;
+      const imported = base && !given ? await importAdapterDetailed(input, { where: name, base: base.config }) : first;
       // Shapes that fit are not the same model: an adapter of another base is said, not refused.
       const otherBase = base && values.model !== undefined ? baseModelNote(first.adapter.config.baseModel, base.from.startsWith('hf:') ? base.from.slice(3) : basename(resolve(base.from))) : null;
       if (otherBase) io.err(`note: ${otherBase}`);
@@ -243,7 +268,8 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
       if (ignored) io.err(`note: the adapter: ${ignored}`);
       const adapter = baseModel === undefined ? imported.adapter : withBaseModel(imported.adapter, baseModel);
       // The README the adapter came with keeps its "Training" section in the new one (train's card, a Replicate training's).
-      const training = importedTrainingCard(imported.readme);
+      // A run's checkpoint has no README: its record says how it was trained.
+      const training = importedTrainingCard(imported.readme) ?? savedTraining ?? null;
 
       let files: string[];
       if (format === 'gguf') {
@@ -251,7 +277,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         await write(out, loraToGguf(adapter, (base as { config: MistralConfig }).config));
         files = [out];
       } else if (out.toLowerCase().endsWith('.zip')) {
-        await write(out, peftZip(adapter, { training }));
+        await write(out, peftZip(adapter, { training, ...(base ? { baseVocabSize: base.config.vocabSize } : {}) }));
         files = [out];
       } else {
         if (existsSync(out) && !statSync(out).isDirectory()) throw new FinetuneError('bad-input', `--out: ${quote(out)} exists and is not a folder`);
@@ -259,7 +285,7 @@ export function makeExportCommand(o: { probe?: WriteProbe } = {}): Command {
         // The config, the weights and the README as one set: a failure or a kill while they are written leaves the earlier
         // export's set whole; a kill between the renames leaves no config (renamed last); never one adapter's config
         // beside another's weights.
-        const set = peftFiles(adapter, { training });
+        const set = peftFiles(adapter, { training, ...(base ? { baseVocabSize: base.config.vocabSize } : {}) });
         await writeFilesAtomic(out, set, o.probe, ADAPTER_CONFIG_FILE);
         files = Object.keys(set).map((file) => join(out, file));
       }

@@ -17,7 +17,7 @@ import { bytesSource } from '../../../src/model/source.ts';
 import { checkpointFiles, type SavedRun } from '../../../src/run/saved-run.ts';
 import { fakeRun } from '../../helpers/fake-checkpoint.ts';
 import { readGguf } from '../../helpers/gguf-reader.ts';
-import { strToU8, zipSync } from 'fflate';
+import { strToU8, unzipSync, zipSync } from 'fflate';
 import { GgmlType, GgufType, kvArray, kvString, writeGguf } from '../../../src/export/gguf-format.ts';
 
 function tmp(): string {
@@ -321,6 +321,21 @@ describe('finetune export writes', () => {
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).not.toBe('my notes');
   });
 
+  // Export never writes a .bin: a folder holding one holds another adapter (Replicate's, older PEFT's), whose
+  // adapter_config.json an export replaced, leaving its weights beside a config that did not describe them.
+  it('refuses a PEFT --out folder holding another adapter as adapter_model.bin, unless --force', async () => {
+    const dir = join(tmp(), 'replicate-adapter');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'adapter_config.json'), '{"r": 8, "lora_alpha": 32}');
+    writeFileSync(join(dir, 'adapter_model.bin'), new Uint8Array(64));
+    const { error } = await exportWith(undefined, '--format', 'peft', '--out', dir);
+    expect(error?.message).toBe(`--out "${dir}" holds another adapter (adapter_model.bin: export writes adapter_model.safetensors, never a .bin), whose adapter_config.json export would replace; give --out an empty or new folder, or --force to write this adapter's files beside its .bin`);
+    expect(readFileSync(join(dir, 'adapter_config.json'), 'utf8')).toBe('{"r": 8, "lora_alpha": 32}');
+    expect(existsSync(join(dir, 'adapter_model.safetensors'))).toBe(false);
+    expect((await exportWith(undefined, '--format', 'peft', '--out', dir, '--force')).error).toBeNull();
+    expect(existsSync(join(dir, 'adapter_model.safetensors'))).toBe(true);
+  });
+
   it('refuses a zip --out that exists and is not a zip, unless --force', async () => {
     const dir = tmp();
     const out = join(dir, 'notes.zip');
@@ -447,6 +462,23 @@ describe('finetune export --adapter OUT/run: the adapter at a run’s checkpoint
     const out = await runAtStep3(undefined, 'tiny-mistral', { baseModelName: 'my-org/\u202etiny' });
     const e = await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', join(tmp(), 'peft'), '--model', TINY_MISTRAL], { out: () => {}, err: () => {} }).then(() => null, (x: unknown) => x as Error);
     expect(e?.message).toMatch(/its base model name "my-org\/\\u202etiny" is no base model name: the base model name holds U\+202E/);
+  });
+
+  // After a kill the checkpoint's export is the run's only record beside it: its README says how it was trained, as
+  // the page's export of the same run does (it had no Training section).
+  it("writes the run's Training section into the README: data, steps, every hyperparameter, the losses", async () => {
+    const history = [{ step: 1, loss: 2.5 }, { step: 2, loss: 2.25, valLoss: 2.375 }, { step: 3, loss: 2.125 }];
+    const out = await runAtStep3(undefined, 'tiny-mistral', { trainName: 'my data.jsonl', history, baseline: { valLoss: 2.75 } });
+    for (const dest of [join(tmp(), 'peft'), join(tmp(), 'peft.zip')]) {
+      expect(await makeExportCommand().run(['--adapter', join(out, 'run'), '--format', 'peft', '--out', dest, '--model', TINY_MISTRAL], { out: () => {}, err: () => {} })).toBe(0);
+      const readme = dest.endsWith('.zip') ? new TextDecoder().decode(unzipSync(readFileSync(dest))['README.md']) : readFileSync(join(dest, 'README.md'), 'utf8');
+      expect(readme).toContain('## Training');
+      expect(readme).toContain('Trained with finetune (WebGPU) for 3 optimizer steps (stopped at step 3 of the 6 planned) on `my data.jsonl`, validated on rows held out from it.');
+      expect(readme).toContain('| lora_rank * | `4` |');
+      expect(readme).toContain('Training loss at step 3: 2.1250');
+      expect(readme).toContain('| 0 (before training) | — | 2.7500 |');
+      expect(readme).toContain('| 2 | 2.2500 | 2.3750 |');
+    }
   });
 
   it('a folder holding neither an adapter nor a run says where each would be', async () => {

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync, mkd
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { PROJECTIONS } from '../../../src/core/mistral.ts';
@@ -13,6 +13,7 @@ import { quote } from '../../../src/core/quote.ts';
 import { importAdapter } from '../../../src/model/adapter-import.ts';
 import { parseMistralConfig } from '../../../src/model/config.ts';
 import { readAdapter, type LoraAdapter } from '../../../src/model/lora-adapter.ts';
+import { writeSafetensors } from '../../../src/model/safetensors.ts';
 import { ggufTensorF32, readGguf } from '../../helpers/gguf-reader.ts';
 import { safetensorsTensors } from '../../helpers/safetensors-file.ts';
 import { PickleWriter, replicateTrainingZip, torchSaveStateDict, torchZip } from '../../helpers/torch-save.ts';
@@ -326,7 +327,7 @@ describe('finetune export', () => {
     const cases: [string[], string][] = [
       [['--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', `a${fake}.zip`], `--out "a\\nfinetune export: done.zip": a GGUF LoRA is one .gguf file`],
       [['--adapter', `/no/such${fake}`, '--format', 'peft', '--out', join(tmp(), 'o')], `--adapter: "/no/such\\nfinetune export: done" does not exist`],
-      [['--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', join(tmp(), 'a.gguf'), '--model', `/no/such${fake}`], `--model: "/no/such\\nfinetune export: done" is neither a folder nor a Hugging Face id (owner/name)`],
+      [['--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', join(tmp(), 'a.gguf'), '--model', `/no/such${fake}`], `--model: "/no/such\\nfinetune export: done" is neither a folder nor a Hugging Face id (owner/name, or owner/name@revision)`],
     ];
     for (const [args, said] of cases) {
       const r = await run(...args);
@@ -346,5 +347,91 @@ describe('finetune export', () => {
     expect(zipNamed.code).toBe(2);
     expect(zipNamed.err.join('\n')).toContain('--out "lora.zip": a GGUF LoRA is one .gguf file, not a zip: give a name ending in .gguf (or --format peft for a PEFT zip)');
     expect((await run('--adapter', '/no/such/adapter', '--format', 'peft', '--out', 'x')).err.join('\n')).toMatch(/--adapter: "\/no\/such\/adapter" does not exist/);
+    // A PEFT export named like one file was made a folder of that name.
+    for (const name of ['lora.gguf', 'adapter_model.safetensors', 'a.BIN']) {
+      const dir = tmp();
+      const r = await run('--adapter', TINY_ADAPTER, '--format', 'peft', '--out', join(dir, name));
+      expect(r.code).toBe(2);
+      const ext = name.slice(name.lastIndexOf('.') + 1).toLowerCase();
+      expect(r.err[0].trimEnd()).toBe(`finetune export: --out "${join(dir, name)}": a PEFT export is a folder (adapter_config.json, adapter_model.safetensors, README.md) or a .zip of one, not a .${ext} file: give a folder's name or one ending in .zip${ext === 'gguf' ? ' (or --format gguf for a GGUF file)' : ''}`);
+      expect(existsSync(join(dir, name))).toBe(false);
+    }
+  });
+
+  it('reads the adapter named by its adapter_config.json, as by its weights file (it said "is not a zip archive")', async () => {
+    const dir = tmp();
+    const r = await run('--adapter', join(TINY_ADAPTER, 'adapter_config.json'), '--format', 'peft', '--out', join(dir, 'o'));
+    expect(r.code).toBe(0);
+    expectSameTensors(await readAdapter(nodeDirectory(join(dir, 'o'))), await fixtureAdapter());
+  });
+
+  it('names a folder given with a trailing slash without a doubled slash', async () => {
+    const dir = tmp();
+    const bad = join(dir, 'bad');
+    mkdirSync(bad);
+    writeFileSync(join(bad, 'adapter_config.json'), configText.replace('"lora_alpha": 8', '"lora_alpha": -1'));
+    writeFileSync(join(bad, 'adapter_model.safetensors'), safetensors);
+    const r = await run('--adapter', `${bad}/`, '--format', 'peft', '--out', join(dir, 'o'));
+    expect(r.code).toBe(2);
+    expect(r.err[0]).toContain(`${bad}/adapter_config.json`);
+    expect(r.err[0]).not.toContain('//');
+  });
+
+  it('with --model, an adapter of another depth is said as such, as generate says it (not as 63 missing tensors)', async () => {
+    // The fixture's layer 1 written as layer 2: a hole at 1, and a layer the 2-layer model lacks.
+    const moved = new Map([...safetensorsTensors(safetensors)].map(([name, t]) => [name.replace('.layers.1.', '.layers.2.'), t]));
+    const dir = tmp();
+    const deep = join(dir, 'deep');
+    mkdirSync(deep);
+    writeFileSync(join(deep, 'adapter_config.json'), configText);
+    writeFileSync(join(deep, 'adapter_model.safetensors'), writeSafetensors([...moved].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: new Float32Array(t.bytes.slice().buffer) }))));
+    const r = await run('--adapter', deep, '--format', 'peft', '--out', join(dir, 'o'), '--model', TINY_MISTRAL);
+    expect(r.code).toBe(2);
+    expect(r.err[0]).toMatch(/this adapter has tensors up to layer 2, the model has 2: it was trained for a model of another depth \(its tensors for layer 2 have no layer to go to\)/);
+    expect(existsSync(join(dir, 'o'))).toBe(false);
+  });
+
+  it("GGUF of a base at a revision (--model owner/name@REV, or the adapter's revision field) reads its config at that revision", async () => {
+    const asked: string[] = [];
+    const config = readFileSync(`${TINY_MISTRAL}/config.json`);
+    vi.stubGlobal('fetch', async (input: string | URL | Request) => {
+      asked.push(String(input));
+      return String(input).endsWith('/config.json') ? new Response(config, { status: 200 }) : new Response('no', { status: 404 });
+    });
+    try {
+      const dir = tmp();
+      const r = await run('--adapter', TINY_ADAPTER, '--format', 'gguf', '--out', join(dir, 'a.gguf'), '--model', 'someone/tiny-mistral@v1.0');
+      expect(r.err.join('\n')).not.toMatch(/neither a folder nor/);
+      expect(r.code).toBe(0);
+      expect(asked[0]).toBe('https://huggingface.co/someone/tiny-mistral/resolve/v1.0/config.json');
+      // The adapter's own base_model_name_or_path and revision, as PEFT writes them for a base loaded at a revision.
+      const pinned = join(dir, 'pinned');
+      mkdirSync(pinned);
+      writeFileSync(join(pinned, 'adapter_config.json'), JSON.stringify({ ...JSON.parse(configText), base_model_name_or_path: 'someone/tiny-mistral', revision: 'v2.0' }));
+      writeFileSync(join(pinned, 'adapter_model.safetensors'), safetensors);
+      asked.length = 0;
+      const own = await run('--adapter', pinned, '--format', 'gguf', '--out', join(dir, 'b.gguf'));
+      expect(own.code).toBe(0);
+      expect(asked[0]).toBe('https://huggingface.co/someone/tiny-mistral/resolve/v2.0/config.json');
+      expect(readGguf(readFileSync(join(dir, 'b.gguf'))).tensors.length).toBe(readGguf(readFileSync(join(dir, 'a.gguf'))).tensors.length);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("the README's tokenizer is the one training used: Mistral's v1 for a base of 32,000 pieces, the base's own for another", async () => {
+    const dir = tmp();
+    const v3 = join(dir, 'Mistral-7B-Instruct-v0.3');
+    mkdirSync(v3);
+    writeFileSync(join(v3, 'config.json'), JSON.stringify({ ...(fixtureJson(`${TINY_MISTRAL}/config.json`) as object), vocab_size: 32768 }));
+    const readmeWith = async (...extra: string[]): Promise<string> => {
+      const out = join(tmp(), 'o');
+      expect((await run('--adapter', TINY_ADAPTER, '--format', 'peft', '--out', out, '--base-model', 'Mistral-7B-Instruct-v0.3', ...extra)).code).toBe(0);
+      return readFileSync(join(out, 'README.md'), 'utf8');
+    };
+    expect(await readmeWith('--model', v3)).toContain('tokenizer = AutoTokenizer.from_pretrained(base_path)  # the base\'s own tokenizer (32768 pieces), which training used');
+    expect(await readmeWith('--model', TINY_MISTRAL)).toContain('tokenizer = AutoTokenizer.from_pretrained("mistralai/Mistral-7B-Instruct-v0.2")  # the tokenizer training used: the base\'s vocabulary is Mistral\'s v1 (32,000 pieces)');
+    // Without the base's config, both are said.
+    expect(await readmeWith()).toContain('tokenizer = AutoTokenizer.from_pretrained("mistralai/Mistral-7B-Instruct-v0.2")  # for a base of 32,000 pieces; a base of another vocabulary (Mistral-7B-Instruct-v0.3) was trained with its own: from_pretrained(base_path)');
   });
 });

@@ -177,6 +177,10 @@ describe('safetensors validation messages', () => {
     const huge = rawFile(good, data8);
     huge[7] = 0x01; // high bits set: 2^56 + …
     expect(await msg(huge)).toMatch(/is absurd/);
+    // 2^63 exactly, as the file says it (a double rounded it to 9223372036854776000).
+    const top = rawFile(good, data8);
+    top.set([0, 0, 0, 0, 0, 0, 0, 0x80], 0);
+    expect(await msg(top)).toMatch(/header length 9223372036854775808 is absurd/);
     expect(await msg(rawFile(good, data8, 5000))).toMatch(/header length 5000 goes beyond the end of the file \(\d+ bytes\)/);
     const notUtf8 = rawFile('{}      ');
     notUtf8[9] = 0xff; // a byte that never occurs in UTF-8
