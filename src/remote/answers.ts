@@ -81,6 +81,9 @@ export function isKnownStatus(status: string): status is Training['status'] {
   return STATUSES.includes(status);
 }
 
+/** A training id as Replicate writes them (src/remote/flow.ts checkTrainingId holds a typed one to the same). */
+export const TRAINING_ID = /^[A-Za-z0-9]{1,64}$/;
+
 /** A status word as Replicate spells them: lowercase letters, digits, `_` (never text to print as it came). */
 const STATUS_WORD = /^[a-z][a-z0-9_]{0,31}$/;
 
@@ -96,8 +99,18 @@ function quoted(text: string, max = 40): string {
  * is refused, naming it quoted. What is let through has the token scrubbed from every string (scrubAnswer): its error,
  * logs, model, output and inputs are printed by the CLI and shown by the page, and a server may echo the token in any.
  */
-export function checkTraining(t: unknown, w: Where): Training {
+export function checkTraining(t: unknown, w: Where, asked?: string): Training {
   requireString(t, 'id', w);
+  // The id is printed ("training abc: processing") and put into the next request's path: a line break in it forged a
+  // line on the terminal that finetune never wrote. Replicate's ids are letters and digits, as checkTrainingId takes.
+  const id = at(t, 'id') as string;
+  if (!TRAINING_ID.test(id)) {
+    throw new FinetuneError('remote', `The answer to ${w.name} has the training id ${quoted(scrub(id, w.token))}, which is not a Replicate training id (letters and digits): ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'id' });
+  }
+  // An answer about another training than the one asked for (reading or canceling abc) is not taken for abc's.
+  if (asked !== undefined && id !== asked) {
+    throw new FinetuneError('remote', `The answer to ${w.name} is about training ${id}, not ${asked}: ${apiBaseHint(w.proxied)}`, { call: w.name, field: 'id' });
+  }
   const status = at(t, 'status');
   if (status === undefined) throw lacksFieldError(w.name, 'status', w.proxied);
   // The status is quoted scrubbed, before it is cut short: a server that echoes the token may put it there, and a

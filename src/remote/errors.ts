@@ -8,6 +8,9 @@ import { visibleText } from '../core/quote.ts';
 import { formatWait } from '../core/units.ts';
 
 /** What a failed call was doing, in words, from its method and path (after /v1). */
+/** The call of an output download in messages: the only request this client sends outside the API's routes. */
+export const OUTPUT_DOWNLOAD_CALL = "downloading the training's output";
+
 export function describeCall(method: string, path: string): string {
   const p = path.split('?')[0];
   let m: RegExpExecArray | null;
@@ -101,6 +104,8 @@ export function httpError(status: number, bodyText: string, call: string, opts: 
     case 403:
       return new FinetuneError('remote', `${fromProxy ? 'The proxy' : 'Replicate'} refused ${call} (403 Forbidden).${said}`, base);
     case 404:
+      // An output file gone is not a mistyped name: Replicate removes outputs some time after a training ends.
+      if (call === OUTPUT_DOWNLOAD_CALL) return new FinetuneError('remote', `The training's output file is no longer there (404 while ${call}): Replicate removes output files some time after a training ends. Download it from the training's page on replicate.com while it is kept there.${said}`, base);
       return new FinetuneError('remote', `Not found while ${call} (404): check the owner/name, the version id or the training id.${said}`, base);
     case 413:
       return new FinetuneError('remote', `Too large for Replicate while ${call} (413).${said}`, base);

@@ -9,10 +9,12 @@ import { holdsTokenLike } from '../core/secret-text.ts';
 import { toReplicateInput, type ReplicateTrainingInput } from '../config/replicate.ts';
 import type { Hyperparams } from '../config/hyperparams.ts';
 import { answerOf, type RemoteClient } from './client.ts';
-import { checkFileObject, checkTraining, checkTrainingPage, predictSeconds, type TrainingStatus } from './answers.ts';
+import { checkFileObject, checkTraining, checkTrainingPage, predictSeconds, TRAINING_ID, type TrainingStatus } from './answers.ts';
 import { PROXY_DOWNLOAD_PATH, isDownloadAllowed } from './endpoints.ts';
 import { abortableSleep } from './http.ts';
 import { quote, visibleText } from '../core/quote.ts';
+import { formatBytes } from '../core/units.ts';
+import { networkWhy, OUTPUT_DOWNLOAD_CALL } from './errors.ts';
 
 /** The trainer remote mode drives (docs/replicate-trainer.md): Mistral-7B-Instruct v0.2 on an A100 80 GB. */
 export const BASE_MODEL = 'mistralai/mistral-7b-instruct-v0.2';
@@ -85,7 +87,14 @@ export interface StartOptions {
   /** owner/name:version of the base; default the pinned mistral-7b-instruct-v0.2 version. */
   base?: { model: string; version: string };
   signal?: AbortSignal;
+  /**
+   * Where a person checks whether a send whose answer was lost started a training: default the command line's list and
+   * Replicate's page of trainings; the page, whose user may have no command line, gives the web page alone.
+   */
+  checkWhere?: string;
 }
+
+const CHECK_WHERE = 'finetune remote list, or https://replicate.com/trainings';
 
 /** The training `input` for these hyperparameters (extras stripped or refused with toReplicateInput's reasons). */
 export function trainingInput(hp: Hyperparams, files: StartOptions['files']): { input: ReplicateTrainingInput; notes: string[] } {
@@ -119,7 +128,7 @@ export async function startTraining(c: RemoteClient, o: StartOptions): Promise<{
       listed = false;
     }
     if (found) return { training: found, notes, adopted: true };
-    throw maybeStartedError(e as FinetuneError, destination, listed);
+    throw maybeStartedError(e as FinetuneError, destination, listed, o.checkWhere ?? CHECK_WHERE);
   }
   return { training: checkTraining(created, answerOf(c, 'POST', `/models/${owner}/${name}/versions/${version}/trainings`)), notes };
 }
@@ -155,7 +164,7 @@ export async function findStartedTraining(c: RemoteClient, o: { version: string;
   return null;
 }
 
-function maybeStartedError(e: FinetuneError, destination: string, listed: boolean): FinetuneError {
+function maybeStartedError(e: FinetuneError, destination: string, listed: boolean, checkWhere: string): FinetuneError {
   const d = e.details ?? {};
   // The detail is Replicate's words and the reason a fetch's, kept in details as said: in the message with
   // visibleText's escapes, as httpError writes them, so that a line break or a terminal escape in them stays in its line.
@@ -166,7 +175,7 @@ function maybeStartedError(e: FinetuneError, destination: string, listed: boolea
   const looked = listed ? `no training of ${destination} from this send is among your recent trainings yet` : 'the list of your recent trainings could not be read either';
   return new FinetuneError(
     e.kind,
-    `The training of ${destination} may have started: ${what} while starting it, and ${looked}. Before sending it again, check whether it runs: finetune remote list, or https://replicate.com/trainings.`,
+    `The training of ${destination} may have started: ${what} while starting it, and ${looked}. Before sending it again, check whether it runs: ${checkWhere}.`,
     { ...d, maybeStarted: true, destination },
   );
 }
@@ -274,12 +283,15 @@ export async function followTraining(c: RemoteClient, id: string, o: FollowOptio
   for (;;) {
     let t: Training;
     try {
-      t = checkTraining(await c.replicate.trainings.get(id, { signal: o.signal }), answerOf(c, 'GET', `/trainings/${id}`));
+      t = checkTraining(await c.replicate.trainings.get(id, { signal: o.signal }), answerOf(c, 'GET', `/trainings/${id}`), id);
     } catch (e) {
       if (o.signal?.aborted) throw e;
       const now = Date.now();
       if (failures === 0) troubleSince = now;
-      if (!isPassingFailure(e)) throw stoppedFollowing(e, id, resume, null);
+      // A training refused before it was ever read (a 404: no such id; a 401: a wrong token) is not one that "goes on":
+      // said as it is. (One read, or an answer that came but could not be taken, is a training that exists.)
+      const refusedUnseen = seenStatus === '' && e instanceof FinetuneError && typeof e.details?.status === 'number';
+      if (!isPassingFailure(e)) throw refusedUnseen ? e : stoppedFollowing(e, id, resume, null);
       failures++;
       const retryAfterS = e.details?.retryAfterS;
       const backoff = Math.min(Math.max(maxDelay, minDelay), MAX_TROUBLE_DELAY_MS, minDelay * 2 ** (failures - 1));
@@ -315,16 +327,16 @@ function stoppedFollowing(e: unknown, id: string, resume: string, outageMs: numb
 }
 
 export async function getTraining(c: RemoteClient, id: string, signal?: AbortSignal): Promise<Training> {
-  return checkTraining(await c.replicate.trainings.get(checkTrainingId(id), { signal }), answerOf(c, 'GET', `/trainings/${id}`));
+  return checkTraining(await c.replicate.trainings.get(checkTrainingId(id), { signal }), answerOf(c, 'GET', `/trainings/${id}`), id);
 }
 
 export async function cancelTraining(c: RemoteClient, id: string, signal?: AbortSignal): Promise<Training> {
-  return checkTraining(await c.replicate.trainings.cancel(checkTrainingId(id), { signal }), answerOf(c, 'POST', `/trainings/${id}/cancel`));
+  return checkTraining(await c.replicate.trainings.cancel(checkTrainingId(id), { signal }), answerOf(c, 'POST', `/trainings/${id}/cancel`), id);
 }
 
 /** Training ids are short lowercase base32-ish strings; anything else would be a path trick. */
 export function checkTrainingId(id: string): string {
-  if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new FinetuneError('bad-input', `${quote(id)} is not a Replicate training id (letters and digits, e.g. zz4ibbonubfz7carwiefibzgga)`);
+  if (!TRAINING_ID.test(id)) throw new FinetuneError('bad-input', `${quote(id)} is not a Replicate training id (letters and digits, e.g. zz4ibbonubfz7carwiefibzgga)`);
   return id;
 }
 
@@ -367,9 +379,20 @@ export async function downloadOutput(c: RemoteClient, url: string, o: DownloadOp
       target = new URL(location, target);
     }
   }
-  const declared = Number(res.headers.get('content-length'));
+  const declared = res.headers.get('content-length') === null ? NaN : Number(res.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) throw new FinetuneError('remote', `the output is ${declared} bytes, more than the ${maxBytes}-byte limit`);
-  const bytes = await readAtMost(res.body, maxBytes);
+  // The bytes counted as they come: a connection cut halfway is said with how far it got (it came out of fetch as a bare
+  // "TypeError: terminated", an internal error with a stack trace on the command line).
+  let got = 0;
+  const counted = res.body?.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform: (chunk, ctl) => { got += chunk.byteLength; ctl.enqueue(chunk); } })) ?? null;
+  let bytes: Uint8Array | null;
+  try {
+    bytes = await readAtMost(counted, maxBytes);
+  } catch (e) {
+    if (o.signal?.aborted || e instanceof FinetuneError) throw e;
+    const of = Number.isFinite(declared) ? ` of ${formatBytes(declared)}` : '';
+    throw new FinetuneError('network', `The download of the training's output was cut off after ${formatBytes(got)}${of} (${visibleText(networkWhy(e, c.token))}): nothing of it was kept; try again.`, { call: OUTPUT_DOWNLOAD_CALL, received: got });
+  }
   if (!bytes) throw new FinetuneError('remote', `the output is more than the ${maxBytes}-byte limit`);
   return bytes;
 }

@@ -10,7 +10,7 @@
 
 import { isWrongAddress } from '../core/network-errors.ts';
 import { FinetuneError } from '../core/errors.ts';
-import { httpError, networkError, networkWhy, describeCall } from './errors.ts';
+import { httpError, networkError, networkWhy, describeCall, OUTPUT_DOWNLOAD_CALL } from './errors.ts';
 import { visibleText } from '../core/quote.ts';
 import { answerName, describeBody, notJsonError } from './answers.ts';
 import { allowedRoute } from './endpoints.ts';
@@ -88,8 +88,10 @@ function bodyBytes(body: RequestInit['body']): number {
 }
 
 function callOf(url: string, apiBase: string, method: string): string {
-  const path = url.startsWith(apiBase) ? url.slice(apiBase.replace(/\/+$/, '').length) : new URL(url).pathname;
-  return describeCall(method, path);
+  // Outside the API's routes this client fetches one thing: a training's output (from Replicate's delivery host, or the
+  // page's proxy's /replicate/download), named as such (a 404 there was blamed on the owner/name or the training id).
+  if (!url.startsWith(`${apiBase.replace(/\/+$/, '')}/`)) return OUTPUT_DOWNLOAD_CALL;
+  return describeCall(method, url.slice(apiBase.replace(/\/+$/, '').length));
 }
 
 /**

@@ -129,12 +129,18 @@ function bracketedIPv6(address: string): string {
   return new URL(`http://[${address}]/`).hostname;
 }
 
-/** The name in a Host header (`name[:port]`, `[v6][:port]`): lowercase, IPv6 in brackets; undefined for anything else. */
+/**
+ * The name in a Host header (`name[:port]`, `[v6][:port]`): lowercase, IPv6 in brackets; undefined for anything else.
+ * A fully qualified name's one trailing dot is dropped (`localhost.` is localhost, `box.lan.` box.lan: the same name to
+ * DNS, and what a browser sends for http://localhost.:5173/): refused as another name, the hint said to start the
+ * server with --allow-host localhost., which the server refuses.
+ */
 function hostName(host: string): string | undefined {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::\d{0,5})?$/.exec(host);
   if (!m) return undefined;
   if (m[1] !== undefined) return isIP(m[1]) === 6 ? bracketedIPv6(m[1]) : undefined;
-  return m[2]!.toLowerCase();
+  const name = m[2]!.toLowerCase();
+  return name.endsWith('.') && !name.endsWith('..') ? name.slice(0, -1) : name;
 }
 
 /** A socket's local address as a Host names it: `::ffff:10.0.0.5` is 10.0.0.5, IPv6 in brackets without its zone. */

@@ -367,7 +367,9 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       });
       const v = viewTraining(end);
       if (v.status === 'succeeded') {
-        say('hint ok', `Training ${id} succeeded (${Math.round(v.elapsedS)} s, $${v.costUsd.toFixed(2)}).`);
+        // Only a job sent from this page, followed since, is loaded by itself: one followed again (Follow, a reload) may
+        // be of another model, or come while this page has moved on, and loading it would replace the current adapter.
+        say('hint ok', `Training ${id} succeeded (${Math.round(v.elapsedS)} s, $${v.costUsd.toFixed(2)}).${autoImport ? '' : ' Press “Load into this page” on its row to use its adapter here.'}`);
         if (autoImport) await importResult(id);
       } else say('bad', endedMessage(id, v));
     } catch (e) {
@@ -421,7 +423,12 @@ export function remotePanel(shared: Shared, imported: Cell<ImportedState | null>
       const validation = d.validation ? await uploadFile(c, new Uint8Array(await d.validation.file.arrayBuffer()), d.validation.file.name) : null;
       // An answer lost after Replicate started the training comes back adopted (found in its list): shown and saved
       // as this send's job like any other, so a second send does not start a second billed training.
-      const { training, adopted } = await startTraining(c, { destination: dest, hp, files: { train_data: train.urls.get, ...(validation ? { validation_data: validation.urls.get } : {}) } });
+      const { training, adopted } = await startTraining(c, {
+        destination: dest,
+        hp,
+        files: { train_data: train.urls.get, ...(validation ? { validation_data: validation.urls.get } : {}) },
+        checkWhere: 'https://replicate.com/trainings',
+      });
       selected = training.id;
       upsertJob(viewTraining(training), `${dest.owner}/${dest.name}`);
       say('hint', `Started ${training.id}${created ? ` (created the ${visibility.value} model ${dest.owner}/${dest.name})` : ''}${adopted ? ' (Replicate’s answer was lost; found it among your recent trainings)' : ''}.`);

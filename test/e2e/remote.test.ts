@@ -191,6 +191,9 @@ describe('Train on Replicate (page → proxy → fake Replicate)', () => {
     await page.getByTestId('remote-logs').filter({ hasText: /step \d+: loss/ }).waitFor();
     fake.release();
     await jobStatus(page, second, 'succeeded');
+    // Followed again (not sent from this page since the reload), it is not loaded by itself: the line says how to.
+    await page.getByTestId('remote-status').filter({ hasText: `Training ${second} succeeded` }).waitFor();
+    expect(await page.getByTestId('remote-status').textContent()).toMatch(/Press “Load into this page” on its row to use its adapter here\.$/);
 
     // Loading the result needs the model: now it may load (with a tiny dataset, so the page's own step measurement
     // on the software GPU is short).

@@ -133,6 +133,8 @@ export class FakeReplicate {
   script: TrainingScript;
   /** A succeeded training's output.weights URL (by default served here, at /delivery/ID/training_output.zip). */
   weightsUrl = (id: string): string => `${this.url}/delivery/${id}/training_output.zip`;
+  /** Where set, an output download sends its headers (the whole length) and this many bytes, then drops the connection. */
+  cutDeliveryAt: number | null = null;
   private readonly faults: Fault[] = [];
   private readonly validator = new OpenApiValidator(OPENAPI);
   private readonly problemSchema = this.validator.compile(PROBLEM_SCHEMA);
@@ -173,6 +175,7 @@ export class FakeReplicate {
   /** Forgets faults not yet used up. */
   clearFaults(): void {
     this.faults.length = 0;
+    this.cutDeliveryAt = null;
   }
 
   /** Lets held trainings reach their outcome at the next poll. */
@@ -197,6 +200,10 @@ export class FakeReplicate {
       record(status);
       if (status !== 200) return void res.writeHead(status).end();
       res.writeHead(200, { 'content-type': 'application/zip', 'content-length': this.options.outputZip.byteLength });
+      if (this.cutDeliveryAt !== null) {
+        res.write(this.options.outputZip.subarray(0, this.cutDeliveryAt));
+        return void setTimeout(() => req.socket.destroy(), 50);
+      }
       return void res.end(this.options.outputZip);
     }
 

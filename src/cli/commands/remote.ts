@@ -73,6 +73,7 @@ status   one JSON line: status, elapsed time, cost, error, output, the logs so f
 list     your recent trainings (Replicate's first page, newest first), one JSON line each: id, status, model,
          destination (once known), created_at.
 cancel   cancels a training that is still running; one that has already ended is left as it is (exit 1, with why).
+         Its JSON line's type: canceled, cancel-requested (Replicate still reports it running), or not-canceled.
 fetch    downloads a succeeded training's weights, imports them, and writes the PEFT adapter (adapter_config.json,
          adapter_model.safetensors, a README with the training's inputs) into DIR, with Replicate's
          training_output.zip beside them. DIR is new, empty or an earlier fetch's: a folder holding other files
@@ -324,7 +325,9 @@ async function cancel(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, COMMON, true);
   const id = oneId(positionals, 'cancel');
   const v = viewTraining(await cancelTraining(client(env(values['api-base']), io), id));
-  io.out(JSON.stringify({ type: 'canceled', ...viewLine(v) }));
+  // The line's type is what happened (a script reads it): canceled, asked and still running, or ended before the ask.
+  const type = v.status === 'canceled' ? 'canceled' : v.done ? 'not-canceled' : 'cancel-requested';
+  io.out(JSON.stringify({ type, ...viewLine(v) }));
   if (v.status === 'canceled') return 0;
   if (!v.done) {
     // Replicate took the request but has not stopped it yet: that is not a failure, only not finished.
@@ -388,9 +391,10 @@ async function fetchOutput(args: string[], io: CliIO): Promise<number> {
   if (v.status !== 'succeeded' || !v.weights) {
     throw new FinetuneError('remote', `training ${id} is ${statusText(v.status)}${v.error ? ` (${visibleText(v.error)})` : ''}: there are no weights to fetch${v.done ? '' : ' yet; wait for it to succeed (finetune remote status --follow ' + id + ')'}`);
   }
+  // Downloaded before --out is made: a download that fails leaves no empty folder behind.
+  const zip = await downloadOutput(c, v.weights);
   await makeFolder(values.out);
   checkDirectory(values.out, '--out');
-  const zip = await downloadOutput(c, v.weights);
   const zipName = outputZipName(v.weights);
   // The zip first: the paid-for output is kept even when it cannot be read as an adapter here.
   await writeFileAtomic(join(values.out, zipName), zip);

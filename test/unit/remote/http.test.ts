@@ -119,7 +119,7 @@ describe('remoteFetch', () => {
     const f = remoteFetch({ apiBase: 'http://127.0.0.1:18406/v1', retry: { maxRetries: 0 }, fetch: (async () => Promise.reject(lost)) as unknown as typeof fetch });
     const e = (await f('https://replicate.delivery/x/training_output.zip').catch((x: unknown) => x)) as FinetuneError;
     expect(e.kind).toBe('network');
-    expect(e.message).toMatch(/^Could not reach replicate\.delivery while GET \/x\/training_output\.zip \(getaddrinfo ENOTFOUND replicate\.delivery\)\. Check the network connection, then try again\.$/);
+    expect(e.message).toMatch(/^Could not reach replicate\.delivery while downloading the training's output \(getaddrinfo ENOTFOUND replicate\.delivery\)\. Check the network connection, then try again\.$/);
     const api = (await f('http://127.0.0.1:18406/v1/trainings/abc').catch((x: unknown) => x)) as FinetuneError;
     expect(api.message).toMatch(/^Could not reach 127\.0\.0\.1:18406 while reading training abc .* and that the server is running/);
   });

@@ -424,6 +424,21 @@ describe('the Host header (DNS rebinding)', () => {
     expect(isHostAllowed(undefined, { localAddress: '127.0.0.1' })).toBe(false);
     expect(isHostAllowed('', { localAddress: '127.0.0.1' })).toBe(false);
   });
+
+  // A fully qualified name's trailing dot names the same host: refused, the hint said --allow-host localhost., which
+  // the server refuses to start with.
+  it('reads a name with its trailing dot as the name itself, and takes --allow-host for it', () => {
+    expect(isHostAllowed('localhost.:5173', {})).toBe(true);
+    expect(isHostAllowed('app.localhost.', {})).toBe(true);
+    expect(isHostAllowed('box.lan.:4173', { allowHosts: ['box.lan'] })).toBe(true);
+    expect(isHostAllowed('box.lan:4173', { allowHosts: ['box.lan.'] })).toBe(true);
+    expect(isHostAllowed('a.home.arpa.', { allowHosts: ['.home.arpa'] })).toBe(true);
+    // Still only the names allowed: another's trailing dot is no way in, nor a name of dots.
+    expect(isHostAllowed('evil.example.:5173', { allowHosts: ['box.lan'] })).toBe(false);
+    expect(isHostAllowed('localhost..', {})).toBe(false);
+    expect(isHostAllowed('.', {})).toBe(false);
+    expect(() => isHostAllowed('x', { allowHosts: ['box.lan..'] })).toThrow(/is not a host name/);
+  });
 });
 
 // What fetch rejects with is the platform's (undici's TypeError with a cause, an AbortSignal's reason, whatever a
