@@ -158,7 +158,14 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
       if (ex.truncated > 0) {
         rowsTruncated++;
         tokensLost += ex.truncated;
-        log.warn(line, 'truncated', `${formatCount(len + ex.truncated)} tokens, longer than max_seq_len ${formatCount(maxSeqLen)}: truncated, ${formatCount(ex.truncated)} tokens lost`);
+        log.warn(
+          line,
+          'truncated',
+          ex.lengthAtLeast
+            ? // Megabytes of text: encoded only as far as the cut needs (its length is a lower bound).
+              `more than ${formatCount(len + ex.truncated)} tokens (tokenised only as far as the cut needs), longer than max_seq_len ${formatCount(maxSeqLen)}: truncated, all but the first ${formatCount(len)} tokens lost`
+            : `${formatCount(len + ex.truncated)} tokens, longer than max_seq_len ${formatCount(maxSeqLen)}: truncated, ${formatCount(ex.truncated)} tokens lost`,
+        );
         if (learn === 0) {
           log.warn(line, 'no-loss-tokens', ex.lossStart > 0
             ? `after truncation nothing of the completion is left to learn from (its prompt alone takes ${formatCount(ex.lossStart)} tokens)`

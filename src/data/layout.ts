@@ -10,7 +10,7 @@
 
 import { FinetuneError } from '../core/errors.ts';
 import type { DataRow } from './rows.ts';
-import type { Tokenizer } from './tokenizer.ts';
+import { encodeAtLeast, type Tokenizer } from './tokenizer.ts';
 
 export type Layout = 'replicate' | 'instruct';
 export const LAYOUTS: readonly Layout[] = ['replicate', 'instruct'];
@@ -55,26 +55,38 @@ export function instructTags(tok: Tokenizer): { begin: number; end: number } | n
   return tags;
 }
 
-/** The ids of a row in a layout, before truncation, and where its loss starts. */
-export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout): { ids: number[]; lossStart: number } {
+/**
+ * The ids of a row in a layout, before truncation, and where its loss starts. With `budget`, a row past it (a text of
+ * megabytes) may give only its first ids, at least `budget` of them (`whole` false): all that truncation keeps, without
+ * encoding the rest (encodeAtLeast).
+ */
+export function layoutIds(tok: Tokenizer, row: DataRow, layout: Layout, budget = Infinity): { ids: number[]; lossStart: number; whole: boolean } {
+  // Infinity: every text encoded whole (encodeAtLeast encodes a text of fewer characters than asked tokens whole).
+  const encode = (text: string, atLeast: number) => (Number.isFinite(atLeast) ? encodeAtLeast(tok, text, atLeast) : { ids: tok.encode(text), whole: true });
   if (layout === 'replicate') {
-    const body = row.shape === 'text' ? row.text : `${row.prompt}\n${row.completion}`;
-    return { ids: [tok.bosId, ...tok.encode(body), tok.eosId], lossStart: 0 };
+    const body = encode(row.shape === 'text' ? row.text : `${row.prompt}\n${row.completion}`, budget - 1);
+    return { ids: [tok.bosId, ...body.ids, ...(body.whole ? [tok.eosId] : [])], lossStart: 0, whole: body.whole };
   }
   if (row.shape !== 'prompt_completion') {
     throw new Error('layoutIds: the instruct layout needs prompt/completion rows'); // the loader reports this first
   }
-  const prompt = instructPromptIds(tok, row.prompt);
+  const prompt = instructPromptIds(tok, row.prompt, budget, encode);
+  // A prompt past the budget leaves nothing of the completion in what is kept: it is not encoded.
+  if (!prompt.whole) return { ids: prompt.ids, lossStart: prompt.ids.length, whole: false };
   // mistral-common strips the answer's trailing spaces from v2 on; v1 encodes it as it is.
   const answer = instructTags(tok) ? row.completion.replace(/ +$/, '') : row.completion;
-  const completion = [...tok.encode(answer), tok.eosId];
-  return { ids: prompt.concat(completion), lossStart: prompt.length };
+  const completion = encode(answer, Math.max(1, budget - prompt.ids.length));
+  return { ids: prompt.ids.concat(completion.ids, completion.whole ? [tok.eosId] : []), lossStart: prompt.ids.length, whole: completion.whole };
 }
 
+type PrefixEncoder = (text: string, atLeast: number) => { ids: number[]; whole: boolean };
+
 /** <s> and the prompt in its tags: as text (v1), or between the tags' control ids. */
-function instructPromptIds(tok: Tokenizer, prompt: string): number[] {
+function instructPromptIds(tok: Tokenizer, prompt: string, budget = Infinity, encode: PrefixEncoder = (t) => ({ ids: tok.encode(t), whole: true })): { ids: number[]; whole: boolean } {
   const tags = instructTags(tok);
-  return tags ? [tok.bosId, tags.begin, ...tok.encode(prompt), tags.end] : [tok.bosId, ...tok.encode(`[INST] ${prompt} [/INST]`)];
+  const body = encode(tags ? prompt : `[INST] ${prompt} [/INST]`, budget);
+  const ids = tags ? [tok.bosId, tags.begin, ...body.ids, ...(body.whole ? [tags.end] : [])] : [tok.bosId, ...body.ids];
+  return { ids, whole: body.whole };
 }
 
 /**
@@ -94,7 +106,7 @@ export function samplePromptIds(tok: Tokenizer, prompt: string, layout: Layout, 
       `${what} holds "[INST]" written out: with this tokenizer [INST] and [/INST] are control tokens (ids ${tags.begin} and ${tags.end}, as in Mistral-7B-Instruct-v0.3), which the instruct layout adds itself and text cannot make. Give the bare prompt`,
     );
   }
-  return instructPromptIds(tok, prompt);
+  return instructPromptIds(tok, prompt).ids;
 }
 
 /**
@@ -122,11 +134,15 @@ export function samplePromptTokenBound(prompt: string, layout: Layout): number {
   return new TextEncoder().encode(samplePromptText(prompt, layout)).length + 2;
 }
 
-/** A row as a training example: laid out, then cut to maxSeqLen tokens. */
-export function encodeRow(tok: Tokenizer, row: DataRow, layout: Layout, maxSeqLen: number): Example {
-  const { ids, lossStart } = layoutIds(tok, row, layout);
+/**
+ * A row as a training example: laid out, then cut to maxSeqLen tokens. A row too long to be worth encoding whole (its
+ * text past a million characters and far past maxSeqLen) is encoded only as far as maxSeqLen needs (`lengthAtLeast`:
+ * its `truncated` counts the tokens encoded past the cut, a lower bound).
+ */
+export function encodeRow(tok: Tokenizer, row: DataRow, layout: Layout, maxSeqLen: number): Example & { lengthAtLeast?: true } {
+  const { ids, lossStart, whole } = layoutIds(tok, row, layout, maxSeqLen + 1);
   const keep = Math.min(ids.length, maxSeqLen);
-  return { line: row.line, ids: Uint32Array.from(ids.length > keep ? ids.slice(0, keep) : ids), lossStart, truncated: ids.length - keep };
+  return { line: row.line, ids: Uint32Array.from(ids.length > keep ? ids.slice(0, keep) : ids), lossStart, truncated: ids.length - keep, ...(whole ? {} : { lengthAtLeast: true as const }) };
 }
 
 /** (len) labels of an example: the id where the loss counts, -100 elsewhere (HF convention, unshifted). */
