@@ -193,7 +193,8 @@ export async function loadDataset(source: ByteSource, options: LoadOptions = {})
   } else if (count === 0) {
     // Every row was rejected, each with its error already counted: a note sums it up once, after them. (Should a row
     // ever be rejected without an error, the file must still be refused: then it is the error.)
-    if (log.errorCount > 0) log.note(null, 'empty-file', 'no usable rows: every row has an error');
+    // The instruct layout's refusal of text rows is said once, for the file, not row by row.
+    if (log.errorCount > 0) log.note(null, 'empty-file', layoutReported ? 'no usable rows: the instruct layout takes prompt/completion rows only' : 'no usable rows: every row has an error');
     else log.error(null, 'empty-file', 'no usable rows');
   }
 

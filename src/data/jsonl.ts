@@ -123,12 +123,22 @@ const BINARY_SIGNATURES: readonly number[][] = [
 ];
 
 /**
- * True when the start of a file is plainly not UTF-8 JSONL: a known binary signature, or a NUL byte in its first
- * kilobyte (JSON never holds a raw NUL; UTF-16 text and most binary formats do).
+ * NUL bytes in the first kilobyte that make a file binary. JSON never holds a raw NUL, but UTF-16 text has one in every
+ * other byte and most binary formats dozens; a stray one or two in a text file (a bad copy, an exporter's bug) is that
+ * line's error, with its line and column: with any NUL taken for binary, such a file was "an image, an archive…".
+ */
+const BINARY_NULS = 4;
+
+/**
+ * True when the start of a file is plainly not UTF-8 JSONL: a known binary signature, a UTF-16 byte-order mark, or
+ * NUL bytes in its first kilobyte (BINARY_NULS of them).
  */
 export function looksBinary(start: Uint8Array): boolean {
   if (BINARY_SIGNATURES.some((sig) => sig.length <= start.length && sig.every((b, i) => start[i] === b))) return true;
-  return start.subarray(0, SNIFF_BYTES).indexOf(0) >= 0;
+  if (start.length >= 2 && ((start[0] === 0xff && start[1] === 0xfe) || (start[0] === 0xfe && start[1] === 0xff))) return true;
+  let nuls = 0;
+  for (const b of start.subarray(0, SNIFF_BYTES)) if (b === 0 && ++nuls >= BINARY_NULS) return true;
+  return false;
 }
 
 /** The chunks of `source` unchanged, after a look at its first SNIFF_BYTES; `onStart` gets that prefix once. */
@@ -183,6 +193,11 @@ function isBlank(text: string): boolean {
 export function wrongFormatHint(text: string, parsed: boolean): { code: ProblemCode; message: string } | null {
   if (text.trimStart().startsWith('[')) {
     return { code: 'looks-like-json-array', message: "this looks like a JSON array, not JSONL: write one JSON object per line (jq -c '.[]' file.json turns an array into JSONL)" };
+  }
+  // Lone carriage returns between objects: lines ended as classic Mac OS ended them, which JSONL does not (the whole
+  // file is then one "line 1", whose error after its first object points nowhere near the real one).
+  if (!parsed && /\}\s*\r(?!\n)\s*\{/.test(text)) {
+    return { code: 'cr-line-ends', message: 'this file ends its lines with a lone carriage return (CR, as classic Mac OS did), so it reads as one line: save it with LF (or CRLF) line ends' };
   }
   if (!parsed && !text.includes('{') && (text.includes(',') || text.includes('\t'))) {
     return { code: 'looks-like-csv', message: 'this looks like CSV/TSV, not JSONL: write one JSON object per line, like {"prompt": "...", "completion": "..."} or {"text": "..."}' };

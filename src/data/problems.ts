@@ -14,6 +14,7 @@ export type ProblemCode =
   | 'empty-file' // no rows at all (an error), or no usable ones, every row having an error (a note)
   | 'looks-like-json-array' // the file starts with '[': a JSON array, not JSONL (a note)
   | 'looks-like-csv' // the first line is no JSON but has commas or tabs and no '{' (a note)
+  | 'cr-line-ends' // the first line is no JSON and holds lone CRs: old Mac line ends, the file read as one line (a note)
   | 'not-text' // the file is binary (an image, an archive, UTF-16…), not UTF-8 text: reported once, nothing read
   | 'invalid-utf8' // bytes that are not UTF-8
   | 'line-too-long' // a line longer than the reader's byte limit (skipped)

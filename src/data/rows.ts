@@ -115,8 +115,14 @@ export class RowChecker {
       // Mistral's tokenizer (SentencePiece, as mistral-common encodes) reads these as characters, never as the special
       // tokens they name; the layout adds BOS and EOS itself. A row written in the chat format's text would teach the
       // model to write "</s>" before ending.
-      const special = SPECIAL_TEXT.find((s) => v.includes(s));
-      if (special) log.warn(line, 'special-token-text', `"${f}" holds the text ${special}: it is trained as those characters, not as the ${special === '</s>' ? 'end-of-sequence' : special === '<s>' ? 'beginning-of-sequence' : 'unknown'} token (the layout adds <s> and </s> itself); remove it`);
+      // Every one the field holds, in one warning: naming the first alone, the next run warned of the next.
+      const specials = SPECIAL_TEXT.filter((s) => v.includes(s));
+      if (specials.length > 0) {
+        const names = specials.map((s) => (s === '</s>' ? 'end-of-sequence' : s === '<s>' ? 'beginning-of-sequence' : 'unknown'));
+        const list = (xs: string[]) => (xs.length === 1 ? xs[0] : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
+        const one = specials.length === 1;
+        log.warn(line, 'special-token-text', `"${f}" holds the text${one ? '' : 's'} ${list([...specials])}: ${one ? 'it is' : 'they are'} trained as those characters, not as the ${list(names)} token${one ? '' : 's'} (the layout adds <s> and </s> itself); remove ${one ? 'it' : 'them'}`);
+      }
     }
     if (this.shape === null) {
       this.shape = shape;

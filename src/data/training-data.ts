@@ -42,16 +42,23 @@ export async function loadRunData(
     build?: BatchBuildOptions;
     /** After each chunk read, the bytes of that file read so far (a progress line; a throw here ends the load). */
     onProgress?: (file: 'train' | 'validation', bytesRead: number) => void;
+    /**
+     * Each file once read and usable, before the run is planned from them: its warnings are said then, even when the
+     * plan then refuses the data for what they name (every completion cut off by max_seq_len), as the refusal says.
+     */
+    onLoaded?: (file: 'train' | 'validation', dataset: LoadedDataset) => void;
   } = {},
 ): Promise<RunData> {
   const load = (s: ByteSource, file: 'train' | 'validation') =>
     loadDataset(s, { tokenizer, layout: hp.layout, maxSeqLen: hp.max_seq_len, maxProblems: options.maxProblems, onProgress: options.onProgress && ((b) => options.onProgress?.(file, b)) });
   const train = await load(sources.train, 'train');
   if (!train.ok) refuse(sources.trainName ?? 'the training data', train);
+  options.onLoaded?.('train', train);
   let validation: LoadedDataset | null = null;
   if (sources.validation && hp.run_validation) {
     validation = await load(sources.validation, 'validation');
     if (!validation.ok) refuse(sources.validationName ?? 'the validation data', validation);
+    options.onLoaded?.('validation', validation);
   }
   const data = prepareTrainingData(train.examples, validation?.examples ?? null, hp, options.build);
   return { data, train, validation };

@@ -213,8 +213,31 @@ function planStats(data: TrainingData, hp: Hyperparams): DataStats {
  * Reads a JSONL file the way training will: every problem with its line (up to `maxProblems`), and token statistics.
  * Only the tokenizer takes part: the page's worker reads a file without a session (and its GPU device).
  */
-export async function datasetReport(tokenizer: Tokenizer, file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200, tokenizerKey = 'app'): Promise<DatasetReport> {
-  const d = await loadDataset(file.stream(), { tokenizer, layout, maxSeqLen, maxProblems, keepExamples: false });
+/** How often a data file's reading is reported to the page at most (each report is a message to it). */
+export const DATA_PROGRESS_EVERY_MS = 250;
+
+/** `report`, called at most every `everyMs` and always for the last bytes (bytesRead = total). */
+export function everyFewMs(report: (bytesRead: number) => void, total: number, everyMs = DATA_PROGRESS_EVERY_MS, now = () => performance.now()): (bytesRead: number) => void {
+  let last = now();
+  return (bytesRead) => {
+    const t = now();
+    if (bytesRead < total && t - last < everyMs) return;
+    last = t;
+    report(bytesRead);
+  };
+}
+
+export async function datasetReport(
+  tokenizer: Tokenizer,
+  file: Blob,
+  name: string,
+  layout: Layout,
+  maxSeqLen: number,
+  maxProblems = 200,
+  tokenizerKey = 'app',
+  onProgress?: (bytesRead: number) => void,
+): Promise<DatasetReport> {
+  const d = await loadDataset(file.stream(), { tokenizer, layout, maxSeqLen, maxProblems, keepExamples: false, ...(onProgress ? { onProgress: everyFewMs(onProgress, file.size) } : {}) });
   return { name, ok: d.ok, summary: d.summary, rowLengths: d.summary.tokens ? d.lengths : null, problems: d.problems.shown, omitted: d.problems.omitted, tokenizer: tokenizerKey };
 }
 
@@ -563,8 +586,8 @@ export class FinetuneSession {
     for (const control of this.evaluations) control.stop();
   }
 
-  async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200): Promise<DatasetReport> {
-    return datasetReport(this.tokenizer, file, name, layout, maxSeqLen, maxProblems, tokenizerKeyOf(this.tokenizer, this.modelTokenizer !== null));
+  async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, maxProblems = 200, onProgress?: (bytesRead: number) => void): Promise<DatasetReport> {
+    return datasetReport(this.tokenizer, file, name, layout, maxSeqLen, maxProblems, tokenizerKeyOf(this.tokenizer, this.modelTokenizer !== null), onProgress);
   }
 
   /** Validates the hyperparameters against the schema and the data, and returns the plan (steps, tokens). */

@@ -2,11 +2,12 @@
 // each read by the worker exactly as training will read it: a summary (rows, token counts, truncation) and every
 // problem with its line and column, errors and warnings apart. Re-read when layout or max_seq_len change.
 
+import * as Comlink from 'comlink';
 import type { DatasetReport, DatasetSummary, Problem } from '../worker/api.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatBytes } from '../core/units.ts';
 import { h, replaceChildren } from './dom.ts';
-import { errorParts, formatCount } from './format.ts';
+import { errorParts, formatCount, roughDuration } from './format.ts';
 import { formLayout, runBusy, type DataFile, type Shared } from './state.ts';
 import { RereadOnSettings } from './reread-on-settings.ts';
 import { lengthHistogramView } from './length-histogram.ts';
@@ -90,6 +91,20 @@ export function errorsText(s: DatasetSummary): string {
   return s.rows === 0 && s.rejectedRows > 0 ? `${count} · no usable rows` : count;
 }
 
+/**
+ * How far a file's reading has come: "41.0 MiB of 150.0 MiB (27 %) · 5.1 MB/s · 22 s left" (the rate and the time left
+ * once a second has passed: before, they say little).
+ */
+export function readProgressText(bytesRead: number, totalBytes: number, seconds: number): string {
+  const parts = [`${formatBytes(bytesRead)} of ${formatBytes(totalBytes)} (${Math.floor((100 * bytesRead) / Math.max(1, totalBytes))} %)`];
+  if (seconds >= 1 && bytesRead > 0) {
+    const rate = bytesRead / seconds;
+    parts.push(`${(rate / 1e6).toFixed(1)} MB/s`);
+    if (bytesRead < totalBytes) parts.push(`${roughDuration((totalBytes - bytesRead) / rate)} left`);
+  }
+  return parts.join(' · ');
+}
+
 function verdict(f: DataFile): HTMLElement {
   if (f.status === 'inspecting') return h('span', { class: 'badge muted' }, 'reading…');
   if (f.status === 'error') return h('span', { class: 'badge error' }, 'unreadable');
@@ -132,15 +147,32 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; preselectS
     if (d.validation) void inspect('validation', d.validation.file);
   });
 
+  // How far each file's reading has come (a 150 MB file takes half a minute): a bar and its words, updated in place
+  // from the worker's reports (not through shared.data, whose every watcher would redraw a few times a second).
+  const reading = {
+    train: { bar: h('progress', { max: 1, value: 0, 'aria-label': 'Training file read' }) as HTMLProgressElement, text: h('p', { class: 'progress-text' }) },
+    validation: { bar: h('progress', { max: 1, value: 0, 'aria-label': 'Validation file read' }) as HTMLProgressElement, text: h('p', { class: 'progress-text' }) },
+  };
+  const readingView = (which: Which): HTMLElement =>
+    h('div', { class: 'read-progress', 'data-testid': `${which}-reading` }, reading[which].bar, reading[which].text);
+
   const inspect = async (which: Which, file: File): Promise<void> => {
     const id = ++generation[which];
+    const started = performance.now();
+    reading[which].bar.value = 0;
+    reading[which].text.textContent = '';
+    const onProgress = Comlink.proxy((bytesRead: number): void => {
+      if (id !== generation[which]) return;
+      reading[which].bar.value = bytesRead / Math.max(1, file.size);
+      reading[which].text.textContent = readProgressText(bytesRead, file.size, (performance.now() - started) / 1000);
+    });
     const form = shared.form.value;
     const layout = formLayout(form);
     const maxSeqLen = form.hp?.max_seq_len ?? (Number.isInteger(Number(form.raw.max_seq_len)) && Number(form.raw.max_seq_len) >= 1 ? Number(form.raw.max_seq_len) : 4096);
     shared.data.update({ [which]: { file, report: null, status: 'inspecting', error: null } });
     settings.readWithKey(`${layout}|${maxSeqLen}|${tokenizerKey()}`);
     try {
-      const report = await shared.engine.inspectDataset(file, file.name, layout, maxSeqLen);
+      const report = await shared.engine.inspectDataset(file, file.name, layout, maxSeqLen, onProgress);
       if (id !== generation[which]) return;
       // Read with the tokenizer the worker had, which may not be the one the page knew of (a model loading meanwhile).
       settings.readWithKey(`${layout}|${maxSeqLen}|${report.tokenizer}`);
@@ -214,6 +246,7 @@ export function datasetPanel(shared: Shared): { element: HTMLElement; preselectS
       el,
       // The file's name with visibleText's escapes: a bidirectional control in it would show the name reordered.
       h('div', { class: 'file-head' }, h('span', { class: 'file-name', 'data-testid': `${which}-name` }, visibleText(f.file.name)), h('span', { class: 'num hint' }, formatBytes(f.file.size)), verdict(f)),
+      f.status === 'inspecting' ? readingView(which) : null,
       f.status === 'error' && f.error ? h('p', { class: 'bad', 'data-testid': `${which}-error` }, `Could not read it: ${f.error.message}`) : null,
       report ? summaryView(report, `${which}-summary`, f.file.size) : null,
       report?.summary.tokens && report.summary.rows > 0 ? lengthHistogramView(report.summary.tokens.histogram, report.summary.maxSeqLen, `${which}-lengths`) : null,

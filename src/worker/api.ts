@@ -110,6 +110,12 @@ export type GenerationOptions = GenerationSettings & { useAdapter?: boolean; lay
 /** What generateStream returns; `adapter` says whether an adapter took part. */
 export type GenerationOutcome = GenerationResult & { adapter: boolean };
 
+/**
+ * How far a data file's reading has come, in bytes: called at most every DATA_PROGRESS_EVERY_MS while it is read and
+ * tokenised, and once at its end (a 150 MB file takes half a minute, which the dataset panel showed as "reading…").
+ */
+export type DataReadProgress = (bytesRead: number) => void;
+
 export interface EngineApi {
   /** SentencePiece ids of each text (dummy prefix, no BOS/EOS). */
   tokenize(texts: string[]): Promise<number[][]>;
@@ -152,7 +158,7 @@ export interface EngineApi {
    * planRun, savedRun, savedRunFiles, forgetSavedRun, rememberedKernels and forgetRememberedKernels read only the
    * tokenizer and this browser's storage: they answer without a GPU (none, refused or lost) and never make a device.
    */
-  inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport>;
+  inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, onProgress?: DataReadProgress): Promise<DatasetReport>;
   /** Hyperparameters checked against the one schema and the data; the plan (steps, tokens, accumulation). */
   planRun(hp: Record<string, unknown>, train: Blob, validation: Blob | null): Promise<DataStats>;
   /** The run's duration on this GPU, from one short training pass measured on the loaded model. */

@@ -35,7 +35,7 @@ import { exampleLabels, type Layout } from '../data/layout.ts';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { installErrorTransfer } from './error-transfer.ts';
 import type { GenerationOptions, GenerationOutcome, StreamedToken } from './api.ts';
-import type { AdapterSource, CachedModel, EncodedExample, EngineApi, EvaluationProgress, ModelSource, ProbeResult, RememberedKernels, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
+import type { AdapterSource, CachedModel, DataReadProgress, EncodedExample, EngineApi, EvaluationProgress, ModelSource, ProbeResult, RememberedKernels, RunEstimate, StorageInfo, TrainFiles } from './api.ts';
 import { quote } from '../core/quote.ts';
 
 let context: Promise<GpuContext> | null = null;
@@ -455,9 +455,9 @@ const api = {
    * Reads a JSONL file the way training will: every problem with its line, and token statistics. Only the tokenizer
    * takes part: a page whose GPU is absent, refused or lost still reads its files (and makes no device for them).
    */
-  async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number): Promise<DatasetReport> {
+  async inspectDataset(file: Blob, name: string, layout: Layout, maxSeqLen: number, onProgress?: DataReadProgress): Promise<DatasetReport> {
     const s = await existingSession();
-    return s ? s.inspectDataset(file, name, layout, maxSeqLen) : datasetReport(await tokenizer(), file, name, layout, maxSeqLen);
+    return s ? s.inspectDataset(file, name, layout, maxSeqLen, undefined, onProgress) : datasetReport(await tokenizer(), file, name, layout, maxSeqLen, undefined, undefined, onProgress);
   },
 
   /** Checks hyperparameters (one schema) against the data and returns the plan: steps, tokens, accumulation (no GPU). */

@@ -229,6 +229,24 @@ describe('dataset panel and form (headless Chromium)', () => {
     expect(await page.getByTestId('train-problems-more').textContent()).toBe('… and 150 more');
   });
 
+  // A 150 MB file took half a minute with nothing but "reading…" on the panel.
+  it('shows how far a large file has been read while it is read, and no bar once it is', async () => {
+    const page = app.page;
+    const row = `${JSON.stringify({ prompt: `Summarise: ${'lorem ipsum dolor sit amet '.repeat(6)}`, completion: 'A short summary.' })}\n`;
+    const big = Buffer.from(row.repeat(Math.ceil(12e6 / row.length)));
+    await page.getByTestId('train-file').setInputFiles({ name: 'big.jsonl', mimeType: 'application/jsonl', buffer: big });
+    const words = page.getByTestId('train-reading').locator('.progress-text');
+    await words.filter({ hasText: /^[\d.]+ (KiB|MiB) of 11\.\d MiB \(\d+ %\)/ }).waitFor({ timeout: 120_000 });
+    // Both read at one moment: the reading goes on meanwhile.
+    const { said, bar } = await page.getByTestId('train-reading').evaluate((el) => ({ said: el.querySelector('.progress-text')?.textContent ?? '', bar: (el.querySelector('progress') as HTMLProgressElement).value }));
+    expect(bar).toBeGreaterThan(0);
+    expect(bar).toBeLessThanOrEqual(1);
+    expect(Number(/\((\d+) %\)/.exec(said)?.[1])).toBeCloseTo(bar * 100, -1);
+    await page.locator('[data-testid="train-view"] .file-head .badge').filter({ hasText: /^ready/ }).waitFor({ timeout: 300_000 });
+    expect(await page.getByTestId('train-reading').count()).toBe(0);
+    expect(await fact(page, 'rows')).toBe(String(Math.ceil(12e6 / row.length).toLocaleString('en-US')));
+  }, 400_000);
+
   it('sums up a file without usable rows, a CSV file and a binary file with no meaningless figures', async () => {
     const page = app.page;
     const badge = page.locator('[data-testid="train-view"] .file-head .badge');

@@ -76,7 +76,8 @@ export const tokenizeCommand: Command = {
     if (!values.texts) throw new UsageError('--texts FILE.json is required');
     checkReadableFile(values.texts, '--texts');
     let texts: unknown;
-    const text = readFileSync(values.texts, 'utf8');
+    // A byte-order mark (Windows Notepad writes one) is skipped, as the JSONL reader skips it.
+    const text = readFileSync(values.texts, 'utf8').replace(/^\uFEFF/, '');
     try {
       texts = JSON.parse(text);
     } catch (e) {

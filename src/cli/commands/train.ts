@@ -419,7 +419,14 @@ export function makeTrainCommand(
             if (stopSignal) throw STOPPED_READING;
             printers[file](bytes);
           };
-          return loadRunData(sources, tokenizer, hp, { onProgress }).catch((e: unknown) => {
+          // The rows' warnings (truncated at max_seq_len, an unknown field ignored…), as validate prints them: a run once
+          // trained on rows cut to 8 tokens without a word. Said as each file is read, before the plan: a plan that
+          // refuses the data for what they name ("the dataset's warnings name them") once came without them.
+          const onLoaded = (file: 'train' | 'validation', loaded: LoadedDataset): void => {
+            if (file === 'train') printDataWarnings(io, dataWhat, values.data as string, loaded);
+            else if (values.validation) printDataWarnings(io, validationWhat, values.validation, loaded);
+          };
+          return loadRunData(sources, tokenizer, hp, { onProgress, onLoaded }).catch((e: unknown) => {
             if (e === STOPPED_READING) return null;
             throw e;
           });
@@ -428,12 +435,6 @@ export function makeTrainCommand(
         if (stopSignal) {
           io.err(`note: stopped before the model was loaded: nothing was trained${previous ? `, and ${quote(runDir)} was left as it was` : ''}`);
           return exitCode();
-        }
-        // The rows' warnings (truncated at max_seq_len, an unknown field ignored…), as validate prints them: a run once
-        // trained on rows cut to 8 tokens without a word.
-        if (loaded && data) {
-          printDataWarnings(io, dataWhat, values.data as string, loaded.train);
-          if (loaded.validation && values.validation) printDataWarnings(io, validationWhat, values.validation, loaded.validation);
         }
         const prepared = loaded?.data ?? null;
         // The GPU's memory, for the plan (streaming) and the kept layers: --gpu-memory, else what nvidia-smi says of an

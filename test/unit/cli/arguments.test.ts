@@ -294,6 +294,20 @@ describe('files named on the command line are checked before any GPU or model wo
     expect(r).toEqual({ code: 2, err: [`finetune train: bad-input: --data: "${PNG}" is not a JSONL text file (it holds binary data)`] });
   });
 
+  it('tokenize reads a --texts file that starts with a byte-order mark (Notepad\'s), as validate and train do', async () => {
+    const plain = join(dir, 'plain.json');
+    const bom = join(dir, 'bom.json');
+    writeFileSync(plain, '["Hello world"]');
+    writeFileSync(bom, '\uFEFF["Hello world"]');
+    const a = capture();
+    const b = capture();
+    expect(await main(['tokenize', '--texts', plain], a.io)).toBe(0);
+    expect(await main(['tokenize', '--texts', bom], b.io)).toBe(0);
+    expect(b.err).toEqual([]);
+    expect(b.out).toEqual(a.out);
+    expect(JSON.parse(b.out[0])[0].length).toBeGreaterThan(1);
+  });
+
   it('checks the other commands\' files too (validate, tokenize, check)', async () => {
     expect(await run(['validate', '/dev/zero'])).toEqual({ code: 2, err: ['finetune validate: bad-input: "/dev/zero" is not a regular file (a device, pipe or socket is not accepted)'] });
     expect((await run(['tokenize', '--texts', dir])).err).toEqual([`finetune tokenize: bad-input: --texts: "${dir}" is a directory, not a file`]);

@@ -127,4 +127,16 @@ describe('finetune train before the GPU', () => {
       await server.close();
     }
   });
+
+  // The refusal says "the dataset's warnings name them": they were printed only after the data was accepted.
+  it('prints the data warnings before refusing data whose every completion is cut off', async () => {
+    const dir = folder('finetune-noloss-');
+    const prompt = 'word '.repeat(100);
+    const data = rows(join(dir, 'noloss.jsonl'), Array.from({ length: 6 }, (_, i) => `${JSON.stringify({ prompt: `${prompt}${i}`, completion: 'yes' })}\n`).join(''));
+    const r = await train(['--model', MODEL, '--data', data, '--out', join(dir, 'out'), '--max_steps', '1', '--layout', 'instruct', '--max_seq_len', '32']);
+    expect(r.error?.message).toMatch(/no row of the training data has a token to learn from: every row's completion is cut off by max_seq_len .*the dataset's warnings name them/);
+    expect(r.stderr[0]).toMatch(/^warning: --data ".*noloss\.jsonl" has \d+ warnings:$/);
+    expect(r.stderr).toContainEqual(expect.stringMatching(/^  line 1: warning: [\d,]+ tokens, longer than max_seq_len 32: truncated/));
+    expect(r.stderr).toContainEqual(expect.stringMatching(/^  line 1: warning: after truncation nothing of the completion is left to learn from/));
+  });
 });

@@ -135,7 +135,8 @@ describe('loadDataset', () => {
     expect(d.ok).toBe(false);
     expect(d.problems.shown.map(formatProblem)).toEqual([
       'line 1: the instruct layout needs rows with "prompt" and "completion"; this file has "text" rows (use the replicate layout)',
-      'file: note: no usable rows: every row has an error',
+      // Not "every row has an error": the one refusal stands for the file's text rows.
+      'file: note: no usable rows: the instruct layout takes prompt/completion rows only',
     ]);
     expect(d.summary.errors).toBe(1);
   });
@@ -185,7 +186,8 @@ describe('loadDataset', () => {
     const d = await loadDataset(utf8(rows), { tokenizer: await mistralTokenizer() });
     expect(d.ok).toBe(true);
     expect(d.problems.shown.filter((p) => p.code === 'special-token-text').map(formatProblem)).toEqual([
-      'line 1: warning: "text" holds the text </s>: it is trained as those characters, not as the end-of-sequence token (the layout adds <s> and </s> itself); remove it',
+      // Every one the field holds, in one warning (it named </s> alone, and the next run warned of <s>).
+      'line 1: warning: "text" holds the texts </s> and <s>: they are trained as those characters, not as the end-of-sequence and beginning-of-sequence tokens (the layout adds <s> and </s> itself); remove them',
       'line 3: warning: "text" holds the text <unk>: it is trained as those characters, not as the unknown token (the layout adds <s> and </s> itself); remove it',
     ]);
   });

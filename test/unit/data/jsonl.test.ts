@@ -197,6 +197,30 @@ describe('a file that is not text', () => {
     expect(d.problems.lines()).toEqual(['file: this is not a JSONL text file: it holds binary data (an image, an archive, UTF-16 text…); expected UTF-8 text, one JSON object per line']);
   });
 
+  it('a stray NUL byte in the first kilobyte is that line\'s error, with its column, not "binary data"', async () => {
+    const text = `{"text":"a"}\n{"text":"b"}\n{"text":"c\u0000d"}\n{"text":"e"}\n`.replace('\\u0000', '\u0000');
+    const { rows, problems } = await readAll(chunked(utf8(text), [5, 17]));
+    expect(rows).toHaveLength(3);
+    expect(problems).toEqual([expect.objectContaining({ line: 3, column: 11, code: 'invalid-json', message: 'invalid JSON: control character U+0000 inside a string' })]);
+    // UTF-16 (a BOM, or NULs in every other byte without one) and binary data stay one not-text problem.
+    const utf16 = (s: string, bom: boolean) => new Uint8Array([...(bom ? [0xff, 0xfe] : []), ...[...s].flatMap((c) => [c.charCodeAt(0), 0])]);
+    for (const bytes of [utf16('{"text":"a"}\n', true), utf16('{"text":"a"}\n', false), new Uint8Array([0x7b, 0, 0, 0, 0, 0x7d])]) {
+      expect((await readAll(bytes)).problems.map((p) => p.code)).toEqual(['not-text']);
+    }
+  });
+
+  it('lone CR line ends (classic Mac OS) are said once, before the error of the one "line" they make', async () => {
+    const { loadDataset } = await import('../../../src/data/dataset.ts');
+    const d = await loadDataset(utf8('{"text":"a"}\r{"text":"b"}\r{"text": x}\r'));
+    expect(d.problems.lines()).toEqual([
+      'file: note: this file ends its lines with a lone carriage return (CR, as classic Mac OS did), so it reads as one line: save it with LF (or CRLF) line ends',
+      "line 1, column 14: invalid JSON: unexpected '{' after the end of the JSON value (one object per line)",
+      'file: note: no usable rows: every row has an error',
+    ]);
+    // CRLF is read as it always was.
+    expect((await loadDataset(utf8('{"text":"a"}\r\n{"text":"b"}\r\n'))).ok).toBe(true);
+  });
+
   it('text with a NUL byte past the first kilobyte is still read line by line', async () => {
     const text = utf8(`${'{"text":"a"}\n'.repeat(100)}{"text":"b"}\n`);
     const withNul = new Uint8Array([...text, 0, 0x0a]);
