@@ -16,7 +16,7 @@ export const checkCommand: Command = {
   summary: 'prove the engine on this GPU against a PyTorch/PEFT golden (loss, logits, hidden states, gradients, AdamW, NF4)',
   usage: `finetune check --model DIR|HUB_ID|URL --adapter PATH --golden FILE [--quant none|nf4|nf4-double] [--stream-layers] [--gemm basic|tiled|tiled-fixed|tiled-warp|tiled-k32|tiled-warp-k32] [--attention rows|tiled]
                [--lora-kernel general|skinny] [--base-matmul fp32|int8|int8-mlp] [--int8-kernel dp4a|subgroup-matrix]
-               [--int8-gates int8|int8-mlp|all] [--verbose]
+               [--int8-gates int8|int8-mlp|all] [--no-robustness] [--tiled-stages 1|2] [--verbose]
 
 Runs the Mistral engine with the adapter (a PEFT folder, a zip of one, Replicate's training_output.zip, or the
 adapter_model file itself) on the golden's input_ids/labels and compares every tensor the golden holds:

@@ -131,7 +131,7 @@ export function makeGenerateCommand(
       if (layout !== undefined && !LAYOUTS.includes(layout)) throw new UsageError(`--layout must be one of ${LAYOUTS.join(', ')}, got ${quote(values.layout)}`);
       // Greedy draws nothing: said, as transformers' generate() says it, not left to look like a seed that changes nothing.
       const unused = temperature === 0 ? (['top-p', 'seed'] as const).filter((f) => values[f] !== undefined).map((f) => `--${f}`) : [];
-      if (unused.length) io.err(`note: ${unused.join(' and ')} only change sampled text: at --temperature 0 (the default) each token is the most likely one, so ${unused.length > 1 ? 'they are' : 'it is'} not used; give --temperature above 0 to sample`);
+      if (unused.length) io.err(`note: ${unused.join(' and ')} only change${unused.length > 1 ? '' : 's'} sampled text: at --temperature 0 (the default) each token is the most likely one, so ${unused.length > 1 ? 'they are' : 'it is'} not used; give --temperature above 0 to sample`);
       // Train's and plan's flag, parsed by the same function: the same values taken, the same refused in the same words.
       const gpuMemoryGiven = parseGpuMemoryFlag(values['gpu-memory']);
       const quantization = values.quant as Quantization;

@@ -26,7 +26,7 @@ import { INDEX_FILE, SINGLE_FILE } from '../../model/checkpoint.ts';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp] [--seq-len N] [--revision REV] [--tokenizer DIR] [--no-gpu] [--<hyperparameter> VALUE …]
+const USAGE = `finetune plan --model DIR|HUB_ID|URL [--gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp] [--seq-len N] [--revision REV] [--tokenizer DIR] [--cache-dir DIR] [--no-gpu] [--<hyperparameter> VALUE …]
 
 Prints, as JSON, the GPU memory a fine-tuning run of this model will need — base weights as quantised, LoRA, AdamW
 moments, activations (per-layer recomputation), the validation_prompt sample's KV cache, scratch, io — computed from config.json and the hyperparameters (from a

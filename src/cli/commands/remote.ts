@@ -48,11 +48,12 @@ import { loadTokenizerFrom } from './tokenize.ts';
 import { firstFew, quote, visibleText } from '../../core/quote.ts';
 
 const USAGE = `finetune remote train --data FILE.jsonl [--validation FILE.jsonl] --destination OWNER/NAME [--follow]
-                      [--visibility private|public] [--hardware SKU] [--<hyperparameter> VALUE …]
-finetune remote status ID [--follow]
-finetune remote list
-finetune remote cancel ID
-finetune remote fetch ID --out DIR
+                      [--visibility private|public] [--hardware SKU] [--base-version ID] [--tokenizer DIR]
+                      [--poll-interval S] [--api-base URL] [--<hyperparameter> VALUE …]
+finetune remote status ID [--follow] [--poll-interval S] [--api-base URL]
+finetune remote list [--api-base URL]
+finetune remote cancel ID [--api-base URL]
+finetune remote fetch ID --out DIR [--api-base URL]
 
 Trains on Replicate's trainer for ${BASE_MODEL} (A100 80 GB, $0.0014/s) with the same data and hyperparameters as
 \`finetune train\`. The token is read from REPLICATE_API_TOKEN (https://replicate.com/account/api-tokens) and checked

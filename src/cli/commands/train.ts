@@ -49,7 +49,8 @@ const USAGE = `finetune train --model DIR|HUB_ID|URL --data FILE.jsonl [--valida
                [--stream-layers | --gpu-memory GB] [--keep-layers N|all] [--keep-attention] [--base-matmul fp32|int8|int8-mlp]
                [--int8-kernel dp4a|subgroup-matrix]
                [--gemm auto|basic|tiled|tiled-fixed|tiled-warp|tiled-k32|tiled-warp-k32] [--attention auto|rows|tiled] [--lora-kernel auto|general|skinny] [--retune-kernels]
-               [--recover N] [--base-model NAME] [--revision REV] [--<hyperparameter> VALUE …]
+               [--no-robustness] [--tiled-stages 1|2] [--recover N] [--base-model NAME] [--revision REV] [--tokenizer DIR]
+               [--cache-dir DIR | --no-cache] [--<hyperparameter> VALUE …]
 
 Fine-tunes a LoRA adapter on a Mistral-architecture checkpoint (config.json + safetensors, sharded or not) with the
 same engine as the page. Hyperparameters are Replicate's training inputs plus ours, with the same names and defaults
@@ -139,13 +140,18 @@ async function* blobChunks(b: Blob, size = 2 ** 20): AsyncGenerator<Uint8Array> 
 /** Thrown from the data's progress callback when a stop signal came while it was read: not an error of the data. */
 const STOPPED_READING = new Error('stopped by a signal while the data was read');
 
-function printDataWarnings(io: { err(line: string): void }, what: string, file: string, d: LoadedDataset): void {
+/**
+ * The data's warnings, the first DATA_WARNINGS_SHOWN of them, and the validate command that lists them all as this run
+ * reads the file (`readAs`: its --layout, --max_seq_len and --tokenizer: validate's defaults read another file than the
+ * run's, and told of 60 warnings, it found none).
+ */
+function printDataWarnings(io: { err(line: string): void }, what: string, file: string, d: LoadedDataset, readAs: string): void {
   const warnings = d.problems.shown.filter((p) => p.severity !== 'error');
   if (warnings.length === 0) return;
   const total = d.problems.warningCount + d.problems.noteCount;
   io.err(`warning: ${what} has ${formatCounted(d.problems.warningCount, 'warning')}${d.problems.noteCount ? ` and ${formatCounted(d.problems.noteCount, 'note')}` : ''}:`);
   for (const p of warnings.slice(0, DATA_WARNINGS_SHOWN)) io.err(`  ${formatProblem(p)}`);
-  if (total > DATA_WARNINGS_SHOWN) io.err(`  … and ${formatCounted(total - DATA_WARNINGS_SHOWN, 'more', 'more')} (finetune validate ${quote(file)} lists them)`);
+  if (total > DATA_WARNINGS_SHOWN) io.err(`  … and ${formatCounted(total - DATA_WARNINGS_SHOWN, 'more', 'more')} (finetune validate ${quote(file)} ${readAs} lists them)`);
 }
 
 /**
@@ -423,8 +429,9 @@ export function makeTrainCommand(
           // trained on rows cut to 8 tokens without a word. Said as each file is read, before the plan: a plan that
           // refuses the data for what they name ("the dataset's warnings name them") once came without them.
           const onLoaded = (file: 'train' | 'validation', loaded: LoadedDataset): void => {
-            if (file === 'train') printDataWarnings(io, dataWhat, values.data as string, loaded);
-            else if (values.validation) printDataWarnings(io, validationWhat, values.validation, loaded);
+            const readAs = `--layout ${hp.layout} --max_seq_len ${hp.max_seq_len}${values.tokenizer ? ` --tokenizer ${quote(values.tokenizer)}` : ''}`;
+            if (file === 'train') printDataWarnings(io, dataWhat, values.data as string, loaded, readAs);
+            else if (values.validation) printDataWarnings(io, validationWhat, values.validation, loaded, readAs);
           };
           return loadRunData(sources, tokenizer, hp, { onProgress, onLoaded }).catch((e: unknown) => {
             if (e === STOPPED_READING) return null;

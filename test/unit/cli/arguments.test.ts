@@ -419,7 +419,7 @@ describe('finetune generate --adapter: a folder or a zip, read before the GPU is
 
   it('says that --top-p and --seed do nothing at temperature 0 (greedy), and goes on', async () => {
     // They were taken without a word and the text came out greedy: a user comparing seeds saw the same text for each.
-    const note = (flags: string) => `note: ${flags} only change sampled text: at --temperature 0 (the default) each token is the most likely one, so ${flags === '--top-p and --seed' ? 'they are' : 'it is'} not used; give --temperature above 0 to sample`;
+    const note = (flags: string) => `note: ${flags} only change${flags.includes(' and ') ? '' : 's'} sampled text: at --temperature 0 (the default) each token is the most likely one, so ${flags === '--top-p and --seed' ? 'they are' : 'it is'} not used; give --temperature above 0 to sample`;
     const both = await run(['generate', '--model', MODEL, '--prompt', 'a', '--top-p', '0.5', '--seed', '3']);
     expect(both.err.split('\n')).toContain(note('--top-p and --seed'));
     expect(both.err).toMatch(REACHED_GPU);

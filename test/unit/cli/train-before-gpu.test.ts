@@ -139,4 +139,18 @@ describe('finetune train before the GPU', () => {
     expect(r.stderr).toContainEqual(expect.stringMatching(/^  line 1: warning: [\d,]+ tokens, longer than max_seq_len 32: truncated/));
     expect(r.stderr).toContainEqual(expect.stringMatching(/^  line 1: warning: after truncation nothing of the completion is left to learn from/));
   });
+
+  // The command it points to read the file as validate's defaults do (max_seq_len 4096): it found no warning of the 60.
+  it('names the validate command that lists every data warning as this run reads the file', async () => {
+    const dir = folder('finetune-many-warnings-');
+    const data = rows(join(dir, 'long.jsonl'), Array.from({ length: 30 }, (_, i) => `${JSON.stringify({ text: `row ${i}: ${'many words here '.repeat(4)}` })}\n`).join(''));
+    const r = await train(['--model', MODEL, '--data', data, '--out', join(dir, 'out'), '--max_seq_len', '8', '--max_steps', '1']);
+    const more = r.stderr.find((l) => l.startsWith('  … and '));
+    expect(more).toBe(`  … and 20 more (finetune validate "${data}" --layout replicate --max_seq_len 8 lists them)`);
+    // That command lists all 30.
+    const { main } = await import('../../../src/cli/main.ts');
+    const err: string[] = [];
+    await main(['validate', data, '--layout', 'replicate', '--max_seq_len', '8'], { out: () => {}, err: (l) => err.push(l) });
+    expect(err.filter((l) => /^line \d+: warning: .*truncated/.test(l))).toHaveLength(30);
+  });
 });
