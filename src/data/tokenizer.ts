@@ -185,32 +185,35 @@ export const MAX_ENCODE_CHARS = 4 * 1024 * 1024;
 /** Texts up to this long are encoded whole by encodeAtLeast (about a second). */
 const WHOLE_ENCODE_CHARS = 1 << 20;
 
-/** Tokens dropped from the end of a prefix cut inside a word, where the cut may have changed the last merges. */
+/**
+ * Tokens dropped from the end of a prefix's encoding, where the cut may have changed the last merges: none can reach
+ * further back than the longest piece (a few dozen characters), so 64 tokens is far more than any cut can touch.
+ */
 const CUT_MARGIN_TOKENS = 64;
 
 /** How far past the wanted length a cut looks for a word boundary (a single space between two words). */
 const CUT_SEARCH_CHARS = 64 * 1024;
 
 /**
- * Where to cut `text` at or after `want`: a single space between two non-space characters, where SentencePiece starts
- * a new word of its own (its pieces never cross one), so the prefix's ids are exactly the first ids of the whole's
- * (`clean`); else at `want` itself, not inside a surrogate pair.
+ * Where to cut `text` at or after `want`: at a single space between two non-space characters where there is one near
+ * (where SentencePiece, splitting by whitespace, starts a word of its own, so that the cut changes nothing before it),
+ * else at `want` itself, not inside a surrogate pair.
  */
-function prefixCut(text: string, want: number): { at: number; clean: boolean } {
+function prefixCut(text: string, want: number): number {
   const end = Math.min(text.length - 1, want + CUT_SEARCH_CHARS);
   for (let i = Math.max(1, want); i < end; i++) {
-    if (text.charCodeAt(i) === 0x20 && !/\s/.test(text[i - 1]) && !/\s/.test(text[i + 1])) return { at: i, clean: true };
+    if (text.charCodeAt(i) === 0x20 && !/\s/.test(text[i - 1]) && !/\s/.test(text[i + 1])) return i;
   }
   const high = text.charCodeAt(want - 1);
-  return { at: high >= 0xd800 && high <= 0xdbff ? want + 1 : want, clean: false };
+  return high >= 0xd800 && high <= 0xdbff ? want + 1 : want;
 }
 
 /**
  * The first ids of `text`'s encoding, at least `atLeast` of them (all of them when the text is short, `whole`): what a
  * row needs when it is cut at max_seq_len anyway. A long text is encoded from a prefix, doubled until it gives enough:
  * a row of 30 MB took 40 s to encode whole (and crashed the encoder) for the 2,048 tokens kept. The ids given are the
- * whole encoding's first ones: the prefix ends at a word boundary, or its last ids, which a cut inside a word may have
- * merged otherwise, are dropped.
+ * whole encoding's first ones: the prefix ends at a word boundary where it can, and its last CUT_MARGIN_TOKENS ids,
+ * which a cut could have merged otherwise (in any SentencePiece model a user brings), are dropped.
  */
 export function encodeAtLeast(tok: Pick<Tokenizer, 'encode'>, text: string, atLeast: number): { ids: number[]; whole: boolean } {
   if (text.length <= WHOLE_ENCODE_CHARS) return { ids: tok.encode(text), whole: true };
@@ -218,9 +221,8 @@ export function encodeAtLeast(tok: Pick<Tokenizer, 'encode'>, text: string, atLe
   // About four characters a token in prose; eight leaves room, and the doubling covers runs of long pieces.
   for (let want = Math.max(4096, atLeast * 8); want <= MAX_ENCODE_CHARS; want *= 2) {
     if (want >= text.length - CUT_SEARCH_CHARS) break;
-    const cut = prefixCut(text, want);
-    const got = tok.encode(text.slice(0, cut.at));
-    ids = cut.clean ? got : got.slice(0, Math.max(0, got.length - CUT_MARGIN_TOKENS));
+    const got = tok.encode(text.slice(0, prefixCut(text, want)));
+    ids = got.slice(0, Math.max(0, got.length - CUT_MARGIN_TOKENS));
     if (ids.length >= atLeast) return { ids, whole: false };
   }
   return text.length <= MAX_ENCODE_CHARS ? { ids: tok.encode(text), whole: true } : { ids, whole: false };
