@@ -36,7 +36,7 @@ describe('encodeAtLeast: the first ids of a long text without encoding all of it
       expect(r.ids.length).toBeLessThan(whole.length);
       expect(r.ids).toEqual(whole.slice(0, r.ids.length));
     }
-  });
+  }, 60_000);
 
   it('gives exactly the whole encoding’s first ids for a text without a space to cut at', () => {
     // Letters, digits and punctuation with no whitespace: the cut falls inside a "word", and the ids near it are dropped.
@@ -47,12 +47,12 @@ describe('encodeAtLeast: the first ids of a long text without encoding all of it
     expect(r.whole).toBe(false);
     expect(r.ids.length).toBeGreaterThanOrEqual(4097);
     expect(r.ids).toEqual(whole.slice(0, r.ids.length));
-  });
+  }, 60_000);
 
   it('encodes a text of up to a million characters whole', () => {
     const text = prose(200_000);
     expect(encodeAtLeast(tokenizer, text, 10)).toEqual({ ids: tokenizer.encode(text), whole: true });
-  });
+  }, 60_000);
 
   it('refuses to encode a text past its bound, with a message, and the tokenizer goes on working', () => {
     const e = (() => {
@@ -66,7 +66,7 @@ describe('encodeAtLeast: the first ids of a long text without encoding all of it
     expect(e).toBeInstanceOf(FinetuneError);
     expect((e as FinetuneError).message).toMatch(/^a text of 4,194,306 characters is more than the tokenizer takes at once \(4,194,304\): shorten it$/);
     expect(tokenizer.encode('Hello')).toEqual(hello);
-  });
+  }, 60_000);
 });
 
 describe('a dataset with a row of 32 MB (it aborted the encoder)', () => {
