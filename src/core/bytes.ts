@@ -50,3 +50,23 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 export async function sha256Checksum(bytes: Uint8Array): Promise<string> {
   return `sha256:${await sha256Hex(bytes)}`;
 }
+
+const CRC_TABLE = ((): Uint32Array => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/**
+ * The CRC-32 of `bytes` as zip and PNG compute it (reflected polynomial 0xEDB88320): a damaged byte's check where an
+ * answer is needed at once (WebCrypto's SHA-256 is asynchronous), e.g. a zip entry's, a run record's.
+ */
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}

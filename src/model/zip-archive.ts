@@ -7,6 +7,7 @@
 import { unzipSync } from 'fflate';
 import { FinetuneError, thrownMessage } from '../core/errors.ts';
 import { quote, visibleText } from '../core/quote.ts';
+import { crc32 } from '../core/bytes.ts';
 
 export interface ZipEntryInfo {
   name: string;
@@ -39,23 +40,6 @@ export function looksLikeZip(bytes: Uint8Array): boolean {
 // visibleText's escapes (no quotes, so it reads as a path) so that a bidirectional control in it cannot reorder the message.
 function badZip(where: string, message: string): FinetuneError {
   return new FinetuneError('bad-input', `${visibleText(where)}: ${message}`);
-}
-
-const CRC_TABLE = ((): Uint32Array => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** The zip format's CRC-32 (reflected polynomial 0xEDB88320) of `bytes`. */
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** The signature every central-directory record starts with ("PK\x01\x02"). */

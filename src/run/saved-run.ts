@@ -5,7 +5,7 @@
 
 import type { Quantization } from '../core/mistral.ts';
 import { FinetuneError, thrownMessage } from '../core/errors.ts';
-import { sha256Checksum } from '../core/bytes.ts';
+import { crc32, sha256Checksum } from '../core/bytes.ts';
 import { hyperparamRows, type Hyperparams } from '../config/hyperparams.ts';
 import type { TrainingSummary } from '../export/training-card.ts';
 import type { BaseMatmul } from '../engine/gpu.ts';
@@ -117,6 +117,37 @@ export function isDamagedRun(e: unknown): e is FinetuneError {
 }
 
 /**
+ * The record's own check, on the line after its JSON: `crc32:` and 8 hex digits of the JSON's bytes. The state has its
+ * SHA-256 in the record and the data theirs, but nothing checked the record: one flipped byte resumed a run at
+ * another learning rate, seed or dropout, exported another lora_alpha, and a flip in the key "stateChecksum" turned
+ * the state's own check off. A record without the line was written before it (2026-12-07) and is read as it is; any
+ * damage to the line itself leaves text that is not JSON, which is refused, so no flip can pass a record off as one
+ * from before.
+ */
+const RECORD_CHECK = /\ncrc32:([0-9a-f]{8})\n$/;
+
+function crc32Hex(bytes: Uint8Array): string {
+  return crc32(bytes).toString(16).padStart(8, '0');
+}
+
+/** A record as it is written: its JSON, then its check line. */
+export function recordBytes(run: SavedRun): Uint8Array {
+  const json = JSON.stringify(run);
+  return new TextEncoder().encode(`${json}\ncrc32:${crc32Hex(new TextEncoder().encode(json))}\n`);
+}
+
+/** A record's JSON text, its check line verified where it has one; `unreadable` makes the error of a damaged one. */
+function recordText(bytes: Uint8Array, unreadable: (detail: string) => FinetuneError): string {
+  const text = new TextDecoder().decode(bytes);
+  const check = RECORD_CHECK.exec(text);
+  if (!check) return text;
+  const json = text.slice(0, check.index);
+  const actual = crc32Hex(new TextEncoder().encode(json));
+  if (actual !== check[1]) throw unreadable(`${RUN_FILE}: its contents do not match its check (crc32 ${actual}, written ${check[1]}): the record is damaged`);
+  return json;
+}
+
+/**
  * The run record, or null when the store holds none. A record that cannot be read (not JSON, not a run record) or a
  * store whose committed set cannot be told is a damaged run, refused as such (isDamagedRun): it once read as "no run",
  * and a new run then replaced it at its first checkpoint without a word. `where` names the store in the message.
@@ -133,7 +164,7 @@ export async function readSavedRun(store: RunStore, where?: string): Promise<Sav
     throw e;
   }
   if (!bytes) return null;
-  const text = new TextDecoder().decode(bytes);
+  const text = recordText(bytes, unreadable);
   // Refused before parsing: a record nesting 200,000 levels deep parsed, and then overflowed the stack (a RangeError,
   // not a damaged run) where a message quoted a field of it, or where the record was cloned to the page.
   if (jsonTooDeepAt(text) >= 0) throw unreadable(`${RUN_FILE}: it nests JSON deeper than ${MAX_JSON_DEPTH} levels`);
@@ -248,7 +279,7 @@ export async function checkStateStep(run: Pick<SavedRun, 'step'>, state: Uint8Ar
  * its data (replacing the previous run's).
  */
 export function checkpointFiles(run: SavedRun, state: Uint8Array, data: RunData | null): Record<string, Uint8Array | null> {
-  const files: Record<string, Uint8Array | null> = { [STATE_FILE]: state, [RUN_FILE]: new TextEncoder().encode(JSON.stringify(run)) };
+  const files: Record<string, Uint8Array | null> = { [STATE_FILE]: state, [RUN_FILE]: recordBytes(run) };
   if (data) {
     files[TRAIN_FILE] = data.train;
     files[VALIDATION_FILE] = data.validation;
