@@ -21,6 +21,7 @@ import { loadMistralWeights, type LoadProgress, type MistralWeights } from '../e
 import type { BaseCheckpoint } from '../model/checkpoint.ts';
 import type { ByteSource, FileSet } from '../model/source.ts';
 import { quote } from '../core/quote.ts';
+import { contentFingerprint } from './model-fingerprint.ts';
 
 /** Bumped whenever the entry layout or the meaning of a part changes: older entries are then rebuilt. */
 export const WEIGHT_CACHE_FORMAT = 1;
@@ -116,11 +117,24 @@ async function identityOf(files: FileSet, ckpt: BaseCheckpoint, source: string, 
   const former: CacheIdentity['files'] = [];
   for (const name of names) {
     const s = await files.open(name);
-    out.push({ name, size: s.size, version: s.version ?? null });
-    former.push({ name, size: s.size, version: s.formerVersion ?? s.version ?? null });
+    const version = await contentVersion(s);
+    out.push({ name, size: s.size, version });
+    former.push({ name, size: s.size, version: s.formerVersion ?? version });
   }
   const changed = former.some((f, i) => f.version !== out[i].version);
   return { identity: { format: WEIGHT_CACHE_FORMAT, source, quantization, files: out }, formerFiles: changed ? former : null };
+}
+
+/**
+ * A source's version as the cache keys it. A local file's ("file SIZE MTIME") has its sampled content fingerprint
+ * added (model-fingerprint.ts: four 64 KiB blocks): a file rewritten with its modification time kept (cp -p, rsync -t,
+ * tar and unzip restore it) had the key of the file before, and loaded the old file's quantised weights without a word.
+ * No former version is offered for it: an entry keyed by the time alone cannot be told from a stale one.
+ */
+async function contentVersion(s: ByteSource): Promise<string | null> {
+  const v = s.version ?? null;
+  if (!v?.startsWith('file ')) return v;
+  return `${v} ${await contentFingerprint((offset, length) => s.read(offset, length), s.size)}`;
 }
 
 /**

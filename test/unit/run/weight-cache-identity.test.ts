@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeDirectory } from '../../../src/cli/node-source.ts';
 import { openBaseCheckpoint } from '../../../src/model/checkpoint.ts';
 import { blobFileSet, urlFileSet } from '../../../src/model/source.ts';
-import { cacheIdentity, uncachedReason } from '../../../src/run/weight-cache.ts';
+import { cacheIdentity, cacheKey, uncachedReason } from '../../../src/run/weight-cache.ts';
 import { TINY_MISTRAL } from '../model/helpers.ts';
 
 /** A fetch serving tiny-mistral with Range, with the validators asked for (none: neither ETag nor Last-Modified). */
@@ -44,13 +44,33 @@ describe('weight cache identity', () => {
   it("local files have versions: a Node directory's size and mtime, a picked File's size and lastModified", async () => {
     const dir = nodeDirectory(TINY_MISTRAL);
     const fromDisk = await cacheIdentity(dir, await openBaseCheckpoint(dir), 'tiny', 'nf4');
-    expect(fromDisk.files.every((f) => /^file \d+ \d+(\.\d+)?$/.test(f.version ?? ''))).toBe(true);
+    expect(fromDisk.files.every((f) => /^file \d+ \d+(\.\d+)? sampled-sha256:[0-9a-f]{64}$/.test(f.version ?? ''))).toBe(true);
     expect(uncachedReason(fromDisk)).toBeNull();
     const picked = blobFileSet(
       dir.list!().map((n) => new File([readFileSync(join(TINY_MISTRAL, n))], n, { lastModified: 1_700_000_000_000 })),
     );
     const fromPage = await cacheIdentity(picked, await openBaseCheckpoint(picked), 'tiny', 'nf4');
-    expect(fromPage.files.every((f) => f.version === `file ${f.size} 1700000000000`)).toBe(true);
+    expect(fromPage.files.every((f) => f.version?.startsWith(`file ${f.size} 1700000000000 sampled-sha256:`))).toBe(true);
     expect(uncachedReason(fromPage)).toBeNull();
+  });
+
+  // cp -p, rsync -t, tar and unzip keep a file's modification time: a shard rewritten so had the old key, and the old
+  // file's quantised weights were loaded for it (fromCache true, other text than a load without the cache).
+  it('a local file changed with its size and modification time kept has another key', async () => {
+    const dir = nodeDirectory(TINY_MISTRAL);
+    const names = dir.list!();
+    const pick = (flip: boolean) =>
+      blobFileSet(
+        names.map((n) => {
+          const bytes = new Uint8Array(readFileSync(join(TINY_MISTRAL, n)));
+          if (flip && n.endsWith('.safetensors')) bytes[bytes.length - 10] ^= 0xff; // a weight's byte, in the last block
+          return new File([bytes], n, { lastModified: 1_700_000_000_000 });
+        }),
+      );
+    const before = await cacheIdentity(pick(false), await openBaseCheckpoint(pick(false)), 'tiny', 'nf4');
+    const after = await cacheIdentity(pick(true), await openBaseCheckpoint(pick(true)), 'tiny', 'nf4');
+    expect(after.files.map((f) => f.size)).toEqual(before.files.map((f) => f.size));
+    expect(await cacheKey(after)).not.toBe(await cacheKey(before));
+    expect(await cacheKey(await cacheIdentity(pick(false), await openBaseCheckpoint(pick(false)), 'tiny', 'nf4'))).toBe(await cacheKey(before));
   });
 });
