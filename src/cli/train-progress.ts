@@ -48,6 +48,9 @@ export function trainEventLine(e: TrainEvent): string | null {
       return `sample ${passPlace(e.step, `at step ${formatCount(e.step)}`)}: ${quoted(e.prompt)} → ${quoted(e.text)}`;
     case 'paused':
       return `paused at step ${formatCount(e.step)}`;
+    // A fact about the run (its numbers change from here, the model's files changed): it went to stdout alone, as JSON.
+    case 'status':
+      return e.note ? `note: ${e.text}` : null;
     default:
       return null;
   }

@@ -77,8 +77,8 @@ function parsePointer(bytes: Uint8Array): Pointer {
  * A store whose committed set cannot be told (a pointer it did not write, numbered files without one): a damaged run,
  * never "no run", since a new run there would replace it at its first commit without a word.
  */
-function damagedStore(message: string): FinetuneError {
-  return new FinetuneError('bad-input', message, { damagedRun: true });
+function damagedStore(message: string, details: Record<string, unknown> = {}): FinetuneError {
+  return new FinetuneError('bad-input', message, { damagedRun: true, ...details });
 }
 
 /** A numbered (committed or half-committed) file's generation. */
@@ -96,7 +96,12 @@ export function pointerRunStore(files: StoreFiles): RunStore {
       // Names from the folder, checked only for their numbered start: quoted, so that no line break or bidi control in
       // one goes into the message as it is.
       const list = `${numbered.slice(0, 5).map(quote).join(', ')}${numbered.length > 5 ? ', …' : ''}`;
-      throw damagedStore(`the run store has numbered files (${list}) but no ${POINTER_FILE} saying which of them are the run's: its pointer was lost (or a first checkpoint was cut short before it was written)`);
+      // Files of generation 1 alone: a run's first commit, cut short before its pointer was written (a folder from before
+      // the pointer gets its pointer before any numbered file). No run was saved: a new run may replace them.
+      if (numbered.every((n) => Number(NUMBERED.exec(n)?.[1]) === 1)) {
+        throw damagedStore(`the run store holds the files of a first checkpoint (${list}) but no ${POINTER_FILE}: that checkpoint was cut short before it was committed, so no run was saved there`, { firstCommitCutShort: true });
+      }
+      throw damagedStore(`the run store has numbered files (${list}) but no ${POINTER_FILE} saying which of them are the run's: its pointer was lost`);
     }
     const legacy = names.filter((n) => LOGICAL_NAME.test(n) && n !== POINTER_FILE);
     return { format: POINTER_FORMAT, generation: 0, files: Object.fromEntries(legacy.map((n) => [n, n])), legacy: true };

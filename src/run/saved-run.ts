@@ -155,12 +155,14 @@ function recordText(bytes: Uint8Array, unreadable: (detail: string) => FinetuneE
 export async function readSavedRun(store: RunStore, where?: string): Promise<SavedRun | null> {
   // `where` is a folder the user gave (the CLI's OUT/run): quoted as names are, so a line break or a bidi control in
   // it shows as an escape rather than breaking or reordering the message.
-  const unreadable = (detail: string): FinetuneError => new FinetuneError('bad-input', `the saved run${where ? ` in ${quote(where)}` : ''} is unreadable (${detail})`, { damagedRun: true });
+  const unreadable = (detail: string, details: Record<string, unknown> = {}): FinetuneError =>
+    new FinetuneError('bad-input', `the saved run${where ? ` in ${quote(where)}` : ''} is unreadable (${detail})`, { ...details, damagedRun: true });
   let bytes: Uint8Array | null;
   try {
     bytes = await store.load(RUN_FILE);
   } catch (e) {
-    if (isDamagedRun(e)) throw unreadable(e.message);
+    // The store's details go with it (firstCommitCutShort: no run was ever saved there).
+    if (isDamagedRun(e)) throw unreadable(e.message, e.details);
     throw e;
   }
   if (!bytes) return null;
@@ -244,7 +246,7 @@ export async function checkStateChecksum(run: SavedRun, state: Uint8Array): Prom
   if (run.stateChecksum === undefined) return;
   const actual = await sha256Checksum(state);
   if (actual !== run.stateChecksum) {
-    throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum}); it cannot be resumed`, { damagedRun: true, expected: run.stateChecksum, actual });
+    throw new FinetuneError('bad-input', `the checkpoint is corrupt: its checksum (${actual}) does not match the one saved with the run (${run.stateChecksum})`, { damagedRun: true, expected: run.stateChecksum, actual });
   }
 }
 

@@ -114,7 +114,11 @@ export type TrainEvent =
    * checkpoint from one another tab saves to the shared store later.
    */
   | { type: 'checkpoint'; step: number; savedAt: string }
-  | { type: 'status'; text: string }
+  /**
+   * What the run is doing (progress a page shows and a command line need not), or with `note`, a fact about the run a
+   * person must read wherever it runs (its numbers change from here, the model's files changed, a sample failed).
+   */
+  | { type: 'status'; text: string; note?: true }
   /** A pause asked for has taken effect: the run waits (between steps, validation passes or a sample's tokens). */
   | { type: 'paused'; step: number }
   /** A step whose loss or gradient norm was not finite: its update was not applied. */
@@ -764,7 +768,7 @@ export class FinetuneSession {
       }
       // The same name is not always the same model (local files are named by their file names alone).
       const changed = checkModelFiles(saved, this.modelFiles, this.modelFormerFiles);
-      if (changed) onEvent({ type: 'status', text: changed });
+      if (changed) onEvent({ type: 'status', text: changed, note: true });
       // The same data tokenized by another tokenizer is other ids: the run would go on with other numbers, silently.
       const tokenizerNote = checkTokenizer(saved, this.tokenizer.identity, "Load the run's tokenizer to resume it, or start a new run");
       if (tokenizerNote) onEvent({ type: 'status', text: tokenizerNote });
@@ -860,7 +864,8 @@ export class FinetuneSession {
         // A saved run that cannot be read is replaced only when asked (the CLI's --overwrite; the page forgets it first).
         const previous = await readSavedRun(store).catch((e: unknown) => {
           if (!isDamagedRun(e)) throw e;
-          if (!o.replaceDamaged) throw new FinetuneError('bad-input', `${e.message}: a new run here would replace it at its first checkpoint; forget the saved run first to start a new one`, e.details);
+          // A first checkpoint cut short saved no run: nothing there to keep.
+          if (!o.replaceDamaged && e.details?.firstCommitCutShort !== true) throw new FinetuneError('bad-input', `${e.message}: a new run here would replace it at its first checkpoint; forget the saved run first to start a new one`, e.details);
           onEvent({ type: 'status', text: `${e.message}: this run replaces it at its first checkpoint` });
           return null;
         });
@@ -919,7 +924,7 @@ export class FinetuneSession {
         { ...shape, r: this.lora.r, targets: this.lora.targets, loraChunkBytes: this.lora.arenas.layout.maxChunkBytes },
         { asked: o.keptLayers, askedAttention: o.keptAttention, memoryBytes: this.gpuMemoryBytes, inUseBytes: this.ctx.ledger.snapshot().currentBytes, besideBytes: this.sampleDecoderBytes(sampleIds, sampleTokens, this.lora.r) },
       );
-      if (keep.notice) onEvent({ type: 'status', text: keep.notice });
+      if (keep.notice) onEvent({ type: 'status', text: keep.notice, note: true });
       // The kernels are measured in that mode (a kept attention leaves the recomputation without attention).
       const kernels = await this.chooseKernels(hp, shape, keep.keptAttention, resumed, o.kernels ?? {}, onEvent);
       runner = new MistralRunner(this.ctx, this.weights, this.lora, { ...shape, seed: hp.seed, keptLayers: keep.kept, keptAttention: keep.keptAttention });
@@ -938,7 +943,7 @@ export class FinetuneSession {
           // Logits sampling refuses (not finite): the sample is a view of the adapter, not part of its training, and
           // the run's own guards judge its steps. Said, and the run goes on; any other failure ends it as before.
           if (!(e instanceof FinetuneError && e.kind === 'mismatch')) throw e;
-          onEvent({ type: 'status', text: `no sample for the validation prompt ${passPlace(step, `after step ${step}`)}: ${e.message}; training goes on` });
+          onEvent({ type: 'status', text: `no sample for the validation prompt ${passPlace(step, `after step ${step}`)}: ${e.message}; training goes on`, note: true });
           return;
         }
         if (text === null) return;
@@ -1066,9 +1071,9 @@ export class FinetuneSession {
     const saved = resumed ? (resumed.baseMatmul ?? 'fp32') : null;
     const choice = asked ?? saved ?? this.defaultBaseMatmul;
     if (saved !== null && choice !== saved) {
-      onEvent({ type: 'status', text: `the saved run's base products ran in ${saved}; it continues in ${choice} as asked, so its numbers change from here` });
+      onEvent({ type: 'status', text: `the saved run's base products ran in ${saved}; it continues in ${choice} as asked, so its numbers change from here`, note: true });
     } else if (saved !== null && saved !== 'fp32' && asked === undefined) {
-      onEvent({ type: 'status', text: `NF4 base products in int8 (${saved}), as the saved run was trained` });
+      onEvent({ type: 'status', text: `NF4 base products in int8 (${saved}), as the saved run was trained`, note: true });
     }
     this.ctx.baseMatmul = choice;
     return choice;

@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { HYPERPARAM_FLAG_NAMES, HYPERPARAM_VALUE_FLAGS, hyperparamsFromArgs } from '../../config/flags.ts';
 import { FIELDS } from '../../config/hyperparams.ts';
 import { FinetuneError, isFinetuneError, thrownMessage } from '../../core/errors.ts';
-import { checkTokenizer } from '../../run/saved-run-check.ts';
+import { checkDataChecksums, checkTokenizer } from '../../run/saved-run-check.ts';
 import { isDamagedRun, isUnfinished, readSavedRun, readStoredCheckpoint, type StoredCheckpoint } from '../../run/saved-run.ts';
 import type { HyperparamName, Hyperparams } from '../../config/hyperparams.ts';
 import { FinetuneSession, quantizationFor, type TrainEvent } from '../../run/session.ts';
@@ -259,7 +259,9 @@ export function makeTrainCommand(
       // at once the second is refused before it reads or changes anything. Freed when train ends, whichever way.
       // What the flags change, said before anything can fail. Saved with the run: a resume without the flag continues
       // the way the run was trained (the int8 numbers differ).
-      if (baseMatmul !== 'fp32') io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
+      // A resume says how its base products run against the saved run's (the session's note: "its numbers change from
+      // here" where they differ); a new run, that a resume of it will continue so.
+      if (baseMatmul !== 'fp32' && !values.resume) io.err(`note: NF4 base products in int8 (--base-matmul ${baseMatmul}, experimental, docs/int8.md); a resume continues in it`);
       if (values['no-robustness']) io.err("note: shaders compiled without Dawn's bounds clamps (--no-robustness): the same numbers, faster; docs/performance.md");
       const lock = lockOutFolder(out);
       if (lock.note) io.err(`note: ${lock.note}`);
@@ -322,18 +324,29 @@ export function makeTrainCommand(
             throw e;
           },
         );
-        if (damaged && values.resume) throw new FinetuneError('bad-input', `${damaged.message}: it cannot be resumed; start a new run over it with --overwrite, or give --out another folder`);
-        if (damaged && !values.overwrite) throw new FinetuneError('bad-input', `${damaged.message}: a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it`);
-        if (damaged) io.err(`note: ${damaged.message}; --overwrite: this run replaces it at its first checkpoint`);
+        // A first checkpoint cut short (a kill before its commit) saved no run: a new run goes on over it, saying so.
+        const cutShort = damaged?.details?.firstCommitCutShort === true;
+        if (damaged && values.resume) {
+          throw new FinetuneError('bad-input', cutShort ? `${damaged.message}: there is no run to resume; drop --resume to start one` : `${damaged.message}: it cannot be resumed; start a new run over it with --overwrite, or give --out another folder`);
+        }
+        if (damaged && !values.overwrite && !cutShort) throw new FinetuneError('bad-input', `${damaged.message}: a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it`);
+        if (damaged) io.err(`note: ${damaged.message}; ${cutShort ? 'this run' : '--overwrite: this run'} replaces it at its first checkpoint`);
         if (values.resume) {
           if (!previous) throw new FinetuneError('bad-input', `there is no saved run in ${quote(runDir)} (a run saves its first checkpoint after save_steps steps, or at its first epoch's end): drop --resume to start one, or give --out the folder of the run to continue`);
           // A checkpoint that cannot be read (a truncated state file) is said with where it is and what can be done, as a
           // record that cannot be read is.
-          const stored = await readStoredCheckpoint(folderRunStore(runDir)).catch((e: unknown) => {
-            if (!isDamagedRun(e)) throw e;
-            const held = adapterFilesIn(adapterDir).length > 0 ? ` (${quote(adapterDir)} holds the adapter the run wrote last)` : '';
-            throw new FinetuneError('bad-input', `${quote(runDir)}: ${e.message}: it cannot be resumed${held}; start a new run over it with --overwrite, or give --out another folder`);
-          });
+          // Its data too, before --data is compared with it: a damaged copy in OUT/run was blamed on the --data given.
+          const stored = await readStoredCheckpoint(folderRunStore(runDir))
+            .then(async (s) => {
+              await checkDataChecksums(s.run, s.data.train, s.data.validation);
+              return s;
+            })
+            .catch((e: unknown) => {
+              if (!isDamagedRun(e)) throw e;
+              const held = adapterFilesIn(adapterDir).length > 0 ? ` (${quote(adapterDir)} holds the adapter the run wrote last)` : '';
+              const cannot = e.message.includes('cannot be resumed') ? '' : ': it cannot be resumed';
+              throw new FinetuneError('bad-input', `${quote(runDir)}: ${e.message}${cannot}${held}; start a new run over it with --overwrite, or give --out another folder`);
+            });
           // A resume continues the run as it was trained: other data or hyperparameters given beside --resume would be
           // ignored, and a user who meant them would never know (they once were, without a word). The same ones, as
           // when the first command is run again with --resume added, are fine.

@@ -18,6 +18,14 @@ describe('trainEventLine', () => {
     expect(trainEventLine({ type: 'status', text: 'x' })).toBeNull();
   });
 
+  // A resume given --base-matmul int8 changed a fp32 run's numbers while stderr said "as the saved run was trained
+  // with": the sentence that said otherwise went to stdout alone, as a JSON status line.
+  it('says the run\'s notes (a status with note) on stderr, and leaves progress statuses to the JSON lines', () => {
+    const note = "the saved run's base products ran in fp32; it continues in int8 as asked, so its numbers change from here";
+    expect(trainEventLine({ type: 'status', text: note, note: true })).toBe(`note: ${note}`);
+    expect(trainEventLine({ type: 'status', text: 'measured 3 kernel combinations on one layer of this model…' })).toBeNull();
+  });
+
   it('says the plan before the first step: steps, rows, batch, tokens and the padding left beside the padded one', () => {
     const stats = { totalSteps: 14, epochs: 1, trainExamples: 56, validationExamples: 6, trainBatchSize: 4, microBatchSize: 4, gradientAccumulationSteps: 1, tokensPerEpoch: 2881, paddingFraction: 0.0954, paddingFractionPadded: 0.26 };
     const plan = (over: object, resumedAt = 0): TrainEvent => ({ type: 'plan', stats: { ...stats, ...over }, resumedAt }) as unknown as TrainEvent;

@@ -100,6 +100,26 @@ describe('train --resume with other data or hyperparameters than the run’s', (
   });
 });
 
+describe('train --resume of a run whose stored data is damaged', () => {
+  // The copy in OUT/run damaged, the --data given (the run's own file) was said to differ: dropping it as told led to a
+  // second refusal that still did not say which copy was wrong.
+  it('names the damaged copy in OUT/run, not the --data given, and says it once that it cannot be resumed', async () => {
+    const train0 = new TextEncoder().encode('{"text":"a"}\n');
+    const out = mkdtempSync(join(tmpdir(), 'finetune-resume-damaged-'));
+    await folderRunStore(join(out, 'run')).commit(checkpointFiles({ ...fakeRun(2), trainChecksum: await stateChecksum(train0) }, fakeState(2, 4), { train: train0, validation: null }));
+    const stored = readdirSync(join(out, 'run')).find((f) => f.endsWith('-train.jsonl'))!;
+    writeFileSync(join(out, 'run', stored), '{"text":"A"}\n');
+    const data = join(out, 'rows.jsonl');
+    writeFileSync(data, train0);
+    for (const withData of [true, false]) {
+      const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume', ...(withData ? ['--data', data] : []));
+      const message = (code as Error).message;
+      expect(message).toMatch(new RegExp(`^"${join(out, 'run').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}": the saved run cannot be resumed: its training data \\(rows\\.jsonl\\) is not the data it was trained on \\(checksum sha256:[0-9a-f]{64}, saved with the run sha256:[0-9a-f]{64}\\); start a new run over it with --overwrite, or give --out another folder$`));
+      expect(message).not.toMatch(/--data .* \(the run trains on/);
+    }
+  });
+});
+
 describe('train --resume and the base model name the run was given', () => {
   // train --base-model NAME records NAME with the run: a resume without the flag names the base by it, so a model folder
   // whose name a typed --base-model is refused for is not refused for its name (it once was, as if never named).
@@ -128,18 +148,32 @@ describe('train and a damaged OUT/run', () => {
   it('a new run without --overwrite is refused over a damaged run (run.json {}, or a lost current.json) and the files stay; with --overwrite it goes on, saying so', async () => {
     for (const damage of ['empty record', 'no pointer'] as const) {
       const out = await savedRunFolder({});
-      if (damage === 'empty record') writeFileSync(join(out, 'run', '000001-run.json'), '{}');
+      // A second checkpoint: files of generation 2, which only a commit made (a first one cut short has only 1's).
+      await folderRunStore(join(out, 'run')).commit(checkpointFiles(fakeRun(2), fakeState(2, 4), { train: new TextEncoder().encode('{"text":"a"}\n'), validation: null }));
+      if (damage === 'empty record') writeFileSync(join(out, 'run', '000002-run.json'), '{}');
       else rmSync(join(out, 'run', 'current.json'));
       const before = runFiles(out);
       const { code } = await train('--model', 'test/fixtures/tiny-mistral', '--data', 'test/fixtures/data/prompt_completion.jsonl', '--out', out);
       const message = (code as Error).message;
       expect(message, damage).toMatch(new RegExp(`^the saved run in "${join(out, 'run')}" is unreadable \\(.*\\): a new run there would replace it at its first checkpoint; give --out another folder to keep it, or --overwrite to replace it$`));
       if (damage === 'empty record') expect(message).toContain('(run.json: its record holds no hyperparameters)');
-      else expect(message).toContain('(the run store has numbered files ("000001-run.json", "000001-state.safetensors", "000001-train.jsonl") but no current.json');
+      else expect(message).toContain('(the run store has numbered files ("000002-run.json", "000002-state.safetensors", "000002-train.jsonl") but no current.json');
       expect(runFiles(out)).toEqual(before);
       const over = await train('--model', 'test/fixtures/tiny-mistral', '--data', 'test/fixtures/data/prompt_completion.jsonl', '--out', out, '--overwrite');
       expect((over.code as Error).message).toBe(REACHED_GPU);
       expect(over.err.join('\n')).toMatch(/note: the saved run in .* is unreadable \(.*\); --overwrite: this run replaces it at its first checkpoint/);
     }
+  });
+
+  // A kill during a new run's first checkpoint left its files and no pointer: refused as a damaged run "to keep", though
+  // nothing was ever saved there.
+  it('a first checkpoint cut short before its commit is no run: a new run goes on over it, saying so; --resume says there is none', async () => {
+    const out = await savedRunFolder({});
+    rmSync(join(out, 'run', 'current.json'));
+    const fresh = await train('--model', 'test/fixtures/tiny-mistral', '--data', 'test/fixtures/data/prompt_completion.jsonl', '--out', out);
+    expect((fresh.code as Error).message).toBe(REACHED_GPU);
+    expect(fresh.err).toContainEqual(expect.stringMatching(/^note: the saved run in ".*" is unreadable \(the run store holds the files of a first checkpoint \("000001-run\.json", .*\) but no current\.json: that checkpoint was cut short before it was committed, so no run was saved there\); this run replaces it at its first checkpoint$/));
+    const resumed = await train('--model', 'test/fixtures/tiny-mistral', '--out', out, '--resume');
+    expect((resumed.code as Error).message).toMatch(/so no run was saved there\): there is no run to resume; drop --resume to start one$/);
   });
 });

@@ -56,6 +56,6 @@ describe('the step a saved checkpoint holds', () => {
     await store.commit(checkpointFiles({ ...fakeRun(2), stateChecksum: await stateChecksum(state) }, state.subarray(0, 100), { train, validation: null }));
     const e = await errorOf(() => readStoredCheckpoint(store));
     expect(isDamagedRun(e)).toBe(true);
-    expect(e.message).toMatch(/^the checkpoint is corrupt: its checksum \(.+\) does not match the one saved with the run \(.+\); it cannot be resumed$/);
+    expect(e.message).toMatch(/^the checkpoint is corrupt: its checksum \(.+\) does not match the one saved with the run \(.+\)$/);
   });
 });
