@@ -45,6 +45,25 @@ function temporaryName(name: string): string {
   return `.${utf8Prefix(name, MAX_NAME_BYTES - 1 - suffix.length)}${suffix}`;
 }
 
+/**
+ * Removes what writes of `names` into `dir` that were killed left there: their temporary files (temporaryName's
+ * `.<name>.<12 hex>.tmp`). A kill during train's adapter write left tens of MB of them in OUT/adapter for good. Only
+ * where no other writer can be at work on the same names (train's OUT, under its lock): another's temporary file is
+ * removed too.
+ */
+export async function removeLeftTemporaries(dir: string, names: readonly string[]): Promise<string[]> {
+  const ours = names.map((n) => `.${utf8Prefix(n, MAX_NAME_BYTES - 1 - 18)}.`);
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const left = entries.filter((e) => /\.[0-9a-f]{12}\.tmp$/.test(e) && ours.some((o) => e.startsWith(o) && e.length === o.length + 16));
+  await Promise.all(left.map((e) => rm(join(dir, e), { force: true }).catch(() => undefined)));
+  return left;
+}
+
 /** The longest start of `text` of at most `bytes` bytes in UTF-8, whole characters only. */
 function utf8Prefix(text: string, bytes: number): string {
   let used = 0;

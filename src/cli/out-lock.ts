@@ -7,13 +7,14 @@
 // host and start), and a lock left by a killed process (kill -9, a power cut) has to be recognised as such on this
 // host at once, not after a staleness timeout, because a user retries right after.
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FinetuneError } from '../core/errors.ts';
 import { processAlive } from './process-alive.ts';
 import { makeFolderSync } from './make-folder.ts';
 import { quote, visibleText } from '../core/quote.ts';
+import { nodeErrorReason } from './node-error.ts';
 
 /** The lock's file name in OUT: a dot name, so that a listing of the folder does not show it. */
 export const OUT_LOCK_NAME = '.finetune-train.lock';
@@ -62,15 +63,17 @@ function linkInto(path: string, holder: OutLockHolder): boolean {
   // Written beside it, then hard-linked into place: the link is atomic and fails when the name exists, so a reader
   // never sees a half-written lock and two takers cannot both succeed.
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(tmp, JSON.stringify(holder));
   try {
+    writeFileSync(tmp, JSON.stringify(holder));
     linkSync(tmp, path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    // A full disk or a read-only folder: the lock file named (a bare "ENOSPC: no space left on device, write" said
+    // neither what nor where), the temporary file gone.
+    throw new FinetuneError('bad-input', `could not write the lock file ${quote(path)}: ${nodeErrorReason(e)}`);
   } finally {
-    unlinkSync(tmp);
+    rmSync(tmp, { force: true });
   }
 }
 

@@ -69,7 +69,7 @@ function parsePointer(bytes: Uint8Array): Pointer {
     (p as Pointer).files !== null &&
     Object.entries((p as Pointer).files).every(([k, v]) => LOGICAL_NAME.test(k) && typeof v === 'string' && PHYSICAL_NAME.test(v));
   // The pointer is only ever replaced whole, so a malformed one was written by someone else: refuse rather than guess.
-  if (!ok) throw damagedStore(`the run store's ${POINTER_FILE} is not one this app wrote`);
+  if (!ok) throw damagedStore(`the run store's ${POINTER_FILE} is damaged or not one this app wrote`);
   return p as Pointer;
 }
 

@@ -28,7 +28,7 @@ import { isRemoteModelSpec, modelSpec } from '../node-source.ts';
 import { checkCacheFolder } from '../cache-dir.ts';
 import { defaultCacheDir, nodeWeightCache } from '../node-weight-cache.ts';
 import { supersededNote } from '../../run/weight-cache-prune.ts';
-import { folderRunStore, folderStoreFiles, writeFilesAtomic, type WriteProbe } from '../node-store.ts';
+import { folderRunStore, removeLeftTemporaries, folderStoreFiles, writeFilesAtomic, type WriteProbe } from '../node-store.ts';
 import { lockOutFolder } from '../out-lock.ts';
 import { fileKernelTuningCache } from '../../run/kernel-tuning.ts';
 import { onStopSignals, SIGNAL_EXIT_CODE, type StopSignal } from '../stop-signals.ts';
@@ -477,6 +477,8 @@ export function makeTrainCommand(
           const files = adapterBundle(adapter, s.baseConfig, { name: s.baseModelName, training: s.trainingCard() });
           const dir = join(out, 'adapter');
           await makeFolder(dir);
+          // What a kill during an earlier write of the set left (tens of MB of a GGUF): OUT is this run's, under its lock.
+          await removeLeftTemporaries(dir, Object.keys(files));
           // As one set, each file through a temporary one renamed over it: a full disk keeps the earlier set whole (an
           // --overwrite run's adapter); a kill between the renames leaves no adapter_config.json, never one adapter's
           // config beside another's weights.
@@ -573,7 +575,7 @@ export function makeTrainCommand(
           // The run's last state is saved by now: a failed write of the adapter (a full disk) says so, and how to get it.
           const { adapter, dir } = await writeAdapter(s).catch((e: unknown) => {
             const how = result.stopped ? 'run the same command with --resume: it continues the run and writes the adapter at its end' : 'run the same command with --resume: it writes the adapter again, training nothing';
-            throw new FinetuneError('bad-input', `${thrownMessage(e)}. The run itself is saved in ${quote(runDir)} (step ${result.steps}): once there is room, ${how}`, { code: (e as { code?: unknown }).code });
+            throw new FinetuneError('bad-input', `${thrownMessage(e)}. The run itself is saved in ${quote(runDir)} (step ${result.steps}): ${(e as { code?: unknown }).code === 'ENOSPC' ? 'once there is room' : 'once the folder can be written'}, ${how}`, { code: (e as { code?: unknown }).code });
           });
           // A local folder's name is no Hub id: PEFT's AutoPeftModelForCausalLM, vLLM and Ollama could not find the base.
           if (baseModel === undefined && adapter.config.baseModel === spec.label && !isRemoteModelSpec(values.model as string)) {
