@@ -76,7 +76,7 @@ describe('finetune train and a full disk at a checkpoint', () => {
     );
     expect(code).toBe(2);
     expect(lines.at(-1)).toBe(
-      `finetune train: bad-input: could not write "${join(out, 'adapter', 'README.md')}": EISDIR: illegal operation on a directory; "${join(out, 'adapter')}" now holds part of the new set without adapter_config.json, so no reader takes it for one: write it again. The run itself is saved in "${join(out, 'run')}" (step 3): once there is room, run the same command with --resume: it writes the adapter again, training nothing`,
+      `finetune train: bad-input: could not write "${join(out, 'adapter', 'README.md')}": EISDIR: illegal operation on a directory; "${join(out, 'adapter')}" now holds part of the new set without adapter_config.json, so no reader takes it for one: write it again. The run itself is saved in "${join(out, 'run')}" (step 3): once the folder can be written, run the same command with --resume: it writes the adapter again, training nothing`,
     );
     // As it says: the folder out of the way, --resume writes the adapter of step 3 without training a step.
     rmSync(join(out, 'adapter', 'README.md'), { recursive: true });
