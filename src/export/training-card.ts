@@ -27,6 +27,8 @@ export interface TrainingSummary {
   baseline?: { valLoss: number; sample?: string };
   /** The run started from an imported adapter, not PEFT's fresh initialisation. */
   fromImported?: boolean;
+  /** The run is paused, not ended: the adapter is read while it waits (an export while paused), and goes on after. */
+  paused?: boolean;
 }
 
 /**
@@ -86,7 +88,8 @@ function resultRows(history: TrainingSummary['history']): TrainingSummary['histo
 /** The section's markdown lines (starting with its heading). */
 export function trainingCardLines(t: TrainingSummary): string[] {
   const lines: string[] = ['## Training', ''];
-  const stopped = t.step < t.totalSteps ? ` (stopped at step ${t.step} of the ${t.totalSteps} planned)` : '';
+  // An export while paused is of a run that goes on: "stopped" said it had ended.
+  const stopped = t.step < t.totalSteps ? ` (${t.paused ? 'exported while paused' : 'stopped'} at step ${t.step} of the ${t.totalSteps} planned)` : '';
   const rows = (n: number, what = ''): string => `${n} ${what}row${n === 1 ? '' : 's'}`;
   const v = t.validationRows;
   lines.push(

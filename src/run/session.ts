@@ -1199,6 +1199,8 @@ export class FinetuneSession {
       validationPrompt: t.hp.validation_prompt ?? null,
       ...(t.start.baseline ? { baseline: { ...t.start.baseline } } : {}),
       fromImported: t.fromImported,
+      // Read during a run only while it is paused (adapterNow): it goes on after.
+      ...(this.running ? { paused: true } : {}),
     };
   }
 

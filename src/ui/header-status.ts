@@ -2,9 +2,9 @@
 // the page knows in, text out), so that every phase is unit-tested (test/unit/ui/header-status.test.ts).
 
 import { passPlace } from '../core/run-words.ts';
-import { formatCounted } from '../core/units.ts';
+import { formatCounted, formatPercent } from '../core/units.ts';
 import { formatCount, formatDuration } from './format.ts';
-import type { RunState } from './run-state.ts';
+import { stoppedResumable, type RunState } from './run-state.ts';
 
 export interface HeaderStatus {
   text: string;
@@ -47,8 +47,9 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
       // The time left too: the chip is what shows from the other panels of a long page.
       return { text: `Training · step ${of}${timeLeftSuffix(r)}`, state: 'busy', href: training };
     case 'starting':
-    case 'stopping':
       return { text: `Training · step ${of}`, state: 'busy', href: training };
+    case 'stopping':
+      return { text: `Stopping · step ${of}`, state: 'busy', href: training };
     case 'pausing':
       return { text: `Pausing · step ${of}`, state: 'busy', href: training };
     case 'paused':
@@ -60,7 +61,7 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
       return { text: `Finished · ${steps(r.step)} · export ↓`, state: 'done', href: '#panel-export' };
     // A stopped or failed run is still the news: its checkpoint can be resumed, or its error read, in the panel.
     case 'stopped':
-      return { text: `Stopped at step ${of}${r.checkpointStep !== null ? ' · resume ↓' : ''}`, state: 'stopped', href: training };
+      return { text: `Stopped at step ${of}${stoppedResumable(r) ? ' · resume ↓' : ''}`, state: 'stopped', href: training };
     case 'error':
       return { text: `Training failed at step ${of} · see why ↓`, state: 'error', href: training };
     case 'idle':
@@ -79,7 +80,8 @@ export function headerStatus(r: RunState, c: HeaderContext): HeaderStatus {
  */
 export function documentTitle(r: RunState, idleTitle: string): string {
   const app = 'finetune';
-  const pct = r.totalSteps ? `${Math.floor((100 * r.step) / r.totalSteps)}%` : null;
+  // As the panel's step readout writes it (it said 13 % where the title said 12% at step 1 of 8).
+  const pct = r.totalSteps ? formatPercent(r.step / r.totalSteps) : null;
   const left = timeLeftSuffix(r);
   const of = `step ${formatCount(r.step)}${r.totalSteps ? ` / ${formatCount(r.totalSteps)}` : ''}`;
   switch (r.phase) {
@@ -87,9 +89,10 @@ export function documentTitle(r: RunState, idleTitle: string): string {
       return `Starting · ${app}`;
     case 'running':
     case 'validating':
-    case 'stopping':
     case 'pausing':
       return `${pct ?? of}${left} · ${pct ? `${of} · ` : ''}${app}`;
+    case 'stopping':
+      return `Stopping at ${pct ?? of} · ${app}`;
     case 'paused':
       return `Paused at ${pct ?? of} · ${app}`;
     case 'resuming':

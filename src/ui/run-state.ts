@@ -245,9 +245,13 @@ function onEvent(s: RunState, e: TrainEvent): RunState {
       return { ...s, checkpointStep: e.step, checkpointSavedAt: e.savedAt, note: `Checkpoint saved in this browser at step ${e.step}.` };
     case 'status':
       return { ...s, note: e.text };
-    case 'paused':
-      // The worker has stopped at a pause point: only now is the GPU free for export and Try it.
-      return s.phase === 'pausing' ? { ...s, phase: 'paused' } : s;
+    case 'paused': {
+      // The worker has stopped at a pause point: only now is the GPU free for export and Try it. A sample being
+      // written waits too: its "writing…" line, left as it was, said it was under way for as long as the pause lasted.
+      if (s.phase !== 'pausing') return s;
+      const sample = /^writing a sample for the validation prompt (.*)…$/.exec(s.note);
+      return { ...s, phase: 'paused', ...(sample ? { note: `The sample for the validation prompt ${sample[1]} is written once the run is resumed.` } : {}) };
+    }
     case 'kernels':
       // Its own line under the readouts: the note keeps what it said (e.g. which checkpoint a resume continued from).
       return { ...s, kernels: e.text };
@@ -330,11 +334,7 @@ export function runReducer(s: RunState, a: RunAction): RunState {
         // The run's training time in the end (its final validation pass included), as the result line says it.
         readouts: s.readouts ? { ...s.readouts, etaSeconds: r.stopped ? null : 0, elapsedSeconds: r.seconds } : null,
         outcome,
-        note: r.stopped
-          ? s.restoreOnly
-            ? `The adapter at step ${r.steps} is restored; the run is saved and can be resumed.`
-            : `Stopped at step ${r.steps}; the run is saved and can be resumed.`
-          : '',
+        note: r.stopped ? stoppedNote(r.steps, s) : '',
       };
     }
     case 'failed':
@@ -399,6 +399,23 @@ export function runLostDevice(run: Pick<RunState, 'phase' | 'outcome'>): boolean
 }
 
 /** What the page says when the GPU device was lost during a run: what happened, what is safe, what to do. */
+/**
+ * Whether a stopped run can be resumed from here: a checkpoint of it, before its last step. Stopped in the pass before
+ * the first step, nothing was saved; stopped in the validation after the last step, it is trained and saved (what was
+ * left is that validation, which a reload's Restore makes). Both once promised a Resume that was not there.
+ */
+export function stoppedResumable(s: Pick<RunState, 'checkpointStep' | 'totalSteps'>): boolean {
+  return s.checkpointStep !== null && s.checkpointStep < s.totalSteps;
+}
+
+/** What a stop left, in the line under the run. */
+function stoppedNote(steps: number, s: RunState): string {
+  if (s.restoreOnly) return `The adapter at step ${steps} is restored; the run is saved and can be resumed.`;
+  if (s.checkpointStep === null) return `Stopped ${steps === 0 ? 'before the first step' : `at step ${steps}`}; nothing was saved in this browser.`;
+  if (!stoppedResumable(s)) return `Stopped in the validation after the last step; the trained adapter is saved.`;
+  return `Stopped at step ${steps}; the run is saved and can be resumed.`;
+}
+
 export function deviceLostText(outcome: { lostKernels?: string }, checkpointStep: number | null): string {
   if (outcome.lostKernels !== undefined) {
     return `The GPU stopped working while the run measured which kernels are fastest here, before its first step (it was timing ${outcome.lostKernels}; a driver that hangs or resets on one kernel does this). Get the GPU back, then train again: the next run leaves that combination out.`;

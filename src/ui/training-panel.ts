@@ -16,7 +16,7 @@ import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
 import { FORGET_ELSEWHERE_TEXT, isRunElsewhere, runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, forgetWithdrawnText, savedRunActions, type OfferedCheckpoint } from './saved-run-offer.ts';
-import { afterStepText, deviceLostText, etaText, runLostDevice, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
+import { afterStepText, deviceLostText, etaText, runLostDevice, stoppedResumable, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -166,6 +166,9 @@ export function phaseLine(run: RunState, why: string | null | undefined): string
   if (run.phase === 'paused') return `Paused ${run.step === 0 ? 'before the first step' : `after step ${run.step}`}. Resume continues; export works while paused.`;
   // Resume asked: the worker lets the run go once what reads its adapter has ended (an export takes seconds).
   if (run.phase === 'resuming') return `Resuming ${v ? 'the validation ' : ''}after step ${v?.step ?? run.step} once the export (or other reading of the adapter) under way has finished…`;
+  // Stopped with nothing saved, or after the last step: no Resume to speak of.
+  if (run.phase === 'stopped' && run.checkpointStep === null) return 'Stopped. Nothing was saved: Train again starts the run.';
+  if (run.phase === 'stopped' && !stoppedResumable(run)) return 'Stopped after the last step: the adapter is trained.';
   return PHASE_TEXT[run.phase];
 }
 
@@ -274,6 +277,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     replace.addEventListener('click', () => startNow(existing));
     keep.addEventListener('click', () => {
       confirmBox.hidden = true;
+      // Back on the button that asked: the box's going left the focus on the page's body.
+      startButton.focus();
     });
     replaceChildren(
       confirmBox,
@@ -298,6 +303,7 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     train.addEventListener('click', () => startNow(null));
     cancel.addEventListener('click', () => {
       confirmBox.hidden = true;
+      startButton.focus();
     });
     replaceChildren(confirmBox, h('p', { class: 'warn', 'data-testid': 'train-confirm-why' }, why), h('div', { class: 'actions' }, train, cancel));
     confirmBox.hidden = false;
@@ -305,7 +311,13 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
   };
   // While pausing, the button already says Resume: a second click takes the pause back before it took effect.
   pauseButton.addEventListener('click', () => (shared.run.value.phase === 'paused' || shared.run.value.phase === 'pausing' ? control.unpause() : control.pause()));
-  stopButton.addEventListener('click', () => control.stop());
+  // Stop disables itself (and every run button until the run has stopped): the focus waits for the run to end, then
+  // goes to what comes next (Resume, or Train again), not to the page's body.
+  let focusAfterStop = false;
+  stopButton.addEventListener('click', () => {
+    focusAfterStop = document.activeElement === stopButton;
+    control.stop();
+  });
   resumeHere.addEventListener('click', async () => {
     acting();
     resumeHere.disabled = true;
@@ -449,6 +461,8 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
       confirmForget.hidden = true;
       setDisabled(true);
       if (!(await forgetConfirmed({ step: run.step, savedAt: run.savedAt }))) setDisabled(false);
+      // The box is gone with the run: the focus to Train, which starts a new one, not to the page's body.
+      else startButton.focus();
     };
     for (const a of actions) {
       a.button.addEventListener('click', async () => {
@@ -758,8 +772,14 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (o.kind === 'failed') return replaceChildren(result, h('p', { class: 'bad', 'data-testid': 'train-error' }, `Training failed: ${o.message}`));
     if (o.kind === 'stopped') {
       // A device lost since (under Try it, an export…) took the adapter: only the checkpoint remains to resume.
-      const exported = run.hasAdapter ? 'The adapter so far can be exported; Resume' : 'Resume';
-      return replaceChildren(result, h('p', { class: 'warn' }, `Stopped at step ${o.steps} of ${o.totalSteps}. ${exported} continues the run from here (after a reload too).`));
+      const exported = run.hasAdapter ? 'The adapter so far can be exported; ' : '';
+      const words =
+        run.checkpointStep === null
+          ? `Stopped ${o.steps === 0 ? 'before the first step' : `at step ${o.steps} of ${o.totalSteps}`}: nothing was saved in this browser, so there is nothing to resume; Train again starts the run.`
+          : !stoppedResumable(run)
+            ? `Stopped in the validation after the last step (${o.steps} of ${o.totalSteps}): the adapter is trained and saved, and can be exported; its final validation was left out.`
+            : `Stopped at step ${o.steps} of ${o.totalSteps}. ${exported}Resume continues the run from here (after a reload too).`;
+      return replaceChildren(result, h('p', { class: 'warn' }, words));
     }
     const validation = validationLossWords(o.finalValLoss, o.baselineValLoss);
     replaceChildren(
@@ -795,13 +815,17 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     pauseButton.textContent = run.phase === 'paused' || run.phase === 'pausing' || run.phase === 'resuming' ? 'Resume' : 'Pause';
     stopButton.disabled = !busy || run.phase === 'stopping';
     // After Stop, or after a failure with a checkpoint, the run continues from where it was saved: no reload needed.
-    resumeHere.hidden = !((run.phase === 'stopped' || run.phase === 'error') && run.checkpointStep !== null && run.checkpointStep < run.totalSteps);
+    resumeHere.hidden = !((run.phase === 'stopped' || run.phase === 'error') && stoppedResumable(run));
     resumeHere.textContent = `Resume from step ${run.checkpointStep ?? 0}`;
     // A lost GPU device: the worker makes a new one and reloads the model, then the run continues from its checkpoint.
     const deviceLost = runLostDevice(run);
     recoverButton.hidden = !deviceLost;
     if (deviceLost) resumeHere.hidden = true;
     if (busy) confirmBox.hidden = true;
+    if (focusAfterStop && !busy) {
+      focusAfterStop = false;
+      (resumeHere.hidden ? startButton : resumeHere).focus();
+    }
     phaseText.className = `status phase-${run.phase}`;
     phaseText.dataset.phase = run.phase;
     phaseText.textContent = phaseLine(run, why);

@@ -137,7 +137,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('loss-chart').locator('.u-legend').textContent()).toMatch(/train loss.*validation loss.*smoothed/);
     // The learning-rate chart marks where the run is.
     await page.locator('[data-testid="plan-lr"][data-current-step="1"]').waitFor();
-    expect(await page.title()).toMatch(/^(\d+% · (\d+:\d\d left · )?step [12] \/ 2|Finished · 2 steps) · finetune$/);
+    expect(await page.title()).toMatch(/^([\d.]+ % · (\d+:\d\d left · )?step [12] \/ 2|Finished · 2 steps) · finetune$/);
     await screenshot(page, 'train-running');
     // The validation after the last step, pass by pass (each takes seconds here).
     await Promise.all([
@@ -263,6 +263,8 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     expect(await page.getByTestId('train-cancel-replace').evaluate((b) => b === document.activeElement)).toBe(true);
     await page.keyboard.press('Escape');
     expect(await page.getByTestId('train-confirm').isHidden()).toBe(true);
+    // The focus back on Train, not on the page's body.
+    expect(await page.getByTestId('train-start').evaluate((b) => b === document.activeElement)).toBe(true);
     expect(await page.getByTestId('train-status').getAttribute('data-phase')).not.toBe('running');
     await page.getByTestId('train-start').click();
     await page.getByTestId('train-confirm').filter({ hasText: /replaces the run saved in this browser/ }).waitFor({ timeout: 240_000 });
@@ -279,7 +281,7 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     }
     await waitRunPhase(page, 'paused', 120_000);
     expect(await page.getByTestId('train-pause').textContent()).toBe('Resume');
-    expect(await page.title()).toMatch(/^Paused at \d+% · finetune$/);
+    expect(await page.title()).toMatch(/^Paused at [\d.]+ % · finetune$/);
     // Paused means stopped at a step's end: nothing moves from here.
     const held = await counter.textContent();
     await page.waitForTimeout(6_000);
@@ -288,8 +290,11 @@ describe('train the demo model in the page (headless Chromium, SwiftShader)', ()
     await screenshot(page, 'train-paused');
     await page.locator('#panel-training').screenshot({ path: 'test-artifacts/train-panel-paused.png' });
 
-    await page.getByTestId('train-stop').click();
+    // Stop from the keyboard: the button disables itself; once stopped the focus is on what comes next, Resume.
+    await page.getByTestId('train-stop').focus();
+    await page.keyboard.press('Enter');
     await waitRunPhase(page, 'stopped', 120_000);
+    expect(await page.getByTestId('train-resume-here').evaluate((b) => b === document.activeElement)).toBe(true);
     const result = await page.getByTestId('train-result').textContent();
     const stoppedAt = Number(/Stopped at step (\d+) of 4/.exec(result ?? '')?.[1]);
     expect(stoppedAt >= 1 && stoppedAt < 4, result ?? '').toBe(true);

@@ -59,6 +59,8 @@ describe('the README\'s Training section', () => {
   it('says a stopped run stopped, names a validation file, and says when it started from an imported adapter', () => {
     const text = trainingCardLines(summary({ step: 2, totalSteps: 9, validationName: 'held.jsonl', fromImported: true, history: [] })).join('\n');
     expect(text).toContain('for 2 optimizer steps (stopped at step 2 of the 9 planned)');
+    // Exported while the run was paused: it goes on, and did not stop.
+    expect(trainingCardLines(summary({ step: 4, totalSteps: 8, paused: true, history: [] })).join('\n')).toContain('for 4 optimizer steps (exported while paused at step 4 of the 8 planned)');
     expect(text).toContain('validated on `held.jsonl` (4 rows).');
     expect(text).toContain('It started from an imported adapter');
     expect(text).not.toContain('### Results');

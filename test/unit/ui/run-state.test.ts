@@ -1,6 +1,6 @@
 // The page's run state machine (src/ui/run-state.ts): every phase change and readout comes from this reducer.
 import { describe, expect, it } from 'vitest';
-import { deviceLostText, etaText, IDLE_RUN, runBusy, runComputing, runReducer, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
+import { deviceLostText, etaText, IDLE_RUN, runBusy, runComputing, runReducer, stoppedResumable, type RunAction, type RunState } from '../../../src/ui/run-state.ts';
 import type { DataStats, SavedRun, TrainEvent } from '../../../src/worker/api.ts';
 import { estimateSubject, paddingText, phaseLine, stepsText } from '../../../src/ui/training-panel.ts';
 
@@ -218,6 +218,26 @@ describe('run state', () => {
     expect(s.validation).toMatchObject({ step: 0, valLoss: 3.95 });
     expect(s.samples.map((x) => [x.step, x.text])).toEqual([[0, 'before'], [2, 'later']]);
     expect(run({ type: 'resume', saved: { ...saved, baseline: undefined } }).baseline).toBeNull();
+  });
+
+  // A stop in the pass before the first step said "the run is saved and can be resumed", and one in the validation after
+  // the last step promised a Resume: neither was there.
+  it('says what a stop left: nothing saved, the trained adapter saved, or a run to resume', () => {
+    const stopped = (steps: number) => ({ type: 'finished', result: { steps, stopped: true, seconds: 1, finalLoss: null, finalValLoss: null } }) as never;
+    let s = runReducer(run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 })), stopped(0));
+    expect(s).toMatchObject({ phase: 'stopped', checkpointStep: null, note: 'Stopped before the first step; nothing was saved in this browser.' });
+    s = runReducer(runReducer(run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 })), ev({ type: 'checkpoint', step: stats.totalSteps, savedAt: 'x' })), stopped(stats.totalSteps));
+    expect(s.note).toBe('Stopped in the validation after the last step; the trained adapter is saved.');
+    expect(stoppedResumable(s)).toBe(false);
+    s = runReducer(runReducer(run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 })), ev({ type: 'checkpoint', step: 1, savedAt: 'x' })), stopped(1));
+    expect(s.note).toBe('Stopped at step 1; the run is saved and can be resumed.');
+    expect(stoppedResumable(s)).toBe(true);
+  });
+
+  it('says a sample under way waits for the resume once paused (its "writing…" line stayed for the whole pause)', () => {
+    let s = run({ type: 'start', totalSteps: 4 }, ev({ type: 'plan', stats, resumedAt: 0 }), ev({ type: 'status', text: 'writing a sample for the validation prompt after step 4…' }), { type: 'pause' } as RunAction);
+    s = runReducer(s, ev({ type: 'paused', step: 4 }));
+    expect(s).toMatchObject({ phase: 'paused', note: 'The sample for the validation prompt after step 4 is written once the run is resumed.' });
   });
 
   it("restores an unfinished saved run's adapter: said as such, and it ends stopped at its checkpoint, resumable", () => {
