@@ -248,7 +248,7 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-/** The zip format's CRC-32, written apart from the reader's (src/model/zip-archive.ts), to check what it accepts. */
+/** The zip format's CRC-32, written apart from the reader's (src/core/bytes.ts, used by src/model/zip-archive.ts), to check what it accepts. */
 export function crc32(b: Uint8Array): number {
   let c = 0xffffffff;
   for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff] ^ (c >>> 8);
