@@ -7,10 +7,10 @@ import { PROXY_PROBLEM_TITLE } from './endpoints.ts';
 import { visibleText } from '../core/quote.ts';
 import { formatWait } from '../core/units.ts';
 
-/** What a failed call was doing, in words, from its method and path (after /v1). */
 /** The call of an output download in messages: the only request this client sends outside the API's routes. */
 export const OUTPUT_DOWNLOAD_CALL = "downloading the training's output";
 
+/** What a failed call was doing, in words, from its method and path (after /v1). */
 export function describeCall(method: string, path: string): string {
   const p = path.split('?')[0];
   let m: RegExpExecArray | null;

@@ -379,7 +379,9 @@ export async function downloadOutput(c: RemoteClient, url: string, o: DownloadOp
       target = new URL(location, target);
     }
   }
-  const declared = res.headers.get('content-length') === null ? NaN : Number(res.headers.get('content-length'));
+  // No header is no size (Number(null) is 0, which would say "cut off after … of 0 B").
+  const length = res.headers.get('content-length');
+  const declared = length === null ? NaN : Number(length);
   if (Number.isFinite(declared) && declared > maxBytes) throw new FinetuneError('remote', `the output is ${declared} bytes, more than the ${maxBytes}-byte limit`);
   // The bytes counted as they come: a connection cut halfway is said with how far it got (it came out of fetch as a bare
   // "TypeError: terminated", an internal error with a stack trace on the command line).

@@ -213,10 +213,6 @@ function planStats(data: TrainingData, hp: Hyperparams): DataStats {
   return { ...s, learningRates, ...(notice ? { notices: [...(s.notices ?? []), notice] } : {}) };
 }
 
-/**
- * Reads a JSONL file the way training will: every problem with its line (up to `maxProblems`), and token statistics.
- * Only the tokenizer takes part: the page's worker reads a file without a session (and its GPU device).
- */
 /** How often a data file's reading is reported to the page at most (each report is a message to it). */
 export const DATA_PROGRESS_EVERY_MS = 250;
 
@@ -231,6 +227,10 @@ export function everyFewMs(report: (bytesRead: number) => void, total: number, e
   };
 }
 
+/**
+ * Reads a JSONL file the way training will: every problem with its line (up to `maxProblems`), and token statistics.
+ * Only the tokenizer takes part: the page's worker reads a file without a session (and its GPU device).
+ */
 export async function datasetReport(
   tokenizer: Tokenizer,
   file: Blob,

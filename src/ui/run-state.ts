@@ -398,24 +398,34 @@ export function runLostDevice(run: Pick<RunState, 'phase' | 'outcome'>): boolean
   return run.phase === 'error' && run.outcome?.kind === 'failed' && run.outcome.errorKind === 'device-lost';
 }
 
-/** What the page says when the GPU device was lost during a run: what happened, what is safe, what to do. */
 /**
  * Whether a stopped run can be resumed from here: a checkpoint of it, before its last step. Stopped in the pass before
  * the first step, nothing was saved; stopped in the validation after the last step, it is trained and saved (what was
  * left is that validation, which a reload's Restore makes). Both once promised a Resume that was not there.
  */
 export function stoppedResumable(s: Pick<RunState, 'checkpointStep' | 'totalSteps'>): boolean {
-  return s.checkpointStep !== null && s.checkpointStep < s.totalSteps;
+  return stopLeft(s) === 'resumable';
+}
+
+/** What a stop left: nothing saved, the trained adapter (saved at the last step), or a run to resume. */
+export function stopLeft(s: Pick<RunState, 'checkpointStep' | 'totalSteps'>): 'nothing' | 'trained' | 'resumable' {
+  return s.checkpointStep === null ? 'nothing' : s.checkpointStep < s.totalSteps ? 'resumable' : 'trained';
 }
 
 /** What a stop left, in the line under the run. */
 function stoppedNote(steps: number, s: RunState): string {
   if (s.restoreOnly) return `The adapter at step ${steps} is restored; the run is saved and can be resumed.`;
-  if (s.checkpointStep === null) return `Stopped ${steps === 0 ? 'before the first step' : `at step ${steps}`}; nothing was saved in this browser.`;
-  if (!stoppedResumable(s)) return `Stopped in the validation after the last step; the trained adapter is saved.`;
-  return `Stopped at step ${steps}; the run is saved and can be resumed.`;
+  switch (stopLeft(s)) {
+    case 'nothing':
+      return `Stopped ${steps === 0 ? 'before the first step' : `at step ${steps}`}; nothing was saved in this browser.`;
+    case 'trained':
+      return 'Stopped in the validation after the last step; the trained adapter is saved.';
+    case 'resumable':
+      return `Stopped at step ${steps}; the run is saved and can be resumed.`;
+  }
 }
 
+/** What the page says when the GPU device was lost during a run: what happened, what is safe, what to do. */
 export function deviceLostText(outcome: { lostKernels?: string }, checkpointStep: number | null): string {
   if (outcome.lostKernels !== undefined) {
     return `The GPU stopped working while the run measured which kernels are fastest here, before its first step (it was timing ${outcome.lostKernels}; a driver that hangs or resets on one kernel does this). Get the GPU back, then train again: the next run leaves that combination out.`;

@@ -16,7 +16,7 @@ import { isQuickPreset } from './hyperparams-panel.ts';
 import { LossChart } from './loss-chart.ts';
 import { FORGET_ELSEWHERE_TEXT, isRunElsewhere, runController, type ReplaceOffer, type RunControllerHooks } from './run-controller.ts';
 import { forgetDamagedQuestion, forgetQuestion, forgetWithdrawnText, savedRunActions, type OfferedCheckpoint } from './saved-run-offer.ts';
-import { afterStepText, deviceLostText, etaText, runLostDevice, stoppedResumable, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
+import { afterStepText, deviceLostText, etaText, runLostDevice, stopLeft, stoppedResumable, validatingText, type RunPhase, type RunSample, type RunState } from './run-state.ts';
 import { sampleListView } from './sample-list.ts';
 import { runBusy, wantedQuantization, type Shared } from './state.ts';
 
@@ -167,8 +167,8 @@ export function phaseLine(run: RunState, why: string | null | undefined): string
   // Resume asked: the worker lets the run go once what reads its adapter has ended (an export takes seconds).
   if (run.phase === 'resuming') return `Resuming ${v ? 'the validation ' : ''}after step ${v?.step ?? run.step} once the export (or other reading of the adapter) under way has finished…`;
   // Stopped with nothing saved, or after the last step: no Resume to speak of.
-  if (run.phase === 'stopped' && run.checkpointStep === null) return 'Stopped. Nothing was saved: Train again starts the run.';
-  if (run.phase === 'stopped' && !stoppedResumable(run)) return 'Stopped after the last step: the adapter is trained.';
+  if (run.phase === 'stopped' && stopLeft(run) === 'nothing') return 'Stopped. Nothing was saved: Train again starts the run.';
+  if (run.phase === 'stopped' && stopLeft(run) === 'trained') return 'Stopped after the last step: the adapter is trained.';
   return PHASE_TEXT[run.phase];
 }
 
@@ -773,12 +773,11 @@ export function trainingPanel(shared: Shared, hooks: TrainingPanelHooks): HTMLEl
     if (o.kind === 'stopped') {
       // A device lost since (under Try it, an export…) took the adapter: only the checkpoint remains to resume.
       const exported = run.hasAdapter ? 'The adapter so far can be exported; ' : '';
-      const words =
-        run.checkpointStep === null
-          ? `Stopped ${o.steps === 0 ? 'before the first step' : `at step ${o.steps} of ${o.totalSteps}`}: nothing was saved in this browser, so there is nothing to resume; Train again starts the run.`
-          : !stoppedResumable(run)
-            ? `Stopped in the validation after the last step (${o.steps} of ${o.totalSteps}): the adapter is trained and saved, and can be exported; its final validation was left out.`
-            : `Stopped at step ${o.steps} of ${o.totalSteps}. ${exported}Resume continues the run from here (after a reload too).`;
+      const words = {
+        nothing: `Stopped ${o.steps === 0 ? 'before the first step' : `at step ${o.steps} of ${o.totalSteps}`}: nothing was saved in this browser, so there is nothing to resume; Train again starts the run.`,
+        trained: `Stopped in the validation after the last step (${o.steps} of ${o.totalSteps}): the adapter is trained and saved, and can be exported; its final validation was left out.`,
+        resumable: `Stopped at step ${o.steps} of ${o.totalSteps}. ${exported}Resume continues the run from here (after a reload too).`,
+      }[stopLeft(run)];
       return replaceChildren(result, h('p', { class: 'warn' }, words));
     }
     const validation = validationLossWords(o.finalValLoss, o.baselineValLoss);

@@ -441,8 +441,8 @@ export function makeTrainCommand(
           // The rows' warnings (truncated at max_seq_len, an unknown field ignored…), as validate prints them: a run once
           // trained on rows cut to 8 tokens without a word. Said as each file is read, before the plan: a plan that
           // refuses the data for what they name ("the dataset's warnings name them") once came without them.
+          const readAs = `--layout ${hp.layout} --max_seq_len ${hp.max_seq_len}${values.tokenizer ? ` --tokenizer ${quote(values.tokenizer)}` : ''}`;
           const onLoaded = (file: 'train' | 'validation', loaded: LoadedDataset): void => {
-            const readAs = `--layout ${hp.layout} --max_seq_len ${hp.max_seq_len}${values.tokenizer ? ` --tokenizer ${quote(values.tokenizer)}` : ''}`;
             if (file === 'train') printDataWarnings(io, dataWhat, values.data as string, loaded, readAs);
             else if (values.validation) printDataWarnings(io, validationWhat, values.validation, loaded, readAs);
           };
